@@ -1,0 +1,7 @@
+//! Every Durable Object class of edgekit, each in its own folder: a pure core (state machine, tested on the host),
+//! a `protocol` shared with the Worker that calls it (binding name, object naming, wire types), and an `object`
+//! module, the thin `#[durable_object]` glue that is the only part touching the runtime.
+
+pub mod probe;
+
+pub use probe::object::Probe;

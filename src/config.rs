@@ -1,0 +1,323 @@
+//! Typed configuration, parsed and validated once per isolate from wrangler.toml `[vars]` and secrets.
+//!
+//! Every key is read through [`Vars`], so a bad value always fails with a [`ConfigError`] naming the key (never its
+//! value: it may be a secret). Each capability owns its section type and parses it here; nothing reads `env` for
+//! settings anywhere else. Pure: the runtime side only supplies a [`VarSource`] (see `entry::env_vars`).
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Where raw settings come from: the Worker's `env` at the edge, a map in host tests.
+pub trait VarSource {
+    /// The value bound to `key`: a JSON string for plain vars and secrets, any JSON for table vars; `None` if unset.
+    fn var(&self, key: &str) -> Option<Value>;
+}
+
+impl VarSource for std::collections::HashMap<&str, Value> {
+    fn var(&self, key: &str) -> Option<Value> {
+        self.get(key).cloned()
+    }
+}
+
+/// A configuration value that is missing or invalid; names the key and the rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(key: &str, problem: impl Into<String>) -> Self {
+        Self {
+            key: key.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration key `{}`: {}", self.key, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Typed readers over a [`VarSource`]; each names the key in its error.
+pub struct Vars<'a> {
+    source: &'a dyn VarSource,
+}
+
+impl<'a> Vars<'a> {
+    pub fn new(source: &'a dyn VarSource) -> Self {
+        Self { source }
+    }
+
+    /// The raw value of `key`, treating an empty string as unset.
+    pub fn raw(&self, key: &str) -> Option<Value> {
+        match self.source.var(key) {
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(Value::Null) | None => None,
+            other => other,
+        }
+    }
+
+    /// A string setting, or `default` when unset.
+    pub fn string_or(&self, key: &str, default: &str) -> Result<String, ConfigError> {
+        Ok(self
+            .optional_string(key)?
+            .unwrap_or_else(|| default.to_owned()))
+    }
+
+    /// A string setting that may be unset.
+    pub fn optional_string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+            Some(_) => Err(ConfigError::new(key, "must be a string")),
+        }
+    }
+
+    /// A string setting that must be set (a secret, typically).
+    pub fn required_string(&self, key: &str) -> Result<String, ConfigError> {
+        self.optional_string(key)?
+            .ok_or_else(|| ConfigError::new(key, "is required but not set"))
+    }
+
+    /// An unsigned integer in `min..=max` (a JSON number or a decimal string), or `default` when unset.
+    pub fn u64_in(&self, key: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+        let value = match self.raw(key) {
+            None => return Ok(default),
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+            Some(_) => None,
+        }
+        .ok_or_else(|| ConfigError::new(key, "must be a whole number"))?;
+        if value < min || value > max {
+            return Err(ConfigError::new(
+                key,
+                format!("must be between {min} and {max}, got {value}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A boolean (`true`/`false`, as JSON or as a string), or `default` when unset.
+    pub fn bool_or(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(b),
+            Some(Value::String(s)) => match s.trim() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(ConfigError::new(key, "must be true or false")),
+            },
+            Some(_) => Err(ConfigError::new(key, "must be true or false")),
+        }
+    }
+
+    /// One of a fixed set of words, or `default` when unset.
+    pub fn one_of(
+        &self,
+        key: &str,
+        allowed: &[&str],
+        default: &str,
+    ) -> Result<String, ConfigError> {
+        let value = self.string_or(key, default)?;
+        if allowed.contains(&value.as_str()) {
+            Ok(value)
+        } else {
+            Err(ConfigError::new(
+                key,
+                format!("must be one of {}, got {value:?}", allowed.join(", ")),
+            ))
+        }
+    }
+
+    /// A structured setting: a wrangler.toml table var, or a JSON document in a string var/secret.
+    pub fn json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ConfigError> {
+        let value = match self.raw(key) {
+            None => return Ok(None),
+            Some(Value::String(s)) => serde_json::from_str::<Value>(&s)
+                .map_err(|e| ConfigError::new(key, format!("is not valid JSON: {e}")))?,
+            Some(v) => v,
+        };
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| ConfigError::new(key, e.to_string()))
+    }
+}
+
+/// Deployment environment, from `ENVIRONMENT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+/// Settings every part of the Worker shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreConfig {
+    /// Reported by `/health` and in every log line.
+    pub service_name: String,
+    pub environment: Environment,
+    /// Default cap on request bodies a handler reads whole (JSON bodies); larger ones answer 413.
+    pub max_body_bytes: u64,
+    /// Serve `/__debug/*` routes (a deliberate panic, for the recovery test). Off unless set; never on in production.
+    pub debug_routes: bool,
+}
+
+impl CoreConfig {
+    fn parse(vars: &Vars) -> Result<Self, ConfigError> {
+        let environment = match vars
+            .one_of(
+                "ENVIRONMENT",
+                &["development", "test", "production"],
+                "development",
+            )?
+            .as_str()
+        {
+            "production" => Environment::Production,
+            "test" => Environment::Test,
+            _ => Environment::Development,
+        };
+        Ok(Self {
+            service_name: vars.string_or("SERVICE_NAME", "edgekit")?,
+            environment,
+            max_body_bytes: vars.u64_in("MAX_BODY_BYTES", 64 * 1024, 1, 100 * 1024 * 1024)?,
+            debug_routes: vars.bool_or("DEBUG_ROUTES", false)?,
+        })
+        .and_then(|core: Self| {
+            if core.debug_routes && core.environment == Environment::Production {
+                Err(ConfigError::new(
+                    "DEBUG_ROUTES",
+                    "must not be true when ENVIRONMENT is production",
+                ))
+            } else {
+                Ok(core)
+            }
+        })
+    }
+}
+
+/// The whole configuration of one isolate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub core: CoreConfig,
+}
+
+impl Config {
+    /// Parses and validates every section; the first invalid key fails the whole load.
+    pub fn parse(source: &dyn VarSource) -> Result<Self, ConfigError> {
+        let vars = Vars::new(source);
+        Ok(Self {
+            core: CoreConfig::parse(&vars)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn source(pairs: &[(&'static str, Value)]) -> HashMap<&'static str, Value> {
+        pairs.iter().cloned().collect()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = Config::parse(&source(&[])).expect("defaults are valid");
+        assert_eq!(config.core.service_name, "edgekit");
+        assert_eq!(config.core.environment, Environment::Development);
+        assert_eq!(config.core.max_body_bytes, 65536);
+    }
+
+    #[test]
+    fn numbers_are_accepted_as_json_numbers_or_decimal_strings() {
+        for value in [json!(1024), json!("1024"), json!(" 1024 ")] {
+            let config =
+                Config::parse(&source(&[("MAX_BODY_BYTES", value.clone())])).expect("valid");
+            assert_eq!(config.core.max_body_bytes, 1024, "{value}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_value_names_its_key_and_not_its_value() {
+        let cases: &[(&str, Value, &str)] = &[
+            ("MAX_BODY_BYTES", json!("lots"), "must be a whole number"),
+            ("MAX_BODY_BYTES", json!(0), "between 1 and"),
+            ("MAX_BODY_BYTES", json!(-5), "must be a whole number"),
+            ("ENVIRONMENT", json!("staging-ish"), "must be one of"),
+            ("SERVICE_NAME", json!(42), "must be a string"),
+            ("DEBUG_ROUTES", json!("on"), "must be true or false"),
+        ];
+        for (key, value, problem) in cases {
+            let error = Config::parse(&source(&[(key, value.clone())])).expect_err("must fail");
+            assert_eq!(error.key, *key, "case {key}={value}");
+            assert!(
+                error.problem.contains(problem),
+                "case {key}={value}: {error}"
+            );
+            assert!(
+                error.to_string().contains(key),
+                "message names the key: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_routes_are_refused_in_production() {
+        let src = source(&[
+            ("DEBUG_ROUTES", json!(true)),
+            ("ENVIRONMENT", json!("production")),
+        ]);
+        assert_eq!(
+            Config::parse(&src).expect_err("refused").key,
+            "DEBUG_ROUTES"
+        );
+    }
+
+    #[test]
+    fn json_settings_come_from_tables_or_json_strings() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Item {
+            n: u32,
+        }
+        let src = source(&[
+            ("A", json!({"n": 1})),
+            ("B", json!("{\"n\": 2}")),
+            ("C", json!("{nope")),
+        ]);
+        let vars = Vars::new(&src);
+        assert_eq!(vars.json::<Item>("A").expect("table"), Some(Item { n: 1 }));
+        assert_eq!(vars.json::<Item>("B").expect("string"), Some(Item { n: 2 }));
+        assert_eq!(vars.json::<Item>("MISSING").expect("unset"), None);
+        let error = vars.json::<Item>("C").expect_err("bad json");
+        assert_eq!(error.key, "C");
+    }
+
+    #[test]
+    fn booleans_and_required_strings() {
+        let src = source(&[
+            ("F", json!("true")),
+            ("G", json!(false)),
+            ("H", json!("yes")),
+        ]);
+        let vars = Vars::new(&src);
+        assert!(vars.bool_or("F", false).expect("true"));
+        assert!(!vars.bool_or("G", true).expect("false"));
+        assert!(vars.bool_or("H", true).is_err());
+        assert!(vars.bool_or("UNSET", true).expect("default"));
+        assert_eq!(
+            vars.required_string("UNSET").expect_err("required").key,
+            "UNSET"
+        );
+    }
+}

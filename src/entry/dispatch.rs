@@ -1,0 +1,30 @@
+//! Dispatch: resolves the route table and calls the matching handler. Add a capability's arms here.
+
+use worker::Response;
+
+use super::Call;
+use crate::error::{ApiError, ApiResult};
+use crate::health;
+use crate::router::{Resolved, RouteId};
+
+pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
+    let method = call.req.method().to_string();
+    let path = call.req.path();
+    match call.isolate.router.resolve(&method, &path) {
+        Resolved::Found { id, params } => {
+            call.params = params;
+            match id {
+                RouteId::Health => health::handler::health(&call),
+                RouteId::Ready => health::handler::ready(&call).await,
+                RouteId::DebugPanic => panic!(
+                    "deliberate panic from /__debug/panic (request {})",
+                    call.request_id
+                ),
+            }
+        }
+        Resolved::MethodNotAllowed { allowed } => {
+            Err(ApiError::method_not_allowed(&method, &allowed))
+        }
+        Resolved::NotFound => Err(ApiError::not_found(format!("no route serves {path}"))),
+    }
+}

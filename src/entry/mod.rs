@@ -1,0 +1,96 @@
+//! The Worker's entry: every request passes through [`fetch`], which gives it a request id, loads the isolate's
+//! configuration, dispatches on the route table, turns any [`ApiError`] into its JSON response (the one place that
+//! happens), stamps `x-request-id` and writes one structured log line. It never returns `Err`.
+
+mod dispatch;
+mod env_vars;
+mod isolate;
+pub mod respond;
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use worker::{event, Context, Date, Env, Request, Response};
+
+use crate::error::ApiError;
+use crate::observability::log::{panic_line, RequestLog};
+use crate::observability::request_id;
+
+pub use isolate::Isolate;
+
+/// Everything a handler gets: the request, the runtime handles, the isolate's config and the route's parameters.
+pub struct Call {
+    pub req: Request,
+    pub env: Env,
+    pub ctx: Context,
+    pub isolate: Rc<Isolate>,
+    pub params: HashMap<String, String>,
+    pub request_id: String,
+    /// Milliseconds since the epoch when the request arrived (the runtime clock; pure code gets it as a parameter).
+    pub started_ms: u64,
+}
+
+#[event(start)]
+fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_owned());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
+        worker::console_error!("{}", panic_line(&message, location.as_deref()));
+    }));
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let started_ms = Date::now().as_millis();
+    let method = req.method().to_string();
+    let path = req.path();
+    let colo = respond::colo(&req);
+    let incoming_id = req.headers().get("x-request-id").ok().flatten();
+    let request_id =
+        request_id::accept_or_generate(incoming_id.as_deref(), respond::random_bytes());
+
+    let outcome = match isolate::get(&env) {
+        Ok(isolate) => {
+            let call = Call {
+                req,
+                env,
+                ctx,
+                isolate,
+                params: HashMap::new(),
+                request_id: request_id.clone(),
+                started_ms,
+            };
+            dispatch::dispatch(call).await
+        }
+        Err(error) => Err(error),
+    };
+    let (response, error): (Response, Option<ApiError>) = match outcome {
+        Ok(response) => (response, None),
+        Err(error) => (respond::error_response(&error), Some(error)),
+    };
+    let response = respond::with_header(response, "x-request-id", &request_id);
+
+    let status = response.status_code();
+    let line = RequestLog {
+        level: RequestLog::level_for(status),
+        msg: "request",
+        method: &method,
+        path: &path,
+        status,
+        duration_ms: Date::now().as_millis().saturating_sub(started_ms),
+        request_id: &request_id,
+        colo: &colo,
+        error_code: error.as_ref().map(ApiError::code),
+        detail: error.as_ref().and_then(ApiError::internal_detail),
+    }
+    .to_line();
+    worker::console_log!("{line}");
+    Ok(response)
+}

@@ -1,0 +1,262 @@
+//! The one error type of the Worker: every failure a request can meet becomes an [`ApiError`], which knows its HTTP
+//! status, a stable machine-readable code, a message safe to show the client, and any headers the status needs
+//! (`Allow`, `Retry-After`, `WWW-Authenticate`). What went wrong inside (a JS exception, a SQL error) travels in
+//! `internal`, which is logged and never sent.
+//!
+//! Pure: the conversion to a runtime `Response` happens in exactly one place, `entry::respond`.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// A request failure, mapped to an HTTP status and a JSON body `{"error":{"code","message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    status: u16,
+    code: &'static str,
+    message: String,
+    headers: Vec<(&'static str, String)>,
+    internal: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    /// An error with any status and code; prefer the named constructors below.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+            internal: None,
+        }
+    }
+
+    /// 400: the request is malformed (bad JSON, bad parameter). The message names the input.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(400, code, message)
+    }
+
+    /// 401 with a `WWW-Authenticate: Bearer` challenge (RFC 6750) describing why the credentials were refused.
+    pub fn unauthorized(code: &'static str, description: impl Into<String>) -> Self {
+        let description = description.into();
+        let challenge = format!(
+            "Bearer error=\"invalid_token\", error_description=\"{}\"",
+            description.replace(['"', '\\'], "'")
+        );
+        Self::new(401, code, description).with_header("www-authenticate", challenge)
+    }
+
+    /// 403: authenticated but not allowed (missing permission, WAF rule, bad signature).
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(403, code, message)
+    }
+
+    /// 404 for a path nothing serves.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, "not_found", message)
+    }
+
+    /// 405 with the `Allow` header listing the methods the path does accept.
+    pub fn method_not_allowed(method: &str, allowed: &[&str]) -> Self {
+        Self::new(
+            405,
+            "method_not_allowed",
+            format!(
+                "method {method} is not allowed here; allowed: {}",
+                allowed.join(", ")
+            ),
+        )
+        .with_header("allow", allowed.join(", "))
+    }
+
+    /// 413: a body or header over its configured cap; the message says which cap.
+    pub fn payload_too_large(message: impl Into<String>) -> Self {
+        Self::new(413, "payload_too_large", message)
+    }
+
+    /// 415: a body in a content type the route does not take.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(415, "unsupported_media_type", message)
+    }
+
+    /// 429 with `Retry-After` in whole seconds (at least 1).
+    pub fn too_many_requests(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::new(429, "rate_limited", message)
+            .with_header("retry-after", retry_after_secs.max(1).to_string())
+    }
+
+    /// 500: something failed inside. The client sees a generic message; `detail` is only logged.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(
+            500,
+            "internal_error",
+            "the edge could not complete this request",
+        )
+        .with_internal(detail)
+    }
+
+    /// 502: the origin could not be reached or answered garbage.
+    pub fn bad_gateway(detail: impl Into<String>) -> Self {
+        Self::new(502, "bad_gateway", "the origin could not be reached").with_internal(detail)
+    }
+
+    /// 504: the origin did not answer within the route's timeout.
+    pub fn gateway_timeout(timeout_ms: u64) -> Self {
+        Self::new(
+            504,
+            "gateway_timeout",
+            format!("the origin did not answer within {timeout_ms} ms"),
+        )
+    }
+
+    /// Adds a response header (lower-case name) that this error needs.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Attaches what went wrong inside, for the log line only.
+    pub fn with_internal(mut self, detail: impl Into<String>) -> Self {
+        self.internal = Some(detail.into());
+        self
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn headers(&self) -> &[(&'static str, String)] {
+        &self.headers
+    }
+
+    /// The detail for the log; never part of the response.
+    pub fn internal_detail(&self) -> Option<&str> {
+        self.internal.as_deref()
+    }
+
+    /// The JSON body sent to the client.
+    pub fn body(&self) -> String {
+        let body = Body {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+            },
+        };
+        // Serialising two strings cannot fail; the fallback keeps the contract even so.
+        serde_json::to_string(&body).unwrap_or_else(|_| {
+            r#"{"error":{"code":"internal_error","message":"error body"}}"#.to_owned()
+        })
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.message)?;
+        if let Some(internal) = &self.internal {
+            write!(f, " ({internal})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Result of a handler: a value or an [`ApiError`].
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Turns any runtime failure into a 500 whose log detail says what was being done: `kv.get(k).await.or_internal("reading JWKS")?`.
+pub trait OrInternal<T> {
+    fn or_internal(self, doing: &str) -> ApiResult<T>;
+}
+
+impl<T, E: fmt::Display> OrInternal<T> for Result<T, E> {
+    fn or_internal(self, doing: &str) -> ApiResult<T> {
+        self.map_err(|e| ApiError::internal(format!("{doing}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_constructor_maps_to_its_status_and_a_json_body() {
+        let cases: Vec<(ApiError, u16, &str)> = vec![
+            (
+                ApiError::bad_request("invalid_json", "x"),
+                400,
+                "invalid_json",
+            ),
+            (
+                ApiError::unauthorized("invalid_token", "x"),
+                401,
+                "invalid_token",
+            ),
+            (ApiError::forbidden("forbidden", "x"), 403, "forbidden"),
+            (ApiError::not_found("x"), 404, "not_found"),
+            (
+                ApiError::method_not_allowed("PUT", &["GET"]),
+                405,
+                "method_not_allowed",
+            ),
+            (ApiError::payload_too_large("x"), 413, "payload_too_large"),
+            (
+                ApiError::unsupported_media_type("x"),
+                415,
+                "unsupported_media_type",
+            ),
+            (ApiError::too_many_requests("x", 3), 429, "rate_limited"),
+            (ApiError::internal("boom"), 500, "internal_error"),
+            (ApiError::bad_gateway("refused"), 502, "bad_gateway"),
+            (ApiError::gateway_timeout(1000), 504, "gateway_timeout"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.status(), status, "{error}");
+            let body: serde_json::Value = serde_json::from_str(&error.body()).expect("json body");
+            assert_eq!(body["error"]["code"], code, "{error}");
+            assert!(body["error"]["message"].is_string(), "{error}");
+        }
+    }
+
+    #[test]
+    fn internal_detail_is_logged_but_never_in_the_body() {
+        let error = ApiError::internal("D1_ERROR: no such table: users");
+        assert!(!error.body().contains("D1_ERROR"));
+        assert_eq!(
+            error.internal_detail(),
+            Some("D1_ERROR: no such table: users")
+        );
+    }
+
+    #[test]
+    fn status_headers_are_attached() {
+        let e = ApiError::method_not_allowed("DELETE", &["GET", "HEAD"]);
+        assert_eq!(e.headers(), &[("allow", "GET, HEAD".to_owned())]);
+        let e = ApiError::too_many_requests("slow down", 0);
+        assert_eq!(e.headers(), &[("retry-after", "1".to_owned())]);
+        let e = ApiError::unauthorized("invalid_token", "token \"expired\"");
+        assert_eq!(
+            e.headers()[0].1,
+            "Bearer error=\"invalid_token\", error_description=\"token 'expired'\""
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! Health: `/health` says the isolate is up and which build it runs, touching no binding; `/health/ready` checks that
+//! every binding the Worker depends on (KV, D1, Durable Objects) answers.
+
+pub mod handler;
+
+use serde::Serialize;
+
+/// Version from Cargo.toml; build id baked in by `scripts/build` (git commit, `-dirty` when uncommitted changes).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const BUILD_ID: &str = match option_env!("EDGEKIT_BUILD_ID") {
+    Some(id) => id,
+    None => "dev",
+};
+
+#[derive(Debug, Serialize)]
+pub struct Health<'a> {
+    pub status: &'static str,
+    pub name: &'a str,
+    pub version: &'static str,
+    pub build: &'static str,
+}
+
+impl<'a> Health<'a> {
+    pub fn new(name: &'a str) -> Self {
+        Self {
+            status: "ok",
+            name,
+            version: VERSION,
+            build: BUILD_ID,
+        }
+    }
+}
+
+/// The outcome of one readiness check.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Check {
+    pub binding: &'static str,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// `/health/ready`'s body; ready only when every check passed.
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub checks: Vec<Check>,
+}
+
+impl Readiness {
+    pub fn from_checks(checks: Vec<Check>) -> Self {
+        Self {
+            ready: checks.iter().all(|c| c.ok),
+            checks,
+        }
+    }
+
+    /// 200 when ready, 503 otherwise (what load balancers expect).
+    pub fn status(&self) -> u16 {
+        if self.ready {
+            200
+        } else {
+            503
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_needs_every_check() {
+        let ok = |b| Check {
+            binding: b,
+            ok: true,
+            detail: None,
+        };
+        assert_eq!(
+            Readiness::from_checks(vec![ok("KV"), ok("DB")]).status(),
+            200
+        );
+        let failed = Check {
+            binding: "DB",
+            ok: false,
+            detail: Some("no such table".into()),
+        };
+        assert_eq!(Readiness::from_checks(vec![ok("KV"), failed]).status(), 503);
+    }
+}

@@ -1,0 +1,20 @@
+//! edgekit: an edge application platform for Cloudflare Workers, in one Rust Worker.
+//!
+//! The runtime sits at the edges of this crate: `entry` (the fetch event, dispatch, responses), each capability's
+//! `handler` module, and the Durable Objects' `object` modules in `durable_objects/`. Everything else is pure Rust
+//! that never imports `worker` and is tested on the host (`boundary` enforces this).
+
+pub mod bindings;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod observability;
+pub mod router;
+
+mod entry;
+
+#[cfg(test)]
+mod boundary;
+
+/// Durable Object classes must be exported from the Worker's wasm module.
+pub use durable_objects::Probe;

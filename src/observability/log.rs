@@ -1,0 +1,78 @@
+//! The structured log line: one JSON object per request (and per panic), written by the entry with `console.log`.
+//! Workers Logs and `wrangler tail` index these fields, so their names are part of the operator's contract.
+
+use serde::Serialize;
+
+/// One line per request.
+#[derive(Debug, Serialize)]
+pub struct RequestLog<'a> {
+    pub level: &'static str,
+    pub msg: &'static str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub duration_ms: u64,
+    pub request_id: &'a str,
+    pub colo: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<&'a str>,
+    /// What went wrong inside (never sent to the client).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'a str>,
+}
+
+impl RequestLog<'_> {
+    /// The line as JSON; `error` level for 5xx, `warn` for 4xx, else `info`.
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn level_for(status: u16) -> &'static str {
+        match status {
+            500.. => "error",
+            400..=499 => "warn",
+            _ => "info",
+        }
+    }
+}
+
+/// The line a panic writes before the isolate's Wasm instance is reset.
+pub fn panic_line(message: &str, location: Option<&str>) -> String {
+    serde_json::json!({
+        "level": "error",
+        "msg": "panic",
+        "panic": message,
+        "location": location,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_line_is_one_json_object_with_every_field() {
+        let line = RequestLog {
+            level: RequestLog::level_for(502),
+            msg: "request",
+            method: "GET",
+            path: "/api/\"x\"",
+            status: 502,
+            duration_ms: 12,
+            request_id: "r1",
+            colo: "DFW",
+            error_code: Some("bad_gateway"),
+            detail: Some("connection refused"),
+        }
+        .to_line();
+        assert!(!line.contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(v["level"], "error");
+        assert_eq!(v["path"], "/api/\"x\"");
+        assert_eq!(v["duration_ms"], 12);
+        assert_eq!(v["colo"], "DFW");
+        assert_eq!(RequestLog::level_for(404), "warn");
+        assert_eq!(RequestLog::level_for(200), "info");
+    }
+}

@@ -1,0 +1,170 @@
+//! The Worker's one route table: which method and path pattern reach which handler.
+//!
+//! Pure and listable: [`ROUTES`] is the single list the entry dispatches on and the OpenAPI contract test reads.
+//! Patterns use `matchit` syntax (`/rooms/{id}/ws`), the same `{param}` form OpenAPI paths use. `HEAD` is served
+//! wherever `GET` is. A path no route matches falls through to the gateway's configured routes (if any) before 404.
+
+use std::collections::HashMap;
+
+/// Every handler the entry can dispatch to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteId {
+    Health,
+    Ready,
+    DebugPanic,
+}
+
+/// One row of the route table.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub id: RouteId,
+    pub method: &'static str,
+    pub pattern: &'static str,
+    /// Routes only served when `DEBUG_ROUTES` is on (tests, local development); never documented publicly.
+    pub debug_only: bool,
+}
+
+const fn route(id: RouteId, method: &'static str, pattern: &'static str) -> RouteSpec {
+    RouteSpec {
+        id,
+        method,
+        pattern,
+        debug_only: false,
+    }
+}
+
+/// The route table. Add a capability's routes here and its handler in `entry::dispatch`.
+pub const ROUTES: &[RouteSpec] = &[
+    route(RouteId::Health, "GET", "/health"),
+    route(RouteId::Ready, "GET", "/health/ready"),
+    RouteSpec {
+        id: RouteId::DebugPanic,
+        method: "GET",
+        pattern: "/__debug/panic",
+        debug_only: true,
+    },
+];
+
+/// What a request resolves to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resolved {
+    Found {
+        id: RouteId,
+        params: HashMap<String, String>,
+    },
+    /// The path exists but not for this method; `allowed` feeds the `Allow` header.
+    MethodNotAllowed {
+        allowed: Vec<&'static str>,
+    },
+    NotFound,
+}
+
+/// The compiled table; build once per isolate.
+pub struct Router {
+    tree: matchit::Router<Vec<RouteSpec>>,
+}
+
+impl Router {
+    /// Compiles [`ROUTES`], leaving out debug-only routes unless `debug_routes` is on.
+    pub fn new(debug_routes: bool) -> Self {
+        let mut by_pattern: Vec<(&'static str, Vec<RouteSpec>)> = Vec::new();
+        for spec in ROUTES.iter().filter(|s| debug_routes || !s.debug_only) {
+            match by_pattern.iter_mut().find(|(p, _)| *p == spec.pattern) {
+                Some((_, specs)) => specs.push(*spec),
+                None => by_pattern.push((spec.pattern, vec![*spec])),
+            }
+        }
+        let mut tree = matchit::Router::new();
+        for (pattern, specs) in by_pattern {
+            // The table is a constant checked by `every_route_pattern_compiles`; a conflict is a programming error.
+            if let Err(e) = tree.insert(pattern, specs) {
+                panic!("route table: pattern {pattern} does not compile: {e}");
+            }
+        }
+        Self { tree }
+    }
+
+    /// Resolves a method and a path (without query) against the table.
+    pub fn resolve(&self, method: &str, path: &str) -> Resolved {
+        let Ok(matched) = self.tree.at(path) else {
+            return Resolved::NotFound;
+        };
+        let lookup = if method == "HEAD" { "GET" } else { method };
+        match matched.value.iter().find(|s| s.method == lookup) {
+            Some(spec) => Resolved::Found {
+                id: spec.id,
+                params: matched
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+            },
+            None => {
+                let mut allowed: Vec<&'static str> =
+                    matched.value.iter().map(|s| s.method).collect();
+                if allowed.contains(&"GET") {
+                    allowed.push("HEAD");
+                }
+                Resolved::MethodNotAllowed { allowed }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_pattern_compiles_with_and_without_debug_routes() {
+        let _ = Router::new(true);
+        let _ = Router::new(false);
+    }
+
+    #[test]
+    fn routes_resolve_by_method_and_path() {
+        let router = Router::new(false);
+        let cases: &[(&str, &str, Resolved)] = &[
+            (
+                "GET",
+                "/health",
+                Resolved::Found {
+                    id: RouteId::Health,
+                    params: HashMap::new(),
+                },
+            ),
+            (
+                "HEAD",
+                "/health",
+                Resolved::Found {
+                    id: RouteId::Health,
+                    params: HashMap::new(),
+                },
+            ),
+            (
+                "POST",
+                "/health",
+                Resolved::MethodNotAllowed {
+                    allowed: vec!["GET", "HEAD"],
+                },
+            ),
+            ("GET", "/nope", Resolved::NotFound),
+            ("GET", "/__debug/panic", Resolved::NotFound),
+        ];
+        for (method, path, expected) in cases {
+            assert_eq!(&router.resolve(method, path), expected, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn debug_routes_exist_only_when_enabled() {
+        let router = Router::new(true);
+        assert!(matches!(
+            router.resolve("GET", "/__debug/panic"),
+            Resolved::Found {
+                id: RouteId::DebugPanic,
+                ..
+            }
+        ));
+    }
+}

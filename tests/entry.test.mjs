@@ -1,0 +1,101 @@
+// The entry (src/entry): request ids, JSON errors for unknown paths and methods, one structured log line per
+// request, panic recovery, and configuration validated once per isolate with errors that name the key.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { startWorker, until } from "./support/worker.mjs";
+
+let worker;
+before(async () => {
+  worker = await startWorker();
+});
+after(() => worker?.stop());
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+test("every response carries x-request-id: a well-formed incoming one is kept, others are replaced", async () => {
+  const cases = [
+    { sent: undefined, kept: false },
+    { sent: "client-trace-42", kept: true },
+    { sent: "0f8fad5b-d9cb-469f-a165-70867728950e", kept: true },
+    { sent: "has spaces in it", kept: false },
+    { sent: "x".repeat(129), kept: false },
+    { sent: "<script>alert(1)</script>", kept: false },
+  ];
+  for (const { sent, kept } of cases) {
+    for (const path of ["/health", "/no-such-path"]) {
+      const headers = sent === undefined ? {} : { "x-request-id": sent };
+      const response = await worker.fetch(path, { headers });
+      await response.arrayBuffer();
+      const id = response.headers.get("x-request-id");
+      if (kept) assert.equal(id, sent, `${path} keeps ${sent}`);
+      else assert.match(id, UUID, `${path} replaces ${JSON.stringify(sent)}`);
+    }
+  }
+});
+
+test("unknown paths and methods answer JSON 404 and 405 with Allow", async () => {
+  const notFound = await worker.fetch("/definitely/not/here");
+  assert.equal(notFound.status, 404);
+  assert.deepEqual(Object.keys((await notFound.json()).error).sort(), ["code", "message"]);
+  for (const method of ["POST", "PUT", "DELETE", "PATCH"]) {
+    const response = await worker.fetch("/health", { method });
+    assert.equal(response.status, 405, method);
+    assert.equal(response.headers.get("allow"), "GET, HEAD");
+    const body = await response.json();
+    assert.equal(body.error.code, "method_not_allowed");
+  }
+  const head = await worker.fetch("/health", { method: "HEAD" });
+  assert.equal(head.status, 200);
+});
+
+test("each request writes one JSON log line with method, path, status, duration, request id and colo", async () => {
+  const id = `log-check-${Date.now()}`;
+  await (await worker.fetch("/no-such-path?secret=1", { headers: { "x-request-id": id } })).arrayBuffer();
+  const line = await until(() => worker.jsonLogs().find((l) => l.request_id === id), { what: "the log line" });
+  assert.equal(line.msg, "request");
+  assert.equal(line.method, "GET");
+  assert.equal(line.path, "/no-such-path", "the query string is not logged");
+  assert.equal(line.status, 404);
+  assert.equal(line.level, "warn");
+  assert.equal(typeof line.duration_ms, "number");
+  assert.equal(typeof line.colo, "string");
+  assert.equal(worker.jsonLogs().filter((l) => l.request_id === id).length, 1, "exactly one line");
+});
+
+test("a panic is logged and answered 500, and the next requests are served normally", async () => {
+  const panicked = await worker.fetch("/__debug/panic");
+  assert.equal(panicked.status, 500);
+  await panicked.arrayBuffer();
+  await until(() => worker.jsonLogs().find((l) => l.msg === "panic"), { what: "the panic log line" });
+  const next = await Promise.all([worker.fetch("/health"), worker.fetch("/health/ready")]);
+  assert.deepEqual(next.map((r) => r.status), [200, 200]);
+  await Promise.all(next.map((r) => r.arrayBuffer()));
+});
+
+test("debug routes do not exist unless DEBUG_ROUTES is on", async (t) => {
+  const plain = await startWorker({ vars: { DEBUG_ROUTES: false } });
+  t.after(() => plain.stop());
+  const response = await plain.fetch("/__debug/panic");
+  assert.equal(response.status, 404);
+});
+
+test("an invalid configuration value fails every request with a 500 naming the key, not the value", async (t) => {
+  const cases = [
+    { vars: { MAX_BODY_BYTES: "lots" }, key: "MAX_BODY_BYTES" },
+    { vars: { ENVIRONMENT: "staging-ish" }, key: "ENVIRONMENT" },
+    { vars: { ENVIRONMENT: "production", DEBUG_ROUTES: true }, key: "DEBUG_ROUTES" },
+  ];
+  for (const { vars, key } of cases) {
+    const bad = await startWorker({ vars });
+    t.after(() => bad.stop());
+    for (const path of ["/health", "/anything"]) {
+      const response = await bad.fetch(path);
+      assert.equal(response.status, 500, `${key} ${path}`);
+      const body = await response.json();
+      assert.equal(body.error.code, "config_invalid");
+      assert.match(body.error.message, new RegExp(key));
+      assert.ok(!body.error.message.includes("lots"), "the value is not echoed");
+      assert.ok(response.headers.get("x-request-id"));
+    }
+  }
+});

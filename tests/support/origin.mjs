@@ -1,0 +1,57 @@
+// A real HTTP origin on 127.0.0.1 for integration tests: it records every request (method, path, headers, body)
+// and answers through handlers the test installs, so a test can make it delay, fail or return chosen statuses.
+import { createServer } from "node:http";
+
+/**
+ * Starts an origin. `handle(req, body, res)` answers; the default answers 200 JSON echoing the request.
+ * Returns { url, requests, handle(fn), reset(), stop() }.
+ */
+export async function startOrigin() {
+  const requests = [];
+  let handler = defaultHandler;
+  const sockets = new Set();
+  const server = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    const body = Buffer.concat(chunks);
+    const record = { method: req.method, url: req.url, path: req.url.split("?")[0], headers: req.headers, body };
+    requests.push(record);
+    try {
+      await handler(req, body, res, record);
+    } catch (error) {
+      if (!res.headersSent) res.writeHead(599);
+      res.end(String(error));
+    }
+  });
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise((resolveListen) => server.listen(0, "127.0.0.1", resolveListen));
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    requests,
+    /** Installs the handler for the next requests. */
+    handle(fn) {
+      handler = fn;
+    },
+    reset() {
+      requests.length = 0;
+      handler = defaultHandler;
+    },
+    async stop() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+function defaultHandler(req, body, res) {
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end(JSON.stringify({ method: req.method, url: req.url, body: body.toString() }));
+}
+
+/** A promise that resolves after `ms`: for an origin that must answer late (a simulated slow upstream). */
+export const delay = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,110 @@
+// The one harness: serves the built Worker (build/index.js) on workerd through the Miniflare API, with the bindings
+// read from wrangler.toml (never copied here), D1 migrated with `wrangler d1 migrations apply`, and each instance's
+// state in its own directory so tests do not share data unless they ask to (restart with the same `stateDir`).
+import { execFileSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { Miniflare } from "miniflare";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+
+let template;
+/** A state directory with every D1 migration applied, made once per test process (or by scripts/test). */
+export function migratedTemplate() {
+  if (template) return template;
+  if (process.env.EDGEKIT_TEST_STATE && existsSync(process.env.EDGEKIT_TEST_STATE)) {
+    template = process.env.EDGEKIT_TEST_STATE;
+    return template;
+  }
+  template = mkdtempSync(join(tmpdir(), "edgekit-template-"));
+  applyMigrations(template);
+  return template;
+}
+
+/** Runs the real `wrangler d1 migrations apply` against a local state directory. */
+export function applyMigrations(stateDir) {
+  execFileSync(
+    join(ROOT, "node_modules/.bin/wrangler"),
+    ["d1", "migrations", "apply", "DB", "--local", "--persist-to", stateDir],
+    { cwd: ROOT, stdio: "pipe", env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" } },
+  );
+}
+
+/**
+ * Starts the Worker. Options:
+ *  - vars: extra/overriding [vars] (e.g. a bad value to test config validation)
+ *  - stateDir: reuse a state directory (persisted KV, D1, DOs, cache) — pass the same one to test restarts
+ *  - workerOptions: merged into the worker's Miniflare options (e.g. extra bindings)
+ * Returns { url, fetch(path, init), logs, mf, stateDir, stop() }. `logs` collects workerd's output lines.
+ */
+export async function startWorker({ vars = {}, stateDir, workerOptions = {} } = {}) {
+  const dir = stateDir ?? mkdtempSync(join(tmpdir(), "edgekit-state-"));
+  if (!stateDir) cpSync(migratedTemplate(), dir, { recursive: true });
+  const fromToml = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const logs = [];
+  const collect = (stream) => {
+    let buffered = "";
+    stream.on("data", (chunk) => {
+      buffered += chunk.toString();
+      const lines = buffered.split("\n");
+      buffered = lines.pop();
+      logs.push(...lines.filter(Boolean));
+    });
+  };
+  const mf = new Miniflare({
+    ...fromToml,
+    ...workerOptions,
+    modules: true,
+    scriptPath: join(ROOT, "build/index.js"),
+    modulesRoot: join(ROOT, "build"),
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    bindings: { ...fromToml.bindings, ENVIRONMENT: "test", DEBUG_ROUTES: true, ...vars },
+    host: "127.0.0.1",
+    port: 0,
+    kvPersist: join(dir, "v3/kv"),
+    d1Persist: join(dir, "v3/d1"),
+    durableObjectsPersist: join(dir, "v3/do"),
+    cachePersist: join(dir, "v3/cache"),
+    handleRuntimeStdio(stdout, stderr) {
+      collect(stdout);
+      collect(stderr);
+    },
+  });
+  const url = await mf.ready;
+  return {
+    mf,
+    url,
+    logs,
+    stateDir: dir,
+    /** fetch() against the served Worker over real HTTP on 127.0.0.1. */
+    fetch: (path, init) => fetch(new URL(path, url), init),
+    /** JSON log lines the Worker wrote (console.log of one JSON object). */
+    jsonLogs: () =>
+      logs.flatMap((line) => {
+        const start = line.indexOf("{");
+        if (start < 0) return [];
+        try {
+          return [JSON.parse(line.slice(start))];
+        } catch {
+          return [];
+        }
+      }),
+    async stop({ keepState = false } = {}) {
+      await mf.dispose();
+      if (!keepState && !stateDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Waits until `predicate()` holds, polling an observable condition (never a fixed sleep); fails after `ms`. */
+export async function until(predicate, { ms = 5000, what = "condition" } = {}) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await predicate();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
