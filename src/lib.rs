@@ -5,13 +5,14 @@
 //! that never imports `worker` and is tested on the host (`boundary` enforces this).
 
 pub mod bindings;
+pub mod body;
 pub mod config;
 pub mod error;
 pub mod health;
 pub mod observability;
 pub mod router;
 
-mod entry;
+pub mod entry;
 
 #[cfg(test)]
 mod boundary;

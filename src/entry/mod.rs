@@ -2,6 +2,7 @@
 //! configuration, dispatches on the route table, turns any [`ApiError`] into its JSON response (the one place that
 //! happens), stamps `x-request-id` and writes one structured log line. It never returns `Err`.
 
+pub mod body;
 mod dispatch;
 mod env_vars;
 mod isolate;

@@ -1,0 +1,120 @@
+//! Rules for request bodies that handlers read whole: the content type must be JSON, the size must be under a cap,
+//! and the bytes must parse into the handler's type. Pure; `entry::body` reads the bytes and applies these rules.
+
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// 415 unless the `content-type` is `application/json` (parameters such as `charset` allowed).
+pub fn require_json_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
+    let essence = content_type
+        .and_then(|ct| ct.split(';').next())
+        .map(|ct| ct.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("application/json") => Ok(()),
+        Some(other) => Err(ApiError::unsupported_media_type(format!(
+            "expected content-type application/json, got {other}"
+        ))),
+        None => Err(ApiError::unsupported_media_type(
+            "expected content-type application/json, got none",
+        )),
+    }
+}
+
+/// 413 when a declared or actual length exceeds `max` bytes.
+pub fn require_size(len: u64, max: u64) -> Result<(), ApiError> {
+    if len > max {
+        Err(ApiError::payload_too_large(format!(
+            "the body is over the {max}-byte limit"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses JSON, answering 400 `invalid_json` with where and why parsing failed (never echoing the body).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "does not match the expected fields",
+            serde_json::error::Category::Eof => "ends too early",
+            _ => "is not valid JSON",
+        };
+        ApiError::bad_request(
+            "invalid_json",
+            format!(
+                "the body {what} (line {}, column {}): {}",
+                e.line(),
+                e.column(),
+                strip_input(&e)
+            ),
+        )
+    })
+}
+
+/// serde_json's message without any echo of input values.
+fn strip_input(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    match message.find(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Login {
+        #[allow(dead_code)]
+        email: String,
+    }
+
+    #[test]
+    fn content_types() {
+        let cases: &[(Option<&str>, bool)] = &[
+            (Some("application/json"), true),
+            (Some("Application/JSON; charset=utf-8"), true),
+            (Some("text/plain"), false),
+            (Some("application/x-www-form-urlencoded"), false),
+            (Some("application/jsonx"), false),
+            (None, false),
+        ];
+        for (ct, ok) in cases {
+            let result = require_json_content_type(*ct);
+            assert_eq!(result.is_ok(), *ok, "{ct:?}");
+            if let Err(e) = result {
+                assert_eq!(e.status(), 415);
+            }
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert!(require_size(10, 10).is_ok());
+        assert_eq!(require_size(11, 10).expect_err("over").status(), 413);
+    }
+
+    #[test]
+    fn json_errors_say_why_without_echoing_input() {
+        let cases: &[(&str, &str)] = &[
+            ("{", "ends too early"),
+            ("nope", "is not valid JSON"),
+            (r#"{"email": 5}"#, "does not match"),
+            (r#"{"other": "secret-value"}"#, "does not match"),
+        ];
+        for (input, why) in cases {
+            let e = parse_json::<Login>(input.as_bytes()).expect_err("bad");
+            assert_eq!(e.status(), 400, "{input}");
+            assert_eq!(e.code(), "invalid_json");
+            assert!(e.message().contains(why), "{input}: {}", e.message());
+            assert!(
+                !e.message().contains("secret-value"),
+                "{input}: {}",
+                e.message()
+            );
+        }
+        assert!(parse_json::<Login>(br#"{"email":"a@b.c"}"#).is_ok());
+    }
+}

@@ -1,0 +1,26 @@
+//! Reads a request body whole under a size cap and parses it as JSON (rules in `crate::body`). The declared
+//! `content-length` is checked before reading; the actual bytes are checked again after.
+
+use serde::de::DeserializeOwned;
+use worker::Request;
+
+use crate::body::{parse_json, require_json_content_type, require_size};
+use crate::error::{ApiError, ApiResult};
+
+/// The body as `T`: 415 for a non-JSON content type, 413 over `max_bytes`, 400 for JSON that does not parse.
+pub async fn read_json<T: DeserializeOwned>(req: &mut Request, max_bytes: u64) -> ApiResult<T> {
+    let content_type = req.headers().get("content-type").ok().flatten();
+    require_json_content_type(content_type.as_deref())?;
+    if let Some(declared) = req.headers().get("content-length").ok().flatten() {
+        let declared: u64 = declared.trim().parse().map_err(|_| {
+            ApiError::bad_request("invalid_header", "content-length is not a number")
+        })?;
+        require_size(declared, max_bytes)?;
+    }
+    let bytes = req.bytes().await.map_err(|e| {
+        ApiError::bad_request("unreadable_body", "the body could not be read")
+            .with_internal(e.to_string())
+    })?;
+    require_size(bytes.len() as u64, max_bytes)?;
+    parse_json(&bytes)
+}
