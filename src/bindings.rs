@@ -5,3 +5,7 @@
 pub const CONFIG_KV: &str = "CONFIG_KV";
 /// The D1 database; migrations in `migrations/`.
 pub const DB: &str = "DB";
+
+/// Key in [`CONFIG_KV`] holding the JWKS document (RFC 7517) that access tokens are verified against; rotating keys
+/// is writing this key.
+pub const JWKS_KEY: &str = "jwks";

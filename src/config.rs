@@ -203,10 +203,29 @@ impl CoreConfig {
     }
 }
 
+/// Identity settings shared by the token issuer (sessions) and the token verifier (gateway): access JWTs carry
+/// `iss` = `JWT_ISSUER` and `aud` = `JWT_AUDIENCE`; verification keys are the JWKS document in `CONFIG_KV`
+/// under [`crate::bindings::JWKS_KEY`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+}
+
+impl AuthConfig {
+    fn parse(vars: &Vars) -> Result<Self, ConfigError> {
+        Ok(Self {
+            jwt_issuer: vars.string_or("JWT_ISSUER", "edgekit")?,
+            jwt_audience: vars.string_or("JWT_AUDIENCE", "edgekit-api")?,
+        })
+    }
+}
+
 /// The whole configuration of one isolate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub core: CoreConfig,
+    pub auth: AuthConfig,
 }
 
 impl Config {
@@ -215,6 +234,7 @@ impl Config {
         let vars = Vars::new(source);
         Ok(Self {
             core: CoreConfig::parse(&vars)?,
+            auth: AuthConfig::parse(&vars)?,
         })
     }
 }
