@@ -12,6 +12,7 @@ pub enum RouteId {
     Health,
     Ready,
     DebugPanic,
+    GatewayPurge,
 }
 
 /// One row of the route table.
@@ -43,6 +44,7 @@ pub const ROUTES: &[RouteSpec] = &[
         pattern: "/__debug/panic",
         debug_only: true,
     },
+    route(RouteId::GatewayPurge, "POST", "/admin/gateway/purge"),
 ];
 
 /// What a request resolves to.

@@ -4,6 +4,7 @@ use worker::Response;
 
 use super::Call;
 use crate::error::{ApiError, ApiResult};
+use crate::gateway;
 use crate::health;
 use crate::router::{Resolved, RouteId};
 
@@ -20,11 +21,13 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                     "deliberate panic from /__debug/panic (request {})",
                     call.request_id
                 ),
+                RouteId::GatewayPurge => gateway::handler::purge(&mut call).await,
             }
         }
         Resolved::MethodNotAllowed { allowed } => {
             Err(ApiError::method_not_allowed(&method, &allowed))
         }
-        Resolved::NotFound => Err(ApiError::not_found(format!("no route serves {path}"))),
+        // Paths the app does not serve go to the gateway's configured routes (which answer 404/405 themselves).
+        Resolved::NotFound => gateway::handler::serve(call).await,
     }
 }
