@@ -13,6 +13,7 @@ pub enum RouteId {
     Ready,
     OpenApi,
     DebugPanic,
+    RateLimitCheck,
 }
 
 /// One row of the route table.
@@ -39,6 +40,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route(RouteId::Health, "GET", "/health"),
     route(RouteId::Ready, "GET", "/health/ready"),
     route(RouteId::OpenApi, "GET", "/openapi.json"),
+    route(RouteId::RateLimitCheck, "GET", "/ratelimit/{policy}/check"),
     RouteSpec {
         id: RouteId::DebugPanic,
         method: "GET",
