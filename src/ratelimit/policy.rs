@@ -10,7 +10,7 @@
 //! header = "x-api-key" # api_key only: the header holding the key (default x-api-key)
 //! shards = 16          # objects the keys spread over (default 8)
 //! failure = "open"     # when the limiter cannot be reached: open (allow) or closed (503); default open
-//! hot_keys = { "ip:203.0.113.7" = 4 }  # resolved keys split over this many parts (2..=64, at most limit)
+//! hot_keys = { "ip:203.0.113.7" = 4 }  # resolved keys split over this many parts (2..=1024, at most limit)
 //! ```
 
 use std::collections::BTreeMap;
@@ -27,7 +27,7 @@ pub const POLICIES_KEY: &str = "RATE_LIMIT_POLICIES";
 /// Header an `api_key` policy reads when it names none.
 pub const DEFAULT_API_KEY_HEADER: &str = "x-api-key";
 const MAX_SHARDS: u32 = 1024;
-const MAX_PARTS: u32 = 64;
+const MAX_PARTS: u32 = 1024;
 
 /// What identifies the client a limit applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
