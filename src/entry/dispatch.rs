@@ -19,6 +19,7 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                 RouteId::Ready => health::handler::ready(&call).await,
                 RouteId::OpenApi => openapi::handler::document(),
                 RouteId::RateLimitCheck => ratelimit::handler::check(&call).await,
+                RouteId::RateLimitBaseline => ratelimit::handler::unlimited(&call).await,
                 RouteId::DebugPanic => panic!(
                     "deliberate panic from /__debug/panic (request {})",
                     call.request_id

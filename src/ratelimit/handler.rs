@@ -201,19 +201,40 @@ struct Check<'a> {
 /// `GET /ratelimit/{policy}/check`: counts as one request under the policy (key from the policy's key source) and
 /// says where the caller stands; 429 once the caller is over the limit.
 pub async fn check(call: &Call) -> ApiResult<Response> {
+    check_route(call, true).await
+}
+
+/// `GET /__debug/ratelimit/{policy}/unlimited` (debug routes only): the same route without the `enforce` call, the
+/// baseline the benchmark measures the limiter's added latency against.
+pub async fn unlimited(call: &Call) -> ApiResult<Response> {
+    check_route(call, false).await
+}
+
+async fn check_route(call: &Call, limited: bool) -> ApiResult<Response> {
+    const ROUTE: &str = "/ratelimit/{policy}/check";
     let name = call
         .params
         .get("policy")
         .map(String::as_str)
         .unwrap_or_default();
-    if call.isolate.config.ratelimit.get(name).is_none() {
+    let Some(policy) = call.isolate.config.ratelimit.get(name) else {
         return Err(ApiError::new(
             404,
             "unknown_policy",
             "no rate-limit policy has this name",
         ));
-    }
-    let headers = limit(call, name, None, "/ratelimit/{policy}/check").await?;
+    };
+    let headers = if limited {
+        limit(call, name, None, ROUTE).await?
+    } else {
+        resolve_key(call, name, None, ROUTE)?;
+        RateLimitHeaders {
+            policy: policy.name.clone(),
+            limit: policy.limit,
+            window_s: policy.window_s,
+            standing: None,
+        }
+    };
     let body = Check {
         policy: &headers.policy,
         limit: headers.limit,

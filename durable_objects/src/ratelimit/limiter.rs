@@ -71,20 +71,29 @@ pub fn standing(
     })
 }
 
-/// The alarm to set after storing a state expiring at `expiry`, given the alarm already pending (if any).
-/// Invariant kept: while any key is stored, an alarm is pending; a pending alarm later than a new expiry is left
-/// alone (it will find that key expired and delete it), so a request never waits on more than one alarm write.
-pub fn alarm_after_store(pending: Option<u64>, expiry: u64) -> Option<u64> {
+/// Shortest time between two sweeps of one object. Keys of a generous quota expire within a millisecond of their
+/// last request; sweeping each one as it expires would run the alarm (a storage write and an event) about as often
+/// as requests arrive. An expired row left a little longer is harmless: GCRA reads it exactly as a fresh key.
+pub const MIN_SWEEP_GAP_MS: u64 = 1_000;
+
+/// The alarm to set after storing a state expiring at `expiry` at `now_ms`, given the alarm already pending.
+/// Invariant kept: while any key is stored, an alarm is pending; a pending alarm is left alone (it will find later
+/// keys still stored and reschedule for them), so a request waits on at most one alarm write, and only when none
+/// was pending.
+pub fn alarm_after_store(pending: Option<u64>, expiry: u64, now_ms: u64) -> Option<u64> {
     match pending {
         Some(_) => None,
-        None => Some(expiry),
+        None => Some(expiry.max(now_ms + MIN_SWEEP_GAP_MS)),
     }
 }
 
-/// The alarm's work: delete expired keys and say when to run again (`None` when no key is left).
+/// The alarm's work at `now_ms`: delete expired keys and say when to run again (`None` when no key is left), never
+/// sooner than [`MIN_SWEEP_GAP_MS`] from now.
 pub fn sweep(store: &impl KeyStore, now_ms: u64) -> Result<(u64, Option<u64>), String> {
     let deleted = store.delete_expired(now_ms)?;
-    let next = store.next_expiry()?.map(|at| at.max(now_ms + 1));
+    let next = store
+        .next_expiry()?
+        .map(|at| at.max(now_ms + MIN_SWEEP_GAP_MS));
     Ok((deleted, next))
 }
 
@@ -191,20 +200,31 @@ mod tests {
         let store = MemoryStore::default();
         let (_, short) = take(&store, &req("short", 1, 1_000), 0).expect("take");
         let (_, long) = take(&store, &req("long", 1, 5_000), 0).expect("take");
-        assert_eq!(
-            alarm_after_store(None, short.expect("stored")),
-            Some(1_000),
-            "first key sets the alarm"
-        );
-        assert_eq!(
-            alarm_after_store(Some(1_000), long.expect("stored")),
-            None,
-            "a pending alarm is kept"
-        );
+        let (_, brief) = take(&store, &req("brief", 1_000, 1_000), 0).expect("take");
+        let cases = [
+            (
+                alarm_after_store(None, short.expect("stored"), 0),
+                Some(1_000),
+                "first key sets the alarm",
+            ),
+            (
+                alarm_after_store(Some(1_000), long.expect("stored"), 0),
+                None,
+                "a pending alarm is kept",
+            ),
+            (
+                alarm_after_store(None, brief.expect("stored"), 0),
+                Some(MIN_SWEEP_GAP_MS),
+                "never sooner than the gap",
+            ),
+        ];
+        for (got, expected, why) in cases {
+            assert_eq!(got, expected, "{why}");
+        }
         assert_eq!(
             sweep(&store, 1_000),
-            Ok((1, Some(5_000))),
-            "short swept, alarm moves to long's expiry"
+            Ok((2, Some(5_000))),
+            "short and brief swept, alarm at long's expiry"
         );
         assert_eq!(
             sweep(&store, 5_000),
@@ -212,6 +232,12 @@ mod tests {
             "all swept, no alarm needed"
         );
         assert_eq!(store.count(), Ok(0));
+        take(&store, &req("again", 1_000, 1_000), 6_000).expect("take");
+        assert_eq!(
+            sweep(&store, 6_000),
+            Ok((0, Some(6_000 + MIN_SWEEP_GAP_MS))),
+            "a rerun waits at least the gap"
+        );
     }
 
     #[test]

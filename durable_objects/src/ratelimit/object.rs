@@ -155,8 +155,9 @@ impl RateLimiter {
         })
     }
 
-    async fn schedule(&self, expiry: u64) -> Result<()> {
-        if let Some(when) = limiter::alarm_after_store(self.pending_alarm().await?, expiry) {
+    async fn schedule(&self, expiry: u64, now_ms: u64) -> Result<()> {
+        if let Some(when) = limiter::alarm_after_store(self.pending_alarm().await?, expiry, now_ms)
+        {
             self.storage.set_alarm(at(when)).await?;
             self.alarm.set(Alarm::Pending(when));
         }
@@ -193,7 +194,7 @@ impl DurableObject for RateLimiter {
                 match limiter::take(&store, &take, now_ms) {
                     Ok((reply, expiry)) => {
                         if let Some(expiry) = expiry {
-                            self.schedule(expiry).await?;
+                            self.schedule(expiry, now_ms).await?;
                         }
                         Response::from_json(&reply)
                     }
