@@ -27,6 +27,7 @@ const POLICIES = {
   split: api(10, { shards: 8, hot_keys: { [apiKeyFor("hot")]: 4 } }),
   split_odd: api(7, { shards: 8, hot_keys: { [apiKeyFor("hot")]: 3 } }),
   sweep: { limit: 1, window: 1, key: "api_key", shards: 1 },
+  cheap: { limit: 2, window: 3600, key: "api_key", shards: 1 },
   by_ip: { limit: 2, window: 3600, key: "ip", shards: 4 },
   by_user: { limit: 2, window: 3600, key: "user" },
   down_open: api(5, { binding: "RATE_LIMITER_NOT_BOUND", failure: "open" }),
@@ -161,6 +162,22 @@ test("fail-open and fail-closed behave as configured when the Durable Object cal
   await until(() => worker.jsonLogs().some((l) => l.msg === "rate limiter unreachable; failing open" && l.policy === "down_open"), {
     what: "the fail-open warning",
   });
+});
+
+test("a key known to be exhausted is refused by the isolate without a round trip", async () => {
+  const key = apiKeyFor("client-cheap");
+  const object = objectFor("cheap", key, 1);
+  const first = await Promise.all(Array.from({ length: 3 }, () => check("cheap", "client-cheap")));
+  assert.deepEqual(first.map((r) => r.status).sort(), [200, 200, 429], "the object decided 3 requests");
+  assert.equal((await ping(worker, object)).takes, 3, "3 round trips so far");
+  const later = [];
+  for (let i = 0; i < 5; i++) later.push(await check("cheap", "client-cheap"));
+  assert.ok(later.every((r) => r.status === 429), "still refused");
+  for (const r of later) {
+    assert.match(r.headers.get("ratelimit"), /^"cheap";r=0;t=\d+$/, "the same headers as the object's refusal");
+    assert.ok(Number(r.headers.get("retry-after")) >= 1);
+  }
+  assert.equal((await ping(worker, object)).takes, 3, "no further round trip: refused from the isolate's memory");
 });
 
 test("unknown policies, missing API keys and user policies without a user are refused clearly", async () => {

@@ -34,6 +34,7 @@ pub struct RateLimiter {
     sql: SqlStorage,
     storage: Storage,
     alarm: Cell<Alarm>,
+    takes: Cell<u64>,
 }
 
 struct SqlStore<'a>(&'a SqlStorage);
@@ -177,6 +178,7 @@ impl DurableObject for RateLimiter {
             sql,
             storage,
             alarm: Cell::new(Alarm::Unknown),
+            takes: Cell::new(0),
         }
     }
 
@@ -188,6 +190,7 @@ impl DurableObject for RateLimiter {
         let now_ms = Date::now().as_millis();
         match req.path().as_str() {
             TAKE_PATH => {
+                self.takes.set(self.takes.get() + 1);
                 let Ok(take) = req.json::<TakeRequest>().await else {
                     return Response::error("body must be a TakeRequest", 400);
                 };
@@ -221,7 +224,11 @@ impl DurableObject for RateLimiter {
                     .unwrap_or(0)
                     .max(0) as u64;
                 let keys = store.count().map_err(worker::Error::RustError)?;
-                Response::from_json(&PingReply { pings, keys })
+                Response::from_json(&PingReply {
+                    pings,
+                    keys,
+                    takes: self.takes.get(),
+                })
             }
             _ => Response::error("unknown rate limiter path", 404),
         }

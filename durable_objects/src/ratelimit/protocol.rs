@@ -72,6 +72,9 @@ pub struct PingReply {
     pub pings: u64,
     /// Keys this object holds state for.
     pub keys: u64,
+    /// `/take` requests this instance of the object has answered since it started (in memory: an observable count of
+    /// round trips, which shows the isolate refusing exhausted keys without one).
+    pub takes: u64,
 }
 
 #[cfg(test)]
