@@ -23,6 +23,11 @@
 //!   counts differ by at most `I`, so at most `(S − 1)·I`; demand that keeps coming drains every part and all `L`
 //!   pass. `examples/shard_sim.rs` measures this with the real code.
 //!
+//! **Storage.** One object holds many keys: a SQLite row per key (`keys`: TAT as whole ms + fraction + the limit it
+//! was computed under, and its expiry), written before the decision is answered, so a restart loses nothing. An
+//! alarm deletes rows whose bucket is full again (such a row reads exactly like a fresh key), at most once a second
+//! per object ([`limiter::MIN_SWEEP_GAP_MS`]).
+//!
 //! Files: [`gcra`] (the algorithm), [`shard`] (hash, split), [`limiter`] (the object's logic over a storage trait),
 //! [`protocol`] (shared with the Worker), `object` (the `#[durable_object]` glue, SQLite and alarm).
 
