@@ -229,6 +229,8 @@ impl AuthConfig {
 pub struct Config {
     pub core: CoreConfig,
     pub auth: AuthConfig,
+    /// Rate-limit policies (`RATE_LIMIT_POLICIES`).
+    pub ratelimit: crate::ratelimit::policy::RateLimitConfig,
 }
 
 impl Config {
@@ -238,6 +240,7 @@ impl Config {
         Ok(Self {
             core: CoreConfig::parse(&vars)?,
             auth: AuthConfig::parse(&vars)?,
+            ratelimit: crate::ratelimit::policy::RateLimitConfig::parse(&vars)?,
         })
     }
 }

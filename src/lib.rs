@@ -11,6 +11,7 @@ pub mod error;
 pub mod health;
 pub mod observability;
 pub mod openapi;
+pub mod ratelimit;
 pub mod router;
 
 pub mod entry;
@@ -19,4 +20,4 @@ pub mod entry;
 mod boundary;
 
 /// Durable Object classes must be exported from the Worker's wasm module.
-pub use durable_objects::Probe;
+pub use durable_objects::RateLimiter;

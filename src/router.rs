@@ -13,6 +13,8 @@ pub enum RouteId {
     Ready,
     OpenApi,
     DebugPanic,
+    RateLimitCheck,
+    RateLimitBaseline,
 }
 
 /// One row of the route table.
@@ -39,6 +41,14 @@ pub const ROUTES: &[RouteSpec] = &[
     route(RouteId::Health, "GET", "/health"),
     route(RouteId::Ready, "GET", "/health/ready"),
     route(RouteId::OpenApi, "GET", "/openapi.json"),
+    route(RouteId::RateLimitCheck, "GET", "/ratelimit/{policy}/check"),
+    // The check route minus the limiter, for bench/ratelimit.mjs's side-by-side figures.
+    RouteSpec {
+        id: RouteId::RateLimitBaseline,
+        method: "GET",
+        pattern: "/__debug/ratelimit/{policy}/unlimited",
+        debug_only: true,
+    },
     RouteSpec {
         id: RouteId::DebugPanic,
         method: "GET",
