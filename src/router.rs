@@ -13,6 +13,7 @@ pub enum RouteId {
     Ready,
     OpenApi,
     DebugPanic,
+    Images,
 }
 
 /// One row of the route table.
@@ -45,6 +46,7 @@ pub const ROUTES: &[RouteSpec] = &[
         pattern: "/__debug/panic",
         debug_only: true,
     },
+    route(RouteId::Images, "GET", "/images/{*path}"),
 ];
 
 /// What a request resolves to.

@@ -4,6 +4,7 @@ use worker::Response;
 
 use super::Call;
 use crate::error::{ApiError, ApiResult};
+use crate::images;
 use crate::router::{Resolved, RouteId};
 use crate::{health, openapi};
 
@@ -17,6 +18,7 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                 RouteId::Health => health::handler::health(&call),
                 RouteId::Ready => health::handler::ready(&call).await,
                 RouteId::OpenApi => openapi::handler::document(),
+                RouteId::Images => images::handler::serve(&call).await,
                 RouteId::DebugPanic => panic!(
                     "deliberate panic from /__debug/panic (request {})",
                     call.request_id
