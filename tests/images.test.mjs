@@ -262,3 +262,50 @@ test("origin 404 → 404, not an image → 415, too large → 413, failed transf
     await unconfigured.stop();
   }
 });
+
+test("cf-image mode: the source fetch carries the documented cf.image object; a resize error serves the original", async () => {
+  // Image Resizing runs only on Cloudflare's network, so this observes what the Worker asks for: Miniflare hands
+  // every subrequest (with its `cf` object) to this outbound service, which stands in for the zone in front of the
+  // origin — it forwards to the real origin and reports a resize error (`cf-resized: err=...`) for one path.
+  const seen = [];
+  const cfWorker = await startWorker({
+    vars: { IMAGES_ORIGIN: origin.url, IMAGES_MODE: "cf-image", IMAGES_SOURCE_PREFIXES: '["photos/"]' },
+    workerOptions: {
+      async outboundService(request) {
+        seen.push({ url: new URL(request.url).pathname, image: request.cf?.image });
+        const upstream = await fetch(request.url);
+        const headers = new Headers(upstream.headers);
+        if (request.cf?.image && request.url.endsWith("/square.png")) headers.set("cf-resized", "err=9422");
+        return new Response(await upstream.arrayBuffer(), { status: upstream.status, headers });
+      },
+    },
+  });
+  try {
+    const response = await get(cfWorker, "/images/photos/land.jpg?w=300&h=200&fit=cover&q=70&dpr=1.5", {
+      accept: "image/webp",
+    });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("x-cache"), "MISS");
+    assert.deepEqual(seen, [
+      {
+        url: "/photos/land.jpg",
+        image: { width: 300, height: 200, fit: "cover", quality: 70, dpr: 1.5, format: "webp" },
+      },
+    ]);
+    seen.length = 0;
+    await get(cfWorker, "/images/640/photos/land.jpg");
+    assert.deepEqual(seen[0].image, { width: 640, fit: "scale-down", quality: 85 }, "no format: the source's stays");
+
+    seen.length = 0;
+    const failed = await get(cfWorker, "/images/100/photos/square.png");
+    assert.equal(failed.status, 200);
+    assert.match(failed.headers.get("x-image-transform"), /failed/);
+    assert.deepEqual(failed.body, fixtures["/photos/square.png"].body, "the original bytes");
+    assert.deepEqual(seen.map((s) => [s.url, Boolean(s.image)]), [
+      ["/photos/square.png", true],
+      ["/photos/square.png", false],
+    ], "a second fetch without options fetched the original");
+  } finally {
+    await cfWorker.stop();
+  }
+});
