@@ -26,7 +26,7 @@ impl Negotiated {
     }
 
     /// The MIME type of the output, given the source's MIME type for `Original`.
-    pub fn mime<'a>(self, source_mime: &'a str) -> &'a str {
+    pub fn mime(self, source_mime: &str) -> &str {
         match self {
             Negotiated::Avif => "image/avif",
             Negotiated::Webp => "image/webp",
