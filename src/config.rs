@@ -231,6 +231,7 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Rate-limit policies (`RATE_LIMIT_POLICIES`).
     pub ratelimit: crate::ratelimit::policy::RateLimitConfig,
+    pub images: crate::images::config::ImagesConfig,
 }
 
 impl Config {
@@ -241,6 +242,7 @@ impl Config {
             core: CoreConfig::parse(&vars)?,
             auth: AuthConfig::parse(&vars)?,
             ratelimit: crate::ratelimit::policy::RateLimitConfig::parse(&vars)?,
+            images: crate::images::config::ImagesConfig::parse(&vars)?,
         })
     }
 }

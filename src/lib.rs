@@ -9,6 +9,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod images;
 pub mod observability;
 pub mod openapi;
 pub mod ratelimit;

@@ -15,6 +15,7 @@ pub enum RouteId {
     DebugPanic,
     RateLimitCheck,
     RateLimitBaseline,
+    Images,
 }
 
 /// One row of the route table.
@@ -55,6 +56,7 @@ pub const ROUTES: &[RouteSpec] = &[
         pattern: "/__debug/panic",
         debug_only: true,
     },
+    route(RouteId::Images, "GET", "/images/{*path}"),
 ];
 
 /// What a request resolves to.
