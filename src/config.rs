@@ -168,6 +168,8 @@ pub struct CoreConfig {
     pub max_body_bytes: u64,
     /// Serve `/__debug/*` routes (a deliberate panic, for the recovery test). Off unless set; never on in production.
     pub debug_routes: bool,
+    /// Percentage (0-100) of successful requests that write a log line; 4xx/5xx are always logged.
+    pub request_log_percent: u64,
 }
 
 impl CoreConfig {
@@ -189,6 +191,7 @@ impl CoreConfig {
             environment,
             max_body_bytes: vars.u64_in("MAX_BODY_BYTES", 64 * 1024, 1, 100 * 1024 * 1024)?,
             debug_routes: vars.bool_or("DEBUG_ROUTES", false)?,
+            request_log_percent: vars.u64_in("REQUEST_LOG_PERCENT", 100, 0, 100)?,
         })
         .and_then(|core: Self| {
             if core.debug_routes && core.environment == Environment::Production {
@@ -277,6 +280,7 @@ mod tests {
             ("ENVIRONMENT", json!("staging-ish"), "must be one of"),
             ("SERVICE_NAME", json!(42), "must be a string"),
             ("DEBUG_ROUTES", json!("on"), "must be true or false"),
+            ("REQUEST_LOG_PERCENT", json!(101), "between 0 and 100"),
         ];
         for (key, value, problem) in cases {
             let error = Config::parse(&source(&[(key, value.clone())])).expect_err("must fail");

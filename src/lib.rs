@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod observability;
+pub mod openapi;
 pub mod router;
 
 pub mod entry;

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 pub enum RouteId {
     Health,
     Ready,
+    OpenApi,
     DebugPanic,
 }
 
@@ -37,6 +38,7 @@ const fn route(id: RouteId, method: &'static str, pattern: &'static str) -> Rout
 pub const ROUTES: &[RouteSpec] = &[
     route(RouteId::Health, "GET", "/health"),
     route(RouteId::Ready, "GET", "/health/ready"),
+    route(RouteId::OpenApi, "GET", "/openapi.json"),
     RouteSpec {
         id: RouteId::DebugPanic,
         method: "GET",

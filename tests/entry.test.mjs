@@ -62,6 +62,15 @@ test("each request writes one JSON log line with method, path, status, duration,
   assert.equal(worker.jsonLogs().filter((l) => l.request_id === id).length, 1, "exactly one line");
 });
 
+test("with REQUEST_LOG_PERCENT=0 successes are not logged but errors still are", async (t) => {
+  const quiet = await startWorker({ vars: { REQUEST_LOG_PERCENT: 0 } });
+  t.after(() => quiet.stop());
+  await (await quiet.fetch("/health", { headers: { "x-request-id": "quiet-ok" } })).arrayBuffer();
+  await (await quiet.fetch("/missing", { headers: { "x-request-id": "quiet-404" } })).arrayBuffer();
+  await until(() => quiet.jsonLogs().find((l) => l.request_id === "quiet-404"), { what: "the 404 line" });
+  assert.equal(quiet.jsonLogs().filter((l) => l.request_id === "quiet-ok").length, 0);
+});
+
 test("a panic is logged and answered 500, and the next requests are served normally", async () => {
   const panicked = await worker.fetch("/__debug/panic");
   assert.equal(panicked.status, 500);

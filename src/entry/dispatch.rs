@@ -4,8 +4,8 @@ use worker::Response;
 
 use super::Call;
 use crate::error::{ApiError, ApiResult};
-use crate::health;
 use crate::router::{Resolved, RouteId};
+use crate::{health, openapi};
 
 pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
     let method = call.req.method().to_string();
@@ -16,6 +16,7 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
             match id {
                 RouteId::Health => health::handler::health(&call),
                 RouteId::Ready => health::handler::ready(&call).await,
+                RouteId::OpenApi => openapi::handler::document(),
                 RouteId::DebugPanic => panic!(
                     "deliberate panic from /__debug/panic (request {})",
                     call.request_id

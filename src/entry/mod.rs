@@ -14,7 +14,7 @@ use std::rc::Rc;
 use worker::{event, Context, Date, Env, Request, Response};
 
 use crate::error::ApiError;
-use crate::observability::log::{panic_line, RequestLog};
+use crate::observability::log::{panic_line, sampled, RequestLog};
 use crate::observability::request_id;
 
 pub use isolate::Isolate;
@@ -57,7 +57,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let request_id =
         request_id::accept_or_generate(incoming_id.as_deref(), respond::random_bytes());
 
-    let outcome = match isolate::get(&env) {
+    let isolate = isolate::get(&env);
+    let log_percent = isolate
+        .as_ref()
+        .map_or(100, |i| i.config.core.request_log_percent);
+    let outcome = match isolate {
         Ok(isolate) => {
             let call = Call {
                 req,
@@ -79,6 +83,15 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let response = respond::with_header(response, "x-request-id", &request_id);
 
     let status = response.status_code();
+    let roll = if log_percent >= 100 {
+        0
+    } else {
+        let [a, b, c, d, ..] = respond::random_bytes();
+        u32::from_le_bytes([a, b, c, d])
+    };
+    if !sampled(status, log_percent, roll) {
+        return Ok(response);
+    }
     let line = RequestLog {
         level: RequestLog::level_for(status),
         msg: "request",

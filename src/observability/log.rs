@@ -36,6 +36,12 @@ impl RequestLog<'_> {
     }
 }
 
+/// Whether a request writes its log line: always for 4xx/5xx, else `percent` of the time, decided by `roll`
+/// (a uniformly random number the caller draws; only `roll % 100` is used).
+pub fn sampled(status: u16, percent: u64, roll: u32) -> bool {
+    status >= 400 || u64::from(roll % 100) < percent
+}
+
 /// The line a panic writes before the isolate's Wasm instance is reset.
 pub fn panic_line(message: &str, location: Option<&str>) -> String {
     serde_json::json!({
@@ -74,5 +80,19 @@ mod tests {
         assert_eq!(v["colo"], "DFW");
         assert_eq!(RequestLog::level_for(404), "warn");
         assert_eq!(RequestLog::level_for(200), "info");
+    }
+
+    #[test]
+    fn sampling_keeps_every_error_and_the_given_share_of_successes() {
+        let kept = |status, percent| {
+            (0..1000u32)
+                .filter(|roll| sampled(status, percent, *roll))
+                .count()
+        };
+        assert_eq!(kept(200, 100), 1000);
+        assert_eq!(kept(200, 0), 0);
+        assert_eq!(kept(200, 25), 250);
+        assert_eq!(kept(404, 0), 1000, "client errors are always logged");
+        assert_eq!(kept(502, 0), 1000, "server errors are always logged");
     }
 }

@@ -1,0 +1,101 @@
+// Shared benchmark plumbing: serve a Worker straight on workerd through the Miniflare API (never through
+// `wrangler dev`, whose proxy is the bottleneck), load it with wrk on 127.0.0.1, and print comparable figures.
+// One Miniflare per served Worker (a per-worker port in a multi-worker Miniflare opens no socket).
+import { execFileSync, spawnSync } from "node:child_process";
+import { resolve } from "node:path";
+import { Miniflare } from "miniflare";
+import { startWorker } from "../tests/support/worker.mjs";
+
+export const ROOT = resolve(import.meta.dirname, "..");
+
+/** The built Rust Worker (build/index.js) with wrangler.toml's bindings; `vars` override [vars]. */
+// Request logs are sampled to 0% on both sides: under Miniflare each console.log costs ~7 ms (measured: a hello
+// Worker drops from ~5,000 to ~137 req/s when it logs every request), which would measure the log pipe, not the
+// Worker. Errors are still logged.
+export const BENCH_VARS = { REQUEST_LOG_PERCENT: 0 };
+
+export async function serveEdgekit({ vars = {}, workerOptions = {} } = {}) {
+  const worker = await startWorker({ vars: { DEBUG_ROUTES: false, ...BENCH_VARS, ...vars }, workerOptions });
+  return { url: worker.url, mf: worker.mf, stop: () => worker.stop() };
+}
+
+/** A plain-JavaScript reference Worker (an ES module in bench/reference/) with the given Miniflare options. */
+export async function serveScript(scriptPath, options = {}) {
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath: resolve(ROOT, scriptPath),
+    compatibilityDate: "2026-04-01",
+    host: "127.0.0.1",
+    port: 0,
+    handleRuntimeStdio() {},
+    ...options,
+    bindings: { ...BENCH_VARS, ...options.bindings },
+  });
+  const url = await mf.ready;
+  return { url, mf, stop: () => mf.dispose() };
+}
+
+/** Makes sure wrk is there (Debian's package); benchmarks are not part of `npm test`, so this may install it. */
+export function ensureWrk() {
+  if (spawnSync("wrk", ["--version"]).error === undefined) return;
+  if (process.getuid?.() === 0) {
+    console.log("installing wrk (apt-get)…");
+    execFileSync("apt-get", ["install", "-y", "-qq", "wrk"], { stdio: "inherit" });
+    return;
+  }
+  throw new Error("wrk is not installed: run `sudo apt-get install wrk`");
+}
+
+const UNIT_MS = { us: 0.001, ms: 1, s: 1000 };
+const toMs = (text) => {
+  const m = /([\d.]+)(us|ms|s)/.exec(text);
+  return m ? Number(m[1]) * UNIT_MS[m[2]] : NaN;
+};
+
+/**
+ * Loads `url` with wrk for `seconds` (bounded) and returns { rps, p50, p99, requests, errors }.
+ * Only 127.0.0.1 targets are accepted.
+ */
+export function load(url, { seconds = 8, connections = 32, threads = 2, headers = {}, method = "GET" } = {}) {
+  const target = new URL(url);
+  if (target.hostname !== "127.0.0.1" && target.hostname !== "localhost") {
+    throw new Error(`benchmarks only load 127.0.0.1, not ${target.hostname}`);
+  }
+  const args = ["-t", String(threads), "-c", String(connections), "-d", `${seconds}s`, "--latency", "--timeout", "5s"];
+  for (const [k, v] of Object.entries(headers)) args.push("-H", `${k}: ${v}`);
+  if (method !== "GET") throw new Error("load() drives GET only; use a wrk script for other methods");
+  const out = execFileSync("wrk", [...args, url], { encoding: "utf8", timeout: (seconds + 30) * 1000 });
+  const line = (re) => (re.exec(out) ?? [])[1];
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  return {
+    rps: Number(line(/Requests\/sec:\s+([\d.]+)/)),
+    p50: toMs(line(/50%\s+(\S+)/) ?? ""),
+    p99: toMs(line(/99%\s+(\S+)/) ?? ""),
+    requests: Number(line(/(\d+) requests in/)),
+    errors: (errors ? Number(errors[1]) : 0) + (socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
+  };
+}
+
+/** A short warm-up so both sides are measured hot (JIT, wasm instantiation, caches). */
+export function warm(url, headers = {}) {
+  load(url, { seconds: 2, connections: 8, headers });
+}
+
+/** Prints rows of { name, rps, p50, p99, errors } and returns them. */
+export function report(title, rows) {
+  console.log(`\n${title}`);
+  console.log("| case | req/s | p50 ms | p99 ms | non-2xx/errors |");
+  console.log("|---|---:|---:|---:|---:|");
+  for (const r of rows) {
+    console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors} |`);
+  }
+  return rows;
+}
+
+/** "a / b" as a ratio line, e.g. for the Rust Worker against the JS reference (higher is better for req/s). */
+export function ratio(label, numerator, denominator) {
+  const value = numerator / denominator;
+  console.log(`${label}: ${value.toFixed(2)}x`);
+  return value;
+}
