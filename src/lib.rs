@@ -11,6 +11,7 @@ pub mod error;
 pub mod health;
 pub mod observability;
 pub mod openapi;
+pub mod rooms;
 pub mod router;
 
 pub mod entry;
@@ -20,3 +21,4 @@ mod boundary;
 
 /// Durable Object classes must be exported from the Worker's wasm module.
 pub use durable_objects::Probe;
+pub use durable_objects::{Room, RoomDirectory};

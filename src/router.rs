@@ -13,6 +13,12 @@ pub enum RouteId {
     Ready,
     OpenApi,
     DebugPanic,
+    Rooms,
+    RoomPage,
+    RoomJoin,
+    RoomTicket,
+    RoomState,
+    DebugRoomTicket,
 }
 
 /// One row of the route table.
@@ -43,6 +49,17 @@ pub const ROUTES: &[RouteSpec] = &[
         id: RouteId::DebugPanic,
         method: "GET",
         pattern: "/__debug/panic",
+        debug_only: true,
+    },
+    route(RouteId::Rooms, "GET", "/rooms"),
+    route(RouteId::RoomPage, "GET", "/rooms/{id}"),
+    route(RouteId::RoomJoin, "GET", "/rooms/{id}/ws"),
+    route(RouteId::RoomTicket, "POST", "/rooms/{id}/ticket"),
+    route(RouteId::RoomState, "GET", "/rooms/{id}/state"),
+    RouteSpec {
+        id: RouteId::DebugRoomTicket,
+        method: "POST",
+        pattern: "/__debug/rooms/{id}/ticket",
         debug_only: true,
     },
 ];

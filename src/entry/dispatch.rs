@@ -4,6 +4,7 @@ use worker::Response;
 
 use super::Call;
 use crate::error::{ApiError, ApiResult};
+use crate::rooms;
 use crate::router::{Resolved, RouteId};
 use crate::{health, openapi};
 
@@ -17,6 +18,12 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                 RouteId::Health => health::handler::health(&call),
                 RouteId::Ready => health::handler::ready(&call).await,
                 RouteId::OpenApi => openapi::handler::document(),
+                RouteId::Rooms => rooms::handler::list(&call).await,
+                RouteId::RoomPage => rooms::handler::page(&call),
+                RouteId::RoomJoin => rooms::handler::join(&call).await,
+                RouteId::RoomTicket => rooms::handler::ticket(&call).await,
+                RouteId::RoomState => rooms::handler::authorised_state(&call).await,
+                RouteId::DebugRoomTicket => rooms::handler::debug_ticket(&call).await,
                 RouteId::DebugPanic => panic!(
                     "deliberate panic from /__debug/panic (request {})",
                     call.request_id
