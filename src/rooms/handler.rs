@@ -55,8 +55,12 @@ fn room_headers(call: &Call, name: &str) -> ApiResult<Headers> {
     let headers = Headers::new();
     let settings = serde_json::to_string(&call.isolate.config.rooms.settings)
         .or_internal("serialising room settings")?;
-    headers.set(HEADER_ROOM, name).or_internal("setting a header")?;
-    headers.set(HEADER_SETTINGS, &settings).or_internal("setting a header")?;
+    headers
+        .set(HEADER_ROOM, name)
+        .or_internal("setting a header")?;
+    headers
+        .set(HEADER_SETTINGS, &settings)
+        .or_internal("setting a header")?;
     Ok(headers)
 }
 
@@ -136,7 +140,9 @@ pub async fn join(call: &Call) -> ApiResult<Response> {
     let url = call.req.url().or_internal("reading the request url")?;
     let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
     let headers = room_headers(call, &name)?;
-    headers.set("upgrade", "websocket").or_internal("setting a header")?;
+    headers
+        .set("upgrade", "websocket")
+        .or_internal("setting a header")?;
     room_fetch(
         call,
         &name,
@@ -160,11 +166,20 @@ pub async fn state(call: &Call) -> ApiResult<Response> {
         None,
     )
     .await?;
-    let value: serde_json::Value = response.json().await.or_internal("reading the room state")?;
+    let value: serde_json::Value = response
+        .json()
+        .await
+        .or_internal("reading the room state")?;
     if response.status_code() != 200 {
-        return Err(ApiError::internal(format!("room state answered {}", response.status_code())));
+        return Err(ApiError::internal(format!(
+            "room state answered {}",
+            response.status_code()
+        )));
     }
-    json(200, &serde_json::json!({ "room": name, "members": value["members"], "document": value["document"] }))
+    json(
+        200,
+        &serde_json::json!({ "room": name, "members": value["members"], "document": value["document"] }),
+    )
 }
 
 /// `GET /rooms`: active rooms with member counts, merged from every directory shard.
@@ -183,16 +198,23 @@ pub async fn list(call: &Call) -> ApiResult<Response> {
             .fetch_with_str(&format!("https://room-directory{}", directory::PATH_LIST))
             .await
             .or_internal("listing a directory shard")?;
-        let rooms: Vec<ActiveRoom> = response.json().await.or_internal("reading a directory shard")?;
+        let rooms: Vec<ActiveRoom> = response
+            .json()
+            .await
+            .or_internal("reading a directory shard")?;
         listings.push(rooms);
     }
-    json(200, &serde_json::json!({ "rooms": directory::merge(listings) }))
+    json(
+        200,
+        &serde_json::json!({ "rooms": directory::merge(listings) }),
+    )
 }
 
 /// `GET /rooms/{id}`: the demo editor.
 pub fn page(call: &Call) -> ApiResult<Response> {
     let name = room_name(call)?;
-    let mut response = Response::from_html(super::page::render(&name)).or_internal("building the page")?;
+    let mut response =
+        Response::from_html(super::page::render(&name)).or_internal("building the page")?;
     let _ = response.headers_mut().set("cache-control", "no-store");
     Ok(response)
 }

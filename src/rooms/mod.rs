@@ -32,7 +32,12 @@ impl RoomsConfig {
                 max_members: u32_in("ROOMS_MAX_MEMBERS", 250, 1, 10_000)?,
                 compaction: CompactionPolicy {
                     max_entries: vars.u64_in("ROOMS_COMPACT_AFTER_UPDATES", 500, 1, 1_000_000)?,
-                    max_bytes: vars.u64_in("ROOMS_COMPACT_AFTER_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024)?,
+                    max_bytes: vars.u64_in(
+                        "ROOMS_COMPACT_AFTER_BYTES",
+                        1024 * 1024,
+                        1024,
+                        64 * 1024 * 1024,
+                    )?,
                 },
                 directory_shards: u32_in("ROOMS_DIRECTORY_SHARDS", 4, 1, 64)?,
             },
@@ -53,7 +58,11 @@ mod tests {
     fn defaults_apply_and_bad_values_name_their_key() {
         let empty: HashMap<&str, Value> = HashMap::new();
         let config = RoomsConfig::parse(&Vars::new(&empty)).expect("defaults are valid");
-        assert_eq!(config.settings.max_message_bytes, 256 * 1024, "message cap default");
+        assert_eq!(
+            config.settings.max_message_bytes,
+            256 * 1024,
+            "message cap default"
+        );
         assert_eq!(config.ticket_ttl_ms, 60_000, "ticket ttl default");
         let cases: &[(&str, Value)] = &[
             ("ROOMS_MAX_MESSAGE_BYTES", json!(10)),
