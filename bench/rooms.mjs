@@ -92,7 +92,10 @@ async function measure(base, n) {
   await until(() => receivers.every((r) => r.text.length >= startLen + BURST), 60000, "burst delivered");
   const ups = BURST / ((performance.now() - started) / 1000);
 
-  for (const c of [sender, ...receivers]) c.provider.destroy();
+  for (const c of [sender, ...receivers]) {
+    c.provider.destroy();
+    c.doc.destroy();
+  }
   return { p50: pct(latencies, 50), p99: pct(latencies, 99), ups };
 }
 

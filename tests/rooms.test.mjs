@@ -63,7 +63,12 @@ function refusedWith(url) {
   });
 }
 
-const destroyAll = (...clients) => clients.forEach((c) => c.provider.destroy());
+// Destroying the doc also stops its awareness timer, so the test process can exit.
+const destroyAll = (...clients) =>
+  clients.forEach((c) => {
+    c.provider.destroy();
+    c.doc.destroy();
+  });
 
 describe("rooms", () => {
   let w;
