@@ -59,44 +59,47 @@ async function measure(base, n) {
   const room = `bench-${n}-${Date.now()}`;
   const sender = await connect(base, room);
   const receivers = [];
-  for (let i = 0; i < n; i++) receivers.push(await connect(base, room));
-  // Settle: the joins' sync/awareness traffic has drained (the relay forwards every sync step to everyone, so it
-  // has far more of it), then every receiver has seen one marker insert.
-  await quiet([sender, ...receivers]);
-  sender.text.insert(0, "#");
-  await until(() => receivers.every((r) => r.text.length >= 1), 30000, "settled");
+  try {
+    for (let i = 0; i < n; i++) receivers.push(await connect(base, room));
+    // Settle: the joins' sync/awareness traffic has drained (the relay forwards every sync step to everyone, so it
+    // has far more of it), then every receiver has seen one marker insert.
+    await quiet([sender, ...receivers]);
+    sender.text.insert(0, "#");
+    await until(() => receivers.every((r) => r.text.length >= 1), 30000, "settled");
 
-  // Warm-up updates (not measured) let the joins' sync and awareness traffic drain on both sides.
-  const latencies = [];
-  for (let u = -WARMUP; u < UPDATES; u++) {
-    const target = sender.text.length + 1;
-    const seen = new Array(n).fill(0);
-    const handlers = receivers.map((r, i) => {
-      const h = () => {
-        if (!seen[i] && r.text.length >= target) seen[i] = performance.now();
-      };
-      r.text.observe(h);
-      return h;
-    });
-    const sent = performance.now();
-    sender.text.insert(sender.text.length, "x");
-    await until(() => seen.every(Boolean), 20000, `update ${u} fan-out`);
-    receivers.forEach((r, i) => r.text.unobserve(handlers[i]));
-    if (u >= 0) for (const t of seen) latencies.push(t - sent);
+    // Warm-up updates (not measured) let the joins' sync and awareness traffic drain on both sides.
+    const latencies = [];
+    for (let u = -WARMUP; u < UPDATES; u++) {
+      const target = sender.text.length + 1;
+      const seen = new Array(n).fill(0);
+      const handlers = receivers.map((r, i) => {
+        const h = () => {
+          if (!seen[i] && r.text.length >= target) seen[i] = performance.now();
+        };
+        r.text.observe(h);
+        return h;
+      });
+      const sent = performance.now();
+      sender.text.insert(sender.text.length, "x");
+      await until(() => seen.every(Boolean), 20000, `update ${u} fan-out`);
+      receivers.forEach((r, i) => r.text.unobserve(handlers[i]));
+      if (u >= 0) for (const t of seen) latencies.push(t - sent);
+    }
+    latencies.sort((a, b) => a - b);
+
+    const startLen = sender.text.length;
+    const started = performance.now();
+    for (let u = 0; u < BURST; u++) sender.text.insert(sender.text.length, "y");
+    await until(() => receivers.every((r) => r.text.length >= startLen + BURST), 60000, "burst delivered");
+    const ups = BURST / ((performance.now() - started) / 1000);
+    return { p50: pct(latencies, 50), p99: pct(latencies, 99), ups };
+  } finally {
+    // Also on failure, so a room that never settles does not keep node alive.
+    for (const c of [sender, ...receivers]) {
+      c.provider.destroy();
+      c.doc.destroy();
+    }
   }
-  latencies.sort((a, b) => a - b);
-
-  const startLen = sender.text.length;
-  const started = performance.now();
-  for (let u = 0; u < BURST; u++) sender.text.insert(sender.text.length, "y");
-  await until(() => receivers.every((r) => r.text.length >= startLen + BURST), 60000, "burst delivered");
-  const ups = BURST / ((performance.now() - started) / 1000);
-
-  for (const c of [sender, ...receivers]) {
-    c.provider.destroy();
-    c.doc.destroy();
-  }
-  return { p50: pct(latencies, 50), p99: pct(latencies, 99), ups };
 }
 
 const rooms = await serveEdgekit({
