@@ -232,6 +232,7 @@ pub struct Config {
     /// Rate-limit policies (`RATE_LIMIT_POLICIES`).
     pub ratelimit: crate::ratelimit::policy::RateLimitConfig,
     pub images: crate::images::config::ImagesConfig,
+    pub rooms: crate::rooms::RoomsConfig,
 }
 
 impl Config {
@@ -243,6 +244,7 @@ impl Config {
             auth: AuthConfig::parse(&vars)?,
             ratelimit: crate::ratelimit::policy::RateLimitConfig::parse(&vars)?,
             images: crate::images::config::ImagesConfig::parse(&vars)?,
+            rooms: crate::rooms::RoomsConfig::parse(&vars)?,
         })
     }
 }

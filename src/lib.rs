@@ -13,6 +13,7 @@ pub mod images;
 pub mod observability;
 pub mod openapi;
 pub mod ratelimit;
+pub mod rooms;
 pub mod router;
 
 pub mod entry;
@@ -22,3 +23,4 @@ mod boundary;
 
 /// Durable Object classes must be exported from the Worker's wasm module.
 pub use durable_objects::RateLimiter;
+pub use durable_objects::{Room, RoomDirectory};

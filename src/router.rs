@@ -16,6 +16,12 @@ pub enum RouteId {
     RateLimitCheck,
     RateLimitBaseline,
     Images,
+    Rooms,
+    RoomPage,
+    RoomJoin,
+    RoomTicket,
+    RoomState,
+    DebugRoomTicket,
 }
 
 /// One row of the route table.
@@ -57,6 +63,17 @@ pub const ROUTES: &[RouteSpec] = &[
         debug_only: true,
     },
     route(RouteId::Images, "GET", "/images/{*path}"),
+    route(RouteId::Rooms, "GET", "/rooms"),
+    route(RouteId::RoomPage, "GET", "/rooms/{id}"),
+    route(RouteId::RoomJoin, "GET", "/rooms/{id}/ws"),
+    route(RouteId::RoomTicket, "POST", "/rooms/{id}/ticket"),
+    route(RouteId::RoomState, "GET", "/rooms/{id}/state"),
+    RouteSpec {
+        id: RouteId::DebugRoomTicket,
+        method: "POST",
+        pattern: "/__debug/rooms/{id}/ticket",
+        debug_only: true,
+    },
 ];
 
 /// What a request resolves to.

@@ -5,3 +5,9 @@
 pub mod ratelimit;
 
 pub use ratelimit::object::RateLimiter;
+
+pub mod room;
+pub mod room_directory;
+
+pub use room::object::Room;
+pub use room_directory::object::RoomDirectory;

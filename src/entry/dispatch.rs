@@ -6,6 +6,7 @@ use super::Call;
 use crate::error::{ApiError, ApiResult};
 use crate::images;
 use crate::ratelimit;
+use crate::rooms;
 use crate::router::{Resolved, RouteId};
 use crate::{health, openapi};
 
@@ -22,6 +23,12 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                 RouteId::RateLimitCheck => ratelimit::handler::check(&call).await,
                 RouteId::RateLimitBaseline => ratelimit::handler::unlimited(&call).await,
                 RouteId::Images => images::handler::serve(&call).await,
+                RouteId::Rooms => rooms::handler::list(&call).await,
+                RouteId::RoomPage => rooms::handler::page(&call),
+                RouteId::RoomJoin => rooms::handler::join(&call).await,
+                RouteId::RoomTicket => rooms::handler::ticket(&call).await,
+                RouteId::RoomState => rooms::handler::authorised_state(&call).await,
+                RouteId::DebugRoomTicket => rooms::handler::debug_ticket(&call).await,
                 RouteId::DebugPanic => panic!(
                     "deliberate panic from /__debug/panic (request {})",
                     call.request_id
