@@ -229,6 +229,7 @@ impl AuthConfig {
 pub struct Config {
     pub core: CoreConfig,
     pub auth: AuthConfig,
+    pub session: crate::session::config::SessionConfig,
 }
 
 impl Config {
@@ -238,6 +239,7 @@ impl Config {
         Ok(Self {
             core: CoreConfig::parse(&vars)?,
             auth: AuthConfig::parse(&vars)?,
+            session: crate::session::config::SessionConfig::parse(&vars)?,
         })
     }
 }

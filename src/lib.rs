@@ -12,6 +12,7 @@ pub mod health;
 pub mod observability;
 pub mod openapi;
 pub mod router;
+pub mod session;
 
 pub mod entry;
 

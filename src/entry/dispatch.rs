@@ -5,7 +5,7 @@ use worker::Response;
 use super::Call;
 use crate::error::{ApiError, ApiResult};
 use crate::router::{Resolved, RouteId};
-use crate::{health, openapi};
+use crate::{health, openapi, session};
 
 pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
     let method = call.req.method().to_string();
@@ -17,6 +17,11 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                 RouteId::Health => health::handler::health(&call),
                 RouteId::Ready => health::handler::ready(&call).await,
                 RouteId::OpenApi => openapi::handler::document(),
+                RouteId::AuthLogin => session::handler::login(call).await,
+                RouteId::AuthLogout => session::handler::logout(call).await,
+                RouteId::AuthRefresh => session::handler::refresh(call).await,
+                RouteId::AuthSession => session::handler::session(call).await,
+                RouteId::AuthSessions => session::handler::sessions(call).await,
                 RouteId::DebugPanic => panic!(
                     "deliberate panic from /__debug/panic (request {})",
                     call.request_id
