@@ -45,6 +45,21 @@ pub fn normalise_email(raw: &str) -> Result<String, ApiError> {
     }
 }
 
+impl LoginBody {
+    /// The body from a JSON object (read as a map first, so a JSON array cannot stand in for the fields the way
+    /// serde otherwise allows for structs); 400 `invalid_json` otherwise, never echoing values.
+    pub fn from_object(
+        object: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, ApiError> {
+        serde_json::from_value(serde_json::Value::Object(object)).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_json",
+                "the body must be an object with string fields email and password",
+            )
+        })
+    }
+}
+
 impl Credentials {
     pub fn parse(body: LoginBody) -> Result<Self, ApiError> {
         let email = normalise_email(&body.email)?;
@@ -69,6 +84,30 @@ mod tests {
         LoginBody {
             email: email.into(),
             password: password.into(),
+        }
+    }
+
+    #[test]
+    fn the_body_must_be_an_object_with_both_string_fields() {
+        let object = |v: serde_json::Value| v.as_object().cloned().expect("object");
+        assert!(LoginBody::from_object(object(
+            serde_json::json!({"email": "a@b.co", "password": "p"})
+        ))
+        .is_ok());
+        for (case, value) in [
+            ("missing password", serde_json::json!({"email": "a@b.co"})),
+            (
+                "number email",
+                serde_json::json!({"email": 42, "password": "secret-value"}),
+            ),
+            (
+                "null password",
+                serde_json::json!({"email": "a@b.co", "password": null}),
+            ),
+        ] {
+            let error = LoginBody::from_object(object(value)).expect_err(case);
+            assert_eq!(error.code(), "invalid_json", "{case}");
+            assert!(!error.message().contains("secret-value"), "{case}");
         }
     }
 

@@ -89,6 +89,8 @@ pub(crate) mod tests {
         let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([7; 32]));
         let mut value = serde_json::to_value(JsonWebKey::from(&pair.sk)).expect("jwk");
         value["kid"] = serde_json::json!(kid);
+        value["alg"] = serde_json::json!("EdDSA");
+        value["use"] = serde_json::json!("sig");
         value
     }
 

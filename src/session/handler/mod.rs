@@ -212,7 +212,8 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         return Err(ApiError::internal("AUTH_SIGNING_KEY is not set"));
     }
     let max = call.isolate.config.core.max_body_bytes;
-    let body: LoginBody = read_json(&mut call.req, max).await?;
+    let object: serde_json::Map<String, serde_json::Value> = read_json(&mut call.req, max).await?;
+    let body = LoginBody::from_object(object)?;
     let credentials = Credentials::parse(body)?;
 
     let store = Store::open(&call)?;
