@@ -208,9 +208,6 @@ fn invalid_credentials() -> ApiError {
 /// cost the same KDF work and get the same 401.
 pub async fn login(mut call: Call) -> ApiResult<Response> {
     let config = &call.isolate.config.session;
-    if config.signing_key.is_none() {
-        return Err(ApiError::internal("AUTH_SIGNING_KEY is not set"));
-    }
     let max = call.isolate.config.core.max_body_bytes;
     let object: serde_json::Map<String, serde_json::Value> = read_json(&mut call.req, max).await?;
     let body = LoginBody::from_object(object)?;
@@ -239,6 +236,10 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         Some(user) if matched && user.password.is_ok() => user,
         _ => return Err(invalid_credentials()),
     };
+    // Checked only now, so bad input still gets its 4xx from a Worker without a key (and no session row is made).
+    if config.signing_key.is_none() {
+        return Err(ApiError::internal("AUTH_SIGNING_KEY is not set"));
+    }
 
     let now = now_ms();
     let token = random_token()?;
