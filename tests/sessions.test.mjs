@@ -264,7 +264,8 @@ test("the signing key is configuration: invalid refuses to start, unset refuses 
   assert.match(body.error.message, /AUTH_SIGNING_KEY/);
   assert.ok(!JSON.stringify(body).includes(KEY.d), "the key is not echoed");
 
-  const unset = await startWorker();
+  // "" is unset (and overrides a key that `npm start` may have written to .dev.vars, which the harness also reads).
+  const unset = await startWorker({ vars: { AUTH_SIGNING_KEY: "" } });
   t.after(() => unset.stop());
   await seed({ CONFIG_KV: await unset.mf.getKVNamespace("CONFIG_KV"), DB: await unset.mf.getD1Database("DB") });
   await expectError(await unset.fetch("/auth/login", json({ email: BOB.email, password: BOB.password })), 500, "internal_error", "no key");
