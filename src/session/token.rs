@@ -50,7 +50,12 @@ fn is_token(value: &str) -> bool {
 
 /// The stored id of a token: lower-case hex SHA-256. Also the KV cache key's suffix.
 pub fn session_id(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
+    sha256_hex(token)
+}
+
+/// Lower-case hex SHA-256 of `text` (also keys login rate limits by email without storing the address).
+pub fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
