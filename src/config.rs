@@ -230,6 +230,9 @@ pub struct Config {
     pub core: CoreConfig,
     pub auth: AuthConfig,
     pub session: crate::session::config::SessionConfig,
+    /// Rate-limit policies (`RATE_LIMIT_POLICIES`).
+    pub ratelimit: crate::ratelimit::policy::RateLimitConfig,
+    pub images: crate::images::config::ImagesConfig,
 }
 
 impl Config {
@@ -240,6 +243,8 @@ impl Config {
             core: CoreConfig::parse(&vars)?,
             auth: AuthConfig::parse(&vars)?,
             session: crate::session::config::SessionConfig::parse(&vars)?,
+            ratelimit: crate::ratelimit::policy::RateLimitConfig::parse(&vars)?,
+            images: crate::images::config::ImagesConfig::parse(&vars)?,
         })
     }
 }

@@ -9,8 +9,10 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod images;
 pub mod observability;
 pub mod openapi;
+pub mod ratelimit;
 pub mod router;
 pub mod session;
 
@@ -20,4 +22,4 @@ pub mod entry;
 mod boundary;
 
 /// Durable Object classes must be exported from the Worker's wasm module.
-pub use durable_objects::Probe;
+pub use durable_objects::RateLimiter;

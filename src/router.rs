@@ -19,6 +19,9 @@ pub enum RouteId {
     AuthSession,
     AuthSessions,
     DebugPanic,
+    RateLimitCheck,
+    RateLimitBaseline,
+    Images,
 }
 
 /// One row of the route table.
@@ -50,12 +53,21 @@ pub const ROUTES: &[RouteSpec] = &[
     route(RouteId::AuthRefresh, "POST", "/auth/refresh"),
     route(RouteId::AuthSession, "GET", "/auth/session"),
     route(RouteId::AuthSessions, "GET", "/auth/sessions"),
+    route(RouteId::RateLimitCheck, "GET", "/ratelimit/{policy}/check"),
+    // The check route minus the limiter, for bench/ratelimit.mjs's side-by-side figures.
+    RouteSpec {
+        id: RouteId::RateLimitBaseline,
+        method: "GET",
+        pattern: "/__debug/ratelimit/{policy}/unlimited",
+        debug_only: true,
+    },
     RouteSpec {
         id: RouteId::DebugPanic,
         method: "GET",
         pattern: "/__debug/panic",
         debug_only: true,
     },
+    route(RouteId::Images, "GET", "/images/{*path}"),
 ];
 
 /// What a request resolves to.

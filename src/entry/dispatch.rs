@@ -4,6 +4,8 @@ use worker::Response;
 
 use super::Call;
 use crate::error::{ApiError, ApiResult};
+use crate::images;
+use crate::ratelimit;
 use crate::router::{Resolved, RouteId};
 use crate::{health, openapi, session};
 
@@ -22,6 +24,9 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                 RouteId::AuthRefresh => session::handler::refresh(call).await,
                 RouteId::AuthSession => session::handler::session(call).await,
                 RouteId::AuthSessions => session::handler::sessions(call).await,
+                RouteId::RateLimitCheck => ratelimit::handler::check(&call).await,
+                RouteId::RateLimitBaseline => ratelimit::handler::unlimited(&call).await,
+                RouteId::Images => images::handler::serve(&call).await,
                 RouteId::DebugPanic => panic!(
                     "deliberate panic from /__debug/panic (request {})",
                     call.request_id
