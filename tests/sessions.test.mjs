@@ -1,5 +1,5 @@
 // Sessions (src/session): login → session route → refresh → logout → refused, every bad input with its status and
-// code, revocation (at once on strict routes and in the revoking location; within SESSION_CACHE_SECS elsewhere,
+// code, login rate limits per IP and per email, revocation (at once on strict routes and in the revoking location; within SESSION_CACHE_SECS elsewhere,
 // shown by ageing the cache entry rather than sleeping), concurrent refreshes, sliding expiry and D1 bookmarks.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,9 +12,15 @@ const KEY = generateSigningJwk("test-key");
 const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
 const BOB = DEMO_USERS.find((u) => u.email === "bob@example.com");
 
+const GENEROUS = {
+  "login-ip": { limit: 10_000, window: 60, key: "ip" },
+  "login-email": { limit: 10_000, window: 60, key: "user" },
+};
+
 let worker, kv, db;
 before(async () => {
-  worker = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY) } });
+  // Generous login limits here, so the many logins below are not limited; the limits have their own test.
+  worker = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
   kv = await worker.mf.getKVNamespace("CONFIG_KV");
   db = await worker.mf.getD1Database("DB");
   await seed({ CONFIG_KV: kv, DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
@@ -210,7 +216,9 @@ test("concurrent refreshes of one session leave exactly one valid token", async 
 });
 
 test("sliding expiry: a check after the touch interval writes last-seen and a later expiry through waitUntil", async (t) => {
-  const touchy = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), SESSION_TOUCH_SECS: 1 } });
+  const touchy = await startWorker({
+    vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), SESSION_TOUCH_SECS: 1, RATE_LIMIT_POLICIES: GENEROUS },
+  });
   t.after(() => touchy.stop());
   const tdb = await touchy.mf.getD1Database("DB");
   await seed({ CONFIG_KV: await touchy.mf.getKVNamespace("CONFIG_KV"), DB: tdb });
@@ -269,4 +277,39 @@ test("the signing key is configuration: invalid refuses to start, unset refuses 
   t.after(() => unset.stop());
   await seed({ CONFIG_KV: await unset.mf.getKVNamespace("CONFIG_KV"), DB: await unset.mf.getD1Database("DB") });
   await expectError(await unset.fetch("/auth/login", json({ email: BOB.email, password: BOB.password })), 500, "internal_error", "no key");
+});
+
+test("login attempts are limited per IP and per email, the same for known and unknown emails", async (t) => {
+  const limited = await startWorker({
+    vars: {
+      AUTH_SIGNING_KEY: JSON.stringify(KEY),
+      RATE_LIMIT_POLICIES: {
+        "login-ip": { limit: 10, window: 60, key: "ip" },
+        "login-email": { limit: 3, window: 60, key: "user" },
+      },
+    },
+  });
+  t.after(() => limited.stop());
+  await seed({ CONFIG_KV: await limited.mf.getKVNamespace("CONFIG_KV"), DB: await limited.mf.getD1Database("DB") });
+  const attempt = (email, password) => limited.fetch("/auth/login", json({ email, password }));
+  const steps = [
+    ...[1, 2, 3].map((n) => ({ what: `bob wrong #${n}`, email: BOB.email, password: "x", status: 401, code: "invalid_credentials" })),
+    { what: "bob, right password, over the email limit", email: BOB.email, password: BOB.password, status: 429, code: "rate_limited" },
+    ...[1, 2, 3].map((n) => ({ what: `unknown wrong #${n}`, email: "nobody@example.com", password: "x", status: 401, code: "invalid_credentials" })),
+    { what: "unknown email over the email limit, like a known one", email: "nobody@example.com", password: "x", status: 429, code: "rate_limited" },
+    { what: "alice, another email, still allowed", email: ALICE.email, password: ALICE.password, status: 200 },
+    { what: "alice wrong", email: ALICE.email, password: "x", status: 401, code: "invalid_credentials" },
+    { what: "alice right but over the IP limit", email: ALICE.email, password: ALICE.password, status: 429, code: "rate_limited" },
+  ];
+  for (const { what, email, password, status, code } of steps) {
+    const response = await attempt(email, password);
+    if (status === 200) {
+      assert.equal(response.status, 200, what);
+      assert.match(response.headers.get("ratelimit-policy") ?? "", /"login-(ip|email)";q=\d+;w=60/, `${what}: policy header`);
+      await response.arrayBuffer();
+      continue;
+    }
+    if (status === 429) assert.match(response.headers.get("retry-after") ?? "", /^[1-9][0-9]*$/, `${what}: Retry-After`);
+    await expectError(response, status, code, what);
+  }
 });

@@ -16,6 +16,7 @@ use crate::entry::body::read_json;
 use crate::entry::respond::{json, with_header};
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::ratelimit::handler as ratelimit;
 use crate::session::credentials::{Credentials, LoginBody};
 use crate::session::password::PasswordHash;
 use crate::session::record::{
@@ -208,10 +209,14 @@ fn invalid_credentials() -> ApiError {
 /// cost the same KDF work and get the same 401.
 pub async fn login(mut call: Call) -> ApiResult<Response> {
     let config = &call.isolate.config.session;
+    // Per client IP before any work; per email (as a hash: no addresses in limiter state) once it is parsed.
+    let ip_limit = ratelimit::limit(&call, &config.login_ip_policy, None, "/auth/login").await?;
     let max = call.isolate.config.core.max_body_bytes;
     let object: serde_json::Map<String, serde_json::Value> = read_json(&mut call.req, max).await?;
     let body = LoginBody::from_object(object)?;
     let credentials = Credentials::parse(body)?;
+    let email_key = format!("email:{}", token::sha256_hex(&credentials.email));
+    let email_limit = ratelimit::enforce(&call, &config.login_email_policy, &email_key).await?;
 
     let store = Store::open(&call)?;
     let user = store.user_by_email(&credentials.email).await?;
@@ -279,7 +284,8 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
             config.cache_secs,
         )
         .await?;
-    Ok(finish(issued(&call, &token, &record, now)?, &store))
+    let response = issued(&call, &token, &record, now)?;
+    Ok(finish(email_limit.apply(ip_limit.apply(response)), &store))
 }
 
 /// `POST /auth/refresh`: rotates the session token (the old one stops working at once) and issues a new access JWT.
