@@ -229,6 +229,7 @@ impl AuthConfig {
 pub struct Config {
     pub core: CoreConfig,
     pub auth: AuthConfig,
+    pub session: crate::session::config::SessionConfig,
     /// Rate-limit policies (`RATE_LIMIT_POLICIES`).
     pub ratelimit: crate::ratelimit::policy::RateLimitConfig,
     pub images: crate::images::config::ImagesConfig,
@@ -242,6 +243,7 @@ impl Config {
         Ok(Self {
             core: CoreConfig::parse(&vars)?,
             auth: AuthConfig::parse(&vars)?,
+            session: crate::session::config::SessionConfig::parse(&vars)?,
             ratelimit: crate::ratelimit::policy::RateLimitConfig::parse(&vars)?,
             images: crate::images::config::ImagesConfig::parse(&vars)?,
             rooms: crate::rooms::RoomsConfig::parse(&vars)?,

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod rooms;
 pub mod router;
+pub mod session;
 
 pub mod entry;
 

@@ -12,6 +12,12 @@ pub enum RouteId {
     Health,
     Ready,
     OpenApi,
+    // Sessions (src/session): `/auth/session` is the cached `session` check, `/auth/sessions` the strict one.
+    AuthLogin,
+    AuthLogout,
+    AuthRefresh,
+    AuthSession,
+    AuthSessions,
     DebugPanic,
     RateLimitCheck,
     RateLimitBaseline,
@@ -48,6 +54,11 @@ pub const ROUTES: &[RouteSpec] = &[
     route(RouteId::Health, "GET", "/health"),
     route(RouteId::Ready, "GET", "/health/ready"),
     route(RouteId::OpenApi, "GET", "/openapi.json"),
+    route(RouteId::AuthLogin, "POST", "/auth/login"),
+    route(RouteId::AuthLogout, "POST", "/auth/logout"),
+    route(RouteId::AuthRefresh, "POST", "/auth/refresh"),
+    route(RouteId::AuthSession, "GET", "/auth/session"),
+    route(RouteId::AuthSessions, "GET", "/auth/sessions"),
     route(RouteId::RateLimitCheck, "GET", "/ratelimit/{policy}/check"),
     // The check route minus the limiter, for bench/ratelimit.mjs's side-by-side figures.
     RouteSpec {

@@ -8,7 +8,7 @@ use crate::images;
 use crate::ratelimit;
 use crate::rooms;
 use crate::router::{Resolved, RouteId};
-use crate::{health, openapi};
+use crate::{health, openapi, session};
 
 pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
     let method = call.req.method().to_string();
@@ -20,6 +20,11 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                 RouteId::Health => health::handler::health(&call),
                 RouteId::Ready => health::handler::ready(&call).await,
                 RouteId::OpenApi => openapi::handler::document(),
+                RouteId::AuthLogin => session::handler::login(call).await,
+                RouteId::AuthLogout => session::handler::logout(call).await,
+                RouteId::AuthRefresh => session::handler::refresh(call).await,
+                RouteId::AuthSession => session::handler::session(call).await,
+                RouteId::AuthSessions => session::handler::sessions(call).await,
                 RouteId::RateLimitCheck => ratelimit::handler::check(&call).await,
                 RouteId::RateLimitBaseline => ratelimit::handler::unlimited(&call).await,
                 RouteId::Images => images::handler::serve(&call).await,
