@@ -10,6 +10,8 @@ import * as Y from "yjs";
 import { WebsocketProvider } from "y-websocket";
 import * as awarenessProtocol from "y-protocols/awareness";
 import { migratedTemplate, startWorker, until } from "./support/worker.mjs";
+import { DEMO_USERS, seed } from "../scripts/seed.mjs";
+import { generateSigningJwk } from "../scripts/dev-key.mjs";
 
 const VARS = { ROOMS_MAX_MESSAGE_BYTES: 4096 };
 
@@ -256,3 +258,61 @@ function encodeVarUint8Array(bytes) {
   len.push(n);
   return Buffer.concat([Buffer.from(len), Buffer.from(bytes)]);
 }
+
+describe("rooms behind a real session", () => {
+  let w;
+  const KEY = generateSigningJwk("rooms-test-key");
+  const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
+  before(async () => {
+    w = await startWorker({ vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY) } });
+    await seed({
+      CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"),
+      DB: await w.mf.getD1Database("DB"),
+      AUTH_SIGNING_KEY: JSON.stringify(KEY),
+    });
+  });
+  after(() => w?.stop());
+
+  test("a signed-in user gets a single-use ticket, joins with y-websocket, and reads the state as JSON", async () => {
+    const login = await w.fetch("/auth/login", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
+    });
+    assert.equal(login.status, 200);
+    await login.arrayBuffer();
+    const cookie = /edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+
+    assert.equal((await w.fetch("/rooms/signed/ticket", { method: "POST" })).status, 401, "no session, no ticket");
+    assert.equal((await w.fetch("/rooms/signed/state")).status, 401, "no session, no state");
+
+    const issued = await w.fetch("/rooms/signed/ticket", { method: "POST", headers: { cookie } });
+    assert.equal(issued.status, 201);
+    const { ticket: t } = await issued.json();
+    const doc = new Y.Doc();
+    const provider = new WebsocketProvider(w.url.href.replace(/^http/, "ws") + "rooms/signed", "ws", doc, {
+      WebSocketPolyfill: WebSocket,
+      params: { ticket: t },
+      disableBc: true,
+      maxBackoffTime: 200,
+    });
+    try {
+      await until(() => provider.synced, { what: "the session client synced" });
+      doc.getText("text").insert(0, "written by alice");
+      const state = await until(
+        async () => {
+          const r = await w.fetch("/rooms/signed/state", { headers: { cookie } });
+          const body = r.status === 200 ? await r.json() : null;
+          return body && JSON.stringify(body).includes("written by alice") ? body : null;
+        },
+        { what: "the state to show the edit" },
+      );
+      assert.ok(state);
+      const base = w.url.href.replace(/^http/, "ws") + "rooms/signed/ws";
+      assert.equal(await refusedWith(`${base}?ticket=${t}`), 401, "the session's ticket is single-use");
+    } finally {
+      provider.destroy();
+      doc.destroy();
+    }
+  });
+});

@@ -241,10 +241,13 @@ pub async fn debug_ticket(call: &Call) -> ApiResult<Response> {
     issue_ticket(call, &user).await
 }
 
-/// The signed-in user's id, or 401.
-async fn signed_in_user(_call: &Call) -> ApiResult<String> {
-    Err(ApiError::unauthorized(
-        "session_required",
-        "sign in to join a room",
-    ))
+/// The signed-in user's id (session cookie, cached check), or 401.
+async fn signed_in_user(call: &Call) -> ApiResult<String> {
+    match crate::session::handler::current_user(call, false).await? {
+        Some(user) => Ok(user.user_id),
+        None => Err(ApiError::unauthorized(
+            "session_required",
+            "sign in to join a room",
+        )),
+    }
 }
