@@ -229,6 +229,7 @@ impl AuthConfig {
 pub struct Config {
     pub core: CoreConfig,
     pub auth: AuthConfig,
+    pub render: crate::render::plan::RenderConfig,
 }
 
 impl Config {
@@ -238,6 +239,7 @@ impl Config {
         Ok(Self {
             core: CoreConfig::parse(&vars)?,
             auth: AuthConfig::parse(&vars)?,
+            render: crate::render::plan::RenderConfig::parse(&vars)?,
         })
     }
 }

@@ -11,6 +11,8 @@ pub mod error;
 pub mod health;
 pub mod observability;
 pub mod openapi;
+// Edge-side rendering (streamed pages from fragments, personalised at the edge).
+pub mod render;
 pub mod router;
 
 pub mod entry;

@@ -13,6 +13,9 @@ pub enum RouteId {
     Ready,
     OpenApi,
     DebugPanic,
+    // render
+    RenderHome,
+    RenderPage,
 }
 
 /// One row of the route table.
@@ -39,6 +42,9 @@ pub const ROUTES: &[RouteSpec] = &[
     route(RouteId::Health, "GET", "/health"),
     route(RouteId::Ready, "GET", "/health/ready"),
     route(RouteId::OpenApi, "GET", "/openapi.json"),
+    // render
+    route(RouteId::RenderHome, "GET", "/"),
+    route(RouteId::RenderPage, "GET", "/p/{page}"),
     RouteSpec {
         id: RouteId::DebugPanic,
         method: "GET",

@@ -5,7 +5,7 @@ use worker::Response;
 use super::Call;
 use crate::error::{ApiError, ApiResult};
 use crate::router::{Resolved, RouteId};
-use crate::{health, openapi};
+use crate::{health, openapi, render};
 
 pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
     let method = call.req.method().to_string();
@@ -21,6 +21,8 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                     "deliberate panic from /__debug/panic (request {})",
                     call.request_id
                 ),
+                // render
+                RouteId::RenderHome | RouteId::RenderPage => render::handler::page(call).await,
             }
         }
         Resolved::MethodNotAllowed { allowed } => {
