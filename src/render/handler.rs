@@ -221,6 +221,12 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         .collect();
     let chunks = page_stream(shell, slots, templates::tail());
 
+    if mode == Mode::Stream {
+        // The runtime's gzip/brotli encoder holds a streamed (non-SSE) body until it ends, which would turn the
+        // stream back into one late chunk (measured under workerd; cloudflare/workerd#7390 flushes only SSE).
+        // An explicit identity encoding keeps each chunk flowing; the cost is an uncompressed page.
+        set("content-encoding", "identity")?;
+    }
     let response = match mode {
         Mode::Stream => {
             Response::from_stream(chunks.map(|html| Ok::<_, worker::Error>(html.into_bytes())))
