@@ -10,14 +10,14 @@ use futures_util::future::{self, LocalBoxFuture};
 use futures_util::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
 use worker::wasm_bindgen::JsValue;
-use worker::{js_sys, Context, Delay, Fetch, Headers, KvStore, Request, Response, Url};
+use worker::{js_sys, Context, Delay, Fetch, Headers, KvStore, Method, Request, Response};
 
 use super::assemble::{page_stream, within_budget, Miss};
 use super::hints::{self, Manifest};
 use super::html::{Html, TrustedSource};
 use super::keys;
 use super::personal::{self, Geo, Preferences, Product};
-use super::plan::{FragmentSpec, Slot};
+use super::plan::{render_mode, FragmentSpec, Mode, Slot};
 use super::templates::{self, Offers, Shell};
 use super::variant::{self, Flags};
 use crate::bindings;
@@ -25,24 +25,11 @@ use crate::entry::respond::random_bytes;
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
 
-/// How the page is sent: streamed (default) or rendered whole first (`?render=whole`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Stream,
-    Whole,
-}
-
+/// The `?render=` mode, read from the raw URL (the `url` crate's parser would add its IDNA tables to the wasm).
 fn mode(req: &Request) -> ApiResult<Mode> {
-    let url = req.url().or_internal("reading the request URL")?;
-    match url.query_pairs().find(|(k, _)| k == "render") {
-        None => Ok(Mode::Stream),
-        Some((_, v)) if v == "stream" => Ok(Mode::Stream),
-        Some((_, v)) if v == "whole" => Ok(Mode::Whole),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_render_mode",
-            "render must be stream or whole",
-        )),
-    }
+    render_mode(&req.inner().url()).ok_or_else(|| {
+        ApiError::bad_request("invalid_render_mode", "render must be stream or whole")
+    })
 }
 
 /// The signed-in user's id, if any. Anonymous until the session capability is wired in.
@@ -278,8 +265,9 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
     if let Some(markup) = kv_text(&f.kv, &key).await {
         return Ok(Html::trusted(markup, TrustedSource::Fragment));
     }
-    let url = Url::parse(&f.url).map_err(|e| format!("bad fragment URL: {e}"))?;
-    let mut response = Fetch::Url(url)
+    let request =
+        Request::new(&f.url, Method::Get).map_err(|e| format!("bad fragment URL: {e}"))?;
+    let mut response = Fetch::Request(request)
         .send()
         .await
         .map_err(|e| format!("origin unreachable: {e}"))?;

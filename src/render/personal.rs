@@ -78,6 +78,21 @@ fn supported(tag: &str) -> Option<&'static str> {
     SUPPORTED_LOCALES.iter().copied().find(|l| *l == primary)
 }
 
+/// An RFC 9110 qvalue (`0`, `0.5`, `1.000`) in thousandths; integer parsing keeps float code out of the wasm.
+fn qvalue(text: &str) -> Option<u32> {
+    let text = text.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = format!("{fraction:0<3}").parse::<u32>().ok()?;
+    match whole {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
+}
+
 /// The best supported locale in an `Accept-Language` header (by q-value, then order); `q=0` means "not this".
 pub fn from_accept_language(header: &str) -> Option<&'static str> {
     let mut best: Option<(u32, &'static str)> = None;
@@ -86,13 +101,7 @@ pub fn from_accept_language(header: &str) -> Option<&'static str> {
         let tag = parts.next().unwrap_or("").trim();
         let q = parts
             .find_map(|p| p.trim().strip_prefix("q="))
-            .map_or(Some(1000), |q| {
-                q.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|q| (0.0..=1.0).contains(q))
-                    .map(|q| (q * 1000.0).round() as u32)
-            });
+            .map_or(Some(1000), qvalue);
         let (Some(q), Some(locale)) = (q, supported(tag)) else {
             continue;
         };
@@ -249,6 +258,9 @@ mod tests {
             ("pt-BR", None),
             ("", None),
             ("en;q=abc", None),
+            ("en;q=1.5", None),
+            ("de;q=0.25, fr;q=0.3", Some("fr")),
+            ("de;q=0.300, fr;q=0.3", Some("de")),
         ];
         for (header, expected) in cases {
             assert_eq!(from_accept_language(header), expected, "header {header:?}");

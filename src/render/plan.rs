@@ -15,6 +15,30 @@ pub const HOME_PAGE: &str = "home";
 /// KV's smallest allowed `expirationTtl`.
 pub const MIN_TTL_S: u64 = 60;
 
+/// How a page is sent: streamed (default) or rendered whole before sending (`?render=whole`, the benchmark's
+/// non-streaming baseline of the same code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Stream,
+    Whole,
+}
+
+/// The mode named by the `render` query parameter of `url` (`stream` when absent); `None` for any other value.
+pub fn render_mode(url: &str) -> Option<Mode> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    let value = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(key, _)| *key == "render")
+        .map(|(_, value)| value);
+    match value {
+        None | Some("stream") => Some(Mode::Stream),
+        Some("whole") => Some(Mode::Whole),
+        Some(_) => None,
+    }
+}
+
 /// One place in a page's body, in document order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Slot {
@@ -219,6 +243,22 @@ mod tests {
             "trailing slash of the origin is dropped"
         );
         assert!(config.page(Some("nope")).is_none());
+    }
+
+    #[test]
+    fn the_render_parameter_selects_the_mode() {
+        let cases = [
+            ("https://x/", Some(Mode::Stream)),
+            ("https://x/?a=1", Some(Mode::Stream)),
+            ("https://x/?render=stream", Some(Mode::Stream)),
+            ("https://x/?a=1&render=whole", Some(Mode::Whole)),
+            ("https://x/?render=whole#frag", Some(Mode::Whole)),
+            ("https://x/?render=sideways", None),
+            ("https://x/?render", None),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(render_mode(url), expected, "{url}");
+        }
     }
 
     #[test]
