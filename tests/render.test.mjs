@@ -109,6 +109,23 @@ test("origin answers are written back to KV with their TTL, so the second reques
   assert.equal(second, first, "same page from KV as from the origin");
 });
 
+test("a fragment over its budget gets its fallback, and the origin's late answer is still written back", async () => {
+  await originServes({ hero: { delayMs: 3000 } }); // hero's budget is 1500 ms (wrangler.toml)
+  const page = await (await get("/", { headers: withVisitor() })).text();
+  assert.ok(page.includes('<section class="hero"></section>'), "the hero's fallback, not a hung page");
+  assert.ok(page.includes("footer from origin"), "the slots after it are written");
+  const hero = origin.requests.find((r) => r.path === "/fragments/hero");
+  assert.equal(hero.answeredAt, undefined, "the page completed before the origin answered");
+  await until(async () => (await kv.get("fragment:hero")) === '<section data-origin="hero">hero from origin</section>', {
+    ms: 8000,
+    what: "the late hero written back to CONTENT_KV",
+  });
+  origin.reset();
+  const next = await (await get("/", { headers: withVisitor() })).text();
+  assert.ok(next.includes("hero from origin"), "the next visitor gets it from KV");
+  assert.equal(origin.requests.length, 0);
+});
+
 test("an XSS payload in the visitor's preferences comes out escaped", async () => {
   const payload = `<script>alert("x")</script><img src=x onerror=alert(1)>`;
   await kv.put(`prefs:visitor:${VISITOR}`, JSON.stringify({ display_name: payload, locale: "de" }));

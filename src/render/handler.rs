@@ -6,6 +6,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use futures_channel::oneshot;
 use futures_util::future::{self, LocalBoxFuture};
 use futures_util::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
@@ -258,29 +259,25 @@ async fn load_fragment(f: Fragment) -> Html {
     html
 }
 
-/// KV first; on a miss the origin, whose 200 answer is written back to KV with the fragment's TTL after the
-/// response (through `waitUntil`, so the page does not wait for the write).
+/// KV first; on a miss the origin. The origin fetch runs under `waitUntil`, detached from the page: the page waits
+/// for it only within the fragment's budget, while a 200 answer, even a late one, is written back to KV with the
+/// fragment's TTL, so a slow origin is asked once and the next visitors get the fragment from KV.
 async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
     let key = keys::fragment(&f.name);
     if let Some(markup) = kv_text(&f.kv, &key).await {
         return Ok(Html::trusted(markup, TrustedSource::Fragment));
     }
-    let request =
-        Request::new(&f.url, Method::Get).map_err(|e| format!("bad fragment URL: {e}"))?;
-    let mut response = Fetch::Request(request)
-        .send()
-        .await
-        .map_err(|e| format!("origin unreachable: {e}"))?;
-    if response.status_code() != 200 {
-        return Err(format!("origin answered {}", response.status_code()));
-    }
-    let markup = response
-        .text()
-        .await
-        .map_err(|e| format!("origin body unreadable: {e}"))?;
-    let (kv, value, ttl) = (f.kv.clone(), markup.clone(), f.spec.ttl_s);
+    let (answer, answered) = oneshot::channel::<Result<String, String>>();
+    let (kv, url, ttl) = (f.kv.clone(), f.url.clone(), f.spec.ttl_s);
     f.ctx.wait_until(async move {
-        let written = match kv.put(&key, value) {
+        let fetched = fetch_origin(&url).await;
+        let markup = fetched.as_ref().ok().cloned();
+        // The page may have stopped waiting (budget spent); the write-back happens regardless.
+        let _ = answer.send(fetched);
+        let Some(markup) = markup else {
+            return;
+        };
+        let written = match kv.put(&key, markup) {
             Ok(put) => put.expiration_ttl(ttl).execute().await,
             Err(e) => Err(e),
         };
@@ -291,5 +288,24 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
             );
         }
     });
+    let markup = answered
+        .await
+        .map_err(|_| "origin fetch abandoned".to_owned())??;
     Ok(Html::trusted(markup, TrustedSource::Fragment))
+}
+
+/// The fragment's markup from the origin: a 200 answer's body, anything else an error.
+async fn fetch_origin(url: &str) -> Result<String, String> {
+    let request = Request::new(url, Method::Get).map_err(|e| format!("bad fragment URL: {e}"))?;
+    let mut response = Fetch::Request(request)
+        .send()
+        .await
+        .map_err(|e| format!("origin unreachable: {e}"))?;
+    if response.status_code() != 200 {
+        return Err(format!("origin answered {}", response.status_code()));
+    }
+    response
+        .text()
+        .await
+        .map_err(|e| format!("origin body unreadable: {e}"))
 }
