@@ -20,7 +20,7 @@ use super::keys;
 use super::personal::{self, Geo, Preferences, Product};
 use super::plan::{render_mode, FragmentSpec, Mode, Slot};
 use super::templates::{self, Offers, Shell};
-use super::variant::{self, Flags};
+use super::variant::{self, Flags, Identity};
 use crate::bindings;
 use crate::entry::respond::random_bytes;
 use crate::entry::Call;
@@ -95,22 +95,16 @@ pub async fn page(call: Call) -> ApiResult<Response> {
     let user_id = session_user(&call).await?;
 
     let header = |name: &str| call.req.headers().get(name).ok().flatten();
-    let (visitor, set_cookie) = match (
-        &user_id,
-        variant::visitor_id(header("cookie").as_deref(), &config.visitor_cookie),
-    ) {
-        (_, Some(id)) => (id, None),
-        (Some(_), None) => (String::new(), None),
-        (None, None) => {
-            let id = variant::new_visitor_id(random_bytes());
-            let cookie = variant::visitor_cookie(&config.visitor_cookie, &id);
-            (id, Some(cookie))
-        }
-    };
-    let (prefs_key, subject) = match &user_id {
-        Some(id) => (keys::user_prefs(id), id.clone()),
-        None => (keys::visitor_prefs(&visitor), visitor.clone()),
-    };
+    let Identity {
+        prefs_key,
+        subject,
+        set_cookie,
+    } = variant::identify(
+        user_id.as_deref(),
+        header("cookie").as_deref(),
+        &config.visitor_cookie,
+        random_bytes(),
+    );
 
     let kv = call
         .env

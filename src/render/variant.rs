@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::keys;
 use super::plan::is_token;
 
 /// The flags document.
@@ -82,6 +83,44 @@ pub fn new_visitor_id(random: [u8; 16]) -> String {
     random.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Who the page is for: where their preferences are, what their variant hashes, and the cookie to set (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub prefs_key: String,
+    pub subject: String,
+    pub set_cookie: Option<String>,
+}
+
+/// A signed-in user is identified by their user id; an anonymous visitor by the id in their cookie, or by a new
+/// one from `random` that is set as a cookie (so the variant stays the same on the next request).
+pub fn identify(
+    user_id: Option<&str>,
+    cookie_header: Option<&str>,
+    cookie: &str,
+    random: [u8; 16],
+) -> Identity {
+    if let Some(user) = user_id {
+        return Identity {
+            prefs_key: keys::user_prefs(user),
+            subject: user.to_owned(),
+            set_cookie: None,
+        };
+    }
+    let (visitor, set_cookie) = match visitor_id(cookie_header, cookie) {
+        Some(id) => (id, None),
+        None => {
+            let id = new_visitor_id(random);
+            let set = visitor_cookie(cookie, &id);
+            (id, Some(set))
+        }
+    };
+    Identity {
+        prefs_key: keys::visitor_prefs(&visitor),
+        subject: visitor,
+        set_cookie,
+    }
+}
+
 /// The `Set-Cookie` value that keeps a visitor id for a year.
 pub fn visitor_cookie(cookie: &str, id: &str) -> String {
     format!("{cookie}={id}; Path=/; Max-Age=31536000; HttpOnly; Secure; SameSite=Lax")
@@ -137,6 +176,42 @@ mod tests {
         assert_eq!(assign(&bad, "u"), None, "unsafe header value");
         assert!(flags(true).enabled("shipping_banner"));
         assert!(!flags(true).enabled("other"));
+    }
+
+    #[test]
+    fn users_are_identified_by_user_id_and_visitors_by_a_cookie_set_once() {
+        let known = "0123456789abcdef0123456789abcdef";
+        let cookie = format!("ek_vid={known}");
+        let cases = [
+            (
+                Some("u1"),
+                Some(cookie.as_str()),
+                "prefs:user:u1",
+                "u1",
+                false,
+            ),
+            (Some("u1"), None, "prefs:user:u1", "u1", false),
+            (
+                None,
+                Some(cookie.as_str()),
+                "prefs:visitor:0123456789abcdef0123456789abcdef",
+                known,
+                false,
+            ),
+            (
+                None,
+                None,
+                "prefs:visitor:01010101010101010101010101010101",
+                "01010101010101010101010101010101",
+                true,
+            ),
+        ];
+        for (user, header, prefs_key, subject, sets_cookie) in cases {
+            let id = identify(user, header, "ek_vid", [1; 16]);
+            assert_eq!(id.prefs_key, prefs_key, "{user:?} {header:?}");
+            assert_eq!(id.subject, subject, "{user:?} {header:?}");
+            assert_eq!(id.set_cookie.is_some(), sets_cookie, "{user:?} {header:?}");
+        }
     }
 
     #[test]
