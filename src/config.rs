@@ -230,6 +230,9 @@ pub struct Config {
     pub core: CoreConfig,
     pub auth: AuthConfig,
     pub render: crate::render::plan::RenderConfig,
+    /// Rate-limit policies (`RATE_LIMIT_POLICIES`).
+    pub ratelimit: crate::ratelimit::policy::RateLimitConfig,
+    pub images: crate::images::config::ImagesConfig,
 }
 
 impl Config {
@@ -240,6 +243,8 @@ impl Config {
             core: CoreConfig::parse(&vars)?,
             auth: AuthConfig::parse(&vars)?,
             render: crate::render::plan::RenderConfig::parse(&vars)?,
+            ratelimit: crate::ratelimit::policy::RateLimitConfig::parse(&vars)?,
+            images: crate::images::config::ImagesConfig::parse(&vars)?,
         })
     }
 }

@@ -9,9 +9,11 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod images;
 pub mod observability;
 pub mod openapi;
 // Edge-side rendering (streamed pages from fragments, personalised at the edge).
+pub mod ratelimit;
 pub mod render;
 pub mod router;
 
@@ -21,4 +23,4 @@ pub mod entry;
 mod boundary;
 
 /// Durable Object classes must be exported from the Worker's wasm module.
-pub use durable_objects::Probe;
+pub use durable_objects::RateLimiter;

@@ -16,6 +16,9 @@ pub enum RouteId {
     // render
     RenderHome,
     RenderPage,
+    RateLimitCheck,
+    RateLimitBaseline,
+    Images,
 }
 
 /// One row of the route table.
@@ -45,12 +48,21 @@ pub const ROUTES: &[RouteSpec] = &[
     // render
     route(RouteId::RenderHome, "GET", "/"),
     route(RouteId::RenderPage, "GET", "/p/{page}"),
+    route(RouteId::RateLimitCheck, "GET", "/ratelimit/{policy}/check"),
+    // The check route minus the limiter, for bench/ratelimit.mjs's side-by-side figures.
+    RouteSpec {
+        id: RouteId::RateLimitBaseline,
+        method: "GET",
+        pattern: "/__debug/ratelimit/{policy}/unlimited",
+        debug_only: true,
+    },
     RouteSpec {
         id: RouteId::DebugPanic,
         method: "GET",
         pattern: "/__debug/panic",
         debug_only: true,
     },
+    route(RouteId::Images, "GET", "/images/{*path}"),
 ];
 
 /// What a request resolves to.

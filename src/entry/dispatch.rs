@@ -4,6 +4,8 @@ use worker::Response;
 
 use super::Call;
 use crate::error::{ApiError, ApiResult};
+use crate::images;
+use crate::ratelimit;
 use crate::router::{Resolved, RouteId};
 use crate::{health, openapi, render};
 
@@ -17,6 +19,9 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                 RouteId::Health => health::handler::health(&call),
                 RouteId::Ready => health::handler::ready(&call).await,
                 RouteId::OpenApi => openapi::handler::document(),
+                RouteId::RateLimitCheck => ratelimit::handler::check(&call).await,
+                RouteId::RateLimitBaseline => ratelimit::handler::unlimited(&call).await,
+                RouteId::Images => images::handler::serve(&call).await,
                 RouteId::DebugPanic => panic!(
                     "deliberate panic from /__debug/panic (request {})",
                     call.request_id
