@@ -230,6 +230,7 @@ pub struct Config {
     pub core: CoreConfig,
     pub auth: AuthConfig,
     pub session: crate::session::config::SessionConfig,
+    pub render: crate::render::plan::RenderConfig,
     /// Rate-limit policies (`RATE_LIMIT_POLICIES`).
     pub ratelimit: crate::ratelimit::policy::RateLimitConfig,
     pub images: crate::images::config::ImagesConfig,
@@ -244,6 +245,7 @@ impl Config {
             core: CoreConfig::parse(&vars)?,
             auth: AuthConfig::parse(&vars)?,
             session: crate::session::config::SessionConfig::parse(&vars)?,
+            render: crate::render::plan::RenderConfig::parse(&vars)?,
             ratelimit: crate::ratelimit::policy::RateLimitConfig::parse(&vars)?,
             images: crate::images::config::ImagesConfig::parse(&vars)?,
             rooms: crate::rooms::RoomsConfig::parse(&vars)?,

@@ -12,7 +12,9 @@ pub mod health;
 pub mod images;
 pub mod observability;
 pub mod openapi;
+// Edge-side rendering (streamed pages from fragments, personalised at the edge).
 pub mod ratelimit;
+pub mod render;
 pub mod rooms;
 pub mod router;
 pub mod session;

@@ -19,6 +19,9 @@ pub enum RouteId {
     AuthSession,
     AuthSessions,
     DebugPanic,
+    // render
+    RenderHome,
+    RenderPage,
     RateLimitCheck,
     RateLimitBaseline,
     Images,
@@ -59,6 +62,9 @@ pub const ROUTES: &[RouteSpec] = &[
     route(RouteId::AuthRefresh, "POST", "/auth/refresh"),
     route(RouteId::AuthSession, "GET", "/auth/session"),
     route(RouteId::AuthSessions, "GET", "/auth/sessions"),
+    // render
+    route(RouteId::RenderHome, "GET", "/"),
+    route(RouteId::RenderPage, "GET", "/p/{page}"),
     route(RouteId::RateLimitCheck, "GET", "/ratelimit/{policy}/check"),
     // The check route minus the limiter, for bench/ratelimit.mjs's side-by-side figures.
     RouteSpec {

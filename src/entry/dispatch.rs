@@ -8,7 +8,7 @@ use crate::images;
 use crate::ratelimit;
 use crate::rooms;
 use crate::router::{Resolved, RouteId};
-use crate::{health, openapi, session};
+use crate::{health, openapi, render, session};
 
 pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
     let method = call.req.method().to_string();
@@ -38,6 +38,8 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                     "deliberate panic from /__debug/panic (request {})",
                     call.request_id
                 ),
+                // render
+                RouteId::RenderHome | RouteId::RenderPage => render::handler::page(call).await,
             }
         }
         Resolved::MethodNotAllowed { allowed } => {

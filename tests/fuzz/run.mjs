@@ -20,6 +20,7 @@ try {
   await seed({
     CONFIG_KV: await worker.mf.getKVNamespace("CONFIG_KV"),
     DB: await worker.mf.getD1Database("DB"),
+    CONTENT_KV: await worker.mf.getKVNamespace("CONTENT_KV"),
   });
   const args = [
     "run",
