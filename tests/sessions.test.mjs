@@ -136,7 +136,9 @@ test("bad login input: each gets its status and code, and nothing reveals whethe
   ];
   const messages = {};
   for (const { what, init, status, code } of cases) {
-    const response = await worker.fetch("/auth/login", init);
+    const response = await worker.fetch("/auth/login", init).catch((error) => {
+      throw new Error(`${what}: the request failed (${error.cause?.code ?? error.message})`);
+    });
     const clone = response.clone();
     await expectError(response, status, code, what);
     assert.equal(response.headers.get("set-cookie"), null, `${what}: no cookie`);
