@@ -1,7 +1,8 @@
 //! Reads a request body whole under a size cap and parses it as JSON (rules in `crate::body`). The declared
-//! `content-length` is checked before reading; the actual bytes are checked again after. A body refused on its declared
-//! length is still drained up to [`DRAIN_CEILING`] bytes first: answering while the client is still sending makes
-//! the connection reset, and the client would see ECONNRESET instead of the 413. Past the ceiling we stop reading.
+//! `content-length` is checked before reading; the actual bytes are checked again after. A body refused before it
+//! was read (wrong content type, declared length over the cap) is still drained, up to [`DRAIN_CEILING`] bytes:
+//! answering while the client is still sending can reset the connection, and the client would see ECONNRESET
+//! instead of the 415/413. Past the ceiling we stop reading.
 
 use serde::de::DeserializeOwned;
 use worker::Request;
@@ -27,7 +28,10 @@ async fn drain(req: &mut Request) {
 /// The body as `T`: 415 for a non-JSON content type, 413 over `max_bytes`, 400 for JSON that does not parse.
 pub async fn read_json<T: DeserializeOwned>(req: &mut Request, max_bytes: u64) -> ApiResult<T> {
     let content_type = req.headers().get("content-type").ok().flatten();
-    require_json_content_type(content_type.as_deref())?;
+    if let Err(refused) = require_json_content_type(content_type.as_deref()) {
+        drain(req).await;
+        return Err(refused);
+    }
     if let Some(declared) = req.headers().get("content-length").ok().flatten() {
         let declared: u64 = declared.trim().parse().map_err(|_| {
             ApiError::bad_request("invalid_header", "content-length is not a number")
