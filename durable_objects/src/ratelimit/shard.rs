@@ -1,19 +1,10 @@
 //! Where a key's state lives: the stable hash that maps a key onto one of a policy's N shard objects, and the
 //! hot-key split that spreads one key over S sub-keys, each holding an exact share of the limit. Pure.
 //!
-//! The hash is 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3) over the key's UTF-8 bytes;
-//! the shard is `hash % N`. It is written out here rather than taken from a crate because it is six lines, and its
-//! output is part of the stored data's address: the reference test vectors below pin it, so no dependency upgrade
-//! can silently move every key to another object (and lose its state).
+//! The hash is the project's pinned 64-bit FNV-1a ([`crate::hash`]) over the key's UTF-8 bytes; the shard is
+//! `hash % N`. Its output is part of the stored data's address, so the test below pins shards too.
 
-/// 64-bit FNV-1a of `bytes`.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes.iter().fold(OFFSET_BASIS, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
-    })
-}
+pub use crate::hash::fnv1a64;
 
 /// The shard (`0..shards`) holding `key`'s state. `shards` must be at least 1.
 pub fn shard_of(key: &str, shards: u32) -> u32 {
@@ -66,19 +57,6 @@ pub fn target(key: &str, limit: u32, shards: u32, parts: u32, part: u32) -> Targ
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnv1a64_matches_the_reference_vectors() {
-        // From the FNV reference test suite (Fowler/Noll/Vo, fnv_test.c: FNV-1a 64-bit).
-        let cases: &[(&str, u64)] = &[
-            ("", 0xcbf29ce484222325),
-            ("a", 0xaf63dc4c8601ec8c),
-            ("foobar", 0x85944171f73967e8),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(fnv1a64(input.as_bytes()), *expected, "fnv1a64({input:?})");
-        }
-    }
 
     #[test]
     fn shards_are_pinned_so_stored_state_never_moves() {

@@ -17,12 +17,7 @@ pub fn object_name(shard: u32) -> String {
 /// The shard a room reports to: FNV-1a (64-bit) of the name modulo `shards`. Stable across builds and platforms
 /// (never `DefaultHasher`, whose output may change between Rust releases).
 pub fn shard_of(room: &str, shards: u32) -> u32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in room.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash % u64::from(shards.max(1))) as u32
+    (crate::hash::fnv1a64(room.as_bytes()) % u64::from(shards.max(1))) as u32
 }
 
 /// `POST /report`: a room's current member count.
