@@ -3,7 +3,8 @@
 // scripts/seed.mjs. Requests go through Miniflare's dispatchFetch so a test can set `cf.country`.
 import { after, before, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
-import { seedContent } from "../scripts/seed.mjs";
+import { DEMO_USERS, seed, seedContent } from "../scripts/seed.mjs";
+import { generateSigningJwk } from "../scripts/dev-key.mjs";
 import { delay, startOrigin } from "./support/origin.mjs";
 import { startWorker, until } from "./support/worker.mjs";
 
@@ -218,4 +219,33 @@ test("?render=whole sends the same page in one piece; pages are private; bad inp
   const bad = await get("/?render=sideways");
   assert.equal(bad.status, 400);
   assert.equal((await bad.json()).error.code, "invalid_render_mode");
+});
+
+test("a signed-in user's preferences pick the locale, over the visitor cookie's; signed out, the visitor's apply", async (t) => {
+  const KEY = generateSigningJwk("render-test-key");
+  const session = await startWorker({ vars: { RENDER_ORIGIN: origin.url, AUTH_SIGNING_KEY: JSON.stringify(KEY) } });
+  t.after(() => session.stop());
+  const content = await session.mf.getKVNamespace("CONTENT_KV");
+  await seed({ CONFIG_KV: await session.mf.getKVNamespace("CONFIG_KV"), DB: await session.mf.getD1Database("DB"), CONTENT_KV: content, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const alice = DEMO_USERS.find((u) => u.email === "alice@example.com");
+  await content.put(`prefs:user:${alice.id}`, JSON.stringify({ display_name: "Alice", locale: "fr" }));
+  await content.put(`prefs:visitor:${VISITOR}`, JSON.stringify({ display_name: "Visitor", locale: "de" }));
+  const login = await session.fetch("/auth/login", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: alice.email, password: alice.password }),
+  });
+  assert.equal(login.status, 200);
+  await login.arrayBuffer();
+  const cookie = /edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+
+  const signedIn = await session.fetch("/", { headers: { cookie: `${cookie}; ek_vid=${VISITOR}` } });
+  await signedIn.arrayBuffer();
+  assert.equal(signedIn.headers.get("content-language"), "fr", "the session user's preferences");
+  assert.equal(signedIn.headers.get("x-locale-source"), "preferences");
+  assert.equal(signedIn.headers.get("cache-control"), "private, no-store");
+
+  const anonymous = await session.fetch("/", { headers: { cookie: `ek_vid=${VISITOR}` } });
+  await anonymous.arrayBuffer();
+  assert.equal(anonymous.headers.get("content-language"), "de", "the anonymous visitor's preferences");
 });
