@@ -1,7 +1,8 @@
 // Shared benchmark plumbing: serve a Worker straight on workerd through the Miniflare API (never through
 // `wrangler dev`, whose proxy is the bottleneck), load it with wrk on 127.0.0.1, and print comparable figures.
 // One Miniflare per served Worker (a per-worker port in a multi-worker Miniflare opens no socket).
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { promisify } from "node:util";
 import { resolve } from "node:path";
 import { Miniflare } from "miniflare";
 import { startWorker } from "../tests/support/worker.mjs";
@@ -14,8 +15,12 @@ export const ROOT = resolve(import.meta.dirname, "..");
 // Worker. Errors are still logged.
 export const BENCH_VARS = { REQUEST_LOG_PERCENT: 0 };
 
-export async function serveEdgekit({ vars = {}, workerOptions = {} } = {}) {
-  const worker = await startWorker({ vars: { DEBUG_ROUTES: false, ...BENCH_VARS, ...vars }, workerOptions });
+// Static assets are left out unless asked for: with `[assets]` configured, Miniflare puts an asset-router Worker in
+// front of every request (measured: /health fell from ~2,450 to ~990 req/s), a cost of the local simulation — on
+// Cloudflare the platform routes assets before the Worker. The JS references have no assets either.
+export async function serveEdgekit({ vars = {}, workerOptions = {}, assets = false } = {}) {
+  const options = assets ? workerOptions : { assets: undefined, ...workerOptions };
+  const worker = await startWorker({ vars: { DEBUG_ROUTES: false, ...BENCH_VARS, ...vars }, workerOptions: options });
   return { url: worker.url, mf: worker.mf, stop: () => worker.stop() };
 }
 
@@ -52,29 +57,53 @@ const toMs = (text) => {
   return m ? Number(m[1]) * UNIT_MS[m[2]] : NaN;
 };
 
-/**
- * Loads `url` with wrk for `seconds` (bounded) and returns { rps, p50, p99, requests, errors }.
- * Only 127.0.0.1 targets are accepted.
- */
-export function load(url, { seconds = 8, connections = 32, threads = 2, headers = {}, method = "GET" } = {}) {
+function wrkArgs(url, { seconds = 8, connections = 32, threads = 2, headers = {}, method = "GET", script } = {}) {
   const target = new URL(url);
   if (target.hostname !== "127.0.0.1" && target.hostname !== "localhost") {
     throw new Error(`benchmarks only load 127.0.0.1, not ${target.hostname}`);
   }
   const args = ["-t", String(threads), "-c", String(connections), "-d", `${seconds}s`, "--latency", "--timeout", "5s"];
   for (const [k, v] of Object.entries(headers)) args.push("-H", `${k}: ${v}`);
+  if (script) args.push("-s", script); // a wrk Lua script shaping each request (e.g. rotating keys)
   if (method !== "GET") throw new Error("load() drives GET only; use a wrk script for other methods");
-  const out = execFileSync("wrk", [...args, url], { encoding: "utf8", timeout: (seconds + 30) * 1000 });
+  return [...args, url];
+}
+
+function parseWrk(out) {
   const line = (re) => (re.exec(out) ?? [])[1];
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out);
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   return {
     rps: Number(line(/Requests\/sec:\s+([\d.]+)/)),
-    p50: toMs(line(/50%\s+(\S+)/) ?? ""),
-    p99: toMs(line(/99%\s+(\S+)/) ?? ""),
+    p50: toMs(line(/^\s*50%\s+(\S+)/m) ?? ""),
+    p99: toMs(line(/^\s*99%\s+(\S+)/m) ?? ""),
     requests: Number(line(/(\d+) requests in/)),
     errors: (errors ? Number(errors[1]) : 0) + (socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
   };
+}
+
+/**
+ * Loads `url` with wrk for `seconds` (bounded) and returns { rps, p50, p99, requests, errors }. `script`: a wrk Lua
+ * file that shapes each request.
+ * Only 127.0.0.1 targets are accepted.
+ */
+export function load(url, options = {}) {
+  const seconds = options.seconds ?? 8;
+  return parseWrk(execFileSync("wrk", wrkArgs(url, options), { encoding: "utf8", timeout: (seconds + 30) * 1000 }));
+}
+
+/**
+ * `load` without blocking node's event loop: use it when the served Worker writes log lines during the run. The
+ * synchronous `load` stops node from draining workerd's stdout pipe, so a Worker that logs (e.g. every 4xx) stalls
+ * once the pipe's buffer is full and the figures measure the stall.
+ */
+export async function loadAsync(url, options = {}) {
+  const seconds = options.seconds ?? 8;
+  const { stdout } = await promisify(execFile)("wrk", wrkArgs(url, options), {
+    encoding: "utf8",
+    timeout: (seconds + 30) * 1000,
+  });
+  return parseWrk(stdout);
 }
 
 /** A short warm-up so both sides are measured hot (JIT, wasm instantiation, caches). */

@@ -230,16 +230,30 @@ pub struct Config {
     pub core: CoreConfig,
     pub auth: AuthConfig,
     pub gateway: crate::gateway::config::GatewayConfig,
+    pub session: crate::session::config::SessionConfig,
+    pub render: crate::render::plan::RenderConfig,
+    /// Rate-limit policies (`RATE_LIMIT_POLICIES`).
+    pub ratelimit: crate::ratelimit::policy::RateLimitConfig,
+    pub images: crate::images::config::ImagesConfig,
+    pub rooms: crate::rooms::RoomsConfig,
 }
 
 impl Config {
     /// Parses and validates every section; the first invalid key fails the whole load.
     pub fn parse(source: &dyn VarSource) -> Result<Self, ConfigError> {
         let vars = Vars::new(source);
+        // The gateway's routes name rate-limit policies, so that section is parsed first.
+        let ratelimit = crate::ratelimit::policy::RateLimitConfig::parse(&vars)?;
+        let policy_names: Vec<String> = ratelimit.names().map(str::to_owned).collect();
         Ok(Self {
             core: CoreConfig::parse(&vars)?,
             auth: AuthConfig::parse(&vars)?,
-            gateway: crate::gateway::config::GatewayConfig::parse(&vars)?,
+            gateway: crate::gateway::config::GatewayConfig::parse(&vars, &policy_names)?,
+            session: crate::session::config::SessionConfig::parse(&vars)?,
+            render: crate::render::plan::RenderConfig::parse(&vars)?,
+            ratelimit,
+            images: crate::images::config::ImagesConfig::parse(&vars)?,
+            rooms: crate::rooms::RoomsConfig::parse(&vars)?,
         })
     }
 }

@@ -10,8 +10,15 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod health;
+pub mod images;
 pub mod observability;
+pub mod openapi;
+// Edge-side rendering (streamed pages from fragments, personalised at the edge).
+pub mod ratelimit;
+pub mod render;
+pub mod rooms;
 pub mod router;
+pub mod session;
 
 pub mod entry;
 
@@ -19,4 +26,5 @@ pub mod entry;
 mod boundary;
 
 /// Durable Object classes must be exported from the Worker's wasm module.
-pub use durable_objects::Probe;
+pub use durable_objects::RateLimiter;
+pub use durable_objects::{Room, RoomDirectory};

@@ -11,8 +11,27 @@ use std::collections::HashMap;
 pub enum RouteId {
     Health,
     Ready,
+    OpenApi,
+    // Sessions (src/session): `/auth/session` is the cached `session` check, `/auth/sessions` the strict one.
+    AuthLogin,
+    AuthLogout,
+    AuthRefresh,
+    AuthSession,
+    AuthSessions,
     DebugPanic,
     GatewayPurge,
+    // render
+    RenderHome,
+    RenderPage,
+    RateLimitCheck,
+    RateLimitBaseline,
+    Images,
+    Rooms,
+    RoomPage,
+    RoomJoin,
+    RoomTicket,
+    RoomState,
+    DebugRoomTicket,
 }
 
 /// One row of the route table.
@@ -38,6 +57,23 @@ const fn route(id: RouteId, method: &'static str, pattern: &'static str) -> Rout
 pub const ROUTES: &[RouteSpec] = &[
     route(RouteId::Health, "GET", "/health"),
     route(RouteId::Ready, "GET", "/health/ready"),
+    route(RouteId::OpenApi, "GET", "/openapi.json"),
+    route(RouteId::AuthLogin, "POST", "/auth/login"),
+    route(RouteId::AuthLogout, "POST", "/auth/logout"),
+    route(RouteId::AuthRefresh, "POST", "/auth/refresh"),
+    route(RouteId::AuthSession, "GET", "/auth/session"),
+    route(RouteId::AuthSessions, "GET", "/auth/sessions"),
+    // render
+    route(RouteId::RenderHome, "GET", "/"),
+    route(RouteId::RenderPage, "GET", "/p/{page}"),
+    route(RouteId::RateLimitCheck, "GET", "/ratelimit/{policy}/check"),
+    // The check route minus the limiter, for bench/ratelimit.mjs's side-by-side figures.
+    RouteSpec {
+        id: RouteId::RateLimitBaseline,
+        method: "GET",
+        pattern: "/__debug/ratelimit/{policy}/unlimited",
+        debug_only: true,
+    },
     RouteSpec {
         id: RouteId::DebugPanic,
         method: "GET",
@@ -45,6 +81,18 @@ pub const ROUTES: &[RouteSpec] = &[
         debug_only: true,
     },
     route(RouteId::GatewayPurge, "POST", "/admin/gateway/purge"),
+    route(RouteId::Images, "GET", "/images/{*path}"),
+    route(RouteId::Rooms, "GET", "/rooms"),
+    route(RouteId::RoomPage, "GET", "/rooms/{id}"),
+    route(RouteId::RoomJoin, "GET", "/rooms/{id}/ws"),
+    route(RouteId::RoomTicket, "POST", "/rooms/{id}/ticket"),
+    route(RouteId::RoomState, "GET", "/rooms/{id}/state"),
+    RouteSpec {
+        id: RouteId::DebugRoomTicket,
+        method: "POST",
+        pattern: "/__debug/rooms/{id}/ticket",
+        debug_only: true,
+    },
 ];
 
 /// What a request resolves to.

@@ -29,12 +29,13 @@ test("/health/ready checks KV, D1 and the Durable Object, and the object's SQLit
   assert.deepEqual(body.checks.map((c) => [c.binding, c.ok]), [
     ["CONFIG_KV", true],
     ["DB", true],
-    ["PROBE", true],
+    ["RATE_LIMITER", true],
   ]);
-  // The probe's SQLite row is visible through the runtime's own storage API.
-  const ns = await worker.mf.getDurableObjectNamespace("PROBE");
-  const stub = ns.get(ns.idFromName("probe:readiness"));
-  const reply = await (await stub.fetch("https://probe/ping", { method: "POST" })).json();
+  // The rate limiter's readiness object stored the ping in SQLite: a second ping through the runtime's own
+  // namespace API sees the first.
+  const ns = await worker.mf.getDurableObjectNamespace("RATE_LIMITER");
+  const stub = ns.get(ns.idFromName("ratelimit:readiness"));
+  const reply = await (await stub.fetch("https://ratelimiter/ping", { method: "POST" })).json();
   assert.equal(reply.pings, 2, "one ping from /health/ready, one from this test");
 });
 

@@ -2,6 +2,13 @@
 //! a `protocol` shared with the Worker that calls it (binding name, object naming, wire types), and an `object`
 //! module, the thin `#[durable_object]` glue that is the only part touching the runtime.
 
-pub mod probe;
+pub mod hash;
+pub mod ratelimit;
 
-pub use probe::object::Probe;
+pub use ratelimit::object::RateLimiter;
+
+pub mod room;
+pub mod room_directory;
+
+pub use room::object::Room;
+pub use room_directory::object::RoomDirectory;

@@ -1,5 +1,8 @@
 //! Reads a request body whole under a size cap and parses it as JSON (rules in `crate::body`). The declared
-//! `content-length` is checked before reading; the actual bytes are checked again after.
+//! `content-length` is checked before reading; the actual bytes are checked again after. A body refused before it
+//! was read (wrong content type, declared length over the cap) is still drained, up to [`DRAIN_CEILING`] bytes:
+//! answering while the client is still sending can reset the connection, and the client would see ECONNRESET
+//! instead of the 415/413. Past the ceiling we stop reading.
 
 use serde::de::DeserializeOwned;
 use worker::Request;
@@ -7,15 +10,36 @@ use worker::Request;
 use crate::body::{parse_json, require_json_content_type, require_size};
 use crate::error::{ApiError, ApiResult};
 
+/// How much of an over-size body is read and discarded so the 413 reaches the client.
+const DRAIN_CEILING: u64 = 1024 * 1024;
+
+async fn drain(req: &mut Request) {
+    use futures_util::StreamExt;
+    let Ok(mut stream) = req.stream() else { return };
+    let mut read = 0u64;
+    while let Some(Ok(chunk)) = stream.next().await {
+        read += chunk.len() as u64;
+        if read > DRAIN_CEILING {
+            break;
+        }
+    }
+}
+
 /// The body as `T`: 415 for a non-JSON content type, 413 over `max_bytes`, 400 for JSON that does not parse.
 pub async fn read_json<T: DeserializeOwned>(req: &mut Request, max_bytes: u64) -> ApiResult<T> {
     let content_type = req.headers().get("content-type").ok().flatten();
-    require_json_content_type(content_type.as_deref())?;
+    if let Err(refused) = require_json_content_type(content_type.as_deref()) {
+        drain(req).await;
+        return Err(refused);
+    }
     if let Some(declared) = req.headers().get("content-length").ok().flatten() {
         let declared: u64 = declared.trim().parse().map_err(|_| {
             ApiError::bad_request("invalid_header", "content-length is not a number")
         })?;
-        require_size(declared, max_bytes)?;
+        if let Err(too_large) = require_size(declared, max_bytes) {
+            drain(req).await;
+            return Err(too_large);
+        }
     }
     let bytes = req.bytes().await.map_err(|e| {
         ApiError::bad_request("unreadable_body", "the body could not be read")

@@ -4,9 +4,8 @@ use worker::Response;
 
 use super::Call;
 use crate::error::{ApiError, ApiResult};
-use crate::gateway;
-use crate::health;
 use crate::router::{Resolved, RouteId};
+use crate::{gateway, health, images, openapi, ratelimit, render, rooms, session};
 
 pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
     let method = call.req.method().to_string();
@@ -17,11 +16,28 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
             match id {
                 RouteId::Health => health::handler::health(&call),
                 RouteId::Ready => health::handler::ready(&call).await,
+                RouteId::OpenApi => openapi::handler::document(),
+                RouteId::AuthLogin => session::handler::login(call).await,
+                RouteId::AuthLogout => session::handler::logout(call).await,
+                RouteId::AuthRefresh => session::handler::refresh(call).await,
+                RouteId::AuthSession => session::handler::session(call).await,
+                RouteId::AuthSessions => session::handler::sessions(call).await,
+                RouteId::RateLimitCheck => ratelimit::handler::check(&call).await,
+                RouteId::RateLimitBaseline => ratelimit::handler::unlimited(&call).await,
+                RouteId::Images => images::handler::serve(&call).await,
+                RouteId::Rooms => rooms::handler::list(&call).await,
+                RouteId::RoomPage => rooms::handler::page(&call),
+                RouteId::RoomJoin => rooms::handler::join(&call).await,
+                RouteId::RoomTicket => rooms::handler::ticket(&call).await,
+                RouteId::RoomState => rooms::handler::authorised_state(&call).await,
+                RouteId::DebugRoomTicket => rooms::handler::debug_ticket(&call).await,
                 RouteId::DebugPanic => panic!(
                     "deliberate panic from /__debug/panic (request {})",
                     call.request_id
                 ),
                 RouteId::GatewayPurge => gateway::handler::purge(&mut call).await,
+                // render
+                RouteId::RenderHome | RouteId::RenderPage => render::handler::page(call).await,
             }
         }
         Resolved::MethodNotAllowed { allowed } => {

@@ -21,10 +21,14 @@ pub struct GatewayConfig {
     pub jwks_ttl_secs: u64,
     /// The permission the admin purge route requires.
     pub admin_permission: String,
+    /// How long an isolate trusts its copy of a tag's purge time before re-reading KV (purges taken by the
+    /// isolate itself apply at once): the longest a purged entry can still be served elsewhere.
+    pub purge_sync_ms: u64,
 }
 
 impl GatewayConfig {
-    pub fn parse(vars: &Vars) -> Result<Self, ConfigError> {
+    /// `rate_limit_policies`: the configured policy names, which a route's `rate_limit` must be one of.
+    pub fn parse(vars: &Vars, rate_limit_policies: &[String]) -> Result<Self, ConfigError> {
         let cache_policies = CachePolicies::with_overrides(
             vars.json::<serde_json::Value>("GATEWAY_CACHE_POLICIES")?
                 .as_ref(),
@@ -32,8 +36,7 @@ impl GatewayConfig {
         .map_err(|e| ConfigError::new("GATEWAY_CACHE_POLICIES", e))?;
         let routes = match vars.json::<serde_json::Value>("GATEWAY_ROUTES")? {
             None => RouteTable::default(),
-            // Rate-limit policy names are checked against the rate-limit section once that capability is merged.
-            Some(value) => RouteTable::parse(&value, &cache_policies, None)
+            Some(value) => RouteTable::parse(&value, &cache_policies, Some(rate_limit_policies))
                 .map_err(|e| ConfigError::new("GATEWAY_ROUTES", e))?,
         };
         let waf = vars
@@ -49,6 +52,7 @@ impl GatewayConfig {
             jwt_max_bytes: vars.u64_in("GATEWAY_JWT_MAX_BYTES", 8192, 256, 65_536)?,
             jwks_ttl_secs: vars.u64_in("GATEWAY_JWKS_TTL_SECONDS", 60, 0, 86_400)?,
             admin_permission: vars.string_or("GATEWAY_ADMIN_PERMISSION", "gateway:admin")?,
+            purge_sync_ms: vars.u64_in("GATEWAY_PURGE_SYNC_MS", 5_000, 0, 60_000)?,
         })
     }
 }
@@ -63,7 +67,7 @@ mod tests {
 
     fn parse(pairs: &[(&'static str, Value)]) -> Result<GatewayConfig, ConfigError> {
         let source: HashMap<&str, Value> = pairs.iter().cloned().collect();
-        GatewayConfig::parse(&Vars::new(&source))
+        GatewayConfig::parse(&Vars::new(&source), &["per-user".to_owned()])
     }
 
     #[test]

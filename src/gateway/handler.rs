@@ -28,12 +28,10 @@ use super::waf::{self, Hit, WafMode};
 use crate::bindings;
 use crate::entry::{respond, Call};
 use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::{ratelimit, session};
 
 /// Prefix of the KV keys that record when a cache tag was last purged (value: milliseconds since the epoch).
 const PURGE_KEY_PREFIX: &str = "gateway:purge:";
-/// How long an isolate trusts its copy of a tag's purge time before re-reading KV (purges made in this isolate
-/// apply at once).
-const PURGE_SYNC_MS: u64 = 5_000;
 
 /// Serves a request no app route matched: 404/405 from the gateway table, or the proxied route.
 pub async fn serve(mut call: Call) -> ApiResult<Response> {
@@ -108,14 +106,52 @@ async fn proxy_route(
             ));
         }
     }
-    if let Some(policy) = &route.rate_limit {
-        return Err(not_configured(&format!("rate-limit policy {policy}")));
-    }
+    // Rate limit: after authentication, so `user`/`route_user` policies key on the verified identity.
+    let limited = match &route.rate_limit {
+        Some(policy) => Some(
+            ratelimit::handler::limit(
+                call,
+                policy,
+                identity.as_ref().map(|u| u.sub.as_str()),
+                &route.path,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let response = forward(
+        call,
+        route,
+        method,
+        trace,
+        &url,
+        identity.as_ref(),
+        content_length,
+    )
+    .await?;
+    Ok(match limited {
+        Some(headers) => headers.apply(response),
+        None => response,
+    })
+}
+
+/// Forwards an admitted request: from the edge cache for cacheable GET/HEAD, else to the origin.
+async fn forward(
+    call: &mut Call,
+    route: &Route,
+    method: &str,
+    trace: &TraceContext,
+    url: &worker::Url,
+    identity: Option<&Verified>,
+    content_length: Option<u64>,
+) -> ApiResult<Response> {
+    let isolate = call.isolate.clone();
+    let gateway = &isolate.config.gateway;
 
     // Body: inspected up to the cap, then forwarded (streamed past the cap).
     let body = take_body(call, method, content_length).await?;
 
-    let mut headers = origin_headers(call, &url, trace, identity.as_ref())?;
+    let mut headers = origin_headers(call, url, trace, identity)?;
     let target = route.upstream_url(url.path(), url.query());
     let cacheable = matches!(method, "GET" | "HEAD");
     if let (true, Some(policy_name)) = (cacheable, &route.cache) {
@@ -124,7 +160,7 @@ async fn proxy_route(
             .get(policy_name)
             .ok_or_else(|| ApiError::internal(format!("cache policy {policy_name} vanished")))?
             .clone();
-        let user = identity.as_ref().map(|u| u.sub.as_str());
+        let user = identity.map(|u| u.sub.as_str());
         if let Some(key) = cache_key(&route.name, url.path(), url.query(), &policy, user) {
             headers.retain(|(k, _)| k != "authorization" || !policy.shared);
             let spec = Spec {
@@ -157,14 +193,6 @@ async fn proxy_route(
         }
         Err(failure) => Err(failure.into_error()),
     }
-}
-
-fn not_configured(what: &str) -> ApiError {
-    ApiError::new(
-        500,
-        "not_configured",
-        format!("{what} is configured on this route but not available in this build"),
-    )
 }
 
 fn waf_verdict(call: &Call, hit: Option<Hit>) -> ApiResult<()> {
@@ -210,8 +238,28 @@ async fn authenticate(
     match route.auth {
         AuthPolicy::None => Ok(None),
         AuthPolicy::Jwt => verify_bearer(call, token).await.map(Some),
-        AuthPolicy::Session => Err(not_configured("auth policy session")),
-        AuthPolicy::JwtOrSession => Err(not_configured("auth policy jwt_or_session")),
+        AuthPolicy::Session => session_identity(call).await.map(Some),
+        // A bearer token, when one is sent, decides; otherwise the session cookie.
+        AuthPolicy::JwtOrSession if header(&call.req, "authorization").is_some() => {
+            verify_bearer(call, token).await.map(Some)
+        }
+        AuthPolicy::JwtOrSession => session_identity(call).await.map(Some),
+    }
+}
+
+/// The signed-in user from the session cookie (the cached, non-strict check), as an identity.
+async fn session_identity(call: &Call) -> ApiResult<Verified> {
+    match session::handler::current_user(call, false).await? {
+        Some(user) => Ok(Verified {
+            sub: user.user_id,
+            permissions: user.permissions,
+            email: Some(user.email),
+        }),
+        None => Err(ApiError::new(
+            401,
+            "session_required",
+            "this route needs a valid session; log in first",
+        )),
     }
 }
 
@@ -751,12 +799,13 @@ async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> Api
 
 /// Whether one of the entry's tags was purged after it was stored (purge times from KV, cached briefly).
 async fn purged(call: &Call, meta: &StoredMeta, now: u64) -> bool {
+    let sync_ms = call.isolate.config.gateway.purge_sync_ms;
     let mut times = HashMap::new();
     for tag in &meta.tags {
         let known = PURGES.with(|p| {
             p.borrow()
                 .get(tag)
-                .filter(|(_, read_at)| now.saturating_sub(*read_at) < PURGE_SYNC_MS)
+                .filter(|(_, read_at)| now.saturating_sub(*read_at) < sync_ms)
                 .map(|(at, _)| *at)
         });
         let at = match known {

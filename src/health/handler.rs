@@ -1,7 +1,7 @@
-//! Runtime side of health: `/health` answers from memory; `/health/ready` reads KV, queries D1 and pings the probe
-//! Durable Object, each check reported separately.
+//! Runtime side of health: `/health` answers from memory; `/health/ready` reads KV, queries D1 and pings the
+//! rate limiter's readiness Durable Object (a SQLite write and read), each check reported separately.
 
-use durable_objects::probe::protocol::{self as probe, PingReply};
+use durable_objects::ratelimit::protocol::{self as limiter, PingReply};
 use worker::Response;
 
 use super::{Check, Health, Readiness};
@@ -15,7 +15,7 @@ pub fn health(call: &Call) -> ApiResult<Response> {
 }
 
 pub async fn ready(call: &Call) -> ApiResult<Response> {
-    let (kv, db, object) = futures_util::join!(check_kv(call), check_d1(call), check_probe(call));
+    let (kv, db, object) = futures_util::join!(check_kv(call), check_d1(call), check_limiter(call));
     let readiness = Readiness::from_checks(vec![kv, db, object]);
     json(readiness.status(), &readiness)
 }
@@ -57,17 +57,17 @@ async fn check_d1(call: &Call) -> Check {
     check(bindings::DB, outcome.await)
 }
 
-async fn check_probe(call: &Call) -> Check {
+async fn check_limiter(call: &Call) -> Check {
     let outcome = async {
         let stub = call
             .env
-            .durable_object(probe::BINDING)
-            .and_then(|ns| ns.get_by_name(probe::OBJECT_NAME))
+            .durable_object(limiter::BINDING)
+            .and_then(|ns| ns.get_by_name(limiter::READINESS_OBJECT))
             .map_err(|e| e.to_string())?;
         let mut response = stub
             .fetch_with_request(
                 worker::Request::new_with_init(
-                    "https://probe/ping",
+                    &format!("https://ratelimiter{}", limiter::PING_PATH),
                     worker::RequestInit::new().with_method(worker::Method::Post),
                 )
                 .map_err(|e| e.to_string())?,
@@ -78,8 +78,8 @@ async fn check_probe(call: &Call) -> Check {
         if reply.pings > 0 {
             Ok(())
         } else {
-            Err("probe stored no ping".to_owned())
+            Err("the object stored no ping".to_owned())
         }
     };
-    check(probe::BINDING, outcome.await)
+    check(limiter::BINDING, outcome.await)
 }

@@ -1,0 +1,145 @@
+//! The room's `yrs` document: rebuilt from a snapshot plus the update log, fed validated updates, asked for the diff
+//! a client lacks, encoded whole for compaction and rendered as JSON for consumers that do not speak Yjs.
+
+use serde_json::{Map, Value};
+use yrs::updates::decoder::Decode;
+use yrs::{Any, Doc, GetString, Out, ReadTxn, StateVector, Transact, Update};
+
+/// A room's document. Pure: bytes in, bytes out.
+pub struct RoomDoc {
+    doc: Doc,
+}
+
+/// An update or state vector that does not decode or apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocError(pub String);
+
+impl std::fmt::Display for DocError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A v1 update that decoded; applying it may still be refused.
+pub struct CheckedUpdate(Update);
+
+impl CheckedUpdate {
+    /// Decodes a v1 update sent by a client.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DocError> {
+        Update::decode_v1(bytes)
+            .map(CheckedUpdate)
+            .map_err(|e| DocError(format!("update does not decode: {e}")))
+    }
+
+    /// True when the update carries no insertions and no deletions (e.g. an empty sync step 2).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Default for RoomDoc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RoomDoc {
+    /// An empty document.
+    pub fn new() -> Self {
+        Self { doc: Doc::new() }
+    }
+
+    /// The document a snapshot plus the updates logged after it describe. A stored entry that no longer decodes is
+    /// an error (it was validated before it was stored, so this means corruption).
+    pub fn rebuild<'a>(
+        snapshot: Option<&[u8]>,
+        log: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Self, DocError> {
+        let mut room = Self::new();
+        if let Some(snapshot) = snapshot {
+            room.apply(CheckedUpdate::decode(snapshot)?)?;
+        }
+        for entry in log {
+            room.apply(CheckedUpdate::decode(entry)?)?;
+        }
+        Ok(room)
+    }
+
+    /// Applies an update (idempotent: updates already integrated change nothing).
+    pub fn apply(&mut self, update: CheckedUpdate) -> Result<(), DocError> {
+        self.doc
+            .transact_mut()
+            .apply_update(update.0)
+            .map_err(|e| DocError(format!("update does not apply: {e}")))
+    }
+
+    /// The v1-encoded state vector (sync step 1 payload).
+    pub fn state_vector(&self) -> Vec<u8> {
+        use yrs::updates::encoder::Encode;
+        self.doc.transact().state_vector().encode_v1()
+    }
+
+    /// The update a peer with state vector `sv` lacks (sync step 2 payload).
+    pub fn diff(&self, sv: &[u8]) -> Result<Vec<u8>, DocError> {
+        let sv = StateVector::decode_v1(sv)
+            .map_err(|e| DocError(format!("state vector does not decode: {e}")))?;
+        Ok(self.doc.transact().encode_state_as_update_v1(&sv))
+    }
+
+    /// The whole document as one v1 update (a snapshot; pending updates included).
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    }
+
+    /// The document as JSON, one key per root type. Roots whose type no client declared to us are read as text
+    /// when they hold a sequence and as a map otherwise (Yjs does not encode root types).
+    pub fn to_json(&self) -> Value {
+        let undefined: Vec<(String, bool)> = {
+            let txn = self.doc.transact();
+            txn.root_refs()
+                .filter_map(|(name, out)| match out {
+                    Out::UndefinedRef(branch) => Some((name.to_owned(), branch.len() > 0)),
+                    _ => None,
+                })
+                .collect()
+        };
+        for (name, is_sequence) in undefined {
+            if is_sequence {
+                self.doc.get_or_insert_text(name.as_str());
+            } else {
+                self.doc.get_or_insert_map(name.as_str());
+            }
+        }
+        let txn = self.doc.transact();
+        let mut roots = Map::new();
+        for (name, out) in txn.root_refs() {
+            let value = match &out {
+                Out::YText(text) => Value::String(text.get_string(&txn)),
+                other => any_to_json(&yrs::types::ToJson::to_json(other, &txn)),
+            };
+            roots.insert(name.to_owned(), value);
+        }
+        Value::Object(roots)
+    }
+}
+
+fn any_to_json(any: &Any) -> Value {
+    match any {
+        Any::Null | Any::Undefined => Value::Null,
+        Any::Bool(b) => Value::Bool(*b),
+        Any::Number(yrs::any::Number::Int(n)) => Value::from(*n),
+        Any::Number(yrs::any::Number::Float(n)) => {
+            serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number)
+        }
+        Any::String(s) => Value::String(s.to_string()),
+        Any::Buffer(b) => Value::Array(b.iter().map(|x| Value::from(*x)).collect()),
+        Any::Array(items) => Value::Array(items.iter().map(any_to_json).collect()),
+        Any::Map(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), any_to_json(v)))
+                .collect(),
+        ),
+    }
+}

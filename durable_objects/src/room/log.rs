@@ -1,0 +1,383 @@
+//! Durable update log: the order of operations that makes an accepted update survive eviction, and the policy that
+//! compacts the log into a snapshot.
+//!
+//! Invariant: [`accept_update`] returns `Accepted::Stored` only after the update is in the store, so the caller
+//! broadcasts or acknowledges it only then. Compaction writes a snapshot of the whole document and drops the log
+//! entries it covers in one store operation (the object does both in one synchronous SQLite turn, which commits
+//! atomically). Storage sits behind [`UpdateStore`]; [`MemoryStore`] is the host fake, the object implements it over
+//! SQLite.
+
+use super::document::{CheckedUpdate, DocError, RoomDoc};
+
+/// What a store holds: the latest snapshot (if any) and every update appended after it, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    pub snapshot: Option<Vec<u8>>,
+    pub log: Vec<Vec<u8>>,
+}
+
+/// Where a room's updates live.
+pub trait UpdateStore {
+    /// Reads the snapshot and the log.
+    fn load(&mut self) -> Result<Stored, String>;
+    /// Appends one update to the log; durable when it returns.
+    fn append(&mut self, update: &[u8]) -> Result<(), String>;
+    /// Replaces the snapshot and drops every logged update, as one atomic step.
+    fn compact(&mut self, snapshot: &[u8]) -> Result<(), String>;
+}
+
+/// When the log is folded into a snapshot: past either threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CompactionPolicy {
+    pub max_entries: u64,
+    pub max_bytes: u64,
+}
+
+impl CompactionPolicy {
+    pub fn due(&self, stats: LogStats) -> bool {
+        stats.entries >= self.max_entries || stats.bytes >= self.max_bytes
+    }
+}
+
+/// Size of the log since the last snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+impl LogStats {
+    pub fn of(log: &[Vec<u8>]) -> Self {
+        Self {
+            entries: log.len() as u64,
+            bytes: log.iter().map(|e| e.len() as u64).sum(),
+        }
+    }
+}
+
+/// A document loaded from a store, with the log statistics compaction needs.
+pub struct Loaded {
+    pub doc: RoomDoc,
+    pub stats: LogStats,
+}
+
+/// Rebuilds the document from the store (snapshot + log).
+pub fn load(store: &mut dyn UpdateStore) -> Result<Loaded, AcceptError> {
+    let stored = store.load().map_err(AcceptError::Store)?;
+    let doc = RoomDoc::rebuild(
+        stored.snapshot.as_deref(),
+        stored.log.iter().map(Vec::as_slice),
+    )
+    .map_err(|e| AcceptError::Store(format!("stored document does not rebuild: {e}")))?;
+    Ok(Loaded {
+        doc,
+        stats: LogStats::of(&stored.log),
+    })
+}
+
+/// The outcome of an accepted update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored (and possibly compacted): broadcast it.
+    Stored { compacted: bool },
+    /// Carried nothing: nothing stored, nothing to broadcast.
+    Empty,
+}
+
+/// Why an update was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcceptError {
+    /// The client sent bytes that are not a valid update: close its socket as invalid data.
+    Invalid(DocError),
+    /// The store failed: the in-memory document may be ahead of storage and must be dropped and reloaded.
+    Store(String),
+}
+
+/// Validates, applies, stores and (past the policy's threshold) compacts one client update.
+pub fn accept_update(
+    loaded: &mut Loaded,
+    store: &mut dyn UpdateStore,
+    policy: CompactionPolicy,
+    bytes: &[u8],
+) -> Result<Accepted, AcceptError> {
+    let update = CheckedUpdate::decode(bytes).map_err(AcceptError::Invalid)?;
+    if update.is_empty() {
+        return Ok(Accepted::Empty);
+    }
+    loaded.doc.apply(update).map_err(AcceptError::Invalid)?;
+    store.append(bytes).map_err(AcceptError::Store)?;
+    loaded.stats.entries += 1;
+    loaded.stats.bytes += bytes.len() as u64;
+    let compacted = policy.due(loaded.stats);
+    if compacted {
+        store
+            .compact(&loaded.doc.snapshot())
+            .map_err(AcceptError::Store)?;
+        loaded.stats = LogStats::default();
+    }
+    Ok(Accepted::Stored { compacted })
+}
+
+/// The in-memory store used by host tests.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    pub stored: Stored,
+}
+
+impl UpdateStore for MemoryStore {
+    fn load(&mut self) -> Result<Stored, String> {
+        Ok(self.stored.clone())
+    }
+    fn append(&mut self, update: &[u8]) -> Result<(), String> {
+        self.stored.log.push(update.to_vec());
+        Ok(())
+    }
+    fn compact(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        self.stored.snapshot = Some(snapshot.to_vec());
+        self.stored.log.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use yrs::updates::decoder::Decode;
+    use yrs::{Doc, GetString, Map, ReadTxn, StateVector, Text, Transact};
+
+    use super::*;
+
+    /// One client edit the property test replays.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Insert {
+            client: usize,
+            at: u32,
+            text: String,
+        },
+        Delete {
+            client: usize,
+            at: u32,
+            len: u32,
+        },
+        Set {
+            client: usize,
+            key: u8,
+            value: i32,
+        },
+        /// Client `from` receives everything client `to` has (so later edits interleave causally).
+        Sync {
+            from: usize,
+            to: usize,
+        },
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (0..3usize, any::<u32>(), "[a-zé]{1,5}").prop_map(|(client, at, text)| Edit::Insert {
+                client,
+                at,
+                text
+            }),
+            (0..3usize, any::<u32>(), 1..4u32).prop_map(|(client, at, len)| Edit::Delete {
+                client,
+                at,
+                len
+            }),
+            (0..3usize, 0..4u8, any::<i32>()).prop_map(|(client, key, value)| Edit::Set {
+                client,
+                key,
+                value
+            }),
+            (0..3usize, 0..3usize).prop_map(|(from, to)| Edit::Sync { from, to }),
+        ]
+    }
+
+    /// Runs the edits on three client docs, sending each produced update to the room; returns the updates sent.
+    fn client_updates(edits: &[Edit]) -> Vec<Vec<u8>> {
+        // Yjs counts text offsets in UTF-16 code units, as the browser clients do.
+        let clients: Vec<Doc> = (1..=3)
+            .map(|id| {
+                Doc::with_options(yrs::Options {
+                    offset_kind: yrs::OffsetKind::Utf16,
+                    ..yrs::Options::with_client_id(yrs::ClientID::new(id as u64))
+                })
+            })
+            .collect();
+        let mut sent = Vec::new();
+        for e in edits {
+            match e {
+                Edit::Insert { client, at, text } => {
+                    let doc = &clients[*client];
+                    let t = doc.get_or_insert_text("text");
+                    let mut txn = doc.transact_mut();
+                    let len = t.len(&txn);
+                    t.insert(&mut txn, at % (len + 1), text);
+                    sent.push(txn.encode_update_v1());
+                }
+                Edit::Delete { client, at, len } => {
+                    let doc = &clients[*client];
+                    let t = doc.get_or_insert_text("text");
+                    let mut txn = doc.transact_mut();
+                    let total = t.len(&txn);
+                    if total == 0 {
+                        continue;
+                    }
+                    let at = at % total;
+                    t.remove_range(&mut txn, at, (*len).min(total - at));
+                    sent.push(txn.encode_update_v1());
+                }
+                Edit::Set { client, key, value } => {
+                    let doc = &clients[*client];
+                    let m = doc.get_or_insert_map("meta");
+                    let mut txn = doc.transact_mut();
+                    m.insert(&mut txn, format!("k{key}"), *value as f64);
+                    sent.push(txn.encode_update_v1());
+                }
+                Edit::Sync { from, to } => {
+                    let update = clients[*to]
+                        .transact()
+                        .encode_state_as_update_v1(&clients[*from].transact().state_vector());
+                    let u = yrs::Update::decode_v1(&update).expect("own update decodes");
+                    clients[*from]
+                        .transact_mut()
+                        .apply_update(u)
+                        .expect("own update applies");
+                }
+            }
+        }
+        sent
+    }
+
+    fn policy(n: u64) -> CompactionPolicy {
+        CompactionPolicy {
+            max_entries: n,
+            max_bytes: u64::MAX,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        #[test]
+        fn any_updates_persisted_compacted_anywhere_and_rebuilt_equal_the_live_document(
+            edits in prop::collection::vec(edit(), 1..40),
+            compact_every in 1..12u64,
+            extra_compaction_at in any::<prop::sample::Index>(),
+        ) {
+            let updates = client_updates(&edits);
+            let mut live = RoomDoc::new();
+            let mut store = MemoryStore::default();
+            let mut loaded = load(&mut store).expect("empty store loads");
+            let extra = if updates.is_empty() { usize::MAX } else { extra_compaction_at.index(updates.len()) };
+            for (i, u) in updates.iter().enumerate() {
+                live.apply(CheckedUpdate::decode(u).expect("decodes")).expect("applies");
+                accept_update(&mut loaded, &mut store, policy(compact_every), u).expect("accepted");
+                if i == extra {
+                    store.compact(&loaded.doc.snapshot()).expect("compacts");
+                    loaded.stats = LogStats::default();
+                }
+            }
+            let rebuilt = load(&mut store).expect("rebuilds").doc;
+            prop_assert_eq!(rebuilt.to_json(), live.to_json(), "rebuilt document differs from the live one");
+            prop_assert_eq!(rebuilt.state_vector(), live.state_vector(), "state vectors differ");
+            prop_assert_eq!(loaded.doc.to_json(), live.to_json(), "the room's own document differs");
+        }
+
+        #[test]
+        fn arbitrary_bytes_are_refused_or_accepted_but_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            let mut store = MemoryStore::default();
+            let mut loaded = load(&mut store).expect("empty store loads");
+            let _ = accept_update(&mut loaded, &mut store, policy(3), &bytes);
+            let _ = crate::room::wire::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn empty_and_invalid_updates_store_nothing() {
+        let mut store = MemoryStore::default();
+        let mut loaded = load(&mut store).expect("loads");
+        let cases: &[(&str, &[u8], bool)] = &[
+            ("an empty update is accepted as empty", &[0, 0], true),
+            ("garbage is refused", &[0xff, 0xff, 0xff], false),
+        ];
+        for (name, bytes, ok) in cases {
+            let outcome = accept_update(&mut loaded, &mut store, policy(10), bytes);
+            assert_eq!(outcome.is_ok(), *ok, "{name}: {outcome:?}");
+            assert!(store.stored.log.is_empty(), "{name}: nothing stored");
+        }
+    }
+
+    #[test]
+    fn the_log_compacts_past_the_count_or_size_threshold() {
+        let doc = Doc::with_client_id(9);
+        let text = doc.get_or_insert_text("text");
+        let mut store = MemoryStore::default();
+        let mut loaded = load(&mut store).expect("loads");
+        let policy = CompactionPolicy {
+            max_entries: 3,
+            max_bytes: 1 << 20,
+        };
+        let mut compactions = Vec::new();
+        for i in 0..7 {
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, i, "x");
+            let u = txn.encode_update_v1();
+            drop(txn);
+            match accept_update(&mut loaded, &mut store, policy, &u).expect("accepted") {
+                Accepted::Stored { compacted } => compactions.push(compacted),
+                Accepted::Empty => panic!("update {i} was empty"),
+            }
+        }
+        assert_eq!(
+            compactions,
+            [false, false, true, false, false, true, false],
+            "every third update compacts"
+        );
+        assert_eq!(
+            store.stored.log.len(),
+            1,
+            "one update logged since the last snapshot"
+        );
+        let rebuilt = load(&mut store).expect("rebuilds").doc;
+        let check = Doc::new();
+        let t = check.get_or_insert_text("text");
+        let u = yrs::Update::decode_v1(
+            &rebuilt
+                .diff(&StateVector::default().encode_v1_helper())
+                .expect("diff"),
+        )
+        .expect("decodes");
+        check.transact_mut().apply_update(u).expect("applies");
+        assert_eq!(t.get_string(&check.transact()), "xxxxxxx", "rebuilt text");
+
+        let by_size = CompactionPolicy {
+            max_entries: 1000,
+            max_bytes: 10,
+        };
+        assert!(
+            by_size.due(LogStats {
+                entries: 1,
+                bytes: 10
+            }),
+            "size threshold"
+        );
+        assert!(
+            !by_size.due(LogStats {
+                entries: 1,
+                bytes: 9
+            }),
+            "under both thresholds"
+        );
+    }
+
+    trait EncodeHelper {
+        fn encode_v1_helper(&self) -> Vec<u8>;
+    }
+    impl EncodeHelper for StateVector {
+        fn encode_v1_helper(&self) -> Vec<u8> {
+            use yrs::updates::encoder::Encode;
+            self.encode_v1()
+        }
+    }
+}

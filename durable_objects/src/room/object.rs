@@ -1,0 +1,601 @@
+//! Runtime glue of the Room object: hibernating WebSockets (accepted by the state, a per-socket attachment with the
+//! user and the awareness clients it announced, `ping` answered by auto-response), the SQLite update log behind
+//! [`UpdateStore`], single-use tickets, and member-count reports to the room directory.
+//!
+//! Every message first makes sure the document is in memory, rebuilding it from snapshot + log when the object
+//! was evicted or woke from hibernation. An update is appended to SQLite (synchronously, inside this turn) before
+//! it is broadcast or answered.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use worker::wasm_bindgen::JsValue;
+use worker::{
+    durable_object, js_sys, wasm_bindgen, Date, DurableObject, Env, Method, Request, RequestInit,
+    Response, ResponseBuilder, Result, SqlStorage, SqlStorageValue, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+};
+
+use super::limits::TokenBucket;
+use super::log::{self, AcceptError, Accepted, Loaded, Stored, UpdateStore};
+use super::presence::{Announced, Presence};
+use super::protocol::{
+    close, RoomSettings, TicketGrant, HEADER_ROOM, HEADER_SETTINGS, PATH_CONNECT, PATH_STATE,
+    PATH_TICKET, TICKET_PARAM,
+};
+use super::wire::{self, Message};
+use crate::room_directory::protocol as directory;
+
+#[durable_object]
+pub struct Room {
+    state: State,
+    env: Env,
+    sql: SqlStorage,
+    inner: RefCell<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    schema_ready: bool,
+    loaded: Option<Loaded>,
+    presence: Presence,
+    buckets: HashMap<u64, TokenBucket>,
+    settings: Option<RoomSettings>,
+    name: Option<String>,
+}
+
+/// What each socket carries through hibernation (well under the 2 KiB attachment limit: a handful of ids).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Attachment {
+    sid: u64,
+    user: String,
+    /// Awareness client ids this socket announced, with their last clocks.
+    announced: Vec<(u64, u64)>,
+}
+
+#[derive(Deserialize)]
+struct TicketRow {
+    user_id: String,
+    expires_ms: f64,
+}
+
+#[derive(Deserialize)]
+struct MetaRow {
+    value: String,
+}
+
+/// The SQLite side of the update log.
+struct SqlStore<'a>(&'a SqlStorage);
+
+fn blobs(sql: &SqlStorage, query: &str) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for row in sql.exec(query, None)?.raw() {
+        if let Some(SqlStorageValue::Blob(bytes)) = row?.into_iter().next() {
+            out.push(bytes);
+        }
+    }
+    Ok(out)
+}
+
+impl UpdateStore for SqlStore<'_> {
+    fn load(&mut self) -> std::result::Result<Stored, String> {
+        let snapshot = blobs(self.0, "SELECT data FROM room_snapshot WHERE id = 1")
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .next();
+        let log = blobs(self.0, "SELECT data FROM room_updates ORDER BY seq")
+            .map_err(|e| e.to_string())?;
+        Ok(Stored { snapshot, log })
+    }
+
+    fn append(&mut self, update: &[u8]) -> std::result::Result<(), String> {
+        self.0
+            .exec(
+                "INSERT INTO room_updates (data) VALUES (?)",
+                vec![update.to_vec().into()],
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn compact(&mut self, snapshot: &[u8]) -> std::result::Result<(), String> {
+        // Both statements run in this synchronous turn, which the runtime commits as one transaction.
+        self.0
+            .exec(
+                "INSERT INTO room_snapshot (id, data) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                vec![snapshot.to_vec().into()],
+            )
+            .and_then(|_| self.0.exec("DELETE FROM room_updates", None))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn json_error(status: u16, code: &str, message: &str) -> Result<Response> {
+    Ok(
+        Response::from_json(&serde_json::json!({"error": {"code": code, "message": message}}))?
+            .with_status(status),
+    )
+}
+
+/// Sends one frame to many sockets, copying it into JavaScript memory once.
+fn send_all<'a>(sockets: impl Iterator<Item = &'a WebSocket>, frame: &[u8]) {
+    let array = js_sys::Uint8Array::from(frame);
+    let buffer = array.buffer();
+    for ws in sockets {
+        let _ = ws.as_ref().send_with_array_buffer(&buffer);
+    }
+}
+
+fn same(a: &WebSocket, b: &WebSocket) -> bool {
+    let a: &JsValue = a.as_ref().as_ref();
+    let b: &JsValue = b.as_ref().as_ref();
+    a == b
+}
+
+/// Close reasons are limited to 123 bytes.
+fn shut(ws: &WebSocket, code: u16, reason: &str) {
+    let mut end = reason.len().min(120);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let _ = ws.close(Some(code), Some(&reason[..end]));
+}
+
+impl Room {
+    fn schema(&self) -> Result<()> {
+        if self.inner.borrow().schema_ready {
+            return Ok(());
+        }
+        for ddl in [
+            "CREATE TABLE IF NOT EXISTS room_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS room_updates (seq INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS room_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS room_tickets (ticket TEXT PRIMARY KEY, user_id TEXT NOT NULL, expires_ms INTEGER NOT NULL)",
+        ] {
+            self.sql.exec(ddl, None)?;
+        }
+        self.inner.borrow_mut().schema_ready = true;
+        Ok(())
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        let rows: Vec<MetaRow> = self
+            .sql
+            .exec(
+                "SELECT value FROM room_meta WHERE key = ?",
+                vec![key.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|r| r.value))
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO room_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![key.into(), value.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Stores the name and settings the Worker sent (the latest config wins).
+    fn remember(&self, req: &Request) -> Result<()> {
+        self.schema()?;
+        if let Some(name) = req.headers().get(HEADER_ROOM)? {
+            if self.inner.borrow().name.as_deref() != Some(name.as_str()) {
+                self.set_meta("name", &name)?;
+                self.inner.borrow_mut().name = Some(name);
+            }
+        }
+        if let Some(raw) = req.headers().get(HEADER_SETTINGS)? {
+            let settings: RoomSettings = serde_json::from_str(&raw)?;
+            if self.inner.borrow().settings != Some(settings) {
+                self.set_meta("settings", &raw)?;
+                self.inner.borrow_mut().settings = Some(settings);
+            }
+        }
+        Ok(())
+    }
+
+    /// The room's settings, from memory or (after hibernation) from SQLite.
+    fn settings(&self) -> Result<RoomSettings> {
+        if let Some(s) = self.inner.borrow().settings {
+            return Ok(s);
+        }
+        self.schema()?;
+        let raw = self
+            .meta("settings")?
+            .ok_or_else(|| worker::Error::RustError("room has no stored settings".into()))?;
+        let settings: RoomSettings = serde_json::from_str(&raw)?;
+        self.inner.borrow_mut().settings = Some(settings);
+        Ok(settings)
+    }
+
+    fn name(&self) -> Result<Option<String>> {
+        if let Some(n) = self.inner.borrow().name.clone() {
+            return Ok(Some(n));
+        }
+        self.schema()?;
+        let name = self.meta("name")?;
+        self.inner.borrow_mut().name = name.clone();
+        Ok(name)
+    }
+
+    /// Makes sure the document is in memory (rebuilt from snapshot + log after eviction or hibernation).
+    fn ensure_loaded(&self) -> std::result::Result<(), String> {
+        if self.inner.borrow().loaded.is_some() {
+            return Ok(());
+        }
+        self.schema().map_err(|e| e.to_string())?;
+        let loaded = log::load(&mut SqlStore(&self.sql)).map_err(|e| format!("{e:?}"))?;
+        self.inner.borrow_mut().loaded = Some(loaded);
+        Ok(())
+    }
+
+    fn attachment(ws: &WebSocket) -> Attachment {
+        ws.deserialize_attachment::<Attachment>()
+            .ok()
+            .flatten()
+            .unwrap_or(Attachment {
+                sid: 0,
+                user: String::new(),
+                announced: Vec::new(),
+            })
+    }
+
+    async fn report_members(&self, leaving: Option<&WebSocket>) {
+        let members = self
+            .state
+            .get_websockets()
+            .iter()
+            .filter(|w| leaving.is_none_or(|l| !same(w, l)))
+            .count() as u32;
+        let (Ok(Some(room)), Ok(settings)) = (self.name(), self.settings()) else {
+            return;
+        };
+        let shard = directory::shard_of(&room, settings.directory_shards);
+        let report = directory::Report {
+            room,
+            members,
+            updated_ms: Date::now().as_millis(),
+        };
+        let outcome = async {
+            let stub = self
+                .env
+                .durable_object(directory::BINDING)?
+                .get_by_name(&directory::object_name(shard))?;
+            let body = serde_json::to_string(&report)?;
+            let req = Request::new_with_init(
+                &format!("https://room-directory{}", directory::PATH_REPORT),
+                RequestInit::new()
+                    .with_method(Method::Post)
+                    .with_body(Some(JsValue::from_str(&body))),
+            )?;
+            stub.fetch_with_request(req).await.map(|_| ())
+        };
+        if let Err(e) = outcome.await {
+            worker::console_warn!("room directory report failed: {e}");
+        }
+    }
+
+    async fn join(&self, req: Request) -> Result<Response> {
+        if req
+            .headers()
+            .get("upgrade")?
+            .map(|u| u.to_ascii_lowercase())
+            != Some("websocket".into())
+        {
+            return json_error(
+                426,
+                "upgrade_required",
+                "this endpoint speaks WebSocket only",
+            );
+        }
+        let settings = self.settings()?;
+        let ticket = req
+            .url()?
+            .query_pairs()
+            .find(|(k, _)| k == TICKET_PARAM)
+            .map(|(_, v)| v.into_owned());
+        let Some(ticket) = ticket else {
+            return json_error(
+                401,
+                "ticket_required",
+                "join with a ticket from POST /rooms/{id}/ticket",
+            );
+        };
+        // Consumed by the same statement that reads it: a ticket admits one socket, once.
+        let rows: Vec<TicketRow> = self
+            .sql
+            .exec(
+                "DELETE FROM room_tickets WHERE ticket = ? RETURNING user_id, expires_ms",
+                vec![ticket.into()],
+            )?
+            .to_array()?;
+        let now = Date::now().as_millis();
+        let Some(row) = rows
+            .into_iter()
+            .next()
+            .filter(|r| r.expires_ms >= now as f64)
+        else {
+            return json_error(
+                401,
+                "ticket_invalid",
+                "the ticket is unknown, already used or expired",
+            );
+        };
+        if self.state.get_websockets().len() as u32 >= settings.max_members {
+            return json_error(429, "room_full", "the room has reached its member limit");
+        }
+        if let Err(e) = self.ensure_loaded() {
+            worker::console_error!("room document does not load: {e}");
+            return json_error(
+                500,
+                "room_unavailable",
+                "the room document could not be loaded",
+            );
+        }
+
+        let pair = WebSocketPair::new()?;
+        self.state.accept_web_socket(&pair.server);
+        let sid = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
+        pair.server.serialize_attachment(Attachment {
+            sid,
+            user: row.user_id,
+            announced: Vec::new(),
+        })?;
+        // What the y-websocket server sends first: our state vector, then everyone's presence.
+        let (step1, presence) = {
+            let inner = self.inner.borrow();
+            let step1 = inner
+                .loaded
+                .as_ref()
+                .map(|l| wire::encode_sync_step1(&l.doc.state_vector()));
+            (step1, inner.presence.snapshot())
+        };
+        if let Some(step1) = step1 {
+            pair.server.send_with_bytes(step1)?;
+        }
+        if !presence.is_empty() {
+            pair.server
+                .send_with_bytes(wire::encode_awareness(&presence))?;
+        }
+        self.report_members(None).await;
+        Ok(ResponseBuilder::new()
+            .with_status(101)
+            .with_websocket(pair.client)
+            .empty())
+    }
+
+    /// Forgets a socket's presence (broadcasting the removal) and its rate bucket. Idempotent.
+    async fn depart(&self, ws: &WebSocket) {
+        let mut attachment = Self::attachment(ws);
+        let announced: Announced = attachment.announced.iter().copied().collect();
+        let removals = {
+            let mut inner = self.inner.borrow_mut();
+            inner.buckets.remove(&attachment.sid);
+            inner.presence.remove_socket(&announced)
+        };
+        if !removals.is_empty() {
+            let others = self.state.get_websockets();
+            send_all(
+                others.iter().filter(|w| !same(w, ws)),
+                &wire::encode_awareness(&removals),
+            );
+            attachment.announced.clear();
+            let _ = ws.serialize_attachment(&attachment);
+        }
+        self.report_members(Some(ws)).await;
+    }
+
+    /// Closes one socket for a bad frame; nothing else is disturbed.
+    async fn refuse(&self, ws: &WebSocket, code: u16, reason: &str) -> Result<()> {
+        shut(ws, code, reason);
+        self.depart(ws).await;
+        Ok(())
+    }
+
+    async fn on_frame(&self, ws: &WebSocket, frame: &[u8]) -> Result<()> {
+        let settings = self.settings()?;
+        if frame.len() > settings.max_message_bytes as usize {
+            return self
+                .refuse(
+                    ws,
+                    close::TOO_BIG,
+                    &format!("message over {} bytes", settings.max_message_bytes),
+                )
+                .await;
+        }
+        let message = match wire::decode(frame) {
+            Ok(m) => m,
+            Err(e) => {
+                return self
+                    .refuse(ws, close::INVALID_DATA, &format!("malformed message: {e}"))
+                    .await
+            }
+        };
+        if let Err(e) = self.ensure_loaded() {
+            worker::console_error!("room document does not load: {e}");
+            return self
+                .refuse(ws, close::INTERNAL, "room document unavailable")
+                .await;
+        }
+        match message {
+            Message::SyncStep1(sv) => {
+                let diff = self.inner.borrow().loaded.as_ref().map(|l| l.doc.diff(sv));
+                match diff {
+                    Some(Ok(update)) => ws.send_with_bytes(wire::encode_sync_step2(&update))?,
+                    Some(Err(e)) => {
+                        return self
+                            .refuse(ws, close::INVALID_DATA, &format!("bad state vector: {e}"))
+                            .await
+                    }
+                    None => {}
+                }
+            }
+            Message::SyncStep2(update) | Message::Update(update) => {
+                let sid = Self::attachment(ws).sid;
+                let now = Date::now().as_millis();
+                let allowed = {
+                    let mut inner = self.inner.borrow_mut();
+                    inner
+                        .buckets
+                        .entry(sid)
+                        .or_insert_with(|| TokenBucket::full(settings.update_burst, now))
+                        .take(settings.updates_per_second, settings.update_burst, now)
+                };
+                if !allowed {
+                    return self.refuse(ws, close::POLICY, "update rate exceeded").await;
+                }
+                let outcome = {
+                    let mut inner = self.inner.borrow_mut();
+                    match inner.loaded.as_mut() {
+                        Some(loaded) => log::accept_update(
+                            loaded,
+                            &mut SqlStore(&self.sql),
+                            settings.compaction,
+                            update,
+                        ),
+                        None => Err(AcceptError::Store("document not loaded".into())),
+                    }
+                };
+                match outcome {
+                    // Stored: only now is it broadcast.
+                    Ok(Accepted::Stored { .. }) => {
+                        let sockets = self.state.get_websockets();
+                        send_all(
+                            sockets.iter().filter(|w| !same(w, ws)),
+                            &wire::encode_update(update),
+                        );
+                    }
+                    Ok(Accepted::Empty) => {}
+                    Err(AcceptError::Invalid(e)) => {
+                        return self
+                            .refuse(ws, close::INVALID_DATA, &format!("invalid update: {e}"))
+                            .await
+                    }
+                    Err(AcceptError::Store(e)) => {
+                        worker::console_error!("room update not stored: {e}");
+                        // Memory may be ahead of storage: drop it, the next message reloads what is durable.
+                        self.inner.borrow_mut().loaded = None;
+                        return self
+                            .refuse(ws, close::INTERNAL, "update could not be stored")
+                            .await;
+                    }
+                }
+            }
+            Message::Awareness(update) => {
+                let mut attachment = Self::attachment(ws);
+                let mut announced: Announced = attachment.announced.iter().copied().collect();
+                let changed = self.inner.borrow_mut().presence.apply(
+                    attachment.sid,
+                    &update.entries,
+                    &mut announced,
+                );
+                if changed {
+                    attachment.announced = announced.into_iter().collect();
+                    ws.serialize_attachment(&attachment)?;
+                }
+                // Like the y-websocket server, presence goes to every socket (the sender's echo keeps it alive).
+                let sockets = self.state.get_websockets();
+                send_all(sockets.iter(), &wire::encode_awareness_raw(&update.raw));
+            }
+            Message::QueryAwareness => {
+                let presence = self.inner.borrow().presence.snapshot();
+                ws.send_with_bytes(wire::encode_awareness(&presence))?;
+            }
+            Message::Auth => {}
+        }
+        Ok(())
+    }
+}
+
+impl DurableObject for Room {
+    fn new(state: State, env: Env) -> Self {
+        if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
+            state.set_websocket_auto_response(&pair);
+        }
+        let sql = state.storage().sql();
+        Self {
+            state,
+            env,
+            sql,
+            inner: RefCell::new(Inner::default()),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        self.remember(&req)?;
+        match (req.method(), req.path().as_str()) {
+            (Method::Post, PATH_TICKET) => {
+                let grant: TicketGrant = req.json().await?;
+                let now = Date::now().as_millis() as i64;
+                self.sql.exec(
+                    "DELETE FROM room_tickets WHERE expires_ms < ?",
+                    vec![now.into()],
+                )?;
+                self.sql.exec(
+                    "INSERT INTO room_tickets (ticket, user_id, expires_ms) VALUES (?, ?, ?)",
+                    vec![
+                        grant.ticket.into(),
+                        grant.user_id.into(),
+                        (grant.expires_ms as i64).into(),
+                    ],
+                )?;
+                Response::empty().map(|r| r.with_status(204))
+            }
+            (Method::Get, PATH_CONNECT) => self.join(req).await,
+            (Method::Get, PATH_STATE) => {
+                if let Err(e) = self.ensure_loaded() {
+                    worker::console_error!("room document does not load: {e}");
+                    return json_error(
+                        500,
+                        "room_unavailable",
+                        "the room document could not be loaded",
+                    );
+                }
+                let inner = self.inner.borrow();
+                let doc = inner.loaded.as_ref().map(|l| l.doc.to_json());
+                let members = self.state.get_websockets().len();
+                Response::from_json(&serde_json::json!({ "members": members, "document": doc }))
+            }
+            _ => json_error(404, "not_found", "unknown room path"),
+        }
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        match message {
+            WebSocketIncomingMessage::Binary(frame) => self.on_frame(&ws, &frame).await,
+            WebSocketIncomingMessage::String(_) => {
+                self.refuse(
+                    &ws,
+                    close::POLICY,
+                    "text frames are not y-protocols messages",
+                )
+                .await
+            }
+        }
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
+        self.depart(&ws).await;
+        let _ = ws.close(Some(1000), Some("bye"));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        self.depart(&ws).await;
+        Ok(())
+    }
+}

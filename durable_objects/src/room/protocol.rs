@@ -1,0 +1,132 @@
+//! What the Worker and the Room object agree on: binding, object naming, the internal request paths and their
+//! wire types, the room settings the Worker sends with each request, and the pure placement helpers.
+
+use serde::{Deserialize, Serialize};
+
+use super::log::CompactionPolicy;
+
+/// wrangler.toml `[[durable_objects.bindings]]` name.
+pub const BINDING: &str = "ROOMS";
+
+/// Internal paths the Worker calls on a room object.
+pub const PATH_CONNECT: &str = "/connect";
+pub const PATH_TICKET: &str = "/ticket";
+pub const PATH_STATE: &str = "/state";
+
+/// Header carrying the room's name (the object stores it, to report to the directory after hibernation).
+pub const HEADER_ROOM: &str = "x-room-name";
+/// Header carrying [`RoomSettings`] as JSON.
+pub const HEADER_SETTINGS: &str = "x-room-settings";
+/// Query parameter carrying a ticket on `/rooms/{id}/ws`.
+pub const TICKET_PARAM: &str = "ticket";
+
+/// The object that holds room `room`. Renaming this loses every room's data: a test pins the format.
+pub fn object_name(room: &str) -> String {
+    format!("room:{room}")
+}
+
+/// A room name: 1 to 64 of `A-Z a-z 0-9 - _ .`.
+pub fn valid_room_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Limits and policies a room enforces, parsed from the Worker's config and sent with every request (the object
+/// stores the latest so it can enforce them after hibernation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSettings {
+    /// Largest accepted frame; a larger one closes the socket with 1009.
+    pub max_message_bytes: u32,
+    /// Sustained document updates per second per socket, and the burst allowed above it (1008 past it).
+    pub updates_per_second: u32,
+    pub update_burst: u32,
+    /// Sockets a room accepts; the next join is refused with 429.
+    pub max_members: u32,
+    /// When the update log is folded into a snapshot.
+    pub compaction: CompactionPolicy,
+    /// How many directory shards the room reports to (the same number the Worker lists).
+    pub directory_shards: u32,
+}
+
+/// `POST /ticket` body: the Worker mints the ticket, the object stores it (single use needs the object's strong
+/// consistency) until it is consumed or expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketGrant {
+    pub ticket: String,
+    pub user_id: String,
+    pub expires_ms: u64,
+}
+
+/// Close codes a room uses (RFC 6455 §7.4.1).
+pub mod close {
+    /// A frame that is not a valid y-protocols message or update.
+    pub const INVALID_DATA: u16 = 1007;
+    /// Over the update rate, or a text frame.
+    pub const POLICY: u16 = 1008;
+    /// A frame over `max_message_bytes`.
+    pub const TOO_BIG: u16 = 1009;
+    /// Storage failed; reconnecting reloads the document.
+    pub const INTERNAL: u16 = 1011;
+}
+
+/// The Durable Object location hint for a first joiner's continent (`cf.continent`); `None` lets Cloudflare choose.
+/// Only a new object honours a hint, so passing it on every join places a room near whoever created it.
+pub fn location_hint(continent: &str) -> Option<&'static str> {
+    match continent {
+        "NA" => Some("enam"),
+        "SA" => Some("sam"),
+        "EU" => Some("weur"),
+        "AS" => Some("apac"),
+        "OC" => Some("oc"),
+        "AF" => Some("afr"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_names_are_pinned() {
+        // Renaming an object silently loses its data: this test fails first.
+        assert_eq!(object_name("notes"), "room:notes");
+        assert_eq!(BINDING, "ROOMS");
+    }
+
+    #[test]
+    fn room_names_are_checked() {
+        let cases: &[(&str, bool)] = &[
+            ("notes", true),
+            ("a.b-c_9", true),
+            ("", false),
+            ("has space", false),
+            ("slash/inside", false),
+            ("é", false),
+            (&"x".repeat(64), true),
+            (&"x".repeat(65), false),
+        ];
+        for (name, ok) in cases {
+            assert_eq!(valid_room_name(name), *ok, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn continents_map_to_location_hints() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("NA", Some("enam")),
+            ("SA", Some("sam")),
+            ("EU", Some("weur")),
+            ("AS", Some("apac")),
+            ("OC", Some("oc")),
+            ("AF", Some("afr")),
+            ("AN", None),
+            ("", None),
+        ];
+        for (continent, hint) in cases {
+            assert_eq!(location_hint(continent), *hint, "{continent:?}");
+        }
+    }
+}

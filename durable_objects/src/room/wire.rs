@@ -1,0 +1,269 @@
+//! The y-protocols wire format spoken by the stock `y-websocket` provider: one binary frame is one message, a lib0
+//! varint message type followed by its payload (sync step 1/step 2/update, or an awareness update).
+//!
+//! Decoding is strict: unknown types, truncated payloads and trailing bytes are errors, so the object can close the
+//! offending socket with "invalid data" instead of guessing. The lib0 varint reader/writer is yrs's own.
+
+use yrs::encoding::read::{Cursor, Read};
+use yrs::encoding::write::Write;
+
+/// y-protocols message types (`messageSync`, `messageAwareness`, `messageAuth`, `messageQueryAwareness`).
+pub const MSG_SYNC: u64 = 0;
+pub const MSG_AWARENESS: u64 = 1;
+pub const MSG_AUTH: u64 = 2;
+pub const MSG_QUERY_AWARENESS: u64 = 3;
+/// Sync sub-types.
+pub const SYNC_STEP_1: u64 = 0;
+pub const SYNC_STEP_2: u64 = 1;
+pub const SYNC_UPDATE: u64 = 2;
+
+/// One decoded client message. Payloads are borrowed from the frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// The sender's state vector: answer with the updates it lacks.
+    SyncStep1(&'a [u8]),
+    /// The updates the receiver lacked (a v1 update).
+    SyncStep2(&'a [u8]),
+    /// An incremental v1 update.
+    Update(&'a [u8]),
+    /// An awareness update (presence), relayed as is once its entries are read.
+    Awareness(AwarenessUpdate),
+    /// A request for every awareness state.
+    QueryAwareness,
+    /// `messageAuth`: sent by servers only; ignored when a client sends one.
+    Auth,
+}
+
+/// One entry of an awareness update: a client id, its clock, and its JSON state (`None` = the client left).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwarenessEntry {
+    pub client_id: u64,
+    pub clock: u64,
+    pub state: Option<String>,
+}
+
+/// A decoded awareness update plus its original encoding (relayed byte for byte).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwarenessUpdate {
+    pub entries: Vec<AwarenessEntry>,
+    pub raw: Vec<u8>,
+}
+
+/// Why a frame is not a valid y-protocols message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Reads a lib0 `varUint8Array`, borrowing it from the frame.
+fn read_bytes<'a>(
+    frame: &'a [u8],
+    cursor: &mut Cursor<'a>,
+    what: &str,
+) -> Result<&'a [u8], DecodeError> {
+    let len: u64 = cursor.read_var().map_err(err(what))?;
+    let start = cursor.next;
+    let end = usize::try_from(len)
+        .ok()
+        .and_then(|len| start.checked_add(len))
+        .filter(|end| *end <= frame.len())
+        .ok_or_else(|| {
+            DecodeError(format!(
+                "{what}: length {len} runs past the end of the frame"
+            ))
+        })?;
+    cursor.next = end;
+    Ok(&frame[start..end])
+}
+
+fn err(what: &str) -> impl Fn(yrs::encoding::read::Error) -> DecodeError + '_ {
+    move |e| DecodeError(format!("{what}: {e}"))
+}
+
+/// Decodes one frame. Trailing bytes after the message are an error.
+pub fn decode(frame: &[u8]) -> Result<Message<'_>, DecodeError> {
+    let mut cursor = Cursor::new(frame);
+    let kind: u64 = cursor.read_var().map_err(err("message type"))?;
+    let message = match kind {
+        MSG_SYNC => {
+            let sub: u64 = cursor.read_var().map_err(err("sync type"))?;
+            let payload = read_bytes(frame, &mut cursor, "sync payload")?;
+            match sub {
+                SYNC_STEP_1 => Message::SyncStep1(payload),
+                SYNC_STEP_2 => Message::SyncStep2(payload),
+                SYNC_UPDATE => Message::Update(payload),
+                other => return Err(DecodeError(format!("unknown sync type {other}"))),
+            }
+        }
+        MSG_AWARENESS => {
+            let raw = read_bytes(frame, &mut cursor, "awareness payload")?;
+            Message::Awareness(decode_awareness(raw)?)
+        }
+        MSG_QUERY_AWARENESS => Message::QueryAwareness,
+        MSG_AUTH => {
+            // Consume the rest: an auth message from a client carries nothing we act on.
+            cursor.next = frame.len();
+            Message::Auth
+        }
+        other => return Err(DecodeError(format!("unknown message type {other}"))),
+    };
+    if cursor.next != frame.len() {
+        return Err(DecodeError(format!(
+            "{} trailing bytes after the message",
+            frame.len() - cursor.next
+        )));
+    }
+    Ok(message)
+}
+
+/// Decodes an awareness update payload (`varUint count, { varUint client, varUint clock, varString json }*`).
+pub fn decode_awareness(raw: &[u8]) -> Result<AwarenessUpdate, DecodeError> {
+    let mut cursor = Cursor::new(raw);
+    let count: u64 = cursor.read_var().map_err(err("awareness count"))?;
+    // Each entry takes at least 3 bytes; a count larger than that is a lie, refused before allocating.
+    if count > raw.len() as u64 {
+        return Err(DecodeError(format!(
+            "awareness count {count} exceeds the payload"
+        )));
+    }
+    let mut entries = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let client_id: u64 = cursor.read_var().map_err(err("awareness client id"))?;
+        let clock: u64 = cursor.read_var().map_err(err("awareness clock"))?;
+        let json = cursor.read_string().map_err(err("awareness state"))?;
+        let state = if json == "null" {
+            None
+        } else {
+            serde_json::from_str::<serde_json::Value>(json)
+                .map_err(|e| DecodeError(format!("awareness state is not JSON: {e}")))?;
+            Some(json.to_owned())
+        };
+        entries.push(AwarenessEntry {
+            client_id,
+            clock,
+            state,
+        });
+    }
+    if cursor.next != raw.len() {
+        return Err(DecodeError(
+            "trailing bytes after the awareness entries".into(),
+        ));
+    }
+    Ok(AwarenessUpdate {
+        entries,
+        raw: raw.to_vec(),
+    })
+}
+
+fn sync_frame(sub: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 6);
+    out.write_var(MSG_SYNC);
+    out.write_var(sub);
+    out.write_buf(payload);
+    out
+}
+
+/// `sync step 1` carrying a state vector.
+pub fn encode_sync_step1(state_vector: &[u8]) -> Vec<u8> {
+    sync_frame(SYNC_STEP_1, state_vector)
+}
+
+/// `sync step 2` carrying an update.
+pub fn encode_sync_step2(update: &[u8]) -> Vec<u8> {
+    sync_frame(SYNC_STEP_2, update)
+}
+
+/// An incremental update message.
+pub fn encode_update(update: &[u8]) -> Vec<u8> {
+    sync_frame(SYNC_UPDATE, update)
+}
+
+/// Encodes awareness entries as an awareness message.
+pub fn encode_awareness(entries: &[AwarenessEntry]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    payload.write_var(entries.len() as u64);
+    for e in entries {
+        payload.write_var(e.client_id);
+        payload.write_var(e.clock);
+        payload.write_string(e.state.as_deref().unwrap_or("null"));
+    }
+    encode_awareness_raw(&payload)
+}
+
+/// Wraps an already-encoded awareness payload in an awareness message.
+pub fn encode_awareness_raw(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 4);
+    out.write_var(MSG_AWARENESS);
+    out.write_buf(payload);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_messages_decode_to_what_was_encoded() {
+        let entries = vec![
+            AwarenessEntry {
+                client_id: 7,
+                clock: 3,
+                state: Some(r#"{"user":{"name":"ann"}}"#.into()),
+            },
+            AwarenessEntry {
+                client_id: 300_000,
+                clock: 1,
+                state: None,
+            },
+        ];
+        let awareness = encode_awareness(&entries);
+        let cases: Vec<(&str, Vec<u8>, Message)> = vec![
+            (
+                "step 1",
+                encode_sync_step1(&[1, 2]),
+                Message::SyncStep1(&[1, 2]),
+            ),
+            (
+                "step 2",
+                encode_sync_step2(&[0, 0]),
+                Message::SyncStep2(&[0, 0]),
+            ),
+            ("update", encode_update(&[9]), Message::Update(&[9])),
+            ("query awareness", vec![3], Message::QueryAwareness),
+            ("auth", vec![2, 0, 5], Message::Auth),
+        ];
+        for (name, frame, expected) in cases {
+            assert_eq!(decode(&frame).expect(name), expected, "{name}");
+        }
+        match decode(&awareness).expect("awareness") {
+            Message::Awareness(update) => assert_eq!(update.entries, entries, "awareness entries"),
+            other => panic!("awareness decoded as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_frames_are_refused_with_a_reason() {
+        let cases: &[(&str, &[u8], &str)] = &[
+            ("empty frame", &[], "message type"),
+            ("unknown type", &[9], "unknown message type"),
+            ("unknown sync type", &[0, 7, 0], "unknown sync type"),
+            ("truncated payload", &[0, 2, 5, 1], "sync payload"),
+            ("trailing bytes", &[0, 2, 1, 0, 0], "trailing"),
+            ("awareness count lies", &[1, 2, 100, 1], "exceeds"),
+            (
+                "awareness state not json",
+                &[1, 6, 1, 1, 1, 2, b'{', b'x'],
+                "not JSON",
+            ),
+            ("unterminated varint", &[0x80, 0x80], "message type"),
+        ];
+        for (name, frame, reason) in cases {
+            let error = decode(frame).expect_err(name);
+            assert!(error.0.contains(reason), "{name}: {error}");
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The Cache API key of a variant: the source path, the canonical transform and the negotiated format, as a URL on
+//! a reserved host. Equivalent request URLs (`?w=300&h=200` and `/300x200/`) therefore share one entry, and the
+//! `Accept` header only matters through the format it negotiated (so the entry itself never needs `Vary`).
+
+use super::negotiate::Negotiated;
+use super::transform::ImageRequest;
+
+/// Host of every cache key; `.invalid` is reserved, so a key can never be a real URL.
+pub const CACHE_HOST: &str = "images.edgekit.invalid";
+
+pub fn cache_key(request: &ImageRequest, format: Negotiated) -> String {
+    format!(
+        "https://{CACHE_HOST}/v1/{}?{}&out={}",
+        request.source.as_str(),
+        request.transform.canonical(),
+        format.as_str()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::config::Limits;
+    use crate::images::transform::parse;
+
+    #[test]
+    fn equivalent_urls_share_a_key_and_formats_do_not() {
+        let limits = Limits {
+            max_side: 4096,
+            allowed_widths: vec![],
+            source_prefixes: vec![],
+            default_quality: 85,
+        };
+        let a = parse("300x200/p.jpg", None, &limits).expect("path form");
+        let b = parse("p.jpg", Some("h=200&w=300"), &limits).expect("query form");
+        let signed = parse("p.jpg", Some("h=200&w=300&exp=9&sig=ab"), &limits).expect("signed");
+        assert_eq!(
+            cache_key(&a, Negotiated::Webp),
+            cache_key(&b, Negotiated::Webp)
+        );
+        assert_eq!(
+            cache_key(&a, Negotiated::Webp),
+            cache_key(&signed, Negotiated::Webp)
+        );
+        assert_ne!(
+            cache_key(&a, Negotiated::Webp),
+            cache_key(&a, Negotiated::Avif)
+        );
+        assert_eq!(
+            cache_key(&a, Negotiated::Original),
+            "https://images.edgekit.invalid/v1/p.jpg?w=300&h=200&fit=scale-down&q=85&dpr=1&format=auto&out=original"
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! The images section of the configuration: where sources come from, how they are resized (Cloudflare's `cf.image`
+//! in production, the Images binding locally), the size limits, signing and the cache lifetime. Each key is read
+//! through [`Vars`], so a bad value names its key.
+
+use crate::config::{ConfigError, Vars};
+
+/// How variants are produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImagesMode {
+    /// Production on a zone with Image Resizing: the source fetch carries `cf.image` options.
+    CfImage,
+    /// The Images binding `IMAGES` (Miniflare implements it with sharp locally; the real one in production).
+    Binding,
+}
+
+/// Limits every parsed transform must respect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest width or height in device pixels (after `dpr`).
+    pub max_side: u32,
+    /// If non-empty, the only widths (CSS pixels) a request may ask for.
+    pub allowed_widths: Vec<u32>,
+    /// Source paths must start with one of these (each empty or ending in `/`); empty list = any path.
+    pub source_prefixes: Vec<String>,
+    /// Quality used when the request gives none.
+    pub default_quality: u8,
+}
+
+/// The images settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagesConfig {
+    pub mode: ImagesMode,
+    /// Base URL of the image origin (`http(s)://host[:port][/path]`, no trailing slash); unset = the route answers 404.
+    pub origin: Option<String>,
+    pub limits: Limits,
+    /// The HMAC key when signed URLs are required (`IMAGES_SIGNING = true`); `None` when signing is off.
+    pub signing_secret: Option<String>,
+    /// `max-age` of cached variants, in seconds.
+    pub cache_ttl_secs: u64,
+    /// Largest source body accepted; larger answers 413.
+    pub max_source_bytes: u64,
+}
+
+impl ImagesConfig {
+    pub fn parse(vars: &Vars) -> Result<Self, ConfigError> {
+        let mode = match vars
+            .one_of("IMAGES_MODE", &["cf-image", "binding"], "binding")?
+            .as_str()
+        {
+            "cf-image" => ImagesMode::CfImage,
+            _ => ImagesMode::Binding,
+        };
+        let origin = vars
+            .optional_string("IMAGES_ORIGIN")?
+            .map(|o| parse_origin(&o))
+            .transpose()?;
+        let max_side = vars.u64_in("IMAGES_MAX_SIDE", 4096, 16, 12_000)? as u32;
+        let allowed_widths: Vec<u32> = vars.json("IMAGES_ALLOWED_WIDTHS")?.unwrap_or_default();
+        for (i, w) in allowed_widths.iter().enumerate() {
+            if *w == 0 || *w > max_side {
+                return Err(ConfigError::new(
+                    "IMAGES_ALLOWED_WIDTHS",
+                    format!("entry {i} ({w}) must be between 1 and IMAGES_MAX_SIDE ({max_side})"),
+                ));
+            }
+        }
+        let source_prefixes: Vec<String> = vars.json("IMAGES_SOURCE_PREFIXES")?.unwrap_or_default();
+        for (i, p) in source_prefixes.iter().enumerate() {
+            let well_formed = p.is_empty()
+                || (p.ends_with('/')
+                    && crate::images::source::normalise(&p[..p.len() - 1]).is_ok());
+            if !well_formed {
+                return Err(ConfigError::new(
+                    "IMAGES_SOURCE_PREFIXES",
+                    format!("entry {i} must be a relative path ending in `/` (like \"photos/\")"),
+                ));
+            }
+        }
+        let signing = vars.bool_or("IMAGES_SIGNING", false)?;
+        let signing_secret = if signing {
+            let secret = vars.required_string("IMAGES_SIGNING_SECRET")?;
+            if secret.len() < 32 {
+                return Err(ConfigError::new(
+                    "IMAGES_SIGNING_SECRET",
+                    "must be at least 32 characters",
+                ));
+            }
+            Some(secret)
+        } else {
+            None
+        };
+        Ok(Self {
+            mode,
+            origin,
+            limits: Limits {
+                max_side,
+                allowed_widths,
+                source_prefixes,
+                default_quality: vars.u64_in("IMAGES_DEFAULT_QUALITY", 85, 1, 100)? as u8,
+            },
+            signing_secret,
+            cache_ttl_secs: vars.u64_in("IMAGES_CACHE_TTL", 31_536_000, 1, 31_536_000)?,
+            max_source_bytes: vars.u64_in(
+                "IMAGES_MAX_SOURCE_BYTES",
+                20 * 1024 * 1024,
+                1024,
+                100 * 1024 * 1024,
+            )?,
+        })
+    }
+}
+
+fn parse_origin(value: &str) -> Result<String, ConfigError> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    let ok = rest.is_some_and(|r| {
+        let host = r.split('/').next().unwrap_or("");
+        !host.is_empty()
+            && !r.contains(['?', '#', '@', '\\'])
+            && !r.chars().any(|c| c.is_whitespace() || c.is_control())
+    });
+    if ok {
+        Ok(value.trim_end_matches('/').to_owned())
+    } else {
+        Err(ConfigError::new(
+            "IMAGES_ORIGIN",
+            "must be an http(s) URL without query, fragment or credentials",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn parse(pairs: &[(&'static str, Value)]) -> Result<ImagesConfig, ConfigError> {
+        let src: HashMap<&str, Value> = pairs.iter().cloned().collect();
+        ImagesConfig::parse(&Vars::new(&src))
+    }
+
+    #[test]
+    fn defaults_are_binding_mode_unsigned_with_a_year_of_cache() {
+        let c = parse(&[]).expect("defaults");
+        assert_eq!(c.mode, ImagesMode::Binding);
+        assert_eq!(c.origin, None);
+        assert_eq!(c.signing_secret, None);
+        assert_eq!(c.cache_ttl_secs, 31_536_000);
+        assert_eq!(c.limits.max_side, 4096);
+    }
+
+    #[test]
+    fn a_full_configuration_is_read() {
+        let c = parse(&[
+            ("IMAGES_MODE", json!("cf-image")),
+            ("IMAGES_ORIGIN", json!("https://img.example.com/base/")),
+            ("IMAGES_ALLOWED_WIDTHS", json!([100, 300])),
+            ("IMAGES_SOURCE_PREFIXES", json!(["photos/", ""])),
+            ("IMAGES_SIGNING", json!("true")),
+            ("IMAGES_SIGNING_SECRET", json!("s".repeat(32))),
+        ])
+        .expect("valid");
+        assert_eq!(c.mode, ImagesMode::CfImage);
+        assert_eq!(c.origin.as_deref(), Some("https://img.example.com/base"));
+        assert_eq!(c.limits.allowed_widths, vec![100, 300]);
+        assert!(c.signing_secret.is_some());
+    }
+
+    #[test]
+    fn every_invalid_setting_names_its_key() {
+        let cases: &[(&[(&'static str, Value)], &str)] = &[
+            (&[("IMAGES_MODE", json!("magic"))], "IMAGES_MODE"),
+            (&[("IMAGES_ORIGIN", json!("ftp://x"))], "IMAGES_ORIGIN"),
+            (
+                &[("IMAGES_ORIGIN", json!("https://u:p@x"))],
+                "IMAGES_ORIGIN",
+            ),
+            (&[("IMAGES_ORIGIN", json!("https://"))], "IMAGES_ORIGIN"),
+            (&[("IMAGES_MAX_SIDE", json!(0))], "IMAGES_MAX_SIDE"),
+            (
+                &[("IMAGES_ALLOWED_WIDTHS", json!([0]))],
+                "IMAGES_ALLOWED_WIDTHS",
+            ),
+            (
+                &[("IMAGES_ALLOWED_WIDTHS", json!([99999]))],
+                "IMAGES_ALLOWED_WIDTHS",
+            ),
+            (
+                &[("IMAGES_ALLOWED_WIDTHS", json!("wide"))],
+                "IMAGES_ALLOWED_WIDTHS",
+            ),
+            (
+                &[("IMAGES_SOURCE_PREFIXES", json!(["../"]))],
+                "IMAGES_SOURCE_PREFIXES",
+            ),
+            (
+                &[("IMAGES_SOURCE_PREFIXES", json!(["photos"]))],
+                "IMAGES_SOURCE_PREFIXES",
+            ),
+            (&[("IMAGES_SIGNING", json!(true))], "IMAGES_SIGNING_SECRET"),
+            (
+                &[
+                    ("IMAGES_SIGNING", json!(true)),
+                    ("IMAGES_SIGNING_SECRET", json!("short")),
+                ],
+                "IMAGES_SIGNING_SECRET",
+            ),
+            (&[("IMAGES_CACHE_TTL", json!(0))], "IMAGES_CACHE_TTL"),
+            (
+                &[("IMAGES_DEFAULT_QUALITY", json!(101))],
+                "IMAGES_DEFAULT_QUALITY",
+            ),
+            (
+                &[("IMAGES_MAX_SOURCE_BYTES", json!("big"))],
+                "IMAGES_MAX_SOURCE_BYTES",
+            ),
+        ];
+        for (pairs, key) in cases {
+            let error = parse(pairs).expect_err("must be refused");
+            assert_eq!(error.key, *key, "case {pairs:?}: {error}");
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Output dimensions for a transform and a source size, following Cloudflare's `fit` rules. The Images binding is
+//! given these exact dimensions (with `fit`), which makes local results match production even though Miniflare's
+//! sharp-backed binding always resizes with sharp's own `contain` and ignores `fit`.
+
+use super::transform::{Fit, Transform};
+
+/// (width, height) in device pixels of the variant of a `source_w`×`source_h` image.
+pub fn output_size(t: &Transform, source_w: u32, source_h: u32) -> (u32, u32) {
+    let (sw, sh) = (f64::from(source_w.max(1)), f64::from(source_h.max(1)));
+    let w = t.width.map(|w| f64::from(t.device(w)));
+    let h = t.height.map(|h| f64::from(t.device(h)));
+    let scaled = |s: f64| (px(sw * s), px(sh * s));
+    match (w, h) {
+        (None, None) => (source_w, source_h),
+        (Some(w), None) => match t.fit {
+            Fit::ScaleDown | Fit::Crop => scaled((w / sw).min(1.0)),
+            _ => scaled(w / sw),
+        },
+        (None, Some(h)) => match t.fit {
+            Fit::ScaleDown | Fit::Crop => scaled((h / sh).min(1.0)),
+            _ => scaled(h / sh),
+        },
+        (Some(w), Some(h)) => match t.fit {
+            Fit::ScaleDown => scaled((w / sw).min(h / sh).min(1.0)),
+            Fit::Contain => scaled((w / sw).min(h / sh)),
+            Fit::Cover | Fit::Pad => (px(w), px(h)),
+            Fit::Crop => (px(w.min(sw)), px(h.min(sh))),
+        },
+    }
+}
+
+fn px(v: f64) -> u32 {
+    (v.round() as u32).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::transform::FormatChoice;
+
+    fn t(width: Option<u32>, height: Option<u32>, fit: Fit, dpr_hundredths: u32) -> Transform {
+        Transform {
+            width,
+            height,
+            fit,
+            quality: 85,
+            dpr_hundredths,
+            format: FormatChoice::Auto,
+        }
+    }
+
+    #[test]
+    fn each_fit_gives_cloudflares_dimensions_for_an_800_by_600_source() {
+        let cases = [
+            (
+                t(Some(300), Some(200), Fit::ScaleDown, 100),
+                (267, 200),
+                "scale-down fits inside",
+            ),
+            (
+                t(Some(300), Some(200), Fit::Contain, 100),
+                (267, 200),
+                "contain fits inside",
+            ),
+            (
+                t(Some(300), Some(200), Fit::Cover, 100),
+                (300, 200),
+                "cover fills",
+            ),
+            (
+                t(Some(300), Some(200), Fit::Crop, 100),
+                (300, 200),
+                "crop fills when smaller",
+            ),
+            (
+                t(Some(300), Some(200), Fit::Pad, 100),
+                (300, 200),
+                "pad fills",
+            ),
+            (
+                t(Some(1600), Some(1000), Fit::ScaleDown, 100),
+                (800, 600),
+                "scale-down never enlarges",
+            ),
+            (
+                t(Some(1600), Some(1000), Fit::Contain, 100),
+                (1333, 1000),
+                "contain enlarges",
+            ),
+            (
+                t(Some(1000), Some(400), Fit::Crop, 100),
+                (800, 400),
+                "crop never enlarges",
+            ),
+            (
+                t(Some(400), None, Fit::ScaleDown, 100),
+                (400, 300),
+                "width only",
+            ),
+            (
+                t(None, Some(150), Fit::Cover, 100),
+                (200, 150),
+                "height only",
+            ),
+            (
+                t(Some(2000), None, Fit::ScaleDown, 100),
+                (800, 600),
+                "width only, no enlarging",
+            ),
+            (
+                t(Some(2000), None, Fit::Contain, 100),
+                (2000, 1500),
+                "width only, contain enlarges",
+            ),
+            (
+                t(Some(200), None, Fit::ScaleDown, 200),
+                (400, 300),
+                "dpr multiplies",
+            ),
+            (
+                t(None, None, Fit::Cover, 100),
+                (800, 600),
+                "no size keeps the source size",
+            ),
+        ];
+        for (transform, expected, why) in cases {
+            assert_eq!(output_size(&transform, 800, 600), expected, "{why}");
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! Runtime side of `/images/...`: parse and check the request (pure), verify a signature when signing is on, look
+//! the variant up in the Cache API, otherwise fetch the source and produce the variant — through `cf.image` options
+//! on the source fetch (`IMAGES_MODE = "cf-image"`, production) or the Images binding `IMAGES` (`"binding"`;
+//! Miniflare implements it with sharp) — cache it and answer with `x-cache` and `Vary: Accept`.
+//!
+//! workers-rs 0.8.7 has no typed Images binding, so it is driven through `js_sys::Reflect` on the env object.
+
+use worker::js_sys::{self, Function, Promise, Reflect, Uint8Array};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{web_sys, Cache, Fetch, Headers, Request, Response};
+
+use super::cache_key::cache_key;
+use super::cf_image::CfImage;
+use super::config::{ImagesConfig, ImagesMode};
+use super::geometry::output_size;
+use super::negotiate::{negotiate, source_mime, Negotiated};
+use super::signature;
+use super::transform::{self, FormatChoice, ImageRequest};
+use crate::entry::respond::with_header;
+use crate::entry::Call;
+use crate::error::{ApiError, ApiResult, OrInternal};
+
+/// Binding name of the Images binding (wrangler.toml `[images] binding = "IMAGES"`).
+pub const IMAGES_BINDING: &str = "IMAGES";
+/// Says a variant could not be produced and the original bytes were served instead.
+const TRANSFORM_HEADER: &str = "x-image-transform";
+
+/// A produced body: bytes and MIME type, and whether it is the requested variant (else the original, as fallback).
+struct Variant {
+    bytes: Vec<u8>,
+    mime: String,
+    transformed: bool,
+}
+
+pub async fn serve(call: &Call) -> ApiResult<Response> {
+    let config = &call.isolate.config.images;
+    let url = call.req.url().or_internal("reading the request URL")?;
+    let rest = call.params.get("path").map(String::as_str).unwrap_or("");
+    let request = transform::parse(rest, url.query(), &config.limits)?;
+    if let Some(secret) = &config.signing_secret {
+        signature::verify(secret, &request, call.started_ms / 1000)?;
+    }
+    let Some(origin) = &config.origin else {
+        return Err(ApiError::not_found(
+            "no image origin is configured (IMAGES_ORIGIN)",
+        ));
+    };
+
+    let accept = call.req.headers().get("accept").ok().flatten();
+    let format = negotiate(request.transform.format, accept.as_deref());
+    let vary = request.transform.format == FormatChoice::Auto;
+    let key = cache_key(&request, format);
+    let cache = Cache::default();
+    if let Some(hit) = cache
+        .get(key.as_str(), false)
+        .await
+        .or_internal("reading the image cache")?
+    {
+        return Ok(finish(hit, "HIT", vary));
+    }
+
+    let source_url = request.source.url_under(origin);
+    let variant = match config.mode {
+        ImagesMode::Binding => via_binding(call, config, &request, format, &source_url).await?,
+        ImagesMode::CfImage => via_cf_image(config, &request, format, &source_url).await?,
+    };
+    let headers = Headers::new();
+    let _ = headers.set("content-type", &variant.mime);
+    let response = if variant.transformed {
+        let _ = headers.set(
+            "cache-control",
+            &format!("public, max-age={}, immutable", config.cache_ttl_secs),
+        );
+        let mut response = Response::from_bytes(variant.bytes)
+            .or_internal("building the image response")?
+            .with_headers(headers);
+        let stored = response
+            .cloned()
+            .or_internal("copying the variant for the cache")?;
+        cache
+            .put(key.as_str(), stored)
+            .await
+            .or_internal("writing the image cache")?;
+        response
+    } else {
+        let _ = headers.set("cache-control", "no-store");
+        let _ = headers.set(TRANSFORM_HEADER, "failed; served the original");
+        Response::from_bytes(variant.bytes)
+            .or_internal("building the original response")?
+            .with_headers(headers)
+    };
+    Ok(finish(response, "MISS", vary))
+}
+
+fn finish(response: Response, cache: &str, vary: bool) -> Response {
+    let response = with_header(response, "x-cache", cache);
+    if vary {
+        with_header(response, "vary", "Accept")
+    } else {
+        response
+    }
+}
+
+/// The source response checked: 404 → 404, other failures → 502, not an image → 415, too large → 413.
+async fn checked_source(
+    mut response: Response,
+    config: &ImagesConfig,
+) -> ApiResult<(Vec<u8>, String)> {
+    match response.status_code() {
+        200..=299 => {}
+        404 | 410 => {
+            return Err(ApiError::new(
+                404,
+                "source_not_found",
+                "the source image does not exist",
+            ))
+        }
+        status => {
+            return Err(ApiError::bad_gateway(format!(
+                "image origin answered {status}"
+            )))
+        }
+    }
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let Some(mime) = source_mime(&content_type) else {
+        return Err(ApiError::unsupported_media_type(
+            "the source is not a JPEG, PNG, WebP, AVIF or GIF image",
+        ));
+    };
+    let too_large = || {
+        ApiError::payload_too_large(format!(
+            "the source image is larger than {} bytes (IMAGES_MAX_SOURCE_BYTES)",
+            config.max_source_bytes
+        ))
+    };
+    let declared = response.headers().get("content-length").ok().flatten();
+    if declared
+        .and_then(|l| l.trim().parse::<u64>().ok())
+        .is_some_and(|l| l > config.max_source_bytes)
+    {
+        return Err(too_large());
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| ApiError::bad_gateway(format!("reading the source: {e}")))?;
+    if bytes.len() as u64 > config.max_source_bytes {
+        return Err(too_large());
+    }
+    Ok((bytes, mime.to_owned()))
+}
+
+async fn fetch_source(url: &str) -> ApiResult<Response> {
+    let url = worker::Url::parse(url).or_internal("building the source URL")?;
+    Fetch::Url(url)
+        .send()
+        .await
+        .map_err(|e| ApiError::bad_gateway(format!("fetching the source: {e}")))
+}
+
+/// Production: the source fetch carries `cf.image`, so Cloudflare returns the variant. A resize error (reported in
+/// the `cf-resized` header as `err=...`) falls back to the original, fetched without options.
+async fn via_cf_image(
+    config: &ImagesConfig,
+    request: &ImageRequest,
+    format: Negotiated,
+    source_url: &str,
+) -> ApiResult<Variant> {
+    let options = CfImage::new(&request.transform, format);
+    let init = web_sys::RequestInit::new();
+    let cf = js_sys::JSON::parse(&options.cf_json())
+        .map_err(js_internal("building cf.image options"))?;
+    Reflect::set(&init, &JsValue::from_str("cf"), &cf)
+        .map_err(js_internal("setting cf.image options"))?;
+    let js_request = web_sys::Request::new_with_str_and_init(source_url, &init)
+        .map_err(js_internal("building the resize request"))?;
+    let response = Fetch::Request(Request::from(js_request))
+        .send()
+        .await
+        .map_err(|e| ApiError::bad_gateway(format!("fetching the source with cf.image: {e}")))?;
+    let resize_failed = response
+        .headers()
+        .get("cf-resized")
+        .ok()
+        .flatten()
+        .is_some_and(|v| v.contains("err="));
+    if resize_failed {
+        let (bytes, mime) = checked_source(fetch_source(source_url).await?, config).await?;
+        return Ok(Variant {
+            bytes,
+            mime,
+            transformed: false,
+        });
+    }
+    let (bytes, mime) = checked_source(response, config).await?;
+    Ok(Variant {
+        bytes,
+        mime,
+        transformed: true,
+    })
+}
+
+/// Locally (and with the real binding): fetch the source, read its size with `IMAGES.info`, then
+/// `IMAGES.input(..).transform({width, height, fit}).output({format, quality})`. A failure serves the original.
+async fn via_binding(
+    call: &Call,
+    config: &ImagesConfig,
+    request: &ImageRequest,
+    format: Negotiated,
+    source_url: &str,
+) -> ApiResult<Variant> {
+    let (bytes, source_mime) = checked_source(fetch_source(source_url).await?, config).await?;
+    let images = Reflect::get(call.env.as_ref(), &JsValue::from_str(IMAGES_BINDING))
+        .ok()
+        .filter(|b| b.is_object())
+        .ok_or_else(|| {
+            ApiError::internal("the IMAGES binding is missing ([images] in wrangler.toml)")
+        })?;
+    let out_mime = format.mime(&source_mime).to_owned();
+    match transform_with_binding(&images, &bytes, request, &out_mime).await {
+        Ok(out) => Ok(Variant {
+            bytes: out,
+            mime: out_mime,
+            transformed: true,
+        }),
+        Err(error) => {
+            worker::console_warn!(
+                "{}",
+                serde_json::json!({"level": "warn", "msg": "image transform failed; serving the original",
+                    "request_id": call.request_id, "detail": format!("{error:?}")})
+            );
+            Ok(Variant {
+                bytes,
+                mime: source_mime,
+                transformed: false,
+            })
+        }
+    }
+}
+
+/// Maps a JS exception to a 500 whose log detail says what was being done.
+fn js_internal(doing: &'static str) -> impl Fn(JsValue) -> ApiError {
+    move |e| ApiError::internal(format!("{doing}: {e:?}"))
+}
+
+fn stream_of(bytes: &[u8]) -> Result<JsValue, JsValue> {
+    let array = Uint8Array::from(bytes);
+    let response = web_sys::Response::new_with_opt_buffer_source(Some(&array))?;
+    response
+        .body()
+        .map(JsValue::from)
+        .ok_or_else(|| JsValue::from_str("no body"))
+}
+
+fn call_method(target: &JsValue, name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
+    let method: Function = Reflect::get(target, &JsValue::from_str(name))?.dyn_into()?;
+    let list = js_sys::Array::new();
+    for arg in args {
+        list.push(arg);
+    }
+    method.apply(target, &list)
+}
+
+async fn awaited(value: JsValue) -> Result<JsValue, JsValue> {
+    match value.dyn_into::<Promise>() {
+        Ok(promise) => JsFuture::from(promise).await,
+        Err(value) => Ok(value),
+    }
+}
+
+fn number(object: &JsValue, key: &str) -> Result<u32, JsValue> {
+    Reflect::get(object, &JsValue::from_str(key))?
+        .as_f64()
+        .filter(|n| *n >= 1.0)
+        .map(|n| n as u32)
+        .ok_or_else(|| JsValue::from_str(&format!("info has no {key}")))
+}
+
+async fn transform_with_binding(
+    images: &JsValue,
+    bytes: &[u8],
+    request: &ImageRequest,
+    out_mime: &str,
+) -> Result<Vec<u8>, JsValue> {
+    let info = awaited(call_method(images, "info", &[&stream_of(bytes)?])?).await?;
+    let (width, height) = output_size(
+        &request.transform,
+        number(&info, "width")?,
+        number(&info, "height")?,
+    );
+    let options = js_sys::Object::new();
+    Reflect::set(&options, &"width".into(), &width.into())?;
+    Reflect::set(&options, &"height".into(), &height.into())?;
+    Reflect::set(
+        &options,
+        &"fit".into(),
+        &request.transform.fit.as_str().into(),
+    )?;
+    let output = js_sys::Object::new();
+    Reflect::set(&output, &"format".into(), &out_mime.into())?;
+    Reflect::set(
+        &output,
+        &"quality".into(),
+        &u32::from(request.transform.quality).into(),
+    )?;
+    let transformer = call_method(images, "input", &[&stream_of(bytes)?])?;
+    let transformer = call_method(&transformer, "transform", &[&options])?;
+    let result = awaited(call_method(&transformer, "output", &[&output])?).await?;
+    let response: web_sys::Response = call_method(&result, "response", &[])?.dyn_into()?;
+    let buffer = JsFuture::from(response.array_buffer()?).await?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use worker::{ResizeConfig, ResizeFit, ResizeFormat, ResizeQuality};
+
+    use super::*;
+    use crate::images::transform::{Fit, Transform};
+
+    /// workers-rs 0.8.7's `ResizeConfig` (what `CfProperties.image` would send) against the documented `cf.image`
+    /// shape: `quality` must be a plain number and unset options must be absent. It gets `quality` wrong, which is
+    /// why `CfImage` builds the object itself.
+    #[test]
+    fn workers_rs_resize_config_serialises_quality_wrongly_so_we_build_cf_image_ourselves() {
+        let upstream = ResizeConfig {
+            width: Some(300),
+            height: Some(200),
+            fit: Some(ResizeFit::ScaleDown),
+            format: Some(ResizeFormat::Avif),
+            quality: Some(ResizeQuality::Specific { value: 80 }),
+            dpr: Some(2.0),
+            ..Default::default()
+        };
+        let upstream = serde_json::to_value(&upstream).expect("serialises");
+        assert_eq!(upstream["width"], 300);
+        assert_eq!(upstream["fit"], "scale-down", "fit names are right");
+        assert_eq!(upstream["format"], "avif", "format names are right");
+        assert_eq!(
+            upstream["quality"],
+            serde_json::json!({"value": 80}),
+            "quality is nested, not a number"
+        );
+        assert!(
+            upstream["blur"].is_null(),
+            "unset options are present (null in JSON, undefined in JS)"
+        );
+        assert!(
+            upstream.get("origin-auth").is_some(),
+            "field names are kebab-case"
+        );
+
+        let ours = CfImage::new(
+            &Transform {
+                width: Some(300),
+                height: Some(200),
+                fit: Fit::ScaleDown,
+                quality: 80,
+                dpr_hundredths: 200,
+                format: FormatChoice::Auto,
+            },
+            Negotiated::Avif,
+        );
+        let ours = serde_json::to_value(&ours).expect("serialises");
+        assert_eq!(ours["quality"], 80);
+        for field in ["width", "height", "fit", "format", "dpr"] {
+            assert_eq!(
+                ours[field], upstream[field],
+                "{field} agrees with workers-rs"
+            );
+        }
+        assert_eq!(
+            ours.as_object().map(|o| o.len()),
+            Some(6),
+            "nothing else is sent"
+        );
+    }
+}

@@ -1,0 +1,439 @@
+//! One canonical transform from any of the three URL forms:
+//! `/images/{w}x{h}/{path}`, `/images/{w}/{path}` and `/images/{path}?w=&h=&fit=&q=&dpr=&format=`
+//! (plus `exp=&sig=` for signed URLs). Every number is checked against the configured [`Limits`]; an invalid,
+//! zero, over-limit, duplicated or unknown parameter answers 400 naming it. [`Transform::canonical`] is the one
+//! spelling used for signatures and cache keys, so equivalent URLs share both.
+
+use percent_encoding::percent_decode_str;
+
+use super::config::Limits;
+use super::source::{self, SourcePath};
+use crate::error::ApiError;
+
+/// How width and height are applied (Cloudflare's `fit` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    ScaleDown,
+    Contain,
+    Cover,
+    Crop,
+    Pad,
+}
+
+impl Fit {
+    pub const ALL: [Fit; 5] = [
+        Fit::ScaleDown,
+        Fit::Contain,
+        Fit::Cover,
+        Fit::Crop,
+        Fit::Pad,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fit::ScaleDown => "scale-down",
+            Fit::Contain => "contain",
+            Fit::Cover => "cover",
+            Fit::Crop => "crop",
+            Fit::Pad => "pad",
+        }
+    }
+}
+
+/// The output format a request asks for; `Auto` negotiates from `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormatChoice {
+    Auto,
+    Avif,
+    Webp,
+    Jpeg,
+    Png,
+}
+
+impl FormatChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FormatChoice::Auto => "auto",
+            FormatChoice::Avif => "avif",
+            FormatChoice::Webp => "webp",
+            FormatChoice::Jpeg => "jpeg",
+            FormatChoice::Png => "png",
+        }
+    }
+}
+
+/// The canonical transform. `dpr` is kept in hundredths so it compares and prints exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transform {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fit: Fit,
+    pub quality: u8,
+    pub dpr_hundredths: u32,
+    pub format: FormatChoice,
+}
+
+impl Transform {
+    /// The one spelling of this transform, e.g. `w=300&h=200&fit=scale-down&q=85&dpr=1&format=auto`.
+    pub fn canonical(&self) -> String {
+        let side = |v: Option<u32>| v.map_or_else(|| "-".to_owned(), |n| n.to_string());
+        format!(
+            "w={}&h={}&fit={}&q={}&dpr={}&format={}",
+            side(self.width),
+            side(self.height),
+            self.fit.as_str(),
+            self.quality,
+            self.dpr(),
+            self.format.as_str()
+        )
+    }
+
+    /// `dpr` as a short decimal (`1`, `1.5`, `2.25`).
+    pub fn dpr(&self) -> String {
+        let whole = self.dpr_hundredths / 100;
+        let frac = self.dpr_hundredths % 100;
+        match frac {
+            0 => whole.to_string(),
+            f if f % 10 == 0 => format!("{whole}.{}", f / 10),
+            f => format!("{whole}.{f:02}"),
+        }
+    }
+
+    /// A side in device pixels (`css * dpr`, rounded).
+    pub fn device(&self, css: u32) -> u32 {
+        ((u64::from(css) * u64::from(self.dpr_hundredths) + 50) / 100) as u32
+    }
+}
+
+/// The signature parameters of a signed URL, as given.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SignatureParams {
+    pub sig: Option<String>,
+    pub exp: Option<u64>,
+}
+
+/// A fully parsed image request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRequest {
+    pub transform: Transform,
+    pub source: SourcePath,
+    pub signature: SignatureParams,
+}
+
+fn bad(param: &str, rule: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request("invalid_parameter", format!("parameter `{param}` {rule}"))
+}
+
+/// A positive whole number of at most 5 digits (signs, decimals and spaces are refused).
+fn parse_side(param: &str, value: &str) -> Result<u32, ApiError> {
+    if value.is_empty() || value.len() > 5 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(param, "must be a whole number of pixels"));
+    }
+    let n: u32 = value
+        .parse()
+        .map_err(|_| bad(param, "must be a whole number of pixels"))?;
+    if n == 0 {
+        return Err(bad(param, "must be at least 1"));
+    }
+    Ok(n)
+}
+
+fn parse_dpr(value: &str) -> Result<u32, ApiError> {
+    let rule = "must be a number from 1 to 4 with at most two decimals";
+    let (whole, frac) = value.split_once('.').unwrap_or((value, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || whole.len() > 1 || frac.len() > 2 || !digits(whole) || !digits(frac) {
+        return Err(bad("dpr", rule));
+    }
+    let frac_value = match frac.len() {
+        0 => 0,
+        1 => frac.parse::<u32>().map_err(|_| bad("dpr", rule))? * 10,
+        _ => frac.parse::<u32>().map_err(|_| bad("dpr", rule))?,
+    };
+    let hundredths = whole.parse::<u32>().map_err(|_| bad("dpr", rule))? * 100 + frac_value;
+    if !(100..=400).contains(&hundredths) {
+        return Err(bad("dpr", rule));
+    }
+    Ok(hundredths)
+}
+
+/// `300x200` → (300, 200); `300` → (300, none); anything else is not a size segment.
+fn size_segment(segment: &str) -> Option<(&str, Option<&str>)> {
+    let is_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match segment.split_once('x') {
+        Some((w, h)) if is_digits(w) && is_digits(h) => Some((w, Some(h))),
+        None if is_digits(segment) => Some((segment, None)),
+        _ => None,
+    }
+}
+
+/// Parses the part of the path after `/images/` (still percent-encoded) and the query string.
+pub fn parse(rest: &str, query: Option<&str>, limits: &Limits) -> Result<ImageRequest, ApiError> {
+    let (path_size, raw_source) = match rest.split_once('/') {
+        Some((first, tail)) => match size_segment(first) {
+            Some(size) => (Some(size), tail),
+            None => (None, rest),
+        },
+        None => (None, rest),
+    };
+
+    let mut width = None;
+    let mut height = None;
+    if let Some((w, h)) = path_size {
+        width = Some(parse_side("w", w)?);
+        height = h.map(|h| parse_side("h", h)).transpose()?;
+    }
+    let mut fit = None;
+    let mut quality = None;
+    let mut dpr = None;
+    let mut format = None;
+    let mut signature = SignatureParams::default();
+    let mut seen: Vec<String> = Vec::new();
+
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = percent_decode_str(raw_name)
+            .decode_utf8_lossy()
+            .into_owned();
+        let value = percent_decode_str(raw_value)
+            .decode_utf8_lossy()
+            .into_owned();
+        if seen.contains(&name) {
+            return Err(bad(&name, "is given more than once"));
+        }
+        seen.push(name.clone());
+        match name.as_str() {
+            "w" | "h" if path_size.is_some() => {
+                return Err(bad(&name, "is already given by the size in the path"));
+            }
+            "w" => width = Some(parse_side("w", &value)?),
+            "h" => height = Some(parse_side("h", &value)?),
+            "fit" => {
+                fit = Some(
+                    Fit::ALL
+                        .into_iter()
+                        .find(|f| f.as_str() == value)
+                        .ok_or_else(|| {
+                            bad(
+                                "fit",
+                                "must be one of scale-down, contain, cover, crop, pad",
+                            )
+                        })?,
+                )
+            }
+            "q" => {
+                let q = parse_side("q", &value).map_err(|_| bad("q", "must be 1 to 100"))?;
+                if q > 100 {
+                    return Err(bad("q", "must be 1 to 100"));
+                }
+                quality = Some(q as u8);
+            }
+            "dpr" => dpr = Some(parse_dpr(&value)?),
+            "format" => {
+                format = Some(match value.as_str() {
+                    "auto" => FormatChoice::Auto,
+                    "avif" => FormatChoice::Avif,
+                    "webp" => FormatChoice::Webp,
+                    "jpeg" => FormatChoice::Jpeg,
+                    "png" => FormatChoice::Png,
+                    _ => return Err(bad("format", "must be one of auto, avif, webp, jpeg, png")),
+                })
+            }
+            "sig" => signature.sig = Some(value),
+            "exp" => {
+                signature.exp = Some(
+                    (!value.is_empty()
+                        && value.len() <= 12
+                        && value.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| value.parse::<u64>().ok())
+                    .flatten()
+                    .ok_or_else(|| bad("exp", "must be a Unix time in seconds"))?,
+                )
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "unknown_parameter",
+                    format!(
+                        "parameter `{name}` is not known; use w, h, fit, q, dpr, format, exp, sig"
+                    ),
+                ))
+            }
+        }
+    }
+
+    let transform = Transform {
+        width,
+        height,
+        fit: fit.unwrap_or(Fit::ScaleDown),
+        quality: quality.unwrap_or(limits.default_quality),
+        dpr_hundredths: dpr.unwrap_or(100),
+        format: format.unwrap_or(FormatChoice::Auto),
+    };
+    check_limits(&transform, limits)?;
+
+    let source = source::normalise(raw_source)?;
+    if !source::allowed_by(&source, &limits.source_prefixes) {
+        return Err(ApiError::forbidden(
+            "source_not_allowed",
+            "the source path is outside the allowed prefixes",
+        ));
+    }
+    Ok(ImageRequest {
+        transform,
+        source,
+        signature,
+    })
+}
+
+fn check_limits(t: &Transform, limits: &Limits) -> Result<(), ApiError> {
+    if let Some(w) = t.width {
+        if !limits.allowed_widths.is_empty() && !limits.allowed_widths.contains(&w) {
+            let list: Vec<String> = limits.allowed_widths.iter().map(u32::to_string).collect();
+            return Err(bad("w", format!("must be one of {}", list.join(", "))));
+        }
+    }
+    for (param, side) in [("w", t.width), ("h", t.height)] {
+        if let Some(css) = side {
+            if t.device(css) > limits.max_side {
+                return Err(bad(
+                    param,
+                    format!(
+                        "is over the limit: {} px at dpr {} (max {})",
+                        css,
+                        t.dpr(),
+                        limits.max_side
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_side: 2000,
+            allowed_widths: vec![],
+            source_prefixes: vec![],
+            default_quality: 85,
+        }
+    }
+
+    fn ok(rest: &str, query: Option<&str>) -> ImageRequest {
+        parse(rest, query, &limits()).unwrap_or_else(|e| panic!("{rest}?{query:?} refused: {e}"))
+    }
+
+    #[test]
+    fn the_three_url_forms_parse_into_the_same_canonical_transform() {
+        let cases = [
+            ("300x200/photo.jpg", None),
+            ("photo.jpg", Some("w=300&h=200")),
+            ("photo.jpg", Some("h=200&w=300&fit=scale-down")),
+            ("photo.jpg", Some("w=300&h=200&q=85&dpr=1&format=auto")),
+            ("300x200/photo.jpg", Some("dpr=1.00")),
+        ];
+        for (rest, query) in cases {
+            let request = ok(rest, query);
+            assert_eq!(
+                request.transform.canonical(),
+                "w=300&h=200&fit=scale-down&q=85&dpr=1&format=auto",
+                "{rest}?{query:?}"
+            );
+            assert_eq!(request.source.as_str(), "photo.jpg", "{rest}?{query:?}");
+        }
+    }
+
+    #[test]
+    fn width_only_forms_and_every_option_are_read() {
+        let t = ok("640/photos/a.png", None).transform;
+        assert_eq!((t.width, t.height), (Some(640), None));
+        let t = ok("a.png", Some("w=100&fit=cover&q=50&dpr=2.5&format=webp")).transform;
+        assert_eq!(
+            t.canonical(),
+            "w=100&h=-&fit=cover&q=50&dpr=2.5&format=webp"
+        );
+        assert_eq!(t.device(100), 250);
+        let t = ok("a.png", None).transform;
+        assert_eq!(
+            t.canonical(),
+            "w=-&h=-&fit=scale-down&q=85&dpr=1&format=auto"
+        );
+        let r = ok("a.png", Some("w=10&exp=1700000000&sig=abc"));
+        assert_eq!(r.signature.exp, Some(1_700_000_000));
+        assert_eq!(r.signature.sig.as_deref(), Some("abc"));
+        // A first segment that is not a size belongs to the path.
+        assert_eq!(ok("300px/a.png", None).source.as_str(), "300px/a.png");
+        assert_eq!(ok("x300/a.png", None).source.as_str(), "x300/a.png");
+    }
+
+    #[test]
+    fn bad_parameters_answer_400_naming_the_parameter() {
+        let cases: &[(&str, Option<&str>, &str)] = &[
+            ("0x200/a.jpg", None, "`w`"),
+            ("300x0/a.jpg", None, "`h`"),
+            ("0/a.jpg", None, "`w`"),
+            ("a.jpg", Some("w=0"), "`w`"),
+            ("a.jpg", Some("w=-5"), "`w`"),
+            ("a.jpg", Some("w=1e3"), "`w`"),
+            ("a.jpg", Some("w=12.5"), "`w`"),
+            ("a.jpg", Some("w="), "`w`"),
+            ("a.jpg", Some("w=99999999999"), "`w`"),
+            ("a.jpg", Some("w=2001"), "`w`"),
+            ("a.jpg", Some("h=5000"), "`h`"),
+            ("a.jpg", Some("w=1500&dpr=2"), "`w`"),
+            ("a.jpg", Some("w=1&w=2"), "`w`"),
+            ("300x200/a.jpg", Some("w=100"), "`w`"),
+            ("300/a.jpg", Some("h=100"), "`h`"),
+            ("a.jpg", Some("fit=stretch"), "`fit`"),
+            ("a.jpg", Some("q=0"), "`q`"),
+            ("a.jpg", Some("q=101"), "`q`"),
+            ("a.jpg", Some("q=high"), "`q`"),
+            ("a.jpg", Some("dpr=0"), "`dpr`"),
+            ("a.jpg", Some("dpr=5"), "`dpr`"),
+            ("a.jpg", Some("dpr=1.234"), "`dpr`"),
+            ("a.jpg", Some("dpr=NaN"), "`dpr`"),
+            ("a.jpg", Some("format=gif"), "`format`"),
+            ("a.jpg", Some("exp=soon"), "`exp`"),
+            ("a.jpg", Some("width=300"), "`width`"),
+            ("a.jpg", Some("blur=5"), "`blur`"),
+        ];
+        for (rest, query, named) in cases {
+            let error = parse(rest, *query, &limits()).expect_err("must be refused");
+            assert_eq!(error.status(), 400, "{rest}?{query:?}: {error}");
+            assert!(error.message().contains(named), "{rest}?{query:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn allowed_widths_and_prefixes_come_from_configuration() {
+        let strict = Limits {
+            allowed_widths: vec![320, 640],
+            source_prefixes: vec!["photos/".to_owned()],
+            ..limits()
+        };
+        assert!(parse("photos/a.jpg", Some("w=320"), &strict).is_ok());
+        let e = parse("photos/a.jpg", Some("w=321"), &strict).expect_err("width not allowed");
+        assert!(e.message().contains("320, 640"), "{e}");
+        let e = parse("private/a.jpg", Some("w=320"), &strict).expect_err("prefix");
+        assert_eq!(e.status(), 403);
+    }
+
+    #[test]
+    fn dpr_prints_canonically() {
+        for (given, printed) in [
+            ("1", "1"),
+            ("1.0", "1"),
+            ("1.5", "1.5"),
+            ("1.50", "1.5"),
+            ("2.25", "2.25"),
+            ("4", "4"),
+        ] {
+            let t = ok("a.jpg", Some(&format!("dpr={given}"))).transform;
+            assert_eq!(t.dpr(), printed, "{given}");
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Runtime side of rate limiting: `enforce` (one policy, one key: the contract other capabilities call), `limit`
+//! (resolve the key from the request, then enforce), stamping the headers on a response, and the public route
+//! `GET /ratelimit/{policy}/check`, which is limited by the named policy through exactly the same path.
+
+use std::cell::RefCell;
+
+use durable_objects::ratelimit::protocol::{self as wire, TakeReply, TakeRequest};
+use serde::Serialize;
+use worker::wasm_bindgen::JsValue;
+use worker::{Date, Method, Request, RequestInit, Response};
+
+use super::headers::RateLimitHeaders;
+use super::key::{self, KeyError, KeyInputs};
+use super::memory::IsolateMemory;
+use super::plan::{self, Plan};
+use super::policy::{FailureMode, KeySource, Policy};
+use crate::entry::respond::{self, json};
+use crate::entry::Call;
+use crate::error::{ApiError, ApiResult};
+
+/// Exhausted keys one isolate remembers at most.
+const MEMORY_CAPACITY: usize = 10_000;
+
+thread_local! {
+    static MEMORY: RefCell<Option<IsolateMemory>> = const { RefCell::new(None) };
+}
+
+fn with_memory<T>(f: impl FnOnce(&mut IsolateMemory) -> T) -> T {
+    MEMORY.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let memory = slot.get_or_insert_with(|| {
+            let seed = respond::random_bytes();
+            IsolateMemory::new(
+                MEMORY_CAPACITY,
+                u32::from_le_bytes([seed[0], seed[1], seed[2], seed[3]]),
+            )
+        });
+        f(memory)
+    })
+}
+
+fn policy<'a>(call: &'a Call, name: &str) -> ApiResult<&'a Policy> {
+    call.isolate.config.ratelimit.get(name).ok_or_else(|| {
+        ApiError::internal(format!("no rate-limit policy named `{name}` is configured"))
+    })
+}
+
+/// Limits one request for `key` under policy `policy`. `Ok`: allowed, with the headers to add to the response.
+/// `Err`: 429 with the headers and `Retry-After`, or (policy `failure = "closed"`, limiter unreachable) 503.
+/// At most one Durable Object round trip; none for a key this isolate knows to be exhausted.
+pub async fn enforce(call: &Call, policy_name: &str, key: &str) -> ApiResult<RateLimitHeaders> {
+    let policy = policy(call, policy_name)?;
+    let now_ms = Date::now().as_millis();
+    let (object, take, memory_key) = match with_memory(|m| plan::plan(m, policy, key, now_ms)) {
+        Plan::Refuse {
+            headers,
+            retry_after_ms,
+        } => return Err(headers.refusal(retry_after_ms)),
+        Plan::Ask {
+            object,
+            take,
+            memory_key,
+        } => (object, take, memory_key),
+    };
+    match ask(call, &policy.binding, &object, &take).await {
+        Ok(reply) if reply.allowed => Ok(plan::headers_for(policy, &reply)),
+        Ok(reply) => {
+            with_memory(|m| plan::remember_refusal(m, &memory_key, &reply, now_ms));
+            Err(plan::headers_for(policy, &reply).refusal(reply.retry_after_ms))
+        }
+        Err(detail) => match policy.failure {
+            FailureMode::Open => {
+                let line = serde_json::json!({
+                    "level": "warn", "msg": "rate limiter unreachable; failing open",
+                    "policy": policy.name, "object": object, "request_id": call.request_id, "detail": detail,
+                });
+                worker::console_log!("{line}");
+                Ok(RateLimitHeaders {
+                    policy: policy.name.clone(),
+                    limit: policy.limit,
+                    window_s: policy.window_s,
+                    standing: None,
+                })
+            }
+            FailureMode::Closed => Err(ApiError::new(
+                503,
+                "rate_limit_unavailable",
+                "the rate limiter cannot be reached; try again shortly",
+            )
+            .with_header("retry-after", "1")
+            .with_internal(format!("policy {} object {object}: {detail}", policy.name))),
+        },
+    }
+}
+
+/// Resolves the key policy `policy_name` limits for this request (see [`KeySource`]): the client IP from
+/// `CF-Connecting-IP`, the API-key header the policy names, and `user_id`, which the caller must have verified
+/// (session or access token). `route` is the route pattern, for `route_user` policies.
+pub fn resolve_key(
+    call: &Call,
+    policy_name: &str,
+    user_id: Option<&str>,
+    route: &str,
+) -> ApiResult<String> {
+    let policy = policy(call, policy_name)?;
+    let header = |name: &str| call.req.headers().get(name).ok().flatten();
+    let client_ip = header("cf-connecting-ip");
+    let api_key = match &policy.key {
+        KeySource::ApiKey { header: name } => header(name),
+        _ => None,
+    };
+    let inputs = KeyInputs {
+        client_ip: client_ip.as_deref(),
+        user_id,
+        api_key: api_key.as_deref(),
+        route,
+    };
+    key::resolve(&policy.key, &inputs).map_err(|error| match error {
+        KeyError::NoClientIp => {
+            ApiError::bad_request("client_ip_unknown", "the client address is unknown")
+        }
+        KeyError::NoUser => ApiError::unauthorized(
+            "authentication_required",
+            format!("rate limit `{policy_name}` applies per signed-in user; sign in first"),
+        ),
+        KeyError::NoApiKey { header } => ApiError::unauthorized(
+            "api_key_required",
+            format!("send your API key in the `{header}` header"),
+        ),
+    })
+}
+
+/// [`resolve_key`] then [`enforce`]: what a route limited by a configured policy calls.
+pub async fn limit(
+    call: &Call,
+    policy_name: &str,
+    user_id: Option<&str>,
+    route: &str,
+) -> ApiResult<RateLimitHeaders> {
+    let key = resolve_key(call, policy_name, user_id, route)?;
+    enforce(call, policy_name, &key).await
+}
+
+impl RateLimitHeaders {
+    /// Adds `RateLimit-Policy` and (when known) `RateLimit` to `response`.
+    pub fn apply(&self, response: Response) -> Response {
+        self.pairs().into_iter().fold(response, |r, (name, value)| {
+            respond::with_header(r, name, &value)
+        })
+    }
+}
+
+/// One `POST /take` to the object; any failure (binding, network, non-200, body) is an error string for the log.
+async fn ask(
+    call: &Call,
+    binding: &str,
+    object: &str,
+    take: &TakeRequest,
+) -> Result<TakeReply, String> {
+    let stub = call
+        .env
+        .durable_object(binding)
+        .and_then(|ns| ns.get_by_name(object))
+        .map_err(|e| format!("binding {binding}: {e}"))?;
+    let body = serde_json::to_string(take).map_err(|e| e.to_string())?;
+    let request = Request::new_with_init(
+        &format!("https://ratelimiter{}", wire::TAKE_PATH),
+        RequestInit::new()
+            .with_method(Method::Post)
+            .with_body(Some(JsValue::from_str(&body))),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = stub
+        .fetch_with_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status_code() != 200 {
+        let text = response.text().await.unwrap_or_default();
+        return Err(format!(
+            "object answered {}: {text}",
+            response.status_code()
+        ));
+    }
+    response
+        .json::<TakeReply>()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Body of `GET /ratelimit/{policy}/check`.
+#[derive(Serialize)]
+struct Check<'a> {
+    policy: &'a str,
+    limit: u32,
+    window: u64,
+    /// `null` when the limiter could not be asked and the policy fails open.
+    remaining: Option<u32>,
+    reset: Option<u64>,
+}
+
+/// `GET /ratelimit/{policy}/check`: counts as one request under the policy (key from the policy's key source) and
+/// says where the caller stands; 429 once the caller is over the limit.
+pub async fn check(call: &Call) -> ApiResult<Response> {
+    check_route(call, true).await
+}
+
+/// `GET /__debug/ratelimit/{policy}/unlimited` (debug routes only): the same route without the `enforce` call, the
+/// baseline the benchmark measures the limiter's added latency against.
+pub async fn unlimited(call: &Call) -> ApiResult<Response> {
+    check_route(call, false).await
+}
+
+async fn check_route(call: &Call, limited: bool) -> ApiResult<Response> {
+    const ROUTE: &str = "/ratelimit/{policy}/check";
+    let name = call
+        .params
+        .get("policy")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let Some(policy) = call.isolate.config.ratelimit.get(name) else {
+        return Err(ApiError::new(
+            404,
+            "unknown_policy",
+            "no rate-limit policy has this name",
+        ));
+    };
+    let headers = if limited {
+        limit(call, name, None, ROUTE).await?
+    } else {
+        resolve_key(call, name, None, ROUTE)?;
+        RateLimitHeaders {
+            policy: policy.name.clone(),
+            limit: policy.limit,
+            window_s: policy.window_s,
+            standing: None,
+        }
+    };
+    let body = Check {
+        policy: &headers.policy,
+        limit: headers.limit,
+        window: headers.window_s,
+        remaining: headers.standing.map(|(r, _)| r),
+        reset: headers.standing.map(|(_, t)| t),
+    };
+    Ok(headers.apply(json(200, &body)?))
+}

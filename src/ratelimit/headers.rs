@@ -1,0 +1,117 @@
+//! The IETF RateLimit headers (draft-ietf-httpapi-ratelimit-headers): `RateLimit-Policy: "<name>";q=<limit>;w=<window>`
+//! and `RateLimit: "<name>";r=<remaining>;t=<seconds to reset>`, and the 429 error that carries them with
+//! `Retry-After`. Pure; `RateLimitHeaders::apply` (in the handler) stamps them on a runtime response.
+
+use crate::error::ApiError;
+
+/// The headers one limited request answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitHeaders {
+    pub policy: String,
+    pub limit: u32,
+    pub window_s: u64,
+    /// `(remaining, seconds to reset)`; `None` when the limiter could not be asked (failing open).
+    pub standing: Option<(u32, u64)>,
+}
+
+/// Whole seconds for a header, rounded up (a client told "0" would retry too early).
+pub fn seconds(ms: u64) -> u64 {
+    ms.div_ceil(1000)
+}
+
+impl RateLimitHeaders {
+    /// `RateLimit-Policy` value.
+    pub fn policy_value(&self) -> String {
+        format!("\"{}\";q={};w={}", self.policy, self.limit, self.window_s)
+    }
+
+    /// `RateLimit` value, when the standing is known.
+    pub fn state_value(&self) -> Option<String> {
+        self.standing
+            .map(|(remaining, reset_s)| format!("\"{}\";r={remaining};t={reset_s}", self.policy))
+    }
+
+    /// Header name/value pairs, lower-case names.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = vec![("ratelimit-policy", self.policy_value())];
+        if let Some(state) = self.state_value() {
+            pairs.push(("ratelimit", state));
+        }
+        pairs
+    }
+
+    /// The 429 for a refused request: these headers plus `Retry-After` (whole seconds, at least 1).
+    pub fn refusal(&self, retry_after_ms: u64) -> ApiError {
+        let retry = seconds(retry_after_ms).max(1);
+        let error = ApiError::too_many_requests(
+            format!("rate limit `{}` exceeded; retry in {retry} s", self.policy),
+            retry,
+        );
+        self.pairs()
+            .into_iter()
+            .fold(error, |e, (name, value)| e.with_header(name, value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(standing: Option<(u32, u64)>) -> RateLimitHeaders {
+        RateLimitHeaders {
+            policy: "api".into(),
+            limit: 100,
+            window_s: 60,
+            standing,
+        }
+    }
+
+    #[test]
+    fn values_follow_the_ietf_draft_syntax() {
+        let h = headers(Some((42, 17)));
+        assert_eq!(
+            h.pairs(),
+            vec![
+                ("ratelimit-policy", "\"api\";q=100;w=60".to_owned()),
+                ("ratelimit", "\"api\";r=42;t=17".to_owned()),
+            ]
+        );
+        assert_eq!(
+            headers(None).pairs().len(),
+            1,
+            "failing open: only the policy is known"
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_a_429_with_retry_after_and_both_headers() {
+        let error = headers(Some((0, 60))).refusal(1_001);
+        assert_eq!((error.status(), error.code()), (429, "rate_limited"));
+        let names: Vec<_> = error
+            .headers()
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                "retry-after=2",
+                "ratelimit-policy=\"api\";q=100;w=60",
+                "ratelimit=\"api\";r=0;t=60"
+            ],
+            "Retry-After rounds up"
+        );
+        assert_eq!(
+            headers(Some((0, 1))).refusal(0).headers()[0].1,
+            "1",
+            "never Retry-After: 0"
+        );
+    }
+
+    #[test]
+    fn seconds_round_up() {
+        for (ms, s) in [(0, 0), (1, 1), (999, 1), (1000, 1), (1001, 2), (60_000, 60)] {
+            assert_eq!(seconds(ms), s, "{ms} ms");
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The key a policy limits: resolved from what identifies the client (client IP, verified user id, API-key header,
+//! route + user). Pure, so every capability resolves keys the same way; the handler only gathers the inputs.
+//! Keys are prefixed by their source (`ip:`, `user:`, `key:`, `route:`) so sources never collide, and API keys are
+//! stored only as a SHA-256 digest (the limiter's storage never holds a credential).
+
+use std::net::IpAddr;
+
+use sha2::{Digest, Sha256};
+
+use super::policy::KeySource;
+
+/// What a request offers to identify its client. `user_id` must already be verified by the caller.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyInputs<'a> {
+    /// `CF-Connecting-IP`.
+    pub client_ip: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    /// The value of the policy's API-key header.
+    pub api_key: Option<&'a str>,
+    /// The route pattern (e.g. `/rooms/{id}/ws`), not the raw path, so one limit covers the route.
+    pub route: &'a str,
+}
+
+/// Why no key could be resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    NoClientIp,
+    NoUser,
+    NoApiKey { header: String },
+}
+
+/// The limited key for `source`, or what is missing.
+pub fn resolve(source: &KeySource, inputs: &KeyInputs) -> Result<String, KeyError> {
+    fn present(v: Option<&str>) -> Option<&str> {
+        v.map(str::trim).filter(|v| !v.is_empty())
+    }
+    match source {
+        KeySource::ClientIp => present(inputs.client_ip)
+            .map(|ip| format!("ip:{}", client_network(ip)))
+            .ok_or(KeyError::NoClientIp),
+        KeySource::User => present(inputs.user_id)
+            .map(|u| format!("user:{u}"))
+            .ok_or(KeyError::NoUser),
+        KeySource::RouteUser => present(inputs.user_id)
+            .map(|u| format!("route:{}|user:{u}", inputs.route))
+            .ok_or(KeyError::NoUser),
+        KeySource::ApiKey { header } => present(inputs.api_key)
+            .map(|k| format!("key:{}", &hex(&Sha256::digest(k.as_bytes()))[..32]))
+            .ok_or(KeyError::NoApiKey {
+                header: header.clone(),
+            }),
+    }
+}
+
+/// The address a client is limited by: an IPv4 address itself, an IPv6 address by its /64 (one subscriber usually
+/// holds a whole /64, so per-address limits would be trivial to evade). Unparseable input is kept as given.
+fn client_network(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Err(_) => ip.to_owned(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_source_resolves_to_its_prefixed_key() {
+        let inputs = KeyInputs {
+            client_ip: Some("203.0.113.7"),
+            user_id: Some("u-42"),
+            api_key: Some("secret-key"),
+            route: "/rooms/{id}/ws",
+        };
+        let api = KeySource::ApiKey {
+            header: "x-api-key".into(),
+        };
+        let cases: Vec<(KeySource, &str)> = vec![
+            (KeySource::ClientIp, "ip:203.0.113.7"),
+            (KeySource::User, "user:u-42"),
+            (KeySource::RouteUser, "route:/rooms/{id}/ws|user:u-42"),
+            // sha256("secret-key"), first 16 bytes in hex.
+            (api, "key:85dbe15d75ef9308c7ae0f33c7a324cc"),
+        ];
+        for (source, expected) in cases {
+            let key = resolve(&source, &inputs).expect("resolves");
+            assert_eq!(key, expected, "{source:?}");
+            assert!(
+                !key.contains("secret"),
+                "{source:?}: the API key itself is never stored"
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64_and_ipv4_by_address() {
+        let cases = [
+            ("2001:db8:1:2:aaaa::1", "ip:2001:db8:1:2::/64"),
+            ("2001:db8:1:2:bbbb::9", "ip:2001:db8:1:2::/64"),
+            (" 198.51.100.3 ", "ip:198.51.100.3"),
+        ];
+        for (ip, expected) in cases {
+            let inputs = KeyInputs {
+                client_ip: Some(ip),
+                ..KeyInputs::default()
+            };
+            assert_eq!(
+                resolve(&KeySource::ClientIp, &inputs).as_deref(),
+                Ok(expected),
+                "{ip}"
+            );
+        }
+    }
+
+    #[test]
+    fn distinct_api_keys_get_distinct_keys_and_the_same_key_the_same() {
+        let source = KeySource::ApiKey {
+            header: "x-api-key".into(),
+        };
+        let key = |k| {
+            resolve(
+                &source,
+                &KeyInputs {
+                    api_key: Some(k),
+                    ..KeyInputs::default()
+                },
+            )
+        };
+        assert_eq!(key("a"), key("a"), "stable");
+        assert_ne!(key("a"), key("b"), "distinct");
+    }
+
+    #[test]
+    fn missing_inputs_say_what_is_missing() {
+        let none = KeyInputs {
+            client_ip: Some("  "),
+            ..KeyInputs::default()
+        };
+        let api = KeySource::ApiKey {
+            header: "x-api-key".into(),
+        };
+        assert_eq!(
+            resolve(&KeySource::ClientIp, &none),
+            Err(KeyError::NoClientIp),
+            "blank ip"
+        );
+        assert_eq!(
+            resolve(&KeySource::User, &none),
+            Err(KeyError::NoUser),
+            "no user"
+        );
+        assert_eq!(
+            resolve(&KeySource::RouteUser, &none),
+            Err(KeyError::NoUser),
+            "no user for route"
+        );
+        assert_eq!(
+            resolve(&api, &none),
+            Err(KeyError::NoApiKey {
+                header: "x-api-key".into()
+            }),
+            "no key"
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! What one isolate remembers between requests, so the cheap path costs no round trip: keys known to be exhausted
+//! until a given time (refused locally), and where each split key's part rotation stands. Pure; time is a
+//! parameter. Bounded: at most `capacity` exhausted keys (expired ones are dropped first; when full of live
+//! entries, a new one is simply not remembered, which costs a round trip, never correctness).
+
+use std::collections::HashMap;
+
+/// A key refused by its object until `until_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exhausted {
+    pub until_ms: u64,
+    /// When its quota is full again (for the `t` parameter).
+    pub reset_at_ms: u64,
+}
+
+#[derive(Debug)]
+pub struct IsolateMemory {
+    exhausted: HashMap<String, Exhausted>,
+    rotation: HashMap<String, u32>,
+    capacity: usize,
+    seed: u32,
+}
+
+impl IsolateMemory {
+    /// `seed` (random per isolate) staggers where each isolate starts rotating a split key's parts.
+    pub fn new(capacity: usize, seed: u32) -> Self {
+        Self {
+            exhausted: HashMap::new(),
+            rotation: HashMap::new(),
+            capacity,
+            seed,
+        }
+    }
+
+    /// The entry for `key` if it is still exhausted at `now_ms`.
+    pub fn exhausted(&self, key: &str, now_ms: u64) -> Option<Exhausted> {
+        self.exhausted
+            .get(key)
+            .copied()
+            .filter(|e| e.until_ms > now_ms)
+    }
+
+    /// Remembers that `key` was refused at `now_ms` for `retry_after_ms`.
+    pub fn remember(&mut self, key: &str, now_ms: u64, retry_after_ms: u64, reset_ms: u64) {
+        if retry_after_ms == 0 {
+            return;
+        }
+        if self.exhausted.len() >= self.capacity && !self.exhausted.contains_key(key) {
+            self.exhausted.retain(|_, e| e.until_ms > now_ms);
+            if self.exhausted.len() >= self.capacity {
+                return;
+            }
+        }
+        self.exhausted.insert(
+            key.to_owned(),
+            Exhausted {
+                until_ms: now_ms + retry_after_ms,
+                reset_at_ms: now_ms + reset_ms,
+            },
+        );
+    }
+
+    /// Entries held (for tests).
+    pub fn len(&self) -> usize {
+        self.exhausted.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exhausted.is_empty()
+    }
+
+    /// The next part of split key `key` (over `parts`) in this isolate's rotation that `usable` accepts, or `None`
+    /// when no part is usable. Advances the rotation past the part chosen.
+    pub fn next_part(
+        &mut self,
+        key: &str,
+        parts: u32,
+        mut usable: impl FnMut(u32) -> bool,
+    ) -> Option<u32> {
+        let start = *self
+            .rotation
+            .entry(key.to_owned())
+            .or_insert(self.seed % parts.max(1));
+        let chosen = (0..parts)
+            .map(|i| (start + i) % parts)
+            .find(|&p| usable(p))?;
+        self.rotation.insert(key.to_owned(), (chosen + 1) % parts);
+        Some(chosen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exhausted_key_is_refused_locally_until_its_retry_time_only() {
+        let mut memory = IsolateMemory::new(10, 0);
+        memory.remember("api:k", 1_000, 500, 60_000);
+        assert!(
+            memory.exhausted("api:k", 1_000).is_some(),
+            "refused at once"
+        );
+        assert!(
+            memory.exhausted("api:k", 1_499).is_some(),
+            "refused until retry time"
+        );
+        assert_eq!(
+            memory.exhausted("api:k", 1_500),
+            None,
+            "asked again from retry time"
+        );
+        assert_eq!(
+            memory.exhausted("api:other", 1_000),
+            None,
+            "other keys untouched"
+        );
+    }
+
+    #[test]
+    fn the_memory_is_bounded_and_drops_expired_entries_first() {
+        let mut memory = IsolateMemory::new(2, 0);
+        memory.remember("a", 0, 100, 100);
+        memory.remember("b", 0, 1_000, 1_000);
+        memory.remember("c", 50, 1_000, 1_000);
+        assert_eq!(memory.len(), 2, "full of live entries: c not remembered");
+        assert_eq!(memory.exhausted("c", 50), None);
+        memory.remember("c", 200, 1_000, 1_000);
+        assert!(
+            memory.exhausted("c", 200).is_some(),
+            "a expired and made room"
+        );
+        assert_eq!(memory.len(), 2);
+    }
+
+    #[test]
+    fn parts_rotate_evenly_and_skip_unusable_ones() {
+        let mut memory = IsolateMemory::new(10, 7);
+        let picks: Vec<u32> = (0..8)
+            .filter_map(|_| memory.next_part("hot", 4, |_| true))
+            .collect();
+        assert_eq!(
+            picks,
+            vec![3, 0, 1, 2, 3, 0, 1, 2],
+            "seed 7 starts at part 3, then rotates"
+        );
+        let skip: Vec<u32> = (0..4)
+            .filter_map(|_| memory.next_part("hot", 4, |p| p != 0))
+            .collect();
+        assert_eq!(skip, vec![3, 1, 2, 3], "part 0 skipped");
+        assert_eq!(
+            memory.next_part("hot", 4, |_| false),
+            None,
+            "no usable part"
+        );
+    }
+}

@@ -1,0 +1,236 @@
+//! The isolate's side of one limited request, before any I/O: refuse locally a key known to be exhausted (no round
+//! trip), else name the one object to ask and what to ask it, choosing a split key's part. Pure.
+
+use durable_objects::ratelimit::protocol::{object_name, TakeReply, TakeRequest};
+use durable_objects::ratelimit::shard::{sub_key, target};
+
+use super::headers::{seconds, RateLimitHeaders};
+use super::memory::IsolateMemory;
+use super::policy::Policy;
+
+/// What to do with one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Known exhausted: answer 429 now.
+    Refuse {
+        headers: RateLimitHeaders,
+        retry_after_ms: u64,
+    },
+    /// Ask `object` (of the policy's binding) to take one request for `take.key`.
+    Ask {
+        object: String,
+        take: TakeRequest,
+        /// Where the isolate remembers this state key if it is refused.
+        memory_key: String,
+    },
+}
+
+fn memory_key(policy: &Policy, state_key: &str) -> String {
+    format!("{}:{state_key}", policy.name)
+}
+
+/// The plan for `key` under `policy` at `now_ms`.
+pub fn plan(memory: &mut IsolateMemory, policy: &Policy, key: &str, now_ms: u64) -> Plan {
+    let parts = policy.parts(key);
+    let state_key = |part: u32| {
+        if parts > 1 {
+            sub_key(key, part)
+        } else {
+            key.to_owned()
+        }
+    };
+    let exhausted: Vec<_> = (0..parts)
+        .map(|p| memory.exhausted(&memory_key(policy, &state_key(p)), now_ms))
+        .collect();
+    let part = if parts > 1 {
+        memory.next_part(key, parts, |p| exhausted[p as usize].is_none())
+    } else {
+        exhausted[0].is_none().then_some(0)
+    };
+    let Some(part) = part else {
+        // Every part is known exhausted: the earliest one to free up says when to retry.
+        let soonest = exhausted
+            .iter()
+            .flatten()
+            .min_by_key(|e| e.until_ms)
+            .copied();
+        let (until, reset_at) = soonest.map_or((now_ms, now_ms), |e| (e.until_ms, e.reset_at_ms));
+        return Plan::Refuse {
+            headers: RateLimitHeaders {
+                policy: policy.name.clone(),
+                limit: policy.limit,
+                window_s: policy.window_s,
+                standing: Some((0, seconds(reset_at.saturating_sub(now_ms)))),
+            },
+            retry_after_ms: until.saturating_sub(now_ms),
+        };
+    };
+    let target = target(key, policy.limit, policy.shards, parts, part);
+    Plan::Ask {
+        object: object_name(&policy.name, target.shard),
+        memory_key: memory_key(policy, &target.state_key),
+        take: TakeRequest {
+            key: target.state_key,
+            limit: target.limit,
+            window_ms: policy.window_ms(),
+        },
+    }
+}
+
+/// The headers for an object's reply: the policy's own limit and window, the asked key's standing (for a split
+/// key, the standing of the part this request used).
+pub fn headers_for(policy: &Policy, reply: &TakeReply) -> RateLimitHeaders {
+    RateLimitHeaders {
+        policy: policy.name.clone(),
+        limit: policy.limit,
+        window_s: policy.window_s,
+        standing: Some((reply.remaining, seconds(reply.reset_ms))),
+    }
+}
+
+/// Records a refusal so later requests for the same state key are refused without a round trip.
+pub fn remember_refusal(
+    memory: &mut IsolateMemory,
+    memory_key: &str,
+    reply: &TakeReply,
+    now_ms: u64,
+) {
+    if !reply.allowed {
+        memory.remember(memory_key, now_ms, reply.retry_after_ms, reply.reset_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use durable_objects::ratelimit::shard::shard_of;
+
+    use super::*;
+    use crate::ratelimit::policy::{FailureMode, KeySource};
+
+    fn policy(hot_keys: &[(&str, u32)]) -> Policy {
+        Policy {
+            name: "api".into(),
+            limit: 10,
+            window_s: 60,
+            key: KeySource::ClientIp,
+            shards: 8,
+            failure: FailureMode::Open,
+            hot_keys: hot_keys
+                .iter()
+                .map(|(k, p)| ((*k).to_owned(), *p))
+                .collect::<BTreeMap<_, _>>(),
+            binding: "RATE_LIMITER".into(),
+        }
+    }
+
+    fn refused(retry_after_ms: u64) -> TakeReply {
+        TakeReply {
+            allowed: false,
+            limit: 10,
+            remaining: 0,
+            reset_ms: 60_000,
+            retry_after_ms,
+        }
+    }
+
+    #[test]
+    fn a_plain_key_asks_its_shard_object_with_the_whole_limit() {
+        let mut memory = IsolateMemory::new(100, 0);
+        let Plan::Ask {
+            object,
+            take,
+            memory_key,
+        } = plan(&mut memory, &policy(&[]), "ip:1.2.3.4", 0)
+        else {
+            panic!("a fresh key asks its object");
+        };
+        assert_eq!(object, format!("api:{}", shard_of("ip:1.2.3.4", 8)));
+        assert_eq!(
+            take,
+            TakeRequest {
+                key: "ip:1.2.3.4".into(),
+                limit: 10,
+                window_ms: 60_000
+            }
+        );
+        assert_eq!(memory_key, "api:ip:1.2.3.4");
+    }
+
+    #[test]
+    fn a_refused_key_is_refused_locally_until_its_retry_time() {
+        let p = policy(&[]);
+        let mut memory = IsolateMemory::new(100, 0);
+        remember_refusal(&mut memory, "api:ip:1.2.3.4", &refused(6_000), 1_000);
+        match plan(&mut memory, &p, "ip:1.2.3.4", 2_000) {
+            Plan::Refuse {
+                headers,
+                retry_after_ms,
+            } => {
+                assert_eq!(retry_after_ms, 5_000, "retry counts from now");
+                assert_eq!(headers.standing, Some((0, 59)), "reset counts from now");
+            }
+            other => panic!("expected a local refusal, got {other:?}"),
+        }
+        assert!(
+            matches!(plan(&mut memory, &p, "ip:1.2.3.4", 7_000), Plan::Ask { .. }),
+            "asked again at retry time"
+        );
+        assert!(
+            matches!(plan(&mut memory, &p, "ip:5.6.7.8", 2_000), Plan::Ask { .. }),
+            "other keys asked"
+        );
+    }
+
+    #[test]
+    fn a_hot_key_rotates_over_its_parts_with_their_shares_and_skips_exhausted_parts() {
+        let p = policy(&[("ip:9.9.9.9", 4)]);
+        let mut memory = IsolateMemory::new(100, 0);
+        let asks: Vec<TakeRequest> = (0..4)
+            .map(|_| match plan(&mut memory, &p, "ip:9.9.9.9", 0) {
+                Plan::Ask { take, .. } => take,
+                other => panic!("asks: {other:?}"),
+            })
+            .collect();
+        let keys: Vec<&str> = asks.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec![
+                "ip:9.9.9.9\u{1f}0",
+                "ip:9.9.9.9\u{1f}1",
+                "ip:9.9.9.9\u{1f}2",
+                "ip:9.9.9.9\u{1f}3"
+            ]
+        );
+        assert_eq!(
+            asks.iter().map(|t| t.limit).sum::<u32>(),
+            10,
+            "shares add up to the limit"
+        );
+        for part in 0..3 {
+            remember_refusal(
+                &mut memory,
+                &format!("api:ip:9.9.9.9\u{1f}{part}"),
+                &refused(1_000 + part as u64),
+                0,
+            );
+        }
+        for _ in 0..3 {
+            let Plan::Ask { take, .. } = plan(&mut memory, &p, "ip:9.9.9.9", 0) else {
+                panic!("part 3 is left")
+            };
+            assert_eq!(
+                take.key, "ip:9.9.9.9\u{1f}3",
+                "only the part not known exhausted is asked"
+            );
+        }
+        remember_refusal(&mut memory, "api:ip:9.9.9.9\u{1f}3", &refused(5_000), 0);
+        match plan(&mut memory, &p, "ip:9.9.9.9", 0) {
+            Plan::Refuse { retry_after_ms, .. } => {
+                assert_eq!(retry_after_ms, 1_000, "the soonest part")
+            }
+            other => panic!("all parts exhausted: {other:?}"),
+        }
+    }
+}

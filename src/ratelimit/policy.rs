@@ -1,0 +1,321 @@
+//! Rate-limit policies from configuration: the wrangler.toml table var `RATE_LIMIT_POLICIES`, one entry per policy
+//! name, parsed and validated once per isolate. An invalid entry fails the whole configuration with an error that
+//! names the key, the policy and the field.
+//!
+//! ```toml
+//! [vars.RATE_LIMIT_POLICIES.api]
+//! limit = 600          # requests …
+//! window = 60          # … per this many seconds
+//! key = "api_key"      # ip | user | api_key | route_user
+//! header = "x-api-key" # api_key only: the header holding the key (default x-api-key)
+//! shards = 16          # objects the keys spread over (default 8)
+//! failure = "open"     # when the limiter cannot be reached: open (allow) or closed (503); default open
+//! hot_keys = { "ip:203.0.113.7" = 4 }  # resolved keys split over this many parts (2..=1024, at most limit)
+//! ```
+
+use std::collections::BTreeMap;
+
+use durable_objects::ratelimit::gcra::{MAX_LIMIT, MAX_WINDOW_MS};
+use durable_objects::ratelimit::protocol::BINDING;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::{ConfigError, Vars};
+
+/// The table var holding every policy.
+pub const POLICIES_KEY: &str = "RATE_LIMIT_POLICIES";
+/// Header an `api_key` policy reads when it names none.
+pub const DEFAULT_API_KEY_HEADER: &str = "x-api-key";
+const MAX_SHARDS: u32 = 1024;
+const MAX_PARTS: u32 = 1024;
+
+/// What identifies the client a limit applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `CF-Connecting-IP` (IPv6 addresses by their /64).
+    ClientIp,
+    /// The verified user id (session or access token), given by the calling capability.
+    User,
+    /// An API key from a request header (stored only as a SHA-256 digest).
+    ApiKey { header: String },
+    /// The route pattern and the verified user id: one limit per user per route.
+    RouteUser,
+}
+
+/// What to do when the limiter object cannot be reached or errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureMode {
+    /// Let the request through (without a `RateLimit` state header).
+    Open,
+    /// Refuse it with 503.
+    Closed,
+}
+
+/// One validated policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    pub limit: u32,
+    pub window_s: u64,
+    pub key: KeySource,
+    pub shards: u32,
+    pub failure: FailureMode,
+    /// Resolved keys split over several parts, with their part count.
+    pub hot_keys: BTreeMap<String, u32>,
+    /// The Durable Object namespace binding (default `RATE_LIMITER`).
+    pub binding: String,
+}
+
+impl Policy {
+    /// How many parts `key` is split over (1 = not split).
+    pub fn parts(&self, key: &str) -> u32 {
+        self.hot_keys.get(key).copied().unwrap_or(1)
+    }
+
+    pub fn window_ms(&self) -> u64 {
+        self.window_s * 1000
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    limit: u32,
+    window: u64,
+    key: String,
+    header: Option<String>,
+    shards: Option<u32>,
+    failure: Option<String>,
+    #[serde(default)]
+    hot_keys: BTreeMap<String, u32>,
+    binding: Option<String>,
+}
+
+fn is_token(s: &str, extra: &[u8]) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(&b))
+}
+
+impl Policy {
+    fn parse(name: &str, value: Value) -> Result<Self, String> {
+        if name.len() > 32 || !is_token(name, b"_-") {
+            return Err("names must be 1-32 characters of a-z, 0-9, _ and -".into());
+        }
+        let raw: RawPolicy = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        if raw.limit == 0 || raw.limit > MAX_LIMIT {
+            return Err(format!(
+                "limit must be between 1 and {MAX_LIMIT}, got {}",
+                raw.limit
+            ));
+        }
+        let max_window_s = MAX_WINDOW_MS / 1000;
+        if raw.window == 0 || raw.window > max_window_s {
+            return Err(format!(
+                "window must be between 1 and {max_window_s} seconds, got {}",
+                raw.window
+            ));
+        }
+        let key = match raw.key.as_str() {
+            "ip" => KeySource::ClientIp,
+            "user" => KeySource::User,
+            "route_user" => KeySource::RouteUser,
+            "api_key" => {
+                let header = raw
+                    .header
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_API_KEY_HEADER.to_owned())
+                    .to_ascii_lowercase();
+                if !is_token(&header, b"-_") {
+                    return Err(format!("header must be a header name, got {header:?}"));
+                }
+                KeySource::ApiKey { header }
+            }
+            other => {
+                return Err(format!(
+                    "key must be one of ip, user, api_key, route_user, got {other:?}"
+                ))
+            }
+        };
+        if raw.header.is_some() && !matches!(key, KeySource::ApiKey { .. }) {
+            return Err("header only applies to key = \"api_key\"".into());
+        }
+        let shards = raw.shards.unwrap_or(8);
+        if shards == 0 || shards > MAX_SHARDS {
+            return Err(format!(
+                "shards must be between 1 and {MAX_SHARDS}, got {shards}"
+            ));
+        }
+        let failure = match raw.failure.as_deref().unwrap_or("open") {
+            "open" => FailureMode::Open,
+            "closed" => FailureMode::Closed,
+            other => return Err(format!("failure must be open or closed, got {other:?}")),
+        };
+        for (hot, parts) in &raw.hot_keys {
+            if *parts < 2 || *parts > MAX_PARTS || *parts > raw.limit {
+                return Err(format!(
+                    "hot_keys.{hot:?} must split into 2 to {MAX_PARTS} parts and at most limit ({}), got {parts}",
+                    raw.limit
+                ));
+            }
+        }
+        let binding = raw.binding.unwrap_or_else(|| BINDING.to_owned());
+        if !binding
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            || binding.is_empty()
+        {
+            return Err(format!(
+                "binding must be a binding name like {BINDING}, got {binding:?}"
+            ));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            limit: raw.limit,
+            window_s: raw.window,
+            key,
+            shards,
+            failure,
+            hot_keys: raw.hot_keys,
+            binding,
+        })
+    }
+}
+
+/// Every policy, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    policies: BTreeMap<String, Policy>,
+}
+
+impl RateLimitConfig {
+    /// Reads and validates [`POLICIES_KEY`]; unset means no policies.
+    pub fn parse(vars: &Vars) -> Result<Self, ConfigError> {
+        let raw: BTreeMap<String, Value> = vars.json(POLICIES_KEY)?.unwrap_or_default();
+        let mut policies = BTreeMap::new();
+        for (name, value) in raw {
+            let policy = Policy::parse(&name, value).map_err(|problem| {
+                ConfigError::new(POLICIES_KEY, format!("policy `{name}`: {problem}"))
+            })?;
+            policies.insert(name, policy);
+        }
+        Ok(Self { policies })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Policy> {
+        self.policies.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.policies.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse(policies: Value) -> Result<RateLimitConfig, ConfigError> {
+        let source: HashMap<&str, Value> = [(POLICIES_KEY, policies)].into_iter().collect();
+        RateLimitConfig::parse(&Vars::new(&source))
+    }
+
+    #[test]
+    fn a_full_policy_parses_with_its_defaults() {
+        let config = parse(json!({
+            "api": { "limit": 600, "window": 60, "key": "api_key" },
+            "login": { "limit": 5, "window": 60, "key": "ip", "shards": 16, "failure": "closed",
+                       "hot_keys": { "ip:203.0.113.7": 4 }, "binding": "OTHER_LIMITER" },
+        }))
+        .expect("valid");
+        let api = config.get("api").expect("api");
+        assert_eq!(
+            api.key,
+            KeySource::ApiKey {
+                header: "x-api-key".into()
+            },
+            "default header"
+        );
+        assert_eq!(
+            (api.shards, api.failure, api.binding.as_str()),
+            (8, FailureMode::Open, "RATE_LIMITER")
+        );
+        let login = config.get("login").expect("login");
+        assert_eq!((login.shards, login.failure), (16, FailureMode::Closed));
+        assert_eq!(login.parts("ip:203.0.113.7"), 4, "hot key split");
+        assert_eq!(login.parts("ip:198.51.100.1"), 1, "other keys whole");
+        assert_eq!(config.names().collect::<Vec<_>>(), vec!["api", "login"]);
+    }
+
+    #[test]
+    fn no_policies_is_a_valid_configuration() {
+        let empty: HashMap<&str, Value> = HashMap::new();
+        assert_eq!(
+            RateLimitConfig::parse(&Vars::new(&empty)),
+            Ok(RateLimitConfig::default())
+        );
+    }
+
+    #[test]
+    fn each_invalid_entry_is_named_with_the_rule_it_broke() {
+        let ok = json!({ "limit": 10, "window": 60, "key": "ip" });
+        let with = |field: &str, value: Value| {
+            let mut p = ok.clone();
+            p[field] = value;
+            p
+        };
+        let cases: Vec<(&str, Value, &str)> = vec![
+            ("bad", with("limit", json!(0)), "limit must be between"),
+            (
+                "bad",
+                with("limit", json!(2_000_000)),
+                "limit must be between",
+            ),
+            ("bad", with("window", json!(0)), "window must be between"),
+            (
+                "bad",
+                with("window", json!(100_000)),
+                "window must be between",
+            ),
+            ("bad", with("key", json!("cookie")), "key must be one of"),
+            ("bad", with("shards", json!(0)), "shards must be between"),
+            (
+                "bad",
+                with("failure", json!("maybe")),
+                "failure must be open or closed",
+            ),
+            ("bad", with("header", json!("x-key")), "header only applies"),
+            ("bad", with("hot_keys", json!({"ip:1": 1})), "hot_keys"),
+            (
+                "bad",
+                with("hot_keys", json!({"ip:1": 11})),
+                "at most limit",
+            ),
+            ("bad", with("binding", json!("lower")), "binding must be"),
+            ("bad", with("colour", json!("red")), "unknown field"),
+            (
+                "bad",
+                json!({ "limit": 10, "window": 60 }),
+                "missing field `key`",
+            ),
+            ("Bad:Name", ok.clone(), "names must be"),
+        ];
+        for (name, policy, problem) in cases {
+            let error = parse(json!({ "fine": ok, name: policy.clone() })).expect_err("invalid");
+            assert_eq!(error.key, POLICIES_KEY, "{policy}");
+            assert!(
+                error.problem.contains(&format!("policy `{name}`")),
+                "names the policy: {error}"
+            );
+            assert!(error.problem.contains(problem), "{policy}: {error}");
+        }
+        assert!(
+            parse(json!(["not", "a", "table"])).is_err(),
+            "a list is not a table"
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! Page assembly over futures, independent of the runtime: the shell first, then every slot in document order as
+//! soon as it and the slots before it are ready (all slots run concurrently), then the tail; and the time budget
+//! that turns a failed or late fragment into its fallback. Timers and fetches are passed in. Pure.
+
+use std::future::Future;
+
+use futures_util::future::{self, Either};
+use futures_util::stream::{self, Stream, StreamExt};
+
+use super::html::Html;
+
+/// Why a fragment's fallback was written instead of the fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Miss {
+    Failed(String),
+    OverBudget,
+}
+
+/// The page as a stream of chunks: `shell`, each slot in order, `tail`. Slots are polled concurrently (up to all
+/// at once) once the shell has been taken, so a slow slot delays only itself and what follows it.
+pub fn page_stream<F>(shell: Html, slots: Vec<F>, tail: Html) -> impl Stream<Item = Html>
+where
+    F: Future<Output = Html>,
+{
+    let width = slots.len().max(1);
+    stream::once(future::ready(shell))
+        .chain(stream::iter(slots).buffered(width))
+        .chain(stream::once(future::ready(tail)))
+}
+
+/// Runs `fetch` against `timer`: the fragment if it succeeds first, otherwise `fallback` and why.
+pub async fn within_budget<F, T>(fetch: F, timer: T, fallback: Html) -> (Html, Option<Miss>)
+where
+    F: Future<Output = Result<Html, String>>,
+    T: Future<Output = ()>,
+{
+    let fetch = std::pin::pin!(fetch);
+    let timer = std::pin::pin!(timer);
+    match future::select(fetch, timer).await {
+        Either::Left((Ok(html), _)) => (html, None),
+        Either::Left((Err(reason), _)) => (fallback, Some(Miss::Failed(reason))),
+        Either::Right(((), _)) => (fallback, Some(Miss::OverBudget)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_channel::oneshot;
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    fn lit(s: &'static str) -> Html {
+        let mut h = Html::new();
+        h.push_lit(s);
+        h
+    }
+
+    /// Takes every chunk that is ready now, without waiting.
+    fn ready_now<S: Stream<Item = Html> + Unpin>(s: &mut S) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(Some(chunk)) = s.next().now_or_never() {
+            out.push(chunk.into_string());
+        }
+        out
+    }
+
+    #[test]
+    fn slots_are_written_in_document_order_as_soon_as_their_predecessors_are_ready() {
+        let (tx, rx): (Vec<_>, Vec<_>) = (0..3).map(|_| oneshot::channel::<Html>()).unzip();
+        let slots = rx
+            .into_iter()
+            .map(|r| r.map(|v| v.unwrap_or_default()))
+            .collect();
+        let mut page = Box::pin(page_stream(lit("shell"), slots, lit("tail")));
+        let mut tx = tx.into_iter().map(Some).collect::<Vec<_>>();
+        let mut send = |i: usize, s: &'static str| {
+            tx[i]
+                .take()
+                .expect("once")
+                .send(lit(s))
+                .expect("receiver alive");
+        };
+
+        assert_eq!(ready_now(&mut page), ["shell"], "the shell needs no slot");
+        send(2, "c");
+        assert_eq!(
+            ready_now(&mut page),
+            Vec::<String>::new(),
+            "c waits for a and b"
+        );
+        send(0, "a");
+        assert_eq!(ready_now(&mut page), ["a"], "a is written, b still pending");
+        send(1, "b");
+        assert_eq!(
+            ready_now(&mut page),
+            ["b", "c", "tail"],
+            "b releases c, then the tail"
+        );
+        assert!(page.next().now_or_never().expect("ended").is_none());
+    }
+
+    #[test]
+    fn a_page_without_slots_is_shell_then_tail() {
+        let mut page = Box::pin(page_stream(
+            lit("s"),
+            Vec::<future::Ready<Html>>::new(),
+            lit("t"),
+        ));
+        assert_eq!(ready_now(&mut page), ["s", "t"]);
+    }
+
+    #[test]
+    fn the_budget_picks_the_fragment_the_fallback_on_failure_or_the_fallback_when_late() {
+        let run = |fetch: Option<Result<Html, String>>, timer_fired: bool| {
+            let fetch = match fetch {
+                Some(r) => Either::Left(future::ready(r)),
+                None => Either::Right(future::pending()),
+            };
+            let timer = if timer_fired {
+                Either::Left(future::ready(()))
+            } else {
+                Either::Right(future::pending())
+            };
+            within_budget(fetch, timer, lit("fallback"))
+                .now_or_never()
+                .map(|(h, miss)| (h.into_string(), miss))
+        };
+        assert_eq!(
+            run(Some(Ok(lit("frag"))), false),
+            Some(("frag".into(), None))
+        );
+        assert_eq!(
+            run(Some(Err("500".into())), false),
+            Some(("fallback".into(), Some(Miss::Failed("500".into()))))
+        );
+        assert_eq!(
+            run(None, true),
+            Some(("fallback".into(), Some(Miss::OverBudget)))
+        );
+        assert_eq!(run(None, false), None, "neither ready: still waiting");
+    }
+}

@@ -1,0 +1,315 @@
+//! Runtime side of edge rendering: `GET /` and `GET /p/{page}`. Reads the visitor's inputs and the page's content
+//! from `CONTENT_KV`, sends the headers and the shell at once, then streams each slot in document order as it
+//! resolves (fragments from KV, else the origin with write-back through `waitUntil`, each within its budget).
+//! `?render=whole` renders the same page completely before sending (the benchmark's non-streaming mode).
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_channel::oneshot;
+use futures_util::future::{self, LocalBoxFuture};
+use futures_util::{FutureExt, StreamExt};
+use serde::de::DeserializeOwned;
+use worker::wasm_bindgen::JsValue;
+use worker::{js_sys, Context, Delay, Fetch, Headers, KvStore, Method, Request, Response};
+
+use super::assemble::{page_stream, within_budget, Miss};
+use super::hints::{self, Manifest};
+use super::html::{Html, TrustedSource};
+use super::keys;
+use super::personal::{self, Geo, Preferences, Product};
+use super::plan::{render_mode, FragmentSpec, Mode, Slot};
+use super::templates::{self, Offers, Shell};
+use super::variant::{self, Flags, Identity};
+use crate::bindings;
+use crate::entry::respond::random_bytes;
+use crate::entry::Call;
+use crate::error::{ApiError, ApiResult, OrInternal};
+
+/// The `?render=` mode, read from the raw URL (the `url` crate's parser would add its IDNA tables to the wasm).
+fn mode(req: &Request) -> ApiResult<Mode> {
+    render_mode(&req.inner().url()).ok_or_else(|| {
+        ApiError::bad_request("invalid_render_mode", "render must be stream or whole")
+    })
+}
+
+/// The signed-in user's id, if any (session cookie, cached check); anonymous otherwise. A page must still render
+/// when the session store fails, so such a failure is logged and the visitor treated as anonymous.
+async fn session_user(call: &Call) -> ApiResult<Option<String>> {
+    match crate::session::handler::current_user(call, false).await {
+        Ok(user) => Ok(user.map(|u| u.user_id)),
+        Err(error) => {
+            worker::console_warn!(
+                "{}",
+                serde_json::json!({"level": "warn", "msg": "render: session check failed", "request_id": call.request_id, "detail": error.to_string()})
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// `cf.country` read defensively (workers-rs' `Cf::country` unwraps).
+fn cf_country(req: &Request) -> Option<String> {
+    let inner: &JsValue = req.inner().as_ref();
+    js_sys::Reflect::get(inner, &JsValue::from_str("cf"))
+        .ok()
+        .filter(|cf| cf.is_object())
+        .and_then(|cf| js_sys::Reflect::get(&cf, &JsValue::from_str("country")).ok())
+        .and_then(|c| c.as_string())
+}
+
+fn warn(event: &str, fields: serde_json::Value) {
+    let mut line = serde_json::json!({"level": "warn", "msg": event});
+    if let (Some(line), Some(fields)) = (line.as_object_mut(), fields.as_object()) {
+        line.extend(fields.clone());
+    }
+    worker::console_warn!("{line}");
+}
+
+/// A text value from KV; a read error is logged and treated as absent (content is optional, the page renders).
+async fn kv_text(kv: &KvStore, key: &str) -> Option<String> {
+    match kv.get(key).text().await {
+        Ok(value) => value,
+        Err(e) => {
+            warn(
+                "content_kv_read_failed",
+                serde_json::json!({"key": key, "error": e.to_string()}),
+            );
+            None
+        }
+    }
+}
+
+/// A JSON document from KV; absent, unreadable or malformed gives the default (and a log line for the last two).
+async fn kv_json<T: DeserializeOwned + Default>(kv: &KvStore, key: &str) -> T {
+    let Some(text) = kv_text(kv, key).await else {
+        return T::default();
+    };
+    serde_json::from_str(&text).unwrap_or_else(|e| {
+        warn(
+            "content_kv_malformed",
+            serde_json::json!({"key": key, "error": e.to_string()}),
+        );
+        T::default()
+    })
+}
+
+pub async fn page(call: Call) -> ApiResult<Response> {
+    let isolate = call.isolate.clone();
+    let config = &isolate.config.render;
+    let page = config
+        .page(call.params.get("page").map(String::as_str))
+        .ok_or_else(|| ApiError::not_found("no such page"))?
+        .clone();
+    let mode = mode(&call.req)?;
+    let user_id = session_user(&call).await?;
+
+    let header = |name: &str| call.req.headers().get(name).ok().flatten();
+    let Identity {
+        prefs_key,
+        subject,
+        set_cookie,
+    } = variant::identify(
+        user_id.as_deref(),
+        header("cookie").as_deref(),
+        &config.visitor_cookie,
+        random_bytes(),
+    );
+
+    let kv = call
+        .env
+        .kv(bindings::CONTENT_KV)
+        .or_internal("opening CONTENT_KV")?;
+    let manifest_key = keys::manifest(&page.page_type);
+    let (css, manifest, flags, prefs, geo, catalog) = futures_util::join!(
+        kv_text(&kv, keys::CRITICAL_CSS),
+        kv_json::<Manifest>(&kv, &manifest_key),
+        kv_json::<Flags>(&kv, keys::FLAGS),
+        kv_json::<Preferences>(&kv, &prefs_key),
+        kv_json::<Geo>(&kv, keys::GEO),
+        kv_json::<Vec<Product>>(&kv, keys::CATALOG),
+    );
+
+    let country = personal::country(cf_country(&call.req).as_deref(), &geo);
+    let currency = personal::currency(&country, &geo);
+    let accept_language = header("accept-language");
+    let (locale, locale_source) = personal::choose_locale(
+        &prefs,
+        accept_language.as_deref(),
+        &country,
+        &geo,
+        &config.default_locale,
+    );
+    let chosen = variant::assign(&flags, &subject);
+    let slow = hints::is_slow_connection(header("ect").as_deref(), header("save-data").as_deref());
+    let link = hints::link_header(&manifest, slow);
+
+    let shell = templates::shell(&Shell {
+        locale,
+        title: &page.title,
+        critical_css: css.as_deref().unwrap_or(""),
+        variant: chosen.map(|v| v.name.as_str()),
+    });
+    let offers = templates::offers(&Offers {
+        locale,
+        country: &country,
+        currency: &currency,
+        default_currency: &geo.default_currency,
+        display_name: prefs.display_name.as_deref(),
+        variant: chosen,
+        shipping_banner: flags.enabled("shipping_banner"),
+        products: &catalog,
+    });
+
+    let headers = Headers::new();
+    let set = |name: &str, value: &str| {
+        headers
+            .set(name, value)
+            .or_internal("setting a page header")
+    };
+    set("content-type", "text/html; charset=utf-8")?;
+    set("cache-control", "private, no-store")?;
+    set("content-language", locale)?;
+    set("x-locale-source", locale_source.as_str())?;
+    set("x-country", &country)?;
+    if let Some(v) = chosen {
+        set("x-variant", &v.name)?;
+    }
+    if let Some(link) = &link {
+        set("link", link)?;
+    }
+    if let Some(cookie) = &set_cookie {
+        set("set-cookie", cookie)?;
+    }
+
+    let ctx = Rc::new(call.ctx);
+    let request_id: Rc<str> = call.request_id.into();
+    let slots: Vec<LocalBoxFuture<'static, Html>> = page
+        .slots
+        .iter()
+        .map(|slot| match slot {
+            Slot::Offers => future::ready(offers.clone()).boxed_local(),
+            Slot::Fragment(name) => {
+                let spec = config
+                    .fragments
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| FragmentSpec {
+                        ttl_s: 60,
+                        budget_ms: 1,
+                        fallback: String::new(),
+                    });
+                load_fragment(Fragment {
+                    kv: kv.clone(),
+                    ctx: ctx.clone(),
+                    url: config.fragment_url(name),
+                    name: name.clone(),
+                    spec,
+                    request_id: request_id.clone(),
+                })
+                .boxed_local()
+            }
+        })
+        .collect();
+    let chunks = page_stream(shell, slots, templates::tail());
+
+    if mode == Mode::Stream {
+        // The runtime's gzip/brotli encoder holds a streamed (non-SSE) body until it ends, which would turn the
+        // stream back into one late chunk (measured under workerd; cloudflare/workerd#7390 flushes only SSE).
+        // An explicit identity encoding keeps each chunk flowing; the cost is an uncompressed page.
+        set("content-encoding", "identity")?;
+    }
+    let response = match mode {
+        Mode::Stream => {
+            Response::from_stream(chunks.map(|html| Ok::<_, worker::Error>(html.into_bytes())))
+                .or_internal("starting the page stream")?
+        }
+        Mode::Whole => {
+            let parts: Vec<Html> = chunks.collect().await;
+            let mut body = Vec::new();
+            for part in parts {
+                body.extend(part.into_bytes());
+            }
+            Response::from_bytes(body).or_internal("building the page")?
+        }
+    };
+    Ok(response.with_headers(headers))
+}
+
+/// Everything one fragment's future owns (it outlives the handler: it runs while the body streams).
+struct Fragment {
+    kv: KvStore,
+    ctx: Rc<Context>,
+    url: String,
+    name: String,
+    spec: FragmentSpec,
+    request_id: Rc<str>,
+}
+
+/// The fragment within its budget, else its fallback (logged with the reason).
+async fn load_fragment(f: Fragment) -> Html {
+    let timer = Delay::from(Duration::from_millis(f.spec.budget_ms));
+    let (html, miss) = within_budget(fetch_fragment(&f), timer, f.spec.fallback_html()).await;
+    if let Some(miss) = miss {
+        let reason = match miss {
+            Miss::Failed(reason) => reason,
+            Miss::OverBudget => format!("over its {} ms budget", f.spec.budget_ms),
+        };
+        warn(
+            "fragment_fallback",
+            serde_json::json!({"fragment": f.name, "reason": reason, "request_id": &*f.request_id}),
+        );
+    }
+    html
+}
+
+/// KV first; on a miss the origin. The origin fetch runs under `waitUntil`, detached from the page: the page waits
+/// for it only within the fragment's budget, while a 200 answer, even a late one, is written back to KV with the
+/// fragment's TTL, so a slow origin is asked once and the next visitors get the fragment from KV.
+async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
+    let key = keys::fragment(&f.name);
+    if let Some(markup) = kv_text(&f.kv, &key).await {
+        return Ok(Html::trusted(markup, TrustedSource::Fragment));
+    }
+    let (answer, answered) = oneshot::channel::<Result<String, String>>();
+    let (kv, url, ttl) = (f.kv.clone(), f.url.clone(), f.spec.ttl_s);
+    f.ctx.wait_until(async move {
+        let fetched = fetch_origin(&url).await;
+        let markup = fetched.as_ref().ok().cloned();
+        // The page may have stopped waiting (budget spent); the write-back happens regardless.
+        let _ = answer.send(fetched);
+        let Some(markup) = markup else {
+            return;
+        };
+        let written = match kv.put(&key, markup) {
+            Ok(put) => put.expiration_ttl(ttl).execute().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            warn(
+                "fragment_write_back_failed",
+                serde_json::json!({"key": key, "error": e.to_string()}),
+            );
+        }
+    });
+    let markup = answered
+        .await
+        .map_err(|_| "origin fetch abandoned".to_owned())??;
+    Ok(Html::trusted(markup, TrustedSource::Fragment))
+}
+
+/// The fragment's markup from the origin: a 200 answer's body, anything else an error.
+async fn fetch_origin(url: &str) -> Result<String, String> {
+    let request = Request::new(url, Method::Get).map_err(|e| format!("bad fragment URL: {e}"))?;
+    let mut response = Fetch::Request(request)
+        .send()
+        .await
+        .map_err(|e| format!("origin unreachable: {e}"))?;
+    if response.status_code() != 200 {
+        return Err(format!("origin answered {}", response.status_code()));
+    }
+    response
+        .text()
+        .await
+        .map_err(|e| format!("origin body unreadable: {e}"))
+}

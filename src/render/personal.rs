@@ -1,0 +1,347 @@
+//! Personalisation inputs decided at the edge: the visitor's locale (preferences, else `Accept-Language`, else the
+//! country), the country's currency, and prices in that currency, formatted for the locale. Pure.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// Locales the templates have messages for (see `templates::messages`).
+pub const SUPPORTED_LOCALES: &[&str] = &["en", "de", "fr", "ja"];
+
+/// A visitor's stored preferences (`prefs:user:{id}` / `prefs:visitor:{id}` in `CONTENT_KV`). Every field is
+/// optional and untrusted: it is shown escaped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Preferences {
+    #[serde(default)]
+    pub locale: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// Country → currency and default locale (`geo` in `CONTENT_KV`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Geo {
+    pub default_country: String,
+    pub default_currency: String,
+    pub countries: BTreeMap<String, CountryInfo>,
+}
+
+impl Default for Geo {
+    /// Used when `geo` is missing from KV: everyone is priced in US dollars.
+    fn default() -> Self {
+        Self {
+            default_country: "US".into(),
+            default_currency: "USD".into(),
+            countries: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CountryInfo {
+    pub currency: String,
+    pub locale: String,
+}
+
+/// One product with its price points per currency in minor units (`catalog` in `CONTENT_KV`): prices are set per
+/// market, not converted at a rate.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Product {
+    pub sku: String,
+    pub name: String,
+    pub prices: BTreeMap<String, u64>,
+}
+
+/// Which input decided the locale (reported in `x-locale-source` for operators and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocaleSource {
+    Preferences,
+    AcceptLanguage,
+    Country,
+    Default,
+}
+
+impl LocaleSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Preferences => "preferences",
+            Self::AcceptLanguage => "accept-language",
+            Self::Country => "country",
+            Self::Default => "default",
+        }
+    }
+}
+
+/// The supported locale a tag like `de-AT` or `DE` names, if any.
+fn supported(tag: &str) -> Option<&'static str> {
+    let primary = tag.split(['-', '_']).next()?.trim().to_ascii_lowercase();
+    SUPPORTED_LOCALES.iter().copied().find(|l| *l == primary)
+}
+
+/// An RFC 9110 qvalue (`0`, `0.5`, `1.000`) in thousandths; integer parsing keeps float code out of the wasm.
+fn qvalue(text: &str) -> Option<u32> {
+    let text = text.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = format!("{fraction:0<3}").parse::<u32>().ok()?;
+    match whole {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
+}
+
+/// The best supported locale in an `Accept-Language` header (by q-value, then order); `q=0` means "not this".
+pub fn from_accept_language(header: &str) -> Option<&'static str> {
+    let mut best: Option<(u32, &'static str)> = None;
+    for item in header.split(',') {
+        let mut parts = item.split(';');
+        let tag = parts.next().unwrap_or("").trim();
+        let q = parts
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .map_or(Some(1000), qvalue);
+        let (Some(q), Some(locale)) = (q, supported(tag)) else {
+            continue;
+        };
+        if q > 0 && best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, locale));
+        }
+    }
+    best.map(|(_, l)| l)
+}
+
+/// The locale for this visitor and what decided it.
+pub fn choose_locale(
+    prefs: &Preferences,
+    accept_language: Option<&str>,
+    country: &str,
+    geo: &Geo,
+    default: &str,
+) -> (&'static str, LocaleSource) {
+    if let Some(l) = prefs.locale.as_deref().and_then(supported) {
+        return (l, LocaleSource::Preferences);
+    }
+    if let Some(l) = accept_language.and_then(from_accept_language) {
+        return (l, LocaleSource::AcceptLanguage);
+    }
+    if let Some(l) = geo
+        .countries
+        .get(country)
+        .and_then(|c| supported(&c.locale))
+    {
+        return (l, LocaleSource::Country);
+    }
+    (supported(default).unwrap_or("en"), LocaleSource::Default)
+}
+
+/// The visitor's country: the runtime's `cf.country` when it is a two-letter code, else the configured default.
+pub fn country(cf_country: Option<&str>, geo: &Geo) -> String {
+    cf_country
+        .map(str::trim)
+        .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()))
+        .map(str::to_ascii_uppercase)
+        .unwrap_or_else(|| geo.default_country.clone())
+}
+
+/// The currency charged in `country`.
+pub fn currency(country: &str, geo: &Geo) -> String {
+    geo.countries
+        .get(country)
+        .map(|c| c.currency.clone())
+        .unwrap_or_else(|| geo.default_currency.clone())
+}
+
+/// Digits after the decimal point (ISO 4217) for the currencies we price in; 2 for any other.
+pub fn minor_digits(currency: &str) -> u32 {
+    match currency {
+        "JPY" | "KRW" | "ISK" => 0,
+        _ => 2,
+    }
+}
+
+fn symbol(currency: &str) -> Option<&'static str> {
+    match currency {
+        "USD" => Some("$"),
+        "EUR" => Some("€"),
+        "GBP" => Some("£"),
+        "JPY" => Some("¥"),
+        _ => None,
+    }
+}
+
+/// `amount` (minor units of `currency`) as the locale writes it: `$19.99`, `19,99 €`, `¥2,900`.
+pub fn format_price(amount: u64, currency: &str, locale: &str) -> String {
+    let digits = minor_digits(currency);
+    let scale = 10u64.pow(digits);
+    let (group, decimal) = match locale {
+        "de" => ('.', ','),
+        "fr" => ('\u{202f}', ','),
+        _ => (',', '.'),
+    };
+    let whole = (amount / scale).to_string();
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push(group);
+        }
+        grouped.push(c);
+    }
+    let number = if digits == 0 {
+        grouped
+    } else {
+        format!(
+            "{grouped}{decimal}{:0width$}",
+            amount % scale,
+            width = digits as usize
+        )
+    };
+    match (symbol(currency), locale) {
+        (Some(s), "de" | "fr") => format!("{number}\u{a0}{s}"),
+        (Some(s), _) => format!("{s}{number}"),
+        (None, _) => format!("{number}\u{a0}{currency}"),
+    }
+}
+
+/// The product's price in `currency`, else in the default currency: `(amount, currency)`.
+pub fn price<'a>(
+    product: &Product,
+    currency: &'a str,
+    default_currency: &'a str,
+) -> Option<(u64, &'a str)> {
+    product
+        .prices
+        .get(currency)
+        .map(|a| (*a, currency))
+        .or_else(|| {
+            product
+                .prices
+                .get(default_currency)
+                .map(|a| (*a, default_currency))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geo() -> Geo {
+        let mut countries = BTreeMap::new();
+        for (code, currency, locale) in [
+            ("DE", "EUR", "de"),
+            ("JP", "JPY", "ja"),
+            ("GB", "GBP", "en"),
+        ] {
+            countries.insert(
+                code.to_owned(),
+                CountryInfo {
+                    currency: currency.to_owned(),
+                    locale: locale.to_owned(),
+                },
+            );
+        }
+        Geo {
+            default_country: "US".into(),
+            default_currency: "USD".into(),
+            countries,
+        }
+    }
+
+    #[test]
+    fn accept_language_picks_the_best_supported_tag() {
+        let cases = [
+            ("de-AT,de;q=0.9,en;q=0.8", Some("de")),
+            ("xx, fr;q=0.5", Some("fr")),
+            ("en;q=0.2, ja;q=0.9", Some("ja")),
+            ("de;q=0, en;q=0.1", Some("en")),
+            ("pt-BR", None),
+            ("", None),
+            ("en;q=abc", None),
+            ("en;q=1.5", None),
+            ("de;q=0.25, fr;q=0.3", Some("fr")),
+            ("de;q=0.300, fr;q=0.3", Some("de")),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(from_accept_language(header), expected, "header {header:?}");
+        }
+    }
+
+    #[test]
+    fn preferences_win_then_accept_language_then_country_then_default() {
+        let prefs_de = Preferences {
+            locale: Some("de".into()),
+            display_name: None,
+        };
+        let none = Preferences::default();
+        let cases = [
+            (
+                &prefs_de,
+                Some("fr"),
+                "JP",
+                ("de", LocaleSource::Preferences),
+            ),
+            (
+                &none,
+                Some("fr-CA"),
+                "JP",
+                ("fr", LocaleSource::AcceptLanguage),
+            ),
+            (&none, Some("pt"), "JP", ("ja", LocaleSource::Country)),
+            (&none, None, "DE", ("de", LocaleSource::Country)),
+            (&none, None, "BR", ("en", LocaleSource::Default)),
+        ];
+        for (prefs, accept, country, expected) in cases {
+            assert_eq!(
+                choose_locale(prefs, accept, country, &geo(), "en"),
+                expected,
+                "prefs {prefs:?}, accept {accept:?}, country {country}"
+            );
+        }
+    }
+
+    #[test]
+    fn country_and_currency_follow_the_geo_table() {
+        let g = geo();
+        assert_eq!(country(Some("de"), &g), "DE");
+        assert_eq!(country(Some("XX1"), &g), "US", "malformed falls back");
+        assert_eq!(country(None, &g), "US");
+        assert_eq!(currency("DE", &g), "EUR");
+        assert_eq!(currency("JP", &g), "JPY");
+        assert_eq!(
+            currency("BR", &g),
+            "USD",
+            "unknown country pays the default"
+        );
+    }
+
+    #[test]
+    fn prices_are_formatted_per_locale_and_currency() {
+        let cases = [
+            (1999, "USD", "en", "$19.99"),
+            (1899, "EUR", "de", "18,99\u{a0}€"),
+            (123456, "EUR", "fr", "1\u{202f}234,56\u{a0}€"),
+            (2900, "JPY", "ja", "¥2,900"),
+            (100005, "GBP", "en", "£1,000.05"),
+            (5, "CHF", "en", "0.05\u{a0}CHF"),
+        ];
+        for (amount, currency, locale, expected) in cases {
+            assert_eq!(
+                format_price(amount, currency, locale),
+                expected,
+                "{amount} {currency} {locale}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_price_falls_back_to_the_default_currency() {
+        let product = Product {
+            sku: "a".into(),
+            name: "A".into(),
+            prices: [("USD".to_owned(), 100)].into_iter().collect(),
+        };
+        assert_eq!(price(&product, "EUR", "USD"), Some((100, "USD")));
+        assert_eq!(price(&product, "USD", "USD"), Some((100, "USD")));
+    }
+}

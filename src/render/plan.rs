@@ -1,0 +1,319 @@
+//! The rendering plan from configuration: which pages exist, the slots each page writes in document order, and per
+//! fragment its KV TTL, time budget and fallback. Parsed once per isolate (`RENDER_*` vars); errors name the entry.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::html::{Html, TrustedSource};
+use crate::config::{ConfigError, Vars};
+
+/// The slot name that stands for the edge-rendered, personalised offers block (greeting, prices, A/B headline).
+pub const OFFERS_SLOT: &str = "@offers";
+/// The page served at `/`.
+pub const HOME_PAGE: &str = "home";
+/// KV's smallest allowed `expirationTtl`.
+pub const MIN_TTL_S: u64 = 60;
+
+/// How a page is sent: streamed (default) or rendered whole before sending (`?render=whole`, the benchmark's
+/// non-streaming baseline of the same code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Stream,
+    Whole,
+}
+
+/// The mode named by the `render` query parameter of `url` (`stream` when absent); `None` for any other value.
+pub fn render_mode(url: &str) -> Option<Mode> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    let value = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(key, _)| *key == "render")
+        .map(|(_, value)| value);
+    match value {
+        None | Some("stream") => Some(Mode::Stream),
+        Some("whole") => Some(Mode::Whole),
+        Some(_) => None,
+    }
+}
+
+/// One place in a page's body, in document order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Slot {
+    /// A fragment fetched from KV or the origin.
+    Fragment(String),
+    /// The personalised block rendered at the edge.
+    Offers,
+}
+
+/// How one fragment is fetched and what replaces it when it cannot be.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FragmentSpec {
+    /// Seconds a fragment fetched from the origin stays in KV.
+    pub ttl_s: u64,
+    /// Milliseconds the fragment may take before its fallback is written instead.
+    pub budget_ms: u64,
+    /// Markup written when the fragment fails or is late (operator-written).
+    pub fallback: String,
+}
+
+impl FragmentSpec {
+    pub fn fallback_html(&self) -> Html {
+        Html::trusted(self.fallback.clone(), TrustedSource::ConfiguredFallback)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPage {
+    page_type: String,
+    title: String,
+    slots: Vec<String>,
+}
+
+/// A page: its type (selects the bundle manifest), its title and its slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageSpec {
+    pub page_type: String,
+    pub title: String,
+    pub slots: Vec<Slot>,
+}
+
+/// The `render` configuration section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderConfig {
+    /// Base URL of the fragment origin; a fragment `name` is fetched from `{origin}/fragments/{name}`.
+    pub origin: String,
+    /// Locale used when neither preferences, `Accept-Language` nor the country decide one.
+    pub default_locale: String,
+    /// Name of the cookie holding an anonymous visitor's id (sticky variant, anonymous preferences).
+    pub visitor_cookie: String,
+    pub pages: BTreeMap<String, PageSpec>,
+    pub fragments: BTreeMap<String, FragmentSpec>,
+}
+
+/// A name usable in a URL path segment, a KV key and a header: `[a-z0-9_-]{1,64}`.
+pub fn is_token(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+impl RenderConfig {
+    pub fn parse(vars: &Vars) -> Result<Self, ConfigError> {
+        let origin = vars
+            .string_or("RENDER_ORIGIN", "http://127.0.0.1:8788")?
+            .trim_end_matches('/')
+            .to_owned();
+        if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+            return Err(ConfigError::new(
+                "RENDER_ORIGIN",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        let default_locale = vars.string_or("RENDER_DEFAULT_LOCALE", "en")?;
+        if !super::personal::SUPPORTED_LOCALES.contains(&default_locale.as_str()) {
+            return Err(ConfigError::new(
+                "RENDER_DEFAULT_LOCALE",
+                format!(
+                    "must be one of {}",
+                    super::personal::SUPPORTED_LOCALES.join(", ")
+                ),
+            ));
+        }
+        let visitor_cookie = vars.string_or("RENDER_VISITOR_COOKIE", "ek_vid")?;
+        if !is_token(&visitor_cookie) {
+            return Err(ConfigError::new(
+                "RENDER_VISITOR_COOKIE",
+                "must match [a-z0-9_-]{1,64}",
+            ));
+        }
+        let fragments: BTreeMap<String, FragmentSpec> =
+            vars.json("RENDER_FRAGMENTS")?.unwrap_or_default();
+        for (name, spec) in &fragments {
+            let problem = if !is_token(name) {
+                Some("names must match [a-z0-9_-]{1,64}".to_owned())
+            } else if spec.ttl_s < MIN_TTL_S {
+                Some(format!("ttl_s must be at least {MIN_TTL_S} (KV's minimum)"))
+            } else if !(1..=30_000).contains(&spec.budget_ms) {
+                Some("budget_ms must be between 1 and 30000".to_owned())
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(ConfigError::new(
+                    "RENDER_FRAGMENTS",
+                    format!("fragment {name:?}: {problem}"),
+                ));
+            }
+        }
+        let raw_pages: BTreeMap<String, RawPage> = vars.json("RENDER_PAGES")?.unwrap_or_default();
+        let mut pages = BTreeMap::new();
+        for (name, raw) in raw_pages {
+            let bad = |problem: String| {
+                ConfigError::new("RENDER_PAGES", format!("page {name:?}: {problem}"))
+            };
+            if !is_token(&name) || !is_token(&raw.page_type) {
+                return Err(bad("name and page_type must match [a-z0-9_-]{1,64}".into()));
+            }
+            let slots = raw
+                .slots
+                .iter()
+                .map(|slot| {
+                    if slot == OFFERS_SLOT {
+                        Ok(Slot::Offers)
+                    } else if fragments.contains_key(slot) {
+                        Ok(Slot::Fragment(slot.clone()))
+                    } else {
+                        Err(bad(format!(
+                            "slot {slot:?} is neither {OFFERS_SLOT} nor a fragment in RENDER_FRAGMENTS"
+                        )))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            pages.insert(
+                name,
+                PageSpec {
+                    page_type: raw.page_type,
+                    title: raw.title,
+                    slots,
+                },
+            );
+        }
+        Ok(Self {
+            origin,
+            default_locale,
+            visitor_cookie,
+            pages,
+            fragments,
+        })
+    }
+
+    /// The page at `/` (`None`) or `/p/{name}`.
+    pub fn page(&self, name: Option<&str>) -> Option<&PageSpec> {
+        self.pages.get(name.unwrap_or(HOME_PAGE))
+    }
+
+    /// Where a fragment is fetched from on a KV miss.
+    pub fn fragment_url(&self, name: &str) -> String {
+        format!("{}/fragments/{name}", self.origin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn parse(pairs: &[(&'static str, Value)]) -> Result<RenderConfig, ConfigError> {
+        let source: HashMap<&str, Value> = pairs.iter().cloned().collect();
+        RenderConfig::parse(&Vars::new(&source))
+    }
+
+    fn fragments() -> Value {
+        json!({"header": {"ttl_s": 300, "budget_ms": 500, "fallback": "<header></header>"}})
+    }
+
+    #[test]
+    fn a_page_lists_fragments_and_the_offers_slot_in_document_order() {
+        let config = parse(&[
+            ("RENDER_FRAGMENTS", fragments()),
+            (
+                "RENDER_PAGES",
+                json!({"home": {"page_type": "home", "title": "Home", "slots": ["header", "@offers"]}}),
+            ),
+            ("RENDER_ORIGIN", json!("https://origin.example/")),
+        ])
+        .expect("valid");
+        let home = config.page(None).expect("home is the default page");
+        assert_eq!(
+            home.slots,
+            vec![Slot::Fragment("header".into()), Slot::Offers]
+        );
+        assert_eq!(
+            config.fragment_url("header"),
+            "https://origin.example/fragments/header",
+            "trailing slash of the origin is dropped"
+        );
+        assert!(config.page(Some("nope")).is_none());
+    }
+
+    #[test]
+    fn the_render_parameter_selects_the_mode() {
+        let cases = [
+            ("https://x/", Some(Mode::Stream)),
+            ("https://x/?a=1", Some(Mode::Stream)),
+            ("https://x/?render=stream", Some(Mode::Stream)),
+            ("https://x/?a=1&render=whole", Some(Mode::Whole)),
+            ("https://x/?render=whole#frag", Some(Mode::Whole)),
+            ("https://x/?render=sideways", None),
+            ("https://x/?render", None),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(render_mode(url), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn invalid_entries_are_named() {
+        type Case = (&'static str, Vec<(&'static str, Value)>, &'static str);
+        let cases: Vec<Case> = vec![
+            (
+                "origin scheme",
+                vec![("RENDER_ORIGIN", json!("ftp://x"))],
+                "RENDER_ORIGIN",
+            ),
+            (
+                "unknown locale",
+                vec![("RENDER_DEFAULT_LOCALE", json!("xx"))],
+                "RENDER_DEFAULT_LOCALE",
+            ),
+            (
+                "ttl under KV's minimum",
+                vec![(
+                    "RENDER_FRAGMENTS",
+                    json!({"a": {"ttl_s": 10, "budget_ms": 5, "fallback": ""}}),
+                )],
+                "fragment \"a\"",
+            ),
+            (
+                "bad fragment name",
+                vec![(
+                    "RENDER_FRAGMENTS",
+                    json!({"A/b": {"ttl_s": 60, "budget_ms": 5, "fallback": ""}}),
+                )],
+                "fragment \"A/b\"",
+            ),
+            (
+                "zero budget",
+                vec![(
+                    "RENDER_FRAGMENTS",
+                    json!({"a": {"ttl_s": 60, "budget_ms": 0, "fallback": ""}}),
+                )],
+                "budget_ms",
+            ),
+            (
+                "unknown slot",
+                vec![
+                    ("RENDER_FRAGMENTS", fragments()),
+                    (
+                        "RENDER_PAGES",
+                        json!({"home": {"page_type": "home", "title": "", "slots": ["nav"]}}),
+                    ),
+                ],
+                "page \"home\": slot \"nav\"",
+            ),
+        ];
+        for (case, pairs, needle) in cases {
+            let error = parse(&pairs).expect_err(case);
+            assert!(error.to_string().contains(needle), "{case}: {error}");
+        }
+    }
+}

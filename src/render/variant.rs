@@ -1,0 +1,225 @@
+//! Feature flags and the A/B experiment (`flags` in `CONTENT_KV`): a visitor's variant is a stable hash of the user
+//! id, else of the anonymous visitor id kept in a cookie, so it does not change between requests. Pure.
+
+use durable_objects::hash::fnv1a64;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::keys;
+use super::plan::is_token;
+
+/// The flags document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Flags {
+    #[serde(default)]
+    pub experiment: Option<Experiment>,
+    /// Named on/off switches (`shipping_banner` shows the free-shipping line in the offers block).
+    #[serde(default)]
+    pub features: BTreeMap<String, bool>,
+}
+
+impl Flags {
+    pub fn enabled(&self, feature: &str) -> bool {
+        self.features.get(feature).copied().unwrap_or(false)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Experiment {
+    pub name: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub variants: Vec<Variant>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One arm of the experiment: its name (sent in `x-variant`) and the offers headline it shows.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Variant {
+    pub name: String,
+    pub headline: String,
+}
+
+/// The variant `subject` (a user id or visitor id) sees, or `None` when there is no usable experiment (absent,
+/// disabled, no variants, or a variant name that is not a header-safe token).
+pub fn assign<'a>(flags: &'a Flags, subject: &str) -> Option<&'a Variant> {
+    let experiment = flags.experiment.as_ref().filter(|e| e.enabled)?;
+    if experiment.variants.is_empty() || !experiment.variants.iter().all(|v| is_token(&v.name)) {
+        return None;
+    }
+    let hash = fnv1a64(format!("{}:{subject}", experiment.name).as_bytes());
+    experiment
+        .variants
+        .get((hash % experiment.variants.len() as u64) as usize)
+}
+
+/// The visitor id in a `Cookie` header, if present and well formed (32 lowercase hex digits).
+pub fn visitor_id(cookie_header: Option<&str>, cookie: &str) -> Option<String> {
+    cookie_header?
+        .split(';')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| name.trim() == cookie)
+        .map(|(_, value)| value.trim())
+        .filter(|v| {
+            v.len() == 32
+                && v.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+        .map(str::to_owned)
+}
+
+/// A new visitor id from 16 random bytes.
+pub fn new_visitor_id(random: [u8; 16]) -> String {
+    random.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Who the page is for: where their preferences are, what their variant hashes, and the cookie to set (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub prefs_key: String,
+    pub subject: String,
+    pub set_cookie: Option<String>,
+}
+
+/// A signed-in user is identified by their user id; an anonymous visitor by the id in their cookie, or by a new
+/// one from `random` that is set as a cookie (so the variant stays the same on the next request).
+pub fn identify(
+    user_id: Option<&str>,
+    cookie_header: Option<&str>,
+    cookie: &str,
+    random: [u8; 16],
+) -> Identity {
+    if let Some(user) = user_id {
+        return Identity {
+            prefs_key: keys::user_prefs(user),
+            subject: user.to_owned(),
+            set_cookie: None,
+        };
+    }
+    let (visitor, set_cookie) = match visitor_id(cookie_header, cookie) {
+        Some(id) => (id, None),
+        None => {
+            let id = new_visitor_id(random);
+            let set = visitor_cookie(cookie, &id);
+            (id, Some(set))
+        }
+    };
+    Identity {
+        prefs_key: keys::visitor_prefs(&visitor),
+        subject: visitor,
+        set_cookie,
+    }
+}
+
+/// The `Set-Cookie` value that keeps a visitor id for a year.
+pub fn visitor_cookie(cookie: &str, id: &str) -> String {
+    format!("{cookie}={id}; Path=/; Max-Age=31536000; HttpOnly; Secure; SameSite=Lax")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(enabled: bool) -> Flags {
+        serde_json::from_value(serde_json::json!({
+            "experiment": {"name": "offers", "enabled": enabled, "variants": [
+                {"name": "control", "headline": "Today's offers"},
+                {"name": "bold", "headline": "Deals picked for you"}
+            ]},
+            "features": {"shipping_banner": true}
+        }))
+        .expect("flags")
+    }
+
+    #[test]
+    fn a_subject_always_gets_the_same_variant_and_subjects_spread_over_all() {
+        let f = flags(true);
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..200 {
+            let subject = format!("user-{i}");
+            let first = assign(&f, &subject).expect("assigned").name.clone();
+            for _ in 0..3 {
+                assert_eq!(
+                    assign(&f, &subject).expect("assigned").name,
+                    first,
+                    "{subject}"
+                );
+            }
+            seen.insert(first);
+        }
+        assert_eq!(seen.len(), 2, "both variants are used: {seen:?}");
+    }
+
+    #[test]
+    fn no_variant_without_a_usable_experiment() {
+        assert_eq!(assign(&flags(false), "u"), None, "disabled");
+        assert_eq!(assign(&Flags::default(), "u"), None, "absent");
+        let mut bad = flags(true);
+        bad.experiment.as_mut().expect("exp").variants[0].name = "Bad Name\r\n".into();
+        assert_eq!(assign(&bad, "u"), None, "unsafe header value");
+        assert!(flags(true).enabled("shipping_banner"));
+        assert!(!flags(true).enabled("other"));
+    }
+
+    #[test]
+    fn users_are_identified_by_user_id_and_visitors_by_a_cookie_set_once() {
+        let known = "0123456789abcdef0123456789abcdef";
+        let cookie = format!("ek_vid={known}");
+        let cases = [
+            (
+                Some("u1"),
+                Some(cookie.as_str()),
+                "prefs:user:u1",
+                "u1",
+                false,
+            ),
+            (Some("u1"), None, "prefs:user:u1", "u1", false),
+            (
+                None,
+                Some(cookie.as_str()),
+                "prefs:visitor:0123456789abcdef0123456789abcdef",
+                known,
+                false,
+            ),
+            (
+                None,
+                None,
+                "prefs:visitor:01010101010101010101010101010101",
+                "01010101010101010101010101010101",
+                true,
+            ),
+        ];
+        for (user, header, prefs_key, subject, sets_cookie) in cases {
+            let id = identify(user, header, "ek_vid", [1; 16]);
+            assert_eq!(id.prefs_key, prefs_key, "{user:?} {header:?}");
+            assert_eq!(id.subject, subject, "{user:?} {header:?}");
+            assert_eq!(id.set_cookie.is_some(), sets_cookie, "{user:?} {header:?}");
+        }
+    }
+
+    #[test]
+    fn visitor_ids_are_read_only_when_well_formed() {
+        let id = new_visitor_id([0xab; 16]);
+        assert_eq!(id.len(), 32);
+        let cases = [
+            (Some(format!("a=1; ek_vid={id}; b=2")), Some(id.clone())),
+            (Some(format!("ek_vid={id}")), Some(id.clone())),
+            (Some("ek_vid=short".to_owned()), None),
+            (Some(format!("ek_vid={}", id.to_uppercase())), None),
+            (Some("other=1".to_owned()), None),
+            (None, None),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(
+                visitor_id(header.as_deref(), "ek_vid"),
+                expected,
+                "{header:?}"
+            );
+        }
+        assert!(visitor_cookie("ek_vid", &id).starts_with(&format!("ek_vid={id}; Path=/;")));
+    }
+}

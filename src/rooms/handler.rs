@@ -1,0 +1,253 @@
+//! Runtime side of rooms: mints tickets, forwards WebSocket joins to the room's object (with a location hint from
+//! the joiner's continent), reads a room's document as JSON, lists active rooms across the directory shards and
+//! serves the demo page.
+
+use durable_objects::room::protocol::{
+    self as room, location_hint, valid_room_name, TicketGrant, HEADER_ROOM, HEADER_SETTINGS,
+};
+use durable_objects::room_directory::protocol::{self as directory, ActiveRoom};
+use worker::wasm_bindgen::JsValue;
+use worker::{js_sys, Headers, Method, Request, RequestInit, Response, Stub};
+
+use crate::entry::respond::{json, random_bytes};
+use crate::entry::Call;
+use crate::error::{ApiError, ApiResult, OrInternal};
+
+/// The room named by the `{id}` route parameter, checked.
+fn room_name(call: &Call) -> ApiResult<String> {
+    let name = call.params.get("id").cloned().unwrap_or_default();
+    if valid_room_name(&name) {
+        Ok(name)
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_room",
+            "a room name is 1 to 64 of A-Z a-z 0-9 - _ .",
+        ))
+    }
+}
+
+/// The joiner's continent (`cf.continent`), or "" where the runtime has none (Miniflare).
+fn continent(req: &Request) -> String {
+    let inner: &JsValue = req.inner().as_ref();
+    js_sys::Reflect::get(inner, &JsValue::from_str("cf"))
+        .ok()
+        .filter(|cf| cf.is_object())
+        .and_then(|cf| js_sys::Reflect::get(&cf, &JsValue::from_str("continent")).ok())
+        .and_then(|c| c.as_string())
+        .unwrap_or_default()
+}
+
+fn room_stub(call: &Call, name: &str) -> ApiResult<Stub> {
+    let namespace = call
+        .env
+        .durable_object(room::BINDING)
+        .or_internal("binding the rooms namespace")?;
+    let object = room::object_name(name);
+    match location_hint(&continent(&call.req)) {
+        Some(hint) => namespace.get_by_name_with_location_hint(&object, hint),
+        None => namespace.get_by_name(&object),
+    }
+    .or_internal("getting the room object")
+}
+
+/// Headers every request to a room carries: its name and the settings it enforces.
+fn room_headers(call: &Call, name: &str) -> ApiResult<Headers> {
+    let headers = Headers::new();
+    let settings = serde_json::to_string(&call.isolate.config.rooms.settings)
+        .or_internal("serialising room settings")?;
+    headers
+        .set(HEADER_ROOM, name)
+        .or_internal("setting a header")?;
+    headers
+        .set(HEADER_SETTINGS, &settings)
+        .or_internal("setting a header")?;
+    Ok(headers)
+}
+
+async fn room_fetch(
+    call: &Call,
+    name: &str,
+    path_and_query: &str,
+    method: Method,
+    headers: Headers,
+    body: Option<String>,
+) -> ApiResult<Response> {
+    let stub = room_stub(call, name)?;
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(headers);
+    if let Some(body) = body {
+        init.with_body(Some(JsValue::from_str(&body)));
+    }
+    let req = Request::new_with_init(&format!("https://room{path_and_query}"), &init)
+        .or_internal("building the room request")?;
+    stub.fetch_with_request(req)
+        .await
+        .or_internal("calling the room object")
+}
+
+/// Stores a fresh single-use ticket for `user_id` in the room and returns it.
+pub async fn issue_ticket(call: &Call, user_id: &str) -> ApiResult<Response> {
+    let name = room_name(call)?;
+    let ticket: String = [random_bytes(), random_bytes()]
+        .concat()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let expires_ms = call.started_ms + call.isolate.config.rooms.ticket_ttl_ms;
+    let grant = TicketGrant {
+        ticket: ticket.clone(),
+        user_id: user_id.to_owned(),
+        expires_ms,
+    };
+    let body = serde_json::to_string(&grant).or_internal("serialising a ticket")?;
+    let response = room_fetch(
+        call,
+        &name,
+        room::PATH_TICKET,
+        Method::Post,
+        room_headers(call, &name)?,
+        Some(body),
+    )
+    .await?;
+    if response.status_code() != 204 {
+        return Err(ApiError::internal(format!(
+            "room refused the ticket with {}",
+            response.status_code()
+        )));
+    }
+    json(
+        201,
+        &serde_json::json!({
+            "ticket": ticket,
+            "expires_ms": expires_ms,
+            "url": format!("/rooms/{name}/ws?{}={ticket}", room::TICKET_PARAM),
+        }),
+    )
+}
+
+/// `GET /rooms/{id}/ws?ticket=…`: the WebSocket join, answered by the room object itself.
+pub async fn join(call: &Call) -> ApiResult<Response> {
+    let name = room_name(call)?;
+    let upgrade = call.req.headers().get("upgrade").ok().flatten();
+    if !upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
+        return Err(ApiError::new(
+            426,
+            "upgrade_required",
+            "this endpoint speaks WebSocket only",
+        )
+        .with_header("upgrade", "websocket"));
+    }
+    let url = call.req.url().or_internal("reading the request url")?;
+    let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let headers = room_headers(call, &name)?;
+    headers
+        .set("upgrade", "websocket")
+        .or_internal("setting a header")?;
+    room_fetch(
+        call,
+        &name,
+        &format!("{}{query}", room::PATH_CONNECT),
+        Method::Get,
+        headers,
+        None,
+    )
+    .await
+}
+
+/// `GET /rooms/{id}/state` (after the caller is authorised): the document as JSON.
+pub async fn state(call: &Call) -> ApiResult<Response> {
+    let name = room_name(call)?;
+    let mut response = room_fetch(
+        call,
+        &name,
+        room::PATH_STATE,
+        Method::Get,
+        room_headers(call, &name)?,
+        None,
+    )
+    .await?;
+    let value: serde_json::Value = response
+        .json()
+        .await
+        .or_internal("reading the room state")?;
+    if response.status_code() != 200 {
+        return Err(ApiError::internal(format!(
+            "room state answered {}",
+            response.status_code()
+        )));
+    }
+    json(
+        200,
+        &serde_json::json!({ "room": name, "members": value["members"], "document": value["document"] }),
+    )
+}
+
+/// `GET /rooms`: active rooms with member counts, merged from every directory shard.
+pub async fn list(call: &Call) -> ApiResult<Response> {
+    let shards = call.isolate.config.rooms.settings.directory_shards;
+    let namespace = call
+        .env
+        .durable_object(directory::BINDING)
+        .or_internal("binding the room directory")?;
+    let mut listings = Vec::new();
+    for shard in 0..shards {
+        let stub = namespace
+            .get_by_name(&directory::object_name(shard))
+            .or_internal("getting a directory shard")?;
+        let mut response = stub
+            .fetch_with_str(&format!("https://room-directory{}", directory::PATH_LIST))
+            .await
+            .or_internal("listing a directory shard")?;
+        let rooms: Vec<ActiveRoom> = response
+            .json()
+            .await
+            .or_internal("reading a directory shard")?;
+        listings.push(rooms);
+    }
+    json(
+        200,
+        &serde_json::json!({ "rooms": directory::merge(listings) }),
+    )
+}
+
+/// `GET /rooms/{id}`: the demo editor.
+pub fn page(call: &Call) -> ApiResult<Response> {
+    let name = room_name(call)?;
+    let mut response =
+        Response::from_html(super::page::render(&name)).or_internal("building the page")?;
+    let _ = response.headers_mut().set("cache-control", "no-store");
+    Ok(response)
+}
+
+/// `POST /rooms/{id}/ticket`: a signed-in user's single-use ticket for `/rooms/{id}/ws`.
+pub async fn ticket(call: &Call) -> ApiResult<Response> {
+    let user = signed_in_user(call).await?;
+    issue_ticket(call, &user).await
+}
+
+/// `GET /rooms/{id}/state`, for signed-in users.
+pub async fn authorised_state(call: &Call) -> ApiResult<Response> {
+    signed_in_user(call).await?;
+    state(call).await
+}
+
+/// `POST /__debug/rooms/{id}/ticket?user=…` (debug routes only): a ticket without a session, for tests.
+pub async fn debug_ticket(call: &Call) -> ApiResult<Response> {
+    let url = call.req.url().or_internal("reading the request url")?;
+    let user = url
+        .query_pairs()
+        .find(|(k, _)| k == "user")
+        .map_or_else(|| "debug".to_owned(), |(_, v)| v.into_owned());
+    issue_ticket(call, &user).await
+}
+
+/// The signed-in user's id (session cookie, cached check), or 401.
+async fn signed_in_user(call: &Call) -> ApiResult<String> {
+    match crate::session::handler::current_user(call, false).await? {
+        Some(user) => Ok(user.user_id),
+        None => Err(ApiError::unauthorized(
+            "session_required",
+            "sign in to join a room",
+        )),
+    }
+}

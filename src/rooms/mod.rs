@@ -1,0 +1,79 @@
+//! Rooms: collaborative Yjs documents on Durable Objects (`durable_objects::room`), joined with single-use tickets
+//! and listed by a sharded directory. This module holds the pure parts the Worker needs: the configuration section
+//! and the demo page; `handler` is the runtime side.
+
+pub mod handler;
+pub mod page;
+
+use durable_objects::room::log::CompactionPolicy;
+use durable_objects::room::protocol::RoomSettings;
+
+use crate::config::{ConfigError, Vars};
+
+/// `[vars]` of the rooms capability.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomsConfig {
+    /// What every room enforces (sent to the room object with each request).
+    pub settings: RoomSettings,
+    /// How long a ticket from `POST /rooms/{id}/ticket` stays valid.
+    pub ticket_ttl_ms: u64,
+}
+
+impl RoomsConfig {
+    pub fn parse(vars: &Vars) -> Result<Self, ConfigError> {
+        let u32_in = |key: &str, default: u64, min: u64, max: u64| {
+            vars.u64_in(key, default, min, max).map(|v| v as u32)
+        };
+        Ok(Self {
+            settings: RoomSettings {
+                max_message_bytes: u32_in("ROOMS_MAX_MESSAGE_BYTES", 256 * 1024, 64, 1024 * 1024)?,
+                updates_per_second: u32_in("ROOMS_UPDATES_PER_SECOND", 60, 1, 10_000)?,
+                update_burst: u32_in("ROOMS_UPDATE_BURST", 200, 1, 100_000)?,
+                max_members: u32_in("ROOMS_MAX_MEMBERS", 250, 1, 10_000)?,
+                compaction: CompactionPolicy {
+                    max_entries: vars.u64_in("ROOMS_COMPACT_AFTER_UPDATES", 500, 1, 1_000_000)?,
+                    max_bytes: vars.u64_in(
+                        "ROOMS_COMPACT_AFTER_BYTES",
+                        1024 * 1024,
+                        1024,
+                        64 * 1024 * 1024,
+                    )?,
+                },
+                directory_shards: u32_in("ROOMS_DIRECTORY_SHARDS", 4, 1, 64)?,
+            },
+            ticket_ttl_ms: vars.u64_in("ROOMS_TICKET_TTL_SECONDS", 60, 5, 3600)? * 1000,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    #[test]
+    fn defaults_apply_and_bad_values_name_their_key() {
+        let empty: HashMap<&str, Value> = HashMap::new();
+        let config = RoomsConfig::parse(&Vars::new(&empty)).expect("defaults are valid");
+        assert_eq!(
+            config.settings.max_message_bytes,
+            256 * 1024,
+            "message cap default"
+        );
+        assert_eq!(config.ticket_ttl_ms, 60_000, "ticket ttl default");
+        let cases: &[(&str, Value)] = &[
+            ("ROOMS_MAX_MESSAGE_BYTES", json!(10)),
+            ("ROOMS_MAX_MEMBERS", json!(0)),
+            ("ROOMS_DIRECTORY_SHARDS", json!("many")),
+            ("ROOMS_TICKET_TTL_SECONDS", json!(1)),
+        ];
+        for (key, value) in cases {
+            let src: HashMap<&str, Value> = [(*key, value.clone())].into_iter().collect();
+            let error = RoomsConfig::parse(&Vars::new(&src)).expect_err(key);
+            assert_eq!(error.key, *key, "{key}={value}");
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The sessions section of the configuration: lifetimes, the KV cache window, the cookie, the password KDF cost,
+//! the login rate-limit policies and the access-token signing key (secret `AUTH_SIGNING_KEY`, a private Ed25519 JWK).
+
+use std::fmt;
+
+use crate::config::{ConfigError, Vars};
+
+/// The Ed25519 private JWK that signs access tokens, with its `kid`. Debug never prints the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningJwk {
+    pub kid: String,
+    /// The JWK document as given (validated at parse time: an OKP Ed25519 key with `d`, `x` and `kid`).
+    pub json: String,
+}
+
+impl fmt::Debug for SigningJwk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningJwk {{ kid: {:?}, json: <secret> }}", self.kid)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// `AUTH_SIGNING_KEY`; unset means login answers 500 `internal_error` (logged as not configured).
+    pub signing_key: Option<SigningJwk>,
+    /// `AUTH_ACCESS_TTL_SECS`: lifetime of an access JWT.
+    pub access_ttl_secs: u64,
+    /// `SESSION_IDLE_SECS`: a session not seen for this long expires (sliding expiry).
+    pub idle_secs: u64,
+    /// `SESSION_MAX_SECS`: no session outlives this, however active (absolute expiry).
+    pub max_secs: u64,
+    /// `SESSION_CACHE_SECS`: how long a KV cache entry may be trusted without asking D1. This is the worst-case
+    /// time a revoked session can still pass a non-strict check in another location. 0 disables the cache.
+    pub cache_secs: u64,
+    /// `SESSION_TOUCH_SECS`: last-seen (and the sliding expiry) is written at most once per this interval.
+    pub touch_secs: u64,
+    /// `SESSION_COOKIE_NAME`.
+    pub cookie_name: String,
+    /// `PASSWORD_PBKDF2_ITERATIONS`: PBKDF2-SHA256 cost for new hashes and for the dummy hash unknown emails cost.
+    pub pbkdf2_iterations: u32,
+    /// `SESSION_LOGIN_IP_POLICY` / `SESSION_LOGIN_EMAIL_POLICY`: rate-limit policy names for login attempts.
+    pub login_ip_policy: String,
+    pub login_email_policy: String,
+}
+
+/// workerd refuses PBKDF2 above 100,000 iterations ("iteration counts above 100000 are not supported").
+pub const MAX_PBKDF2_ITERATIONS: u64 = 100_000;
+
+impl SessionConfig {
+    pub fn parse(vars: &Vars) -> Result<Self, ConfigError> {
+        let idle_secs = vars.u64_in("SESSION_IDLE_SECS", 7 * 86_400, 60, 90 * 86_400)?;
+        let max_secs = vars.u64_in("SESSION_MAX_SECS", 30 * 86_400, 60, 365 * 86_400)?;
+        if max_secs < idle_secs {
+            return Err(ConfigError::new(
+                "SESSION_MAX_SECS",
+                "must be at least SESSION_IDLE_SECS",
+            ));
+        }
+        let cookie_name = vars.string_or("SESSION_COOKIE_NAME", "edgekit_session")?;
+        if cookie_name.is_empty()
+            || !cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ConfigError::new(
+                "SESSION_COOKIE_NAME",
+                "must be letters, digits, '_' or '-'",
+            ));
+        }
+        Ok(Self {
+            signing_key: parse_signing_key(vars)?,
+            access_ttl_secs: vars.u64_in("AUTH_ACCESS_TTL_SECS", 300, 10, 3600)?,
+            idle_secs,
+            max_secs,
+            cache_secs: vars.u64_in("SESSION_CACHE_SECS", 60, 0, 3600)?,
+            touch_secs: vars.u64_in("SESSION_TOUCH_SECS", 300, 1, 86_400)?,
+            cookie_name,
+            pbkdf2_iterations: vars.u64_in(
+                "PASSWORD_PBKDF2_ITERATIONS",
+                MAX_PBKDF2_ITERATIONS,
+                10_000,
+                MAX_PBKDF2_ITERATIONS,
+            )? as u32,
+            login_ip_policy: vars.string_or("SESSION_LOGIN_IP_POLICY", "login-ip")?,
+            login_email_policy: vars.string_or("SESSION_LOGIN_EMAIL_POLICY", "login-email")?,
+        })
+    }
+}
+
+fn parse_signing_key(vars: &Vars) -> Result<Option<SigningJwk>, ConfigError> {
+    const KEY: &str = "AUTH_SIGNING_KEY";
+    let Some(json) = vars.optional_string(KEY)? else {
+        return Ok(None);
+    };
+    let kid = crate::session::jwt::validate_signing_jwk(&json)
+        .map_err(|problem| ConfigError::new(KEY, problem))?;
+    Ok(Some(SigningJwk { kid, json }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn parse(pairs: &[(&'static str, Value)]) -> Result<SessionConfig, ConfigError> {
+        let source: HashMap<&str, Value> = pairs.iter().cloned().collect();
+        SessionConfig::parse(&Vars::new(&source))
+    }
+
+    #[test]
+    fn defaults_are_valid_and_leave_the_signing_key_unset() {
+        let config = parse(&[]).expect("defaults");
+        assert_eq!(config.signing_key, None);
+        assert_eq!(config.cache_secs, 60);
+        assert_eq!(config.pbkdf2_iterations, 100_000);
+        assert_eq!(config.cookie_name, "edgekit_session");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: &[(&str, Value, &str)] = &[
+            ("PASSWORD_PBKDF2_ITERATIONS", json!(200_000), "between"),
+            ("PASSWORD_PBKDF2_ITERATIONS", json!(1000), "between"),
+            ("SESSION_CACHE_SECS", json!(-1), "whole number"),
+            ("SESSION_COOKIE_NAME", json!("a b"), "letters"),
+            ("SESSION_MAX_SECS", json!(120), "at least"),
+            ("AUTH_SIGNING_KEY", json!("{not json"), "JSON"),
+            (
+                "AUTH_SIGNING_KEY",
+                json!(r#"{"kty":"oct","k":"AAAA","kid":"h"}"#),
+                "Ed25519",
+            ),
+        ];
+        for (key, value, problem) in cases {
+            let error = parse(&[(key, value.clone())]).expect_err("must fail");
+            assert_eq!(error.key, *key, "case {key}={value}");
+            assert!(error.problem.contains(problem), "case {key}: {error}");
+            assert!(
+                !error.to_string().contains("AAAA"),
+                "no value echoed: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_valid_signing_key_keeps_its_kid_and_hides_the_secret_in_debug() {
+        let jwk = crate::session::jwt::tests::test_jwk("k1");
+        let config = parse(&[("AUTH_SIGNING_KEY", json!(jwk.to_string()))]).expect("valid");
+        let key = config.signing_key.expect("set");
+        assert_eq!(key.kid, "k1");
+        assert!(!format!("{key:?}").contains(jwk["d"].as_str().expect("d")));
+    }
+}

@@ -1,0 +1,375 @@
+//! Runtime side of sessions: the `/auth/*` routes and [`current_user`], the session check other capabilities call.
+//!
+//! Check order: cookie → KV cache entry (trusted only while fresh, see `record`) → D1 on a miss. Strict checks
+//! skip KV and read D1 every time. Last-seen and the sliding expiry are written at most once per
+//! `SESSION_TOUCH_SECS`, after the response, through `waitUntil`.
+
+mod kdf;
+mod store;
+
+use serde::Serialize;
+use serde_json::json;
+use worker::{Date, Response};
+
+use self::store::{NewSession, Store};
+use crate::entry::body::read_json;
+use crate::entry::respond::{json, with_header};
+use crate::entry::Call;
+use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::ratelimit::handler as ratelimit;
+use crate::session::credentials::{Credentials, LoginBody};
+use crate::session::password::PasswordHash;
+use crate::session::record::{
+    decide_cached, expiry, CacheDecision, CacheEntry, SessionRecord, Status,
+};
+use crate::session::token::{self, CookieToken};
+use crate::session::{bookmark, jwt, SessionUser};
+
+/// Longest user agent stored with a session.
+const MAX_USER_AGENT: usize = 256;
+
+/// Who is calling, from the session cookie: `Ok(None)` for a missing, garbled, unknown, expired or revoked session.
+/// `strict` reads D1 every time (for sensitive routes); otherwise a fresh KV cache entry answers.
+pub async fn current_user(call: &Call, strict: bool) -> ApiResult<Option<SessionUser>> {
+    let store = Store::open(call)?;
+    Ok(match check(call, &store, strict).await? {
+        Checked::Valid { record, .. } => Some(record.user()),
+        _ => None,
+    })
+}
+
+/// What a session check found; the refusals are told apart only in logs.
+enum Checked {
+    Missing,
+    Refused(&'static str),
+    Valid { id: String, record: SessionRecord },
+}
+
+impl Checked {
+    /// The 401 for a refused check: `session_required` without a cookie, `session_invalid` otherwise.
+    fn into_user(self) -> ApiResult<(String, SessionRecord)> {
+        match self {
+            Checked::Valid { id, record } => Ok((id, record)),
+            Checked::Missing => Err(ApiError::new(
+                401,
+                "session_required",
+                "this route needs a session; log in first",
+            )),
+            Checked::Refused(why) => Err(ApiError::new(
+                401,
+                "session_invalid",
+                "the session is not valid; log in again",
+            )
+            .with_internal(why)),
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
+
+fn cookie_token(call: &Call) -> CookieToken {
+    let header = call.req.headers().get("cookie").ok().flatten();
+    token::read_cookie(header.as_deref(), &call.isolate.config.session.cookie_name)
+}
+
+async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
+    let config = &call.isolate.config.session;
+    let token = match cookie_token(call) {
+        CookieToken::Missing => return Ok(Checked::Missing),
+        CookieToken::Garbled => return Ok(Checked::Refused("cookie is not a session token")),
+        CookieToken::Token(token) => token,
+    };
+    let id = token::session_id(&token);
+    let now = now_ms();
+    if !strict && config.cache_secs > 0 {
+        match decide_cached(store.cached(&id).await.as_deref(), now) {
+            CacheDecision::Accept(record) => {
+                schedule_touch(call, &id, &record, now);
+                return Ok(Checked::Valid { id, record });
+            }
+            CacheDecision::Refuse(_) => return Ok(Checked::Refused("session revoked (cache)")),
+            CacheDecision::AskD1 => {}
+        }
+    }
+    let Some(record) = store.session(&id).await? else {
+        return Ok(Checked::Refused("unknown session"));
+    };
+    match record.status(now) {
+        Status::Revoked => return Ok(Checked::Refused("session revoked")),
+        Status::Expired => return Ok(Checked::Refused("session expired")),
+        Status::Active => {}
+    }
+    if !schedule_touch(call, &id, &record, now) && config.cache_secs > 0 {
+        let entry = CacheEntry::new(record.clone(), now, config.cache_secs);
+        let (env, key_id, cache_secs) = (call.env.clone(), id.clone(), config.cache_secs);
+        call.ctx.wait_until(async move {
+            if let Err(e) = store::fill_cache(env, &key_id, &entry, cache_secs).await {
+                worker::console_error!("session cache fill failed: {e}");
+            }
+        });
+    }
+    Ok(Checked::Valid { id, record })
+}
+
+/// Starts the sliding-expiry write when due (it refreshes the cache entry too); returns whether it did.
+fn schedule_touch(call: &Call, id: &str, record: &SessionRecord, now: u64) -> bool {
+    let config = &call.isolate.config.session;
+    if !record.touch_due(now, config.touch_secs * 1000) {
+        return false;
+    }
+    let expires_at = expiry(
+        record.created_at,
+        now,
+        config.idle_secs * 1000,
+        config.max_secs * 1000,
+    );
+    let (env, id, cache_secs) = (call.env.clone(), id.to_owned(), config.cache_secs);
+    call.ctx.wait_until(async move {
+        if let Err(e) = store::touch(env, id, now, expires_at, cache_secs).await {
+            worker::console_error!("session last-seen write failed: {e}");
+        }
+    });
+    true
+}
+
+/// Adds `x-d1-bookmark` (when D1 gave one) and `cache-control: no-store`.
+fn finish(response: Response, store: &Store) -> Response {
+    let response = with_header(response, "cache-control", "no-store");
+    match store.bookmark() {
+        Some(b) => with_header(response, bookmark::HEADER, &b),
+        None => response,
+    }
+}
+
+#[derive(Serialize)]
+struct UserView<'a> {
+    id: &'a str,
+    email: &'a str,
+    permissions: &'a [String],
+}
+
+fn user_view(record: &SessionRecord) -> UserView<'_> {
+    UserView {
+        id: &record.user_id,
+        email: &record.email,
+        permissions: &record.permissions,
+    }
+}
+
+/// 32 bytes from the runtime's CSPRNG; failure is a 500, never a weaker source.
+fn random_token() -> ApiResult<String> {
+    let mut bytes = [0u8; token::TOKEN_BYTES];
+    getrandom::getrandom(&mut bytes).or_internal("reading random bytes for a session token")?;
+    Ok(token::new_token(&bytes))
+}
+
+/// The body and cookie of a successful login or refresh.
+fn issued(call: &Call, token: &str, record: &SessionRecord, now: u64) -> ApiResult<Response> {
+    let auth = &call.isolate.config.auth;
+    let config = &call.isolate.config.session;
+    let key = config
+        .signing_key
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("AUTH_SIGNING_KEY is not set"))?;
+    let access = jwt::issue(
+        key,
+        &auth.jwt_issuer,
+        &auth.jwt_audience,
+        &record.user(),
+        now,
+        config.access_ttl_secs,
+    )
+    .map_err(ApiError::internal)?;
+    let body = json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": config.access_ttl_secs,
+        "user": user_view(record),
+        "session": { "expires_at": record.expires_at },
+    });
+    let max_age = record.expires_at.saturating_sub(now) / 1000;
+    Ok(with_header(
+        json(200, &body)?,
+        "set-cookie",
+        &token::set_cookie(&config.cookie_name, token, max_age),
+    ))
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::new(
+        401,
+        "invalid_credentials",
+        "the email or the password is wrong",
+    )
+}
+
+/// `POST /auth/login`: `{"email","password"}` → session cookie + access JWT. Unknown emails and wrong passwords
+/// cost the same KDF work and get the same 401.
+pub async fn login(mut call: Call) -> ApiResult<Response> {
+    let config = &call.isolate.config.session;
+    // Per client IP before any work; per email (as a hash: no addresses in limiter state) once it is parsed.
+    let ip_limit = ratelimit::limit(&call, &config.login_ip_policy, None, "/auth/login").await?;
+    let max = call.isolate.config.core.max_body_bytes;
+    let object: serde_json::Map<String, serde_json::Value> = read_json(&mut call.req, max).await?;
+    let body = LoginBody::from_object(object)?;
+    let credentials = Credentials::parse(body)?;
+    let email_key = format!("email:{}", token::sha256_hex(&credentials.email));
+    let email_limit = ratelimit::enforce(&call, &config.login_email_policy, &email_key).await?;
+
+    let store = Store::open(&call)?;
+    let user = store.user_by_email(&credentials.email).await?;
+    let stored = match &user {
+        Some(u) => match &u.password {
+            Ok(hash) => hash.clone(),
+            Err(problem) => {
+                worker::console_error!("user {} has an unreadable password hash: {problem}", u.id);
+                PasswordHash::dummy(config.pbkdf2_iterations)
+            }
+        },
+        None => PasswordHash::dummy(config.pbkdf2_iterations),
+    };
+    let derived = kdf::pbkdf2_sha256(
+        credentials.password.as_bytes(),
+        &stored.salt,
+        stored.iterations,
+    )
+    .await?;
+    let matched = stored.matches(&derived);
+    let user = match user {
+        Some(user) if matched && user.password.is_ok() => user,
+        _ => return Err(invalid_credentials()),
+    };
+    // Checked only now, so bad input still gets its 4xx from a Worker without a key (and no session row is made).
+    if config.signing_key.is_none() {
+        return Err(ApiError::internal("AUTH_SIGNING_KEY is not set"));
+    }
+
+    let now = now_ms();
+    let token = random_token()?;
+    let id = token::session_id(&token);
+    let expires_at = expiry(now, now, config.idle_secs * 1000, config.max_secs * 1000);
+    let user_agent = call
+        .req
+        .headers()
+        .get("user-agent")
+        .ok()
+        .flatten()
+        .map(|ua| ua.chars().take(MAX_USER_AGENT).collect::<String>());
+    let ip = call.req.headers().get("cf-connecting-ip").ok().flatten();
+    store
+        .insert_session(&NewSession {
+            id: &id,
+            user_id: &user.id,
+            now_ms: now,
+            expires_at,
+            user_agent: user_agent.as_deref(),
+            ip: ip.as_deref(),
+        })
+        .await?;
+    let record = SessionRecord {
+        user_id: user.id,
+        email: user.email,
+        permissions: user.permissions,
+        created_at: now,
+        expires_at,
+        last_seen_at: now,
+        revoked_at: None,
+    };
+    store
+        .cache(
+            &id,
+            &CacheEntry::new(record.clone(), now, config.cache_secs),
+            config.cache_secs,
+        )
+        .await?;
+    let response = issued(&call, &token, &record, now)?;
+    Ok(finish(email_limit.apply(ip_limit.apply(response)), &store))
+}
+
+/// `POST /auth/refresh`: rotates the session token (the old one stops working at once) and issues a new access JWT.
+/// Of concurrent refreshes of one session exactly one succeeds; the others get 401 `session_invalid`.
+pub async fn refresh(call: Call) -> ApiResult<Response> {
+    let config = &call.isolate.config.session;
+    let store = Store::open(&call)?;
+    let (old_id, record) = check(&call, &store, true).await?.into_user()?;
+    let now = now_ms();
+    let token = random_token()?;
+    let new_id = token::session_id(&token);
+    let expires_at = expiry(
+        record.created_at,
+        now,
+        config.idle_secs * 1000,
+        config.max_secs * 1000,
+    );
+    if !store.rotate(&old_id, &new_id, now, expires_at).await? {
+        return Err(ApiError::new(
+            401,
+            "session_invalid",
+            "the session is not valid; log in again",
+        )
+        .with_internal("lost a concurrent rotation"));
+    }
+    store.uncache(&old_id).await?;
+    let record = SessionRecord {
+        expires_at,
+        last_seen_at: now,
+        ..record
+    };
+    store
+        .cache(
+            &new_id,
+            &CacheEntry::new(record.clone(), now, config.cache_secs),
+            config.cache_secs,
+        )
+        .await?;
+    Ok(finish(issued(&call, &token, &record, now)?, &store))
+}
+
+/// `POST /auth/logout`: revokes the session in D1, deletes its cache entry and clears the cookie. Idempotent: 204
+/// whether or not the cookie named a live session.
+pub async fn logout(call: Call) -> ApiResult<Response> {
+    let config = &call.isolate.config.session;
+    let store = Store::open(&call)?;
+    if let CookieToken::Token(token) = cookie_token(&call) {
+        let id = token::session_id(&token);
+        store.revoke(&id, now_ms()).await?;
+        store.uncache(&id).await?;
+    }
+    let response = with_header(
+        Response::empty()
+            .or_internal("building the logout response")?
+            .with_status(204),
+        "set-cookie",
+        &token::clear_cookie(&config.cookie_name),
+    );
+    Ok(finish(response, &store))
+}
+
+/// `GET /auth/session` (auth policy `session`, cached check): the current user.
+pub async fn session(call: Call) -> ApiResult<Response> {
+    let store = Store::open(&call)?;
+    let (_, record) = check(&call, &store, false).await?.into_user()?;
+    let body =
+        json!({ "user": user_view(&record), "session": { "expires_at": record.expires_at } });
+    Ok(finish(json(200, &body)?, &store))
+}
+
+/// `GET /auth/sessions` (auth policy `session`, strict: always D1): the caller's active sessions, for reviewing
+/// where the account is logged in. Sensitive (it shows IPs and devices), so a revoked session is refused at once.
+pub async fn sessions(call: Call) -> ApiResult<Response> {
+    let store = Store::open(&call)?;
+    let (id, record) = check(&call, &store, true).await?.into_user()?;
+    let list = store.active_sessions(&record.user_id, now_ms()).await?;
+    let items: Vec<_> = list
+        .iter()
+        .map(|s| {
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            v["current"] = json!(s.id == id);
+            v
+        })
+        .collect();
+    let body = json!({ "user": user_view(&record), "sessions": items });
+    Ok(finish(json(200, &body)?, &store))
+}

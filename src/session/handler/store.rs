@@ -1,0 +1,311 @@
+//! Where sessions live: D1 (the source of truth), always reached through the D1 Sessions API so reads follow the
+//! client's `x-d1-bookmark`, and the KV cache in front of it (`session:<sha256 of token>`, a [`CacheEntry`]).
+//! Every query binds its inputs; no SQL or driver message reaches a response (errors are 500s with a logged detail).
+
+use serde::Deserialize;
+use worker::d1::D1DatabaseSession;
+use worker::wasm_bindgen::JsValue;
+use worker::{Env, KvStore};
+
+use crate::bindings;
+use crate::entry::Call;
+use crate::error::{ApiResult, OrInternal};
+use crate::session::bookmark;
+use crate::session::password::PasswordHash;
+use crate::session::record::{kv_ttl_secs, parse_permissions, CacheEntry, SessionRecord};
+use crate::session::token::cache_key;
+
+/// A user row as login needs it.
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub permissions: Vec<String>,
+    /// `Err` when the stored parameters are unreadable (logged; the login then fails like a wrong password).
+    pub password: Result<PasswordHash, String>,
+}
+
+#[derive(Deserialize)]
+struct UserColumns {
+    id: String,
+    email: String,
+    permissions: String,
+    password_algorithm: String,
+    password_iterations: i64,
+    password_salt: String,
+    password_hash: String,
+}
+
+#[derive(Deserialize)]
+struct SessionColumns {
+    user_id: String,
+    email: String,
+    permissions: String,
+    created_at: u64,
+    expires_at: u64,
+    last_seen_at: u64,
+    revoked_at: Option<u64>,
+}
+
+/// One active session as `GET /auth/sessions` lists it.
+#[derive(Deserialize, serde::Serialize)]
+pub struct SessionSummary {
+    #[serde(skip_serializing)]
+    pub id: String,
+    pub created_at: u64,
+    pub last_seen_at: u64,
+    pub expires_at: u64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// The new row of a session being created.
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub now_ms: u64,
+    pub expires_at: u64,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+}
+
+fn num(ms: u64) -> JsValue {
+    JsValue::from_f64(ms as f64)
+}
+
+fn opt(s: Option<&str>) -> JsValue {
+    s.map_or(JsValue::NULL, JsValue::from_str)
+}
+
+pub struct Store {
+    db: D1DatabaseSession,
+    kv: KvStore,
+}
+
+impl Store {
+    /// A D1 session starting from the request's bookmark when it carries a usable one, else from the primary.
+    pub fn open(call: &Call) -> ApiResult<Self> {
+        let header = call.req.headers().get(bookmark::HEADER).ok().flatten();
+        let db = call.env.d1(bindings::DB).or_internal("opening D1")?;
+        let start = bookmark::accept(header.as_deref()).unwrap_or(bookmark::FIRST_PRIMARY);
+        let session = match db.with_session(Some(start)) {
+            Ok(session) => session,
+            // A bookmark D1 does not accept is the client's problem only as far as freshness goes.
+            Err(_) => db
+                .with_session(Some(bookmark::FIRST_PRIMARY))
+                .or_internal("starting a D1 session")?,
+        };
+        Ok(Self {
+            db: session,
+            kv: call.env.kv(bindings::CONFIG_KV).or_internal("opening KV")?,
+        })
+    }
+
+    /// The bookmark to hand back to the client (`x-d1-bookmark`), once a query has run.
+    pub fn bookmark(&self) -> Option<String> {
+        self.db.get_bookmark().ok().flatten()
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> ApiResult<Option<UserRow>> {
+        let row = self
+            .db
+            .prepare(
+                "SELECT id, email, permissions, password_algorithm, password_iterations, password_salt, \
+                 password_hash FROM users WHERE email = ?1",
+            )
+            .bind(&[JsValue::from_str(email)])
+            .or_internal("binding the user query")?
+            .first::<UserColumns>(None)
+            .await
+            .or_internal("reading the user")?;
+        Ok(row.map(|r| UserRow {
+            password: PasswordHash::from_columns(
+                &r.password_algorithm,
+                r.password_iterations,
+                &r.password_salt,
+                &r.password_hash,
+            ),
+            permissions: parse_permissions(&r.permissions).unwrap_or_default(),
+            id: r.id,
+            email: r.email,
+        }))
+    }
+
+    pub async fn session(&self, id: &str) -> ApiResult<Option<SessionRecord>> {
+        let row = self
+            .db
+            .prepare(
+                "SELECT s.created_at, s.expires_at, s.last_seen_at, s.revoked_at, u.id AS user_id, u.email, \
+                 u.permissions FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1",
+            )
+            .bind(&[JsValue::from_str(id)])
+            .or_internal("binding the session query")?
+            .first::<SessionColumns>(None)
+            .await
+            .or_internal("reading the session")?;
+        row.map(|r| {
+            Ok(SessionRecord {
+                permissions: parse_permissions(&r.permissions)
+                    .or_internal("reading permissions")?,
+                user_id: r.user_id,
+                email: r.email,
+                created_at: r.created_at,
+                expires_at: r.expires_at,
+                last_seen_at: r.last_seen_at,
+                revoked_at: r.revoked_at,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn insert_session(&self, new: &NewSession<'_>) -> ApiResult<()> {
+        self.db
+            .prepare(
+                "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, user_agent, ip) \
+                 VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?6)",
+            )
+            .bind(&[
+                JsValue::from_str(new.id),
+                JsValue::from_str(new.user_id),
+                num(new.now_ms),
+                num(new.expires_at),
+                opt(new.user_agent),
+                opt(new.ip),
+            ])
+            .or_internal("binding the session insert")?
+            .run()
+            .await
+            .or_internal("creating the session")?;
+        Ok(())
+    }
+
+    /// Replaces the session's id with `new_id` only if it is still `old_id`, unrevoked and unexpired: of
+    /// concurrent rotations of one session exactly one sees `true`.
+    pub async fn rotate(
+        &self,
+        old_id: &str,
+        new_id: &str,
+        now_ms: u64,
+        expires_at: u64,
+    ) -> ApiResult<bool> {
+        let result = self
+            .db
+            .prepare(
+                "UPDATE sessions SET id = ?2, last_seen_at = ?3, expires_at = ?4 \
+                 WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?3",
+            )
+            .bind(&[
+                JsValue::from_str(old_id),
+                JsValue::from_str(new_id),
+                num(now_ms),
+                num(expires_at),
+            ])
+            .or_internal("binding the rotation")?
+            .run()
+            .await
+            .or_internal("rotating the session")?;
+        let changes = result
+            .meta()
+            .or_internal("reading the rotation result")?
+            .and_then(|m| m.changes)
+            .unwrap_or(0);
+        Ok(changes == 1)
+    }
+
+    /// Marks the session revoked (once; the first revocation time is kept).
+    pub async fn revoke(&self, id: &str, now_ms: u64) -> ApiResult<()> {
+        self.db
+            .prepare("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
+            .bind(&[JsValue::from_str(id), num(now_ms)])
+            .or_internal("binding the revocation")?
+            .run()
+            .await
+            .or_internal("revoking the session")?;
+        Ok(())
+    }
+
+    pub async fn active_sessions(
+        &self,
+        user_id: &str,
+        now_ms: u64,
+    ) -> ApiResult<Vec<SessionSummary>> {
+        self.db
+            .prepare(
+                "SELECT id, created_at, last_seen_at, expires_at, user_agent, ip FROM sessions \
+                 WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 ORDER BY created_at DESC LIMIT 50",
+            )
+            .bind(&[JsValue::from_str(user_id), num(now_ms)])
+            .or_internal("binding the session list")?
+            .all()
+            .await
+            .or_internal("listing sessions")?
+            .results::<SessionSummary>()
+            .or_internal("reading the session list")
+    }
+
+    /// The cached entry's text; a KV failure reads as a miss (D1 then answers).
+    pub async fn cached(&self, id: &str) -> Option<String> {
+        self.kv.get(&cache_key(id)).text().await.ok().flatten()
+    }
+
+    pub async fn uncache(&self, id: &str) -> ApiResult<()> {
+        self.kv
+            .delete(&cache_key(id))
+            .await
+            .or_internal("deleting the cached session")
+    }
+
+    pub async fn cache(&self, id: &str, entry: &CacheEntry, cache_secs: u64) -> ApiResult<()> {
+        write_cache(&self.kv, id, entry, cache_secs).await
+    }
+}
+
+async fn write_cache(kv: &KvStore, id: &str, entry: &CacheEntry, cache_secs: u64) -> ApiResult<()> {
+    if cache_secs == 0 {
+        return Ok(());
+    }
+    let json = serde_json::to_string(entry).or_internal("serialising the cache entry")?;
+    kv.put(&cache_key(id), json)
+        .or_internal("caching the session")?
+        .expiration_ttl(kv_ttl_secs(cache_secs))
+        .execute()
+        .await
+        .or_internal("caching the session")
+}
+
+/// Fills the cache entry after a D1 read, through `waitUntil`.
+pub async fn fill_cache(env: Env, id: &str, entry: &CacheEntry, cache_secs: u64) -> ApiResult<()> {
+    let kv = env.kv(bindings::CONFIG_KV).or_internal("opening KV")?;
+    write_cache(&kv, id, entry, cache_secs).await
+}
+
+/// Sliding expiry, run after the response through `waitUntil`: writes last-seen and the new expiry to D1 (only if
+/// the session is still unrevoked), then refreshes the cache entry from what D1 now holds.
+pub async fn touch(
+    env: Env,
+    id: String,
+    now_ms: u64,
+    expires_at: u64,
+    cache_secs: u64,
+) -> ApiResult<()> {
+    let db = env.d1(bindings::DB).or_internal("opening D1")?;
+    let db = db
+        .with_session(Some(bookmark::FIRST_PRIMARY))
+        .or_internal("starting a D1 session")?;
+    db.prepare(
+        "UPDATE sessions SET last_seen_at = ?2, expires_at = ?3 WHERE id = ?1 AND revoked_at IS NULL",
+    )
+    .bind(&[JsValue::from_str(&id), num(now_ms), num(expires_at)])
+    .or_internal("binding last-seen")?
+    .run()
+    .await
+    .or_internal("writing last-seen")?;
+    let kv = env.kv(bindings::CONFIG_KV).or_internal("opening KV")?;
+    let store = Store { db, kv };
+    if let Some(record) = store.session(&id).await? {
+        if record.revoked_at.is_none() {
+            let entry = CacheEntry::new(record, now_ms, cache_secs);
+            write_cache(&store.kv, &id, &entry, cache_secs).await?;
+        }
+    }
+    Ok(())
+}

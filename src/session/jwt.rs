@@ -1,0 +1,172 @@
+//! Access tokens: short-lived EdDSA (Ed25519) JWTs the gateway verifies against the JWKS in `CONFIG_KV`. Claims
+//! follow the cross-capability contract: `iss`, `aud`, `sub` (user id), `email`, `permissions`, `exp`/`iat`/`nbf`;
+//! the header carries the signing key's `kid`. Built with jwt-compact, the crate the gateway verifies with.
+
+use chrono::{DateTime, Utc};
+use jwt_compact::alg::Ed25519;
+use jwt_compact::jwk::JsonWebKey;
+use jwt_compact::{AlgorithmExt, Claims, Header};
+use serde::{Deserialize, Serialize};
+
+use super::config::SigningJwk;
+use super::SessionUser;
+
+type SecretKey = <Ed25519 as jwt_compact::Algorithm>::SigningKey;
+
+/// The custom claims of an access token (`exp`/`iat`/`nbf` are jwt-compact's standard claims).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub email: String,
+    pub permissions: Vec<String>,
+}
+
+/// Checks that `json` is a private Ed25519 JWK (`kty` OKP, `crv` Ed25519, `d` and matching `x`) with a `kid`;
+/// returns the `kid`. Problems never quote the key.
+pub fn validate_signing_jwk(json: &str) -> Result<String, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|_| "is not valid JSON".to_owned())?;
+    let kid = value
+        .get("kid")
+        .and_then(|k| k.as_str())
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| "must be an Ed25519 JWK with a non-empty \"kid\"".to_owned())?
+        .to_owned();
+    secret_key(json)?;
+    Ok(kid)
+}
+
+fn secret_key(json: &str) -> Result<SecretKey, String> {
+    let jwk: JsonWebKey<'_> = serde_json::from_str(json)
+        .map_err(|_| "must be an Ed25519 JWK (kty OKP, crv Ed25519, d, x)".to_owned())?;
+    SecretKey::try_from(&jwk).map_err(|e| format!("must be a private Ed25519 JWK: {e}"))
+}
+
+/// Signs an access token for `user`, valid from `now_ms` for `ttl_secs`.
+pub fn issue(
+    key: &SigningJwk,
+    issuer: &str,
+    audience: &str,
+    user: &SessionUser,
+    now_ms: u64,
+    ttl_secs: u64,
+) -> Result<String, String> {
+    let secret = secret_key(&key.json)?;
+    let now = at(now_ms)?;
+    let mut claims = Claims::new(AccessClaims {
+        iss: issuer.to_owned(),
+        aud: audience.to_owned(),
+        sub: user.user_id.clone(),
+        email: user.email.clone(),
+        permissions: user.permissions.clone(),
+    });
+    claims.issued_at = Some(now);
+    claims.not_before = Some(now);
+    claims.expiration = Some(at(now_ms + ttl_secs * 1000)?);
+    let header = Header::empty().with_key_id(key.kid.clone());
+    Ed25519
+        .token(&header, &claims, &secret)
+        .map_err(|e| format!("signing the access token: {e}"))
+}
+
+fn at(ms: u64) -> Result<DateTime<Utc>, String> {
+    i64::try_from(ms)
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .ok_or_else(|| format!("time {ms} ms is out of range"))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use jwt_compact::{TimeOptions, UntrustedToken};
+
+    use super::*;
+
+    /// A private Ed25519 JWK from a fixed seed, with `kid`.
+    pub(crate) fn test_jwk(kid: &str) -> serde_json::Value {
+        let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([7; 32]));
+        let mut value = serde_json::to_value(JsonWebKey::from(&pair.sk)).expect("jwk");
+        value["kid"] = serde_json::json!(kid);
+        value["alg"] = serde_json::json!("EdDSA");
+        value["use"] = serde_json::json!("sig");
+        value
+    }
+
+    fn user() -> SessionUser {
+        SessionUser {
+            user_id: "u1".into(),
+            email: "a@example.com".into(),
+            permissions: vec!["read".into(), "admin".into()],
+        }
+    }
+
+    #[test]
+    fn an_issued_token_verifies_with_the_public_key_and_carries_the_contract_claims() {
+        let jwk = test_jwk("k1");
+        let key = SigningJwk {
+            kid: "k1".into(),
+            json: jwk.to_string(),
+        };
+        let now_ms = 1_800_000_000_000;
+        let token = issue(&key, "edgekit", "edgekit-api", &user(), now_ms, 300).expect("signed");
+        let untrusted = UntrustedToken::new(&token).expect("parses");
+        assert_eq!(untrusted.algorithm(), "EdDSA");
+        assert_eq!(untrusted.header().key_id.as_deref(), Some("k1"));
+
+        let mut public = jwk.clone();
+        public.as_object_mut().expect("object").remove("d");
+        let public: JsonWebKey<'_> = serde_json::from_value(public).expect("public jwk");
+        let public = <Ed25519 as jwt_compact::Algorithm>::VerifyingKey::try_from(&public)
+            .expect("public key");
+        let verified = Ed25519
+            .validator::<AccessClaims>(&public)
+            .validate(&untrusted)
+            .expect("signature verifies");
+        let claims = verified.claims();
+        assert_eq!(claims.custom.sub, "u1");
+        assert_eq!(claims.custom.iss, "edgekit");
+        assert_eq!(claims.custom.aud, "edgekit-api");
+        assert_eq!(claims.custom.permissions, vec!["read", "admin"]);
+        assert_eq!(
+            claims.expiration.map(|e| e.timestamp()),
+            Some(1_800_000_300)
+        );
+        assert_eq!(
+            claims.not_before.map(|e| e.timestamp()),
+            Some(1_800_000_000)
+        );
+        let options = TimeOptions::new(chrono::Duration::zero(), move || {
+            DateTime::from_timestamp(1_800_000_301, 0).expect("time")
+        });
+        assert!(
+            claims.validate_expiration(&options).is_err(),
+            "expired after ttl"
+        );
+    }
+
+    #[test]
+    fn only_private_ed25519_jwks_with_a_kid_are_accepted() {
+        let good = test_jwk("k1");
+        assert_eq!(validate_signing_jwk(&good.to_string()), Ok("k1".into()));
+        let mut no_kid = good.clone();
+        no_kid.as_object_mut().expect("object").remove("kid");
+        let mut public_only = good.clone();
+        public_only.as_object_mut().expect("object").remove("d");
+        let mut mismatched = good.clone();
+        mismatched["x"] = serde_json::json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+        for (case, value) in [
+            ("no kid", no_kid.to_string()),
+            ("public only", public_only.to_string()),
+            ("x does not match d", mismatched.to_string()),
+            ("not json", "{".to_owned()),
+            (
+                "hmac key",
+                r#"{"kty":"oct","k":"AAAA","kid":"h"}"#.to_owned(),
+            ),
+        ] {
+            assert!(validate_signing_jwk(&value).is_err(), "{case}");
+        }
+    }
+}

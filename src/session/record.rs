@@ -1,0 +1,222 @@
+//! A session's state and the rules over it, all in milliseconds since the epoch passed in by the caller: whether it
+//! is active, expired or revoked; its sliding expiry (idle window, capped by an absolute lifetime); when last-seen
+//! is due a write; and when a KV cache entry may be trusted instead of D1.
+//!
+//! Revocation bound: a cache entry carries `fresh_until` = the time it was written + `SESSION_CACHE_SECS`, and is
+//! never trusted after that, whatever KV's own TTL or propagation does. So a session revoked at time R passes a
+//! non-strict check nowhere after R + `SESSION_CACHE_SECS` (plus clock skew between locations); in the location
+//! that revoked it (logout deletes the entry) and on strict checks (always D1), it is refused at once.
+
+use serde::{Deserialize, Serialize};
+
+use super::SessionUser;
+
+/// A session joined with its user: a D1 row, and the value of a KV cache entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub user_id: String,
+    pub email: String,
+    pub permissions: Vec<String>,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub last_seen_at: u64,
+    pub revoked_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl SessionRecord {
+    pub fn status(&self, now_ms: u64) -> Status {
+        if self.revoked_at.is_some() {
+            Status::Revoked
+        } else if now_ms >= self.expires_at {
+            Status::Expired
+        } else {
+            Status::Active
+        }
+    }
+
+    /// Last-seen (and with it the sliding expiry) is written at most once per `touch_ms`.
+    pub fn touch_due(&self, now_ms: u64, touch_ms: u64) -> bool {
+        now_ms >= self.last_seen_at.saturating_add(touch_ms)
+    }
+
+    pub fn user(&self) -> SessionUser {
+        SessionUser {
+            user_id: self.user_id.clone(),
+            email: self.email.clone(),
+            permissions: self.permissions.clone(),
+        }
+    }
+}
+
+/// Expiry of a session created at `created_ms` and seen at `now_ms`: the idle window from now, never past the
+/// absolute lifetime.
+pub fn expiry(created_ms: u64, now_ms: u64, idle_ms: u64, max_ms: u64) -> u64 {
+    now_ms
+        .saturating_add(idle_ms)
+        .min(created_ms.saturating_add(max_ms))
+}
+
+/// The permissions column (a JSON array of strings).
+pub fn parse_permissions(column: &str) -> Result<Vec<String>, String> {
+    serde_json::from_str(column)
+        .map_err(|e| format!("users.permissions is not a JSON string array: {e}"))
+}
+
+/// The value stored in KV under `token::cache_key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheEntry {
+    #[serde(flatten)]
+    pub record: SessionRecord,
+    /// Not trusted at or after this time; D1 is asked instead.
+    pub fresh_until: u64,
+}
+
+impl CacheEntry {
+    pub fn new(record: SessionRecord, now_ms: u64, cache_secs: u64) -> Self {
+        Self {
+            record,
+            fresh_until: now_ms.saturating_add(cache_secs * 1000),
+        }
+    }
+}
+
+/// KV refuses expiration TTLs under 60 s; the entry's own `fresh_until` is what bounds trust.
+pub fn kv_ttl_secs(cache_secs: u64) -> u64 {
+    cache_secs.max(60)
+}
+
+/// What a cache lookup decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheDecision {
+    /// A fresh entry for an active session.
+    Accept(SessionRecord),
+    /// A fresh entry that says revoked: final, no need to ask D1.
+    Refuse(Status),
+    /// Missing, unreadable, stale or (possibly slid since) expired: D1 decides.
+    AskD1,
+}
+
+pub fn decide_cached(entry: Option<&str>, now_ms: u64) -> CacheDecision {
+    let Some(entry) = entry.and_then(|e| serde_json::from_str::<CacheEntry>(e).ok()) else {
+        return CacheDecision::AskD1;
+    };
+    if now_ms >= entry.fresh_until {
+        return CacheDecision::AskD1;
+    }
+    match entry.record.status(now_ms) {
+        Status::Active => CacheDecision::Accept(entry.record),
+        Status::Revoked => CacheDecision::Refuse(Status::Revoked),
+        Status::Expired => CacheDecision::AskD1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(expires_at: u64, revoked_at: Option<u64>) -> SessionRecord {
+        SessionRecord {
+            user_id: "u".into(),
+            email: "u@example.com".into(),
+            permissions: vec![],
+            created_at: 0,
+            expires_at,
+            last_seen_at: 100,
+            revoked_at,
+        }
+    }
+
+    #[test]
+    fn status_is_revoked_before_expired_before_active() {
+        let cases = [
+            (record(1000, Some(5)), 10, Status::Revoked),
+            (record(1000, Some(5)), 2000, Status::Revoked),
+            (record(1000, None), 1000, Status::Expired),
+            (record(1000, None), 999, Status::Active),
+        ];
+        for (r, now, expected) in cases {
+            assert_eq!(r.status(now), expected, "{r:?} at {now}");
+        }
+    }
+
+    #[test]
+    fn sliding_expiry_never_passes_the_absolute_lifetime() {
+        assert_eq!(expiry(0, 100, 50, 1000), 150, "idle window from now");
+        assert_eq!(expiry(0, 990, 50, 1000), 1000, "capped by the lifetime");
+    }
+
+    #[test]
+    fn last_seen_is_due_once_per_interval() {
+        let r = record(10_000, None);
+        assert!(!r.touch_due(100, 60), "just seen");
+        assert!(!r.touch_due(159, 60), "inside the interval");
+        assert!(r.touch_due(160, 60), "interval elapsed");
+    }
+
+    #[test]
+    fn a_cache_entry_is_trusted_only_while_fresh_and_active() {
+        let fresh =
+            |r: SessionRecord| serde_json::to_string(&CacheEntry::new(r, 0, 60)).expect("json");
+        let active = fresh(record(1_000_000, None));
+        let cases: Vec<(Option<String>, u64, CacheDecision, &str)> = vec![
+            (None, 10, CacheDecision::AskD1, "missing"),
+            (
+                Some("{garbled".into()),
+                10,
+                CacheDecision::AskD1,
+                "unreadable",
+            ),
+            (
+                Some(active.clone()),
+                59_999,
+                CacheDecision::Accept(record(1_000_000, None)),
+                "fresh",
+            ),
+            (
+                Some(active.clone()),
+                60_000,
+                CacheDecision::AskD1,
+                "stale at the bound",
+            ),
+            (
+                Some(fresh(record(1_000_000, Some(1)))),
+                10,
+                CacheDecision::Refuse(Status::Revoked),
+                "revoked",
+            ),
+            (
+                Some(fresh(record(5, None))),
+                10,
+                CacheDecision::AskD1,
+                "expired per cache: D1 may have slid it",
+            ),
+        ];
+        for (entry, now, expected, case) in cases {
+            assert_eq!(decide_cached(entry.as_deref(), now), expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn the_kv_ttl_respects_kvs_minimum() {
+        assert_eq!(kv_ttl_secs(0), 60);
+        assert_eq!(kv_ttl_secs(5), 60);
+        assert_eq!(kv_ttl_secs(300), 300);
+    }
+
+    #[test]
+    fn permissions_are_a_json_string_array() {
+        assert_eq!(
+            parse_permissions(r#"["a","b"]"#),
+            Ok(vec!["a".into(), "b".into()])
+        );
+        assert!(parse_permissions("a,b").is_err());
+        assert!(parse_permissions("[1]").is_err());
+    }
+}

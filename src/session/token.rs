@@ -1,0 +1,140 @@
+//! Session tokens and cookies: a token is 32 random bytes (256 bits) in base64url; the database and the cache key
+//! only ever see its SHA-256 ([`session_id`]), so a leaked table or cache cannot be replayed as cookies.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+pub const TOKEN_BYTES: usize = 32;
+/// Length of a token in base64url without padding.
+pub const TOKEN_CHARS: usize = 43;
+
+/// A fresh token from `random` (32 bytes from the runtime's CSPRNG).
+pub fn new_token(random: &[u8; TOKEN_BYTES]) -> String {
+    B64.encode(random)
+}
+
+/// What the session cookie held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieToken {
+    /// No cookie of that name.
+    Missing,
+    /// A cookie that cannot be one of our tokens (wrong length or alphabet).
+    Garbled,
+    /// A well-formed token (it may still be unknown, expired or revoked).
+    Token(String),
+}
+
+/// Reads the session cookie named `name` from a `Cookie` header.
+pub fn read_cookie(header: Option<&str>, name: &str) -> CookieToken {
+    let Some(header) = header else {
+        return CookieToken::Missing;
+    };
+    let value = header.split(';').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k.trim() == name).then(|| v.trim())
+    });
+    match value {
+        None => CookieToken::Missing,
+        Some(v) if is_token(v) => CookieToken::Token(v.to_owned()),
+        Some(_) => CookieToken::Garbled,
+    }
+}
+
+fn is_token(value: &str) -> bool {
+    value.len() == TOKEN_CHARS
+        && B64
+            .decode(value)
+            .is_ok_and(|bytes| bytes.len() == TOKEN_BYTES)
+}
+
+/// The stored id of a token: lower-case hex SHA-256. Also the KV cache key's suffix.
+pub fn session_id(token: &str) -> String {
+    sha256_hex(token)
+}
+
+/// Lower-case hex SHA-256 of `text` (also keys login rate limits by email without storing the address).
+pub fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The KV key caching a session.
+pub fn cache_key(session_id: &str) -> String {
+    format!("session:{session_id}")
+}
+
+/// `Set-Cookie` for a live session: HttpOnly, Secure, SameSite=Lax, Path=/, expiring with the session.
+pub fn set_cookie(name: &str, token: &str, max_age_secs: u64) -> String {
+    format!("{name}={token}; Max-Age={max_age_secs}; Path=/; HttpOnly; Secure; SameSite=Lax")
+}
+
+/// `Set-Cookie` that removes the session cookie.
+pub fn clear_cookie(name: &str) -> String {
+    format!("{name}=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_43_base64url_chars_and_their_ids_are_sha256_hex() {
+        let token = new_token(&[0xab; 32]);
+        assert_eq!(token.len(), TOKEN_CHARS);
+        let id = session_id(&token);
+        assert_eq!(id.len(), 64);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(id, session_id(&new_token(&[0xac; 32])));
+        assert_eq!(cache_key("abc"), "session:abc");
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others_and_checked_for_shape() {
+        let token = new_token(&[1; 32]);
+        let cases: Vec<(Option<String>, CookieToken)> = vec![
+            (None, CookieToken::Missing),
+            (Some("other=1".into()), CookieToken::Missing),
+            (
+                Some(format!("a=1; edgekit_session={token}; b=2")),
+                CookieToken::Token(token.clone()),
+            ),
+            (
+                Some(format!("edgekit_session={token}")),
+                CookieToken::Token(token.clone()),
+            ),
+            (Some("edgekit_session=".into()), CookieToken::Garbled),
+            (Some("edgekit_session=garbage".into()), CookieToken::Garbled),
+            (
+                Some(format!("edgekit_session={}", "%".repeat(43))),
+                CookieToken::Garbled,
+            ),
+            (
+                Some(format!("edgekit_session={token}x")),
+                CookieToken::Garbled,
+            ),
+            (
+                Some("edgekit_session=' OR 1=1 --".into()),
+                CookieToken::Garbled,
+            ),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(
+                read_cookie(header.as_deref(), "edgekit_session"),
+                expected,
+                "{header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn set_cookie_has_every_required_attribute() {
+        let set = set_cookie("edgekit_session", "tok", 60);
+        for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=60"] {
+            assert!(set.contains(attribute), "{attribute} in {set}");
+        }
+        assert!(clear_cookie("edgekit_session").contains("Max-Age=0"));
+    }
+}

@@ -1,0 +1,311 @@
+// Images (src/images): real resizing through Miniflare's sharp-backed Images binding, sources served by a real local
+// origin, outputs decoded with sharp. Covers the three URL forms and every fit, Accept negotiation, traversal/SSRF
+// refusal without an origin request, signed URLs, Cache API hits shared between URL forms, and source failures.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { request as httpRequest } from "node:http";
+import sharp from "sharp";
+import { startOrigin } from "./support/origin.mjs";
+import { startWorker } from "./support/worker.mjs";
+
+const SECRET = "images-test-secret-0123456789abcdef";
+const MAX_SOURCE = 200_000;
+let origin, worker, signed, fixtures;
+
+const solid = (width, height, channels = 3) =>
+  sharp({ create: { width, height, channels, background: { r: 200, g: 80, b: 40, alpha: 1 } } });
+
+before(async () => {
+  fixtures = {
+    "/photos/land.jpg": { type: "image/jpeg", body: await solid(800, 600).jpeg().toBuffer() },
+    "/photos/square.png": { type: "image/png", body: await solid(400, 400, 4).png().toBuffer() },
+    "/photos/cache.jpg": { type: "image/jpeg", body: await solid(640, 480).jpeg().toBuffer() },
+    "/photos/page.jpg": { type: "text/html", body: Buffer.from("<html>not an image</html>") },
+    "/photos/huge.jpg": { type: "image/jpeg", body: Buffer.alloc(MAX_SOURCE + 1, 7) },
+    "/photos/broken.png": { type: "image/png", body: Buffer.from("\x89PNG\r\n\x1a\n but then garbage, not chunks") },
+    "/private/secret.jpg": { type: "image/jpeg", body: await solid(10, 10).jpeg().toBuffer() },
+  };
+  origin = await startOrigin();
+  origin.handle((req, body, res, record) => {
+    const fixture = fixtures[record.path];
+    if (!fixture) {
+      res.writeHead(404, { "content-type": "text/plain" });
+      return res.end("no such image");
+    }
+    res.writeHead(200, { "content-type": fixture.type, "content-length": fixture.body.length });
+    res.end(fixture.body);
+  });
+  const vars = {
+    IMAGES_ORIGIN: origin.url,
+    IMAGES_MAX_SIDE: 2000,
+    IMAGES_SOURCE_PREFIXES: '["photos/"]',
+    IMAGES_MAX_SOURCE_BYTES: MAX_SOURCE,
+  };
+  [worker, signed] = await Promise.all([
+    startWorker({ vars }),
+    startWorker({ vars: { ...vars, IMAGES_SIGNING: true, IMAGES_SIGNING_SECRET: SECRET } }),
+  ]);
+});
+after(async () => {
+  await Promise.all([worker?.stop(), signed?.stop()]);
+  await origin?.stop();
+});
+
+async function get(w, path, headers = {}) {
+  const response = await w.fetch(path, { headers });
+  const body = Buffer.from(await response.arrayBuffer());
+  return { status: response.status, headers: response.headers, body };
+}
+
+async function decoded(body) {
+  const { width, height, format, compression } = await sharp(body).metadata();
+  // sharp reports AVIF as HEIF with AV1 compression.
+  return { width, height, format: format === "heif" && compression === "av1" ? "avif" : format };
+}
+
+test("every URL form and fit produces the requested dimensions, decoded from the real output", async () => {
+  const cases = [
+    ["/images/300x200/photos/land.jpg", [267, 200], "path size, default fit scale-down"],
+    ["/images/300/photos/land.jpg", [300, 225], "path width only"],
+    ["/images/photos/land.jpg?w=300&h=200", [267, 200], "query form"],
+    ["/images/photos/land.jpg?w=300&h=200&fit=contain", [267, 200], "contain"],
+    ["/images/photos/land.jpg?w=300&h=200&fit=cover", [300, 200], "cover"],
+    ["/images/photos/land.jpg?w=300&h=200&fit=crop", [300, 200], "crop"],
+    ["/images/photos/land.jpg?w=300&h=200&fit=pad", [300, 200], "pad"],
+    ["/images/photos/land.jpg?w=1600&h=1000", [800, 600], "scale-down never enlarges"],
+    ["/images/photos/land.jpg?w=1000&h=400&fit=crop", [800, 400], "crop never enlarges"],
+    ["/images/photos/land.jpg?w=200&dpr=2", [400, 300], "dpr multiplies"],
+    ["/images/photos/land.jpg?h=150&q=40", [200, 150], "height only with quality"],
+    ["/images/100/photos/square.png", [100, 100], "PNG source"],
+  ];
+  for (const [path, [width, height], why] of cases) {
+    const response = await get(worker, path);
+    assert.equal(response.status, 200, `${why}: ${path} ${response.body}`);
+    const image = await decoded(response.body);
+    assert.deepEqual([image.width, image.height], [width, height], `${why}: ${path}`);
+    const expected = path.includes(".png") ? "png" : "jpeg";
+    assert.equal(image.format, expected, `${why}: no Accept keeps the source format`);
+    assert.equal(response.headers.get("content-type"), `image/${expected}`, why);
+  }
+});
+
+test("Accept picks AVIF, then WebP, else the source format, with Vary: Accept; format= overrides", async () => {
+  const cases = [
+    ["image/avif,image/webp,image/apng,image/*,*/*;q=0.8", "/images/320/photos/land.jpg", "avif"],
+    ["image/webp,*/*", "/images/320/photos/land.jpg", "webp"],
+    ["image/avif;q=0,image/webp", "/images/320/photos/land.jpg", "webp"],
+    ["*/*", "/images/320/photos/land.jpg", "jpeg"],
+    ["image/avif,image/webp", "/images/120/photos/square.png", "avif"],
+    ["text/html,*/*", "/images/120/photos/square.png", "png"],
+  ];
+  for (const [accept, path, format] of cases) {
+    const response = await get(worker, path, { accept });
+    assert.equal(response.status, 200, `${accept} ${path}`);
+    assert.equal((await decoded(response.body)).format, format, `${accept} ${path}`);
+    assert.equal(response.headers.get("content-type"), `image/${format}`, accept);
+    assert.equal(response.headers.get("vary"), "Accept", accept);
+  }
+  const explicit = await get(worker, "/images/photos/land.jpg?w=100&format=webp", { accept: "image/avif" });
+  const image = await decoded(explicit.body);
+  assert.deepEqual([image.format, image.width], ["webp", 100], "an explicit format wins over Accept");
+});
+
+/** A GET with the path sent byte for byte (fetch() would normalise `..` and `%2e%2e` before sending). */
+function rawGet(base, path) {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ hostname, port, path, method: "GET" }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+test("traversal and SSRF attempts are refused before any origin request", async () => {
+  // 404: the runtime's URL parser already resolved the dots out of /images/ (no route); 403: it resolved them
+  // inside /images/ and the source prefix allow-list refused; 400: the path reached our normaliser and was refused.
+  const attempts = [
+    ["/images/../private/secret.jpg", 404],
+    ["/images/300/../../private/secret.jpg", 404],
+    ["/images/photos/../private/secret.jpg", 403],
+    ["/images/%2e%2e/private/secret.jpg", 404],
+    ["/images/300/photos/%2e%2e/%2e%2e/private/secret.jpg", 403],
+    ["/images/photos\\..\\private\\secret.jpg", 403],
+    ["/images/%252e%252e/private/secret.jpg", 400],
+    ["/images/300/photos/%252e%252e/%252e%252e/private/secret.jpg", 400],
+    ["/images/300/photos%2f..%2f..%2fprivate%2fsecret.jpg", 400],
+    ["/images/photos/..%5c..%5cprivate/secret.jpg", 400],
+    ["/images/photos/%5cprivate/secret.jpg", 400],
+    ["/images//evil.com/x.jpg", 400],
+    ["/images/300///evil.com/x.jpg", 400],
+    ["/images/300/%2F%2Fevil.com/x.jpg", 400],
+    ["/images/http://evil.com/x.jpg", 400],
+    ["/images/300/https:%2F%2Fevil.com%2Fx.jpg", 400],
+    ["/images/300/127.0.0.1:9/x.jpg", 400],
+    ["/images/photos/x.jpg@evil.com", 400],
+    ["/images/photos/x%00.jpg", 400],
+    ["/images/300/.env", 400],
+    ["/images/private/secret.jpg", 403],
+  ];
+  origin.requests.length = 0;
+  const seen = [];
+  for (const [path, status] of attempts) {
+    const response = await rawGet(worker.url, path);
+    seen.push(`${response.status} ${path}`);
+    assert.equal(response.status, status, `${path}: ${response.body}`);
+    assert.equal(JSON.parse(response.body).error.code.length > 0, true, `${path}: JSON error`);
+  }
+  assert.deepEqual(origin.requests, [], `no attempt reached the origin:\n  ${seen.join("\n  ")}`);
+});
+
+test("invalid, zero, over-limit and unknown parameters answer 400 naming the parameter", async () => {
+  const cases = [
+    ["/images/0x200/photos/land.jpg", "`w`"],
+    ["/images/300x0/photos/land.jpg", "`h`"],
+    ["/images/photos/land.jpg?w=abc", "`w`"],
+    ["/images/photos/land.jpg?w=-1", "`w`"],
+    ["/images/photos/land.jpg?w=5000", "`w`"],
+    ["/images/photos/land.jpg?w=1200&dpr=2", "`w`"],
+    ["/images/photos/land.jpg?fit=stretch", "`fit`"],
+    ["/images/photos/land.jpg?q=0", "`q`"],
+    ["/images/photos/land.jpg?dpr=9", "`dpr`"],
+    ["/images/photos/land.jpg?format=bmp", "`format`"],
+    ["/images/photos/land.jpg?blur=5", "`blur`"],
+    ["/images/300/photos/land.jpg?w=200", "`w`"],
+  ];
+  origin.requests.length = 0;
+  for (const [path, named] of cases) {
+    const response = await get(worker, path);
+    assert.equal(response.status, 400, path);
+    const { error } = JSON.parse(response.body);
+    assert.ok(error.message.includes(named), `${path}: ${error.message}`);
+  }
+  assert.equal(origin.requests.length, 0, "nothing was fetched for a bad request");
+});
+
+const sign = (canonical, path, exp) => createHmac("sha256", SECRET).update(`${canonical}\n${path}\n${exp}`).digest("hex");
+
+test("signed URLs: a valid signature is served in any URL form; missing, wrong and expired ones are 403", async () => {
+  const exp = Math.floor(Date.now() / 1000) + 600;
+  const canonical = "w=300&h=200&fit=scale-down&q=85&dpr=1&format=auto";
+  const sig = sign(canonical, "photos/land.jpg", exp);
+  for (const path of [
+    `/images/300x200/photos/land.jpg?exp=${exp}&sig=${sig}`,
+    `/images/photos/land.jpg?h=200&w=300&exp=${exp}&sig=${sig}`,
+  ]) {
+    const response = await get(signed, path);
+    assert.equal(response.status, 200, `${path}: ${response.body}`);
+    assert.deepEqual(Object.values(await decoded(response.body)).slice(0, 2), [267, 200], path);
+  }
+  const past = Math.floor(Date.now() / 1000) - 10;
+  const refused = [
+    ["/images/300x200/photos/land.jpg", "signature_required"],
+    [`/images/300x200/photos/land.jpg?sig=${sig}`, "signature_required"],
+    [`/images/300x200/photos/land.jpg?exp=${exp}&sig=${"0".repeat(64)}`, "signature_invalid"],
+    [`/images/300x200/photos/land.jpg?exp=${exp}&sig=nothex`, "signature_invalid"],
+    [`/images/301x200/photos/land.jpg?exp=${exp}&sig=${sig}`, "signature_invalid"],
+    [`/images/300x200/photos/square.png?exp=${exp}&sig=${sig}`, "signature_invalid"],
+    [`/images/300x200/photos/land.jpg?exp=${exp + 1}&sig=${sig}`, "signature_invalid"],
+    [`/images/300x200/photos/land.jpg?exp=${past}&sig=${sign(canonical, "photos/land.jpg", past)}`, "signature_expired"],
+  ];
+  origin.requests.length = 0;
+  for (const [path, code] of refused) {
+    const response = await get(signed, path);
+    assert.equal(response.status, 403, path);
+    assert.equal(JSON.parse(response.body).error.code, code, path);
+  }
+  assert.equal(origin.requests.length, 0, "refused signatures never fetch");
+});
+
+test("variants are cached: the second request is a HIT, and ?w=&h= shares the entry with /{w}x{h}/", async () => {
+  origin.requests.length = 0;
+  const first = await get(worker, "/images/300x200/photos/cache.jpg");
+  assert.equal(first.headers.get("x-cache"), "MISS");
+  assert.match(first.headers.get("cache-control"), /max-age=\d+, immutable/);
+  assert.equal(origin.requests.length, 1);
+  const second = await get(worker, "/images/300x200/photos/cache.jpg");
+  assert.equal(second.headers.get("x-cache"), "HIT");
+  assert.deepEqual(second.body, first.body, "the same bytes");
+  const queryForm = await get(worker, "/images/photos/cache.jpg?h=200&w=300&fit=scale-down&q=85");
+  assert.equal(queryForm.headers.get("x-cache"), "HIT", "the query form shares the entry");
+  assert.deepEqual(queryForm.body, first.body);
+  assert.equal(queryForm.headers.get("vary"), "Accept");
+  assert.equal(origin.requests.length, 1, "hits never reach the origin");
+  const webp = await get(worker, "/images/300x200/photos/cache.jpg", { accept: "image/webp" });
+  assert.equal(webp.headers.get("x-cache"), "MISS", "another negotiated format is another entry");
+  assert.equal(origin.requests.length, 2);
+});
+
+test("origin 404 → 404, not an image → 415, too large → 413, failed transform → the original, marked", async () => {
+  const missing = await get(worker, "/images/300/photos/missing.jpg");
+  assert.equal(missing.status, 404);
+  assert.equal(JSON.parse(missing.body).error.code, "source_not_found");
+  const page = await get(worker, "/images/300/photos/page.jpg");
+  assert.equal(page.status, 415);
+  const huge = await get(worker, "/images/300/photos/huge.jpg");
+  assert.equal(huge.status, 413);
+  for (let i = 0; i < 2; i++) {
+    const broken = await get(worker, "/images/300/photos/broken.png");
+    assert.equal(broken.status, 200);
+    assert.match(broken.headers.get("x-image-transform"), /failed/);
+    assert.deepEqual(broken.body, fixtures["/photos/broken.png"].body, "the original bytes");
+    assert.equal(broken.headers.get("x-cache"), "MISS", "a fallback is never cached");
+  }
+  const unconfigured = await startWorker();
+  try {
+    assert.equal((await get(unconfigured, "/images/300/photos/land.jpg")).status, 404, "no IMAGES_ORIGIN");
+  } finally {
+    await unconfigured.stop();
+  }
+});
+
+test("cf-image mode: the source fetch carries the documented cf.image object; a resize error serves the original", async () => {
+  // Image Resizing runs only on Cloudflare's network, so this observes what the Worker asks for: Miniflare hands
+  // every subrequest (with its `cf` object) to this outbound service, which stands in for the zone in front of the
+  // origin — it forwards to the real origin and reports a resize error (`cf-resized: err=...`) for one path.
+  const seen = [];
+  const cfWorker = await startWorker({
+    vars: { IMAGES_ORIGIN: origin.url, IMAGES_MODE: "cf-image", IMAGES_SOURCE_PREFIXES: '["photos/"]' },
+    workerOptions: {
+      async outboundService(request) {
+        seen.push({ url: new URL(request.url).pathname, image: request.cf?.image });
+        const upstream = await fetch(request.url);
+        const headers = new Headers(upstream.headers);
+        if (request.cf?.image && request.url.endsWith("/square.png")) headers.set("cf-resized", "err=9422");
+        return new Response(await upstream.arrayBuffer(), { status: upstream.status, headers });
+      },
+    },
+  });
+  try {
+    const response = await get(cfWorker, "/images/photos/land.jpg?w=300&h=200&fit=cover&q=70&dpr=1.5", {
+      accept: "image/webp",
+    });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("x-cache"), "MISS");
+    assert.deepEqual(seen, [
+      {
+        url: "/photos/land.jpg",
+        image: { width: 300, height: 200, fit: "cover", quality: 70, dpr: 1.5, format: "webp" },
+      },
+    ]);
+    seen.length = 0;
+    await get(cfWorker, "/images/640/photos/land.jpg");
+    assert.deepEqual(seen[0].image, { width: 640, fit: "scale-down", quality: 85 }, "no format: the source's stays");
+
+    seen.length = 0;
+    const failed = await get(cfWorker, "/images/100/photos/square.png");
+    assert.equal(failed.status, 200);
+    assert.match(failed.headers.get("x-image-transform"), /failed/);
+    assert.deepEqual(failed.body, fixtures["/photos/square.png"].body, "the original bytes");
+    assert.deepEqual(seen.map((s) => [s.url, Boolean(s.image)]), [
+      ["/photos/square.png", true],
+      ["/photos/square.png", false],
+    ], "a second fetch without options fetched the original");
+  } finally {
+    await cfWorker.stop();
+  }
+});

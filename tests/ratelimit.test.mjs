@@ -1,0 +1,232 @@
+// Rate limiting (src/ratelimit, durable_objects/src/ratelimit): exact per-key limits on sharded RateLimiter objects,
+// through the public route GET /ratelimit/{policy}/check, which uses the same enforce() path every limited route
+// uses. The objects are inspected through the runtime's own namespace API (POST /standing and /ping).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startWorker, until } from "./support/worker.mjs";
+
+// The stable hash and naming the Worker uses (durable_objects/src/ratelimit/shard.rs, protocol.rs), restated here so
+// a change on the Rust side that would move stored state fails this test too.
+const fnv1a64 = (text) => {
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of Buffer.from(text)) hash = ((hash ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return hash;
+};
+const objectFor = (policy, stateKey, shards) => `${policy}:${fnv1a64(stateKey) % BigInt(shards)}`;
+const apiKeyFor = (apiKey) => `key:${createHash("sha256").update(apiKey).digest("hex").slice(0, 32)}`;
+
+const api = (limit, extra = {}) => ({ limit, window: 3600, key: "api_key", shards: 4, ...extra });
+const POLICIES = {
+  exact: api(10),
+  short: { limit: 3, window: 1, key: "api_key", shards: 2 },
+  spread: api(5, { shards: 4 }),
+  split: api(10, { shards: 8, hot_keys: { [apiKeyFor("hot")]: 4 } }),
+  split_odd: api(7, { shards: 8, hot_keys: { [apiKeyFor("hot")]: 3 } }),
+  sweep: { limit: 1, window: 1, key: "api_key", shards: 1 },
+  cheap: { limit: 2, window: 3600, key: "api_key", shards: 1 },
+  by_ip: { limit: 2, window: 3600, key: "ip", shards: 4 },
+  by_user: { limit: 2, window: 3600, key: "user" },
+  down_open: api(5, { binding: "RATE_LIMITER_NOT_BOUND", failure: "open" }),
+  down_closed: api(5, { binding: "RATE_LIMITER_NOT_BOUND", failure: "closed" }),
+  wrong_open: api(5, { binding: "DB", failure: "open" }),
+  wrong_closed: api(5, { binding: "DB", failure: "closed" }),
+};
+
+let worker;
+before(async () => {
+  worker = await startWorker({ vars: { RATE_LIMIT_POLICIES: POLICIES } });
+});
+after(() => worker?.stop());
+
+const check = (policy, apiKey, headers = {}) =>
+  worker.fetch(`/ratelimit/${policy}/check`, { headers: apiKey ? { "x-api-key": apiKey, ...headers } : headers });
+
+async function standing(w, policy, stateKey, limit, windowS, shards) {
+  const ns = await w.mf.getDurableObjectNamespace("RATE_LIMITER");
+  const stub = ns.get(ns.idFromName(objectFor(policy, stateKey, shards)));
+  const body = JSON.stringify({ key: stateKey, limit, window_ms: windowS * 1000 });
+  return (await stub.fetch("https://ratelimiter/standing", { method: "POST", body })).json();
+}
+
+async function ping(w, objectName) {
+  const ns = await w.mf.getDurableObjectNamespace("RATE_LIMITER");
+  return (await ns.get(ns.idFromName(objectName)).fetch("https://ratelimiter/ping", { method: "POST" })).json();
+}
+
+test("with limit L, exactly L of 3·L concurrent requests pass, each remaining count once, the rest 429", async () => {
+  const responses = await Promise.all(Array.from({ length: 30 }, () => check("exact", "client-exact")));
+  const passed = responses.filter((r) => r.status === 200);
+  const refused = responses.filter((r) => r.status === 429);
+  assert.equal(passed.length, 10, "exactly the limit passes");
+  assert.equal(refused.length, 20, "every other request is refused");
+  for (const r of passed) assert.equal(r.headers.get("ratelimit-policy"), '"exact";q=10;w=3600');
+  const remaining = passed.map((r) => Number(/;r=(\d+);/.exec(r.headers.get("ratelimit"))[1])).sort((a, b) => a - b);
+  assert.deepEqual(remaining, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "each pass saw a distinct remaining count");
+  for (const r of refused) {
+    assert.match(r.headers.get("ratelimit"), /^"exact";r=0;t=\d+$/);
+    assert.ok(Number(r.headers.get("retry-after")) >= 1, "Retry-After in whole seconds");
+    const body = await r.json();
+    assert.equal(body.error.code, "rate_limited");
+  }
+  const body = await passed[0].json();
+  assert.deepEqual(Object.keys(body).sort(), ["limit", "policy", "remaining", "reset", "window"]);
+  const s = await standing(worker, "exact", apiKeyFor("client-exact"), 10, 3600, 4);
+  assert.deepEqual([s.stored, s.standing.remaining], [true, 0], "the object holds the spent key");
+});
+
+test("the count resets after the window", async () => {
+  const first = await Promise.all(Array.from({ length: 6 }, () => check("short", "client-short")));
+  assert.equal(first.filter((r) => r.status === 200).length, 3, "3 of 6 pass in the first window");
+  // Observe the object's own state until the bucket is full again (one window of 1 s), then burst again.
+  await until(async () => (await standing(worker, "short", apiKeyFor("client-short"), 3, 1, 2)).standing.remaining === 3, {
+    ms: 5000,
+    what: "the window to pass",
+  });
+  const second = await Promise.all(Array.from({ length: 6 }, () => check("short", "client-short")));
+  assert.equal(second.filter((r) => r.status === 200).length, 3, "3 of 6 pass again after the window");
+});
+
+test("keys are independent: each client key gets its own limit", async () => {
+  const clients = ["ind-a", "ind-b", "ind-c"];
+  const results = await Promise.all(
+    clients.map(async (c) => (await Promise.all(Array.from({ length: 15 }, () => check("exact", c)))).filter((r) => r.status === 200).length),
+  );
+  assert.deepEqual(results, [10, 10, 10]);
+  // Client IPs (CF-Connecting-IP) are keys too.
+  const ip = (addr) => check("by_ip", undefined, { "cf-connecting-ip": addr });
+  const a = await Promise.all([ip("203.0.113.1"), ip("203.0.113.1"), ip("203.0.113.1")]);
+  const b = await Promise.all([ip("203.0.113.2"), ip("203.0.113.2")]);
+  assert.deepEqual(a.map((r) => r.status).sort(), [200, 200, 429]);
+  assert.deepEqual(b.map((r) => r.status), [200, 200]);
+});
+
+test("a spread of keys uses all N shard objects, each key in the object its hash names", async () => {
+  const keys = Array.from({ length: 40 }, (_, i) => `spread-${i}`);
+  const statuses = await Promise.all(keys.map(async (k) => (await check("spread", k)).status));
+  assert.ok(statuses.every((s) => s === 200));
+  const perShard = [];
+  for (let shard = 0; shard < 4; shard++) perShard.push((await ping(worker, `spread:${shard}`)).keys);
+  assert.ok(perShard.every((n) => n > 0), `every shard holds keys: ${perShard}`);
+  assert.equal(perShard.reduce((a, b) => a + b), 40, "each key stored exactly once");
+  for (const k of keys.slice(0, 5)) {
+    const s = await standing(worker, "spread", apiKeyFor(k), 5, 3600, 4);
+    assert.deepEqual([s.stored, s.standing.remaining], [true, 4], `${k} is in ${objectFor("spread", apiKeyFor(k), 4)}`);
+  }
+});
+
+test("a hot key split over S parts admits at most L and at least L − (S − 1), each part its exact share", async () => {
+  for (const [policy, limit, parts] of [["split", 10, 4], ["split_odd", 7, 3]]) {
+    const responses = await Promise.all(Array.from({ length: 3 * limit }, () => check(policy, "hot")));
+    const admitted = responses.filter((r) => r.status === 200).length;
+    assert.ok(admitted <= limit, `${policy}: over-admission: ${admitted} > ${limit}`);
+    assert.ok(admitted >= limit - (parts - 1), `${policy}: under-admission beyond the bound: ${admitted}`);
+    console.log(`# ${policy}: limit ${limit}, ${parts} parts: admitted ${admitted} of ${3 * limit}`);
+    const shares = [];
+    for (let part = 0; part < parts; part++) {
+      const stateKey = `${apiKeyFor("hot")}\u001f${part}`;
+      const share = Math.floor(limit / parts) + (part < limit % parts ? 1 : 0);
+      const s = await standing(worker, policy, stateKey, share, 3600, 8);
+      shares.push([s.stored, s.standing.remaining]);
+    }
+    assert.deepEqual(shares, Array.from({ length: parts }, () => [true, 0]), `${policy}: every part spent its share`);
+    const more = await Promise.all(Array.from({ length: 5 }, () => check(policy, "hot")));
+    assert.ok(more.every((r) => r.status === 429), `${policy}: nothing more passes`);
+  }
+});
+
+test("fail-open and fail-closed behave as configured when the Durable Object call fails", async () => {
+  const cases = [
+    ["down_open", 200, "no such binding, fails open"],
+    ["wrong_open", 200, "a binding that is not a Durable Object namespace, fails open"],
+    ["down_closed", 503, "no such binding, fails closed"],
+    ["wrong_closed", 503, "a binding that is not a Durable Object namespace, fails closed"],
+  ];
+  for (const [policy, status, why] of cases) {
+    const response = await check(policy, "client-down");
+    assert.equal(response.status, status, why);
+    if (status === 200) {
+      assert.equal(response.headers.get("ratelimit-policy"), `"${policy}";q=5;w=3600`, why);
+      assert.equal(response.headers.get("ratelimit"), null, `${why}: no standing to report`);
+      assert.equal((await response.json()).remaining, null, why);
+    } else {
+      assert.equal(response.headers.get("retry-after"), "1", why);
+      const body = await response.json();
+      assert.equal(body.error.code, "rate_limit_unavailable", why);
+      assert.doesNotMatch(JSON.stringify(body), /RATE_LIMITER_NOT_BOUND|DB/, `${why}: internals stay in the log`);
+    }
+  }
+  await until(() => worker.jsonLogs().some((l) => l.msg === "rate limiter unreachable; failing open" && l.policy === "down_open"), {
+    what: "the fail-open warning",
+  });
+});
+
+test("a key known to be exhausted is refused by the isolate without a round trip", async () => {
+  const key = apiKeyFor("client-cheap");
+  const object = objectFor("cheap", key, 1);
+  const first = await Promise.all(Array.from({ length: 3 }, () => check("cheap", "client-cheap")));
+  assert.deepEqual(first.map((r) => r.status).sort(), [200, 200, 429], "the object decided 3 requests");
+  assert.equal((await ping(worker, object)).takes, 3, "3 round trips so far");
+  const later = [];
+  for (let i = 0; i < 5; i++) later.push(await check("cheap", "client-cheap"));
+  assert.ok(later.every((r) => r.status === 429), "still refused");
+  for (const r of later) {
+    assert.match(r.headers.get("ratelimit"), /^"cheap";r=0;t=\d+$/, "the same headers as the object's refusal");
+    assert.ok(Number(r.headers.get("retry-after")) >= 1);
+  }
+  assert.equal((await ping(worker, object)).takes, 3, "no further round trip: refused from the isolate's memory");
+});
+
+test("unknown policies, missing API keys and user policies without a user are refused clearly", async () => {
+  const cases = [
+    ["/ratelimit/nope/check", {}, 404, "unknown_policy"],
+    ["/ratelimit/exact/check", {}, 401, "api_key_required"],
+    ["/ratelimit/by_user/check", {}, 401, "authentication_required"],
+  ];
+  for (const [path, headers, status, code] of cases) {
+    const response = await worker.fetch(path, { headers });
+    assert.equal(response.status, status, path);
+    assert.equal((await response.json()).error.code, code, path);
+  }
+});
+
+test("state survives a restart with persistence on", async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), "edgekit-ratelimit-"));
+  const { cpSync } = await import("node:fs");
+  const { migratedTemplate } = await import("./support/worker.mjs");
+  cpSync(migratedTemplate(), stateDir, { recursive: true });
+  const vars = { RATE_LIMIT_POLICIES: { persist: api(3) } };
+  try {
+    const first = await startWorker({ vars, stateDir });
+    const statuses = [];
+    for (let i = 0; i < 2; i++) statuses.push((await first.fetch("/ratelimit/persist/check", { headers: { "x-api-key": "p" } })).status);
+    await first.stop();
+    assert.deepEqual(statuses, [200, 200]);
+    const second = await startWorker({ vars, stateDir });
+    try {
+      const after = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await second.fetch("/ratelimit/persist/check", { headers: { "x-api-key": "p" } });
+        after.push([r.status, r.headers.get("ratelimit")?.replace(/;t=\d+$/, "")]);
+      }
+      assert.deepEqual(after, [[200, '"persist";r=0'], [429, '"persist";r=0'], [429, '"persist";r=0']], "2 of 3 were spent before the restart");
+    } finally {
+      await second.stop();
+    }
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test("expired keys are removed by the object's alarm", async () => {
+  const key = apiKeyFor("client-alarm");
+  assert.equal((await check("sweep", "client-alarm")).status, 200);
+  const object = objectFor("sweep", key, 1);
+  assert.equal((await ping(worker, object)).keys, 1, "stored after a pass (limit 1 per 1 s: kept for 1 s)");
+  // The row is deleted, not just expired, once the alarm has run: the object's key count drops to 0.
+  await until(async () => (await ping(worker, object)).keys === 0, { ms: 5000, what: "the alarm to sweep the expired key" });
+  assert.equal((await standing(worker, "sweep", key, 1, 1, 1)).stored, false);
+});

@@ -1,0 +1,251 @@
+// Edge-side rendering (src/render): streamed pages assembled from fragments (KV, else a real local origin with
+// write-back), personalised per visitor, against the built Worker on workerd with CONTENT_KV seeded by
+// scripts/seed.mjs. Requests go through Miniflare's dispatchFetch so a test can set `cf.country`.
+import { after, before, beforeEach, test } from "node:test";
+import assert from "node:assert/strict";
+import { DEMO_USERS, seed, seedContent } from "../scripts/seed.mjs";
+import { generateSigningJwk } from "../scripts/dev-key.mjs";
+import { delay, startOrigin } from "./support/origin.mjs";
+import { startWorker, until } from "./support/worker.mjs";
+
+const FRAGMENTS = ["header", "nav", "hero", "feed", "footer"];
+const VISITOR = "0123456789abcdef0123456789abcdef";
+
+let worker;
+let origin;
+let kv;
+before(async () => {
+  origin = await startOrigin();
+  worker = await startWorker({ vars: { RENDER_ORIGIN: origin.url } });
+  kv = await worker.mf.getKVNamespace("CONTENT_KV");
+  await seedContent(kv);
+});
+after(async () => {
+  await worker?.stop();
+  await origin?.stop();
+});
+
+/** Every fragment comes from the origin (KV emptied); `behaviour[name]` may delay or fail one. */
+async function originServes(behaviour = {}) {
+  origin.reset();
+  for (const name of FRAGMENTS) await kv.delete(`fragment:${name}`);
+  origin.handle(async (req, body, res, record) => {
+    const name = record.path.replace("/fragments/", "");
+    record.askedAt = Date.now();
+    const { delayMs = 0, status = 200 } = behaviour[name] ?? {};
+    if (delayMs) await delay(delayMs);
+    res.writeHead(status, { "content-type": "text/html" });
+    res.end(status === 200 ? `<section data-origin="${name}">${name} from origin</section>` : "boom");
+    record.answeredAt = Date.now();
+  });
+}
+
+beforeEach(() => originServes());
+
+const get = (path, { headers = {}, country } = {}) =>
+  worker.mf.dispatchFetch(new URL(path, worker.url), { headers, ...(country ? { cf: { country } } : {}) });
+
+const withVisitor = (id = VISITOR, headers = {}) => ({ cookie: `ek_vid=${id}`, ...headers });
+
+test("the shell reaches the client before a 1 s fragment is answered, and the page completes with it", async () => {
+  await originServes({ feed: { delayMs: 1000 } });
+  const response = await get("/", { headers: withVisitor() });
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get("content-type"), /text\/html/);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  const first = await reader.read();
+  const firstAt = Date.now();
+  const shell = decoder.decode(first.value, { stream: true });
+  let rest = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    rest += decoder.decode(value, { stream: true });
+  }
+  const feed = origin.requests.find((r) => r.path === "/fragments/feed");
+  assert.ok(feed?.answeredAt, "the origin answered the feed");
+  assert.ok(
+    firstAt < feed.answeredAt,
+    `first chunk at ${firstAt} must precede the feed's answer at ${feed.answeredAt} (asked at ${feed.askedAt})`,
+  );
+  assert.match(shell, /^<!doctype html><html lang="en">/);
+  assert.match(shell, /<style>body\{margin:0/, "critical CSS from KV is in the shell");
+  assert.ok(!shell.includes("feed from origin"), "the first chunk does not wait for the feed");
+  const page = shell + rest;
+  const order = ["header", "nav", "hero"].map((n) => page.indexOf(`${n} from origin`));
+  order.push(page.indexOf('class="offers"'), page.indexOf("feed from origin"), page.indexOf("footer from origin"));
+  assert.ok(order.every((i) => i > 0), `every slot is present: ${order}`);
+  assert.deepEqual([...order].sort((a, b) => a - b), order, "slots are in document order");
+  assert.ok(page.trimEnd().endsWith("</html>"), "the page is complete");
+});
+
+test("an origin 500 gives the fragment's fallback and the rest of the page", async () => {
+  await originServes({ hero: { status: 500 } });
+  const response = await get("/", { headers: withVisitor() });
+  assert.equal(response.status, 200);
+  const page = await response.text();
+  assert.ok(page.includes('<section class="hero"></section>'), "the hero's configured fallback");
+  assert.ok(!page.includes("hero from origin"));
+  assert.ok(page.includes("feed from origin") && page.includes("footer from origin"));
+  assert.equal(await kv.get("fragment:hero"), null, "a failed fragment is not written back");
+});
+
+test("origin answers are written back to KV with their TTL, so the second request does not touch the origin", async () => {
+  const before = Math.floor(Date.now() / 1000);
+  const first = await (await get("/", { headers: withVisitor() })).text();
+  assert.equal(origin.requests.length, FRAGMENTS.length, "first request: every fragment from the origin");
+  await until(async () => (await kv.list({ prefix: "fragment:" })).keys.length === FRAGMENTS.length, {
+    what: "all fragments written back to CONTENT_KV",
+  });
+  const { keys } = await kv.list({ prefix: "fragment:" });
+  const ttl = { header: 300, nav: 300, hero: 120, feed: 60, footer: 3600 };
+  for (const key of keys) {
+    const expected = before + ttl[key.name.replace("fragment:", "")];
+    assert.ok(Math.abs(key.expiration - expected) <= 5, `${key.name} expires at ${key.expiration}, ~${expected}`);
+  }
+  origin.reset();
+  const second = await (await get("/", { headers: withVisitor() })).text();
+  assert.equal(origin.requests.length, 0, "second request served from KV");
+  assert.equal(second, first, "same page from KV as from the origin");
+});
+
+test("a fragment over its budget gets its fallback, and the origin's late answer is still written back", async () => {
+  await originServes({ hero: { delayMs: 3000 } }); // hero's budget is 1500 ms (wrangler.toml)
+  const page = await (await get("/", { headers: withVisitor() })).text();
+  assert.ok(page.includes('<section class="hero"></section>'), "the hero's fallback, not a hung page");
+  assert.ok(page.includes("footer from origin"), "the slots after it are written");
+  const hero = origin.requests.find((r) => r.path === "/fragments/hero");
+  assert.equal(hero.answeredAt, undefined, "the page completed before the origin answered");
+  await until(async () => (await kv.get("fragment:hero")) === '<section data-origin="hero">hero from origin</section>', {
+    ms: 8000,
+    what: "the late hero written back to CONTENT_KV",
+  });
+  origin.reset();
+  const next = await (await get("/", { headers: withVisitor() })).text();
+  assert.ok(next.includes("hero from origin"), "the next visitor gets it from KV");
+  assert.equal(origin.requests.length, 0);
+});
+
+test("an XSS payload in the visitor's preferences comes out escaped", async () => {
+  const payload = `<script>alert("x")</script><img src=x onerror=alert(1)>`;
+  await kv.put(`prefs:visitor:${VISITOR}`, JSON.stringify({ display_name: payload, locale: "de" }));
+  try {
+    const response = await get("/", { headers: withVisitor() });
+    const page = await response.text();
+    assert.ok(!page.includes("<script>alert"), "no live script");
+    assert.ok(!page.includes("<img src=x"), "no live img");
+    assert.ok(page.includes("Willkommen zurück, &lt;script&gt;alert(&quot;x&quot;)&lt;&#x2F;script&gt;&lt;img src=x onerror=alert(1)&gt;"));
+    assert.equal(response.headers.get("content-language"), "de", "locale from preferences");
+    assert.equal(response.headers.get("x-locale-source"), "preferences");
+  } finally {
+    await kv.delete(`prefs:visitor:${VISITOR}`);
+  }
+});
+
+test("the country picks the currency and prices (and the locale when nothing else does)", async () => {
+  const cases = [
+    { country: "DE", currency: "EUR", price: "11,00\u00a0€", locale: "de" },
+    { country: "JP", currency: "JPY", price: "¥1,800", locale: "ja" },
+    { country: "GB", currency: "GBP", price: "£9.90", locale: "en" },
+    { country: "US", currency: "USD", price: "$12.00", locale: "en" },
+    { country: "BR", currency: "USD", price: "$12.00", locale: "en" },
+  ];
+  for (const c of cases) {
+    const response = await get("/p/product", { headers: withVisitor(), country: c.country });
+    const page = await response.text();
+    assert.equal(response.headers.get("x-country"), c.country, c.country);
+    assert.ok(page.includes(`data-currency="${c.currency}"`), `${c.country}: currency ${c.currency}`);
+    assert.ok(page.includes(c.price), `${c.country}: mug costs ${c.price}`);
+    assert.equal(response.headers.get("content-language"), c.locale, `${c.country}: locale`);
+  }
+  const english = await get("/p/product", { headers: withVisitor(VISITOR, { "accept-language": "en-GB,de;q=0.5" }), country: "DE" });
+  const page = await english.text();
+  assert.equal(english.headers.get("x-locale-source"), "accept-language");
+  assert.ok(page.includes("€11.00"), "Accept-Language decides the locale, the country still the currency");
+});
+
+test("the variant is sticky per visitor cookie, changes the content and is exposed in x-variant", async () => {
+  const fresh = await get("/p/product");
+  const setCookie = fresh.headers.get("set-cookie");
+  assert.match(setCookie, /^ek_vid=[0-9a-f]{32}; Path=\/; Max-Age=31536000; HttpOnly; Secure; SameSite=Lax$/);
+  const id = /^ek_vid=([0-9a-f]{32})/.exec(setCookie)[1];
+  const variant = fresh.headers.get("x-variant");
+  assert.ok(["control", "bold"].includes(variant), variant);
+  for (let i = 0; i < 3; i++) {
+    const again = await get("/p/product", { headers: withVisitor(id) });
+    assert.equal(again.headers.get("x-variant"), variant, `request ${i + 2} keeps the variant`);
+    assert.equal(again.headers.get("set-cookie"), null, "a known visitor gets no new cookie");
+    await again.arrayBuffer();
+  }
+  const headlines = { control: "Today&#x27;s offers", bold: "Deals picked for you" };
+  const seen = new Map();
+  for (let i = 0; seen.size < 2 && i < 40; i++) {
+    const visitor = i.toString(16).padStart(32, "0");
+    const response = await get("/p/product", { headers: withVisitor(visitor) });
+    seen.set(response.headers.get("x-variant"), await response.text());
+  }
+  assert.equal(seen.size, 2, "visitors are spread over both variants");
+  for (const [name, page] of seen) {
+    assert.ok(page.includes(`<h2>${headlines[name]}</h2>`), `${name} shows its headline`);
+    assert.ok(page.includes(`data-variant="${name}"`), `${name} marks the body`);
+  }
+});
+
+test("slow connections (ECT 2g/3g, Save-Data) get only the critical preloads", async () => {
+  const fast = await get("/", { headers: withVisitor(VISITOR, { ect: "4g" }) });
+  await fast.arrayBuffer();
+  const all = fast.headers.get("link");
+  assert.ok(["app.css", "app.js", "hero.avif", "inter.woff2"].every((a) => all.includes(`/assets/${a}>`)), all);
+  const critical = "</assets/app.css>; rel=preload; as=style, </assets/app.js>; rel=preload; as=script";
+  for (const headers of [{ ect: "2g" }, { ect: "3g" }, { "save-data": "on" }]) {
+    const slow = await get("/", { headers: withVisitor(VISITOR, headers) });
+    await slow.arrayBuffer();
+    assert.equal(slow.headers.get("link"), critical, JSON.stringify(headers));
+  }
+  const product = await get("/p/product", { headers: withVisitor() });
+  await product.arrayBuffer();
+  assert.equal(product.headers.get("link"), "</assets/app.css>; rel=preload; as=style, </assets/gallery.js>; rel=preload; as=script", "manifest by page type");
+});
+
+test("?render=whole sends the same page in one piece; pages are private; bad input answers JSON errors", async () => {
+  const streamed = await get("/", { headers: withVisitor() });
+  const whole = await get("/?render=whole", { headers: withVisitor() });
+  assert.equal(await whole.text(), await streamed.text());
+  for (const r of [streamed, whole]) assert.equal(r.headers.get("cache-control"), "private, no-store");
+  const missing = await get("/p/nope");
+  assert.equal(missing.status, 404);
+  assert.equal((await missing.json()).error.code, "not_found");
+  const bad = await get("/?render=sideways");
+  assert.equal(bad.status, 400);
+  assert.equal((await bad.json()).error.code, "invalid_render_mode");
+});
+
+test("a signed-in user's preferences pick the locale, over the visitor cookie's; signed out, the visitor's apply", async (t) => {
+  const KEY = generateSigningJwk("render-test-key");
+  const session = await startWorker({ vars: { RENDER_ORIGIN: origin.url, AUTH_SIGNING_KEY: JSON.stringify(KEY) } });
+  t.after(() => session.stop());
+  const content = await session.mf.getKVNamespace("CONTENT_KV");
+  await seed({ CONFIG_KV: await session.mf.getKVNamespace("CONFIG_KV"), DB: await session.mf.getD1Database("DB"), CONTENT_KV: content, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const alice = DEMO_USERS.find((u) => u.email === "alice@example.com");
+  await content.put(`prefs:user:${alice.id}`, JSON.stringify({ display_name: "Alice", locale: "fr" }));
+  await content.put(`prefs:visitor:${VISITOR}`, JSON.stringify({ display_name: "Visitor", locale: "de" }));
+  const login = await session.fetch("/auth/login", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: alice.email, password: alice.password }),
+  });
+  assert.equal(login.status, 200);
+  await login.arrayBuffer();
+  const cookie = /edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+
+  const signedIn = await session.fetch("/", { headers: { cookie: `${cookie}; ek_vid=${VISITOR}` } });
+  await signedIn.arrayBuffer();
+  assert.equal(signedIn.headers.get("content-language"), "fr", "the session user's preferences");
+  assert.equal(signedIn.headers.get("x-locale-source"), "preferences");
+  assert.equal(signedIn.headers.get("cache-control"), "private, no-store");
+
+  const anonymous = await session.fetch("/", { headers: { cookie: `ek_vid=${VISITOR}` } });
+  await anonymous.arrayBuffer();
+  assert.equal(anonymous.headers.get("content-language"), "de", "the anonymous visitor's preferences");
+});

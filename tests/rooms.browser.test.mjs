@@ -1,0 +1,54 @@
+// Rooms in a real browser: headless Chromium (Debian's package, driven by playwright-core) opens the demo page twice;
+// typing in one shows the text and the other's presence in the other.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+import { startWorker, until } from "./support/worker.mjs";
+
+let w;
+let browser;
+before(async () => {
+  w = await startWorker();
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+after(async () => {
+  await browser?.close();
+  await w?.stop();
+});
+
+test("two browsers on the demo page see each other's text and presence", async () => {
+  // The page asks POST /rooms/{id}/ticket, which needs a session; route it to the debug ticket route
+  // (the session capability's own tests cover signing in).
+  const open = async (name) => {
+    const context = await browser.newContext();
+    await context.route("**/rooms/browser/ticket", (route) =>
+      route.continue({ url: new URL(`/__debug/rooms/browser/ticket?user=${name}`, w.url).href }),
+    );
+    const page = await context.newPage();
+    await page.goto(new URL(`/rooms/browser?name=${name}`, w.url).href);
+    await page.waitForSelector("#editor:not([disabled])");
+    return page;
+  };
+  const ann = await open("ann");
+  const bob = await open("bob");
+  await ann.locator("#editor").pressSequentially("hello from ann");
+  await until(async () => (await bob.locator("#editor").inputValue()) === "hello from ann", {
+    ms: 10000,
+    what: "bob's editor shows ann's text",
+  });
+  await until(async () => (await bob.locator("#presence").innerText()).includes("ann"), {
+    ms: 10000,
+    what: "bob sees ann present",
+  });
+  assert.match(await ann.locator("#presence").innerText(), /bob/, "ann sees bob present");
+});

@@ -1,0 +1,318 @@
+// Rooms: the stock y-websocket provider (real yjs, y-websocket and ws packages) against the Room Durable Object on
+// workerd: convergence, late joiners, presence, durability across a restart, reconnects, tickets, bad frames.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import WebSocket from "ws";
+import * as Y from "yjs";
+import { WebsocketProvider } from "y-websocket";
+import * as awarenessProtocol from "y-protocols/awareness";
+import { migratedTemplate, startWorker, until } from "./support/worker.mjs";
+import { DEMO_USERS, seed } from "../scripts/seed.mjs";
+import { generateSigningJwk } from "../scripts/dev-key.mjs";
+
+const VARS = { ROOMS_MAX_MESSAGE_BYTES: 4096 };
+
+async function ticket(w, room, user = "tester") {
+  const response = await w.fetch(`/__debug/rooms/${room}/ticket?user=${user}`, { method: "POST" });
+  assert.equal(response.status, 201, "debug ticket issued");
+  return (await response.json()).ticket;
+}
+
+/** A y-websocket client in `room`, synced with the server. */
+async function client(w, room, { user = "tester", name } = {}) {
+  const doc = new Y.Doc();
+  const provider = new WebsocketProvider(w.url.href.replace(/^http/, "ws") + `rooms/${room}`, "ws", doc, {
+    WebSocketPolyfill: WebSocket,
+    params: { ticket: await ticket(w, room, user) },
+    disableBc: true,
+    maxBackoffTime: 200,
+  });
+  provider.on("connection-close", () => {
+    ticket(w, room, user).then((t) => (provider.params.ticket = t), () => {});
+  });
+  if (name) provider.awareness.setLocalStateField("user", { name });
+  await until(() => provider.synced, { what: `client of ${room} synced` });
+  return { doc, provider, text: doc.getText("text") };
+}
+
+/** A raw socket with a valid ticket; resolves once open, records frames and the close code. */
+async function rawSocket(w, room) {
+  const url = w.url.href.replace(/^http/, "ws") + `rooms/${room}/ws?ticket=${await ticket(w, room)}`;
+  const ws = new WebSocket(url);
+  const state = { ws, frames: [], closed: null };
+  ws.on("message", (data) => state.frames.push(data));
+  ws.on("close", (code, reason) => (state.closed = { code, reason: reason.toString() }));
+  await new Promise((resolve, reject) => {
+    ws.once("open", resolve);
+    ws.once("error", reject);
+  });
+  return state;
+}
+
+/** The HTTP status a WebSocket handshake is refused with. */
+function refusedWith(url) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.on("unexpected-response", (_req, res) => {
+      resolve(res.statusCode);
+      ws.terminate();
+    });
+    ws.on("open", () => reject(new Error("the handshake was accepted")));
+    ws.on("error", () => {});
+  });
+}
+
+// Destroying the doc also stops its awareness timer, so the test process can exit.
+const destroyAll = (...clients) =>
+  clients.forEach((c) => {
+    c.provider.destroy();
+    c.doc.destroy();
+  });
+
+describe("rooms", () => {
+  let w;
+  before(async () => {
+    w = await startWorker({ vars: VARS });
+  });
+  after(async () => {
+    await w?.stop();
+  });
+
+  test("three clients editing concurrently converge, and a late joiner receives everything", async () => {
+    const clients = await Promise.all([client(w, "converge"), client(w, "converge"), client(w, "converge")]);
+    clients.forEach((c, i) => {
+      for (let n = 0; n < 5; n++) c.text.insert(0, `${"abc"[i]}${n}`);
+    });
+    await until(
+      () => clients.every((c) => c.text.length === 30 && c.text.toString() === clients[0].text.toString()),
+      { what: "three clients converged" },
+    );
+    const late = await client(w, "converge");
+    await until(() => late.text.toString() === clients[0].text.toString(), { what: "late joiner caught up" });
+    assert.equal(late.text.length, 30, "every edit reached the late joiner");
+    destroyAll(...clients, late);
+  });
+
+  test("presence: a join arrives and a closed socket's presence is removed for the others", async () => {
+    const a = await client(w, "presence", { name: "ann" });
+    const b = await client(w, "presence", { name: "bob" });
+    const bId = b.doc.clientID;
+    await until(() => a.provider.awareness.getStates().get(bId)?.user?.name === "bob", { what: "ann sees bob" });
+    await until(() => b.provider.awareness.getStates().get(a.doc.clientID)?.user?.name === "ann", {
+      what: "bob sees ann",
+    });
+    // Cut bob's socket without a goodbye: only the room can tell ann that bob left.
+    b.provider.shouldConnect = false;
+    b.provider.ws.terminate();
+    await until(() => !a.provider.awareness.getStates().has(bId), { what: "bob's presence removed for ann" });
+    destroyAll(a, b);
+  });
+
+  test("a client that reconnects catches up on what it missed", async () => {
+    const a = await client(w, "reconnect");
+    const b = await client(w, "reconnect");
+    a.text.insert(0, "before;");
+    await until(() => b.text.toString() === "before;", { what: "b saw a's first edit" });
+    a.provider.disconnect();
+    b.text.insert(b.text.length, "while-away;");
+    a.provider.params.ticket = await ticket(w, "reconnect");
+    a.provider.connect();
+    await until(() => a.text.toString() === "before;while-away;", { what: "a caught up after reconnecting" });
+    destroyAll(a, b);
+  });
+
+  test("joining needs a ticket, and a ticket admits one socket once", async () => {
+    const base = w.url.href.replace(/^http/, "ws") + "rooms/tickets/ws";
+    assert.equal(await refusedWith(base), 401, "no ticket");
+    assert.equal(await refusedWith(`${base}?ticket=made-up`), 401, "unknown ticket");
+    const t = await ticket(w, "tickets");
+    const first = new WebSocket(`${base}?ticket=${t}`);
+    await new Promise((resolve, reject) => {
+      first.once("open", resolve);
+      first.once("error", reject);
+    });
+    assert.equal(await refusedWith(`${base}?ticket=${t}`), 401, "reused ticket");
+    first.close();
+    const other = await ticket(w, "elsewhere");
+    assert.equal(await refusedWith(`${base}?ticket=${other}`), 401, "a ticket for another room");
+    const plain = await w.fetch("/rooms/tickets/ws");
+    assert.equal(plain.status, 426, "a plain GET is told to upgrade");
+    const noSession = await w.fetch("/rooms/tickets/ticket", { method: "POST" });
+    assert.equal(noSession.status, 401, "the public ticket route requires a signed-in user");
+  });
+
+  test("malformed, over-size and text frames close only the offending socket", async () => {
+    const room = "bad-frames";
+    const a = await client(w, room);
+    const b = await client(w, room);
+    const cases = [
+      ["unknown message type", Buffer.from([9]), 1007],
+      ["truncated sync payload", Buffer.from([0, 2, 50, 1, 2]), 1007],
+      ["an update that does not decode", Buffer.from([0, 2, 3, 0xff, 0xff, 0xff]), 1007],
+      ["a frame over ROOMS_MAX_MESSAGE_BYTES", Buffer.concat([Buffer.from([0, 2]), Buffer.alloc(5000, 1)]), 1009],
+      ["a text frame", "hello", 1008],
+    ];
+    for (const [what, frame, code] of cases) {
+      const bad = await rawSocket(w, room);
+      bad.ws.send(frame);
+      await until(() => bad.closed, { what: `${what}: socket closed` });
+      assert.equal(bad.closed.code, code, `${what}: close code (${bad.closed.reason})`);
+      a.text.insert(0, "x");
+      await until(() => b.text.toString() === a.text.toString(), { what: `${what}: the others still sync` });
+    }
+    assert.equal(a.provider.wsconnected && b.provider.wsconnected, true, "the good clients stayed connected");
+    destroyAll(a, b);
+  });
+
+  test("the directory lists active rooms with member counts", async () => {
+    const a = await client(w, "listed");
+    const b = await client(w, "listed");
+    await until(
+      async () => {
+        const body = await (await w.fetch("/rooms")).json();
+        return body.rooms.find((r) => r.room === "listed")?.members === 2;
+      },
+      { what: "listed with 2 members" },
+    );
+    destroyAll(a, b);
+    await until(
+      async () => !(await (await w.fetch("/rooms")).json()).rooms.some((r) => r.room === "listed"),
+      { what: "empty room leaves the listing" },
+    );
+  });
+
+  test("the demo page names its room; bad room names are refused", async () => {
+    const page = await w.fetch("/rooms/demo");
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /data-room="demo"/);
+    const script = await w.fetch("/rooms-client.js");
+    assert.equal(script.status, 200, "the bundled client is served");
+    assert.equal((await w.fetch("/rooms/bad%20name")).status, 400, "invalid room name");
+  });
+});
+
+test("every update another client saw survives a restart with persistence", async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), "edgekit-rooms-"));
+  cpSync(migratedTemplate(), stateDir, { recursive: true });
+  // A tiny compaction threshold so both the snapshot and the log after it are exercised.
+  const vars = { ...VARS, ROOMS_COMPACT_AFTER_UPDATES: 7 };
+  let w = await startWorker({ vars, stateDir });
+  const a = await client(w, "durable");
+  const b = await client(w, "durable");
+  for (let n = 0; n < 20; n++) (n % 2 ? a : b).text.insert(0, `${n},`);
+  a.doc.getMap("meta").set("title", "kept");
+  await until(() => b.text.length === a.text.length && a.text.length > 0 && b.doc.getMap("meta").get("title"), {
+    what: "b saw every edit",
+  });
+  const seen = b.text.toString();
+  destroyAll(a, b);
+  await w.stop();
+
+  w = await startWorker({ vars, stateDir });
+  try {
+    const c = await client(w, "durable");
+    assert.equal(c.text.toString(), seen, "the text after the restart");
+    assert.equal(c.doc.getMap("meta").get("title"), "kept", "the map after the restart");
+    destroyAll(c);
+  } finally {
+    await w.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test("awareness messages are y-protocols awareness updates the room relays", async () => {
+  // Guards the raw encoding the room decodes, independent of the provider.
+  const doc = new Y.Doc();
+  const awareness = new awarenessProtocol.Awareness(doc);
+  awareness.setLocalState({ user: { name: "raw" } });
+  const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]);
+  const w = await startWorker({ vars: VARS });
+  try {
+    const watcher = await client(w, "raw-awareness");
+    const raw = await rawSocket(w, "raw-awareness");
+    raw.ws.send(Buffer.concat([Buffer.from([1]), encodeVarUint8Array(update)]));
+    await until(() => watcher.provider.awareness.getStates().get(doc.clientID)?.user?.name === "raw", {
+      what: "watcher sees the raw client's presence",
+    });
+    raw.ws.close();
+    await until(() => !watcher.provider.awareness.getStates().has(doc.clientID), {
+      what: "presence removed after the raw socket closed",
+    });
+    destroyAll(watcher);
+  } finally {
+    awareness.destroy();
+    await w.stop();
+  }
+});
+
+function encodeVarUint8Array(bytes) {
+  const len = [];
+  let n = bytes.length;
+  while (n > 127) {
+    len.push((n & 127) | 128);
+    n >>>= 7;
+  }
+  len.push(n);
+  return Buffer.concat([Buffer.from(len), Buffer.from(bytes)]);
+}
+
+describe("rooms behind a real session", () => {
+  let w;
+  const KEY = generateSigningJwk("rooms-test-key");
+  const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
+  before(async () => {
+    w = await startWorker({ vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY) } });
+    await seed({
+      CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"),
+      DB: await w.mf.getD1Database("DB"),
+      AUTH_SIGNING_KEY: JSON.stringify(KEY),
+    });
+  });
+  after(() => w?.stop());
+
+  test("a signed-in user gets a single-use ticket, joins with y-websocket, and reads the state as JSON", async () => {
+    const login = await w.fetch("/auth/login", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
+    });
+    assert.equal(login.status, 200);
+    await login.arrayBuffer();
+    const cookie = /edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+
+    assert.equal((await w.fetch("/rooms/signed/ticket", { method: "POST" })).status, 401, "no session, no ticket");
+    assert.equal((await w.fetch("/rooms/signed/state")).status, 401, "no session, no state");
+
+    const issued = await w.fetch("/rooms/signed/ticket", { method: "POST", headers: { cookie } });
+    assert.equal(issued.status, 201);
+    const { ticket: t } = await issued.json();
+    const doc = new Y.Doc();
+    const provider = new WebsocketProvider(w.url.href.replace(/^http/, "ws") + "rooms/signed", "ws", doc, {
+      WebSocketPolyfill: WebSocket,
+      params: { ticket: t },
+      disableBc: true,
+      maxBackoffTime: 200,
+    });
+    try {
+      await until(() => provider.synced, { what: "the session client synced" });
+      doc.getText("text").insert(0, "written by alice");
+      const state = await until(
+        async () => {
+          const r = await w.fetch("/rooms/signed/state", { headers: { cookie } });
+          const body = r.status === 200 ? await r.json() : null;
+          return body && JSON.stringify(body).includes("written by alice") ? body : null;
+        },
+        { what: "the state to show the edit" },
+      );
+      assert.ok(state);
+      const base = w.url.href.replace(/^http/, "ws") + "rooms/signed/ws";
+      assert.equal(await refusedWith(`${base}?ticket=${t}`), 401, "the session's ticket is single-use");
+    } finally {
+      provider.destroy();
+      doc.destroy();
+    }
+  });
+});

@@ -1,0 +1,317 @@
+// Sessions (src/session): login → session route → refresh → logout → refused, every bad input with its status and
+// code, login rate limits per IP and per email, revocation (at once on strict routes and in the revoking location; within SESSION_CACHE_SECS elsewhere,
+// shown by ageing the cache entry rather than sleeping), concurrent refreshes, sliding expiry and D1 bookmarks.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createPublicKey, verify, randomBytes, createHash } from "node:crypto";
+import { startWorker, until } from "./support/worker.mjs";
+import { seed, DEMO_USERS } from "../scripts/seed.mjs";
+import { generateSigningJwk } from "../scripts/dev-key.mjs";
+
+const KEY = generateSigningJwk("test-key");
+const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
+const BOB = DEMO_USERS.find((u) => u.email === "bob@example.com");
+
+const GENEROUS = {
+  "login-ip": { limit: 10_000, window: 60, key: "ip" },
+  "login-email": { limit: 10_000, window: 60, key: "user" },
+};
+
+let worker, kv, db;
+before(async () => {
+  // Generous login limits here, so the many logins below are not limited; the limits have their own test.
+  worker = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
+  kv = await worker.mf.getKVNamespace("CONFIG_KV");
+  db = await worker.mf.getD1Database("DB");
+  await seed({ CONFIG_KV: kv, DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+});
+after(() => worker?.stop());
+
+const json = (body) => ({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+const login = (email, password) => worker.fetch("/auth/login", json({ email, password }));
+const cookieOf = (response) => /edgekit_session=([^;]*)/.exec(response.headers.get("set-cookie") ?? "")?.[1];
+const withCookie = (token, init = {}) => ({ ...init, headers: { ...init.headers, cookie: `edgekit_session=${token}` } });
+const sessionId = (token) => createHash("sha256").update(token).digest("hex");
+const get = (path, token) => worker.fetch(path, token === undefined ? {} : withCookie(token));
+const post = (path, token) => worker.fetch(path, token === undefined ? { method: "POST" } : withCookie(token, { method: "POST" }));
+
+async function loggedIn(user = ALICE) {
+  const response = await login(user.email, user.password);
+  assert.equal(response.status, 200, `login ${user.email}`);
+  return { token: cookieOf(response), body: await response.json(), response };
+}
+
+async function expectError(response, status, code, what) {
+  assert.equal(response.status, status, what);
+  const body = await response.json();
+  assert.equal(body.error.code, code, what);
+  assert.deepEqual(Object.keys(body.error).sort(), ["code", "message"], what);
+  assert.doesNotMatch(JSON.stringify(body), /sqlite|SQL|D1_|SELECT|stack|\.rs:/i, `${what}: no internals`);
+}
+
+/** Verifies an access JWT against the JWKS document in KV, as the gateway does. */
+async function verifyAccessToken(jwt) {
+  const [h, p, s] = jwt.split(".");
+  const header = JSON.parse(Buffer.from(h, "base64url"));
+  const jwks = JSON.parse(await kv.get("jwks"));
+  const jwk = jwks.keys.find((k) => k.kid === header.kid);
+  assert.ok(jwk, "the token's kid is in the JWKS");
+  assert.equal(jwk.d, undefined, "the JWKS holds no private part");
+  const ok = verify(null, Buffer.from(`${h}.${p}`), createPublicKey({ key: jwk, format: "jwk" }), Buffer.from(s, "base64url"));
+  assert.ok(ok, "the signature verifies with the published key");
+  return { header, claims: JSON.parse(Buffer.from(p, "base64url")) };
+}
+
+test("the whole flow: login, session route, refresh, logout, then refused everywhere", async () => {
+  const { token, body, response } = await loggedIn();
+  const setCookie = response.headers.get("set-cookie");
+  for (const attribute of ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"]) assert.match(setCookie, new RegExp(attribute));
+  assert.match(token, /^[A-Za-z0-9_-]{43}$/, "a 256-bit token in base64url");
+  assert.ok(response.headers.get("x-d1-bookmark"), "login hands back a D1 bookmark");
+  assert.equal(response.headers.get("cache-control"), "no-store");
+  assert.deepEqual(body.user, { id: ALICE.id, email: ALICE.email, permissions: ALICE.permissions });
+  assert.equal(body.token_type, "Bearer");
+
+  const { header, claims } = await verifyAccessToken(body.access_token);
+  assert.equal(header.alg, "EdDSA");
+  assert.equal(header.kid, "test-key");
+  assert.equal(claims.iss, "edgekit");
+  assert.equal(claims.aud, "edgekit-api");
+  assert.equal(claims.sub, ALICE.id);
+  assert.equal(claims.email, ALICE.email);
+  assert.deepEqual(claims.permissions, ALICE.permissions);
+  assert.equal(claims.exp - claims.iat, body.expires_in);
+  assert.equal(claims.nbf, claims.iat);
+
+  const stored = await db.prepare("SELECT id FROM sessions WHERE id = ?1").bind(sessionId(token)).first();
+  assert.ok(stored, "D1 stores the token's hash");
+  assert.equal(await db.prepare("SELECT id FROM sessions WHERE id = ?1").bind(token).first(), null, "never the token");
+
+  const current = await get("/auth/session", token);
+  assert.equal(current.status, 200);
+  assert.equal((await current.json()).user.email, ALICE.email);
+  const strict = await get("/auth/sessions", token);
+  assert.equal(strict.status, 200);
+  const listed = await strict.json();
+  assert.equal(listed.sessions.filter((s) => s.current).length, 1, "the caller's own session is marked");
+
+  const refreshed = await post("/auth/refresh", token);
+  assert.equal(refreshed.status, 200);
+  const rotated = cookieOf(refreshed);
+  assert.notEqual(rotated, token, "refresh rotates the token");
+  await verifyAccessToken((await refreshed.json()).access_token);
+  await expectError(await get("/auth/session", token), 401, "session_invalid", "the old token after refresh");
+  assert.equal((await get("/auth/session", rotated)).status, 200, "the new token works");
+
+  const out = await post("/auth/logout", rotated);
+  assert.equal(out.status, 204);
+  assert.match(out.headers.get("set-cookie"), /edgekit_session=;.*Max-Age=0/);
+  assert.equal(await kv.get(`session:${sessionId(rotated)}`), null, "logout deleted the cache entry");
+  const row = await db.prepare("SELECT revoked_at FROM sessions WHERE id = ?1").bind(sessionId(rotated)).first();
+  assert.ok(row.revoked_at > 0, "logout marked D1");
+  await expectError(await get("/auth/session", rotated), 401, "session_invalid", "cached check after logout");
+  await expectError(await get("/auth/sessions", rotated), 401, "session_invalid", "strict check after logout");
+  await expectError(await post("/auth/refresh", rotated), 401, "session_invalid", "refresh after logout");
+  assert.equal((await post("/auth/logout", rotated)).status, 204, "logout is idempotent");
+});
+
+test("bad login input: each gets its status and code, and nothing reveals whether an email exists", async () => {
+  const big = JSON.stringify({ email: ALICE.email, password: "x".repeat(70_000) });
+  const cases = [
+    { what: "wrong password", init: json({ email: ALICE.email, password: "not-it" }), status: 401, code: "invalid_credentials" },
+    { what: "unknown email", init: json({ email: "nobody@example.com", password: "whatever" }), status: 401, code: "invalid_credentials" },
+    { what: "upper-case email, wrong password", init: json({ email: "ALICE@EXAMPLE.COM", password: "x" }), status: 401, code: "invalid_credentials" },
+    { what: "SQL-looking email", init: json({ email: "' OR 1=1 --", password: "x" }), status: 400, code: "invalid_email" },
+    { what: "SQL in a well-formed email", init: json({ email: "x'or'1'='1--@example.com", password: "x" }), status: 401, code: "invalid_credentials" },
+    { what: "SQL-looking password", init: json({ email: ALICE.email, password: "' OR '1'='1" }), status: 401, code: "invalid_credentials" },
+    { what: "no at sign", init: json({ email: "alice", password: "x" }), status: 400, code: "invalid_email" },
+    { what: "empty password", init: json({ email: ALICE.email, password: "" }), status: 400, code: "invalid_password" },
+    { what: "missing password", init: json({ email: ALICE.email }), status: 400, code: "invalid_json" },
+    { what: "email not a string", init: json({ email: 42, password: "x" }), status: 400, code: "invalid_json" },
+    { what: "malformed JSON", init: { method: "POST", headers: { "content-type": "application/json" }, body: "{\"email\":" }, status: 400, code: "invalid_json" },
+    { what: "JSON array", init: json([ALICE.email, ALICE.password]), status: 400, code: "invalid_json" },
+    { what: "form content type", init: { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "email=a&password=b" }, status: 415, code: "unsupported_media_type" },
+    { what: "no content type", init: { method: "POST", body: "{}" }, status: 415, code: "unsupported_media_type" },
+    { what: "over-size body", init: { method: "POST", headers: { "content-type": "application/json" }, body: big }, status: 413, code: "payload_too_large" },
+  ];
+  const messages = {};
+  for (const { what, init, status, code } of cases) {
+    const response = await worker.fetch("/auth/login", init).catch((error) => {
+      throw new Error(`${what}: the request failed (${error.cause?.code ?? error.message})`);
+    });
+    const clone = response.clone();
+    await expectError(response, status, code, what);
+    assert.equal(response.headers.get("set-cookie"), null, `${what}: no cookie`);
+    if (code === "invalid_credentials") messages[what] = await clone.text();
+  }
+  assert.equal(new Set(Object.values(messages)).size, 1, "wrong password and unknown email answer the same body");
+  const count = await db.prepare("SELECT COUNT(*) AS n FROM users").first();
+  assert.equal(count.n, DEMO_USERS.length, "the users table is intact");
+  await expectError(await worker.fetch("/auth/login"), 405, "method_not_allowed", "GET /auth/login");
+});
+
+test("garbled, unknown, expired and revoked cookies are refused on both the cached and the strict route", async () => {
+  const expired = randomBytes(32).toString("base64url");
+  const revoked = randomBytes(32).toString("base64url");
+  const now = Date.now();
+  await db.batch([
+    db.prepare("INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at) VALUES (?1, ?2, ?3, ?4, ?4)")
+      .bind(sessionId(expired), BOB.id, now - 10_000, now - 1),
+    db.prepare("INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?3, ?3)")
+      .bind(sessionId(revoked), BOB.id, now, now + 3_600_000),
+  ]);
+  const cases = [
+    { what: "no cookie", token: undefined, code: "session_required" },
+    { what: "empty cookie", token: "", code: "session_invalid" },
+    { what: "garbled cookie", token: "not-a-token", code: "session_invalid" },
+    { what: "SQL in the cookie", token: "' OR 1=1 --", code: "session_invalid" },
+    { what: "over-long cookie", token: "A".repeat(4000), code: "session_invalid" },
+    { what: "unknown token", token: randomBytes(32).toString("base64url"), code: "session_invalid" },
+    { what: "expired session", token: expired, code: "session_invalid" },
+    { what: "revoked session", token: revoked, code: "session_invalid" },
+  ];
+  for (const { what, token, code } of cases) {
+    for (const path of ["/auth/session", "/auth/sessions"]) {
+      await expectError(await get(path, token), 401, code, `${what} on ${path}`);
+    }
+    await expectError(await post("/auth/refresh", token), 401, code, `${what} on refresh`);
+  }
+});
+
+test("a session revoked elsewhere: strict routes refuse at once, cached checks only until the entry's freshness ends", async () => {
+  const { token } = await loggedIn(BOB);
+  const key = `session:${sessionId(token)}`;
+  assert.ok(await kv.get(key), "login filled the cache");
+  // Revoke in D1 only, as another location's logout would; this location's KV entry has not heard of it.
+  await db.prepare("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1").bind(sessionId(token), Date.now()).run();
+  await expectError(await get("/auth/sessions", token), 401, "session_invalid", "strict route, at once");
+  await expectError(await post("/auth/refresh", token), 401, "session_invalid", "refresh is strict too");
+  assert.equal((await get("/auth/session", token)).status, 200, "cached check inside the SESSION_CACHE_SECS bound");
+  // The bound elapsing: the entry's fresh_until passes (KV's own TTL cannot go under 60 s, so we age the entry).
+  const entry = JSON.parse(await kv.get(key));
+  await kv.put(key, JSON.stringify({ ...entry, fresh_until: Date.now() - 1 }));
+  await expectError(await get("/auth/session", token), 401, "session_invalid", "cached check past the bound");
+
+  // A fresh entry that itself says revoked or past expiry is not trusted either.
+  const second = (await loggedIn(BOB)).token;
+  const key2 = `session:${sessionId(second)}`;
+  const fresh = JSON.parse(await kv.get(key2));
+  await kv.put(key2, JSON.stringify({ ...fresh, revoked_at: Date.now() }));
+  await expectError(await get("/auth/session", second), 401, "session_invalid", "entry marked revoked");
+  await db.prepare("UPDATE sessions SET expires_at = ?2 WHERE id = ?1").bind(sessionId(second), Date.now() - 1).run();
+  await kv.put(key2, JSON.stringify({ ...fresh, expires_at: Date.now() - 1 }));
+  await expectError(await get("/auth/session", second), 401, "session_invalid", "entry and D1 past expires_at");
+});
+
+test("concurrent refreshes of one session leave exactly one valid token", async () => {
+  const { token } = await loggedIn(BOB);
+  const responses = await Promise.all(Array.from({ length: 8 }, () => post("/auth/refresh", token)));
+  const statuses = responses.map((r) => r.status).sort();
+  assert.deepEqual(statuses, [200, 401, 401, 401, 401, 401, 401, 401], "one wins");
+  const winner = cookieOf(responses.find((r) => r.status === 200));
+  for (const r of responses) await r.arrayBuffer();
+  assert.equal((await get("/auth/sessions", winner)).status, 200, "the winner's token works");
+  await expectError(await get("/auth/sessions", token), 401, "session_invalid", "the original token is gone");
+  await expectError(await get("/auth/session", token), 401, "session_invalid", "…on the cached route too");
+  const rows = await db.prepare("SELECT COUNT(*) AS n FROM sessions WHERE id IN (?1, ?2)").bind(sessionId(token), sessionId(winner)).first();
+  assert.equal(rows.n, 1, "one session row, now under the winner's id");
+});
+
+test("sliding expiry: a check after the touch interval writes last-seen and a later expiry through waitUntil", async (t) => {
+  const touchy = await startWorker({
+    vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), SESSION_TOUCH_SECS: 1, RATE_LIMIT_POLICIES: GENEROUS },
+  });
+  t.after(() => touchy.stop());
+  const tdb = await touchy.mf.getD1Database("DB");
+  await seed({ CONFIG_KV: await touchy.mf.getKVNamespace("CONFIG_KV"), DB: tdb });
+  const response = await touchy.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
+  const token = cookieOf(response);
+  await response.arrayBuffer();
+  const id = sessionId(token);
+  const old = Date.now() - 60_000;
+  await tdb.prepare("UPDATE sessions SET last_seen_at = ?2, expires_at = ?3 WHERE id = ?1").bind(id, old, old + 3_600_000).run();
+  const kvt = await touchy.mf.getKVNamespace("CONFIG_KV");
+  await kvt.delete(`session:${id}`);
+  const check = await touchy.fetch("/auth/session", withCookie(token));
+  assert.equal(check.status, 200);
+  await check.arrayBuffer();
+  const row = await until(async () => {
+    const r = await tdb.prepare("SELECT last_seen_at, expires_at FROM sessions WHERE id = ?1").bind(id).first();
+    return r.last_seen_at > old ? r : null;
+  }, { what: "last-seen written" });
+  assert.ok(row.expires_at > old + 3_600_000, "the expiry slid forward");
+  await until(async () => (await kvt.get(`session:${id}`)) !== null, { what: "the cache entry refilled" });
+});
+
+test("read-your-writes: the D1 bookmark comes back on every response and is accepted, garbage is ignored", async () => {
+  const { token, response } = await loggedIn(BOB);
+  const bookmark = response.headers.get("x-d1-bookmark");
+  assert.match(bookmark, /^[0-9a-f-]+$/);
+  const cases = [
+    { what: "its own bookmark", header: bookmark, status: 200 },
+    { what: "garbage", header: "not a bookmark'; --", status: 200 },
+    { what: "bookmark-shaped but unknown", header: "0000-0000", status: 200 },
+    { what: "constraint word", header: "first-unconstrained", status: 200 },
+  ];
+  for (const { what, header, status } of cases) {
+    // The strict route always queries D1, so it always has a bookmark to hand back; the cached one may not touch D1.
+    for (const path of ["/auth/sessions", "/auth/session"]) {
+      const r = await worker.fetch(path, withCookie(token, { headers: { "x-d1-bookmark": header } }));
+      assert.equal(r.status, status, `${what} on ${path}`);
+      if (path === "/auth/sessions") assert.match(r.headers.get("x-d1-bookmark") ?? "", /^[0-9a-f-]+$/, `${what}: bookmark back`);
+      await r.arrayBuffer();
+    }
+  }
+});
+
+test("the signing key is configuration: invalid refuses to start, unset refuses logins without leaking", async (t) => {
+  const bad = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify({ ...KEY, x: KEY.d }) } });
+  t.after(() => bad.stop());
+  const response = await bad.fetch("/auth/session");
+  assert.equal(response.status, 500);
+  const body = await response.json();
+  assert.equal(body.error.code, "config_invalid");
+  assert.match(body.error.message, /AUTH_SIGNING_KEY/);
+  assert.ok(!JSON.stringify(body).includes(KEY.d), "the key is not echoed");
+
+  // "" is unset (and overrides a key that `npm start` may have written to .dev.vars, which the harness also reads).
+  const unset = await startWorker({ vars: { AUTH_SIGNING_KEY: "" } });
+  t.after(() => unset.stop());
+  await seed({ CONFIG_KV: await unset.mf.getKVNamespace("CONFIG_KV"), DB: await unset.mf.getD1Database("DB") });
+  await expectError(await unset.fetch("/auth/login", json({ email: BOB.email, password: BOB.password })), 500, "internal_error", "no key");
+});
+
+test("login attempts are limited per IP and per email, the same for known and unknown emails", async (t) => {
+  const limited = await startWorker({
+    vars: {
+      AUTH_SIGNING_KEY: JSON.stringify(KEY),
+      RATE_LIMIT_POLICIES: {
+        "login-ip": { limit: 10, window: 60, key: "ip" },
+        "login-email": { limit: 3, window: 60, key: "user" },
+      },
+    },
+  });
+  t.after(() => limited.stop());
+  await seed({ CONFIG_KV: await limited.mf.getKVNamespace("CONFIG_KV"), DB: await limited.mf.getD1Database("DB") });
+  const attempt = (email, password) => limited.fetch("/auth/login", json({ email, password }));
+  const steps = [
+    ...[1, 2, 3].map((n) => ({ what: `bob wrong #${n}`, email: BOB.email, password: "x", status: 401, code: "invalid_credentials" })),
+    { what: "bob, right password, over the email limit", email: BOB.email, password: BOB.password, status: 429, code: "rate_limited" },
+    ...[1, 2, 3].map((n) => ({ what: `unknown wrong #${n}`, email: "nobody@example.com", password: "x", status: 401, code: "invalid_credentials" })),
+    { what: "unknown email over the email limit, like a known one", email: "nobody@example.com", password: "x", status: 429, code: "rate_limited" },
+    { what: "alice, another email, still allowed", email: ALICE.email, password: ALICE.password, status: 200 },
+    { what: "alice wrong", email: ALICE.email, password: "x", status: 401, code: "invalid_credentials" },
+    { what: "alice right but over the IP limit", email: ALICE.email, password: ALICE.password, status: 429, code: "rate_limited" },
+  ];
+  for (const { what, email, password, status, code } of steps) {
+    const response = await attempt(email, password);
+    if (status === 200) {
+      assert.equal(response.status, 200, what);
+      assert.match(response.headers.get("ratelimit-policy") ?? "", /"login-(ip|email)";q=\d+;w=60/, `${what}: policy header`);
+      await response.arrayBuffer();
+      continue;
+    }
+    if (status === 429) assert.match(response.headers.get("retry-after") ?? "", /^[1-9][0-9]*$/, `${what}: Retry-After`);
+    await expectError(response, status, code, what);
+  }
+});
