@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_util::future::{self, Either, FutureExt, LocalBoxFuture, Shared};
+use futures_util::future::{self, Either};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use worker::wasm_bindgen::{JsCast, JsValue};
@@ -64,12 +64,12 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     }
     let response = respond::with_header(response, "x-trace-id", &trace.trace_id);
     let response = respond::with_header(response, "traceparent", &trace.header());
-    let response = respond::with_header(
+    // Appended: the origin's own `origin;dur=…` entry stays beside the edge's.
+    Ok(respond::with_appended_header(
         response,
         "server-timing",
         &format!("edge;dur={edge_ms};desc=\"gateway\""),
-    );
-    Ok(response)
+    ))
 }
 
 async fn proxy_route(
@@ -538,6 +538,14 @@ fn pass_through(response: Response) -> ApiResult<Response> {
             let _ = headers.append(&k, &v);
         }
     }
+    // A body the origin streams (no Content-Length: chunked, SSE, NDJSON) must reach the client chunk by chunk;
+    // the runtime's automatic compression would buffer it, so such a body goes out uncompressed. Bodies of known
+    // length are still compressed by the runtime as usual.
+    if !headers.has("content-length").unwrap_or(true)
+        && !headers.has("content-encoding").unwrap_or(true)
+    {
+        let _ = headers.set("content-encoding", "identity");
+    }
     let (_, body) = response.into_parts();
     Ok(Response::builder()
         .with_status(status)
@@ -567,33 +575,78 @@ struct Fetched {
     tags: Vec<String>,
 }
 
-type Flight = Shared<LocalBoxFuture<'static, Result<Rc<Fetched>, Failure>>>;
+/// The outcome of one origin fetch, filled in by the request that makes it.
+type Slot = Rc<RefCell<Option<Result<Rc<Fetched>, Failure>>>>;
+
+/// How often a coalesced waiter looks at the outcome slot.
+///
+/// Waiters poll rather than await the leader's future: workerd binds every promise to the request that created
+/// it, and a request whose only pending work belongs to another request is cancelled as hung. A timer is the
+/// waiter's own pending work, so each waiter stays alive in its own context and builds its own response from
+/// the buffered bytes.
+const WAIT_POLL_MS: u64 = 10;
 
 thread_local! {
-    /// Origin fetches in progress in this isolate, by cache key: concurrent misses wait on the same one.
-    static IN_FLIGHT: RefCell<HashMap<String, Flight>> = RefCell::new(HashMap::new());
+    /// Origin fetches in progress in this isolate, by cache key: concurrent misses wait for the same one.
+    static IN_FLIGHT: RefCell<HashMap<String, Slot>> = RefCell::new(HashMap::new());
     /// Purge times of cache tags as this isolate last saw them: tag → (purged at, read at).
     static PURGES: RefCell<HashMap<String, (Option<u64>, u64)>> = RefCell::new(HashMap::new());
 }
 
-/// The one origin fetch for `spec.key`: joins one in progress or starts it. The fetch stores a cacheable answer
-/// (2xx/3xx/404/410, no `Set-Cookie`, not `no-store`) with its jittered TTL before it resolves.
-fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Flight {
-    if let Some(flight) = IN_FLIGHT.with(|m| m.borrow().get(&spec.key).cloned()) {
-        return flight;
+/// The leading request's claim on a key; dropping it (fetch done, or the client went away mid-fetch) releases the
+/// key, so waiters never wait for a fetch that nobody is making.
+struct Lead {
+    key: String,
+    slot: Slot,
+}
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        IN_FLIGHT.with(|m| {
+            let mut map = m.borrow_mut();
+            if map
+                .get(&self.key)
+                .is_some_and(|s| Rc::ptr_eq(s, &self.slot))
+            {
+                map.remove(&self.key);
+            }
+        });
     }
-    let spec = spec.clone();
-    let policy = policy.clone();
-    let key = spec.key.clone();
-    let flight: Flight = async move {
-        let outcome = fetch_and_store(&spec, &policy).await;
-        IN_FLIGHT.with(|m| m.borrow_mut().remove(&spec.key));
-        outcome
+}
+
+/// The one origin fetch for `spec.key`: waits for the one in progress in this isolate, or makes it. The fetch
+/// stores a cacheable answer (2xx/301/404/410, no `Set-Cookie`, not `no-store`) with its jittered TTL before its
+/// outcome is published. A waiter whose leader vanishes or overruns every attempt's timeout fetches itself.
+async fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Result<Rc<Fetched>, Failure> {
+    if let Some(slot) = IN_FLIGHT.with(|m| m.borrow().get(&spec.key).cloned()) {
+        let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 1) + 1_000;
+        if let Some(outcome) = wait_for(&spec.key, &slot, budget_ms).await {
+            return outcome;
+        }
     }
-    .boxed_local()
-    .shared();
-    IN_FLIGHT.with(|m| m.borrow_mut().insert(key, flight.clone()));
-    flight
+    let lead = Lead {
+        key: spec.key.clone(),
+        slot: Rc::default(),
+    };
+    IN_FLIGHT.with(|m| m.borrow_mut().insert(lead.key.clone(), lead.slot.clone()));
+    let outcome = fetch_and_store(spec, policy).await;
+    *lead.slot.borrow_mut() = Some(outcome.clone());
+    outcome
+}
+
+/// The leader's outcome, or `None` when the leader released the key without one or `budget_ms` passed.
+async fn wait_for(key: &str, slot: &Slot, budget_ms: u64) -> Option<Result<Rc<Fetched>, Failure>> {
+    let started = Date::now().as_millis();
+    loop {
+        if let Some(outcome) = slot.borrow().clone() {
+            return Some(outcome);
+        }
+        let leading = IN_FLIGHT.with(|m| m.borrow().get(key).is_some_and(|s| Rc::ptr_eq(s, slot)));
+        if !leading || Date::now().as_millis().saturating_sub(started) > budget_ms {
+            return None;
+        }
+        Delay::from(Duration::from_millis(WAIT_POLL_MS)).await;
+    }
 }
 
 async fn fetch_and_store(spec: &Spec, policy: &CachePolicy) -> Result<Rc<Fetched>, Failure> {
@@ -774,9 +827,9 @@ async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> Api
     match freshness {
         Freshness::Fresh => Ok(serve_stored(response, "HIT")),
         Freshness::StaleRevalidate => {
-            let flight = coalesced_fetch(&spec, &policy);
+            let (spec, policy) = (spec.clone(), policy.clone());
             call.ctx.wait_until(async move {
-                let _ = flight.await;
+                let _ = coalesced_fetch(&spec, &policy).await;
             });
             Ok(serve_stored(response, "STALE"))
         }
