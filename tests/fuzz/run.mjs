@@ -2,11 +2,12 @@
 // every response conforms to the document (status, headers, content type, body schema).
 //   node tests/fuzz/run.mjs --quick   bounded run in `npm test` (fixed seed, few examples, 60 s budget)
 //   node tests/fuzz/run.mjs           `npm run fuzz`: more examples, random seed, 10 min budget
-// The Worker runs on workerd through the test harness on 127.0.0.1, with demo data seeded; schemathesis comes from
+// The Worker runs on workerd through the test harness on 127.0.0.1, with demo data seeded and a demo user signed in; schemathesis comes from
 // the project-local virtual environment (.venv) that scripts/setup creates from tests/fuzz/requirements.txt.
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { seed } from "../../scripts/seed.mjs";
+import { DEMO_USERS, seed } from "../../scripts/seed.mjs";
+import { generateSigningJwk } from "../../scripts/dev-key.mjs";
 import { ROOT, startWorker } from "../support/worker.mjs";
 
 const quick = process.argv.includes("--quick");
@@ -14,35 +15,63 @@ const settings = quick
   ? { examples: 15, maxTime: 60, seed: ["--seed", "20261122"] }
   : { examples: 200, maxTime: 600, seed: [] };
 
-const worker = await startWorker({ vars: { DEBUG_ROUTES: false } });
+// Protected routes are fuzzed signed in: a demo user's session cookie and access JWT go with every request.
+const KEY = JSON.stringify(generateSigningJwk("fuzz-key"));
+const worker = await startWorker({ vars: { DEBUG_ROUTES: false, AUTH_SIGNING_KEY: KEY } });
 let code = 1;
 try {
   await seed({
     CONFIG_KV: await worker.mf.getKVNamespace("CONFIG_KV"),
     DB: await worker.mf.getD1Database("DB"),
     CONTENT_KV: await worker.mf.getKVNamespace("CONTENT_KV"),
+    AUTH_SIGNING_KEY: KEY,
   });
-  const args = [
-    "run",
-    join(ROOT, "src/openapi/openapi.json"),
-    "--url",
-    worker.url.toString().replace(/\/$/, ""),
-    "--checks",
-    "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance",
-    "--max-examples",
-    String(settings.examples),
-    "--max-time",
-    String(settings.maxTime),
-    "--request-timeout",
-    "10",
-    "--workers",
-    "2",
-    "--suppress-health-check",
-    "all",
-    ...settings.seed,
+  const alice = DEMO_USERS.find((u) => u.email === "alice@example.com");
+  const login = await worker.fetch("/auth/login", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: alice.email, password: alice.password }),
+  });
+  if (login.status !== 200) throw new Error(`fuzz set-up: demo login answered ${login.status}`);
+  const { access_token: accessToken } = await login.json();
+  const cookie = /edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+  // Two passes: every operation signed out; then signed in, minus the two operations that end or rotate the shared
+  // session (logout, refresh), which would otherwise leave the rest of the pass with a dead cookie.
+  const passes = [
+    { name: "signed out", extra: [] },
+    {
+      name: "signed in",
+      extra: ["-H", `Cookie: ${cookie}`, "-H", `Authorization: Bearer ${accessToken}`,
+        "--exclude-path", "/auth/logout", "--exclude-path", "/auth/refresh"],
+    },
   ];
-  const child = spawn(join(ROOT, ".venv/bin/schemathesis"), args, { stdio: "inherit", cwd: ROOT });
-  code = await new Promise((resolveExit) => child.on("exit", (c) => resolveExit(c ?? 1)));
+  code = 0;
+  for (const pass of passes) {
+    console.log(`\n=== schemathesis, ${pass.name}`);
+    const args = [
+      "run",
+      join(ROOT, "src/openapi/openapi.json"),
+      "--url",
+      worker.url.toString().replace(/\/$/, ""),
+      "--checks",
+      "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance",
+      "--max-examples",
+      String(settings.examples),
+      "--max-time",
+      String(Math.ceil(settings.maxTime / passes.length)),
+      "--request-timeout",
+      "10",
+      "--workers",
+      "2",
+      ...pass.extra,
+      "--suppress-health-check",
+      "all",
+      ...settings.seed,
+    ];
+    const child = spawn(join(ROOT, ".venv/bin/schemathesis"), args, { stdio: "inherit", cwd: ROOT });
+    const passCode = await new Promise((resolveExit) => child.on("exit", (c) => resolveExit(c ?? 1)));
+    if (passCode !== 0) code = passCode;
+  }
 } finally {
   await worker.stop();
 }
