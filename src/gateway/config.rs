@@ -19,6 +19,8 @@ pub struct GatewayConfig {
     pub jwt_max_bytes: u64,
     /// How long an isolate reuses the JWKS it read from KV.
     pub jwks_ttl_secs: u64,
+    /// Signature-verified tokens an isolate remembers (0: verify every signature); see `token_cache`.
+    pub jwt_cache_entries: u64,
     /// The permission the admin purge route requires.
     pub admin_permission: String,
     /// How long an isolate trusts its copy of a tag's purge time before re-reading KV (purges taken by the
@@ -51,6 +53,7 @@ impl GatewayConfig {
             jwt_leeway_secs: vars.u64_in("GATEWAY_JWT_LEEWAY_SECONDS", 30, 0, 600)?,
             jwt_max_bytes: vars.u64_in("GATEWAY_JWT_MAX_BYTES", 8192, 256, 65_536)?,
             jwks_ttl_secs: vars.u64_in("GATEWAY_JWKS_TTL_SECONDS", 60, 0, 86_400)?,
+            jwt_cache_entries: vars.u64_in("GATEWAY_JWT_CACHE_ENTRIES", 10_000, 0, 1_000_000)?,
             admin_permission: vars.string_or("GATEWAY_ADMIN_PERMISSION", "gateway:admin")?,
             purge_sync_ms: vars.u64_in("GATEWAY_PURGE_SYNC_MS", 5_000, 0, 60_000)?,
         })

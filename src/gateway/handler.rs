@@ -23,6 +23,7 @@ use super::headers::{
 };
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
 use super::routes::{is_retryable_method, AuthPolicy, Matched, Route};
+use super::token_cache::VerifiedTokens;
 use super::trace::{continue_or_start, TraceContext};
 use super::waf::{self, Hit, WafMode};
 use crate::bindings;
@@ -280,7 +281,20 @@ async fn verify_bearer(call: &Call, token: &mut VerifiedOnce) -> ApiResult<Verif
             max_token_bytes: config.gateway.jwt_max_bytes as usize,
         };
         let now_secs = (Date::now().as_millis() / 1000) as i64;
-        let _ = token.get_or_verify(|| jwt::verify(&bearer, &keys, &policy, now_secs));
+        let capacity = config.gateway.jwt_cache_entries as usize;
+        let _ = token.get_or_verify(|| {
+            TOKENS.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                // A memory belongs to one read of the key set: a new read (rotation, TTL) starts it afresh.
+                if !slot.as_ref().is_some_and(|(k, _)| Rc::ptr_eq(k, &keys)) {
+                    *slot = Some((keys.clone(), VerifiedTokens::new(capacity)));
+                }
+                match slot.as_mut() {
+                    Some((_, tokens)) => tokens.verify(&bearer, &keys, &policy, now_secs),
+                    None => jwt::verify(&bearer, &keys, &policy, now_secs),
+                }
+            })
+        });
     }
     token
         .get_or_verify(|| Err(jwt::JwtError("token was not verified".into())))
@@ -289,6 +303,8 @@ async fn verify_bearer(call: &Call, token: &mut VerifiedOnce) -> ApiResult<Verif
 
 thread_local! {
     static JWKS: RefCell<Option<(u64, Rc<Jwks>)>> = const { RefCell::new(None) };
+    /// Tokens verified against the key set read into `JWKS`.
+    static TOKENS: RefCell<Option<(Rc<Jwks>, VerifiedTokens)>> = const { RefCell::new(None) };
 }
 
 /// The JWKS from KV, reused by this isolate for `GATEWAY_JWKS_TTL_SECONDS`.

@@ -218,6 +218,24 @@ pub fn verify(
     policy: &JwtPolicy,
     now_secs: i64,
 ) -> Result<Verified, JwtError> {
+    check(&verify_signature(token, jwks, policy)?, policy, now_secs)
+}
+
+/// A token whose signature verified against a key of the set. Its claims must still pass [`check`] at the time
+/// of each use: a signature stays valid, a token's time window does not.
+#[derive(Debug, Clone)]
+pub struct Signed(Claims<Custom>);
+
+impl Signed {
+    /// `exp` in seconds since the epoch (a token without one never passes [`check`]).
+    pub fn expires_at(&self) -> Option<i64> {
+        self.0.expiration.map(|t| t.timestamp())
+    }
+}
+
+/// The signature half of [`verify`]: size cap, structure, `alg` (never `none`, always one the selected key allows),
+/// key selection by `kid`, and the signature.
+pub fn verify_signature(token: &str, jwks: &Jwks, policy: &JwtPolicy) -> Result<Signed, JwtError> {
     if token.len() > policy.max_token_bytes {
         return err(format!("token exceeds {} bytes", policy.max_token_bytes));
     }
@@ -259,14 +277,13 @@ pub fn verify(
             .to_owned(),
         )
     })?;
-    check_claims(token.claims(), policy, now_secs)
+    Ok(Signed(token.claims().clone()))
 }
 
-fn check_claims(
-    claims: &Claims<Custom>,
-    policy: &JwtPolicy,
-    now: i64,
-) -> Result<Verified, JwtError> {
+/// The claim half of [`verify`]: `exp`/`nbf`/`iat` with leeway at `now` (seconds), `iss` and `aud` when the policy
+/// names them, and a subject.
+pub fn check(signed: &Signed, policy: &JwtPolicy, now: i64) -> Result<Verified, JwtError> {
+    let claims = &signed.0;
     let leeway = policy.leeway_secs;
     let Some(exp) = claims.expiration.map(|t| t.timestamp()) else {
         return err("token has no exp");

@@ -7,5 +7,6 @@ pub mod handler;
 pub mod headers;
 pub mod jwt;
 pub mod routes;
+pub mod token_cache;
 pub mod trace;
 pub mod waf;
