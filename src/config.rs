@@ -229,6 +229,7 @@ impl AuthConfig {
 pub struct Config {
     pub core: CoreConfig,
     pub auth: AuthConfig,
+    pub gateway: crate::gateway::config::GatewayConfig,
     pub session: crate::session::config::SessionConfig,
     pub render: crate::render::plan::RenderConfig,
     /// Rate-limit policies (`RATE_LIMIT_POLICIES`).
@@ -241,12 +242,28 @@ impl Config {
     /// Parses and validates every section; the first invalid key fails the whole load.
     pub fn parse(source: &dyn VarSource) -> Result<Self, ConfigError> {
         let vars = Vars::new(source);
+        // The gateway's routes and the login limits name rate-limit policies, so that section is parsed first.
+        let ratelimit = crate::ratelimit::policy::RateLimitConfig::parse(&vars)?;
+        let policy_names: Vec<String> = ratelimit.names().map(str::to_owned).collect();
+        let session = crate::session::config::SessionConfig::parse(&vars)?;
+        for (key, name) in [
+            ("SESSION_LOGIN_IP_POLICY", &session.login_ip_policy),
+            ("SESSION_LOGIN_EMAIL_POLICY", &session.login_email_policy),
+        ] {
+            if ratelimit.get(name).is_none() {
+                return Err(ConfigError::new(
+                    key,
+                    format!("names the rate-limit policy `{name}`, which RATE_LIMIT_POLICIES does not define"),
+                ));
+            }
+        }
         Ok(Self {
             core: CoreConfig::parse(&vars)?,
             auth: AuthConfig::parse(&vars)?,
-            session: crate::session::config::SessionConfig::parse(&vars)?,
+            gateway: crate::gateway::config::GatewayConfig::parse(&vars, &policy_names)?,
+            session,
             render: crate::render::plan::RenderConfig::parse(&vars)?,
-            ratelimit: crate::ratelimit::policy::RateLimitConfig::parse(&vars)?,
+            ratelimit,
             images: crate::images::config::ImagesConfig::parse(&vars)?,
             rooms: crate::rooms::RoomsConfig::parse(&vars)?,
         })
@@ -261,8 +278,23 @@ mod tests {
 
     use super::*;
 
+    /// `pairs` over the least a valid configuration needs: the login rate-limit policies the session section names.
     fn source(pairs: &[(&'static str, Value)]) -> HashMap<&'static str, Value> {
-        pairs.iter().cloned().collect()
+        let login = json!({"limit": 10, "window": 60, "key": "ip"});
+        let mut map: HashMap<&'static str, Value> = HashMap::from([(
+            "RATE_LIMIT_POLICIES",
+            json!({"login-ip": login, "login-email": login}),
+        )]);
+        map.extend(pairs.iter().cloned());
+        map
+    }
+
+    #[test]
+    fn a_login_limit_naming_an_undefined_policy_is_refused_at_load() {
+        let error = Config::parse(&source(&[("SESSION_LOGIN_EMAIL_POLICY", json!("nope"))]))
+            .expect_err("an undefined policy");
+        assert_eq!(error.key, "SESSION_LOGIN_EMAIL_POLICY", "{error}");
+        assert!(error.to_string().contains("`nope`"), "{error}");
     }
 
     #[test]

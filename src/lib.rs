@@ -8,6 +8,7 @@ pub mod bindings;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod health;
 pub mod images;
 pub mod observability;

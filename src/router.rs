@@ -19,6 +19,7 @@ pub enum RouteId {
     AuthSession,
     AuthSessions,
     DebugPanic,
+    GatewayPurge,
     // render
     RenderHome,
     RenderPage,
@@ -79,6 +80,7 @@ pub const ROUTES: &[RouteSpec] = &[
         pattern: "/__debug/panic",
         debug_only: true,
     },
+    route(RouteId::GatewayPurge, "POST", "/admin/gateway/purge"),
     route(RouteId::Images, "GET", "/images/{*path}"),
     route(RouteId::Rooms, "GET", "/rooms"),
     route(RouteId::RoomPage, "GET", "/rooms/{id}"),

@@ -4,11 +4,8 @@ use worker::Response;
 
 use super::Call;
 use crate::error::{ApiError, ApiResult};
-use crate::images;
-use crate::ratelimit;
-use crate::rooms;
 use crate::router::{Resolved, RouteId};
-use crate::{health, openapi, render, session};
+use crate::{gateway, health, images, openapi, ratelimit, render, rooms, session};
 
 pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
     let method = call.req.method().to_string();
@@ -38,6 +35,7 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                     "deliberate panic from /__debug/panic (request {})",
                     call.request_id
                 ),
+                RouteId::GatewayPurge => gateway::handler::purge(&mut call).await,
                 // render
                 RouteId::RenderHome | RouteId::RenderPage => render::handler::page(call).await,
             }
@@ -45,6 +43,7 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
         Resolved::MethodNotAllowed { allowed } => {
             Err(ApiError::method_not_allowed(&method, &allowed))
         }
-        Resolved::NotFound => Err(ApiError::not_found(format!("no route serves {path}"))),
+        // Paths the app does not serve go to the gateway's configured routes (which answer 404/405 themselves).
+        Resolved::NotFound => gateway::handler::serve(call).await,
     }
 }

@@ -32,12 +32,25 @@ pub fn error_response(error: &ApiError) -> Response {
 }
 
 /// Sets a header, copying the header list first when the response's headers are immutable (e.g. from `fetch`).
-pub fn with_header(mut response: Response, name: &str, value: &str) -> Response {
-    if response.headers_mut().set(name, value).is_ok() {
+pub fn with_header(response: Response, name: &str, value: &str) -> Response {
+    edit_headers(response, |h| h.set(name, value))
+}
+
+/// `response` with one more `name: value` line, beside any it already has (e.g. `Server-Timing`).
+pub fn with_appended_header(response: Response, name: &str, value: &str) -> Response {
+    edit_headers(response, |h| h.append(name, value))
+}
+
+/// Applies `edit` to the headers, on a copy when the response's own are immutable (e.g. from `fetch`).
+fn edit_headers(
+    mut response: Response,
+    edit: impl Fn(&mut worker::Headers) -> worker::Result<()>,
+) -> Response {
+    if edit(response.headers_mut()).is_ok() {
         return response;
     }
-    let headers = response.headers().clone();
-    let _ = headers.set(name, value);
+    let mut headers = response.headers().clone();
+    let _ = edit(&mut headers);
     response.with_headers(headers)
 }
 

@@ -34,7 +34,8 @@ export function applyMigrations(stateDir) {
 
 /**
  * Starts the Worker. Options:
- *  - vars: extra/overriding [vars] (e.g. a bad value to test config validation)
+ *  - vars: extra/overriding [vars] (e.g. a bad value to test config validation); RATE_LIMIT_POLICIES given here are
+ *    added to wrangler.toml's policies, which other settings (the login limits) name
  *  - stateDir: reuse a state directory (persisted KV, D1, DOs, cache) — pass the same one to test restarts
  *  - workerOptions: merged into the worker's Miniflare options (e.g. extra bindings)
  * Returns { url, fetch(path, init), logs, mf, stateDir, stop() }. `logs` collects workerd's output lines.
@@ -60,7 +61,15 @@ export async function startWorker({ vars = {}, stateDir, workerOptions = {} } = 
     scriptPath: join(ROOT, "build/index.js"),
     modulesRoot: join(ROOT, "build"),
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-    bindings: { ...fromToml.bindings, ENVIRONMENT: "test", DEBUG_ROUTES: true, ...vars },
+    bindings: {
+      ...fromToml.bindings,
+      ENVIRONMENT: "test",
+      DEBUG_ROUTES: true,
+      ...vars,
+      ...(vars.RATE_LIMIT_POLICIES && {
+        RATE_LIMIT_POLICIES: { ...fromToml.bindings.RATE_LIMIT_POLICIES, ...vars.RATE_LIMIT_POLICIES },
+      }),
+    },
     host: "127.0.0.1",
     port: 0,
     kvPersist: join(dir, "v3/kv"),

@@ -1,0 +1,84 @@
+// The gateway: (1) a JWT-authenticated route proxied to a local origin — edgekit against the same pipeline as a
+// plain-JavaScript Worker (bench/reference/gateway.mjs), each with and without its memory of verified tokens — and (2) a cached GET served from the edge cache against the
+// reference hello Worker (bench/reference/health.mjs). All on workerd, loaded one after the other with the same wrk
+// settings in this one run, against one origin on 127.0.0.1. Prints req/s, p50/p99 and the ratios.
+import { createServer } from "node:http";
+import { generateKeyPairSync, sign } from "node:crypto";
+import assert from "node:assert/strict";
+import { ensureWrk, loadAsync, ratio, report, serveEdgekit, serveScript } from "./lib.mjs";
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 8);
+ensureWrk();
+
+// One origin for both gateways: a small JSON answer of known length, as an API would give.
+const origin = createServer((req, res) => {
+  const body = JSON.stringify({ path: req.url, user: req.headers["x-user-id"] ?? null });
+  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+});
+await new Promise((r) => origin.listen(0, "127.0.0.1", r));
+const originUrl = `http://127.0.0.1:${origin.address().port}`;
+
+// An EdDSA key (what edgekit's session issuer signs with), published in both Workers' CONFIG_KV as a JWKS.
+const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+const jwks = JSON.stringify({ keys: [{ ...publicKey.export({ format: "jwk" }), kid: "bench", alg: "EdDSA", use: "sig" }] });
+const now = Math.floor(Date.now() / 1000);
+const part = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
+const input = `${part({ alg: "EdDSA", typ: "JWT", kid: "bench" })}.${part({ iss: "edgekit", aud: "edgekit-api", sub: "bench-user", permissions: ["read"], iat: now, exp: now + 3600 })}`;
+const AUTH = { authorization: `Bearer ${input}.${sign(null, Buffer.from(input), privateKey).toString("base64url")}` };
+
+const ROUTES = [
+  { name: "api", path: "/api", upstream: originUrl, auth: "jwt", timeout_ms: 10000 },
+  { name: "cached", path: "/cached", upstream: originUrl, cache: "api-public" },
+];
+// Each pipeline twice: remembering verified tokens (edgekit's default) and verifying every signature.
+const rust = await serveEdgekit({ vars: { GATEWAY_ROUTES: ROUTES } });
+const rustNoCache = await serveEdgekit({ vars: { GATEWAY_ROUTES: ROUTES, GATEWAY_JWT_CACHE_ENTRIES: 0 } });
+const reference = (cache) =>
+  serveScript("bench/reference/gateway.mjs", { kvNamespaces: ["CONFIG_KV"], bindings: { ORIGIN: originUrl, TOKEN_CACHE: cache } });
+const jsGateway = await reference("on");
+const jsNoCache = await reference("off");
+const jsHello = await serveScript("bench/reference/health.mjs");
+const gateways = [rust, rustNoCache, jsGateway, jsNoCache];
+try {
+  for (const side of gateways) await (await side.mf.getKVNamespace("CONFIG_KV")).put("jwks", jwks);
+  const API = "api/items/42?fields=name";
+  for (const side of gateways) {
+    const ok = await fetch(new URL(API, side.url), { headers: AUTH });
+    assert.equal(ok.status, 200, "the token passes");
+    assert.equal((await ok.json()).user, "bench-user", "the origin sees the verified identity");
+    const refused = await fetch(new URL(API, side.url));
+    assert.equal(refused.status, 401, "no token, no proxy");
+    await refused.arrayBuffer();
+  }
+  await (await fetch(new URL("cached/catalog", rust.url))).arrayBuffer();
+  const hit = await fetch(new URL("cached/catalog", rust.url));
+  assert.equal(hit.headers.get("x-cache"), "HIT", "the cached route is warm");
+  await hit.arrayBuffer();
+
+  const warm = (url, headers) => loadAsync(url, { seconds: 2, connections: 8, headers });
+  for (const side of gateways) await warm(`${side.url}${API}`, AUTH);
+  const proxied = report(`JWT (EdDSA) verify + proxy to a local origin, wrk -t2 -c32 -d${seconds}s, 127.0.0.1`, [
+    { name: "edgekit gateway (Rust/wasm), verified-token memory", ...(await loadAsync(`${rust.url}${API}`, { seconds, headers: AUTH })) },
+    { name: "reference gateway (JS), verified-token memory", ...(await loadAsync(`${jsGateway.url}${API}`, { seconds, headers: AUTH })) },
+    { name: "edgekit gateway (Rust/wasm), every signature verified", ...(await loadAsync(`${rustNoCache.url}${API}`, { seconds, headers: AUTH })) },
+    { name: "reference gateway (JS), every signature verified", ...(await loadAsync(`${jsNoCache.url}${API}`, { seconds, headers: AUTH })) },
+  ]);
+  ratio("req/s, Rust / JS, verified-token memory", proxied[0].rps, proxied[1].rps);
+  ratio("p99 latency, Rust / JS, verified-token memory (lower is better)", proxied[0].p99, proxied[1].p99);
+  ratio("req/s, Rust / JS, every signature verified", proxied[2].rps, proxied[3].rps);
+  ratio("p99 latency, Rust / JS, every signature verified (lower is better)", proxied[2].p99, proxied[3].p99);
+
+  await warm(`${rust.url}cached/catalog`);
+  await warm(`${jsHello.url}health`);
+  const cached = report(`cached GET (edge-cache HIT) against the reference hello, wrk -t2 -c32 -d${seconds}s`, [
+    { name: "edgekit cached GET (Rust/wasm)", ...(await loadAsync(`${rust.url}cached/catalog`, { seconds })) },
+    { name: "reference hello (JS)", ...(await loadAsync(`${jsHello.url}health`, { seconds })) },
+  ]);
+  ratio("req/s, Rust cached GET / JS hello", cached[0].rps, cached[1].rps);
+  ratio("p99 latency, Rust / JS (lower is better)", cached[0].p99, cached[1].p99);
+} finally {
+  for (const side of [...gateways, jsHello]) await side.stop();
+  origin.closeAllConnections();
+  origin.close();
+}

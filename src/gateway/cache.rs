@@ -1,0 +1,405 @@
+//! Edge-cache rules: the named cache policies (what `Cache-Control`, `Surrogate-Control` and `Cache-Tag` say, how
+//! long an entry is fresh, stale-while-revalidate and stale-if-error windows, whether it may be shared across users),
+//! the normalised cache key, TTL jitter and the freshness decision for a stored entry. Pure: the clock and the
+//! random bytes are parameters.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// One named policy. Seconds throughout.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CachePolicy {
+    /// How long a stored response is fresh at the edge.
+    pub ttl: u64,
+    /// After `ttl`, how long a stale copy is served while one background request refreshes it.
+    #[serde(default)]
+    pub stale_while_revalidate: u64,
+    /// After `ttl`, how long a stale copy is served when the origin fails (5xx, timeout, unreachable).
+    #[serde(default)]
+    pub stale_if_error: u64,
+    /// Whether one stored response may serve every caller; when false the key includes the caller's identity, and
+    /// anonymous callers are not cached.
+    pub shared: bool,
+    /// `Cache-Control` sent to clients.
+    pub cache_control: String,
+    /// `Surrogate-Control` sent to clients (for a CDN in front).
+    pub surrogate_control: String,
+}
+
+/// The table of named policies: the built-in four, overridden or extended by `GATEWAY_CACHE_POLICIES`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachePolicies(BTreeMap<String, CachePolicy>);
+
+impl Default for CachePolicies {
+    fn default() -> Self {
+        let p = |ttl, swr, sie, shared, cc: &str, sc: &str| CachePolicy {
+            ttl,
+            stale_while_revalidate: swr,
+            stale_if_error: sie,
+            shared,
+            cache_control: cc.to_owned(),
+            surrogate_control: sc.to_owned(),
+        };
+        let mut map = BTreeMap::new();
+        map.insert(
+            "static-immutable".to_owned(),
+            p(
+                31_536_000,
+                0,
+                0,
+                true,
+                "public, max-age=31536000, immutable",
+                "max-age=31536000",
+            ),
+        );
+        map.insert(
+            "api-public".to_owned(),
+            p(
+                60,
+                30,
+                300,
+                true,
+                "public, max-age=60, stale-while-revalidate=30, stale-if-error=300",
+                "max-age=60, stale-while-revalidate=30, stale-if-error=300",
+            ),
+        );
+        map.insert(
+            "api-personalized".to_owned(),
+            p(30, 15, 60, false, "private, max-age=30", "no-store"),
+        );
+        map.insert(
+            "html-dynamic".to_owned(),
+            p(
+                10,
+                60,
+                600,
+                true,
+                "public, max-age=0, must-revalidate",
+                "max-age=10, stale-while-revalidate=60, stale-if-error=600",
+            ),
+        );
+        Self(map)
+    }
+}
+
+impl CachePolicies {
+    /// The built-ins with `overrides` (a JSON object of name → policy) applied; errors name the policy.
+    pub fn with_overrides(overrides: Option<&serde_json::Value>) -> Result<Self, String> {
+        let mut policies = Self::default();
+        let Some(value) = overrides else {
+            return Ok(policies);
+        };
+        let object = value
+            .as_object()
+            .ok_or_else(|| "must be an object of policy name → policy".to_owned())?;
+        for (name, raw) in object {
+            let policy: CachePolicy =
+                serde_json::from_value(raw.clone()).map_err(|e| format!("policy {name:?}: {e}"))?;
+            if policy.ttl == 0 {
+                return Err(format!("policy {name:?}: ttl must be at least 1 second"));
+            }
+            policies.0.insert(name.clone(), policy);
+        }
+        Ok(policies)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&CachePolicy> {
+        self.0.get(name)
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+}
+
+/// The cache key for a request: a synthetic URL (the Cache API keys on URLs) made of the route, the path and the
+/// query with its pairs sorted, plus the caller's identity when the policy is not shared. `None` = do not cache
+/// (a per-user policy with no verified user).
+pub fn cache_key(
+    route: &str,
+    path: &str,
+    query: Option<&str>,
+    policy: &CachePolicy,
+    user: Option<&str>,
+) -> Option<String> {
+    let mut pairs: Vec<&str> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .collect();
+    pairs.sort_unstable();
+    let mut key = format!("https://gateway-cache.internal/{}{}", encode(route), path);
+    if !pairs.is_empty() {
+        key.push('?');
+        key.push_str(&pairs.join("&"));
+    }
+    if !policy.shared {
+        let user = user?;
+        key.push_str(if pairs.is_empty() { "?" } else { "&" });
+        key.push_str("__user=");
+        key.push_str(&encode(user));
+    }
+    Some(key)
+}
+
+fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// The stored TTL in milliseconds: `ttl` ± up to 10%, from two random bytes (so entries stored together do not all
+/// expire together).
+pub fn jittered_ttl_ms(ttl_secs: u64, random: [u8; 2]) -> u64 {
+    let base = ttl_secs.saturating_mul(1000);
+    let spread = base / 10;
+    if spread == 0 {
+        return base;
+    }
+    let r = u64::from(u16::from_le_bytes(random)); // 0..=65535
+    let offset = r * (2 * spread) / 65_535; // 0..=2*spread
+    base - spread + offset
+}
+
+/// What the gateway writes beside a stored response (as headers on the stored copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMeta {
+    pub stored_at_ms: u64,
+    pub ttl_ms: u64,
+    pub swr_ms: u64,
+    pub sie_ms: u64,
+    pub tags: Vec<String>,
+}
+
+impl StoredMeta {
+    pub const HEADER: &'static str = "x-gateway-meta";
+
+    pub fn encode(&self) -> String {
+        format!(
+            "{};{};{};{};{}",
+            self.stored_at_ms,
+            self.ttl_ms,
+            self.swr_ms,
+            self.sie_ms,
+            self.tags.join(",")
+        )
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let mut it = s.splitn(5, ';');
+        let mut n = || it.next().and_then(|v| v.parse::<u64>().ok());
+        let (stored_at_ms, ttl_ms, swr_ms, sie_ms) = (n()?, n()?, n()?, n()?);
+        let tags = it
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Some(Self {
+            stored_at_ms,
+            ttl_ms,
+            swr_ms,
+            sie_ms,
+            tags,
+        })
+    }
+
+    /// How long the Cache API must keep the copy: fresh time plus the longer stale window, in whole seconds.
+    pub fn retention_secs(&self) -> u64 {
+        (self.ttl_ms + self.swr_ms.max(self.sie_ms))
+            .div_ceil(1000)
+            .max(1)
+    }
+
+    /// Where this entry stands at `now_ms`.
+    pub fn freshness(&self, now_ms: u64) -> Freshness {
+        let age = now_ms.saturating_sub(self.stored_at_ms);
+        if age < self.ttl_ms {
+            Freshness::Fresh
+        } else if age < self.ttl_ms + self.swr_ms {
+            Freshness::StaleRevalidate
+        } else if age < self.ttl_ms + self.sie_ms {
+            Freshness::StaleIfError
+        } else {
+            Freshness::Expired
+        }
+    }
+
+    /// Whether a purge of one of this entry's tags at a later time invalidates it.
+    pub fn purged(&self, purge_time_of: impl Fn(&str) -> Option<u64>) -> bool {
+        self.tags
+            .iter()
+            .any(|t| purge_time_of(t).is_some_and(|at| at >= self.stored_at_ms))
+    }
+}
+
+/// The state of a stored entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Serve it (`x-cache: HIT`).
+    Fresh,
+    /// Serve it (`STALE`) and refresh it in the background.
+    StaleRevalidate,
+    /// Only serve it (`STALE`) if the origin fails now.
+    StaleIfError,
+    /// Treat as a miss.
+    Expired,
+}
+
+/// The tags of a stored response: the route's own tag plus any the origin sent in `Cache-Tag` (comma-separated),
+/// deduplicated, each limited to printable ASCII without commas or semicolons.
+pub fn tags_for(route: &str, origin_cache_tag: Option<&str>) -> Vec<String> {
+    let mut tags = vec![format!("route:{route}")];
+    for tag in origin_cache_tag.unwrap_or("").split(',') {
+        let tag = tag.trim();
+        if tag.is_empty()
+            || tag.len() > 128
+            || !tag
+                .chars()
+                .all(|c| c.is_ascii_graphic() && c != ';' && c != ',')
+        {
+            continue;
+        }
+        if !tags.iter().any(|t| t == tag) {
+            tags.push(tag.to_owned());
+        }
+    }
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_four_named_policies_exist_and_say_what_clients_see() {
+        let p = CachePolicies::default();
+        for name in [
+            "static-immutable",
+            "api-public",
+            "api-personalized",
+            "html-dynamic",
+        ] {
+            let policy = p.get(name).unwrap_or_else(|| panic!("{name} exists"));
+            assert!(!policy.cache_control.is_empty(), "{name}");
+        }
+        assert!(
+            !p.get("api-personalized").map(|x| x.shared).unwrap_or(true),
+            "personalized is per user"
+        );
+    }
+
+    #[test]
+    fn overrides_replace_or_add_policies_and_bad_ones_are_named() {
+        let value = serde_json::json!({"short": {"ttl": 5, "shared": true, "cache_control": "public, max-age=5", "surrogate_control": "max-age=5"}});
+        let p = CachePolicies::with_overrides(Some(&value)).expect("valid");
+        assert_eq!(p.get("short").map(|x| x.ttl), Some(5));
+        assert!(p.get("api-public").is_some(), "built-ins stay");
+        let bad = serde_json::json!({"oops": {"ttl": 0, "shared": true, "cache_control": "", "surrogate_control": ""}});
+        let e = CachePolicies::with_overrides(Some(&bad)).expect_err("ttl 0");
+        assert!(e.contains("\"oops\""), "{e}");
+        let bad = serde_json::json!({"typo": {"tll": 5}});
+        assert!(CachePolicies::with_overrides(Some(&bad))
+            .expect_err("unknown")
+            .contains("\"typo\""));
+    }
+
+    #[test]
+    fn keys_sort_the_query_and_separate_users_unless_shared() {
+        let p = CachePolicies::default();
+        let public = p.get("api-public").expect("policy");
+        let personal = p.get("api-personalized").expect("policy");
+        let a = cache_key("r", "/x", Some("b=2&a=1"), public, Some("u1"));
+        let b = cache_key("r", "/x", Some("a=1&b=2"), public, Some("u2"));
+        assert_eq!(
+            a, b,
+            "query order and user do not matter for a shared policy"
+        );
+        assert_eq!(
+            a.as_deref(),
+            Some("https://gateway-cache.internal/r/x?a=1&b=2")
+        );
+        let u1 = cache_key("r", "/x", Some("a=1"), personal, Some("u1"));
+        let u2 = cache_key("r", "/x", Some("a=1"), personal, Some("u2"));
+        assert_ne!(u1, u2, "per-user policy never shares across users");
+        assert_eq!(
+            cache_key("r", "/x", None, personal, None),
+            None,
+            "anonymous is not cached per user"
+        );
+        assert_ne!(
+            cache_key("r1", "/x", None, public, None),
+            cache_key("r2", "/x", None, public, None),
+            "routes do not share entries"
+        );
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent_and_spans_the_range() {
+        let mut seen_low = false;
+        let mut seen_high = false;
+        for r in 0..=u16::MAX {
+            let ttl = jittered_ttl_ms(60, r.to_le_bytes());
+            assert!((54_000..=66_000).contains(&ttl), "{r} gives {ttl}");
+            seen_low |= ttl < 55_000;
+            seen_high |= ttl > 65_000;
+        }
+        assert!(seen_low && seen_high, "the whole ±10% range is used");
+    }
+
+    #[test]
+    fn freshness_moves_from_fresh_to_stale_windows_to_expired() {
+        let meta = StoredMeta {
+            stored_at_ms: 1_000,
+            ttl_ms: 10_000,
+            swr_ms: 5_000,
+            sie_ms: 20_000,
+            tags: vec![],
+        };
+        let cases = [
+            (1_000, Freshness::Fresh),
+            (10_999, Freshness::Fresh),
+            (11_000, Freshness::StaleRevalidate),
+            (15_999, Freshness::StaleRevalidate),
+            (16_000, Freshness::StaleIfError),
+            (30_999, Freshness::StaleIfError),
+            (31_000, Freshness::Expired),
+        ];
+        for (now, expected) in cases {
+            assert_eq!(meta.freshness(now), expected, "at {now}");
+        }
+        assert_eq!(meta.retention_secs(), 30);
+    }
+
+    #[test]
+    fn meta_round_trips_and_purges_apply_to_entries_stored_before_them() {
+        let meta = StoredMeta {
+            stored_at_ms: 500,
+            ttl_ms: 1,
+            swr_ms: 2,
+            sie_ms: 3,
+            tags: vec!["route:r".into(), "product-1".into()],
+        };
+        assert_eq!(StoredMeta::decode(&meta.encode()), Some(meta.clone()));
+        assert_eq!(StoredMeta::decode("garbage"), None);
+        assert!(
+            meta.purged(|t| (t == "product-1").then_some(600)),
+            "purged after storing"
+        );
+        assert!(
+            !meta.purged(|t| (t == "product-1").then_some(400)),
+            "stored after the purge"
+        );
+        assert!(!meta.purged(|_| None));
+    }
+
+    #[test]
+    fn tags_include_the_route_and_clean_origin_tags() {
+        assert_eq!(
+            tags_for("r", Some("a, b,a, bad;tag, ,c")),
+            vec!["route:r", "a", "b", "c"]
+        );
+        assert_eq!(tags_for("r", None), vec!["route:r"]);
+    }
+}

@@ -1,0 +1,117 @@
+//! The gateway's configuration section: the route table (`GATEWAY_ROUTES`), cache policies
+//! (`GATEWAY_CACHE_POLICIES`), WAF settings (`GATEWAY_WAF`) and the JWT verification settings, parsed and validated
+//! once per isolate. Every error names the key and, inside a table, the bad entry.
+
+use crate::config::{ConfigError, Vars};
+
+use super::cache::CachePolicies;
+use super::routes::RouteTable;
+use super::waf::WafConfig;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    pub routes: RouteTable,
+    pub cache_policies: CachePolicies,
+    pub waf: WafConfig,
+    /// Clock skew tolerated on `exp`/`nbf`/`iat`.
+    pub jwt_leeway_secs: u64,
+    /// Tokens longer than this are refused before parsing.
+    pub jwt_max_bytes: u64,
+    /// How long an isolate reuses the JWKS it read from KV.
+    pub jwks_ttl_secs: u64,
+    /// Signature-verified tokens an isolate remembers (0: verify every signature); see `token_cache`.
+    pub jwt_cache_entries: u64,
+    /// The permission the admin purge route requires.
+    pub admin_permission: String,
+    /// How long an isolate trusts its copy of a tag's purge time before re-reading KV (purges taken by the
+    /// isolate itself apply at once): the longest a purged entry can still be served elsewhere.
+    pub purge_sync_ms: u64,
+}
+
+impl GatewayConfig {
+    /// `rate_limit_policies`: the configured policy names, which a route's `rate_limit` must be one of.
+    pub fn parse(vars: &Vars, rate_limit_policies: &[String]) -> Result<Self, ConfigError> {
+        let cache_policies = CachePolicies::with_overrides(
+            vars.json::<serde_json::Value>("GATEWAY_CACHE_POLICIES")?
+                .as_ref(),
+        )
+        .map_err(|e| ConfigError::new("GATEWAY_CACHE_POLICIES", e))?;
+        let routes = match vars.json::<serde_json::Value>("GATEWAY_ROUTES")? {
+            None => RouteTable::default(),
+            Some(value) => RouteTable::parse(&value, &cache_policies, Some(rate_limit_policies))
+                .map_err(|e| ConfigError::new("GATEWAY_ROUTES", e))?,
+        };
+        let waf = vars
+            .json::<WafConfig>("GATEWAY_WAF")?
+            .unwrap_or_default()
+            .validate()
+            .map_err(|e| ConfigError::new("GATEWAY_WAF", e))?;
+        Ok(Self {
+            routes,
+            cache_policies,
+            waf,
+            jwt_leeway_secs: vars.u64_in("GATEWAY_JWT_LEEWAY_SECONDS", 30, 0, 600)?,
+            jwt_max_bytes: vars.u64_in("GATEWAY_JWT_MAX_BYTES", 8192, 256, 65_536)?,
+            jwks_ttl_secs: vars.u64_in("GATEWAY_JWKS_TTL_SECONDS", 60, 0, 86_400)?,
+            jwt_cache_entries: vars.u64_in("GATEWAY_JWT_CACHE_ENTRIES", 10_000, 0, 1_000_000)?,
+            admin_permission: vars.string_or("GATEWAY_ADMIN_PERMISSION", "gateway:admin")?,
+            purge_sync_ms: vars.u64_in("GATEWAY_PURGE_SYNC_MS", 5_000, 0, 60_000)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn parse(pairs: &[(&'static str, Value)]) -> Result<GatewayConfig, ConfigError> {
+        let source: HashMap<&str, Value> = pairs.iter().cloned().collect();
+        GatewayConfig::parse(&Vars::new(&source), &["per-user".to_owned()])
+    }
+
+    #[test]
+    fn defaults_apply_and_an_empty_table_serves_nothing() {
+        let c = parse(&[]).expect("defaults");
+        assert!(c.routes.is_empty());
+        assert_eq!(c.jwt_max_bytes, 8192);
+        assert_eq!(c.admin_permission, "gateway:admin");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_entry() {
+        let cases = [
+            (
+                "GATEWAY_ROUTES",
+                json!([{"name": "x", "path": "/a", "upstream": "nope"}]),
+                "route 0 (\"x\")",
+            ),
+            ("GATEWAY_ROUTES", json!("[{"), "not valid JSON"),
+            ("GATEWAY_WAF", json!({"mode": "panic"}), "unknown variant"),
+            (
+                "GATEWAY_CACHE_POLICIES",
+                json!({"p": {"ttl": 0, "shared": true, "cache_control": "", "surrogate_control": ""}}),
+                "\"p\"",
+            ),
+            ("GATEWAY_JWT_LEEWAY_SECONDS", json!(9999), "between"),
+        ];
+        for (key, value, expected) in cases {
+            let error = parse(&[(key, value.clone())]).expect_err("refused");
+            assert_eq!(error.key, key, "{value}");
+            assert!(error.problem.contains(expected), "{key}={value}: {error}");
+        }
+    }
+
+    #[test]
+    fn routes_may_use_policies_added_by_configuration() {
+        let c = parse(&[
+            ("GATEWAY_CACHE_POLICIES", json!({"tiny": {"ttl": 1, "shared": true, "cache_control": "public, max-age=1", "surrogate_control": "max-age=1"}})),
+            ("GATEWAY_ROUTES", json!([{"path": "/t", "upstream": "http://o", "cache": "tiny"}])),
+        ])
+        .expect("valid");
+        assert_eq!(c.routes.routes()[0].cache.as_deref(), Some("tiny"));
+    }
+}

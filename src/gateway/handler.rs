@@ -1,0 +1,950 @@
+//! The gateway at runtime: resolves a configured route, runs the WAF, authenticates (JWT from the KV JWKS, cached in
+//! the isolate), proxies to the origin with the body streamed both ways (timeouts, retries for idempotent methods),
+//! serves cacheable GETs from the Cache API (stale-while-revalidate, stale-if-error, per-key request coalescing), and
+//! answers the admin purge-by-tag route. The rules it applies live in the pure sibling modules.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::future::{self, Either};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::{
+    js_sys, AbortController, ByteStream, Cache, Date, Delay, Fetch, Headers, Method, Request,
+    RequestInit, RequestRedirect, Response, ResponseBody,
+};
+
+use super::cache::{cache_key, jittered_ttl_ms, tags_for, CachePolicy, Freshness, StoredMeta};
+use super::headers::{
+    connection_tokens, forward_request_header, forward_response_header, forwarded_for,
+};
+use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
+use super::routes::{is_retryable_method, AuthPolicy, Matched, Route};
+use super::token_cache::VerifiedTokens;
+use super::trace::{continue_or_start, TraceContext};
+use super::waf::{self, Hit, WafMode};
+use crate::bindings;
+use crate::entry::{respond, Call};
+use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::{ratelimit, session};
+
+/// Prefix of the KV keys that record when a cache tag was last purged (value: milliseconds since the epoch).
+const PURGE_KEY_PREFIX: &str = "gateway:purge:";
+
+/// Serves a request no app route matched: 404/405 from the gateway table, or the proxied route.
+pub async fn serve(mut call: Call) -> ApiResult<Response> {
+    let isolate = call.isolate.clone();
+    let method = call.req.method().to_string();
+    let path = call.req.path();
+    let (route, _params) = match isolate.config.gateway.routes.resolve(&method, &path) {
+        Matched::Route { route, params } => (route, params),
+        Matched::MethodNotAllowed { allowed } => {
+            let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+            return Err(ApiError::method_not_allowed(&method, &allowed));
+        }
+        Matched::NotFound => return Err(ApiError::not_found(format!("no route serves {path}"))),
+    };
+    let trace = continue_or_start(header(&call.req, "traceparent").as_deref(), random24());
+    let outcome = proxy_route(&mut call, route, &method, &trace).await;
+    let edge_ms = Date::now().as_millis().saturating_sub(call.started_ms);
+    let (response, error) = match outcome {
+        Ok(response) => (response, None),
+        Err(error) => (respond::error_response(&error), Some(error)),
+    };
+    if let Some(error) = &error {
+        if let Some(detail) = error.internal_detail() {
+            worker::console_warn!(
+                "{}",
+                serde_json::json!({"msg": "gateway", "route": route.name, "code": error.code(),
+                    "detail": detail, "request_id": call.request_id})
+            );
+        }
+    }
+    let response = respond::with_header(response, "x-trace-id", &trace.trace_id);
+    let response = respond::with_header(response, "traceparent", &trace.header());
+    // Appended: the origin's own `origin;dur=…` entry stays beside the edge's.
+    Ok(respond::with_appended_header(
+        response,
+        "server-timing",
+        &format!("edge;dur={edge_ms};desc=\"gateway\""),
+    ))
+}
+
+async fn proxy_route(
+    call: &mut Call,
+    route: &Route,
+    method: &str,
+    trace: &TraceContext,
+) -> ApiResult<Response> {
+    let isolate = call.isolate.clone();
+    let gateway = &isolate.config.gateway;
+    let url = call.req.url().or_internal("reading the request URL")?;
+
+    // WAF: request line and sizes first, the body below.
+    let header_bytes: usize = call
+        .req
+        .headers()
+        .entries()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    let content_length =
+        header(&call.req, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    let hit = waf::inspect_sizes(&gateway.waf, header_bytes, content_length)
+        .or_else(|| waf::inspect_url(&gateway.waf, url.path(), url.query()));
+    waf_verdict(call, hit)?;
+
+    // Authentication and permissions: a token is verified at most once per request.
+    let mut token = VerifiedOnce::default();
+    let identity = authenticate(call, route, &mut token).await?;
+    if let Some(user) = &identity {
+        if let Some(missing) = user.missing(&route.permissions) {
+            return Err(ApiError::forbidden(
+                "missing_permission",
+                format!("this route requires the permission {missing}"),
+            ));
+        }
+    }
+    // Rate limit: after authentication, so `user`/`route_user` policies key on the verified identity.
+    let limited = match &route.rate_limit {
+        Some(policy) => Some(
+            ratelimit::handler::limit(
+                call,
+                policy,
+                identity.as_ref().map(|u| u.sub.as_str()),
+                &route.path,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let response = forward(
+        call,
+        route,
+        method,
+        trace,
+        &url,
+        identity.as_ref(),
+        content_length,
+    )
+    .await?;
+    Ok(match limited {
+        Some(headers) => headers.apply(response),
+        None => response,
+    })
+}
+
+/// Forwards an admitted request: from the edge cache for cacheable GET/HEAD, else to the origin.
+async fn forward(
+    call: &mut Call,
+    route: &Route,
+    method: &str,
+    trace: &TraceContext,
+    url: &worker::Url,
+    identity: Option<&Verified>,
+    content_length: Option<u64>,
+) -> ApiResult<Response> {
+    let isolate = call.isolate.clone();
+    let gateway = &isolate.config.gateway;
+
+    // Body: inspected up to the cap, then forwarded (streamed past the cap).
+    let body = take_body(call, method, content_length).await?;
+
+    let mut headers = origin_headers(call, url, trace, identity)?;
+    let target = route.upstream_url(url.path(), url.query());
+    let cacheable = matches!(method, "GET" | "HEAD");
+    if let (true, Some(policy_name)) = (cacheable, &route.cache) {
+        let policy = gateway
+            .cache_policies
+            .get(policy_name)
+            .ok_or_else(|| ApiError::internal(format!("cache policy {policy_name} vanished")))?
+            .clone();
+        let user = identity.map(|u| u.sub.as_str());
+        if let Some(key) = cache_key(&route.name, url.path(), url.query(), &policy, user) {
+            headers.retain(|(k, _)| k != "authorization" || !policy.shared);
+            let spec = Spec {
+                url: target,
+                headers,
+                timeout_ms: route.timeout_ms,
+                retries: route.retries,
+                route: route.name.clone(),
+                key,
+            };
+            return cached(call, spec, policy, method == "HEAD").await;
+        }
+    }
+    let started = Date::now().as_millis();
+    let retries = if is_retryable_method(method) && !matches!(body, OutBody::Stream(_)) {
+        route.retries
+    } else {
+        0
+    };
+    let upstream = send(&target, method, &headers, &body, route.timeout_ms, retries).await;
+    let origin_ms = Date::now().as_millis().saturating_sub(started);
+    match upstream {
+        Ok(response) => {
+            let response = pass_through(response)?;
+            Ok(respond::with_header(
+                response,
+                "server-timing",
+                &format!("origin;dur={origin_ms}"),
+            ))
+        }
+        Err(failure) => Err(failure.into_error()),
+    }
+}
+
+fn waf_verdict(call: &Call, hit: Option<Hit>) -> ApiResult<()> {
+    let Some(hit) = hit else {
+        return Ok(());
+    };
+    let mode = call.isolate.config.gateway.waf.mode;
+    worker::console_log!(
+        "{}",
+        serde_json::json!({"msg": "waf", "rule": hit.rule, "part": hit.part,
+            "mode": if mode == WafMode::Block { "block" } else { "log" }, "request_id": call.request_id})
+    );
+    if mode == WafMode::Block {
+        return Err(ApiError::forbidden(
+            "waf_blocked",
+            format!("the request was blocked by rule {}", hit.rule),
+        )
+        .with_header("x-waf-rule", hit.rule));
+    }
+    Ok(())
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+fn random24() -> [u8; 24] {
+    let a = respond::random_bytes();
+    let b = respond::random_bytes();
+    let mut out = [0u8; 24];
+    out[..16].copy_from_slice(&a);
+    out[16..].copy_from_slice(&b[..8]);
+    out
+}
+
+// ---- authentication -------------------------------------------------------------------------------------------
+
+async fn authenticate(
+    call: &Call,
+    route: &Route,
+    token: &mut VerifiedOnce,
+) -> ApiResult<Option<Verified>> {
+    match route.auth {
+        AuthPolicy::None => Ok(None),
+        AuthPolicy::Jwt => verify_bearer(call, token).await.map(Some),
+        AuthPolicy::Session => session_identity(call).await.map(Some),
+        // A bearer token, when one is sent, decides; otherwise the session cookie.
+        AuthPolicy::JwtOrSession if header(&call.req, "authorization").is_some() => {
+            verify_bearer(call, token).await.map(Some)
+        }
+        AuthPolicy::JwtOrSession => session_identity(call).await.map(Some),
+    }
+}
+
+/// The signed-in user from the session cookie (the cached, non-strict check), as an identity.
+async fn session_identity(call: &Call) -> ApiResult<Verified> {
+    match session::handler::current_user(call, false).await? {
+        Some(user) => Ok(Verified {
+            sub: user.user_id,
+            permissions: user.permissions,
+            email: Some(user.email),
+        }),
+        None => Err(ApiError::new(
+            401,
+            "session_required",
+            "this route needs a valid session; log in first",
+        )),
+    }
+}
+
+/// The caller's verified token (401 with a description when absent or invalid).
+async fn verify_bearer(call: &Call, token: &mut VerifiedOnce) -> ApiResult<Verified> {
+    if !token.done() {
+        let raw = header(&call.req, "authorization");
+        let bearer = match jwt::bearer(raw.as_deref()) {
+            Ok(t) => t.to_owned(),
+            Err(e) => return Err(ApiError::unauthorized("invalid_token", e.0)),
+        };
+        let keys = jwks(call).await?;
+        let config = &call.isolate.config;
+        let policy = JwtPolicy {
+            issuer: Some(config.auth.jwt_issuer.clone()),
+            audience: Some(config.auth.jwt_audience.clone()),
+            leeway_secs: config.gateway.jwt_leeway_secs as i64,
+            max_token_bytes: config.gateway.jwt_max_bytes as usize,
+        };
+        let now_secs = (Date::now().as_millis() / 1000) as i64;
+        let capacity = config.gateway.jwt_cache_entries as usize;
+        let _ = token.get_or_verify(|| {
+            TOKENS.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                // A memory belongs to one read of the key set: a new read (rotation, TTL) starts it afresh.
+                if !slot.as_ref().is_some_and(|(k, _)| Rc::ptr_eq(k, &keys)) {
+                    *slot = Some((keys.clone(), VerifiedTokens::new(capacity)));
+                }
+                match slot.as_mut() {
+                    Some((_, tokens)) => tokens.verify(&bearer, &keys, &policy, now_secs),
+                    None => jwt::verify(&bearer, &keys, &policy, now_secs),
+                }
+            })
+        });
+    }
+    token
+        .get_or_verify(|| Err(jwt::JwtError("token was not verified".into())))
+        .map_err(|e| ApiError::unauthorized("invalid_token", e.0))
+}
+
+thread_local! {
+    static JWKS: RefCell<Option<(u64, Rc<Jwks>)>> = const { RefCell::new(None) };
+    /// Tokens verified against the key set read into `JWKS`.
+    static TOKENS: RefCell<Option<(Rc<Jwks>, VerifiedTokens)>> = const { RefCell::new(None) };
+}
+
+/// The JWKS from KV, reused by this isolate for `GATEWAY_JWKS_TTL_SECONDS`.
+async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
+    let now = Date::now().as_millis();
+    let ttl_ms = call.isolate.config.gateway.jwks_ttl_secs * 1000;
+    let cached = JWKS.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|(at, _)| now.saturating_sub(*at) < ttl_ms)
+            .map(|(_, k)| k.clone())
+    });
+    if let Some(keys) = cached {
+        return Ok(keys);
+    }
+    let kv = call
+        .env
+        .kv(bindings::CONFIG_KV)
+        .or_internal("opening CONFIG_KV")?;
+    let text = kv
+        .get(bindings::JWKS_KEY)
+        .text()
+        .await
+        .or_internal("reading the JWKS from KV")?;
+    let (keys, skipped) = match text {
+        Some(text) => Jwks::parse(&text).map_err(|e| ApiError::internal(format!("JWKS: {e}")))?,
+        None => (
+            Jwks::parse("{\"keys\":[]}").map_err(ApiError::internal)?.0,
+            Vec::new(),
+        ),
+    };
+    if !skipped.is_empty() {
+        worker::console_warn!(
+            "{}",
+            serde_json::json!({"msg": "jwks keys skipped", "problems": skipped})
+        );
+    }
+    let keys = Rc::new(keys);
+    JWKS.with(|c| *c.borrow_mut() = Some((now, keys.clone())));
+    Ok(keys)
+}
+
+// ---- request body -----------------------------------------------------------------------------------------------
+
+enum OutBody {
+    None,
+    Bytes(Vec<u8>),
+    Stream(JsValue),
+}
+
+impl OutBody {
+    fn js(&self) -> Option<JsValue> {
+        match self {
+            Self::None => None,
+            Self::Bytes(b) => Some(js_sys::Uint8Array::from(b.as_slice()).into()),
+            Self::Stream(s) => Some(s.clone()),
+        }
+    }
+}
+
+/// The body to forward. Up to the WAF's inspection cap it is read and checked; a longer (or unsized) body is teed:
+/// one branch is read up to the cap for the WAF and then cancelled, the other streams to the origin.
+async fn take_body(
+    call: &mut Call,
+    method: &str,
+    content_length: Option<u64>,
+) -> ApiResult<OutBody> {
+    if matches!(method, "GET" | "HEAD") {
+        return Ok(OutBody::None);
+    }
+    let Some(stream) = call.req.inner().body() else {
+        return Ok(OutBody::None);
+    };
+    let waf_config = call.isolate.config.gateway.waf.clone();
+    if waf_config.mode == WafMode::Off {
+        return Ok(OutBody::Stream(stream.into()));
+    }
+    let content_type = header(&call.req, "content-type");
+    let cap = waf_config.inspect_body_bytes;
+    if content_length.is_some_and(|n| n <= cap as u64) {
+        let bytes = call.req.bytes().await.map_err(|e| {
+            ApiError::bad_request("unreadable_body", "the body could not be read")
+                .with_internal(e.to_string())
+        })?;
+        waf_verdict(
+            call,
+            waf::inspect_body(&waf_config, content_type.as_deref(), &bytes),
+        )?;
+        return Ok(OutBody::Bytes(bytes));
+    }
+    let tee = js_sys::Reflect::get(&stream, &JsValue::from_str("tee"))
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .ok_or_else(|| ApiError::internal("ReadableStream.tee is missing"))?;
+    let branches: js_sys::Array = tee
+        .call0(&stream)
+        .map_err(|e| ApiError::internal(format!("tee: {e:?}")))?
+        .unchecked_into();
+    let inspect: web_sys_stream::ReadableStream = branches.get(0).unchecked_into();
+    let forward = branches.get(1);
+    let mut prefix: Vec<u8> = Vec::new();
+    {
+        let mut reader = ByteStream::from(inspect);
+        while prefix.len() < cap {
+            match reader.next().await {
+                Some(Ok(chunk)) => prefix.extend_from_slice(&chunk),
+                Some(Err(e)) => {
+                    return Err(ApiError::bad_request(
+                        "unreadable_body",
+                        "the body could not be read",
+                    )
+                    .with_internal(e.to_string()))
+                }
+                None => break,
+            }
+        }
+        // Dropping the reader cancels the inspection branch; the forward branch keeps the whole body.
+    }
+    prefix.truncate(cap);
+    waf_verdict(
+        call,
+        waf::inspect_body(&waf_config, content_type.as_deref(), &prefix),
+    )?;
+    Ok(OutBody::Stream(forward))
+}
+
+mod web_sys_stream {
+    pub use worker::web_sys::ReadableStream;
+}
+
+// ---- origin requests --------------------------------------------------------------------------------------------
+
+/// The headers the origin receives.
+fn origin_headers(
+    call: &Call,
+    url: &worker::Url,
+    trace: &TraceContext,
+    identity: Option<&Verified>,
+) -> ApiResult<Vec<(String, String)>> {
+    let listed = connection_tokens(header(&call.req, "connection").as_deref());
+    let mut out: Vec<(String, String)> = call
+        .req
+        .headers()
+        .entries()
+        .filter(|(k, _)| forward_request_header(k, &listed) && k != "x-request-id")
+        .collect();
+    let client_ip = header(&call.req, "cf-connecting-ip");
+    if let Some(xff) = forwarded_for(
+        header(&call.req, "x-forwarded-for").as_deref(),
+        client_ip.as_deref(),
+    ) {
+        out.push(("x-forwarded-for".into(), xff));
+    }
+    out.push((
+        "x-forwarded-proto".into(),
+        url.scheme().trim_end_matches(':').to_owned(),
+    ));
+    if let Some(host) = url.host_str() {
+        let host = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        out.push(("x-forwarded-host".into(), host));
+    }
+    out.push(("x-request-id".into(), call.request_id.clone()));
+    out.push(("traceparent".into(), trace.header()));
+    if let Some(user) = identity {
+        out.push(("x-user-id".into(), user.sub.clone()));
+        out.push(("x-user-permissions".into(), user.permissions.join(",")));
+        if let Some(email) = &user.email {
+            out.push(("x-user-email".into(), email.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// Why the origin gave no response.
+#[derive(Debug, Clone)]
+enum Failure {
+    Unreachable(String),
+    Timeout(u64),
+}
+
+impl Failure {
+    fn into_error(self) -> ApiError {
+        match self {
+            Self::Unreachable(detail) => ApiError::bad_gateway(detail),
+            Self::Timeout(ms) => ApiError::gateway_timeout(ms),
+        }
+    }
+}
+
+/// One request to the origin, up to `retries` more times on connection failure or timeout; each attempt is raced
+/// against its timeout and aborted when the timeout wins.
+async fn send(
+    url: &str,
+    method: &str,
+    headers: &[(String, String)],
+    body: &OutBody,
+    timeout_ms: u64,
+    retries: u32,
+) -> Result<Response, Failure> {
+    let mut last = Failure::Unreachable("no attempt".into());
+    for _ in 0..=retries {
+        let h = Headers::new();
+        for (k, v) in headers {
+            let _ = h.append(k, v);
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::from(method.to_owned()))
+            .with_headers(h)
+            .with_redirect(RequestRedirect::Manual)
+            .with_body(body.js());
+        let request = Request::new_with_init(url, &init)
+            .map_err(|e| Failure::Unreachable(format!("building the origin request: {e}")))?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let fetch =
+            Box::pin(async move { Fetch::Request(request).send_with_signal(&signal).await });
+        let timer = Box::pin(Delay::from(Duration::from_millis(timeout_ms)));
+        match future::select(fetch, timer).await {
+            Either::Left((Ok(response), _)) => return Ok(response),
+            Either::Left((Err(e), _)) => last = Failure::Unreachable(e.to_string()),
+            Either::Right(_) => {
+                controller.abort();
+                last = Failure::Timeout(timeout_ms);
+            }
+        }
+    }
+    Err(last)
+}
+
+/// The origin's response for the client: status and body (streamed) kept, hop-by-hop headers dropped.
+fn pass_through(response: Response) -> ApiResult<Response> {
+    let status = response.status_code();
+    let listed = connection_tokens(
+        response
+            .headers()
+            .get("connection")
+            .ok()
+            .flatten()
+            .as_deref(),
+    );
+    let headers = Headers::new();
+    for (k, v) in response.headers().entries() {
+        if forward_response_header(&k, &listed) {
+            let _ = headers.append(&k, &v);
+        }
+    }
+    // A body the origin streams (no Content-Length: chunked, SSE, NDJSON) must reach the client chunk by chunk;
+    // the runtime's automatic compression would buffer it, so such a body goes out uncompressed. Bodies of known
+    // length are still compressed by the runtime as usual.
+    if !headers.has("content-length").unwrap_or(true)
+        && !headers.has("content-encoding").unwrap_or(true)
+    {
+        let _ = headers.set("content-encoding", "identity");
+    }
+    let (_, body) = response.into_parts();
+    Ok(Response::builder()
+        .with_status(status)
+        .with_headers(headers)
+        .body(body))
+}
+
+// ---- edge cache -------------------------------------------------------------------------------------------------
+
+/// Everything needed to fetch and store one cacheable response, owned so it can outlive the request
+/// (background refresh, coalesced waiters).
+#[derive(Clone)]
+struct Spec {
+    url: String,
+    headers: Vec<(String, String)>,
+    timeout_ms: u64,
+    retries: u32,
+    route: String,
+    key: String,
+}
+
+/// A buffered origin response, shared by every waiter of one coalesced fetch.
+struct Fetched {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    tags: Vec<String>,
+}
+
+/// The outcome of one origin fetch, filled in by the request that makes it.
+type Slot = Rc<RefCell<Option<Result<Rc<Fetched>, Failure>>>>;
+
+/// How often a coalesced waiter looks at the outcome slot.
+///
+/// Waiters poll rather than await the leader's future: workerd binds every promise to the request that created
+/// it, and a request whose only pending work belongs to another request is cancelled as hung. A timer is the
+/// waiter's own pending work, so each waiter stays alive in its own context and builds its own response from
+/// the buffered bytes.
+const WAIT_POLL_MS: u64 = 10;
+
+thread_local! {
+    /// Origin fetches in progress in this isolate, by cache key: concurrent misses wait for the same one.
+    static IN_FLIGHT: RefCell<HashMap<String, Slot>> = RefCell::new(HashMap::new());
+    /// Purge times of cache tags as this isolate last saw them: tag → (purged at, read at).
+    static PURGES: RefCell<HashMap<String, (Option<u64>, u64)>> = RefCell::new(HashMap::new());
+}
+
+/// The leading request's claim on a key; dropping it (fetch done, or the client went away mid-fetch) releases the
+/// key, so waiters never wait for a fetch that nobody is making.
+struct Lead {
+    key: String,
+    slot: Slot,
+}
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        IN_FLIGHT.with(|m| {
+            let mut map = m.borrow_mut();
+            if map
+                .get(&self.key)
+                .is_some_and(|s| Rc::ptr_eq(s, &self.slot))
+            {
+                map.remove(&self.key);
+            }
+        });
+    }
+}
+
+/// The one origin fetch for `spec.key`: waits for the one in progress in this isolate, or makes it. The fetch
+/// stores a cacheable answer (2xx/301/404/410, no `Set-Cookie`, not `no-store`) with its jittered TTL before its
+/// outcome is published. A waiter whose leader vanishes or overruns every attempt's timeout fetches itself.
+async fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Result<Rc<Fetched>, Failure> {
+    if let Some(slot) = IN_FLIGHT.with(|m| m.borrow().get(&spec.key).cloned()) {
+        let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 1) + 1_000;
+        if let Some(outcome) = wait_for(&spec.key, &slot, budget_ms).await {
+            return outcome;
+        }
+    }
+    let lead = Lead {
+        key: spec.key.clone(),
+        slot: Rc::default(),
+    };
+    IN_FLIGHT.with(|m| m.borrow_mut().insert(lead.key.clone(), lead.slot.clone()));
+    let outcome = fetch_and_store(spec, policy).await;
+    *lead.slot.borrow_mut() = Some(outcome.clone());
+    outcome
+}
+
+/// The leader's outcome, or `None` when the leader released the key without one or `budget_ms` passed.
+async fn wait_for(key: &str, slot: &Slot, budget_ms: u64) -> Option<Result<Rc<Fetched>, Failure>> {
+    let started = Date::now().as_millis();
+    loop {
+        if let Some(outcome) = slot.borrow().clone() {
+            return Some(outcome);
+        }
+        let leading = IN_FLIGHT.with(|m| m.borrow().get(key).is_some_and(|s| Rc::ptr_eq(s, slot)));
+        if !leading || Date::now().as_millis().saturating_sub(started) > budget_ms {
+            return None;
+        }
+        Delay::from(Duration::from_millis(WAIT_POLL_MS)).await;
+    }
+}
+
+async fn fetch_and_store(spec: &Spec, policy: &CachePolicy) -> Result<Rc<Fetched>, Failure> {
+    let mut response = send(
+        &spec.url,
+        "GET",
+        &spec.headers,
+        &OutBody::None,
+        spec.timeout_ms,
+        spec.retries,
+    )
+    .await?;
+    let status = response.status_code();
+    let listed = connection_tokens(
+        response
+            .headers()
+            .get("connection")
+            .ok()
+            .flatten()
+            .as_deref(),
+    );
+    let mut headers = Vec::new();
+    let mut origin_tags = None;
+    let mut storable = matches!(status, 200..=299 | 301 | 404 | 410);
+    for (k, v) in response.headers().entries() {
+        match k.as_str() {
+            "set-cookie" => storable = false,
+            "cache-control" if v.contains("no-store") => storable = false,
+            "cache-tag" => origin_tags = Some(v.clone()),
+            _ => {}
+        }
+        let drop = matches!(
+            k.as_str(),
+            "cache-control"
+                | "expires"
+                | "vary"
+                | "age"
+                | "surrogate-control"
+                | "cache-tag"
+                | "content-length"
+                | "content-encoding"
+        );
+        if !drop && forward_response_header(&k, &listed) {
+            headers.push((k, v));
+        }
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| Failure::Unreachable(format!("reading the origin body: {e}")))?;
+    let fetched = Rc::new(Fetched {
+        status,
+        headers,
+        body,
+        tags: tags_for(&spec.route, origin_tags.as_deref()),
+    });
+    if storable {
+        let meta = StoredMeta {
+            stored_at_ms: Date::now().as_millis(),
+            ttl_ms: jittered_ttl_ms(
+                policy.ttl,
+                [respond::random_bytes()[0], respond::random_bytes()[1]],
+            ),
+            swr_ms: policy.stale_while_revalidate * 1000,
+            sie_ms: policy.stale_if_error * 1000,
+            tags: fetched.tags.clone(),
+        };
+        if let Err(e) = store(&spec.key, &fetched, &meta).await {
+            worker::console_warn!(
+                "{}",
+                serde_json::json!({"msg": "gateway cache put failed", "route": spec.route, "detail": e.to_string()})
+            );
+        }
+    }
+    Ok(fetched)
+}
+
+async fn store(key: &str, fetched: &Fetched, meta: &StoredMeta) -> worker::Result<()> {
+    let headers = Headers::new();
+    for (k, v) in &fetched.headers {
+        headers.append(k, v)?;
+    }
+    headers.set(StoredMeta::HEADER, &meta.encode())?;
+    headers.set(
+        "cache-control",
+        &format!("public, max-age={}", meta.retention_secs()),
+    )?;
+    let response = Response::builder()
+        .with_status(fetched.status)
+        .with_headers(headers)
+        .fixed(fetched.body.clone());
+    Cache::default().put(key, response).await
+}
+
+/// A response for the client from a stored or fetched answer, with the policy's headers and `x-cache`.
+fn client_response(
+    status: u16,
+    headers: &[(String, String)],
+    body: ResponseBody,
+    policy: &CachePolicy,
+    tags: &[String],
+    state: &str,
+    head: bool,
+) -> Response {
+    let out = Headers::new();
+    for (k, v) in headers {
+        if k != StoredMeta::HEADER && k != "cache-control" && k != "content-length" {
+            let _ = out.append(k, v);
+        }
+    }
+    let _ = out.set("cache-control", &policy.cache_control);
+    let _ = out.set("surrogate-control", &policy.surrogate_control);
+    let _ = out.set("cache-tag", &tags.join(","));
+    let _ = out.set("x-cache", state);
+    let body = if head { ResponseBody::Empty } else { body };
+    Response::builder()
+        .with_status(status)
+        .with_headers(out)
+        .body(body)
+}
+
+fn fetched_response(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) -> Response {
+    client_response(
+        f.status,
+        &f.headers,
+        ResponseBody::Body(f.body.clone()),
+        policy,
+        &f.tags,
+        state,
+        head,
+    )
+}
+
+/// Whether a fetched answer counts as an origin error for stale-if-error.
+fn is_origin_error(outcome: &Result<Rc<Fetched>, Failure>) -> bool {
+    match outcome {
+        Ok(f) => f.status >= 500,
+        Err(_) => true,
+    }
+}
+
+async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> ApiResult<Response> {
+    let cache = Cache::default();
+    let stored = cache
+        .get(spec.key.as_str(), false)
+        .await
+        .or_internal("reading the edge cache")?;
+    let now = Date::now().as_millis();
+    let entry = match stored {
+        Some(response) => {
+            let meta = response
+                .headers()
+                .get(StoredMeta::HEADER)
+                .ok()
+                .flatten()
+                .and_then(|m| StoredMeta::decode(&m));
+            match meta {
+                Some(meta) if !purged(call, &meta, now).await => Some((response, meta)),
+                _ => None,
+            }
+        }
+        None => None,
+    };
+    let Some((response, meta)) = entry else {
+        let outcome = coalesced_fetch(&spec, &policy).await;
+        return match outcome {
+            Ok(f) => Ok(fetched_response(&f, &policy, "MISS", head)),
+            Err(failure) => Err(failure.into_error()),
+        };
+    };
+    let freshness = meta.freshness(now);
+    let serve_stored = |response: Response, state: &str| {
+        let status = response.status_code();
+        let headers: Vec<(String, String)> = response.headers().entries().collect();
+        let (_, body) = response.into_parts();
+        client_response(status, &headers, body, &policy, &meta.tags, state, head)
+    };
+    match freshness {
+        Freshness::Fresh => Ok(serve_stored(response, "HIT")),
+        Freshness::StaleRevalidate => {
+            let (spec, policy) = (spec.clone(), policy.clone());
+            call.ctx.wait_until(async move {
+                let _ = coalesced_fetch(&spec, &policy).await;
+            });
+            Ok(serve_stored(response, "STALE"))
+        }
+        Freshness::StaleIfError => {
+            let outcome = coalesced_fetch(&spec, &policy).await;
+            if is_origin_error(&outcome) {
+                return Ok(serve_stored(response, "STALE"));
+            }
+            match outcome {
+                Ok(f) => Ok(fetched_response(&f, &policy, "MISS", head)),
+                Err(failure) => Err(failure.into_error()),
+            }
+        }
+        Freshness::Expired => match coalesced_fetch(&spec, &policy).await {
+            Ok(f) => Ok(fetched_response(&f, &policy, "MISS", head)),
+            Err(failure) => Err(failure.into_error()),
+        },
+    }
+}
+
+/// Whether one of the entry's tags was purged after it was stored (purge times from KV, cached briefly).
+async fn purged(call: &Call, meta: &StoredMeta, now: u64) -> bool {
+    let sync_ms = call.isolate.config.gateway.purge_sync_ms;
+    let mut times = HashMap::new();
+    for tag in &meta.tags {
+        let known = PURGES.with(|p| {
+            p.borrow()
+                .get(tag)
+                .filter(|(_, read_at)| now.saturating_sub(*read_at) < sync_ms)
+                .map(|(at, _)| *at)
+        });
+        let at = match known {
+            Some(at) => at,
+            None => {
+                let read = match call.env.kv(bindings::CONFIG_KV) {
+                    Ok(kv) => kv
+                        .get(&format!("{PURGE_KEY_PREFIX}{tag}"))
+                        .text()
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|t| t.parse::<u64>().ok()),
+                    Err(_) => None,
+                };
+                PURGES.with(|p| p.borrow_mut().insert(tag.clone(), (read, now)));
+                read
+            }
+        };
+        times.insert(tag.clone(), at);
+    }
+    meta.purged(|t| times.get(t).copied().flatten())
+}
+
+#[derive(Deserialize)]
+struct PurgeRequest {
+    tags: Vec<String>,
+}
+
+/// `POST /admin/gateway/purge` `{"tags": [...]}`: needs a JWT carrying the admin permission; every cached entry
+/// with one of the tags, stored before now, is treated as a miss from then on.
+pub async fn purge(call: &mut Call) -> ApiResult<Response> {
+    let mut token = VerifiedOnce::default();
+    let user = verify_bearer(call, &mut token).await?;
+    let admin = call.isolate.config.gateway.admin_permission.clone();
+    if user.missing(std::slice::from_ref(&admin)).is_some() {
+        return Err(ApiError::forbidden(
+            "missing_permission",
+            format!("purging needs the permission {admin}"),
+        ));
+    }
+    let max = call.isolate.config.core.max_body_bytes;
+    let request: PurgeRequest = crate::entry::body::read_json(&mut call.req, max).await?;
+    if request.tags.is_empty() || request.tags.len() > 100 {
+        return Err(ApiError::bad_request(
+            "invalid_tags",
+            "tags must list 1 to 100 tags",
+        ));
+    }
+    let now = Date::now().as_millis();
+    let kv = call
+        .env
+        .kv(bindings::CONFIG_KV)
+        .or_internal("opening CONFIG_KV")?;
+    for tag in &request.tags {
+        if tag.is_empty() || tag.len() > 128 || tag.contains([',', ';']) {
+            return Err(ApiError::bad_request(
+                "invalid_tags",
+                format!("tag {tag:?} is not a valid cache tag"),
+            ));
+        }
+        kv.put(&format!("{PURGE_KEY_PREFIX}{tag}"), now.to_string())
+            .or_internal("preparing the purge mark")?
+            .execute()
+            .await
+            .or_internal("writing the purge mark")?;
+        PURGES.with(|p| p.borrow_mut().insert(tag.clone(), (Some(now), now)));
+    }
+    respond::json(
+        200,
+        &serde_json::json!({"purged": request.tags, "at_ms": now}),
+    )
+}

@@ -1,0 +1,103 @@
+//! Header rewriting for the proxy: which request and response headers are dropped (hop-by-hop, client-sent
+//! identity), and the forwarding headers the origin receives. Pure: works on name/value pairs.
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus ones that only make sense on one connection; never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// Whether a request header is forwarded to the origin. `connection_listed` are the names the client's
+/// `Connection` header marks as hop-by-hop. Client-sent `X-User-*` and forwarding headers are always dropped (the
+/// gateway sets its own), as are `traceparent`/`tracestate` (re-set from the trace context).
+pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool {
+    let name = name.to_ascii_lowercase();
+    !(HOP_BY_HOP.contains(&name.as_str())
+        || connection_listed.contains(&name)
+        || name.starts_with("x-user-")
+        || name.starts_with("x-forwarded-")
+        || name == "forwarded"
+        || name == "traceparent"
+        || name.starts_with("cf-")
+        || name == "x-real-ip")
+}
+
+/// Whether an origin response header is passed back to the client.
+pub fn forward_response_header(name: &str, connection_listed: &[String]) -> bool {
+    let name = name.to_ascii_lowercase();
+    !(HOP_BY_HOP.contains(&name.as_str()) && name != "content-length"
+        || connection_listed.contains(&name))
+}
+
+/// The names a `Connection` header lists.
+pub fn connection_tokens(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or("")
+        .split(',')
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// `X-Forwarded-For` for the origin: the client address appended to any list a trusted hop already made.
+pub fn forwarded_for(existing: Option<&str>, client_ip: Option<&str>) -> Option<String> {
+    match (existing.map(str::trim).filter(|s| !s.is_empty()), client_ip) {
+        (Some(list), Some(ip)) => Some(format!("{list}, {ip}")),
+        (Some(list), None) => Some(list.to_owned()),
+        (None, Some(ip)) => Some(ip.to_owned()),
+        (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_identity_and_forwarding_headers_are_not_forwarded() {
+        let listed = connection_tokens(Some("Keep-Alive, X-Secret-Hop"));
+        let cases = [
+            ("Connection", false),
+            ("Transfer-Encoding", false),
+            ("Upgrade", false),
+            ("X-Secret-Hop", false),
+            ("X-User-ID", false),
+            ("x-user-permissions", false),
+            ("X-Forwarded-For", false),
+            ("traceparent", false),
+            ("Host", false),
+            ("Authorization", true),
+            ("Content-Type", true),
+            ("tracestate", true),
+            ("Accept", true),
+        ];
+        for (name, forwarded) in cases {
+            assert_eq!(forward_request_header(name, &listed), forwarded, "{name}");
+        }
+        assert!(forward_response_header("content-length", &[]));
+        assert!(!forward_response_header("transfer-encoding", &[]));
+        assert!(!forward_response_header("x-hop", &["x-hop".into()]));
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_client() {
+        assert_eq!(
+            forwarded_for(None, Some("1.2.3.4")).as_deref(),
+            Some("1.2.3.4")
+        );
+        assert_eq!(
+            forwarded_for(Some("9.9.9.9"), Some("1.2.3.4")).as_deref(),
+            Some("9.9.9.9, 1.2.3.4")
+        );
+        assert_eq!(forwarded_for(Some(" "), None), None);
+    }
+}

@@ -1,0 +1,628 @@
+//! JWT verification for the gateway with `jwt-compact`: a JWKS document (RFC 7517) parsed into verifying keys with a
+//! per-key algorithm allow-list, key selection by `kid`, signature checks for HS256, RS256, ES256 and EdDSA, and the
+//! claim rules (`exp`/`nbf`/`iat` with leeway, `iss`, `aud`, `sub`). Every refusal carries a short description that
+//! becomes `WWW-Authenticate: Bearer error="invalid_token", error_description="…"`. Pure: `now` is a parameter.
+
+use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Rsa, RsaPublicKey};
+use jwt_compact::jwk::JsonWebKey;
+use jwt_compact::{Algorithm, AlgorithmExt, Claims, ParseError, UntrustedToken, ValidationError};
+use serde::Deserialize;
+
+/// Why a token was refused; the text is the `error_description`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtError(pub String);
+
+fn err<T>(description: impl Into<String>) -> Result<T, JwtError> {
+    Err(JwtError(description.into()))
+}
+
+/// The signature algorithms the gateway verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alg {
+    Hs256,
+    Rs256,
+    Es256,
+    EdDsa,
+}
+
+impl Alg {
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "HS256" => Some(Self::Hs256),
+            "RS256" => Some(Self::Rs256),
+            "ES256" => Some(Self::Es256),
+            "EdDSA" => Some(Self::EdDsa),
+            _ => None,
+        }
+    }
+}
+
+enum Material {
+    Hs256(Hs256Key),
+    Rs256(RsaPublicKey),
+    Es256(<Es256 as Algorithm>::VerifyingKey),
+    EdDsa(<Ed25519 as Algorithm>::VerifyingKey),
+}
+
+struct Key {
+    kid: Option<String>,
+    /// The algorithms this key may verify: its JWK `alg` if given, else the one its type implies.
+    allowed: Vec<Alg>,
+    material: Material,
+}
+
+/// A parsed key set.
+pub struct Jwks {
+    keys: Vec<Key>,
+}
+
+impl std::fmt::Debug for Jwks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<_> = self.keys.iter().map(|k| k.kid.as_deref()).collect();
+        write!(f, "Jwks {kids:?}")
+    }
+}
+
+#[derive(Deserialize)]
+struct JwksDocument {
+    keys: Vec<serde_json::Value>,
+}
+
+impl Jwks {
+    /// Parses a JWKS document. Keys that cannot be used (unknown type, `alg` not matching the key type, bad
+    /// material, `use` other than `sig`) are left out and described in the second value, so one bad key does not
+    /// lock everyone out; a document that is not a JWKS at all is an error.
+    pub fn parse(text: &str) -> Result<(Self, Vec<String>), String> {
+        let doc: JwksDocument =
+            serde_json::from_str(text).map_err(|e| format!("not a JWKS document: {e}"))?;
+        let mut keys = Vec::new();
+        let mut skipped = Vec::new();
+        for (index, value) in doc.keys.iter().enumerate() {
+            match parse_key(value) {
+                Ok(key) => keys.push(key),
+                Err(problem) => skipped.push(format!("key {index}: {problem}")),
+            }
+        }
+        Ok((Self { keys }, skipped))
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn select(&self, kid: Option<&str>) -> Result<&Key, JwtError> {
+        match kid {
+            Some(kid) => match self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)) {
+                Some(key) => Ok(key),
+                None => err("unknown key id"),
+            },
+            None if self.keys.len() == 1 => Ok(&self.keys[0]),
+            None if self.keys.is_empty() => err("no verification keys are configured"),
+            None => err("token has no kid and several keys exist"),
+        }
+    }
+}
+
+fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
+    let kid = value.get("kid").and_then(|v| v.as_str()).map(str::to_owned);
+    if let Some(usage) = value.get("use").and_then(|v| v.as_str()) {
+        if usage != "sig" {
+            return Err(format!("use {usage:?} is not sig"));
+        }
+    }
+    let jwk: JsonWebKey<'_> =
+        serde_json::from_value(value.clone()).map_err(|e| format!("not a JWK: {e}"))?;
+    let (implied, material) = match &jwk {
+        JsonWebKey::Symmetric { .. } => (
+            Alg::Hs256,
+            Material::Hs256(Hs256Key::try_from(&jwk).map_err(|e| e.to_string())?),
+        ),
+        JsonWebKey::Rsa { .. } => (
+            Alg::Rs256,
+            Material::Rs256(RsaPublicKey::try_from(&jwk).map_err(|e| e.to_string())?),
+        ),
+        JsonWebKey::EllipticCurve { .. } => (
+            Alg::Es256,
+            Material::Es256(
+                <Es256 as Algorithm>::VerifyingKey::try_from(&jwk).map_err(|e| e.to_string())?,
+            ),
+        ),
+        JsonWebKey::KeyPair { .. } => (
+            Alg::EdDsa,
+            Material::EdDsa(
+                <Ed25519 as Algorithm>::VerifyingKey::try_from(&jwk).map_err(|e| e.to_string())?,
+            ),
+        ),
+        _ => return Err("unsupported key type".to_owned()),
+    };
+    let allowed = match value.get("alg").and_then(|v| v.as_str()) {
+        None => vec![implied],
+        Some(name) => match Alg::from_name(name) {
+            Some(alg) if alg == implied => vec![alg],
+            _ => return Err(format!("alg {name:?} does not fit the key type")),
+        },
+    };
+    Ok(Key {
+        kid,
+        allowed,
+        material,
+    })
+}
+
+/// How tokens are judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtPolicy {
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub leeway_secs: i64,
+    pub max_token_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Custom {
+    iss: Option<String>,
+    aud: Option<Audience>,
+    sub: Option<String>,
+    #[serde(default)]
+    permissions: Vec<String>,
+    email: Option<String>,
+}
+
+/// The identity a verified token carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub sub: String,
+    pub permissions: Vec<String>,
+    pub email: Option<String>,
+}
+
+impl Verified {
+    /// The first of `required` this identity lacks.
+    pub fn missing<'a>(&self, required: &'a [String]) -> Option<&'a str> {
+        required
+            .iter()
+            .find(|p| !self.permissions.contains(p))
+            .map(String::as_str)
+    }
+}
+
+/// The token from an `Authorization` header value: `Bearer <token>` (scheme case-insensitive).
+pub fn bearer(header: Option<&str>) -> Result<&str, JwtError> {
+    let Some(value) = header else {
+        return err("missing bearer token");
+    };
+    let mut parts = value.trim().splitn(2, ' ');
+    let scheme = parts.next().unwrap_or("");
+    let token = parts.next().unwrap_or("").trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return err("authorization is not a bearer token");
+    }
+    Ok(token)
+}
+
+/// Verifies `token` against `jwks` under `policy` at `now_secs` (seconds since the epoch).
+pub fn verify(
+    token: &str,
+    jwks: &Jwks,
+    policy: &JwtPolicy,
+    now_secs: i64,
+) -> Result<Verified, JwtError> {
+    check(&verify_signature(token, jwks, policy)?, policy, now_secs)
+}
+
+/// A token whose signature verified against a key of the set. Its claims must still pass [`check`] at the time
+/// of each use: a signature stays valid, a token's time window does not.
+#[derive(Debug, Clone)]
+pub struct Signed(Claims<Custom>);
+
+impl Signed {
+    /// `exp` in seconds since the epoch (a token without one never passes [`check`]).
+    pub fn expires_at(&self) -> Option<i64> {
+        self.0.expiration.map(|t| t.timestamp())
+    }
+}
+
+/// The signature half of [`verify`]: size cap, structure, `alg` (never `none`, always one the selected key allows),
+/// key selection by `kid`, and the signature.
+pub fn verify_signature(token: &str, jwks: &Jwks, policy: &JwtPolicy) -> Result<Signed, JwtError> {
+    if token.len() > policy.max_token_bytes {
+        return err(format!("token exceeds {} bytes", policy.max_token_bytes));
+    }
+    let untrusted = UntrustedToken::new(token).map_err(|e| {
+        JwtError(
+            match e {
+                ParseError::InvalidTokenStructure => "token is malformed",
+                ParseError::InvalidBase64Encoding => "token is not valid base64url",
+                ParseError::MalformedHeader(_) => "token header is not valid JSON",
+                _ => "token is malformed",
+            }
+            .to_owned(),
+        )
+    })?;
+    let alg_name = untrusted.algorithm();
+    if alg_name.eq_ignore_ascii_case("none") {
+        return err("algorithm none is not accepted");
+    }
+    let Some(alg) = Alg::from_name(alg_name) else {
+        return err(format!("algorithm {alg_name} is not supported"));
+    };
+    let key = jwks.select(untrusted.header().key_id.as_deref())?;
+    if !key.allowed.contains(&alg) {
+        return err(format!("algorithm {alg_name} is not allowed for this key"));
+    }
+    let checked = match &key.material {
+        Material::Hs256(k) => Hs256.validator::<Custom>(k).validate(&untrusted),
+        Material::Rs256(k) => Rsa::rs256().validator::<Custom>(k).validate(&untrusted),
+        Material::Es256(k) => Es256.validator::<Custom>(k).validate(&untrusted),
+        Material::EdDsa(k) => Ed25519.validator::<Custom>(k).validate(&untrusted),
+    };
+    let token = checked.map_err(|e| {
+        JwtError(
+            match e {
+                ValidationError::MalformedClaims(_) => "token claims are not valid JSON",
+                ValidationError::AlgorithmMismatch { .. } => "algorithm does not match the key",
+                _ => "signature is invalid",
+            }
+            .to_owned(),
+        )
+    })?;
+    Ok(Signed(token.claims().clone()))
+}
+
+/// The claim half of [`verify`]: `exp`/`nbf`/`iat` with leeway at `now` (seconds), `iss` and `aud` when the policy
+/// names them, and a subject.
+pub fn check(signed: &Signed, policy: &JwtPolicy, now: i64) -> Result<Verified, JwtError> {
+    let claims = &signed.0;
+    let leeway = policy.leeway_secs;
+    let Some(exp) = claims.expiration.map(|t| t.timestamp()) else {
+        return err("token has no exp");
+    };
+    if now > exp + leeway {
+        return err("token has expired");
+    }
+    if claims
+        .not_before
+        .is_some_and(|t| now + leeway < t.timestamp())
+    {
+        return err("token is not valid yet");
+    }
+    if claims
+        .issued_at
+        .is_some_and(|t| now + leeway < t.timestamp())
+    {
+        return err("token is issued in the future");
+    }
+    let custom = &claims.custom;
+    if let Some(expected) = &policy.issuer {
+        if custom.iss.as_deref() != Some(expected.as_str()) {
+            return err("issuer is not accepted");
+        }
+    }
+    if let Some(expected) = &policy.audience {
+        let ok = match &custom.aud {
+            Some(Audience::One(a)) => a == expected,
+            Some(Audience::Many(list)) => list.iter().any(|a| a == expected),
+            None => false,
+        };
+        if !ok {
+            return err("audience is not accepted");
+        }
+    }
+    let Some(sub) = custom.sub.clone().filter(|s| !s.is_empty()) else {
+        return err("token has no subject");
+    };
+    Ok(Verified {
+        sub,
+        permissions: custom.permissions.clone(),
+        email: custom.email.clone(),
+    })
+}
+
+/// A request's bearer token, verified at most once however many steps ask (route auth, admin purge, cache key).
+#[derive(Debug, Default)]
+pub struct VerifiedOnce {
+    outcome: Option<Result<Verified, JwtError>>,
+    verifications: u32,
+}
+
+impl VerifiedOnce {
+    /// The outcome of `verify_fn`, run only on the first call.
+    pub fn get_or_verify(
+        &mut self,
+        verify_fn: impl FnOnce() -> Result<Verified, JwtError>,
+    ) -> Result<Verified, JwtError> {
+        if self.outcome.is_none() {
+            self.verifications += 1;
+            self.outcome = Some(verify_fn());
+        }
+        self.outcome
+            .clone()
+            .unwrap_or_else(|| err("token was not verified"))
+    }
+
+    /// Whether a verification already ran (its result is cached).
+    pub fn done(&self) -> bool {
+        self.outcome.is_some()
+    }
+
+    pub fn verifications(&self) -> u32 {
+        self.verifications
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jwt_compact::Header;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+    const K: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY";
+
+    fn jwks(keys: Value) -> Jwks {
+        Jwks::parse(&json!({ "keys": keys }).to_string())
+            .expect("jwks")
+            .0
+    }
+
+    fn policy() -> JwtPolicy {
+        JwtPolicy {
+            issuer: Some("edgekit".into()),
+            audience: Some("edgekit-api".into()),
+            leeway_secs: 30,
+            max_token_bytes: 8192,
+        }
+    }
+
+    fn claims(overrides: Value) -> Value {
+        let mut c = json!({"iss": "edgekit", "aud": "edgekit-api", "sub": "u1", "permissions": ["read"],
+            "email": "u1@example.com", "iat": NOW, "exp": NOW + 600});
+        for (k, v) in overrides.as_object().expect("object") {
+            if v.is_null() {
+                c.as_object_mut().expect("object").remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c
+    }
+
+    /// An HS256 token signed with the test secret (`secret` overrides it to forge a bad signature).
+    fn hs(kid: Option<&str>, overrides: Value, secret: &[u8]) -> String {
+        let mut header = Header::empty();
+        if let Some(kid) = kid {
+            header = header.with_key_id(kid);
+        }
+        Hs256
+            .token(
+                &header,
+                &Claims::new(claims(overrides)),
+                &Hs256Key::new(secret),
+            )
+            .expect("signs")
+    }
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn b64(v: &Value) -> String {
+        base64url(v.to_string().as_bytes())
+    }
+
+    fn base64url(bytes: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+            for i in 0..=chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_valid_token_yields_its_identity() {
+        let keys = jwks(json!([{"kty": "oct", "kid": "h1", "k": K}]));
+        let v = verify(&hs(Some("h1"), json!({}), SECRET), &keys, &policy(), NOW).expect("valid");
+        assert_eq!(v.sub, "u1");
+        assert_eq!(v.permissions, vec!["read"]);
+        assert_eq!(v.email.as_deref(), Some("u1@example.com"));
+        assert_eq!(v.missing(&["read".into()]), None);
+        assert_eq!(v.missing(&["read".into(), "admin".into()]), Some("admin"));
+        let single = jwks(json!([{"kty": "oct", "k": K}]));
+        assert!(
+            verify(&hs(None, json!({}), SECRET), &single, &policy(), NOW).is_ok(),
+            "one key needs no kid"
+        );
+        let listed = verify(
+            &hs(Some("h1"), json!({"aud": ["other", "edgekit-api"]}), SECRET),
+            &keys,
+            &policy(),
+            NOW,
+        );
+        assert!(listed.is_ok(), "aud may be a list containing ours");
+    }
+
+    #[test]
+    fn every_rejection_class_has_its_description() {
+        let two =
+            jwks(json!([{"kty": "oct", "kid": "h1", "k": K}, {"kty": "oct", "kid": "h2", "k": K}]));
+        let header_none = b64(&json!({"alg": "none", "kid": "h1"}));
+        let body = b64(&claims(json!({})));
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                hs(Some("h1"), json!({}), b"another-secret-another-secret-xx"),
+                "signature is invalid",
+                "bad signature",
+            ),
+            (
+                format!("{header_none}.{body}."),
+                "algorithm none is not accepted",
+                "alg none",
+            ),
+            (
+                hs(None, json!({}), SECRET),
+                "token has no kid and several keys exist",
+                "missing kid",
+            ),
+            (
+                hs(Some("zz"), json!({}), SECRET),
+                "unknown key id",
+                "unknown kid",
+            ),
+            ("abc.def".to_owned(), "token is malformed", "two parts"),
+            (
+                "a$b.c*d.e!f".to_owned(),
+                "token is not valid base64url",
+                "bad base64",
+            ),
+            (
+                format!("{}.{body}.sig", base64url(b"{not json")),
+                "token header is not valid JSON",
+                "bad header json",
+            ),
+            (
+                format!(
+                    "{}.{}.",
+                    b64(&json!({"alg": "HS256", "kid": "h1"})),
+                    base64url(b"[1,")
+                ),
+                "signature is invalid",
+                "bad claims json, unsigned",
+            ),
+            ("x".repeat(8193), "token exceeds 8192 bytes", "oversize"),
+            (
+                hs(Some("h1"), json!({"exp": NOW - 31}), SECRET),
+                "token has expired",
+                "expired beyond leeway",
+            ),
+            (
+                hs(Some("h1"), json!({"exp": null}), SECRET),
+                "token has no exp",
+                "no exp",
+            ),
+            (
+                hs(Some("h1"), json!({"nbf": NOW + 31}), SECRET),
+                "token is not valid yet",
+                "nbf",
+            ),
+            (
+                hs(Some("h1"), json!({"iat": NOW + 3600}), SECRET),
+                "token is issued in the future",
+                "iat",
+            ),
+            (
+                hs(Some("h1"), json!({"iss": "evil"}), SECRET),
+                "issuer is not accepted",
+                "iss",
+            ),
+            (
+                hs(Some("h1"), json!({"aud": "other"}), SECRET),
+                "audience is not accepted",
+                "aud",
+            ),
+            (
+                hs(Some("h1"), json!({"sub": null}), SECRET),
+                "token has no subject",
+                "sub",
+            ),
+            (
+                format!("{}.{body}.x", b64(&json!({"alg": "HS512", "kid": "h1"})))
+                    .replace(".x", ".eHl6"),
+                "algorithm HS512 is not supported",
+                "unsupported alg",
+            ),
+        ];
+        for (token, description, case) in cases {
+            let outcome = verify(&token, &two, &policy(), NOW);
+            assert_eq!(
+                outcome,
+                Err(JwtError(description.to_owned())),
+                "case: {case}"
+            );
+        }
+        let ok_in_leeway = verify(
+            &hs(
+                Some("h1"),
+                json!({"exp": NOW - 29, "nbf": NOW + 29}),
+                SECRET,
+            ),
+            &two,
+            &policy(),
+            NOW,
+        );
+        assert!(ok_in_leeway.is_ok(), "leeway applies to exp and nbf");
+    }
+
+    #[test]
+    fn keys_allow_only_their_algorithm_and_bad_keys_are_skipped_with_a_reason() {
+        let (keys, skipped) = Jwks::parse(
+            &json!({"keys": [
+                {"kty": "oct", "kid": "h1", "k": K, "alg": "HS256"},
+                {"kty": "oct", "kid": "bad-alg", "k": K, "alg": "RS256"},
+                {"kty": "oct", "kid": "enc", "k": K, "use": "enc"},
+                {"kty": "XYZ", "kid": "weird"},
+                {"kty": "OKP", "kid": "short", "crv": "Ed25519", "x": "AAAA"},
+            ]})
+            .to_string(),
+        )
+        .expect("document parses");
+        assert_eq!(keys.len(), 1, "only the good key is kept");
+        assert_eq!(skipped.len(), 4, "{skipped:?}");
+        assert!(
+            skipped[0].starts_with("key 1: alg \"RS256\""),
+            "{skipped:?}"
+        );
+        assert!(Jwks::parse("{\"nokeys\": 1}").is_err());
+        let rs_header = b64(&json!({"alg": "RS256", "kid": "h1"}));
+        let token = format!("{rs_header}.{}.c2ln", b64(&claims(json!({}))));
+        assert_eq!(
+            verify(&token, &keys, &policy(), NOW),
+            Err(JwtError(
+                "algorithm RS256 is not allowed for this key".into()
+            )),
+            "an RS256 header cannot use an HMAC key"
+        );
+    }
+
+    #[test]
+    fn bearer_tokens_are_taken_from_the_authorization_header() {
+        assert_eq!(bearer(Some("Bearer abc")), Ok("abc"));
+        assert_eq!(bearer(Some("bearer   abc ")), Ok("abc"));
+        assert!(bearer(None).is_err());
+        assert!(bearer(Some("Basic dXNlcg==")).is_err());
+        assert!(bearer(Some("Bearer ")).is_err());
+    }
+
+    #[test]
+    fn a_token_is_verified_at_most_once_per_request() {
+        let mut once = VerifiedOnce::default();
+        let keys = jwks(json!([{"kty": "oct", "kid": "h1", "k": K}]));
+        let token = hs(Some("h1"), json!({}), SECRET);
+        for _ in 0..3 {
+            let v = once.get_or_verify(|| verify(&token, &keys, &policy(), NOW));
+            assert!(v.is_ok());
+        }
+        assert_eq!(once.verifications(), 1);
+        let mut failing = VerifiedOnce::default();
+        for _ in 0..2 {
+            assert!(failing.get_or_verify(|| err("nope")).is_err());
+        }
+        assert_eq!(failing.verifications(), 1, "a failure is remembered too");
+    }
+}

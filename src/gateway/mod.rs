@@ -1,0 +1,12 @@
+//! The API gateway: configured routes to origins with JWT/session auth, rate limits, a WAF, an edge cache with
+//! stampede protection and W3C trace propagation. Pure rules live in the modules below; `handler` is the runtime.
+
+pub mod cache;
+pub mod config;
+pub mod handler;
+pub mod headers;
+pub mod jwt;
+pub mod routes;
+pub mod token_cache;
+pub mod trace;
+pub mod waf;

@@ -1,0 +1,499 @@
+//! The gateway's route table: configured routes to origins (`GATEWAY_ROUTES`), parsed and validated once per
+//! isolate, and the matcher that picks the most specific route for a method and path.
+//!
+//! A pattern is a path prefix made of segments; `:name` matches any one segment. A pattern matches a path when the
+//! path's segments start with the pattern's (so `/api` serves `/api/users/7` too). Among matching routes the most
+//! specific wins: more segments first, then literal segments before parameters, left to right. If matching routes
+//! exist but none takes the method, the answer is 405 with the union of their methods in `Allow`.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::cache::CachePolicies;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthPolicy {
+    None,
+    Jwt,
+    Session,
+    JwtOrSession,
+}
+
+/// One route as written in configuration (JSON keys shown in the README).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: Option<String>,
+    path: String,
+    #[serde(default = "default_methods")]
+    methods: Vec<String>,
+    upstream: String,
+    strip_prefix: Option<String>,
+    #[serde(default = "default_auth")]
+    auth: AuthPolicy,
+    #[serde(default)]
+    permissions: Vec<String>,
+    rate_limit: Option<String>,
+    cache: Option<String>,
+    #[serde(default = "default_timeout")]
+    timeout_ms: u64,
+    #[serde(default)]
+    retries: u32,
+}
+
+fn default_methods() -> Vec<String> {
+    vec!["GET".to_owned()]
+}
+fn default_auth() -> AuthPolicy {
+    AuthPolicy::None
+}
+fn default_timeout() -> u64 {
+    10_000
+}
+
+/// One segment of a pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+}
+
+/// A validated route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub name: String,
+    pub path: String,
+    segments: Vec<Segment>,
+    pub methods: Vec<String>,
+    /// Origin base URL without a trailing slash, e.g. `https://api.internal:8443/v1`.
+    pub upstream: String,
+    pub strip_prefix: Option<String>,
+    pub auth: AuthPolicy,
+    pub permissions: Vec<String>,
+    pub rate_limit: Option<String>,
+    pub cache: Option<String>,
+    pub timeout_ms: u64,
+    pub retries: u32,
+}
+
+/// What a request resolves to in the gateway table.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Matched<'a> {
+    Route {
+        route: &'a Route,
+        params: HashMap<String, String>,
+    },
+    MethodNotAllowed {
+        allowed: Vec<String>,
+    },
+    NotFound,
+}
+
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// The compiled, validated table; routes are kept most specific first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    /// Parses the JSON array of routes. Errors name the entry (`route 2 ("users")`) and the rule it broke.
+    /// `rate_limit_policies` is the set of policy names a route may reference, if known (None: not checked here).
+    pub fn parse(
+        value: &serde_json::Value,
+        policies: &CachePolicies,
+        rate_limit_policies: Option<&[String]>,
+    ) -> Result<Self, String> {
+        let items = value
+            .as_array()
+            .ok_or_else(|| "must be an array of routes".to_owned())?;
+        let mut routes = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let label = item
+                .get("name")
+                .and_then(|n| n.as_str())
+                .map(|n| format!("route {index} ({n:?})"))
+                .unwrap_or_else(|| format!("route {index}"));
+            let raw: RawRoute =
+                serde_json::from_value(item.clone()).map_err(|e| format!("{label}: {e}"))?;
+            let route = validate(raw, index, policies, rate_limit_policies)
+                .map_err(|e| format!("{label}: {e}"))?;
+            if routes.iter().any(|r: &Route| {
+                r.segments == route.segments && overlap(&r.methods, &route.methods)
+            }) {
+                return Err(format!(
+                    "{label}: path {} with these methods is already served by an earlier route",
+                    route.path
+                ));
+            }
+            routes.push(route);
+        }
+        routes.sort_by_key(|r| std::cmp::Reverse(specificity(r)));
+        Ok(Self { routes })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The most specific route serving `method` on `path` (HEAD is served wherever GET is).
+    pub fn resolve(&self, method: &str, path: &str) -> Matched<'_> {
+        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let mut allowed: Vec<String> = Vec::new();
+        for route in &self.routes {
+            let Some(params) = match_segments(&route.segments, &parts) else {
+                continue;
+            };
+            if route.accepts(method) {
+                return Matched::Route { route, params };
+            }
+            for m in &route.methods {
+                if !allowed.contains(m) {
+                    allowed.push(m.clone());
+                }
+            }
+            if route.methods.iter().any(|m| m == "GET") && !allowed.iter().any(|m| m == "HEAD") {
+                allowed.push("HEAD".to_owned());
+            }
+        }
+        if allowed.is_empty() {
+            Matched::NotFound
+        } else {
+            Matched::MethodNotAllowed { allowed }
+        }
+    }
+}
+
+impl Route {
+    pub fn accepts(&self, method: &str) -> bool {
+        self.methods.iter().any(|m| m == method)
+            || (method == "HEAD" && self.methods.iter().any(|m| m == "GET"))
+    }
+
+    /// The origin URL for a request path and query: prefix stripped, appended to the upstream base.
+    pub fn upstream_url(&self, path: &str, query: Option<&str>) -> String {
+        let rest = match &self.strip_prefix {
+            Some(prefix) => path.strip_prefix(prefix.as_str()).unwrap_or(path),
+            None => path,
+        };
+        let rest = if rest.starts_with('/') || rest.is_empty() {
+            rest.to_owned()
+        } else {
+            format!("/{rest}")
+        };
+        let rest = if rest.is_empty() {
+            "/".to_owned()
+        } else {
+            rest
+        };
+        match query {
+            Some(q) if !q.is_empty() => format!("{}{rest}?{q}", self.upstream),
+            _ => format!("{}{rest}", self.upstream),
+        }
+    }
+}
+
+fn overlap(a: &[String], b: &[String]) -> bool {
+    a.iter().any(|m| b.contains(m))
+}
+
+fn specificity(route: &Route) -> (usize, Vec<u8>) {
+    (
+        route.segments.len(),
+        route
+            .segments
+            .iter()
+            .map(|s| u8::from(matches!(s, Segment::Literal(_))))
+            .collect(),
+    )
+}
+
+fn match_segments(pattern: &[Segment], parts: &[&str]) -> Option<HashMap<String, String>> {
+    if parts.len() < pattern.len() {
+        return None;
+    }
+    let mut params = HashMap::new();
+    for (segment, part) in pattern.iter().zip(parts) {
+        match segment {
+            Segment::Literal(l) if l == part => {}
+            Segment::Literal(_) => return None,
+            Segment::Param(name) => {
+                params.insert(name.clone(), (*part).to_owned());
+            }
+        }
+    }
+    Some(params)
+}
+
+fn validate(
+    raw: RawRoute,
+    index: usize,
+    policies: &CachePolicies,
+    rate_limit_policies: Option<&[String]>,
+) -> Result<Route, String> {
+    if !raw.path.starts_with('/') {
+        return Err(format!("path {:?} must start with /", raw.path));
+    }
+    let mut segments = Vec::new();
+    for part in raw.path.split('/').filter(|s| !s.is_empty()) {
+        if let Some(name) = part.strip_prefix(':') {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("path {:?} has a bad parameter {part:?}", raw.path));
+            }
+            segments.push(Segment::Param(name.to_owned()));
+        } else if part.contains(['?', '#', '*', '{', '}', ':']) {
+            return Err(format!("path {:?} has a bad segment {part:?}", raw.path));
+        } else {
+            segments.push(Segment::Literal(part.to_owned()));
+        }
+    }
+    if raw.methods.is_empty() {
+        return Err("methods must not be empty".to_owned());
+    }
+    let mut methods = Vec::new();
+    for m in &raw.methods {
+        let upper = m.to_ascii_uppercase();
+        if !METHODS.contains(&upper.as_str()) {
+            return Err(format!("method {m:?} is not one of {}", METHODS.join(", ")));
+        }
+        if !methods.contains(&upper) {
+            methods.push(upper);
+        }
+    }
+    let upstream = raw.upstream.trim_end_matches('/').to_owned();
+    let scheme_ok = upstream.starts_with("http://") || upstream.starts_with("https://");
+    let host = upstream.split("://").nth(1).unwrap_or("");
+    if !scheme_ok || host.is_empty() || host.starts_with('/') || upstream.contains(['?', '#', ' '])
+    {
+        return Err(format!(
+            "upstream {:?} must be an absolute http(s) URL without query",
+            raw.upstream
+        ));
+    }
+    if let Some(prefix) = &raw.strip_prefix {
+        if !prefix.starts_with('/') || !raw.path.starts_with(prefix.trim_end_matches('/')) {
+            return Err(format!(
+                "strip_prefix {prefix:?} must start with / and be a prefix of path {:?}",
+                raw.path
+            ));
+        }
+    }
+    if raw.auth == AuthPolicy::None && !raw.permissions.is_empty() {
+        return Err("permissions need an auth policy other than none".to_owned());
+    }
+    if let Some(name) = &raw.cache {
+        if policies.get(name).is_none() {
+            return Err(format!(
+                "cache policy {name:?} is not defined (known: {})",
+                policies.names().join(", ")
+            ));
+        }
+    }
+    if let (Some(name), Some(known)) = (&raw.rate_limit, rate_limit_policies) {
+        if !known.contains(name) {
+            return Err(format!("rate-limit policy {name:?} is not defined"));
+        }
+    }
+    if raw.rate_limit.as_deref().is_some_and(str::is_empty) {
+        return Err("rate_limit must be a policy name".to_owned());
+    }
+    if !(1..=120_000).contains(&raw.timeout_ms) {
+        return Err(format!(
+            "timeout_ms must be 1..=120000, got {}",
+            raw.timeout_ms
+        ));
+    }
+    if raw.retries > 5 {
+        return Err(format!("retries must be 0..=5, got {}", raw.retries));
+    }
+    Ok(Route {
+        name: raw.name.unwrap_or_else(|| format!("route-{index}")),
+        path: raw.path,
+        segments,
+        methods,
+        upstream,
+        strip_prefix: raw.strip_prefix.map(|p| p.trim_end_matches('/').to_owned()),
+        auth: raw.auth,
+        permissions: raw.permissions,
+        rate_limit: raw.rate_limit,
+        cache: raw.cache,
+        timeout_ms: raw.timeout_ms,
+        retries: raw.retries,
+    })
+}
+
+/// Whether a method may be retried: it is idempotent and carries no body we would have to replay.
+pub fn is_retryable_method(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn table(routes: serde_json::Value) -> RouteTable {
+        RouteTable::parse(&routes, &CachePolicies::default(), None).expect("valid table")
+    }
+
+    #[test]
+    fn the_most_specific_matching_route_wins() {
+        let t = table(json!([
+            {"name": "all", "path": "/api", "methods": ["GET", "POST"], "upstream": "http://a"},
+            {"name": "users", "path": "/api/users", "upstream": "http://b"},
+            {"name": "user", "path": "/api/users/:id", "methods": ["GET", "DELETE"], "upstream": "http://c"},
+            {"name": "me", "path": "/api/users/me", "upstream": "http://d"},
+        ]));
+        let cases = [
+            ("GET", "/api", "all"),
+            ("GET", "/api/other/x", "all"),
+            ("GET", "/api/users", "users"),
+            ("GET", "/api/users/7", "user"),
+            ("GET", "/api/users/7/posts", "user"),
+            ("GET", "/api/users/me", "me"),
+            ("HEAD", "/api/users/me", "me"),
+            ("DELETE", "/api/users/me", "user"),
+            ("POST", "/api/users/7", "all"),
+        ];
+        for (method, path, name) in cases {
+            match t.resolve(method, path) {
+                Matched::Route { route, .. } => assert_eq!(route.name, name, "{method} {path}"),
+                other => panic!("{method} {path}: expected {name}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn params_are_captured_and_unmatched_paths_or_methods_answer_404_or_405() {
+        let t = table(json!([
+            {"path": "/items/:id", "methods": ["GET"], "upstream": "http://a"},
+            {"path": "/items", "methods": ["POST"], "upstream": "http://a"},
+        ]));
+        let Matched::Route { params, .. } = t.resolve("GET", "/items/42") else {
+            panic!("GET /items/42 matches");
+        };
+        assert_eq!(params.get("id").map(String::as_str), Some("42"));
+        assert_eq!(
+            t.resolve("GET", "/other"),
+            Matched::NotFound,
+            "unknown path"
+        );
+        assert_eq!(
+            t.resolve("GET", "/itemsx"),
+            Matched::NotFound,
+            "prefix is per segment"
+        );
+        assert_eq!(
+            t.resolve("PUT", "/items/42"),
+            Matched::MethodNotAllowed {
+                allowed: vec!["GET".into(), "HEAD".into(), "POST".into()]
+            },
+            "405 lists every method of the matching routes"
+        );
+    }
+
+    #[test]
+    fn upstream_urls_strip_the_prefix_and_keep_the_query() {
+        let t = table(json!([
+            {"path": "/api/v1", "upstream": "http://o:8080/base/", "strip_prefix": "/api"},
+            {"path": "/raw", "upstream": "https://o"},
+        ]));
+        let routes = t.routes();
+        let cases = [
+            (
+                &routes[0],
+                "/api/v1/x",
+                Some("a=1"),
+                "http://o:8080/base/v1/x?a=1",
+            ),
+            (&routes[0], "/api", None, "http://o:8080/base/"),
+            (&routes[1], "/raw/y", Some(""), "https://o/raw/y"),
+        ];
+        for (route, path, query, expected) in cases {
+            assert_eq!(route.upstream_url(path, query), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_bad_entry_is_named_with_the_rule_it_broke() {
+        let cases = [
+            (json!({"x": 1}), "must be an array"),
+            (
+                json!([{"name": "a", "path": "nope", "upstream": "http://a"}]),
+                "route 0 (\"a\"): path",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "ftp://a"}]),
+                "route 0: upstream",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a", "methods": ["BREW"]}]),
+                "method \"BREW\"",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a", "methods": []}]),
+                "methods must not be empty",
+            ),
+            (
+                json!([{"path": "/a/:", "upstream": "http://a"}]),
+                "bad parameter",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a", "auth": "magic"}]),
+                "unknown variant",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a", "cache": "forever"}]),
+                "cache policy \"forever\"",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a", "timeout_ms": 0}]),
+                "timeout_ms",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a", "retries": 9}]),
+                "retries",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a", "permissions": ["x"]}]),
+                "permissions need",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a", "strip_prefix": "/b"}]),
+                "strip_prefix",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a", "colour": "red"}]),
+                "unknown field",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a"}, {"name": "dup", "path": "/a/", "upstream": "http://b"}]),
+                "route 1 (\"dup\"): path /a/ with these methods is already served",
+            ),
+        ];
+        for (value, expected) in cases {
+            let error = RouteTable::parse(&value, &CachePolicies::default(), None)
+                .expect_err("must be refused");
+            assert!(error.contains(expected), "{value}: {error}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_names_are_checked_when_the_policies_are_known() {
+        let value = json!([{"path": "/a", "upstream": "http://a", "rate_limit": "burst"}]);
+        let known = vec!["api".to_owned()];
+        let error = RouteTable::parse(&value, &CachePolicies::default(), Some(&known))
+            .expect_err("unknown policy");
+        assert!(error.contains("rate-limit policy \"burst\""), "{error}");
+        assert!(RouteTable::parse(&value, &CachePolicies::default(), None).is_ok());
+    }
+}

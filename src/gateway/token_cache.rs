@@ -1,0 +1,226 @@
+//! Tokens this isolate has already verified, so a client reusing its access token (for minutes, as clients do) pays
+//! for the signature once per isolate instead of on every request — the same idea as Envoy's `jwt_cache_config`.
+//! Only the signature result is remembered: the claims (`exp`, `nbf`, `iat`, `iss`, `aud`, `sub`) are checked again
+//! on every use. Entries are keyed by the SHA-256 of the whole token, so a token that differs in any byte (a forged
+//! signature included) is verified afresh; refused tokens are never remembered. The owner clears the memory whenever
+//! it re-reads the key set, so a key removed from the JWKS stops admitting its tokens with the next read.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use super::jwt::{self, Jwks, JwtError, JwtPolicy, Signed, Verified};
+
+/// A bounded memory of signature-verified tokens.
+#[derive(Debug)]
+pub struct VerifiedTokens {
+    capacity: usize,
+    entries: HashMap<[u8; 32], Signed>,
+    signature_checks: u64,
+}
+
+impl VerifiedTokens {
+    /// `capacity` 0 remembers nothing (every use verifies the signature).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: HashMap::new(),
+            signature_checks: 0,
+        }
+    }
+
+    /// [`jwt::verify`], with the signature check skipped for a token verified before.
+    pub fn verify(
+        &mut self,
+        token: &str,
+        jwks: &Jwks,
+        policy: &JwtPolicy,
+        now_secs: i64,
+    ) -> Result<Verified, JwtError> {
+        if self.capacity == 0 || token.len() > policy.max_token_bytes {
+            self.signature_checks += 1;
+            return jwt::verify(token, jwks, policy, now_secs);
+        }
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(signed) = self.entries.get(&key) {
+            return jwt::check(signed, policy, now_secs);
+        }
+        self.signature_checks += 1;
+        let signed = jwt::verify_signature(token, jwks, policy)?;
+        let verdict = jwt::check(&signed, policy, now_secs);
+        if verdict.is_ok() {
+            self.remember(key, signed, now_secs - policy.leeway_secs);
+        }
+        verdict
+    }
+
+    /// Adds an entry; when full, first drops the tokens expired at `expired_before`, then everything.
+    fn remember(&mut self, key: [u8; 32], signed: Signed, expired_before: i64) {
+        if self.entries.len() >= self.capacity {
+            self.entries
+                .retain(|_, s| s.expires_at().is_some_and(|exp| exp >= expired_before));
+        }
+        if self.entries.len() >= self.capacity {
+            self.entries.clear();
+        }
+        self.entries.insert(key, signed);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// How many signature verifications ran (for tests and diagnostics).
+    pub fn signature_checks(&self) -> u64 {
+        self.signature_checks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jwt_compact::alg::{Hs256, Hs256Key};
+    use jwt_compact::{AlgorithmExt, Claims, Header};
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn keys() -> Jwks {
+        let jwks = json!({"keys": [{"kty": "oct", "kid": "h1", "alg": "HS256",
+            "k": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]});
+        Jwks::parse(&jwks.to_string()).expect("jwks").0
+    }
+
+    fn policy() -> JwtPolicy {
+        JwtPolicy {
+            issuer: Some("edgekit".into()),
+            audience: Some("edgekit-api".into()),
+            leeway_secs: 30,
+            max_token_bytes: 8192,
+        }
+    }
+
+    fn token(sub: &str, exp: i64, secret: &[u8]) -> String {
+        let claims: Value =
+            json!({"iss": "edgekit", "aud": "edgekit-api", "sub": sub, "iat": NOW, "exp": exp});
+        Hs256
+            .token(
+                &Header::empty().with_key_id("h1"),
+                &Claims::new(claims),
+                &Hs256Key::new(secret),
+            )
+            .expect("signs")
+    }
+
+    #[test]
+    fn a_reused_token_is_signature_checked_once_and_answers_the_same() {
+        let (jwks, policy) = (keys(), policy());
+        let mut cache = VerifiedTokens::new(10);
+        let t = token("u1", NOW + 600, SECRET);
+        let first = cache.verify(&t, &jwks, &policy, NOW).expect("valid");
+        for later in [NOW + 1, NOW + 60, NOW + 300] {
+            assert_eq!(
+                cache.verify(&t, &jwks, &policy, later),
+                Ok(first.clone()),
+                "at {later}"
+            );
+        }
+        assert_eq!(
+            cache.signature_checks(),
+            1,
+            "one signature check for four uses"
+        );
+    }
+
+    #[test]
+    fn claims_are_rechecked_on_every_use_so_a_remembered_token_still_expires() {
+        let (jwks, policy) = (keys(), policy());
+        let mut cache = VerifiedTokens::new(10);
+        let t = token("u1", NOW + 60, SECRET);
+        assert!(cache.verify(&t, &jwks, &policy, NOW).is_ok());
+        let late = cache.verify(&t, &jwks, &policy, NOW + 60 + 31);
+        assert_eq!(
+            late,
+            Err(JwtError("token has expired".into())),
+            "past exp + leeway"
+        );
+        assert_eq!(
+            cache.signature_checks(),
+            1,
+            "refused from memory, without a signature check"
+        );
+    }
+
+    #[test]
+    fn a_token_differing_in_any_byte_is_verified_afresh_and_refusals_are_not_remembered() {
+        let (jwks, policy) = (keys(), policy());
+        let mut cache = VerifiedTokens::new(10);
+        let good = token("u1", NOW + 600, SECRET);
+        assert!(cache.verify(&good, &jwks, &policy, NOW).is_ok());
+        let forged = token("u1", NOW + 600, b"another secret, another signature");
+        for round in 0..2 {
+            let verdict = cache.verify(&forged, &jwks, &policy, NOW);
+            assert_eq!(
+                verdict,
+                Err(JwtError("signature is invalid".into())),
+                "round {round}"
+            );
+        }
+        assert_eq!(
+            cache.signature_checks(),
+            3,
+            "the forged token was checked both times"
+        );
+        assert_eq!(cache.len(), 1, "only the good token is remembered");
+    }
+
+    #[test]
+    fn the_memory_stays_within_capacity_dropping_expired_tokens_first() {
+        let (jwks, policy) = (keys(), policy());
+        let mut cache = VerifiedTokens::new(3);
+        let short = token("short", NOW + 10, SECRET);
+        assert!(cache.verify(&short, &jwks, &policy, NOW).is_ok());
+        for sub in ["a", "b"] {
+            assert!(cache
+                .verify(&token(sub, NOW + 600, SECRET), &jwks, &policy, NOW)
+                .is_ok());
+        }
+        // Later, `short` has expired: adding a fourth token evicts it and keeps the two live ones.
+        let later = NOW + 100;
+        assert!(cache
+            .verify(&token("c", NOW + 600, SECRET), &jwks, &policy, later)
+            .is_ok());
+        assert_eq!(cache.len(), 3);
+        let checks = cache.signature_checks();
+        assert!(cache
+            .verify(&token("a", NOW + 600, SECRET), &jwks, &policy, later)
+            .is_ok());
+        assert_eq!(
+            cache.signature_checks(),
+            checks,
+            "a live token survived the eviction"
+        );
+        // Full of live tokens: the next one clears the memory rather than growing it.
+        assert!(cache
+            .verify(&token("d", NOW + 600, SECRET), &jwks, &policy, later)
+            .is_ok());
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn capacity_zero_checks_every_signature() {
+        let (jwks, policy) = (keys(), policy());
+        let mut cache = VerifiedTokens::new(0);
+        let t = token("u1", NOW + 600, SECRET);
+        for _ in 0..3 {
+            assert!(cache.verify(&t, &jwks, &policy, NOW).is_ok());
+        }
+        assert_eq!((cache.signature_checks(), cache.len()), (3, 0));
+    }
+}

@@ -1,0 +1,695 @@
+// The API gateway (src/gateway): configured routes to a real local origin, streamed proxying, JWT auth against a
+// JWKS in KV, the WAF, the edge cache (policies, HIT/MISS/STALE, stale-while-revalidate, stale-if-error, purge by
+// tag, request coalescing) and W3C trace propagation.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { request as httpRequest } from "node:http";
+import { startOrigin, delay } from "./support/origin.mjs";
+import { startWorker, until } from "./support/worker.mjs";
+import { b64url, json64, jwksOf, makeKeys, signWith, token } from "./support/gateway-tokens.mjs";
+import { DEMO_USERS, seed } from "../scripts/seed.mjs";
+import { generateSigningJwk } from "../scripts/dev-key.mjs";
+
+let origin;
+let downOrigin;
+let worker;
+let keys;
+let kv;
+const SESSION_KEY = generateSigningJwk("gateway-test-issuer");
+const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
+
+const policies = {
+  "short-sie": { ttl: 1, stale_while_revalidate: 0, stale_if_error: 3600, shared: true, cache_control: "public, max-age=1", surrogate_control: "max-age=1" },
+  "short-swr": { ttl: 1, stale_while_revalidate: 3600, stale_if_error: 0, shared: true, cache_control: "public, max-age=1", surrogate_control: "max-age=1, stale-while-revalidate=3600" },
+};
+
+function routes() {
+  const up = origin.url;
+  return [
+    { name: "open", path: "/gw/open", methods: ["GET", "POST", "PUT", "DELETE"], upstream: up, strip_prefix: "/gw", timeout_ms: 2000, retries: 1 },
+    { name: "item", path: "/gw/open/items/:id", methods: ["GET"], upstream: `${up}/v2`, strip_prefix: "/gw/open" },
+    { name: "slow", path: "/gw/slow", upstream: up, timeout_ms: 300 },
+    { name: "nowhere", path: "/gw/nowhere", upstream: "http://127.0.0.1:9", timeout_ms: 2000 },
+    { name: "secure", path: "/gw/secure", methods: ["GET", "POST"], upstream: up, auth: "jwt" },
+    { name: "admin", path: "/gw/secure/admin", upstream: up, auth: "jwt", permissions: ["admin"] },
+    { name: "cached", path: "/gw/cached", upstream: up, cache: "api-public" },
+    { name: "static", path: "/gw/static", upstream: up, cache: "static-immutable" },
+    { name: "html", path: "/gw/html", upstream: up, cache: "html-dynamic" },
+    { name: "personal", path: "/gw/me", upstream: up, auth: "jwt", cache: "api-personalized" },
+    { name: "sie", path: "/gw/sie", upstream: up, cache: "short-sie", timeout_ms: 300 },
+    { name: "sie-down", path: "/gw/sie-down", upstream: downOrigin.url, cache: "short-sie", timeout_ms: 500 },
+    { name: "swr", path: "/gw/swr", upstream: up, cache: "short-swr" },
+    { name: "session", path: "/gw/session", upstream: up, auth: "session" },
+    { name: "either", path: "/gw/either", upstream: up, auth: "jwt_or_session" },
+    { name: "limited", path: "/gw/limited", upstream: up, auth: "jwt", rate_limit: "gw-user" },
+  ];
+}
+
+before(async () => {
+  origin = await startOrigin();
+  downOrigin = await startOrigin();
+  keys = makeKeys();
+  worker = await startWorker({
+    vars: {
+      GATEWAY_ROUTES: routes(),
+      GATEWAY_CACHE_POLICIES: policies,
+      GATEWAY_JWKS_TTL_SECONDS: 1,
+      RATE_LIMIT_POLICIES: { "gw-user": { limit: 3, window: 60, key: "user", shards: 2, failure: "closed" } },
+      AUTH_SIGNING_KEY: JSON.stringify(SESSION_KEY),
+    },
+  });
+  kv = await worker.mf.getKVNamespace("CONFIG_KV");
+  await kv.put("jwks", JSON.stringify(jwksOf(keys)));
+  // Demo users and the session issuer's public key, added to the same JWKS: the issuer's access tokens must pass.
+  await seed({ CONFIG_KV: kv, DB: await worker.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(SESSION_KEY) });
+});
+after(async () => {
+  await worker?.stop();
+  await origin?.stop();
+  await downOrigin?.stop();
+});
+
+const bearer = (t) => ({ authorization: `Bearer ${t}` });
+
+/** One request over node:http: { status, headers (a Headers), body (text) }. */
+function rawRequest(path, { method = "GET", headers = {}, body } = {}) {
+  return new Promise((resolveResponse, reject) => {
+    const req = httpRequest(new URL(path, worker.url), { method, headers }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => {
+        const h = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) h.set(k, Array.isArray(v) ? v.join(", ") : v);
+        resolveResponse({ status: res.statusCode, headers: h, body: Buffer.concat(chunks).toString() });
+      });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+async function login() {
+  const r = await worker.fetch("/auth/login", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
+  });
+  assert.equal(r.status, 200, "demo login");
+  const { access_token: accessToken } = await r.json();
+  return { accessToken, cookie: /edgekit_session=[^;]*/.exec(r.headers.get("set-cookie"))[0] };
+}
+const lastRequest = () => origin.requests.at(-1);
+const describeOf = (response) => /error_description="([^"]*)"/.exec(response.headers.get("www-authenticate") ?? "")?.[1];
+
+describe("route table and proxy", () => {
+  test("unknown paths answer JSON 404, known paths with the wrong method 405 with Allow", async () => {
+    const nf = await worker.fetch("/not/a/gateway/path");
+    assert.equal(nf.status, 404);
+    assert.equal((await nf.json()).error.code, "not_found");
+    const na = await worker.fetch("/gw/open/items/3", { method: "PATCH" });
+    assert.equal(na.status, 405);
+    assert.equal(na.headers.get("allow"), "GET, HEAD, POST, PUT, DELETE");
+    assert.equal((await na.json()).error.code, "method_not_allowed");
+  });
+
+  test("the most specific route wins, its prefix is stripped and the query kept", async () => {
+    origin.reset();
+    const a = await worker.fetch("/gw/open/items/42?b=2&a=1");
+    assert.equal(a.status, 200);
+    await a.arrayBuffer();
+    assert.equal(lastRequest().url, "/v2/items/42?b=2&a=1", "the item route, not the open prefix");
+    const b = await worker.fetch("/gw/open/anything/else");
+    await b.arrayBuffer();
+    assert.equal(lastRequest().url, "/open/anything/else", "prefix route");
+  });
+
+  test("method, headers and body are forwarded; hop-by-hop and client identity headers are not", async () => {
+    origin.reset();
+    // node:http rather than fetch: fetch refuses to send a Connection header of the caller's choosing.
+    const response = await rawRequest("/gw/open/echo", {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        connection: "x-hop-secret",
+        "x-hop-secret": "1",
+        "x-user-id": "admin",
+        "x-user-permissions": "everything",
+        "x-custom": "kept",
+        "x-request-id": "req-abc-123",
+      },
+      body: JSON.stringify({ hello: "world" }),
+    });
+    assert.equal(response.status, 200);
+    assert.equal(JSON.parse(response.body).body, '{"hello":"world"}');
+    const seen = lastRequest();
+    assert.equal(seen.method, "POST");
+    assert.equal(seen.headers["x-custom"], "kept");
+    assert.equal(seen.headers["x-hop-secret"], undefined, "listed in Connection: hop-by-hop");
+    assert.equal(seen.headers["x-user-id"], undefined, "client identity is stripped");
+    assert.equal(seen.headers["x-user-permissions"], undefined);
+    assert.equal(seen.headers["x-request-id"], "req-abc-123");
+    assert.equal(response.headers.get("x-request-id"), "req-abc-123");
+    assert.equal(seen.headers["x-forwarded-proto"], "http");
+    assert.match(seen.headers["x-forwarded-host"], /^127\.0\.0\.1:\d+$/);
+    assert.match(response.headers.get("server-timing"), /edge;dur=\d+/);
+  });
+
+  test("a large upload streams to the origin intact and a response streams back before the origin finishes", async () => {
+    origin.reset();
+    const big = Buffer.alloc(3 * 1024 * 1024, "a");
+    for (let i = 0; i < big.length; i += 4099) big[i] = 65 + (i % 26);
+    origin.handle((req, body, res) => {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end(createHash("sha256").update(body).digest("hex"));
+    });
+    const up = await worker.fetch("/gw/open/upload", { method: "PUT", headers: { "content-type": "application/octet-stream" }, body: big });
+    assert.equal(up.status, 200);
+    assert.equal(await up.text(), createHash("sha256").update(big).digest("hex"), "origin got every byte");
+
+    let finish;
+    const released = new Promise((r) => (finish = r));
+    origin.handle(async (req, body, res) => {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.write("first-chunk;");
+      await released;
+      res.end("last-chunk");
+    });
+    const down = await worker.fetch("/gw/open/stream");
+    const reader = down.body.getReader();
+    const first = await reader.read();
+    assert.equal(Buffer.from(first.value).toString(), "first-chunk;", "first chunk arrives while the origin is still writing");
+    finish();
+    let rest = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      rest += Buffer.from(value).toString();
+    }
+    assert.equal(rest, "last-chunk");
+    origin.reset();
+  });
+
+  test("an unreachable origin answers 502, a slow one 504, both as JSON", async () => {
+    const bad = await worker.fetch("/gw/nowhere");
+    assert.equal(bad.status, 502);
+    assert.equal((await bad.json()).error.code, "bad_gateway");
+    origin.handle(async (req, body, res) => {
+      await delay(1500);
+      res.end("late");
+    });
+    const slow = await worker.fetch("/gw/slow");
+    assert.equal(slow.status, 504);
+    assert.equal((await slow.json()).error.code, "gateway_timeout");
+    origin.reset();
+  });
+
+  test("idempotent methods are retried after a connection failure; POST is not", async () => {
+    let calls = 0;
+    origin.reset();
+    origin.handle((req, body, res) => {
+      calls += 1;
+      if (calls === 1) return req.socket.destroy();
+      res.end("second try");
+    });
+    const get = await worker.fetch("/gw/open/flaky");
+    assert.equal(get.status, 200);
+    assert.equal(await get.text(), "second try");
+    assert.equal(calls, 2, "one retry");
+    calls = 0;
+    const post = await worker.fetch("/gw/open/flaky", { method: "POST", body: "x", headers: { "content-type": "text/plain" } });
+    assert.equal(post.status, 502);
+    await post.arrayBuffer();
+    assert.equal(calls, 1, "POST is never retried");
+    origin.reset();
+  });
+
+  test("session routes admit the session cookie; jwt_or_session admits either; both set identity headers", async () => {
+    const { accessToken, cookie } = await login();
+    const none = await worker.fetch("/gw/session");
+    assert.equal(none.status, 401);
+    assert.equal((await none.json()).error.code, "session_required");
+    const forged = await worker.fetch("/gw/session", { headers: { cookie: "edgekit_session=forged" } });
+    assert.equal(forged.status, 401, "an unknown session is refused");
+    await forged.arrayBuffer();
+
+    origin.reset();
+    const ok = await worker.fetch("/gw/session", { headers: { cookie, "x-user-id": "someone-else" } });
+    assert.equal(ok.status, 200);
+    await ok.arrayBuffer();
+    const seen = lastRequest().headers;
+    assert.ok(seen["x-user-id"] && seen["x-user-id"] !== "someone-else", "identity comes from the session");
+    assert.equal(seen["x-user-email"], ALICE.email);
+
+    const byToken = await worker.fetch("/gw/either", { headers: bearer(accessToken) });
+    assert.equal(byToken.status, 200, "the issuer's access JWT passes the gateway's jwt check");
+    await byToken.arrayBuffer();
+    assert.equal(lastRequest().headers["x-user-id"], seen["x-user-id"], "same user by token and by cookie");
+    const byCookie = await worker.fetch("/gw/either", { headers: { cookie } });
+    assert.equal(byCookie.status, 200);
+    await byCookie.arrayBuffer();
+    const badToken = await worker.fetch("/gw/either", { headers: { cookie, ...bearer("not.a.token") } });
+    assert.equal(badToken.status, 401, "a bearer token that is sent decides, even beside a good cookie");
+    assert.match(badToken.headers.get("www-authenticate"), /^Bearer error="invalid_token"/);
+    await badToken.arrayBuffer();
+
+    const out = await worker.fetch("/auth/logout", { method: "POST", headers: { cookie } });
+    assert.equal(out.status, 204);
+    await out.arrayBuffer();
+    const after = await worker.fetch("/gw/session", { headers: { cookie } });
+    assert.equal(after.status, 401, "a revoked session no longer passes");
+    await after.arrayBuffer();
+  });
+
+  test("a rate-limited route admits exactly its limit per user, with RateLimit headers, then 429", async () => {
+    origin.reset();
+    const alice = token(keys, "ed1", { sub: "limit-alice" });
+    const bob = token(keys, "ed1", { sub: "limit-bob" });
+    const statuses = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await worker.fetch("/gw/limited", { headers: bearer(alice) });
+      statuses.push(r.status);
+      assert.equal(r.headers.get("ratelimit-policy"), '"gw-user";q=3;w=60');
+      if (r.status === 200) assert.match(r.headers.get("ratelimit"), new RegExp(`^"gw-user";r=${2 - i};t=\\d+$`));
+      else {
+        assert.equal((await r.clone().json()).error.code, "rate_limited");
+        assert.match(r.headers.get("retry-after"), /^\d+$/);
+      }
+      await r.arrayBuffer();
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+    assert.equal(origin.requests.filter((r) => r.path === "/gw/limited").length, 3, "refused requests never reach the origin");
+    const other = await worker.fetch("/gw/limited", { headers: bearer(bob) });
+    assert.equal(other.status, 200, "another user has their own limit");
+    await other.arrayBuffer();
+    const anonymous = await worker.fetch("/gw/limited");
+    assert.equal(anonymous.status, 401, "authentication comes before the limit");
+    await anonymous.arrayBuffer();
+  });
+});
+
+describe("trace propagation", () => {
+  test("a valid traceparent is continued with a new span; an invalid one starts a new trace", async () => {
+    origin.reset();
+    const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const r = await worker.fetch("/gw/open/t", { headers: { traceparent: parent } });
+    await r.arrayBuffer();
+    const sent = lastRequest().headers.traceparent;
+    assert.match(sent, /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
+    assert.notEqual(sent.split("-")[2], "00f067aa0ba902b7", "new span id");
+    assert.equal(r.headers.get("x-trace-id"), "4bf92f3577b34da6a3ce929d0e0e4736");
+    for (const bad of ["garbage", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", undefined]) {
+      const n = await worker.fetch("/gw/open/t", { headers: bad ? { traceparent: bad } : {} });
+      await n.arrayBuffer();
+      const fresh = lastRequest().headers.traceparent;
+      assert.match(fresh, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, `${bad}`);
+      assert.notEqual(fresh.split("-")[1], "4bf92f3577b34da6a3ce929d0e0e4736");
+      assert.equal(n.headers.get("x-trace-id"), fresh.split("-")[1], "the response exposes the trace id");
+    }
+  });
+});
+
+describe("JWT", () => {
+  test("each algorithm verifies and identity headers come from the verified claims", async () => {
+    for (const kid of ["ed1", "rsa1", "ec1", "hs1"]) {
+      origin.reset();
+      const t = token(keys, kid, { sub: `user-${kid}`, permissions: ["read", "write"] });
+      const r = await worker.fetch("/gw/secure", { headers: { ...bearer(t), "x-user-id": "spoofed" } });
+      assert.equal(r.status, 200, kid);
+      await r.arrayBuffer();
+      assert.equal(lastRequest().headers["x-user-id"], `user-${kid}`, kid);
+      assert.equal(lastRequest().headers["x-user-permissions"], "read,write", kid);
+    }
+    const leeway = await worker.fetch("/gw/secure", { headers: bearer(token(keys, "ed1", { exp: Math.floor(Date.now() / 1000) - 5 })) });
+    assert.equal(leeway.status, 200, "an expiry within the leeway is accepted");
+    await leeway.arrayBuffer();
+  });
+
+  test("the rejection corpus: every class answers 401 with its description (or 403 for a missing permission)", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const other = makeKeys("other-");
+    const rsaPem = keys.rsa1.publicJwk.n;
+    const hsWith = (secret) => (input) => signWith("HS256", { secret }, input);
+    const validEd = token(keys, "ed1");
+    const [h, c, s] = validEd.split(".");
+    const derSigner = (input) => require_der(input);
+    function require_der(input) {
+      // An ES256 signature in DER form instead of the JWS raw r||s form.
+      return signWith("RS256", keys.rsa1, input).subarray(0, 72);
+    }
+    const cases = [
+      ["no header", {}, "missing bearer token"],
+      ["basic auth", { authorization: "Basic dXNlcjpwYXNz" }, "authorization is not a bearer token"],
+      ["empty bearer", { authorization: "Bearer " }, "authorization is not a bearer token"],
+      ["alg none", bearer(`${json64({ alg: "none", kid: "ed1" })}.${c}.`), "algorithm none is not accepted"],
+      ["alg NONE", bearer(`${json64({ alg: "NONE", kid: "ed1" })}.${c}.`), "algorithm none is not accepted"],
+      ["RS256 key used as HMAC secret", bearer(token(keys, "rsa1", {}, { alg: "HS256", signer: hsWith(rsaPem) })), "algorithm HS256 is not allowed for this key"],
+      ["RS256 header on HMAC key", bearer(token(keys, "hs1", {}, { alg: "RS256", signer: (i) => signWith("RS256", keys.rsa1, i) })), "algorithm RS256 is not allowed for this key"],
+      ["ES256 header on Ed25519 key", bearer(token(keys, "ed1", {}, { alg: "ES256", signer: (i) => signWith("ES256", keys.ec1, i) })), "algorithm ES256 is not allowed for this key"],
+      ["EdDSA header on EC key", bearer(token(keys, "ec1", {}, { alg: "EdDSA", signer: (i) => signWith("EdDSA", keys.ed1, i) })), "algorithm EdDSA is not allowed for this key"],
+      ["unsupported HS512", bearer(token(keys, "hs1", {}, { alg: "HS512" })), "algorithm HS512 is not supported"],
+      ["missing kid, several keys", bearer(token(keys, "ed1", {}, { header: { kid: undefined } })), "token has no kid and several keys exist"],
+      ["unknown kid", bearer(token(keys, "ed1", {}, { header: { kid: "nope" } })), "unknown key id"],
+      ["bad base64 header", bearer(`@@@.${c}.${s}`), "token is not valid base64url"],
+      ["bad base64 signature", bearer(`${h}.${c}.***`), "token is not valid base64url"],
+      ["header not JSON", bearer(`${b64url("{alg:")}.${c}.${s}`), "token header is not valid JSON"],
+      ["claims not JSON", bearer((() => { const hh = json64({ alg: "HS256", kid: "hs1" }); const cc = b64url("[1,2"); return `${hh}.${cc}.${b64url(signWith("HS256", keys.hs1, `${hh}.${cc}`))}`; })()), "token claims are not valid JSON"],
+      ["two parts", bearer(`${h}.${c}`), "token is malformed"],
+      ["four parts", bearer(`${h}.${c}.${s}.x`), "token is malformed"],
+      ["over 8 KB", bearer(token(keys, "ed1", { padding: "x".repeat(9000) })), "token exceeds 8192 bytes"],
+      ["EdDSA signed by another key", bearer(token(keys, "ed1", {}, { signer: (i) => signWith("EdDSA", other["other-ed1"], i) })), "signature is invalid"],
+      ["RS256 signed by another key", bearer(token(keys, "rsa1", {}, { signer: (i) => signWith("RS256", other["other-rsa1"], i) })), "signature is invalid"],
+      ["ES256 signed by another key", bearer(token(keys, "ec1", {}, { signer: (i) => signWith("ES256", other["other-ec1"], i) })), "signature is invalid"],
+      ["HS256 signed with another secret", bearer(token(keys, "hs1", {}, { signer: (i) => signWith("HS256", other["other-hs1"], i) })), "signature is invalid"],
+      ["ES256 with a DER-length signature", bearer(token(keys, "ec1", {}, { signer: derSigner })), "signature is invalid"],
+      ["claims tampered after signing", bearer(`${h}.${json64({ ...JSON.parse(Buffer.from(c, "base64url")), sub: "admin" })}.${s}`), "signature is invalid"],
+      ["empty signature", bearer(`${h}.${c}.`), "signature is invalid"],
+      ["expired", bearer(token(keys, "ed1", { exp: now - 3600 })), "token has expired"],
+      ["no exp", bearer(token(keys, "ed1", { exp: undefined })), "token has no exp"],
+      ["not yet valid", bearer(token(keys, "ed1", { nbf: now + 3600 })), "token is not valid yet"],
+      ["issued in the future", bearer(token(keys, "rsa1", { iat: now + 3600 })), "token is issued in the future"],
+      ["wrong issuer", bearer(token(keys, "ec1", { iss: "someone-else" })), "issuer is not accepted"],
+      ["no issuer", bearer(token(keys, "hs1", { iss: undefined })), "issuer is not accepted"],
+      ["wrong audience", bearer(token(keys, "ed1", { aud: "other-api" })), "audience is not accepted"],
+      ["audience list without ours", bearer(token(keys, "ed1", { aud: ["a", "b"] })), "audience is not accepted"],
+      ["no subject", bearer(token(keys, "ed1", { sub: undefined })), "token has no subject"],
+      ["exp as a string", bearer(token(keys, "ed1", { exp: "tomorrow" })), "token claims are not valid JSON"],
+    ];
+    let count = 0;
+    for (const [name, headers, description] of cases) {
+      const r = await worker.fetch("/gw/secure", { headers });
+      assert.equal(r.status, 401, name);
+      assert.equal(describeOf(r), description, name);
+      assert.match(r.headers.get("www-authenticate"), /^Bearer error="invalid_token"/, name);
+      assert.equal((await r.json()).error.code, "invalid_token", name);
+      count += 1;
+    }
+    const forbidden = await worker.fetch("/gw/secure/admin", { headers: bearer(token(keys, "ed1", { permissions: ["read"] })) });
+    assert.equal(forbidden.status, 403);
+    assert.equal((await forbidden.json()).error.code, "missing_permission");
+    count += 1;
+    const allowed = await worker.fetch("/gw/secure/admin", { headers: bearer(token(keys, "ed1", { permissions: ["admin"] })) });
+    assert.equal(allowed.status, 200);
+    await allowed.arrayBuffer();
+    assert.ok(count >= 30, `corpus has ${count} cases`);
+    console.log(`# JWT rejection corpus: ${count} cases`);
+  });
+
+  test("rotating keys is writing the JWKS to KV", async () => {
+    const next = makeKeys("next-");
+    const t = token(next, "next-ed1");
+    const before = await worker.fetch("/gw/secure", { headers: bearer(t) });
+    assert.equal(before.status, 401);
+    assert.equal(describeOf(before), "unknown key id");
+    await kv.put("jwks", JSON.stringify(jwksOf(keys, next)));
+    await until(async () => {
+      const r = await worker.fetch("/gw/secure", { headers: bearer(t) });
+      await r.arrayBuffer();
+      return r.status === 200;
+    }, { what: "the rotated key to be accepted" });
+  });
+});
+
+describe("edge cache", () => {
+  let version = 0;
+  const versioned = (extraHeaders = {}) => (req, body, res) => {
+    res.writeHead(200, { "content-type": "application/json", ...extraHeaders });
+    res.end(JSON.stringify({ version, url: req.url }));
+  };
+
+  test("policies set Cache-Control, Surrogate-Control and Cache-Tag; a second GET is a HIT under a sorted-query key", async () => {
+    origin.reset();
+    version = 1;
+    origin.handle(versioned({ "cache-tag": "product-7, list", "cache-control": "no-cache" }));
+    const q = `z=1&a=${Date.now()}`;
+    const first = await worker.fetch(`/gw/cached?${q}`);
+    assert.equal(first.headers.get("x-cache"), "MISS");
+    assert.equal(first.headers.get("cache-control"), "public, max-age=60, stale-while-revalidate=30, stale-if-error=300");
+    assert.equal(first.headers.get("surrogate-control"), "max-age=60, stale-while-revalidate=30, stale-if-error=300");
+    assert.equal(first.headers.get("cache-tag"), "route:cached,product-7,list");
+    assert.equal((await first.json()).version, 1);
+    version = 2;
+    const reordered = q.split("&").reverse().join("&");
+    const second = await worker.fetch(`/gw/cached?${reordered}`);
+    assert.equal(second.headers.get("x-cache"), "HIT", "same key with the query sorted");
+    assert.equal((await second.json()).version, 1);
+    assert.equal(origin.requests.length, 1);
+    for (const [path, cc] of [["/gw/static", "public, max-age=31536000, immutable"], ["/gw/html", "public, max-age=0, must-revalidate"]]) {
+      const r = await worker.fetch(path);
+      assert.equal(r.headers.get("cache-control"), cc, path);
+      await r.arrayBuffer();
+    }
+  });
+
+  test("a per-user policy never shares a response across users", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => res.end(`for ${req.headers["x-user-id"]}`));
+    const a = token(keys, "ed1", { sub: "alice" });
+    const b = token(keys, "ed1", { sub: "bob" });
+    const ra = await worker.fetch("/gw/me", { headers: bearer(a) });
+    assert.equal(await ra.text(), "for alice");
+    const rb = await worker.fetch("/gw/me", { headers: bearer(b) });
+    assert.equal(await rb.text(), "for bob");
+    assert.equal(rb.headers.get("x-cache"), "MISS");
+    const ra2 = await worker.fetch("/gw/me", { headers: bearer(a) });
+    assert.equal(ra2.headers.get("x-cache"), "HIT");
+    assert.equal(await ra2.text(), "for alice");
+    assert.equal(ra2.headers.get("cache-control"), "private, max-age=30");
+  });
+
+  test("20 concurrent identical misses make exactly 1 origin request", async () => {
+    origin.reset();
+    origin.handle(async (req, body, res) => {
+      await delay(300);
+      res.end("coalesced");
+    });
+    const path = `/gw/cached?stampede=${Date.now()}`;
+    const responses = await Promise.all(Array.from({ length: 20 }, () => worker.fetch(path)));
+    const bodies = await Promise.all(responses.map((r) => r.text()));
+    assert.ok(bodies.every((b) => b === "coalesced"), JSON.stringify(bodies.map((b, i) => [responses[i].status, b.slice(0, 200)])));
+    assert.ok(responses.every((r) => r.status === 200));
+    assert.equal(origin.requests.filter((r) => r.url.includes("stampede")).length, 1);
+  });
+
+  test("purge by tag needs an admin token and makes the next request a MISS", async () => {
+    origin.reset();
+    version = 10;
+    origin.handle(versioned({ "cache-tag": "purge-me" }));
+    const path = `/gw/cached?purge=${Date.now()}`;
+    await (await worker.fetch(path)).arrayBuffer();
+    const hit = await worker.fetch(path);
+    assert.equal(hit.headers.get("x-cache"), "HIT");
+    await hit.arrayBuffer();
+    const body = JSON.stringify({ tags: ["purge-me"] });
+    const post = (headers) => worker.fetch("/admin/gateway/purge", { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+    const anonymous = await post({});
+    assert.equal(anonymous.status, 401);
+    const reader = await post(bearer(token(keys, "ed1", { permissions: ["read"] })));
+    assert.equal(reader.status, 403);
+    const admin = await post(bearer(token(keys, "ed1", { permissions: ["gateway:admin"] })));
+    assert.equal(admin.status, 200);
+    assert.deepEqual((await admin.json()).purged, ["purge-me"]);
+    version = 11;
+    const after = await worker.fetch(path);
+    assert.equal(after.headers.get("x-cache"), "MISS");
+    assert.equal((await after.json()).version, 11);
+  });
+
+  test("stale-while-revalidate serves the stale copy and refreshes it in the background", async () => {
+    origin.reset();
+    version = 1;
+    origin.handle(versioned());
+    const path = `/gw/swr?k=${Date.now()}`;
+    assert.equal((await (await worker.fetch(path)).json()).version, 1);
+    version = 2;
+    const stale = await until(async () => {
+      const r = await worker.fetch(path);
+      const v = (await r.json()).version;
+      return r.headers.get("x-cache") === "STALE" ? { v } : null;
+    }, { what: "a STALE answer" });
+    assert.equal(stale.v, 1, "the stale copy is served");
+    await until(async () => {
+      const r = await worker.fetch(path);
+      const v = (await r.json()).version;
+      return r.headers.get("x-cache") === "HIT" && v === 2;
+    }, { what: "the refreshed copy" });
+  });
+
+  test("stale-if-error serves the stored copy when the origin fails, times out or is down", async () => {
+    origin.reset();
+    version = 5;
+    origin.handle(versioned());
+    const path = `/gw/sie?k=${Date.now()}`;
+    assert.equal((await (await worker.fetch(path)).json()).version, 5);
+    origin.handle((req, body, res) => {
+      res.writeHead(503);
+      res.end("down for maintenance");
+    });
+    const stale = await until(async () => {
+      const r = await worker.fetch(path);
+      const text = await r.text();
+      return r.headers.get("x-cache") === "STALE" ? { status: r.status, text } : null;
+    }, { what: "a stale answer on a 5xx" });
+    assert.equal(stale.status, 200);
+    assert.equal(JSON.parse(stale.text).version, 5);
+    origin.handle(async (req, body, res) => {
+      await delay(1000);
+      res.end("late");
+    });
+    const timedOut = await worker.fetch(path);
+    assert.equal(timedOut.headers.get("x-cache"), "STALE", "timeout → stale");
+    await timedOut.arrayBuffer();
+    origin.reset();
+
+    downOrigin.handle(versioned());
+    const downPath = `/gw/sie-down?k=${Date.now()}`;
+    await (await worker.fetch(downPath)).arrayBuffer();
+    await downOrigin.stop();
+    const served = await until(async () => {
+      const r = await worker.fetch(downPath);
+      const text = await r.text();
+      return r.headers.get("x-cache") === "STALE" ? { status: r.status } : null;
+    }, { what: "a stale answer with the origin down" });
+    assert.equal(served.status, 200);
+  });
+});
+
+describe("WAF", () => {
+  const attacks = [
+    ["/gw/open/search?q=1%27%20OR%20%271%27%3D%271", "sqli-tautology"],
+    ["/gw/open/search?id=1%20UNION%20SELECT%20password%20FROM%20users", "sqli-union"],
+    ["/gw/open/search?id=1%20union%2F**%2Fselect%20*", "sqli-union"],
+    ["/gw/open/search?id=1%2527%2520OR%25201%253D1", "sqli-tautology"],
+    ["/gw/open/search?u=admin%27--", "sqli-comment"],
+    ["/gw/open/search?id=1%3B%20DROP%20TABLE%20users", "sqli-stacked"],
+    ["/gw/open/search?t=1%20AND%20SLEEP(5)", "sqli-function"],
+    ["/gw/open/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", "xss-script"],
+    ["/gw/open/search?q=%253Cscript%253Ealert(1)", "xss-script"],
+    ["/gw/open/search?next=javascript:alert(document.cookie)", "xss-scheme"],
+    ["/gw/open/search?q=%3Cdiv%20onmouseover%3Dsteal()%3E", "xss-event-handler"],
+    ["/gw/open/search?q=%3Csvg%2Fonload%3Dx%3E", "xss-script"],
+    ["/gw/open/files?f=..%2F..%2Fetc%2Fpasswd", "traversal-dotdot"],
+    ["/gw/open/files?f=%252e%252e%252f%252e%252e%252fsecret", "traversal-dotdot"],
+    ["/gw/open/files/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "traversal-dotdot"],
+    ["/gw/open/files?f=..%5C..%5Cwindows%5Cwin.ini", "traversal-dotdot"],
+  ];
+  const bodyAttacks = [
+    ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
+    ["application/json", JSON.stringify({ user: { name: "x' OR '1'='1" } }), "sqli-tautology"],
+    ["application/json", JSON.stringify({ path: "../../etc/shadow" }), "traversal-dotdot"],
+    ["text/plain", "1 UNION ALL SELECT secret", "sqli-union"],
+  ];
+  const benign = [
+    "/gw/open/search?name=O%27Brien",
+    "/gw/open/search?name=D%27Angelo+O%27Neil",
+    "/gw/open/search?q=Please+select+a+seat+from+the+list",
+    "/gw/open/search?q=how+to+select+from+a+drop-down",
+    "/gw/open/search?url=https%3A%2F%2Fexample.com%2Fdocs%3Fa%3D1%26b%3D2",
+    "/gw/open/search?msg=%F0%9F%98%80%F0%9F%8E%89+party+time",
+    "/gw/open/search?title=Union+Station+and+the+Table+Mountain",
+    "/gw/open/search?q=1+%2B+1+%3D+2",
+    "/gw/open/search?q=rock+%26+roll+or+jazz",
+    "/gw/open/search?q=C%23+and+C%2B%2B",
+    "/gw/open/search?email=someone%40example.com",
+    "/gw/open/files/docs/guide.v2.md",
+    "/gw/open/search?q=%E4%BD%A0%E5%A5%BD%E4%B8%96%E7%95%8C",
+    "/gw/open/search?q=it%27s+50%25+off",
+  ];
+  const benignBodies = [
+    ["application/json", JSON.stringify({ name: "Seán O'Brien", bio: "I select wines for a living; drop by!" })],
+    ["application/x-www-form-urlencoded", "name=O%27Brien&comment=Great+post+%F0%9F%91%8D+see+https%3A%2F%2Fexample.org"],
+    ["text/plain", "Meet me at the union hall; we will select a chair."],
+  ];
+
+  test("attacks are blocked with 403 and X-WAF-Rule, benign requests pass; both rates are reported", async () => {
+    origin.reset();
+    let blocked = 0;
+    let total = 0;
+    for (const [path, rule] of attacks) {
+      const r = await worker.fetch(path);
+      total += 1;
+      if (r.status === 403 && r.headers.get("x-waf-rule")) blocked += 1;
+      assert.equal(r.status, 403, path);
+      assert.equal(r.headers.get("x-waf-rule"), rule, path);
+      assert.equal((await r.json()).error.code, "waf_blocked");
+    }
+    for (const [type, body, rule] of bodyAttacks) {
+      const r = await worker.fetch("/gw/open/submit", { method: "POST", headers: { "content-type": type }, body });
+      total += 1;
+      if (r.status === 403) blocked += 1;
+      assert.equal(r.status, 403, body);
+      assert.equal(r.headers.get("x-waf-rule"), rule, body);
+      await r.arrayBuffer();
+    }
+    assert.equal(origin.requests.length, 0, "no attack reached the origin");
+    let passed = 0;
+    for (const path of benign) {
+      const r = await worker.fetch(path);
+      await r.arrayBuffer();
+      if (r.status === 200) passed += 1;
+      assert.equal(r.status, 200, `${path}: ${r.headers.get("x-waf-rule")}`);
+    }
+    for (const [type, body] of benignBodies) {
+      const r = await worker.fetch("/gw/open/submit", { method: "POST", headers: { "content-type": type }, body });
+      await r.arrayBuffer();
+      if (r.status === 200) passed += 1;
+      assert.equal(r.status, 200, `${body}: ${r.headers.get("x-waf-rule")}`);
+    }
+    const benignTotal = benign.length + benignBodies.length;
+    console.log(`# WAF: attacks blocked ${blocked}/${total} (${((100 * blocked) / total).toFixed(0)}%), benign passed ${passed}/${benignTotal} (${((100 * passed) / benignTotal).toFixed(0)}%)`);
+  });
+
+  test("size rules: oversize headers are blocked; a body over the inspection cap is inspected up to it and streamed whole", async () => {
+    const big = await worker.fetch("/gw/open/x", { headers: { "x-big": "a".repeat(20_000) } });
+    assert.equal(big.status, 403);
+    assert.equal(big.headers.get("x-waf-rule"), "size-headers");
+    await big.arrayBuffer();
+    origin.reset();
+    origin.handle((req, body, res) => res.end(String(body.length)));
+    const early = Buffer.concat([Buffer.from("<script>"), Buffer.alloc(200_000, "b")]);
+    const r1 = await worker.fetch("/gw/open/upload", { method: "POST", headers: { "content-type": "text/plain" }, body: early });
+    assert.equal(r1.status, 403, "an attack inside the inspected prefix is caught");
+    await r1.arrayBuffer();
+    const late = Buffer.concat([Buffer.alloc(200_000, "b"), Buffer.from("<script>")]);
+    const r2 = await worker.fetch("/gw/open/upload", { method: "POST", headers: { "content-type": "text/plain" }, body: late });
+    assert.equal(r2.status, 200, "past the cap the body is forwarded uninspected");
+    assert.equal(await r2.text(), String(late.length), "and whole");
+    origin.reset();
+  });
+});
+
+describe("configuration", () => {
+  test("a bad route table is refused at isolate start with an error naming the entry", async () => {
+    const bad = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "ok", path: "/a", upstream: "http://x" }, { name: "broken", path: "/b", upstream: "ftp://x" }] } });
+    try {
+      const r = await bad.fetch("/health");
+      assert.equal(r.status, 500);
+      const body = await r.json();
+      assert.equal(body.error.code, "config_invalid");
+      assert.match(body.error.message, /GATEWAY_ROUTES.*route 1 \("broken"\).*upstream/);
+    } finally {
+      await bad.stop();
+    }
+  });
+
+  test("in log mode the WAF lets an attack through and logs the rule", async () => {
+    const logOrigin = await startOrigin();
+    const w = await startWorker({
+      vars: {
+        GATEWAY_ROUTES: [{ name: "o", path: "/o", upstream: logOrigin.url }],
+        GATEWAY_WAF: { mode: "log" },
+      },
+    });
+    try {
+      const r = await w.fetch("/o?q=%3Cscript%3E");
+      assert.equal(r.status, 200);
+      await r.arrayBuffer();
+      const line = await until(() => w.jsonLogs().find((l) => l.msg === "waf"), { what: "the WAF log line" });
+      assert.equal(line.rule, "xss-script");
+      assert.equal(line.mode, "log");
+    } finally {
+      await w.stop();
+      await logOrigin.stop();
+    }
+  });
+});
