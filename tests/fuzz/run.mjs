@@ -17,7 +17,18 @@ const settings = quick
 
 // Protected routes are fuzzed signed in: a demo user's session cookie and access JWT go with every request.
 const KEY = JSON.stringify(generateSigningJwk("fuzz-key"));
-const worker = await startWorker({ vars: { DEBUG_ROUTES: false, AUTH_SIGNING_KEY: KEY } });
+// Login limits are raised here: the hooks make many real logins, and a 429 would stop the stateful links early
+// (the limits themselves are tested in tests/sessions.test.mjs).
+const worker = await startWorker({
+  vars: {
+    DEBUG_ROUTES: false,
+    AUTH_SIGNING_KEY: KEY,
+    RATE_LIMIT_POLICIES: {
+      "login-ip": { limit: 100000, window: 60, key: "ip" },
+      "login-email": { limit: 100000, window: 60, key: "user" },
+    },
+  },
+});
 let code = 1;
 try {
   await seed({
@@ -68,7 +79,18 @@ try {
       "all",
       ...settings.seed,
     ];
-    const child = spawn(join(ROOT, ".venv/bin/schemathesis"), args, { stdio: "inherit", cwd: ROOT });
+    const child = spawn(join(ROOT, ".venv/bin/schemathesis"), args, {
+      stdio: "inherit",
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        // tests/fuzz/hooks.py: some login bodies carry the demo user's credentials, so stateful links get a session.
+        PYTHONPATH: join(ROOT, "tests/fuzz"),
+        SCHEMATHESIS_HOOKS: "hooks",
+        EDGEKIT_FUZZ_EMAIL: alice.email,
+        EDGEKIT_FUZZ_PASSWORD: alice.password,
+      },
+    });
     const passCode = await new Promise((resolveExit) => child.on("exit", (c) => resolveExit(c ?? 1)));
     if (passCode !== 0) code = passCode;
   }
