@@ -631,8 +631,8 @@ impl Drop for Lead {
 }
 
 /// The one origin fetch for `spec.key`: waits for the one in progress in this isolate, or makes it. The fetch
-/// stores a cacheable answer (2xx/301/404/410, no `Set-Cookie`, not `no-store`) with its jittered TTL before its
-/// outcome is published. A waiter whose leader vanishes or overruns every attempt's timeout fetches itself.
+/// hands its answer to the waiters first, then stores it if cacheable (2xx/301/404/410, no `Set-Cookie`, not
+/// `no-store`) with its jittered TTL before the key is released. A waiter whose leader vanishes or overruns every attempt's timeout fetches itself.
 async fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Result<Rc<Fetched>, Failure> {
     if let Some(slot) = IN_FLIGHT.with(|m| m.borrow().get(&spec.key).cloned()) {
         let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 1) + 1_000;
@@ -645,7 +645,7 @@ async fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Result<Rc<Fetched
         slot: Rc::default(),
     };
     IN_FLIGHT.with(|m| m.borrow_mut().insert(lead.key.clone(), lead.slot.clone()));
-    let outcome = fetch_and_store(spec, policy).await;
+    let outcome = fetch_and_store(spec, policy, &lead.slot).await;
     *lead.slot.borrow_mut() = Some(outcome.clone());
     outcome
 }
@@ -665,7 +665,12 @@ async fn wait_for(key: &str, slot: &Slot, budget_ms: u64) -> Option<Result<Rc<Fe
     }
 }
 
-async fn fetch_and_store(spec: &Spec, policy: &CachePolicy) -> Result<Rc<Fetched>, Failure> {
+/// Fetches, publishes the answer to the waiters in `slot`, then stores it (waiters need not wait for the put).
+async fn fetch_and_store(
+    spec: &Spec,
+    policy: &CachePolicy,
+    slot: &Slot,
+) -> Result<Rc<Fetched>, Failure> {
     let mut response = send(
         &spec.url,
         "GET",
@@ -719,6 +724,7 @@ async fn fetch_and_store(spec: &Spec, policy: &CachePolicy) -> Result<Rc<Fetched
         body,
         tags: tags_for(&spec.route, origin_tags.as_deref()),
     });
+    *slot.borrow_mut() = Some(Ok(fetched.clone()));
     if storable {
         let meta = StoredMeta {
             stored_at_ms: Date::now().as_millis(),
