@@ -537,17 +537,22 @@ async fn send(
     Err(last)
 }
 
-/// The origin's response for the client: status and body (streamed) kept, hop-by-hop headers dropped.
-fn pass_through(response: Response) -> ApiResult<Response> {
-    let status = response.status_code();
-    let listed = connection_tokens(
+/// The header names an origin response's `Connection` header lists (hop-by-hop for this response only).
+fn connection_listed(response: &Response) -> Vec<String> {
+    connection_tokens(
         response
             .headers()
             .get("connection")
             .ok()
             .flatten()
             .as_deref(),
-    );
+    )
+}
+
+/// The origin's response for the client: status and body (streamed) kept, hop-by-hop headers dropped.
+fn pass_through(response: Response) -> ApiResult<Response> {
+    let status = response.status_code();
+    let listed = connection_listed(&response);
     let headers = Headers::new();
     for (k, v) in response.headers().entries() {
         if forward_response_header(&k, &listed) {
@@ -681,14 +686,7 @@ async fn fetch_and_store(
     )
     .await?;
     let status = response.status_code();
-    let listed = connection_tokens(
-        response
-            .headers()
-            .get("connection")
-            .ok()
-            .flatten()
-            .as_deref(),
-    );
+    let listed = connection_listed(&response);
     let mut headers = Vec::new();
     let mut origin_tags = None;
     let mut storable = matches!(status, 200..=299 | 301 | 404 | 410);

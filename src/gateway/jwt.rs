@@ -361,6 +361,17 @@ impl VerifiedOnce {
     }
 }
 
+/// The policy host tests verify under: issuer `edgekit`, audience `edgekit-api`, 30 s leeway, 8 KB cap.
+#[cfg(test)]
+pub(crate) fn test_policy() -> JwtPolicy {
+    JwtPolicy {
+        issuer: Some("edgekit".into()),
+        audience: Some("edgekit-api".into()),
+        leeway_secs: 30,
+        max_token_bytes: 8192,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use jwt_compact::Header;
@@ -378,12 +389,7 @@ mod tests {
     }
 
     fn policy() -> JwtPolicy {
-        JwtPolicy {
-            issuer: Some("edgekit".into()),
-            audience: Some("edgekit-api".into()),
-            leeway_secs: 30,
-            max_token_bytes: 8192,
-        }
+        test_policy()
     }
 
     fn claims(overrides: Value) -> Value {

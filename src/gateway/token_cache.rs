@@ -98,12 +98,7 @@ mod tests {
     }
 
     fn policy() -> JwtPolicy {
-        JwtPolicy {
-            issuer: Some("edgekit".into()),
-            audience: Some("edgekit-api".into()),
-            leeway_secs: 30,
-            max_token_bytes: 8192,
-        }
+        jwt::test_policy()
     }
 
     fn token(sub: &str, exp: i64, secret: &[u8]) -> String {
