@@ -5,7 +5,7 @@
 //! instead of the 415/413. Past the ceiling we stop reading.
 
 use serde::de::DeserializeOwned;
-use worker::Request;
+use worker::{ByteStream, Request};
 
 use crate::body::{parse_json, require_json_content_type, require_size};
 use crate::error::{ApiError, ApiResult};
@@ -13,9 +13,21 @@ use crate::error::{ApiError, ApiResult};
 /// How much of an over-size body is read and discarded so the 413 reaches the client.
 const DRAIN_CEILING: u64 = 1024 * 1024;
 
-async fn drain(req: &mut Request) {
+/// Reads and discards the unread request body, up to [`DRAIN_CEILING`] bytes, so an early answer reaches the
+/// client; a body already read (or locked by a reader) is left alone.
+pub async fn drain(req: &mut Request) {
+    // A locked body (read, or tee'd by the gateway) is not ours to read: reading it would wait forever.
+    if req.inner().body().is_none_or(|body| body.locked()) {
+        return;
+    }
+    if let Ok(stream) = req.stream() {
+        drain_stream(stream).await;
+    }
+}
+
+/// [`drain`] for a body stream held apart from its request (e.g. one branch of a tee).
+pub async fn drain_stream(mut stream: ByteStream) {
     use futures_util::StreamExt;
-    let Ok(mut stream) = req.stream() else { return };
     let mut read = 0u64;
     while let Some(Ok(chunk)) = stream.next().await {
         read += chunk.len() as u64;

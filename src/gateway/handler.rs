@@ -49,6 +49,10 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     };
     let trace = continue_or_start(header(&call.req, "traceparent").as_deref(), random24());
     let outcome = proxy_route(&mut call, route, &method, &trace).await;
+    if outcome.is_err() {
+        // Refused before the body was read (WAF, auth, rate limit): drain it so the client sees the answer.
+        crate::entry::body::drain(&mut call.req).await;
+    }
     let edge_ms = Date::now().as_millis().saturating_sub(call.started_ms);
     let (response, error) = match outcome {
         Ok(response) => (response, None),
@@ -406,28 +410,34 @@ async fn take_body(
     let inspect: web_sys_stream::ReadableStream = branches.get(0).unchecked_into();
     let forward = branches.get(1);
     let mut prefix: Vec<u8> = Vec::new();
-    {
-        let mut reader = ByteStream::from(inspect);
-        while prefix.len() < cap {
-            match reader.next().await {
-                Some(Ok(chunk)) => prefix.extend_from_slice(&chunk),
-                Some(Err(e)) => {
-                    return Err(ApiError::bad_request(
-                        "unreadable_body",
-                        "the body could not be read",
-                    )
-                    .with_internal(e.to_string()))
-                }
-                None => break,
+    let mut reader = ByteStream::from(inspect);
+    while prefix.len() < cap {
+        match reader.next().await {
+            Some(Ok(chunk)) => prefix.extend_from_slice(&chunk),
+            Some(Err(e)) => {
+                return Err(
+                    ApiError::bad_request("unreadable_body", "the body could not be read")
+                        .with_internal(e.to_string()),
+                )
             }
+            None => break,
         }
-        // Dropping the reader cancels the inspection branch; the forward branch keeps the whole body.
     }
     prefix.truncate(cap);
-    waf_verdict(
+    let verdict = waf_verdict(
         call,
         waf::inspect_body(&waf_config, content_type.as_deref(), &prefix),
-    )?;
+    );
+    if let Err(blocked) = verdict {
+        // The client may still be sending: read the rest (up to the drain ceiling) from the forward branch, which
+        // holds the whole body, so the client gets the 403 rather than a reset connection.
+        drop(reader);
+        let forward: web_sys_stream::ReadableStream = forward.unchecked_into();
+        crate::entry::body::drain_stream(ByteStream::from(forward)).await;
+        return Err(blocked);
+    }
+    // Dropping the reader abandons the inspection branch; the forward branch keeps the whole body.
+    drop(reader);
     Ok(OutBody::Stream(forward))
 }
 
