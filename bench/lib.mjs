@@ -78,6 +78,8 @@ function parseWrk(out) {
     p50: toMs(line(/^\s*50%\s+(\S+)/m) ?? ""),
     p99: toMs(line(/^\s*99%\s+(\S+)/m) ?? ""),
     requests: Number(line(/(\d+) requests in/)),
+    non2xx: errors ? Number(errors[1]) : 0,
+    socket: socketErrors ? `connect ${socketErrors[1]}, read ${socketErrors[2]}, write ${socketErrors[3]}, timeout ${socketErrors[4]}` : "",
     errors: (errors ? Number(errors[1]) : 0) + (socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
   };
 }
@@ -117,7 +119,8 @@ export function report(title, rows) {
   console.log("| case | req/s | p50 ms | p99 ms | non-2xx/errors |");
   console.log("|---|---:|---:|---:|---:|");
   for (const r of rows) {
-    console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors} |`);
+    const detail = r.errors ? ` (non-2xx ${r.non2xx ?? "?"}${r.socket ? `; socket: ${r.socket}` : ""})` : "";
+    console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors}${detail} |`);
   }
   return rows;
 }
