@@ -48,11 +48,14 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+async fn fetch(raw: worker::web_sys::Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let started_ms = Date::now().as_millis();
+    respond::defer_cf(&raw);
+    // Kept to read `cf.colo` only if the request is logged.
+    let for_log = Clone::clone(&raw);
+    let req = Request::from(raw);
     let method = req.method().to_string();
     let path = req.path();
-    let colo = respond::colo(&req);
     let incoming_id = req.headers().get("x-request-id").ok().flatten();
     let request_id =
         request_id::accept_or_generate(incoming_id.as_deref(), respond::random_bytes());
@@ -100,7 +103,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         status,
         duration_ms: Date::now().as_millis().saturating_sub(started_ms),
         request_id: &request_id,
-        colo: &colo,
+        colo: &respond::cf_string(&for_log, "colo").unwrap_or_default(),
         error_code: error.as_ref().map(ApiError::code),
         detail: error.as_ref().and_then(ApiError::internal_detail),
     }

@@ -10,8 +10,7 @@ use futures_channel::oneshot;
 use futures_util::future::{self, LocalBoxFuture};
 use futures_util::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
-use worker::wasm_bindgen::JsValue;
-use worker::{js_sys, Context, Delay, Fetch, Headers, KvStore, Method, Request, Response};
+use worker::{Context, Delay, Fetch, Headers, KvStore, Method, Request, Response};
 
 use super::assemble::{page_stream, within_budget, Miss};
 use super::hints::{self, Manifest};
@@ -22,7 +21,7 @@ use super::plan::{render_mode, FragmentSpec, Mode, Slot};
 use super::templates::{self, Offers, Shell};
 use super::variant::{self, Flags, Identity};
 use crate::bindings;
-use crate::entry::respond::random_bytes;
+use crate::entry::respond::{self, random_bytes};
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
 
@@ -46,16 +45,6 @@ async fn session_user(call: &Call) -> ApiResult<Option<String>> {
             Ok(None)
         }
     }
-}
-
-/// `cf.country` read defensively (workers-rs' `Cf::country` unwraps).
-fn cf_country(req: &Request) -> Option<String> {
-    let inner: &JsValue = req.inner().as_ref();
-    js_sys::Reflect::get(inner, &JsValue::from_str("cf"))
-        .ok()
-        .filter(|cf| cf.is_object())
-        .and_then(|cf| js_sys::Reflect::get(&cf, &JsValue::from_str("country")).ok())
-        .and_then(|c| c.as_string())
 }
 
 fn warn(event: &str, fields: serde_json::Value) {
@@ -130,7 +119,10 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         kv_json::<Vec<Product>>(&kv, keys::CATALOG),
     );
 
-    let country = personal::country(cf_country(&call.req).as_deref(), &geo);
+    let country = personal::country(
+        respond::cf_string(call.req.inner(), "country").as_deref(),
+        &geo,
+    );
     let currency = personal::currency(&country, &geo);
     let accept_language = header("accept-language");
     let (locale, locale_source) = personal::choose_locale(

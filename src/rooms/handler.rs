@@ -7,9 +7,9 @@ use durable_objects::room::protocol::{
 };
 use durable_objects::room_directory::protocol::{self as directory, ActiveRoom};
 use worker::wasm_bindgen::JsValue;
-use worker::{js_sys, Headers, Method, Request, RequestInit, Response, Stub};
+use worker::{Headers, Method, Request, RequestInit, Response, Stub};
 
-use crate::entry::respond::{json, random_bytes};
+use crate::entry::respond::{cf_string, json, random_bytes};
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
 
@@ -26,24 +26,13 @@ fn room_name(call: &Call) -> ApiResult<String> {
     }
 }
 
-/// The joiner's continent (`cf.continent`), or "" where the runtime has none (Miniflare).
-fn continent(req: &Request) -> String {
-    let inner: &JsValue = req.inner().as_ref();
-    js_sys::Reflect::get(inner, &JsValue::from_str("cf"))
-        .ok()
-        .filter(|cf| cf.is_object())
-        .and_then(|cf| js_sys::Reflect::get(&cf, &JsValue::from_str("continent")).ok())
-        .and_then(|c| c.as_string())
-        .unwrap_or_default()
-}
-
 fn room_stub(call: &Call, name: &str) -> ApiResult<Stub> {
     let namespace = call
         .env
         .durable_object(room::BINDING)
         .or_internal("binding the rooms namespace")?;
     let object = room::object_name(name);
-    match location_hint(&continent(&call.req)) {
+    match location_hint(&cf_string(call.req.inner(), "continent").unwrap_or_default()) {
         Some(hint) => namespace.get_by_name_with_location_hint(&object, hint),
         None => namespace.get_by_name(&object),
     }
