@@ -9,6 +9,7 @@ import WebSocket from "ws";
 import * as Y from "yjs";
 import { WebsocketProvider } from "y-websocket";
 import * as awarenessProtocol from "y-protocols/awareness";
+import * as decoding from "lib0/decoding";
 import { migratedTemplate, startWorker, until } from "./support/worker.mjs";
 import { DEMO_USERS, seed } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
@@ -242,6 +243,48 @@ test("awareness messages are y-protocols awareness updates the room relays", asy
       what: "presence removed after the raw socket closed",
     });
     destroyAll(watcher);
+  } finally {
+    awareness.destroy();
+    await w.stop();
+  }
+});
+
+test("the room relays awareness news only: the copies clients send back go nowhere", async () => {
+  // Every y-websocket client re-sends each awareness update it applies; relaying those copies costs n² messages per
+  // presence change. The room applies y-protocols' clock rule and forwards only what is new.
+  const doc = new Y.Doc();
+  const awareness = new awarenessProtocol.Awareness(doc);
+  const frame = () =>
+    Buffer.concat([Buffer.from([1]), encodeVarUint8Array(awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]))]);
+  const w = await startWorker({ vars: VARS });
+  try {
+    const watcher = await rawSocket(w, "awareness-echo");
+    const sender = await rawSocket(w, "awareness-echo");
+    awareness.setLocalState({ n: 1 });
+    const first = frame();
+    awareness.setLocalState({ n: 2 });
+    sender.ws.send(first);
+    sender.ws.send(first); // the copy a peer sends back: same clock
+    sender.ws.send(frame());
+    const clocks = (state) =>
+      state.frames
+        .filter((f) => f[0] === 1)
+        .flatMap((f) => {
+          const d = decoding.createDecoder(decoding.readVarUint8Array(decoding.createDecoder(f.subarray(1))));
+          const out = [];
+          for (let i = decoding.readVarUint(d); i > 0; i--) {
+            const id = decoding.readVarUint(d);
+            const clock = decoding.readVarUint(d);
+            decoding.readVarString(d);
+            if (id === doc.clientID) out.push(clock);
+          }
+          return out;
+        });
+    await until(() => clocks(watcher).includes(2) && clocks(sender).includes(2), { what: "the second state relayed" });
+    assert.deepEqual(clocks(watcher), [1, 2], "the watcher got each state once");
+    assert.deepEqual(clocks(sender), [1, 2], "the sender got its own news back once each (keep-alive)");
+    watcher.ws.close();
+    sender.ws.close();
   } finally {
     awareness.destroy();
     await w.stop();

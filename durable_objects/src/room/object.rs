@@ -375,7 +375,7 @@ impl Room {
         let removals = {
             let mut inner = self.inner.borrow_mut();
             inner.buckets.remove(&attachment.sid);
-            inner.presence.remove_socket(&announced)
+            inner.presence.remove_socket(attachment.sid, &announced)
         };
         if !removals.is_empty() {
             let others = self.state.get_websockets();
@@ -488,18 +488,25 @@ impl Room {
             Message::Awareness(update) => {
                 let mut attachment = Self::attachment(ws);
                 let mut announced: Announced = attachment.announced.iter().copied().collect();
-                let changed = self.inner.borrow_mut().presence.apply(
+                let applied = self.inner.borrow_mut().presence.apply(
                     attachment.sid,
                     &update.entries,
                     &mut announced,
                 );
-                if changed {
+                if applied.announced_changed {
                     attachment.announced = announced.into_iter().collect();
                     ws.serialize_attachment(&attachment)?;
                 }
-                // Like the y-websocket server, presence goes to every socket (the sender's echo keeps it alive).
-                let sockets = self.state.get_websockets();
-                send_all(sockets.iter(), &wire::encode_awareness_raw(&update.raw));
+                // Like the y-websocket server, news goes to every socket (the sender's echo keeps it alive); what
+                // was not news (the copies every client sends back) goes nowhere.
+                let frame = if applied.fresh.len() == update.entries.len() {
+                    wire::encode_awareness_raw(&update.raw)
+                } else if applied.fresh.is_empty() {
+                    return Ok(());
+                } else {
+                    wire::encode_awareness(&applied.fresh)
+                };
+                send_all(self.state.get_websockets().iter(), &frame);
             }
             Message::QueryAwareness => {
                 let presence = self.inner.borrow().presence.snapshot();

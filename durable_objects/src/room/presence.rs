@@ -12,67 +12,122 @@ use super::wire::AwarenessEntry;
 /// The awareness client ids a socket announced, with the last clock seen for each.
 pub type Announced = BTreeMap<u64, u64>;
 
+/// Tombstones (clocks of clients that left) kept to refuse late echoes; past this many they are all forgotten.
+const MAX_TOMBSTONES: usize = 1024;
+
+/// What the room knows of one awareness client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Known {
+    clock: u64,
+    /// `None`: the client left (the clock is kept so a late echo of an older state is refused).
+    state: Option<String>,
+    /// The socket whose message last changed this client.
+    socket: u64,
+}
+
 /// Latest awareness states by client id, with the socket that announced each.
 #[derive(Debug, Default)]
 pub struct Presence {
-    states: BTreeMap<u64, (u64, String, u64)>,
+    clients: BTreeMap<u64, Known>,
+}
+
+/// What one awareness message changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The entries that were news, to broadcast; all of them in the common case, none for an echo.
+    pub fresh: Vec<AwarenessEntry>,
+    /// The sending socket's record changed (the caller persists it in the attachment).
+    pub announced_changed: bool,
 }
 
 impl Presence {
-    /// Records the entries of an awareness update from socket `socket`, updating `announced` (the socket's own
-    /// record). Returns true when the socket's record changed (the caller persists it in the attachment).
+    /// Applies an awareness update from socket `socket` with y-protocols' rule (`applyAwarenessUpdate`): an entry
+    /// counts only with a newer clock than the one known, or as a removal at the same clock. Everything else —
+    /// above all the copies y-websocket clients send back of every update they apply — is dropped, not relayed:
+    /// relaying those costs n² messages per presence change in a room of n (the plain relay's storm).
     pub fn apply(
         &mut self,
         socket: u64,
         entries: &[AwarenessEntry],
         announced: &mut Announced,
-    ) -> bool {
+    ) -> Applied {
         let before = announced.clone();
+        let mut fresh = Vec::new();
         for e in entries {
-            match &e.state {
-                Some(state) => {
-                    self.states
-                        .insert(e.client_id, (e.clock, state.clone(), socket));
-                    announced.insert(e.client_id, e.clock);
-                }
-                None => {
-                    self.states.remove(&e.client_id);
-                    announced.remove(&e.client_id);
-                }
+            let known = self.clients.get(&e.client_id);
+            let clock = known.map_or(0, |k| k.clock);
+            let present = known.is_some_and(|k| k.state.is_some());
+            if !(clock < e.clock || (clock == e.clock && e.state.is_none() && present)) {
+                continue;
             }
+            self.clients.insert(
+                e.client_id,
+                Known {
+                    clock: e.clock,
+                    state: e.state.clone(),
+                    socket,
+                },
+            );
+            match e.state {
+                Some(_) => announced.insert(e.client_id, e.clock),
+                None => announced.remove(&e.client_id),
+            };
+            fresh.push(e.clone());
         }
-        *announced != before
+        self.prune();
+        Applied {
+            fresh,
+            announced_changed: *announced != before,
+        }
     }
 
-    /// Every known state, as entries for a newcomer (empty when nothing is known).
+    /// Every present state, as entries for a newcomer (empty when nothing is known).
     pub fn snapshot(&self) -> Vec<AwarenessEntry> {
-        self.states
+        self.clients
             .iter()
-            .map(|(client_id, (clock, state, _))| AwarenessEntry {
-                client_id: *client_id,
-                clock: *clock,
-                state: Some(state.clone()),
+            .filter_map(|(client_id, k)| {
+                k.state.as_ref().map(|state| AwarenessEntry {
+                    client_id: *client_id,
+                    clock: k.clock,
+                    state: Some(state.clone()),
+                })
             })
             .collect()
     }
 
-    /// Forgets the clients a closed socket announced and returns the removal entries to broadcast (clock + 1, state
-    /// null: what y-protocols' `removeAwarenessStates` sends, which every peer accepts).
-    pub fn remove_socket(&mut self, announced: &Announced) -> Vec<AwarenessEntry> {
-        announced
-            .iter()
-            .map(|(client_id, clock)| {
-                let clock = self
-                    .states
-                    .remove(client_id)
-                    .map_or(*clock, |(c, _, _)| c.max(*clock));
-                AwarenessEntry {
-                    client_id: *client_id,
-                    clock: clock + 1,
+    /// Forgets the clients closed socket `socket` announced and returns the removal entries to broadcast (clock + 1,
+    /// state null: what y-protocols' `removeAwarenessStates` sends, which every peer accepts). A client that has
+    /// since been announced by another socket (it reconnected before its old socket closed) stays.
+    pub fn remove_socket(&mut self, socket: u64, announced: &Announced) -> Vec<AwarenessEntry> {
+        let mut removals = Vec::new();
+        for (client_id, clock) in announced {
+            let known = self.clients.get(client_id);
+            if known.is_some_and(|k| k.socket != socket && k.state.is_some()) {
+                continue;
+            }
+            let clock = known.map_or(*clock, |k| k.clock.max(*clock)) + 1;
+            self.clients.insert(
+                *client_id,
+                Known {
+                    clock,
                     state: None,
-                }
-            })
-            .collect()
+                    socket,
+                },
+            );
+            removals.push(AwarenessEntry {
+                client_id: *client_id,
+                clock,
+                state: None,
+            });
+        }
+        self.prune();
+        removals
+    }
+
+    fn prune(&mut self) {
+        if self.clients.values().filter(|k| k.state.is_none()).count() > MAX_TOMBSTONES {
+            self.clients.retain(|_, k| k.state.is_some());
+        }
     }
 }
 
@@ -93,22 +148,28 @@ mod tests {
         let mut presence = Presence::default();
         let mut a = Announced::new();
         let mut b = Announced::new();
-        assert!(
-            presence.apply(1, &[entry(10, 1, Some("{}"))], &mut a),
-            "first announcement changes the record"
+        let first = presence.apply(1, &[entry(10, 1, Some("{}"))], &mut a);
+        assert_eq!(
+            first.fresh,
+            vec![entry(10, 1, Some("{}"))],
+            "a first announcement is news"
         );
+        assert!(first.announced_changed, "and changes the socket's record");
         assert!(
-            presence.apply(1, &[entry(10, 2, Some("{\"x\":1}"))], &mut a),
+            presence
+                .apply(1, &[entry(10, 2, Some("{\"x\":1}"))], &mut a)
+                .announced_changed,
             "a newer clock is recorded"
         );
-        assert!(
-            !presence.apply(1, &[entry(10, 2, Some("{\"x\":1}"))], &mut a),
-            "a repeat changes nothing"
+        assert_eq!(
+            presence.apply(1, &[entry(10, 2, Some("{\"x\":1}"))], &mut a),
+            Applied::default(),
+            "a repeat is neither news nor a change"
         );
         presence.apply(2, &[entry(20, 5, Some("{}"))], &mut b);
         assert_eq!(presence.snapshot().len(), 2, "both clients are present");
 
-        let removals = presence.remove_socket(&a);
+        let removals = presence.remove_socket(1, &a);
         assert_eq!(
             removals,
             vec![entry(10, 3, None)],
@@ -122,11 +183,87 @@ mod tests {
     }
 
     #[test]
+    fn echoes_from_other_sockets_are_not_news_and_not_theirs() {
+        let mut presence = Presence::default();
+        let (mut a, mut b) = (Announced::new(), Announced::new());
+        presence.apply(1, &[entry(10, 4, Some("{}"))], &mut a);
+        // Socket 2's y-websocket provider sends back what it applied: same clock.
+        let echo = presence.apply(
+            2,
+            &[entry(10, 4, Some("{}")), entry(20, 1, Some("{}"))],
+            &mut b,
+        );
+        assert_eq!(
+            echo.fresh,
+            vec![entry(20, 1, Some("{}"))],
+            "only the echo is dropped"
+        );
+        assert_eq!(
+            b.keys().copied().collect::<Vec<_>>(),
+            vec![20],
+            "socket 2 does not own client 10"
+        );
+        assert_eq!(
+            presence
+                .apply(2, &[entry(10, 3, Some("{\"old\":1}"))], &mut b)
+                .fresh,
+            vec![],
+            "an older clock is refused"
+        );
+    }
+
+    #[test]
+    fn clock_zero_is_not_news_like_in_y_protocols() {
+        // y-protocols peers start every unknown client at clock 0 and need a newer one; the room agrees with them.
+        let mut presence = Presence::default();
+        let mut a = Announced::new();
+        assert!(presence
+            .apply(1, &[entry(10, 0, Some("{}"))], &mut a)
+            .fresh
+            .is_empty());
+        assert!(presence.snapshot().is_empty());
+    }
+
+    #[test]
+    fn a_late_echo_after_leaving_does_not_bring_the_client_back() {
+        let mut presence = Presence::default();
+        let (mut a, mut b) = (Announced::new(), Announced::new());
+        presence.apply(1, &[entry(10, 2, Some("{}"))], &mut a);
+        assert_eq!(presence.remove_socket(1, &a), vec![entry(10, 3, None)]);
+        assert!(presence
+            .apply(2, &[entry(10, 2, Some("{}"))], &mut b)
+            .fresh
+            .is_empty());
+        assert!(presence.snapshot().is_empty(), "no ghost for newcomers");
+        assert!(
+            presence
+                .apply(2, &[entry(10, 4, Some("{}"))], &mut b)
+                .fresh
+                .len()
+                == 1,
+            "a real return is news"
+        );
+    }
+
+    #[test]
+    fn a_client_that_moved_to_a_new_socket_survives_the_old_one_closing() {
+        let mut presence = Presence::default();
+        let (mut old, mut new) = (Announced::new(), Announced::new());
+        presence.apply(1, &[entry(10, 2, Some("{}"))], &mut old);
+        presence.apply(2, &[entry(10, 3, Some("{}"))], &mut new);
+        assert!(
+            presence.remove_socket(1, &old).is_empty(),
+            "nothing to remove"
+        );
+        assert_eq!(presence.snapshot(), vec![entry(10, 3, Some("{}"))]);
+    }
+
+    #[test]
     fn removal_after_hibernation_uses_the_attachment_clock() {
         let mut presence = Presence::default();
         let announced: Announced = [(10, 7)].into_iter().collect();
         assert_eq!(
-            presence.remove_socket(&announced),
+            presence.remove_socket(1, &announced),
             vec![entry(10, 8, None)],
             "state forgotten, clock kept"
         );
@@ -137,8 +274,24 @@ mod tests {
         let mut presence = Presence::default();
         let mut a = Announced::new();
         presence.apply(1, &[entry(10, 1, Some("{}"))], &mut a);
-        presence.apply(1, &[entry(10, 2, None)], &mut a);
+        let left = presence.apply(1, &[entry(10, 2, None)], &mut a);
+        assert_eq!(
+            left.fresh,
+            vec![entry(10, 2, None)],
+            "the removal is broadcast"
+        );
         assert!(a.is_empty(), "nothing left to remove on close");
         assert!(presence.snapshot().is_empty(), "no state left");
+    }
+
+    #[test]
+    fn tombstones_are_bounded() {
+        let mut presence = Presence::default();
+        for id in 0..(MAX_TOMBSTONES as u64 + 10) {
+            let mut a = Announced::new();
+            presence.apply(id, &[entry(id, 1, Some("{}"))], &mut a);
+            presence.remove_socket(id, &a);
+        }
+        assert!(presence.clients.len() <= MAX_TOMBSTONES + 1);
     }
 }
