@@ -5,6 +5,7 @@
 pub mod body;
 mod dispatch;
 mod env_vars;
+pub mod header_list;
 mod isolate;
 pub mod respond;
 
