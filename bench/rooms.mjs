@@ -1,10 +1,14 @@
 // Rooms fan-out: real y-websocket clients in one room on 127.0.0.1, against the Rust Room object and the plain-JS
-// relay Durable Object (bench/reference/relay.mjs, hibernation API), measured the same way in this one run.
+// relay Durable Object (bench/reference/relay.mjs, hibernation API), measured the same way in this one run: both
+// rooms joined side by side, then measured in alternating batches so drifting machine load falls on both alike.
 //  - fan-out latency: one sender inserts into the Y.Text; the time until each of N receivers observes the insert,
 //    p50/p99 over every (update, receiver) pair, sequential updates, N = 10, 50, 100;
 //  - sustained updates/s: the sender sends a burst of updates; updates/s until the last receiver has them all.
-// Bounded: a fixed number of updates per case, a per-wait timeout. Env: BENCH_UPDATES (default 40), BENCH_BURST (300),
+// Bounded: a fixed number of updates per case, a per-wait timeout. Env: BENCH_UPDATES (default 200, in batches of 20), BENCH_BURST (300),
 // BENCH_SIZES (10,50,100), BENCH_QUIET_MS (120000: the longest wait for the joins' sync traffic to drain).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join as joinPath } from "node:path";
 import WebSocket from "ws";
 // Every provider adds a process exit listener; hundreds are expected here.
 process.setMaxListeners(0);
@@ -13,7 +17,8 @@ import { WebsocketProvider } from "y-websocket";
 import { Awareness } from "y-protocols/awareness";
 import { ratio, serveEdgekit, serveScript } from "./lib.mjs";
 
-const UPDATES = Number(process.env.BENCH_UPDATES ?? 40);
+const UPDATES = Number(process.env.BENCH_UPDATES ?? 200);
+const BATCH = 20;
 const BURST = Number(process.env.BENCH_BURST ?? 300);
 const WARMUP = 10;
 const SIZES = (process.env.BENCH_SIZES ?? "10,50,100").split(",").map(Number);
@@ -23,7 +28,7 @@ async function until(predicate, ms = 20000, what = "condition") {
   const deadline = Date.now() + ms;
   while (!predicate()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 1)); // not setImmediate: a busy loop would take a core from workerd
   }
 }
 
@@ -31,6 +36,9 @@ async function ticket(base, room) {
   const r = await fetch(new URL(`/__debug/rooms/${room}/ticket?user=bench`, base), { method: "POST" });
   return (await r.json()).ticket;
 }
+
+/** Unexpected socket closes by side and code, reported when a wait fails. */
+const closes = new Map();
 
 /** A y-websocket client; with `presence` it announces a user name (as editors do), without it none at all. */
 async function connect(base, room, presence) {
@@ -44,8 +52,13 @@ async function connect(base, room, presence) {
     disableBc: true,
     awareness,
   });
+  provider.on("connection-close", (event) => {
+    const key = `${base.host} ${event?.code} ${event?.reason ?? ""}`;
+    closes.set(key, (closes.get(key) ?? 0) + 1);
+  });
   await until(() => provider.wsconnected, 20000, "socket open");
-  const client = { doc, provider, text: doc.getText("text"), last: performance.now() };
+  // Measured inserts go to `text`, which only the sender edits; keep-alive inserts go to `alive`.
+  const client = { doc, provider, text: doc.getText("text"), alive: doc.getText("alive"), last: performance.now() };
   // Only sync traffic (y-protocols message type 0) counts for settling: every client renews its awareness every
   // ~15 s, so 100 clients are never quiet for 500 ms if awareness counts, on either side.
   provider.ws.addEventListener("message", (event) => {
@@ -67,50 +80,123 @@ async function quiet(clients) {
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
-async function measure(base, n, presence) {
+/** A settled room of one sender and n receivers: joins drained (sync quiet), then a marker insert seen by all. */
+async function join(base, n, presence) {
   const room = `bench-${n}-${presence ? "p" : "q"}-${Date.now()}`;
-  const sender = await connect(base, room, presence);
-  const receivers = [];
+  const side = { url: base.href, sender: await connect(base, room, presence), receivers: [] };
   try {
-    for (let i = 0; i < n; i++) receivers.push(await connect(base, room, presence));
-    // Settle: the joins' sync/awareness traffic has drained (the relay forwards every sync step to everyone, so it
-    // has far more of it), then every receiver has seen one marker insert.
-    await quiet([sender, ...receivers]);
-    sender.text.insert(0, "#");
-    await until(() => receivers.every((r) => r.text.length >= 1), 30000, "settled");
+    for (let i = 0; i < n; i++) side.receivers.push(await connect(base, room, presence));
+    await quiet([side.sender, ...side.receivers]);
+    side.sender.text.insert(0, "#");
+    await until(() => side.receivers.every((r) => r.text.length >= 1), 30000, "settled");
+    // Clients without presence receive nothing while another side joins or is measured (and the sender never gets
+    // its own inserts back), and y-websocket drops a socket after 30 s of silence, reconnecting with a used ticket:
+    // every 10 s the sender and one receiver each insert, so that every client hears from someone.
+    side.keepalive = setInterval(() => {
+      if (side.busy) return;
+      side.sender.alive.insert(0, "k");
+      side.receivers[0].alive.insert(0, "k");
+    }, 10000);
+    return side;
+  } catch (e) {
+    leave(side); // also on failure, so a room that never settles does not keep node alive
+    throw e;
+  }
+}
 
-    // Warm-up updates (not measured) let the joins' sync and awareness traffic drain on both sides.
-    const latencies = [];
-    for (let u = -WARMUP; u < UPDATES; u++) {
-      const target = sender.text.length + 1;
-      const seen = new Array(n).fill(0);
-      const handlers = receivers.map((r, i) => {
-        const h = () => {
-          if (!seen[i] && r.text.length >= target) seen[i] = performance.now();
-        };
-        r.text.observe(h);
-        return h;
-      });
-      const sent = performance.now();
-      sender.text.insert(sender.text.length, "x");
-      await until(() => seen.every(Boolean), 20000, `update ${u} fan-out`);
-      receivers.forEach((r, i) => r.text.unobserve(handlers[i]));
-      if (u >= 0) for (const t of seen) latencies.push(t - sent);
+function leave(side) {
+  clearInterval(side.keepalive);
+  for (const c of [side.sender, ...side.receivers]) {
+    c.provider.destroy();
+    c.doc.destroy();
+  }
+}
+
+/** Sequential single-character inserts; per insert, the time until each receiver observes it (event-driven). */
+async function latencies(side, count) {
+  side.busy = true;
+  const out = [];
+  for (let u = 0; u < count; u++) {
+    const target = side.sender.text.length + 1;
+    const seen = new Array(side.receivers.length).fill(0);
+    let left = seen.length;
+    let done;
+    const all = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const connected = side.receivers.filter((r) => r.provider.wsconnected).length;
+        reject(new Error(`${side.url}: an update reached ${seen.filter(Boolean).length} of ${seen.length} receivers within 20 s (${connected} connected; closes: ${JSON.stringify([...closes])})`));
+      }, 20000);
+      done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    const handlers = side.receivers.map((r, i) => {
+      const h = () => {
+        if (!seen[i] && r.text.length >= target) {
+          seen[i] = performance.now();
+          if (--left === 0) done();
+        }
+      };
+      r.text.observe(h);
+      return h;
+    });
+    const sent = performance.now();
+    side.sender.text.insert(side.sender.text.length, "x");
+    try {
+      await all;
+    } finally {
+      side.receivers.forEach((r, i) => r.text.unobserve(handlers[i]));
     }
-    latencies.sort((a, b) => a - b);
+    for (const t of seen) out.push(t - sent);
+  }
+  side.busy = false;
+  return out;
+}
 
-    const startLen = sender.text.length;
-    const started = performance.now();
-    for (let u = 0; u < BURST; u++) sender.text.insert(sender.text.length, "y");
-    await until(() => receivers.every((r) => r.text.length >= startLen + BURST), 60000, "burst delivered");
-    const ups = BURST / ((performance.now() - started) / 1000);
-    return { p50: pct(latencies, 50), p99: pct(latencies, 99), ups };
+/** Updates/s while the sender sends BURST inserts at once, until the last receiver has them all. */
+async function burst(side) {
+  side.busy = true;
+  const startLen = side.sender.text.length;
+  const started = performance.now();
+  for (let u = 0; u < BURST; u++) side.sender.text.insert(side.sender.text.length, "y");
+  await until(() => side.receivers.every((r) => r.text.length >= startLen + BURST), 60000, "burst delivered");
+  return BURST / ((performance.now() - started) / 1000);
+}
+
+/**
+ * Every target's room joined at once, then measured in alternating batches (room, relay, …) so that machine load
+ * drifting during the run falls on all alike; with `interleave` false each is joined, measured and left in turn (a
+ * relay that never settles then cannot load the machine while another side is measured). A side that never
+ * settles is reported, not hidden.
+ */
+async function measure(n, presence, targets, interleave) {
+  if (!interleave) {
+    const out = [];
+    for (const t of targets) out.push((await measure(n, presence, [t], true))[0]);
+    return out;
+  }
+  const failed = (e) => ({ failed: e.message });
+  const joined = [];
+  for (const t of targets) joined.push(await join(t.url, n, presence).catch(failed));
+  const sides = joined.filter((s) => !s.failed);
+  try {
+    for (const side of sides) await latencies(side, WARMUP);
+    const lat = sides.map(() => []);
+    const batches = Math.max(1, Math.ceil(UPDATES / BATCH));
+    for (let b = 0; b < batches; b++) {
+      for (const [i, side] of sides.entries()) lat[i].push(...(await latencies(side, BATCH)));
+    }
+    const ups = [];
+    for (const side of sides) ups.push(await burst(side));
+    return joined.map((side) => {
+      const i = sides.indexOf(side);
+      if (i < 0) return { p50: NaN, p99: NaN, ups: NaN, failed: side.failed };
+      const sorted = lat[i].sort((a, b) => a - b);
+      return { p50: pct(sorted, 50), p99: pct(sorted, 99), ups: ups[i] };
+    });
   } finally {
-    // Also on failure, so a room that never settles does not keep node alive.
-    for (const c of [sender, ...receivers]) {
-      c.provider.destroy();
-      c.doc.destroy();
-    }
+    sides.forEach(leave);
   }
 }
 
@@ -122,40 +208,68 @@ const rooms = await serveEdgekit({
     ROOMS_UPDATE_BURST: 100000,
   },
 });
-const relay = await serveScript("bench/reference/relay.mjs", {
-  durableObjects: { RELAY: { className: "Relay", useSQLite: true } },
+const relayOptions = { durableObjects: { RELAY: { className: "Relay", useSQLite: true } } };
+const relay = await serveScript("bench/reference/relay.mjs", relayOptions);
+// The appending relay keeps its log on disk, like the room's (startWorker persists to a temporary directory).
+const appendDir = mkdtempSync(joinPath(tmpdir(), "edgekit-relay-"));
+const appending = await serveScript("bench/reference/relay.mjs", {
+  ...relayOptions,
+  bindings: { APPEND: "on" },
+  durableObjectsPersist: appendDir,
 });
 // Two rounds. Without presence, the only join traffic is sync: the relay forwards each joiner's sync step 1 to
 // everyone and every answer to everyone (O(n³) messages for n joins), which it drains in seconds to tens of seconds,
-// after which both sides are measured in the same quiet state: this is the comparison the target is about. With
+// after which every side is measured in the same quiet state: this is the comparison the target is about. With
 // presence (every client announces a name, as editors do), y-websocket clients send back every awareness update
 // they apply; the relay forwards those copies too (n² messages per presence change, ~1M per 15 s renewal round at
 // 100 clients) and may never settle, while the room forwards only news.
 const rounds = [
-  { presence: false, title: "clients without presence (sync traffic only)" },
-  { presence: true, title: "clients with presence (each announces a name; awareness renewed every 15 s)" },
+  {
+    presence: false,
+    interleave: true,
+    title: "clients without presence (sync traffic only)",
+    targets: [
+      { name: "room", url: rooms.url },
+      { name: "relay", url: relay.url },
+      { name: "relay+append", url: appending.url },
+    ],
+  },
+  {
+    presence: true,
+    interleave: false,
+    title: "clients with presence (each announces a name; awareness renewed every 15 s)",
+    targets: [
+      { name: "room", url: rooms.url },
+      { name: "relay", url: relay.url },
+    ],
+  },
 ];
 const fmt = (x) => (Number.isFinite(x) ? x.toFixed(2) : "—");
 try {
-  for (const { presence, title } of rounds) {
+  for (const { presence, interleave, title, targets } of rounds) {
     console.log(`\nRooms fan-out, ${title}: y-websocket clients on 127.0.0.1, ${UPDATES} sequential updates per size, burst of ${BURST}`);
-    console.log("| clients | room p50 ms | room p99 ms | relay p50 ms | relay p99 ms | p99 room/relay | room upd/s | relay upd/s |");
-    console.log("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    const names = targets.map((t) => t.name);
+    const others = names.slice(1);
+    console.log(
+      `| clients | ${names.map((x) => `${x} p50 ms | ${x} p99 ms`).join(" | ")} | ${others.map((x) => `p99 room/${x}`).join(" | ")} | ${names.map((x) => `${x} upd/s`).join(" | ")} |`,
+    );
+    console.log(`|---:|${"---:|".repeat(names.length * 3 + others.length)}`);
     for (const n of SIZES) {
-      const failed = (e) => ({ p50: NaN, p99: NaN, ups: NaN, failed: e.message });
-      const r = await measure(rooms.url, n, presence).catch(failed);
-      const j = await measure(relay.url, n, presence).catch(failed);
-      if (r.failed) console.log(`room at ${n} clients: ${r.failed}`);
-      if (j.failed) console.log(`relay at ${n} clients: ${j.failed}`);
+      const results = await measure(n, presence, targets, interleave);
+      results.forEach((r, i) => r.failed && console.log(`${names[i]} at ${n} clients: ${r.failed}`));
+      const [r, ...rest] = results;
       console.log(
-        `| ${n} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(j.p50)} | ${fmt(j.p99)} | ${fmt(r.p99 / j.p99)}x | ${fmt(r.ups)} | ${fmt(j.ups)} |`,
+        `| ${n} | ${results.map((x) => `${fmt(x.p50)} | ${fmt(x.p99)}`).join(" | ")} | ${rest.map((x) => `${fmt(r.p99 / x.p99)}x`).join(" | ")} | ${results.map((x) => fmt(x.ups)).join(" | ")} |`,
       );
       if (!presence && n === Math.max(...SIZES)) {
-        ratio(`p99 fan-out at ${n} clients without presence, room / relay (target <= 1.25x)`, r.p99, j.p99);
+        ratio(`p99 fan-out at ${n} clients without presence, room / relay (target <= 1.25x)`, r.p99, rest[0].p99);
+        ratio(`p99 fan-out at ${n} clients without presence, room / relay+append (what the room adds to durability)`, r.p99, rest[1].p99);
       }
     }
   }
 } finally {
   await rooms.stop();
   await relay.stop();
+  await appending.stop();
+  rmSync(appendDir, { recursive: true, force: true });
 }
