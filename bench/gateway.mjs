@@ -1,13 +1,15 @@
 // The gateway: (1) a JWT-authenticated route proxied to a local origin — edgekit against the same pipeline as a
 // plain-JavaScript Worker (bench/reference/gateway.mjs), each with and without its memory of verified tokens — and (2) a cached GET served from the edge cache against the
 // reference hello Worker (bench/reference/health.mjs). All on workerd, loaded one after the other with the same wrk
-// settings in this one run, against one origin on 127.0.0.1. Prints req/s, p50/p99 and the ratios.
+// settings in this one run, in alternating rounds (BENCH_ROUNDS, default 3, of BENCH_SECONDS, default 5), against
+// one origin on 127.0.0.1. Prints each case's median run and the median of the per-round ratios.
 import { createServer } from "node:http";
 import { generateKeyPairSync, sign } from "node:crypto";
 import assert from "node:assert/strict";
-import { ensureWrk, loadAsync, ratio, report, serveEdgekit, serveScript } from "./lib.mjs";
+import { alternate, ensureWrk, loadAsync, pairedRatio, report, serveEdgekit, serveScript } from "./lib.mjs";
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 8);
+const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 ensureWrk();
 
 // One origin for both gateways: a small JSON answer of known length, as an API would give.
@@ -58,25 +60,38 @@ try {
 
   const warm = (url, headers) => loadAsync(url, { seconds: 2, connections: 8, headers });
   for (const side of gateways) await warm(`${side.url}${API}`, AUTH);
-  const proxied = report(`JWT (EdDSA) verify + proxy to a local origin, wrk -t2 -c32 -d${seconds}s, 127.0.0.1`, [
-    { name: "edgekit gateway (Rust/wasm), verified-token memory", ...(await loadAsync(`${rust.url}${API}`, { seconds, headers: AUTH })) },
-    { name: "reference gateway (JS), verified-token memory", ...(await loadAsync(`${jsGateway.url}${API}`, { seconds, headers: AUTH })) },
-    { name: "edgekit gateway (Rust/wasm), every signature verified", ...(await loadAsync(`${rustNoCache.url}${API}`, { seconds, headers: AUTH })) },
-    { name: "reference gateway (JS), every signature verified", ...(await loadAsync(`${jsNoCache.url}${API}`, { seconds, headers: AUTH })) },
-  ]);
-  ratio("req/s, Rust / JS, verified-token memory", proxied[0].rps, proxied[1].rps);
-  ratio("p99 latency, Rust / JS, verified-token memory (lower is better)", proxied[0].p99, proxied[1].p99);
-  ratio("req/s, Rust / JS, every signature verified", proxied[2].rps, proxied[3].rps);
-  ratio("p99 latency, Rust / JS, every signature verified (lower is better)", proxied[2].p99, proxied[3].p99);
+  const each = { rounds: ROUNDS, seconds };
+  const proxied = report(
+    `JWT (EdDSA) verify + proxy to a local origin, wrk -t2 -c32, ${ROUNDS} alternating rounds of ${seconds} s (median run), 127.0.0.1`,
+    await alternate(
+      [
+        { name: "edgekit gateway (Rust/wasm), verified-token memory", url: `${rust.url}${API}`, headers: AUTH },
+        { name: "reference gateway (JS), verified-token memory", url: `${jsGateway.url}${API}`, headers: AUTH },
+        { name: "edgekit gateway (Rust/wasm), every signature verified", url: `${rustNoCache.url}${API}`, headers: AUTH },
+        { name: "reference gateway (JS), every signature verified", url: `${jsNoCache.url}${API}`, headers: AUTH },
+      ],
+      each,
+    ),
+  );
+  pairedRatio("req/s, Rust / JS, verified-token memory", proxied[0], proxied[1]);
+  pairedRatio("p99 latency, Rust / JS, verified-token memory (lower is better)", proxied[0], proxied[1], "p99");
+  pairedRatio("req/s, Rust / JS, every signature verified", proxied[2], proxied[3]);
+  pairedRatio("p99 latency, Rust / JS, every signature verified (lower is better)", proxied[2], proxied[3], "p99");
 
   await warm(`${rust.url}cached/catalog`);
   await warm(`${jsHello.url}health`);
-  const cached = report(`cached GET (edge-cache HIT) against the reference hello, wrk -t2 -c32 -d${seconds}s`, [
-    { name: "edgekit cached GET (Rust/wasm)", ...(await loadAsync(`${rust.url}cached/catalog`, { seconds })) },
-    { name: "reference hello (JS)", ...(await loadAsync(`${jsHello.url}health`, { seconds })) },
-  ]);
-  ratio("req/s, Rust cached GET / JS hello", cached[0].rps, cached[1].rps);
-  ratio("p99 latency, Rust / JS (lower is better)", cached[0].p99, cached[1].p99);
+  const cached = report(
+    `cached GET (edge-cache HIT) against the reference hello, wrk -t2 -c32, ${ROUNDS} alternating rounds of ${seconds} s`,
+    await alternate(
+      [
+        { name: "edgekit cached GET (Rust/wasm)", url: `${rust.url}cached/catalog` },
+        { name: "reference hello (JS)", url: `${jsHello.url}health` },
+      ],
+      each,
+    ),
+  );
+  pairedRatio("req/s, Rust cached GET / JS hello", cached[0], cached[1]);
+  pairedRatio("p99 latency, Rust / JS (lower is better)", cached[0], cached[1], "p99");
 } finally {
   for (const side of [...gateways, jsHello]) await side.stop();
   origin.closeAllConnections();

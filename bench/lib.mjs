@@ -131,3 +131,27 @@ export function ratio(label, numerator, denominator) {
   console.log(`${label}: ${value.toFixed(2)}x`);
   return value;
 }
+
+/**
+ * Loads each case in turn, `rounds` times over (a, b, …, a, b, …), so that machine load drifting during the run
+ * falls on every case alike. Returns per case its median run (by req/s), with every run kept in `runs`.
+ */
+export async function alternate(cases, { rounds = 3, seconds = 5 } = {}) {
+  const runs = cases.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, c] of cases.entries()) runs[i].push(await loadAsync(c.url, { seconds, headers: c.headers }));
+  }
+  return cases.map((c, i) => {
+    const sorted = [...runs[i]].sort((a, b) => a.rps - b.rps);
+    return { name: c.name, ...sorted[Math.floor(sorted.length / 2)], runs: runs[i] };
+  });
+}
+
+/** The median over rounds of a / b, each round's pair measured back to back; prints every round's ratio too. */
+export function pairedRatio(label, a, b, field = "rps") {
+  const each = a.runs.map((run, k) => run[field] / b.runs[k][field]);
+  const sorted = [...each].sort((x, y) => x - y);
+  const value = sorted[Math.floor(sorted.length / 2)];
+  console.log(`${label}: ${value.toFixed(2)}x (median of rounds: ${each.map((x) => x.toFixed(2)).join(", ")})`);
+  return value;
+}

@@ -1,10 +1,13 @@
 // A CPU profile of the built Worker under load: V8's sampling profiler through Miniflare's inspector while wrk loads
 // one path, printed as the functions with the most self time (wasm functions keep their Rust names).
 //   node bench/profile.mjs [path]     default /health; /api/… goes through a JWT-authenticated gateway route
+//   node bench/profile.mjs rooms      a Room object: one y-websocket client inserting, 10 receiving, for 6 s
 // Not a benchmark (bench/run.mjs skips it): it is how the eager `request.cf` read was found.
 import { createServer } from "node:http";
 import { generateKeyPairSync, sign } from "node:crypto";
 import WebSocket from "ws";
+import * as Y from "yjs";
+import { WebsocketProvider } from "y-websocket";
 import { ensureWrk, loadAsync, serveEdgekit } from "./lib.mjs";
 const origin = createServer((req, res) => { res.writeHead(200, { "content-type": "application/json", "content-length": 2 }); res.end("{}"); });
 await new Promise((r) => origin.listen(0, "127.0.0.1", r));
@@ -17,11 +20,36 @@ const input = `${part({ alg: "EdDSA", typ: "JWT", kid: "bench" })}.${part({ iss:
 const AUTH = { authorization: `Bearer ${input}.${sign(null, Buffer.from(input), privateKey).toString("base64url")}` };
 const PORT = Number(process.env.INSPECTOR_PORT ?? 9339);
 ensureWrk();
-const rust = await serveEdgekit({ vars: { GATEWAY_ROUTES: [{ name: "api", path: "/api", upstream: originUrl, auth: "jwt" }] }, workerOptions: { inspectorPort: PORT } });
+const rust = await serveEdgekit({ vars: { DEBUG_ROUTES: true, ROOMS_UPDATES_PER_SECOND: 10000, ROOMS_UPDATE_BURST: 100000, GATEWAY_ROUTES: [{ name: "api", path: "/api", upstream: originUrl, auth: "jwt" }] }, workerOptions: { inspectorPort: PORT } });
 await (await rust.mf.getKVNamespace("CONFIG_KV")).put("jwks", jwks);
 const PATH = (process.argv[2] ?? "/health").replace(/^\//, "");
+
+/** Drives a room for `seconds`: sequential inserts, each awaited until every receiver has it. */
+async function roomLoad(seconds, receivers = 10) {
+  const clients = [];
+  for (let i = 0; i <= receivers; i++) {
+    const t = await (await fetch(new URL("/__debug/rooms/profile/ticket?user=p", rust.url), { method: "POST" })).json();
+    const doc = new Y.Doc();
+    const provider = new WebsocketProvider(rust.url.href.replace(/^http/, "ws") + "rooms/profile", "ws", doc, { WebSocketPolyfill: WebSocket, params: { ticket: t.ticket }, disableBc: true });
+    clients.push({ doc, provider, text: doc.getText("text") });
+  }
+  const tick = () => new Promise((r) => setImmediate(r));
+  while (!clients.every((c) => c.provider.synced)) await tick();
+  const [sender, ...rest] = clients;
+  const end = Date.now() + seconds * 1000;
+  let updates = 0;
+  while (Date.now() < end) {
+    sender.text.insert(sender.text.length, "x");
+    const want = sender.text.length;
+    while (!rest.every((c) => c.text.length >= want)) await tick();
+    updates++;
+  }
+  for (const c of clients) { c.provider.destroy(); c.doc.destroy(); }
+  return { rps: updates / seconds };
+}
+const load = (seconds, options) => (PATH === "rooms" ? roomLoad(seconds) : loadAsync(`${rust.url}${PATH}`, { seconds, ...options }));
 try {
-  await loadAsync(`${rust.url}${PATH}`, { seconds: 2, connections: 8, headers: AUTH });
+  await load(2, { connections: 8, headers: AUTH });
   const targets = await (await fetch(`http://127.0.0.1:${PORT}/json`)).json();
   const target = targets.find((t) => /edgekit|core:user/.test(t.title)) ?? targets[0];
   const ws = new WebSocket(target.webSocketDebuggerUrl);
@@ -30,9 +58,10 @@ try {
   ws.on("message", (m) => { const msg = JSON.parse(m); if (pending.has(msg.id)) { pending.get(msg.id)(msg); pending.delete(msg.id); } });
   const send = (method, params = {}) => new Promise((r) => { const i = ++id; pending.set(i, r); ws.send(JSON.stringify({ id: i, method, params })); });
   await send("Profiler.enable"); await send("Profiler.setSamplingInterval", { interval: 100 }); await send("Profiler.start");
-  const stats = await loadAsync(`${rust.url}${PATH}`, { seconds: 6, headers: AUTH });
+  const stats = await load(6, { headers: AUTH });
   const { result } = await send("Profiler.stop");
-  console.log(`GET /${PATH} under wrk -t2 -c32 -d6s: ${stats.rps.toFixed(0)} req/s; CPU samples by function (self time):`);
+  const what = PATH === "rooms" ? "room, 1 sender + 10 receivers, 6 s" : `GET /${PATH} under wrk -t2 -c32 -d6s`;
+  console.log(`${what}: ${stats.rps.toFixed(0)} per s; CPU samples by function (self time):`);
   const nodes = result.profile.nodes; const self = new Map(); let total = 0;
   for (const n of nodes) { const k = `${n.callFrame.functionName || "(anon)"} ${n.callFrame.url.split("/").pop()}`; self.set(k, (self.get(k) ?? 0) + n.hitCount); total += n.hitCount; }
   const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 45);
