@@ -20,7 +20,9 @@ import { ratio, serveEdgekit, serveScript } from "./lib.mjs";
 const UPDATES = Number(process.env.BENCH_UPDATES ?? 200);
 const BATCH = 20;
 const BURST = Number(process.env.BENCH_BURST ?? 300);
-const WARMUP = 10;
+// Unmeasured inserts per side first: a fresh isolate runs the room's wasm in V8's baseline tier until its hot functions
+// tier up, which showed as 10–25 ms fan-outs over the first ~40 updates (later spikes: about 1 in 100).
+const WARMUP = 50;
 const SIZES = (process.env.BENCH_SIZES ?? "10,50,100").split(",").map(Number);
 const QUIET_MS = Number(process.env.BENCH_QUIET_MS ?? 120000);
 
