@@ -1,7 +1,7 @@
 //! Whole header lists across the wasm boundary. `worker::Headers::entries()` makes about seven calls into
 //! JavaScript per header (iterator step, result object, two array reads, two string copies); the gateway reads
-//! every request and response header it proxies, so it moves the list
-//! out as one JSON string instead (`Array.from(headers)` + `JSON.stringify`).
+//! every request and response header it proxies, so [`read`] takes the list out as one JSON string
+//! (`Array.from(headers)` + `JSON.stringify`) and lookups happen in Rust.
 
 use worker::js_sys::{Array, JSON};
 use worker::Headers;
@@ -19,7 +19,7 @@ pub fn read(headers: &Headers) -> Vec<(String, String)> {
 /// A new mutable header list holding `pairs`, in order (repeated names are appended, not replaced). One `append`
 /// per pair: measured cheaper than `new Headers(JSON.parse(…))`, whose sequence conversion in workerd costs more
 /// than the calls it saves. A value the runtime refuses (e.g. a control character) skips just that line.
-pub fn build(pairs: &[(String, String)]) -> Headers {
+pub fn build<'a>(pairs: impl IntoIterator<Item = &'a (String, String)>) -> Headers {
     let headers = Headers::new();
     for (name, value) in pairs {
         let _ = headers.append(name, value);

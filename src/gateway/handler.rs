@@ -97,7 +97,7 @@ async fn proxy_route(
 
     // Authentication and permissions: a token is verified at most once per request.
     let mut token = VerifiedOnce::default();
-    let identity = authenticate(call, route, &mut token).await?;
+    let identity = authenticate(call, route, &mut token, incoming).await?;
     if let Some(user) = &identity {
         if let Some(missing) = user.missing(&route.permissions) {
             return Err(ApiError::forbidden(
@@ -152,7 +152,8 @@ async fn forward(
     let gateway = &isolate.config.gateway;
 
     // Body: inspected up to the cap, then forwarded (streamed past the cap).
-    let body = take_body(call, method, content_length).await?;
+    let content_type = header_list::get(incoming, "content-type");
+    let body = take_body(call, method, content_length, content_type).await?;
 
     let mut headers = origin_headers(call, incoming, url, trace, identity);
     let target = route.upstream_url(url.path(), url.query());
@@ -237,14 +238,16 @@ async fn authenticate(
     call: &Call,
     route: &Route,
     token: &mut VerifiedOnce,
+    incoming: &[(String, String)],
 ) -> ApiResult<Option<Verified>> {
+    let authorization = header_list::get(incoming, "authorization");
     match route.auth {
         AuthPolicy::None => Ok(None),
-        AuthPolicy::Jwt => verify_bearer(call, token).await.map(Some),
+        AuthPolicy::Jwt => verify_bearer(call, token, authorization).await.map(Some),
         AuthPolicy::Session => session_identity(call).await.map(Some),
         // A bearer token, when one is sent, decides; otherwise the session cookie.
-        AuthPolicy::JwtOrSession if header(&call.req, "authorization").is_some() => {
-            verify_bearer(call, token).await.map(Some)
+        AuthPolicy::JwtOrSession if authorization.is_some() => {
+            verify_bearer(call, token, authorization).await.map(Some)
         }
         AuthPolicy::JwtOrSession => session_identity(call).await.map(Some),
     }
@@ -266,11 +269,14 @@ async fn session_identity(call: &Call) -> ApiResult<Verified> {
     }
 }
 
-/// The caller's verified token (401 with a description when absent or invalid).
-async fn verify_bearer(call: &Call, token: &mut VerifiedOnce) -> ApiResult<Verified> {
+/// The caller's verified token from its `Authorization` header (401 with a description when absent or invalid).
+async fn verify_bearer(
+    call: &Call,
+    token: &mut VerifiedOnce,
+    authorization: Option<&str>,
+) -> ApiResult<Verified> {
     if !token.done() {
-        let raw = header(&call.req, "authorization");
-        let bearer = match jwt::bearer(raw.as_deref()) {
+        let bearer = match jwt::bearer(authorization) {
             Ok(t) => t.to_owned(),
             Err(e) => return Err(ApiError::unauthorized("invalid_token", e.0)),
         };
@@ -373,6 +379,7 @@ async fn take_body(
     call: &mut Call,
     method: &str,
     content_length: Option<u64>,
+    content_type: Option<&str>,
 ) -> ApiResult<OutBody> {
     if matches!(method, "GET" | "HEAD") {
         return Ok(OutBody::None);
@@ -384,17 +391,13 @@ async fn take_body(
     if waf_config.mode == WafMode::Off {
         return Ok(OutBody::Stream(stream.into()));
     }
-    let content_type = header(&call.req, "content-type");
     let cap = waf_config.inspect_body_bytes;
     if content_length.is_some_and(|n| n <= cap as u64) {
         let bytes = call.req.bytes().await.map_err(|e| {
             ApiError::bad_request("unreadable_body", "the body could not be read")
                 .with_internal(e.to_string())
         })?;
-        waf_verdict(
-            call,
-            waf::inspect_body(&waf_config, content_type.as_deref(), &bytes),
-        )?;
+        waf_verdict(call, waf::inspect_body(&waf_config, content_type, &bytes))?;
         return Ok(OutBody::Bytes(bytes));
     }
     let tee = js_sys::Reflect::get(&stream, &JsValue::from_str("tee"))
@@ -422,10 +425,7 @@ async fn take_body(
         }
     }
     prefix.truncate(cap);
-    let verdict = waf_verdict(
-        call,
-        waf::inspect_body(&waf_config, content_type.as_deref(), &prefix),
-    );
+    let verdict = waf_verdict(call, waf::inspect_body(&waf_config, content_type, &prefix));
     if let Err(blocked) = verdict {
         // The client may still be sending: read the rest (up to the drain ceiling) from the forward branch, which
         // holds the whole body, so the client gets the 403 rather than a reset connection.
@@ -760,12 +760,10 @@ fn client_response(
     state: &str,
     head: bool,
 ) -> Response {
-    let kept: Vec<(String, String)> = headers
-        .iter()
-        .filter(|(k, _)| k != StoredMeta::HEADER && k != "cache-control" && k != "content-length")
-        .cloned()
-        .collect();
-    let out = header_list::build(&kept);
+    let out =
+        header_list::build(headers.iter().filter(|(k, _)| {
+            k != StoredMeta::HEADER && k != "cache-control" && k != "content-length"
+        }));
     let _ = out.set("cache-control", &policy.cache_control);
     let _ = out.set("surrogate-control", &policy.surrogate_control);
     let _ = out.set("cache-tag", &tags.join(","));
@@ -901,7 +899,8 @@ struct PurgeRequest {
 /// with one of the tags, stored before now, is treated as a miss from then on.
 pub async fn purge(call: &mut Call) -> ApiResult<Response> {
     let mut token = VerifiedOnce::default();
-    let user = verify_bearer(call, &mut token).await?;
+    let authorization = header(&call.req, "authorization");
+    let user = verify_bearer(call, &mut token, authorization.as_deref()).await?;
     let admin = call.isolate.config.gateway.admin_permission.clone();
     if user.missing(std::slice::from_ref(&admin)).is_some() {
         return Err(ApiError::forbidden(

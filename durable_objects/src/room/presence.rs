@@ -74,7 +74,10 @@ impl Presence {
             };
             fresh.push(e.clone());
         }
-        self.prune();
+        // Only a removal adds a tombstone; most messages (renewals, echoes) need no count.
+        if fresh.iter().any(|e| e.state.is_none()) {
+            self.prune();
+        }
         Applied {
             fresh,
             announced_changed: *announced != before,
