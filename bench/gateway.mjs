@@ -1,33 +1,21 @@
 // The gateway: (1) a JWT-authenticated route proxied to a local origin — edgekit against the same pipeline as a
 // plain-JavaScript Worker (bench/reference/gateway.mjs), each with and without its memory of verified tokens — and (2) a cached GET served from the edge cache against the
 // reference hello Worker (bench/reference/health.mjs). All on workerd, loaded one after the other with the same wrk
-// settings in this one run, in alternating rounds (BENCH_ROUNDS, default 3, of BENCH_SECONDS, default 5), against
-// one origin on 127.0.0.1. Prints each case's median run and the median of the per-round ratios.
-import { createServer } from "node:http";
-import { generateKeyPairSync, sign } from "node:crypto";
+// settings in this one run, in alternating rounds (BENCH_ROUNDS, default 9, of BENCH_SECONDS, default 2: on this noisy machine many short rounds gave steadier medians than a few long ones), against
+// one origin on 127.0.0.1, the Workers pinned to their own core (lib.mjs pinWorkers). Prints each case's median run
+// and the median of the per-round ratios, for req/s, p99 and the workerd CPU time each request cost.
 import assert from "node:assert/strict";
-import { alternate, ensureWrk, loadAsync, pairedRatio, report, serveEdgekit, serveScript } from "./lib.mjs";
+import { alternate, benchOrigin, benchToken, ensureWrk, loadAsync, pairedRatio, pinWorkers, report, serveEdgekit, serveScript } from "./lib.mjs";
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const seconds = Number(process.env.BENCH_SECONDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 ensureWrk();
 
-// One origin for both gateways: a small JSON answer of known length, as an API would give.
-const origin = createServer((req, res) => {
-  const body = JSON.stringify({ path: req.url, user: req.headers["x-user-id"] ?? null });
-  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-  res.end(body);
-});
-await new Promise((r) => origin.listen(0, "127.0.0.1", r));
-const originUrl = `http://127.0.0.1:${origin.address().port}`;
-
-// An EdDSA key (what edgekit's session issuer signs with), published in both Workers' CONFIG_KV as a JWKS.
-const { privateKey, publicKey } = generateKeyPairSync("ed25519");
-const jwks = JSON.stringify({ keys: [{ ...publicKey.export({ format: "jwk" }), kid: "bench", alg: "EdDSA", use: "sig" }] });
-const now = Math.floor(Date.now() / 1000);
-const part = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
-const input = `${part({ alg: "EdDSA", typ: "JWT", kid: "bench" })}.${part({ iss: "edgekit", aud: "edgekit-api", sub: "bench-user", permissions: ["read"], iat: now, exp: now + 3600 })}`;
-const AUTH = { authorization: `Bearer ${input}.${sign(null, Buffer.from(input), privateKey).toString("base64url")}` };
+// One origin for both gateways, and one EdDSA key published in both Workers' CONFIG_KV as a JWKS.
+const origin = await benchOrigin();
+const originUrl = origin.url;
+const { jwks, authorization } = benchToken();
+const AUTH = { authorization };
 
 const ROUTES = [
   { name: "api", path: "/api", upstream: originUrl, auth: "jwt", timeout_ms: 10000 },
@@ -42,6 +30,7 @@ const jsGateway = await reference("on");
 const jsNoCache = await reference("off");
 const jsHello = await serveScript("bench/reference/health.mjs");
 const gateways = [rust, rustNoCache, jsGateway, jsNoCache];
+const pinned = pinWorkers([...gateways, jsHello]);
 try {
   for (const side of gateways) await (await side.mf.getKVNamespace("CONFIG_KV")).put("jwks", jwks);
   const API = "api/items/42?fields=name";
@@ -62,21 +51,23 @@ try {
   for (const side of gateways) await warm(`${side.url}${API}`, AUTH);
   const each = { rounds: ROUNDS, seconds };
   const proxied = report(
-    `JWT (EdDSA) verify + proxy to a local origin, wrk -t2 -c32, ${ROUNDS} alternating rounds of ${seconds} s (median run), 127.0.0.1`,
+    `JWT (EdDSA) verify + proxy to a local origin, wrk -t2 -c32, ${ROUNDS} alternating rounds of ${seconds} s (median run), 127.0.0.1${pinned ? ", Workers pinned to core 1" : ""}`,
     await alternate(
       [
-        { name: "edgekit gateway (Rust/wasm), verified-token memory", url: `${rust.url}${API}`, headers: AUTH },
-        { name: "reference gateway (JS), verified-token memory", url: `${jsGateway.url}${API}`, headers: AUTH },
-        { name: "edgekit gateway (Rust/wasm), every signature verified", url: `${rustNoCache.url}${API}`, headers: AUTH },
-        { name: "reference gateway (JS), every signature verified", url: `${jsNoCache.url}${API}`, headers: AUTH },
+        { name: "edgekit gateway (Rust/wasm), verified-token memory", url: `${rust.url}${API}`, headers: AUTH, pid: rust.pid },
+        { name: "reference gateway (JS), verified-token memory", url: `${jsGateway.url}${API}`, headers: AUTH, pid: jsGateway.pid },
+        { name: "edgekit gateway (Rust/wasm), every signature verified", url: `${rustNoCache.url}${API}`, headers: AUTH, pid: rustNoCache.pid },
+        { name: "reference gateway (JS), every signature verified", url: `${jsNoCache.url}${API}`, headers: AUTH, pid: jsNoCache.pid },
       ],
       each,
     ),
   );
   pairedRatio("req/s, Rust / JS, verified-token memory", proxied[0], proxied[1]);
   pairedRatio("p99 latency, Rust / JS, verified-token memory (lower is better)", proxied[0], proxied[1], "p99");
+  pairedRatio("workerd CPU per request, Rust / JS, verified-token memory (lower is better)", proxied[0], proxied[1], "cpuUs");
   pairedRatio("req/s, Rust / JS, every signature verified", proxied[2], proxied[3]);
   pairedRatio("p99 latency, Rust / JS, every signature verified (lower is better)", proxied[2], proxied[3], "p99");
+  pairedRatio("workerd CPU per request, Rust / JS, every signature verified (lower is better)", proxied[2], proxied[3], "cpuUs");
 
   await warm(`${rust.url}cached/catalog`);
   await warm(`${jsHello.url}health`);
@@ -84,16 +75,16 @@ try {
     `cached GET (edge-cache HIT) against the reference hello, wrk -t2 -c32, ${ROUNDS} alternating rounds of ${seconds} s`,
     await alternate(
       [
-        { name: "edgekit cached GET (Rust/wasm)", url: `${rust.url}cached/catalog` },
-        { name: "reference hello (JS)", url: `${jsHello.url}health` },
+        { name: "edgekit cached GET (Rust/wasm)", url: `${rust.url}cached/catalog`, pid: rust.pid },
+        { name: "reference hello (JS)", url: `${jsHello.url}health`, pid: jsHello.pid },
       ],
       each,
     ),
   );
   pairedRatio("req/s, Rust cached GET / JS hello", cached[0], cached[1]);
   pairedRatio("p99 latency, Rust / JS (lower is better)", cached[0], cached[1], "p99");
+  pairedRatio("workerd CPU per request, Rust cached GET / JS hello (lower is better)", cached[0], cached[1], "cpuUs");
 } finally {
   for (const side of [...gateways, jsHello]) await side.stop();
-  origin.closeAllConnections();
   origin.close();
 }

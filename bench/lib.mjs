@@ -2,7 +2,11 @@
 // `wrangler dev`, whose proxy is the bottleneck), load it with wrk on 127.0.0.1, and print comparable figures.
 // One Miniflare per served Worker (a per-worker port in a multi-worker Miniflare opens no socket).
 import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { generateKeyPairSync, sign } from "node:crypto";
+import { createServer } from "node:http";
+import { readdirSync, readFileSync } from "node:fs";
 import { promisify } from "node:util";
+import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { Miniflare } from "miniflare";
 import { startWorker } from "../tests/support/worker.mjs";
@@ -18,10 +22,11 @@ export const BENCH_VARS = { REQUEST_LOG_PERCENT: 0 };
 // Static assets are left out unless asked for: with `[assets]` configured, Miniflare puts an asset-router Worker in
 // front of every request (measured: /health fell from ~2,450 to ~990 req/s), a cost of the local simulation — on
 // Cloudflare the platform routes assets before the Worker. The JS references have no assets either.
-export async function serveEdgekit({ vars = {}, workerOptions = {}, assets = false } = {}) {
+export async function serveEdgekit({ vars = {}, workerOptions = {}, assets = false, buildDir } = {}) {
   const options = assets ? workerOptions : { assets: undefined, ...workerOptions };
-  const worker = await startWorker({ vars: { DEBUG_ROUTES: false, ...BENCH_VARS, ...vars }, workerOptions: options });
-  return { url: worker.url, mf: worker.mf, stop: () => worker.stop() };
+  const before = workerdChildren();
+  const worker = await startWorker({ vars: { DEBUG_ROUTES: false, ...BENCH_VARS, ...vars }, workerOptions: options, buildDir });
+  return { url: worker.url, mf: worker.mf, pid: newChild(before), stop: () => worker.stop() };
 }
 
 /** A plain-JavaScript reference Worker (an ES module in bench/reference/) with the given Miniflare options. */
@@ -36,8 +41,44 @@ export async function serveScript(scriptPath, options = {}) {
     ...options,
     bindings: { ...BENCH_VARS, ...options.bindings },
   });
+  const before = workerdChildren();
   const url = await mf.ready;
-  return { url, mf, stop: () => mf.dispose() };
+  return { url, mf, pid: newChild(before), stop: () => mf.dispose() };
+}
+
+// Each served Worker runs in its own workerd process, a child of this one. Its CPU time over a load run, divided by
+// the requests served, is the Worker's cost per request: unlike req/s it does not move with whatever else the
+// (2-core) machine runs at the time — wrk, the origin, the other side's idle process.
+function workerdChildren() {
+  return new Set(
+    readdirSync("/proc").filter((d) => {
+      if (!/^\d+$/.test(d)) return false;
+      try {
+        const m = /^\d+ \((.*)\) \S+ (\d+)/.exec(readFileSync(`/proc/${d}/stat`, "utf8"));
+        return m?.[1] === "workerd" && Number(m[2]) === process.pid;
+      } catch {
+        return false;
+      }
+    }),
+  );
+}
+
+function newChild(before) {
+  const fresh = [...workerdChildren()].filter((pid) => !before.has(pid));
+  return fresh.length === 1 ? Number(fresh[0]) : undefined; // unknown: CPU figures are left out
+}
+
+const TICKS_PER_S = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+
+/** CPU seconds (user + system, all threads) the process has used so far, or NaN when it cannot be read. */
+function cpuSeconds(pid) {
+  if (pid === undefined) return NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S; // utime, stime (fields 14, 15 of stat)
+  } catch {
+    return NaN;
+  }
 }
 
 /** Makes sure wrk is there (Debian's package); benchmarks are not part of `npm test`, so this may install it. */
@@ -101,11 +142,15 @@ export function load(url, options = {}) {
  */
 export async function loadAsync(url, options = {}) {
   const seconds = options.seconds ?? 8;
+  const cpuBefore = cpuSeconds(options.pid);
   const { stdout } = await promisify(execFile)("wrk", wrkArgs(url, options), {
     encoding: "utf8",
     timeout: (seconds + 30) * 1000,
   });
-  return parseWrk(stdout);
+  const run = parseWrk(stdout);
+  // µs of the serving workerd's CPU per request (NaN when its process is unknown).
+  run.cpuUs = ((cpuSeconds(options.pid) - cpuBefore) * 1e6) / run.requests;
+  return run;
 }
 
 /** A short warm-up so both sides are measured hot (JIT, wasm instantiation, caches). */
@@ -113,14 +158,16 @@ export function warm(url, headers = {}) {
   load(url, { seconds: 2, connections: 8, headers });
 }
 
-/** Prints rows of { name, rps, p50, p99, errors } and returns them. */
+/** Prints rows of { name, rps, p50, p99, errors, cpuUs? } and returns them. */
 export function report(title, rows) {
+  const cpu = rows.some((r) => Number.isFinite(r.cpuUs));
   console.log(`\n${title}`);
-  console.log("| case | req/s | p50 ms | p99 ms | non-2xx/errors |");
-  console.log("|---|---:|---:|---:|---:|");
+  console.log(`| case | req/s | p50 ms | p99 ms |${cpu ? " workerd CPU µs/req |" : ""} non-2xx/errors |`);
+  console.log(`|---|---:|---:|---:|${cpu ? "---:|" : ""}---:|`);
   for (const r of rows) {
     const detail = r.errors ? ` (non-2xx ${r.non2xx ?? "?"}${r.socket ? `; socket: ${r.socket}` : ""})` : "";
-    console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors}${detail} |`);
+    const cpuCell = cpu ? ` ${Number.isFinite(r.cpuUs) ? r.cpuUs.toFixed(0) : "?"} |` : "";
+    console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} |${cpuCell} ${r.errors}${detail} |`);
   }
   return rows;
 }
@@ -139,11 +186,13 @@ export function ratio(label, numerator, denominator) {
 export async function alternate(cases, { rounds = 3, seconds = 5 } = {}) {
   const runs = cases.map(() => []);
   for (let r = 0; r < rounds; r++) {
-    for (const [i, c] of cases.entries()) runs[i].push(await loadAsync(c.url, { seconds, headers: c.headers }));
+    for (const [i, c] of cases.entries()) runs[i].push(await loadAsync(c.url, { seconds, headers: c.headers, pid: c.pid }));
   }
   return cases.map((c, i) => {
     const sorted = [...runs[i]].sort((a, b) => a.rps - b.rps);
-    return { name: c.name, ...sorted[Math.floor(sorted.length / 2)], runs: runs[i] };
+    const cpu = runs[i].map((run) => run.cpuUs).sort((a, b) => a - b);
+    // Each column its own median: the CPU cost per request is steadier than the throughput of the same run.
+    return { name: c.name, ...sorted[Math.floor(sorted.length / 2)], cpuUs: cpu[Math.floor(cpu.length / 2)], runs: runs[i] };
   });
 }
 
@@ -154,4 +203,48 @@ export function pairedRatio(label, a, b, field = "rps") {
   const value = sorted[Math.floor(sorted.length / 2)];
   console.log(`${label}: ${value.toFixed(2)}x (median of rounds: ${each.map((x) => x.toFixed(2)).join(", ")})`);
   return value;
+}
+
+/** The gateway benchmarks' origin on 127.0.0.1: a small JSON answer of known length, as an API would give. */
+export async function benchOrigin() {
+  const server = createServer((req, res) => {
+    const body = JSON.stringify({ path: req.url, user: req.headers["x-user-id"] ?? null });
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+    res.end(body);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+/**
+ * A fresh EdDSA key (what edgekit's session issuer signs with) as the JWKS both gateways read from CONFIG_KV, and an
+ * `Authorization` value with a token it signed that edgekit's default policy accepts (iss, aud, an hour to live).
+ */
+export function benchToken(sub = "bench-user") {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  const jwks = JSON.stringify({ keys: [{ ...publicKey.export({ format: "jwk" }), kid: "bench", alg: "EdDSA", use: "sig" }] });
+  const now = Math.floor(Date.now() / 1000);
+  const part = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const claims = { iss: "edgekit", aud: "edgekit-api", sub, permissions: ["read"], iat: now, exp: now + 3600 };
+  const input = `${part({ alg: "EdDSA", typ: "JWT", kid: "bench" })}.${part(claims)}`;
+  return { jwks, authorization: `Bearer ${input}.${sign(null, Buffer.from(input), privateKey).toString("base64url")}` };
+}
+
+/**
+ * On a machine with two or more cores, puts the served Workers' workerd processes on core 1 and this process (so
+ * wrk, which it starts, and any origin it serves) on core 0, so a Worker does not compete with its own load for a
+ * core. Returns whether it pinned (taskset, from util-linux, must be there).
+ */
+export function pinWorkers(sides) {
+  if (cpus().length < 2 || spawnSync("taskset", ["--version"]).error !== undefined) return false;
+  if (sides.some((side) => side.pid === undefined)) return false;
+  execFileSync("taskset", ["-a", "-cp", "0", String(process.pid)], { stdio: "ignore" });
+  for (const side of sides) execFileSync("taskset", ["-a", "-cp", "1", String(side.pid)], { stdio: "ignore" });
+  return true;
 }

@@ -2,13 +2,16 @@
 // one path, printed as the functions with the most self time (wasm functions keep their Rust names).
 //   node bench/profile.mjs [path]     default /health; /api/… goes through a JWT-authenticated gateway route
 //   node bench/profile.mjs rooms      a Room object: one y-websocket client inserting, 10 receiving, for 6 s
+//   PROFILE_JS=1 node bench/profile.mjs /api/x   the JS reference gateway instead, to set the two side by side
+// Besides the top functions it prints self time by group: wasm, wasm-bindgen glue (index.js), the JS reference,
+// runtime built-ins, idle, GC.
 // Not a benchmark (bench/run.mjs skips it): it is how the eager `request.cf` read was found.
 import { createServer } from "node:http";
 import { generateKeyPairSync, sign } from "node:crypto";
 import WebSocket from "ws";
 import * as Y from "yjs";
 import { WebsocketProvider } from "y-websocket";
-import { ensureWrk, loadAsync, serveEdgekit } from "./lib.mjs";
+import { ensureWrk, loadAsync, serveEdgekit, serveScript } from "./lib.mjs";
 const origin = createServer((req, res) => { res.writeHead(200, { "content-type": "application/json", "content-length": 2 }); res.end("{}"); });
 await new Promise((r) => origin.listen(0, "127.0.0.1", r));
 const originUrl = `http://127.0.0.1:${origin.address().port}`;
@@ -20,7 +23,9 @@ const input = `${part({ alg: "EdDSA", typ: "JWT", kid: "bench" })}.${part({ iss:
 const AUTH = { authorization: `Bearer ${input}.${sign(null, Buffer.from(input), privateKey).toString("base64url")}` };
 const PORT = Number(process.env.INSPECTOR_PORT ?? 9339);
 ensureWrk();
-const rust = await serveEdgekit({ vars: { DEBUG_ROUTES: true, ROOMS_UPDATES_PER_SECOND: 10000, ROOMS_UPDATE_BURST: 100000, GATEWAY_ROUTES: [{ name: "api", path: "/api", upstream: originUrl, auth: "jwt" }] }, workerOptions: { inspectorPort: PORT } });
+const rust = process.env.PROFILE_JS
+  ? await serveScript("bench/reference/gateway.mjs", { kvNamespaces: ["CONFIG_KV"], bindings: { ORIGIN: originUrl, TOKEN_CACHE: "on" }, inspectorPort: PORT })
+  : await serveEdgekit({ vars: { DEBUG_ROUTES: true, ROOMS_UPDATES_PER_SECOND: 10000, ROOMS_UPDATE_BURST: 100000, GATEWAY_ROUTES: [{ name: "api", path: "/api", upstream: originUrl, auth: "jwt" }] }, workerOptions: { inspectorPort: PORT } });
 await (await rust.mf.getKVNamespace("CONFIG_KV")).put("jwks", jwks);
 const PATH = (process.argv[2] ?? "/health").replace(/^\//, "");
 
@@ -64,6 +69,12 @@ try {
   console.log(`${what}: ${stats.rps.toFixed(0)} per s; CPU samples by function (self time):`);
   const nodes = result.profile.nodes; const self = new Map(); let total = 0;
   for (const n of nodes) { const k = `${n.callFrame.functionName || "(anon)"} ${n.callFrame.url.split("/").pop()}`; self.set(k, (self.get(k) ?? 0) + n.hitCount); total += n.hitCount; }
+  const groups = new Map();
+  for (const [k, v] of self) {
+    const g = /^\((idle|program|garbage collector)\)/.test(k) ? k.trim() : /\.wasm/.test(k) ? "wasm" : /index\.js$/.test(k) ? "wasm-bindgen glue (index.js)" : /gateway\.mjs$/.test(k) ? "JS reference (gateway.mjs)" : "runtime built-ins";
+    groups.set(g, (groups.get(g) ?? 0) + v);
+  }
+  for (const [k, v] of [...groups].sort((a, b) => b[1] - a[1])) console.log("group " + (100 * v / total).toFixed(1).padStart(5) + "%", k);
   const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 45);
   for (const [k, v] of top) console.log((100 * v / total).toFixed(1).padStart(5) + "%", k.slice(0, 150));
   ws.close();

@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 
 const wanted = process.argv.slice(2);
 const all = readdirSync(import.meta.dirname)
-  .filter((f) => f.endsWith(".mjs") && !["lib.mjs", "run.mjs", "profile.mjs"].includes(f))
+  .filter((f) => f.endsWith(".mjs") && !["lib.mjs", "run.mjs", "profile.mjs", "ab.mjs"].includes(f))
   .map((f) => f.replace(/\.mjs$/, ""));
 for (const name of wanted.length ? wanted : all) {
   console.log(`\n=== bench/${name}.mjs`);

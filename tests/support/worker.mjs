@@ -36,11 +36,12 @@ export function applyMigrations(stateDir) {
  * Starts the Worker. Options:
  *  - vars: extra/overriding [vars] (e.g. a bad value to test config validation); RATE_LIMIT_POLICIES given here are
  *    added to wrangler.toml's policies, which other settings (the login limits) name
+ *  - buildDir: the built Worker to serve (default build/; a benchmark can compare two builds side by side)
  *  - stateDir: reuse a state directory (persisted KV, D1, DOs, cache) — pass the same one to test restarts
  *  - workerOptions: merged into the worker's Miniflare options (e.g. extra bindings)
  * Returns { url, fetch(path, init), logs, mf, stateDir, stop() }. `logs` collects workerd's output lines.
  */
-export async function startWorker({ vars = {}, stateDir, workerOptions = {} } = {}) {
+export async function startWorker({ vars = {}, stateDir, workerOptions = {}, buildDir = "build" } = {}) {
   const dir = stateDir ?? mkdtempSync(join(tmpdir(), "edgekit-state-"));
   if (!stateDir) cpSync(migratedTemplate(), dir, { recursive: true });
   const fromToml = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
@@ -58,8 +59,8 @@ export async function startWorker({ vars = {}, stateDir, workerOptions = {} } = 
     ...fromToml,
     ...workerOptions,
     modules: true,
-    scriptPath: join(ROOT, "build/index.js"),
-    modulesRoot: join(ROOT, "build"),
+    scriptPath: resolve(ROOT, buildDir, "index.js"),
+    modulesRoot: resolve(ROOT, buildDir),
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     bindings: {
       ...fromToml.bindings,
