@@ -12,7 +12,7 @@ pub mod respond;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use worker::{event, Context, Date, Env, Request, Response};
+use worker::{event, Context, Env, Request, Response};
 
 use crate::error::ApiError;
 use crate::observability::log::{panic_line, sampled, RequestLog};
@@ -50,7 +50,7 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(raw: worker::web_sys::Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let started_ms = Date::now().as_millis();
+    let started_ms = respond::now_ms();
     respond::defer_cf(&raw);
     // Kept to read `cf.colo` only if the request is logged.
     let for_log = Clone::clone(&raw);
@@ -102,7 +102,7 @@ async fn fetch(raw: worker::web_sys::Request, env: Env, ctx: Context) -> worker:
         method: &method,
         path: &path,
         status,
-        duration_ms: Date::now().as_millis().saturating_sub(started_ms),
+        duration_ms: respond::now_ms().saturating_sub(started_ms),
         request_id: &request_id,
         colo: &respond::cf_string(&for_log, "colo").unwrap_or_default(),
         error_code: error.as_ref().map(ApiError::code),

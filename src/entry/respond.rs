@@ -94,13 +94,40 @@ pub fn cf_string(req: &worker::web_sys::Request, field: &str) -> Option<String> 
         .and_then(|v| v.as_string())
 }
 
-/// 16 random bytes from WebCrypto (`getRandomValues`), falling back to `Math.random` if that ever fails.
+/// Milliseconds since the epoch by the runtime's clock (`Date.now()`: one call, where `worker::Date::now()` makes
+/// two, a `new Date` and its `getTime`). On Workers the clock advances only across I/O.
+pub fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+/// Bytes of WebCrypto randomness fetched per `getRandomValues` call: [`random_bytes`] hands them out 16 at a time,
+/// so the ~5 boundary calls getrandom makes per fill are paid once every 64 draws instead of on each (request ids
+/// and trace ids take two to three draws per request).
+const POOL_BYTES: usize = 1024;
+
+thread_local! {
+    /// Unused WebCrypto bytes and how many of them were handed out; each byte is used once.
+    static POOL: std::cell::RefCell<([u8; POOL_BYTES], usize)> =
+        const { std::cell::RefCell::new(([0; POOL_BYTES], POOL_BYTES)) };
+}
+
+/// 16 random bytes from WebCrypto (`getRandomValues`, drawn from a per-isolate pool of its output), falling back to
+/// `Math.random` if that ever fails.
 pub fn random_bytes() -> [u8; 16] {
-    let mut bytes = [0u8; 16];
-    if getrandom::getrandom(&mut bytes).is_err() {
-        for b in &mut bytes {
-            *b = (js_sys::Math::random() * 256.0) as u8;
+    POOL.with(|cell| {
+        let mut pool = cell.borrow_mut();
+        let (bytes, used) = &mut *pool;
+        if *used + 16 > POOL_BYTES {
+            if getrandom::getrandom(bytes).is_err() {
+                for b in bytes.iter_mut() {
+                    *b = (js_sys::Math::random() * 256.0) as u8;
+                }
+            }
+            *used = 0;
         }
-    }
-    bytes
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&bytes[*used..*used + 16]);
+        *used += 16;
+        out
+    })
 }

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{js_sys, web_sys, ByteStream, Cache, Date, Delay, Request, Response, ResponseBody};
+use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{cache_key, jittered_ttl_ms, tags_for, CachePolicy, Freshness, StoredMeta};
 use super::headers::{
@@ -52,7 +52,7 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
         // Refused before the body was read (WAF, auth, rate limit): drain it so the client sees the answer.
         crate::entry::body::drain(&mut call.req).await;
     }
-    let edge_ms = Date::now().as_millis().saturating_sub(call.started_ms);
+    let edge_ms = respond::now_ms().saturating_sub(call.started_ms);
     let (response, error) = match outcome {
         Ok(response) => (response, None),
         Err(error) => (respond::error_response(&error), Some(error)),
@@ -178,14 +178,14 @@ async fn forward(
             return cached(call, spec, policy, method == "HEAD").await;
         }
     }
-    let started = Date::now().as_millis();
+    let started = respond::now_ms();
     let retries = if is_retryable_method(method) && !matches!(body, OutBody::Stream(_)) {
         route.retries
     } else {
         0
     };
     let upstream = send(&target, method, &headers, &body, route.timeout_ms, retries).await;
-    let origin_ms = Date::now().as_millis().saturating_sub(started);
+    let origin_ms = respond::now_ms().saturating_sub(started);
     match upstream {
         Ok(response) => {
             let response = pass_through(response)?;
@@ -288,7 +288,7 @@ async fn verify_bearer(
             leeway_secs: config.gateway.jwt_leeway_secs as i64,
             max_token_bytes: config.gateway.jwt_max_bytes as usize,
         };
-        let now_secs = (Date::now().as_millis() / 1000) as i64;
+        let now_secs = (respond::now_ms() / 1000) as i64;
         let capacity = config.gateway.jwt_cache_entries as usize;
         let _ = token.get_or_verify(|| {
             TOKENS.with(|cell| {
@@ -317,7 +317,7 @@ thread_local! {
 
 /// The JWKS from KV, reused by this isolate for `GATEWAY_JWKS_TTL_SECONDS`.
 async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
-    let now = Date::now().as_millis();
+    let now = respond::now_ms();
     let ttl_ms = call.isolate.config.gateway.jwks_ttl_secs * 1000;
     let cached = JWKS.with(|c| {
         c.borrow()
@@ -648,13 +648,13 @@ async fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Result<Rc<Fetched
 
 /// The leader's outcome, or `None` when the leader released the key without one or `budget_ms` passed.
 async fn wait_for(key: &str, slot: &Slot, budget_ms: u64) -> Option<Result<Rc<Fetched>, Failure>> {
-    let started = Date::now().as_millis();
+    let started = respond::now_ms();
     loop {
         if let Some(outcome) = slot.borrow().clone() {
             return Some(outcome);
         }
         let leading = IN_FLIGHT.with(|m| m.borrow().get(key).is_some_and(|s| Rc::ptr_eq(s, slot)));
-        if !leading || Date::now().as_millis().saturating_sub(started) > budget_ms {
+        if !leading || respond::now_ms().saturating_sub(started) > budget_ms {
             return None;
         }
         Delay::from(Duration::from_millis(WAIT_POLL_MS)).await;
@@ -717,7 +717,7 @@ async fn fetch_and_store(
     *slot.borrow_mut() = Some(Ok(fetched.clone()));
     if storable {
         let meta = StoredMeta {
-            stored_at_ms: Date::now().as_millis(),
+            stored_at_ms: respond::now_ms(),
             ttl_ms: jittered_ttl_ms(
                 policy.ttl,
                 [respond::random_bytes()[0], respond::random_bytes()[1]],
@@ -801,7 +801,7 @@ async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> Api
         .get(spec.key.as_str(), false)
         .await
         .or_internal("reading the edge cache")?;
-    let now = Date::now().as_millis();
+    let now = respond::now_ms();
     let entry = match stored {
         Some(response) => {
             let meta = response
@@ -916,7 +916,7 @@ pub async fn purge(call: &mut Call) -> ApiResult<Response> {
             "tags must list 1 to 100 tags",
         ));
     }
-    let now = Date::now().as_millis();
+    let now = respond::now_ms();
     let kv = call
         .env
         .kv(bindings::CONFIG_KV)

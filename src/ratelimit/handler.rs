@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use durable_objects::ratelimit::protocol::{self as wire, TakeReply, TakeRequest};
 use serde::Serialize;
 use worker::wasm_bindgen::JsValue;
-use worker::{Date, Method, Request, RequestInit, Response};
+use worker::{Method, Request, RequestInit, Response};
 
 use super::headers::RateLimitHeaders;
 use super::key::{self, KeyError, KeyInputs};
@@ -50,7 +50,7 @@ fn policy<'a>(call: &'a Call, name: &str) -> ApiResult<&'a Policy> {
 /// At most one Durable Object round trip; none for a key this isolate knows to be exhausted.
 pub async fn enforce(call: &Call, policy_name: &str, key: &str) -> ApiResult<RateLimitHeaders> {
     let policy = policy(call, policy_name)?;
-    let now_ms = Date::now().as_millis();
+    let now_ms = respond::now_ms();
     let (object, take, memory_key) = match with_memory(|m| plan::plan(m, policy, key, now_ms)) {
         Plan::Refuse {
             headers,

@@ -9,7 +9,7 @@ mod store;
 
 use serde::Serialize;
 use serde_json::json;
-use worker::{Date, Response};
+use worker::Response;
 
 use self::store::{NewSession, Store};
 use crate::entry::body::read_json;
@@ -66,7 +66,7 @@ impl Checked {
 }
 
 fn now_ms() -> u64 {
-    Date::now().as_millis()
+    crate::entry::respond::now_ms()
 }
 
 fn cookie_token(call: &Call) -> CookieToken {
