@@ -11,6 +11,15 @@ use sha2::{Digest, Sha256};
 
 use super::jwt::{self, Jwks, JwtError, JwtPolicy, Signed, Verified};
 
+/// What the memory knows of a token.
+#[derive(Debug)]
+pub enum Recall {
+    /// Its signature verified before: the verdict on its claims now.
+    Known(Result<Verified, JwtError>),
+    /// Not seen (or not rememberable: `None`): its signature must be checked.
+    Unknown(Option<[u8; 32]>),
+}
+
 /// A bounded memory of signature-verified tokens.
 #[derive(Debug)]
 pub struct VerifiedTokens {
@@ -37,18 +46,42 @@ impl VerifiedTokens {
         policy: &JwtPolicy,
         now_secs: i64,
     ) -> Result<Verified, JwtError> {
+        match self.recall(token, policy, now_secs) {
+            Recall::Known(verdict) => verdict,
+            Recall::Unknown(key) => {
+                let signed = jwt::verify_signature(token, jwks, policy);
+                self.learn(key, signed, policy, now_secs)
+            }
+        }
+    }
+
+    /// The verdict on a token verified before (its claims checked again at `now_secs`), or the key to
+    /// [`learn`](Self::learn) its signature check under. The two halves of [`verify`](Self::verify), for a caller
+    /// whose signature check is asynchronous (the runtime's WebCrypto).
+    pub fn recall(&self, token: &str, policy: &JwtPolicy, now_secs: i64) -> Recall {
         if self.capacity == 0 || token.len() > policy.max_token_bytes {
-            self.signature_checks += 1;
-            return jwt::verify(token, jwks, policy, now_secs);
+            return Recall::Unknown(None);
         }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(signed) = self.entries.get(&key) {
-            return jwt::check(signed, policy, now_secs);
+        match self.entries.get(&key) {
+            Some(signed) => Recall::Known(jwt::check(signed, policy, now_secs)),
+            None => Recall::Unknown(Some(key)),
         }
+    }
+
+    /// Counts a signature check and its outcome `signed`, whose claims are then checked at `now_secs`; a token that
+    /// passes both is remembered under `key` (from [`recall`](Self::recall)).
+    pub fn learn(
+        &mut self,
+        key: Option<[u8; 32]>,
+        signed: Result<Signed, JwtError>,
+        policy: &JwtPolicy,
+        now_secs: i64,
+    ) -> Result<Verified, JwtError> {
         self.signature_checks += 1;
-        let signed = jwt::verify_signature(token, jwks, policy)?;
+        let signed = signed?;
         let verdict = jwt::check(&signed, policy, now_secs);
-        if verdict.is_ok() {
+        if let (Some(key), true) = (key, verdict.is_ok()) {
             self.remember(key, signed, now_secs - policy.leeway_secs);
         }
         verdict
