@@ -223,17 +223,29 @@ export async function benchOrigin() {
 }
 
 /**
- * A fresh EdDSA key (what edgekit's session issuer signs with) as the JWKS both gateways read from CONFIG_KV, and an
- * `Authorization` value with a token it signed that edgekit's default policy accepts (iss, aud, an hour to live).
+ * A fresh key (EdDSA, what edgekit's session issuer signs with, unless `alg` says ES256 or RS256) as the JWKS both
+ * gateways read from CONFIG_KV, and an `Authorization` value with a token it signed that edgekit's default policy
+ * accepts (iss, aud, an hour to live).
  */
-export function benchToken(sub = "bench-user") {
-  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
-  const jwks = JSON.stringify({ keys: [{ ...publicKey.export({ format: "jwk" }), kid: "bench", alg: "EdDSA", use: "sig" }] });
+export function benchToken(sub = "bench-user", alg = "EdDSA") {
+  const pair = {
+    EdDSA: () => generateKeyPairSync("ed25519"),
+    ES256: () => generateKeyPairSync("ec", { namedCurve: "P-256" }),
+    RS256: () => generateKeyPairSync("rsa", { modulusLength: 2048 }),
+  }[alg];
+  if (!pair) throw new Error(`benchToken: no ${alg}`);
+  const { privateKey, publicKey } = pair();
+  const jwks = JSON.stringify({ keys: [{ ...publicKey.export({ format: "jwk" }), kid: "bench", alg, use: "sig" }] });
   const now = Math.floor(Date.now() / 1000);
   const part = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
   const claims = { iss: "edgekit", aud: "edgekit-api", sub, permissions: ["read"], iat: now, exp: now + 3600 };
-  const input = `${part({ alg: "EdDSA", typ: "JWT", kid: "bench" })}.${part(claims)}`;
-  return { jwks, authorization: `Bearer ${input}.${sign(null, Buffer.from(input), privateKey).toString("base64url")}` };
+  const input = `${part({ alg, typ: "JWT", kid: "bench" })}.${part(claims)}`;
+  const signature = {
+    EdDSA: () => sign(null, Buffer.from(input), privateKey),
+    ES256: () => sign("sha256", Buffer.from(input), { key: privateKey, dsaEncoding: "ieee-p1363" }),
+    RS256: () => sign("sha256", Buffer.from(input), privateKey),
+  }[alg]();
+  return { jwks, authorization: `Bearer ${input}.${signature.toString("base64url")}` };
 }
 
 /**

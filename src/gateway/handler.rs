@@ -328,30 +328,30 @@ async fn verify_token(
     }))
 }
 
-/// The signature check of a token: by the runtime's WebCrypto when its key is Ed25519 (native code, ~0.25 ms of CPU
-/// less per check than the wasm Ed25519), by jwt-compact in wasm otherwise — and also when WebCrypto cannot answer
-/// (a runtime without Ed25519), so a token is never refused for the runtime's sake.
+/// The signature check of a token: by the runtime's WebCrypto when its key is asymmetric (RS256, ES256, EdDSA:
+/// native code, ~0.25 ms of CPU less per EdDSA check than in wasm), by jwt-compact in wasm for HS256 — and also when
+/// WebCrypto cannot answer (a runtime without the algorithm), so a token is never refused for the runtime's sake.
 async fn check_signature(
     token: &str,
     keys: &Jwks,
     policy: &JwtPolicy,
 ) -> Result<jwt::Signed, jwt::JwtError> {
-    let check = match jwt::ed25519_check(token, keys, policy)? {
+    let check = match jwt::runtime_check(token, keys, policy)? {
         Some(check) => check,
         None => return jwt::verify_signature(token, keys, policy),
     };
-    if check.signature().len() != 64 {
-        // Not an Ed25519 signature at all: jwt-compact refuses it before any arithmetic.
+    if !check.well_formed() {
+        // Not a signature this key could have made: refused before any arithmetic.
         return check.finish(false);
     }
-    match webcrypto_ed25519(check.public_key(), check.signature(), check.message()).await {
+    match webcrypto_verify(&check).await {
         Some(valid) => check.finish(valid),
         None => {
             WEBCRYPTO_FAILED.with(|warned| {
                 if !warned.replace(true) {
                     worker::console_warn!(
                         "{}",
-                        serde_json::json!({"msg": "webcrypto ed25519 unavailable; verifying in wasm"})
+                        serde_json::json!({"msg": "webcrypto verify unavailable; verifying in wasm"})
                     );
                 }
             });
@@ -363,44 +363,47 @@ async fn check_signature(
 thread_local! {
     /// Whether this isolate already said that WebCrypto could not verify (said once, then wasm quietly verifies).
     static WEBCRYPTO_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// Ed25519 public keys imported into WebCrypto, by their bytes (at most [`WEBCRYPTO_KEYS`]).
-    static ED25519_KEYS: RefCell<HashMap<Vec<u8>, web_sys::CryptoKey>> = RefCell::new(HashMap::new());
+    /// Public keys imported into WebCrypto, by their JWK (at most [`WEBCRYPTO_KEYS`]).
+    static WEBCRYPTO_KEYS_IMPORTED: RefCell<HashMap<String, web_sys::CryptoKey>> = RefCell::new(HashMap::new());
 }
 
 /// Bound on imported keys kept: a JWKS holds a handful; a rotation or a hostile document cannot grow it further.
 const WEBCRYPTO_KEYS: usize = 64;
 
-/// `crypto.subtle.verify("Ed25519", …)`: whether `signature` over `message` is valid for the 32-byte
-/// `public_key`, or `None` when WebCrypto could not answer (import or verify threw or rejected).
-async fn webcrypto_ed25519(public_key: &[u8], signature: &[u8], message: &[u8]) -> Option<bool> {
+/// `crypto.subtle.verify(…)` of the check's signature over its message, or `None` when WebCrypto could not answer
+/// (import or verify threw or rejected).
+async fn webcrypto_verify(check: &jwt::RuntimeCheck<'_, '_>) -> Option<bool> {
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let subtle = global.crypto().ok()?.subtle();
-    let known = ED25519_KEYS.with(|keys| keys.borrow().get(public_key).cloned());
+    let (import_as, verify_as) = check.webcrypto_algorithms();
+    let known = WEBCRYPTO_KEYS_IMPORTED.with(|keys| keys.borrow().get(check.jwk()).cloned());
     let key = match known {
         Some(key) => key,
         None => {
             let usages = js_sys::Array::of1(&JsValue::from_str("verify"));
-            let raw = js_sys::Uint8Array::from(public_key);
+            let jwk: js_sys::Object = js_sys::JSON::parse(check.jwk()).ok()?.dyn_into().ok()?;
+            let algorithm: js_sys::Object = js_sys::JSON::parse(import_as).ok()?.dyn_into().ok()?;
             let imported = subtle
-                .import_key_with_str("raw", &raw, "Ed25519", false, &usages)
+                .import_key_with_object("jwk", &jwk, &algorithm, false, &usages)
                 .ok()?;
             let key: web_sys::CryptoKey = JsFuture::from(imported).await.ok()?.dyn_into().ok()?;
-            ED25519_KEYS.with(|keys| {
+            WEBCRYPTO_KEYS_IMPORTED.with(|keys| {
                 let mut keys = keys.borrow_mut();
                 if keys.len() >= WEBCRYPTO_KEYS {
                     keys.clear();
                 }
-                keys.insert(public_key.to_vec(), key.clone());
+                keys.insert(check.jwk().to_owned(), key.clone());
             });
             key
         }
     };
+    let algorithm: js_sys::Object = js_sys::JSON::parse(verify_as).ok()?.dyn_into().ok()?;
     let verdict = subtle
-        .verify_with_str_and_js_u8_array_and_js_u8_array(
-            "Ed25519",
+        .verify_with_object_and_js_u8_array_and_js_u8_array(
+            &algorithm,
             &key,
-            &js_sys::Uint8Array::from(signature),
-            &js_sys::Uint8Array::from(message),
+            &js_sys::Uint8Array::from(check.signature()),
+            &js_sys::Uint8Array::from(check.message()),
         )
         .ok()?;
     JsFuture::from(verdict).await.ok()?.as_bool()

@@ -2,7 +2,7 @@
 //! per-key algorithm allow-list, key selection by `kid`, signature checks for HS256, RS256, ES256 and EdDSA, and the
 //! claim rules (`exp`/`nbf`/`iat` with leeway, `iss`, `aud`, `sub`). Every refusal carries a short description that
 //! becomes `WWW-Authenticate: Bearer error="invalid_token", error_description="…"`. Pure: `now` is a parameter, and
-//! the one step the edge does better natively — Ed25519 arithmetic — can be handed out ([`ed25519_check`]).
+//! the one step the edge does better natively — public-key arithmetic — can be handed out ([`runtime_check`]).
 
 use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Rsa, RsaPublicKey};
 use jwt_compact::jwk::JsonWebKey;
@@ -50,6 +50,9 @@ struct Key {
     /// The algorithms this key may verify: its JWK `alg` if given, else the one its type implies.
     allowed: Vec<Alg>,
     material: Material,
+    /// For an asymmetric key, its public half as a JWK (JSON, private members never included), for a WebCrypto
+    /// import, and the length its signatures have; HS256 secrets stay here.
+    public: Option<(String, usize)>,
 }
 
 /// A parsed key set.
@@ -147,11 +150,31 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
             _ => return Err(format!("alg {name:?} does not fit the key type")),
         },
     };
+    let public = public_jwk(&material);
     Ok(Key {
         kid,
         allowed,
         material,
+        public,
     })
+}
+
+/// The public JWK jwt-compact writes for an asymmetric key, and its signature length in bytes.
+fn public_jwk(material: &Material) -> Option<(String, usize)> {
+    let (jwk, length) = match material {
+        Material::Hs256(_) => return None,
+        Material::Rs256(k) => {
+            let jwk = JsonWebKey::from(k);
+            let length = match &jwk {
+                JsonWebKey::Rsa { modulus, .. } => modulus.len(),
+                _ => return None,
+            };
+            (jwk, length)
+        }
+        Material::Es256(k) => (JsonWebKey::from(k), 64),
+        Material::EdDsa(k) => (JsonWebKey::from(k), 64),
+    };
+    serde_json::to_string(&jwk).ok().map(|json| (json, length))
 }
 
 /// How tokens are judged.
@@ -247,42 +270,64 @@ pub fn verify_signature(token: &str, jwks: &Jwks, policy: &JwtPolicy) -> Result<
     signed(checked)
 }
 
-/// For a token whose key is an Ed25519 key, the signature check handed to someone else — the runtime's WebCrypto,
-/// which verifies natively where jwt-compact's Ed25519 runs in wasm (a proxied request verifying its token cost
-/// 958 µs of workerd CPU with the wasm check and 709 µs with WebCrypto, bench/ab.mjs).
-/// Everything else stays here: the same screening as [`verify_signature`] first, and [`Ed25519Check::finish`] runs
-/// jwt-compact's own validation (algorithm, signature encoding, claims) with the outside verdict as the one step it
-/// did not do. `None` when the selected key is not Ed25519.
-pub fn ed25519_check<'t>(
+/// For a token whose key is asymmetric (RS256, ES256, EdDSA), the signature check handed to someone else — the
+/// runtime's WebCrypto, which verifies natively where jwt-compact's arithmetic runs in wasm (a proxied request
+/// verifying its EdDSA token cost 958 µs of workerd CPU with the wasm check and 709 µs with WebCrypto,
+/// bench/ab.mjs). Everything else stays here: the same screening as [`verify_signature`] first, and
+/// [`RuntimeCheck::finish`] runs jwt-compact's own validation (algorithm, signature encoding, claims) with the
+/// outside verdict as the one step it did not do. `None` for an HS256 key: a keyed hash is cheap in wasm, and the
+/// secret stays out of the runtime's key store.
+pub fn runtime_check<'t, 'k>(
     token: &'t str,
-    jwks: &Jwks,
+    jwks: &'k Jwks,
     policy: &JwtPolicy,
-) -> Result<Option<Ed25519Check<'t>>, JwtError> {
+) -> Result<Option<RuntimeCheck<'t, 'k>>, JwtError> {
     let (untrusted, key) = screen(token, jwks, policy)?;
-    let Material::EdDsa(public_key) = &key.material else {
+    let Some((jwk, signature_len)) = &key.public else {
         return Ok(None);
     };
     // The signing input is everything before the last dot (screening proved the token has three parts).
     let message = token.rsplit_once('.').map_or(token, |(input, _)| input);
-    Ok(Some(Ed25519Check {
+    Ok(Some(RuntimeCheck {
         untrusted,
-        public_key: *public_key,
+        key,
+        jwk,
+        signature_len: *signature_len,
         message,
     }))
 }
 
-/// An Ed25519 signature still to verify: the key, the signing input and the signature bytes, for a verifier
-/// outside this module.
-pub struct Ed25519Check<'t> {
+/// A signature still to verify: the key (as a public JWK), the WebCrypto algorithm, the signing input and the
+/// signature bytes, for a verifier outside this module.
+pub struct RuntimeCheck<'t, 'k> {
     untrusted: UntrustedToken<'t>,
-    public_key: <Ed25519 as Algorithm>::VerifyingKey,
+    key: &'k Key,
+    jwk: &'k str,
+    signature_len: usize,
     message: &'t str,
 }
 
-impl Ed25519Check<'_> {
-    /// The 32-byte public key.
-    pub fn public_key(&self) -> &[u8] {
-        self.public_key.as_ref()
+impl RuntimeCheck<'_, '_> {
+    /// The public key as a JWK (JSON), for `importKey("jwk", …)`.
+    pub fn jwk(&self) -> &str {
+        self.jwk
+    }
+
+    /// WebCrypto's `importKey` algorithm and `verify` algorithm for this key, as JSON objects.
+    pub fn webcrypto_algorithms(&self) -> (&'static str, &'static str) {
+        match self.key.material {
+            Material::Rs256(_) => (
+                r#"{"name":"RSASSA-PKCS1-v1_5","hash":"SHA-256"}"#,
+                r#"{"name":"RSASSA-PKCS1-v1_5"}"#,
+            ),
+            Material::Es256(_) => (
+                r#"{"name":"ECDSA","namedCurve":"P-256"}"#,
+                r#"{"name":"ECDSA","hash":"SHA-256"}"#,
+            ),
+            Material::EdDsa(_) | Material::Hs256(_) => {
+                (r#"{"name":"Ed25519"}"#, r#"{"name":"Ed25519"}"#)
+            }
+        }
     }
 
     /// The bytes the signature covers (`header.payload`, base64url as sent).
@@ -290,41 +335,53 @@ impl Ed25519Check<'_> {
         self.message.as_bytes()
     }
 
-    /// The signature as decoded from the token (not yet known to be 64 bytes).
+    /// The signature as decoded from the token.
     pub fn signature(&self) -> &[u8] {
         self.untrusted.signature_bytes()
     }
 
+    /// Whether the signature has the length this key's signatures have: anything else is refused by
+    /// [`finish`](Self::finish) without asking anyone (WebCrypto may throw on it rather than answer false).
+    pub fn well_formed(&self) -> bool {
+        self.signature().len() == self.signature_len
+    }
+
     /// The token's claims once the signature was found `valid` by the outside verifier: jwt-compact's validation
-    /// with that verdict standing in for its own Ed25519 arithmetic, so a wrong-length signature, claims that are
-    /// not JSON and a false verdict are refused exactly as [`verify_signature`] refuses them.
+    /// with that verdict standing in for its own arithmetic, so a malformed signature, claims that are not JSON
+    /// and a false verdict are refused exactly as [`verify_signature`] refuses them.
     pub fn finish(&self, valid: bool) -> Result<Signed, JwtError> {
-        signed(
-            Verdict(valid)
-                .validator::<Custom>(&self.public_key)
-                .validate(&self.untrusted),
-        )
+        let valid = valid && self.well_formed();
+        let u = &self.untrusted;
+        signed(match &self.key.material {
+            Material::Hs256(k) => Verdict(Hs256, valid).validator::<Custom>(k).validate(u),
+            Material::Rs256(k) => Verdict(Rsa::rs256(), valid)
+                .validator::<Custom>(k)
+                .validate(u),
+            Material::Es256(k) => Verdict(Es256, valid).validator::<Custom>(k).validate(u),
+            Material::EdDsa(k) => Verdict(Ed25519, valid).validator::<Custom>(k).validate(u),
+        })
     }
 }
 
-/// Ed25519 whose verification answers a verdict reached elsewhere (see [`Ed25519Check::finish`]).
-struct Verdict(bool);
+/// Algorithm `A` whose verification answers a verdict reached elsewhere (see [`RuntimeCheck::finish`]); its name
+/// and signature decoding stay `A`'s.
+struct Verdict<A>(A, bool);
 
-impl Algorithm for Verdict {
-    type SigningKey = <Ed25519 as Algorithm>::SigningKey;
-    type VerifyingKey = <Ed25519 as Algorithm>::VerifyingKey;
-    type Signature = <Ed25519 as Algorithm>::Signature;
+impl<A: Algorithm> Algorithm for Verdict<A> {
+    type SigningKey = A::SigningKey;
+    type VerifyingKey = A::VerifyingKey;
+    type Signature = A::Signature;
 
     fn name(&self) -> std::borrow::Cow<'static, str> {
-        Ed25519.name()
+        self.0.name()
     }
 
     fn sign(&self, signing_key: &Self::SigningKey, message: &[u8]) -> Self::Signature {
-        Ed25519.sign(signing_key, message)
+        self.0.sign(signing_key, message)
     }
 
     fn verify_signature(&self, _: &Self::Signature, _: &Self::VerifyingKey, _: &[u8]) -> bool {
-        self.0
+        self.1
     }
 }
 
@@ -749,12 +806,19 @@ mod tests {
     }
 
     #[test]
-    fn an_ed25519_check_hands_out_exactly_what_the_signature_covers() {
+    fn a_runtime_check_hands_out_exactly_what_the_signature_covers() {
         let (token, keys, pair) = ed(json!({}));
-        let check = ed25519_check(&token, &keys, &policy())
+        let check = runtime_check(&token, &keys, &policy())
             .expect("screened")
             .expect("an Ed25519 key");
-        assert_eq!(check.public_key(), pair.pk.as_ref());
+        // The public half only, as WebCrypto imports it.
+        let jwk: Value = serde_json::from_str(check.jwk()).expect("json");
+        assert_eq!(jwk["kty"], "OKP");
+        assert_eq!(jwk["crv"], "Ed25519");
+        assert_eq!(jwk["x"], base64url(pair.pk.as_ref()));
+        assert!(jwk.get("d").is_none());
+        assert_eq!(check.webcrypto_algorithms().1, r#"{"name":"Ed25519"}"#);
+        assert!(check.well_formed());
         let (input, _) = token.rsplit_once('.').expect("three parts");
         assert_eq!(check.message(), input.as_bytes());
         let signature =
@@ -780,12 +844,12 @@ mod tests {
         let (_, signature) = rest.split_once('.').expect("parts");
         // A signature of the wrong length, and claims that are not JSON: refused whatever the verifier said.
         let short = format!("{head}.{}.{}", b64(&claims(json!({}))), &signature[..40]);
-        let check = ed25519_check(&short, &keys, &policy())
+        let check = runtime_check(&short, &keys, &policy())
             .expect("screened")
             .expect("ed key");
         assert_eq!(check.finish(true).unwrap_err().0, "signature is invalid");
         let not_json = format!("{head}.{}.{signature}", base64url(b"[1,2"));
-        let check = ed25519_check(&not_json, &keys, &policy())
+        let check = runtime_check(&not_json, &keys, &policy())
             .expect("screened")
             .expect("ed key");
         assert_eq!(
@@ -799,7 +863,7 @@ mod tests {
             b64(&claims(json!({})))
         );
         assert_eq!(
-            ed25519_check(&none, &keys, &policy())
+            runtime_check(&none, &keys, &policy())
                 .err()
                 .map(|e| e.0)
                 .as_deref(),
@@ -808,7 +872,7 @@ mod tests {
         // A key of another type is verified here, not handed out.
         let hs_keys = jwks(json!([{"kty": "oct", "kid": "h1", "alg": "HS256", "k": K}]));
         assert!(
-            ed25519_check(&hs(Some("h1"), json!({}), SECRET), &hs_keys, &policy())
+            runtime_check(&hs(Some("h1"), json!({}), SECRET), &hs_keys, &policy())
                 .expect("screened")
                 .is_none()
         );
