@@ -3,15 +3,15 @@
 //   node bench/profile.mjs [path]     default /health; /api/… goes through a JWT-authenticated gateway route
 //   node bench/profile.mjs rooms      a Room object: one y-websocket client inserting, 10 receiving, for 6 s
 //   PROFILE_JS=1 node bench/profile.mjs /api/x   the JS reference gateway instead, to set the two side by side
-// Besides the top functions it prints self time by group: wasm, wasm-bindgen glue (index.js), the JS reference,
-// runtime built-ins, idle, GC.
+// Besides the top functions it prints self time by group — wasm, wasm-bindgen glue (index.js), the JS reference,
+// runtime built-ins, idle, GC — also per request, with the Worker pinned to its own core as in the benchmarks.
 // Not a benchmark (bench/run.mjs skips it): it is how the eager `request.cf` read was found.
 import { createServer } from "node:http";
 import { generateKeyPairSync, sign } from "node:crypto";
 import WebSocket from "ws";
 import * as Y from "yjs";
 import { WebsocketProvider } from "y-websocket";
-import { ensureWrk, loadAsync, serveEdgekit, serveScript } from "./lib.mjs";
+import { ensureWrk, loadAsync, pinWorkers, serveEdgekit, serveScript } from "./lib.mjs";
 const origin = createServer((req, res) => { res.writeHead(200, { "content-type": "application/json", "content-length": 2 }); res.end("{}"); });
 await new Promise((r) => origin.listen(0, "127.0.0.1", r));
 const originUrl = `http://127.0.0.1:${origin.address().port}`;
@@ -27,6 +27,7 @@ const rust = process.env.PROFILE_JS
   ? await serveScript("bench/reference/gateway.mjs", { kvNamespaces: ["CONFIG_KV"], bindings: { ORIGIN: originUrl, TOKEN_CACHE: "on" }, inspectorPort: PORT })
   : await serveEdgekit({ vars: { DEBUG_ROUTES: true, ROOMS_UPDATES_PER_SECOND: 10000, ROOMS_UPDATE_BURST: 100000, GATEWAY_ROUTES: [{ name: "api", path: "/api", upstream: originUrl, auth: "jwt" }] }, workerOptions: { inspectorPort: PORT } });
 await (await rust.mf.getKVNamespace("CONFIG_KV")).put("jwks", jwks);
+pinWorkers([rust]);
 const PATH = (process.argv[2] ?? "/health").replace(/^\//, "");
 
 /** Drives a room for `seconds`: sequential inserts, each awaited until every receiver has it. */
@@ -74,7 +75,9 @@ try {
     const g = /^\((idle|program|garbage collector)\)/.test(k) ? k.trim() : /\.wasm/.test(k) ? "wasm" : /index\.js$/.test(k) ? "wasm-bindgen glue (index.js)" : /gateway\.mjs$/.test(k) ? "JS reference (gateway.mjs)" : "runtime built-ins";
     groups.set(g, (groups.get(g) ?? 0) + v);
   }
-  for (const [k, v] of [...groups].sort((a, b) => b[1] - a[1])) console.log("group " + (100 * v / total).toFixed(1).padStart(5) + "%", k);
+  // Samples are 100 µs apart: a group's samples × 100 µs / requests is its CPU time per request (µs).
+  const per = (v) => (stats.requests ? ` ${((v * 100) / stats.requests).toFixed(0).padStart(5)} µs/request` : "");
+  for (const [k, v] of [...groups].sort((a, b) => b[1] - a[1])) console.log("group " + (100 * v / total).toFixed(1).padStart(5) + "%" + per(v), k);
   const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 45);
   for (const [k, v] of top) console.log((100 * v / total).toFixed(1).padStart(5) + "%", k.slice(0, 150));
   ws.close();
