@@ -1,6 +1,7 @@
 // A CPU profile of the built Worker under load: V8's sampling profiler through Miniflare's inspector while wrk loads
 // one path, printed as the functions with the most self time (wasm functions keep their Rust names).
-//   node bench/profile.mjs [path]     default /health; /api/… goes through a JWT-authenticated gateway route
+//   node bench/profile.mjs [path]     default /health; /api/… goes through a JWT-authenticated gateway route,
+//                                     /cached/… through a gateway route with the api-public cache policy
 //   node bench/profile.mjs rooms      a Room object: one y-websocket client inserting, 10 receiving, for 6 s
 //   PROFILE_JS=1 node bench/profile.mjs /api/x   the JS reference gateway instead, to set the two side by side
 // Besides the top functions it prints self time by group — wasm, wasm-bindgen glue (index.js), the JS reference,
@@ -25,7 +26,7 @@ const PORT = Number(process.env.INSPECTOR_PORT ?? 9339);
 ensureWrk();
 const rust = process.env.PROFILE_JS
   ? await serveScript("bench/reference/gateway.mjs", { kvNamespaces: ["CONFIG_KV"], bindings: { ORIGIN: originUrl, TOKEN_CACHE: "on" }, inspectorPort: PORT })
-  : await serveEdgekit({ vars: { DEBUG_ROUTES: true, ROOMS_UPDATES_PER_SECOND: 10000, ROOMS_UPDATE_BURST: 100000, GATEWAY_ROUTES: [{ name: "api", path: "/api", upstream: originUrl, auth: "jwt" }] }, workerOptions: { inspectorPort: PORT } });
+  : await serveEdgekit({ vars: { DEBUG_ROUTES: true, ROOMS_UPDATES_PER_SECOND: 10000, ROOMS_UPDATE_BURST: 100000, GATEWAY_ROUTES: [{ name: "api", path: "/api", upstream: originUrl, auth: "jwt" }, { name: "cached", path: "/cached", upstream: originUrl, cache: "api-public" }] }, workerOptions: { inspectorPort: PORT } });
 await (await rust.mf.getKVNamespace("CONFIG_KV")).put("jwks", jwks);
 pinWorkers([rust]);
 const PATH = (process.argv[2] ?? "/health").replace(/^\//, "");
