@@ -398,6 +398,27 @@ describe("JWT", () => {
     assert.equal(worker.jsonLogs().filter((l) => /webcrypto/.test(l.msg ?? "")).length, 0, "no WebCrypto fallback");
   });
 
+  test("a small-order Ed25519 key in the JWKS is skipped, so the signature forged for it is refused", async () => {
+    // The identity point verifies R = identity, S = 0 over any message in verifiers without a small-order check.
+    const identity = Buffer.alloc(32);
+    identity[0] = 1;
+    const fresh = makeKeys("weak-test-");
+    const doc = jwksOf(keys, fresh);
+    doc.keys.push({ kty: "OKP", crv: "Ed25519", x: b64url(identity), kid: "weak", alg: "EdDSA", use: "sig" });
+    await kv.put("jwks", JSON.stringify(doc));
+    // The document was re-read once a key only it holds is accepted.
+    await until(async () => {
+      const r = await worker.fetch("/gw/secure", { headers: bearer(token(fresh, "weak-test-ed1")) });
+      await r.arrayBuffer();
+      return r.status === 200;
+    }, { what: "the new key set to be read" });
+    const forged = token({ weak: { alg: "EdDSA" } }, "weak", {}, { signer: () => Buffer.concat([identity, Buffer.alloc(32)]) });
+    const r = await worker.fetch("/gw/secure", { headers: bearer(forged) });
+    assert.equal(r.status, 401);
+    assert.equal(describeOf(r), "unknown key id");
+    await r.arrayBuffer();
+  });
+
   test("rotating keys is writing the JWKS to KV", async () => {
     const next = makeKeys("next-");
     const t = token(next, "next-ed1");

@@ -50,9 +50,19 @@ struct Key {
     /// The algorithms this key may verify: its JWK `alg` if given, else the one its type implies.
     allowed: Vec<Alg>,
     material: Material,
-    /// For an asymmetric key, its public half as a JWK (JSON, private members never included), for a WebCrypto
-    /// import, and the length its signatures have; HS256 secrets stay here.
-    public: Option<(String, usize)>,
+    /// For an asymmetric key, what a WebCrypto verifier needs; HS256 secrets stay here (`None`).
+    public: Option<PublicKeyInfo>,
+}
+
+/// An asymmetric key as WebCrypto imports and uses it.
+struct PublicKeyInfo {
+    /// The public half as a JWK (JSON; jwt-compact writes it from the parsed key, so private members never appear).
+    jwk: String,
+    /// Signatures this key makes have exactly this many bytes (64 for ES256 and EdDSA, the modulus for RS256).
+    signature_len: usize,
+    /// WebCrypto's `importKey` and `verify` algorithm objects, as JSON.
+    import_as: &'static str,
+    verify_as: &'static str,
 }
 
 /// A parsed key set.
@@ -125,22 +135,35 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
             Alg::Hs256,
             Material::Hs256(Hs256Key::try_from(&jwk).map_err(|e| e.to_string())?),
         ),
-        JsonWebKey::Rsa { .. } => (
-            Alg::Rs256,
-            Material::Rs256(RsaPublicKey::try_from(&jwk).map_err(|e| e.to_string())?),
-        ),
+        JsonWebKey::Rsa { modulus, .. } => {
+            let bits = modulus.iter().position(|b| *b != 0).map_or(0, |first| {
+                (modulus.len() - first) * 8 - modulus[first].leading_zeros() as usize
+            });
+            if bits < MIN_RSA_BITS {
+                return Err(format!(
+                    "RSA key of {bits} bits; at least {MIN_RSA_BITS} are required"
+                ));
+            }
+            (
+                Alg::Rs256,
+                Material::Rs256(RsaPublicKey::try_from(&jwk).map_err(|e| e.to_string())?),
+            )
+        }
         JsonWebKey::EllipticCurve { .. } => (
             Alg::Es256,
             Material::Es256(
                 <Es256 as Algorithm>::VerifyingKey::try_from(&jwk).map_err(|e| e.to_string())?,
             ),
         ),
-        JsonWebKey::KeyPair { .. } => (
-            Alg::EdDsa,
-            Material::EdDsa(
-                <Ed25519 as Algorithm>::VerifyingKey::try_from(&jwk).map_err(|e| e.to_string())?,
-            ),
-        ),
+        JsonWebKey::KeyPair { .. } => {
+            let key =
+                <Ed25519 as Algorithm>::VerifyingKey::try_from(&jwk).map_err(|e| e.to_string())?;
+            // Parsing checks only the length. A small-order or non-canonical point can never verify a signature in
+            // ed25519-compact, but other verifiers (WebCrypto's among them) may accept forgeries for it.
+            key.validate()
+                .map_err(|_| "weak or non-canonical Ed25519 key".to_owned())?;
+            (Alg::EdDsa, Material::EdDsa(key))
+        }
         _ => return Err("unsupported key type".to_owned()),
     };
     let allowed = match value.get("alg").and_then(|v| v.as_str()) {
@@ -150,7 +173,7 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
             _ => return Err(format!("alg {name:?} does not fit the key type")),
         },
     };
-    let public = public_jwk(&material);
+    let public = public_key_info(&material);
     Ok(Key {
         kid,
         allowed,
@@ -159,23 +182,47 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
     })
 }
 
-/// The public JWK jwt-compact writes for an asymmetric key, and its signature length in bytes.
-fn public_jwk(material: &Material) -> Option<(String, usize)> {
-    let (jwk, length) = match material {
+/// The WebCrypto view of an asymmetric key (`None` for an HMAC secret).
+fn public_key_info(material: &Material) -> Option<PublicKeyInfo> {
+    let (jwk, signature_len, import_as, verify_as) = match material {
         Material::Hs256(_) => return None,
         Material::Rs256(k) => {
             let jwk = JsonWebKey::from(k);
-            let length = match &jwk {
-                JsonWebKey::Rsa { modulus, .. } => modulus.len(),
-                _ => return None,
+            let JsonWebKey::Rsa { modulus, .. } = &jwk else {
+                return None;
             };
-            (jwk, length)
+            let len = modulus.len();
+            (
+                jwk,
+                len,
+                r#"{"name":"RSASSA-PKCS1-v1_5","hash":"SHA-256"}"#,
+                r#"{"name":"RSASSA-PKCS1-v1_5"}"#,
+            )
         }
-        Material::Es256(k) => (JsonWebKey::from(k), 64),
-        Material::EdDsa(k) => (JsonWebKey::from(k), 64),
+        Material::Es256(k) => (
+            JsonWebKey::from(k),
+            64,
+            r#"{"name":"ECDSA","namedCurve":"P-256"}"#,
+            r#"{"name":"ECDSA","hash":"SHA-256"}"#,
+        ),
+        Material::EdDsa(k) => (
+            JsonWebKey::from(k),
+            64,
+            r#"{"name":"Ed25519"}"#,
+            r#"{"name":"Ed25519"}"#,
+        ),
     };
-    serde_json::to_string(&jwk).ok().map(|json| (json, length))
+    Some(PublicKeyInfo {
+        jwk: serde_json::to_string(&jwk).ok()?,
+        signature_len,
+        import_as,
+        verify_as,
+    })
 }
+
+/// RSA keys shorter than this are refused: 1024-bit moduli are within reach of factoring, and every common identity
+/// provider signs with 2048 bits or more.
+const MIN_RSA_BITS: usize = 2048;
 
 /// How tokens are judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,7 +330,7 @@ pub fn runtime_check<'t, 'k>(
     policy: &JwtPolicy,
 ) -> Result<Option<RuntimeCheck<'t, 'k>>, JwtError> {
     let (untrusted, key) = screen(token, jwks, policy)?;
-    let Some((jwk, signature_len)) = &key.public else {
+    let Some(public) = &key.public else {
         return Ok(None);
     };
     // The signing input is everything before the last dot (screening proved the token has three parts).
@@ -291,8 +338,7 @@ pub fn runtime_check<'t, 'k>(
     Ok(Some(RuntimeCheck {
         untrusted,
         key,
-        jwk,
-        signature_len: *signature_len,
+        public,
         message,
     }))
 }
@@ -302,32 +348,24 @@ pub fn runtime_check<'t, 'k>(
 pub struct RuntimeCheck<'t, 'k> {
     untrusted: UntrustedToken<'t>,
     key: &'k Key,
-    jwk: &'k str,
-    signature_len: usize,
+    public: &'k PublicKeyInfo,
     message: &'t str,
 }
 
 impl RuntimeCheck<'_, '_> {
     /// The public key as a JWK (JSON), for `importKey("jwk", …)`.
     pub fn jwk(&self) -> &str {
-        self.jwk
+        &self.public.jwk
+    }
+
+    /// The key's `kid`, to name it in diagnostics.
+    pub fn kid(&self) -> Option<&str> {
+        self.key.kid.as_deref()
     }
 
     /// WebCrypto's `importKey` algorithm and `verify` algorithm for this key, as JSON objects.
     pub fn webcrypto_algorithms(&self) -> (&'static str, &'static str) {
-        match self.key.material {
-            Material::Rs256(_) => (
-                r#"{"name":"RSASSA-PKCS1-v1_5","hash":"SHA-256"}"#,
-                r#"{"name":"RSASSA-PKCS1-v1_5"}"#,
-            ),
-            Material::Es256(_) => (
-                r#"{"name":"ECDSA","namedCurve":"P-256"}"#,
-                r#"{"name":"ECDSA","hash":"SHA-256"}"#,
-            ),
-            Material::EdDsa(_) | Material::Hs256(_) => {
-                (r#"{"name":"Ed25519"}"#, r#"{"name":"Ed25519"}"#)
-            }
-        }
+        (self.public.import_as, self.public.verify_as)
     }
 
     /// The bytes the signature covers (`header.payload`, base64url as sent).
@@ -343,7 +381,7 @@ impl RuntimeCheck<'_, '_> {
     /// Whether the signature has the length this key's signatures have: anything else is refused by
     /// [`finish`](Self::finish) without asking anyone (WebCrypto may throw on it rather than answer false).
     pub fn well_formed(&self) -> bool {
-        self.signature().len() == self.signature_len
+        self.signature().len() == self.public.signature_len
     }
 
     /// The token's claims once the signature was found `valid` by the outside verifier: jwt-compact's validation
@@ -876,5 +914,111 @@ mod tests {
                 .expect("screened")
                 .is_none()
         );
+    }
+
+    /// Public keys made with Node's crypto (`generateKeyPairSync`), fixed so the tests need no key generation.
+    const RSA_2048_N: &str = "yey5NhDnZLeOSts-RcBPahonAqs5_EslzdpgpFZxXKZ98uJkHMNtC-7ltO2IU5bhd0lRsL6W_EkZ-OURRqcgG05ulTEKtz4UAPkMtEMzOQbUwuSMlzLlCTkmB42LLtXZt2cW3jO7cH8aJtICszEWb8tXDT6jkNywrmKA6fPEay64pC7nWKZt5eLswGw3wlsq7sAjzz9FX-1bHf4AFHB4Oh9NEYGD3QUTJE9cAAKuSQneveKbYdBxMjGkcmUxMnKR6BkW01d-2K3fE3NoaHzmEhJK35sxKL-ckmajPrN9N9esAfhOzughw-MZmTjuSpp6EbYggiad59UCiJkFiwjKWQ";
+    const RSA_1024_N: &str = "rgbPSnYfNmfE0obV5J76pRPOOp9kvmgzgnnihWs4Ju9DwSLTSMujQwAPMtfZX_-EEiAPuF2Km0bihIhvUceOCSJlPHZS_rdDV08bsKzN5HtChNAvnpx4-u1c8D6pzgxj5GHNGob1D7YcD9pZL22xklNKjZhfp6Ka194X1pi61DM";
+    const P256_X: &str = "1TW9TrUJhTZysU7xlP9XeV424SXbSTF8k8Kr0hgJcNY";
+    const P256_Y: &str = "Tg076gclMbdwtLH2Crv38u7lGS2EWFn5vpfBv61UQpk";
+
+    /// A token with `header` and the default claims, signed with `signature` (raw bytes, not checked here).
+    fn with_signature(header: Value, signature: &[u8]) -> String {
+        format!(
+            "{}.{}.{}",
+            b64(&header),
+            b64(&claims(json!({}))),
+            base64url(signature)
+        )
+    }
+
+    #[test]
+    fn weak_and_short_keys_are_skipped_with_a_reason() {
+        // The Ed25519 identity point: a small-order key some verifiers accept a forged signature for.
+        let identity = base64url(&{
+            let mut x = [0u8; 32];
+            x[0] = 1;
+            x
+        });
+        let (keys, skipped) = Jwks::parse(
+            &json!({"keys": [
+                {"kty": "OKP", "crv": "Ed25519", "kid": "weak", "x": identity},
+                {"kty": "RSA", "kid": "short", "n": RSA_1024_N, "e": "AQAB"},
+                {"kty": "RSA", "kid": "ok", "n": RSA_2048_N, "e": "AQAB"},
+            ]})
+            .to_string(),
+        )
+        .expect("document parses");
+        assert_eq!(keys.len(), 1, "{skipped:?}");
+        assert_eq!(
+            skipped,
+            vec![
+                "key 0: weak or non-canonical Ed25519 key".to_owned(),
+                "key 1: RSA key of 1024 bits; at least 2048 are required".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn rs256_and_es256_checks_carry_their_webcrypto_algorithms_and_signature_lengths() {
+        let keys = jwks(json!([
+            {"kty": "RSA", "kid": "r", "n": RSA_2048_N, "e": "AQAB"},
+            {"kty": "EC", "crv": "P-256", "kid": "e", "x": P256_X, "y": P256_Y},
+        ]));
+        let rs = with_signature(json!({"alg": "RS256", "kid": "r"}), &[7; 256]);
+        let check = runtime_check(&rs, &keys, &policy())
+            .expect("screened")
+            .expect("RSA key");
+        let jwk: Value = serde_json::from_str(check.jwk()).expect("json");
+        assert_eq!(
+            (jwk["kty"].as_str(), jwk["n"].as_str(), jwk["e"].as_str()),
+            (Some("RSA"), Some(RSA_2048_N), Some("AQAB"))
+        );
+        assert_eq!(
+            check.webcrypto_algorithms(),
+            (
+                r#"{"name":"RSASSA-PKCS1-v1_5","hash":"SHA-256"}"#,
+                r#"{"name":"RSASSA-PKCS1-v1_5"}"#
+            )
+        );
+        assert_eq!(check.kid(), Some("r"));
+        // A signature of the modulus' length: the outside verdict decides, either way.
+        assert!(check.well_formed());
+        assert!(check.finish(true).is_ok());
+        assert_eq!(check.finish(false).unwrap_err().0, "signature is invalid");
+        // Any other length is refused whatever the verdict (RSA signatures have no fixed length to decode).
+        for len in [0, 255, 257, 512] {
+            let t = with_signature(json!({"alg": "RS256", "kid": "r"}), &vec![7; len]);
+            let check = runtime_check(&t, &keys, &policy())
+                .expect("screened")
+                .expect("RSA key");
+            assert!(!check.well_formed(), "{len}");
+            assert_eq!(
+                check.finish(true).unwrap_err().0,
+                "signature is invalid",
+                "{len}"
+            );
+        }
+        let es = with_signature(json!({"alg": "ES256", "kid": "e"}), &[7; 64]);
+        let check = runtime_check(&es, &keys, &policy())
+            .expect("screened")
+            .expect("EC key");
+        let jwk: Value = serde_json::from_str(check.jwk()).expect("json");
+        assert_eq!(
+            (jwk["crv"].as_str(), jwk["x"].as_str(), jwk["y"].as_str()),
+            (Some("P-256"), Some(P256_X), Some(P256_Y))
+        );
+        assert_eq!(
+            check.webcrypto_algorithms(),
+            (
+                r#"{"name":"ECDSA","namedCurve":"P-256"}"#,
+                r#"{"name":"ECDSA","hash":"SHA-256"}"#
+            )
+        );
+        let der = with_signature(json!({"alg": "ES256", "kid": "e"}), &[7; 72]);
+        let check = runtime_check(&der, &keys, &policy())
+            .expect("screened")
+            .expect("EC key");
+        assert_eq!(check.finish(true).unwrap_err().0, "signature is invalid");
     }
 }
