@@ -112,16 +112,19 @@ thread_local! {
 }
 
 /// 16 random bytes from WebCrypto (`getRandomValues`, drawn from a per-isolate pool of its output), falling back to
-/// `Math.random` if that ever fails.
+/// `Math.random` for this draw only if that ever fails (the pool never holds fallback bytes, so the next draw asks
+/// WebCrypto again).
 pub fn random_bytes() -> [u8; 16] {
     POOL.with(|cell| {
         let mut pool = cell.borrow_mut();
         let (bytes, used) = &mut *pool;
         if *used + 16 > POOL_BYTES {
             if getrandom::getrandom(bytes).is_err() {
-                for b in bytes.iter_mut() {
+                let mut out = [0u8; 16];
+                for b in &mut out {
                     *b = (js_sys::Math::random() * 256.0) as u8;
                 }
+                return out;
             }
             *used = 0;
         }

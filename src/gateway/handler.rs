@@ -285,7 +285,7 @@ async fn verify_bearer(
 }
 
 /// One verification of a bearer token: from the isolate's memory of verified tokens when it was seen with this key
-/// set, else its signature is checked (WebCrypto for Ed25519 keys) and, if it passes, remembered.
+/// set, else its signature is checked (by WebCrypto for RS256, ES256 and EdDSA keys) and, if it passes, remembered.
 async fn verify_token(
     call: &Call,
     authorization: Option<&str>,
@@ -345,68 +345,108 @@ async fn check_signature(
         return check.finish(false);
     }
     match webcrypto_verify(&check).await {
-        Some(valid) => check.finish(valid),
-        None => {
-            WEBCRYPTO_FAILED.with(|warned| {
-                if !warned.replace(true) {
-                    worker::console_warn!(
-                        "{}",
-                        serde_json::json!({"msg": "webcrypto verify unavailable; verifying in wasm"})
-                    );
+        Ok(valid) => check.finish(valid),
+        Err(failure) => {
+            let first = match failure {
+                // Remembered per key: said once when the import failed, and not retried for that key.
+                WebCryptoFailure::Import { first } => first,
+                WebCryptoFailure::Verify => {
+                    !WEBCRYPTO_VERIFY_FAILED.with(|said| said.replace(true))
                 }
-            });
+            };
+            if first {
+                worker::console_warn!(
+                    "{}",
+                    serde_json::json!({"msg": "webcrypto could not verify; verifying in wasm",
+                        "kid": check.kid(), "step": failure.step()})
+                );
+            }
             jwt::verify_signature(token, keys, policy)
         }
     }
 }
 
+/// Why WebCrypto gave no verdict.
+#[derive(Debug, Clone, Copy)]
+enum WebCryptoFailure {
+    /// The key could not be imported (`first`: this request found out, rather than the memory of an earlier one).
+    Import { first: bool },
+    /// `verify` threw or rejected.
+    Verify,
+}
+
+impl WebCryptoFailure {
+    fn step(self) -> &'static str {
+        match self {
+            Self::Import { .. } => "importKey",
+            Self::Verify => "verify",
+        }
+    }
+}
+
 thread_local! {
-    /// Whether this isolate already said that WebCrypto could not verify (said once, then wasm quietly verifies).
-    static WEBCRYPTO_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// Public keys imported into WebCrypto, by their JWK (at most [`WEBCRYPTO_KEYS`]).
-    static WEBCRYPTO_KEYS_IMPORTED: RefCell<HashMap<String, web_sys::CryptoKey>> = RefCell::new(HashMap::new());
+    /// Whether this isolate already said that a WebCrypto `verify` failed (said once; wasm verifies meanwhile).
+    static WEBCRYPTO_VERIFY_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Public keys imported into WebCrypto, by their import algorithm and JWK (at most [`WEBCRYPTO_KEYS`]); `None`
+    /// for a key WebCrypto refused to import, so it is not tried again on every request.
+    static WEBCRYPTO_KEYS_IMPORTED: RefCell<HashMap<(&'static str, String), Option<web_sys::CryptoKey>>> =
+        RefCell::new(HashMap::new());
 }
 
 /// Bound on imported keys kept: a JWKS holds a handful; a rotation or a hostile document cannot grow it further.
 const WEBCRYPTO_KEYS: usize = 64;
 
-/// `crypto.subtle.verify(…)` of the check's signature over its message, or `None` when WebCrypto could not answer
-/// (import or verify threw or rejected).
-async fn webcrypto_verify(check: &jwt::RuntimeCheck<'_, '_>) -> Option<bool> {
-    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let subtle = global.crypto().ok()?.subtle();
+/// `crypto.subtle.verify(…)` of the check's signature over its message, or why WebCrypto could not answer.
+async fn webcrypto_verify(check: &jwt::RuntimeCheck<'_, '_>) -> Result<bool, WebCryptoFailure> {
     let (import_as, verify_as) = check.webcrypto_algorithms();
-    let known = WEBCRYPTO_KEYS_IMPORTED.with(|keys| keys.borrow().get(check.jwk()).cloned());
+    let id = (import_as, check.jwk().to_owned());
+    let known = WEBCRYPTO_KEYS_IMPORTED.with(|keys| keys.borrow().get(&id).cloned());
     let key = match known {
-        Some(key) => key,
+        Some(Some(key)) => key,
+        Some(None) => return Err(WebCryptoFailure::Import { first: false }),
         None => {
-            let usages = js_sys::Array::of1(&JsValue::from_str("verify"));
-            let jwk: js_sys::Object = js_sys::JSON::parse(check.jwk()).ok()?.dyn_into().ok()?;
-            let algorithm: js_sys::Object = js_sys::JSON::parse(import_as).ok()?.dyn_into().ok()?;
-            let imported = subtle
-                .import_key_with_object("jwk", &jwk, &algorithm, false, &usages)
-                .ok()?;
-            let key: web_sys::CryptoKey = JsFuture::from(imported).await.ok()?.dyn_into().ok()?;
+            let imported = webcrypto_import(check.jwk(), import_as).await;
             WEBCRYPTO_KEYS_IMPORTED.with(|keys| {
                 let mut keys = keys.borrow_mut();
                 if keys.len() >= WEBCRYPTO_KEYS {
                     keys.clear();
                 }
-                keys.insert(check.jwk().to_owned(), key.clone());
+                keys.insert(id, imported.clone());
             });
-            key
+            imported.ok_or(WebCryptoFailure::Import { first: true })?
         }
     };
-    let algorithm: js_sys::Object = js_sys::JSON::parse(verify_as).ok()?.dyn_into().ok()?;
-    let verdict = subtle
-        .verify_with_object_and_js_u8_array_and_js_u8_array(
-            &algorithm,
-            &key,
-            &js_sys::Uint8Array::from(check.signature()),
-            &js_sys::Uint8Array::from(check.message()),
-        )
+    let verdict = async {
+        let subtle = subtle_crypto()?;
+        let algorithm: js_sys::Object = js_sys::JSON::parse(verify_as).ok()?.dyn_into().ok()?;
+        let promise = subtle
+            .verify_with_object_and_js_u8_array_and_js_u8_array(
+                &algorithm,
+                &key,
+                &js_sys::Uint8Array::from(check.signature()),
+                &js_sys::Uint8Array::from(check.message()),
+            )
+            .ok()?;
+        JsFuture::from(promise).await.ok()?.as_bool()
+    };
+    verdict.await.ok_or(WebCryptoFailure::Verify)
+}
+
+/// `crypto.subtle.importKey("jwk", jwk, algorithm, false, ["verify"])`, or `None` if it throws or rejects.
+async fn webcrypto_import(jwk: &str, algorithm: &str) -> Option<web_sys::CryptoKey> {
+    let subtle = subtle_crypto()?;
+    let usages = js_sys::Array::of1(&JsValue::from_str("verify"));
+    let jwk: js_sys::Object = js_sys::JSON::parse(jwk).ok()?.dyn_into().ok()?;
+    let algorithm: js_sys::Object = js_sys::JSON::parse(algorithm).ok()?.dyn_into().ok()?;
+    let promise = subtle
+        .import_key_with_object("jwk", &jwk, &algorithm, false, &usages)
         .ok()?;
-    JsFuture::from(verdict).await.ok()?.as_bool()
+    JsFuture::from(promise).await.ok()?.dyn_into().ok()
+}
+
+fn subtle_crypto() -> Option<web_sys::SubtleCrypto> {
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    Some(global.crypto().ok()?.subtle())
 }
 
 thread_local! {
@@ -818,10 +858,10 @@ async fn fetch_and_store(
     if storable {
         let meta = StoredMeta {
             stored_at_ms: respond::now_ms(),
-            ttl_ms: jittered_ttl_ms(
-                policy.ttl,
-                [respond::random_bytes()[0], respond::random_bytes()[1]],
-            ),
+            ttl_ms: jittered_ttl_ms(policy.ttl, {
+                let [a, b, ..] = respond::random_bytes();
+                [a, b]
+            }),
             swr_ms: policy.stale_while_revalidate * 1000,
             sie_ms: policy.stale_if_error * 1000,
             tags: fetched.tags.clone(),
