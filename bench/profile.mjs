@@ -40,15 +40,20 @@ async function roomLoad(seconds, receivers = 10) {
     const provider = new WebsocketProvider(rust.url.href.replace(/^http/, "ws") + "rooms/profile", "ws", doc, { WebSocketPolyfill: WebSocket, params: { ticket: t.ticket }, disableBc: true });
     clients.push({ doc, provider, text: doc.getText("text") });
   }
-  const tick = () => new Promise((r) => setImmediate(r));
-  while (!clients.every((c) => c.provider.synced)) await tick();
+  // Event-driven waits (a setImmediate spin would take a core from workerd while it is being profiled).
+  await Promise.all(clients.map((c) => (c.provider.synced ? null : new Promise((r) => c.provider.once("sync", r)))));
   const [sender, ...rest] = clients;
+  const reached = (c, want) =>
+    c.text.length >= want ? null : new Promise((r) => {
+      const seen = () => { if (c.text.length >= want) { c.doc.off("update", seen); r(); } };
+      c.doc.on("update", seen);
+    });
   const end = Date.now() + seconds * 1000;
   let updates = 0;
   while (Date.now() < end) {
     sender.text.insert(sender.text.length, "x");
     const want = sender.text.length;
-    while (!rest.every((c) => c.text.length >= want)) await tick();
+    await Promise.all(rest.map((c) => reached(c, want)));
     updates++;
   }
   for (const c of clients) { c.provider.destroy(); c.doc.destroy(); }
