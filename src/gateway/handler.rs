@@ -336,9 +336,9 @@ async fn check_signature(
     keys: &Jwks,
     policy: &JwtPolicy,
 ) -> Result<jwt::Signed, jwt::JwtError> {
-    let check = match jwt::runtime_check(token, keys, policy)? {
-        Some(check) => check,
-        None => return jwt::verify_signature(token, keys, policy),
+    let check = match jwt::screen(token, keys, policy)?.verifier() {
+        jwt::Verifier::Runtime(check) => check,
+        jwt::Verifier::Here(screened) => return screened.verify(),
     };
     if !check.well_formed() {
         // Not a signature this key could have made: refused before any arithmetic.
@@ -361,7 +361,7 @@ async fn check_signature(
                         "kid": check.kid(), "step": failure.step()})
                 );
             }
-            jwt::verify_signature(token, keys, policy)
+            check.verify_here()
         }
     }
 }

@@ -2,7 +2,7 @@
 //! per-key algorithm allow-list, key selection by `kid`, signature checks for HS256, RS256, ES256 and EdDSA, and the
 //! claim rules (`exp`/`nbf`/`iat` with leeway, `iss`, `aud`, `sub`). Every refusal carries a short description that
 //! becomes `WWW-Authenticate: Bearer error="invalid_token", error_description="…"`. Pure: `now` is a parameter, and
-//! the one step the edge does better natively — public-key arithmetic — can be handed out ([`runtime_check`]).
+//! the one step the edge does better natively — public-key arithmetic — can be handed out ([`Screened::verifier`]).
 
 use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Rsa, RsaPublicKey};
 use jwt_compact::jwk::JsonWebKey;
@@ -307,49 +307,76 @@ impl Signed {
 /// The signature half of [`verify`]: size cap, structure, `alg` (never `none`, always one the selected key allows),
 /// key selection by `kid`, and the signature.
 pub fn verify_signature(token: &str, jwks: &Jwks, policy: &JwtPolicy) -> Result<Signed, JwtError> {
-    let (untrusted, key) = screen(token, jwks, policy)?;
-    let checked = match &key.material {
-        Material::Hs256(k) => Hs256.validator::<Custom>(k).validate(&untrusted),
-        Material::Rs256(k) => Rsa::rs256().validator::<Custom>(k).validate(&untrusted),
-        Material::Es256(k) => Es256.validator::<Custom>(k).validate(&untrusted),
-        Material::EdDsa(k) => Ed25519.validator::<Custom>(k).validate(&untrusted),
-    };
-    signed(checked)
+    screen(token, jwks, policy)?.verify()
 }
 
-/// For a token whose key is asymmetric (RS256, ES256, EdDSA), the signature check handed to someone else — the
-/// runtime's WebCrypto, which verifies natively where jwt-compact's arithmetic runs in wasm (a proxied request
-/// verifying its EdDSA token cost 958 µs of workerd CPU with the wasm check and 709 µs with WebCrypto,
-/// bench/ab.mjs). Everything else stays here: the same screening as [`verify_signature`] first, and
-/// [`RuntimeCheck::finish`] runs jwt-compact's own validation (algorithm, signature encoding, claims) with the
-/// outside verdict as the one step it did not do. `None` for an HS256 key: a keyed hash is cheap in wasm, and the
-/// secret stays out of the runtime's key store.
-pub fn runtime_check<'t, 'k>(
+/// A token that passed [`screen`], with the key its `kid` selected: its signature is checked here
+/// ([`verify`](Self::verify)) or, for an asymmetric key, handed to an outside verifier ([`verifier`](Self::verifier)).
+pub struct Screened<'t, 'k> {
     token: &'t str,
-    jwks: &'k Jwks,
-    policy: &JwtPolicy,
-) -> Result<Option<RuntimeCheck<'t, 'k>>, JwtError> {
-    let (untrusted, key) = screen(token, jwks, policy)?;
-    let Some(public) = &key.public else {
-        return Ok(None);
-    };
-    // The signing input is everything before the last dot (screening proved the token has three parts).
-    let message = token.rsplit_once('.').map_or(token, |(input, _)| input);
-    Ok(Some(RuntimeCheck {
-        untrusted,
-        key,
-        public,
-        message,
-    }))
+    untrusted: UntrustedToken<'t>,
+    key: &'k Key,
+}
+
+impl<'t, 'k> Screened<'t, 'k> {
+    /// The signature checked by jwt-compact's own arithmetic (in wasm).
+    pub fn verify(&self) -> Result<Signed, JwtError> {
+        self.validate(None)
+    }
+
+    /// Who checks the signature. For an asymmetric key (RS256, ES256, EdDSA), someone else — the runtime's
+    /// WebCrypto, which verifies natively where jwt-compact's arithmetic runs in wasm (a proxied request verifying
+    /// its EdDSA token cost 958 µs of workerd CPU with the wasm check and 709 µs with WebCrypto, bench/ab.mjs).
+    /// Everything else stays here: the screening already done, and [`RuntimeCheck::finish`] runs jwt-compact's own
+    /// validation (algorithm, signature encoding, claims) with the outside verdict as the one step it did not do.
+    /// For an HS256 key, this module: a keyed hash is cheap in wasm, and the secret stays out of the runtime's key
+    /// store.
+    pub fn verifier(self) -> Verifier<'t, 'k> {
+        match &self.key.public {
+            Some(public) => Verifier::Runtime(RuntimeCheck {
+                screened: self,
+                public,
+            }),
+            None => Verifier::Here(self),
+        }
+    }
+
+    /// jwt-compact's validation, with `verdict` (when given) standing in for its signature arithmetic.
+    fn validate(&self, verdict: Option<bool>) -> Result<Signed, JwtError> {
+        fn run<A: Algorithm>(
+            alg: A,
+            key: &A::VerifyingKey,
+            verdict: Option<bool>,
+            token: &UntrustedToken<'_>,
+        ) -> Result<jwt_compact::Token<Custom>, ValidationError> {
+            match verdict {
+                None => alg.validator::<Custom>(key).validate(token),
+                Some(valid) => Verdict(alg, valid).validator::<Custom>(key).validate(token),
+            }
+        }
+        let u = &self.untrusted;
+        signed(match &self.key.material {
+            Material::Hs256(k) => run(Hs256, k, verdict, u),
+            Material::Rs256(k) => run(Rsa::rs256(), k, verdict, u),
+            Material::Es256(k) => run(Es256, k, verdict, u),
+            Material::EdDsa(k) => run(Ed25519, k, verdict, u),
+        })
+    }
+}
+
+/// Where a screened token's signature is checked (see [`Screened::verifier`]).
+pub enum Verifier<'t, 'k> {
+    /// By [`Screened::verify`].
+    Here(Screened<'t, 'k>),
+    /// By an outside verifier, then [`RuntimeCheck::finish`].
+    Runtime(RuntimeCheck<'t, 'k>),
 }
 
 /// A signature still to verify: the key (as a public JWK), the WebCrypto algorithm, the signing input and the
 /// signature bytes, for a verifier outside this module.
 pub struct RuntimeCheck<'t, 'k> {
-    untrusted: UntrustedToken<'t>,
-    key: &'k Key,
+    screened: Screened<'t, 'k>,
     public: &'k PublicKeyInfo,
-    message: &'t str,
 }
 
 impl RuntimeCheck<'_, '_> {
@@ -360,7 +387,7 @@ impl RuntimeCheck<'_, '_> {
 
     /// The key's `kid`, to name it in diagnostics.
     pub fn kid(&self) -> Option<&str> {
-        self.key.kid.as_deref()
+        self.screened.key.kid.as_deref()
     }
 
     /// WebCrypto's `importKey` algorithm and `verify` algorithm for this key, as JSON objects.
@@ -368,14 +395,19 @@ impl RuntimeCheck<'_, '_> {
         (self.public.import_as, self.public.verify_as)
     }
 
-    /// The bytes the signature covers (`header.payload`, base64url as sent).
+    /// The bytes the signature covers (`header.payload`, base64url as sent: everything before the last dot, and
+    /// screening proved the token has three parts).
     pub fn message(&self) -> &[u8] {
-        self.message.as_bytes()
+        let token = self.screened.token;
+        token
+            .rsplit_once('.')
+            .map_or(token, |(input, _)| input)
+            .as_bytes()
     }
 
     /// The signature as decoded from the token.
     pub fn signature(&self) -> &[u8] {
-        self.untrusted.signature_bytes()
+        self.screened.untrusted.signature_bytes()
     }
 
     /// Whether the signature has the length this key's signatures have: anything else is refused by
@@ -388,16 +420,12 @@ impl RuntimeCheck<'_, '_> {
     /// with that verdict standing in for its own arithmetic, so a malformed signature, claims that are not JSON
     /// and a false verdict are refused exactly as [`verify_signature`] refuses them.
     pub fn finish(&self, valid: bool) -> Result<Signed, JwtError> {
-        let valid = valid && self.well_formed();
-        let u = &self.untrusted;
-        signed(match &self.key.material {
-            Material::Hs256(k) => Verdict(Hs256, valid).validator::<Custom>(k).validate(u),
-            Material::Rs256(k) => Verdict(Rsa::rs256(), valid)
-                .validator::<Custom>(k)
-                .validate(u),
-            Material::Es256(k) => Verdict(Es256, valid).validator::<Custom>(k).validate(u),
-            Material::EdDsa(k) => Verdict(Ed25519, valid).validator::<Custom>(k).validate(u),
-        })
+        self.screened.validate(Some(valid && self.well_formed()))
+    }
+
+    /// The signature checked here after all (when the outside verifier cannot answer).
+    pub fn verify_here(&self) -> Result<Signed, JwtError> {
+        self.screened.verify()
     }
 }
 
@@ -425,11 +453,11 @@ impl<A: Algorithm> Algorithm for Verdict<A> {
 
 /// The checks before any signature arithmetic: size cap, structure, `alg` (never `none`, always one the selected
 /// key allows) and key selection by `kid`.
-fn screen<'t, 'k>(
+pub fn screen<'t, 'k>(
     token: &'t str,
     jwks: &'k Jwks,
     policy: &JwtPolicy,
-) -> Result<(UntrustedToken<'t>, &'k Key), JwtError> {
+) -> Result<Screened<'t, 'k>, JwtError> {
     if token.len() > policy.max_token_bytes {
         return err(format!("token exceeds {} bytes", policy.max_token_bytes));
     }
@@ -455,7 +483,11 @@ fn screen<'t, 'k>(
     if !key.allowed.contains(&alg) {
         return err(format!("algorithm {alg_name} is not allowed for this key"));
     }
-    Ok((untrusted, key))
+    Ok(Screened {
+        token,
+        untrusted,
+        key,
+    })
 }
 
 /// jwt-compact's validation outcome as [`Signed`] claims or the refusal's description.
@@ -825,6 +857,18 @@ mod tests {
             assert!(failing.get_or_verify(|| err("nope")).is_err());
         }
         assert_eq!(failing.verifications(), 1, "a failure is remembered too");
+    }
+
+    /// The outside check of `token`, `None` for an HMAC key.
+    fn runtime_check<'t, 'k>(
+        token: &'t str,
+        jwks: &'k Jwks,
+        policy: &JwtPolicy,
+    ) -> Result<Option<RuntimeCheck<'t, 'k>>, JwtError> {
+        Ok(match screen(token, jwks, policy)?.verifier() {
+            Verifier::Runtime(check) => Some(check),
+            Verifier::Here(_) => None,
+        })
     }
 
     /// An EdDSA token under the fixed test key pair, and that key set (public half only).
