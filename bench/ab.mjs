@@ -4,7 +4,7 @@
 // gateway beside them. Alternates many short rounds (BENCH_ROUNDS, default 15, of BENCH_SECONDS, default 1) and
 // prints each case's median and the median of per-round ratios, for req/s and for workerd CPU per request, with the
 // Workers pinned to their own core (lib.mjs pinWorkers). Not part of bench/run.mjs: it is a tool for one change.
-import { alternate, benchOrigin, benchToken, ensureWrk, pairedRatio, pinWorkers, report, serveEdgekit, serveScript } from "./lib.mjs";
+import { alternate, benchOrigin, benchToken, ensureWrk, pairedRatios, pinWorkers, report, serveEdgekit, serveScript } from "./lib.mjs";
 
 const [dirA, dirB, path = "api/items/42?fields=name"] = process.argv.slice(2);
 if (!dirA || !dirB) throw new Error("usage: node bench/ab.mjs DIR_A DIR_B [path]");
@@ -49,9 +49,8 @@ try {
     `/${path}, ${ALG} token, ${ROUNDS} alternating rounds of ${SECONDS} s, wrk -t2 -c32${pinned ? ", Workers pinned to core 1" : ""}`,
     await alternate(cases, { rounds: ROUNDS, seconds: SECONDS }),
   );
-  pairedRatio("req/s, B / A", rows[1], rows[0]);
-  pairedRatio("CPU per request, B / A (lower is better)", rows[1], rows[0], "cpuUs");
-  if (rows[2]) pairedRatio("CPU per request, B / JS gateway (lower is better)", rows[1], rows[2], "cpuUs");
+  pairedRatios("B / A", rows[1], rows[0]);
+  if (rows[2]) pairedRatios("B / JS gateway", rows[1], rows[2]);
 } finally {
   for (const side of sides) await side.stop();
   origin.close();

@@ -6,7 +6,7 @@
 // one origin on 127.0.0.1, the Workers pinned to their own core (lib.mjs pinWorkers). Prints each case's median run
 // and the median of the per-round ratios, for req/s, p99 and the workerd CPU time each request cost.
 import assert from "node:assert/strict";
-import { alternate, benchOrigin, benchToken, ensureWrk, loadAsync, pairedRatio, pinWorkers, report, serveEdgekit, serveScript } from "./lib.mjs";
+import { alternate, benchOrigin, benchToken, ensureWrk, loadAsync, pairedRatios, pinWorkers, report, serveEdgekit, serveScript } from "./lib.mjs";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
@@ -64,12 +64,8 @@ try {
       each,
     ),
   );
-  pairedRatio("req/s, Rust / JS, verified-token memory", proxied[0], proxied[1]);
-  pairedRatio("p99 latency, Rust / JS, verified-token memory (lower is better)", proxied[0], proxied[1], "p99");
-  pairedRatio("workerd CPU per request, Rust / JS, verified-token memory (lower is better)", proxied[0], proxied[1], "cpuUs");
-  pairedRatio("req/s, Rust / JS, every signature verified", proxied[2], proxied[3]);
-  pairedRatio("p99 latency, Rust / JS, every signature verified (lower is better)", proxied[2], proxied[3], "p99");
-  pairedRatio("workerd CPU per request, Rust / JS, every signature verified (lower is better)", proxied[2], proxied[3], "cpuUs");
+  pairedRatios("Rust / JS, verified-token memory", proxied[0], proxied[1]);
+  pairedRatios("Rust / JS, every signature verified", proxied[2], proxied[3]);
 
   await warm(`${rust.url}cached/catalog`);
   await warm(`${jsHello.url}health`);
@@ -89,11 +85,8 @@ try {
       each,
     ),
   );
-  pairedRatio("req/s, Rust cached GET / JS hello", cached[0], cached[1]);
-  pairedRatio("p99 latency, Rust / JS (lower is better)", cached[0], cached[1], "p99");
-  pairedRatio("workerd CPU per request, Rust cached GET / JS hello (lower is better)", cached[0], cached[1], "cpuUs");
-  pairedRatio("req/s, Rust cached GET / JS cached GET", cached[0], cached[2]);
-  pairedRatio("workerd CPU per request, Rust cached GET / JS cached GET (lower is better)", cached[0], cached[2], "cpuUs");
+  pairedRatios("Rust cached GET / JS hello", cached[0], cached[1]);
+  pairedRatios("Rust cached GET / JS cached GET", cached[0], cached[2]);
 } finally {
   for (const side of [...gateways, jsHello, jsCached]) await side.stop();
   origin.close();

@@ -196,6 +196,15 @@ export async function alternate(cases, { rounds = 3, seconds = 5 } = {}) {
   });
 }
 
+/** `pairedRatio` for req/s, p99 latency and (where it was measured) workerd CPU per request, as "… a / b". */
+export function pairedRatios(label, a, b) {
+  pairedRatio(`req/s, ${label}`, a, b);
+  pairedRatio(`p99 latency, ${label} (lower is better)`, a, b, "p99");
+  if ([...a.runs, ...b.runs].every((run) => Number.isFinite(run.cpuUs))) {
+    pairedRatio(`workerd CPU per request, ${label} (lower is better)`, a, b, "cpuUs");
+  }
+}
+
 /** The median over rounds of a / b, each round's pair measured back to back; prints every round's ratio too. */
 export function pairedRatio(label, a, b, field = "rps") {
   const each = a.runs.map((run, k) => run[field] / b.runs[k][field]);

@@ -7,21 +7,14 @@
 // Besides the top functions it prints self time by group — wasm, wasm-bindgen glue (index.js), the JS reference,
 // runtime built-ins, idle, GC — also per request, with the Worker pinned to its own core as in the benchmarks.
 // Not a benchmark (bench/run.mjs skips it): it is how the eager `request.cf` read was found.
-import { createServer } from "node:http";
-import { generateKeyPairSync, sign } from "node:crypto";
 import WebSocket from "ws";
 import * as Y from "yjs";
 import { WebsocketProvider } from "y-websocket";
-import { ensureWrk, loadAsync, pinWorkers, serveEdgekit, serveScript } from "./lib.mjs";
-const origin = createServer((req, res) => { res.writeHead(200, { "content-type": "application/json", "content-length": 2 }); res.end("{}"); });
-await new Promise((r) => origin.listen(0, "127.0.0.1", r));
-const originUrl = `http://127.0.0.1:${origin.address().port}`;
-const { privateKey, publicKey } = generateKeyPairSync("ed25519");
-const jwks = JSON.stringify({ keys: [{ ...publicKey.export({ format: "jwk" }), kid: "bench", alg: "EdDSA", use: "sig" }] });
-const now = Math.floor(Date.now() / 1000);
-const part = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
-const input = `${part({ alg: "EdDSA", typ: "JWT", kid: "bench" })}.${part({ iss: "edgekit", aud: "edgekit-api", sub: "u", iat: now, exp: now + 3600 })}`;
-const AUTH = { authorization: `Bearer ${input}.${sign(null, Buffer.from(input), privateKey).toString("base64url")}` };
+import { benchOrigin, benchToken, ensureWrk, loadAsync, pinWorkers, serveEdgekit, serveScript } from "./lib.mjs";
+const origin = await benchOrigin();
+const originUrl = origin.url;
+const { jwks, authorization } = benchToken();
+const AUTH = { authorization };
 const PORT = Number(process.env.INSPECTOR_PORT ?? 9339);
 ensureWrk();
 const rust = process.env.PROFILE_JS
