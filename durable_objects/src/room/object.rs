@@ -486,6 +486,11 @@ impl Room {
                 }
             }
             Message::Awareness(update) => {
+                // Like the y-websocket server, news goes to every socket (the sender's echo keeps it alive); what
+                // is not news (the copies every client sends back) goes nowhere, without touching the attachment.
+                if !self.inner.borrow().presence.has_news(&update.entries) {
+                    return Ok(());
+                }
                 let mut attachment = Self::attachment(ws);
                 let mut announced: Announced = attachment.announced.iter().copied().collect();
                 let applied = self.inner.borrow_mut().presence.apply(
@@ -497,12 +502,8 @@ impl Room {
                     attachment.announced = announced.into_iter().collect();
                     ws.serialize_attachment(&attachment)?;
                 }
-                // Like the y-websocket server, news goes to every socket (the sender's echo keeps it alive); what
-                // was not news (the copies every client sends back) goes nowhere.
                 let frame = if applied.fresh.len() == update.entries.len() {
                     wire::encode_awareness_raw(&update.raw)
-                } else if applied.fresh.is_empty() {
-                    return Ok(());
                 } else {
                     wire::encode_awareness(&applied.fresh)
                 };

@@ -51,13 +51,10 @@ impl Presence {
         entries: &[AwarenessEntry],
         announced: &mut Announced,
     ) -> Applied {
-        let before = announced.clone();
         let mut fresh = Vec::new();
+        let mut announced_changed = false;
         for e in entries {
-            let known = self.clients.get(&e.client_id);
-            let clock = known.map_or(0, |k| k.clock);
-            let present = known.is_some_and(|k| k.state.is_some());
-            if !(clock < e.clock || (clock == e.clock && e.state.is_none() && present)) {
+            if !self.is_news(e) {
                 continue;
             }
             self.clients.insert(
@@ -68,9 +65,9 @@ impl Presence {
                     socket,
                 },
             );
-            match e.state {
-                Some(_) => announced.insert(e.client_id, e.clock),
-                None => announced.remove(&e.client_id),
+            announced_changed |= match e.state {
+                Some(_) => announced.insert(e.client_id, e.clock) != Some(e.clock),
+                None => announced.remove(&e.client_id).is_some(),
             };
             fresh.push(e.clone());
         }
@@ -80,8 +77,23 @@ impl Presence {
         }
         Applied {
             fresh,
-            announced_changed: *announced != before,
+            announced_changed,
         }
+    }
+
+    /// Whether a message holds any news: most awareness messages are the copies every client sends back, and the
+    /// caller can drop those before reading the sending socket's record.
+    pub fn has_news(&self, entries: &[AwarenessEntry]) -> bool {
+        entries.iter().any(|e| self.is_news(e))
+    }
+
+    /// y-protocols' rule for one entry: a newer clock than the one known, or a removal of a present client at the
+    /// same clock.
+    fn is_news(&self, e: &AwarenessEntry) -> bool {
+        let known = self.clients.get(&e.client_id);
+        let clock = known.map_or(0, |k| k.clock);
+        let present = known.is_some_and(|k| k.state.is_some());
+        clock < e.clock || (clock == e.clock && e.state.is_none() && present)
     }
 
     /// Every present state, as entries for a newcomer (empty when nothing is known).
