@@ -3,10 +3,11 @@
 // reference hello Worker (bench/reference/health.mjs), as the issue asks, and against a JS Worker answering from
 // the Cache API (bench/reference/cached.mjs), which shows what the cache lookup itself costs. All on workerd, loaded one after the other with the same wrk
 // settings in this one run, in alternating rounds (BENCH_ROUNDS, default 9, of BENCH_SECONDS, default 2: on this noisy machine many short rounds gave steadier medians than a few long ones), against
-// one origin on 127.0.0.1, the Workers pinned to their own core (lib.mjs pinWorkers). Prints each case's median run
+// one origin on 127.0.0.1 — with (3) a Rust/wasm Worker that only forwards (bench/floor), the floor any wasm proxy
+// stands on — the Workers pinned to their own core (lib.mjs pinWorkers). Prints each case's median run
 // and the median of the per-round ratios, for req/s, p99 and the workerd CPU time each request cost.
 import assert from "node:assert/strict";
-import { alternate, benchOrigin, benchToken, ensureWrk, loadAsync, pairedRatios, pinWorkers, report, serveEdgekit, serveScript } from "./lib.mjs";
+import { alternate, benchOrigin, benchToken, ensureWrk, loadAsync, pairedRatios, pinWorkers, report, serveEdgekit, serveFloor, serveScript } from "./lib.mjs";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
@@ -31,8 +32,10 @@ const jsGateway = await reference("on");
 const jsNoCache = await reference("off");
 const jsHello = await serveScript("bench/reference/health.mjs");
 const jsCached = await serveScript("bench/reference/cached.mjs", { bindings: { ORIGIN: originUrl } });
+// The floor: a Rust/wasm Worker that only forwards (bench/floor) — what any wasm proxy pays before doing any work.
+const floor = await serveFloor(originUrl);
 const gateways = [rust, rustNoCache, jsGateway, jsNoCache];
-const pinned = pinWorkers([...gateways, jsHello, jsCached]);
+const pinned = pinWorkers([...gateways, jsHello, jsCached, floor]);
 try {
   for (const side of gateways) await (await side.mf.getKVNamespace("CONFIG_KV")).put("jwks", jwks);
   const API = "api/items/42?fields=name";
@@ -50,7 +53,7 @@ try {
   await hit.arrayBuffer();
 
   const warm = (url, headers) => loadAsync(url, { seconds: 2, connections: 8, headers });
-  for (const side of gateways) await warm(`${side.url}${API}`, AUTH);
+  for (const side of [...gateways, floor]) await warm(`${side.url}${API}`, AUTH);
   const each = { rounds: ROUNDS, seconds };
   const proxied = report(
     `JWT (EdDSA) verify + proxy to a local origin, wrk -t2 -c32, ${ROUNDS} alternating rounds of ${seconds} s (median run), 127.0.0.1${pinned ? ", Workers pinned to core 1" : ""}`,
@@ -60,12 +63,15 @@ try {
         { name: "reference gateway (JS), verified-token memory", url: `${jsGateway.url}${API}`, headers: AUTH, pid: jsGateway.pid },
         { name: "edgekit gateway (Rust/wasm), every signature verified", url: `${rustNoCache.url}${API}`, headers: AUTH, pid: rustNoCache.pid },
         { name: "reference gateway (JS), every signature verified", url: `${jsNoCache.url}${API}`, headers: AUTH, pid: jsNoCache.pid },
+        { name: "wasm floor: forward only, no auth/WAF/rewriting/timeout (Rust/wasm)", url: `${floor.url}${API}`, headers: AUTH, pid: floor.pid },
       ],
       each,
     ),
   );
   pairedRatios("Rust / JS, verified-token memory", proxied[0], proxied[1]);
   pairedRatios("Rust / JS, every signature verified", proxied[2], proxied[3]);
+  pairedRatios("wasm floor / JS, verified-token memory", proxied[4], proxied[1]);
+  pairedRatios("Rust / wasm floor, verified-token memory", proxied[0], proxied[4]);
 
   await warm(`${rust.url}cached/catalog`);
   await warm(`${jsHello.url}health`);
@@ -88,6 +94,6 @@ try {
   pairedRatios("Rust cached GET / JS hello", cached[0], cached[1]);
   pairedRatios("Rust cached GET / JS cached GET", cached[0], cached[2]);
 } finally {
-  for (const side of [...gateways, jsHello, jsCached]) await side.stop();
+  for (const side of [...gateways, jsHello, jsCached, floor]) await side.stop();
   origin.close();
 }

@@ -46,6 +46,33 @@ export async function serveScript(scriptPath, options = {}) {
   return { url, mf, pid: newChild(before), stop: () => mf.dispose() };
 }
 
+/**
+ * The wasm floor (bench/floor): a workers-rs Worker that only forwards each request to `origin` and hands back the
+ * answer. Built here with worker-build and the tools scripts/setup installed (its own target dir under target/),
+ * then served like the others.
+ */
+export async function serveFloor(origin) {
+  const cargoBin = `${process.env.CARGO_HOME ?? `${process.env.HOME}/.cargo`}/bin`;
+  const built = spawnSync("worker-build", ["--release"], {
+    cwd: resolve(ROOT, "bench/floor"),
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      ...process.env,
+      PATH: `${cargoBin}:${process.env.PATH}`,
+      CARGO_TARGET_DIR: resolve(ROOT, "target/bench-floor"),
+      WASM_BINDGEN_BIN: process.env.WASM_BINDGEN_BIN ?? `${cargoBin}/wasm-bindgen`,
+      WASM_OPT_BIN: process.env.WASM_OPT_BIN ?? resolve(ROOT, "node_modules/binaryen/bin/wasm-opt"),
+    },
+  });
+  if (built.status !== 0) throw new Error(`building bench/floor failed:\n${built.stderr}`);
+  const dir = resolve(ROOT, "bench/floor/build");
+  return serveScript(`${dir}/index.js`, {
+    modulesRoot: dir,
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    bindings: { ORIGIN: origin },
+  });
+}
+
 // Each served Worker runs in its own workerd process, a child of this one. Its CPU time over a load run, divided by
 // the requests served, is the Worker's cost per request: unlike req/s it does not move with whatever else the
 // (2-core) machine runs at the time — wrk, the origin, the other side's idle process.
