@@ -77,7 +77,26 @@ try {
   // Samples are 100 µs apart: a group's samples × 100 µs / requests is its CPU time per request (µs).
   const per = (v) => (stats.requests ? ` ${((v * 100) / stats.requests).toFixed(0).padStart(5)} µs/request` : "");
   for (const [k, v] of [...groups].sort((a, b) => b[1] - a[1])) console.log("group " + (100 * v / total).toFixed(1).padStart(5) + "%" + per(v), k);
-  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 45);
+  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.PROFILE_TOP ?? 45));
   for (const [k, v] of top) console.log((100 * v / total).toFixed(1).padStart(5) + "%", k.slice(0, 150));
+  if (process.env.PROFILE_INCLUSIVE) {
+    // Inclusive time (self + callees) of the functions whose name matches the regex: each sample counted once per
+    // function however deep the recursion.
+    const re = new RegExp(process.env.PROFILE_INCLUSIVE);
+    const byId = new Map(nodes.map((n) => [n.id, n]));
+    const parent = new Map();
+    for (const n of nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+    const inclusive = new Map();
+    for (const n of nodes) {
+      if (!n.hitCount) continue;
+      const seen = new Set();
+      for (let id = n.id; id !== undefined; id = parent.get(id)) {
+        const f = byId.get(id).callFrame.functionName || "(anon)";
+        if (re.test(f) && !seen.has(f)) { seen.add(f); inclusive.set(f, (inclusive.get(f) ?? 0) + n.hitCount); }
+      }
+    }
+    console.log("inclusive time:");
+    for (const [k, v] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, 60)) console.log((100 * v / total).toFixed(1).padStart(5) + "%" + per(v), k.slice(0, 140));
+  }
   ws.close();
 } finally { await rust.stop(); origin.close(); }
