@@ -51,7 +51,7 @@ export async function serveScript(scriptPath, options = {}) {
  * answer. Built here with worker-build and the tools scripts/setup installed (its own target dir under target/),
  * then served like the others.
  */
-export async function serveFloor(origin) {
+export async function serveFloor(origin, options = {}) {
   const cargoBin = `${process.env.CARGO_HOME ?? `${process.env.HOME}/.cargo`}/bin`;
   const built = spawnSync("worker-build", ["--release"], {
     cwd: resolve(ROOT, "bench/floor"),
@@ -70,6 +70,7 @@ export async function serveFloor(origin) {
     modulesRoot: dir,
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     bindings: { ORIGIN: origin },
+    ...options,
   });
 }
 

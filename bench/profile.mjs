@@ -4,23 +4,26 @@
 //                                     /cached/… through a gateway route with the api-public cache policy
 //   node bench/profile.mjs rooms      a Room object: one y-websocket client inserting, 10 receiving, for 6 s
 //   PROFILE_JS=1 node bench/profile.mjs /api/x   the JS reference gateway instead, to set the two side by side
+//   PROFILE_FLOOR=1 node bench/profile.mjs /api/x   the wasm floor (bench/floor: forwarding only)
 // Besides the top functions it prints self time by group — wasm, wasm-bindgen glue (index.js), the JS reference,
 // runtime built-ins, idle, GC — also per request, with the Worker pinned to its own core as in the benchmarks.
 // Not a benchmark (bench/run.mjs skips it): it is how the eager `request.cf` read was found.
 import WebSocket from "ws";
 import * as Y from "yjs";
 import { WebsocketProvider } from "y-websocket";
-import { benchOrigin, benchToken, ensureWrk, loadAsync, pinWorkers, serveEdgekit, serveScript } from "./lib.mjs";
+import { benchOrigin, benchToken, ensureWrk, loadAsync, pinWorkers, serveEdgekit, serveFloor, serveScript } from "./lib.mjs";
 const origin = await benchOrigin();
 const originUrl = origin.url;
 const { jwks, authorization } = benchToken();
 const AUTH = { authorization };
 const PORT = Number(process.env.INSPECTOR_PORT ?? 9339);
 ensureWrk();
-const rust = process.env.PROFILE_JS
+const rust = process.env.PROFILE_FLOOR
+  ? await serveFloor(originUrl, { inspectorPort: PORT })
+  : process.env.PROFILE_JS
   ? await serveScript("bench/reference/gateway.mjs", { kvNamespaces: ["CONFIG_KV"], bindings: { ORIGIN: originUrl, TOKEN_CACHE: "on" }, inspectorPort: PORT })
   : await serveEdgekit({ vars: { DEBUG_ROUTES: true, ROOMS_UPDATES_PER_SECOND: 10000, ROOMS_UPDATE_BURST: 100000, GATEWAY_ROUTES: [{ name: "api", path: "/api", upstream: originUrl, auth: "jwt" }, { name: "cached", path: "/cached", upstream: originUrl, cache: "api-public" }] }, workerOptions: { inspectorPort: PORT } });
-await (await rust.mf.getKVNamespace("CONFIG_KV")).put("jwks", jwks);
+if (!process.env.PROFILE_FLOOR) await (await rust.mf.getKVNamespace("CONFIG_KV")).put("jwks", jwks);
 pinWorkers([rust]);
 const PATH = (process.argv[2] ?? "/health").replace(/^\//, "");
 
