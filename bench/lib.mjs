@@ -208,6 +208,31 @@ export function ratio(label, numerator, denominator) {
 }
 
 /**
+ * Loads every case at the same time, `rounds` times, and prints each case's workerd CPU per request as the median
+ * of its per-round ratios to the first case. Sharing each round's conditions (the other tenants of this VM, CPU
+ * frequency, the load generator's own share of core 0), the cases' per-round ratios stay within a few percent where
+ * the same cases loaded one after another (alternate) varied by ±30% round to round. For deciding whether a change
+ * pays (bench/ab.mjs); latency figures under shared load mean little and are not reported. The first round warms up.
+ */
+export async function alongside(title, cases, { rounds = 11, seconds = 3, connections = 8 } = {}) {
+  const runs = cases.map(() => []);
+  for (let r = 0; r <= rounds; r++) {
+    const got = await Promise.all(cases.map((c) => loadAsync(c.url, { seconds, connections, headers: c.headers, pid: c.pid })));
+    if (r > 0) got.forEach((run, i) => runs[i].push(run));
+  }
+  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  console.log(`\n${title}: all ${cases.length} loaded at once, wrk -c${connections} each, ${rounds} rounds of ${seconds} s`);
+  console.log(`| case | workerd CPU µs/req (median) | CPU / first case (median of rounds) | rounds | errors |`);
+  console.log(`|---|---:|---:|---|---:|`);
+  return cases.map((c, i) => {
+    const ratios = runs[i].map((run, r) => run.cpuUs / runs[0][r].cpuUs);
+    const row = { name: c.name, cpuUs: median(runs[i].map((run) => run.cpuUs)), ratio: median(ratios), errors: runs[i].reduce((a, run) => a + run.errors, 0) };
+    console.log(`| ${c.name} | ${row.cpuUs.toFixed(0)} | ${row.ratio.toFixed(3)} | ${ratios.map((x) => x.toFixed(2)).join(" ")} | ${row.errors} |`);
+    return row;
+  });
+}
+
+/**
  * Loads each case in turn, `rounds` times over (a, b, …, a, b, …), so that machine load drifting during the run
  * falls on every case alike. Returns per case its median run (by req/s), with every run kept in `runs`.
  */
