@@ -19,6 +19,7 @@ use super::headers::{
     connection_tokens, forward_request_header, forward_response_header, forwarded_for,
 };
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
+use super::request_url::RequestUrl;
 use super::routes::{is_retryable_method, AuthPolicy, Matched, Route};
 use super::token_cache::{Recall, VerifiedTokens};
 use super::trace::{continue_or_start, TraceContext};
@@ -85,14 +86,15 @@ async fn proxy_route(
 ) -> ApiResult<Response> {
     let isolate = call.isolate.clone();
     let gateway = &isolate.config.gateway;
-    let url = call.req.url().or_internal("reading the request URL")?;
+    let serialised = call.req.inner().url();
+    let url = RequestUrl::split(&serialised);
 
     // WAF: request line and sizes first, the body below.
     let header_bytes: usize = incoming.iter().map(|(k, v)| k.len() + v.len()).sum();
     let content_length =
         header_list::get(incoming, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
     let hit = waf::inspect_sizes(&gateway.waf, header_bytes, content_length)
-        .or_else(|| waf::inspect_url(&gateway.waf, url.path(), url.query()));
+        .or_else(|| waf::inspect_url(&gateway.waf, url.path, url.query));
     waf_verdict(call, hit)?;
 
     // Authentication and permissions: a token is verified at most once per request.
@@ -124,7 +126,7 @@ async fn proxy_route(
         route,
         method,
         trace,
-        &url,
+        url,
         identity.as_ref(),
         content_length,
         incoming,
@@ -143,7 +145,7 @@ async fn forward(
     route: &Route,
     method: &str,
     trace: &TraceContext,
-    url: &worker::Url,
+    url: RequestUrl<'_>,
     identity: Option<&Verified>,
     content_length: Option<u64>,
     incoming: &[(String, String)],
@@ -156,7 +158,7 @@ async fn forward(
     let body = take_body(call, method, content_length, content_type).await?;
 
     let mut headers = origin_headers(call, incoming, url, trace, identity);
-    let target = route.upstream_url(url.path(), url.query());
+    let target = route.upstream_url(url.path, url.query);
     let cacheable = matches!(method, "GET" | "HEAD");
     if let (true, Some(policy_name)) = (cacheable, &route.cache) {
         let policy = gateway
@@ -165,7 +167,7 @@ async fn forward(
             .ok_or_else(|| ApiError::internal(format!("cache policy {policy_name} vanished")))?
             .clone();
         let user = identity.map(|u| u.sub.as_str());
-        if let Some(key) = cache_key(&route.name, url.path(), url.query(), &policy, user) {
+        if let Some(key) = cache_key(&route.name, url.path, url.query, &policy, user) {
             headers.retain(|(k, _)| k != "authorization" || !policy.shared);
             let spec = Spec {
                 url: target,
@@ -187,14 +189,10 @@ async fn forward(
     let upstream = send(&target, method, &headers, &body, route.timeout_ms, retries).await;
     let origin_ms = respond::now_ms().saturating_sub(started);
     match upstream {
-        Ok(response) => {
-            let response = pass_through(response)?;
-            Ok(respond::with_header(
-                response,
-                "server-timing",
-                &format!("origin;dur={origin_ms}"),
-            ))
-        }
+        Ok(response) => Ok(pass_through(
+            response,
+            &[("server-timing".into(), format!("origin;dur={origin_ms}"))],
+        )),
         Err(failure) => Err(failure.into_error()),
     }
 }
@@ -457,7 +455,8 @@ thread_local! {
 
 /// The JWKS from KV, reused by this isolate for `GATEWAY_JWKS_TTL_SECONDS`.
 async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
-    let now = respond::now_ms();
+    // The request's arrival time: the runtime's clock only moves across I/O, and none precedes the token check.
+    let now = call.started_ms;
     let ttl_ms = call.isolate.config.gateway.jwks_ttl_secs * 1000;
     let cached = JWKS.with(|c| {
         c.borrow()
@@ -589,7 +588,7 @@ mod web_sys_stream {
 fn origin_headers(
     call: &Call,
     incoming: &[(String, String)],
-    url: &worker::Url,
+    url: RequestUrl<'_>,
     trace: &TraceContext,
     identity: Option<&Verified>,
 ) -> Vec<(String, String)> {
@@ -605,16 +604,9 @@ fn origin_headers(
     ) {
         out.push(("x-forwarded-for".into(), xff));
     }
-    out.push((
-        "x-forwarded-proto".into(),
-        url.scheme().trim_end_matches(':').to_owned(),
-    ));
-    if let Some(host) = url.host_str() {
-        let host = match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        };
-        out.push(("x-forwarded-host".into(), host));
+    out.push(("x-forwarded-proto".into(), url.scheme.to_owned()));
+    if !url.authority.is_empty() {
+        out.push(("x-forwarded-host".into(), url.authority.to_owned()));
     }
     out.push(("x-request-id".into(), call.request_id.clone()));
     out.push(("traceparent".into(), trace.header()));
@@ -653,7 +645,7 @@ async fn send(
     body: &OutBody,
     timeout_ms: u64,
     retries: u32,
-) -> Result<Response, Failure> {
+) -> Result<web_sys::Response, Failure> {
     let mut last = Failure::Unreachable("no attempt".into());
     for _ in 0..=retries {
         // The runtime's own timer (AbortSignal.timeout) rather than a wasm-side one raced against the fetch: no
@@ -675,7 +667,7 @@ async fn send(
             .await
             .and_then(|r| r.dyn_into::<web_sys::Response>());
         match answer {
-            Ok(response) => return Ok(Response::from(response)),
+            Ok(response) => return Ok(response),
             Err(_) if timeout.aborted() => last = Failure::Timeout(timeout_ms),
             Err(e) => last = Failure::Unreachable(worker::Error::from(e).to_string()),
         }
@@ -683,10 +675,11 @@ async fn send(
     Err(last)
 }
 
-/// The origin's response for the client: status and body (streamed) kept, hop-by-hop headers dropped.
-fn pass_through(response: Response) -> ApiResult<Response> {
-    let status = response.status_code();
-    let mut pairs = header_list::read(response.headers());
+/// The origin's response for the client: status and body (streamed) kept, hop-by-hop headers dropped, and
+/// `extra` lines appended (the origin leg's `Server-Timing`). Read straight from the runtime's response: wrapping it
+/// in a `worker::Response` first would also read its `webSocket` and `cf`, which a proxied answer never has.
+fn pass_through(response: web_sys::Response, extra: &[(String, String)]) -> Response {
+    let mut pairs = header_list::read(&worker::Headers(response.headers()));
     // The names the origin's `Connection` header lists are hop-by-hop for this response only.
     let listed = connection_tokens(header_list::get(&pairs, "connection"));
     pairs.retain(|(k, _)| forward_response_header(k, &listed));
@@ -698,11 +691,14 @@ fn pass_through(response: Response) -> ApiResult<Response> {
     {
         pairs.push(("content-encoding".into(), "identity".into()));
     }
-    let (_, body) = response.into_parts();
-    Ok(Response::builder()
-        .with_status(status)
-        .with_headers(header_list::build(&pairs))
-        .body(body))
+    let body = match response.body() {
+        Some(stream) => ResponseBody::Stream(stream),
+        None => ResponseBody::Empty,
+    };
+    Response::builder()
+        .with_status(response.status())
+        .with_headers(header_list::build(pairs.iter().chain(extra)))
+        .body(body)
 }
 
 // ---- edge cache -------------------------------------------------------------------------------------------------
@@ -807,15 +803,17 @@ async fn fetch_and_store(
     policy: &CachePolicy,
     slot: &Slot,
 ) -> Result<Rc<Fetched>, Failure> {
-    let mut response = send(
-        &spec.url,
-        "GET",
-        &spec.headers,
-        &OutBody::None,
-        spec.timeout_ms,
-        spec.retries,
-    )
-    .await?;
+    let mut response = Response::from(
+        send(
+            &spec.url,
+            "GET",
+            &spec.headers,
+            &OutBody::None,
+            spec.timeout_ms,
+            spec.retries,
+        )
+        .await?,
+    );
     let status = response.status_code();
     let pairs = header_list::read(response.headers());
     let listed = connection_tokens(header_list::get(&pairs, "connection"));

@@ -6,6 +6,7 @@ pub mod config;
 pub mod handler;
 pub mod headers;
 pub mod jwt;
+pub mod request_url;
 pub mod routes;
 pub mod token_cache;
 pub mod trace;
