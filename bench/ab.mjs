@@ -1,7 +1,8 @@
 // Two builds of edgekit side by side on one path, to decide whether a change pays: `node bench/ab.mjs DIR_A DIR_B
 // [path]` (each DIR a copy of build/, e.g. made with `cp -r build /tmp/a` before the change), default path a
 // JWT-authenticated gateway route proxied to a local origin, as bench/gateway.mjs measures it, with the JS reference
-// gateway and the wasm floor (bench/floor) beside them. All sides are loaded at the same time (lib.mjs alongside:
+// gateway and the two floors (bench/floor and bench/reference/forward.mjs: forwarding only, in Rust and in JS)
+// beside them. All sides are loaded at the same time (lib.mjs alongside:
 // per-round ratios within a few percent, where loading them in turn varied by ±30% on this VM), pinned to core 1,
 // and the figure is each side's workerd CPU per request as a ratio to A. Not part of bench/run.mjs: a tool for one
 // change. BENCH_ROUNDS (default 11) rounds of BENCH_SECONDS (default 3).
@@ -30,7 +31,8 @@ const js = await serveScript("bench/reference/gateway.mjs", {
   bindings: { ORIGIN: origin.url, TOKEN_CACHE: vars.GATEWAY_JWT_CACHE_ENTRIES === 0 ? "off" : "on" },
 });
 const floor = await serveFloor(origin.url);
-const sides = [a, b, js, floor];
+const jsFloor = await serveScript("bench/reference/forward.mjs", { bindings: { ORIGIN: origin.url } });
+const sides = [a, b, js, floor, jsFloor];
 const pinned = pinWorkers(sides);
 try {
   for (const side of [a, b, js]) await (await side.mf.getKVNamespace("CONFIG_KV")).put("jwks", jwks);
@@ -45,7 +47,8 @@ try {
     { name: `A ${dirA}`, url: `${a.url}${path}`, headers, pid: a.pid },
     { name: `B ${dirB}`, url: `${b.url}${path}`, headers, pid: b.pid },
     ...(ALG === "EdDSA" ? [{ name: "reference gateway (JS)", url: `${js.url}${api}`, headers, pid: js.pid }] : []),
-    { name: "wasm floor (forward only)", url: `${floor.url}${api}`, headers, pid: floor.pid },
+    { name: "wasm floor (bench/floor: forward only)", url: `${floor.url}${api}`, headers, pid: floor.pid },
+    { name: "JS floor (bench/reference/forward.mjs)", url: `${jsFloor.url}${api}`, headers, pid: jsFloor.pid },
   ], {
     rounds: Number(process.env.BENCH_ROUNDS ?? 11),
     seconds: Number(process.env.BENCH_SECONDS ?? 3),
