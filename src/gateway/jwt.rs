@@ -128,6 +128,15 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
             return Err(format!("use {usage:?} is not sig"));
         }
     }
+    // RFC 7517 §4.3: a key that lists its operations may be used for those only.
+    if let Some(ops) = value.get("key_ops") {
+        let Some(list) = ops.as_array() else {
+            return Err(format!("key_ops {ops} is not a list"));
+        };
+        if !list.iter().any(|op| op.as_str() == Some("verify")) {
+            return Err(format!("key_ops {ops} does not include verify"));
+        }
+    }
     let jwk: JsonWebKey<'_> =
         serde_json::from_value(value.clone()).map_err(|e| format!("not a JWK: {e}"))?;
     let (implied, material) = match &jwk {
@@ -809,14 +818,25 @@ mod tests {
                 {"kty": "oct", "kid": "h1", "k": K, "alg": "HS256"},
                 {"kty": "oct", "kid": "bad-alg", "k": K, "alg": "RS256"},
                 {"kty": "oct", "kid": "enc", "k": K, "use": "enc"},
+                {"kty": "oct", "kid": "sign-only", "k": K, "key_ops": ["sign"]},
+                {"kty": "oct", "kid": "ops-not-a-list", "k": K, "key_ops": "verify"},
+                {"kty": "oct", "kid": "h2", "k": K, "key_ops": ["sign", "verify"]},
                 {"kty": "XYZ", "kid": "weird"},
                 {"kty": "OKP", "kid": "short", "crv": "Ed25519", "x": "AAAA"},
             ]})
             .to_string(),
         )
         .expect("document parses");
-        assert_eq!(keys.len(), 1, "only the good key is kept");
-        assert_eq!(skipped.len(), 4, "{skipped:?}");
+        assert_eq!(keys.len(), 2, "only the good keys are kept");
+        assert_eq!(skipped.len(), 6, "{skipped:?}");
+        assert!(
+            skipped[2].starts_with("key 3: key_ops [\"sign\"] does not include verify"),
+            "{skipped:?}"
+        );
+        assert!(
+            skipped[3].starts_with("key 4: key_ops \"verify\" is not a list"),
+            "{skipped:?}"
+        );
         assert!(
             skipped[0].starts_with("key 1: alg \"RS256\""),
             "{skipped:?}"
