@@ -398,13 +398,18 @@ describe("JWT", () => {
     assert.equal(worker.jsonLogs().filter((l) => /webcrypto/.test(l.msg ?? "")).length, 0, "no WebCrypto fallback");
   });
 
-  test("a small-order Ed25519 key in the JWKS is skipped, so the signature forged for it is refused", async () => {
+  test("untrusted JWKS keys are skipped: a small-order Ed25519 key (whose forged signature is refused) and keys meant for other uses", async () => {
     // The identity point verifies R = identity, S = 0 over any message in verifiers without a small-order check.
     const identity = Buffer.alloc(32);
     identity[0] = 1;
     const fresh = makeKeys("weak-test-");
     const doc = jwksOf(keys, fresh);
     doc.keys.push({ kty: "OKP", crv: "Ed25519", x: b64url(identity), kid: "weak", alg: "EdDSA", use: "sig" });
+    // Sound keys that say they are not for verifying signatures (RFC 7517 `use`, `key_ops`).
+    const misuse = makeKeys("misuse-");
+    const ed = misuse["misuse-ed1"].publicJwk;
+    doc.keys.push({ ...ed, kid: "for-encryption", alg: "EdDSA", use: "enc" });
+    doc.keys.push({ ...ed, kid: "sign-only", alg: "EdDSA", key_ops: ["sign"] });
     await kv.put("jwks", JSON.stringify(doc));
     // The document was re-read once a key only it holds is accepted.
     await until(async () => {
@@ -417,6 +422,18 @@ describe("JWT", () => {
     assert.equal(r.status, 401);
     assert.equal(describeOf(r), "unknown key id");
     await r.arrayBuffer();
+    for (const kid of ["for-encryption", "sign-only"]) {
+      // Genuinely signed by the key's private half: refused because the key is not published for verifying.
+      const signed = token({ [kid]: misuse["misuse-ed1"] }, kid);
+      const refused = await worker.fetch("/gw/secure", { headers: bearer(signed) });
+      assert.equal(refused.status, 401, kid);
+      assert.equal(describeOf(refused), "unknown key id", kid);
+      await refused.arrayBuffer();
+    }
+    const reasons = worker.jsonLogs().filter((l) => l.msg === "jwks keys skipped").flatMap((l) => l.problems);
+    assert.ok(reasons.some((p) => /use "enc" is not sig/.test(p)), JSON.stringify(reasons));
+    assert.ok(reasons.some((p) => /key_ops \["sign"\] does not include verify/.test(p)), JSON.stringify(reasons));
+    assert.ok(reasons.some((p) => /weak or non-canonical Ed25519 key/.test(p)), JSON.stringify(reasons));
   });
 
   test("rotating keys is writing the JWKS to KV", async () => {
