@@ -204,6 +204,22 @@ describe("route table and proxy", () => {
     origin.reset();
   });
 
+  test("the timeout bounds the wait for the origin's answer, not the streaming of its body", async () => {
+    // The slow route's timeout is 300 ms; the origin answers at once and keeps streaming for 900 ms.
+    origin.handle(async (req, body, res) => {
+      res.writeHead(200, { "content-type": "text/plain" });
+      for (let i = 0; i < 3; i++) {
+        res.write(`chunk-${i};`);
+        await delay(300);
+      }
+      res.end("last");
+    });
+    const r = await worker.fetch("/gw/slow/stream");
+    assert.equal(r.status, 200);
+    assert.equal(await r.text(), "chunk-0;chunk-1;chunk-2;last", "the whole body arrives after the timeout has passed");
+    origin.reset();
+  });
+
   test("idempotent methods are retried after a connection failure; POST is not", async () => {
     let calls = 0;
     origin.reset();
@@ -510,6 +526,66 @@ describe("edge cache", () => {
     assert.ok(bodies.every((b) => b === "coalesced"), JSON.stringify(bodies.map((b, i) => [responses[i].status, b.slice(0, 200)])));
     assert.ok(responses.every((r) => r.status === 200));
     assert.equal(origin.requests.filter((r) => r.url.includes("stampede")).length, 1);
+  });
+
+  test("an answer meant for one requester (Set-Cookie, private, Vary) is neither stored nor handed to concurrent requests", async () => {
+    origin.reset();
+    let n = 0;
+    origin.handle(async (req, body, res) => {
+      const mine = ++n;
+      await delay(200);
+      res.writeHead(200, { "content-type": "text/plain", "set-cookie": `sid=${mine}; HttpOnly`, "cache-control": "no-cache" });
+      res.end(`session ${mine}`);
+    });
+    const path = `/gw/cached?cookie=${Date.now()}`;
+    const responses = await Promise.all(Array.from({ length: 5 }, () => worker.fetch(path)));
+    const cookies = responses.map((r) => r.headers.get("set-cookie"));
+    const bodies = await Promise.all(responses.map((r) => r.text()));
+    assert.equal(new Set(cookies).size, 5, `each request got its own cookie: ${cookies}`);
+    responses.forEach((r, i) => {
+      assert.equal(bodies[i], `session ${cookies[i].match(/sid=(\d+)/)[1]}`, "body and cookie from the same origin answer");
+      assert.equal(r.headers.get("x-cache"), "MISS");
+      assert.equal(r.headers.get("cache-control"), "no-cache", "the origin's own caching headers, not the policy's");
+      assert.equal(r.headers.get("surrogate-control"), null);
+    });
+    assert.equal(origin.requests.filter((r) => r.url.includes("cookie=")).length, 5, "no coalescing onto a personal answer");
+
+    for (const headers of [{ "cache-control": "private, max-age=60" }, { vary: "Origin" }]) {
+      origin.reset();
+      origin.handle((req, body, res) => {
+        res.writeHead(200, { "content-type": "text/plain", ...headers });
+        res.end(`for ${req.headers.origin ?? "anyone"}`);
+      });
+      const p = `/gw/cached?personal=${Date.now()}`;
+      const first = await worker.fetch(p, { headers: { origin: "https://a.example" } });
+      assert.equal(await first.text(), "for https://a.example");
+      const second = await worker.fetch(p, { headers: { origin: "https://b.example" } });
+      assert.equal(second.headers.get("x-cache"), "MISS", JSON.stringify(headers));
+      assert.equal(await second.text(), "for https://b.example", JSON.stringify(headers));
+      assert.equal(origin.requests.length, 2, JSON.stringify(headers));
+    }
+    origin.reset();
+  });
+
+  test("a cache fill carries no requester's conditionals, range or (on a shared policy) credentials", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => {
+      res.writeHead(200, { "content-type": "text/plain", etag: '"v1"' });
+      res.end("the whole representation");
+    });
+    const path = `/gw/cached?fill=${Date.now()}`;
+    const r = await worker.fetch(path, {
+      headers: { "if-none-match": '"v1"', range: "bytes=0-3", cookie: "sid=secret", "x-user-id": "spoofed", accept: "text/plain" },
+    });
+    assert.equal(r.status, 200);
+    assert.equal(await r.text(), "the whole representation");
+    const sent = lastRequest().headers;
+    for (const name of ["if-none-match", "range", "cookie", "x-user-id", "authorization"]) assert.equal(sent[name], undefined, name);
+    assert.equal(sent.accept, "text/plain", "other headers still go");
+    const hit = await worker.fetch(path);
+    assert.equal(hit.headers.get("x-cache"), "HIT");
+    assert.equal(await hit.text(), "the whole representation");
+    origin.reset();
   });
 
   test("purge by tag needs an admin token and makes the next request a MISS", async () => {

@@ -129,7 +129,9 @@ pub fn cache_key(
         .split('&')
         .filter(|p| !p.is_empty())
         .collect();
-    pairs.sort_unstable();
+    // By name only, and stable: `?b=2&a=1` and `?a=1&b=2` share a key, while the values of a repeated name keep
+    // their order (`?tag=a&tag=b` and `?tag=b&tag=a` may mean different things to the origin).
+    pairs.sort_by(|x, y| x.split('=').next().cmp(&y.split('=').next()));
     let mut key = format!("https://gateway-cache.internal/{}{}", encode(route), path);
     if !pairs.is_empty() {
         key.push('?');
@@ -146,6 +148,30 @@ pub fn cache_key(
 
 fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Whether an origin answer may be stored in the edge cache and handed to other requests for the same key: a
+/// cacheable status (2xx but 206, 301, 404, 410), no `Set-Cookie`, no `Cache-Control: no-store`, no `private`
+/// unless the policy keys entries per user, and no `Vary` beyond `Accept-Encoding` (the key does not include request
+/// headers). Freshness directives (`max-age`, `no-cache`, …) do not count: the route's policy sets the edge TTL, as an
+/// edge TTL override does on a CDN. Header names lower-case, as the runtime gives them.
+pub fn storable(status: u16, headers: &[(String, String)], per_user: bool) -> bool {
+    if !matches!(status, 200..=205 | 207..=299 | 301 | 404 | 410) {
+        return false;
+    }
+    headers.iter().all(|(name, value)| match name.as_str() {
+        "set-cookie" => false,
+        "cache-control" => value.split(',').all(|directive| {
+            let directive = directive.trim().split('=').next().unwrap_or("");
+            let directive = directive.trim().to_ascii_lowercase();
+            !(directive == "no-store" || (directive == "private" && !per_user))
+        }),
+        "vary" => value
+            .split(',')
+            .map(str::trim)
+            .all(|field| field.is_empty() || field.eq_ignore_ascii_case("accept-encoding")),
+        _ => true,
+    })
 }
 
 /// The stored TTL in milliseconds: `ttl` ± up to 10%, from two random bytes (so entries stored together do not all
@@ -306,6 +332,56 @@ mod tests {
     }
 
     #[test]
+    fn only_answers_meant_for_any_requester_are_stored() {
+        let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let plain = h(&[("content-type", "application/json"), ("etag", "\"1\"")]);
+        for status in [200, 203, 204, 301, 404, 410] {
+            assert!(storable(status, &plain, false), "{status}");
+        }
+        for status in [206, 302, 304, 400, 401, 403, 500, 502, 503] {
+            assert!(!storable(status, &plain, false), "{status}");
+        }
+        let refused: &[&[(&str, &str)]] = &[
+            &[("set-cookie", "sid=a")],
+            &[("cache-control", "no-store")],
+            &[("cache-control", "max-age=60, No-Store")],
+            &[("cache-control", "private, max-age=60")],
+            &[("cache-control", "private=\"set-cookie\"")],
+            &[("vary", "*")],
+            &[("vary", "Origin")],
+            &[("vary", "Accept-Encoding, Accept-Language")],
+        ];
+        for headers in refused {
+            assert!(!storable(200, &h(headers), false), "{headers:?}");
+        }
+        assert!(
+            storable(200, &h(&[("cache-control", "private, max-age=60")]), true),
+            "private is fine per user"
+        );
+        assert!(
+            !storable(200, &h(&[("vary", "Cookie")]), true),
+            "Vary still matters per user"
+        );
+        assert!(storable(
+            200,
+            &h(&[
+                ("vary", "accept-encoding"),
+                ("cache-control", "public, max-age=60")
+            ]),
+            false
+        ));
+        assert!(
+            storable(200, &h(&[("cache-control", "no-cache, max-age=0")]), false),
+            "the policy sets the TTL"
+        );
+    }
+
+    #[test]
     fn keys_sort_the_query_and_separate_users_unless_shared() {
         let p = CachePolicies::default();
         let public = p.get("api-public").expect("policy");
@@ -319,6 +395,15 @@ mod tests {
         assert_eq!(
             a.as_deref(),
             Some("https://gateway-cache.internal/r/x?a=1&b=2")
+        );
+        assert_ne!(
+            cache_key("r", "/x", Some("tag=a&tag=b"), public, None),
+            cache_key("r", "/x", Some("tag=b&tag=a"), public, None),
+            "a repeated name keeps the order of its values"
+        );
+        assert_eq!(
+            cache_key("r", "/x", Some("z=1&tag=b&a&tag=a"), public, None).as_deref(),
+            Some("https://gateway-cache.internal/r/x?a&tag=b&tag=a&z=1")
         );
         let u1 = cache_key("r", "/x", Some("a=1"), personal, Some("u1"));
         let u2 = cache_key("r", "/x", Some("a=1"), personal, Some("u2"));

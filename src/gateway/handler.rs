@@ -14,9 +14,12 @@ use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
 
-use super::cache::{cache_key, jittered_ttl_ms, tags_for, CachePolicy, Freshness, StoredMeta};
+use super::cache::{
+    cache_key, jittered_ttl_ms, storable, tags_for, CachePolicy, Freshness, StoredMeta,
+};
 use super::headers::{
-    connection_tokens, forward_request_header, forward_response_header, forwarded_for,
+    connection_tokens, forward_on_cache_fill, forward_request_header, forward_response_header,
+    forwarded_for,
 };
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
 use super::request_url::RequestUrl;
@@ -168,7 +171,7 @@ async fn forward(
             .clone();
         let user = identity.map(|u| u.sub.as_str());
         if let Some(key) = cache_key(&route.name, url.path, url.query, &policy, user) {
-            headers.retain(|(k, _)| k != "authorization" || !policy.shared);
+            headers.retain(|(k, _)| forward_on_cache_fill(k, policy.shared));
             let spec = Spec {
                 url: target,
                 headers,
@@ -715,12 +718,16 @@ struct Spec {
     key: String,
 }
 
-/// A buffered origin response, shared by every waiter of one coalesced fetch.
+/// A buffered origin response, shared by every waiter of one coalesced fetch when it is `storable`.
 struct Fetched {
     status: u16,
+    /// Without the headers the edge cache sets itself when storable; as the origin sent them otherwise.
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     tags: Vec<String>,
+    /// Meant for any requester of the key (`cache::storable`): stored, and handed to the coalesced waiters. Any other
+    /// answer goes only to the request that fetched it, with the origin's own caching headers.
+    storable: bool,
 }
 
 /// The outcome of one origin fetch, filled in by the request that makes it.
@@ -768,8 +775,11 @@ impl Drop for Lead {
 async fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Result<Rc<Fetched>, Failure> {
     if let Some(slot) = IN_FLIGHT.with(|m| m.borrow().get(&spec.key).cloned()) {
         let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 1) + 1_000;
-        if let Some(outcome) = wait_for(&spec.key, &slot, budget_ms).await {
-            return outcome;
+        match wait_for(&spec.key, &slot, budget_ms).await {
+            // An answer for the leader alone (Set-Cookie, private, 5xx, …): this request asks the origin itself.
+            Some(Ok(fetched)) if !fetched.storable => {}
+            Some(outcome) => return outcome,
+            None => {}
         }
     }
     let lead = Lead {
@@ -803,6 +813,8 @@ async fn fetch_and_store(
     policy: &CachePolicy,
     slot: &Slot,
 ) -> Result<Rc<Fetched>, Failure> {
+    // Stored as of the request, not of its answer: a purge that lands while the origin is answering covers it.
+    let requested_at = respond::now_ms();
     let mut response = Response::from(
         send(
             &spec.url,
@@ -817,27 +829,22 @@ async fn fetch_and_store(
     let status = response.status_code();
     let pairs = header_list::read(response.headers());
     let listed = connection_tokens(header_list::get(&pairs, "connection"));
+    let storable = storable(status, &pairs, !policy.shared);
+    let origin_tags = header_list::get(&pairs, "cache-tag").map(str::to_owned);
     let mut headers = Vec::new();
-    let mut origin_tags = None;
-    let mut storable = matches!(status, 200..=299 | 301 | 404 | 410);
     for (k, v) in pairs {
-        match k.as_str() {
-            "set-cookie" => storable = false,
-            "cache-control" if v.contains("no-store") => storable = false,
-            "cache-tag" => origin_tags = Some(v.clone()),
-            _ => {}
-        }
-        let drop = matches!(
-            k.as_str(),
-            "cache-control"
-                | "expires"
-                | "vary"
-                | "age"
-                | "surrogate-control"
-                | "cache-tag"
-                | "content-length"
-                | "content-encoding"
-        );
+        // The body is buffered (and decoded by the runtime); a stored answer's caching headers are the policy's.
+        let drop = matches!(k.as_str(), "content-length" | "content-encoding")
+            || storable
+                && matches!(
+                    k.as_str(),
+                    "cache-control"
+                        | "expires"
+                        | "vary"
+                        | "age"
+                        | "surrogate-control"
+                        | "cache-tag"
+                );
         if !drop && forward_response_header(&k, &listed) {
             headers.push((k, v));
         }
@@ -851,11 +858,12 @@ async fn fetch_and_store(
         headers,
         body,
         tags: tags_for(&spec.route, origin_tags.as_deref()),
+        storable,
     });
     *slot.borrow_mut() = Some(Ok(fetched.clone()));
     if storable {
         let meta = StoredMeta {
-            stored_at_ms: respond::now_ms(),
+            stored_at_ms: requested_at,
             ttl_ms: jittered_ttl_ms(policy.ttl, {
                 let [a, b, ..] = respond::random_bytes();
                 [a, b]
@@ -914,6 +922,20 @@ fn client_response(
 }
 
 fn fetched_response(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) -> Response {
+    if !f.storable {
+        // Not stored: the origin's answer as it came, without the policy's caching headers or tags.
+        let headers = header_list::build(&f.headers);
+        let _ = headers.set("x-cache", state);
+        let body = if head {
+            ResponseBody::Empty
+        } else {
+            ResponseBody::Body(f.body.clone())
+        };
+        return Response::builder()
+            .with_status(f.status)
+            .with_headers(headers)
+            .body(body);
+    }
     client_response(
         f.status,
         &f.headers,

@@ -38,6 +38,24 @@ pub fn forward_response_header(name: &str, connection_listed: &[String]) -> bool
         || connection_listed.contains(&name))
 }
 
+/// Whether a request header goes on an origin request that fills the edge cache. The fill fetches the whole
+/// representation for every requester of the key, so one requester's conditional and range headers never reach the
+/// origin (their 304 or 206 would be handed to the others), and for a shared policy neither do their credentials
+/// and identity (`Authorization`, `Cookie`, `X-User-*`): the answer is the same for everyone.
+pub fn forward_on_cache_fill(name: &str, shared: bool) -> bool {
+    let conditional = matches!(
+        name,
+        "if-none-match"
+            | "if-modified-since"
+            | "if-match"
+            | "if-unmodified-since"
+            | "if-range"
+            | "range"
+    );
+    let personal = matches!(name, "authorization" | "cookie") || name.starts_with("x-user-");
+    !(conditional || (shared && personal))
+}
+
 /// The names a `Connection` header lists.
 pub fn connection_tokens(value: Option<&str>) -> Vec<String> {
     value
@@ -86,6 +104,40 @@ mod tests {
         assert!(forward_response_header("content-length", &[]));
         assert!(!forward_response_header("transfer-encoding", &[]));
         assert!(!forward_response_header("x-hop", &["x-hop".into()]));
+    }
+
+    #[test]
+    fn cache_fills_drop_conditionals_always_and_credentials_when_shared() {
+        for name in [
+            "if-none-match",
+            "if-modified-since",
+            "if-match",
+            "if-unmodified-since",
+            "if-range",
+            "range",
+        ] {
+            assert!(!forward_on_cache_fill(name, false), "{name}");
+            assert!(!forward_on_cache_fill(name, true), "{name}");
+        }
+        for name in [
+            "authorization",
+            "cookie",
+            "x-user-id",
+            "x-user-permissions",
+            "x-user-email",
+        ] {
+            assert!(forward_on_cache_fill(name, false), "{name} per user");
+            assert!(!forward_on_cache_fill(name, true), "{name} shared");
+        }
+        for name in [
+            "accept",
+            "accept-language",
+            "traceparent",
+            "x-request-id",
+            "x-forwarded-for",
+        ] {
+            assert!(forward_on_cache_fill(name, true), "{name}");
+        }
     }
 
     #[test]
