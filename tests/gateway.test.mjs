@@ -124,6 +124,21 @@ describe("route table and proxy", () => {
     assert.equal(lastRequest().url, "/open/anything/else", "prefix route");
   });
 
+  test("every spelling of a path meets the route, auth and prefix strip of its plain spelling", async () => {
+    // /gw/secure/admin needs the admin permission; /gw/secure (any token) must not serve it under another spelling.
+    const reader = bearer(token(keys, "ed1", { permissions: ["read"] }));
+    for (const path of ["/gw/secure/admin", "/gw/secure/%61dmin", "/gw/secure/%61%64%6D%69%6E/x", "/gw/secure//admin"]) {
+      const r = await worker.fetch(path, { headers: reader });
+      assert.equal(r.status, 403, path);
+      assert.equal((await r.json()).error.code, "missing_permission", path);
+    }
+    origin.reset();
+    const r = await worker.fetch("/gw//open//%61ny%2Fthing?q=1", {});
+    assert.equal(r.status, 200);
+    await r.arrayBuffer();
+    assert.equal(lastRequest().url, "/open/any%2Fthing?q=1", "the matched path, prefix stripped, reserved escapes kept");
+  });
+
   test("method, headers and body are forwarded; hop-by-hop and client identity headers are not", async () => {
     origin.reset();
     // node:http rather than fetch: fetch refuses to send a Connection header of the caller's choosing.

@@ -22,7 +22,7 @@ use super::headers::{
     forwarded_for,
 };
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
-use super::request_url::RequestUrl;
+use super::request_url::{normalise_path, RequestUrl};
 use super::routes::{is_retryable_method, AuthPolicy, Matched, Route};
 use super::token_cache::{Recall, VerifiedTokens};
 use super::trace::{continue_or_start, TraceContext};
@@ -39,7 +39,11 @@ const PURGE_KEY_PREFIX: &str = "gateway:purge:";
 pub async fn serve(mut call: Call) -> ApiResult<Response> {
     let isolate = call.isolate.clone();
     let method = call.req.method().to_string();
-    let path = call.req.path();
+    // Matched, screened and forwarded in one spelling, whichever the client used (request_url::normalise_path).
+    let serialised = call.req.inner().url();
+    let raw = RequestUrl::split(&serialised);
+    let path = normalise_path(raw.path);
+    let url = RequestUrl { path: &path, ..raw };
     let (route, _params) = match isolate.config.gateway.routes.resolve(&method, &path) {
         Matched::Route { route, params } => (route, params),
         Matched::MethodNotAllowed { allowed } => {
@@ -51,7 +55,7 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     // The request's headers, read across the boundary once and consulted from here on.
     let incoming = header_list::read(call.req.headers());
     let trace = continue_or_start(header_list::get(&incoming, "traceparent"), random24());
-    let outcome = proxy_route(&mut call, route, &method, &trace, &incoming).await;
+    let outcome = proxy_route(&mut call, route, &method, &trace, &incoming, url).await;
     if outcome.is_err() {
         // Refused before the body was read (WAF, auth, rate limit): drain it so the client sees the answer.
         crate::entry::body::drain(&mut call.req).await;
@@ -86,11 +90,10 @@ async fn proxy_route(
     method: &str,
     trace: &TraceContext,
     incoming: &[(String, String)],
+    url: RequestUrl<'_>,
 ) -> ApiResult<Response> {
     let isolate = call.isolate.clone();
     let gateway = &isolate.config.gateway;
-    let serialised = call.req.inner().url();
-    let url = RequestUrl::split(&serialised);
 
     // WAF: request line and sizes first, the body below.
     let header_bytes: usize = incoming.iter().map(|(k, v)| k.len() + v.len()).sum();

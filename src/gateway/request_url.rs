@@ -36,6 +36,48 @@ impl<'a> RequestUrl<'a> {
     }
 }
 
+/// The path the gateway matches routes on and forwards: runs of `/` collapsed to one, percent-escapes of unreserved
+/// characters decoded and the hex of the others upper-cased (RFC 3986 §6.2.2), so every spelling of one path —
+/// `/api/%61dmin`, `//api/admin` — meets the route, auth policy and prefix strip that `/api/admin` meets, and the
+/// origin receives the path that was matched. Escapes of reserved characters (`%2F`, `%3F`, …) stay escaped.
+pub fn normalise_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains("//") && !path.contains('%') {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'/' && out.ends_with('/') {
+            i += 1;
+            continue;
+        }
+        if b == b'%'
+            && i + 2 < bytes.len()
+            && bytes[i + 1].is_ascii_hexdigit()
+            && bytes[i + 2].is_ascii_hexdigit()
+        {
+            let hex = &path[i + 1..i + 3];
+            if let Ok(value) = u8::from_str_radix(hex, 16) {
+                if value.is_ascii_alphanumeric() || matches!(value, b'-' | b'.' | b'_' | b'~') {
+                    out.push(value as char);
+                } else {
+                    out.push('%');
+                    out.push_str(&hex.to_ascii_uppercase());
+                }
+                i += 3;
+                continue;
+            }
+        }
+        // Not an escape: copied as it is (a lone `%`, or any other byte of the already-valid path).
+        let next = path[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&path[i..i + next]);
+        i += next;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +107,31 @@ mod tests {
             assert_eq!(split.path, parsed.path(), "{raw}");
             assert_eq!(split.query, parsed.query(), "{raw}");
         }
+    }
+
+    #[test]
+    fn every_spelling_of_a_path_normalises_to_one() {
+        let cases = [
+            ("/api/admin", "/api/admin"),
+            ("/api/%61dmin", "/api/admin"),
+            ("/api/%41DMIN", "/api/ADMIN"),
+            ("//api///admin/", "/api/admin/"),
+            ("/a%2db%5fc%2Ed%7e", "/a-b_c.d~"),
+            ("/files/a%2fb", "/files/a%2Fb"),
+            ("/q%3fx%20y", "/q%3Fx%20y"),
+            ("/%e9%", "/%E9%"),
+            ("/%é", "/%é"),
+            ("/100%", "/100%"),
+            ("/bad%zz/%4", "/bad%zz/%4"),
+            ("/caf%C3%A9/é", "/caf%C3%A9/é"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(normalise_path(raw), want, "{raw}");
+        }
+        assert!(matches!(
+            normalise_path("/plain/path"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
