@@ -279,6 +279,9 @@ describe("route table and proxy", () => {
     const byCookie = await worker.fetch("/gw/either", { headers: { cookie } });
     assert.equal(byCookie.status, 200);
     await byCookie.arrayBuffer();
+    const basicBeside = await worker.fetch("/gw/either", { headers: { cookie, authorization: "Basic b3JpZ2luOnNlY3JldA==" } });
+    assert.equal(basicBeside.status, 200, "another scheme (meant for the origin) leaves the decision to the cookie");
+    await basicBeside.arrayBuffer();
     const badToken = await worker.fetch("/gw/either", { headers: { cookie, ...bearer("not.a.token") } });
     assert.equal(badToken.status, 401, "a bearer token that is sent decides, even beside a good cookie");
     assert.match(badToken.headers.get("www-authenticate"), /^Bearer error="invalid_token"/);

@@ -249,8 +249,9 @@ async fn authenticate(
         AuthPolicy::None => Ok(None),
         AuthPolicy::Jwt => verify_bearer(call, token, authorization).await.map(Some),
         AuthPolicy::Session => session_identity(call).await.map(Some),
-        // A bearer token, when one is sent, decides; otherwise the session cookie.
-        AuthPolicy::JwtOrSession if authorization.is_some() => {
+        // A bearer token, when one is sent, decides; otherwise (no Authorization, or another scheme such as Basic
+        // meant for the origin) the session cookie.
+        AuthPolicy::JwtOrSession if jwt::bearer(authorization).is_ok() => {
             verify_bearer(call, token, authorization).await.map(Some)
         }
         AuthPolicy::JwtOrSession => session_identity(call).await.map(Some),

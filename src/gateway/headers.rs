@@ -66,9 +66,13 @@ pub fn connection_tokens(value: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// `X-Forwarded-For` for the origin: the client address appended to any list a trusted hop already made.
+/// `X-Forwarded-For` for the origin: the client address appended to any list a trusted hop already made (unless
+/// that hop already put it last, as Cloudflare's edge does for the Worker).
 pub fn forwarded_for(existing: Option<&str>, client_ip: Option<&str>) -> Option<String> {
     match (existing.map(str::trim).filter(|s| !s.is_empty()), client_ip) {
+        (Some(list), Some(ip)) if list.rsplit(',').next().map(str::trim) == Some(ip) => {
+            Some(list.to_owned())
+        }
         (Some(list), Some(ip)) => Some(format!("{list}, {ip}")),
         (Some(list), None) => Some(list.to_owned()),
         (None, Some(ip)) => Some(ip.to_owned()),
@@ -151,5 +155,14 @@ mod tests {
             Some("9.9.9.9, 1.2.3.4")
         );
         assert_eq!(forwarded_for(Some(" "), None), None);
+        assert_eq!(
+            forwarded_for(Some("9.9.9.9, 1.2.3.4"), Some("1.2.3.4")).as_deref(),
+            Some("9.9.9.9, 1.2.3.4"),
+            "not twice when the last hop already named the client"
+        );
+        assert_eq!(
+            forwarded_for(Some("1.2.3.4, 9.9.9.9"), Some("1.2.3.4")).as_deref(),
+            Some("1.2.3.4, 9.9.9.9, 1.2.3.4")
+        );
     }
 }

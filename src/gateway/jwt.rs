@@ -524,7 +524,8 @@ pub fn check(signed: &Signed, policy: &JwtPolicy, now: i64) -> Result<Verified, 
     let Some(exp) = claims.expiration.map(|t| t.timestamp()) else {
         return err("token has no exp");
     };
-    if now > exp + leeway {
+    // RFC 7519 §4.1.4: not accepted on or after `exp` (plus the leeway).
+    if now >= exp + leeway {
         return err("token has expired");
     }
     if claims
@@ -809,6 +810,17 @@ mod tests {
             NOW,
         );
         assert!(ok_in_leeway.is_ok(), "leeway applies to exp and nbf");
+        let exactly_at_the_edge = verify(
+            &hs(Some("h1"), json!({"exp": NOW - 30}), SECRET),
+            &two,
+            &policy(),
+            NOW,
+        );
+        assert_eq!(
+            exactly_at_the_edge,
+            Err(JwtError("token has expired".into())),
+            "not accepted on or after exp + leeway"
+        );
     }
 
     #[test]
