@@ -212,13 +212,14 @@ export function ratio(label, numerator, denominator) {
  * of its per-round ratios to the first case. Sharing each round's conditions (the other tenants of this VM, CPU
  * frequency, the load generator's own share of core 0), the cases' per-round ratios stay within a few percent where
  * the same cases loaded one after another (alternate) varied by ±30% round to round. For deciding whether a change
- * pays (bench/ab.mjs); latency figures under shared load mean little and are not reported. The first round warms up.
+ * pays (bench/ab.mjs); latency figures under shared load mean little and are not reported. Two rounds warm up.
  */
 export async function alongside(title, cases, { rounds = 11, seconds = 3, connections = 8 } = {}) {
   const runs = cases.map(() => []);
-  for (let r = 0; r <= rounds; r++) {
+  const warmup = 2; // the first round after start-up still ran hotter on some sides (JIT tiers), so two are dropped
+  for (let r = 0; r < rounds + warmup; r++) {
     const got = await Promise.all(cases.map((c) => loadAsync(c.url, { seconds, connections, headers: c.headers, pid: c.pid })));
-    if (r > 0) got.forEach((run, i) => runs[i].push(run));
+    if (r >= warmup) got.forEach((run, i) => runs[i].push(run));
   }
   const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
   console.log(`\n${title}: all ${cases.length} loaded at once, wrk -c${connections} each, ${rounds} rounds of ${seconds} s`);
