@@ -43,6 +43,7 @@ function routes() {
     { name: "session", path: "/gw/session", upstream: up, auth: "session" },
     { name: "either", path: "/gw/either", upstream: up, auth: "jwt_or_session" },
     { name: "limited", path: "/gw/limited", upstream: up, auth: "jwt", rate_limit: "gw-user" },
+    { name: "limited-open", path: "/gw/limited-open", upstream: up, auth: "jwt", rate_limit: "gw-user-open" },
   ];
 }
 
@@ -55,7 +56,10 @@ before(async () => {
       GATEWAY_ROUTES: routes(),
       GATEWAY_CACHE_POLICIES: policies,
       GATEWAY_JWKS_TTL_SECONDS: 1,
-      RATE_LIMIT_POLICIES: { "gw-user": { limit: 3, window: 60, key: "user", shards: 2, failure: "closed" } },
+      RATE_LIMIT_POLICIES: {
+        "gw-user": { limit: 3, window: 60, key: "user", shards: 2, failure: "closed" },
+        "gw-user-open": { limit: 3, window: 60, key: "user", shards: 2, failure: "open" },
+      },
       AUTH_SIGNING_KEY: JSON.stringify(SESSION_KEY),
     },
   });
@@ -319,6 +323,17 @@ describe("route table and proxy", () => {
     const anonymous = await worker.fetch("/gw/limited");
     assert.equal(anonymous.status, 401, "authentication comes before the limit");
     await anonymous.arrayBuffer();
+
+    // A user id longer than the limiter object takes as a key (512 bytes) is still limited — on a fail-open policy,
+    // where the object's refusal of the key used to let every request through.
+    const long = token(keys, "ed1", { sub: `long-${"x".repeat(600)}` });
+    const longStatuses = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await worker.fetch("/gw/limited-open", { headers: bearer(long) });
+      longStatuses.push(r.status);
+      await r.arrayBuffer();
+    }
+    assert.deepEqual(longStatuses, [200, 200, 200, 429, 429]);
   });
 });
 

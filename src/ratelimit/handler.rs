@@ -63,12 +63,17 @@ pub async fn enforce(call: &Call, policy_name: &str, key: &str) -> ApiResult<Rat
         } => (object, take, memory_key),
     };
     match ask(call, &policy.binding, &object, &take).await {
+        // The object understood and refused the request itself (4xx): a fault of ours, never a reason to pass.
+        Err(Asked::Rejected(detail)) => Err(ApiError::internal(format!(
+            "rate limiter rejected the request for policy {} object {object}: {detail}",
+            policy.name
+        ))),
         Ok(reply) if reply.allowed => Ok(plan::headers_for(policy, &reply)),
         Ok(reply) => {
             with_memory(|m| plan::remember_refusal(m, &memory_key, &reply, now_ms));
             Err(plan::headers_for(policy, &reply).refusal(reply.retry_after_ms))
         }
-        Err(detail) => match policy.failure {
+        Err(Asked::Unreachable(detail)) => match policy.failure {
             FailureMode::Open => {
                 let line = serde_json::json!({
                     "level": "warn", "msg": "rate limiter unreachable; failing open",
@@ -150,13 +155,27 @@ impl RateLimitHeaders {
     }
 }
 
-/// One `POST /take` to the object; any failure (binding, network, non-200, body) is an error string for the log.
+/// Why the limiter object gave no verdict.
+enum Asked {
+    /// It could not be reached or failed (exception, 5xx): the policy's failure mode decides.
+    Unreachable(String),
+    /// It answered 4xx: the request it was sent is wrong.
+    Rejected(String),
+}
+
+impl From<String> for Asked {
+    fn from(detail: String) -> Self {
+        Self::Unreachable(detail)
+    }
+}
+
+/// One `POST /take` to the object: its reply, or why there is none (a detail for the log).
 async fn ask(
     call: &Call,
     binding: &str,
     object: &str,
     take: &TakeRequest,
-) -> Result<TakeReply, String> {
+) -> Result<TakeReply, Asked> {
     let stub = call
         .env
         .durable_object(binding)
@@ -174,17 +193,20 @@ async fn ask(
         .fetch_with_request(request)
         .await
         .map_err(|e| e.to_string())?;
-    if response.status_code() != 200 {
+    let status = response.status_code();
+    if status != 200 {
         let text = response.text().await.unwrap_or_default();
-        return Err(format!(
-            "object answered {}: {text}",
-            response.status_code()
-        ));
+        let detail = format!("object answered {status}: {text}");
+        return Err(if (400..500).contains(&status) {
+            Asked::Rejected(detail)
+        } else {
+            Asked::Unreachable(detail)
+        });
     }
     response
         .json::<TakeReply>()
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| Asked::Unreachable(e.to_string()))
 }
 
 /// Body of `GET /ratelimit/{policy}/check`.

@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 
+use durable_objects::ratelimit::protocol::MAX_KEY_BYTES;
 use sha2::{Digest, Sha256};
 
 use super::policy::KeySource;
@@ -31,6 +32,20 @@ pub enum KeyError {
 
 /// The limited key for `source`, or what is missing.
 pub fn resolve(source: &KeySource, inputs: &KeyInputs) -> Result<String, KeyError> {
+    resolve_raw(source, inputs).map(bounded)
+}
+
+/// A key the limiter object accepts: one longer than its [`MAX_KEY_BYTES`] (a long user id or route) is replaced by
+/// its SHA-256, so it is still limited — the object refuses over-long keys, and that refusal must never become a
+/// pass (fail-open) for the one caller who can choose a long identity.
+fn bounded(key: String) -> String {
+    if key.len() <= MAX_KEY_BYTES {
+        return key;
+    }
+    format!("long:{}", hex(&Sha256::digest(key.as_bytes())))
+}
+
+fn resolve_raw(source: &KeySource, inputs: &KeyInputs) -> Result<String, KeyError> {
     fn present(v: Option<&str>) -> Option<&str> {
         v.map(str::trim).filter(|v| !v.is_empty())
     }
@@ -99,6 +114,29 @@ mod tests {
                 "{source:?}: the API key itself is never stored"
             );
         }
+    }
+
+    #[test]
+    fn a_key_too_long_for_the_limiter_object_is_limited_by_its_digest() {
+        let long_user = "u".repeat(600);
+        let other_user = format!("{}v", "u".repeat(599));
+        let key = |user: &str| {
+            let inputs = KeyInputs {
+                user_id: Some(user),
+                route: "/api/:id",
+                ..KeyInputs::default()
+            };
+            resolve(&KeySource::RouteUser, &inputs).expect("resolves")
+        };
+        let (a, b) = (key(&long_user), key(&other_user));
+        assert!(a.len() <= MAX_KEY_BYTES && a.starts_with("long:"), "{a}");
+        assert_ne!(a, b, "distinct identities keep distinct keys");
+        assert_eq!(a, key(&long_user), "the same identity keeps its key");
+        assert_eq!(
+            key("short"),
+            "route:/api/:id|user:short",
+            "short keys are unchanged"
+        );
     }
 
     #[test]
