@@ -14,7 +14,7 @@ import { migratedTemplate, startWorker, until } from "./support/worker.mjs";
 import { DEMO_USERS, seed } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
 
-const VARS = { ROOMS_MAX_MESSAGE_BYTES: 4096 };
+const VARS = { ROOMS_MAX_MESSAGE_BYTES: 4096, ROOMS_MAX_DOCUMENT_BYTES: 65536 };
 
 async function ticket(w, room, user = "tester") {
   const response = await w.fetch(`/__debug/rooms/${room}/ticket?user=${user}`, { method: "POST" });
@@ -166,6 +166,31 @@ describe("rooms", () => {
     }
     assert.equal(a.provider.wsconnected && b.provider.wsconnected, true, "the good clients stayed connected");
     destroyAll(a, b);
+  });
+
+  test("a room stops growing at ROOMS_MAX_DOCUMENT_BYTES: the update past it closes its socket with 1009, the rest stays", async () => {
+    const room = "size-limit";
+    const writer = await rawSocket(w, room);
+    const local = new Y.Doc();
+    const updates = [];
+    local.on("update", (u) => updates.push(u));
+    const text = local.getText("text");
+    // 40 updates of ~3 KB (120 KB) against a 64 KB room, sent back to back: the room handles them in order.
+    const sent = 40;
+    for (let i = 0; i < sent; i++) {
+      text.insert(text.length, `${i}:${"z".repeat(3000)}|`);
+      writer.ws.send(Buffer.concat([Buffer.from([0, 2]), encodeVarUint8Array(updates.at(-1))]));
+    }
+    await until(() => writer.closed, { what: "the writer's socket closed at the limit" });
+    assert.equal(writer.closed.code, 1009, writer.closed.reason);
+    assert.match(writer.closed.reason, /65536-byte limit/);
+    // The room still loads, with every update it accepted and none it refused.
+    const reader = await client(w, room);
+    const got = reader.text.toString();
+    const pieces = got.split("|").filter(Boolean);
+    assert.ok(pieces.length >= 10 && pieces.length < sent, `${pieces.length} of ${sent} updates kept`);
+    pieces.forEach((p, i) => assert.equal(p, `${i}:${"z".repeat(3000)}`, `update ${i} intact, in order`));
+    destroyAll(reader);
   });
 
   test("the directory lists active rooms with member counts", async () => {

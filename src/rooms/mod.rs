@@ -40,6 +40,13 @@ impl RoomsConfig {
                     )?,
                 },
                 directory_shards: u32_in("ROOMS_DIRECTORY_SHARDS", 4, 1, 64)?,
+                // Below the 2 MB a SQLite-backed object stores per row, which the snapshot must fit in.
+                max_document_bytes: vars.u64_in(
+                    "ROOMS_MAX_DOCUMENT_BYTES",
+                    1024 * 1024,
+                    64 * 1024,
+                    1_900_000,
+                )?,
             },
             ticket_ttl_ms: vars.u64_in("ROOMS_TICKET_TTL_SECONDS", 60, 5, 3600)? * 1000,
         })
@@ -69,6 +76,7 @@ mod tests {
             ("ROOMS_MAX_MEMBERS", json!(0)),
             ("ROOMS_DIRECTORY_SHARDS", json!("many")),
             ("ROOMS_TICKET_TTL_SECONDS", json!(1)),
+            ("ROOMS_MAX_DOCUMENT_BYTES", json!(2_000_000)),
         ];
         for (key, value) in cases {
             let src: HashMap<&str, Value> = [(*key, value.clone())].into_iter().collect();

@@ -59,6 +59,15 @@ impl LogStats {
 pub struct Loaded {
     pub doc: RoomDoc,
     pub stats: LogStats,
+    /// Bytes of the stored snapshot (0 without one): with `stats.bytes`, what the room occupies in storage.
+    pub snapshot_bytes: u64,
+}
+
+impl Loaded {
+    /// Storage the room would occupy with `extra` more bytes logged.
+    fn stored_bytes_with(&self, extra: usize) -> u64 {
+        self.snapshot_bytes + self.stats.bytes + extra as u64
+    }
 }
 
 /// Rebuilds the document from the store (snapshot + log).
@@ -72,6 +81,7 @@ pub fn load(store: &mut dyn UpdateStore) -> Result<Loaded, AcceptError> {
     Ok(Loaded {
         doc,
         stats: LogStats::of(&stored.log),
+        snapshot_bytes: stored.snapshot.as_ref().map_or(0, |s| s.len() as u64),
     })
 }
 
@@ -91,18 +101,33 @@ pub enum AcceptError {
     Invalid(DocError),
     /// The store failed: the in-memory document may be ahead of storage and must be dropped and reloaded.
     Store(String),
+    /// Storing it would take the room past its size limit (nothing was applied or stored).
+    DocumentFull { limit: u64 },
 }
 
-/// Validates, applies, stores and (past the policy's threshold) compacts one client update.
+/// Validates, applies, stores and (past the policy's threshold) compacts one client update. An update that would take
+/// the stored room (snapshot + log) past `max_document_bytes` is refused before it is applied — after a compaction
+/// first, when the log holds anything, since deleted content shrinks in a snapshot. The bound keeps a snapshot
+/// within what one storage row takes (Cloudflare's SQLite-backed objects store at most 2 MB per row) and a room
+/// loadable in an object's memory.
 pub fn accept_update(
     loaded: &mut Loaded,
     store: &mut dyn UpdateStore,
     policy: CompactionPolicy,
+    max_document_bytes: u64,
     bytes: &[u8],
 ) -> Result<Accepted, AcceptError> {
     let update = CheckedUpdate::decode(bytes).map_err(AcceptError::Invalid)?;
     if update.is_empty() {
         return Ok(Accepted::Empty);
+    }
+    if loaded.stored_bytes_with(bytes.len()) > max_document_bytes && loaded.stats.entries > 0 {
+        compact(loaded, store)?;
+    }
+    if loaded.stored_bytes_with(bytes.len()) > max_document_bytes {
+        return Err(AcceptError::DocumentFull {
+            limit: max_document_bytes,
+        });
     }
     loaded.doc.apply(update).map_err(AcceptError::Invalid)?;
     store.append(bytes).map_err(AcceptError::Store)?;
@@ -110,12 +135,18 @@ pub fn accept_update(
     loaded.stats.bytes += bytes.len() as u64;
     let compacted = policy.due(loaded.stats);
     if compacted {
-        store
-            .compact(&loaded.doc.snapshot())
-            .map_err(AcceptError::Store)?;
-        loaded.stats = LogStats::default();
+        compact(loaded, store)?;
     }
     Ok(Accepted::Stored { compacted })
+}
+
+/// Folds the log into a snapshot of the whole document.
+fn compact(loaded: &mut Loaded, store: &mut dyn UpdateStore) -> Result<(), AcceptError> {
+    let snapshot = loaded.doc.snapshot();
+    store.compact(&snapshot).map_err(AcceptError::Store)?;
+    loaded.stats = LogStats::default();
+    loaded.snapshot_bytes = snapshot.len() as u64;
+    Ok(())
 }
 
 /// The in-memory store used by host tests.
@@ -272,7 +303,7 @@ mod tests {
             let extra = if updates.is_empty() { usize::MAX } else { extra_compaction_at.index(updates.len()) };
             for (i, u) in updates.iter().enumerate() {
                 live.apply(CheckedUpdate::decode(u).expect("decodes")).expect("applies");
-                accept_update(&mut loaded, &mut store, policy(compact_every), u).expect("accepted");
+                accept_update(&mut loaded, &mut store, policy(compact_every), u64::MAX, u).expect("accepted");
                 if i == extra {
                     store.compact(&loaded.doc.snapshot()).expect("compacts");
                     loaded.stats = LogStats::default();
@@ -288,7 +319,7 @@ mod tests {
         fn arbitrary_bytes_are_refused_or_accepted_but_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
             let mut store = MemoryStore::default();
             let mut loaded = load(&mut store).expect("empty store loads");
-            let _ = accept_update(&mut loaded, &mut store, policy(3), &bytes);
+            let _ = accept_update(&mut loaded, &mut store, policy(3), u64::MAX, &bytes);
             let _ = crate::room::wire::decode(&bytes);
         }
     }
@@ -302,10 +333,74 @@ mod tests {
             ("garbage is refused", &[0xff, 0xff, 0xff], false),
         ];
         for (name, bytes, ok) in cases {
-            let outcome = accept_update(&mut loaded, &mut store, policy(10), bytes);
+            let outcome = accept_update(&mut loaded, &mut store, policy(10), u64::MAX, bytes);
             assert_eq!(outcome.is_ok(), *ok, "{name}: {outcome:?}");
             assert!(store.stored.log.is_empty(), "{name}: nothing stored");
         }
+    }
+
+    #[test]
+    fn a_room_stops_growing_at_its_size_limit_and_deleting_content_makes_room_again() {
+        let doc = Doc::with_client_id(9);
+        let text = doc.get_or_insert_text("text");
+        let mut store = MemoryStore::default();
+        let mut loaded = load(&mut store).expect("loads");
+        let policy = CompactionPolicy {
+            max_entries: 1_000,
+            max_bytes: 1 << 20,
+        };
+        const LIMIT: u64 = 8 * 1024;
+        let chunk = "y".repeat(1024);
+        let mut accepted = 0;
+        let refused = loop {
+            let mut txn = doc.transact_mut();
+            let len = text.len(&txn);
+            text.insert(&mut txn, len, &chunk);
+            let u = txn.encode_update_v1();
+            drop(txn);
+            match accept_update(&mut loaded, &mut store, policy, LIMIT, &u) {
+                Ok(_) => accepted += 1,
+                Err(e) => break e,
+            }
+            assert!(accepted < 100, "the limit never applied");
+        };
+        assert_eq!(refused, AcceptError::DocumentFull { limit: LIMIT });
+        assert_eq!(accepted, 7, "about 1 KiB each under an 8 KiB limit");
+        let stored: u64 = store.stored.snapshot.as_ref().map_or(0, |s| s.len() as u64)
+            + store.stored.log.iter().map(|e| e.len() as u64).sum::<u64>();
+        assert!(stored <= LIMIT, "storage stays within the limit: {stored}");
+        let live = loaded
+            .doc
+            .diff(&StateVector::default().encode_v1_helper())
+            .expect("diff");
+        let rebuilt = load(&mut store).expect("rebuilds").doc;
+        assert_eq!(
+            rebuilt
+                .diff(&StateVector::default().encode_v1_helper())
+                .expect("diff"),
+            live,
+            "the refused update was neither applied nor stored"
+        );
+
+        // The writer's own copy holds the refused chunk too; it deletes everything, which the room accepts (the
+        // deletion is small) and, compacted, frees the space.
+        let mut txn = doc.transact_mut();
+        let len = text.len(&txn);
+        text.remove_range(&mut txn, 0, len);
+        let u = txn.encode_update_v1();
+        drop(txn);
+        assert!(
+            accept_update(&mut loaded, &mut store, policy, LIMIT, &u).is_ok(),
+            "a deletion fits"
+        );
+        let mut txn = doc.transact_mut();
+        text.insert(&mut txn, 0, &chunk);
+        let u = txn.encode_update_v1();
+        drop(txn);
+        assert!(
+            accept_update(&mut loaded, &mut store, policy, LIMIT, &u).is_ok(),
+            "after a compaction drops the deleted text, new text fits again"
+        );
     }
 
     #[test]
@@ -324,7 +419,7 @@ mod tests {
             text.insert(&mut txn, i, "x");
             let u = txn.encode_update_v1();
             drop(txn);
-            match accept_update(&mut loaded, &mut store, policy, &u).expect("accepted") {
+            match accept_update(&mut loaded, &mut store, policy, u64::MAX, &u).expect("accepted") {
                 Accepted::Stored { compacted } => compactions.push(compacted),
                 Accepted::Empty => panic!("update {i} was empty"),
             }

@@ -455,6 +455,7 @@ impl Room {
                             loaded,
                             &mut SqlStore(&self.sql),
                             settings.compaction,
+                            settings.max_document_bytes,
                             update,
                         ),
                         None => Err(AcceptError::Store("document not loaded".into())),
@@ -473,6 +474,15 @@ impl Room {
                     Err(AcceptError::Invalid(e)) => {
                         return self
                             .refuse(ws, close::INVALID_DATA, &format!("invalid update: {e}"))
+                            .await
+                    }
+                    Err(AcceptError::DocumentFull { limit }) => {
+                        return self
+                            .refuse(
+                                ws,
+                                close::TOO_BIG,
+                                &format!("room document is at its {limit}-byte limit"),
+                            )
                             .await
                     }
                     Err(AcceptError::Store(e)) => {

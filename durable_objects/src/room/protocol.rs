@@ -46,8 +46,16 @@ pub struct RoomSettings {
     pub max_members: u32,
     /// When the update log is folded into a snapshot.
     pub compaction: CompactionPolicy,
+    /// Storage a room may occupy (snapshot + log); an update past it closes its socket with 1009 (log::accept_update).
+    #[serde(default = "default_max_document_bytes")]
+    pub max_document_bytes: u64,
     /// How many directory shards the room reports to (the same number the Worker lists).
     pub directory_shards: u32,
+}
+
+/// The limit for settings stored before it existed.
+fn default_max_document_bytes() -> u64 {
+    1024 * 1024
 }
 
 /// `POST /ticket` body: the Worker mints the ticket, the object stores it (single use needs the object's strong
