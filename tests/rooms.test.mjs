@@ -10,6 +10,7 @@ import * as Y from "yjs";
 import { WebsocketProvider } from "y-websocket";
 import * as awarenessProtocol from "y-protocols/awareness";
 import * as decoding from "lib0/decoding";
+import * as encoding from "lib0/encoding";
 import { migratedTemplate, startWorker, until } from "./support/worker.mjs";
 import { DEMO_USERS, seed } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
@@ -191,6 +192,28 @@ describe("rooms", () => {
     assert.ok(pieces.length >= 10 && pieces.length < sent, `${pieces.length} of ${sent} updates kept`);
     pieces.forEach((p, i) => assert.equal(p, `${i}:${"z".repeat(3000)}`, `update ${i} intact, in order`));
     destroyAll(reader);
+  });
+
+  test("a socket announcing more than 16 awareness clients is closed with 1008 and its clients never appear", async () => {
+    const room = "ghosts";
+    const watcher = await client(w, room, { name: "watcher" });
+    const flooder = await rawSocket(w, room);
+    const update = encoding.createEncoder();
+    encoding.writeVarUint(update, 17);
+    for (let id = 0; id < 17; id++) {
+      encoding.writeVarUint(update, 900_000 + id);
+      encoding.writeVarUint(update, 1);
+      encoding.writeVarString(update, JSON.stringify({ user: { name: `ghost ${id}` } }));
+    }
+    flooder.ws.send(Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(update))]));
+    await until(() => flooder.closed, { what: "the flooding socket closed" });
+    assert.equal(flooder.closed.code, 1008, flooder.closed.reason);
+    const late = await client(w, room);
+    // The presence a newcomer is sent comes in one message: once the watcher is in it, so would the ghosts be.
+    await until(() => late.provider.awareness.getStates().has(watcher.doc.clientID), { what: "the watcher's presence" });
+    const ghosts = [...late.provider.awareness.getStates().keys()].filter((id) => id >= 900_000 && id < 900_017);
+    assert.deepEqual(ghosts, [], "none of the refused clients is known to a newcomer");
+    destroyAll(watcher, late);
   });
 
   test("the directory lists active rooms with member counts", async () => {

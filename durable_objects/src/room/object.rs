@@ -19,7 +19,7 @@ use worker::{
 
 use super::limits::TokenBucket;
 use super::log::{self, AcceptError, Accepted, Loaded, Stored, UpdateStore};
-use super::presence::{Announced, Presence};
+use super::presence::{self, Announced, Presence};
 use super::protocol::{
     close, RoomSettings, TicketGrant, HEADER_ROOM, HEADER_SETTINGS, PATH_CONNECT, PATH_STATE,
     PATH_TICKET, TICKET_PARAM,
@@ -233,6 +233,18 @@ impl Room {
         Ok(())
     }
 
+    /// Spends one token of the socket's bucket (`updates_per_second`, `update_burst`); false when it is empty.
+    fn take_token(&self, ws: &WebSocket, settings: &RoomSettings) -> bool {
+        let sid = Self::attachment(ws).sid;
+        let now = Date::now().as_millis();
+        let mut inner = self.inner.borrow_mut();
+        inner
+            .buckets
+            .entry(sid)
+            .or_insert_with(|| TokenBucket::full(settings.update_burst, now))
+            .take(settings.updates_per_second, settings.update_burst, now)
+    }
+
     fn attachment(ws: &WebSocket) -> Attachment {
         ws.deserialize_attachment::<Attachment>()
             .ok()
@@ -305,6 +317,10 @@ impl Room {
                 "join with a ticket from POST /rooms/{id}/ticket",
             );
         };
+        // A full room refuses before the ticket is consumed, so the ticket can be used once there is space.
+        if self.state.get_websockets().len() as u32 >= settings.max_members {
+            return json_error(429, "room_full", "the room has reached its member limit");
+        }
         // Consumed by the same statement that reads it: a ticket admits one socket, once.
         let rows: Vec<TicketRow> = self
             .sql
@@ -325,9 +341,6 @@ impl Room {
                 "the ticket is unknown, already used or expired",
             );
         };
-        if self.state.get_websockets().len() as u32 >= settings.max_members {
-            return json_error(429, "room_full", "the room has reached its member limit");
-        }
         if let Err(e) = self.ensure_loaded() {
             worker::console_error!("room document does not load: {e}");
             return json_error(
@@ -421,6 +434,19 @@ impl Room {
                 .refuse(ws, close::INTERNAL, "room document unavailable")
                 .await;
         }
+        // Every message that makes the room do work spends a token of the socket's bucket: updates, but also sync
+        // requests and awareness queries (each one encodes the whole document or presence), so none can be looped
+        // to stall the room for everyone. Awareness news is bounded by the socket's announced clients instead.
+        if matches!(
+            message,
+            Message::SyncStep1(_)
+                | Message::SyncStep2(_)
+                | Message::Update(_)
+                | Message::QueryAwareness
+        ) && !self.take_token(ws, &settings)
+        {
+            return self.refuse(ws, close::POLICY, "update rate exceeded").await;
+        }
         match message {
             Message::SyncStep1(sv) => {
                 let diff = self.inner.borrow().loaded.as_ref().map(|l| l.doc.diff(sv));
@@ -435,19 +461,6 @@ impl Room {
                 }
             }
             Message::SyncStep2(update) | Message::Update(update) => {
-                let sid = Self::attachment(ws).sid;
-                let now = Date::now().as_millis();
-                let allowed = {
-                    let mut inner = self.inner.borrow_mut();
-                    inner
-                        .buckets
-                        .entry(sid)
-                        .or_insert_with(|| TokenBucket::full(settings.update_burst, now))
-                        .take(settings.updates_per_second, settings.update_burst, now)
-                };
-                if !allowed {
-                    return self.refuse(ws, close::POLICY, "update rate exceeded").await;
-                }
                 let outcome = {
                     let mut inner = self.inner.borrow_mut();
                     match inner.loaded.as_mut() {
@@ -503,6 +516,15 @@ impl Room {
                 }
                 let mut attachment = Self::attachment(ws);
                 let mut announced: Announced = attachment.announced.iter().copied().collect();
+                if presence::too_many_clients(&announced, &update.entries) {
+                    return self
+                        .refuse(
+                            ws,
+                            close::POLICY,
+                            "too many awareness clients on one socket",
+                        )
+                        .await;
+                }
                 let applied = self.inner.borrow_mut().presence.apply(
                     attachment.sid,
                     &update.entries,

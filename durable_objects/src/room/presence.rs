@@ -15,6 +15,28 @@ pub type Announced = BTreeMap<u64, u64>;
 /// Tombstones (clocks of clients that left) kept to refuse late echoes; past this many they are all forgotten.
 const MAX_TOMBSTONES: usize = 1024;
 
+/// Awareness clients one socket may announce. A y-websocket connection carries one document and so one client id;
+/// the bound keeps a socket from filling the room's memory (and every newcomer's first message) with invented
+/// clients, and its record within the socket attachment's 2 KiB.
+pub const MAX_CLIENTS_PER_SOCKET: usize = 16;
+
+/// Whether applying `entries` would leave a socket that announced `announced` with more than
+/// [`MAX_CLIENTS_PER_SOCKET`] clients (checked before anything is applied).
+pub fn too_many_clients(announced: &Announced, entries: &[AwarenessEntry]) -> bool {
+    let mut ids: Vec<u64> = announced.keys().copied().collect();
+    for e in entries {
+        let at = ids.iter().position(|id| *id == e.client_id);
+        match (&e.state, at) {
+            (Some(_), None) => ids.push(e.client_id),
+            (None, Some(i)) => {
+                ids.swap_remove(i);
+            }
+            _ => {}
+        }
+    }
+    ids.len() > MAX_CLIENTS_PER_SOCKET
+}
+
 /// What the room knows of one awareness client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Known {
@@ -156,6 +178,30 @@ mod tests {
             clock,
             state: state.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn a_socket_may_announce_a_bounded_number_of_clients() {
+        let mut announced = Announced::new();
+        let many: Vec<AwarenessEntry> = (0..MAX_CLIENTS_PER_SOCKET as u64)
+            .map(|id| entry(id, 1, Some("{}")))
+            .collect();
+        assert!(!too_many_clients(&announced, &many), "up to the bound");
+        for e in &many {
+            announced.insert(e.client_id, e.clock);
+        }
+        assert!(
+            too_many_clients(&announced, &[entry(99, 1, Some("{}"))]),
+            "one more is refused"
+        );
+        assert!(
+            !too_many_clients(&announced, &[entry(0, 2, Some("{}")), entry(99, 1, None)]),
+            "renewals and removals are not new clients"
+        );
+        assert!(
+            !too_many_clients(&announced, &[entry(0, 2, None), entry(99, 1, Some("{}"))]),
+            "a client replaced in the same message"
+        );
     }
 
     #[test]
