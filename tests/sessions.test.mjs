@@ -106,7 +106,8 @@ test("the whole flow: login, session route, refresh, logout, then refused everyw
   const out = await post("/auth/logout", rotated);
   assert.equal(out.status, 204);
   assert.match(out.headers.get("set-cookie"), /edgekit_session=;.*Max-Age=0/);
-  assert.equal(await kv.get(`session:${sessionId(rotated)}`), null, "logout deleted the cache entry");
+  const left = JSON.parse(await kv.get(`session:${sessionId(rotated)}`));
+  assert.ok(left.revoked_at > 0 && left.user_id === "", "logout left a revocation entry (no user data) in the cache");
   const row = await db.prepare("SELECT revoked_at FROM sessions WHERE id = ?1").bind(sessionId(rotated)).first();
   assert.ok(row.revoked_at > 0, "logout marked D1");
   await expectError(await get("/auth/session", rotated), 401, "session_invalid", "cached check after logout");

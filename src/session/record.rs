@@ -79,6 +79,28 @@ pub struct CacheEntry {
 }
 
 impl CacheEntry {
+    /// The entry a revocation leaves in the cache: refused by [`decide_cached`] while fresh, and never overwritten by
+    /// a cache fill that read the session before it was revoked ([`CacheEntry::is_revoked`]).
+    pub fn revoked(now_ms: u64, cache_secs: u64) -> Self {
+        let record = SessionRecord {
+            user_id: String::new(),
+            email: String::new(),
+            permissions: Vec::new(),
+            created_at: 0,
+            expires_at: 0,
+            last_seen_at: 0,
+            revoked_at: Some(now_ms),
+        };
+        Self::new(record, now_ms, cache_secs)
+    }
+
+    /// Whether a stored entry (as text) records a revocation.
+    pub fn is_revoked(stored: Option<&str>) -> bool {
+        stored
+            .and_then(|e| serde_json::from_str::<CacheEntry>(e).ok())
+            .is_some_and(|e| e.record.revoked_at.is_some())
+    }
+
     pub fn new(record: SessionRecord, now_ms: u64, cache_secs: u64) -> Self {
         Self {
             record,
@@ -120,6 +142,25 @@ pub fn decide_cached(entry: Option<&str>, now_ms: u64) -> CacheDecision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_revocation_entry_is_refused_and_recognised() {
+        let entry = serde_json::to_string(&CacheEntry::revoked(1_000, 60)).expect("serialises");
+        assert!(matches!(
+            decide_cached(Some(&entry), 1_500),
+            CacheDecision::Refuse(Status::Revoked)
+        ));
+        assert!(
+            matches!(decide_cached(Some(&entry), 61_000), CacheDecision::AskD1),
+            "D1 decides once stale"
+        );
+        assert!(CacheEntry::is_revoked(Some(&entry)));
+        let active = serde_json::to_string(&CacheEntry::new(record(10_000, None), 1_000, 60))
+            .expect("serialises");
+        assert!(!CacheEntry::is_revoked(Some(&active)));
+        assert!(!CacheEntry::is_revoked(None));
+        assert!(!CacheEntry::is_revoked(Some("not json")));
+    }
 
     fn record(expires_at: u64, revoked_at: Option<u64>) -> SessionRecord {
         SessionRecord {

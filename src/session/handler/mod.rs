@@ -101,7 +101,9 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
         Status::Expired => return Ok(Checked::Refused("session expired")),
         Status::Active => {}
     }
-    if !schedule_touch(call, &id, &record, now) && config.cache_secs > 0 {
+    // Only a cached check fills the cache: a strict one is a refresh (about to retire this id) or a listing, and a
+    // fill from it could land after the rotation it precedes.
+    if !schedule_touch(call, &id, &record, now) && !strict && config.cache_secs > 0 {
         let entry = CacheEntry::new(record.clone(), now, config.cache_secs);
         let (env, key_id, cache_secs) = (call.env.clone(), id.clone(), config.cache_secs);
         call.ctx.wait_until(async move {
@@ -311,7 +313,7 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
         )
         .with_internal("lost a concurrent rotation"));
     }
-    store.uncache(&old_id).await?;
+    store.mark_revoked(&old_id, now, config.cache_secs).await?;
     let record = SessionRecord {
         expires_at,
         last_seen_at: now,
@@ -327,15 +329,16 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
     Ok(finish(issued(&call, &token, &record, now)?, &store))
 }
 
-/// `POST /auth/logout`: revokes the session in D1, deletes its cache entry and clears the cookie. Idempotent: 204
+/// `POST /auth/logout`: revokes the session in D1, leaves a revocation entry in its cache slot and clears the cookie. Idempotent: 204
 /// whether or not the cookie named a live session.
 pub async fn logout(call: Call) -> ApiResult<Response> {
     let config = &call.isolate.config.session;
     let store = Store::open(&call)?;
     if let CookieToken::Token(token) = cookie_token(&call) {
         let id = token::session_id(&token);
-        store.revoke(&id, now_ms()).await?;
-        store.uncache(&id).await?;
+        let now = now_ms();
+        store.revoke(&id, now).await?;
+        store.mark_revoked(&id, now, config.cache_secs).await?;
     }
     let response = with_header(
         Response::empty()

@@ -247,11 +247,19 @@ impl Store {
         self.kv.get(&cache_key(id)).text().await.ok().flatten()
     }
 
-    pub async fn uncache(&self, id: &str) -> ApiResult<()> {
-        self.kv
-            .delete(&cache_key(id))
-            .await
-            .or_internal("deleting the cached session")
+    /// Records in the cache that `id` no longer admits anyone (logout, or the old id of a refresh). An entry rather
+    /// than a deletion: a cache fill that read the session before the revocation then leaves it alone.
+    pub async fn mark_revoked(&self, id: &str, now_ms: u64, cache_secs: u64) -> ApiResult<()> {
+        if cache_secs == 0 {
+            return Ok(());
+        }
+        write_cache(
+            &self.kv,
+            id,
+            &CacheEntry::revoked(now_ms, cache_secs),
+            cache_secs,
+        )
+        .await
     }
 
     pub async fn cache(&self, id: &str, entry: &CacheEntry, cache_secs: u64) -> ApiResult<()> {
@@ -272,10 +280,29 @@ async fn write_cache(kv: &KvStore, id: &str, entry: &CacheEntry, cache_secs: u64
         .or_internal("caching the session")
 }
 
+/// Writes a cache entry from a D1 read made earlier in this request — unless the cache now records a revocation:
+/// a logout or refresh may have landed between that read and this write, and its entry must stand.
+async fn refill_cache(
+    kv: &KvStore,
+    id: &str,
+    entry: &CacheEntry,
+    cache_secs: u64,
+) -> ApiResult<()> {
+    let current = kv
+        .get(&cache_key(id))
+        .text()
+        .await
+        .or_internal("reading the cached session")?;
+    if CacheEntry::is_revoked(current.as_deref()) {
+        return Ok(());
+    }
+    write_cache(kv, id, entry, cache_secs).await
+}
+
 /// Fills the cache entry after a D1 read, through `waitUntil`.
 pub async fn fill_cache(env: Env, id: &str, entry: &CacheEntry, cache_secs: u64) -> ApiResult<()> {
     let kv = env.kv(bindings::CONFIG_KV).or_internal("opening KV")?;
-    write_cache(&kv, id, entry, cache_secs).await
+    refill_cache(&kv, id, entry, cache_secs).await
 }
 
 /// Sliding expiry, run after the response through `waitUntil`: writes last-seen and the new expiry to D1 (only if
@@ -304,7 +331,7 @@ pub async fn touch(
     if let Some(record) = store.session(&id).await? {
         if record.revoked_at.is_none() {
             let entry = CacheEntry::new(record, now_ms, cache_secs);
-            write_cache(&store.kv, &id, &entry, cache_secs).await?;
+            refill_cache(&store.kv, &id, &entry, cache_secs).await?;
         }
     }
     Ok(())
