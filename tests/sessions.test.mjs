@@ -66,6 +66,11 @@ test("the whole flow: login, session route, refresh, logout, then refused everyw
   const { token, body, response } = await loggedIn();
   const setCookie = response.headers.get("set-cookie");
   for (const attribute of ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"]) assert.match(setCookie, new RegExp(attribute));
+  // The cookie lasts the session's absolute limit (SESSION_MAX_SECS, 30 days by default), not its first idle window:
+  // the idle expiry slides in D1 with use, and the browser must not drop a session that is still alive.
+  const maxAge = Number(/Max-Age=(\d+)/.exec(setCookie)[1]);
+  assert.ok(maxAge > 29 * 86_400 && maxAge <= 30 * 86_400, `Max-Age ${maxAge}`);
+  assert.ok(body.session.expires_at < Date.now() + 8 * 86_400_000, "while D1's idle expiry is the nearer one");
   assert.match(token, /^[A-Za-z0-9_-]{43}$/, "a 256-bit token in base64url");
   assert.ok(response.headers.get("x-d1-bookmark"), "login hands back a D1 bookmark");
   assert.equal(response.headers.get("cache-control"), "no-store");

@@ -191,7 +191,9 @@ fn issued(call: &Call, token: &str, record: &SessionRecord, now: u64) -> ApiResu
         "user": user_view(record),
         "session": { "expires_at": record.expires_at },
     });
-    let max_age = record.expires_at.saturating_sub(now) / 1000;
+    // The cookie lives as long as the session can (its absolute limit): the idle expiry slides in D1 with use
+    // (last-seen), which a Max-Age fixed at login would not follow, so the browser would drop a session still alive.
+    let max_age = (record.created_at + config.max_secs * 1000).saturating_sub(now) / 1000;
     Ok(with_header(
         json(200, &body)?,
         "set-cookie",
