@@ -20,6 +20,7 @@ before(async () => {
   fixtures = {
     "/photos/land.jpg": { type: "image/jpeg", body: await solid(800, 600).jpeg().toBuffer() },
     "/photos/square.png": { type: "image/png", body: await solid(400, 400, 4).png().toBuffer() },
+    "/photos/tall.png": { type: "image/png", body: await solid(20, 400).png().toBuffer() },
     "/photos/cache.jpg": { type: "image/jpeg", body: await solid(640, 480).jpeg().toBuffer() },
     "/photos/page.jpg": { type: "text/html", body: Buffer.from("<html>not an image</html>") },
     "/photos/huge.jpg": { type: "image/jpeg", body: Buffer.alloc(MAX_SOURCE + 1, 7) },
@@ -78,6 +79,7 @@ test("every URL form and fit produces the requested dimensions, decoded from the
     ["/images/photos/land.jpg?w=200&dpr=2", [400, 300], "dpr multiplies"],
     ["/images/photos/land.jpg?h=150&q=40", [200, 150], "height only with quality"],
     ["/images/100/photos/square.png", [100, 100], "PNG source"],
+    ["/images/photos/tall.png?w=200&fit=contain", [100, 2000], "a side derived from the source stays within IMAGES_MAX_SIDE"],
   ];
   for (const [path, [width, height], why] of cases) {
     const response = await get(worker, path);

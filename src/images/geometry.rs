@@ -29,6 +29,22 @@ pub fn output_size(t: &Transform, source_w: u32, source_h: u32) -> (u32, u32) {
     }
 }
 
+/// `(w, h)` scaled down, keeping its aspect ratio, so neither side exceeds `max_side` (`IMAGES_MAX_SIDE`): a size
+/// derived from the source — one side asked for on a very tall or wide source, or none at all — is bounded like a
+/// size asked for.
+pub fn within(size: (u32, u32), max_side: u32) -> (u32, u32) {
+    let (w, h) = size;
+    let longest = w.max(h);
+    if longest <= max_side {
+        return size;
+    }
+    let s = f64::from(max_side) / f64::from(longest);
+    (
+        px(f64::from(w) * s).min(max_side),
+        px(f64::from(h) * s).min(max_side),
+    )
+}
+
 fn px(v: f64) -> u32 {
     (v.round() as u32).max(1)
 }
@@ -37,6 +53,30 @@ fn px(v: f64) -> u32 {
 mod tests {
     use super::*;
     use crate::images::transform::FormatChoice;
+
+    #[test]
+    fn derived_sizes_stay_within_the_side_limit() {
+        assert_eq!(
+            within((2000, 200_000), 4096),
+            (41, 4096),
+            "a tall banner asked 2000 wide"
+        );
+        assert_eq!(
+            within((10_000, 5_000), 4096),
+            (4096, 2048),
+            "an untouched large source"
+        );
+        assert_eq!(
+            within((4096, 100), 4096),
+            (4096, 100),
+            "at the limit: unchanged"
+        );
+        assert_eq!(
+            within((1, 100_000), 4096),
+            (1, 4096),
+            "never below one pixel"
+        );
+    }
 
     fn t(width: Option<u32>, height: Option<u32>, fit: Fit, dpr_hundredths: u32) -> Transform {
         Transform {

@@ -13,7 +13,7 @@ use worker::{web_sys, Cache, Fetch, Headers, Request, Response};
 use super::cache_key::cache_key;
 use super::cf_image::CfImage;
 use super::config::{ImagesConfig, ImagesMode};
-use super::geometry::output_size;
+use super::geometry::{output_size, within};
 use super::negotiate::{negotiate, source_mime, Negotiated};
 use super::signature;
 use super::transform::{self, FormatChoice, ImageRequest};
@@ -223,7 +223,8 @@ async fn via_binding(
             ApiError::internal("the IMAGES binding is missing ([images] in wrangler.toml)")
         })?;
     let out_mime = format.mime(&source_mime).to_owned();
-    match transform_with_binding(&images, &bytes, request, &out_mime).await {
+    match transform_with_binding(&images, &bytes, request, &out_mime, config.limits.max_side).await
+    {
         Ok(out) => Ok(Variant {
             bytes: out,
             mime: out_mime,
@@ -287,12 +288,16 @@ async fn transform_with_binding(
     bytes: &[u8],
     request: &ImageRequest,
     out_mime: &str,
+    max_side: u32,
 ) -> Result<Vec<u8>, JsValue> {
     let info = awaited(call_method(images, "info", &[&stream_of(bytes)?])?).await?;
-    let (width, height) = output_size(
-        &request.transform,
-        number(&info, "width")?,
-        number(&info, "height")?,
+    let (width, height) = within(
+        output_size(
+            &request.transform,
+            number(&info, "width")?,
+            number(&info, "height")?,
+        ),
+        max_side,
     );
     let options = js_sys::Object::new();
     Reflect::set(&options, &"width".into(), &width.into())?;
