@@ -2,7 +2,7 @@
 // `wrangler dev`, whose proxy is the bottleneck), load it with wrk on 127.0.0.1, and print comparable figures.
 // One Miniflare per served Worker (a per-worker port in a multi-worker Miniflare opens no socket).
 import { execFile, execFileSync, spawnSync } from "node:child_process";
-import { generateKeyPairSync, sign } from "node:crypto";
+import { generateKeyPairSync } from "node:crypto";
 import { createServer } from "node:http";
 import { readdirSync, readFileSync } from "node:fs";
 import { promisify } from "node:util";
@@ -10,6 +10,7 @@ import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { Miniflare } from "miniflare";
 import { startWorker } from "../tests/support/worker.mjs";
+import { jwksOf, token } from "../tests/support/gateway-tokens.mjs";
 
 export const ROOT = resolve(import.meta.dirname, "..");
 
@@ -298,17 +299,10 @@ export function benchToken(sub = "bench-user", alg = "EdDSA") {
   }[alg];
   if (!pair) throw new Error(`benchToken: no ${alg}`);
   const { privateKey, publicKey } = pair();
-  const jwks = JSON.stringify({ keys: [{ ...publicKey.export({ format: "jwk" }), kid: "bench", alg, use: "sig" }] });
-  const now = Math.floor(Date.now() / 1000);
-  const part = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
-  const claims = { iss: "edgekit", aud: "edgekit-api", sub, permissions: ["read"], iat: now, exp: now + 3600 };
-  const input = `${part({ alg, typ: "JWT", kid: "bench" })}.${part(claims)}`;
-  const signature = {
-    EdDSA: () => sign(null, Buffer.from(input), privateKey),
-    ES256: () => sign("sha256", Buffer.from(input), { key: privateKey, dsaEncoding: "ieee-p1363" }),
-    RS256: () => sign("sha256", Buffer.from(input), privateKey),
-  }[alg]();
-  return { jwks, authorization: `Bearer ${input}.${signature.toString("base64url")}` };
+  const keys = { bench: { alg, privateKey, publicJwk: publicKey.export({ format: "jwk" }) } };
+  // No email claim: the JS reference forwards no X-User-Email, so neither side has that header to set.
+  const claims = { sub, email: undefined, exp: Math.floor(Date.now() / 1000) + 3600 };
+  return { jwks: JSON.stringify(jwksOf(keys)), authorization: `Bearer ${token(keys, "bench", claims)}` };
 }
 
 /**
