@@ -162,9 +162,9 @@ pub fn storable(status: u16, headers: &[(String, String)], per_user: bool) -> bo
     headers.iter().all(|(name, value)| match name.as_str() {
         "set-cookie" => false,
         "cache-control" => value.split(',').all(|directive| {
-            let directive = directive.trim().split('=').next().unwrap_or("");
-            let directive = directive.trim().to_ascii_lowercase();
-            !(directive == "no-store" || (directive == "private" && !per_user))
+            let name = directive.split('=').next().unwrap_or("").trim();
+            !(name.eq_ignore_ascii_case("no-store")
+                || (!per_user && name.eq_ignore_ascii_case("private")))
         }),
         "vary" => value
             .split(',')

@@ -331,8 +331,8 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
     Ok(finish(issued(&call, &token, &record, now)?, &store))
 }
 
-/// `POST /auth/logout`: revokes the session in D1, leaves a revocation entry in its cache slot and clears the cookie. Idempotent: 204
-/// whether or not the cookie named a live session.
+/// `POST /auth/logout`: revokes the session in D1, leaves a revocation entry in its cache slot and clears the
+/// cookie. Idempotent: 204 whether or not the cookie named a live session.
 pub async fn logout(call: Call) -> ApiResult<Response> {
     let config = &call.isolate.config.session;
     let store = Store::open(&call)?;

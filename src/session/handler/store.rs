@@ -250,9 +250,6 @@ impl Store {
     /// Records in the cache that `id` no longer admits anyone (logout, or the old id of a refresh). An entry rather
     /// than a deletion: a cache fill that read the session before the revocation then leaves it alone.
     pub async fn mark_revoked(&self, id: &str, now_ms: u64, cache_secs: u64) -> ApiResult<()> {
-        if cache_secs == 0 {
-            return Ok(());
-        }
         write_cache(
             &self.kv,
             id,
@@ -288,6 +285,9 @@ async fn refill_cache(
     entry: &CacheEntry,
     cache_secs: u64,
 ) -> ApiResult<()> {
+    if cache_secs == 0 {
+        return Ok(()); // caching is off: no entry to protect, and no read to make
+    }
     let current = kv
         .get(&cache_key(id))
         .text()
