@@ -41,8 +41,8 @@ async function client(w, room, { user = "tester", name } = {}) {
 }
 
 /** A raw socket with a valid ticket; resolves once open, records frames and the close code. */
-async function rawSocket(w, room) {
-  const url = w.url.href.replace(/^http/, "ws") + `rooms/${room}/ws?ticket=${await ticket(w, room)}`;
+async function rawSocket(w, room, user = "tester") {
+  const url = w.url.href.replace(/^http/, "ws") + `rooms/${room}/ws?ticket=${await ticket(w, room, user)}`;
   const ws = new WebSocket(url);
   const state = { ws, frames: [], closed: null };
   ws.on("message", (data) => state.frames.push(data));
@@ -333,6 +333,62 @@ test("the room relays awareness news only: the copies clients send back go nowhe
     assert.deepEqual(clocks(sender), [1, 2], "the sender got its own news back once each (keep-alive)");
     watcher.ws.close();
     sender.ws.close();
+  } finally {
+    awareness.destroy();
+    await w.stop();
+  }
+});
+
+test("an awareness client belongs to the user who announced it: another member cannot rewrite or remove it", async () => {
+  const doc = new Y.Doc();
+  const awareness = new awarenessProtocol.Awareness(doc);
+  const frame = () =>
+    Buffer.concat([Buffer.from([1]), encodeVarUint8Array(awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]))]);
+  /** A forged awareness frame for `doc`'s client: `clock`, `state` (null: a removal). */
+  const forged = (clock, state) => {
+    const e = encoding.createEncoder();
+    encoding.writeVarUint(e, 1);
+    encoding.writeVarUint(e, doc.clientID);
+    encoding.writeVarUint(e, clock);
+    encoding.writeVarString(e, JSON.stringify(state));
+    return Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(e))]);
+  };
+  /** [clock, state] of every entry about `doc`'s client in the awareness frames `socket` received. */
+  const seen = (socket) =>
+    socket.frames
+      .filter((f) => f[0] === 1)
+      .flatMap((f) => {
+        const d = decoding.createDecoder(decoding.readVarUint8Array(decoding.createDecoder(f.subarray(1))));
+        const out = [];
+        for (let i = decoding.readVarUint(d); i > 0; i--) {
+          const id = decoding.readVarUint(d);
+          const clock = decoding.readVarUint(d);
+          const state = JSON.parse(decoding.readVarString(d));
+          if (id === doc.clientID) out.push([clock, state]);
+        }
+        return out;
+      });
+  const w = await startWorker({ vars: VARS });
+  try {
+    const watcher = await rawSocket(w, "awareness-owner", "carol");
+    const alice = await rawSocket(w, "awareness-owner", "alice");
+    const bob = await rawSocket(w, "awareness-owner", "bob");
+    awareness.setLocalState({ name: "alice" });
+    alice.ws.send(frame());
+    await until(() => seen(watcher).length === 1, { what: "alice's presence relayed" });
+    // Bob names alice's client with newer clocks: a new state, then a removal. His awareness query is answered
+    // after both were handled (one socket's messages are handled in order).
+    bob.ws.send(forged(5, { name: "mallory" }));
+    bob.ws.send(forged(6, null));
+    bob.ws.send(Buffer.from([3]));
+    await until(() => seen(bob).length > 0, { what: "bob's awareness query answered" });
+    assert.deepEqual(seen(bob), [[1, { name: "alice" }]], "the room still holds alice's own state");
+    awareness.setLocalState({ name: "alice", typing: true });
+    alice.ws.send(frame());
+    await until(() => seen(watcher).length === 2, { what: "alice's renewal relayed" });
+    assert.deepEqual(seen(watcher), [[1, { name: "alice" }], [2, { name: "alice", typing: true }]], "nothing of bob's");
+    assert.equal(bob.closed, null, "bob's socket stays open (the entries are dropped, as copies are)");
+    for (const s of [watcher, alice, bob]) s.ws.close();
   } finally {
     awareness.destroy();
     await w.stop();

@@ -6,6 +6,7 @@
 //! was evicted or woke from hibernation. An update is appended to SQLite (synchronously, inside this turn) before
 //! it is broadcast or answered.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -24,7 +25,7 @@ use super::protocol::{
     close, RoomSettings, TicketGrant, HEADER_ROOM, HEADER_SETTINGS, PATH_CONNECT, PATH_STATE,
     PATH_TICKET, TICKET_PARAM,
 };
-use super::wire::{self, Message};
+use super::wire::{self, AwarenessEntry, Message};
 use crate::room_directory::protocol as directory;
 
 #[durable_object]
@@ -243,6 +244,30 @@ impl Room {
             .entry(sid)
             .or_insert_with(|| TokenBucket::full(settings.update_burst, now))
             .take(settings.updates_per_second, settings.update_burst, now)
+    }
+
+    /// Which of `ids` (clients the sending socket has not announced) an open socket of another user announced:
+    /// those belong to that user. Read from the sockets' attachments, so it holds after hibernation; only messages
+    /// naming a client new to their socket pay for it (a y-websocket client's first announcement).
+    fn owned_by_other_users(&self, sender: &Attachment, ids: &[u64]) -> Vec<u64> {
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let mut owned = Vec::new();
+        for ws in self.state.get_websockets() {
+            let other = Self::attachment(&ws);
+            if other.sid == sender.sid || other.user == sender.user {
+                continue;
+            }
+            owned.extend(
+                other
+                    .announced
+                    .iter()
+                    .map(|(id, _)| *id)
+                    .filter(|id| ids.contains(id)),
+            );
+        }
+        owned
     }
 
     fn attachment(ws: &WebSocket) -> Attachment {
@@ -516,7 +541,23 @@ impl Room {
                 }
                 let mut attachment = Self::attachment(ws);
                 let mut announced: Announced = attachment.announced.iter().copied().collect();
-                if presence::too_many_clients(&announced, &update.entries) {
+                let others = self.owned_by_other_users(
+                    &attachment,
+                    &presence::unannounced(&announced, &update.entries),
+                );
+                let entries: Cow<[AwarenessEntry]> = if others.is_empty() {
+                    Cow::Borrowed(&update.entries)
+                } else {
+                    Cow::Owned(
+                        update
+                            .entries
+                            .iter()
+                            .filter(|e| !others.contains(&e.client_id))
+                            .cloned()
+                            .collect(),
+                    )
+                };
+                if presence::too_many_clients(&announced, &entries) {
                     return self
                         .refuse(
                             ws,
@@ -527,7 +568,7 @@ impl Room {
                 }
                 let applied = self.inner.borrow_mut().presence.apply(
                     attachment.sid,
-                    &update.entries,
+                    &entries,
                     &mut announced,
                 );
                 if applied.announced_changed {

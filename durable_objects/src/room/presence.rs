@@ -37,6 +37,21 @@ pub fn too_many_clients(announced: &Announced, entries: &[AwarenessEntry]) -> bo
     ids.len() > MAX_CLIENTS_PER_SOCKET
 }
 
+/// The client ids in `entries` that the sending socket has not announced itself. An awareness client belongs to the
+/// user whose socket announced it: the glue checks these ids against the other users' open sockets (their
+/// attachments, which outlive hibernation) and drops the entries another user owns, so a member cannot rewrite or
+/// remove someone else's presence. Empty in the common case (a socket renewing its own client).
+pub fn unannounced(announced: &Announced, entries: &[AwarenessEntry]) -> Vec<u64> {
+    let mut ids: Vec<u64> = entries
+        .iter()
+        .map(|e| e.client_id)
+        .filter(|id| !announced.contains_key(id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// What the room knows of one awareness client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Known {
@@ -178,6 +193,22 @@ mod tests {
             clock,
             state: state.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn unannounced_lists_each_client_the_socket_has_not_announced_once() {
+        let announced: Announced = [(10, 3)].into_iter().collect();
+        let entries = [
+            entry(10, 4, Some("{}")),
+            entry(30, 1, None),
+            entry(20, 1, Some("{}")),
+            entry(30, 2, Some("{}")),
+        ];
+        assert_eq!(unannounced(&announced, &entries), vec![20, 30]);
+        assert!(
+            unannounced(&announced, &entries[..1]).is_empty(),
+            "a renewal of its own client"
+        );
     }
 
     #[test]
