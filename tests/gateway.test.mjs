@@ -24,6 +24,8 @@ const policies = {
   "short-swr": { ttl: 1, stale_while_revalidate: 3600, stale_if_error: 0, shared: true, cache_control: "public, max-age=1", surrogate_control: "max-age=1, stale-while-revalidate=3600" },
 };
 
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
 function routes() {
   const up = origin.url;
   return [
@@ -61,6 +63,7 @@ before(async () => {
         "gw-user-open": { limit: 3, window: 60, key: "user", shards: 2, failure: "open" },
       },
       AUTH_SIGNING_KEY: JSON.stringify(SESSION_KEY),
+      GATEWAY_WAF: { max_body_bytes: MAX_BODY_BYTES },
     },
   });
   kv = await worker.mf.getKVNamespace("CONFIG_KV");
@@ -90,6 +93,38 @@ function rawRequest(path, { method = "GET", headers = {}, body } = {}) {
     });
     req.on("error", reject);
     req.end(body);
+  });
+}
+
+/**
+ * A chunked upload over node:http (no Content-Length): `total` bytes of `fill` in 64 KiB writes, each after the
+ * last drained. Resolves with { status, headers, body } once the answer is read; writes failing after the answer
+ * came (the Worker stopped reading) end the upload.
+ */
+function chunkedUpload(path, total, { fill = "u", base = worker.url } = {}) {
+  const chunk = Buffer.alloc(64 * 1024, fill);
+  return new Promise((resolveResponse, reject) => {
+    let answered = false;
+    const req = httpRequest(new URL(path, base), { method: "POST", headers: { "content-type": "application/octet-stream" } }, (res) => {
+      answered = true;
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => {
+        req.destroy();
+        resolveResponse({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() });
+      });
+    });
+    req.on("error", (e) => (answered ? null : reject(e)));
+    let sent = 0;
+    const pump = () => {
+      while (sent < total && !answered && !req.destroyed) {
+        const part = chunk.subarray(0, Math.min(chunk.length, total - sent));
+        sent += part.length;
+        if (!req.write(part)) return req.once("drain", pump);
+      }
+      if (sent >= total) req.end();
+    };
+    pump();
   });
 }
 
@@ -806,6 +841,23 @@ describe("WAF", () => {
     assert.equal(await r2.text(), String(late.length), "and whole");
     origin.reset();
   });
+
+  test("max_body_bytes holds for chunked uploads (no Content-Length): under it intact, past it cut off with 403", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => res.end(`${req.headers["content-length"] ?? "chunked"} ${body.length}`));
+    const under = await chunkedUpload("/gw/open/upload-under", MAX_BODY_BYTES);
+    assert.equal(under.status, 200);
+    assert.equal(under.body, `chunked ${MAX_BODY_BYTES}`, "exactly max_body_bytes streams through whole");
+
+    const over = await chunkedUpload("/gw/open/upload-over", MAX_BODY_BYTES + 2 * 1024 * 1024);
+    assert.equal(over.status, 403, over.body);
+    assert.equal(over.headers["x-waf-rule"], "size-body");
+    assert.equal(JSON.parse(over.body).error.code, "waf_blocked");
+    const seen = await until(() => origin.requests.find((r) => r.path === "/open/upload-over"), { what: "the origin's record of the cut upload" });
+    assert.equal(seen.aborted, true, "the origin's request was cut off");
+    assert.ok(seen.body.length <= MAX_BODY_BYTES, `the origin got at most max_body_bytes (${seen.body.length})`);
+    origin.reset();
+  });
 });
 
 describe("configuration", () => {
@@ -826,8 +878,8 @@ describe("configuration", () => {
     const logOrigin = await startOrigin();
     const w = await startWorker({
       vars: {
-        GATEWAY_ROUTES: [{ name: "o", path: "/o", upstream: logOrigin.url }],
-        GATEWAY_WAF: { mode: "log" },
+        GATEWAY_ROUTES: [{ name: "o", path: "/o", methods: ["GET", "POST"], upstream: logOrigin.url }],
+        GATEWAY_WAF: { mode: "log", max_body_bytes: 1024 * 1024 },
       },
     });
     try {
@@ -837,6 +889,12 @@ describe("configuration", () => {
       const line = await until(() => w.jsonLogs().find((l) => l.msg === "waf"), { what: "the WAF log line" });
       assert.equal(line.rule, "xss-script");
       assert.equal(line.mode, "log");
+      logOrigin.handle((req, body, res) => res.end(String(body.length)));
+      const big = await chunkedUpload("/o/upload", 3 * 1024 * 1024, { base: w.url });
+      assert.equal(big.status, 200, "a chunked body past max_body_bytes goes through in log mode");
+      assert.equal(big.body, String(3 * 1024 * 1024), "whole");
+      const size = await until(() => w.jsonLogs().find((l) => l.msg === "waf" && l.rule === "size-body"), { what: "the size-body log line" });
+      assert.equal(size.mode, "log");
     } finally {
       await w.stop();
       await logOrigin.stop();

@@ -3,7 +3,7 @@
 //! serves cacheable GETs from the Cache API (stale-while-revalidate, stale-if-error, per-key request coalescing), and
 //! answers the admin purge-by-tag route. The rules it applies live in the pure sibling modules.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
@@ -187,13 +187,23 @@ async fn forward(
         }
     }
     let started = respond::now_ms();
-    let retries = if is_retryable_method(method) && !matches!(body, OutBody::Stream(_)) {
+    let retries = if is_retryable_method(method) && !body.is_stream() {
         route.retries
     } else {
         0
     };
     let upstream = send(&target, method, &headers, &body, route.timeout_ms, retries).await;
     let origin_ms = respond::now_ms().saturating_sub(started);
+    if body.over_cap() {
+        // Blocked: the origin's request was cut off. Logged: it got the whole body.
+        waf_verdict(
+            call,
+            Some(Hit {
+                rule: "size-body",
+                part: "body",
+            }),
+        )?;
+    }
     match upstream {
         Ok(response) => Ok(pass_through(
             response,
@@ -507,6 +517,19 @@ enum OutBody {
     None,
     Bytes(Vec<u8>),
     Stream(JsValue),
+    /// An unsized (chunked) body, counted on its way to the origin.
+    Capped(CappedBody),
+}
+
+/// A chunked body on its way to the origin, counted against the WAF's `max_body_bytes`.
+struct CappedBody {
+    stream: JsValue,
+    /// Set once the body passed the cap.
+    over: Rc<Cell<bool>>,
+    /// Aborts the origin request when the body passes the cap in block mode. Failing the stream alone is not
+    /// enough: the runtime then ends the chunked request cleanly, and the origin would take the first
+    /// `max_body_bytes` for the whole upload.
+    abort: web_sys::AbortController,
 }
 
 impl OutBody {
@@ -514,9 +537,56 @@ impl OutBody {
         match self {
             Self::None => None,
             Self::Bytes(b) => Some(js_sys::Uint8Array::from(b.as_slice()).into()),
-            Self::Stream(s) => Some(s.clone()),
+            Self::Stream(s) | Self::Capped(CappedBody { stream: s, .. }) => Some(s.clone()),
         }
     }
+
+    fn is_stream(&self) -> bool {
+        matches!(self, Self::Stream(_) | Self::Capped(_))
+    }
+
+    fn over_cap(&self) -> bool {
+        matches!(self, Self::Capped(c) if c.over.get())
+    }
+
+    /// The signal that cuts the origin request off, besides its timeout.
+    fn abort_signal(&self) -> Option<web_sys::AbortSignal> {
+        match self {
+            Self::Capped(c) => Some(c.abort.signal()),
+            _ => None,
+        }
+    }
+}
+
+/// `stream` counted as it goes to the origin, for a body without `Content-Length` (whose size `inspect_sizes`
+/// could not check up front). Past `max` bytes the flag is set and, when `block`, the origin request is aborted
+/// and the stream fails: the client gets the WAF's 403 `size-body`. Only unsized bodies pay for the per-chunk trip
+/// through wasm; a sized body goes to the origin as the runtime's own stream.
+fn capped(stream: web_sys::ReadableStream, max: u64, block: bool) -> ApiResult<OutBody> {
+    let abort = web_sys::AbortController::new()
+        .map_err(|e| ApiError::internal(format!("AbortController: {e:?}")))?;
+    let over = Rc::new(Cell::new(false));
+    let (flag, cut) = (over.clone(), abort.clone());
+    let mut seen = 0u64;
+    let chunks = ByteStream::from(stream).map(move |chunk| {
+        let chunk = chunk.map_err(|e| JsValue::from_str(&e.to_string()))?;
+        seen = seen.saturating_add(chunk.len() as u64);
+        if seen > max {
+            flag.set(true);
+            if block {
+                cut.abort();
+                return Err(JsValue::from_str("the body is larger than max_body_bytes"));
+            }
+        }
+        Ok(js_sys::Uint8Array::from(chunk.as_slice()).into())
+    });
+    Ok(OutBody::Capped(CappedBody {
+        stream: wasm_streams::ReadableStream::from_stream(chunks)
+            .into_raw()
+            .into(),
+        over,
+        abort,
+    }))
 }
 
 /// The body to forward. Up to the WAF's inspection cap it is read and checked; a longer (or unsized) body is teed:
@@ -582,6 +652,10 @@ async fn take_body(
     }
     // Dropping the reader abandons the inspection branch; the forward branch keeps the whole body.
     drop(reader);
+    if content_length.is_none() {
+        let block = waf_config.mode == WafMode::Block;
+        return capped(forward.unchecked_into(), waf_config.max_body_bytes, block);
+    }
     Ok(OutBody::Stream(forward))
 }
 
@@ -659,6 +733,10 @@ async fn send(
         // callback into wasm and no timer to clear on every request (measured with bench/profile.mjs).
         let timeout =
             web_sys::AbortSignal::timeout_with_u32(u32::try_from(timeout_ms).unwrap_or(u32::MAX));
+        let signal = match body.abort_signal() {
+            Some(cut) => web_sys::AbortSignal::any(&js_sys::Array::of2(&timeout, &cut)),
+            None => timeout.clone(),
+        };
         // `fetch(url, init)` straight through web-sys, as a JavaScript Worker would call it: workers-rs' `Fetch`
         // wants a `Request` object built first (2.6% of the CPU samples of a proxied request, bench/profile.mjs).
         let init = web_sys::RequestInit::new();
@@ -668,7 +746,7 @@ async fn send(
         if let Some(body) = body.js() {
             init.set_body(&body);
         }
-        init.set_signal(Some(&timeout));
+        init.set_signal(Some(&signal));
         let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
         let answer = JsFuture::from(global.fetch_with_str_and_init(url, &init))
             .await

@@ -4,7 +4,8 @@ import { createServer } from "node:http";
 
 /**
  * Starts an origin. `handle(req, body, res)` answers; the default answers 200 JSON echoing the request.
- * Returns { url, requests, handle(fn), reset(), stop() }.
+ * Returns { url, requests, handle(fn), reset(), stop() }; a request whose body was cut off is recorded with
+ * `aborted: true` and not answered.
  */
 export async function startOrigin() {
   const requests = [];
@@ -12,10 +13,16 @@ export async function startOrigin() {
   const sockets = new Set();
   const server = createServer(async (req, res) => {
     const chunks = [];
-    for await (const chunk of req) chunks.push(chunk);
+    let aborted = false;
+    try {
+      for await (const chunk of req) chunks.push(chunk);
+    } catch {
+      aborted = true; // the sender cut the request off mid-body: recorded, not answered
+    }
     const body = Buffer.concat(chunks);
-    const record = { method: req.method, url: req.url, path: req.url.split("?")[0], headers: req.headers, body };
+    const record = { method: req.method, url: req.url, path: req.url.split("?")[0], headers: req.headers, body, aborted };
     requests.push(record);
+    if (aborted) return;
     try {
       await handler(req, body, res, record);
     } catch (error) {
