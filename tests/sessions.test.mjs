@@ -4,6 +4,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createPublicKey, verify, randomBytes, createHash } from "node:crypto";
+import { request as httpRequest } from "node:http";
 import { startWorker, until } from "./support/worker.mjs";
 import { seed, DEMO_USERS } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
@@ -154,6 +155,25 @@ test("bad login input: each gets its status and code, and nothing reveals whethe
   const count = await db.prepare("SELECT COUNT(*) AS n FROM users").first();
   assert.equal(count.n, DEMO_USERS.length, "the users table is intact");
   await expectError(await worker.fetch("/auth/login"), 405, "method_not_allowed", "GET /auth/login");
+});
+
+test("a chunked login body past MAX_BODY_BYTES is refused with 413 at once, without waiting for its end", { timeout: 20_000 }, async () => {
+  // 80 KB (the limit is 64 KiB) without Content-Length, then the client stalls with the request still open.
+  const answer = await new Promise((resolveAnswer, reject) => {
+    const req = httpRequest(new URL("/auth/login", worker.url), { method: "POST", headers: { "content-type": "application/json" } }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => {
+        req.destroy();
+        resolveAnswer({ status: res.statusCode, body: JSON.parse(Buffer.concat(chunks).toString()) });
+      });
+    });
+    req.on("error", reject);
+    req.write(`{"email":"${ALICE.email}","password":"`);
+    for (let i = 0; i < 5; i++) req.write("x".repeat(16 * 1024));
+  });
+  assert.equal(answer.status, 413);
+  assert.equal(answer.body.error.code, "payload_too_large");
 });
 
 test("garbled, unknown, expired and revoked cookies are refused on both the cached and the strict route", async () => {
