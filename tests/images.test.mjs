@@ -296,7 +296,11 @@ test("cf-image mode: the source fetch carries the documented cf.image object; a 
     ]);
     seen.length = 0;
     await get(cfWorker, "/images/640/photos/land.jpg");
-    assert.deepEqual(seen[0].image, { width: 640, fit: "scale-down", quality: 85 }, "no format: the source's stays");
+    assert.deepEqual(
+      seen[0].image,
+      { width: 640, height: 4096, fit: "scale-down", quality: 85 },
+      "no format: the source's stays; the side left open is bounded by IMAGES_MAX_SIDE",
+    );
 
     seen.length = 0;
     const failed = await get(cfWorker, "/images/100/photos/square.png");

@@ -172,7 +172,7 @@ async fn via_cf_image(
     format: Negotiated,
     source_url: &str,
 ) -> ApiResult<Variant> {
-    let options = CfImage::new(&request.transform, format);
+    let options = CfImage::new(&request.transform, format, config.limits.max_side);
     let init = web_sys::RequestInit::new();
     let cf = js_sys::JSON::parse(&options.cf_json())
         .map_err(js_internal("building cf.image options"))?;
@@ -371,6 +371,7 @@ mod tests {
                 format: FormatChoice::Auto,
             },
             Negotiated::Avif,
+            4096,
         );
         let ours = serde_json::to_value(&ours).expect("serialises");
         assert_eq!(ours["quality"], 80);
