@@ -122,6 +122,38 @@ test("the whole flow: login, session route, refresh, logout, then refused everyw
   assert.equal((await post("/auth/logout", rotated)).status, 204, "logout is idempotent");
 });
 
+test("a refresh token reused after its rotation (past SESSION_REUSE_GRACE_SECS) revokes the session it was rotated into", async () => {
+  // Within the grace window (30 s here by default) the old token is only refused: the flow test above presents it
+  // right after the refresh and the new token keeps working. With no grace, any reuse is a copy.
+  const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS, SESSION_REUSE_GRACE_SECS: 0 } });
+  try {
+    const wdb = await w.mf.getD1Database("DB");
+    await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+    const signIn = async (user) => cookieOf(await w.fetch("/auth/login", json({ email: user.email, password: user.password })));
+    const refresh = (token) => w.fetch("/auth/refresh", withCookie(token, { method: "POST" }));
+    const first = await signIn(ALICE);
+    const bobs = await signIn(BOB);
+    const second = cookieOf(await refresh(first));
+    const third = cookieOf(await refresh(second));
+    assert.ok(first && second && third && new Set([first, second, third]).size === 3, "two rotations");
+    assert.equal((await w.fetch("/auth/session", withCookie(third))).status, 200, "the current token works");
+
+    // The first token comes back (a copy someone kept): refused, and the session it became is revoked.
+    await expectError(await refresh(first), 401, "session_invalid", "the reused token");
+    await expectError(await w.fetch("/auth/session", withCookie(third)), 401, "session_invalid", "the current token, cached check");
+    await expectError(await w.fetch("/auth/sessions", withCookie(third)), 401, "session_invalid", "the current token, strict check");
+    const row = await wdb.prepare("SELECT revoked_at FROM sessions WHERE id = ?1").bind(sessionId(third)).first();
+    assert.ok(row.revoked_at > 0, "revoked in D1");
+    const line = await until(() => w.jsonLogs().find((l) => l.msg === "session_reuse"), { what: "the reuse log line" });
+    assert.equal(line.revoked_sessions, 1);
+    assert.equal((await w.fetch("/auth/session", withCookie(bobs))).status, 200, "another user's session is untouched");
+    const retired = await wdb.prepare("SELECT COUNT(*) AS n FROM retired_session_ids WHERE id IN (?1, ?2)").bind(sessionId(first), sessionId(second)).first();
+    assert.equal(retired.n, 2, "each rotation remembered the id it retired");
+  } finally {
+    await w.stop();
+  }
+});
+
 test("bad login input: each gets its status and code, and nothing reveals whether an email exists", async () => {
   const big = JSON.stringify({ email: ALICE.email, password: "x".repeat(70_000) });
   const cases = [

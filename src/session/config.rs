@@ -34,6 +34,9 @@ pub struct SessionConfig {
     pub cache_secs: u64,
     /// `SESSION_TOUCH_SECS`: last-seen (and the sliding expiry) is written at most once per this interval.
     pub touch_secs: u64,
+    /// `SESSION_REUSE_GRACE_SECS`: a token that a refresh retired and that comes back later than this revokes its
+    /// session (someone kept a copy); sooner, it is only refused (a concurrent refresh from another tab lost).
+    pub reuse_grace_secs: u64,
     /// `SESSION_COOKIE_NAME`.
     pub cookie_name: String,
     /// `PASSWORD_PBKDF2_ITERATIONS`: PBKDF2-SHA256 cost for new hashes and for the dummy hash unknown emails cost.
@@ -74,6 +77,7 @@ impl SessionConfig {
             max_secs,
             cache_secs: vars.u64_in("SESSION_CACHE_SECS", 60, 0, 3600)?,
             touch_secs: vars.u64_in("SESSION_TOUCH_SECS", 300, 1, 86_400)?,
+            reuse_grace_secs: vars.u64_in("SESSION_REUSE_GRACE_SECS", 30, 0, 3600)?,
             cookie_name,
             pbkdf2_iterations: vars.u64_in(
                 "PASSWORD_PBKDF2_ITERATIONS",
@@ -115,6 +119,7 @@ mod tests {
         let config = parse(&[]).expect("defaults");
         assert_eq!(config.signing_key, None);
         assert_eq!(config.cache_secs, 60);
+        assert_eq!(config.reuse_grace_secs, 30);
         assert_eq!(config.pbkdf2_iterations, 100_000);
         assert_eq!(config.cookie_name, "edgekit_session");
     }
@@ -125,6 +130,7 @@ mod tests {
             ("PASSWORD_PBKDF2_ITERATIONS", json!(200_000), "between"),
             ("PASSWORD_PBKDF2_ITERATIONS", json!(1000), "between"),
             ("SESSION_CACHE_SECS", json!(-1), "whole number"),
+            ("SESSION_REUSE_GRACE_SECS", json!(7200), "between"),
             ("SESSION_COOKIE_NAME", json!("a b"), "letters"),
             ("SESSION_MAX_SECS", json!(120), "at least"),
             ("AUTH_SIGNING_KEY", json!("{not json"), "JSON"),

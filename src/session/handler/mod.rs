@@ -89,12 +89,14 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
                 schedule_touch(call, &id, &record, now);
                 return Ok(Checked::Valid { id, record });
             }
-            CacheDecision::Refuse(_) => return Ok(Checked::Refused("session revoked (cache)")),
+            CacheDecision::Refuse(_) => {
+                return refused(call, store, &id, now, "session revoked (cache)").await
+            }
             CacheDecision::AskD1 => {}
         }
     }
     let Some(record) = store.session(&id).await? else {
-        return Ok(Checked::Refused("unknown session"));
+        return refused(call, store, &id, now, "unknown session").await;
     };
     match record.status(now) {
         Status::Revoked => return Ok(Checked::Refused("session revoked")),
@@ -113,6 +115,38 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
         });
     }
     Ok(Checked::Valid { id, record })
+}
+
+/// The refusal of a token that names no live session — and, when it is one a refresh retired coming back after
+/// `SESSION_REUSE_GRACE_SECS`, the revocation of the session it was rotated into: the legitimate holder got the new
+/// token, so whoever presents the old one kept a copy (refresh-token reuse detection, OAuth 2.0 Security BCP).
+/// Within the grace window it is only refused: a refresh from another tab that lost a concurrent rotation.
+async fn refused(
+    call: &Call,
+    store: &Store,
+    id: &str,
+    now: u64,
+    why: &'static str,
+) -> ApiResult<Checked> {
+    let config = &call.isolate.config.session;
+    let Some(retired) = store.retired(id).await? else {
+        return Ok(Checked::Refused(why));
+    };
+    if now.saturating_sub(retired.retired_at) < config.reuse_grace_secs * 1000 {
+        return Ok(Checked::Refused(
+            "retired token, within the reuse grace window",
+        ));
+    }
+    let revoked = store.revoke_family(&retired.family, now).await?;
+    for current in &revoked {
+        store.mark_revoked(current, now, config.cache_secs).await?;
+    }
+    worker::console_log!(
+        "{}",
+        json!({"msg": "session_reuse", "revoked_sessions": revoked.len(),
+            "retired_ms_ago": now.saturating_sub(retired.retired_at), "request_id": call.request_id})
+    );
+    Ok(Checked::Refused("retired token reused: session revoked"))
 }
 
 /// Starts the sliding-expiry write when due (it refreshes the cache entry too); returns whether it did.
@@ -307,7 +341,10 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
         config.idle_secs * 1000,
         config.max_secs * 1000,
     );
-    if !store.rotate(&old_id, &new_id, now, expires_at).await? {
+    if !store
+        .rotate(&old_id, &new_id, now, expires_at, config.max_secs * 1000)
+        .await?
+    {
         return Err(ApiError::new(
             401,
             "session_invalid",

@@ -46,6 +46,13 @@ struct SessionColumns {
     revoked_at: Option<u64>,
 }
 
+/// An id a rotation retired.
+#[derive(Deserialize)]
+pub struct Retired {
+    pub family: String,
+    pub retired_at: u64,
+}
+
 /// One active session as `GET /auth/sessions` lists it.
 #[derive(Deserialize, serde::Serialize)]
 pub struct SessionSummary {
@@ -160,8 +167,8 @@ impl Store {
     pub async fn insert_session(&self, new: &NewSession<'_>) -> ApiResult<()> {
         self.db
             .prepare(
-                "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, user_agent, ip) \
-                 VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?6)",
+                "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, user_agent, ip, family) \
+                 VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?6, ?1)",
             )
             .bind(&[
                 JsValue::from_str(new.id),
@@ -179,36 +186,89 @@ impl Store {
     }
 
     /// Replaces the session's id with `new_id` only if it is still `old_id`, unrevoked and unexpired: of
-    /// concurrent rotations of one session exactly one sees `true`.
+    /// concurrent rotations of one session exactly one sees `true`. In the same transaction (a D1 batch) the old
+    /// id is remembered as retired, until the session's absolute limit (`created_at + max_ms`), for reuse
+    /// detection; retired ids past their limit are deleted.
     pub async fn rotate(
         &self,
         old_id: &str,
         new_id: &str,
         now_ms: u64,
         expires_at: u64,
+        max_ms: u64,
     ) -> ApiResult<bool> {
-        let result = self
+        let (old, new, now) = (
+            JsValue::from_str(old_id),
+            JsValue::from_str(new_id),
+            num(now_ms),
+        );
+        let statements = vec![
+            self.db
+                .prepare(
+                    "UPDATE sessions SET id = ?2, last_seen_at = ?3, expires_at = ?4, family = COALESCE(family, ?1) \
+                     WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?3",
+                )
+                .bind(&[old.clone(), new.clone(), now.clone(), num(expires_at)])
+                .or_internal("binding the rotation")?,
+            // Only when the update above happened is there a row with the new id to copy the family from.
+            self.db
+                .prepare(
+                    "INSERT OR IGNORE INTO retired_session_ids (id, family, retired_at, expires_at) \
+                     SELECT ?1, family, ?3, created_at + ?4 FROM sessions WHERE id = ?2",
+                )
+                .bind(&[old, new, now.clone(), num(max_ms)])
+                .or_internal("binding the retirement")?,
+            self.db
+                .prepare("DELETE FROM retired_session_ids WHERE expires_at < ?1")
+                .bind(&[now])
+                .or_internal("binding the retired-id cleanup")?,
+        ];
+        let results = self
             .db
-            .prepare(
-                "UPDATE sessions SET id = ?2, last_seen_at = ?3, expires_at = ?4 \
-                 WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?3",
-            )
-            .bind(&[
-                JsValue::from_str(old_id),
-                JsValue::from_str(new_id),
-                num(now_ms),
-                num(expires_at),
-            ])
-            .or_internal("binding the rotation")?
-            .run()
+            .batch(statements)
             .await
             .or_internal("rotating the session")?;
-        let changes = result
-            .meta()
-            .or_internal("reading the rotation result")?
+        let changes = results
+            .first()
+            .map(|r| r.meta().or_internal("reading the rotation result"))
+            .transpose()?
+            .flatten()
             .and_then(|m| m.changes)
             .unwrap_or(0);
         Ok(changes == 1)
+    }
+
+    /// The session family an id belonged to and when a rotation retired it, if it is such an id.
+    pub async fn retired(&self, id: &str) -> ApiResult<Option<Retired>> {
+        self.db
+            .prepare("SELECT family, retired_at FROM retired_session_ids WHERE id = ?1")
+            .bind(&[JsValue::from_str(id)])
+            .or_internal("binding the retired-id query")?
+            .first::<Retired>(None)
+            .await
+            .or_internal("reading a retired id")
+    }
+
+    /// Revokes the live session of `family` (a rotated token came back: someone holds a copy) and returns its
+    /// current id, for the cache.
+    pub async fn revoke_family(&self, family: &str, now_ms: u64) -> ApiResult<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: String,
+        }
+        let ids = self
+            .db
+            .prepare(
+                "UPDATE sessions SET revoked_at = ?2 WHERE family = ?1 AND revoked_at IS NULL RETURNING id",
+            )
+            .bind(&[JsValue::from_str(family), num(now_ms)])
+            .or_internal("binding the family revocation")?
+            .all()
+            .await
+            .or_internal("revoking the session family")?
+            .results::<Id>()
+            .or_internal("reading the revoked ids")?;
+        Ok(ids.into_iter().map(|r| r.id).collect())
     }
 
     /// Marks the session revoked (once; the first revocation time is kept).
