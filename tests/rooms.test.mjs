@@ -2,7 +2,7 @@
 // workerd: convergence, late joiners, presence, durability across a restart, reconnects, tickets, bad frames.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import WebSocket from "ws";
@@ -391,6 +391,30 @@ test("an awareness client belongs to the user who announced it: another member c
     for (const s of [watcher, alice, bob]) s.ws.close();
   } finally {
     awareness.destroy();
+    await w.stop();
+  }
+});
+
+test("an anonymous join of a room that was never set up is refused without storing anything", async () => {
+  // Each room is a Durable Object; a join with a made-up name and ticket must not leave a stored object behind
+  // (anyone could otherwise fill storage with rooms). Measured on Miniflare's files: what the object wrote to its
+  // SQLite write-ahead log, against a room that really was set up (a ticket issued), which must show writes.
+  const w = await startWorker({ vars: VARS });
+  try {
+    const rooms = await w.mf.getDurableObjectNamespace("ROOMS");
+    const written = (room) => {
+      const file = join(w.stateDir, "v3/do/-Room", `${rooms.idFromName(`room:${room}`).toString()}.sqlite-wal`);
+      return statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+    };
+    await ticket(w, "really-made");
+    assert.ok(written("really-made") > 0, "issuing a ticket stores the room (the measurement sees writes)");
+    const ws = (room, query) => w.url.href.replace(/^http/, "ws") + `rooms/${room}/ws${query}`;
+    assert.equal(await refusedWith(ws("made-up-1", "?ticket=forged")), 401);
+    assert.equal(await refusedWith(ws("made-up-2", "")), 401);
+    assert.equal(written("made-up-1"), 0, "a forged ticket wrote nothing");
+    assert.equal(written("made-up-2"), 0, "no ticket wrote nothing");
+    assert.equal(await refusedWith(ws("really-made", "?ticket=forged")), 401, "a set-up room refuses a forged ticket too");
+  } finally {
     await w.stop();
   }
 });

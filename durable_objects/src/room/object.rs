@@ -135,6 +135,22 @@ fn same(a: &WebSocket, b: &WebSocket) -> bool {
     a == b
 }
 
+fn ticket_required() -> Result<Response> {
+    json_error(
+        401,
+        "ticket_required",
+        "join with a ticket from POST /rooms/{id}/ticket",
+    )
+}
+
+fn ticket_invalid() -> Result<Response> {
+    json_error(
+        401,
+        "ticket_invalid",
+        "the ticket is unknown, already used or expired",
+    )
+}
+
 /// Close reasons are limited to 123 bytes.
 fn shut(ws: &WebSocket, code: u16, reason: &str) {
     let mut end = reason.len().min(120);
@@ -159,6 +175,25 @@ impl Room {
         }
         self.inner.borrow_mut().schema_ready = true;
         Ok(())
+    }
+
+    /// Whether this object was ever set up (its tables exist): read from the schema catalogue, which writes nothing.
+    fn set_up(&self) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Count {
+            n: i64,
+        }
+        if self.inner.borrow().schema_ready {
+            return Ok(true);
+        }
+        let rows: Vec<Count> = self
+            .sql
+            .exec(
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'room_tickets'",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows.first().is_some_and(|r| r.n > 0))
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>> {
@@ -336,11 +371,7 @@ impl Room {
             .find(|(k, _)| k == TICKET_PARAM)
             .map(|(_, v)| v.into_owned());
         let Some(ticket) = ticket else {
-            return json_error(
-                401,
-                "ticket_required",
-                "join with a ticket from POST /rooms/{id}/ticket",
-            );
+            return ticket_required();
         };
         // A full room refuses before the ticket is consumed, so the ticket can be used once there is space.
         if self.state.get_websockets().len() as u32 >= settings.max_members {
@@ -360,11 +391,7 @@ impl Room {
             .next()
             .filter(|r| r.expires_ms >= now as f64)
         else {
-            return json_error(
-                401,
-                "ticket_invalid",
-                "the ticket is unknown, already used or expired",
-            );
+            return ticket_invalid();
         };
         if let Err(e) = self.ensure_loaded() {
             worker::console_error!("room document does not load: {e}");
@@ -607,6 +634,16 @@ impl DurableObject for Room {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        // A join needs a ticket, and a room that was never set up (no ticket issued, state never read) holds none:
+        // refused before anything is written, so a made-up room name in an anonymous join leaves no stored object.
+        if req.method() == Method::Get && req.path() == PATH_CONNECT && !self.set_up()? {
+            let has_ticket = req.url()?.query_pairs().any(|(k, _)| k == TICKET_PARAM);
+            return if has_ticket {
+                ticket_invalid()
+            } else {
+                ticket_required()
+            };
+        }
         self.remember(&req)?;
         match (req.method(), req.path().as_str()) {
             (Method::Post, PATH_TICKET) => {
