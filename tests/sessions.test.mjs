@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createPublicKey, verify, randomBytes, createHash } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { startWorker, until } from "./support/worker.mjs";
-import { seed, DEMO_USERS } from "../scripts/seed.mjs";
+import { seed, hashPassword, DEMO_USERS } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
 
 const KEY = generateSigningJwk("test-key");
@@ -154,7 +154,28 @@ test("a refresh token reused after its rotation (past SESSION_REUSE_GRACE_SECS) 
   }
 });
 
+test("a password stored at another PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_ITERATIONS by the login that proves it", async () => {
+  const carol = { id: "u-carol", email: "carol@example.com", password: "carol-old-cost-password" };
+  const old = await hashPassword(carol.password, 10_000);
+  await db
+    .prepare("INSERT INTO users (id, email, password_algorithm, password_iterations, password_salt, password_hash, permissions, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, '[]', ?7)")
+    .bind(carol.id, carol.email, old.algorithm, old.iterations, old.salt, old.hash, Date.now())
+    .run();
+  const row = () => db.prepare("SELECT password_iterations AS n, password_salt AS salt, password_hash AS hash FROM users WHERE id = ?1").bind(carol.id).first();
+  assert.equal((await login(carol.email, "not-carols")).status, 401, "a wrong password");
+  assert.equal((await login(carol.email, carol.password)).status, 200, "the old hash still admits its password");
+  const upgraded = await until(async () => ((await row()).n === 100_000 ? row() : null), { what: "the re-hash at 100,000 iterations" });
+  assert.notEqual(upgraded.salt, old.salt, "with a new salt");
+  assert.notEqual(upgraded.hash, old.hash);
+  const line = worker.jsonLogs().find((l) => l.msg === "password_rehashed" && l.user_id === carol.id);
+  assert.deepEqual([line?.from_iterations, line?.to_iterations], [10_000, 100_000], "logged");
+  assert.equal((await login(carol.email, carol.password)).status, 200, "the new hash admits the same password");
+  assert.equal((await login(carol.email, "not-carols")).status, 401, "and no other");
+});
+
 test("bad login input: each gets its status and code, and nothing reveals whether an email exists", async () => {
+  const users = () => db.prepare("SELECT COUNT(*) AS n FROM users").first().then((r) => r.n);
+  const before = await users();
   const big = JSON.stringify({ email: ALICE.email, password: "x".repeat(70_000) });
   const cases = [
     { what: "wrong password", init: json({ email: ALICE.email, password: "not-it" }), status: 401, code: "invalid_credentials" },
@@ -184,8 +205,7 @@ test("bad login input: each gets its status and code, and nothing reveals whethe
     if (code === "invalid_credentials") messages[what] = await clone.text();
   }
   assert.equal(new Set(Object.values(messages)).size, 1, "wrong password and unknown email answer the same body");
-  const count = await db.prepare("SELECT COUNT(*) AS n FROM users").first();
-  assert.equal(count.n, DEMO_USERS.length, "the users table is intact");
+  assert.equal(await users(), before, "the users table is intact");
   await expectError(await worker.fetch("/auth/login"), 405, "method_not_allowed", "GET /auth/login");
 });
 

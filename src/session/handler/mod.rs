@@ -283,6 +283,9 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     if config.signing_key.is_none() {
         return Err(ApiError::internal("AUTH_SIGNING_KEY is not set"));
     }
+    if stored.iterations != config.pbkdf2_iterations {
+        upgrade_password_later(&call, &user.id, &stored, credentials.password.clone());
+    }
 
     let now = now_ms();
     let token = random_token()?;
@@ -324,6 +327,38 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         .await?;
     let response = issued(&call, &token, &record, now)?;
     Ok(finish(email_limit.apply(ip_limit.apply(response)), &store))
+}
+
+/// Re-hashes a password stored at another PBKDF2 cost than `PASSWORD_PBKDF2_ITERATIONS` (a cost raised or lowered
+/// since it was set), after the response through `waitUntil`: the login that proved the password pays nothing in
+/// latency, and stored hashes converge on the configured cost — which is also what the dummy hash of unknown emails
+/// costs, so a login's time stops telling an old account from a missing one. The update is conditional on the hash
+/// it replaces (a concurrent password change wins).
+fn upgrade_password_later(call: &Call, user_id: &str, stored: &PasswordHash, password: String) {
+    let iterations = call.isolate.config.session.pbkdf2_iterations;
+    let (env, user_id, old_hash) = (call.env.clone(), user_id.to_owned(), stored.hash_b64());
+    let from = stored.iterations;
+    call.ctx.wait_until(async move {
+        let upgraded = async {
+            let mut salt = vec![0u8; crate::session::password::SALT_BYTES];
+            getrandom::getrandom(&mut salt).or_internal("reading random bytes for a salt")?;
+            let hash = kdf::pbkdf2_sha256(password.as_bytes(), &salt, iterations).await?;
+            let new = PasswordHash {
+                iterations,
+                salt,
+                hash,
+            };
+            store::replace_password(env, &user_id, &old_hash, &new).await
+        };
+        match upgraded.await {
+            Ok(true) => worker::console_log!(
+                "{}",
+                json!({"msg": "password_rehashed", "user_id": user_id, "from_iterations": from, "to_iterations": iterations})
+            ),
+            Ok(false) => {}
+            Err(e) => worker::console_error!("password re-hash failed: {e}"),
+        }
+    });
 }
 
 /// `POST /auth/refresh`: rotates the session token (the old one stops working at once) and issues a new access JWT.

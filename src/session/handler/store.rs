@@ -365,6 +365,40 @@ pub async fn fill_cache(env: Env, id: &str, entry: &CacheEntry, cache_secs: u64)
     refill_cache(&kv, id, entry, cache_secs).await
 }
 
+/// Replaces a user's stored password hash with `new` if it is still `old_hash_b64`; whether it did. On the primary:
+/// it runs after the response, through `waitUntil`.
+pub async fn replace_password(
+    env: Env,
+    user_id: &str,
+    old_hash_b64: &str,
+    new: &PasswordHash,
+) -> ApiResult<bool> {
+    let db = env.d1(bindings::DB).or_internal("opening D1")?;
+    let result = db
+        .prepare(
+            "UPDATE users SET password_algorithm = ?3, password_iterations = ?4, password_salt = ?5, \
+             password_hash = ?6 WHERE id = ?1 AND password_hash = ?2",
+        )
+        .bind(&[
+            JsValue::from_str(user_id),
+            JsValue::from_str(old_hash_b64),
+            JsValue::from_str(crate::session::password::ALGORITHM),
+            JsValue::from_f64(f64::from(new.iterations)),
+            JsValue::from_str(&new.salt_b64()),
+            JsValue::from_str(&new.hash_b64()),
+        ])
+        .or_internal("binding the password update")?
+        .run()
+        .await
+        .or_internal("updating the password hash")?;
+    let changes = result
+        .meta()
+        .or_internal("reading the password update result")?
+        .and_then(|m| m.changes)
+        .unwrap_or(0);
+    Ok(changes == 1)
+}
+
 /// Sliding expiry, run after the response through `waitUntil`: writes last-seen and the new expiry to D1 (only if
 /// the session is still unrevoked), then refreshes the cache entry from what D1 now holds.
 pub async fn touch(
