@@ -18,9 +18,29 @@ pub fn accept(header: Option<&str>) -> Option<&str> {
     shaped.then_some(value)
 }
 
+/// Where a request's D1 session starts: a strict check (refresh, the session list, other sensitive routes) always
+/// at the primary, since it promises that a revoked session is refused at once — a client's bookmark only bounds
+/// how stale a replica may be, and an old one (kept from before a logout elsewhere) would admit a replica that has
+/// not seen the revocation. Other requests start at the client's bookmark when it has a bookmark's shape.
+pub fn start(header: Option<&str>, strict: bool) -> &str {
+    if strict {
+        return FIRST_PRIMARY;
+    }
+    accept(header).unwrap_or(FIRST_PRIMARY)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strict_checks_start_at_the_primary_whatever_the_client_sends() {
+        let real = "0000000b-00000001-00004f6f-43d4ce6c0a8a2b5ec5b7a7b6e0f45d4c";
+        assert_eq!(start(Some(real), true), FIRST_PRIMARY);
+        assert_eq!(start(None, true), FIRST_PRIMARY);
+        assert_eq!(start(Some(real), false), real);
+        assert_eq!(start(Some("garbage!"), false), FIRST_PRIMARY);
+    }
 
     #[test]
     fn only_bookmark_shaped_headers_are_passed_to_d1() {

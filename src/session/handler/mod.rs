@@ -31,7 +31,7 @@ const MAX_USER_AGENT: usize = 256;
 /// Who is calling, from the session cookie: `Ok(None)` for a missing, garbled, unknown, expired or revoked session.
 /// `strict` reads D1 every time (for sensitive routes); otherwise a fresh KV cache entry answers.
 pub async fn current_user(call: &Call, strict: bool) -> ApiResult<Option<SessionUser>> {
-    let store = Store::open(call)?;
+    let store = Store::open(call, strict)?;
     Ok(match check(call, &store, strict).await? {
         Checked::Valid { record, .. } => Some(record.user()),
         _ => None,
@@ -256,7 +256,7 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     let email_key = format!("email:{}", token::sha256_hex(&credentials.email));
     let email_limit = ratelimit::enforce(&call, &config.login_email_policy, &email_key).await?;
 
-    let store = Store::open(&call)?;
+    let store = Store::open(&call, false)?;
     let user = store.user_by_email(&credentials.email).await?;
     let stored = match &user {
         Some(u) => match &u.password {
@@ -365,7 +365,7 @@ fn upgrade_password_later(call: &Call, user_id: &str, stored: &PasswordHash, pas
 /// Of concurrent refreshes of one session exactly one succeeds; the others get 401 `session_invalid`.
 pub async fn refresh(call: Call) -> ApiResult<Response> {
     let config = &call.isolate.config.session;
-    let store = Store::open(&call)?;
+    let store = Store::open(&call, true)?;
     let (old_id, record) = check(&call, &store, true).await?.into_user()?;
     let now = now_ms();
     let token = random_token()?;
@@ -407,7 +407,7 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
 /// cookie. Idempotent: 204 whether or not the cookie named a live session.
 pub async fn logout(call: Call) -> ApiResult<Response> {
     let config = &call.isolate.config.session;
-    let store = Store::open(&call)?;
+    let store = Store::open(&call, true)?;
     if let CookieToken::Token(token) = cookie_token(&call) {
         let id = token::session_id(&token);
         let now = now_ms();
@@ -426,7 +426,7 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
 
 /// `GET /auth/session` (auth policy `session`, cached check): the current user.
 pub async fn session(call: Call) -> ApiResult<Response> {
-    let store = Store::open(&call)?;
+    let store = Store::open(&call, false)?;
     let (_, record) = check(&call, &store, false).await?.into_user()?;
     let body =
         json!({ "user": user_view(&record), "session": { "expires_at": record.expires_at } });
@@ -436,7 +436,7 @@ pub async fn session(call: Call) -> ApiResult<Response> {
 /// `GET /auth/sessions` (auth policy `session`, strict: always D1): the caller's active sessions, for reviewing
 /// where the account is logged in. Sensitive (it shows IPs and devices), so a revoked session is refused at once.
 pub async fn sessions(call: Call) -> ApiResult<Response> {
-    let store = Store::open(&call)?;
+    let store = Store::open(&call, true)?;
     let (id, record) = check(&call, &store, true).await?.into_user()?;
     let list = store.active_sessions(&record.user_id, now_ms()).await?;
     let items: Vec<_> = list

@@ -89,11 +89,12 @@ pub struct Store {
 }
 
 impl Store {
-    /// A D1 session starting from the request's bookmark when it carries a usable one, else from the primary.
-    pub fn open(call: &Call) -> ApiResult<Self> {
+    /// A D1 session starting where [`bookmark::start`] says: the primary for a `strict` request, else the
+    /// request's bookmark when it carries a usable one.
+    pub fn open(call: &Call, strict: bool) -> ApiResult<Self> {
         let header = call.req.headers().get(bookmark::HEADER).ok().flatten();
         let db = call.env.d1(bindings::DB).or_internal("opening D1")?;
-        let start = bookmark::accept(header.as_deref()).unwrap_or(bookmark::FIRST_PRIMARY);
+        let start = bookmark::start(header.as_deref(), strict);
         let session = match db.with_session(Some(start)) {
             Ok(session) => session,
             // A bookmark D1 does not accept is the client's problem only as far as freshness goes.
