@@ -147,10 +147,11 @@ pub async fn limit(
 }
 
 impl RateLimitHeaders {
-    /// Adds `RateLimit-Policy` and (when known) `RateLimit` to `response`.
+    /// Adds `RateLimit-Policy` and (when known) `RateLimit` to `response`, beside those of policies applied before
+    /// (a login passes two): both fields are lists, one member per policy.
     pub fn apply(&self, response: Response) -> Response {
         self.pairs().into_iter().fold(response, |r, (name, value)| {
-            respond::with_header(r, name, &value)
+            respond::with_appended_header(r, name, &value)
         })
     }
 }
