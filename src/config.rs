@@ -230,6 +230,9 @@ pub struct Config {
     pub core: CoreConfig,
     pub auth: AuthConfig,
     pub gateway: crate::gateway::config::GatewayConfig,
+    /// What the gateway checks in a token's claims (issuer and audience from `auth`, leeway and size from
+    /// `gateway`), built once here rather than on every request that carries a token.
+    pub jwt_policy: crate::gateway::jwt::JwtPolicy,
     pub session: crate::session::config::SessionConfig,
     pub render: crate::render::plan::RenderConfig,
     /// Rate-limit policies (`RATE_LIMIT_POLICIES`).
@@ -257,10 +260,19 @@ impl Config {
                 ));
             }
         }
+        let auth = AuthConfig::parse(&vars)?;
+        let gateway = crate::gateway::config::GatewayConfig::parse(&vars, &policy_names)?;
+        let jwt_policy = crate::gateway::jwt::JwtPolicy {
+            issuer: Some(auth.jwt_issuer.clone()),
+            audience: Some(auth.jwt_audience.clone()),
+            leeway_secs: gateway.jwt_leeway_secs as i64,
+            max_token_bytes: gateway.jwt_max_bytes as usize,
+        };
         Ok(Self {
             core: CoreConfig::parse(&vars)?,
-            auth: AuthConfig::parse(&vars)?,
-            gateway: crate::gateway::config::GatewayConfig::parse(&vars, &policy_names)?,
+            auth,
+            gateway,
+            jwt_policy,
             session,
             render: crate::render::plan::RenderConfig::parse(&vars)?,
             ratelimit,

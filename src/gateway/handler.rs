@@ -306,17 +306,12 @@ async fn verify_token(
     authorization: Option<&str>,
 ) -> ApiResult<Result<Verified, jwt::JwtError>> {
     let bearer = match jwt::bearer(authorization) {
-        Ok(t) => t.to_owned(),
+        Ok(t) => t,
         Err(e) => return Ok(Err(e)),
     };
     let keys = jwks(call).await?;
     let config = &call.isolate.config;
-    let policy = JwtPolicy {
-        issuer: Some(config.auth.jwt_issuer.clone()),
-        audience: Some(config.auth.jwt_audience.clone()),
-        leeway_secs: config.gateway.jwt_leeway_secs as i64,
-        max_token_bytes: config.gateway.jwt_max_bytes as usize,
-    };
+    let policy = &config.jwt_policy;
     let now_secs = (call.started_ms / 1000) as i64;
     let capacity = config.gateway.jwt_cache_entries as usize;
     let recalled = TOKENS.with(|cell| {
@@ -326,20 +321,20 @@ async fn verify_token(
             *slot = Some((keys.clone(), VerifiedTokens::new(capacity)));
         }
         slot.as_ref()
-            .map(|(_, tokens)| tokens.recall(&bearer, &policy, now_secs))
+            .map(|(_, tokens)| tokens.recall(bearer, policy, now_secs))
     });
     let remember_as = match recalled {
         Some(Recall::Known(verdict)) => return Ok(verdict),
         Some(Recall::Unknown(key)) => key,
         None => None,
     };
-    let signed = check_signature(&bearer, &keys, &policy).await;
+    let signed = check_signature(bearer, &keys, policy).await;
     Ok(TOKENS.with(|cell| match cell.borrow_mut().as_mut() {
         // Still the memory of this key set (another request may have re-read the JWKS meanwhile).
         Some((k, tokens)) if Rc::ptr_eq(k, &keys) => {
-            tokens.learn(remember_as, signed, &policy, now_secs)
+            tokens.learn(remember_as, signed, policy, now_secs)
         }
-        _ => signed.and_then(|s| jwt::check(&s, &policy, now_secs)),
+        _ => signed.and_then(|s| jwt::check(&s, policy, now_secs)),
     }))
 }
 
