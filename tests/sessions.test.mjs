@@ -137,6 +137,9 @@ test("a refresh token reused after its rotation (past SESSION_REUSE_GRACE_SECS) 
     const third = cookieOf(await refresh(second));
     assert.ok(first && second && third && new Set([first, second, third]).size === 3, "two rotations");
     assert.equal((await w.fetch("/auth/session", withCookie(third))).status, 200, "the current token works");
+    const retiredRows = async () =>
+      (await wdb.prepare("SELECT COUNT(*) AS n FROM retired_session_ids WHERE id IN (?1, ?2)").bind(sessionId(first), sessionId(second)).first()).n;
+    assert.equal(await retiredRows(), 2, "each rotation remembered the id it retired");
 
     // The first token comes back (a copy someone kept): refused, and the session it became is revoked.
     await expectError(await refresh(first), 401, "session_invalid", "the reused token");
@@ -147,14 +150,25 @@ test("a refresh token reused after its rotation (past SESSION_REUSE_GRACE_SECS) 
     const line = await until(() => w.jsonLogs().find((l) => l.msg === "session_reuse"), { what: "the reuse log line" });
     assert.equal(line.revoked_sessions, 1);
     assert.equal((await w.fetch("/auth/session", withCookie(bobs))).status, 200, "another user's session is untouched");
-    const retired = await wdb.prepare("SELECT COUNT(*) AS n FROM retired_session_ids WHERE id IN (?1, ?2)").bind(sessionId(first), sessionId(second)).first();
-    assert.equal(retired.n, 2, "each rotation remembered the id it retired");
+    // Detected once: the family's retired ids are forgotten with the revocation, so the copy sent again is an
+    // unknown token (a read), not another revocation write and log line.
+    assert.equal(await retiredRows(), 0, "the family's retired ids are gone");
+    await expectError(await refresh(first), 401, "session_invalid", "the reused token again");
+    await expectError(await w.fetch("/auth/session", withCookie(second)), 401, "session_invalid", "the other retired token");
+    assert.equal(w.jsonLogs().filter((l) => l.msg === "session_reuse").length, 1, "one detection");
+
+    // A session keeps its 16 latest retired ids, however often it is refreshed.
+    let token = await signIn(ALICE);
+    for (let i = 0; i < 20; i++) token = cookieOf(await refresh(token));
+    const family = await wdb.prepare("SELECT family FROM sessions WHERE id = ?1").bind(sessionId(token)).first();
+    const kept = await wdb.prepare("SELECT COUNT(*) AS n FROM retired_session_ids WHERE family = ?1").bind(family.family).first();
+    assert.equal(kept.n, 16, "retired ids kept per session");
   } finally {
     await w.stop();
   }
 });
 
-test("a password stored at another PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_ITERATIONS by the login that proves it", async () => {
+test("a password stored at a lower PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_ITERATIONS by the login that proves it", async () => {
   const carol = { id: "u-carol", email: "carol@example.com", password: "carol-old-cost-password" };
   const old = await hashPassword(carol.password, 10_000);
   await db
@@ -167,10 +181,19 @@ test("a password stored at another PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_I
   const upgraded = await until(async () => ((await row()).n === 100_000 ? row() : null), { what: "the re-hash at 100,000 iterations" });
   assert.notEqual(upgraded.salt, old.salt, "with a new salt");
   assert.notEqual(upgraded.hash, old.hash);
-  const line = worker.jsonLogs().find((l) => l.msg === "password_rehashed" && l.user_id === carol.id);
+  const line = await until(() => worker.jsonLogs().find((l) => l.msg === "password_rehashed" && l.user_id === carol.id), { what: "the re-hash log line" });
   assert.deepEqual([line?.from_iterations, line?.to_iterations], [10_000, 100_000], "logged");
   assert.equal((await login(carol.email, carol.password)).status, 200, "the new hash admits the same password");
   assert.equal((await login(carol.email, "not-carols")).status, 401, "and no other");
+});
+
+test("logout with a token a refresh has just retired (a tab that lost the race) ends the session it became", async () => {
+  const { token } = await loggedIn();
+  const rotated = cookieOf(await post("/auth/refresh", token));
+  assert.ok(rotated && rotated !== token, "rotated");
+  assert.equal((await post("/auth/logout", token)).status, 204);
+  await expectError(await get("/auth/session", rotated), 401, "session_invalid", "the rotated token, cached check");
+  await expectError(await get("/auth/sessions", rotated), 401, "session_invalid", "the rotated token, strict check");
 });
 
 test("bad login input: each gets its status and code, and nothing reveals whether an email exists", async () => {

@@ -128,25 +128,41 @@ async fn refused(
     now: u64,
     why: &'static str,
 ) -> ApiResult<Checked> {
+    // The answer is a refusal whatever happens below: a failing lookup or revocation is logged, never a 500.
+    match detect_reuse(call, store, id, now).await {
+        Ok(Some(reason)) => Ok(Checked::Refused(reason)),
+        Ok(None) => Ok(Checked::Refused(why)),
+        Err(e) => {
+            worker::console_error!("session reuse check failed: {e}");
+            Ok(Checked::Refused(why))
+        }
+    }
+}
+
+/// [`refused`]'s lookup: `Some(reason)` when `id` is a retired one (and the session was revoked if past the grace).
+async fn detect_reuse(
+    call: &Call,
+    store: &Store,
+    id: &str,
+    now: u64,
+) -> ApiResult<Option<&'static str>> {
     let config = &call.isolate.config.session;
     let Some(retired) = store.retired(id).await? else {
-        return Ok(Checked::Refused(why));
+        return Ok(None);
     };
     if now.saturating_sub(retired.retired_at) < config.reuse_grace_secs * 1000 {
-        return Ok(Checked::Refused(
-            "retired token, within the reuse grace window",
-        ));
+        return Ok(Some("retired token, within the reuse grace window"));
     }
     let revoked = store.revoke_family(&retired.family, now).await?;
-    for current in &revoked {
-        store.mark_revoked(current, now, config.cache_secs).await?;
-    }
     worker::console_log!(
         "{}",
         json!({"msg": "session_reuse", "revoked_sessions": revoked.len(),
             "retired_ms_ago": now.saturating_sub(retired.retired_at), "request_id": call.request_id})
     );
-    Ok(Checked::Refused("retired token reused: session revoked"))
+    for current in &revoked {
+        store.mark_revoked(current, now, config.cache_secs).await?;
+    }
+    Ok(Some("retired token reused: session revoked"))
 }
 
 /// Starts the sliding-expiry write when due (it refreshes the cache entry too); returns whether it did.
@@ -283,7 +299,7 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     if config.signing_key.is_none() {
         return Err(ApiError::internal("AUTH_SIGNING_KEY is not set"));
     }
-    if stored.iterations != config.pbkdf2_iterations {
+    if stored.iterations < config.pbkdf2_iterations {
         upgrade_password_later(&call, &user.id, &stored, credentials.password.clone());
     }
 
@@ -329,8 +345,8 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     Ok(finish(email_limit.apply(ip_limit.apply(response)), &store))
 }
 
-/// Re-hashes a password stored at another PBKDF2 cost than `PASSWORD_PBKDF2_ITERATIONS` (a cost raised or lowered
-/// since it was set), after the response through `waitUntil`: the login that proved the password pays nothing in
+/// Re-hashes a password stored at a lower PBKDF2 cost than `PASSWORD_PBKDF2_ITERATIONS` (a cost raised since it was
+/// set; a lowered setting never weakens a stored hash), after the response through `waitUntil`: the login that proved the password pays nothing in
 /// latency, and stored hashes converge on the configured cost — which is also what the dummy hash of unknown emails
 /// costs, so a login's time stops telling an old account from a missing one. The update is conditional on the hash
 /// it replaces (a concurrent password change wins).
@@ -393,8 +409,9 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
         last_seen_at: now,
         ..record
     };
+    // A refill, not a plain write: a reuse detection may already have revoked the session rotated into.
     store
-        .cache(
+        .refill(
             &new_id,
             &CacheEntry::new(record.clone(), now, config.cache_secs),
             config.cache_secs,
@@ -403,16 +420,19 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
     Ok(finish(issued(&call, &token, &record, now)?, &store))
 }
 
-/// `POST /auth/logout`: revokes the session in D1, leaves a revocation entry in its cache slot and clears the
-/// cookie. Idempotent: 204 whether or not the cookie named a live session.
+/// `POST /auth/logout`: revokes the session in D1 (also when the cookie holds a token a refresh has just retired:
+/// then the session it became), leaves a revocation entry in its cache slot and clears the cookie. Idempotent: 204
+/// whether or not the cookie named a live session.
 pub async fn logout(call: Call) -> ApiResult<Response> {
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
     if let CookieToken::Token(token) = cookie_token(&call) {
         let id = token::session_id(&token);
         let now = now_ms();
-        store.revoke(&id, now).await?;
-        store.mark_revoked(&id, now, config.cache_secs).await?;
+        let revoked = store.revoke(&id, now).await?;
+        for current in std::iter::once(&id).chain(revoked.iter().filter(|r| **r != id)) {
+            store.mark_revoked(current, now, config.cache_secs).await?;
+        }
     }
     let response = with_header(
         Response::empty()

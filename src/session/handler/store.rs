@@ -46,6 +46,27 @@ struct SessionColumns {
     revoked_at: Option<u64>,
 }
 
+/// Retired ids a session keeps (its latest): enough for any copy still in use, bounded against refresh loops.
+const RETIRED_PER_SESSION: u32 = 16;
+
+/// Expired retired ids one rotation deletes at most.
+const RETIRED_CLEANUP_BATCH: u32 = 100;
+
+/// The `id` column of the rows an `UPDATE … RETURNING id` changed.
+fn ids_of(result: Option<&worker::d1::D1Result>) -> ApiResult<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: String,
+    }
+    let Some(result) = result else {
+        return Ok(Vec::new());
+    };
+    let ids = result
+        .results::<Id>()
+        .or_internal("reading the revoked ids")?;
+    Ok(ids.into_iter().map(|r| r.id).collect())
+}
+
 /// An id a rotation retired.
 #[derive(Deserialize)]
 pub struct Retired {
@@ -189,7 +210,9 @@ impl Store {
     /// Replaces the session's id with `new_id` only if it is still `old_id`, unrevoked and unexpired: of
     /// concurrent rotations of one session exactly one sees `true`. In the same transaction (a D1 batch) the old
     /// id is remembered as retired, until the session's absolute limit (`created_at + max_ms`), for reuse
-    /// detection; retired ids past their limit are deleted.
+    /// detection. Bounded: a session keeps its [`RETIRED_PER_SESSION`] latest retired ids, and each rotation
+    /// deletes at most [`RETIRED_CLEANUP_BATCH`] rows past their limit, so neither a refresh loop nor a backlog of
+    /// expired rows can grow the table or the rotation's transaction without bound.
     pub async fn rotate(
         &self,
         old_id: &str,
@@ -220,8 +243,19 @@ impl Store {
                 .bind(&[old, new, now.clone(), num(max_ms)])
                 .or_internal("binding the retirement")?,
             self.db
-                .prepare("DELETE FROM retired_session_ids WHERE expires_at < ?1")
-                .bind(&[now])
+                .prepare(
+                    "DELETE FROM retired_session_ids WHERE family = (SELECT family FROM sessions WHERE id = ?1) \
+                     AND id NOT IN (SELECT id FROM retired_session_ids WHERE family = \
+                     (SELECT family FROM sessions WHERE id = ?1) ORDER BY retired_at DESC LIMIT ?2)",
+                )
+                .bind(&[JsValue::from_str(new_id), JsValue::from_f64(RETIRED_PER_SESSION as f64)])
+                .or_internal("binding the retired-id bound")?,
+            self.db
+                .prepare(
+                    "DELETE FROM retired_session_ids WHERE id IN \
+                     (SELECT id FROM retired_session_ids WHERE expires_at < ?1 LIMIT ?2)",
+                )
+                .bind(&[now, JsValue::from_f64(RETIRED_CLEANUP_BATCH as f64)])
                 .or_internal("binding the retired-id cleanup")?,
         ];
         let results = self
@@ -250,38 +284,47 @@ impl Store {
             .or_internal("reading a retired id")
     }
 
-    /// Revokes the live session of `family` (a rotated token came back: someone holds a copy) and returns its
-    /// current id, for the cache.
+    /// Revokes the live session of `family` (a rotated token came back: someone holds a copy) and forgets the
+    /// family's retired ids, in one transaction: the detection happens once, and the copy presented again is an
+    /// unknown token (a read), not another write. Returns the revoked session's current id, for the cache.
     pub async fn revoke_family(&self, family: &str, now_ms: u64) -> ApiResult<Vec<String>> {
-        #[derive(Deserialize)]
-        struct Id {
-            id: String,
-        }
-        let ids = self
+        let family = JsValue::from_str(family);
+        let statements = vec![
+            self.db
+                .prepare(
+                    "UPDATE sessions SET revoked_at = ?2 WHERE family = ?1 AND revoked_at IS NULL RETURNING id",
+                )
+                .bind(&[family.clone(), num(now_ms)])
+                .or_internal("binding the family revocation")?,
+            self.db
+                .prepare("DELETE FROM retired_session_ids WHERE family = ?1")
+                .bind(&[family])
+                .or_internal("binding the family's retired-id deletion")?,
+        ];
+        let results = self
             .db
-            .prepare(
-                "UPDATE sessions SET revoked_at = ?2 WHERE family = ?1 AND revoked_at IS NULL RETURNING id",
-            )
-            .bind(&[JsValue::from_str(family), num(now_ms)])
-            .or_internal("binding the family revocation")?
-            .all()
+            .batch(statements)
             .await
-            .or_internal("revoking the session family")?
-            .results::<Id>()
-            .or_internal("reading the revoked ids")?;
-        Ok(ids.into_iter().map(|r| r.id).collect())
+            .or_internal("revoking the session family")?;
+        ids_of(results.first())
     }
 
-    /// Marks the session revoked (once; the first revocation time is kept).
-    pub async fn revoke(&self, id: &str, now_ms: u64) -> ApiResult<()> {
-        self.db
-            .prepare("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
+    /// Marks the session `id` names revoked (once; the first revocation time is kept) — the one it is, or, for an id
+    /// a refresh retired (a tab that lost a concurrent refresh, or a logout racing one), the session it was rotated
+    /// into. Returns the ids revoked now, for the cache.
+    pub async fn revoke(&self, id: &str, now_ms: u64) -> ApiResult<Vec<String>> {
+        let result = self
+            .db
+            .prepare(
+                "UPDATE sessions SET revoked_at = ?2 WHERE revoked_at IS NULL AND (id = ?1 OR family = \
+                 (SELECT family FROM retired_session_ids WHERE id = ?1)) RETURNING id",
+            )
             .bind(&[JsValue::from_str(id), num(now_ms)])
             .or_internal("binding the revocation")?
-            .run()
+            .all()
             .await
             .or_internal("revoking the session")?;
-        Ok(())
+        ids_of(Some(&result))
     }
 
     pub async fn active_sessions(
@@ -322,6 +365,12 @@ impl Store {
 
     pub async fn cache(&self, id: &str, entry: &CacheEntry, cache_secs: u64) -> ApiResult<()> {
         write_cache(&self.kv, id, entry, cache_secs).await
+    }
+
+    /// [`Store::cache`] unless the cache already records a revocation of `id` (one that landed since this request
+    /// read D1: a reuse detection revoking the session a refresh is rotating into).
+    pub async fn refill(&self, id: &str, entry: &CacheEntry, cache_secs: u64) -> ApiResult<()> {
+        refill_cache(&self.kv, id, entry, cache_secs).await
     }
 }
 
