@@ -105,7 +105,8 @@ function chunkedUpload(path, total, { fill = "u", base = worker.url } = {}) {
   const chunk = Buffer.alloc(64 * 1024, fill);
   return new Promise((resolveResponse, reject) => {
     let answered = false;
-    const req = httpRequest(new URL(path, base), { method: "POST", headers: { "content-type": "application/octet-stream" } }, (res) => {
+    // A connection of its own (agent: false): one the Worker drops mid-upload is never reused from a keep-alive pool.
+    const req = httpRequest(new URL(path, base), { method: "POST", agent: false, headers: { "content-type": "application/octet-stream" } }, (res) => {
       answered = true;
       const chunks = [];
       res.on("data", (c) => chunks.push(c));
@@ -856,6 +857,20 @@ describe("WAF", () => {
     const seen = await until(() => origin.requests.find((r) => r.path === "/open/upload-over"), { what: "the origin's record of the cut upload" });
     assert.equal(seen.aborted, true, "the origin's request was cut off");
     assert.ok(seen.body.length <= MAX_BODY_BYTES, `the origin got at most max_body_bytes (${seen.body.length})`);
+    origin.reset();
+  });
+
+  test("a chunked upload the client breaks off reaches the origin as cut off, never as a shorter complete body", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => res.end(String(body.length)));
+    const req = httpRequest(new URL("/gw/open/upload-broken", worker.url), { method: "POST", agent: false, headers: { "content-type": "application/octet-stream" } });
+    req.on("error", () => {});
+    const chunk = Buffer.alloc(64 * 1024, "b");
+    for (let i = 0; i < 16; i++) req.write(chunk);
+    await until(() => origin.inFlight > 0, { what: "the upload reaching the origin" });
+    req.destroy();
+    const seen = await until(() => origin.requests.find((r) => r.path === "/open/upload-broken"), { what: "the origin's record of the broken upload" });
+    assert.equal(seen.aborted, true, `the origin saw the upload cut off (it got ${seen.body.length} bytes)`);
     origin.reset();
   });
 });

@@ -26,7 +26,7 @@ use super::request_url::{normalise_path, RequestUrl};
 use super::routes::{is_retryable_method, AuthPolicy, Matched, Route};
 use super::token_cache::{Recall, VerifiedTokens};
 use super::trace::{continue_or_start, TraceContext};
-use super::waf::{self, Hit, WafMode};
+use super::waf::{self, Hit, WafConfig, WafMode};
 use crate::bindings;
 use crate::entry::{header_list, respond, Call};
 use crate::error::{ApiError, ApiResult, OrInternal};
@@ -194,15 +194,9 @@ async fn forward(
     };
     let upstream = send(&target, method, &headers, &body, route.timeout_ms, retries).await;
     let origin_ms = respond::now_ms().saturating_sub(started);
-    if body.over_cap() {
-        // Blocked: the origin's request was cut off. Logged: it got the whole body.
-        waf_verdict(
-            call,
-            Some(Hit {
-                rule: "size-body",
-                part: "body",
-            }),
-        )?;
+    if body.over_cap() && gateway.waf.mode == WafMode::Block {
+        // The origin's request was cut off (the hit is logged where it was counted).
+        return Err(blocked(&SIZE_BODY));
     }
     match upstream {
         Ok(response) => Ok(pass_through(
@@ -218,19 +212,35 @@ fn waf_verdict(call: &Call, hit: Option<Hit>) -> ApiResult<()> {
         return Ok(());
     };
     let mode = call.isolate.config.gateway.waf.mode;
+    log_waf_hit(&hit, mode, &call.request_id);
+    if mode == WafMode::Block {
+        return Err(blocked(&hit));
+    }
+    Ok(())
+}
+
+/// The body-size rule, for a chunked body counted past `max_body_bytes` on its way to the origin.
+const SIZE_BODY: Hit = Hit {
+    rule: "size-body",
+    part: "body",
+};
+
+/// The WAF's log line for a rule that matched (in either mode).
+fn log_waf_hit(hit: &Hit, mode: WafMode, request_id: &str) {
     worker::console_log!(
         "{}",
         serde_json::json!({"msg": "waf", "rule": hit.rule, "part": hit.part,
-            "mode": if mode == WafMode::Block { "block" } else { "log" }, "request_id": call.request_id})
+            "mode": if mode == WafMode::Block { "block" } else { "log" }, "request_id": request_id})
     );
-    if mode == WafMode::Block {
-        return Err(ApiError::forbidden(
-            "waf_blocked",
-            format!("the request was blocked by rule {}", hit.rule),
-        )
-        .with_header("x-waf-rule", hit.rule));
-    }
-    Ok(())
+}
+
+/// The 403 of a blocking rule, naming it in `X-WAF-Rule`.
+fn blocked(hit: &Hit) -> ApiError {
+    ApiError::forbidden(
+        "waf_blocked",
+        format!("the request was blocked by rule {}", hit.rule),
+    )
+    .with_header("x-waf-rule", hit.rule)
 }
 
 fn header(req: &Request, name: &str) -> Option<String> {
@@ -554,27 +564,48 @@ impl OutBody {
 }
 
 /// `stream` counted as it goes to the origin, for a body without `Content-Length` (whose size `inspect_sizes`
-/// could not check up front). Past `max` bytes the flag is set and, when `block`, the origin request is aborted
-/// and the stream fails: the client gets the WAF's 403 `size-body`. Only unsized bodies pay for the per-chunk trip
-/// through wasm; a sized body goes to the origin as the runtime's own stream.
-fn capped(stream: web_sys::ReadableStream, max: u64, block: bool) -> ApiResult<OutBody> {
+/// could not check up front). Past `max` bytes the flag is set and the rule logged; in block mode the origin request
+/// is also aborted and the stream fails, and the client gets the WAF's 403 `size-body` — or, when the origin already
+/// answered (it did not wait for the whole body), sees that answer's body cut off. The chunks pass through as the
+/// runtime's own objects (only their length is read), and a read error passes through as an error: a client that
+/// breaks off its upload fails the origin request too, never ending it as if the body were complete.
+fn capped(
+    stream: web_sys::ReadableStream,
+    waf_config: &WafConfig,
+    request_id: &str,
+) -> ApiResult<OutBody> {
     let abort = web_sys::AbortController::new()
         .map_err(|e| ApiError::internal(format!("AbortController: {e:?}")))?;
     let over = Rc::new(Cell::new(false));
     let (flag, cut) = (over.clone(), abort.clone());
+    let (max, mode, request_id) = (
+        waf_config.max_body_bytes,
+        waf_config.mode,
+        request_id.to_owned(),
+    );
     let mut seen = 0u64;
-    let chunks = ByteStream::from(stream).map(move |chunk| {
-        let chunk = chunk.map_err(|e| JsValue::from_str(&e.to_string()))?;
-        seen = seen.saturating_add(chunk.len() as u64);
-        if seen > max {
-            flag.set(true);
-            if block {
-                cut.abort();
-                return Err(JsValue::from_str("the body is larger than max_body_bytes"));
+    let length = JsValue::from_str("byteLength");
+    let chunks = wasm_streams::ReadableStream::from_raw(stream.unchecked_into())
+        .into_stream()
+        .map(move |chunk| {
+            // A failing stream alone would end the origin's chunked request as if complete (measured): abort it.
+            let chunk = chunk.inspect_err(|_| cut.abort())?;
+            let bytes = js_sys::Reflect::get(&chunk, &length)
+                .ok()
+                .and_then(|n| n.as_f64())
+                .unwrap_or(0.0);
+            seen = seen.saturating_add(bytes as u64);
+            if seen > max {
+                if !flag.replace(true) {
+                    log_waf_hit(&SIZE_BODY, mode, &request_id);
+                }
+                if mode == WafMode::Block {
+                    cut.abort();
+                    return Err(JsValue::from_str("the body is larger than max_body_bytes"));
+                }
             }
-        }
-        Ok(js_sys::Uint8Array::from(chunk.as_slice()).into())
-    });
+            Ok(chunk)
+        });
     Ok(OutBody::Capped(CappedBody {
         stream: wasm_streams::ReadableStream::from_stream(chunks)
             .into_raw()
@@ -648,8 +679,7 @@ async fn take_body(
     // Dropping the reader abandons the inspection branch; the forward branch keeps the whole body.
     drop(reader);
     if content_length.is_none() {
-        let block = waf_config.mode == WafMode::Block;
-        return capped(forward.unchecked_into(), waf_config.max_body_bytes, block);
+        return capped(forward.unchecked_into(), &waf_config, &call.request_id);
     }
     Ok(OutBody::Stream(forward))
 }

@@ -9,15 +9,19 @@ import { createServer } from "node:http";
  */
 export async function startOrigin() {
   const requests = [];
+  let inFlight = 0; // requests whose headers arrived and whose body is still being read
   let handler = defaultHandler;
   const sockets = new Set();
   const server = createServer(async (req, res) => {
     const chunks = [];
     let aborted = false;
+    inFlight += 1;
     try {
       for await (const chunk of req) chunks.push(chunk);
     } catch {
       aborted = true; // the sender cut the request off mid-body: recorded, not answered
+    } finally {
+      inFlight -= 1;
     }
     const body = Buffer.concat(chunks);
     const record = { method: req.method, url: req.url, path: req.url.split("?")[0], headers: req.headers, body, aborted };
@@ -40,6 +44,9 @@ export async function startOrigin() {
     url: `http://127.0.0.1:${port}`,
     port,
     requests,
+    get inFlight() {
+      return inFlight;
+    },
     /** Installs the handler for the next requests. */
     handle(fn) {
       handler = fn;
