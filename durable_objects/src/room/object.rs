@@ -440,7 +440,9 @@ impl Room {
         let removals = {
             let mut inner = self.inner.borrow_mut();
             inner.buckets.remove(&attachment.sid);
-            inner.presence.remove_socket(attachment.sid, &announced)
+            inner
+                .presence
+                .remove_socket((attachment.sid, &attachment.user), &announced)
         };
         if !removals.is_empty() {
             let others = self.state.get_websockets();
@@ -594,13 +596,16 @@ impl Room {
                         .await;
                 }
                 let applied = self.inner.borrow_mut().presence.apply(
-                    attachment.sid,
+                    (attachment.sid, &attachment.user),
                     &entries,
                     &mut announced,
                 );
                 if applied.announced_changed {
                     attachment.announced = announced.into_iter().collect();
                     ws.serialize_attachment(&attachment)?;
+                }
+                if applied.fresh.is_empty() {
+                    return Ok(()); // all of it was another user's clients (or copies)
                 }
                 let frame = if applied.fresh.len() == update.entries.len() {
                     wire::encode_awareness_raw(&update.raw)

@@ -60,6 +60,9 @@ struct Known {
     state: Option<String>,
     /// The socket whose message last changed this client.
     socket: u64,
+    /// The user whose socket announced it, who alone may change it (kept with the tombstone: a client that left,
+    /// or whose socket dropped before it reconnected, is not another member's to take).
+    user: String,
 }
 
 /// Latest awareness states by client id, with the socket that announced each.
@@ -81,17 +84,23 @@ impl Presence {
     /// Applies an awareness update from socket `socket` with y-protocols' rule (`applyAwarenessUpdate`): an entry
     /// counts only with a newer clock than the one known, or as a removal at the same clock. Everything else —
     /// above all the copies y-websocket clients send back of every update they apply — is dropped, not relayed:
-    /// relaying those costs n² messages per presence change in a room of n (the plain relay's storm).
+    /// relaying those costs n² messages per presence change in a room of n (the plain relay's storm). `from` is the
+    /// sending socket and its user; an entry for a client another user announced is dropped too.
     pub fn apply(
         &mut self,
-        socket: u64,
+        from: (u64, &str),
         entries: &[AwarenessEntry],
         announced: &mut Announced,
     ) -> Applied {
+        let (socket, user) = from;
         let mut fresh = Vec::new();
         let mut announced_changed = false;
         for e in entries {
-            if !self.is_news(e) {
+            let foreign = self
+                .clients
+                .get(&e.client_id)
+                .is_some_and(|k| k.user != user);
+            if foreign || !self.is_news(e) {
                 continue;
             }
             self.clients.insert(
@@ -100,6 +109,7 @@ impl Presence {
                     clock: e.clock,
                     state: e.state.clone(),
                     socket,
+                    user: user.to_owned(),
                 },
             );
             announced_changed |= match e.state {
@@ -150,7 +160,12 @@ impl Presence {
     /// Forgets the clients closed socket `socket` announced and returns the removal entries to broadcast (clock + 1,
     /// state null: what y-protocols' `removeAwarenessStates` sends, which every peer accepts). A client that has
     /// since been announced by another socket (it reconnected before its old socket closed) stays.
-    pub fn remove_socket(&mut self, socket: u64, announced: &Announced) -> Vec<AwarenessEntry> {
+    pub fn remove_socket(
+        &mut self,
+        from: (u64, &str),
+        announced: &Announced,
+    ) -> Vec<AwarenessEntry> {
+        let (socket, user) = from;
         let mut removals = Vec::new();
         for (client_id, clock) in announced {
             let known = self.clients.get(client_id);
@@ -164,6 +179,7 @@ impl Presence {
                     clock,
                     state: None,
                     socket,
+                    user: user.to_owned(),
                 },
             );
             removals.push(AwarenessEntry {
@@ -193,6 +209,33 @@ mod tests {
             clock,
             state: state.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn a_client_is_its_announcing_users_even_after_its_socket_closed() {
+        let mut presence = Presence::default();
+        let (mut alice, mut bob) = (Announced::new(), Announced::new());
+        presence.apply((1, "alice"), &[entry(10, 1, Some("{}"))], &mut alice);
+        let forged = presence.apply(
+            (2, "bob"),
+            &[entry(10, 5, Some("{\"evil\":1}")), entry(10, 6, None)],
+            &mut bob,
+        );
+        assert!(
+            forged.fresh.is_empty(),
+            "another user's update and removal are dropped"
+        );
+        assert!(bob.is_empty(), "and not recorded as bob's");
+        // Alice's socket drops; before her client reconnects, bob tries to take the id over.
+        presence.remove_socket((1, "alice"), &alice);
+        assert!(presence
+            .apply((2, "bob"), &[entry(10, 9, Some("{}"))], &mut bob)
+            .fresh
+            .is_empty());
+        let mut again = Announced::new();
+        let back = presence.apply((3, "alice"), &[entry(10, 3, Some("{}"))], &mut again);
+        assert_eq!(back.fresh.len(), 1, "alice's reconnected client comes back");
+        assert_eq!(presence.snapshot(), vec![entry(10, 3, Some("{}"))]);
     }
 
     #[test]
@@ -240,7 +283,7 @@ mod tests {
         let mut presence = Presence::default();
         let mut a = Announced::new();
         let mut b = Announced::new();
-        let first = presence.apply(1, &[entry(10, 1, Some("{}"))], &mut a);
+        let first = presence.apply((1, "u"), &[entry(10, 1, Some("{}"))], &mut a);
         assert_eq!(
             first.fresh,
             vec![entry(10, 1, Some("{}"))],
@@ -249,19 +292,19 @@ mod tests {
         assert!(first.announced_changed, "and changes the socket's record");
         assert!(
             presence
-                .apply(1, &[entry(10, 2, Some("{\"x\":1}"))], &mut a)
+                .apply((1, "u"), &[entry(10, 2, Some("{\"x\":1}"))], &mut a)
                 .announced_changed,
             "a newer clock is recorded"
         );
         assert_eq!(
-            presence.apply(1, &[entry(10, 2, Some("{\"x\":1}"))], &mut a),
+            presence.apply((1, "u"), &[entry(10, 2, Some("{\"x\":1}"))], &mut a),
             Applied::default(),
             "a repeat is neither news nor a change"
         );
-        presence.apply(2, &[entry(20, 5, Some("{}"))], &mut b);
+        presence.apply((2, "u"), &[entry(20, 5, Some("{}"))], &mut b);
         assert_eq!(presence.snapshot().len(), 2, "both clients are present");
 
-        let removals = presence.remove_socket(1, &a);
+        let removals = presence.remove_socket((1, "u"), &a);
         assert_eq!(
             removals,
             vec![entry(10, 3, None)],
@@ -278,10 +321,10 @@ mod tests {
     fn echoes_from_other_sockets_are_not_news_and_not_theirs() {
         let mut presence = Presence::default();
         let (mut a, mut b) = (Announced::new(), Announced::new());
-        presence.apply(1, &[entry(10, 4, Some("{}"))], &mut a);
+        presence.apply((1, "u"), &[entry(10, 4, Some("{}"))], &mut a);
         // Socket 2's y-websocket provider sends back what it applied: same clock.
         let echo = presence.apply(
-            2,
+            (2, "u"),
             &[entry(10, 4, Some("{}")), entry(20, 1, Some("{}"))],
             &mut b,
         );
@@ -297,7 +340,7 @@ mod tests {
         );
         assert_eq!(
             presence
-                .apply(2, &[entry(10, 3, Some("{\"old\":1}"))], &mut b)
+                .apply((2, "u"), &[entry(10, 3, Some("{\"old\":1}"))], &mut b)
                 .fresh,
             vec![],
             "an older clock is refused"
@@ -310,7 +353,7 @@ mod tests {
         let mut presence = Presence::default();
         let mut a = Announced::new();
         assert!(presence
-            .apply(1, &[entry(10, 0, Some("{}"))], &mut a)
+            .apply((1, "u"), &[entry(10, 0, Some("{}"))], &mut a)
             .fresh
             .is_empty());
         assert!(presence.snapshot().is_empty());
@@ -320,16 +363,19 @@ mod tests {
     fn a_late_echo_after_leaving_does_not_bring_the_client_back() {
         let mut presence = Presence::default();
         let (mut a, mut b) = (Announced::new(), Announced::new());
-        presence.apply(1, &[entry(10, 2, Some("{}"))], &mut a);
-        assert_eq!(presence.remove_socket(1, &a), vec![entry(10, 3, None)]);
+        presence.apply((1, "u"), &[entry(10, 2, Some("{}"))], &mut a);
+        assert_eq!(
+            presence.remove_socket((1, "u"), &a),
+            vec![entry(10, 3, None)]
+        );
         assert!(presence
-            .apply(2, &[entry(10, 2, Some("{}"))], &mut b)
+            .apply((2, "u"), &[entry(10, 2, Some("{}"))], &mut b)
             .fresh
             .is_empty());
         assert!(presence.snapshot().is_empty(), "no ghost for newcomers");
         assert!(
             presence
-                .apply(2, &[entry(10, 4, Some("{}"))], &mut b)
+                .apply((2, "u"), &[entry(10, 4, Some("{}"))], &mut b)
                 .fresh
                 .len()
                 == 1,
@@ -341,10 +387,10 @@ mod tests {
     fn a_client_that_moved_to_a_new_socket_survives_the_old_one_closing() {
         let mut presence = Presence::default();
         let (mut old, mut new) = (Announced::new(), Announced::new());
-        presence.apply(1, &[entry(10, 2, Some("{}"))], &mut old);
-        presence.apply(2, &[entry(10, 3, Some("{}"))], &mut new);
+        presence.apply((1, "u"), &[entry(10, 2, Some("{}"))], &mut old);
+        presence.apply((2, "u"), &[entry(10, 3, Some("{}"))], &mut new);
         assert!(
-            presence.remove_socket(1, &old).is_empty(),
+            presence.remove_socket((1, "u"), &old).is_empty(),
             "nothing to remove"
         );
         assert_eq!(presence.snapshot(), vec![entry(10, 3, Some("{}"))]);
@@ -355,7 +401,7 @@ mod tests {
         let mut presence = Presence::default();
         let announced: Announced = [(10, 7)].into_iter().collect();
         assert_eq!(
-            presence.remove_socket(1, &announced),
+            presence.remove_socket((1, "u"), &announced),
             vec![entry(10, 8, None)],
             "state forgotten, clock kept"
         );
@@ -365,8 +411,8 @@ mod tests {
     fn a_client_announcing_null_leaves_on_its_own() {
         let mut presence = Presence::default();
         let mut a = Announced::new();
-        presence.apply(1, &[entry(10, 1, Some("{}"))], &mut a);
-        let left = presence.apply(1, &[entry(10, 2, None)], &mut a);
+        presence.apply((1, "u"), &[entry(10, 1, Some("{}"))], &mut a);
+        let left = presence.apply((1, "u"), &[entry(10, 2, None)], &mut a);
         assert_eq!(
             left.fresh,
             vec![entry(10, 2, None)],
@@ -381,8 +427,8 @@ mod tests {
         let mut presence = Presence::default();
         for id in 0..(MAX_TOMBSTONES as u64 + 10) {
             let mut a = Announced::new();
-            presence.apply(id, &[entry(id, 1, Some("{}"))], &mut a);
-            presence.remove_socket(id, &a);
+            presence.apply((id, "u"), &[entry(id, 1, Some("{}"))], &mut a);
+            presence.remove_socket((id, "u"), &a);
         }
         assert!(presence.clients.len() <= MAX_TOMBSTONES + 1);
     }
