@@ -337,6 +337,11 @@ describe("route table and proxy", () => {
 
   test("a rate-limited route admits exactly its limit per user, with RateLimit headers, then 429", async () => {
     origin.reset();
+    // The origin's own RateLimit headers are replaced: the client sees the gateway's limit, not a mix.
+    origin.handle((req, body, res) => {
+      res.writeHead(200, { "content-type": "application/json", "ratelimit-policy": '"origin";q=1000;w=1', ratelimit: '"origin";r=999;t=1' });
+      res.end("{}");
+    });
     const alice = token(keys, "ed1", { sub: "limit-alice" });
     const bob = token(keys, "ed1", { sub: "limit-bob" });
     const statuses = [];
@@ -370,6 +375,7 @@ describe("route table and proxy", () => {
       await r.arrayBuffer();
     }
     assert.deepEqual(longStatuses, [200, 200, 200, 429, 429]);
+    origin.reset();
   });
 });
 

@@ -147,12 +147,19 @@ pub async fn limit(
 }
 
 impl RateLimitHeaders {
-    /// Adds `RateLimit-Policy` and (when known) `RateLimit` to `response`, beside those of policies applied before
-    /// (a login passes two): both fields are lists, one member per policy.
+    /// Sets `RateLimit-Policy` and (when known) `RateLimit` on `response` (replacing any the origin sent: they
+    /// describe the gateway's limit to this client).
     pub fn apply(&self, response: Response) -> Response {
-        self.pairs().into_iter().fold(response, |r, (name, value)| {
-            respond::with_appended_header(r, name, &value)
-        })
+        Self::apply_all(&[self], response)
+    }
+
+    /// [`RateLimitHeaders::apply`] for several policies the request passed, listed in one field each.
+    pub fn apply_all(limits: &[&RateLimitHeaders], response: Response) -> Response {
+        Self::joined(limits)
+            .into_iter()
+            .fold(response, |r, (name, value)| {
+                respond::with_header(r, name, &value)
+            })
     }
 }
 

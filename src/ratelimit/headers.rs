@@ -31,6 +31,19 @@ impl RateLimitHeaders {
             .map(|(remaining, reset_s)| format!("\"{}\";r={remaining};t={reset_s}", self.policy))
     }
 
+    /// The header pairs of several policies one response passed (a login passes two): each field is a list, one
+    /// member per policy, in the order given; `RateLimit` lists the policies whose standing is known.
+    pub fn joined(limits: &[&RateLimitHeaders]) -> Vec<(&'static str, String)> {
+        let join = |values: Vec<String>| values.join(", ");
+        let policies = join(limits.iter().map(|l| l.policy_value()).collect());
+        let states: Vec<String> = limits.iter().filter_map(|l| l.state_value()).collect();
+        let mut pairs = vec![("ratelimit-policy", policies)];
+        if !states.is_empty() {
+            pairs.push(("ratelimit", join(states)));
+        }
+        pairs
+    }
+
     /// Header name/value pairs, lower-case names.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
         let mut pairs = vec![("ratelimit-policy", self.policy_value())];
@@ -56,6 +69,28 @@ impl RateLimitHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_policies_are_listed_in_one_field_each() {
+        let ip = headers(Some((9, 60)));
+        let email = RateLimitHeaders {
+            policy: "login-email".into(),
+            limit: 3,
+            window_s: 60,
+            standing: None,
+        };
+        assert_eq!(
+            RateLimitHeaders::joined(&[&ip, &email]),
+            vec![
+                (
+                    "ratelimit-policy",
+                    format!("{}, \"login-email\";q=3;w=60", ip.policy_value())
+                ),
+                ("ratelimit", ip.state_value().unwrap_or_default()),
+            ]
+        );
+        assert_eq!(RateLimitHeaders::joined(&[&ip]), ip.pairs());
+    }
 
     fn headers(standing: Option<(u32, u64)>) -> RateLimitHeaders {
         RateLimitHeaders {

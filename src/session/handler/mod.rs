@@ -17,6 +17,7 @@ use crate::entry::respond::{json, with_header};
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::ratelimit::handler as ratelimit;
+use crate::ratelimit::headers::RateLimitHeaders;
 use crate::session::credentials::{Credentials, LoginBody};
 use crate::session::password::PasswordHash;
 use crate::session::record::{
@@ -342,7 +343,8 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         )
         .await?;
     let response = issued(&call, &token, &record, now)?;
-    Ok(finish(email_limit.apply(ip_limit.apply(response)), &store))
+    let limited = RateLimitHeaders::apply_all(&[&ip_limit, &email_limit], response);
+    Ok(finish(limited, &store))
 }
 
 /// Re-hashes a password stored at a lower PBKDF2 cost than `PASSWORD_PBKDF2_ITERATIONS` (a cost raised since it was
