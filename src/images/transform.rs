@@ -167,14 +167,23 @@ fn size_segment(segment: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
-/// Parses the part of the path after `/images/` (still percent-encoded) and the query string.
+/// Parses the part of the path after `/images/` (still percent-encoded) and the query string. A first segment
+/// shaped like a size (`300`, `300x200`) is the size — unless the query gives `w` or `h`: then it is the first
+/// folder of the source path, so a source under a numbered folder (`2024/…`) is reached as `/images/2024/…?w=300`.
 pub fn parse(rest: &str, query: Option<&str>, limits: &Limits) -> Result<ImageRequest, ApiError> {
+    let sized_by_query = query.unwrap_or("").split('&').any(|pair| {
+        let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        matches!(
+            &*percent_decode_str(raw_name).decode_utf8_lossy(),
+            "w" | "h"
+        )
+    });
     let (path_size, raw_source) = match rest.split_once('/') {
-        Some((first, tail)) => match size_segment(first) {
+        Some((first, tail)) if !sized_by_query => match size_segment(first) {
             Some(size) => (Some(size), tail),
             None => (None, rest),
         },
-        None => (None, rest),
+        _ => (None, rest),
     };
 
     let mut width = None;
@@ -203,9 +212,6 @@ pub fn parse(rest: &str, query: Option<&str>, limits: &Limits) -> Result<ImageRe
         }
         seen.push(name.clone());
         match name.as_str() {
-            "w" | "h" if path_size.is_some() => {
-                return Err(bad(&name, "is already given by the size in the path"));
-            }
             "w" => width = Some(parse_side("w", &value)?),
             "h" => height = Some(parse_side("h", &value)?),
             "fit" => {
@@ -368,6 +374,22 @@ mod tests {
         // A first segment that is not a size belongs to the path.
         assert_eq!(ok("300px/a.png", None).source.as_str(), "300px/a.png");
         assert_eq!(ok("x300/a.png", None).source.as_str(), "x300/a.png");
+        // With the size in the query, a numbered first folder is part of the path.
+        let r = ok("1984/a.png", Some("w=300"));
+        assert_eq!(
+            (r.source.as_str(), r.transform.width),
+            ("1984/a.png", Some(300))
+        );
+        let r = ok("300x200/a.png", Some("%68=100"));
+        assert_eq!(
+            (r.source.as_str(), r.transform.height),
+            ("300x200/a.png", Some(100))
+        );
+        assert_eq!(
+            ok("1984/a.png", None).source.as_str(),
+            "a.png",
+            "without one, it is the size"
+        );
     }
 
     #[test]
@@ -386,8 +408,6 @@ mod tests {
             ("a.jpg", Some("h=5000"), "`h`"),
             ("a.jpg", Some("w=1500&dpr=2"), "`w`"),
             ("a.jpg", Some("w=1&w=2"), "`w`"),
-            ("300x200/a.jpg", Some("w=100"), "`w`"),
-            ("300/a.jpg", Some("h=100"), "`h`"),
             ("a.jpg", Some("fit=stretch"), "`fit`"),
             ("a.jpg", Some("q=0"), "`q`"),
             ("a.jpg", Some("q=101"), "`q`"),
