@@ -314,20 +314,7 @@ test("the room relays awareness news only: the copies clients send back go nowhe
     sender.ws.send(first);
     sender.ws.send(first); // the copy a peer sends back: same clock
     sender.ws.send(frame());
-    const clocks = (state) =>
-      state.frames
-        .filter((f) => f[0] === 1)
-        .flatMap((f) => {
-          const d = decoding.createDecoder(decoding.readVarUint8Array(decoding.createDecoder(f.subarray(1))));
-          const out = [];
-          for (let i = decoding.readVarUint(d); i > 0; i--) {
-            const id = decoding.readVarUint(d);
-            const clock = decoding.readVarUint(d);
-            decoding.readVarString(d);
-            if (id === doc.clientID) out.push(clock);
-          }
-          return out;
-        });
+    const clocks = (state) => awarenessOf(state.frames, doc.clientID).map(([clock]) => clock);
     await until(() => clocks(watcher).includes(2) && clocks(sender).includes(2), { what: "the second state relayed" });
     assert.deepEqual(clocks(watcher), [1, 2], "the watcher got each state once");
     assert.deepEqual(clocks(sender), [1, 2], "the sender got its own news back once each (keep-alive)");
@@ -353,21 +340,7 @@ test("an awareness client belongs to the user who announced it: another member c
     encoding.writeVarString(e, JSON.stringify(state));
     return Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(e))]);
   };
-  /** [clock, state] of every entry about `doc`'s client in the awareness frames `socket` received. */
-  const seen = (socket) =>
-    socket.frames
-      .filter((f) => f[0] === 1)
-      .flatMap((f) => {
-        const d = decoding.createDecoder(decoding.readVarUint8Array(decoding.createDecoder(f.subarray(1))));
-        const out = [];
-        for (let i = decoding.readVarUint(d); i > 0; i--) {
-          const id = decoding.readVarUint(d);
-          const clock = decoding.readVarUint(d);
-          const state = JSON.parse(decoding.readVarString(d));
-          if (id === doc.clientID) out.push([clock, state]);
-        }
-        return out;
-      });
+  const seen = (socket) => awarenessOf(socket.frames, doc.clientID);
   const w = await startWorker({ vars: VARS });
   try {
     const watcher = await rawSocket(w, "awareness-owner", "carol");
@@ -420,6 +393,23 @@ test("an anonymous join of a room that was never set up is refused without stori
     await w.stop();
   }
 });
+
+/** [clock, state] of every entry about awareness client `clientId` in the awareness frames received. */
+function awarenessOf(frames, clientId) {
+  return frames
+    .filter((f) => f[0] === 1)
+    .flatMap((f) => {
+      const d = decoding.createDecoder(decoding.readVarUint8Array(decoding.createDecoder(f.subarray(1))));
+      const out = [];
+      for (let i = decoding.readVarUint(d); i > 0; i--) {
+        const id = decoding.readVarUint(d);
+        const clock = decoding.readVarUint(d);
+        const state = JSON.parse(decoding.readVarString(d));
+        if (id === clientId) out.push([clock, state]);
+      }
+      return out;
+    });
+}
 
 function encodeVarUint8Array(bytes) {
   const len = [];

@@ -101,14 +101,7 @@ mod tests {
 
     #[test]
     fn a_side_left_open_is_bounded_by_the_side_limit_in_css_pixels() {
-        let t = |width, height, fit, dpr_hundredths| Transform {
-            width,
-            height,
-            fit,
-            quality: 85,
-            dpr_hundredths,
-            format: FormatChoice::Auto,
-        };
+        let t = Transform::sized;
         let sized = |t: &Transform| {
             let o = CfImage::new(t, Negotiated::Original, 2000);
             (o.width, o.height, o.fit)

@@ -52,7 +52,6 @@ fn px(v: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::images::transform::FormatChoice;
 
     #[test]
     fn derived_sizes_stay_within_the_side_limit() {
@@ -79,14 +78,7 @@ mod tests {
     }
 
     fn t(width: Option<u32>, height: Option<u32>, fit: Fit, dpr_hundredths: u32) -> Transform {
-        Transform {
-            width,
-            height,
-            fit,
-            quality: 85,
-            dpr_hundredths,
-            format: FormatChoice::Auto,
-        }
+        Transform::sized(width, height, fit, dpr_hundredths)
     }
 
     #[test]

@@ -105,6 +105,26 @@ impl Transform {
     }
 }
 
+#[cfg(test)]
+impl Transform {
+    /// A transform for tests: the given size, fit and dpr; quality 85, format auto.
+    pub(crate) fn sized(
+        width: Option<u32>,
+        height: Option<u32>,
+        fit: Fit,
+        dpr_hundredths: u32,
+    ) -> Self {
+        Self {
+            width,
+            height,
+            fit,
+            quality: 85,
+            dpr_hundredths,
+            format: FormatChoice::Auto,
+        }
+    }
+}
+
 /// The signature parameters of a signed URL, as given.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SignatureParams {
