@@ -8,7 +8,7 @@ use crate::router::{Resolved, RouteId};
 use crate::{gateway, health, images, openapi, ratelimit, render, rooms, session};
 
 pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
-    let method = call.req.method().to_string();
+    let method = call.method.clone();
     let path = call.req.path();
     match call.isolate.router.resolve(&method, &path) {
         Resolved::Found { id, params } => {

@@ -28,6 +28,9 @@ pub struct Call {
     pub isolate: Rc<Isolate>,
     pub params: HashMap<String, String>,
     pub request_id: String,
+    /// The request method as the client sent it. workers-rs' `Request::method()` reads any method it does not know
+    /// (PROPFIND, PURGE, …) as GET, which would route, cache and forward such a request as a GET.
+    pub method: String,
     /// Milliseconds since the epoch when the request arrived (the runtime clock; pure code gets it as a parameter).
     pub started_ms: u64,
 }
@@ -54,8 +57,8 @@ async fn fetch(raw: worker::web_sys::Request, env: Env, ctx: Context) -> worker:
     respond::defer_cf(&raw);
     // Kept to read `cf.colo` only if the request is logged.
     let for_log = Clone::clone(&raw);
+    let method = raw.method();
     let req = Request::from(raw);
-    let method = req.method().to_string();
     let path = req.path();
     let incoming_id = req.headers().get("x-request-id").ok().flatten();
     let request_id =
@@ -74,6 +77,7 @@ async fn fetch(raw: worker::web_sys::Request, env: Env, ctx: Context) -> worker:
                 isolate,
                 params: HashMap::new(),
                 request_id: request_id.clone(),
+                method: method.clone(),
                 started_ms,
             };
             dispatch::dispatch(call).await

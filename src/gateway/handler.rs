@@ -38,7 +38,7 @@ const PURGE_KEY_PREFIX: &str = "gateway:purge:";
 /// Serves a request no app route matched: 404/405 from the gateway table, or the proxied route.
 pub async fn serve(mut call: Call) -> ApiResult<Response> {
     let isolate = call.isolate.clone();
-    let method = call.req.method().to_string();
+    let method = call.method.clone();
     // Matched, screened and forwarded in one spelling, whichever the client used (request_url::normalise_path).
     let serialised = call.req.inner().url();
     let raw = RequestUrl::split(&serialised);
