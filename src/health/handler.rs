@@ -1,7 +1,14 @@
-//! Runtime side of health: `/health` answers from memory; `/health/ready` reads KV, queries D1 and pings the
-//! rate limiter's readiness Durable Object (a SQLite write and read), each check reported separately.
+//! Runtime side of health: `/health` answers from memory; `/health/ready` reads both KV namespaces, queries D1,
+//! pings the rate limiter's readiness Durable Object (a SQLite write and read) and looks up the rooms' object
+//! namespaces, each check reported separately. A failing check names its binding with a fixed description; the
+//! runtime's own error text (SQL, exceptions) goes to the log only. One isolate checks at most once per
+//! [`READY_MEMORY_MS`]: the probe is unauthenticated, and each check writes to the limiter object.
+
+use std::cell::RefCell;
 
 use durable_objects::ratelimit::protocol::{self as limiter, PingReply};
+use durable_objects::room::protocol as room;
+use durable_objects::room_directory::protocol as directory;
 use worker::Response;
 
 use super::{Check, Health, Readiness};
@@ -10,51 +17,115 @@ use crate::entry::respond::json;
 use crate::entry::Call;
 use crate::error::ApiResult;
 
+/// How long an isolate answers `/health/ready` from its last check.
+const READY_MEMORY_MS: u64 = 5_000;
+
+thread_local! {
+    /// The last readiness check: when it ran and what it found.
+    static LAST: RefCell<Option<(u64, Readiness)>> = const { RefCell::new(None) };
+}
+
 pub fn health(call: &Call) -> ApiResult<Response> {
     json(200, &Health::new(&call.isolate.config.core.service_name))
 }
 
 pub async fn ready(call: &Call) -> ApiResult<Response> {
-    let (kv, db, object) = futures_util::join!(check_kv(call), check_d1(call), check_limiter(call));
-    let readiness = Readiness::from_checks(vec![kv, db, object]);
-    json(readiness.status(), &readiness)
+    let now = call.started_ms;
+    let remembered = LAST.with(|last| {
+        last.borrow()
+            .as_ref()
+            .filter(|(at, _)| now.saturating_sub(*at) < READY_MEMORY_MS)
+            .map(|(_, readiness)| json(readiness.status(), readiness))
+    });
+    if let Some(response) = remembered {
+        return response;
+    }
+    let (config_kv, content_kv, db, object) = futures_util::join!(
+        check_kv(call, bindings::CONFIG_KV),
+        check_kv(call, bindings::CONTENT_KV),
+        check_d1(call),
+        check_limiter(call)
+    );
+    let namespaces = [room::BINDING, directory::BINDING].map(|binding| {
+        let bound = call.env.durable_object(binding).map(|_| ());
+        check(
+            call,
+            binding,
+            bound.map_err(|e| ("not bound", e.to_string())),
+        )
+    });
+    let mut checks = vec![config_kv, content_kv, db, object];
+    checks.extend(namespaces);
+    let readiness = Readiness::from_checks(checks);
+    let response = json(readiness.status(), &readiness);
+    LAST.with(|last| *last.borrow_mut() = Some((now, readiness)));
+    response
 }
 
-fn check(binding: &'static str, outcome: Result<(), String>) -> Check {
-    Check {
-        binding,
-        ok: outcome.is_ok(),
-        detail: outcome.err(),
+/// A check's outcome: `Err((what the client is told, what only the log gets))`.
+type Outcome = Result<(), (&'static str, String)>;
+
+fn check(call: &Call, binding: &'static str, outcome: Outcome) -> Check {
+    match outcome {
+        Ok(()) => Check {
+            binding,
+            ok: true,
+            detail: None,
+        },
+        Err((public, internal)) => {
+            worker::console_error!(
+                "{}",
+                serde_json::json!({"msg": "readiness", "binding": binding, "problem": public,
+                    "detail": internal, "request_id": call.request_id})
+            );
+            Check {
+                binding,
+                ok: false,
+                detail: Some(public),
+            }
+        }
     }
 }
 
-async fn check_kv(call: &Call) -> Check {
+async fn check_kv(call: &Call, binding: &'static str) -> Check {
     let outcome = async {
         let kv = call
             .env
-            .kv(bindings::CONFIG_KV)
-            .map_err(|e| e.to_string())?;
+            .kv(binding)
+            .map_err(|e| ("not bound", e.to_string()))?;
         kv.get("__ready")
             .text()
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| ("read failed (see the log)", e.to_string()))
     };
-    check(bindings::CONFIG_KV, outcome.await)
+    check(call, binding, outcome.await)
 }
 
 async fn check_d1(call: &Call) -> Check {
     let outcome = async {
-        let db = call.env.d1(bindings::DB).map_err(|e| e.to_string())?;
+        let db = call
+            .env
+            .d1(bindings::DB)
+            .map_err(|e| ("not bound", e.to_string()))?;
         let row = db
             .prepare("SELECT value FROM edge_meta WHERE key = 'schema'")
             .first::<serde_json::Value>(None)
             .await
-            .map_err(|e| e.to_string())?;
-        row.map(|_| ())
-            .ok_or_else(|| "migrations not applied (edge_meta is empty)".to_owned())
+            .map_err(|e| {
+                (
+                    "query failed: are the migrations applied? (see the log)",
+                    e.to_string(),
+                )
+            })?;
+        row.map(|_| ()).ok_or_else(|| {
+            (
+                "migrations not applied",
+                "edge_meta has no schema row".to_owned(),
+            )
+        })
     };
-    check(bindings::DB, outcome.await)
+    check(call, bindings::DB, outcome.await)
 }
 
 async fn check_limiter(call: &Call) -> Check {
@@ -63,23 +134,26 @@ async fn check_limiter(call: &Call) -> Check {
             .env
             .durable_object(limiter::BINDING)
             .and_then(|ns| ns.get_by_name(limiter::READINESS_OBJECT))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ("not bound", e.to_string()))?;
         let mut response = stub
             .fetch_with_request(
                 worker::Request::new_with_init(
                     &format!("https://ratelimiter{}", limiter::PING_PATH),
                     worker::RequestInit::new().with_method(worker::Method::Post),
                 )
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| ("request failed", e.to_string()))?,
             )
             .await
-            .map_err(|e| e.to_string())?;
-        let reply: PingReply = response.json().await.map_err(|e| e.to_string())?;
+            .map_err(|e| ("unreachable (see the log)", e.to_string()))?;
+        let reply: PingReply = response
+            .json()
+            .await
+            .map_err(|e| ("unexpected answer (see the log)", e.to_string()))?;
         if reply.pings > 0 {
             Ok(())
         } else {
-            Err("the object stored no ping".to_owned())
+            Err(("stored nothing", "the object stored no ping".to_owned()))
         }
     };
-    check(limiter::BINDING, outcome.await)
+    check(call, limiter::BINDING, outcome.await)
 }

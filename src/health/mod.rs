@@ -36,8 +36,9 @@ impl<'a> Health<'a> {
 pub struct Check {
     pub binding: &'static str,
     pub ok: bool,
+    /// What failed, in fixed words (the runtime's error text goes to the log only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
+    pub detail: Option<&'static str>,
 }
 
 /// `/health/ready`'s body; ready only when every check passed.
@@ -83,7 +84,7 @@ mod tests {
         let failed = Check {
             binding: "DB",
             ok: false,
-            detail: Some("no such table".into()),
+            detail: Some("migrations not applied"),
         };
         assert_eq!(Readiness::from_checks(vec![ok("KV"), failed]).status(), 503);
     }
