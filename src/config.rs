@@ -98,7 +98,7 @@ impl<'a> Vars<'a> {
         if value < min || value > max {
             return Err(ConfigError::new(
                 key,
-                format!("must be between {min} and {max}, got {value}"),
+                format!("must be between {min} and {max}"),
             ));
         }
         Ok(value)
@@ -131,7 +131,7 @@ impl<'a> Vars<'a> {
         } else {
             Err(ConfigError::new(
                 key,
-                format!("must be one of {}, got {value:?}", allowed.join(", ")),
+                format!("must be one of {}", allowed.join(", ")),
             ))
         }
     }
@@ -147,6 +147,28 @@ impl<'a> Vars<'a> {
         serde_json::from_value(value)
             .map(Some)
             .map_err(|e| ConfigError::new(key, e.to_string()))
+    }
+}
+
+/// An origin's base URL from `key`: `http://` or `https://`, a host, and no query, fragment, credentials, backslash
+/// or whitespace (each would change what a joined path means); a trailing `/` is dropped.
+pub fn origin_url(key: &str, value: &str) -> Result<String, ConfigError> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    let ok = rest.is_some_and(|r| {
+        let host = r.split('/').next().unwrap_or("");
+        !host.is_empty()
+            && !r.contains(['?', '#', '@', '\\'])
+            && !r.chars().any(|c| c.is_whitespace() || c.is_control())
+    });
+    if ok {
+        Ok(value.trim_end_matches('/').to_owned())
+    } else {
+        Err(ConfigError::new(
+            key,
+            "must be an http(s) URL without query, fragment or credentials",
+        ))
     }
 }
 

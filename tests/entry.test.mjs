@@ -90,11 +90,12 @@ test("debug routes do not exist unless DEBUG_ROUTES is on", async (t) => {
 
 test("an invalid configuration value fails every request with a 500 naming the key, not the value", async (t) => {
   const cases = [
-    { vars: { MAX_BODY_BYTES: "lots" }, key: "MAX_BODY_BYTES" },
-    { vars: { ENVIRONMENT: "staging-ish" }, key: "ENVIRONMENT" },
+    { vars: { MAX_BODY_BYTES: "lots" }, key: "MAX_BODY_BYTES", value: "lots" },
+    { vars: { MAX_BODY_BYTES: "987654321" }, key: "MAX_BODY_BYTES", value: "987654321" },
+    { vars: { ENVIRONMENT: "staging-ish" }, key: "ENVIRONMENT", value: "staging-ish" },
     { vars: { ENVIRONMENT: "production", DEBUG_ROUTES: true }, key: "DEBUG_ROUTES" },
   ];
-  for (const { vars, key } of cases) {
+  for (const { vars, key, value } of cases) {
     const bad = await startWorker({ vars });
     t.after(() => bad.stop());
     for (const path of ["/health", "/anything"]) {
@@ -103,7 +104,7 @@ test("an invalid configuration value fails every request with a 500 naming the k
       const body = await response.json();
       assert.equal(body.error.code, "config_invalid");
       assert.match(body.error.message, new RegExp(key));
-      assert.ok(!body.error.message.includes("lots"), "the value is not echoed");
+      if (value) assert.ok(!body.error.message.includes(value), `the value is not echoed: ${body.error.message}`);
       assert.ok(response.headers.get("x-request-id"));
     }
   }

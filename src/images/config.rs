@@ -52,7 +52,7 @@ impl ImagesConfig {
         };
         let origin = vars
             .optional_string("IMAGES_ORIGIN")?
-            .map(|o| parse_origin(&o))
+            .map(|o| crate::config::origin_url("IMAGES_ORIGIN", &o))
             .transpose()?;
         let max_side = vars.u64_in("IMAGES_MAX_SIDE", 4096, 16, 12_000)? as u32;
         let allowed_widths: Vec<u32> = vars.json("IMAGES_ALLOWED_WIDTHS")?.unwrap_or_default();
@@ -107,26 +107,6 @@ impl ImagesConfig {
                 100 * 1024 * 1024,
             )?,
         })
-    }
-}
-
-fn parse_origin(value: &str) -> Result<String, ConfigError> {
-    let rest = value
-        .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"));
-    let ok = rest.is_some_and(|r| {
-        let host = r.split('/').next().unwrap_or("");
-        !host.is_empty()
-            && !r.contains(['?', '#', '@', '\\'])
-            && !r.chars().any(|c| c.is_whitespace() || c.is_control())
-    });
-    if ok {
-        Ok(value.trim_end_matches('/').to_owned())
-    } else {
-        Err(ConfigError::new(
-            "IMAGES_ORIGIN",
-            "must be an http(s) URL without query, fragment or credentials",
-        ))
     }
 }
 

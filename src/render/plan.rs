@@ -105,16 +105,10 @@ pub fn is_token(name: &str) -> bool {
 
 impl RenderConfig {
     pub fn parse(vars: &Vars) -> Result<Self, ConfigError> {
-        let origin = vars
-            .string_or("RENDER_ORIGIN", "http://127.0.0.1:8788")?
-            .trim_end_matches('/')
-            .to_owned();
-        if !(origin.starts_with("http://") || origin.starts_with("https://")) {
-            return Err(ConfigError::new(
-                "RENDER_ORIGIN",
-                "must be an http:// or https:// URL",
-            ));
-        }
+        let origin = crate::config::origin_url(
+            "RENDER_ORIGIN",
+            &vars.string_or("RENDER_ORIGIN", "http://127.0.0.1:8788")?,
+        )?;
         let default_locale = vars.string_or("RENDER_DEFAULT_LOCALE", "en")?;
         if !super::personal::SUPPORTED_LOCALES.contains(&default_locale.as_str()) {
             return Err(ConfigError::new(
@@ -268,6 +262,21 @@ mod tests {
             (
                 "origin scheme",
                 vec![("RENDER_ORIGIN", json!("ftp://x"))],
+                "RENDER_ORIGIN",
+            ),
+            (
+                "origin without a host",
+                vec![("RENDER_ORIGIN", json!("https://"))],
+                "RENDER_ORIGIN",
+            ),
+            (
+                "origin with a space",
+                vec![("RENDER_ORIGIN", json!("https://a b"))],
+                "RENDER_ORIGIN",
+            ),
+            (
+                "origin with a query",
+                vec![("RENDER_ORIGIN", json!("https://x/?q=1"))],
                 "RENDER_ORIGIN",
             ),
             (
