@@ -72,10 +72,15 @@ fn resolve_raw(source: &KeySource, inputs: &KeyInputs) -> Result<String, KeyErro
 fn client_network(ip: &str) -> String {
     match ip.parse::<IpAddr>() {
         Ok(IpAddr::V4(v4)) => v4.to_string(),
-        Ok(IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
+        // An IPv4 client seen through a dual-stack listener (`::ffff:a.b.c.d`) is that IPv4 address: by /64 every
+        // IPv4 client would share one key.
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
         Err(_) => ip.to_owned(),
     }
 }
@@ -87,6 +92,13 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv4_mapped_addresses_are_their_ipv4_address() {
+        assert_eq!(client_network("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(client_network("::ffff:198.51.100.1"), "198.51.100.1");
+        assert_eq!(client_network("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+    }
 
     #[test]
     fn each_source_resolves_to_its_prefixed_key() {
