@@ -127,6 +127,34 @@ test("a fragment over its budget gets its fallback, and the origin's late answer
   assert.equal(origin.requests.length, 0);
 });
 
+test("a fragment origin's answer is bounded: over RENDER_MAX_FRAGMENT_BYTES or RENDER_ORIGIN_TIMEOUT_MS it is refused and not written back", async (t) => {
+  const w = await startWorker({ vars: { RENDER_ORIGIN: origin.url, RENDER_MAX_FRAGMENT_BYTES: 1024, RENDER_ORIGIN_TIMEOUT_MS: 500 } });
+  t.after(() => w.stop());
+  const wkv = await w.mf.getKVNamespace("CONTENT_KV");
+  await seedContent(wkv);
+  for (const name of FRAGMENTS) await wkv.delete(`fragment:${name}`);
+  origin.reset();
+  origin.handle(async (req, body, res, record) => {
+    const name = record.path.replace("/fragments/", "");
+    res.writeHead(200, { "content-type": "text/html" });
+    if (name === "hero") return res.end(`<section>${"x".repeat(4096)}</section>`); // over the 1 KiB cap
+    if (name === "feed") await delay(1500); // feed's budget is 2.5 s; the origin timeout 0.5 s
+    res.end(`<section data-origin="${name}">${name} from origin</section>`);
+  });
+  const page = await (await w.mf.dispatchFetch(new URL("/", w.url), { headers: withVisitor() })).text();
+  assert.ok(page.includes('<section class="hero"></section>'), "the hero's fallback, not 4 KB of origin markup");
+  assert.ok(page.includes('data-fallback="feed"'), "the feed's fallback: the origin timed out before its budget");
+  assert.ok(page.includes("footer from origin"));
+  const failed = (name) => w.jsonLogs().find((l) => l.msg === "fragment_origin_failed" && l.fragment === name);
+  const hero = await until(() => failed("hero"), { what: "the hero's refusal logged" });
+  assert.match(hero.reason, /larger than 1024 bytes/);
+  const feed = await until(() => failed("feed"), { what: "the feed's timeout logged" });
+  assert.match(feed.reason, /unreachable/);
+  await until(async () => (await wkv.get("fragment:footer")) !== null, { what: "the good fragments written back" });
+  assert.equal(await wkv.get("fragment:hero"), null, "the oversize fragment is not written back");
+  assert.equal(await wkv.get("fragment:feed"), null, "nor the timed-out one");
+});
+
 test("an XSS payload in the visitor's preferences comes out escaped", async () => {
   const payload = `<script>alert("x")</script><img src=x onerror=alert(1)>`;
   await kv.put(`prefs:visitor:${VISITOR}`, JSON.stringify({ display_name: payload, locale: "de" }));

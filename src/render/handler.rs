@@ -10,7 +10,9 @@ use futures_channel::oneshot;
 use futures_util::future::{self, LocalBoxFuture};
 use futures_util::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
-use worker::{Context, Delay, Fetch, Headers, KvStore, Method, Request, Response};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{js_sys, web_sys, Context, Delay, Headers, KvStore, Request, Response};
 
 use super::assemble::{page_stream, within_budget, Miss};
 use super::hints::{self, Manifest};
@@ -198,6 +200,8 @@ pub async fn page(call: Call) -> ApiResult<Response> {
                     name: name.clone(),
                     spec,
                     request_id: request_id.clone(),
+                    timeout_ms: config.origin_timeout_ms,
+                    max_bytes: config.max_fragment_bytes,
                 })
                 .boxed_local()
             }
@@ -236,6 +240,9 @@ struct Fragment {
     name: String,
     spec: FragmentSpec,
     request_id: Rc<str>,
+    /// `RENDER_ORIGIN_TIMEOUT_MS` and `RENDER_MAX_FRAGMENT_BYTES`.
+    timeout_ms: u32,
+    max_bytes: u32,
 }
 
 /// The fragment within its budget, else its fallback (logged with the reason).
@@ -265,8 +272,17 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
     }
     let (answer, answered) = oneshot::channel::<Result<String, String>>();
     let (kv, url, ttl) = (f.kv.clone(), f.url.clone(), f.spec.ttl_s);
+    let (timeout_ms, max_bytes, name) = (f.timeout_ms, f.max_bytes, f.name.clone());
+    let request_id = f.request_id.clone();
     f.ctx.wait_until(async move {
-        let fetched = fetch_origin(&url).await;
+        let fetched = fetch_origin(&url, timeout_ms, max_bytes).await;
+        if let Err(reason) = &fetched {
+            // Said here too: the page may have stopped waiting, and then no one else hears of it.
+            warn(
+                "fragment_origin_failed",
+                serde_json::json!({"fragment": name, "reason": reason, "request_id": &*request_id}),
+            );
+        }
         let markup = fetched.as_ref().ok().cloned();
         // The page may have stopped waiting (budget spent); the write-back happens regardless.
         let _ = answer.send(fetched);
@@ -290,18 +306,42 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
     Ok(Html::trusted(markup, TrustedSource::Fragment))
 }
 
-/// The fragment's markup from the origin: a 200 answer's body, anything else an error.
-async fn fetch_origin(url: &str) -> Result<String, String> {
-    let request = Request::new(url, Method::Get).map_err(|e| format!("bad fragment URL: {e}"))?;
-    let mut response = Fetch::Request(request)
-        .send()
+/// The fragment's markup from the origin: a 200 answer's UTF-8 body of at most `max_bytes`, read within
+/// `timeout_ms` (the runtime's timer aborts headers and body alike); anything else is an error, and nothing of it
+/// is written back. Read straight from the runtime's stream, so a body cut off mid-way is an error, never a
+/// shorter fragment.
+async fn fetch_origin(url: &str, timeout_ms: u32, max_bytes: u32) -> Result<String, String> {
+    let init = web_sys::RequestInit::new();
+    init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(timeout_ms)));
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let response: web_sys::Response = JsFuture::from(global.fetch_with_str_and_init(url, &init))
         .await
-        .map_err(|e| format!("origin unreachable: {e}"))?;
-    if response.status_code() != 200 {
-        return Err(format!("origin answered {}", response.status_code()));
+        .map_err(|e| format!("origin unreachable: {}", js_error(&e)))?
+        .dyn_into()
+        .map_err(|_| "origin answered without a response".to_owned())?;
+    if response.status() != 200 {
+        return Err(format!("origin answered {}", response.status()));
     }
-    response
-        .text()
-        .await
-        .map_err(|e| format!("origin body unreadable: {e}"))
+    let Some(body) = response.body() else {
+        return Ok(String::new());
+    };
+    let mut chunks = wasm_streams::ReadableStream::from_raw(body.unchecked_into()).into_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| format!("origin body unreadable: {}", js_error(&e)))?;
+        let chunk = js_sys::Uint8Array::new(&chunk);
+        if bytes.len() + chunk.length() as usize > max_bytes as usize {
+            return Err(format!("fragment larger than {max_bytes} bytes"));
+        }
+        bytes.extend(chunk.to_vec());
+    }
+    String::from_utf8(bytes).map_err(|_| "fragment is not UTF-8".to_owned())
+}
+
+/// A thrown JS value's message (an `AbortError`/`TimeoutError` reads as its name and message).
+fn js_error(e: &JsValue) -> String {
+    js_sys::Reflect::get(e, &JsValue::from_str("message"))
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
 }

@@ -93,6 +93,12 @@ pub struct RenderConfig {
     pub visitor_cookie: String,
     pub pages: BTreeMap<String, PageSpec>,
     pub fragments: BTreeMap<String, FragmentSpec>,
+    /// `RENDER_ORIGIN_TIMEOUT_MS`: how long a fragment's origin fetch (headers and body) may take under
+    /// `waitUntil` after the page stopped waiting for it.
+    pub origin_timeout_ms: u32,
+    /// `RENDER_MAX_FRAGMENT_BYTES`: the largest fragment body read from the origin (larger ones are refused, not
+    /// written back).
+    pub max_fragment_bytes: u32,
 }
 
 /// A name usable in a URL path segment, a KV key and a header: `[a-z0-9_-]{1,64}`.
@@ -126,6 +132,14 @@ impl RenderConfig {
                 "must match [a-z0-9_-]{1,64}",
             ));
         }
+        let origin_timeout_ms =
+            vars.u64_in("RENDER_ORIGIN_TIMEOUT_MS", 10_000, 100, 60_000)? as u32;
+        let max_fragment_bytes = vars.u64_in(
+            "RENDER_MAX_FRAGMENT_BYTES",
+            256 * 1024,
+            1024,
+            16 * 1024 * 1024,
+        )? as u32;
         let fragments: BTreeMap<String, FragmentSpec> =
             vars.json("RENDER_FRAGMENTS")?.unwrap_or_default();
         for (name, spec) in &fragments {
@@ -184,6 +198,8 @@ impl RenderConfig {
             visitor_cookie,
             pages,
             fragments,
+            origin_timeout_ms,
+            max_fragment_bytes,
         })
     }
 
@@ -278,6 +294,16 @@ mod tests {
                 "origin with a query",
                 vec![("RENDER_ORIGIN", json!("https://x/?q=1"))],
                 "RENDER_ORIGIN",
+            ),
+            (
+                "origin timeout of 0",
+                vec![("RENDER_ORIGIN_TIMEOUT_MS", json!(0))],
+                "RENDER_ORIGIN_TIMEOUT_MS",
+            ),
+            (
+                "fragment cap of 1 byte",
+                vec![("RENDER_MAX_FRAGMENT_BYTES", json!(1))],
+                "RENDER_MAX_FRAGMENT_BYTES",
             ),
             (
                 "unknown locale",
