@@ -394,6 +394,43 @@ test("an anonymous join of a room that was never set up is refused without stori
   }
 });
 
+test("the room directory lists live rooms and drops rooms whose reports stopped; a late report cannot undo a newer one", async () => {
+  // Rooms with members report every ROOMS_DIRECTORY_REPORT_SECONDS (1 s here); a room is listed while its last
+  // report is at most 3 intervals old. A "ghost" is a room whose reports stopped (the object went away without
+  // closing its sockets, or its last report was lost): injected straight into every directory shard.
+  const w = await startWorker({ vars: { ...VARS, ROOMS_DIRECTORY_REPORT_SECONDS: 1 } });
+  const shards = await w.mf.getDurableObjectNamespace("ROOM_DIRECTORY");
+  const report = (room, members, updated_ms, seq = 1) =>
+    Promise.all([0, 1, 2, 3].map(async (shard) => {
+      const stub = shards.get(shards.idFromName(`room-directory:${shard}`));
+      const r = await stub.fetch("https://room-directory/report", { method: "POST", body: JSON.stringify({ room, members, updated_ms, seq }) });
+      assert.equal(r.status, 204);
+    }));
+  const listed = async () => Object.fromEntries((await (await w.fetch("/rooms")).json()).rooms.map((r) => [r.room, r.members]));
+  let live;
+  try {
+    live = await client(w, "live-room");
+    const now = Date.now();
+    await report("ghost", 3, now);
+    await report("ordered", 2, now + 10_000, 1);
+    await report("ordered", 0, now + 5_000, 9); // older, though sent later: ignored
+    const first = await listed();
+    assert.equal(first.ghost, 3, "a fresh report is listed once, though every shard holds it");
+    assert.equal(first.ordered, 2, "the newer report stands");
+    await until(async () => (await listed())["live-room"] === 1, { what: "the live room listed" });
+    // No sleep: wait until the ghost's report is stale (3 s), by which time the live room has re-reported.
+    const later = await until(async () => {
+      const rooms = await listed();
+      return rooms.ghost === undefined ? rooms : null;
+    }, { ms: 10_000, what: "the ghost dropped" });
+    assert.equal(later["live-room"], 1, "the live room stays listed: it reports again while it has members");
+  } finally {
+    live?.provider.destroy();
+    live?.doc.destroy();
+    await w.stop();
+  }
+});
+
 /** [clock, state] of every entry about awareness client `clientId` in the awareness frames received. */
 function awarenessOf(frames, clientId) {
   return frames

@@ -5,7 +5,7 @@
 use durable_objects::room::protocol::{
     self as room, location_hint, valid_room_name, TicketGrant, HEADER_ROOM, HEADER_SETTINGS,
 };
-use durable_objects::room_directory::protocol::{self as directory, ActiveRoom};
+use durable_objects::room_directory::protocol::{self as directory, Listed};
 use worker::wasm_bindgen::JsValue;
 use worker::{Headers, Method, Request, RequestInit, Response, Stub};
 
@@ -171,32 +171,63 @@ pub async fn state(call: &Call) -> ApiResult<Response> {
     )
 }
 
-/// `GET /rooms`: active rooms with member counts, merged from every directory shard.
+/// `GET /rooms`: active rooms with member counts, merged from every directory shard, asked at once. A room whose
+/// last report is older than `STALE_AFTER_REPORTS` report intervals is left out (and deleted by its shard). A shard
+/// that fails leaves its rooms out and marks the listing `incomplete`, rather than failing the whole of it.
 pub async fn list(call: &Call) -> ApiResult<Response> {
-    let shards = call.isolate.config.rooms.settings.directory_shards;
+    let settings = &call.isolate.config.rooms.settings;
+    let stale_before = call
+        .started_ms
+        .saturating_sub(directory::STALE_AFTER_REPORTS * settings.directory_report_ms);
     let namespace = call
         .env
         .durable_object(directory::BINDING)
         .or_internal("binding the room directory")?;
+    let url = format!(
+        "https://room-directory{}?{}={stale_before}",
+        directory::PATH_LIST,
+        directory::STALE_BEFORE_PARAM
+    );
+    let asks = (0..settings.directory_shards).map(|shard| {
+        let (namespace, url) = (&namespace, &url);
+        async move {
+            let stub = namespace
+                .get_by_name(&directory::object_name(shard))
+                .map_err(|e| e.to_string())?;
+            let mut response = stub.fetch_with_str(url).await.map_err(|e| e.to_string())?;
+            if response.status_code() != 200 {
+                return Err(format!("shard answered {}", response.status_code()));
+            }
+            response
+                .json::<Vec<Listed>>()
+                .await
+                .map_err(|e| e.to_string())
+        }
+    });
     let mut listings = Vec::new();
-    for shard in 0..shards {
-        let stub = namespace
-            .get_by_name(&directory::object_name(shard))
-            .or_internal("getting a directory shard")?;
-        let mut response = stub
-            .fetch_with_str(&format!("https://room-directory{}", directory::PATH_LIST))
-            .await
-            .or_internal("listing a directory shard")?;
-        let rooms: Vec<ActiveRoom> = response
-            .json()
-            .await
-            .or_internal("reading a directory shard")?;
-        listings.push(rooms);
+    let mut incomplete = false;
+    for (shard, answer) in futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        match answer {
+            Ok(rooms) => listings.push(rooms),
+            Err(e) => {
+                incomplete = true;
+                worker::console_error!(
+                    "{}",
+                    serde_json::json!({"msg": "room_directory_shard_failed", "shard": shard,
+                        "detail": e, "request_id": call.request_id})
+                );
+            }
+        }
     }
-    json(
-        200,
-        &serde_json::json!({ "rooms": directory::merge(listings) }),
-    )
+    let mut body = serde_json::json!({ "rooms": directory::merge(listings, stale_before) });
+    if incomplete {
+        body["incomplete"] = serde_json::json!(true);
+    }
+    json(200, &body)
 }
 
 /// `GET /rooms/{id}`: the demo editor.

@@ -40,6 +40,8 @@ impl RoomsConfig {
                     )?,
                 },
                 directory_shards: u32_in("ROOMS_DIRECTORY_SHARDS", 4, 1, 64)?,
+                directory_report_ms: vars.u64_in("ROOMS_DIRECTORY_REPORT_SECONDS", 60, 1, 3600)?
+                    * 1000,
                 // Below the 2 MB a SQLite-backed object stores per row, which the snapshot must fit in.
                 max_document_bytes: vars.u64_in(
                     "ROOMS_MAX_DOCUMENT_BYTES",

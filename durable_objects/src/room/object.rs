@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use worker::wasm_bindgen::JsValue;
@@ -44,6 +45,8 @@ struct Inner {
     buckets: HashMap<u64, TokenBucket>,
     settings: Option<RoomSettings>,
     name: Option<String>,
+    /// This instance's directory reports so far (orders two reports of one millisecond).
+    reports: u64,
 }
 
 /// What each socket carries through hibernation (well under the 2 KiB attachment limit: a handful of ids).
@@ -327,10 +330,16 @@ impl Room {
             return;
         };
         let shard = directory::shard_of(&room, settings.directory_shards);
+        let seq = {
+            let mut inner = self.inner.borrow_mut();
+            inner.reports += 1;
+            inner.reports
+        };
         let report = directory::Report {
             room,
             members,
             updated_ms: Date::now().as_millis(),
+            seq,
         };
         let outcome = async {
             let stub = self
@@ -348,6 +357,22 @@ impl Room {
         };
         if let Err(e) = outcome.await {
             worker::console_warn!("room directory report failed: {e}");
+        }
+        // While it has members the room reports again every interval (an alarm wakes it from hibernation), so a
+        // lost report is repaired and a room whose object went away without closing its sockets goes stale.
+        if members > 0 {
+            let storage = self.state.storage();
+            let scheduled = match storage.get_alarm().await {
+                Ok(Some(_)) => Ok(()),
+                _ => {
+                    storage
+                        .set_alarm(Duration::from_millis(settings.directory_report_ms))
+                        .await
+                }
+            };
+            if let Err(e) = scheduled {
+                worker::console_warn!("room directory report alarm not set: {e}");
+            }
         }
     }
 
@@ -720,5 +745,12 @@ impl DurableObject for Room {
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
         self.depart(&ws).await;
         Ok(())
+    }
+
+    /// The directory report interval (`RoomSettings::directory_report_ms`): reports the members again, which sets
+    /// the next alarm while there are any.
+    async fn alarm(&self) -> Result<Response> {
+        self.report_members(None).await;
+        Response::empty()
     }
 }

@@ -51,11 +51,20 @@ pub struct RoomSettings {
     pub max_document_bytes: u64,
     /// How many directory shards the room reports to (the same number the Worker lists).
     pub directory_shards: u32,
+    /// How often a room with members reports them again (an alarm), so the directory can drop a room whose
+    /// reports stopped — its last report lost, or the object gone without closing its sockets.
+    #[serde(default = "default_directory_report_ms")]
+    pub directory_report_ms: u64,
 }
 
 /// The limit for settings stored before it existed.
 fn default_max_document_bytes() -> u64 {
     1024 * 1024
+}
+
+/// The report interval for settings stored before it existed.
+fn default_directory_report_ms() -> u64 {
+    60_000
 }
 
 /// `POST /ticket` body: the Worker mints the ticket, the object stores it (single use needs the object's strong

@@ -20,27 +20,63 @@ pub fn shard_of(room: &str, shards: u32) -> u32 {
     (crate::hash::fnv1a64(room.as_bytes()) % u64::from(shards.max(1))) as u32
 }
 
-/// `POST /report`: a room's current member count.
+/// A room is listed while its last report is at most this many report intervals old (a room with members reports
+/// every `RoomSettings::directory_report_ms`).
+pub const STALE_AFTER_REPORTS: u64 = 3;
+
+/// `GET /list` query parameter: reports older than this (ms since the epoch) are deleted and not listed.
+pub const STALE_BEFORE_PARAM: &str = "stale_before";
+
+/// `POST /report`: a room's current member count. Reports are ordered by `(updated_ms, seq)` — `seq` counts a
+/// room object's reports, for two within one millisecond — and a shard keeps only the newest, so one that arrives
+/// late cannot bring back an older count (or an emptied room).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     pub room: String,
     pub members: u32,
     pub updated_ms: u64,
+    #[serde(default)]
+    pub seq: u64,
 }
 
-/// One active room in a listing.
+/// A shard's row for one room, as `GET /list` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listed {
+    pub room: String,
+    pub members: u32,
+    pub updated_ms: u64,
+}
+
+/// One active room in the public listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveRoom {
     pub room: String,
     pub members: u32,
 }
 
-/// Merges shard listings into one, largest rooms first, then by name.
-pub fn merge(shards: Vec<Vec<ActiveRoom>>) -> Vec<ActiveRoom> {
-    let mut all: Vec<ActiveRoom> = shards
-        .into_iter()
-        .flatten()
+/// Merges shard listings into one, largest rooms first, then by name: rooms with members whose report is not
+/// older than `stale_before_ms`, each once — with the newest report when two shards list it (the shard count
+/// changed, and the old shard's row has not gone stale yet).
+pub fn merge(shards: Vec<Vec<Listed>>, stale_before_ms: u64) -> Vec<ActiveRoom> {
+    let mut newest: std::collections::BTreeMap<String, Listed> = std::collections::BTreeMap::new();
+    for row in shards.into_iter().flatten() {
+        if row.updated_ms < stale_before_ms {
+            continue;
+        }
+        match newest.get(&row.room) {
+            Some(known) if known.updated_ms >= row.updated_ms => {}
+            _ => {
+                newest.insert(row.room.clone(), row);
+            }
+        }
+    }
+    let mut all: Vec<ActiveRoom> = newest
+        .into_values()
         .filter(|r| r.members > 0)
+        .map(|r| ActiveRoom {
+            room: r.room,
+            members: r.members,
+        })
         .collect();
     all.sort_by(|a, b| b.members.cmp(&a.members).then_with(|| a.room.cmp(&b.room)));
     all
@@ -75,15 +111,29 @@ mod tests {
     }
 
     #[test]
-    fn merged_listings_drop_empty_rooms_and_sort_by_size() {
+    fn merged_listings_drop_empty_and_stale_rooms_keep_the_newest_report_and_sort_by_size() {
+        let l = |room: &str, members, updated_ms| Listed {
+            room: room.into(),
+            members,
+            updated_ms,
+        };
         let r = |room: &str, members| ActiveRoom {
             room: room.into(),
             members,
         };
-        let merged = merge(vec![
-            vec![r("b", 2), r("gone", 0)],
-            vec![r("a", 2), r("c", 5)],
-        ]);
-        assert_eq!(merged, vec![r("c", 5), r("a", 2), r("b", 2)]);
+        let merged = merge(
+            vec![
+                vec![l("b", 2, 100), l("gone", 0, 100), l("moved", 9, 60)],
+                vec![l("a", 2, 100), l("c", 5, 100), l("stale", 7, 49)],
+                vec![l("moved", 1, 90), l("emptied", 0, 95)],
+                vec![l("emptied", 4, 80)],
+            ],
+            50,
+        );
+        assert_eq!(
+            merged,
+            vec![r("c", 5), r("a", 2), r("b", 2), r("moved", 1)],
+            "stale dropped; the newest report of a room listed twice wins, also when it says empty"
+        );
     }
 }
