@@ -65,6 +65,8 @@ test("the shell reaches the client before a 1 s fragment is answered, and the pa
   }
   const feed = origin.requests.find((r) => r.path === "/fragments/feed");
   assert.ok(feed?.answeredAt, "the origin answered the feed");
+  assert.equal(feed.headers["x-request-id"], response.headers.get("x-request-id"), "the origin sees the page's request id");
+  assert.equal(response.headers.get("accept-ch"), "ECT", "browsers are asked for the connection type the page reads");
   assert.ok(
     firstAt < feed.answeredAt,
     `first chunk at ${firstAt} must precede the feed's answer at ${feed.answeredAt} (asked at ${feed.askedAt})`,

@@ -166,6 +166,8 @@ pub async fn page(call: Call) -> ApiResult<Response> {
     set("content-language", locale)?;
     set("x-locale-source", locale_source.as_str())?;
     set("x-country", &country)?;
+    // Browsers send `ECT` (effective connection type, read for the slow-connection trim) only when asked.
+    set("accept-ch", "ECT")?;
     if let Some(v) = chosen {
         set("x-variant", &v.name)?;
     }
@@ -275,7 +277,7 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
     let (timeout_ms, max_bytes, name) = (f.timeout_ms, f.max_bytes, f.name.clone());
     let request_id = f.request_id.clone();
     f.ctx.wait_until(async move {
-        let fetched = fetch_origin(&url, timeout_ms, max_bytes).await;
+        let fetched = fetch_origin(&url, timeout_ms, max_bytes, &request_id).await;
         if let Err(reason) = &fetched {
             // Said here too: the page may have stopped waiting, and then no one else hears of it.
             warn(
@@ -310,9 +312,20 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
 /// `timeout_ms` (the runtime's timer aborts headers and body alike); anything else is an error, and nothing of it
 /// is written back. Read straight from the runtime's stream, so a body cut off mid-way is an error, never a
 /// shorter fragment.
-async fn fetch_origin(url: &str, timeout_ms: u32, max_bytes: u32) -> Result<String, String> {
+async fn fetch_origin(
+    url: &str,
+    timeout_ms: u32,
+    max_bytes: u32,
+    request_id: &str,
+) -> Result<String, String> {
     let init = web_sys::RequestInit::new();
     init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(timeout_ms)));
+    // The page's request id, so the origin's logs line up with the page that asked.
+    let headers = web_sys::Headers::new().map_err(|e| js_error(&e))?;
+    headers
+        .set("x-request-id", request_id)
+        .map_err(|e| js_error(&e))?;
+    init.set_headers(headers.as_ref());
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let response: web_sys::Response = JsFuture::from(global.fetch_with_str_and_init(url, &init))
         .await

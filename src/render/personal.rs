@@ -99,8 +99,14 @@ pub fn from_accept_language(header: &str) -> Option<&'static str> {
     for item in header.split(',') {
         let mut parts = item.split(';');
         let tag = parts.next().unwrap_or("").trim();
+        // Parameter names are case-insensitive (RFC 9110 §5.6.6): `Q=0` refuses a language as `q=0` does.
         let q = parts
-            .find_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|p| {
+                let p = p.trim();
+                p.get(..2)
+                    .filter(|name| name.eq_ignore_ascii_case("q="))
+                    .and_then(|_| p.get(2..))
+            })
             .map_or(Some(1000), qvalue);
         let (Some(q), Some(locale)) = (q, supported(tag)) else {
             continue;
@@ -261,6 +267,9 @@ mod tests {
             ("en;q=1.5", None),
             ("de;q=0.25, fr;q=0.3", Some("fr")),
             ("de;q=0.300, fr;q=0.3", Some("de")),
+            ("de;Q=0, en", Some("en")),
+            ("de;Q=0.5, fr;q=0.6", Some("fr")),
+            ("fr;é=1, de", Some("fr")),
         ];
         for (header, expected) in cases {
             assert_eq!(from_accept_language(header), expected, "header {header:?}");

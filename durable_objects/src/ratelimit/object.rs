@@ -197,7 +197,11 @@ impl DurableObject for RateLimiter {
                 match limiter::take(&store, &take, now_ms) {
                     Ok((reply, expiry)) => {
                         if let Some(expiry) = expiry {
-                            self.schedule(expiry, now_ms).await?;
+                            // The state is stored: an alarm that could not be set is only late cleanup (the next
+                            // take sets it), not a reason to answer 500 and have the Worker fail open.
+                            if let Err(e) = self.schedule(expiry, now_ms).await {
+                                worker::console_warn!("rate limiter cleanup alarm not set: {e}");
+                            }
                         }
                         Response::from_json(&reply)
                     }
