@@ -67,6 +67,15 @@ fn resolve_raw(source: &KeySource, inputs: &KeyInputs) -> Result<String, KeyErro
     }
 }
 
+/// A resolved key as an operator may write it in `hot_keys`, in the form `resolve` produces: an `ip:` key by its
+/// client network (an IPv6 address by its /64, an IPv4-mapped one as IPv4), so it matches; other keys as given.
+pub fn normalise_resolved(key: &str) -> String {
+    match key.strip_prefix("ip:") {
+        Some(ip) => format!("ip:{}", client_network(ip)),
+        None => key.to_owned(),
+    }
+}
+
 /// The address a client is limited by: an IPv4 address itself, an IPv6 address by its /64 (one subscriber usually
 /// holds a whole /64, so per-address limits would be trivial to evade). Unparseable input is kept as given.
 fn client_network(ip: &str) -> String {
@@ -92,6 +101,20 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hot_keys_written_as_addresses_match_resolved_keys() {
+        assert_eq!(
+            normalise_resolved("ip:2001:db8:1:2:3:4:5:6"),
+            "ip:2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            normalise_resolved("ip:::ffff:203.0.113.7"),
+            "ip:203.0.113.7"
+        );
+        assert_eq!(normalise_resolved("ip:203.0.113.7"), "ip:203.0.113.7");
+        assert_eq!(normalise_resolved("user:u-42"), "user:u-42");
+    }
 
     #[test]
     fn ipv4_mapped_addresses_are_their_ipv4_address() {

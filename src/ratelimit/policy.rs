@@ -10,7 +10,8 @@
 //! header = "x-api-key" # api_key only: the header holding the key (default x-api-key)
 //! shards = 16          # objects the keys spread over (default 8)
 //! failure = "open"     # when the limiter cannot be reached: open (allow) or closed (503); default open
-//! hot_keys = { "ip:203.0.113.7" = 4 }  # resolved keys split over this many parts (2..=1024, at most limit)
+//! hot_keys = { "ip:203.0.113.7" = 4 }  # resolved keys split over this many parts (2..=1024, at most limit); an
+//!                                       # `ip:` key may be any address: it is keyed by its network, as requests are
 //! ```
 
 use std::collections::BTreeMap;
@@ -176,7 +177,11 @@ impl Policy {
             key,
             shards,
             failure,
-            hot_keys: raw.hot_keys,
+            hot_keys: raw
+                .hot_keys
+                .into_iter()
+                .map(|(hot, parts)| (super::key::normalise_resolved(&hot), parts))
+                .collect(),
             binding,
         })
     }
