@@ -403,13 +403,15 @@ test("the room directory lists live rooms and drops rooms whose reports stopped;
   const report = (room, members, updated_ms, seq = 1) =>
     Promise.all([0, 1, 2, 3].map(async (shard) => {
       const stub = shards.get(shards.idFromName(`room-directory:${shard}`));
-      const r = await stub.fetch("https://room-directory/report", { method: "POST", body: JSON.stringify({ room, members, updated_ms, seq }) });
+      const body = JSON.stringify({ room, members, updated_ms, seq, report_ms: 1000 });
+      const r = await stub.fetch("https://room-directory/report", { method: "POST", body });
       assert.equal(r.status, 204);
     }));
   const listed = async () => Object.fromEntries((await (await w.fetch("/rooms")).json()).rooms.map((r) => [r.room, r.members]));
   let live;
   try {
     live = await client(w, "live-room");
+    const joinedAt = Date.now();
     const now = Date.now();
     await report("ghost", 3, now);
     await report("ordered", 2, now + 10_000, 1);
@@ -418,11 +420,12 @@ test("the room directory lists live rooms and drops rooms whose reports stopped;
     assert.equal(first.ghost, 3, "a fresh report is listed once, though every shard holds it");
     assert.equal(first.ordered, 2, "the newer report stands");
     await until(async () => (await listed())["live-room"] === 1, { what: "the live room listed" });
-    // No sleep: wait until the ghost's report is stale (3 s), by which time the live room has re-reported.
+    // No sleep: poll until the ghost's report has expired (3 s) and the live room has been joined for more than six
+    // intervals — only a room that keeps reporting (not one that reported once or twice) is still listed then.
     const later = await until(async () => {
       const rooms = await listed();
-      return rooms.ghost === undefined ? rooms : null;
-    }, { ms: 10_000, what: "the ghost dropped" });
+      return rooms.ghost === undefined && Date.now() - joinedAt > 6_500 ? rooms : null;
+    }, { ms: 15_000, what: "the ghost dropped and six intervals passed" });
     assert.equal(later["live-room"], 1, "the live room stays listed: it reports again while it has members");
   } finally {
     live?.provider.destroy();

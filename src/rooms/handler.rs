@@ -172,22 +172,15 @@ pub async fn state(call: &Call) -> ApiResult<Response> {
 }
 
 /// `GET /rooms`: active rooms with member counts, merged from every directory shard, asked at once. A room whose
-/// last report is older than `STALE_AFTER_REPORTS` report intervals is left out (and deleted by its shard). A shard
-/// that fails leaves its rooms out and marks the listing `incomplete`, rather than failing the whole of it.
+/// last report is older than `STALE_AFTER_REPORTS` of its report intervals is left out (and deleted by its shard).
+/// A shard that fails leaves its rooms out and marks the listing `incomplete`; when none answers, 503.
 pub async fn list(call: &Call) -> ApiResult<Response> {
     let settings = &call.isolate.config.rooms.settings;
-    let stale_before = call
-        .started_ms
-        .saturating_sub(directory::STALE_AFTER_REPORTS * settings.directory_report_ms);
     let namespace = call
         .env
         .durable_object(directory::BINDING)
         .or_internal("binding the room directory")?;
-    let url = format!(
-        "https://room-directory{}?{}={stale_before}",
-        directory::PATH_LIST,
-        directory::STALE_BEFORE_PARAM
-    );
+    let url = format!("https://room-directory{}", directory::PATH_LIST);
     let asks = (0..settings.directory_shards).map(|shard| {
         let (namespace, url) = (&namespace, &url);
         async move {
@@ -223,7 +216,14 @@ pub async fn list(call: &Call) -> ApiResult<Response> {
             }
         }
     }
-    let mut body = serde_json::json!({ "rooms": directory::merge(listings, stale_before) });
+    if listings.is_empty() {
+        return Err(ApiError::new(
+            503,
+            "directory_unavailable",
+            "no room directory shard answered; try again shortly",
+        ));
+    }
+    let mut body = serde_json::json!({ "rooms": directory::merge(listings, call.started_ms) });
     if incomplete {
         body["incomplete"] = serde_json::json!(true);
     }

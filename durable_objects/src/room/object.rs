@@ -340,6 +340,7 @@ impl Room {
             members,
             updated_ms: Date::now().as_millis(),
             seq,
+            report_ms: settings.directory_report_ms,
         };
         let outcome = async {
             let stub = self
@@ -358,21 +359,22 @@ impl Room {
         if let Err(e) = outcome.await {
             worker::console_warn!("room directory report failed: {e}");
         }
-        // While it has members the room reports again every interval (an alarm wakes it from hibernation), so a
-        // lost report is repaired and a room whose object went away without closing its sockets goes stale.
         if members > 0 {
-            let storage = self.state.storage();
-            let scheduled = match storage.get_alarm().await {
-                Ok(Some(_)) => Ok(()),
-                _ => {
-                    storage
-                        .set_alarm(Duration::from_millis(settings.directory_report_ms))
-                        .await
-                }
-            };
-            if let Err(e) = scheduled {
+            if let Err(e) = self.schedule_report(settings.directory_report_ms).await {
                 worker::console_warn!("room directory report alarm not set: {e}");
             }
+        }
+    }
+
+    /// While it has members a room reports again every interval (an alarm wakes it from hibernation), so a lost
+    /// report is repaired and a room whose object went away without closing its sockets expires from the
+    /// directory. A pending alarm is kept unless it is later than one interval from now (the interval shrank).
+    async fn schedule_report(&self, every_ms: u64) -> Result<()> {
+        let storage = self.state.storage();
+        let due = Date::now().as_millis().saturating_add(every_ms);
+        match storage.get_alarm().await? {
+            Some(at) if at >= 0 && (at as u64) <= due => Ok(()),
+            _ => storage.set_alarm(Duration::from_millis(every_ms)).await,
         }
     }
 
@@ -747,9 +749,17 @@ impl DurableObject for Room {
         Ok(())
     }
 
-    /// The directory report interval (`RoomSettings::directory_report_ms`): reports the members again, which sets
-    /// the next alarm while there are any.
+    /// The directory report interval (`RoomSettings::directory_report_ms`): the next alarm first, while there are
+    /// members — an error here fails the alarm, which the runtime retries, rather than ending the chain — then the
+    /// report.
     async fn alarm(&self) -> Result<Response> {
+        if !self.state.get_websockets().is_empty() {
+            let settings = self.settings()?;
+            self.state
+                .storage()
+                .set_alarm(Duration::from_millis(settings.directory_report_ms))
+                .await?;
+        }
         self.report_members(None).await;
         Response::empty()
     }

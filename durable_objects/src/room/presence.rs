@@ -192,9 +192,27 @@ impl Presence {
         removals
     }
 
+    /// Past [`MAX_TOMBSTONES`], forgets the tombstones of the user who left the most — so a member churning
+    /// invented client ids evicts their own, never another user's (whose client id would then be free to take).
     fn prune(&mut self) {
-        if self.clients.values().filter(|k| k.state.is_none()).count() > MAX_TOMBSTONES {
-            self.clients.retain(|_, k| k.state.is_some());
+        use std::collections::HashMap;
+        loop {
+            let mut per_user: HashMap<&str, usize> = HashMap::new();
+            for k in self.clients.values().filter(|k| k.state.is_none()) {
+                *per_user.entry(k.user.as_str()).or_default() += 1;
+            }
+            if per_user.values().sum::<usize>() <= MAX_TOMBSTONES {
+                return;
+            }
+            let Some(heaviest) = per_user
+                .into_iter()
+                .max_by_key(|(_, n)| *n)
+                .map(|(user, _)| user.to_owned())
+            else {
+                return;
+            };
+            self.clients
+                .retain(|_, k| k.state.is_some() || k.user != heaviest);
         }
     }
 }
@@ -431,5 +449,28 @@ mod tests {
             presence.remove_socket((id, "u"), &a);
         }
         assert!(presence.clients.len() <= MAX_TOMBSTONES + 1);
+    }
+
+    #[test]
+    fn churning_invented_clients_evicts_only_the_churners_tombstones() {
+        let mut presence = Presence::default();
+        let mut alice = Announced::new();
+        presence.apply((1, "alice"), &[entry(7, 1, Some("{}"))], &mut alice);
+        presence.remove_socket((1, "alice"), &alice);
+        let mut bob = Announced::new();
+        for id in 100..(100 + MAX_TOMBSTONES as u64 + 5) {
+            presence.apply(
+                (2, "bob"),
+                &[entry(id, 1, Some("{}")), entry(id, 2, None)],
+                &mut bob,
+            );
+        }
+        assert!(
+            presence
+                .apply((2, "bob"), &[entry(7, 9, Some("{}"))], &mut bob)
+                .fresh
+                .is_empty(),
+            "alice's client id is still hers"
+        );
     }
 }

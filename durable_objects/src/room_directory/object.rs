@@ -2,10 +2,11 @@
 //! (`protocol::Report`), stale rows deleted when the shard is listed.
 
 use worker::{
-    durable_object, wasm_bindgen, DurableObject, Env, Request, Response, Result, SqlStorage, State,
+    durable_object, wasm_bindgen, Date, DurableObject, Env, Request, Response, Result, SqlStorage,
+    State,
 };
 
-use super::protocol::{Listed, Report, PATH_LIST, PATH_REPORT, STALE_BEFORE_PARAM};
+use super::protocol::{Listed, Report, PATH_LIST, PATH_REPORT};
 
 #[durable_object]
 pub struct RoomDirectory {
@@ -14,12 +15,13 @@ pub struct RoomDirectory {
 
 impl RoomDirectory {
     fn schema(&self) -> Result<()> {
-        // `rooms` was the table before reports were ordered and expired; its rows are superseded within one
-        // report interval, so it is dropped rather than migrated.
+        // `rooms` (and, briefly, `room_reports`) held reports before they were ordered and expired; their rows are
+        // superseded within one report interval, so they are dropped rather than migrated.
         self.sql.exec("DROP TABLE IF EXISTS rooms", None)?;
+        self.sql.exec("DROP TABLE IF EXISTS room_reports", None)?;
         self.sql.exec(
-            "CREATE TABLE IF NOT EXISTS room_reports (room TEXT PRIMARY KEY, members INTEGER NOT NULL, \
-             updated_ms INTEGER NOT NULL, seq INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS room_rows (room TEXT PRIMARY KEY, members INTEGER NOT NULL, \
+             updated_ms INTEGER NOT NULL, seq INTEGER NOT NULL, expires_ms INTEGER NOT NULL)",
             None,
         )?;
         Ok(())
@@ -38,38 +40,36 @@ impl DurableObject for RoomDirectory {
         match req.path().as_str() {
             PATH_REPORT => {
                 let report: Report = req.json().await?;
+                let expires_ms = report.expires_ms();
                 // An emptied room stays as a row with 0 members until it is stale: a late report from before it
                 // emptied is older, and cannot list it again.
                 self.sql.exec(
-                    "INSERT INTO room_reports (room, members, updated_ms, seq) VALUES (?, ?, ?, ?) \
+                    "INSERT INTO room_rows (room, members, updated_ms, seq, expires_ms) VALUES (?, ?, ?, ?, ?) \
                      ON CONFLICT (room) DO UPDATE SET members = excluded.members, \
-                     updated_ms = excluded.updated_ms, seq = excluded.seq \
-                     WHERE excluded.updated_ms > room_reports.updated_ms \
-                     OR (excluded.updated_ms = room_reports.updated_ms AND excluded.seq > room_reports.seq)",
+                     updated_ms = excluded.updated_ms, seq = excluded.seq, expires_ms = excluded.expires_ms \
+                     WHERE excluded.updated_ms > room_rows.updated_ms \
+                     OR (excluded.updated_ms = room_rows.updated_ms AND excluded.seq > room_rows.seq)",
                     vec![
                         report.room.into(),
                         i64::from(report.members).into(),
                         (report.updated_ms as i64).into(),
                         (report.seq as i64).into(),
+                        (expires_ms as i64).into(),
                     ],
                 )?;
                 Response::empty().map(|r| r.with_status(204))
             }
             PATH_LIST => {
-                let stale_before = req
-                    .url()?
-                    .query_pairs()
-                    .find(|(k, _)| k == STALE_BEFORE_PARAM)
-                    .and_then(|(_, v)| v.parse::<i64>().ok())
-                    .unwrap_or(0);
+                // Each row expires by its own room's interval (the report says it), on this object's clock.
+                let now = Date::now().as_millis() as i64;
                 self.sql.exec(
-                    "DELETE FROM room_reports WHERE updated_ms < ?",
-                    vec![stale_before.into()],
+                    "DELETE FROM room_rows WHERE expires_ms < ?",
+                    vec![now.into()],
                 )?;
                 let rooms: Vec<Listed> = self
                     .sql
                     .exec(
-                        "SELECT room, members, updated_ms FROM room_reports WHERE members > 0 ORDER BY room",
+                        "SELECT room, members, updated_ms, expires_ms FROM room_rows WHERE members > 0 ORDER BY room",
                         None,
                     )?
                     .to_array()?;

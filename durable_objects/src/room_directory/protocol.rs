@@ -20,12 +20,12 @@ pub fn shard_of(room: &str, shards: u32) -> u32 {
     (crate::hash::fnv1a64(room.as_bytes()) % u64::from(shards.max(1))) as u32
 }
 
-/// A room is listed while its last report is at most this many report intervals old (a room with members reports
-/// every `RoomSettings::directory_report_ms`).
+/// A room is listed while its last report is at most this many of its report intervals old (a room with members
+/// reports every `RoomSettings::directory_report_ms`, and says so in each report).
 pub const STALE_AFTER_REPORTS: u64 = 3;
 
-/// `GET /list` query parameter: reports older than this (ms since the epoch) are deleted and not listed.
-pub const STALE_BEFORE_PARAM: &str = "stale_before";
+/// The interval a report without one (from before it was sent) is taken to have.
+pub const DEFAULT_REPORT_MS: u64 = 60_000;
 
 /// `POST /report`: a room's current member count. Reports are ordered by `(updated_ms, seq)` — `seq` counts a
 /// room object's reports, for two within one millisecond — and a shard keeps only the newest, so one that arrives
@@ -37,6 +37,23 @@ pub struct Report {
     pub updated_ms: u64,
     #[serde(default)]
     pub seq: u64,
+    /// The room's own report interval: its row expires `STALE_AFTER_REPORTS` intervals after `updated_ms`, whatever
+    /// interval the Worker that lists it has configured (they differ while a changed setting rolls out).
+    #[serde(default)]
+    pub report_ms: u64,
+}
+
+impl Report {
+    /// When this report stops vouching for the room.
+    pub fn expires_ms(&self) -> u64 {
+        let every = if self.report_ms == 0 {
+            DEFAULT_REPORT_MS
+        } else {
+            self.report_ms
+        };
+        self.updated_ms
+            .saturating_add(STALE_AFTER_REPORTS.saturating_mul(every))
+    }
 }
 
 /// A shard's row for one room, as `GET /list` answers.
@@ -45,6 +62,7 @@ pub struct Listed {
     pub room: String,
     pub members: u32,
     pub updated_ms: u64,
+    pub expires_ms: u64,
 }
 
 /// One active room in the public listing.
@@ -54,13 +72,13 @@ pub struct ActiveRoom {
     pub members: u32,
 }
 
-/// Merges shard listings into one, largest rooms first, then by name: rooms with members whose report is not
-/// older than `stale_before_ms`, each once — with the newest report when two shards list it (the shard count
-/// changed, and the old shard's row has not gone stale yet).
-pub fn merge(shards: Vec<Vec<Listed>>, stale_before_ms: u64) -> Vec<ActiveRoom> {
+/// Merges shard listings into one, largest rooms first, then by name: rooms with members whose report has not
+/// expired at `now_ms`, each once — with the newest report when two shards list it (the shard count changed, and
+/// the old shard's row has not expired yet).
+pub fn merge(shards: Vec<Vec<Listed>>, now_ms: u64) -> Vec<ActiveRoom> {
     let mut newest: std::collections::BTreeMap<String, Listed> = std::collections::BTreeMap::new();
     for row in shards.into_iter().flatten() {
-        if row.updated_ms < stale_before_ms {
+        if row.expires_ms < now_ms {
             continue;
         }
         match newest.get(&row.room) {
@@ -111,11 +129,29 @@ mod tests {
     }
 
     #[test]
+    fn a_report_expires_after_three_of_its_own_intervals() {
+        let report = |report_ms| Report {
+            room: "r".into(),
+            members: 1,
+            updated_ms: 1_000,
+            seq: 1,
+            report_ms,
+        };
+        assert_eq!(report(2_000).expires_ms(), 7_000);
+        assert_eq!(
+            report(0).expires_ms(),
+            1_000 + 3 * DEFAULT_REPORT_MS,
+            "reports from before the field"
+        );
+    }
+
+    #[test]
     fn merged_listings_drop_empty_and_stale_rooms_keep_the_newest_report_and_sort_by_size() {
         let l = |room: &str, members, updated_ms| Listed {
             room: room.into(),
             members,
             updated_ms,
+            expires_ms: updated_ms + 10,
         };
         let r = |room: &str, members| ActiveRoom {
             room: room.into(),
@@ -128,7 +164,7 @@ mod tests {
                 vec![l("moved", 1, 90), l("emptied", 0, 95)],
                 vec![l("emptied", 4, 80)],
             ],
-            50,
+            60,
         );
         assert_eq!(
             merged,
