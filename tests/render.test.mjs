@@ -112,6 +112,15 @@ test("origin answers are written back to KV with their TTL, so the second reques
   assert.equal(second, first, "same page from KV as from the origin");
 });
 
+test("concurrent pages missing one fragment make one origin request for it, and every page gets it", async () => {
+  await originServes({ hero: { delayMs: 800 } }); // within hero's 1.5 s budget
+  const pages = await Promise.all(
+    Array.from({ length: 5 }, (_, i) => get("/", { headers: withVisitor(`${"0".repeat(31)}${i}`) }).then((r) => r.text())),
+  );
+  assert.equal(origin.requests.filter((r) => r.path === "/fragments/hero").length, 1, "one origin request for the hero");
+  for (const page of pages) assert.ok(page.includes("hero from origin"), "each page has the fragment");
+});
+
 test("a fragment over its budget gets its fallback, and the origin's late answer is still written back", async () => {
   await originServes({ hero: { delayMs: 3000 } }); // hero's budget is 1500 ms (wrangler.toml)
   const page = await (await get("/", { headers: withVisitor() })).text();

@@ -3,6 +3,8 @@
 //! resolves (fragments from KV, else the origin with write-back through `waitUntil`, each within its budget).
 //! `?render=whole` renders the same page completely before sending (the benchmark's non-streaming mode).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -264,14 +266,74 @@ async fn load_fragment(f: Fragment) -> Html {
     html
 }
 
-/// KV first; on a miss the origin. The origin fetch runs under `waitUntil`, detached from the page: the page waits
-/// for it only within the fragment's budget, while a 200 answer, even a late one, is written back to KV with the
-/// fragment's TTL, so a slow origin is asked once and the next visitors get the fragment from KV.
+/// The outcome of one fragment origin fetch, filled in by the request that makes it.
+type FetchSlot = Rc<RefCell<Option<Result<String, String>>>>;
+
+/// How often a page waiting on another request's fragment fetch looks at its outcome. Polled on the waiter's own
+/// timer, never by awaiting the other request's future: workerd cancels a request whose only pending work belongs
+/// to another (as the gateway's coalesced cache fills found).
+const FETCH_POLL_MS: u64 = 10;
+
+thread_local! {
+    /// Fragment origin fetches in progress in this isolate, by KV key: concurrent misses wait for the same one.
+    static FRAGMENT_FETCHES: RefCell<HashMap<String, FetchSlot>> = RefCell::new(HashMap::new());
+}
+
+/// A request's claim on a fragment's origin fetch, held until its answer is written back to KV (so a page arriving
+/// in between waits rather than asks again); dropping it releases the key.
+struct FetchLead {
+    key: String,
+    slot: FetchSlot,
+}
+
+impl Drop for FetchLead {
+    fn drop(&mut self) {
+        FRAGMENT_FETCHES.with(|m| {
+            let mut map = m.borrow_mut();
+            if map
+                .get(&self.key)
+                .is_some_and(|s| Rc::ptr_eq(s, &self.slot))
+            {
+                map.remove(&self.key);
+            }
+        });
+    }
+}
+
+/// Another request's fetch of `key`: its outcome once there is one, or an error when it was released without one.
+async fn wait_for_fetch(key: &str, slot: &FetchSlot) -> Result<String, String> {
+    loop {
+        if let Some(outcome) = slot.borrow().clone() {
+            return outcome;
+        }
+        let leading =
+            FRAGMENT_FETCHES.with(|m| m.borrow().get(key).is_some_and(|s| Rc::ptr_eq(s, slot)));
+        if !leading {
+            return Err("the origin fetch this page waited on was abandoned".to_owned());
+        }
+        Delay::from(Duration::from_millis(FETCH_POLL_MS)).await;
+    }
+}
+
+/// KV first; on a miss the origin — once per isolate for concurrent misses of one fragment: the others wait for
+/// that fetch within their own budgets. The origin fetch runs under `waitUntil`, detached from the page: the page
+/// waits for it only within the fragment's budget, while a 200 answer, even a late one, is written back to KV with
+/// the fragment's TTL, so a slow origin is asked once and the next visitors get the fragment from KV.
 async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
     let key = keys::fragment(&f.name);
     if let Some(markup) = kv_text(&f.kv, &key).await {
         return Ok(Html::trusted(markup, TrustedSource::Fragment));
     }
+    // No await between the KV miss and the claim: of concurrent misses exactly one leads.
+    if let Some(slot) = FRAGMENT_FETCHES.with(|m| m.borrow().get(&key).cloned()) {
+        let markup = wait_for_fetch(&key, &slot).await?;
+        return Ok(Html::trusted(markup, TrustedSource::Fragment));
+    }
+    let lead = FetchLead {
+        key: key.clone(),
+        slot: FetchSlot::default(),
+    };
+    FRAGMENT_FETCHES.with(|m| m.borrow_mut().insert(key.clone(), lead.slot.clone()));
     let (answer, answered) = oneshot::channel::<Result<String, String>>();
     let (kv, url, ttl) = (f.kv.clone(), f.url.clone(), f.spec.ttl_s);
     let (timeout_ms, max_bytes, name) = (f.timeout_ms, f.max_bytes, f.name.clone());
@@ -286,6 +348,7 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
             );
         }
         let markup = fetched.as_ref().ok().cloned();
+        *lead.slot.borrow_mut() = Some(fetched.clone());
         // The page may have stopped waiting (budget spent); the write-back happens regardless.
         let _ = answer.send(fetched);
         let Some(markup) = markup else {
@@ -301,6 +364,7 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
                 serde_json::json!({"key": key, "error": e.to_string()}),
             );
         }
+        drop(lead);
     });
     let markup = answered
         .await
