@@ -3,6 +3,7 @@
 //! happens), stamps `x-request-id` and writes one structured log line. It never returns `Err`.
 
 pub mod body;
+pub mod coalesce;
 mod dispatch;
 mod env_vars;
 pub mod header_list;

@@ -6,13 +6,12 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::Deserialize;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
+use worker::{js_sys, web_sys, ByteStream, Cache, Request, Response, ResponseBody};
 
 use super::cache::{
     cache_key, jittered_ttl_ms, storable, tags_for, CachePolicy, Freshness, StoredMeta,
@@ -28,6 +27,7 @@ use super::token_cache::{Recall, VerifiedTokens};
 use super::trace::{continue_or_start, TraceContext};
 use super::waf::{self, Hit, WafConfig, WafMode};
 use crate::bindings;
+use crate::entry::coalesce::{self, InFlight, Lead};
 use crate::entry::{header_list, respond, Call};
 use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::{ratelimit, session};
@@ -838,88 +838,37 @@ struct Fetched {
 }
 
 /// The outcome of one origin fetch, filled in by the request that makes it.
-type Slot = Rc<RefCell<Option<Result<Rc<Fetched>, Failure>>>>;
-
-/// How often a coalesced waiter looks at the outcome slot.
-///
-/// Waiters poll rather than await the leader's future: workerd binds every promise to the request that created
-/// it, and a request whose only pending work belongs to another request is cancelled as hung. A timer is the
-/// waiter's own pending work, so each waiter stays alive in its own context and builds its own response from
-/// the buffered bytes.
-const WAIT_POLL_MS: u64 = 10;
+type Outcome = Result<Rc<Fetched>, Failure>;
 
 thread_local! {
-    /// Origin fetches in progress in this isolate, by cache key: concurrent misses wait for the same one.
-    static IN_FLIGHT: RefCell<HashMap<String, Slot>> = RefCell::new(HashMap::new());
+    /// Origin fetches in progress in this isolate, by cache key: concurrent misses wait for the same one
+    /// (`entry::coalesce`).
+    static IN_FLIGHT: InFlight<Outcome> = RefCell::new(HashMap::new());
     /// Purge times of cache tags as this isolate last saw them: tag → (purged at, read at).
     static PURGES: RefCell<HashMap<String, (Option<u64>, u64)>> = RefCell::new(HashMap::new());
-}
-
-/// The leading request's claim on a key; dropping it (fetch done, or the client went away mid-fetch) releases the
-/// key, so waiters never wait for a fetch that nobody is making.
-struct Lead {
-    key: String,
-    slot: Slot,
-}
-
-impl Drop for Lead {
-    fn drop(&mut self) {
-        IN_FLIGHT.with(|m| {
-            let mut map = m.borrow_mut();
-            if map
-                .get(&self.key)
-                .is_some_and(|s| Rc::ptr_eq(s, &self.slot))
-            {
-                map.remove(&self.key);
-            }
-        });
-    }
 }
 
 /// The one origin fetch for `spec.key`: waits for the one in progress in this isolate, or makes it. The fetch
 /// hands its answer to the waiters first, then stores it if cacheable (2xx/301/404/410, no `Set-Cookie`, not
 /// `no-store`) with its jittered TTL before the key is released. A waiter whose leader vanishes or overruns every attempt's timeout fetches itself.
-async fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Result<Rc<Fetched>, Failure> {
-    if let Some(slot) = IN_FLIGHT.with(|m| m.borrow().get(&spec.key).cloned()) {
+async fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
+    if let Some(slot) = coalesce::in_progress(&IN_FLIGHT, &spec.key) {
         let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 1) + 1_000;
-        match wait_for(&spec.key, &slot, budget_ms).await {
+        match coalesce::wait(&IN_FLIGHT, &spec.key, &slot, Some(budget_ms)).await {
             // An answer for the leader alone (Set-Cookie, private, 5xx, …): this request asks the origin itself.
             Some(Ok(fetched)) if !fetched.storable => {}
             Some(outcome) => return outcome,
             None => {}
         }
     }
-    let lead = Lead {
-        key: spec.key.clone(),
-        slot: Rc::default(),
-    };
-    IN_FLIGHT.with(|m| m.borrow_mut().insert(lead.key.clone(), lead.slot.clone()));
-    let outcome = fetch_and_store(spec, policy, &lead.slot).await;
-    *lead.slot.borrow_mut() = Some(outcome.clone());
+    let lead = Lead::claim(&IN_FLIGHT, &spec.key);
+    let outcome = fetch_and_store(spec, policy, &lead).await;
+    lead.publish(outcome.clone());
     outcome
 }
 
-/// The leader's outcome, or `None` when the leader released the key without one or `budget_ms` passed.
-async fn wait_for(key: &str, slot: &Slot, budget_ms: u64) -> Option<Result<Rc<Fetched>, Failure>> {
-    let started = respond::now_ms();
-    loop {
-        if let Some(outcome) = slot.borrow().clone() {
-            return Some(outcome);
-        }
-        let leading = IN_FLIGHT.with(|m| m.borrow().get(key).is_some_and(|s| Rc::ptr_eq(s, slot)));
-        if !leading || respond::now_ms().saturating_sub(started) > budget_ms {
-            return None;
-        }
-        Delay::from(Duration::from_millis(WAIT_POLL_MS)).await;
-    }
-}
-
-/// Fetches, publishes the answer to the waiters in `slot`, then stores it (waiters need not wait for the put).
-async fn fetch_and_store(
-    spec: &Spec,
-    policy: &CachePolicy,
-    slot: &Slot,
-) -> Result<Rc<Fetched>, Failure> {
+/// Fetches, publishes the answer to the waiters through `lead`, then stores it (waiters need not wait for the put).
+async fn fetch_and_store(spec: &Spec, policy: &CachePolicy, lead: &Lead<Outcome>) -> Outcome {
     // Stored as of the request, not of its answer: a purge that lands while the origin is answering covers it.
     let requested_at = respond::now_ms();
     let mut response = Response::from(
@@ -967,7 +916,7 @@ async fn fetch_and_store(
         tags: tags_for(&spec.route, origin_tags.as_deref()),
         storable,
     });
-    *slot.borrow_mut() = Some(Ok(fetched.clone()));
+    lead.publish(Ok(fetched.clone()));
     if storable {
         let meta = StoredMeta {
             stored_at_ms: requested_at,

@@ -25,6 +25,7 @@ use super::plan::{render_mode, FragmentSpec, Mode, Slot};
 use super::templates::{self, Offers, Shell};
 use super::variant::{self, Flags, Identity};
 use crate::bindings;
+use crate::entry::coalesce::{self, InFlight, Lead};
 use crate::entry::respond::{self, random_bytes};
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
@@ -266,53 +267,10 @@ async fn load_fragment(f: Fragment) -> Html {
     html
 }
 
-/// The outcome of one fragment origin fetch, filled in by the request that makes it.
-type FetchSlot = Rc<RefCell<Option<Result<String, String>>>>;
-
-/// How often a page waiting on another request's fragment fetch looks at its outcome. Polled on the waiter's own
-/// timer, never by awaiting the other request's future: workerd cancels a request whose only pending work belongs
-/// to another (as the gateway's coalesced cache fills found).
-const FETCH_POLL_MS: u64 = 10;
-
 thread_local! {
-    /// Fragment origin fetches in progress in this isolate, by KV key: concurrent misses wait for the same one.
-    static FRAGMENT_FETCHES: RefCell<HashMap<String, FetchSlot>> = RefCell::new(HashMap::new());
-}
-
-/// A request's claim on a fragment's origin fetch, held until its answer is written back to KV (so a page arriving
-/// in between waits rather than asks again); dropping it releases the key.
-struct FetchLead {
-    key: String,
-    slot: FetchSlot,
-}
-
-impl Drop for FetchLead {
-    fn drop(&mut self) {
-        FRAGMENT_FETCHES.with(|m| {
-            let mut map = m.borrow_mut();
-            if map
-                .get(&self.key)
-                .is_some_and(|s| Rc::ptr_eq(s, &self.slot))
-            {
-                map.remove(&self.key);
-            }
-        });
-    }
-}
-
-/// Another request's fetch of `key`: its outcome once there is one, or an error when it was released without one.
-async fn wait_for_fetch(key: &str, slot: &FetchSlot) -> Result<String, String> {
-    loop {
-        if let Some(outcome) = slot.borrow().clone() {
-            return outcome;
-        }
-        let leading =
-            FRAGMENT_FETCHES.with(|m| m.borrow().get(key).is_some_and(|s| Rc::ptr_eq(s, slot)));
-        if !leading {
-            return Err("the origin fetch this page waited on was abandoned".to_owned());
-        }
-        Delay::from(Duration::from_millis(FETCH_POLL_MS)).await;
-    }
+    /// Fragment origin fetches in progress in this isolate, by KV key: concurrent misses wait for the same one
+    /// (`entry::coalesce`).
+    static FRAGMENT_FETCHES: InFlight<Result<String, String>> = RefCell::new(HashMap::new());
 }
 
 /// KV first; on a miss the origin — once per isolate for concurrent misses of one fragment: the others wait for
@@ -325,15 +283,17 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
         return Ok(Html::trusted(markup, TrustedSource::Fragment));
     }
     // No await between the KV miss and the claim: of concurrent misses exactly one leads.
-    if let Some(slot) = FRAGMENT_FETCHES.with(|m| m.borrow().get(&key).cloned()) {
-        let markup = wait_for_fetch(&key, &slot).await?;
+    // The wait has no budget of its own: the fragment's budget ends it (within_budget drops this future).
+    if let Some(slot) = coalesce::in_progress(&FRAGMENT_FETCHES, &key) {
+        let markup = coalesce::wait(&FRAGMENT_FETCHES, &key, &slot, None)
+            .await
+            .unwrap_or_else(|| {
+                Err("the origin fetch this page waited on was abandoned".to_owned())
+            })?;
         return Ok(Html::trusted(markup, TrustedSource::Fragment));
     }
-    let lead = FetchLead {
-        key: key.clone(),
-        slot: FetchSlot::default(),
-    };
-    FRAGMENT_FETCHES.with(|m| m.borrow_mut().insert(key.clone(), lead.slot.clone()));
+    // Held until the answer is written back to KV, so a page arriving in between waits rather than asks again.
+    let lead = Lead::claim(&FRAGMENT_FETCHES, &key);
     let (answer, answered) = oneshot::channel::<Result<String, String>>();
     let (kv, url, ttl) = (f.kv.clone(), f.url.clone(), f.spec.ttl_s);
     let (timeout_ms, max_bytes, name) = (f.timeout_ms, f.max_bytes, f.name.clone());
@@ -348,7 +308,7 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
             );
         }
         let markup = fetched.as_ref().ok().cloned();
-        *lead.slot.borrow_mut() = Some(fetched.clone());
+        lead.publish(fetched.clone());
         // The page may have stopped waiting (budget spent); the write-back happens regardless.
         let _ = answer.send(fetched);
         let Some(markup) = markup else {

@@ -1,0 +1,94 @@
+//! In-isolate coalescing: concurrent requests needing the same piece of work (a cache fill, a fragment fetch) let
+//! one of them — the lead — do it, and the others wait for its outcome. Waiters poll a plain-data slot on their own
+//! timer instead of awaiting the lead's future: workerd binds every promise to the request that created it and
+//! cancels a request whose only pending work belongs to another as hung (found by the gateway's coalescing test),
+//! while a timer is the waiter's own pending work.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::thread::LocalKey;
+use std::time::Duration;
+
+use worker::Delay;
+
+use super::respond;
+
+/// The outcome of one piece of work, filled in by its lead.
+pub type Slot<T> = Rc<RefCell<Option<T>>>;
+
+/// Work in progress in this isolate, by key (a `thread_local!` per kind of work).
+pub type InFlight<T> = RefCell<HashMap<String, Slot<T>>>;
+
+/// How often a waiter looks at the slot.
+const POLL_MS: u64 = 10;
+
+/// A request's claim on `key`: held while it does the work; dropping it (done, or the request went away) releases
+/// the key, so waiters never wait for work that nobody is doing.
+pub struct Lead<T: 'static> {
+    in_flight: &'static LocalKey<InFlight<T>>,
+    key: String,
+    slot: Slot<T>,
+}
+
+impl<T: Clone + 'static> Lead<T> {
+    /// Claims `key` (replacing a claim whose waiters gave up on it).
+    pub fn claim(in_flight: &'static LocalKey<InFlight<T>>, key: &str) -> Self {
+        let slot = Slot::default();
+        in_flight.with(|m| m.borrow_mut().insert(key.to_owned(), slot.clone()));
+        Self {
+            in_flight,
+            key: key.to_owned(),
+            slot,
+        }
+    }
+
+    /// Hands the outcome to the waiters (they read it at their next look, even after the claim is released).
+    pub fn publish(&self, outcome: T) {
+        *self.slot.borrow_mut() = Some(outcome);
+    }
+}
+
+impl<T: 'static> Drop for Lead<T> {
+    fn drop(&mut self) {
+        self.in_flight.with(|m| {
+            let mut map = m.borrow_mut();
+            if map
+                .get(&self.key)
+                .is_some_and(|s| Rc::ptr_eq(s, &self.slot))
+            {
+                map.remove(&self.key);
+            }
+        });
+    }
+}
+
+/// The slot of the work in progress for `key`, if another request leads it.
+pub fn in_progress<T: 'static>(
+    in_flight: &'static LocalKey<InFlight<T>>,
+    key: &str,
+) -> Option<Slot<T>> {
+    in_flight.with(|m| m.borrow().get(key).cloned())
+}
+
+/// The lead's outcome, or `None` when the lead released the key without one or `budget_ms` passed (`None`: no
+/// budget of its own; the caller's budget ends the wait by dropping this future).
+pub async fn wait<T: Clone + 'static>(
+    in_flight: &'static LocalKey<InFlight<T>>,
+    key: &str,
+    slot: &Slot<T>,
+    budget_ms: Option<u64>,
+) -> Option<T> {
+    let started = respond::now_ms();
+    loop {
+        if let Some(outcome) = slot.borrow().clone() {
+            return Some(outcome);
+        }
+        let leading = in_flight.with(|m| m.borrow().get(key).is_some_and(|s| Rc::ptr_eq(s, slot)));
+        let overdue = budget_ms.is_some_and(|b| respond::now_ms().saturating_sub(started) > b);
+        if !leading || overdue {
+            return None;
+        }
+        Delay::from(Duration::from_millis(POLL_MS)).await;
+    }
+}
