@@ -160,6 +160,17 @@ impl Policy {
                 ));
             }
         }
+        // Entries are keyed the way requests are (`ip:` by network); two that land on one key would silently
+        // leave only one of their part counts.
+        let mut hot_keys = BTreeMap::new();
+        for (hot, parts) in raw.hot_keys {
+            let key = super::key::normalise_resolved(&hot);
+            if hot_keys.insert(key.clone(), parts).is_some() {
+                return Err(format!(
+                    "hot_keys has two entries for {key:?} (an IPv6 address counts by its /64)"
+                ));
+            }
+        }
         let binding = raw.binding.unwrap_or_else(|| BINDING.to_owned());
         if !binding
             .bytes()
@@ -177,11 +188,7 @@ impl Policy {
             key,
             shards,
             failure,
-            hot_keys: raw
-                .hot_keys
-                .into_iter()
-                .map(|(hot, parts)| (super::key::normalise_resolved(&hot), parts))
-                .collect(),
+            hot_keys,
             binding,
         })
     }
@@ -295,6 +302,14 @@ mod tests {
             ),
             ("bad", with("header", json!("x-key")), "header only applies"),
             ("bad", with("hot_keys", json!({"ip:1": 1})), "hot_keys"),
+            (
+                "bad",
+                with(
+                    "hot_keys",
+                    json!({"ip:2001:db8:1:2::1": 2, "ip:2001:db8:1:2::9": 3}),
+                ),
+                "two entries",
+            ),
             (
                 "bad",
                 with("hot_keys", json!({"ip:1": 11})),
