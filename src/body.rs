@@ -24,12 +24,15 @@ pub fn require_json_content_type(content_type: Option<&str>) -> Result<(), ApiEr
 /// 413 when a declared or actual length exceeds `max` bytes.
 pub fn require_size(len: u64, max: u64) -> Result<(), ApiError> {
     if len > max {
-        Err(ApiError::payload_too_large(format!(
-            "the body is over the {max}-byte limit"
-        )))
+        Err(too_large(max))
     } else {
         Ok(())
     }
+}
+
+/// The 413 for a body over `max` bytes.
+pub fn too_large(max: u64) -> ApiError {
+    ApiError::payload_too_large(format!("the body is over the {max}-byte limit"))
 }
 
 /// Parses JSON, answering 400 `invalid_json` with where and why parsing failed (never echoing the body).

@@ -6,9 +6,10 @@
 //! instead of the 415/413. Past the ceiling we stop reading.
 
 use serde::de::DeserializeOwned;
-use worker::{ByteStream, Request};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::{js_sys, web_sys, ByteStream, Request};
 
-use crate::body::{parse_json, require_json_content_type, require_size};
+use crate::body::{parse_json, require_json_content_type, require_size, too_large};
 use crate::error::{ApiError, ApiResult};
 
 /// How much of an over-size body is read and discarded so the 413 reaches the client.
@@ -58,24 +59,57 @@ pub async fn read_json<T: DeserializeOwned>(req: &mut Request, max_bytes: u64) -
 }
 
 /// The body, read chunk by chunk and refused with 413 as soon as it passes `max_bytes`: a chunked body (no
-/// `content-length` to check first) is never held whole beyond the cap.
+/// `content-length` to check first) is never held whole beyond the cap. No drain after the cap: the 413 goes out at
+/// once, also to a client that stalls mid-body (draining would wait on it); a client still sending a few MB gets the
+/// answer as with a drain (measured), a much longer one a reset either way.
 async fn read_capped(req: &mut Request, max_bytes: u64) -> ApiResult<Vec<u8>> {
-    use futures_util::StreamExt;
-    if req.inner().body().is_none() {
+    let Some(stream) = req.inner().body() else {
         return Ok(Vec::new());
-    }
-    let unreadable = |e: worker::Error| {
-        ApiError::bad_request("unreadable_body", "the body could not be read")
-            .with_internal(e.to_string())
     };
-    let mut stream = req.stream().map_err(unreadable)?;
+    read_stream_capped(stream, max_bytes)
+        .await
+        .map_err(|e| match e {
+            ReadError::TooLarge => too_large(max_bytes),
+            ReadError::Failed(detail) => {
+                ApiError::bad_request("unreadable_body", "the body could not be read")
+                    .with_internal(detail)
+            }
+        })
+}
+
+/// Why [`read_stream_capped`] stopped short.
+#[derive(Debug)]
+pub enum ReadError {
+    /// More than the cap arrived.
+    TooLarge,
+    /// The stream failed (the sender went away, a timeout aborted it): the JS error's message.
+    Failed(String),
+}
+
+/// A body stream read whole, refused as soon as it passes `max_bytes`. Read straight from the runtime's stream:
+/// a failed read is an error — worker's `ByteStream` would end the read cleanly on an "aborted" error and hand back
+/// a shorter body as if it were complete. (Request bodies read whole, fragment bodies from an origin.)
+pub async fn read_stream_capped(
+    stream: web_sys::ReadableStream,
+    max_bytes: u64,
+) -> Result<Vec<u8>, ReadError> {
+    use futures_util::StreamExt;
+    let mut chunks = wasm_streams::ReadableStream::from_raw(stream.unchecked_into()).into_stream();
     let mut bytes = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        bytes.extend_from_slice(&chunk.map_err(unreadable)?);
-        // No drain here: the 413 goes out at once, also to a client that stalls mid-body (draining would wait on
-        // it); a client still sending a few MB gets the answer as with a drain (measured), a much longer one a reset
-        // either way.
-        require_size(bytes.len() as u64, max_bytes)?;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = js_sys::Uint8Array::new(&chunk.map_err(|e| ReadError::Failed(js_message(&e)))?);
+        if bytes.len() as u64 + u64::from(chunk.length()) > max_bytes {
+            return Err(ReadError::TooLarge);
+        }
+        bytes.extend(chunk.to_vec());
     }
     Ok(bytes)
+}
+
+/// A thrown JS value's message (an `AbortError`/`TimeoutError` reads as its message), else its debug form.
+pub fn js_message(e: &JsValue) -> String {
+    js_sys::Reflect::get(e, &JsValue::from_str("message"))
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
 }

@@ -12,7 +12,7 @@ use futures_channel::oneshot;
 use futures_util::future::{self, LocalBoxFuture};
 use futures_util::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
-use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Context, Delay, Headers, KvStore, Request, Response};
 
@@ -25,6 +25,7 @@ use super::plan::{render_mode, FragmentSpec, Mode, Slot};
 use super::templates::{self, Offers, Shell};
 use super::variant::{self, Flags, Identity};
 use crate::bindings;
+use crate::entry::body::{js_message, read_stream_capped, ReadError};
 use crate::entry::coalesce::{self, InFlight, Lead};
 use crate::entry::respond::{self, random_bytes};
 use crate::entry::Call;
@@ -345,15 +346,15 @@ async fn fetch_origin(
     let init = web_sys::RequestInit::new();
     init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(timeout_ms)));
     // The page's request id, so the origin's logs line up with the page that asked.
-    let headers = web_sys::Headers::new().map_err(|e| js_error(&e))?;
+    let headers = web_sys::Headers::new().map_err(|e| js_message(&e))?;
     headers
         .set("x-request-id", request_id)
-        .map_err(|e| js_error(&e))?;
+        .map_err(|e| js_message(&e))?;
     init.set_headers(headers.as_ref());
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let response: web_sys::Response = JsFuture::from(global.fetch_with_str_and_init(url, &init))
         .await
-        .map_err(|e| format!("origin unreachable: {}", js_error(&e)))?
+        .map_err(|e| format!("origin unreachable: {}", js_message(&e)))?
         .dyn_into()
         .map_err(|_| "origin answered without a response".to_owned())?;
     if response.status() != 200 {
@@ -362,23 +363,11 @@ async fn fetch_origin(
     let Some(body) = response.body() else {
         return Ok(String::new());
     };
-    let mut chunks = wasm_streams::ReadableStream::from_raw(body.unchecked_into()).into_stream();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| format!("origin body unreadable: {}", js_error(&e)))?;
-        let chunk = js_sys::Uint8Array::new(&chunk);
-        if bytes.len() + chunk.length() as usize > max_bytes as usize {
-            return Err(format!("fragment larger than {max_bytes} bytes"));
-        }
-        bytes.extend(chunk.to_vec());
-    }
+    let bytes = read_stream_capped(body, u64::from(max_bytes))
+        .await
+        .map_err(|e| match e {
+            ReadError::TooLarge => format!("fragment larger than {max_bytes} bytes"),
+            ReadError::Failed(detail) => format!("origin body unreadable: {detail}"),
+        })?;
     String::from_utf8(bytes).map_err(|_| "fragment is not UTF-8".to_owned())
-}
-
-/// A thrown JS value's message (an `AbortError`/`TimeoutError` reads as its name and message).
-fn js_error(e: &JsValue) -> String {
-    js_sys::Reflect::get(e, &JsValue::from_str("message"))
-        .ok()
-        .and_then(|m| m.as_string())
-        .unwrap_or_else(|| format!("{e:?}"))
 }
