@@ -863,7 +863,10 @@ async fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     }
     let lead = Lead::claim(&IN_FLIGHT, &spec.key);
     let outcome = fetch_and_store(spec, policy, &lead).await;
-    lead.publish(outcome.clone());
+    if outcome.is_err() {
+        // An answer was published before it was stored; a failure, here.
+        lead.publish(outcome.clone());
+    }
     outcome
 }
 
