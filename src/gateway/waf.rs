@@ -174,36 +174,40 @@ const TRAVERSAL: &[(&str, &[&str])] = &[
 /// Decodes percent-escapes (and `+` as space when `plus_is_space`) until the text stops changing, at most 3 rounds,
 /// so `%2527` → `%27` → `'`. Invalid escapes are kept as they are.
 pub fn decode(input: &str, plus_is_space: bool) -> String {
-    let mut current = if plus_is_space {
+    let mut current = if plus_is_space && input.contains('+') {
         input.replace('+', " ")
     } else {
         input.to_owned()
     };
     for _ in 0..3 {
-        let next = percent_encoding::percent_decode_str(&current)
-            .decode_utf8_lossy()
-            .into_owned();
-        if next == current {
-            break;
+        // Borrowed: nothing was decoded, so the text stopped changing.
+        match percent_encoding::percent_decode_str(&current).decode_utf8_lossy() {
+            std::borrow::Cow::Owned(next) if next != current => current = next,
+            _ => break,
         }
-        current = next;
     }
     current
 }
 
 /// Lower-case, SQL/HTML comments replaced by a space, whitespace runs collapsed to one space, and HTML entities for
-/// `<`, `>`, quotes decoded, so `UNION/**/SELECT` and `UNION  SELECT` look alike.
+/// `<`, `>`, quotes decoded, so `UNION/**/SELECT` and `UNION  SELECT` look alike. Each replacement is made only where
+/// its pattern occurs (most paths and query values have none, and each `replace` copies the text).
 fn normalise(input: &str) -> String {
-    let lowered = input
-        .to_lowercase()
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&#39;", "'")
-        .replace("&quot;", "\"")
-        .replace("/**/", " ");
-    let mut out = String::with_capacity(lowered.len());
+    let mut text = input.to_lowercase();
+    for (pattern, with) in [
+        ("&lt;", "<"),
+        ("&gt;", ">"),
+        ("&#39;", "'"),
+        ("&quot;", "\""),
+        ("/**/", " "),
+    ] {
+        if text.contains(pattern) {
+            text = text.replace(pattern, with);
+        }
+    }
+    let mut out = String::with_capacity(text.len());
     let mut last_space = false;
-    for c in lowered.chars() {
+    for c in text.chars() {
         let space = c.is_whitespace();
         if space && last_space {
             continue;
@@ -240,6 +244,20 @@ fn has_event_handler(text: &str) -> bool {
     false
 }
 
+/// Each rule's signatures as substring searchers (memchr's `memmem`), built once per isolate in the order of
+/// [`RuleSet`]: `str::contains` builds its searcher on every call, which was the WAF's main cost per request (the
+/// path and each query pair are checked against ~50 signatures).
+type Rules = Vec<(&'static str, Vec<memchr::memmem::Finder<'static>>)>;
+
+thread_local! {
+    static FINDERS: [Rules; 3] = [SQLI, XSS, TRAVERSAL].map(|table| {
+        table
+            .iter()
+            .map(|(rule, needles)| (*rule, needles.iter().map(memchr::memmem::Finder::new).collect()))
+            .collect()
+    });
+}
+
 /// The first rule of `config` that `text` (already decoded) matches.
 pub fn scan(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
     if text.is_empty() {
@@ -247,15 +265,19 @@ pub fn scan(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
     }
     let text = normalise(text);
     for set in &config.rules {
-        let table = match set {
-            RuleSet::Sqli => SQLI,
-            RuleSet::Xss => XSS,
-            RuleSet::Traversal => TRAVERSAL,
-        };
-        for (rule, needles) in table {
-            if needles.iter().any(|n| text.contains(n)) {
-                return Some(Hit { rule, part });
-            }
+        let hit = FINDERS.with(|finders| {
+            let index = match set {
+                RuleSet::Sqli => 0,
+                RuleSet::Xss => 1,
+                RuleSet::Traversal => 2,
+            };
+            finders[index]
+                .iter()
+                .find(|(_, needles)| needles.iter().any(|n| n.find(text.as_bytes()).is_some()))
+                .map(|(rule, _)| *rule)
+        });
+        if let Some(rule) = hit {
+            return Some(Hit { rule, part });
         }
         if *set == RuleSet::Xss && has_event_handler(&text) {
             return Some(Hit {
