@@ -1,6 +1,6 @@
 // Rooms: the stock y-websocket provider (real yjs, y-websocket and ws packages) against the Room Durable Object on
 // workerd: convergence, late joiners, presence, durability across a restart, reconnects, tickets, bad frames.
-import { after, before, describe, test } from "node:test";
+import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { cpSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -35,9 +35,11 @@ async function client(w, room, { user = "tester", name } = {}) {
   provider.on("connection-close", () => {
     ticket(w, room, user).then((t) => (provider.params.ticket = t), () => {});
   });
+  const made = { doc, provider, text: doc.getText("text") };
+  live.add(made);
   if (name) provider.awareness.setLocalStateField("user", { name });
   await until(() => provider.synced, { what: `client of ${room} synced` });
-  return { doc, provider, text: doc.getText("text") };
+  return made;
 }
 
 /** A raw socket with a valid ticket; resolves once open, records frames and the close code. */
@@ -63,16 +65,21 @@ function refusedWith(url) {
       ws.terminate();
     });
     ws.on("open", () => reject(new Error("the handshake was accepted")));
-    ws.on("error", () => {});
+    // An error after the refusal is answered changes nothing; one before it (no connection) fails the test.
+    ws.on("error", reject);
   });
 }
 
-// Destroying the doc also stops its awareness timer, so the test process can exit.
+// Destroying the doc also stops its awareness timer, so the test process can exit. Clients a test did not get to
+// destroy (it failed first) are destroyed after it (afterEach below), so they stop reconnecting.
+const live = new Set();
 const destroyAll = (...clients) =>
   clients.forEach((c) => {
+    live.delete(c);
     c.provider.destroy();
     c.doc.destroy();
   });
+afterEach(() => destroyAll(...live));
 
 describe("rooms", () => {
   let w;

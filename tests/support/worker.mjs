@@ -19,6 +19,9 @@ export function migratedTemplate() {
     return template;
   }
   template = mkdtempSync(join(tmpdir(), "edgekit-template-"));
+  // Made for this process only: removed when it exits (exit handlers run synchronously, as rmSync does).
+  const made = template;
+  process.on("exit", () => rmSync(made, { recursive: true, force: true }));
   applyMigrations(template);
   return template;
 }
@@ -82,7 +85,14 @@ export async function startWorker({ vars = {}, stateDir, workerOptions = {}, bui
       collect(stderr);
     },
   });
-  const url = await mf.ready;
+  let url;
+  try {
+    url = await mf.ready;
+  } catch (error) {
+    await mf.dispose().catch(() => {});
+    if (!stateDir) rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     mf,
     url,
@@ -108,13 +118,19 @@ export async function startWorker({ vars = {}, stateDir, workerOptions = {}, bui
   };
 }
 
-/** Waits until `predicate()` holds, polling an observable condition (never a fixed sleep); fails after `ms`. */
-export async function until(predicate, { ms = 5000, what = "condition" } = {}) {
+/**
+ * Waits until `predicate()` holds, polling an observable condition (never a fixed sleep) every `every` ms so a
+ * wait does not turn into a load test of the Worker; fails after `ms`. `what` may be a function, called on timeout
+ * to say what was last seen.
+ */
+export async function until(predicate, { ms = 5000, what = "condition", every = 20 } = {}) {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await predicate();
     if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${ms} ms waiting for ${typeof what === "function" ? what() : what}`);
+    }
+    await new Promise((r) => setTimeout(r, every));
   }
 }
