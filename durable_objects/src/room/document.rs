@@ -49,20 +49,28 @@ impl RoomDoc {
         Self { doc: Doc::new() }
     }
 
-    /// The document a snapshot plus the updates logged after it describe. A stored entry that no longer decodes is
-    /// an error (it was validated before it was stored, so this means corruption).
+    /// The document a snapshot plus the updates logged after it describe, and how many logged updates did not apply.
+    /// A snapshot that does not rebuild is an error (corruption); a logged update that no longer decodes or applies
+    /// is skipped rather than making the whole room unloadable (the caller reports it): every entry was applied to
+    /// the live document before it was stored, so this only happens if storage and memory ever disagreed.
     pub fn rebuild<'a>(
         snapshot: Option<&[u8]>,
         log: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<Self, DocError> {
+    ) -> Result<(Self, usize), DocError> {
         let mut room = Self::new();
         if let Some(snapshot) = snapshot {
             room.apply(CheckedUpdate::decode(snapshot)?)?;
         }
+        let mut skipped = 0;
         for entry in log {
-            room.apply(CheckedUpdate::decode(entry)?)?;
+            if CheckedUpdate::decode(entry)
+                .and_then(|update| room.apply(update))
+                .is_err()
+            {
+                skipped += 1;
+            }
         }
-        Ok(room)
+        Ok((room, skipped))
     }
 
     /// Applies an update (idempotent: updates already integrated change nothing).

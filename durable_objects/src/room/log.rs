@@ -61,6 +61,8 @@ pub struct Loaded {
     pub stats: LogStats,
     /// Bytes of the stored snapshot (0 without one): with `stats.bytes`, what the room occupies in storage.
     pub snapshot_bytes: u64,
+    /// Logged updates the rebuild skipped because they no longer applied (see [`RoomDoc::rebuild`]).
+    pub skipped: usize,
 }
 
 impl Loaded {
@@ -73,7 +75,7 @@ impl Loaded {
 /// Rebuilds the document from the store (snapshot + log).
 pub fn load(store: &mut dyn UpdateStore) -> Result<Loaded, AcceptError> {
     let stored = store.load().map_err(AcceptError::Store)?;
-    let doc = RoomDoc::rebuild(
+    let (doc, skipped) = RoomDoc::rebuild(
         stored.snapshot.as_deref(),
         stored.log.iter().map(Vec::as_slice),
     )
@@ -82,6 +84,7 @@ pub fn load(store: &mut dyn UpdateStore) -> Result<Loaded, AcceptError> {
         doc,
         stats: LogStats::of(&stored.log),
         snapshot_bytes: stored.snapshot.as_ref().map_or(0, |s| s.len() as u64),
+        skipped,
     })
 }
 
@@ -129,7 +132,13 @@ pub fn accept_update(
             limit: max_document_bytes,
         });
     }
-    loaded.doc.apply(update).map_err(AcceptError::Invalid)?;
+    if let Err(refused) = loaded.doc.apply(update) {
+        // yrs may refuse an update after integrating part of it (a pending update's retry failing, say): the document
+        // is rebuilt from what is stored, so memory never holds what storage does not — or a later update that only
+        // applies on top of the leftover would be stored and the log would no longer rebuild.
+        *loaded = load(store)?;
+        return Err(AcceptError::Invalid(refused));
+    }
     store.append(bytes).map_err(AcceptError::Store)?;
     loaded.stats.entries += 1;
     loaded.stats.bytes += bytes.len() as u64;
@@ -337,6 +346,45 @@ mod tests {
             assert_eq!(outcome.is_ok(), *ok, "{name}: {outcome:?}");
             assert!(store.stored.log.is_empty(), "{name}: nothing stored");
         }
+    }
+
+    #[test]
+    fn an_update_refused_halfway_leaves_no_trace_and_the_room_always_reloads() {
+        // K: a string item of client 7 at clock 1 whose parent is item (7,0), which does not exist yet (kept pending).
+        let k: &[u8] = &[1, 1, 7, 1, 4, 0, 7, 0, 1, b'k', 0];
+        // L: item (7,0), a string in root "t". Integrating it makes K's retry fail (its parent is not a type), after
+        // (7,0) was already integrated: yrs refuses L, but the document holds part of it.
+        let l: &[u8] = &[1, 1, 7, 0, 4, 1, 1, b't', 1, b'l', 0];
+        let mut store = MemoryStore::default();
+        let mut loaded = load(&mut store).expect("loads");
+        let mut outcomes = Vec::new();
+        for u in [k, l, l] {
+            outcomes
+                .push(accept_update(&mut loaded, &mut store, policy(1_000), u64::MAX, u).is_ok());
+        }
+        assert_eq!(
+            outcomes,
+            [true, false, false],
+            "K is kept pending, L refused both times"
+        );
+        let rebuilt = load(&mut store).expect("the stored log always rebuilds");
+        assert_eq!(rebuilt.skipped, 0, "nothing stored fails to apply");
+        // A log that got that way (before this was fixed) still loads, without the entry that no longer applies.
+        let mut broken = MemoryStore {
+            stored: Stored {
+                snapshot: None,
+                log: vec![k.to_vec(), l.to_vec()],
+            },
+        };
+        assert_eq!(
+            load(&mut broken).expect("a broken log still loads").skipped,
+            1
+        );
+        assert_eq!(
+            rebuilt.doc.state_vector(),
+            loaded.doc.state_vector(),
+            "memory and storage agree ({outcomes:?})"
+        );
     }
 
     #[test]

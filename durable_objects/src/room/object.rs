@@ -268,6 +268,12 @@ impl Room {
         }
         self.schema().map_err(|e| e.to_string())?;
         let loaded = log::load(&mut SqlStore(&self.sql)).map_err(|e| format!("{e:?}"))?;
+        if loaded.skipped > 0 {
+            worker::console_error!(
+                "room log: {} stored update(s) no longer apply and were skipped",
+                loaded.skipped
+            );
+        }
         self.inner.borrow_mut().loaded = Some(loaded);
         Ok(())
     }
