@@ -153,6 +153,17 @@ describe("rooms", () => {
     assert.equal(noSession.status, 401, "the public ticket route requires a signed-in user");
   });
 
+  /** A v1 update: one item in root "t" holding one value, arrays nested `levels` deep around a null. */
+  const nestedArrays = (levels) => Buffer.from([1, 1, 1, 0, 8, 1, 1, 0x74, 1, ...Array(levels).fill([117, 1]).flat(), 126, 0]);
+  /** A y-websocket update message (sync, type 2) carrying `update`. */
+  const syncUpdate = (update) => {
+    const e = encoding.createEncoder();
+    encoding.writeVarUint(e, 0);
+    encoding.writeVarUint(e, 2);
+    encoding.writeVarUint8Array(e, update);
+    return Buffer.from(encoding.toUint8Array(e));
+  };
+
   test("malformed, over-size and text frames close only the offending socket", async () => {
     const room = "bad-frames";
     const a = await client(w, room);
@@ -163,6 +174,9 @@ describe("rooms", () => {
       ["an update that does not decode", Buffer.from([0, 2, 3, 0xff, 0xff, 0xff]), 1007],
       ["a frame over ROOMS_MAX_MESSAGE_BYTES", Buffer.concat([Buffer.from([0, 2]), Buffer.alloc(5000, 1)]), 1009],
       ["a text frame", "hello", 1008],
+      // Sync step 1 whose state vector declares 2^23 entries in four bytes (yrs reserved ~285 MB for it).
+      ["a state vector declaring more entries than it holds", Buffer.from([0, 0, 4, 0x80, 0x80, 0x80, 0x04]), 1007],
+      ["an update of values nested 1,990 deep", syncUpdate(nestedArrays(1990)), 1007],
     ];
     for (const [what, frame, code] of cases) {
       const bad = await rawSocket(w, room);

@@ -24,8 +24,10 @@ impl std::fmt::Display for DocError {
 pub struct CheckedUpdate(Update);
 
 impl CheckedUpdate {
-    /// Decodes a v1 update sent by a client.
+    /// Decodes a v1 update sent by a client, after its shape is checked (see [`super::shape`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, DocError> {
+        super::shape::check_update(bytes)
+            .map_err(|e| DocError(format!("update does not decode: {}", e.0)))?;
         Update::decode_v1(bytes)
             .map(CheckedUpdate)
             .map_err(|e| DocError(format!("update does not decode: {e}")))
@@ -89,6 +91,8 @@ impl RoomDoc {
 
     /// The update a peer with state vector `sv` lacks (sync step 2 payload).
     pub fn diff(&self, sv: &[u8]) -> Result<Vec<u8>, DocError> {
+        super::shape::check_state_vector(sv)
+            .map_err(|e| DocError(format!("state vector does not decode: {}", e.0)))?;
         let sv = StateVector::decode_v1(sv)
             .map_err(|e| DocError(format!("state vector does not decode: {e}")))?;
         Ok(self.doc.transact().encode_state_as_update_v1(&sv))

@@ -14,4 +14,5 @@ pub mod log;
 pub mod object;
 pub mod presence;
 pub mod protocol;
+pub mod shape;
 pub mod wire;

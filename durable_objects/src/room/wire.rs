@@ -120,12 +120,15 @@ pub fn decode(frame: &[u8]) -> Result<Message<'_>, DecodeError> {
     Ok(message)
 }
 
+/// JavaScript's `Number.MAX_SAFE_INTEGER`.
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
 /// Decodes an awareness update payload (`varUint count, { varUint client, varUint clock, varString json }*`).
 pub fn decode_awareness(raw: &[u8]) -> Result<AwarenessUpdate, DecodeError> {
     let mut cursor = Cursor::new(raw);
     let count: u64 = cursor.read_var().map_err(err("awareness count"))?;
     // Each entry takes at least 3 bytes; a count larger than that is a lie, refused before allocating.
-    if count > raw.len() as u64 {
+    if count > raw.len() as u64 / 3 {
         return Err(DecodeError(format!(
             "awareness count {count} exceeds the payload"
         )));
@@ -134,6 +137,13 @@ pub fn decode_awareness(raw: &[u8]) -> Result<AwarenessUpdate, DecodeError> {
     for _ in 0..count {
         let client_id: u64 = cursor.read_var().map_err(err("awareness client id"))?;
         let clock: u64 = cursor.read_var().map_err(err("awareness clock"))?;
+        // Clients are JavaScript: ids and clocks are numbers. Past 2^53 they are not, and the room could not keep
+        // them in a socket's attachment (serde-wasm-bindgen refuses them), which is what ownership is checked on.
+        if client_id > MAX_SAFE_INTEGER || clock > MAX_SAFE_INTEGER {
+            return Err(DecodeError(
+                "awareness client id or clock beyond 2^53 - 1".into(),
+            ));
+        }
         let json = cursor.read_string().map_err(err("awareness state"))?;
         let state = if json == "null" {
             None
@@ -260,6 +270,20 @@ mod tests {
                 "not JSON",
             ),
             ("unterminated varint", &[0x80, 0x80], "message type"),
+            (
+                "awareness count past a third of the payload",
+                &[1, 7, 3, 1, 1, 4, b'n', b'u', b'l', b'l'],
+                "exceeds",
+            ),
+            (
+                // Client id 2^53: 0x80 0x80 0x80 0x80 0x80 0x80 0x80 0x10.
+                "awareness client id past 2^53",
+                &[
+                    1, 15, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10, 1, 4, b'n', b'u',
+                    b'l', b'l',
+                ],
+                "2^53",
+            ),
         ];
         for (name, frame, reason) in cases {
             let error = decode(frame).expect_err(name);

@@ -1,0 +1,283 @@
+//! A structural check of the Yjs v1 bytes a client sends (updates and state vectors) before yrs decodes them. yrs
+//! reserves memory for every count a message declares before reading its elements, and decodes nested values
+//! recursively: seven bytes declaring 2^23 state-vector entries made it reserve ~285 MB (a wasm memory never
+//! shrinks; an object past 128 MB is reset), and a 200 KB update of nested arrays overflowed the stack. Here each
+//! declared count must fit in the bytes left (every element takes at least one byte) and values nest at most
+//! [`MAX_NESTING`] deep, so whatever passes decodes with allocations in proportion to its length. It only walks the
+//! format (lib0 v1, as yrs 0.28 reads it); whether the content makes sense is still for yrs to say. Pure.
+
+/// How deep `Any` values (arrays and maps) may nest in an update.
+pub const MAX_NESTING: usize = 32;
+
+/// Why the bytes were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub &'static str);
+
+/// Checks a v1 update: its structs, their contents and its delete set.
+pub fn check_update(bytes: &[u8]) -> Result<(), Refused> {
+    let mut r = Reader { bytes, at: 0 };
+    let clients = r.count(3)?;
+    for _ in 0..clients {
+        let structs = r.count(1)?;
+        r.var()?; // client
+        r.var()?; // first clock
+        for _ in 0..structs {
+            r.block()?;
+        }
+    }
+    // The delete set: per client, its id and ranges of (clock, length).
+    let clients = r.count(2)?;
+    for _ in 0..clients {
+        r.var()?;
+        let ranges = r.count(2)?;
+        for _ in 0..ranges {
+            r.var()?;
+            r.var()?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a v1 state vector: pairs of (client, clock).
+pub fn check_state_vector(bytes: &[u8]) -> Result<(), Refused> {
+    let mut r = Reader { bytes, at: 0 };
+    let entries = r.count(2)?;
+    for _ in 0..entries {
+        r.var()?;
+        r.var()?;
+    }
+    Ok(())
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+const TRUNCATED: Refused = Refused("message ends inside a value");
+
+impl Reader<'_> {
+    fn left(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+
+    fn u8(&mut self) -> Result<u8, Refused> {
+        let b = *self.bytes.get(self.at).ok_or(TRUNCATED)?;
+        self.at += 1;
+        Ok(b)
+    }
+
+    fn skip(&mut self, n: usize) -> Result<(), Refused> {
+        if n > self.left() {
+            return Err(TRUNCATED);
+        }
+        self.at += n;
+        Ok(())
+    }
+
+    /// A variable-length integer (unsigned or lib0's signed form: both end at the first byte below 0x80).
+    fn var(&mut self) -> Result<u64, Refused> {
+        let mut value: u64 = 0;
+        for i in 0..10 {
+            let b = self.u8()?;
+            value |= u64::from(b & 0x7f).checked_shl(7 * i).unwrap_or(0);
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(Refused("variable-length integer too long"))
+    }
+
+    /// A declared count of elements taking at least `min_bytes` each, which must fit in what is left.
+    fn count(&mut self, min_bytes: usize) -> Result<usize, Refused> {
+        let n = self.var()?;
+        match usize::try_from(n) {
+            Ok(n) if n.saturating_mul(min_bytes) <= self.left() => Ok(n),
+            _ => Err(Refused("a declared count exceeds the message")),
+        }
+    }
+
+    /// A length-prefixed byte string (also a string: yrs checks its UTF-8).
+    fn buf(&mut self) -> Result<(), Refused> {
+        let n = self.count(1)?;
+        self.skip(n)
+    }
+
+    /// One struct: a GC or skip range, or an item with its origins, parent and content.
+    fn block(&mut self) -> Result<(), Refused> {
+        const HAS_ORIGIN: u8 = 0x80;
+        const HAS_RIGHT_ORIGIN: u8 = 0x40;
+        const HAS_PARENT_SUB: u8 = 0x20;
+        let info = self.u8()?;
+        if info == 0 || info == 10 {
+            self.var()?; // GC or skip: a length
+            return Ok(());
+        }
+        if info & HAS_ORIGIN != 0 {
+            self.var()?;
+            self.var()?;
+        }
+        if info & HAS_RIGHT_ORIGIN != 0 {
+            self.var()?;
+            self.var()?;
+        }
+        if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
+            if self.var()? == 1 {
+                self.buf()?; // a root type's name
+            } else {
+                self.var()?; // the parent item's id
+                self.var()?;
+            }
+            if info & HAS_PARENT_SUB != 0 {
+                self.buf()?;
+            }
+        }
+        self.content(info & 0x0f)
+    }
+
+    fn content(&mut self, kind: u8) -> Result<(), Refused> {
+        match kind {
+            1 => self.var().map(drop), // deleted: a length
+            2 => {
+                // JSON: yrs reads one more string than the count says.
+                let n = self.count(1)?;
+                for _ in 0..=n {
+                    self.buf()?;
+                }
+                Ok(())
+            }
+            3..=5 => self.buf(), // binary, string, embed (a JSON string)
+            6 => {
+                self.buf()?; // format: key and JSON value
+                self.buf()
+            }
+            7 => {
+                // A type: its kind, and an XML element's tag name.
+                if self.u8()? == 3 {
+                    self.buf()?;
+                }
+                Ok(())
+            }
+            8 => {
+                let n = self.count(1)?;
+                for _ in 0..n {
+                    self.any(0)?;
+                }
+                Ok(())
+            }
+            9 => {
+                self.buf()?; // a subdocument: its guid and options
+                self.any(0)
+            }
+            _ => Err(Refused("unknown content kind")),
+        }
+    }
+
+    /// A lib0 `Any` value.
+    fn any(&mut self, depth: usize) -> Result<(), Refused> {
+        match self.u8()? {
+            120 | 121 | 126 | 127 => Ok(()), // true, false, null, undefined
+            125 => self.var().map(drop),     // integer
+            124 => self.skip(4),             // float32
+            122 | 123 => self.skip(8),       // bigint, float64
+            119 | 116 => self.buf(),         // string, buffer
+            tag @ (117 | 118) => {
+                if depth >= MAX_NESTING {
+                    return Err(Refused("values nest too deep"));
+                }
+                let map = tag == 118;
+                let n = self.count(if map { 2 } else { 1 })?;
+                for _ in 0..n {
+                    if map {
+                        self.buf()?;
+                    }
+                    self.any(depth + 1)?;
+                }
+                Ok(())
+            }
+            _ => Err(Refused("unknown value type")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::updates::encoder::Encode;
+    use yrs::{Any, Array, Doc, Map, ReadTxn, StateVector, Text, Transact, XmlFragment};
+
+    #[test]
+    fn what_yjs_writes_passes() {
+        let doc = Doc::with_client_id(7);
+        let text = doc.get_or_insert_text("text");
+        let map = doc.get_or_insert_map("map");
+        let array = doc.get_or_insert_array("array");
+        let xml = doc.get_or_insert_xml_fragment("xml");
+        {
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, 0, "héllo wörld 😀");
+        }
+        {
+            let mut txn = doc.transact_mut();
+            text.remove_range(&mut txn, 0, 1);
+            map.insert(&mut txn, "n", 42);
+            map.insert(&mut txn, "f", 1.5);
+            map.insert(&mut txn, "big", i64::MAX);
+            map.insert(
+                &mut txn,
+                "nested",
+                Any::from(vec![Any::from(vec![Any::Null, Any::Bool(true)])]),
+            );
+            map.insert(&mut txn, "bytes", Any::Buffer(vec![1u8, 2, 3].into()));
+            array.insert(&mut txn, 0, "x");
+            array.insert(&mut txn, 1, yrs::MapPrelim::default());
+            xml.insert(&mut txn, 0, yrs::XmlElementPrelim::empty("p"));
+        }
+        let txn = doc.transact();
+        let update = txn.encode_state_as_update_v1(&StateVector::default());
+        assert_eq!(check_update(&update), Ok(()));
+        assert_eq!(check_state_vector(&txn.state_vector().encode_v1()), Ok(()));
+        assert_eq!(check_update(&[0, 0]), Ok(()), "the empty update");
+        assert_eq!(check_state_vector(&[0]), Ok(()), "the empty state vector");
+    }
+
+    #[test]
+    fn declared_counts_beyond_the_message_and_deep_nesting_are_refused() {
+        let count = Err(Refused("a declared count exceeds the message"));
+        // Sync step 1 declaring 2^23 entries in four bytes.
+        assert_eq!(check_state_vector(&[0x80, 0x80, 0x80, 0x04]), count);
+        assert_eq!(
+            check_update(&[0x80, 0x80, 0x80, 0x04, 0]),
+            count,
+            "2^23 clients"
+        );
+        assert_eq!(
+            check_update(&[1, 0x80, 0x80, 0x80, 0x04, 7, 0, 0]),
+            count,
+            "2^23 structs"
+        );
+        // One Any item in root "t" holding arrays nested `levels` deep.
+        let nested = |levels: usize| {
+            let mut bytes = vec![1, 1, 1, 0, 8, 1, 1, b't', 1];
+            for _ in 0..levels {
+                bytes.extend_from_slice(&[117, 1]);
+            }
+            bytes.extend_from_slice(&[126, 0]);
+            bytes
+        };
+        assert_eq!(check_update(&nested(MAX_NESTING)), Ok(()));
+        assert_eq!(
+            check_update(&nested(MAX_NESTING + 1)),
+            Err(Refused("values nest too deep"))
+        );
+        assert_eq!(
+            check_update(&nested(100_000)),
+            Err(Refused("values nest too deep"))
+        );
+        assert_eq!(
+            check_update(&[1, 1, 1, 0, 4, 1, 9, b't']),
+            count,
+            "a name longer than the message"
+        );
+    }
+}
