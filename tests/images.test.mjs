@@ -7,11 +7,11 @@ import { createHmac } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import sharp from "sharp";
 import { startOrigin } from "./support/origin.mjs";
-import { startWorker } from "./support/worker.mjs";
+import { startWorker, until } from "./support/worker.mjs";
 
 const SECRET = "images-test-secret-0123456789abcdef";
 const MAX_SOURCE = 200_000;
-let origin, worker, signed, fixtures;
+let origin, worker, signed, fixtures, streamed;
 
 const solid = (width, height, channels = 3) =>
   sharp({ create: { width, height, channels, background: { r: 200, g: 80, b: 40, alpha: 1 } } });
@@ -28,7 +28,31 @@ before(async () => {
     "/private/secret.jpg": { type: "image/jpeg", body: await solid(10, 10).jpeg().toBuffer() },
   };
   origin = await startOrigin();
+  streamed = {};
   origin.handle((req, body, res, record) => {
+    if (record.path === "/photos/endless.jpg") {
+      // A chunked source with no end in sight: written while the reader keeps up, at most 32 MB, and how much was
+      // written before the Worker let go is recorded.
+      res.writeHead(200, { "content-type": "image/jpeg" });
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      const state = (streamed[record.path] = { written: 0, closed: false });
+      res.on("close", () => (state.closed = true));
+      const pump = () => {
+        while (!state.closed && state.written < 32 * 1024 * 1024) {
+          state.written += chunk.length;
+          if (!res.write(chunk)) return res.once("drain", pump);
+        }
+        res.end();
+      };
+      return pump();
+    }
+    if (record.path === "/photos/cut.png") {
+      // Declares the whole square.png, sends half of it and breaks the connection.
+      const whole = fixtures["/photos/square.png"].body;
+      res.writeHead(200, { "content-type": "image/png", "content-length": whole.length });
+      res.write(whole.subarray(0, whole.length >> 1), () => res.destroy());
+      return;
+    }
     const fixture = fixtures[record.path];
     if (!fixture) {
       res.writeHead(404, { "content-type": "text/plain" });
@@ -252,6 +276,13 @@ test("origin 404 → 404, not an image → 415, too large → 413, failed transf
   assert.equal(page.status, 415);
   const huge = await get(worker, "/images/300/photos/huge.jpg");
   assert.equal(huge.status, 413);
+  const endless = await get(worker, "/images/300/photos/endless.jpg");
+  assert.equal(endless.status, 413, "a chunked source past IMAGES_MAX_SOURCE_BYTES");
+  const state = await until(() => streamed["/photos/endless.jpg"]?.closed && streamed["/photos/endless.jpg"], { what: "the endless source let go" });
+  assert.ok(state.written < 8 * 1024 * 1024, `the Worker stopped reading soon after the cap, not after ${state.written} bytes`);
+  const cut = await get(worker, "/images/300/photos/cut.png");
+  assert.equal(cut.status, 502, "a source cut off mid-body is not an image (it was served as a shorter 'original')");
+  assert.equal(JSON.parse(cut.body).error.code, "bad_gateway");
   for (let i = 0; i < 2; i++) {
     const broken = await get(worker, "/images/300/photos/broken.png");
     assert.equal(broken.status, 200);

@@ -17,6 +17,7 @@ use super::geometry::{output_size, within};
 use super::negotiate::{negotiate, source_mime, Negotiated};
 use super::signature;
 use super::transform::{self, FormatChoice, ImageRequest};
+use crate::entry::body::{read_stream_capped, ReadError};
 use crate::entry::respond::with_header;
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
@@ -104,7 +105,7 @@ fn finish(response: Response, cache: &str, vary: bool) -> Response {
 
 /// The source response checked: 404 → 404, other failures → 502, not an image → 415, too large → 413.
 async fn checked_source(
-    mut response: Response,
+    response: Response,
     config: &ImagesConfig,
 ) -> ApiResult<(Vec<u8>, String)> {
     match response.status_code() {
@@ -146,13 +147,20 @@ async fn checked_source(
     {
         return Err(too_large());
     }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| ApiError::bad_gateway(format!("reading the source: {e}")))?;
-    if bytes.len() as u64 > config.max_source_bytes {
-        return Err(too_large());
-    }
+    // Read chunk by chunk up to the cap (a chunked or endless source is not buffered past it), and a source cut off
+    // mid-body is an error, not a shorter image (worker's `bytes()` reads an aborted body as complete).
+    let raw: web_sys::Response = response.into();
+    let bytes = match raw.body() {
+        Some(stream) => read_stream_capped(stream, config.max_source_bytes)
+            .await
+            .map_err(|e| match e {
+                ReadError::TooLarge => too_large(),
+                ReadError::Failed(detail) => {
+                    ApiError::bad_gateway(format!("reading the source: {detail}"))
+                }
+            })?,
+        None => Vec::new(),
+    };
     Ok((bytes, mime.to_owned()))
 }
 
