@@ -237,6 +237,27 @@ describe("rooms", () => {
     destroyAll(watcher, late);
   });
 
+  test("awareness news spends the socket's rate tokens: a socket relaying its own presence in a loop is closed with 1008", async () => {
+    const room = "chatty";
+    const watcher = await client(w, room, { name: "watcher" });
+    const chatty = await rawSocket(w, room);
+    // Its own one client, a new clock each time: every frame is news, relayed to every member. The default bucket
+    // holds 200 tokens (ROOMS_UPDATE_BURST) refilled at 60 per second; 400 frames sent at once go past it.
+    const frame = (clock) => {
+      const update = encoding.createEncoder();
+      encoding.writeVarUint(update, 1);
+      encoding.writeVarUint(update, 910_000);
+      encoding.writeVarUint(update, clock);
+      encoding.writeVarString(update, JSON.stringify({ user: { name: "chatty" }, cursor: clock }));
+      return Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(update))]);
+    };
+    for (let clock = 1; clock <= 400 && !chatty.closed; clock++) chatty.ws.send(frame(clock));
+    await until(() => chatty.closed, { what: "the chatty socket closed" });
+    assert.equal(chatty.closed.code, 1008, chatty.closed.reason);
+    assert.match(chatty.closed.reason, /rate/);
+    destroyAll(watcher);
+  });
+
   test("the directory lists active rooms with member counts", async () => {
     const a = await client(w, "listed");
     const b = await client(w, "listed");

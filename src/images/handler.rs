@@ -104,10 +104,7 @@ fn finish(response: Response, cache: &str, vary: bool) -> Response {
 }
 
 /// The source response checked: 404 → 404, other failures → 502, not an image → 415, too large → 413.
-async fn checked_source(
-    response: Response,
-    config: &ImagesConfig,
-) -> ApiResult<(Vec<u8>, String)> {
+async fn checked_source(response: Response, config: &ImagesConfig) -> ApiResult<(Vec<u8>, String)> {
     match response.status_code() {
         200..=299 => {}
         404 | 410 => {

@@ -522,16 +522,9 @@ impl Room {
                 .await;
         }
         // Every message that makes the room do work spends a token of the socket's bucket: updates, but also sync
-        // requests and awareness queries (each one encodes the whole document or presence), so none can be looped
-        // to stall the room for everyone. Awareness news is bounded by the socket's announced clients instead.
-        if matches!(
-            message,
-            Message::SyncStep1(_)
-                | Message::SyncStep2(_)
-                | Message::Update(_)
-                | Message::QueryAwareness
-        ) && !self.take_token(ws, &settings)
-        {
+        // requests and awareness queries (each one encodes the whole document or presence) and awareness news (each
+        // one is relayed to every member), so none can be looped to stall or flood the room for everyone.
+        if !matches!(message, Message::Auth) && !self.take_token(ws, &settings) {
             return self.refuse(ws, close::POLICY, "update rate exceeded").await;
         }
         match message {

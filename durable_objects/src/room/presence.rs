@@ -20,9 +20,17 @@ const MAX_TOMBSTONES: usize = 1024;
 /// clients, and its record within the socket attachment's 2 KiB.
 pub const MAX_CLIENTS_PER_SOCKET: usize = 16;
 
+/// Entries one awareness message may carry (a y-websocket client sends one): more is refused outright, which also
+/// bounds the work of checking a message (each entry is looked up among the socket's and the room's clients).
+pub const MAX_ENTRIES_PER_MESSAGE: usize = 4 * MAX_CLIENTS_PER_SOCKET;
+
 /// Whether applying `entries` would leave a socket that announced `announced` with more than
-/// [`MAX_CLIENTS_PER_SOCKET`] clients (checked before anything is applied).
+/// [`MAX_CLIENTS_PER_SOCKET`] clients, or the message carries more than [`MAX_ENTRIES_PER_MESSAGE`] (checked before
+/// anything is applied).
 pub fn too_many_clients(announced: &Announced, entries: &[AwarenessEntry]) -> bool {
+    if entries.len() > MAX_ENTRIES_PER_MESSAGE {
+        return true;
+    }
     let mut ids: Vec<u64> = announced.keys().copied().collect();
     for e in entries {
         let at = ids.iter().position(|id| *id == e.client_id);
@@ -294,6 +302,19 @@ mod tests {
         assert!(
             !too_many_clients(&announced, &[entry(0, 2, None), entry(99, 1, Some("{}"))]),
             "a client replaced in the same message"
+        );
+        // Announce-and-leave pairs never exceed the bound, but past MAX_ENTRIES_PER_MESSAGE entries a message is
+        // refused before its entries are looked at one by one.
+        let churn: Vec<AwarenessEntry> = (1000..1000 + MAX_ENTRIES_PER_MESSAGE as u64 / 2 + 1)
+            .flat_map(|id| [entry(id, 1, Some("{}")), entry(id, 2, None)])
+            .collect();
+        assert!(
+            too_many_clients(&Announced::new(), &churn),
+            "too many entries"
+        );
+        assert!(
+            !too_many_clients(&Announced::new(), &churn[..MAX_ENTRIES_PER_MESSAGE]),
+            "up to the entry bound"
         );
     }
 
