@@ -55,13 +55,30 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// serde_json's message without any echo of input values.
+/// serde_json's message without any echo of input values: its position suffix is cut, and quoted (`"…"`) or
+/// backticked values are left out — except a missing field's name, which comes from our schema, not the input.
+/// (`invalid type: string "hunter2", expected a map` → `invalid type: string, expected a map`.)
 fn strip_input(e: &serde_json::Error) -> String {
     let message = e.to_string();
-    match message.find(" at line ") {
-        Some(at) => message[..at].to_owned(),
-        None => message,
+    let message = match message.find(" at line ") {
+        Some(at) => &message[..at],
+        None => message.as_str(),
+    };
+    if message.starts_with("missing field") {
+        return message.to_owned();
     }
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = &rest[open..open + 1];
+        let Some(close) = rest[open + 1..].find(quote) else {
+            break;
+        };
+        out.push_str(rest[..open].trim_end());
+        rest = &rest[open + 1 + close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -106,6 +123,9 @@ mod tests {
             ("nope", "is not valid JSON"),
             (r#"{"email": 5}"#, "does not match"),
             (r#"{"other": "secret-value"}"#, "does not match"),
+            (r#""secret-value""#, "invalid type: string, expected"),
+            (r#"{"email": ["secret-value"]}"#, "does not match"),
+            (r#"{"email": 5, "secret-value": 1}"#, "does not match"),
         ];
         for (input, why) in cases {
             let e = parse_json::<Login>(input.as_bytes()).expect_err("bad");
@@ -119,5 +139,11 @@ mod tests {
             );
         }
         assert!(parse_json::<Login>(br#"{"email":"a@b.c"}"#).is_ok());
+        let missing = parse_json::<Login>(b"{}").expect_err("missing");
+        assert!(
+            missing.message().contains("missing field `email`"),
+            "{}",
+            missing.message()
+        );
     }
 }

@@ -45,10 +45,13 @@ fn accepts(accept: &str, media: &str) -> bool {
         if !kind.eq_ignore_ascii_case(media) {
             return false;
         }
+        // A q parameter (its name is case-insensitive, RFC 9110 §12.4.2) that is not a weight above 0 — 0, NaN or
+        // not a number — refuses the type.
         !parts.any(|p| {
-            p.strip_prefix("q=")
-                .and_then(|q| q.trim().parse::<f32>().ok())
-                .is_some_and(|q| q <= 0.0)
+            p.split_once('=').is_some_and(|(name, q)| {
+                name.trim().eq_ignore_ascii_case("q")
+                    && !q.trim().parse::<f32>().is_ok_and(|q| q > 0.0)
+            })
         })
     })
 }
@@ -109,6 +112,11 @@ mod tests {
             (Some("image/*,*/*;q=0.8"), Negotiated::Original),
             (Some("image/jpeg"), Negotiated::Original),
             (Some("image/webp;q=0.0"), Negotiated::Original),
+            (Some("image/avif;Q=0, image/webp"), Negotiated::Webp),
+            (
+                Some("image/avif; q=NaN, image/webp;q=0.5"),
+                Negotiated::Webp,
+            ),
             (Some(""), Negotiated::Original),
             (None, Negotiated::Original),
         ];
