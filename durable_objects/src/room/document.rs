@@ -20,22 +20,27 @@ impl std::fmt::Display for DocError {
     }
 }
 
-/// A v1 update that decoded; applying it may still be refused.
-pub struct CheckedUpdate(Update);
+/// A v1 update that decoded (and how many structs it inserts); applying it may still be refused.
+pub struct CheckedUpdate(Update, usize);
 
 impl CheckedUpdate {
     /// Decodes a v1 update sent by a client, after its shape is checked (see [`super::shape`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, DocError> {
-        super::shape::check_update(bytes)
+        let structs = super::shape::check_update(bytes)
             .map_err(|e| DocError(format!("update does not decode: {}", e.0)))?;
         Update::decode_v1(bytes)
-            .map(CheckedUpdate)
+            .map(|update| CheckedUpdate(update, structs))
             .map_err(|e| DocError(format!("update does not decode: {e}")))
     }
 
     /// True when the update carries no insertions and no deletions (e.g. an empty sync step 2).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// True when the update inserts nothing: at most deletions, which cannot grow the document.
+    pub fn only_deletes(&self) -> bool {
+        self.1 == 0
     }
 }
 
@@ -75,12 +80,18 @@ impl RoomDoc {
         Ok((room, skipped))
     }
 
-    /// Applies an update (idempotent: updates already integrated change nothing).
-    pub fn apply(&mut self, update: CheckedUpdate) -> Result<(), DocError> {
-        self.doc
-            .transact_mut()
-            .apply_update(update.0)
-            .map_err(|e| DocError(format!("update does not apply: {e}")))
+    /// Applies an update (idempotent: updates already integrated change nothing) and says whether it changed the
+    /// document: something inserted or deleted, or something left pending (kept for when what it needs arrives).
+    /// A reconnecting Yjs client's sync step 2 always carries its whole delete set, which changes nothing here.
+    pub fn apply(&mut self, update: CheckedUpdate) -> Result<bool, DocError> {
+        let mut txn = self.doc.transact_mut();
+        txn.apply_update(update.0)
+            .map_err(|e| DocError(format!("update does not apply: {e}")))?;
+        let store = txn.store();
+        Ok(!txn.insert_set().is_empty()
+            || !txn.delete_set().is_empty()
+            || store.pending_update().is_some()
+            || store.pending_ds().is_some())
     }
 
     /// The v1-encoded state vector (sync step 1 payload).

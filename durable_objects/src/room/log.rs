@@ -124,20 +124,30 @@ pub fn accept_update(
     if update.is_empty() {
         return Ok(Accepted::Empty);
     }
-    if loaded.stored_bytes_with(bytes.len()) > max_document_bytes && loaded.stats.entries > 0 {
-        compact(loaded, store)?;
+    // Deletions are let through at the limit: they cannot grow the document (each deletes what exists, once; one
+    // that deletes nothing new is not stored, below), and a compaction then frees the space they leave.
+    if !update.only_deletes() {
+        if loaded.stored_bytes_with(bytes.len()) > max_document_bytes && loaded.stats.entries > 0 {
+            compact(loaded, store)?;
+        }
+        if loaded.stored_bytes_with(bytes.len()) > max_document_bytes {
+            return Err(AcceptError::DocumentFull {
+                limit: max_document_bytes,
+            });
+        }
     }
-    if loaded.stored_bytes_with(bytes.len()) > max_document_bytes {
-        return Err(AcceptError::DocumentFull {
-            limit: max_document_bytes,
-        });
-    }
-    if let Err(refused) = loaded.doc.apply(update) {
-        // yrs may refuse an update after integrating part of it (a pending update's retry failing, say): the document
-        // is rebuilt from what is stored, so memory never holds what storage does not — or a later update that only
-        // applies on top of the leftover would be stored and the log would no longer rebuild.
-        *loaded = load(store)?;
-        return Err(AcceptError::Invalid(refused));
+    match loaded.doc.apply(update) {
+        Ok(true) => {}
+        // Nothing the room did not have (a reconnecting client's sync step 2 repeats its whole delete set): nothing
+        // to store or broadcast.
+        Ok(false) => return Ok(Accepted::Empty),
+        Err(refused) => {
+            // yrs may refuse an update after integrating part of it (a pending update's retry failing, say): the
+            // document is rebuilt from what is stored, so memory never holds what storage does not — or a later
+            // update that only applies on top of the leftover would be stored and the log would no longer rebuild.
+            *loaded = load(store)?;
+            return Err(AcceptError::Invalid(refused));
+        }
     }
     store.append(bytes).map_err(AcceptError::Store)?;
     loaded.stats.entries += 1;
@@ -384,6 +394,57 @@ mod tests {
             rebuilt.doc.state_vector(),
             loaded.doc.state_vector(),
             "memory and storage agree ({outcomes:?})"
+        );
+    }
+
+    #[test]
+    fn updates_that_change_nothing_are_not_stored_also_at_the_size_limit() {
+        let doc = Doc::with_client_id(9);
+        let text = doc.get_or_insert_text("text");
+        let mut store = MemoryStore::default();
+        let mut loaded = load(&mut store).expect("loads");
+        let edit = |f: &dyn Fn(&mut yrs::TransactionMut)| {
+            let mut txn = doc.transact_mut();
+            f(&mut txn);
+            txn.encode_update_v1()
+        };
+        let insert = edit(&|txn| text.insert(txn, 0, &"z".repeat(2000)));
+        let delete = edit(&|txn| text.remove_range(txn, 0, 10));
+        const LIMIT: u64 = 2100;
+        let mut accept =
+            |u: &[u8], limit| accept_update(&mut loaded, &mut store, policy(1_000), limit, u);
+        assert_eq!(
+            accept(&insert, LIMIT),
+            Ok(Accepted::Stored { compacted: false })
+        );
+        assert_eq!(
+            accept(&insert, u64::MAX),
+            Ok(Accepted::Empty),
+            "the same insertion again"
+        );
+        assert_eq!(
+            accept(&delete, LIMIT),
+            Ok(Accepted::Stored { compacted: false }),
+            "a deletion at the limit"
+        );
+        assert_eq!(
+            accept(&delete, LIMIT),
+            Ok(Accepted::Empty),
+            "the same deletion again"
+        );
+        // What a reconnecting client sends in sync step 2: what the room lacks (nothing) and its whole delete set.
+        let reconnect = doc
+            .transact()
+            .encode_state_as_update_v1(&doc.transact().state_vector());
+        assert_eq!(
+            accept(&reconnect, LIMIT),
+            Ok(Accepted::Empty),
+            "a reconnect's step 2"
+        );
+        assert_eq!(
+            store.stored.log.len(),
+            2,
+            "the insertion and the deletion, once each"
         );
     }
 

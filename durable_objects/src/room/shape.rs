@@ -13,12 +13,15 @@ pub const MAX_NESTING: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused(pub &'static str);
 
-/// Checks a v1 update: its structs, their contents and its delete set.
-pub fn check_update(bytes: &[u8]) -> Result<(), Refused> {
+/// Checks a v1 update: its structs, their contents and its delete set. Returns how many structs it carries (0: it
+/// only deletes).
+pub fn check_update(bytes: &[u8]) -> Result<usize, Refused> {
     let mut r = Reader { bytes, at: 0 };
     let clients = r.count(3)?;
+    let mut total = 0;
     for _ in 0..clients {
         let structs = r.count(1)?;
+        total += structs;
         r.var()?; // client
         r.var()?; // first clock
         for _ in 0..structs {
@@ -35,7 +38,7 @@ pub fn check_update(bytes: &[u8]) -> Result<(), Refused> {
             r.var()?;
         }
     }
-    Ok(())
+    Ok(total)
 }
 
 /// Checks a v1 state vector: pairs of (client, clock).
@@ -235,25 +238,29 @@ mod tests {
         }
         let txn = doc.transact();
         let update = txn.encode_state_as_update_v1(&StateVector::default());
-        assert_eq!(check_update(&update), Ok(()));
+        assert!(check_update(&update).is_ok_and(|structs| structs > 0));
         assert_eq!(check_state_vector(&txn.state_vector().encode_v1()), Ok(()));
-        assert_eq!(check_update(&[0, 0]), Ok(()), "the empty update");
+        assert_eq!(check_update(&[0, 0]), Ok(0), "the empty update");
+        assert_eq!(check_update(&[0, 1, 7, 1, 0, 2]), Ok(0), "a deletion only");
         assert_eq!(check_state_vector(&[0]), Ok(()), "the empty state vector");
     }
 
     #[test]
     fn declared_counts_beyond_the_message_and_deep_nesting_are_refused() {
-        let count = Err(Refused("a declared count exceeds the message"));
+        let count = Refused("a declared count exceeds the message");
         // Sync step 1 declaring 2^23 entries in four bytes.
-        assert_eq!(check_state_vector(&[0x80, 0x80, 0x80, 0x04]), count);
+        assert_eq!(
+            check_state_vector(&[0x80, 0x80, 0x80, 0x04]),
+            Err(count.clone())
+        );
         assert_eq!(
             check_update(&[0x80, 0x80, 0x80, 0x04, 0]),
-            count,
+            Err(count.clone()),
             "2^23 clients"
         );
         assert_eq!(
             check_update(&[1, 0x80, 0x80, 0x80, 0x04, 7, 0, 0]),
-            count,
+            Err(count.clone()),
             "2^23 structs"
         );
         // One Any item in root "t" holding arrays nested `levels` deep.
@@ -265,7 +272,7 @@ mod tests {
             bytes.extend_from_slice(&[126, 0]);
             bytes
         };
-        assert_eq!(check_update(&nested(MAX_NESTING)), Ok(()));
+        assert_eq!(check_update(&nested(MAX_NESTING)), Ok(1));
         assert_eq!(
             check_update(&nested(MAX_NESTING + 1)),
             Err(Refused("values nest too deep"))
@@ -276,7 +283,7 @@ mod tests {
         );
         assert_eq!(
             check_update(&[1, 1, 1, 0, 4, 1, 9, b't']),
-            count,
+            Err(count),
             "a name longer than the message"
         );
     }
