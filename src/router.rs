@@ -19,6 +19,7 @@ pub enum RouteId {
     AuthSession,
     AuthSessions,
     DebugPanic,
+    DebugCoalesce,
     GatewayPurge,
     // render
     RenderHome,
@@ -78,6 +79,14 @@ pub const ROUTES: &[RouteSpec] = &[
         id: RouteId::DebugPanic,
         method: "GET",
         pattern: "/__debug/panic",
+        debug_only: true,
+    },
+    // How many requests of this isolate wait on another's work (entry::coalesce): what the coalescing tests hold
+    // the origin's answer on, so their requests overlap by construction rather than by a long enough delay.
+    RouteSpec {
+        id: RouteId::DebugCoalesce,
+        method: "GET",
+        pattern: "/__debug/coalesce",
         debug_only: true,
     },
     route(RouteId::GatewayPurge, "POST", "/admin/gateway/purge"),

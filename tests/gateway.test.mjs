@@ -140,6 +140,18 @@ async function login() {
   return { accessToken, cookie: /edgekit_session=[^;]*/.exec(r.headers.get("set-cookie"))[0] };
 }
 const lastRequest = () => origin.requests.at(-1);
+/** Resolves once `n` requests of the Worker's isolate wait on another's work (GET /__debug/coalesce). */
+async function waitingInWorker(n) {
+  let seen;
+  await until(
+    async () => {
+      seen = (await (await worker.fetch("/__debug/coalesce")).json()).waiting;
+      return seen >= n;
+    },
+    { what: () => `${n} requests waiting on one fill in the Worker (last seen: ${seen})` },
+  );
+}
+
 /** `doc` plus the keys already published that it does not name (the session issuer's, which seed() added), so a
  * test that rewrites the JWKS leaves the tests after it the keys they rely on. */
 async function keepingOthers(doc) {
@@ -606,8 +618,10 @@ describe("edge cache", () => {
 
   test("20 concurrent identical misses make exactly 1 origin request", async () => {
     origin.reset();
+    // The origin answers once the other 19 requests wait on this fill (the Worker's debug count): the requests
+    // overlap by construction, not by the origin being slow enough.
     origin.handle(async (req, body, res) => {
-      await delay(300);
+      await waitingInWorker(19);
       res.end("coalesced");
     });
     const path = `/gw/cached?stampede=${Date.now()}`;
@@ -623,7 +637,9 @@ describe("edge cache", () => {
     let n = 0;
     origin.handle(async (req, body, res) => {
       const mine = ++n;
-      await delay(200);
+      // The first answer waits until the four other requests wait on it, so they are handed its outcome (and must
+      // refuse it: it is personal) rather than arriving after it and fetching on their own.
+      if (mine === 1) await waitingInWorker(4);
       res.writeHead(200, { "content-type": "text/plain", "set-cookie": `sid=${mine}; HttpOnly`, "cache-control": "no-cache" });
       res.end(`session ${mine}`);
     });

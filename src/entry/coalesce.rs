@@ -71,6 +71,32 @@ pub fn in_progress<T: 'static>(
     in_flight.with(|m| m.borrow().get(key).cloned())
 }
 
+thread_local! {
+    /// Requests of this isolate waiting in [`wait`] now.
+    static WAITING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many requests of this isolate wait on another's work now (for the debug route the tests read).
+pub fn waiting() -> usize {
+    WAITING.with(std::cell::Cell::get)
+}
+
+/// Counts a waiter for as long as it waits (also when its request goes away mid-wait and the future is dropped).
+struct Waiting;
+
+impl Waiting {
+    fn start() -> Self {
+        WAITING.with(|w| w.set(w.get() + 1));
+        Self
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.with(|w| w.set(w.get().saturating_sub(1)));
+    }
+}
+
 /// The lead's outcome, or `None` when the lead released the key without one or `budget_ms` passed (`None`: no
 /// budget of its own; the caller's budget ends the wait by dropping this future).
 pub async fn wait<T: Clone + 'static>(
@@ -80,6 +106,7 @@ pub async fn wait<T: Clone + 'static>(
     budget_ms: Option<u64>,
 ) -> Option<T> {
     let started = respond::now_ms();
+    let _counted = Waiting::start();
     loop {
         if let Some(outcome) = slot.borrow().clone() {
             return Some(outcome);

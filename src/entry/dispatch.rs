@@ -35,6 +35,10 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                     "deliberate panic from /__debug/panic (request {})",
                     call.request_id
                 ),
+                RouteId::DebugCoalesce => super::respond::json(
+                    200,
+                    &serde_json::json!({ "waiting": super::coalesce::waiting() }),
+                ),
                 RouteId::GatewayPurge => gateway::handler::purge(&mut call).await,
                 // render
                 RouteId::RenderHome | RouteId::RenderPage => render::handler::page(call).await,
