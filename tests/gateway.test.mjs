@@ -616,6 +616,31 @@ describe("edge cache", () => {
     assert.equal(ra2.headers.get("cache-control"), "private, max-age=30");
   });
 
+  test("entries are kept apart by the scheme and host the origin is told (X-Forwarded-Proto/-Host)", async () => {
+    origin.reset();
+    // An origin behind a proxy that redirects plain HTTP to HTTPS and links absolutely to the host it is told.
+    origin.handle((req, body, res) => {
+      if (req.headers["x-forwarded-proto"] === "http") {
+        res.writeHead(301, { location: `https://${req.headers["x-forwarded-host"]}${req.url}`, "cache-control": "max-age=300" });
+        return res.end();
+      }
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end(`next page: https://${req.headers["x-forwarded-host"]}/page/2`);
+    });
+    const path = `/gw/cached?schemes=${Date.now()}`;
+    const plain = await worker.mf.dispatchFetch(`http://shop.example${path}`, { redirect: "manual" });
+    assert.equal(plain.status, 301, "the origin redirects plain HTTP");
+    await plain.arrayBuffer();
+    const secure = await worker.mf.dispatchFetch(`https://shop.example${path}`, { redirect: "manual" });
+    assert.equal(secure.status, 200, "an HTTPS visitor is not served the stored redirect to itself");
+    assert.equal(await secure.text(), "next page: https://shop.example/page/2");
+    const other = await worker.mf.dispatchFetch(`https://other.example${path}`);
+    assert.equal(await other.text(), "next page: https://other.example/page/2", "nor another host's links");
+    const again = await worker.mf.dispatchFetch(`https://shop.example${path}`);
+    assert.equal(again.headers.get("x-cache"), "HIT", "each is cached under its own key");
+    assert.equal(await again.text(), "next page: https://shop.example/page/2");
+  });
+
   test("20 concurrent identical misses make exactly 1 origin request", async () => {
     origin.reset();
     // The origin answers once the other 19 requests wait on this fill (the Worker's debug count): the requests

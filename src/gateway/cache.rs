@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::jwt::Verified;
+use super::request_url::RequestUrl;
+
 /// One named policy. Seconds throughout.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,17 +117,20 @@ impl CachePolicies {
     }
 }
 
-/// The cache key for a request: a synthetic URL (the Cache API keys on URLs) made of the route, the path and the
-/// query with its pairs sorted, plus the caller's identity when the policy is not shared. `None` = do not cache
-/// (a per-user policy with no verified user).
+/// The cache key for a request: a synthetic URL (the Cache API keys on URLs) made of the route, the scheme and host
+/// the client used, the path and the query with its pairs sorted, plus the caller's identity when the policy is not
+/// shared. The scheme and host are in it because the origin is told both (`X-Forwarded-Proto`/`-Host`) and may
+/// answer by them (a redirect to https, absolute links). The identity is everything the origin is told about the
+/// caller (`X-User-ID`, `-Permissions`, `-Email`), so an answer shaped by a permission is not served to the same user
+/// holding a token without it. `None` = do not cache (a per-user policy with no verified user).
 pub fn cache_key(
     route: &str,
-    path: &str,
-    query: Option<&str>,
+    url: RequestUrl<'_>,
     policy: &CachePolicy,
-    user: Option<&str>,
+    user: Option<&Verified>,
 ) -> Option<String> {
-    let mut pairs: Vec<&str> = query
+    let mut pairs: Vec<&str> = url
+        .query
         .unwrap_or("")
         .split('&')
         .filter(|p| !p.is_empty())
@@ -132,7 +138,13 @@ pub fn cache_key(
     // By name only, and stable: `?b=2&a=1` and `?a=1&b=2` share a key, while the values of a repeated name keep
     // their order (`?tag=a&tag=b` and `?tag=b&tag=a` may mean different things to the origin).
     pairs.sort_by(|x, y| x.split('=').next().cmp(&y.split('=').next()));
-    let mut key = format!("https://gateway-cache.internal/{}{}", encode(route), path);
+    let mut key = format!(
+        "https://gateway-cache.internal/{}/{}/{}{}",
+        encode(route),
+        encode(url.scheme),
+        encode(&url.authority.to_ascii_lowercase()),
+        url.path
+    );
     if !pairs.is_empty() {
         key.push('?');
         key.push_str(&pairs.join("&"));
@@ -141,7 +153,13 @@ pub fn cache_key(
         let user = user?;
         key.push_str(if pairs.is_empty() { "?" } else { "&" });
         key.push_str("__user=");
-        key.push_str(&encode(user));
+        key.push_str(&encode(&user.sub));
+        key.push_str("&__permissions=");
+        key.push_str(&encode(&user.permissions.join(",")));
+        if let Some(email) = &user.email {
+            key.push_str("&__email=");
+            key.push_str(&encode(email));
+        }
     }
     Some(key)
 }
@@ -386,36 +404,87 @@ mod tests {
         let p = CachePolicies::default();
         let public = p.get("api-public").expect("policy");
         let personal = p.get("api-personalized").expect("policy");
-        let a = cache_key("r", "/x", Some("b=2&a=1"), public, Some("u1"));
-        let b = cache_key("r", "/x", Some("a=1&b=2"), public, Some("u2"));
+        let at = |query| RequestUrl::split(query);
+        let user = |sub: &str, permissions: &[&str], email: Option<&str>| Verified {
+            sub: sub.to_owned(),
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            email: email.map(str::to_owned),
+        };
+        let (u1, u2) = (user("u1", &["read"], None), user("u2", &["read"], None));
+        let a = cache_key("r", at("https://gw.example/x?b=2&a=1"), public, Some(&u1));
+        let b = cache_key("r", at("https://gw.example/x?a=1&b=2"), public, Some(&u2));
         assert_eq!(
             a, b,
             "query order and user do not matter for a shared policy"
         );
         assert_eq!(
             a.as_deref(),
-            Some("https://gateway-cache.internal/r/x?a=1&b=2")
+            Some("https://gateway-cache.internal/r/https/gw%2Eexample/x?a=1&b=2")
         );
         assert_ne!(
-            cache_key("r", "/x", Some("tag=a&tag=b"), public, None),
-            cache_key("r", "/x", Some("tag=b&tag=a"), public, None),
+            cache_key("r", at("https://gw.example/x?tag=a&tag=b"), public, None),
+            cache_key("r", at("https://gw.example/x?tag=b&tag=a"), public, None),
             "a repeated name keeps the order of its values"
         );
         assert_eq!(
-            cache_key("r", "/x", Some("z=1&tag=b&a&tag=a"), public, None).as_deref(),
-            Some("https://gateway-cache.internal/r/x?a&tag=b&tag=a&z=1")
+            cache_key(
+                "r",
+                at("https://gw.example/x?z=1&tag=b&a&tag=a"),
+                public,
+                None
+            )
+            .as_deref(),
+            Some("https://gateway-cache.internal/r/https/gw%2Eexample/x?a&tag=b&tag=a&z=1")
         );
-        let u1 = cache_key("r", "/x", Some("a=1"), personal, Some("u1"));
-        let u2 = cache_key("r", "/x", Some("a=1"), personal, Some("u2"));
-        assert_ne!(u1, u2, "per-user policy never shares across users");
+        for (one, other, why) in [
+            ("http://gw.example/x", "https://gw.example/x", "the scheme"),
+            ("https://gw.example/x", "https://shop.example/x", "the host"),
+            (
+                "https://gw.example/x",
+                "https://gw.example:8443/x",
+                "the port",
+            ),
+        ] {
+            assert_ne!(
+                cache_key("r", at(one), public, None),
+                cache_key("r", at(other), public, None),
+                "{why} the origin is told separates entries"
+            );
+        }
+        let url = at("https://gw.example/x?a=1");
+        assert_ne!(
+            cache_key("r", url, personal, Some(&u1)),
+            cache_key("r", url, personal, Some(&u2)),
+            "per-user policy never shares across users"
+        );
+        assert_ne!(
+            cache_key(
+                "r",
+                url,
+                personal,
+                Some(&user("u1", &["read", "admin"], None))
+            ),
+            cache_key("r", url, personal, Some(&u1)),
+            "nor across the permissions the origin is told"
+        );
+        assert_ne!(
+            cache_key(
+                "r",
+                url,
+                personal,
+                Some(&user("u1", &["read"], Some("a@x")))
+            ),
+            cache_key("r", url, personal, Some(&u1)),
+            "nor across the email the origin is told"
+        );
         assert_eq!(
-            cache_key("r", "/x", None, personal, None),
+            cache_key("r", url, personal, None),
             None,
             "anonymous is not cached per user"
         );
         assert_ne!(
-            cache_key("r1", "/x", None, public, None),
-            cache_key("r2", "/x", None, public, None),
+            cache_key("r1", url, public, None),
+            cache_key("r2", url, public, None),
             "routes do not share entries"
         );
     }

@@ -172,8 +172,7 @@ async fn forward(
             .get(policy_name)
             .ok_or_else(|| ApiError::internal(format!("cache policy {policy_name} vanished")))?
             .clone();
-        let user = identity.map(|u| u.sub.as_str());
-        if let Some(key) = cache_key(&route.name, url.path, url.query, &policy, user) {
+        if let Some(key) = cache_key(&route.name, url, &policy, identity) {
             headers.retain(|(k, _)| forward_on_cache_fill(k, policy.shared));
             let spec = Spec {
                 url: target,
