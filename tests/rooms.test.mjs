@@ -237,7 +237,7 @@ describe("rooms", () => {
     destroyAll(watcher, late);
   });
 
-  test("awareness news spends the socket's rate tokens: a socket relaying its own presence in a loop is closed with 1008", async () => {
+  test("awareness news spends the socket's rate tokens, copies do not: a socket relaying its own presence in a loop is closed with 1008", async () => {
     const room = "chatty";
     const watcher = await client(w, room, { name: "watcher" });
     const chatty = await rawSocket(w, room);
@@ -255,6 +255,9 @@ describe("rooms", () => {
     await until(() => chatty.closed, { what: "the chatty socket closed" });
     assert.equal(chatty.closed.code, 1008, chatty.closed.reason);
     assert.match(chatty.closed.reason, /rate/);
+    // The watcher, a real y-websocket client, sent back every one of those changes it received: copies are not news
+    // and cost it nothing.
+    assert.equal(watcher.provider.wsconnected, true, "the watcher echoing the flood was not closed");
     destroyAll(watcher);
   });
 

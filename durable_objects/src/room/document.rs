@@ -20,6 +20,32 @@ impl std::fmt::Display for DocError {
     }
 }
 
+/// What applying an update changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Something was inserted or deleted.
+    pub integrated: bool,
+    /// What the document keeps pending changed.
+    pub pending_changed: bool,
+}
+
+impl Applied {
+    /// Whether the document holds anything it did not before.
+    pub fn changed(self) -> bool {
+        self.integrated || self.pending_changed
+    }
+}
+
+/// The document's pending structs and deletions, encoded (`None`: nothing pending, the usual case, at no cost).
+fn pending(txn: &yrs::TransactionMut) -> Option<(Vec<u8>, Vec<u8>)> {
+    use yrs::updates::encoder::Encode;
+    let store = txn.store();
+    let update = store.pending_update().map(|p| p.update.encode_v1());
+    let deletes = store.pending_ds().map(|d| d.encode_v1());
+    (update.is_some() || deletes.is_some())
+        .then(|| (update.unwrap_or_default(), deletes.unwrap_or_default()))
+}
+
 /// A v1 update that decoded (and how many structs it inserts); applying it may still be refused.
 pub struct CheckedUpdate(Update, usize);
 
@@ -31,6 +57,15 @@ impl CheckedUpdate {
         Update::decode_v1(bytes)
             .map(|update| CheckedUpdate(update, structs))
             .map_err(|e| DocError(format!("update does not decode: {e}")))
+    }
+
+    /// Decodes an update the room stored itself (a snapshot or a log entry): already checked when it arrived, under
+    /// the rules of its day, so it is not refused by today's (a room must always load what it holds).
+    pub fn decode_stored(bytes: &[u8]) -> Result<Self, DocError> {
+        Update::decode_v1(bytes)
+            // Its struct count is not needed: stored updates are not weighed against the size limit again.
+            .map(|update| CheckedUpdate(update, 0))
+            .map_err(|e| DocError(format!("stored update does not decode: {e}")))
     }
 
     /// True when the update carries no insertions and no deletions (e.g. an empty sync step 2).
@@ -66,11 +101,11 @@ impl RoomDoc {
     ) -> Result<(Self, usize), DocError> {
         let mut room = Self::new();
         if let Some(snapshot) = snapshot {
-            room.apply(CheckedUpdate::decode(snapshot)?)?;
+            room.apply(CheckedUpdate::decode_stored(snapshot)?)?;
         }
         let mut skipped = 0;
         for entry in log {
-            if CheckedUpdate::decode(entry)
+            if CheckedUpdate::decode_stored(entry)
                 .and_then(|update| room.apply(update))
                 .is_err()
             {
@@ -80,18 +115,18 @@ impl RoomDoc {
         Ok((room, skipped))
     }
 
-    /// Applies an update (idempotent: updates already integrated change nothing) and says whether it changed the
-    /// document: something inserted or deleted, or something left pending (kept for when what it needs arrives).
-    /// A reconnecting Yjs client's sync step 2 always carries its whole delete set, which changes nothing here.
-    pub fn apply(&mut self, update: CheckedUpdate) -> Result<bool, DocError> {
+    /// Applies an update (idempotent: updates already integrated change nothing) and says what it changed: whether
+    /// it inserted or deleted anything, and whether it changed what is kept pending (parts waiting for what they
+    /// need). A reconnecting Yjs client's sync step 2 always carries its whole delete set, which changes nothing.
+    pub fn apply(&mut self, update: CheckedUpdate) -> Result<Applied, DocError> {
         let mut txn = self.doc.transact_mut();
+        let pending_before = pending(&txn);
         txn.apply_update(update.0)
             .map_err(|e| DocError(format!("update does not apply: {e}")))?;
-        let store = txn.store();
-        Ok(!txn.insert_set().is_empty()
-            || !txn.delete_set().is_empty()
-            || store.pending_update().is_some()
-            || store.pending_ds().is_some())
+        Ok(Applied {
+            integrated: !txn.insert_set().is_empty() || !txn.delete_set().is_empty(),
+            pending_changed: pending(&txn) != pending_before,
+        })
     }
 
     /// The v1-encoded state vector (sync step 1 payload).

@@ -125,22 +125,33 @@ pub fn accept_update(
         return Ok(Accepted::Empty);
     }
     // Deletions are let through at the limit: they cannot grow the document (each deletes what exists, once; one
-    // that deletes nothing new is not stored, below), and a compaction then frees the space they leave.
-    if !update.only_deletes() {
+    // that deletes nothing new is not stored, below), and a compaction then frees the space they leave — unless
+    // they are kept pending (deletions of what the room never had), which would grow it: refused below.
+    let only_deletes = update.only_deletes();
+    let full = || AcceptError::DocumentFull {
+        limit: max_document_bytes,
+    };
+    if !only_deletes {
         if loaded.stored_bytes_with(bytes.len()) > max_document_bytes && loaded.stats.entries > 0 {
             compact(loaded, store)?;
         }
         if loaded.stored_bytes_with(bytes.len()) > max_document_bytes {
-            return Err(AcceptError::DocumentFull {
-                limit: max_document_bytes,
-            });
+            return Err(full());
         }
     }
     match loaded.doc.apply(update) {
-        Ok(true) => {}
         // Nothing the room did not have (a reconnecting client's sync step 2 repeats its whole delete set): nothing
         // to store or broadcast.
-        Ok(false) => return Ok(Accepted::Empty),
+        Ok(applied) if !applied.changed() => return Ok(Accepted::Empty),
+        Ok(applied)
+            if only_deletes
+                && applied.pending_changed
+                && loaded.stored_bytes_with(bytes.len()) > max_document_bytes =>
+        {
+            *loaded = load(store)?;
+            return Err(full());
+        }
+        Ok(_) => {}
         Err(refused) => {
             // yrs may refuse an update after integrating part of it (a pending update's retry failing, say): the
             // document is rebuilt from what is stored, so memory never holds what storage does not — or a later
@@ -410,11 +421,12 @@ mod tests {
         };
         let insert = edit(&|txn| text.insert(txn, 0, &"z".repeat(2000)));
         let delete = edit(&|txn| text.remove_range(txn, 0, 10));
-        const LIMIT: u64 = 2100;
+        // The insertion just fits; everything after it is past the limit.
+        let limit = insert.len() as u64 + 2;
         let mut accept =
             |u: &[u8], limit| accept_update(&mut loaded, &mut store, policy(1_000), limit, u);
         assert_eq!(
-            accept(&insert, LIMIT),
+            accept(&insert, limit),
             Ok(Accepted::Stored { compacted: false })
         );
         assert_eq!(
@@ -423,12 +435,12 @@ mod tests {
             "the same insertion again"
         );
         assert_eq!(
-            accept(&delete, LIMIT),
+            accept(&delete, limit),
             Ok(Accepted::Stored { compacted: false }),
             "a deletion at the limit"
         );
         assert_eq!(
-            accept(&delete, LIMIT),
+            accept(&delete, limit),
             Ok(Accepted::Empty),
             "the same deletion again"
         );
@@ -437,14 +449,35 @@ mod tests {
             .transact()
             .encode_state_as_update_v1(&doc.transact().state_vector());
         assert_eq!(
-            accept(&reconnect, LIMIT),
+            accept(&reconnect, limit),
             Ok(Accepted::Empty),
             "a reconnect's step 2"
         );
+        // Deleting what the room never had (client 99) is kept pending: refused at the limit, as it would grow it.
+        let unknown: &[u8] = &[0, 1, 99, 1, 0, 1];
+        assert_eq!(
+            accept(unknown, limit),
+            Err(AcceptError::DocumentFull { limit })
+        );
+        assert_eq!(
+            accept(&reconnect, limit),
+            Ok(Accepted::Empty),
+            "nothing left pending"
+        );
+        // Below the limit it is kept; a reconnect's step 2 afterwards still changes nothing.
+        assert!(matches!(
+            accept(unknown, u64::MAX),
+            Ok(Accepted::Stored { .. })
+        ));
+        assert_eq!(
+            accept(&reconnect, limit),
+            Ok(Accepted::Empty),
+            "pending and unchanged: not news"
+        );
         assert_eq!(
             store.stored.log.len(),
-            2,
-            "the insertion and the deletion, once each"
+            3,
+            "the insertion, the deletion and the pending deletion, once each"
         );
     }
 

@@ -522,9 +522,12 @@ impl Room {
                 .await;
         }
         // Every message that makes the room do work spends a token of the socket's bucket: updates, but also sync
-        // requests and awareness queries (each one encodes the whole document or presence) and awareness news (each
-        // one is relayed to every member), so none can be looped to stall or flood the room for everyone.
-        if !matches!(message, Message::Auth) && !self.take_token(ws, &settings) {
+        // requests and awareness queries (each one encodes the whole document or presence), so none can be looped
+        // to stall the room for everyone. Awareness spends one when it is news (relayed to every member), below:
+        // y-websocket clients send back every awareness change they receive, and those copies are not charged.
+        if !matches!(message, Message::Auth | Message::Awareness(_))
+            && !self.take_token(ws, &settings)
+        {
             return self.refuse(ws, close::POLICY, "update rate exceeded").await;
         }
         match message {
@@ -632,6 +635,9 @@ impl Room {
                 }
                 if applied.fresh.is_empty() {
                     return Ok(()); // all of it was another user's clients (or copies)
+                }
+                if !self.take_token(ws, &settings) {
+                    return self.refuse(ws, close::POLICY, "update rate exceeded").await;
                 }
                 let frame = if applied.fresh.len() == update.entries.len() {
                     wire::encode_awareness_raw(&update.raw)

@@ -4,10 +4,14 @@
 //! shrinks; an object past 128 MB is reset), and a 200 KB update of nested arrays overflowed the stack. Here each
 //! declared count must fit in the bytes left (every element takes at least one byte) and values nest at most
 //! [`MAX_NESTING`] deep, so whatever passes decodes with allocations in proportion to its length. It only walks the
-//! format (lib0 v1, as yrs 0.28 reads it); whether the content makes sense is still for yrs to say. Pure.
+//! format (lib0 v1, as yrs 0.28 reads it), reading every integer yrs reads as 32-bit as at most 5 bytes and 32 bits
+//! (yrs wraps longer ones around, and would read a different structure from the same bytes); whether the content
+//! makes sense is still for yrs to say. Legacy JSON content (kind 2) is refused: yrs reads one more string than
+//! Yjs and yrs write, so a room holding it could not decode its own snapshot. Pure.
 
-/// How deep `Any` values (arrays and maps) may nest in an update.
-pub const MAX_NESTING: usize = 32;
+/// How deep `Any` values (arrays and maps) may nest in an update: as deep as serde_json parses JSON (a document
+/// model's JSON set into a map nests a few dozen levels), far below what overflowed the stack (1,990).
+pub const MAX_NESTING: usize = 128;
 
 /// Why the bytes were refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +26,8 @@ pub fn check_update(bytes: &[u8]) -> Result<usize, Refused> {
     for _ in 0..clients {
         let structs = r.count(1)?;
         total += structs;
-        r.var()?; // client
-        r.var()?; // first clock
+        r.var()?; // client (64-bit)
+        r.var32()?; // first clock
         for _ in 0..structs {
             r.block()?;
         }
@@ -34,8 +38,8 @@ pub fn check_update(bytes: &[u8]) -> Result<usize, Refused> {
         r.var()?;
         let ranges = r.count(2)?;
         for _ in 0..ranges {
-            r.var()?;
-            r.var()?;
+            r.var32()?;
+            r.var32()?;
         }
     }
     Ok(total)
@@ -47,7 +51,7 @@ pub fn check_state_vector(bytes: &[u8]) -> Result<(), Refused> {
     let entries = r.count(2)?;
     for _ in 0..entries {
         r.var()?;
-        r.var()?;
+        r.var32()?;
     }
     Ok(())
 }
@@ -91,9 +95,19 @@ impl Reader<'_> {
         Err(Refused("variable-length integer too long"))
     }
 
+    /// An integer yrs reads as 32 bits: at most 5 bytes and `u32::MAX` (yrs wraps longer encodings around).
+    fn var32(&mut self) -> Result<u32, Refused> {
+        let start = self.at;
+        let value = self.var()?;
+        match u32::try_from(value) {
+            Ok(v) if self.at - start <= 5 => Ok(v),
+            _ => Err(Refused("a 32-bit integer out of range")),
+        }
+    }
+
     /// A declared count of elements taking at least `min_bytes` each, which must fit in what is left.
     fn count(&mut self, min_bytes: usize) -> Result<usize, Refused> {
-        let n = self.var()?;
+        let n = self.var32()?;
         match usize::try_from(n) {
             Ok(n) if n.saturating_mul(min_bytes) <= self.left() => Ok(n),
             _ => Err(Refused("a declared count exceeds the message")),
@@ -113,23 +127,23 @@ impl Reader<'_> {
         const HAS_PARENT_SUB: u8 = 0x20;
         let info = self.u8()?;
         if info == 0 || info == 10 {
-            self.var()?; // GC or skip: a length
+            self.var32()?; // GC or skip: a length
             return Ok(());
         }
         if info & HAS_ORIGIN != 0 {
             self.var()?;
-            self.var()?;
+            self.var32()?;
         }
         if info & HAS_RIGHT_ORIGIN != 0 {
             self.var()?;
-            self.var()?;
+            self.var32()?;
         }
         if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
-            if self.var()? == 1 {
+            if self.var32()? == 1 {
                 self.buf()?; // a root type's name
             } else {
                 self.var()?; // the parent item's id
-                self.var()?;
+                self.var32()?;
             }
             if info & HAS_PARENT_SUB != 0 {
                 self.buf()?;
@@ -140,15 +154,8 @@ impl Reader<'_> {
 
     fn content(&mut self, kind: u8) -> Result<(), Refused> {
         match kind {
-            1 => self.var().map(drop), // deleted: a length
-            2 => {
-                // JSON: yrs reads one more string than the count says.
-                let n = self.count(1)?;
-                for _ in 0..=n {
-                    self.buf()?;
-                }
-                Ok(())
-            }
+            1 => self.var32().map(drop), // deleted: a length
+            2 => Err(Refused("legacy JSON content is not supported")),
             3..=5 => self.buf(), // binary, string, embed (a JSON string)
             6 => {
                 self.buf()?; // format: key and JSON value
@@ -285,6 +292,19 @@ mod tests {
             check_update(&[1, 1, 1, 0, 4, 1, 9, b't']),
             Err(count),
             "a name longer than the message"
+        );
+        // Parent info 2^32 + 1: "1" (a root name) to yrs, which wraps 32-bit integers, but an id to a 64-bit reading,
+        // from where the two would read different structures (yrs then met a count of 2^24 + 8 and reserved 256 MB).
+        let wrapped = [
+            1, 2, 1, 0, 8, 0x81, 0x80, 0x80, 0x80, 0x10, 2, 0, 0, 0x88, 0x80, 0x80, 8, 0, 0, 0,
+        ];
+        assert_eq!(
+            check_update(&wrapped),
+            Err(Refused("a 32-bit integer out of range"))
+        );
+        assert_eq!(
+            check_update(&[1, 1, 5, 0, 2, 1, 1, b't', 0, 1, b'1', 0]),
+            Err(Refused("legacy JSON content is not supported"))
         );
     }
 }
