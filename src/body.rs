@@ -67,17 +67,24 @@ fn strip_input(e: &serde_json::Error) -> String {
     if message.starts_with("missing field") {
         return message.to_owned();
     }
+    // Outside quotes, characters are kept; inside, dropped up to the closing quote, skipping backslash escapes
+    // (serde_json quotes strings in their debug form, `\"` inside). An unclosed quote drops the rest.
     let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(open) = rest.find(['"', '`']) {
-        let quote = &rest[open..open + 1];
-        let Some(close) = rest[open + 1..].find(quote) else {
-            break;
-        };
-        out.push_str(rest[..open].trim_end());
-        rest = &rest[open + 1 + close + 1..];
+    let mut quote = None;
+    let mut escaped = false;
+    for c in message.chars() {
+        match quote {
+            None if c == '"' || c == '`' => {
+                out.truncate(out.trim_end().len());
+                quote = Some(c);
+            }
+            None => out.push(c),
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+        }
     }
-    out.push_str(rest);
     out
 }
 
@@ -126,6 +133,7 @@ mod tests {
             (r#""secret-value""#, "invalid type: string, expected"),
             (r#"{"email": ["secret-value"]}"#, "does not match"),
             (r#"{"email": 5, "secret-value": 1}"#, "does not match"),
+            (r#""pass\"secret-value""#, "invalid type: string, expected"),
         ];
         for (input, why) in cases {
             let e = parse_json::<Login>(input.as_bytes()).expect_err("bad");

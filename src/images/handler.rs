@@ -8,7 +8,7 @@
 use worker::js_sys::{self, Function, Promise, Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{web_sys, Cache, Fetch, Headers, Request, Response};
+use worker::{web_sys, Cache, Fetch, Headers, Request, Response, ResponseBody};
 
 use super::cache_key::cache_key;
 use super::cf_image::CfImage;
@@ -146,9 +146,8 @@ async fn checked_source(response: Response, config: &ImagesConfig) -> ApiResult<
     }
     // Read chunk by chunk up to the cap (a chunked or endless source is not buffered past it), and a source cut off
     // mid-body is an error, not a shorter image (worker's `bytes()` reads an aborted body as complete).
-    let raw: web_sys::Response = response.into();
-    let bytes = match raw.body() {
-        Some(stream) => read_stream_capped(stream, config.max_source_bytes)
+    let bytes = match response.body() {
+        ResponseBody::Stream(stream) => read_stream_capped(stream.clone(), config.max_source_bytes)
             .await
             .map_err(|e| match e {
                 ReadError::TooLarge => too_large(),
@@ -156,7 +155,11 @@ async fn checked_source(response: Response, config: &ImagesConfig) -> ApiResult<
                     ApiError::bad_gateway(format!("reading the source: {detail}"))
                 }
             })?,
-        None => Vec::new(),
+        ResponseBody::Body(bytes) if bytes.len() as u64 > config.max_source_bytes => {
+            return Err(too_large())
+        }
+        ResponseBody::Body(bytes) => bytes.clone(),
+        ResponseBody::Empty => Vec::new(),
     };
     Ok((bytes, mime.to_owned()))
 }
