@@ -734,7 +734,19 @@ describe("edge cache", () => {
     assert.equal(anonymous.status, 401);
     const reader = await post(bearer(token(keys, "ed1", { permissions: ["read"] })));
     assert.equal(reader.status, 403);
-    const admin = await post(bearer(token(keys, "ed1", { permissions: ["gateway:admin"] })));
+    // A list with one bad tag is refused whole: nothing is marked, the entry stays.
+    const adminToken = bearer(token(keys, "ed1", { permissions: ["gateway:admin"] }));
+    const mixed = await worker.fetch("/admin/gateway/purge", {
+      method: "POST",
+      headers: { "content-type": "application/json", ...adminToken },
+      body: JSON.stringify({ tags: ["purge-me", "bad,tag"] }),
+    });
+    assert.equal(mixed.status, 400);
+    assert.match((await mixed.json()).error.message, /tag 2 is not a valid cache tag/);
+    const still = await worker.fetch(path);
+    assert.equal(still.headers.get("x-cache"), "HIT", "a refused purge purged nothing");
+    await still.arrayBuffer();
+    const admin = await post(adminToken);
     assert.equal(admin.status, 200);
     assert.deepEqual((await admin.json()).purged, ["purge-me"]);
     version = 11;

@@ -291,18 +291,22 @@ pub enum Freshness {
     Expired,
 }
 
+/// A tag entries can carry and a purge can name: 1 to 128 printable ASCII characters, no comma or semicolon.
+pub fn valid_tag(tag: &str) -> bool {
+    !tag.is_empty()
+        && tag.len() <= 128
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != ';' && c != ',')
+}
+
 /// The tags of a stored response: the route's own tag plus any the origin sent in `Cache-Tag` (comma-separated),
 /// deduplicated, each limited to printable ASCII without commas or semicolons.
 pub fn tags_for(route: &str, origin_cache_tag: Option<&str>) -> Vec<String> {
     let mut tags = vec![format!("route:{route}")];
     for tag in origin_cache_tag.unwrap_or("").split(',') {
         let tag = tag.trim();
-        if tag.is_empty()
-            || tag.len() > 128
-            || !tag
-                .chars()
-                .all(|c| c.is_ascii_graphic() && c != ';' && c != ',')
-        {
+        if !valid_tag(tag) {
             continue;
         }
         if !tags.iter().any(|t| t == tag) {

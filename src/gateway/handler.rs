@@ -14,7 +14,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, ByteStream, Cache, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, jittered_ttl_ms, storable, tags_for, CachePolicy, Freshness, StoredMeta,
+    cache_key, jittered_ttl_ms, storable, tags_for, valid_tag, CachePolicy, Freshness, StoredMeta,
 };
 use super::headers::{
     connection_tokens, forward_on_cache_fill, forward_request_header, forward_response_header,
@@ -1139,13 +1139,17 @@ pub async fn purge(call: &mut Call) -> ApiResult<Response> {
         .env
         .kv(bindings::CONFIG_KV)
         .or_internal("opening CONFIG_KV")?;
+    // Every tag is checked before any is marked: a refused request purges nothing.
+    if let Some(bad) = request.tags.iter().position(|t| !valid_tag(t)) {
+        return Err(ApiError::bad_request(
+            "invalid_tags",
+            format!(
+                "tag {} is not a valid cache tag (1 to 128 printable ASCII characters, no comma or semicolon)",
+                bad + 1
+            ),
+        ));
+    }
     for tag in &request.tags {
-        if tag.is_empty() || tag.len() > 128 || tag.contains([',', ';']) {
-            return Err(ApiError::bad_request(
-                "invalid_tags",
-                format!("tag {tag:?} is not a valid cache tag"),
-            ));
-        }
         kv.put(&format!("{PURGE_KEY_PREFIX}{tag}"), now.to_string())
             .or_internal("preparing the purge mark")?
             .execute()

@@ -122,6 +122,25 @@ impl RouteTable {
                 serde_json::from_value(item.clone()).map_err(|e| format!("{label}: {e}"))?;
             let route = validate(raw, index, policies, rate_limit_policies)
                 .map_err(|e| format!("{label}: {e}"))?;
+            // A route's name keys its cache entries and names its purge tag (`route:<name>`): unique, and of
+            // characters a tag may hold.
+            if routes.iter().any(|r: &Route| r.name == route.name) {
+                return Err(format!(
+                    "{label}: the name {:?} is already used",
+                    route.name
+                ));
+            }
+            if !route
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                || route.name.is_empty()
+                || route.name.len() > 64
+            {
+                return Err(format!(
+                    "{label}: a name is 1 to 64 letters, digits, '-', '_' or '.'"
+                ));
+            }
             if routes.iter().any(|r: &Route| {
                 r.segments == route.segments && overlap(&r.methods, &route.methods)
             }) {
@@ -478,6 +497,18 @@ mod tests {
             (
                 json!([{"path": "/a", "upstream": "http://a"}, {"name": "dup", "path": "/a/", "upstream": "http://b"}]),
                 "route 1 (\"dup\"): path /a/ with these methods is already served",
+            ),
+            (
+                json!([{"name": "x", "path": "/a", "upstream": "http://a"}, {"name": "x", "path": "/b", "upstream": "http://b"}]),
+                "route 1 (\"x\"): the name \"x\" is already used",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a"}, {"name": "route-0", "path": "/b", "upstream": "http://b"}]),
+                "the name \"route-0\" is already used",
+            ),
+            (
+                json!([{"name": "a;b", "path": "/a", "upstream": "http://a"}]),
+                "a name is 1 to 64",
             ),
         ];
         for (value, expected) in cases {
