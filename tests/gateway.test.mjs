@@ -275,6 +275,22 @@ describe("route table and proxy", () => {
     origin.reset();
   });
 
+  test("on a cached route too, the timeout bounds the wait for the answer, not the reading of its body", async () => {
+    // The sie route caches (short-sie) with a 300 ms timeout; the origin answers at once and streams for 900 ms.
+    origin.handle(async (req, body, res) => {
+      res.writeHead(200, { "content-type": "text/plain" });
+      for (let i = 0; i < 3; i++) {
+        res.write(`chunk-${i};`);
+        await delay(300);
+      }
+      res.end("last");
+    });
+    const r = await worker.fetch(`/gw/sie/slow-body?${Date.now()}`);
+    assert.equal(r.status, 200);
+    assert.equal(await r.text(), "chunk-0;chunk-1;chunk-2;last", "the whole body, stored and served");
+    origin.reset();
+  });
+
   test("an unreachable origin answers 502, a slow one 504, both as JSON", async () => {
     const bad = await worker.fetch("/gw/nowhere");
     assert.equal(bad.status, 502);

@@ -6,12 +6,13 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::Deserialize;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{js_sys, web_sys, ByteStream, Cache, Request, Response, ResponseBody};
+use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
     cache_key, jittered_ttl_ms, storable, tags_for, valid_tag, CachePolicy, Freshness, StoredMeta,
@@ -191,7 +192,16 @@ async fn forward(
     } else {
         0
     };
-    let upstream = send(&target, method, &headers, &body, route.timeout_ms, retries).await;
+    let upstream = send(
+        &target,
+        method,
+        &headers,
+        &body,
+        route.timeout_ms,
+        retries,
+        Timing::Runtime,
+    )
+    .await;
     let origin_ms = respond::now_ms().saturating_sub(started);
     if body.over_cap() && gateway.waf.mode == WafMode::Block {
         // The origin's request was cut off (the hit is logged where it was counted).
@@ -741,8 +751,21 @@ impl Failure {
     }
 }
 
-/// One request to the origin, up to `retries` more times on connection failure or timeout; each attempt is raced
-/// against its timeout and aborted when the timeout wins.
+/// How an origin request's timeout is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timing {
+    /// The runtime's own timer (`AbortSignal.timeout`): no callback into wasm and no timer to clear on every
+    /// request (measured with bench/profile.mjs). Its signal stays on the response, but a body piped to the client
+    /// streams on past it.
+    Runtime,
+    /// A timer raced against the answer's headers and dropped once they arrive, for a body read here (a cache
+    /// fill): the runtime's signal would also cut that read off at the timeout, answering 502 for a body still
+    /// streaming.
+    HeadersOnly,
+}
+
+/// One request to the origin, up to `retries` more times on connection failure or timeout; each attempt is
+/// aborted when its timeout passes before the answer's headers arrive.
 async fn send(
     url: &str,
     method: &str,
@@ -750,13 +773,23 @@ async fn send(
     body: &OutBody,
     timeout_ms: u64,
     retries: u32,
+    timing: Timing,
 ) -> Result<web_sys::Response, Failure> {
     let mut last = Failure::Unreachable("no attempt".into());
     for _ in 0..=retries {
-        // The runtime's own timer (AbortSignal.timeout) rather than a wasm-side one raced against the fetch: no
-        // callback into wasm and no timer to clear on every request (measured with bench/profile.mjs).
-        let timeout =
-            web_sys::AbortSignal::timeout_with_u32(u32::try_from(timeout_ms).unwrap_or(u32::MAX));
+        let (timeout, controller) = match timing {
+            Timing::Runtime => (
+                web_sys::AbortSignal::timeout_with_u32(
+                    u32::try_from(timeout_ms).unwrap_or(u32::MAX),
+                ),
+                None,
+            ),
+            Timing::HeadersOnly => {
+                let controller = web_sys::AbortController::new()
+                    .map_err(|e| Failure::Unreachable(format!("AbortController: {e:?}")))?;
+                (controller.signal(), Some(controller))
+            }
+        };
         let signal = match body.abort_signal() {
             Some(cut) => web_sys::AbortSignal::any(&js_sys::Array::of2(&timeout, &cut)),
             None => timeout.clone(),
@@ -772,9 +805,22 @@ async fn send(
         }
         init.set_signal(Some(&signal));
         let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        let answer = JsFuture::from(global.fetch_with_str_and_init(url, &init))
-            .await
-            .and_then(|r| r.dyn_into::<web_sys::Response>());
+        let fetch = JsFuture::from(global.fetch_with_str_and_init(url, &init));
+        let answer = match &controller {
+            None => fetch.await,
+            Some(controller) => {
+                let timer = Delay::from(Duration::from_millis(timeout_ms));
+                futures_util::pin_mut!(fetch, timer);
+                match futures_util::future::select(fetch, timer).await {
+                    futures_util::future::Either::Left((answer, _)) => answer,
+                    futures_util::future::Either::Right(((), fetch)) => {
+                        controller.abort();
+                        fetch.await
+                    }
+                }
+            }
+        }
+        .and_then(|r| r.dyn_into::<web_sys::Response>());
         match answer {
             Ok(response) => return Ok(response),
             Err(_) if timeout.aborted() => last = Failure::Timeout(timeout_ms),
@@ -881,6 +927,7 @@ async fn fetch_and_store(spec: &Spec, policy: &CachePolicy, lead: &Lead<Outcome>
             &OutBody::None,
             spec.timeout_ms,
             spec.retries,
+            Timing::HeadersOnly,
         )
         .await?,
     );
