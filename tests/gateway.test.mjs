@@ -16,6 +16,8 @@ let downOrigin;
 let worker;
 let keys;
 let kv;
+// Small, so the large-answer test stays small; the default is 8 MiB.
+const CACHE_MAX_BODY_BYTES = 64 * 1024;
 const SESSION_KEY = generateSigningJwk("gateway-test-issuer");
 const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
 
@@ -64,6 +66,7 @@ before(async () => {
       },
       AUTH_SIGNING_KEY: JSON.stringify(SESSION_KEY),
       GATEWAY_WAF: { max_body_bytes: MAX_BODY_BYTES },
+      GATEWAY_CACHE_MAX_BODY_BYTES: CACHE_MAX_BODY_BYTES,
     },
   });
   kv = await worker.mf.getKVNamespace("CONFIG_KV");
@@ -655,6 +658,31 @@ describe("edge cache", () => {
     const again = await worker.mf.dispatchFetch(`https://shop.example${path}`);
     assert.equal(again.headers.get("x-cache"), "HIT", "each is cached under its own key");
     assert.equal(await again.text(), "next page: https://shop.example/page/2");
+  });
+
+  test("an answer larger than GATEWAY_CACHE_MAX_BODY_BYTES streams to its requester whole and is not stored", async () => {
+    origin.reset();
+    const big = Buffer.alloc(CACHE_MAX_BODY_BYTES * 4, "b");
+    for (let i = 0; i < big.length; i += 997) big[i] = 97 + (i % 26);
+    const digest = createHash("sha256").update(big).digest("hex");
+    for (const declared of [false, true]) {
+      origin.handle((req, body, res) => {
+        // Chunked (no length: found too large while reading) or with its length declared (not read at all).
+        res.writeHead(200, { "content-type": "application/octet-stream", ...(declared && { "content-length": big.length }) });
+        for (let i = 0; i < big.length; i += 16 * 1024) res.write(big.subarray(i, i + 16 * 1024));
+        res.end();
+      });
+      const path = `/gw/cached/large?declared=${declared}&t=${Date.now()}`;
+      for (let round = 0; round < 2; round++) {
+        const r = await worker.fetch(path);
+        assert.equal(r.status, 200);
+        assert.equal(r.headers.get("x-cache"), "MISS", `declared=${declared}, round ${round}: never stored`);
+        const got = Buffer.from(await r.arrayBuffer());
+        assert.equal(got.length, big.length, `declared=${declared}: every byte`);
+        assert.equal(createHash("sha256").update(got).digest("hex"), digest, `declared=${declared}: the same bytes`);
+      }
+      assert.equal(origin.requests.filter((q) => q.url.includes(`declared=${declared}`)).length, 2);
+    }
   });
 
   test("20 concurrent identical misses make exactly 1 origin request", async () => {

@@ -106,6 +106,39 @@ pub async fn read_stream_capped(
     Ok(bytes)
 }
 
+/// What [`read_or_pass`] found.
+pub enum Prefix {
+    /// The whole body, within the cap.
+    Whole(Vec<u8>),
+    /// More than the cap: the whole body as a stream — what was read, then the rest as it arrives.
+    Over(web_sys::ReadableStream),
+}
+
+/// A body read whole when it fits in `max_bytes`; past that, handed back as a stream of the whole body instead of
+/// being held (a cache fill keeps what it can store and passes on what it cannot). A failed read is an error (the JS
+/// error's message), as in [`read_stream_capped`].
+pub async fn read_or_pass(
+    stream: web_sys::ReadableStream,
+    max_bytes: u64,
+) -> Result<Prefix, String> {
+    use futures_util::StreamExt;
+    let mut chunks = wasm_streams::ReadableStream::from_raw(stream.unchecked_into()).into_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| js_message(&e))?;
+        let array = js_sys::Uint8Array::new(&chunk);
+        if bytes.len() as u64 + u64::from(array.length()) > max_bytes {
+            let read = js_sys::Uint8Array::from(bytes.as_slice());
+            let whole =
+                futures_util::stream::iter([Ok(JsValue::from(read)), Ok(chunk)]).chain(chunks);
+            let raw = wasm_streams::ReadableStream::from_stream(whole).into_raw();
+            return Ok(Prefix::Over(raw.unchecked_into()));
+        }
+        bytes.extend(array.to_vec());
+    }
+    Ok(Prefix::Whole(bytes))
+}
+
 /// A thrown JS value's message (an `AbortError`/`TimeoutError` reads as its message), else its debug form.
 pub fn js_message(e: &JsValue) -> String {
     js_sys::Reflect::get(e, &JsValue::from_str("message"))

@@ -28,6 +28,7 @@ use super::token_cache::{Recall, VerifiedTokens};
 use super::trace::{continue_or_start, TraceContext};
 use super::waf::{self, Hit, WafConfig, WafMode};
 use crate::bindings;
+use crate::entry::body::{read_or_pass, Prefix};
 use crate::entry::coalesce::{self, InFlight, Lead};
 use crate::entry::{header_list, respond, Call};
 use crate::error::{ApiError, ApiResult, OrInternal};
@@ -182,6 +183,7 @@ async fn forward(
                 retries: route.retries,
                 route: route.name.clone(),
                 key,
+                max_body_bytes: gateway.cache_max_body_bytes,
             };
             return cached(call, spec, policy, method == "HEAD").await;
         }
@@ -868,6 +870,8 @@ struct Spec {
     retries: u32,
     route: String,
     key: String,
+    /// `GATEWAY_CACHE_MAX_BODY_BYTES`: larger answers are streamed to their requester, not buffered or stored.
+    max_body_bytes: u64,
 }
 
 /// A buffered origin response, shared by every waiter of one coalesced fetch when it is `storable`.
@@ -875,11 +879,33 @@ struct Fetched {
     status: u16,
     /// Without the headers the edge cache sets itself when storable; as the origin sent them otherwise.
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    body: FetchedBody,
     tags: Vec<String>,
     /// Meant for any requester of the key (`cache::storable`): stored, and handed to the coalesced waiters. Any other
     /// answer goes only to the request that fetched it, with the origin's own caching headers.
     storable: bool,
+}
+
+/// A fetched answer's body.
+enum FetchedBody {
+    /// Read whole (at most `GATEWAY_CACHE_MAX_BODY_BYTES`): storable and shareable.
+    Bytes(Vec<u8>),
+    /// Larger: streamed on to the one request that fetched it (taken once), never stored or shared — holding it
+    /// would take the isolate's memory (and each waiter a copy).
+    Streamed(RefCell<Option<web_sys::ReadableStream>>),
+}
+
+impl FetchedBody {
+    /// The body for one response: a copy of the bytes, or the stream (the first time it is asked for).
+    fn for_response(&self) -> ResponseBody {
+        match self {
+            Self::Bytes(bytes) => ResponseBody::Body(bytes.clone()),
+            Self::Streamed(stream) => stream
+                .borrow_mut()
+                .take()
+                .map_or(ResponseBody::Empty, ResponseBody::Stream),
+        }
+    }
 }
 
 /// The outcome of one origin fetch, filled in by the request that makes it.
@@ -919,7 +945,7 @@ async fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
 async fn fetch_and_store(spec: &Spec, policy: &CachePolicy, lead: &Lead<Outcome>) -> Outcome {
     // Stored as of the request, not of its answer: a purge that lands while the origin is answering covers it.
     let requested_at = respond::now_ms();
-    let mut response = Response::from(
+    let response = Response::from(
         send(
             &spec.url,
             "GET",
@@ -934,11 +960,33 @@ async fn fetch_and_store(spec: &Spec, policy: &CachePolicy, lead: &Lead<Outcome>
     let status = response.status_code();
     let pairs = header_list::read(response.headers());
     let listed = connection_tokens(header_list::get(&pairs, "connection"));
-    let storable = storable(status, &pairs, !policy.shared);
     let origin_tags = header_list::get(&pairs, "cache-tag").map(str::to_owned);
+    let declared =
+        header_list::get(&pairs, "content-length").and_then(|l| l.trim().parse::<u64>().ok());
+    let body = match response.body() {
+        // Declared larger than a fill may hold: not read at all.
+        ResponseBody::Stream(stream) if declared.is_some_and(|l| l > spec.max_body_bytes) => {
+            FetchedBody::Streamed(RefCell::new(Some(stream.clone())))
+        }
+        ResponseBody::Stream(stream) => {
+            match read_or_pass(stream.clone(), spec.max_body_bytes)
+                .await
+                .map_err(|e| Failure::Unreachable(format!("reading the origin body: {e}")))?
+            {
+                Prefix::Whole(bytes) => FetchedBody::Bytes(bytes),
+                Prefix::Over(stream) => FetchedBody::Streamed(RefCell::new(Some(stream))),
+            }
+        }
+        ResponseBody::Body(bytes) => FetchedBody::Bytes(bytes.clone()),
+        ResponseBody::Empty => FetchedBody::Bytes(Vec::new()),
+    };
+    // Too large to hold: this request's alone, like an answer meant for one requester.
+    let storable =
+        storable(status, &pairs, !policy.shared) && matches!(body, FetchedBody::Bytes(_));
     let mut headers = Vec::new();
     for (k, v) in pairs {
-        // The body is buffered (and decoded by the runtime); a stored answer's caching headers are the policy's.
+        // A buffered body is decoded by the runtime (a streamed one too), so its length and encoding no longer
+        // hold; a stored answer's caching headers are the policy's.
         let drop = matches!(k.as_str(), "content-length" | "content-encoding")
             || storable
                 && matches!(
@@ -954,10 +1002,6 @@ async fn fetch_and_store(spec: &Spec, policy: &CachePolicy, lead: &Lead<Outcome>
             headers.push((k, v));
         }
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| Failure::Unreachable(format!("reading the origin body: {e}")))?;
     let fetched = Rc::new(Fetched {
         status,
         headers,
@@ -997,7 +1041,7 @@ async fn store(key: &str, fetched: &Fetched, meta: &StoredMeta) -> worker::Resul
     let response = Response::builder()
         .with_status(fetched.status)
         .with_headers(headers)
-        .fixed(fetched.body.clone());
+        .body(fetched.body.for_response());
     Cache::default().put(key, response).await
 }
 
@@ -1034,7 +1078,7 @@ fn fetched_response(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) 
         let body = if head {
             ResponseBody::Empty
         } else {
-            ResponseBody::Body(f.body.clone())
+            f.body.for_response()
         };
         return Response::builder()
             .with_status(f.status)
@@ -1044,7 +1088,7 @@ fn fetched_response(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) 
     client_response(
         f.status,
         &f.headers,
-        ResponseBody::Body(f.body.clone()),
+        f.body.for_response(),
         policy,
         &f.tags,
         state,
