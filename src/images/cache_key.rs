@@ -1,5 +1,5 @@
-//! The Cache API key of a variant: the source path, the canonical transform and the negotiated format, as a URL on
-//! a reserved host. Equivalent request URLs (`?w=300&h=200` and `/300x200/`) therefore share one entry, and the
+//! The Cache API key of a variant: the settings it was made under (`ImagesConfig::variant_scope`), the source path,
+//! the canonical transform and the negotiated format, as a URL on a reserved host. Equivalent request URLs (`?w=300&h=200` and `/300x200/`) therefore share one entry, and the
 //! `Accept` header only matters through the format it negotiated (so the entry itself never needs `Vary`).
 
 use super::negotiate::Negotiated;
@@ -8,9 +8,9 @@ use super::transform::ImageRequest;
 /// Host of every cache key; `.invalid` is reserved, so a key can never be a real URL.
 pub const CACHE_HOST: &str = "images.edgekit.invalid";
 
-pub fn cache_key(request: &ImageRequest, format: Negotiated) -> String {
+pub fn cache_key(scope: &str, request: &ImageRequest, format: Negotiated) -> String {
     format!(
-        "https://{CACHE_HOST}/v1/{}?{}&out={}",
+        "https://{CACHE_HOST}/v1/{scope}/{}?{}&out={}",
         request.source.as_str(),
         request.transform.canonical(),
         format.as_str()
@@ -35,20 +35,25 @@ mod tests {
         let b = parse("p.jpg", Some("h=200&w=300"), &limits).expect("query form");
         let signed = parse("p.jpg", Some("h=200&w=300&exp=9&sig=ab"), &limits).expect("signed");
         assert_eq!(
-            cache_key(&a, Negotiated::Webp),
-            cache_key(&b, Negotiated::Webp)
+            cache_key("s", &a, Negotiated::Webp),
+            cache_key("s", &b, Negotiated::Webp)
         );
         assert_eq!(
-            cache_key(&a, Negotiated::Webp),
-            cache_key(&signed, Negotiated::Webp)
+            cache_key("s", &a, Negotiated::Webp),
+            cache_key("s", &signed, Negotiated::Webp)
         );
         assert_ne!(
-            cache_key(&a, Negotiated::Webp),
-            cache_key(&a, Negotiated::Avif)
+            cache_key("s", &a, Negotiated::Webp),
+            cache_key("s", &a, Negotiated::Avif)
         );
         assert_eq!(
-            cache_key(&a, Negotiated::Original),
-            "https://images.edgekit.invalid/v1/p.jpg?w=300&h=200&fit=scale-down&q=85&dpr=1&format=auto&out=original"
+            cache_key("s", &a, Negotiated::Original),
+            "https://images.edgekit.invalid/v1/s/p.jpg?w=300&h=200&fit=scale-down&q=85&dpr=1&format=auto&out=original"
+        );
+        assert_ne!(
+            cache_key("s", &a, Negotiated::Webp),
+            cache_key("t", &a, Negotiated::Webp),
+            "settings the variant depends on separate keys"
         );
     }
 }

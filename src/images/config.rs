@@ -39,6 +39,9 @@ pub struct ImagesConfig {
     pub cache_ttl_secs: u64,
     /// Largest source body accepted; larger answers 413.
     pub max_source_bytes: u64,
+    /// The settings a variant's bytes depend on besides its URL (mode, origin, the bound on open sides), as a short
+    /// hash in every cache key: after a change, variants made under the old settings are not served for a year.
+    pub variant_scope: String,
 }
 
 impl ImagesConfig {
@@ -89,7 +92,13 @@ impl ImagesConfig {
         } else {
             None
         };
+        let variant_scope = {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(format!("{mode:?}|{origin:?}|{max_side}"));
+            hex::encode(&digest[..6])
+        };
         Ok(Self {
+            variant_scope,
             mode,
             origin,
             limits: Limits {
@@ -131,6 +140,38 @@ mod tests {
         assert_eq!(c.signing_secret, None);
         assert_eq!(c.cache_ttl_secs, 31_536_000);
         assert_eq!(c.limits.max_side, 4096);
+    }
+
+    #[test]
+    fn the_variant_scope_follows_the_settings_a_variant_depends_on() {
+        let scope = |vars: &[(&'static str, Value)]| parse(vars).expect("valid").variant_scope;
+        let base = scope(&[("IMAGES_ORIGIN", json!("https://a.example"))]);
+        assert_eq!(
+            base,
+            scope(&[("IMAGES_ORIGIN", json!("https://a.example"))]),
+            "stable"
+        );
+        assert_eq!(
+            base,
+            scope(&[
+                ("IMAGES_ORIGIN", json!("https://a.example")),
+                ("IMAGES_CACHE_TTL", json!(60))
+            ]),
+            "the TTL does not change a variant's bytes"
+        );
+        for other in [
+            scope(&[("IMAGES_ORIGIN", json!("https://b.example"))]),
+            scope(&[
+                ("IMAGES_ORIGIN", json!("https://a.example")),
+                ("IMAGES_MODE", json!("cf-image")),
+            ]),
+            scope(&[
+                ("IMAGES_ORIGIN", json!("https://a.example")),
+                ("IMAGES_MAX_SIDE", json!(2000)),
+            ]),
+        ] {
+            assert_ne!(base, other);
+        }
     }
 
     #[test]

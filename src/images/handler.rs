@@ -51,7 +51,7 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
     let accept = call.req.headers().get("accept").ok().flatten();
     let format = negotiate(request.transform.format, accept.as_deref());
     let vary = request.transform.format == FormatChoice::Auto;
-    let key = cache_key(&request, format);
+    let key = cache_key(&config.variant_scope, &request, format);
     let cache = Cache::default();
     if let Some(hit) = cache
         .get(key.as_str(), false)
