@@ -218,6 +218,23 @@ pub struct StoredMeta {
 impl StoredMeta {
     pub const HEADER: &'static str = "x-gateway-meta";
 
+    /// The metadata of an answer stored under `policy`: dated from its origin request, with the policy's TTL
+    /// jittered by two random bytes (±10%) and its stale windows.
+    pub fn for_fill(
+        policy: &CachePolicy,
+        requested_at_ms: u64,
+        random: [u8; 2],
+        tags: Vec<String>,
+    ) -> Self {
+        Self {
+            stored_at_ms: requested_at_ms,
+            ttl_ms: jittered_ttl_ms(policy.ttl, random),
+            swr_ms: policy.stale_while_revalidate * 1000,
+            sie_ms: policy.stale_if_error * 1000,
+            tags,
+        }
+    }
+
     pub fn encode(&self) -> String {
         format!(
             "{};{};{};{};{}",
@@ -491,6 +508,21 @@ mod tests {
             cache_key("r2", url, public, None),
             "routes do not share entries"
         );
+    }
+
+    #[test]
+    fn a_fill_is_stored_with_the_policys_jittered_ttl_and_stale_windows() {
+        let p = CachePolicies::default();
+        let policy = p.get("api-public").expect("policy");
+        let tags = vec!["route:r".to_owned()];
+        let low = StoredMeta::for_fill(policy, 1_000, [0, 0], tags.clone());
+        let high = StoredMeta::for_fill(policy, 1_000, [255, 255], tags.clone());
+        assert_eq!(low.ttl_ms, policy.ttl * 900, "-10%");
+        assert_eq!(high.ttl_ms, policy.ttl * 1100, "+10%");
+        assert_eq!(low.stored_at_ms, 1_000);
+        assert_eq!(low.swr_ms, policy.stale_while_revalidate * 1000);
+        assert_eq!(low.sie_ms, policy.stale_if_error * 1000);
+        assert_eq!(low.tags, tags);
     }
 
     #[test]

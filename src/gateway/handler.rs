@@ -14,9 +14,7 @@ use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
 
-use super::cache::{
-    cache_key, jittered_ttl_ms, storable, tags_for, valid_tag, CachePolicy, Freshness, StoredMeta,
-};
+use super::cache::{cache_key, storable, tags_for, valid_tag, CachePolicy, Freshness, StoredMeta};
 use super::headers::{
     connection_tokens, forward_on_cache_fill, forward_request_header, forward_response_header,
     forwarded_for,
@@ -1011,16 +1009,8 @@ async fn fetch_and_store(spec: &Spec, policy: &CachePolicy, lead: &Lead<Outcome>
     });
     lead.publish(Ok(fetched.clone()));
     if storable {
-        let meta = StoredMeta {
-            stored_at_ms: requested_at,
-            ttl_ms: jittered_ttl_ms(policy.ttl, {
-                let [a, b, ..] = respond::random_bytes();
-                [a, b]
-            }),
-            swr_ms: policy.stale_while_revalidate * 1000,
-            sie_ms: policy.stale_if_error * 1000,
-            tags: fetched.tags.clone(),
-        };
+        let [a, b, ..] = respond::random_bytes();
+        let meta = StoredMeta::for_fill(policy, requested_at, [a, b], fetched.tags.clone());
         if let Err(e) = store(&spec.key, &fetched, &meta).await {
             worker::console_warn!(
                 "{}",
