@@ -999,8 +999,9 @@ describe("configuration", () => {
     }
   });
 
-  test("in log mode the WAF lets an attack through and logs the rule", async () => {
+  test("in log mode the WAF lets an attack through and logs the rule", async (t) => {
     const logOrigin = await startOrigin();
+    t.after(() => logOrigin.stop());
     const w = await startWorker({
       vars: {
         GATEWAY_ROUTES: [{ name: "o", path: "/o", methods: ["GET", "POST"], upstream: logOrigin.url }],
@@ -1022,7 +1023,6 @@ describe("configuration", () => {
       assert.equal(size.mode, "log");
     } finally {
       await w.stop();
-      await logOrigin.stop();
     }
   });
 });

@@ -60,8 +60,16 @@ test("/health/ready answers 503 and names the failing binding when D1 is not mig
   const { mkdtempSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
-  const empty = await startWorker({ stateDir: mkdtempSync(join(tmpdir(), "edgekit-empty-")) });
-  t.after(() => empty.stop());
+  const { rmSync } = await import("node:fs");
+  const stateDir = mkdtempSync(join(tmpdir(), "edgekit-empty-"));
+  const empty = await startWorker({ stateDir }).catch((e) => {
+    rmSync(stateDir, { recursive: true, force: true });
+    throw e;
+  });
+  t.after(async () => {
+    await empty.stop();
+    rmSync(stateDir, { recursive: true, force: true }); // its own directory: stop() leaves a caller's in place
+  });
   const response = await empty.fetch("/health/ready");
   assert.equal(response.status, 503);
   const body = await response.json();

@@ -67,10 +67,14 @@ before(async () => {
     IMAGES_SOURCE_PREFIXES: '["photos/"]',
     IMAGES_MAX_SOURCE_BYTES: MAX_SOURCE,
   };
-  [worker, signed] = await Promise.all([
+  // allSettled: when one start fails, the other is still stopped (after() sees it).
+  const started = await Promise.allSettled([
     startWorker({ vars }),
     startWorker({ vars: { ...vars, IMAGES_SIGNING: true, IMAGES_SIGNING_SECRET: SECRET } }),
   ]);
+  [worker, signed] = started.map((s) => (s.status === "fulfilled" ? s.value : undefined));
+  const failed = started.find((s) => s.status === "rejected");
+  if (failed) throw failed.reason;
 });
 after(async () => {
   await Promise.all([worker?.stop(), signed?.stop()]);

@@ -202,8 +202,11 @@ test("state survives a restart with persistence on", async () => {
   try {
     const first = await startWorker({ vars, stateDir });
     const statuses = [];
-    for (let i = 0; i < 2; i++) statuses.push((await first.fetch("/ratelimit/persist/check", { headers: { "x-api-key": "p" } })).status);
-    await first.stop();
+    try {
+      for (let i = 0; i < 2; i++) statuses.push((await first.fetch("/ratelimit/persist/check", { headers: { "x-api-key": "p" } })).status);
+    } finally {
+      await first.stop();
+    }
     assert.deepEqual(statuses, [200, 200]);
     const second = await startWorker({ vars, stateDir });
     try {
