@@ -5,9 +5,11 @@
 //! answering while the client is still sending can reset the connection, and the client would see ECONNRESET
 //! instead of the 415/413. Past the ceiling we stop reading.
 
+use std::time::Duration;
+
 use serde::de::DeserializeOwned;
 use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::{js_sys, web_sys, ByteStream, Request};
+use worker::{js_sys, web_sys, ByteStream, Delay, Request};
 
 use crate::body::{parse_json, require_json_content_type, require_size, too_large};
 use crate::error::{ApiError, ApiResult};
@@ -97,46 +99,79 @@ pub async fn read_stream_capped(
     let mut chunks = wasm_streams::ReadableStream::from_raw(stream.unchecked_into()).into_stream();
     let mut bytes = Vec::new();
     while let Some(chunk) = chunks.next().await {
-        let chunk = js_sys::Uint8Array::new(&chunk.map_err(|e| ReadError::Failed(js_message(&e)))?);
+        let chunk = as_bytes(&chunk.map_err(|e| ReadError::Failed(js_message(&e)))?);
         if bytes.len() as u64 + u64::from(chunk.length()) > max_bytes {
             return Err(ReadError::TooLarge);
         }
-        bytes.extend(chunk.to_vec());
+        append(&mut bytes, &chunk);
     }
     Ok(bytes)
 }
 
 /// What [`read_or_pass`] found.
 pub enum Prefix {
-    /// The whole body, within the cap.
+    /// The whole body, within the cap and the time budget.
     Whole(Vec<u8>),
-    /// More than the cap: the whole body as a stream — what was read, then the rest as it arrives.
+    /// More than the cap, or not all of it within the budget: the whole body as a stream — what was read, then
+    /// the rest as it arrives.
     Over(web_sys::ReadableStream),
 }
 
-/// A body read whole when it fits in `max_bytes`; past that, handed back as a stream of the whole body instead of
-/// being held (a cache fill keeps what it can store and passes on what it cannot). A failed read is an error (the JS
-/// error's message), as in [`read_stream_capped`].
+/// A body read whole when it fits in `max_bytes` and arrives within `budget_ms`; otherwise handed back as a stream
+/// of the whole body instead of being held or waited for (a cache fill keeps what it can store and share, and
+/// passes on what it cannot). A failed read is an error (the JS error's message), as in [`read_stream_capped`].
 pub async fn read_or_pass(
     stream: web_sys::ReadableStream,
     max_bytes: u64,
+    budget_ms: u64,
 ) -> Result<Prefix, String> {
+    use futures_util::future::{select, Either};
     use futures_util::StreamExt;
     let mut chunks = wasm_streams::ReadableStream::from_raw(stream.unchecked_into()).into_stream();
     let mut bytes = Vec::new();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| js_message(&e))?;
-        let array = js_sys::Uint8Array::new(&chunk);
+    let mut budget = Delay::from(Duration::from_millis(budget_ms));
+    loop {
+        // A read the budget interrupts stays pending inside `chunks` (wasm-streams keeps it), so nothing is lost.
+        let chunk = match select(chunks.next(), &mut budget).await {
+            Either::Left((Some(chunk), _)) => chunk.map_err(|e| js_message(&e))?,
+            Either::Left((None, _)) => return Ok(Prefix::Whole(bytes)),
+            Either::Right(_) => return Ok(Prefix::Over(pass_on(bytes, None, chunks))),
+        };
+        let array = as_bytes(&chunk);
         if bytes.len() as u64 + u64::from(array.length()) > max_bytes {
-            let read = js_sys::Uint8Array::from(bytes.as_slice());
-            let whole =
-                futures_util::stream::iter([Ok(JsValue::from(read)), Ok(chunk)]).chain(chunks);
-            let raw = wasm_streams::ReadableStream::from_stream(whole).into_raw();
-            return Ok(Prefix::Over(raw.unchecked_into()));
+            return Ok(Prefix::Over(pass_on(bytes, Some(chunk), chunks)));
         }
-        bytes.extend(array.to_vec());
+        append(&mut bytes, &array);
     }
-    Ok(Prefix::Whole(bytes))
+}
+
+/// A stream of `read` (when not empty), then `chunk`, then the rest of `chunks`.
+fn pass_on(
+    read: Vec<u8>,
+    chunk: Option<JsValue>,
+    chunks: wasm_streams::readable::IntoStream<'static>,
+) -> web_sys::ReadableStream {
+    use futures_util::StreamExt;
+    let read = (!read.is_empty()).then(|| JsValue::from(js_sys::Uint8Array::from(read.as_slice())));
+    let head = futures_util::stream::iter(read.into_iter().chain(chunk).map(Ok));
+    wasm_streams::ReadableStream::from_stream(head.chain(chunks))
+        .into_raw()
+        .unchecked_into()
+}
+
+/// A stream chunk as bytes: a fetched body's chunks are `Uint8Array`s already (anything else is viewed as one).
+fn as_bytes(chunk: &JsValue) -> js_sys::Uint8Array {
+    chunk
+        .clone()
+        .dyn_into::<js_sys::Uint8Array>()
+        .unwrap_or_else(|other| js_sys::Uint8Array::new(&other))
+}
+
+/// Copies `array` onto the end of `bytes` (one copy, out of JS memory).
+fn append(bytes: &mut Vec<u8>, array: &js_sys::Uint8Array) {
+    let start = bytes.len();
+    bytes.resize(start + array.length() as usize, 0);
+    array.copy_to(&mut bytes[start..]);
 }
 
 /// A thrown JS value's message (an `AbortError`/`TimeoutError` reads as its message), else its debug form.

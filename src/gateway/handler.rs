@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::Deserialize;
+use worker::wasm_bindgen::closure::Closure;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
@@ -893,6 +894,20 @@ enum FetchedBody {
     Streamed(RefCell<Option<web_sys::ReadableStream>>),
 }
 
+impl Drop for FetchedBody {
+    /// A streamed body nobody took (a HEAD request, a background refresh, a stale-if-error answer) is cancelled,
+    /// which stops the origin read, rather than left to the garbage collector.
+    fn drop(&mut self) {
+        if let Self::Streamed(stream) = self {
+            if let Some(stream) = stream.get_mut().take() {
+                let ignore = Closure::once(|_: JsValue| {});
+                let _ = stream.cancel().catch(&ignore);
+                ignore.forget();
+            }
+        }
+    }
+}
+
 impl FetchedBody {
     /// The body for one response: a copy of the bytes, or the stream (the first time it is asked for).
     fn for_response(&self) -> ResponseBody {
@@ -922,7 +937,8 @@ thread_local! {
 /// `no-store`) with its jittered TTL before the key is released. A waiter whose leader vanishes or overruns every attempt's timeout fetches itself.
 async fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     if let Some(slot) = coalesce::in_progress(&IN_FLIGHT, &spec.key) {
-        let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 1) + 1_000;
+        // Every attempt's wait for headers, then the body's time to arrive whole, and a second of slack.
+        let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 2) + 1_000;
         match coalesce::wait(&IN_FLIGHT, &spec.key, &slot, Some(budget_ms)).await {
             // An answer for the leader alone (Set-Cookie, private, 5xx, …): this request asks the origin itself.
             Some(Ok(fetched)) if !fetched.storable => {}
@@ -967,7 +983,9 @@ async fn fetch_and_store(spec: &Spec, policy: &CachePolicy, lead: &Lead<Outcome>
             FetchedBody::Streamed(RefCell::new(Some(stream.clone())))
         }
         ResponseBody::Stream(stream) => {
-            match read_or_pass(stream.clone(), spec.max_body_bytes)
+            // Whole within the route's timeout after the headers, or passed on (and not stored): a body that
+            // trickles past it is not waited for here, so the waiters' budget below holds.
+            match read_or_pass(stream.clone(), spec.max_body_bytes, spec.timeout_ms)
                 .await
                 .map_err(|e| Failure::Unreachable(format!("reading the origin body: {e}")))?
             {
