@@ -187,6 +187,38 @@ test("a password stored at a lower PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_I
   assert.equal((await login(carol.email, "not-carols")).status, 401, "and no other");
 });
 
+test("a password stored above the runtime's PBKDF2 cap answers like a wrong password (401), not a 500 that would reveal the account", async () => {
+  const dora = { id: "u-dora", email: "dora@example.com", password: "dora-imported-at-600k" };
+  const imported = await hashPassword(dora.password, 600_000);
+  await db
+    .prepare("INSERT INTO users (id, email, password_algorithm, password_iterations, password_salt, password_hash, permissions, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, '[]', ?7)")
+    .bind(dora.id, dora.email, imported.algorithm, imported.iterations, imported.salt, imported.hash, Date.now())
+    .run();
+  await expectError(await login(dora.email, dora.password), 401, "invalid_credentials", "the right password");
+  await expectError(await login("nobody-at-all@example.com", dora.password), 401, "invalid_credentials", "an unknown email");
+  await until(() => worker.logs.some((line) => line.includes("u-dora") && line.includes("unreadable password hash")), {
+    what: "the unreadable hash logged for the operator",
+  });
+});
+
+test("a login deletes sessions past their expiry; rotations and logins find their rows by index", async () => {
+  const { token: first } = await loggedIn(BOB);
+  const past = Date.now() - 60_000;
+  await db.prepare("UPDATE sessions SET expires_at = ?1 WHERE id = ?2").bind(past, sessionId(first)).run();
+  await loggedIn(BOB);
+  const left = await db.prepare("SELECT COUNT(*) AS n FROM sessions WHERE id = ?1").bind(sessionId(first)).first();
+  assert.equal(left.n, 0, "the expired session's row (IP, user agent) is gone");
+  const plans = {
+    "retired ids by family": "DELETE FROM retired_session_ids WHERE family = 'f' AND id NOT IN (SELECT id FROM retired_session_ids WHERE family = 'f' ORDER BY retired_at DESC LIMIT 16)",
+    "expired sessions": "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at < 1 LIMIT 100)",
+  };
+  for (const [what, sql] of Object.entries(plans)) {
+    const { results } = await db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all();
+    const plan = results.map((r) => r.detail).join(" | ");
+    assert.doesNotMatch(plan, /SCAN (retired_session_ids|sessions)\b(?! USING)/, `${what}: ${plan}`);
+  }
+});
+
 test("logout with a token a refresh has just retired (a tab that lost the race) ends the session it became", async () => {
   const { token } = await loggedIn();
   const rotated = cookieOf(await post("/auth/refresh", token));

@@ -47,7 +47,7 @@ pub struct SessionConfig {
 }
 
 /// workerd refuses PBKDF2 above 100,000 iterations ("iteration counts above 100000 are not supported").
-pub const MAX_PBKDF2_ITERATIONS: u64 = 100_000;
+pub const MAX_PBKDF2_ITERATIONS: u64 = super::password::MAX_ITERATIONS;
 
 impl SessionConfig {
     pub fn parse(vars: &Vars) -> Result<Self, ConfigError> {

@@ -405,20 +405,29 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
         )
         .with_internal("lost a concurrent rotation"));
     }
-    store.mark_revoked(&old_id, now, config.cache_secs).await?;
+    // From here the new token exists only in this answer: the cache writes that follow are best effort (logged),
+    // since failing now (a KV write limit, say) would answer 500 without the token and leave the user logged out —
+    // the old token retired in D1, the new one never delivered. If the revocation entry is not written, cached
+    // checks may accept the old token until its entry's age limit (SESSION_CACHE_SECS); D1 checks refuse it.
+    if let Err(e) = store.mark_revoked(&old_id, now, config.cache_secs).await {
+        worker::console_error!("session refresh: revocation entry not written: {e}");
+    }
     let record = SessionRecord {
         expires_at,
         last_seen_at: now,
         ..record
     };
     // A refill, not a plain write: a reuse detection may already have revoked the session rotated into.
-    store
+    if let Err(e) = store
         .refill(
             &new_id,
             &CacheEntry::new(record.clone(), now, config.cache_secs),
             config.cache_secs,
         )
-        .await?;
+        .await
+    {
+        worker::console_error!("session refresh: cache entry not written: {e}");
+    }
     Ok(finish(issued(&call, &token, &record, now)?, &store))
 }
 

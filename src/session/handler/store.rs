@@ -49,8 +49,8 @@ struct SessionColumns {
 /// Retired ids a session keeps (its latest): enough for any copy still in use, bounded against refresh loops.
 const RETIRED_PER_SESSION: u32 = 16;
 
-/// Expired retired ids one rotation deletes at most.
-const RETIRED_CLEANUP_BATCH: u32 = 100;
+/// Expired rows one statement deletes at most: retired ids on a rotation, sessions on a login.
+const CLEANUP_BATCH: u32 = 100;
 
 /// The `id` column of the rows an `UPDATE … RETURNING id` changed.
 fn ids_of(result: Option<&worker::d1::D1Result>) -> ApiResult<Vec<String>> {
@@ -186,22 +186,38 @@ impl Store {
         .transpose()
     }
 
+    /// Creates a session and, in the same batch, deletes at most [`CLEANUP_BATCH`] sessions past their
+    /// expiry (dead rows, with their IP and user agent, are not kept for good; bounded, so a backlog never makes a
+    /// login slow).
     pub async fn insert_session(&self, new: &NewSession<'_>) -> ApiResult<()> {
+        let statements = vec![
+            self.db
+                .prepare(
+                    "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, user_agent, ip, family) \
+                     VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?6, ?1)",
+                )
+                .bind(&[
+                    JsValue::from_str(new.id),
+                    JsValue::from_str(new.user_id),
+                    num(new.now_ms),
+                    num(new.expires_at),
+                    opt(new.user_agent),
+                    opt(new.ip),
+                ])
+                .or_internal("binding the session insert")?,
+            self.db
+                .prepare(
+                    "DELETE FROM sessions WHERE id IN \
+                     (SELECT id FROM sessions WHERE expires_at < ?1 LIMIT ?2)",
+                )
+                .bind(&[
+                    num(new.now_ms),
+                    JsValue::from_f64(CLEANUP_BATCH as f64),
+                ])
+                .or_internal("binding the session cleanup")?,
+        ];
         self.db
-            .prepare(
-                "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, user_agent, ip, family) \
-                 VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?6, ?1)",
-            )
-            .bind(&[
-                JsValue::from_str(new.id),
-                JsValue::from_str(new.user_id),
-                num(new.now_ms),
-                num(new.expires_at),
-                opt(new.user_agent),
-                opt(new.ip),
-            ])
-            .or_internal("binding the session insert")?
-            .run()
+            .batch(statements)
             .await
             .or_internal("creating the session")?;
         Ok(())
@@ -211,7 +227,7 @@ impl Store {
     /// concurrent rotations of one session exactly one sees `true`. In the same transaction (a D1 batch) the old
     /// id is remembered as retired, until the session's absolute limit (`created_at + max_ms`), for reuse
     /// detection. Bounded: a session keeps its [`RETIRED_PER_SESSION`] latest retired ids, and each rotation
-    /// deletes at most [`RETIRED_CLEANUP_BATCH`] rows past their limit, so neither a refresh loop nor a backlog of
+    /// deletes at most [`CLEANUP_BATCH`] rows past their limit, so neither a refresh loop nor a backlog of
     /// expired rows can grow the table or the rotation's transaction without bound.
     pub async fn rotate(
         &self,
@@ -255,7 +271,7 @@ impl Store {
                     "DELETE FROM retired_session_ids WHERE id IN \
                      (SELECT id FROM retired_session_ids WHERE expires_at < ?1 LIMIT ?2)",
                 )
-                .bind(&[now, JsValue::from_f64(RETIRED_CLEANUP_BATCH as f64)])
+                .bind(&[now, JsValue::from_f64(CLEANUP_BATCH as f64)])
                 .or_internal("binding the retired-id cleanup")?,
         ];
         let results = self
@@ -463,7 +479,11 @@ pub async fn touch(
         .with_session(Some(bookmark::FIRST_PRIMARY))
         .or_internal("starting a D1 session")?;
     db.prepare(
-        "UPDATE sessions SET last_seen_at = ?2, expires_at = ?3 WHERE id = ?1 AND revoked_at IS NULL",
+        // Only a live session, and only forward: a session D1 already ended (expired, or ended by an operator while
+        // a fresh cache entry still answered the check) is not brought back, and a late touch does not move the
+        // expiry of a later one backwards.
+        "UPDATE sessions SET last_seen_at = ?2, expires_at = ?3 \
+         WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?2 AND last_seen_at < ?2",
     )
     .bind(&[JsValue::from_str(&id), num(now_ms), num(expires_at)])
     .or_internal("binding last-seen")?
