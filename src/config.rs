@@ -271,9 +271,11 @@ impl Config {
         let ratelimit = crate::ratelimit::policy::RateLimitConfig::parse(&vars)?;
         let policy_names: Vec<String> = ratelimit.names().map(str::to_owned).collect();
         let session = crate::session::config::SessionConfig::parse(&vars)?;
+        let rooms_ticket_policy = vars.string_or("ROOMS_TICKET_POLICY", "rooms-ticket")?;
         for (key, name) in [
             ("SESSION_LOGIN_IP_POLICY", &session.login_ip_policy),
             ("SESSION_LOGIN_EMAIL_POLICY", &session.login_email_policy),
+            ("ROOMS_TICKET_POLICY", &rooms_ticket_policy),
         ] {
             if ratelimit.get(name).is_none() {
                 return Err(ConfigError::new(
@@ -312,12 +314,13 @@ mod tests {
 
     use super::*;
 
-    /// `pairs` over the least a valid configuration needs: the login rate-limit policies the session section names.
+    /// `pairs` over the least a valid configuration needs: the rate-limit policies the login and the room tickets
+    /// name.
     fn source(pairs: &[(&'static str, Value)]) -> HashMap<&'static str, Value> {
         let login = json!({"limit": 10, "window": 60, "key": "ip"});
         let mut map: HashMap<&'static str, Value> = HashMap::from([(
             "RATE_LIMIT_POLICIES",
-            json!({"login-ip": login, "login-email": login}),
+            json!({"login-ip": login, "login-email": login, "rooms-ticket": login}),
         )]);
         map.extend(pairs.iter().cloned());
         map

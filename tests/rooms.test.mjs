@@ -511,8 +511,11 @@ describe("rooms behind a real session", () => {
   let w;
   const KEY = generateSigningJwk("rooms-test-key");
   const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
+  const BOB = DEMO_USERS.find((u) => u.email === "bob@example.com");
   before(async () => {
-    w = await startWorker({ vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY) } });
+    w = await startWorker({
+      vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: { "rooms-ticket": { limit: 4, window: 60, key: "user" } } },
+    });
     await seed({
       CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"),
       DB: await w.mf.getD1Database("DB"),
@@ -562,5 +565,34 @@ describe("rooms behind a real session", () => {
       provider.destroy();
       doc.destroy();
     }
+  });
+
+  test("tickets are limited per user (ROOMS_TICKET_POLICY) and not stored by caches; reading a made-up room stores nothing", async () => {
+    const login = await w.fetch("/auth/login", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: BOB.email, password: BOB.password }),
+    });
+    assert.equal(login.status, 200);
+    await login.arrayBuffer();
+    const cookie = /edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+    const statuses = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await w.fetch(`/rooms/limited-${i}/ticket`, { method: "POST", headers: { cookie } });
+      statuses.push(r.status);
+      if (r.status === 201) assert.equal(r.headers.get("cache-control"), "no-store", "a ticket is a credential");
+      if (r.status === 429) assert.match(r.headers.get("ratelimit-policy") ?? "", /"rooms-ticket"/);
+      await r.arrayBuffer();
+    }
+    assert.deepEqual(statuses, [201, 201, 201, 201, 429, 429], "4 per minute for this user");
+
+    const rooms = await w.mf.getDurableObjectNamespace("ROOMS");
+    const written = (room) =>
+      statSync(join(w.stateDir, "v3/do/-Room", `${rooms.idFromName(`room:${room}`).toString()}.sqlite-wal`), { throwIfNoEntry: false })?.size ?? 0;
+    const state = await w.fetch("/rooms/never-made-up-before/state", { headers: { cookie } });
+    assert.equal(state.status, 200);
+    assert.equal(state.headers.get("cache-control"), "no-store");
+    assert.deepEqual(await state.json(), { room: "never-made-up-before", members: 0, document: {} }, "an empty room");
+    assert.equal(written("never-made-up-before"), 0, "reading it stored nothing");
   });
 });

@@ -239,16 +239,26 @@ pub fn page(call: &Call) -> ApiResult<Response> {
     Ok(response)
 }
 
-/// `POST /rooms/{id}/ticket`: a signed-in user's single-use ticket for `/rooms/{id}/ws`.
+/// `POST /rooms/{id}/ticket`: a signed-in user's single-use ticket for `/rooms/{id}/ws`, limited per user by
+/// `ROOMS_TICKET_POLICY` (a ticket for a new name sets up a stored room object). A ticket is a credential:
+/// `no-store`.
 pub async fn ticket(call: &Call) -> ApiResult<Response> {
     let user = signed_in_user(call).await?;
-    issue_ticket(call, &user).await
+    let policy = &call.isolate.config.rooms.ticket_policy;
+    let limit =
+        crate::ratelimit::handler::limit(call, policy, Some(&user), "/rooms/ticket").await?;
+    Ok(limit.apply(no_store(issue_ticket(call, &user).await?)))
 }
 
-/// `GET /rooms/{id}/state`, for signed-in users.
+/// `GET /rooms/{id}/state`, for signed-in users (`no-store`: a document is private to a room's members).
 pub async fn authorised_state(call: &Call) -> ApiResult<Response> {
     signed_in_user(call).await?;
-    state(call).await
+    Ok(no_store(state(call).await?))
+}
+
+fn no_store(mut response: Response) -> Response {
+    let _ = response.headers_mut().set("cache-control", "no-store");
+    response
 }
 
 /// `POST /__debug/rooms/{id}/ticket?user=…` (debug routes only): a ticket without a session, for tests.

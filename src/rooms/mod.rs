@@ -17,6 +17,9 @@ pub struct RoomsConfig {
     pub settings: RoomSettings,
     /// How long a ticket from `POST /rooms/{id}/ticket` stays valid.
     pub ticket_ttl_ms: u64,
+    /// `ROOMS_TICKET_POLICY`: the rate-limit policy (per user) tickets are issued under — each ticket for a new
+    /// name sets up a stored room object.
+    pub ticket_policy: String,
 }
 
 impl RoomsConfig {
@@ -51,6 +54,7 @@ impl RoomsConfig {
                 )?,
             },
             ticket_ttl_ms: vars.u64_in("ROOMS_TICKET_TTL_SECONDS", 60, 5, 3600)? * 1000,
+            ticket_policy: vars.string_or("ROOMS_TICKET_POLICY", "rooms-ticket")?,
         })
     }
 }

@@ -681,6 +681,11 @@ impl DurableObject for Room {
                 ticket_required()
             };
         }
+        // The state of a room that was never set up is an empty one: answered without writing anything, so
+        // reading made-up names leaves no stored objects behind.
+        if req.method() == Method::Get && req.path() == PATH_STATE && !self.set_up()? {
+            return Response::from_json(&serde_json::json!({ "members": 0, "document": {} }));
+        }
         self.remember(&req)?;
         match (req.method(), req.path().as_str()) {
             (Method::Post, PATH_TICKET) => {
