@@ -292,15 +292,33 @@ impl Config {
             leeway_secs: gateway.jwt_leeway_secs as i64,
             max_token_bytes: gateway.jwt_max_bytes as usize,
         };
+        let core = CoreConfig::parse(&vars)?;
+        let render = crate::render::plan::RenderConfig::parse(&vars)?;
+        let images = crate::images::config::ImagesConfig::parse(&vars)?;
+        // In production, origins whose answers are trusted and cached (fragments as markup, image variants for a
+        // year) are reached over https only: over plain http anyone on the path could inject what gets stored.
+        if core.environment == Environment::Production {
+            for (key, origin) in [
+                ("RENDER_ORIGIN", Some(render.origin.as_str())),
+                ("IMAGES_ORIGIN", images.origin.as_deref()),
+            ] {
+                if origin.is_some_and(|o| o.starts_with("http://")) {
+                    return Err(ConfigError::new(
+                        key,
+                        "must be an https:// URL in production",
+                    ));
+                }
+            }
+        }
         Ok(Self {
-            core: CoreConfig::parse(&vars)?,
+            core,
             auth,
             gateway,
             jwt_policy,
             session,
-            render: crate::render::plan::RenderConfig::parse(&vars)?,
+            render,
             ratelimit,
-            images: crate::images::config::ImagesConfig::parse(&vars)?,
+            images,
             rooms: crate::rooms::RoomsConfig::parse(&vars)?,
         })
     }
@@ -386,6 +404,29 @@ mod tests {
             Config::parse(&src).expect_err("refused").key,
             "DEBUG_ROUTES"
         );
+    }
+
+    #[test]
+    fn trusted_origins_are_https_in_production() {
+        for key in ["RENDER_ORIGIN", "IMAGES_ORIGIN"] {
+            let plain = source(&[
+                ("ENVIRONMENT", json!("production")),
+                ("RENDER_ORIGIN", json!("https://fragments.example")),
+                (key, json!("http://plain.example")),
+            ]);
+            assert_eq!(Config::parse(&plain).expect_err("refused").key, key);
+            let development = source(&[(key, json!("http://127.0.0.1:8788"))]);
+            assert!(
+                Config::parse(&development).is_ok(),
+                "{key}: http is fine locally"
+            );
+        }
+        let secure = source(&[
+            ("ENVIRONMENT", json!("production")),
+            ("RENDER_ORIGIN", json!("https://fragments.example")),
+            ("IMAGES_ORIGIN", json!("https://images.example")),
+        ]);
+        assert!(Config::parse(&secure).is_ok());
     }
 
     #[test]

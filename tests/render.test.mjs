@@ -32,11 +32,11 @@ async function originServes(behaviour = {}) {
   origin.handle(async (req, body, res, record) => {
     const name = record.path.replace("/fragments/", "");
     record.askedAt = Date.now();
-    const { delayMs = 0, status = 200, gate } = behaviour[name] ?? {};
+    const { delayMs = 0, status = 200, gate, headers = {}, body: answer } = behaviour[name] ?? {};
     if (delayMs) await delay(delayMs);
     if (gate) await gate; // held until the test lets it answer
-    res.writeHead(status, { "content-type": "text/html" });
-    res.end(status === 200 ? `<section data-origin="${name}">${name} from origin</section>` : "boom");
+    res.writeHead(status, { "content-type": "text/html", ...headers });
+    res.end(answer ?? (status === 200 ? `<section data-origin="${name}">${name} from origin</section>` : "boom"));
     record.answeredAt = Date.now();
   });
 }
@@ -93,6 +93,36 @@ test("an origin 500 gives the fragment's fallback and the rest of the page", asy
   assert.ok(!page.includes("hero from origin"));
   assert.ok(page.includes("feed from origin") && page.includes("footer from origin"));
   assert.equal(await kv.get("fragment:hero"), null, "a failed fragment is not written back");
+});
+
+test("only the origin's own non-empty text/html answers are taken: a redirect, another type or an empty body gives the fallback", async () => {
+  // A second server the redirect points at: its markup must never reach the page or KV.
+  const elsewhere = await startOrigin();
+  try {
+    elsewhere.handle((req, body, res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end('<section data-origin="elsewhere">injected</section>');
+    });
+    for (const [what, hero] of [
+      ["a redirect to another host", { status: 302, headers: { location: `${elsewhere.url}/hero` }, body: "" }],
+      ["JSON, not HTML", { headers: { "content-type": "application/json" }, body: '{"hero":1}' }],
+      ["an empty body", { body: "" }],
+      ["a body of whitespace", { body: " \n " }],
+    ]) {
+      await originServes({ hero });
+      const failures = () => worker.jsonLogs().filter((l) => l.msg === "fragment_origin_failed" && l.fragment === "hero").length;
+      const failedBefore = failures();
+      const page = await (await get("/", { headers: withVisitor() })).text();
+      assert.ok(page.includes('<section class="hero"></section>'), `${what}: the hero's fallback`);
+      assert.ok(!page.includes("injected") && !page.includes('{"hero"'), `${what}: nothing of it on the page`);
+      assert.ok(page.includes("footer from origin"), `${what}: the rest of the page`);
+      await until(() => failures() > failedBefore, { what: `${what}: logged` });
+      assert.equal(await kv.get("fragment:hero"), null, `${what}: not written back`);
+    }
+    assert.equal(elsewhere.requests.length, 0, "the redirect was not followed");
+  } finally {
+    await elsewhere.stop();
+  }
 });
 
 test("origin answers are written back to KV with their TTL, so the second request does not touch the origin", async () => {

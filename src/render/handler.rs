@@ -333,10 +333,12 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
     Ok(Html::trusted(markup, TrustedSource::Fragment))
 }
 
-/// The fragment's markup from the origin: a 200 answer's UTF-8 body of at most `max_bytes`, read within
-/// `timeout_ms` (the runtime's timer aborts headers and body alike); anything else is an error, and nothing of it
-/// is written back. Read straight from the runtime's stream, so a body cut off mid-way is an error, never a
-/// shorter fragment.
+/// The fragment's markup from the origin: a direct (not redirected) 200 `text/html` answer's non-empty UTF-8 body
+/// of at most `max_bytes`, read within `timeout_ms` (the runtime's timer aborts headers and body alike); anything
+/// else is an error, and nothing of it is written back — fragments are trusted as the operator's own markup, so
+/// only the configured origin's own answers are taken (a redirect could lead anywhere), and an empty answer is not
+/// cached in place of the fallback. Read straight from the runtime's stream, so a body cut off mid-way is an
+/// error, never a shorter fragment.
 async fn fetch_origin(
     url: &str,
     timeout_ms: u32,
@@ -345,6 +347,7 @@ async fn fetch_origin(
 ) -> Result<String, String> {
     let init = web_sys::RequestInit::new();
     init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(timeout_ms)));
+    init.set_redirect(web_sys::RequestRedirect::Manual);
     // The page's request id, so the origin's logs line up with the page that asked.
     let headers = web_sys::Headers::new().map_err(|e| js_message(&e))?;
     headers
@@ -360,8 +363,15 @@ async fn fetch_origin(
     if response.status() != 200 {
         return Err(format!("origin answered {}", response.status()));
     }
+    let content_type = response.headers().get("content-type").ok().flatten();
+    if !content_type
+        .as_deref()
+        .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"))
+    {
+        return Err(format!("origin answered {content_type:?}, not text/html"));
+    }
     let Some(body) = response.body() else {
-        return Ok(String::new());
+        return Err("origin answered an empty fragment".to_owned());
     };
     let bytes = read_stream_capped(body, u64::from(max_bytes))
         .await
@@ -369,5 +379,8 @@ async fn fetch_origin(
             ReadError::TooLarge => format!("fragment larger than {max_bytes} bytes"),
             ReadError::Failed(detail) => format!("origin body unreadable: {detail}"),
         })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("origin answered an empty fragment".to_owned());
+    }
     String::from_utf8(bytes).map_err(|_| "fragment is not UTF-8".to_owned())
 }

@@ -142,13 +142,17 @@ pub fn choose_locale(
     (supported(default).unwrap_or("en"), LocaleSource::Default)
 }
 
-/// The visitor's country: the runtime's `cf.country` when it is a two-letter code, else the configured default.
+/// The visitor's country: the runtime's `cf.country` when it is a two-letter code, else the configured default
+/// when it is one (it is operator-written KV content, and goes into a header), else `US`.
 pub fn country(cf_country: Option<&str>, geo: &Geo) -> String {
+    let code = |c: &str| {
+        let c = c.trim();
+        (c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic())).then(|| c.to_ascii_uppercase())
+    };
     cf_country
-        .map(str::trim)
-        .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()))
-        .map(str::to_ascii_uppercase)
-        .unwrap_or_else(|| geo.default_country.clone())
+        .and_then(code)
+        .or_else(|| code(&geo.default_country))
+        .unwrap_or_else(|| "US".to_owned())
 }
 
 /// The currency charged in `country`.
@@ -315,6 +319,14 @@ mod tests {
         assert_eq!(country(Some("de"), &g), "DE");
         assert_eq!(country(Some("XX1"), &g), "US", "malformed falls back");
         assert_eq!(country(None, &g), "US");
+        // The default is operator-written KV content that goes into a header: used only when it is a code.
+        for (default, expected) in [("fr", "FR"), ("U\nS", "US"), ("Ünited", "US"), ("", "US")] {
+            let custom = Geo {
+                default_country: default.to_owned(),
+                ..geo()
+            };
+            assert_eq!(country(None, &custom), expected, "default {default:?}");
+        }
         assert_eq!(currency("DE", &g), "EUR");
         assert_eq!(currency("JP", &g), "JPY");
         assert_eq!(
