@@ -56,11 +56,12 @@ async function rawSocket(w, room, user = "tester") {
   return state;
 }
 
-/** The HTTP status a WebSocket handshake is refused with. */
+/** The HTTP status a WebSocket handshake is refused with (the refusal's headers in `refusedWith.headers`). */
 function refusedWith(url) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url);
     ws.on("unexpected-response", (_req, res) => {
+      refusedWith.headers = res.headers;
       resolve(res.statusCode);
       ws.terminate();
     });
@@ -137,6 +138,7 @@ describe("rooms", () => {
     const base = w.url.href.replace(/^http/, "ws") + "rooms/tickets/ws";
     assert.equal(await refusedWith(base), 401, "no ticket");
     assert.equal(await refusedWith(`${base}?ticket=made-up`), 401, "unknown ticket");
+    assert.equal(refusedWith.headers["cache-control"], "no-store", "a refusal from the room object is not cached either");
     const t = await ticket(w, "tickets");
     const first = new WebSocket(`${base}?ticket=${t}`);
     await new Promise((resolve, reject) => {

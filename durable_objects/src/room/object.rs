@@ -116,11 +116,14 @@ impl UpdateStore for SqlStore<'_> {
     }
 }
 
+/// An error answer in the Worker's shape (`{"error": {"code", "message"}}`, `no-store`): a join's refusal goes
+/// straight back to the client.
 fn json_error(status: u16, code: &str, message: &str) -> Result<Response> {
-    Ok(
+    let mut response =
         Response::from_json(&serde_json::json!({"error": {"code": code, "message": message}}))?
-            .with_status(status),
-    )
+            .with_status(status);
+    response.headers_mut().set("cache-control", "no-store")?;
+    Ok(response)
 }
 
 /// Sends one frame to many sockets, copying it into JavaScript memory once.
