@@ -67,6 +67,8 @@ before(async () => {
       AUTH_SIGNING_KEY: JSON.stringify(SESSION_KEY),
       GATEWAY_WAF: { max_body_bytes: MAX_BODY_BYTES },
       GATEWAY_CACHE_MAX_BODY_BYTES: CACHE_MAX_BODY_BYTES,
+      // Short, so the slow-body test stays short; the default is 10 s.
+      GATEWAY_CACHE_FILL_BODY_MS: 600,
     },
   });
   kv = await worker.mf.getKVNamespace("CONFIG_KV");
@@ -293,7 +295,8 @@ describe("route table and proxy", () => {
       const r = await worker.fetch(path);
       assert.equal(r.status, 200);
       assert.equal(await r.text(), "chunk-0;chunk-1;chunk-2;last", "the whole body");
-      // Not whole within the timeout after its headers: passed on to its requester, not held, waited for or stored.
+      // Not whole within GATEWAY_CACHE_FILL_BODY_MS (600 ms here) after its headers: passed on to its requester,
+      // not held, waited for or stored.
       assert.equal(r.headers.get("x-cache"), "MISS", `round ${round}`);
     }
     origin.reset();

@@ -35,7 +35,7 @@ async function originServes(behaviour = {}) {
     const { delayMs = 0, status = 200, gate, headers = {}, body: answer } = behaviour[name] ?? {};
     if (delayMs) await delay(delayMs);
     if (gate) await gate; // held until the test lets it answer
-    res.writeHead(status, { "content-type": "text/html", ...headers });
+    res.writeHead(status, { "content-type": "text/html; charset=utf-8", ...headers });
     res.end(answer ?? (status === 200 ? `<section data-origin="${name}">${name} from origin</section>` : "boom"));
     record.answeredAt = Date.now();
   });
@@ -106,6 +106,8 @@ test("only the origin's own non-empty text/html answers are taken: a redirect, a
     for (const [what, hero] of [
       ["a redirect to another host", { status: 302, headers: { location: `${elsewhere.url}/hero` }, body: "" }],
       ["JSON, not HTML", { headers: { "content-type": "application/json" }, body: '{"hero":1}' }],
+      ["an empty content type", { headers: { "content-type": "" }, body: '{"hero":1}' }],
+      ["text/htmlx", { headers: { "content-type": "text/htmlx" }, body: '{"hero":1}' }],
       ["an empty body", { body: "" }],
       ["a body of whitespace", { body: " \n " }],
     ]) {

@@ -29,6 +29,9 @@ pub struct GatewayConfig {
     /// The largest answer a cache fill holds in memory to store and share (`GATEWAY_CACHE_MAX_BODY_BYTES`, 4 MiB,
     /// at most 16 MiB): a larger one streams to the request that fetched it and is not stored.
     pub cache_max_body_bytes: u64,
+    /// How long a cache fill waits for an answer's body to arrive whole after its headers
+    /// (`GATEWAY_CACHE_FILL_BODY_MS`, 10 s): a slower one streams to the request that fetched it and is not stored.
+    pub cache_fill_body_ms: u64,
 }
 
 impl GatewayConfig {
@@ -66,6 +69,7 @@ impl GatewayConfig {
                 1024,
                 16 * 1024 * 1024,
             )?,
+            cache_fill_body_ms: vars.u64_in("GATEWAY_CACHE_FILL_BODY_MS", 10_000, 100, 120_000)?,
         })
     }
 }

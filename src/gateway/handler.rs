@@ -183,6 +183,7 @@ async fn forward(
                 route: route.name.clone(),
                 key,
                 max_body_bytes: gateway.cache_max_body_bytes,
+                fill_body_ms: gateway.cache_fill_body_ms,
             };
             return cached(call, spec, policy, method == "HEAD").await;
         }
@@ -871,6 +872,8 @@ struct Spec {
     key: String,
     /// `GATEWAY_CACHE_MAX_BODY_BYTES`: larger answers are streamed to their requester, not buffered or stored.
     max_body_bytes: u64,
+    /// `GATEWAY_CACHE_FILL_BODY_MS`: slower answers likewise.
+    fill_body_ms: u64,
 }
 
 /// A buffered origin response, shared by every waiter of one coalesced fetch when it is `storable`.
@@ -894,21 +897,20 @@ enum FetchedBody {
     Streamed(RefCell<Option<web_sys::ReadableStream>>),
 }
 
-impl Drop for FetchedBody {
-    /// A streamed body nobody took (a HEAD request, a background refresh, a stale-if-error answer) is cancelled,
-    /// which stops the origin read, rather than left to the garbage collector.
-    fn drop(&mut self) {
+impl FetchedBody {
+    /// Cancels a streamed body nobody will take (a HEAD request, a background refresh, a stale-if-error answer
+    /// not served), which stops the origin read instead of leaving it to the garbage collector. Called by the
+    /// request that fetched it: a streamed answer is never shared, and I/O belongs to the request that made it.
+    fn discard(&self) {
         if let Self::Streamed(stream) = self {
-            if let Some(stream) = stream.get_mut().take() {
+            if let Some(stream) = stream.borrow_mut().take() {
                 let ignore = Closure::once(|_: JsValue| {});
                 let _ = stream.cancel().catch(&ignore);
                 ignore.forget();
             }
         }
     }
-}
 
-impl FetchedBody {
     /// The body for one response: a copy of the bytes, or the stream (the first time it is asked for).
     fn for_response(&self) -> ResponseBody {
         match self {
@@ -938,7 +940,7 @@ thread_local! {
 async fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     if let Some(slot) = coalesce::in_progress(&IN_FLIGHT, &spec.key) {
         // Every attempt's wait for headers, then the body's time to arrive whole, and a second of slack.
-        let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 2) + 1_000;
+        let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 1) + spec.fill_body_ms + 1_000;
         match coalesce::wait(&IN_FLIGHT, &spec.key, &slot, Some(budget_ms)).await {
             // An answer for the leader alone (Set-Cookie, private, 5xx, …): this request asks the origin itself.
             Some(Ok(fetched)) if !fetched.storable => {}
@@ -983,9 +985,9 @@ async fn fetch_and_store(spec: &Spec, policy: &CachePolicy, lead: &Lead<Outcome>
             FetchedBody::Streamed(RefCell::new(Some(stream.clone())))
         }
         ResponseBody::Stream(stream) => {
-            // Whole within the route's timeout after the headers, or passed on (and not stored): a body that
-            // trickles past it is not waited for here, so the waiters' budget below holds.
-            match read_or_pass(stream.clone(), spec.max_body_bytes, spec.timeout_ms)
+            // Whole within GATEWAY_CACHE_FILL_BODY_MS after the headers, or passed on (and not stored): a body
+            // that trickles past it is not waited for here, so the waiters' budget holds.
+            match read_or_pass(stream.clone(), spec.max_body_bytes, spec.fill_body_ms)
                 .await
                 .map_err(|e| Failure::Unreachable(format!("reading the origin body: {e}")))?
             {
@@ -1084,6 +1086,7 @@ fn fetched_response(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) 
         let headers = header_list::build(&f.headers);
         let _ = headers.set("x-cache", state);
         let body = if head {
+            f.body.discard();
             ResponseBody::Empty
         } else {
             f.body.for_response()
@@ -1153,13 +1156,18 @@ async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> Api
         Freshness::StaleRevalidate => {
             let (spec, policy) = (spec.clone(), policy.clone());
             call.ctx.wait_until(async move {
-                let _ = coalesced_fetch(&spec, &policy).await;
+                if let Ok(fetched) = coalesced_fetch(&spec, &policy).await {
+                    fetched.body.discard();
+                }
             });
             Ok(serve_stored(response, "STALE"))
         }
         Freshness::StaleIfError => {
             let outcome = coalesced_fetch(&spec, &policy).await;
             if is_origin_error(&outcome) {
+                if let Ok(fetched) = &outcome {
+                    fetched.body.discard();
+                }
                 return Ok(serve_stored(response, "STALE"));
             }
             match outcome {

@@ -364,10 +364,11 @@ async fn fetch_origin(
         return Err(format!("origin answered {}", response.status()));
     }
     let content_type = response.headers().get("content-type").ok().flatten();
-    if !content_type
-        .as_deref()
-        .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"))
-    {
+    let html = |t: &str| {
+        let essence = t.split(';').next().unwrap_or("").trim();
+        essence.eq_ignore_ascii_case("text/html")
+    };
+    if !content_type.as_deref().is_some_and(html) {
         return Err(format!("origin answered {content_type:?}, not text/html"));
     }
     let Some(body) = response.body() else {
