@@ -5,6 +5,8 @@ use serde_json::{Map, Value};
 use yrs::updates::decoder::Decode;
 use yrs::{Any, Doc, GetString, Out, ReadTxn, StateVector, Transact, Update};
 
+use super::shape::Shape;
+
 /// A room's document. Pure: bytes in, bytes out.
 pub struct RoomDoc {
     doc: Doc,
@@ -36,26 +38,41 @@ impl Applied {
     }
 }
 
-/// The document's pending structs and deletions, encoded (`None`: nothing pending, the usual case, at no cost).
-fn pending(txn: &yrs::TransactionMut) -> Option<(Vec<u8>, Vec<u8>)> {
+/// What [`pending`] prints: the encoded missing, lowest and highest state vectors and the pending deletion ranges.
+type PendingPrint = (Vec<u8>, Vec<u8>, Vec<u8>, usize);
+
+/// A cheap print of the document's pending state (`None`: nothing pending, the usual case): which clocks the pending
+/// structs wait for and span, and how many pending deletion ranges there are. Cheap because it is taken around every
+/// update: a large pending update planted in a room (it survives compaction) must not make each keystroke encode it.
+fn pending(txn: &yrs::TransactionMut) -> Option<PendingPrint> {
     use yrs::updates::encoder::Encode;
     let store = txn.store();
-    let update = store.pending_update().map(|p| p.update.encode_v1());
-    let deletes = store.pending_ds().map(|d| d.encode_v1());
-    (update.is_some() || deletes.is_some())
-        .then(|| (update.unwrap_or_default(), deletes.unwrap_or_default()))
+    let update = store.pending_update();
+    let deletes = store.pending_ds();
+    if update.is_none() && deletes.is_none() {
+        return None;
+    }
+    let (missing, low, high) = update.map_or_else(Default::default, |p| {
+        (
+            p.missing.encode_v1(),
+            p.update.state_vector_lower().encode_v1(),
+            p.update.state_vector().encode_v1(),
+        )
+    });
+    let ranges = deletes.map_or(0, |d| d.iter().map(|(_, r)| r.len()).sum());
+    Some((missing, low, high, ranges))
 }
 
 /// A v1 update that decoded (and how many structs it inserts); applying it may still be refused.
-pub struct CheckedUpdate(Update, usize);
+pub struct CheckedUpdate(Update, Shape);
 
 impl CheckedUpdate {
     /// Decodes a v1 update sent by a client, after its shape is checked (see [`super::shape`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, DocError> {
-        let structs = super::shape::check_update(bytes)
+        let shape = super::shape::check_update(bytes)
             .map_err(|e| DocError(format!("update does not decode: {}", e.0)))?;
         Update::decode_v1(bytes)
-            .map(|update| CheckedUpdate(update, structs))
+            .map(|update| CheckedUpdate(update, shape))
             .map_err(|e| DocError(format!("update does not decode: {e}")))
     }
 
@@ -64,7 +81,7 @@ impl CheckedUpdate {
     pub fn decode_stored(bytes: &[u8]) -> Result<Self, DocError> {
         Update::decode_v1(bytes)
             // Its struct count is not needed: stored updates are not weighed against the size limit again.
-            .map(|update| CheckedUpdate(update, 0))
+            .map(|update| CheckedUpdate(update, Shape::default()))
             .map_err(|e| DocError(format!("stored update does not decode: {e}")))
     }
 
@@ -75,7 +92,12 @@ impl CheckedUpdate {
 
     /// True when the update inserts nothing: at most deletions, which cannot grow the document.
     pub fn only_deletes(&self) -> bool {
-        self.1 == 0
+        self.1.structs == 0
+    }
+
+    /// What the shape check counted (all zero for an update the room stored itself).
+    pub fn shape(&self) -> Shape {
+        self.1
     }
 }
 
@@ -127,6 +149,47 @@ impl RoomDoc {
             integrated: !txn.insert_set().is_empty() || !txn.delete_set().is_empty(),
             pending_changed: pending(&txn) != pending_before,
         })
+    }
+
+    /// How deep shared types nest in the document (a root is 1), walked without recursion and stopping once past
+    /// `limit`. yrs itself recurses on nested types (deleting one, rendering JSON), so a chain thousands deep —
+    /// nine bytes a level in one update — would overflow the object's stack.
+    pub fn type_depth(&self, limit: usize) -> usize {
+        use yrs::{Array, Map, Text, XmlFragment};
+        let txn = self.doc.transact();
+        let typed = |out: &Out| !matches!(out, Out::Any(_));
+        let mut stack: Vec<(Out, usize)> = txn.root_refs().map(|(_, out)| (out, 1)).collect();
+        let mut deepest = 0;
+        while let Some((out, depth)) = stack.pop() {
+            deepest = deepest.max(depth);
+            if deepest > limit {
+                break;
+            }
+            let next = depth + 1;
+            let mut push = |children: &mut dyn Iterator<Item = Out>| {
+                stack.extend(children.filter(|c| typed(c)).map(|c| (c, next)));
+            };
+            match out {
+                Out::YMap(map) => push(&mut map.iter(&txn).map(|(_, v)| v)),
+                Out::YArray(array) => push(&mut array.iter(&txn)),
+                Out::YXmlElement(element) => push(&mut element.children(&txn).map(Out::from)),
+                Out::YXmlFragment(fragment) => push(&mut fragment.children(&txn).map(Out::from)),
+                // Texts can embed shared types.
+                Out::YText(text) => {
+                    push(&mut text.diff(&txn, |_| ()).into_iter().map(|d| d.insert))
+                }
+                Out::YXmlText(text) => {
+                    push(&mut text.diff(&txn, |_| ()).into_iter().map(|d| d.insert))
+                }
+                // A root no client declared: its entries read as a map and as an array.
+                Out::UndefinedRef(branch) => {
+                    push(&mut yrs::MapRef::from(branch).iter(&txn).map(|(_, v)| v));
+                    push(&mut yrs::ArrayRef::from(branch).iter(&txn));
+                }
+                _ => {}
+            }
+        }
+        deepest
     }
 
     /// The v1-encoded state vector (sync step 1 payload).

@@ -66,11 +66,24 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Storage the room would occupy with `extra` more bytes logged.
-    fn stored_bytes_with(&self, extra: usize) -> u64 {
-        self.snapshot_bytes + self.stats.bytes + extra as u64
+    /// Storage the room would occupy with `extra` more bytes.
+    fn stored_bytes_with(&self, extra: u64) -> u64 {
+        self.snapshot_bytes
+            .saturating_add(self.stats.bytes)
+            .saturating_add(extra)
     }
 }
+
+/// How deep shared types may nest in a room (a document model's tree is a few dozen levels; yrs recurses on them).
+pub const MAX_TYPE_NESTING: usize = 128;
+
+/// What a deleted range can add to a snapshot: the two items a deletion inside a text item leaves, with their ids
+/// and origins (about 21 bytes measured; rounded up).
+const SPLIT_BYTES: u64 = 32;
+
+/// Updates that only delete may take the stored room this fraction (1/64) past its limit, so a full room can still
+/// be emptied.
+const DELETE_MARGIN: u64 = 64;
 
 /// Rebuilds the document from the store (snapshot + log).
 pub fn load(store: &mut dyn UpdateStore) -> Result<Loaded, AcceptError> {
@@ -124,32 +137,38 @@ pub fn accept_update(
     if update.is_empty() {
         return Ok(Accepted::Empty);
     }
-    // Deletions are let through at the limit: they cannot grow the document (each deletes what exists, once; one
-    // that deletes nothing new is not stored, below), and a compaction then frees the space they leave — unless
-    // they are kept pending (deletions of what the room never had), which would grow it: refused below.
+    // An update is weighed by what it can add to the stored room: its own bytes, and for each range it deletes the
+    // items it can split (a range deleted inside a text item leaves up to two more items in the snapshot, each with
+    // its ids: SPLIT_BYTES). Updates that only delete may go past the limit by a margin, so a full room can still be
+    // emptied; past it they are refused like any other (deleting every other character of a long text grows the
+    // snapshot about five times the update's size).
     let only_deletes = update.only_deletes();
-    let full = || AcceptError::DocumentFull {
-        limit: max_document_bytes,
+    let creates_types = update.shape().types > 0;
+    let weight = (bytes.len() as u64)
+        .saturating_add((update.shape().delete_ranges as u64).saturating_mul(SPLIT_BYTES));
+    let limit = if only_deletes {
+        max_document_bytes.saturating_add(max_document_bytes / DELETE_MARGIN)
+    } else {
+        max_document_bytes
     };
-    if !only_deletes {
-        if loaded.stored_bytes_with(bytes.len()) > max_document_bytes && loaded.stats.entries > 0 {
-            compact(loaded, store)?;
-        }
-        if loaded.stored_bytes_with(bytes.len()) > max_document_bytes {
-            return Err(full());
-        }
+    if loaded.stored_bytes_with(weight) > limit && loaded.stats.entries > 0 {
+        compact(loaded, store)?;
+    }
+    if loaded.stored_bytes_with(weight) > limit {
+        return Err(AcceptError::DocumentFull {
+            limit: max_document_bytes,
+        });
     }
     match loaded.doc.apply(update) {
         // Nothing the room did not have (a reconnecting client's sync step 2 repeats its whole delete set): nothing
         // to store or broadcast.
         Ok(applied) if !applied.changed() => return Ok(Accepted::Empty),
-        Ok(applied)
-            if only_deletes
-                && applied.pending_changed
-                && loaded.stored_bytes_with(bytes.len()) > max_document_bytes =>
-        {
+        // Only updates that create shared types can nest them deeper (checked then: it walks the document).
+        Ok(_) if creates_types && loaded.doc.type_depth(MAX_TYPE_NESTING) > MAX_TYPE_NESTING => {
             *loaded = load(store)?;
-            return Err(full());
+            return Err(AcceptError::Invalid(DocError(format!(
+                "shared types nest more than {MAX_TYPE_NESTING} deep"
+            ))));
         }
         Ok(_) => {}
         Err(refused) => {
@@ -419,7 +438,7 @@ mod tests {
             f(&mut txn);
             txn.encode_update_v1()
         };
-        let insert = edit(&|txn| text.insert(txn, 0, &"z".repeat(2000)));
+        let insert = edit(&|txn| text.insert(txn, 0, &"z".repeat(20_000)));
         let delete = edit(&|txn| text.remove_range(txn, 0, 10));
         // The insertion just fits; everything after it is past the limit.
         let limit = insert.len() as u64 + 2;
@@ -453,32 +472,104 @@ mod tests {
             Ok(Accepted::Empty),
             "a reconnect's step 2"
         );
-        // Deleting what the room never had (client 99) is kept pending: refused at the limit, as it would grow it.
-        let unknown: &[u8] = &[0, 1, 99, 1, 0, 1];
-        assert_eq!(
-            accept(unknown, limit),
-            Err(AcceptError::DocumentFull { limit })
+        // Deleting what the room never had (client 99) is kept pending; a reconnect's step 2 afterwards still changes
+        // nothing (the pending state is the same before and after it).
+        let unknown = |clock: u8| vec![0, 1, 99, 1, clock, 1];
+        assert!(
+            matches!(accept(&unknown(0), limit), Ok(Accepted::Stored { .. })),
+            "within the deletion margin"
         );
-        assert_eq!(
-            accept(&reconnect, limit),
-            Ok(Accepted::Empty),
-            "nothing left pending"
-        );
-        // Below the limit it is kept; a reconnect's step 2 afterwards still changes nothing.
-        assert!(matches!(
-            accept(unknown, u64::MAX),
-            Ok(Accepted::Stored { .. })
-        ));
         assert_eq!(
             accept(&reconnect, limit),
             Ok(Accepted::Empty),
             "pending and unchanged: not news"
         );
-        assert_eq!(
-            store.stored.log.len(),
-            3,
-            "the insertion, the deletion and the pending deletion, once each"
+        // Deletions are weighed too and have only a margin past the limit: a stream of them is refused in the end.
+        let accepted = (1..=200u8)
+            .take_while(|clock| accept(&unknown(clock.wrapping_mul(2)), limit).is_ok())
+            .count();
+        assert!(
+            accepted < 200,
+            "the margin ran out after {accepted} deletions"
         );
+        let stored = store.stored.snapshot.as_ref().map_or(0, Vec::len)
+            + store.stored.log.iter().map(Vec::len).sum::<usize>();
+        assert!(
+            stored as u64 <= limit + limit / 64,
+            "within the limit and its margin: {stored}"
+        );
+    }
+
+    #[test]
+    fn shared_types_nested_past_the_bound_are_refused_and_leave_no_trace() {
+        // A chain of maps, each inside the previous one: `levels` deep below the root map.
+        let chain = |levels: usize| {
+            let doc = Doc::with_client_id(5);
+            let root = doc.get_or_insert_map("root");
+            let mut txn = doc.transact_mut();
+            let mut map = root.insert(&mut txn, "k", yrs::MapPrelim::default());
+            for _ in 1..levels {
+                map = map.insert(&mut txn, "k", yrs::MapPrelim::default());
+            }
+            txn.encode_update_v1()
+        };
+        let mut store = MemoryStore::default();
+        let mut loaded = load(&mut store).expect("loads");
+        let deep = chain(MAX_TYPE_NESTING + 5);
+        assert!(
+            matches!(
+                accept_update(&mut loaded, &mut store, policy(10), u64::MAX, &deep),
+                Err(AcceptError::Invalid(DocError(ref e))) if e.contains("nest")
+            ),
+            "refused"
+        );
+        assert!(store.stored.log.is_empty(), "nothing stored");
+        assert_eq!(
+            loaded.doc.type_depth(1000),
+            0,
+            "nothing of it left in memory"
+        );
+        let fine = chain(MAX_TYPE_NESTING - 2);
+        assert!(matches!(
+            accept_update(&mut loaded, &mut store, policy(10), u64::MAX, &fine),
+            Ok(Accepted::Stored { .. })
+        ));
+        assert_eq!(
+            loaded.doc.type_depth(1000),
+            MAX_TYPE_NESTING - 1,
+            "the root and its chain"
+        );
+    }
+
+    #[test]
+    fn deleting_every_other_character_is_weighed_by_the_items_it_splits() {
+        // One long item, then one update deleting every other character: it splits the item into thousands, which
+        // grows the snapshot about five times the update's size.
+        let doc = Doc::with_client_id(9);
+        let text = doc.get_or_insert_text("text");
+        let mut store = MemoryStore::default();
+        let mut loaded = load(&mut store).expect("loads");
+        let policy = policy(1_000);
+        let limit: u64 = 64 * 1024;
+        let insert = {
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, 0, &"y".repeat(4_000));
+            txn.encode_update_v1()
+        };
+        assert!(accept_update(&mut loaded, &mut store, policy, limit, &insert).is_ok());
+        let sieve = {
+            let mut txn = doc.transact_mut();
+            for i in 0..2_000 {
+                text.remove_range(&mut txn, i, 1);
+            }
+            txn.encode_update_v1()
+        };
+        assert_eq!(
+            accept_update(&mut loaded, &mut store, policy, limit, &sieve),
+            Err(AcceptError::DocumentFull { limit })
+        );
+        let whole = loaded.doc.snapshot().len() as u64;
+        assert!(whole <= limit, "the room stays within its limit: {whole}");
     }
 
     #[test]

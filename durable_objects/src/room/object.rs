@@ -600,6 +600,11 @@ impl Room {
                 if !self.inner.borrow().presence.has_news(&update.entries) {
                     return Ok(());
                 }
+                // News costs a token before any work is done for it (the ownership scan reads every socket's
+                // attachment), whether or not it turns out to be this socket's to give.
+                if !self.take_token(ws, &settings) {
+                    return self.refuse(ws, close::POLICY, "update rate exceeded").await;
+                }
                 let mut attachment = Self::attachment(ws);
                 let mut announced: Announced = attachment.announced.iter().copied().collect();
                 let others = self.owned_by_other_users(
@@ -638,9 +643,6 @@ impl Room {
                 }
                 if applied.fresh.is_empty() {
                     return Ok(()); // all of it was another user's clients (or copies)
-                }
-                if !self.take_token(ws, &settings) {
-                    return self.refuse(ws, close::POLICY, "update rate exceeded").await;
                 }
                 let frame = if applied.fresh.len() == update.entries.len() {
                     wire::encode_awareness_raw(&update.raw)

@@ -17,32 +17,52 @@ pub const MAX_NESTING: usize = 128;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused(pub &'static str);
 
-/// Checks a v1 update: its structs, their contents and its delete set. Returns how many structs it carries (0: it
-/// only deletes).
-pub fn check_update(bytes: &[u8]) -> Result<usize, Refused> {
+/// What a checked update carries, counted while checking it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// Structs (items, GC and skip ranges): 0 when the update only deletes.
+    pub structs: usize,
+    /// Ranges of its delete set.
+    pub delete_ranges: usize,
+    /// Items that create a shared type (a map, array, text or XML node inside the document).
+    pub types: usize,
+}
+
+/// Checks a v1 update: its structs, their contents and its delete set, and that nothing follows them. Besides what
+/// yrs would refuse or misread, it refuses what yrs accepts but Yjs cannot read — an info byte with bit 4 set (Yjs
+/// takes five bits for the content kind, yrs four), type kinds Yjs does not know or reads differently (above 6, and
+/// the XML hook), client ids past 2^53 − 1 (JavaScript numbers) — since the room would store and relay it to every
+/// client, none of which could then sync.
+pub fn check_update(bytes: &[u8]) -> Result<Shape, Refused> {
     let mut r = Reader { bytes, at: 0 };
+    let mut shape = Shape::default();
     let clients = r.count(3)?;
-    let mut total = 0;
     for _ in 0..clients {
         let structs = r.count(1)?;
-        total += structs;
-        r.var()?; // client (64-bit)
+        shape.structs += structs;
+        r.client()?;
         r.var32()?; // first clock
         for _ in 0..structs {
-            r.block()?;
+            if r.block()? {
+                shape.types += 1;
+            }
         }
     }
     // The delete set: per client, its id and ranges of (clock, length).
     let clients = r.count(2)?;
     for _ in 0..clients {
-        r.var()?;
+        r.client()?;
         let ranges = r.count(2)?;
+        shape.delete_ranges += ranges;
         for _ in 0..ranges {
             r.var32()?;
             r.var32()?;
         }
     }
-    Ok(total)
+    if r.left() > 0 {
+        return Err(Refused("bytes after the delete set"));
+    }
+    Ok(shape)
 }
 
 /// Checks a v1 state vector: pairs of (client, clock).
@@ -50,7 +70,7 @@ pub fn check_state_vector(bytes: &[u8]) -> Result<(), Refused> {
     let mut r = Reader { bytes, at: 0 };
     let entries = r.count(2)?;
     for _ in 0..entries {
-        r.var()?;
+        r.client()?;
         r.var32()?;
     }
     Ok(())
@@ -105,6 +125,15 @@ impl Reader<'_> {
         }
     }
 
+    /// A client id: at most 2^53 − 1, the largest integer a JavaScript client reads exactly (lib0 throws past it).
+    fn client(&mut self) -> Result<u64, Refused> {
+        const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+        match self.var()? {
+            id if id <= MAX_SAFE_INTEGER => Ok(id),
+            _ => Err(Refused("a client id past 2^53 - 1")),
+        }
+    }
+
     /// A declared count of elements taking at least `min_bytes` each, which must fit in what is left.
     fn count(&mut self, min_bytes: usize) -> Result<usize, Refused> {
         let n = self.var32()?;
@@ -120,36 +149,43 @@ impl Reader<'_> {
         self.skip(n)
     }
 
-    /// One struct: a GC or skip range, or an item with its origins, parent and content.
-    fn block(&mut self) -> Result<(), Refused> {
+    /// One struct: a GC or skip range, or an item with its origins, parent and content. True when the item creates
+    /// a shared type.
+    fn block(&mut self) -> Result<bool, Refused> {
         const HAS_ORIGIN: u8 = 0x80;
         const HAS_RIGHT_ORIGIN: u8 = 0x40;
         const HAS_PARENT_SUB: u8 = 0x20;
+        const KIND_BIT_4: u8 = 0x10;
         let info = self.u8()?;
         if info == 0 || info == 10 {
             self.var32()?; // GC or skip: a length
-            return Ok(());
+            return Ok(false);
+        }
+        if info & KIND_BIT_4 != 0 {
+            return Err(Refused("unknown content kind"));
         }
         if info & HAS_ORIGIN != 0 {
-            self.var()?;
+            self.client()?;
             self.var32()?;
         }
         if info & HAS_RIGHT_ORIGIN != 0 {
-            self.var()?;
+            self.client()?;
             self.var32()?;
         }
         if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
             if self.var32()? == 1 {
                 self.buf()?; // a root type's name
             } else {
-                self.var()?; // the parent item's id
+                self.client()?; // the parent item's id
                 self.var32()?;
             }
             if info & HAS_PARENT_SUB != 0 {
                 self.buf()?;
             }
         }
-        self.content(info & 0x0f)
+        let kind = info & 0x0f;
+        self.content(kind)?;
+        Ok(kind == 7)
     }
 
     fn content(&mut self, kind: u8) -> Result<(), Refused> {
@@ -161,13 +197,13 @@ impl Reader<'_> {
                 self.buf()?; // format: key and JSON value
                 self.buf()
             }
-            7 => {
-                // A type: its kind, and an XML element's tag name.
-                if self.u8()? == 3 {
-                    self.buf()?;
-                }
-                Ok(())
-            }
+            7 => match self.u8()? {
+                // Array, map, text, XML fragment and XML text: the kind alone; an XML element: its tag name. The
+                // XML hook (5) is refused: Yjs reads a name after it and yrs does not, so they would part ways.
+                0 | 1 | 2 | 4 | 6 => Ok(()),
+                3 => self.buf(),
+                _ => Err(Refused("unknown shared type")),
+            },
             8 => {
                 let n = self.count(1)?;
                 for _ in 0..n {
@@ -245,11 +281,79 @@ mod tests {
         }
         let txn = doc.transact();
         let update = txn.encode_state_as_update_v1(&StateVector::default());
-        assert!(check_update(&update).is_ok_and(|structs| structs > 0));
+        assert!(check_update(&update)
+            .is_ok_and(|s| s.structs > 0 && s.types == 2 && s.delete_ranges == 1));
         assert_eq!(check_state_vector(&txn.state_vector().encode_v1()), Ok(()));
-        assert_eq!(check_update(&[0, 0]), Ok(0), "the empty update");
-        assert_eq!(check_update(&[0, 1, 7, 1, 0, 2]), Ok(0), "a deletion only");
+        assert_eq!(
+            check_update(&[0, 0]),
+            Ok(Shape::default()),
+            "the empty update"
+        );
+        assert_eq!(
+            check_update(&[0, 1, 7, 1, 0, 2]),
+            Ok(Shape {
+                delete_ranges: 1,
+                ..Shape::default()
+            }),
+            "a deletion only"
+        );
         assert_eq!(check_state_vector(&[0]), Ok(()), "the empty state vector");
+    }
+
+    #[test]
+    fn what_yrs_accepts_but_yjs_cannot_read_is_refused() {
+        let cases: &[(&str, &[u8], &str)] = &[
+            // Info 0x14: a string to yrs (four bits of kind), contentRefs[20] to Yjs (five).
+            (
+                "info bit 4",
+                &[1, 1, 1, 0, 0x14, 1, 1, b'x', 1, b'a', 0],
+                "unknown content kind",
+            ),
+            (
+                "type kind 15",
+                &[1, 1, 1, 0, 0x07, 1, 1, b'x', 15, 0],
+                "unknown shared type",
+            ),
+            (
+                "type kind 9",
+                &[1, 1, 1, 0, 0x07, 1, 1, b'x', 9, 0],
+                "unknown shared type",
+            ),
+            (
+                "the XML hook",
+                &[1, 1, 1, 0, 0x07, 1, 1, b'x', 5, 0],
+                "unknown shared type",
+            ),
+            (
+                "client id 2^57 - 1",
+                &[
+                    1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 4, 1, 1, b'x',
+                    1, b'a', 0,
+                ],
+                "client id",
+            ),
+            (
+                "a deleting client id 2^57 - 1",
+                &[
+                    0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1, 0, 1,
+                ],
+                "client id",
+            ),
+            (
+                "bytes after the delete set",
+                &[0, 0, 7],
+                "after the delete set",
+            ),
+        ];
+        for (what, bytes, why) in cases {
+            let refused = check_update(bytes).expect_err(what);
+            assert!(refused.0.contains(why), "{what}: {refused:?}");
+        }
+        assert!(
+            check_state_vector(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1])
+                .is_err(),
+            "a state vector naming such a client"
+        );
     }
 
     #[test]
@@ -279,7 +383,7 @@ mod tests {
             bytes.extend_from_slice(&[126, 0]);
             bytes
         };
-        assert_eq!(check_update(&nested(MAX_NESTING)), Ok(1));
+        assert_eq!(check_update(&nested(MAX_NESTING)).map(|s| s.structs), Ok(1));
         assert_eq!(
             check_update(&nested(MAX_NESTING + 1)),
             Err(Refused("values nest too deep"))
