@@ -255,6 +255,39 @@ describe("rooms", () => {
     destroyAll(watcher, late);
   });
 
+  test("a newcomer echoing a crowded room's presence (more than 64 entries) stays connected", async () => {
+    const room = "crowded";
+    // Five members announcing 14 clients each: 70 presences.
+    const members = [];
+    for (let m = 0; m < 5; m++) {
+      const member = await rawSocket(w, room, `crowd-${m}`);
+      const update = encoding.createEncoder();
+      encoding.writeVarUint(update, 14);
+      for (let c = 0; c < 14; c++) {
+        encoding.writeVarUint(update, 920_000 + m * 100 + c);
+        encoding.writeVarUint(update, 1);
+        encoding.writeVarString(update, JSON.stringify({ user: { name: `crowd ${m}.${c}` } }));
+      }
+      member.ws.send(Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(update))]));
+      members.push(member);
+    }
+    const newcomer = await rawSocket(w, room, "newcomer");
+    const presence = () => newcomer.frames.filter((f) => f[0] === 1);
+    const query = async (seen) => {
+      newcomer.ws.send(Buffer.from([3])); // query awareness: answered with the room's whole presence
+      return until(() => presence().length > seen && presence()[seen], { what: "the room's presence" });
+    };
+    const snapshot = await query(presence().length);
+    const count = decoding.readVarUint(decoding.createDecoder(decoding.readVarUint8Array(decoding.createDecoder(snapshot.subarray(1)))));
+    assert.ok(count >= 70, `the room's presence lists ${count}`);
+    // What a y-websocket client sends back after applying it: every entry it just learned, in one message.
+    newcomer.ws.send(snapshot);
+    await query(presence().length);
+    assert.equal(newcomer.closed, null, "the echo was taken, not refused");
+    members.forEach((m) => m.ws.close());
+    newcomer.ws.close();
+  });
+
   test("awareness news spends the socket's rate tokens, copies do not: a socket relaying its own presence in a loop is closed with 1008", async () => {
     const room = "chatty";
     const watcher = await client(w, room, { name: "watcher" });

@@ -22,13 +22,19 @@ impl std::fmt::Display for DocError {
     }
 }
 
+/// The longest sequence [`RoomDoc::type_depth`] walks item by item (a document's list of blocks is far shorter; a
+/// long text is not worth walking per character on every new shared type).
+const SEQUENCE_WALK_LIMIT: u32 = 4_096;
+
 /// What applying an update changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
     /// Something was inserted or deleted.
     pub integrated: bool,
-    /// What the document keeps pending changed.
+    /// What the document keeps pending changed (or may have: see [`RoomDoc::apply`]).
     pub pending_changed: bool,
+    /// Ranges this update newly deleted (each can split an item, growing the snapshot).
+    pub deleted_ranges: usize,
 }
 
 impl Applied {
@@ -38,8 +44,9 @@ impl Applied {
     }
 }
 
-/// What [`pending`] prints: the encoded missing, lowest and highest state vectors and the pending deletion ranges.
-type PendingPrint = (Vec<u8>, Vec<u8>, Vec<u8>, usize);
+/// What [`pending`] prints: the encoded missing, lowest and highest state vectors, and the pending deletion ranges
+/// with the clocks they cover.
+type PendingPrint = (Vec<u8>, Vec<u8>, Vec<u8>, usize, u64);
 
 /// A cheap print of the document's pending state (`None`: nothing pending, the usual case): which clocks the pending
 /// structs wait for and span, and how many pending deletion ranges there are. Cheap because it is taken around every
@@ -59,8 +66,16 @@ fn pending(txn: &yrs::TransactionMut) -> Option<PendingPrint> {
             p.update.state_vector().encode_v1(),
         )
     });
-    let ranges = deletes.map_or(0, |d| d.iter().map(|(_, r)| r.len()).sum());
-    Some((missing, low, high, ranges))
+    // Ranges and the clocks they cover: adjacent pending deletions merge into one range, longer.
+    let (ranges, covered) = deletes.map_or((0, 0), |d| {
+        d.iter().fold((0, 0), |(n, len), (_, r)| {
+            (
+                n + r.len(),
+                len + r.iter().map(|x| u64::from(x.end - x.start)).sum::<u64>(),
+            )
+        })
+    });
+    Some((missing, low, high, ranges, covered))
 }
 
 /// A v1 update that decoded (and how many structs it inserts); applying it may still be refused.
@@ -141,13 +156,21 @@ impl RoomDoc {
     /// it inserted or deleted anything, and whether it changed what is kept pending (parts waiting for what they
     /// need). A reconnecting Yjs client's sync step 2 always carries its whole delete set, which changes nothing.
     pub fn apply(&mut self, update: CheckedUpdate) -> Result<Applied, DocError> {
+        let structs = update.1.structs;
         let mut txn = self.doc.transact_mut();
         let pending_before = pending(&txn);
         txn.apply_update(update.0)
             .map_err(|e| DocError(format!("update does not apply: {e}")))?;
+        let pending_after = pending(&txn);
+        let inserted = !txn.insert_set().is_empty();
+        let deleted_ranges: usize = txn.delete_set().iter().map(|(_, r)| r.len()).sum();
         Ok(Applied {
-            integrated: !txn.insert_set().is_empty() || !txn.delete_set().is_empty(),
-            pending_changed: pending(&txn) != pending_before,
+            integrated: inserted || deleted_ranges > 0,
+            // The print is cheap, not exact: structs that neither integrated nor moved it may have gone pending
+            // inside its bounds, so they count as a change (stored), rather than risk storage missing them.
+            pending_changed: pending_after != pending_before
+                || (pending_after.is_some() && structs > 0 && !inserted),
+            deleted_ranges,
         })
     }
 
@@ -155,39 +178,44 @@ impl RoomDoc {
     /// `limit`. yrs itself recurses on nested types (deleting one, rendering JSON), so a chain thousands deep —
     /// nine bytes a level in one update — would overflow the object's stack.
     pub fn type_depth(&self, limit: usize) -> usize {
-        use yrs::{Array, Map, Text, XmlFragment};
+        use yrs::branch::{Branch, BranchPtr};
+        use yrs::{Array, Map};
         let txn = self.doc.transact();
-        let typed = |out: &Out| !matches!(out, Out::Any(_));
-        let mut stack: Vec<(Out, usize)> = txn.root_refs().map(|(_, out)| (out, 1)).collect();
+        // Every shared type's branch holds keyed entries and a sequence, whatever its kind (an XML element's
+        // attributes, a text's embeds): both are walked, as yrs' recursive delete walks both.
+        // A sequence is walked item by item, which for a text means per character (~150 ms for 20,000 in a
+        // release build, and a room's roots are all of undeclared kind, so a text root cannot be told from an XML
+        // fragment's): sequences longer than SEQUENCE_WALK_LIMIT and declared texts' sequences are not walked, only
+        // their keyed entries. A chain hidden in such a sequence stays possible (left open).
+        let branch = |out: &Out| -> Option<(BranchPtr, bool)> {
+            let (b, sequence): (&Branch, bool) = match out {
+                Out::YText(t) => (t.as_ref(), false),
+                Out::YXmlText(t) => (t.as_ref(), false),
+                Out::YArray(a) => (a.as_ref(), true),
+                Out::YMap(m) => (m.as_ref(), true),
+                Out::YXmlElement(e) => (e.as_ref(), true),
+                Out::YXmlFragment(f) => (f.as_ref(), true),
+                Out::UndefinedRef(b) => return Some((*b, true)),
+                _ => return None,
+            };
+            Some((BranchPtr::from(b), sequence))
+        };
+        let mut stack: Vec<((BranchPtr, bool), usize)> = txn
+            .root_refs()
+            .filter_map(|(_, out)| branch(&out).map(|b| (b, 1)))
+            .collect();
         let mut deepest = 0;
-        while let Some((out, depth)) = stack.pop() {
+        while let Some(((ptr, sequence), depth)) = stack.pop() {
             deepest = deepest.max(depth);
             if deepest > limit {
                 break;
             }
-            let next = depth + 1;
-            let mut push = |children: &mut dyn Iterator<Item = Out>| {
-                stack.extend(children.filter(|c| typed(c)).map(|c| (c, next)));
-            };
-            match out {
-                Out::YMap(map) => push(&mut map.iter(&txn).map(|(_, v)| v)),
-                Out::YArray(array) => push(&mut array.iter(&txn)),
-                Out::YXmlElement(element) => push(&mut element.children(&txn).map(Out::from)),
-                Out::YXmlFragment(fragment) => push(&mut fragment.children(&txn).map(Out::from)),
-                // Texts can embed shared types.
-                Out::YText(text) => {
-                    push(&mut text.diff(&txn, |_| ()).into_iter().map(|d| d.insert))
-                }
-                Out::YXmlText(text) => {
-                    push(&mut text.diff(&txn, |_| ()).into_iter().map(|d| d.insert))
-                }
-                // A root no client declared: its entries read as a map and as an array.
-                Out::UndefinedRef(branch) => {
-                    push(&mut yrs::MapRef::from(branch).iter(&txn).map(|(_, v)| v));
-                    push(&mut yrs::ArrayRef::from(branch).iter(&txn));
-                }
-                _ => {}
+            let mut children: Vec<Out> =
+                yrs::MapRef::from(ptr).iter(&txn).map(|(_, v)| v).collect();
+            if sequence && ptr.len() <= SEQUENCE_WALK_LIMIT {
+                children.extend(yrs::ArrayRef::from(ptr).iter(&txn));
             }
+            stack.extend(children.iter().filter_map(&branch).map(|b| (b, depth + 1)));
         }
         deepest
     }

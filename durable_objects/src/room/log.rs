@@ -78,8 +78,8 @@ impl Loaded {
 pub const MAX_TYPE_NESTING: usize = 128;
 
 /// What a deleted range can add to a snapshot: the two items a deletion inside a text item leaves, with their ids
-/// and origins (about 21 bytes measured; rounded up).
-const SPLIT_BYTES: u64 = 32;
+/// and origins (about 21 bytes measured with small client ids, up to ~57 with the largest; rounded up).
+const SPLIT_BYTES: u64 = 64;
 
 /// Updates that only delete may take the stored room this fraction (1/64) past its limit, so a full room can still
 /// be emptied.
@@ -137,40 +137,31 @@ pub fn accept_update(
     if update.is_empty() {
         return Ok(Accepted::Empty);
     }
-    // An update is weighed by what it can add to the stored room: its own bytes, and for each range it deletes the
-    // items it can split (a range deleted inside a text item leaves up to two more items in the snapshot, each with
-    // its ids: SPLIT_BYTES). Updates that only delete may go past the limit by a margin, so a full room can still be
-    // emptied; past it they are refused like any other (deleting every other character of a long text grows the
-    // snapshot about five times the update's size).
+    // An update is weighed by what it can add to the stored room: its own bytes, and for each range it newly
+    // deletes the items that deletion can split (a range deleted inside a text item leaves up to two more items in
+    // the snapshot, each with its ids: SPLIT_BYTES) — counted after applying, since a Yjs sync step 2 carries the
+    // client's whole delete set, mostly known. Insertions are refused before they are applied when their bytes
+    // would pass the limit (after a compaction first: deleted content shrinks in a snapshot); updates that only
+    // delete may go a margin past it, so a full room can still be emptied.
     let only_deletes = update.only_deletes();
     let creates_types = update.shape().types > 0;
-    let weight = (bytes.len() as u64)
-        .saturating_add((update.shape().delete_ranges as u64).saturating_mul(SPLIT_BYTES));
     let limit = if only_deletes {
         max_document_bytes.saturating_add(max_document_bytes / DELETE_MARGIN)
     } else {
         max_document_bytes
     };
-    if loaded.stored_bytes_with(weight) > limit && loaded.stats.entries > 0 {
+    let full = || AcceptError::DocumentFull {
+        limit: max_document_bytes,
+    };
+    if loaded.stored_bytes_with(bytes.len() as u64) > max_document_bytes && loaded.stats.entries > 0
+    {
         compact(loaded, store)?;
     }
-    if loaded.stored_bytes_with(weight) > limit {
-        return Err(AcceptError::DocumentFull {
-            limit: max_document_bytes,
-        });
+    if !only_deletes && loaded.stored_bytes_with(bytes.len() as u64) > max_document_bytes {
+        return Err(full());
     }
-    match loaded.doc.apply(update) {
-        // Nothing the room did not have (a reconnecting client's sync step 2 repeats its whole delete set): nothing
-        // to store or broadcast.
-        Ok(applied) if !applied.changed() => return Ok(Accepted::Empty),
-        // Only updates that create shared types can nest them deeper (checked then: it walks the document).
-        Ok(_) if creates_types && loaded.doc.type_depth(MAX_TYPE_NESTING) > MAX_TYPE_NESTING => {
-            *loaded = load(store)?;
-            return Err(AcceptError::Invalid(DocError(format!(
-                "shared types nest more than {MAX_TYPE_NESTING} deep"
-            ))));
-        }
-        Ok(_) => {}
+    let applied = match loaded.doc.apply(update) {
+        Ok(applied) => applied,
         Err(refused) => {
             // yrs may refuse an update after integrating part of it (a pending update's retry failing, say): the
             // document is rebuilt from what is stored, so memory never holds what storage does not — or a later
@@ -178,6 +169,27 @@ pub fn accept_update(
             *loaded = load(store)?;
             return Err(AcceptError::Invalid(refused));
         }
+    };
+    // Nothing the room did not have (a reconnecting client's sync step 2 repeats its whole delete set): nothing to
+    // store or broadcast.
+    if !applied.changed() {
+        return Ok(Accepted::Empty);
+    }
+    let weight = (bytes.len() as u64)
+        .saturating_add((applied.deleted_ranges as u64).saturating_mul(SPLIT_BYTES));
+    if loaded.stored_bytes_with(weight) > limit {
+        *loaded = load(store)?;
+        return Err(full());
+    }
+    // Only updates that create shared types, or that let pending ones in, can nest them deeper: checked then (it
+    // walks the document).
+    if (creates_types || applied.pending_changed)
+        && loaded.doc.type_depth(MAX_TYPE_NESTING) > MAX_TYPE_NESTING
+    {
+        *loaded = load(store)?;
+        return Err(AcceptError::Invalid(DocError(format!(
+            "shared types nest more than {MAX_TYPE_NESTING} deep"
+        ))));
     }
     store.append(bytes).map_err(AcceptError::Store)?;
     loaded.stats.entries += 1;
@@ -539,6 +551,58 @@ mod tests {
             MAX_TYPE_NESTING - 1,
             "the root and its chain"
         );
+    }
+
+    #[test]
+    fn a_reconnect_to_a_fragmented_room_at_its_limit_is_not_refused() {
+        // A room edited a lot: thousands of separate deletions, all in every client's delete set.
+        let doc = Doc::with_client_id(9);
+        let text = doc.get_or_insert_text("text");
+        let mut store = MemoryStore::default();
+        let mut loaded = load(&mut store).expect("loads");
+        let mut accept =
+            |u: &[u8], limit| accept_update(&mut loaded, &mut store, policy(1_000), limit, u);
+        let insert = {
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, 0, &"q".repeat(6_000));
+            txn.encode_update_v1()
+        };
+        assert!(accept(&insert, u64::MAX).is_ok());
+        let sieve = {
+            let mut txn = doc.transact_mut();
+            for i in 0..2_000 {
+                text.remove_range(&mut txn, i * 2, 1);
+            }
+            txn.encode_update_v1()
+        };
+        assert!(accept(&sieve, u64::MAX).is_ok());
+        // Its sync step 2 repeats 2,000 ranges the room has: nothing new, whatever the room's limit.
+        let reconnect = doc
+            .transact()
+            .encode_state_as_update_v1(&doc.transact().state_vector());
+        assert_eq!(accept(&reconnect, 64 * 1024), Ok(Accepted::Empty));
+    }
+
+    #[test]
+    fn adjacent_pending_deletions_are_each_stored() {
+        // Two deletions of what the room never had, next to each other: they merge into one pending range, whose
+        // count does not change — the second must still be stored, or storage would miss it.
+        let mut store = MemoryStore::default();
+        let mut loaded = load(&mut store).expect("loads");
+        for clock in [0, 1] {
+            let outcome = accept_update(
+                &mut loaded,
+                &mut store,
+                policy(1_000),
+                u64::MAX,
+                &[0, 1, 99, 1, clock, 1],
+            );
+            assert!(
+                matches!(outcome, Ok(Accepted::Stored { .. })),
+                "clock {clock}: {outcome:?}"
+            );
+        }
+        assert_eq!(store.stored.log.len(), 2);
     }
 
     #[test]

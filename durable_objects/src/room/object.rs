@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -296,11 +296,14 @@ impl Room {
     /// Which of `ids` (clients the sending socket has not announced) an open socket of another user announced:
     /// those belong to that user. Read from the sockets' attachments, so it holds after hibernation; only messages
     /// naming a client new to their socket pay for it (a y-websocket client's first announcement).
-    fn owned_by_other_users(&self, sender: &Attachment, ids: &[u64]) -> Vec<u64> {
+    /// Linear in the ids asked about plus the open sockets' announced clients (a set each way): a message naming
+    /// thousands of clients — a newcomer's echo of a full room's presence is one — costs no more than reading it.
+    fn owned_by_other_users(&self, sender: &Attachment, ids: &[u64]) -> HashSet<u64> {
         if ids.is_empty() {
-            return Vec::new();
+            return HashSet::new();
         }
-        let mut owned = Vec::new();
+        let wanted: HashSet<u64> = ids.iter().copied().collect();
+        let mut owned = HashSet::new();
         for ws in self.state.get_websockets() {
             let other = Self::attachment(&ws);
             if other.sid == sender.sid || other.user == sender.user {
@@ -311,7 +314,7 @@ impl Room {
                     .announced
                     .iter()
                     .map(|(id, _)| *id)
-                    .filter(|id| ids.contains(id)),
+                    .filter(|id| wanted.contains(id)),
             );
         }
         owned
