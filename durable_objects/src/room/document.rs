@@ -22,10 +22,6 @@ impl std::fmt::Display for DocError {
     }
 }
 
-/// The longest sequence [`RoomDoc::type_depth`] walks item by item (a document's list of blocks is far shorter; a
-/// long text is not worth walking per character on every new shared type).
-const SEQUENCE_WALK_LIMIT: u32 = 4_096;
-
 /// What applying an update changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
@@ -172,52 +168,6 @@ impl RoomDoc {
                 || (pending_after.is_some() && structs > 0 && !inserted),
             deleted_ranges,
         })
-    }
-
-    /// How deep shared types nest in the document (a root is 1), walked without recursion and stopping once past
-    /// `limit`. yrs itself recurses on nested types (deleting one, rendering JSON), so a chain thousands deep —
-    /// nine bytes a level in one update — would overflow the object's stack.
-    pub fn type_depth(&self, limit: usize) -> usize {
-        use yrs::branch::{Branch, BranchPtr};
-        use yrs::{Array, Map};
-        let txn = self.doc.transact();
-        // Every shared type's branch holds keyed entries and a sequence, whatever its kind (an XML element's
-        // attributes, a text's embeds): both are walked, as yrs' recursive delete walks both.
-        // A sequence is walked item by item, which for a text means per character (~150 ms for 20,000 in a
-        // release build, and a room's roots are all of undeclared kind, so a text root cannot be told from an XML
-        // fragment's): sequences longer than SEQUENCE_WALK_LIMIT and declared texts' sequences are not walked, only
-        // their keyed entries. A chain hidden in such a sequence stays possible (left open).
-        let branch = |out: &Out| -> Option<(BranchPtr, bool)> {
-            let (b, sequence): (&Branch, bool) = match out {
-                Out::YText(t) => (t.as_ref(), false),
-                Out::YXmlText(t) => (t.as_ref(), false),
-                Out::YArray(a) => (a.as_ref(), true),
-                Out::YMap(m) => (m.as_ref(), true),
-                Out::YXmlElement(e) => (e.as_ref(), true),
-                Out::YXmlFragment(f) => (f.as_ref(), true),
-                Out::UndefinedRef(b) => return Some((*b, true)),
-                _ => return None,
-            };
-            Some((BranchPtr::from(b), sequence))
-        };
-        let mut stack: Vec<((BranchPtr, bool), usize)> = txn
-            .root_refs()
-            .filter_map(|(_, out)| branch(&out).map(|b| (b, 1)))
-            .collect();
-        let mut deepest = 0;
-        while let Some(((ptr, sequence), depth)) = stack.pop() {
-            deepest = deepest.max(depth);
-            if deepest > limit {
-                break;
-            }
-            let mut children: Vec<Out> =
-                yrs::MapRef::from(ptr).iter(&txn).map(|(_, v)| v).collect();
-            if sequence && ptr.len() <= SEQUENCE_WALK_LIMIT {
-                children.extend(yrs::ArrayRef::from(ptr).iter(&txn));
-            }
-            stack.extend(children.iter().filter_map(&branch).map(|b| (b, depth + 1)));
-        }
-        deepest
     }
 
     /// The v1-encoded state vector (sync step 1 payload).

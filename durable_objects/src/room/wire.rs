@@ -120,6 +120,9 @@ pub fn decode(frame: &[u8]) -> Result<Message<'_>, DecodeError> {
     Ok(message)
 }
 
+/// The most entries one awareness message may carry (see [`decode_awareness`]).
+const MAX_ENTRIES: u64 = 8_192;
+
 /// JavaScript's `Number.MAX_SAFE_INTEGER`.
 const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
@@ -127,12 +130,18 @@ const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 pub fn decode_awareness(raw: &[u8]) -> Result<AwarenessUpdate, DecodeError> {
     let mut cursor = Cursor::new(raw);
     let count: u64 = cursor.read_var().map_err(err("awareness count"))?;
-    // Each entry takes at least 3 bytes; a count larger than that is a lie, refused before allocating. (Not capped
-    // lower: a newcomer's first awareness message echoes every member's presence it was just sent — hundreds of
-    // entries in a full room; what one socket may announce for itself is bounded in `presence`.)
+    // Each entry takes at least 3 bytes; a count larger than that is a lie, refused before allocating. At most
+    // MAX_ENTRIES, refused before any state is parsed: enough for a newcomer's first awareness message, which
+    // echoes every presence it was just sent (a room of 8,192 single-client members; the default admits 250), where
+    // a message of hundreds of thousands of entries would be parsed for nothing.
     if count > raw.len() as u64 / 3 {
         return Err(DecodeError(format!(
             "awareness count {count} exceeds the payload"
+        )));
+    }
+    if count > MAX_ENTRIES {
+        return Err(DecodeError(format!(
+            "awareness count {count} is over {MAX_ENTRIES}"
         )));
     }
     let mut entries = Vec::with_capacity(count as usize);
@@ -300,5 +309,14 @@ mod tests {
             })
             .collect();
         assert!(decode(&encode_awareness(&entries)).is_ok(), "1,000 entries");
+        let too_many: Vec<AwarenessEntry> = (0..8_193)
+            .map(|id| AwarenessEntry {
+                client_id: id,
+                clock: 1,
+                state: None,
+            })
+            .collect();
+        let error = decode(&encode_awareness(&too_many)).expect_err("8,193 entries");
+        assert!(error.0.contains("is over 8192"), "{error}");
     }
 }
