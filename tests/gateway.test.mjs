@@ -145,6 +145,16 @@ async function login() {
   return { accessToken, cookie: /edgekit_session=[^;]*/.exec(r.headers.get("set-cookie"))[0] };
 }
 const lastRequest = () => origin.requests.at(-1);
+/** An origin answer that starts at once and streams for 900 ms (three chunks 300 ms apart, then "last"). */
+async function streamsFor900ms(req, body, res) {
+  res.writeHead(200, { "content-type": "text/plain" });
+  for (let i = 0; i < 3; i++) {
+    res.write(`chunk-${i};`);
+    await delay(300);
+  }
+  res.end("last");
+}
+
 /** Resolves once `n` requests of the Worker's isolate wait on another's work (GET /__debug/coalesce). */
 async function waitingInWorker(n) {
   let seen;
@@ -282,14 +292,7 @@ describe("route table and proxy", () => {
 
   test("on a cached route too, the timeout bounds the wait for the answer, not the reading of its body", async () => {
     // The sie route caches (short-sie) with a 300 ms timeout; the origin answers at once and streams for 900 ms.
-    origin.handle(async (req, body, res) => {
-      res.writeHead(200, { "content-type": "text/plain" });
-      for (let i = 0; i < 3; i++) {
-        res.write(`chunk-${i};`);
-        await delay(300);
-      }
-      res.end("last");
-    });
+    origin.handle(streamsFor900ms);
     const path = `/gw/sie/slow-body?${Date.now()}`;
     for (let round = 0; round < 2; round++) {
       const r = await worker.fetch(path);
@@ -318,14 +321,7 @@ describe("route table and proxy", () => {
 
   test("the timeout bounds the wait for the origin's answer, not the streaming of its body", async () => {
     // The slow route's timeout is 300 ms; the origin answers at once and keeps streaming for 900 ms.
-    origin.handle(async (req, body, res) => {
-      res.writeHead(200, { "content-type": "text/plain" });
-      for (let i = 0; i < 3; i++) {
-        res.write(`chunk-${i};`);
-        await delay(300);
-      }
-      res.end("last");
-    });
+    origin.handle(streamsFor900ms);
     const r = await worker.fetch("/gw/slow/stream");
     assert.equal(r.status, 200);
     assert.equal(await r.text(), "chunk-0;chunk-1;chunk-2;last", "the whole body arrives after the timeout has passed");

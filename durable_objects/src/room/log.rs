@@ -348,6 +348,22 @@ mod tests {
         }
     }
 
+    /// A writer's document (client 9) with one text, and an empty room.
+    fn writer_and_room() -> (Doc, yrs::TextRef, MemoryStore, Loaded) {
+        let doc = Doc::with_client_id(9);
+        let text = doc.get_or_insert_text("text");
+        let mut store = MemoryStore::default();
+        let loaded = load(&mut store).expect("loads");
+        (doc, text, store, loaded)
+    }
+
+    /// The update `f` makes to `doc`.
+    fn edit_of(doc: &Doc, f: &dyn Fn(&mut yrs::TransactionMut)) -> Vec<u8> {
+        let mut txn = doc.transact_mut();
+        f(&mut txn);
+        txn.encode_update_v1()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(96))]
 
@@ -441,15 +457,8 @@ mod tests {
 
     #[test]
     fn updates_that_change_nothing_are_not_stored_also_at_the_size_limit() {
-        let doc = Doc::with_client_id(9);
-        let text = doc.get_or_insert_text("text");
-        let mut store = MemoryStore::default();
-        let mut loaded = load(&mut store).expect("loads");
-        let edit = |f: &dyn Fn(&mut yrs::TransactionMut)| {
-            let mut txn = doc.transact_mut();
-            f(&mut txn);
-            txn.encode_update_v1()
-        };
+        let (doc, text, mut store, mut loaded) = writer_and_room();
+        let edit = |f: &dyn Fn(&mut yrs::TransactionMut)| edit_of(&doc, f);
         let insert = edit(&|txn| text.insert(txn, 0, &"z".repeat(20_000)));
         let delete = edit(&|txn| text.remove_range(txn, 0, 10));
         // The insertion just fits; everything after it is past the limit.
@@ -514,15 +523,8 @@ mod tests {
 
     #[test]
     fn an_edit_over_the_limit_by_its_weight_is_taken_after_a_compaction_frees_room() {
-        let doc = Doc::with_client_id(9);
-        let text = doc.get_or_insert_text("text");
-        let mut store = MemoryStore::default();
-        let mut loaded = load(&mut store).expect("loads");
-        let edit = |f: &dyn Fn(&mut yrs::TransactionMut)| {
-            let mut txn = doc.transact_mut();
-            f(&mut txn);
-            txn.encode_update_v1()
-        };
+        let (doc, text, mut store, mut loaded) = writer_and_room();
+        let edit = |f: &dyn Fn(&mut yrs::TransactionMut)| edit_of(&doc, f);
         let insert = edit(&|txn| text.insert(txn, 0, &"w".repeat(4_000)));
         let delete = edit(&|txn| text.remove_range(txn, 0, 3_000));
         for u in [&insert, &delete] {
