@@ -371,11 +371,6 @@ impl Room {
         if let Err(e) = outcome.await {
             worker::console_warn!("room directory report failed: {e}");
         }
-        if members > 0 {
-            if let Err(e) = self.schedule_report(settings.directory_report_ms).await {
-                worker::console_warn!("room directory report alarm not set: {e}");
-            }
-        }
     }
 
     /// While it has members a room reports again every interval (an alarm wakes it from hibernation), so a lost
@@ -466,6 +461,11 @@ impl Room {
                 .send_with_bytes(wire::encode_awareness(&presence))?;
         }
         self.report_members(None).await;
+        // A join starts the report alarm (or keeps the pending one); the alarm re-arms itself while there are
+        // members, and a leave needs none.
+        if let Err(e) = self.schedule_report(settings.directory_report_ms).await {
+            worker::console_warn!("room directory report alarm not set: {e}");
+        }
         Ok(ResponseBuilder::new()
             .with_status(101)
             .with_websocket(pair.client)
@@ -681,18 +681,21 @@ impl DurableObject for Room {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         // A join needs a ticket, and a room that was never set up (no ticket issued, state never read) holds none:
         // refused before anything is written, so a made-up room name in an anonymous join leaves no stored object.
-        if req.method() == Method::Get && req.path() == PATH_CONNECT && !self.set_up()? {
+        // The state of a room that was never set up is an empty one, likewise answered without writing anything.
+        let path = req.path();
+        if req.method() == Method::Get
+            && (path == PATH_CONNECT || path == PATH_STATE)
+            && !self.set_up()?
+        {
+            if path == PATH_STATE {
+                return Response::from_json(&serde_json::json!({ "members": 0, "document": {} }));
+            }
             let has_ticket = req.url()?.query_pairs().any(|(k, _)| k == TICKET_PARAM);
             return if has_ticket {
                 ticket_invalid()
             } else {
                 ticket_required()
             };
-        }
-        // The state of a room that was never set up is an empty one: answered without writing anything, so
-        // reading made-up names leaves no stored objects behind.
-        if req.method() == Method::Get && req.path() == PATH_STATE && !self.set_up()? {
-            return Response::from_json(&serde_json::json!({ "members": 0, "document": {} }));
         }
         self.remember(&req)?;
         match (req.method(), req.path().as_str()) {
