@@ -94,7 +94,7 @@ impl Reader<'_> {
         Ok(b)
     }
 
-    fn skip(&mut self, n: usize) -> Result<(), Refused> {
+    fn advance(&mut self, n: usize) -> Result<(), Refused> {
         if n > self.left() {
             return Err(TRUNCATED);
         }
@@ -146,7 +146,7 @@ impl Reader<'_> {
     /// A length-prefixed byte string (also a string: yrs checks its UTF-8).
     fn buf(&mut self) -> Result<(), Refused> {
         let n = self.count(1)?;
-        self.skip(n)
+        self.advance(n)
     }
 
     /// One struct: a GC or skip range, or an item with its origins, parent and content. True when the item creates
@@ -224,8 +224,8 @@ impl Reader<'_> {
         match self.u8()? {
             120 | 121 | 126 | 127 => Ok(()), // true, false, null, undefined
             125 => self.var().map(drop),     // integer
-            124 => self.skip(4),             // float32
-            122 | 123 => self.skip(8),       // bigint, float64
+            124 => self.advance(4),          // float32
+            122 | 123 => self.advance(8),    // bigint, float64
             119 | 116 => self.buf(),         // string, buffer
             tag @ (117 | 118) => {
                 if depth >= MAX_NESTING {
