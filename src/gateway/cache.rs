@@ -142,7 +142,8 @@ pub fn cache_key(
         "https://gateway-cache.internal/{}/{}/{}{}",
         encode(route),
         encode(url.scheme),
-        encode(&url.authority.to_ascii_lowercase()),
+        // Already lower-case: the runtime's URL serialisation lowers the host.
+        encode(url.authority),
         url.path
     );
     if !pairs.is_empty() {
