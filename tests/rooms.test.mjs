@@ -458,11 +458,7 @@ test("an anonymous join of a room that was never set up is refused without stori
   // SQLite write-ahead log, against a room that really was set up (a ticket issued), which must show writes.
   const w = await startWorker({ vars: VARS });
   try {
-    const rooms = await w.mf.getDurableObjectNamespace("ROOMS");
-    const written = (room) => {
-      const file = join(w.stateDir, "v3/do/-Room", `${rooms.idFromName(`room:${room}`).toString()}.sqlite-wal`);
-      return statSync(file, { throwIfNoEntry: false })?.size ?? 0;
-    };
+    const written = await walBytesOf(w);
     await ticket(w, "really-made");
     assert.ok(written("really-made") > 0, "issuing a ticket stores the room (the measurement sees writes)");
     const ws = (room, query) => w.url.href.replace(/^http/, "ws") + `rooms/${room}/ws${query}`;
@@ -516,6 +512,13 @@ test("the room directory lists live rooms and drops rooms whose reports stopped;
   }
 });
 
+/** `room => bytes` a room object wrote to its SQLite write-ahead log, read from Miniflare's files of `w`. */
+async function walBytesOf(w) {
+  const rooms = await w.mf.getDurableObjectNamespace("ROOMS");
+  return (room) =>
+    statSync(join(w.stateDir, "v3/do/-Room", `${rooms.idFromName(`room:${room}`).toString()}.sqlite-wal`), { throwIfNoEntry: false })?.size ?? 0;
+}
+
 /** [clock, state] of every entry about awareness client `clientId` in the awareness frames received. */
 function awarenessOf(frames, clientId) {
   return frames
@@ -561,15 +564,20 @@ describe("rooms behind a real session", () => {
   });
   after(() => w?.stop());
 
-  test("a signed-in user gets a single-use ticket, joins with y-websocket, and reads the state as JSON", async () => {
+  /** Logs `user` in and returns its session cookie (`name=value`). */
+  async function sessionCookie(user) {
     const login = await w.fetch("/auth/login", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
+      body: JSON.stringify({ email: user.email, password: user.password }),
     });
-    assert.equal(login.status, 200);
+    assert.equal(login.status, 200, `${user.email} logs in`);
     await login.arrayBuffer();
-    const cookie = /edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+    return /edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+  }
+
+  test("a signed-in user gets a single-use ticket, joins with y-websocket, and reads the state as JSON", async () => {
+    const cookie = await sessionCookie(ALICE);
 
     assert.equal((await w.fetch("/rooms/signed/ticket", { method: "POST" })).status, 401, "no session, no ticket");
     assert.equal((await w.fetch("/rooms/signed/state")).status, 401, "no session, no state");
@@ -605,14 +613,7 @@ describe("rooms behind a real session", () => {
   });
 
   test("tickets are limited per user (ROOMS_TICKET_POLICY) and not stored by caches; reading a made-up room stores nothing", async () => {
-    const login = await w.fetch("/auth/login", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: BOB.email, password: BOB.password }),
-    });
-    assert.equal(login.status, 200);
-    await login.arrayBuffer();
-    const cookie = /edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+    const cookie = await sessionCookie(BOB);
     const statuses = [];
     for (let i = 0; i < 6; i++) {
       const r = await w.fetch(`/rooms/limited-${i}/ticket`, { method: "POST", headers: { cookie } });
@@ -623,9 +624,7 @@ describe("rooms behind a real session", () => {
     }
     assert.deepEqual(statuses, [201, 201, 201, 201, 429, 429], "4 per minute for this user");
 
-    const rooms = await w.mf.getDurableObjectNamespace("ROOMS");
-    const written = (room) =>
-      statSync(join(w.stateDir, "v3/do/-Room", `${rooms.idFromName(`room:${room}`).toString()}.sqlite-wal`), { throwIfNoEntry: false })?.size ?? 0;
+    const written = await walBytesOf(w);
     const state = await w.fetch("/rooms/never-made-up-before/state", { headers: { cookie } });
     assert.equal(state.status, 200);
     assert.equal(state.headers.get("cache-control"), "no-store");

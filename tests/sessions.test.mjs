@@ -36,6 +36,14 @@ const sessionId = (token) => createHash("sha256").update(token).digest("hex");
 const get = (path, token) => worker.fetch(path, token === undefined ? {} : withCookie(token));
 const post = (path, token) => worker.fetch(path, token === undefined ? { method: "POST" } : withCookie(token, { method: "POST" }));
 
+/** A user row for `user` ({ id, email }) with the stored hash `h` (from hashPassword), no permissions. */
+function insertUser(user, h) {
+  return db
+    .prepare("INSERT INTO users (id, email, password_algorithm, password_iterations, password_salt, password_hash, permissions, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, '[]', ?7)")
+    .bind(user.id, user.email, h.algorithm, h.iterations, h.salt, h.hash, Date.now())
+    .run();
+}
+
 async function loggedIn(user = ALICE) {
   const response = await login(user.email, user.password);
   assert.equal(response.status, 200, `login ${user.email}`);
@@ -171,10 +179,7 @@ test("a refresh token reused after its rotation (past SESSION_REUSE_GRACE_SECS) 
 test("a password stored at a lower PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_ITERATIONS by the login that proves it", async () => {
   const carol = { id: "u-carol", email: "carol@example.com", password: "carol-old-cost-password" };
   const old = await hashPassword(carol.password, 10_000);
-  await db
-    .prepare("INSERT INTO users (id, email, password_algorithm, password_iterations, password_salt, password_hash, permissions, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, '[]', ?7)")
-    .bind(carol.id, carol.email, old.algorithm, old.iterations, old.salt, old.hash, Date.now())
-    .run();
+  await insertUser(carol, old);
   const row = () => db.prepare("SELECT password_iterations AS n, password_salt AS salt, password_hash AS hash FROM users WHERE id = ?1").bind(carol.id).first();
   assert.equal((await login(carol.email, "not-carols")).status, 401, "a wrong password");
   assert.equal((await login(carol.email, carol.password)).status, 200, "the old hash still admits its password");
@@ -190,10 +195,7 @@ test("a password stored at a lower PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_I
 test("a password stored above the runtime's PBKDF2 cap answers like a wrong password (401), not a 500 that would reveal the account", async () => {
   const dora = { id: "u-dora", email: "dora@example.com", password: "dora-imported-at-600k" };
   const imported = await hashPassword(dora.password, 600_000);
-  await db
-    .prepare("INSERT INTO users (id, email, password_algorithm, password_iterations, password_salt, password_hash, permissions, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, '[]', ?7)")
-    .bind(dora.id, dora.email, imported.algorithm, imported.iterations, imported.salt, imported.hash, Date.now())
-    .run();
+  await insertUser(dora, imported);
   await expectError(await login(dora.email, dora.password), 401, "invalid_credentials", "the right password");
   await expectError(await login("nobody-at-all@example.com", dora.password), 401, "invalid_credentials", "an unknown email");
   await until(() => worker.logs.some((line) => line.includes("u-dora") && line.includes("unreadable password hash")), {

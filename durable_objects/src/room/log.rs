@@ -348,6 +348,14 @@ mod tests {
         }
     }
 
+    impl MemoryStore {
+        /// Bytes the room occupies: its snapshot and its log.
+        fn bytes(&self) -> u64 {
+            self.stored.snapshot.as_ref().map_or(0, |s| s.len() as u64)
+                + self.stored.log.iter().map(|e| e.len() as u64).sum::<u64>()
+        }
+    }
+
     /// A writer's document (client 9) with one text, and an empty room.
     fn writer_and_room() -> (Doc, yrs::TextRef, MemoryStore, Loaded) {
         let doc = Doc::with_client_id(9);
@@ -513,10 +521,9 @@ mod tests {
             accepted < 200,
             "the margin ran out after {accepted} deletions"
         );
-        let stored = store.stored.snapshot.as_ref().map_or(0, Vec::len)
-            + store.stored.log.iter().map(Vec::len).sum::<usize>();
+        let stored = store.bytes();
         assert!(
-            stored as u64 <= limit + limit / 64,
+            stored <= limit + limit / 64,
             "within the limit and its margin: {stored}"
         );
     }
@@ -657,8 +664,7 @@ mod tests {
         };
         assert_eq!(refused, AcceptError::DocumentFull { limit: LIMIT });
         assert_eq!(accepted, 7, "about 1 KiB each under an 8 KiB limit");
-        let stored: u64 = store.stored.snapshot.as_ref().map_or(0, |s| s.len() as u64)
-            + store.stored.log.iter().map(|e| e.len() as u64).sum::<u64>();
+        let stored = store.bytes();
         assert!(stored <= LIMIT, "storage stays within the limit: {stored}");
         let live = loaded
             .doc
