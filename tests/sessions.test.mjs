@@ -18,10 +18,15 @@ const GENEROUS = {
   "login-email": { limit: 10_000, window: 60, key: "user" },
 };
 
+// A front end on a sibling subdomain that the configuration trusts to use sessions (SESSION_TRUSTED_ORIGINS).
+const TRUSTED = "https://app.trusted.example";
+
 let worker, kv, db;
 before(async () => {
   // Generous login limits here, so the many logins below are not limited; the limits have their own test.
-  worker = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
+  worker = await startWorker({
+    vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS, SESSION_TRUSTED_ORIGINS: [TRUSTED] },
+  });
   kv = await worker.mf.getKVNamespace("CONFIG_KV");
   db = await worker.mf.getD1Database("DB");
   await seed({ CONFIG_KV: kv, DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
@@ -128,6 +133,51 @@ test("the whole flow: login, session route, refresh, logout, then refused everyw
   await expectError(await get("/auth/sessions", rotated), 401, "session_invalid", "strict check after logout");
   await expectError(await post("/auth/refresh", rotated), 401, "session_invalid", "refresh after logout");
   assert.equal((await post("/auth/logout", rotated)).status, 204, "logout is idempotent");
+});
+
+test("a session is used only from this origin's pages: logins and state-changing requests with the cookie from another origin get 403, and change nothing", async () => {
+  const own = new URL(worker.url).origin;
+  // What browsers send for a page on another origin: a sibling subdomain is the same *site*, so SameSite=Lax
+  // attaches the cookie to its form posts and fetches; only these headers tell such a request apart.
+  const foreign = [
+    { "sec-fetch-site": "same-site", origin: "https://evil.trusted.example" },
+    { "sec-fetch-site": "cross-site", origin: "https://evil.example" },
+    { "sec-fetch-site": "same-site" },
+    { origin: "https://evil.example" },
+    { origin: "null" },
+    { origin: own.replace("127.0.0.1", "localhost") },
+  ];
+  const allowed = [{}, { "sec-fetch-site": "same-origin", origin: own }, { "sec-fetch-site": "none" }, { origin: own },
+    { "sec-fetch-site": "same-site", origin: TRUSTED }, { origin: TRUSTED }];
+  const loginFrom = (headers) =>
+    worker.fetch("/auth/login", { method: "POST", headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify({ email: BOB.email, password: BOB.password }) });
+  for (const headers of foreign) {
+    await expectError(await loginFrom(headers), 403, "cross_origin_refused", `login from ${JSON.stringify(headers)}`);
+  }
+  for (const headers of allowed) {
+    assert.equal((await loginFrom(headers)).status, 200, `login from ${JSON.stringify(headers)}`);
+  }
+
+  const { token } = await loggedIn(BOB);
+  const from = (headers, init = {}) => withCookie(token, { ...init, headers: { ...init.headers, ...headers } });
+  for (const headers of foreign) {
+    const what = JSON.stringify(headers);
+    await expectError(await worker.fetch("/auth/refresh", from(headers, { method: "POST" })), 403, "cross_origin_refused", `refresh from ${what}`);
+    await expectError(await worker.fetch("/auth/logout", from(headers, { method: "POST" })), 403, "cross_origin_refused", `logout from ${what}`);
+    await expectError(await worker.fetch("/rooms/csrf-room/ticket", from(headers, { method: "POST" })), 403, "cross_origin_refused", `room ticket from ${what}`);
+    // Reads are not state-changing: a page elsewhere cannot see their answers anyway (no CORS).
+    assert.equal((await worker.fetch("/auth/session", from(headers))).status, 200, `session read from ${what}`);
+  }
+  // None of the refused requests rotated or ended the session.
+  const row = await db.prepare("SELECT revoked_at FROM sessions WHERE id = ?1").bind(sessionId(token)).first();
+  assert.equal(row.revoked_at, null, "still live in D1");
+  assert.equal((await get("/auth/sessions", token)).status, 200, "the strict check still takes the same token");
+  const ticket = await worker.fetch("/rooms/csrf-room/ticket", from({ "sec-fetch-site": "same-site", origin: TRUSTED }, { method: "POST" }));
+  assert.equal(ticket.status, 201, "a trusted origin's page may");
+  const refreshed = await worker.fetch("/auth/refresh", from({ "sec-fetch-site": "same-origin" }, { method: "POST" }));
+  assert.equal(refreshed.status, 200, "and so may this origin's own");
+  assert.equal((await post("/auth/logout", cookieOf(refreshed))).status, 204, "as may a client that is no browser page");
 });
 
 test("a refresh token reused after its rotation (past SESSION_REUSE_GRACE_SECS) revokes the session it was rotated into", async () => {

@@ -44,6 +44,9 @@ pub struct SessionConfig {
     /// `SESSION_LOGIN_IP_POLICY` / `SESSION_LOGIN_EMAIL_POLICY`: rate-limit policy names for login attempts.
     pub login_ip_policy: String,
     pub login_email_policy: String,
+    /// `SESSION_TRUSTED_ORIGINS`: origins besides the Worker's own whose pages may log in and send state-changing
+    /// requests with the session cookie (a front end on a sibling subdomain, say); see `origin_check`.
+    pub trusted_origins: Vec<String>,
 }
 
 /// workerd refuses PBKDF2 above 100,000 iterations ("iteration counts above 100000 are not supported").
@@ -87,8 +90,22 @@ impl SessionConfig {
             )? as u32,
             login_ip_policy: vars.string_or("SESSION_LOGIN_IP_POLICY", "login-ip")?,
             login_email_policy: vars.string_or("SESSION_LOGIN_EMAIL_POLICY", "login-email")?,
+            trusted_origins: parse_trusted_origins(vars)?,
         })
     }
+}
+
+fn parse_trusted_origins(vars: &Vars) -> Result<Vec<String>, ConfigError> {
+    const KEY: &str = "SESSION_TRUSTED_ORIGINS";
+    let listed: Vec<String> = vars.json(KEY)?.unwrap_or_default();
+    listed
+        .iter()
+        .enumerate()
+        .map(|(i, origin)| {
+            crate::session::origin_check::parse_trusted(origin)
+                .map_err(|problem| ConfigError::new(KEY, format!("entry {i} {problem}")))
+        })
+        .collect()
 }
 
 fn parse_signing_key(vars: &Vars) -> Result<Option<SigningJwk>, ConfigError> {
@@ -122,6 +139,7 @@ mod tests {
         assert_eq!(config.reuse_grace_secs, 30);
         assert_eq!(config.pbkdf2_iterations, 100_000);
         assert_eq!(config.cookie_name, "edgekit_session");
+        assert!(config.trusted_origins.is_empty());
     }
 
     #[test]
@@ -133,6 +151,16 @@ mod tests {
             ("SESSION_REUSE_GRACE_SECS", json!(7200), "between"),
             ("SESSION_COOKIE_NAME", json!("a b"), "letters"),
             ("SESSION_MAX_SECS", json!(120), "at least"),
+            (
+                "SESSION_TRUSTED_ORIGINS",
+                json!(["https://a.example", "https://b.example/"]),
+                "entry 1 must be an origin",
+            ),
+            (
+                "SESSION_TRUSTED_ORIGINS",
+                json!("https://a.example"),
+                "JSON",
+            ),
             ("AUTH_SIGNING_KEY", json!("{not json"), "JSON"),
             (
                 "AUTH_SIGNING_KEY",

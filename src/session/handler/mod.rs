@@ -16,9 +16,11 @@ use crate::entry::body::read_json;
 use crate::entry::respond::{json, with_header};
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::gateway::request_url::RequestUrl;
 use crate::ratelimit::handler as ratelimit;
 use crate::ratelimit::headers::RateLimitHeaders;
 use crate::session::credentials::{Credentials, LoginBody};
+use crate::session::origin_check::{self, Provenance};
 use crate::session::password::PasswordHash;
 use crate::session::record::{
     decide_cached, expiry, CacheDecision, CacheEntry, SessionRecord, Status,
@@ -75,6 +77,28 @@ fn cookie_token(call: &Call) -> CookieToken {
     token::read_cookie(header.as_deref(), &call.isolate.config.session.cookie_name)
 }
 
+/// 403 `cross_origin_refused` for a request another origin's page started (see `origin_check`); callers ask for
+/// logins and for state-changing requests that carry a session cookie.
+fn refuse_cross_origin(call: &Call) -> ApiResult<()> {
+    let headers = call.req.headers();
+    let sec_fetch_site = headers.get("sec-fetch-site").ok().flatten();
+    let origin = headers.get("origin").ok().flatten();
+    let url = call.req.inner().url();
+    let url = RequestUrl::split(&url);
+    let own = format!("{}://{}", url.scheme, url.authority);
+    let from = Provenance {
+        sec_fetch_site: sec_fetch_site.as_deref(),
+        origin: origin.as_deref(),
+    };
+    origin_check::check(from, &own, &call.isolate.config.session.trusted_origins).map_err(|why| {
+        ApiError::forbidden(
+            "cross_origin_refused",
+            "a session can only be used from this site's own pages (or SESSION_TRUSTED_ORIGINS)",
+        )
+        .with_internal(why)
+    })
+}
+
 async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
     let config = &call.isolate.config.session;
     let token = match cookie_token(call) {
@@ -82,6 +106,9 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
         CookieToken::Garbled => return Ok(Checked::Refused("cookie is not a session token")),
         CookieToken::Token(token) => token,
     };
+    if !origin_check::is_safe_method(&call.method) {
+        refuse_cross_origin(call)?;
+    }
     let id = token::session_id(&token);
     let now = now_ms();
     if !strict && config.cache_secs > 0 {
@@ -264,6 +291,8 @@ fn invalid_credentials() -> ApiError {
 /// cost the same KDF work and get the same 401.
 pub async fn login(mut call: Call) -> ApiResult<Response> {
     let config = &call.isolate.config.session;
+    // A login from another site's page would sign the browser in to the account that page chose.
+    refuse_cross_origin(&call)?;
     // Per client IP before any work; per email (as a hash: no addresses in limiter state) once it is parsed.
     let ip_limit = ratelimit::limit(&call, &config.login_ip_policy, None, "/auth/login").await?;
     let max = call.isolate.config.core.max_body_bytes;
@@ -438,6 +467,7 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
     if let CookieToken::Token(token) = cookie_token(&call) {
+        refuse_cross_origin(&call)?;
         let id = token::session_id(&token);
         let now = now_ms();
         let revoked = store.revoke(&id, now).await?;
