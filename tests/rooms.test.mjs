@@ -512,6 +512,43 @@ test("the room directory lists live rooms and drops rooms whose reports stopped;
   }
 });
 
+test("GET /rooms (public, asking every directory shard) lists at most once per ROOMS_LIST_MEMORY_MS in an isolate, concurrent requests sharing one listing", async () => {
+  const reportTo = async (w, room) => {
+    const shards = await w.mf.getDurableObjectNamespace("ROOM_DIRECTORY");
+    const body = JSON.stringify({ room, members: 1, updated_ms: Date.now(), seq: 1, report_ms: 60_000 });
+    const stub = shards.get(shards.idFromName("room-directory:0"));
+    assert.equal((await stub.fetch("https://room-directory/report", { method: "POST", body })).status, 204);
+    const direct = await (await stub.fetch("https://room-directory/list")).json();
+    assert.ok(direct.some((r) => r.room === room), "the shard itself lists it");
+  };
+  const asked = async (w) => (await (await w.fetch("/__debug/coalesce")).json()).room_listings;
+  const rooms = async (w) => (await (await w.fetch("/rooms")).json()).rooms.map((r) => r.room);
+  const w = await startWorker({ vars: { ...VARS, ROOMS_LIST_MEMORY_MS: 60_000 } });
+  try {
+    await reportTo(w, "before-the-burst");
+    const answers = await Promise.all(Array.from({ length: 20 }, () => w.fetch("/rooms")));
+    const bodies = await Promise.all(answers.map((r) => r.text()));
+    assert.deepEqual(answers.map((r) => r.status), Array(20).fill(200));
+    assert.equal(new Set(bodies).size, 1, "one listing for all");
+    assert.ok(JSON.parse(bodies[0]).rooms.some((r) => r.room === "before-the-burst"));
+    assert.equal(await asked(w), 1, "20 concurrent requests asked the shards once");
+    await reportTo(w, "after-the-burst");
+    assert.ok(!(await rooms(w)).includes("after-the-burst"), "within the memory, the listing is the remembered one");
+    assert.equal(await asked(w), 1, "and the shards were not asked again");
+  } finally {
+    await w.stop();
+  }
+  const fresh = await startWorker({ vars: { ...VARS, ROOMS_LIST_MEMORY_MS: 0 } });
+  try {
+    assert.deepEqual(await rooms(fresh), []);
+    await reportTo(fresh, "at-once");
+    assert.ok((await rooms(fresh)).includes("at-once"), "without a memory, the next listing has it");
+    assert.equal(await asked(fresh), 2, "each sequential listing asked the shards");
+  } finally {
+    await fresh.stop();
+  }
+});
+
 /** `room => bytes` a room object wrote to its SQLite write-ahead log, read from Miniflare's files of `w`. */
 async function walBytesOf(w) {
   const rooms = await w.mf.getDurableObjectNamespace("ROOMS");

@@ -2,10 +2,13 @@
 //! one of them — the lead — do it, and the others wait for its outcome. Waiters poll a plain-data slot on their own
 //! timer instead of awaiting the lead's future: workerd binds every promise to the request that created it and
 //! cancels a request whose only pending work belongs to another as hung (found by the gateway's coalescing test),
-//! while a timer is the waiter's own pending work.
+//! while a timer is the waiter's own pending work. [`shared`] adds a memory for work whose outcome is the same for
+//! every caller (a readiness probe, the room listing), so unauthenticated routes that fan out cost one run per
+//! isolate and interval however often they are asked.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::rc::Rc;
 use std::thread::LocalKey;
 use std::time::Duration;
@@ -118,4 +121,38 @@ pub async fn wait<T: Clone + 'static>(
         }
         Delay::from(Duration::from_millis(POLL_MS)).await;
     }
+}
+
+/// An outcome an isolate keeps for a while: when it was made and what it was.
+pub type Memory<T> = RefCell<Option<(u64, T)>>;
+
+/// `work`'s outcome, shared by the isolate: a caller within `memory_ms` of the last run gets that run's outcome, one
+/// arriving while a run is in progress waits for it, and only otherwise does the caller run `work` (and remember it).
+pub async fn shared<T: Clone + 'static, F: Future<Output = T>>(
+    in_flight: &'static LocalKey<InFlight<T>>,
+    memory: &'static LocalKey<Memory<T>>,
+    memory_ms: u64,
+    work: impl FnOnce() -> F,
+) -> T {
+    const KEY: &str = "";
+    let now = respond::now_ms();
+    let recent = memory.with(|m| {
+        m.borrow()
+            .as_ref()
+            .filter(|(at, _)| now.saturating_sub(*at) < memory_ms)
+            .map(|(_, outcome)| outcome.clone())
+    });
+    if let Some(outcome) = recent {
+        return outcome;
+    }
+    if let Some(slot) = in_progress(in_flight, KEY) {
+        if let Some(outcome) = wait(in_flight, KEY, &slot, None).await {
+            return outcome;
+        }
+    }
+    let lead = Lead::claim(in_flight, KEY);
+    let outcome = work().await;
+    memory.with(|m| *m.borrow_mut() = Some((respond::now_ms(), outcome.clone())));
+    lead.publish(outcome.clone());
+    outcome
 }

@@ -37,7 +37,8 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                 ),
                 RouteId::DebugCoalesce => super::respond::json(
                     200,
-                    &serde_json::json!({ "waiting": super::coalesce::waiting() }),
+                    &serde_json::json!({ "waiting": super::coalesce::waiting(),
+                        "room_listings": rooms::handler::listings_asked() }),
                 ),
                 RouteId::GatewayPurge => gateway::handler::purge(&mut call).await,
                 // render

@@ -2,9 +2,12 @@
 //! pings the rate limiter's readiness Durable Object (a SQLite write and read) and looks up the rooms' object
 //! namespaces, each check reported separately. A failing check names its binding with a fixed description; the
 //! runtime's own error text (SQL, exceptions) goes to the log only. One isolate checks at most once per
-//! [`READY_MEMORY_MS`]: the probe is unauthenticated, and each check writes to the limiter object.
+//! [`READY_MEMORY_MS`], and concurrent probes share one check: the probe is unauthenticated, and each check writes
+//! to the limiter object.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use durable_objects::ratelimit::protocol::{self as limiter, PingReply};
 use durable_objects::room::protocol as room;
@@ -13,6 +16,7 @@ use worker::Response;
 
 use super::{Check, Health, Readiness};
 use crate::bindings;
+use crate::entry::coalesce::{self, InFlight, Memory};
 use crate::entry::respond::json;
 use crate::entry::Call;
 use crate::error::ApiResult;
@@ -22,7 +26,9 @@ const READY_MEMORY_MS: u64 = 5_000;
 
 thread_local! {
     /// The last readiness check: when it ran and what it found.
-    static LAST: RefCell<Option<(u64, Readiness)>> = const { RefCell::new(None) };
+    static LAST: Memory<Rc<Readiness>> = const { RefCell::new(None) };
+    /// A check in progress: concurrent probes wait for it.
+    static CHECKING: InFlight<Rc<Readiness>> = RefCell::new(HashMap::new());
 }
 
 pub fn health(call: &Call) -> ApiResult<Response> {
@@ -30,16 +36,11 @@ pub fn health(call: &Call) -> ApiResult<Response> {
 }
 
 pub async fn ready(call: &Call) -> ApiResult<Response> {
-    let now = call.started_ms;
-    let remembered = LAST.with(|last| {
-        last.borrow()
-            .as_ref()
-            .filter(|(at, _)| now.saturating_sub(*at) < READY_MEMORY_MS)
-            .map(|(_, readiness)| json(readiness.status(), readiness))
-    });
-    if let Some(response) = remembered {
-        return response;
-    }
+    let readiness = coalesce::shared(&CHECKING, &LAST, READY_MEMORY_MS, || check_all(call)).await;
+    json(readiness.status(), &*readiness)
+}
+
+async fn check_all(call: &Call) -> Rc<Readiness> {
     let (config_kv, content_kv, db, object) = futures_util::join!(
         check_kv(call, bindings::CONFIG_KV),
         check_kv(call, bindings::CONTENT_KV),
@@ -56,10 +57,7 @@ pub async fn ready(call: &Call) -> ApiResult<Response> {
     });
     let mut checks = vec![config_kv, content_kv, db, object];
     checks.extend(namespaces);
-    let readiness = Readiness::from_checks(checks);
-    let response = json(readiness.status(), &readiness);
-    LAST.with(|last| *last.borrow_mut() = Some((now, readiness)));
-    response
+    Rc::new(Readiness::from_checks(checks))
 }
 
 /// A check's outcome: `Err((what the client is told, what only the log gets))`.

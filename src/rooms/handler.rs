@@ -2,6 +2,10 @@
 //! the joiner's continent), reads a room's document as JSON, lists active rooms across the directory shards and
 //! serves the demo page.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use durable_objects::room::protocol::{
     self as room, location_hint, valid_room_name, TicketGrant, HEADER_ROOM, HEADER_SETTINGS,
 };
@@ -9,7 +13,8 @@ use durable_objects::room_directory::protocol::{self as directory, Listed};
 use worker::wasm_bindgen::JsValue;
 use worker::{Headers, Method, Request, RequestInit, Response, Stub};
 
-use crate::entry::respond::{cf_string, json, random_bytes};
+use crate::entry::coalesce::{self, InFlight, Memory};
+use crate::entry::respond::{self, cf_string, json, random_bytes};
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
 
@@ -173,13 +178,48 @@ pub async fn state(call: &Call) -> ApiResult<Response> {
 
 /// `GET /rooms`: active rooms with member counts, merged from every directory shard, asked at once. A room whose
 /// last report is older than `STALE_AFTER_REPORTS` of its report intervals is left out (and deleted by its shard).
-/// A shard that fails leaves its rooms out and marks the listing `incomplete`; when none answers, 503.
+/// A shard that fails leaves its rooms out and marks the listing `incomplete`; when none answers, 503. The route is
+/// public and fans out to every shard, so an isolate lists at most once per `ROOMS_LIST_MEMORY_MS` and concurrent
+/// requests share one listing.
 pub async fn list(call: &Call) -> ApiResult<Response> {
+    let memory_ms = call.isolate.config.rooms.list_memory_ms;
+    match coalesce::shared(&LISTING, &LISTED, memory_ms, || ask_shards(call)).await {
+        Some(body) => json(200, &*body),
+        None => Err(ApiError::new(
+            503,
+            "directory_unavailable",
+            "no room directory shard answered; try again shortly",
+        )),
+    }
+}
+
+/// A listing's body, or `None` when no shard answered.
+type Listing = Option<Rc<serde_json::Value>>;
+
+thread_local! {
+    /// The last listing of this isolate, and when it was made.
+    static LISTED: Memory<Listing> = const { RefCell::new(None) };
+    /// A listing in progress: concurrent requests wait for it.
+    static LISTING: InFlight<Listing> = RefCell::new(HashMap::new());
+    /// Listings this isolate has asked the shards for (for the debug route the tests read).
+    static LISTINGS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many times this isolate has asked the directory shards for a listing.
+pub fn listings_asked() -> u64 {
+    LISTINGS.with(Cell::get)
+}
+
+async fn ask_shards(call: &Call) -> Listing {
+    LISTINGS.with(|n| n.set(n.get() + 1));
     let settings = &call.isolate.config.rooms.settings;
-    let namespace = call
-        .env
-        .durable_object(directory::BINDING)
-        .or_internal("binding the room directory")?;
+    let namespace = match call.env.durable_object(directory::BINDING) {
+        Ok(namespace) => namespace,
+        Err(e) => {
+            worker::console_error!("binding the room directory: {e}");
+            return None;
+        }
+    };
     let url = format!("https://room-directory{}", directory::PATH_LIST);
     let asks = (0..settings.directory_shards).map(|shard| {
         let (namespace, url) = (&namespace, &url);
@@ -217,17 +257,13 @@ pub async fn list(call: &Call) -> ApiResult<Response> {
         }
     }
     if listings.is_empty() {
-        return Err(ApiError::new(
-            503,
-            "directory_unavailable",
-            "no room directory shard answered; try again shortly",
-        ));
+        return None;
     }
-    let mut body = serde_json::json!({ "rooms": directory::merge(listings, call.started_ms) });
+    let mut body = serde_json::json!({ "rooms": directory::merge(listings, respond::now_ms()) });
     if incomplete {
         body["incomplete"] = serde_json::json!(true);
     }
-    json(200, &body)
+    Some(Rc::new(body))
 }
 
 /// `GET /rooms/{id}`: the demo editor.

@@ -20,6 +20,10 @@ pub struct RoomsConfig {
     /// `ROOMS_TICKET_POLICY`: the rate-limit policy (per user) tickets are issued under — each ticket for a new
     /// name sets up a stored room object.
     pub ticket_policy: String,
+    /// `ROOMS_LIST_MEMORY_MS`: how long an isolate answers `GET /rooms` from its last listing (concurrent listings
+    /// share one in any case). The route is public and asks every directory shard, so this bounds what asking it
+    /// costs; 0 keeps only the sharing.
+    pub list_memory_ms: u64,
 }
 
 impl RoomsConfig {
@@ -55,6 +59,7 @@ impl RoomsConfig {
             },
             ticket_ttl_ms: vars.u64_in("ROOMS_TICKET_TTL_SECONDS", 60, 5, 3600)? * 1000,
             ticket_policy: vars.string_or("ROOMS_TICKET_POLICY", "rooms-ticket")?,
+            list_memory_ms: vars.u64_in("ROOMS_LIST_MEMORY_MS", 1_000, 0, 60_000)?,
         })
     }
 }
@@ -81,6 +86,7 @@ mod tests {
             ("ROOMS_MAX_MESSAGE_BYTES", json!(10)),
             ("ROOMS_MAX_MEMBERS", json!(0)),
             ("ROOMS_DIRECTORY_SHARDS", json!("many")),
+            ("ROOMS_LIST_MEMORY_MS", json!(60_001)),
             ("ROOMS_TICKET_TTL_SECONDS", json!(1)),
             ("ROOMS_MAX_DOCUMENT_BYTES", json!(2_000_000)),
         ];
