@@ -544,6 +544,13 @@ test("GET /rooms (public, asking every directory shard) lists at most once per R
     await reportTo(fresh, "at-once");
     assert.ok((await rooms(fresh)).includes("at-once"), "without a memory, the next listing has it");
     assert.equal(await asked(fresh), 2, "each sequential listing asked the shards");
+    // Without a memory only requests arriving during a listing share it: twenty at once overlap (each listing
+    // waits on four Durable Object round trips), so they make far fewer listings than requests.
+    const burst = await Promise.all(Array.from({ length: 20 }, () => fresh.fetch("/rooms")));
+    assert.deepEqual(burst.map((r) => r.status), Array(20).fill(200));
+    const made = (await asked(fresh)) - 2;
+    console.log(`twenty concurrent listings without a memory asked the shards ${made} times`);
+    assert.ok(made >= 1 && made < 20, `${made} listings for 20 concurrent requests`);
   } finally {
     await fresh.stop();
   }

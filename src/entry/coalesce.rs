@@ -126,33 +126,64 @@ pub async fn wait<T: Clone + 'static>(
 /// An outcome an isolate keeps for a while: when it was made and what it was.
 pub type Memory<T> = RefCell<Option<(u64, T)>>;
 
-/// `work`'s outcome, shared by the isolate: a caller within `memory_ms` of the last run gets that run's outcome, one
-/// arriving while a run is in progress waits for it, and only otherwise does the caller run `work` (and remember it).
+/// How [`shared`] shares one kind of work.
+pub struct Sharing<T: 'static> {
+    pub in_flight: &'static LocalKey<InFlight<T>>,
+    pub memory: &'static LocalKey<Memory<T>>,
+    /// How long an outcome answers later callers (0: only callers arriving while it is made).
+    pub memory_ms: u64,
+    /// How long one run may take: past it, the run ends with its `timed_out` outcome, so neither its caller nor
+    /// those waiting for it wait on a stalled binding.
+    pub budget_ms: u64,
+    /// Whether an outcome is remembered (a failed one may be worth asking again at once).
+    pub keep: fn(&T) -> bool,
+}
+
+/// `work`'s outcome, shared by the isolate: a caller within `memory_ms` of the last kept outcome gets it, one
+/// arriving while a run is in progress waits for that run, and only otherwise does the caller run `work` itself —
+/// also when the run it waited for went away without an outcome (its request cancelled) or overran its budget.
 pub async fn shared<T: Clone + 'static, F: Future<Output = T>>(
-    in_flight: &'static LocalKey<InFlight<T>>,
-    memory: &'static LocalKey<Memory<T>>,
-    memory_ms: u64,
+    sharing: &Sharing<T>,
     work: impl FnOnce() -> F,
+    timed_out: impl FnOnce() -> T,
 ) -> T {
     const KEY: &str = "";
     let now = respond::now_ms();
-    let recent = memory.with(|m| {
+    let recent = sharing.memory.with(|m| {
         m.borrow()
             .as_ref()
-            .filter(|(at, _)| now.saturating_sub(*at) < memory_ms)
+            .filter(|(at, _)| {
+                now.checked_sub(*at)
+                    .is_some_and(|age| age < sharing.memory_ms)
+            })
             .map(|(_, outcome)| outcome.clone())
     });
     if let Some(outcome) = recent {
         return outcome;
     }
-    if let Some(slot) = in_progress(in_flight, KEY) {
-        if let Some(outcome) = wait(in_flight, KEY, &slot, None).await {
+    // A lead that went away is usually replaced by one of its waiters: the others wait for that one.
+    let mut gave_up_on: Option<Slot<T>> = None;
+    while let Some(slot) = in_progress(sharing.in_flight, KEY) {
+        if gave_up_on.as_ref().is_some_and(|g| Rc::ptr_eq(g, &slot)) {
+            break;
+        }
+        let budget = sharing.budget_ms.saturating_add(1_000);
+        if let Some(outcome) = wait(sharing.in_flight, KEY, &slot, Some(budget)).await {
             return outcome;
         }
+        gave_up_on = Some(slot);
     }
-    let lead = Lead::claim(in_flight, KEY);
-    let outcome = work().await;
-    memory.with(|m| *m.borrow_mut() = Some((respond::now_ms(), outcome.clone())));
+    let lead = Lead::claim(sharing.in_flight, KEY);
+    let timer = Delay::from(Duration::from_millis(sharing.budget_ms));
+    let outcome = match futures_util::future::select(std::pin::pin!(work()), timer).await {
+        futures_util::future::Either::Left((outcome, _)) => outcome,
+        futures_util::future::Either::Right(_) => timed_out(),
+    };
+    if (sharing.keep)(&outcome) {
+        sharing
+            .memory
+            .with(|m| *m.borrow_mut() = Some((respond::now_ms(), outcome.clone())));
+    }
     lead.publish(outcome.clone());
     outcome
 }

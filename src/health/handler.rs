@@ -16,7 +16,7 @@ use worker::Response;
 
 use super::{Check, Health, Readiness};
 use crate::bindings;
-use crate::entry::coalesce::{self, InFlight, Memory};
+use crate::entry::coalesce::{self, InFlight, Memory, Sharing};
 use crate::entry::respond::json;
 use crate::entry::Call;
 use crate::error::ApiResult;
@@ -35,9 +35,28 @@ pub fn health(call: &Call) -> ApiResult<Response> {
     json(200, &Health::new(&call.isolate.config.core.service_name))
 }
 
+/// How long one readiness check may take before it reports not ready.
+const READY_BUDGET_MS: u64 = 3_000;
+
 pub async fn ready(call: &Call) -> ApiResult<Response> {
-    let readiness = coalesce::shared(&CHECKING, &LAST, READY_MEMORY_MS, || check_all(call)).await;
+    let sharing = Sharing {
+        in_flight: &CHECKING,
+        memory: &LAST,
+        memory_ms: READY_MEMORY_MS,
+        budget_ms: READY_BUDGET_MS,
+        keep: |_| true,
+    };
+    let readiness = coalesce::shared(&sharing, || check_all(call), timed_out).await;
     json(readiness.status(), &*readiness)
+}
+
+fn timed_out() -> Rc<Readiness> {
+    worker::console_error!("readiness checks took over {READY_BUDGET_MS} ms");
+    Rc::new(Readiness::from_checks(vec![Check {
+        binding: "all",
+        ok: false,
+        detail: Some("the checks timed out"),
+    }]))
 }
 
 async fn check_all(call: &Call) -> Rc<Readiness> {

@@ -13,7 +13,7 @@ use durable_objects::room_directory::protocol::{self as directory, Listed};
 use worker::wasm_bindgen::JsValue;
 use worker::{Headers, Method, Request, RequestInit, Response, Stub};
 
-use crate::entry::coalesce::{self, InFlight, Memory};
+use crate::entry::coalesce::{self, InFlight, Memory, Sharing};
 use crate::entry::respond::{self, cf_string, json, random_bytes};
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
@@ -182,8 +182,23 @@ pub async fn state(call: &Call) -> ApiResult<Response> {
 /// public and fans out to every shard, so an isolate lists at most once per `ROOMS_LIST_MEMORY_MS` and concurrent
 /// requests share one listing.
 pub async fn list(call: &Call) -> ApiResult<Response> {
-    let memory_ms = call.isolate.config.rooms.list_memory_ms;
-    match coalesce::shared(&LISTING, &LISTED, memory_ms, || ask_shards(call)).await {
+    let sharing = Sharing {
+        in_flight: &LISTING,
+        memory: &LISTED,
+        memory_ms: call.isolate.config.rooms.list_memory_ms,
+        budget_ms: LIST_BUDGET_MS,
+        // Only a complete listing: after a shard failed, the next request asks again.
+        keep: |listing| {
+            listing
+                .as_ref()
+                .is_some_and(|body| body.get("incomplete").is_none())
+        },
+    };
+    let timed_out = || {
+        worker::console_error!("room listing took over {LIST_BUDGET_MS} ms");
+        None
+    };
+    match coalesce::shared(&sharing, || ask_shards(call), timed_out).await {
         Some(body) => json(200, &*body),
         None => Err(ApiError::new(
             503,
@@ -192,6 +207,9 @@ pub async fn list(call: &Call) -> ApiResult<Response> {
         )),
     }
 }
+
+/// How long asking the shards for one listing may take before it answers 503.
+const LIST_BUDGET_MS: u64 = 5_000;
 
 /// A listing's body, or `None` when no shard answered.
 type Listing = Option<Rc<serde_json::Value>>;

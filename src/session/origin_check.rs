@@ -47,28 +47,50 @@ pub fn check(from: Provenance<'_>, own: &str, trusted: &[String]) -> Result<(), 
 }
 
 /// A configured trusted origin: `http(s)://host[:port]` exactly as browsers send `Origin` (no path, not even `/`,
-/// no credentials, query or fragment), returned lower-cased.
+/// no credentials, query or fragment, no default port — browsers leave it out), returned lower-cased.
 pub fn parse_trusted(value: &str) -> Result<String, &'static str> {
-    let rest = value
-        .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"))
-        .ok_or("must start with https:// or http://")?;
-    // An IPv6 literal keeps its colons inside brackets.
-    let split_at = rest.find(']').map_or(0, |i| i + 1);
-    let (host, port) = match rest[split_at..].split_once(':') {
-        Some((_, port)) => (&rest[..rest.len() - port.len() - 1], Some(port)),
-        None => (rest, None),
+    const NOT_AN_ORIGIN: &str =
+        "must be an origin as browsers send it: http(s)://host[:port], no path, no default port";
+    let origin = value.to_ascii_lowercase();
+    let (scheme, rest) = origin.split_once("://").ok_or(NOT_AN_ORIGIN)?;
+    let default_port = match scheme {
+        "https" => "443",
+        "http" => "80",
+        _ => return Err(NOT_AN_ORIGIN),
     };
-    let host_ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
-    let port_ok =
-        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    // An IPv6 literal keeps its colons inside brackets.
+    let (host_ok, port) = match rest.strip_prefix('[') {
+        Some(literal) => {
+            let (inside, after) = literal.split_once(']').ok_or(NOT_AN_ORIGIN)?;
+            let ok = !inside.is_empty()
+                && inside
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+            (ok, after)
+        }
+        None => {
+            let end = rest.find(':').unwrap_or(rest.len());
+            let host = &rest[..end];
+            let ok = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+            (ok, &rest[end..])
+        }
+    };
+    let port_ok = match port.strip_prefix(':') {
+        None => port.is_empty(),
+        Some(p) => {
+            !p.starts_with('0')
+                && p != default_port
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u16>().is_ok()
+        }
+    };
     if host_ok && port_ok {
-        Ok(value.to_ascii_lowercase())
+        Ok(origin)
     } else {
-        Err("must be an origin: http(s)://host[:port], without a path")
+        Err(NOT_AN_ORIGIN)
     }
 }
 
@@ -148,6 +170,7 @@ mod tests {
             Ok("https://a.example.com".to_owned())
         );
         assert!(parse_trusted("http://127.0.0.1:8787").is_ok());
+        assert!(parse_trusted("https://a.example.com:80").is_ok());
         assert!(parse_trusted("https://[::1]:8443").is_ok());
         assert!(parse_trusted("https://[::1]").is_ok());
         for bad in [
@@ -162,6 +185,15 @@ mod tests {
             "https://a.example.com:8x",
             "ftp://a.example.com",
             "https://a b",
+            "https://a.example.com:443",
+            "http://a.example.com:80",
+            "https://a.example.com:0",
+            "https://a.example.com:08443",
+            "https://a.example.com:65536",
+            "https://a]b",
+            "https://[::1]x",
+            "https://[]",
+            "https://[::1",
         ] {
             assert!(parse_trusted(bad).is_err(), "{bad}");
         }

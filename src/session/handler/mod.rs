@@ -12,7 +12,7 @@ use serde_json::json;
 use worker::Response;
 
 use self::store::{NewSession, Store};
-use crate::entry::body::read_json;
+use crate::entry::body::{drain, read_json};
 use crate::entry::respond::{json, with_header};
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
@@ -291,10 +291,20 @@ fn invalid_credentials() -> ApiError {
 /// cost the same KDF work and get the same 401.
 pub async fn login(mut call: Call) -> ApiResult<Response> {
     let config = &call.isolate.config.session;
-    // A login from another site's page would sign the browser in to the account that page chose.
-    refuse_cross_origin(&call)?;
-    // Per client IP before any work; per email (as a hash: no addresses in limiter state) once it is parsed.
-    let ip_limit = ratelimit::limit(&call, &config.login_ip_policy, None, "/auth/login").await?;
+    // A login from another site's page would sign the browser in to the account that page chose. Per client IP
+    // before any work; per email (as a hash: no addresses in limiter state) once it is parsed. Refused before its
+    // body is read, the body is drained so the client sees the answer rather than a reset connection.
+    let admitted = match refuse_cross_origin(&call) {
+        Ok(()) => ratelimit::limit(&call, &config.login_ip_policy, None, "/auth/login").await,
+        Err(refused) => Err(refused),
+    };
+    let ip_limit = match admitted {
+        Ok(limit) => limit,
+        Err(refused) => {
+            drain(&mut call.req).await;
+            return Err(refused);
+        }
+    };
     let max = call.isolate.config.core.max_body_bytes;
     let object: serde_json::Map<String, serde_json::Value> = read_json(&mut call.req, max).await?;
     let body = LoginBody::from_object(object)?;
