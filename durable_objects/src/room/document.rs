@@ -23,7 +23,7 @@ impl std::fmt::Display for DocError {
 }
 
 /// What applying an update changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     /// Something was inserted or deleted.
     pub integrated: bool,
@@ -31,11 +31,16 @@ pub struct Applied {
     pub pending_changed: bool,
     /// Ranges this update newly deleted (each can split an item, growing the snapshot).
     pub deleted_ranges: usize,
+    /// What the update changed, alone, as a v1 update: the structs it integrated and the ranges it newly deleted —
+    /// for a reconnect's sync step 2 a small part of its bytes, which repeat the client's whole delete set. `None`
+    /// when nothing was integrated or when anything is pending afterwards (then only the update's own bytes are
+    /// sure to hold what waits).
+    pub effect: Option<Vec<u8>>,
 }
 
 impl Applied {
     /// Whether the document holds anything it did not before.
-    pub fn changed(self) -> bool {
+    pub fn changed(&self) -> bool {
         self.integrated || self.pending_changed
     }
 }
@@ -160,8 +165,10 @@ impl RoomDoc {
         let pending_after = pending(&txn);
         let inserted = !txn.insert_set().is_empty();
         let deleted_ranges: usize = txn.delete_set().iter().map(|(_, r)| r.len()).sum();
+        let integrated = inserted || deleted_ranges > 0;
         Ok(Applied {
-            integrated: inserted || deleted_ranges > 0,
+            integrated,
+            effect: (integrated && pending_after.is_none()).then(|| txn.encode_update_v1()),
             // The print is cheap, not exact: structs that neither integrated nor moved it may have gone pending
             // inside its bounds, so they count as a change (stored), rather than risk storage missing them.
             pending_changed: pending_after != pending_before

@@ -7,7 +7,7 @@
 //! atomically). Storage sits behind [`UpdateStore`]; [`MemoryStore`] is the host fake, the object implements it over
 //! SQLite.
 
-use super::document::{CheckedUpdate, DocError, RoomDoc};
+use super::document::{Applied, CheckedUpdate, DocError, RoomDoc};
 
 /// What a store holds: the latest snapshot (if any) and every update appended after it, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -118,11 +118,12 @@ pub enum AcceptError {
     DocumentFull { limit: u64 },
 }
 
-/// Validates, applies, stores and (past the policy's threshold) compacts one client update. An update that would take
-/// the stored room (snapshot + log) past `max_document_bytes` is refused before it is applied — after a compaction
-/// first, when the log holds anything, since deleted content shrinks in a snapshot. The bound keeps a snapshot
-/// within what one storage row takes (Cloudflare's SQLite-backed objects store at most 2 MB per row) and a room
-/// loadable in an object's memory.
+/// Validates, applies, stores and (past the policy's threshold) compacts one client update. What is stored is the
+/// update's effect (what it integrated and newly deleted) unless something is left pending, then the update as sent.
+/// An update that would take the stored room (snapshot + log) past `max_document_bytes` is refused — undone if it
+/// was applied, and only after a compaction, when the log holds anything, since deleted content shrinks in a
+/// snapshot. The bound keeps a snapshot within what one storage row takes (Cloudflare's SQLite-backed objects store
+/// at most 2 MB per row) and a room loadable in an object's memory.
 pub fn accept_update(
     loaded: &mut Loaded,
     store: &mut dyn UpdateStore,
@@ -134,12 +135,13 @@ pub fn accept_update(
     if update.is_empty() {
         return Ok(Accepted::Empty);
     }
-    // An update is weighed by what it can add to the stored room: its own bytes, and for each range it newly
-    // deletes the items that deletion can split (a range deleted inside a text item leaves up to two more items in
-    // the snapshot, each with its ids: SPLIT_BYTES) — counted after applying, since a Yjs sync step 2 carries the
-    // client's whole delete set, mostly known. Insertions are refused before they are applied when their bytes
-    // would pass the limit (after a compaction first: deleted content shrinks in a snapshot); updates that only
-    // delete may go a margin past it, so a full room can still be emptied.
+    // An update is weighed by what it adds to the stored room: what it changed (its effect: the structs it
+    // integrated, the ranges it newly deleted — a Yjs sync step 2 carries the client's whole delete set, mostly
+    // known, which is neither weighed nor stored) and for each range it newly deletes the items that deletion can
+    // split (a range deleted inside a text item leaves up to two more items in the snapshot, each with its ids:
+    // SPLIT_BYTES). Insertions are refused before they are applied when their structs' bytes would pass the limit
+    // (after a compaction first: deleted content shrinks in a snapshot); updates that only delete may go a margin
+    // past it, so a full room can still be emptied.
     let only_deletes = update.only_deletes();
     let limit = if only_deletes {
         max_document_bytes.saturating_add(max_document_bytes / DELETE_MARGIN)
@@ -149,31 +151,20 @@ pub fn accept_update(
     let full = || AcceptError::DocumentFull {
         limit: max_document_bytes,
     };
-    if loaded.stored_bytes_with(bytes.len() as u64) > max_document_bytes && loaded.stats.entries > 0
-    {
+    let structs_bytes = bytes.len().saturating_sub(update.shape().delete_set_bytes) as u64;
+    if loaded.stored_bytes_with(structs_bytes) > max_document_bytes && loaded.stats.entries > 0 {
         compact(loaded, store)?;
     }
-    if !only_deletes && loaded.stored_bytes_with(bytes.len() as u64) > max_document_bytes {
+    if !only_deletes && loaded.stored_bytes_with(structs_bytes) > max_document_bytes {
         return Err(full());
     }
-    let applied = match loaded.doc.apply(update) {
-        Ok(applied) => applied,
-        Err(refused) => {
-            // yrs may refuse an update after integrating part of it (a pending update's retry failing, say): the
-            // document is rebuilt from what is stored, so memory never holds what storage does not — or a later
-            // update that only applies on top of the leftover would be stored and the log would no longer rebuild.
-            *loaded = load(store)?;
-            return Err(AcceptError::Invalid(refused));
-        }
-    };
+    let mut applied = apply_or_reload(loaded, store, update)?;
     // Nothing the room did not have (a reconnecting client's sync step 2 repeats its whole delete set): nothing to
     // store or broadcast.
     if !applied.changed() {
         return Ok(Accepted::Empty);
     }
-    let weight = (bytes.len() as u64)
-        .saturating_add((applied.deleted_ranges as u64).saturating_mul(SPLIT_BYTES));
-    if loaded.stored_bytes_with(weight) > limit {
+    if loaded.stored_bytes_with(weight(&applied, bytes)) > limit {
         // Over by its weight: undone (memory rebuilt from storage), and once more after a compaction when the log
         // holds anything, since deleted content shrinks in a snapshot; then refused.
         *loaded = load(store)?;
@@ -182,23 +173,46 @@ pub fn accept_update(
         }
         compact(loaded, store)?;
         let again = CheckedUpdate::decode(bytes).map_err(AcceptError::Invalid)?;
-        if let Err(refused) = loaded.doc.apply(again) {
-            *loaded = load(store)?;
-            return Err(AcceptError::Invalid(refused));
-        }
-        if loaded.stored_bytes_with(weight) > limit {
+        applied = apply_or_reload(loaded, store, again)?;
+        if loaded.stored_bytes_with(weight(&applied, bytes)) > limit {
             *loaded = load(store)?;
             return Err(full());
         }
     }
-    store.append(bytes).map_err(AcceptError::Store)?;
+    // Its effect when nothing is left pending (the usual case), else the update as sent, which holds what waits.
+    let stored = applied.effect.as_deref().unwrap_or(bytes);
+    store.append(stored).map_err(AcceptError::Store)?;
     loaded.stats.entries += 1;
-    loaded.stats.bytes += bytes.len() as u64;
+    loaded.stats.bytes += stored.len() as u64;
     let compacted = policy.due(loaded.stats);
     if compacted {
         compact(loaded, store)?;
     }
     Ok(Accepted::Stored { compacted })
+}
+
+/// What storing an applied update adds to the room: the bytes stored (see [`accept_update`]) and what its new
+/// deletions can split.
+fn weight(applied: &Applied, bytes: &[u8]) -> u64 {
+    let stored = applied.effect.as_ref().map_or(bytes.len(), Vec::len) as u64;
+    stored.saturating_add((applied.deleted_ranges as u64).saturating_mul(SPLIT_BYTES))
+}
+
+/// Applies an update, or — when yrs refuses it, which it may do after integrating part of it (a pending update's
+/// retry failing, say) — rebuilds the document from what is stored, so memory never holds what storage does not: a
+/// later update that only applies on top of the leftover would be stored, and the log would no longer rebuild.
+fn apply_or_reload(
+    loaded: &mut Loaded,
+    store: &mut dyn UpdateStore,
+    update: CheckedUpdate,
+) -> Result<Applied, AcceptError> {
+    match loaded.doc.apply(update) {
+        Ok(applied) => Ok(applied),
+        Err(refused) => {
+            *loaded = load(store)?;
+            Err(AcceptError::Invalid(refused))
+        }
+    }
 }
 
 /// Folds the log into a snapshot of the whole document.
@@ -582,6 +596,55 @@ mod tests {
             .transact()
             .encode_state_as_update_v1(&doc.transact().state_vector());
         assert_eq!(accept(&reconnect, 64 * 1024), Ok(Accepted::Empty));
+    }
+
+    #[test]
+    fn a_reconnect_carrying_an_offline_edit_to_a_fragmented_room_at_its_limit_stores_the_edit_alone(
+    ) {
+        // A much-edited room (2,000 separate deletions), compacted, with a limit just above what it stores.
+        let (writer, text, mut store, mut loaded) = writer_and_room();
+        let insert = edit_of(&writer, &|txn| text.insert(txn, 0, &"q".repeat(6_000)));
+        let sieve = edit_of(&writer, &|txn| {
+            for i in 0..2_000 {
+                text.remove_range(txn, i * 2, 1);
+            }
+        });
+        for update in [&insert, &sieve] {
+            assert!(
+                accept_update(&mut loaded, &mut store, policy(1_000), u64::MAX, update).is_ok()
+            );
+        }
+        compact(&mut loaded, &mut store).expect("compacts");
+        let limit = store.bytes() + 256;
+        // A client that synced, went offline and typed one word: its sync step 2 is that word plus its whole delete
+        // set, kilobytes the room already has.
+        let offline = Doc::with_client_id(5);
+        let update = loaded.doc.snapshot();
+        offline
+            .transact_mut()
+            .apply_update(yrs::Update::decode_v1(&update).expect("decodes"))
+            .expect("applies");
+        let word = offline.get_or_insert_text("text");
+        word.insert(&mut offline.transact_mut(), 0, "word ");
+        let room_sv = yrs::StateVector::decode_v1(&loaded.doc.state_vector()).expect("decodes");
+        let reconnect = offline.transact().encode_state_as_update_v1(&room_sv);
+        assert!(
+            reconnect.len() > 1_000,
+            "the delete set: {} bytes",
+            reconnect.len()
+        );
+        let before = store.bytes();
+        assert_eq!(
+            accept_update(&mut loaded, &mut store, policy(1_000), limit, &reconnect),
+            Ok(Accepted::Stored { compacted: false })
+        );
+        let added = store.bytes() - before;
+        assert!(added < 64, "only the edit is stored: {added} bytes");
+        let rebuilt = load(&mut store).expect("reloads");
+        assert_eq!(rebuilt.doc.to_json(), loaded.doc.to_json());
+        assert!(rebuilt.doc.to_json()["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("word ")));
     }
 
     #[test]

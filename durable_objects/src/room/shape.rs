@@ -26,6 +26,8 @@ pub struct Shape {
     pub delete_ranges: usize,
     /// Items that create a shared type (a map, array, text or XML node inside the document).
     pub types: usize,
+    /// Bytes the delete set takes (a Yjs sync step 2 repeats the client's whole delete set, mostly known).
+    pub delete_set_bytes: usize,
 }
 
 /// Checks a v1 update: its structs, their contents and its delete set, and that nothing follows them. Besides what
@@ -49,6 +51,7 @@ pub fn check_update(bytes: &[u8]) -> Result<Shape, Refused> {
         }
     }
     // The delete set: per client, its id and ranges of (clock, length).
+    shape.delete_set_bytes = r.left();
     let clients = r.count(2)?;
     for _ in 0..clients {
         r.client()?;
@@ -286,13 +289,17 @@ mod tests {
         assert_eq!(check_state_vector(&txn.state_vector().encode_v1()), Ok(()));
         assert_eq!(
             check_update(&[0, 0]),
-            Ok(Shape::default()),
+            Ok(Shape {
+                delete_set_bytes: 1,
+                ..Shape::default()
+            }),
             "the empty update"
         );
         assert_eq!(
             check_update(&[0, 1, 7, 1, 0, 2]),
             Ok(Shape {
                 delete_ranges: 1,
+                delete_set_bytes: 5,
                 ..Shape::default()
             }),
             "a deletion only"
