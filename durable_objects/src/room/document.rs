@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 use yrs::updates::decoder::Decode;
-use yrs::{Any, Doc, GetString, Out, ReadTxn, StateVector, Transact, Update};
+use yrs::{Any, Doc, GetString, IdSet, Out, ReadTxn, StateVector, Transact, Update};
 
 use super::shape::Shape;
 
@@ -45,13 +45,14 @@ impl Applied {
     }
 }
 
-/// What [`pending`] prints: the encoded missing, lowest and highest state vectors, and the pending deletion ranges
-/// with the clocks they cover.
-type PendingPrint = (Vec<u8>, Vec<u8>, Vec<u8>, usize, u64);
+/// What [`pending`] prints: the encoded state the pending structs wait for, the ids they cover and the ids pending
+/// deletions cover (id sets are canonical: equal sets compare equal however their ranges arrived).
+type PendingPrint = (Vec<u8>, IdSet, IdSet);
 
-/// A cheap print of the document's pending state (`None`: nothing pending, the usual case): which clocks the pending
-/// structs wait for and span, and how many pending deletion ranges there are. Cheap because it is taken around every
-/// update: a large pending update planted in a room (it survives compaction) must not make each keystroke encode it.
+/// An exact print of the document's pending state (`None`: nothing pending, the usual case): the ids of the structs
+/// kept waiting and of the deletions kept waiting. Exact, so an update whose structs or deletions are all pending
+/// already (every connecting client's sync step 2 echoes a room's pending update back) is seen to change nothing,
+/// and any new one is seen; taken around every update, it reads the pending structs' ids without encoding them.
 fn pending(txn: &yrs::TransactionMut) -> Option<PendingPrint> {
     use yrs::updates::encoder::Encode;
     let store = txn.store();
@@ -60,23 +61,10 @@ fn pending(txn: &yrs::TransactionMut) -> Option<PendingPrint> {
     if update.is_none() && deletes.is_none() {
         return None;
     }
-    let (missing, low, high) = update.map_or_else(Default::default, |p| {
-        (
-            p.missing.encode_v1(),
-            p.update.state_vector_lower().encode_v1(),
-            p.update.state_vector().encode_v1(),
-        )
+    let (missing, structs) = update.map_or_else(Default::default, |p| {
+        (p.missing.encode_v1(), p.update.insertions(true))
     });
-    // Ranges and the clocks they cover: adjacent pending deletions merge into one range, longer.
-    let (ranges, covered) = deletes.map_or((0, 0), |d| {
-        d.iter().fold((0, 0), |(n, len), (_, r)| {
-            (
-                n + r.len(),
-                len + r.iter().map(|x| u64::from(x.end - x.start)).sum::<u64>(),
-            )
-        })
-    });
-    Some((missing, low, high, ranges, covered))
+    Some((missing, structs, deletes.cloned().unwrap_or_default()))
 }
 
 /// A v1 update that decoded (and how many structs it inserts); applying it may still be refused.
@@ -157,7 +145,6 @@ impl RoomDoc {
     /// it inserted or deleted anything, and whether it changed what is kept pending (parts waiting for what they
     /// need). A reconnecting Yjs client's sync step 2 always carries its whole delete set, which changes nothing.
     pub fn apply(&mut self, update: CheckedUpdate) -> Result<Applied, DocError> {
-        let structs = update.1.structs;
         let mut txn = self.doc.transact_mut();
         let pending_before = pending(&txn);
         txn.apply_update(update.0)
@@ -169,10 +156,7 @@ impl RoomDoc {
         Ok(Applied {
             integrated,
             effect: (integrated && pending_after.is_none()).then(|| txn.encode_update_v1()),
-            // The print is cheap, not exact: structs that neither integrated nor moved it may have gone pending
-            // inside its bounds, so they count as a change (stored), rather than risk storage missing them.
-            pending_changed: pending_after != pending_before
-                || (pending_after.is_some() && structs > 0 && !inserted),
+            pending_changed: pending_after != pending_before,
             deleted_ranges,
         })
     }

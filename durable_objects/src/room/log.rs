@@ -648,6 +648,33 @@ mod tests {
     }
 
     #[test]
+    fn a_pending_update_echoed_back_is_not_stored_again_while_new_pending_parts_are() {
+        // Edits whose first part the room never got stay pending, and every connecting client echoes them back in
+        // its sync step 2: those echoes change nothing. A new edit of that client goes pending too, and is stored.
+        let (writer, text, mut store, mut loaded) = writer_and_room();
+        let edits: Vec<Vec<u8>> = (0..4)
+            .map(|i| edit_of(&writer, &|txn| text.insert(txn, i, "x")))
+            .collect();
+        let mut accept = |u: &[u8]| {
+            let outcome = accept_update(&mut loaded, &mut store, policy(1_000), u64::MAX, u);
+            (outcome, store.stored.log.len())
+        };
+        let stored = Ok(Accepted::Stored { compacted: false });
+        assert_eq!(accept(&edits[2]), (stored.clone(), 1));
+        for _ in 0..3 {
+            assert_eq!(accept(&edits[2]), (Ok(Accepted::Empty), 1), "the echo");
+        }
+        assert_eq!(accept(&edits[3]), (stored.clone(), 2));
+        assert_eq!(accept(&edits[3]), (Ok(Accepted::Empty), 2));
+        // The missing parts arrive: everything integrates, and the room reloads the same.
+        assert_eq!(accept(&edits[0]), (stored.clone(), 3));
+        assert_eq!(accept(&edits[1]), (stored, 4));
+        assert_eq!(loaded.doc.to_json()["text"], "xxxx");
+        let rebuilt = load(&mut store).expect("reloads");
+        assert_eq!(rebuilt.doc.to_json(), loaded.doc.to_json());
+    }
+
+    #[test]
     fn adjacent_pending_deletions_are_each_stored() {
         // Two deletions of what the room never had, next to each other: they merge into one pending range, whose
         // count does not change — the second must still be stored, or storage would miss it.
