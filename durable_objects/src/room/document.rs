@@ -5,11 +5,20 @@ use serde_json::{Map, Value};
 use yrs::updates::decoder::Decode;
 use yrs::{Any, Doc, GetString, IdSet, Out, ReadTxn, StateVector, Transact, Update};
 
-use super::shape::Shape;
+use super::shape::{Needs, Shape};
 
 /// A room's document. Pure: bytes in, bytes out.
 pub struct RoomDoc {
     doc: Doc,
+    /// Updates held back until the document has what they follow (see [`Needs::ready`]), as received.
+    waiting: Vec<Waiting>,
+    /// Held-back updates that yrs refused once they were ready (and that were dropped).
+    dropped: usize,
+}
+
+struct Waiting {
+    bytes: Vec<u8>,
+    needs: Needs,
 }
 
 /// An update or state vector that does not decode or apply.
@@ -23,7 +32,7 @@ impl std::fmt::Display for DocError {
 }
 
 /// What applying an update changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     /// Something was inserted or deleted.
     pub integrated: bool,
@@ -33,8 +42,8 @@ pub struct Applied {
     pub deleted_ranges: usize,
     /// What the update changed, alone, as a v1 update: the structs it integrated and the ranges it newly deleted —
     /// for a reconnect's sync step 2 a small part of its bytes, which repeat the client's whole delete set. `None`
-    /// when nothing was integrated or when anything is pending afterwards (then only the update's own bytes are
-    /// sure to hold what waits).
+    /// when nothing was integrated, when anything is pending afterwards or when structs were integrated past a gap
+    /// (then only the update's own bytes are sure to hold them).
     pub effect: Option<Vec<u8>>,
 }
 
@@ -67,41 +76,85 @@ fn pending(txn: &yrs::TransactionMut) -> Option<PendingPrint> {
     Some((missing, structs, deletes.cloned().unwrap_or_default()))
 }
 
-/// A v1 update that decoded (and how many structs it inserts); applying it may still be refused.
-pub struct CheckedUpdate(Update, Shape);
+/// The delete set of a v1 update whose last `delete_set_bytes` bytes are its delete set, as an update of its own
+/// (`None` when it deletes nothing).
+fn deletions_of(bytes: &[u8], delete_set_bytes: usize) -> Option<Update> {
+    let delete_set = &bytes[bytes.len().saturating_sub(delete_set_bytes)..];
+    if delete_set.first().is_none_or(|&clients| clients == 0) {
+        return None;
+    }
+    let mut update = Vec::with_capacity(delete_set.len() + 1);
+    update.push(0);
+    update.extend_from_slice(delete_set);
+    Update::decode_v1(&update).ok()
+}
+
+/// Whether the transaction integrated structs past a gap in their client's clocks. Unlike Yjs, which keeps such
+/// structs pending, yrs integrates those that depend on nothing missing and marks the gap with a skip; the state
+/// vector stops at the gap, and so does the transaction's own encoding (`encode_update_v1` writes each client from
+/// its state), which then leaves those structs out.
+fn inserted_past_a_gap(txn: &yrs::TransactionMut) -> bool {
+    let state = txn.state_vector();
+    txn.insert_set()
+        .iter()
+        .any(|(client, ranges)| ranges.iter().any(|r| r.end > state.get(client)))
+}
+
+/// A v1 update that decoded (and what its shape check counted); applying it may still be refused.
+pub struct CheckedUpdate {
+    update: Update,
+    shape: Shape,
+    /// What it needs to be integrated in Yjs' order; `None` for a stored update today's check refuses (applied as
+    /// it comes).
+    needs: Option<Needs>,
+    bytes: Vec<u8>,
+}
 
 impl CheckedUpdate {
     /// Decodes a v1 update sent by a client, after its shape is checked (see [`super::shape`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, DocError> {
-        let shape = super::shape::check_update(bytes)
+        let (shape, needs) = super::shape::check_update_needs(bytes)
             .map_err(|e| DocError(format!("update does not decode: {}", e.0)))?;
         Update::decode_v1(bytes)
-            .map(|update| CheckedUpdate(update, shape))
+            .map(|update| CheckedUpdate {
+                update,
+                shape,
+                needs: Some(needs),
+                bytes: bytes.to_vec(),
+            })
             .map_err(|e| DocError(format!("update does not decode: {e}")))
     }
 
     /// Decodes an update the room stored itself (a snapshot or a log entry): already checked when it arrived, under
     /// the rules of its day, so it is not refused by today's (a room must always load what it holds).
     pub fn decode_stored(bytes: &[u8]) -> Result<Self, DocError> {
+        let (shape, needs) = match super::shape::check_update_needs(bytes) {
+            Ok((shape, needs)) => (shape, Some(needs)),
+            Err(_) => (Shape::default(), None),
+        };
         Update::decode_v1(bytes)
-            // Its struct count is not needed: stored updates are not weighed against the size limit again.
-            .map(|update| CheckedUpdate(update, Shape::default()))
+            .map(|update| CheckedUpdate {
+                update,
+                shape,
+                needs,
+                bytes: bytes.to_vec(),
+            })
             .map_err(|e| DocError(format!("stored update does not decode: {e}")))
     }
 
     /// True when the update carries no insertions and no deletions (e.g. an empty sync step 2).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.update.is_empty()
     }
 
     /// True when the update inserts nothing: at most deletions, which cannot grow the document.
     pub fn only_deletes(&self) -> bool {
-        self.1.structs == 0
+        self.shape.structs == 0
     }
 
-    /// What the shape check counted (all zero for an update the room stored itself).
+    /// What the shape check counted (all zero for a stored update today's check refuses).
     pub fn shape(&self) -> Shape {
-        self.1
+        self.shape
     }
 }
 
@@ -114,10 +167,15 @@ impl Default for RoomDoc {
 impl RoomDoc {
     /// An empty document.
     pub fn new() -> Self {
-        Self { doc: Doc::new() }
+        Self {
+            doc: Doc::new(),
+            waiting: Vec::new(),
+            dropped: 0,
+        }
     }
 
-    /// The document a snapshot plus the updates logged after it describe, and how many logged updates did not apply.
+    /// The document a snapshot plus the updates logged after it describe, and how many logged updates did not apply
+    /// (at once, or once they were ready).
     /// A snapshot that does not rebuild is an error (corruption); a logged update that no longer decodes or applies
     /// is skipped rather than making the whole room unloadable (the caller reports it): every entry was applied to
     /// the live document before it was stored, so this only happens if storage and memory ever disagreed.
@@ -138,24 +196,79 @@ impl RoomDoc {
                 skipped += 1;
             }
         }
+        let skipped = skipped + room.dropped;
         Ok((room, skipped))
     }
 
     /// Applies an update (idempotent: updates already integrated change nothing) and says what it changed: whether
     /// it inserted or deleted anything, and whether it changed what is kept pending (parts waiting for what they
     /// need). A reconnecting Yjs client's sync step 2 always carries its whole delete set, which changes nothing.
+    /// An update whose structs do not continue from what the document has waits (its deletions apply at once) and
+    /// is tried again after every update that integrates something; a copy of what already waits changes nothing.
     pub fn apply(&mut self, update: CheckedUpdate) -> Result<Applied, DocError> {
+        let CheckedUpdate {
+            update,
+            shape,
+            needs,
+            bytes,
+        } = update;
+        if let Some(needs) = needs {
+            let state = self.doc.transact().state_vector();
+            let known = |client: u64| state.get(&yrs::ClientID::new(client));
+            if !needs.ready(known) {
+                let news = needs.adds_to(known, self.waiting.iter().map(|w| &w.needs));
+                let mut applied = match deletions_of(&bytes, shape.delete_set_bytes) {
+                    Some(deletions) => self.integrate(deletions)?,
+                    None => Applied::default(),
+                };
+                if news {
+                    self.waiting.push(Waiting { bytes, needs });
+                    applied.pending_changed = true;
+                    applied.effect = None;
+                }
+                return Ok(applied);
+            }
+        }
+        let applied = self.integrate(update)?;
+        if applied.integrated {
+            self.retry_waiting();
+        }
+        Ok(applied)
+    }
+
+    /// Integrates the waiting updates that have become ready (each may make others ready).
+    fn retry_waiting(&mut self) {
+        loop {
+            let state = self.doc.transact().state_vector();
+            let known = |client: u64| state.get(&yrs::ClientID::new(client));
+            let Some(i) = self.waiting.iter().position(|w| w.needs.ready(known)) else {
+                return;
+            };
+            let waiting = self.waiting.swap_remove(i);
+            // Stored when it arrived; one that does not apply now is dropped, as a rebuild drops it too.
+            let applied = Update::decode_v1(&waiting.bytes)
+                .map_err(|e| DocError(e.to_string()))
+                .and_then(|update| self.integrate(update));
+            if applied.is_err() {
+                self.dropped += 1;
+            }
+        }
+    }
+
+    /// Applies an update to the yrs document in one transaction.
+    fn integrate(&mut self, update: Update) -> Result<Applied, DocError> {
         let mut txn = self.doc.transact_mut();
         let pending_before = pending(&txn);
-        txn.apply_update(update.0)
+        txn.apply_update(update)
             .map_err(|e| DocError(format!("update does not apply: {e}")))?;
         let pending_after = pending(&txn);
         let inserted = !txn.insert_set().is_empty();
         let deleted_ranges: usize = txn.delete_set().iter().map(|(_, r)| r.len()).sum();
         let integrated = inserted || deleted_ranges > 0;
+        let effect_holds_all = integrated && pending_after.is_none() && !inserted_past_a_gap(&txn);
         Ok(Applied {
             integrated,
-            effect: (integrated && pending_after.is_none()).then(|| txn.encode_update_v1()),
+            effect: effect_holds_all.then(|| txn.encode_update_v1()),
             pending_changed: pending_after != pending_before,
             deleted_ranges,
         })
@@ -167,47 +280,60 @@ impl RoomDoc {
         self.doc.transact().state_vector().encode_v1()
     }
 
-    /// The update a peer with state vector `sv` lacks (sync step 2 payload).
-    pub fn diff(&self, sv: &[u8]) -> Result<Vec<u8>, DocError> {
+    /// The updates a peer with state vector `sv` lacks: what the document integrated past `sv` (the sync step 2
+    /// payload), then what it keeps pending, if anything. yrs would merge them into one update, but its merge drops
+    /// structs integrated past a gap (see [`inserted_past_a_gap`]) when pending structs of their client fall into
+    /// that gap, so they are kept apart.
+    pub fn diff(&self, sv: &[u8]) -> Result<Vec<Vec<u8>>, DocError> {
         super::shape::check_state_vector(sv)
             .map_err(|e| DocError(format!("state vector does not decode: {}", e.0)))?;
         let sv = StateVector::decode_v1(sv)
             .map_err(|e| DocError(format!("state vector does not decode: {e}")))?;
-        Ok(self.doc.transact().encode_state_as_update_v1(&sv))
+        Ok(self.parts_past(&sv))
     }
 
-    /// The whole document as one v1 update (a snapshot; pending updates included).
-    pub fn snapshot(&self) -> Vec<u8> {
-        self.doc
-            .transact()
-            .encode_state_as_update_v1(&StateVector::default())
+    /// The whole document as v1 updates, for compaction: what it integrated, then what it keeps pending (as in
+    /// [`RoomDoc::diff`]); rebuilt in that order they make this document again.
+    pub fn snapshot(&self) -> Vec<Vec<u8>> {
+        self.parts_past(&StateVector::default())
+    }
+
+    fn parts_past(&self, sv: &StateVector) -> Vec<Vec<u8>> {
+        use yrs::updates::encoder::Encode;
+        let txn = self.doc.transact();
+        let mut parts = vec![txn.encode_diff_v1(sv)];
+        let store = txn.store();
+        if let Some(pending) = store.pending_update() {
+            parts.push(pending.update.encode_v1());
+        }
+        if let Some(deletes) = store.pending_ds() {
+            // An update of no structs and this delete set.
+            let mut update = vec![0];
+            update.extend(deletes.encode_v1());
+            parts.push(update);
+        }
+        parts.extend(self.waiting.iter().map(|w| w.bytes.clone()));
+        parts
     }
 
     /// The document as JSON, one key per root type. Roots whose type no client declared to us are read as text
     /// when they hold a sequence and as a map otherwise (Yjs does not encode root types).
     pub fn to_json(&self) -> Value {
-        let undefined: Vec<(String, bool)> = {
-            let txn = self.doc.transact();
-            txn.root_refs()
-                .filter_map(|(name, out)| match out {
-                    Out::UndefinedRef(branch) => Some((name.to_owned(), branch.len() > 0)),
-                    _ => None,
-                })
-                .collect()
-        };
-        for (name, is_sequence) in undefined {
-            if is_sequence {
-                self.doc.get_or_insert_text(name.as_str());
-            } else {
-                self.doc.get_or_insert_map(name.as_str());
-            }
-        }
         let txn = self.doc.transact();
         let mut roots = Map::new();
         for (name, out) in txn.root_refs() {
-            let value = match &out {
+            let value = match out {
                 Out::YText(text) => Value::String(text.get_string(&txn)),
-                other => any_to_json(&yrs::types::ToJson::to_json(other, &txn)),
+                // Read as the kind it looks like now, without declaring it: a root declared while its sequence
+                // was empty (all deleted) would stay a map, and every later read would miss its text.
+                Out::UndefinedRef(branch) if branch.len() > 0 => {
+                    Value::String(yrs::TextRef::from(branch).get_string(&txn))
+                }
+                Out::UndefinedRef(branch) => any_to_json(&yrs::types::ToJson::to_json(
+                    &Out::YMap(yrs::MapRef::from(branch)),
+                    &txn,
+                )),
+                other => any_to_json(&yrs::types::ToJson::to_json(&other, &txn)),
             };
             roots.insert(name.to_owned(), value);
         }

@@ -540,7 +540,16 @@ impl Room {
             Message::SyncStep1(sv) => {
                 let diff = self.inner.borrow().loaded.as_ref().map(|l| l.doc.diff(sv));
                 match diff {
-                    Some(Ok(update)) => ws.send_with_bytes(wire::encode_sync_step2(&update))?,
+                    Some(Ok(parts)) => {
+                        // The step 2, then what the room keeps pending, as updates (see RoomDoc::diff).
+                        let mut parts = parts.iter();
+                        if let Some(step2) = parts.next() {
+                            ws.send_with_bytes(wire::encode_sync_step2(step2))?;
+                        }
+                        for pending in parts {
+                            ws.send_with_bytes(wire::encode_update(pending))?;
+                        }
+                    }
                     Some(Err(e)) => {
                         return self
                             .refuse(ws, close::INVALID_DATA, &format!("bad state vector: {e}"))

@@ -30,25 +30,109 @@ pub struct Shape {
     pub delete_set_bytes: usize,
 }
 
+/// The clocks an update's structs take and the ids they depend on, read while checking it: what decides whether
+/// the document can integrate it in Yjs' order (see [`Needs::ready`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Per client: its first clock, where its structs end, and the ranges its skip structs stand for.
+    runs: Vec<Run>,
+    /// Ids the items depend on: their origins and parent items.
+    deps: Vec<(u64, u32)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Run {
+    client: u64,
+    start: u32,
+    end: u32,
+    skips: Vec<(u32, u32)>,
+}
+
+impl Needs {
+    /// Whether a document whose state vector gives `known(client)` can integrate the update as Yjs would: every
+    /// client's structs continue from what it has (no gap before them, none inside them standing for what it lacks)
+    /// and every id an item depends on is in the document or among the update's own structs. yrs would integrate
+    /// structs past a gap anyway, marking it with a skip, and that state is where it goes wrong (content integrated
+    /// but not shown, skips kept after the gap is filled, snapshots that lose structs), so the room holds such an
+    /// update back until it is ready.
+    pub fn ready(&self, known: impl Fn(u64) -> u32) -> bool {
+        let continues = self.runs.iter().all(|run| {
+            let have = known(run.client);
+            run.start <= have && run.skips.iter().all(|&(_, end)| end <= have)
+        });
+        continues
+            && self.deps.iter().all(|&(client, clock)| {
+                clock < known(client)
+                    || self
+                        .runs
+                        .iter()
+                        .any(|run| run.client == client && clock < run.end)
+            })
+    }
+
+    /// Whether the update holds structs past `known` that no update in `waiting` holds: news, rather than a copy
+    /// of what is already there or already waiting (every connecting client echoes what it keeps pending).
+    pub fn adds_to<'a>(
+        &self,
+        known: impl Fn(u64) -> u32,
+        waiting: impl Iterator<Item = &'a Needs> + Clone,
+    ) -> bool {
+        self.runs.iter().any(|run| {
+            let from = run.start.max(known(run.client));
+            from < run.end
+                && !waiting.clone().any(|w| {
+                    w.runs.iter().any(|other| {
+                        other.client == run.client
+                            && other.start <= from
+                            && run.end <= other.end
+                            && other.skips.is_empty()
+                    })
+                })
+        })
+    }
+}
+
 /// Checks a v1 update: its structs, their contents and its delete set, and that nothing follows them. Besides what
 /// yrs would refuse or misread, it refuses what yrs accepts but Yjs cannot read — an info byte with bit 4 set (Yjs
 /// takes five bits for the content kind, yrs four), type kinds Yjs does not know or reads differently (above 6, and
 /// the XML hook), client ids past 2^53 − 1 (JavaScript numbers) — since the room would store and relay it to every
 /// client, none of which could then sync.
 pub fn check_update(bytes: &[u8]) -> Result<Shape, Refused> {
+    check_update_needs(bytes).map(|(shape, _)| shape)
+}
+
+/// [`check_update`], with what the update needs to be integrated.
+pub fn check_update_needs(bytes: &[u8]) -> Result<(Shape, Needs), Refused> {
     let mut r = Reader { bytes, at: 0 };
     let mut shape = Shape::default();
+    let mut needs = Needs::default();
     let clients = r.count(3)?;
     for _ in 0..clients {
         let structs = r.count(1)?;
         shape.structs += structs;
-        r.client()?;
-        r.var32()?; // first clock
+        let client = r.client()?;
+        let start = r.var32()?;
+        let mut run = Run {
+            client,
+            start,
+            end: start,
+            skips: Vec::new(),
+        };
         for _ in 0..structs {
-            if r.block()? {
+            let block = r.block(&mut needs.deps)?;
+            if block.creates_type {
                 shape.types += 1;
             }
+            let end = run
+                .end
+                .checked_add(block.len)
+                .ok_or(Refused("clocks past 2^32"))?;
+            if block.skip {
+                run.skips.push((run.end, end));
+            }
+            run.end = end;
         }
+        needs.runs.push(run);
     }
     // The delete set: per client, its id and ranges of (clock, length).
     shape.delete_set_bytes = r.left();
@@ -65,7 +149,16 @@ pub fn check_update(bytes: &[u8]) -> Result<Shape, Refused> {
     if r.left() > 0 {
         return Err(Refused("bytes after the delete set"));
     }
-    Ok(shape)
+    Ok((shape, needs))
+}
+
+/// One struct, as far as the room needs it.
+struct Block {
+    /// Clocks it takes.
+    len: u32,
+    /// A skip: a range the sender did not have.
+    skip: bool,
+    creates_type: bool,
 }
 
 /// Checks a v1 state vector: pairs of (client, clock).
@@ -152,59 +245,65 @@ impl Reader<'_> {
         self.advance(n)
     }
 
-    /// One struct: a GC or skip range, or an item with its origins, parent and content. True when the item creates
-    /// a shared type.
-    fn block(&mut self) -> Result<bool, Refused> {
+    /// One struct: a GC or skip range, or an item with its origins, parent and content; the ids an item depends on
+    /// are added to `deps`.
+    fn block(&mut self, deps: &mut Vec<(u64, u32)>) -> Result<Block, Refused> {
         const HAS_ORIGIN: u8 = 0x80;
         const HAS_RIGHT_ORIGIN: u8 = 0x40;
         const HAS_PARENT_SUB: u8 = 0x20;
         const KIND_BIT_4: u8 = 0x10;
         let info = self.u8()?;
         if info == 0 || info == 10 {
-            self.var32()?; // GC or skip: a length
-            return Ok(false);
+            // GC or skip: a length.
+            return Ok(Block {
+                len: self.var32()?,
+                skip: info == 10,
+                creates_type: false,
+            });
         }
         if info & KIND_BIT_4 != 0 {
             return Err(Refused("unknown content kind"));
         }
         if info & HAS_ORIGIN != 0 {
-            self.client()?;
-            self.var32()?;
+            deps.push((self.client()?, self.var32()?));
         }
         if info & HAS_RIGHT_ORIGIN != 0 {
-            self.client()?;
-            self.var32()?;
+            deps.push((self.client()?, self.var32()?));
         }
         if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
             if self.var32()? == 1 {
                 self.buf()?; // a root type's name
             } else {
-                self.client()?; // the parent item's id
-                self.var32()?;
+                deps.push((self.client()?, self.var32()?)); // the parent item's id
             }
             if info & HAS_PARENT_SUB != 0 {
                 self.buf()?;
             }
         }
         let kind = info & 0x0f;
-        self.content(kind)?;
-        Ok(kind == 7)
+        Ok(Block {
+            len: self.content(kind)?,
+            skip: false,
+            creates_type: kind == 7,
+        })
     }
 
-    fn content(&mut self, kind: u8) -> Result<(), Refused> {
+    /// An item's content; returns the clocks it takes (as Yjs counts them: a string by its UTF-16 code units).
+    fn content(&mut self, kind: u8) -> Result<u32, Refused> {
         match kind {
-            1 => self.var32().map(drop), // deleted: a length
+            1 => self.var32(), // deleted: a length
             2 => Err(Refused("legacy JSON content is not supported")),
-            3..=5 => self.buf(), // binary, string, embed (a JSON string)
+            3 | 5 => self.buf().map(|()| 1), // binary, embed (a JSON string)
+            4 => self.utf16_len(),
             6 => {
                 self.buf()?; // format: key and JSON value
-                self.buf()
+                self.buf().map(|()| 1)
             }
             7 => match self.u8()? {
                 // Array, map, text, XML fragment and XML text: the kind alone; an XML element: its tag name. The
                 // XML hook (5) is refused: Yjs reads a name after it and yrs does not, so they would part ways.
-                0 | 1 | 2 | 4 | 6 => Ok(()),
-                3 => self.buf(),
+                0 | 1 | 2 | 4 | 6 => Ok(1),
+                3 => self.buf().map(|()| 1),
                 _ => Err(Refused("unknown shared type")),
             },
             8 => {
@@ -212,14 +311,24 @@ impl Reader<'_> {
                 for _ in 0..n {
                     self.any(0)?;
                 }
-                Ok(())
+                u32::try_from(n).map_err(|_| Refused("a declared count exceeds the message"))
             }
             9 => {
                 self.buf()?; // a subdocument: its guid and options
-                self.any(0)
+                self.any(0).map(|()| 1)
             }
             _ => Err(Refused("unknown content kind")),
         }
+    }
+
+    /// A string's length in UTF-16 code units.
+    fn utf16_len(&mut self) -> Result<u32, Refused> {
+        let n = self.count(1)?;
+        let start = self.at;
+        self.advance(n)?;
+        let text = std::str::from_utf8(&self.bytes[start..self.at])
+            .map_err(|_| Refused("a string is not UTF-8"))?;
+        u32::try_from(text.encode_utf16().count()).map_err(|_| Refused("a string is too long"))
     }
 
     /// A lib0 `Any` value.
