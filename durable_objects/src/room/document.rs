@@ -5,12 +5,17 @@ use serde_json::{Map, Value};
 use yrs::updates::decoder::Decode;
 use yrs::{Any, Doc, GetString, IdSet, Out, ReadTxn, StateVector, Transact, Update};
 
-use super::shape::{Needs, Shape};
+use super::order::{Needs, Split};
+use super::shape::Shape;
+
+/// At most this many updates wait in a room (see [`super::order`]): an honest room has a few at most, after a peer
+/// relayed updates out of order; a member sending updates that can never continue is refused past it.
+pub const MAX_WAITING: usize = 256;
 
 /// A room's document. Pure: bytes in, bytes out.
 pub struct RoomDoc {
     doc: Doc,
-    /// Updates held back until the document has what they follow (see [`Needs::ready`]), as received.
+    /// Structs held back until the document has what they follow (see [`super::order`]), as updates of their own.
     waiting: Vec<Waiting>,
     /// Held-back updates that yrs refused once they were ready (and that were dropped).
     dropped: usize,
@@ -45,13 +50,37 @@ pub struct Applied {
     /// when nothing was integrated, when anything is pending afterwards or when structs were integrated past a gap
     /// (then only the update's own bytes are sure to hold them).
     pub effect: Option<Vec<u8>>,
+    /// The structs of the update that now wait for what they follow, as an update of their own (`None`: none, or
+    /// only copies of what already waits).
+    pub waits: Option<Vec<u8>>,
 }
 
 impl Applied {
     /// Whether the document holds anything it did not before.
     pub fn changed(&self) -> bool {
-        self.integrated || self.pending_changed
+        self.integrated || self.pending_changed || self.waits.is_some()
     }
+
+    /// What to log for it: its effect and what now waits, or — when the effect does not hold all it integrated
+    /// (something went pending in yrs, or past a gap) — the update as sent (`None`).
+    pub fn to_log(&self) -> Option<Vec<&[u8]>> {
+        if (self.integrated || self.pending_changed) && self.effect.is_none() {
+            return None;
+        }
+        Some(
+            self.effect
+                .iter()
+                .chain(&self.waits)
+                .map(Vec::as_slice)
+                .collect(),
+        )
+    }
+}
+
+/// An update made ready to apply: cut into what continues from what the document has and what must wait.
+pub struct Prepared {
+    update: Update,
+    split: Option<(Split, Option<Needs>)>,
 }
 
 /// What [`pending`] prints: the encoded state the pending structs wait for, the ids they cover and the ids pending
@@ -74,19 +103,6 @@ fn pending(txn: &yrs::TransactionMut) -> Option<PendingPrint> {
         (p.missing.encode_v1(), p.update.insertions(true))
     });
     Some((missing, structs, deletes.cloned().unwrap_or_default()))
-}
-
-/// The delete set of a v1 update whose last `delete_set_bytes` bytes are its delete set, as an update of its own
-/// (`None` when it deletes nothing).
-fn deletions_of(bytes: &[u8], delete_set_bytes: usize) -> Option<Update> {
-    let delete_set = &bytes[bytes.len().saturating_sub(delete_set_bytes)..];
-    if delete_set.first().is_none_or(|&clients| clients == 0) {
-        return None;
-    }
-    let mut update = Vec::with_capacity(delete_set.len() + 1);
-    update.push(0);
-    update.extend_from_slice(delete_set);
-    Update::decode_v1(&update).ok()
 }
 
 /// Whether the transaction integrated structs past a gap in their client's clocks. Unlike Yjs, which keeps such
@@ -185,7 +201,11 @@ impl RoomDoc {
     ) -> Result<(Self, usize), DocError> {
         let mut room = Self::new();
         if let Some(snapshot) = snapshot {
-            room.apply(CheckedUpdate::decode_stored(snapshot)?)?;
+            // As it is: it was encoded from an integrated document (one written before updates waited may hold
+            // skips and pending structs, which the order check would hold back whole).
+            let update = Update::decode_v1(snapshot)
+                .map_err(|e| DocError(format!("stored update does not decode: {e}")))?;
+            room.integrate(update)?;
         }
         let mut skipped = 0;
         for entry in log {
@@ -200,57 +220,138 @@ impl RoomDoc {
         Ok((room, skipped))
     }
 
-    /// Applies an update (idempotent: updates already integrated change nothing) and says what it changed: whether
-    /// it inserted or deleted anything, and whether it changed what is kept pending (parts waiting for what they
-    /// need). A reconnecting Yjs client's sync step 2 always carries its whole delete set, which changes nothing.
-    /// An update whose structs do not continue from what the document has waits (its deletions apply at once) and
-    /// is tried again after every update that integrates something; a copy of what already waits changes nothing.
-    pub fn apply(&mut self, update: CheckedUpdate) -> Result<Applied, DocError> {
+    /// Cuts an update into what continues from what the document has and what must wait (see [`super::order`]);
+    /// refuses it — before anything changes — when it would make more than [`MAX_WAITING`] updates wait.
+    pub fn prepare(&self, update: CheckedUpdate) -> Result<Prepared, DocError> {
         let CheckedUpdate {
             update,
-            shape,
             needs,
             bytes,
+            ..
         } = update;
-        if let Some(needs) = needs {
-            let state = self.doc.transact().state_vector();
-            let known = |client: u64| state.get(&yrs::ClientID::new(client));
-            if !needs.ready(known) {
-                let news = needs.adds_to(known, self.waiting.iter().map(|w| &w.needs));
-                let mut applied = match deletions_of(&bytes, shape.delete_set_bytes) {
-                    Some(deletions) => self.integrate(deletions)?,
+        let Some(needs) = needs else {
+            return Ok(Prepared {
+                update,
+                split: None,
+            });
+        };
+        let state = self.doc.transact().state_vector();
+        let known = |client: u64| state.get(&yrs::ClientID::new(client));
+        let split = needs.split(&bytes, known);
+        if split.waiting.is_none() {
+            return Ok(Prepared {
+                update,
+                split: None,
+            });
+        }
+        let waiting_needs = split
+            .waiting
+            .as_deref()
+            .and_then(|w| super::shape::check_update_needs(w).ok())
+            .map(|(_, needs)| needs)
+            .filter(|needs| needs.adds_to(known, self.waiting.iter().map(|w| &w.needs)));
+        if waiting_needs.is_some() && self.waiting.len() >= MAX_WAITING {
+            return Err(DocError(format!(
+                "more than {MAX_WAITING} updates would wait for what they follow"
+            )));
+        }
+        Ok(Prepared {
+            update,
+            split: Some((split, waiting_needs)),
+        })
+    }
+
+    /// Applies an update (idempotent: updates already integrated change nothing) and says what it changed: whether
+    /// it inserted or deleted anything, whether it changed what yrs keeps pending, and what of it now waits. A
+    /// reconnecting Yjs client's sync step 2 always carries its whole delete set, which changes nothing. Structs
+    /// that do not continue from what the document has wait and are tried again after every update that integrates
+    /// something; a copy of what already waits changes nothing.
+    pub fn apply(&mut self, update: CheckedUpdate) -> Result<Applied, DocError> {
+        let prepared = self.prepare(update)?;
+        self.apply_prepared(prepared)
+    }
+
+    /// Applies a [`RoomDoc::prepare`]d update.
+    pub fn apply_prepared(&mut self, prepared: Prepared) -> Result<Applied, DocError> {
+        // What the waiting updates look at, before: only a change there can let one of them continue.
+        let watched = self.watched();
+        let applied = match prepared.split {
+            None => self.integrate(prepared.update)?,
+            Some((split, waiting_needs)) => {
+                let mut applied = match split.ready {
+                    Some(ready) => self.integrate(
+                        Update::decode_v1(&ready)
+                            .map_err(|e| DocError(format!("update does not decode: {e}")))?,
+                    )?,
                     None => Applied::default(),
                 };
-                if news {
+                if let (Some(bytes), Some(needs)) = (split.waiting, waiting_needs) {
+                    applied.waits = Some(bytes.clone());
                     self.waiting.push(Waiting { bytes, needs });
-                    applied.pending_changed = true;
-                    applied.effect = None;
                 }
-                return Ok(applied);
+                applied
             }
-        }
-        let applied = self.integrate(update)?;
-        if applied.integrated {
+        };
+        if applied.integrated && watched != self.watched() {
             self.retry_waiting();
         }
         Ok(applied)
     }
 
-    /// Integrates the waiting updates that have become ready (each may make others ready).
+    /// The clocks the document has of the clients waiting updates look at (empty when none waits).
+    fn watched(&self) -> Vec<(u64, u32)> {
+        if self.waiting.is_empty() {
+            return Vec::new();
+        }
+        let state = self.doc.transact().state_vector();
+        let mut clients: Vec<u64> = self
+            .waiting
+            .iter()
+            .flat_map(|w| w.needs.clients())
+            .collect();
+        clients.sort_unstable();
+        clients.dedup();
+        clients
+            .into_iter()
+            .map(|c| (c, state.get(&yrs::ClientID::new(c))))
+            .collect()
+    }
+
+    /// Integrates what of the waiting updates now continues (each may let others continue). What was integrated
+    /// was logged when it arrived; what yrs refuses then is dropped, as a rebuild drops it too.
     fn retry_waiting(&mut self) {
-        loop {
+        let mut progress = true;
+        while progress {
+            progress = false;
             let state = self.doc.transact().state_vector();
             let known = |client: u64| state.get(&yrs::ClientID::new(client));
-            let Some(i) = self.waiting.iter().position(|w| w.needs.ready(known)) else {
-                return;
-            };
-            let waiting = self.waiting.swap_remove(i);
-            // Stored when it arrived; one that does not apply now is dropped, as a rebuild drops it too.
-            let applied = Update::decode_v1(&waiting.bytes)
-                .map_err(|e| DocError(e.to_string()))
-                .and_then(|update| self.integrate(update));
-            if applied.is_err() {
-                self.dropped += 1;
+            let mut still = Vec::with_capacity(self.waiting.len());
+            let mut ready = Vec::new();
+            for waiting in std::mem::take(&mut self.waiting) {
+                let split = waiting.needs.split(&waiting.bytes, known);
+                match (split.ready, split.waiting) {
+                    // All of it continues now.
+                    (_, None) => ready.push(waiting.bytes),
+                    // Nothing of it continues yet.
+                    (None, Some(_)) => still.push(waiting),
+                    (Some(now), Some(rest)) => {
+                        ready.push(now);
+                        match super::shape::check_update_needs(&rest) {
+                            Ok((_, needs)) => still.push(Waiting { bytes: rest, needs }),
+                            Err(_) => self.dropped += 1,
+                        }
+                    }
+                }
+            }
+            self.waiting = still;
+            for now in ready {
+                progress = true;
+                let applied = Update::decode_v1(&now)
+                    .map_err(|e| DocError(e.to_string()))
+                    .and_then(|update| self.integrate(update));
+                if applied.is_err() {
+                    self.dropped += 1;
+                }
             }
         }
     }
@@ -271,6 +372,7 @@ impl RoomDoc {
             effect: effect_holds_all.then(|| txn.encode_update_v1()),
             pending_changed: pending_after != pending_before,
             deleted_ranges,
+            waits: None,
         })
     }
 

@@ -179,11 +179,12 @@ pub fn accept_update(
             return Err(full());
         }
     }
-    // Its effect when nothing is left pending (the usual case), else the update as sent, which holds what waits.
-    let stored = applied.effect.as_deref().unwrap_or(bytes);
-    store.append(stored).map_err(AcceptError::Store)?;
-    loaded.stats.entries += 1;
-    loaded.stats.bytes += stored.len() as u64;
+    // Its effect and what of it waits (the usual case), else the update as sent, which holds all of it.
+    for part in applied.to_log().unwrap_or_else(|| vec![bytes]) {
+        store.append(part).map_err(AcceptError::Store)?;
+        loaded.stats.entries += 1;
+        loaded.stats.bytes += part.len() as u64;
+    }
     let compacted = policy.due(loaded.stats);
     if compacted {
         compact(loaded, store)?;
@@ -194,19 +195,23 @@ pub fn accept_update(
 /// What storing an applied update adds to the room: the bytes stored (see [`accept_update`]) and what its new
 /// deletions can split.
 fn weight(applied: &Applied, bytes: &[u8]) -> u64 {
-    let stored = applied.effect.as_ref().map_or(bytes.len(), Vec::len) as u64;
+    let stored = applied
+        .to_log()
+        .map_or(bytes.len(), |parts| parts.iter().map(|p| p.len()).sum()) as u64;
     stored.saturating_add((applied.deleted_ranges as u64).saturating_mul(SPLIT_BYTES))
 }
 
 /// Applies an update, or — when yrs refuses it, which it may do after integrating part of it (a pending update's
 /// retry failing, say) — rebuilds the document from what is stored, so memory never holds what storage does not: a
-/// later update that only applies on top of the leftover would be stored, and the log would no longer rebuild.
+/// later update that only applies on top of the leftover would be stored, and the log would no longer rebuild. An
+/// update refused before anything changed (too many would wait) changes nothing to undo.
 fn apply_or_reload(
     loaded: &mut Loaded,
     store: &mut dyn UpdateStore,
     update: CheckedUpdate,
 ) -> Result<Applied, AcceptError> {
-    match loaded.doc.apply(update) {
+    let prepared = loaded.doc.prepare(update).map_err(AcceptError::Invalid)?;
+    match loaded.doc.apply_prepared(prepared) {
         Ok(applied) => Ok(applied),
         Err(refused) => {
             *loaded = load(store)?;
@@ -226,8 +231,10 @@ fn compact(loaded: &mut Loaded, store: &mut dyn UpdateStore) -> Result<(), Accep
     for part in &pending {
         store.append(part).map_err(AcceptError::Store)?;
     }
-    loaded.stats = LogStats::of(&pending);
-    loaded.snapshot_bytes = snapshot.len() as u64;
+    // What is pending and waiting cannot be folded in: it counts with the snapshot, not towards the next compaction
+    // (which would otherwise follow every update once it held as many parts as the policy's entries).
+    loaded.stats = LogStats::default();
+    loaded.snapshot_bytes = (snapshot.len() + pending.iter().map(Vec::len).sum::<usize>()) as u64;
     Ok(())
 }
 
@@ -259,6 +266,7 @@ mod tests {
     use yrs::{Doc, GetString, Map, ReadTxn, StateVector, Text, Transact};
 
     use super::*;
+    use crate::room::document::MAX_WAITING;
 
     /// One client edit the property test replays.
     #[derive(Debug, Clone)]
@@ -278,7 +286,7 @@ mod tests {
             key: u8,
             value: i32,
         },
-        /// Client `from` receives everything client `to` has (so later edits interleave causally).
+        /// Client `from` receives everything client `to` has (so later edits interleave causally), and relays it.
         Sync {
             from: usize,
             to: usize,
@@ -356,6 +364,9 @@ mod tests {
                         .transact_mut()
                         .apply_update(u)
                         .expect("own update applies");
+                    // Relayed to the room too, as a peer syncing over another provider does: several clients'
+                    // structs in one update.
+                    sent.push(update);
                 }
             }
         }
@@ -748,6 +759,174 @@ mod tests {
         assert_eq!(rebuilt.doc.to_json(), expected);
         compact(&mut loaded, &mut store).expect("compacts");
         assert_eq!(load(&mut store).expect("reloads").doc.to_json(), expected);
+    }
+
+    /// `u` offered to the room under a generous policy and no size limit.
+    fn offer(
+        loaded: &mut Loaded,
+        store: &mut MemoryStore,
+        u: &[u8],
+    ) -> Result<Accepted, AcceptError> {
+        accept_update(loaded, store, policy(1_000), u64::MAX, u)
+    }
+
+    /// Client 9 typing `n` runs of five characters, one update each: clocks 5i..5i+5.
+    fn typed_runs(n: u32) -> Vec<Vec<u8>> {
+        let (writer, text, _, _) = writer_and_room();
+        (0..n)
+            .map(|i| edit_of(&writer, &|txn| text.insert(txn, 5 * i, "abcde")))
+            .collect()
+    }
+
+    #[test]
+    fn what_continues_in_an_update_is_taken_and_only_the_rest_waits() {
+        // One update holding two clients' structs: client 9's next edit, which continues, and client 77's second
+        // edit, whose first the room never got. Only the orphan waits; the edit is taken.
+        let runs = typed_runs(2);
+        let other = Doc::with_client_id(77);
+        let t = other.get_or_insert_text("other");
+        edit_of(&other, &|txn| t.insert(txn, 0, "xy"));
+        let orphan = edit_of(&other, &|txn| t.insert(txn, 2, "z"));
+        let bundled =
+            yrs::merge_updates_v1([runs[1].as_slice(), orphan.as_slice()]).expect("merges");
+        let (_, _, mut store, mut loaded) = writer_and_room();
+        assert!(matches!(
+            offer(&mut loaded, &mut store, &runs[0]),
+            Ok(Accepted::Stored { .. })
+        ));
+        assert!(matches!(
+            offer(&mut loaded, &mut store, &bundled),
+            Ok(Accepted::Stored { .. })
+        ));
+        assert_eq!(
+            offer(&mut loaded, &mut store, &bundled),
+            Ok(Accepted::Empty),
+            "a copy"
+        );
+        assert_eq!(
+            loaded.doc.to_json(),
+            serde_json::json!({ "text": "abcdeabcde" })
+        );
+        assert_eq!(
+            load(&mut store).expect("reloads").doc.to_json(),
+            loaded.doc.to_json()
+        );
+    }
+
+    #[test]
+    fn a_run_with_a_gap_inside_is_taken_up_to_the_gap_and_the_rest_waits() {
+        // One update of client 9's clocks 5..10 and 15..20 (a skip for 10..15 between them), to a room at clock 5:
+        // 5..10 continue and are taken, 15..20 wait until 10..15 arrive. yrs would integrate both at once.
+        let runs = typed_runs(4);
+        let gapped =
+            yrs::merge_updates_v1([runs[1].as_slice(), runs[3].as_slice()]).expect("merges");
+        let (_, _, mut store, mut loaded) = writer_and_room();
+        assert!(offer(&mut loaded, &mut store, &runs[0]).is_ok());
+        assert!(matches!(
+            offer(&mut loaded, &mut store, &gapped),
+            Ok(Accepted::Stored { .. })
+        ));
+        assert_eq!(
+            loaded.doc.to_json(),
+            serde_json::json!({ "text": "abcdeabcde" })
+        );
+        assert!(matches!(
+            offer(&mut loaded, &mut store, &runs[2]),
+            Ok(Accepted::Stored { .. })
+        ));
+        assert_eq!(
+            loaded.doc.to_json(),
+            serde_json::json!({ "text": "abcdeabcdeabcdeabcde" })
+        );
+        assert_eq!(
+            load(&mut store).expect("reloads").doc.to_json(),
+            loaded.doc.to_json()
+        );
+    }
+
+    #[test]
+    fn a_snapshot_written_with_a_gap_in_it_still_loads_whole() {
+        // Snapshots written before updates waited hold what yrs integrated past a gap: loaded as they are.
+        let runs = typed_runs(3);
+        let gapped =
+            yrs::merge_updates_v1([runs[0].as_slice(), runs[2].as_slice()]).expect("merges");
+        let mut store = MemoryStore {
+            stored: Stored {
+                snapshot: Some(gapped),
+                log: vec![runs[1].clone()],
+            },
+        };
+        let loaded = load(&mut store).expect("loads");
+        assert_eq!(loaded.skipped, 0);
+        assert_eq!(
+            loaded.doc.to_json()["text"].as_str().map(str::len),
+            Some(15)
+        );
+    }
+
+    /// Client `client`'s struct at clock 1 (a string in root "t"), whose clock 0 the room never gets.
+    fn orphan(client: u64) -> Vec<u8> {
+        let mut update = vec![1, 1];
+        let mut id = client;
+        while id >= 0x80 {
+            update.push((id as u8 & 0x7f) | 0x80);
+            id >>= 7;
+        }
+        update.push(id as u8);
+        update.extend([1, 4, 1, 1, b't', 1, b'o', 0]);
+        update
+    }
+
+    #[test]
+    fn at_most_max_waiting_updates_wait_and_they_do_not_make_every_update_compact() {
+        let (_, _, mut store, mut loaded) = writer_and_room();
+        let every_third = policy(3);
+        for client in 0..MAX_WAITING as u64 {
+            let outcome = accept_update(
+                &mut loaded,
+                &mut store,
+                every_third,
+                u64::MAX,
+                &orphan(client),
+            );
+            assert!(
+                matches!(outcome, Ok(Accepted::Stored { .. })),
+                "{client}: {outcome:?}"
+            );
+        }
+        // Past the bound an update that would wait is refused, before anything changes.
+        let refused = accept_update(
+            &mut loaded,
+            &mut store,
+            every_third,
+            u64::MAX,
+            &orphan(1_000),
+        );
+        assert!(
+            matches!(refused, Err(AcceptError::Invalid(_))),
+            "{refused:?}"
+        );
+        assert_eq!(
+            accept_update(&mut loaded, &mut store, every_third, u64::MAX, &orphan(3)),
+            Ok(Accepted::Empty),
+            "a copy of what waits is still fine"
+        );
+        // What waits stays logged after the snapshot, yet compaction still comes every third update.
+        let runs = typed_runs(4);
+        let compacted: Vec<bool> = runs
+            .iter()
+            .map(
+                |u| match accept_update(&mut loaded, &mut store, every_third, u64::MAX, u) {
+                    Ok(Accepted::Stored { compacted }) => compacted,
+                    other => panic!("{other:?}"),
+                },
+            )
+            .collect();
+        assert_eq!(compacted.iter().filter(|c| **c).count(), 1, "{compacted:?}");
+        assert_eq!(
+            load(&mut store).expect("reloads").doc.to_json(),
+            loaded.doc.to_json()
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod document;
 pub mod limits;
 pub mod log;
 pub mod object;
+pub mod order;
 pub mod presence;
 pub mod protocol;
 pub mod shape;

@@ -13,6 +13,8 @@
 /// model's JSON set into a map nests a few dozen levels), far below what overflowed the stack (1,990).
 pub const MAX_NESTING: usize = 128;
 
+use super::order::{Needs, Run, Struct};
+
 /// Why the bytes were refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused(pub &'static str);
@@ -30,68 +32,6 @@ pub struct Shape {
     pub delete_set_bytes: usize,
 }
 
-/// The clocks an update's structs take and the ids they depend on, read while checking it: what decides whether
-/// the document can integrate it in Yjs' order (see [`Needs::ready`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Needs {
-    /// Per client: its first clock, where its structs end, and the ranges its skip structs stand for.
-    runs: Vec<Run>,
-    /// Ids the items depend on: their origins and parent items.
-    deps: Vec<(u64, u32)>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Run {
-    client: u64,
-    start: u32,
-    end: u32,
-    skips: Vec<(u32, u32)>,
-}
-
-impl Needs {
-    /// Whether a document whose state vector gives `known(client)` can integrate the update as Yjs would: every
-    /// client's structs continue from what it has (no gap before them, none inside them standing for what it lacks)
-    /// and every id an item depends on is in the document or among the update's own structs. yrs would integrate
-    /// structs past a gap anyway, marking it with a skip, and that state is where it goes wrong (content integrated
-    /// but not shown, skips kept after the gap is filled, snapshots that lose structs), so the room holds such an
-    /// update back until it is ready.
-    pub fn ready(&self, known: impl Fn(u64) -> u32) -> bool {
-        let continues = self.runs.iter().all(|run| {
-            let have = known(run.client);
-            run.start <= have && run.skips.iter().all(|&(_, end)| end <= have)
-        });
-        continues
-            && self.deps.iter().all(|&(client, clock)| {
-                clock < known(client)
-                    || self
-                        .runs
-                        .iter()
-                        .any(|run| run.client == client && clock < run.end)
-            })
-    }
-
-    /// Whether the update holds structs past `known` that no update in `waiting` holds: news, rather than a copy
-    /// of what is already there or already waiting (every connecting client echoes what it keeps pending).
-    pub fn adds_to<'a>(
-        &self,
-        known: impl Fn(u64) -> u32,
-        waiting: impl Iterator<Item = &'a Needs> + Clone,
-    ) -> bool {
-        self.runs.iter().any(|run| {
-            let from = run.start.max(known(run.client));
-            from < run.end
-                && !waiting.clone().any(|w| {
-                    w.runs.iter().any(|other| {
-                        other.client == run.client
-                            && other.start <= from
-                            && run.end <= other.end
-                            && other.skips.is_empty()
-                    })
-                })
-        })
-    }
-}
-
 /// Checks a v1 update: its structs, their contents and its delete set, and that nothing follows them. Besides what
 /// yrs would refuse or misread, it refuses what yrs accepts but Yjs cannot read — an info byte with bit 4 set (Yjs
 /// takes five bits for the content kind, yrs four), type kinds Yjs does not know or reads differently (above 6, and
@@ -101,41 +41,53 @@ pub fn check_update(bytes: &[u8]) -> Result<Shape, Refused> {
     check_update_needs(bytes).map(|(shape, _)| shape)
 }
 
-/// [`check_update`], with what the update needs to be integrated.
+/// [`check_update`], with what the update needs to be integrated in Yjs' order (see [`super::order`]).
 pub fn check_update_needs(bytes: &[u8]) -> Result<(Shape, Needs), Refused> {
     let mut r = Reader { bytes, at: 0 };
     let mut shape = Shape::default();
     let mut needs = Needs::default();
     let clients = r.count(3)?;
+    let mut seen = std::collections::HashSet::new();
     for _ in 0..clients {
         let structs = r.count(1)?;
         shape.structs += structs;
         let client = r.client()?;
-        let start = r.var32()?;
+        // yrs would lay a second list of one client's structs over the first.
+        if !seen.insert(client) {
+            return Err(Refused("a client's structs are listed twice"));
+        }
+        let mut clock = r.var32()?;
         let mut run = Run {
             client,
-            start,
-            end: start,
-            skips: Vec::new(),
+            structs: Vec::with_capacity(structs),
         };
         for _ in 0..structs {
+            let at = r.at;
+            let deps_from = needs.deps.len();
             let block = r.block(&mut needs.deps)?;
             if block.creates_type {
                 shape.types += 1;
             }
-            let end = run
-                .end
+            if block.len == 0 {
+                // yrs drops empty items: what they depend on does not matter.
+                needs.deps.truncate(deps_from);
+            }
+            run.structs.push(Struct {
+                clock,
+                len: block.len,
+                bytes: (at, r.at),
+                skip: block.skip,
+                deps: (deps_from, needs.deps.len()),
+            });
+            clock = clock
                 .checked_add(block.len)
                 .ok_or(Refused("clocks past 2^32"))?;
-            if block.skip {
-                run.skips.push((run.end, end));
-            }
-            run.end = end;
         }
         needs.runs.push(run);
     }
     // The delete set: per client, its id and ranges of (clock, length).
     shape.delete_set_bytes = r.left();
+    needs.delete_set_at = r.at;
     let clients = r.count(2)?;
     for _ in 0..clients {
         r.client()?;
@@ -363,6 +315,24 @@ mod tests {
     use super::*;
     use yrs::updates::encoder::Encode;
     use yrs::{Any, Array, Doc, Map, ReadTxn, StateVector, Text, Transact, XmlFragment};
+
+    #[test]
+    fn a_client_listed_twice_is_refused() {
+        // Two lists of client 7's structs, each one string item in root "t": yrs would lay the second over the first.
+        let item = [4, 1, 1, b't', 1, b'a'];
+        let mut update = vec![2];
+        for clock in [0, 1] {
+            update.extend([1, 7, clock]);
+            update.extend(item);
+        }
+        update.push(0);
+        assert_eq!(
+            check_update(&update),
+            Err(Refused("a client's structs are listed twice"))
+        );
+        let once = [&[1u8, 1, 7, 0][..], &item, &[0]].concat();
+        assert!(check_update(&once).is_ok());
+    }
 
     #[test]
     fn what_yjs_writes_passes() {

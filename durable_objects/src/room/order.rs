@@ -1,0 +1,219 @@
+//! Yjs' integration order: which structs of an update continue from what a document has. Yjs integrates a client's
+//! structs in clock order and keeps pending those that follow clocks it lacks or depend on ids it lacks. yrs
+//! integrates such structs anyway when they depend on nothing missing, marking the gap with a skip, and from there
+//! its state goes wrong (content integrated but not shown, snapshots and diffs that drop structs). So the room hands
+//! yrs only what continues ([`Needs::split`]) and holds the rest back until it does. Pure: it reads the struct
+//! positions the shape check recorded ([`super::shape`]) and cuts the update's bytes (v1 structs do not depend on
+//! their position, so a client's structs can be re-framed with a header of their own).
+
+use std::collections::HashMap;
+
+/// Rounds of cutting an update's runs at dependencies on what does not continue: each round cuts at least one run,
+/// and honest updates settle in one or two.
+const MAX_ROUNDS: usize = 32;
+
+/// One struct of an update: its clocks, where its bytes are, and the ids it depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Struct {
+    pub clock: u32,
+    pub len: u32,
+    /// Byte range of the encoded struct in the update.
+    pub bytes: (usize, usize),
+    /// A skip: clocks the sender did not have.
+    pub skip: bool,
+    /// Range of its dependencies in [`Needs::deps`].
+    pub deps: (usize, usize),
+}
+
+/// One client's structs in an update, in clock order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Run {
+    pub client: u64,
+    pub structs: Vec<Struct>,
+}
+
+/// What an update's structs need to be integrated in Yjs' order, read while checking its shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub(crate) runs: Vec<Run>,
+    /// Ids the items depend on: their origins and parent items.
+    pub(crate) deps: Vec<(u64, u32)>,
+    /// Where the delete set starts in the update.
+    pub(crate) delete_set_at: usize,
+}
+
+/// An update cut in two for a document: what continues from what it has, and what must wait.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Split {
+    /// The structs that continue and the whole delete set (`None`: neither).
+    pub ready: Option<Vec<u8>>,
+    /// The structs that must wait, as an update of their own (`None`: everything continues).
+    pub waiting: Option<Vec<u8>>,
+}
+
+impl Needs {
+    /// Cuts `bytes` — the update these needs were read from — for a document whose state vector gives
+    /// `known(client)`. A client's structs continue when the first starts at or below what the document has, up to
+    /// a skip over clocks the document lacks, and up to the first struct depending on an id that is neither in the
+    /// document nor among the continuing structs (nor an earlier clock of its own client). When everything
+    /// continues, `ready` is `None` and `waiting` too: the update goes to yrs as it is.
+    pub fn split(&self, bytes: &[u8], known: impl Fn(u64) -> u32) -> Split {
+        // How many structs of each run continue.
+        let mut cut: Vec<usize> = self
+            .runs
+            .iter()
+            .map(|run| {
+                let have = known(run.client);
+                match run.structs.first() {
+                    Some(first) if first.clock <= have => run
+                        .structs
+                        .iter()
+                        .position(|s| s.skip && s.clock + s.len > have)
+                        .unwrap_or(run.structs.len()),
+                    _ => 0,
+                }
+            })
+            .collect();
+        // Dependencies may only point at what continues: cut again until nothing changes — or, for an update
+        // built to take many rounds, hold all of it back (it is looked at again after the next change).
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            if rounds > MAX_ROUNDS {
+                cut.iter_mut().for_each(|n| *n = 0);
+                break;
+            }
+            let reach: HashMap<u64, (u32, u32)> = self
+                .runs
+                .iter()
+                .zip(&cut)
+                .filter(|(_, &n)| n > 0)
+                .map(|(run, &n)| {
+                    let last = &run.structs[n - 1];
+                    (run.client, (run.structs[0].clock, last.clock + last.len))
+                })
+                .collect();
+            let mut changed = false;
+            for (run, n) in self.runs.iter().zip(cut.iter_mut()) {
+                let blocked = run.structs[..*n].iter().position(|s| {
+                    self.deps[s.deps.0..s.deps.1]
+                        .iter()
+                        .any(|&(client, clock)| {
+                            let in_document = clock < known(client);
+                            let in_update = reach
+                                .get(&client)
+                                .is_some_and(|&(from, to)| from <= clock && clock < to)
+                                && (client != run.client || clock < s.clock);
+                            !in_document && !in_update
+                        })
+                });
+                if let Some(at) = blocked {
+                    *n = at;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        if self
+            .runs
+            .iter()
+            .zip(&cut)
+            .all(|(run, &n)| n == run.structs.len())
+        {
+            return Split::default();
+        }
+        let delete_set = &bytes[self.delete_set_at..];
+        let sections = |pick: &dyn Fn(&Run, usize) -> &[Struct]| {
+            let chosen: Vec<(u64, &[Struct])> = self
+                .runs
+                .iter()
+                .zip(&cut)
+                .map(|(run, &n)| (run.client, pick(run, n)))
+                .filter(|(_, structs)| !structs.is_empty())
+                .collect();
+            chosen
+        };
+        let ready = sections(&|run, n| &run.structs[..n]);
+        let waiting = sections(&|run, n| &run.structs[n..]);
+        let deletes = delete_set.first().is_some_and(|&clients| clients != 0);
+        Split {
+            ready: (!ready.is_empty() || deletes).then(|| encode(bytes, &ready, delete_set)),
+            waiting: (!waiting.is_empty()).then(|| encode(bytes, &waiting, &[0])),
+        }
+    }
+
+    /// The clients whose clocks decide whether the update continues: its own and those it depends on.
+    pub fn clients(&self) -> impl Iterator<Item = u64> + '_ {
+        self.runs
+            .iter()
+            .map(|run| run.client)
+            .chain(self.deps.iter().map(|&(client, _)| client))
+    }
+
+    /// Whether the update holds structs past `known` that the `waiting` updates do not hold between them: news,
+    /// rather than a copy of what already waits (every connecting client echoes what it keeps pending).
+    pub fn adds_to<'a>(
+        &self,
+        known: impl Fn(u64) -> u32,
+        waiting: impl Iterator<Item = &'a Needs>,
+    ) -> bool {
+        // What waits, per client: clock ranges, sorted.
+        let mut held: HashMap<u64, Vec<(u32, u32)>> = HashMap::new();
+        for run in waiting.flat_map(|w| w.runs.iter()) {
+            held.entry(run.client).or_default().extend(
+                run.structs
+                    .iter()
+                    .filter(|s| !s.skip)
+                    .map(|s| (s.clock, s.clock + s.len)),
+            );
+        }
+        held.values_mut().for_each(|ranges| ranges.sort_unstable());
+        self.runs.iter().any(|run| {
+            let have = known(run.client);
+            let ranges = held.get(&run.client).map_or(&[][..], Vec::as_slice);
+            run.structs.iter().filter(|s| !s.skip).any(|s| {
+                let (mut from, to) = (s.clock.max(have), s.clock + s.len);
+                // Ranges starting at or before `from`, in order: each may carry `from` past its end.
+                let upto = ranges.partition_point(|&(start, _)| start <= from);
+                for &(_, end) in &ranges[..upto] {
+                    if end > from {
+                        from = end.min(to);
+                    }
+                }
+                let mut rest = ranges[upto..].iter();
+                while from < to {
+                    match rest.next() {
+                        Some(&(start, end)) if start <= from => from = from.max(end),
+                        _ => break,
+                    }
+                }
+                from < to
+            })
+        })
+    }
+}
+
+/// A v1 update of the given clients' structs (cut from `bytes`) and `delete_set`.
+fn encode(bytes: &[u8], runs: &[(u64, &[Struct])], delete_set: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    write_var(&mut out, runs.len() as u64);
+    for (client, structs) in runs {
+        write_var(&mut out, structs.len() as u64);
+        write_var(&mut out, *client);
+        write_var(&mut out, u64::from(structs[0].clock));
+        out.extend_from_slice(&bytes[structs[0].bytes.0..structs[structs.len() - 1].bytes.1]);
+    }
+    out.extend_from_slice(delete_set);
+    out
+}
+
+/// lib0's variable-length unsigned integer.
+fn write_var(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
