@@ -354,6 +354,57 @@ test("every update another client saw survives a restart with persistence", asyn
   }
 });
 
+test("updates arriving out of order wait in the room: newcomers get them, they are taken once what they follow arrives, and a restart keeps it all", async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), "edgekit-rooms-"));
+  cpSync(migratedTemplate(), stateDir, { recursive: true });
+  // Compaction every second update: the room compacts while edits wait, so they are carried across a snapshot.
+  const vars = { ...VARS, ROOMS_COMPACT_AFTER_UPDATES: 2 };
+  const message = (update) => {
+    const e = encoding.createEncoder();
+    encoding.writeVarUint(e, 0);
+    encoding.writeVarUint(e, 2);
+    encoding.writeVarUint8Array(e, update);
+    return Buffer.from(encoding.toUint8Array(e));
+  };
+  // An author offline: three edits, each following the one before; the room gets the last two first, as a peer
+  // relaying them over another provider would send them.
+  const author = new Y.Doc();
+  const edits = [];
+  author.on("update", (u) => edits.push(u));
+  author.getText("text").insert(0, "one ");
+  author.getText("text").insert(4, "two ");
+  author.getMap("meta").set("k", "v");
+  let w = await startWorker({ vars, stateDir });
+  let raw;
+  try {
+    raw = await rawSocket(w, "unordered");
+    raw.ws.send(message(edits[2]));
+    raw.ws.send(message(edits[1]));
+    const newcomer = await client(w, "unordered");
+    // Sent to the newcomer after its sync step 2: Yjs keeps them pending, as the room does.
+    await until(() => newcomer.doc.store.pendingStructs !== null, { what: "the newcomer holds the waiting edits" });
+    assert.equal(newcomer.text.toString(), "");
+    raw.ws.send(message(edits[0]));
+    await until(() => newcomer.text.toString() === "one two " && newcomer.doc.getMap("meta").get("k") === "v", {
+      what: "everything taken once the first edit arrived",
+    });
+    assert.equal(raw.closed, null, "nothing was refused");
+    destroyAll(newcomer);
+    raw.ws.close();
+    await w.stop();
+    w = await startWorker({ vars, stateDir });
+    const after = await client(w, "unordered");
+    assert.equal(after.text.toString(), "one two ", "the text after a restart");
+    assert.equal(after.doc.getMap("meta").get("k"), "v", "the map after a restart");
+    assert.equal(after.doc.store.pendingStructs, null, "nothing left pending");
+    destroyAll(after);
+  } finally {
+    raw?.ws.terminate();
+    await w.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
 test("awareness messages are y-protocols awareness updates the room relays", async () => {
   // Guards the raw encoding the room decodes, independent of the provider.
   const doc = new Y.Doc();
