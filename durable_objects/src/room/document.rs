@@ -9,7 +9,8 @@ use super::order::{Needs, Split};
 use super::shape::Shape;
 
 /// At most this many updates wait in a room (see [`super::order`]): an honest room has a few at most, after a peer
-/// relayed updates out of order; a member sending updates that can never continue is refused past it.
+/// relayed updates out of order; past it, what would wait is not kept (a member sending updates that can never
+/// continue fills it, and must not stall everyone else's reconnects).
 pub const MAX_WAITING: usize = 256;
 
 /// A room's document. Pure: bytes in, bytes out.
@@ -220,8 +221,8 @@ impl RoomDoc {
         Ok((room, skipped))
     }
 
-    /// Cuts an update into what continues from what the document has and what must wait (see [`super::order`]);
-    /// refuses it — before anything changes — when it would make more than [`MAX_WAITING`] updates wait.
+    /// Cuts an update into what continues from what the document has and what must wait (see [`super::order`]); past
+    /// [`MAX_WAITING`] waiting updates, a new waiting part is not kept.
     pub fn prepare(&self, update: CheckedUpdate) -> Result<Prepared, DocError> {
         let CheckedUpdate {
             update,
@@ -250,11 +251,9 @@ impl RoomDoc {
             .and_then(|w| super::shape::check_update_needs(w).ok())
             .map(|(_, needs)| needs)
             .filter(|needs| needs.adds_to(known, self.waiting.iter().map(|w| &w.needs)));
-        if waiting_needs.is_some() && self.waiting.len() >= MAX_WAITING {
-            return Err(DocError(format!(
-                "more than {MAX_WAITING} updates would wait for what they follow"
-            )));
-        }
+        // Past the bound the part that would wait is not kept (its sender and its author keep it, and send it
+        // again with their next sync step 2); what continues is taken all the same.
+        let waiting_needs = waiting_needs.filter(|_| self.waiting.len() < MAX_WAITING);
         Ok(Prepared {
             update,
             split: Some((split, waiting_needs)),

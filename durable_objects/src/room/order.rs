@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 
 /// Rounds of cutting an update's runs at dependencies on what does not continue: each round cuts at least one run,
-/// and honest updates settle in one or two.
-const MAX_ROUNDS: usize = 32;
+/// and honest updates settle in one or two. Past it the update is cut in one pass by what the document alone has.
+const MAX_ROUNDS: usize = 8;
 
 /// One struct of an update: its clocks, where its bytes are, and the ids it depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,12 +75,12 @@ impl Needs {
             })
             .collect();
         // Dependencies may only point at what continues: cut again until nothing changes — or, for an update
-        // built to take many rounds, hold all of it back (it is looked at again after the next change).
+        // built to take many rounds, by what the document alone has (what is cut is looked at again later).
         let mut rounds = 0;
         loop {
             rounds += 1;
             if rounds > MAX_ROUNDS {
-                cut.iter_mut().for_each(|n| *n = 0);
+                self.cut_by_document(&mut cut, &known);
                 break;
             }
             let reach: HashMap<u64, (u32, u32)> = self
@@ -95,17 +95,20 @@ impl Needs {
                 .collect();
             let mut changed = false;
             for (run, n) in self.runs.iter().zip(cut.iter_mut()) {
+                let have = known(run.client);
                 let blocked = run.structs[..*n].iter().position(|s| {
-                    self.deps[s.deps.0..s.deps.1]
-                        .iter()
-                        .any(|&(client, clock)| {
-                            let in_document = clock < known(client);
-                            let in_update = reach
-                                .get(&client)
-                                .is_some_and(|&(from, to)| from <= clock && clock < to)
-                                && (client != run.client || clock < s.clock);
-                            !in_document && !in_update
-                        })
+                    // A struct the document has is dropped by yrs: what it depends on does not matter.
+                    s.clock + s.len > have
+                        && self.deps[s.deps.0..s.deps.1]
+                            .iter()
+                            .any(|&(client, clock)| {
+                                let in_document = clock < known(client);
+                                let in_update = reach
+                                    .get(&client)
+                                    .is_some_and(|&(from, to)| from <= clock && clock < to)
+                                    && (client != run.client || clock < s.clock);
+                                !in_document && !in_update
+                            })
                 });
                 if let Some(at) = blocked {
                     *n = at;
@@ -150,6 +153,25 @@ impl Needs {
             .iter()
             .map(|run| run.client)
             .chain(self.deps.iter().map(|&(client, _)| client))
+    }
+
+    /// Cuts each run at its first struct depending on an id the document lacks (other than an earlier clock of its
+    /// own client): one pass, trusting nothing else in the update.
+    fn cut_by_document(&self, cut: &mut [usize], known: &impl Fn(u64) -> u32) {
+        for (run, n) in self.runs.iter().zip(cut.iter_mut()) {
+            let have = known(run.client);
+            let blocked = run.structs[..*n].iter().position(|s| {
+                s.clock + s.len > have
+                    && self.deps[s.deps.0..s.deps.1]
+                        .iter()
+                        .any(|&(client, clock)| {
+                            clock >= known(client) && !(client == run.client && clock < s.clock)
+                        })
+            });
+            if let Some(at) = blocked {
+                *n = at;
+            }
+        }
     }
 
     /// Whether the update holds structs past `known` that the `waiting` updates do not hold between them: news,
