@@ -80,7 +80,7 @@ impl Needs {
         loop {
             rounds += 1;
             if rounds > MAX_ROUNDS {
-                self.cut_by_document(&mut cut, &known);
+                self.cut_at_missing(&mut cut, &known, None);
                 break;
             }
             let reach: HashMap<u64, (u32, u32)> = self
@@ -93,28 +93,7 @@ impl Needs {
                     (run.client, (run.structs[0].clock, last.clock + last.len))
                 })
                 .collect();
-            let mut changed = false;
-            for (run, n) in self.runs.iter().zip(cut.iter_mut()) {
-                let have = known(run.client);
-                let blocked = run.structs[..*n].iter().position(|s| {
-                    // A struct the document has is dropped by yrs: what it depends on does not matter.
-                    s.clock + s.len > have
-                        && self.deps[s.deps.0..s.deps.1]
-                            .iter()
-                            .any(|&(client, clock)| {
-                                let in_document = clock < known(client);
-                                let in_update = reach
-                                    .get(&client)
-                                    .is_some_and(|&(from, to)| from <= clock && clock < to)
-                                    && (client != run.client || clock < s.clock);
-                                !in_document && !in_update
-                            })
-                });
-                if let Some(at) = blocked {
-                    *n = at;
-                    changed = true;
-                }
-            }
+            let changed = self.cut_at_missing(&mut cut, &known, Some(&reach));
             if !changed {
                 break;
             }
@@ -155,9 +134,16 @@ impl Needs {
             .chain(self.deps.iter().map(|&(client, _)| client))
     }
 
-    /// Cuts each run at its first struct depending on an id the document lacks (other than an earlier clock of its
-    /// own client): one pass, trusting nothing else in the update.
-    fn cut_by_document(&self, cut: &mut [usize], known: &impl Fn(u64) -> u32) {
+    /// Cuts each run at its first struct (one the document lacks: yrs drops the others) depending on an id that is
+    /// neither in the document, nor an earlier clock of its own client, nor — with `reach` — among the continuing
+    /// structs of other clients. Whether any cut moved.
+    fn cut_at_missing(
+        &self,
+        cut: &mut [usize],
+        known: &impl Fn(u64) -> u32,
+        reach: Option<&HashMap<u64, (u32, u32)>>,
+    ) -> bool {
+        let mut changed = false;
         for (run, n) in self.runs.iter().zip(cut.iter_mut()) {
             let have = known(run.client);
             let blocked = run.structs[..*n].iter().position(|s| {
@@ -165,13 +151,21 @@ impl Needs {
                     && self.deps[s.deps.0..s.deps.1]
                         .iter()
                         .any(|&(client, clock)| {
-                            clock >= known(client) && !(client == run.client && clock < s.clock)
+                            let in_document = clock < known(client);
+                            let earlier_own = client == run.client && clock < s.clock;
+                            let continuing = client != run.client
+                                && reach
+                                    .and_then(|r| r.get(&client))
+                                    .is_some_and(|&(from, to)| from <= clock && clock < to);
+                            !in_document && !earlier_own && !continuing
                         })
             });
             if let Some(at) = blocked {
                 *n = at;
+                changed = true;
             }
         }
+        changed
     }
 
     /// Whether the update holds structs past `known` that the `waiting` updates do not hold between them: news,
