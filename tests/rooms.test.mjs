@@ -42,6 +42,15 @@ async function client(w, room, { user = "tester", name } = {}) {
   return made;
 }
 
+/** A y-websocket update message (sync, type 2) carrying `update`. */
+function syncUpdate(update) {
+  const e = encoding.createEncoder();
+  encoding.writeVarUint(e, 0);
+  encoding.writeVarUint(e, 2);
+  encoding.writeVarUint8Array(e, update);
+  return Buffer.from(encoding.toUint8Array(e));
+}
+
 /** A raw socket with a valid ticket; resolves once open, records frames and the close code. */
 async function rawSocket(w, room, user = "tester") {
   const url = w.url.href.replace(/^http/, "ws") + `rooms/${room}/ws?ticket=${await ticket(w, room, user)}`;
@@ -157,14 +166,6 @@ describe("rooms", () => {
 
   /** A v1 update: one item in root "t" holding one value, arrays nested `levels` deep around a null. */
   const nestedArrays = (levels) => Buffer.from([1, 1, 1, 0, 8, 1, 1, 0x74, 1, ...Array(levels).fill([117, 1]).flat(), 126, 0]);
-  /** A y-websocket update message (sync, type 2) carrying `update`. */
-  const syncUpdate = (update) => {
-    const e = encoding.createEncoder();
-    encoding.writeVarUint(e, 0);
-    encoding.writeVarUint(e, 2);
-    encoding.writeVarUint8Array(e, update);
-    return Buffer.from(encoding.toUint8Array(e));
-  };
 
   test("malformed, over-size and text frames close only the offending socket", async () => {
     const room = "bad-frames";
@@ -359,13 +360,6 @@ test("updates arriving out of order wait in the room: newcomers get them, they a
   cpSync(migratedTemplate(), stateDir, { recursive: true });
   // Compaction every second update: the room compacts while edits wait, so they are carried across a snapshot.
   const vars = { ...VARS, ROOMS_COMPACT_AFTER_UPDATES: 2 };
-  const message = (update) => {
-    const e = encoding.createEncoder();
-    encoding.writeVarUint(e, 0);
-    encoding.writeVarUint(e, 2);
-    encoding.writeVarUint8Array(e, update);
-    return Buffer.from(encoding.toUint8Array(e));
-  };
   // An author offline: three edits, each following the one before; the room gets the last two first, as a peer
   // relaying them over another provider would send them.
   const author = new Y.Doc();
@@ -378,13 +372,13 @@ test("updates arriving out of order wait in the room: newcomers get them, they a
   let raw;
   try {
     raw = await rawSocket(w, "unordered");
-    raw.ws.send(message(edits[2]));
-    raw.ws.send(message(edits[1]));
+    raw.ws.send(syncUpdate(edits[2]));
+    raw.ws.send(syncUpdate(edits[1]));
     const newcomer = await client(w, "unordered");
     // Sent to the newcomer after its sync step 2: Yjs keeps them pending, as the room does.
     await until(() => newcomer.doc.store.pendingStructs !== null, { what: "the newcomer holds the waiting edits" });
     assert.equal(newcomer.text.toString(), "");
-    raw.ws.send(message(edits[0]));
+    raw.ws.send(syncUpdate(edits[0]));
     await until(() => newcomer.text.toString() === "one two " && newcomer.doc.getMap("meta").get("k") === "v", {
       what: "everything taken once the first edit arrived",
     });
