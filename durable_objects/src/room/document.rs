@@ -48,8 +48,8 @@ pub struct Applied {
     pub deleted_ranges: usize,
     /// What the update changed, alone, as a v1 update: the structs it integrated and the ranges it newly deleted —
     /// for a reconnect's sync step 2 a small part of its bytes, which repeat the client's whole delete set. `None`
-    /// when nothing was integrated, when anything is pending afterwards or when structs were integrated past a gap
-    /// (then only the update's own bytes are sure to hold them).
+    /// when nothing was integrated, when anything of it went pending in yrs or when structs were integrated past a
+    /// gap (then only the update's own bytes are sure to hold them).
     pub effect: Option<Vec<u8>>,
     /// The structs of the update that now wait for what they follow, as an update of their own (`None`: none, or
     /// only copies of what already waits).
@@ -82,6 +82,8 @@ impl Applied {
 pub struct Prepared {
     update: Update,
     split: Option<(Split, Option<Needs>)>,
+    /// Bytes of its structs the room has neither integrated nor waiting (see [`Needs::news_bytes`]).
+    pub news_bytes: usize,
 }
 
 /// What [`pending`] prints: the encoded state the pending structs wait for, the ids they cover and the ids pending
@@ -211,7 +213,7 @@ impl RoomDoc {
         let mut skipped = 0;
         for entry in log {
             if CheckedUpdate::decode_stored(entry)
-                .and_then(|update| room.apply(update))
+                .and_then(|update| room.apply_stored(update))
                 .is_err()
             {
                 skipped += 1;
@@ -224,6 +226,14 @@ impl RoomDoc {
     /// Cuts an update into what continues from what the document has and what must wait (see [`super::order`]); past
     /// [`MAX_WAITING`] waiting updates, a new waiting part is not kept.
     pub fn prepare(&self, update: CheckedUpdate) -> Result<Prepared, DocError> {
+        self.prepare_bounded(update, MAX_WAITING)
+    }
+
+    fn prepare_bounded(
+        &self,
+        update: CheckedUpdate,
+        max_waiting: usize,
+    ) -> Result<Prepared, DocError> {
         let CheckedUpdate {
             update,
             needs,
@@ -232,17 +242,20 @@ impl RoomDoc {
         } = update;
         let Some(needs) = needs else {
             return Ok(Prepared {
+                news_bytes: bytes.len(),
                 update,
                 split: None,
             });
         };
         let state = self.doc.transact().state_vector();
         let known = |client: u64| state.get(&yrs::ClientID::new(client));
+        let news_bytes = needs.news_bytes(known, self.waiting.iter().map(|w| &w.needs));
         let split = needs.split(&bytes, known);
         if split.waiting.is_none() {
             return Ok(Prepared {
                 update,
                 split: None,
+                news_bytes,
             });
         }
         let waiting_needs = split
@@ -253,10 +266,11 @@ impl RoomDoc {
             .filter(|needs| needs.adds_to(known, self.waiting.iter().map(|w| &w.needs)));
         // Past the bound the part that would wait is not kept (its sender and its author keep it, and send it
         // again with their next sync step 2); what continues is taken all the same.
-        let waiting_needs = waiting_needs.filter(|_| self.waiting.len() < MAX_WAITING);
+        let waiting_needs = waiting_needs.filter(|_| self.waiting.len() < max_waiting);
         Ok(Prepared {
             update,
             split: Some((split, waiting_needs)),
+            news_bytes,
         })
     }
 
@@ -267,6 +281,12 @@ impl RoomDoc {
     /// something; a copy of what already waits changes nothing.
     pub fn apply(&mut self, update: CheckedUpdate) -> Result<Applied, DocError> {
         let prepared = self.prepare(update)?;
+        self.apply_prepared(prepared)
+    }
+
+    /// [`RoomDoc::apply`] for what the room stored: no bound on what waits (it was within it when stored).
+    fn apply_stored(&mut self, update: CheckedUpdate) -> Result<Applied, DocError> {
+        let prepared = self.prepare_bounded(update, usize::MAX)?;
         self.apply_prepared(prepared)
     }
 
@@ -365,7 +385,10 @@ impl RoomDoc {
         let inserted = !txn.insert_set().is_empty();
         let deleted_ranges: usize = txn.delete_set().iter().map(|(_, r)| r.len()).sum();
         let integrated = inserted || deleted_ranges > 0;
-        let effect_holds_all = integrated && pending_after.is_none() && !inserted_past_a_gap(&txn);
+        // Nothing of it went pending (what was pending before may stay so: a planted deletion of an id that will
+        // never exist would otherwise keep every later update from being logged as its effect).
+        let effect_holds_all =
+            integrated && pending_after == pending_before && !inserted_past_a_gap(&txn);
         Ok(Applied {
             integrated,
             effect: effect_holds_all.then(|| txn.encode_update_v1()),

@@ -7,7 +7,7 @@
 //! atomically). Storage sits behind [`UpdateStore`]; [`MemoryStore`] is the host fake, the object implements it over
 //! SQLite.
 
-use super::document::{Applied, CheckedUpdate, DocError, RoomDoc};
+use super::document::{Applied, CheckedUpdate, DocError, Prepared, RoomDoc};
 
 /// What a store holds: the latest snapshot (if any) and every update appended after it, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -139,9 +139,10 @@ pub fn accept_update(
     // integrated, the ranges it newly deleted — a Yjs sync step 2 carries the client's whole delete set, mostly
     // known, which is neither weighed nor stored) and for each range it newly deletes the items that deletion can
     // split (a range deleted inside a text item leaves up to two more items in the snapshot, each with its ids:
-    // SPLIT_BYTES). Insertions are refused before they are applied when their structs' bytes would pass the limit
-    // (after a compaction first: deleted content shrinks in a snapshot); updates that only delete may go a margin
-    // past it, so a full room can still be emptied.
+    // SPLIT_BYTES). Insertions are refused before they are applied when the bytes of their structs the room has
+    // neither integrated nor waiting would pass the limit (after a compaction first: deleted content shrinks in a
+    // snapshot) — copies, such as a reconnect's echo of what waits, weigh nothing; updates that only delete may go a
+    // margin past it, so a full room can still be emptied.
     let only_deletes = update.only_deletes();
     let limit = if only_deletes {
         max_document_bytes.saturating_add(max_document_bytes / DELETE_MARGIN)
@@ -151,14 +152,15 @@ pub fn accept_update(
     let full = || AcceptError::DocumentFull {
         limit: max_document_bytes,
     };
-    let structs_bytes = bytes.len().saturating_sub(update.shape().delete_set_bytes) as u64;
-    if loaded.stored_bytes_with(structs_bytes) > max_document_bytes && loaded.stats.entries > 0 {
+    let prepared = loaded.doc.prepare(update).map_err(AcceptError::Invalid)?;
+    let news = prepared.news_bytes as u64;
+    if loaded.stored_bytes_with(news) > max_document_bytes && loaded.stats.entries > 0 {
         compact(loaded, store)?;
     }
-    if !only_deletes && loaded.stored_bytes_with(structs_bytes) > max_document_bytes {
+    if !only_deletes && loaded.stored_bytes_with(news) > max_document_bytes {
         return Err(full());
     }
-    let mut applied = apply_or_reload(loaded, store, update)?;
+    let mut applied = apply_or_reload(loaded, store, prepared)?;
     // Nothing the room did not have (a reconnecting client's sync step 2 repeats its whole delete set): nothing to
     // store or broadcast.
     if !applied.changed() {
@@ -172,7 +174,9 @@ pub fn accept_update(
             return Err(full());
         }
         compact(loaded, store)?;
-        let again = CheckedUpdate::decode(bytes).map_err(AcceptError::Invalid)?;
+        let again = CheckedUpdate::decode(bytes)
+            .and_then(|update| loaded.doc.prepare(update))
+            .map_err(AcceptError::Invalid)?;
         applied = apply_or_reload(loaded, store, again)?;
         if loaded.stored_bytes_with(weight(&applied, bytes)) > limit {
             *loaded = load(store)?;
@@ -201,16 +205,15 @@ fn weight(applied: &Applied, bytes: &[u8]) -> u64 {
     stored.saturating_add((applied.deleted_ranges as u64).saturating_mul(SPLIT_BYTES))
 }
 
-/// Applies an update, or — when yrs refuses it, which it may do after integrating part of it (a pending update's
-/// retry failing, say) — rebuilds the document from what is stored, so memory never holds what storage does not: a
-/// later update that only applies on top of the leftover would be stored, and the log would no longer rebuild. An
-/// update refused before anything changed (too many would wait) changes nothing to undo.
+/// Applies a prepared update, or — when yrs refuses it, which it may do after integrating part of it (a pending
+/// update's retry failing, say) — rebuilds the document from what is stored, so memory never holds what storage
+/// does not: a later update that only applies on top of the leftover would be stored, and the log would no longer
+/// rebuild.
 fn apply_or_reload(
     loaded: &mut Loaded,
     store: &mut dyn UpdateStore,
-    update: CheckedUpdate,
+    prepared: Prepared,
 ) -> Result<Applied, AcceptError> {
-    let prepared = loaded.doc.prepare(update).map_err(AcceptError::Invalid)?;
     match loaded.doc.apply_prepared(prepared) {
         Ok(applied) => Ok(applied),
         Err(refused) => {
@@ -657,51 +660,59 @@ mod tests {
     #[test]
     fn a_reconnect_carrying_an_offline_edit_to_a_fragmented_room_at_its_limit_stores_the_edit_alone(
     ) {
-        // A much-edited room (2,000 separate deletions), compacted, with a limit just above what it stores.
-        let (writer, text, mut store, mut loaded) = writer_and_room();
-        let insert = edit_of(&writer, &|txn| text.insert(txn, 0, &"q".repeat(6_000)));
-        let sieve = edit_of(&writer, &|txn| {
-            for i in 0..2_000 {
-                text.remove_range(txn, i * 2, 1);
+        for plant_first in [false, true] {
+            // A much-edited room (2,000 separate deletions), compacted, with a limit just above what it stores.
+            let (writer, text, mut store, mut loaded) = writer_and_room();
+            let insert = edit_of(&writer, &|txn| text.insert(txn, 0, &"q".repeat(6_000)));
+            let sieve = edit_of(&writer, &|txn| {
+                for i in 0..2_000 {
+                    text.remove_range(txn, i * 2, 1);
+                }
+            });
+            // With a deletion of an id that will never exist planted first (kept pending for good), too.
+            let plant: &[u8] = &[0, 1, 99, 1, 0, 1];
+            let planted = if plant_first { vec![plant] } else { vec![] };
+            for update in planted
+                .into_iter()
+                .chain([insert.as_slice(), sieve.as_slice()])
+            {
+                assert!(
+                    accept_update(&mut loaded, &mut store, policy(1_000), u64::MAX, update).is_ok()
+                );
             }
-        });
-        for update in [&insert, &sieve] {
+            compact(&mut loaded, &mut store).expect("compacts");
+            let limit = store.bytes() + 256;
+            // A client that synced, went offline and typed one word: its sync step 2 is that word plus its whole delete
+            // set, kilobytes the room already has.
+            let offline = Doc::with_client_id(5);
+            for update in loaded.doc.snapshot() {
+                offline
+                    .transact_mut()
+                    .apply_update(yrs::Update::decode_v1(&update).expect("decodes"))
+                    .expect("applies");
+            }
+            let word = offline.get_or_insert_text("text");
+            word.insert(&mut offline.transact_mut(), 0, "word ");
+            let room_sv = yrs::StateVector::decode_v1(&loaded.doc.state_vector()).expect("decodes");
+            let reconnect = offline.transact().encode_state_as_update_v1(&room_sv);
             assert!(
-                accept_update(&mut loaded, &mut store, policy(1_000), u64::MAX, update).is_ok()
+                reconnect.len() > 1_000,
+                "the delete set: {} bytes",
+                reconnect.len()
             );
+            let before = store.bytes();
+            assert_eq!(
+                accept_update(&mut loaded, &mut store, policy(1_000), limit, &reconnect),
+                Ok(Accepted::Stored { compacted: false })
+            );
+            let added = store.bytes() - before;
+            assert!(added < 64, "only the edit is stored: {added} bytes");
+            let rebuilt = load(&mut store).expect("reloads");
+            assert_eq!(rebuilt.doc.to_json(), loaded.doc.to_json());
+            assert!(rebuilt.doc.to_json()["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("word ")));
         }
-        compact(&mut loaded, &mut store).expect("compacts");
-        let limit = store.bytes() + 256;
-        // A client that synced, went offline and typed one word: its sync step 2 is that word plus its whole delete
-        // set, kilobytes the room already has.
-        let offline = Doc::with_client_id(5);
-        for update in loaded.doc.snapshot() {
-            offline
-                .transact_mut()
-                .apply_update(yrs::Update::decode_v1(&update).expect("decodes"))
-                .expect("applies");
-        }
-        let word = offline.get_or_insert_text("text");
-        word.insert(&mut offline.transact_mut(), 0, "word ");
-        let room_sv = yrs::StateVector::decode_v1(&loaded.doc.state_vector()).expect("decodes");
-        let reconnect = offline.transact().encode_state_as_update_v1(&room_sv);
-        assert!(
-            reconnect.len() > 1_000,
-            "the delete set: {} bytes",
-            reconnect.len()
-        );
-        let before = store.bytes();
-        assert_eq!(
-            accept_update(&mut loaded, &mut store, policy(1_000), limit, &reconnect),
-            Ok(Accepted::Stored { compacted: false })
-        );
-        let added = store.bytes() - before;
-        assert!(added < 64, "only the edit is stored: {added} bytes");
-        let rebuilt = load(&mut store).expect("reloads");
-        assert_eq!(rebuilt.doc.to_json(), loaded.doc.to_json());
-        assert!(rebuilt.doc.to_json()["text"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("word ")));
     }
 
     #[test]
@@ -939,6 +950,26 @@ mod tests {
         assert_eq!(
             load(&mut store).expect("reloads").doc.to_json(),
             loaded.doc.to_json()
+        );
+    }
+
+    #[test]
+    fn a_reconnect_echoing_what_waits_is_not_weighed_by_it() {
+        // What waits is sent to every newcomer, which keeps it pending and sends it back in each sync step 2: in a
+        // room at its limit that echo adds nothing, and must not be refused.
+        let (_, _, mut store, mut loaded) = writer_and_room();
+        let long = Doc::with_client_id(77);
+        let t = long.get_or_insert_text("other");
+        edit_of(&long, &|txn| t.insert(txn, 0, "x"));
+        let waits = edit_of(&long, &|txn| t.insert(txn, 1, &"y".repeat(2_000)));
+        assert!(matches!(
+            offer(&mut loaded, &mut store, &waits),
+            Ok(Accepted::Stored { .. })
+        ));
+        let limit = store.bytes() + 64;
+        assert_eq!(
+            accept_update(&mut loaded, &mut store, policy(1_000), limit, &waits),
+            Ok(Accepted::Empty)
         );
     }
 

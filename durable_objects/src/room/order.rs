@@ -175,6 +175,16 @@ impl Needs {
         known: impl Fn(u64) -> u32,
         waiting: impl Iterator<Item = &'a Needs>,
     ) -> bool {
+        self.news_bytes(known, waiting) > 0
+    }
+
+    /// Bytes of the update's structs holding clocks past `known` that the `waiting` updates do not hold: what it
+    /// can add to a room, before it is applied.
+    pub fn news_bytes<'a>(
+        &self,
+        known: impl Fn(u64) -> u32,
+        waiting: impl Iterator<Item = &'a Needs>,
+    ) -> usize {
         // What waits, per client: clock ranges, sorted.
         let mut held: HashMap<u64, Vec<(u32, u32)>> = HashMap::new();
         for run in waiting.flat_map(|w| w.runs.iter()) {
@@ -186,29 +196,37 @@ impl Needs {
             );
         }
         held.values_mut().for_each(|ranges| ranges.sort_unstable());
-        self.runs.iter().any(|run| {
-            let have = known(run.client);
-            let ranges = held.get(&run.client).map_or(&[][..], Vec::as_slice);
-            run.structs.iter().filter(|s| !s.skip).any(|s| {
-                let (mut from, to) = (s.clock.max(have), s.clock + s.len);
-                // Ranges starting at or before `from`, in order: each may carry `from` past its end.
-                let upto = ranges.partition_point(|&(start, _)| start <= from);
-                for &(_, end) in &ranges[..upto] {
-                    if end > from {
-                        from = end.min(to);
-                    }
-                }
-                let mut rest = ranges[upto..].iter();
-                while from < to {
-                    match rest.next() {
-                        Some(&(start, end)) if start <= from => from = from.max(end),
-                        _ => break,
-                    }
-                }
-                from < to
+        self.runs
+            .iter()
+            .flat_map(|run| {
+                let have = known(run.client);
+                let ranges = held.get(&run.client).map_or(&[][..], Vec::as_slice);
+                run.structs.iter().filter(move |s| {
+                    !s.skip && !covered(s.clock.max(have), s.clock + s.len, ranges)
+                })
             })
-        })
+            .map(|s| s.bytes.1 - s.bytes.0)
+            .sum()
     }
+}
+
+/// Whether the clocks `from..to` are all in `ranges` (sorted by start).
+fn covered(mut from: u32, to: u32, ranges: &[(u32, u32)]) -> bool {
+    // Ranges starting at or before `from`, in order: each may carry `from` past its end.
+    let upto = ranges.partition_point(|&(start, _)| start <= from);
+    for &(_, end) in &ranges[..upto] {
+        if end > from {
+            from = end.min(to);
+        }
+    }
+    let mut rest = ranges[upto..].iter();
+    while from < to {
+        match rest.next() {
+            Some(&(start, end)) if start <= from => from = from.max(end),
+            _ => break,
+        }
+    }
+    from >= to
 }
 
 /// A v1 update of the given clients' structs (cut from `bytes`) and `delete_set`.
