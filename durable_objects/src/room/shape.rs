@@ -28,8 +28,6 @@ pub struct Shape {
     pub delete_ranges: usize,
     /// Items that create a shared type (a map, array, text or XML node inside the document).
     pub types: usize,
-    /// Bytes the delete set takes (a Yjs sync step 2 repeats the client's whole delete set, mostly known).
-    pub delete_set_bytes: usize,
 }
 
 /// Checks a v1 update: its structs, their contents and its delete set, and that nothing follows them. Besides what
@@ -86,7 +84,6 @@ pub fn check_update_needs(bytes: &[u8]) -> Result<(Shape, Needs), Refused> {
         needs.runs.push(run);
     }
     // The delete set: per client, its id and ranges of (clock, length).
-    shape.delete_set_bytes = r.left();
     needs.delete_set_at = r.at;
     let clients = r.count(2)?;
     for _ in 0..clients {
@@ -368,17 +365,13 @@ mod tests {
         assert_eq!(check_state_vector(&txn.state_vector().encode_v1()), Ok(()));
         assert_eq!(
             check_update(&[0, 0]),
-            Ok(Shape {
-                delete_set_bytes: 1,
-                ..Shape::default()
-            }),
+            Ok(Shape::default()),
             "the empty update"
         );
         assert_eq!(
             check_update(&[0, 1, 7, 1, 0, 2]),
             Ok(Shape {
                 delete_ranges: 1,
-                delete_set_bytes: 5,
                 ..Shape::default()
             }),
             "a deletion only"
