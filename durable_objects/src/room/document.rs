@@ -54,6 +54,8 @@ pub struct Applied {
     /// The structs of the update that now wait for what they follow, as an update of their own (`None`: none, or
     /// only copies of what already waits).
     pub waits: Option<Vec<u8>>,
+    /// When the update was cut: the part of it given to yrs (`None`: all of it, or none).
+    pub given: Option<Vec<u8>>,
 }
 
 impl Applied {
@@ -62,19 +64,17 @@ impl Applied {
         self.integrated || self.pending_changed || self.waits.is_some()
     }
 
-    /// What to log for it: its effect and what now waits, or — when the effect does not hold all it integrated
-    /// (something went pending in yrs, or past a gap) — the update as sent (`None`).
-    pub fn to_log(&self) -> Option<Vec<&[u8]>> {
-        if (self.integrated || self.pending_changed) && self.effect.is_none() {
-            return None;
-        }
-        Some(
-            self.effect
-                .iter()
-                .chain(&self.waits)
-                .map(Vec::as_slice)
-                .collect(),
-        )
+    /// What to log for it, `sent` being the update as it arrived: its effect and what now waits, or — when the
+    /// effect does not hold all it integrated (something went pending in yrs, or past a gap) — what yrs was given
+    /// (the update as sent, or the part of it that continued) and what now waits. Never a part the room did not
+    /// keep, which a reload would otherwise bring back.
+    pub fn to_log<'a>(&'a self, sent: &'a [u8]) -> Vec<&'a [u8]> {
+        let head = if (self.integrated || self.pending_changed) && self.effect.is_none() {
+            Some(self.given.as_deref().unwrap_or(sent))
+        } else {
+            self.effect.as_deref()
+        };
+        head.into_iter().chain(self.waits.as_deref()).collect()
     }
 }
 
@@ -298,10 +298,14 @@ impl RoomDoc {
             None => self.integrate(prepared.update)?,
             Some((split, waiting_needs)) => {
                 let mut applied = match split.ready {
-                    Some(ready) => self.integrate(
-                        Update::decode_v1(&ready)
-                            .map_err(|e| DocError(format!("update does not decode: {e}")))?,
-                    )?,
+                    Some(ready) => {
+                        let mut applied = self.integrate(
+                            Update::decode_v1(&ready)
+                                .map_err(|e| DocError(format!("update does not decode: {e}")))?,
+                        )?;
+                        applied.given = Some(ready);
+                        applied
+                    }
                     None => Applied::default(),
                 };
                 if let (Some(bytes), Some(needs)) = (split.waiting, waiting_needs) {
@@ -395,6 +399,7 @@ impl RoomDoc {
             pending_changed: pending_after != pending_before,
             deleted_ranges,
             waits: None,
+            given: None,
         })
     }
 
