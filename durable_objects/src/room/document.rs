@@ -119,6 +119,11 @@ fn inserted_past_a_gap(txn: &yrs::TransactionMut) -> bool {
         .any(|(client, ranges)| ranges.iter().any(|r| r.end > state.get(client)))
 }
 
+/// A state vector as the order check reads it: a client's next clock.
+fn clock_of(state: &StateVector) -> impl Fn(u64) -> u32 + Copy + '_ {
+    |client| state.get(&yrs::ClientID::new(client))
+}
+
 /// A v1 update that decoded (and what its shape check counted); applying it may still be refused.
 pub struct CheckedUpdate {
     update: Update,
@@ -208,7 +213,7 @@ impl RoomDoc {
             // skips and pending structs, which the order check would hold back whole).
             let update = Update::decode_v1(snapshot)
                 .map_err(|e| DocError(format!("stored update does not decode: {e}")))?;
-            room.integrate(update)?;
+            room.integrate(update, false)?;
         }
         let mut skipped = 0;
         for entry in log {
@@ -248,7 +253,7 @@ impl RoomDoc {
             });
         };
         let state = self.doc.transact().state_vector();
-        let known = |client: u64| state.get(&yrs::ClientID::new(client));
+        let known = clock_of(&state);
         let news_bytes = needs.news_bytes(known, self.waiting.iter().map(|w| &w.needs));
         let split = needs.split(&bytes, known);
         if split.waiting.is_none() {
@@ -281,27 +286,33 @@ impl RoomDoc {
     /// something; a copy of what already waits changes nothing.
     pub fn apply(&mut self, update: CheckedUpdate) -> Result<Applied, DocError> {
         let prepared = self.prepare(update)?;
-        self.apply_prepared(prepared)
+        self.apply_cut(prepared, false)
     }
 
     /// [`RoomDoc::apply`] for what the room stored: no bound on what waits (it was within it when stored).
     fn apply_stored(&mut self, update: CheckedUpdate) -> Result<Applied, DocError> {
         let prepared = self.prepare_bounded(update, usize::MAX)?;
-        self.apply_prepared(prepared)
+        self.apply_cut(prepared, false)
     }
 
-    /// Applies a [`RoomDoc::prepare`]d update.
+    /// Applies a [`RoomDoc::prepare`]d update, with the effect to log for it ([`Applied::effect`]).
     pub fn apply_prepared(&mut self, prepared: Prepared) -> Result<Applied, DocError> {
+        self.apply_cut(prepared, true)
+    }
+
+    /// Applies a prepared update; `effect`: encode what it changed, for the log (a rebuild has no use for it).
+    fn apply_cut(&mut self, prepared: Prepared, effect: bool) -> Result<Applied, DocError> {
         // What the waiting updates look at, before: only a change there can let one of them continue.
         let watched = self.watched();
         let applied = match prepared.split {
-            None => self.integrate(prepared.update)?,
+            None => self.integrate(prepared.update, effect)?,
             Some((split, waiting_needs)) => {
                 let mut applied = match split.ready {
                     Some(ready) => {
                         let mut applied = self.integrate(
                             Update::decode_v1(&ready)
                                 .map_err(|e| DocError(format!("update does not decode: {e}")))?,
+                            effect,
                         )?;
                         applied.given = Some(ready);
                         applied
@@ -336,7 +347,7 @@ impl RoomDoc {
         clients.dedup();
         clients
             .into_iter()
-            .map(|c| (c, state.get(&yrs::ClientID::new(c))))
+            .map(|c| (c, clock_of(&state)(c)))
             .collect()
     }
 
@@ -347,7 +358,7 @@ impl RoomDoc {
         while progress {
             progress = false;
             let state = self.doc.transact().state_vector();
-            let known = |client: u64| state.get(&yrs::ClientID::new(client));
+            let known = clock_of(&state);
             let mut still = Vec::with_capacity(self.waiting.len());
             let mut ready = Vec::new();
             for waiting in std::mem::take(&mut self.waiting) {
@@ -371,7 +382,7 @@ impl RoomDoc {
                 progress = true;
                 let applied = Update::decode_v1(&now)
                     .map_err(|e| DocError(e.to_string()))
-                    .and_then(|update| self.integrate(update));
+                    .and_then(|update| self.integrate(update, false));
                 if applied.is_err() {
                     self.dropped += 1;
                 }
@@ -379,8 +390,9 @@ impl RoomDoc {
         }
     }
 
-    /// Applies an update to the yrs document in one transaction.
-    fn integrate(&mut self, update: Update) -> Result<Applied, DocError> {
+    /// Applies an update to the yrs document in one transaction; with `effect`, encodes what it changed when that
+    /// holds all of it (see [`Applied::effect`]).
+    fn integrate(&mut self, update: Update, effect: bool) -> Result<Applied, DocError> {
         let mut txn = self.doc.transact_mut();
         let pending_before = pending(&txn);
         txn.apply_update(update)
@@ -392,7 +404,7 @@ impl RoomDoc {
         // Nothing of it went pending (what was pending before may stay so: a planted deletion of an id that will
         // never exist would otherwise keep every later update from being logged as its effect).
         let effect_holds_all =
-            integrated && pending_after == pending_before && !inserted_past_a_gap(&txn);
+            effect && integrated && pending_after == pending_before && !inserted_past_a_gap(&txn);
         Ok(Applied {
             integrated,
             effect: effect_holds_all.then(|| txn.encode_update_v1()),

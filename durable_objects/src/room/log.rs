@@ -119,7 +119,7 @@ pub enum AcceptError {
 }
 
 /// Validates, applies, stores and (past the policy's threshold) compacts one client update. What is stored is the
-/// update's effect (what it integrated and newly deleted) unless something is left pending, then the update as sent.
+/// update's effect (what it integrated and newly deleted) and what of it waits ([`Applied::to_log`]).
 /// An update that would take the stored room (snapshot + log) past `max_document_bytes` is refused — undone if it
 /// was applied, and only after a compaction, when the log holds anything, since deleted content shrinks in a
 /// snapshot. The bound keeps a snapshot within what one storage row takes (Cloudflare's SQLite-backed objects store

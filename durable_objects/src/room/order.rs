@@ -74,6 +74,16 @@ impl Needs {
                 }
             })
             .collect();
+        let whole = |cut: &[usize]| {
+            self.runs
+                .iter()
+                .zip(cut)
+                .all(|(run, &n)| n == run.structs.len())
+        };
+        // The usual update continues whole and depends only on what the document has: no need for its own reach.
+        if whole(&cut) && !self.cut_at_missing(&mut cut.clone(), &known, None) {
+            return Split::default();
+        }
         // Dependencies may only point at what continues: cut again until nothing changes — or, for an update
         // built to take many rounds, by what the document alone has (what is cut is looked at again later).
         let mut rounds = 0;
@@ -98,24 +108,17 @@ impl Needs {
                 break;
             }
         }
-        if self
-            .runs
-            .iter()
-            .zip(&cut)
-            .all(|(run, &n)| n == run.structs.len())
-        {
+        if whole(&cut) {
             return Split::default();
         }
         let delete_set = &bytes[self.delete_set_at..];
-        let sections = |pick: &dyn Fn(&Run, usize) -> &[Struct]| {
-            let chosen: Vec<(u64, &[Struct])> = self
-                .runs
+        let sections = |pick: &dyn Fn(&Run, usize) -> &[Struct]| -> Vec<(u64, &[Struct])> {
+            self.runs
                 .iter()
                 .zip(&cut)
                 .map(|(run, &n)| (run.client, pick(run, n)))
                 .filter(|(_, structs)| !structs.is_empty())
-                .collect();
-            chosen
+                .collect()
         };
         let ready = sections(&|run, n| &run.structs[..n]);
         let waiting = sections(&|run, n| &run.structs[n..]);
