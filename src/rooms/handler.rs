@@ -160,20 +160,23 @@ pub async fn state(call: &Call) -> ApiResult<Response> {
         None,
     )
     .await?;
-    let value: serde_json::Value = response
-        .json()
-        .await
-        .or_internal("reading the room state")?;
     if response.status_code() != 200 {
         return Err(ApiError::internal(format!(
             "room state answered {}",
             response.status_code()
         )));
     }
-    json(
-        200,
-        &serde_json::json!({ "room": name, "members": value["members"], "document": value["document"] }),
-    )
+    // Passed on as the room wrote it (`{"room", "members", "document"}`), not parsed: serde_json refuses JSON
+    // nested past 128 levels, and a document may nest deeper (shared types, and values in them, 128 each).
+    let body = response
+        .bytes()
+        .await
+        .or_internal("reading the room state")?;
+    let mut out = Response::from_bytes(body).or_internal("building the room state")?;
+    out.headers_mut()
+        .set("content-type", "application/json")
+        .or_internal("setting a header")?;
+    Ok(out)
 }
 
 /// `GET /rooms`: active rooms with member counts, merged from every directory shard, asked at once. A room whose

@@ -697,7 +697,10 @@ impl DurableObject for Room {
             && !self.set_up()?
         {
             if path == PATH_STATE {
-                return Response::from_json(&serde_json::json!({ "members": 0, "document": {} }));
+                let name = req.headers().get(HEADER_ROOM)?;
+                return Response::from_json(
+                    &serde_json::json!({ "room": name, "members": 0, "document": {} }),
+                );
             }
             let has_ticket = req.url()?.query_pairs().any(|(k, _)| k == TICKET_PARAM);
             return if has_ticket {
@@ -735,10 +738,13 @@ impl DurableObject for Room {
                         "the room document could not be loaded",
                     );
                 }
+                let name = self.name()?;
                 let inner = self.inner.borrow();
                 let doc = inner.loaded.as_ref().map(|l| l.doc.to_json());
                 let members = self.state.get_websockets().len();
-                Response::from_json(&serde_json::json!({ "members": members, "document": doc }))
+                Response::from_json(
+                    &serde_json::json!({ "room": name, "members": members, "document": doc }),
+                )
             }
             _ => json_error(404, "not_found", "unknown room path"),
         }
