@@ -701,6 +701,59 @@ describe("rooms behind a real session", () => {
     }
   });
 
+  test("shared types nest at most 128 deep: a chain at the limit is stored, shown by /state and deleted; one level more closes its socket with 1007", async () => {
+    // Deleting a shared type recurses into the types it holds (in yrs and in Yjs): a chain thousands deep, sent a
+    // level at a time, would overflow the room's stack on every deletion of it.
+    const cookie = await sessionCookie(ALICE);
+    const room = "nesting";
+    const author = new Y.Doc();
+    const levels = [];
+    author.on("update", (u) => levels.push(u));
+    let deepest = author.getMap("m");
+    for (let i = 0; i < 128; i++) {
+      const next = new Y.Map();
+      deepest.set("a", next);
+      deepest = next;
+    }
+    deepest.set("leaf", "value at the limit");
+    const depthOf = (map) => {
+      let depth = 0;
+      for (let cur = map; cur?.a !== undefined; cur = cur.a) depth++;
+      return depth;
+    };
+    const writer = await rawSocket(w, room);
+    const reader = await client(w, room);
+    try {
+      writer.ws.send(syncUpdate(Y.mergeUpdates(levels)));
+      await until(() => depthOf(reader.doc.getMap("m").toJSON()) === 128, { what: "the reader got the chain" });
+      const state = await w.fetch(`/rooms/${room}/state`, { headers: { cookie } });
+      assert.equal(state.status, 200, "the state of a room nested to the limit");
+      const body = await state.json();
+      assert.equal(body.room, room);
+      assert.equal(depthOf(body.document.m), 128, "the state shows the whole chain");
+      assert.equal(JSON.stringify(body.document).includes("value at the limit"), true);
+
+      levels.length = 0;
+      deepest.set("a", new Y.Map());
+      writer.ws.send(syncUpdate(levels[0]));
+      await until(() => writer.closed, { what: "the socket nesting past the limit closed" });
+      assert.equal(writer.closed.code, 1007, writer.closed.reason);
+      assert.match(writer.closed.reason, /nest more than 128/);
+
+      // The chain deletes from its top (the room recurses through all of it), and the room lives on.
+      reader.doc.getMap("m").delete("a");
+      const late = await client(w, room);
+      await until(() => late.doc.getMap("m").size === 0 && reader.provider.wsconnected, { what: "the chain deleted" });
+      assert.equal(depthOf(late.doc.getMap("m").toJSON()), 0);
+      const after = await (await w.fetch(`/rooms/${room}/state`, { headers: { cookie } })).json();
+      assert.deepEqual(after.document.m ?? {}, {}, "the state after the deletion");
+      destroyAll(late);
+    } finally {
+      writer.ws.terminate();
+      destroyAll(reader);
+    }
+  });
+
   test("tickets are limited per user (ROOMS_TICKET_POLICY) and not stored by caches; reading a made-up room stores nothing", async () => {
     const cookie = await sessionCookie(BOB);
     const statuses = [];

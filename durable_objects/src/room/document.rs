@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use yrs::updates::decoder::Decode;
 use yrs::{Any, Doc, GetString, IdSet, Out, ReadTxn, StateVector, Transact, Update};
 
+use super::depth::{Depths, MAX_TYPE_DEPTH};
 use super::order::{Needs, Split};
 use super::shape::Shape;
 
@@ -20,6 +21,8 @@ pub struct RoomDoc {
     waiting: Vec<Waiting>,
     /// Held-back updates that yrs refused once they were ready (and that were dropped).
     dropped: usize,
+    /// How deep the items inside nested types sit (see [`super::depth`]).
+    depths: Depths,
 }
 
 struct Waiting {
@@ -81,6 +84,8 @@ impl Applied {
 /// An update made ready to apply: cut into what continues from what the document has and what must wait.
 pub struct Prepared {
     update: Update,
+    /// What the update needs, when it goes to yrs whole (`None` too for a stored update today's check refuses).
+    needs: Option<Needs>,
     split: Option<(Split, Option<Needs>)>,
     /// Bytes of its structs the room has neither integrated nor waiting (see [`Needs::news_bytes`]).
     pub news_bytes: usize,
@@ -195,6 +200,7 @@ impl RoomDoc {
             doc: Doc::new(),
             waiting: Vec::new(),
             dropped: 0,
+            depths: Depths::default(),
         }
     }
 
@@ -213,7 +219,10 @@ impl RoomDoc {
             // skips and pending structs, which the order check would hold back whole).
             let update = Update::decode_v1(snapshot)
                 .map_err(|e| DocError(format!("stored update does not decode: {e}")))?;
-            room.integrate(update, false)?;
+            let needs = super::shape::check_update_needs(snapshot)
+                .ok()
+                .map(|(_, needs)| needs);
+            room.integrate(update, needs.as_ref(), None, false)?;
         }
         let mut skipped = 0;
         for entry in log {
@@ -249,6 +258,7 @@ impl RoomDoc {
             return Ok(Prepared {
                 news_bytes: bytes.len(),
                 update,
+                needs: None,
                 split: None,
             });
         };
@@ -259,6 +269,7 @@ impl RoomDoc {
         if split.waiting.is_none() {
             return Ok(Prepared {
                 update,
+                needs: Some(needs),
                 split: None,
                 news_bytes,
             });
@@ -274,6 +285,7 @@ impl RoomDoc {
         let waiting_needs = waiting_needs.filter(|_| self.waiting.len() < max_waiting);
         Ok(Prepared {
             update,
+            needs: None,
             split: Some((split, waiting_needs)),
             news_bytes,
         })
@@ -305,15 +317,16 @@ impl RoomDoc {
         // What the waiting updates look at, before: only a change there can let one of them continue.
         let watched = self.watched();
         let applied = match prepared.split {
-            None => self.integrate(prepared.update, effect)?,
+            None => self.integrate(
+                prepared.update,
+                prepared.needs.as_ref(),
+                Some(MAX_TYPE_DEPTH),
+                effect,
+            )?,
             Some((split, waiting_needs)) => {
                 let mut applied = match split.ready {
                     Some(ready) => {
-                        let mut applied = self.integrate(
-                            Update::decode_v1(&ready)
-                                .map_err(|e| DocError(format!("update does not decode: {e}")))?,
-                            effect,
-                        )?;
+                        let mut applied = self.integrate_part(&ready, effect)?;
                         applied.given = Some(ready);
                         applied
                     }
@@ -380,20 +393,42 @@ impl RoomDoc {
             self.waiting = still;
             for now in ready {
                 progress = true;
-                let applied = Update::decode_v1(&now)
-                    .map_err(|e| DocError(e.to_string()))
-                    .and_then(|update| self.integrate(update, false));
-                if applied.is_err() {
+                if self.integrate_part(&now, false).is_err() {
                     self.dropped += 1;
                 }
             }
         }
     }
 
-    /// Applies an update to the yrs document in one transaction; with `effect`, encodes what it changed when that
-    /// holds all of it (see [`Applied::effect`]).
-    fn integrate(&mut self, update: Update, effect: bool) -> Result<Applied, DocError> {
+    /// [`RoomDoc::integrate`] for a part the order check cut from an update.
+    fn integrate_part(&mut self, bytes: &[u8], effect: bool) -> Result<Applied, DocError> {
+        let update = Update::decode_v1(bytes)
+            .map_err(|e| DocError(format!("update does not decode: {e}")))?;
+        let needs = super::shape::check_update_needs(bytes)
+            .ok()
+            .map(|(_, needs)| needs);
+        self.integrate(update, needs.as_ref(), Some(MAX_TYPE_DEPTH), effect)
+    }
+
+    /// Applies an update to the yrs document in one transaction — unless, by its `needs`, it would nest a shared
+    /// type deeper than `max_depth` (see [`super::depth`]); with `effect`, encodes what it changed when that holds
+    /// all of it (see [`Applied::effect`]).
+    fn integrate(
+        &mut self,
+        update: Update,
+        needs: Option<&Needs>,
+        max_depth: Option<u32>,
+        effect: bool,
+    ) -> Result<Applied, DocError> {
         let mut txn = self.doc.transact_mut();
+        if let Some(needs) = needs {
+            let state = txn.state_vector();
+            self.depths
+                .admit(needs, clock_of(&state), max_depth)
+                .map_err(|_| {
+                    DocError(format!("shared types nest more than {MAX_TYPE_DEPTH} deep"))
+                })?;
+        }
         let pending_before = pending(&txn);
         txn.apply_update(update)
             .map_err(|e| DocError(format!("update does not apply: {e}")))?;

@@ -824,6 +824,91 @@ mod tests {
         );
     }
 
+    /// Client 11's maps nested `levels` deep under root map "m", one update per level, and the deepest.
+    fn nested_maps(levels: usize) -> (Doc, Vec<Vec<u8>>, yrs::MapRef) {
+        let doc = Doc::with_client_id(11);
+        let mut cur = doc.get_or_insert_map("m");
+        let mut updates = Vec::new();
+        for _ in 0..levels {
+            let next = std::cell::RefCell::new(None);
+            updates.push(edit_of(&doc, &|txn| {
+                *next.borrow_mut() = Some(cur.insert(txn, "a", yrs::MapPrelim::default()));
+            }));
+            cur = next.into_inner().expect("inserted");
+        }
+        (doc, updates, cur)
+    }
+
+    /// How deep maps nest under "a" keys in a document's root map "m".
+    fn map_depth(doc: &RoomDoc) -> usize {
+        let json = doc.to_json();
+        let mut cur = &json["m"];
+        let mut depth = 0;
+        while let Some(next) = cur.get("a") {
+            depth += 1;
+            cur = next;
+        }
+        depth
+    }
+
+    #[test]
+    fn a_shared_type_nested_past_the_limit_is_refused_and_a_chain_at_it_deletes_and_reloads() {
+        use crate::room::depth::MAX_TYPE_DEPTH;
+        let limit = MAX_TYPE_DEPTH as usize;
+        let (writer, updates, deepest) = nested_maps(limit);
+        let mut store = MemoryStore::default();
+        let mut loaded = load(&mut store).expect("loads");
+        for u in &updates {
+            offer(&mut loaded, &mut store, u).expect("within the limit");
+        }
+        let deeper = edit_of(&writer, &|txn| {
+            deepest.insert(txn, "a", yrs::MapPrelim::default());
+        });
+        match offer(&mut loaded, &mut store, &deeper) {
+            Err(AcceptError::Invalid(e)) => assert!(e.0.contains("nest"), "{e}"),
+            other => panic!("a type past the limit is refused, not {other:?}"),
+        }
+        assert_eq!(map_depth(&loaded.doc), limit);
+        let reloaded = load(&mut store).expect("rebuilds");
+        assert_eq!((reloaded.skipped, map_depth(&reloaded.doc)), (0, limit));
+        // Deleting the chain from its top (yrs recurses through it), then compacting and reloading.
+        let root = writer.get_or_insert_map("m");
+        let delete = edit_of(&writer, &|txn| {
+            root.remove(txn, "a");
+        });
+        offer(&mut loaded, &mut store, &delete).expect("deleting the chain");
+        assert_eq!(map_depth(&loaded.doc), 0);
+        compact(&mut loaded, &mut store).expect("compacts");
+        assert_eq!(map_depth(&load(&mut store).expect("rebuilds").doc), 0);
+    }
+
+    #[test]
+    fn a_shared_type_past_the_limit_that_waited_is_dropped_in_memory_and_on_reload_alike() {
+        // The level past the limit arrives before the one it nests in, and waits; when that arrives, the waiting
+        // level is tried and dropped — and a reload of the log, where both are stored, drops it too, so no chain
+        // grows past the limit one waiting update at a time.
+        use crate::room::depth::MAX_TYPE_DEPTH;
+        let limit = MAX_TYPE_DEPTH as usize;
+        let (writer, updates, deepest) = nested_maps(limit);
+        let deeper = edit_of(&writer, &|txn| {
+            deepest.insert(txn, "a", yrs::MapPrelim::default());
+        });
+        let mut store = MemoryStore::default();
+        let mut loaded = load(&mut store).expect("loads");
+        for u in &updates[..limit - 1] {
+            offer(&mut loaded, &mut store, u).expect("within the limit");
+        }
+        let waits = offer(&mut loaded, &mut store, &deeper);
+        assert_eq!(waits, Ok(Accepted::Stored { compacted: false }));
+        offer(&mut loaded, &mut store, &updates[limit - 1]).expect("the last level");
+        assert_eq!(map_depth(&loaded.doc), limit);
+        let reloaded = load(&mut store).expect("rebuilds");
+        assert_eq!(map_depth(&reloaded.doc), limit);
+        assert_eq!(reloaded.doc.state_vector(), loaded.doc.state_vector());
+        compact(&mut loaded, &mut store).expect("compacts");
+        assert_eq!(map_depth(&load(&mut store).expect("rebuilds").doc), limit);
+    }
+
     #[test]
     fn a_run_with_a_gap_inside_is_taken_up_to_the_gap_and_the_rest_waits() {
         // One update of client 9's clocks 5..10 and 15..20 (a skip for 10..15 between them), to a room at clock 5:

@@ -8,6 +8,7 @@
 //! - a bad frame (malformed, over-size, over-rate) closes only the socket that sent it;
 //! - a ticket admits one socket once, before it expires.
 
+pub mod depth;
 pub mod document;
 pub mod limits;
 pub mod log;

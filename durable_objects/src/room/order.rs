@@ -23,6 +23,24 @@ pub(crate) struct Struct {
     pub skip: bool,
     /// Range of its dependencies in [`Needs::deps`].
     pub deps: (usize, usize),
+    /// Where its parent comes from: the first of its dependencies, or not.
+    pub link: Link,
+    /// An item whose content is a shared type (a map, array, text or XML node nested in the document).
+    pub creates_type: bool,
+}
+
+/// Where a struct's parent type comes from, as Yjs reads it: an item with an origin (or, without one, a right
+/// origin) has that neighbour's parent; one without either names its parent — a root type, or the item holding a
+/// nested type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// GC and skip ranges, and empty items: no parent that matters.
+    None,
+    Root,
+    /// Its first dependency is the item holding its parent type.
+    Parent,
+    /// Its first dependency is a neighbour in the same parent.
+    Neighbour,
 }
 
 /// One client's structs in an update, in clock order.

@@ -13,7 +13,7 @@
 /// model's JSON set into a map nests a few dozen levels), far below what overflowed the stack (1,990).
 pub const MAX_NESTING: usize = 128;
 
-use super::order::{Needs, Run, Struct};
+use super::order::{Link, Needs, Run, Struct};
 
 /// Why the bytes were refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,16 +66,21 @@ pub fn check_update_needs(bytes: &[u8]) -> Result<(Shape, Needs), Refused> {
             if block.creates_type {
                 shape.types += 1;
             }
-            if block.len == 0 {
+            let link = if block.len == 0 {
                 // yrs drops empty items: what they depend on does not matter.
                 needs.deps.truncate(deps_from);
-            }
+                Link::None
+            } else {
+                block.link
+            };
             run.structs.push(Struct {
                 clock,
                 len: block.len,
                 bytes: (at, r.at),
                 skip: block.skip,
                 deps: (deps_from, needs.deps.len()),
+                link,
+                creates_type: block.creates_type,
             });
             clock = clock
                 .checked_add(block.len)
@@ -108,6 +113,8 @@ struct Block {
     /// A skip: a range the sender did not have.
     skip: bool,
     creates_type: bool,
+    /// Where its parent comes from.
+    link: Link,
 }
 
 /// Checks a v1 state vector: pairs of (client, clock).
@@ -208,6 +215,7 @@ impl Reader<'_> {
                 len: self.var32()?,
                 skip: info == 10,
                 creates_type: false,
+                link: Link::None,
             });
         }
         if info & KIND_BIT_4 != 0 {
@@ -219,11 +227,14 @@ impl Reader<'_> {
         if info & HAS_RIGHT_ORIGIN != 0 {
             deps.push((self.client()?, self.var32()?));
         }
+        let mut link = Link::Neighbour;
         if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
             if self.var32()? == 1 {
                 self.buf()?; // a root type's name
+                link = Link::Root;
             } else {
                 deps.push((self.client()?, self.var32()?)); // the parent item's id
+                link = Link::Parent;
             }
             if info & HAS_PARENT_SUB != 0 {
                 self.buf()?;
@@ -234,6 +245,7 @@ impl Reader<'_> {
             len: self.content(kind)?,
             skip: false,
             creates_type: kind == 7,
+            link,
         })
     }
 

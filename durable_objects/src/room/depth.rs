@@ -1,0 +1,391 @@
+//! How deep shared types nest in a room's document. yrs deletes a shared type by recursing into the types it holds
+//! (so does Yjs, and so does rendering one as JSON): a chain of 5,000 maps nested one in another — about 40 KB of
+//! updates, sent a little at a time — overflows a 1 MB stack when its outer map is deleted. In the room that trap
+//! would reset the object, and every later deletion of the chain would reset it again. So a room refuses an update
+//! that would nest a type deeper than [`MAX_TYPE_DEPTH`].
+//!
+//! yrs does not say where an item sits, so the room keeps its own account, read from the links the shape check
+//! records ([`super::order::Link`]): an item names its parent (a root, or the item holding a nested type) or takes
+//! the parent of the neighbour it was inserted beside. Only items inside nested types are kept (a root's items are
+//! the default), as clock ranges per client with the depth of their parent, so a room of plain text keeps nothing.
+//! Pure.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::order::{Link, Needs};
+
+/// How deep shared types may nest: a root's children are at depth 1. Rich-text editors nest a node per list or
+/// quote level and a document model's JSON a few dozen levels; a chain this deep deletes and renders on the room's
+/// stack many times over (the Miniflare tests delete and render one at the limit).
+pub const MAX_TYPE_DEPTH: u32 = 128;
+
+/// An update would nest a shared type past [`MAX_TYPE_DEPTH`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooDeep;
+
+/// The depth of the parent of every item the room holds inside a nested type.
+#[derive(Debug, Clone, Default)]
+pub struct Depths {
+    /// Per client: first clock → (end clock, depth of the items' parent type), ranges not overlapping.
+    clients: HashMap<u64, BTreeMap<u32, (u32, u32)>>,
+}
+
+impl Depths {
+    /// The depth of the parent of the item holding `clock`: 0 (a root) for items kept nowhere.
+    fn parent_depth(&self, client: u64, clock: u32) -> u32 {
+        self.clients
+            .get(&client)
+            .and_then(|ranges| ranges.range(..=clock).next_back())
+            .filter(|(_, &(end, _))| clock < end)
+            .map_or(0, |(_, &(_, depth))| depth)
+    }
+
+    /// Takes account of the structs of an update about to be given to yrs, for a document whose state vector
+    /// gives `known(client)`: only clocks past it are new (yrs skips the others). With `limit`, an update that
+    /// would nest a new type deeper is refused and nothing of it is kept; without, it is kept as it is (a snapshot
+    /// the room wrote). An item whose neighbour or parent is neither kept nor in the update counts as a root's (yrs
+    /// cannot place it either: it stays pending, or is collected).
+    pub fn admit(
+        &mut self,
+        needs: &Needs,
+        known: impl Fn(u64) -> u32,
+        limit: Option<u32>,
+    ) -> Result<(), TooDeep> {
+        let depths = self.measure(needs, &known);
+        // The new clocks of each struct (from where the document stops), with its parent's depth.
+        let new: Vec<(u64, u32, u32, bool, u32)> = needs
+            .runs
+            .iter()
+            .flat_map(|run| run.structs.iter().map(move |s| (run.client, s)))
+            .zip(depths)
+            .filter_map(|((client, s), depth)| {
+                let end = s.clock.saturating_add(s.len);
+                let from = s.clock.max(known(client));
+                (from < end).then_some((client, from, end, s.creates_type, depth))
+            })
+            .collect();
+        if let Some(limit) = limit {
+            if new
+                .iter()
+                .any(|&(_, _, _, creates_type, depth)| creates_type && depth >= limit)
+            {
+                return Err(TooDeep);
+            }
+        }
+        for (client, from, end, _, depth) in new {
+            if depth > 0 {
+                self.keep(client, from, end, depth);
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps `from..to` of `client` at `depth`. Clocks kept already keep their first account: only structs yrs
+    /// left pending come back, and a struct refused then only makes the room stricter.
+    fn keep(&mut self, client: u64, from: u32, to: u32, depth: u32) {
+        let ranges = self.clients.entry(client).or_default();
+        if ranges
+            .range(..=from)
+            .next_back()
+            .is_some_and(|(_, &(end, _))| from < end)
+        {
+            return;
+        }
+        let to = ranges
+            .range(from..to)
+            .next()
+            .map_or(to, |(&start, _)| start);
+        match ranges.range_mut(..from).next_back() {
+            // Continues the range before it at the same depth (a client typing into one nested text).
+            Some((_, (end, kept))) if *end == from && *kept == depth => *end = to,
+            _ => {
+                ranges.insert(from, (to, depth));
+            }
+        }
+    }
+
+    /// The depth of each struct's parent, in the order of the update's runs and structs.
+    fn measure(&self, needs: &Needs, known: &impl Fn(u64) -> u32) -> Vec<u32> {
+        let runs: HashMap<u64, usize> = needs
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(i, run)| (run.client, i))
+            .collect();
+        // Where each run's structs start in the flat order.
+        let mut offsets = Vec::with_capacity(needs.runs.len());
+        let mut total = 0;
+        for run in &needs.runs {
+            offsets.push(total);
+            total += run.structs.len();
+        }
+        let flat: Vec<_> = needs
+            .runs
+            .iter()
+            .flat_map(|run| run.structs.iter())
+            .collect();
+        // The struct of this update holding an id the document lacks (what it has is placed already).
+        let find = |client: u64, clock: u32| -> Option<usize> {
+            if clock < known(client) {
+                return None;
+            }
+            let i = *runs.get(&client)?;
+            let structs = &needs.runs[i].structs;
+            let at = structs.partition_point(|s| s.clock + s.len <= clock);
+            structs
+                .get(at)
+                .filter(|s| s.clock <= clock)
+                .map(|_| offsets[i] + at)
+        };
+        #[derive(Clone, Copy)]
+        enum State {
+            New,
+            Visiting,
+            Done(u32),
+        }
+        let mut state = vec![State::New; total];
+        // Depth-first along each struct's link, without recursion (links can chain through the whole update); a
+        // cycle, which yrs cannot integrate either, counts as a root.
+        let mut stack = Vec::new();
+        for start in 0..total {
+            stack.push(start);
+            while let Some(&j) = stack.last() {
+                if let State::Done(_) = state[j] {
+                    stack.pop();
+                    continue;
+                }
+                let s = flat[j];
+                let (client, clock) = match s.link {
+                    Link::None | Link::Root => {
+                        state[j] = State::Done(0);
+                        stack.pop();
+                        continue;
+                    }
+                    Link::Parent | Link::Neighbour => needs.deps[s.deps.0],
+                };
+                let base = match find(client, clock).filter(|&t| t != j) {
+                    Some(t) => match state[t] {
+                        State::New => {
+                            state[j] = State::Visiting;
+                            stack.push(t);
+                            continue;
+                        }
+                        State::Visiting => 0,
+                        State::Done(depth) => depth,
+                    },
+                    None => self.parent_depth(client, clock),
+                };
+                let depth = if s.link == Link::Parent {
+                    base.saturating_add(1)
+                } else {
+                    base
+                };
+                state[j] = State::Done(depth);
+                stack.pop();
+            }
+        }
+        state
+            .into_iter()
+            .map(|s| match s {
+                State::Done(depth) => depth,
+                State::New | State::Visiting => 0,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use yrs::updates::decoder::Decode;
+    use yrs::{
+        Array, ArrayPrelim, ArrayRef, ClientID, Doc, Map, MapPrelim, MapRef, ReadTxn, StateVector,
+        Text, TextPrelim, Transact, Update,
+    };
+
+    use super::*;
+    use crate::room::shape::check_update_needs;
+
+    /// A document with the room's account beside it.
+    #[derive(Default)]
+    struct Room {
+        doc: Doc,
+        depths: Depths,
+    }
+
+    impl Room {
+        fn offer(&mut self, update: &[u8], limit: Option<u32>) -> Result<(), TooDeep> {
+            let (_, needs) = check_update_needs(update).expect("passes the shape check");
+            let state = self.doc.transact().state_vector();
+            self.depths
+                .admit(&needs, |c| state.get(&ClientID::new(c)), limit)?;
+            self.doc
+                .transact_mut()
+                .apply_update(Update::decode_v1(update).expect("decodes"))
+                .expect("applies");
+            Ok(())
+        }
+
+        fn offer_all(&mut self, updates: &[Vec<u8>]) -> Result<(), TooDeep> {
+            updates
+                .iter()
+                .try_for_each(|u| self.offer(u, Some(MAX_TYPE_DEPTH)))
+        }
+    }
+
+    /// The update `f` makes to `doc`.
+    fn edit(doc: &Doc, f: impl FnOnce(&mut yrs::TransactionMut)) -> Vec<u8> {
+        let mut txn = doc.transact_mut();
+        f(&mut txn);
+        txn.encode_update_v1()
+    }
+
+    /// Maps nested `levels` deep under root map "m", one update per level: each names its parent.
+    fn nested_maps(doc: &Doc, levels: usize) -> (Vec<Vec<u8>>, MapRef) {
+        let mut cur = doc.get_or_insert_map("m");
+        let mut updates = Vec::new();
+        for _ in 0..levels {
+            let mut next = None;
+            updates.push(edit(doc, |txn| {
+                next = Some(cur.insert(txn, "a", MapPrelim::default()));
+            }));
+            cur = next.expect("inserted");
+        }
+        (updates, cur)
+    }
+
+    /// Arrays nested `levels` deep under root array "r", each inserted after a string in its parent, so it names
+    /// no parent: only its neighbour.
+    fn nested_arrays(doc: &Doc, levels: usize) -> (Vec<Vec<u8>>, ArrayRef) {
+        let mut cur = doc.get_or_insert_array("r");
+        let mut updates = Vec::new();
+        for _ in 0..levels {
+            updates.push(edit(doc, |txn| {
+                cur.push_back(txn, "x");
+            }));
+            let mut next = None;
+            updates.push(edit(doc, |txn| {
+                next = Some(cur.push_back(txn, ArrayPrelim::default()));
+            }));
+            cur = next.expect("inserted");
+        }
+        (updates, cur)
+    }
+
+    #[test]
+    fn maps_nest_to_the_limit_and_no_further() {
+        let author = Doc::with_client_id(1);
+        let (updates, deepest) = nested_maps(&author, MAX_TYPE_DEPTH as usize);
+        let mut room = Room::default();
+        room.offer_all(&updates).expect("the limit is allowed");
+        let deeper = edit(&author, |txn| {
+            deepest.insert(txn, "a", MapPrelim::default());
+        });
+        assert_eq!(room.offer(&deeper, Some(MAX_TYPE_DEPTH)), Err(TooDeep));
+        // A value at the deepest level, and a sibling type higher up, still go in.
+        let value = edit(&author, |txn| {
+            deepest.insert(txn, "v", 1);
+        });
+        room.offer(&value, Some(MAX_TYPE_DEPTH))
+            .expect("a value at the limit");
+    }
+
+    #[test]
+    fn arrays_placed_by_their_neighbours_nest_to_the_limit_and_no_further() {
+        let author = Doc::with_client_id(2);
+        let (updates, deepest) = nested_arrays(&author, MAX_TYPE_DEPTH as usize);
+        let mut room = Room::default();
+        room.offer_all(&updates).expect("the limit is allowed");
+        let after_string = edit(&author, |txn| {
+            deepest.push_back(txn, "x");
+        });
+        room.offer(&after_string, Some(MAX_TYPE_DEPTH))
+            .expect("a string");
+        let deeper = edit(&author, |txn| {
+            deepest.push_back(txn, ArrayPrelim::default());
+        });
+        assert_eq!(room.offer(&deeper, Some(MAX_TYPE_DEPTH)), Err(TooDeep));
+    }
+
+    #[test]
+    fn a_chain_built_by_two_clients_in_one_update_is_measured_across_them() {
+        // Levels alternate between two clients, each syncing the other first; sent as one merged update, each
+        // level's parent is in the other client's run of the same update.
+        let docs = [Doc::with_client_id(3), Doc::with_client_id(4)];
+        let chain = |levels: usize| -> Vec<u8> {
+            let docs = [Doc::with_client_id(3), Doc::with_client_id(4)];
+            let mut updates = Vec::new();
+            let mut path: Vec<&str> = Vec::new();
+            for level in 0..levels {
+                let (doc, other) = (&docs[level % 2], &docs[(level + 1) % 2]);
+                let mut cur = doc.get_or_insert_map("m");
+                for _ in &path {
+                    let txn = doc.transact();
+                    cur = match cur.get(&txn, "a") {
+                        Some(yrs::Out::YMap(m)) => m,
+                        _ => panic!("the chain so far is there"),
+                    };
+                }
+                let update = edit(doc, |txn| {
+                    cur.insert(txn, "a", MapPrelim::default());
+                });
+                other
+                    .transact_mut()
+                    .apply_update(Update::decode_v1(&update).expect("decodes"))
+                    .expect("applies");
+                updates.push(update);
+                path.push("a");
+            }
+            yrs::merge_updates_v1(updates).expect("merges")
+        };
+        drop(docs);
+        let mut room = Room::default();
+        room.offer(&chain(MAX_TYPE_DEPTH as usize), Some(MAX_TYPE_DEPTH))
+            .expect("the limit is allowed");
+        let mut room = Room::default();
+        assert_eq!(
+            room.offer(&chain(MAX_TYPE_DEPTH as usize + 1), Some(MAX_TYPE_DEPTH)),
+            Err(TooDeep)
+        );
+        // Refused whole: nothing of it was kept.
+        assert!(room.depths.clients.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_is_kept_as_it_is_and_bounds_what_follows() {
+        let author = Doc::with_client_id(5);
+        let (updates, deepest) = nested_arrays(&author, MAX_TYPE_DEPTH as usize);
+        let mut room = Room::default();
+        room.offer_all(&updates).expect("the limit is allowed");
+        let snapshot = room
+            .doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        let mut reloaded = Room::default();
+        reloaded.offer(&snapshot, None).expect("a snapshot is kept");
+        let deeper = edit(&author, |txn| {
+            deepest.push_back(txn, ArrayPrelim::default());
+        });
+        assert_eq!(reloaded.offer(&deeper, Some(MAX_TYPE_DEPTH)), Err(TooDeep));
+    }
+
+    #[test]
+    fn typing_into_a_nested_text_keeps_one_range() {
+        let author = Doc::with_client_id(6);
+        let root = author.get_or_insert_map("m");
+        let mut text = None;
+        let first = edit(&author, |txn| {
+            text = Some(root.insert(txn, "t", TextPrelim::new("")));
+        });
+        let text = text.expect("inserted");
+        let mut room = Room::default();
+        room.offer(&first, Some(MAX_TYPE_DEPTH)).expect("a text");
+        for i in 0..200 {
+            let keystroke = edit(&author, |txn| text.insert(txn, i, "k"));
+            room.offer(&keystroke, Some(MAX_TYPE_DEPTH))
+                .expect("a keystroke");
+        }
+        let kept = &room.depths.clients[&6];
+        assert_eq!(kept.len(), 1, "one range: {kept:?}");
+        assert_eq!(kept.values().next(), Some(&(201, 1)));
+    }
+}
