@@ -118,22 +118,35 @@ pub enum AcceptError {
     DocumentFull { limit: u64 },
 }
 
+/// What [`accept`] did with an update, and what to relay to the room's other members: what was stored, which is
+/// what the room took of it (a reconnect's sync step 2 repeats the client's whole delete set, and a part past the
+/// bound on waiting updates is not kept: relayed, it would put in their documents what the room does not hold).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub accepted: Accepted,
+    pub relay: Vec<Vec<u8>>,
+}
+
 /// Validates, applies, stores and (past the policy's threshold) compacts one client update. What is stored is the
 /// update's effect (what it integrated and newly deleted) and what of it waits ([`Applied::to_log`]).
 /// An update that would take the stored room (snapshot + log) past `max_document_bytes` is refused — undone if it
 /// was applied, and only after a compaction, when the log holds anything, since deleted content shrinks in a
 /// snapshot. The bound keeps a snapshot within what one storage row takes (Cloudflare's SQLite-backed objects store
 /// at most 2 MB per row) and a room loadable in an object's memory.
-pub fn accept_update(
+pub fn accept(
     loaded: &mut Loaded,
     store: &mut dyn UpdateStore,
     policy: CompactionPolicy,
     max_document_bytes: u64,
     bytes: &[u8],
-) -> Result<Accepted, AcceptError> {
+) -> Result<Outcome, AcceptError> {
+    let nothing = Outcome {
+        accepted: Accepted::Empty,
+        relay: Vec::new(),
+    };
     let update = CheckedUpdate::decode(bytes).map_err(AcceptError::Invalid)?;
     if update.is_empty() {
-        return Ok(Accepted::Empty);
+        return Ok(nothing);
     }
     // An update is weighed by what it adds to the stored room: what it changed (its effect: the structs it
     // integrated, the ranges it newly deleted — a Yjs sync step 2 carries the client's whole delete set, mostly
@@ -164,7 +177,7 @@ pub fn accept_update(
     // Nothing the room did not have (a reconnecting client's sync step 2 repeats its whole delete set): nothing to
     // store or broadcast.
     if !applied.changed() {
-        return Ok(Accepted::Empty);
+        return Ok(nothing);
     }
     if loaded.stored_bytes_with(weight(&applied, bytes)) > limit {
         // Over by its weight: undone (memory rebuilt from storage), and once more after a compaction when the log
@@ -184,16 +197,21 @@ pub fn accept_update(
         }
     }
     // Its effect and what of it waits (the usual case), else what yrs was given and what waits.
-    for part in applied.to_log(bytes) {
+    let logged = applied.to_log(bytes);
+    for part in &logged {
         store.append(part).map_err(AcceptError::Store)?;
         loaded.stats.entries += 1;
         loaded.stats.bytes += part.len() as u64;
     }
+    let relay = logged.into_iter().map(<[u8]>::to_vec).collect();
     let compacted = policy.due(loaded.stats);
     if compacted {
         compact(loaded, store)?;
     }
-    Ok(Accepted::Stored { compacted })
+    Ok(Outcome {
+        accepted: Accepted::Stored { compacted },
+        relay,
+    })
 }
 
 /// What storing an applied update adds to the room: the bytes stored (see [`accept_update`]) and what its new
@@ -270,6 +288,17 @@ mod tests {
 
     use super::*;
     use crate::room::document::MAX_WAITING;
+
+    /// [`accept`], for tests that look only at whether it stored.
+    fn accept_update(
+        loaded: &mut Loaded,
+        store: &mut dyn UpdateStore,
+        policy: CompactionPolicy,
+        max_document_bytes: u64,
+        bytes: &[u8],
+    ) -> Result<Accepted, AcceptError> {
+        accept(loaded, store, policy, max_document_bytes, bytes).map(|o| o.accepted)
+    }
 
     /// One client edit the property test replays.
     #[derive(Debug, Clone)]
@@ -1055,6 +1084,74 @@ mod tests {
         assert_eq!(
             load(&mut store).expect("reloads").doc.to_json(),
             loaded.doc.to_json()
+        );
+    }
+
+    #[test]
+    fn what_is_relayed_is_what_the_room_took() {
+        let ids = |part: &[u8]| {
+            yrs::Update::decode_v1(part)
+                .expect("a relayed part decodes")
+                .insertions(true)
+        };
+        let (writer, text, mut store, mut loaded) = writer_and_room();
+        // Another member, which applies what is relayed to it.
+        let member = Doc::new();
+        let mut relayed = |u: &[u8]| {
+            let relay = accept(&mut loaded, &mut store, policy(1_000), u64::MAX, u)
+                .expect("accepted")
+                .relay;
+            for part in &relay {
+                member
+                    .transact_mut()
+                    .apply_update(yrs::Update::decode_v1(part).expect("decodes"))
+                    .expect("applies");
+            }
+            relay
+        };
+        // A reconnect's sync step 2 repeats its whole delete set: only what is new in it is relayed.
+        relayed(&edit_of(&writer, &|txn| {
+            text.insert(txn, 0, &"x".repeat(200))
+        }));
+        for i in 0..50 {
+            relayed(&edit_of(&writer, &|txn| text.remove_range(txn, i, 1)));
+        }
+        let room_state = writer.transact().state_vector();
+        edit_of(&writer, &|txn| text.insert(txn, 0, "new"));
+        let reconnect = writer.transact().encode_state_as_update_v1(&room_state);
+        let relay = relayed(&reconnect);
+        assert_eq!(relay.len(), 1);
+        assert!(
+            relay[0].len() < reconnect.len() / 4,
+            "{} of {} bytes relayed",
+            relay[0].len(),
+            reconnect.len()
+        );
+        let shown = |doc: &Doc| doc.get_or_insert_text("text").get_string(&doc.transact());
+        assert_eq!(shown(&member), shown(&writer));
+        // Past the bound on waiting updates, the part that would wait is not kept, nor relayed.
+        for client in 0..MAX_WAITING as u64 {
+            let relay = relayed(&orphan(100 + client));
+            assert_eq!(relay.len(), 1, "an orphan waits and is relayed");
+        }
+        let more = edit_of(&writer, &|txn| text.insert(txn, 0, "more"));
+        let bundled =
+            yrs::merge_updates_v1([more.as_slice(), orphan(1_000).as_slice()]).expect("merges");
+        let relay = relayed(&bundled);
+        assert!(!relay.is_empty(), "what continues is relayed");
+        let clients: Vec<u64> = relay
+            .iter()
+            .flat_map(|part| {
+                ids(part)
+                    .iter()
+                    .map(|(client, _)| client.get())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(clients.contains(&9), "the writer's edit: {clients:?}");
+        assert!(
+            !clients.contains(&1_000),
+            "not the dropped part: {clients:?}"
         );
     }
 

@@ -20,7 +20,7 @@ use worker::{
 };
 
 use super::limits::TokenBucket;
-use super::log::{self, AcceptError, Accepted, Loaded, Stored, UpdateStore};
+use super::log::{self, AcceptError, Accepted, Loaded, Outcome, Stored, UpdateStore};
 use super::presence::{self, Announced, Presence};
 use super::protocol::{
     close, RoomSettings, TicketGrant, HEADER_ROOM, HEADER_SETTINGS, PATH_CONNECT, PATH_STATE,
@@ -562,7 +562,7 @@ impl Room {
                 let outcome = {
                     let mut inner = self.inner.borrow_mut();
                     match inner.loaded.as_mut() {
-                        Some(loaded) => log::accept_update(
+                        Some(loaded) => log::accept(
                             loaded,
                             &mut SqlStore(&self.sql),
                             settings.compaction,
@@ -573,15 +573,23 @@ impl Room {
                     }
                 };
                 match outcome {
-                    // Stored: only now is it broadcast.
-                    Ok(Accepted::Stored { .. }) => {
+                    // Stored: only now is what the room took of it relayed.
+                    Ok(Outcome {
+                        accepted: Accepted::Stored { .. },
+                        relay,
+                    }) => {
                         let sockets = self.state.get_websockets();
-                        send_all(
-                            sockets.iter().filter(|w| !same(w, ws)),
-                            &wire::encode_update(update),
-                        );
+                        for part in &relay {
+                            send_all(
+                                sockets.iter().filter(|w| !same(w, ws)),
+                                &wire::encode_update(part),
+                            );
+                        }
                     }
-                    Ok(Accepted::Empty) => {}
+                    Ok(Outcome {
+                        accepted: Accepted::Empty,
+                        ..
+                    }) => {}
                     Err(AcceptError::Invalid(e)) => {
                         return self
                             .refuse(ws, close::INVALID_DATA, &format!("invalid update: {e}"))
