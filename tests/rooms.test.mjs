@@ -399,6 +399,37 @@ test("updates arriving out of order wait in the room: newcomers get them, they a
   }
 });
 
+test("an update that waits longer than ROOMS_WAITING_TTL_SECONDS for what it follows is dropped; newcomers no longer get it", async () => {
+  // A member can send updates that follow edits nobody has: the room keeps them waiting (and sends them to every
+  // newcomer), but not for ever.
+  const w = await startWorker({ vars: { ...VARS, ROOMS_WAITING_TTL_SECONDS: 1 } });
+  try {
+    // Client 100's item at clock 1, in root "t": its clock 0 never comes.
+    const orphan = Buffer.from([1, 1, 100, 1, 4, 1, 1, 0x74, 1, 0x6f, 0]);
+    const raw = await rawSocket(w, "expiring");
+    raw.ws.send(syncUpdate(orphan));
+    const first = await client(w, "expiring");
+    await until(() => first.doc.store.pendingStructs !== null, { what: "a newcomer gets what waits" });
+    destroyAll(first);
+    // Each round: any update (here an empty one) lets the room drop what waited too long; then a newcomer looks.
+    const empty = Y.encodeStateAsUpdate(new Y.Doc());
+    await until(
+      async () => {
+        raw.ws.send(syncUpdate(empty));
+        const newcomer = await client(w, "expiring");
+        const clean = newcomer.doc.store.pendingStructs === null;
+        destroyAll(newcomer);
+        return clean;
+      },
+      { what: "a newcomer no longer gets the expired update", ms: 20_000, every: 100 },
+    );
+    assert.equal(raw.closed, null, "nothing was refused");
+    raw.ws.close();
+  } finally {
+    await w.stop();
+  }
+});
+
 test("awareness messages are y-protocols awareness updates the room relays", async () => {
   // Guards the raw encoding the room decodes, independent of the provider.
   const doc = new Y.Doc();

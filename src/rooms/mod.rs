@@ -49,6 +49,10 @@ impl RoomsConfig {
                 directory_shards: u32_in("ROOMS_DIRECTORY_SHARDS", 4, 1, 64)?,
                 directory_report_ms: vars.u64_in("ROOMS_DIRECTORY_REPORT_SECONDS", 60, 1, 3600)?
                     * 1000,
+                // Out-of-order updates are taken within moments in an honest room; a day leaves an author who
+                // relayed edits before going offline time to come back.
+                waiting_ttl_ms: vars.u64_in("ROOMS_WAITING_TTL_SECONDS", 86_400, 1, 30 * 86_400)?
+                    * 1000,
                 // Below the 2 MB a SQLite-backed object stores per row, which the snapshot must fit in.
                 max_document_bytes: vars.u64_in(
                     "ROOMS_MAX_DOCUMENT_BYTES",

@@ -5,7 +5,7 @@
 //! that would nest a type deeper than [`MAX_TYPE_DEPTH`].
 //!
 //! yrs does not say where an item sits, so the room keeps its own account, read from the links the shape check
-//! records ([`super::order::Link`]): an item names its parent (a root, or the item holding a nested type) or takes
+//! records (`order::Link`): an item names its parent (a root, or the item holding a nested type) or takes
 //! the parent of the neighbour it was inserted beside. Only items inside nested types are kept (a root's items are
 //! the default), as clock ranges per client with the depth of their parent, so a room of plain text keeps nothing.
 //! Pure.

@@ -28,6 +28,29 @@ pub struct RoomDoc {
 struct Waiting {
     bytes: Vec<u8>,
     needs: Needs,
+    /// When it arrived (ms since the epoch): what waits too long is dropped (see [`RoomDoc::expire`]).
+    since: u64,
+}
+
+/// The whole document as v1 updates (see [`RoomDoc::snapshot`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// What the document integrated.
+    pub doc: Vec<u8>,
+    /// What yrs keeps pending: its structs, then its deletions.
+    pub pending: Vec<Vec<u8>>,
+    /// What waits (see [`super::order`]), each with when it arrived.
+    pub waiting: Vec<(Vec<u8>, u64)>,
+}
+
+impl Snapshot {
+    /// Every part, in the order that rebuilds the document.
+    pub fn parts(self) -> Vec<Vec<u8>> {
+        std::iter::once(self.doc)
+            .chain(self.pending)
+            .chain(self.waiting.into_iter().map(|(bytes, _)| bytes))
+            .collect()
+    }
 }
 
 /// An update or state vector that does not decode or apply.
@@ -209,9 +232,12 @@ impl RoomDoc {
     /// A snapshot that does not rebuild is an error (corruption); a logged update that no longer decodes or applies
     /// is skipped rather than making the whole room unloadable (the caller reports it): every entry was applied to
     /// the live document before it was stored, so this only happens if storage and memory ever disagreed.
+    /// `waiting` are the stored waiting updates with when they arrived; what waits from the log counts from `now`.
     pub fn rebuild<'a>(
         snapshot: Option<&[u8]>,
         log: impl IntoIterator<Item = &'a [u8]>,
+        waiting: impl IntoIterator<Item = (&'a [u8], u64)>,
+        now: u64,
     ) -> Result<(Self, usize), DocError> {
         let mut room = Self::new();
         if let Some(snapshot) = snapshot {
@@ -225,9 +251,10 @@ impl RoomDoc {
             room.integrate(update, needs.as_ref(), None, false)?;
         }
         let mut skipped = 0;
-        for entry in log {
+        let entries = log.into_iter().map(|entry| (entry, now)).chain(waiting);
+        for (entry, since) in entries {
             if CheckedUpdate::decode_stored(entry)
-                .and_then(|update| room.apply_stored(update))
+                .and_then(|update| room.apply_stored(update, since))
                 .is_err()
             {
                 skipped += 1;
@@ -296,24 +323,32 @@ impl RoomDoc {
     /// reconnecting Yjs client's sync step 2 always carries its whole delete set, which changes nothing. Structs
     /// that do not continue from what the document has wait and are tried again after every update that integrates
     /// something; a copy of what already waits changes nothing.
-    pub fn apply(&mut self, update: CheckedUpdate) -> Result<Applied, DocError> {
+    /// `now`: when it arrived (ms), for what of it waits.
+    pub fn apply(&mut self, update: CheckedUpdate, now: u64) -> Result<Applied, DocError> {
         let prepared = self.prepare(update)?;
-        self.apply_cut(prepared, false)
+        self.apply_cut(prepared, false, now)
     }
 
     /// [`RoomDoc::apply`] for what the room stored: no bound on what waits (it was within it when stored).
-    fn apply_stored(&mut self, update: CheckedUpdate) -> Result<Applied, DocError> {
+    fn apply_stored(&mut self, update: CheckedUpdate, since: u64) -> Result<Applied, DocError> {
         let prepared = self.prepare_bounded(update, usize::MAX)?;
-        self.apply_cut(prepared, false)
+        self.apply_cut(prepared, false, since)
     }
 
-    /// Applies a [`RoomDoc::prepare`]d update, with the effect to log for it ([`Applied::effect`]).
-    pub fn apply_prepared(&mut self, prepared: Prepared) -> Result<Applied, DocError> {
-        self.apply_cut(prepared, true)
+    /// Applies a [`RoomDoc::prepare`]d update that arrived at `now`, with the effect to log for it
+    /// ([`Applied::effect`]).
+    pub fn apply_prepared(&mut self, prepared: Prepared, now: u64) -> Result<Applied, DocError> {
+        self.apply_cut(prepared, true, now)
     }
 
-    /// Applies a prepared update; `effect`: encode what it changed, for the log (a rebuild has no use for it).
-    fn apply_cut(&mut self, prepared: Prepared, effect: bool) -> Result<Applied, DocError> {
+    /// Applies a prepared update; `effect`: encode what it changed, for the log (a rebuild has no use for it);
+    /// `since`: when what of it waits arrived.
+    fn apply_cut(
+        &mut self,
+        prepared: Prepared,
+        effect: bool,
+        since: u64,
+    ) -> Result<Applied, DocError> {
         // What the waiting updates look at, before: only a change there can let one of them continue.
         let watched = self.watched();
         let applied = match prepared.split {
@@ -334,7 +369,11 @@ impl RoomDoc {
                 };
                 if let (Some(bytes), Some(needs)) = (split.waiting, waiting_needs) {
                     applied.waits = Some(bytes.clone());
-                    self.waiting.push(Waiting { bytes, needs });
+                    self.waiting.push(Waiting {
+                        bytes,
+                        needs,
+                        since,
+                    });
                 }
                 applied
             }
@@ -384,7 +423,11 @@ impl RoomDoc {
                     (Some(now), Some(rest)) => {
                         ready.push(now);
                         match super::shape::check_update_needs(&rest) {
-                            Ok((_, needs)) => still.push(Waiting { bytes: rest, needs }),
+                            Ok((_, needs)) => still.push(Waiting {
+                                bytes: rest,
+                                needs,
+                                since: waiting.since,
+                            }),
                             Err(_) => self.dropped += 1,
                         }
                     }
@@ -465,31 +508,54 @@ impl RoomDoc {
             .map_err(|e| DocError(format!("state vector does not decode: {}", e.0)))?;
         let sv = StateVector::decode_v1(sv)
             .map_err(|e| DocError(format!("state vector does not decode: {e}")))?;
-        Ok(self.parts_past(&sv))
+        Ok(self.parts_past(&sv).parts())
     }
 
-    /// The whole document as v1 updates, for compaction: what it integrated, then what it keeps pending (as in
-    /// [`RoomDoc::diff`]); rebuilt in that order they make this document again.
-    pub fn snapshot(&self) -> Vec<Vec<u8>> {
+    /// The whole document as v1 updates, for compaction: what it integrated, what it keeps pending and what waits
+    /// (as in [`RoomDoc::diff`]); rebuilt in that order they make this document again.
+    pub fn snapshot(&self) -> Snapshot {
         self.parts_past(&StateVector::default())
     }
 
-    fn parts_past(&self, sv: &StateVector) -> Vec<Vec<u8>> {
+    fn parts_past(&self, sv: &StateVector) -> Snapshot {
         use yrs::updates::encoder::Encode;
         let txn = self.doc.transact();
-        let mut parts = vec![txn.encode_diff_v1(sv)];
+        let mut pending = Vec::new();
         let store = txn.store();
-        if let Some(pending) = store.pending_update() {
-            parts.push(pending.update.encode_v1());
+        if let Some(structs) = store.pending_update() {
+            pending.push(structs.update.encode_v1());
         }
         if let Some(deletes) = store.pending_ds() {
             // An update of no structs and this delete set.
             let mut update = vec![0];
             update.extend(deletes.encode_v1());
-            parts.push(update);
+            pending.push(update);
         }
-        parts.extend(self.waiting.iter().map(|w| w.bytes.clone()));
-        parts
+        Snapshot {
+            doc: txn.encode_diff_v1(sv),
+            pending,
+            waiting: self
+                .waiting
+                .iter()
+                .map(|w| (w.bytes.clone(), w.since))
+                .collect(),
+        }
+    }
+
+    /// When the oldest waiting update arrived (`None`: none waits).
+    pub fn oldest_waiting(&self) -> Option<u64> {
+        self.waiting.iter().map(|w| w.since).min()
+    }
+
+    /// Drops the waiting updates that arrived before `before`: how many. An honest room's waiting updates are
+    /// taken within moments (a peer relayed edits out of order, their author syncs soon), and whoever holds them
+    /// sends them again with its next sync step 2 (Yjs includes what it keeps pending); ones that wait on what never
+    /// comes — a member can send up to [`MAX_WAITING`] — would otherwise be held, weighed and sent to every newcomer
+    /// for good, with no way for anyone to delete them.
+    pub fn expire(&mut self, before: u64) -> usize {
+        let had = self.waiting.len();
+        self.waiting.retain(|w| w.since >= before);
+        had - self.waiting.len()
     }
 
     /// The document as JSON, one key per root type. Roots whose type no client declared to us are read as text

@@ -1,29 +1,43 @@
 //! Durable update log: the order of operations that makes an accepted update survive eviction, and the policy that
 //! compacts the log into a snapshot.
 //!
-//! Invariant: [`accept_update`] returns `Accepted::Stored` only after the update is in the store, so the caller
+//! Invariant: [`accept`] returns `Accepted::Stored` only after the update is in the store, so the caller
 //! broadcasts or acknowledges it only then. Compaction writes a snapshot of the whole document and drops the log
 //! entries it covers in one store operation (the object does both in one synchronous SQLite turn, which commits
 //! atomically). Storage sits behind [`UpdateStore`]; [`MemoryStore`] is the host fake, the object implements it over
 //! SQLite.
 
-use super::document::{Applied, CheckedUpdate, DocError, Prepared, RoomDoc};
+use super::document::{Applied, CheckedUpdate, DocError, Prepared, RoomDoc, Snapshot};
 
-/// What a store holds: the latest snapshot (if any) and every update appended after it, oldest first.
+/// What a store holds: the latest snapshot (if any), every update appended after it, oldest first, and the
+/// updates that wait (see [`super::order`]) with when they arrived (ms since the epoch).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stored {
     pub snapshot: Option<Vec<u8>>,
     pub log: Vec<Vec<u8>>,
+    pub waiting: Vec<(Vec<u8>, u64)>,
 }
 
 /// Where a room's updates live.
 pub trait UpdateStore {
-    /// Reads the snapshot and the log.
+    /// Reads the snapshot, the log and what waits.
     fn load(&mut self) -> Result<Stored, String>;
     /// Appends one update to the log; durable when it returns.
     fn append(&mut self, update: &[u8]) -> Result<(), String>;
-    /// Replaces the snapshot and drops every logged update, as one atomic step.
+    /// Stores an update that waits, with when it arrived; durable when it returns.
+    fn append_waiting(&mut self, update: &[u8], since: u64) -> Result<(), String>;
+    /// Replaces the snapshot and drops every logged and waiting update, as one atomic step.
     fn compact(&mut self, snapshot: &[u8]) -> Result<(), String>;
+}
+
+/// The room's rules for what it keeps, from its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    pub compaction: CompactionPolicy,
+    /// Storage the room may occupy (see [`accept`]).
+    pub max_document_bytes: u64,
+    /// How long an update may wait for what it follows before it is dropped (see [`RoomDoc::expire`]).
+    pub waiting_ttl_ms: u64,
 }
 
 /// When the log is folded into a snapshot: past either threshold.
@@ -82,17 +96,27 @@ const SPLIT_BYTES: u64 = 64;
 /// be emptied.
 const DELETE_MARGIN: u64 = 64;
 
-/// Rebuilds the document from the store (snapshot + log).
-pub fn load(store: &mut dyn UpdateStore) -> Result<Loaded, AcceptError> {
+/// Rebuilds the document from the store (snapshot + log + what waits) at `now` (ms since the epoch).
+pub fn load(store: &mut dyn UpdateStore, now: u64) -> Result<Loaded, AcceptError> {
     let stored = store.load().map_err(AcceptError::Store)?;
     let (doc, skipped) = RoomDoc::rebuild(
         stored.snapshot.as_deref(),
         stored.log.iter().map(Vec::as_slice),
+        stored
+            .waiting
+            .iter()
+            .map(|(u, since)| (u.as_slice(), *since)),
+        now,
     )
     .map_err(|e| AcceptError::Store(format!("stored document does not rebuild: {e}")))?;
+    // What waits counts as logged, as it did when it was stored.
+    let waiting = stored.waiting.iter().map(|(u, _)| u.len() as u64);
     Ok(Loaded {
         doc,
-        stats: LogStats::of(&stored.log),
+        stats: LogStats {
+            entries: (stored.log.len() + stored.waiting.len()) as u64,
+            bytes: LogStats::of(&stored.log).bytes + waiting.sum::<u64>(),
+        },
         snapshot_bytes: stored.snapshot.as_ref().map_or(0, |s| s.len() as u64),
         skipped,
     })
@@ -133,17 +157,33 @@ pub struct Outcome {
 /// was applied, and only after a compaction, when the log holds anything, since deleted content shrinks in a
 /// snapshot. The bound keeps a snapshot within what one storage row takes (Cloudflare's SQLite-backed objects store
 /// at most 2 MB per row) and a room loadable in an object's memory.
+///
+/// Waiting updates older than the rules' TTL are dropped first, by a compaction (which rewrites what waits).
 pub fn accept(
     loaded: &mut Loaded,
     store: &mut dyn UpdateStore,
-    policy: CompactionPolicy,
-    max_document_bytes: u64,
+    rules: Rules,
     bytes: &[u8],
+    now: u64,
 ) -> Result<Outcome, AcceptError> {
+    let Rules {
+        compaction: policy,
+        max_document_bytes,
+        waiting_ttl_ms,
+    } = rules;
     let nothing = Outcome {
         accepted: Accepted::Empty,
         relay: Vec::new(),
     };
+    let expired_before = now.saturating_sub(waiting_ttl_ms);
+    if loaded
+        .doc
+        .oldest_waiting()
+        .is_some_and(|since| since < expired_before)
+    {
+        loaded.doc.expire(expired_before);
+        compact(loaded, store)?;
+    }
     let update = CheckedUpdate::decode(bytes).map_err(AcceptError::Invalid)?;
     if update.is_empty() {
         return Ok(nothing);
@@ -173,7 +213,7 @@ pub fn accept(
     if !only_deletes && loaded.stored_bytes_with(news) > max_document_bytes {
         return Err(full());
     }
-    let mut applied = apply_or_reload(loaded, store, prepared)?;
+    let mut applied = apply_or_reload(loaded, store, prepared, now)?;
     // Nothing the room did not have (a reconnecting client's sync step 2 repeats its whole delete set): nothing to
     // store or broadcast.
     if !applied.changed() {
@@ -182,7 +222,7 @@ pub fn accept(
     if loaded.stored_bytes_with(weight(&applied, bytes)) > limit {
         // Over by its weight: undone (memory rebuilt from storage), and once more after a compaction when the log
         // holds anything, since deleted content shrinks in a snapshot; then refused.
-        *loaded = load(store)?;
+        *loaded = load(store, now)?;
         if loaded.stats.entries == 0 {
             return Err(full());
         }
@@ -190,16 +230,22 @@ pub fn accept(
         let again = CheckedUpdate::decode(bytes)
             .and_then(|update| loaded.doc.prepare(update))
             .map_err(AcceptError::Invalid)?;
-        applied = apply_or_reload(loaded, store, again)?;
+        applied = apply_or_reload(loaded, store, again, now)?;
         if loaded.stored_bytes_with(weight(&applied, bytes)) > limit {
-            *loaded = load(store)?;
+            *loaded = load(store, now)?;
             return Err(full());
         }
     }
     // Its effect and what of it waits (the usual case), else what yrs was given and what waits.
     let logged = applied.to_log(bytes);
     for part in &logged {
-        store.append(part).map_err(AcceptError::Store)?;
+        let waits = applied.waits.as_ref().map(|w| w.as_ptr());
+        if waits == Some(part.as_ptr()) {
+            store.append_waiting(part, now)
+        } else {
+            store.append(part)
+        }
+        .map_err(AcceptError::Store)?;
         loaded.stats.entries += 1;
         loaded.stats.bytes += part.len() as u64;
     }
@@ -214,7 +260,7 @@ pub fn accept(
     })
 }
 
-/// What storing an applied update adds to the room: the bytes stored (see [`accept_update`]) and what its new
+/// What storing an applied update adds to the room: the bytes stored (see [`accept`]) and what its new
 /// deletions can split.
 fn weight(applied: &Applied, bytes: &[u8]) -> u64 {
     let stored = applied.to_log(bytes).iter().map(|p| p.len()).sum::<usize>() as u64;
@@ -229,11 +275,12 @@ fn apply_or_reload(
     loaded: &mut Loaded,
     store: &mut dyn UpdateStore,
     prepared: Prepared,
+    now: u64,
 ) -> Result<Applied, AcceptError> {
-    match loaded.doc.apply_prepared(prepared) {
+    match loaded.doc.apply_prepared(prepared, now) {
         Ok(applied) => Ok(applied),
         Err(refused) => {
-            *loaded = load(store)?;
+            *loaded = load(store, now)?;
             Err(AcceptError::Invalid(refused))
         }
     }
@@ -243,19 +290,29 @@ fn apply_or_reload(
 /// after it (see [`RoomDoc::snapshot`]), in one store step and its appends (the object makes them in one
 /// synchronous SQLite turn, which commits atomically).
 fn compact(loaded: &mut Loaded, store: &mut dyn UpdateStore) -> Result<(), AcceptError> {
-    let mut parts = loaded.doc.snapshot().into_iter();
-    let snapshot = parts.next().unwrap_or_default();
-    let pending: Vec<Vec<u8>> = parts.collect();
+    let Snapshot {
+        doc: snapshot,
+        pending,
+        waiting,
+    } = loaded.doc.snapshot();
     store.compact(&snapshot).map_err(AcceptError::Store)?;
     for part in &pending {
         store.append(part).map_err(AcceptError::Store)?;
+    }
+    for (part, since) in &waiting {
+        store
+            .append_waiting(part, *since)
+            .map_err(AcceptError::Store)?;
     }
     // What is pending and waiting cannot be folded in: it counts with the snapshot, not towards the next compaction
     // (which would otherwise follow every update once it held as many parts as the policy's entries). A reload counts
     // those rows as log entries again, so with a policy of fewer entries than parts the first update after a load
     // compacts once more.
     loaded.stats = LogStats::default();
-    loaded.snapshot_bytes = (snapshot.len() + pending.iter().map(Vec::len).sum::<usize>()) as u64;
+    loaded.snapshot_bytes = (snapshot.len()
+        + pending.iter().map(Vec::len).sum::<usize>()
+        + waiting.iter().map(|(part, _)| part.len()).sum::<usize>())
+        as u64;
     Ok(())
 }
 
@@ -273,9 +330,14 @@ impl UpdateStore for MemoryStore {
         self.stored.log.push(update.to_vec());
         Ok(())
     }
+    fn append_waiting(&mut self, update: &[u8], since: u64) -> Result<(), String> {
+        self.stored.waiting.push((update.to_vec(), since));
+        Ok(())
+    }
     fn compact(&mut self, snapshot: &[u8]) -> Result<(), String> {
         self.stored.snapshot = Some(snapshot.to_vec());
         self.stored.log.clear();
+        self.stored.waiting.clear();
         Ok(())
     }
 }
@@ -289,6 +351,15 @@ mod tests {
     use super::*;
     use crate::room::document::MAX_WAITING;
 
+    /// The rules with `compaction`, no size limit, and nothing waiting too long.
+    fn rules(compaction: CompactionPolicy) -> Rules {
+        Rules {
+            compaction,
+            max_document_bytes: u64::MAX,
+            waiting_ttl_ms: u64::MAX,
+        }
+    }
+
     /// [`accept`], for tests that look only at whether it stored.
     fn accept_update(
         loaded: &mut Loaded,
@@ -297,7 +368,12 @@ mod tests {
         max_document_bytes: u64,
         bytes: &[u8],
     ) -> Result<Accepted, AcceptError> {
-        accept(loaded, store, policy, max_document_bytes, bytes).map(|o| o.accepted)
+        let rules = Rules {
+            compaction: policy,
+            max_document_bytes,
+            waiting_ttl_ms: u64::MAX,
+        };
+        accept(loaded, store, rules, bytes, 0).map(|o| o.accepted)
     }
 
     /// One client edit the property test replays.
@@ -417,6 +493,17 @@ mod tests {
         fn bytes(&self) -> u64 {
             self.stored.snapshot.as_ref().map_or(0, |s| s.len() as u64)
                 + self.stored.log.iter().map(|e| e.len() as u64).sum::<u64>()
+                + self
+                    .stored
+                    .waiting
+                    .iter()
+                    .map(|(e, _)| e.len() as u64)
+                    .sum::<u64>()
+        }
+
+        /// Updates stored after the snapshot: logged and waiting.
+        fn entries(&self) -> usize {
+            self.stored.log.len() + self.stored.waiting.len()
         }
     }
 
@@ -425,7 +512,7 @@ mod tests {
         let doc = Doc::with_client_id(9);
         let text = doc.get_or_insert_text("text");
         let mut store = MemoryStore::default();
-        let loaded = load(&mut store).expect("loads");
+        let loaded = load(&mut store, 0).expect("loads");
         (doc, text, store, loaded)
     }
 
@@ -460,16 +547,16 @@ mod tests {
             let updates = client_updates(&edits);
             let mut live = RoomDoc::new();
             let mut store = MemoryStore::default();
-            let mut loaded = load(&mut store).expect("empty store loads");
+            let mut loaded = load(&mut store, 0).expect("empty store loads");
             let extra = if updates.is_empty() { usize::MAX } else { extra_compaction_at.index(updates.len()) };
             for (i, u) in updates.iter().enumerate() {
-                live.apply(CheckedUpdate::decode(u).expect("decodes")).expect("applies");
+                live.apply(CheckedUpdate::decode(u).expect("decodes"), 0).expect("applies");
                 accept_update(&mut loaded, &mut store, policy(compact_every), u64::MAX, u).expect("accepted");
                 if i == extra {
                     compact(&mut loaded, &mut store).expect("compacts");
                 }
             }
-            let rebuilt = load(&mut store).expect("rebuilds").doc;
+            let rebuilt = load(&mut store, 0).expect("rebuilds").doc;
             prop_assert_eq!(rebuilt.to_json(), live.to_json(), "rebuilt document differs from the live one");
             prop_assert_eq!(rebuilt.state_vector(), live.state_vector(), "state vectors differ");
             prop_assert_eq!(loaded.doc.to_json(), live.to_json(), "the room's own document differs");
@@ -485,7 +572,7 @@ mod tests {
             let updates = client_updates(&edits);
             let mut live = RoomDoc::new();
             for u in &updates {
-                live.apply(CheckedUpdate::decode(u).expect("decodes")).expect("applies");
+                live.apply(CheckedUpdate::decode(u).expect("decodes"), 0).expect("applies");
             }
             let mut delivery: Vec<&Vec<u8>> = updates.iter().chain(updates.iter().step_by(3)).collect();
             let mut seed = order | 1;
@@ -496,10 +583,10 @@ mod tests {
                 delivery.swap(i, (seed % (i as u64 + 1)) as usize);
             }
             let mut store = MemoryStore::default();
-            let mut loaded = load(&mut store).expect("empty store loads");
+            let mut loaded = load(&mut store, 0).expect("empty store loads");
             for u in delivery {
                 accept_update(&mut loaded, &mut store, policy(compact_every), u64::MAX, u).expect("accepted");
-                let rebuilt = load(&mut store).expect("rebuilds at every step").doc;
+                let rebuilt = load(&mut store, 0).expect("rebuilds at every step").doc;
                 prop_assert_eq!(content(&rebuilt), content(&loaded.doc), "storage and memory differ");
                 prop_assert_eq!(rebuilt.state_vector(), loaded.doc.state_vector());
             }
@@ -509,7 +596,7 @@ mod tests {
         #[test]
         fn arbitrary_bytes_are_refused_or_accepted_but_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
             let mut store = MemoryStore::default();
-            let mut loaded = load(&mut store).expect("empty store loads");
+            let mut loaded = load(&mut store, 0).expect("empty store loads");
             let _ = accept_update(&mut loaded, &mut store, policy(3), u64::MAX, &bytes);
             let _ = crate::room::wire::decode(&bytes);
         }
@@ -518,7 +605,7 @@ mod tests {
     #[test]
     fn empty_and_invalid_updates_store_nothing() {
         let mut store = MemoryStore::default();
-        let mut loaded = load(&mut store).expect("loads");
+        let mut loaded = load(&mut store, 0).expect("loads");
         let cases: &[(&str, &[u8], bool)] = &[
             ("an empty update is accepted as empty", &[0, 0], true),
             ("garbage is refused", &[0xff, 0xff, 0xff], false),
@@ -526,7 +613,7 @@ mod tests {
         for (name, bytes, ok) in cases {
             let outcome = accept_update(&mut loaded, &mut store, policy(10), u64::MAX, bytes);
             assert_eq!(outcome.is_ok(), *ok, "{name}: {outcome:?}");
-            assert!(store.stored.log.is_empty(), "{name}: nothing stored");
+            assert_eq!(store.entries(), 0, "{name}: nothing stored");
         }
     }
 
@@ -539,7 +626,7 @@ mod tests {
         // integrating part of it.)
         let l: &[u8] = &[1, 1, 7, 0, 4, 1, 1, b't', 1, b'l', 0];
         let mut store = MemoryStore::default();
-        let mut loaded = load(&mut store).expect("loads");
+        let mut loaded = load(&mut store, 0).expect("loads");
         let mut outcomes = Vec::new();
         for u in [k, l, l] {
             outcomes.push(accept_update(
@@ -552,7 +639,7 @@ mod tests {
         }
         let stored = Ok(Accepted::Stored { compacted: false });
         assert_eq!(outcomes, [stored.clone(), stored, Ok(Accepted::Empty)]);
-        let rebuilt = load(&mut store).expect("the stored log always rebuilds");
+        let rebuilt = load(&mut store, 0).expect("the stored log always rebuilds");
         assert_eq!(rebuilt.skipped, 1, "K is dropped on reload too");
         assert_eq!(rebuilt.doc.to_json(), serde_json::json!({ "t": "l" }));
         assert_eq!(
@@ -649,7 +736,7 @@ mod tests {
             Ok(Accepted::Stored { .. })
         ));
         assert_eq!(
-            load(&mut store).expect("reloads").doc.to_json(),
+            load(&mut store, 0).expect("reloads").doc.to_json(),
             loaded.doc.to_json()
         );
     }
@@ -660,7 +747,7 @@ mod tests {
         let doc = Doc::with_client_id(9);
         let text = doc.get_or_insert_text("text");
         let mut store = MemoryStore::default();
-        let mut loaded = load(&mut store).expect("loads");
+        let mut loaded = load(&mut store, 0).expect("loads");
         let mut accept =
             |u: &[u8], limit| accept_update(&mut loaded, &mut store, policy(1_000), limit, u);
         let insert = {
@@ -712,7 +799,7 @@ mod tests {
             // A client that synced, went offline and typed one word: its sync step 2 is that word plus its whole delete
             // set, kilobytes the room already has.
             let offline = Doc::with_client_id(5);
-            for update in loaded.doc.snapshot() {
+            for update in loaded.doc.snapshot().parts() {
                 offline
                     .transact_mut()
                     .apply_update(yrs::Update::decode_v1(&update).expect("decodes"))
@@ -734,7 +821,7 @@ mod tests {
             );
             let added = store.bytes() - before;
             assert!(added < 64, "only the edit is stored: {added} bytes");
-            let rebuilt = load(&mut store).expect("reloads");
+            let rebuilt = load(&mut store, 0).expect("reloads");
             assert_eq!(rebuilt.doc.to_json(), loaded.doc.to_json());
             assert!(rebuilt.doc.to_json()["text"]
                 .as_str()
@@ -752,7 +839,7 @@ mod tests {
             .collect();
         let mut accept = |u: &[u8]| {
             let outcome = accept_update(&mut loaded, &mut store, policy(1_000), u64::MAX, u);
-            (outcome, store.stored.log.len())
+            (outcome, store.entries())
         };
         let stored = Ok(Accepted::Stored { compacted: false });
         assert_eq!(accept(&edits[2]), (stored.clone(), 1));
@@ -765,7 +852,7 @@ mod tests {
         assert_eq!(accept(&edits[0]), (stored.clone(), 3));
         assert_eq!(accept(&edits[1]), (stored, 4));
         assert_eq!(loaded.doc.to_json()["text"], "xxxx");
-        let rebuilt = load(&mut store).expect("reloads");
+        let rebuilt = load(&mut store, 0).expect("reloads");
         assert_eq!(rebuilt.doc.to_json(), loaded.doc.to_json());
     }
 
@@ -795,10 +882,13 @@ mod tests {
         assert_eq!(accept(&mut loaded, &mut store, &typed), stored);
         let expected = serde_json::json!({ "text": "abc", "m": { "k": "v" } });
         assert_eq!(loaded.doc.to_json(), expected);
-        let rebuilt = load(&mut store).expect("reloads");
+        let rebuilt = load(&mut store, 0).expect("reloads");
         assert_eq!(rebuilt.doc.to_json(), expected);
         compact(&mut loaded, &mut store).expect("compacts");
-        assert_eq!(load(&mut store).expect("reloads").doc.to_json(), expected);
+        assert_eq!(
+            load(&mut store, 0).expect("reloads").doc.to_json(),
+            expected
+        );
     }
 
     /// `u` offered to the room under a generous policy and no size limit.
@@ -848,7 +938,7 @@ mod tests {
             serde_json::json!({ "text": "abcdeabcde" })
         );
         assert_eq!(
-            load(&mut store).expect("reloads").doc.to_json(),
+            load(&mut store, 0).expect("reloads").doc.to_json(),
             loaded.doc.to_json()
         );
     }
@@ -886,7 +976,7 @@ mod tests {
         let limit = MAX_TYPE_DEPTH as usize;
         let (writer, updates, deepest) = nested_maps(limit);
         let mut store = MemoryStore::default();
-        let mut loaded = load(&mut store).expect("loads");
+        let mut loaded = load(&mut store, 0).expect("loads");
         for u in &updates {
             offer(&mut loaded, &mut store, u).expect("within the limit");
         }
@@ -898,7 +988,7 @@ mod tests {
             other => panic!("a type past the limit is refused, not {other:?}"),
         }
         assert_eq!(map_depth(&loaded.doc), limit);
-        let reloaded = load(&mut store).expect("rebuilds");
+        let reloaded = load(&mut store, 0).expect("rebuilds");
         assert_eq!((reloaded.skipped, map_depth(&reloaded.doc)), (0, limit));
         // Deleting the chain from its top (yrs recurses through it), then compacting and reloading.
         let root = writer.get_or_insert_map("m");
@@ -908,7 +998,7 @@ mod tests {
         offer(&mut loaded, &mut store, &delete).expect("deleting the chain");
         assert_eq!(map_depth(&loaded.doc), 0);
         compact(&mut loaded, &mut store).expect("compacts");
-        assert_eq!(map_depth(&load(&mut store).expect("rebuilds").doc), 0);
+        assert_eq!(map_depth(&load(&mut store, 0).expect("rebuilds").doc), 0);
     }
 
     #[test]
@@ -923,7 +1013,7 @@ mod tests {
             deepest.insert(txn, "a", yrs::MapPrelim::default());
         });
         let mut store = MemoryStore::default();
-        let mut loaded = load(&mut store).expect("loads");
+        let mut loaded = load(&mut store, 0).expect("loads");
         for u in &updates[..limit - 1] {
             offer(&mut loaded, &mut store, u).expect("within the limit");
         }
@@ -931,11 +1021,14 @@ mod tests {
         assert_eq!(waits, Ok(Accepted::Stored { compacted: false }));
         offer(&mut loaded, &mut store, &updates[limit - 1]).expect("the last level");
         assert_eq!(map_depth(&loaded.doc), limit);
-        let reloaded = load(&mut store).expect("rebuilds");
+        let reloaded = load(&mut store, 0).expect("rebuilds");
         assert_eq!(map_depth(&reloaded.doc), limit);
         assert_eq!(reloaded.doc.state_vector(), loaded.doc.state_vector());
         compact(&mut loaded, &mut store).expect("compacts");
-        assert_eq!(map_depth(&load(&mut store).expect("rebuilds").doc), limit);
+        assert_eq!(
+            map_depth(&load(&mut store, 0).expect("rebuilds").doc),
+            limit
+        );
     }
 
     #[test]
@@ -964,7 +1057,7 @@ mod tests {
             serde_json::json!({ "text": "abcdeabcdeabcdeabcde" })
         );
         assert_eq!(
-            load(&mut store).expect("reloads").doc.to_json(),
+            load(&mut store, 0).expect("reloads").doc.to_json(),
             loaded.doc.to_json()
         );
     }
@@ -979,9 +1072,10 @@ mod tests {
             stored: Stored {
                 snapshot: Some(gapped),
                 log: vec![runs[1].clone()],
+                waiting: Vec::new(),
             },
         };
-        let loaded = load(&mut store).expect("loads");
+        let loaded = load(&mut store, 0).expect("loads");
         assert_eq!(loaded.skipped, 0);
         assert_eq!(
             loaded.doc.to_json()["text"].as_str().map(str::len),
@@ -1059,10 +1153,10 @@ mod tests {
             ),
             Ok(Accepted::Stored { .. })
         ));
-        let reloaded = load(&mut store).expect("reloads");
+        let reloaded = load(&mut store, 0).expect("reloads");
         assert_eq!(
-            reloaded.doc.snapshot().len(),
-            loaded.doc.snapshot().len(),
+            reloaded.doc.snapshot().waiting.len(),
+            loaded.doc.snapshot().waiting.len(),
             "as many parts wait"
         );
         // What waits stays logged after the snapshot, yet compaction still comes every third update.
@@ -1082,7 +1176,7 @@ mod tests {
             "one compaction in any three updates: {compacted:?}"
         );
         assert_eq!(
-            load(&mut store).expect("reloads").doc.to_json(),
+            load(&mut store, 0).expect("reloads").doc.to_json(),
             loaded.doc.to_json()
         );
     }
@@ -1098,7 +1192,7 @@ mod tests {
         // Another member, which applies what is relayed to it.
         let member = Doc::new();
         let mut relayed = |u: &[u8]| {
-            let relay = accept(&mut loaded, &mut store, policy(1_000), u64::MAX, u)
+            let relay = accept(&mut loaded, &mut store, rules(policy(1_000)), u, 0)
                 .expect("accepted")
                 .relay;
             for part in &relay {
@@ -1156,6 +1250,88 @@ mod tests {
     }
 
     #[test]
+    fn what_waits_past_its_ttl_is_dropped_and_what_it_let_continue_is_kept() {
+        const TTL: u64 = 1_000;
+        let at = |loaded: &mut Loaded, store: &mut MemoryStore, u: &[u8], now: u64| {
+            let rules = Rules {
+                waiting_ttl_ms: TTL,
+                ..rules(policy(1_000))
+            };
+            accept(loaded, store, rules, u, now).map(|o| o.accepted)
+        };
+        let (_, _, mut store, mut loaded) = writer_and_room();
+        let runs = typed_runs(4);
+        let stored = Ok(Accepted::Stored { compacted: false });
+        // At 0 an orphan that never continues and the writer's third run; at 500 another orphan.
+        assert_eq!(at(&mut loaded, &mut store, &orphan(100), 0), stored);
+        assert_eq!(at(&mut loaded, &mut store, &runs[2], 0), stored);
+        assert_eq!(at(&mut loaded, &mut store, &orphan(101), 500), stored);
+        // The first two runs arrive at 10: the third continues from them, and is integrated.
+        at(&mut loaded, &mut store, &runs[0], 10).expect("taken");
+        at(&mut loaded, &mut store, &runs[1], 10).expect("taken");
+        assert_eq!(loaded.doc.to_json()["text"], "abcde".repeat(3));
+        assert_eq!(loaded.doc.oldest_waiting(), Some(0));
+        // Past the first orphan's TTL, the next update drops it (a compaction) and keeps the rest.
+        assert_eq!(
+            at(&mut loaded, &mut store, &runs[3], 1_001),
+            Ok(Accepted::Stored { compacted: false })
+        );
+        assert_eq!(loaded.doc.oldest_waiting(), Some(500));
+        assert_eq!(
+            store.stored.waiting,
+            [(orphan(101), 500)],
+            "in storage too, with when it came"
+        );
+        let reloaded = load(&mut store, 1_001).expect("reloads");
+        assert_eq!(
+            reloaded.doc.to_json()["text"],
+            "abcde".repeat(4),
+            "nothing taken was lost"
+        );
+        assert_eq!(
+            reloaded.doc.oldest_waiting(),
+            Some(500),
+            "a reload keeps when it came"
+        );
+        assert_eq!(reloaded.doc.snapshot().waiting.len(), 1);
+        // A newcomer is no longer sent what expired.
+        let parts = loaded.doc.diff(&[0]).expect("a diff");
+        assert_eq!(parts.len(), 2, "the document and the one waiting update");
+        // Past the second one's TTL, from a reload (its arrival was stored), it goes too.
+        let mut loaded = reloaded;
+        let delete: &[u8] = &[0, 1, 9, 1, 0, 1];
+        at(&mut loaded, &mut store, delete, 1_501).expect("taken");
+        assert_eq!(loaded.doc.oldest_waiting(), None);
+        assert!(store.stored.waiting.is_empty());
+        let reloaded = load(&mut store, 1_501).expect("reloads");
+        assert_eq!(reloaded.doc.to_json(), loaded.doc.to_json());
+        assert_eq!(reloaded.doc.snapshot().waiting.len(), 0);
+    }
+
+    #[test]
+    fn the_part_of_a_waiting_update_left_waiting_keeps_when_it_came() {
+        let (_, _, mut store, mut loaded) = writer_and_room();
+        let runs = typed_runs(4);
+        let gapped =
+            yrs::merge_updates_v1([runs[1].as_slice(), runs[3].as_slice()]).expect("merges");
+        let offer_at = |loaded: &mut Loaded, store: &mut MemoryStore, u: &[u8], now: u64| {
+            accept(loaded, store, rules(policy(1_000)), u, now).expect("taken")
+        };
+        offer_at(&mut loaded, &mut store, &gapped, 100);
+        offer_at(&mut loaded, &mut store, &runs[0], 200);
+        assert_eq!(loaded.doc.to_json()["text"], "abcde".repeat(2));
+        assert_eq!(
+            loaded.doc.oldest_waiting(),
+            Some(100),
+            "the rest came at 100"
+        );
+        assert_eq!(
+            load(&mut store, 300).expect("reloads").doc.oldest_waiting(),
+            Some(100)
+        );
+    }
+
+    #[test]
     fn a_reconnect_echoing_what_waits_is_not_weighed_by_it() {
         // What waits is sent to every newcomer, which keeps it pending and sends it back in each sync step 2: in a
         // room at its limit that echo adds nothing, and must not be refused.
@@ -1180,7 +1356,7 @@ mod tests {
         // Two deletions of what the room never had, next to each other: they merge into one pending range, whose
         // count does not change — the second must still be stored, or storage would miss it.
         let mut store = MemoryStore::default();
-        let mut loaded = load(&mut store).expect("loads");
+        let mut loaded = load(&mut store, 0).expect("loads");
         for clock in [0, 1] {
             let outcome = accept_update(
                 &mut loaded,
@@ -1204,7 +1380,7 @@ mod tests {
         let doc = Doc::with_client_id(9);
         let text = doc.get_or_insert_text("text");
         let mut store = MemoryStore::default();
-        let mut loaded = load(&mut store).expect("loads");
+        let mut loaded = load(&mut store, 0).expect("loads");
         let policy = policy(1_000);
         let limit: u64 = 64 * 1024;
         let insert = {
@@ -1224,7 +1400,13 @@ mod tests {
             accept_update(&mut loaded, &mut store, policy, limit, &sieve),
             Err(AcceptError::DocumentFull { limit })
         );
-        let whole: u64 = loaded.doc.snapshot().iter().map(|p| p.len() as u64).sum();
+        let whole: u64 = loaded
+            .doc
+            .snapshot()
+            .parts()
+            .iter()
+            .map(|p| p.len() as u64)
+            .sum();
         assert!(whole <= limit, "the room stays within its limit: {whole}");
     }
 
@@ -1233,7 +1415,7 @@ mod tests {
         let doc = Doc::with_client_id(9);
         let text = doc.get_or_insert_text("text");
         let mut store = MemoryStore::default();
-        let mut loaded = load(&mut store).expect("loads");
+        let mut loaded = load(&mut store, 0).expect("loads");
         let policy = CompactionPolicy {
             max_entries: 1_000,
             max_bytes: 1 << 20,
@@ -1261,7 +1443,7 @@ mod tests {
             .doc
             .diff(&StateVector::default().encode_v1_helper())
             .expect("diff");
-        let rebuilt = load(&mut store).expect("rebuilds").doc;
+        let rebuilt = load(&mut store, 0).expect("rebuilds").doc;
         assert_eq!(
             rebuilt
                 .diff(&StateVector::default().encode_v1_helper())
@@ -1296,7 +1478,7 @@ mod tests {
         let doc = Doc::with_client_id(9);
         let text = doc.get_or_insert_text("text");
         let mut store = MemoryStore::default();
-        let mut loaded = load(&mut store).expect("loads");
+        let mut loaded = load(&mut store, 0).expect("loads");
         let policy = CompactionPolicy {
             max_entries: 3,
             max_bytes: 1 << 20,
@@ -1322,7 +1504,7 @@ mod tests {
             1,
             "one update logged since the last snapshot"
         );
-        let rebuilt = load(&mut store).expect("rebuilds").doc;
+        let rebuilt = load(&mut store, 0).expect("rebuilds").doc;
         let check = Doc::new();
         let t = check.get_or_insert_text("text");
         let u = yrs::Update::decode_v1(

@@ -90,7 +90,23 @@ impl UpdateStore for SqlStore<'_> {
             .next();
         let log = blobs(self.0, "SELECT data FROM room_updates ORDER BY seq")
             .map_err(|e| e.to_string())?;
-        Ok(Stored { snapshot, log })
+        let mut waiting = Vec::new();
+        let rows = self
+            .0
+            .exec("SELECT data, since_ms FROM room_waiting ORDER BY seq", None)
+            .map_err(|e| e.to_string())?;
+        for row in rows.raw() {
+            if let [SqlStorageValue::Blob(bytes), SqlStorageValue::Integer(since)] =
+                row.map_err(|e| e.to_string())?.as_slice()
+            {
+                waiting.push((bytes.clone(), u64::try_from(*since).unwrap_or(0)));
+            }
+        }
+        Ok(Stored {
+            snapshot,
+            log,
+            waiting,
+        })
     }
 
     fn append(&mut self, update: &[u8]) -> std::result::Result<(), String> {
@@ -103,14 +119,25 @@ impl UpdateStore for SqlStore<'_> {
             .map_err(|e| e.to_string())
     }
 
+    fn append_waiting(&mut self, update: &[u8], since: u64) -> std::result::Result<(), String> {
+        self.0
+            .exec(
+                "INSERT INTO room_waiting (data, since_ms) VALUES (?, ?)",
+                vec![update.to_vec().into(), (since as i64).into()],
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     fn compact(&mut self, snapshot: &[u8]) -> std::result::Result<(), String> {
-        // Both statements run in this synchronous turn, which the runtime commits as one transaction.
+        // The statements run in this synchronous turn, which the runtime commits as one transaction.
         self.0
             .exec(
                 "INSERT INTO room_snapshot (id, data) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data",
                 vec![snapshot.to_vec().into()],
             )
             .and_then(|_| self.0.exec("DELETE FROM room_updates", None))
+            .and_then(|_| self.0.exec("DELETE FROM room_waiting", None))
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
@@ -175,6 +202,7 @@ impl Room {
             "CREATE TABLE IF NOT EXISTS room_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS room_updates (seq INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL)",
             "CREATE TABLE IF NOT EXISTS room_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS room_waiting (seq INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL, since_ms INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS room_tickets (ticket TEXT PRIMARY KEY, user_id TEXT NOT NULL, expires_ms INTEGER NOT NULL)",
         ] {
             self.sql.exec(ddl, None)?;
@@ -270,7 +298,8 @@ impl Room {
             return Ok(());
         }
         self.schema().map_err(|e| e.to_string())?;
-        let loaded = log::load(&mut SqlStore(&self.sql)).map_err(|e| format!("{e:?}"))?;
+        let loaded = log::load(&mut SqlStore(&self.sql), Date::now().as_millis())
+            .map_err(|e| format!("{e:?}"))?;
         if loaded.skipped > 0 {
             worker::console_error!(
                 "room log: {} stored update(s) no longer apply and were skipped",
@@ -565,9 +594,13 @@ impl Room {
                         Some(loaded) => log::accept(
                             loaded,
                             &mut SqlStore(&self.sql),
-                            settings.compaction,
-                            settings.max_document_bytes,
+                            log::Rules {
+                                compaction: settings.compaction,
+                                max_document_bytes: settings.max_document_bytes,
+                                waiting_ttl_ms: settings.waiting_ttl_ms,
+                            },
                             update,
+                            Date::now().as_millis(),
                         ),
                         None => Err(AcceptError::Store("document not loaded".into())),
                     }

@@ -46,7 +46,7 @@ pub struct RoomSettings {
     pub max_members: u32,
     /// When the update log is folded into a snapshot.
     pub compaction: CompactionPolicy,
-    /// Storage a room may occupy (snapshot + log); an update past it closes its socket with 1009 (log::accept_update).
+    /// Storage a room may occupy (snapshot + log); an update past it closes its socket with 1009 (log::accept).
     #[serde(default = "default_max_document_bytes")]
     pub max_document_bytes: u64,
     /// How many directory shards the room reports to (the same number the Worker lists).
@@ -55,6 +55,14 @@ pub struct RoomSettings {
     /// reports stopped — its last report lost, or the object gone without closing its sockets.
     #[serde(default = "default_directory_report_ms")]
     pub directory_report_ms: u64,
+    /// How long an update may wait for what it follows before the room drops it (see `RoomDoc::expire`).
+    #[serde(default = "default_waiting_ttl_ms")]
+    pub waiting_ttl_ms: u64,
+}
+
+/// For settings stored before the TTL existed: a day.
+fn default_waiting_ttl_ms() -> u64 {
+    24 * 60 * 60 * 1000
 }
 
 /// The limit for settings stored before it existed.
