@@ -10,7 +10,7 @@
 //! the default), as clock ranges per client with the depth of their parent, so a room of plain text keeps nothing.
 //! Pure.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use super::order::{Link, Needs};
 
@@ -26,18 +26,22 @@ pub struct TooDeep;
 /// The depth of the parent of every item the room holds inside a nested type.
 #[derive(Debug, Clone, Default)]
 pub struct Depths {
-    /// Per client: first clock → (end clock, depth of the items' parent type), ranges not overlapping.
-    clients: HashMap<u64, BTreeMap<u32, (u32, u32)>>,
+    /// Per client: (first clock, end clock, depth of the items' parent type), sorted, not overlapping (a client's
+    /// clocks grow, so ranges are added at the end).
+    clients: HashMap<u64, Vec<(u32, u32, u32)>>,
 }
 
 impl Depths {
     /// The depth of the parent of the item holding `clock`: 0 (a root) for items kept nowhere.
     fn parent_depth(&self, client: u64, clock: u32) -> u32 {
-        self.clients
-            .get(&client)
-            .and_then(|ranges| ranges.range(..=clock).next_back())
-            .filter(|(_, &(end, _))| clock < end)
-            .map_or(0, |(_, &(_, depth))| depth)
+        let Some(ranges) = self.clients.get(&client) else {
+            return 0;
+        };
+        let after = ranges.partition_point(|&(start, _, _)| start <= clock);
+        match after.checked_sub(1).map(|i| ranges[i]) {
+            Some((_, end, depth)) if clock < end => depth,
+            _ => 0,
+        }
     }
 
     /// Takes account of the structs of an update about to be given to yrs, for a document whose state vector
@@ -84,23 +88,16 @@ impl Depths {
     /// left pending come back, and a struct refused then only makes the room stricter.
     fn keep(&mut self, client: u64, from: u32, to: u32, depth: u32) {
         let ranges = self.clients.entry(client).or_default();
-        if ranges
-            .range(..=from)
-            .next_back()
-            .is_some_and(|(_, &(end, _))| from < end)
-        {
+        let after = ranges.partition_point(|&(start, _, _)| start <= from);
+        let before = after.checked_sub(1);
+        if before.is_some_and(|i| from < ranges[i].1) {
             return;
         }
-        let to = ranges
-            .range(from..to)
-            .next()
-            .map_or(to, |(&start, _)| start);
-        match ranges.range_mut(..from).next_back() {
+        let to = ranges.get(after).map_or(to, |&(start, _, _)| start.min(to));
+        match before.map(|i| &mut ranges[i]) {
             // Continues the range before it at the same depth (a client typing into one nested text).
-            Some((_, (end, kept))) if *end == from && *kept == depth => *end = to,
-            _ => {
-                ranges.insert(from, (to, depth));
-            }
+            Some((_, end, kept)) if *end == from && *kept == depth => *end = to,
+            _ => ranges.insert(after, (from, to, depth)),
         }
     }
 
@@ -386,6 +383,6 @@ mod tests {
         }
         let kept = &room.depths.clients[&6];
         assert_eq!(kept.len(), 1, "one range: {kept:?}");
-        assert_eq!(kept.values().next(), Some(&(201, 1)));
+        assert_eq!(kept.first(), Some(&(1, 201, 1)));
     }
 }
