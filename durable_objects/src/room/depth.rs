@@ -8,7 +8,11 @@
 //! records (`order::Link`): an item names its parent (a root, or the item holding a nested type) or takes
 //! the parent of the neighbour it was inserted beside. Only items inside nested types are kept (a root's items are
 //! the default), as clock ranges per client with the depth of their parent, so a room of plain text keeps nothing.
-//! Pure.
+//! Where yrs could place an item otherwise than its link says, the account takes the deepest candidate, which for
+//! an honest update are one and the same: an item with both neighbours is as deep as the deeper one's parent (yrs
+//! takes the right one's when the left is a collected range), and a struct the document has the start of is cut by
+//! yrs and its new part linked after the document's last item of that client (whatever parent it names; deletion
+//! recurses along those links). Only what yrs integrated is kept, after it did. Pure.
 
 use std::collections::HashMap;
 
@@ -31,6 +35,11 @@ pub struct Depths {
     clients: HashMap<u64, Vec<(u32, u32, u32)>>,
 }
 
+/// The new clocks of an update's structs with the depth of their parent (see [`Depths::measure`]): what to keep
+/// of it once yrs integrated them.
+#[derive(Debug, Clone, Default)]
+pub struct Measured(Vec<(u64, u32, u32, u32)>);
+
 impl Depths {
     /// The depth of the parent of the item holding `clock`: 0 (a root) for items kept nowhere.
     fn parent_depth(&self, client: u64, clock: u32) -> u32 {
@@ -44,65 +53,90 @@ impl Depths {
         }
     }
 
-    /// Takes account of the structs of an update about to be given to yrs, for a document whose state vector
-    /// gives `known(client)`: only clocks past it are new (yrs skips the others). With `limit`, an update that
-    /// would nest a new type deeper is refused and nothing of it is kept; without, it is kept as it is (a snapshot
-    /// the room wrote). An item whose neighbour or parent is neither kept nor in the update counts as a root's (yrs
-    /// cannot place it either: it stays pending, or is collected).
-    pub fn admit(
-        &mut self,
+    /// Measures the structs of an update about to be given to yrs, for a document whose state vector gives
+    /// `known(client)`: only clocks past it are new (yrs skips the others). With `limit`, an update that would nest
+    /// a new type deeper is refused. An item whose neighbours or parent are neither kept nor in the update counts as
+    /// a root's (yrs cannot place it either: it stays pending, or is collected).
+    pub fn measure(
+        &self,
         needs: &Needs,
         known: impl Fn(u64) -> u32,
         limit: Option<u32>,
-    ) -> Result<(), TooDeep> {
-        let depths = self.measure(needs, &known);
-        // The new clocks of each struct (from where the document stops), with its parent's depth.
-        let new: Vec<(u64, u32, u32, bool, u32)> = needs
+    ) -> Result<Measured, TooDeep> {
+        let has_new = needs.runs.iter().any(|run| {
+            run.structs
+                .last()
+                .is_some_and(|s| s.clock.saturating_add(s.len) > known(run.client))
+        });
+        if !has_new {
+            return Ok(Measured::default());
+        }
+        let depths = self.parent_depths(needs, &known);
+        let mut new = Vec::new();
+        let structs = needs
             .runs
             .iter()
-            .flat_map(|run| run.structs.iter().map(move |s| (run.client, s)))
-            .zip(depths)
-            .filter_map(|((client, s), depth)| {
-                let end = s.clock.saturating_add(s.len);
-                let from = s.clock.max(known(client));
-                (from < end).then_some((client, from, end, s.creates_type, depth))
-            })
-            .collect();
-        if let Some(limit) = limit {
-            if new
-                .iter()
-                .any(|&(_, _, _, creates_type, depth)| creates_type && depth >= limit)
-            {
+            .flat_map(|run| run.structs.iter().map(move |s| (run.client, s)));
+        for ((client, s), depth) in structs.zip(depths) {
+            let end = s.clock.saturating_add(s.len);
+            let from = s.clock.max(known(client));
+            if from >= end {
+                continue;
+            }
+            if limit.is_some_and(|limit| s.creates_type && depth >= limit) {
                 return Err(TooDeep);
             }
-        }
-        for (client, from, end, _, depth) in new {
             if depth > 0 {
-                self.keep(client, from, end, depth);
+                new.push((client, from, end, depth));
             }
         }
-        Ok(())
+        Ok(Measured(new))
     }
 
-    /// Keeps `from..to` of `client` at `depth`. Clocks kept already keep their first account: only structs yrs
-    /// left pending come back, and a struct refused then only makes the room stricter.
-    fn keep(&mut self, client: u64, from: u32, to: u32, depth: u32) {
-        let ranges = self.clients.entry(client).or_default();
-        let after = ranges.partition_point(|&(start, _, _)| start <= from);
-        let before = after.checked_sub(1);
-        if before.is_some_and(|i| from < ranges[i].1) {
-            return;
+    /// Keeps what of `measured` yrs integrated: the clocks in `inserted` (client, first clock, end clock).
+    pub fn keep(&mut self, measured: Measured, inserted: &[(u64, u32, u32)]) {
+        for (client, from, to, depth) in measured.0 {
+            for &(_, start, end) in inserted.iter().filter(|(c, _, _)| *c == client) {
+                let (from, to) = (from.max(start), to.min(end));
+                if from < to {
+                    self.keep_range(client, from, to, depth);
+                }
+            }
         }
-        let to = ranges.get(after).map_or(to, |&(start, _, _)| start.min(to));
-        match before.map(|i| &mut ranges[i]) {
-            // Continues the range before it at the same depth (a client typing into one nested text).
-            Some((_, end, kept)) if *end == from && *kept == depth => *end = to,
-            _ => ranges.insert(after, (from, to, depth)),
+    }
+
+    /// Keeps `from..to` of `client` at `depth`, where nothing is kept yet (clocks are integrated once, so only a
+    /// room whose document yrs rebuilt around what it held pending can see a clock again).
+    fn keep_range(&mut self, client: u64, from: u32, to: u32, depth: u32) {
+        let ranges = self.clients.entry(client).or_default();
+        // The gaps of `from..to` between what is kept.
+        let mut gaps = Vec::new();
+        let mut at = from;
+        let first = ranges.partition_point(|&(_, end, _)| end <= from);
+        for &(start, end, _) in &ranges[first..] {
+            if start >= to {
+                break;
+            }
+            if start > at {
+                gaps.push((at, start));
+            }
+            at = at.max(end);
+        }
+        if at < to {
+            gaps.push((at, to));
+        }
+        for (from, to) in gaps {
+            let after = ranges.partition_point(|&(start, _, _)| start <= from);
+            match after.checked_sub(1).map(|i| &mut ranges[i]) {
+                // Continues the range before it at the same depth (a client typing into one nested text).
+                Some((_, end, kept)) if *end == from && *kept == depth => *end = to,
+                _ => ranges.insert(after, (from, to, depth)),
+            }
         }
     }
 
     /// The depth of each struct's parent, in the order of the update's runs and structs.
-    fn measure(&self, needs: &Needs, known: &impl Fn(u64) -> u32) -> Vec<u32> {
+    fn parent_depths(&self, needs: &Needs, known: &impl Fn(u64) -> u32) -> Vec<u32> {
         let runs: HashMap<u64, usize> = needs
             .runs
             .iter()
@@ -119,7 +153,7 @@ impl Depths {
         let flat: Vec<_> = needs
             .runs
             .iter()
-            .flat_map(|run| run.structs.iter())
+            .flat_map(|run| run.structs.iter().map(move |s| (run.client, s)))
             .collect();
         // The struct of this update holding an id the document lacks (what it has is placed already).
         let find = |client: u64, clock: u32| -> Option<usize> {
@@ -141,42 +175,45 @@ impl Depths {
             Done(u32),
         }
         let mut state = vec![State::New; total];
-        // Depth-first along each struct's link, without recursion (links can chain through the whole update); a
+        // Depth-first along each struct's links, without recursion (links can chain through the whole update); a
         // cycle, which yrs cannot integrate either, counts as a root.
         let mut stack = Vec::new();
         for start in 0..total {
             stack.push(start);
-            while let Some(&j) = stack.last() {
+            'walk: while let Some(&j) = stack.last() {
                 if let State::Done(_) = state[j] {
                     stack.pop();
                     continue;
                 }
-                let s = flat[j];
-                let (client, clock) = match s.link {
-                    Link::None | Link::Root => {
-                        state[j] = State::Done(0);
-                        stack.pop();
-                        continue;
-                    }
-                    Link::Parent | Link::Neighbour => needs.deps[s.deps.0],
+                let (client, s) = flat[j];
+                let links = match s.link {
+                    Link::None | Link::Root => &[][..],
+                    Link::Parent | Link::Neighbour => &needs.deps[s.deps.0..s.deps.1],
                 };
-                let base = match find(client, clock).filter(|&t| t != j) {
-                    Some(t) => match state[t] {
-                        State::New => {
-                            state[j] = State::Visiting;
-                            stack.push(t);
-                            continue;
-                        }
-                        State::Visiting => 0,
-                        State::Done(depth) => depth,
-                    },
-                    None => self.parent_depth(client, clock),
-                };
-                let depth = if s.link == Link::Parent {
-                    base.saturating_add(1)
-                } else {
-                    base
-                };
+                let mut depth = 0;
+                for &(c, k) in links {
+                    let linked = match find(c, k).filter(|&t| t != j) {
+                        Some(t) => match state[t] {
+                            State::New => {
+                                state[j] = State::Visiting;
+                                stack.push(t);
+                                continue 'walk;
+                            }
+                            State::Visiting => 0,
+                            State::Done(depth) => depth,
+                        },
+                        None => self.parent_depth(c, k),
+                    };
+                    depth = depth.max(linked);
+                }
+                if s.link == Link::Parent {
+                    depth = depth.saturating_add(1);
+                }
+                // Cut by yrs at the document's clock: the new part follows the client's last item there.
+                let have = known(client);
+                if s.clock < have && have < s.clock.saturating_add(s.len) {
+                    depth = depth.max(self.parent_depth(client, have - 1));
+                }
                 state[j] = State::Done(depth);
                 stack.pop();
             }
@@ -212,13 +249,19 @@ mod tests {
     impl Room {
         fn offer(&mut self, update: &[u8], limit: Option<u32>) -> Result<(), TooDeep> {
             let (_, needs) = check_update_needs(update).expect("passes the shape check");
-            let state = self.doc.transact().state_vector();
-            self.depths
-                .admit(&needs, |c| state.get(&ClientID::new(c)), limit)?;
-            self.doc
-                .transact_mut()
-                .apply_update(Update::decode_v1(update).expect("decodes"))
+            let mut txn = self.doc.transact_mut();
+            let state = txn.state_vector();
+            let measured = self
+                .depths
+                .measure(&needs, |c| state.get(&ClientID::new(c)), limit)?;
+            txn.apply_update(Update::decode_v1(update).expect("decodes"))
                 .expect("applies");
+            let inserted: Vec<(u64, u32, u32)> = txn
+                .insert_set()
+                .iter()
+                .flat_map(|(c, ranges)| ranges.iter().map(move |r| (c.get(), r.start, r.end)))
+                .collect();
+            self.depths.keep(measured, &inserted);
             Ok(())
         }
 

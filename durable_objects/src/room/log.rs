@@ -7,7 +7,7 @@
 //! atomically). Storage sits behind [`UpdateStore`]; [`MemoryStore`] is the host fake, the object implements it over
 //! SQLite.
 
-use super::document::{Applied, CheckedUpdate, DocError, Prepared, RoomDoc, Snapshot};
+use super::document::{Applied, ApplyError, CheckedUpdate, DocError, Prepared, RoomDoc, Snapshot};
 
 /// What a store holds: the latest snapshot (if any), every update appended after it, oldest first, and the
 /// updates that wait (see [`super::order`]) with when they arrived (ms since the epoch).
@@ -279,7 +279,9 @@ fn apply_or_reload(
 ) -> Result<Applied, AcceptError> {
     match loaded.doc.apply_prepared(prepared, now) {
         Ok(applied) => Ok(applied),
-        Err(refused) => {
+        // Nothing of it was applied.
+        Err(ApplyError::Refused(refused)) => Err(AcceptError::Invalid(refused)),
+        Err(ApplyError::Failed(refused)) => {
             *loaded = load(store, now)?;
             Err(AcceptError::Invalid(refused))
         }

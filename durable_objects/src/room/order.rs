@@ -6,11 +6,8 @@
 //! positions the shape check recorded ([`super::shape`]) and cuts the update's bytes (v1 structs do not depend on
 //! their position, so a client's structs can be re-framed with a header of their own).
 
-use std::collections::HashMap;
-
-/// Rounds of cutting an update's runs at dependencies on what does not continue: each round cuts at least one run,
-/// and honest updates settle in one or two. Past it the update is cut in one pass by what the document alone has.
-const MAX_ROUNDS: usize = 8;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 /// One struct of an update: its clocks, where its bytes are, and the ids it depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,11 +70,12 @@ impl Needs {
     /// Cuts `bytes` — the update these needs were read from — for a document whose state vector gives
     /// `known(client)`. A client's structs continue when the first starts at or below what the document has, up to
     /// a skip over clocks the document lacks, and up to the first struct depending on an id that is neither in the
-    /// document nor among the continuing structs (nor an earlier clock of its own client). When everything
-    /// continues, `ready` is `None` and `waiting` too: the update goes to yrs as it is.
+    /// document nor among the continuing structs taken before it (nor an earlier clock of its own client) — so
+    /// structs that depend only on one another wait. When everything continues, `ready` is `None` and `waiting`
+    /// too: the update goes to yrs as it is.
     pub fn split(&self, bytes: &[u8], known: impl Fn(u64) -> u32) -> Split {
         // How many structs of each run continue.
-        let mut cut: Vec<usize> = self
+        let cut: Vec<usize> = self
             .runs
             .iter()
             .map(|run| {
@@ -99,33 +97,12 @@ impl Needs {
                 .all(|(run, &n)| n == run.structs.len())
         };
         // The usual update continues whole and depends only on what the document has: no need for its own reach.
-        if whole(&cut) && !self.cut_at_missing(&mut cut.clone(), &known, None) {
+        if whole(&cut) && !self.cut_at_missing(&mut cut.clone(), &known) {
             return Split::default();
         }
-        // Dependencies may only point at what continues: cut again until nothing changes — or, for an update
-        // built to take many rounds, by what the document alone has (what is cut is looked at again later).
-        let mut rounds = 0;
-        loop {
-            rounds += 1;
-            if rounds > MAX_ROUNDS {
-                self.cut_at_missing(&mut cut, &known, None);
-                break;
-            }
-            let reach: HashMap<u64, (u32, u32)> = self
-                .runs
-                .iter()
-                .zip(&cut)
-                .filter(|(_, &n)| n > 0)
-                .map(|(run, &n)| {
-                    let last = &run.structs[n - 1];
-                    (run.client, (run.structs[0].clock, last.clock + last.len))
-                })
-                .collect();
-            let changed = self.cut_at_missing(&mut cut, &known, Some(&reach));
-            if !changed {
-                break;
-            }
-        }
+        // Dependencies may point at other structs of the update: take, per client and in clock order, what can be
+        // integrated in some order — never structs that only depend on one another, which yrs would hold pending.
+        let cut = self.integrable(&cut, &known);
         if whole(&cut) {
             return Split::default();
         }
@@ -156,14 +133,8 @@ impl Needs {
     }
 
     /// Cuts each run at its first struct (one the document lacks: yrs drops the others) depending on an id that is
-    /// neither in the document, nor an earlier clock of its own client, nor — with `reach` — among the continuing
-    /// structs of other clients. Whether any cut moved.
-    fn cut_at_missing(
-        &self,
-        cut: &mut [usize],
-        known: &impl Fn(u64) -> u32,
-        reach: Option<&HashMap<u64, (u32, u32)>>,
-    ) -> bool {
+    /// neither in the document nor an earlier clock of its own client. Whether any cut moved.
+    fn cut_at_missing(&self, cut: &mut [usize], known: &impl Fn(u64) -> u32) -> bool {
         let mut changed = false;
         for (run, n) in self.runs.iter().zip(cut.iter_mut()) {
             let have = known(run.client);
@@ -174,11 +145,7 @@ impl Needs {
                         .any(|&(client, clock)| {
                             let in_document = clock < known(client);
                             let earlier_own = client == run.client && clock < s.clock;
-                            let continuing = client != run.client
-                                && reach
-                                    .and_then(|r| r.get(&client))
-                                    .is_some_and(|&(from, to)| from <= clock && clock < to);
-                            !in_document && !earlier_own && !continuing
+                            !in_document && !earlier_own
                         })
             });
             if let Some(at) = blocked {
@@ -187,6 +154,74 @@ impl Needs {
             }
         }
         changed
+    }
+
+    /// How many structs of each run (at most `bound`) can be integrated: a client's structs in clock order, each
+    /// once every id it depends on is in the document, an earlier clock of its own, or in a struct taken before it.
+    /// Structs that only depend on one another (a cycle) are not taken. A run blocked on an id waits for that id's
+    /// client to get past it, so each struct is looked at once per id it waits for.
+    fn integrable(&self, bound: &[usize], known: &impl Fn(u64) -> u32) -> Vec<usize> {
+        let run_of: HashMap<u64, usize> = self
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(i, run)| (run.client, i))
+            .collect();
+        let mut taken = vec![0; self.runs.len()];
+        // The clock each run's client is taken up to: the document's, or the end of its last struct taken.
+        let reach = |taken: &[usize], client: u64| -> u32 {
+            let have = known(client);
+            match run_of.get(&client) {
+                Some(&j) if taken[j] > 0 => {
+                    let last = &self.runs[j].structs[taken[j] - 1];
+                    have.max(last.clock + last.len)
+                }
+                _ => have,
+            }
+        };
+        // Runs blocked until a client is taken past a clock, per client, soonest first.
+        let mut blocked: HashMap<u64, BinaryHeap<Reverse<(u32, usize)>>> = HashMap::new();
+        let mut queue: VecDeque<usize> = (0..self.runs.len()).collect();
+        while let Some(i) = queue.pop_front() {
+            let run = &self.runs[i];
+            let before = taken[i];
+            let have = known(run.client);
+            while taken[i] < bound[i] {
+                let s = &run.structs[taken[i]];
+                // What the document has already: yrs skips it, whatever it depends on.
+                let missing = (s.clock + s.len > have)
+                    .then(|| {
+                        self.deps[s.deps.0..s.deps.1]
+                            .iter()
+                            .copied()
+                            .find(|&(client, clock)| {
+                                let earlier_own = client == run.client && clock < s.clock;
+                                !earlier_own && clock >= reach(&taken, client)
+                            })
+                    })
+                    .flatten();
+                match missing {
+                    None => taken[i] += 1,
+                    Some((client, clock)) => {
+                        blocked.entry(client).or_default().push(Reverse((clock, i)));
+                        break;
+                    }
+                }
+            }
+            if taken[i] > before {
+                let now = reach(&taken, run.client);
+                if let Some(waiting) = blocked.get_mut(&run.client) {
+                    while let Some(&Reverse((clock, j))) = waiting.peek() {
+                        if clock >= now {
+                            break;
+                        }
+                        waiting.pop();
+                        queue.push_back(j);
+                    }
+                }
+            }
+        }
+        taken
     }
 
     /// Whether the update holds structs past `known` that the `waiting` updates do not hold between them: news,
