@@ -175,15 +175,7 @@ pub fn accept(
         accepted: Accepted::Empty,
         relay: Vec::new(),
     };
-    let expired_before = now.saturating_sub(waiting_ttl_ms);
-    if loaded
-        .doc
-        .oldest_waiting()
-        .is_some_and(|since| since < expired_before)
-    {
-        loaded.doc.expire(expired_before);
-        compact(loaded, store)?;
-    }
+    expire(loaded, store, waiting_ttl_ms, now)?;
     let update = CheckedUpdate::decode(bytes).map_err(AcceptError::Invalid)?;
     if update.is_empty() {
         return Ok(nothing);
@@ -258,6 +250,26 @@ pub fn accept(
         accepted: Accepted::Stored { compacted },
         relay,
     })
+}
+
+/// Drops the waiting updates older than `ttl_ms` at `now`, in memory and (by a compaction, which rewrites what
+/// waits) in storage; nothing when none is. Called before an update is taken and before a newcomer is answered.
+pub fn expire(
+    loaded: &mut Loaded,
+    store: &mut dyn UpdateStore,
+    ttl_ms: u64,
+    now: u64,
+) -> Result<(), AcceptError> {
+    let before = now.saturating_sub(ttl_ms);
+    if loaded
+        .doc
+        .oldest_waiting()
+        .is_some_and(|since| since < before)
+    {
+        loaded.doc.expire(before);
+        compact(loaded, store)?;
+    }
+    Ok(())
 }
 
 /// What storing an applied update adds to the room: the bytes stored (see [`accept`]) and what its new

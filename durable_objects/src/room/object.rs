@@ -567,6 +567,22 @@ impl Room {
         }
         match message {
             Message::SyncStep1(sv) => {
+                // What waited too long is not sent (nor kept).
+                let expired = self.inner.borrow_mut().loaded.as_mut().map(|loaded| {
+                    log::expire(
+                        loaded,
+                        &mut SqlStore(&self.sql),
+                        settings.waiting_ttl_ms,
+                        Date::now().as_millis(),
+                    )
+                });
+                if let Some(Err(e)) = expired {
+                    worker::console_error!("room waiting updates not expired: {e:?}");
+                    self.inner.borrow_mut().loaded = None;
+                    return self
+                        .refuse(ws, close::INTERNAL, "room storage unavailable")
+                        .await;
+                }
                 let diff = self.inner.borrow().loaded.as_ref().map(|l| l.doc.diff(sv));
                 match diff {
                     Some(Ok(parts)) => {
