@@ -23,9 +23,19 @@ use super::order::{Link, Needs};
 /// stack many times over (the Miniflare tests delete and render one at the limit).
 pub const MAX_TYPE_DEPTH: u32 = 128;
 
-/// An update would nest a shared type past [`MAX_TYPE_DEPTH`].
+/// Why an update is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooDeep;
+pub enum Unplaceable {
+    /// It would nest a shared type past [`MAX_TYPE_DEPTH`].
+    TooDeep,
+    /// It restates the start of an item the room has, naming the item's parent (a root or a nested type), goes on
+    /// past it, and the parent it names is at another depth than the client's last item the room has: yrs links
+    /// the new part after that item, in that item's list, yet gives it the parent (and map key) it names — a map
+    /// key then leads into the other list, where later items of that key are linked, unmeasured (a review chained
+    /// 5,000 levels so). An honest restatement (a relay of a client's whole state, whose merged items the room has
+    /// the start of) names the parent that item is in.
+    RestatesWithParent,
+}
 
 /// The depth of the parent of every item the room holds inside a nested type.
 #[derive(Debug, Clone, Default)]
@@ -62,7 +72,7 @@ impl Depths {
         needs: &Needs,
         known: impl Fn(u64) -> u32,
         limit: Option<u32>,
-    ) -> Result<Measured, TooDeep> {
+    ) -> Result<Measured, Unplaceable> {
         let has_new = needs.runs.iter().any(|run| {
             run.structs
                 .last()
@@ -71,20 +81,23 @@ impl Depths {
         if !has_new {
             return Ok(Measured::default());
         }
-        let depths = self.parent_depths(needs, &known);
+        let (depths, misplaced) = self.parent_depths(needs, &known);
         let mut new = Vec::new();
         let structs = needs
             .runs
             .iter()
             .flat_map(|run| run.structs.iter().map(move |s| (run.client, s)));
-        for ((client, s), depth) in structs.zip(depths) {
+        for (((client, s), depth), misplaced) in structs.zip(depths).zip(misplaced) {
             let end = s.clock.saturating_add(s.len);
             let from = s.clock.max(known(client));
             if from >= end {
                 continue;
             }
+            if limit.is_some() && misplaced {
+                return Err(Unplaceable::RestatesWithParent);
+            }
             if limit.is_some_and(|limit| s.creates_type && depth >= limit) {
-                return Err(TooDeep);
+                return Err(Unplaceable::TooDeep);
             }
             if depth > 0 {
                 new.push((client, from, end, depth));
@@ -136,7 +149,9 @@ impl Depths {
     }
 
     /// The depth of each struct's parent, in the order of the update's runs and structs.
-    fn parent_depths(&self, needs: &Needs, known: &impl Fn(u64) -> u32) -> Vec<u32> {
+    /// With it, for each struct, whether it is cut by yrs and names a parent at another depth than the list its new
+    /// part is linked into (see [`Unplaceable::RestatesWithParent`]).
+    fn parent_depths(&self, needs: &Needs, known: &impl Fn(u64) -> u32) -> (Vec<u32>, Vec<bool>) {
         let runs: HashMap<u64, usize> = needs
             .runs
             .iter()
@@ -175,6 +190,7 @@ impl Depths {
             Done(u32),
         }
         let mut state = vec![State::New; total];
+        let mut misplaced = vec![false; total];
         // Depth-first along each struct's links, without recursion (links can chain through the whole update); a
         // cycle, which yrs cannot integrate either, counts as a root.
         let mut stack = Vec::new();
@@ -212,19 +228,22 @@ impl Depths {
                 // Cut by yrs at the document's clock: the new part follows the client's last item there.
                 let have = known(client);
                 if s.clock < have && have < s.clock.saturating_add(s.len) {
-                    depth = depth.max(self.parent_depth(client, have - 1));
+                    let there = self.parent_depth(client, have - 1);
+                    misplaced[j] = matches!(s.link, Link::Root | Link::Parent) && there != depth;
+                    depth = depth.max(there);
                 }
                 state[j] = State::Done(depth);
                 stack.pop();
             }
         }
-        state
+        let depths = state
             .into_iter()
             .map(|s| match s {
                 State::Done(depth) => depth,
                 State::New | State::Visiting => 0,
             })
-            .collect()
+            .collect();
+        (depths, misplaced)
     }
 }
 
@@ -247,7 +266,7 @@ mod tests {
     }
 
     impl Room {
-        fn offer(&mut self, update: &[u8], limit: Option<u32>) -> Result<(), TooDeep> {
+        fn offer(&mut self, update: &[u8], limit: Option<u32>) -> Result<(), Unplaceable> {
             let (_, needs) = check_update_needs(update).expect("passes the shape check");
             let mut txn = self.doc.transact_mut();
             let state = txn.state_vector();
@@ -265,7 +284,7 @@ mod tests {
             Ok(())
         }
 
-        fn offer_all(&mut self, updates: &[Vec<u8>]) -> Result<(), TooDeep> {
+        fn offer_all(&mut self, updates: &[Vec<u8>]) -> Result<(), Unplaceable> {
             updates
                 .iter()
                 .try_for_each(|u| self.offer(u, Some(MAX_TYPE_DEPTH)))
@@ -320,7 +339,10 @@ mod tests {
         let deeper = edit(&author, |txn| {
             deepest.insert(txn, "a", MapPrelim::default());
         });
-        assert_eq!(room.offer(&deeper, Some(MAX_TYPE_DEPTH)), Err(TooDeep));
+        assert_eq!(
+            room.offer(&deeper, Some(MAX_TYPE_DEPTH)),
+            Err(Unplaceable::TooDeep)
+        );
         // A value at the deepest level, and a sibling type higher up, still go in.
         let value = edit(&author, |txn| {
             deepest.insert(txn, "v", 1);
@@ -343,7 +365,10 @@ mod tests {
         let deeper = edit(&author, |txn| {
             deepest.push_back(txn, ArrayPrelim::default());
         });
-        assert_eq!(room.offer(&deeper, Some(MAX_TYPE_DEPTH)), Err(TooDeep));
+        assert_eq!(
+            room.offer(&deeper, Some(MAX_TYPE_DEPTH)),
+            Err(Unplaceable::TooDeep)
+        );
     }
 
     #[test]
@@ -384,7 +409,7 @@ mod tests {
         let mut room = Room::default();
         assert_eq!(
             room.offer(&chain(MAX_TYPE_DEPTH as usize + 1), Some(MAX_TYPE_DEPTH)),
-            Err(TooDeep)
+            Err(Unplaceable::TooDeep)
         );
         // Refused whole: nothing of it was kept.
         assert!(room.depths.clients.is_empty());
@@ -405,7 +430,10 @@ mod tests {
         let deeper = edit(&author, |txn| {
             deepest.push_back(txn, ArrayPrelim::default());
         });
-        assert_eq!(reloaded.offer(&deeper, Some(MAX_TYPE_DEPTH)), Err(TooDeep));
+        assert_eq!(
+            reloaded.offer(&deeper, Some(MAX_TYPE_DEPTH)),
+            Err(Unplaceable::TooDeep)
+        );
     }
 
     #[test]

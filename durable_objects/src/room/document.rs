@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use yrs::updates::decoder::Decode;
 use yrs::{Any, Doc, GetString, IdSet, Out, ReadTxn, StateVector, Transact, Update};
 
-use super::depth::{Depths, MAX_TYPE_DEPTH};
+use super::depth::{Depths, Unplaceable, MAX_TYPE_DEPTH};
 use super::order::{Needs, Split};
 use super::shape::Shape;
 
@@ -488,10 +488,16 @@ impl RoomDoc {
                 let measured = self
                     .depths
                     .measure(needs, clock_of(&state), max_depth)
-                    .map_err(|_| {
-                        ApplyError::Refused(DocError(format!(
-                            "shared types nest more than {MAX_TYPE_DEPTH} deep"
-                        )))
+                    .map_err(|why| {
+                        ApplyError::Refused(DocError(match why {
+                            Unplaceable::TooDeep => {
+                                format!("shared types nest more than {MAX_TYPE_DEPTH} deep")
+                            }
+                            Unplaceable::RestatesWithParent => "a struct restates the start of an \
+                                item the room has and names its parent: send what follows the room's \
+                                clock with that item as its origin"
+                                .to_owned(),
+                        }))
                     })?;
                 Some(measured)
             }
@@ -847,10 +853,8 @@ mod tests {
     fn a_struct_the_room_has_the_start_of_is_measured_where_yrs_links_its_new_part() {
         // E:0 "p" sits in the depth-127 array; "pq" resent from E:0 after an item of root "r", or naming root "r":
         // yrs cuts it at E:1 and links "q" after E:0, in the deep array's list, which deletion walks.
-        for first in [
-            nb(Some((3, 0)), None, C::Str("pq")),
-            it(P::Root("r"), None, C::Str("pq")),
-        ] {
+        {
+            let first = nb(Some((3, 0)), None, C::Str("pq"));
             let mut room = room_with_chain();
             let z = update(&[(3, 0, vec![it(P::Root("r"), None, C::Str("z"))])]);
             offer(&mut room, &z).expect("z");
@@ -860,6 +864,30 @@ mod tests {
             items.extend(maps_under(E, 3, 130));
             assert!(refused(offer(&mut room, &update(&[(E, 0, items)]))));
         }
+    }
+
+    #[test]
+    fn a_struct_the_room_has_the_start_of_may_not_name_its_parent() {
+        // Named into root map "r" at key "k", yrs would link "q" after "p" in the deep array yet make it r's "k":
+        // a later map at r's "k" is then linked into the deep array, 127 levels down, counted as a root's child.
+        let mut room = room_with_chain();
+        let p = update(&[(E, 0, vec![it(P::Id(K, 126), None, C::Str("p"))])]);
+        offer(&mut room, &p).expect("p");
+        for cut in [
+            it(P::Root("r"), Some("k"), C::Str("pq")),
+            it(P::Root("r"), None, C::Str("pq")),
+            it(P::Id(K, 0), Some("k"), C::Str("pq")),
+        ] {
+            let result = offer(&mut room, &update(&[(E, 0, vec![cut])]));
+            assert!(
+                matches!(&result, Err(DocError(e)) if e.contains("restates the start")),
+                "{result:?}"
+            );
+        }
+        // What follows, as Yjs sends it (from the room's clock, after the item it has): taken.
+        let q = update(&[(E, 1, vec![nb(Some((E, 0)), None, C::Str("q"))])]);
+        offer(&mut room, &q).expect("q");
+        assert_eq!(actual_depth(&room), 127);
     }
 
     #[test]
