@@ -99,6 +99,9 @@ pub struct Applied {
     pub waits: Option<Vec<u8>>,
     /// When the update was cut: the part of it given to yrs (`None`: all of it, or none).
     pub given: Option<Vec<u8>>,
+    /// Waiting updates (or parts) this update let continue, as yrs integrated them: news for the room's members,
+    /// who are not sent what waits (it may yet be refused when it continues).
+    pub released: Vec<Vec<u8>>,
 }
 
 impl Applied {
@@ -369,7 +372,7 @@ impl RoomDoc {
     ) -> Result<Applied, ApplyError> {
         // What the waiting updates look at, before: only a change there can let one of them continue.
         let watched = self.watched();
-        let applied = match prepared.split {
+        let mut applied = match prepared.split {
             None => self.integrate(
                 prepared.update,
                 prepared.needs.as_ref(),
@@ -397,7 +400,7 @@ impl RoomDoc {
             }
         };
         if applied.integrated && watched != self.watched() {
-            self.retry_waiting();
+            applied.released = self.retry_waiting();
         }
         Ok(applied)
     }
@@ -423,7 +426,9 @@ impl RoomDoc {
 
     /// Integrates what of the waiting updates now continues (each may let others continue). What was integrated
     /// was logged when it arrived; what yrs refuses then is dropped, as a rebuild drops it too.
-    fn retry_waiting(&mut self) {
+    /// What was integrated, as it was given to yrs.
+    fn retry_waiting(&mut self) -> Vec<Vec<u8>> {
+        let mut released = Vec::new();
         let mut progress = true;
         while progress {
             progress = false;
@@ -454,11 +459,13 @@ impl RoomDoc {
             self.waiting = still;
             for now in ready {
                 progress = true;
-                if self.integrate_part(&now, false).is_err() {
-                    self.dropped += 1;
+                match self.integrate_part(&now, false) {
+                    Ok(_) => released.push(now),
+                    Err(_) => self.dropped += 1,
                 }
             }
         }
+        released
     }
 
     /// [`RoomDoc::integrate`] for a part the order check cut from an update.
@@ -532,6 +539,7 @@ impl RoomDoc {
             deleted_ranges,
             waits: None,
             given: None,
+            released: Vec::new(),
         })
     }
 
@@ -550,7 +558,9 @@ impl RoomDoc {
             .map_err(|e| DocError(format!("state vector does not decode: {}", e.0)))?;
         let sv = StateVector::decode_v1(sv)
             .map_err(|e| DocError(format!("state vector does not decode: {e}")))?;
-        Ok(self.parts_past(&sv).parts())
+        // Not what waits: it may yet be refused when it continues, and a member holding it would then never sync.
+        let Snapshot { doc, pending, .. } = self.parts_past(&sv);
+        Ok(std::iter::once(doc).chain(pending).collect())
     }
 
     /// The whole document as v1 updates, for compaction: what it integrated, what it keeps pending and what waits

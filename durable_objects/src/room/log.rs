@@ -241,7 +241,15 @@ pub fn accept(
         loaded.stats.entries += 1;
         loaded.stats.bytes += part.len() as u64;
     }
-    let relay = logged.into_iter().map(<[u8]>::to_vec).collect();
+    // Relayed: what the room took, without what waits (it may yet be refused when it continues, and a member
+    // holding it would then never sync), with what waited and continues now.
+    let waits = applied.waits.as_ref().map(|w| w.as_ptr());
+    let relay = logged
+        .into_iter()
+        .filter(|part| Some(part.as_ptr()) != waits)
+        .map(<[u8]>::to_vec)
+        .chain(applied.released.iter().cloned())
+        .collect();
     let compacted = policy.due(loaded.stats);
     if compacted {
         compact(loaded, store)?;
@@ -372,6 +380,11 @@ mod tests {
             max_document_bytes: u64::MAX,
             waiting_ttl_ms: u64::MAX,
         }
+    }
+
+    /// [`accept`] with [`rules`] at time 0.
+    fn accept_relaying(loaded: &mut Loaded, store: &mut MemoryStore, bytes: &[u8]) -> Outcome {
+        accept(loaded, store, rules(policy(1_000)), bytes, 0).expect("accepted")
     }
 
     /// [`accept`], for tests that look only at whether it stored.
@@ -890,10 +903,13 @@ mod tests {
             Ok(Accepted::Empty),
             "a copy of what waits"
         );
-        // A newcomer asking now gets what waits too.
+        // A newcomer asking now is not sent what waits (it may yet be refused); it is relayed once it continues.
         let parts = loaded.doc.diff(&[0]).expect("diff");
-        assert!(parts.iter().any(|p| p == &keyed), "{parts:?}");
-        assert_eq!(accept(&mut loaded, &mut store, &typed), stored);
+        assert_eq!(parts, [vec![0, 0]], "an empty document: {parts:?}");
+        let taken = accept_relaying(&mut loaded, &mut store, &typed);
+        assert_eq!(taken.accepted, Accepted::Stored { compacted: false });
+        assert_eq!(taken.relay.len(), 2, "the edit, and what it let continue");
+        assert_eq!(taken.relay[1], keyed);
         let expected = serde_json::json!({ "text": "abc", "m": { "k": "v" } });
         assert_eq!(loaded.doc.to_json(), expected);
         let rebuilt = load(&mut store, 0).expect("reloads");
@@ -1237,10 +1253,10 @@ mod tests {
         );
         let shown = |doc: &Doc| doc.get_or_insert_text("text").get_string(&doc.transact());
         assert_eq!(shown(&member), shown(&writer));
-        // Past the bound on waiting updates, the part that would wait is not kept, nor relayed.
+        // What waits is not relayed; past the bound on waiting updates, the part that would wait is not kept.
         for client in 0..MAX_WAITING as u64 {
             let relay = relayed(&orphan(100 + client));
-            assert_eq!(relay.len(), 1, "an orphan waits and is relayed");
+            assert!(relay.is_empty(), "an orphan waits, unrelayed");
         }
         let more = edit_of(&writer, &|txn| text.insert(txn, 0, "more"));
         let bundled =
@@ -1261,6 +1277,37 @@ mod tests {
             !clients.contains(&1_000),
             "not the dropped part: {clients:?}"
         );
+    }
+
+    #[test]
+    fn a_waiting_chain_refused_when_it_continues_never_reaches_the_members() {
+        // Sent before its first level, a chain past the nesting limit waits; relayed then, members would hold it,
+        // integrate it when the first level came, and be refused on every reconnect once the room dropped it.
+        let (_, updates, _) = nested_maps(200);
+        let rest = yrs::merge_updates_v1(updates[1..].iter().map(Vec::as_slice)).expect("merges");
+        let (_, _, mut store, mut loaded) = writer_and_room();
+        let waits = accept_relaying(&mut loaded, &mut store, &rest);
+        assert_eq!(waits.accepted, Accepted::Stored { compacted: false });
+        assert!(waits.relay.is_empty(), "what waits is not relayed");
+        assert!(loaded
+            .doc
+            .diff(&[0])
+            .expect("diff")
+            .iter()
+            .all(|p| p != &rest));
+        let first = accept_relaying(&mut loaded, &mut store, &updates[0]);
+        assert_eq!(
+            first.relay.len(),
+            1,
+            "the first level alone: {:?}",
+            first.relay.len()
+        );
+        assert_eq!(
+            map_depth(&loaded.doc),
+            1,
+            "the chain was refused when it continued"
+        );
+        assert_eq!(map_depth(&load(&mut store, 0).expect("reloads").doc), 1);
     }
 
     #[test]
@@ -1309,8 +1356,7 @@ mod tests {
         );
         assert_eq!(reloaded.doc.snapshot().waiting.len(), 1);
         // A newcomer is no longer sent what expired.
-        let parts = loaded.doc.diff(&[0]).expect("a diff");
-        assert_eq!(parts.len(), 2, "the document and the one waiting update");
+        assert_eq!(loaded.doc.snapshot().waiting.len(), 1, "one update waits");
         // Past the second one's TTL, from a reload (its arrival was stored), it goes too.
         let mut loaded = reloaded;
         let delete: &[u8] = &[0, 1, 9, 1, 0, 1];
