@@ -152,12 +152,7 @@ impl Depths {
     /// With it, for each struct, whether it is cut by yrs and names a parent at another depth than the list its new
     /// part is linked into (see [`Unplaceable::RestatesWithParent`]).
     fn parent_depths(&self, needs: &Needs, known: &impl Fn(u64) -> u32) -> (Vec<u32>, Vec<bool>) {
-        let runs: HashMap<u64, usize> = needs
-            .runs
-            .iter()
-            .enumerate()
-            .map(|(i, run)| (run.client, i))
-            .collect();
+        let runs = needs.run_of_client();
         // Where each run's structs start in the flat order.
         let mut offsets = Vec::with_capacity(needs.runs.len());
         let mut total = 0;

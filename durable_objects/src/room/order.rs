@@ -124,6 +124,15 @@ impl Needs {
         }
     }
 
+    /// Each client's run, by its index in [`Needs::runs`].
+    pub(crate) fn run_of_client(&self) -> HashMap<u64, usize> {
+        self.runs
+            .iter()
+            .enumerate()
+            .map(|(i, run)| (run.client, i))
+            .collect()
+    }
+
     /// The clients whose clocks decide whether the update continues: its own and those it depends on.
     pub fn clients(&self) -> impl Iterator<Item = u64> + '_ {
         self.runs
@@ -161,12 +170,7 @@ impl Needs {
     /// Structs that only depend on one another (a cycle) are not taken. A run blocked on an id waits for that id's
     /// client to get past it, so each struct is looked at once per id it waits for.
     fn integrable(&self, bound: &[usize], known: &impl Fn(u64) -> u32) -> Vec<usize> {
-        let run_of: HashMap<u64, usize> = self
-            .runs
-            .iter()
-            .enumerate()
-            .map(|(i, run)| (run.client, i))
-            .collect();
+        let run_of = self.run_of_client();
         let mut taken = vec![0; self.runs.len()];
         // The clock each run's client is taken up to: the document's, or the end of its last struct taken.
         let reach = |taken: &[usize], client: u64| -> u32 {
