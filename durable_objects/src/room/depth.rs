@@ -23,6 +23,18 @@ use super::order::{Link, Needs};
 /// stack many times over (the Miniflare tests delete and render one at the limit).
 pub const MAX_TYPE_DEPTH: u32 = 128;
 
+/// Kept for the clocks of collected ranges (GC structs): no list, no parent — yrs links nothing after them.
+const COLLECTED: u32 = u32::MAX;
+
+/// A kept value as a depth: a collected range counts as a root's.
+fn depth_of(kept: u32) -> u32 {
+    if kept == COLLECTED {
+        0
+    } else {
+        kept
+    }
+}
+
 /// Why an update is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unplaceable {
@@ -51,7 +63,8 @@ pub struct Depths {
 pub struct Measured(Vec<(u64, u32, u32, u32)>);
 
 impl Depths {
-    /// The depth of the parent of the item holding `clock`: 0 (a root) for items kept nowhere.
+    /// What is kept for the item holding `clock`: the depth of its parent, [`COLLECTED`], or 0 (a root) for items
+    /// kept nowhere.
     fn parent_depth(&self, client: u64, clock: u32) -> u32 {
         let Some(ranges) = self.clients.get(&client) else {
             return 0;
@@ -99,7 +112,9 @@ impl Depths {
             if limit.is_some_and(|limit| s.creates_type && depth >= limit) {
                 return Err(Unplaceable::TooDeep);
             }
-            if depth > 0 {
+            if s.link == Link::None && !s.skip {
+                new.push((client, from, end, COLLECTED));
+            } else if depth > 0 {
                 new.push((client, from, end, depth));
             }
         }
@@ -213,7 +228,7 @@ impl Depths {
                             State::Visiting => 0,
                             State::Done(depth) => depth,
                         },
-                        None => self.parent_depth(c, k),
+                        None => depth_of(self.parent_depth(c, k)),
                     };
                     depth = depth.max(linked);
                 }
@@ -223,9 +238,12 @@ impl Depths {
                 // Cut by yrs at the document's clock: the new part follows the client's last item there.
                 let have = known(client);
                 if s.clock < have && have < s.clock.saturating_add(s.len) {
+                    // (After a collected range yrs links nothing: the new part is collected too.)
                     let there = self.parent_depth(client, have - 1);
-                    misplaced[j] = matches!(s.link, Link::Root | Link::Parent) && there != depth;
-                    depth = depth.max(there);
+                    misplaced[j] = matches!(s.link, Link::Root | Link::Parent)
+                        && there != COLLECTED
+                        && there != depth;
+                    depth = depth.max(depth_of(there));
                 }
                 state[j] = State::Done(depth);
                 stack.pop();

@@ -901,6 +901,21 @@ mod tests {
     }
 
     #[test]
+    fn a_restated_item_after_a_collected_range_is_taken() {
+        // The room has client 10's first clocks only as a collected range (someone deleted what held them before
+        // their state reached it); 10's whole state, restating a merged text item in a type the room never had
+        // live, is honest (from a review's property test): yrs links nothing after a collected range.
+        let mut room = room_with_chain();
+        offer(
+            &mut room,
+            &update(&[(10, 0, vec![nb(None, None, C::Gc(4))])]),
+        )
+        .expect("collected");
+        let restated = update(&[(10, 3, vec![it(P::Id(10, 2), None, C::Str("txy"))])]);
+        offer(&mut room, &restated).expect("an honest restatement");
+    }
+
+    #[test]
     fn a_waiting_update_yrs_refuses_when_retried_leaves_no_account() {
         let mut room = room_with_chain();
         const Q: u64 = 3;

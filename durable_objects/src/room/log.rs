@@ -148,7 +148,10 @@ pub enum AcceptError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub accepted: Accepted,
+    /// For the other members: what the room took of the update.
     pub relay: Vec<Vec<u8>>,
+    /// For every member, its sender too: waiting updates it let continue (no member was sent them before).
+    pub released: Vec<Vec<u8>>,
 }
 
 /// Validates, applies, stores and (past the policy's threshold) compacts one client update. What is stored is the
@@ -174,6 +177,7 @@ pub fn accept(
     let nothing = Outcome {
         accepted: Accepted::Empty,
         relay: Vec::new(),
+        released: Vec::new(),
     };
     expire(loaded, store, waiting_ttl_ms, now)?;
     let update = CheckedUpdate::decode(bytes).map_err(AcceptError::Invalid)?;
@@ -242,13 +246,12 @@ pub fn accept(
         loaded.stats.bytes += part.len() as u64;
     }
     // Relayed: what the room took, without what waits (it may yet be refused when it continues, and a member
-    // holding it would then never sync), with what waited and continues now.
+    // holding it would then never sync); what waited and continues now goes to everyone.
     let waits = applied.waits.as_ref().map(|w| w.as_ptr());
     let relay = logged
         .into_iter()
         .filter(|part| Some(part.as_ptr()) != waits)
         .map(<[u8]>::to_vec)
-        .chain(applied.released.iter().cloned())
         .collect();
     let compacted = policy.due(loaded.stats);
     if compacted {
@@ -257,6 +260,7 @@ pub fn accept(
     Ok(Outcome {
         accepted: Accepted::Stored { compacted },
         relay,
+        released: std::mem::take(&mut applied.released),
     })
 }
 
@@ -908,8 +912,12 @@ mod tests {
         assert_eq!(parts, [vec![0, 0]], "an empty document: {parts:?}");
         let taken = accept_relaying(&mut loaded, &mut store, &typed);
         assert_eq!(taken.accepted, Accepted::Stored { compacted: false });
-        assert_eq!(taken.relay.len(), 2, "the edit, and what it let continue");
-        assert_eq!(taken.relay[1], keyed);
+        assert_eq!(taken.relay.len(), 1, "the edit");
+        assert_eq!(
+            taken.released,
+            [keyed],
+            "what it let continue, for everyone"
+        );
         let expected = serde_json::json!({ "text": "abc", "m": { "k": "v" } });
         assert_eq!(loaded.doc.to_json(), expected);
         let rebuilt = load(&mut store, 0).expect("reloads");

@@ -626,6 +626,7 @@ impl Room {
                     Ok(Outcome {
                         accepted: Accepted::Stored { .. },
                         relay,
+                        released,
                     }) => {
                         let sockets = self.state.get_websockets();
                         for part in &relay {
@@ -633,6 +634,10 @@ impl Room {
                                 sockets.iter().filter(|w| !same(w, ws)),
                                 &wire::encode_update(part),
                             );
+                        }
+                        // Its sender was not sent these either.
+                        for part in &released {
+                            send_all(sockets.iter(), &wire::encode_update(part));
                         }
                     }
                     Ok(Outcome {
