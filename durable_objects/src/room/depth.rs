@@ -40,12 +40,13 @@ fn depth_of(kept: u32) -> u32 {
 pub enum Unplaceable {
     /// It would nest a shared type past [`MAX_TYPE_DEPTH`].
     TooDeep,
-    /// It restates the start of an item the room has, naming the item's parent (a root or a nested type), goes on
-    /// past it, and the parent it names is at another depth than the client's last item the room has: yrs links
-    /// the new part after that item, in that item's list, yet gives it the parent (and map key) it names — a map
-    /// key then leads into the other list, where later items of that key are linked, unmeasured (a review chained
-    /// 5,000 levels so). An honest restatement (a relay of a client's whole state, whose merged items the room has
-    /// the start of) names the parent that item is in.
+    /// It restates the start of an item the room has, naming the item's parent and a map key, goes on past it,
+    /// and the parent it names is at another depth than the client's last item the room has: yrs links the new
+    /// part after that item, in that item's list, yet records it as the named map's entry for the key — which then
+    /// leads into the other list, where later entries of that key are linked, unmeasured (a review chained 10,000
+    /// levels so). Yjs never merges a map entry with a live one after it, so an honest restatement with a key is a
+    /// run of deleted entries, in the map that item is in. (Without a key, the new part's own depth counts the
+    /// list it is linked into, and nothing else follows it there.)
     RestatesWithParent,
 }
 
@@ -240,9 +241,7 @@ impl Depths {
                 if s.clock < have && have < s.clock.saturating_add(s.len) {
                     // (After a collected range yrs links nothing: the new part is collected too.)
                     let there = self.parent_depth(client, have - 1);
-                    misplaced[j] = matches!(s.link, Link::Root | Link::Parent)
-                        && there != COLLECTED
-                        && there != depth;
+                    misplaced[j] = s.keyed && there != COLLECTED && there != depth;
                     depth = depth.max(depth_of(there));
                 }
                 state[j] = State::Done(depth);

@@ -501,8 +501,8 @@ impl RoomDoc {
                                 format!("shared types nest more than {MAX_TYPE_DEPTH} deep")
                             }
                             Unplaceable::RestatesWithParent => "a struct restates the start of an \
-                                item the room has and names its parent: send what follows the room's \
-                                clock with that item as its origin"
+                                item the room has and names a map key elsewhere: send what follows the \
+                                room's clock with that item as its origin"
                                 .to_owned(),
                         }))
                     })?;
@@ -863,8 +863,10 @@ mod tests {
     fn a_struct_the_room_has_the_start_of_is_measured_where_yrs_links_its_new_part() {
         // E:0 "p" sits in the depth-127 array; "pq" resent from E:0 after an item of root "r", or naming root "r":
         // yrs cuts it at E:1 and links "q" after E:0, in the deep array's list, which deletion walks.
-        {
-            let first = nb(Some((3, 0)), None, C::Str("pq"));
+        for first in [
+            nb(Some((3, 0)), None, C::Str("pq")),
+            it(P::Root("r"), None, C::Str("pq")),
+        ] {
             let mut room = room_with_chain();
             let z = update(&[(3, 0, vec![it(P::Root("r"), None, C::Str("z"))])]);
             offer(&mut room, &z).expect("z");
@@ -877,7 +879,7 @@ mod tests {
     }
 
     #[test]
-    fn a_struct_the_room_has_the_start_of_may_not_name_its_parent() {
+    fn a_struct_the_room_has_the_start_of_may_not_name_another_maps_key() {
         // Named into root map "r" at key "k", yrs would link "q" after "p" in the deep array yet make it r's "k":
         // a later map at r's "k" is then linked into the deep array, 127 levels down, counted as a root's child.
         let mut room = room_with_chain();
@@ -885,7 +887,6 @@ mod tests {
         offer(&mut room, &p).expect("p");
         for cut in [
             it(P::Root("r"), Some("k"), C::Str("pq")),
-            it(P::Root("r"), None, C::Str("pq")),
             it(P::Id(K, 0), Some("k"), C::Str("pq")),
         ] {
             let result = offer(&mut room, &update(&[(E, 0, vec![cut])]));

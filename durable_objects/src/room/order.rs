@@ -24,6 +24,8 @@ pub(crate) struct Struct {
     pub link: Link,
     /// An item whose content is a shared type (a map, array, text or XML node nested in the document).
     pub creates_type: bool,
+    /// It names its parent with a map key.
+    pub keyed: bool,
 }
 
 /// Where a struct's parent type comes from, as Yjs reads it: an item with an origin (or, without one, a right

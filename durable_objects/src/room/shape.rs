@@ -81,6 +81,7 @@ pub fn check_update_needs(bytes: &[u8]) -> Result<(Shape, Needs), Refused> {
                 deps: (deps_from, needs.deps.len()),
                 link,
                 creates_type: block.creates_type,
+                keyed: block.keyed,
             });
             clock = clock
                 .checked_add(block.len)
@@ -115,6 +116,8 @@ struct Block {
     creates_type: bool,
     /// Where its parent comes from.
     link: Link,
+    /// It names a map key (parent sub) of the parent it names.
+    keyed: bool,
 }
 
 /// Checks a v1 state vector: pairs of (client, clock).
@@ -216,6 +219,7 @@ impl Reader<'_> {
                 skip: info == 10,
                 creates_type: false,
                 link: Link::None,
+                keyed: false,
             });
         }
         if info & KIND_BIT_4 != 0 {
@@ -228,6 +232,7 @@ impl Reader<'_> {
             deps.push((self.client()?, self.var32()?));
         }
         let mut link = Link::Neighbour;
+        let mut keyed = false;
         if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
             if self.var32()? == 1 {
                 self.buf()?; // a root type's name
@@ -238,6 +243,7 @@ impl Reader<'_> {
             }
             if info & HAS_PARENT_SUB != 0 {
                 self.buf()?;
+                keyed = true;
             }
         }
         let kind = info & 0x0f;
@@ -246,6 +252,7 @@ impl Reader<'_> {
             skip: false,
             creates_type: kind == 7,
             link,
+            keyed,
         })
     }
 
