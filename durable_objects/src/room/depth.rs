@@ -63,6 +63,13 @@ pub struct Depths {
 #[derive(Debug, Clone, Default)]
 pub struct Measured(Vec<(u64, u32, u32, u32)>);
 
+impl Measured {
+    /// Nothing to keep (the usual update: plain text, or only what the room has).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 impl Depths {
     /// What is kept for the item holding `clock`: the depth of its parent, [`COLLECTED`], or 0 (a root) for items
     /// kept nowhere.

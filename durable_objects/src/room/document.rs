@@ -127,8 +127,10 @@ impl Applied {
 /// An update made ready to apply: cut into what continues from what the document has and what must wait.
 pub struct Prepared {
     update: Update,
-    /// What the update needs, when it goes to yrs whole (`None` too for a stored update today's check refuses).
-    needs: Option<Needs>,
+    /// What the update needs and the document's state vector it was prepared against, when it goes to yrs whole
+    /// (`None` too for a stored update today's check refuses). A prepared update is applied to the document it was
+    /// prepared from, unchanged in between (a compaction changes no clock), so the state is read once.
+    whole: Option<(Needs, StateVector)>,
     split: Option<(Split, Option<Needs>)>,
     /// Bytes of its structs the room has neither integrated nor waiting (see [`Needs::news_bytes`]).
     pub news_bytes: usize,
@@ -268,7 +270,7 @@ impl RoomDoc {
             let needs = super::shape::check_update_needs(snapshot)
                 .ok()
                 .map(|(_, needs)| needs);
-            room.integrate(update, needs.as_ref(), None, false)
+            room.integrate(update, needs.as_ref(), None, None, false)
                 .map_err(DocError::from)?;
         }
         let mut skipped = 0;
@@ -306,7 +308,7 @@ impl RoomDoc {
             return Ok(Prepared {
                 news_bytes: bytes.len(),
                 update,
-                needs: None,
+                whole: None,
                 split: None,
             });
         };
@@ -317,7 +319,7 @@ impl RoomDoc {
         if split.waiting.is_none() {
             return Ok(Prepared {
                 update,
-                needs: Some(needs),
+                whole: Some((needs, state)),
                 split: None,
                 news_bytes,
             });
@@ -333,7 +335,7 @@ impl RoomDoc {
         let waiting_needs = waiting_needs.filter(|_| self.waiting.len() < max_waiting);
         Ok(Prepared {
             update,
-            needs: None,
+            whole: None,
             split: Some((split, waiting_needs)),
             news_bytes,
         })
@@ -373,12 +375,10 @@ impl RoomDoc {
         // What the waiting updates look at, before: only a change there can let one of them continue.
         let watched = self.watched();
         let mut applied = match prepared.split {
-            None => self.integrate(
-                prepared.update,
-                prepared.needs.as_ref(),
-                Some(MAX_TYPE_DEPTH),
-                effect,
-            )?,
+            None => {
+                let (needs, state) = prepared.whole.as_ref().map(|(n, s)| (n, s)).unzip();
+                self.integrate(prepared.update, needs, state, Some(MAX_TYPE_DEPTH), effect)?
+            }
             Some((split, waiting_needs)) => {
                 let mut applied = match split.ready {
                     Some(ready) => {
@@ -475,26 +475,34 @@ impl RoomDoc {
         let needs = super::shape::check_update_needs(bytes)
             .ok()
             .map(|(_, needs)| needs);
-        self.integrate(update, needs.as_ref(), Some(MAX_TYPE_DEPTH), effect)
+        self.integrate(update, needs.as_ref(), None, Some(MAX_TYPE_DEPTH), effect)
     }
 
     /// Applies an update to the yrs document in one transaction — unless, by its `needs`, it would nest a shared
-    /// type deeper than `max_depth` (see [`super::depth`]); with `effect`, encodes what it changed when that holds
-    /// all of it (see [`Applied::effect`]).
+    /// type deeper than `max_depth` (see [`super::depth`]); `state`: the document's state vector, when the caller
+    /// has it; with `effect`, encodes what it changed when that holds all of it (see [`Applied::effect`]).
     fn integrate(
         &mut self,
         update: Update,
         needs: Option<&Needs>,
+        state: Option<&StateVector>,
         max_depth: Option<u32>,
         effect: bool,
     ) -> Result<Applied, ApplyError> {
         let mut txn = self.doc.transact_mut();
         let measured = match needs {
             Some(needs) => {
-                let state = txn.state_vector();
+                let read;
+                let state = match state {
+                    Some(state) => state,
+                    None => {
+                        read = txn.state_vector();
+                        &read
+                    }
+                };
                 let measured = self
                     .depths
-                    .measure(needs, clock_of(&state), max_depth)
+                    .measure(needs, clock_of(state), max_depth)
                     .map_err(|why| {
                         ApplyError::Refused(DocError(match why {
                             Unplaceable::TooDeep => {
@@ -513,7 +521,7 @@ impl RoomDoc {
         let pending_before = pending(&txn);
         txn.apply_update(update)
             .map_err(|e| ApplyError::Failed(DocError(format!("update does not apply: {e}"))))?;
-        if let Some(measured) = measured {
+        if let Some(measured) = measured.filter(|m| !m.is_empty()) {
             // Kept for what yrs integrated, now that it did.
             let inserted: Vec<(u64, u32, u32)> = txn
                 .insert_set()
