@@ -115,12 +115,19 @@ impl Applied {
     /// (the update as sent, or the part of it that continued) and what now waits. Never a part the room did not
     /// keep, which a reload would otherwise bring back.
     pub fn to_log<'a>(&'a self, sent: &'a [u8]) -> Vec<&'a [u8]> {
-        let head = if (self.integrated || self.pending_changed) && self.effect.is_none() {
+        self.taken(sent)
+            .into_iter()
+            .chain(self.waits.as_deref())
+            .collect()
+    }
+
+    /// What [`to_log`](Self::to_log) logs of what the document took (`None`: nothing), without what waits.
+    pub fn taken<'a>(&'a self, sent: &'a [u8]) -> Option<&'a [u8]> {
+        if (self.integrated || self.pending_changed) && self.effect.is_none() {
             Some(self.given.as_deref().unwrap_or(sent))
         } else {
             self.effect.as_deref()
-        };
-        head.into_iter().chain(self.waits.as_deref()).collect()
+        }
     }
 }
 

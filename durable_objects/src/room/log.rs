@@ -233,26 +233,22 @@ pub fn accept(
         }
     }
     // Its effect and what of it waits (the usual case), else what yrs was given and what waits.
-    let logged = applied.to_log(bytes);
-    for part in &logged {
-        let waits = applied.waits.as_ref().map(|w| w.as_ptr());
-        if waits == Some(part.as_ptr()) {
-            store.append_waiting(part, now)
-        } else {
-            store.append(part)
-        }
-        .map_err(AcceptError::Store)?;
+    let taken = applied.taken(bytes);
+    if let Some(part) = taken {
+        store.append(part).map_err(AcceptError::Store)?;
+    }
+    if let Some(part) = &applied.waits {
+        store
+            .append_waiting(part, now)
+            .map_err(AcceptError::Store)?;
+    }
+    for part in applied.to_log(bytes) {
         loaded.stats.entries += 1;
         loaded.stats.bytes += part.len() as u64;
     }
-    // Relayed: what the room took, without what waits (it may yet be refused when it continues, and a member
-    // holding it would then never sync); what waited and continues now goes to everyone.
-    let waits = applied.waits.as_ref().map(|w| w.as_ptr());
-    let relay = logged
-        .into_iter()
-        .filter(|part| Some(part.as_ptr()) != waits)
-        .map(<[u8]>::to_vec)
-        .collect();
+    // Relayed: what the room took, not what waits (it may yet be refused when it continues, and a member holding it
+    // would then never sync); what waited and continues now goes to everyone.
+    let relay = taken.map(<[u8]>::to_vec).into_iter().collect();
     let compacted = policy.due(loaded.stats);
     if compacted {
         compact(loaded, store)?;
