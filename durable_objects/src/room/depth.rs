@@ -394,7 +394,6 @@ mod tests {
     fn a_chain_built_by_two_clients_in_one_update_is_measured_across_them() {
         // Levels alternate between two clients, each syncing the other first; sent as one merged update, each
         // level's parent is in the other client's run of the same update.
-        let docs = [Doc::with_client_id(3), Doc::with_client_id(4)];
         let chain = |levels: usize| -> Vec<u8> {
             let docs = [Doc::with_client_id(3), Doc::with_client_id(4)];
             let mut updates = Vec::new();
@@ -421,7 +420,6 @@ mod tests {
             }
             yrs::merge_updates_v1(updates).expect("merges")
         };
-        drop(docs);
         let mut room = Room::default();
         room.offer(&chain(MAX_TYPE_DEPTH as usize), Some(MAX_TYPE_DEPTH))
             .expect("the limit is allowed");
