@@ -275,6 +275,7 @@ impl Config {
         for (key, name) in [
             ("SESSION_LOGIN_IP_POLICY", &session.login_ip_policy),
             ("SESSION_LOGIN_EMAIL_POLICY", &session.login_email_policy),
+            ("SESSION_LOGIN_DEVICE_POLICY", &session.login_device_policy),
             ("ROOMS_TICKET_POLICY", &rooms_ticket_policy),
         ] {
             if ratelimit.get(name).is_none() {
@@ -338,7 +339,7 @@ mod tests {
         let login = json!({"limit": 10, "window": 60, "key": "ip"});
         let mut map: HashMap<&'static str, Value> = HashMap::from([(
             "RATE_LIMIT_POLICIES",
-            json!({"login-ip": login, "login-email": login, "rooms-ticket": login}),
+            json!({"login-ip": login, "login-email": login, "login-device": login, "rooms-ticket": login}),
         )]);
         map.extend(pairs.iter().cloned());
         map

@@ -468,6 +468,102 @@ test("the signing key is configuration: invalid refuses to start, unset refuses 
   await expectError(await unset.fetch("/auth/login", json({ email: BOB.email, password: BOB.password })), 500, "internal_error", "no key");
 });
 
+test("a browser that signed in keeps its own login limit while others exhaust the email's (trusted-device cookies)", async (t) => {
+  const limited = await startWorker({
+    vars: {
+      AUTH_SIGNING_KEY: JSON.stringify(KEY),
+      RATE_LIMIT_POLICIES: {
+        "login-ip": { limit: 100, window: 60, key: "ip" },
+        "login-email": { limit: 3, window: 60, key: "user" },
+        "login-device": { limit: 2, window: 60, key: "user" },
+      },
+    },
+  });
+  t.after(() => limited.stop());
+  await seed({ CONFIG_KV: await limited.mf.getKVNamespace("CONFIG_KV"), DB: await limited.mf.getD1Database("DB") });
+  const attempt = (email, password, device) =>
+    limited.fetch("/auth/login", {
+      ...json({ email, password }),
+      headers: { "content-type": "application/json", ...(device && { cookie: `edgekit_session_device=${device}` }) },
+    });
+  /** The device cookie a successful login set, its attributes checked. */
+  const deviceOf = async (response, what) => {
+    assert.equal(response.status, 200, what);
+    await response.arrayBuffer();
+    const set = response.headers.getSetCookie().find((c) => c.startsWith("edgekit_session_device="));
+    assert.ok(set, `${what}: a device cookie`);
+    for (const attribute of ["Path=/auth/login", "HttpOnly", "Secure", "SameSite=Strict", `Max-Age=${180 * 86_400}`]) {
+      assert.ok(set.split("; ").includes(attribute), `${what}: ${attribute} in ${set}`);
+    }
+    assert.match(cookieOf(response) ?? "", /^[A-Za-z0-9_-]{43}$/, `${what}: the session cookie still set`);
+    return /^edgekit_session_device=([^;]+)/.exec(set)[1];
+  };
+  /** A refusal naming the policy that refused. */
+  const refused = async (response, policy, what) => {
+    assert.equal(response.headers.get("ratelimit-policy")?.includes(`"${policy}"`), true, `${what}: ${policy} listed`);
+    const body = await response.clone().json();
+    assert.match(body.error?.message ?? "", new RegExp(`\`${policy}\``), `${what}: refused by ${policy}`);
+    await expectError(response, 429, "rate_limited", what);
+  };
+
+  // Bob signs in once on his browser (counted against his email: 1 of 3) and Alice on hers.
+  const bobs = await deviceOf(await attempt(BOB.email, BOB.password), "bob signs in");
+  const alices = await deviceOf(await attempt(ALICE.email, ALICE.password), "alice signs in");
+  // Someone else fails on Bob's email until its limit is spent: Bob's right password from anywhere new is refused.
+  for (const n of [1, 2]) await expectError(await attempt(BOB.email, `guess ${n}`), 401, "invalid_credentials", `guess ${n}`);
+  await refused(await attempt(BOB.email, "guess 3"), "login-email", "guess 3 over the email limit");
+  await refused(await attempt(BOB.email, BOB.password), "login-email", "bob on a new browser");
+  // Guesses carrying no valid device cookie for Bob count against his email, like any other.
+  const [id, tag] = bobs.split(".");
+  const flipped = Buffer.from(tag, "base64url");
+  flipped[0] ^= 1;
+  for (const [what, device] of [
+    ["a forged tag", `${id}.${flipped.toString("base64url")}`],
+    ["Alice's device cookie", alices],
+    ["garbage", "' OR 1=1 --"],
+    ["an id alone", id],
+  ]) {
+    await refused(await attempt(BOB.email, BOB.password, device), "login-email", what);
+  }
+  // From his own browser Bob signs in, limited per device, and gets a fresh cookie.
+  const signedIn = await attempt(BOB.email, BOB.password, bobs);
+  assert.equal(signedIn.headers.get("ratelimit-policy"), '"login-ip";q=100;w=60, "login-device";q=2;w=60', "the device's limit applies");
+  const renewed = await deviceOf(signedIn, "bob on his browser");
+  assert.notEqual(renewed, bobs, "a fresh device id");
+  // A device has its own limit: two wrong attempts spend the renewed cookie's, not the other cookie's.
+  for (const n of [1, 2]) await expectError(await attempt(BOB.email, `typo ${n}`, renewed), 401, "invalid_credentials", `typo ${n}`);
+  await refused(await attempt(BOB.email, BOB.password, renewed), "login-device", "over the device limit");
+  await deviceOf(await attempt(BOB.email, BOB.password, bobs), "the first cookie's limit is its own");
+  // Alice's email was never touched: her cookie is hers.
+  await deviceOf(await attempt(ALICE.email, ALICE.password, alices), "alice on her browser");
+});
+
+test("with SESSION_DEVICE_TTL_SECS = 0 no device cookie is set or honoured", async (t) => {
+  const off = await startWorker({
+    vars: {
+      AUTH_SIGNING_KEY: JSON.stringify(KEY),
+      SESSION_DEVICE_TTL_SECS: 0,
+      RATE_LIMIT_POLICIES: { "login-email": { limit: 1, window: 60, key: "user" } },
+    },
+  });
+  t.after(() => off.stop());
+  await seed({ CONFIG_KV: await off.mf.getKVNamespace("CONFIG_KV"), DB: await off.mf.getD1Database("DB") });
+  const first = await off.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
+  assert.equal(first.status, 200);
+  await first.arrayBuffer();
+  assert.deepEqual(first.headers.getSetCookie().map((c) => c.split("=")[0]), ["edgekit_session"], "only the session cookie");
+  // A cookie the main worker (same signing key, device cookies on) issued is not honoured here.
+  const issued = await login(BOB.email, BOB.password);
+  await issued.arrayBuffer();
+  const device = /^edgekit_session_device=([^;]+)/.exec(issued.headers.getSetCookie().find((c) => c.startsWith("edgekit_session_device=")) ?? "")?.[1];
+  assert.ok(device, "the main worker issues device cookies");
+  const second = await off.fetch("/auth/login", {
+    ...json({ email: BOB.email, password: BOB.password }),
+    headers: { "content-type": "application/json", cookie: `edgekit_session_device=${device}` },
+  });
+  await expectError(second, 429, "rate_limited", "counted per email");
+});
+
 test("login attempts are limited per IP and per email, the same for known and unknown emails", async (t) => {
   const limited = await startWorker({
     vars: {

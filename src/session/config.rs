@@ -1,9 +1,11 @@
 //! The sessions section of the configuration: lifetimes, the KV cache window, the cookie, the password KDF cost,
-//! the login rate-limit policies and the access-token signing key (secret `AUTH_SIGNING_KEY`, a private Ed25519 JWK).
+//! the login rate-limit policies, trusted-device cookies and the access-token signing key (secret
+//! `AUTH_SIGNING_KEY`, a private Ed25519 JWK).
 
 use std::fmt;
 
 use crate::config::{ConfigError, Vars};
+use crate::session::device::DeviceKey;
 
 /// The Ed25519 private JWK that signs access tokens, with its `kid`. Debug never prints the key.
 #[derive(Clone, PartialEq, Eq)]
@@ -44,6 +46,15 @@ pub struct SessionConfig {
     /// `SESSION_LOGIN_IP_POLICY` / `SESSION_LOGIN_EMAIL_POLICY`: rate-limit policy names for login attempts.
     pub login_ip_policy: String,
     pub login_email_policy: String,
+    /// `SESSION_LOGIN_DEVICE_POLICY`: the rate-limit policy for attempts from a browser holding a device cookie for
+    /// the email it tries (see `device`): counted per device instead of per email.
+    pub login_device_policy: String,
+    /// `SESSION_DEVICE_TTL_SECS`: how long a device cookie lasts (renewed by each login); 0 issues none and honours
+    /// none, so every attempt counts per email.
+    pub device_ttl_secs: u64,
+    /// The key device cookies are signed with, derived from `AUTH_SIGNING_KEY` once per isolate; none without that
+    /// key or with `SESSION_DEVICE_TTL_SECS = 0`.
+    pub device_key: Option<DeviceKey>,
     /// `SESSION_TRUSTED_ORIGINS`: origins besides the Worker's own whose pages may log in and send state-changing
     /// requests with the session cookie (a front end on a sibling subdomain, say); see `origin_check`.
     pub trusted_origins: Vec<String>,
@@ -73,8 +84,16 @@ impl SessionConfig {
                 "must be letters, digits, '_' or '-'",
             ));
         }
+        let signing_key = parse_signing_key(vars)?;
+        // Browsers keep a cookie at most 400 days (RFC 6265bis), so a longer setting would not be honoured.
+        let device_ttl_secs =
+            vars.u64_in("SESSION_DEVICE_TTL_SECS", 180 * 86_400, 0, 400 * 86_400)?;
+        let device_key = signing_key
+            .as_ref()
+            .filter(|_| device_ttl_secs > 0)
+            .map(|key| DeviceKey::derive(&key.json));
         Ok(Self {
-            signing_key: parse_signing_key(vars)?,
+            signing_key,
             access_ttl_secs: vars.u64_in("AUTH_ACCESS_TTL_SECS", 300, 10, 3600)?,
             idle_secs,
             max_secs,
@@ -90,6 +109,9 @@ impl SessionConfig {
             )? as u32,
             login_ip_policy: vars.string_or("SESSION_LOGIN_IP_POLICY", "login-ip")?,
             login_email_policy: vars.string_or("SESSION_LOGIN_EMAIL_POLICY", "login-email")?,
+            login_device_policy: vars.string_or("SESSION_LOGIN_DEVICE_POLICY", "login-device")?,
+            device_ttl_secs,
+            device_key,
             trusted_origins: parse_trusted_origins(vars)?,
         })
     }
@@ -151,6 +173,8 @@ mod tests {
             ("SESSION_REUSE_GRACE_SECS", json!(7200), "between"),
             ("SESSION_COOKIE_NAME", json!("a b"), "letters"),
             ("SESSION_MAX_SECS", json!(120), "at least"),
+            ("SESSION_DEVICE_TTL_SECS", json!(401 * 86_400), "between"),
+            ("SESSION_DEVICE_TTL_SECS", json!("a year"), "whole number"),
             (
                 "SESSION_TRUSTED_ORIGINS",
                 json!(["https://a.example", "https://b.example/"]),
@@ -186,5 +210,27 @@ mod tests {
         let key = config.signing_key.expect("set");
         assert_eq!(key.kid, "k1");
         assert!(!format!("{key:?}").contains(jwk["d"].as_str().expect("d")));
+    }
+
+    #[test]
+    fn device_cookies_are_keyed_from_the_signing_key_unless_turned_off() {
+        let jwk = crate::session::jwt::tests::test_jwk("k1").to_string();
+        let on = parse(&[("AUTH_SIGNING_KEY", json!(jwk))]).expect("valid");
+        assert_eq!(on.device_ttl_secs, 180 * 86_400);
+        assert_eq!(on.login_device_policy, "login-device");
+        let key = on.device_key.expect("derived");
+        let value = key.issue(&[1; crate::session::device::ID_BYTES], "bob@example.com");
+        assert!(key.verify(&value, "bob@example.com").is_some());
+        let off = parse(&[
+            ("AUTH_SIGNING_KEY", json!(jwk)),
+            ("SESSION_DEVICE_TTL_SECS", json!(0)),
+        ])
+        .expect("valid");
+        assert_eq!(off.device_key, None, "turned off");
+        assert_eq!(
+            parse(&[]).expect("valid").device_key,
+            None,
+            "no signing key"
+        );
     }
 }

@@ -4,11 +4,14 @@
 //!
 //! Pure modules: `config` (settings), `credentials` (login body rules), `password` (PBKDF2 hash format and
 //! comparison), `token` (session tokens, their stored ids, cookies), `record` (expiry, sliding, cache freshness),
-//! `jwt` (access tokens), `bookmark` (the `x-d1-bookmark` header), `origin_check` (cross-origin protection). `handler` is the runtime side.
+//! `jwt` (access tokens), `bookmark` (the `x-d1-bookmark` header), `origin_check` (cross-origin protection), `device`
+//! (trusted-device cookies, which keep the per-email login limit from locking owners out). `handler` is the runtime
+//! side.
 
 pub mod bookmark;
 pub mod config;
 pub mod credentials;
+pub mod device;
 pub mod jwt;
 pub mod origin_check;
 pub mod password;

@@ -27,18 +27,19 @@ pub enum CookieToken {
 
 /// Reads the session cookie named `name` from a `Cookie` header.
 pub fn read_cookie(header: Option<&str>, name: &str) -> CookieToken {
-    let Some(header) = header else {
-        return CookieToken::Missing;
-    };
-    let value = header.split(';').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k.trim() == name).then(|| v.trim())
-    });
-    match value {
+    match cookie_value(header, name) {
         None => CookieToken::Missing,
         Some(v) if is_token(v) => CookieToken::Token(v.to_owned()),
         Some(_) => CookieToken::Garbled,
     }
+}
+
+/// The value of the first cookie named `name` in a `Cookie` header, trimmed.
+pub fn cookie_value<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
+    header?.split(';').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k.trim() == name).then(|| v.trim())
+    })
 }
 
 fn is_token(value: &str) -> bool {

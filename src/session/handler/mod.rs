@@ -13,7 +13,7 @@ use worker::Response;
 
 use self::store::{NewSession, Store};
 use crate::entry::body::{drain, read_json};
-use crate::entry::respond::{json, with_header};
+use crate::entry::respond::{json, with_appended_header, with_header};
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::gateway::request_url::RequestUrl;
@@ -26,7 +26,7 @@ use crate::session::record::{
     decide_cached, expiry, CacheDecision, CacheEntry, SessionRecord, Status,
 };
 use crate::session::token::{self, CookieToken};
-use crate::session::{bookmark, jwt, SessionUser};
+use crate::session::{bookmark, device, jwt, SessionUser};
 
 /// Longest user agent stored with a session.
 const MAX_USER_AGENT: usize = 256;
@@ -293,7 +293,8 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     let config = &call.isolate.config.session;
     // A login from another site's page would sign the browser in to the account that page chose. Per client IP
     // before any work; per email (as a hash: no addresses in limiter state) once it is parsed. Refused before its
-    // body is read, the body is drained so the client sees the answer rather than a reset connection.
+    // body is read, the body is drained so the client sees the answer rather than a reset connection. A browser
+    // holding a device cookie for the email it tries is limited per device instead (see `device`).
     let admitted = match refuse_cross_origin(&call) {
         Ok(()) => ratelimit::limit(&call, &config.login_ip_policy, None, "/auth/login").await,
         Err(refused) => Err(refused),
@@ -309,8 +310,24 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     let object: serde_json::Map<String, serde_json::Value> = read_json(&mut call.req, max).await?;
     let body = LoginBody::from_object(object)?;
     let credentials = Credentials::parse(body)?;
-    let email_key = format!("email:{}", token::sha256_hex(&credentials.email));
-    let email_limit = ratelimit::enforce(&call, &config.login_email_policy, &email_key).await?;
+    let device = config.device_key.as_ref().and_then(|key| {
+        let cookies = call.req.headers().get("cookie").ok().flatten();
+        let name = device::cookie_name(&config.cookie_name);
+        key.verify(
+            token::cookie_value(cookies.as_deref(), &name)?,
+            &credentials.email,
+        )
+    });
+    let account_limit = match device {
+        Some(id) => {
+            let device_key = format!("device:{id}");
+            ratelimit::enforce(&call, &config.login_device_policy, &device_key).await?
+        }
+        None => {
+            let email_key = format!("email:{}", token::sha256_hex(&credentials.email));
+            ratelimit::enforce(&call, &config.login_email_policy, &email_key).await?
+        }
+    };
 
     let store = Store::open(&call, false)?;
     let user = store.user_by_email(&credentials.email).await?;
@@ -381,8 +398,17 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
             config.cache_secs,
         )
         .await?;
-    let response = issued(&call, &token, &record, now)?;
-    let limited = RateLimitHeaders::apply_all(&[&ip_limit, &email_limit], response);
+    let mut response = issued(&call, &token, &record, now)?;
+    if let Some(key) = &config.device_key {
+        // A fresh device id at each login: the cookie lives SESSION_DEVICE_TTL_SECS from the last one.
+        let mut id = [0u8; device::ID_BYTES];
+        getrandom::getrandom(&mut id).or_internal("reading random bytes for a device id")?;
+        let name = device::cookie_name(&config.cookie_name);
+        let value = key.issue(&id, &credentials.email);
+        let set = device::set_cookie(&name, &value, config.device_ttl_secs);
+        response = with_appended_header(response, "set-cookie", &set);
+    }
+    let limited = RateLimitHeaders::apply_all(&[&ip_limit, &account_limit], response);
     Ok(finish(limited, &store))
 }
 
