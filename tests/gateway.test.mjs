@@ -48,6 +48,8 @@ function routes() {
     { name: "either", path: "/gw/either", upstream: up, auth: "jwt_or_session" },
     { name: "limited", path: "/gw/limited", upstream: up, auth: "jwt", rate_limit: "gw-user" },
     { name: "limited-open", path: "/gw/limited-open", upstream: up, auth: "jwt", rate_limit: "gw-user-open" },
+    // A limit per API key alone is escaped by presenting a new key each time; with a per-IP limit beside it, not.
+    { name: "keyed", path: "/gw/keyed", upstream: up, rate_limit: ["gw-key", "gw-ip"] },
   ];
 }
 
@@ -63,6 +65,8 @@ before(async () => {
       RATE_LIMIT_POLICIES: {
         "gw-user": { limit: 3, window: 60, key: "user", shards: 2, failure: "closed" },
         "gw-user-open": { limit: 3, window: 60, key: "user", shards: 2, failure: "open" },
+        "gw-key": { limit: 2, window: 60, key: "api_key" },
+        "gw-ip": { limit: 4, window: 60, key: "ip" },
       },
       AUTH_SIGNING_KEY: JSON.stringify(SESSION_KEY),
       GATEWAY_WAF: { max_body_bytes: MAX_BODY_BYTES },
@@ -428,6 +432,47 @@ describe("route table and proxy", () => {
       await r.arrayBuffer();
     }
     assert.deepEqual(longStatuses, [200, 200, 200, 429, 429]);
+    origin.reset();
+  });
+
+  test("a route naming several rate limits applies them all: new API keys do not escape the per-IP limit", async () => {
+    origin.reset();
+    const ask = (key, ip) => worker.fetch("/gw/keyed", { headers: { "x-api-key": key, "cf-connecting-ip": ip } });
+    const policies = '"gw-key";q=2;w=60, "gw-ip";q=4;w=60';
+    // One key is limited by its own policy first (2), and the refusal names it.
+    const seen = [];
+    for (const i of [1, 2, 3]) {
+      const r = await ask("key-a", "192.0.2.1");
+      seen.push(r.status);
+      if (r.status === 200) {
+        assert.equal(r.headers.get("ratelimit-policy"), policies, `key-a #${i}: both policies listed`);
+        assert.match(r.headers.get("ratelimit"), new RegExp(`^"gw-key";r=${2 - i};t=\\d+, "gw-ip";r=${4 - i};t=\\d+$`), `key-a #${i}`);
+      } else {
+        const body = await r.clone().json();
+        assert.equal(body.error.code, "rate_limited");
+        assert.match(body.error.message, /`gw-key`/, "the key's limit refused it");
+      }
+      await r.arrayBuffer();
+    }
+    assert.deepEqual(seen, [200, 200, 429]);
+    // A fresh key per request from the same address: the per-IP limit (4; two used above — the request the key's
+    // limit refused is not counted by the policy after it) refuses the third.
+    const rotated = [];
+    for (const key of ["key-b", "key-c", "key-d"]) {
+      const r = await ask(key, "192.0.2.1");
+      rotated.push(r.status);
+      if (r.status === 429) assert.match((await r.clone().json()).error.message, /`gw-ip`/, `${key}: the IP's limit refused it`);
+      await r.arrayBuffer();
+    }
+    assert.deepEqual(rotated, [200, 200, 429]);
+    assert.equal(origin.requests.filter((r) => r.path === "/gw/keyed").length, 4, "refused requests never reach the origin");
+    // Another address with a fresh key still passes; without a key, the key's policy answers 401 first.
+    const other = await ask("key-e", "192.0.2.2");
+    assert.equal(other.status, 200, "another address");
+    await other.arrayBuffer();
+    const keyless = await worker.fetch("/gw/keyed", { headers: { "cf-connecting-ip": "192.0.2.3" } });
+    assert.equal(keyless.status, 401);
+    assert.equal((await keyless.json()).error.code, "api_key_required");
     origin.reset();
   });
 });

@@ -31,6 +31,7 @@ use crate::entry::body::{read_or_pass, Prefix};
 use crate::entry::coalesce::{self, InFlight, Lead};
 use crate::entry::{header_list, respond, Call};
 use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::ratelimit::headers::RateLimitHeaders;
 use crate::{ratelimit, session};
 
 /// Prefix of the KV keys that record when a cache tag was last purged (value: milliseconds since the epoch).
@@ -115,19 +116,14 @@ async fn proxy_route(
             ));
         }
     }
-    // Rate limit: after authentication, so `user`/`route_user` policies key on the verified identity.
-    let limited = match &route.rate_limit {
-        Some(policy) => Some(
-            ratelimit::handler::limit(
-                call,
-                policy,
-                identity.as_ref().map(|u| u.sub.as_str()),
-                &route.path,
-            )
-            .await?,
-        ),
-        None => None,
-    };
+    // Rate limits: after authentication, so `user`/`route_user` policies key on the verified identity. A route's
+    // policies are asked in the configured order; the first refusal answers, and the policies after it do not
+    // count the request.
+    let user = identity.as_ref().map(|u| u.sub.as_str());
+    let mut limited = Vec::with_capacity(route.rate_limits.len());
+    for policy in &route.rate_limits {
+        limited.push(ratelimit::handler::limit(call, policy, user, &route.path).await?);
+    }
     let response = forward(
         call,
         route,
@@ -139,9 +135,10 @@ async fn proxy_route(
         incoming,
     )
     .await?;
-    Ok(match limited {
-        Some(headers) => headers.apply(response),
-        None => response,
+    Ok(if limited.is_empty() {
+        response
+    } else {
+        RateLimitHeaders::apply_all(&limited.iter().collect::<Vec<_>>(), response)
     })
 }
 

@@ -36,13 +36,28 @@ struct RawRoute {
     auth: AuthPolicy,
     #[serde(default)]
     permissions: Vec<String>,
-    rate_limit: Option<String>,
+    rate_limit: Option<PolicyNames>,
     cache: Option<String>,
     #[serde(default = "default_timeout")]
     timeout_ms: u64,
     #[serde(default)]
     retries: u32,
 }
+
+/// `rate_limit`: one policy name, or a list of them that all apply (say a per-key policy with a per-IP one, so
+/// that presenting a new API key each time does not escape the limit).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "rate_limit: a policy name or a list of policy names"
+)]
+enum PolicyNames {
+    One(String),
+    All(Vec<String>),
+}
+
+/// Most rate-limit policies one route may name: each is a limiter call per request.
+pub const MAX_ROUTE_RATE_LIMITS: usize = 4;
 
 fn default_methods() -> Vec<String> {
     vec!["GET".to_owned()]
@@ -73,7 +88,8 @@ pub struct Route {
     pub strip_prefix: Option<String>,
     pub auth: AuthPolicy,
     pub permissions: Vec<String>,
-    pub rate_limit: Option<String>,
+    /// Rate-limit policies that all apply, in the order configured (none: unlimited).
+    pub rate_limits: Vec<String>,
     pub cache: Option<String>,
     pub timeout_ms: u64,
     pub retries: u32,
@@ -252,6 +268,35 @@ fn match_segments(pattern: &[Segment], parts: &[&str]) -> Option<HashMap<String,
     Some(params)
 }
 
+/// A route's rate-limit policies: defined (when `known` is given), distinct, at most [`MAX_ROUTE_RATE_LIMITS`].
+fn rate_limits(
+    names: Option<PolicyNames>,
+    known: Option<&[String]>,
+) -> Result<Vec<String>, String> {
+    let names = match names {
+        None => return Ok(Vec::new()),
+        Some(PolicyNames::One(name)) => vec![name],
+        Some(PolicyNames::All(names)) => names,
+    };
+    if names.is_empty() || names.len() > MAX_ROUTE_RATE_LIMITS {
+        return Err(format!(
+            "rate_limit must be a policy name or a list of 1 to {MAX_ROUTE_RATE_LIMITS}"
+        ));
+    }
+    for (i, name) in names.iter().enumerate() {
+        if name.is_empty() {
+            return Err("rate_limit must be a policy name".to_owned());
+        }
+        if names[..i].contains(name) {
+            return Err(format!("rate-limit policy {name:?} is named twice"));
+        }
+        if known.is_some_and(|known| !known.contains(name)) {
+            return Err(format!("rate-limit policy {name:?} is not defined"));
+        }
+    }
+    Ok(names)
+}
+
 fn validate(
     raw: RawRoute,
     index: usize,
@@ -316,14 +361,7 @@ fn validate(
             ));
         }
     }
-    if let (Some(name), Some(known)) = (&raw.rate_limit, rate_limit_policies) {
-        if !known.contains(name) {
-            return Err(format!("rate-limit policy {name:?} is not defined"));
-        }
-    }
-    if raw.rate_limit.as_deref().is_some_and(str::is_empty) {
-        return Err("rate_limit must be a policy name".to_owned());
-    }
+    let rate_limits = rate_limits(raw.rate_limit, rate_limit_policies)?;
     if !(1..=120_000).contains(&raw.timeout_ms) {
         return Err(format!(
             "timeout_ms must be 1..=120000, got {}",
@@ -342,7 +380,7 @@ fn validate(
         strip_prefix: raw.strip_prefix.map(|p| p.trim_end_matches('/').to_owned()),
         auth: raw.auth,
         permissions: raw.permissions,
-        rate_limit: raw.rate_limit,
+        rate_limits,
         cache: raw.cache,
         timeout_ms: raw.timeout_ms,
         retries: raw.retries,
@@ -526,5 +564,44 @@ mod tests {
             .expect_err("unknown policy");
         assert!(error.contains("rate-limit policy \"burst\""), "{error}");
         assert!(RouteTable::parse(&value, &CachePolicies::default(), None).is_ok());
+    }
+
+    #[test]
+    fn a_route_may_name_several_rate_limits_that_all_apply() {
+        let known: Vec<String> = ["api", "per-ip", "a", "b", "c"].map(str::to_owned).to_vec();
+        let parse = |rate_limit: serde_json::Value| {
+            let value = json!([{"path": "/a", "upstream": "http://a", "rate_limit": rate_limit}]);
+            RouteTable::parse(&value, &CachePolicies::default(), Some(&known))
+                .map(|table| table.routes[0].rate_limits.clone())
+        };
+        assert_eq!(parse(json!("api")), Ok(vec!["api".to_owned()]));
+        assert_eq!(
+            parse(json!(["api", "per-ip"])),
+            Ok(vec!["api".to_owned(), "per-ip".to_owned()])
+        );
+        let none = json!([{"path": "/a", "upstream": "http://a"}]);
+        let table = RouteTable::parse(&none, &CachePolicies::default(), Some(&known));
+        assert_eq!(table.map(|t| t.routes[0].rate_limits.is_empty()), Ok(true));
+        for (bad, expected) in [
+            (json!([]), "a list of 1 to 4"),
+            (json!(["api", "per-ip", "a", "b", "c"]), "a list of 1 to 4"),
+            (json!(["api", "api"]), "\"api\" is named twice"),
+            (json!(["api", "burst"]), "\"burst\" is not defined"),
+            (json!(["api", ""]), "must be a policy name"),
+            (json!(""), "must be a policy name"),
+            (json!(5), "a policy name or a list of policy names"),
+            (json!(["api", 5]), "a policy name or a list of policy names"),
+            (
+                json!({"name": "api"}),
+                "a policy name or a list of policy names",
+            ),
+        ] {
+            let error = parse(bad.clone()).expect_err("refused");
+            assert!(error.contains(expected), "{bad}: {error}");
+            assert!(
+                error.starts_with("route 0"),
+                "{bad}: names the route: {error}"
+            );
+        }
     }
 }
