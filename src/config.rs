@@ -270,7 +270,16 @@ impl Config {
         // The gateway's routes and the login limits name rate-limit policies, so that section is parsed first.
         let ratelimit = crate::ratelimit::policy::RateLimitConfig::parse(&vars)?;
         let policy_names: Vec<String> = ratelimit.names().map(str::to_owned).collect();
-        let session = crate::session::config::SessionConfig::parse(&vars)?;
+        let mut session = crate::session::config::SessionConfig::parse(&vars)?;
+        // Configurations written before device cookies define no `login-device`: unless one is named, device
+        // attempts then take the email policy's limits (each device its own count), rather than failing to start.
+        if vars
+            .optional_string("SESSION_LOGIN_DEVICE_POLICY")?
+            .is_none()
+            && ratelimit.get(&session.login_device_policy).is_none()
+        {
+            session.login_device_policy = session.login_email_policy.clone();
+        }
         let rooms_ticket_policy = vars.string_or("ROOMS_TICKET_POLICY", "rooms-ticket")?;
         for (key, name) in [
             ("SESSION_LOGIN_IP_POLICY", &session.login_ip_policy),
@@ -359,6 +368,23 @@ mod tests {
         assert_eq!(config.core.service_name, "edgekit");
         assert_eq!(config.core.environment, Environment::Development);
         assert_eq!(config.core.max_body_bytes, 65536);
+    }
+
+    #[test]
+    fn device_logins_fall_back_to_the_email_policy_unless_a_device_policy_is_named() {
+        let login = json!({"limit": 10, "window": 60, "key": "user"});
+        let without = json!({"login-ip": login, "login-email": login, "rooms-ticket": login});
+        let config = Config::parse(&source(&[("RATE_LIMIT_POLICIES", without.clone())]))
+            .expect("a configuration from before device cookies still starts");
+        assert_eq!(config.session.login_device_policy, "login-email");
+        let config = Config::parse(&source(&[])).expect("valid");
+        assert_eq!(config.session.login_device_policy, "login-device");
+        let error = Config::parse(&source(&[
+            ("RATE_LIMIT_POLICIES", without),
+            ("SESSION_LOGIN_DEVICE_POLICY", json!("login-device")),
+        ]))
+        .expect_err("a named policy must exist");
+        assert_eq!(error.key, "SESSION_LOGIN_DEVICE_POLICY", "{error}");
     }
 
     #[test]

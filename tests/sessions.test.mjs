@@ -480,12 +480,14 @@ test("a browser that signed in keeps its own login limit while others exhaust th
     },
   });
   t.after(() => limited.stop());
-  await seed({ CONFIG_KV: await limited.mf.getKVNamespace("CONFIG_KV"), DB: await limited.mf.getD1Database("DB") });
-  const attempt = (email, password, device) =>
+  const db = await limited.mf.getD1Database("DB");
+  await seed({ CONFIG_KV: await limited.mf.getKVNamespace("CONFIG_KV"), DB: db });
+  const attempt = (email, password, cookie) =>
     limited.fetch("/auth/login", {
       ...json({ email, password }),
-      headers: { "content-type": "application/json", ...(device && { cookie: `edgekit_session_device=${device}` }) },
+      headers: { "content-type": "application/json", ...(cookie && { cookie }) },
     });
+  const device = (value) => `edgekit_session_device=${value}`;
   /** The device cookie a successful login set, its attributes checked. */
   const deviceOf = async (response, what) => {
     assert.equal(response.status, 200, what);
@@ -513,29 +515,67 @@ test("a browser that signed in keeps its own login limit while others exhaust th
   for (const n of [1, 2]) await expectError(await attempt(BOB.email, `guess ${n}`), 401, "invalid_credentials", `guess ${n}`);
   await refused(await attempt(BOB.email, "guess 3"), "login-email", "guess 3 over the email limit");
   await refused(await attempt(BOB.email, BOB.password), "login-email", "bob on a new browser");
-  // Guesses carrying no valid device cookie for Bob count against his email, like any other.
-  const [id, tag] = bobs.split(".");
+  // Attempts carrying no valid entry for Bob count against his email, like any other.
+  const [id, at, tag] = bobs.split(".");
   const flipped = Buffer.from(tag, "base64url");
   flipped[0] ^= 1;
-  for (const [what, device] of [
-    ["a forged tag", `${id}.${flipped.toString("base64url")}`],
-    ["Alice's device cookie", alices],
+  for (const [what, value] of [
+    ["a forged tag", `${id}.${at}.${flipped.toString("base64url")}`],
+    ["a later issue time", `${id}.${Number(at) + 1}.${tag}`],
+    ["Alice's entry", alices],
     ["garbage", "' OR 1=1 --"],
     ["an id alone", id],
   ]) {
-    await refused(await attempt(BOB.email, BOB.password, device), "login-email", what);
+    await refused(await attempt(BOB.email, BOB.password, device(value)), "login-email", what);
   }
-  // From his own browser Bob signs in, limited per device, and gets a fresh cookie.
-  const signedIn = await attempt(BOB.email, BOB.password, bobs);
+  // From his own browser Bob signs in, limited per device, and gets a fresh entry — also with a cookie planted
+  // before his (another domain's, say) and his session cookie in the same header.
+  const signedIn = await attempt(BOB.email, BOB.password, `${device("planted")}; edgekit_session=${"a".repeat(43)}; ${device(bobs)}`);
   assert.equal(signedIn.headers.get("ratelimit-policy"), '"login-ip";q=100;w=60, "login-device";q=2;w=60', "the device's limit applies");
   const renewed = await deviceOf(signedIn, "bob on his browser");
-  assert.notEqual(renewed, bobs, "a fresh device id");
-  // A device has its own limit: two wrong attempts spend the renewed cookie's, not the other cookie's.
-  for (const n of [1, 2]) await expectError(await attempt(BOB.email, `typo ${n}`, renewed), 401, "invalid_credentials", `typo ${n}`);
-  await refused(await attempt(BOB.email, BOB.password, renewed), "login-device", "over the device limit");
-  await deviceOf(await attempt(BOB.email, BOB.password, bobs), "the first cookie's limit is its own");
-  // Alice's email was never touched: her cookie is hers.
-  await deviceOf(await attempt(ALICE.email, ALICE.password, alices), "alice on her browser");
+  assert.notEqual(renewed, bobs, "a fresh entry");
+  // A device has its own limit: two wrong attempts spend the renewed entry's, not the first one's.
+  for (const n of [1, 2]) await expectError(await attempt(BOB.email, `typo ${n}`, device(renewed)), 401, "invalid_credentials", `typo ${n}`);
+  await refused(await attempt(BOB.email, BOB.password, device(renewed)), "login-device", "over the device limit");
+  const third = await deviceOf(await attempt(BOB.email, BOB.password, device(bobs)), "the first entry's limit is its own");
+  // Alice signs in on a browser that Bob used too: one cookie keeps both accounts' entries.
+  const shared = await deviceOf(await attempt(ALICE.email, ALICE.password, device(`${alices}~${third}`)), "alice on a shared browser");
+  assert.equal(shared.split("~").length, 2, `two entries: ${shared}`);
+  await deviceOf(await attempt(BOB.email, BOB.password, device(shared)), "bob's entry kept beside alice's");
+  // A password change retires every entry issued before it: whoever kept one while they knew the password.
+  const { hash, salt, iterations } = await hashPassword("a new password");
+  await db.prepare("UPDATE users SET password_hash = ?1, password_salt = ?2, password_iterations = ?3 WHERE email = ?4").bind(hash, salt, iterations, BOB.email).run();
+  await refused(await attempt(BOB.email, "a new password", device(bobs)), "login-email", "an entry from before the change");
+});
+
+test("device entries expire after SESSION_DEVICE_TTL_SECS, whatever the browser keeps", async (t) => {
+  const short = await startWorker({
+    vars: {
+      AUTH_SIGNING_KEY: JSON.stringify(KEY),
+      // Entries are timed in whole seconds: 2 s is at least one full second whenever the second attempt comes.
+      SESSION_DEVICE_TTL_SECS: 2,
+      RATE_LIMIT_POLICIES: { "login-email": { limit: 1, window: 60, key: "user" } },
+    },
+  });
+  t.after(() => short.stop());
+  await seed({ CONFIG_KV: await short.mf.getKVNamespace("CONFIG_KV"), DB: await short.mf.getD1Database("DB") });
+  const attempt = (cookie) =>
+    short.fetch("/auth/login", { ...json({ email: BOB.email, password: BOB.password }), headers: { "content-type": "application/json", ...(cookie && { cookie }) } });
+  const valueOf = (response) => /^edgekit_session_device=([^;]+)/.exec(response.headers.getSetCookie().find((c) => c.startsWith("edgekit_session_device=")) ?? "")?.[1];
+  const first = await attempt();
+  assert.equal(first.status, 200);
+  await first.arrayBuffer();
+  const issuedAt = Number(valueOf(first).split(".")[1]);
+  // The entry is honoured while it lives (the email's one attempt is spent)...
+  const again = await attempt(`edgekit_session_device=${valueOf(first)}`);
+  assert.equal(again.status, 200, "a live entry");
+  await again.arrayBuffer();
+  const latest = valueOf(again);
+  // ...and not once its two seconds have passed: the attempt counts against the spent email limit.
+  const latestAt = Number(latest.split(".")[1]);
+  assert.ok(latestAt >= issuedAt);
+  await until(() => Date.now() >= (latestAt + 2) * 1000, { ms: 5000, what: "the entry's lifetime to pass" });
+  await expectError(await attempt(`edgekit_session_device=${latest}`), 429, "rate_limited", "an expired entry");
 });
 
 test("with SESSION_DEVICE_TTL_SECS = 0 no device cookie is set or honoured", async (t) => {

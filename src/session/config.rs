@@ -46,11 +46,12 @@ pub struct SessionConfig {
     /// `SESSION_LOGIN_IP_POLICY` / `SESSION_LOGIN_EMAIL_POLICY`: rate-limit policy names for login attempts.
     pub login_ip_policy: String,
     pub login_email_policy: String,
-    /// `SESSION_LOGIN_DEVICE_POLICY`: the rate-limit policy for attempts from a browser holding a device cookie for
-    /// the email it tries (see `device`): counted per device instead of per email.
+    /// `SESSION_LOGIN_DEVICE_POLICY`: the rate-limit policy for attempts from a browser holding a device entry for
+    /// the account it tries (see `device`): counted per device instead of per email. Unset and without a
+    /// `login-device` policy, the email policy's limits (counted per device).
     pub login_device_policy: String,
-    /// `SESSION_DEVICE_TTL_SECS`: how long a device cookie lasts (renewed by each login); 0 issues none and honours
-    /// none, so every attempt counts per email.
+    /// `SESSION_DEVICE_TTL_SECS`: how long a device entry is honoured (each login issues a fresh one); 0 issues
+    /// none and honours none, so every attempt counts per email.
     pub device_ttl_secs: u64,
     /// The key device cookies are signed with, derived from `AUTH_SIGNING_KEY` once per isolate; none without that
     /// key or with `SESSION_DEVICE_TTL_SECS = 0`.
@@ -219,8 +220,12 @@ mod tests {
         assert_eq!(on.device_ttl_secs, 180 * 86_400);
         assert_eq!(on.login_device_policy, "login-device");
         let key = on.device_key.expect("derived");
-        let value = key.issue(&[1; crate::session::device::ID_BYTES], "bob@example.com");
-        assert!(key.verify(&value, "bob@example.com").is_some());
+        let bob = crate::session::device::Account {
+            email: "bob@example.com",
+            password_hash: "h",
+        };
+        let value = key.renew(None, &[1; crate::session::device::ID_BYTES], bob, 100, 60);
+        assert!(key.trusted([value.as_str()], bob, 100, 60).is_some());
         let off = parse(&[
             ("AUTH_SIGNING_KEY", json!(jwk)),
             ("SESSION_DEVICE_TTL_SECS", json!(0)),

@@ -27,19 +27,23 @@ pub enum CookieToken {
 
 /// Reads the session cookie named `name` from a `Cookie` header.
 pub fn read_cookie(header: Option<&str>, name: &str) -> CookieToken {
-    match cookie_value(header, name) {
+    match cookie_values(header, name).next() {
         None => CookieToken::Missing,
         Some(v) if is_token(v) => CookieToken::Token(v.to_owned()),
         Some(_) => CookieToken::Garbled,
     }
 }
 
-/// The value of the first cookie named `name` in a `Cookie` header, trimmed.
-pub fn cookie_value<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
-    header?.split(';').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k.trim() == name).then(|| v.trim())
-    })
+/// The values of every cookie named `name` in a `Cookie` header, trimmed, in order (a browser sends several when
+/// cookies of one name were set for different domains or paths).
+pub fn cookie_values<'a>(header: Option<&'a str>, name: &'a str) -> impl Iterator<Item = &'a str> {
+    header
+        .into_iter()
+        .flat_map(|h| h.split(';'))
+        .filter_map(move |pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k.trim() == name).then(|| v.trim())
+        })
 }
 
 fn is_token(value: &str) -> bool {

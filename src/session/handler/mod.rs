@@ -310,14 +310,38 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     let object: serde_json::Map<String, serde_json::Value> = read_json(&mut call.req, max).await?;
     let body = LoginBody::from_object(object)?;
     let credentials = Credentials::parse(body)?;
-    let device = config.device_key.as_ref().and_then(|key| {
-        let cookies = call.req.headers().get("cookie").ok().flatten();
-        let name = device::cookie_name(&config.cookie_name);
-        key.verify(
-            token::cookie_value(cookies.as_deref(), &name)?,
-            &credentials.email,
-        )
-    });
+    // Who the email is, before its limit: an entry of the browser's device cookie for this account (its email and
+    // stored password hash) moves the attempt to the device's own limit. Unknown emails have no entries, and take
+    // the same D1 read.
+    let store = Store::open(&call, false)?;
+    let user = store.user_by_email(&credentials.email).await?;
+    let stored = match &user {
+        Some(u) => match &u.password {
+            Ok(hash) => Some(hash.clone()),
+            Err(problem) => {
+                worker::console_error!("user {} has an unreadable password hash: {problem}", u.id);
+                None
+            }
+        },
+        None => None,
+    };
+    let cookies = call.req.headers().get("cookie").ok().flatten();
+    let device_cookie = device::cookie_name(&config.cookie_name);
+    let sent = || token::cookie_values(cookies.as_deref(), &device_cookie);
+    let password_hash = stored.as_ref().map(PasswordHash::hash_b64);
+    let account = password_hash
+        .as_deref()
+        .map(|password_hash| device::Account {
+            email: &credentials.email,
+            password_hash,
+        });
+    let now_secs = now_ms() / 1000;
+    let device = match (&config.device_key, account) {
+        (Some(key), Some(account)) => {
+            key.trusted(sent(), account, now_secs, config.device_ttl_secs)
+        }
+        _ => None,
+    };
     let account_limit = match device {
         Some(id) => {
             let device_key = format!("device:{id}");
@@ -329,18 +353,7 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         }
     };
 
-    let store = Store::open(&call, false)?;
-    let user = store.user_by_email(&credentials.email).await?;
-    let stored = match &user {
-        Some(u) => match &u.password {
-            Ok(hash) => hash.clone(),
-            Err(problem) => {
-                worker::console_error!("user {} has an unreadable password hash: {problem}", u.id);
-                PasswordHash::dummy(config.pbkdf2_iterations)
-            }
-        },
-        None => PasswordHash::dummy(config.pbkdf2_iterations),
-    };
+    let stored = stored.unwrap_or_else(|| PasswordHash::dummy(config.pbkdf2_iterations));
     let derived = kdf::pbkdf2_sha256(
         credentials.password.as_bytes(),
         &stored.salt,
@@ -356,7 +369,8 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     if config.signing_key.is_none() {
         return Err(ApiError::internal("AUTH_SIGNING_KEY is not set"));
     }
-    if stored.iterations < config.pbkdf2_iterations {
+    let upgrading = stored.iterations < config.pbkdf2_iterations;
+    if upgrading {
         upgrade_password_later(&call, &user.id, &stored, credentials.password.clone());
     }
 
@@ -399,13 +413,14 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         )
         .await?;
     let mut response = issued(&call, &token, &record, now)?;
-    if let Some(key) = &config.device_key {
-        // A fresh device id at each login: the cookie lives SESSION_DEVICE_TTL_SECS from the last one.
+    // A fresh device entry for this account, beside the browser's entries for others. Not when the hash is being
+    // re-derived at a higher cost: an entry bound to the old hash would not outlive the change (the next login
+    // sets one).
+    if let (Some(key), Some(account), false) = (&config.device_key, account, upgrading) {
         let mut id = [0u8; device::ID_BYTES];
         getrandom::getrandom(&mut id).or_internal("reading random bytes for a device id")?;
-        let name = device::cookie_name(&config.cookie_name);
-        let value = key.issue(&id, &credentials.email);
-        let set = device::set_cookie(&name, &value, config.device_ttl_secs);
+        let value = key.renew(sent(), &id, account, now_secs, config.device_ttl_secs);
+        let set = device::set_cookie(&device_cookie, &value, config.device_ttl_secs);
         response = with_appended_header(response, "set-cookie", &set);
     }
     let limited = RateLimitHeaders::apply_all(&[&ip_limit, &account_limit], response);
