@@ -49,7 +49,7 @@ function routes() {
     { name: "limited", path: "/gw/limited", upstream: up, auth: "jwt", rate_limit: "gw-user" },
     { name: "limited-open", path: "/gw/limited-open", upstream: up, auth: "jwt", rate_limit: "gw-user-open" },
     // A limit per API key alone is escaped by presenting a new key each time; with a per-IP limit beside it, not.
-    { name: "keyed", path: "/gw/keyed", upstream: up, rate_limit: ["gw-key", "gw-ip"] },
+    { name: "keyed", path: "/gw/keyed", upstream: up, rate_limit: ["gw-ip", "gw-key"] },
   ];
 }
 
@@ -438,7 +438,7 @@ describe("route table and proxy", () => {
   test("a route naming several rate limits applies them all: new API keys do not escape the per-IP limit", async () => {
     origin.reset();
     const ask = (key, ip) => worker.fetch("/gw/keyed", { headers: { "x-api-key": key, "cf-connecting-ip": ip } });
-    const policies = '"gw-key";q=2;w=60, "gw-ip";q=4;w=60';
+    const policies = '"gw-ip";q=4;w=60, "gw-key";q=2;w=60';
     // One key is limited by its own policy first (2), and the refusal names it.
     const seen = [];
     for (const i of [1, 2, 3]) {
@@ -446,7 +446,7 @@ describe("route table and proxy", () => {
       seen.push(r.status);
       if (r.status === 200) {
         assert.equal(r.headers.get("ratelimit-policy"), policies, `key-a #${i}: both policies listed`);
-        assert.match(r.headers.get("ratelimit"), new RegExp(`^"gw-key";r=${2 - i};t=\\d+, "gw-ip";r=${4 - i};t=\\d+$`), `key-a #${i}`);
+        assert.match(r.headers.get("ratelimit"), new RegExp(`^"gw-ip";r=${4 - i};t=\\d+, "gw-key";r=${2 - i};t=\\d+$`), `key-a #${i}`);
       } else {
         const body = await r.clone().json();
         assert.equal(body.error.code, "rate_limited");
@@ -455,8 +455,8 @@ describe("route table and proxy", () => {
       await r.arrayBuffer();
     }
     assert.deepEqual(seen, [200, 200, 429]);
-    // A fresh key per request from the same address: the per-IP limit (4; two used above — the request the key's
-    // limit refused is not counted by the policy after it) refuses the third.
+    // A fresh key per request from the same address: the per-IP limit (4; three used above — the per-IP policy,
+    // asked first, counted the request the key's limit then refused) refuses the second.
     const rotated = [];
     for (const key of ["key-b", "key-c", "key-d"]) {
       const r = await ask(key, "192.0.2.1");
@@ -464,15 +464,26 @@ describe("route table and proxy", () => {
       if (r.status === 429) assert.match((await r.clone().json()).error.message, /`gw-ip`/, `${key}: the IP's limit refused it`);
       await r.arrayBuffer();
     }
-    assert.deepEqual(rotated, [200, 200, 429]);
-    assert.equal(origin.requests.filter((r) => r.path === "/gw/keyed").length, 4, "refused requests never reach the origin");
-    // Another address with a fresh key still passes; without a key, the key's policy answers 401 first.
+    assert.deepEqual(rotated, [200, 429, 429]);
+    assert.equal(origin.requests.filter((r) => r.path === "/gw/keyed").length, 3, "refused requests never reach the origin");
+    // Another address with a fresh key still passes.
     const other = await ask("key-e", "192.0.2.2");
     assert.equal(other.status, 200, "another address");
     await other.arrayBuffer();
-    const keyless = await worker.fetch("/gw/keyed", { headers: { "cf-connecting-ip": "192.0.2.3" } });
-    assert.equal(keyless.status, 401);
-    assert.equal((await keyless.json()).error.code, "api_key_required");
+    // Without a key nothing is counted, not even by the per-IP policy: four keyless requests, then four with keys.
+    const keyless = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await worker.fetch("/gw/keyed", { headers: { "cf-connecting-ip": "192.0.2.3" } });
+      keyless.push(`${r.status} ${(await r.json()).error?.code}`);
+    }
+    assert.deepEqual(keyless, Array(4).fill("401 api_key_required"));
+    const afterKeyless = [];
+    for (const key of ["key-f", "key-g", "key-h", "key-i"]) {
+      const r = await ask(key, "192.0.2.3");
+      afterKeyless.push(r.status);
+      await r.arrayBuffer();
+    }
+    assert.deepEqual(afterKeyless, [200, 200, 200, 200], "the address's limit untouched by the keyless requests");
     origin.reset();
   });
 });

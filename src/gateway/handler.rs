@@ -116,13 +116,19 @@ async fn proxy_route(
             ));
         }
     }
-    // Rate limits: after authentication, so `user`/`route_user` policies key on the verified identity. A route's
-    // policies are asked in the configured order; the first refusal answers, and the policies after it do not
-    // count the request.
+    // Rate limits: after authentication, so `user`/`route_user` policies key on the verified identity. Every
+    // policy's key is resolved before any counts (a request without the API key one of them needs is refused
+    // uncounted); then they are asked in the configured order, and the first refusal answers — counted by the
+    // policies before it, not by those after.
     let user = identity.as_ref().map(|u| u.sub.as_str());
-    let mut limited = Vec::with_capacity(route.rate_limits.len());
-    for policy in &route.rate_limits {
-        limited.push(ratelimit::handler::limit(call, policy, user, &route.path).await?);
+    let keys = route
+        .rate_limits
+        .iter()
+        .map(|policy| ratelimit::handler::resolve_key(call, policy, user, &route.path))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let mut limited = Vec::with_capacity(keys.len());
+    for (policy, key) in route.rate_limits.iter().zip(&keys) {
+        limited.push(ratelimit::handler::enforce(call, policy, key).await?);
     }
     let response = forward(
         call,
@@ -135,11 +141,10 @@ async fn proxy_route(
         incoming,
     )
     .await?;
-    Ok(if limited.is_empty() {
-        response
-    } else {
-        RateLimitHeaders::apply_all(&limited.iter().collect::<Vec<_>>(), response)
-    })
+    Ok(RateLimitHeaders::apply_all(
+        &limited.iter().collect::<Vec<_>>(),
+        response,
+    ))
 }
 
 /// Forwards an admitted request: from the edge cache for cacheable GET/HEAD, else to the origin.

@@ -155,6 +155,9 @@ impl RateLimitHeaders {
 
     /// [`RateLimitHeaders::apply`] for several policies the request passed, listed in one field each.
     pub fn apply_all(limits: &[&RateLimitHeaders], response: Response) -> Response {
+        if limits.is_empty() {
+            return response;
+        }
         Self::joined(limits)
             .into_iter()
             .fold(response, |r, (name, value)| {
