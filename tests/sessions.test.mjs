@@ -232,13 +232,22 @@ test("a password stored at a lower PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_I
   await insertUser(carol, old);
   const row = () => db.prepare("SELECT password_iterations AS n, password_salt AS salt, password_hash AS hash FROM users WHERE id = ?1").bind(carol.id).first();
   assert.equal((await login(carol.email, "not-carols")).status, 401, "a wrong password");
-  assert.equal((await login(carol.email, carol.password)).status, 200, "the old hash still admits its password");
+  const first = await login(carol.email, carol.password);
+  assert.equal(first.status, 200, "the old hash still admits its password");
+  await first.arrayBuffer();
+  const device = first.headers.getSetCookie().find((c) => c.startsWith("edgekit_session_device="))?.split(";")[0];
+  assert.ok(device, "a device entry from the login that re-hashes");
   const upgraded = await until(async () => ((await row()).n === 100_000 ? row() : null), { what: "the re-hash at 100,000 iterations" });
   assert.notEqual(upgraded.salt, old.salt, "with a new salt");
   assert.notEqual(upgraded.hash, old.hash);
   const line = await until(() => worker.jsonLogs().find((l) => l.msg === "password_rehashed" && l.user_id === carol.id), { what: "the re-hash log line" });
   assert.deepEqual([line?.from_iterations, line?.to_iterations], [10_000, 100_000], "logged");
   assert.equal((await login(carol.email, carol.password)).status, 200, "the new hash admits the same password");
+  // The entry that login set was bound to the new hash: it still marks Carol's browser as hers.
+  const trusted = await worker.fetch("/auth/login", { ...json({ email: carol.email, password: carol.password }), headers: { "content-type": "application/json", cookie: device } });
+  assert.equal(trusted.status, 200);
+  assert.match(trusted.headers.get("ratelimit-policy") ?? "", /"login-device"/, "limited per device after the re-hash");
+  await trusted.arrayBuffer();
   assert.equal((await login(carol.email, "not-carols")).status, 401, "and no other");
 });
 
@@ -516,24 +525,31 @@ test("a browser that signed in keeps its own login limit while others exhaust th
   await refused(await attempt(BOB.email, "guess 3"), "login-email", "guess 3 over the email limit");
   await refused(await attempt(BOB.email, BOB.password), "login-email", "bob on a new browser");
   // Attempts carrying no valid entry for Bob count against his email, like any other.
-  const [id, at, tag] = bobs.split(".");
-  const flipped = Buffer.from(tag, "base64url");
-  flipped[0] ^= 1;
+  const [id, at, account, seal, mac] = bobs.split(".");
+  const flip = (tag) => {
+    const bytes = Buffer.from(tag, "base64url");
+    bytes[0] ^= 1;
+    return bytes.toString("base64url");
+  };
   for (const [what, value] of [
-    ["a forged tag", `${id}.${at}.${flipped.toString("base64url")}`],
-    ["a later issue time", `${id}.${Number(at) + 1}.${tag}`],
+    ["a forged MAC", `${id}.${at}.${account}.${seal}.${flip(mac)}`],
+    ["a forged seal", `${id}.${at}.${account}.${flip(seal)}.${mac}`],
+    ["a later issue time", `${id}.${Number(at) + 1}.${account}.${seal}.${mac}`],
     ["Alice's entry", alices],
+    ["Alice's entry with Bob's account tag", alices.split(".").map((part, i) => (i === 2 ? account : part)).join(".")],
     ["garbage", "' OR 1=1 --"],
     ["an id alone", id],
   ]) {
     await refused(await attempt(BOB.email, BOB.password, device(value)), "login-email", what);
   }
-  // From his own browser Bob signs in, limited per device, and gets a fresh entry — also with a cookie planted
-  // before his (another domain's, say) and his session cookie in the same header.
-  const signedIn = await attempt(BOB.email, BOB.password, `${device("planted")}; edgekit_session=${"a".repeat(43)}; ${device(bobs)}`);
+  // From his own browser Bob signs in, limited per device, and gets a fresh entry — also with cookies planted
+  // before his (another domain's, say: garbage, 2,000 empty pieces, a forgery) and his session cookie in the header.
+  const planted = `${device("planted")}; ${device("~".repeat(2000))}; ${device(`${id}.${at}.${account}.${seal}.${flip(mac)}`)}`;
+  const signedIn = await attempt(BOB.email, BOB.password, `${planted}; edgekit_session=${"a".repeat(43)}; ${device(bobs)}`);
   assert.equal(signedIn.headers.get("ratelimit-policy"), '"login-ip";q=100;w=60, "login-device";q=2;w=60', "the device's limit applies");
   const renewed = await deviceOf(signedIn, "bob on his browser");
   assert.notEqual(renewed, bobs, "a fresh entry");
+  assert.equal(renewed.split("~").length, 1, "nothing planted kept: Bob's old entry replaced, the forgery dropped");
   // A device has its own limit: two wrong attempts spend the renewed entry's, not the first one's.
   for (const n of [1, 2]) await expectError(await attempt(BOB.email, `typo ${n}`, device(renewed)), 401, "invalid_credentials", `typo ${n}`);
   await refused(await attempt(BOB.email, BOB.password, device(renewed)), "login-device", "over the device limit");
@@ -552,8 +568,9 @@ test("device entries expire after SESSION_DEVICE_TTL_SECS, whatever the browser 
   const short = await startWorker({
     vars: {
       AUTH_SIGNING_KEY: JSON.stringify(KEY),
-      // Entries are timed in whole seconds: 2 s is at least one full second whenever the second attempt comes.
-      SESSION_DEVICE_TTL_SECS: 2,
+      // Entries are timed in whole seconds, taken before the password's derivation: 5 s leaves the second attempt
+      // (two derivations, D1, the limiter) at least 4 s however loaded the machine.
+      SESSION_DEVICE_TTL_SECS: 5,
       RATE_LIMIT_POLICIES: { "login-email": { limit: 1, window: 60, key: "user" } },
     },
   });
@@ -571,10 +588,10 @@ test("device entries expire after SESSION_DEVICE_TTL_SECS, whatever the browser 
   assert.equal(again.status, 200, "a live entry");
   await again.arrayBuffer();
   const latest = valueOf(again);
-  // ...and not once its two seconds have passed: the attempt counts against the spent email limit.
+  // ...and not once its five seconds have passed: the attempt counts against the spent email limit.
   const latestAt = Number(latest.split(".")[1]);
   assert.ok(latestAt >= issuedAt);
-  await until(() => Date.now() >= (latestAt + 2) * 1000, { ms: 5000, what: "the entry's lifetime to pass" });
+  await until(() => Date.now() >= (latestAt + 5) * 1000, { ms: 8000, what: "the entry's lifetime to pass" });
   await expectError(await attempt(`edgekit_session_device=${latest}`), 429, "rate_limited", "an expired entry");
 });
 

@@ -328,20 +328,21 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     let cookies = call.req.headers().get("cookie").ok().flatten();
     let device_cookie = device::cookie_name(&config.cookie_name);
     let sent = || token::cookie_values(cookies.as_deref(), &device_cookie);
-    let password_hash = stored.as_ref().map(PasswordHash::hash_b64);
-    let account = password_hash
-        .as_deref()
-        .map(|password_hash| device::Account {
-            email: &credentials.email,
-            password_hash,
-        });
-    let now_secs = now_ms() / 1000;
-    let device = match (&config.device_key, account) {
-        (Some(key), Some(account)) => {
-            key.trusted(sent(), account, now_secs, config.device_ttl_secs)
-        }
-        _ => None,
+    // Unknown emails (and unreadable hashes) are checked too, against a hash no entry is ever issued for: the same
+    // work as a known one whose entries do not verify.
+    let password_hash = stored
+        .as_ref()
+        .map(PasswordHash::hash_b64)
+        .unwrap_or_default();
+    let account = device::Account {
+        email: &credentials.email,
+        password_hash: &password_hash,
     };
+    let now_secs = now_ms() / 1000;
+    let device = config
+        .device_key
+        .as_ref()
+        .and_then(|key| key.trusted(sent(), account, now_secs, config.device_ttl_secs));
     let account_limit = match device {
         Some(id) => {
             let device_key = format!("device:{id}");
@@ -369,10 +370,15 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     if config.signing_key.is_none() {
         return Err(ApiError::internal("AUTH_SIGNING_KEY is not set"));
     }
-    let upgrading = stored.iterations < config.pbkdf2_iterations;
-    if upgrading {
-        upgrade_password_later(&call, &user.id, &stored, credentials.password.clone());
-    }
+    // A hash stored at a lower cost is re-derived now (once per account and cost) and stored after the response,
+    // so that the device entry below is bound to the hash the account will have.
+    let current = if stored.iterations < config.pbkdf2_iterations {
+        let rehashed = rehash(&credentials.password, config.pbkdf2_iterations).await?;
+        upgrade_password_later(&call, &user.id, &stored, rehashed.clone());
+        rehashed
+    } else {
+        stored
+    };
 
     let now = now_ms();
     let token = random_token()?;
@@ -413,12 +419,15 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         )
         .await?;
     let mut response = issued(&call, &token, &record, now)?;
-    // A fresh device entry for this account, beside the browser's entries for others. Not when the hash is being
-    // re-derived at a higher cost: an entry bound to the old hash would not outlive the change (the next login
-    // sets one).
-    if let (Some(key), Some(account), false) = (&config.device_key, account, upgrading) {
+    // A fresh device entry for this account, beside the browser's entries for others.
+    if let Some(key) = &config.device_key {
         let mut id = [0u8; device::ID_BYTES];
         getrandom::getrandom(&mut id).or_internal("reading random bytes for a device id")?;
+        let password_hash = current.hash_b64();
+        let account = device::Account {
+            email: &credentials.email,
+            password_hash: &password_hash,
+        };
         let value = key.renew(sent(), &id, account, now_secs, config.device_ttl_secs);
         let set = device::set_cookie(&device_cookie, &value, config.device_ttl_secs);
         response = with_appended_header(response, "set-cookie", &set);
@@ -427,28 +436,28 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     Ok(finish(limited, &store))
 }
 
-/// Re-hashes a password stored at a lower PBKDF2 cost than `PASSWORD_PBKDF2_ITERATIONS` (a cost raised since it was
-/// set; a lowered setting never weakens a stored hash), after the response through `waitUntil`: the login that proved the password pays nothing in
-/// latency, and stored hashes converge on the configured cost — which is also what the dummy hash of unknown emails
-/// costs, so a login's time stops telling an old account from a missing one. The update is conditional on the hash
-/// it replaces (a concurrent password change wins).
-fn upgrade_password_later(call: &Call, user_id: &str, stored: &PasswordHash, password: String) {
-    let iterations = call.isolate.config.session.pbkdf2_iterations;
+/// `password` hashed at `iterations` with a fresh salt.
+async fn rehash(password: &str, iterations: u32) -> ApiResult<PasswordHash> {
+    let mut salt = vec![0u8; crate::session::password::SALT_BYTES];
+    getrandom::getrandom(&mut salt).or_internal("reading random bytes for a salt")?;
+    let hash = kdf::pbkdf2_sha256(password.as_bytes(), &salt, iterations).await?;
+    Ok(PasswordHash {
+        iterations,
+        salt,
+        hash,
+    })
+}
+
+/// Stores `new`, the password re-hashed at `PASSWORD_PBKDF2_ITERATIONS` (a cost raised since it was set; a lowered
+/// setting never weakens a stored hash), after the response through `waitUntil`: stored hashes converge on the
+/// configured cost — which is also what the dummy hash of unknown emails costs, so a login's time stops telling an
+/// old account from a missing one. The update is conditional on the hash it replaces (a concurrent password change
+/// wins).
+fn upgrade_password_later(call: &Call, user_id: &str, stored: &PasswordHash, new: PasswordHash) {
     let (env, user_id, old_hash) = (call.env.clone(), user_id.to_owned(), stored.hash_b64());
-    let from = stored.iterations;
+    let (from, iterations) = (stored.iterations, new.iterations);
     call.ctx.wait_until(async move {
-        let upgraded = async {
-            let mut salt = vec![0u8; crate::session::password::SALT_BYTES];
-            getrandom::getrandom(&mut salt).or_internal("reading random bytes for a salt")?;
-            let hash = kdf::pbkdf2_sha256(password.as_bytes(), &salt, iterations).await?;
-            let new = PasswordHash {
-                iterations,
-                salt,
-                hash,
-            };
-            store::replace_password(env, &user_id, &old_hash, &new).await
-        };
-        match upgraded.await {
+        match store::replace_password(env, &user_id, &old_hash, &new).await {
             Ok(true) => worker::console_log!(
                 "{}",
                 json!({"msg": "password_rehashed", "user_id": user_id, "from_iterations": from, "to_iterations": iterations})
