@@ -238,12 +238,13 @@ test("a password stored at a lower PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_I
   const device = first.headers.getSetCookie().find((c) => c.startsWith("edgekit_session_device="))?.split(";")[0];
   assert.ok(device, "a device entry from the login that re-hashes");
   const upgraded = await until(async () => ((await row()).n === 100_000 ? row() : null), { what: "the re-hash at 100,000 iterations" });
-  assert.notEqual(upgraded.salt, old.salt, "with a new salt");
+  assert.equal(upgraded.salt, old.salt, "the salt kept (device entries are bound to it)");
   assert.notEqual(upgraded.hash, old.hash);
   const line = await until(() => worker.jsonLogs().find((l) => l.msg === "password_rehashed" && l.user_id === carol.id), { what: "the re-hash log line" });
   assert.deepEqual([line?.from_iterations, line?.to_iterations], [10_000, 100_000], "logged");
   assert.equal((await login(carol.email, carol.password)).status, 200, "the new hash admits the same password");
-  // The entry that login set was bound to the new hash: it still marks Carol's browser as hers.
+  // The entry the re-hashing login set, against the old hash, still marks Carol's browser as hers: a re-hash is
+  // no password change.
   const trusted = await worker.fetch("/auth/login", { ...json({ email: carol.email, password: carol.password }), headers: { "content-type": "application/json", cookie: device } });
   assert.equal(trusted.status, 200);
   assert.match(trusted.headers.get("ratelimit-policy") ?? "", /"login-device"/, "limited per device after the re-hash");

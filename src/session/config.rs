@@ -222,7 +222,7 @@ mod tests {
         let key = on.device_key.expect("derived");
         let bob = crate::session::device::Account {
             email: "bob@example.com",
-            password_hash: "h",
+            password_salt: "h",
         };
         let value = key.renew(None, &[1; crate::session::device::ID_BYTES], bob, 100, 60);
         assert!(key.trusted([value.as_str()], bob, 100, 60).is_some());

@@ -9,12 +9,12 @@
 //! key derived from `AUTH_SIGNING_KEY`, cut to its first bytes: `account` names the normalised email (so a login
 //! checks only its own entries, however many a request carries), `seal` covers the id, the time and the account
 //! (the Worker made the entry: a forged one is dropped, not kept for other accounts), and `mac` binds the seal to
-//! the account's stored password hash. So an entry is worth nothing for another account, past
-//! `SESSION_DEVICE_TTL_SECS` (checked here, not left to the browser), after the password changes (whoever kept
-//! entries while they knew it loses them), or under a rotated key. One cookie holds the entries of up to
+//! the salt of the account's stored password (renewed by every password change, kept by a re-hash at a raised
+//! cost). So an entry is worth nothing for another account, past `SESSION_DEVICE_TTL_SECS` (checked here, not left
+//! to the browser), after the password changes (whoever kept entries while they knew it loses them), or under a
+//! rotated key. One cookie holds the entries of up to
 //! [`MAX_ENTRIES`] accounts (a shared computer), `~`-separated; every cookie of the name is read (one planted from a
-//! sibling domain cannot hide the browser's own: malformed pieces are skipped, and only entries with the account's
-//! tag are checked for a login). Tags are compared in constant time (`hmac`'s
+//! sibling domain cannot hide the browser's own: malformed pieces are skipped, and seals are checked first). Tags are compared in constant time (`hmac`'s
 //! `verify_truncated_left`). Pure: the time is a parameter.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -31,19 +31,21 @@ pub const MAX_ENTRIES: usize = 4;
 /// Bytes kept of the account tag (names an email among a browser's few) and of the seal and MAC (128 bits).
 const ACCOUNT_BYTES: usize = 12;
 const TAG_BYTES: usize = 16;
-/// Entries whose tags one request can make us check (for its account in a login, any in a renewal): a browser
-/// sends at most [`MAX_ENTRIES`] of ours; anything else is planted, and only someone who once held an entry of the
-/// account could plant more with its tag. Malformed pieces cost no check and are skipped however many.
-const MAX_CHECKED: usize = 16;
+/// Well-formed entries one request can make us check the seal of (one HMAC each): a browser sends at most
+/// [`MAX_ENTRIES`] of ours, and the cookies of one name a login route receives (a few domains and paths, 4 KB each)
+/// hold fewer than this. Malformed pieces cost no check and are skipped however many. The seal is checked before
+/// anything else is decided, so entries made up to fill a cap cannot push real ones out.
+const MAX_SEALS: usize = 256;
 /// How far in the future an issue time may be (clocks of the Worker's locations differ a little).
 const SKEW_SECS: u64 = 300;
 
-/// The account an entry is for: the normalised email (as the login compares it) and the stored password hash
-/// (base64url), which changes with the password.
+/// The account an entry is for: the normalised email (as the login compares it) and the salt of the stored password
+/// (base64url), which every password change renews and a re-hash at a raised cost keeps — so a re-hash on one
+/// browser does not retire the entries of the others.
 #[derive(Debug, Clone, Copy)]
 pub struct Account<'a> {
     pub email: &'a str,
-    pub password_hash: &'a str,
+    pub password_salt: &'a str,
 }
 
 /// The key device entries are signed with, derived from the signing key's JWK so that no second secret has to be
@@ -129,14 +131,21 @@ impl DeviceKey {
         self.tag(b"entry", &[id, &issued.to_be_bytes(), account])
     }
 
-    fn mac(&self, seal: &[u8], password_hash: &str) -> HmacSha256 {
-        self.tag(b"credential", &[seal, password_hash.as_bytes()])
+    fn mac(&self, seal: &[u8], password_salt: &str) -> HmacSha256 {
+        self.tag(b"credential", &[seal, password_salt.as_bytes()])
     }
 
-    fn sealed(&self, entry: &Entry<'_>) -> bool {
-        self.seal(&entry.id, entry.issued, &entry.account)
-            .verify_truncated_left(&entry.seal)
-            .is_ok()
+    /// The entries of the cookie `values` this Worker made (their seal verifies), among the first [`MAX_SEALS`]
+    /// well-formed ones, in order.
+    fn sealed_entries<'a>(&self, values: impl IntoIterator<Item = &'a str>) -> Vec<Entry<'a>> {
+        entries(values)
+            .take(MAX_SEALS)
+            .filter(|e| {
+                self.seal(&e.id, e.issued, &e.account)
+                    .verify_truncated_left(&e.seal)
+                    .is_ok()
+            })
+            .collect()
     }
 
     /// The device id (lower-case hex) of the first live entry for `account` among the cookie `values`.
@@ -148,15 +157,13 @@ impl DeviceKey {
         ttl_secs: u64,
     ) -> Option<String> {
         let tag = self.account_tag(account.email);
-        entries(values)
+        self.sealed_entries(values)
+            .into_iter()
             .filter(|e| e.account == tag && live(e.issued, now_secs, ttl_secs))
-            .take(MAX_CHECKED)
             .find(|e| {
-                self.sealed(e)
-                    && self
-                        .mac(&e.seal, account.password_hash)
-                        .verify_truncated_left(&e.mac)
-                        .is_ok()
+                self.mac(&e.seal, account.password_salt)
+                    .verify_truncated_left(&e.mac)
+                    .is_ok()
             })
             .map(|e| hex::encode(&e.id))
     }
@@ -176,7 +183,7 @@ impl DeviceKey {
         let seal = self.seal(id, now_secs, &tag).finalize().into_bytes();
         let seal = &seal[..TAG_BYTES];
         let mac = self
-            .mac(seal, account.password_hash)
+            .mac(seal, account.password_salt)
             .finalize()
             .into_bytes();
         let b64 = |bytes: &[u8]| B64.encode(bytes);
@@ -190,14 +197,15 @@ impl DeviceKey {
         .join(".");
         let mut kept = vec![fresh];
         let mut accounts = vec![tag.clone()];
-        let candidates = entries(values)
-            .filter(|e| e.account != tag && live(e.issued, now_secs, ttl_secs))
-            .take(MAX_CHECKED);
-        for entry in candidates {
+        let others = self
+            .sealed_entries(values)
+            .into_iter()
+            .filter(|e| e.account != tag && live(e.issued, now_secs, ttl_secs));
+        for entry in others {
             if kept.len() == MAX_ENTRIES {
                 break;
             }
-            if !accounts.contains(&entry.account) && self.sealed(&entry) {
+            if !accounts.contains(&entry.account) {
                 accounts.push(entry.account.clone());
                 kept.push(entry.text.to_owned());
             }
@@ -234,11 +242,11 @@ mod tests {
     const TTL: u64 = 86_400;
     const BOB: Account<'static> = Account {
         email: "bob@example.com",
-        password_hash: "hash-1",
+        password_salt: "salt-1",
     };
     const ALICE: Account<'static> = Account {
         email: "alice@example.com",
-        password_hash: "hash-2",
+        password_salt: "salt-2",
     };
 
     fn issue(key: &DeviceKey, id: u8, account: Account<'_>, at: u64) -> String {
@@ -267,7 +275,7 @@ mod tests {
         );
         assert_eq!(trusted(&value, ALICE, NOW), None, "another account");
         let changed = Account {
-            password_hash: "hash-3",
+            password_salt: "salt-3",
             ..BOB
         };
         assert_eq!(trusted(&value, changed, NOW), None, "the password changed");
@@ -277,10 +285,10 @@ mod tests {
         };
         assert_eq!(trusted(&value, upper, NOW), None, "not normalised");
         let unknown = Account {
-            password_hash: "",
+            password_salt: "",
             ..BOB
         };
-        assert_eq!(trusted(&value, unknown, NOW), None, "no stored hash");
+        assert_eq!(trusted(&value, unknown, NOW), None, "no stored password");
         let rotated = DeviceKey::derive(&JWK.replace("secret", "another"));
         assert_eq!(
             rotated.trusted([value.as_str()], BOB, NOW, TTL),
@@ -352,7 +360,7 @@ mod tests {
                 )
             })
             .collect();
-        let planted = ["junk".to_owned(), "~".repeat(4000), forged[..3].join("~")];
+        let planted = ["junk".to_owned(), "~".repeat(4000), forged.join("~")];
         let own = format!("x~{alices}~{bobs}");
         let sent: Vec<&str> = planted
             .iter()
@@ -379,7 +387,7 @@ mod tests {
                 let email = carol(i);
                 let account = Account {
                     email: &email,
-                    password_hash: "h",
+                    password_salt: "h",
                 };
                 issue(&key, 10 + i, account, NOW)
             })
@@ -396,6 +404,17 @@ mod tests {
             parts[1..],
             [&others[0], &others[1], &others[2]].map(String::as_str)
         );
+        // Well-formed entries made up for other accounts, however many, do not push Alice's out.
+        let made_up: Vec<String> = (0..40u8)
+            .map(|i| {
+                let tag = B64.encode([i; ACCOUNT_BYTES]);
+                let junk = B64.encode([i; TAG_BYTES]);
+                format!("{}.{NOW}.{tag}.{junk}.{junk}", B64.encode([i; ID_BYTES]))
+            })
+            .collect();
+        let sent = format!("{}~{alices}", made_up.join("~"));
+        let renewed = key.renew([sent.as_str()], &[6; ID_BYTES], BOB, NOW, TTL);
+        assert_eq!(renewed.split('~').nth(1), Some(alices.as_str()));
     }
 
     #[test]

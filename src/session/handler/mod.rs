@@ -328,15 +328,15 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     let cookies = call.req.headers().get("cookie").ok().flatten();
     let device_cookie = device::cookie_name(&config.cookie_name);
     let sent = || token::cookie_values(cookies.as_deref(), &device_cookie);
-    // Unknown emails (and unreadable hashes) are checked too, against a hash no entry is ever issued for: the same
+    // Unknown emails (and unreadable hashes) are checked too, against a salt no entry is ever issued for: the same
     // work as a known one whose entries do not verify.
-    let password_hash = stored
+    let password_salt = stored
         .as_ref()
-        .map(PasswordHash::hash_b64)
+        .map(PasswordHash::salt_b64)
         .unwrap_or_default();
     let account = device::Account {
         email: &credentials.email,
-        password_hash: &password_hash,
+        password_salt: &password_salt,
     };
     let now_secs = now_ms() / 1000;
     let device = config
@@ -370,15 +370,9 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     if config.signing_key.is_none() {
         return Err(ApiError::internal("AUTH_SIGNING_KEY is not set"));
     }
-    // A hash stored at a lower cost is re-derived now (once per account and cost) and stored after the response,
-    // so that the device entry below is bound to the hash the account will have.
-    let current = if stored.iterations < config.pbkdf2_iterations {
-        let rehashed = rehash(&credentials.password, config.pbkdf2_iterations).await?;
-        upgrade_password_later(&call, &user.id, &stored, rehashed.clone());
-        rehashed
-    } else {
-        stored
-    };
+    if stored.iterations < config.pbkdf2_iterations {
+        upgrade_password_later(&call, &user.id, &stored, credentials.password.clone());
+    }
 
     let now = now_ms();
     let token = random_token()?;
@@ -423,11 +417,6 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     if let Some(key) = &config.device_key {
         let mut id = [0u8; device::ID_BYTES];
         getrandom::getrandom(&mut id).or_internal("reading random bytes for a device id")?;
-        let password_hash = current.hash_b64();
-        let account = device::Account {
-            email: &credentials.email,
-            password_hash: &password_hash,
-        };
         let value = key.renew(sent(), &id, account, now_secs, config.device_ttl_secs);
         let set = device::set_cookie(&device_cookie, &value, config.device_ttl_secs);
         response = with_appended_header(response, "set-cookie", &set);
@@ -436,28 +425,28 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     Ok(finish(limited, &store))
 }
 
-/// `password` hashed at `iterations` with a fresh salt.
-async fn rehash(password: &str, iterations: u32) -> ApiResult<PasswordHash> {
-    let mut salt = vec![0u8; crate::session::password::SALT_BYTES];
-    getrandom::getrandom(&mut salt).or_internal("reading random bytes for a salt")?;
-    let hash = kdf::pbkdf2_sha256(password.as_bytes(), &salt, iterations).await?;
-    Ok(PasswordHash {
-        iterations,
-        salt,
-        hash,
-    })
-}
-
-/// Stores `new`, the password re-hashed at `PASSWORD_PBKDF2_ITERATIONS` (a cost raised since it was set; a lowered
-/// setting never weakens a stored hash), after the response through `waitUntil`: stored hashes converge on the
-/// configured cost — which is also what the dummy hash of unknown emails costs, so a login's time stops telling an
-/// old account from a missing one. The update is conditional on the hash it replaces (a concurrent password change
-/// wins).
-fn upgrade_password_later(call: &Call, user_id: &str, stored: &PasswordHash, new: PasswordHash) {
+/// Re-hashes a password stored at a lower PBKDF2 cost than `PASSWORD_PBKDF2_ITERATIONS` (a cost raised since it was
+/// set; a lowered setting never weakens a stored hash), after the response through `waitUntil`: the login that
+/// proved the password pays nothing in latency, and stored hashes converge on the configured cost — which is also
+/// what the dummy hash of unknown emails costs, so a login's time stops telling an old account from a missing one.
+/// The salt is kept: device entries are bound to it, and a re-hash is no password change (the cheaper hash it
+/// replaces is what anyone holding the table would attack anyway). The update is conditional on the hash it
+/// replaces (a concurrent password change wins).
+fn upgrade_password_later(call: &Call, user_id: &str, stored: &PasswordHash, password: String) {
+    let iterations = call.isolate.config.session.pbkdf2_iterations;
     let (env, user_id, old_hash) = (call.env.clone(), user_id.to_owned(), stored.hash_b64());
-    let (from, iterations) = (stored.iterations, new.iterations);
+    let (from, salt) = (stored.iterations, stored.salt.clone());
     call.ctx.wait_until(async move {
-        match store::replace_password(env, &user_id, &old_hash, &new).await {
+        let upgraded = async {
+            let hash = kdf::pbkdf2_sha256(password.as_bytes(), &salt, iterations).await?;
+            let new = PasswordHash {
+                iterations,
+                salt,
+                hash,
+            };
+            store::replace_password(env, &user_id, &old_hash, &new).await
+        };
+        match upgraded.await {
             Ok(true) => worker::console_log!(
                 "{}",
                 json!({"msg": "password_rehashed", "user_id": user_id, "from_iterations": from, "to_iterations": iterations})
