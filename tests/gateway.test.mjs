@@ -763,6 +763,37 @@ describe("edge cache", () => {
     assert.equal(origin.requests.filter((r) => r.url.includes("stampede")).length, 1);
   });
 
+  test("during an origin outage 20 concurrent requests make 1 origin request: stale where allowed, else the error", async () => {
+    origin.reset();
+    version = 7;
+    origin.handle(versioned());
+    const path = `/gw/sie?outage=${Date.now()}`;
+    const primed = Date.now();
+    assert.equal((await (await worker.fetch(path)).json()).version, 7);
+    // The copy's TTL is 1 s (±10%): past it, a request asks the origin and may serve the copy if that fails.
+    await until(() => Date.now() > primed + 1_200, { what: "the stored copy's TTL to pass" });
+    const outage = (req, body, res) =>
+      waitingInWorker(19).then(() => {
+        res.writeHead(503, { "content-type": "text/plain" });
+        res.end("down for maintenance");
+      });
+    origin.reset();
+    origin.handle(outage);
+    const stale = await Promise.all(Array.from({ length: 20 }, () => worker.fetch(path)));
+    const served = await Promise.all(stale.map(async (r) => `${r.status} ${r.headers.get("x-cache")} ${(await r.json()).version}`));
+    assert.deepEqual(served, Array(20).fill("200 STALE 7"));
+    assert.equal(origin.requests.filter((r) => r.url.includes("outage=")).length, 1, "one origin request for all 20");
+    // A key with no copy: the one origin error is every waiter's answer.
+    origin.reset();
+    origin.handle(outage);
+    const missPath = `/gw/cached?outage=${Date.now()}`;
+    const errors = await Promise.all(Array.from({ length: 20 }, () => worker.fetch(missPath)));
+    const answers = await Promise.all(errors.map(async (r) => `${r.status} ${await r.text()}`));
+    assert.deepEqual(answers, Array(20).fill("503 down for maintenance"));
+    assert.equal(origin.requests.filter((r) => r.url.includes("outage=")).length, 1, "one origin request for the misses");
+    origin.reset();
+  });
+
   test("an answer meant for one requester (Set-Cookie, private, Vary) is neither stored nor handed to concurrent requests", async () => {
     origin.reset();
     let n = 0;
@@ -804,7 +835,7 @@ describe("edge cache", () => {
     origin.reset();
   });
 
-  test("a cache fill carries no requester's conditionals, range or (on a shared policy) credentials", async () => {
+  test("a cache fill carries no requester's conditionals, range or (on a shared policy) credentials or other headers", async () => {
     origin.reset();
     origin.handle((req, body, res) => {
       res.writeHead(200, { "content-type": "text/plain", etag: '"v1"' });
@@ -818,10 +849,29 @@ describe("edge cache", () => {
     assert.equal(await r.text(), "the whole representation");
     const sent = lastRequest().headers;
     for (const name of ["if-none-match", "range", "cookie", "x-user-id", "authorization"]) assert.equal(sent[name], undefined, name);
-    assert.equal(sent.accept, "text/plain", "other headers still go");
+    assert.equal(sent.accept, "text/plain", "the representation asked for still goes");
     const hit = await worker.fetch(path);
     assert.equal(hit.headers.get("x-cache"), "HIT");
     assert.equal(await hit.text(), "the whole representation");
+
+    // An origin that answers by API key: the shared fill never carries one, so a keyed answer is never stored for
+    // everyone — a request without the key cannot get it from the cache.
+    origin.reset();
+    origin.handle((req, body, res) => {
+      const keyed = req.headers["x-api-key"] === "k-123";
+      res.writeHead(keyed ? 200 : 401, { "content-type": "text/plain" });
+      res.end(keyed ? "for key holders" : "key required");
+    });
+    const keyedPath = `/gw/cached?keyed=${Date.now()}`;
+    const withKey = await worker.fetch(keyedPath, { headers: { "x-api-key": "k-123", "x-tenant": "acme", "accept-language": "fr" } });
+    assert.equal(withKey.status, 401, "the fill went without the key");
+    await withKey.arrayBuffer();
+    const forwarded = lastRequest().headers;
+    for (const name of ["x-api-key", "x-tenant", "accept-language"]) assert.equal(forwarded[name], undefined, `${name} not on a shared fill`);
+    assert.ok(forwarded["x-request-id"] && forwarded.traceparent, "the gateway's own headers go");
+    const withoutKey = await worker.fetch(keyedPath);
+    assert.equal(withoutKey.status, 401);
+    assert.notEqual(await withoutKey.text(), "for key holders");
     origin.reset();
   });
 

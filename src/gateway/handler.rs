@@ -936,16 +936,33 @@ thread_local! {
     static PURGES: RefCell<HashMap<String, (Option<u64>, u64)>> = RefCell::new(HashMap::new());
 }
 
+/// Whether a waiter takes the lead's answer: one meant for any requester (stored), or an origin error (5xx, held
+/// whole, no `Set-Cookie`) — the fill carried no requester's credentials on a shared policy, and on a per-user one
+/// the key is the user's, so the error is every waiter's too; sharing it keeps an outage at one origin request per
+/// key, each waiter then serving its stale copy (stale-if-error) or the error.
+fn shareable(f: &Fetched) -> bool {
+    f.storable
+        || f.status >= 500
+            && matches!(f.body, FetchedBody::Bytes(_))
+            && !f.headers.iter().any(|(k, _)| k == "set-cookie")
+}
+
 /// The one origin fetch for `spec.key`: waits for the one in progress in this isolate, or makes it. The fetch
 /// hands its answer to the waiters first, then stores it if cacheable (2xx/301/404/410, no `Set-Cookie`, not
-/// `no-store`) with its jittered TTL before the key is released. A waiter whose leader vanishes or overruns every attempt's timeout fetches itself.
+/// `no-store`) with its jittered TTL before the key is released. A waiter whose lead vanished looks again (another
+/// waiter may have taken over: one takes over, the others wait for it); one that overran every attempt's timeout,
+/// or was handed an answer meant for the lead alone (`shareable`), fetches itself.
 async fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
-    if let Some(slot) = coalesce::in_progress(&IN_FLIGHT, &spec.key) {
-        // Every attempt's wait for headers, then the body's time to arrive whole, and a second of slack.
-        let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 1) + spec.fill_body_ms + 1_000;
-        match coalesce::wait(&IN_FLIGHT, &spec.key, &slot, Some(budget_ms)).await {
-            // An answer for the leader alone (Set-Cookie, private, 5xx, …): this request asks the origin itself.
-            Some(Ok(fetched)) if !fetched.storable => {}
+    // Every attempt's wait for headers, then the body's time to arrive whole, and a second of slack.
+    let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 1) + spec.fill_body_ms + 1_000;
+    let started = respond::now_ms();
+    while let Some(slot) = coalesce::in_progress(&IN_FLIGHT, &spec.key) {
+        let left = budget_ms.saturating_sub(respond::now_ms().saturating_sub(started));
+        if left == 0 {
+            break;
+        }
+        match coalesce::wait(&IN_FLIGHT, &spec.key, &slot, Some(left)).await {
+            Some(Ok(fetched)) if !shareable(&fetched) => break,
             Some(outcome) => return outcome,
             None => {}
         }

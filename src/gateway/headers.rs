@@ -38,10 +38,29 @@ pub fn forward_response_header(name: &str, connection_listed: &[String]) -> bool
         || connection_listed.contains(&name))
 }
 
+/// The request headers a fill for a shared policy carries: its answer goes to every requester of the key, and the
+/// key holds none of theirs, so only what shapes no one's answer — the representation asked for, the client software,
+/// and the forwarding and trace headers the gateway sets — reaches the origin. Anything else a requester sent
+/// (credentials, an API key, a tenant or language header) could tailor an answer that the others would then be served.
+/// `Origin` goes too: CORS answers depend on it, and an origin that answers by it says `Vary: Origin` (as CORS
+/// requires), which is never stored.
+const SHARED_FILL: &[&str] = &[
+    "accept",
+    "accept-encoding",
+    "origin",
+    "user-agent",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+];
+
 /// Whether a request header goes on an origin request that fills the edge cache. The fill fetches the whole
 /// representation for every requester of the key, so one requester's conditional and range headers never reach the
-/// origin (their 304 or 206 would be handed to the others), and for a shared policy neither do their credentials
-/// and identity (`Authorization`, `Cookie`, `X-User-*`): the answer is the same for everyone.
+/// origin (their 304 or 206 would be handed to the others); for a shared policy only [`SHARED_FILL`] does; for a
+/// per-user one (keyed by the verified user) the rest of the request as forwarded.
 pub fn forward_on_cache_fill(name: &str, shared: bool) -> bool {
     let conditional = matches!(
         name,
@@ -52,8 +71,11 @@ pub fn forward_on_cache_fill(name: &str, shared: bool) -> bool {
             | "if-range"
             | "range"
     );
-    let personal = matches!(name, "authorization" | "cookie") || name.starts_with("x-user-");
-    !(conditional || (shared && personal))
+    if shared {
+        SHARED_FILL.contains(&name)
+    } else {
+        !conditional
+    }
 }
 
 /// The names a `Connection` header lists.
@@ -111,7 +133,7 @@ mod tests {
     }
 
     #[test]
-    fn cache_fills_drop_conditionals_always_and_credentials_when_shared() {
+    fn cache_fills_drop_conditionals_always_and_all_but_neutral_headers_when_shared() {
         for name in [
             "if-none-match",
             "if-modified-since",
@@ -135,12 +157,18 @@ mod tests {
         }
         for name in [
             "accept",
-            "accept-language",
+            "origin",
+            "user-agent",
             "traceparent",
             "x-request-id",
             "x-forwarded-for",
         ] {
             assert!(forward_on_cache_fill(name, true), "{name}");
+        }
+        // Whatever else a requester sends could tailor the shared answer: an API key, a tenant, a language.
+        for name in ["x-api-key", "x-tenant", "accept-language", "x-custom"] {
+            assert!(forward_on_cache_fill(name, false), "{name} per user");
+            assert!(!forward_on_cache_fill(name, true), "{name} shared");
         }
     }
 
