@@ -658,10 +658,11 @@ describe("edge cache", () => {
   test("policies set Cache-Control, Surrogate-Control and Cache-Tag; a second GET is a HIT under a sorted-query key", async () => {
     origin.reset();
     version = 1;
-    origin.handle(versioned({ "cache-tag": "product-7, list", "cache-control": "no-cache" }));
+    origin.handle(versioned({ "cache-tag": "product-7, list", "cache-control": "no-cache", age: "999" }));
     const q = `z=1&a=${Date.now()}`;
     const first = await worker.fetch(`/gw/cached?${q}`);
     assert.equal(first.headers.get("x-cache"), "MISS");
+    assert.equal(first.headers.get("age"), null, "the origin's Age is not the stored copy's");
     assert.equal(first.headers.get("cache-control"), "public, max-age=60, stale-while-revalidate=30, stale-if-error=300");
     assert.equal(first.headers.get("surrogate-control"), "max-age=60, stale-while-revalidate=30, stale-if-error=300");
     assert.equal(first.headers.get("cache-tag"), "route:cached,product-7,list");
@@ -670,6 +671,7 @@ describe("edge cache", () => {
     const reordered = q.split("&").reverse().join("&");
     const second = await worker.fetch(`/gw/cached?${reordered}`);
     assert.equal(second.headers.get("x-cache"), "HIT", "same key with the query sorted");
+    assert.match(second.headers.get("age") ?? "", /^[0-9]$/, "the stored copy's age, in seconds");
     assert.equal((await second.json()).version, 1);
     assert.equal(origin.requests.length, 1);
     for (const [path, cc] of [["/gw/static", "public, max-age=31536000, immutable"], ["/gw/html", "public, max-age=0, must-revalidate"]]) {
@@ -936,6 +938,7 @@ describe("edge cache", () => {
     version = 5;
     origin.handle(versioned());
     const path = `/gw/sie?k=${Date.now()}`;
+    const primed = Date.now();
     assert.equal((await (await worker.fetch(path)).json()).version, 5);
     origin.handle((req, body, res) => {
       res.writeHead(503);
@@ -944,10 +947,12 @@ describe("edge cache", () => {
     const stale = await until(async () => {
       const r = await worker.fetch(path);
       const text = await r.text();
-      return r.headers.get("x-cache") === "STALE" ? { status: r.status, text } : null;
+      return r.headers.get("x-cache") === "STALE" ? { status: r.status, text, age: r.headers.get("age") } : null;
     }, { what: "a stale answer on a 5xx" });
     assert.equal(stale.status, 200);
     assert.equal(JSON.parse(stale.text).version, 5);
+    assert.match(stale.age ?? "", /^[0-9]+$/, "a stale copy says its age");
+    assert.ok(Number(stale.age) * 1000 <= Date.now() - primed, `Age ${stale.age} within the time since it was stored`);
     origin.handle(async (req, body, res) => {
       await delay(1000);
       res.end("late");

@@ -87,6 +87,14 @@ impl Default for CachePolicies {
     }
 }
 
+/// The longest a policy's TTL or stale windows may be: a year (the Cache API keeps nothing that long anyway, and
+/// the millisecond arithmetic on them stays far from overflowing).
+pub const MAX_POLICY_SECS: u64 = 365 * 86_400;
+
+/// Most tags one stored entry carries (the route's and the origin's first ones): a hit reads the purge time of
+/// each it has not seen lately.
+pub const MAX_TAGS: usize = 16;
+
 impl CachePolicies {
     /// The built-ins with `overrides` (a JSON object of name → policy) applied; errors name the policy.
     pub fn with_overrides(overrides: Option<&serde_json::Value>) -> Result<Self, String> {
@@ -102,6 +110,17 @@ impl CachePolicies {
                 serde_json::from_value(raw.clone()).map_err(|e| format!("policy {name:?}: {e}"))?;
             if policy.ttl == 0 {
                 return Err(format!("policy {name:?}: ttl must be at least 1 second"));
+            }
+            for (field, secs) in [
+                ("ttl", policy.ttl),
+                ("stale_while_revalidate", policy.stale_while_revalidate),
+                ("stale_if_error", policy.stale_if_error),
+            ] {
+                if secs > MAX_POLICY_SECS {
+                    return Err(format!(
+                        "policy {name:?}: {field} must be at most {MAX_POLICY_SECS} seconds (a year), got {secs}"
+                    ));
+                }
             }
             policies.0.insert(name.clone(), policy);
         }
@@ -318,11 +337,14 @@ pub fn valid_tag(tag: &str) -> bool {
             .all(|c| c.is_ascii_graphic() && c != ';' && c != ',')
 }
 
-/// The tags of a stored response: the route's own tag plus any the origin sent in `Cache-Tag` (comma-separated),
-/// deduplicated, each limited to printable ASCII without commas or semicolons.
+/// The tags of a stored response: the route's own tag plus the first the origin sent in `Cache-Tag`
+/// (comma-separated), deduplicated, each limited to printable ASCII without commas or semicolons, [`MAX_TAGS`] in all.
 pub fn tags_for(route: &str, origin_cache_tag: Option<&str>) -> Vec<String> {
     let mut tags = vec![format!("route:{route}")];
     for tag in origin_cache_tag.unwrap_or("").split(',') {
+        if tags.len() == MAX_TAGS {
+            break;
+        }
         let tag = tag.trim();
         if !valid_tag(tag) {
             continue;
@@ -592,5 +614,37 @@ mod tests {
             vec!["route:r", "a", "b", "c"]
         );
         assert_eq!(tags_for("r", None), vec!["route:r"]);
+        let many: Vec<String> = (0..100).map(|i| format!("item-{i}")).collect();
+        let tags = tags_for("r", Some(&many.join(",")));
+        assert_eq!(tags.len(), MAX_TAGS, "capped");
+        assert_eq!(
+            tags[1..],
+            many[..MAX_TAGS - 1],
+            "the route's, then the origin's first"
+        );
+    }
+
+    #[test]
+    fn policy_windows_are_bounded_to_a_year() {
+        let year = MAX_POLICY_SECS;
+        for field in ["ttl", "stale_while_revalidate", "stale_if_error"] {
+            let mut policy = serde_json::json!({
+                "ttl": 60, "stale_while_revalidate": 0, "stale_if_error": 0, "shared": true,
+                "cache_control": "public", "surrogate_control": "max-age=60"
+            });
+            policy[field] = serde_json::json!(year);
+            let at_bound = serde_json::json!({ "p": policy.clone() });
+            assert!(
+                CachePolicies::with_overrides(Some(&at_bound)).is_ok(),
+                "{field} at a year"
+            );
+            policy[field] = serde_json::json!(u64::MAX);
+            let error = CachePolicies::with_overrides(Some(&serde_json::json!({ "p": policy })))
+                .expect_err("past a year");
+            assert!(
+                error.contains(field) && error.contains("at most"),
+                "{error}"
+            );
+        }
     }
 }

@@ -951,8 +951,14 @@ fn shareable(f: &Fetched) -> bool {
 /// hands its answer to the waiters first, then stores it if cacheable (2xx/301/404/410, no `Set-Cookie`, not
 /// `no-store`) with its jittered TTL before the key is released. A waiter whose lead vanished looks again (another
 /// waiter may have taken over: one takes over, the others wait for it); one that overran every attempt's timeout,
-/// or was handed an answer meant for the lead alone (`shareable`), fetches itself.
-async fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
+/// or was handed an answer meant for the lead alone (`shareable`), fetches itself. With the outcome, its `x-cache`
+/// state: `HIT` for a stored answer that was complete when this request came (its Cache API write still under
+/// way), `MISS` otherwise.
+async fn coalesced_fetch(
+    ctx: Option<&worker::Context>,
+    spec: &Spec,
+    policy: &CachePolicy,
+) -> (Outcome, &'static str) {
     // Every attempt's wait for headers, then the body's time to arrive whole, and a second of slack.
     let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 1) + spec.fill_body_ms + 1_000;
     let started = respond::now_ms();
@@ -961,25 +967,50 @@ async fn coalesced_fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         if left == 0 {
             break;
         }
+        let complete = slot.borrow().is_some();
         match coalesce::wait(&IN_FLIGHT, &spec.key, &slot, Some(left)).await {
             Some(Ok(fetched)) if !shareable(&fetched) => break,
-            Some(outcome) => return outcome,
+            Some(Ok(fetched)) if complete && fetched.storable => return (Ok(fetched), "HIT"),
+            Some(outcome) => return (outcome, "MISS"),
             None => {}
         }
     }
     let lead = Lead::claim(&IN_FLIGHT, &spec.key);
-    let outcome = fetch_and_store(spec, policy, &lead).await;
-    if outcome.is_err() {
-        // An answer was published before it was stored; a failure, here.
-        lead.publish(outcome.clone());
+    let requested_at = respond::now_ms();
+    let outcome = fetch(spec, policy).await;
+    // The waiters have the answer at once; the key stays claimed until it is stored, so a request arriving
+    // meanwhile takes this answer too instead of asking the origin again.
+    lead.publish(outcome.clone());
+    let Ok(fetched) = &outcome else {
+        return (outcome, "MISS");
+    };
+    if fetched.storable {
+        let [a, b, ..] = respond::random_bytes();
+        let meta = StoredMeta::for_fill(policy, requested_at, [a, b], fetched.tags.clone());
+        let (key, route, fetched) = (spec.key.clone(), spec.route.clone(), fetched.clone());
+        let storing = async move {
+            if let Err(e) = store(&key, &fetched, &meta).await {
+                worker::console_warn!(
+                    "{}",
+                    serde_json::json!({"msg": "gateway cache put failed", "route": route, "detail": e.to_string()})
+                );
+            }
+            drop(lead);
+        };
+        // The requester does not wait for the put (nor is it lost if the client goes away): `waitUntil`, unless
+        // this fetch already runs in the background (a stale-while-revalidate refresh).
+        match ctx {
+            Some(ctx) => ctx.wait_until(storing),
+            None => storing.await,
+        }
     }
-    outcome
+    (outcome, "MISS")
 }
 
-/// Fetches, publishes the answer to the waiters through `lead`, then stores it (waiters need not wait for the put).
-async fn fetch_and_store(spec: &Spec, policy: &CachePolicy, lead: &Lead<Outcome>) -> Outcome {
-    // Stored as of the request, not of its answer: a purge that lands while the origin is answering covers it.
-    let requested_at = respond::now_ms();
+/// Fetches the answer of one fill: held whole when it is small and quick enough, and marked storable when it is
+/// meant for any requester. (Dated, when stored, from before this request: a purge that lands while the origin is
+/// answering covers it.)
+async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     let response = Response::from(
         send(
             &spec.url,
@@ -1046,17 +1077,6 @@ async fn fetch_and_store(spec: &Spec, policy: &CachePolicy, lead: &Lead<Outcome>
         tags: tags_for(&spec.route, origin_tags.as_deref()),
         storable,
     });
-    lead.publish(Ok(fetched.clone()));
-    if storable {
-        let [a, b, ..] = respond::random_bytes();
-        let meta = StoredMeta::for_fill(policy, requested_at, [a, b], fetched.tags.clone());
-        if let Err(e) = store(&spec.key, &fetched, &meta).await {
-            worker::console_warn!(
-                "{}",
-                serde_json::json!({"msg": "gateway cache put failed", "route": spec.route, "detail": e.to_string()})
-            );
-        }
-    }
     Ok(fetched)
 }
 
@@ -1157,16 +1177,20 @@ async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> Api
         None => None,
     };
     let Some((response, meta)) = entry else {
-        let outcome = coalesced_fetch(&spec, &policy).await;
+        let (outcome, state) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
         return match outcome {
-            Ok(f) => Ok(fetched_response(&f, &policy, "MISS", head)),
+            Ok(f) => Ok(fetched_response(&f, &policy, state, head)),
             Err(failure) => Err(failure.into_error()),
         };
     };
     let freshness = meta.freshness(now);
     let serve_stored = |response: Response, state: &str| {
         let status = response.status_code();
-        let headers = header_list::read(response.headers());
+        let mut headers = header_list::read(response.headers());
+        // A stored copy says how old it is, so a browser or a CDN in front counts its max-age from its fetch.
+        let age = respond::now_ms().saturating_sub(meta.stored_at_ms) / 1000;
+        headers.retain(|(k, _)| k != "age");
+        headers.push(("age".to_owned(), age.to_string()));
         let (_, body) = response.into_parts();
         client_response(status, &headers, body, &policy, &meta.tags, state, head)
     };
@@ -1175,31 +1199,37 @@ async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> Api
         Freshness::StaleRevalidate => {
             let (spec, policy) = (spec.clone(), policy.clone());
             call.ctx.wait_until(async move {
-                if let Ok(fetched) = coalesced_fetch(&spec, &policy).await {
+                // Already in the background: the store is awaited here.
+                if let (Ok(fetched), _) = coalesced_fetch(None, &spec, &policy).await {
                     fetched.body.discard();
                 }
             });
             Ok(serve_stored(response, "STALE"))
         }
         Freshness::StaleIfError => {
-            let outcome = coalesced_fetch(&spec, &policy).await;
-            if is_origin_error(&outcome) {
+            let (outcome, state) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
+            // The window is checked again once the origin has failed (its timeouts may have outlasted it).
+            let within = meta.freshness(respond::now_ms()) != Freshness::Expired;
+            if is_origin_error(&outcome) && within {
                 if let Ok(fetched) = &outcome {
                     fetched.body.discard();
                 }
                 return Ok(serve_stored(response, "STALE"));
             }
             match outcome {
-                Ok(f) => Ok(fetched_response(&f, &policy, "MISS", head)),
+                Ok(f) => Ok(fetched_response(&f, &policy, state, head)),
                 Err(failure) => Err(failure.into_error()),
             }
         }
-        Freshness::Expired => match coalesced_fetch(&spec, &policy).await {
-            Ok(f) => Ok(fetched_response(&f, &policy, "MISS", head)),
-            Err(failure) => Err(failure.into_error()),
+        Freshness::Expired => match coalesced_fetch(Some(&call.ctx), &spec, &policy).await {
+            (Ok(f), state) => Ok(fetched_response(&f, &policy, state, head)),
+            (Err(failure), _) => Err(failure.into_error()),
         },
     }
 }
+
+/// Tags whose purge times an isolate keeps before dropping those it read longer than `GATEWAY_PURGE_SYNC_MS` ago.
+const MAX_PURGES_KEPT: usize = 4096;
 
 /// Whether one of the entry's tags was purged after it was stored (purge times from KV, cached briefly).
 async fn purged(call: &Call, meta: &StoredMeta, now: u64) -> bool {
@@ -1225,7 +1255,14 @@ async fn purged(call: &Call, meta: &StoredMeta, now: u64) -> bool {
                         .and_then(|t| t.parse::<u64>().ok()),
                     Err(_) => None,
                 };
-                PURGES.with(|p| p.borrow_mut().insert(tag.clone(), (read, now)));
+                PURGES.with(|p| {
+                    let mut purges = p.borrow_mut();
+                    // What it has not re-read lately is read again anyway: forgotten once the map grows.
+                    if purges.len() >= MAX_PURGES_KEPT {
+                        purges.retain(|_, (_, read_at)| now.saturating_sub(*read_at) < sync_ms);
+                    }
+                    purges.insert(tag.clone(), (read, now));
+                });
                 read
             }
         };
