@@ -888,6 +888,8 @@ struct Fetched {
     /// Meant for any requester of the key (`cache::storable`): stored, and handed to the coalesced waiters. Any other
     /// answer goes only to the request that fetched it, with the origin's own caching headers.
     storable: bool,
+    /// When its origin request was made: what a stored copy is dated from (and a HIT from the fill its `Age`).
+    requested_at: u64,
 }
 
 /// A fetched answer's body.
@@ -936,6 +938,9 @@ thread_local! {
     static PURGES: RefCell<HashMap<String, (Option<u64>, u64)>> = RefCell::new(HashMap::new());
 }
 
+/// How long a fill's Cache API write may keep its key claimed.
+const STORE_LIMIT_MS: u64 = 5_000;
+
 /// Whether a waiter takes the lead's answer: one meant for any requester (stored), or an origin error (5xx, held
 /// whole, no `Set-Cookie`) — the fill carried no requester's credentials on a shared policy, and on a per-user one
 /// the key is the user's, so the error is every waiter's too; sharing it keeps an outage at one origin request per
@@ -960,10 +965,18 @@ async fn coalesced_fetch(
     policy: &CachePolicy,
 ) -> (Outcome, &'static str) {
     // Every attempt's wait for headers, then the body's time to arrive whole, and a second of slack.
+    // A lead taken over by another waiter gets the budget afresh, within twice it in all.
     let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 1) + spec.fill_body_ms + 1_000;
-    let started = respond::now_ms();
+    let first = respond::now_ms();
+    let mut since = (first, None::<coalesce::Slot<Outcome>>);
     while let Some(slot) = coalesce::in_progress(&IN_FLIGHT, &spec.key) {
-        let left = budget_ms.saturating_sub(respond::now_ms().saturating_sub(started));
+        let now = respond::now_ms();
+        if !since.1.as_ref().is_some_and(|s| Rc::ptr_eq(s, &slot)) {
+            since = (now, Some(slot.clone()));
+        }
+        let left = budget_ms
+            .saturating_sub(now.saturating_sub(since.0))
+            .min((2 * budget_ms).saturating_sub(now.saturating_sub(first)));
         if left == 0 {
             break;
         }
@@ -976,7 +989,6 @@ async fn coalesced_fetch(
         }
     }
     let lead = Lead::claim(&IN_FLIGHT, &spec.key);
-    let requested_at = respond::now_ms();
     let outcome = fetch(spec, policy).await;
     // The waiters have the answer at once; the key stays claimed until it is stored, so a request arriving
     // meanwhile takes this answer too instead of asking the origin again.
@@ -986,13 +998,24 @@ async fn coalesced_fetch(
     };
     if fetched.storable {
         let [a, b, ..] = respond::random_bytes();
-        let meta = StoredMeta::for_fill(policy, requested_at, [a, b], fetched.tags.clone());
+        let meta = StoredMeta::for_fill(policy, fetched.requested_at, [a, b], fetched.tags.clone());
         let (key, route, fetched) = (spec.key.clone(), spec.route.clone(), fetched.clone());
         let storing = async move {
-            if let Err(e) = store(&key, &fetched, &meta).await {
+            // Bounded: a put that never settles must not keep the key claimed (its answer handed out as a HIT).
+            let put = std::pin::pin!(store(&key, &fetched, &meta));
+            let limit = std::pin::pin!(Delay::from(Duration::from_millis(STORE_LIMIT_MS)));
+            let failed = match futures_util::future::select(put, limit).await {
+                futures_util::future::Either::Left((stored, _)) => {
+                    stored.err().map(|e| e.to_string())
+                }
+                futures_util::future::Either::Right(_) => {
+                    Some(format!("no answer in {STORE_LIMIT_MS} ms"))
+                }
+            };
+            if let Some(detail) = failed {
                 worker::console_warn!(
                     "{}",
-                    serde_json::json!({"msg": "gateway cache put failed", "route": route, "detail": e.to_string()})
+                    serde_json::json!({"msg": "gateway cache put failed", "route": route, "detail": detail})
                 );
             }
             drop(lead);
@@ -1011,6 +1034,7 @@ async fn coalesced_fetch(
 /// meant for any requester. (Dated, when stored, from before this request: a purge that lands while the origin is
 /// answering covers it.)
 async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
+    let requested_at = respond::now_ms();
     let response = Response::from(
         send(
             &spec.url,
@@ -1076,6 +1100,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         body,
         tags: tags_for(&spec.route, origin_tags.as_deref()),
         storable,
+        requested_at,
     });
     Ok(fetched)
 }
@@ -1120,6 +1145,16 @@ fn client_response(
 }
 
 fn fetched_response(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) -> Response {
+    let response = fetched_answer(f, policy, state, head);
+    if state == "HIT" {
+        // From a fill whose write is under way: as old as a stored copy of it would be.
+        let age = respond::now_ms().saturating_sub(f.requested_at) / 1000;
+        return respond::with_header(response, "age", &age.to_string());
+    }
+    response
+}
+
+fn fetched_answer(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) -> Response {
     if !f.storable {
         // Not stored: the origin's answer as it came, without the policy's caching headers or tags.
         let headers = header_list::build(&f.headers);
@@ -1260,6 +1295,10 @@ async fn purged(call: &Call, meta: &StoredMeta, now: u64) -> bool {
                     // What it has not re-read lately is read again anyway: forgotten once the map grows.
                     if purges.len() >= MAX_PURGES_KEPT {
                         purges.retain(|_, (_, read_at)| now.saturating_sub(*read_at) < sync_ms);
+                        if purges.len() >= MAX_PURGES_KEPT {
+                            // All read lately: start over rather than grow (each is read again when needed).
+                            purges.clear();
+                        }
                     }
                     purges.insert(tag.clone(), (read, now));
                 });

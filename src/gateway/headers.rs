@@ -18,7 +18,7 @@ const HOP_BY_HOP: &[&str] = &[
 
 /// Whether a request header is forwarded to the origin. `connection_listed` are the names the client's
 /// `Connection` header marks as hop-by-hop. Client-sent `X-User-*` and forwarding headers are always dropped (the
-/// gateway sets its own), as are `traceparent`/`tracestate` (re-set from the trace context).
+/// gateway sets its own), as is `traceparent` (re-set from the trace context; `tracestate` passes on with it).
 pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool {
     let name = name.to_ascii_lowercase();
     !(HOP_BY_HOP.contains(&name.as_str())
@@ -40,13 +40,14 @@ pub fn forward_response_header(name: &str, connection_listed: &[String]) -> bool
 
 /// The request headers a fill for a shared policy carries: its answer goes to every requester of the key, and the
 /// key holds none of theirs, so only what shapes no one's answer — the representation asked for, the client software,
-/// and the forwarding and trace headers the gateway sets — reaches the origin. Anything else a requester sent
-/// (credentials, an API key, a tenant or language header) could tailor an answer that the others would then be served.
-/// `Origin` goes too: CORS answers depend on it, and an origin that answers by it says `Vary: Origin` (as CORS
-/// requires), which is never stored.
+/// and the forwarding and trace headers — reaches the origin. Anything else a requester sent
+/// (credentials, an API key, a tenant header) could tailor an answer that the others would then be served.
+/// `Origin` and `Accept-Language` go too: an origin that answers by them says so (`Vary: Origin`, as CORS requires;
+/// `Vary: Accept-Language`), and such an answer is never stored — it goes to its own requester, in its language.
 const SHARED_FILL: &[&str] = &[
     "accept",
     "accept-encoding",
+    "accept-language",
     "origin",
     "user-agent",
     "x-forwarded-for",
@@ -166,7 +167,7 @@ mod tests {
             assert!(forward_on_cache_fill(name, true), "{name}");
         }
         // Whatever else a requester sends could tailor the shared answer: an API key, a tenant, a language.
-        for name in ["x-api-key", "x-tenant", "accept-language", "x-custom"] {
+        for name in ["x-api-key", "x-tenant", "x-custom", "referer"] {
             assert!(forward_on_cache_fill(name, false), "{name} per user");
             assert!(!forward_on_cache_fill(name, true), "{name} shared");
         }
