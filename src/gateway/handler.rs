@@ -894,14 +894,25 @@ struct Fetched {
 
 /// A fetched answer's body.
 enum FetchedBody {
-    /// Read whole (at most `GATEWAY_CACHE_MAX_BODY_BYTES`): storable and shareable.
-    Bytes(Vec<u8>),
+    /// Read whole (at most `GATEWAY_CACHE_MAX_BODY_BYTES`): storable and shareable. Held as one runtime `Blob`,
+    /// which every response made from it (the fetching request's, each waiter's, the Cache API write) reads without
+    /// a copy of its own — copies per waiter in wasm memory would grow it for good (it never shrinks), and twenty
+    /// waiters of a 4 MiB answer would hold 80 MiB of the isolate's 128.
+    Held(web_sys::Blob),
     /// Larger: streamed on to the one request that fetched it (taken once), never stored or shared — holding it
     /// would take the isolate's memory (and each waiter a copy).
     Streamed(RefCell<Option<web_sys::ReadableStream>>),
 }
 
 impl FetchedBody {
+    /// `bytes` held by the runtime (one copy out of wasm memory, freed with the last response reading it).
+    fn held(bytes: &[u8]) -> Result<Self, Failure> {
+        let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+        web_sys::Blob::new_with_u8_array_sequence(&parts)
+            .map(Self::Held)
+            .map_err(|e| Failure::Unreachable(format!("holding the origin body: {e:?}")))
+    }
+
     /// Cancels a streamed body nobody will take (a HEAD request, a background refresh, a stale-if-error answer
     /// not served), which stops the origin read instead of leaving it to the garbage collector. Called by the
     /// request that fetched it: a streamed answer is never shared, and I/O belongs to the request that made it.
@@ -915,16 +926,47 @@ impl FetchedBody {
         }
     }
 
-    /// The body for one response: a copy of the bytes, or the stream (the first time it is asked for).
-    fn for_response(&self) -> ResponseBody {
+    /// The body for one response: the held bytes, or the origin's stream (the first time it is asked for).
+    fn for_response(&self) -> Payload {
         match self {
-            Self::Bytes(bytes) => ResponseBody::Body(bytes.clone()),
+            Self::Held(blob) => Payload::Held(blob.clone()),
             Self::Streamed(stream) => stream
                 .borrow_mut()
                 .take()
-                .map_or(ResponseBody::Empty, ResponseBody::Stream),
+                .map_or(Payload::Body(ResponseBody::Empty), |stream| {
+                    Payload::Body(ResponseBody::Stream(stream))
+                }),
         }
     }
+}
+
+/// A response body: one of workers-rs' bodies, or a held answer's `Blob` (read without a copy, and keeping its
+/// length: a stream of it would go out chunked).
+enum Payload {
+    Body(ResponseBody),
+    Held(web_sys::Blob),
+}
+
+/// A response of `status` with `headers` and `payload`.
+fn answer(status: u16, headers: worker::Headers, payload: Payload) -> Response {
+    let body = match payload {
+        // An empty body is no body (a 204 may not have one).
+        Payload::Held(blob) if blob.size() > 0.0 => {
+            let init = web_sys::ResponseInit::new();
+            init.set_status(status);
+            init.set_headers(headers.0.as_ref());
+            match web_sys::Response::new_with_opt_blob_and_init(Some(&blob), &init) {
+                Ok(response) => return Response::from(response),
+                Err(_) => ResponseBody::Stream(blob.stream()),
+            }
+        }
+        Payload::Held(_) => ResponseBody::Empty,
+        Payload::Body(body) => body,
+    };
+    Response::builder()
+        .with_status(status)
+        .with_headers(headers)
+        .body(body)
 }
 
 /// The outcome of one origin fetch, filled in by the request that makes it.
@@ -948,7 +990,7 @@ const STORE_LIMIT_MS: u64 = 5_000;
 fn shareable(f: &Fetched) -> bool {
     f.storable
         || f.status >= 500
-            && matches!(f.body, FetchedBody::Bytes(_))
+            && matches!(f.body, FetchedBody::Held(_))
             && !f.headers.iter().any(|(k, _)| k == "set-cookie")
 }
 
@@ -1065,16 +1107,15 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
                 .await
                 .map_err(|e| Failure::Unreachable(format!("reading the origin body: {e}")))?
             {
-                Prefix::Whole(bytes) => FetchedBody::Bytes(bytes),
+                Prefix::Whole(bytes) => FetchedBody::held(&bytes)?,
                 Prefix::Over(stream) => FetchedBody::Streamed(RefCell::new(Some(stream))),
             }
         }
-        ResponseBody::Body(bytes) => FetchedBody::Bytes(bytes.clone()),
-        ResponseBody::Empty => FetchedBody::Bytes(Vec::new()),
+        ResponseBody::Body(bytes) => FetchedBody::held(bytes)?,
+        ResponseBody::Empty => FetchedBody::held(&[])?,
     };
     // Too large to hold: this request's alone, like an answer meant for one requester.
-    let storable =
-        storable(status, &pairs, !policy.shared) && matches!(body, FetchedBody::Bytes(_));
+    let storable = storable(status, &pairs, !policy.shared) && matches!(body, FetchedBody::Held(_));
     let mut headers = Vec::new();
     for (k, v) in pairs {
         // A buffered body is decoded by the runtime (a streamed one too), so its length and encoding no longer
@@ -1112,10 +1153,7 @@ async fn store(key: &str, fetched: &Fetched, meta: &StoredMeta) -> worker::Resul
         "cache-control",
         &format!("public, max-age={}", meta.retention_secs()),
     )?;
-    let response = Response::builder()
-        .with_status(fetched.status)
-        .with_headers(headers)
-        .body(fetched.body.for_response());
+    let response = answer(fetched.status, headers, fetched.body.for_response());
     Cache::default().put(key, response).await
 }
 
@@ -1123,7 +1161,7 @@ async fn store(key: &str, fetched: &Fetched, meta: &StoredMeta) -> worker::Resul
 fn client_response(
     status: u16,
     headers: &[(String, String)],
-    body: ResponseBody,
+    body: Payload,
     policy: &CachePolicy,
     tags: &[String],
     state: &str,
@@ -1137,11 +1175,12 @@ fn client_response(
     let _ = out.set("surrogate-control", &policy.surrogate_control);
     let _ = out.set("cache-tag", &tags.join(","));
     let _ = out.set("x-cache", state);
-    let body = if head { ResponseBody::Empty } else { body };
-    Response::builder()
-        .with_status(status)
-        .with_headers(out)
-        .body(body)
+    let body = if head {
+        Payload::Body(ResponseBody::Empty)
+    } else {
+        body
+    };
+    answer(status, out, body)
 }
 
 fn fetched_response(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) -> Response {
@@ -1161,14 +1200,11 @@ fn fetched_answer(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) ->
         let _ = headers.set("x-cache", state);
         let body = if head {
             f.body.discard();
-            ResponseBody::Empty
+            Payload::Body(ResponseBody::Empty)
         } else {
             f.body.for_response()
         };
-        return Response::builder()
-            .with_status(f.status)
-            .with_headers(headers)
-            .body(body);
+        return answer(f.status, headers, body);
     }
     client_response(
         f.status,
@@ -1227,7 +1263,15 @@ async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> Api
         headers.retain(|(k, _)| k != "age");
         headers.push(("age".to_owned(), age.to_string()));
         let (_, body) = response.into_parts();
-        client_response(status, &headers, body, &policy, &meta.tags, state, head)
+        client_response(
+            status,
+            &headers,
+            Payload::Body(body),
+            &policy,
+            &meta.tags,
+            state,
+            head,
+        )
     };
     match freshness {
         Freshness::Fresh => Ok(serve_stored(response, "HIT")),
