@@ -910,7 +910,10 @@ impl FetchedBody {
         let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
         web_sys::Blob::new_with_u8_array_sequence(&parts)
             .map(Self::Held)
-            .map_err(|e| Failure::Unreachable(format!("holding the origin body: {e:?}")))
+            // Only when the runtime is out of memory: answered like an origin that could not be read.
+            .map_err(|e| {
+                Failure::Unreachable(format!("holding the origin body (out of memory?): {e:?}"))
+            })
     }
 
     /// Cancels a streamed body nobody will take (a HEAD request, a background refresh, a stale-if-error answer
@@ -927,46 +930,17 @@ impl FetchedBody {
     }
 
     /// The body for one response: the held bytes, or the origin's stream (the first time it is asked for).
-    fn for_response(&self) -> Payload {
+    fn for_response(&self) -> ResponseBody {
         match self {
-            Self::Held(blob) => Payload::Held(blob.clone()),
+            // A stream of the Blob (which reports its length); an empty one is no body (a 204 may not have one).
+            Self::Held(blob) if blob.size() > 0.0 => ResponseBody::Stream(blob.stream()),
+            Self::Held(_) => ResponseBody::Empty,
             Self::Streamed(stream) => stream
                 .borrow_mut()
                 .take()
-                .map_or(Payload::Body(ResponseBody::Empty), |stream| {
-                    Payload::Body(ResponseBody::Stream(stream))
-                }),
+                .map_or(ResponseBody::Empty, ResponseBody::Stream),
         }
     }
-}
-
-/// A response body: one of workers-rs' bodies, or a held answer's `Blob` (read without a copy, and keeping its
-/// length: a stream of it would go out chunked).
-enum Payload {
-    Body(ResponseBody),
-    Held(web_sys::Blob),
-}
-
-/// A response of `status` with `headers` and `payload`.
-fn answer(status: u16, headers: worker::Headers, payload: Payload) -> Response {
-    let body = match payload {
-        // An empty body is no body (a 204 may not have one).
-        Payload::Held(blob) if blob.size() > 0.0 => {
-            let init = web_sys::ResponseInit::new();
-            init.set_status(status);
-            init.set_headers(headers.0.as_ref());
-            match web_sys::Response::new_with_opt_blob_and_init(Some(&blob), &init) {
-                Ok(response) => return Response::from(response),
-                Err(_) => ResponseBody::Stream(blob.stream()),
-            }
-        }
-        Payload::Held(_) => ResponseBody::Empty,
-        Payload::Body(body) => body,
-    };
-    Response::builder()
-        .with_status(status)
-        .with_headers(headers)
-        .body(body)
 }
 
 /// The outcome of one origin fetch, filled in by the request that makes it.
@@ -1153,7 +1127,10 @@ async fn store(key: &str, fetched: &Fetched, meta: &StoredMeta) -> worker::Resul
         "cache-control",
         &format!("public, max-age={}", meta.retention_secs()),
     )?;
-    let response = answer(fetched.status, headers, fetched.body.for_response());
+    let response = Response::builder()
+        .with_status(fetched.status)
+        .with_headers(headers)
+        .body(fetched.body.for_response());
     Cache::default().put(key, response).await
 }
 
@@ -1161,7 +1138,7 @@ async fn store(key: &str, fetched: &Fetched, meta: &StoredMeta) -> worker::Resul
 fn client_response(
     status: u16,
     headers: &[(String, String)],
-    body: Payload,
+    body: ResponseBody,
     policy: &CachePolicy,
     tags: &[String],
     state: &str,
@@ -1175,12 +1152,11 @@ fn client_response(
     let _ = out.set("surrogate-control", &policy.surrogate_control);
     let _ = out.set("cache-tag", &tags.join(","));
     let _ = out.set("x-cache", state);
-    let body = if head {
-        Payload::Body(ResponseBody::Empty)
-    } else {
-        body
-    };
-    answer(status, out, body)
+    let body = if head { ResponseBody::Empty } else { body };
+    Response::builder()
+        .with_status(status)
+        .with_headers(out)
+        .body(body)
 }
 
 fn fetched_response(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) -> Response {
@@ -1200,11 +1176,14 @@ fn fetched_answer(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) ->
         let _ = headers.set("x-cache", state);
         let body = if head {
             f.body.discard();
-            Payload::Body(ResponseBody::Empty)
+            ResponseBody::Empty
         } else {
             f.body.for_response()
         };
-        return answer(f.status, headers, body);
+        return Response::builder()
+            .with_status(f.status)
+            .with_headers(headers)
+            .body(body);
     }
     client_response(
         f.status,
@@ -1263,15 +1242,7 @@ async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> Api
         headers.retain(|(k, _)| k != "age");
         headers.push(("age".to_owned(), age.to_string()));
         let (_, body) = response.into_parts();
-        client_response(
-            status,
-            &headers,
-            Payload::Body(body),
-            &policy,
-            &meta.tags,
-            state,
-            head,
-        )
+        client_response(status, &headers, body, &policy, &meta.tags, state, head)
     };
     match freshness {
         Freshness::Fresh => Ok(serve_stored(response, "HIT")),
