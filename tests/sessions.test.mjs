@@ -243,8 +243,8 @@ test("a password stored at a lower PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_I
   const line = await until(() => worker.jsonLogs().find((l) => l.msg === "password_rehashed" && l.user_id === carol.id), { what: "the re-hash log line" });
   assert.deepEqual([line?.from_iterations, line?.to_iterations], [10_000, 100_000], "logged");
   assert.equal((await login(carol.email, carol.password)).status, 200, "the new hash admits the same password");
-  // The entry the re-hashing login set, against the old hash, still marks Carol's browser as hers: a re-hash is
-  // no password change.
+  // The entry the re-hashing login set, before the re-hash, still marks Carol's browser as hers: a re-hash keeps
+  // the salt entries are bound to (it is no password change).
   const trusted = await worker.fetch("/auth/login", { ...json({ email: carol.email, password: carol.password }), headers: { "content-type": "application/json", cookie: device } });
   assert.equal(trusted.status, 200);
   assert.match(trusted.headers.get("ratelimit-policy") ?? "", /"login-device"/, "limited per device after the re-hash");

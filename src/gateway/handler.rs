@@ -878,7 +878,7 @@ struct Spec {
     fill_body_ms: u64,
 }
 
-/// A buffered origin response, shared by every waiter of one coalesced fetch when it is `storable`.
+/// An origin response of one fill, handed to the fill's waiters when it is `shareable` (stored, or a 5xx).
 struct Fetched {
     status: u16,
     /// Without the headers the edge cache sets itself when storable; as the origin sent them otherwise.
@@ -886,7 +886,8 @@ struct Fetched {
     body: FetchedBody,
     tags: Vec<String>,
     /// Meant for any requester of the key (`cache::storable`): stored, and handed to the coalesced waiters. Any other
-    /// answer goes only to the request that fetched it, with the origin's own caching headers.
+    /// answer goes out with the origin's own caching headers, to the request that fetched it alone unless it is an
+    /// origin error (`shareable`).
     storable: bool,
     /// When its origin request was made: what a stored copy is dated from (and a HIT from the fill its `Age`).
     requested_at: u64,
@@ -894,13 +895,13 @@ struct Fetched {
 
 /// A fetched answer's body.
 enum FetchedBody {
-    /// Read whole (at most `GATEWAY_CACHE_MAX_BODY_BYTES`): storable and shareable. Held as one runtime `Blob`,
+    /// Read whole (at most `GATEWAY_CACHE_MAX_BODY_BYTES`): may be stored and shared. Held as one runtime `Blob`,
     /// which every response made from it (the fetching request's, each waiter's, the Cache API write) reads without
     /// a copy of its own — copies per waiter in wasm memory would grow it for good (it never shrinks), and twenty
     /// waiters of a 4 MiB answer would hold 80 MiB of the isolate's 128.
     Held(web_sys::Blob),
     /// Larger: streamed on to the one request that fetched it (taken once), never stored or shared — holding it
-    /// would take the isolate's memory (and each waiter a copy).
+    /// would take the isolate's memory.
     Streamed(RefCell<Option<web_sys::ReadableStream>>),
 }
 
@@ -1185,15 +1186,12 @@ fn fetched_answer(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) ->
             .with_headers(headers)
             .body(body);
     }
-    client_response(
-        f.status,
-        &f.headers,
-        f.body.for_response(),
-        policy,
-        &f.tags,
-        state,
-        head,
-    )
+    let body = if head {
+        ResponseBody::Empty
+    } else {
+        f.body.for_response()
+    };
+    client_response(f.status, &f.headers, body, policy, &f.tags, state, head)
 }
 
 /// Whether a fetched answer counts as an origin error for stale-if-error.

@@ -63,7 +63,10 @@ const SHARED_FILL: &[&str] = &[
 /// origin (their 304 or 206 would be handed to the others); for a shared policy only [`SHARED_FILL`] does; for a
 /// per-user one (keyed by the verified user) the rest of the request as forwarded.
 pub fn forward_on_cache_fill(name: &str, shared: bool) -> bool {
-    let conditional = matches!(
+    if shared {
+        return SHARED_FILL.contains(&name);
+    }
+    !matches!(
         name,
         "if-none-match"
             | "if-modified-since"
@@ -71,12 +74,7 @@ pub fn forward_on_cache_fill(name: &str, shared: bool) -> bool {
             | "if-unmodified-since"
             | "if-range"
             | "range"
-    );
-    if shared {
-        SHARED_FILL.contains(&name)
-    } else {
-        !conditional
-    }
+    )
 }
 
 /// The names a `Connection` header lists.

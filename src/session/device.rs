@@ -14,7 +14,9 @@
 //! to the browser), after the password changes (whoever kept entries while they knew it loses them), or under a
 //! rotated key. One cookie holds the entries of up to
 //! [`MAX_ENTRIES`] accounts (a shared computer), `~`-separated; every cookie of the name is read (one planted from a
-//! sibling domain cannot hide the browser's own: malformed pieces are skipped, and seals are checked first). Tags are compared in constant time (`hmac`'s
+//! sibling domain cannot hide the browser's own: malformed pieces are skipped, and of the first [`MAX_SEALS`]
+//! well-formed entries only sealed ones count — more than all the cookies of one name a login route receives can
+//! hold). Tags are compared in constant time (`hmac`'s
 //! `verify_truncated_left`). Pure: the time is a parameter.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -33,8 +35,8 @@ const ACCOUNT_BYTES: usize = 12;
 const TAG_BYTES: usize = 16;
 /// Well-formed entries one request can make us check the seal of (one HMAC each): a browser sends at most
 /// [`MAX_ENTRIES`] of ours, and the cookies of one name a login route receives (a few domains and paths, 4 KB each)
-/// hold fewer than this. Malformed pieces cost no check and are skipped however many. The seal is checked before
-/// anything else is decided, so entries made up to fill a cap cannot push real ones out.
+/// hold fewer than this. Malformed pieces cost no check and are skipped however many, and entries made up for
+/// other accounts or this one count for nothing unless sealed, so they cannot take a real one's place.
 const MAX_SEALS: usize = 256;
 /// How far in the future an issue time may be (clocks of the Worker's locations differ a little).
 const SKEW_SECS: u64 = 300;

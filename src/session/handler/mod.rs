@@ -311,8 +311,8 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     let body = LoginBody::from_object(object)?;
     let credentials = Credentials::parse(body)?;
     // Who the email is, before its limit: an entry of the browser's device cookie for this account (its email and
-    // stored password hash) moves the attempt to the device's own limit. Unknown emails have no entries, and take
-    // the same D1 read.
+    // the salt of its stored password) moves the attempt to the device's own limit. Unknown emails have no entries,
+    // and take the same D1 read.
     let store = Store::open(&call, false)?;
     let user = store.user_by_email(&credentials.email).await?;
     let stored = match &user {
