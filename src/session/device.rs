@@ -33,7 +33,7 @@ pub const MAX_ENTRIES: usize = 4;
 /// Bytes kept of the account tag (names an email among a browser's few) and of the seal and MAC (128 bits).
 const ACCOUNT_BYTES: usize = 12;
 const TAG_BYTES: usize = 16;
-/// Well-formed entries one request can make us check the seal of (one HMAC each): a browser sends at most
+/// Well-formed entries of one request looked at (each at most one seal and one MAC): a browser sends at most
 /// [`MAX_ENTRIES`] of ours, and the cookies of one name a login route receives (a few domains and paths, 4 KB each)
 /// hold fewer than this. Malformed pieces cost no check and are skipped however many, and entries made up for
 /// other accounts or this one count for nothing unless sealed, so they cannot take a real one's place.
@@ -137,17 +137,11 @@ impl DeviceKey {
         self.tag(b"credential", &[seal, password_salt.as_bytes()])
     }
 
-    /// The entries of the cookie `values` this Worker made (their seal verifies), among the first [`MAX_SEALS`]
-    /// well-formed ones, in order.
-    fn sealed_entries<'a>(&self, values: impl IntoIterator<Item = &'a str>) -> Vec<Entry<'a>> {
-        entries(values)
-            .take(MAX_SEALS)
-            .filter(|e| {
-                self.seal(&e.id, e.issued, &e.account)
-                    .verify_truncated_left(&e.seal)
-                    .is_ok()
-            })
-            .collect()
+    /// Whether this Worker made `entry` (its seal verifies).
+    fn sealed(&self, entry: &Entry<'_>) -> bool {
+        self.seal(&entry.id, entry.issued, &entry.account)
+            .verify_truncated_left(&entry.seal)
+            .is_ok()
     }
 
     /// The device id (lower-case hex) of the first live entry for `account` among the cookie `values`.
@@ -158,14 +152,17 @@ impl DeviceKey {
         now_secs: u64,
         ttl_secs: u64,
     ) -> Option<String> {
+        // The cheap tests first; a seal and a MAC only for a live entry tagged with this account.
         let tag = self.account_tag(account.email);
-        self.sealed_entries(values)
-            .into_iter()
+        entries(values)
+            .take(MAX_SEALS)
             .filter(|e| e.account == tag && live(e.issued, now_secs, ttl_secs))
             .find(|e| {
-                self.mac(&e.seal, account.password_salt)
-                    .verify_truncated_left(&e.mac)
-                    .is_ok()
+                self.sealed(e)
+                    && self
+                        .mac(&e.seal, account.password_salt)
+                        .verify_truncated_left(&e.mac)
+                        .is_ok()
             })
             .map(|e| hex::encode(&e.id))
     }
@@ -199,15 +196,14 @@ impl DeviceKey {
         .join(".");
         let mut kept = vec![fresh];
         let mut accounts = vec![tag.clone()];
-        let others = self
-            .sealed_entries(values)
-            .into_iter()
+        let others = entries(values)
+            .take(MAX_SEALS)
             .filter(|e| e.account != tag && live(e.issued, now_secs, ttl_secs));
         for entry in others {
             if kept.len() == MAX_ENTRIES {
                 break;
             }
-            if !accounts.contains(&entry.account) {
+            if !accounts.contains(&entry.account) && self.sealed(&entry) {
                 accounts.push(entry.account.clone());
                 kept.push(entry.text.to_owned());
             }
