@@ -1160,12 +1160,17 @@ fn client_response(
         .body(body)
 }
 
+/// `response` with the `Age` of an answer fetched at `fetched_at_ms`: a stored copy (or a fill still being written)
+/// says how old it is, so a browser or a CDN in front counts the policy's max-age from its fetch.
+fn with_age(response: Response, fetched_at_ms: u64) -> Response {
+    let age = respond::now_ms().saturating_sub(fetched_at_ms) / 1000;
+    respond::with_header(response, "age", &age.to_string())
+}
+
 fn fetched_response(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) -> Response {
     let response = fetched_answer(f, policy, state, head);
     if state == "HIT" {
-        // From a fill whose write is under way: as old as a stored copy of it would be.
-        let age = respond::now_ms().saturating_sub(f.requested_at) / 1000;
-        return respond::with_header(response, "age", &age.to_string());
+        return with_age(response, f.requested_at);
     }
     response
 }
@@ -1234,13 +1239,10 @@ async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> Api
     let freshness = meta.freshness(now);
     let serve_stored = |response: Response, state: &str| {
         let status = response.status_code();
-        let mut headers = header_list::read(response.headers());
-        // A stored copy says how old it is, so a browser or a CDN in front counts its max-age from its fetch.
-        let age = respond::now_ms().saturating_sub(meta.stored_at_ms) / 1000;
-        headers.retain(|(k, _)| k != "age");
-        headers.push(("age".to_owned(), age.to_string()));
+        let headers = header_list::read(response.headers());
         let (_, body) = response.into_parts();
-        client_response(status, &headers, body, &policy, &meta.tags, state, head)
+        let served = client_response(status, &headers, body, &policy, &meta.tags, state, head);
+        with_age(served, meta.stored_at_ms)
     };
     match freshness {
         Freshness::Fresh => Ok(serve_stored(response, "HIT")),
