@@ -43,7 +43,10 @@ pub fn plan(memory: &mut IsolateMemory, policy: &Policy, key: &str, now_ms: u64)
         .map(|p| memory.exhausted(&memory_key(policy, &state_key(p)), now_ms))
         .collect();
     let part = if parts > 1 {
-        memory.next_part(key, parts, |p| exhausted[p as usize].is_none())
+        // Each policy rotates on its own: two policies splitting one key must not advance each other's turn.
+        memory.next_part(&memory_key(policy, key), parts, |p| {
+            exhausted[p as usize].is_none()
+        })
     } else {
         exhausted[0].is_none().then_some(0)
     };
@@ -232,5 +235,32 @@ mod tests {
             }
             other => panic!("all parts exhausted: {other:?}"),
         }
+    }
+
+    #[test]
+    fn two_policies_splitting_one_hot_key_rotate_apart() {
+        let a = policy(&[("ip:9.9.9.9", 4)]);
+        let b = Policy {
+            name: "api-hour".into(),
+            ..a.clone()
+        };
+        let mut memory = IsolateMemory::new(100, 0);
+        let mut part_of = |p: &Policy| match plan(&mut memory, p, "ip:9.9.9.9", 0) {
+            Plan::Ask { take, .. } => take.key,
+            other => panic!("asks: {other:?}"),
+        };
+        let a_parts: Vec<String> = (0..4)
+            .map(|_| {
+                part_of(&b);
+                part_of(&a)
+            })
+            .collect();
+        assert_eq!(
+            a_parts,
+            (0..4)
+                .map(|n| format!("ip:9.9.9.9\u{1f}{n}"))
+                .collect::<Vec<_>>(),
+            "a's turns are every part in order, however often b took one"
+        );
     }
 }
