@@ -99,7 +99,11 @@ pub fn take(state: Option<KeyState>, quota: Quota, now_ms: u64) -> (Decision, Op
     let interval = u128::from(quota.window_ms); // one request, in 1/limit ms
     let capacity = interval * limit; // the whole window, in 1/limit ms
     let now = u128::from(now_ms) * limit;
-    let tat = state.map_or(now, |s| s.scaled(quota.limit)).max(now);
+    let stored = state.map_or(now, |s| s.scaled(quota.limit)).max(now);
+    // A stored TAT never counts for more than one whole window from now: one left by a longer window before a
+    // policy change, or by a clock that has since stepped back, would otherwise refuse for up to the old window.
+    // Under a steady quota and clock the TAT is never that far ahead, so the cap lets nothing more through.
+    let tat = stored.min(now + capacity);
     let next = tat + interval;
     if next - now <= capacity {
         let used = next - now;
@@ -120,7 +124,11 @@ pub fn take(state: Option<KeyState>, quota: Quota, now_ms: u64) -> (Decision, Op
             reset_ms: used.div_ceil(limit) as u64,
             retry_after_ms: (next - now - capacity).div_ceil(limit) as u64,
         };
-        (decision, None)
+        // A capped TAT is stored, so later requests do not read the old one again.
+        (
+            decision,
+            (tat < stored).then(|| KeyState::from_scaled(tat, quota.limit)),
+        )
     }
 }
 
@@ -130,8 +138,11 @@ pub fn peek(state: Option<KeyState>, quota: Quota, now_ms: u64) -> Decision {
     let interval = u128::from(quota.window_ms);
     let capacity = interval * limit;
     let now = u128::from(now_ms) * limit;
-    let tat = state.map_or(now, |s| s.scaled(quota.limit)).max(now);
-    let used = (tat - now).min(capacity);
+    let tat = state
+        .map_or(now, |s| s.scaled(quota.limit))
+        .max(now)
+        .min(now + capacity);
+    let used = tat - now;
     let remaining = ((capacity - used) / interval) as u32;
     Decision {
         allowed: remaining > 0,
@@ -326,5 +337,33 @@ mod tests {
                 "limit {limit} window {window}"
             );
         }
+    }
+
+    #[test]
+    fn a_shortened_window_or_a_clock_stepping_back_refuses_for_at_most_one_window() {
+        let hourly = Quota::new(10, 3_600_000).expect("valid");
+        let mut state = None;
+        assert_eq!(burst(&mut state, hourly, 0, 10), 10);
+        let per_minute = Quota::new(10, 60_000).expect("valid");
+        let (d, next) = take(state, per_minute, 120_000);
+        assert!(
+            !d.allowed,
+            "the quota is still spent in the new window's terms"
+        );
+        assert_eq!(d.reset_ms, 60_000, "at most the new window");
+        assert_eq!(d.retry_after_ms, 6_000, "one request's interval");
+        assert!(next.is_some(), "the capped state is stored");
+        assert_eq!(peek(state, per_minute, 120_000).reset_ms, 60_000);
+        let (d, _) = take(next, per_minute, 126_000);
+        assert!(d.allowed, "one interval later one request passes");
+
+        let quota = Quota::new(5, 60_000).expect("valid");
+        let (_, state) = take(None, quota, 1_000_000);
+        let (d, _) = take(state, quota, 400_000);
+        assert!(
+            d.reset_ms <= 60_000,
+            "reset {} ms past a 60 s window",
+            d.reset_ms
+        );
     }
 }
