@@ -67,6 +67,40 @@ fn resolve_raw(source: &KeySource, inputs: &KeyInputs) -> Result<String, KeyErro
     }
 }
 
+/// The longest `hot_keys` entry: a split key's parts add `\x1f` and up to four digits, and the limiter object
+/// refuses keys past [`MAX_KEY_BYTES`].
+pub const MAX_HOT_KEY_BYTES: usize = MAX_KEY_BYTES - 5;
+
+/// Whether `key` (a `hot_keys` entry) has the form `resolve` gives keys from `source`, so an entry that can never
+/// match a request (an address without `ip:`, a raw API key, a user id under an `ip` policy) is refused at start.
+/// `user` policies also limit login attempts by `email:` and `device:` keys.
+pub fn could_resolve_to(source: &KeySource, key: &str) -> bool {
+    let hex_of = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if key.len() > MAX_HOT_KEY_BYTES {
+        return false;
+    }
+    if let Some(digest) = key.strip_prefix("long:") {
+        return hex_of(digest, 64);
+    }
+    let (prefix, rest) = key.split_once(':').unwrap_or((key, ""));
+    match source {
+        KeySource::ClientIp => {
+            prefix == "ip"
+                && (rest.parse::<IpAddr>().is_ok()
+                    || rest
+                        .strip_suffix("/64")
+                        .is_some_and(|net| net.parse::<std::net::Ipv6Addr>().is_ok()))
+        }
+        KeySource::User => matches!(prefix, "user" | "email" | "device") && !rest.is_empty(),
+        KeySource::RouteUser => prefix == "route" && rest.contains("|user:"),
+        KeySource::ApiKey { .. } => prefix == "key" && hex_of(rest, 32),
+    }
+}
+
 /// A resolved key as an operator may write it in `hot_keys`, in the form `resolve` produces: an `ip:` key by its
 /// client network (an IPv6 address by its /64, an IPv4-mapped one as IPv4), so it matches; other keys as given.
 pub fn normalise_resolved(key: &str) -> String {
@@ -101,6 +135,54 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hot_key_entries_must_have_the_form_their_policys_keys_resolve_to() {
+        let api = KeySource::ApiKey {
+            header: "x-api-key".into(),
+        };
+        let digest = |k: &str| {
+            resolve(
+                &api,
+                &KeyInputs {
+                    api_key: Some(k),
+                    ..KeyInputs::default()
+                },
+            )
+            .expect("resolved")
+        };
+        let long = format!("long:{}", "ab".repeat(32));
+        let at_most = format!("user:{}", "u".repeat(MAX_HOT_KEY_BYTES - 5));
+        for (source, key) in [
+            (&KeySource::ClientIp, "ip:203.0.113.7"),
+            (&KeySource::ClientIp, "ip:2001:db8:1:2:3:4:5:6"),
+            (&KeySource::ClientIp, "ip:2001:db8:1:2::/64"),
+            (&KeySource::User, "user:u-42"),
+            (&KeySource::User, "email:0f0f"),
+            (&KeySource::User, "device:0f0f"),
+            (&KeySource::User, &at_most),
+            (&KeySource::User, &long),
+            (&KeySource::RouteUser, "route:/rooms/{id}/ws|user:u-42"),
+            (&api, &digest("hot")),
+        ] {
+            assert!(could_resolve_to(source, key), "{source:?} {key}");
+        }
+        let too_long = format!("user:{}", "u".repeat(MAX_HOT_KEY_BYTES - 4));
+        for (source, key) in [
+            (&KeySource::ClientIp, "203.0.113.7"),
+            (&KeySource::ClientIp, "ip:203.0.113"),
+            (&KeySource::ClientIp, "user:u-42"),
+            (&KeySource::User, "user:"),
+            (&KeySource::User, "ip:203.0.113.7"),
+            (&KeySource::User, &too_long),
+            (&KeySource::RouteUser, "route:/rooms/{id}/ws"),
+            (&api, "key:the-raw-api-key"),
+            (&api, &format!("key:{}", digest("hot")[4..].to_uppercase())),
+            (&api, "long:abc"),
+        ] {
+            assert!(!could_resolve_to(source, key), "{source:?} {key}");
+        }
+    }
 
     #[test]
     fn hot_keys_written_as_addresses_match_resolved_keys() {

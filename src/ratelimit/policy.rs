@@ -164,6 +164,14 @@ impl Policy {
         // leave only one of their part counts.
         let mut hot_keys = BTreeMap::new();
         for (hot, parts) in raw.hot_keys {
+            if !super::key::could_resolve_to(&key, &hot) {
+                return Err(format!(
+                    "hot_keys.{hot:?} is no key this policy's requests resolve to (an `ip:` address, `user:`/`email:`/\
+                     `device:` id, `key:` + 32 hex digits, `route:…|user:…` or `long:` + 64 hex digits, per its key \
+                     source, at most {} bytes)",
+                    super::key::MAX_HOT_KEY_BYTES
+                ));
+            }
             let key = super::key::normalise_resolved(&hot);
             if hot_keys.insert(key.clone(), parts).is_some() {
                 return Err(format!(
@@ -301,7 +309,11 @@ mod tests {
                 "failure must be open or closed",
             ),
             ("bad", with("header", json!("x-key")), "header only applies"),
-            ("bad", with("hot_keys", json!({"ip:1": 1})), "hot_keys"),
+            (
+                "bad",
+                with("hot_keys", json!({"ip:203.0.113.1": 1})),
+                "hot_keys",
+            ),
             (
                 "bad",
                 with(
@@ -312,8 +324,23 @@ mod tests {
             ),
             (
                 "bad",
-                with("hot_keys", json!({"ip:1": 11})),
+                with("hot_keys", json!({"ip:203.0.113.1": 11})),
                 "at most limit",
+            ),
+            (
+                "bad",
+                with("hot_keys", json!({"203.0.113.7": 4})),
+                "no key this policy",
+            ),
+            (
+                "bad",
+                with("hot_keys", json!({"ip:not-an-address": 4})),
+                "no key this policy",
+            ),
+            (
+                "bad",
+                with("hot_keys", json!({"user:alice": 4})),
+                "no key this policy",
             ),
             ("bad", with("binding", json!("lower")), "binding must be"),
             ("bad", with("colour", json!("red")), "unknown field"),
