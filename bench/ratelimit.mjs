@@ -33,9 +33,9 @@ end
 
 const POLICIES = {
   // Never refuses under this load: every request is a real decision by a RateLimiter object.
-  bench: { limit: 1_000_000, window: 60, key: "api_key", shards: 16, failure: "closed" },
+  bench: { limit: 1_000_000, window: 60, key: "api_key", shards: 16, failure: "closed", check: true },
   // One request per hour: after the first, every request is refused from the isolate's memory.
-  tight: { limit: 1, window: 3600, key: "api_key", shards: 1, failure: "closed" },
+  tight: { limit: 1, window: 3600, key: "api_key", shards: 1, failure: "closed", check: true },
 };
 const worker = await serveEdgekit({ vars: { DEBUG_ROUTES: true, RATE_LIMIT_POLICIES: POLICIES } });
 try {

@@ -19,21 +19,26 @@ const fnv1a64 = (text) => {
 const objectFor = (policy, stateKey, shards) => `${policy}:${fnv1a64(stateKey) % BigInt(shards)}`;
 const apiKeyFor = (apiKey) => `key:${createHash("sha256").update(apiKey).digest("hex").slice(0, 32)}`;
 
-const api = (limit, extra = {}) => ({ limit, window: 3600, key: "api_key", shards: 4, ...extra });
+const api = (limit, extra = {}) => ({ limit, window: 3600, key: "api_key", shards: 4, check: true, ...extra });
+const served = (policies) => Object.fromEntries(Object.entries(policies).map(([name, p]) => [name, { check: true, ...p }]));
 const POLICIES = {
-  exact: api(10),
-  short: { limit: 3, window: 1, key: "api_key", shards: 2 },
-  spread: api(5, { shards: 4 }),
-  split: api(10, { shards: 8, hot_keys: { [apiKeyFor("hot")]: 4 } }),
-  split_odd: api(7, { shards: 8, hot_keys: { [apiKeyFor("hot")]: 3 } }),
-  sweep: { limit: 1, window: 1, key: "api_key", shards: 1 },
-  cheap: { limit: 2, window: 3600, key: "api_key", shards: 1 },
-  by_ip: { limit: 2, window: 3600, key: "ip", shards: 4 },
-  by_user: { limit: 2, window: 3600, key: "user" },
-  down_open: api(5, { binding: "RATE_LIMITER_NOT_BOUND", failure: "open" }),
-  down_closed: api(5, { binding: "RATE_LIMITER_NOT_BOUND", failure: "closed" }),
-  wrong_open: api(5, { binding: "DB", failure: "open" }),
-  wrong_closed: api(5, { binding: "DB", failure: "closed" }),
+  // Not served by GET /ratelimit/{policy}/check (no `check = true`): like login-ip, only its own route counts it.
+  unchecked: { limit: 2, window: 3600, key: "ip" },
+  ...served({
+    exact: api(10),
+    short: { limit: 3, window: 1, key: "api_key", shards: 2 },
+    spread: api(5, { shards: 4 }),
+    split: api(10, { shards: 8, hot_keys: { [apiKeyFor("hot")]: 4 } }),
+    split_odd: api(7, { shards: 8, hot_keys: { [apiKeyFor("hot")]: 3 } }),
+    sweep: { limit: 1, window: 1, key: "api_key", shards: 1 },
+    cheap: { limit: 2, window: 3600, key: "api_key", shards: 1 },
+    by_ip: { limit: 2, window: 3600, key: "ip", shards: 4 },
+    by_user: { limit: 2, window: 3600, key: "user" },
+    down_open: api(5, { binding: "RATE_LIMITER_NOT_BOUND", failure: "open" }),
+    down_closed: api(5, { binding: "RATE_LIMITER_NOT_BOUND", failure: "closed" }),
+    wrong_open: api(5, { binding: "DB", failure: "open" }),
+    wrong_closed: api(5, { binding: "DB", failure: "closed" }),
+  }),
 };
 
 let worker;
@@ -183,6 +188,7 @@ test("a key known to be exhausted is refused by the isolate without a round trip
 test("unknown policies, missing API keys and user policies without a user are refused clearly", async () => {
   const cases = [
     ["/ratelimit/nope/check", {}, 404, "unknown_policy"],
+    ["/ratelimit/unchecked/check", { "cf-connecting-ip": "203.0.113.9" }, 404, "unknown_policy"],
     ["/ratelimit/exact/check", {}, 401, "api_key_required"],
     ["/ratelimit/by_user/check", {}, 401, "authentication_required"],
   ];

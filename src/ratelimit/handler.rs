@@ -232,7 +232,8 @@ struct Check<'a> {
 }
 
 /// `GET /ratelimit/{policy}/check`: counts as one request under the policy (key from the policy's key source) and
-/// says where the caller stands; 429 once the caller is over the limit.
+/// says where the caller stands; 429 once the caller is over the limit. Only policies with `check = true` are
+/// served; the others answer 404 like unknown names.
 pub async fn check(call: &Call) -> ApiResult<Response> {
     check_route(call, true).await
 }
@@ -250,7 +251,7 @@ async fn check_route(call: &Call, limited: bool) -> ApiResult<Response> {
         .get("policy")
         .map(String::as_str)
         .unwrap_or_default();
-    let Some(policy) = call.isolate.config.ratelimit.get(name) else {
+    let Some(policy) = call.isolate.config.ratelimit.get(name).filter(|p| p.check) else {
         return Err(ApiError::new(
             404,
             "unknown_policy",

@@ -125,6 +125,7 @@ mod tests {
                 .map(|(k, p)| ((*k).to_owned(), *p))
                 .collect::<BTreeMap<_, _>>(),
             binding: "RATE_LIMITER".into(),
+            check: false,
         }
     }
 

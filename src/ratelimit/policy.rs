@@ -12,6 +12,7 @@
 //! failure = "open"     # when the limiter cannot be reached: open (allow) or closed (503); default open
 //! hot_keys = { "ip:203.0.113.7" = 4 }  # resolved keys split over this many parts (2..=1024, at most limit); an
 //!                                       # `ip:` key may be any address: it is keyed by its network, as requests are
+//! check = true         # GET /ratelimit/{name}/check serves this policy (default false)
 //! ```
 
 use std::collections::BTreeMap;
@@ -65,6 +66,9 @@ pub struct Policy {
     pub hot_keys: BTreeMap<String, u32>,
     /// The Durable Object namespace binding (default `RATE_LIMITER`).
     pub binding: String,
+    /// Whether `GET /ratelimit/{policy}/check` serves it. Off unless set: a GET any page can make (an `<img>`) would
+    /// otherwise let a site spend its visitors' budgets under any policy — login attempts per IP included.
+    pub check: bool,
 }
 
 impl Policy {
@@ -90,6 +94,8 @@ struct RawPolicy {
     #[serde(default)]
     hot_keys: BTreeMap<String, u32>,
     binding: Option<String>,
+    #[serde(default)]
+    check: bool,
 }
 
 fn is_token(s: &str, extra: &[u8]) -> bool {
@@ -198,6 +204,7 @@ impl Policy {
             failure,
             hot_keys,
             binding,
+            check: raw.check,
         })
     }
 }
@@ -247,7 +254,7 @@ mod tests {
     #[test]
     fn a_full_policy_parses_with_its_defaults() {
         let config = parse(json!({
-            "api": { "limit": 600, "window": 60, "key": "api_key" },
+            "api": { "limit": 600, "window": 60, "key": "api_key", "check": true },
             "login": { "limit": 5, "window": 60, "key": "ip", "shards": 16, "failure": "closed",
                        "hot_keys": { "ip:203.0.113.7": 4 }, "binding": "OTHER_LIMITER" },
         }))
@@ -261,11 +268,15 @@ mod tests {
             "default header"
         );
         assert_eq!(
-            (api.shards, api.failure, api.binding.as_str()),
-            (8, FailureMode::Open, "RATE_LIMITER")
+            (api.shards, api.failure, api.binding.as_str(), api.check),
+            (8, FailureMode::Open, "RATE_LIMITER", true)
         );
         let login = config.get("login").expect("login");
-        assert_eq!((login.shards, login.failure), (16, FailureMode::Closed));
+        assert_eq!(
+            (login.shards, login.failure, login.check),
+            (16, FailureMode::Closed, false),
+            "not served by the check route unless it says so"
+        );
         assert_eq!(login.parts("ip:203.0.113.7"), 4, "hot key split");
         assert_eq!(login.parts("ip:198.51.100.1"), 1, "other keys whole");
         assert_eq!(config.names().collect::<Vec<_>>(), vec!["api", "login"]);
