@@ -56,6 +56,18 @@ test("D1 has the migrated schema and KV round-trips through the bindings from wr
   assert.equal(await kv.get("probe"), "value");
 });
 
+test("/health/ready answers 503 for a rate-limit policy whose binding is no Durable Object namespace", async (t) => {
+  for (const binding of ["RATE_LIMITTER", "DB"]) {
+    const w = await startWorker({ vars: { RATE_LIMIT_POLICIES: { typo: { limit: 5, window: 60, key: "ip", binding } } } });
+    t.after(() => w.stop());
+    const response = await w.fetch("/health/ready");
+    assert.equal(response.status, 503, binding);
+    const limiter = (await response.json()).checks.find((c) => c.binding === "RATE_LIMITER");
+    assert.equal(limiter.ok, false, binding);
+    assert.match(limiter.detail, /policy's binding/, binding);
+  }
+});
+
 test("/health/ready answers 503 and names the failing binding when D1 is not migrated", async (t) => {
   const { mkdtempSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");

@@ -1,6 +1,6 @@
 //! Runtime side of health: `/health` answers from memory; `/health/ready` reads both KV namespaces, queries D1,
-//! pings the rate limiter's readiness Durable Object (a SQLite write and read) and looks up the rooms' object
-//! namespaces, each check reported separately. A failing check names its binding with a fixed description; the
+//! pings the rate limiter's readiness Durable Object (a SQLite write and read; every rate-limit policy's binding
+//! must be an object namespace too) and looks up the rooms' object namespaces, each check reported separately. A failing check names its binding with a fixed description; the
 //! runtime's own error text (SQL, exceptions) goes to the log only. One isolate checks at most once per
 //! [`READY_MEMORY_MS`], and concurrent probes share one check: the probe is unauthenticated, and each check writes
 //! to the limiter object.
@@ -147,6 +147,16 @@ async fn check_d1(call: &Call) -> Check {
 
 async fn check_limiter(call: &Call) -> Check {
     let outcome = async {
+        // A policy naming a binding that is not a Durable Object namespace fails open (or closed) on every request
+        // with only a log line per request; readiness says so once.
+        for policy in call.isolate.config.ratelimit.policies() {
+            if let Err(e) = call.env.durable_object(&policy.binding) {
+                return Err((
+                    "a rate-limit policy's binding is not a Durable Object namespace (see the log)",
+                    format!("policy {} binding {}: {e}", policy.name, policy.binding),
+                ));
+            }
+        }
         let stub = call
             .env
             .durable_object(limiter::BINDING)

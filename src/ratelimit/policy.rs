@@ -236,6 +236,11 @@ impl RateLimitConfig {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.policies.keys().map(String::as_str)
     }
+
+    /// Every policy, by name.
+    pub fn policies(&self) -> impl Iterator<Item = &Policy> {
+        self.policies.values()
+    }
 }
 
 #[cfg(test)]
