@@ -161,7 +161,7 @@ pub fn origin_url(key: &str, value: &str) -> Result<String, ConfigError> {
         !host.is_empty()
             && !r.contains(['?', '#', '@', '\\'])
             && !r.chars().any(|c| c.is_whitespace() || c.is_control())
-    });
+    }) && parses_as_base(value);
     if ok {
         Ok(value.trim_end_matches('/').to_owned())
     } else {
@@ -170,6 +170,23 @@ pub fn origin_url(key: &str, value: &str) -> Result<String, ConfigError> {
             "must be an http(s) URL without query, fragment or credentials",
         ))
     }
+}
+
+/// Whether the runtime's URL parser (the `url` crate, as workers-rs uses) takes `value` as it is written, so every
+/// URL joined under it at request time parses too: a port out of range, a bad IPv6 literal or a path with dot
+/// segments (which parsing would fold away) is refused at start-up rather than failing every request with a 500.
+pub fn parses_as_base(value: &str) -> bool {
+    let dot_segment = value
+        .split("://")
+        .nth(1)
+        .unwrap_or("")
+        .split('/')
+        .skip(1)
+        .any(|segment| {
+            let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+            decoded == "." || decoded == ".."
+        });
+    !dot_segment && url::Url::parse(value).is_ok()
 }
 
 /// Deployment environment, from `ENVIRONMENT`.

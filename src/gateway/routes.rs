@@ -335,7 +335,11 @@ fn validate(
     let upstream = raw.upstream.trim_end_matches('/').to_owned();
     let scheme_ok = upstream.starts_with("http://") || upstream.starts_with("https://");
     let host = upstream.split("://").nth(1).unwrap_or("");
-    if !scheme_ok || host.is_empty() || host.starts_with('/') || upstream.contains(['?', '#', ' '])
+    if !scheme_ok
+        || host.is_empty()
+        || host.starts_with('/')
+        || upstream.contains(['?', '#', ' '])
+        || !crate::config::parses_as_base(&upstream)
     {
         return Err(format!(
             "upstream {:?} must be an absolute http(s) URL without query",
@@ -490,6 +494,14 @@ mod tests {
             ),
             (
                 json!([{"path": "/a", "upstream": "ftp://a"}]),
+                "route 0: upstream",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a:99999"}]),
+                "route 0: upstream",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a/v1/../admin"}]),
                 "route 0: upstream",
             ),
             (

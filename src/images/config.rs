@@ -69,13 +69,15 @@ impl ImagesConfig {
         }
         let source_prefixes: Vec<String> = vars.json("IMAGES_SOURCE_PREFIXES")?.unwrap_or_default();
         for (i, p) in source_prefixes.iter().enumerate() {
+            // Compared with decoded request paths, so written decoded: `ph%6Ftos/` could never match.
             let well_formed = p.is_empty()
                 || (p.ends_with('/')
+                    && !p.contains('%')
                     && crate::images::source::normalise(&p[..p.len() - 1]).is_ok());
             if !well_formed {
                 return Err(ConfigError::new(
                     "IMAGES_SOURCE_PREFIXES",
-                    format!("entry {i} must be a relative path ending in `/` (like \"photos/\")"),
+                    format!("entry {i} must be a relative path ending in `/`, not percent-encoded (like \"photos/\")"),
                 ));
             }
         }
@@ -109,11 +111,12 @@ impl ImagesConfig {
             },
             signing_secret,
             cache_ttl_secs: vars.u64_in("IMAGES_CACHE_TTL", 31_536_000, 1, 31_536_000)?,
+            // At most half an isolate's 128 MB: the source is held whole while it is resized.
             max_source_bytes: vars.u64_in(
                 "IMAGES_MAX_SOURCE_BYTES",
                 20 * 1024 * 1024,
                 1024,
-                100 * 1024 * 1024,
+                64 * 1024 * 1024,
             )?,
         })
     }
@@ -201,6 +204,27 @@ mod tests {
                 "IMAGES_ORIGIN",
             ),
             (&[("IMAGES_ORIGIN", json!("https://"))], "IMAGES_ORIGIN"),
+            (
+                &[("IMAGES_ORIGIN", json!("https://img.example:99999"))],
+                "IMAGES_ORIGIN",
+            ),
+            (
+                &[("IMAGES_ORIGIN", json!("https://img.example:http"))],
+                "IMAGES_ORIGIN",
+            ),
+            (&[("IMAGES_ORIGIN", json!("https://[::1"))], "IMAGES_ORIGIN"),
+            (
+                &[("IMAGES_ORIGIN", json!("https://img.example/a/%2e%2e/b"))],
+                "IMAGES_ORIGIN",
+            ),
+            (
+                &[("IMAGES_SOURCE_PREFIXES", json!(["ph%6Ftos/"]))],
+                "IMAGES_SOURCE_PREFIXES",
+            ),
+            (
+                &[("IMAGES_MAX_SOURCE_BYTES", json!(64 * 1024 * 1024 + 1))],
+                "IMAGES_MAX_SOURCE_BYTES",
+            ),
             (&[("IMAGES_MAX_SIDE", json!(0))], "IMAGES_MAX_SIDE"),
             (
                 &[("IMAGES_ALLOWED_WIDTHS", json!([0]))],
