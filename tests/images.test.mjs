@@ -46,6 +46,15 @@ before(async () => {
       };
       return pump();
     }
+    if (record.path === "/photos/moved.jpg") {
+      res.writeHead(301, { location: "/photos/land.jpg" });
+      return res.end();
+    }
+    if (record.path === "/photos/partial.jpg") {
+      const whole = fixtures["/photos/land.jpg"].body;
+      res.writeHead(206, { "content-type": "image/jpeg", "content-range": `bytes 0-99/${whole.length}` });
+      return res.end(whole.subarray(0, 100));
+    }
     if (record.path === "/photos/cut.png") {
       // Declares the whole square.png, sends half of it and breaks the connection.
       const whole = fixtures["/photos/square.png"].body;
@@ -232,7 +241,11 @@ test("signed URLs: a valid signature is served in any URL form; missing, wrong a
     const response = await get(signed, path);
     assert.equal(response.status, 200, `${path}: ${response.body}`);
     assert.deepEqual(Object.values(await decoded(response.body)).slice(0, 2), [267, 200], path);
+    // Reusable downstream only until exp (the Worker refuses the URL after it), on a MISS and a HIT alike.
+    const [, maxAge] = /^public, max-age=(\d+)$/.exec(response.headers.get("cache-control")) ?? [];
+    assert.ok(Number(maxAge) > 590 && Number(maxAge) <= 600, `${path}: ${response.headers.get("cache-control")}`);
   }
+  assert.equal((await get(signed, `/images/300x200/photos/land.jpg?exp=${exp}&sig=${sig}`)).headers.get("x-cache"), "HIT");
   const past = Math.floor(Date.now() / 1000) - 10;
   const refused = [
     ["/images/300x200/photos/land.jpg", "signature_required"],
@@ -284,6 +297,12 @@ test("origin 404 → 404, not an image → 415, too large → 413, failed transf
   assert.equal(endless.status, 413, "a chunked source past IMAGES_MAX_SOURCE_BYTES");
   const state = await until(() => streamed["/photos/endless.jpg"]?.closed && streamed["/photos/endless.jpg"], { what: "the endless source let go" });
   assert.ok(state.written < 8 * 1024 * 1024, `the Worker stopped reading soon after the cap, not after ${state.written} bytes`);
+  origin.requests.length = 0;
+  const moved = await get(worker, "/images/300/photos/moved.jpg");
+  assert.equal(moved.status, 502, "a redirect is not followed: the source is always {IMAGES_ORIGIN}/{path}");
+  assert.deepEqual(origin.requests.map((r) => r.path), ["/photos/moved.jpg"]);
+  const partial = await get(worker, "/images/300/photos/partial.jpg");
+  assert.equal(partial.status, 502, "a part of the source is not the source");
   const cut = await get(worker, "/images/300/photos/cut.png");
   assert.equal(cut.status, 502, "a source cut off mid-body is not an image (it was served as a shorter 'original')");
   assert.equal(JSON.parse(cut.body).error.code, "bad_gateway");

@@ -108,6 +108,28 @@ pub async fn read_stream_capped(
     Ok(bytes)
 }
 
+/// [`read_stream_capped`] into a runtime `Blob`: the chunks stay in the runtime's memory and never cross into wasm
+/// memory, which never shrinks — a large body held for one request (an image source) leaves nothing behind.
+pub async fn read_stream_capped_blob(
+    stream: web_sys::ReadableStream,
+    max_bytes: u64,
+) -> Result<web_sys::Blob, ReadError> {
+    use futures_util::StreamExt;
+    let mut chunks = wasm_streams::ReadableStream::from_raw(stream.unchecked_into()).into_stream();
+    let parts = js_sys::Array::new();
+    let mut read = 0u64;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = as_bytes(&chunk.map_err(|e| ReadError::Failed(js_message(&e)))?);
+        read += u64::from(chunk.length());
+        if read > max_bytes {
+            return Err(ReadError::TooLarge);
+        }
+        parts.push(&chunk);
+    }
+    web_sys::Blob::new_with_u8_array_sequence(&parts)
+        .map_err(|e| ReadError::Failed(format!("holding the body: {}", js_message(&e))))
+}
+
 /// What [`read_or_pass`] found.
 pub enum Prefix {
     /// The whole body, within the cap and the time budget.

@@ -5,7 +5,7 @@
 //!
 //! workers-rs 0.8.7 has no typed Images binding, so it is driven through `js_sys::Reflect` on the env object.
 
-use worker::js_sys::{self, Function, Promise, Reflect, Uint8Array};
+use worker::js_sys::{self, Function, Promise, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{web_sys, Cache, Fetch, Headers, Request, Response, ResponseBody};
@@ -17,7 +17,7 @@ use super::geometry::{output_size, within};
 use super::negotiate::{negotiate, source_mime, Negotiated};
 use super::signature;
 use super::transform::{self, FormatChoice, ImageRequest};
-use crate::entry::body::{read_stream_capped, ReadError};
+use crate::entry::body::{read_stream_capped_blob, ReadError};
 use crate::entry::respond::with_header;
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
@@ -27,9 +27,10 @@ pub const IMAGES_BINDING: &str = "IMAGES";
 /// Says a variant could not be produced and the original bytes were served instead.
 const TRANSFORM_HEADER: &str = "x-image-transform";
 
-/// A produced body: bytes and MIME type, and whether it is the requested variant (else the original, as fallback).
+/// A produced body: its bytes (held by the runtime as a `Blob`, never copied into wasm memory, which never shrinks),
+/// MIME type, and whether it is the requested variant (else the original, as fallback).
 struct Variant {
-    bytes: Vec<u8>,
+    body: web_sys::Blob,
     mime: String,
     transformed: bool,
 }
@@ -47,6 +48,11 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
             "no image origin is configured (IMAGES_ORIGIN)",
         ));
     };
+    // Said to the client on a HIT and a MISS alike (the stored copy keeps the full TTL: every request is verified
+    // before the cache is read).
+    let signed_exp = config.signing_secret.as_ref().and(request.signature.exp);
+    let cache_control =
+        signature::client_cache_control(config.cache_ttl_secs, signed_exp, call.started_ms / 1000);
 
     let accept = call.req.headers().get("accept").ok().flatten();
     let format = negotiate(request.transform.format, accept.as_deref());
@@ -58,7 +64,7 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         .await
         .or_internal("reading the image cache")?
     {
-        return Ok(finish(hit, "HIT", vary));
+        return Ok(finish(hit, "HIT", vary, &cache_control));
     }
 
     let source_url = request.source.url_under(origin);
@@ -66,36 +72,45 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         ImagesMode::Binding => via_binding(call, config, &request, format, &source_url).await?,
         ImagesMode::CfImage => via_cf_image(config, &request, format, &source_url).await?,
     };
-    let headers = Headers::new();
-    let _ = headers.set("content-type", &variant.mime);
-    let response = if variant.transformed {
-        let _ = headers.set(
-            "cache-control",
-            &format!("public, max-age={}, immutable", config.cache_ttl_secs),
+    if !variant.transformed {
+        let response = blob_response(&variant, "no-store");
+        let response = with_header(response, TRANSFORM_HEADER, "failed; served the original");
+        return Ok(finish(response, "MISS", vary, "no-store"));
+    }
+    // Stored before answering, so the next request finds it; a failed write costs the next request a transform,
+    // never this one its image.
+    let stored = blob_response(
+        &variant,
+        &format!("public, max-age={}, immutable", config.cache_ttl_secs),
+    );
+    if let Err(e) = cache.put(key.as_str(), stored).await {
+        worker::console_warn!(
+            "{}",
+            serde_json::json!({"level": "warn", "msg": "image cache write failed",
+                "request_id": call.request_id, "detail": e.to_string()})
         );
-        let mut response = Response::from_bytes(variant.bytes)
-            .or_internal("building the image response")?
-            .with_headers(headers);
-        let stored = response
-            .cloned()
-            .or_internal("copying the variant for the cache")?;
-        cache
-            .put(key.as_str(), stored)
-            .await
-            .or_internal("writing the image cache")?;
-        response
-    } else {
-        let _ = headers.set("cache-control", "no-store");
-        let _ = headers.set(TRANSFORM_HEADER, "failed; served the original");
-        Response::from_bytes(variant.bytes)
-            .or_internal("building the original response")?
-            .with_headers(headers)
-    };
-    Ok(finish(response, "MISS", vary))
+    }
+    Ok(finish(
+        blob_response(&variant, &cache_control),
+        "MISS",
+        vary,
+        &cache_control,
+    ))
 }
 
-fn finish(response: Response, cache: &str, vary: bool) -> Response {
+/// A response of the variant's bytes, read from its `Blob` (each response its own stream of the same bytes).
+fn blob_response(variant: &Variant, cache_control: &str) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", &variant.mime);
+    let _ = headers.set("cache-control", cache_control);
+    Response::builder()
+        .with_headers(headers)
+        .body(ResponseBody::Stream(variant.body.stream()))
+}
+
+fn finish(response: Response, cache: &str, vary: bool, cache_control: &str) -> Response {
     let response = with_header(response, "x-cache", cache);
+    let response = with_header(response, "cache-control", cache_control);
     if vary {
         with_header(response, "vary", "Accept")
     } else {
@@ -103,10 +118,15 @@ fn finish(response: Response, cache: &str, vary: bool) -> Response {
     }
 }
 
-/// The source response checked: 404 → 404, other failures → 502, not an image → 415, too large → 413.
-async fn checked_source(response: Response, config: &ImagesConfig) -> ApiResult<(Vec<u8>, String)> {
+/// The source response checked: 404 → 404, other failures → 502 (a redirect too: the source is always
+/// `{IMAGES_ORIGIN}/{path}`, never where an origin points), not an image → 415, too large → 413. Read into a `Blob`.
+async fn checked_source(
+    response: Response,
+    config: &ImagesConfig,
+) -> ApiResult<(web_sys::Blob, String)> {
     match response.status_code() {
-        200..=299 => {}
+        // Only a whole representation: 204/205 have none, 206 is a part of one.
+        200 | 203 => {}
         404 | 410 => {
             return Err(ApiError::new(
                 404,
@@ -146,8 +166,13 @@ async fn checked_source(response: Response, config: &ImagesConfig) -> ApiResult<
     }
     // Read chunk by chunk up to the cap (a chunked or endless source is not buffered past it), and a source cut off
     // mid-body is an error, not a shorter image (worker's `bytes()` reads an aborted body as complete).
-    let bytes = match response.body() {
-        ResponseBody::Stream(stream) => read_stream_capped(stream.clone(), config.max_source_bytes)
+    // (A fetched body is always a stream.)
+    let stream = match response.body() {
+        ResponseBody::Stream(stream) => Some(stream.clone()),
+        _ => None,
+    };
+    let bytes = match stream {
+        Some(stream) => read_stream_capped_blob(stream, config.max_source_bytes)
             .await
             .map_err(|e| match e {
                 ReadError::TooLarge => too_large(),
@@ -155,21 +180,34 @@ async fn checked_source(response: Response, config: &ImagesConfig) -> ApiResult<
                     ApiError::bad_gateway(format!("reading the source: {detail}"))
                 }
             })?,
-        ResponseBody::Body(bytes) if bytes.len() as u64 > config.max_source_bytes => {
-            return Err(too_large())
-        }
-        ResponseBody::Body(bytes) => bytes.clone(),
-        ResponseBody::Empty => Vec::new(),
+        None => web_sys::Blob::new().map_err(js_internal("holding an empty source"))?,
     };
     Ok((bytes, mime.to_owned()))
 }
 
-async fn fetch_source(url: &str) -> ApiResult<Response> {
-    let url = worker::Url::parse(url).or_internal("building the source URL")?;
-    Fetch::Url(url)
+/// The source request: redirects are not followed (a 3xx is refused by [`checked_source`]), so an open redirect
+/// on the origin cannot point the Worker at another host or at plain http.
+fn source_init() -> web_sys::RequestInit {
+    let init = web_sys::RequestInit::new();
+    let _ = Reflect::set(
+        &init,
+        &JsValue::from_str("redirect"),
+        &JsValue::from_str("manual"),
+    );
+    init
+}
+
+async fn send_source(url: &str, init: &web_sys::RequestInit, doing: &str) -> ApiResult<Response> {
+    let js_request = web_sys::Request::new_with_str_and_init(url, init)
+        .map_err(|e| ApiError::internal(format!("building the {doing} request: {e:?}")))?;
+    Fetch::Request(Request::from(js_request))
         .send()
         .await
-        .map_err(|e| ApiError::bad_gateway(format!("fetching the source: {e}")))
+        .map_err(|e| ApiError::bad_gateway(format!("{doing}: {e}")))
+}
+
+async fn fetch_source(url: &str) -> ApiResult<Response> {
+    send_source(url, &source_init(), "fetching the source").await
 }
 
 /// Production: the source fetch carries `cf.image`, so Cloudflare returns the variant. A resize error (reported in
@@ -181,17 +219,12 @@ async fn via_cf_image(
     source_url: &str,
 ) -> ApiResult<Variant> {
     let options = CfImage::new(&request.transform, format, config.limits.max_side);
-    let init = web_sys::RequestInit::new();
+    let init = source_init();
     let cf = js_sys::JSON::parse(&options.cf_json())
         .map_err(js_internal("building cf.image options"))?;
     Reflect::set(&init, &JsValue::from_str("cf"), &cf)
         .map_err(js_internal("setting cf.image options"))?;
-    let js_request = web_sys::Request::new_with_str_and_init(source_url, &init)
-        .map_err(js_internal("building the resize request"))?;
-    let response = Fetch::Request(Request::from(js_request))
-        .send()
-        .await
-        .map_err(|e| ApiError::bad_gateway(format!("fetching the source with cf.image: {e}")))?;
+    let response = send_source(source_url, &init, "fetching the source with cf.image").await?;
     let resize_failed = response
         .headers()
         .get("cf-resized")
@@ -199,16 +232,16 @@ async fn via_cf_image(
         .flatten()
         .is_some_and(|v| v.contains("err="));
     if resize_failed {
-        let (bytes, mime) = checked_source(fetch_source(source_url).await?, config).await?;
+        let (body, mime) = checked_source(fetch_source(source_url).await?, config).await?;
         return Ok(Variant {
-            bytes,
+            body,
             mime,
             transformed: false,
         });
     }
-    let (bytes, mime) = checked_source(response, config).await?;
+    let (body, mime) = checked_source(response, config).await?;
     Ok(Variant {
-        bytes,
+        body,
         mime,
         transformed: true,
     })
@@ -223,7 +256,7 @@ async fn via_binding(
     format: Negotiated,
     source_url: &str,
 ) -> ApiResult<Variant> {
-    let (bytes, source_mime) = checked_source(fetch_source(source_url).await?, config).await?;
+    let (source, source_mime) = checked_source(fetch_source(source_url).await?, config).await?;
     let images = Reflect::get(call.env.as_ref(), &JsValue::from_str(IMAGES_BINDING))
         .ok()
         .filter(|b| b.is_object())
@@ -231,10 +264,10 @@ async fn via_binding(
             ApiError::internal("the IMAGES binding is missing ([images] in wrangler.toml)")
         })?;
     let out_mime = format.mime(&source_mime).to_owned();
-    match transform_with_binding(&images, &bytes, request, &out_mime, config.limits.max_side).await
+    match transform_with_binding(&images, &source, request, &out_mime, config.limits.max_side).await
     {
         Ok(out) => Ok(Variant {
-            bytes: out,
+            body: out,
             mime: out_mime,
             transformed: true,
         }),
@@ -245,7 +278,7 @@ async fn via_binding(
                     "request_id": call.request_id, "detail": format!("{error:?}")})
             );
             Ok(Variant {
-                bytes,
+                body: source,
                 mime: source_mime,
                 transformed: false,
             })
@@ -258,13 +291,8 @@ fn js_internal(doing: &'static str) -> impl Fn(JsValue) -> ApiError {
     move |e| ApiError::internal(format!("{doing}: {e:?}"))
 }
 
-fn stream_of(bytes: &[u8]) -> Result<JsValue, JsValue> {
-    let array = Uint8Array::from(bytes);
-    let response = web_sys::Response::new_with_opt_buffer_source(Some(&array))?;
-    response
-        .body()
-        .map(JsValue::from)
-        .ok_or_else(|| JsValue::from_str("no body"))
+fn stream_of(source: &web_sys::Blob) -> JsValue {
+    JsValue::from(source.stream())
 }
 
 fn call_method(target: &JsValue, name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
@@ -293,12 +321,12 @@ fn number(object: &JsValue, key: &str) -> Result<u32, JsValue> {
 
 async fn transform_with_binding(
     images: &JsValue,
-    bytes: &[u8],
+    source: &web_sys::Blob,
     request: &ImageRequest,
     out_mime: &str,
     max_side: u32,
-) -> Result<Vec<u8>, JsValue> {
-    let info = awaited(call_method(images, "info", &[&stream_of(bytes)?])?).await?;
+) -> Result<web_sys::Blob, JsValue> {
+    let info = awaited(call_method(images, "info", &[&stream_of(source)])?).await?;
     let (width, height) = within(
         output_size(
             &request.transform,
@@ -322,12 +350,11 @@ async fn transform_with_binding(
         &"quality".into(),
         &u32::from(request.transform.quality).into(),
     )?;
-    let transformer = call_method(images, "input", &[&stream_of(bytes)?])?;
+    let transformer = call_method(images, "input", &[&stream_of(source)])?;
     let transformer = call_method(&transformer, "transform", &[&options])?;
     let result = awaited(call_method(&transformer, "output", &[&output])?).await?;
     let response: web_sys::Response = call_method(&result, "response", &[])?.dyn_into()?;
-    let buffer = JsFuture::from(response.array_buffer()?).await?;
-    Ok(Uint8Array::new(&buffer).to_vec())
+    JsFuture::from(response.blob()?).await?.dyn_into()
 }
 
 #[cfg(test)]

@@ -49,6 +49,19 @@ pub fn verify(secret: &str, request: &ImageRequest, now_secs: u64) -> Result<(),
         .map_err(|_| ApiError::forbidden("signature_invalid", "the signature does not match"))
 }
 
+/// The `Cache-Control` a client gets for a variant kept `ttl_secs`: a signed URL's answer may be reused downstream
+/// only until its `exp` (a browser or shared cache would otherwise serve it for the whole TTL after the Worker
+/// started refusing it), so it says at most that long and is not `immutable`. Unsigned variants are immutable.
+pub fn client_cache_control(ttl_secs: u64, signed_exp: Option<u64>, now_secs: u64) -> String {
+    match signed_exp {
+        Some(exp) => format!(
+            "public, max-age={}",
+            exp.saturating_sub(now_secs).min(ttl_secs)
+        ),
+        None => format!("public, max-age={ttl_secs}, immutable"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +158,27 @@ mod tests {
             1_000,
         );
         assert_eq!(other.expect_err("other key").code(), "signature_invalid");
+    }
+
+    #[test]
+    fn a_signed_variant_may_be_reused_downstream_only_until_its_expiry() {
+        assert_eq!(
+            client_cache_control(31_536_000, Some(1_600), 1_000),
+            "public, max-age=600"
+        );
+        assert_eq!(
+            client_cache_control(60, Some(10_000), 1_000),
+            "public, max-age=60",
+            "never past the TTL"
+        );
+        assert_eq!(
+            client_cache_control(60, Some(1_000), 1_000),
+            "public, max-age=0",
+            "expiring now"
+        );
+        assert_eq!(
+            client_cache_control(60, None, 1_000),
+            "public, max-age=60, immutable"
+        );
     }
 }
