@@ -321,6 +321,15 @@ impl Config {
         };
         let core = CoreConfig::parse(&vars)?;
         let render = crate::render::plan::RenderConfig::parse(&vars)?;
+        // A visitor id written over the session cookie would sign the user out whenever their session is not
+        // recognised (a session store failure included).
+        let device_cookie = crate::session::device::cookie_name(&session.cookie_name);
+        if [&session.cookie_name, &device_cookie].contains(&&render.visitor_cookie) {
+            return Err(ConfigError::new(
+                "RENDER_VISITOR_COOKIE",
+                "must differ from the session's cookies (SESSION_COOKIE_NAME and its _device cookie)",
+            ));
+        }
         let images = crate::images::config::ImagesConfig::parse(&vars)?;
         // In production, origins whose answers are trusted and cached (fragments as markup, image variants for a
         // year) are reached over https only: over plain http anyone on the path could inject what gets stored.
@@ -377,6 +386,22 @@ mod tests {
             .expect_err("an undefined policy");
         assert_eq!(error.key, "SESSION_LOGIN_EMAIL_POLICY", "{error}");
         assert!(error.to_string().contains("`nope`"), "{error}");
+    }
+
+    #[test]
+    fn the_visitor_cookie_cannot_be_a_session_cookie() {
+        for (session, visitor) in [
+            ("edgekit_session", "edgekit_session"),
+            ("edgekit_session", "edgekit_session_device"),
+            ("sid", "sid"),
+        ] {
+            let error = Config::parse(&source(&[
+                ("SESSION_COOKIE_NAME", json!(session)),
+                ("RENDER_VISITOR_COOKIE", json!(visitor)),
+            ]))
+            .expect_err("a visitor cookie named like a session cookie");
+            assert_eq!(error.key, "RENDER_VISITOR_COOKIE", "{error}");
+        }
     }
 
     #[test]

@@ -38,12 +38,13 @@ pub fn is_slow_connection(ect: Option<&str>, save_data: Option<&str>) -> bool {
     slow_ect || save
 }
 
-/// A value that can sit inside a `Link` header without ending the URI or the parameter (`<>,;"`, spaces, controls).
+/// A value that can sit inside a `Link` header without ending the URI or the parameter (`<>,;"`, spaces, controls),
+/// nor escaping a quoted string's closing quote (`\`).
 fn header_safe(value: &str) -> bool {
     !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b',' | b';' | b'"'))
+        && value.bytes().all(|b| {
+            b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b',' | b';' | b'"' | b'\\')
+        })
 }
 
 /// The `Link` header value for `manifest`, or `None` when nothing is to be preloaded. Entries that could break the
@@ -59,7 +60,8 @@ pub fn link_header(manifest: &Manifest, slow: bool) -> Option<String> {
             if let Some(mime) = r.mime.as_deref().filter(|m| header_safe(m)) {
                 link.push_str(&format!("; type=\"{mime}\""));
             }
-            if r.crossorigin || r.destination == "font" {
+            // Fonts and fetch() requests are always CORS: a preload without crossorigin would not be reused.
+            if r.crossorigin || matches!(r.destination.as_str(), "font" | "fetch") {
                 link.push_str("; crossorigin");
             }
             link
@@ -115,5 +117,22 @@ mod tests {
             Some("</a.css>; rel=preload; as=style")
         );
         assert_eq!(link_header(&Manifest::default(), false), None);
+    }
+
+    #[test]
+    fn a_backslash_cannot_swallow_the_links_after_it_and_fetch_preloads_are_cors() {
+        let m: Manifest = serde_json::from_value(serde_json::json!({"resources": [
+            {"href": "/f.woff2", "as": "font", "type": "font/woff2\\"},
+            {"href": "/app.js", "as": "script"},
+            {"href": "/api/feed.json", "as": "fetch"}
+        ]}))
+        .expect("manifest");
+        assert_eq!(
+            link_header(&m, false).as_deref(),
+            Some(
+                "</f.woff2>; rel=preload; as=font; crossorigin, </app.js>; rel=preload; as=script, \
+                 </api/feed.json>; rel=preload; as=fetch; crossorigin"
+            )
+        );
     }
 }
