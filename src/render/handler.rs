@@ -16,7 +16,7 @@ use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Context, Delay, Headers, KvStore, Request, Response};
 
-use super::assemble::{page_stream, within_budget, Miss};
+use super::assemble::{before, page_stream, within_budget, Miss};
 use super::hints::{self, Manifest};
 use super::html::{Html, TrustedSource};
 use super::keys;
@@ -39,18 +39,24 @@ fn mode(req: &Request) -> ApiResult<Mode> {
 }
 
 /// The signed-in user's id, if any (session cookie, cached check); anonymous otherwise. A page must still render
-/// when the session store fails, so such a failure is logged and the visitor treated as anonymous.
-async fn session_user(call: &Call) -> ApiResult<Option<String>> {
-    match crate::session::handler::current_user(call, false).await {
-        Ok(user) => Ok(user.map(|u| u.user_id)),
-        Err(error) => {
-            worker::console_warn!(
-                "{}",
-                serde_json::json!({"level": "warn", "msg": "render: session check failed", "request_id": call.request_id, "detail": error.to_string()})
-            );
-            Ok(None)
-        }
-    }
+/// when the session store fails or is slow, so a failure, or no answer within `budget_ms`, is logged and the
+/// visitor treated as anonymous.
+async fn session_user(call: &Call, budget_ms: u64) -> Option<String> {
+    let check = crate::session::handler::current_user(call, false);
+    let detail = match before(check, timer(budget_ms)).await {
+        Some(Ok(user)) => return user.map(|u| u.user_id),
+        Some(Err(error)) => error.to_string(),
+        None => format!("no answer within {budget_ms} ms (RENDER_CONTENT_BUDGET_MS)"),
+    };
+    worker::console_warn!(
+        "{}",
+        serde_json::json!({"level": "warn", "msg": "render: session check failed", "request_id": call.request_id, "detail": detail})
+    );
+    None
+}
+
+fn timer(ms: u64) -> Delay {
+    Delay::from(Duration::from_millis(ms))
 }
 
 fn warn(event: &str, fields: serde_json::Value) {
@@ -75,9 +81,23 @@ async fn kv_text(kv: &KvStore, key: &str) -> Option<String> {
     }
 }
 
-/// A JSON document from KV; absent, unreadable or malformed gives the default (and a log line for the last two).
-async fn kv_json<T: DeserializeOwned + Default>(kv: &KvStore, key: &str) -> T {
-    let Some(text) = kv_text(kv, key).await else {
+/// [`kv_text`] before the headers: a read taking longer than `budget_ms` is logged and treated as absent.
+async fn kv_text_within(kv: &KvStore, key: &str, budget_ms: u64) -> Option<String> {
+    before(kv_text(kv, key), timer(budget_ms))
+        .await
+        .unwrap_or_else(|| {
+            warn(
+                "content_kv_slow",
+                serde_json::json!({"key": key, "budget_ms": budget_ms}),
+            );
+            None
+        })
+}
+
+/// A JSON document from KV within `budget_ms`; absent, late, unreadable or malformed gives the default (and a log
+/// line for the last three).
+async fn kv_json<T: DeserializeOwned + Default>(kv: &KvStore, key: &str, budget_ms: u64) -> T {
+    let Some(text) = kv_text_within(kv, key, budget_ms).await else {
         return T::default();
     };
     serde_json::from_str(&text).unwrap_or_else(|e| {
@@ -97,7 +117,8 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         .ok_or_else(|| ApiError::not_found("no such page"))?
         .clone();
     let mode = mode(&call.req)?;
-    let user_id = session_user(&call).await?;
+    let budget_ms = u64::from(config.content_budget_ms);
+    let user_id = session_user(&call, budget_ms).await;
 
     let header = |name: &str| call.req.headers().get(name).ok().flatten();
     let Identity {
@@ -117,12 +138,12 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         .or_internal("opening CONTENT_KV")?;
     let manifest_key = keys::manifest(&page.page_type);
     let (css, manifest, flags, prefs, geo, catalog) = futures_util::join!(
-        kv_text(&kv, keys::CRITICAL_CSS),
-        kv_json::<Manifest>(&kv, &manifest_key),
-        kv_json::<Flags>(&kv, keys::FLAGS),
-        kv_json::<Preferences>(&kv, &prefs_key),
-        kv_json::<Geo>(&kv, keys::GEO),
-        kv_json::<Vec<Product>>(&kv, keys::CATALOG),
+        kv_text_within(&kv, keys::CRITICAL_CSS, budget_ms),
+        kv_json::<Manifest>(&kv, &manifest_key, budget_ms),
+        kv_json::<Flags>(&kv, keys::FLAGS, budget_ms),
+        kv_json::<Preferences>(&kv, &prefs_key, budget_ms),
+        kv_json::<Geo>(&kv, keys::GEO, budget_ms),
+        kv_json::<Vec<Product>>(&kv, keys::CATALOG, budget_ms),
     );
 
     let country = personal::country(

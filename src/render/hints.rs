@@ -42,9 +42,9 @@ pub fn is_slow_connection(ect: Option<&str>, save_data: Option<&str>) -> bool {
 /// nor escaping a quoted string's closing quote (`\`).
 fn header_safe(value: &str) -> bool {
     !value.is_empty()
-        && value.bytes().all(|b| {
-            b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b',' | b';' | b'"' | b'\\')
-        })
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b',' | b';' | b'"' | b'\\'))
 }
 
 /// The `Link` header value for `manifest`, or `None` when nothing is to be preloaded. Entries that could break the

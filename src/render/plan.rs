@@ -99,6 +99,10 @@ pub struct RenderConfig {
     /// `RENDER_MAX_FRAGMENT_BYTES`: the largest fragment body read from the origin (larger ones are refused, not
     /// written back).
     pub max_fragment_bytes: u32,
+    /// `RENDER_CONTENT_BUDGET_MS`: how long each read before the headers (the session check, the page's content
+    /// from KV) may take; a late one counts as absent (anonymous visitor, default content), so a slow store delays
+    /// the first byte by at most this.
+    pub content_budget_ms: u32,
 }
 
 /// A name usable in a URL path segment, a KV key and a header: `[a-z0-9_-]{1,64}`.
@@ -141,6 +145,7 @@ impl RenderConfig {
             1024,
             16 * 1024 * 1024,
         )? as u32;
+        let content_budget_ms = vars.u64_in("RENDER_CONTENT_BUDGET_MS", 1_000, 10, 10_000)? as u32;
         let fragments: BTreeMap<String, FragmentSpec> =
             vars.json("RENDER_FRAGMENTS")?.unwrap_or_default();
         for (name, spec) in &fragments {
@@ -201,6 +206,7 @@ impl RenderConfig {
             fragments,
             origin_timeout_ms,
             max_fragment_bytes,
+            content_budget_ms,
         })
     }
 
@@ -300,6 +306,16 @@ mod tests {
                 "origin timeout of 0",
                 vec![("RENDER_ORIGIN_TIMEOUT_MS", json!(0))],
                 "RENDER_ORIGIN_TIMEOUT_MS",
+            ),
+            (
+                "content budget of 0",
+                vec![("RENDER_CONTENT_BUDGET_MS", json!(0))],
+                "RENDER_CONTENT_BUDGET_MS",
+            ),
+            (
+                "content budget of a minute",
+                vec![("RENDER_CONTENT_BUDGET_MS", json!(60_000))],
+                "RENDER_CONTENT_BUDGET_MS",
             ),
             (
                 "fragment cap of 1 byte",
