@@ -289,6 +289,9 @@ async fn load_fragment(f: Fragment) -> Html {
     html
 }
 
+/// How long a fragment's write-back to KV may keep its fetch claimed.
+const WRITE_BACK_LIMIT_MS: u64 = 5_000;
+
 thread_local! {
     /// Fragment origin fetches in progress in this isolate, by KV key: concurrent misses wait for the same one
     /// (`entry::coalesce`).
@@ -336,14 +339,21 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
         let Some(markup) = markup else {
             return;
         };
-        let written = match kv.put(&key, markup) {
-            Ok(put) => put.expiration_ttl(ttl).execute().await,
-            Err(e) => Err(e),
+        // Bounded: the claim (which hands this answer to pages arriving meanwhile) must end even if KV stalls.
+        let put = async {
+            match kv.put(&key, markup) {
+                Ok(put) => put.expiration_ttl(ttl).execute().await,
+                Err(e) => Err(e),
+            }
+            .map_err(|e| e.to_string())
         };
+        let written = before(put, timer(WRITE_BACK_LIMIT_MS))
+            .await
+            .unwrap_or_else(|| Err(format!("no answer within {WRITE_BACK_LIMIT_MS} ms")));
         if let Err(e) = written {
             warn(
                 "fragment_write_back_failed",
-                serde_json::json!({"key": key, "error": e.to_string()}),
+                serde_json::json!({"key": key, "error": e}),
             );
         }
         drop(lead);

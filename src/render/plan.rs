@@ -137,8 +137,9 @@ impl RenderConfig {
             ));
         }
         let origin_timeout_ms =
-            // At most 30 s: the fetch runs on under waitUntil, which the runtime ends 30 s after the page's answer.
-            vars.u64_in("RENDER_ORIGIN_TIMEOUT_MS", 10_000, 100, 30_000)? as u32;
+            // At most 25 s: the fetch and its write-back (at most 5 s) run on under waitUntil, which the runtime
+            // ends 30 s after the page's answer.
+            vars.u64_in("RENDER_ORIGIN_TIMEOUT_MS", 10_000, 100, 25_000)? as u32;
         let max_fragment_bytes = vars.u64_in(
             "RENDER_MAX_FRAGMENT_BYTES",
             256 * 1024,
