@@ -681,6 +681,28 @@ describe("edge cache", () => {
     }
   });
 
+  test("a stored answer without a body (204) is a HIT again, with its status, headers and no body", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => {
+      res.writeHead(204, { etag: '"v1"' });
+      res.end();
+    });
+    const path = `/gw/cached?empty=${Date.now()}`;
+    const first = await worker.fetch(path);
+    assert.equal(first.status, 204);
+    assert.equal(first.headers.get("x-cache"), "MISS");
+    assert.equal(await first.text(), "");
+    for (const method of ["GET", "HEAD"]) {
+      const again = await worker.fetch(path, { method });
+      assert.equal(again.status, 204, method);
+      assert.equal(again.headers.get("x-cache"), "HIT", method);
+      assert.equal(again.headers.get("etag"), '"v1"', method);
+      assert.equal(again.headers.get("x-gateway-status"), null, method);
+      assert.equal(await again.text(), "", method);
+    }
+    assert.equal(origin.requests.length, 1);
+  });
+
   test("a per-user policy never shares a response across users", async () => {
     origin.reset();
     origin.handle((req, body, res) => res.end(`for ${req.headers["x-user-id"]}`));

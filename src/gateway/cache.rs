@@ -237,6 +237,28 @@ pub struct StoredMeta {
 
 impl StoredMeta {
     pub const HEADER: &'static str = "x-gateway-meta";
+    /// Beside a stored answer whose status has no body (204, 205), which is stored as a 200: Miniflare's cache
+    /// rebuilds a stored answer with a body stream, which the Fetch standard refuses for those statuses, so such
+    /// an answer was never found again.
+    pub const STATUS_HEADER: &'static str = "x-gateway-status";
+
+    /// The status to store an answer under, and the real one when it differs (see [`Self::STATUS_HEADER`]).
+    pub fn stored_status(status: u16) -> (u16, Option<u16>) {
+        if null_body(status) {
+            (200, Some(status))
+        } else {
+            (status, None)
+        }
+    }
+
+    /// The status of a stored answer: the one [`Self::STATUS_HEADER`] keeps when it is a bodiless one, else the
+    /// stored response's own.
+    pub fn served_status(stored: u16, kept: Option<&str>) -> u16 {
+        match kept.and_then(|s| s.trim().parse::<u16>().ok()) {
+            Some(status) if stored == 200 && null_body(status) => status,
+            _ => stored,
+        }
+    }
 
     /// The metadata of an answer stored under `policy`: dated from its origin request, with the policy's TTL
     /// jittered by two random bytes (±10%) and its stale windows.
@@ -313,6 +335,11 @@ impl StoredMeta {
             .iter()
             .any(|t| purge_time_of(t).is_some_and(|at| at >= self.stored_at_ms))
     }
+}
+
+/// Statuses the Fetch standard gives no body: a response with one of them must be built without a body.
+pub fn null_body(status: u16) -> bool {
+    matches!(status, 101 | 103 | 204 | 205 | 304)
 }
 
 /// The state of a stored entry.
@@ -646,5 +673,29 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn bodiless_answers_are_stored_as_200_and_served_with_their_status() {
+        for status in [204, 205] {
+            let (stored, kept) = StoredMeta::stored_status(status);
+            assert_eq!((stored, kept), (200, Some(status)));
+            let kept = kept.map(|s| s.to_string());
+            assert_eq!(StoredMeta::served_status(stored, kept.as_deref()), status);
+        }
+        assert_eq!(StoredMeta::stored_status(200), (200, None));
+        assert_eq!(StoredMeta::stored_status(404), (404, None));
+        assert_eq!(StoredMeta::served_status(200, None), 200);
+        assert_eq!(
+            StoredMeta::served_status(404, Some("204")),
+            404,
+            "only a stored 200 stands for another status"
+        );
+        assert_eq!(
+            StoredMeta::served_status(200, Some("500")),
+            200,
+            "and only for a bodiless one"
+        );
+        assert_eq!(StoredMeta::served_status(200, Some("x")), 200);
     }
 }

@@ -15,7 +15,9 @@ use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
 
-use super::cache::{cache_key, storable, tags_for, valid_tag, CachePolicy, Freshness, StoredMeta};
+use super::cache::{
+    cache_key, null_body, storable, tags_for, valid_tag, CachePolicy, Freshness, StoredMeta,
+};
 use super::headers::{
     connection_tokens, forward_on_cache_fill, forward_request_header, forward_response_header,
     forwarded_for,
@@ -1124,12 +1126,16 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
 async fn store(key: &str, fetched: &Fetched, meta: &StoredMeta) -> worker::Result<()> {
     let headers = header_list::build(&fetched.headers);
     headers.set(StoredMeta::HEADER, &meta.encode())?;
+    let (status, kept) = StoredMeta::stored_status(fetched.status);
+    if let Some(kept) = kept {
+        headers.set(StoredMeta::STATUS_HEADER, &kept.to_string())?;
+    }
     headers.set(
         "cache-control",
         &format!("public, max-age={}", meta.retention_secs()),
     )?;
     let response = Response::builder()
-        .with_status(fetched.status)
+        .with_status(status)
         .with_headers(headers)
         .body(fetched.body.for_response());
     Cache::default().put(key, response).await
@@ -1145,15 +1151,21 @@ fn client_response(
     state: &str,
     head: bool,
 ) -> Response {
-    let out =
-        header_list::build(headers.iter().filter(|(k, _)| {
-            k != StoredMeta::HEADER && k != "cache-control" && k != "content-length"
-        }));
+    let out = header_list::build(headers.iter().filter(|(k, _)| {
+        k != StoredMeta::HEADER
+            && k != StoredMeta::STATUS_HEADER
+            && k != "cache-control"
+            && k != "content-length"
+    }));
     let _ = out.set("cache-control", &policy.cache_control);
     let _ = out.set("surrogate-control", &policy.surrogate_control);
     let _ = out.set("cache-tag", &tags.join(","));
     let _ = out.set("x-cache", state);
-    let body = if head { ResponseBody::Empty } else { body };
+    let body = if head || null_body(status) {
+        ResponseBody::Empty
+    } else {
+        body
+    };
     Response::builder()
         .with_status(status)
         .with_headers(out)
@@ -1208,11 +1220,18 @@ fn is_origin_error(outcome: &Result<Rc<Fetched>, Failure>) -> bool {
 }
 
 async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> ApiResult<Response> {
-    let cache = Cache::default();
-    let stored = cache
+    // The cache only saves origin requests: one it cannot read counts as a miss (logged), not as a failed request.
+    let stored = Cache::default()
         .get(spec.key.as_str(), false)
         .await
-        .or_internal("reading the edge cache")?;
+        .unwrap_or_else(|e| {
+            worker::console_warn!(
+                "{}",
+                serde_json::json!({"level": "warn", "msg": "edge cache read failed",
+                    "request_id": call.request_id, "detail": e.to_string()})
+            );
+            None
+        });
     let now = respond::now_ms();
     let entry = match stored {
         Some(response) => {
@@ -1238,7 +1257,12 @@ async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> Api
     };
     let freshness = meta.freshness(now);
     let serve_stored = |response: Response, state: &str| {
-        let status = response.status_code();
+        let kept = response
+            .headers()
+            .get(StoredMeta::STATUS_HEADER)
+            .ok()
+            .flatten();
+        let status = StoredMeta::served_status(response.status_code(), kept.as_deref());
         let headers = header_list::read(response.headers());
         let (_, body) = response.into_parts();
         let served = client_response(status, &headers, body, &policy, &meta.tags, state, head);
