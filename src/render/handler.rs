@@ -161,13 +161,15 @@ pub async fn page(call: Call) -> ApiResult<Response> {
     );
     let chosen = variant::assign(&flags, &subject);
     let slow = hints::is_slow_connection(header("ect").as_deref(), header("save-data").as_deref());
-    let link = hints::link_header(&manifest, slow);
+    let link = hints::link_header(&manifest);
+    let preloads = hints::later_preloads(&manifest, slow);
 
     let shell = templates::shell(&Shell {
         locale,
         title: &page.title,
         critical_css: css.as_deref().unwrap_or(""),
         variant: chosen.map(|v| v.name.as_str()),
+        preloads: &preloads,
     });
     let offers = templates::offers(&Offers {
         locale,

@@ -1,5 +1,6 @@
-//! Resource hints: `Link: <…>; rel=preload` from the bundle manifest of a page type (`manifest:{page_type}` in
-//! `CONTENT_KV`), trimmed to the critical resources when the client signals a slow connection. Pure.
+//! Resource hints from the bundle manifest of a page type (`manifest:{page_type}` in `CONTENT_KV`): the critical
+//! resources as `Link: <…>; rel=preload` (the same for every client, so Early Hints may replay it), the others as
+//! `<link rel=preload>` in the page for clients that do not signal a slow connection. Pure.
 
 use serde::Deserialize;
 
@@ -47,27 +48,57 @@ fn header_safe(value: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b',' | b';' | b'"' | b'\\'))
 }
 
-/// The `Link` header value for `manifest`, or `None` when nothing is to be preloaded. Entries that could break the
-/// header (bad characters, unknown destination) are skipped.
-pub fn link_header(manifest: &Manifest, slow: bool) -> Option<String> {
+/// A preload that can be written as given (safe characters, a known destination).
+fn usable(r: &Resource) -> bool {
+    header_safe(&r.href) && DESTINATIONS.contains(&r.destination.as_str())
+}
+
+impl Resource {
+    /// Fonts and `fetch()` requests are always CORS: a preload without `crossorigin` would not be reused.
+    pub fn cors(&self) -> bool {
+        self.crossorigin || matches!(self.destination.as_str(), "font" | "fetch")
+    }
+
+    /// The MIME type when it can be written as given.
+    pub fn safe_mime(&self) -> Option<&str> {
+        self.mime.as_deref().filter(|m| header_safe(m))
+    }
+}
+
+/// The `Link` header: the critical preloads only, the same for every client. Cloudflare's Early Hints replays a
+/// page's `Link` preloads as a 103 to later visitors whatever their connection, so the header must not depend on
+/// the client (a slow visitor would get the last fast one's full list). `None` when nothing is critical. Entries
+/// that could break the header (bad characters, unknown destination) are skipped.
+pub fn link_header(manifest: &Manifest) -> Option<String> {
     let links: Vec<String> = manifest
         .resources
         .iter()
-        .filter(|r| r.critical || !slow)
-        .filter(|r| header_safe(&r.href) && DESTINATIONS.contains(&r.destination.as_str()))
+        .filter(|r| r.critical && usable(r))
         .map(|r| {
             let mut link = format!("<{}>; rel=preload; as={}", r.href, r.destination);
-            if let Some(mime) = r.mime.as_deref().filter(|m| header_safe(m)) {
+            if let Some(mime) = r.safe_mime() {
                 link.push_str(&format!("; type=\"{mime}\""));
             }
-            // Fonts and fetch() requests are always CORS: a preload without crossorigin would not be reused.
-            if r.crossorigin || matches!(r.destination.as_str(), "font" | "fetch") {
+            if r.cors() {
                 link.push_str("; crossorigin");
             }
             link
         })
         .collect();
     (!links.is_empty()).then(|| links.join(", "))
+}
+
+/// The other preloads, written as `<link rel=preload>` in the shell's head — for clients on a fast connection only
+/// (none when `slow`).
+pub fn later_preloads(manifest: &Manifest, slow: bool) -> Vec<&Resource> {
+    if slow {
+        return Vec::new();
+    }
+    manifest
+        .resources
+        .iter()
+        .filter(|r| !r.critical && usable(r))
+        .collect()
 }
 
 #[cfg(test)]
@@ -107,28 +138,32 @@ mod tests {
     }
 
     #[test]
-    fn fast_clients_get_every_safe_preload_and_slow_ones_only_critical() {
+    fn the_header_has_the_critical_preloads_for_everyone_and_fast_clients_get_the_rest_in_the_page()
+    {
         assert_eq!(
-            link_header(&manifest(), false).as_deref(),
-            Some("</a.css>; rel=preload; as=style, </hero.avif>; rel=preload; as=image, </f.woff2>; rel=preload; as=font; type=\"font/woff2\"; crossorigin")
-        );
-        assert_eq!(
-            link_header(&manifest(), true).as_deref(),
+            link_header(&manifest()).as_deref(),
             Some("</a.css>; rel=preload; as=style")
         );
-        assert_eq!(link_header(&Manifest::default(), false), None);
+        let m = manifest();
+        let later: Vec<&str> = later_preloads(&m, false)
+            .iter()
+            .map(|r| r.href.as_str())
+            .collect();
+        assert_eq!(later, ["/hero.avif", "/f.woff2"]);
+        assert!(later_preloads(&manifest(), true).is_empty(), "slow clients");
+        assert_eq!(link_header(&Manifest::default()), None);
     }
 
     #[test]
     fn a_backslash_cannot_swallow_the_links_after_it_and_fetch_preloads_are_cors() {
         let m: Manifest = serde_json::from_value(serde_json::json!({"resources": [
-            {"href": "/f.woff2", "as": "font", "type": "font/woff2\\"},
-            {"href": "/app.js", "as": "script"},
-            {"href": "/api/feed.json", "as": "fetch"}
+            {"href": "/f.woff2", "as": "font", "type": "font/woff2\\", "critical": true},
+            {"href": "/app.js", "as": "script", "critical": true},
+            {"href": "/api/feed.json", "as": "fetch", "critical": true}
         ]}))
         .expect("manifest");
         assert_eq!(
-            link_header(&m, false).as_deref(),
+            link_header(&m).as_deref(),
             Some(
                 "</f.woff2>; rel=preload; as=font; crossorigin, </app.js>; rel=preload; as=script, \
                  </api/feed.json>; rel=preload; as=fetch; crossorigin"

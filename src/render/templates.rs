@@ -1,6 +1,7 @@
 //! The page templates: the shell (doctype, head with critical CSS, page frame), the edge-rendered offers block and
 //! the closing tail. Plain Rust over [`Html`], so every interpolated value is escaped. Pure.
 
+use super::hints::Resource;
 use super::html::Html;
 use super::personal::{format_price, price, Product};
 use super::variant::Variant;
@@ -57,6 +58,8 @@ pub struct Shell<'a> {
     pub title: &'a str,
     pub critical_css: &'a str,
     pub variant: Option<&'a str>,
+    /// Preloads beyond the `Link` header's (fast clients only).
+    pub preloads: &'a [&'a Resource],
 }
 
 /// Everything up to the first slot; written before any fragment is awaited.
@@ -69,6 +72,20 @@ pub fn shell(s: &Shell) -> Html {
         .push_lit("</title>");
     if !s.critical_css.is_empty() {
         out.push_style(s.critical_css);
+    }
+    for r in s.preloads {
+        out.push_lit("<link rel=\"preload\" href=\"")
+            .push_text(&r.href)
+            .push_lit("\" as=\"")
+            .push_text(&r.destination)
+            .push_lit("\"");
+        if let Some(mime) = r.safe_mime() {
+            out.push_lit(" type=\"").push_text(mime).push_lit("\"");
+        }
+        if r.cors() {
+            out.push_lit(" crossorigin");
+        }
+        out.push_lit(">");
     }
     out.push_lit("</head><body");
     if let Some(variant) = s.variant {
@@ -161,13 +178,29 @@ mod tests {
 
     #[test]
     fn the_shell_opens_the_page_with_escaped_values() {
+        let hero: Resource = serde_json::from_value(serde_json::json!(
+            {"href": "/hero.avif?a=1&b=\"2\"", "as": "image", "type": "image/avif"}
+        ))
+        .expect("resource");
+        let font: Resource =
+            serde_json::from_value(serde_json::json!({"href": "/f.woff2", "as": "font"}))
+                .expect("resource");
         let html = shell(&Shell {
             locale: "de",
             title: XSS,
             critical_css: "body{margin:0}",
             variant: Some("bold"),
+            preloads: &[&hero, &font],
         });
         let s = html.as_str();
+        assert!(
+            s.contains(
+                "<link rel=\"preload\" href=\"&#x2F;hero.avif?a=1&amp;b=&quot;2&quot;\" as=\"image\" \
+                 type=\"image&#x2F;avif\"><link rel=\"preload\" href=\"&#x2F;f.woff2\" as=\"font\" crossorigin>\
+                 </head>"
+            ),
+            "{s}"
+        );
         assert!(s.starts_with("<!doctype html><html lang=\"de\">"), "{s}");
         assert!(s.contains("<style>body{margin:0}</style>"), "{s}");
         assert!(s.contains("data-variant=\"bold\""), "{s}");
