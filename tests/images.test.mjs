@@ -46,6 +46,14 @@ before(async () => {
       };
       return pump();
     }
+    if (record.path === "/photos/stalled.jpg") {
+      // Headers and a first part, then nothing: the Worker's source timeout must let go.
+      res.writeHead(200, { "content-type": "image/jpeg" });
+      res.write(Buffer.alloc(1024, 7));
+      const state = (streamed[record.path] = { closed: false });
+      res.on("close", () => (state.closed = true));
+      return;
+    }
     if (record.path === "/photos/moved.jpg") {
       res.writeHead(301, { location: "/photos/land.jpg" });
       return res.end();
@@ -75,6 +83,7 @@ before(async () => {
     IMAGES_MAX_SIDE: 2000,
     IMAGES_SOURCE_PREFIXES: '["photos/"]',
     IMAGES_MAX_SOURCE_BYTES: MAX_SOURCE,
+    IMAGES_SOURCE_TIMEOUT_MS: 1000,
   };
   // allSettled: when one start fails, the other is still stopped (after() sees it).
   const started = await Promise.allSettled([
@@ -303,6 +312,10 @@ test("origin 404 → 404, not an image → 415, too large → 413, failed transf
   assert.deepEqual(origin.requests.map((r) => r.path), ["/photos/moved.jpg"]);
   const partial = await get(worker, "/images/300/photos/partial.jpg");
   assert.equal(partial.status, 502, "a part of the source is not the source");
+  const stalled = await get(worker, "/images/300/photos/stalled.jpg");
+  assert.equal(stalled.status, 504, "a source that stops sending is cut off after IMAGES_SOURCE_TIMEOUT_MS");
+  assert.equal(JSON.parse(stalled.body).error.code, "gateway_timeout");
+  await until(() => streamed["/photos/stalled.jpg"]?.closed, { what: "the stalled source let go" });
   const cut = await get(worker, "/images/300/photos/cut.png");
   assert.equal(cut.status, 502, "a source cut off mid-body is not an image (it was served as a shorter 'original')");
   assert.equal(JSON.parse(cut.body).error.code, "bad_gateway");
@@ -333,7 +346,9 @@ test("cf-image mode: the source fetch carries the documented cf.image object; a 
         seen.push({ url: new URL(request.url).pathname, image: request.cf?.image });
         const upstream = await fetch(request.url);
         const headers = new Headers(upstream.headers);
+        // Resized answers carry Cf-Resized; one without it was not resized (the zone has no Image Resizing).
         if (request.cf?.image && request.url.endsWith("/square.png")) headers.set("cf-resized", "err=9422");
+        else if (request.cf?.image && !request.url.endsWith("/tall.png")) headers.set("cf-resized", "internal=ok/- q=0");
         return new Response(await upstream.arrayBuffer(), { status: upstream.status, headers });
       },
     },
@@ -367,6 +382,17 @@ test("cf-image mode: the source fetch carries the documented cf.image object; a 
       ["/photos/square.png", true],
       ["/photos/square.png", false],
     ], "a second fetch without options fetched the original");
+
+    seen.length = 0;
+    for (let i = 0; i < 2; i++) {
+      const unresized = await get(cfWorker, "/images/10/photos/tall.png");
+      assert.equal(unresized.status, 200);
+      assert.match(unresized.headers.get("x-image-transform"), /failed/, "no Cf-Resized: the original, marked");
+      assert.equal(unresized.headers.get("x-cache"), "MISS", "and never stored as the variant");
+      assert.equal(unresized.headers.get("cache-control"), "no-store");
+      assert.deepEqual(unresized.body, fixtures["/photos/tall.png"].body);
+    }
+    assert.equal(seen.length, 2, "one fetch each: the answer was the original already");
   } finally {
     await cfWorker.stop();
   }

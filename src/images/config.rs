@@ -39,6 +39,9 @@ pub struct ImagesConfig {
     pub cache_ttl_secs: u64,
     /// Largest source body accepted; larger answers 413.
     pub max_source_bytes: u64,
+    /// `IMAGES_SOURCE_TIMEOUT_MS`: how long a source fetch (headers and body; in cf-image mode the resize too) may
+    /// take before it is cut off with 504.
+    pub source_timeout_ms: u32,
     /// The settings a variant's bytes depend on besides its URL (mode, origin, the bound on open sides), as a short
     /// hash in every cache key: after a change, variants made under the old settings are not served for a year.
     pub variant_scope: String,
@@ -118,6 +121,7 @@ impl ImagesConfig {
                 1024,
                 64 * 1024 * 1024,
             )?,
+            source_timeout_ms: vars.u64_in("IMAGES_SOURCE_TIMEOUT_MS", 15_000, 100, 30_000)? as u32,
         })
     }
 }
@@ -262,6 +266,10 @@ mod tests {
             (
                 &[("IMAGES_MAX_SOURCE_BYTES", json!("big"))],
                 "IMAGES_MAX_SOURCE_BYTES",
+            ),
+            (
+                &[("IMAGES_SOURCE_TIMEOUT_MS", json!(0))],
+                "IMAGES_SOURCE_TIMEOUT_MS",
             ),
         ];
         for (pairs, key) in cases {

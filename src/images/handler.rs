@@ -123,6 +123,7 @@ fn finish(response: Response, cache: &str, vary: bool, cache_control: &str) -> R
 async fn checked_source(
     response: Response,
     config: &ImagesConfig,
+    source: &SourceRequest,
 ) -> ApiResult<(web_sys::Blob, String)> {
     match response.status_code() {
         // Only a whole representation: 204/205 have none, 206 is a part of one.
@@ -176,42 +177,64 @@ async fn checked_source(
             .await
             .map_err(|e| match e {
                 ReadError::TooLarge => too_large(),
-                ReadError::Failed(detail) => {
-                    ApiError::bad_gateway(format!("reading the source: {detail}"))
-                }
+                ReadError::Failed(detail) => source.failed("reading the source", detail),
             })?,
         None => web_sys::Blob::new().map_err(js_internal("holding an empty source"))?,
     };
     Ok((bytes, mime.to_owned()))
 }
 
-/// The source request: redirects are not followed (a 3xx is refused by [`checked_source`]), so an open redirect
-/// on the origin cannot point the Worker at another host or at plain http.
-fn source_init() -> web_sys::RequestInit {
-    let init = web_sys::RequestInit::new();
-    let _ = Reflect::set(
-        &init,
-        &JsValue::from_str("redirect"),
-        &JsValue::from_str("manual"),
-    );
-    init
+/// One source request: redirects are not followed (a 3xx is refused by [`checked_source`]), so an open redirect on
+/// the origin cannot point the Worker at another host or at plain http; and the whole exchange, headers and body,
+/// is cut off after `IMAGES_SOURCE_TIMEOUT_MS` (504), so a trickling origin cannot hold the request open.
+struct SourceRequest {
+    init: web_sys::RequestInit,
+    timeout: web_sys::AbortSignal,
+    timeout_ms: u32,
 }
 
-async fn send_source(url: &str, init: &web_sys::RequestInit, doing: &str) -> ApiResult<Response> {
-    let js_request = web_sys::Request::new_with_str_and_init(url, init)
-        .map_err(|e| ApiError::internal(format!("building the {doing} request: {e:?}")))?;
-    Fetch::Request(Request::from(js_request))
-        .send()
-        .await
-        .map_err(|e| ApiError::bad_gateway(format!("{doing}: {e}")))
+impl SourceRequest {
+    fn new(config: &ImagesConfig) -> Self {
+        let init = web_sys::RequestInit::new();
+        init.set_redirect(web_sys::RequestRedirect::Manual);
+        let timeout = web_sys::AbortSignal::timeout_with_u32(config.source_timeout_ms);
+        init.set_signal(Some(&timeout));
+        Self {
+            init,
+            timeout,
+            timeout_ms: config.source_timeout_ms,
+        }
+    }
+
+    /// The error for a failed exchange: 504 once the timeout cut it off, else 502.
+    fn failed(&self, doing: &str, detail: impl std::fmt::Display) -> ApiError {
+        if self.timeout.aborted() {
+            ApiError::gateway_timeout(u64::from(self.timeout_ms))
+                .with_internal(format!("{doing}: {detail}"))
+        } else {
+            ApiError::bad_gateway(format!("{doing}: {detail}"))
+        }
+    }
+
+    async fn send(&self, url: &str, doing: &str) -> ApiResult<Response> {
+        let js_request = web_sys::Request::new_with_str_and_init(url, &self.init)
+            .map_err(|e| ApiError::internal(format!("building the {doing} request: {e:?}")))?;
+        Fetch::Request(Request::from(js_request))
+            .send()
+            .await
+            .map_err(|e| self.failed(doing, e))
+    }
 }
 
-async fn fetch_source(url: &str) -> ApiResult<Response> {
-    send_source(url, &source_init(), "fetching the source").await
+async fn fetch_source(url: &str, config: &ImagesConfig) -> ApiResult<(web_sys::Blob, String)> {
+    let source = SourceRequest::new(config);
+    let response = source.send(url, "fetching the source").await?;
+    checked_source(response, config, &source).await
 }
 
 /// Production: the source fetch carries `cf.image`, so Cloudflare returns the variant. A resize error (reported in
-/// the `cf-resized` header as `err=...`) falls back to the original, fetched without options.
+/// the `cf-resized` header as `err=...`) falls back to the original, fetched without options; an answer without
+/// `cf-resized` was not resized at all and is that original.
 async fn via_cf_image(
     config: &ImagesConfig,
     request: &ImageRequest,
@@ -219,27 +242,38 @@ async fn via_cf_image(
     source_url: &str,
 ) -> ApiResult<Variant> {
     let options = CfImage::new(&request.transform, format, config.limits.max_side);
-    let init = source_init();
+    let source = SourceRequest::new(config);
     let cf = js_sys::JSON::parse(&options.cf_json())
         .map_err(js_internal("building cf.image options"))?;
-    Reflect::set(&init, &JsValue::from_str("cf"), &cf)
+    Reflect::set(&source.init, &JsValue::from_str("cf"), &cf)
         .map_err(js_internal("setting cf.image options"))?;
-    let response = send_source(source_url, &init, "fetching the source with cf.image").await?;
-    let resize_failed = response
-        .headers()
-        .get("cf-resized")
-        .ok()
-        .flatten()
-        .is_some_and(|v| v.contains("err="));
-    if resize_failed {
-        let (body, mime) = checked_source(fetch_source(source_url).await?, config).await?;
+    let response = source
+        .send(source_url, "fetching the source with cf.image")
+        .await?;
+    let resized = response.headers().get("cf-resized").ok().flatten();
+    if resized.is_none() {
+        // No Cf-Resized: resizing was not attempted (Image Resizing off for the zone, or another Worker in the
+        // way), so the answer is the original — served as the fallback, never stored as the variant.
+        worker::console_warn!(
+            "{}",
+            serde_json::json!({"level": "warn", "msg": "cf.image was not applied (no Cf-Resized header): is Image Resizing enabled for the zone?"})
+        );
+        let (body, mime) = checked_source(response, config, &source).await?;
         return Ok(Variant {
             body,
             mime,
             transformed: false,
         });
     }
-    let (body, mime) = checked_source(response, config).await?;
+    if resized.is_some_and(|v| v.contains("err=")) {
+        let (body, mime) = fetch_source(source_url, config).await?;
+        return Ok(Variant {
+            body,
+            mime,
+            transformed: false,
+        });
+    }
+    let (body, mime) = checked_source(response, config, &source).await?;
     Ok(Variant {
         body,
         mime,
@@ -256,13 +290,14 @@ async fn via_binding(
     format: Negotiated,
     source_url: &str,
 ) -> ApiResult<Variant> {
-    let (source, source_mime) = checked_source(fetch_source(source_url).await?, config).await?;
+    // Looked up first: without the binding no source is worth fetching.
     let images = Reflect::get(call.env.as_ref(), &JsValue::from_str(IMAGES_BINDING))
         .ok()
         .filter(|b| b.is_object())
         .ok_or_else(|| {
             ApiError::internal("the IMAGES binding is missing ([images] in wrangler.toml)")
         })?;
+    let (source, source_mime) = fetch_source(source_url, config).await?;
     let out_mime = format.mime(&source_mime).to_owned();
     match transform_with_binding(&images, &source, request, &out_mime, config.limits.max_side).await
     {
