@@ -126,6 +126,16 @@ impl ApiError {
         self
     }
 
+    /// Puts `items` before the list header `name` already has (or sets it): structured-field lists such as
+    /// `RateLimit-Policy` name several members in one field.
+    pub fn with_list_head(mut self, name: &'static str, items: String) -> Self {
+        match self.headers.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, value)) => *value = format!("{items}, {value}"),
+            None => self.headers.push((name, items)),
+        }
+        self
+    }
+
     /// Attaches what went wrong inside, for the log line only.
     pub fn with_internal(mut self, detail: impl Into<String>) -> Self {
         self.internal = Some(detail.into());
@@ -257,6 +267,25 @@ mod tests {
         assert_eq!(
             e.headers()[0].1,
             "Bearer error=\"invalid_token\", error_description=\"token 'expired'\""
+        );
+    }
+
+    #[test]
+    fn list_headers_take_members_in_front_or_start_with_them() {
+        let e = ApiError::too_many_requests("slow down", 1)
+            .with_header("ratelimit-policy", "\"b\";q=1;w=1")
+            .with_list_head("ratelimit-policy", "\"a\";q=2;w=1".into())
+            .with_list_head("ratelimit", "\"a\";r=1;t=1".into());
+        assert_eq!(
+            e.headers(),
+            &[
+                ("retry-after", "1".to_owned()),
+                (
+                    "ratelimit-policy",
+                    "\"a\";q=2;w=1, \"b\";q=1;w=1".to_owned()
+                ),
+                ("ratelimit", "\"a\";r=1;t=1".to_owned())
+            ]
         );
     }
 }

@@ -451,6 +451,8 @@ describe("route table and proxy", () => {
         const body = await r.clone().json();
         assert.equal(body.error.code, "rate_limited");
         assert.match(body.error.message, /`gw-key`/, "the key's limit refused it");
+        assert.equal(r.headers.get("ratelimit-policy"), policies, "the 429 lists the policy that counted it too");
+        assert.match(r.headers.get("ratelimit"), /^"gw-ip";r=1;t=\d+, "gw-key";r=0;t=\d+$/);
       }
       await r.arrayBuffer();
     }

@@ -130,7 +130,17 @@ async fn proxy_route(
         .collect::<ApiResult<Vec<_>>>()?;
     let mut limited = Vec::with_capacity(keys.len());
     for (policy, key) in route.rate_limits.iter().zip(&keys) {
-        limited.push(ratelimit::handler::enforce(call, policy, key).await?);
+        match ratelimit::handler::enforce(call, policy, key).await {
+            Ok(passed) => limited.push(passed),
+            // A 429 also lists the policies that counted this request before the one that refused it.
+            Err(refused) if refused.status() == 429 && !limited.is_empty() => {
+                let passed = RateLimitHeaders::joined(&limited.iter().collect::<Vec<_>>());
+                return Err(passed
+                    .into_iter()
+                    .fold(refused, |e, (name, value)| e.with_list_head(name, value)));
+            }
+            Err(refused) => return Err(refused),
+        }
     }
     let response = forward(
         call,
