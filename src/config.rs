@@ -167,7 +167,8 @@ pub fn origin_url(key: &str, value: &str) -> Result<String, ConfigError> {
     } else {
         Err(ConfigError::new(
             key,
-            "must be an http(s) URL without query, fragment or credentials",
+            "must be an http(s) URL without query, fragment, credentials or `.`/`..` segments, with a valid host \
+             and port",
         ))
     }
 }

@@ -703,6 +703,18 @@ describe("edge cache", () => {
       assert.equal(await again.text(), "", method);
     }
     assert.equal(origin.requests.length, 1);
+    // The stored status is the gateway's own: an origin sending the header does not make its 200 a 204.
+    origin.reset();
+    origin.handle((req, body, res) => {
+      res.writeHead(200, { "content-type": "text/plain", "x-gateway-status": "204", "x-gateway-meta": "0;9;9;9;x" });
+      res.end("hello");
+    });
+    const spoofed = `/gw/cached?spoof=${Date.now()}`;
+    for (const state of ["MISS", "HIT"]) {
+      const r = await worker.fetch(spoofed);
+      assert.deepEqual([r.status, r.headers.get("x-cache"), await r.text()], [200, state, "hello"], state);
+      assert.equal(r.headers.get("x-gateway-status"), null, state);
+    }
   });
 
   test("a per-user policy never shares a response across users", async () => {

@@ -1106,18 +1106,16 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     let mut headers = Vec::new();
     for (k, v) in pairs {
         // A buffered body is decoded by the runtime (a streamed one too), so its length and encoding no longer
-        // hold; a stored answer's caching headers are the policy's.
-        let drop = matches!(k.as_str(), "content-length" | "content-encoding")
-            || storable
-                && matches!(
-                    k.as_str(),
-                    "cache-control"
-                        | "expires"
-                        | "vary"
-                        | "age"
-                        | "surrogate-control"
-                        | "cache-tag"
-                );
+        // hold; a stored answer's caching headers are the policy's; the gateway's own stored-copy headers are
+        // never the origin's to set (an origin's x-gateway-status would turn its stored 200 into a 204).
+        let drop = matches!(
+            k.as_str(),
+            "content-length" | "content-encoding" | StoredMeta::HEADER | StoredMeta::STATUS_HEADER
+        ) || storable
+            && matches!(
+                k.as_str(),
+                "cache-control" | "expires" | "vary" | "age" | "surrogate-control" | "cache-tag"
+            );
         if !drop && forward_response_header(&k, &listed) {
             headers.push((k, v));
         }

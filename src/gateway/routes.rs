@@ -342,7 +342,8 @@ fn validate(
         || !crate::config::parses_as_base(&upstream)
     {
         return Err(format!(
-            "upstream {:?} must be an absolute http(s) URL without query",
+            "upstream {:?} must be an absolute http(s) URL without query or `.`/`..` segments, with a valid host \
+             and port",
             raw.upstream
         ));
     }

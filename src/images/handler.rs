@@ -254,11 +254,11 @@ async fn via_cf_image(
     if resized.is_none() {
         // No Cf-Resized: resizing was not attempted (Image Resizing off for the zone, or another Worker in the
         // way), so the answer is the original — served as the fallback, never stored as the variant.
+        let (body, mime) = checked_source(response, config, &source).await?;
         worker::console_warn!(
             "{}",
             serde_json::json!({"level": "warn", "msg": "cf.image was not applied (no Cf-Resized header): is Image Resizing enabled for the zone?"})
         );
-        let (body, mime) = checked_source(response, config, &source).await?;
         return Ok(Variant {
             body,
             mime,

@@ -105,7 +105,14 @@ pub fn could_resolve_to(source: &KeySource, key: &str) -> bool {
 /// client network (an IPv6 address by its /64, an IPv4-mapped one as IPv4), so it matches; other keys as given.
 pub fn normalise_resolved(key: &str) -> String {
     match key.strip_prefix("ip:") {
-        Some(ip) => format!("ip:{}", client_network(ip)),
+        // A network written as `…/64` (any spelling of its address) is that network.
+        Some(ip) => {
+            let ip = ip
+                .strip_suffix("/64")
+                .filter(|net| net.parse::<std::net::Ipv6Addr>().is_ok())
+                .unwrap_or(ip);
+            format!("ip:{}", client_network(ip))
+        }
         None => key.to_owned(),
     }
 }
@@ -181,6 +188,27 @@ mod tests {
             (&api, "long:abc"),
         ] {
             assert!(!could_resolve_to(source, key), "{source:?} {key}");
+        }
+    }
+
+    #[test]
+    fn a_hot_key_written_as_any_form_of_a_64_matches_the_resolved_key() {
+        let resolved = resolve(
+            &KeySource::ClientIp,
+            &KeyInputs {
+                client_ip: Some("2001:db8::1"),
+                ..KeyInputs::default()
+            },
+        )
+        .expect("resolved");
+        for written in [
+            "ip:2001:db8::/64",
+            "ip:2001:DB8:0:0::/64",
+            "ip:2001:0db8:0:0:1::/64",
+            "ip:2001:db8::1",
+        ] {
+            assert!(could_resolve_to(&KeySource::ClientIp, written), "{written}");
+            assert_eq!(normalise_resolved(written), resolved, "{written}");
         }
     }
 

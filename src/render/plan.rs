@@ -99,9 +99,9 @@ pub struct RenderConfig {
     /// `RENDER_MAX_FRAGMENT_BYTES`: the largest fragment body read from the origin (larger ones are refused, not
     /// written back).
     pub max_fragment_bytes: u32,
-    /// `RENDER_CONTENT_BUDGET_MS`: how long each read before the headers (the session check, the page's content
-    /// from KV) may take; a late one counts as absent (anonymous visitor, default content), so a slow store delays
-    /// the first byte by at most this.
+    /// `RENDER_CONTENT_BUDGET_MS`: how long each read before the headers (the session check, then the page's
+    /// content from KV, read at once) may take; a late one counts as absent (anonymous visitor, default content), so
+    /// a slow store delays the first byte by at most twice this.
     pub content_budget_ms: u32,
 }
 
