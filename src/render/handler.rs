@@ -67,46 +67,71 @@ fn warn(event: &str, fields: serde_json::Value) {
     worker::console_warn!("{line}");
 }
 
-/// A text value from KV; a read error is logged and treated as absent (content is optional, the page renders).
-async fn kv_text(kv: &KvStore, key: &str) -> Option<String> {
-    match kv.get(key).text().await {
-        Ok(value) => value,
-        Err(e) => {
+/// A text value from KV of at most `max_bytes` (the cap fragments from the origin have: every value is copied into
+/// pages); a read error, an over-size or non-UTF-8 value is logged and treated as absent (content is optional, the
+/// page renders).
+async fn kv_text(kv: &KvStore, key: &str, max_bytes: u32) -> Option<String> {
+    let read = async {
+        let stream = kv.get(key).stream().await.map_err(|e| e.to_string())?;
+        let Some(stream) = stream else {
+            return Ok(None);
+        };
+        let bytes = read_stream_capped(stream, u64::from(max_bytes))
+            .await
+            .map_err(|e| match e {
+                ReadError::TooLarge => {
+                    format!("larger than {max_bytes} bytes (RENDER_MAX_FRAGMENT_BYTES)")
+                }
+                ReadError::Failed(detail) => detail,
+            })?;
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| "not UTF-8".to_owned())
+    };
+    read.await.unwrap_or_else(|error| {
+        warn(
+            "content_kv_read_failed",
+            serde_json::json!({"key": key, "error": error}),
+        );
+        None
+    })
+}
+
+/// The reads before a page's headers: each from `CONTENT_KV`, within `budget_ms` and `max_bytes`.
+struct Content<'a> {
+    kv: &'a KvStore,
+    budget_ms: u64,
+    max_bytes: u32,
+}
+
+impl Content<'_> {
+    /// [`kv_text`] within the budget: a read taking longer is logged and treated as absent.
+    async fn text(&self, key: &str) -> Option<String> {
+        before(kv_text(self.kv, key, self.max_bytes), timer(self.budget_ms))
+            .await
+            .unwrap_or_else(|| {
+                warn(
+                    "content_kv_slow",
+                    serde_json::json!({"key": key, "budget_ms": self.budget_ms}),
+                );
+                None
+            })
+    }
+
+    /// A JSON document; absent, late, unreadable or malformed gives the default (and a log line for the last
+    /// three).
+    async fn json<T: DeserializeOwned + Default>(&self, key: &str) -> T {
+        let Some(text) = self.text(key).await else {
+            return T::default();
+        };
+        serde_json::from_str(&text).unwrap_or_else(|e| {
             warn(
-                "content_kv_read_failed",
+                "content_kv_malformed",
                 serde_json::json!({"key": key, "error": e.to_string()}),
             );
-            None
-        }
-    }
-}
-
-/// [`kv_text`] before the headers: a read taking longer than `budget_ms` is logged and treated as absent.
-async fn kv_text_within(kv: &KvStore, key: &str, budget_ms: u64) -> Option<String> {
-    before(kv_text(kv, key), timer(budget_ms))
-        .await
-        .unwrap_or_else(|| {
-            warn(
-                "content_kv_slow",
-                serde_json::json!({"key": key, "budget_ms": budget_ms}),
-            );
-            None
+            T::default()
         })
-}
-
-/// A JSON document from KV within `budget_ms`; absent, late, unreadable or malformed gives the default (and a log
-/// line for the last three).
-async fn kv_json<T: DeserializeOwned + Default>(kv: &KvStore, key: &str, budget_ms: u64) -> T {
-    let Some(text) = kv_text_within(kv, key, budget_ms).await else {
-        return T::default();
-    };
-    serde_json::from_str(&text).unwrap_or_else(|e| {
-        warn(
-            "content_kv_malformed",
-            serde_json::json!({"key": key, "error": e.to_string()}),
-        );
-        T::default()
-    })
+    }
 }
 
 pub async fn page(call: Call) -> ApiResult<Response> {
@@ -136,14 +161,19 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         .env
         .kv(bindings::CONTENT_KV)
         .or_internal("opening CONTENT_KV")?;
+    let content = Content {
+        kv: &kv,
+        budget_ms,
+        max_bytes: config.max_fragment_bytes,
+    };
     let manifest_key = keys::manifest(&page.page_type);
     let (css, manifest, flags, prefs, geo, catalog) = futures_util::join!(
-        kv_text_within(&kv, keys::CRITICAL_CSS, budget_ms),
-        kv_json::<Manifest>(&kv, &manifest_key, budget_ms),
-        kv_json::<Flags>(&kv, keys::FLAGS, budget_ms),
-        kv_json::<Preferences>(&kv, &prefs_key, budget_ms),
-        kv_json::<Geo>(&kv, keys::GEO, budget_ms),
-        kv_json::<Vec<Product>>(&kv, keys::CATALOG, budget_ms),
+        content.text(keys::CRITICAL_CSS),
+        content.json::<Manifest>(&manifest_key),
+        content.json::<Flags>(keys::FLAGS),
+        content.json::<Preferences>(&prefs_key),
+        content.json::<Geo>(keys::GEO),
+        content.json::<Vec<Product>>(keys::CATALOG),
     );
 
     let country = personal::country(
@@ -306,7 +336,11 @@ thread_local! {
 /// the fragment's TTL, so a slow origin is asked once and the next visitors get the fragment from KV.
 async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
     let key = keys::fragment(&f.name);
-    if let Some(markup) = kv_text(&f.kv, &key).await {
+    // An empty value is a miss, as an empty origin answer is refused.
+    if let Some(markup) = kv_text(&f.kv, &key, f.max_bytes)
+        .await
+        .filter(|m| !m.trim().is_empty())
+    {
         return Ok(Html::trusted(markup, TrustedSource::Fragment));
     }
     // No await between the KV miss and the claim: of concurrent misses exactly one leads.

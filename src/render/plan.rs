@@ -97,7 +97,8 @@ pub struct RenderConfig {
     /// `waitUntil` after the page stopped waiting for it.
     pub origin_timeout_ms: u32,
     /// `RENDER_MAX_FRAGMENT_BYTES`: the largest fragment body read from the origin (larger ones are refused, not
-    /// written back).
+    /// written back), and the largest value read from `CONTENT_KV` (larger ones count as absent): at most 2 MiB,
+    /// as every one is copied into pages.
     pub max_fragment_bytes: u32,
     /// `RENDER_CONTENT_BUDGET_MS`: how long each read before the headers (the session check, then the page's
     /// content from KV, read at once) may take; a late one counts as absent (anonymous visitor, default content), so
@@ -144,7 +145,7 @@ impl RenderConfig {
             "RENDER_MAX_FRAGMENT_BYTES",
             256 * 1024,
             1024,
-            16 * 1024 * 1024,
+            2 * 1024 * 1024,
         )? as u32;
         let content_budget_ms = vars.u64_in("RENDER_CONTENT_BUDGET_MS", 1_000, 10, 10_000)? as u32;
         let fragments: BTreeMap<String, FragmentSpec> =
