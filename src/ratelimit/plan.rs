@@ -51,13 +51,11 @@ pub fn plan(memory: &mut IsolateMemory, policy: &Policy, key: &str, now_ms: u64)
         exhausted[0].is_none().then_some(0)
     };
     let Some(part) = part else {
-        // Every part is known exhausted: the earliest one to free up says when to retry.
-        let soonest = exhausted
-            .iter()
-            .flatten()
-            .min_by_key(|e| e.until_ms)
-            .copied();
-        let (until, reset_at) = soonest.map_or((now_ms, now_ms), |e| (e.until_ms, e.reset_at_ms));
+        // Every part is known exhausted: the earliest one to free up says when to retry, the last one to fill
+        // up again when the whole key's quota is back (the `t` of `RateLimit`).
+        let known = exhausted.iter().flatten();
+        let until = known.clone().map(|e| e.until_ms).min().unwrap_or(now_ms);
+        let reset_at = known.map(|e| e.reset_at_ms).max().unwrap_or(now_ms);
         return Plan::Refuse {
             headers: RateLimitHeaders {
                 policy: policy.name.clone(),
@@ -229,10 +227,22 @@ mod tests {
                 "only the part not known exhausted is asked"
             );
         }
-        remember_refusal(&mut memory, "api:ip:9.9.9.9\u{1f}3", &refused(5_000), 0);
+        let last = TakeReply {
+            reset_ms: 90_000,
+            ..refused(5_000)
+        };
+        remember_refusal(&mut memory, "api:ip:9.9.9.9\u{1f}3", &last, 0);
         match plan(&mut memory, &p, "ip:9.9.9.9", 0) {
-            Plan::Refuse { retry_after_ms, .. } => {
-                assert_eq!(retry_after_ms, 1_000, "the soonest part")
+            Plan::Refuse {
+                retry_after_ms,
+                headers,
+            } => {
+                assert_eq!(retry_after_ms, 1_000, "the soonest part");
+                assert_eq!(
+                    headers.standing,
+                    Some((0, 90)),
+                    "the whole quota is back when the last part is"
+                );
             }
             other => panic!("all parts exhausted: {other:?}"),
         }
