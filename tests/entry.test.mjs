@@ -3,6 +3,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { startWorker, until } from "./support/worker.mjs";
+import { startOrigin } from "./support/origin.mjs";
 
 let worker;
 before(async () => {
@@ -108,4 +109,24 @@ test("an invalid configuration value fails every request with a 500 naming the k
       assert.ok(response.headers.get("x-request-id"));
     }
   }
+});
+
+test("a response the runtime refuses (origin status 600) answers 502 JSON and does not take the isolate down", async (t) => {
+  const origin = await startOrigin();
+  const w = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "odd", path: "/odd", upstream: origin.url }] } });
+  t.after(async () => {
+    await w.stop();
+    await origin.stop();
+  });
+  origin.handle((req, body, res) => {
+    res.writeHead(600, { "content-type": "text/plain" });
+    res.end("odd");
+  });
+  const response = await w.fetch("/odd", { headers: { "x-request-id": "odd-status" }, signal: AbortSignal.timeout(5000) });
+  assert.equal(response.status, 502);
+  assert.equal((await response.json()).error.code, "bad_gateway");
+  assert.equal(response.headers.get("x-request-id"), "odd-status");
+  const line = await until(() => w.jsonLogs().find((l) => l.msg === "request" && l.request_id === "odd-status"), { what: "the request's log line" });
+  assert.equal(line.status, 502);
+  assert.equal(w.jsonLogs().filter((l) => l.msg === "panic").length, 0, "no panic");
 });

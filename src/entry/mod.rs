@@ -53,7 +53,11 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(raw: worker::web_sys::Request, env: Env, ctx: Context) -> worker::Result<Response> {
+async fn fetch(
+    raw: worker::web_sys::Request,
+    env: Env,
+    ctx: Context,
+) -> worker::Result<worker::web_sys::Response> {
     let started_ms = respond::now_ms();
     respond::defer_cf(&raw);
     // Kept to read `cf.colo` only if the request is logged.
@@ -89,9 +93,22 @@ async fn fetch(raw: worker::web_sys::Request, env: Env, ctx: Context) -> worker:
         Ok(response) => (response, None),
         Err(error) => (respond::error_response(&error), Some(error)),
     };
-    let response = respond::with_header(response, "x-request-id", &request_id);
+    let stamped = |r: Response| respond::with_header(r, "x-request-id", &request_id);
+    // Built here rather than by workers-rs, whose conversion panics on a response the runtime refuses.
+    let (response, error) = match respond::into_raw(stamped(response)) {
+        Ok(raw) => (raw, error),
+        Err(refused) => {
+            let error = ApiError::bad_gateway(format!(
+                "the runtime refused the response: {}",
+                body::js_message(&refused)
+            ));
+            let raw = respond::into_raw(stamped(respond::error_response(&error)))
+                .map_err(|e| worker::Error::from(body::js_message(&e)))?;
+            (raw, Some(error))
+        }
+    };
 
-    let status = response.status_code();
+    let status = response.status();
     let roll = if log_percent >= 100 {
         0
     } else {

@@ -31,6 +31,25 @@ pub fn error_response(error: &ApiError) -> Response {
     }
 }
 
+/// The runtime's `Response` for `response`, or the JS error that refused it (a status outside 200..=599, a body on a
+/// null-body status, a 101 without a WebSocket). workers-rs' own conversion `unwrap`s that error, which aborts the
+/// isolate's Wasm instance and every request in flight in it.
+pub fn into_raw(response: Response) -> Result<worker::web_sys::Response, JsValue> {
+    use worker::web_sys;
+    let (init, body) = response.into_parts();
+    let init = web_sys::ResponseInit::from(init);
+    match body {
+        worker::ResponseBody::Empty => web_sys::Response::new_with_opt_str_and_init(None, &init),
+        worker::ResponseBody::Body(bytes) => {
+            let array = js_sys::Uint8Array::from(bytes.as_slice());
+            web_sys::Response::new_with_opt_buffer_source_and_init(Some(&array), &init)
+        }
+        worker::ResponseBody::Stream(stream) => {
+            web_sys::Response::new_with_opt_readable_stream_and_init(Some(&stream), &init)
+        }
+    }
+}
+
 /// Sets a header, copying the header list first when the response's headers are immutable (e.g. from `fetch`).
 pub fn with_header(response: Response, name: &str, value: &str) -> Response {
     edit_headers(response, |h| h.set(name, value))

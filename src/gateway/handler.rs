@@ -838,6 +838,17 @@ async fn send(
         }
         .and_then(|r| r.dyn_into::<web_sys::Response>());
         match answer {
+            // A status no response can carry (the runtime refuses to build one outside 200..=599): a bad answer,
+            // not one to pass on or retry.
+            Ok(response) if !(200..=599).contains(&response.status()) => {
+                if let Some(body) = response.body() {
+                    let _ = body.cancel();
+                }
+                return Err(Failure::Unreachable(format!(
+                    "the origin answered status {}",
+                    response.status()
+                )));
+            }
             Ok(response) => return Ok(response),
             Err(_) if timeout.aborted() => last = Failure::Timeout(timeout_ms),
             Err(e) => last = Failure::Unreachable(worker::Error::from(e).to_string()),
