@@ -1,5 +1,6 @@
 // The entry (src/entry): request ids, JSON errors for unknown paths and methods, one structured log line per
 // request, panic recovery, and configuration validated once per isolate with errors that name the key.
+import { request as httpRequest } from "node:http";
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { startWorker, until } from "./support/worker.mjs";
@@ -47,6 +48,26 @@ test("unknown paths and methods answer JSON 404 and 405 with Allow", async () =>
   }
   const head = await worker.fetch("/health", { method: "HEAD" });
   assert.equal(head.status, 200);
+});
+
+test("every spelling of an app route's path meets that route (doubled slashes, escaped unreserved characters)", async () => {
+  // Sent raw: fetch() would read `//health` as a host.
+  const raw = (path) =>
+    new Promise((resolve, reject) => {
+      const target = new URL(worker.url);
+      const req = httpRequest({ host: target.hostname, port: target.port, path }, (res) => {
+        let body = "";
+        res.on("data", (c) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode, body }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  for (const path of ["//health", "/%68ealth", "/rooms/%61bc"]) {
+    const { status, body } = await raw(path);
+    assert.notEqual(status, 404, `${path}: ${body}`);
+  }
+  assert.equal((await raw("//health")).status, 200);
 });
 
 test("each request writes one JSON log line with method, path, status, duration, request id and colo", async () => {

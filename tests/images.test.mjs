@@ -175,7 +175,8 @@ function rawGet(base, path) {
 
 test("traversal and SSRF attempts are refused before any origin request", async () => {
   // 404: the runtime's URL parser already resolved the dots out of /images/ (no route); 403: it resolved them
-  // inside /images/ and the source prefix allow-list refused; 400: the path reached our normaliser and was refused.
+  // inside /images/ (or the router collapsed doubled slashes, as every route's path is matched) and the source
+  // prefix allow-list refused; 400: the path reached our normaliser and was refused.
   const attempts = [
     ["/images/../private/secret.jpg", 404],
     ["/images/300/../../private/secret.jpg", 404],
@@ -188,8 +189,8 @@ test("traversal and SSRF attempts are refused before any origin request", async 
     ["/images/300/photos%2f..%2f..%2fprivate%2fsecret.jpg", 400],
     ["/images/photos/..%5c..%5cprivate/secret.jpg", 400],
     ["/images/photos/%5cprivate/secret.jpg", 400],
-    ["/images//evil.com/x.jpg", 400],
-    ["/images/300///evil.com/x.jpg", 400],
+    ["/images//evil.com/x.jpg", 403],
+    ["/images/300///evil.com/x.jpg", 403],
     ["/images/300/%2F%2Fevil.com/x.jpg", 400],
     ["/images/http://evil.com/x.jpg", 400],
     ["/images/300/https:%2F%2Fevil.com%2Fx.jpg", 400],

@@ -9,7 +9,10 @@ use crate::{gateway, health, images, openapi, ratelimit, render, rooms, session}
 
 pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
     let method = call.method.clone();
-    let path = call.req.path();
+    let raw = call.req.path();
+    // Matched in the spelling the gateway matches in (`//health`, `/%68ealth` are `/health`): otherwise such a
+    // spelling would miss the app's route and could reach a catch-all gateway route as the path it stands for.
+    let path = gateway::request_url::normalise_path(&raw);
     match call.isolate.router.resolve(&method, &path) {
         Resolved::Found { id, params } => {
             call.params = params;
