@@ -14,7 +14,7 @@ use worker::wasm_bindgen::JsValue;
 use worker::{Headers, Method, Request, RequestInit, Response, Stub};
 
 use crate::entry::coalesce::{self, InFlight, Memory, Sharing};
-use crate::entry::respond::{self, cf_string, json, random_bytes};
+use crate::entry::respond::{self, cf_string, json};
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
 
@@ -82,11 +82,10 @@ async fn room_fetch(
 /// Stores a fresh single-use ticket for `user_id` in the room and returns it.
 pub async fn issue_ticket(call: &Call, user_id: &str) -> ApiResult<Response> {
     let name = room_name(call)?;
-    let ticket: String = [random_bytes(), random_bytes()]
-        .concat()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    // A bearer credential: from the runtime's CSPRNG or a 500, never the pool's Math.random fallback.
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).or_internal("reading random bytes for a room ticket")?;
+    let ticket: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let expires_ms = call.started_ms + call.isolate.config.rooms.ticket_ttl_ms;
     let grant = TicketGrant {
         ticket: ticket.clone(),
