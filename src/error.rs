@@ -48,12 +48,21 @@ impl ApiError {
     }
 
     /// 401 with a `WWW-Authenticate: Bearer` challenge (RFC 6750) describing why the credentials were refused.
+    /// The description may quote what the token said (its `alg`): in the header it keeps only the characters RFC 6750
+    /// §3 allows there (printable ASCII but `"` and `\\`; others become `?`), at most 200 of them, so the challenge
+    /// is always a valid header value (the runtime would drop one with a line break, leaving a 401 without it).
     pub fn unauthorized(code: &'static str, description: impl Into<String>) -> Self {
         let description = description.into();
-        let challenge = format!(
-            "Bearer error=\"invalid_token\", error_description=\"{}\"",
-            description.replace(['"', '\\'], "'")
-        );
+        let allowed: String = description
+            .chars()
+            .take(200)
+            .map(|c| match c {
+                '"' | '\\' => '\'',
+                ' '..='~' => c,
+                _ => '?',
+            })
+            .collect();
+        let challenge = format!("Bearer error=\"invalid_token\", error_description=\"{allowed}\"");
         Self::new(401, code, description).with_header("www-authenticate", challenge)
     }
 
@@ -268,6 +277,30 @@ mod tests {
             e.headers()[0].1,
             "Bearer error=\"invalid_token\", error_description=\"token 'expired'\""
         );
+    }
+
+    #[test]
+    fn the_challenge_stays_a_valid_header_value_whatever_the_token_says() {
+        let e = ApiError::unauthorized(
+            "invalid_token",
+            format!(
+                "algorithm x\r\nSet-Cookie: a=b é {} is not supported",
+                "y".repeat(500)
+            ),
+        );
+        let challenge = &e.headers()[0].1;
+        let description = challenge
+            .strip_prefix("Bearer error=\"invalid_token\", error_description=\"")
+            .and_then(|d| d.strip_suffix('"'))
+            .expect("one quoted description");
+        assert!(
+            description.starts_with("algorithm x??Set-Cookie: a=b ? yyy"),
+            "{description}"
+        );
+        assert_eq!(description.chars().count(), 200);
+        assert!(description
+            .bytes()
+            .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\'));
     }
 
     #[test]

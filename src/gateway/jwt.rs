@@ -93,6 +93,20 @@ impl Jwks {
         let mut skipped = Vec::new();
         for (index, value) in doc.keys.iter().enumerate() {
             match parse_key(value) {
+                // Two keys under one kid for one algorithm: a token could name either, so the later is left out
+                // (and said) rather than silently never used. Keys sharing a kid for different algorithms stay:
+                // the token's `alg` picks between them.
+                Ok(key)
+                    if key.kid.is_some()
+                        && keys.iter().any(|k: &Key| {
+                            k.kid == key.kid && k.allowed.iter().any(|a| key.allowed.contains(a))
+                        }) =>
+                {
+                    skipped.push(format!(
+                        "key {index}: kid {:?} is already used by an earlier key for the same algorithm",
+                        key.kid.as_deref().unwrap_or("")
+                    ));
+                }
                 Ok(key) => keys.push(key),
                 Err(problem) => skipped.push(format!("key {index}: {problem}")),
             }
@@ -108,12 +122,17 @@ impl Jwks {
         self.keys.is_empty()
     }
 
-    fn select(&self, kid: Option<&str>) -> Result<&Key, JwtError> {
+    /// The key a token names: by `kid`, the one for the token's algorithm where keys share a kid.
+    fn select(&self, kid: Option<&str>, alg: Alg) -> Result<&Key, JwtError> {
         match kid {
-            Some(kid) => match self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)) {
-                Some(key) => Ok(key),
-                None => err("unknown key id"),
-            },
+            Some(kid) => {
+                let mut named = self.keys.iter().filter(|k| k.kid.as_deref() == Some(kid));
+                let first = named.clone().next();
+                match named.find(|k| k.allowed.contains(&alg)).or(first) {
+                    Some(key) => Ok(key),
+                    None => err("unknown key id"),
+                }
+            }
             None if self.keys.len() == 1 => Ok(&self.keys[0]),
             None if self.keys.is_empty() => err("no verification keys are configured"),
             None => err("token has no kid and several keys exist"),
@@ -140,6 +159,14 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
     let jwk: JsonWebKey<'_> =
         serde_json::from_value(value.clone()).map_err(|e| format!("not a JWK: {e}"))?;
     let (implied, material) = match &jwk {
+        // RFC 7518 §3.2: an HS256 key has at least 256 bits. An empty or short `k` (a template with its secret
+        // unset) would let anyone who guesses it mint tokens.
+        JsonWebKey::Symmetric { secret } if secret.len() < MIN_HMAC_BYTES => {
+            return Err(format!(
+                "HMAC key of {} bytes; at least {MIN_HMAC_BYTES} are required",
+                secret.len()
+            ))
+        }
         JsonWebKey::Symmetric { .. } => (
             Alg::Hs256,
             Material::Hs256(Hs256Key::try_from(&jwk).map_err(|e| e.to_string())?),
@@ -232,6 +259,8 @@ fn public_key_info(material: &Material) -> Option<PublicKeyInfo> {
 /// RSA keys shorter than this are refused: 1024-bit moduli are within reach of factoring, and every common identity
 /// provider signs with 2048 bits or more.
 const MIN_RSA_BITS: usize = 2048;
+/// HS256 keys shorter than this are refused (RFC 7518 §3.2: at least the hash's 256 bits).
+const MIN_HMAC_BYTES: usize = 32;
 
 /// How tokens are judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,11 +348,18 @@ pub fn verify_signature(token: &str, jwks: &Jwks, policy: &JwtPolicy) -> Result<
     screen(token, jwks, policy)?.verify()
 }
 
+/// The header fields jwt-compact does not read that a verifier must: `crit` (RFC 7515 §4.1.11) lists extensions
+/// the verifier has to understand or refuse the token; edgekit understands none, so any `crit` refuses it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+struct HeaderExtensions {
+    crit: Option<serde::de::IgnoredAny>,
+}
+
 /// A token that passed [`screen`], with the key its `kid` selected: its signature is checked here
 /// ([`verify`](Self::verify)) or, for an asymmetric key, handed to an outside verifier ([`verifier`](Self::verifier)).
 pub struct Screened<'t, 'k> {
     token: &'t str,
-    untrusted: UntrustedToken<'t>,
+    untrusted: UntrustedToken<'t, HeaderExtensions>,
     key: &'k Key,
 }
 
@@ -356,8 +392,8 @@ impl<'t, 'k> Screened<'t, 'k> {
             alg: A,
             key: &A::VerifyingKey,
             verdict: Option<bool>,
-            token: &UntrustedToken<'_>,
-        ) -> Result<jwt_compact::Token<Custom>, ValidationError> {
+            token: &UntrustedToken<'_, HeaderExtensions>,
+        ) -> Result<jwt_compact::Token<Custom, HeaderExtensions>, ValidationError> {
             match verdict {
                 None => alg.validator::<Custom>(key).validate(token),
                 Some(valid) => Verdict(alg, valid).validator::<Custom>(key).validate(token),
@@ -470,7 +506,7 @@ pub fn screen<'t, 'k>(
     if token.len() > policy.max_token_bytes {
         return err(format!("token exceeds {} bytes", policy.max_token_bytes));
     }
-    let untrusted = UntrustedToken::new(token).map_err(|e| {
+    let untrusted = UntrustedToken::<HeaderExtensions>::try_from(token).map_err(|e| {
         JwtError(
             match e {
                 ParseError::InvalidTokenStructure => "token is malformed",
@@ -485,10 +521,15 @@ pub fn screen<'t, 'k>(
     if alg_name.eq_ignore_ascii_case("none") {
         return err("algorithm none is not accepted");
     }
+    if untrusted.header().other_fields.crit.is_some() {
+        return err("token names critical header extensions (crit), which are not understood");
+    }
     let Some(alg) = Alg::from_name(alg_name) else {
-        return err(format!("algorithm {alg_name} is not supported"));
+        // Named (briefly) for the client's benefit; the challenge header keeps only safe characters of it.
+        let shown: String = alg_name.chars().take(32).collect();
+        return err(format!("algorithm {shown} is not supported"));
     };
-    let key = jwks.select(untrusted.header().key_id.as_deref())?;
+    let key = jwks.select(untrusted.header().key_id.as_deref(), alg)?;
     if !key.allowed.contains(&alg) {
         return err(format!("algorithm {alg_name} is not allowed for this key"));
     }
@@ -501,7 +542,7 @@ pub fn screen<'t, 'k>(
 
 /// jwt-compact's validation outcome as [`Signed`] claims or the refusal's description.
 fn signed(
-    checked: Result<jwt_compact::Token<Custom>, ValidationError>,
+    checked: Result<jwt_compact::Token<Custom, HeaderExtensions>, ValidationError>,
 ) -> Result<Signed, JwtError> {
     let token = checked.map_err(|e| {
         JwtError(
@@ -559,6 +600,18 @@ pub fn check(signed: &Signed, policy: &JwtPolicy, now: i64) -> Result<Verified, 
     let Some(sub) = custom.sub.clone().filter(|s| !s.is_empty()) else {
         return err("token has no subject");
     };
+    // The claims become the origin's X-User-ID / X-User-Permissions / X-User-Email: a value no header can carry
+    // would be left off silently, and a permission with a comma would read as two to an origin splitting the list
+    // while the gateway's own check saw one.
+    let header_safe = |s: &str| !s.chars().any(char::is_control);
+    if !header_safe(&sub) || custom.email.as_deref().is_some_and(|e| !header_safe(e)) {
+        return err("token has control characters in sub or email");
+    }
+    if custom.permissions.iter().any(|p| {
+        p.is_empty() || p.contains(',') || p.chars().any(|c| c.is_whitespace() || c.is_control())
+    }) {
+        return err("token has a permission that is empty or holds a comma or whitespace");
+    }
     Ok(Verified {
         sub,
         permissions: custom.permissions.clone(),
@@ -676,6 +729,70 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_token_naming_critical_header_extensions_is_refused() {
+        #[derive(serde::Serialize)]
+        struct Unencoded {
+            crit: Vec<&'static str>,
+            b64: bool,
+        }
+        let keys = jwks(json!([{"kty": "oct", "kid": "h1", "k": K}]));
+        let header = Header::new(Unencoded {
+            crit: vec!["b64"],
+            b64: false,
+        })
+        .with_key_id("h1");
+        let token = Hs256
+            .token(
+                &header,
+                &Claims::new(claims(json!({}))),
+                &Hs256Key::new(SECRET),
+            )
+            .expect("signs");
+        assert_eq!(
+            verify(&token, &keys, &policy(), NOW).map(|v| v.sub),
+            Err(JwtError(
+                "token names critical header extensions (crit), which are not understood".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn claims_that_identity_headers_could_not_carry_faithfully_are_refused() {
+        let keys = jwks(json!([{"kty": "oct", "kid": "h1", "k": K}]));
+        for (overrides, expected) in [
+            (json!({"permissions": ["read,admin"]}), "a permission"),
+            (json!({"permissions": ["read admin"]}), "a permission"),
+            (json!({"permissions": [""]}), "a permission"),
+            (
+                json!({"sub": "u1\r\nX-User-Permissions: admin"}),
+                "control characters",
+            ),
+            (json!({"email": "a@b.c\n"}), "control characters"),
+        ] {
+            let refused = verify(
+                &hs(Some("h1"), overrides.clone(), SECRET),
+                &keys,
+                &policy(),
+                NOW,
+            )
+            .map(|v| v.sub)
+            .expect_err("refused");
+            assert!(refused.0.contains(expected), "{overrides}: {refused:?}");
+        }
+        assert!(verify(
+            &hs(
+                Some("h1"),
+                json!({"sub": "Seán Ó", "permissions": ["users:read", "a.b-c_d"]}),
+                SECRET
+            ),
+            &keys,
+            &policy(),
+            NOW
+        )
+        .is_ok());
     }
 
     #[test]
@@ -835,12 +952,19 @@ mod tests {
                 {"kty": "oct", "kid": "h2", "k": K, "key_ops": ["sign", "verify"]},
                 {"kty": "XYZ", "kid": "weird"},
                 {"kty": "OKP", "kid": "short", "crv": "Ed25519", "x": "AAAA"},
+                {"kty": "oct", "kid": "empty", "k": ""},
+                {"kty": "oct", "kid": "six-bytes", "k": "c2VjcmV0"},
             ]})
             .to_string(),
         )
         .expect("document parses");
         assert_eq!(keys.len(), 2, "only the good keys are kept");
-        assert_eq!(skipped.len(), 6, "{skipped:?}");
+        assert_eq!(skipped.len(), 8, "{skipped:?}");
+        assert!(
+            skipped[6].starts_with("key 8: HMAC key of 0 bytes")
+                && skipped[7].starts_with("key 9: HMAC key of 6 bytes"),
+            "{skipped:?}"
+        );
         assert!(
             skipped[2].starts_with("key 3: key_ops [\"sign\"] does not include verify"),
             "{skipped:?}"
@@ -917,6 +1041,42 @@ mod tests {
             )
             .expect("signs");
         (token, jwks(json!([public])), pair)
+    }
+
+    #[test]
+    fn keys_sharing_a_kid_are_picked_by_algorithm_and_same_algorithm_duplicates_are_skipped() {
+        let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([9; 32]));
+        let mut public =
+            serde_json::to_value(jwt_compact::jwk::JsonWebKey::from(&pair.pk)).expect("jwk");
+        public["kid"] = json!("h1");
+        let (keys, skipped) = Jwks::parse(
+            &json!({"keys": [
+                public,
+                {"kty": "oct", "kid": "h1", "k": K},
+                {"kty": "oct", "kid": "h1", "k": "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE"},
+            ]})
+            .to_string(),
+        )
+        .expect("document parses");
+        assert_eq!(keys.len(), 2);
+        assert_eq!(
+            skipped,
+            ["key 2: kid \"h1\" is already used by an earlier key for the same algorithm"]
+        );
+        let v = verify(&hs(Some("h1"), json!({}), SECRET), &keys, &policy(), NOW);
+        assert!(
+            v.is_ok(),
+            "HS256 meets the HMAC key under the shared kid: {v:?}"
+        );
+        let ed_token = Ed25519
+            .token(
+                &Header::empty().with_key_id("h1"),
+                &Claims::new(claims(json!({}))),
+                &pair.sk,
+            )
+            .expect("signs");
+        let check = runtime_check(&ed_token, &keys, &policy()).expect("screened");
+        assert!(check.is_some(), "EdDSA meets the Ed25519 key");
     }
 
     #[test]
