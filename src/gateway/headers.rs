@@ -18,9 +18,16 @@ const HOP_BY_HOP: &[&str] = &[
 
 /// Whether a request header is forwarded to the origin. `connection_listed` are the names the client's
 /// `Connection` header marks as hop-by-hop. Client-sent `X-User-*` and forwarding headers are always dropped (the
-/// gateway sets its own), as is `traceparent` (re-set from the trace context; `tracestate` passes on with it).
+/// gateway sets its own), as is `traceparent` (re-set from the trace context; `tracestate` passes on with it) —
+/// in any spelling with `_` for `-` too (`X_User_Id`), which CGI-style servers read as the same variable.
 pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool {
-    let name = name.to_ascii_lowercase();
+    let mut name = name.to_ascii_lowercase();
+    if connection_listed.contains(&name) {
+        return false;
+    }
+    if name.contains('_') {
+        name = name.replace('_', "-");
+    }
     !(HOP_BY_HOP.contains(&name.as_str())
         || connection_listed.contains(&name)
         || name.starts_with("x-user-")
@@ -115,6 +122,10 @@ mod tests {
             ("X-Secret-Hop", false),
             ("X-User-ID", false),
             ("x-user-permissions", false),
+            ("X_User_Id", false),
+            ("x_user-permissions", false),
+            ("x_forwarded_for", false),
+            ("CF_Connecting_IP", false),
             ("X-Forwarded-For", false),
             ("traceparent", false),
             ("Host", false),
@@ -122,6 +133,7 @@ mod tests {
             ("Content-Type", true),
             ("tracestate", true),
             ("Accept", true),
+            ("x_custom_header", true),
         ];
         for (name, forwarded) in cases {
             assert_eq!(forward_request_header(name, &listed), forwarded, "{name}");
