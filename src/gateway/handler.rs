@@ -48,7 +48,15 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     let raw = RequestUrl::split(&serialised);
     let path = normalise_path(raw.path);
     let url = RequestUrl { path: &path, ..raw };
-    let (route, _params) = match isolate.config.gateway.routes.resolve(&method, &path) {
+    let routes = &isolate.config.gateway.routes;
+    if routes.ambiguous(&method, &path) {
+        return Err(ApiError::bad_request(
+            "ambiguous_path",
+            "the path meets another route when an escaped slash (%2F, %5C) is read as a separator or a `;` \
+             parameter dropped, as many origins do",
+        ));
+    }
+    let (route, _params) = match routes.resolve(&method, &path) {
         Matched::Route { route, params } => (route, params),
         Matched::MethodNotAllowed { allowed } => {
             let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();

@@ -207,6 +207,31 @@ impl RouteTable {
     }
 }
 
+impl RouteTable {
+    /// Whether `path` meets another route (or none) when read as many origins read it — an escaped slash or
+    /// backslash (`%2F`, `%5C`) as a separator, a segment's `;` parameters dropped (Tomcat, Spring, Jetty). Such a
+    /// path could otherwise pass the checks of a less specific route and be served as a more specific one:
+    /// `/api/admin;x=1` or `/api/admin%2F` matched `/api` (no auth) while the origin serves `/api/admin`. A path
+    /// both readings route alike (`/open/any%2Fthing` under `/open`) is not ambiguous. (Escapes are upper-case
+    /// after `request_url::normalise_path`.)
+    pub fn ambiguous(&self, method: &str, path: &str) -> bool {
+        if !path.contains(';') && !path.contains("%2F") && !path.contains("%5C") {
+            return false;
+        }
+        let slashes = path.replace("%2F", "/").replace("%5C", "/");
+        let read = slashes
+            .split('/')
+            .map(|segment| segment.split(';').next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("/");
+        let target = |m: Matched<'_>| match m {
+            Matched::Route { route, .. } => Some(route as *const Route),
+            _ => None,
+        };
+        target(self.resolve(method, path)) != target(self.resolve(method, &read))
+    }
+}
+
 impl Route {
     pub fn accepts(&self, method: &str) -> bool {
         self.methods.iter().any(|m| m == method)
@@ -405,6 +430,36 @@ mod tests {
 
     fn table(routes: serde_json::Value) -> RouteTable {
         RouteTable::parse(&routes, &CachePolicies::default(), None).expect("valid table")
+    }
+
+    #[test]
+    fn a_path_another_reading_routes_elsewhere_is_ambiguous() {
+        let t = table(json!([
+            {"name": "all", "path": "/api", "methods": ["GET", "POST"], "upstream": "http://a"},
+            {"name": "admin", "path": "/api/admin", "upstream": "http://a", "auth": "jwt", "permissions": ["admin"]},
+            {"name": "user", "path": "/api/users/:id", "upstream": "http://a"},
+            {"name": "user-admin", "path": "/api/users/:id/admin", "upstream": "http://a", "auth": "jwt"},
+        ]));
+        for path in [
+            "/api/admin;x=1",
+            "/api/admin%2F",
+            "/api/admin%5C",
+            "/api%2Fadmin",
+            "/api/users/7%2Fadmin",
+            "/api/users/7/admin;jsessionid=1",
+        ] {
+            assert!(t.ambiguous("GET", path), "{path}");
+        }
+        for path in [
+            "/api/admin",
+            "/api/other%2Fthing",
+            "/api/other;v=2",
+            "/api/admin/x;v=2",
+            "/api/users/a%2Fb",
+            "/elsewhere%2Fx",
+        ] {
+            assert!(!t.ambiguous("GET", path), "{path}");
+        }
     }
 
     #[test]

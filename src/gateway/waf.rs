@@ -189,8 +189,8 @@ pub fn decode(input: &str, plus_is_space: bool) -> String {
     current
 }
 
-/// Lower-case, SQL/HTML comments replaced by a space, whitespace runs collapsed to one space, and HTML entities for
-/// `<`, `>`, quotes decoded, so `UNION/**/SELECT` and `UNION  SELECT` look alike. Each replacement is made only where
+/// Lower-case, SQL comments replaced by a space, whitespace runs collapsed to one space, and HTML entities for
+/// `<`, `>`, quotes decoded, so `UNION/*x*/SELECT` and `UNION  SELECT` look alike. Each replacement is made only where
 /// its pattern occurs (most paths and query values have none, and each `replace` copies the text).
 fn normalise(input: &str) -> String {
     let mut text = input.to_lowercase();
@@ -199,11 +199,13 @@ fn normalise(input: &str) -> String {
         ("&gt;", ">"),
         ("&#39;", "'"),
         ("&quot;", "\""),
-        ("/**/", " "),
     ] {
         if text.contains(pattern) {
             text = text.replace(pattern, with);
         }
+    }
+    if text.contains("/*") {
+        text = without_sql_comments(&text);
     }
     let mut out = String::with_capacity(text.len());
     let mut last_space = false;
@@ -218,15 +220,52 @@ fn normalise(input: &str) -> String {
     out
 }
 
-/// Event-handler attributes inside a tag: `<… onerror=`, `<… onload =`.
+/// `text` with each closed `/* … */` replaced by a space — except MySQL's versioned comments (`/*!50000 SELECT*/`),
+/// whose body MySQL runs, so only their markers go.
+fn without_sql_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("/*") {
+        let Some(len) = rest[start + 2..].find("*/") else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        out.push(' ');
+        let body = &rest[start + 2..start + 2 + len];
+        if let Some(versioned) = body.strip_prefix('!') {
+            out.push_str(versioned.trim_start_matches(|c: char| c.is_ascii_digit()));
+            out.push(' ');
+        }
+        rest = &rest[start + 2 + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Event-handler attributes inside a tag: `<img … onerror=`, `<a … onload =`.
 fn has_event_handler(text: &str) -> bool {
-    let Some(tag_start) = text.find('<') else {
-        return false;
-    };
-    let rest = &text[tag_start..];
-    let bytes = rest.as_bytes();
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(pos) = text[from..].find('<') {
+        let start = from + pos + 1;
+        from = start;
+        // A tag opens with a letter (`price<10 and onsale=true` is prose); its attributes end at its `>`.
+        if !bytes.get(start).is_some_and(u8::is_ascii_alphabetic) {
+            continue;
+        }
+        let end = text[start..].find('>').map_or(text.len(), |e| start + e);
+        if handler_attribute(&text[start..end]) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether a tag's text (`img src=x onerror=…`) has an `on…=` attribute.
+fn handler_attribute(tag: &str) -> bool {
+    let bytes = tag.as_bytes();
     let mut i = 0;
-    while let Some(pos) = rest[i..].find("on") {
+    while let Some(pos) = tag[i..].find("on") {
         let at = i + pos;
         let before_ok = at > 0 && matches!(bytes[at - 1], b' ' | b'/' | b'"' | b'\'' | b'\t');
         let mut j = at + 2;
@@ -242,6 +281,14 @@ fn has_event_handler(text: &str) -> bool {
         i = at + 2;
     }
     false
+}
+
+/// Whether a signature found at `at` starts a word there: one that begins with a letter (`eval(`, `sleep(`,
+/// `union select`) names an identifier, so inside a longer word (`retrieval(s)`, `asleep(`) it is not that one.
+fn starts_word(text: &[u8], at: usize, needle: &[u8]) -> bool {
+    !needle.first().is_some_and(u8::is_ascii_alphabetic)
+        || at == 0
+        || !(text[at - 1].is_ascii_alphanumeric() || text[at - 1] == b'_')
 }
 
 /// Each rule's signatures as substring searchers (memchr's `memmem`), built once per isolate in the order of
@@ -273,7 +320,12 @@ pub fn scan(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
             };
             finders[index]
                 .iter()
-                .find(|(_, needles)| needles.iter().any(|n| n.find(text.as_bytes()).is_some()))
+                .find(|(_, needles)| {
+                    needles.iter().any(|n| {
+                        n.find_iter(text.as_bytes())
+                            .any(|at| starts_word(text.as_bytes(), at, n.needle()))
+                    })
+                })
                 .map(|(rule, _)| *rule)
         });
         if let Some(rule) = hit {
@@ -339,29 +391,86 @@ pub fn inspect_body(config: &WafConfig, content_type: Option<&str>, body: &[u8])
             .find_map(|pair| scan(config, &decode(pair, true), "body"));
     }
     if ct.contains("json") {
-        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
-            let mut strings = Vec::new();
-            collect_strings(&value, &mut strings);
-            return strings
-                .iter()
-                .find_map(|s| scan(config, &decode(s, false), "body"));
-        }
+        let (strings, between) = json_strings(&text);
+        return strings
+            .iter()
+            .map(String::as_str)
+            .chain([between.as_str()])
+            .find_map(|s| scan(config, &decode(s, false), "body"));
     }
     scan(config, &decode(&text, false), "body")
 }
 
-fn collect_strings<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
-    match value {
-        serde_json::Value::String(s) => out.push(s),
-        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
-        serde_json::Value::Object(map) => {
-            for (k, v) in map {
-                out.push(k);
-                collect_strings(v, out);
-            }
+/// The string tokens of a JSON text — keys and values, each with its escapes decoded (`\u003c` is `<`, a lone
+/// surrogate U+FFFD) — and the text between them. A tokenizer, not a parser: whatever an origin's parser makes of
+/// the body, every string it could read is here, also for duplicate keys (a first-wins parser reads the first),
+/// nesting past a parser's depth limit, a prefix cut at the inspection cap, or text a strict parser refuses (whose
+/// bare words are in what lies between the strings).
+fn json_strings(text: &str) -> (Vec<String>, String) {
+    let bytes = text.as_bytes();
+    let mut strings = Vec::new();
+    let mut between = Vec::with_capacity(bytes.len() / 4);
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'"' {
+            between.push(bytes[i]);
+            i += 1;
+            continue;
         }
-        _ => {}
+        between.push(b' ');
+        i += 1;
+        let mut s: Vec<u8> = Vec::new();
+        while i < bytes.len() && bytes[i] != b'"' {
+            if bytes[i] != b'\\' {
+                s.push(bytes[i]);
+                i += 1;
+                continue;
+            }
+            let escaped = bytes.get(i + 1).copied();
+            i += 2;
+            let c = match escaped {
+                Some(b'u') => {
+                    let (c, used) = unicode_escape(&bytes[i..]);
+                    i += used;
+                    c
+                }
+                Some(b'n') => '\n',
+                Some(b't') => '\t',
+                Some(b'r') => '\r',
+                Some(b'b') => '\u{8}',
+                Some(b'f') => '\u{c}',
+                Some(other) => char::from(other),
+                None => break,
+            };
+            s.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+        }
+        i += 1;
+        strings.push(String::from_utf8_lossy(&s).into_owned());
     }
+    (strings, String::from_utf8_lossy(&between).into_owned())
+}
+
+/// The character of a `\u` escape whose four hex digits start `rest` (with the low half of a surrogate pair when
+/// one follows as `\uXXXX`), and how many bytes it used; U+FFFD for a lone surrogate or bad digits.
+fn unicode_escape(rest: &[u8]) -> (char, usize) {
+    let hex = |at: usize| {
+        rest.get(at..at + 4)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+    };
+    let Some(unit) = hex(0) else {
+        return (char::REPLACEMENT_CHARACTER, 0);
+    };
+    if (0xD800..0xDC00).contains(&unit) && rest.get(4..6) == Some(b"\\u") {
+        if let Some(low @ 0xDC00..=0xDFFF) = hex(6) {
+            let c = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+            return (char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER), 10);
+        }
+    }
+    (
+        char::from_u32(unit).unwrap_or(char::REPLACEMENT_CHARACTER),
+        4,
+    )
 }
 
 #[cfg(test)]
@@ -424,6 +533,110 @@ mod tests {
             json.map(|h| (h.rule, h.part)),
             Some(("sqli-comment", "body"))
         );
+    }
+
+    #[test]
+    fn every_string_of_a_json_body_is_inspected_whatever_a_parser_makes_of_it() {
+        let c = config();
+        let deep = format!(
+            "{}\"\\u003cscript\\u003e\"{}",
+            "[".repeat(130),
+            "]".repeat(130)
+        );
+        let cases = [
+            (
+                deep.as_str(),
+                "xss-script",
+                "nesting past serde's depth limit",
+            ),
+            (
+                r#"{"x":"\udc00","bio":"\u003cscript\u003eprompt(1)\u003c/script\u003e"}"#,
+                "xss-script",
+                "a lone surrogate",
+            ),
+            (
+                r#"{"a":"<script>alert(1)</script>","a":"ok"}"#,
+                "xss-script",
+                "the first of duplicate keys",
+            ),
+            (
+                r#"{"q":"1\u0027 or \u00271\u0027=\u00271"}"#,
+                "sqli-tautology",
+                "escaped quotes",
+            ),
+            (
+                r#"{"q": 1 union select password from users"#,
+                "sqli-union",
+                "bare words in text no parser takes",
+            ),
+            (
+                r#"{"q": "\ud83d\ude00 <script>"}"#,
+                "xss-script",
+                "a surrogate pair",
+            ),
+            (r#"{"cut": "<scr"#, "", "a prefix cut inside a string"),
+        ];
+        for (body, rule, what) in cases {
+            let hit = inspect_body(&c, Some("application/json"), body.as_bytes());
+            if rule.is_empty() {
+                assert_eq!(hit, None, "{what}");
+            } else {
+                assert_eq!(hit.map(|h| h.rule), Some(rule), "{what}: {body:.60}");
+            }
+        }
+        assert_eq!(
+            json_strings(r#"{"k\"ey":"\ud83d\ude00\n","x":[1,"\u00e9"]}"#).0,
+            ["k\"ey", "\u{1f600}\n", "x", "é"]
+        );
+    }
+
+    #[test]
+    fn sql_comments_are_removed_before_matching_and_versioned_ones_kept_as_sql() {
+        assert_eq!(
+            without_sql_comments("union/*x*/select/**/1"),
+            "union select 1"
+        );
+        assert_eq!(
+            without_sql_comments("union/*!50000select*/ pw"),
+            "union select  pw"
+        );
+        assert_eq!(without_sql_comments("a /* open"), "a /* open");
+        let c = config();
+        for query in [
+            "id=1%20UNION/*x*/SELECT%20pw%20FROM%20users",
+            "id=1%20UNION/*!50000SELECT*/pw%20FROM%20users",
+        ] {
+            assert!(inspect_url(&c, "/api", Some(query)).is_some(), "{query}");
+        }
+    }
+
+    #[test]
+    fn prose_that_only_resembles_a_signature_passes() {
+        let c = config();
+        for text in [
+            "q=price%3C10+and+onsale%3Dtrue",
+            "q=retrieval(s)+of+records",
+            "q=fell+asleep(again)",
+            "q=myalert(1)+is+a+function+name",
+        ] {
+            assert_eq!(inspect_url(&c, "/api", Some(text)), None, "{text}");
+        }
+        for (text, rule) in [
+            (
+                "q=%3Cimg+src%3Dx+onerror%3Dprompt(1)%3E",
+                "xss-event-handler",
+            ),
+            ("q=%3Ca+href%3Dx+onclick%3Dprompt(1)", "xss-event-handler"),
+            ("q=eval(atob('x'))", "xss-dom"),
+            ("q=1;eval(x)", "xss-dom"),
+            ("q=1+AND+sleep(5)", "sqli-function"),
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(text)).map(|h| h.rule),
+                Some(rule),
+                "{text}"
+            );
+        }
     }
 
     #[test]
