@@ -48,15 +48,7 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     let raw = RequestUrl::split(&serialised);
     let path = normalise_path(raw.path);
     let url = RequestUrl { path: &path, ..raw };
-    let routes = &isolate.config.gateway.routes;
-    if routes.ambiguous(&method, &path) {
-        return Err(ApiError::bad_request(
-            "ambiguous_path",
-            "the path meets another route when an escaped slash (%2F, %5C) is read as a separator or a `;` \
-             parameter dropped, as many origins do",
-        ));
-    }
-    let (route, _params) = match routes.resolve(&method, &path) {
+    let (route, _params) = match isolate.config.gateway.routes.resolve(&method, &path) {
         Matched::Route { route, params } => (route, params),
         Matched::MethodNotAllowed { allowed } => {
             let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
@@ -114,6 +106,14 @@ async fn proxy_route(
     let hit = waf::inspect_sizes(&gateway.waf, header_bytes, content_length)
         .or_else(|| waf::inspect_url(&gateway.waf, url.path, url.query));
     waf_verdict(call, hit)?;
+    // After the WAF (a traversal is its rule's to name), before anything that checks per route.
+    if gateway.routes.ambiguous(method, url.path) {
+        return Err(ApiError::bad_request(
+            "ambiguous_path",
+            "the path meets a route with other checks when read as many origins read it (an escaped slash \
+             as a separator, `;` parameters dropped, dot segments resolved)",
+        ));
+    }
 
     // Authentication and permissions: a token is verified at most once per request.
     let mut token = VerifiedOnce::default();
@@ -734,7 +734,7 @@ fn origin_headers(
     let listed = connection_tokens(header_list::get(incoming, "connection"));
     let mut out: Vec<(String, String)> = incoming
         .iter()
-        .filter(|(k, _)| forward_request_header(k, &listed) && k != "x-request-id")
+        .filter(|(k, _)| forward_request_header(k, &listed))
         .cloned()
         .collect();
     if let Some(xff) = forwarded_for(

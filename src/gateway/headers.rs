@@ -18,7 +18,8 @@ const HOP_BY_HOP: &[&str] = &[
 
 /// Whether a request header is forwarded to the origin. `connection_listed` are the names the client's
 /// `Connection` header marks as hop-by-hop. Client-sent `X-User-*` and forwarding headers are always dropped (the
-/// gateway sets its own), as is `traceparent` (re-set from the trace context; `tracestate` passes on with it) —
+/// gateway sets its own), as are `x-request-id` (the request's id, checked, is set) and `traceparent` (re-set from
+/// the trace context; `tracestate` passes on with it) —
 /// in any spelling with `_` for `-` too (`X_User_Id`), which CGI-style servers read as the same variable.
 pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool {
     let mut name = name.to_ascii_lowercase();
@@ -34,6 +35,7 @@ pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool 
         || name.starts_with("x-forwarded-")
         || name == "forwarded"
         || name == "traceparent"
+        || name == "x-request-id"
         || name.starts_with("cf-")
         || name == "x-real-ip")
 }
@@ -126,6 +128,7 @@ mod tests {
             ("x_user-permissions", false),
             ("x_forwarded_for", false),
             ("CF_Connecting_IP", false),
+            ("X_Request_Id", false),
             ("X-Forwarded-For", false),
             ("traceparent", false),
             ("Host", false),

@@ -603,9 +603,10 @@ pub fn check(signed: &Signed, policy: &JwtPolicy, now: i64) -> Result<Verified, 
     // The claims become the origin's X-User-ID / X-User-Permissions / X-User-Email: a value no header can carry
     // would be left off silently, and a permission with a comma would read as two to an origin splitting the list
     // while the gateway's own check saw one.
-    let header_safe = |s: &str| !s.chars().any(char::is_control);
+    // (Surrounding spaces too: the runtime trims header values, so " alice" would reach the origin as "alice".)
+    let header_safe = |s: &str| !s.chars().any(char::is_control) && s.trim() == s;
     if !header_safe(&sub) || custom.email.as_deref().is_some_and(|e| !header_safe(e)) {
-        return err("token has control characters in sub or email");
+        return err("token has control characters or surrounding spaces in sub or email");
     }
     if custom.permissions.iter().any(|p| {
         p.is_empty() || p.contains(',') || p.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -771,6 +772,7 @@ mod tests {
                 "control characters",
             ),
             (json!({"email": "a@b.c\n"}), "control characters"),
+            (json!({"sub": " alice"}), "control characters"),
         ] {
             let refused = verify(
                 &hs(Some("h1"), overrides.clone(), SECRET),

@@ -208,27 +208,50 @@ impl RouteTable {
 }
 
 impl RouteTable {
-    /// Whether `path` meets another route (or none) when read as many origins read it — an escaped slash or
-    /// backslash (`%2F`, `%5C`) as a separator, a segment's `;` parameters dropped (Tomcat, Spring, Jetty). Such a
-    /// path could otherwise pass the checks of a less specific route and be served as a more specific one:
-    /// `/api/admin;x=1` or `/api/admin%2F` matched `/api` (no auth) while the origin serves `/api/admin`. A path
-    /// both readings route alike (`/open/any%2Fthing` under `/open`) is not ambiguous. (Escapes are upper-case
-    /// after `request_url::normalise_path`.)
+    /// Whether `path` meets a route with other checks (or none) when read as many origins read it — an escaped
+    /// slash or backslash (`%2F`, `%5C`) as a separator, a segment's `;` parameters dropped (Tomcat, Spring,
+    /// Jetty), then dot segments resolved (`/x/..;/admin`). Such a path could otherwise pass the checks of a less
+    /// specific route and be served as a more specific one: `/api/admin;x=1` or `/api/admin%2F` matched `/api` (no
+    /// auth) while the origin serves `/api/admin`. A path both readings route to routes with the same auth,
+    /// permissions, rate limits and cache policy (`/open/any%2Fthing` under `/open`, `group%2Fproject` as a
+    /// parameter) is not ambiguous. (Escapes are upper-case after `request_url::normalise_path`.)
     pub fn ambiguous(&self, method: &str, path: &str) -> bool {
-        if !path.contains(';') && !path.contains("%2F") && !path.contains("%5C") {
+        // Dot segments reach here as `%2e` decoded by `normalise_path` (the runtime resolves literal ones).
+        if !path.contains(';')
+            && !path.contains("%2F")
+            && !path.contains("%5C")
+            && !path.split('/').any(|s| s == "." || s == "..")
+        {
             return false;
         }
         let slashes = path.replace("%2F", "/").replace("%5C", "/");
-        let read = slashes
+        // As the origin reads it: `;` parameters dropped, then dot segments resolved (`/x/..;/admin` is `/admin`).
+        let mut segments: Vec<&str> = Vec::new();
+        for segment in slashes
             .split('/')
-            .map(|segment| segment.split(';').next().unwrap_or(""))
-            .collect::<Vec<_>>()
-            .join("/");
-        let target = |m: Matched<'_>| match m {
-            Matched::Route { route, .. } => Some(route as *const Route),
-            _ => None,
-        };
-        target(self.resolve(method, path)) != target(self.resolve(method, &read))
+            .map(|s| s.split(';').next().unwrap_or(""))
+        {
+            match segment {
+                "" | "." => {}
+                ".." => {
+                    segments.pop();
+                }
+                s => segments.push(s),
+            }
+        }
+        let read = segments.join("/");
+        match (self.resolve(method, path), self.resolve(method, &read)) {
+            // Two routes that check alike (an escaped slash inside a parameter, `group%2Fproject`) are no risk.
+            (Matched::Route { route: a, .. }, Matched::Route { route: b, .. }) => {
+                !(std::ptr::eq(a, b)
+                    || a.auth == b.auth
+                        && a.permissions == b.permissions
+                        && a.rate_limits == b.rate_limits
+                        && a.cache == b.cache)
+            }
+            (Matched::Route { .. }, _) | (_, Matched::Route { .. }) => true,
+            _ => false,
+        }
     }
 }
 
@@ -460,6 +483,28 @@ mod tests {
         ] {
             assert!(!t.ambiguous("GET", path), "{path}");
         }
+    }
+
+    #[test]
+    fn an_escaped_slash_in_a_parameter_between_routes_with_the_same_checks_passes() {
+        let t = table(json!([
+            {"name": "api", "path": "/api", "upstream": "http://a"},
+            {"name": "issues", "path": "/api/projects/:id/issues", "upstream": "http://a"},
+        ]));
+        assert!(!t.ambiguous("GET", "/api/projects/group%2Fproject/issues"));
+    }
+
+    #[test]
+    fn dot_dot_semicolon_is_ambiguous() {
+        let t = table(json!([
+            {"name": "all", "path": "/api", "upstream": "http://a"},
+            {"name": "admin", "path": "/api/admin", "upstream": "http://a", "auth": "jwt"},
+        ]));
+        assert!(t.ambiguous("GET", "/api/x/..;/admin"));
+        assert!(
+            t.ambiguous("GET", "/api/x/../admin"),
+            "%2e%2e decoded by normalise_path"
+        );
     }
 
     #[test]

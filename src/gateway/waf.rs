@@ -204,9 +204,6 @@ fn normalise(input: &str) -> String {
             text = text.replace(pattern, with);
         }
     }
-    if text.contains("/*") {
-        text = without_sql_comments(&text);
-    }
     let mut out = String::with_capacity(text.len());
     let mut last_space = false;
     for c in text.chars() {
@@ -244,21 +241,42 @@ fn without_sql_comments(text: &str) -> String {
 
 /// Event-handler attributes inside a tag: `<img … onerror=`, `<a … onload =`.
 fn has_event_handler(text: &str) -> bool {
+    tag_texts(text).any(handler_attribute)
+}
+
+/// The text of each tag in `text` as a browser reads it: from a `<` followed by a letter (`price<10 and
+/// onsale=true` is prose) to its `>` outside quotes, or to the end. A `<` inside a tag read is part of it, not a
+/// new tag, so every byte is read once: linear in the text however many `<` it holds.
+fn tag_texts(text: &str) -> impl Iterator<Item = &str> {
     let bytes = text.as_bytes();
     let mut from = 0;
-    while let Some(pos) = text[from..].find('<') {
-        let start = from + pos + 1;
-        from = start;
-        // A tag opens with a letter (`price<10 and onsale=true` is prose); its attributes end at its `>`.
-        if !bytes.get(start).is_some_and(u8::is_ascii_alphabetic) {
-            continue;
+    std::iter::from_fn(move || {
+        while let Some(pos) = text[from..].find('<') {
+            let start = from + pos + 1;
+            from = start;
+            if bytes.get(start).is_some_and(u8::is_ascii_alphabetic) {
+                let end = tag_end(bytes, start);
+                from = end;
+                return Some(&text[start..end]);
+            }
         }
-        let end = text[start..].find('>').map_or(text.len(), |e| start + e);
-        if handler_attribute(&text[start..end]) {
-            return true;
+        None
+    })
+}
+
+/// Where a tag whose text starts at `start` ends: its first `>` outside a quoted value, or the end of `bytes`.
+fn tag_end(bytes: &[u8], start: usize) -> usize {
+    let mut quote = None;
+    for (i, &b) in bytes.iter().enumerate().skip(start) {
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'"' || b == b'\'' => quote = Some(b),
+            None if b == b'>' => return i,
+            None => {}
         }
     }
-    false
+    bytes.len()
 }
 
 /// Whether a tag's text (`img src=x onerror=…`) has an `on…=` attribute.
@@ -286,9 +304,13 @@ fn handler_attribute(tag: &str) -> bool {
 /// Whether a signature found at `at` starts a word there: one that begins with a letter (`eval(`, `sleep(`,
 /// `union select`) names an identifier, so inside a longer word (`retrieval(s)`, `asleep(`) it is not that one.
 fn starts_word(text: &[u8], at: usize, needle: &[u8]) -> bool {
-    !needle.first().is_some_and(u8::is_ascii_alphabetic)
-        || at == 0
-        || !(text[at - 1].is_ascii_alphanumeric() || text[at - 1] == b'_')
+    if !needle.first().is_some_and(u8::is_ascii_alphabetic) || at == 0 {
+        return true;
+    }
+    let before = text[at - 1];
+    // A digit ends a number literal (`1e0union`), and `\N` is MySQL's NULL: neither continues the word.
+    !(before.is_ascii_alphabetic() || before == b'_')
+        || (before == b'n' && at >= 2 && text[at - 2] == b'\\')
 }
 
 /// Each rule's signatures as substring searchers (memchr's `memmem`), built once per isolate in the order of
@@ -311,6 +333,16 @@ pub fn scan(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
         return None;
     }
     let text = normalise(text);
+    // Read with SQL comments removed and as written: `/*` is no comment in HTML, nor inside an SQL string literal.
+    let stripped = text
+        .contains("/*")
+        .then(|| normalise(&without_sql_comments(&text)));
+    std::iter::once(text.as_str())
+        .chain(stripped.as_deref())
+        .find_map(|text| scan_normalised(config, text, part))
+}
+
+fn scan_normalised(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
     for set in &config.rules {
         let hit = FINDERS.with(|finders| {
             let index = match set {
@@ -331,7 +363,7 @@ pub fn scan(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
         if let Some(rule) = hit {
             return Some(Hit { rule, part });
         }
-        if *set == RuleSet::Xss && has_event_handler(&text) {
+        if *set == RuleSet::Xss && has_event_handler(text) {
             return Some(Hit {
                 rule: "xss-event-handler",
                 part,
@@ -637,6 +669,63 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn an_event_handler_after_a_quoted_gt_is_found() {
+        // <img src=">" onerror=prompt(1)>: the first `>` is inside a quoted value; browsers run onerror.
+        let q = "q=%3Cimg+src%3D%22%3E%22+onerror%3Dprompt(1)%3E";
+        assert_eq!(
+            inspect_url(&config(), "/api", Some(q)).map(|h| h.rule),
+            Some("xss-event-handler")
+        );
+    }
+
+    #[test]
+    fn sql_comment_markers_outside_sql_comments_hide_nothing() {
+        let c = config();
+        // HTML has no /* */ comments: <img src=x /*/onerror=prompt(1)//*/> runs prompt(1).
+        let q = "q=%3Cimg+src%3Dx+%2F*%2Fonerror%3Dprompt(1)%2F%2F*%2F%3E";
+        assert_eq!(
+            inspect_url(&c, "/api", Some(q)).map(|h| h.rule),
+            Some("xss-event-handler"),
+            "{q}"
+        );
+        // In SQL "/*" inside a string literal opens no comment: 0' and "/*"="/*" union select … -- */
+        let q = "id=0'+and+%22%2F*%22%3D%22%2F*%22+union+select+password+from+users--+*%2F";
+        assert_eq!(
+            inspect_url(&c, "/api", Some(q)).map(|h| h.rule),
+            Some("sqli-union"),
+            "{q}"
+        );
+    }
+
+    #[test]
+    fn a_keyword_glued_to_a_literal_is_a_keyword() {
+        let c = config();
+        for q in [
+            "id=1e0union+select+password+from+users",
+            "id=%5CNunion+select+password+from+users",
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(q)).map(|h| h.rule),
+                Some("sqli-union"),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn unclosed_tags_are_read_once_each_byte() {
+        // 13,107 `<`s and no `>`: read tag by tag to the end, this cost a second of CPU per 64 KiB body.
+        let body = "<a on".repeat(64 * 1024 / 5);
+        let read: usize = tag_texts(&body).map(str::len).sum();
+        assert!(read <= body.len(), "{read} bytes read of {}", body.len());
+        assert_eq!(
+            tag_texts("x <b a='>' c> y <i>").collect::<Vec<_>>(),
+            ["b a='>' c", "i"],
+            "a quoted > does not end a tag"
+        );
     }
 
     #[test]

@@ -97,6 +97,11 @@ async fn kv_text(kv: &KvStore, key: &str, max_bytes: u32) -> Option<String> {
     })
 }
 
+/// Whether a fragment has no markup at all (whitespace only, Unicode's included).
+fn blank(markup: &str) -> bool {
+    markup.trim().is_empty()
+}
+
 /// The reads before a page's headers: each from `CONTENT_KV`, within `budget_ms` and `max_bytes`.
 struct Content<'a> {
     kv: &'a KvStore,
@@ -336,10 +341,11 @@ thread_local! {
 /// the fragment's TTL, so a slow origin is asked once and the next visitors get the fragment from KV.
 async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
     let key = keys::fragment(&f.name);
-    // An empty value is a miss, as an empty origin answer is refused.
+    // An empty value is a miss, as an empty origin answer is refused (by the same test: one is never written back
+    // to be missed on every page).
     if let Some(markup) = kv_text(&f.kv, &key, f.max_bytes)
         .await
-        .filter(|m| !m.trim().is_empty())
+        .filter(|m| !blank(m))
     {
         return Ok(Html::trusted(markup, TrustedSource::Fragment));
     }
@@ -447,8 +453,9 @@ async fn fetch_origin(
             ReadError::TooLarge => format!("fragment larger than {max_bytes} bytes"),
             ReadError::Failed(detail) => format!("origin body unreadable: {detail}"),
         })?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    let markup = String::from_utf8(bytes).map_err(|_| "fragment is not UTF-8".to_owned())?;
+    if blank(&markup) {
         return Err("origin answered an empty fragment".to_owned());
     }
-    String::from_utf8(bytes).map_err(|_| "fragment is not UTF-8".to_owned())
+    Ok(markup)
 }
