@@ -177,16 +177,15 @@ pub fn origin_url(key: &str, value: &str) -> Result<String, ConfigError> {
 /// URL joined under it at request time parses too: a port out of range, a bad IPv6 literal or a path with dot
 /// segments (which parsing would fold away) is refused at start-up rather than failing every request with a 500.
 pub fn parses_as_base(value: &str) -> bool {
-    let dot_segment = value
-        .split("://")
-        .nth(1)
-        .unwrap_or("")
-        .split('/')
-        .skip(1)
-        .any(|segment| {
-            let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
-            decoded == "." || decoded == ".."
-        });
+    // The path: what follows the host.
+    let path = value
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map_or("", |(_, path)| path);
+    let dot_segment = path.split('/').any(|segment| {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        decoded == "." || decoded == ".."
+    });
     !dot_segment && url::Url::parse(value).is_ok()
 }
 

@@ -30,7 +30,6 @@ pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool 
         name = name.replace('_', "-");
     }
     !(HOP_BY_HOP.contains(&name.as_str())
-        || connection_listed.contains(&name)
         || name.starts_with("x-user-")
         || name.starts_with("x-forwarded-")
         || name == "forwarded"

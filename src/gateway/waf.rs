@@ -267,12 +267,12 @@ fn tag_texts(text: &str) -> impl Iterator<Item = &str> {
 /// Where a tag whose text starts at `start` ends: its first `>` outside a quoted value, or the end of `bytes`.
 fn tag_end(bytes: &[u8], start: usize) -> usize {
     let mut quote = None;
-    for (i, &b) in bytes.iter().enumerate().skip(start) {
+    for (i, &b) in bytes[start..].iter().enumerate() {
         match quote {
             Some(q) if b == q => quote = None,
             Some(_) => {}
             None if b == b'"' || b == b'\'' => quote = Some(b),
-            None if b == b'>' => return i,
+            None if b == b'>' => return start + i,
             None => {}
         }
     }

@@ -168,18 +168,16 @@ async fn checked_source(
     // Read chunk by chunk up to the cap (a chunked or endless source is not buffered past it), and a source cut off
     // mid-body is an error, not a shorter image (worker's `bytes()` reads an aborted body as complete).
     // (A fetched body is always a stream.)
-    let stream = match response.body() {
-        ResponseBody::Stream(stream) => Some(stream.clone()),
-        _ => None,
-    };
-    let bytes = match stream {
-        Some(stream) => read_stream_capped_blob(stream, config.max_source_bytes)
-            .await
-            .map_err(|e| match e {
-                ReadError::TooLarge => too_large(),
-                ReadError::Failed(detail) => source.failed("reading the source", detail),
-            })?,
-        None => web_sys::Blob::new().map_err(js_internal("holding an empty source"))?,
+    let bytes = match response.body() {
+        ResponseBody::Stream(stream) => {
+            read_stream_capped_blob(stream.clone(), config.max_source_bytes)
+                .await
+                .map_err(|e| match e {
+                    ReadError::TooLarge => too_large(),
+                    ReadError::Failed(detail) => source.failed("reading the source", detail),
+                })?
+        }
+        _ => web_sys::Blob::new().map_err(js_internal("holding an empty source"))?,
     };
     Ok((bytes, mime.to_owned()))
 }

@@ -88,13 +88,7 @@ pub fn could_resolve_to(source: &KeySource, key: &str) -> bool {
     }
     let (prefix, rest) = key.split_once(':').unwrap_or((key, ""));
     match source {
-        KeySource::ClientIp => {
-            prefix == "ip"
-                && (rest.parse::<IpAddr>().is_ok()
-                    || rest
-                        .strip_suffix("/64")
-                        .is_some_and(|net| net.parse::<std::net::Ipv6Addr>().is_ok()))
-        }
+        KeySource::ClientIp => prefix == "ip" && written_address(rest).parse::<IpAddr>().is_ok(),
         KeySource::User => matches!(prefix, "user" | "email" | "device") && !rest.is_empty(),
         KeySource::RouteUser => prefix == "route" && rest.contains("|user:"),
         KeySource::ApiKey { .. } => prefix == "key" && hex_of(rest, 32),
@@ -105,16 +99,17 @@ pub fn could_resolve_to(source: &KeySource, key: &str) -> bool {
 /// client network (an IPv6 address by its /64, an IPv4-mapped one as IPv4), so it matches; other keys as given.
 pub fn normalise_resolved(key: &str) -> String {
     match key.strip_prefix("ip:") {
-        // A network written as `…/64` (any spelling of its address) is that network.
-        Some(ip) => {
-            let ip = ip
-                .strip_suffix("/64")
-                .filter(|net| net.parse::<std::net::Ipv6Addr>().is_ok())
-                .unwrap_or(ip);
-            format!("ip:{}", client_network(ip))
-        }
+        Some(ip) => format!("ip:{}", client_network(written_address(ip))),
         None => key.to_owned(),
     }
+}
+
+/// The address of an `ip:` hot key as written: an IPv6 network written as `…/64` (any spelling of its address)
+/// is that address, which `client_network` takes to the same /64; anything else as given.
+fn written_address(ip: &str) -> &str {
+    ip.strip_suffix("/64")
+        .filter(|net| net.parse::<std::net::Ipv6Addr>().is_ok())
+        .unwrap_or(ip)
 }
 
 /// The address a client is limited by: an IPv4 address itself, an IPv6 address by its /64 (one subscriber usually
