@@ -1025,6 +1025,15 @@ describe("edge cache", () => {
 });
 
 describe("WAF", () => {
+  // The first bytes of a PNG (signature, IHDR of a 16×16 RGBA image).
+  const PNG = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 0x10, 0, 0, 0, 0x10, 8, 6, 0, 0, 0]);
+  // A multipart upload: a PNG file part, then a text field holding `caption`.
+  const multipart = (caption) => {
+    const text = (s) => new TextEncoder().encode(s.replaceAll("\n", "\r\n"));
+    const file = text('--edgekit-form\nContent-Disposition: form-data; name="photo"; filename="cat.png"\nContent-Type: image/png\n\n');
+    const field = text(`\n--edgekit-form\nContent-Disposition: form-data; name="caption"\n\n${caption}\n--edgekit-form--\n`);
+    return new Uint8Array([...file, ...PNG, ...field]);
+  };
   const attacks = [
     ["/gw/open/search?q=1%27%20OR%20%271%27%3D%271", "sqli-tautology"],
     ["/gw/open/search?id=1%20UNION%20SELECT%20password%20FROM%20users", "sqli-union"],
@@ -1044,6 +1053,16 @@ describe("WAF", () => {
     ["/gw/open/files?f=%252e%252e%252f%252e%252e%252fsecret", "traversal-dotdot"],
     ["/gw/open/files/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "traversal-dotdot"],
     ["/gw/open/files?f=..%5C..%5Cwindows%5Cwin.ini", "traversal-dotdot"],
+    // Spellings a lenient reader undoes: browsers (references, tabs in a scheme), NFKC back ends (fullwidth),
+    // old IIS/Tomcat (overlong UTF-8), and input encoded past any round a filter stops at.
+    ["/gw/open/search?next=java%09script:prompt(1)", "xss-scheme"],
+    ["/gw/open/search?next=javascript%26colon;prompt(1)", "xss-scheme"],
+    ["/gw/open/search?q=%26%2360script%3Eprompt(1)", "xss-script"],
+    ["/gw/open/search?q=%EF%BC%9Cscript%EF%BC%9Eprompt(1)", "xss-script"],
+    ["/gw/open/files?f=%c0%ae%c0%ae%c0%afsecret", "traversal-dotdot"],
+    ["/gw/open/files?f=%252525252e%252525252e%252525252fsecret", "encoding-depth"],
+    ["/gw/open/search?u=%27%7C%7C%271%27%3D%271", "sqli-tautology"],
+    ["/gw/open/search?u=x%27%20or%20%27b%27%3D%27b", "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -1054,6 +1073,8 @@ describe("WAF", () => {
     ["application/json", String.raw`{"x":"\udc00","bio":"\u003cscript\u003eprompt(1)\u003c/script\u003e"}`, "xss-script"],
     ["application/json", `${"[".repeat(130)}"\\u003cscript\\u003e"${"]".repeat(130)}`, "xss-script"],
     ["application/json", String.raw`{"a":"<script>prompt(1)</script>","a":"ok"}`, "xss-script"],
+    // A multipart form is read part by part: a field after a binary file part is still inspected.
+    ["multipart/form-data; boundary=edgekit-form", multipart("<script>prompt(1)</script>"), "xss-script"],
   ];
   const benign = [
     "/gw/open/search?name=O%27Brien",
@@ -1072,11 +1093,18 @@ describe("WAF", () => {
     "/gw/open/search?q=it%27s+50%25+off",
     "/gw/open/search?q=price%3C10+and+onsale%3Dtrue",
     "/gw/open/search?q=retrieval(s)+of+records",
+    "/gw/open/search?q=Thanks%3B+update+me+later",
+    "/gw/open/search?q=I+need+sleep(8h)+tonight",
+    "/gw/open/search?q=AT%26amp%3BT+%26copy%3B+2026",
+    "/gw/open/search?q=%EF%BC%88%E6%A0%AA%EF%BC%89%EF%BC%A1%EF%BC%A2%EF%BC%A3%EF%BC%81",
   ];
   const benignBodies = [
     ["application/json", JSON.stringify({ name: "Seán O'Brien", bio: "I select wines for a living; drop by!" })],
     ["application/x-www-form-urlencoded", "name=O%27Brien&comment=Great+post+%F0%9F%91%8D+see+https%3A%2F%2Fexample.org"],
     ["text/plain", "Meet me at the union hall; we will select a chair."],
+    // Binary uploads: their bytes spell signatures by chance (every PNG holds NUL bytes).
+    ["image/png", PNG],
+    ["multipart/form-data; boundary=edgekit-form", multipart("My cat, O'Brien")],
   ];
 
   test("attacks are blocked with 403 and X-WAF-Rule, benign requests pass; both rates are reported", async () => {

@@ -1,7 +1,13 @@
 //! The gateway's web application firewall: configured rules for SQL injection, XSS and path traversal, matched on
-//! the path, the query and form/JSON bodies after percent-decoding (repeated, so double-encoded input is caught), plus
-//! header and body size rules. Signatures are literal token sequences on a normalised text (lower-case, comments and
-//! runs of whitespace collapsed), chosen so ordinary prose ("select a seat", "O'Brien", URLs) passes. Pure.
+//! the path, the query and form/JSON bodies after percent-decoding (repeated, so double-encoded input is caught; input
+//! still encoded after [`DECODE_ROUNDS`] is itself a hit), plus header and body size rules. Text is read as the
+//! lenient readers behind a gateway read it: overlong UTF-8 as the character it spells, HTML character references
+//! decoded, fullwidth forms folded to ASCII, tabs and line breaks dropped inside URL schemes. Signatures are literal
+//! token sequences on a normalised text (lower-case, comments and runs of whitespace collapsed), chosen so ordinary
+//! prose ("select a seat", "O'Brien", URLs) passes, with a few shapes checked beyond them (tautologies, event
+//! handlers inside tags). Pure.
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
 
@@ -171,39 +177,200 @@ const TRAVERSAL: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Decodes percent-escapes (and `+` as space when `plus_is_space`) until the text stops changing, at most 3 rounds,
-/// so `%2527` → `%27` → `'`. Invalid escapes are kept as they are.
-pub fn decode(input: &str, plus_is_space: bool) -> String {
+/// Percent-decoding rounds made: `%2527` → `%27` → `'` takes two. Input still encoded after them is a hit of its
+/// own (`encoding-depth`): no client encodes a value five times over, and a filter that stopped decoding earlier
+/// than an origin does would let the last round walk past it.
+const DECODE_ROUNDS: usize = 4;
+
+/// `input` with percent-escapes (and `+` as space when `plus_is_space`) decoded until it stops changing, or `None`
+/// when it still changes after [`DECODE_ROUNDS`] rounds. Invalid escapes are kept as they are; decoded bytes that
+/// are not UTF-8 are read as [`lenient_utf8`] reads them.
+pub fn decode(input: &str, plus_is_space: bool) -> Option<String> {
     let mut current = if plus_is_space && input.contains('+') {
         input.replace('+', " ")
     } else {
         input.to_owned()
     };
-    for _ in 0..3 {
-        // Borrowed: nothing was decoded, so the text stopped changing.
-        match percent_encoding::percent_decode_str(&current).decode_utf8_lossy() {
-            std::borrow::Cow::Owned(next) if next != current => current = next,
-            _ => break,
+    for _ in 0..DECODE_ROUNDS {
+        match decode_once(&current) {
+            Some(next) => current = next,
+            None => return Some(current),
         }
     }
-    current
+    decode_once(&current).is_none().then_some(current)
 }
 
-/// Lower-case, SQL comments replaced by a space, whitespace runs collapsed to one space, and HTML entities for
-/// `<`, `>`, quotes decoded, so `UNION/*x*/SELECT` and `UNION  SELECT` look alike. Each replacement is made only where
-/// its pattern occurs (most paths and query values have none, and each `replace` copies the text).
-fn normalise(input: &str) -> String {
-    let mut text = input.to_lowercase();
-    for (pattern, with) in [
-        ("&lt;", "<"),
-        ("&gt;", ">"),
-        ("&#39;", "'"),
-        ("&quot;", "\""),
-    ] {
-        if text.contains(pattern) {
-            text = text.replace(pattern, with);
+/// One round of percent-decoding, or `None` when `text` has no valid escape.
+fn decode_once(text: &str) -> Option<String> {
+    match Cow::from(percent_encoding::percent_decode_str(text)) {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(bytes) => Some(lenient_utf8(&bytes).into_owned()),
+    }
+}
+
+/// `bytes` as text the way lenient decoders read them (old IIS and Tomcat, Java's modified UTF-8): an overlong form
+/// as the character it spells (`%c0%ae` is `.`, `%c0%80` NUL), anything else that is not UTF-8 as U+FFFD.
+fn lenient_utf8(bytes: &[u8]) -> Cow<'_, str> {
+    if !bytes.iter().any(|b| matches!(b, 0xC0 | 0xC1 | 0xE0 | 0xF0)) {
+        return String::from_utf8_lossy(bytes);
+    }
+    let mut folded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let continued =
+            |n: usize| (1..=n).all(|k| bytes.get(i + k).is_some_and(|b| b & 0xC0 == 0x80));
+        let bits = |k: usize| u32::from(bytes[i + k] & 0x3F);
+        // Overlong: a lead byte that leaves the sequence room only for a character a shorter form spells.
+        let (c, used) = match bytes[i] {
+            lead @ (0xC0 | 0xC1) if continued(1) => ((u32::from(lead & 0x1F) << 6) | bits(1), 2),
+            0xE0 if continued(2) && bytes[i + 1] < 0xA0 => ((bits(1) << 6) | bits(2), 3),
+            0xF0 if continued(3) && bytes[i + 1] < 0x90 => {
+                ((bits(1) << 12) | (bits(2) << 6) | bits(3), 4)
+            }
+            b => {
+                folded.push(b);
+                i += 1;
+                continue;
+            }
+        };
+        let c = char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER);
+        folded.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+        i += used;
+    }
+    Cow::Owned(String::from_utf8_lossy(&folded).into_owned())
+}
+
+/// The text as a browser or a lenient back end reads it, lower-cased: character references decoded
+/// ([`decode_references`]) and fullwidth forms folded to ASCII (`＜script＞`: NFKC normalisation, which some
+/// back ends apply, makes it `<script>`).
+fn unfold(input: &str) -> String {
+    let decoded = if input.contains('&') {
+        decode_references(input)
+    } else {
+        Cow::Borrowed(input)
+    };
+    if decoded.is_ascii() {
+        return decoded.to_lowercase();
+    }
+    let folded: String = decoded
+        .chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            c => c,
+        })
+        .collect();
+    folded.to_lowercase()
+}
+
+/// Named character references the signatures can be spelled with (HTML's names, matched case-insensitively).
+const NAMED_REFERENCES: &[(&str, char)] = &[
+    ("amp", '&'),
+    ("apos", '\''),
+    ("ast", '*'),
+    ("bsol", '\\'),
+    ("colon", ':'),
+    ("comma", ','),
+    ("equals", '='),
+    ("excl", '!'),
+    ("grave", '`'),
+    ("gt", '>'),
+    ("lpar", '('),
+    ("lt", '<'),
+    ("nbsp", '\u{a0}'),
+    ("newline", '\n'),
+    ("num", '#'),
+    ("percnt", '%'),
+    ("period", '.'),
+    ("plus", '+'),
+    ("quot", '"'),
+    ("rpar", ')'),
+    ("semi", ';'),
+    ("sol", '/'),
+    ("tab", '\t'),
+    ("verbar", '|'),
+];
+
+/// The names browsers also decode without their `;` (`&ltscript>`).
+const LEGACY_REFERENCES: &[&str] = &["amp", "gt", "lt", "quot"];
+
+/// `text` with HTML character references decoded as a browser decodes them: numeric ones in any base and with any
+/// number of leading zeros, with or without their `;` (`&#60script>`, `&#x0003C;`), named ones from
+/// [`NAMED_REFERENCES`]. Hand-written rather than html-escape's decoder (a dependency already, for escaping): that
+/// one decodes only references closed by `;`, which a browser does not require, and its 2,125 names would add to
+/// the wasm for the two dozen that spell what the signatures look for.
+fn decode_references(text: &str) -> Cow<'_, str> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        match reference(after) {
+            Some((c, used)) => {
+                out.push(c);
+                rest = &after[used..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
         }
     }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// The character a reference spells, read from just after its `&`, and how many bytes of `after` it takes.
+fn reference(after: &str) -> Option<(char, usize)> {
+    let bytes = after.as_bytes();
+    let closed = |end: usize| end + usize::from(bytes.get(end) == Some(&b';'));
+    if let Some(number) = after.strip_prefix('#') {
+        let (radix, digits_at) = match number.as_bytes().first() {
+            Some(b'x' | b'X') => (16, 2),
+            _ => (10, 1),
+        };
+        let digits = after[digits_at..]
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || (radix == 16 && b.is_ascii_hexdigit()))
+            .count();
+        if digits == 0 {
+            return None;
+        }
+        let end = digits_at + digits;
+        // Zero, a surrogate or past U+10FFFF reads as U+FFFD, as in a browser.
+        let value = after[digits_at..end].trim_start_matches('0');
+        let c = u32::from_str_radix(value, radix)
+            .ok()
+            .and_then(char::from_u32)
+            .unwrap_or(char::REPLACEMENT_CHARACTER);
+        return Some((c, closed(end)));
+    }
+    let len = bytes
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
+    let named = |name: &str| {
+        NAMED_REFERENCES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|&(_, c)| c)
+    };
+    if bytes.get(len) == Some(&b';') {
+        if let Some(c) = named(&after[..len]) {
+            return Some((c, len + 1));
+        }
+    }
+    LEGACY_REFERENCES.iter().find_map(|name| {
+        let prefix = after.get(..name.len())?;
+        prefix
+            .eq_ignore_ascii_case(name)
+            .then(|| named(name).map(|c| (c, closed(name.len()))))
+            .flatten()
+    })
+}
+
+/// Runs of whitespace collapsed to one space, so `UNION  SELECT` and `UNION\nSELECT` look alike.
+fn collapse(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last_space = false;
     for c in text.chars() {
@@ -327,50 +494,196 @@ thread_local! {
     });
 }
 
-/// The first rule of `config` that `text` (already decoded) matches.
+/// The first rule of `config` that `text` (already percent-decoded) matches.
 pub fn scan(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
     if text.is_empty() {
         return None;
     }
-    let text = normalise(text);
+    let text = unfold(text);
+    let as_written = collapse(&text);
     // Read with SQL comments removed and as written: `/*` is no comment in HTML, nor inside an SQL string literal.
-    let stripped = text
+    let stripped = as_written
         .contains("/*")
-        .then(|| normalise(&without_sql_comments(&text)));
-    std::iter::once(text.as_str())
+        .then(|| collapse(&without_sql_comments(&as_written)));
+    std::iter::once(as_written.as_str())
         .chain(stripped.as_deref())
         .find_map(|text| scan_normalised(config, text, part))
+        .or_else(|| hidden_scheme(config, &text, part))
+}
+
+/// The [`FINDERS`] row of a rule set.
+fn finders_index(set: RuleSet) -> usize {
+    match set {
+        RuleSet::Sqli => 0,
+        RuleSet::Xss => 1,
+        RuleSet::Traversal => 2,
+    }
 }
 
 fn scan_normalised(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
+    let bytes = text.as_bytes();
     for set in &config.rules {
         let hit = FINDERS.with(|finders| {
-            let index = match set {
-                RuleSet::Sqli => 0,
-                RuleSet::Xss => 1,
-                RuleSet::Traversal => 2,
-            };
-            finders[index]
+            finders[finders_index(*set)]
                 .iter()
                 .find(|(_, needles)| {
                     needles.iter().any(|n| {
-                        n.find_iter(text.as_bytes())
-                            .any(|at| starts_word(text.as_bytes(), at, n.needle()))
+                        n.find_iter(bytes).any(|at| {
+                            let needle = n.needle();
+                            starts_word(bytes, at, needle)
+                                && reads_as_code(needle, &bytes[at + needle.len()..])
+                        })
                     })
                 })
                 .map(|(rule, _)| *rule)
         });
-        if let Some(rule) = hit {
+        let shaped = match set {
+            RuleSet::Sqli => tautology(bytes).then_some("sqli-tautology"),
+            RuleSet::Xss => has_event_handler(text).then_some("xss-event-handler"),
+            RuleSet::Traversal => None,
+        };
+        if let Some(rule) = hit.or(shaped) {
             return Some(Hit { rule, part });
-        }
-        if *set == RuleSet::Xss && has_event_handler(text) {
-            return Some(Hit {
-                rule: "xss-event-handler",
-                part,
-            });
         }
     }
     None
+}
+
+/// A URL scheme split by tabs or line breaks, which browsers drop anywhere in a URL: `java\tscript:` (or
+/// `java&#9;script:`) in an `href` is `javascript:`. `text` is unfolded, not yet collapsed.
+fn hidden_scheme(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
+    if !config.rules.contains(&RuleSet::Xss) || !text.contains(['\t', '\n', '\r']) {
+        return None;
+    }
+    let joined: String = text
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let found = FINDERS.with(|finders| {
+        finders[finders_index(RuleSet::Xss)]
+            .iter()
+            .filter(|(rule, _)| *rule == "xss-scheme")
+            .any(|(_, needles)| needles.iter().any(|n| n.find(joined.as_bytes()).is_some()))
+    });
+    found.then_some(Hit {
+        rule: "xss-scheme",
+        part,
+    })
+}
+
+/// Whether what follows a signature that prose also writes reads as code: `; update ` names a table and then
+/// `set` ("Thanks; update me later" does not), `sleep(` takes a number without a unit (`sleep(8h)` is prose;
+/// `sleep(0xa)` and `sleep(1e1)` are not), `benchmark(` takes two arguments ("the benchmark(s)" takes none).
+fn reads_as_code(needle: &[u8], after: &[u8]) -> bool {
+    match needle {
+        b"; update " => {
+            let statement = &after[..after.len().min(80)];
+            let statement = statement.split(|&b| b == b';').next().unwrap_or(statement);
+            memchr::memmem::find_iter(statement, b"set").any(|at| {
+                at > 0
+                    && matches!(statement[at - 1], b' ' | b'`' | b'"' | b']')
+                    && !statement
+                        .get(at + 3)
+                        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            })
+        }
+        b"sleep(" => {
+            let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
+            let rest = &after[digits..];
+            let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+            let unit = rest.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+            let hex = &after[..digits] == b"0" && rest.first() == Some(&b'x');
+            !(digits > 0 && unit > 0 && rest.get(unit) == Some(&b')') && !hex)
+        }
+        b"benchmark(" => after.iter().take_while(|&&b| b != b')').any(|&b| b == b','),
+        _ => true,
+    }
+}
+
+/// A condition injected to be always true: after a string's closing quote or a number, `or`, `||`, `and`, `&&` or
+/// `xor`, then `A = A` (or `A like A`) for any A — `' or 'x'='x`, `'||'1'='1`, `" or 2=2`, `') or ('a'='a`,
+/// `1 or 2=2`. The signatures list the common spellings; this finds the others. Each quote or number starts one
+/// short look ahead, so the text is read about once.
+fn tautology(text: &[u8]) -> bool {
+    (0..text.len()).any(|i| {
+        let after_literal = match text[i] {
+            b'\'' | b'"' => true,
+            b'0'..=b'9' => matches!(text.get(i + 1), Some(b' ' | b')')),
+            _ => false,
+        };
+        after_literal && always_true(&text[i + 1..])
+    })
+}
+
+/// Whether `text` starts with an operator and a comparison of one operand with itself ([`tautology`]).
+fn always_true(text: &[u8]) -> bool {
+    let skip = |mut at: usize, over: &[u8]| {
+        while text.get(at).is_some_and(|b| over.contains(b)) {
+            at += 1;
+        }
+        at
+    };
+    let at = skip(0, b" )");
+    let Some(op) = [&b"||"[..], b"&&", b"or", b"and", b"xor"]
+        .into_iter()
+        .find(|op| text[at..].starts_with(op))
+    else {
+        return false;
+    };
+    let after_op = at + op.len();
+    if op[0].is_ascii_alphabetic()
+        && text
+            .get(after_op)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
+        return false; // `order`, `android`: a word, not the operator
+    }
+    let Some((left, end)) = operand(text, skip(after_op, b" ("), true) else {
+        return false;
+    };
+    let at = skip(end, b" ");
+    let Some(comparison) = [&b"<=>"[..], b"==", b"=", b"like "]
+        .into_iter()
+        .find(|c| text[at..].starts_with(c))
+    else {
+        return false;
+    };
+    operand(text, skip(at + comparison.len(), b" "), false).is_some_and(|(right, _)| right == left)
+}
+
+/// The operand at `at`: a quoted string's content, or a bare literal (`1`, `x`, `a.b`); and where it ends. A string
+/// must be closed unless it is the last operand, whose closing quote the query around the injection supplies
+/// (`' or 'x'='x`): then its content is the literal characters that follow.
+fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize)> {
+    let literal = |from: usize| {
+        let len = text[from..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+            .count();
+        (&text[from..from + len], from + len)
+    };
+    match *text.get(at)? {
+        quote @ (b'\'' | b'"') => match memchr::memchr(quote, &text[at + 1..]) {
+            Some(len) => Some((&text[at + 1..at + 1 + len], at + len + 2)),
+            None if !closed => Some(literal(at + 1)),
+            None => None,
+        },
+        _ => Some(literal(at)).filter(|(value, _)| !value.is_empty()),
+    }
+}
+
+/// A percent-decoded `raw` scanned; input still encoded after [`DECODE_ROUNDS`] is a hit itself.
+fn screen(config: &WafConfig, raw: &str, plus_is_space: bool, part: &'static str) -> Option<Hit> {
+    if config.rules.is_empty() {
+        return None;
+    }
+    match decode(raw, plus_is_space) {
+        Some(text) => scan(config, &text, part),
+        None => Some(Hit {
+            rule: "encoding-depth",
+            part,
+        }),
+    }
 }
 
 /// Checks a request line: the raw path (decoded here) and raw query (decoded with `+` as space).
@@ -378,10 +691,10 @@ pub fn inspect_url(config: &WafConfig, raw_path: &str, raw_query: Option<&str>) 
     if config.mode == WafMode::Off {
         return None;
     }
-    scan(config, &decode(raw_path, false), "path").or_else(|| {
+    screen(config, raw_path, false, "path").or_else(|| {
         raw_query.and_then(|q| {
             q.split('&')
-                .find_map(|pair| scan(config, &decode(pair, true), "query"))
+                .find_map(|pair| screen(config, pair, true, "query"))
         })
     })
 }
@@ -410,27 +723,101 @@ pub fn inspect_sizes(
     None
 }
 
-/// Checks (a prefix of) a body: form fields decoded, JSON keys and string values, any other text as it is.
+/// Checks (a prefix of) a body: form fields decoded, JSON keys and string values, each part of a multipart form,
+/// any other text as it is. A body that is not text (an image, a protobuf, a file part: bytes that are not UTF-8
+/// or hold a NUL) under a type that is not textual is left to the size rules — its bytes spell signatures by
+/// chance (every PNG holds a NUL, the traversal rule's null-byte injection).
 pub fn inspect_body(config: &WafConfig, content_type: Option<&str>, body: &[u8]) -> Option<Hit> {
     if config.mode == WafMode::Off || body.is_empty() {
         return None;
     }
-    let text = String::from_utf8_lossy(body);
-    let ct = content_type.unwrap_or("").to_ascii_lowercase();
-    if ct.starts_with("application/x-www-form-urlencoded") {
+    let content_type = content_type.unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence.starts_with("multipart/") {
+        if let Some(parts) = multipart_parts(content_type, body) {
+            return parts.into_iter().find_map(|(headers, content)| {
+                screen(config, &lenient_utf8(headers), false, "body").or_else(|| {
+                    looks_like_text(content)
+                        .then(|| screen(config, &lenient_utf8(content), false, "body"))
+                        .flatten()
+                })
+            });
+        }
+    }
+    let textual = essence.is_empty()
+        || essence.starts_with("text/")
+        || essence.ends_with("json")
+        || essence.ends_with("xml")
+        || essence == "application/x-www-form-urlencoded"
+        || essence == "application/javascript"
+        || essence == "application/graphql";
+    if !textual && !looks_like_text(body) {
+        return None;
+    }
+    let text = lenient_utf8(body);
+    if essence == "application/x-www-form-urlencoded" {
         return text
             .split('&')
-            .find_map(|pair| scan(config, &decode(pair, true), "body"));
+            .find_map(|pair| screen(config, pair, true, "body"));
     }
-    if ct.contains("json") {
+    if essence.ends_with("json") {
         let (strings, between) = json_strings(&text);
         return strings
             .iter()
             .map(String::as_str)
             .chain([between.as_str()])
-            .find_map(|s| scan(config, &decode(s, false), "body"));
+            .find_map(|s| screen(config, s, false, "body"));
     }
-    scan(config, &decode(&text, false), "body")
+    screen(config, &text, false, "body")
+}
+
+/// Whether bytes read as text: UTF-8 (a character cut at the end of an inspected prefix allowed) without a NUL.
+fn looks_like_text(bytes: &[u8]) -> bool {
+    memchr::memchr(0, bytes).is_none()
+        && std::str::from_utf8(bytes).map_or_else(|e| e.error_len().is_none(), |_| true)
+}
+
+/// The (headers, content) of each part of a multipart body, split on the boundary its `content_type` names; `None`
+/// without a boundary or a first delimiter. Parts end where the next delimiter starts (or where the inspected
+/// prefix ends).
+fn multipart_parts<'a>(content_type: &str, body: &'a [u8]) -> Option<Vec<(&'a [u8], &'a [u8])>> {
+    let boundary = content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| value.trim().trim_matches('"'))
+    })?;
+    if boundary.is_empty() {
+        return None;
+    }
+    let delimiter = format!("--{boundary}");
+    let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
+    let starts: Vec<usize> = finder.find_iter(body).collect();
+    starts.first()?;
+    let ends = starts.iter().skip(1).copied().chain([body.len()]);
+    let parts = starts
+        .iter()
+        .copied()
+        .zip(ends)
+        .filter_map(|(start, end)| {
+            let part = &body[start + delimiter.len()..end];
+            if part.starts_with(b"--") {
+                return None; // the closing delimiter
+            }
+            let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+            let split = memchr::memmem::find(part, b"\r\n\r\n");
+            Some(match split {
+                Some(at) => (&part[..at], &part[at + 4..]),
+                None => (part, &part[part.len()..]),
+            })
+        })
+        .collect();
+    Some(parts)
 }
 
 /// The string tokens of a JSON text — keys and values, each with its escapes decoded (`\u003c` is `<`, a lone
@@ -515,10 +902,163 @@ mod tests {
 
     #[test]
     fn double_encoded_input_is_decoded_before_matching() {
-        assert_eq!(decode("%2527", false), "'");
-        assert_eq!(decode("%252e%252e%252f", false), "../");
-        assert_eq!(decode("a+b%20c", true), "a b c");
-        assert_eq!(decode("100%", false), "100%", "a bad escape is kept");
+        let decoded = |raw| decode(raw, false);
+        assert_eq!(decoded("%2527").as_deref(), Some("'"));
+        assert_eq!(decoded("%252e%252e%252f").as_deref(), Some("../"));
+        assert_eq!(decode("a+b%20c", true).as_deref(), Some("a b c"));
+        assert_eq!(
+            decoded("100%").as_deref(),
+            Some("100%"),
+            "a bad escape is kept"
+        );
+        assert_eq!(decoded("%25252527").as_deref(), Some("'"), "four rounds");
+        assert_eq!(decoded("%2525252527"), None, "still encoded after four");
+        assert_eq!(
+            decoded("%c0%ae%c0%ae%c0%af").as_deref(),
+            Some("../"),
+            "overlong UTF-8"
+        );
+        assert_eq!(
+            decoded("%e0%80%ae%f0%80%80%ae%c0%80").as_deref(),
+            Some("..\0")
+        );
+        assert_eq!(
+            decoded("caf%e9+%c3%a9").as_deref(),
+            Some("caf\u{fffd}+é"),
+            "other bytes that are not UTF-8 stay U+FFFD"
+        );
+    }
+
+    #[test]
+    fn evasions_a_lenient_reader_undoes_are_caught() {
+        let c = config();
+        for (query, rule) in [
+            ("u=java%09script:prompt(1)", "xss-scheme"),
+            ("u=java%0d%0ascript:prompt(1)", "xss-scheme"),
+            ("u=java%26%23x09;script:prompt(1)", "xss-scheme"),
+            ("u=javascript%26colon;prompt(1)", "xss-scheme"),
+            ("u=javascript%26%2358prompt(1)", "xss-scheme"),
+            ("q=%26%2360script%3Eprompt(1)", "xss-script"),
+            ("q=%26%23x0003C;script%3E", "xss-script"),
+            ("q=%26ltscript%3E", "xss-script"),
+            ("q=%26LT;SCRIPT%26GT;", "xss-script"),
+            ("q=%EF%BC%9Cscript%EF%BC%9Eprompt(1)", "xss-script"),
+            (
+                "q=%EF%BC%B3%EF%BC%A5%EF%BC%AC%EF%BC%A5%EF%BC%A3%EF%BC%B4%E3%80%80",
+                "",
+            ),
+            ("f=%c0%ae%c0%ae%c0%afetc", "traversal-dotdot"),
+            ("f=%2525252e%2525252e%2525252fx", "traversal-dotdot"),
+            ("f=%252525252e%252525252e%252525252fx", "encoding-depth"),
+            ("u='||'1'='1", "sqli-tautology"),
+            ("u=x'+or+'b'%3D'b", "sqli-tautology"),
+            ("u=%22+or+2%3D2--", "sqli-tautology"),
+            ("u=')+or+('a'%3D'a", "sqli-tautology"),
+            ("id=1+or+2%3D2", "sqli-tautology"),
+            ("u=x'%26%26'z'+like+'z", "sqli-tautology"),
+            ("id=1%3B+update+users+set+role%3D'admin'", "sqli-stacked"),
+            ("t=sleep(0xa)", "sqli-function"),
+            ("t=sleep(1e1)", "sqli-function"),
+            ("t=benchmark(5000000,md5(1))", "sqli-function"),
+        ] {
+            let expected = (!rule.is_empty()).then_some(rule);
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                expected,
+                "{query}"
+            );
+        }
+        let json = inspect_body(&c, Some("application/json"), br#"{"u":"java\tscript:x"}"#);
+        assert_eq!(json.map(|h| h.rule), Some("xss-scheme"));
+        let only_sqli = WafConfig {
+            rules: vec![RuleSet::Sqli],
+            ..c
+        };
+        assert_eq!(
+            inspect_url(&only_sqli, "/api", Some("u=java%09script:x")),
+            None
+        );
+    }
+
+    #[test]
+    fn binary_bodies_are_left_to_the_size_rules_and_multipart_forms_read_part_by_part() {
+        let c = config();
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\x08\x06\0\0\0<script>";
+        assert_eq!(inspect_body(&c, Some("image/png"), png), None, "a PNG");
+        let octets = inspect_body(&c, Some("application/octet-stream"), b"1 union select pw");
+        assert_eq!(
+            octets.map(|h| h.rule),
+            Some("sqli-union"),
+            "text under any type"
+        );
+        let json_nul = inspect_body(
+            &c,
+            Some("application/json"),
+            b"{\"f\": \"a.php\\u0000.jpg\"}",
+        );
+        assert_eq!(
+            json_nul.map(|h| h.rule),
+            Some("traversal-file"),
+            "textual types always"
+        );
+        let plain_nul = inspect_body(&c, None, b"file=a.php\0.jpg");
+        assert_eq!(plain_nul.map(|h| h.rule), Some("traversal-file"), "no type");
+        let form = |parts: &[u8]| {
+            inspect_body(&c, Some("multipart/form-data; boundary=\"XyZ\""), parts).map(|h| h.rule)
+        };
+        let file = b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n\x89PNG\r\n\x1a\n\0\0\0\rIHDR\r\n";
+        let field = |value: &str| {
+            format!("--XyZ\r\nContent-Disposition: form-data; name=\"bio\"\r\n\r\n{value}\r\n")
+        };
+        let closing = b"--XyZ--\r\n";
+        let body = |fields: &[&[u8]]| fields.concat();
+        assert_eq!(
+            form(&body(&[file, field("Hello, O'Brien").as_bytes(), closing])),
+            None
+        );
+        assert_eq!(
+            form(&body(&[
+                file,
+                field("<script>prompt(1)</script>").as_bytes(),
+                closing
+            ])),
+            Some("xss-script"),
+            "a text field after a binary file"
+        );
+        let traversal = b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"../../etc/cron.d/x\"\r\n\r\n\0\r\n--XyZ--";
+        assert_eq!(
+            form(traversal),
+            Some("traversal-dotdot"),
+            "a part's filename"
+        );
+        assert_eq!(
+            form(&field("1 union select pw from users").as_bytes()[..70]),
+            Some("sqli-union"),
+            "a prefix cut inside a part"
+        );
+        assert_eq!(
+            inspect_body(&c, Some("multipart/form-data"), b"x\0<script>"),
+            None,
+            "no boundary: a binary body"
+        );
+    }
+
+    #[test]
+    fn references_decode_as_a_browser_decodes_them() {
+        for (text, read) in [
+            ("&#60;&#x3C;&#X3c&#0000060;", "<<<<"),
+            ("&lt;b&gt;", "<b>"),
+            ("&ltb", "<b"),
+            ("&colon;&Tab;&NewLine;&lpar;", ":\t\n("),
+            (
+                "&colon &#; &#x; &; & &unknown; AT&T",
+                "&colon &#; &#x; &; & &unknown; AT&T",
+            ),
+            ("&#0;&#xD800;&#99999999999;", "\u{fffd}\u{fffd}\u{fffd}"),
+            ("&amp;lt;", "&lt;"),
+        ] {
+            assert_eq!(decode_references(text), read, "{text}");
+        }
     }
 
     #[test]
@@ -650,6 +1190,16 @@ mod tests {
             "q=retrieval(s)+of+records",
             "q=fell+asleep(again)",
             "q=myalert(1)+is+a+function+name",
+            "q=Thanks%3B+update+me+later",
+            "q=Thanks%3B+update+settings+when+you+can",
+            "q=I+need+sleep(8h)+tonight",
+            "q=sleep(10+min)",
+            "q=the+benchmark(s)+we+ran",
+            "q=pick+1+or+2%3D3+options",
+            "q=x+or+y%3Dy",
+            "q=%EF%BC%88%E6%A0%AA%EF%BC%89%EF%BC%A1%EF%BC%A2%EF%BC%A3%EF%BC%81",
+            "q=AT%26amp%3BT+%26copy%3B+2026",
+            "q=Tom+%26+Jerry+%26amp%3B+friends",
         ] {
             assert_eq!(inspect_url(&c, "/api", Some(text)), None, "{text}");
         }
