@@ -5,12 +5,19 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
+/// A `Content-Type`'s media type without its parameters, lower-case: `Text/HTML; charset=utf-8` → `text/html`.
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// 415 unless the `content-type` is `application/json` (parameters such as `charset` allowed).
 pub fn require_json_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
-    let essence = content_type
-        .and_then(|ct| ct.split(';').next())
-        .map(|ct| ct.trim().to_ascii_lowercase());
-    match essence.as_deref() {
+    match content_type.map(media_type).as_deref() {
         Some("application/json") => Ok(()),
         Some(other) => Err(ApiError::unsupported_media_type(format!(
             "expected content-type application/json, got {other}"

@@ -732,12 +732,7 @@ pub fn inspect_body(config: &WafConfig, content_type: Option<&str>, body: &[u8])
         return None;
     }
     let content_type = content_type.unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = crate::body::media_type(content_type);
     if essence.starts_with("multipart/") {
         if let Some(parts) = multipart_parts(content_type, body) {
             return parts.into_iter().find_map(|(headers, content)| {

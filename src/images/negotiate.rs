@@ -78,12 +78,7 @@ pub fn negotiate(choice: FormatChoice, accept: Option<&str>) -> Negotiated {
 
 /// The image MIME types accepted as sources (anything else answers 415).
 pub fn source_mime(content_type: &str) -> Option<&'static str> {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = crate::body::media_type(content_type);
     [
         "image/jpeg",
         "image/png",

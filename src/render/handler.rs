@@ -437,11 +437,7 @@ async fn fetch_origin(
         return Err(format!("origin answered {}", response.status()));
     }
     let content_type = response.headers().get("content-type").ok().flatten();
-    let html = |t: &str| {
-        let essence = t.split(';').next().unwrap_or("").trim();
-        essence.eq_ignore_ascii_case("text/html")
-    };
-    if !content_type.as_deref().is_some_and(html) {
+    if content_type.as_deref().map(crate::body::media_type) != Some("text/html".to_owned()) {
         return Err(format!("origin answered {content_type:?}, not text/html"));
     }
     let Some(body) = response.body() else {
