@@ -269,6 +269,57 @@ describe("route table and proxy", () => {
     assert.equal(seen.headers["x-forwarded-proto"], "http");
     assert.match(seen.headers["x-forwarded-host"], /^127\.0\.0\.1:\d+$/);
     assert.match(response.headers.get("server-timing"), /edge;dur=\d+/);
+    assert.equal(seen.headers["x-forwarded-prefix"], "/gw", "the prefix the origin is mounted under");
+  });
+
+  test("redirects to the upstream map back under the route's prefix; answers without a body carry no coding", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => {
+      if (req.url === "/open/docs") return res.writeHead(301, { location: "/open/docs/" }).end(); // Django's APPEND_SLASH
+      if (req.url === "/open/login") return res.writeHead(302, { location: `${origin.url}/open/login/form?next=%2F` }).end();
+      if (req.url === "/open/away") return res.writeHead(302, { location: "https://idp.example/authorize" }).end();
+      if (req.headers["if-none-match"] === '"e"') return res.writeHead(304, { etag: '"e"' }).end();
+      res.writeHead(200, { "content-type": "text/plain", etag: '"e"' }).end("ok");
+    });
+    const to = async (path) => (await rawRequest(path)).headers.get("location");
+    assert.equal(await to("/gw/open/docs"), "/gw/open/docs/");
+    assert.equal(await to("/gw/open/login"), "/gw/open/login/form?next=%2F", "the origin's own address does not leak");
+    assert.equal(await to("/gw/open/away"), "https://idp.example/authorize", "other sites are left alone");
+    const unchanged = await rawRequest("/gw/open/page", { headers: { "if-none-match": '"e"' } });
+    assert.equal(unchanged.status, 304);
+    assert.equal(unchanged.headers.get("content-encoding"), null);
+  });
+
+  test("WebSocket handshakes answer 501, a GET or HEAD with a body 400, and Expect: 100-continue never reaches the origin", async () => {
+    origin.reset();
+    const handshake = await new Promise((resolve, reject) => {
+      const req = httpRequest(new URL("/gw/open/socket", worker.url), {
+        agent: false,
+        headers: { connection: "Upgrade", upgrade: "websocket", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==" },
+      });
+      req.on("upgrade", (res, socket) => {
+        socket.destroy();
+        resolve({ status: 101 });
+      });
+      req.on("response", (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    assert.equal(handshake.status, 501);
+    assert.equal(JSON.parse(handshake.body).error.code, "upgrade_unsupported");
+    const query = JSON.stringify({ query: { term: { owner: "alice" } } });
+    const search = await rawRequest("/gw/open/index/_search", { headers: { "content-type": "application/json", "content-length": Buffer.byteLength(query) }, body: query });
+    assert.equal(search.status, 400, "not forwarded as a search without its query");
+    assert.equal(JSON.parse(search.body).error.code, "body_not_forwarded");
+    assert.equal(origin.requests.length, 0);
+    const upload = await rawRequest("/gw/open/upload", { method: "POST", headers: { "content-type": "text/plain", expect: "100-continue", "content-length": 5 }, body: "hello" });
+    assert.equal(upload.status, 200, upload.body);
+    assert.equal(lastRequest().headers.expect, undefined);
+    assert.equal(lastRequest().body.toString(), "hello");
   });
 
   test("a large upload streams to the origin intact and a response streams back before the origin finishes", async () => {
@@ -866,7 +917,10 @@ describe("edge cache", () => {
       assert.equal(r.headers.get("cache-control"), "no-cache", "the origin's own caching headers, not the policy's");
       assert.equal(r.headers.get("surrogate-control"), null);
     });
-    assert.equal(origin.requests.filter((r) => r.url.includes("cookie=")).length, 5, "no coalescing onto a personal answer");
+    // The fill's answer was made for a visitor without cookies: each request asks again as its own (the first after
+    // the fill, the four waiting ones at once, the key passed), and no one is handed another's session.
+    const asked = origin.requests.filter((r) => r.url.includes("cookie="));
+    assert.equal(asked.length, 6, "one fill, then each request its own");
 
     for (const headers of [{ "cache-control": "private, max-age=60" }, { vary: "Origin" }]) {
       origin.reset();
@@ -880,12 +934,14 @@ describe("edge cache", () => {
       const second = await worker.fetch(p, { headers: { origin: "https://b.example" } });
       assert.equal(second.headers.get("x-cache"), "MISS", JSON.stringify(headers));
       assert.equal(await second.text(), "for https://b.example", JSON.stringify(headers));
-      assert.equal(origin.requests.length, 2, JSON.stringify(headers));
+      // A private answer to a fill without credentials: the first request asks again as its own, the second goes
+      // straight to the origin (the key passed); an answer by Origin, which the fill carried, is its requester's.
+      assert.equal(origin.requests.length, headers.vary ? 2 : 3, JSON.stringify(headers));
     }
     origin.reset();
   });
 
-  test("a cache fill carries no requester's conditionals, range or (on a shared policy) credentials or other headers", async () => {
+  test("a cache fill carries no requester's conditionals or (on a shared policy) credentials or other headers", async () => {
     origin.reset();
     origin.handle((req, body, res) => {
       res.writeHead(200, { "content-type": "text/plain", etag: '"v1"' });
@@ -893,19 +949,21 @@ describe("edge cache", () => {
     });
     const path = `/gw/cached?fill=${Date.now()}`;
     const r = await worker.fetch(path, {
-      headers: { "if-none-match": '"v1"', range: "bytes=0-3", cookie: "sid=secret", "x-user-id": "spoofed", accept: "text/plain" },
+      headers: { "if-none-match": '"v0"', cookie: "sid=secret", "x-user-id": "spoofed", accept: "text/plain", "accept-encoding": "zstd" },
     });
     assert.equal(r.status, 200);
     assert.equal(await r.text(), "the whole representation");
     const sent = lastRequest().headers;
-    for (const name of ["if-none-match", "range", "cookie", "x-user-id", "authorization"]) assert.equal(sent[name], undefined, name);
+    for (const name of ["if-none-match", "cookie", "x-user-id", "authorization"]) assert.equal(sent[name], undefined, name);
     assert.equal(sent.accept, "text/plain", "the representation asked for still goes");
+    assert.equal(sent["accept-encoding"], "gzip, br", "the codings the runtime decodes, not the requester's");
     const hit = await worker.fetch(path);
     assert.equal(hit.headers.get("x-cache"), "HIT");
     assert.equal(await hit.text(), "the whole representation");
 
     // An origin that answers by API key: the shared fill never carries one, so a keyed answer is never stored for
-    // everyone — a request without the key cannot get it from the cache.
+    // everyone — a request without the key cannot get it from the cache. The fill's 401 was made without the key:
+    // the key holder is answered by a request of its own, which carries it.
     origin.reset();
     origin.handle((req, body, res) => {
       const keyed = req.headers["x-api-key"] === "k-123";
@@ -914,15 +972,95 @@ describe("edge cache", () => {
     });
     const keyedPath = `/gw/cached?keyed=${Date.now()}`;
     const withKey = await worker.fetch(keyedPath, { headers: { "x-api-key": "k-123", "x-tenant": "acme", "accept-language": "fr" } });
-    assert.equal(withKey.status, 401, "the fill went without the key");
-    await withKey.arrayBuffer();
-    const forwarded = lastRequest().headers;
+    assert.equal(withKey.status, 200, "answered by its own request");
+    assert.equal(await withKey.text(), "for key holders");
+    assert.equal(withKey.headers.get("x-cache"), "MISS");
+    assert.equal(origin.requests.length, 2, "the fill, then the request's own");
+    assert.equal(lastRequest().headers["x-api-key"], "k-123", "its own request carries the key");
+    const forwarded = origin.requests[0].headers;
     for (const name of ["x-api-key", "x-tenant"]) assert.equal(forwarded[name], undefined, `${name} not on a shared fill`);
     assert.equal(forwarded["accept-language"], "fr", "the language goes (an answer by it says Vary, and is not stored)");
     assert.ok(forwarded["x-request-id"] && forwarded.traceparent, "the gateway's own headers go");
     const withoutKey = await worker.fetch(keyedPath);
     assert.equal(withoutKey.status, 401);
     assert.notEqual(await withoutKey.text(), "for key holders");
+    assert.equal(origin.requests.length, 3, "the key passed: straight to the origin, no second fill");
+    origin.reset();
+  });
+
+  test("an origin that starts a session for a fill without cookies does not replace the requester's", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => {
+      // PHP's session_start, express-session, Laravel: a request without the session cookie is given a new one.
+      const sid = /sid=(\w+)/.exec(req.headers.cookie ?? "")?.[1];
+      res.writeHead(200, { "content-type": "text/html", ...(sid ? {} : { "set-cookie": "sid=NEW; Path=/; HttpOnly" }) });
+      res.end(sid ? `hello ${sid}` : "hello stranger");
+    });
+    const path = `/gw/html/home?session=${Date.now()}`;
+    const alice = await worker.fetch(path, { headers: { cookie: "sid=alice" } });
+    assert.equal(alice.headers.get("set-cookie"), null, "the client's session stays");
+    assert.equal(await alice.text(), "hello alice");
+    assert.equal(origin.requests.length, 2, "the fill, then alice's own request");
+    const bob = await worker.fetch(path, { headers: { cookie: "sid=bob" } });
+    assert.equal(await bob.text(), "hello bob");
+    assert.equal(bob.headers.get("x-cache"), "MISS");
+    assert.equal(origin.requests.length, 3, "the key passed: bob's request goes as his own");
+    origin.reset();
+  });
+
+  test("Range requests reach the origin; conditional requests are answered 304 from the edge cache", async () => {
+    origin.reset();
+    const clip = Buffer.alloc(1000, "v");
+    origin.handle((req, body, res) => {
+      const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? "");
+      const headers = { "content-type": "video/mp4", "accept-ranges": "bytes", etag: '"clip-1"', "last-modified": "Tue, 01 Dec 2026 04:00:00 GMT" };
+      if (m) {
+        res.writeHead(206, { ...headers, "content-range": `bytes ${m[1]}-${m[2]}/1000` });
+        return res.end(clip.subarray(+m[1], +m[2] + 1));
+      }
+      res.writeHead(200, headers);
+      res.end(clip);
+    });
+    const path = `/gw/static/clip.mp4?range=${Date.now()}`;
+    const part = await worker.fetch(path, { headers: { range: "bytes=0-1" } });
+    assert.equal(part.status, 206, "Safari's probe gets its 206");
+    assert.equal((await part.arrayBuffer()).byteLength, 2);
+    assert.equal(origin.requests.at(-1).headers.range, "bytes=0-1");
+
+    const fresh = await worker.fetch(path, { headers: { "if-none-match": '"clip-1"' } });
+    assert.equal(fresh.status, 304, "a fill's answer meets the client's validator");
+    assert.equal(await fresh.text(), "");
+    const hit = await worker.fetch(path, { headers: { "if-none-match": 'W/"clip-0", "clip-1"' } });
+    assert.equal(hit.status, 304);
+    assert.equal(hit.headers.get("x-cache"), "HIT");
+    assert.equal(hit.headers.get("etag"), '"clip-1"');
+    assert.equal(await hit.text(), "");
+    const since = await worker.fetch(path, { headers: { "if-modified-since": "Tue, 01 Dec 2026 04:00:00 GMT" } });
+    assert.equal(since.status, 304);
+    await since.arrayBuffer();
+    const changed = await worker.fetch(path, { headers: { "if-none-match": '"clip-2"' } });
+    assert.equal(changed.status, 200);
+    assert.equal((await changed.arrayBuffer()).byteLength, 1000);
+    assert.equal(origin.requests.length, 2, "one range request, one fill");
+    origin.reset();
+  });
+
+  test("a coding the runtime does not decode keeps its Content-Encoding and is not stored", async () => {
+    const { deflateSync } = await import("node:zlib");
+    origin.reset();
+    const plain = "deflated " + "text ".repeat(100);
+    origin.handle((req, body, res) => {
+      res.writeHead(200, { "content-type": "text/plain", "content-encoding": "deflate" });
+      res.end(deflateSync(plain));
+    });
+    const path = `/gw/cached/deflate?${Date.now()}`;
+    for (const round of [1, 2]) {
+      const r = await rawRequest(path, { headers: { "accept-encoding": "deflate" } });
+      assert.equal(r.headers.get("content-encoding"), "deflate", `round ${round}`);
+      assert.equal(r.headers.get("x-cache"), "MISS", `round ${round}: not stored`);
+    }
+    const readable = await worker.fetch(path);
+    assert.equal(await readable.text(), plain, "fetch decodes what the header says");
     origin.reset();
   });
 

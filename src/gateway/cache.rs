@@ -194,9 +194,15 @@ fn encode(s: &str) -> String {
 /// headers). Freshness directives (`max-age`, `no-cache`, …) do not count: the route's policy sets the edge TTL, as an
 /// edge TTL override does on a CDN. Header names lower-case, as the runtime gives them.
 pub fn storable(status: u16, headers: &[(String, String)], per_user: bool) -> bool {
-    if !matches!(status, 200..=205 | 207..=299 | 301 | 404 | 410) {
-        return false;
-    }
+    storable_status(status) && for_anyone(headers, per_user) && varies_only_by(headers, &[])
+}
+
+fn storable_status(status: u16) -> bool {
+    matches!(status, 200..=205 | 207..=299 | 301 | 404 | 410)
+}
+
+/// No `Set-Cookie`, no `no-store`, and no `private` unless entries are kept per user.
+fn for_anyone(headers: &[(String, String)], per_user: bool) -> bool {
     headers.iter().all(|(name, value)| match name.as_str() {
         "set-cookie" => false,
         "cache-control" => value.split(',').all(|directive| {
@@ -204,12 +210,68 @@ pub fn storable(status: u16, headers: &[(String, String)], per_user: bool) -> bo
             !(name.eq_ignore_ascii_case("no-store")
                 || (!per_user && name.eq_ignore_ascii_case("private")))
         }),
-        "vary" => value
-            .split(',')
-            .map(str::trim)
-            .all(|field| field.is_empty() || field.eq_ignore_ascii_case("accept-encoding")),
         _ => true,
     })
+}
+
+/// Whether every field a `Vary` lists is `Accept-Encoding` or one of `fields` (lower-case).
+fn varies_only_by(headers: &[(String, String)], fields: &[&str]) -> bool {
+    headers
+        .iter()
+        .filter(|(name, _)| name == "vary")
+        .flat_map(|(_, value)| value.split(','))
+        .map(str::trim)
+        .all(|field| {
+            field.is_empty()
+                || field.eq_ignore_ascii_case("accept-encoding")
+                || fields.iter().any(|f| f.eq_ignore_ascii_case(field))
+        })
+}
+
+/// Whether the answer to a shared fill — which carried none of its requester's cookies or credentials, only
+/// `carried` — is an answer for that requester: one for anyone (as [`storable`] would have it, though perhaps too
+/// large to store), an origin error (shared with the waiters anyway), or one that varies only by headers the fill
+/// carried. Anything else — a `Set-Cookie` (an origin starting a session for a visitor without one), `private` or
+/// `no-store`, a 401, a redirect to a login page, `Vary: Cookie` — the origin made for a visitor without them:
+/// handing it on would log the requester out or refuse its key, so the requester is answered by a request of
+/// its own.
+pub fn answers_shared_fill(status: u16, headers: &[(String, String)], carried: &[&str]) -> bool {
+    status >= 500
+        || storable_status(status) && for_anyone(headers, false) && varies_only_by(headers, carried)
+}
+
+/// Whether a conditional GET or HEAD is answered 304 Not Modified by a representation with these headers (RFC 9110
+/// §13.2.2): only for a 2xx; `If-None-Match` (`*`, or an entity tag of the list by weak comparison) decides when it
+/// is sent, else `If-Modified-Since` equal to the `Last-Modified` (the value a browser sends back is the one it
+/// was given; a date arithmetic comparison is left to the origin).
+pub fn not_modified(
+    status: u16,
+    headers: &[(String, String)],
+    if_none_match: Option<&str>,
+    if_modified_since: Option<&str>,
+) -> bool {
+    if !(200..300).contains(&status) {
+        return false;
+    }
+    let field = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+    };
+    if let Some(condition) = if_none_match {
+        let Some(etag) = field("etag") else {
+            return condition.trim() == "*";
+        };
+        let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+        return condition
+            .split(',')
+            .any(|tag| tag.trim() == "*" || opaque(tag) == opaque(etag));
+    }
+    match (if_modified_since, field("last-modified")) {
+        (Some(since), Some(modified)) => since.trim() == modified,
+        _ => false,
+    }
 }
 
 /// The stored TTL in milliseconds: `ttl` ± up to 10%, from two random bytes (so entries stored together do not all
@@ -468,6 +530,73 @@ mod tests {
             storable(200, &h(&[("cache-control", "no-cache, max-age=0")]), false),
             "the policy sets the TTL"
         );
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_shared_fill_answers_its_requester_unless_made_for_a_visitor_without_its_credentials() {
+        let carried = ["accept", "accept-language", "origin", "user-agent"];
+        let fits =
+            |status, list: &[(&str, &str)]| answers_shared_fill(status, &pairs(list), &carried);
+        assert!(fits(200, &[("content-type", "text/html")]));
+        assert!(fits(404, &[]));
+        assert!(
+            fits(503, &[("set-cookie", "x=1")]),
+            "an origin error is shared anyway"
+        );
+        assert!(
+            fits(200, &[("vary", "Accept-Language, Origin")]),
+            "the fill carried them"
+        );
+        for (status, list) in [
+            (200, &[("set-cookie", "sid=NEW; Path=/")][..]),
+            (200, &[("cache-control", "private")]),
+            (200, &[("cache-control", "no-store")]),
+            (200, &[("vary", "Cookie")]),
+            (200, &[("vary", "*")]),
+            (401, &[]),
+            (403, &[]),
+            (302, &[("location", "/login")]),
+        ] {
+            assert!(!fits(status, list), "{status} {list:?}");
+        }
+    }
+
+    #[test]
+    fn conditional_requests_match_the_stored_validators() {
+        let tagged = pairs(&[
+            ("etag", "\"v1\""),
+            ("last-modified", "Tue, 01 Dec 2026 04:00:00 GMT"),
+        ]);
+        let check =
+            |status, inm: Option<&str>, ims: Option<&str>| not_modified(status, &tagged, inm, ims);
+        assert!(check(200, Some("\"v1\""), None));
+        assert!(
+            check(200, Some("\"v0\", W/\"v1\""), None),
+            "weak comparison, in a list"
+        );
+        assert!(check(200, Some("*"), None));
+        assert!(!check(200, Some("\"v2\""), None));
+        assert!(
+            !check(200, Some("\"v2\""), Some("Tue, 01 Dec 2026 04:00:00 GMT")),
+            "If-None-Match decides when sent"
+        );
+        assert!(check(200, None, Some("Tue, 01 Dec 2026 04:00:00 GMT")));
+        assert!(!check(200, None, Some("Mon, 30 Nov 2026 04:00:00 GMT")));
+        assert!(!check(200, None, None));
+        assert!(!check(404, Some("\"v1\""), None), "only a 2xx");
+        assert!(!not_modified(200, &[], Some("\"v1\""), None), "no ETag");
+        assert!(!not_modified(
+            200,
+            &[],
+            None,
+            Some("Tue, 01 Dec 2026 04:00:00 GMT")
+        ));
     }
 
     #[test]

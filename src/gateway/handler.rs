@@ -16,11 +16,12 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, null_body, storable, tags_for, valid_tag, CachePolicy, Freshness, StoredMeta,
+    answers_shared_fill, cache_key, not_modified, null_body, storable, tags_for, valid_tag,
+    CachePolicy, Freshness, StoredMeta,
 };
 use super::headers::{
-    connection_tokens, forward_on_cache_fill, forward_request_header, forward_response_header,
-    forwarded_for,
+    cache_fill_headers, connection_tokens, forward_request_header, forward_response_header,
+    forwarded_for, LocationMap, SHARED_FILL,
 };
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
 use super::request_url::{normalise_path, RequestUrl};
@@ -115,6 +116,34 @@ async fn proxy_route(
         ));
     }
 
+    // A WebSocket handshake would reach the origin as a plain GET (`Upgrade` is hop-by-hop, and the proxy passes
+    // no 101 on): refused as such, not answered with whatever that GET gets (or a cached copy). Other upgrades
+    // (`h2c`) are offers a server may ignore, and are.
+    let websocket = header_list::get(incoming, "upgrade").is_some_and(|u| {
+        u.split(',')
+            .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+    });
+    if websocket {
+        return Err(ApiError::new(
+            501,
+            "upgrade_unsupported",
+            "the gateway does not proxy WebSocket connections",
+        ));
+    }
+    // The runtime's fetch sends no body with GET or HEAD: one sent would be dropped, and the origin answer a
+    // request the client did not make (a search without its query).
+    let declared =
+        header_list::get(incoming, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if matches!(method, "GET" | "HEAD")
+        && (declared.is_some_and(|n| n > 0)
+            || header_list::get(incoming, "transfer-encoding").is_some())
+    {
+        return Err(ApiError::bad_request(
+            "body_not_forwarded",
+            format!("a {method} request cannot carry a body to the origin; send it with POST"),
+        ));
+    }
+
     // Authentication and permissions: a token is verified at most once per request.
     let mut token = VerifiedOnce::default();
     let identity = authenticate(call, route, &mut token, incoming).await?;
@@ -186,9 +215,13 @@ async fn forward(
     let content_type = header_list::get(incoming, "content-type");
     let body = take_body(call, method, content_length, content_type).await?;
 
-    let mut headers = origin_headers(call, incoming, url, trace, identity);
+    let headers = origin_headers(call, route, incoming, url, trace, identity);
     let target = route.upstream_url(url.path, url.query);
-    let cacheable = matches!(method, "GET" | "HEAD");
+    let location = LocationMap::new(&route.upstream, route.strip_prefix.as_deref());
+    // A Range request goes to the origin as it is: a fill fetches whole representations, and the client asked for
+    // part of one (a 206 only the origin makes; Safari will not play a video without it).
+    let cacheable =
+        matches!(method, "GET" | "HEAD") && header_list::get(incoming, "range").is_none();
     if let (true, Some(policy_name)) = (cacheable, &route.cache) {
         let policy = gateway
             .cache_policies
@@ -196,10 +229,10 @@ async fn forward(
             .ok_or_else(|| ApiError::internal(format!("cache policy {policy_name} vanished")))?
             .clone();
         if let Some(key) = cache_key(&route.name, url, &policy, identity) {
-            headers.retain(|(k, _)| forward_on_cache_fill(k, policy.shared));
             let spec = Spec {
                 url: target,
-                headers,
+                headers: cache_fill_headers(&headers, policy.shared),
+                location,
                 timeout_ms: route.timeout_ms,
                 retries: route.retries,
                 route: route.name.clone(),
@@ -207,7 +240,17 @@ async fn forward(
                 max_body_bytes: gateway.cache_max_body_bytes,
                 fill_body_ms: gateway.cache_fill_body_ms,
             };
-            return cached(call, spec, policy, method == "HEAD").await;
+            let asked = Asked {
+                head: method == "HEAD",
+                if_none_match: header_list::get(incoming, "if-none-match").map(str::to_owned),
+                if_modified_since: header_list::get(incoming, "if-modified-since")
+                    .map(str::to_owned),
+            };
+            let own = OwnRequest {
+                method,
+                headers: &headers,
+            };
+            return cached(call, spec, policy, asked, own).await;
         }
     }
     let started = respond::now_ms();
@@ -235,6 +278,7 @@ async fn forward(
         Ok(response) => Ok(pass_through(
             response,
             &[("server-timing".into(), format!("origin;dur={origin_ms}"))],
+            &location,
         )),
         Err(failure) => Err(failure.into_error()),
     }
@@ -726,6 +770,7 @@ mod web_sys_stream {
 /// The headers the origin receives.
 fn origin_headers(
     call: &Call,
+    route: &Route,
     incoming: &[(String, String)],
     url: RequestUrl<'_>,
     trace: &TraceContext,
@@ -747,6 +792,10 @@ fn origin_headers(
     if !url.authority.is_empty() {
         out.push(("x-forwarded-host".into(), url.authority.to_owned()));
     }
+    // The path the origin is mounted under at the edge, for links it builds (Spring, ASP.NET and Traefik read it).
+    if let Some(prefix) = &route.strip_prefix {
+        out.push(("x-forwarded-prefix".into(), prefix.clone()));
+    }
     out.push(("x-request-id".into(), call.request_id.clone()));
     out.push(("traceparent".into(), trace.header()));
     if let Some(user) = identity {
@@ -764,6 +813,8 @@ fn origin_headers(
 enum Failure {
     Unreachable(String),
     Timeout(u64),
+    /// Not fetched for this request: its key is passed to the origin ([`passing`]), and the request asks as its own.
+    Passed,
 }
 
 impl Failure {
@@ -771,6 +822,7 @@ impl Failure {
         match self {
             Self::Unreachable(detail) => ApiError::bad_gateway(detail),
             Self::Timeout(ms) => ApiError::gateway_timeout(ms),
+            Self::Passed => ApiError::internal("a passed key's answer was not asked for"),
         }
     }
 }
@@ -868,30 +920,62 @@ async fn send(
 /// The origin's response for the client: status and body (streamed) kept, hop-by-hop headers dropped, and
 /// `extra` lines appended (the origin leg's `Server-Timing`). Read straight from the runtime's response: wrapping it
 /// in a `worker::Response` first would also read its `webSocket` and `cf`, which a proxied answer never has.
-fn pass_through(response: web_sys::Response, extra: &[(String, String)]) -> Response {
+fn pass_through(
+    response: web_sys::Response,
+    extra: &[(String, String)],
+    location: &LocationMap,
+) -> Response {
     let mut pairs = header_list::read(&worker::Headers(response.headers()));
     // The names the origin's `Connection` header lists are hop-by-hop for this response only.
     let listed = connection_tokens(header_list::get(&pairs, "connection"));
     pairs.retain(|(k, _)| forward_response_header(k, &listed));
+    map_location(&mut pairs, location);
+    let body = match response.body() {
+        Some(stream) if !null_body(response.status()) => ResponseBody::Stream(stream),
+        _ => ResponseBody::Empty,
+    };
     // A body the origin streams (no Content-Length: chunked, SSE, NDJSON) must reach the client chunk by chunk;
     // the runtime's automatic compression would buffer it, so such a body goes out uncompressed. Bodies of known
-    // length are still compressed by the runtime as usual.
-    if header_list::get(&pairs, "content-length").is_none()
+    // length are still compressed by the runtime as usual; an answer without a body says nothing of its coding.
+    if matches!(body, ResponseBody::Stream(_))
+        && header_list::get(&pairs, "content-length").is_none()
         && header_list::get(&pairs, "content-encoding").is_none()
     {
         pairs.push(("content-encoding".into(), "identity".into()));
     }
-    let body = match response.body() {
-        Some(stream) => ResponseBody::Stream(stream),
-        None => ResponseBody::Empty,
-    };
     Response::builder()
         .with_status(response.status())
         .with_headers(header_list::build(pairs.iter().chain(extra)))
         .body(body)
 }
 
+/// A redirect's `Location` on the upstream, mapped back under the route's prefix ([`LocationMap::client_location`]).
+fn map_location(pairs: &mut [(String, String)], location: &LocationMap) {
+    for (name, value) in pairs.iter_mut() {
+        if name == "location" {
+            if let Some(mapped) = location.client_location(value) {
+                *value = mapped;
+            }
+        }
+    }
+}
+
 // ---- edge cache -------------------------------------------------------------------------------------------------
+
+/// What the client asked of a cached route beyond the representation: no body (HEAD), or none unless changed
+/// (its validators, answered 304 when they match the stored copy's).
+struct Asked {
+    head: bool,
+    if_none_match: Option<String>,
+    if_modified_since: Option<String>,
+}
+
+/// The request as it would go to the origin uncached: what a requester whose shared fill got an answer made for a
+/// visitor without its cookies and credentials is answered by (`cache::answers_shared_fill`).
+struct OwnRequest<'a> {
+    method: &'a str,
+    headers: &'a [(String, String)],
+}
 
 /// Everything needed to fetch and store one cacheable response, owned so it can outlive the request
 /// (background refresh, coalesced waiters).
@@ -899,6 +983,8 @@ fn pass_through(response: web_sys::Response, extra: &[(String, String)]) -> Resp
 struct Spec {
     url: String,
     headers: Vec<(String, String)>,
+    /// How a redirect's `Location` maps back to the client's paths.
+    location: LocationMap,
     timeout_ms: u64,
     retries: u32,
     route: String,
@@ -920,6 +1006,9 @@ struct Fetched {
     /// answer goes out with the origin's own caching headers, to the request that fetched it alone unless it is an
     /// origin error (`shareable`).
     storable: bool,
+    /// Whether it answers the request that fetched it: always, but for an answer to a shared fill that the origin
+    /// made for a visitor without the requester's cookies and credentials (`cache::answers_shared_fill`).
+    answers_requester: bool,
     /// When its origin request was made: what a stored copy is dated from (and a HIT from the fill its `Age`).
     requested_at: u64,
 }
@@ -984,6 +1073,33 @@ thread_local! {
     static IN_FLIGHT: InFlight<Outcome> = RefCell::new(HashMap::new());
     /// Purge times of cache tags as this isolate last saw them: tag → (purged at, read at).
     static PURGES: RefCell<HashMap<String, (Option<u64>, u64)>> = RefCell::new(HashMap::new());
+    /// Keys of a shared policy whose last fill got an answer made for a visitor without the requester's cookies
+    /// and credentials, until when (ms): their requests go to the origin as their own for [`PASS_MS`], as Varnish's
+    /// hit-for-pass does, instead of a fill and then their own request each.
+    static PASSES: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
+}
+
+/// How long a key stays passed to the origin after its fill got a personal answer (Varnish's default, 120 s).
+const PASS_MS: u64 = 120_000;
+/// At most this many passed keys are remembered (expired ones are dropped first; then all, as with purges).
+const MAX_PASSES_KEPT: usize = 4096;
+
+/// Whether requests for `key` go to the origin as their own ([`PASSES`]).
+fn passing(key: &str, now: u64) -> bool {
+    PASSES.with(|p| p.borrow().get(key).is_some_and(|&until| now < until))
+}
+
+fn pass(key: &str, now: u64) {
+    PASSES.with(|p| {
+        let mut passes = p.borrow_mut();
+        if passes.len() >= MAX_PASSES_KEPT {
+            passes.retain(|_, until| now < *until);
+            if passes.len() >= MAX_PASSES_KEPT {
+                passes.clear();
+            }
+        }
+        passes.insert(key.to_owned(), now + PASS_MS);
+    });
 }
 
 /// How long a fill's Cache API write may keep its key claimed.
@@ -1017,6 +1133,9 @@ async fn coalesced_fetch(
     let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 1) + spec.fill_body_ms + 1_000;
     let first = respond::now_ms();
     let mut since = (first, None::<coalesce::Slot<Outcome>>);
+    if ctx.is_some() && passing(&spec.key, first) {
+        return (Err(Failure::Passed), "MISS");
+    }
     while let Some(slot) = coalesce::in_progress(&IN_FLIGHT, &spec.key) {
         let now = respond::now_ms();
         if !since.1.as_ref().is_some_and(|s| Rc::ptr_eq(s, &slot)) {
@@ -1030,6 +1149,10 @@ async fn coalesced_fetch(
         }
         let complete = slot.borrow().is_some();
         match coalesce::wait(&IN_FLIGHT, &spec.key, &slot, Some(left)).await {
+            // A personal answer (its fetcher passed the key): this request asks as its own too.
+            Some(Ok(fetched)) if !fetched.answers_requester && ctx.is_some() => {
+                return (Err(Failure::Passed), "MISS")
+            }
             Some(Ok(fetched)) if !shareable(&fetched) => break,
             Some(Ok(fetched)) if complete && fetched.storable => return (Ok(fetched), "HIT"),
             Some(outcome) => return (outcome, "MISS"),
@@ -1096,12 +1219,28 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         .await?,
     );
     let status = response.status_code();
-    let pairs = header_list::read(response.headers());
+    let mut pairs = header_list::read(response.headers());
     let listed = connection_tokens(header_list::get(&pairs, "connection"));
     let origin_tags = header_list::get(&pairs, "cache-tag").map(str::to_owned);
     let declared =
         header_list::get(&pairs, "content-length").and_then(|l| l.trim().parse::<u64>().ok());
+    // The runtime decodes gzip and br bodies as it reads them, and only those (workerd's stream encodings): any
+    // other coding stays on the bytes, with its `Content-Encoding`, and is never stored.
+    let decoded = matches!(
+        header_list::get(&pairs, "content-encoding"),
+        None | Some("gzip" | "br" | "identity")
+    );
+    let for_anyone = decoded && storable(status, &pairs, !policy.shared);
+    let answers_requester = !policy.shared || answers_shared_fill(status, &pairs, SHARED_FILL);
+    if !answers_requester {
+        pass(&spec.key, respond::now_ms());
+    }
     let body = match response.body() {
+        // Never stored, nor (but for an origin error) shared: streamed on at once — an event stream, a personal
+        // answer or a redirect is not held back for the fill's body budget.
+        ResponseBody::Stream(stream) if !for_anyone && status < 500 => {
+            FetchedBody::Streamed(RefCell::new(Some(stream.clone())))
+        }
         // Declared larger than a fill may hold: not read at all.
         ResponseBody::Stream(stream) if declared.is_some_and(|l| l > spec.max_body_bytes) => {
             FetchedBody::Streamed(RefCell::new(Some(stream.clone())))
@@ -1121,20 +1260,25 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         ResponseBody::Empty => FetchedBody::held(&[])?,
     };
     // Too large to hold: this request's alone, like an answer meant for one requester.
-    let storable = storable(status, &pairs, !policy.shared) && matches!(body, FetchedBody::Held(_));
+    let storable = for_anyone && matches!(body, FetchedBody::Held(_));
+    map_location(&mut pairs, &spec.location);
     let mut headers = Vec::new();
     for (k, v) in pairs {
-        // A buffered body is decoded by the runtime (a streamed one too), so its length and encoding no longer
-        // hold; a stored answer's caching headers are the policy's; the gateway's own stored-copy headers are
-        // never the origin's to set (an origin's x-gateway-status would turn its stored 200 into a 204).
-        let drop = matches!(
-            k.as_str(),
-            "content-length" | "content-encoding" | StoredMeta::HEADER | StoredMeta::STATUS_HEADER
-        ) || storable
-            && matches!(
-                k.as_str(),
-                "cache-control" | "expires" | "vary" | "age" | "surrogate-control" | "cache-tag"
-            );
+        // A gzip or br body is decoded by the runtime as it is read (held or streamed), so its length and encoding
+        // no longer hold; a stored answer's caching headers are the policy's; the gateway's own stored-copy
+        // headers are never the origin's to set (an origin's x-gateway-status would turn its stored 200 into a 204).
+        let drop = matches!(k.as_str(), StoredMeta::HEADER | StoredMeta::STATUS_HEADER)
+            || decoded && matches!(k.as_str(), "content-length" | "content-encoding")
+            || storable
+                && matches!(
+                    k.as_str(),
+                    "cache-control"
+                        | "expires"
+                        | "vary"
+                        | "age"
+                        | "surrogate-control"
+                        | "cache-tag"
+                );
         if !drop && forward_response_header(&k, &listed) {
             headers.push((k, v));
         }
@@ -1145,6 +1289,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         body,
         tags: tags_for(&spec.route, origin_tags.as_deref()),
         storable,
+        answers_requester,
         requested_at,
     });
     Ok(fetched)
@@ -1176,8 +1321,18 @@ fn client_response(
     policy: &CachePolicy,
     tags: &[String],
     state: &str,
-    head: bool,
+    asked: &Asked,
 ) -> Response {
+    let status = if not_modified(
+        status,
+        headers,
+        asked.if_none_match.as_deref(),
+        asked.if_modified_since.as_deref(),
+    ) {
+        304
+    } else {
+        status
+    };
     let out = header_list::build(headers.iter().filter(|(k, _)| {
         k != StoredMeta::HEADER
             && k != StoredMeta::STATUS_HEADER
@@ -1188,7 +1343,7 @@ fn client_response(
     let _ = out.set("surrogate-control", &policy.surrogate_control);
     let _ = out.set("cache-tag", &tags.join(","));
     let _ = out.set("x-cache", state);
-    let body = if head || null_body(status) {
+    let body = if asked.head || null_body(status) {
         ResponseBody::Empty
     } else {
         body
@@ -1206,20 +1361,20 @@ fn with_age(response: Response, fetched_at_ms: u64) -> Response {
     respond::with_header(response, "age", &age.to_string())
 }
 
-fn fetched_response(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) -> Response {
-    let response = fetched_answer(f, policy, state, head);
+fn fetched_response(f: &Fetched, policy: &CachePolicy, state: &str, asked: &Asked) -> Response {
+    let response = fetched_answer(f, policy, state, asked);
     if state == "HIT" {
         return with_age(response, f.requested_at);
     }
     response
 }
 
-fn fetched_answer(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) -> Response {
+fn fetched_answer(f: &Fetched, policy: &CachePolicy, state: &str, asked: &Asked) -> Response {
     if !f.storable {
         // Not stored: the origin's answer as it came, without the policy's caching headers or tags.
         let headers = header_list::build(&f.headers);
         let _ = headers.set("x-cache", state);
-        let body = if head {
+        let body = if asked.head {
             f.body.discard();
             ResponseBody::Empty
         } else {
@@ -1230,23 +1385,67 @@ fn fetched_answer(f: &Fetched, policy: &CachePolicy, state: &str, head: bool) ->
             .with_headers(headers)
             .body(body);
     }
-    let body = if head {
+    let body = if asked.head {
         ResponseBody::Empty
     } else {
         f.body.for_response()
     };
-    client_response(f.status, &f.headers, body, policy, &f.tags, state, head)
+    client_response(f.status, &f.headers, body, policy, &f.tags, state, asked)
 }
 
 /// Whether a fetched answer counts as an origin error for stale-if-error.
 fn is_origin_error(outcome: &Result<Rc<Fetched>, Failure>) -> bool {
     match outcome {
         Ok(f) => f.status >= 500,
+        Err(Failure::Passed) => false,
         Err(_) => true,
     }
 }
 
-async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> ApiResult<Response> {
+/// The answer to a fill for this request: as fetched, or, when the origin made it for a visitor without the
+/// requester's cookies and credentials (`Fetched::answers_requester`), the answer to the requester's own request.
+async fn answer_fetched(
+    f: &Fetched,
+    spec: &Spec,
+    policy: &CachePolicy,
+    state: &str,
+    asked: &Asked,
+    own: &OwnRequest<'_>,
+) -> ApiResult<Response> {
+    if f.answers_requester {
+        return Ok(fetched_response(f, policy, state, asked));
+    }
+    f.body.discard();
+    own_answer(spec, own).await
+}
+
+/// The requester's own request, as on an uncached route (labelled a MISS).
+async fn own_answer(spec: &Spec, own: &OwnRequest<'_>) -> ApiResult<Response> {
+    let started = respond::now_ms();
+    let response = send(
+        &spec.url,
+        own.method,
+        own.headers,
+        &OutBody::None,
+        spec.timeout_ms,
+        spec.retries,
+        Timing::Runtime,
+    )
+    .await
+    .map_err(Failure::into_error)?;
+    let origin_ms = respond::now_ms().saturating_sub(started);
+    let timing = [("server-timing".into(), format!("origin;dur={origin_ms}"))];
+    let response = pass_through(response, &timing, &spec.location);
+    Ok(respond::with_header(response, "x-cache", "MISS"))
+}
+
+async fn cached(
+    call: &Call,
+    spec: Spec,
+    policy: CachePolicy,
+    asked: Asked,
+    own: OwnRequest<'_>,
+) -> ApiResult<Response> {
     // The cache only saves origin requests: one it cannot read counts as a miss (logged), not as a failed request.
     let stored = Cache::default()
         .get(spec.key.as_str(), false)
@@ -1278,7 +1477,8 @@ async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> Api
     let Some((response, meta)) = entry else {
         let (outcome, state) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
         return match outcome {
-            Ok(f) => Ok(fetched_response(&f, &policy, state, head)),
+            Ok(f) => answer_fetched(&f, &spec, &policy, state, &asked, &own).await,
+            Err(Failure::Passed) => own_answer(&spec, &own).await,
             Err(failure) => Err(failure.into_error()),
         };
     };
@@ -1292,7 +1492,7 @@ async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> Api
         let status = StoredMeta::served_status(response.status_code(), kept.as_deref());
         let headers = header_list::read(response.headers());
         let (_, body) = response.into_parts();
-        let served = client_response(status, &headers, body, &policy, &meta.tags, state, head);
+        let served = client_response(status, &headers, body, &policy, &meta.tags, state, &asked);
         with_age(served, meta.stored_at_ms)
     };
     match freshness {
@@ -1318,12 +1518,14 @@ async fn cached(call: &Call, spec: Spec, policy: CachePolicy, head: bool) -> Api
                 return Ok(serve_stored(response, "STALE"));
             }
             match outcome {
-                Ok(f) => Ok(fetched_response(&f, &policy, state, head)),
+                Ok(f) => answer_fetched(&f, &spec, &policy, state, &asked, &own).await,
+                Err(Failure::Passed) => own_answer(&spec, &own).await,
                 Err(failure) => Err(failure.into_error()),
             }
         }
         Freshness::Expired => match coalesced_fetch(Some(&call.ctx), &spec, &policy).await {
-            (Ok(f), state) => Ok(fetched_response(&f, &policy, state, head)),
+            (Ok(f), state) => answer_fetched(&f, &spec, &policy, state, &asked, &own).await,
+            (Err(Failure::Passed), _) => own_answer(&spec, &own).await,
             (Err(failure), _) => Err(failure.into_error()),
         },
     }

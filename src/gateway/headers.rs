@@ -2,7 +2,10 @@
 //! identity), and the forwarding headers the origin receives. Pure: works on name/value pairs.
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus ones that only make sense on one connection; never forwarded.
+/// `Expect` among them: its `100-continue` is the client's exchange with the edge, and an origin's interim 100
+/// would reach the runtime's client as the final answer (a 502).
 const HOP_BY_HOP: &[&str] = &[
+    "expect",
     "connection",
     "keep-alive",
     "proxy-authenticate",
@@ -52,9 +55,8 @@ pub fn forward_response_header(name: &str, connection_listed: &[String]) -> bool
 /// (credentials, an API key, a tenant header) could tailor an answer that the others would then be served.
 /// `Origin` and `Accept-Language` go too: an origin that answers by them says so (`Vary: Origin`, as CORS requires;
 /// `Vary: Accept-Language`), and such an answer is never stored — it goes to its own requester, in its language.
-const SHARED_FILL: &[&str] = &[
+pub const SHARED_FILL: &[&str] = &[
     "accept",
-    "accept-encoding",
     "accept-language",
     "origin",
     "user-agent",
@@ -66,23 +68,98 @@ const SHARED_FILL: &[&str] = &[
     "tracestate",
 ];
 
-/// Whether a request header goes on an origin request that fills the edge cache. The fill fetches the whole
-/// representation for every requester of the key, so one requester's conditional and range headers never reach the
-/// origin (their 304 or 206 would be handed to the others); for a shared policy only [`SHARED_FILL`] does; for a
-/// per-user one (keyed by the verified user) the rest of the request as forwarded.
-pub fn forward_on_cache_fill(name: &str, shared: bool) -> bool {
-    if shared {
-        return SHARED_FILL.contains(&name);
+/// The codings a cache fill accepts: the two the runtime decodes as it reads a body (anything else would be stored
+/// still encoded, under a `Content-Encoding` the stored copy no longer says).
+pub const FILL_ACCEPT_ENCODING: &str = "gzip, br";
+
+/// The headers of an origin request that fills the edge cache, from those the request would be forwarded with.
+/// The fill fetches the whole representation for every requester of the key, so one requester's conditional and
+/// range headers never reach the origin (their 304 or 206 would be handed to the others) and its `Accept-Encoding`
+/// is [`FILL_ACCEPT_ENCODING`]; for a shared policy only [`SHARED_FILL`] go; for a per-user one (keyed by the
+/// verified user) the rest of the request as forwarded.
+pub fn cache_fill_headers(forwarded: &[(String, String)], shared: bool) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = forwarded
+        .iter()
+        .filter(|(name, _)| {
+            if shared {
+                return SHARED_FILL.contains(&name.as_str());
+            }
+            !matches!(
+                name.as_str(),
+                "if-none-match"
+                    | "if-modified-since"
+                    | "if-match"
+                    | "if-unmodified-since"
+                    | "if-range"
+                    | "range"
+                    | "accept-encoding"
+            )
+        })
+        .cloned()
+        .collect();
+    headers.push((
+        "accept-encoding".to_owned(),
+        FILL_ACCEPT_ENCODING.to_owned(),
+    ));
+    headers
+}
+
+/// How the origin's paths map back to the client's, for the `Location` of a redirect: the upstream (scheme and
+/// authority, and the base path it is mounted under) and the route prefix the gateway strips.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationMap {
+    /// `http://origin:8080`, no trailing slash.
+    pub upstream_origin: String,
+    /// The upstream URL's path without its trailing slash (`/base`, or empty).
+    pub upstream_path: String,
+    /// The stripped route prefix (`/gw`), or empty.
+    pub prefix: String,
+}
+
+impl LocationMap {
+    /// The map for a route's `upstream` URL (already validated: scheme, authority, optional path) and prefix.
+    pub fn new(upstream: &str, strip_prefix: Option<&str>) -> Self {
+        let after_scheme = upstream.find("://").map_or(0, |at| at + 3);
+        let path_at = upstream[after_scheme..]
+            .find('/')
+            .map_or(upstream.len(), |at| after_scheme + at);
+        Self {
+            upstream_origin: upstream[..path_at].to_owned(),
+            upstream_path: upstream[path_at..].trim_end_matches('/').to_owned(),
+            prefix: strip_prefix.unwrap_or("").trim_end_matches('/').to_owned(),
+        }
     }
-    !matches!(
-        name,
-        "if-none-match"
-            | "if-modified-since"
-            | "if-match"
-            | "if-unmodified-since"
-            | "if-range"
-            | "range"
-    )
+
+    /// Where a redirect from the origin sends the client through the gateway, as nginx's `proxy_redirect default`
+    /// does: a `Location` on the upstream — path-absolute (`/docs/`), or absolute on the upstream's own origin
+    /// (which leaks an internal address) — under its base path is mapped back under the route's prefix
+    /// (`/gw/docs/`, path-absolute, so it resolves against whatever host the client used). Anything else (another
+    /// site, a relative reference, a path outside the upstream's base) is left as it is: `None`.
+    pub fn client_location(&self, location: &str) -> Option<String> {
+        let path = if location.starts_with('/') && !location.starts_with("//") {
+            location
+        } else {
+            let rest = location
+                .get(..self.upstream_origin.len())
+                .filter(|head| head.eq_ignore_ascii_case(&self.upstream_origin))
+                .map(|_| &location[self.upstream_origin.len()..])?;
+            if !(rest.is_empty() || rest.starts_with(['/', '?', '#'])) {
+                return None; // http://origin:80801/… is another authority
+            }
+            rest
+        };
+        let under_base = path.strip_prefix(self.upstream_path.as_str())?;
+        if !(under_base.is_empty() || under_base.starts_with(['/', '?', '#'])) {
+            return None;
+        }
+        let mapped = format!("{}{under_base}", self.prefix);
+        let mapped = if mapped.is_empty() || !mapped.starts_with('/') {
+            format!("/{mapped}")
+        } else {
+            mapped
+        };
+        (mapped != location).then_some(mapped)
+    }
 }
 
 /// The names a `Connection` header lists.
@@ -140,9 +217,21 @@ mod tests {
         for (name, forwarded) in cases {
             assert_eq!(forward_request_header(name, &listed), forwarded, "{name}");
         }
+        assert!(
+            !forward_request_header("Expect", &[]),
+            "100-continue stays at the edge"
+        );
         assert!(forward_response_header("content-length", &[]));
         assert!(!forward_response_header("transfer-encoding", &[]));
         assert!(!forward_response_header("x-hop", &["x-hop".into()]));
+    }
+
+    /// Whether a fill for the policy kind carries `name` (with a value of its own).
+    fn forward_on_cache_fill(name: &str, shared: bool) -> bool {
+        let forwarded = [(name.to_owned(), "value".to_owned())];
+        cache_fill_headers(&forwarded, shared)
+            .iter()
+            .any(|(k, v)| k == name && v == "value")
     }
 
     #[test]
@@ -154,9 +243,18 @@ mod tests {
             "if-unmodified-since",
             "if-range",
             "range",
+            "accept-encoding",
         ] {
             assert!(!forward_on_cache_fill(name, false), "{name}");
             assert!(!forward_on_cache_fill(name, true), "{name}");
+        }
+        for shared in [false, true] {
+            let forwarded = [("accept-encoding".to_owned(), "zstd, br".to_owned())];
+            assert_eq!(
+                cache_fill_headers(&forwarded, shared),
+                [("accept-encoding".to_owned(), "gzip, br".to_owned())],
+                "the codings the runtime decodes, whatever the requester accepts"
+            );
         }
         for name in [
             "authorization",
@@ -183,6 +281,48 @@ mod tests {
             assert!(forward_on_cache_fill(name, false), "{name} per user");
             assert!(!forward_on_cache_fill(name, true), "{name} shared");
         }
+    }
+
+    #[test]
+    fn redirects_on_the_upstream_map_back_under_the_route_prefix() {
+        let map = LocationMap::new("http://127.0.0.1:8080/base/", Some("/gw/"));
+        for (location, client) in [
+            ("/base/docs/", Some("/gw/docs/")),
+            ("/base", Some("/gw")),
+            ("/base?next=1", Some("/gw?next=1")),
+            (
+                "http://127.0.0.1:8080/base/login?x=1",
+                Some("/gw/login?x=1"),
+            ),
+            ("HTTP://127.0.0.1:8080/base/a", Some("/gw/a")),
+            ("http://127.0.0.1:8080", None),
+            ("/basement/x", None),
+            ("/other/x", None),
+            ("http://127.0.0.1:80801/base/x", None),
+            ("https://idp.example/authorize", None),
+            ("//evil.example/base/x", None),
+            ("docs/", None),
+        ] {
+            assert_eq!(
+                map.client_location(location).as_deref(),
+                client,
+                "{location}"
+            );
+        }
+        let plain = LocationMap::new("http://o:8080", None);
+        assert_eq!(
+            plain.client_location("/docs/"),
+            None,
+            "same path on both sides"
+        );
+        assert_eq!(
+            plain.client_location("http://o:8080/docs/").as_deref(),
+            Some("/docs/"),
+            "the internal address does not reach the client"
+        );
+        assert_eq!(plain.client_location("http://o:8080").as_deref(), Some("/"));
+        let stripped = LocationMap::new("http://o:8080", Some("/gw"));
+        assert_eq!(stripped.client_location("/").as_deref(), Some("/gw/"));
     }
 
     #[test]
