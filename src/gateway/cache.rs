@@ -190,11 +190,16 @@ fn encode(s: &str) -> String {
 
 /// Whether an origin answer may be stored in the edge cache and handed to other requests for the same key: a
 /// cacheable status (2xx but 206, 301, 404, 410), no `Set-Cookie`, no `Cache-Control: no-store`, no `private`
-/// unless the policy keys entries per user, and no `Vary` beyond `Accept-Encoding` (the key does not include request
-/// headers). Freshness directives (`max-age`, `no-cache`, …) do not count: the route's policy sets the edge TTL, as an
+/// unless the policy keys entries per user, no `Vary` beyond `Accept-Encoding` (the key does not include request
+/// headers), and not an event stream (`text/event-stream` is live: it goes to its requester as it is written). Freshness directives (`max-age`, `no-cache`, …) do not count: the route's policy sets the edge TTL, as an
 /// edge TTL override does on a CDN. Header names lower-case, as the runtime gives them.
 pub fn storable(status: u16, headers: &[(String, String)], per_user: bool) -> bool {
-    storable_status(status) && for_anyone(headers, per_user) && varies_only_by(headers, &[])
+    storable_status(status)
+        && for_anyone(headers, per_user)
+        && varies_only_by(headers, &[])
+        && !headers.iter().any(|(name, value)| {
+            name == "content-type" && crate::body::media_type(value) == "text/event-stream"
+        })
 }
 
 fn storable_status(status: u16) -> bool {
@@ -506,6 +511,7 @@ mod tests {
             &[("vary", "*")],
             &[("vary", "Origin")],
             &[("vary", "Accept-Encoding, Accept-Language")],
+            &[("content-type", "Text/Event-Stream; charset=utf-8")],
         ];
         for headers in refused {
             assert!(!storable(200, &h(headers), false), "{headers:?}");
