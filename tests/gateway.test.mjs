@@ -1198,7 +1198,8 @@ describe("WAF", () => {
     ["/gw/open/search?q=%26%2360script%3Eprompt(1)", "xss-script"],
     ["/gw/open/search?q=%EF%BC%9Cscript%EF%BC%9Eprompt(1)", "xss-script"],
     ["/gw/open/files?f=%c0%ae%c0%ae%c0%afsecret", "traversal-dotdot"],
-    ["/gw/open/files?f=%252525252e%252525252e%252525252fsecret", "encoding-depth"],
+    ["/gw/open/files?f=%252525252e%252525252e%252525252fsecret", "traversal-dotdot"],
+    [`/gw/open/files?f=${`%${"25".repeat(16)}2e`.repeat(2)}%${"25".repeat(16)}2fsecret`, "encoding-depth"],
     ["/gw/open/search?u=%27%7C%7C%271%27%3D%271", "sqli-tautology"],
     ["/gw/open/search?u=x%27%20or%20%27b%27%3D%27b", "sqli-tautology"],
   ];
@@ -1213,6 +1214,10 @@ describe("WAF", () => {
     ["application/json", String.raw`{"a":"<script>prompt(1)</script>","a":"ok"}`, "xss-script"],
     // A multipart form is read part by part: a field after a binary file part is still inspected.
     ["multipart/form-data; boundary=edgekit-form", multipart("<script>prompt(1)</script>"), "xss-script"],
+    // A delimiter inside a field's text is text (parsers take one at a line's start only).
+    ["multipart/form-data; boundary=edgekit-form", multipart("hi --edgekit-form--<script>prompt(1)</script>"), "xss-script"],
+    // Text under a binary type is read up to where a JSON parser stops too (a trailing NUL hides nothing).
+    ["image/png", '{"q":"<script>prompt(1)</script>"}\0', "xss-script"],
   ];
   const benign = [
     "/gw/open/search?name=O%27Brien",

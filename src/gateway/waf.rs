@@ -135,6 +135,9 @@ const SQLI: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// URL schemes that run script (the `xss-scheme` rule).
+const SCHEMES: &[&str] = &["javascript:", "vbscript:", "data:text/html", "livescript:"];
+
 const XSS: &[(&str, &[&str])] = &[
     (
         "xss-script",
@@ -143,10 +146,7 @@ const XSS: &[(&str, &[&str])] = &[
             "<meta ",
         ],
     ),
-    (
-        "xss-scheme",
-        &["javascript:", "vbscript:", "data:text/html", "livescript:"],
-    ),
+    ("xss-scheme", SCHEMES),
     (
         "xss-dom",
         &[
@@ -178,9 +178,10 @@ const TRAVERSAL: &[(&str, &[&str])] = &[
 ];
 
 /// Percent-decoding rounds made: `%2527` → `%27` → `'` takes two. Input still encoded after them is a hit of its
-/// own (`encoding-depth`): no client encodes a value five times over, and a filter that stopped decoding earlier
-/// than an origin does would let the last round walk past it.
-const DECODE_ROUNDS: usize = 4;
+/// own (`encoding-depth`): a filter that stopped decoding before an origin does would let the last round walk past
+/// it. Sixteen, because real values nest deeper than one would think (a link wrapped in five redirect and tracking
+/// URLs is five levels); each round only shrinks the text.
+const DECODE_ROUNDS: usize = 16;
 
 /// `input` with percent-escapes (and `+` as space when `plus_is_space`) decoded until it stops changing, or `None`
 /// when it still changes after [`DECODE_ROUNDS`] rounds. Invalid escapes are kept as they are; decoded bytes that
@@ -241,11 +242,13 @@ fn lenient_utf8(bytes: &[u8]) -> Cow<'_, str> {
 }
 
 /// The text as a browser or a lenient back end reads it, lower-cased: character references decoded
-/// ([`decode_references`]) and fullwidth forms folded to ASCII (`＜script＞`: NFKC normalisation, which some
-/// back ends apply, makes it `<script>`).
+/// ([`decode_references`]) and the fullwidth forms of ASCII (U+FF01–U+FF5E) and the ideographic space folded to
+/// ASCII (`＜script＞`: NFKC normalisation, which some back ends apply, makes it `<script>`) — but for the fullwidth
+/// full stop, solidus and reverse solidus, which Japanese and Chinese prose writes (`そして．．．／次`) and which
+/// would read as traversal.
 fn unfold(input: &str) -> String {
     let decoded = if input.contains('&') {
-        decode_references(input)
+        Cow::Owned(decode_references(input))
     } else {
         Cow::Borrowed(input)
     };
@@ -255,6 +258,7 @@ fn unfold(input: &str) -> String {
     let folded: String = decoded
         .chars()
         .map(|c| match c {
+            '．' | '／' | '＼' => c,
             '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
             '\u{3000}' => ' ',
             c => c,
@@ -292,14 +296,14 @@ const NAMED_REFERENCES: &[(&str, char)] = &[
 ];
 
 /// The names browsers also decode without their `;` (`&ltscript>`).
-const LEGACY_REFERENCES: &[&str] = &["amp", "gt", "lt", "quot"];
+const LEGACY_REFERENCES: &[(&str, char)] = &[("amp", '&'), ("gt", '>'), ("lt", '<'), ("quot", '"')];
 
 /// `text` with HTML character references decoded as a browser decodes them: numeric ones in any base and with any
 /// number of leading zeros, with or without their `;` (`&#60script>`, `&#x0003C;`), named ones from
 /// [`NAMED_REFERENCES`]. Hand-written rather than html-escape's decoder (a dependency already, for escaping): that
 /// one decodes only references closed by `;`, which a browser does not require, and its 2,125 names would add to
 /// the wasm for the two dozen that spell what the signatures look for.
-fn decode_references(text: &str) -> Cow<'_, str> {
+fn decode_references(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('&') {
@@ -317,7 +321,7 @@ fn decode_references(text: &str) -> Cow<'_, str> {
         }
     }
     out.push_str(rest);
-    Cow::Owned(out)
+    out
 }
 
 /// The character a reference spells, read from just after its `&`, and how many bytes of `after` it takes.
@@ -349,23 +353,20 @@ fn reference(after: &str) -> Option<(char, usize)> {
         .iter()
         .take_while(|b| b.is_ascii_alphanumeric())
         .count();
-    let named = |name: &str| {
-        NAMED_REFERENCES
+    if bytes.get(len) == Some(&b';') {
+        let name = &after[..len];
+        if let Some(&(_, c)) = NAMED_REFERENCES
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|&(_, c)| c)
-    };
-    if bytes.get(len) == Some(&b';') {
-        if let Some(c) = named(&after[..len]) {
+        {
             return Some((c, len + 1));
         }
     }
-    LEGACY_REFERENCES.iter().find_map(|name| {
-        let prefix = after.get(..name.len())?;
-        prefix
-            .eq_ignore_ascii_case(name)
-            .then(|| named(name).map(|c| (c, closed(name.len()))))
-            .flatten()
+    LEGACY_REFERENCES.iter().find_map(|&(name, c)| {
+        after
+            .get(..name.len())
+            .filter(|prefix| prefix.eq_ignore_ascii_case(name))
+            .map(|_| (c, closed(name.len())))
     })
 }
 
@@ -559,60 +560,83 @@ fn hidden_scheme(config: &WafConfig, text: &str, part: &'static str) -> Option<H
         .chars()
         .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
         .collect();
-    let found = FINDERS.with(|finders| {
-        finders[finders_index(RuleSet::Xss)]
-            .iter()
-            .filter(|(rule, _)| *rule == "xss-scheme")
-            .any(|(_, needles)| needles.iter().any(|n| n.find(joined.as_bytes()).is_some()))
-    });
-    found.then_some(Hit {
+    SCHEMES.iter().any(|s| joined.contains(s)).then_some(Hit {
         rule: "xss-scheme",
         part,
     })
 }
 
+/// How far past a signature [`reads_as_code`] looks (bounded, so every occurrence costs the same).
+const CODE_WINDOW: usize = 128;
+
 /// Whether what follows a signature that prose also writes reads as code: `; update ` names a table and then
-/// `set` ("Thanks; update me later" does not), `sleep(` takes a number without a unit (`sleep(8h)` is prose;
-/// `sleep(0xa)` and `sleep(1e1)` are not), `benchmark(` takes two arguments ("the benchmark(s)" takes none).
+/// `set` within [`CODE_WINDOW`] bytes, or a comment there could hide one ("Thanks; update me later" has neither);
+/// `sleep(` takes a number without a unit of time (`sleep(8h)` is prose; `sleep(0xa)`, `sleep(1e1)` and Oracle's
+/// `sleep(5d)` are not); `benchmark(` has a second argument (a comma outside nested parentheses) within the window
+/// ("the benchmark(s)" has none).
 fn reads_as_code(needle: &[u8], after: &[u8]) -> bool {
+    let window = &after[..after.len().min(CODE_WINDOW)];
     match needle {
         b"; update " => {
-            let statement = &after[..after.len().min(80)];
-            let statement = statement.split(|&b| b == b';').next().unwrap_or(statement);
-            memchr::memmem::find_iter(statement, b"set").any(|at| {
-                at > 0
-                    && matches!(statement[at - 1], b' ' | b'`' | b'"' | b']')
-                    && !statement
-                        .get(at + 3)
-                        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-            })
+            let commented = [&b"--"[..], b"#", b"/*"]
+                .iter()
+                .any(|marker| memchr::memmem::find(window, marker).is_some());
+            commented
+                || memchr::memmem::find_iter(window, b"set").any(|at| {
+                    at > 0
+                        && matches!(window[at - 1], b' ' | b'`' | b'"' | b']')
+                        && !window
+                            .get(at + 3)
+                            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                })
         }
         b"sleep(" => {
-            let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
-            let rest = &after[digits..];
+            const UNITS: &[&[u8]] = &[
+                b"h", b"hr", b"hrs", b"hour", b"hours", b"m", b"min", b"mins", b"minute",
+                b"minutes", b"s", b"sec", b"secs", b"second", b"seconds", b"ms", b"day", b"days",
+                b"week", b"weeks",
+            ];
+            let digits = window.iter().take_while(|b| b.is_ascii_digit()).count();
+            let rest = &window[digits..];
             let rest = rest.strip_prefix(b" ").unwrap_or(rest);
             let unit = rest.iter().take_while(|b| b.is_ascii_alphabetic()).count();
-            let hex = &after[..digits] == b"0" && rest.first() == Some(&b'x');
-            !(digits > 0 && unit > 0 && rest.get(unit) == Some(&b')') && !hex)
+            !(digits > 0 && rest.get(unit) == Some(&b')') && UNITS.contains(&&rest[..unit]))
         }
-        b"benchmark(" => after.iter().take_while(|&&b| b != b')').any(|&b| b == b','),
+        b"benchmark(" => {
+            let mut depth = 0usize;
+            for &b in window {
+                match b {
+                    b'(' => depth += 1,
+                    b')' if depth == 0 => return false,
+                    b')' => depth -= 1,
+                    b',' if depth == 0 => return true,
+                    _ => {}
+                }
+            }
+            false
+        }
         _ => true,
     }
 }
 
-/// A condition injected to be always true: after a string's closing quote or a number, `or`, `||`, `and`, `&&` or
-/// `xor`, then `A = A` (or `A like A`) for any A — `' or 'x'='x`, `'||'1'='1`, `" or 2=2`, `') or ('a'='a`,
-/// `1 or 2=2`. The signatures list the common spellings; this finds the others. Each quote or number starts one
-/// short look ahead, so the text is read about once.
+/// A condition injected to be always true: after a string's closing quote, or a number a value starts with (the
+/// text's or one after `=`, where a numeric injection sits: `id=1 or 2=2`; "a truth table: 1 and 1 = 1" is
+/// prose), `or`, `||`, `and`,
+/// `&&` or `xor`, then `A = A` (or `A like A`) for any A — `' or 'x'='x`, `'||'1'='1`, `" or 2=2`,
+/// `') or ('a'='a`. The signatures list the common spellings; this finds the others. Each quote starts one short
+/// look ahead, so the text is read about once.
 fn tautology(text: &[u8]) -> bool {
-    (0..text.len()).any(|i| {
-        let after_literal = match text[i] {
-            b'\'' | b'"' => true,
-            b'0'..=b'9' => matches!(text.get(i + 1), Some(b' ' | b')')),
-            _ => false,
-        };
-        after_literal && always_true(&text[i + 1..])
-    })
+    let after_number = |start: usize| {
+        let digits = text[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        digits > 0 && always_true(&text[start + digits..])
+    };
+    std::iter::once(0)
+        .chain(memchr::memchr_iter(b'=', text).map(|i| i + 1))
+        .any(after_number)
+        || memchr::memchr2_iter(b'\'', b'"', text).any(|i| always_true(&text[i + 1..]))
 }
 
 /// Whether `text` starts with an operator and a comparison of one operand with itself ([`tautology`]).
@@ -723,44 +747,61 @@ pub fn inspect_sizes(
     None
 }
 
-/// Checks (a prefix of) a body: form fields decoded, JSON keys and string values, each part of a multipart form,
-/// any other text as it is. A body that is not text (an image, a protobuf, a file part: bytes that are not UTF-8
-/// or hold a NUL) under a type that is not textual is left to the size rules — its bytes spell signatures by
-/// chance (every PNG holds a NUL, the traversal rule's null-byte injection).
+/// Checks (a prefix of) a body: form fields decoded, JSON keys and string values, each part of a multipart form by
+/// its own type, any other text as it is ([`screen_content`]).
 pub fn inspect_body(config: &WafConfig, content_type: Option<&str>, body: &[u8]) -> Option<Hit> {
     if config.mode == WafMode::Off || body.is_empty() {
         return None;
     }
     let content_type = content_type.unwrap_or("");
-    let essence = crate::body::media_type(content_type);
-    if essence.starts_with("multipart/") {
-        if let Some(parts) = multipart_parts(content_type, body) {
-            return parts.into_iter().find_map(|(headers, content)| {
-                screen(config, &lenient_utf8(headers), false, "body").or_else(|| {
-                    looks_like_text(content)
-                        .then(|| screen(config, &lenient_utf8(content), false, "body"))
-                        .flatten()
+    let media_type = crate::body::media_type(content_type);
+    if media_type.starts_with("multipart/") {
+        // A form whose parts cannot be found is read whole, as text.
+        let Some(parts) = multipart_parts(content_type, body) else {
+            return screen_content(config, "text/plain", body);
+        };
+        return parts.into_iter().find_map(|(headers, content)| {
+            let headers = lenient_utf8(headers);
+            let part_type = headers
+                .split('\n')
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.trim()
+                        .eq_ignore_ascii_case("content-type")
+                        .then(|| crate::body::media_type(value))
                 })
-            });
-        }
+                .unwrap_or_default();
+            screen(config, &headers, false, "body")
+                .or_else(|| screen_content(config, &part_type, content))
+        });
     }
-    let textual = essence.is_empty()
-        || essence.starts_with("text/")
-        || essence.ends_with("json")
-        || essence.ends_with("xml")
-        || essence == "application/x-www-form-urlencoded"
-        || essence == "application/javascript"
-        || essence == "application/graphql";
-    if !textual && !looks_like_text(body) {
-        return None;
-    }
-    let text = lenient_utf8(body);
-    if essence == "application/x-www-form-urlencoded" {
+    screen_content(config, &media_type, body)
+}
+
+/// Checks content of a media type (lower-case, no parameters; empty when none was given). Textual types (and none)
+/// are read whole, bytes that are not UTF-8 included ([`lenient_utf8`]). Other types are read up to their first
+/// NUL or byte that is not UTF-8: an image, an archive or a protobuf ends its text within a few bytes (their bytes
+/// spell signatures by chance — every PNG holds a NUL), while text sent under a binary type (for an origin that
+/// parses JSON whatever the type says) is read to where a parser would stop too.
+fn screen_content(config: &WafConfig, media_type: &str, bytes: &[u8]) -> Option<Hit> {
+    let textual = media_type.is_empty()
+        || media_type.starts_with("text/")
+        || media_type.ends_with("json")
+        || media_type.ends_with("xml")
+        || media_type == "application/x-www-form-urlencoded"
+        || media_type == "application/javascript"
+        || media_type == "application/graphql";
+    let text = if textual {
+        lenient_utf8(bytes)
+    } else {
+        Cow::Borrowed(text_prefix(bytes))
+    };
+    if media_type == "application/x-www-form-urlencoded" {
         return text
             .split('&')
             .find_map(|pair| screen(config, pair, true, "body"));
     }
-    if essence.ends_with("json") {
+    if media_type.ends_with("json") {
         let (strings, between) = json_strings(&text);
         return strings
             .iter()
@@ -771,47 +812,58 @@ pub fn inspect_body(config: &WafConfig, content_type: Option<&str>, body: &[u8])
     screen(config, &text, false, "body")
 }
 
-/// Whether bytes read as text: UTF-8 (a character cut at the end of an inspected prefix allowed) without a NUL.
-fn looks_like_text(bytes: &[u8]) -> bool {
-    memchr::memchr(0, bytes).is_none()
-        && std::str::from_utf8(bytes).map_or_else(|e| e.error_len().is_none(), |_| true)
+/// The longest start of `bytes` that is UTF-8 text without a NUL.
+fn text_prefix(bytes: &[u8]) -> &str {
+    let bytes = &bytes[..memchr::memchr(0, bytes).unwrap_or(bytes.len())];
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        // Up to the first byte that is not UTF-8 (always a character boundary).
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+    }
 }
 
-/// The (headers, content) of each part of a multipart body, split on the boundary its `content_type` names; `None`
-/// without a boundary or a first delimiter. Parts end where the next delimiter starts (or where the inspected
-/// prefix ends).
+/// The (headers, content) of each part of a multipart body; `None` without a boundary or a delimiter. The boundary
+/// is read wherever the `Content-Type` names it (`; boundary=`, or after a comma or a space, as PHP reads it), and
+/// a delimiter counts only at the start of the body or of a line, as parsers take it (`--B` inside a field's text
+/// is text). Parts end where the next delimiter line starts (or where the inspected prefix ends); nothing after the
+/// closing delimiter reaches an application.
 fn multipart_parts<'a>(content_type: &str, body: &'a [u8]) -> Option<Vec<(&'a [u8], &'a [u8])>> {
-    let boundary = content_type.split(';').skip(1).find_map(|param| {
-        let (name, value) = param.split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| value.trim().trim_matches('"'))
-    })?;
+    let at = content_type.to_ascii_lowercase().find("boundary=")? + "boundary=".len();
+    let value = &content_type[at..];
+    let boundary = match value.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next().unwrap_or(""),
+        None => value.split([';', ',', ' ', '\t']).next().unwrap_or(""),
+    };
     if boundary.is_empty() {
         return None;
     }
     let delimiter = format!("--{boundary}");
-    let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
-    let starts: Vec<usize> = finder.find_iter(body).collect();
+    let line_delimiter = format!("\n{delimiter}");
+    let mut starts: Vec<usize> = Vec::new();
+    if body.starts_with(delimiter.as_bytes()) {
+        starts.push(0);
+    }
+    starts.extend(memchr::memmem::find_iter(body, line_delimiter.as_bytes()).map(|at| at + 1));
     starts.first()?;
-    let ends = starts.iter().skip(1).copied().chain([body.len()]);
-    let parts = starts
-        .iter()
-        .copied()
-        .zip(ends)
-        .filter_map(|(start, end)| {
-            let part = &body[start + delimiter.len()..end];
-            if part.starts_with(b"--") {
-                return None; // the closing delimiter
-            }
-            let part = part.strip_prefix(b"\r\n").unwrap_or(part);
-            let split = memchr::memmem::find(part, b"\r\n\r\n");
-            Some(match split {
-                Some(at) => (&part[..at], &part[at + 4..]),
-                None => (part, &part[part.len()..]),
-            })
-        })
-        .collect();
+    let mut parts = Vec::with_capacity(starts.len());
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(body.len(), |&next| next - 1);
+        let part = &body[start + delimiter.len()..end];
+        if part.starts_with(b"--") {
+            break; // the closing delimiter
+        }
+        let part = part
+            .strip_prefix(b"\r\n")
+            .or_else(|| part.strip_prefix(b"\n"))
+            .unwrap_or(part);
+        let split = memchr::memmem::find(part, b"\r\n\r\n")
+            .map(|at| (at, 4))
+            .or_else(|| memchr::memmem::find(part, b"\n\n").map(|at| (at, 2)));
+        parts.push(match split {
+            Some((at, len)) => (&part[..at], &part[at + len..]),
+            None => (part, &part[part.len()..]),
+        });
+    }
     Some(parts)
 }
 
@@ -906,8 +958,17 @@ mod tests {
             Some("100%"),
             "a bad escape is kept"
         );
-        assert_eq!(decoded("%25252527").as_deref(), Some("'"), "four rounds");
-        assert_eq!(decoded("%2525252527"), None, "still encoded after four");
+        let nested = |levels: usize| format!("%{}27", "25".repeat(levels - 1));
+        assert_eq!(
+            decode(&nested(16), false).as_deref(),
+            Some("'"),
+            "sixteen rounds"
+        );
+        assert_eq!(
+            decode(&nested(17), false),
+            None,
+            "still encoded after sixteen"
+        );
         assert_eq!(
             decoded("%c0%ae%c0%ae%c0%af").as_deref(),
             Some("../"),
@@ -944,7 +1005,7 @@ mod tests {
             ),
             ("f=%c0%ae%c0%ae%c0%afetc", "traversal-dotdot"),
             ("f=%2525252e%2525252e%2525252fx", "traversal-dotdot"),
-            ("f=%252525252e%252525252e%252525252fx", "encoding-depth"),
+            ("f=%252525252e%252525252e%252525252fx", "traversal-dotdot"),
             ("u='||'1'='1", "sqli-tautology"),
             ("u=x'+or+'b'%3D'b", "sqli-tautology"),
             ("u=%22+or+2%3D2--", "sqli-tautology"),
@@ -952,9 +1013,17 @@ mod tests {
             ("id=1+or+2%3D2", "sqli-tautology"),
             ("u=x'%26%26'z'+like+'z", "sqli-tautology"),
             ("id=1%3B+update+users+set+role%3D'admin'", "sqli-stacked"),
+            ("id=1%3B+update+users+--+%3B%0Aset+role%3D'admin'", "sqli-stacked"),
+            (
+                "id=1%3B+update+users+--+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa%0Aset+role%3D1",
+                "sqli-stacked",
+            ),
             ("t=sleep(0xa)", "sqli-function"),
             ("t=sleep(1e1)", "sqli-function"),
+            ("t=dbms_lock.sleep(5d)", "sqli-function"),
             ("t=benchmark(5000000,md5(1))", "sqli-function"),
+            ("t=benchmark((5000000),md5(1))", "sqli-function"),
+            ("t=benchmark(abs(5000000),md5(1))", "sqli-function"),
         ] {
             let expected = (!rule.is_empty()).then_some(rule);
             assert_eq!(
@@ -965,6 +1034,13 @@ mod tests {
         }
         let json = inspect_body(&c, Some("application/json"), br#"{"u":"java\tscript:x"}"#);
         assert_eq!(json.map(|h| h.rule), Some("xss-scheme"));
+        let level = format!("%{}", "25".repeat(16));
+        let deep = format!("f={level}2e{level}2e{level}2fx");
+        assert_eq!(
+            inspect_url(&c, "/api", Some(&deep)).map(|h| h.rule),
+            Some("encoding-depth"),
+            "seventeen levels"
+        );
         let only_sqli = WafConfig {
             rules: vec![RuleSet::Sqli],
             ..c
@@ -1032,9 +1108,69 @@ mod tests {
             "a prefix cut inside a part"
         );
         assert_eq!(
-            inspect_body(&c, Some("multipart/form-data"), b"x\0<script>"),
+            inspect_body(&c, Some("multipart/form-data"), b"x\0<script>").map(|h| h.rule),
+            Some("xss-script"),
+            "no boundary: read whole, as text"
+        );
+        // Evasions of the part reading, each blocked.
+        let fake_close = b"--XyZ\r\nContent-Disposition: form-data; name=\"bio\"\r\n\r\nhi --XyZ--<script>prompt(1)</script>\r\n--XyZ--\r\n";
+        assert_eq!(
+            form(fake_close),
+            Some("xss-script"),
+            "a delimiter counts at a line's start only"
+        );
+        for value in [
+            "<script>prompt(1)</script>\u{ff}",
+            "<script>prompt(1)</script>\0",
+        ] {
+            let mut body = field("x").into_bytes();
+            body.extend_from_slice(&field(value).into_bytes());
+            assert_eq!(
+                form(&body),
+                Some("xss-script"),
+                "{value:?}: a text field is read whole"
+            );
+        }
+        let latin1 = [&field("x").into_bytes()[..], b"--XyZ\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\nCaf\xe9' union select password from users--\r\n"].concat();
+        assert_eq!(
+            form(&latin1),
+            Some("sqli-union"),
+            "a field that is not UTF-8"
+        );
+        for content_type in [
+            "multipart/form-data, boundary=XyZ",
+            "multipart/form-data boundary=XyZ",
+            "multipart/form-data;BOUNDARY=XyZ",
+        ] {
+            let body = body(&[
+                file,
+                field("<script>prompt(1)</script>").as_bytes(),
+                closing,
+            ]);
+            assert_eq!(
+                inspect_body(&c, Some(content_type), &body).map(|h| h.rule),
+                Some("xss-script"),
+                "{content_type}"
+            );
+        }
+        let lf_only = b"--XyZ\nContent-Disposition: form-data; name=\"bio\"\n\n<script>prompt(1)</script>\n--XyZ--\n";
+        assert_eq!(form(lf_only), Some("xss-script"), "LF line ends");
+        // Text under a binary type is read up to where a parser would stop too.
+        for body in [
+            &b"{\"q\":\"1 union select password from users\xff\"}"[..],
+            b"{\"q\":\"<script>prompt(1)</script>\"}\0",
+        ] {
+            for content_type in ["image/png", "application/octet-stream", "application/grpc"] {
+                assert!(
+                    inspect_body(&c, Some(content_type), body).is_some(),
+                    "{content_type} {body:?}"
+                );
+            }
+        }
+        assert_eq!(
+            inspect_body(&c, Some("application/grpc"), b"\0\0\0\0\x05\x0a\x03'#/"),
             None,
-            "no boundary: a binary body"
+            "a gRPC frame starts with a NUL"
         );
     }
 
@@ -1195,6 +1331,9 @@ mod tests {
             "q=%EF%BC%88%E6%A0%AA%EF%BC%89%EF%BC%A1%EF%BC%A2%EF%BC%A3%EF%BC%81",
             "q=AT%26amp%3BT+%26copy%3B+2026",
             "q=Tom+%26+Jerry+%26amp%3B+friends",
+            "q=Truth+table%3A+1+AND+1+%3D+1%2C+1+AND+0+%3D+0",
+            "q=if+(n+%3E+0+%26%26+n+%3D%3D+n)",
+            "q=%E3%81%9D%E3%81%97%E3%81%A6%EF%BC%8E%EF%BC%8E%EF%BC%8E%EF%BC%8F%E6%AC%A1",
         ] {
             assert_eq!(inspect_url(&c, "/api", Some(text)), None, "{text}");
         }
@@ -1297,6 +1436,19 @@ mod tests {
             r#"{"name": "Seán O'Brien", "note": "select one online option"}"#.as_bytes(),
         );
         assert_eq!(json, None);
+        // A link wrapped in five redirect and tracking URLs: five levels of encoding, no attack.
+        let mut link = "https://example.com/a?b=c".to_owned();
+        for _ in 0..5 {
+            let encoded: String =
+                percent_encoding::utf8_percent_encode(&link, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string();
+            link = format!("https://t.example/r?u={encoded}");
+        }
+        let wrapped = serde_json::json!({ "link": link }).to_string();
+        assert_eq!(
+            inspect_body(&c, Some("application/json"), wrapped.as_bytes()),
+            None
+        );
     }
 
     #[test]
