@@ -164,6 +164,31 @@ describe("rooms", () => {
     assert.equal(noSession.status, 401, "the public ticket route requires a signed-in user");
   });
 
+  test("one member holds at most 16 sockets in a room; others still join", async () => {
+    const sockets = [];
+    for (let i = 0; i < 16; i++) sockets.push(await rawSocket(w, "per-user", "crowd"));
+    const base = w.url.href.replace(/^http/, "ws") + "rooms/per-user/ws";
+    assert.equal(await refusedWith(`${base}?ticket=${await ticket(w, "per-user", "crowd")}`), 429, "the 17th of one user");
+    const other = await rawSocket(w, "per-user", "someone-else");
+    assert.equal(other.closed, null, "another member joins");
+    sockets[0].ws.close();
+    await until(() => sockets[0].closed !== null, { what: "the first socket closed" });
+    // Its place is free again once the room has seen the close.
+    await until(async () => {
+      const url = `${base}?ticket=${await ticket(w, "per-user", "crowd")}`;
+      const ws = new WebSocket(url);
+      const opened = await new Promise((resolve) => {
+        ws.once("open", () => resolve(true));
+        ws.once("unexpected-response", () => resolve(false));
+        ws.once("error", () => resolve(false));
+      });
+      if (opened) sockets.push({ ws });
+      else ws.terminate();
+      return opened;
+    }, { what: "a place for the member again" });
+    for (const s of [...sockets, other]) s.ws.close();
+  });
+
   /** A v1 update: one item in root "t" holding one value, arrays nested `levels` deep around a null. */
   const nestedArrays = (levels) => Buffer.from([1, 1, 1, 0, 8, 1, 1, 0x74, 1, ...Array(levels).fill([117, 1]).flat(), 126, 0]);
 

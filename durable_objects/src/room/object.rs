@@ -29,6 +29,10 @@ use super::protocol::{
 use super::wire::{self, AwarenessEntry, Message};
 use crate::room_directory::protocol as directory;
 
+/// Sockets one user may hold in a room: a member with the document open in several tabs and devices, not one taking
+/// the room's [`Settings::max_members`](super::protocol::Settings) places alone.
+const MAX_SOCKETS_PER_USER: usize = 16;
+
 #[durable_object]
 pub struct Room {
     state: State,
@@ -456,6 +460,21 @@ impl Room {
         else {
             return ticket_invalid();
         };
+        // One user's sockets are bounded too: tickets come at a minute's rate, and one member could otherwise take
+        // every place in the room (and drive every socket's update rate).
+        let theirs = self
+            .state
+            .get_websockets()
+            .iter()
+            .filter(|ws| Self::attachment(ws).user == row.user_id)
+            .count();
+        if theirs >= MAX_SOCKETS_PER_USER {
+            return json_error(
+                429,
+                "too_many_connections",
+                "this user has the most connections a room admits from one member",
+            );
+        }
         if let Err(e) = self.ensure_loaded() {
             worker::console_error!("room document does not load: {e}");
             return json_error(
@@ -704,6 +723,15 @@ impl Room {
                             close::POLICY,
                             "too many awareness clients on one socket",
                         )
+                        .await;
+                }
+                if let Err(e) = wire::check_states(&entries) {
+                    return self.refuse(ws, close::INVALID_DATA, &e.0).await;
+                }
+                if self.inner.borrow().presence.bytes_with(&entries) > presence::MAX_PRESENCE_BYTES
+                {
+                    return self
+                        .refuse(ws, close::TOO_BIG, "the room's presence is full")
                         .await;
                 }
                 let applied = self.inner.borrow_mut().presence.apply(

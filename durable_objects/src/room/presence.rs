@@ -24,6 +24,10 @@ pub const MAX_CLIENTS_PER_SOCKET: usize = 16;
 /// bounds the work of checking a message (each entry is looked up among the socket's and the room's clients).
 pub const MAX_ENTRIES_PER_MESSAGE: usize = 4 * MAX_CLIENTS_PER_SOCKET;
 
+/// The bytes of awareness state a room keeps at most (sent whole to every newcomer): 250 members' states of a few
+/// hundred bytes take a tenth of it. A message that would take the room past it is refused.
+pub const MAX_PRESENCE_BYTES: usize = 2 * 1024 * 1024;
+
 /// Whether applying `entries` would leave a socket that announced `announced` with more than
 /// [`MAX_CLIENTS_PER_SOCKET`] clients, or the message carries more than [`MAX_ENTRIES_PER_MESSAGE`] (checked before
 /// anything is applied).
@@ -134,6 +138,19 @@ impl Presence {
             fresh,
             announced_changed,
         }
+    }
+
+    /// The bytes of state the room would keep after `entries` replaced the states of their clients (as if all were
+    /// news: a bound, checked before applying).
+    pub fn bytes_with(&self, entries: &[AwarenessEntry]) -> usize {
+        let state_len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let kept: usize = self
+            .clients
+            .iter()
+            .filter(|(id, _)| !entries.iter().any(|e| e.client_id == **id))
+            .map(|(_, k)| state_len(&k.state))
+            .sum();
+        kept + entries.iter().map(|e| state_len(&e.state)).sum::<usize>()
     }
 
     /// Whether a message holds any news: most awareness messages are the copies every client sends back, and the
@@ -460,6 +477,34 @@ mod tests {
         );
         assert!(a.is_empty(), "nothing left to remove on close");
         assert!(presence.snapshot().is_empty(), "no state left");
+    }
+
+    #[test]
+    fn the_rooms_presence_bytes_count_each_client_once() {
+        let mut presence = Presence::default();
+        let mut announced = Announced::new();
+        let big = "x".repeat(1000);
+        presence.apply(
+            (1, "u"),
+            &[entry(1, 1, Some(&big)), entry(2, 1, Some("{}"))],
+            &mut announced,
+        );
+        assert_eq!(presence.bytes_with(&[]), 1002);
+        assert_eq!(
+            presence.bytes_with(&[entry(1, 2, Some("{}"))]),
+            4,
+            "a new state replaces the old"
+        );
+        assert_eq!(
+            presence.bytes_with(&[entry(3, 1, Some(&big))]),
+            2002,
+            "a new client adds"
+        );
+        assert_eq!(
+            presence.bytes_with(&[entry(1, 2, None)]),
+            2,
+            "a removal frees"
+        );
     }
 
     #[test]

@@ -229,7 +229,14 @@ impl Reader<'_> {
             deps.push((self.client()?, self.var32()?));
         }
         if info & HAS_RIGHT_ORIGIN != 0 {
-            deps.push((self.client()?, self.var32()?));
+            let right = (self.client()?, self.var32()?);
+            // No item sits between one id and itself: Yjs and yrs place such an item differently by the path it
+            // arrives by (applied live, from a snapshot, in a newcomer's sync), and the room's copies would differ
+            // for good under equal state vectors.
+            if info & HAS_ORIGIN != 0 && deps.last() == Some(&right) {
+                return Err(Refused("an item's left and right origin are the same id"));
+            }
+            deps.push(right);
         }
         let mut link = Link::Neighbour;
         let mut keyed = false;
@@ -331,6 +338,31 @@ mod tests {
     use super::*;
     use yrs::updates::encoder::Encode;
     use yrs::{Any, Array, Doc, Map, ReadTxn, StateVector, Text, Transact, XmlFragment};
+
+    #[test]
+    fn an_item_between_one_id_and_itself_is_refused() {
+        // Client 5 types 'h', 'e' into root "text", then 'x' with origin 5#1 and right origin 5#1 (the review's case:
+        // members, the room's memory and its storage read three different texts from it).
+        let crafted: &[u8] = &[
+            1, 3, 5, 0, 4, 1, 4, b't', b'e', b'x', b't', 1, b'h', 0x84, 5, 0, 1, b'e', 0xC4, 5, 1,
+            5, 1, 1, b'x', 0,
+        ];
+        assert_eq!(
+            check_update(crafted),
+            Err(Refused("an item's left and right origin are the same id"))
+        );
+        // The honest 'x' (origin 5#1 only) and one between two ids pass.
+        let honest: &[u8] = &[
+            1, 3, 5, 0, 4, 1, 4, b't', b'e', b'x', b't', 1, b'h', 0x84, 5, 0, 1, b'e', 0x84, 5, 1,
+            1, b'x', 0,
+        ];
+        assert!(check_update(honest).is_ok());
+        let between: &[u8] = &[
+            1, 3, 5, 0, 4, 1, 4, b't', b'e', b'x', b't', 1, b'h', 0x84, 5, 0, 1, b'e', 0xC4, 5, 0,
+            5, 1, 1, b'x', 0,
+        ];
+        assert!(check_update(between).is_ok());
+    }
 
     #[test]
     fn a_client_listed_twice_is_refused() {

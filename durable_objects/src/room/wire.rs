@@ -123,10 +123,25 @@ pub fn decode(frame: &[u8]) -> Result<Message<'_>, DecodeError> {
 /// The most entries one awareness message may carry (see [`decode_awareness`]).
 const MAX_ENTRIES: u64 = 8_192;
 
+/// Largest awareness state (its JSON) a client may announce. y-websocket states are a user's name and colour and a
+/// cursor (well under 1 KiB); each is kept in the room's memory and sent to every newcomer, and a socket may announce
+/// 16 clients, so unbounded states let one user's sockets fill the isolate.
+pub const MAX_STATE_BYTES: usize = 8 * 1024;
+
 /// JavaScript's `Number.MAX_SAFE_INTEGER`.
 const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// Decodes an awareness update payload (`varUint count, { varUint client, varUint clock, varString json }*`).
+/// Refuses entries whose state is not JSON: run on the entries of a message that are news, before they are kept or
+/// relayed (a copy that is not news is dropped unparsed, so it costs no parse, charged or not).
+pub fn check_states(entries: &[AwarenessEntry]) -> Result<(), DecodeError> {
+    for state in entries.iter().filter_map(|e| e.state.as_deref()) {
+        serde_json::from_str::<serde::de::IgnoredAny>(state)
+            .map_err(|e| DecodeError(format!("awareness state is not JSON: {e}")))?;
+    }
+    Ok(())
+}
+
 pub fn decode_awareness(raw: &[u8]) -> Result<AwarenessUpdate, DecodeError> {
     let mut cursor = Cursor::new(raw);
     let count: u64 = cursor.read_var().map_err(err("awareness count"))?;
@@ -156,13 +171,14 @@ pub fn decode_awareness(raw: &[u8]) -> Result<AwarenessUpdate, DecodeError> {
             ));
         }
         let json = cursor.read_string().map_err(err("awareness state"))?;
-        let state = if json == "null" {
-            None
-        } else {
-            serde_json::from_str::<serde_json::Value>(json)
-                .map_err(|e| DecodeError(format!("awareness state is not JSON: {e}")))?;
-            Some(json.to_owned())
-        };
+        if json.len() > MAX_STATE_BYTES {
+            return Err(DecodeError(format!(
+                "an awareness state is over {MAX_STATE_BYTES} bytes"
+            )));
+        }
+        // Whether it is JSON is checked for the entries that are news only (`check_states`): most awareness
+        // messages are the copies every client sends back, dropped unread.
+        let state = (json != "null").then(|| json.to_owned());
         entries.push(AwarenessEntry {
             client_id,
             clock,
@@ -275,11 +291,6 @@ mod tests {
             ("truncated payload", &[0, 2, 5, 1], "sync payload"),
             ("trailing bytes", &[0, 2, 1, 0, 0], "trailing"),
             ("awareness count lies", &[1, 2, 100, 1], "exceeds"),
-            (
-                "awareness state not json",
-                &[1, 6, 1, 1, 1, 2, b'{', b'x'],
-                "not JSON",
-            ),
             ("unterminated varint", &[0x80, 0x80], "message type"),
             (
                 "awareness count past a third of the payload",
@@ -300,6 +311,21 @@ mod tests {
             let error = decode(frame).expect_err(name);
             assert!(error.0.contains(reason), "{name}: {error}");
         }
+        // A state that is not JSON decodes (a copy that is not news is dropped unparsed); it is refused by
+        // check_states before anything keeps or relays it.
+        let Ok(Message::Awareness(update)) = decode(&[1, 6, 1, 1, 1, 2, b'{', b'x']) else {
+            panic!("an awareness message")
+        };
+        let error = check_states(&update.entries).expect_err("not JSON");
+        assert!(error.0.contains("not JSON"), "{error}");
+        // A state over MAX_STATE_BYTES is refused whole, before anything reads it.
+        let big = AwarenessEntry {
+            client_id: 1,
+            clock: 1,
+            state: Some(format!("\"{}\"", "x".repeat(MAX_STATE_BYTES))),
+        };
+        let error = decode(&encode_awareness(&[big])).expect_err("too big");
+        assert!(error.0.contains("over 8192 bytes"), "{error}");
         // A newcomer's echo of a full room's presence: hundreds of entries decode; past MAX_ENTRIES, none.
         let awareness_of = |n: u64| {
             let entries: Vec<AwarenessEntry> = (0..n)
