@@ -322,6 +322,30 @@ describe("route table and proxy", () => {
     assert.equal(lastRequest().body.toString(), "hello");
   });
 
+  test("a CORS preflight meets its route by the method it asks about and reaches the origin without credentials", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => {
+      if (req.method !== "OPTIONS") return res.writeHead(200).end("ok");
+      res.writeHead(204, { "access-control-allow-origin": "https://app.example", "access-control-allow-methods": "GET, POST", "access-control-allow-headers": "authorization" }).end();
+    });
+    const preflight = (path, method) =>
+      rawRequest(path, { method: "OPTIONS", headers: { origin: "https://app.example", "access-control-request-method": method, "access-control-request-headers": "authorization" } });
+    for (const path of ["/gw/secure/things", "/gw/secure/admin", "/gw/limited"]) {
+      const answer = await preflight(path, "GET");
+      assert.equal(answer.status, 204, `${path}: ${answer.body}`);
+      assert.equal(answer.headers.get("access-control-allow-origin"), "https://app.example");
+      assert.equal(lastRequest().method, "OPTIONS");
+      assert.equal(lastRequest().headers["x-user-id"], undefined, "no identity on a preflight");
+    }
+    const refused = await preflight("/gw/secure/things", "DELETE");
+    assert.equal(refused.status, 405, "a method the route does not serve");
+    assert.match(refused.headers.get("allow"), /GET/);
+    const notPreflight = await rawRequest("/gw/secure/things", { method: "OPTIONS", headers: { "access-control-request-method": "GET" } });
+    assert.equal(notPreflight.status, 405, "without Origin, an OPTIONS the route does not list");
+    assert.equal((await rawRequest("/gw/secure/things")).status, 401, "the GET itself still needs its token");
+    assert.equal(origin.requests.length, 3);
+  });
+
   test("a large upload streams to the origin intact and a response streams back before the origin finishes", async () => {
     origin.reset();
     const big = Buffer.alloc(3 * 1024 * 1024, "a");

@@ -49,7 +49,14 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     let raw = RequestUrl::split(&serialised);
     let path = normalise_path(raw.path);
     let url = RequestUrl { path: &path, ..raw };
-    let (route, _params) = match isolate.config.gateway.routes.resolve(&method, &path) {
+    // A CORS preflight asks whether the method it names may be sent: it meets the route by that method. Browsers
+    // send it without credentials, so it passes without authentication, and the origin answers it (its CORS).
+    let preflight = (method == "OPTIONS")
+        .then(|| header(&call.req, "access-control-request-method"))
+        .flatten()
+        .filter(|_| header(&call.req, "origin").is_some());
+    let asked = preflight.as_deref().unwrap_or(&method);
+    let (route, _params) = match isolate.config.gateway.routes.resolve(asked, &path) {
         Matched::Route { route, params } => (route, params),
         Matched::MethodNotAllowed { allowed } => {
             let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
@@ -60,7 +67,16 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     // The request's headers, read across the boundary once and consulted from here on.
     let incoming = header_list::read(call.req.headers());
     let trace = continue_or_start(header_list::get(&incoming, "traceparent"), random24());
-    let outcome = proxy_route(&mut call, route, &method, &trace, &incoming, url).await;
+    let outcome = proxy_route(
+        &mut call,
+        route,
+        &method,
+        preflight.is_some(),
+        &trace,
+        &incoming,
+        url,
+    )
+    .await;
     if outcome.is_err() {
         // Refused before the body was read (WAF, auth, rate limit): drain it so the client sees the answer.
         crate::entry::body::drain(&mut call.req).await;
@@ -89,10 +105,12 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     ))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn proxy_route(
     call: &mut Call,
     route: &Route,
     method: &str,
+    preflight: bool,
     trace: &TraceContext,
     incoming: &[(String, String)],
     url: RequestUrl<'_>,
@@ -144,9 +162,13 @@ async fn proxy_route(
         ));
     }
 
-    // Authentication and permissions: a token is verified at most once per request.
+    // Authentication and permissions: a token is verified at most once per request. A preflight has none to check.
     let mut token = VerifiedOnce::default();
-    let identity = authenticate(call, route, &mut token, incoming).await?;
+    let identity = if preflight {
+        None
+    } else {
+        authenticate(call, route, &mut token, incoming).await?
+    };
     if let Some(user) = &identity {
         if let Some(missing) = user.missing(&route.permissions) {
             return Err(ApiError::forbidden(
@@ -160,13 +182,20 @@ async fn proxy_route(
     // uncounted); then they are asked in the configured order, and the first refusal answers — counted by the
     // policies before it, not by those after.
     let user = identity.as_ref().map(|u| u.sub.as_str());
+    // A preflight counts against the policies it can be keyed by (the address), not those keyed by the user or API
+    // key it never carries.
     let keys = route
         .rate_limits
         .iter()
-        .map(|policy| ratelimit::handler::resolve_key(call, policy, user, &route.path))
+        .filter_map(|policy| {
+            match ratelimit::handler::resolve_key(call, policy, user, &route.path) {
+                Err(e) if preflight && e.status() == 401 => None,
+                resolved => Some(resolved.map(|key| (policy, key))),
+            }
+        })
         .collect::<ApiResult<Vec<_>>>()?;
     let mut limited = Vec::with_capacity(keys.len());
-    for (policy, key) in route.rate_limits.iter().zip(&keys) {
+    for (policy, key) in keys.iter().map(|(p, k)| (*p, k)) {
         match ratelimit::handler::enforce(call, policy, key).await {
             Ok(passed) => limited.push(passed),
             // A 429 also lists the policies that counted this request before the one that refused it.
