@@ -337,13 +337,27 @@ describe("route table and proxy", () => {
       assert.equal(lastRequest().method, "OPTIONS");
       assert.equal(lastRequest().headers["x-user-id"], undefined, "no identity on a preflight");
     }
+    // An origin that answers any OPTIONS as a GET (PHP scripts, Go's HandleFunc): a preflight sent by hand with a
+    // token and a cookie gets neither through, and no body or other header back.
+    origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain", "set-cookie": "s=1", "access-control-allow-origin": "*" }).end("secret"));
+    const forged = await rawRequest("/gw/secure/admin", {
+      method: "OPTIONS",
+      headers: { origin: "https://x.example", "access-control-request-method": "GET", authorization: "Bearer forged", cookie: "sid=x" },
+    });
+    assert.equal(forged.status, 200);
+    assert.equal(forged.body, "", "no body");
+    assert.equal(forged.headers.get("set-cookie"), null);
+    assert.equal(forged.headers.get("content-type"), null);
+    assert.equal(forged.headers.get("access-control-allow-origin"), "*");
+    assert.equal(lastRequest().headers.authorization, undefined);
+    assert.equal(lastRequest().headers.cookie, undefined);
     const refused = await preflight("/gw/secure/things", "DELETE");
     assert.equal(refused.status, 405, "a method the route does not serve");
     assert.match(refused.headers.get("allow"), /GET/);
     const notPreflight = await rawRequest("/gw/secure/things", { method: "OPTIONS", headers: { "access-control-request-method": "GET" } });
     assert.equal(notPreflight.status, 405, "without Origin, an OPTIONS the route does not list");
     assert.equal((await rawRequest("/gw/secure/things")).status, 401, "the GET itself still needs its token");
-    assert.equal(origin.requests.length, 3);
+    assert.equal(origin.requests.length, 4);
   });
 
   test("a large upload streams to the origin intact and a response streams back before the origin finishes", async () => {
@@ -941,10 +955,10 @@ describe("edge cache", () => {
       assert.equal(r.headers.get("cache-control"), "no-cache", "the origin's own caching headers, not the policy's");
       assert.equal(r.headers.get("surrogate-control"), null);
     });
-    // The fill's answer was made for a visitor without cookies: each request asks again as its own (the first after
-    // the fill, the four waiting ones at once, the key passed), and no one is handed another's session.
+    // The fill's answer says it is its visitor's: the requester that fetched it (which sent no cookie, so it is its
+    // answer) takes it, the four waiting ones ask as their own (the key passed), and no one gets another's session.
     const asked = origin.requests.filter((r) => r.url.includes("cookie="));
-    assert.equal(asked.length, 6, "one fill, then each request its own");
+    assert.equal(asked.length, 5, "one fill, then each waiting request its own");
 
     for (const headers of [{ "cache-control": "private, max-age=60" }, { vary: "Origin" }]) {
       origin.reset();
@@ -958,9 +972,9 @@ describe("edge cache", () => {
       const second = await worker.fetch(p, { headers: { origin: "https://b.example" } });
       assert.equal(second.headers.get("x-cache"), "MISS", JSON.stringify(headers));
       assert.equal(await second.text(), "for https://b.example", JSON.stringify(headers));
-      // A private answer to a fill without credentials: the first request asks again as its own, the second goes
-      // straight to the origin (the key passed); an answer by Origin, which the fill carried, is its requester's.
-      assert.equal(origin.requests.length, headers.vary ? 2 : 3, JSON.stringify(headers));
+      // A private answer is its requester's (which sent nothing the fill left out) and passes the key, so the second
+      // request goes straight to the origin; an answer by Origin, which the fill carried, is its requester's too.
+      assert.equal(origin.requests.length, 2, JSON.stringify(headers));
     }
     origin.reset();
   });
@@ -1008,7 +1022,29 @@ describe("edge cache", () => {
     const withoutKey = await worker.fetch(keyedPath);
     assert.equal(withoutKey.status, 401);
     assert.notEqual(await withoutKey.text(), "for key holders");
-    assert.equal(origin.requests.length, 3, "the key passed: straight to the origin, no second fill");
+    assert.equal(origin.requests.length, 3, "a status alone passes no key: a fill again, whose 401 is this requester's");
+    origin.reset();
+  });
+
+  test("an answer whose status comes from the fill's own headers does not turn the cache off for the key", async () => {
+    origin.reset();
+    // A CORS filter answering 403 to an origin it does not know (Spring's), a bot filter to an odd User-Agent.
+    origin.handle((req, body, res) => {
+      if (req.headers.origin === "https://evil.example") return res.writeHead(403, { "content-type": "text/plain" }).end("forbidden");
+      res.writeHead(200, { "content-type": "text/plain" }).end("public");
+    });
+    const path = `/gw/cached?status-only=${Date.now()}`;
+    const evil = await worker.fetch(path, { headers: { origin: "https://evil.example" } });
+    assert.equal(evil.status, 403);
+    await evil.arrayBuffer();
+    const states = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await worker.fetch(path);
+      assert.equal(await r.text(), "public");
+      states.push(r.headers.get("x-cache"));
+    }
+    assert.deepEqual(states, ["MISS", "HIT", "HIT", "HIT", "HIT"]);
+    assert.equal(origin.requests.length, 2);
     origin.reset();
   });
 
@@ -1029,6 +1065,9 @@ describe("edge cache", () => {
     assert.equal(await bob.text(), "hello bob");
     assert.equal(bob.headers.get("x-cache"), "MISS");
     assert.equal(origin.requests.length, 3, "the key passed: bob's request goes as his own");
+    const visitor = await worker.fetch(path);
+    assert.equal(await visitor.text(), "hello stranger");
+    assert.equal(visitor.headers.get("set-cookie"), "sid=NEW; Path=/; HttpOnly", "a visitor without one is given its session");
     origin.reset();
   });
 

@@ -189,7 +189,7 @@ fn encode(s: &str) -> String {
 }
 
 /// Whether an origin answer may be stored in the edge cache and handed to other requests for the same key: a
-/// cacheable status (2xx but 206, 301, 404, 410), no `Set-Cookie`, no `Cache-Control: no-store`, no `private`
+/// cacheable status (2xx but 206, 301, 308, 404, 410), no `Set-Cookie`, no `Cache-Control: no-store`, no `private`
 /// unless the policy keys entries per user, no `Vary` beyond `Accept-Encoding` (the key does not include request
 /// headers), and not an event stream (`text/event-stream` is live: it goes to its requester as it is written). Freshness directives (`max-age`, `no-cache`, …) do not count: the route's policy sets the edge TTL, as an
 /// edge TTL override does on a CDN. Header names lower-case, as the runtime gives them.
@@ -203,7 +203,7 @@ pub fn storable(status: u16, headers: &[(String, String)], per_user: bool) -> bo
 }
 
 fn storable_status(status: u16) -> bool {
-    matches!(status, 200..=205 | 207..=299 | 301 | 404 | 410)
+    matches!(status, 200..=205 | 207..=299 | 301 | 308 | 404 | 410)
 }
 
 /// No `Set-Cookie`, no `no-store`, and no `private` unless entries are kept per user.
@@ -233,20 +233,38 @@ fn varies_only_by(headers: &[(String, String)], fields: &[&str]) -> bool {
         })
 }
 
-/// Whether the answer to a shared fill — which carried none of its requester's cookies or credentials, only
-/// `carried` — is an answer for that requester: one for anyone (as [`storable`] would have it, though perhaps too
-/// large to store), an origin error (shared with the waiters anyway), or one that varies only by headers the fill
-/// carried. Anything else — a `Set-Cookie` (an origin starting a session for a visitor without one), `private` or
-/// `no-store`, a 401, a redirect to a login page, `Vary: Cookie` — the origin made for a visitor without them:
-/// handing it on would log the requester out or refuse its key, so the requester is answered by a request of
-/// its own.
-pub fn answers_shared_fill(status: u16, headers: &[(String, String)], carried: &[&str]) -> bool {
-    status >= 500
-        || storable_status(status) && for_anyone(headers, false) && varies_only_by(headers, carried)
+/// What the answer to a shared fill — which carried none of its requester's cookies or credentials, only `carried`
+/// — is to a requester that sent more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FillAnswer {
+    /// An answer for anyone: storable (if perhaps too large to store), or an origin error without a cookie.
+    Anyone,
+    /// Its status may come from what the fill did not carry (a 401 without the API key, a redirect to a login
+    /// page, a 403): a requester that sent more is answered by a request of its own.
+    StatusOnly,
+    /// It says it was made for its one visitor — `Set-Cookie` (an origin starting a session for a request without
+    /// one), `private` or `no-store`, a `Vary` on what the fill did not carry: the key answers per visitor, and is
+    /// passed to the origin for a while (hit-for-pass).
+    Personal,
+}
+
+/// Which [`FillAnswer`] an answer to a shared fill is.
+pub fn shared_fill_answer(
+    status: u16,
+    headers: &[(String, String)],
+    carried: &[&str],
+) -> FillAnswer {
+    if !(for_anyone(headers, false) && varies_only_by(headers, carried)) {
+        FillAnswer::Personal
+    } else if status >= 500 || storable_status(status) {
+        FillAnswer::Anyone
+    } else {
+        FillAnswer::StatusOnly
+    }
 }
 
 /// Whether a conditional GET or HEAD is answered 304 Not Modified by a representation with these headers (RFC 9110
-/// §13.2.2): only for a 2xx; `If-None-Match` (`*`, or an entity tag of the list by weak comparison) decides when it
+/// §13.2.2): only for a 200; `If-None-Match` (`*`, or an entity tag of the list by weak comparison) decides when it
 /// is sent, else `If-Modified-Since` equal to the `Last-Modified` (the value a browser sends back is the one it
 /// was given; a date arithmetic comparison is left to the origin).
 pub fn not_modified(
@@ -255,7 +273,8 @@ pub fn not_modified(
     if_none_match: Option<&str>,
     if_modified_since: Option<&str>,
 ) -> bool {
-    if !(200..300).contains(&status) {
+    // RFC 9110 §15.4.5: a 304 stands for the 200 the request would otherwise get.
+    if status != 200 {
         return false;
     }
     let field = |name: &str| {
@@ -545,31 +564,51 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_fill_answers_its_requester_unless_made_for_a_visitor_without_its_credentials() {
+    fn a_shared_fill_answer_is_for_anyone_status_only_or_personal() {
         let carried = ["accept", "accept-language", "origin", "user-agent"];
-        let fits =
-            |status, list: &[(&str, &str)]| answers_shared_fill(status, &pairs(list), &carried);
-        assert!(fits(200, &[("content-type", "text/html")]));
-        assert!(fits(404, &[]));
-        assert!(
-            fits(503, &[("set-cookie", "x=1")]),
-            "an origin error is shared anyway"
+        let kind =
+            |status, list: &[(&str, &str)]| shared_fill_answer(status, &pairs(list), &carried);
+        assert_eq!(
+            kind(200, &[("content-type", "text/html")]),
+            FillAnswer::Anyone
         );
-        assert!(
-            fits(200, &[("vary", "Accept-Language, Origin")]),
+        assert_eq!(kind(404, &[]), FillAnswer::Anyone);
+        assert_eq!(
+            kind(308, &[("location", "/new")]),
+            FillAnswer::Anyone,
+            "permanent"
+        );
+        assert_eq!(
+            kind(503, &[]),
+            FillAnswer::Anyone,
+            "an origin error is shared"
+        );
+        assert_eq!(
+            kind(200, &[("vary", "Accept-Language, Origin")]),
+            FillAnswer::Anyone,
             "the fill carried them"
         );
+        for status in [302, 307, 400, 401, 403, 406, 429, 451] {
+            assert_eq!(
+                kind(status, &[("retry-after", "5")]),
+                FillAnswer::StatusOnly,
+                "{status}"
+            );
+        }
         for (status, list) in [
             (200, &[("set-cookie", "sid=NEW; Path=/")][..]),
+            (503, &[("set-cookie", "sid=NEW")]),
             (200, &[("cache-control", "private")]),
             (200, &[("cache-control", "no-store")]),
             (200, &[("vary", "Cookie")]),
             (200, &[("vary", "*")]),
-            (401, &[]),
-            (403, &[]),
-            (302, &[("location", "/login")]),
+            (302, &[("set-cookie", "sid=NEW"), ("location", "/login")]),
         ] {
-            assert!(!fits(status, list), "{status} {list:?}");
+            assert_eq!(
+                kind(status, list),
+                FillAnswer::Personal,
+                "{status} {list:?}"
+            );
         }
     }
 
@@ -595,7 +634,8 @@ mod tests {
         assert!(check(200, None, Some("Tue, 01 Dec 2026 04:00:00 GMT")));
         assert!(!check(200, None, Some("Mon, 30 Nov 2026 04:00:00 GMT")));
         assert!(!check(200, None, None));
-        assert!(!check(404, Some("\"v1\""), None), "only a 2xx");
+        assert!(!check(404, Some("\"v1\""), None), "only a 200");
+        assert!(!check(204, Some("\"v1\""), None), "only a 200");
         assert!(!not_modified(200, &[], Some("\"v1\""), None), "no ETag");
         assert!(!not_modified(
             200,

@@ -16,12 +16,12 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    answers_shared_fill, cache_key, not_modified, null_body, storable, tags_for, valid_tag,
-    CachePolicy, Freshness, StoredMeta,
+    cache_key, not_modified, null_body, shared_fill_answer, storable, tags_for, valid_tag,
+    CachePolicy, FillAnswer, Freshness, StoredMeta,
 };
 use super::headers::{
-    cache_fill_headers, connection_tokens, forward_request_header, forward_response_header,
-    forwarded_for, LocationMap, SHARED_FILL,
+    cache_fill_headers, connection_tokens, forward_on_preflight, forward_request_header,
+    forward_response_header, forwarded_for, tailors_answer, LocationMap, SHARED_FILL,
 };
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
 use super::request_url::{normalise_path, RequestUrl};
@@ -49,14 +49,20 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     let raw = RequestUrl::split(&serialised);
     let path = normalise_path(raw.path);
     let url = RequestUrl { path: &path, ..raw };
-    // A CORS preflight asks whether the method it names may be sent: it meets the route by that method. Browsers
-    // send it without credentials, so it passes without authentication, and the origin answers it (its CORS).
-    let preflight = (method == "OPTIONS")
-        .then(|| header(&call.req, "access-control-request-method"))
-        .flatten()
-        .filter(|_| header(&call.req, "origin").is_some());
-    let asked = preflight.as_deref().unwrap_or(&method);
-    let (route, _params) = match isolate.config.gateway.routes.resolve(asked, &path) {
+    // A CORS preflight to a route that does not serve OPTIONS asks whether the method it names may be sent: it meets
+    // the route by that method, and is answered with the origin's CORS answer alone (`preflight_answer`). A route
+    // that lists OPTIONS serves it as any other method, checks included.
+    let routes = &isolate.config.gateway.routes;
+    let mut matched = routes.resolve(&method, &path);
+    let mut preflight = None;
+    if method == "OPTIONS" && matches!(matched, Matched::MethodNotAllowed { .. }) {
+        preflight = header(&call.req, "access-control-request-method")
+            .filter(|_| header(&call.req, "origin").is_some());
+        if let Some(asked) = &preflight {
+            matched = routes.resolve(asked, &path);
+        }
+    }
+    let (route, _params) = match matched {
         Matched::Route { route, params } => (route, params),
         Matched::MethodNotAllowed { allowed } => {
             let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
@@ -67,16 +73,10 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     // The request's headers, read across the boundary once and consulted from here on.
     let incoming = header_list::read(call.req.headers());
     let trace = continue_or_start(header_list::get(&incoming, "traceparent"), random24());
-    let outcome = proxy_route(
-        &mut call,
-        route,
-        &method,
-        preflight.is_some(),
-        &trace,
-        &incoming,
-        url,
-    )
-    .await;
+    let outcome = match &preflight {
+        Some(asked) => preflight_answer(&mut call, route, asked, &trace, &incoming, url).await,
+        None => proxy_route(&mut call, route, &method, &trace, &incoming, url).await,
+    };
     if outcome.is_err() {
         // Refused before the body was read (WAF, auth, rate limit): drain it so the client sees the answer.
         crate::entry::body::drain(&mut call.req).await;
@@ -105,12 +105,10 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn proxy_route(
     call: &mut Call,
     route: &Route,
     method: &str,
-    preflight: bool,
     trace: &TraceContext,
     incoming: &[(String, String)],
     url: RequestUrl<'_>,
@@ -162,13 +160,9 @@ async fn proxy_route(
         ));
     }
 
-    // Authentication and permissions: a token is verified at most once per request. A preflight has none to check.
+    // Authentication and permissions: a token is verified at most once per request.
     let mut token = VerifiedOnce::default();
-    let identity = if preflight {
-        None
-    } else {
-        authenticate(call, route, &mut token, incoming).await?
-    };
+    let identity = authenticate(call, route, &mut token, incoming).await?;
     if let Some(user) = &identity {
         if let Some(missing) = user.missing(&route.permissions) {
             return Err(ApiError::forbidden(
@@ -182,14 +176,40 @@ async fn proxy_route(
     // uncounted); then they are asked in the configured order, and the first refusal answers — counted by the
     // policies before it, not by those after.
     let user = identity.as_ref().map(|u| u.sub.as_str());
-    // A preflight counts against the policies it can be keyed by (the address), not those keyed by the user or API
-    // key it never carries.
+    let limited = rate_limit(call, route, user, false).await?;
+    let response = forward(
+        call,
+        route,
+        method,
+        trace,
+        url,
+        identity.as_ref(),
+        content_length,
+        incoming,
+    )
+    .await?;
+    Ok(RateLimitHeaders::apply_all(
+        &limited.iter().collect::<Vec<_>>(),
+        response,
+    ))
+}
+
+/// The route's rate limits for a request by `user`. Every policy's key is resolved before any counts (a request
+/// without the API key one of them needs is refused uncounted); then they are asked in the configured order, and
+/// the first refusal answers — counted by the policies before it, not by those after. For a preflight
+/// (`keyed_by_address_only`), the policies keyed by a user or API key it never carries are left out.
+async fn rate_limit(
+    call: &Call,
+    route: &Route,
+    user: Option<&str>,
+    keyed_by_address_only: bool,
+) -> ApiResult<Vec<RateLimitHeaders>> {
     let keys = route
         .rate_limits
         .iter()
         .filter_map(|policy| {
             match ratelimit::handler::resolve_key(call, policy, user, &route.path) {
-                Err(e) if preflight && e.status() == 401 => None,
+                Err(e) if keyed_by_address_only && e.status() == 401 => None,
                 resolved => Some(resolved.map(|key| (policy, key))),
             }
         })
@@ -208,20 +228,64 @@ async fn proxy_route(
             Err(refused) => return Err(refused),
         }
     }
-    let response = forward(
-        call,
-        route,
-        method,
-        trace,
-        url,
-        identity.as_ref(),
-        content_length,
-        incoming,
+    Ok(limited)
+}
+
+/// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) to a route that does not serve
+/// OPTIONS, matched by the method it asks about: browsers send it without credentials, so it passes without
+/// authentication, and the origin answers it — but with its CORS answer only. The origin gets no body, no cookie
+/// and no credentials (`forward_on_preflight`: a browser sends none, and one sent by hand gets none through), and
+/// only the status and the `Access-Control-*` and `Vary` headers come back, with no body: whatever an origin does
+/// with an OPTIONS it does not know (many answer it as a GET) goes no further. The WAF and the ambiguity check run
+/// as for the method asked about; rate limits keyed by address count it.
+async fn preflight_answer(
+    call: &mut Call,
+    route: &Route,
+    asked: &str,
+    trace: &TraceContext,
+    incoming: &[(String, String)],
+    url: RequestUrl<'_>,
+) -> ApiResult<Response> {
+    let gateway = &call.isolate.config.gateway;
+    waf_verdict(call, waf::inspect_url(&gateway.waf, url.path, url.query))?;
+    if gateway.routes.ambiguous(asked, url.path) {
+        return Err(ApiError::bad_request(
+            "ambiguous_path",
+            "the path meets a route with other checks when read as many origins read it",
+        ));
+    }
+    let limited = rate_limit(call, route, None, true).await?;
+    crate::entry::body::drain(&mut call.req).await;
+    let headers: Vec<(String, String)> = origin_headers(call, route, incoming, url, trace, None)
+        .into_iter()
+        .filter(|(name, _)| forward_on_preflight(name))
+        .collect();
+    let target = route.upstream_url(url.path, url.query);
+    let response = send(
+        &target,
+        "OPTIONS",
+        &headers,
+        &OutBody::None,
+        route.timeout_ms,
+        route.retries,
+        Timing::Runtime,
     )
-    .await?;
+    .await
+    .map_err(Failure::into_error)?;
+    if let Some(body) = response.body() {
+        let _ = body.cancel();
+    }
+    let cors: Vec<(String, String)> = header_list::read(&worker::Headers(response.headers()))
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("access-control-") || name == "vary")
+        .collect();
+    let answer = Response::builder()
+        .with_status(response.status())
+        .with_headers(header_list::build(&cors))
+        .empty();
     Ok(RateLimitHeaders::apply_all(
         &limited.iter().collect::<Vec<_>>(),
-        response,
+        answer,
     ))
 }
 
@@ -278,6 +342,7 @@ async fn forward(
             let own = OwnRequest {
                 method,
                 headers: &headers,
+                tailored: headers.iter().any(|(name, _)| tailors_answer(name)),
             };
             return cached(call, spec, policy, asked, own).await;
         }
@@ -1000,10 +1065,12 @@ struct Asked {
 }
 
 /// The request as it would go to the origin uncached: what a requester whose shared fill got an answer made for a
-/// visitor without its cookies and credentials is answered by (`cache::answers_shared_fill`).
+/// visitor without what it sent is answered by (`cache::FillAnswer`).
 struct OwnRequest<'a> {
     method: &'a str,
     headers: &'a [(String, String)],
+    /// It sent something a shared fill leaves out (`headers::tailors_answer`): cookies, credentials, an API key.
+    tailored: bool,
 }
 
 /// Everything needed to fetch and store one cacheable response, owned so it can outlive the request
@@ -1035,9 +1102,9 @@ struct Fetched {
     /// answer goes out with the origin's own caching headers, to the request that fetched it alone unless it is an
     /// origin error (`shareable`).
     storable: bool,
-    /// Whether it answers the request that fetched it: always, but for an answer to a shared fill that the origin
-    /// made for a visitor without the requester's cookies and credentials (`cache::answers_shared_fill`).
-    answers_requester: bool,
+    /// What it is to a requester that sent more than a shared fill carried (`cache::FillAnswer`; always `Anyone`
+    /// for a per-user policy, whose fills carry the request).
+    fill_answer: FillAnswer,
     /// When its origin request was made: what a stored copy is dated from (and a HIT from the fill its `Age`).
     requested_at: u64,
 }
@@ -1179,7 +1246,7 @@ async fn coalesced_fetch(
         let complete = slot.borrow().is_some();
         match coalesce::wait(&IN_FLIGHT, &spec.key, &slot, Some(left)).await {
             // A personal answer (its fetcher passed the key): this request asks as its own too.
-            Some(Ok(fetched)) if !fetched.answers_requester && ctx.is_some() => {
+            Some(Ok(fetched)) if fetched.fill_answer == FillAnswer::Personal && ctx.is_some() => {
                 return (Err(Failure::Passed), "MISS")
             }
             Some(Ok(fetched)) if !shareable(&fetched) => break,
@@ -1260,8 +1327,12 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         None | Some("gzip" | "br" | "identity")
     );
     let for_anyone = decoded && storable(status, &pairs, !policy.shared);
-    let answers_requester = !policy.shared || answers_shared_fill(status, &pairs, SHARED_FILL);
-    if !answers_requester {
+    let fill_answer = if policy.shared {
+        shared_fill_answer(status, &pairs, SHARED_FILL)
+    } else {
+        FillAnswer::Anyone
+    };
+    if fill_answer == FillAnswer::Personal {
         pass(&spec.key, respond::now_ms());
     }
     let body = match response.body() {
@@ -1318,7 +1389,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         body,
         tags: tags_for(&spec.route, origin_tags.as_deref()),
         storable,
-        answers_requester,
+        fill_answer,
         requested_at,
     });
     Ok(fetched)
@@ -1400,9 +1471,18 @@ fn fetched_response(f: &Fetched, policy: &CachePolicy, state: &str, asked: &Aske
 
 fn fetched_answer(f: &Fetched, policy: &CachePolicy, state: &str, asked: &Asked) -> Response {
     if !f.storable {
-        // Not stored: the origin's answer as it came, without the policy's caching headers or tags.
+        // Not stored: the origin's answer as it came, without the policy's caching headers or tags; a body of
+        // unknown length that streams goes out uncompressed, each chunk flushed (as `pass_through` does).
         let headers = header_list::build(&f.headers);
         let _ = headers.set("x-cache", state);
+        let streamed =
+            matches!(f.body, FetchedBody::Streamed(_)) && !asked.head && !null_body(f.status);
+        if streamed
+            && header_list::get(&f.headers, "content-length").is_none()
+            && header_list::get(&f.headers, "content-encoding").is_none()
+        {
+            let _ = headers.set("content-encoding", "identity");
+        }
         let body = if asked.head {
             f.body.discard();
             ResponseBody::Empty
@@ -1431,8 +1511,8 @@ fn is_origin_error(outcome: &Result<Rc<Fetched>, Failure>) -> bool {
     }
 }
 
-/// The answer to a fill for this request: as fetched, or, when the origin made it for a visitor without the
-/// requester's cookies and credentials (`Fetched::answers_requester`), the answer to the requester's own request.
+/// The answer to a fill for this request: as fetched, or, when the origin's answer may depend on what the fill left
+/// out (`FillAnswer::StatusOnly` or `Personal`) and the requester sent some of it, the answer to its own request.
 async fn answer_fetched(
     f: &Fetched,
     spec: &Spec,
@@ -1441,7 +1521,7 @@ async fn answer_fetched(
     asked: &Asked,
     own: &OwnRequest<'_>,
 ) -> ApiResult<Response> {
-    if f.answers_requester {
+    if f.fill_answer == FillAnswer::Anyone || !own.tailored {
         return Ok(fetched_response(f, policy, state, asked));
     }
     f.body.discard();
@@ -1546,11 +1626,20 @@ async fn cached(
                 }
                 return Ok(serve_stored(response, "STALE"));
             }
-            match outcome {
+            let answer = match outcome {
                 Ok(f) => answer_fetched(&f, &spec, &policy, state, &asked, &own).await,
                 Err(Failure::Passed) => own_answer(&spec, &own).await,
                 Err(failure) => Err(failure.into_error()),
+            };
+            // The requester's own request (a passed key, or an answer made for the fill alone) fails like a fill.
+            let failed = match &answer {
+                Ok(r) => r.status_code() >= 500,
+                Err(e) => matches!(e.status(), 502 | 504),
+            };
+            if failed && meta.freshness(respond::now_ms()) != Freshness::Expired {
+                return Ok(serve_stored(response, "STALE"));
             }
+            answer
         }
         Freshness::Expired => match coalesced_fetch(Some(&call.ctx), &spec, &policy).await {
             (Ok(f), state) => answer_fetched(&f, &spec, &policy, state, &asked, &own).await,

@@ -63,10 +63,64 @@ pub const SHARED_FILL: &[&str] = &[
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
+    "x-forwarded-prefix",
     "x-request-id",
     "traceparent",
     "tracestate",
 ];
+
+/// Request headers a browser sends that shape no answer an origin makes (fetch metadata, client hints, reload and
+/// privacy signals): a requester that sent only these and [`SHARED_FILL`] sent nothing a shared fill left out.
+const NEUTRAL: &[&str] = &[
+    "cache-control",
+    "pragma",
+    "dnt",
+    "sec-gpc",
+    "upgrade-insecure-requests",
+    "referer",
+    "priority",
+    "purpose",
+    "sec-purpose",
+    "save-data",
+];
+
+/// Whether a request header could tailor an origin's answer beyond what a shared fill carries: cookies,
+/// credentials, API keys, a tenant, identity headers — anything but [`SHARED_FILL`], the codings, conditionals and
+/// ranges the fill sets or the edge answers itself, and [`NEUTRAL`] browser headers. A requester that sent one is
+/// answered by its own request when the fill's answer was made for a visitor without it.
+pub fn tailors_answer(name: &str) -> bool {
+    !(SHARED_FILL.contains(&name)
+        || NEUTRAL.contains(&name)
+        || name.starts_with("sec-fetch-")
+        || name.starts_with("sec-ch-")
+        || matches!(
+            name,
+            "accept-encoding"
+                | "if-none-match"
+                | "if-modified-since"
+                | "if-match"
+                | "if-unmodified-since"
+                | "if-range"
+                | "range"
+        ))
+}
+
+/// Request headers a CORS preflight takes to the origin: what the browser asks and the gateway's forwarding and
+/// trace headers — never a cookie, credentials or a body (a browser sends none; one sent by hand gets none through).
+pub fn forward_on_preflight(name: &str) -> bool {
+    matches!(
+        name,
+        "origin"
+            | "access-control-request-method"
+            | "access-control-request-headers"
+            | "access-control-request-private-network"
+            | "user-agent"
+            | "accept"
+            | "x-request-id"
+            | "traceparent"
+            | "tracestate"
+    ) || name.starts_with("x-forwarded-")
+}
 
 /// The codings a cache fill accepts: the two the runtime decodes as it reads a body (anything else would be stored
 /// still encoded, under a `Content-Encoding` the stored copy no longer says).
@@ -148,16 +202,25 @@ impl LocationMap {
             }
             rest
         };
-        let under_base = path.strip_prefix(self.upstream_path.as_str())?;
-        if !(under_base.is_empty() || under_base.starts_with(['/', '?', '#'])) {
+        let under = |head: &str| {
+            path.strip_prefix(head)
+                .filter(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
+        };
+        // An origin that builds its links from X-Forwarded-Prefix already said where it is mounted.
+        if !self.prefix.is_empty() && under(&self.prefix).is_some() {
             return None;
         }
+        let under_base = under(&self.upstream_path)?;
         let mapped = format!("{}{under_base}", self.prefix);
         let mapped = if mapped.is_empty() || !mapped.starts_with('/') {
             format!("/{mapped}")
         } else {
             mapped
         };
+        // `//host` (or `/\host`, which browsers read alike) would send the client to another site.
+        if mapped.starts_with("//") || mapped.starts_with("/\\") {
+            return None;
+        }
         (mapped != location).then_some(mapped)
     }
 }
@@ -302,6 +365,8 @@ mod tests {
             ("https://idp.example/authorize", None),
             ("//evil.example/base/x", None),
             ("docs/", None),
+            ("/gw/docs/", None),
+            ("/base//evil.example/", Some("/gw//evil.example/")),
         ] {
             assert_eq!(
                 map.client_location(location).as_deref(),
@@ -321,8 +386,62 @@ mod tests {
             "the internal address does not reach the client"
         );
         assert_eq!(plain.client_location("http://o:8080").as_deref(), Some("/"));
+        assert_eq!(
+            plain.client_location("http://o:8080//evil.example/x"),
+            None,
+            "no open redirect"
+        );
+        let based = LocationMap::new("http://o:8080/base", None);
+        assert_eq!(
+            based.client_location("/base//evil.example/"),
+            None,
+            "no open redirect"
+        );
+        assert_eq!(
+            based.client_location("/base/\\evil.example"),
+            None,
+            "browsers read /\\ as //"
+        );
+        assert_eq!(
+            LocationMap::new("http://o:8080", Some("/gw")).client_location("/gw/docs/"),
+            None,
+            "a prefix-aware origin's own link"
+        );
         let stripped = LocationMap::new("http://o:8080", Some("/gw"));
         assert_eq!(stripped.client_location("/").as_deref(), Some("/gw/"));
+    }
+
+    #[test]
+    fn requesters_that_sent_more_than_a_shared_fill_carries_are_told_apart() {
+        for name in [
+            "cookie",
+            "authorization",
+            "x-api-key",
+            "x-tenant",
+            "x-user-id",
+            "x-custom",
+        ] {
+            assert!(tailors_answer(name), "{name}");
+        }
+        for name in [
+            "accept",
+            "user-agent",
+            "sec-fetch-mode",
+            "sec-ch-ua-platform",
+            "cache-control",
+            "referer",
+            "if-none-match",
+            "accept-encoding",
+            "x-forwarded-prefix",
+            "traceparent",
+        ] {
+            assert!(!tailors_answer(name), "{name}");
+        }
+        assert!(forward_on_preflight("access-control-request-headers"));
+        assert!(forward_on_preflight("x-forwarded-for"));
+        for name in ["cookie", "authorization", "x-api-key", "content-type"] {
+            assert!(!forward_on_preflight(name), "{name}");
+        }
     }
 
     #[test]
