@@ -109,6 +109,12 @@ const SQLI: &[(&str, &[&str])] = &[
             "; update ",
             "; shutdown",
             "; exec ",
+            ";drop table",
+            ";delete from",
+            ";insert into",
+            ";update ",
+            ";shutdown",
+            ";exec ",
         ],
     ),
     (
@@ -464,7 +470,9 @@ fn handler_attribute(tag: &str) -> bool {
         if before_ok && j > at + 3 && j < bytes.len() && bytes[j] == b'=' {
             return true;
         }
-        i = at + 2;
+        // Past the letters just read: an "on" inside them follows a letter and starts no attribute (reading them
+        // again from each "on" made `<a onononon…` quadratic: 195 s for 1 MiB).
+        i = j.max(at + 2);
     }
     false
 }
@@ -566,29 +574,43 @@ fn hidden_scheme(config: &WafConfig, text: &str, part: &'static str) -> Option<H
     })
 }
 
-/// How far past a signature [`reads_as_code`] looks (bounded, so every occurrence costs the same).
-const CODE_WINDOW: usize = 128;
+/// How far past `benchmark(` [`reads_as_code`] looks for its second argument (a window that runs out reads as
+/// code: an argument that long is no prose). Bounded, so every occurrence costs the same.
+const ARGUMENT_WINDOW: usize = 128;
 
-/// Whether what follows a signature that prose also writes reads as code: `; update ` names a table and then
-/// `set` within [`CODE_WINDOW`] bytes, or a comment there could hide one ("Thanks; update me later" has neither);
-/// `sleep(` takes a number without a unit of time (`sleep(8h)` is prose; `sleep(0xa)`, `sleep(1e1)` and Oracle's
-/// `sleep(5d)` are not); `benchmark(` has a second argument (a comma outside nested parentheses) within the window
-/// ("the benchmark(s)" has none).
+/// How far past `; update ` [`reads_as_code`] looks for its `set` (MySQL's multi-table form can name many tables and
+/// aliases before it).
+const STATEMENT_WINDOW: usize = 1024;
+
+/// Whether what follows a signature that prose also writes reads as code: `; update ` names tables and then `set`
+/// before the statement ends (the next `;`, unless a `--` or `#` comment before it may hide one), within
+/// [`STATEMENT_WINDOW`] ("Thanks; update me later" has none); `sleep(` takes a number without a unit of time
+/// (`sleep(8h)` is prose; `sleep(0xa)`, `sleep(1e1)` and Oracle's `sleep(5d)` are not); `benchmark(` has a second
+/// argument (a comma outside nested parentheses and quotes) within [`ARGUMENT_WINDOW`] ("the benchmark(s)" has none).
 fn reads_as_code(needle: &[u8], after: &[u8]) -> bool {
-    let window = &after[..after.len().min(CODE_WINDOW)];
     match needle {
-        b"; update " => {
-            let commented = [&b"--"[..], b"#", b"/*"]
-                .iter()
-                .any(|marker| memchr::memmem::find(window, marker).is_some());
-            commented
-                || memchr::memmem::find_iter(window, b"set").any(|at| {
-                    at > 0
-                        && matches!(window[at - 1], b' ' | b'`' | b'"' | b']')
-                        && !window
+        b"; update " | b";update " => {
+            let window = &after[..after.len().min(STATEMENT_WINDOW)];
+            let mut commented = false;
+            for (at, &b) in window.iter().enumerate() {
+                match b {
+                    b';' if !commented => return false,
+                    b'#' => commented = true,
+                    b'-' if window.get(at + 1) == Some(&b'-') => commented = true,
+                    b's' => {
+                        let word_start = at == 0
+                            || matches!(window[at - 1], b' ' | b'`' | b'"' | b']' | b')' | b'/');
+                        let word_end = !window
                             .get(at + 3)
-                            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-                })
+                            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+                        if word_start && word_end && window[at..].starts_with(b"set") {
+                            return true;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            false
         }
         b"sleep(" => {
             const UNITS: &[&[u8]] = &[
@@ -596,6 +618,7 @@ fn reads_as_code(needle: &[u8], after: &[u8]) -> bool {
                 b"minutes", b"s", b"sec", b"secs", b"second", b"seconds", b"ms", b"day", b"days",
                 b"week", b"weeks",
             ];
+            let window = &after[..after.len().min(ARGUMENT_WINDOW)];
             let digits = window.iter().take_while(|b| b.is_ascii_digit()).count();
             let rest = &window[digits..];
             let rest = rest.strip_prefix(b" ").unwrap_or(rest);
@@ -603,17 +626,20 @@ fn reads_as_code(needle: &[u8], after: &[u8]) -> bool {
             !(digits > 0 && rest.get(unit) == Some(&b')') && UNITS.contains(&&rest[..unit]))
         }
         b"benchmark(" => {
-            let mut depth = 0usize;
-            for &b in window {
-                match b {
-                    b'(' => depth += 1,
-                    b')' if depth == 0 => return false,
-                    b')' => depth -= 1,
-                    b',' if depth == 0 => return true,
+            let (mut depth, mut quote) = (0usize, None);
+            for &b in after.iter().take(ARGUMENT_WINDOW) {
+                match (quote, b) {
+                    (Some(q), _) if b == q => quote = None,
+                    (Some(_), _) => {}
+                    (None, b'\'' | b'"') => quote = Some(b),
+                    (None, b'(') => depth += 1,
+                    (None, b')') if depth == 0 => return false,
+                    (None, b')') => depth -= 1,
+                    (None, b',') if depth == 0 => return true,
                     _ => {}
                 }
             }
-            false
+            after.len() > ARGUMENT_WINDOW
         }
         _ => true,
     }
@@ -747,42 +773,55 @@ pub fn inspect_sizes(
     None
 }
 
-/// Checks (a prefix of) a body: form fields decoded, JSON keys and string values, each part of a multipart form by
-/// its own type, any other text as it is ([`screen_content`]).
+/// Checks (a prefix of) a body: form fields decoded, JSON keys and string values, each part of a multipart form,
+/// any other text as it is ([`screen_content`]).
 pub fn inspect_body(config: &WafConfig, content_type: Option<&str>, body: &[u8]) -> Option<Hit> {
     if config.mode == WafMode::Off || body.is_empty() {
         return None;
     }
     let content_type = content_type.unwrap_or("");
-    let media_type = crate::body::media_type(content_type);
+    let media_type = waf_media_type(content_type);
     if media_type.starts_with("multipart/") {
-        // A form whose parts cannot be found is read whole, as text.
-        let Some(parts) = multipart_parts(content_type, body) else {
+        // A form whose parts cannot be told apart as a parser would is read whole, as text.
+        let Some(boundary) = multipart_boundary(content_type) else {
             return screen_content(config, "text/plain", body);
         };
-        return parts.into_iter().find_map(|(headers, content)| {
-            let headers = lenient_utf8(headers);
-            let part_type = headers
-                .split('\n')
-                .find_map(|line| {
-                    let (name, value) = line.split_once(':')?;
-                    name.trim()
-                        .eq_ignore_ascii_case("content-type")
-                        .then(|| crate::body::media_type(value))
-                })
-                .unwrap_or_default();
-            screen(config, &headers, false, "body")
-                .or_else(|| screen_content(config, &part_type, content))
-        });
+        return multipart_parts(boundary, body)
+            .into_iter()
+            .find_map(|(headers, content)| {
+                let headers = lenient_utf8(headers);
+                // A part is a file only when it names a filename (PHP, Go, busboy and werkzeug decide so): a field is
+                // read whole, whatever type it claims.
+                let part_type = if names_a_file(&headers) {
+                    header_value(&headers, "content-type").map_or_else(String::new, waf_media_type)
+                } else {
+                    String::new()
+                };
+                screen(config, &headers, false, "body")
+                    .or_else(|| screen_content(config, &part_type, content))
+            });
     }
     screen_content(config, &media_type, body)
 }
 
+/// A `Content-Type`'s media type as the parsers behind a gateway read it: PHP's cuts it at `,` and spaces too
+/// (`application/x-www-form-urlencoded,x` is a form to PHP).
+fn waf_media_type(content_type: &str) -> String {
+    let media_type = crate::body::media_type(content_type);
+    media_type
+        .split([',', ' ', '\t'])
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
 /// Checks content of a media type (lower-case, no parameters; empty when none was given). Textual types (and none)
 /// are read whole, bytes that are not UTF-8 included ([`lenient_utf8`]). Other types are read up to their first
-/// NUL or byte that is not UTF-8: an image, an archive or a protobuf ends its text within a few bytes (their bytes
-/// spell signatures by chance — every PNG holds a NUL), while text sent under a binary type (for an origin that
-/// parses JSON whatever the type says) is read to where a parser would stop too.
+/// NUL or other control byte (but tab and line ends): an image, an archive or a protobuf holds one within a few
+/// bytes (their bytes spell signatures by chance — every PNG holds a NUL), while text sent under a binary type
+/// (for an origin that parses JSON whatever the type says, replacing bytes that are not UTF-8 as Go and Node do) is
+/// read to where such a parser would stop too. Text that starts like JSON is also read as JSON, whatever its type
+/// (its `\u003c` escapes decoded).
 fn screen_content(config: &WafConfig, media_type: &str, bytes: &[u8]) -> Option<Hit> {
     let textual = media_type.is_empty()
         || media_type.starts_with("text/")
@@ -794,77 +833,136 @@ fn screen_content(config: &WafConfig, media_type: &str, bytes: &[u8]) -> Option<
     let text = if textual {
         lenient_utf8(bytes)
     } else {
-        Cow::Borrowed(text_prefix(bytes))
+        let end = bytes
+            .iter()
+            .position(|&b| b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n'))
+            .unwrap_or(bytes.len());
+        lenient_utf8(&bytes[..end])
     };
     if media_type == "application/x-www-form-urlencoded" {
         return text
             .split('&')
             .find_map(|pair| screen(config, pair, true, "body"));
     }
-    if media_type.ends_with("json") {
+    let declared_json = media_type.ends_with("json");
+    let looks_json = text
+        .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n'])
+        .starts_with(['{', '[']);
+    if declared_json || looks_json {
         let (strings, between) = json_strings(&text);
-        return strings
+        let hit = strings
             .iter()
             .map(String::as_str)
             .chain([between.as_str()])
             .find_map(|s| screen(config, s, false, "body"));
+        if declared_json || hit.is_some() {
+            return hit;
+        }
     }
     screen(config, &text, false, "body")
 }
 
-/// The longest start of `bytes` that is UTF-8 text without a NUL.
-fn text_prefix(bytes: &[u8]) -> &str {
-    let bytes = &bytes[..memchr::memchr(0, bytes).unwrap_or(bytes.len())];
-    match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        // Up to the first byte that is not UTF-8 (always a character boundary).
-        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+/// The boundary a multipart `Content-Type` names: its `boundary` parameter (quoted or not), which PHP finds as the
+/// text after `boundary=` wherever it is, up to `;`, `,` or a space. `None` — the body is then read as text — when
+/// there is none, when it holds a line end, or when the two readings differ (`xboundary=A; boundary=B`, where one
+/// parser would split on a decoy).
+fn multipart_boundary(content_type: &str) -> Option<&str> {
+    let parameter = content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| unquote(value))
+    });
+    let at = content_type.to_ascii_lowercase().find("boundary=")? + "boundary=".len();
+    let substring = unquote(&content_type[at..]);
+    let boundary = match parameter {
+        Some(parameter) if parameter != substring => return None,
+        _ => substring,
+    };
+    (!boundary.is_empty() && !boundary.contains(['\r', '\n'])).then_some(boundary)
+}
+
+/// Whether a part's headers name a filename (`filename=` or `filename*=` in its `Content-Disposition`).
+fn names_a_file(headers: &str) -> bool {
+    header_value(headers, "content-disposition").is_some_and(|value| {
+        value.split(';').skip(1).any(|param| {
+            let name = param.split('=').next().unwrap_or("").trim();
+            name.eq_ignore_ascii_case("filename") || name.eq_ignore_ascii_case("filename*")
+        })
+    })
+}
+
+/// A parameter value as PHP reads it: quoted up to the closing quote, else up to `;`, `,` or a space.
+fn unquote(value: &str) -> &str {
+    let value = value.trim();
+    match value.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next().unwrap_or(""),
+        None => value.split([';', ',', ' ', '\t']).next().unwrap_or(""),
     }
 }
 
-/// The (headers, content) of each part of a multipart body; `None` without a boundary or a delimiter. The boundary
-/// is read wherever the `Content-Type` names it (`; boundary=`, or after a comma or a space, as PHP reads it), and
-/// a delimiter counts only at the start of the body or of a line, as parsers take it (`--B` inside a field's text
-/// is text). Parts end where the next delimiter line starts (or where the inspected prefix ends); nothing after the
+/// The value of the first header line `name:` in a part's headers.
+fn header_value<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
+    headers.lines().find_map(|line| {
+        let (field, value) = line.split_once(':')?;
+        field
+            .trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim())
+    })
+}
+
+/// The (headers, content) of each part of a multipart body, as parsers split it: a delimiter (`--` and the
+/// boundary) counts at the start of the body or of a line, and only when a line end, a space or tab, or `--` (the
+/// closing one) follows it (`--XyZfoo` is text to Go and busboy); a part's headers end at its first empty line, LF
+/// or CRLF. Parts end where the next delimiter line starts (or where the inspected prefix ends); nothing after the
 /// closing delimiter reaches an application.
-fn multipart_parts<'a>(content_type: &str, body: &'a [u8]) -> Option<Vec<(&'a [u8], &'a [u8])>> {
-    let at = content_type.to_ascii_lowercase().find("boundary=")? + "boundary=".len();
-    let value = &content_type[at..];
-    let boundary = match value.strip_prefix('"') {
-        Some(quoted) => quoted.split('"').next().unwrap_or(""),
-        None => value.split([';', ',', ' ', '\t']).next().unwrap_or(""),
-    };
-    if boundary.is_empty() {
-        return None;
-    }
+fn multipart_parts<'a>(boundary: &str, body: &'a [u8]) -> Vec<(&'a [u8], &'a [u8])> {
     let delimiter = format!("--{boundary}");
-    let line_delimiter = format!("\n{delimiter}");
-    let mut starts: Vec<usize> = Vec::new();
-    if body.starts_with(delimiter.as_bytes()) {
-        starts.push(0);
-    }
-    starts.extend(memchr::memmem::find_iter(body, line_delimiter.as_bytes()).map(|at| at + 1));
-    starts.first()?;
+    let delimits = |at: usize| {
+        body[at..].starts_with(delimiter.as_bytes())
+            && matches!(
+                body.get(at + delimiter.len()),
+                None | Some(b'\r' | b'\n' | b' ' | b'\t' | b'-')
+            )
+    };
+    let line_starts = memchr::memmem::find_iter(body, format!("\n{delimiter}").as_bytes())
+        .map(|at| at + 1)
+        .collect::<Vec<_>>();
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(line_starts)
+        .filter(|&at| delimits(at))
+        .collect();
     let mut parts = Vec::with_capacity(starts.len());
     for (i, &start) in starts.iter().enumerate() {
         let end = starts.get(i + 1).map_or(body.len(), |&next| next - 1);
-        let part = &body[start + delimiter.len()..end];
+        let Some(part) = body.get(start + delimiter.len()..end) else {
+            continue;
+        };
         if part.starts_with(b"--") {
             break; // the closing delimiter
         }
-        let part = part
-            .strip_prefix(b"\r\n")
-            .or_else(|| part.strip_prefix(b"\n"))
-            .unwrap_or(part);
-        let split = memchr::memmem::find(part, b"\r\n\r\n")
-            .map(|at| (at, 4))
-            .or_else(|| memchr::memmem::find(part, b"\n\n").map(|at| (at, 2)));
-        parts.push(match split {
+        // The rest of the delimiter line (transport padding), then the headers up to the first empty line.
+        let part = match memchr::memchr(b'\n', part) {
+            Some(at) => &part[at + 1..],
+            None => &part[part.len()..],
+        };
+        let blank = if part.starts_with(b"\r\n") {
+            Some((0, 2))
+        } else if part.starts_with(b"\n") {
+            Some((0, 1))
+        } else {
+            [&b"\n\r\n"[..], b"\n\n"]
+                .iter()
+                .filter_map(|line| memchr::memmem::find(part, line).map(|at| (at, line.len())))
+                .min()
+        };
+        parts.push(match blank {
             Some((at, len)) => (&part[..at], &part[at + len..]),
             None => (part, &part[part.len()..]),
         });
     }
-    Some(parts)
+    parts
 }
 
 /// The string tokens of a JSON text — keys and values, each with its escapes decoded (`\u003c` is `<`, a lone
@@ -1024,6 +1122,8 @@ mod tests {
             ("t=benchmark(5000000,md5(1))", "sqli-function"),
             ("t=benchmark((5000000),md5(1))", "sqli-function"),
             ("t=benchmark(abs(5000000),md5(1))", "sqli-function"),
+            ("t=benchmark(5e6%2B0*')',md5(1))", "sqli-function"),
+            ("id=1;update+users+set+role%3D'admin'", "sqli-stacked"),
         ] {
             let expected = (!rule.is_empty()).then_some(rule);
             assert_eq!(
@@ -1036,6 +1136,14 @@ mod tests {
         assert_eq!(json.map(|h| h.rule), Some("xss-scheme"));
         let level = format!("%{}", "25".repeat(16));
         let deep = format!("f={level}2e{level}2e{level}2fx");
+        let long_argument = format!("t=benchmark({},md5(1))", "1".repeat(200));
+        let joined = format!(
+            "id=1;+update+users+u+{}set+u.role%3D1",
+            "join+users+v+on+u.id%3Dv.id+".repeat(12)
+        );
+        for query in [long_argument, joined] {
+            assert!(inspect_url(&c, "/api", Some(&query)).is_some(), "{query}");
+        }
         assert_eq!(
             inspect_url(&c, "/api", Some(&deep)).map(|h| h.rule),
             Some("encoding-depth"),
@@ -1171,6 +1279,103 @@ mod tests {
             inspect_body(&c, Some("application/grpc"), b"\0\0\0\0\x05\x0a\x03'#/"),
             None,
             "a gRPC frame starts with a NUL"
+        );
+        // Parts as PHP, Go, busboy and werkzeug read them (the second review's cases).
+        let attack = b"\0<script>prompt(1)</script>";
+        let part = |headers: &str, content: &[u8]| {
+            [
+                format!("--XyZ\r\n{headers}\r\n\r\n").as_bytes(),
+                content,
+                b"\r\n",
+            ]
+            .concat()
+        };
+        let binary_field = [
+            part("Content-Disposition: form-data; name=\"q\"\r\nContent-Type: application/octet-stream", attack),
+            closing.to_vec(),
+        ]
+        .concat();
+        assert_eq!(
+            form(&binary_field),
+            Some("xss-script"),
+            "a field is a field whatever its type"
+        );
+        let junk_delimiter = [
+            part(
+                "Content-Disposition: form-data; name=\"q\"",
+                b"hi\r\n--XyZfoo\r\nContent-Type: image/png\r\n\r\n\0<script>prompt(1)</script>",
+            ),
+            closing.to_vec(),
+        ]
+        .concat();
+        assert_eq!(
+            form(&junk_delimiter),
+            Some("xss-script"),
+            "--XyZfoo is text"
+        );
+        let lf_blank = b"--XyZ\r\nContent-Disposition: form-data; name=\"q\"\n\nContent-Type: image/png\r\n\r\n\0<script>prompt(1)</script>\r\n--XyZ--";
+        assert_eq!(
+            form(lf_blank),
+            Some("xss-script"),
+            "headers end at the first empty line"
+        );
+        let decoy = [
+            b"--AAA\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n\0x\r\n".to_vec(),
+            part("Content-Disposition: form-data; name=\"q\"", b"<script>prompt(1)</script>"),
+            closing.to_vec(),
+        ]
+        .concat();
+        let decoyed = inspect_body(
+            &c,
+            Some("multipart/form-data; xboundary=AAA; boundary=XyZ"),
+            &decoy,
+        );
+        assert!(
+            decoyed.is_some(),
+            "two readings of the boundary: read as text"
+        );
+        assert!(
+            inspect_body(
+                &c,
+                Some("multipart/form-data; boundary=\"\n\""),
+                b"--\n--\n"
+            )
+            .is_none(),
+            "a boundary with a line end: no panic"
+        );
+        // Text under other types, read as the lenient parsers behind them read it.
+        let octets = inspect_body(
+            &c,
+            Some("application/octet-stream"),
+            b"{\"q\":\"\xff<script>prompt(1)</script>\"}",
+        );
+        assert_eq!(
+            octets.map(|h| h.rule),
+            Some("xss-script"),
+            "a byte that is not UTF-8 is U+FFFD to Go and Node"
+        );
+        for content_type in [
+            None,
+            Some("text/plain"),
+            Some("application/csp-report"),
+            Some("application/octet-stream"),
+        ] {
+            let escaped = inspect_body(&c, content_type, br#"{"q":"\u003cscript\u003eprompt(1)"}"#);
+            assert_eq!(
+                escaped.map(|h| h.rule),
+                Some("xss-script"),
+                "{content_type:?}: JSON escapes decoded"
+            );
+        }
+        let php_form = inspect_body(
+            &c,
+            Some("application/x-www-form-urlencoded,x"),
+            b"q=1'+union+select+password+from+users--",
+        );
+        assert_eq!(
+            php_form.map(|h| h.rule),
+            Some("sqli-union"),
+            "a form to PHP"
         );
     }
 
@@ -1332,6 +1537,10 @@ mod tests {
             "q=AT%26amp%3BT+%26copy%3B+2026",
             "q=Tom+%26+Jerry+%26amp%3B+friends",
             "q=Truth+table%3A+1+AND+1+%3D+1%2C+1+AND+0+%3D+0",
+            "q=Merged%3B+update+to+v2+(see+%23123)",
+            "q=Thanks%3B+update+coming+soon+--+Bob",
+            "q=Done%3B+update+the+docs.%0A%0A%23+Next+steps",
+            "q=Thanks%3B+update+me+when+it%27s+done%3B+we+set+off+at+noon",
             "q=if+(n+%3E+0+%26%26+n+%3D%3D+n)",
             "q=%E3%81%9D%E3%81%97%E3%81%A6%EF%BC%8E%EF%BC%8E%EF%BC%8E%EF%BC%8F%E6%AC%A1",
         ] {
@@ -1405,6 +1614,11 @@ mod tests {
         let body = "<a on".repeat(64 * 1024 / 5);
         let read: usize = tag_texts(&body).map(str::len).sum();
         assert!(read <= body.len(), "{read} bytes read of {}", body.len());
+        assert!(!has_event_handler(&format!("<a {}", "on".repeat(1000))));
+        assert!(
+            has_event_handler("<a ononon onclick=x>"),
+            "an attribute after a run of letters"
+        );
         assert_eq!(
             tag_texts("x <b a='>' c> y <i>").collect::<Vec<_>>(),
             ["b a='>' c", "i"],
