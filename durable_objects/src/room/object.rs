@@ -444,6 +444,31 @@ impl Room {
         if self.state.get_websockets().len() as u32 >= settings.max_members {
             return json_error(429, "room_full", "the room has reached its member limit");
         }
+        // One user's sockets are bounded too: tickets come at a minute's rate, and one member could otherwise take
+        // every place in the room (and drive every socket's update rate). Checked before the ticket is consumed,
+        // like the room's own limit, so it can be used once a socket of theirs has closed.
+        let holder: Vec<TicketRow> = self
+            .sql
+            .exec(
+                "SELECT user_id, expires_ms FROM room_tickets WHERE ticket = ?",
+                vec![ticket.clone().into()],
+            )?
+            .to_array()?;
+        if let Some(holder) = holder.first() {
+            let theirs = self
+                .state
+                .get_websockets()
+                .iter()
+                .filter(|ws| Self::attachment(ws).user == holder.user_id)
+                .count();
+            if theirs >= MAX_SOCKETS_PER_USER {
+                return json_error(
+                    429,
+                    "too_many_connections",
+                    "this user has the most connections a room admits from one member",
+                );
+            }
+        }
         // Consumed by the same statement that reads it: a ticket admits one socket, once.
         let rows: Vec<TicketRow> = self
             .sql
@@ -460,21 +485,6 @@ impl Room {
         else {
             return ticket_invalid();
         };
-        // One user's sockets are bounded too: tickets come at a minute's rate, and one member could otherwise take
-        // every place in the room (and drive every socket's update rate).
-        let theirs = self
-            .state
-            .get_websockets()
-            .iter()
-            .filter(|ws| Self::attachment(ws).user == row.user_id)
-            .count();
-        if theirs >= MAX_SOCKETS_PER_USER {
-            return json_error(
-                429,
-                "too_many_connections",
-                "this user has the most connections a room admits from one member",
-            );
-        }
         if let Err(e) = self.ensure_loaded() {
             worker::console_error!("room document does not load: {e}");
             return json_error(
@@ -728,10 +738,14 @@ impl Room {
                 if let Err(e) = wire::check_states(&entries) {
                     return self.refuse(ws, close::INVALID_DATA, &e.0).await;
                 }
-                if self.inner.borrow().presence.bytes_with(&entries) > presence::MAX_PRESENCE_BYTES
+                if self
+                    .inner
+                    .borrow()
+                    .presence
+                    .over_budget(&attachment.user, &entries)
                 {
                     return self
-                        .refuse(ws, close::TOO_BIG, "the room's presence is full")
+                        .refuse(ws, close::TOO_BIG, "presence over its budget")
                         .await;
                 }
                 let applied = self.inner.borrow_mut().presence.apply(

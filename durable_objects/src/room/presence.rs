@@ -28,6 +28,11 @@ pub const MAX_ENTRIES_PER_MESSAGE: usize = 4 * MAX_CLIENTS_PER_SOCKET;
 /// hundred bytes take a tenth of it. A message that would take the room past it is refused.
 pub const MAX_PRESENCE_BYTES: usize = 2 * 1024 * 1024;
 
+/// The bytes of awareness state one member's clients may hold (a member with the document open on a few devices
+/// holds a few KiB): a message taking its sender past its share is refused, so one member cannot fill the room's
+/// budget and lock the others out.
+pub const MAX_USER_PRESENCE_BYTES: usize = 64 * 1024;
+
 /// Whether applying `entries` would leave a socket that announced `announced` with more than
 /// [`MAX_CLIENTS_PER_SOCKET`] clients, or the message carries more than [`MAX_ENTRIES_PER_MESSAGE`] (checked before
 /// anything is applied).
@@ -81,6 +86,10 @@ struct Known {
 #[derive(Debug, Default)]
 pub struct Presence {
     clients: BTreeMap<u64, Known>,
+    /// Bytes of the states held, in all and by user: kept as states change ([`Presence::put`]), so checking a
+    /// message against the budgets costs its own entries, not the room's clients.
+    bytes: usize,
+    user_bytes: std::collections::HashMap<String, usize>,
 }
 
 /// What one awareness message changed.
@@ -115,7 +124,7 @@ impl Presence {
             if foreign || !self.is_news(e) {
                 continue;
             }
-            self.clients.insert(
+            self.put(
                 e.client_id,
                 Known {
                     clock: e.clock,
@@ -140,17 +149,49 @@ impl Presence {
         }
     }
 
-    /// The bytes of state the room would keep after `entries` replaced the states of their clients (as if all were
-    /// news: a bound, checked before applying).
-    pub fn bytes_with(&self, entries: &[AwarenessEntry]) -> usize {
+    /// Stores what the room knows of a client, keeping the byte counts (the one place a state is stored; pruning
+    /// only forgets tombstones, which hold none).
+    fn put(&mut self, client_id: u64, known: Known) {
+        let added = known.state.as_ref().map_or(0, String::len);
+        if added > 0 {
+            *self.user_bytes.entry(known.user.clone()).or_default() += added;
+            self.bytes += added;
+        }
+        let Some(old) = self.clients.insert(client_id, known) else {
+            return;
+        };
+        let removed = old.state.as_ref().map_or(0, String::len);
+        if removed > 0 {
+            self.bytes = self.bytes.saturating_sub(removed);
+            if let Some(held) = self.user_bytes.get_mut(&old.user) {
+                *held = held.saturating_sub(removed);
+                if *held == 0 {
+                    self.user_bytes.remove(&old.user);
+                }
+            }
+        }
+    }
+
+    /// Whether `user`'s `entries` (its own clients': another user's are dropped before) would take the room past
+    /// [`MAX_PRESENCE_BYTES`] or the user past [`MAX_USER_PRESENCE_BYTES`], as if all were news. Costs the entries.
+    pub fn over_budget(&self, user: &str, entries: &[AwarenessEntry]) -> bool {
         let state_len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
-        let kept: usize = self
-            .clients
-            .iter()
-            .filter(|(id, _)| !entries.iter().any(|e| e.client_id == **id))
-            .map(|(_, k)| state_len(&k.state))
-            .sum();
-        kept + entries.iter().map(|e| state_len(&e.state)).sum::<usize>()
+        let (mut room, mut mine) = (self.bytes, self.user_bytes.get(user).copied().unwrap_or(0));
+        let mut seen = Vec::with_capacity(entries.len());
+        for e in entries {
+            let new = state_len(&e.state);
+            let old = if seen.contains(&e.client_id) {
+                0
+            } else {
+                seen.push(e.client_id);
+                self.clients
+                    .get(&e.client_id)
+                    .map_or(0, |k| state_len(&k.state))
+            };
+            room = (room + new).saturating_sub(old);
+            mine = (mine + new).saturating_sub(old);
+        }
+        room > MAX_PRESENCE_BYTES || mine > MAX_USER_PRESENCE_BYTES
     }
 
     /// Whether a message holds any news: most awareness messages are the copies every client sends back, and the
@@ -198,7 +239,7 @@ impl Presence {
                 continue;
             }
             let clock = known.map_or(*clock, |k| k.clock.max(*clock)) + 1;
-            self.clients.insert(
+            self.put(
                 *client_id,
                 Known {
                     clock,
@@ -480,31 +521,44 @@ mod tests {
     }
 
     #[test]
-    fn the_rooms_presence_bytes_count_each_client_once() {
+    fn presence_budgets_hold_per_room_and_per_member_and_follow_every_change() {
         let mut presence = Presence::default();
         let mut announced = Announced::new();
-        let big = "x".repeat(1000);
-        presence.apply(
-            (1, "u"),
-            &[entry(1, 1, Some(&big)), entry(2, 1, Some("{}"))],
-            &mut announced,
+        let state = "x".repeat(8 * 1024);
+        // Mallory fills her share: 8 clients of 8 KiB.
+        let mallory: Vec<_> = (1..=8).map(|id| entry(id, 1, Some(&state))).collect();
+        assert!(!presence.over_budget("mallory", &mallory));
+        presence.apply((1, "mallory"), &mallory, &mut announced);
+        assert_eq!(presence.bytes, 64 * 1024);
+        assert!(
+            presence.over_budget("mallory", &[entry(9, 1, Some("{}"))]),
+            "past her share"
         );
-        assert_eq!(presence.bytes_with(&[]), 1002);
-        assert_eq!(
-            presence.bytes_with(&[entry(1, 2, Some("{}"))]),
-            4,
-            "a new state replaces the old"
+        assert!(
+            !presence.over_budget("mallory", &[entry(1, 2, Some("{}"))]),
+            "a smaller state replaces hers"
         );
-        assert_eq!(
-            presence.bytes_with(&[entry(3, 1, Some(&big))]),
-            2002,
-            "a new client adds"
+        assert!(
+            !presence.over_budget("alice", &[entry(100, 1, Some(&state))]),
+            "others keep theirs"
         );
-        assert_eq!(
-            presence.bytes_with(&[entry(1, 2, None)]),
-            2,
-            "a removal frees"
-        );
+        // Leaving frees her bytes; a removal of a client counts down once.
+        presence.remove_socket((1, "mallory"), &announced);
+        assert_eq!((presence.bytes, presence.user_bytes.len()), (0, 0));
+        // The room's budget: 32 members at their share, then the next refused.
+        let mut room = Presence::default();
+        for member in 0..32u64 {
+            let states: Vec<_> = (0..8)
+                .map(|i| entry(1000 + member * 8 + i, 1, Some(&state)))
+                .collect();
+            room.apply(
+                (member, &format!("m{member}")),
+                &states,
+                &mut Announced::new(),
+            );
+        }
+        assert_eq!(room.bytes, MAX_PRESENCE_BYTES);
+        assert!(room.over_budget("late", &[entry(1, 1, Some("{}"))]));
     }
 
     #[test]
