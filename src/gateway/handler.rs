@@ -310,7 +310,6 @@ async fn forward(
 
     let headers = origin_headers(call, route, incoming, url, trace, identity);
     let target = route.upstream_url(url.path, url.query);
-    let location = LocationMap::new(&route.upstream, route.strip_prefix.as_deref());
     // A Range request goes to the origin as it is: a fill fetches whole representations, and the client asked for
     // part of one (a 206 only the origin makes; Safari will not play a video without it).
     let cacheable =
@@ -325,7 +324,7 @@ async fn forward(
             let spec = Spec {
                 url: target,
                 headers: cache_fill_headers(&headers, policy.shared),
-                location,
+                location: route.location.clone(),
                 timeout_ms: route.timeout_ms,
                 retries: route.retries,
                 route: route.name.clone(),
@@ -372,7 +371,7 @@ async fn forward(
         Ok(response) => Ok(pass_through(
             response,
             &[("server-timing".into(), format!("origin;dur={origin_ms}"))],
-            &location,
+            &route.location,
         )),
         Err(failure) => Err(failure.into_error()),
     }

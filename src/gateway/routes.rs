@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::cache::CachePolicies;
+use super::headers::LocationMap;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -93,6 +94,8 @@ pub struct Route {
     pub cache: Option<String>,
     pub timeout_ms: u64,
     pub retries: u32,
+    /// How the origin's redirects map back under this route (worked out once, not per request).
+    pub location: LocationMap,
 }
 
 /// What a request resolves to in the gateway table.
@@ -424,13 +427,15 @@ fn validate(
     if raw.retries > 5 {
         return Err(format!("retries must be 0..=5, got {}", raw.retries));
     }
+    let strip_prefix = raw.strip_prefix.map(|p| p.trim_end_matches('/').to_owned());
     Ok(Route {
         name: raw.name.unwrap_or_else(|| format!("route-{index}")),
         path: raw.path,
         segments,
         methods,
+        location: LocationMap::new(&upstream, strip_prefix.as_deref()),
         upstream,
-        strip_prefix: raw.strip_prefix.map(|p| p.trim_end_matches('/').to_owned()),
+        strip_prefix,
         auth: raw.auth,
         permissions: raw.permissions,
         rate_limits,
