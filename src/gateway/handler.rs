@@ -125,11 +125,7 @@ async fn proxy_route(
     waf_verdict(call, hit)?;
     // After the WAF (a traversal is its rule's to name), before anything that checks per route.
     if gateway.routes.ambiguous(method, url.path) {
-        return Err(ApiError::bad_request(
-            "ambiguous_path",
-            "the path meets a route with other checks when read as many origins read it (an escaped slash \
-             as a separator, `;` parameters dropped, dot segments resolved)",
-        ));
+        return Err(ambiguous_path());
     }
 
     // A WebSocket handshake would reach the origin as a plain GET (`Upgrade` is hop-by-hop, and the proxy passes
@@ -249,10 +245,7 @@ async fn preflight_answer(
     let gateway = &call.isolate.config.gateway;
     waf_verdict(call, waf::inspect_url(&gateway.waf, url.path, url.query))?;
     if gateway.routes.ambiguous(asked, url.path) {
-        return Err(ApiError::bad_request(
-            "ambiguous_path",
-            "the path meets a route with other checks when read as many origins read it",
-        ));
+        return Err(ambiguous_path());
     }
     let limited = rate_limit(call, route, None, true).await?;
     crate::entry::body::drain(&mut call.req).await;
@@ -375,6 +368,15 @@ async fn forward(
         )),
         Err(failure) => Err(failure.into_error()),
     }
+}
+
+/// 400 for a path that meets a route with other checks when read as many origins read it (`RouteTable::ambiguous`).
+fn ambiguous_path() -> ApiError {
+    ApiError::bad_request(
+        "ambiguous_path",
+        "the path meets a route with other checks when read as many origins read it (an escaped slash as a \
+         separator, `;` parameters dropped, dot segments resolved)",
+    )
 }
 
 fn waf_verdict(call: &Call, hit: Option<Hit>) -> ApiResult<()> {
