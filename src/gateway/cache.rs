@@ -248,18 +248,25 @@ pub enum FillAnswer {
     Personal,
 }
 
-/// Which [`FillAnswer`] an answer to a shared fill is.
+/// Which [`FillAnswer`] an answer to a shared fill is. `private` and `no-store` make only an answer that would be
+/// stored personal: origins put them on their errors too (Symfony's and Laravel's default), and an outage's 503 or
+/// a 406 for an odd `Accept` must not pass a key — only a cookie or a `Vary` on what the fill left out does then.
 pub fn shared_fill_answer(
     status: u16,
     headers: &[(String, String)],
     carried: &[&str],
 ) -> FillAnswer {
-    if !(for_anyone(headers, false) && varies_only_by(headers, carried)) {
+    let sets_cookie = headers.iter().any(|(name, _)| name == "set-cookie");
+    if sets_cookie || !varies_only_by(headers, carried) {
         FillAnswer::Personal
-    } else if status >= 500 || storable_status(status) {
+    } else if status >= 500 {
+        FillAnswer::Anyone
+    } else if !storable_status(status) {
+        FillAnswer::StatusOnly
+    } else if for_anyone(headers, false) {
         FillAnswer::Anyone
     } else {
-        FillAnswer::StatusOnly
+        FillAnswer::Personal
     }
 }
 
@@ -594,10 +601,17 @@ mod tests {
                 FillAnswer::StatusOnly,
                 "{status}"
             );
+            let private = kind(status, &[("cache-control", "private")]);
+            assert_eq!(private, FillAnswer::StatusOnly, "{status} private");
+        }
+        for cache_control in ["no-store", "no-cache, private"] {
+            let outage = kind(503, &[("cache-control", cache_control)]);
+            assert_eq!(outage, FillAnswer::Anyone, "an outage's {cache_control}");
         }
         for (status, list) in [
             (200, &[("set-cookie", "sid=NEW; Path=/")][..]),
             (503, &[("set-cookie", "sid=NEW")]),
+            (403, &[("vary", "Cookie")]),
             (200, &[("cache-control", "private")]),
             (200, &[("cache-control", "no-store")]),
             (200, &[("vary", "Cookie")]),

@@ -243,7 +243,10 @@ async fn preflight_answer(
     url: RequestUrl<'_>,
 ) -> ApiResult<Response> {
     let gateway = &call.isolate.config.gateway;
-    waf_verdict(call, waf::inspect_url(&gateway.waf, url.path, url.query))?;
+    let header_bytes: usize = incoming.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let hit = waf::inspect_sizes(&gateway.waf, header_bytes, None)
+        .or_else(|| waf::inspect_url(&gateway.waf, url.path, url.query));
+    waf_verdict(call, hit)?;
     if gateway.routes.ambiguous(asked, url.path) {
         return Err(ambiguous_path());
     }

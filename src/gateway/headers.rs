@@ -206,19 +206,27 @@ impl LocationMap {
             path.strip_prefix(head)
                 .filter(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
         };
-        // An origin that builds its links from X-Forwarded-Prefix already said where it is mounted.
-        if !self.prefix.is_empty() && under(&self.prefix).is_some() {
-            return None;
-        }
-        let under_base = under(&self.upstream_path)?;
-        let mapped = format!("{}{under_base}", self.prefix);
-        let mapped = if mapped.is_empty() || !mapped.starts_with('/') {
-            format!("/{mapped}")
+        // An origin that builds its links from X-Forwarded-Prefix already said where it is mounted (its path is
+        // kept; an absolute one loses the internal address).
+        let mapped = if !self.prefix.is_empty() && under(&self.prefix).is_some() {
+            path.to_owned()
         } else {
-            mapped
+            let under_base = under(&self.upstream_path)?;
+            let mapped = format!("{}{under_base}", self.prefix);
+            if mapped.is_empty() || !mapped.starts_with('/') {
+                format!("/{mapped}")
+            } else {
+                mapped
+            }
         };
-        // `//host` (or `/\host`, which browsers read alike) would send the client to another site.
-        if mapped.starts_with("//") || mapped.starts_with("/\\") {
+        // `//host` (or `/\host`, which browsers read alike, also with tabs or line breaks between, which they
+        // drop) would send the client to another site.
+        let read: String = mapped
+            .chars()
+            .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+            .take(2)
+            .collect();
+        if read == "//" || read == "/\\" {
             return None;
         }
         (mapped != location).then_some(mapped)
@@ -366,6 +374,7 @@ mod tests {
             ("//evil.example/base/x", None),
             ("docs/", None),
             ("/gw/docs/", None),
+            ("http://127.0.0.1:8080/gw/docs", Some("/gw/docs")),
             ("/base//evil.example/", Some("/gw//evil.example/")),
         ] {
             assert_eq!(
@@ -392,6 +401,11 @@ mod tests {
             "no open redirect"
         );
         let based = LocationMap::new("http://o:8080/base", None);
+        assert_eq!(
+            based.client_location("/base/\t/evil.example/"),
+            None,
+            "browsers drop the tab"
+        );
         assert_eq!(
             based.client_location("/base//evil.example/"),
             None,

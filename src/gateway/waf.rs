@@ -626,20 +626,27 @@ fn reads_as_code(needle: &[u8], after: &[u8]) -> bool {
             !(digits > 0 && rest.get(unit) == Some(&b')') && UNITS.contains(&&rest[..unit]))
         }
         b"benchmark(" => {
-            let (mut depth, mut quote) = (0usize, None);
-            for &b in after.iter().take(ARGUMENT_WINDOW) {
-                match (quote, b) {
-                    (Some(q), _) if b == q => quote = None,
-                    (Some(_), _) => {}
-                    (None, b'\'' | b'"') => quote = Some(b),
-                    (None, b'(') => depth += 1,
-                    (None, b')') if depth == 0 => return false,
-                    (None, b')') => depth -= 1,
-                    (None, b',') if depth == 0 => return true,
-                    _ => {}
+            // Read twice, with quotes (a `')'` hides no parenthesis) and without (a quote inside a `#` comment
+            // hides no comma): either finding a second argument reads as code.
+            let second_argument = |quotes: bool| {
+                let (mut depth, mut quote, mut escaped) = (0usize, None, false);
+                for &b in after.iter().take(ARGUMENT_WINDOW) {
+                    match (quote, b) {
+                        _ if escaped => escaped = false,
+                        (Some(_), b'\\') => escaped = true,
+                        (Some(q), _) if b == q => quote = None,
+                        (Some(_), _) => {}
+                        (None, b'\'' | b'"') if quotes => quote = Some(b),
+                        (None, b'(') => depth += 1,
+                        (None, b')') if depth == 0 => return false,
+                        (None, b')') => depth -= 1,
+                        (None, b',') if depth == 0 => return true,
+                        _ => {}
+                    }
                 }
-            }
-            after.len() > ARGUMENT_WINDOW
+                after.len() > ARGUMENT_WINDOW
+            };
+            second_argument(true) || second_argument(false)
         }
         _ => true,
     }
@@ -786,9 +793,15 @@ pub fn inspect_body(config: &WafConfig, content_type: Option<&str>, body: &[u8])
         let Some(boundary) = multipart_boundary(content_type) else {
             return screen_content(config, "text/plain", body);
         };
-        return multipart_parts(boundary, body)
-            .into_iter()
-            .find_map(|(headers, content)| {
+        let (parts, epilogue) = multipart_parts(boundary, body);
+        // No part found (a boundary the body never uses — an origin reading JSON whatever the type says does not
+        // care), or text after the closing delimiter (PHP reads on to the next delimiter line): read as text.
+        if parts.is_empty() {
+            return screen_content(config, "text/plain", body);
+        }
+        let epilogue = screen_content(config, "text/plain", epilogue);
+        return epilogue.or_else(|| {
+            parts.into_iter().find_map(|(headers, content)| {
                 let headers = lenient_utf8(headers);
                 // A part is a file only when it names a filename (PHP, Go, busboy and werkzeug decide so): a field is
                 // read whole, whatever type it claims.
@@ -799,7 +812,8 @@ pub fn inspect_body(config: &WafConfig, content_type: Option<&str>, body: &[u8])
                 };
                 screen(config, &headers, false, "body")
                     .or_else(|| screen_content(config, &part_type, content))
-            });
+            })
+        });
     }
     screen_content(config, &media_type, body)
 }
@@ -864,8 +878,8 @@ fn screen_content(config: &WafConfig, media_type: &str, bytes: &[u8]) -> Option<
 
 /// The boundary a multipart `Content-Type` names: its `boundary` parameter (quoted or not), which PHP finds as the
 /// text after `boundary=` wherever it is, up to `;`, `,` or a space. `None` — the body is then read as text — when
-/// there is none, when it holds a line end, or when the two readings differ (`xboundary=A; boundary=B`, where one
-/// parser would split on a decoy).
+/// there is none or it is named twice, when it holds a line end, a quote or a backslash (unescaped by some parsers
+/// only), or when the two readings differ (`xboundary=A; boundary=B`, where one parser would split on a decoy).
 fn multipart_boundary(content_type: &str) -> Option<&str> {
     let parameter = content_type.split(';').skip(1).find_map(|param| {
         let (name, value) = param.split_once('=')?;
@@ -873,21 +887,55 @@ fn multipart_boundary(content_type: &str) -> Option<&str> {
             .eq_ignore_ascii_case("boundary")
             .then(|| unquote(value))
     });
-    let at = content_type.to_ascii_lowercase().find("boundary=")? + "boundary=".len();
+    let lower = content_type.to_ascii_lowercase();
+    if lower.matches("boundary=").count() != 1 {
+        return None; // none, or named twice (parsers differ on which one counts)
+    }
+    let at = lower.find("boundary=")? + "boundary=".len();
     let substring = unquote(&content_type[at..]);
     let boundary = match parameter {
         Some(parameter) if parameter != substring => return None,
         _ => substring,
     };
-    (!boundary.is_empty() && !boundary.contains(['\r', '\n'])).then_some(boundary)
+    // A quote or backslash is unescaped by some parsers and not others.
+    (!boundary.is_empty() && !boundary.contains(['\r', '\n', '"', '\\'])).then_some(boundary)
 }
 
-/// Whether a part's headers name a filename (`filename=` or `filename*=` in its `Content-Disposition`).
+/// Whether a part's headers make it a file for every parser: exactly one `Content-Disposition` line (no folded
+/// lines, no blank in the name) with a non-empty `filename=` parameter, parameters split outside quotes
+/// (`name="a;filename=x"` names none). Anything else is read as a field: PHP knows no `filename*`, Go takes
+/// `filename=""` for a field, and a folded line belongs to the header before it.
 fn names_a_file(headers: &str) -> bool {
-    header_value(headers, "content-disposition").is_some_and(|value| {
-        value.split(';').skip(1).any(|param| {
-            let name = param.split('=').next().unwrap_or("").trim();
-            name.eq_ignore_ascii_case("filename") || name.eq_ignore_ascii_case("filename*")
+    if headers.lines().any(|line| line.starts_with([' ', '\t'])) {
+        return false;
+    }
+    let mut dispositions = headers
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| name.eq_ignore_ascii_case("content-disposition"));
+    let (Some((_, value)), None) = (dispositions.next(), dispositions.next()) else {
+        return false;
+    };
+    let mut params = Vec::new();
+    let (mut current, mut quoted, mut escaped) = (String::new(), false, false);
+    for c in value.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ';' if !quoted => {
+                params.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    params.push(current);
+    params.iter().skip(1).any(|param| {
+        param.split_once('=').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("filename")
+                && !value.trim().trim_matches('"').is_empty()
         })
     })
 }
@@ -905,19 +953,21 @@ fn unquote(value: &str) -> &str {
 fn header_value<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
     headers.lines().find_map(|line| {
         let (field, value) = line.split_once(':')?;
-        field
-            .trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| value.trim())
+        // The name exactly, as PHP matches it (`Content-Type :` is no Content-Type to it).
+        field.eq_ignore_ascii_case(name).then(|| value.trim())
     })
 }
 
-/// The (headers, content) of each part of a multipart body, as parsers split it: a delimiter (`--` and the
-/// boundary) counts at the start of the body or of a line, and only when a line end, a space or tab, or `--` (the
-/// closing one) follows it (`--XyZfoo` is text to Go and busboy); a part's headers end at its first empty line, LF
-/// or CRLF. Parts end where the next delimiter line starts (or where the inspected prefix ends); nothing after the
-/// closing delimiter reaches an application.
-fn multipart_parts<'a>(boundary: &str, body: &'a [u8]) -> Vec<(&'a [u8], &'a [u8])> {
+/// A multipart part: its headers and its content.
+type Part<'a> = (&'a [u8], &'a [u8]);
+
+/// The (headers, content) of each part of a multipart body, as parsers split it, and what follows the closing
+/// delimiter: a delimiter (`--` and the boundary) counts at the start of the body or of a line, and only when a line
+/// end, a space or tab, or `--` (the closing one) follows it (`--XyZfoo` is text to Go and busboy); a part's
+/// headers end at its first empty line, LF or CRLF. Parts end where the next delimiter line starts (or where the
+/// inspected prefix ends). PHP reads on past a closing delimiter to the next delimiter line, so what follows it is
+/// returned to be read too.
+fn multipart_parts<'a>(boundary: &str, body: &'a [u8]) -> (Vec<Part<'a>>, &'a [u8]) {
     let delimiter = format!("--{boundary}");
     let delimits = |at: usize| {
         body[at..].starts_with(delimiter.as_bytes())
@@ -940,7 +990,11 @@ fn multipart_parts<'a>(boundary: &str, body: &'a [u8]) -> Vec<(&'a [u8], &'a [u8
             continue;
         };
         if part.starts_with(b"--") {
-            break; // the closing delimiter
+            // The closing delimiter: what follows is read as text by the caller.
+            return (
+                parts,
+                body.get(start + delimiter.len() + 2..).unwrap_or_default(),
+            );
         }
         // The rest of the delimiter line (transport padding), then the headers up to the first empty line.
         let part = match memchr::memchr(b'\n', part) {
@@ -962,7 +1016,7 @@ fn multipart_parts<'a>(boundary: &str, body: &'a [u8]) -> Vec<(&'a [u8], &'a [u8
             None => (part, &part[part.len()..]),
         });
     }
-    parts
+    (parts, &body[body.len()..])
 }
 
 /// The string tokens of a JSON text — keys and values, each with its escapes decoded (`\u003c` is `<`, a lone
@@ -1123,6 +1177,8 @@ mod tests {
             ("t=benchmark((5000000),md5(1))", "sqli-function"),
             ("t=benchmark(abs(5000000),md5(1))", "sqli-function"),
             ("t=benchmark(5e6%2B0*')',md5(1))", "sqli-function"),
+            ("t=1+and+benchmark(10000000%2Blength('%5C'')%2Cmd5(1))", "sqli-function"),
+            ("t=1+and+benchmark(1e7%23'%0A%2Cmd5(1))", "sqli-function"),
             ("id=1;update+users+set+role%3D'admin'", "sqli-stacked"),
         ] {
             let expected = (!rule.is_empty()).then_some(rule);
@@ -1376,6 +1432,65 @@ mod tests {
             php_form.map(|h| h.rule),
             Some("sqli-union"),
             "a form to PHP"
+        );
+        // The third review's part readings, each read so the attack shows.
+        let script = "<script>prompt(1)</script>";
+        let read = |content_type: &str, body: &[u8]| {
+            inspect_body(&c, Some(content_type), body).map(|h| h.rule)
+        };
+        for (content_type, body) in [
+            (
+                "multipart/form-data; boundary=ZZZ",
+                format!(
+                    "--A\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n{script}\r\n--A--"
+                ),
+            ),
+            (
+                "multipart/form-data; boundary=ZZZ",
+                format!("{{\"q\":\"{script}\"}}"),
+            ),
+            (
+                "multipart/form-data; boundary=\"A\\\"B\"",
+                format!("--A\"B\r\n\r\n{script}"),
+            ),
+            (
+                "multipart/form-data; BOUNDARY=B; boundary=A",
+                format!("--A\r\n\r\n{script}\r\n--B\r\n\r\nx"),
+            ),
+        ] {
+            assert_eq!(
+                read(content_type, body.as_bytes()),
+                Some("xss-script"),
+                "{content_type}: {body}"
+            );
+        }
+        for disposition in [
+            "Content-Disposition: form-data; name=\"a;filename=x\"",
+            "Content-Disposition: form-data; name=\"q\"; filename=\"\"",
+            "Content-Disposition: form-data; name=\"q\"; filename*=UTF-8''a.png",
+            "X-Note: a\r\n Content-Disposition: form-data; name=\"q\"; filename=\"a.png\"",
+            "Content-Disposition : form-data; name=\"q\"; filename=\"a.png\"",
+        ] {
+            let body = [
+                format!("--XyZ\r\n{disposition}\r\nContent-Type: image/png\r\n\r\n").as_bytes(),
+                b"\x01",
+                script.as_bytes(),
+                b"\r\n--XyZ--",
+            ]
+            .concat();
+            assert_eq!(
+                read("multipart/form-data; boundary=XyZ", &body),
+                Some("xss-script"),
+                "{disposition}: a field"
+            );
+        }
+        let after_close = format!(
+            "--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nok\r\n--B--\r\n--B\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n{script}"
+        );
+        assert_eq!(
+            read("multipart/form-data; boundary=B", after_close.as_bytes()),
+            Some("xss-script"),
+            "PHP reads on"
         );
     }
 
