@@ -726,7 +726,14 @@ impl Room {
                             .collect(),
                     )
                 };
-                if presence::too_many_clients(&announced, &entries) {
+                // The limits count what the room would take (news, in order): stale entries buy no room.
+                let bounded = entries.len() <= presence::MAX_ENTRIES_PER_MESSAGE;
+                let news = if bounded {
+                    self.inner.borrow().presence.news(&entries)
+                } else {
+                    Vec::new()
+                };
+                if !bounded || presence::too_many_clients(&announced, &news) {
                     return self
                         .refuse(
                             ws,
@@ -735,14 +742,14 @@ impl Room {
                         )
                         .await;
                 }
-                if let Err(e) = wire::check_states(&entries) {
+                if let Err(e) = wire::check_states(&news) {
                     return self.refuse(ws, close::INVALID_DATA, &e.0).await;
                 }
                 if self
                     .inner
                     .borrow()
                     .presence
-                    .over_budget(&attachment.user, &entries)
+                    .over_budget(&attachment.user, &news)
                 {
                     return self
                         .refuse(ws, close::TOO_BIG, "presence over its budget")

@@ -172,8 +172,8 @@ impl Presence {
         }
     }
 
-    /// Whether `user`'s `entries` (its own clients': another user's are dropped before) would take the room past
-    /// [`MAX_PRESENCE_BYTES`] or the user past [`MAX_USER_PRESENCE_BYTES`], as if all were news. Costs the entries.
+    /// Whether `user`'s news ([`Presence::news`]; another user's clients are dropped before) would take the room past
+    /// [`MAX_PRESENCE_BYTES`] or the user past [`MAX_USER_PRESENCE_BYTES`]. Costs the entries.
     pub fn over_budget(&self, user: &str, entries: &[AwarenessEntry]) -> bool {
         let state_len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
         let (mut room, mut mine) = (self.bytes, self.user_bytes.get(user).copied().unwrap_or(0));
@@ -192,6 +192,29 @@ impl Presence {
             mine = (mine + new).saturating_sub(old);
         }
         room > MAX_PRESENCE_BYTES || mine > MAX_USER_PRESENCE_BYTES
+    }
+
+    /// The entries of a message that [`Presence::apply`] would take, in order (a client's later entry is judged
+    /// against its earlier one): what the limits on a socket's clients and on presence bytes are checked against, so
+    /// stale entries (a removal at an old clock) buy no room.
+    pub fn news(&self, entries: &[AwarenessEntry]) -> Vec<AwarenessEntry> {
+        let mut seen: Vec<(u64, u64, bool)> = Vec::new();
+        let mut news = Vec::new();
+        for e in entries {
+            let (clock, present) = match seen.iter().find(|s| s.0 == e.client_id) {
+                Some(&(_, clock, present)) => (clock, present),
+                None => self
+                    .clients
+                    .get(&e.client_id)
+                    .map_or((0, false), |k| (k.clock, k.state.is_some())),
+            };
+            if clock < e.clock || (clock == e.clock && e.state.is_none() && present) {
+                seen.retain(|s| s.0 != e.client_id);
+                seen.push((e.client_id, e.clock, e.state.is_some()));
+                news.push(e.clone());
+            }
+        }
+        news
     }
 
     /// Whether a message holds any news: most awareness messages are the copies every client sends back, and the
@@ -559,6 +582,42 @@ mod tests {
         }
         assert_eq!(room.bytes, MAX_PRESENCE_BYTES);
         assert!(room.over_budget("late", &[entry(1, 1, Some("{}"))]));
+    }
+
+    #[test]
+    fn stale_entries_buy_no_room() {
+        let mut presence = Presence::default();
+        let mut announced = Announced::new();
+        let state = "x".repeat(8 * 1024);
+        let held: Vec<_> = (1..=8).map(|id| entry(id, 5, Some(&state))).collect();
+        presence.apply((1, "mallory"), &held, &mut announced);
+        // Removals at an old clock (not news) beside one new client: judged on what would be taken.
+        let mut message: Vec<_> = (1..=8).map(|id| entry(id, 1, None)).collect();
+        message.push(entry(9, 1, Some(&state)));
+        let news = presence.news(&message);
+        assert_eq!(
+            news,
+            [entry(9, 1, Some(&state))],
+            "only the new client is news"
+        );
+        assert!(presence.over_budget("mallory", &news), "past her share");
+        let many: Vec<_> = (10..=18).map(|id| entry(id, 1, Some("{}"))).collect();
+        let stale_and_many: Vec<_> = (1..=8).map(|id| entry(id, 1, None)).chain(many).collect();
+        assert!(
+            too_many_clients(&announced, &presence.news(&stale_and_many)),
+            "17 clients"
+        );
+        // A client's second entry is judged against its first.
+        let twice = [
+            entry(20, 1, Some("{}")),
+            entry(20, 1, None),
+            entry(20, 1, None),
+        ];
+        assert_eq!(
+            presence.news(&twice).len(),
+            2,
+            "the removal at the same clock once"
+        );
     }
 
     #[test]
