@@ -1311,6 +1311,8 @@ describe("WAF", () => {
     // Binary uploads: their bytes spell signatures by chance (every PNG holds NUL bytes).
     ["image/png", PNG],
     ["multipart/form-data; boundary=edgekit-form", multipart("My cat, O'Brien")],
+    // Python's requests: a file part without a Content-Type.
+    ["multipart/form-data; boundary=edgekit-form", new Uint8Array([...new TextEncoder().encode('--edgekit-form\r\nContent-Disposition: form-data; name="photo"; filename="cat.png"\r\n\r\n'), ...PNG, ...new TextEncoder().encode("\r\n--edgekit-form--\r\n")])],
   ];
 
   test("attacks are blocked with 403 and X-WAF-Rule, benign requests pass; both rates are reported", async () => {

@@ -249,18 +249,21 @@ pub enum FillAnswer {
 }
 
 /// Which [`FillAnswer`] an answer to a shared fill is. `private` and `no-store` make only an answer that would be
-/// stored personal: origins put them on their errors too (Symfony's and Laravel's default), and an outage's 503 or
-/// a 406 for an odd `Accept` must not pass a key — only a cookie or a `Vary` on what the fill left out does then.
+/// stored personal: origins put them on their errors too (Symfony's and Laravel's default), and a 406 for an odd
+/// `Accept` must not pass a key — only a cookie or a `Vary` on what the fill left out does then; an origin error is
+/// never personal.
 pub fn shared_fill_answer(
     status: u16,
     headers: &[(String, String)],
     carried: &[&str],
 ) -> FillAnswer {
     let sets_cookie = headers.iter().any(|(name, _)| name == "set-cookie");
-    if sets_cookie || !varies_only_by(headers, carried) {
-        FillAnswer::Personal
-    } else if status >= 500 {
+    if status >= 500 {
+        // An origin error is shared with the waiters whatever it says (a sticky load balancer's cookie on a 503):
+        // passing the key would send every request to a failing origin.
         FillAnswer::Anyone
+    } else if sets_cookie || !varies_only_by(headers, carried) {
+        FillAnswer::Personal
     } else if !storable_status(status) {
         FillAnswer::StatusOnly
     } else if for_anyone(headers, false) {
@@ -590,6 +593,12 @@ mod tests {
             FillAnswer::Anyone,
             "an origin error is shared"
         );
+        let balancer = kind(503, &[("set-cookie", "AWSALB=x")]);
+        assert_eq!(
+            balancer,
+            FillAnswer::Anyone,
+            "a balancer's cookie on an error"
+        );
         assert_eq!(
             kind(200, &[("vary", "Accept-Language, Origin")]),
             FillAnswer::Anyone,
@@ -610,7 +619,6 @@ mod tests {
         }
         for (status, list) in [
             (200, &[("set-cookie", "sid=NEW; Path=/")][..]),
-            (503, &[("set-cookie", "sid=NEW")]),
             (403, &[("vary", "Cookie")]),
             (200, &[("cache-control", "private")]),
             (200, &[("cache-control", "no-store")]),

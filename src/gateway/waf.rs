@@ -789,30 +789,28 @@ pub fn inspect_body(config: &WafConfig, content_type: Option<&str>, body: &[u8])
     let content_type = content_type.unwrap_or("");
     let media_type = waf_media_type(content_type);
     if media_type.starts_with("multipart/") {
-        // A form whose parts cannot be told apart as a parser would is read whole, as text.
-        let Some(boundary) = multipart_boundary(content_type) else {
+        let Some(parts) = canonical_parts(content_type, body) else {
+            // Any other shape is read whole, as text: parsers disagree on how to split it. Encodings the form is
+            // not read through here (a part's transfer encoding or charset, which a parser may decode into an
+            // attack) are refused: browsers send neither.
+            if foreign_encoding(body) {
+                return Some(Hit {
+                    rule: "multipart-encoding",
+                    part: "body",
+                });
+            }
             return screen_content(config, "text/plain", body);
         };
-        let (parts, epilogue) = multipart_parts(boundary, body);
-        // No part found (a boundary the body never uses — an origin reading JSON whatever the type says does not
-        // care), or text after the closing delimiter (PHP reads on to the next delimiter line): read as text.
-        if parts.is_empty() {
-            return screen_content(config, "text/plain", body);
-        }
-        let epilogue = screen_content(config, "text/plain", epilogue);
-        return epilogue.or_else(|| {
-            parts.into_iter().find_map(|(headers, content)| {
-                let headers = lenient_utf8(headers);
-                // A part is a file only when it names a filename (PHP, Go, busboy and werkzeug decide so): a field is
-                // read whole, whatever type it claims.
-                let part_type = if names_a_file(&headers) {
-                    header_value(&headers, "content-type").map_or_else(String::new, waf_media_type)
-                } else {
-                    String::new()
-                };
-                screen(config, &headers, false, "body")
-                    .or_else(|| screen_content(config, &part_type, content))
-            })
+        return parts.into_iter().find_map(|part| {
+            // A file's content by its type (an untyped one, as Python's requests sends it, is octet-stream); a
+            // field's whole, whatever type it claims.
+            let content_type = match (part.file, part.content_type) {
+                (true, Some(t)) => t.to_ascii_lowercase(),
+                (true, None) => "application/octet-stream".to_owned(),
+                (false, _) => String::new(),
+            };
+            screen(config, part.headers, false, "body")
+                .or_else(|| screen_content(config, &content_type, part.content))
         });
     }
     screen_content(config, &media_type, body)
@@ -876,147 +874,154 @@ fn screen_content(config: &WafConfig, media_type: &str, bytes: &[u8]) -> Option<
     screen(config, &text, false, "body")
 }
 
-/// The boundary a multipart `Content-Type` names: its `boundary` parameter (quoted or not), which PHP finds as the
-/// text after `boundary=` wherever it is, up to `;`, `,` or a space. `None` — the body is then read as text — when
-/// there is none or it is named twice, when it holds a line end, a quote or a backslash (unescaped by some parsers
-/// only), or when the two readings differ (`xboundary=A; boundary=B`, where one parser would split on a decoy).
-fn multipart_boundary(content_type: &str) -> Option<&str> {
-    let parameter = content_type.split(';').skip(1).find_map(|param| {
-        let (name, value) = param.split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| unquote(value))
-    });
+/// One part of a multipart form in the canonical shape ([`canonical_parts`]).
+struct Canonical<'a> {
+    headers: &'a str,
+    /// It names a filename.
+    file: bool,
+    content_type: Option<&'a str>,
+    content: &'a [u8],
+}
+
+/// The parts of a multipart form in the shape browsers, curl and Python's requests send it — the only shape whose
+/// file parts are read only to their first control byte (a file's bytes spell signatures by chance: every PNG holds
+/// a NUL). Parsers disagree on everything else (a delimiter inside a line or after a bare CR or LF, a preamble, a
+/// boundary read as PHP reads it, parameters, transfer encodings and charsets), so any other body gets `None` and is
+/// read whole as text. The shape: `boundary` named once in the type, of RFC 2046's characters (no comma or space);
+/// the body starts with `--B` CRLF and every `--B` in it is one at a line start followed by CRLF, or the last,
+/// `--B--` (a prefix cut at the inspection cap may end anywhere); part headers in CRLF lines, exactly
+/// `Content-Disposition: form-data; name="…"` with an optional `; filename="…"` (quoted values without `"`, `\`,
+/// CR or LF; a file's name not empty) and an optional `Content-Type: type/subtype` without parameters.
+fn canonical_parts<'a>(content_type: &str, body: &'a [u8]) -> Option<Vec<Canonical<'a>>> {
     let lower = content_type.to_ascii_lowercase();
-    if lower.matches("boundary=").count() != 1 {
-        return None; // none, or named twice (parsers differ on which one counts)
+    if lower.matches("boundary").count() != 1 {
+        return None;
     }
-    let at = lower.find("boundary=")? + "boundary=".len();
-    let substring = unquote(&content_type[at..]);
-    let boundary = match parameter {
-        Some(parameter) if parameter != substring => return None,
-        _ => substring,
-    };
-    // A quote or backslash is unescaped by some parsers and not others.
-    (!boundary.is_empty() && !boundary.contains(['\r', '\n', '"', '\\'])).then_some(boundary)
-}
-
-/// Whether a part's headers make it a file for every parser: exactly one `Content-Disposition` line (no folded
-/// lines, no blank in the name) with a non-empty `filename=` parameter, parameters split outside quotes
-/// (`name="a;filename=x"` names none). Anything else is read as a field: PHP knows no `filename*`, Go takes
-/// `filename=""` for a field, and a folded line belongs to the header before it.
-fn names_a_file(headers: &str) -> bool {
-    if headers.lines().any(|line| line.starts_with([' ', '\t'])) {
-        return false;
+    let boundary = content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        (name.trim() == "boundary").then(|| value.trim())
+    })?;
+    let boundary = boundary
+        .strip_prefix('"')
+        .and_then(|b| b.strip_suffix('"'))
+        .unwrap_or(boundary);
+    let bchar = |c: char| c.is_ascii_alphanumeric() || "'()+_-./:=?".contains(c);
+    if boundary.is_empty() || boundary.len() > 70 || !boundary.chars().all(bchar) {
+        return None;
     }
-    let mut dispositions = headers
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .filter(|(name, _)| name.eq_ignore_ascii_case("content-disposition"));
-    let (Some((_, value)), None) = (dispositions.next(), dispositions.next()) else {
-        return false;
-    };
-    let mut params = Vec::new();
-    let (mut current, mut quoted, mut escaped) = (String::new(), false, false);
-    for c in value.chars() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            ';' if !quoted => {
-                params.push(std::mem::take(&mut current));
-                continue;
-            }
-            _ => {}
-        }
-        current.push(c);
-    }
-    params.push(current);
-    params.iter().skip(1).any(|param| {
-        param.split_once('=').is_some_and(|(name, value)| {
-            name.trim().eq_ignore_ascii_case("filename")
-                && !value.trim().trim_matches('"').is_empty()
-        })
-    })
-}
-
-/// A parameter value as PHP reads it: quoted up to the closing quote, else up to `;`, `,` or a space.
-fn unquote(value: &str) -> &str {
-    let value = value.trim();
-    match value.strip_prefix('"') {
-        Some(quoted) => quoted.split('"').next().unwrap_or(""),
-        None => value.split([';', ',', ' ', '\t']).next().unwrap_or(""),
-    }
-}
-
-/// The value of the first header line `name:` in a part's headers.
-fn header_value<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
-    headers.lines().find_map(|line| {
-        let (field, value) = line.split_once(':')?;
-        // The name exactly, as PHP matches it (`Content-Type :` is no Content-Type to it).
-        field.eq_ignore_ascii_case(name).then(|| value.trim())
-    })
-}
-
-/// A multipart part: its headers and its content.
-type Part<'a> = (&'a [u8], &'a [u8]);
-
-/// The (headers, content) of each part of a multipart body, as parsers split it, and what follows the closing
-/// delimiter: a delimiter (`--` and the boundary) counts at the start of the body or of a line, and only when a line
-/// end, a space or tab, or `--` (the closing one) follows it (`--XyZfoo` is text to Go and busboy); a part's
-/// headers end at its first empty line, LF or CRLF. Parts end where the next delimiter line starts (or where the
-/// inspected prefix ends). PHP reads on past a closing delimiter to the next delimiter line, so what follows it is
-/// returned to be read too.
-fn multipart_parts<'a>(boundary: &str, body: &'a [u8]) -> (Vec<Part<'a>>, &'a [u8]) {
     let delimiter = format!("--{boundary}");
-    let delimits = |at: usize| {
-        body[at..].starts_with(delimiter.as_bytes())
-            && matches!(
-                body.get(at + delimiter.len()),
-                None | Some(b'\r' | b'\n' | b' ' | b'\t' | b'-')
-            )
-    };
-    let line_starts = memchr::memmem::find_iter(body, format!("\n{delimiter}").as_bytes())
-        .map(|at| at + 1)
-        .collect::<Vec<_>>();
-    let starts: Vec<usize> = std::iter::once(0)
-        .chain(line_starts)
-        .filter(|&at| delimits(at))
-        .collect();
-    let mut parts = Vec::with_capacity(starts.len());
-    for (i, &start) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).map_or(body.len(), |&next| next - 1);
-        let Some(part) = body.get(start + delimiter.len()..end) else {
-            continue;
-        };
-        if part.starts_with(b"--") {
-            // The closing delimiter: what follows is read as text by the caller.
-            return (
-                parts,
-                body.get(start + delimiter.len() + 2..).unwrap_or_default(),
-            );
-        }
-        // The rest of the delimiter line (transport padding), then the headers up to the first empty line.
-        let part = match memchr::memchr(b'\n', part) {
-            Some(at) => &part[at + 1..],
-            None => &part[part.len()..],
-        };
-        let blank = if part.starts_with(b"\r\n") {
-            Some((0, 2))
-        } else if part.starts_with(b"\n") {
-            Some((0, 1))
-        } else {
-            [&b"\n\r\n"[..], b"\n\n"]
-                .iter()
-                .filter_map(|line| memchr::memmem::find(part, line).map(|at| (at, line.len())))
-                .min()
-        };
-        parts.push(match blank {
-            Some((at, len)) => (&part[..at], &part[at + len..]),
-            None => (part, &part[part.len()..]),
-        });
+    let delimiter = delimiter.as_bytes();
+    if !body.starts_with(delimiter)
+        || body.get(delimiter.len()..delimiter.len() + 2) != Some(b"\r\n")
+    {
+        return None;
     }
-    (parts, &body[body.len()..])
+    let mut parts = Vec::new();
+    let mut at = 0;
+    loop {
+        // `at` is a delimiter followed by CRLF; the part runs to the next one.
+        let start = at + delimiter.len() + 2;
+        let next = memchr::memmem::find(&body[start..], delimiter).map(|i| start + i);
+        let end = match next {
+            Some(next) if body[..next].ends_with(b"\r\n") && next >= start + 2 => next - 2,
+            Some(_) => return None,
+            None => body.len(),
+        };
+        parts.push(canonical_part(&body[start..end])?);
+        let Some(next) = next else {
+            return Some(parts); // a prefix cut inside the last part
+        };
+        let after = &body[next + delimiter.len()..];
+        if after.starts_with(b"--") {
+            return matches!(&after[2..], b"" | b"\r\n" | b"\r").then_some(parts);
+        }
+        if !(after.starts_with(b"\r\n") || after.is_empty() || after == b"\r") {
+            return None;
+        }
+        if after.len() < 2 {
+            return Some(parts);
+        }
+        at = next;
+    }
+}
+
+/// One part in the canonical shape ([`canonical_parts`]): headers in CRLF lines, then an empty line.
+fn canonical_part(part: &[u8]) -> Option<Canonical<'_>> {
+    let split = memchr::memmem::find(part, b"\r\n\r\n")?;
+    let headers = std::str::from_utf8(&part[..split]).ok()?;
+    let (mut disposition, mut content_type) = (None, None);
+    for line in headers.split("\r\n") {
+        if line.contains(['\r', '\n']) {
+            return None;
+        }
+        let (name, value) = line.split_once(": ")?;
+        let slot = if name.eq_ignore_ascii_case("content-disposition") {
+            &mut disposition
+        } else if name.eq_ignore_ascii_case("content-type") {
+            &mut content_type
+        } else {
+            return None;
+        };
+        if slot.replace(value).is_some() {
+            return None;
+        }
+    }
+    let quoted = |text: &'_ str| -> Option<(usize, bool)> {
+        // The length of a quoted value's content and whether it is empty, from after its opening quote.
+        let len = text.find('"')?;
+        (!text[..len].contains(['\\', '\r', '\n'])).then_some((len, len == 0))
+    };
+    let rest = disposition?.strip_prefix("form-data; name=\"")?;
+    let (len, _) = quoted(rest)?;
+    let rest = &rest[len + 1..];
+    let file = match rest.strip_prefix("; filename=\"") {
+        Some(name) => {
+            let (len, empty) = quoted(name)?;
+            if empty || len + 1 != name.len() {
+                return None;
+            }
+            true
+        }
+        None if rest.is_empty() => false,
+        None => return None,
+    };
+    let media_type = |t: &str| {
+        let (kind, sub) = t.split_once('/')?;
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c))
+        };
+        (token(kind) && token(sub)).then_some(())
+    };
+    if let Some(t) = content_type {
+        media_type(t)?;
+    }
+    Some(Canonical {
+        headers,
+        file,
+        content_type,
+        content: &part[split + 4..],
+    })
+}
+
+/// Whether a multipart body not in the canonical shape names a transfer encoding or a charset other than UTF-8,
+/// ASCII or Latin-1 for its parts, which parsers may decode (Go quoted-printable, undici base64, busboy the charset)
+/// into text this reading never sees.
+fn foreign_encoding(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body).to_ascii_lowercase();
+    text.contains("content-transfer-encoding")
+        || text.match_indices("charset=").any(|(at, m)| {
+            let value = text[at + m.len()..]
+                .trim_start_matches('"')
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                .next()
+                .unwrap_or("");
+            !matches!(
+                value,
+                "utf-8" | "utf8" | "us-ascii" | "ascii" | "iso-8859-1" | "latin1"
+            )
+        })
 }
 
 /// The string tokens of a JSON text — keys and values, each with its escapes decoded (`\u003c` is `<`, a lone
@@ -1491,6 +1496,52 @@ mod tests {
             read("multipart/form-data; boundary=B", after_close.as_bytes()),
             Some("xss-script"),
             "PHP reads on"
+        );
+        // The fourth review's bodies, each split by some parser so that a field holds the attack: none is in the
+        // canonical shape, so each is read whole.
+        let png_part = "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n\0";
+        let q = |text: &str| {
+            format!("--XyZ\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n{text}")
+        };
+        let cases = [
+            ("XyZ", format!("{}\n{png_part}{script}\r\n--XyZ--", q("a"))),
+            ("XyZ", format!("{}\r\n--XyZ-x\r\n\0{script}\r\n--XyZ--", q("a"))),
+            ("XyZ", format!("{png_part}\r--XyZ\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n\0{script}")),
+            ("XyZ", format!("--XyZ\rContent-Disposition: form-data; name=\"q\"\r\r\0{script}\r\n--XyZ--")),
+            ("XyZ", format!("x{}\r\n{png_part}{script}\r\n--XyZ--", q("ok"))),
+            ("XyZ; x=\"xboundaryx=AbC\"", format!("{png_part}{script}\r\n--XyZ--")),
+            ("\"XyZ Q\"", format!("{png_part}{script}\r\n--XyZ--")),
+            ("XyZ", format!("--XyZ\r\nContent-Disposition: form-data; name=\"q\"; filename =\"a.png\"\r\nContent-Type: image/png\r\n\r\n\0{script}")),
+            ("XyZ", format!("--XyZ\r\nContent-Disposition: form-data; name=\"q\"; x='; filename=\"a.png\"; y='\r\nContent-Type: image/png\r\n\r\n\0{script}")),
+            ("XyZ", format!("--XyZ\r\nContent-Disposition: form-data; name=\"q\"\rX-A: ; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n\0{script}")),
+        ];
+        for (boundary, body) in cases {
+            assert_eq!(
+                read(
+                    &format!("multipart/form-data; boundary={boundary}"),
+                    body.as_bytes()
+                ),
+                Some("xss-script"),
+                "{boundary}: {body:?}"
+            );
+        }
+        for header in [
+            "Content-Transfer-Encoding: quoted-printable",
+            "Content-Type: text/plain; charset=iso-2022-jp",
+        ] {
+            let body = format!("--XyZ\r\nContent-Disposition: form-data; name=\"q\"\r\n{header}\r\n\r\n=3Cscript=3E\r\n--XyZ--");
+            assert_eq!(
+                read("multipart/form-data; boundary=XyZ", body.as_bytes()),
+                Some("multipart-encoding"),
+                "{header}"
+            );
+        }
+        // Python's requests sends a file part without a type: a file all the same.
+        let untyped = b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.png\"\r\n\r\n\x89PNG\r\n\x1a\n\0\0\0\rIHDR'#\r\n--XyZ--\r\n";
+        assert_eq!(
+            read("multipart/form-data; boundary=XyZ", untyped),
+            None,
+            "an untyped file"
         );
     }
 
