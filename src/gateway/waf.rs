@@ -932,7 +932,7 @@ fn canonical_parts<'a>(content_type: &str, body: &'a [u8]) -> Option<Vec<Canonic
             Some(_) => return None,
             None => body.len(),
         };
-        parts.push(canonical_part(&body[start..end])?);
+        parts.push(canonical_part(&body[start..end], next.is_none())?);
         let Some(next) = next else {
             return Some(parts); // a prefix cut inside the last part
         };
@@ -951,7 +951,7 @@ fn canonical_parts<'a>(content_type: &str, body: &'a [u8]) -> Option<Vec<Canonic
 }
 
 /// One part in the canonical shape ([`canonical_parts`]): headers in CRLF lines, then an empty line.
-fn canonical_part(part: &[u8]) -> Option<Canonical<'_>> {
+fn canonical_part(part: &[u8], cut: bool) -> Option<Canonical<'_>> {
     let split = memchr::memmem::find(part, b"\r\n\r\n")?;
     let headers = std::str::from_utf8(&part[..split]).ok()?;
     let (mut disposition, mut content_type, mut length, mut encoding) = (None, None, None, None);
@@ -972,7 +972,17 @@ fn canonical_part(part: &[u8]) -> Option<Canonical<'_>> {
             return None;
         }
     }
-    if length.is_some_and(|l: &str| l.is_empty() || !l.bytes().all(|b| b.is_ascii_digit())) {
+    // A length is the part's own (a parser trusting it would otherwise read the next part into this one); a part
+    // cut at the inspection cap holds at most that many bytes.
+    let content = &part[split + 4..];
+    let own_length = |declared: &str| {
+        declared == content.len().to_string()
+            || cut
+                && declared.len() <= 19
+                && declared.bytes().all(|b| b.is_ascii_digit())
+                && declared.parse::<usize>().is_ok_and(|n| n >= content.len())
+    };
+    if length.is_some_and(|declared| !own_length(declared)) {
         return None;
     }
     if encoding.is_some_and(|e: &str| {
@@ -990,7 +1000,6 @@ fn canonical_part(part: &[u8]) -> Option<Canonical<'_>> {
     let rest = disposition?.strip_prefix("form-data; name=\"")?;
     let (len, _) = quoted(rest)?;
     let rest = &rest[len + 1..];
-    let content = &part[split + 4..];
     let file = match rest.strip_prefix("; filename=\"") {
         Some(name) => {
             let (len, empty) = quoted(name)?;
@@ -1067,8 +1076,13 @@ fn foreign_encoding(body: &[u8]) -> bool {
             .unwrap_or("")
     };
     let identity = |coding: &str| matches!(coding, "binary" | "7bit" | "8bit");
-    text.match_indices("content-transfer-encoding:")
-        .any(|(at, m)| !identity(value_at(at + m.len())))
+    // A blank before the colon is still the header to undici and aiohttp, which trim header names.
+    text.match_indices("content-transfer-encoding")
+        .any(|(at, m)| {
+            let rest = text[at + m.len()..].trim_start_matches([' ', '\t']);
+            rest.strip_prefix(':')
+                .is_some_and(|value| !identity(value_at(text.len() - value.len())))
+        })
         || text.match_indices("charset=").any(|(at, m)| {
             let value = text[at + m.len()..]
                 .trim_start_matches('"')
@@ -1710,6 +1724,33 @@ mod tests {
                 read("multipart/form-data; boundary=XyZ", &body),
                 None,
                 "{client}"
+            );
+        }
+        // The sixth review: a length that is not the part's own, and a transfer encoding with a blank before the colon.
+        let hidden = [
+            file_part("name=\"a\"", "Content-Length: 200\r\n", b"hello"),
+            file_part(
+                "name=\"f\"; filename=\"a.png\"",
+                "Content-Type: image/png\r\n",
+                b"\x89PNG\x0c<script>prompt(1)</script>",
+            ),
+            b"--XyZ--".to_vec(),
+        ]
+        .concat();
+        assert_eq!(
+            read("multipart/form-data; boundary=XyZ", &hidden),
+            Some("xss-script"),
+            "a length past its part"
+        );
+        for header in [
+            "Content-Transfer-Encoding : base64",
+            "content-transfer-encoding\t:base64",
+        ] {
+            let body = format!("--XyZ\r\nContent-Disposition: form-data; name=\"q\"\r\n{header}\r\n\r\nPHNjcmlwdD4=\r\n--XyZ--");
+            assert_eq!(
+                read("multipart/form-data; boundary=XyZ", body.as_bytes()),
+                Some("multipart-encoding"),
+                "{header}"
             );
         }
     }
