@@ -113,20 +113,7 @@ async fn proxy_route(
     incoming: &[(String, String)],
     url: RequestUrl<'_>,
 ) -> ApiResult<Response> {
-    let isolate = call.isolate.clone();
-    let gateway = &isolate.config.gateway;
-
-    // WAF: request line and sizes first, the body below.
-    let header_bytes: usize = incoming.iter().map(|(k, v)| k.len() + v.len()).sum();
-    let content_length =
-        header_list::get(incoming, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
-    let hit = waf::inspect_sizes(&gateway.waf, header_bytes, content_length)
-        .or_else(|| waf::inspect_url(&gateway.waf, url.path, url.query));
-    waf_verdict(call, hit)?;
-    // After the WAF (a traversal is its rule's to name), before anything that checks per route.
-    if gateway.routes.ambiguous(method, url.path) {
-        return Err(ambiguous_path());
-    }
+    let content_length = screen_request(call, method, incoming, url)?;
 
     // A WebSocket handshake would reach the origin as a plain GET (`Upgrade` is hop-by-hop, and the proxy passes
     // no 101 on): refused as such, not answered with whatever that GET gets (or a cached copy). Other upgrades
@@ -144,10 +131,8 @@ async fn proxy_route(
     }
     // The runtime's fetch sends no body with GET or HEAD: one sent would be dropped, and the origin answer a
     // request the client did not make (a search without its query).
-    let declared =
-        header_list::get(incoming, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
     if matches!(method, "GET" | "HEAD")
-        && (declared.is_some_and(|n| n > 0)
+        && (content_length.is_some_and(|n| n > 0)
             || header_list::get(incoming, "transfer-encoding").is_some())
     {
         return Err(ApiError::bad_request(
@@ -242,14 +227,7 @@ async fn preflight_answer(
     incoming: &[(String, String)],
     url: RequestUrl<'_>,
 ) -> ApiResult<Response> {
-    let gateway = &call.isolate.config.gateway;
-    let header_bytes: usize = incoming.iter().map(|(k, v)| k.len() + v.len()).sum();
-    let hit = waf::inspect_sizes(&gateway.waf, header_bytes, None)
-        .or_else(|| waf::inspect_url(&gateway.waf, url.path, url.query));
-    waf_verdict(call, hit)?;
-    if gateway.routes.ambiguous(asked, url.path) {
-        return Err(ambiguous_path());
-    }
+    screen_request(call, asked, incoming, url)?;
     let limited = rate_limit(call, route, None, true).await?;
     crate::entry::body::drain(&mut call.req).await;
     let headers: Vec<(String, String)> = origin_headers(call, route, incoming, url, trace, None)
@@ -337,7 +315,6 @@ async fn forward(
             let own = OwnRequest {
                 method,
                 headers: &headers,
-                tailored: headers.iter().any(|(name, _)| tailors_answer(name)),
             };
             return cached(call, spec, policy, asked, own).await;
         }
@@ -371,6 +348,28 @@ async fn forward(
         )),
         Err(failure) => Err(failure.into_error()),
     }
+}
+
+/// The checks every gateway request meets first, proxied or a preflight: the WAF's header and declared body sizes
+/// and its request-line rules, then — after the WAF, whose rule names a traversal, and before anything that checks
+/// per route — the path's ambiguity for the method it is routed by. Returns the declared body length.
+fn screen_request(
+    call: &Call,
+    method: &str,
+    incoming: &[(String, String)],
+    url: RequestUrl<'_>,
+) -> ApiResult<Option<u64>> {
+    let gateway = &call.isolate.config.gateway;
+    let header_bytes: usize = incoming.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let content_length =
+        header_list::get(incoming, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    let hit = waf::inspect_sizes(&gateway.waf, header_bytes, content_length)
+        .or_else(|| waf::inspect_url(&gateway.waf, url.path, url.query));
+    waf_verdict(call, hit)?;
+    if gateway.routes.ambiguous(method, url.path) {
+        return Err(ambiguous_path());
+    }
+    Ok(content_length)
 }
 
 /// 400 for a path that meets a route with other checks when read as many origins read it (`RouteTable::ambiguous`).
@@ -1035,16 +1034,21 @@ fn pass_through(
     // A body the origin streams (no Content-Length: chunked, SSE, NDJSON) must reach the client chunk by chunk;
     // the runtime's automatic compression would buffer it, so such a body goes out uncompressed. Bodies of known
     // length are still compressed by the runtime as usual; an answer without a body says nothing of its coding.
-    if matches!(body, ResponseBody::Stream(_))
-        && header_list::get(&pairs, "content-length").is_none()
-        && header_list::get(&pairs, "content-encoding").is_none()
-    {
+    if matches!(body, ResponseBody::Stream(_)) && flushed_uncompressed(&pairs) {
         pairs.push(("content-encoding".into(), "identity".into()));
     }
     Response::builder()
         .with_status(response.status())
         .with_headers(header_list::build(pairs.iter().chain(extra)))
         .body(body)
+}
+
+/// Whether a streamed answer with these headers goes out uncompressed (`content-encoding: identity`), each chunk
+/// flushed as it arrives: its length is unknown (chunked, SSE, NDJSON) and it names no coding — the runtime's
+/// automatic compression would buffer it.
+fn flushed_uncompressed(headers: &[(String, String)]) -> bool {
+    header_list::get(headers, "content-length").is_none()
+        && header_list::get(headers, "content-encoding").is_none()
 }
 
 /// A redirect's `Location` on the upstream, mapped back under the route's prefix ([`LocationMap::client_location`]).
@@ -1073,8 +1077,14 @@ struct Asked {
 struct OwnRequest<'a> {
     method: &'a str,
     headers: &'a [(String, String)],
+}
+
+impl OwnRequest<'_> {
     /// It sent something a shared fill leaves out (`headers::tailors_answer`): cookies, credentials, an API key.
-    tailored: bool,
+    /// Asked only of an answer that is not for anyone.
+    fn tailored(&self) -> bool {
+        self.headers.iter().any(|(name, _)| tailors_answer(name))
+    }
 }
 
 /// Everything needed to fetch and store one cacheable response, owned so it can outlive the request
@@ -1481,10 +1491,7 @@ fn fetched_answer(f: &Fetched, policy: &CachePolicy, state: &str, asked: &Asked)
         let _ = headers.set("x-cache", state);
         let streamed =
             matches!(f.body, FetchedBody::Streamed(_)) && !asked.head && !null_body(f.status);
-        if streamed
-            && header_list::get(&f.headers, "content-length").is_none()
-            && header_list::get(&f.headers, "content-encoding").is_none()
-        {
+        if streamed && flushed_uncompressed(&f.headers) {
             let _ = headers.set("content-encoding", "identity");
         }
         let body = if asked.head {
@@ -1525,7 +1532,7 @@ async fn answer_fetched(
     asked: &Asked,
     own: &OwnRequest<'_>,
 ) -> ApiResult<Response> {
-    if f.fill_answer == FillAnswer::Anyone || !own.tailored {
+    if f.fill_answer == FillAnswer::Anyone || !own.tailored() {
         return Ok(fetched_response(f, policy, state, asked));
     }
     f.body.discard();

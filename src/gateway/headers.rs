@@ -93,17 +93,20 @@ pub fn tailors_answer(name: &str) -> bool {
         || NEUTRAL.contains(&name)
         || name.starts_with("sec-fetch-")
         || name.starts_with("sec-ch-")
-        || matches!(
-            name,
-            "accept-encoding"
-                | "if-none-match"
-                | "if-modified-since"
-                | "if-match"
-                | "if-unmodified-since"
-                | "if-range"
-                | "range"
-        ))
+        || name == "accept-encoding"
+        || PER_REQUESTER.contains(&name))
 }
+
+/// A requester's conditional and range headers: a fill never carries them (their 304 or 206 would be handed to the
+/// others); the edge answers the conditionals itself, and a range request is not filled at all.
+const PER_REQUESTER: &[&str] = &[
+    "if-none-match",
+    "if-modified-since",
+    "if-match",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+];
 
 /// Request headers a CORS preflight takes to the origin: what the browser asks and the gateway's forwarding and
 /// trace headers — never a cookie, credentials or a body (a browser sends none; one sent by hand gets none through).
@@ -138,16 +141,7 @@ pub fn cache_fill_headers(forwarded: &[(String, String)], shared: bool) -> Vec<(
             if shared {
                 return SHARED_FILL.contains(&name.as_str());
             }
-            !matches!(
-                name.as_str(),
-                "if-none-match"
-                    | "if-modified-since"
-                    | "if-match"
-                    | "if-unmodified-since"
-                    | "if-range"
-                    | "range"
-                    | "accept-encoding"
-            )
+            name != "accept-encoding" && !PER_REQUESTER.contains(&name.as_str())
         })
         .cloned()
         .collect();

@@ -902,7 +902,8 @@ fn canonical_parts<'a>(content_type: &str, body: &'a [u8]) -> Option<Vec<Canonic
     }
     // The value straight after `=` (PHP keeps blanks around it, others trim them), quoted with RFC 2046's
     // characters, or unquoted with those that are also token characters (Werkzeug ends an unquoted one at `=`).
-    let value = content_type.split(';').skip(1).find_map(|param| {
+    let (_, params) = content_type.split_once(';')?;
+    let value = params.split(';').find_map(|param| {
         let (name, value) = param.split_once('=')?;
         (name.trim() == "boundary").then_some(value)
     })?;
