@@ -73,6 +73,7 @@ before(async () => {
       GATEWAY_CACHE_MAX_BODY_BYTES: CACHE_MAX_BODY_BYTES,
       // Short, so the slow-body test stays short; the default is 10 s.
       GATEWAY_CACHE_FILL_BODY_MS: 600,
+      GATEWAY_CORS_ORIGINS: ["https://app.example"],
     },
   });
   kv = await worker.mf.getKVNamespace("CONFIG_KV");
@@ -358,6 +359,45 @@ describe("route table and proxy", () => {
     assert.equal(notPreflight.status, 405, "without Origin, an OPTIONS the route does not list");
     assert.equal((await rawRequest("/gw/secure/things")).status, 401, "the GET itself still needs its token");
     assert.equal(origin.requests.length, 4);
+  });
+
+  test("pages of the sites GATEWAY_CORS_ORIGINS lists can read the gateway's own error answers, and only those", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end("the origin's"));
+    const app = { origin: "https://app.example" };
+    const reader = token(keys, "ed1", { permissions: ["read"] });
+    const refusals = [
+      ["/gw/secure/things", { ...app, ...bearer("not-a-token") }, 401],
+      ["/gw/secure/admin", { ...app, ...bearer(reader) }, 403],
+      ["/gw-nothing-here", app, 404],
+      ["/gw/secure/things?q=%3Cscript%3E", { ...app, ...bearer(reader) }, 403],
+    ];
+    for (const [path, headers, status] of refusals) {
+      const answer = await worker.fetch(path, { headers });
+      assert.equal(answer.status, status, path);
+      assert.equal(answer.headers.get("access-control-allow-origin"), "https://app.example", path);
+      assert.equal(answer.headers.get("access-control-allow-credentials"), "true", path);
+      assert.match(answer.headers.get("access-control-expose-headers"), /WWW-Authenticate, Retry-After/, path);
+      assert.match(answer.headers.get("vary") ?? "", /Origin/, path);
+      await answer.arrayBuffer();
+    }
+    const notAllowed = await worker.fetch("/gw/secure/things", { method: "DELETE", headers: app });
+    assert.equal(notAllowed.status, 405);
+    assert.equal(notAllowed.headers.get("access-control-allow-origin"), "https://app.example");
+    // Another site, or a request without Origin, reads nothing more than before.
+    for (const headers of [{ origin: "https://evil.example" }, { origin: "https://app.example.evil.example" }, {}]) {
+      const answer = await worker.fetch("/gw/secure/things", { headers });
+      assert.equal(answer.status, 401);
+      assert.equal(answer.headers.get("access-control-allow-origin"), null, JSON.stringify(headers));
+      assert.equal(answer.headers.get("access-control-allow-credentials"), null);
+      await answer.arrayBuffer();
+    }
+    // The origin's own answers keep the origin's CORS headers (here none).
+    const proxied = await worker.fetch("/gw/secure/things", { headers: { ...app, ...bearer(reader) } });
+    assert.equal(proxied.status, 200);
+    assert.equal(await proxied.text(), "the origin's");
+    assert.equal(proxied.headers.get("access-control-allow-origin"), null);
+    assert.equal(origin.requests.length, 1, "only the allowed request reached the origin");
   });
 
   test("a large upload streams to the origin intact and a response streams back before the origin finishes", async () => {

@@ -5,6 +5,7 @@
 use crate::config::{ConfigError, Vars};
 
 use super::cache::CachePolicies;
+use super::cors::ErrorReaders;
 use super::routes::RouteTable;
 use super::waf::WafConfig;
 
@@ -32,6 +33,8 @@ pub struct GatewayConfig {
     /// How long a cache fill waits for an answer's body to arrive whole after its headers
     /// (`GATEWAY_CACHE_FILL_BODY_MS`, 10 s): a slower one streams to the request that fetched it and is not stored.
     pub cache_fill_body_ms: u64,
+    /// Which sites' pages may read the gateway's own error answers (`GATEWAY_CORS_ORIGINS`; none by default).
+    pub cors: ErrorReaders,
 }
 
 impl GatewayConfig {
@@ -70,6 +73,7 @@ impl GatewayConfig {
                 16 * 1024 * 1024,
             )?,
             cache_fill_body_ms: vars.u64_in("GATEWAY_CACHE_FILL_BODY_MS", 10_000, 100, 120_000)?,
+            cors: ErrorReaders::parse(vars.json("GATEWAY_CORS_ORIGINS")?)?,
         })
     }
 }
@@ -111,6 +115,16 @@ mod tests {
                 "\"p\"",
             ),
             ("GATEWAY_JWT_LEEWAY_SECONDS", json!(9999), "between"),
+            (
+                "GATEWAY_CORS_ORIGINS",
+                json!(["https://a.example/"]),
+                "entry 0",
+            ),
+            (
+                "GATEWAY_CORS_ORIGINS",
+                json!("https://a.example"),
+                "not valid JSON",
+            ),
         ];
         for (key, value, expected) in cases {
             let error = parse(&[(key, value.clone())]).expect_err("refused");

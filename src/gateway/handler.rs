@@ -66,9 +66,21 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
         Matched::Route { route, params } => (route, params),
         Matched::MethodNotAllowed { allowed } => {
             let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
-            return Err(ApiError::method_not_allowed(&method, &allowed));
+            let error = ApiError::method_not_allowed(&method, &allowed);
+            return Err(readable(
+                error,
+                &call,
+                header(&call.req, "origin").as_deref(),
+            ));
         }
-        Matched::NotFound => return Err(ApiError::not_found(format!("no route serves {path}"))),
+        Matched::NotFound => {
+            let error = ApiError::not_found(format!("no route serves {path}"));
+            return Err(readable(
+                error,
+                &call,
+                header(&call.req, "origin").as_deref(),
+            ));
+        }
     };
     // The request's headers, read across the boundary once and consulted from here on.
     let incoming = header_list::read(call.req.headers());
@@ -84,7 +96,10 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     let edge_ms = respond::now_ms().saturating_sub(call.started_ms);
     let (response, error) = match outcome {
         Ok(response) => (response, None),
-        Err(error) => (respond::error_response(&error), Some(error)),
+        Err(error) => {
+            let error = readable(error, &call, header_list::get(&incoming, "origin"));
+            (respond::error_response(&error), Some(error))
+        }
     };
     if let Some(error) = &error {
         if let Some(detail) = error.internal_detail() {
@@ -103,6 +118,13 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
         "server-timing",
         &format!("edge;dur={edge_ms};desc=\"gateway\""),
     ))
+}
+
+/// `error` with the CORS headers that let the page that sent it read it (`GATEWAY_CORS_ORIGINS`, `cors`).
+fn readable(error: ApiError, call: &Call, origin: Option<&str>) -> ApiError {
+    let cors = call.isolate.config.gateway.cors.headers(origin);
+    cors.into_iter()
+        .fold(error, |error, (name, value)| error.with_header(name, value))
 }
 
 async fn proxy_route(

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod cors;
 pub mod handler;
 pub mod headers;
 pub mod jwt;
