@@ -273,11 +273,14 @@ describe("route table and proxy", () => {
     assert.equal(seen.headers["x-forwarded-prefix"], "/gw", "the prefix the origin is mounted under");
   });
 
-  test("redirects to the upstream map back under the route's prefix; answers without a body carry no coding", async () => {
+  test("redirects and cookie paths on the upstream map back under the route's prefix; answers without a body carry no coding", async () => {
     origin.reset();
     origin.handle((req, body, res) => {
       if (req.url === "/open/docs") return res.writeHead(301, { location: "/open/docs/" }).end(); // Django's APPEND_SLASH
-      if (req.url === "/open/login") return res.writeHead(302, { location: `${origin.url}/open/login/form?next=%2F` }).end();
+      if (req.url === "/open/login") {
+        const cookies = ["sid=1; Path=/open; HttpOnly", "theme=dark; Path=/", "seen=1; Path=/gw/open"];
+        return res.writeHead(302, { location: `${origin.url}/open/login/form?next=%2F`, "set-cookie": cookies }).end();
+      }
       if (req.url === "/open/away") return res.writeHead(302, { location: "https://idp.example/authorize" }).end();
       if (req.headers["if-none-match"] === '"e"') return res.writeHead(304, { etag: '"e"' }).end();
       res.writeHead(200, { "content-type": "text/plain", etag: '"e"' }).end("ok");
@@ -286,6 +289,10 @@ describe("route table and proxy", () => {
     assert.equal(await to("/gw/open/docs"), "/gw/open/docs/");
     assert.equal(await to("/gw/open/login"), "/gw/open/login/form?next=%2F", "the origin's own address does not leak");
     assert.equal(await to("/gw/open/away"), "https://idp.example/authorize", "other sites are left alone");
+    // A cookie the origin scopes to its /open is sent back by browsers only under /gw/open; the site's root and a
+    // path an origin built from X-Forwarded-Prefix already reach the route.
+    const login = await worker.fetch("/gw/open/login", { redirect: "manual" });
+    assert.deepEqual(login.headers.getSetCookie(), ["sid=1; Path=/gw/open; HttpOnly", "theme=dark; Path=/", "seen=1; Path=/gw/open"]);
     const unchanged = await rawRequest("/gw/open/page", { headers: { "if-none-match": '"e"' } });
     assert.equal(unchanged.status, 304);
     assert.equal(unchanged.headers.get("content-encoding"), null);

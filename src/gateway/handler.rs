@@ -1048,7 +1048,7 @@ fn pass_through(
     // The names the origin's `Connection` header lists are hop-by-hop for this response only.
     let listed = connection_tokens(header_list::get(&pairs, "connection"));
     pairs.retain(|(k, _)| forward_response_header(k, &listed));
-    map_location(&mut pairs, location);
+    map_to_client(&mut pairs, location);
     let body = match response.body() {
         Some(stream) if !null_body(response.status()) => ResponseBody::Stream(stream),
         _ => ResponseBody::Empty,
@@ -1073,13 +1073,17 @@ fn flushed_uncompressed(headers: &[(String, String)]) -> bool {
         && header_list::get(headers, "content-encoding").is_none()
 }
 
-/// A redirect's `Location` on the upstream, mapped back under the route's prefix ([`LocationMap::client_location`]).
-fn map_location(pairs: &mut [(String, String)], location: &LocationMap) {
+/// A redirect's `Location` and the `Path` of the cookies it sets, on the upstream, mapped back under the route's
+/// prefix ([`LocationMap::client_location`], [`LocationMap::client_set_cookie`]).
+fn map_to_client(pairs: &mut [(String, String)], location: &LocationMap) {
     for (name, value) in pairs.iter_mut() {
-        if name == "location" {
-            if let Some(mapped) = location.client_location(value) {
-                *value = mapped;
-            }
+        let mapped = match name.as_str() {
+            "location" => location.client_location(value),
+            "set-cookie" => location.client_set_cookie(value),
+            _ => None,
+        };
+        if let Some(mapped) = mapped {
+            *value = mapped;
         }
     }
 }
@@ -1397,7 +1401,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     };
     // Too large to hold: this request's alone, like an answer meant for one requester.
     let storable = for_anyone && matches!(body, FetchedBody::Held(_));
-    map_location(&mut pairs, &spec.location);
+    map_to_client(&mut pairs, &spec.location);
     let mut headers = Vec::new();
     for (k, v) in pairs {
         // A gzip or br body is decoded by the runtime as it is read (held or streamed), so its length and encoding

@@ -196,6 +196,44 @@ impl LocationMap {
             }
             rest
         };
+        let mapped = self.client_path(path)?;
+        (mapped != location).then_some(mapped)
+    }
+
+    /// A `Set-Cookie` whose `Path` lies on the upstream, mapped under the route's prefix as [`Self::client_location`]
+    /// maps a redirect (nginx's `proxy_cookie_path`): an origin mounted at `/` that scopes a cookie to `/account`
+    /// would otherwise set one the browser never sends back to `/gw/account`. A path that already covers the
+    /// route's prefix (`/`, or the prefix itself, which an origin reading `X-Forwarded-Prefix` names) is left as it
+    /// is — the cookie reaches the route — and so is one outside the upstream's base path; `None` when unchanged.
+    pub fn client_set_cookie(&self, set_cookie: &str) -> Option<String> {
+        // Browsers take the last `Path` attribute; the first `;`-separated part is the cookie itself.
+        let mut attribute = None;
+        let mut at = 0;
+        for (i, part) in set_cookie.split(';').enumerate() {
+            if let Some((name, value)) = part.split_once('=').filter(|_| i > 0) {
+                if name.trim().eq_ignore_ascii_case("path") {
+                    attribute = Some((at + name.len() + 1, at + part.len(), value.trim()));
+                }
+            }
+            at += part.len() + 1;
+        }
+        let (start, end, path) = attribute?;
+        let prefix = self.prefix.as_str();
+        let covers_prefix = !prefix.is_empty()
+            && prefix.strip_prefix(path).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('/') || path.ends_with('/')
+            });
+        if !path.starts_with('/') || covers_prefix {
+            return None;
+        }
+        let mapped = self.client_path(path)?;
+        (mapped != path).then(|| format!("{}{mapped}{}", &set_cookie[..start], &set_cookie[end..]))
+    }
+
+    /// Where a path on the upstream (`/base/docs/`) is for the client (`/gw/docs/`): under the route's prefix, or
+    /// as it is when it is already there; `None` outside the upstream's base path, or when it would read as
+    /// another host.
+    fn client_path(&self, path: &str) -> Option<String> {
         let under = |head: &str| {
             path.strip_prefix(head)
                 .filter(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
@@ -223,7 +261,7 @@ impl LocationMap {
         if read == "//" || read == "/\\" {
             return None;
         }
-        (mapped != location).then_some(mapped)
+        Some(mapped)
     }
 }
 
@@ -417,6 +455,71 @@ mod tests {
         );
         let stripped = LocationMap::new("http://o:8080", Some("/gw"));
         assert_eq!(stripped.client_location("/").as_deref(), Some("/gw/"));
+    }
+
+    #[test]
+    fn cookie_paths_on_the_upstream_are_mapped_under_the_route_prefix() {
+        let stripped = LocationMap::new("http://o:8080", Some("/gw"));
+        for (set_cookie, client) in [
+            (
+                "sid=1; Path=/account; HttpOnly",
+                Some("sid=1; Path=/gw/account; HttpOnly"),
+            ),
+            (
+                "sid=1; HttpOnly; path = /account",
+                Some("sid=1; HttpOnly; path =/gw/account"),
+            ),
+            // Browsers take the last Path attribute.
+            ("sid=1; Path=/; Path=/a", Some("sid=1; Path=/; Path=/gw/a")),
+            ("sid=1; Path=/gwx", Some("sid=1; Path=/gw/gwx")),
+            // Already reaching the route: the site's root, the prefix itself, a path under it.
+            ("sid=1; Path=/", None),
+            ("sid=1; Path=/gw", None),
+            ("sid=1; Path=/gw/account", None),
+            // No path (the browser's default), one that is not a path, the cookie's own value.
+            ("sid=1; HttpOnly", None),
+            ("sid=1; Path=account", None),
+            ("path=/account", None),
+            ("sid=Path=/x; Secure", None),
+            // A cookie path is no navigation: `//` stays a path.
+            ("sid=1; Path=//x", Some("sid=1; Path=/gw//x")),
+        ] {
+            assert_eq!(
+                stripped.client_set_cookie(set_cookie).as_deref(),
+                client,
+                "{set_cookie}"
+            );
+        }
+        let based = LocationMap::new("http://o:8080/v2", Some("/gw/open"));
+        assert_eq!(
+            based.client_set_cookie("a=b; Path=/v2/items").as_deref(),
+            Some("a=b; Path=/gw/open/items")
+        );
+        assert_eq!(
+            based.client_set_cookie("a=b; Path=/other"),
+            None,
+            "not on the upstream's base"
+        );
+        assert_eq!(
+            based.client_set_cookie("a=b; Path=/gw/"),
+            None,
+            "covers /gw/open"
+        );
+        let unprefixed = LocationMap::new("http://o:8080/v2", None);
+        assert_eq!(
+            unprefixed.client_set_cookie("a=b; Path=/v2/api").as_deref(),
+            Some("a=b; Path=/api")
+        );
+        assert_eq!(
+            unprefixed.client_set_cookie("a=b; Path=/v2").as_deref(),
+            Some("a=b; Path=/")
+        );
+        let plain = LocationMap::new("http://o:8080", None);
+        assert_eq!(
+            plain.client_set_cookie("a=b; Path=/x"),
+            None,
+            "same paths on both sides"
+        );
     }
 
     #[test]
