@@ -865,6 +865,20 @@ describe("edge cache", () => {
     }
   });
 
+  test("a HEAD answered from the edge cache says the stored body's length", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain", "content-length": 5 }).end("hello"));
+    const path = `/gw/cached?head=${Date.now()}`;
+    for (const [method, state] of [["HEAD", "MISS"], ["HEAD", "HIT"], ["GET", "HIT"]]) {
+      const answer = await rawRequest(path, { method });
+      assert.equal(answer.status, 200, method);
+      assert.equal(answer.headers.get("x-cache"), state, method);
+      assert.equal(answer.headers.get("content-length"), "5", `${method} ${state}`);
+      assert.equal(answer.body, method === "HEAD" ? "" : "hello");
+    }
+    assert.equal(origin.requests.length, 1);
+  });
+
   test("a per-user policy never shares a response across users", async () => {
     origin.reset();
     origin.handle((req, body, res) => res.end(`for ${req.headers["x-user-id"]}`));

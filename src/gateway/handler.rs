@@ -1362,10 +1362,9 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         header_list::get(&pairs, "content-length").and_then(|l| l.trim().parse::<u64>().ok());
     // The runtime decodes gzip and br bodies as it reads them, and only those (workerd's stream encodings): any
     // other coding stays on the bytes, with its `Content-Encoding`, and is never stored.
-    let decoded = matches!(
-        header_list::get(&pairs, "content-encoding"),
-        None | Some("gzip" | "br" | "identity")
-    );
+    let coding = header_list::get(&pairs, "content-encoding");
+    let decoded = matches!(coding, None | Some("gzip" | "br" | "identity"));
+    let was_coded = matches!(coding, Some("gzip" | "br"));
     let for_anyone = decoded && storable(status, &pairs, !policy.shared);
     let fill_answer = if policy.shared {
         shared_fill_answer(status, &pairs, SHARED_FILL)
@@ -1405,10 +1404,12 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     let mut headers = Vec::new();
     for (k, v) in pairs {
         // A gzip or br body is decoded by the runtime as it is read (held or streamed), so its length and encoding
-        // no longer hold; a stored answer's caching headers are the policy's; the gateway's own stored-copy
-        // headers are never the origin's to set (an origin's x-gateway-status would turn its stored 200 into a 204).
+        // no longer hold (an identity body's length does: a HEAD is told it); a stored answer's caching headers are
+        // the policy's; the gateway's own stored-copy headers are never the origin's to set (an origin's
+        // x-gateway-status would turn its stored 200 into a 204).
         let drop = matches!(k.as_str(), StoredMeta::HEADER | StoredMeta::STATUS_HEADER)
-            || decoded && matches!(k.as_str(), "content-length" | "content-encoding")
+            || decoded && k == "content-encoding"
+            || was_coded && k == "content-length"
             || storable
                 && matches!(
                     k.as_str(),
@@ -1473,11 +1474,15 @@ fn client_response(
     } else {
         status
     };
+    // The runtime sets a body's length itself; a HEAD, which has none, is told the stored one (of the identity
+    // coding only: a stored gzip length would be wrong for a client the runtime decodes it for).
+    let head_length =
+        asked.head && !null_body(status) && header_list::get(headers, "content-encoding").is_none();
     let out = header_list::build(headers.iter().filter(|(k, _)| {
         k != StoredMeta::HEADER
             && k != StoredMeta::STATUS_HEADER
             && k != "cache-control"
-            && k != "content-length"
+            && (k != "content-length" || head_length)
     }));
     let _ = out.set("cache-control", &policy.cache_control);
     let _ = out.set("surrogate-control", &policy.surrogate_control);
