@@ -39,15 +39,7 @@ impl ErrorReaders {
         if listed.is_empty() {
             return Ok(Self::Nobody);
         }
-        listed
-            .iter()
-            .enumerate()
-            .map(|(i, origin)| {
-                crate::session::origin_check::parse_trusted(origin)
-                    .map_err(|problem| ConfigError::new(KEY, format!("entry {i} {problem}")))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Self::Origins)
+        crate::session::origin_check::parse_list(KEY, &listed).map(Self::Origins)
     }
 
     /// The CORS headers for an error answer to a request sent from `origin` (its `Origin` header): none when no

@@ -121,14 +121,7 @@ impl SessionConfig {
 fn parse_trusted_origins(vars: &Vars) -> Result<Vec<String>, ConfigError> {
     const KEY: &str = "SESSION_TRUSTED_ORIGINS";
     let listed: Vec<String> = vars.json(KEY)?.unwrap_or_default();
-    listed
-        .iter()
-        .enumerate()
-        .map(|(i, origin)| {
-            crate::session::origin_check::parse_trusted(origin)
-                .map_err(|problem| ConfigError::new(KEY, format!("entry {i} {problem}")))
-        })
-        .collect()
+    crate::session::origin_check::parse_list(KEY, &listed)
 }
 
 fn parse_signing_key(vars: &Vars) -> Result<Option<SigningJwk>, ConfigError> {

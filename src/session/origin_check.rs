@@ -46,6 +46,19 @@ pub fn check(from: Provenance<'_>, own: &str, trusted: &[String]) -> Result<(), 
     }
 }
 
+/// A configured list of origins under `key`, each checked by [`parse_trusted`]; an error names the entry.
+pub fn parse_list(key: &str, listed: &[String]) -> Result<Vec<String>, crate::config::ConfigError> {
+    listed
+        .iter()
+        .enumerate()
+        .map(|(i, origin)| {
+            parse_trusted(origin).map_err(|problem| {
+                crate::config::ConfigError::new(key, format!("entry {i} {problem}"))
+            })
+        })
+        .collect()
+}
+
 /// A configured trusted origin: `http(s)://host[:port]` exactly as browsers send `Origin` (no path, not even `/`,
 /// no credentials, query or fragment, no default port — browsers leave it out), returned lower-cased.
 pub fn parse_trusted(value: &str) -> Result<String, &'static str> {
