@@ -1374,6 +1374,15 @@ describe("WAF", () => {
     ["multipart/form-data; boundary=edgekit-form", multipart("My cat, O'Brien")],
     // Python's requests: a file part without a Content-Type.
     ["multipart/form-data; boundary=edgekit-form", new Uint8Array([...new TextEncoder().encode('--edgekit-form\r\nContent-Disposition: form-data; name="photo"; filename="cat.png"\r\n\r\n'), ...PNG, ...new TextEncoder().encode("\r\n--edgekit-form--\r\n")])],
+    // .NET's MultipartFormDataContent: a quoted boundary, bare names, filename* beside filename, a labelled text field.
+    [
+      'multipart/form-data; boundary="5f1c2a3e-8b7d-4c6e-9a0f-1d2e3c4b5a69"',
+      new Uint8Array([
+        ...new TextEncoder().encode("--5f1c2a3e-8b7d-4c6e-9a0f-1d2e3c4b5a69\r\nContent-Type: image/png\r\nContent-Disposition: form-data; name=photo; filename=cat.png; filename*=utf-8''cat.png\r\n\r\n"),
+        ...PNG,
+        ...new TextEncoder().encode("\r\n--5f1c2a3e-8b7d-4c6e-9a0f-1d2e3c4b5a69\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Disposition: form-data; name=caption\r\n\r\nMy cat, O'Brien\r\n--5f1c2a3e-8b7d-4c6e-9a0f-1d2e3c4b5a69--\r\n"),
+      ]),
+    ],
   ];
 
   test("attacks are blocked with 403 and X-WAF-Rule, benign requests pass; both rates are reported", async () => {

@@ -886,15 +886,17 @@ struct Canonical<'a> {
     content: &'a [u8],
 }
 
-/// The parts of a multipart form in the shape browsers, curl and Python's requests send it — the only shape whose
+/// The parts of a multipart form in the shape browsers, curl, Python's requests and .NET send it — the only shape whose
 /// file parts are read only to their first control byte (a file's bytes spell signatures by chance: every PNG holds
 /// a NUL). Parsers disagree on everything else (a delimiter inside a line or after a bare CR or LF, a preamble, a
 /// boundary read as PHP reads it, parameters, transfer encodings and charsets), so any other body gets `None` and is
 /// read whole as text. The shape: `boundary` named once in the type, of RFC 2046's characters (no comma or space);
 /// the body starts with `--B` CRLF and every `--B` in it is one at a line start followed by CRLF, or the last,
 /// `--B--` (a prefix cut at the inspection cap may end anywhere); part headers in CRLF lines, exactly
-/// `Content-Disposition: form-data; name="…"` with an optional `; filename="…"` (quoted values without `"`, `\`,
-/// CR or LF; a file's name not empty) and an optional `Content-Type: type/subtype` without parameters.
+/// `Content-Disposition: form-data; name="…"` with an optional `; filename="…"` (values quoted without `"`, `\`,
+/// CR or LF, or bare of letters, digits, `.`, `_`, `-`; a file's name not empty) and after it an optional
+/// `; filename*=utf-8''…` (.NET), and an optional `Content-Type: type/subtype`, without parameters but
+/// `; charset=utf-8` (.NET's text fields).
 fn canonical_parts<'a>(content_type: &str, body: &'a [u8]) -> Option<Vec<Canonical<'a>>> {
     let lower = content_type.to_ascii_lowercase();
     if lower.matches("boundary").count() != 1 {
@@ -993,26 +995,33 @@ fn canonical_part(part: &[u8], cut: bool) -> Option<Canonical<'_>> {
     }) {
         return None;
     }
-    let quoted = |text: &'_ str| -> Option<(usize, bool)> {
-        // The length of a quoted value's content and whether it is empty, from after its opening quote.
-        let len = text.find('"')?;
-        (!text[..len].contains(['\\', '\r', '\n'])).then_some((len, len == 0))
-    };
-    let rest = disposition?.strip_prefix("form-data; name=\"")?;
-    let (len, _) = quoted(rest)?;
-    let rest = &rest[len + 1..];
-    let file = match rest.strip_prefix("; filename=\"") {
-        Some(name) => {
-            let (len, empty) = quoted(name)?;
+    let rest = disposition?.strip_prefix("form-data; name=")?;
+    let (_, rest) = parameter_value(rest)?;
+    let file = match rest.strip_prefix("; filename=") {
+        Some(after) => {
+            let (name, rest) = parameter_value(after)?;
             // An RFC 2047 word (`=?utf-8?B??=`) is decoded by some parsers (ASP.NET), to a name that may be empty.
-            if len + 1 != name.len() || name.contains("=?") {
+            if name.contains("=?") {
                 return None;
+            }
+            // .NET's MultipartFormDataContent names the file again in RFC 5987's form, which some parsers prefer:
+            // beside a filename that is not empty, it is a file to every parser whichever name it reads.
+            if !rest.is_empty() {
+                let star = rest.strip_prefix("; filename*=")?;
+                let encoded = star
+                    .get(..7)
+                    .filter(|charset| charset.eq_ignore_ascii_case("utf-8''"))
+                    .map(|_| &star[7..])?;
+                let attr_char = |c: char| c.is_ascii_alphanumeric() || "!#$&+-.^_`|~%".contains(c);
+                if name.is_empty() || encoded.is_empty() || !encoded.chars().all(attr_char) {
+                    return None;
+                }
             }
             // A browser sends a file input left empty as `filename=""` and no content: a field to every parser.
-            if empty && !content.is_empty() {
+            if name.is_empty() && !content.is_empty() {
                 return None;
             }
-            !empty
+            !name.is_empty()
         }
         None if rest.is_empty() => false,
         None => return None,
@@ -1026,15 +1035,40 @@ fn canonical_part(part: &[u8], cut: bool) -> Option<Canonical<'_>> {
         };
         (token(kind) && token(sub)).then_some(())
     };
-    if let Some(t) = content_type {
-        media_type(t)?;
-    }
+    // .NET labels its text fields `text/plain; charset=utf-8`: the charset this reading reads; any other parameter,
+    // or another charset, which a parser may decode by, leaves the shape.
+    let content_type = match content_type {
+        Some(t) => {
+            let (t, parameter) = t.split_once("; ").unwrap_or((t, ""));
+            if !(parameter.is_empty() || parameter.eq_ignore_ascii_case("charset=utf-8")) {
+                return None;
+            }
+            media_type(t)?;
+            Some(t)
+        }
+        None => None,
+    };
     Some(Canonical {
         headers,
         file,
         content_type,
         content,
     })
+}
+
+/// A `Content-Disposition` parameter's value and the text after it: quoted (nothing inside that parsers read
+/// differently: no `"`, `\\`, CR or LF), or bare, of letters, digits, `.`, `_` and `-` only, as .NET sends names
+/// (a bare `'`, `;` or blank is read differently by PHP, which takes `'` as a quote, and by the others).
+fn parameter_value(text: &str) -> Option<(&str, &str)> {
+    if let Some(quoted) = text.strip_prefix('"') {
+        let len = quoted.find('"')?;
+        let value = &quoted[..len];
+        return (!value.contains(['\\', '\r', '\n'])).then_some((value, &quoted[len + 1..]));
+    }
+    let len = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .unwrap_or(text.len());
+    (len > 0).then(|| text.split_at(len))
 }
 
 /// Whether content starts with the signature of a common binary format (images, PDF, archives, audio and video,
@@ -1720,11 +1754,107 @@ mod tests {
                 ]
                 .concat(),
             ),
+            (
+                ".NET's MultipartFormDataContent",
+                [
+                    file_part(
+                        "name=file; filename=a.png; filename*=utf-8''a.png",
+                        "Content-Type: image/png\r\n",
+                        png,
+                    ),
+                    file_part(
+                        "name=photo; filename=\"my photo.png\"; filename*=utf-8''my%20photo.png",
+                        "Content-Type: image/png\r\n",
+                        png,
+                    ),
+                    file_part(
+                        "name=purpose",
+                        "Content-Type: text/plain; charset=utf-8\r\n",
+                        b"O'Brien's vision",
+                    ),
+                    b"--XyZ--\r\n".to_vec(),
+                ]
+                .concat(),
+            ),
         ] {
             assert_eq!(
                 read("multipart/form-data; boundary=XyZ", &body),
                 None,
                 "{client}"
+            );
+        }
+        // .NET's shape still has its fields read, and nothing near it passes as a file.
+        let net_field = [
+            file_part(
+                "name=file; filename=a.png; filename*=utf-8''a.png",
+                "Content-Type: image/png\r\n",
+                png,
+            ),
+            file_part(
+                "name=purpose",
+                "Content-Type: text/plain; charset=utf-8\r\n",
+                b"<script>prompt(1)</script>",
+            ),
+            b"--XyZ--\r\n".to_vec(),
+        ]
+        .concat();
+        assert_eq!(
+            read("multipart/form-data; boundary=\"XyZ\"", &net_field),
+            Some("xss-script")
+        );
+        for (disposition, extra) in [
+            (
+                "name=q; filename*=utf-8''a.png",
+                "Content-Type: image/png\r\n",
+            ),
+            (
+                "name=q; filename=\"\"; filename*=utf-8''a.png",
+                "Content-Type: image/png\r\n",
+            ),
+            (
+                "name=q; filename=a.png; filename*=iso-8859-1''a.png",
+                "Content-Type: image/png\r\n",
+            ),
+            (
+                "name=q; filename=a.png; filename*=utf-8''",
+                "Content-Type: image/png\r\n",
+            ),
+            (
+                "name=q; filename=a.png; filename*=utf-8''a;b",
+                "Content-Type: image/png\r\n",
+            ),
+            (
+                "name=q; filename=a.png; filename*=\"utf-8''a.png\"",
+                "Content-Type: image/png\r\n",
+            ),
+            (
+                "name=q; filename=a.png; filename*=utf-8''a.png; x=1",
+                "Content-Type: image/png\r\n",
+            ),
+            ("name='q'; filename='a.png'", "Content-Type: image/png\r\n"),
+            ("name=q;filename=a.png", "Content-Type: image/png\r\n"),
+            ("name=q a; filename=a.png", "Content-Type: image/png\r\n"),
+            (
+                "name=q; filename=a.png",
+                "Content-Type: image/png; charset=utf-16\r\n",
+            ),
+            (
+                "name=q; filename=a.png",
+                "Content-Type: image/png; name=x\r\n",
+            ),
+            (
+                "name=q; filename=a.png",
+                "Content-Type: image/png;charset=utf-8\r\n",
+            ),
+        ] {
+            let body = [
+                file_part(disposition, extra, b"\x89PNG\x0c<script>prompt(1)</script>"),
+                b"--XyZ--".to_vec(),
+            ]
+            .concat();
+            assert!(
+                read("multipart/form-data; boundary=XyZ", &body).is_some(),
+                "{disposition} {extra}: read as text, the attack found"
             );
         }
         // The sixth review: a length that is not the part's own, and a transfer encoding with a blank before the colon.
