@@ -212,6 +212,14 @@ describe("route table and proxy", () => {
     const b = await worker.fetch("/gw/open/anything/else");
     await b.arrayBuffer();
     assert.equal(lastRequest().url, "/open/anything/else", "prefix route");
+    // Sent as written (a URL object would drop the empty query).
+    const { hostname, port } = new URL(worker.url);
+    const bare = await new Promise((resolve, reject) => {
+      const req = httpRequest({ hostname, port, path: "/gw/open/signed?" }, (res) => res.resume().on("end", () => resolve(res.statusCode)));
+      req.on("error", reject).end();
+    });
+    assert.equal(bare, 200);
+    assert.equal(lastRequest().url, "/open/signed?", "a bare ? is the client's request target too");
   });
 
   test("every spelling of a path meets the route, auth and prefix strip of its plain spelling", async () => {

@@ -280,9 +280,11 @@ impl Route {
         } else {
             rest
         };
+        // A bare `?` is kept: the request target is the client's, and an origin that signs or routes by it may
+        // tell `/x?` from `/x`, as nginx and the runtime's URL do.
         match query {
-            Some(q) if !q.is_empty() => format!("{}{rest}?{q}", self.upstream),
-            _ => format!("{}{rest}", self.upstream),
+            Some(q) => format!("{}{rest}?{q}", self.upstream),
+            None => format!("{}{rest}", self.upstream),
         }
     }
 }
@@ -583,7 +585,8 @@ mod tests {
                 "http://o:8080/base/v1/x?a=1",
             ),
             (&routes[0], "/api", None, "http://o:8080/base/"),
-            (&routes[1], "/raw/y", Some(""), "https://o/raw/y"),
+            (&routes[1], "/raw/y", Some(""), "https://o/raw/y?"),
+            (&routes[1], "/raw/y", None, "https://o/raw/y"),
         ];
         for (route, path, query, expected) in cases {
             assert_eq!(route.upstream_url(path, query), expected, "{path}");
