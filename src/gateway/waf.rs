@@ -1093,9 +1093,42 @@ fn binary_signature(content: &[u8]) -> bool {
         b"BM",
         b"II*\0",
         b"MM\0*",
+        // Executables and bytecode: ELF, PE, Mach-O (both orders; also Java classes), wasm above, DEX.
+        b"\x7fELF",
+        b"MZ",
+        b"\xcf\xfa\xed\xfe",
+        b"\xfe\xed\xfa\xcf",
+        b"\xca\xfe\xba\xbe",
+        b"dex\n",
+        // Databases and data files: SQLite, HDF5, NumPy, Parquet, Avro, pcap, OLE (old Office files, MSI).
+        b"SQLite format 3\0",
+        b"\x89HDF",
+        b"\x93NUMPY",
+        b"PAR1",
+        b"Obj\x01",
+        b"\xd4\xc3\xb2\xa1",
+        b"\xa1\xb2\xc3\xd4",
+        b"\xd0\xcf\x11\xe0",
+        // Compression and archives: bzip2, xz, zstd, cab, ar (deb).
+        b"BZh",
+        b"\xfd7zXZ\0",
+        b"\x28\xb5\x2f\xfd",
+        b"MSCF",
+        b"!<arch>\n",
+        // Audio: FLAC, an MP3 frame without ID3.
+        b"fLaC",
+        b"\xff\xfb",
+        b"\xff\xf3",
+        b"\xff\xf2",
+        // Photoshop, icons.
+        b"8BPS",
+        b"\0\0\x01\0",
     ];
-    SIGNATURES.iter().any(|s| content.starts_with(s)) || content.get(4..8) == Some(b"ftyp")
-    // MP4, MOV, HEIC, AVIF
+    SIGNATURES.iter().any(|s| content.starts_with(s))
+        // MP4, MOV, HEIC, AVIF
+        || content.get(4..8) == Some(b"ftyp")
+        // tar
+        || content.get(257..262) == Some(b"ustar")
 }
 
 /// Whether a multipart body not in the canonical shape names a transfer encoding or a charset other than UTF-8,
@@ -1650,6 +1683,28 @@ mod tests {
             None,
             "an untyped file"
         );
+        let mut tar = b"notes.txt\0".to_vec();
+        tar.resize(257, 0);
+        tar.extend_from_slice(b"ustar\x0000");
+        for content in [
+            &b"SQLite format 3\0\x10\0\x01\x01"[..],
+            b"\x7fELF\x02\x01\x01\0\0",
+            b"MZ\x90\0\x03\0",
+            b"\xfd7zXZ\0\0\x04",
+            &tar,
+        ] {
+            let body = [
+                &b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x\"\r\n\r\n"[..],
+                content,
+                b"\r\n--XyZ--\r\n",
+            ]
+            .concat();
+            assert_eq!(
+                read("multipart/form-data; boundary=XyZ", &body),
+                None,
+                "an untyped {content:?}"
+            );
+        }
         // The fifth review: shapes parsers still split otherwise are read whole; real clients' uploads pass.
         let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR'#";
         let file_part = |disposition: &str, extra: &str, content: &[u8]| {
