@@ -133,6 +133,29 @@ test("the whole flow: login, session route, refresh, logout, then refused everyw
   await expectError(await get("/auth/sessions", rotated), 401, "session_invalid", "strict check after logout");
   await expectError(await post("/auth/refresh", rotated), 401, "session_invalid", "refresh after logout");
   assert.equal((await post("/auth/logout", rotated)).status, 204, "logout is idempotent");
+  // A made-up cookie names no session: logout clears it and writes nothing to KV.
+  const madeUp = randomBytes(32).toString("base64url");
+  const outAgain = await post("/auth/logout", madeUp);
+  assert.equal(outAgain.status, 204);
+  assert.match(outAgain.headers.get("set-cookie"), /edgekit_session=;.*Max-Age=0/);
+  assert.equal(await kv.get(`session:${sessionId(madeUp)}`), null, "no KV write for an id nothing knows");
+});
+
+test("a user whose permissions column is not a JSON list holds none, at login and at every check alike", async () => {
+  const user = { id: "user-bad-permissions", email: "bad-permissions@example.com", password: "correct horse battery staple" };
+  await insertUser(user, await hashPassword(user.password, 10_000));
+  await db.prepare("UPDATE users SET permissions = 'admin,write' WHERE id = ?1").bind(user.id).run();
+  const { token, body } = await loggedIn(user);
+  assert.deepEqual(body.user?.permissions ?? [], []);
+  for (const path of ["/auth/session", "/auth/sessions"]) {
+    const r = await get(path, token);
+    assert.equal(r.status, 200, path);
+    await r.arrayBuffer();
+  }
+  await kv.delete(`session:${sessionId(token)}`);
+  const fromD1 = await get("/auth/session", token);
+  assert.equal(fromD1.status, 200, "a check read from D1");
+  assert.deepEqual((await fromD1.json()).user.permissions, []);
 });
 
 test("a session is used only from this origin's pages: logins and state-changing requests with the cookie from another origin get 403, and change nothing", async () => {

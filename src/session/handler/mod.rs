@@ -405,13 +405,18 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         last_seen_at: now,
         revoked_at: None,
     };
-    store
+    // The session exists in D1 from here: a cache write that fails (KV's write limits, an outage) only makes the
+    // first checks read D1, so it is logged, not answered 500 with the session made and the token never delivered.
+    if let Err(e) = store
         .cache(
             &id,
             &CacheEntry::new(record.clone(), now, config.cache_secs),
             config.cache_secs,
         )
-        .await?;
+        .await
+    {
+        worker::console_error!("session login: cache entry not written: {e}");
+    }
     let mut response = issued(&call, &token, &record, now)?;
     // A fresh device entry for this account, beside the browser's entries for others.
     if let Some(key) = &config.device_key {
@@ -520,8 +525,18 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
         let id = token::session_id(&token);
         let now = now_ms();
         let revoked = store.revoke(&id, now).await?;
-        for current in std::iter::once(&id).chain(revoked.iter().filter(|r| **r != id)) {
-            store.mark_revoked(current, now, config.cache_secs).await?;
+        // Revocation entries for the sessions this revoked, and for the cookie's own when the cache still holds
+        // an entry for it (revoked before, its entry perhaps never written): never for an id nothing knows, or any
+        // made-up cookie would buy a KV write. A write that fails is logged: D1 has revoked the session, and the
+        // cookie is cleared all the same (cached checks may accept it until SESSION_CACHE_SECS; D1 checks refuse).
+        let mut marked = revoked;
+        if !marked.contains(&id) && store.cached(&id).await.is_some() {
+            marked.push(id);
+        }
+        for current in &marked {
+            if let Err(e) = store.mark_revoked(current, now, config.cache_secs).await {
+                worker::console_error!("session logout: revocation entry not written: {e}");
+            }
         }
     }
     let response = with_header(

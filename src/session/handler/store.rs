@@ -153,7 +153,7 @@ impl Store {
                 &r.password_salt,
                 &r.password_hash,
             ),
-            permissions: parse_permissions(&r.permissions).unwrap_or_default(),
+            permissions: permissions_or_none(&r.permissions, &r.id),
             id: r.id,
             email: r.email,
         }))
@@ -173,8 +173,7 @@ impl Store {
             .or_internal("reading the session")?;
         row.map(|r| {
             Ok(SessionRecord {
-                permissions: parse_permissions(&r.permissions)
-                    .or_internal("reading permissions")?,
+                permissions: permissions_or_none(&r.permissions, &r.user_id),
                 user_id: r.user_id,
                 email: r.email,
                 created_at: r.created_at,
@@ -499,4 +498,17 @@ pub async fn touch(
         }
     }
     Ok(())
+}
+
+/// A user's permissions column, read alike at login and at every session check: one that is not a JSON string array
+/// (an operator's edit gone wrong) grants nothing and is logged, rather than letting the user log in with none and
+/// then answering every check 500.
+fn permissions_or_none(column: &str, user_id: &str) -> Vec<String> {
+    parse_permissions(column).unwrap_or_else(|e| {
+        worker::console_error!(
+            "{}",
+            serde_json::json!({"msg": "bad permissions column", "user_id": user_id, "detail": e})
+        );
+        Vec::new()
+    })
 }
