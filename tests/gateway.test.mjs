@@ -462,6 +462,21 @@ describe("route table and proxy", () => {
       // not held, waited for or stored.
       assert.equal(r.headers.get("x-cache"), "MISS", `round ${round}`);
     }
+    // The same with a declared length: the passed-on body streams chunk by chunk, marked so the edge does not hold
+    // it back to compress it (as an unstored stream of unknown length always is).
+    origin.handle(async (req, body, res) => {
+      const parts = ["chunk-0;", "chunk-1;", "chunk-2;", "last"];
+      res.writeHead(200, { "content-type": "text/plain", "content-length": parts.join("").length });
+      for (const part of parts) {
+        res.write(part);
+        await delay(300);
+      }
+      res.end();
+    });
+    const declared = await worker.fetch(`/gw/sie/slow-body-declared?${Date.now()}`);
+    assert.equal(declared.headers.get("x-cache"), "MISS");
+    assert.equal(declared.headers.get("content-encoding"), "identity");
+    assert.equal(await declared.text(), "chunk-0;chunk-1;chunk-2;last");
     origin.reset();
   });
 

@@ -165,13 +165,15 @@ pub fn cache_key(
         encode(url.authority),
         url.path
     );
-    if !pairs.is_empty() {
+    // A bare `?` is forwarded as sent (`/x?` is not `/x` to every origin), so it keys apart too.
+    let queried = !pairs.is_empty() || url.query.is_some();
+    if queried {
         key.push('?');
         key.push_str(&pairs.join("&"));
     }
     if !policy.shared {
         let user = user?;
-        key.push_str(if pairs.is_empty() { "?" } else { "&" });
+        key.push_str(if queried { "&" } else { "?" });
         key.push_str("__user=");
         key.push_str(&encode(&user.sub));
         key.push_str("&__permissions=");
@@ -705,6 +707,7 @@ mod tests {
             Some("https://gateway-cache.internal/r/https/gw%2Eexample/x?a&tag=b&tag=a&z=1")
         );
         for (one, other, why) in [
+            ("https://gw.example/x", "https://gw.example/x?", "a bare ?"),
             ("http://gw.example/x", "https://gw.example/x", "the scheme"),
             ("https://gw.example/x", "https://shop.example/x", "the host"),
             (
@@ -719,6 +722,11 @@ mod tests {
                 "{why} the origin is told separates entries"
             );
         }
+        assert_ne!(
+            cache_key("r", at("https://gw.example/x"), personal, Some(&u1)),
+            cache_key("r", at("https://gw.example/x?"), personal, Some(&u1)),
+            "a bare ? for one user"
+        );
         let url = at("https://gw.example/x?a=1");
         assert_ne!(
             cache_key("r", url, personal, Some(&u1)),

@@ -1404,12 +1404,13 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     let mut headers = Vec::new();
     for (k, v) in pairs {
         // A gzip or br body is decoded by the runtime as it is read (held or streamed), so its length and encoding
-        // no longer hold (an identity body's length does: a HEAD is told it); a stored answer's caching headers are
-        // the policy's; the gateway's own stored-copy headers are never the origin's to set (an origin's
-        // x-gateway-status would turn its stored 200 into a 204).
+        // no longer hold; a held identity body's length does (a HEAD is told it), while a streamed one goes out
+        // chunked, flushed uncompressed as `pass_through`'s (`flushed_uncompressed` reads the length's absence);
+        // a stored answer's caching headers are the policy's; the gateway's own stored-copy headers are never the
+        // origin's to set (an origin's x-gateway-status would turn its stored 200 into a 204).
         let drop = matches!(k.as_str(), StoredMeta::HEADER | StoredMeta::STATUS_HEADER)
             || decoded && k == "content-encoding"
-            || was_coded && k == "content-length"
+            || k == "content-length" && (was_coded || matches!(body, FetchedBody::Streamed(_)))
             || storable
                 && matches!(
                     k.as_str(),

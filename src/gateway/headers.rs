@@ -211,22 +211,32 @@ impl LocationMap {
         let mut at = 0;
         for (i, part) in set_cookie.split(';').enumerate() {
             if let Some((name, value)) = part.split_once('=').filter(|_| i > 0) {
-                if name.trim().eq_ignore_ascii_case("path") {
-                    attribute = Some((at + name.len() + 1, at + part.len(), value.trim()));
+                // Browsers trim spaces and tabs only.
+                if name.trim_matches([' ', '\t']).eq_ignore_ascii_case("path") {
+                    let value = value.trim_matches([' ', '\t']);
+                    attribute = Some((at + name.len() + 1, at + part.len(), value));
                 }
             }
             at += part.len() + 1;
         }
         let (start, end, path) = attribute?;
+        // Whether a cookie for `path` is sent with requests for `target` (RFC 6265's path-match).
+        let covers = |target: &str| {
+            target
+                .strip_prefix(path)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || path.ends_with('/'))
+        };
         let prefix = self.prefix.as_str();
-        let covers_prefix = !prefix.is_empty()
-            && prefix.strip_prefix(path).is_some_and(|rest| {
-                rest.is_empty() || rest.starts_with('/') || path.ends_with('/')
-            });
-        if !path.starts_with('/') || covers_prefix {
+        if !path.starts_with('/') || !prefix.is_empty() && covers(prefix) {
             return None;
         }
-        let mapped = self.client_path(path)?;
+        // A path covering the whole upstream (a servlet container's context path `/app` for `…/app/api`) covers
+        // the whole route.
+        let mapped = if !self.upstream_path.is_empty() && covers(&self.upstream_path) {
+            if prefix.is_empty() { "/" } else { prefix }.to_owned()
+        } else {
+            self.client_path(path)?
+        };
         (mapped != path).then(|| format!("{}{mapped}{}", &set_cookie[..start], &set_cookie[end..]))
     }
 
@@ -504,6 +514,29 @@ mod tests {
             based.client_set_cookie("a=b; Path=/gw/"),
             None,
             "covers /gw/open"
+        );
+        // A servlet container's context path: the cookie covers the whole upstream, so the whole route.
+        let tomcat = LocationMap::new("http://tomcat:8080/app/api", Some("/gw"));
+        for path in ["/app", "/app/", "/app/api"] {
+            assert_eq!(
+                tomcat
+                    .client_set_cookie(&format!("JSESSIONID=1; Path={path}; HttpOnly"))
+                    .as_deref(),
+                Some("JSESSIONID=1; Path=/gw; HttpOnly"),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            tomcat.client_set_cookie("a=1; Path=/ap").as_deref(),
+            None,
+            "/ap covers nothing of /app/api"
+        );
+        assert_eq!(
+            stripped
+                .client_set_cookie("s=1; Path=/a; \u{a0}Path=/x")
+                .as_deref(),
+            Some("s=1; Path=/gw/a; \u{a0}Path=/x"),
+            "a name browsers do not trim is no Path"
         );
         let unprefixed = LocationMap::new("http://o:8080/v2", None);
         assert_eq!(
