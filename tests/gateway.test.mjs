@@ -147,7 +147,7 @@ async function login() {
   });
   assert.equal(r.status, 200, "demo login");
   const { access_token: accessToken } = await r.json();
-  return { accessToken, cookie: /edgekit_session=[^;]*/.exec(r.headers.get("set-cookie"))[0] };
+  return { accessToken, cookie: /__Host-edgekit_session=[^;]*/.exec(r.headers.get("set-cookie"))[0] };
 }
 const lastRequest = () => origin.requests.at(-1);
 /** An origin answer that starts at once and streams for 900 ms (three chunks 300 ms apart, then "last"). */
@@ -528,7 +528,7 @@ describe("route table and proxy", () => {
     const none = await worker.fetch("/gw/session");
     assert.equal(none.status, 401);
     assert.equal((await none.json()).error.code, "session_required");
-    const forged = await worker.fetch("/gw/session", { headers: { cookie: "edgekit_session=forged" } });
+    const forged = await worker.fetch("/gw/session", { headers: { cookie: "__Host-edgekit_session=forged" } });
     assert.equal(forged.status, 401, "an unknown session is refused");
     await forged.arrayBuffer();
 

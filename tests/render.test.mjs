@@ -340,7 +340,7 @@ test("a signed-in user's preferences pick the locale, over the visitor cookie's;
   });
   assert.equal(login.status, 200);
   await login.arrayBuffer();
-  const cookie = /edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+  const cookie = /__Host-edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
 
   const signedIn = await session.fetch("/", { headers: { cookie: `${cookie}; ek_vid=${VISITOR}` } });
   await signedIn.arrayBuffer();

@@ -718,7 +718,7 @@ describe("rooms behind a real session", () => {
     });
     assert.equal(login.status, 200, `${user.email} logs in`);
     await login.arrayBuffer();
-    return /edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+    return /__Host-edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
   }
 
   test("a signed-in user gets a single-use ticket, joins with y-websocket, and reads the state as JSON", async () => {

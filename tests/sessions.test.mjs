@@ -35,8 +35,8 @@ after(() => worker?.stop());
 
 const json = (body) => ({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 const login = (email, password) => worker.fetch("/auth/login", json({ email, password }));
-const cookieOf = (response) => /edgekit_session=([^;]*)/.exec(response.headers.get("set-cookie") ?? "")?.[1];
-const withCookie = (token, init = {}) => ({ ...init, headers: { ...init.headers, cookie: `edgekit_session=${token}` } });
+const cookieOf = (response) => /__Host-edgekit_session=([^;]*)/.exec(response.headers.get("set-cookie") ?? "")?.[1];
+const withCookie = (token, init = {}) => ({ ...init, headers: { ...init.headers, cookie: `__Host-edgekit_session=${token}` } });
 const sessionId = (token) => createHash("sha256").update(token).digest("hex");
 const get = (path, token) => worker.fetch(path, token === undefined ? {} : withCookie(token));
 const post = (path, token) => worker.fetch(path, token === undefined ? { method: "POST" } : withCookie(token, { method: "POST" }));
@@ -124,7 +124,7 @@ test("the whole flow: login, session route, refresh, logout, then refused everyw
 
   const out = await post("/auth/logout", rotated);
   assert.equal(out.status, 204);
-  assert.match(out.headers.get("set-cookie"), /edgekit_session=;.*Max-Age=0/);
+  assert.match(out.headers.get("set-cookie"), /__Host-edgekit_session=;.*Max-Age=0/);
   const left = JSON.parse(await kv.get(`session:${sessionId(rotated)}`));
   assert.ok(left.revoked_at > 0 && left.user_id === "", "logout left a revocation entry (no user data) in the cache");
   const row = await db.prepare("SELECT revoked_at FROM sessions WHERE id = ?1").bind(sessionId(rotated)).first();
@@ -137,7 +137,7 @@ test("the whole flow: login, session route, refresh, logout, then refused everyw
   const madeUp = randomBytes(32).toString("base64url");
   const outAgain = await post("/auth/logout", madeUp);
   assert.equal(outAgain.status, 204);
-  assert.match(outAgain.headers.get("set-cookie"), /edgekit_session=;.*Max-Age=0/);
+  assert.match(outAgain.headers.get("set-cookie"), /__Host-edgekit_session=;.*Max-Age=0/);
   assert.equal(await kv.get(`session:${sessionId(madeUp)}`), null, "no KV write for an id nothing knows");
 });
 
@@ -258,7 +258,7 @@ test("a password stored at a lower PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_I
   const first = await login(carol.email, carol.password);
   assert.equal(first.status, 200, "the old hash still admits its password");
   await first.arrayBuffer();
-  const device = first.headers.getSetCookie().find((c) => c.startsWith("edgekit_session_device="))?.split(";")[0];
+  const device = first.headers.getSetCookie().find((c) => c.startsWith("__Secure-edgekit_session_device="))?.split(";")[0];
   assert.ok(device, "a device entry from the login that re-hashes");
   const upgraded = await until(async () => ((await row()).n === 100_000 ? row() : null), { what: "the re-hash at 100,000 iterations" });
   assert.equal(upgraded.salt, old.salt, "the salt kept (device entries are bound to it)");
@@ -520,18 +520,18 @@ test("a browser that signed in keeps its own login limit while others exhaust th
       ...json({ email, password }),
       headers: { "content-type": "application/json", ...(cookie && { cookie }) },
     });
-  const device = (value) => `edgekit_session_device=${value}`;
+  const device = (value) => `__Secure-edgekit_session_device=${value}`;
   /** The device cookie a successful login set, its attributes checked. */
   const deviceOf = async (response, what) => {
     assert.equal(response.status, 200, what);
     await response.arrayBuffer();
-    const set = response.headers.getSetCookie().find((c) => c.startsWith("edgekit_session_device="));
+    const set = response.headers.getSetCookie().find((c) => c.startsWith("__Secure-edgekit_session_device="));
     assert.ok(set, `${what}: a device cookie`);
     for (const attribute of ["Path=/auth/login", "HttpOnly", "Secure", "SameSite=Strict", `Max-Age=${180 * 86_400}`]) {
       assert.ok(set.split("; ").includes(attribute), `${what}: ${attribute} in ${set}`);
     }
     assert.match(cookieOf(response) ?? "", /^[A-Za-z0-9_-]{43}$/, `${what}: the session cookie still set`);
-    return /^edgekit_session_device=([^;]+)/.exec(set)[1];
+    return /^__Secure-edgekit_session_device=([^;]+)/.exec(set)[1];
   };
   /** A refusal naming the policy that refused. */
   const refused = async (response, policy, what) => {
@@ -569,7 +569,7 @@ test("a browser that signed in keeps its own login limit while others exhaust th
   // From his own browser Bob signs in, limited per device, and gets a fresh entry — also with cookies planted
   // before his (another domain's, say: garbage, 2,000 empty pieces, a forgery) and his session cookie in the header.
   const planted = `${device("planted")}; ${device("~".repeat(2000))}; ${device(`${id}.${at}.${account}.${seal}.${flip(mac)}`)}`;
-  const signedIn = await attempt(BOB.email, BOB.password, `${planted}; edgekit_session=${"a".repeat(43)}; ${device(bobs)}`);
+  const signedIn = await attempt(BOB.email, BOB.password, `${planted}; __Host-edgekit_session=${"a".repeat(43)}; ${device(bobs)}`);
   assert.equal(signedIn.headers.get("ratelimit-policy"), '"login-ip";q=100;w=60, "login-device";q=2;w=60', "the device's limit applies");
   const renewed = await deviceOf(signedIn, "bob on his browser");
   assert.notEqual(renewed, bobs, "a fresh entry");
@@ -602,13 +602,13 @@ test("device entries expire after SESSION_DEVICE_TTL_SECS, whatever the browser 
   await seed({ CONFIG_KV: await short.mf.getKVNamespace("CONFIG_KV"), DB: await short.mf.getD1Database("DB") });
   const attempt = (cookie) =>
     short.fetch("/auth/login", { ...json({ email: BOB.email, password: BOB.password }), headers: { "content-type": "application/json", ...(cookie && { cookie }) } });
-  const valueOf = (response) => /^edgekit_session_device=([^;]+)/.exec(response.headers.getSetCookie().find((c) => c.startsWith("edgekit_session_device=")) ?? "")?.[1];
+  const valueOf = (response) => /^__Secure-edgekit_session_device=([^;]+)/.exec(response.headers.getSetCookie().find((c) => c.startsWith("__Secure-edgekit_session_device=")) ?? "")?.[1];
   const first = await attempt();
   assert.equal(first.status, 200);
   await first.arrayBuffer();
   const issuedAt = Number(valueOf(first).split(".")[1]);
   // The entry is honoured while it lives (the email's one attempt is spent)...
-  const again = await attempt(`edgekit_session_device=${valueOf(first)}`);
+  const again = await attempt(`__Secure-edgekit_session_device=${valueOf(first)}`);
   assert.equal(again.status, 200, "a live entry");
   await again.arrayBuffer();
   const latest = valueOf(again);
@@ -616,7 +616,7 @@ test("device entries expire after SESSION_DEVICE_TTL_SECS, whatever the browser 
   const latestAt = Number(latest.split(".")[1]);
   assert.ok(latestAt >= issuedAt);
   await until(() => Date.now() >= (latestAt + 5) * 1000, { ms: 8000, what: "the entry's lifetime to pass" });
-  await expectError(await attempt(`edgekit_session_device=${latest}`), 429, "rate_limited", "an expired entry");
+  await expectError(await attempt(`__Secure-edgekit_session_device=${latest}`), 429, "rate_limited", "an expired entry");
 });
 
 test("with SESSION_DEVICE_TTL_SECS = 0 no device cookie is set or honoured", async (t) => {
@@ -632,15 +632,15 @@ test("with SESSION_DEVICE_TTL_SECS = 0 no device cookie is set or honoured", asy
   const first = await off.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
   assert.equal(first.status, 200);
   await first.arrayBuffer();
-  assert.deepEqual(first.headers.getSetCookie().map((c) => c.split("=")[0]), ["edgekit_session"], "only the session cookie");
+  assert.deepEqual(first.headers.getSetCookie().map((c) => c.split("=")[0]), ["__Host-edgekit_session"], "only the session cookie");
   // A cookie the main worker (same signing key, device cookies on) issued is not honoured here.
   const issued = await login(BOB.email, BOB.password);
   await issued.arrayBuffer();
-  const device = /^edgekit_session_device=([^;]+)/.exec(issued.headers.getSetCookie().find((c) => c.startsWith("edgekit_session_device=")) ?? "")?.[1];
+  const device = /^__Secure-edgekit_session_device=([^;]+)/.exec(issued.headers.getSetCookie().find((c) => c.startsWith("__Secure-edgekit_session_device=")) ?? "")?.[1];
   assert.ok(device, "the main worker issues device cookies");
   const second = await off.fetch("/auth/login", {
     ...json({ email: BOB.email, password: BOB.password }),
-    headers: { "content-type": "application/json", cookie: `edgekit_session_device=${device}` },
+    headers: { "content-type": "application/json", cookie: `__Secure-edgekit_session_device=${device}` },
   });
   await expectError(second, 429, "rate_limited", "counted per email");
 });

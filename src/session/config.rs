@@ -74,7 +74,10 @@ impl SessionConfig {
                 "must be at least SESSION_IDLE_SECS",
             ));
         }
-        let cookie_name = vars.string_or("SESSION_COOKIE_NAME", "edgekit_session")?;
+        // `__Host-`: browsers take such a cookie only from this host, `Secure`, with `Path=/` and no `Domain`, so a page
+        // on a sibling subdomain cannot plant its own session cookie beside (or before) the user's (cookie tossing:
+        // the first cookie of a name is the one read).
+        let cookie_name = vars.string_or("SESSION_COOKIE_NAME", "__Host-edgekit_session")?;
         if cookie_name.is_empty()
             || !cookie_name
                 .bytes()
@@ -154,7 +157,7 @@ mod tests {
         assert_eq!(config.cache_secs, 60);
         assert_eq!(config.reuse_grace_secs, 30);
         assert_eq!(config.pbkdf2_iterations, 100_000);
-        assert_eq!(config.cookie_name, "edgekit_session");
+        assert_eq!(config.cookie_name, "__Host-edgekit_session");
         assert!(config.trusted_origins.is_empty());
     }
 

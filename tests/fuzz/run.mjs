@@ -45,7 +45,7 @@ try {
   });
   if (login.status !== 200) throw new Error(`fuzz set-up: demo login answered ${login.status}`);
   const { access_token: accessToken } = await login.json();
-  const cookie = /edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+  const cookie = /__Host-edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
   // Two passes: every operation signed out; then signed in, minus the two operations that end or rotate the shared
   // session (logout, refresh), which would otherwise leave the rest of the pass with a dead cookie.
   const passes = [
