@@ -158,6 +158,44 @@ test("a user whose permissions column is not a JSON list holds none, at login an
   assert.deepEqual((await fromD1.json()).user.permissions, []);
 });
 
+test("a page of a SESSION_TRUSTED_ORIGINS origin can log in across origins: its preflights are answered and it reads the answers", async () => {
+  const preflight = (path, method, origin = TRUSTED) =>
+    worker.fetch(path, { method: "OPTIONS", headers: { origin, "access-control-request-method": method, "access-control-request-headers": "content-type" } });
+  const ok = await preflight("/auth/login", "POST");
+  assert.equal(ok.status, 204);
+  assert.equal(ok.headers.get("access-control-allow-origin"), TRUSTED);
+  assert.equal(ok.headers.get("access-control-allow-credentials"), "true");
+  assert.match(ok.headers.get("access-control-allow-methods"), /POST/);
+  assert.match(ok.headers.get("access-control-allow-headers"), /Content-Type/i);
+  assert.match(ok.headers.get("vary"), /Origin/);
+  // Another origin, or a method the route does not serve: the 405 as before, and nothing a browser would accept.
+  for (const [path, method, origin] of [["/auth/login", "POST", "https://evil.example"], ["/auth/login", "DELETE", TRUSTED]]) {
+    const refused = await preflight(path, method, origin);
+    assert.equal(refused.status, 405, `${path} ${method} ${origin}`);
+    assert.equal(refused.headers.get("access-control-allow-methods"), null);
+    await refused.arrayBuffer();
+  }
+  assert.equal((await preflight("/auth/login", "POST", "https://evil.example")).headers.get("access-control-allow-origin"), null);
+  // The login itself, as a sibling subdomain's fetch sends it: the page reads the answer and its bookmark.
+  const signIn = (password, origin = TRUSTED) =>
+    worker.fetch("/auth/login", { method: "POST", headers: { "content-type": "application/json", "sec-fetch-site": "same-site", origin }, body: JSON.stringify({ email: BOB.email, password }) });
+  const signedIn = await signIn(BOB.password);
+  assert.equal(signedIn.status, 200);
+  assert.equal(signedIn.headers.get("access-control-allow-origin"), TRUSTED);
+  assert.equal(signedIn.headers.get("access-control-allow-credentials"), "true");
+  assert.match(signedIn.headers.get("access-control-expose-headers"), /X-D1-Bookmark/);
+  await signedIn.arrayBuffer();
+  const wrong = await signIn("not the password");
+  assert.equal(wrong.status, 401);
+  assert.equal(wrong.headers.get("access-control-allow-origin"), TRUSTED, "an error is readable too");
+  await wrong.arrayBuffer();
+  const { token } = await loggedIn(BOB);
+  const read = await worker.fetch("/auth/session", withCookie(token, { headers: { origin: "https://evil.example", "sec-fetch-site": "cross-site" } }));
+  assert.equal(read.status, 200);
+  assert.equal(read.headers.get("access-control-allow-origin"), null, "another origin's page reads nothing");
+  await read.arrayBuffer();
+});
+
 test("a session is used only from this origin's pages: logins and state-changing requests with the cookie from another origin get 403, and change nothing", async () => {
   const own = new URL(worker.url).origin;
   // What browsers send for a page on another origin: a sibling subdomain is the same *site*, so SameSite=Lax
@@ -189,7 +227,7 @@ test("a session is used only from this origin's pages: logins and state-changing
     await expectError(await worker.fetch("/auth/refresh", from(headers, { method: "POST" })), 403, "cross_origin_refused", `refresh from ${what}`);
     await expectError(await worker.fetch("/auth/logout", from(headers, { method: "POST" })), 403, "cross_origin_refused", `logout from ${what}`);
     await expectError(await worker.fetch("/rooms/csrf-room/ticket", from(headers, { method: "POST" })), 403, "cross_origin_refused", `room ticket from ${what}`);
-    // Reads are not state-changing: a page elsewhere cannot see their answers anyway (no CORS).
+    // Reads are not state-changing: a page elsewhere cannot see their answers anyway (no CORS for it).
     assert.equal((await worker.fetch("/auth/session", from(headers))).status, 200, `session read from ${what}`);
   }
   // None of the refused requests rotated or ended the session.

@@ -1,9 +1,11 @@
-//! Dispatch: resolves the route table and calls the matching handler. Add a capability's arms here.
+//! Dispatch: resolves the route table and calls the matching handler (paths the app does not serve go to the
+//! gateway), with the CORS headers that let a `SESSION_TRUSTED_ORIGINS` page read the app's answers and its
+//! preflights answered. Add a capability's arms here.
 
 use worker::Response;
 
 use super::Call;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::router::{Resolved, RouteId};
 use crate::{gateway, health, images, openapi, ratelimit, render, rooms, session};
 
@@ -13,45 +15,104 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
     // Matched in the spelling the gateway matches in (`//health`, `/%68ealth` are `/health`): otherwise such a
     // spelling would miss the app's route and could reach a catch-all gateway route as the path it stands for.
     let path = gateway::request_url::normalise_path(&raw);
-    match call.isolate.router.resolve(&method, &path) {
-        Resolved::Found { id, params } => {
-            call.params = params;
-            match id {
-                RouteId::Health => health::handler::health(&call),
-                RouteId::Ready => health::handler::ready(&call).await,
-                RouteId::OpenApi => openapi::handler::document(),
-                RouteId::AuthLogin => session::handler::login(call).await,
-                RouteId::AuthLogout => session::handler::logout(call).await,
-                RouteId::AuthRefresh => session::handler::refresh(call).await,
-                RouteId::AuthSession => session::handler::session(call).await,
-                RouteId::AuthSessions => session::handler::sessions(call).await,
-                RouteId::RateLimitCheck => ratelimit::handler::check(&call).await,
-                RouteId::RateLimitBaseline => ratelimit::handler::unlimited(&call).await,
-                RouteId::Images => images::handler::serve(&call).await,
-                RouteId::Rooms => rooms::handler::list(&call).await,
-                RouteId::RoomPage => rooms::handler::page(&call),
-                RouteId::RoomJoin => rooms::handler::join(&call).await,
-                RouteId::RoomTicket => rooms::handler::ticket(&call).await,
-                RouteId::RoomState => rooms::handler::authorised_state(&call).await,
-                RouteId::DebugRoomTicket => rooms::handler::debug_ticket(&call).await,
-                RouteId::DebugPanic => panic!(
-                    "deliberate panic from /__debug/panic (request {})",
-                    call.request_id
-                ),
-                RouteId::DebugCoalesce => super::respond::json(
-                    200,
-                    &serde_json::json!({ "waiting": super::coalesce::waiting(),
-                        "room_listings": rooms::handler::listings_asked() }),
-                ),
-                RouteId::GatewayPurge => gateway::handler::purge(&mut call).await,
-                // render
-                RouteId::RenderHome | RouteId::RenderPage => render::handler::page(call).await,
+    let found = match call.isolate.router.resolve(&method, &path) {
+        // Paths the app does not serve go to the gateway's configured routes (which answer 404/405 themselves).
+        Resolved::NotFound => return gateway::handler::serve(call).await,
+        Resolved::MethodNotAllowed { allowed } => Err(allowed),
+        Resolved::Found { id, params } => Ok((id, params)),
+    };
+    // A page of a SESSION_TRUSTED_ORIGINS origin may call the app's routes with its cookies and read the answers
+    // (`crate::cors`); the header is read only when origins are trusted.
+    let trusted = &call.isolate.config.session.trusted_origins;
+    let origin = if trusted.is_empty() {
+        None
+    } else {
+        let sent = call.req.headers().get("origin").ok().flatten();
+        crate::cors::listed(trusted, sent.as_deref()).map(str::to_owned)
+    };
+    let answer = match found {
+        Err(allowed) => {
+            let asked = call
+                .req
+                .headers()
+                .get("access-control-request-method")
+                .ok()
+                .flatten();
+            let preflight = match (&origin, asked) {
+                (Some(origin), Some(asked)) if method == "OPTIONS" => {
+                    crate::cors::preflight(origin, &asked, &allowed)
+                }
+                _ => None,
+            };
+            match preflight {
+                Some(headers) => Response::empty()
+                    .map(|r| r.with_status(204))
+                    .map(|r| with_headers(r, &headers))
+                    .or_internal("building a preflight answer"),
+                None => Err(ApiError::method_not_allowed(&method, &allowed)),
             }
         }
-        Resolved::MethodNotAllowed { allowed } => {
-            Err(ApiError::method_not_allowed(&method, &allowed))
+        Ok((id, params)) => {
+            call.params = params;
+            app_route(call, id).await
         }
-        // Paths the app does not serve go to the gateway's configured routes (which answer 404/405 themselves).
-        Resolved::NotFound => gateway::handler::serve(call).await,
+    };
+    let Some(origin) = origin else {
+        return answer;
+    };
+    let cors = crate::cors::credentialed(&origin);
+    match answer {
+        // A WebSocket handshake is no CORS request.
+        Ok(response) if response.status_code() == 101 => Ok(response),
+        Ok(response) => Ok(with_headers(response, &cors)),
+        Err(error) => Err(cors
+            .into_iter()
+            .fold(error, |error, (name, value)| error.with_header(name, value))),
+    }
+}
+
+/// `response` with `headers` set, but `Vary` added to any the handler set (images vary by `Accept`).
+fn with_headers(response: Response, headers: &[(&'static str, String)]) -> Response {
+    headers.iter().fold(response, |response, (name, value)| {
+        if *name == "vary" {
+            super::respond::with_appended_header(response, name, value)
+        } else {
+            super::respond::with_header(response, name, value)
+        }
+    })
+}
+
+/// The app's handler for `id`.
+async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
+    match id {
+        RouteId::Health => health::handler::health(&call),
+        RouteId::Ready => health::handler::ready(&call).await,
+        RouteId::OpenApi => openapi::handler::document(),
+        RouteId::AuthLogin => session::handler::login(call).await,
+        RouteId::AuthLogout => session::handler::logout(call).await,
+        RouteId::AuthRefresh => session::handler::refresh(call).await,
+        RouteId::AuthSession => session::handler::session(call).await,
+        RouteId::AuthSessions => session::handler::sessions(call).await,
+        RouteId::RateLimitCheck => ratelimit::handler::check(&call).await,
+        RouteId::RateLimitBaseline => ratelimit::handler::unlimited(&call).await,
+        RouteId::Images => images::handler::serve(&call).await,
+        RouteId::Rooms => rooms::handler::list(&call).await,
+        RouteId::RoomPage => rooms::handler::page(&call),
+        RouteId::RoomJoin => rooms::handler::join(&call).await,
+        RouteId::RoomTicket => rooms::handler::ticket(&call).await,
+        RouteId::RoomState => rooms::handler::authorised_state(&call).await,
+        RouteId::DebugRoomTicket => rooms::handler::debug_ticket(&call).await,
+        RouteId::DebugPanic => panic!(
+            "deliberate panic from /__debug/panic (request {})",
+            call.request_id
+        ),
+        RouteId::DebugCoalesce => super::respond::json(
+            200,
+            &serde_json::json!({ "waiting": super::coalesce::waiting(),
+                        "room_listings": rooms::handler::listings_asked() }),
+        ),
+        RouteId::GatewayPurge => gateway::handler::purge(&mut call).await,
+        // render
+        RouteId::RenderHome | RouteId::RenderPage => render::handler::page(call).await,
     }
 }

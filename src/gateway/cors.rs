@@ -8,10 +8,6 @@
 
 use crate::config::ConfigError;
 
-/// The headers a page may read on an error answer: why it was refused and when to retry.
-const EXPOSED: &str =
-    "WWW-Authenticate, Retry-After, Allow, RateLimit, RateLimit-Policy, X-WAF-Rule, X-Request-Id, X-Trace-Id, traceparent";
-
 /// The configured sites.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum ErrorReaders {
@@ -45,21 +41,20 @@ impl ErrorReaders {
     /// The CORS headers for an error answer to a request sent from `origin` (its `Origin` header): none when no
     /// site is configured, the request names no origin, or its origin is not listed.
     pub fn headers(&self, origin: Option<&str>) -> Vec<(&'static str, String)> {
-        let Some(origin) = origin.map(str::trim).filter(|o| !o.is_empty()) else {
-            return Vec::new();
-        };
-        let mut headers = match self {
-            Self::Nobody => return Vec::new(),
-            Self::Anyone => vec![("access-control-allow-origin", "*".to_owned())],
-            Self::Origins(listed) if listed.iter().any(|o| o.eq_ignore_ascii_case(origin)) => vec![
-                ("access-control-allow-origin", origin.to_owned()),
-                ("access-control-allow-credentials", "true".to_owned()),
-                ("vary", "Origin".to_owned()),
+        match self {
+            Self::Nobody => Vec::new(),
+            Self::Anyone if origin.is_some_and(|o| !o.trim().is_empty()) => vec![
+                ("access-control-allow-origin", "*".to_owned()),
+                (
+                    "access-control-expose-headers",
+                    crate::cors::EXPOSED.to_owned(),
+                ),
             ],
-            Self::Origins(_) => return Vec::new(),
-        };
-        headers.push(("access-control-expose-headers", EXPOSED.to_owned()));
-        headers
+            Self::Anyone => Vec::new(),
+            Self::Origins(listed) => crate::cors::listed(listed, origin)
+                .map(crate::cors::credentialed)
+                .unwrap_or_default(),
+        }
     }
 }
 

@@ -1,0 +1,86 @@
+//! CORS headers for the pages of other origins the configuration lets read answers with their cookies: the app's
+//! own routes for `SESSION_TRUSTED_ORIGINS` (a front end on a sibling subdomain logging in, refreshing, asking for a
+//! room ticket — without them a browser sends a login's JSON only after a preflight, and lets the page read no
+//! answer), and the gateway's own error answers for `GATEWAY_CORS_ORIGINS` (`gateway::cors`). The origin is always
+//! echoed from a checked list, never reflected as sent. Pure.
+
+/// The headers such a page may read: why it was refused, when to retry, and the ids and bookmark to send back.
+pub const EXPOSED: &str =
+    "WWW-Authenticate, Retry-After, Allow, RateLimit, RateLimit-Policy, X-WAF-Rule, \
+                           X-Request-Id, X-Trace-Id, traceparent, X-D1-Bookmark";
+
+/// Request headers a trusted page may send to the app's routes beyond the CORS-safelisted ones.
+const ALLOWED_REQUEST_HEADERS: &str = "Content-Type, X-D1-Bookmark, X-Request-Id, traceparent";
+
+/// How long a browser may reuse a preflight's answer.
+const PREFLIGHT_MAX_AGE_SECS: u32 = 600;
+
+/// `origin`, if it is one of `listed` (as browsers send it; compared without case).
+pub fn listed<'a>(listed: &[String], origin: Option<&'a str>) -> Option<&'a str> {
+    let origin = origin.map(str::trim).filter(|o| !o.is_empty())?;
+    listed
+        .iter()
+        .any(|o| o.eq_ignore_ascii_case(origin))
+        .then_some(origin)
+}
+
+/// The headers that let a page of `origin` (already checked) read an answer, cookies included.
+pub fn credentialed(origin: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("access-control-allow-origin", origin.to_owned()),
+        ("access-control-allow-credentials", "true".to_owned()),
+        ("access-control-expose-headers", EXPOSED.to_owned()),
+        ("vary", "Origin".to_owned()),
+    ]
+}
+
+/// The answer to a preflight from `origin` (already checked) asking to send `asked` to a route serving `methods`:
+/// `None` when the route does not serve that method (the preflight then fails as a 405).
+pub fn preflight(
+    origin: &str,
+    asked: &str,
+    methods: &[&str],
+) -> Option<Vec<(&'static str, String)>> {
+    methods.contains(&asked.trim()).then(|| {
+        let mut headers = credentialed(origin);
+        headers.extend([
+            ("access-control-allow-methods", methods.join(", ")),
+            (
+                "access-control-allow-headers",
+                ALLOWED_REQUEST_HEADERS.to_owned(),
+            ),
+            ("access-control-max-age", PREFLIGHT_MAX_AGE_SECS.to_string()),
+        ]);
+        headers
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_listed_origins_are_echoed() {
+        let list = vec!["https://app.example".to_owned()];
+        assert_eq!(
+            listed(&list, Some("https://App.example")),
+            Some("https://App.example")
+        );
+        for other in [Some("https://evil.example"), Some("null"), Some(" "), None] {
+            assert_eq!(listed(&list, other), None, "{other:?}");
+        }
+        let headers = credentialed("https://app.example");
+        assert!(headers.contains(&("access-control-allow-credentials", "true".to_owned())));
+        assert!(headers.contains(&("vary", "Origin".to_owned())));
+    }
+
+    #[test]
+    fn a_preflight_allows_the_routes_methods_only() {
+        let answer = preflight("https://app.example", "POST", &["POST"]).expect("served");
+        assert!(answer.contains(&("access-control-allow-methods", "POST".to_owned())));
+        assert!(answer
+            .iter()
+            .any(|(n, v)| *n == "access-control-allow-headers" && v.contains("Content-Type")));
+        assert_eq!(preflight("https://app.example", "DELETE", &["POST"]), None);
+    }
+}
