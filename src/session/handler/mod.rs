@@ -41,11 +41,26 @@ pub async fn current_user(call: &Call, strict: bool) -> ApiResult<Option<Session
     })
 }
 
-/// What a session check found; the refusals are told apart only in logs.
+/// What a session check found; the refusals are told apart only in logs, but for a token another request has just
+/// rotated, which the client may retry with the cookie that request set.
 enum Checked {
     Missing,
     Refused(&'static str),
+    Rotated,
     Valid { id: String, record: SessionRecord },
+}
+
+/// Why a check refused a token a refresh retired within `SESSION_REUSE_GRACE_SECS`.
+const RETIRED_WITHIN_GRACE: &str = "retired token, within the reuse grace window";
+
+/// 401 `session_rotated`: the token was retired by a concurrent refresh (another tab), whose answer set the cookie
+/// that now works — a front end retries instead of signing the user out.
+fn rotated() -> ApiError {
+    ApiError::new(
+        401,
+        "session_rotated",
+        "the session was just refreshed by another request; retry with the current cookie",
+    )
 }
 
 impl Checked {
@@ -58,6 +73,7 @@ impl Checked {
                 "session_required",
                 "this route needs a session; log in first",
             )),
+            Checked::Rotated => Err(rotated()),
             Checked::Refused(why) => Err(ApiError::new(
                 401,
                 "session_invalid",
@@ -158,6 +174,7 @@ async fn refused(
 ) -> ApiResult<Checked> {
     // The answer is a refusal whatever happens below: a failing lookup or revocation is logged, never a 500.
     match detect_reuse(call, store, id, now).await {
+        Ok(Some(RETIRED_WITHIN_GRACE)) => Ok(Checked::Rotated),
         Ok(Some(reason)) => Ok(Checked::Refused(reason)),
         Ok(None) => Ok(Checked::Refused(why)),
         Err(e) => {
@@ -179,7 +196,7 @@ async fn detect_reuse(
         return Ok(None);
     };
     if now.saturating_sub(retired.retired_at) < config.reuse_grace_secs * 1000 {
-        return Ok(Some("retired token, within the reuse grace window"));
+        return Ok(Some(RETIRED_WITHIN_GRACE));
     }
     let revoked = store.revoke_family(&retired.family, now).await?;
     worker::console_log!(
@@ -463,7 +480,7 @@ fn upgrade_password_later(call: &Call, user_id: &str, stored: &PasswordHash, pas
 }
 
 /// `POST /auth/refresh`: rotates the session token (the old one stops working at once) and issues a new access JWT.
-/// Of concurrent refreshes of one session exactly one succeeds; the others get 401 `session_invalid`.
+/// Of concurrent refreshes of one session exactly one succeeds; the others get 401 `session_rotated`.
 pub async fn refresh(call: Call) -> ApiResult<Response> {
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
@@ -481,12 +498,7 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
         .rotate(&old_id, &new_id, now, expires_at, config.max_secs * 1000)
         .await?
     {
-        return Err(ApiError::new(
-            401,
-            "session_invalid",
-            "the session is not valid; log in again",
-        )
-        .with_internal("lost a concurrent rotation"));
+        return Err(rotated().with_internal("lost a concurrent rotation"));
     }
     // From here the new token exists only in this answer: the cache writes that follow are best effort (logged),
     // since failing now (a KV write limit, say) would answer 500 without the token and leave the user logged out —
