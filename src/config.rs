@@ -345,6 +345,18 @@ impl Config {
                     ));
                 }
             }
+            // Pages of these origins read the app's answers with the user's cookies (access tokens, session
+            // lists): over plain http anyone on the path could become one.
+            if let Some(i) = session
+                .trusted_origins
+                .iter()
+                .position(|o| o.starts_with("http://"))
+            {
+                return Err(ConfigError::new(
+                    "SESSION_TRUSTED_ORIGINS",
+                    format!("entry {i} must be an https:// origin in production"),
+                ));
+            }
         }
         Ok(Self {
             core,
@@ -490,10 +502,22 @@ mod tests {
                 "{key}: http is fine locally"
             );
         }
+        let plain_page = source(&[
+            ("ENVIRONMENT", json!("production")),
+            ("RENDER_ORIGIN", json!("https://fragments.example")),
+            (
+                "SESSION_TRUSTED_ORIGINS",
+                json!(["https://app.example", "http://old.example"]),
+            ),
+        ]);
+        let error = Config::parse(&plain_page).expect_err("refused");
+        assert_eq!(error.key, "SESSION_TRUSTED_ORIGINS");
+        assert!(error.problem.contains("entry 1"), "{error}");
         let secure = source(&[
             ("ENVIRONMENT", json!("production")),
             ("RENDER_ORIGIN", json!("https://fragments.example")),
             ("IMAGES_ORIGIN", json!("https://images.example")),
+            ("SESSION_TRUSTED_ORIGINS", json!(["https://app.example"])),
         ]);
         assert!(Config::parse(&secure).is_ok());
     }

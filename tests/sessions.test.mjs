@@ -135,6 +135,13 @@ test("the whole flow: login, session route, refresh, logout, then refused everyw
   await expectError(await get("/auth/sessions", rotated), 401, "session_invalid", "strict check after logout");
   await expectError(await post("/auth/refresh", rotated), 401, "session_invalid", "refresh after logout");
   assert.equal((await post("/auth/logout", rotated)).status, 204, "logout is idempotent");
+  // The token the refresh retired, still within the grace window: its session has ended, so no retry is offered.
+  await expectError(await get("/auth/session", token), 401, "session_invalid", "a retired token of an ended session");
+  await expectError(await post("/auth/refresh", token), 401, "session_invalid", "…also to a refresh");
+  // Two session cookies: one was planted (a browser holds one __Host- cookie of a name); neither is trusted.
+  const { token: live } = await loggedIn(ALICE);
+  const planted = await worker.fetch("/auth/session", { headers: { cookie: `__Host-edgekit_session=${live}; __Host-edgekit_session=${live}` } });
+  await expectError(planted, 401, "session_invalid", "two values of the session cookie");
   // A made-up cookie names no session: logout clears it and writes nothing to KV.
   const madeUp = randomBytes(32).toString("base64url");
   const outAgain = await post("/auth/logout", madeUp);
@@ -195,6 +202,7 @@ test("a page of a SESSION_TRUSTED_ORIGINS origin can log in across origins: its 
   const read = await worker.fetch("/auth/session", withCookie(token, { headers: { origin: "https://evil.example", "sec-fetch-site": "cross-site" } }));
   assert.equal(read.status, 200);
   assert.equal(read.headers.get("access-control-allow-origin"), null, "another origin's page reads nothing");
+  assert.match(read.headers.get("vary") ?? "", /Origin/, "but a stored copy is kept apart from a trusted page's");
   await read.arrayBuffer();
 });
 
@@ -468,7 +476,10 @@ test("concurrent refreshes of one session leave exactly one valid token", async 
   assert.deepEqual(statuses, [200, 401, 401, 401, 401, 401, 401, 401], "one wins");
   const winner = cookieOf(responses.find((r) => r.status === 200));
   // The others lost the race, not the session: a front end retries with the cookie the winner set.
-  for (const r of responses.filter((r) => r.status === 401)) assert.equal((await r.json()).error.code, "session_rotated");
+  for (const r of responses.filter((r) => r.status === 401)) {
+    assert.equal(r.headers.get("retry-after"), "1", "once the winner's answer has arrived");
+    assert.equal((await r.json()).error.code, "session_rotated");
+  }
   for (const r of responses) if (!r.bodyUsed) await r.arrayBuffer();
   assert.equal((await get("/auth/sessions", winner)).status, 200, "the winner's token works");
   await expectError(await get("/auth/sessions", token), 401, "session_rotated", "the original token is gone");

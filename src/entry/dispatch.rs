@@ -24,7 +24,8 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
     // A page of a SESSION_TRUSTED_ORIGINS origin may call the app's routes with its cookies and read the answers
     // (`crate::cors`); the header is read only when origins are trusted.
     let trusted = &call.isolate.config.session.trusted_origins;
-    let origin = if trusted.is_empty() {
+    let trusted_empty = trusted.is_empty();
+    let origin = if trusted_empty {
         None
     } else {
         let sent = call.req.headers().get("origin").ok().flatten();
@@ -58,7 +59,15 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
         }
     };
     let Some(origin) = origin else {
-        return answer;
+        // An answer may be stored (a browser's cache, a CDN) and later served to a trusted page: it varies by
+        // Origin whenever some are trusted.
+        return match answer {
+            Ok(response) if !trusted_empty && response.status_code() != 101 => Ok(
+                super::respond::with_appended_header(response, "vary", "Origin"),
+            ),
+            Err(error) if !trusted_empty => Err(error.with_header("vary", "Origin")),
+            other => other,
+        };
     };
     let cors = crate::cors::credentialed(&origin);
     match answer {

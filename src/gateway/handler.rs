@@ -1374,6 +1374,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     if fill_answer == FillAnswer::Personal {
         pass(&spec.key, respond::now_ms());
     }
+    let mut rejoined = false;
     let body = match response.body() {
         // Never stored, nor (but for an origin error) shared: streamed on at once — an event stream, a personal
         // answer or a redirect is not held back for the fill's body budget.
@@ -1392,7 +1393,11 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
                 .map_err(|e| Failure::Unreachable(format!("reading the origin body: {e}")))?
             {
                 Prefix::Whole(bytes) => FetchedBody::held(&bytes)?,
-                Prefix::Over(stream) => FetchedBody::Streamed(RefCell::new(Some(stream))),
+                Prefix::Over(stream) => {
+                    // The part read and the rest, joined in a stream of its own: its length is unknown.
+                    rejoined = true;
+                    FetchedBody::Streamed(RefCell::new(Some(stream)))
+                }
             }
         }
         ResponseBody::Body(bytes) => FetchedBody::held(bytes)?,
@@ -1404,13 +1409,14 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     let mut headers = Vec::new();
     for (k, v) in pairs {
         // A gzip or br body is decoded by the runtime as it is read (held or streamed), so its length and encoding
-        // no longer hold; a held identity body's length does (a HEAD is told it), while a streamed one goes out
-        // chunked, flushed uncompressed as `pass_through`'s (`flushed_uncompressed` reads the length's absence);
+        // no longer hold; an identity body's length does (a HEAD is told it), but for a body rejoined from what a
+        // fill read and the rest, which goes out chunked, flushed uncompressed as `pass_through`'s streams of
+        // unknown length (`flushed_uncompressed` reads the length's absence);
         // a stored answer's caching headers are the policy's; the gateway's own stored-copy headers are never the
         // origin's to set (an origin's x-gateway-status would turn its stored 200 into a 204).
         let drop = matches!(k.as_str(), StoredMeta::HEADER | StoredMeta::STATUS_HEADER)
             || decoded && k == "content-encoding"
-            || k == "content-length" && (was_coded || matches!(body, FetchedBody::Streamed(_)))
+            || k == "content-length" && (was_coded || rejoined)
             || storable
                 && matches!(
                     k.as_str(),

@@ -220,8 +220,12 @@ fn keyed(key: &[u8]) -> HmacSha256 {
 /// The device cookie's name beside the session cookie's. A `__Host-` cookie must have `Path=/`, which the device
 /// cookie has not (it goes to the login route only), so that prefix becomes `__Secure-`.
 pub fn cookie_name(session_cookie: &str) -> String {
-    match session_cookie.strip_prefix("__Host-") {
-        Some(rest) => format!("__Secure-{rest}_device"),
+    // Browsers match cookie prefixes without case: `__host-sid` is a `__Host-` cookie too.
+    match session_cookie
+        .get(..7)
+        .filter(|head| head.eq_ignore_ascii_case("__Host-"))
+    {
+        Some(_) => format!("__Secure-{}_device", &session_cookie[7..]),
         None => format!("{session_cookie}_device"),
     }
 }
@@ -419,6 +423,7 @@ mod tests {
     fn the_cookie_goes_only_to_the_login_route_and_never_to_scripts() {
         assert_eq!(cookie_name("edgekit_session"), "edgekit_session_device");
         assert_eq!(cookie_name("__Host-sid"), "__Secure-sid_device");
+        assert_eq!(cookie_name("__host-sid"), "__Secure-sid_device");
         let set = set_cookie("edgekit_session_device", "v", 60);
         for attribute in [
             "Path=/auth/login",

@@ -25,12 +25,15 @@ pub enum CookieToken {
     Token(String),
 }
 
-/// Reads the session cookie named `name` from a `Cookie` header.
+/// Reads the session cookie named `name` from a `Cookie` header. A browser holds one cookie of a `__Host-` name for
+/// this host, so two values mean one was planted (by a sibling subdomain, a nameless `=__Host-…=` cookie in older
+/// browsers, or for an unprefixed name any `Domain`/`Path` cookie sent first): neither is trusted (`Garbled`).
 pub fn read_cookie(header: Option<&str>, name: &str) -> CookieToken {
-    match cookie_values(header, name).next() {
-        None => CookieToken::Missing,
-        Some(v) if is_token(v) => CookieToken::Token(v.to_owned()),
-        Some(_) => CookieToken::Garbled,
+    let mut values = cookie_values(header, name);
+    match (values.next(), values.next()) {
+        (None, _) => CookieToken::Missing,
+        (Some(v), None) if is_token(v) => CookieToken::Token(v.to_owned()),
+        _ => CookieToken::Garbled,
     }
 }
 
@@ -111,6 +114,10 @@ mod tests {
                 CookieToken::Token(token.clone()),
             ),
             (Some("edgekit_session=".into()), CookieToken::Garbled),
+            (
+                Some(format!("edgekit_session={token}; edgekit_session={token}")),
+                CookieToken::Garbled,
+            ),
             (Some("edgekit_session=garbage".into()), CookieToken::Garbled),
             (
                 Some(format!("edgekit_session={}", "%".repeat(43))),

@@ -50,17 +50,29 @@ enum Checked {
     Valid { id: String, record: SessionRecord },
 }
 
+/// 401 `session_invalid`: the session is unknown, expired or revoked (`why` is logged only).
+fn invalid(why: &'static str) -> ApiError {
+    ApiError::new(
+        401,
+        "session_invalid",
+        "the session is not valid; log in again",
+    )
+    .with_internal(why)
+}
+
 /// Why a check refused a token a refresh retired within `SESSION_REUSE_GRACE_SECS`.
 const RETIRED_WITHIN_GRACE: &str = "retired token, within the reuse grace window";
 
-/// 401 `session_rotated`: the token was retired by a concurrent refresh (another tab), whose answer set the cookie
-/// that now works — a front end retries instead of signing the user out.
+/// 401 `session_rotated`: the token was retired by a concurrent refresh (another tab), whose answer sets the cookie
+/// that works — a front end retries once that answer has arrived (`Retry-After: 1`: the winner may still be writing
+/// its cache entries) instead of signing the user out; a retry with an unchanged cookie gets the same answer.
 fn rotated() -> ApiError {
     ApiError::new(
         401,
         "session_rotated",
         "the session was just refreshed by another request; retry with the current cookie",
     )
+    .with_header("retry-after", "1")
 }
 
 impl Checked {
@@ -74,12 +86,7 @@ impl Checked {
                 "this route needs a session; log in first",
             )),
             Checked::Rotated => Err(rotated()),
-            Checked::Refused(why) => Err(ApiError::new(
-                401,
-                "session_invalid",
-                "the session is not valid; log in again",
-            )
-            .with_internal(why)),
+            Checked::Refused(why) => Err(invalid(why)),
         }
     }
 }
@@ -196,7 +203,13 @@ async fn detect_reuse(
         return Ok(None);
     };
     if now.saturating_sub(retired.retired_at) < config.reuse_grace_secs * 1000 {
-        return Ok(Some(RETIRED_WITHIN_GRACE));
+        // Rotated by a concurrent refresh only while the session it became lives: after a logout the token is
+        // as dead as the session, and a client told to retry would retry until the window closed.
+        return Ok(Some(if store.family_live(&retired.family, now).await? {
+            RETIRED_WITHIN_GRACE
+        } else {
+            "retired token of an ended session"
+        }));
     }
     let revoked = store.revoke_family(&retired.family, now).await?;
     worker::console_log!(
@@ -498,7 +511,20 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
         .rotate(&old_id, &new_id, now, expires_at, config.max_secs * 1000)
         .await?
     {
-        return Err(rotated().with_internal("lost a concurrent rotation"));
+        // Lost a race with another refresh (the token is now a retired one of a live session), or the session
+        // ended meanwhile (a logout, its expiry): only the first is worth a retry.
+        let raced = match store.retired(&old_id).await {
+            Ok(Some(retired)) => store
+                .family_live(&retired.family, now)
+                .await
+                .unwrap_or(false),
+            _ => false,
+        };
+        return Err(if raced {
+            rotated().with_internal("lost a concurrent rotation")
+        } else {
+            invalid("the session ended during the refresh")
+        });
     }
     // From here the new token exists only in this answer: the cache writes that follow are best effort (logged),
     // since failing now (a KV write limit, say) would answer 500 without the token and leave the user logged out —

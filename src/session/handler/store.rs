@@ -299,6 +299,21 @@ impl Store {
             .or_internal("reading a retired id")
     }
 
+    /// Whether `family` still has a live session (not revoked, not expired): a token it retired is then one a
+    /// concurrent refresh rotated, not a dead session's.
+    pub async fn family_live(&self, family: &str, now_ms: u64) -> ApiResult<bool> {
+        self.db
+            .prepare(
+                "SELECT 1 AS live FROM sessions WHERE family = ?1 AND revoked_at IS NULL AND expires_at > ?2 LIMIT 1",
+            )
+            .bind(&[JsValue::from_str(family), num(now_ms)])
+            .or_internal("binding the family query")?
+            .first::<serde_json::Value>(None)
+            .await
+            .or_internal("reading the family")
+            .map(|row| row.is_some())
+    }
+
     /// Revokes the live session of `family` (a rotated token came back: someone holds a copy) and forgets the
     /// family's retired ids, in one transaction: the detection happens once, and the copy presented again is an
     /// unknown token (a read), not another write. Returns the revoked session's current id, for the cache.
