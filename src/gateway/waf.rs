@@ -787,6 +787,14 @@ pub fn inspect_body(config: &WafConfig, content_type: Option<&str>, body: &[u8])
         return None;
     }
     let content_type = content_type.unwrap_or("");
+    // A body in another charset is decoded by some frameworks before the application reads it: refused whatever
+    // its type, as this reading cannot see what they make of it.
+    if foreign_charset(&content_type.to_ascii_lowercase()) {
+        return Some(Hit {
+            rule: "body-charset",
+            part: "body",
+        });
+    }
     let media_type = waf_media_type(content_type);
     if media_type.starts_with("multipart/") {
         let Some(parts) = canonical_parts(content_type, body) else {
@@ -1151,17 +1159,32 @@ fn foreign_encoding(body: &[u8]) -> bool {
             rest.strip_prefix(':')
                 .is_some_and(|value| !identity(value_at(text.len() - value.len())))
         })
-        || text.match_indices("charset=").any(|(at, m)| {
-            let value = text[at + m.len()..]
-                .trim_start_matches('"')
-                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-                .next()
-                .unwrap_or("");
-            !matches!(
-                value,
-                "utf-8" | "utf8" | "us-ascii" | "ascii" | "iso-8859-1" | "latin1"
-            )
-        })
+        || foreign_charset(&text)
+}
+
+/// Whether lower-case `text` (a body, or a request's `Content-Type`) names a `charset` other than UTF-8, ASCII or
+/// Latin-1 anywhere (PHP splits parameters loosely): one a parser decodes by into text this reading never sees —
+/// Starlette and Django decode a form's fields by the request's charset, so `charset=utf-7` turns
+/// `+ADw-script+AD4-` into `<script>`, and EBCDIC hides everything.
+fn foreign_charset(text: &str) -> bool {
+    text.match_indices("charset").any(|(at, m)| {
+        // Blanks around `=` are tolerated by some parameter readers.
+        let Some(value) = text[at + m.len()..]
+            .trim_start_matches([' ', '\t'])
+            .strip_prefix('=')
+        else {
+            return false;
+        };
+        let value = value
+            .trim_start_matches([' ', '\t', '"'])
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .next()
+            .unwrap_or("");
+        !matches!(
+            value,
+            "utf-8" | "utf8" | "us-ascii" | "ascii" | "iso-8859-1" | "latin1"
+        )
+    })
 }
 
 /// The string tokens of a JSON text — keys and values, each with its escapes decoded (`\u003c` is `<`, a lone
@@ -1937,6 +1960,52 @@ mod tests {
                 read("multipart/form-data; boundary=XyZ", body.as_bytes()),
                 Some("multipart-encoding"),
                 "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_in_a_charset_frameworks_decode_by_is_refused() {
+        let c = config();
+        let utf7 = b"+ADw-script+AD4-prompt(1)+ADw-/script+AD4-";
+        let multipart = [
+            &b"--XyZ\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n"[..],
+            utf7,
+            b"\r\n--XyZ--\r\n",
+        ]
+        .concat();
+        for (content_type, body) in [
+            (
+                "multipart/form-data; boundary=XyZ; charset=utf-7",
+                &multipart[..],
+            ),
+            (
+                "application/x-www-form-urlencoded; charset=utf-7",
+                &b"q=%2BADw-script%2BAD4-prompt(1)%2BADw-/script%2BAD4-"[..],
+            ),
+            (
+                "application/x-www-form-urlencoded; charset=\"cp037\"",
+                &b"q=\x4c"[..],
+            ),
+            ("application/json;CHARSET = utf-16", &b"{}"[..]),
+            ("text/plain; charset= UTF-7", &b"hi"[..]),
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some(content_type), body).map(|h| h.rule),
+                Some("body-charset"),
+                "{content_type}"
+            );
+        }
+        for content_type in [
+            "application/json; charset=utf-8",
+            "application/x-www-form-urlencoded; charset=UTF-8",
+            "text/plain; charset=\"us-ascii\"",
+            "text/plain; charset=ISO-8859-1",
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some(content_type), b"q=hello"),
+                None,
+                "{content_type}"
             );
         }
     }
