@@ -1162,28 +1162,42 @@ fn foreign_encoding(body: &[u8]) -> bool {
         || foreign_charset(&text)
 }
 
-/// Whether lower-case `text` (a body, or a request's `Content-Type`) names a `charset` other than UTF-8, ASCII or
-/// Latin-1 anywhere (PHP splits parameters loosely): one a parser decodes by into text this reading never sees —
-/// Starlette and Django decode a form's fields by the request's charset, so `charset=utf-7` turns
-/// `+ADw-script+AD4-` into `<script>`, and EBCDIC hides everything.
+/// Whether lower-case `text` (a body, or a request's `Content-Type`) names a `charset` parameter other than UTF-8,
+/// ASCII or an ASCII-compatible single-byte charset (Latin-1, ISO 8859, Windows-125x), anywhere (PHP splits
+/// parameters loosely): one a parser decodes by into text this reading never sees — Starlette and Django decode a
+/// form's fields by the request's charset, so `charset=utf-7` turns `+ADw-script+AD4-` into `<script>`, and EBCDIC
+/// hides everything. The name is read as Python's readers read it: an RFC 2231 form (`charset*=`, `charset*0=`,
+/// which no client sends) is refused whatever it says, and any blank or control character around `=` is skipped.
 fn foreign_charset(text: &str) -> bool {
+    let blank = |c: char| c.is_whitespace() || c.is_control();
     text.match_indices("charset").any(|(at, m)| {
-        // Blanks around `=` are tolerated by some parameter readers.
-        let Some(value) = text[at + m.len()..]
-            .trim_start_matches([' ', '\t'])
-            .strip_prefix('=')
-        else {
-            return false;
+        let after = &text[at + m.len()..];
+        let name_rest = after.trim_start_matches(|c: char| c == '*' || c.is_ascii_digit());
+        let extended = name_rest.len() != after.len();
+        let Some(value) = name_rest.trim_start_matches(blank).strip_prefix('=') else {
+            return false; // the word, not a parameter
         };
+        if extended {
+            return true;
+        }
         let value = value
-            .trim_start_matches([' ', '\t', '"'])
+            .trim_start_matches(|c: char| blank(c) || c == '"' || c == '\'')
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
             .next()
             .unwrap_or("");
-        !matches!(
+        let numbered = |prefix: &str, range: std::ops::RangeInclusive<u32>| {
+            value
+                .strip_prefix(prefix)
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| range.contains(&n))
+        };
+        let ascii_compatible = matches!(
             value,
-            "utf-8" | "utf8" | "us-ascii" | "ascii" | "iso-8859-1" | "latin1"
-        )
+            "" | "utf-8" | "utf8" | "us-ascii" | "ascii" | "latin1" | "latin-1" | "l1"
+        ) || numbered("iso-8859-", 1..=16)
+            || numbered("windows-", 1250..=1258)
+            || numbered("cp", 1250..=1258);
+        !ascii_compatible
     })
 }
 
@@ -1989,6 +2003,33 @@ mod tests {
             ),
             ("application/json;CHARSET = utf-16", &b"{}"[..]),
             ("text/plain; charset= UTF-7", &b"hi"[..]),
+            // RFC 2231 forms and blanks Python's readers strip (the fourth review).
+            (
+                "application/x-www-form-urlencoded; charset*=utf-7",
+                &b"q=1"[..],
+            ),
+            (
+                "application/x-www-form-urlencoded; charset*=utf-8''utf-7",
+                &b"q=1"[..],
+            ),
+            (
+                "application/x-www-form-urlencoded; charset*0=utf-7",
+                &b"q=1"[..],
+            ),
+            (
+                "application/x-www-form-urlencoded; charset\u{a0}=utf-7",
+                &b"q=1"[..],
+            ),
+            (
+                "application/x-www-form-urlencoded; charset\u{b}=utf-7",
+                &b"q=1"[..],
+            ),
+            (
+                "application/x-www-form-urlencoded; charset=\u{a0}utf-7",
+                &b"q=1"[..],
+            ),
+            ("text/plain; charset=iso-8859-17", &b"hi"[..]),
+            ("text/plain; charset=shift_jis", &b"hi"[..]),
         ] {
             assert_eq!(
                 inspect_body(&c, Some(content_type), body).map(|h| h.rule),
@@ -2001,6 +2042,11 @@ mod tests {
             "application/x-www-form-urlencoded; charset=UTF-8",
             "text/plain; charset=\"us-ascii\"",
             "text/plain; charset=ISO-8859-1",
+            "text/plain; charset=iso-8859-15",
+            "text/plain; charset=windows-1252",
+            "text/plain; charset='utf-8'",
+            "text/plain; charset=",
+            "text/html; charset=utf-8; x-note=\"the charset is fine\"",
         ] {
             assert_eq!(
                 inspect_body(&c, Some(content_type), b"q=hello"),

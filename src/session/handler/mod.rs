@@ -205,7 +205,12 @@ async fn detect_reuse(
     if now.saturating_sub(retired.retired_at) < config.reuse_grace_secs * 1000 {
         // Rotated by a concurrent refresh only while the session it became lives: after a logout the token is
         // as dead as the session, and a client told to retry would retry until the window closed.
-        return Ok(Some(if store.family_live(&retired.family, now).await? {
+        // A failed read keeps the retry (a 401 session_invalid would sign the user out for a D1 hiccup).
+        let live = store
+            .family_live(&retired.family, now)
+            .await
+            .unwrap_or(true);
+        return Ok(Some(if live {
             RETIRED_WITHIN_GRACE
         } else {
             "retired token of an ended session"
@@ -513,12 +518,14 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
     {
         // Lost a race with another refresh (the token is now a retired one of a live session), or the session
         // ended meanwhile (a logout, its expiry): only the first is worth a retry.
+        // A failed read answers as before this check (a retry costs little; signing out for a D1 hiccup, much).
         let raced = match store.retired(&old_id).await {
             Ok(Some(retired)) => store
                 .family_live(&retired.family, now)
                 .await
-                .unwrap_or(false),
-            _ => false,
+                .unwrap_or(true),
+            Ok(None) => false,
+            Err(_) => true,
         };
         return Err(if raced {
             rotated().with_internal("lost a concurrent rotation")
