@@ -1180,9 +1180,11 @@ fn foreign_charset(text: &str) -> bool {
         if extended {
             return true;
         }
+        // The whole value, to where a parameter ends: decoders drop punctuation (Python's normalize_encoding
+        // reads `!utf-7` as utf-7, iconv-lite `.utf7`), so a value is judged whole, never by a prefix.
         let value = value
             .trim_start_matches(|c: char| blank(c) || c == '"' || c == '\'')
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .split(|c: char| blank(c) || matches!(c, ';' | ',' | '"' | '\''))
             .next()
             .unwrap_or("");
         let numbered = |prefix: &str, range: std::ops::RangeInclusive<u32>| {
@@ -1193,8 +1195,19 @@ fn foreign_charset(text: &str) -> bool {
         };
         let ascii_compatible = matches!(
             value,
-            "" | "utf-8" | "utf8" | "us-ascii" | "ascii" | "latin1" | "latin-1" | "l1"
+            "" | "utf-8"
+                | "utf8"
+                | "us-ascii"
+                | "ascii"
+                | "ansi_x3.4-1968"
+                | "latin1"
+                | "latin-1"
+                | "l1"
+                | "koi8-r"
+                | "koi8-u"
         ) || numbered("iso-8859-", 1..=16)
+            || numbered("iso8859-", 1..=16)
+            || numbered("iso_8859-", 1..=16)
             || numbered("windows-", 1250..=1258)
             || numbered("cp", 1250..=1258);
         !ascii_compatible
@@ -2030,6 +2043,25 @@ mod tests {
             ),
             ("text/plain; charset=iso-8859-17", &b"hi"[..]),
             ("text/plain; charset=shift_jis", &b"hi"[..]),
+            // Punctuation decoders drop (the fifth review): the value is judged whole.
+            (
+                "application/x-www-form-urlencoded; charset=!utf-7",
+                &b"q=1"[..],
+            ),
+            (
+                "application/x-www-form-urlencoded; charset=\\utf-7",
+                &b"q=1"[..],
+            ),
+            (
+                "application/x-www-form-urlencoded; charset=\"\\utf-7\"",
+                &b"q=1"[..],
+            ),
+            ("text/plain; charset=.utf7", &b"hi"[..]),
+            ("text/plain; charset=~utf-16le", &b"hi"[..]),
+            ("text/plain; charset=|cp037", &b"hi"[..]),
+            ("text/plain; charset=/utf-7", &b"hi"[..]),
+            ("text/plain; charset=\u{aa}utf-7", &b"hi"[..]),
+            ("text/plain; charset=utf-8!utf-7", &b"hi"[..]),
         ] {
             assert_eq!(
                 inspect_body(&c, Some(content_type), body).map(|h| h.rule),
@@ -2046,6 +2078,10 @@ mod tests {
             "text/plain; charset=windows-1252",
             "text/plain; charset='utf-8'",
             "text/plain; charset=",
+            "text/plain; charset=utf-8;",
+            "text/plain; charset=\"utf-8\"; format=flowed",
+            "text/plain; charset=ISO8859-1",
+            "text/plain; charset=KOI8-R",
             "text/html; charset=utf-8; x-note=\"the charset is fine\"",
         ] {
             assert_eq!(
