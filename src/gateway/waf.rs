@@ -1180,38 +1180,53 @@ fn foreign_charset(text: &str) -> bool {
         if extended {
             return true;
         }
-        // The whole value, to where a parameter ends: decoders drop punctuation (Python's normalize_encoding
-        // reads `!utf-7` as utf-7, iconv-lite `.utf7`), so a value is judged whole, never by a prefix.
-        let value = value
-            .trim_start_matches(|c: char| blank(c) || c == '"' || c == '\'')
-            .split(|c: char| blank(c) || matches!(c, ';' | ',' | '"' | '\''))
-            .next()
-            .unwrap_or("");
-        let numbered = |prefix: &str, range: std::ops::RangeInclusive<u32>| {
-            value
-                .strip_prefix(prefix)
-                .and_then(|n| n.parse::<u32>().ok())
-                .is_some_and(|n| range.contains(&n))
+        // Judged as decoders judge it: Python's normalize_encoding and iconv-lite drop everything but letters and
+        // digits (`!utf-7`, `",utf-7"` are utf-7 to them), so the value's letters and digits must spell an
+        // accepted name — read to the next `;` (or line end) both plainly and with a quoted string's `;` kept.
+        let plain = value.split([';', '\r', '\n']).next().unwrap_or("");
+        let quoted = match value.trim_start_matches(blank).strip_prefix('"') {
+            Some(inside) => {
+                let mut escaped = false;
+                let close = inside
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        let closes = c == '"' && !escaped;
+                        escaped = c == '\\' && !escaped;
+                        closes
+                    })
+                    .map_or(inside.len(), |(i, _)| i);
+                let rest = &inside[close..];
+                let tail = rest.split([';', '\r', '\n']).next().unwrap_or("");
+                format!("{}{tail}", &inside[..close])
+            }
+            None => String::new(),
         };
-        let ascii_compatible = matches!(
-            value,
-            "" | "utf-8"
-                | "utf8"
-                | "us-ascii"
-                | "ascii"
-                | "ansi_x3.4-1968"
-                | "latin1"
-                | "latin-1"
-                | "l1"
-                | "koi8-r"
-                | "koi8-u"
-        ) || numbered("iso-8859-", 1..=16)
-            || numbered("iso8859-", 1..=16)
-            || numbered("iso_8859-", 1..=16)
-            || numbered("windows-", 1250..=1258)
-            || numbered("cp", 1250..=1258);
-        !ascii_compatible
+        !(accepted_charset(plain) && accepted_charset(&quoted))
     })
+}
+
+/// Whether a charset value, by its letters and digits alone, names UTF-8, ASCII or an ASCII-compatible single-byte
+/// charset (Latin-1, ISO 8859, Windows-125x, KOI8), or nothing.
+fn accepted_charset(value: &str) -> bool {
+    let name: String = value
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let numbered = |prefix: &str, range: std::ops::RangeInclusive<u32>| {
+        name.strip_prefix(prefix).is_some_and(|n| {
+            !n.is_empty()
+                && !n.starts_with('0')
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && n.parse::<u32>().is_ok_and(|n| range.contains(&n))
+        })
+    };
+    matches!(
+        name.as_str(),
+        "" | "utf8" | "usascii" | "ascii" | "ansix341968" | "latin1" | "l1" | "koi8r" | "koi8u"
+    ) || numbered("iso8859", 1..=16)
+        || numbered("windows", 1250..=1258)
+        || numbered("cp", 1250..=1258)
 }
 
 /// The string tokens of a JSON text — keys and values, each with its escapes decoded (`\u003c` is `<`, a lone
@@ -2062,6 +2077,16 @@ mod tests {
             ("text/plain; charset=/utf-7", &b"hi"[..]),
             ("text/plain; charset=\u{aa}utf-7", &b"hi"[..]),
             ("text/plain; charset=utf-8!utf-7", &b"hi"[..]),
+            // Punctuation before the name (the sixth review).
+            ("text/plain; charset=,utf-7", &b"hi"[..]),
+            ("text/plain; charset= ,utf-7", &b"hi"[..]),
+            ("text/plain; charset=\",utf-7\"", &b"hi"[..]),
+            ("text/plain; charset=\";utf-7\"", &b"hi"[..]),
+            ("text/plain; charset=\" ;utf-16\"", &b"hi"[..]),
+            ("text/plain; charset='',utf-7", &b"hi"[..]),
+            ("text/plain; charset=\"\",utf-7", &b"hi"[..]),
+            ("text/plain; charset=\",cp037\"", &b"hi"[..]),
+            ("text/plain; charset=\"utf-8\\\"utf-7\"", &b"hi"[..]),
         ] {
             assert_eq!(
                 inspect_body(&c, Some(content_type), body).map(|h| h.rule),
