@@ -1201,7 +1201,17 @@ fn foreign_charset(text: &str) -> bool {
             }
             None => String::new(),
         };
-        !(accepted_charset(plain) && accepted_charset(&quoted))
+        // And as Python's parameter splitter reads it (email's `_parseparam`, which Django and python-multipart
+        // use): a `;` ends the value only where the `"` before it, less the `\"`, are even in number.
+        let line = value.split(['\r', '\n']).next().unwrap_or("");
+        let python = line
+            .match_indices(';')
+            .map(|(i, _)| i)
+            .find(|&i| {
+                (line[..i].matches('"').count() - line[..i].matches("\\\"").count()) % 2 == 0
+            })
+            .map_or(line, |i| &line[..i]);
+        !(accepted_charset(plain) && accepted_charset(&quoted) && accepted_charset(python))
     })
 }
 
@@ -2087,6 +2097,19 @@ mod tests {
             ("text/plain; charset=\"\",utf-7", &b"hi"[..]),
             ("text/plain; charset=\",cp037\"", &b"hi"[..]),
             ("text/plain; charset=\"utf-8\\\"utf-7\"", &b"hi"[..]),
+            // An odd quote makes Python read past the ; (the seventh review).
+            (
+                "multipart/form-data; boundary=XyZ; charset=!\";utf-7",
+                &b"hi"[..],
+            ),
+            (
+                "multipart/form-data; boundary=XyZ; charset=,\";utf-7",
+                &b"hi"[..],
+            ),
+            (
+                "multipart/form-data; boundary=XyZ; charset=\"\\\\\";utf-7\"",
+                &b"hi"[..],
+            ),
         ] {
             assert_eq!(
                 inspect_body(&c, Some(content_type), body).map(|h| h.rule),
