@@ -135,6 +135,15 @@ impl ApiError {
         self
     }
 
+    /// Adds several response headers (lower-case names), as [`Self::with_header`] does each.
+    pub fn with_headers(
+        mut self,
+        headers: impl IntoIterator<Item = (&'static str, String)>,
+    ) -> Self {
+        self.headers.extend(headers);
+        self
+    }
+
     /// Puts `items` before the list header `name` already has (or sets it): structured-field lists such as
     /// `RateLimit-Policy` name several members in one field.
     pub fn with_list_head(mut self, name: &'static str, items: String) -> Self {

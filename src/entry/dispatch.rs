@@ -74,9 +74,7 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
         // A WebSocket handshake is no CORS request.
         Ok(response) if response.status_code() == 101 => Ok(response),
         Ok(response) => Ok(with_headers(response, &cors)),
-        Err(error) => Err(cors
-            .into_iter()
-            .fold(error, |error, (name, value)| error.with_header(name, value))),
+        Err(error) => Err(error.with_headers(cors)),
     }
 }
 

@@ -64,17 +64,14 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     }
     let (route, _params) = match matched {
         Matched::Route { route, params } => (route, params),
-        Matched::MethodNotAllowed { allowed } => {
-            let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
-            let error = ApiError::method_not_allowed(&method, &allowed);
-            return Err(readable(
-                error,
-                &call,
-                header(&call.req, "origin").as_deref(),
-            ));
-        }
-        Matched::NotFound => {
-            let error = ApiError::not_found(format!("no route serves {path}"));
+        refused => {
+            let error = match refused {
+                Matched::MethodNotAllowed { allowed } => {
+                    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+                    ApiError::method_not_allowed(&method, &allowed)
+                }
+                _ => ApiError::not_found(format!("no route serves {path}")),
+            };
             return Err(readable(
                 error,
                 &call,
@@ -122,9 +119,7 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
 
 /// `error` with the CORS headers that let the page that sent it read it (`GATEWAY_CORS_ORIGINS`, `cors`).
 fn readable(error: ApiError, call: &Call, origin: Option<&str>) -> ApiError {
-    let cors = call.isolate.config.gateway.cors.headers(origin);
-    cors.into_iter()
-        .fold(error, |error, (name, value)| error.with_header(name, value))
+    error.with_headers(call.isolate.config.gateway.cors.headers(origin))
 }
 
 async fn proxy_route(

@@ -1139,8 +1139,8 @@ fn binary_signature(content: &[u8]) -> bool {
         || content.get(257..262) == Some(b"ustar")
 }
 
-/// Whether a multipart body not in the canonical shape names a transfer encoding or a charset other than UTF-8,
-/// ASCII or Latin-1 for its parts, which parsers may decode (Go quoted-printable, undici base64, busboy the charset)
+/// Whether a multipart body not in the canonical shape names a transfer encoding for its parts, or a charset
+/// [`foreign_charset`] refuses, which parsers may decode (Go quoted-printable, undici base64, busboy the charset)
 /// into text this reading never sees.
 fn foreign_encoding(body: &[u8]) -> bool {
     let text = String::from_utf8_lossy(body).to_ascii_lowercase();

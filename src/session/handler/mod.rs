@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 use worker::Response;
 
-use self::store::{NewSession, Store};
+use self::store::{NewSession, Retired, Store};
 use crate::entry::body::{drain, read_json};
 use crate::entry::respond::{json, with_appended_header, with_header};
 use crate::entry::Call;
@@ -191,6 +191,17 @@ async fn refused(
     }
 }
 
+/// Whether the session a refresh rotated `retired` into still lives: the token is then one a concurrent refresh
+/// rotated, worth a retry with the cookie that refresh set; after a logout it is as dead as the session, and a client
+/// told to retry would retry until the grace window closed. A failed read says it lives: a retry costs little,
+/// signing the user out for a D1 hiccup much.
+async fn rotation_lives(store: &Store, retired: &Retired, now: u64) -> bool {
+    store
+        .family_live(&retired.family, now)
+        .await
+        .unwrap_or(true)
+}
+
 /// [`refused`]'s lookup: `Some(reason)` when `id` is a retired one (and the session was revoked if past the grace).
 async fn detect_reuse(
     call: &Call,
@@ -203,14 +214,7 @@ async fn detect_reuse(
         return Ok(None);
     };
     if now.saturating_sub(retired.retired_at) < config.reuse_grace_secs * 1000 {
-        // Rotated by a concurrent refresh only while the session it became lives: after a logout the token is
-        // as dead as the session, and a client told to retry would retry until the window closed.
-        // A failed read keeps the retry (a 401 session_invalid would sign the user out for a D1 hiccup).
-        let live = store
-            .family_live(&retired.family, now)
-            .await
-            .unwrap_or(true);
-        return Ok(Some(if live {
+        return Ok(Some(if rotation_lives(store, &retired, now).await {
             RETIRED_WITHIN_GRACE
         } else {
             "retired token of an ended session"
@@ -517,13 +521,9 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
         .await?
     {
         // Lost a race with another refresh (the token is now a retired one of a live session), or the session
-        // ended meanwhile (a logout, its expiry): only the first is worth a retry.
-        // A failed read answers as before this check (a retry costs little; signing out for a D1 hiccup, much).
+        // ended meanwhile (a logout, its expiry): only the first is worth a retry (a failed read too, as below).
         let raced = match store.retired(&old_id).await {
-            Ok(Some(retired)) => store
-                .family_live(&retired.family, now)
-                .await
-                .unwrap_or(true),
+            Ok(Some(retired)) => rotation_lives(&store, &retired, now).await,
             Ok(None) => false,
             Err(_) => true,
         };
