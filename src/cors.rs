@@ -2,7 +2,8 @@
 //! own routes for `SESSION_TRUSTED_ORIGINS` (a front end on a sibling subdomain logging in, refreshing, asking for a
 //! room ticket — without them a browser sends a login's JSON only after a preflight, and lets the page read no
 //! answer), and the gateway's own error answers for `GATEWAY_CORS_ORIGINS` (`gateway::cors`). The origin is always
-//! echoed from a checked list, never reflected as sent. Pure.
+//! echoed from a checked list, never reflected as sent; the lists are read here too
+//! ([`parse_origins`]). Pure.
 
 /// The headers such a page may read: why it was refused, when to retry, and the ids and bookmark to send back.
 pub const EXPOSED: &str =
@@ -55,6 +56,70 @@ pub fn preflight(
     })
 }
 
+/// A configured list of origins under `key`, each checked by [`parse_origin`]; an error names the entry.
+pub fn parse_origins(
+    key: &str,
+    listed: &[String],
+) -> Result<Vec<String>, crate::config::ConfigError> {
+    listed
+        .iter()
+        .enumerate()
+        .map(|(i, origin)| {
+            parse_origin(origin).map_err(|problem| {
+                crate::config::ConfigError::new(key, format!("entry {i} {problem}"))
+            })
+        })
+        .collect()
+}
+
+/// A configured origin (one whose pages may read answers, or act with a session): `http(s)://host[:port]` exactly as browsers send `Origin` (no path, not even `/`,
+/// no credentials, query or fragment, no default port — browsers leave it out), returned lower-cased.
+pub fn parse_origin(value: &str) -> Result<String, &'static str> {
+    const NOT_AN_ORIGIN: &str =
+        "must be an origin as browsers send it: http(s)://host[:port], no path, no default port";
+    let origin = value.to_ascii_lowercase();
+    let (scheme, rest) = origin.split_once("://").ok_or(NOT_AN_ORIGIN)?;
+    let default_port = match scheme {
+        "https" => "443",
+        "http" => "80",
+        _ => return Err(NOT_AN_ORIGIN),
+    };
+    // An IPv6 literal keeps its colons inside brackets.
+    let (host_ok, port) = match rest.strip_prefix('[') {
+        Some(literal) => {
+            let (inside, after) = literal.split_once(']').ok_or(NOT_AN_ORIGIN)?;
+            let ok = !inside.is_empty()
+                && inside
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+            (ok, after)
+        }
+        None => {
+            let end = rest.find(':').unwrap_or(rest.len());
+            let host = &rest[..end];
+            let ok = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+            (ok, &rest[end..])
+        }
+    };
+    let port_ok = match port.strip_prefix(':') {
+        None => port.is_empty(),
+        Some(p) => {
+            !p.starts_with('0')
+                && p != default_port
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u16>().is_ok()
+        }
+    };
+    if host_ok && port_ok {
+        Ok(origin)
+    } else {
+        Err(NOT_AN_ORIGIN)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +147,41 @@ mod tests {
             .iter()
             .any(|(n, v)| *n == "access-control-allow-headers" && v.contains("Content-Type")));
         assert_eq!(preflight("https://app.example", "DELETE", &["POST"]), None);
+    }
+
+    #[test]
+    fn trusted_origins_are_origins() {
+        assert_eq!(
+            parse_origin("https://A.example.com"),
+            Ok("https://a.example.com".to_owned())
+        );
+        assert!(parse_origin("http://127.0.0.1:8787").is_ok());
+        assert!(parse_origin("https://a.example.com:80").is_ok());
+        assert!(parse_origin("https://[::1]:8443").is_ok());
+        assert!(parse_origin("https://[::1]").is_ok());
+        for bad in [
+            "app.example.com",
+            "https://",
+            "https://a.example.com/",
+            "https://a.example.com/x",
+            "https://u@a.example.com",
+            "https://a.example.com?x",
+            "https://a.example.com:",
+            "https://a.example.com:123456",
+            "https://a.example.com:8x",
+            "ftp://a.example.com",
+            "https://a b",
+            "https://a.example.com:443",
+            "http://a.example.com:80",
+            "https://a.example.com:0",
+            "https://a.example.com:08443",
+            "https://a.example.com:65536",
+            "https://a]b",
+            "https://[::1]x",
+            "https://[]",
+            "https://[::1",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -35,7 +35,7 @@ impl ErrorReaders {
         if listed.is_empty() {
             return Ok(Self::Nobody);
         }
-        crate::session::origin_check::parse_list(KEY, &listed).map(Self::Origins)
+        crate::cors::parse_origins(KEY, &listed).map(Self::Origins)
     }
 
     /// The CORS headers for an error answer to a request sent from `origin` (its `Origin` header): none when no

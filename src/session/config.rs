@@ -124,7 +124,7 @@ impl SessionConfig {
 fn parse_trusted_origins(vars: &Vars) -> Result<Vec<String>, ConfigError> {
     const KEY: &str = "SESSION_TRUSTED_ORIGINS";
     let listed: Vec<String> = vars.json(KEY)?.unwrap_or_default();
-    crate::session::origin_check::parse_list(KEY, &listed)
+    crate::cors::parse_origins(KEY, &listed)
 }
 
 fn parse_signing_key(vars: &Vars) -> Result<Option<SigningJwk>, ConfigError> {

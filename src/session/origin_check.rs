@@ -46,67 +46,6 @@ pub fn check(from: Provenance<'_>, own: &str, trusted: &[String]) -> Result<(), 
     }
 }
 
-/// A configured list of origins under `key`, each checked by [`parse_trusted`]; an error names the entry.
-pub fn parse_list(key: &str, listed: &[String]) -> Result<Vec<String>, crate::config::ConfigError> {
-    listed
-        .iter()
-        .enumerate()
-        .map(|(i, origin)| {
-            parse_trusted(origin).map_err(|problem| {
-                crate::config::ConfigError::new(key, format!("entry {i} {problem}"))
-            })
-        })
-        .collect()
-}
-
-/// A configured trusted origin: `http(s)://host[:port]` exactly as browsers send `Origin` (no path, not even `/`,
-/// no credentials, query or fragment, no default port — browsers leave it out), returned lower-cased.
-pub fn parse_trusted(value: &str) -> Result<String, &'static str> {
-    const NOT_AN_ORIGIN: &str =
-        "must be an origin as browsers send it: http(s)://host[:port], no path, no default port";
-    let origin = value.to_ascii_lowercase();
-    let (scheme, rest) = origin.split_once("://").ok_or(NOT_AN_ORIGIN)?;
-    let default_port = match scheme {
-        "https" => "443",
-        "http" => "80",
-        _ => return Err(NOT_AN_ORIGIN),
-    };
-    // An IPv6 literal keeps its colons inside brackets.
-    let (host_ok, port) = match rest.strip_prefix('[') {
-        Some(literal) => {
-            let (inside, after) = literal.split_once(']').ok_or(NOT_AN_ORIGIN)?;
-            let ok = !inside.is_empty()
-                && inside
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
-            (ok, after)
-        }
-        None => {
-            let end = rest.find(':').unwrap_or(rest.len());
-            let host = &rest[..end];
-            let ok = !host.is_empty()
-                && host
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
-            (ok, &rest[end..])
-        }
-    };
-    let port_ok = match port.strip_prefix(':') {
-        None => port.is_empty(),
-        Some(p) => {
-            !p.starts_with('0')
-                && p != default_port
-                && p.bytes().all(|b| b.is_ascii_digit())
-                && p.parse::<u16>().is_ok()
-        }
-    };
-    if host_ok && port_ok {
-        Ok(origin)
-    } else {
-        Err(NOT_AN_ORIGIN)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,41 +113,5 @@ mod tests {
             check(from(None, Some("http://app.example.com")), OWN, &trusted),
             Ok(())
         );
-    }
-
-    #[test]
-    fn trusted_origins_are_origins() {
-        assert_eq!(
-            parse_trusted("https://A.example.com"),
-            Ok("https://a.example.com".to_owned())
-        );
-        assert!(parse_trusted("http://127.0.0.1:8787").is_ok());
-        assert!(parse_trusted("https://a.example.com:80").is_ok());
-        assert!(parse_trusted("https://[::1]:8443").is_ok());
-        assert!(parse_trusted("https://[::1]").is_ok());
-        for bad in [
-            "app.example.com",
-            "https://",
-            "https://a.example.com/",
-            "https://a.example.com/x",
-            "https://u@a.example.com",
-            "https://a.example.com?x",
-            "https://a.example.com:",
-            "https://a.example.com:123456",
-            "https://a.example.com:8x",
-            "ftp://a.example.com",
-            "https://a b",
-            "https://a.example.com:443",
-            "http://a.example.com:80",
-            "https://a.example.com:0",
-            "https://a.example.com:08443",
-            "https://a.example.com:65536",
-            "https://a]b",
-            "https://[::1]x",
-            "https://[]",
-            "https://[::1",
-        ] {
-            assert!(parse_trusted(bad).is_err(), "{bad}");
-        }
     }
 }
