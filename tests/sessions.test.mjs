@@ -488,6 +488,33 @@ test("concurrent refreshes of one session leave exactly one valid token", async 
   assert.equal(rows.n, 1, "one session row, now under the winner's id");
 });
 
+test("a refresh racing a logout: whichever lands first, no token of the session works afterwards", async () => {
+  // The refresh may rotate before the logout revokes (the logout then revokes the session it became, through the
+  // retired id) or lose to it; either way the browser may keep the refresh's cookie if its answer arrives last, so
+  // that token must be dead on cached routes too, not only on those that ask D1.
+  for (let round = 0; round < 12; round++) {
+    const { token } = await loggedIn(BOB);
+    // Read once through the cache, as a page load would: the entry a refresh's or a fill's write could race.
+    assert.equal((await get("/auth/session", token).then(async (r) => (await r.arrayBuffer(), r))).status, 200);
+    const [refreshed, loggedOut] = await Promise.all([post("/auth/refresh", token), post("/auth/logout", token)]);
+    assert.equal(loggedOut.status, 204, `round ${round}: logout`);
+    await loggedOut.arrayBuffer();
+    const tokens = [token];
+    if (refreshed.status === 200) {
+      tokens.push(cookieOf(refreshed));
+    } else {
+      assert.equal(refreshed.status, 401, `round ${round}: the refresh either wins or is refused`);
+      assert.equal((await refreshed.json()).error.code, "session_invalid", `round ${round}: refused as ended, not raced`);
+    }
+    if (!refreshed.bodyUsed) await refreshed.arrayBuffer();
+    for (const [i, t] of tokens.entries()) {
+      const which = `round ${round}: ${i ? "the refreshed" : "the original"} token`;
+      await expectError(await get("/auth/sessions", t), 401, "session_invalid", `${which} on a D1 route`);
+      await expectError(await get("/auth/session", t), 401, "session_invalid", `${which} on a cached route`);
+    }
+  }
+});
+
 test("sliding expiry: a check after the touch interval writes last-seen and a later expiry through waitUntil", async (t) => {
   const touchy = await startWorker({
     vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), SESSION_TOUCH_SECS: 1, RATE_LIMIT_POLICIES: GENEROUS },
