@@ -3,9 +3,9 @@
 //! Every query binds its inputs; no SQL or driver message reaches a response (errors are 500s with a logged detail).
 
 use serde::Deserialize;
-use worker::d1::D1DatabaseSession;
+use worker::d1::{D1Database, D1DatabaseSession};
 use worker::wasm_bindgen::JsValue;
-use worker::{Env, KvStore};
+use worker::{js_sys, Env, KvStore};
 
 use crate::bindings;
 use crate::entry::Call;
@@ -106,7 +106,16 @@ fn opt(s: Option<&str>) -> JsValue {
 
 pub struct Store {
     db: D1DatabaseSession,
+    /// The database itself, for a read that must reach the primary whatever `db` has read ([`Store::refill`]).
+    database: D1Database,
     kv: KvStore,
+}
+
+/// A D1 session whose first query goes to the primary, where every write lands.
+fn at_primary(database: &D1Database) -> ApiResult<D1DatabaseSession> {
+    database
+        .with_session(Some(bookmark::FIRST_PRIMARY))
+        .or_internal("starting a D1 session")
 }
 
 impl Store {
@@ -119,12 +128,11 @@ impl Store {
         let session = match db.with_session(Some(start)) {
             Ok(session) => session,
             // A bookmark D1 does not accept is the client's problem only as far as freshness goes.
-            Err(_) => db
-                .with_session(Some(bookmark::FIRST_PRIMARY))
-                .or_internal("starting a D1 session")?,
+            Err(_) => at_primary(&db)?,
         };
         Ok(Self {
             db: session,
+            database: db,
             kv: call.env.kv(bindings::CONFIG_KV).or_internal("opening KV")?,
         })
     }
@@ -160,29 +168,7 @@ impl Store {
     }
 
     pub async fn session(&self, id: &str) -> ApiResult<Option<SessionRecord>> {
-        let row = self
-            .db
-            .prepare(
-                "SELECT s.created_at, s.expires_at, s.last_seen_at, s.revoked_at, u.id AS user_id, u.email, \
-                 u.permissions FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1",
-            )
-            .bind(&[JsValue::from_str(id)])
-            .or_internal("binding the session query")?
-            .first::<SessionColumns>(None)
-            .await
-            .or_internal("reading the session")?;
-        row.map(|r| {
-            Ok(SessionRecord {
-                permissions: permissions_or_none(&r.permissions, &r.user_id),
-                user_id: r.user_id,
-                email: r.email,
-                created_at: r.created_at,
-                expires_at: r.expires_at,
-                last_seen_at: r.last_seen_at,
-                revoked_at: r.revoked_at,
-            })
-        })
-        .transpose()
+        read_session(&self.db, id).await
     }
 
     /// Creates a session and, in the same batch, deletes at most [`CLEANUP_BATCH`] sessions past their
@@ -397,10 +383,42 @@ impl Store {
         write_cache(&self.kv, id, entry, cache_secs).await
     }
 
-    /// [`Store::cache`] unless the cache already records a revocation of `id` (one that landed since this request
-    /// read D1: a reuse detection revoking the session a refresh is rotating into).
+    /// Writes a cache entry from a D1 read made earlier in this request — unless the cache now records a
+    /// revocation: a logout, a refresh or a reuse detection may have landed between that read and this write, and
+    /// its entry must stand. The cache cannot compare and swap, so one may also land between the cache read here and
+    /// the write, which would then replace its revocation entry with a live one (a logout racing a refresh, or a
+    /// page load's fill: the logged-out token accepted on cached routes until the entry's age limit). So the
+    /// session is read again after the write, at D1's primary (where every revocation is written, before its
+    /// entry): if it has ended, a revocation entry goes back; a revocation the read did not see writes its own entry
+    /// after this one. One more D1 read per fill (fills run after the response, but for a refresh's).
     pub async fn refill(&self, id: &str, entry: &CacheEntry, cache_secs: u64) -> ApiResult<()> {
-        refill_cache(&self.kv, id, entry, cache_secs).await
+        if cache_secs == 0 {
+            return Ok(()); // caching is off: no entry to protect, and no read to make
+        }
+        let current = self
+            .kv
+            .get(&cache_key(id))
+            .text()
+            .await
+            .or_internal("reading the cached session")?;
+        if CacheEntry::is_revoked(current.as_deref()) {
+            return Ok(());
+        }
+        write_cache(&self.kv, id, entry, cache_secs).await?;
+        let ended = read_session(&at_primary(&self.database)?, id)
+            .await?
+            .is_none_or(|record| record.revoked_at.is_some());
+        if ended {
+            let now = js_sys::Date::now() as u64;
+            write_cache(
+                &self.kv,
+                id,
+                &CacheEntry::revoked(now, cache_secs),
+                cache_secs,
+            )
+            .await?;
+        }
+        Ok(())
     }
 }
 
@@ -417,32 +435,41 @@ async fn write_cache(kv: &KvStore, id: &str, entry: &CacheEntry, cache_secs: u64
         .or_internal("caching the session")
 }
 
-/// Writes a cache entry from a D1 read made earlier in this request — unless the cache now records a revocation:
-/// a logout or refresh may have landed between that read and this write, and its entry must stand.
-async fn refill_cache(
-    kv: &KvStore,
-    id: &str,
-    entry: &CacheEntry,
-    cache_secs: u64,
-) -> ApiResult<()> {
-    if cache_secs == 0 {
-        return Ok(()); // caching is off: no entry to protect, and no read to make
-    }
-    let current = kv
-        .get(&cache_key(id))
-        .text()
+/// The session `id` names, with its user, as `db` reads it.
+async fn read_session(db: &D1DatabaseSession, id: &str) -> ApiResult<Option<SessionRecord>> {
+    let row = db
+        .prepare(
+            "SELECT s.created_at, s.expires_at, s.last_seen_at, s.revoked_at, u.id AS user_id, u.email, \
+             u.permissions FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1",
+        )
+        .bind(&[JsValue::from_str(id)])
+        .or_internal("binding the session query")?
+        .first::<SessionColumns>(None)
         .await
-        .or_internal("reading the cached session")?;
-    if CacheEntry::is_revoked(current.as_deref()) {
-        return Ok(());
-    }
-    write_cache(kv, id, entry, cache_secs).await
+        .or_internal("reading the session")?;
+    row.map(|r| {
+        Ok(SessionRecord {
+            permissions: permissions_or_none(&r.permissions, &r.user_id),
+            user_id: r.user_id,
+            email: r.email,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            last_seen_at: r.last_seen_at,
+            revoked_at: r.revoked_at,
+        })
+    })
+    .transpose()
 }
 
 /// Fills the cache entry after a D1 read, through `waitUntil`.
 pub async fn fill_cache(env: Env, id: &str, entry: &CacheEntry, cache_secs: u64) -> ApiResult<()> {
-    let kv = env.kv(bindings::CONFIG_KV).or_internal("opening KV")?;
-    refill_cache(&kv, id, entry, cache_secs).await
+    let database = env.d1(bindings::DB).or_internal("opening D1")?;
+    let store = Store {
+        db: at_primary(&database)?,
+        database,
+        kv: env.kv(bindings::CONFIG_KV).or_internal("opening KV")?,
+    };
+    store.refill(id, entry, cache_secs).await
 }
 
 /// Replaces a user's stored password hash with `new` if it is still `old_hash_b64`; whether it did. On the primary:
@@ -488,10 +515,8 @@ pub async fn touch(
     expires_at: u64,
     cache_secs: u64,
 ) -> ApiResult<()> {
-    let db = env.d1(bindings::DB).or_internal("opening D1")?;
-    let db = db
-        .with_session(Some(bookmark::FIRST_PRIMARY))
-        .or_internal("starting a D1 session")?;
+    let database = env.d1(bindings::DB).or_internal("opening D1")?;
+    let db = at_primary(&database)?;
     db.prepare(
         // Only a live session, and only forward: a session D1 already ended (expired, or ended by an operator while
         // a fresh cache entry still answered the check) is not brought back, and a late touch does not move the
@@ -505,11 +530,11 @@ pub async fn touch(
     .await
     .or_internal("writing last-seen")?;
     let kv = env.kv(bindings::CONFIG_KV).or_internal("opening KV")?;
-    let store = Store { db, kv };
+    let store = Store { db, database, kv };
     if let Some(record) = store.session(&id).await? {
         if record.revoked_at.is_none() {
             let entry = CacheEntry::new(record, now_ms, cache_secs);
-            refill_cache(&store.kv, &id, &entry, cache_secs).await?;
+            store.refill(&id, &entry, cache_secs).await?;
         }
     }
     Ok(())
