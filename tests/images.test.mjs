@@ -24,8 +24,13 @@ before(async () => {
     "/photos/cache.jpg": { type: "image/jpeg", body: await solid(640, 480).jpeg().toBuffer() },
     "/photos/page.jpg": { type: "text/html", body: Buffer.from("<html>not an image</html>") },
     "/photos/huge.jpg": { type: "image/jpeg", body: Buffer.alloc(MAX_SOURCE + 1, 7) },
-    "/photos/broken.png": { type: "image/png", body: Buffer.from("\x89PNG\r\n\x1a\n but then garbage, not chunks") },
+    // A PNG's signature (as bytes: latin1, not UTF-8's C2 89), then garbage a resizer cannot read.
+    "/photos/broken.png": { type: "image/png", body: Buffer.from("\x89PNG\r\n\x1a\n but then garbage, not chunks", "latin1") },
     "/private/secret.jpg": { type: "image/jpeg", body: await solid(10, 10).jpeg().toBuffer() },
+    // Mislabelled (uploaders and buckets send these), empty, and an error page that says it is a PNG.
+    "/photos/label.jpg": { type: "image/jpg", body: await solid(300, 200).jpeg().toBuffer() },
+    "/photos/empty.jpg": { type: "image/jpeg", body: Buffer.alloc(0) },
+    "/photos/error.png": { type: "image/png", body: Buffer.from("<!doctype html><h1>500 Internal Server Error</h1>") },
   };
   origin = await startOrigin();
   streamed = {};
@@ -295,7 +300,7 @@ test("variants are cached: the second request is a HIT, and ?w=&h= shares the en
   assert.equal(origin.requests.length, 2);
 });
 
-test("origin 404 → 404, not an image → 415, too large → 413, failed transform → the original, marked", async () => {
+test("origin 404 → 404, not an image → 415 (by its label or, for an original, its bytes), empty → 502, too large → 413, failed transform → the original, marked", async () => {
   const missing = await get(worker, "/images/300/photos/missing.jpg");
   assert.equal(missing.status, 404);
   assert.equal(JSON.parse(missing.body).error.code, "source_not_found");
@@ -320,9 +325,21 @@ test("origin 404 → 404, not an image → 415, too large → 413, failed transf
   const cut = await get(worker, "/images/300/photos/cut.png");
   assert.equal(cut.status, 502, "a source cut off mid-body is not an image (it was served as a shorter 'original')");
   assert.equal(JSON.parse(cut.body).error.code, "bad_gateway");
+  const empty = await get(worker, "/images/300/photos/empty.jpg");
+  assert.equal(empty.status, 502, "an empty body is no image (it was served as a 0-byte 200)");
+  assert.equal(JSON.parse(empty.body).error.code, "bad_gateway");
+  const errorPage = await get(worker, "/images/300/photos/error.png");
+  assert.equal(errorPage.status, 415, "an error page labelled image/png is not served as the original");
+  assert.equal(JSON.parse(errorPage.body).error.code, "unsupported_media_type");
+  const labelled = await get(worker, "/images/150/photos/label.jpg", { accept: "image/jpeg" });
+  assert.equal(labelled.status, 200, "image/jpg is a JPEG");
+  assert.deepEqual(await decoded(labelled.body), { width: 150, height: 100, format: "jpeg" });
+  assert.equal(labelled.headers.get("x-content-type-options"), "nosniff");
   for (let i = 0; i < 2; i++) {
     const broken = await get(worker, "/images/300/photos/broken.png");
     assert.equal(broken.status, 200);
+    assert.equal(broken.headers.get("content-type"), "image/png");
+    assert.equal(broken.headers.get("x-content-type-options"), "nosniff");
     assert.match(broken.headers.get("x-image-transform"), /failed/);
     assert.deepEqual(broken.body, fixtures["/photos/broken.png"].body, "the original bytes");
     assert.equal(broken.headers.get("x-cache"), "MISS", "a fallback is never cached");

@@ -5,16 +5,18 @@
 //!
 //! workers-rs 0.8.7 has no typed Images binding, so it is driven through `js_sys::Reflect` on the env object.
 
+use std::time::Duration;
 use worker::js_sys::{self, Function, Promise, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{web_sys, Cache, Fetch, Headers, Request, Response, ResponseBody};
+
+use worker::{web_sys, Cache, Delay, Fetch, Headers, Request, Response, ResponseBody};
 
 use super::cache_key::cache_key;
 use super::cf_image::CfImage;
 use super::config::{ImagesConfig, ImagesMode};
 use super::geometry::{output_size, within};
-use super::negotiate::{negotiate, source_mime, Negotiated};
+use super::negotiate::{negotiate, sniffed_mime, source_mime, Negotiated, SIGNATURE_BYTES};
 use super::signature;
 use super::transform::{self, FormatChoice, ImageRequest};
 use crate::entry::body::{read_stream_capped_blob, ReadError};
@@ -73,6 +75,7 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         ImagesMode::CfImage => via_cf_image(config, &request, format, &source_url).await?,
     };
     if !variant.transformed {
+        let variant = as_sniffed(variant).await?;
         let response = blob_response(&variant, "no-store");
         let response = with_header(response, TRANSFORM_HEADER, "failed; served the original");
         return Ok(finish(response, "MISS", vary, "no-store"));
@@ -110,6 +113,8 @@ fn blob_response(variant: &Variant, cache_control: &str) -> Response {
 
 fn finish(response: Response, cache: &str, vary: bool, cache_control: &str) -> Response {
     let response = with_header(response, "x-cache", cache);
+    // An image is never read as anything else, whatever a browser would guess from its bytes.
+    let response = with_header(response, "x-content-type-options", "nosniff");
     let response = with_header(response, "cache-control", cache_control);
     if vary {
         with_header(response, "vary", "Accept")
@@ -179,7 +184,35 @@ async fn checked_source(
         }
         _ => web_sys::Blob::new().map_err(js_internal("holding an empty source"))?,
     };
+    if bytes.size() == 0.0 {
+        return Err(ApiError::new(
+            502,
+            "bad_gateway",
+            "the image origin answered an empty body",
+        ));
+    }
     Ok((bytes, mime.to_owned()))
+}
+
+/// An original about to be served in place of its variant, as the image its first bytes show: a body that only
+/// claims to be one (an error page labelled `image/png`) is refused 415, as README's "not an image" promises —
+/// a variant, made by the resizer, needs no such look.
+async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
+    let head = variant
+        .body
+        .slice_with_i32_and_i32(0, SIGNATURE_BYTES as i32)
+        .map_err(js_internal("slicing the source"))?;
+    let bytes = JsFuture::from(head.array_buffer())
+        .await
+        .map_err(js_internal("reading the source's first bytes"))?;
+    let head = js_sys::Uint8Array::new(&bytes).to_vec();
+    let mime = sniffed_mime(&head).ok_or_else(|| {
+        ApiError::unsupported_media_type("the source is not a JPEG, PNG, WebP, AVIF or GIF image")
+    })?;
+    Ok(Variant {
+        mime: mime.to_owned(),
+        ..variant
+    })
 }
 
 /// One source request: redirects are not followed (a 3xx is refused by [`checked_source`]), so an open redirect on
@@ -297,11 +330,41 @@ async fn via_binding(
         })?;
     let (source, source_mime) = fetch_source(source_url, config).await?;
     let out_mime = format.mime(&source_mime).to_owned();
-    match transform_with_binding(&images, &source, request, &out_mime, config.limits.max_side).await
-    {
+    // Bounded like the source: a resizer that hangs answers 504 after IMAGES_SOURCE_TIMEOUT_MS rather than holding
+    // the request, and a variant larger than IMAGES_MAX_SOURCE_BYTES (a huge PNG) is not held or stored.
+    // A second handle on the same runtime Blob (no bytes copied): the original stays servable if this fails.
+    let input = source.clone();
+    let transform =
+        transform_with_binding(&images, &input, request, &out_mime, config.limits.max_side);
+    let timer = Delay::from(Duration::from_millis(config.source_timeout_ms.into()));
+    futures_util::pin_mut!(transform, timer);
+    let made = match futures_util::future::select(transform, timer).await {
+        futures_util::future::Either::Left((made, _)) => made,
+        futures_util::future::Either::Right(_) => {
+            return Err(ApiError::new(
+                504,
+                "gateway_timeout",
+                format!(
+                    "the image was not transformed within {} ms",
+                    config.source_timeout_ms
+                ),
+            ))
+        }
+    };
+    let made = made.and_then(|out| {
+        if out.size() > config.max_source_bytes as f64 {
+            Err(JsValue::from_str(&format!(
+                "the variant is {} bytes, over IMAGES_MAX_SOURCE_BYTES",
+                out.size()
+            )))
+        } else {
+            Ok(out)
+        }
+    });
+    match made {
         Ok(out) => Ok(Variant {
             body: out,
-            mime: out_mime,
+            mime: out_mime.clone(),
             transformed: true,
         }),
         Err(error) => {

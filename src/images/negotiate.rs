@@ -79,20 +79,77 @@ pub fn negotiate(choice: FormatChoice, accept: Option<&str>) -> Negotiated {
 /// The image MIME types accepted as sources (anything else answers 415).
 pub fn source_mime(content_type: &str) -> Option<&'static str> {
     let essence = crate::body::media_type(content_type);
-    [
-        "image/jpeg",
-        "image/png",
-        "image/webp",
-        "image/avif",
-        "image/gif",
-    ]
-    .into_iter()
-    .find(|m| *m == essence)
+    match essence.as_str() {
+        // Common mislabels of JPEGs (uploaders, buckets, old IE's progressive JPEG) and of PNGs.
+        "image/jpeg" | "image/jpg" | "image/pjpeg" => Some("image/jpeg"),
+        "image/png" | "image/x-png" => Some("image/png"),
+        "image/webp" => Some("image/webp"),
+        "image/avif" => Some("image/avif"),
+        "image/gif" => Some("image/gif"),
+        _ => None,
+    }
+}
+
+/// How many leading bytes [`sniffed_mime`] reads.
+pub const SIGNATURE_BYTES: usize = 16;
+
+/// The image type the first bytes of a body show (its file signature), of the types a source may have: what an
+/// original is served as when no variant could be made, so a body that only claims to be an image (an error page
+/// labelled `image/png`, an empty body) is not passed on as one.
+pub fn sniffed_mime(head: &[u8]) -> Option<&'static str> {
+    let ftyp = head.get(4..8) == Some(b"ftyp");
+    let brand = head.get(8..12);
+    if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP") {
+        Some("image/webp")
+    } else if ftyp && matches!(brand, Some(b"avif" | b"avis")) {
+        Some("image/avif")
+    } else if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mislabelled_jpegs_and_pngs_are_read_as_what_they_are() {
+        for (given, read) in [
+            ("image/jpg", Some("image/jpeg")),
+            ("Image/PJPEG; charset=binary", Some("image/jpeg")),
+            ("image/x-png", Some("image/png")),
+            ("image/avif", Some("image/avif")),
+            ("image/svg+xml", None),
+            ("text/html", None),
+            ("", None),
+        ] {
+            assert_eq!(source_mime(given), read, "{given}");
+        }
+    }
+
+    #[test]
+    fn an_original_is_known_by_its_first_bytes() {
+        let cases: [(&[u8], Option<&str>); 9] = [
+            (&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10], Some("image/jpeg")),
+            (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", Some("image/png")),
+            (b"RIFF\x10\0\0\0WEBPVP8 ", Some("image/webp")),
+            (b"\0\0\0\x1cftypavif\0\0\0\0", Some("image/avif")),
+            (b"GIF89a\x01\0\x01\0", Some("image/gif")),
+            (b"<!doctype html><h", None),
+            (b"", None),
+            (b"\0\0\0\x1cftypmp42", None),
+            (b"RIFF\x10\0\0\0WAVEfmt ", None),
+        ];
+        for (head, mime) in cases {
+            assert_eq!(sniffed_mime(head), mime, "{head:?}");
+        }
+    }
 
     #[test]
     fn accept_headers_pick_avif_then_webp_then_the_original() {

@@ -312,12 +312,7 @@ pub fn parse(rest: &str, query: Option<&str>, limits: &Limits) -> Result<ImageRe
 }
 
 fn check_limits(t: &Transform, limits: &Limits) -> Result<(), ApiError> {
-    if let Some(w) = t.width {
-        if !limits.allowed_widths.is_empty() && !limits.allowed_widths.contains(&w) {
-            let list: Vec<String> = limits.allowed_widths.iter().map(u32::to_string).collect();
-            return Err(bad("w", format!("must be one of {}", list.join(", "))));
-        }
-    }
+    check_listed_sizes(t, &limits.allowed_widths)?;
     for (param, side) in [("w", t.width), ("h", t.height)] {
         if let Some(css) = side {
             if t.device(css) > limits.max_side {
@@ -332,6 +327,49 @@ fn check_limits(t: &Transform, limits: &Limits) -> Result<(), ApiError> {
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// With `IMAGES_ALLOWED_WIDTHS` set, the operator bounds how many variants of a source can exist (each one an origin
+/// fetch, a transform and a cache entry): every size asked for — `w`, `h`, and each of them in device pixels (times
+/// `dpr`) — must be listed, and a `dpr` other than 1 needs a size to apply to (alone it changes nothing but the
+/// cache key). Without the list, any size within `IMAGES_MAX_SIDE` goes.
+fn check_listed_sizes(t: &Transform, listed: &[u32]) -> Result<(), ApiError> {
+    if listed.is_empty() {
+        return Ok(());
+    }
+    let list = || {
+        listed
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (param, side) in [("w", t.width), ("h", t.height)] {
+        let Some(css) = side else { continue };
+        if !listed.contains(&css) {
+            return Err(bad(
+                param,
+                format!("must be one of {} (IMAGES_ALLOWED_WIDTHS)", list()),
+            ));
+        }
+        let device = t.device(css);
+        if !listed.contains(&device) {
+            return Err(bad(
+                "dpr",
+                format!(
+                    "makes {param} {device} device pixels, which must also be one of {} (IMAGES_ALLOWED_WIDTHS)",
+                    list()
+                ),
+            ));
+        }
+    }
+    if t.width.is_none() && t.height.is_none() && t.dpr_hundredths != 100 {
+        return Err(bad(
+            "dpr",
+            "needs w or h to apply to when IMAGES_ALLOWED_WIDTHS is set",
+        ));
     }
     Ok(())
 }
@@ -458,6 +496,36 @@ mod tests {
         assert!(parse("photos/a.jpg", Some("w=320"), &strict).is_ok());
         let e = parse("photos/a.jpg", Some("w=321"), &strict).expect_err("width not allowed");
         assert!(e.message().contains("320, 640"), "{e}");
+        // The list bounds every size a variant can have, so the variants of a source stay countable.
+        for fine in [
+            "w=320&dpr=2",
+            "w=320&h=640",
+            "320x320/",
+            "",
+            "q=50&format=webp",
+        ] {
+            let (rest, query) = match fine.strip_suffix('/') {
+                Some(size) => (format!("{size}/photos/a.jpg"), None),
+                None => ("photos/a.jpg".to_owned(), Some(fine)),
+            };
+            assert!(parse(&rest, query, &strict).is_ok(), "{fine}");
+        }
+        for (query, named) in [
+            ("h=1500", "`h`"),
+            ("w=320&h=321", "`h`"),
+            ("w=320&dpr=3.33", "`dpr`"),
+            ("w=640&dpr=2", "`dpr`"),
+            ("h=320&dpr=1.5", "`dpr`"),
+            ("dpr=2", "`dpr`"),
+        ] {
+            let e = parse("photos/a.jpg", Some(query), &strict).expect_err(query);
+            assert_eq!(e.status(), 400, "{query}");
+            assert!(e.message().contains(named), "{query}: {e}");
+        }
+        let e = parse("100x100/photos/a.jpg", None, &strict).expect_err("size path");
+        assert!(e.message().contains("`w`"), "{e}");
+        // Without a list, any size within the limit goes.
+        assert!(parse("photos/a.jpg", Some("h=1500&dpr=1.33"), &limits()).is_ok());
         let e = parse("private/a.jpg", Some("w=320"), &strict).expect_err("prefix");
         assert_eq!(e.status(), 403);
     }
