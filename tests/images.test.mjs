@@ -3,7 +3,7 @@
 // refusal without an origin request, signed URLs, Cache API hits shared between URL forms, and source failures.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import sharp from "sharp";
 import { startOrigin } from "./support/origin.mjs";
@@ -30,6 +30,11 @@ before(async () => {
     // Mislabelled (uploaders and buckets send these), empty, and an error page that says it is a PNG.
     "/photos/label.jpg": { type: "image/jpg", body: await solid(300, 200).jpeg().toBuffer() },
     "/photos/empty.jpg": { type: "image/jpeg", body: Buffer.alloc(0) },
+    // Noise: a JPEG under IMAGES_MAX_SOURCE_BYTES (~90 KB) whose PNG at the same size is far over it (~590 KB).
+    "/photos/noise.jpg": {
+      type: "image/jpeg",
+      body: await sharp(randomBytes(500 * 400 * 3), { raw: { width: 500, height: 400, channels: 3 } }).jpeg({ quality: 60 }).toBuffer(),
+    },
     "/photos/error.png": { type: "image/png", body: Buffer.from("<!doctype html><h1>500 Internal Server Error</h1>") },
   };
   origin = await startOrigin();
@@ -335,6 +340,11 @@ test("origin 404 → 404, not an image → 415 (by its label or, for an original
   assert.equal(labelled.status, 200, "image/jpg is a JPEG");
   assert.deepEqual(await decoded(labelled.body), { width: 150, height: 100, format: "jpeg" });
   assert.equal(labelled.headers.get("x-content-type-options"), "nosniff");
+  assert.ok(fixtures["/photos/noise.jpg"].body.length < MAX_SOURCE);
+  const oversized = await get(worker, "/images/photos/noise.jpg?w=500&format=png");
+  assert.equal(oversized.status, 200);
+  assert.match(oversized.headers.get("x-image-transform"), /failed/, "a variant over IMAGES_MAX_SOURCE_BYTES is not served");
+  assert.deepEqual(oversized.body, fixtures["/photos/noise.jpg"].body, "the original instead");
   for (let i = 0; i < 2; i++) {
     const broken = await get(worker, "/images/300/photos/broken.png");
     assert.equal(broken.status, 200);
