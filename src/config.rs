@@ -298,21 +298,77 @@ impl Config {
             session.login_device_policy = session.login_email_policy.clone();
         }
         let rooms_ticket_policy = vars.string_or("ROOMS_TICKET_POLICY", "rooms-ticket")?;
-        for (key, name) in [
-            ("SESSION_LOGIN_IP_POLICY", &session.login_ip_policy),
-            ("SESSION_LOGIN_EMAIL_POLICY", &session.login_email_policy),
-            ("SESSION_LOGIN_DEVICE_POLICY", &session.login_device_policy),
-            ("ROOMS_TICKET_POLICY", &rooms_ticket_policy),
-        ] {
-            if ratelimit.get(name).is_none() {
+        // Each names a policy, keyed as its caller can key it: a login is limited per address before anyone is
+        // known, then per email or device (keys the login gives as a user's); a ticket is asked for by a signed-in
+        // user. Any other key makes every such request fail (e.g. 401 "sign in first" on every login).
+        use crate::ratelimit::policy::KeySource;
+        let kind = |k: &KeySource| match k {
+            KeySource::ClientIp => "ip",
+            KeySource::User => "user",
+            KeySource::RouteUser => "route_user",
+            KeySource::ApiKey { .. } => "api_key",
+        };
+        let needs: [(&str, &String, &[&str]); 4] = [
+            ("SESSION_LOGIN_IP_POLICY", &session.login_ip_policy, &["ip"]),
+            (
+                "SESSION_LOGIN_EMAIL_POLICY",
+                &session.login_email_policy,
+                &["user"],
+            ),
+            (
+                "SESSION_LOGIN_DEVICE_POLICY",
+                &session.login_device_policy,
+                &["user"],
+            ),
+            (
+                "ROOMS_TICKET_POLICY",
+                &rooms_ticket_policy,
+                &["ip", "user", "route_user"],
+            ),
+        ];
+        for (key, name, keys) in needs {
+            let Some(policy) = ratelimit.get(name) else {
                 return Err(ConfigError::new(
                     key,
                     format!("names the rate-limit policy `{name}`, which RATE_LIMIT_POLICIES does not define"),
+                ));
+            };
+            if !keys.contains(&kind(&policy.key)) {
+                return Err(ConfigError::new(
+                    key,
+                    format!(
+                        "names the rate-limit policy `{name}`, whose key must be {} for this use",
+                        keys.join(" or ")
+                    ),
                 ));
             }
         }
         let auth = AuthConfig::parse(&vars)?;
         let gateway = crate::gateway::config::GatewayConfig::parse(&vars, &policy_names)?;
+        // A route without auth has no user to key a `user` or `route_user` limit by: every request would be 401.
+        for route in gateway.routes.routes() {
+            if route.auth != crate::gateway::routes::AuthPolicy::None {
+                continue;
+            }
+            let keyed_by_user = route.rate_limits.iter().find(|name| {
+                ratelimit.get(name).is_some_and(|p| {
+                    matches!(
+                        p.key,
+                        crate::ratelimit::policy::KeySource::User
+                            | crate::ratelimit::policy::KeySource::RouteUser
+                    )
+                })
+            });
+            if let Some(name) = keyed_by_user {
+                return Err(ConfigError::new(
+                    "GATEWAY_ROUTES",
+                    format!(
+                        "route {:?}: rate-limit policy `{name}` is keyed by the signed-in user, but the route's auth is none",
+                        route.name
+                    ),
+                ));
+            }
+        }
         let jwt_policy = crate::gateway::jwt::JwtPolicy {
             issuer: Some(auth.jwt_issuer.clone()),
             audience: Some(auth.jwt_audience.clone()),
@@ -383,10 +439,11 @@ mod tests {
     /// `pairs` over the least a valid configuration needs: the rate-limit policies the login and the room tickets
     /// name.
     fn source(pairs: &[(&'static str, Value)]) -> HashMap<&'static str, Value> {
-        let login = json!({"limit": 10, "window": 60, "key": "ip"});
+        let ip = json!({"limit": 10, "window": 60, "key": "ip"});
+        let user = json!({"limit": 10, "window": 60, "key": "user"});
         let mut map: HashMap<&'static str, Value> = HashMap::from([(
             "RATE_LIMIT_POLICIES",
-            json!({"login-ip": login, "login-email": login, "login-device": login, "rooms-ticket": login}),
+            json!({"login-ip": ip, "login-email": user, "login-device": user, "rooms-ticket": user}),
         )]);
         map.extend(pairs.iter().cloned());
         map
@@ -398,6 +455,67 @@ mod tests {
             .expect_err("an undefined policy");
         assert_eq!(error.key, "SESSION_LOGIN_EMAIL_POLICY", "{error}");
         assert!(error.to_string().contains("`nope`"), "{error}");
+    }
+
+    #[test]
+    fn a_policy_keyed_as_its_user_cannot_key_is_refused_at_load() {
+        let keyed = |key: &str| json!({"limit": 10, "window": 60, "key": key});
+        let policies = |login_ip: &str, email: &str, ticket: &str| {
+            json!({"login-ip": keyed(login_ip), "login-email": keyed(email),
+                   "login-device": keyed("user"), "rooms-ticket": keyed(ticket)})
+        };
+        for (login_ip, email, ticket, key) in [
+            ("user", "user", "user", "SESSION_LOGIN_IP_POLICY"),
+            ("api_key", "user", "user", "SESSION_LOGIN_IP_POLICY"),
+            ("ip", "ip", "user", "SESSION_LOGIN_EMAIL_POLICY"),
+            ("ip", "user", "api_key", "ROOMS_TICKET_POLICY"),
+        ] {
+            let error = Config::parse(&source(&[(
+                "RATE_LIMIT_POLICIES",
+                policies(login_ip, email, ticket),
+            )]))
+            .expect_err(key);
+            assert_eq!(error.key, key, "{error}");
+            assert!(error.to_string().contains("key must be"), "{error}");
+        }
+        for ticket in ["ip", "user", "route_user"] {
+            Config::parse(&source(&[(
+                "RATE_LIMIT_POLICIES",
+                policies("ip", "user", ticket),
+            )]))
+            .expect(ticket);
+        }
+    }
+
+    #[test]
+    fn a_route_without_auth_cannot_be_limited_per_user() {
+        let mut policies = source(&[])["RATE_LIMIT_POLICIES"].clone();
+        policies["per-user"] = json!({"limit": 10, "window": 60, "key": "user"});
+        policies["per-ip"] = json!({"limit": 10, "window": 60, "key": "ip"});
+        let routes = |auth: &str, limits: Value| {
+            json!([{"name": "open", "path": "/x", "upstream": "http://127.0.0.1:9", "auth": auth,
+                    "rate_limit": limits}])
+        };
+        let error = Config::parse(&source(&[
+            ("RATE_LIMIT_POLICIES", policies.clone()),
+            (
+                "GATEWAY_ROUTES",
+                routes("none", json!(["per-ip", "per-user"])),
+            ),
+        ]))
+        .expect_err("auth none, limited per user");
+        assert_eq!(error.key, "GATEWAY_ROUTES", "{error}");
+        assert!(error.to_string().contains("`per-user`"), "{error}");
+        for (auth, limits) in [
+            ("none", json!("per-ip")),
+            ("jwt", json!(["per-ip", "per-user"])),
+        ] {
+            Config::parse(&source(&[
+                ("RATE_LIMIT_POLICIES", policies.clone()),
+                ("GATEWAY_ROUTES", routes(auth, limits)),
+            ]))
+            .expect(auth);
+        }
     }
 
     #[test]
@@ -427,7 +545,8 @@ mod tests {
     #[test]
     fn device_logins_fall_back_to_the_email_policy_unless_a_device_policy_is_named() {
         let login = json!({"limit": 10, "window": 60, "key": "user"});
-        let without = json!({"login-ip": login, "login-email": login, "rooms-ticket": login});
+        let ip = json!({"limit": 10, "window": 60, "key": "ip"});
+        let without = json!({"login-ip": ip, "login-email": login, "rooms-ticket": login});
         let config = Config::parse(&source(&[("RATE_LIMIT_POLICIES", without.clone())]))
             .expect("a configuration from before device cookies still starts");
         assert_eq!(config.session.login_device_policy, "login-email");

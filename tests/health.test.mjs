@@ -57,7 +57,9 @@ test("D1 has the migrated schema and KV round-trips through the bindings from wr
 });
 
 test("/health/ready answers 503 for a rate-limit policy whose binding is no Durable Object namespace", async (t) => {
-  for (const binding of ["RATE_LIMITTER", "DB"]) {
+  // A name that is not bound, a binding of another kind, and a Durable Object namespace of another class (the
+  // rooms' objects answer the limiter's ping 404: every limited request would be a 500).
+  for (const binding of ["RATE_LIMITTER", "DB", "ROOMS"]) {
     const w = await startWorker({ vars: { RATE_LIMIT_POLICIES: { typo: { limit: 5, window: 60, key: "ip", binding } } } });
     t.after(() => w.stop());
     const response = await w.fetch("/health/ready");
@@ -66,6 +68,44 @@ test("/health/ready answers 503 for a rate-limit policy whose binding is no Dura
     assert.equal(limiter.ok, false, binding);
     assert.match(limiter.detail, /policy's binding/, binding);
   }
+});
+
+test("/health/ready answers 503 while the newest migration is not applied, and 200 once it is", async (t) => {
+  const { mkdtempSync, readdirSync, readFileSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const stateDir = mkdtempSync(join(tmpdir(), "edgekit-behind-"));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const files = readdirSync("migrations").filter((f) => f.endsWith(".sql")).sort();
+  // Each file's statements, comments dropped (D1's exec wants one statement per line).
+  const statements = (file) =>
+    readFileSync(join("migrations", file), "utf8")
+      .split("\n")
+      .filter((l) => !l.trim().startsWith("--"))
+      .join("\n")
+      .split(";")
+      .map((s) => s.trim())
+      .filter(Boolean);
+  const ready = async (what) => {
+    // A new instance per reading: an isolate answers readiness from its last check for a few seconds.
+    const w = await startWorker({ stateDir });
+    try {
+      const db = await w.mf.getD1Database("DB");
+      for (const file of what) for (const sql of statements(file)) await db.prepare(sql).run();
+      const response = await w.fetch("/health/ready");
+      const body = await response.json();
+      return { status: response.status, db: body.checks.find((c) => c.binding === "DB") };
+    } finally {
+      await w.stop();
+    }
+  };
+  const behind = await ready(files.slice(0, -1));
+  assert.equal(behind.status, 503, `every migration but ${files.at(-1)}: logins would fail on the missing schema`);
+  assert.equal(behind.db.ok, false);
+  assert.match(behind.db.detail, /migrations missing/);
+  const current = await ready(files.slice(-1));
+  assert.equal(current.status, 200, "the newest applied too");
+  assert.equal(current.db.ok, true);
 });
 
 test("/health/ready answers 503 and names the failing binding when D1 is not migrated", async (t) => {

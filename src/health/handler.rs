@@ -125,9 +125,9 @@ async fn check_d1(call: &Call) -> Check {
             .env
             .d1(bindings::DB)
             .map_err(|e| ("not bound", e.to_string()))?;
-        let row = db
-            .prepare("SELECT value FROM edge_meta WHERE key = 'schema'")
-            .first::<serde_json::Value>(None)
+        let stored = db
+            .prepare("SELECT value FROM edge_meta WHERE key = 'schema_version'")
+            .first::<String>(Some("value"))
             .await
             .map_err(|e| {
                 (
@@ -135,12 +135,17 @@ async fn check_d1(call: &Call) -> Check {
                     e.to_string(),
                 )
             })?;
-        row.map(|_| ()).ok_or_else(|| {
-            (
-                "migrations not applied",
-                "edge_meta has no schema row".to_owned(),
-            )
-        })
+        if super::schema_current(stored.as_deref()) {
+            Ok(())
+        } else {
+            Err((
+                "migrations missing: apply them (wrangler d1 migrations apply DB)",
+                format!(
+                    "edge_meta.schema_version is {stored:?}; this build needs {}",
+                    super::SCHEMA_VERSION
+                ),
+            ))
+        }
     };
     check(call, bindings::DB, outcome.await)
 }
@@ -157,30 +162,57 @@ async fn check_limiter(call: &Call) -> Check {
                 ));
             }
         }
-        let stub = call
-            .env
-            .durable_object(limiter::BINDING)
-            .and_then(|ns| ns.get_by_name(limiter::READINESS_OBJECT))
-            .map_err(|e| ("not bound", e.to_string()))?;
-        let mut response = stub
-            .fetch_with_request(
-                worker::Request::new_with_init(
-                    &format!("https://ratelimiter{}", limiter::PING_PATH),
-                    worker::RequestInit::new().with_method(worker::Method::Post),
-                )
-                .map_err(|e| ("request failed", e.to_string()))?,
+        // Every namespace a policy counts in answers as a limiter: one bound to another class (`ROOMS`) would
+        // answer each limited request 500 whatever the policy's failure mode.
+        let bindings: std::collections::BTreeSet<&str> = std::iter::once(limiter::BINDING)
+            .chain(
+                call.isolate
+                    .config
+                    .ratelimit
+                    .policies()
+                    .map(|p| p.binding.as_str()),
             )
-            .await
-            .map_err(|e| ("unreachable (see the log)", e.to_string()))?;
-        let reply: PingReply = response
-            .json()
-            .await
-            .map_err(|e| ("unexpected answer (see the log)", e.to_string()))?;
-        if reply.pings > 0 {
-            Ok(())
-        } else {
-            Err(("stored nothing", "the object stored no ping".to_owned()))
+            .collect();
+        for binding in bindings {
+            ping(call, binding)
+                .await
+                .map_err(|(what, detail)| (what, format!("binding {binding}: {detail}")))?;
         }
+        Ok(())
     };
     check(call, limiter::BINDING, outcome.await)
+}
+
+/// Pings the readiness object of the limiter namespace `binding`: a SQLite write and read.
+async fn ping(call: &Call, binding: &str) -> Result<(), (&'static str, String)> {
+    let stub = call
+        .env
+        .durable_object(binding)
+        .and_then(|ns| ns.get_by_name(limiter::READINESS_OBJECT))
+        .map_err(|e| ("not bound", e.to_string()))?;
+    let mut response = stub
+        .fetch_with_request(
+            worker::Request::new_with_init(
+                &format!("https://ratelimiter{}", limiter::PING_PATH),
+                worker::RequestInit::new().with_method(worker::Method::Post),
+            )
+            .map_err(|e| ("request failed", e.to_string()))?,
+        )
+        .await
+        .map_err(|e| ("unreachable (see the log)", e.to_string()))?;
+    if response.status_code() != 200 {
+        return Err((
+            "a rate-limit policy's binding does not answer as a rate limiter (see the log)",
+            format!("ping answered {}", response.status_code()),
+        ));
+    }
+    let reply: PingReply = response
+        .json()
+        .await
+        .map_err(|e| ("unexpected answer (see the log)", e.to_string()))?;
+    if reply.pings > 0 {
+        Ok(())
+    } else {
+        Err(("stored nothing", "the object stored no ping".to_owned()))
+    }
 }

@@ -5,6 +5,17 @@ pub mod handler;
 
 use serde::Serialize;
 
+/// The newest migration this build needs (`migrations/NNNN_*.sql`), which sets `edge_meta.schema_version` to its
+/// number: `/health/ready` refuses a database at an older one.
+pub const SCHEMA_VERSION: u32 = 5;
+
+/// Whether a database whose `edge_meta.schema_version` reads `stored` has every migration this build needs.
+pub fn schema_current(stored: Option<&str>) -> bool {
+    stored
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .is_some_and(|v| v >= SCHEMA_VERSION)
+}
+
 /// Version from Cargo.toml; build id baked in by `scripts/build` (git commit, `-dirty` when uncommitted changes).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const BUILD_ID: &str = match option_env!("EDGEKIT_BUILD_ID") {
@@ -87,5 +98,36 @@ mod tests {
             detail: Some("migrations not applied"),
         };
         assert_eq!(Readiness::from_checks(vec![ok("KV"), failed]).status(), 503);
+    }
+
+    /// The newest migration file is the version the build asks for, and it records that number: a migration added
+    /// without both would leave readiness blind to it.
+    #[test]
+    fn the_newest_migration_records_the_schema_version_the_build_needs() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let newest = std::fs::read_dir(&dir)
+            .expect("migrations/")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".sql"))
+            .max()
+            .expect("a migration");
+        let number: u32 = newest[..4].parse().expect("NNNN_ prefix");
+        assert_eq!(number, SCHEMA_VERSION, "{newest}");
+        let sql = std::fs::read_to_string(dir.join(&newest)).expect("readable");
+        assert!(
+            sql.contains(&format!(
+                "INSERT OR REPLACE INTO edge_meta (key, value) VALUES ('schema_version', '{number}')"
+            )),
+            "{newest} must set edge_meta.schema_version to {number}"
+        );
+    }
+
+    #[test]
+    fn an_older_or_unreadable_schema_version_is_not_current() {
+        assert!(schema_current(Some("5")));
+        assert!(schema_current(Some("6")));
+        for stored in [None, Some("4"), Some(""), Some("five")] {
+            assert!(!schema_current(stored), "{stored:?}");
+        }
     }
 }

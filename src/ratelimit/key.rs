@@ -83,8 +83,10 @@ pub fn could_resolve_to(source: &KeySource, key: &str) -> bool {
     if key.len() > MAX_HOT_KEY_BYTES {
         return false;
     }
+    // Only a user id can be long enough to be keyed by its digest (an API key always is, as `key:`; an address
+    // never is).
     if let Some(digest) = key.strip_prefix("long:") {
-        return hex_of(digest, 64);
+        return matches!(source, KeySource::User | KeySource::RouteUser) && hex_of(digest, 64);
     }
     let (prefix, rest) = key.split_once(':').unwrap_or((key, ""));
     match source {
@@ -174,6 +176,9 @@ mod tests {
             (&KeySource::ClientIp, "203.0.113.7"),
             (&KeySource::ClientIp, "ip:203.0.113"),
             (&KeySource::ClientIp, "user:u-42"),
+            // Addresses and API keys never resolve to a digest of a long key.
+            (&KeySource::ClientIp, &long),
+            (&api, &long),
             (&KeySource::User, "user:"),
             (&KeySource::User, "ip:203.0.113.7"),
             (&KeySource::User, &too_long),

@@ -10,8 +10,9 @@
 //! header = "x-api-key" # api_key only: the header holding the key (default x-api-key)
 //! shards = 16          # objects the keys spread over (default 8)
 //! failure = "open"     # when the limiter cannot be reached: open (allow) or closed (503); default open
-//! hot_keys = { "ip:203.0.113.7" = 4 }  # resolved keys split over this many parts (2..=1024, at most limit); an
-//!                                       # `ip:` key may be any address: it is keyed by its network, as requests are
+//! hot_keys = { "key:85dbe15d75ef9308c7ae0f33c7a324cc" = 4 }  # resolved keys (an API key as `key:` + the first
+//!                      # 32 hex of its SHA-256; under an `ip` policy `ip:203.0.113.7`, any address: it is keyed by
+//!                      # its network, as requests are) split over this many parts (2..=1024, at most limit)
 //! check = true         # GET /ratelimit/{name}/check serves this policy (default false)
 //! ```
 
