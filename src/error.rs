@@ -66,6 +66,13 @@ impl ApiError {
         Self::new(401, code, description).with_header("www-authenticate", challenge)
     }
 
+    /// 401 for a request that sent no bearer token (no `Authorization`, another scheme, an empty token): the bare
+    /// `Bearer` challenge RFC 6750 §3.1 asks for when a request lacks credentials — an `invalid_token` error there
+    /// sends some OAuth clients into a refresh loop for a token they never sent. The JSON says why.
+    pub fn bearer_required(description: impl Into<String>) -> Self {
+        Self::new(401, "invalid_token", description).with_header("www-authenticate", "Bearer")
+    }
+
     /// 403: authenticated but not allowed (missing permission, WAF rule, bad signature).
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(403, code, message)

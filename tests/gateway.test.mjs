@@ -528,6 +528,11 @@ describe("route table and proxy", () => {
     const none = await worker.fetch("/gw/session");
     assert.equal(none.status, 401);
     assert.equal((await none.json()).error.code, "session_required");
+    // A route that also takes a bearer token names that scheme in its 401 (RFC 9110 §11.6.1).
+    const neither = await worker.fetch("/gw/either");
+    assert.equal(neither.status, 401);
+    assert.equal(neither.headers.get("www-authenticate"), "Bearer");
+    assert.equal((await neither.json()).error.code, "session_required");
     const forged = await worker.fetch("/gw/session", { headers: { cookie: "__Host-edgekit_session=forged" } });
     assert.equal(forged.status, 401, "an unknown session is refused");
     await forged.arrayBuffer();
@@ -746,16 +751,26 @@ describe("JWT", () => {
       ["exp as a string", bearer(token(keys, "ed1", { exp: "tomorrow" })), "token claims are not valid JSON"],
     ];
     let count = 0;
+    // A request without a bearer token gets the bare challenge (RFC 6750 §3.1: no error code for a client that sent
+    // no credentials, or another scheme); the JSON says why.
+    const sentNone = new Set(["no header", "basic auth", "empty bearer"]);
     for (const [name, headers, description] of cases) {
       const r = await worker.fetch("/gw/secure", { headers });
       assert.equal(r.status, 401, name);
-      assert.equal(describeOf(r), description, name);
-      assert.match(r.headers.get("www-authenticate"), /^Bearer error="invalid_token"/, name);
-      assert.equal((await r.json()).error.code, "invalid_token", name);
+      const body = await r.json();
+      if (sentNone.has(name)) {
+        assert.equal(r.headers.get("www-authenticate"), "Bearer", name);
+        assert.equal(body.error.message, description, name);
+      } else {
+        assert.equal(describeOf(r), description, name);
+        assert.match(r.headers.get("www-authenticate"), /^Bearer error="invalid_token"/, name);
+      }
+      assert.equal(body.error.code, "invalid_token", name);
       count += 1;
     }
     const forbidden = await worker.fetch("/gw/secure/admin", { headers: bearer(token(keys, "ed1", { permissions: ["read"] })) });
     assert.equal(forbidden.status, 403);
+    assert.equal(forbidden.headers.get("www-authenticate"), 'Bearer error="insufficient_scope"', "the token lacks what the route needs");
     assert.equal((await forbidden.json()).error.code, "missing_permission");
     count += 1;
     const allowed = await worker.fetch("/gw/secure/admin", { headers: bearer(token(keys, "ed1", { permissions: ["admin"] })) });

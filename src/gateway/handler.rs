@@ -163,10 +163,16 @@ async fn proxy_route(
     let identity = authenticate(call, route, &mut token, incoming).await?;
     if let Some(user) = &identity {
         if let Some(missing) = user.missing(&route.permissions) {
-            return Err(ApiError::forbidden(
+            let error = ApiError::forbidden(
                 "missing_permission",
                 format!("this route requires the permission {missing}"),
-            ));
+            );
+            // A bearer token's holder learns that the token lacks what the route needs (RFC 6750 §3.1).
+            return Err(if token.done() {
+                error.with_header("www-authenticate", "Bearer error=\"insufficient_scope\"")
+            } else {
+                error
+            });
         }
     }
     // Rate limits: after authentication, so `user`/`route_user` policies key on the verified identity. Every
@@ -465,7 +471,16 @@ async fn authenticate(
         AuthPolicy::JwtOrSession if jwt::bearer(authorization).is_ok() => {
             verify_bearer(call, token, authorization).await.map(Some)
         }
-        AuthPolicy::JwtOrSession => session_identity(call).await.map(Some),
+        // Bearer is the scheme this route also takes (RFC 9110 §11.6.1: a 401 names one).
+        AuthPolicy::JwtOrSession => {
+            session_identity(call)
+                .await
+                .map(Some)
+                .map_err(|e| match e.status() {
+                    401 => e.with_header("www-authenticate", "Bearer"),
+                    _ => e,
+                })
+        }
     }
 }
 
@@ -491,6 +506,9 @@ async fn verify_bearer(
     token: &mut VerifiedOnce,
     authorization: Option<&str>,
 ) -> ApiResult<Verified> {
+    if let Err(missing) = jwt::bearer(authorization) {
+        return Err(ApiError::bearer_required(missing.0));
+    }
     if !token.done() {
         let outcome = verify_token(call, authorization).await?;
         let _ = token.get_or_verify(|| outcome);
@@ -703,7 +721,14 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
         );
     }
     let keys = Rc::new(keys);
-    JWKS.with(|c| *c.borrow_mut() = Some((now, keys.clone())));
+    // Kept unless a read that started later has been kept meanwhile: a slow read of the older document must not
+    // replace a newer one (a key removed between the two reads would be accepted for another TTL).
+    JWKS.with(|c| {
+        let mut cached = c.borrow_mut();
+        if cached.as_ref().is_none_or(|(at, _)| *at <= now) {
+            *cached = Some((now, keys.clone()));
+        }
+    });
     Ok(keys)
 }
 

@@ -141,8 +141,16 @@ impl Jwks {
 }
 
 fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
-    let kid = value.get("kid").and_then(|v| v.as_str()).map(str::to_owned);
-    if let Some(usage) = value.get("use").and_then(|v| v.as_str()) {
+    // RFC 7517 §4: these members are strings. One of another type is a broken key, not an absent member: read as
+    // absent, `"use": ["enc"]` would make an encryption key a signing one and `"kid": 7` a key any kid-less token
+    // selects.
+    let member = |name: &str| match value.get(name) {
+        None => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.as_str())),
+        Some(other) => Err(format!("{name} {other} is not a string")),
+    };
+    let kid = member("kid")?.map(str::to_owned);
+    if let Some(usage) = member("use")? {
         if usage != "sig" {
             return Err(format!("use {usage:?} is not sig"));
         }
@@ -202,7 +210,7 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
         }
         _ => return Err("unsupported key type".to_owned()),
     };
-    let allowed = match value.get("alg").and_then(|v| v.as_str()) {
+    let allowed = match member("alg")? {
         None => vec![implied],
         Some(name) => match Alg::from_name(name) {
             Some(alg) if alg == implied => vec![alg],
@@ -350,9 +358,16 @@ pub fn verify_signature(token: &str, jwks: &Jwks, policy: &JwtPolicy) -> Result<
 
 /// The header fields jwt-compact does not read that a verifier must: `crit` (RFC 7515 §4.1.11) lists extensions
 /// the verifier has to understand or refuse the token; edgekit understands none, so any `crit` refuses it.
+/// Present at all is enough (`"crit": null` is no valid header either: RFC 7515 allows only a non-empty list).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 struct HeaderExtensions {
-    crit: Option<serde::de::IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    crit: Option<()>,
+}
+
+/// `Some(())` for any value, `null` included: the field was there.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<()>, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| Some(()))
 }
 
 /// A token that passed [`screen`], with the key its `kid` selected: its signature is checked here
@@ -758,6 +773,21 @@ mod tests {
                 "token names critical header extensions (crit), which are not understood".into()
             ))
         );
+        // `"crit": null` is no header RFC 7515 allows either: present is enough.
+        #[derive(serde::Serialize)]
+        struct NullCrit {
+            crit: Option<Vec<&'static str>>,
+        }
+        let header = Header::new(NullCrit { crit: None }).with_key_id("h1");
+        let token = Hs256
+            .token(
+                &header,
+                &Claims::new(claims(json!({}))),
+                &Hs256Key::new(SECRET),
+            )
+            .expect("signs");
+        assert!(token.starts_with(&b64(&json!({"alg": "HS256", "kid": "h1", "crit": null}))[..8]));
+        assert!(verify(&token, &keys, &policy(), NOW).is_err(), "crit: null");
     }
 
     #[test]
@@ -956,12 +986,23 @@ mod tests {
                 {"kty": "OKP", "kid": "short", "crv": "Ed25519", "x": "AAAA"},
                 {"kty": "oct", "kid": "empty", "k": ""},
                 {"kty": "oct", "kid": "six-bytes", "k": "c2VjcmV0"},
+                // Members of the wrong type are broken keys, not absent members.
+                {"kty": "oct", "kid": "use-list", "k": K, "use": ["enc"]},
+                {"kty": "oct", "kid": 7, "k": K},
+                {"kty": "oct", "kid": "alg-number", "k": K, "alg": 5},
             ]})
             .to_string(),
         )
         .expect("document parses");
         assert_eq!(keys.len(), 2, "only the good keys are kept");
-        assert_eq!(skipped.len(), 8, "{skipped:?}");
+        assert_eq!(skipped.len(), 11, "{skipped:?}");
+        for (i, member) in [(8, "use"), (9, "kid"), (10, "alg")] {
+            assert!(
+                skipped[i].starts_with(&format!("key {}: {member} ", i + 2))
+                    && skipped[i].ends_with("is not a string"),
+                "{skipped:?}"
+            );
+        }
         assert!(
             skipped[6].starts_with("key 8: HMAC key of 0 bytes")
                 && skipped[7].starts_with("key 9: HMAC key of 6 bytes"),

@@ -63,10 +63,22 @@ pub fn expiry(created_ms: u64, now_ms: u64, idle_ms: u64, max_ms: u64) -> u64 {
         .min(created_ms.saturating_add(max_ms))
 }
 
-/// The permissions column (a JSON array of strings).
+/// The permissions column (a JSON array of strings), each one a name a header list can carry: gateway routes send
+/// them to the origin as `X-User-Permissions` (comma-separated) and the access tokens minted at login carry them,
+/// so one that is empty or holds a comma, whitespace or a control character (`"read,admin"`, which an origin
+/// splitting the list reads as `admin`) makes the column malformed, as the gateway's JWT check refuses such a
+/// token.
 pub fn parse_permissions(column: &str) -> Result<Vec<String>, String> {
-    serde_json::from_str(column)
-        .map_err(|e| format!("users.permissions is not a JSON string array: {e}"))
+    let permissions: Vec<String> = serde_json::from_str(column)
+        .map_err(|e| format!("users.permissions is not a JSON string array: {e}"))?;
+    match permissions.iter().find(|p| {
+        p.is_empty() || p.contains(',') || p.chars().any(|c| c.is_whitespace() || c.is_control())
+    }) {
+        Some(bad) => Err(format!(
+            "users.permissions holds {bad:?}, which is empty or has a comma or whitespace"
+        )),
+        None => Ok(permissions),
+    }
 }
 
 /// The value stored in KV under `token::cache_key`.
@@ -259,5 +271,15 @@ mod tests {
         );
         assert!(parse_permissions("a,b").is_err());
         assert!(parse_permissions("[1]").is_err());
+        // What X-User-Permissions could not carry as one name, refused as the gateway's JWT check refuses it.
+        for column in [
+            r#"["read,admin"]"#,
+            r#"["read write"]"#,
+            r#"[""]"#,
+            "[\"a\\n\"]",
+        ] {
+            assert!(parse_permissions(column).is_err(), "{column}");
+        }
+        assert_eq!(parse_permissions("[]"), Ok(vec![]));
     }
 }
