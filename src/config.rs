@@ -298,9 +298,10 @@ impl Config {
             session.login_device_policy = session.login_email_policy.clone();
         }
         let rooms_ticket_policy = vars.string_or("ROOMS_TICKET_POLICY", "rooms-ticket")?;
-        // Each names a policy, keyed as its caller can key it: a login is limited per address before anyone is
-        // known, then per email or device (keys the login gives as a user's); a ticket is asked for by a signed-in
-        // user. Any other key makes every such request fail (e.g. 401 "sign in first" on every login).
+        // Each names a policy, and the address and ticket policies must be keyed as their caller can key them: a
+        // login is limited per address before anyone is known, a ticket is asked for by a signed-in user (any key
+        // else fails every such request: 401 "sign in first" on every login). The email and device policies are
+        // given their keys by the login (`email:<hash>`, `device:<id>`), whatever they say.
         use crate::ratelimit::policy::KeySource;
         let kind = |k: &KeySource| match k {
             KeySource::ClientIp => "ip",
@@ -308,17 +309,18 @@ impl Config {
             KeySource::RouteUser => "route_user",
             KeySource::ApiKey { .. } => "api_key",
         };
+        const ANY: &[&str] = &["ip", "user", "route_user", "api_key"];
         let needs: [(&str, &String, &[&str]); 4] = [
             ("SESSION_LOGIN_IP_POLICY", &session.login_ip_policy, &["ip"]),
             (
                 "SESSION_LOGIN_EMAIL_POLICY",
                 &session.login_email_policy,
-                &["user"],
+                ANY,
             ),
             (
                 "SESSION_LOGIN_DEVICE_POLICY",
                 &session.login_device_policy,
-                &["user"],
+                ANY,
             ),
             (
                 "ROOMS_TICKET_POLICY",
@@ -467,7 +469,6 @@ mod tests {
         for (login_ip, email, ticket, key) in [
             ("user", "user", "user", "SESSION_LOGIN_IP_POLICY"),
             ("api_key", "user", "user", "SESSION_LOGIN_IP_POLICY"),
-            ("ip", "ip", "user", "SESSION_LOGIN_EMAIL_POLICY"),
             ("ip", "user", "api_key", "ROOMS_TICKET_POLICY"),
         ] {
             let error = Config::parse(&source(&[(
@@ -485,6 +486,12 @@ mod tests {
             )]))
             .expect(ticket);
         }
+        // The login keys its email attempts itself (`email:<hash>`), whatever the policy's key says.
+        Config::parse(&source(&[(
+            "RATE_LIMIT_POLICIES",
+            policies("ip", "ip", "user"),
+        )]))
+        .expect("an email policy keyed by ip, as earlier builds took");
     }
 
     #[test]
