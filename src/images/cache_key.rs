@@ -28,6 +28,7 @@ mod tests {
         let limits = Limits {
             max_side: 4096,
             allowed_widths: vec![],
+            allowed_heights: vec![],
             source_prefixes: vec![],
             default_quality: 85,
         };

@@ -18,8 +18,11 @@ pub enum ImagesMode {
 pub struct Limits {
     /// Largest width or height in device pixels (after `dpr`).
     pub max_side: u32,
-    /// If non-empty, the only widths (CSS pixels) a request may ask for.
+    /// If non-empty, the only widths (CSS and device pixels) a request may ask for, and its heights unless
+    /// `allowed_heights` lists them.
     pub allowed_widths: Vec<u32>,
+    /// The only heights, when `allowed_widths` is set and this is not empty.
+    pub allowed_heights: Vec<u32>,
     /// Source paths must start with one of these (each empty or ending in `/`); empty list = any path.
     pub source_prefixes: Vec<String>,
     /// Quality used when the request gives none.
@@ -61,14 +64,26 @@ impl ImagesConfig {
             .map(|o| crate::config::origin_url("IMAGES_ORIGIN", &o))
             .transpose()?;
         let max_side = vars.u64_in("IMAGES_MAX_SIDE", 4096, 16, 12_000)? as u32;
-        let allowed_widths: Vec<u32> = vars.json("IMAGES_ALLOWED_WIDTHS")?.unwrap_or_default();
-        for (i, w) in allowed_widths.iter().enumerate() {
-            if *w == 0 || *w > max_side {
-                return Err(ConfigError::new(
-                    "IMAGES_ALLOWED_WIDTHS",
-                    format!("entry {i} ({w}) must be between 1 and IMAGES_MAX_SIDE ({max_side})"),
-                ));
+        let sizes = |key: &str| -> Result<Vec<u32>, ConfigError> {
+            let listed: Vec<u32> = vars.json(key)?.unwrap_or_default();
+            match listed.iter().position(|w| *w == 0 || *w > max_side) {
+                Some(i) => Err(ConfigError::new(
+                    key,
+                    format!(
+                        "entry {i} ({}) must be between 1 and IMAGES_MAX_SIDE ({max_side})",
+                        listed[i]
+                    ),
+                )),
+                None => Ok(listed),
             }
+        };
+        let allowed_widths = sizes("IMAGES_ALLOWED_WIDTHS")?;
+        let allowed_heights = sizes("IMAGES_ALLOWED_HEIGHTS")?;
+        if allowed_widths.is_empty() && !allowed_heights.is_empty() {
+            return Err(ConfigError::new(
+                "IMAGES_ALLOWED_HEIGHTS",
+                "needs IMAGES_ALLOWED_WIDTHS: the lists bound the variants together",
+            ));
         }
         let source_prefixes: Vec<String> = vars.json("IMAGES_SOURCE_PREFIXES")?.unwrap_or_default();
         for (i, p) in source_prefixes.iter().enumerate() {
@@ -109,6 +124,7 @@ impl ImagesConfig {
             limits: Limits {
                 max_side,
                 allowed_widths,
+                allowed_heights,
                 source_prefixes,
                 default_quality: vars.u64_in("IMAGES_DEFAULT_QUALITY", 85, 1, 100)? as u8,
             },
@@ -241,6 +257,17 @@ mod tests {
             (
                 &[("IMAGES_ALLOWED_WIDTHS", json!("wide"))],
                 "IMAGES_ALLOWED_WIDTHS",
+            ),
+            (
+                &[("IMAGES_ALLOWED_HEIGHTS", json!([200]))],
+                "IMAGES_ALLOWED_HEIGHTS",
+            ),
+            (
+                &[
+                    ("IMAGES_ALLOWED_WIDTHS", json!([300])),
+                    ("IMAGES_ALLOWED_HEIGHTS", json!([0])),
+                ],
+                "IMAGES_ALLOWED_HEIGHTS",
             ),
             (
                 &[("IMAGES_SOURCE_PREFIXES", json!(["../"]))],

@@ -35,6 +35,9 @@ struct Variant {
     body: web_sys::Blob,
     mime: String,
     transformed: bool,
+    /// An original served because the variant would pass `IMAGES_MAX_SOURCE_BYTES`: every request for it would
+    /// end so, so it is stored in the variant's place (another failure is never stored: it may pass).
+    oversized: bool,
 }
 
 pub async fn serve(call: &Call) -> ApiResult<Response> {
@@ -74,18 +77,27 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         ImagesMode::Binding => via_binding(call, config, &request, format, &source_url).await?,
         ImagesMode::CfImage => via_cf_image(config, &request, format, &source_url).await?,
     };
-    if !variant.transformed {
-        let variant = as_sniffed(variant).await?;
-        let response = blob_response(&variant, "no-store");
-        let response = with_header(response, TRANSFORM_HEADER, "failed; served the original");
+    let (transformed, oversized) = (variant.transformed, variant.oversized);
+    let marked = move |response: Response| match (transformed, oversized) {
+        (true, _) => response,
+        (false, true) => with_header(response, TRANSFORM_HEADER, "too large; served the original"),
+        (false, false) => with_header(response, TRANSFORM_HEADER, "failed; served the original"),
+    };
+    let variant = if transformed {
+        variant
+    } else {
+        as_sniffed(variant).await?
+    };
+    if !transformed && !oversized {
+        let response = marked(blob_response(&variant, "no-store"));
         return Ok(finish(response, "MISS", vary, "no-store"));
     }
     // Stored before answering, so the next request finds it; a failed write costs the next request a transform,
     // never this one its image.
-    let stored = blob_response(
+    let stored = marked(blob_response(
         &variant,
         &format!("public, max-age={}, immutable", config.cache_ttl_secs),
-    );
+    ));
     if let Err(e) = cache.put(key.as_str(), stored).await {
         worker::console_warn!(
             "{}",
@@ -94,7 +106,7 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         );
     }
     Ok(finish(
-        blob_response(&variant, &cache_control),
+        marked(blob_response(&variant, &cache_control)),
         "MISS",
         vary,
         &cache_control,
@@ -294,6 +306,7 @@ async fn via_cf_image(
             body,
             mime,
             transformed: false,
+            oversized: false,
         });
     }
     if resized.is_some_and(|v| v.contains("err=")) {
@@ -302,6 +315,7 @@ async fn via_cf_image(
             body,
             mime,
             transformed: false,
+            oversized: false,
         });
     }
     let (body, mime) = checked_source(response, config, &source).await?;
@@ -309,6 +323,7 @@ async fn via_cf_image(
         body,
         mime,
         transformed: true,
+        oversized: false,
     })
 }
 
@@ -331,7 +346,8 @@ async fn via_binding(
     let (source, source_mime) = fetch_source(source_url, config).await?;
     let out_mime = format.mime(&source_mime).to_owned();
     // Bounded like the source: a resizer that hangs answers 504 after IMAGES_SOURCE_TIMEOUT_MS rather than holding
-    // the request, and a variant larger than IMAGES_MAX_SOURCE_BYTES (a huge PNG) is not held or stored.
+    // the request, and a variant larger than IMAGES_MAX_SOURCE_BYTES (a huge PNG) is not served or stored: the
+    // original is, in its place.
     // A second handle on the same runtime Blob (no bytes copied): the original stays servable if this fails.
     let input = source.clone();
     let transform =
@@ -351,21 +367,25 @@ async fn via_binding(
             ))
         }
     };
-    let made = made.and_then(|out| {
-        if out.size() > config.max_source_bytes as f64 {
-            Err(JsValue::from_str(&format!(
-                "the variant is {} bytes, over IMAGES_MAX_SOURCE_BYTES",
-                out.size()
-            )))
-        } else {
-            Ok(out)
-        }
-    });
     match made {
+        Ok(out) if out.size() > config.max_source_bytes as f64 => {
+            worker::console_warn!(
+                "{}",
+                serde_json::json!({"level": "warn", "msg": "image variant over IMAGES_MAX_SOURCE_BYTES; serving the original",
+                    "request_id": call.request_id, "bytes": out.size()})
+            );
+            Ok(Variant {
+                body: source,
+                mime: source_mime,
+                transformed: false,
+                oversized: true,
+            })
+        }
         Ok(out) => Ok(Variant {
             body: out,
             mime: out_mime.clone(),
             transformed: true,
+            oversized: false,
         }),
         Err(error) => {
             worker::console_warn!(
@@ -377,6 +397,7 @@ async fn via_binding(
                 body: source,
                 mime: source_mime,
                 transformed: false,
+                oversized: false,
             })
         }
     }

@@ -90,28 +90,46 @@ pub fn source_mime(content_type: &str) -> Option<&'static str> {
     }
 }
 
-/// How many leading bytes [`sniffed_mime`] reads.
-pub const SIGNATURE_BYTES: usize = 16;
+/// How many leading bytes [`sniffed_mime`] reads: an AVIF's `ftyp` box, with its compatible brands, fits.
+pub const SIGNATURE_BYTES: usize = 64;
 
 /// The image type the first bytes of a body show (its file signature), of the types a source may have: what an
 /// original is served as when no variant could be made, so a body that only claims to be an image (an error page
 /// labelled `image/png`, an empty body) is not passed on as one.
 pub fn sniffed_mime(head: &[u8]) -> Option<&'static str> {
-    let ftyp = head.get(4..8) == Some(b"ftyp");
-    let brand = head.get(8..12);
     if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
         Some("image/jpeg")
     } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
         Some("image/png")
     } else if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP") {
         Some("image/webp")
-    } else if ftyp && matches!(brand, Some(b"avif" | b"avis")) {
+    } else if avif_brands(head) {
         Some("image/avif")
     } else if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
         Some("image/gif")
     } else {
         None
     }
+}
+
+/// Whether `head` opens with an ISO-BMFF `ftyp` box naming an AVIF brand (`avif`, `avis`) as its major brand or
+/// among its compatible ones (a `mif1` file listing `avif` is one).
+fn avif_brands(head: &[u8]) -> bool {
+    if head.get(4..8) != Some(b"ftyp") {
+        return false;
+    }
+    let size = head
+        .get(0..4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let end = size.min(head.len());
+    if end < 16 {
+        return false; // not even the major brand and minor version fit in the box
+    }
+    // The major brand at 8, the minor version at 12, compatible brands from 16 to the box's end.
+    std::iter::once(8)
+        .chain((16..end).step_by(4))
+        .filter_map(|at| head.get(at..(at + 4).min(end)))
+        .any(|brand| brand == b"avif" || brand == b"avis")
 }
 
 #[cfg(test)]
@@ -135,7 +153,7 @@ mod tests {
 
     #[test]
     fn an_original_is_known_by_its_first_bytes() {
-        let cases: [(&[u8], Option<&str>); 9] = [
+        let cases: [(&[u8], Option<&str>); 12] = [
             (&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10], Some("image/jpeg")),
             (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", Some("image/png")),
             (b"RIFF\x10\0\0\0WEBPVP8 ", Some("image/webp")),
@@ -144,6 +162,14 @@ mod tests {
             (b"<!doctype html><h", None),
             (b"", None),
             (b"\0\0\0\x1cftypmp42", None),
+            // A valid AVIF whose major brand is the generic `mif1`, listing `avif` among its compatible brands.
+            (
+                b"\0\0\0\x20ftypmif1\0\0\0\0mif1avifmiaf\0\0\0\0",
+                Some("image/avif"),
+            ),
+            (b"\0\0\0\x20ftypmif1\0\0\0\0mif1heicmiaf\0\0\0\0", None),
+            // A brand past the box's own size is not one of its brands.
+            (b"\0\0\0\x10ftypmif1\0\0\0\0avif", None),
             (b"RIFF\x10\0\0\0WAVEfmt ", None),
         ];
         for (head, mime) in cases {

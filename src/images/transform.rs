@@ -312,7 +312,7 @@ pub fn parse(rest: &str, query: Option<&str>, limits: &Limits) -> Result<ImageRe
 }
 
 fn check_limits(t: &Transform, limits: &Limits) -> Result<(), ApiError> {
-    check_listed_sizes(t, &limits.allowed_widths)?;
+    check_listed_sizes(t, &limits.allowed_widths, &limits.allowed_heights)?;
     for (param, side) in [("w", t.width), ("h", t.height)] {
         if let Some(css) = side {
             if t.device(css) > limits.max_side {
@@ -333,33 +333,40 @@ fn check_limits(t: &Transform, limits: &Limits) -> Result<(), ApiError> {
 
 /// With `IMAGES_ALLOWED_WIDTHS` set, the operator bounds how many variants of a source can exist (each one an origin
 /// fetch, a transform and a cache entry): every size asked for — `w`, `h`, and each of them in device pixels (times
-/// `dpr`) — must be listed, and a `dpr` other than 1 needs a size to apply to (alone it changes nothing but the
-/// cache key). Without the list, any size within `IMAGES_MAX_SIDE` goes.
-fn check_listed_sizes(t: &Transform, listed: &[u32]) -> Result<(), ApiError> {
-    if listed.is_empty() {
+/// `dpr`) — must be listed (heights in `IMAGES_ALLOWED_HEIGHTS` when that is set, else in the widths' list), and a
+/// `dpr` other than 1 needs a size to apply to (alone it changes nothing but the cache key). Without the list, any
+/// size within `IMAGES_MAX_SIDE` goes.
+fn check_listed_sizes(t: &Transform, widths: &[u32], heights: &[u32]) -> Result<(), ApiError> {
+    if widths.is_empty() {
         return Ok(());
     }
-    let list = || {
-        listed
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
+    let (heights, heights_key) = if heights.is_empty() {
+        (widths, "IMAGES_ALLOWED_WIDTHS")
+    } else {
+        (heights, "IMAGES_ALLOWED_HEIGHTS")
     };
-    for (param, side) in [("w", t.width), ("h", t.height)] {
+    let sides = [
+        ("w", t.width, widths, "IMAGES_ALLOWED_WIDTHS"),
+        ("h", t.height, heights, heights_key),
+    ];
+    for (param, side, listed, key) in sides {
         let Some(css) = side else { continue };
+        let list = || {
+            listed
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         if !listed.contains(&css) {
-            return Err(bad(
-                param,
-                format!("must be one of {} (IMAGES_ALLOWED_WIDTHS)", list()),
-            ));
+            return Err(bad(param, format!("must be one of {} ({key})", list())));
         }
         let device = t.device(css);
         if !listed.contains(&device) {
             return Err(bad(
                 "dpr",
                 format!(
-                    "makes {param} {device} device pixels, which must also be one of {} (IMAGES_ALLOWED_WIDTHS)",
+                    "makes {param} {device} device pixels, which must also be one of {} ({key})",
                     list()
                 ),
             ));
@@ -382,6 +389,7 @@ mod tests {
         Limits {
             max_side: 2000,
             allowed_widths: vec![],
+            allowed_heights: vec![],
             source_prefixes: vec![],
             default_quality: 85,
         }
@@ -490,6 +498,7 @@ mod tests {
     fn allowed_widths_and_prefixes_come_from_configuration() {
         let strict = Limits {
             allowed_widths: vec![320, 640],
+            allowed_heights: vec![],
             source_prefixes: vec!["photos/".to_owned()],
             ..limits()
         };
@@ -526,6 +535,19 @@ mod tests {
         assert!(e.message().contains("`w`"), "{e}");
         // Without a list, any size within the limit goes.
         assert!(parse("photos/a.jpg", Some("h=1500&dpr=1.33"), &limits()).is_ok());
+        // Heights from their own list when one is given.
+        let heights = Limits {
+            allowed_heights: vec![180, 360],
+            ..strict.clone()
+        };
+        assert!(parse("photos/a.jpg", Some("w=320&h=180"), &heights).is_ok());
+        assert!(parse("photos/a.jpg", Some("w=320&h=180&dpr=2"), &heights).is_ok());
+        assert!(parse("320x180/photos/a.jpg", None, &heights).is_ok());
+        let e = parse("photos/a.jpg", Some("w=320&h=320"), &heights).expect_err("h from heights");
+        assert!(
+            e.message().contains("180, 360 (IMAGES_ALLOWED_HEIGHTS)"),
+            "{e}"
+        );
         let e = parse("private/a.jpg", Some("w=320"), &strict).expect_err("prefix");
         assert_eq!(e.status(), 403);
     }
