@@ -3,9 +3,11 @@
 //! Every query binds its inputs; no SQL or driver message reaches a response (errors are 500s with a logged detail).
 
 use serde::Deserialize;
+use std::time::Duration;
 use worker::d1::{D1Database, D1DatabaseSession};
 use worker::wasm_bindgen::JsValue;
-use worker::{js_sys, Env, KvStore};
+
+use worker::{js_sys, Delay, Env, KvStore};
 
 use crate::bindings;
 use crate::entry::Call;
@@ -409,14 +411,17 @@ impl Store {
             .await?
             .is_none_or(|record| record.revoked_at.is_some());
         if ended {
-            let now = js_sys::Date::now() as u64;
-            write_cache(
-                &self.kv,
-                id,
-                &CacheEntry::revoked(now, cache_secs),
-                cache_secs,
-            )
-            .await?;
+            let revoked = CacheEntry::revoked(js_sys::Date::now() as u64, cache_secs);
+            // KV takes about one write per second to a key, and in the race this closes the key has just been
+            // written twice: a refused write is tried again past that second, twice at most.
+            let mut retries = 0;
+            while let Err(e) = write_cache(&self.kv, id, &revoked, cache_secs).await {
+                if retries == 2 {
+                    return Err(e);
+                }
+                retries += 1;
+                Delay::from(Duration::from_millis(1_100)).await;
+            }
         }
         Ok(())
     }
