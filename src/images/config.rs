@@ -45,8 +45,9 @@ pub struct ImagesConfig {
     /// `IMAGES_SOURCE_TIMEOUT_MS`: how long a source fetch (headers and body; in cf-image mode the resize too) may
     /// take before it is cut off with 504.
     pub source_timeout_ms: u32,
-    /// The settings a variant's bytes depend on besides its URL (mode, origin, the bound on open sides), as a short
-    /// hash in every cache key: after a change, variants made under the old settings are not served for a year.
+    /// The settings a variant's bytes depend on besides its URL (mode, origin, the bound on open sides, the byte cap
+    /// past which the original is stored in a variant's place), as a short hash in every cache key: after a change,
+    /// variants made under the old settings are not served for a year.
     pub variant_scope: String,
 }
 
@@ -112,9 +113,17 @@ impl ImagesConfig {
         } else {
             None
         };
+        // At most half an isolate's 128 MB: the source is held whole while it is resized.
+        let max_source_bytes = vars.u64_in(
+            "IMAGES_MAX_SOURCE_BYTES",
+            20 * 1024 * 1024,
+            1024,
+            64 * 1024 * 1024,
+        )?;
         let variant_scope = {
             use sha2::Digest;
-            let digest = sha2::Sha256::digest(format!("{mode:?}|{origin:?}|{max_side}"));
+            let digest =
+                sha2::Sha256::digest(format!("{mode:?}|{origin:?}|{max_side}|{max_source_bytes}"));
             hex::encode(&digest[..6])
         };
         Ok(Self {
@@ -130,13 +139,7 @@ impl ImagesConfig {
             },
             signing_secret,
             cache_ttl_secs: vars.u64_in("IMAGES_CACHE_TTL", 31_536_000, 1, 31_536_000)?,
-            // At most half an isolate's 128 MB: the source is held whole while it is resized.
-            max_source_bytes: vars.u64_in(
-                "IMAGES_MAX_SOURCE_BYTES",
-                20 * 1024 * 1024,
-                1024,
-                64 * 1024 * 1024,
-            )?,
+            max_source_bytes,
             source_timeout_ms: vars.u64_in("IMAGES_SOURCE_TIMEOUT_MS", 15_000, 100, 30_000)? as u32,
         })
     }
@@ -191,6 +194,11 @@ mod tests {
             scope(&[
                 ("IMAGES_ORIGIN", json!("https://a.example")),
                 ("IMAGES_MAX_SIDE", json!(2000)),
+            ]),
+            // Past the cap, the original is stored in a variant's place: a raised cap must make the variant.
+            scope(&[
+                ("IMAGES_ORIGIN", json!("https://a.example")),
+                ("IMAGES_MAX_SOURCE_BYTES", json!(5_000_000)),
             ]),
         ] {
             assert_ne!(base, other);
