@@ -1239,8 +1239,10 @@ describe("edge cache", () => {
     const post = (headers) => worker.fetch("/admin/gateway/purge", { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
     const anonymous = await post({});
     assert.equal(anonymous.status, 401);
+    assert.equal(anonymous.headers.get("www-authenticate"), "Bearer", "no token sent: the bare challenge");
     const reader = await post(bearer(token(keys, "ed1", { permissions: ["read"] })));
     assert.equal(reader.status, 403);
+    assert.equal(reader.headers.get("www-authenticate"), 'Bearer error="insufficient_scope"');
     // A list with one bad tag is refused whole: nothing is marked, the entry stays.
     const adminToken = bearer(token(keys, "ed1", { permissions: ["gateway:admin"] }));
     const mixed = await worker.fetch("/admin/gateway/purge", {

@@ -37,6 +37,9 @@ use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::ratelimit::headers::RateLimitHeaders;
 use crate::{ratelimit, session};
 
+/// The challenge of a 403 to a bearer token that lacks a permission the route needs (RFC 6750 §3.1).
+const INSUFFICIENT_SCOPE: &str = "Bearer error=\"insufficient_scope\"";
+
 /// Prefix of the KV keys that record when a cache tag was last purged (value: milliseconds since the epoch).
 const PURGE_KEY_PREFIX: &str = "gateway:purge:";
 
@@ -169,7 +172,7 @@ async fn proxy_route(
             );
             // A bearer token's holder learns that the token lacks what the route needs (RFC 6750 §3.1).
             return Err(if token.done() {
-                error.with_header("www-authenticate", "Bearer error=\"insufficient_scope\"")
+                error.with_header("www-authenticate", INSUFFICIENT_SCOPE)
             } else {
                 error
             });
@@ -679,7 +682,10 @@ fn subtle_crypto() -> Option<web_sys::SubtleCrypto> {
 }
 
 thread_local! {
-    static JWKS: RefCell<Option<(u64, Rc<Jwks>)>> = const { RefCell::new(None) };
+    /// The key set, when its read started (for the TTL) and that read's place in the order reads started.
+    static JWKS: RefCell<Option<(u64, u64, Rc<Jwks>)>> = const { RefCell::new(None) };
+    /// Reads of the key set started so far: the runtime's clock can give two reads the same millisecond.
+    static JWKS_READS: Cell<u64> = const { Cell::new(0) };
     /// Tokens verified against the key set read into `JWKS`.
     static TOKENS: RefCell<Option<(Rc<Jwks>, VerifiedTokens)>> = const { RefCell::new(None) };
 }
@@ -692,12 +698,16 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
     let cached = JWKS.with(|c| {
         c.borrow()
             .as_ref()
-            .filter(|(at, _)| now.saturating_sub(*at) < ttl_ms)
-            .map(|(_, k)| k.clone())
+            .filter(|(at, _, _)| now.saturating_sub(*at) < ttl_ms)
+            .map(|(_, _, k)| k.clone())
     });
     if let Some(keys) = cached {
         return Ok(keys);
     }
+    let read = JWKS_READS.with(|n| {
+        n.set(n.get() + 1);
+        n.get()
+    });
     let kv = call
         .env
         .kv(bindings::CONFIG_KV)
@@ -725,8 +735,8 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
     // replace a newer one (a key removed between the two reads would be accepted for another TTL).
     JWKS.with(|c| {
         let mut cached = c.borrow_mut();
-        if cached.as_ref().is_none_or(|(at, _)| *at <= now) {
-            *cached = Some((now, keys.clone()));
+        if cached.as_ref().is_none_or(|(_, kept, _)| *kept < read) {
+            *cached = Some((now, read, keys.clone()));
         }
     });
     Ok(keys)
@@ -1781,7 +1791,8 @@ pub async fn purge(call: &mut Call) -> ApiResult<Response> {
         return Err(ApiError::forbidden(
             "missing_permission",
             format!("purging needs the permission {admin}"),
-        ));
+        )
+        .with_header("www-authenticate", INSUFFICIENT_SCOPE));
     }
     let max = call.isolate.config.core.max_body_bytes;
     let request: PurgeRequest = crate::entry::body::read_json(&mut call.req, max).await?;
