@@ -1078,6 +1078,31 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a stored 404 or 301 is kept briefly and never told immutable; a 200 is", async () => {
+    origin.reset();
+    let status = 404;
+    origin.handle((req, body, res) => {
+      res.writeHead(status, status === 301 ? { location: "/elsewhere" } : { "content-type": "text/plain" });
+      res.end(status === 301 ? "" : `status ${status}`);
+    });
+    for (const [answer, path] of [[404, `/gw/cached?gone=${Date.now()}`], [301, `/gw/cached?moved=${Date.now()}`]]) {
+      status = answer;
+      for (const cache of ["MISS", "HIT"]) {
+        const r = await worker.fetch(path, { redirect: "manual" });
+        assert.equal(r.status, answer, `${answer} ${cache}`);
+        assert.equal(r.headers.get("x-cache"), cache, `${answer}`);
+        assert.equal(r.headers.get("cache-control"), "no-cache", `${answer} ${cache}: a browser asks again`);
+        assert.equal(r.headers.get("surrogate-control"), "max-age=60", `${answer} ${cache}: the policy's ttl (60 s) caps it`);
+        await r.arrayBuffer();
+      }
+    }
+    status = 200;
+    const ok = await worker.fetch(`/gw/cached?ok=${Date.now()}`);
+    assert.match(ok.headers.get("cache-control"), /^public, max-age=60/, "a 200 gets the policy's own");
+    await ok.arrayBuffer();
+    origin.reset();
+  });
+
   test("a cache fill carries no requester's conditionals or (on a shared policy) credentials or other headers", async () => {
     origin.reset();
     origin.handle((req, body, res) => {
@@ -1092,6 +1117,10 @@ describe("edge cache", () => {
     assert.equal(await r.text(), "the whole representation");
     const sent = lastRequest().headers;
     for (const name of ["if-none-match", "cookie", "x-user-id", "authorization"]) assert.equal(sent[name], undefined, name);
+    // Who the requester says it came through is not passed on to an answer everyone gets: only the address.
+    const claimed = await worker.fetch(`/gw/cached?xff=${Date.now()}`, { headers: { "x-forwarded-for": "10.0.0.1", "cf-connecting-ip": "203.0.113.7" } });
+    await claimed.arrayBuffer();
+    assert.equal(lastRequest().headers["x-forwarded-for"], "203.0.113.7", "not 10.0.0.1, 203.0.113.7");
     assert.equal(sent.accept, "text/plain", "the representation asked for still goes");
     assert.equal(sent["accept-encoding"], "gzip, br", "the codings the runtime decodes, not the requester's");
     const hit = await worker.fetch(path);

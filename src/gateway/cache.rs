@@ -29,6 +29,39 @@ pub struct CachePolicy {
     pub cache_control: String,
     /// `Surrogate-Control` sent to clients (for a CDN in front).
     pub surrogate_control: String,
+    /// The edge TTL of a stored redirect (301, 308) or absence (404, 410), at most `ttl`: a year of 404 for an asset
+    /// URL requested before its deploy, or of a redirect an origin sent with `max-age=5`, would outlive what it
+    /// says. Clients are told `no-cache` for them, never the policy's `Cache-Control` (`immutable`).
+    #[serde(default = "default_negative_ttl")]
+    pub negative_ttl: u64,
+}
+
+/// [`CachePolicy::negative_ttl`] unless a policy says otherwise: three minutes, as CDNs keep a 404 by default.
+const fn default_negative_ttl() -> u64 {
+    180
+}
+
+impl CachePolicy {
+    /// The edge TTL (seconds) of an answer with `status`.
+    pub fn ttl_for(&self, status: u16) -> u64 {
+        if (200..300).contains(&status) {
+            self.ttl
+        } else {
+            self.ttl.min(self.negative_ttl)
+        }
+    }
+
+    /// The `Cache-Control` and `Surrogate-Control` a client is told for an answer with `status` from this policy.
+    pub fn client_headers(&self, status: u16) -> (String, String) {
+        if (200..300).contains(&status) || status == 304 {
+            (self.cache_control.clone(), self.surrogate_control.clone())
+        } else {
+            (
+                "no-cache".to_owned(),
+                format!("max-age={}", self.ttl_for(status)),
+            )
+        }
+    }
 }
 
 /// The table of named policies: the built-in four, overridden or extended by `GATEWAY_CACHE_POLICIES`.
@@ -44,6 +77,7 @@ impl Default for CachePolicies {
             shared,
             cache_control: cc.to_owned(),
             surrogate_control: sc.to_owned(),
+            negative_ttl: default_negative_ttl(),
         };
         let mut map = BTreeMap::new();
         map.insert(
@@ -115,6 +149,7 @@ impl CachePolicies {
                 ("ttl", policy.ttl),
                 ("stale_while_revalidate", policy.stale_while_revalidate),
                 ("stale_if_error", policy.stale_if_error),
+                ("negative_ttl", policy.negative_ttl),
             ] {
                 if secs > MAX_POLICY_SECS {
                     return Err(format!(
@@ -155,8 +190,15 @@ pub fn cache_key(
         .filter(|p| !p.is_empty())
         .collect();
     // By name only, and stable: `?b=2&a=1` and `?a=1&b=2` share a key, while the values of a repeated name keep
-    // their order (`?tag=a&tag=b` and `?tag=b&tag=a` may mean different things to the origin).
-    pairs.sort_by(|x, y| x.split('=').next().cmp(&y.split('=').next()));
+    // their order (`?tag=a&tag=b` and `?tag=b&tag=a` may mean different things to the origin). By the name as the
+    // origin decodes it: `cb` and `%63b` are one name there, so their order must stay in the key (sorted by the raw
+    // spelling, `?cb=good&%63b=evil` and `?%63b=evil&cb=good` shared a key though an origin taking the last value
+    // answers them apart).
+    let name = |pair: &str| -> Vec<u8> {
+        let raw = pair.split('=').next().unwrap_or("").replace('+', " ");
+        percent_encoding::percent_decode_str(&raw).collect()
+    };
+    pairs.sort_by_cached_key(|pair| name(pair));
     let mut key = format!(
         "https://gateway-cache.internal/{}/{}/{}{}",
         encode(route),
@@ -362,13 +404,14 @@ impl StoredMeta {
     /// jittered by two random bytes (±10%) and its stale windows.
     pub fn for_fill(
         policy: &CachePolicy,
+        status: u16,
         requested_at_ms: u64,
         random: [u8; 2],
         tags: Vec<String>,
     ) -> Self {
         Self {
             stored_at_ms: requested_at_ms,
-            ttl_ms: jittered_ttl_ms(policy.ttl, random),
+            ttl_ms: jittered_ttl_ms(policy.ttl_for(status), random),
             swr_ms: policy.stale_while_revalidate * 1000,
             sie_ms: policy.stale_if_error * 1000,
             tags,
@@ -696,6 +739,21 @@ mod tests {
             cache_key("r", at("https://gw.example/x?tag=b&tag=a"), public, None),
             "a repeated name keeps the order of its values"
         );
+        // Spellings of one name (as the origin decodes it) are one name: their values keep their order too.
+        for (one, other) in [
+            ("?t=1&cb=good&%63b=evil", "?t=1&%63b=evil&cb=good"),
+            ("?a+b=1&a%20b=2", "?a%20b=2&a+b=1"),
+        ] {
+            let (one_url, other_url) = (
+                format!("https://gw.example/x{one}"),
+                format!("https://gw.example/x{other}"),
+            );
+            assert_ne!(
+                cache_key("r", RequestUrl::split(&one_url), public, None),
+                cache_key("r", RequestUrl::split(&other_url), public, None),
+                "{one} {other}"
+            );
+        }
         assert_eq!(
             cache_key(
                 "r",
@@ -770,8 +828,8 @@ mod tests {
         let p = CachePolicies::default();
         let policy = p.get("api-public").expect("policy");
         let tags = vec!["route:r".to_owned()];
-        let low = StoredMeta::for_fill(policy, 1_000, [0, 0], tags.clone());
-        let high = StoredMeta::for_fill(policy, 1_000, [255, 255], tags.clone());
+        let low = StoredMeta::for_fill(policy, 200, 1_000, [0, 0], tags.clone());
+        let high = StoredMeta::for_fill(policy, 200, 1_000, [255, 255], tags.clone());
         assert_eq!(low.ttl_ms, policy.ttl * 900, "-10%");
         assert_eq!(high.ttl_ms, policy.ttl * 1100, "+10%");
         assert_eq!(low.stored_at_ms, 1_000);
@@ -791,6 +849,32 @@ mod tests {
             seen_high |= ttl > 65_000;
         }
         assert!(seen_low && seen_high, "the whole ±10% range is used");
+    }
+
+    #[test]
+    fn redirects_and_absences_are_kept_briefly_and_never_told_immutable() {
+        let p = CachePolicies::default();
+        let immutable = p.get("static-immutable").expect("policy");
+        assert_eq!(immutable.ttl_for(200), 31_536_000);
+        for status in [301, 308, 404, 410] {
+            assert_eq!(immutable.ttl_for(status), 180, "{status}");
+            assert_eq!(
+                immutable.client_headers(status),
+                ("no-cache".to_owned(), "max-age=180".to_owned()),
+                "{status}"
+            );
+        }
+        assert_eq!(immutable.client_headers(304).0, immutable.cache_control);
+        // Never longer than the policy's own TTL, and settable per policy.
+        let short = CachePolicies::with_overrides(Some(&serde_json::json!({
+            "short": {"ttl": 30, "shared": true, "cache_control": "public", "surrogate_control": ""},
+            "kept": {"ttl": 600, "negative_ttl": 60, "shared": true, "cache_control": "public", "surrogate_control": ""},
+        })))
+        .expect("valid");
+        assert_eq!(short.get("short").map(|p| p.ttl_for(404)), Some(30));
+        assert_eq!(short.get("kept").map(|p| p.ttl_for(404)), Some(60));
+        let meta = StoredMeta::for_fill(immutable, 404, 0, [128, 0], Vec::new());
+        assert!(meta.ttl_ms <= 198_000, "{}", meta.ttl_ms);
     }
 
     #[test]

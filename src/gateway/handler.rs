@@ -323,7 +323,11 @@ async fn forward(
         if let Some(key) = cache_key(&route.name, url, &policy, identity) {
             let spec = Spec {
                 url: target,
-                headers: cache_fill_headers(&headers, policy.shared),
+                headers: cache_fill_headers(
+                    &headers,
+                    policy.shared,
+                    header_list::get(incoming, "cf-connecting-ip"),
+                ),
                 location: route.location.clone(),
                 timeout_ms: route.timeout_ms,
                 retries: route.retries,
@@ -1335,7 +1339,13 @@ async fn coalesced_fetch(
     };
     if fetched.storable {
         let [a, b, ..] = respond::random_bytes();
-        let meta = StoredMeta::for_fill(policy, fetched.requested_at, [a, b], fetched.tags.clone());
+        let meta = StoredMeta::for_fill(
+            policy,
+            fetched.status,
+            fetched.requested_at,
+            [a, b],
+            fetched.tags.clone(),
+        );
         let (key, route, fetched) = (spec.key.clone(), spec.route.clone(), fetched.clone());
         let storing = async move {
             // Bounded: a put that never settles must not keep the key claimed (its answer handed out as a HIT).
@@ -1521,8 +1531,9 @@ fn client_response(
             && k != "cache-control"
             && (k != "content-length" || head_length)
     }));
-    let _ = out.set("cache-control", &policy.cache_control);
-    let _ = out.set("surrogate-control", &policy.surrogate_control);
+    let (cache_control, surrogate_control) = policy.client_headers(status);
+    let _ = out.set("cache-control", &cache_control);
+    let _ = out.set("surrogate-control", &surrogate_control);
     let _ = out.set("cache-tag", &tags.join(","));
     let _ = out.set("x-cache", state);
     let body = if asked.head || null_body(status) {

@@ -134,17 +134,27 @@ pub const FILL_ACCEPT_ENCODING: &str = "gzip, br";
 /// range headers never reach the origin (their 304 or 206 would be handed to the others) and its `Accept-Encoding`
 /// is [`FILL_ACCEPT_ENCODING`]; for a shared policy only [`SHARED_FILL`] go; for a per-user one (keyed by the
 /// verified user) the rest of the request as forwarded.
-pub fn cache_fill_headers(forwarded: &[(String, String)], shared: bool) -> Vec<(String, String)> {
+pub fn cache_fill_headers(
+    forwarded: &[(String, String)],
+    shared: bool,
+    client_ip: Option<&str>,
+) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = forwarded
         .iter()
         .filter(|(name, _)| {
             if shared {
-                return SHARED_FILL.contains(&name.as_str());
+                // Who the client says it came through is its own to choose (`X-Forwarded-For: 10.0.0.1`, read by
+                // an origin trusting the leftmost address, would be answered — and stored — as for an internal
+                // caller): a shared fill names only the address the connection came from.
+                return SHARED_FILL.contains(&name.as_str()) && name != "x-forwarded-for";
             }
             name != "accept-encoding" && !PER_REQUESTER.contains(&name.as_str())
         })
         .cloned()
         .collect();
+    if let (true, Some(ip)) = (shared, client_ip) {
+        headers.push(("x-forwarded-for".to_owned(), ip.to_owned()));
+    }
     headers.push((
         "accept-encoding".to_owned(),
         FILL_ACCEPT_ENCODING.to_owned(),
@@ -342,7 +352,7 @@ mod tests {
     /// Whether a fill for the policy kind carries `name` (with a value of its own).
     fn forward_on_cache_fill(name: &str, shared: bool) -> bool {
         let forwarded = [(name.to_owned(), "value".to_owned())];
-        cache_fill_headers(&forwarded, shared)
+        cache_fill_headers(&forwarded, shared, None)
             .iter()
             .any(|(k, v)| k == name && v == "value")
     }
@@ -364,7 +374,7 @@ mod tests {
         for shared in [false, true] {
             let forwarded = [("accept-encoding".to_owned(), "zstd, br".to_owned())];
             assert_eq!(
-                cache_fill_headers(&forwarded, shared),
+                cache_fill_headers(&forwarded, shared, None),
                 [("accept-encoding".to_owned(), "gzip, br".to_owned())],
                 "the codings the runtime decodes, whatever the requester accepts"
             );
@@ -385,10 +395,24 @@ mod tests {
             "user-agent",
             "traceparent",
             "x-request-id",
-            "x-forwarded-for",
         ] {
             assert!(forward_on_cache_fill(name, true), "{name}");
         }
+        // X-Forwarded-For: the requester's list per user; a shared fill names the connection's address alone.
+        let forwarded = [(
+            "x-forwarded-for".to_owned(),
+            "10.0.0.1, 203.0.113.7".to_owned(),
+        )];
+        let xff = |shared, ip| {
+            cache_fill_headers(&forwarded, shared, ip)
+                .into_iter()
+                .filter(|(k, _)| k == "x-forwarded-for")
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(xff(false, Some("203.0.113.7")), ["10.0.0.1, 203.0.113.7"]);
+        assert_eq!(xff(true, Some("203.0.113.7")), ["203.0.113.7"]);
+        assert!(xff(true, None).is_empty(), "no address known: none claimed");
         // Whatever else a requester sends could tailor the shared answer: an API key, a tenant, a language.
         for name in ["x-api-key", "x-tenant", "x-custom", "referer"] {
             assert!(forward_on_cache_fill(name, false), "{name} per user");
