@@ -1,7 +1,8 @@
 //! Names of the bindings declared in wrangler.toml, in one place. (Durable Object binding names live with each
 //! object's protocol in the `durable_objects` crate, next to the object naming they go with.)
 
-/// KV namespace for operator-written settings read at request time (JWKS, flags, manifests, readiness marker).
+/// KV namespace for the JWKS document (`jwks`), the session cache (`session:*`), the gateway's purge marks
+/// (`gateway:purge:*`) and the readiness marker; render's content is in `CONTENT_KV`.
 pub const CONFIG_KV: &str = "CONFIG_KV";
 /// The D1 database; migrations in `migrations/`.
 pub const DB: &str = "DB";
