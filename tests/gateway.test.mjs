@@ -1114,6 +1114,7 @@ describe("edge cache", () => {
       headers: { "if-none-match": '"v0"', cookie: "sid=secret", "x-user-id": "spoofed", accept: "text/plain", "accept-encoding": "zstd" },
     });
     assert.equal(r.status, 200);
+    assert.match(r.headers.get("server-timing"), /^origin;dur=\d+, edge;dur=\d+/, "a miss times the origin, as an uncached request does");
     assert.equal(await r.text(), "the whole representation");
     const sent = lastRequest().headers;
     for (const name of ["if-none-match", "cookie", "x-user-id", "authorization"]) assert.equal(sent[name], undefined, name);

@@ -1181,6 +1181,8 @@ struct Fetched {
     fill_answer: FillAnswer,
     /// When its origin request was made: what a stored copy is dated from (and a HIT from the fill its `Age`).
     requested_at: u64,
+    /// How long the origin took to send the answer's headers.
+    origin_ms: u64,
 }
 
 /// A fetched answer's body.
@@ -1394,6 +1396,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         )
         .await?,
     );
+    let origin_ms = respond::now_ms().saturating_sub(requested_at);
     let status = response.status_code();
     let mut pairs = header_list::read(response.headers());
     let listed = connection_tokens(header_list::get(&pairs, "connection"));
@@ -1479,6 +1482,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         storable,
         fill_answer,
         requested_at,
+        origin_ms,
     });
     Ok(fetched)
 }
@@ -1559,7 +1563,13 @@ fn fetched_response(f: &Fetched, policy: &CachePolicy, state: &str, asked: &Aske
     if state == "HIT" {
         return with_age(response, f.requested_at);
     }
-    response
+    // A miss says how long the origin took to answer the fill, as an uncached request does (the edge's own time is
+    // appended beside it).
+    respond::with_appended_header(
+        response,
+        "server-timing",
+        &format!("origin;dur={}", f.origin_ms),
+    )
 }
 
 fn fetched_answer(f: &Fetched, policy: &CachePolicy, state: &str, asked: &Asked) -> Response {

@@ -255,7 +255,7 @@ async fn check_route(call: &Call, limited: bool) -> ApiResult<Response> {
         return Err(ApiError::new(
             404,
             "unknown_policy",
-            "no rate-limit policy has this name",
+            "no rate-limit policy with check = true has this name",
         ));
     };
     let headers = if limited {

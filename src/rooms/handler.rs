@@ -331,7 +331,9 @@ pub async fn debug_ticket(call: &Call) -> ApiResult<Response> {
 async fn signed_in_user(call: &Call) -> ApiResult<String> {
     match crate::session::handler::current_user(call, false).await? {
         Some(user) => Ok(user.user_id),
-        None => Err(ApiError::unauthorized(
+        // No Bearer challenge: the session cookie is this route's only credential.
+        None => Err(ApiError::new(
+            401,
             "session_required",
             "sign in to join a room",
         )),
