@@ -1096,6 +1096,13 @@ describe("edge cache", () => {
         await r.arrayBuffer();
       }
     }
+    // On a per-user policy it stays the user's: private for browsers, kept by no CDN in front.
+    status = 301;
+    const mine = await worker.fetch(`/gw/me?moved=${Date.now()}`, { headers: bearer(token(keys, "ed1")), redirect: "manual" });
+    assert.equal(mine.status, 301);
+    assert.equal(mine.headers.get("cache-control"), "private, no-cache");
+    assert.equal(mine.headers.get("surrogate-control"), "no-store");
+    await mine.arrayBuffer();
     status = 200;
     const ok = await worker.fetch(`/gw/cached?ok=${Date.now()}`);
     assert.match(ok.headers.get("cache-control"), /^public, max-age=60/, "a 200 gets the policy's own");

@@ -51,16 +51,35 @@ impl CachePolicy {
         }
     }
 
-    /// The `Cache-Control` and `Surrogate-Control` a client is told for an answer with `status` from this policy.
+    /// A stale window (seconds) of an answer with `status`: a redirect's or absence's at most its edge TTL.
+    fn stale_window(&self, window: u64, status: u16) -> u64 {
+        if (200..300).contains(&status) {
+            window
+        } else {
+            window.min(self.ttl_for(status))
+        }
+    }
+
+    /// The `Cache-Control` and `Surrogate-Control` a client is told for an answer with `status` from this policy. A
+    /// redirect or absence is `no-cache` for browsers; on a per-user policy it stays `private` and a CDN in front
+    /// keeps none of it (a redirect to `/users/alice/home` is Alice's), as it keeps none where the policy says
+    /// `no-store`.
     pub fn client_headers(&self, status: u16) -> (String, String) {
         if (200..300).contains(&status) || status == 304 {
-            (self.cache_control.clone(), self.surrogate_control.clone())
-        } else {
-            (
-                "no-cache".to_owned(),
-                format!("max-age={}", self.ttl_for(status)),
-            )
+            return (self.cache_control.clone(), self.surrogate_control.clone());
         }
+        let keeps_none = !self.shared || self.surrogate_control.contains("no-store");
+        let surrogate = if keeps_none {
+            "no-store".to_owned()
+        } else {
+            format!("max-age={}", self.ttl_for(status))
+        };
+        let browser = if self.shared {
+            "no-cache"
+        } else {
+            "private, no-cache"
+        };
+        (browser.to_owned(), surrogate)
     }
 }
 
@@ -194,11 +213,20 @@ pub fn cache_key(
     // origin decodes it: `cb` and `%63b` are one name there, so their order must stay in the key (sorted by the raw
     // spelling, `?cb=good&%63b=evil` and `?%63b=evil&cb=good` shared a key though an origin taking the last value
     // answers them apart).
+    // Coarser still, so that names some origin reads as one never change order: case (ASP.NET), `+` as a space or
+    // not, PHP's `.` and ` ` read as `_`. A query some origin splits at `;` too keeps its order whole.
     let name = |pair: &str| -> Vec<u8> {
-        let raw = pair.split('=').next().unwrap_or("").replace('+', " ");
-        percent_encoding::percent_decode_str(&raw).collect()
+        let raw = pair.split('=').next().unwrap_or("");
+        percent_encoding::percent_decode_str(raw)
+            .map(|b| match b.to_ascii_lowercase() {
+                b'+' | b' ' | b'.' => b'_',
+                b => b,
+            })
+            .collect()
     };
-    pairs.sort_by_cached_key(|pair| name(pair));
+    if !url.query.unwrap_or("").contains(';') {
+        pairs.sort_by_cached_key(|pair| name(pair));
+    }
     let mut key = format!(
         "https://gateway-cache.internal/{}/{}/{}{}",
         encode(route),
@@ -412,8 +440,10 @@ impl StoredMeta {
         Self {
             stored_at_ms: requested_at_ms,
             ttl_ms: jittered_ttl_ms(policy.ttl_for(status), random),
-            swr_ms: policy.stale_while_revalidate * 1000,
-            sie_ms: policy.stale_if_error * 1000,
+            // A redirect or absence is not served stale for longer than it is kept fresh (a pre-deploy 404 served
+            // for a day of stale-if-error would outlive what negative_ttl promises).
+            swr_ms: policy.stale_window(policy.stale_while_revalidate, status) * 1000,
+            sie_ms: policy.stale_window(policy.stale_if_error, status) * 1000,
             tags,
         }
     }
@@ -739,10 +769,14 @@ mod tests {
             cache_key("r", at("https://gw.example/x?tag=b&tag=a"), public, None),
             "a repeated name keeps the order of its values"
         );
-        // Spellings of one name (as the origin decodes it) are one name: their values keep their order too.
+        // Spellings of one name (as some origin decodes it) are one name: their values keep their order too.
         for (one, other) in [
             ("?t=1&cb=good&%63b=evil", "?t=1&%63b=evil&cb=good"),
             ("?a+b=1&a%20b=2", "?a%20b=2&a+b=1"),
+            ("?a+b=good&a%2Bb=evil", "?a%2Bb=evil&a+b=good"),
+            ("?a.b=good&a_b=evil", "?a_b=evil&a.b=good"),
+            ("?cb=good&CB=evil", "?CB=evil&cb=good"),
+            ("?a=1;cb=evil&cb=good", "?cb=good&a=1;cb=evil"),
         ] {
             let (one_url, other_url) = (
                 format!("https://gw.example/x{one}"),
@@ -854,6 +888,20 @@ mod tests {
     #[test]
     fn redirects_and_absences_are_kept_briefly_and_never_told_immutable() {
         let p = CachePolicies::default();
+        // A per-user policy's stay private, and no CDN keeps them.
+        let personal = p.get("api-personalized").expect("policy");
+        assert_eq!(
+            personal.client_headers(301),
+            ("private, no-cache".to_owned(), "no-store".to_owned())
+        );
+        let api = p.get("api-public").expect("policy");
+        let stale = StoredMeta::for_fill(api, 404, 0, [128, 0], Vec::new());
+        assert!(
+            stale.sie_ms <= 60_000 && stale.swr_ms <= 30_000,
+            "stale windows capped by the negative ttl: {} {}",
+            stale.sie_ms,
+            stale.swr_ms
+        );
         let immutable = p.get("static-immutable").expect("policy");
         assert_eq!(immutable.ttl_for(200), 31_536_000);
         for status in [301, 308, 404, 410] {
