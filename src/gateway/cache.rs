@@ -68,7 +68,11 @@ impl CachePolicy {
         if (200..300).contains(&status) || status == 304 {
             return (self.cache_control.clone(), self.surrogate_control.clone());
         }
-        let keeps_none = !self.shared || self.surrogate_control.contains("no-store");
+        let keeps_none = !self.shared
+            || self.surrogate_control.split(',').any(|directive| {
+                let name = directive.split('=').next().unwrap_or("").trim();
+                name.eq_ignore_ascii_case("no-store")
+            });
         let surrogate = if keeps_none {
             "no-store".to_owned()
         } else {
@@ -213,14 +217,25 @@ pub fn cache_key(
     // origin decodes it: `cb` and `%63b` are one name there, so their order must stay in the key (sorted by the raw
     // spelling, `?cb=good&%63b=evil` and `?%63b=evil&cb=good` shared a key though an origin taking the last value
     // answers them apart).
-    // Coarser still, so that names some origin reads as one never change order: case (ASP.NET), `+` as a space or
-    // not, PHP's `.` and ` ` read as `_`. A query some origin splits at `;` too keeps its order whole.
-    let name = |pair: &str| -> Vec<u8> {
+    // Coarser still, so that names some origin reads as one never change order: compared by their first run of
+    // ASCII letters and digits (any case: ASP.NET's names ignore it) and non-ASCII characters (all one placeholder,
+    // coarser than any origin's case folding, without Unicode tables in the wasm), after any leading ASCII
+    // punctuation or blanks (PHP trims blanks) — so `a`, `a[]`, `a[b]`, `a_`, `a.b`, `a+b`, `a%00x` and ` a` keep their order among
+    // themselves, as PHP, qs and Rack may read them as one. Coarser only ever keeps more order (fewer shared keys).
+    // A query some origin splits at `;` too keeps its order whole.
+    let name = |pair: &str| -> String {
         let raw = pair.split('=').next().unwrap_or("");
-        percent_encoding::percent_decode_str(raw)
-            .map(|b| match b.to_ascii_lowercase() {
-                b'+' | b' ' | b'.' => b'_',
-                b => b,
+        let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+        decoded
+            .chars()
+            .skip_while(|c| c.is_ascii() && !c.is_ascii_alphanumeric())
+            .take_while(|c| !c.is_ascii() || c.is_ascii_alphanumeric())
+            .map(|c| {
+                if c.is_ascii() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '\u{fffd}'
+                }
             })
             .collect()
     };
@@ -777,6 +792,11 @@ mod tests {
             ("?a.b=good&a_b=evil", "?a_b=evil&a.b=good"),
             ("?cb=good&CB=evil", "?CB=evil&cb=good"),
             ("?a=1;cb=evil&cb=good", "?cb=good&a=1;cb=evil"),
+            ("?a=x&a[]=y", "?a[]=y&a=x"),
+            ("?%20a=evil&a=good", "?a=good&%20a=evil"),
+            ("?a%00x=evil&a=good", "?a=good&a%00x=evil"),
+            ("?a[=evil&a_=good", "?a_=good&a[=evil"),
+            ("?%C3%A9=good&%C3%89=evil", "?%C3%89=evil&%C3%A9=good"),
         ] {
             let (one_url, other_url) = (
                 format!("https://gw.example/x{one}"),
