@@ -160,6 +160,19 @@ describe("rooms", () => {
     assert.equal(await refusedWith(`${base}?ticket=${other}`), 401, "a ticket for another room");
     const plain = await w.fetch("/rooms/tickets/ws");
     assert.equal(plain.status, 426, "a plain GET is told to upgrade");
+    // A HEAD of the join is no handshake: refused before the room, its ticket left for the real join. (A HEAD that
+    // also asks to upgrade reaches the Worker as a GET under Miniflare, whose own layer then fails it with a plain
+    // 500: the runtime's, not ours to answer.)
+    const kept = await ticket(w, "tickets");
+    const head = await w.fetch(`/rooms/tickets/ws?ticket=${kept}`, { method: "HEAD" });
+    assert.equal(head.status, 405, "HEAD of the join");
+    assert.equal(head.headers.get("allow"), "GET");
+    const joined = new WebSocket(`${base}?ticket=${kept}`);
+    await new Promise((resolve, reject) => {
+      joined.once("open", resolve);
+      joined.once("error", reject);
+    });
+    joined.close();
     const noSession = await w.fetch("/rooms/tickets/ticket", { method: "POST" });
     assert.equal(noSession.status, 401, "the public ticket route requires a signed-in user");
   });

@@ -25,12 +25,14 @@ pub fn object_name(room: &str) -> String {
     format!("room:{room}")
 }
 
-/// A room name: 1 to 64 of `A-Z a-z 0-9 - _ .`.
+/// A room name: 1 to 64 of `A-Z a-z 0-9 - _ .`, not all dots (`.` and `..` are path segments no URL can keep:
+/// `/rooms/./ticket` reaches a client's runtime as `/rooms/ticket`).
 pub fn valid_room_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !name.bytes().all(|b| b == b'.')
 }
 
 /// Limits and policies a room enforces, parsed from the Worker's config and sent with every request (the object
@@ -126,6 +128,10 @@ mod tests {
         let cases: &[(&str, bool)] = &[
             ("notes", true),
             ("a.b-c_9", true),
+            (".", false),
+            ("..", false),
+            ("...", false),
+            (".hidden", true),
             ("", false),
             ("has space", false),
             ("slash/inside", false),
