@@ -68,11 +68,7 @@ impl CachePolicy {
         if (200..300).contains(&status) || status == 304 {
             return (self.cache_control.clone(), self.surrogate_control.clone());
         }
-        let keeps_none = !self.shared
-            || self.surrogate_control.split(',').any(|directive| {
-                let name = directive.split('=').next().unwrap_or("").trim();
-                name.eq_ignore_ascii_case("no-store")
-            });
+        let keeps_none = !self.shared || has_directive(&self.surrogate_control, "no-store");
         let surrogate = if keeps_none {
             "no-store".to_owned()
         } else {
@@ -239,7 +235,7 @@ pub fn cache_key(
             })
             .collect()
     };
-    if !url.query.unwrap_or("").contains(';') {
+    if pairs.len() > 1 && !url.query.unwrap_or("").contains(';') {
         pairs.sort_by_cached_key(|pair| name(pair));
     }
     let mut key = format!(
@@ -293,15 +289,25 @@ fn storable_status(status: u16) -> bool {
     matches!(status, 200..=205 | 207..=299 | 301 | 308 | 404 | 410)
 }
 
+/// Whether a `Cache-Control`-style list names the directive `name` (any case, with or without a value).
+fn has_directive(value: &str, name: &str) -> bool {
+    value.split(',').any(|directive| {
+        directive
+            .split('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case(name)
+    })
+}
+
 /// No `Set-Cookie`, no `no-store`, and no `private` unless entries are kept per user.
 fn for_anyone(headers: &[(String, String)], per_user: bool) -> bool {
     headers.iter().all(|(name, value)| match name.as_str() {
         "set-cookie" => false,
-        "cache-control" => value.split(',').all(|directive| {
-            let name = directive.split('=').next().unwrap_or("").trim();
-            !(name.eq_ignore_ascii_case("no-store")
-                || (!per_user && name.eq_ignore_ascii_case("private")))
-        }),
+        "cache-control" => {
+            !(has_directive(value, "no-store") || (!per_user && has_directive(value, "private")))
+        }
         _ => true,
     })
 }

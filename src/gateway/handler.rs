@@ -499,9 +499,7 @@ async fn session_identity(call: &Call) -> ApiResult<Verified> {
             permissions: user.permissions,
             email: Some(user.email),
         }),
-        None => Err(ApiError::new(
-            401,
-            "session_required",
+        None => Err(session::handler::session_required(
             "this route needs a valid session; log in first",
         )),
     }
@@ -513,11 +511,10 @@ async fn verify_bearer(
     token: &mut VerifiedOnce,
     authorization: Option<&str>,
 ) -> ApiResult<Verified> {
-    if let Err(missing) = jwt::bearer(authorization) {
-        return Err(ApiError::bearer_required(missing.0));
-    }
+    let bearer =
+        jwt::bearer(authorization).map_err(|missing| ApiError::bearer_required(missing.0))?;
     if !token.done() {
-        let outcome = verify_token(call, authorization).await?;
+        let outcome = verify_token(call, bearer).await?;
         let _ = token.get_or_verify(|| outcome);
     }
     token
@@ -527,14 +524,7 @@ async fn verify_bearer(
 
 /// One verification of a bearer token: from the isolate's memory of verified tokens when it was seen with this key
 /// set, else its signature is checked (by WebCrypto for RS256, ES256 and EdDSA keys) and, if it passes, remembered.
-async fn verify_token(
-    call: &Call,
-    authorization: Option<&str>,
-) -> ApiResult<Result<Verified, jwt::JwtError>> {
-    let bearer = match jwt::bearer(authorization) {
-        Ok(t) => t,
-        Err(e) => return Ok(Err(e)),
-    };
+async fn verify_token(call: &Call, bearer: &str) -> ApiResult<Result<Verified, jwt::JwtError>> {
     let keys = jwks(call).await?;
     let config = &call.isolate.config;
     let policy = &config.jwt_policy;
