@@ -298,50 +298,45 @@ impl Config {
             session.login_device_policy = session.login_email_policy.clone();
         }
         let rooms_ticket_policy = vars.string_or("ROOMS_TICKET_POLICY", "rooms-ticket")?;
-        // Each names a policy, and the address and ticket policies must be keyed as their caller can key them: a
-        // login is limited per address before anyone is known, a ticket is asked for by a signed-in user (any key
-        // else fails every such request: 401 "sign in first" on every login). The email and device policies are
-        // given their keys by the login (`email:<hash>`, `device:<id>`), whatever they say.
-        use crate::ratelimit::policy::KeySource;
-        let kind = |k: &KeySource| match k {
-            KeySource::ClientIp => "ip",
-            KeySource::User => "user",
-            KeySource::RouteUser => "route_user",
-            KeySource::ApiKey { .. } => "api_key",
-        };
-        const ANY: &[&str] = &["ip", "user", "route_user", "api_key"];
-        let needs: [(&str, &String, &[&str]); 4] = [
-            ("SESSION_LOGIN_IP_POLICY", &session.login_ip_policy, &["ip"]),
-            (
-                "SESSION_LOGIN_EMAIL_POLICY",
-                &session.login_email_policy,
-                ANY,
-            ),
-            (
-                "SESSION_LOGIN_DEVICE_POLICY",
-                &session.login_device_policy,
-                ANY,
-            ),
-            (
-                "ROOMS_TICKET_POLICY",
-                &rooms_ticket_policy,
-                &["ip", "user", "route_user"],
-            ),
-        ];
-        for (key, name, keys) in needs {
-            let Some(policy) = ratelimit.get(name) else {
+        for (key, name) in [
+            ("SESSION_LOGIN_IP_POLICY", &session.login_ip_policy),
+            ("SESSION_LOGIN_EMAIL_POLICY", &session.login_email_policy),
+            ("SESSION_LOGIN_DEVICE_POLICY", &session.login_device_policy),
+            ("ROOMS_TICKET_POLICY", &rooms_ticket_policy),
+        ] {
+            if ratelimit.get(name).is_none() {
                 return Err(ConfigError::new(
                     key,
                     format!("names the rate-limit policy `{name}`, which RATE_LIMIT_POLICIES does not define"),
                 ));
-            };
-            if !keys.contains(&kind(&policy.key)) {
+            }
+        }
+        // The address and ticket policies must be keyed as their caller can key them (any other key fails every
+        // such request: 401 "sign in first" on every login): a login is limited per address before anyone is
+        // known, a ticket is asked for by a signed-in user without an API key. The email and device policies are
+        // given their keys by the login (`email:<hash>`, `device:<id>`), whatever they say.
+        use crate::ratelimit::policy::KeySource;
+        let keyed = |name: &str, fits: fn(&KeySource) -> bool| {
+            ratelimit.get(name).is_some_and(|p| fits(&p.key))
+        };
+        for (key, name, fits, kinds) in [
+            (
+                "SESSION_LOGIN_IP_POLICY",
+                &session.login_ip_policy,
+                (|k| matches!(k, KeySource::ClientIp)) as fn(&KeySource) -> bool,
+                "ip",
+            ),
+            (
+                "ROOMS_TICKET_POLICY",
+                &rooms_ticket_policy,
+                |k| !matches!(k, KeySource::ApiKey { .. }),
+                "ip, user or route_user",
+            ),
+        ] {
+            if !keyed(name, fits) {
                 return Err(ConfigError::new(
                     key,
-                    format!(
-                        "names the rate-limit policy `{name}`, whose key must be {} for this use",
-                        keys.join(" or ")
-                    ),
+                    format!("names the rate-limit policy `{name}`, whose key must be {kinds} for this use"),
                 ));
             }
         }
@@ -352,15 +347,10 @@ impl Config {
             if route.auth != crate::gateway::routes::AuthPolicy::None {
                 continue;
             }
-            let keyed_by_user = route.rate_limits.iter().find(|name| {
-                ratelimit.get(name).is_some_and(|p| {
-                    matches!(
-                        p.key,
-                        crate::ratelimit::policy::KeySource::User
-                            | crate::ratelimit::policy::KeySource::RouteUser
-                    )
-                })
-            });
+            let keyed_by_user = route
+                .rate_limits
+                .iter()
+                .find(|name| ratelimit.get(name).is_some_and(|p| p.key.is_per_user()));
             if let Some(name) = keyed_by_user {
                 return Err(ConfigError::new(
                     "GATEWAY_ROUTES",

@@ -350,6 +350,17 @@ impl Signed {
     }
 }
 
+/// Whether `permission` reaches the origin as one item of `X-User-Permissions` (a comma-separated list): not empty,
+/// no comma, no whitespace or control character (the runtime trims values, and an origin splitting the list on
+/// commas would read `read,admin` as two). The rule for permissions from tokens and from the sessions' users alike.
+pub fn header_list_item(permission: &str) -> bool {
+    !(permission.is_empty()
+        || permission.contains(',')
+        || permission
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control()))
+}
+
 /// The signature half of [`verify`]: size cap, structure, `alg` (never `none`, always one the selected key allows),
 /// key selection by `kid`, and the signature.
 pub fn verify_signature(token: &str, jwks: &Jwks, policy: &JwtPolicy) -> Result<Signed, JwtError> {
@@ -623,9 +634,7 @@ pub fn check(signed: &Signed, policy: &JwtPolicy, now: i64) -> Result<Verified, 
     if !header_safe(&sub) || custom.email.as_deref().is_some_and(|e| !header_safe(e)) {
         return err("token has control characters or surrounding spaces in sub or email");
     }
-    if custom.permissions.iter().any(|p| {
-        p.is_empty() || p.contains(',') || p.chars().any(|c| c.is_whitespace() || c.is_control())
-    }) {
+    if !custom.permissions.iter().all(|p| header_list_item(p)) {
         return err("token has a permission that is empty or holds a comma or whitespace");
     }
     Ok(Verified {

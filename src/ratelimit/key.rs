@@ -86,7 +86,7 @@ pub fn could_resolve_to(source: &KeySource, key: &str) -> bool {
     // Only a user id can be long enough to be keyed by its digest (an API key always is, as `key:`; an address
     // never is).
     if let Some(digest) = key.strip_prefix("long:") {
-        return matches!(source, KeySource::User | KeySource::RouteUser) && hex_of(digest, 64);
+        return source.is_per_user() && hex_of(digest, 64);
     }
     let (prefix, rest) = key.split_once(':').unwrap_or((key, ""));
     match source {

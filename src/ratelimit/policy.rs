@@ -45,6 +45,13 @@ pub enum KeySource {
     RouteUser,
 }
 
+impl KeySource {
+    /// Whether the key names a signed-in user (`user`, `route_user`): a request without one cannot be counted.
+    pub fn is_per_user(&self) -> bool {
+        matches!(self, KeySource::User | KeySource::RouteUser)
+    }
+}
+
 /// What to do when the limiter object cannot be reached or errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureMode {

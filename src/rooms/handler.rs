@@ -336,10 +336,7 @@ pub async fn debug_ticket(call: &Call) -> ApiResult<Response> {
 async fn signed_in_user(call: &Call) -> ApiResult<String> {
     match crate::session::handler::current_user(call, false).await? {
         Some(user) => Ok(user.user_id),
-        // No Bearer challenge: the session cookie is this route's only credential.
-        None => Err(ApiError::new(
-            401,
-            "session_required",
+        None => Err(crate::session::handler::session_required(
             "sign in to join a room",
         )),
     }

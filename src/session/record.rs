@@ -71,9 +71,10 @@ pub fn expiry(created_ms: u64, now_ms: u64, idle_ms: u64, max_ms: u64) -> u64 {
 pub fn parse_permissions(column: &str) -> Result<Vec<String>, String> {
     let permissions: Vec<String> = serde_json::from_str(column)
         .map_err(|e| format!("users.permissions is not a JSON string array: {e}"))?;
-    match permissions.iter().find(|p| {
-        p.is_empty() || p.contains(',') || p.chars().any(|c| c.is_whitespace() || c.is_control())
-    }) {
+    match permissions
+        .iter()
+        .find(|p| !crate::gateway::jwt::header_list_item(p))
+    {
         Some(bad) => Err(format!(
             "users.permissions holds {bad:?}, which is empty or has a comma or whitespace"
         )),

@@ -50,6 +50,12 @@ enum Checked {
     Valid { id: String, record: SessionRecord },
 }
 
+/// 401 `session_required`: a route the session cookie authenticates was called without a session. No
+/// `WWW-Authenticate` challenge: cookies have no scheme (a route that also takes a bearer token adds its own).
+pub fn session_required(message: &'static str) -> ApiError {
+    ApiError::new(401, "session_required", message)
+}
+
 /// 401 `session_invalid`: the session is unknown, expired or revoked (`why` is logged only).
 fn invalid(why: &'static str) -> ApiError {
     ApiError::new(
@@ -80,11 +86,7 @@ impl Checked {
     fn into_user(self) -> ApiResult<(String, SessionRecord)> {
         match self {
             Checked::Valid { id, record } => Ok((id, record)),
-            Checked::Missing => Err(ApiError::new(
-                401,
-                "session_required",
-                "this route needs a session; log in first",
-            )),
+            Checked::Missing => Err(session_required("this route needs a session; log in first")),
             Checked::Rotated => Err(rotated()),
             Checked::Refused(why) => Err(invalid(why)),
         }

@@ -2,11 +2,11 @@
 //! client's `x-d1-bookmark`, and the KV cache in front of it (`session:<sha256 of token>`, a [`CacheEntry`]).
 //! Every query binds its inputs; no SQL or driver message reaches a response (errors are 500s with a logged detail).
 
-use serde::Deserialize;
 use std::time::Duration;
+
+use serde::Deserialize;
 use worker::d1::{D1Database, D1DatabaseSession};
 use worker::wasm_bindgen::JsValue;
-
 use worker::{js_sys, Delay, Env, KvStore};
 
 use crate::bindings;
