@@ -1,6 +1,6 @@
 //! Runtime side of health: `/health` answers from memory; `/health/ready` reads both KV namespaces, queries D1,
-//! pings the rate limiter's readiness Durable Object (a SQLite write and read; every rate-limit policy's binding
-//! must be an object namespace too) and looks up the rooms' object namespaces, each check reported separately. A failing check names its binding with a fixed description; the
+//! pings the readiness Durable Object of every rate-limit namespace the policies count in (a SQLite write and read)
+//! and looks up the rooms' object namespaces, each check reported separately. A failing check names its binding with a fixed description; the
 //! runtime's own error text (SQL, exceptions) goes to the log only. One isolate checks at most once per
 //! [`READY_MEMORY_MS`], and concurrent probes share one check: the probe is unauthenticated, and each check writes
 //! to the limiter object.
@@ -152,18 +152,9 @@ async fn check_d1(call: &Call) -> Check {
 
 async fn check_limiter(call: &Call) -> Check {
     let outcome = async {
-        // A policy naming a binding that is not a Durable Object namespace fails open (or closed) on every request
-        // with only a log line per request; readiness says so once.
-        for policy in call.isolate.config.ratelimit.policies() {
-            if let Err(e) = call.env.durable_object(&policy.binding) {
-                return Err((
-                    "a rate-limit policy's binding is not a Durable Object namespace (see the log)",
-                    format!("policy {} binding {}: {e}", policy.name, policy.binding),
-                ));
-            }
-        }
-        // Every namespace a policy counts in answers as a limiter: one bound to another class (`ROOMS`) would
-        // answer each limited request 500 whatever the policy's failure mode.
+        // Every namespace a policy counts in answers as a limiter. One that is no Durable Object namespace fails
+        // open (or closed) on every request with only a log line per request, and one bound to another class
+        // (`ROOMS`) answers each limited request 500 whatever the policy's failure mode: readiness says so once.
         let bindings: std::collections::BTreeSet<&str> = std::iter::once(limiter::BINDING)
             .chain(
                 call.isolate
@@ -189,7 +180,12 @@ async fn ping(call: &Call, binding: &str) -> Result<(), (&'static str, String)> 
         .env
         .durable_object(binding)
         .and_then(|ns| ns.get_by_name(limiter::READINESS_OBJECT))
-        .map_err(|e| ("not bound", e.to_string()))?;
+        .map_err(|e| {
+            (
+                "a rate-limit policy's binding is not a Durable Object namespace (see the log)",
+                e.to_string(),
+            )
+        })?;
     let mut response = stub
         .fetch_with_request(
             worker::Request::new_with_init(
