@@ -30,14 +30,33 @@ pub const IMAGES_BINDING: &str = "IMAGES";
 const TRANSFORM_HEADER: &str = "x-image-transform";
 
 /// A produced body: its bytes (held by the runtime as a `Blob`, never copied into wasm memory, which never shrinks),
-/// MIME type, and whether it is the requested variant (else the original, as fallback).
+/// MIME type, and what it is.
 struct Variant {
     body: web_sys::Blob,
     mime: String,
-    transformed: bool,
-    /// An original served because the variant would pass `IMAGES_MAX_SOURCE_BYTES`: every request for it would
-    /// end so, so it is stored in the variant's place (another failure is never stored: it may pass).
-    oversized: bool,
+    made: Made,
+}
+
+/// What a produced body is: the requested variant, or the original in its place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Made {
+    Variant,
+    /// The transform failed: served, never stored (the next request may succeed).
+    Failed,
+    /// The variant would pass `IMAGES_MAX_SOURCE_BYTES`: every request for it would end so, so the original is
+    /// stored in the variant's place.
+    Oversized,
+}
+
+impl Made {
+    /// The `x-image-transform` value of an original served in the variant's place.
+    fn mark(self) -> Option<&'static str> {
+        match self {
+            Made::Variant => None,
+            Made::Failed => Some("failed; served the original"),
+            Made::Oversized => Some("too large; served the original"),
+        }
+    }
 }
 
 pub async fn serve(call: &Call) -> ApiResult<Response> {
@@ -77,18 +96,16 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         ImagesMode::Binding => via_binding(call, config, &request, format, &source_url).await?,
         ImagesMode::CfImage => via_cf_image(config, &request, format, &source_url).await?,
     };
-    let (transformed, oversized) = (variant.transformed, variant.oversized);
-    let marked = move |response: Response| match (transformed, oversized) {
-        (true, _) => response,
-        (false, true) => with_header(response, TRANSFORM_HEADER, "too large; served the original"),
-        (false, false) => with_header(response, TRANSFORM_HEADER, "failed; served the original"),
+    let made = variant.made;
+    let marked = move |response: Response| match made.mark() {
+        Some(mark) => with_header(response, TRANSFORM_HEADER, mark),
+        None => response,
     };
-    let variant = if transformed {
-        variant
-    } else {
-        as_sniffed(variant).await?
+    let variant = match made {
+        Made::Variant => variant,
+        Made::Failed | Made::Oversized => as_sniffed(variant).await?,
     };
-    if !transformed && !oversized {
+    if made == Made::Failed {
         let response = marked(blob_response(&variant, "no-store"));
         return Ok(finish(response, "MISS", vary, "no-store"));
     }
@@ -165,9 +182,7 @@ async fn checked_source(
         .flatten()
         .unwrap_or_default();
     let Some(mime) = source_mime(&content_type) else {
-        return Err(ApiError::unsupported_media_type(
-            "the source is not a JPEG, PNG, WebP, AVIF or GIF image",
-        ));
+        return Err(not_an_image());
     };
     let too_large = || {
         ApiError::payload_too_large(format!(
@@ -218,13 +233,16 @@ async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
         .await
         .map_err(js_internal("reading the source's first bytes"))?;
     let head = js_sys::Uint8Array::new(&bytes).to_vec();
-    let mime = sniffed_mime(&head).ok_or_else(|| {
-        ApiError::unsupported_media_type("the source is not a JPEG, PNG, WebP, AVIF or GIF image")
-    })?;
+    let mime = sniffed_mime(&head).ok_or_else(not_an_image)?;
     Ok(Variant {
         mime: mime.to_owned(),
         ..variant
     })
+}
+
+/// The 415 for a source that is not one of the images a variant can be made from.
+fn not_an_image() -> ApiError {
+    ApiError::unsupported_media_type("the source is not a JPEG, PNG, WebP, AVIF or GIF image")
 }
 
 /// One source request: redirects are not followed (a 3xx is refused by [`checked_source`]), so an open redirect on
@@ -305,8 +323,7 @@ async fn via_cf_image(
         return Ok(Variant {
             body,
             mime,
-            transformed: false,
-            oversized: false,
+            made: Made::Failed,
         });
     }
     if resized.is_some_and(|v| v.contains("err=")) {
@@ -314,16 +331,14 @@ async fn via_cf_image(
         return Ok(Variant {
             body,
             mime,
-            transformed: false,
-            oversized: false,
+            made: Made::Failed,
         });
     }
     let (body, mime) = checked_source(response, config, &source).await?;
     Ok(Variant {
         body,
         mime,
-        transformed: true,
-        oversized: false,
+        made: Made::Variant,
     })
 }
 
@@ -377,15 +392,13 @@ async fn via_binding(
             Ok(Variant {
                 body: source,
                 mime: source_mime,
-                transformed: false,
-                oversized: true,
+                made: Made::Oversized,
             })
         }
         Ok(out) => Ok(Variant {
             body: out,
             mime: out_mime.clone(),
-            transformed: true,
-            oversized: false,
+            made: Made::Variant,
         }),
         Err(error) => {
             worker::console_warn!(
@@ -396,8 +409,7 @@ async fn via_binding(
             Ok(Variant {
                 body: source,
                 mime: source_mime,
-                transformed: false,
-                oversized: false,
+                made: Made::Failed,
             })
         }
     }
