@@ -4,6 +4,7 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { cpSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { connect } from "node:net";
 import { join } from "node:path";
 import WebSocket from "ws";
 import * as Y from "yjs";
@@ -582,6 +583,66 @@ test("an anonymous join of a room that was never set up is refused without stori
     assert.equal(written("made-up-2"), 0, "no ticket wrote nothing");
     assert.equal(await refusedWith(ws("really-made", "?ticket=forged")), 401, "a set-up room refuses a forged ticket too");
   } finally {
+    await w.stop();
+  }
+});
+
+/** A socket that completes the handshake and then never answers the room's close frame, like a client that hung. */
+async function deafSocket(w, room, user) {
+  const t = await ticket(w, room, user);
+  const sock = connect(Number(w.url.port), "127.0.0.1");
+  await new Promise((resolve, reject) => sock.once("connect", resolve).once("error", reject));
+  sock.write(
+    `GET /rooms/${room}/ws?ticket=${t} HTTP/1.1\r\nHost: ${w.url.host}\r\nUpgrade: websocket\r\n` +
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  );
+  const state = { sock, data: Buffer.alloc(0) };
+  sock.on("data", (d) => (state.data = Buffer.concat([state.data, d])));
+  await until(() => state.data.includes("\r\n\r\n"), { what: "handshake answered" });
+  assert.match(state.data.toString("latin1"), /^HTTP\/1.1 101 /);
+  state.data = state.data.subarray(state.data.indexOf("\r\n\r\n") + 4);
+  /** Sends a masked text frame (clients must mask), which the room refuses with 1008. */
+  state.sendText = (text) => {
+    const payload = Buffer.from(text);
+    const mask = Buffer.from([1, 2, 3, 4]);
+    sock.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload.map((b, i) => b ^ mask[i % 4])]));
+  };
+  return state;
+}
+
+/** The code of the close frame among a server's (unmasked) frames, if one has arrived. */
+function closeCode(data) {
+  for (let at = 0; at + 2 <= data.length; ) {
+    let length = data[at + 1] & 0x7f;
+    let start = at + 2;
+    if (length === 126) [length, start] = [data.readUInt16BE(at + 2), at + 4];
+    else if (length === 127) [length, start] = [Number(data.readBigUInt64BE(at + 2)), at + 10];
+    if (start + length > data.length) return undefined;
+    if ((data[at] & 0x0f) === 0x8) return data.readUInt16BE(start);
+    at = start + length;
+  }
+  return undefined;
+}
+
+test("a socket the room closed is no longer a member, though its client never answers the close", async () => {
+  const w = await startWorker({ vars: { ...VARS, ROOMS_MAX_MEMBERS: 2 } });
+  const sockets = [];
+  try {
+    const deaf = await deafSocket(w, "hung", "hung-user");
+    deaf.sendText("hello");
+    await until(() => closeCode(deaf.data) !== undefined, { what: "the room's close frame" });
+    assert.equal(closeCode(deaf.data), 1008);
+    // The hung client keeps its connection open; both places are free for others.
+    for (const user of ["ann", "bob"]) sockets.push((await rawSocket(w, "hung", user)).ws);
+    await until(
+      async () => (await (await w.fetch("/rooms")).json()).rooms.find((r) => r.room === "hung")?.members === 2,
+      { what: "listed with its 2 open sockets" },
+    );
+    const url = w.url.href.replace(/^http/, "ws") + `rooms/hung/ws?ticket=${await ticket(w, "hung", "cat")}`;
+    assert.equal(await refusedWith(url), 429, "the limit still holds for open sockets");
+    deaf.sock.destroy();
+  } finally {
+    sockets.forEach((ws) => ws.terminate());
     await w.stop();
   }
 });

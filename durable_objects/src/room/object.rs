@@ -60,6 +60,11 @@ struct Attachment {
     user: String,
     /// Awareness client ids this socket announced, with their last clocks.
     announced: Vec<(u64, u64)>,
+    /// Set when the socket leaves (the room closed it, or its client said goodbye). The runtime lists a socket until
+    /// its close handshake ends, and a client that never answers the room's close frame would otherwise hold its
+    /// member place for as long as it keeps the connection open.
+    #[serde(default)]
+    gone: bool,
 }
 
 #[derive(Deserialize)]
@@ -361,16 +366,19 @@ impl Room {
                 sid: 0,
                 user: String::new(),
                 announced: Vec::new(),
+                gone: false,
             })
     }
 
-    async fn report_members(&self, leaving: Option<&WebSocket>) {
-        let members = self
-            .state
-            .get_websockets()
-            .iter()
-            .filter(|w| leaving.is_none_or(|l| !same(w, l)))
-            .count() as u32;
+    /// The room's members: its sockets that have not left (see [`Attachment::gone`]).
+    fn members(&self) -> Vec<WebSocket> {
+        let mut sockets = self.state.get_websockets();
+        sockets.retain(|ws| !Self::attachment(ws).gone);
+        sockets
+    }
+
+    async fn report_members(&self) {
+        let members = self.members().len() as u32;
         let (Ok(Some(room)), Ok(settings)) = (self.name(), self.settings()) else {
             return;
         };
@@ -441,7 +449,7 @@ impl Room {
             return ticket_required();
         };
         // A full room refuses before the ticket is consumed, so the ticket can be used once there is space.
-        if self.state.get_websockets().len() as u32 >= settings.max_members {
+        if self.members().len() as u32 >= settings.max_members {
             return json_error(429, "room_full", "the room has reached its member limit");
         }
         // One user's sockets are bounded too: tickets come at a minute's rate, and one member could otherwise take
@@ -456,8 +464,7 @@ impl Room {
             .to_array()?;
         if let Some(holder) = holder.first() {
             let theirs = self
-                .state
-                .get_websockets()
+                .members()
                 .iter()
                 .filter(|ws| Self::attachment(ws).user == holder.user_id)
                 .count();
@@ -501,6 +508,7 @@ impl Room {
             sid,
             user: row.user_id,
             announced: Vec::new(),
+            gone: false,
         })?;
         // What the y-websocket server sends first: our state vector, then everyone's presence.
         let (step1, presence) = {
@@ -518,7 +526,7 @@ impl Room {
             pair.server
                 .send_with_bytes(wire::encode_awareness(&presence))?;
         }
-        self.report_members(None).await;
+        self.report_members().await;
         // A join starts the report alarm (or keeps the pending one); the alarm re-arms itself while there are
         // members, and a leave needs none.
         if let Err(e) = self.schedule_report(settings.directory_report_ms).await {
@@ -530,7 +538,8 @@ impl Room {
             .empty())
     }
 
-    /// Forgets a socket's presence (broadcasting the removal) and its rate bucket. Idempotent.
+    /// Forgets a socket's presence (broadcasting the removal) and its rate bucket, and marks it gone: it is no
+    /// longer a member even while the runtime still lists it. Idempotent.
     async fn depart(&self, ws: &WebSocket) {
         let mut attachment = Self::attachment(ws);
         let announced: Announced = attachment.announced.iter().copied().collect();
@@ -547,14 +556,22 @@ impl Room {
                 others.iter().filter(|w| !same(w, ws)),
                 &wire::encode_awareness(&removals),
             );
+        }
+        if !attachment.gone || !attachment.announced.is_empty() {
             attachment.announced.clear();
+            attachment.gone = true;
             let _ = ws.serialize_attachment(&attachment);
         }
-        self.report_members(Some(ws)).await;
+        self.report_members().await;
     }
 
     /// Closes one socket for a bad frame; nothing else is disturbed.
     async fn refuse(&self, ws: &WebSocket, code: u16, reason: &str) -> Result<()> {
+        // Gone before the close frame leaves (and before `depart` awaits the directory), so no join in between
+        // counts it and nothing written to the socket after its close is needed.
+        let mut attachment = Self::attachment(ws);
+        attachment.gone = true;
+        let _ = ws.serialize_attachment(&attachment);
         shut(ws, code, reason);
         self.depart(ws).await;
         Ok(())
@@ -852,7 +869,7 @@ impl DurableObject for Room {
                 let name = self.name()?;
                 let inner = self.inner.borrow();
                 let doc = inner.loaded.as_ref().map(|l| l.doc.to_json());
-                let members = self.state.get_websockets().len();
+                let members = self.members().len();
                 Response::from_json(
                     &serde_json::json!({ "room": name, "members": members, "document": doc }),
                 )
@@ -900,14 +917,14 @@ impl DurableObject for Room {
     /// members — an error here fails the alarm, which the runtime retries, rather than ending the chain — then the
     /// report.
     async fn alarm(&self) -> Result<Response> {
-        if !self.state.get_websockets().is_empty() {
+        if !self.members().is_empty() {
             let settings = self.settings()?;
             self.state
                 .storage()
                 .set_alarm(Duration::from_millis(settings.directory_report_ms))
                 .await?;
         }
-        self.report_members(None).await;
+        self.report_members().await;
         Response::empty()
     }
 }
