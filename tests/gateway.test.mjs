@@ -189,17 +189,25 @@ describe("route table and proxy", () => {
     assert.equal((await nf.json()).error.code, "not_found");
     const na = await worker.fetch("/gw/open/items/3", { method: "PATCH" });
     assert.equal(na.status, 405);
-    assert.equal(na.headers.get("allow"), "GET, HEAD, POST, PUT, DELETE");
+    assert.equal(na.headers.get("allow"), "GET, HEAD", "the methods of the most specific route");
     assert.equal((await na.json()).error.code, "method_not_allowed");
     // A method workers-rs does not know must not pass for GET (it did: routed, cached and forwarded as a GET).
     origin.reset();
     const odd = await worker.fetch("/gw/open/items/3", { method: "PROPFIND" });
     assert.equal(odd.status, 405);
-    assert.equal(odd.headers.get("allow"), "GET, HEAD, POST, PUT, DELETE");
+    assert.equal(odd.headers.get("allow"), "GET, HEAD");
     assert.match((await odd.json()).error.message, /PROPFIND/);
     const app = await worker.fetch("/health", { method: "PURGE" });
     assert.equal(app.status, 405, "an app route too");
     await app.arrayBuffer();
+    // A method the admin route does not take is not served by the broader /gw/secure and its weaker checks.
+    const reader = bearer(token(keys, "ed1", { permissions: ["read"] }));
+    for (const [method, path] of [["POST", "/gw/secure/admin/users"], ["POST", "/gw/open/items/3"]]) {
+      const r = await worker.fetch(path, { method, headers: reader, body: "x" });
+      assert.equal(r.status, 405, `${method} ${path}`);
+      assert.equal(r.headers.get("allow"), "GET, HEAD", `${method} ${path}`);
+      await r.arrayBuffer();
+    }
     assert.equal(origin.requests.length, 0, "nothing reached the origin");
   });
 
@@ -238,7 +246,8 @@ describe("route table and proxy", () => {
     // Spellings an origin may read as /secure/admin (an escaped slash as a separator, a `;` parameter dropped)
     // while they would match /gw/secure: refused, never forwarded.
     origin.reset();
-    for (const path of ["/gw/secure/admin;x=1", "/gw/secure/admin%2F", "/gw/secure/admin%5c"]) {
+    // So are other letter cases of a route's path: Express, ASP.NET Core and koa-router ignore case.
+    for (const path of ["/gw/secure/admin;x=1", "/gw/secure/admin%2F", "/gw/secure/admin%5c", "/gw/secure/ADMIN", "/gw/secure/Admin/x"]) {
       const r = await worker.fetch(path, { headers: reader });
       assert.equal(r.status, 400, path);
       assert.equal((await r.json()).error.code, "ambiguous_path", path);
@@ -279,6 +288,40 @@ describe("route table and proxy", () => {
     assert.match(seen.headers["x-forwarded-host"], /^127\.0\.0\.1:\d+$/);
     assert.match(response.headers.get("server-timing"), /edge;dur=\d+/);
     assert.equal(seen.headers["x-forwarded-prefix"], "/gw", "the prefix the origin is mounted under");
+  });
+
+  test("headers that would name another method or client address, and edgekit's own cookies, never reach the origin", async () => {
+    origin.reset();
+    const response = await rawRequest("/gw/open/echo", {
+      method: "POST",
+      headers: {
+        "x-http-method-override": "DELETE",
+        "x-http-method": "DELETE",
+        "x-method-override": "DELETE",
+        "true-client-ip": "10.0.0.1",
+        "x-client-ip": "10.0.0.1",
+        "fastly-client-ip": "10.0.0.1",
+        cookie: "theme=dark; __Host-edgekit_session=stolen-if-forwarded; lang=fr",
+        tracestate: "congo=t61rcWkgMzE",
+        traceparent: "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",
+      },
+      body: "x",
+    });
+    assert.equal(response.status, 200);
+    const seen = lastRequest().headers;
+    for (const name of ["x-http-method-override", "x-http-method", "x-method-override", "true-client-ip", "x-client-ip", "fastly-client-ip"]) {
+      assert.equal(seen[name], undefined, name);
+    }
+    assert.equal(seen.cookie, "theme=dark; lang=fr", "the origin's own cookies pass; the session cookie does not");
+    assert.equal(seen.tracestate, undefined, "a tracestate whose traceparent was not continued is dropped");
+    const only = await rawRequest("/gw/open/echo", { headers: { cookie: "__Host-edgekit_session=abc" } });
+    assert.equal(only.status, 200);
+    assert.equal(lastRequest().headers.cookie, undefined, "no Cookie header is left");
+    const traced = await rawRequest("/gw/open/echo", {
+      headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", tracestate: "congo=t61rcWkgMzE" },
+    });
+    assert.equal(traced.status, 200);
+    assert.equal(lastRequest().headers.tracestate, "congo=t61rcWkgMzE", "kept with the trace it belongs to");
   });
 
   test("redirects and cookie paths on the upstream map back under the route's prefix; answers without a body carry no coding", async () => {

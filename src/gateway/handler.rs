@@ -21,7 +21,8 @@ use super::cache::{
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, forward_on_preflight, forward_request_header,
-    forward_response_header, forwarded_for, tailors_answer, LocationMap, SHARED_FILL,
+    forward_response_header, forwarded_for, tailors_answer, without_cookies, LocationMap,
+    SHARED_FILL,
 };
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
 use super::request_url::{normalise_path, RequestUrl};
@@ -922,9 +923,28 @@ fn origin_headers(
     let listed = connection_tokens(header_list::get(incoming, "connection"));
     let mut out: Vec<(String, String)> = incoming
         .iter()
-        .filter(|(k, _)| forward_request_header(k, &listed))
+        // `tracestate` belongs to the `traceparent` it came with: kept only when that trace is continued.
+        .filter(|(k, _)| {
+            forward_request_header(k, &listed)
+                && (trace.continued || !k.eq_ignore_ascii_case("tracestate"))
+        })
         .cloned()
         .collect();
+    if let Some(at) = out
+        .iter()
+        .position(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+    {
+        let session = &call.isolate.config.session.cookie_name;
+        if out[at].1.contains(session.as_str()) {
+            let device = crate::session::device::cookie_name(session);
+            match without_cookies(&out[at].1, &[session.as_str(), device.as_str()]) {
+                Some(kept) => out[at].1 = kept,
+                None => {
+                    out.remove(at);
+                }
+            }
+        }
+    }
     if let Some(xff) = forwarded_for(
         header_list::get(incoming, "x-forwarded-for"),
         header_list::get(incoming, "cf-connecting-ip"),

@@ -19,9 +19,33 @@ const HOP_BY_HOP: &[&str] = &[
     "content-length",
 ];
 
+/// Request headers that name the client's address, which some origins trust (nginx `real_ip_header`, allow-lists):
+/// a client could set any of them. The origin learns the address from `X-Forwarded-For`, set by the gateway.
+const CLIENT_ADDRESS: &[&str] = &[
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "client-ip",
+    "x-cluster-client-ip",
+    "fastly-client-ip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+];
+
+/// Request headers that make an origin treat a request as another method (Symfony and Laravel read the first on a
+/// POST, Rails' `Rack::MethodOverride` too): a POST carrying `DELETE` would pass a POST route's checks and be
+/// performed as the DELETE a route with other checks serves. (A `_method` form or query field cannot be dropped
+/// here; an origin that reads one should not be behind per-method checks.)
+const METHOD_OVERRIDE: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 /// Whether a request header is forwarded to the origin. `connection_listed` are the names the client's
 /// `Connection` header marks as hop-by-hop. Client-sent `X-User-*` and forwarding headers are always dropped (the
-/// gateway sets its own), as are `x-request-id` (the request's id, checked, is set) and `traceparent` (re-set from
+/// gateway sets its own), as are [`CLIENT_ADDRESS`] and [`METHOD_OVERRIDE`] headers, `x-request-id` (the request's id, checked, is set) and `traceparent` (re-set from
 /// the trace context; `tracestate` passes on with it) —
 /// in any spelling with `_` for `-` too (`X_User_Id`), which CGI-style servers read as the same variable.
 pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool {
@@ -39,7 +63,22 @@ pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool 
         || name == "traceparent"
         || name == "x-request-id"
         || name.starts_with("cf-")
-        || name == "x-real-ip")
+        || CLIENT_ADDRESS.contains(&name.as_str())
+        || METHOD_OVERRIDE.contains(&name.as_str()))
+}
+
+/// A `Cookie` header without the cookies named `drop` (edgekit's own session and device cookies, which no origin
+/// needs — it learns the user from `X-User-*` — and any origin could replay), or None when nothing else is left.
+pub fn without_cookies(header: &str, drop: &[&str]) -> Option<String> {
+    let kept: Vec<&str> = header
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(k, _)| k).trim();
+            !pair.is_empty() && !drop.contains(&name)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
 }
 
 /// Whether an origin response header is passed back to the client.
@@ -331,6 +370,12 @@ mod tests {
             ("X-Forwarded-For", false),
             ("traceparent", false),
             ("Host", false),
+            ("True-Client-IP", false),
+            ("X_Client_IP", false),
+            ("Fastly-Client-IP", false),
+            ("X-HTTP-Method-Override", false),
+            ("x-http-method", false),
+            ("X-Method-Override", false),
             ("Authorization", true),
             ("Content-Type", true),
             ("tracestate", true),
@@ -344,6 +389,22 @@ mod tests {
             !forward_request_header("Expect", &[]),
             "100-continue stays at the edge"
         );
+        let drop = ["__Host-edgekit_session", "__Secure-edgekit_session_device"];
+        for (header, kept) in [
+            ("__Host-edgekit_session=abc; other=1", Some("other=1")),
+            ("a=1;__Host-edgekit_session=x;  b=2 ", Some("a=1; b=2")),
+            ("__Host-edgekit_session=abc", None),
+            (
+                "__Secure-edgekit_session_device=d; __Host-edgekit_session=abc",
+                None,
+            ),
+            (
+                "__Host-edgekit_sessionx=1; flag",
+                Some("__Host-edgekit_sessionx=1; flag"),
+            ),
+        ] {
+            assert_eq!(without_cookies(header, &drop).as_deref(), kept, "{header}");
+        }
         assert!(forward_response_header("content-length", &[]));
         assert!(!forward_response_header("transfer-encoding", &[]));
         assert!(!forward_response_header("x-hop", &["x-hop".into()]));

@@ -3,8 +3,11 @@
 //!
 //! A pattern is a path prefix made of segments; `:name` matches any one segment. A pattern matches a path when the
 //! path's segments start with the pattern's (so `/api` serves `/api/users/7` too). Among matching routes the most
-//! specific wins: more segments first, then literal segments before parameters, left to right. If matching routes
-//! exist but none takes the method, the answer is 405 with the union of their methods in `Allow`.
+//! specific wins: more segments first, then literal segments before parameters, left to right. Routes of one pattern
+//! may split its methods between them; if none of the most specific pattern's routes takes the method, the answer
+//! is 405 with the union of their methods in `Allow` — a less specific route is never asked instead, since its checks
+//! are not the ones the operator set for that path (`/api/admin` for GET with a permission under an open `/api` would
+//! otherwise let a POST or DELETE reach the admin paths unchecked).
 
 use std::collections::HashMap;
 
@@ -99,7 +102,7 @@ pub struct Route {
 }
 
 /// What a request resolves to in the gateway table.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Matched<'a> {
     Route {
         route: &'a Route,
@@ -161,7 +164,7 @@ impl RouteTable {
                 ));
             }
             if routes.iter().any(|r: &Route| {
-                r.segments == route.segments && overlap(&r.methods, &route.methods)
+                same_pattern(&r.segments, &route.segments) && overlap(&r.methods, &route.methods)
             }) {
                 return Err(format!(
                     "{label}: path {} with these methods is already served by an earlier route",
@@ -182,14 +185,24 @@ impl RouteTable {
         &self.routes
     }
 
-    /// The most specific route serving `method` on `path` (HEAD is served wherever GET is).
+    /// The route of the most specific pattern matching `path` that serves `method` (HEAD is served wherever GET
+    /// is), or 405 with that pattern's methods.
     pub fn resolve(&self, method: &str, path: &str) -> Matched<'_> {
+        self.resolve_as(method, path, Letters::Exact)
+    }
+
+    fn resolve_as(&self, method: &str, path: &str, letters: Letters) -> Matched<'_> {
         let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let mut allowed: Vec<String> = Vec::new();
+        let mut pattern: Option<&[Segment]> = None;
         for route in &self.routes {
-            let Some(params) = match_segments(&route.segments, &parts) else {
+            if pattern.is_some_and(|p| !same_pattern(p, &route.segments)) {
+                continue;
+            }
+            let Some(params) = match_segments(&route.segments, &parts, letters) else {
                 continue;
             };
+            pattern = Some(&route.segments);
             if route.accepts(method) {
                 return Matched::Route { route, params };
             }
@@ -225,7 +238,14 @@ impl RouteTable {
             && !path.contains("%5C")
             && !path.split('/').any(|s| s == "." || s == "..")
         {
-            return false;
+            // Express, ASP.NET Core and koa-router match paths without regard to case: `/api/ADMIN` must not pass
+            // an open `/api` route's checks on its way to the origin's `/api/admin`.
+            // A path no route serves as spelled is refused anyway (404, 405).
+            return path.bytes().any(|b| b.is_ascii_uppercase()) && {
+                let actual = self.resolve(method, path);
+                matches!(actual, Matched::Route { .. })
+                    && self.differ(actual, self.resolve_as(method, path, Letters::AnyCase))
+            };
         }
         let slashes = path.replace("%2F", "/").replace("%5C", "/");
         // As the origin reads it: `;` parameters dropped, then dot segments resolved (`/x/..;/admin` is `/admin`).
@@ -243,7 +263,15 @@ impl RouteTable {
             }
         }
         let read = segments.join("/");
-        match (self.resolve(method, path), self.resolve(method, &read)) {
+        let actual = self.resolve(method, path);
+        self.differ(actual.clone(), self.resolve(method, &read))
+            || matches!(actual, Matched::Route { .. })
+                && self.differ(actual, self.resolve_as(method, &read, Letters::AnyCase))
+    }
+
+    /// Whether two resolutions of one request would check it differently.
+    fn differ(&self, a: Matched<'_>, b: Matched<'_>) -> bool {
+        match (a, b) {
             // Two routes that check alike (an escaped slash inside a parameter, `group%2Fproject`) are no risk.
             (Matched::Route { route: a, .. }, Matched::Route { route: b, .. }) => {
                 !(std::ptr::eq(a, b)
@@ -267,7 +295,10 @@ impl Route {
     /// The origin URL for a request path and query: prefix stripped, appended to the upstream base.
     pub fn upstream_url(&self, path: &str, query: Option<&str>) -> String {
         let rest = match &self.strip_prefix {
-            Some(prefix) => path.strip_prefix(prefix.as_str()).unwrap_or(path),
+            Some(prefix) => match path.strip_prefix(prefix.as_str()) {
+                Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+                _ => path,
+            },
             None => path,
         };
         let rest = if rest.starts_with('/') || rest.is_empty() {
@@ -304,7 +335,29 @@ fn specificity(route: &Route) -> (usize, Vec<u8>) {
     )
 }
 
-fn match_segments(pattern: &[Segment], parts: &[&str]) -> Option<HashMap<String, String>> {
+/// How a path's letters are compared with a pattern's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Letters {
+    Exact,
+    /// As origins that ignore case read it (ASCII letters only).
+    AnyCase,
+}
+
+/// Whether two patterns match the same paths (parameter names aside).
+fn same_pattern(a: &[Segment], b: &[Segment]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|pair| match pair {
+            (Segment::Literal(x), Segment::Literal(y)) => x == y,
+            (Segment::Param(_), Segment::Param(_)) => true,
+            _ => false,
+        })
+}
+
+fn match_segments(
+    pattern: &[Segment],
+    parts: &[&str],
+    letters: Letters,
+) -> Option<HashMap<String, String>> {
     if parts.len() < pattern.len() {
         return None;
     }
@@ -312,6 +365,7 @@ fn match_segments(pattern: &[Segment], parts: &[&str]) -> Option<HashMap<String,
     for (segment, part) in pattern.iter().zip(parts) {
         match segment {
             Segment::Literal(l) if l == part => {}
+            Segment::Literal(l) if letters == Letters::AnyCase && l.eq_ignore_ascii_case(part) => {}
             Segment::Literal(_) => return None,
             Segment::Param(name) => {
                 params.insert(name.clone(), (*part).to_owned());
@@ -401,9 +455,17 @@ fn validate(
         ));
     }
     if let Some(prefix) = &raw.strip_prefix {
-        if !prefix.starts_with('/') || !raw.path.starts_with(prefix.trim_end_matches('/')) {
+        // Whole literal segments of the path: a parameter cannot be stripped as written (`/t/:tenant` never
+        // occurs in a request), and `/api/v` of `/api/v1` would send `/api/v1/x` to the origin as `/1/x`.
+        let parts: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
+        let literal_head = parts.len() <= segments.len()
+            && parts
+                .iter()
+                .zip(&segments)
+                .all(|(p, s)| matches!(s, Segment::Literal(l) if l == p));
+        if !prefix.starts_with('/') || !literal_head {
             return Err(format!(
-                "strip_prefix {prefix:?} must start with / and be a prefix of path {:?}",
+                "strip_prefix {prefix:?} must start with / and be whole literal segments at the start of path {:?}",
                 raw.path
             ));
         }
@@ -429,7 +491,11 @@ fn validate(
     if raw.retries > 5 {
         return Err(format!("retries must be 0..=5, got {}", raw.retries));
     }
-    let strip_prefix = raw.strip_prefix.map(|p| p.trim_end_matches('/').to_owned());
+    // Kept as `/` and its segments (`/` alone strips nothing).
+    let strip_prefix = raw.strip_prefix.and_then(|p| {
+        let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
+        (!parts.is_empty()).then(|| format!("/{}", parts.join("/")))
+    });
     Ok(Route {
         name: raw.name.unwrap_or_else(|| format!("route-{index}")),
         path: raw.path,
@@ -530,8 +596,6 @@ mod tests {
             ("GET", "/api/users/7/posts", "user"),
             ("GET", "/api/users/me", "me"),
             ("HEAD", "/api/users/me", "me"),
-            ("DELETE", "/api/users/me", "user"),
-            ("POST", "/api/users/7", "all"),
         ];
         for (method, path, name) in cases {
             match t.resolve(method, path) {
@@ -539,6 +603,100 @@ mod tests {
                 other => panic!("{method} {path}: expected {name}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_method_the_most_specific_pattern_does_not_take_is_405_not_a_broader_routes_request() {
+        // The broader route's checks are not the ones set for the path: an open `/api` must not take the POST or
+        // DELETE of an admin route that only serves GET.
+        let t = table(json!([
+            {"name": "all", "path": "/api", "methods": ["GET", "POST", "DELETE"], "upstream": "http://a"},
+            {"name": "admin", "path": "/api/admin", "methods": ["GET"], "upstream": "http://a",
+             "auth": "jwt", "permissions": ["admin"]},
+            {"name": "user", "path": "/api/users/:id", "methods": ["GET"], "upstream": "http://c"},
+            {"name": "user-delete", "path": "/api/users/:key", "methods": ["DELETE"], "upstream": "http://c",
+             "auth": "jwt"},
+        ]));
+        let get_head = Matched::MethodNotAllowed {
+            allowed: vec!["GET".into(), "HEAD".into()],
+        };
+        assert_eq!(t.resolve("POST", "/api/admin/users"), get_head);
+        assert_eq!(t.resolve("DELETE", "/api/admin/users/7"), get_head);
+        // One pattern's methods may be split between routes (parameter names aside): each serves its own, and
+        // the 405 lists them all.
+        for (method, name) in [("GET", "user"), ("DELETE", "user-delete")] {
+            match t.resolve(method, "/api/users/7") {
+                Matched::Route { route, .. } => assert_eq!(route.name, name, "{method}"),
+                other => panic!("{method}: expected {name}, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            t.resolve("POST", "/api/users/7"),
+            Matched::MethodNotAllowed {
+                allowed: vec!["GET".into(), "HEAD".into(), "DELETE".into()]
+            }
+        );
+        let Matched::Route { route, .. } = t.resolve("POST", "/api/other") else {
+            panic!("the broader route still serves its own paths");
+        };
+        assert_eq!(route.name, "all");
+    }
+
+    #[test]
+    fn a_path_that_meets_a_route_with_other_checks_in_another_letter_case_is_ambiguous() {
+        let t = table(json!([
+            {"name": "all", "path": "/api", "upstream": "http://a"},
+            {"name": "admin", "path": "/api/admin", "upstream": "http://a", "auth": "jwt"},
+            {"name": "Docs", "path": "/Docs/API", "upstream": "http://a", "auth": "jwt"},
+        ]));
+        for path in [
+            "/api/ADMIN/users",
+            "/api/Admin",
+            "/api/x/../Admin",
+            "/api/ADMIN;x=1",
+        ] {
+            assert!(t.ambiguous("GET", path), "{path}");
+        }
+        // A route's own spelling, and paths every reading routes alike, are not.
+        for path in [
+            "/Docs/API/x",
+            "/api/admin/users",
+            "/api/Users",
+            "/API/other",
+        ] {
+            assert!(!t.ambiguous("GET", path), "{path}");
+        }
+        assert_eq!(
+            t.resolve("GET", "/API/other"),
+            Matched::NotFound,
+            "404 as before"
+        );
+    }
+
+    #[test]
+    fn a_strip_prefix_is_whole_literal_segments_of_the_path() {
+        let policies = CachePolicies::default();
+        for (prefix, path) in [
+            ("/t/:tenant", "/t/:tenant/api"),
+            ("/api/v", "/api/v1"),
+            ("/api/v1/x", "/api/v1"),
+        ] {
+            let value = json!([{"path": path, "upstream": "http://a", "strip_prefix": prefix}]);
+            let error = RouteTable::parse(&value, &policies, None).expect_err(prefix);
+            assert!(
+                error.contains("whole literal segments"),
+                "{prefix}: {error}"
+            );
+        }
+        let t = table(json!([
+            {"path": "/t/:tenant/api", "upstream": "http://a/v2", "strip_prefix": "/t"},
+            {"path": "/api//v1/", "upstream": "http://b", "strip_prefix": "/api//v1/"},
+            {"path": "/all", "upstream": "http://c", "strip_prefix": "/"},
+        ]));
+        let url = |i: usize, path: &str| t.routes()[i].upstream_url(path, None);
+        assert_eq!(url(0, "/t/acme/api/items"), "http://a/v2/acme/api/items");
+        assert_eq!(url(1, "/api/v1/x"), "http://b/x");
+        assert_eq!(url(2, "/all/x"), "http://c/all/x", "`/` strips nothing");
     }
 
     #[test]
@@ -564,9 +722,9 @@ mod tests {
         assert_eq!(
             t.resolve("PUT", "/items/42"),
             Matched::MethodNotAllowed {
-                allowed: vec!["GET".into(), "HEAD".into(), "POST".into()]
+                allowed: vec!["GET".into(), "HEAD".into()]
             },
-            "405 lists every method of the matching routes"
+            "405 lists the methods of the most specific matching pattern"
         );
     }
 
