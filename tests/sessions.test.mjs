@@ -253,8 +253,11 @@ test("a session is used only from this origin's pages: logins and state-changing
 
 test("a refresh token reused after its rotation (past SESSION_REUSE_GRACE_SECS) revokes the session it was rotated into", async () => {
   // Within the grace window (30 s here by default) the old token is only refused: the flow test above presents it
-  // right after the refresh and the new token keeps working. With no grace, any reuse is a copy.
-  const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS, SESSION_REUSE_GRACE_SECS: 0 } });
+  // right after the refresh and the new token keeps working. With no grace, any reuse is a copy. Rotations are not
+  // spaced here (SESSION_ROTATE_MIN_SECS 0), so the bound on remembered ids can be reached.
+  const w = await startWorker({
+    vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS, SESSION_REUSE_GRACE_SECS: 0, SESSION_ROTATE_MIN_SECS: 0 },
+  });
   try {
     const wdb = await w.mf.getD1Database("DB");
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
@@ -286,12 +289,42 @@ test("a refresh token reused after its rotation (past SESSION_REUSE_GRACE_SECS) 
     await expectError(await w.fetch("/auth/session", withCookie(second)), 401, "session_invalid", "the other retired token");
     assert.equal(w.jsonLogs().filter((l) => l.msg === "session_reuse").length, 1, "one detection");
 
-    // A session keeps its 16 latest retired ids, however often it is refreshed.
+    // A session keeps its 64 latest retired ids, however often it is refreshed.
     let token = await signIn(ALICE);
-    for (let i = 0; i < 20; i++) token = cookieOf(await refresh(token));
+    for (let i = 0; i < 70; i++) token = cookieOf(await refresh(token));
     const family = await wdb.prepare("SELECT family FROM sessions WHERE id = ?1").bind(sessionId(token)).first();
     const kept = await wdb.prepare("SELECT COUNT(*) AS n FROM retired_session_ids WHERE family = ?1").bind(family.family).first();
-    assert.equal(kept.n, 16, "retired ids kept per session");
+    assert.equal(kept.n, 64, "retired ids kept per session");
+  } finally {
+    await w.stop();
+  }
+});
+
+test("a session is rotated at most once per SESSION_ROTATE_MIN_SECS: a thief refreshing a stolen token in a loop cannot push the owner's copy out of reuse detection", async () => {
+  const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS, SESSION_REUSE_GRACE_SECS: 0 } });
+  try {
+    const wdb = await w.mf.getD1Database("DB");
+    await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+    const refresh = (token) => w.fetch("/auth/refresh", withCookie(token, { method: "POST" }));
+    const stolen = cookieOf(await w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password })));
+    // The thief refreshes first (rotating the session), then keeps refreshing with what it got.
+    const first = await refresh(stolen);
+    assert.equal(first.status, 200);
+    const thiefs = cookieOf(first);
+    assert.notEqual(thiefs, stolen, "the first refresh rotates");
+    for (let i = 0; i < 20; i++) {
+      const again = await refresh(thiefs);
+      assert.equal(again.status, 200, "a refresh within the interval still answers");
+      const body = await again.json();
+      assert.ok(body.access_token, "with an access token");
+      assert.equal(cookieOf(again), thiefs, "and the same session token");
+    }
+    const rows = await wdb.prepare("SELECT COUNT(*) AS n FROM retired_session_ids WHERE id = ?1").bind(sessionId(stolen)).first();
+    assert.equal(rows.n, 1, "the owner's copy is still remembered as retired");
+    // The owner comes back with the token the thief stole: the thief's session is revoked.
+    await expectError(await w.fetch("/auth/session", withCookie(stolen)), 401, "session_invalid", "the owner's retired token");
+    await expectError(await w.fetch("/auth/session", withCookie(thiefs)), 401, "session_invalid", "the thief's token");
+    assert.ok(w.jsonLogs().some((l) => l.msg === "session_reuse"), "logged as reuse");
   } finally {
     await w.stop();
   }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 /// The newest migration this build needs (`migrations/NNNN_*.sql`), which sets `edge_meta.schema_version` to its
 /// number: `/health/ready` refuses a database at an older one.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Whether a database whose `edge_meta.schema_version` reads `stored` has every migration this build needs.
 pub fn schema_current(stored: Option<&str>) -> bool {
@@ -124,9 +124,12 @@ mod tests {
 
     #[test]
     fn an_older_or_unreadable_schema_version_is_not_current() {
-        assert!(schema_current(Some("5")));
-        assert!(schema_current(Some("6")));
-        for stored in [None, Some("4"), Some(""), Some("five")] {
+        let current = SCHEMA_VERSION.to_string();
+        let newer = (SCHEMA_VERSION + 1).to_string();
+        let older = (SCHEMA_VERSION - 1).to_string();
+        assert!(schema_current(Some(&current)));
+        assert!(schema_current(Some(&newer)));
+        for stored in [None, Some(older.as_str()), Some(""), Some("five")] {
             assert!(!schema_current(stored), "{stored:?}");
         }
     }

@@ -39,6 +39,10 @@ pub struct SessionConfig {
     /// `SESSION_REUSE_GRACE_SECS`: a token that a refresh retired and that comes back later than this revokes its
     /// session (someone kept a copy); sooner, it is only refused (a concurrent refresh from another tab lost).
     pub reuse_grace_secs: u64,
+    /// `SESSION_ROTATE_MIN_SECS`: a session is rotated at most once per this interval; a refresh sooner gets an
+    /// access token and keeps its session token. Bounds how fast anyone can push retired ids out of the remembered
+    /// ones (`store::RETIRED_PER_SESSION`), which reuse detection reads.
+    pub rotate_min_secs: u64,
     /// `SESSION_COOKIE_NAME`.
     pub cookie_name: String,
     /// `PASSWORD_PBKDF2_ITERATIONS`: PBKDF2-SHA256 cost for new hashes and for the dummy hash unknown emails cost.
@@ -104,6 +108,7 @@ impl SessionConfig {
             cache_secs: vars.u64_in("SESSION_CACHE_SECS", 60, 0, 3600)?,
             touch_secs: vars.u64_in("SESSION_TOUCH_SECS", 300, 1, 86_400)?,
             reuse_grace_secs: vars.u64_in("SESSION_REUSE_GRACE_SECS", 30, 0, 3600)?,
+            rotate_min_secs: vars.u64_in("SESSION_ROTATE_MIN_SECS", 60, 0, 3600)?,
             cookie_name,
             pbkdf2_iterations: vars.u64_in(
                 "PASSWORD_PBKDF2_ITERATIONS",
@@ -156,6 +161,7 @@ mod tests {
         assert_eq!(config.signing_key, None);
         assert_eq!(config.cache_secs, 60);
         assert_eq!(config.reuse_grace_secs, 30);
+        assert_eq!(config.rotate_min_secs, 60);
         assert_eq!(config.pbkdf2_iterations, 100_000);
         assert_eq!(config.cookie_name, "__Host-edgekit_session");
         assert!(config.trusted_origins.is_empty());
@@ -168,6 +174,7 @@ mod tests {
             ("PASSWORD_PBKDF2_ITERATIONS", json!(1000), "between"),
             ("SESSION_CACHE_SECS", json!(-1), "whole number"),
             ("SESSION_REUSE_GRACE_SECS", json!(7200), "between"),
+            ("SESSION_ROTATE_MIN_SECS", json!(3601), "between"),
             ("SESSION_COOKIE_NAME", json!("a b"), "letters"),
             ("SESSION_MAX_SECS", json!(120), "at least"),
             ("SESSION_DEVICE_TTL_SECS", json!(401 * 86_400), "between"),

@@ -519,7 +519,14 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
         config.max_secs * 1000,
     );
     if !store
-        .rotate(&old_id, &new_id, now, expires_at, config.max_secs * 1000)
+        .rotate(
+            &old_id,
+            &new_id,
+            now,
+            expires_at,
+            config.max_secs * 1000,
+            config.rotate_min_secs * 1000,
+        )
         .await?
     {
         // Lost a race with another refresh (the token is now a retired one of a live session), or the session
@@ -529,11 +536,19 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
             Ok(None) => false,
             Err(_) => true,
         };
-        return Err(if raced {
-            rotated().with_internal("lost a concurrent rotation")
-        } else {
-            invalid("the session ended during the refresh")
-        });
+        if raced {
+            return Err(rotated().with_internal("lost a concurrent rotation"));
+        }
+        // Still the session's token, rotated less than SESSION_ROTATE_MIN_SECS ago: an access token, and the
+        // session token kept.
+        if let (CookieToken::Token(token), Some(current)) =
+            (cookie_token(&call), store.session(&old_id).await?)
+        {
+            if current.status(now) == Status::Active {
+                return Ok(finish(issued(&call, &token, &current, now)?, &store));
+            }
+        }
+        return Err(invalid("the session ended during the refresh"));
     }
     // From here the new token exists only in this answer: the cache writes that follow are best effort (logged),
     // since failing now (a KV write limit, say) would answer 500 without the token and leave the user logged out —

@@ -48,8 +48,10 @@ struct SessionColumns {
     revoked_at: Option<u64>,
 }
 
-/// Retired ids a session keeps (its latest): enough for any copy still in use, bounded against refresh loops.
-const RETIRED_PER_SESSION: u32 = 16;
+/// Retired ids a session keeps (its latest): enough for any copy still in use, bounded against refresh loops. With
+/// rotations at most once per `SESSION_ROTATE_MIN_SECS` (60 s by default), a thief refreshing a stolen token in a
+/// loop needs over an hour to push the owner's copy out — while the owner's first request with it revokes them.
+const RETIRED_PER_SESSION: u32 = 64;
 
 /// Expired rows one statement deletes at most: retired ids on a rotation, sessions on a login.
 const CLEANUP_BATCH: u32 = 100;
@@ -210,8 +212,8 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the session's id with `new_id` only if it is still `old_id`, unrevoked and unexpired: of
-    /// concurrent rotations of one session exactly one sees `true`. In the same transaction (a D1 batch) the old
+    /// Replaces the session's id with `new_id` only if it is still `old_id`, unrevoked, unexpired and not rotated in
+    /// the last `min_interval_ms`: of concurrent rotations of one session exactly one sees `true`. In the same transaction (a D1 batch) the old
     /// id is remembered as retired, until the session's absolute limit (`created_at + max_ms`), for reuse
     /// detection. Bounded: a session keeps its [`RETIRED_PER_SESSION`] latest retired ids, and each rotation
     /// deletes at most [`CLEANUP_BATCH`] rows past their limit, so neither a refresh loop nor a backlog of
@@ -223,6 +225,7 @@ impl Store {
         now_ms: u64,
         expires_at: u64,
         max_ms: u64,
+        min_interval_ms: u64,
     ) -> ApiResult<bool> {
         let (old, new, now) = (
             JsValue::from_str(old_id),
@@ -232,10 +235,17 @@ impl Store {
         let statements = vec![
             self.db
                 .prepare(
-                    "UPDATE sessions SET id = ?2, last_seen_at = ?3, expires_at = ?4, family = COALESCE(family, ?1) \
-                     WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?3",
+                    "UPDATE sessions SET id = ?2, last_seen_at = ?3, expires_at = ?4, family = COALESCE(family, ?1), \
+                     rotated_at = ?3 \
+                     WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?3 AND COALESCE(rotated_at, 0) <= ?5",
                 )
-                .bind(&[old.clone(), new.clone(), now.clone(), num(expires_at)])
+                .bind(&[
+                    old.clone(),
+                    new.clone(),
+                    now.clone(),
+                    num(expires_at),
+                    num(now_ms.saturating_sub(min_interval_ms)),
+                ])
                 .or_internal("binding the rotation")?,
             // Only when the update above happened is there a row with the new id to copy the family from.
             self.db
