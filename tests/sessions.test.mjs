@@ -330,6 +330,29 @@ test("a session is rotated at most once per SESSION_ROTATE_MIN_SECS: a thief ref
   }
 });
 
+test("a login ends the session the browser held before, and an owner who lost a rotation to a thief ends the thief's by signing in again", async () => {
+  const loginWith = (user, token) =>
+    worker.fetch("/auth/login", { ...json({ email: user.email, password: user.password }), headers: { "content-type": "application/json", ...(token && { cookie: `__Host-edgekit_session=${token}` }) } });
+  const before = cookieOf(await loginWith(ALICE));
+  const again = await loginWith(BOB, before);
+  assert.equal(again.status, 200);
+  const after = cookieOf(again);
+  assert.ok(after && after !== before);
+  await expectError(await worker.fetch("/auth/sessions", withCookie(before)), 401, "session_invalid", "the session the cookie held");
+  assert.equal((await worker.fetch("/auth/session", withCookie(after))).status, 200, "the new one works");
+
+  // A thief refreshes a stolen token first; the owner, within the grace window, is told session_rotated, gives up
+  // and signs in again with the old token still in the cookie: the session the thief rotated into ends.
+  const stolen = cookieOf(await loginWith(ALICE));
+  const thiefs = cookieOf(await worker.fetch("/auth/refresh", withCookie(stolen, { method: "POST" })));
+  assert.ok(thiefs && thiefs !== stolen, "the thief's refresh rotated");
+  await expectError(await worker.fetch("/auth/refresh", withCookie(stolen, { method: "POST" })), 401, "session_rotated", "the owner's retry");
+  const owner = await loginWith(ALICE, stolen);
+  assert.equal(owner.status, 200);
+  await expectError(await worker.fetch("/auth/sessions", withCookie(thiefs)), 401, "session_invalid", "the thief's session");
+  assert.equal((await worker.fetch("/auth/session", withCookie(cookieOf(owner)))).status, 200, "the owner's new session");
+});
+
 test("a password stored at a lower PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_ITERATIONS by the login that proves it", async () => {
   const carol = { id: "u-carol", email: "carol@example.com", password: "carol-old-cost-password" };
   const old = await hashPassword(carol.password, 10_000);

@@ -92,6 +92,15 @@ impl SessionConfig {
                 "must be letters, digits, '_' or '-'",
             ));
         }
+        // The sliding expiry is written only when a touch is due, so a session used steadily but touched less
+        // often than it idles out would expire in use: a touch at most every half idle period keeps it alive.
+        let touch_secs = vars.u64_in("SESSION_TOUCH_SECS", 300, 1, 86_400)?;
+        if touch_secs * 2 > idle_secs {
+            return Err(ConfigError::new(
+                "SESSION_TOUCH_SECS",
+                "must be at most half of SESSION_IDLE_SECS (a session in use would expire between touches)",
+            ));
+        }
         let signing_key = parse_signing_key(vars)?;
         // Browsers keep a cookie at most 400 days (RFC 6265bis), so a longer setting would not be honoured.
         let device_ttl_secs =
@@ -106,7 +115,7 @@ impl SessionConfig {
             idle_secs,
             max_secs,
             cache_secs: vars.u64_in("SESSION_CACHE_SECS", 60, 0, 3600)?,
-            touch_secs: vars.u64_in("SESSION_TOUCH_SECS", 300, 1, 86_400)?,
+            touch_secs,
             reuse_grace_secs: vars.u64_in("SESSION_REUSE_GRACE_SECS", 30, 0, 3600)?,
             rotate_min_secs: vars.u64_in("SESSION_ROTATE_MIN_SECS", 60, 0, 3600)?,
             cookie_name,
@@ -168,6 +177,24 @@ mod tests {
     }
 
     #[test]
+    fn a_touch_interval_over_half_the_idle_expiry_is_refused() {
+        // Used every 5 s, a session of SESSION_IDLE_SECS=60 and the default 300 s touch expired in use.
+        let error = parse(&[("SESSION_IDLE_SECS", json!(60))]).expect_err("default touch");
+        assert_eq!(error.key, "SESSION_TOUCH_SECS");
+        assert!(error.problem.contains("half"), "{error}");
+        parse(&[
+            ("SESSION_IDLE_SECS", json!(600)),
+            ("SESSION_TOUCH_SECS", json!(300)),
+        ])
+        .expect("exactly half");
+        parse(&[
+            ("SESSION_IDLE_SECS", json!(600)),
+            ("SESSION_TOUCH_SECS", json!(301)),
+        ])
+        .expect_err("over half");
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases: &[(&str, Value, &str)] = &[
             ("PASSWORD_PBKDF2_ITERATIONS", json!(200_000), "between"),
@@ -177,6 +204,7 @@ mod tests {
             ("SESSION_ROTATE_MIN_SECS", json!(3601), "between"),
             ("SESSION_COOKIE_NAME", json!("a b"), "letters"),
             ("SESSION_MAX_SECS", json!(120), "at least"),
+            ("SESSION_TOUCH_SECS", json!(86_401), "between"),
             ("SESSION_DEVICE_TTL_SECS", json!(401 * 86_400), "between"),
             ("SESSION_DEVICE_TTL_SECS", json!("a year"), "whole number"),
             (

@@ -458,6 +458,15 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     {
         worker::console_error!("session login: cache entry not written: {e}");
     }
+    // The session the browser held before (its cookie is replaced by this answer's) ends: a new authentication
+    // starts a new session, never beside a live old one (OWASP session management). A token a refresh retired ends
+    // the session it became — how an owner who lost a rotation to a thief and signs in again ends the thief's.
+    if let CookieToken::Token(before) = cookie_token(&call) {
+        let before = token::session_id(&before);
+        if let Err(e) = end_session(&store, &before, now, config.cache_secs).await {
+            worker::console_error!("session login: the earlier session was not ended: {e}");
+        }
+    }
     let mut response = issued(&call, &token, &record, now)?;
     // A fresh device entry for this account, beside the browser's entries for others.
     if let Some(key) = &config.device_key {
@@ -576,6 +585,24 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
     Ok(finish(issued(&call, &token, &record, now)?, &store))
 }
 
+/// Revokes the session `id` names in D1 (or, for an id a refresh retired, the session it became) and leaves
+/// revocation entries in the cache: for the sessions this revoked, and for `id`'s own slot when the cache still holds
+/// an entry for it (revoked before, its entry perhaps never written) — never for an id nothing knows, or any made-up
+/// cookie would buy a KV write. A write that fails is logged: D1 has revoked the session (cached checks may accept
+/// it until SESSION_CACHE_SECS; D1 checks refuse).
+async fn end_session(store: &Store, id: &str, now: u64, cache_secs: u64) -> ApiResult<()> {
+    let mut marked = store.revoke(id, now).await?;
+    if !marked.iter().any(|m| m == id) && store.cached(id).await.is_some() {
+        marked.push(id.to_owned());
+    }
+    for current in &marked {
+        if let Err(e) = store.mark_revoked(current, now, cache_secs).await {
+            worker::console_error!("session end: revocation entry not written: {e}");
+        }
+    }
+    Ok(())
+}
+
 /// `POST /auth/logout`: revokes the session in D1 (also when the cookie holds a token a refresh has just retired:
 /// then the session it became), leaves a revocation entry in its cache slot and clears the cookie. Idempotent: 204
 /// whether or not the cookie named a live session.
@@ -584,22 +611,13 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
     let store = Store::open(&call, true)?;
     if let CookieToken::Token(token) = cookie_token(&call) {
         refuse_cross_origin(&call)?;
-        let id = token::session_id(&token);
-        let now = now_ms();
-        let revoked = store.revoke(&id, now).await?;
-        // Revocation entries for the sessions this revoked, and for the cookie's own when the cache still holds
-        // an entry for it (revoked before, its entry perhaps never written): never for an id nothing knows, or any
-        // made-up cookie would buy a KV write. A write that fails is logged: D1 has revoked the session, and the
-        // cookie is cleared all the same (cached checks may accept it until SESSION_CACHE_SECS; D1 checks refuse).
-        let mut marked = revoked;
-        if !marked.contains(&id) && store.cached(&id).await.is_some() {
-            marked.push(id);
-        }
-        for current in &marked {
-            if let Err(e) = store.mark_revoked(current, now, config.cache_secs).await {
-                worker::console_error!("session logout: revocation entry not written: {e}");
-            }
-        }
+        end_session(
+            &store,
+            &token::session_id(&token),
+            now_ms(),
+            config.cache_secs,
+        )
+        .await?;
     }
     let response = with_header(
         Response::empty()
