@@ -18,6 +18,7 @@ pub enum RouteId {
     AuthRefresh,
     AuthSession,
     AuthSessions,
+    AuthSessionsEnd,
     DebugPanic,
     DebugCoalesce,
     GatewayPurge,
@@ -64,6 +65,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route(RouteId::AuthRefresh, "POST", "/auth/refresh"),
     route(RouteId::AuthSession, "GET", "/auth/session"),
     route(RouteId::AuthSessions, "GET", "/auth/sessions"),
+    route(RouteId::AuthSessionsEnd, "DELETE", "/auth/sessions"),
     // render
     route(RouteId::RenderHome, "GET", "/"),
     route(RouteId::RenderPage, "GET", "/p/{page}"),

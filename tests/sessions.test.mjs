@@ -353,6 +353,28 @@ test("a login ends the session the browser held before, and an owner who lost a 
   assert.equal((await worker.fetch("/auth/session", withCookie(cookieOf(owner)))).status, 200, "the owner's new session");
 });
 
+test("DELETE /auth/sessions ends every session of the caller's user, on D1 and cached checks, and no other user's", async () => {
+  const signIn = async (user) => cookieOf(await worker.fetch("/auth/login", json({ email: user.email, password: user.password })));
+  const [phone, laptop, bobs] = [await signIn(ALICE), await signIn(ALICE), await signIn(BOB)];
+  for (const token of [phone, laptop]) assert.equal((await worker.fetch("/auth/session", withCookie(token))).status, 200, "cached first");
+  await expectError(await worker.fetch("/auth/sessions", { method: "DELETE" }), 401, "session_required", "no session");
+  await expectError(
+    await worker.fetch("/auth/sessions", withCookie(phone, { method: "DELETE", headers: { origin: "https://evil.example" } })),
+    403,
+    "cross_origin_refused",
+    "another site's page",
+  );
+  const ended = await worker.fetch("/auth/sessions", withCookie(phone, { method: "DELETE" }));
+  assert.equal(ended.status, 204);
+  assert.match(ended.headers.get("set-cookie") ?? "", /__Host-edgekit_session=;.*Max-Age=0/i, "the cookie cleared");
+  for (const token of [phone, laptop]) {
+    await expectError(await worker.fetch("/auth/session", withCookie(token)), 401, "session_invalid", "cached check");
+    await expectError(await worker.fetch("/auth/sessions", withCookie(token)), 401, "session_invalid", "strict check");
+  }
+  assert.equal((await worker.fetch("/auth/session", withCookie(bobs))).status, 200, "another user's session lives");
+  assert.ok(worker.jsonLogs().some((l) => l.msg === "sessions_ended" && l.revoked_sessions >= 2), "logged");
+});
+
 test("a password stored at a lower PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_ITERATIONS by the login that proves it", async () => {
   const carol = { id: "u-carol", email: "carol@example.com", password: "carol-old-cost-password" };
   const old = await hashPassword(carol.password, 10_000);

@@ -100,6 +100,7 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
         RouteId::AuthRefresh => session::handler::refresh(call).await,
         RouteId::AuthSession => session::handler::session(call).await,
         RouteId::AuthSessions => session::handler::sessions(call).await,
+        RouteId::AuthSessionsEnd => session::handler::end_all(call).await,
         RouteId::RateLimitCheck => ratelimit::handler::check(&call).await,
         RouteId::RateLimitBaseline => ratelimit::handler::unlimited(&call).await,
         RouteId::Images => images::handler::serve(&call).await,

@@ -640,6 +640,42 @@ pub async fn session(call: Call) -> ApiResult<Response> {
 
 /// `GET /auth/sessions` (auth policy `session`, strict: always D1): the caller's active sessions, for reviewing
 /// where the account is logged in. Sensitive (it shows IPs and devices), so a revoked session is refused at once.
+/// Revocation entries one `DELETE /auth/sessions` writes at most (one KV write each, within a request's subrequest
+/// budget); the caller's own session first. Further sessions are refused by D1 checks at once and by cached checks
+/// once their entries age out (`SESSION_CACHE_SECS`).
+const MAX_REVOCATION_ENTRIES: usize = 40;
+
+/// `DELETE /auth/sessions`: ends every session of the caller's user — the way out when `GET /auth/sessions` lists
+/// one they do not know (a stolen token) — and clears the cookie. A strict check: the caller's session must be live.
+pub async fn end_all(call: Call) -> ApiResult<Response> {
+    let config = &call.isolate.config.session;
+    let store = Store::open(&call, true)?;
+    let (id, record) = check(&call, &store, true).await?.into_user()?;
+    let now = now_ms();
+    let mut revoked = store.revoke_user(&record.user_id, now).await?;
+    if let Some(at) = revoked.iter().position(|r| *r == id) {
+        revoked.swap(0, at);
+    }
+    worker::console_log!(
+        "{}",
+        json!({"msg": "sessions_ended", "revoked_sessions": revoked.len(),
+            "cache_entries": revoked.len().min(MAX_REVOCATION_ENTRIES), "request_id": call.request_id})
+    );
+    for ended in revoked.iter().take(MAX_REVOCATION_ENTRIES) {
+        if let Err(e) = store.mark_revoked(ended, now, config.cache_secs).await {
+            worker::console_error!("sessions end: revocation entry not written: {e}");
+        }
+    }
+    let response = with_header(
+        Response::empty()
+            .or_internal("building the answer")?
+            .with_status(204),
+        "set-cookie",
+        &token::clear_cookie(&config.cookie_name),
+    );
+    Ok(finish(response, &store))
+}
+
 pub async fn sessions(call: Call) -> ApiResult<Response> {
     let store = Store::open(&call, true)?;
     let (id, record) = check(&call, &store, true).await?.into_user()?;

@@ -355,6 +355,21 @@ impl Store {
         ids_of(Some(&result))
     }
 
+    /// Marks every live session of `user_id` revoked. Returns the ids revoked now, for the cache.
+    pub async fn revoke_user(&self, user_id: &str, now_ms: u64) -> ApiResult<Vec<String>> {
+        let result = self
+            .db
+            .prepare(
+                "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL RETURNING id",
+            )
+            .bind(&[JsValue::from_str(user_id), num(now_ms)])
+            .or_internal("binding the user's revocation")?
+            .all()
+            .await
+            .or_internal("revoking the user's sessions")?;
+        ids_of(Some(&result))
+    }
+
     pub async fn active_sessions(
         &self,
         user_id: &str,
