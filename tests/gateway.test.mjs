@@ -34,6 +34,7 @@ function routes() {
     { name: "open", path: "/gw/open", methods: ["GET", "POST", "PUT", "DELETE"], upstream: up, strip_prefix: "/gw", timeout_ms: 2000, retries: 1 },
     { name: "item", path: "/gw/open/items/:id", methods: ["GET"], upstream: `${up}/v2`, strip_prefix: "/gw/open" },
     { name: "slow", path: "/gw/slow", upstream: up, timeout_ms: 300 },
+    { name: "upload", path: "/gw/upload", methods: ["PUT"], upstream: up, timeout_ms: 400 },
     { name: "nowhere", path: "/gw/nowhere", upstream: "http://127.0.0.1:9", timeout_ms: 2000 },
     { name: "secure", path: "/gw/secure", methods: ["GET", "POST"], upstream: up, auth: "jwt" },
     { name: "admin", path: "/gw/secure/admin", upstream: up, auth: "jwt", permissions: ["admin"] },
@@ -534,6 +535,43 @@ describe("route table and proxy", () => {
     const slow = await worker.fetch("/gw/slow");
     assert.equal(slow.status, 504);
     assert.equal((await slow.json()).error.code, "gateway_timeout");
+    origin.reset();
+  });
+
+  test("an upload slower than the timeout reaches the origin whole: the timeout bounds a stall and the wait once it is sent", async () => {
+    // The upload route's timeout is 400 ms; the client sends 200 KiB in 8 parts 150 ms apart (over a second).
+    const paced = (headers, { answerAfter = 0 } = {}) =>
+      new Promise((resolve, reject) => {
+        origin.handle(async (req, body, res) => {
+          if (answerAfter) await delay(answerAfter);
+          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ length: body.length }));
+        });
+        const req = httpRequest(new URL("/gw/upload/file", worker.url), { method: "PUT", agent: false, headers }, (res) => {
+          const chunks = [];
+          res.on("data", (c) => chunks.push(c)).on("end", () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+        });
+        req.on("error", reject);
+        let sent = 0;
+        const next = () => {
+          if (sent === 8) return req.end();
+          req.write(Buffer.alloc(25 * 1024, "p"));
+          sent += 1;
+          setTimeout(next, 150);
+        };
+        next();
+      });
+    for (const headers of [{ "content-length": String(200 * 1024) }, {}]) {
+      origin.reset();
+      const r = await paced(headers);
+      assert.equal(r.status, 200, `${JSON.stringify(headers)}: ${r.body}`);
+      assert.deepEqual(JSON.parse(r.body), { length: 200 * 1024 }, "the whole body");
+      const seen = lastRequest().headers;
+      if (headers["content-length"]) assert.equal(seen["content-length"], String(200 * 1024), "sent with its length, not in chunks");
+    }
+    // Once the body is sent, the origin has the timeout to answer.
+    const late = await paced({ "content-length": String(200 * 1024) }, { answerAfter: 1500 });
+    assert.equal(late.status, 504);
+    assert.equal(JSON.parse(late.body).error.code, "gateway_timeout");
     origin.reset();
   });
 

@@ -742,9 +742,80 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
 enum OutBody {
     None,
     Bytes(Vec<u8>),
-    Stream(JsValue),
+    /// A body streamed to the origin, its progress noted.
+    Stream(JsValue, Sending),
     /// An unsized (chunked) body, counted on its way to the origin.
     Capped(CappedBody),
+}
+
+/// How far a streamed body has got on its way to the origin: when its last chunk was taken and, once it ended, when
+/// (ms since the epoch). The origin request's timeout counts from these rather than from the request's start: an
+/// upload takes as long as its client sends it, so `timeout_ms` bounds a stall in it and then the wait for the
+/// answer once the body is sent (as nginx's `proxy_send_timeout` and `proxy_read_timeout` do). A 200 KiB upload
+/// sent over 2.4 s to a route with a 1 s timeout was cut off at 1 s as if the origin were slow.
+#[derive(Clone)]
+struct Sending {
+    last_ms: Rc<Cell<f64>>,
+    ended_ms: Rc<Cell<Option<f64>>>,
+}
+
+impl Sending {
+    fn new() -> Self {
+        Self {
+            last_ms: Rc::new(Cell::new(js_sys::Date::now())),
+            ended_ms: Rc::new(Cell::new(None)),
+        }
+    }
+
+    /// `chunks`, each noted as it is taken, and the end noted when the stream ends.
+    fn note<S>(&self, chunks: S) -> impl futures_util::Stream<Item = Result<JsValue, JsValue>>
+    where
+        S: futures_util::Stream<Item = Result<JsValue, JsValue>>,
+    {
+        let (last, ended) = (self.last_ms.clone(), self.ended_ms.clone());
+        chunks
+            .inspect(move |_| last.set(js_sys::Date::now()))
+            .chain(
+                futures_util::stream::once(async move { ended.set(Some(js_sys::Date::now())) })
+                    .filter_map(|()| async { None }),
+            )
+    }
+
+    /// Resolves once the body has taken no step for `timeout_ms`, or `timeout_ms` after it ended.
+    async fn overdue(&self, timeout_ms: u64) {
+        let timeout = timeout_ms as f64;
+        loop {
+            let due = self.ended_ms.get().unwrap_or_else(|| self.last_ms.get()) + timeout;
+            let now = js_sys::Date::now();
+            if now >= due {
+                return;
+            }
+            Delay::from(Duration::from_millis((due - now).ceil() as u64)).await;
+        }
+    }
+}
+
+/// A streamed body with its progress noted ([`Sending`]); with a known length it keeps it (the runtime sends a
+/// `Content-Length`, not chunks, which origins such as object stores require).
+fn streamed(stream: web_sys::ReadableStream, length: Option<u64>) -> ApiResult<OutBody> {
+    let sending = Sending::new();
+    let chunks =
+        sending.note(wasm_streams::ReadableStream::from_raw(stream.unchecked_into()).into_stream());
+    let noted: web_sys::ReadableStream = wasm_streams::ReadableStream::from_stream(chunks)
+        .into_raw()
+        .unchecked_into();
+    let Some(length) = length else {
+        return Ok(OutBody::Stream(noted.into(), sending));
+    };
+    let fixed = match u32::try_from(length) {
+        Ok(n) => worker::worker_sys::FixedLengthStream::new(n),
+        Err(_) => worker::worker_sys::FixedLengthStream::new_big_int(js_sys::BigInt::from(length)),
+    }
+    .map_err(|e| ApiError::internal(format!("FixedLengthStream: {e:?}")))?;
+    let transform: &web_sys::TransformStream = fixed.as_ref();
+    // The pipe's own outcome is the fetch's: a body that breaks off fails the origin request.
+    let _ = noted.pipe_to(&transform.writable());
+    Ok(OutBody::Stream(transform.readable().into(), sending))
 }
 
 /// A chunked body on its way to the origin, counted against the WAF's `max_body_bytes`.
@@ -756,6 +827,7 @@ struct CappedBody {
     /// enough: the runtime then ends the chunked request cleanly, and the origin would take the first
     /// `max_body_bytes` for the whole upload.
     abort: web_sys::AbortController,
+    sending: Sending,
 }
 
 impl OutBody {
@@ -763,12 +835,20 @@ impl OutBody {
         match self {
             Self::None => None,
             Self::Bytes(b) => Some(js_sys::Uint8Array::from(b.as_slice()).into()),
-            Self::Stream(s) | Self::Capped(CappedBody { stream: s, .. }) => Some(s.clone()),
+            Self::Stream(s, _) | Self::Capped(CappedBody { stream: s, .. }) => Some(s.clone()),
         }
     }
 
     fn is_stream(&self) -> bool {
-        matches!(self, Self::Stream(_) | Self::Capped(_))
+        matches!(self, Self::Stream(..) | Self::Capped(_))
+    }
+
+    /// The progress of a streamed body, which its origin request's timeout counts from.
+    fn sending(&self) -> Option<&Sending> {
+        match self {
+            Self::Stream(_, sending) | Self::Capped(CappedBody { sending, .. }) => Some(sending),
+            _ => None,
+        }
     }
 
     fn over_cap(&self) -> bool {
@@ -806,6 +886,7 @@ fn capped(
     );
     let mut seen = 0u64;
     let length = JsValue::from_str("byteLength");
+    let sending = Sending::new();
     let chunks = wasm_streams::ReadableStream::from_raw(stream.unchecked_into())
         .into_stream()
         .map(move |chunk| {
@@ -828,11 +909,12 @@ fn capped(
             Ok(chunk)
         });
     Ok(OutBody::Capped(CappedBody {
-        stream: wasm_streams::ReadableStream::from_stream(chunks)
+        stream: wasm_streams::ReadableStream::from_stream(sending.note(chunks))
             .into_raw()
             .into(),
         over,
         abort,
+        sending,
     }))
 }
 
@@ -852,7 +934,7 @@ async fn take_body(
     };
     let waf_config = call.isolate.config.gateway.waf.clone();
     if waf_config.mode == WafMode::Off {
-        return Ok(OutBody::Stream(stream.into()));
+        return streamed(stream, content_length);
     }
     let cap = waf_config.inspect_body_bytes;
     if content_length.is_some_and(|n| n <= cap as u64) {
@@ -902,7 +984,7 @@ async fn take_body(
     if content_length.is_none() {
         return capped(forward.unchecked_into(), &waf_config, &call.request_id);
     }
-    Ok(OutBody::Stream(forward))
+    streamed(forward.unchecked_into(), content_length)
 }
 
 mod web_sys_stream {
@@ -995,7 +1077,8 @@ impl Failure {
 enum Timing {
     /// The runtime's own timer (`AbortSignal.timeout`): no callback into wasm and no timer to clear on every
     /// request (measured with bench/profile.mjs). Its signal stays on the response, but a body piped to the client
-    /// streams on past it.
+    /// streams on past it. (A streamed request body's timeout is kept as `HeadersOnly`'s, counted from its
+    /// progress.)
     Runtime,
     /// A timer raced against the answer's headers and dropped once they arrive, for a body read here (a cache
     /// fill): the runtime's signal would also cut that read off at the timeout, answering 502 for a body still
@@ -1004,7 +1087,8 @@ enum Timing {
 }
 
 /// One request to the origin, up to `retries` more times on connection failure or timeout; each attempt is
-/// aborted when its timeout passes before the answer's headers arrive.
+/// aborted when its timeout passes before the answer's headers arrive (for a streamed body: with no step of the
+/// body for that long, or that long after it was sent).
 async fn send(
     url: &str,
     method: &str,
@@ -1015,15 +1099,17 @@ async fn send(
     timing: Timing,
 ) -> Result<web_sys::Response, Failure> {
     let mut last = Failure::Unreachable("no attempt".into());
+    // A streamed body's timeout counts from its progress ([`Sending`]), kept here like `HeadersOnly`'s.
+    let sending = body.sending();
     for _ in 0..=retries {
-        let (timeout, controller) = match timing {
-            Timing::Runtime => (
+        let (timeout, controller) = match (timing, sending) {
+            (Timing::Runtime, None) => (
                 web_sys::AbortSignal::timeout_with_u32(
                     u32::try_from(timeout_ms).unwrap_or(u32::MAX),
                 ),
                 None,
             ),
-            Timing::HeadersOnly => {
+            _ => {
                 let controller = web_sys::AbortController::new()
                     .map_err(|e| Failure::Unreachable(format!("AbortController: {e:?}")))?;
                 (controller.signal(), Some(controller))
@@ -1048,7 +1134,12 @@ async fn send(
         let answer = match &controller {
             None => fetch.await,
             Some(controller) => {
-                let timer = Delay::from(Duration::from_millis(timeout_ms));
+                let timer = async {
+                    match sending {
+                        Some(sending) => sending.overdue(timeout_ms).await,
+                        None => Delay::from(Duration::from_millis(timeout_ms)).await,
+                    }
+                };
                 futures_util::pin_mut!(fetch, timer);
                 match futures_util::future::select(fetch, timer).await {
                     futures_util::future::Either::Left((answer, _)) => answer,
