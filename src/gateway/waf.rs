@@ -78,10 +78,8 @@ pub struct Hit {
 }
 
 const SQLI: &[(&str, &[&str])] = &[
-    (
-        "sqli-union",
-        &["union select", "union all select", "union distinct select"],
-    ),
+    // `union`, then `select` after blanks or parentheses, with `all` or `distinct` between ([`reads_as_code`]).
+    ("sqli-union", &["union"]),
     (
         "sqli-tautology",
         &[
@@ -100,48 +98,44 @@ const SQLI: &[(&str, &[&str])] = &[
             "' and 1=1",
         ],
     ),
-    (
-        "sqli-stacked",
-        &[
-            "; drop table",
-            "; delete from",
-            "; insert into",
-            "; update ",
-            "; shutdown",
-            "; exec ",
-            ";drop table",
-            ";delete from",
-            ";insert into",
-            ";update ",
-            ";shutdown",
-            ";exec ",
-        ],
-    ),
+    // A statement after a `;` is found by its shape ([`stacked`]).
     (
         "sqli-comment",
-        &["'--", "' --", "'#", "'/*", "\"--", "admin'--"],
+        &["'--", "' --", "'#", "' #", "'/*", "\"--", "admin'--"],
     ),
     (
         "sqli-function",
         &[
-            "sleep(",
-            "benchmark(",
+            // Names called with `(` after optional blanks (and comments, in the stripped reading): MySQL and
+            // PostgreSQL take `sleep (5)` ([`reads_as_code`]).
+            "sleep",
+            "benchmark",
+            "pg_sleep",
+            "load_file",
+            "extractvalue",
+            "updatexml",
             "waitfor delay",
-            "pg_sleep(",
             "information_schema",
             "@@version",
             "xp_cmdshell",
-            "load_file(",
             "into outfile",
             "into dumpfile",
-            "extractvalue(",
-            "updatexml(",
             "char(0x",
         ],
     ),
 ];
 
-/// URL schemes that run script (the `xss-scheme` rule).
+/// Function names of `sqli-function`, matched only when called ([`reads_as_code`]).
+const SQL_FUNCTIONS: &[&[u8]] = &[
+    b"sleep",
+    b"benchmark",
+    b"pg_sleep",
+    b"load_file",
+    b"extractvalue",
+    b"updatexml",
+];
+
+/// URL schemes that run script (the `xss-scheme` rule), matched where a URL starts ([`url_position`]).
 const SCHEMES: &[&str] = &["javascript:", "vbscript:", "data:text/html", "livescript:"];
 
 const XSS: &[(&str, &[&str])] = &[
@@ -149,7 +143,7 @@ const XSS: &[(&str, &[&str])] = &[
         "xss-script",
         &[
             "<script", "</script", "<iframe", "<object", "<embed", "<svg", "<math", "<base ",
-            "<meta ",
+            "<base/", "<base>", "<meta ", "<meta/",
         ],
     ),
     ("xss-scheme", SCHEMES),
@@ -160,6 +154,8 @@ const XSS: &[(&str, &[&str])] = &[
             "document.write(",
             "window.location",
             "eval(",
+            // IE7's CSS expressions, only as a property's value (`width: expression(…)`), not prose's
+            // "regular expression(s)".
             "expression(",
             "alert(",
             "fromcharcode(",
@@ -391,25 +387,48 @@ fn collapse(text: &str) -> String {
     out
 }
 
-/// `text` with each closed `/* … */` replaced by a space — except MySQL's versioned comments (`/*!50000 SELECT*/`),
-/// whose body MySQL runs, so only their markers go.
+/// Whether `text` (unfolded, not yet collapsed) holds an SQL comment [`without_sql_comments`] would remove: a
+/// `/*`, or a `#` or `--` with a line end after it (one that runs to the end hides nothing after it).
+fn has_sql_comment(text: &str) -> bool {
+    text.contains("/*")
+        || (text.contains(['\n', '\r']) && (text.contains('#') || text.contains("--")))
+}
+
+/// `text` with its SQL comments replaced by a space: each closed `/* … */`, and `#` and `--` up to the line's end
+/// (MySQL, PostgreSQL, SQL Server and SQLite all end a line comment there: `1 union#x⏎select`). MySQL's versioned
+/// comments (`/*!50000 SELECT*/`) and MariaDB's (`/*M!50000 SELECT*/`) keep their body, which those servers run: only
+/// their markers go. Read left to right, so a marker inside a comment opens nothing. `text` is unfolded (lower-case)
+/// and not yet collapsed: the line ends are still there.
 fn without_sql_comments(text: &str) -> String {
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("/*") {
-        let Some(len) = rest[start + 2..].find("*/") else {
-            break;
+    let (mut copied, mut at) = (0, 0);
+    while let Some(pos) = memchr::memchr3(b'/', b'#', b'-', &bytes[at..]) {
+        let start = at + pos;
+        let end = match &bytes[start..] {
+            [b'/', b'*', ..] => match memchr::memmem::find(&bytes[start + 2..], b"*/") {
+                Some(len) => start + 2 + len + 2,
+                None => break,
+            },
+            [b'#', ..] | [b'-', b'-', ..] => memchr::memchr2(b'\n', b'\r', &bytes[start..])
+                .map_or(bytes.len(), |len| start + len),
+            _ => {
+                at = start + 1;
+                continue;
+            }
         };
-        out.push_str(&rest[..start]);
+        out.push_str(&text[copied..start]);
         out.push(' ');
-        let body = &rest[start + 2..start + 2 + len];
-        if let Some(versioned) = body.strip_prefix('!') {
-            out.push_str(versioned.trim_start_matches(|c: char| c.is_ascii_digit()));
-            out.push(' ');
+        if bytes[start] == b'/' {
+            let body = &text[start + 2..end - 2];
+            if let Some(versioned) = body.strip_prefix('!').or_else(|| body.strip_prefix("m!")) {
+                out.push_str(versioned.trim_start_matches(|c: char| c.is_ascii_digit()));
+                out.push(' ');
+            }
         }
-        rest = &rest[start + 2 + len + 2..];
+        (copied, at) = (end, end);
     }
-    out.push_str(rest);
+    out.push_str(&text[copied..]);
     out
 }
 
@@ -438,17 +457,33 @@ fn tag_texts(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Where a tag whose text starts at `start` ends: its first `>` outside a quoted value, or the end of `bytes`.
+/// Where a tag whose text starts at `start` ends: its first `>` outside a quoted value, or the end of `bytes`. Read
+/// as HTML's tokenizer reads attributes: a quote opens a value only where a value starts (after `=` and optional
+/// blanks); elsewhere, in a tag's or attribute's name (`<a x"y=">"`) or inside an unquoted value (`x=b="c`), it is
+/// a character like any other.
 fn tag_end(bytes: &[u8], start: usize) -> usize {
-    let mut quote = None;
+    #[derive(Clone, Copy)]
+    enum State {
+        /// A tag's or attribute's name, or the blanks around it.
+        Name,
+        /// After `=`, before the value.
+        BeforeValue,
+        Quoted(u8),
+        Unquoted,
+    }
+    let mut state = State::Name;
     for (i, &b) in bytes[start..].iter().enumerate() {
-        match quote {
-            Some(q) if b == q => quote = None,
-            Some(_) => {}
-            None if b == b'"' || b == b'\'' => quote = Some(b),
-            None if b == b'>' => return start + i,
-            None => {}
-        }
+        state = match (state, b) {
+            (State::Quoted(q), _) if b == q => State::Name,
+            (State::Quoted(_), _) => state,
+            (_, b'>') => return start + i,
+            (State::Name, b'=') => State::BeforeValue,
+            (State::Name, _) => State::Name,
+            (State::BeforeValue, b' ' | b'\t' | b'\n' | b'\r' | b'\x0c') => State::BeforeValue,
+            (State::BeforeValue, b'"' | b'\'') => State::Quoted(b),
+            (State::Unquoted, b' ' | b'\t' | b'\n' | b'\r' | b'\x0c') => State::Name,
+            (State::BeforeValue | State::Unquoted, _) => State::Unquoted,
+        };
     }
     bytes.len()
 }
@@ -473,6 +508,242 @@ fn handler_attribute(tag: &str) -> bool {
         // Past the letters just read: an "on" inside them follows a letter and starts no attribute (reading them
         // again from each "on" made `<a onononon…` quadratic: 195 s for 1 MiB).
         i = j.max(at + 2);
+    }
+    false
+}
+
+/// The event-handler attributes of the DOM (HTML's, SVG's and the prefixed ones browsers still run), sorted: the
+/// names [`attribute_breakout`] looks for, so prose's `online=yes` or `ongoing=1` is not one.
+const EVENT_HANDLERS: &[&[u8]] = &[
+    b"onabort",
+    b"onafterprint",
+    b"onanimationcancel",
+    b"onanimationend",
+    b"onanimationiteration",
+    b"onanimationstart",
+    b"onauxclick",
+    b"onbeforecopy",
+    b"onbeforecut",
+    b"onbeforeinput",
+    b"onbeforematch",
+    b"onbeforepaste",
+    b"onbeforeprint",
+    b"onbeforetoggle",
+    b"onbeforeunload",
+    b"onbegin",
+    b"onblur",
+    b"oncancel",
+    b"oncanplay",
+    b"oncanplaythrough",
+    b"onchange",
+    b"onclick",
+    b"onclose",
+    b"oncontentvisibilityautostatechange",
+    b"oncontextlost",
+    b"oncontextmenu",
+    b"oncontextrestored",
+    b"oncopy",
+    b"oncuechange",
+    b"oncut",
+    b"ondblclick",
+    b"ondrag",
+    b"ondragend",
+    b"ondragenter",
+    b"ondragexit",
+    b"ondragleave",
+    b"ondragover",
+    b"ondragstart",
+    b"ondrop",
+    b"ondurationchange",
+    b"onemptied",
+    b"onend",
+    b"onended",
+    b"onerror",
+    b"onfocus",
+    b"onfocusin",
+    b"onfocusout",
+    b"onformdata",
+    b"onfullscreenchange",
+    b"onfullscreenerror",
+    b"ongotpointercapture",
+    b"onhashchange",
+    b"oninput",
+    b"oninvalid",
+    b"onkeydown",
+    b"onkeypress",
+    b"onkeyup",
+    b"onlanguagechange",
+    b"onload",
+    b"onloadeddata",
+    b"onloadedmetadata",
+    b"onloadend",
+    b"onloadstart",
+    b"onlostpointercapture",
+    b"onmessage",
+    b"onmessageerror",
+    b"onmousedown",
+    b"onmouseenter",
+    b"onmouseleave",
+    b"onmousemove",
+    b"onmouseout",
+    b"onmouseover",
+    b"onmouseup",
+    b"onmousewheel",
+    b"onmozfullscreenchange",
+    b"onoffline",
+    b"ononline",
+    b"onpagehide",
+    b"onpagereveal",
+    b"onpageshow",
+    b"onpageswap",
+    b"onpaste",
+    b"onpause",
+    b"onplay",
+    b"onplaying",
+    b"onpointercancel",
+    b"onpointerdown",
+    b"onpointerenter",
+    b"onpointerleave",
+    b"onpointermove",
+    b"onpointerout",
+    b"onpointerover",
+    b"onpointerrawupdate",
+    b"onpointerup",
+    b"onpopstate",
+    b"onprogress",
+    b"onratechange",
+    b"onrejectionhandled",
+    b"onrepeat",
+    b"onreset",
+    b"onresize",
+    b"onscroll",
+    b"onscrollend",
+    b"onscrollsnapchange",
+    b"onscrollsnapchanging",
+    b"onsearch",
+    b"onsecuritypolicyviolation",
+    b"onseeked",
+    b"onseeking",
+    b"onselect",
+    b"onselectionchange",
+    b"onselectstart",
+    b"onshow",
+    b"onslotchange",
+    b"onstalled",
+    b"onstorage",
+    b"onsubmit",
+    b"onsuspend",
+    b"ontimeupdate",
+    b"ontoggle",
+    b"ontouchcancel",
+    b"ontouchend",
+    b"ontouchmove",
+    b"ontouchstart",
+    b"ontransitioncancel",
+    b"ontransitionend",
+    b"ontransitionrun",
+    b"ontransitionstart",
+    b"onunhandledrejection",
+    b"onunload",
+    b"onvolumechange",
+    b"onwaiting",
+    b"onwebkitanimationend",
+    b"onwebkitanimationiteration",
+    b"onwebkitanimationstart",
+    b"onwebkitmouseforcechanged",
+    b"onwebkitmouseforcedown",
+    b"onwebkitmouseforceup",
+    b"onwebkitmouseforcewillbegin",
+    b"onwebkittransitionend",
+    b"onwheel",
+];
+
+/// A value that closes the attribute it is written into and adds an event handler to the tag:
+/// `" autofocus onfocus="prompt(1)`, `'onmouseover=prompt(1) x='`. After a quote, the text read as a tag's
+/// attributes (names, `=`, values quoted or not, separated by blanks or `/`; a `>` ends the tag) reaches an
+/// attribute named in [`EVENT_HANDLERS`] followed by `=`. Every quote starts such a reading, so the readings are
+/// followed together, as a set of tokenizer states (a bit each) advanced byte by byte: linear in the text however
+/// many quotes it holds, with no allocation.
+fn attribute_breakout(text: &[u8]) -> bool {
+    // The states: before a name (after a separator), in a name, after a name, before a value (after `=`), inside a
+    // value quoted with `"` or `'`, inside an unquoted value, and right after a quoted value (or the opening quote).
+    const BEFORE_NAME: u8 = 1;
+    const NAME: u8 = 2;
+    const AFTER_NAME: u8 = 4;
+    const BEFORE_VALUE: u8 = 8;
+    const DOUBLE: u8 = 16;
+    const SINGLE: u8 = 32;
+    const UNQUOTED: u8 = 64;
+    const AFTER_QUOTED: u8 = 128;
+    if !text.contains(&b'"') && !text.contains(&b'\'') {
+        return false;
+    }
+    let handler_at = |at: usize| {
+        let (name, rest) = word(&text[at..]);
+        name.starts_with(b"on")
+            && EVENT_HANDLERS.binary_search(&name).is_ok()
+            && skip(rest, b" ").starts_with(b"=")
+    };
+    let mut states = 0u8;
+    for (at, &b) in text.iter().enumerate() {
+        let mut next = 0;
+        let starts_name = states & (BEFORE_NAME | AFTER_NAME | AFTER_QUOTED) != 0
+            && !matches!(b, b' ' | b'/' | b'>' | b'=');
+        if starts_name {
+            if handler_at(at) {
+                return true;
+            }
+            next |= NAME;
+        }
+        if states & (BEFORE_NAME | AFTER_QUOTED) != 0 && matches!(b, b' ' | b'/') {
+            next |= BEFORE_NAME;
+        }
+        if states & (BEFORE_NAME | AFTER_QUOTED) != 0 && b == b'=' {
+            next |= NAME; // a name that starts with `=`, to the tokenizer
+        }
+        if states & NAME != 0 {
+            next |= match b {
+                b' ' => AFTER_NAME,
+                b'/' => BEFORE_NAME,
+                b'=' => BEFORE_VALUE,
+                b'>' => 0,
+                _ => NAME,
+            };
+        }
+        if states & AFTER_NAME != 0 {
+            next |= match b {
+                b' ' => AFTER_NAME,
+                b'/' => BEFORE_NAME,
+                b'=' => BEFORE_VALUE,
+                _ => 0,
+            };
+        }
+        if states & BEFORE_VALUE != 0 {
+            next |= match b {
+                b' ' => BEFORE_VALUE,
+                b'"' => DOUBLE,
+                b'\'' => SINGLE,
+                b'>' => 0,
+                _ => UNQUOTED,
+            };
+        }
+        if states & DOUBLE != 0 {
+            next |= if b == b'"' { AFTER_QUOTED } else { DOUBLE };
+        }
+        if states & SINGLE != 0 {
+            next |= if b == b'\'' { AFTER_QUOTED } else { SINGLE };
+        }
+        if states & UNQUOTED != 0 {
+            next |= match b {
+                b' ' => BEFORE_NAME,
+                b'>' => 0,
+                _ => UNQUOTED,
+            };
+        }
+        if matches!(b, b'"' | b'\'') {
+            next |= AFTER_QUOTED; // the quote that closes the value the text was written into
+        }
+        states = next;
     }
     false
 }
@@ -510,10 +781,9 @@ pub fn scan(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
     }
     let text = unfold(text);
     let as_written = collapse(&text);
-    // Read with SQL comments removed and as written: `/*` is no comment in HTML, nor inside an SQL string literal.
-    let stripped = as_written
-        .contains("/*")
-        .then(|| collapse(&without_sql_comments(&as_written)));
+    // Read with SQL comments removed and as written: `/*` is no comment in HTML, nor `#` in a URL, nor either inside
+    // an SQL string literal.
+    let stripped = has_sql_comment(&text).then(|| collapse(&without_sql_comments(&text)));
     std::iter::once(as_written.as_str())
         .chain(stripped.as_deref())
         .find_map(|text| scan_normalised(config, text, part))
@@ -532,30 +802,73 @@ fn finders_index(set: RuleSet) -> usize {
 fn scan_normalised(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
     let bytes = text.as_bytes();
     for set in &config.rules {
-        let hit = FINDERS.with(|finders| {
-            finders[finders_index(*set)]
-                .iter()
-                .find(|(_, needles)| {
-                    needles.iter().any(|n| {
-                        n.find_iter(bytes).any(|at| {
-                            let needle = n.needle();
-                            starts_word(bytes, at, needle)
-                                && reads_as_code(needle, &bytes[at + needle.len()..])
-                        })
-                    })
-                })
-                .map(|(rule, _)| *rule)
-        });
-        let shaped = match set {
-            RuleSet::Sqli => tautology(bytes).then_some("sqli-tautology"),
-            RuleSet::Xss => has_event_handler(text).then_some("xss-event-handler"),
-            RuleSet::Traversal => None,
-        };
-        if let Some(rule) = hit.or(shaped) {
+        let rules = finders_index(*set);
+        let rule = FINDERS
+            .with(|finders| first_rule(&finders[rules], bytes))
+            .or_else(|| match set {
+                RuleSet::Sqli => (stacked(bytes).then_some("sqli-stacked"))
+                    .or_else(|| tautology(bytes).then_some("sqli-tautology")),
+                RuleSet::Xss => (has_event_handler(text) || attribute_breakout(bytes))
+                    .then_some("xss-event-handler"),
+                // `/etc//passwd`, `/etc/./passwd`: the same file to the file system.
+                RuleSet::Traversal => without_redundant_separators(bytes)
+                    .and_then(|path| FINDERS.with(|finders| first_rule(&finders[rules], &path))),
+            });
+        if let Some(rule) = rule {
             return Some(Hit { rule, part });
         }
     }
     None
+}
+
+/// The first of `rules` with a signature in `bytes` that starts a word there and reads as code.
+fn first_rule(rules: &Rules, bytes: &[u8]) -> Option<&'static str> {
+    rules
+        .iter()
+        .find(|(_, needles)| {
+            needles.iter().any(|n| {
+                let needle = n.needle();
+                n.find_iter(bytes).any(|at| {
+                    starts_word(bytes, at, needle)
+                        && reads_as_code(needle, &bytes[..at], &bytes[at + needle.len()..])
+                })
+            })
+        })
+        .map(|(rule, _)| *rule)
+}
+
+/// `text` with each run of path separators (`/`, `\\`) cut to its first and each `.` segment between them
+/// dropped, or `None` when it has neither (or names none of the files the traversal rule looks for).
+fn without_redundant_separators(text: &[u8]) -> Option<Vec<u8>> {
+    let separator = |b: &u8| matches!(b, b'/' | b'\\');
+    let redundant = memchr::memchr2_iter(b'/', b'\\', text).any(|at| match text.get(at + 1) {
+        Some(b'.') => text.get(at + 2).is_some_and(separator),
+        next => next.is_some_and(separator),
+    });
+    // A URL's `//` is common; only a text naming a file of `traversal-file` behind a separator is rewritten.
+    let names_a_file = || {
+        [&b"passwd"[..], b"shadow", b"self", b"windows"]
+            .iter()
+            .any(|name| memchr::memmem::find(text, name).is_some())
+    };
+    if !redundant || !names_a_file() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len());
+    for &b in text {
+        if separator(&b) {
+            match out.as_slice() {
+                [.., last] if separator(last) => continue,
+                [.., before, b'.'] if separator(before) => {
+                    out.pop();
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        out.push(b);
+    }
+    Some(out)
 }
 
 /// A URL scheme split by tabs or line breaks, which browsers drop anywhere in a URL: `java\tscript:` (or
@@ -568,7 +881,12 @@ fn hidden_scheme(config: &WafConfig, text: &str, part: &'static str) -> Option<H
         .chars()
         .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
         .collect();
-    SCHEMES.iter().any(|s| joined.contains(s)).then_some(Hit {
+    let found = |scheme: &&str| {
+        joined
+            .match_indices(scheme)
+            .any(|(at, _)| url_position(&joined.as_bytes()[..at]))
+    };
+    SCHEMES.iter().any(found).then_some(Hit {
         rule: "xss-scheme",
         part,
     })
@@ -578,41 +896,67 @@ fn hidden_scheme(config: &WafConfig, text: &str, part: &'static str) -> Option<H
 /// code: an argument that long is no prose). Bounded, so every occurrence costs the same.
 const ARGUMENT_WINDOW: usize = 128;
 
-/// How far past `; update ` [`reads_as_code`] looks for its `set` (MySQL's multi-table form can name many tables and
-/// aliases before it).
+/// How far past a statement's first word [`stacked`] looks for what makes it one (MySQL's multi-table `update` can
+/// name many tables and aliases before its `set`).
 const STATEMENT_WINDOW: usize = 1024;
 
-/// Whether what follows a signature that prose also writes reads as code: `; update ` names tables and then `set`
-/// before the statement ends (the next `;`, unless a `--` or `#` comment before it may hide one), within
-/// [`STATEMENT_WINDOW`] ("Thanks; update me later" has none); `sleep(` takes a number without a unit of time
-/// (`sleep(8h)` is prose; `sleep(0xa)`, `sleep(1e1)` and Oracle's `sleep(5d)` are not); `benchmark(` has a second
-/// argument (a comma outside nested parentheses and quotes) within [`ARGUMENT_WINDOW`] ("the benchmark(s)" has none).
-fn reads_as_code(needle: &[u8], after: &[u8]) -> bool {
+/// Whether what surrounds a signature that prose also writes reads as code: `union` is followed by `select` (after
+/// blanks or `(`, with `all` or `distinct` between); a function name ([`SQL_FUNCTIONS`]) by `(` after optional blanks,
+/// and then `sleep`'s argument is a number without a unit of time (`sleep(8h)` is prose; `sleep(0xa)`, `sleep(1e1)`
+/// and Oracle's `sleep(5d)` are not) and `benchmark`'s has a second argument (a comma outside nested parentheses and
+/// quotes) within [`ARGUMENT_WINDOW`] ("the benchmark(s)" has none); a script scheme stands where a URL starts
+/// ([`url_position`]); `expression(` is a CSS property's value (a `:` before it).
+fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
     match needle {
-        b"; update " | b";update " => {
-            let window = &after[..after.len().min(STATEMENT_WINDOW)];
-            let mut commented = false;
-            for (at, &b) in window.iter().enumerate() {
-                match b {
-                    b';' if !commented => return false,
-                    b'#' => commented = true,
-                    b'-' if window.get(at + 1) == Some(&b'-') => commented = true,
-                    b's' => {
-                        let word_start = at == 0
-                            || matches!(window[at - 1], b' ' | b'`' | b'"' | b']' | b')' | b'/');
-                        let word_end = !window
-                            .get(at + 3)
-                            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
-                        if word_start && word_end && window[at..].starts_with(b"set") {
-                            return true;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            false
+        b"union" => {
+            let after = skip(after, b" (");
+            let after = [&b"all"[..], b"distinct"]
+                .into_iter()
+                .find_map(|word| {
+                    let rest = after.strip_prefix(word)?;
+                    let next = skip(rest, b" (");
+                    (next.len() < rest.len()).then_some(next)
+                })
+                .unwrap_or(after);
+            after.starts_with(b"select")
         }
-        b"sleep(" => {
+        b"expression(" => skip_back(before, b" ").ends_with(b":"),
+        _ if SCHEMES.iter().any(|s| s.as_bytes() == needle) => url_position(before),
+        _ if SQL_FUNCTIONS.contains(&needle) => match skip(after, b" ").strip_prefix(b"(") {
+            Some(arguments) => arguments_read_as_code(needle, arguments),
+            None => false,
+        },
+        _ => true,
+    }
+}
+
+/// `text` past its leading bytes that are in `over`.
+fn skip<'a>(text: &'a [u8], over: &[u8]) -> &'a [u8] {
+    let n = text.iter().take_while(|b| over.contains(b)).count();
+    &text[n..]
+}
+
+/// `text` less its trailing bytes that are in `over`.
+fn skip_back<'a>(text: &'a [u8], over: &[u8]) -> &'a [u8] {
+    let n = text.iter().rev().take_while(|b| over.contains(b)).count();
+    &text[..text.len() - n]
+}
+
+/// Whether a scheme found after `before` stands where a browser reads a URL: at the start of the value (past blanks
+/// and control characters, which a URL parser strips), or after `=`, a quote, a backtick, `(`, `<` or `/` and
+/// optional blanks — an attribute's value (`href= javascript:`), CSS's `url(`, an autolink, a path segment. After
+/// a word and a blank it is prose ("I read JavaScript: The Good Parts").
+fn url_position(before: &[u8]) -> bool {
+    let before = &before[..before.len() - before.iter().rev().take_while(|&&b| b <= b' ').count()];
+    before
+        .last()
+        .is_none_or(|b| matches!(b, b'=' | b'"' | b'\'' | b'`' | b'(' | b'<' | b'/'))
+}
+
+/// Whether a function's arguments (the text after its `(`) read as code ([`reads_as_code`]).
+fn arguments_read_as_code(name: &[u8], after: &[u8]) -> bool {
+    match name {
+        b"sleep" => {
             const UNITS: &[&[u8]] = &[
                 b"h", b"hr", b"hrs", b"hour", b"hours", b"m", b"min", b"mins", b"minute",
                 b"minutes", b"s", b"sec", b"secs", b"second", b"seconds", b"ms", b"day", b"days",
@@ -625,7 +969,7 @@ fn reads_as_code(needle: &[u8], after: &[u8]) -> bool {
             let unit = rest.iter().take_while(|b| b.is_ascii_alphabetic()).count();
             !(digits > 0 && rest.get(unit) == Some(&b')') && UNITS.contains(&&rest[..unit]))
         }
-        b"benchmark(" => {
+        b"benchmark" => {
             // Read twice, with quotes (a `')'` hides no parenthesis) and without (a quote inside a `#` comment
             // hides no comma): either finding a second argument reads as code.
             let second_argument = |quotes: bool| {
@@ -652,6 +996,216 @@ fn reads_as_code(needle: &[u8], after: &[u8]) -> bool {
     }
 }
 
+/// Objects `; drop` and `; alter` name (the object, not the verb, tells SQL from "drop me a line").
+const SCHEMA_OBJECTS: &[&[u8]] = &[
+    b"table",
+    b"database",
+    b"schema",
+    b"view",
+    b"user",
+    b"login",
+    b"role",
+    b"procedure",
+    b"proc",
+    b"function",
+    b"trigger",
+    b"index",
+    b"sequence",
+    b"tablespace",
+    b"event",
+    b"server",
+    b"temporary",
+    b"system",
+    b"session",
+    b"instance",
+    b"authorization",
+];
+
+/// Privileges and roles whose name after `; grant` makes it a grant whatever follows up to its `to`.
+const PRIVILEGES: &[&[u8]] = &[
+    b"all",
+    b"select",
+    b"insert",
+    b"update",
+    b"delete",
+    b"references",
+    b"trigger",
+    b"truncate",
+    b"usage",
+    b"create",
+    b"connect",
+    b"temporary",
+    b"temp",
+    b"execute",
+    b"exec",
+    b"alter",
+    b"drop",
+    b"index",
+    b"control",
+    b"view",
+    b"impersonate",
+    b"super",
+    b"file",
+    b"process",
+    b"reload",
+    b"shutdown",
+    b"replication",
+    b"lock",
+    b"event",
+    b"show",
+    b"proxy",
+    b"dba",
+    b"sysdba",
+    b"resource",
+    b"unlimited",
+    b"administer",
+    b"manage",
+];
+
+/// A statement stacked after a `;`, by the shape each verb takes in SQL rather than by the verb alone, which prose
+/// writes ("Thanks; update me later", "patch db; shutdown at 5pm", "Step 3; insert into slot B"): `drop` and `alter`
+/// name a schema object; `delete from`; `insert into` with `values`, `select`, `set`, `table` or `exec` before the
+/// statement ends; `update` with a `set` and then an assignment ([`update_sets`]); `shutdown` ending the statement (or
+/// `with nowait`); `exec` and `execute` calling something; `truncate table`, or `truncate` and one name ending the
+/// statement; `grant` ([`grants`]).
+fn stacked(text: &[u8]) -> bool {
+    memchr::memchr_iter(b';', text).any(|at| {
+        let (verb, rest) = word(skip(&text[at + 1..], b" "));
+        let rest_word = || word(skip(rest, b" "));
+        match verb {
+            b"drop" | b"alter" => SCHEMA_OBJECTS.contains(&rest_word().0),
+            b"delete" => rest_word().0 == b"from",
+            b"insert" => inserts(rest),
+            b"update" => update_sets(rest),
+            b"shutdown" => ends_statement(rest) || skip(rest, b" ").starts_with(b"with nowait"),
+            b"exec" => rest.first().is_some_and(|b| b" (@'\"[".contains(b)),
+            b"execute" => {
+                let (name, after) = rest_word();
+                matches!(
+                    skip(rest, b" ").first(),
+                    Some(b'(' | b'@' | b'\'' | b'"' | b'[')
+                ) || name == b"immediate"
+                    || name.contains(&b'_')
+                    || after.starts_with(b".")
+            }
+            b"truncate" => {
+                let (name, after) = rest_word();
+                name == b"table" || (!name.is_empty() && ends_statement(after))
+            }
+            b"grant" => grants(rest),
+            _ => false,
+        }
+    })
+}
+
+/// The identifier `text` starts with (letters, digits, `_`; maybe empty) and the text after it.
+fn word(text: &[u8]) -> (&[u8], &[u8]) {
+    let n = text
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count();
+    text.split_at(n)
+}
+
+/// Whether `rest` ends an SQL statement: nothing but blanks, then the end, a `;`, a comment or a NUL.
+fn ends_statement(rest: &[u8]) -> bool {
+    let rest = skip(rest, b" ");
+    rest.is_empty()
+        || [&b";"[..], b"#", b"--", b"/*", b"\0"]
+            .iter()
+            .any(|m| rest.starts_with(m))
+}
+
+/// The statement that `text` (what follows its first word) continues, up to [`STATEMENT_WINDOW`]: to the next `;`,
+/// unless a `--` or `#` comment before it may hide one behind a line end that collapsing took away; and whether the
+/// window ran out before the statement ended (a statement that long reads as code).
+fn statement(text: &[u8]) -> (&[u8], bool) {
+    let window = &text[..text.len().min(STATEMENT_WINDOW)];
+    for (at, &b) in window.iter().enumerate() {
+        match b {
+            b';' => return (&window[..at], false),
+            b'#' => break,
+            b'-' if window.get(at + 1) == Some(&b'-') => break,
+            _ => {}
+        }
+    }
+    (window, text.len() > STATEMENT_WINDOW)
+}
+
+/// Where the SQL keyword `keyword` stands as a word in `text` (not inside an identifier: `reset`, `settings`).
+fn keyword_at(text: &[u8], keyword: &[u8]) -> Option<usize> {
+    memchr::memmem::find_iter(text, keyword).find(|&at| {
+        let ident = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+        let inside = at > 0 && ident(&text[at - 1]);
+        !inside && !text.get(at + keyword.len()).is_some_and(ident)
+    })
+}
+
+/// Whether `; insert` (`rest` follows the verb) is an insert: `into` (after MySQL's modifiers) and, before the
+/// statement ends, a source every insert names: `values`/`value`, `select`, `set`, `table` or `exec[ute]`.
+fn inserts(rest: &[u8]) -> bool {
+    let mut rest = skip(rest, b" ");
+    loop {
+        let (w, after) = word(rest);
+        match w {
+            b"ignore" | b"low_priority" | b"delayed" | b"high_priority" => rest = skip(after, b" "),
+            b"into" => break,
+            _ => return false,
+        }
+    }
+    let (statement, cut) = statement(&rest[4..]);
+    cut || [
+        &b"values"[..],
+        b"value",
+        b"select",
+        b"set",
+        b"table",
+        b"exec",
+        b"execute",
+    ]
+    .iter()
+    .any(|k| keyword_at(statement, k).is_some())
+}
+
+/// Whether `; update` (`rest` follows the verb) names tables and then `set` and an assignment (a `=`, or SQL
+/// Server's `col.method(`) before the statement ends — "hello; update me set later" has none.
+fn update_sets(rest: &[u8]) -> bool {
+    let (statement, cut) = statement(rest);
+    let Some(set) = (0..statement.len()).find(|&at| {
+        statement[at..].starts_with(b"set")
+            && (at == 0 || matches!(statement[at - 1], b' ' | b'`' | b'"' | b']' | b')' | b'/'))
+            && !statement
+                .get(at + 3)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    }) else {
+        return cut;
+    };
+    let assignment = &statement[set + 3..];
+    cut || assignment.contains(&b'=')
+        || memchr::memchr_iter(b'.', assignment).any(|dot| {
+            let (method, after) = word(skip(&assignment[dot + 1..], b" "));
+            !method.is_empty() && skip(after, b" ").starts_with(b"(")
+        })
+}
+
+/// Whether `; grant` (`rest` follows the verb) grants: a `to` before the statement ends, after an `on` (`grant all
+/// privileges on *.* to …`), a privilege ([`PRIVILEGES`]), or one name or a list of them (`grant dba, admin to …`);
+/// "approved; grant him access to the repo" is prose.
+fn grants(rest: &[u8]) -> bool {
+    let (statement, cut) = statement(rest);
+    let Some(to) = keyword_at(statement, b"to") else {
+        return cut;
+    };
+    let granted = skip_back(skip(&statement[..to], b" "), b" ");
+    let first = word(granted).0;
+    keyword_at(granted, b"on").is_some()
+        || PRIVILEGES.contains(&first)
+        || (!granted.is_empty()
+            && granted
+                .split(|&b| b == b',')
+                .all(|name| !skip_back(skip(name, b" "), b" ").contains(&b' ')))
+}
+
 /// A condition injected to be always true: after a string's closing quote, or a number a value starts with (the
 /// text's or one after `=`, where a numeric injection sits: `id=1 or 2=2`; "a truth table: 1 and 1 = 1" is
 /// prose), `or`, `||`, `and`,
@@ -672,7 +1226,10 @@ fn tautology(text: &[u8]) -> bool {
         || memchr::memchr2_iter(b'\'', b'"', text).any(|i| always_true(&text[i + 1..]))
 }
 
-/// Whether `text` starts with an operator and a comparison of one operand with itself ([`tautology`]).
+/// Whether `text` starts with an operator and a condition that always holds ([`tautology`]): a comparison of one
+/// operand with itself, or of two numbers or strings that holds (`2>1`, `'a'<>'b'`), operands maybe in parentheses
+/// (`or(1)=(1)`); or a true operand (`true`, a number but 0) that a comment or the statement's end follows (`' or
+/// true#`, `1 or 1--`).
 fn always_true(text: &[u8]) -> bool {
     let skip = |mut at: usize, over: &[u8]| {
         while text.get(at).is_some_and(|b| over.contains(b)) {
@@ -698,14 +1255,49 @@ fn always_true(text: &[u8]) -> bool {
     let Some((left, end)) = operand(text, skip(after_op, b" ("), true) else {
         return false;
     };
-    let at = skip(end, b" ");
-    let Some(comparison) = [&b"<=>"[..], b"==", b"=", b"like "]
-        .into_iter()
-        .find(|c| text[at..].starts_with(c))
-    else {
-        return false;
+    let at = skip(end, b" )");
+    let Some(comparison) = [
+        &b"<=>"[..],
+        b"<>",
+        b"<=",
+        b">=",
+        b"!=",
+        b"==",
+        b"=",
+        b"like ",
+        b"<",
+        b">",
+    ]
+    .into_iter()
+    .find(|c| text[at..].starts_with(c)) else {
+        let truthy = left == b"true"
+            || (left.iter().all(u8::is_ascii_digit) && left.iter().any(|&d| d != b'0'));
+        // A comment (or `;`) must follow: "rooms=1 or 2" is prose, and the quote the query closes an injected
+        // string with would follow an end.
+        return truthy && !text[at..].is_empty() && ends_statement(&text[at..]);
     };
-    operand(text, skip(at + comparison.len(), b" "), false).is_some_and(|(right, _)| right == left)
+    operand(text, skip(at + comparison.len(), b" ("), false)
+        .is_some_and(|(right, _)| holds(left, comparison, right))
+}
+
+/// Whether `left comparison right` holds: numbers compared as numbers, anything else as text.
+fn holds(left: &[u8], comparison: &[u8], right: &[u8]) -> bool {
+    let number = |s: &[u8]| {
+        (!s.is_empty() && s.len() <= 18 && s.iter().all(u8::is_ascii_digit))
+            .then(|| s.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+    };
+    let order = match (number(left), number(right)) {
+        (Some(l), Some(r)) => l.cmp(&r),
+        _ => left.cmp(right),
+    };
+    match comparison {
+        b"<>" | b"!=" => order.is_ne(),
+        b"<=" => order.is_le(),
+        b">=" => order.is_ge(),
+        b"<" => order.is_lt(),
+        b">" => order.is_gt(),
+        _ => order.is_eq(),
+    }
 }
 
 /// The operand at `at`: a quoted string's content, or a bare literal (`1`, `x`, `a.b`); and where it ends. A string
@@ -729,13 +1321,18 @@ fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize)> {
     }
 }
 
-/// A percent-decoded `raw` scanned; input still encoded after [`DECODE_ROUNDS`] is a hit itself.
+/// A percent-decoded `raw` scanned, and again with its JSON escapes decoded when it holds a `\u` escape: JSON
+/// carried in a query or form value (GraphQL's `variables={"q":"\u003cscript…"}`, Slack's `payload=`) is decoded by
+/// the origin, which no reading of JSON bodies sees. Input still encoded after [`DECODE_ROUNDS`] is a hit itself.
 fn screen(config: &WafConfig, raw: &str, plus_is_space: bool, part: &'static str) -> Option<Hit> {
     if config.rules.is_empty() {
         return None;
     }
     match decode(raw, plus_is_space) {
-        Some(text) => scan(config, &text, part),
+        Some(text) => scan(config, &text, part).or_else(|| {
+            memchr::memmem::find(text.as_bytes(), b"\\u")
+                .and_then(|_| scan(config, &json_unescaped(&text), part))
+        }),
         None => Some(Hit {
             rule: "encoding-depth",
             part,
@@ -1264,21 +1861,8 @@ fn json_strings(text: &str) -> (Vec<String>, String) {
                 i += 1;
                 continue;
             }
-            let escaped = bytes.get(i + 1).copied();
-            i += 2;
-            let c = match escaped {
-                Some(b'u') => {
-                    let (c, used) = unicode_escape(&bytes[i..]);
-                    i += used;
-                    c
-                }
-                Some(b'n') => '\n',
-                Some(b't') => '\t',
-                Some(b'r') => '\r',
-                Some(b'b') => '\u{8}',
-                Some(b'f') => '\u{c}',
-                Some(other) => char::from(other),
-                None => break,
+            let Some(c) = json_escape(bytes, &mut i) else {
+                break;
             };
             s.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
         }
@@ -1286,6 +1870,42 @@ fn json_strings(text: &str) -> (Vec<String>, String) {
         strings.push(String::from_utf8_lossy(&s).into_owned());
     }
     (strings, String::from_utf8_lossy(&between).into_owned())
+}
+
+/// `text` with its JSON escapes decoded wherever they stand, as [`json_strings`] decodes a string's.
+fn json_unescaped(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(pos) = memchr::memchr(b'\\', &bytes[i..]) {
+        out.extend_from_slice(&bytes[i..i + pos]);
+        i += pos;
+        match json_escape(bytes, &mut i) {
+            Some(c) => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            None => break,
+        }
+    }
+    out.extend_from_slice(&bytes[i.min(bytes.len())..]);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The character the escape at `bytes[*i]` (a `\\`) spells, moving `i` past it; `None` for a `\\` that ends the text.
+fn json_escape(bytes: &[u8], i: &mut usize) -> Option<char> {
+    let escaped = bytes.get(*i + 1).copied();
+    *i += 2;
+    Some(match escaped? {
+        b'u' => {
+            let (c, used) = unicode_escape(&bytes[*i..]);
+            *i += used;
+            c
+        }
+        b'n' => '\n',
+        b't' => '\t',
+        b'r' => '\r',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        other => char::from(other),
+    })
 }
 
 /// The character of a `\u` escape whose four hex digits start `rest` (with the low half of a surrogate pair when
@@ -2458,5 +3078,226 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    #[test]
+    fn evasions_of_the_payload_review_are_caught() {
+        let c = config();
+        for (query, rule) in [
+            // (a) `#` and `--` line comments, to the line's end.
+            ("id=1+union%23x%0Aselect+password", "sqli-union"),
+            ("id=1+union--%0Aselect+password", "sqli-union"),
+            ("id=1+union+%23%0D%0Aall+select+password", "sqli-union"),
+            // (b) `(` between union and select.
+            ("id=1+union(select+password+from+users)", "sqli-union"),
+            ("id=1+union+all(select+password+from+users)", "sqli-union"),
+            ("id=1+UNION+DISTINCT+(SELECT+1)", "sqli-union"),
+            // (c) MariaDB's executable comments keep their body.
+            ("id=1%2F*M!50000union*%2F+select+password", "sqli-union"),
+            ("id=1+union%2F*M!all*%2F+select+password", "sqli-union"),
+            // (d) a function called with blanks or a comment before its `(`.
+            ("t=1+and+sleep+(5)", "sqli-function"),
+            ("t=1+and+sleep%2F**%2F(5)", "sqli-function"),
+            ("t=benchmark+(5000000%2Cmd5(1))", "sqli-function"),
+            ("t=pg_sleep+(5)", "sqli-function"),
+            ("t=1+and+sleep%0A(5)", "sqli-function"),
+            // (e) a comment after blanks; tautologies in parentheses, by order, or a bare truth.
+            ("u=admin'+%23", "sqli-comment"),
+            ("u=admin'%09%23", "sqli-comment"),
+            ("u='or(1)%3D(1)--+-", "sqli-tautology"),
+            ("u='+or+2%3E1--+-", "sqli-tautology"),
+            ("u='+or+true%23", "sqli-tautology"),
+            ("u='+or+1--", "sqli-tautology"),
+            ("u=1'+or+'a'%3C%3E'b", "sqli-tautology"),
+            ("u=1'+||+2%3E%3D1+%23", "sqli-tautology"),
+            ("id=1+or+1%23", "sqli-tautology"),
+            // (f) a value that closes its attribute and adds a handler.
+            (
+                "q=%22+autofocus+onfocus%3D%22prompt(1)",
+                "xss-event-handler",
+            ),
+            ("q=%22+onmouseover%3D%22prompt(1)", "xss-event-handler"),
+            ("q=%22%2Fonfocus%3D%22prompt(1)", "xss-event-handler"),
+            ("q=%22onfocus%3Dprompt(1)", "xss-event-handler"),
+            (
+                "q='+onfocus%3D'prompt(1)'+autofocus+x%3D'",
+                "xss-event-handler",
+            ),
+            (
+                "q=%26quot%3B+onmouseover%3D%26quot%3Bprompt(1)",
+                "xss-event-handler",
+            ),
+            // (g) a quote opens a value only after `=`.
+            (
+                "q=%3Ca+x%22y%3D%22%3E%22+onmouseover%3Dprompt(1)%3E",
+                "xss-event-handler",
+            ),
+            (
+                "q=%3Ca+x%3Db%3D%22c+y%3D%22%3E%22+onmouseover%3Dprompt(1)%3E",
+                "xss-event-handler",
+            ),
+            // (h) JSON escapes inside a query value.
+            (
+                "variables=%7B%22q%22%3A%22%5Cu003cscript%5Cu003eprompt(1)%22%7D",
+                "xss-script",
+            ),
+            // (i) `<base` and `<meta` with `/` or `>` after the name.
+            ("q=%3Cbase%2Fhref%3D%2F%2Fevil.example%2F%3E", "xss-script"),
+            ("q=%3Cmeta%2Fhttp-equiv%3Drefresh+content%3D0", "xss-script"),
+            // (j) the same file behind redundant separators.
+            ("f=%2Fetc%2F%2Fpasswd", "traversal-file"),
+            ("f=%2Fetc%2F.%2Fpasswd", "traversal-file"),
+            ("f=%2Fetc%2F.%2F%2F.%2Fshadow", "traversal-file"),
+            ("f=%2Fproc%2F%2Fself%2Fenviron", "traversal-file"),
+            // (k) statements that were not listed.
+            ("id=1%3B+drop+database+shop", "sqli-stacked"),
+            ("id=1%3B+drop+temporary+table+t", "sqli-stacked"),
+            ("id=1%3B+truncate+table+users", "sqli-stacked"),
+            ("id=1%3B+truncate+users%3B", "sqli-stacked"),
+            ("id=1%3B+exec('xp_x')", "sqli-stacked"),
+            ("id=1%3B+execute+sp_addlogin+'x'", "sqli-stacked"),
+            ("id=1%3B+execute+immediate+'x'", "sqli-stacked"),
+            (
+                "id=1%3B+grant+all+privileges+on+*.*+to+'x'%40'%25'",
+                "sqli-stacked",
+            ),
+            ("id=1%3B+grant+dba+to+scott", "sqli-stacked"),
+            ("id=1%3B+grant+create+session+to+x", "sqli-stacked"),
+            ("id=1%3B+alter+user+root+identified+by+'x'", "sqli-stacked"),
+            ("id=1%3Balter+table+users+add+x+int", "sqli-stacked"),
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some(rule),
+                "{query}"
+            );
+        }
+        // (h) JSON in a form field (Slack's `payload=`).
+        let slack = inspect_body(
+            &c,
+            Some("application/x-www-form-urlencoded"),
+            b"payload=%7B%22text%22%3A%22%5Cu003cscript%5Cu003eprompt(1)%22%7D",
+        );
+        assert_eq!(slack.map(|h| h.rule), Some("xss-script"));
+    }
+
+    #[test]
+    fn statements_stay_caught_where_prose_now_passes() {
+        let c = config();
+        // (n) The shapes a narrower reading of `; update`, `; shutdown` and `; insert` must keep.
+        for query in [
+            "id=1%3B+update+users+set+role%3D'admin'",
+            "id=1%3B+update+users+set%2F**%2Frole%2F**%2F%3D'admin'",
+            "id=1%3B+update+users+set+%60role%60%3D'admin'",
+            "id=1%3B+update+users+set+(a%2Cb)%3D(1%2C2)",
+            "id=1%3B%0Aupdate%0Ausers%0Aset%0Arole%3D'admin'",
+            "id=1%3B+update+t+set+t.col.SetXY(1%2C2)",
+            "id=1%3B+update+a+join+b+on+a.id%3Db.id+set+a.role%3Db.role",
+            "id=1%3B+shutdown",
+            "id=1%3B+shutdown--",
+            "id=1%3B+shutdown+%23x",
+            "id=1%3B+shutdown%3B",
+            "id=1%3B+shutdown+with+nowait",
+            "id=1%3B+insert+into+users+values(1%2C'x')",
+            "id=1%3B+insert+into+users(id)+select+1",
+            "id=1%3B+insert+into+users+set+id%3D1",
+            "id=1%3B+insert+ignore+into+users+values(1)",
+            "id=1%3B+insert+into+users+table+staff",
+            "id=1%3B+insert+into+users+default+values",
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some("sqli-stacked"),
+                "{query}"
+            );
+        }
+        // A `set` that runs past the statement window reads as code.
+        let long = format!("id=1%3B+update+t+set+{}", "a".repeat(1100));
+        assert!(inspect_url(&c, "/api", Some(&long)).is_some());
+    }
+
+    #[test]
+    fn false_positives_of_the_payload_review_pass() {
+        let c = config();
+        for text in [
+            // (m) a script scheme only where a URL starts.
+            "q=I%27m+reading+JavaScript%3A+The+Good+Parts",
+            "q=Book+review%3A+JavaScript%3A+The+Good+Parts",
+            // (n)
+            "q=hello%3B+update+me+set+later",
+            "q=patch+db%3B+shutdown+at+5pm",
+            "q=Step+3%3B+insert+into+slot+B",
+            // (o)
+            "q=Regular+expression(s)+are+hard",
+            // Prose near the new shapes.
+            "q=I%27m+5%2711%22+tall+and+online%3Dyes",
+            "q=He+said+%22hello%22+and+left+%E2%80%94+onward",
+            "q=Approved%3B+grant+him+access+to+the+repo",
+            "q=hello%3B+drop+me+a+line",
+            "q=Plan+ready%3B+execute+it+tomorrow",
+            "q=Tip%3B+alter+the+layout",
+            "q=Note%3B+truncate+the+text+if+it+is+too+long",
+            "q=rooms%3D1+or+2",
+            "q=https%3A%2F%2Fexample.com%2Fa%2F%2Fb%2F.%2Fc",
+            "q=See+https%3A%2F%2Fexample.com%2F%23top%0Aand+more",
+            "q=C%23+and+C%2B%2B%0Aselect+your+language",
+            "q=the+benchmark+(2024)+results",
+            "q=I+need+sleep+(8h)",
+            "q=%5Cu0041BC+test",
+        ] {
+            assert_eq!(inspect_url(&c, "/api", Some(text)), None, "{text}");
+        }
+        for (text, rule) in [
+            ("u=javascript:prompt(1)", "xss-scheme"),
+            ("q=%3Ca+href%3D+javascript:prompt(1)%3E", "xss-scheme"),
+            ("q=%3Ca+href%3D'++javascript:prompt(1)'%3E", "xss-scheme"),
+            ("q=%5Bx%5D(javascript:prompt(1))", "xss-scheme"),
+            ("q=%3Cjavascript:prompt(1)%3E", "xss-scheme"),
+            ("q=%01javascript:prompt(1)", "xss-scheme"),
+            ("q=a+%3D+java%09script:prompt(1)", "xss-scheme"),
+            (
+                "q=%3Cp+style%3D%22width:+expression(prompt(1))%22%3E",
+                "xss-dom",
+            ),
+            ("q=x%7Bwidth:expression(prompt(1))%7D", "xss-dom"),
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(text)).map(|h| h.rule),
+                Some(rule),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            inspect_url(&c, "/javascript:prompt(1)", None).map(|h| h.rule),
+            Some("xss-scheme"),
+            "a path segment"
+        );
+    }
+
+    #[test]
+    fn attributes_are_read_as_a_browser_reads_them() {
+        assert_eq!(
+            tag_texts("<a x\"y=\">\" onmouseover=x> <b c=d=\"e f=\">\" g> <i j = 'k>'>")
+                .collect::<Vec<_>>(),
+            [
+                "a x\"y=\">\" onmouseover=x",
+                "b c=d=\"e f=\">\" g",
+                "i j = 'k>'"
+            ],
+        );
+        assert!(EVENT_HANDLERS.windows(2).all(|w| w[0] < w[1]), "sorted");
+        assert!(attribute_breakout(b"\" a=\"b\" c onload =x"));
+        assert!(
+            !attribute_breakout(b"\" title=\"the onload event\""),
+            "a name inside a value"
+        );
+        assert!(
+            !attribute_breakout(b"\" a> onload=x"),
+            "after the tag's end"
+        );
+        assert!(!attribute_breakout(b"onload=x"), "no quote before it");
+        // Every quote starts a reading; together they stay linear.
+        let quotes = "\" a='b' c ".repeat(64 * 1024 / 11);
+        assert!(!attribute_breakout(quotes.as_bytes()));
     }
 }
