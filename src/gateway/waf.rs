@@ -62,6 +62,14 @@ impl WafConfig {
         if self.max_header_bytes < 1024 {
             return Err("max_header_bytes must be at least 1024".to_owned());
         }
+        // 0 would forward every body uninspected while the WAF looks switched on.
+        if self.inspect_body_bytes == 0 {
+            return Err(
+                "inspect_body_bytes must be at least 1 (0 would leave every body uninspected; use mode \"off\" or \
+                 drop rules to switch inspection off)"
+                    .to_owned(),
+            );
+        }
         if self.inspect_body_bytes > 1024 * 1024 {
             return Err("inspect_body_bytes must be at most 1048576".to_owned());
         }
@@ -3299,5 +3307,21 @@ mod tests {
         // Every quote starts a reading; together they stay linear.
         let quotes = "\" a='b' c ".repeat(64 * 1024 / 11);
         assert!(!attribute_breakout(quotes.as_bytes()));
+    }
+
+    #[test]
+    fn a_config_that_inspects_no_body_is_refused() {
+        let zero = WafConfig {
+            inspect_body_bytes: 0,
+            ..config()
+        };
+        let error = zero.validate().expect_err("0 disables body inspection");
+        assert!(error.contains("inspect_body_bytes"), "{error}");
+        assert!(WafConfig {
+            inspect_body_bytes: 1,
+            ..config()
+        }
+        .validate()
+        .is_ok());
     }
 }
