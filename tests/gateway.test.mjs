@@ -1484,6 +1484,38 @@ describe("WAF", () => {
     [`/gw/open/files?f=${`%${"25".repeat(16)}2e`.repeat(2)}%${"25".repeat(16)}2fsecret`, "encoding-depth"],
     ["/gw/open/search?u=%27%7C%7C%271%27%3D%271", "sqli-tautology"],
     ["/gw/open/search?u=x%27%20or%20%27b%27%3D%27b", "sqli-tautology"],
+    // The payload review: SQL line comments, `(` and blanks between tokens, MariaDB's executable comments, quotes
+    // that close an attribute, tags a quote does not hide, JSON escapes in a value, redundant path separators,
+    // statements the list lacked.
+    ["/gw/open/search?id=1+union%23x%0Aselect+password", "sqli-union"],
+    ["/gw/open/search?id=1+union--%0Aselect+password", "sqli-union"],
+    ["/gw/open/search?id=1+union(select+password+from+users)", "sqli-union"],
+    ["/gw/open/search?id=1%2F*M!50000union*%2F+select+password", "sqli-union"],
+    ["/gw/open/search?t=1+and+sleep+(5)", "sqli-function"],
+    ["/gw/open/search?t=1+and+sleep%2F**%2F(5)", "sqli-function"],
+    ["/gw/open/search?t=benchmark+(5000000%2Cmd5(1))", "sqli-function"],
+    ["/gw/open/search?t=pg_sleep+(5)", "sqli-function"],
+    ["/gw/open/search?u=admin%27+%23", "sqli-comment"],
+    ["/gw/open/search?u=admin%27%09%23", "sqli-comment"],
+    ["/gw/open/search?u=%27or(1)%3D(1)--+-", "sqli-tautology"],
+    ["/gw/open/search?u=%27+or+2%3E1--+-", "sqli-tautology"],
+    ["/gw/open/search?u=%27+or+true%23", "sqli-tautology"],
+    ["/gw/open/search?q=%22+autofocus+onfocus%3D%22prompt(1)", "xss-event-handler"],
+    ["/gw/open/search?q=%22+onmouseover%3D%22prompt(1)", "xss-event-handler"],
+    ["/gw/open/search?q=%3Ca+x%22y%3D%22%3E%22+onmouseover%3Dprompt(1)%3E", "xss-event-handler"],
+    ["/gw/open/search?q=%3Ca+x%3Db%3D%22c+y%3D%22%3E%22+onmouseover%3Dprompt(1)%3E", "xss-event-handler"],
+    ["/gw/open/search?variables=%7B%22q%22%3A%22%5Cu003cscript%5Cu003eprompt(1)%22%7D", "xss-script"],
+    ["/gw/open/search?q=%3Cbase%2Fhref%3D%2F%2Fevil.example%2F%3E", "xss-script"],
+    ["/gw/open/files?f=%2Fetc%2F%2Fpasswd", "traversal-file"],
+    ["/gw/open/files?f=%2Fetc%2F.%2Fpasswd", "traversal-file"],
+    ["/gw/open/search?id=1%3B+drop+database+shop", "sqli-stacked"],
+    ["/gw/open/search?id=1%3B+truncate+table+users", "sqli-stacked"],
+    ["/gw/open/search?id=1%3B+exec(%27xp_x%27)", "sqli-stacked"],
+    ["/gw/open/search?id=1%3B+grant+all+privileges+on+*.*+to+%27x%27", "sqli-stacked"],
+    ["/gw/open/search?id=1%3B+alter+user+root+identified+by+%27x%27", "sqli-stacked"],
+    ["/gw/open/search?id=1%3B+update+users+set+role%3D%27admin%27", "sqli-stacked"],
+    ["/gw/open/search?id=1%3B+shutdown+with+nowait", "sqli-stacked"],
+    ["/gw/open/search?id=1%3B+insert+into+users+values(1)", "sqli-stacked"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -1502,6 +1534,8 @@ describe("WAF", () => {
     ["multipart/form-data; boundary=edgekit-form", multipart("hi --edgekit-form--<script>prompt(1)</script>"), "xss-script"],
     // Text under a binary type is read up to where a JSON parser stops too (a trailing NUL hides nothing).
     ["image/png", '{"q":"<script>prompt(1)</script>"}\0', "xss-script"],
+    // JSON carried in a form field (Slack's payload=): its escapes are decoded too.
+    ["application/x-www-form-urlencoded", "payload=%7B%22text%22%3A%22%5Cu003cscript%5Cu003eprompt(1)%22%7D", "xss-script"],
   ];
   const benign = [
     "/gw/open/search?name=O%27Brien",
@@ -1524,11 +1558,22 @@ describe("WAF", () => {
     "/gw/open/search?q=I+need+sleep(8h)+tonight",
     "/gw/open/search?q=AT%26amp%3BT+%26copy%3B+2026",
     "/gw/open/search?q=%EF%BC%88%E6%A0%AA%EF%BC%89%EF%BC%A1%EF%BC%A2%EF%BC%A3%EF%BC%81",
+    // The payload review's prose: a scheme outside a URL's place, statements' verbs in sentences, CSS's old
+    // expression( in a word, a quote before an attribute-like word that is no event handler.
+    "/gw/open/search?q=I%27m+reading+JavaScript%3A+The+Good+Parts",
+    "/gw/open/search?q=hello%3B+update+me+set+later",
+    "/gw/open/search?q=patch+db%3B+shutdown+at+5pm",
+    "/gw/open/search?q=Step+3%3B+insert+into+slot+B",
+    "/gw/open/search?q=Regular+expression(s)+are+hard",
+    "/gw/open/search?q=I%27m+5%2711%22+tall+and+online%3Dyes",
+    "/gw/open/search?q=Approved%3B+grant+him+access+to+the+repo",
+    "/gw/open/search?url=https%3A%2F%2Fexample.com%2Fa%2F%2Fb%2F.%2Fc",
   ];
   const benignBodies = [
     ["application/json", JSON.stringify({ name: "Seán O'Brien", bio: "I select wines for a living; drop by!" })],
     ["application/x-www-form-urlencoded", "name=O%27Brien&comment=Great+post+%F0%9F%91%8D+see+https%3A%2F%2Fexample.org"],
     ["text/plain", "Meet me at the union hall; we will select a chair."],
+    ["text/plain", "Release notes\n# Fixes\n- the union -- and select boxes -- line up\nhello; update me set later"],
     // Binary uploads: their bytes spell signatures by chance (every PNG holds NUL bytes).
     ["image/png", PNG],
     ["multipart/form-data; boundary=edgekit-form", multipart("My cat, O'Brien")],
