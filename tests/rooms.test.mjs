@@ -601,12 +601,14 @@ async function deafSocket(w, room, user) {
   await until(() => state.data.includes("\r\n\r\n"), { what: "handshake answered" });
   assert.match(state.data.toString("latin1"), /^HTTP\/1.1 101 /);
   state.data = state.data.subarray(state.data.indexOf("\r\n\r\n") + 4);
-  /** Sends a masked text frame (clients must mask), which the room refuses with 1008. */
-  state.sendText = (text) => {
-    const payload = Buffer.from(text);
+  /** Sends a masked frame (clients must mask): text (which the room refuses with 1008) or binary; resolves once written. */
+  state.send = (payload, opcode) => {
     const mask = Buffer.from([1, 2, 3, 4]);
-    sock.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload.map((b, i) => b ^ mask[i % 4])]));
+    const length = payload.length < 126 ? Buffer.from([0x80 | payload.length]) : Buffer.from([0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+    const frame = Buffer.concat([Buffer.from([0x80 | opcode]), length, mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))]);
+    return new Promise((resolve) => sock.write(frame, resolve));
   };
+  state.sendText = (text) => state.send(Buffer.from(text), 0x1);
   return state;
 }
 
@@ -624,7 +626,7 @@ function closeCode(data) {
   return undefined;
 }
 
-test("a socket the room closed is no longer a member, though its client never answers the close", async () => {
+test("a socket the room closed is no longer a member and is not heard, though its client never answers the close", async () => {
   const w = await startWorker({ vars: { ...VARS, ROOMS_MAX_MEMBERS: 2 } });
   const sockets = [];
   try {
@@ -633,7 +635,18 @@ test("a socket the room closed is no longer a member, though its client never an
     await until(() => closeCode(deaf.data) !== undefined, { what: "the room's close frame" });
     assert.equal(closeCode(deaf.data), 1008);
     // The hung client keeps its connection open; both places are free for others.
-    for (const user of ["ann", "bob"]) sockets.push((await rawSocket(w, "hung", user)).ws);
+    const [ann, bob] = [await rawSocket(w, "hung", "ann"), await rawSocket(w, "hung", "bob")];
+    sockets.push(ann.ws, bob.ws);
+    // What it still sends is not taken: an update from it, then one from bob; ann gets bob's only.
+    const update = (text) => {
+      const doc = new Y.Doc();
+      doc.getText("text").insert(0, text);
+      return syncUpdate(Y.encodeStateAsUpdate(doc));
+    };
+    await deaf.send(update("ghost-edit"), 0x2);
+    bob.ws.send(update("live-edit"));
+    await until(() => ann.frames.some((f) => f.includes("live-edit")), { what: "bob's update relayed to ann" });
+    assert.ok(!ann.frames.some((f) => f.includes("ghost-edit")), "the closed socket's update went nowhere");
     await until(
       async () => (await (await w.fetch("/rooms")).json()).rooms.find((r) => r.room === "hung")?.members === 2,
       { what: "listed with its 2 open sockets" },

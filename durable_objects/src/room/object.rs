@@ -51,6 +51,10 @@ struct Inner {
     name: Option<String>,
     /// This instance's directory reports so far (orders two reports of one millisecond).
     reports: u64,
+    /// The sockets that left but are still open (their client has not answered the close): their frames are
+    /// ignored. Read from the attachments once per instance (None until then), so it holds after hibernation, and
+    /// kept here so the frames of members — awareness copies above all — never pay for an attachment read.
+    gone: Option<Vec<WebSocket>>,
 }
 
 /// What each socket carries through hibernation (well under the 2 KiB attachment limit: a handful of ids).
@@ -370,6 +374,20 @@ impl Room {
             })
     }
 
+    /// Whether `ws` has left the room (see [`Inner::gone`]).
+    fn is_gone(&self, ws: &WebSocket) -> bool {
+        self.with_gone(|gone| gone.iter().any(|g| same(g, ws)))
+    }
+
+    fn with_gone<T>(&self, f: impl FnOnce(&mut Vec<WebSocket>) -> T) -> T {
+        if self.inner.borrow().gone.is_none() {
+            let mut sockets = self.state.get_websockets();
+            sockets.retain(|ws| Self::attachment(ws).gone);
+            self.inner.borrow_mut().gone = Some(sockets);
+        }
+        f(self.inner.borrow_mut().gone.get_or_insert_with(Vec::new))
+    }
+
     /// The room's members: its sockets that have not left (see [`Attachment::gone`]).
     fn members(&self) -> Vec<WebSocket> {
         let mut sockets = self.state.get_websockets();
@@ -572,6 +590,7 @@ impl Room {
         let mut attachment = Self::attachment(ws);
         attachment.gone = true;
         let _ = ws.serialize_attachment(&attachment);
+        self.with_gone(|gone| gone.push(ws.clone()));
         shut(ws, code, reason);
         self.depart(ws).await;
         Ok(())
@@ -883,6 +902,10 @@ impl DurableObject for Room {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
+        // The runtime still delivers what a socket the room closed sends until its client answers the close.
+        if self.is_gone(&ws) {
+            return Ok(());
+        }
         match message {
             WebSocketIncomingMessage::Binary(frame) => self.on_frame(&ws, &frame).await,
             WebSocketIncomingMessage::String(_) => {
@@ -904,12 +927,14 @@ impl DurableObject for Room {
         _was_clean: bool,
     ) -> Result<()> {
         self.depart(&ws).await;
+        self.with_gone(|gone| gone.retain(|g| !same(g, &ws)));
         let _ = ws.close(Some(1000), Some("bye"));
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
         self.depart(&ws).await;
+        self.with_gone(|gone| gone.retain(|g| !same(g, &ws)));
         Ok(())
     }
 
