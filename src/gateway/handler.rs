@@ -307,7 +307,7 @@ async fn forward(
 
     // Body: inspected up to the cap, then forwarded (streamed past the cap).
     let content_type = header_list::get(incoming, "content-type");
-    let body = take_body(call, method, content_length, content_type).await?;
+    let body = take_body(call, method, content_length, content_type, route.timeout_ms).await?;
 
     let headers = origin_headers(call, route, incoming, url, trace, identity);
     let target = route.upstream_url(url.path, url.query);
@@ -748,15 +748,29 @@ enum OutBody {
     Capped(CappedBody),
 }
 
-/// How far a streamed body has got on its way to the origin: when its last chunk was taken and, once it ended, when
-/// (ms since the epoch). The origin request's timeout counts from these rather than from the request's start: an
-/// upload takes as long as its client sends it, so `timeout_ms` bounds a stall in it and then the wait for the
-/// answer once the body is sent (as nginx's `proxy_send_timeout` and `proxy_read_timeout` do). A 200 KiB upload
-/// sent over 2.4 s to a route with a 1 s timeout was cut off at 1 s as if the origin were slow.
+/// How far a streamed body has got on its way to the origin: when it last took a step of [`UPLOAD_STEP_BYTES`]
+/// and, once it ended, when (ms since the epoch); and whether it is waiting for its client's next bytes. The origin
+/// request's timeout counts from these rather than from the request's start: an upload takes as long as its client
+/// sends it, so `timeout_ms` bounds a stall in it — which is the client's (408) when the body waits for it, the
+/// origin's (504) when the origin stops reading — and then the wait for the answer once the body is sent. A 200 KiB
+/// upload sent over 2.4 s to a route with a 1 s timeout was cut off at 1 s as if the origin were slow.
 #[derive(Clone)]
 struct Sending {
     last_ms: Rc<Cell<f64>>,
     ended_ms: Rc<Cell<Option<f64>>>,
+    awaiting_client: Rc<Cell<bool>>,
+}
+
+/// The least an upload must move within a route's `timeout_ms` to count as progressing (about Apache
+/// mod_reqtimeout's `MinRate`): a client trickling a byte at a time would otherwise hold an origin connection
+/// open for as long as it liked.
+const UPLOAD_STEP_BYTES: f64 = 16.0 * 1024.0;
+
+/// Who let a streamed upload stall past its timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stall {
+    Client,
+    Origin,
 }
 
 impl Sending {
@@ -764,31 +778,59 @@ impl Sending {
         Self {
             last_ms: Rc::new(Cell::new(js_sys::Date::now())),
             ended_ms: Rc::new(Cell::new(None)),
+            awaiting_client: Rc::new(Cell::new(false)),
         }
     }
 
-    /// `chunks`, each noted as it is taken, and the end noted when the stream ends.
+    /// `chunks` with their progress noted: a step each [`UPLOAD_STEP_BYTES`], the end, and whether a read is
+    /// waiting for the client.
     fn note<S>(&self, chunks: S) -> impl futures_util::Stream<Item = Result<JsValue, JsValue>>
     where
         S: futures_util::Stream<Item = Result<JsValue, JsValue>>,
     {
-        let (last, ended) = (self.last_ms.clone(), self.ended_ms.clone());
-        chunks
-            .inspect(move |_| last.set(js_sys::Date::now()))
-            .chain(
-                futures_util::stream::once(async move { ended.set(Some(js_sys::Date::now())) })
-                    .filter_map(|()| async { None }),
-            )
+        let (last, ended, awaiting) = (
+            self.last_ms.clone(),
+            self.ended_ms.clone(),
+            self.awaiting_client.clone(),
+        );
+        let length = JsValue::from_str("byteLength");
+        let mut moved = 0.0;
+        let mut chunks = Box::pin(chunks);
+        futures_util::stream::poll_fn(move |cx| {
+            let polled = chunks.as_mut().poll_next(cx);
+            awaiting.set(polled.is_pending());
+            match &polled {
+                std::task::Poll::Ready(Some(Ok(chunk))) => {
+                    moved += js_sys::Reflect::get(chunk, &length)
+                        .ok()
+                        .and_then(|n| n.as_f64())
+                        .unwrap_or(0.0);
+                    if moved >= UPLOAD_STEP_BYTES {
+                        moved = 0.0;
+                        last.set(js_sys::Date::now());
+                    }
+                }
+                std::task::Poll::Ready(None) => ended.set(Some(js_sys::Date::now())),
+                _ => {}
+            }
+            polled
+        })
     }
 
-    /// Resolves once the body has taken no step for `timeout_ms`, or `timeout_ms` after it ended.
-    async fn overdue(&self, timeout_ms: u64) {
+    /// Resolves once the body has taken no step for `timeout_ms`, or `timeout_ms` after it ended, with whose
+    /// stall it was.
+    async fn overdue(&self, timeout_ms: u64) -> Stall {
         let timeout = timeout_ms as f64;
         loop {
-            let due = self.ended_ms.get().unwrap_or_else(|| self.last_ms.get()) + timeout;
+            let ended = self.ended_ms.get();
+            let due = ended.unwrap_or_else(|| self.last_ms.get()) + timeout;
             let now = js_sys::Date::now();
             if now >= due {
-                return;
+                return if ended.is_none() && self.awaiting_client.get() {
+                    Stall::Client
+                } else {
+                    Stall::Origin
+                };
             }
             Delay::from(Duration::from_millis((due - now).ceil() as u64)).await;
         }
@@ -925,6 +967,7 @@ async fn take_body(
     method: &str,
     content_length: Option<u64>,
     content_type: Option<&str>,
+    timeout_ms: u64,
 ) -> ApiResult<OutBody> {
     if matches!(method, "GET" | "HEAD") {
         return Ok(OutBody::None);
@@ -938,10 +981,8 @@ async fn take_body(
     }
     let cap = waf_config.inspect_body_bytes;
     if content_length.is_some_and(|n| n <= cap as u64) {
-        let bytes = call.req.bytes().await.map_err(|e| {
-            ApiError::bad_request("unreadable_body", "the body could not be read")
-                .with_internal(e.to_string())
-        })?;
+        let mut reader = ByteStream::from(stream);
+        let bytes = read_prefix(&mut reader, usize::MAX, timeout_ms).await?;
         waf_verdict(call, waf::inspect_body(&waf_config, content_type, &bytes))?;
         return Ok(OutBody::Bytes(bytes));
     }
@@ -955,20 +996,8 @@ async fn take_body(
         .unchecked_into();
     let inspect: web_sys_stream::ReadableStream = branches.get(0).unchecked_into();
     let forward = branches.get(1);
-    let mut prefix: Vec<u8> = Vec::new();
     let mut reader = ByteStream::from(inspect);
-    while prefix.len() < cap {
-        match reader.next().await {
-            Some(Ok(chunk)) => prefix.extend_from_slice(&chunk),
-            Some(Err(e)) => {
-                return Err(
-                    ApiError::bad_request("unreadable_body", "the body could not be read")
-                        .with_internal(e.to_string()),
-                )
-            }
-            None => break,
-        }
-    }
+    let mut prefix = read_prefix(&mut reader, cap, timeout_ms).await?;
     prefix.truncate(cap);
     let verdict = waf_verdict(call, waf::inspect_body(&waf_config, content_type, &prefix));
     if let Err(blocked) = verdict {
@@ -985,6 +1014,34 @@ async fn take_body(
         return capped(forward.unchecked_into(), &waf_config, &call.request_id);
     }
     streamed(forward.unchecked_into(), content_length)
+}
+
+/// Reads `reader` until it ends or holds `cap` bytes. Each read waits at most `timeout_ms` for the client: a body
+/// that stops arriving (a client that declared more than it sends, or stalls) answers 408 instead of holding the
+/// request until the client gives up.
+async fn read_prefix(reader: &mut ByteStream, cap: usize, timeout_ms: u64) -> ApiResult<Vec<u8>> {
+    let mut prefix: Vec<u8> = Vec::new();
+    while prefix.len() < cap {
+        let next = reader.next();
+        let timer = Delay::from(Duration::from_millis(timeout_ms));
+        futures_util::pin_mut!(timer);
+        match futures_util::future::select(next, timer).await {
+            futures_util::future::Either::Left((Some(Ok(chunk)), _)) => {
+                prefix.extend_from_slice(&chunk)
+            }
+            futures_util::future::Either::Left((Some(Err(e)), _)) => {
+                return Err(
+                    ApiError::bad_request("unreadable_body", "the body could not be read")
+                        .with_internal(e.to_string()),
+                )
+            }
+            futures_util::future::Either::Left((None, _)) => break,
+            futures_util::future::Either::Right(_) => {
+                return Err(Failure::ClientStalled(timeout_ms).into_error())
+            }
+        }
+    }
+    Ok(prefix)
 }
 
 mod web_sys_stream {
@@ -1017,8 +1074,8 @@ fn origin_headers(
         .position(|(k, _)| k.eq_ignore_ascii_case("cookie"))
     {
         let session = &call.isolate.config.session.cookie_name;
-        if out[at].1.contains(session.as_str()) {
-            let device = crate::session::device::cookie_name(session);
+        let device = crate::session::device::cookie_name(session);
+        if out[at].1.contains(session.as_str()) || out[at].1.contains(device.as_str()) {
             match without_cookies(&out[at].1, &[session.as_str(), device.as_str()]) {
                 Some(kept) => out[at].1 = kept,
                 None => {
@@ -1058,6 +1115,8 @@ fn origin_headers(
 enum Failure {
     Unreachable(String),
     Timeout(u64),
+    /// The client's upload moved less than [`UPLOAD_STEP_BYTES`] in the route's timeout.
+    ClientStalled(u64),
     /// Not fetched for this request: its key is passed to the origin ([`passing`]), and the request asks as its own.
     Passed,
 }
@@ -1067,6 +1126,14 @@ impl Failure {
         match self {
             Self::Unreachable(detail) => ApiError::bad_gateway(detail),
             Self::Timeout(ms) => ApiError::gateway_timeout(ms),
+            Self::ClientStalled(ms) => ApiError::new(
+                408,
+                "request_timeout",
+                format!(
+                    "the request body stalled: less than {} KiB arrived in {ms} ms",
+                    UPLOAD_STEP_BYTES as u64 / 1024
+                ),
+            ),
             Self::Passed => ApiError::internal("a passed key's answer was not asked for"),
         }
     }
@@ -1131,19 +1198,24 @@ async fn send(
         init.set_signal(Some(&signal));
         let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
         let fetch = JsFuture::from(global.fetch_with_str_and_init(url, &init));
+        let mut stall = Stall::Origin;
         let answer = match &controller {
             None => fetch.await,
             Some(controller) => {
                 let timer = async {
                     match sending {
                         Some(sending) => sending.overdue(timeout_ms).await,
-                        None => Delay::from(Duration::from_millis(timeout_ms)).await,
+                        None => {
+                            Delay::from(Duration::from_millis(timeout_ms)).await;
+                            Stall::Origin
+                        }
                     }
                 };
                 futures_util::pin_mut!(fetch, timer);
                 match futures_util::future::select(fetch, timer).await {
                     futures_util::future::Either::Left((answer, _)) => answer,
-                    futures_util::future::Either::Right(((), fetch)) => {
+                    futures_util::future::Either::Right((whose, fetch)) => {
+                        stall = whose;
                         controller.abort();
                         fetch.await
                     }
@@ -1164,6 +1236,9 @@ async fn send(
                 )));
             }
             Ok(response) => return Ok(response),
+            Err(_) if timeout.aborted() && stall == Stall::Client => {
+                return Err(Failure::ClientStalled(timeout_ms))
+            }
             Err(_) if timeout.aborted() => last = Failure::Timeout(timeout_ms),
             Err(e) => last = Failure::Unreachable(worker::Error::from(e).to_string()),
         }

@@ -4,10 +4,11 @@
 //! A pattern is a path prefix made of segments; `:name` matches any one segment. A pattern matches a path when the
 //! path's segments start with the pattern's (so `/api` serves `/api/users/7` too). Among matching routes the most
 //! specific wins: more segments first, then literal segments before parameters, left to right. Routes of one pattern
-//! may split its methods between them; if none of the most specific pattern's routes takes the method, the answer
-//! is 405 with the union of their methods in `Allow` — a less specific route is never asked instead, since its checks
-//! are not the ones the operator set for that path (`/api/admin` for GET with a permission under an open `/api` would
-//! otherwise let a POST or DELETE reach the admin paths unchecked).
+//! may split its methods between them. If none of the most specific pattern's routes takes the method, a broader
+//! route may serve it only when it checks as they do (same auth and rate limits, their permissions or more: a GET
+//! route under `/api` that only sets another cache policy); otherwise the answer is 405 with the methods of the
+//! routes asked in `Allow` — an open `/api` must not take the POST or DELETE of an `/api/admin` set for GET with a
+//! permission.
 
 use std::collections::HashMap;
 
@@ -120,6 +121,8 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteTable {
     routes: Vec<Route>,
+    /// Whether a route's literal has an upper-case letter (then every path is also read in any case).
+    upper_literals: bool,
 }
 
 impl RouteTable {
@@ -163,8 +166,19 @@ impl RouteTable {
                     "{label}: a name is 1 to 64 letters, digits, '-', '_' or '.'"
                 ));
             }
+            if let Some(twin) = routes.iter().find(|r: &&Route| {
+                same_pattern(&r.segments, &route.segments, Letters::AnyCase)
+                    && !same_pattern(&r.segments, &route.segments, Letters::Exact)
+            }) {
+                return Err(format!(
+                    "{label}: path {} differs from route {:?}'s only in letter case, which origins that ignore case \
+                     cannot tell apart",
+                    route.path, twin.name
+                ));
+            }
             if routes.iter().any(|r: &Route| {
-                same_pattern(&r.segments, &route.segments) && overlap(&r.methods, &route.methods)
+                same_pattern(&r.segments, &route.segments, Letters::Exact)
+                    && overlap(&r.methods, &route.methods)
             }) {
                 return Err(format!(
                     "{label}: path {} with these methods is already served by an earlier route",
@@ -174,7 +188,14 @@ impl RouteTable {
             routes.push(route);
         }
         routes.sort_by_key(|r| std::cmp::Reverse(specificity(r)));
-        Ok(Self { routes })
+        let upper_literals = routes
+            .iter()
+            .flat_map(|r| &r.segments)
+            .any(|s| matches!(s, Segment::Literal(l) if l.bytes().any(|b| b.is_ascii_uppercase())));
+        Ok(Self {
+            routes,
+            upper_literals,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -194,15 +215,23 @@ impl RouteTable {
     fn resolve_as(&self, method: &str, path: &str, letters: Letters) -> Matched<'_> {
         let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let mut allowed: Vec<String> = Vec::new();
-        let mut pattern: Option<&[Segment]> = None;
+        // A route of the most specific matching pattern, and whether all of that pattern's routes check alike.
+        // Routes are sorted most specific first, and matching routes of one specificity share one pattern.
+        let mut first: Option<&Route> = None;
+        let mut uniform = true;
         for route in &self.routes {
-            if pattern.is_some_and(|p| !same_pattern(p, &route.segments)) {
-                continue;
-            }
             let Some(params) = match_segments(&route.segments, &parts, letters) else {
                 continue;
             };
-            pattern = Some(&route.segments);
+            match first {
+                None => first = Some(route),
+                Some(f) if same_pattern(&f.segments, &route.segments, Letters::Exact) => {
+                    uniform &= f.checks_as(route) && route.checks_as(f);
+                }
+                // A broader route, asked only when it checks as the specific pattern's routes do.
+                Some(f) if !(uniform && route.checks_as(f)) => continue,
+                Some(_) => {}
+            }
             if route.accepts(method) {
                 return Matched::Route { route, params };
             }
@@ -241,7 +270,7 @@ impl RouteTable {
             // Express, ASP.NET Core and koa-router match paths without regard to case: `/api/ADMIN` must not pass
             // an open `/api` route's checks on its way to the origin's `/api/admin`.
             // A path no route serves as spelled is refused anyway (404, 405).
-            return path.bytes().any(|b| b.is_ascii_uppercase()) && {
+            return (self.upper_literals || path.bytes().any(|b| b.is_ascii_uppercase())) && {
                 let actual = self.resolve(method, path);
                 matches!(actual, Matched::Route { .. })
                     && self.differ(actual, self.resolve_as(method, path, Letters::AnyCase))
@@ -287,6 +316,17 @@ impl RouteTable {
 }
 
 impl Route {
+    /// Whether a request this route admits passes `other`'s checks too: same auth and rate limits, and
+    /// `other`'s permissions among its own.
+    fn checks_as(&self, other: &Route) -> bool {
+        self.auth == other.auth
+            && self.rate_limits == other.rate_limits
+            && other
+                .permissions
+                .iter()
+                .all(|p| self.permissions.contains(p))
+    }
+
     pub fn accepts(&self, method: &str) -> bool {
         self.methods.iter().any(|m| m == method)
             || (method == "HEAD" && self.methods.iter().any(|m| m == "GET"))
@@ -343,11 +383,14 @@ enum Letters {
     AnyCase,
 }
 
-/// Whether two patterns match the same paths (parameter names aside).
-fn same_pattern(a: &[Segment], b: &[Segment]) -> bool {
+/// Whether two patterns match the same paths (parameter names aside), their letters compared as `letters` says.
+fn same_pattern(a: &[Segment], b: &[Segment], letters: Letters) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|pair| match pair {
-            (Segment::Literal(x), Segment::Literal(y)) => x == y,
+            (Segment::Literal(x), Segment::Literal(y)) => match letters {
+                Letters::Exact => x == y,
+                Letters::AnyCase => x.eq_ignore_ascii_case(y),
+            },
             (Segment::Param(_), Segment::Param(_)) => true,
             _ => false,
         })
@@ -643,6 +686,65 @@ mod tests {
     }
 
     #[test]
+    fn a_broader_route_that_checks_alike_or_more_serves_the_methods_a_specific_one_leaves() {
+        // A GET route that only sets a cache policy under a broader route with the same checks.
+        let t = table(json!([
+            {"name": "api", "path": "/api", "methods": ["GET", "POST", "DELETE"], "upstream": "http://a",
+             "auth": "jwt", "permissions": ["read"]},
+            {"name": "catalog", "path": "/api/catalog", "upstream": "http://a", "auth": "jwt",
+             "permissions": ["read"], "cache": "api-public"},
+            {"name": "stricter", "path": "/api/stricter", "upstream": "http://a", "auth": "jwt"},
+            {"name": "open-items", "path": "/api/open", "upstream": "http://a"},
+        ]));
+        let served_by = |method: &str, path: &str| match t.resolve(method, path) {
+            Matched::Route { route, .. } => route.name.clone(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(served_by("GET", "/api/catalog/items"), "catalog");
+        assert_eq!(
+            served_by("POST", "/api/catalog/items"),
+            "api",
+            "the same checks"
+        );
+        // /api asks for the read permission /api/stricter does not: a request admitted there is checked more at
+        // /api, never less.
+        assert_eq!(served_by("DELETE", "/api/stricter/x"), "api");
+        // An open route's request is never handed to /api either way round: /api's checks are not open-items'.
+        assert_eq!(
+            t.resolve("POST", "/api/open/x"),
+            Matched::MethodNotAllowed {
+                allowed: vec!["GET".into(), "HEAD".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn routes_whose_paths_differ_only_in_letter_case_are_refused() {
+        let value = json!([
+            {"name": "low", "path": "/a/:x", "upstream": "http://a"},
+            {"name": "up", "path": "/A/:y", "methods": ["POST"], "upstream": "http://a", "auth": "jwt"},
+        ]);
+        let error = RouteTable::parse(&value, &CachePolicies::default(), None).expect_err("twins");
+        assert!(
+            error.contains("only in letter case") && error.contains("\"low\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn with_upper_case_in_a_route_a_lower_case_path_that_meets_other_checks_is_ambiguous() {
+        // ASP.NET's casing: /api/Admin needs a token, and /api/admin/users must not pass the open /api to it.
+        let t = table(json!([
+            {"name": "all", "path": "/api", "upstream": "http://a"},
+            {"name": "admin", "path": "/api/Admin", "upstream": "http://a", "auth": "jwt"},
+        ]));
+        assert!(t.ambiguous("GET", "/api/admin/users"));
+        assert!(t.ambiguous("GET", "/api/x/../admin"));
+        assert!(!t.ambiguous("GET", "/api/Admin/users"), "its own spelling");
+        assert!(!t.ambiguous("GET", "/api/other"));
+    }
+
+    #[test]
     fn a_path_that_meets_a_route_with_other_checks_in_another_letter_case_is_ambiguous() {
         let t = table(json!([
             {"name": "all", "path": "/api", "upstream": "http://a"},
@@ -722,9 +824,9 @@ mod tests {
         assert_eq!(
             t.resolve("PUT", "/items/42"),
             Matched::MethodNotAllowed {
-                allowed: vec!["GET".into(), "HEAD".into()]
+                allowed: vec!["GET".into(), "HEAD".into(), "POST".into()]
             },
-            "405 lists the methods of the most specific matching pattern"
+            "405 lists the methods of every route asked (these check alike)"
         );
     }
 

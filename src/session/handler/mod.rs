@@ -638,8 +638,6 @@ pub async fn session(call: Call) -> ApiResult<Response> {
     Ok(finish(json(200, &body)?, &store))
 }
 
-/// `GET /auth/sessions` (auth policy `session`, strict: always D1): the caller's active sessions, for reviewing
-/// where the account is logged in. Sensitive (it shows IPs and devices), so a revoked session is refused at once.
 /// Revocation entries one `DELETE /auth/sessions` writes at most (one KV write each, within a request's subrequest
 /// budget); the caller's own session first. Further sessions are refused by D1 checks at once and by cached checks
 /// once their entries age out (`SESSION_CACHE_SECS`).
@@ -676,6 +674,8 @@ pub async fn end_all(call: Call) -> ApiResult<Response> {
     Ok(finish(response, &store))
 }
 
+/// `GET /auth/sessions` (auth policy `session`, strict: always D1): the caller's active sessions, for reviewing
+/// where the account is logged in. Sensitive (it shows IPs and devices), so a revoked session is refused at once.
 pub async fn sessions(call: Call) -> ApiResult<Response> {
     let store = Store::open(&call, true)?;
     let (id, record) = check(&call, &store, true).await?.into_user()?;
