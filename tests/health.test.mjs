@@ -131,5 +131,6 @@ test("/health/ready answers 503 and names the failing binding when D1 is not mig
   assert.doesNotMatch(JSON.stringify(body), /edge_meta|SQLITE|D1_|no such table/i, "the runtime's error text stays in the log");
   const logged = await until(() => empty.jsonLogs().find((l) => l.msg === "readiness" && l.binding === "DB"), { what: "the readiness log line" });
   assert.match(logged.detail, /edge_meta/, "where the operator finds it");
+  assert.equal(logged.level, "error", "a level, as every log line has");
   assert.deepEqual(body.checks.map((c) => c.binding), ["CONFIG_KV", "CONTENT_KV", "DB", "RATE_LIMITER", "ROOMS", "ROOM_DIRECTORY"]);
 });

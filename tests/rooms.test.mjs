@@ -12,7 +12,8 @@ import { WebsocketProvider } from "y-websocket";
 import * as awarenessProtocol from "y-protocols/awareness";
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
-import { migratedTemplate, startWorker, until } from "./support/worker.mjs";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { ROOT, migratedTemplate, startWorker, until } from "./support/worker.mjs";
 import { DEMO_USERS, seed } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
 
@@ -696,6 +697,24 @@ test("the room directory lists live rooms and drops rooms whose reports stopped;
   } finally {
     live?.provider.destroy();
     live?.doc.destroy();
+    await w.stop();
+  }
+});
+
+test("GET /rooms without the directory binding answers 503 and logs why as one JSON line naming the request", async () => {
+  const { durableObjects } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const { ROOM_DIRECTORY, ...others } = durableObjects;
+  assert.ok(ROOM_DIRECTORY, "wrangler.toml binds the directory");
+  const w = await startWorker({ vars: VARS, workerOptions: { durableObjects: others } });
+  try {
+    const response = await w.fetch("/rooms", { headers: { "x-request-id": "no-directory" } });
+    assert.equal(response.status, 503);
+    assert.equal((await response.json()).error.code, "directory_unavailable");
+    const line = await until(() => w.jsonLogs().find((l) => l.msg === "room_directory_unbound"), { what: "the JSON line" });
+    assert.equal(line.level, "error");
+    assert.equal(line.request_id, "no-directory");
+    assert.match(line.detail, /binding the room directory/);
+  } finally {
     await w.stop();
   }
 });

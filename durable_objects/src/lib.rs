@@ -3,6 +3,7 @@
 //! module, the thin `#[durable_object]` glue that is the only part touching the runtime.
 
 pub mod hash;
+pub mod log;
 pub mod ratelimit;
 
 pub use ratelimit::object::RateLimiter;

@@ -8,6 +8,7 @@ mod dispatch;
 mod env_vars;
 pub mod header_list;
 mod isolate;
+pub mod log;
 pub mod respond;
 
 use std::collections::HashMap;

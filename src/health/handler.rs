@@ -17,6 +17,7 @@ use worker::Response;
 use super::{Check, Health, Readiness};
 use crate::bindings;
 use crate::entry::coalesce::{self, InFlight, Memory, Sharing};
+use crate::entry::log;
 use crate::entry::respond::json;
 use crate::entry::Call;
 use crate::error::ApiResult;
@@ -46,12 +47,17 @@ pub async fn ready(call: &Call) -> ApiResult<Response> {
         budget_ms: READY_BUDGET_MS,
         keep: |_| true,
     };
+    let timed_out = || timed_out(&call.request_id);
     let readiness = coalesce::shared(&sharing, || check_all(call), timed_out).await;
     json(readiness.status(), &*readiness)
 }
 
-fn timed_out() -> Rc<Readiness> {
-    worker::console_error!("readiness checks took over {READY_BUDGET_MS} ms");
+fn timed_out(request_id: &str) -> Rc<Readiness> {
+    log::error(
+        "readiness_timed_out",
+        serde_json::json!({"budget_ms": READY_BUDGET_MS, "request_id": request_id,
+            "detail": format!("readiness checks took over {READY_BUDGET_MS} ms")}),
+    );
     Rc::new(Readiness::from_checks(vec![Check {
         binding: "all",
         ok: false,
@@ -90,10 +96,10 @@ fn check(call: &Call, binding: &'static str, outcome: Outcome) -> Check {
             detail: None,
         },
         Err((public, internal)) => {
-            worker::console_error!(
-                "{}",
-                serde_json::json!({"msg": "readiness", "binding": binding, "problem": public,
-                    "detail": internal, "request_id": call.request_id})
+            log::error(
+                "readiness",
+                serde_json::json!({"binding": binding, "problem": public, "detail": internal,
+                    "request_id": call.request_id}),
             );
             Check {
                 binding,

@@ -1,7 +1,13 @@
 //! The structured log line: one JSON object per request (and per panic), written by the entry with `console.log`.
 //! Workers Logs and `wrangler tail` index these fields, so their names are part of the operator's contract.
+//!
+//! Every other line (a handler's warning, a Durable Object's error) is an event in one shape,
+//! `{"level", "msg", …fields}` ([`event_line`], shared with the Durable Objects: `durable_objects::log`), written by
+//! `entry::log`. A line about a request carries its `request_id`.
 
 use serde::Serialize;
+
+pub use durable_objects::log::{line as event_line, Level};
 
 /// One line per request.
 #[derive(Debug, Serialize)]

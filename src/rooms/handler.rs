@@ -14,6 +14,7 @@ use worker::wasm_bindgen::JsValue;
 use worker::{Headers, Method, Request, RequestInit, Response, Stub};
 
 use crate::entry::coalesce::{self, InFlight, Memory, Sharing};
+use crate::entry::log;
 use crate::entry::respond::{self, cf_string, json};
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
@@ -202,7 +203,11 @@ pub async fn list(call: &Call) -> ApiResult<Response> {
         },
     };
     let timed_out = || {
-        worker::console_error!("room listing took over {LIST_BUDGET_MS} ms");
+        log::error(
+            "room_listing_timed_out",
+            serde_json::json!({"budget_ms": LIST_BUDGET_MS, "request_id": call.request_id,
+                "detail": format!("room listing took over {LIST_BUDGET_MS} ms")}),
+        );
         None
     };
     match coalesce::shared(&sharing, || ask_shards(call), timed_out).await {
@@ -241,7 +246,11 @@ async fn ask_shards(call: &Call) -> Listing {
     let namespace = match call.env.durable_object(directory::BINDING) {
         Ok(namespace) => namespace,
         Err(e) => {
-            worker::console_error!("binding the room directory: {e}");
+            log::error(
+                "room_directory_unbound",
+                serde_json::json!({"binding": directory::BINDING, "request_id": call.request_id,
+                    "detail": format!("binding the room directory: {e}")}),
+            );
             return None;
         }
     };
@@ -273,10 +282,9 @@ async fn ask_shards(call: &Call) -> Listing {
             Ok(rooms) => listings.push(rooms),
             Err(e) => {
                 incomplete = true;
-                worker::console_error!(
-                    "{}",
-                    serde_json::json!({"msg": "room_directory_shard_failed", "shard": shard,
-                        "detail": e, "request_id": call.request_id})
+                log::error(
+                    "room_directory_shard_failed",
+                    serde_json::json!({"shard": shard, "detail": e, "request_id": call.request_id}),
                 );
             }
         }

@@ -200,7 +200,14 @@ impl DurableObject for RateLimiter {
                             // The state is stored: an alarm that could not be set is only late cleanup (the next
                             // take sets it), not a reason to answer 500 and have the Worker fail open.
                             if let Err(e) = self.schedule(expiry, now_ms).await {
-                                worker::console_warn!("rate limiter cleanup alarm not set: {e}");
+                                worker::console_warn!(
+                                    "{}",
+                                    crate::log::line(
+                                        crate::log::Level::Warn,
+                                        "ratelimit_cleanup_alarm_not_set",
+                                        serde_json::json!({"detail": e.to_string()}),
+                                    )
+                                );
                             }
                         }
                         Response::from_json(&reply)

@@ -27,6 +27,7 @@ use super::protocol::{
     PATH_TICKET, TICKET_PARAM,
 };
 use super::wire::{self, AwarenessEntry, Message};
+use crate::log::{self as events, Level};
 use crate::room_directory::protocol as directory;
 
 /// Sockets one user may hold in a room: a member with the document open in several tabs and devices, not one taking
@@ -158,6 +159,21 @@ impl UpdateStore for SqlStore<'_> {
 
 /// An error answer in the Worker's shape (`{"error": {"code", "message"}}`, `no-store`): a join's refusal goes
 /// straight back to the client.
+/// Writes one event line (`crate::log::line`) with the console method of its level.
+fn log_event(level: Level, msg: &str, fields: serde_json::Value) {
+    let line = events::line(level, msg, fields);
+    match level {
+        Level::Info => worker::console_log!("{line}"),
+        Level::Warn => worker::console_warn!("{line}"),
+        Level::Error => worker::console_error!("{line}"),
+    }
+}
+
+/// The `x-request-id` the Worker forwarded with a request, for this object's log lines about it.
+fn request_id(req: &Request) -> Option<String> {
+    req.headers().get("x-request-id").ok().flatten()
+}
+
 fn json_error(status: u16, code: &str, message: &str) -> Result<Response> {
     let mut response =
         Response::from_json(&serde_json::json!({"error": {"code": code, "message": message}}))?
@@ -305,6 +321,20 @@ impl Room {
         Ok(name)
     }
 
+    /// The room's name when this instance knows it already (no storage read: for log lines).
+    fn known_name(&self) -> Option<String> {
+        self.inner.borrow().name.clone()
+    }
+
+    /// Logs a document that does not load (`request_id`: the Worker request that met it, when one did).
+    fn unloadable(&self, detail: &str, request_id: Option<&str>) {
+        log_event(
+            Level::Error,
+            "room_document_unloadable",
+            serde_json::json!({"room": self.known_name(), "detail": detail, "request_id": request_id}),
+        );
+    }
+
     /// Makes sure the document is in memory (rebuilt from snapshot + log after eviction or hibernation).
     fn ensure_loaded(&self) -> std::result::Result<(), String> {
         if self.inner.borrow().loaded.is_some() {
@@ -314,9 +344,11 @@ impl Room {
         let loaded = log::load(&mut SqlStore(&self.sql), Date::now().as_millis())
             .map_err(|e| format!("{e:?}"))?;
         if loaded.skipped > 0 {
-            worker::console_error!(
-                "room log: {} stored update(s) no longer apply and were skipped",
-                loaded.skipped
+            log_event(
+                Level::Error,
+                "room_log_updates_skipped",
+                serde_json::json!({"room": self.known_name(), "skipped": loaded.skipped,
+                    "detail": "stored updates no longer apply and were skipped"}),
             );
         }
         self.inner.borrow_mut().loaded = Some(loaded);
@@ -428,7 +460,11 @@ impl Room {
             stub.fetch_with_request(req).await.map(|_| ())
         };
         if let Err(e) = outcome.await {
-            worker::console_warn!("room directory report failed: {e}");
+            log_event(
+                Level::Warn,
+                "room_directory_report_failed",
+                serde_json::json!({"room": self.known_name(), "detail": e.to_string()}),
+            );
         }
     }
 
@@ -511,7 +547,7 @@ impl Room {
             return ticket_invalid();
         };
         if let Err(e) = self.ensure_loaded() {
-            worker::console_error!("room document does not load: {e}");
+            self.unloadable(&e, request_id(&req).as_deref());
             return json_error(
                 500,
                 "room_unavailable",
@@ -548,7 +584,12 @@ impl Room {
         // A join starts the report alarm (or keeps the pending one); the alarm re-arms itself while there are
         // members, and a leave needs none.
         if let Err(e) = self.schedule_report(settings.directory_report_ms).await {
-            worker::console_warn!("room directory report alarm not set: {e}");
+            log_event(
+                Level::Warn,
+                "room_directory_alarm_not_set",
+                serde_json::json!({"room": self.known_name(), "detail": e.to_string(),
+                    "request_id": request_id(&req)}),
+            );
         }
         Ok(ResponseBuilder::new()
             .with_status(101)
@@ -616,7 +657,7 @@ impl Room {
             }
         };
         if let Err(e) = self.ensure_loaded() {
-            worker::console_error!("room document does not load: {e}");
+            self.unloadable(&e, None);
             return self
                 .refuse(ws, close::INTERNAL, "room document unavailable")
                 .await;
@@ -642,7 +683,11 @@ impl Room {
                     )
                 });
                 if let Some(Err(e)) = expired {
-                    worker::console_error!("room waiting updates not expired: {e:?}");
+                    log_event(
+                        Level::Error,
+                        "room_waiting_updates_not_expired",
+                        serde_json::json!({"room": self.known_name(), "detail": format!("{e:?}")}),
+                    );
                     self.inner.borrow_mut().loaded = None;
                     return self
                         .refuse(ws, close::INTERNAL, "room storage unavailable")
@@ -724,7 +769,11 @@ impl Room {
                             .await
                     }
                     Err(AcceptError::Store(e)) => {
-                        worker::console_error!("room update not stored: {e}");
+                        log_event(
+                            Level::Error,
+                            "room_update_not_stored",
+                            serde_json::json!({"room": self.known_name(), "detail": e.to_string()}),
+                        );
                         // Memory may be ahead of storage: drop it, the next message reloads what is durable.
                         self.inner.borrow_mut().loaded = None;
                         return self
@@ -878,7 +927,7 @@ impl DurableObject for Room {
             (Method::Get, PATH_CONNECT) => self.join(req).await,
             (Method::Get, PATH_STATE) => {
                 if let Err(e) = self.ensure_loaded() {
-                    worker::console_error!("room document does not load: {e}");
+                    self.unloadable(&e, request_id(&req).as_deref());
                     return json_error(
                         500,
                         "room_unavailable",
