@@ -205,7 +205,7 @@ test("a fragment origin's answer is bounded: over RENDER_MAX_FRAGMENT_BYTES or R
   assert.equal(await wkv.get("fragment:feed"), null, "nor the timed-out one");
 });
 
-test("KV values are held to RENDER_MAX_FRAGMENT_BYTES too, and an empty KV fragment is a miss", async (t) => {
+test("KV values are held to RENDER_MAX_FRAGMENT_BYTES too, and an empty KV fragment is a miss; each warning names the page's request", async (t) => {
   const w = await startWorker({ vars: { RENDER_ORIGIN: origin.url, RENDER_MAX_FRAGMENT_BYTES: 1024 } });
   t.after(() => w.stop());
   const wkv = await w.mf.getKVNamespace("CONTENT_KV");
@@ -213,19 +213,27 @@ test("KV values are held to RENDER_MAX_FRAGMENT_BYTES too, and an empty KV fragm
   await wkv.put("fragment:hero", `<section>${"k".repeat(4096)}</section>`);
   await wkv.put("fragment:nav", "");
   await wkv.put("css:critical", `body{margin:0}/*${"c".repeat(4096)}*/`);
+  await wkv.put("flags", "{not json");
   origin.reset();
   origin.handle((req, body, res, record) => {
     res.writeHead(200, { "content-type": "text/html" });
     res.end(`<section data-origin="${record.path.replace("/fragments/", "")}">from origin</section>`);
   });
-  const page = await (await w.mf.dispatchFetch(new URL("/", w.url), { headers: withVisitor() })).text();
+  const id = "kv-bounds";
+  const page = await (await w.mf.dispatchFetch(new URL("/", w.url), { headers: withVisitor(VISITOR, { "x-request-id": id }) })).text();
   assert.ok(!page.includes("kkkk") && page.includes('<section data-origin="hero">'), "the oversize KV hero is a miss");
   assert.ok(page.includes('<section data-origin="nav">'), "the empty KV nav is a miss");
   assert.ok(!page.includes("cccc"), "oversize critical CSS is left out");
   const logged = (key) => w.jsonLogs().find((l) => l.msg === "content_kv_read_failed" && l.key === key);
   for (const key of ["fragment:hero", "css:critical"]) {
-    assert.match((await until(() => logged(key), { what: `${key} logged` })).error, /larger than 1024 bytes/);
+    const line = await until(() => logged(key), { what: `${key} logged` });
+    assert.match(line.error, /larger than 1024 bytes/);
+    assert.equal(line.request_id, id, `${key}: the warning names the page's request`);
   }
+  const malformed = await until(() => w.jsonLogs().find((l) => l.msg === "content_kv_malformed" && l.key === "flags"), {
+    what: "the malformed flags logged",
+  });
+  assert.equal(malformed.request_id, id);
 });
 
 test("an XSS payload in the visitor's preferences comes out escaped", async () => {

@@ -27,6 +27,7 @@ use super::variant::{self, Flags, Identity};
 use crate::bindings;
 use crate::entry::body::{js_message, read_stream_capped, ReadError};
 use crate::entry::coalesce::{self, InFlight, Lead};
+use crate::entry::log;
 use crate::entry::respond::{self, random_bytes};
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
@@ -48,9 +49,9 @@ async fn session_user(call: &Call, budget_ms: u64) -> Option<String> {
         Some(Err(error)) => error.to_string(),
         None => format!("no answer within {budget_ms} ms (RENDER_CONTENT_BUDGET_MS)"),
     };
-    worker::console_warn!(
-        "{}",
-        serde_json::json!({"level": "warn", "msg": "render: session check failed", "request_id": call.request_id, "detail": detail})
+    log::warn(
+        "render: session check failed",
+        serde_json::json!({"request_id": call.request_id, "detail": detail}),
     );
     None
 }
@@ -59,18 +60,10 @@ fn timer(ms: u64) -> Delay {
     Delay::from(Duration::from_millis(ms))
 }
 
-fn warn(event: &str, fields: serde_json::Value) {
-    let mut line = serde_json::json!({"level": "warn", "msg": event});
-    if let (Some(line), Some(fields)) = (line.as_object_mut(), fields.as_object()) {
-        line.extend(fields.clone());
-    }
-    worker::console_warn!("{line}");
-}
-
 /// A text value from KV of at most `max_bytes` (the cap fragments from the origin have: every value is copied into
-/// pages); a read error, an over-size or non-UTF-8 value is logged and treated as absent (content is optional, the
-/// page renders).
-async fn kv_text(kv: &KvStore, key: &str, max_bytes: u32) -> Option<String> {
+/// pages); a read error, an over-size or non-UTF-8 value is logged (with the page's `request_id`) and treated as
+/// absent (content is optional, the page renders).
+async fn kv_text(kv: &KvStore, key: &str, max_bytes: u32, request_id: &str) -> Option<String> {
     let read = async {
         let stream = kv.get(key).stream().await.map_err(|e| e.to_string())?;
         let Some(stream) = stream else {
@@ -89,9 +82,9 @@ async fn kv_text(kv: &KvStore, key: &str, max_bytes: u32) -> Option<String> {
             .map_err(|_| "not UTF-8".to_owned())
     };
     read.await.unwrap_or_else(|error| {
-        warn(
+        log::warn(
             "content_kv_read_failed",
-            serde_json::json!({"key": key, "error": error}),
+            serde_json::json!({"key": key, "error": error, "request_id": request_id}),
         );
         None
     })
@@ -102,22 +95,26 @@ fn blank(markup: &str) -> bool {
     markup.trim().is_empty()
 }
 
-/// The reads before a page's headers: each from `CONTENT_KV`, within `budget_ms` and `max_bytes`.
+/// The reads before a page's headers: each from `CONTENT_KV`, within `budget_ms` and `max_bytes`; what goes wrong
+/// is logged with the page's `request_id`.
 struct Content<'a> {
     kv: &'a KvStore,
     budget_ms: u64,
     max_bytes: u32,
+    request_id: &'a str,
 }
 
 impl Content<'_> {
     /// [`kv_text`] within the budget: a read taking longer is logged and treated as absent.
     async fn text(&self, key: &str) -> Option<String> {
-        before(kv_text(self.kv, key, self.max_bytes), timer(self.budget_ms))
+        let read = kv_text(self.kv, key, self.max_bytes, self.request_id);
+        before(read, timer(self.budget_ms))
             .await
             .unwrap_or_else(|| {
-                warn(
+                log::warn(
                     "content_kv_slow",
-                    serde_json::json!({"key": key, "budget_ms": self.budget_ms}),
+                    serde_json::json!({"key": key, "budget_ms": self.budget_ms,
+                        "request_id": self.request_id}),
                 );
                 None
             })
@@ -130,9 +127,10 @@ impl Content<'_> {
             return T::default();
         };
         serde_json::from_str(&text).unwrap_or_else(|e| {
-            warn(
+            log::warn(
                 "content_kv_malformed",
-                serde_json::json!({"key": key, "error": e.to_string()}),
+                serde_json::json!({"key": key, "error": e.to_string(),
+                    "request_id": self.request_id}),
             );
             T::default()
         })
@@ -170,6 +168,7 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         kv: &kv,
         budget_ms,
         max_bytes: config.max_fragment_bytes,
+        request_id: &call.request_id,
     };
     let manifest_key = keys::manifest(&page.page_type);
     let (css, manifest, flags, prefs, geo, catalog) = futures_util::join!(
@@ -318,7 +317,7 @@ async fn load_fragment(f: Fragment) -> Html {
             Miss::Failed(reason) => reason,
             Miss::OverBudget => format!("over its {} ms budget", f.spec.budget_ms),
         };
-        warn(
+        log::warn(
             "fragment_fallback",
             serde_json::json!({"fragment": f.name, "reason": reason, "request_id": &*f.request_id}),
         );
@@ -343,7 +342,7 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
     let key = keys::fragment(&f.name);
     // An empty value is a miss, as an empty origin answer is refused (by the same test: one is never written back
     // to be missed on every page).
-    if let Some(markup) = kv_text(&f.kv, &key, f.max_bytes)
+    if let Some(markup) = kv_text(&f.kv, &key, f.max_bytes, &f.request_id)
         .await
         .filter(|m| !blank(m))
     {
@@ -369,7 +368,7 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
         let fetched = fetch_origin(&url, timeout_ms, max_bytes, &request_id).await;
         if let Err(reason) = &fetched {
             // Said here too: the page may have stopped waiting, and then no one else hears of it.
-            warn(
+            log::warn(
                 "fragment_origin_failed",
                 serde_json::json!({"fragment": name, "reason": reason, "request_id": &*request_id}),
             );
@@ -393,9 +392,9 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
             .await
             .unwrap_or_else(|| Err(format!("no answer within {WRITE_BACK_LIMIT_MS} ms")));
         if let Err(e) = written {
-            warn(
+            log::warn(
                 "fragment_write_back_failed",
-                serde_json::json!({"key": key, "error": e}),
+                serde_json::json!({"key": key, "error": e, "request_id": &*request_id}),
             );
         }
         drop(lead);
