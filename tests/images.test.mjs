@@ -305,6 +305,18 @@ test("variants are cached: the second request is a HIT, and ?w=&h= shares the en
   assert.equal(origin.requests.length, 2);
 });
 
+test("the source request carries the image request's x-request-id, so the origin's logs line up with it", async () => {
+  origin.requests.length = 0;
+  const response = await get(worker, "/images/123/photos/land.jpg", { "x-request-id": "image-trace-1" });
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("x-cache"), "MISS");
+  assert.deepEqual(origin.requests.map((r) => [r.path, r.headers["x-request-id"]]), [["/photos/land.jpg", "image-trace-1"]]);
+  // A fresh id for a request that sent none is the one the origin sees too.
+  origin.requests.length = 0;
+  const fresh = await get(worker, "/images/124/photos/land.jpg");
+  assert.equal(origin.requests[0]?.headers["x-request-id"], fresh.headers.get("x-request-id"));
+});
+
 test("origin 404 → 404, not an image → 415 (by its label or, for an original, its bytes), empty → 502, too large → 413, failed transform → the original, marked", async () => {
   const missing = await get(worker, "/images/300/photos/missing.jpg");
   assert.equal(missing.status, 404);

@@ -94,7 +94,9 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
     let source_url = request.source.url_under(origin);
     let variant = match config.mode {
         ImagesMode::Binding => via_binding(call, config, &request, format, &source_url).await?,
-        ImagesMode::CfImage => via_cf_image(config, &request, format, &source_url).await?,
+        ImagesMode::CfImage => {
+            via_cf_image(config, &request, format, &source_url, &call.request_id).await?
+        }
     };
     let made = variant.made;
     let marked = move |response: Response| match made.mark() {
@@ -247,7 +249,9 @@ fn not_an_image() -> ApiError {
 
 /// One source request: redirects are not followed (a 3xx is refused by [`checked_source`]), so an open redirect on
 /// the origin cannot point the Worker at another host or at plain http; and the whole exchange, headers and body,
-/// is cut off after `IMAGES_SOURCE_TIMEOUT_MS` (504), so a trickling origin cannot hold the request open.
+/// is cut off after `IMAGES_SOURCE_TIMEOUT_MS` (504), so a trickling origin cannot hold the request open. It carries
+/// the request's `x-request-id`, so the origin's logs line up with the image request that asked (as the gateway's
+/// and render's origin requests do).
 struct SourceRequest {
     init: web_sys::RequestInit,
     timeout: web_sys::AbortSignal,
@@ -255,9 +259,15 @@ struct SourceRequest {
 }
 
 impl SourceRequest {
-    fn new(config: &ImagesConfig) -> Self {
+    fn new(config: &ImagesConfig, request_id: &str) -> Self {
         let init = web_sys::RequestInit::new();
         init.set_redirect(web_sys::RequestRedirect::Manual);
+        // A request id is 1 to 128 characters of a header-safe alphabet (`observability::request_id`): `set` cannot
+        // refuse it, and a source request without it would still be a good one.
+        if let Ok(headers) = web_sys::Headers::new() {
+            let _ = headers.set("x-request-id", request_id);
+            init.set_headers(headers.as_ref());
+        }
         let timeout = web_sys::AbortSignal::timeout_with_u32(config.source_timeout_ms);
         init.set_signal(Some(&timeout));
         Self {
@@ -287,8 +297,12 @@ impl SourceRequest {
     }
 }
 
-async fn fetch_source(url: &str, config: &ImagesConfig) -> ApiResult<(web_sys::Blob, String)> {
-    let source = SourceRequest::new(config);
+async fn fetch_source(
+    url: &str,
+    config: &ImagesConfig,
+    request_id: &str,
+) -> ApiResult<(web_sys::Blob, String)> {
+    let source = SourceRequest::new(config, request_id);
     let response = source.send(url, "fetching the source").await?;
     checked_source(response, config, &source).await
 }
@@ -301,9 +315,10 @@ async fn via_cf_image(
     request: &ImageRequest,
     format: Negotiated,
     source_url: &str,
+    request_id: &str,
 ) -> ApiResult<Variant> {
     let options = CfImage::new(&request.transform, format, config.limits.max_side);
-    let source = SourceRequest::new(config);
+    let source = SourceRequest::new(config, request_id);
     let cf = js_sys::JSON::parse(&options.cf_json())
         .map_err(js_internal("building cf.image options"))?;
     Reflect::set(&source.init, &JsValue::from_str("cf"), &cf)
@@ -318,7 +333,8 @@ async fn via_cf_image(
         let (body, mime) = checked_source(response, config, &source).await?;
         worker::console_warn!(
             "{}",
-            serde_json::json!({"level": "warn", "msg": "cf.image was not applied (no Cf-Resized header): is Image Resizing enabled for the zone?"})
+            serde_json::json!({"level": "warn", "msg": "cf.image was not applied (no Cf-Resized header): is Image Resizing enabled for the zone?",
+                "request_id": request_id})
         );
         return Ok(Variant {
             body,
@@ -327,7 +343,7 @@ async fn via_cf_image(
         });
     }
     if resized.is_some_and(|v| v.contains("err=")) {
-        let (body, mime) = fetch_source(source_url, config).await?;
+        let (body, mime) = fetch_source(source_url, config, request_id).await?;
         return Ok(Variant {
             body,
             mime,
@@ -358,7 +374,7 @@ async fn via_binding(
         .ok_or_else(|| {
             ApiError::internal("the IMAGES binding is missing ([images] in wrangler.toml)")
         })?;
-    let (source, source_mime) = fetch_source(source_url, config).await?;
+    let (source, source_mime) = fetch_source(source_url, config, &call.request_id).await?;
     let out_mime = format.mime(&source_mime).to_owned();
     // Bounded like the source: a resizer that hangs answers 504 after IMAGES_SOURCE_TIMEOUT_MS rather than holding
     // the request, and a variant larger than IMAGES_MAX_SOURCE_BYTES (a huge PNG) is not served or stored: the

@@ -45,9 +45,13 @@ fn room_stub(call: &Call, name: &str) -> ApiResult<Stub> {
     .or_internal("getting the room object")
 }
 
-/// Headers every request to a room carries: its name and the settings it enforces.
+/// Headers every request to a room carries: its name, the settings it enforces, and the request id (the object
+/// names it in its log lines about the request, as the origins do).
 fn room_headers(call: &Call, name: &str) -> ApiResult<Headers> {
     let headers = Headers::new();
+    headers
+        .set("x-request-id", &call.request_id)
+        .or_internal("setting a header")?;
     let settings = serde_json::to_string(&call.isolate.config.rooms.settings)
         .or_internal("serialising room settings")?;
     headers
