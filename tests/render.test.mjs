@@ -330,6 +330,13 @@ test("?render=whole sends the same page in one piece; pages are private; bad inp
   const bad = await get("/?render=sideways");
   assert.equal(bad.status, 400);
   assert.equal((await bad.json()).error.code, "invalid_render_mode");
+  // The parameter is read as any URL parser reads it: percent-escapes in its name and value are decoded.
+  const escaped = await get("/?render=%77hole", { headers: withVisitor() });
+  assert.equal(escaped.status, 200);
+  assert.equal(await escaped.text(), await (await get("/?render=whole", { headers: withVisitor() })).text());
+  const escapedName = await get("/?%72ender=sideways");
+  assert.equal(escapedName.status, 400);
+  assert.equal((await escapedName.json()).error.code, "invalid_render_mode");
 });
 
 test("a signed-in user's preferences pick the locale, over the visitor cookie's; signed out, the visitor's apply", async (t) => {

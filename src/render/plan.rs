@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
 use super::html::{Html, TrustedSource};
@@ -24,15 +25,17 @@ pub enum Mode {
 }
 
 /// The mode named by the `render` query parameter of `url` (`stream` when absent); `None` for any other value.
+/// Name and value are percent-decoded first, as any URL parser would read them (`?render=%77hole` is `whole`).
 pub fn render_mode(url: &str) -> Option<Mode> {
     let query = url.split_once('?').map_or("", |(_, q)| q);
     let query = query.split_once('#').map_or(query, |(q, _)| q);
+    let decoded = |part: &str| percent_decode_str(part).decode_utf8_lossy().into_owned();
     let value = query
         .split('&')
-        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
-        .find(|(key, _)| *key == "render")
-        .map(|(_, value)| value);
-    match value {
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .find(|(key, _)| decoded(key) == "render")
+        .map(|(_, value)| decoded(value));
+    match value.as_deref() {
         None | Some("stream") => Some(Mode::Stream),
         Some("whole") => Some(Mode::Whole),
         Some(_) => None,
@@ -274,6 +277,11 @@ mod tests {
             ("https://x/?render=whole#frag", Some(Mode::Whole)),
             ("https://x/?render=sideways", None),
             ("https://x/?render", None),
+            ("https://x/?render=%77hole", Some(Mode::Whole)),
+            ("https://x/?%72ender=whole", Some(Mode::Whole)),
+            ("https://x/?render=%73tream", Some(Mode::Stream)),
+            ("https://x/?render=%77hol", None),
+            ("https://x/?render=%ff", None),
         ];
         for (url, expected) in cases {
             assert_eq!(render_mode(url), expected, "{url}");
