@@ -5,9 +5,12 @@
 //!
 //! Pure: the conversion to a runtime `Response` happens in exactly one place, `entry::respond`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
+
+use crate::observability::log::{clipped, MAX_ECHO_BYTES};
 
 /// A request failure, mapped to an HTTP status and a JSON body `{"error":{"code","message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +34,19 @@ struct Inner<'a> {
 }
 
 impl ApiError {
-    /// An error with any status and code; prefer the named constructors below.
+    /// An error with any status and code; prefer the named constructors below. The message is held to
+    /// [`MAX_ECHO_BYTES`] (cut on a character boundary, marked `…`): messages echo client input (the 404's path), and
+    /// a 20 000-character path must not come back as a 20 KB body.
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let message = match clipped(&message, MAX_ECHO_BYTES) {
+            Cow::Borrowed(_) => message,
+            Cow::Owned(cut) => cut,
+        };
         Self {
             status,
             code,
-            message: message.into(),
+            message,
             headers: Vec::new(),
             internal: None,
         }
@@ -270,6 +280,29 @@ mod tests {
             assert_eq!(body["error"]["code"], code, "{error}");
             assert!(body["error"]["message"].is_string(), "{error}");
         }
+    }
+
+    #[test]
+    fn a_message_echoing_long_input_is_held_to_a_kilobyte() {
+        let path = format!("/{}", "é".repeat(10_000));
+        let error = ApiError::not_found(format!("no route serves {path}"));
+        assert!(
+            error.message().len() <= MAX_ECHO_BYTES + 3,
+            "{}",
+            error.message().len()
+        );
+        assert!(
+            error.message().starts_with("no route serves /éé") && error.message().ends_with('…')
+        );
+        assert!(
+            error.body().len() < 2 * MAX_ECHO_BYTES,
+            "{}",
+            error.body().len()
+        );
+        assert_eq!(
+            ApiError::not_found("no route serves /x").message(),
+            "no route serves /x"
+        );
     }
 
     #[test]

@@ -155,3 +155,17 @@ test("a response the runtime refuses (origin status 600) answers 502 JSON and do
   assert.equal(line.status, 502);
   assert.equal(w.jsonLogs().filter((l) => l.msg === "panic").length, 0, "no panic");
 });
+
+test("a long unknown path is echoed at most ~1 KB, in the 404's message and in the log line", async () => {
+  const path = `/${"a".repeat(20_000)}`;
+  const response = await worker.fetch(path, { headers: { "x-request-id": "long-path" } });
+  assert.equal(response.status, 404);
+  const text = await response.text();
+  assert.ok(text.length < 2048, `a ${text.length}-byte body`);
+  const { message } = JSON.parse(text).error;
+  assert.match(message, /\/aaaa.*…$/, "the path is cut and marked");
+  const line = await until(() => worker.jsonLogs().find((l) => l.msg === "request" && l.request_id === "long-path"), {
+    what: "the request's log line",
+  });
+  assert.ok(line.path.length <= 1025 && line.path.startsWith("/aaaa") && line.path.endsWith("…"), `logged ${line.path.length} chars`);
+});

@@ -17,7 +17,7 @@ use std::rc::Rc;
 use worker::{event, Context, Env, Request, Response};
 
 use crate::error::ApiError;
-use crate::observability::log::{panic_line, sampled, RequestLog};
+use crate::observability::log::{clipped, panic_line, sampled, RequestLog, MAX_ECHO_BYTES};
 use crate::observability::request_id;
 
 pub use isolate::Isolate;
@@ -123,7 +123,8 @@ async fn fetch(
         level: RequestLog::level_for(status),
         msg: "request",
         method: &method,
-        path: &path,
+        // A path is echoed at most MAX_ECHO_BYTES long (one request must not write a 20 KB line).
+        path: &clipped(&path, MAX_ECHO_BYTES),
         status,
         duration_ms: respond::now_ms().saturating_sub(started_ms),
         request_id: &request_id,

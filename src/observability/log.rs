@@ -5,9 +5,27 @@
 //! `{"level", "msg", …fields}` ([`event_line`], shared with the Durable Objects: `durable_objects::log`), written by
 //! `entry::log`. A line about a request carries its `request_id`.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 pub use durable_objects::log::{line as event_line, Level};
+
+/// The most of a client-supplied text (a path) a log line or an error message echoes, in bytes.
+pub const MAX_ECHO_BYTES: usize = 1024;
+
+/// `text` cut to at most `max_bytes` on a character boundary, with `…` appended when anything was cut: a 20 000
+/// character path is not echoed whole into a 404 body and its log line.
+pub fn clipped(text: &str, max_bytes: usize) -> Cow<'_, str> {
+    if text.len() <= max_bytes {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…", &text[..end]))
+}
 
 /// One line per request.
 #[derive(Debug, Serialize)]
@@ -86,6 +104,22 @@ mod tests {
         assert_eq!(v["colo"], "DFW");
         assert_eq!(RequestLog::level_for(404), "warn");
         assert_eq!(RequestLog::level_for(200), "info");
+    }
+
+    #[test]
+    fn echoed_text_is_clipped_on_a_character_boundary() {
+        assert_eq!(clipped("/short", 10), "/short");
+        assert_eq!(clipped("/abcdef", 4), "/abc…");
+        // 'é' is two bytes: a cut inside it backs off to before it.
+        assert_eq!(clipped("/aé", 3), "/a…");
+        let long = format!("/{}", "€".repeat(10_000));
+        let cut = clipped(&long, MAX_ECHO_BYTES);
+        assert!(
+            cut.len() <= MAX_ECHO_BYTES + '…'.len_utf8(),
+            "{}",
+            cut.len()
+        );
+        assert!(cut.ends_with('…') && cut.starts_with("/€€"));
     }
 
     #[test]
