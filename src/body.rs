@@ -1,5 +1,6 @@
-//! Rules for request bodies that handlers read whole: the content type must be JSON, the size must be under a cap,
-//! and the bytes must parse into the handler's type. Pure; `entry::body` reads the bytes and applies these rules.
+//! Rules for request bodies that handlers read whole: no content coding, the content type must be JSON in UTF-8, the
+//! size must be under a cap, and the bytes must parse into the handler's type. Pure; `entry::body` reads the bytes
+//! and applies these rules.
 
 use serde::de::DeserializeOwned;
 
@@ -15,16 +16,56 @@ pub fn media_type(content_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// 415 unless the `content-type` is `application/json` (parameters such as `charset` allowed).
+/// The value of a `Content-Type`'s parameter `name` (case-insensitive name, quotes removed): `charset` of
+/// `application/json; Charset="UTF-8"` → `UTF-8`.
+fn parameter<'a>(content_type: &'a str, name: &str) -> Option<&'a str> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (key, value) = param.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().trim_matches('"'))
+    })
+}
+
+/// 415 unless the `content-type` is `application/json` in UTF-8: a `charset` parameter other than `utf-8` (RFC 8259
+/// §8.1: JSON between systems is UTF-8) is refused as a type the route does not take, rather than read as UTF-8 and
+/// answered 400 bad JSON. Other parameters are allowed.
 pub fn require_json_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
     match content_type.map(media_type).as_deref() {
-        Some("application/json") => Ok(()),
+        Some("application/json") => match content_type.and_then(|ct| parameter(ct, "charset")) {
+            Some(charset) if !charset.eq_ignore_ascii_case("utf-8") => {
+                Err(ApiError::unsupported_media_type(format!(
+                    "expected application/json in UTF-8, got charset {charset}"
+                )))
+            }
+            _ => Ok(()),
+        },
         Some(other) => Err(ApiError::unsupported_media_type(format!(
             "expected content-type application/json, got {other}"
         ))),
         None => Err(ApiError::unsupported_media_type(
             "expected content-type application/json, got none",
         )),
+    }
+}
+
+/// 415 with `Accept-Encoding: identity` for a body in a content coding (`Content-Encoding: gzip`): no route decodes
+/// one, and reading compressed bytes as the plain body would answer a misleading 400 (RFC 9110 §15.5.16 and §12.5.3:
+/// the header tells the client which coding to use instead). `identity` (or an empty value) is no coding.
+pub fn require_identity_encoding(content_encoding: Option<&str>) -> Result<(), ApiError> {
+    let Some(codings) = content_encoding else {
+        return Ok(());
+    };
+    match codings
+        .split(',')
+        .map(str::trim)
+        .find(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+    {
+        None => Ok(()),
+        Some(coding) => Err(ApiError::unsupported_media_type(format!(
+            "the body is in content coding {coding}; send it uncompressed (identity)"
+        ))
+        .with_header("accept-encoding", "identity")),
     }
 }
 
@@ -110,6 +151,11 @@ mod tests {
         let cases: &[(Option<&str>, bool)] = &[
             (Some("application/json"), true),
             (Some("Application/JSON; charset=utf-8"), true),
+            (Some("application/json;charset=\"UTF-8\""), true),
+            (Some("application/json; Charset=UTF-8; foo=bar"), true),
+            (Some("application/json; charset=utf-16"), false),
+            (Some("application/json; charset=iso-8859-1"), false),
+            (Some("application/json; CHARSET=\"utf-16le\""), false),
             (Some("text/plain"), false),
             (Some("application/x-www-form-urlencoded"), false),
             (Some("application/jsonx"), false),
@@ -121,6 +167,29 @@ mod tests {
             if let Err(e) = result {
                 assert_eq!(e.status(), 415);
             }
+        }
+    }
+
+    #[test]
+    fn content_codings_are_refused_with_the_one_accepted() {
+        for ok in [
+            None,
+            Some("identity"),
+            Some("Identity"),
+            Some(""),
+            Some(" identity , "),
+        ] {
+            assert!(require_identity_encoding(ok).is_ok(), "{ok:?}");
+        }
+        for coded in ["gzip", "br", "deflate", "identity, gzip", "x-unknown"] {
+            let e = require_identity_encoding(Some(coded)).expect_err(coded);
+            assert_eq!(e.status(), 415, "{coded}");
+            assert_eq!(e.code(), "unsupported_media_type");
+            assert_eq!(
+                e.headers(),
+                &[("accept-encoding", "identity".to_owned())],
+                "{coded}"
+            );
         }
     }
 

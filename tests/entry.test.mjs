@@ -1,7 +1,9 @@
 // The entry (src/entry): request ids, JSON errors for unknown paths and methods, one structured log line per
-// request, panic recovery, and configuration validated once per isolate with errors that name the key.
+// request, panic recovery, configuration validated once per isolate with errors that name the key, and the shared
+// reader of JSON bodies (src/entry/body.rs, through POST /auth/login).
 import { request as httpRequest } from "node:http";
 import { after, before, test } from "node:test";
+import { deflateSync, gzipSync } from "node:zlib";
 import assert from "node:assert/strict";
 import { startWorker, until } from "./support/worker.mjs";
 import { startOrigin } from "./support/origin.mjs";
@@ -168,4 +170,30 @@ test("a long unknown path is echoed at most ~1 KB, in the 404's message and in t
     what: "the request's log line",
   });
   assert.ok(line.path.length <= 1025 && line.path.startsWith("/aaaa") && line.path.endsWith("…"), `logged ${line.path.length} chars`);
+});
+
+test("a JSON body the Worker cannot read as sent is 415: a content coding (with Accept-Encoding: identity), a charset other than UTF-8", async () => {
+  const login = JSON.stringify({ email: "nobody@example.com", password: "whatever" });
+  const post = (headers, body) => worker.fetch("/auth/login", { method: "POST", headers, body });
+  const cases = [
+    { what: "gzip", headers: { "content-type": "application/json", "content-encoding": "gzip" }, body: gzipSync(login) },
+    { what: "deflate, labelled after identity", headers: { "content-type": "application/json", "content-encoding": "identity, deflate" }, body: deflateSync(login) },
+    { what: "UTF-16", headers: { "content-type": "application/json; charset=utf-16le" }, body: Buffer.from(login, "utf16le") },
+    { what: "Latin-1", headers: { "content-type": "application/json; charset=ISO-8859-1" }, body: login },
+  ];
+  for (const { what, headers, body } of cases) {
+    const response = await post(headers, body);
+    assert.equal(response.status, 415, what);
+    assert.equal((await response.json()).error.code, "unsupported_media_type", what);
+    if (headers["content-encoding"]) assert.equal(response.headers.get("accept-encoding"), "identity", what);
+  }
+  // Uncompressed UTF-8, labelled or not, is read: the unknown email is refused as a login, not as a body.
+  for (const headers of [
+    { "content-type": "application/json; charset=\"UTF-8\"", "content-encoding": "identity" },
+    { "content-type": "application/json" },
+  ]) {
+    const response = await post(headers, login);
+    assert.equal(response.status, 401, JSON.stringify(headers));
+    assert.equal((await response.json()).error.code, "invalid_credentials");
+  }
 });

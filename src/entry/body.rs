@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::{js_sys, web_sys, ByteStream, Delay, Request};
 
-use crate::body::{parse_json, require_json_content_type, require_size, too_large};
+use crate::body::{
+    parse_json, require_identity_encoding, require_json_content_type, require_size, too_large,
+};
 use crate::error::{ApiError, ApiResult};
 
 /// How much of an over-size body is read and discarded so the 413 reaches the client.
@@ -41,10 +43,14 @@ pub async fn drain_stream(mut stream: ByteStream) {
     }
 }
 
-/// The body as `T`: 415 for a non-JSON content type, 413 over `max_bytes`, 400 for JSON that does not parse.
+/// The body as `T`: 415 for a body in a content coding (with `Accept-Encoding: identity`) or a content type other
+/// than UTF-8 JSON, 413 over `max_bytes`, 400 for JSON that does not parse.
 pub async fn read_json<T: DeserializeOwned>(req: &mut Request, max_bytes: u64) -> ApiResult<T> {
+    let content_encoding = req.headers().get("content-encoding").ok().flatten();
     let content_type = req.headers().get("content-type").ok().flatten();
-    if let Err(refused) = require_json_content_type(content_type.as_deref()) {
+    let acceptable = require_identity_encoding(content_encoding.as_deref())
+        .and_then(|()| require_json_content_type(content_type.as_deref()));
+    if let Err(refused) = acceptable {
         drain(req).await;
         return Err(refused);
     }
