@@ -82,6 +82,14 @@ test("the shell reaches the client while a fragment is still being answered, and
   assert.ok(order.every((i) => i > 0), `every slot is present: ${order}`);
   assert.deepEqual([...order].sort((a, b) => a - b), order, "slots are in document order");
   assert.ok(page.trimEnd().endsWith("</html>"), "the page is complete");
+  // The request line is written when the headers go out; the page's own line when its body has ended.
+  const id = response.headers.get("x-request-id");
+  const logged = (msg) => worker.jsonLogs().find((l) => l.msg === msg && l.request_id === id);
+  const request = await until(() => logged("request"), { what: "the request line" });
+  const end = await until(() => logged("page_stream_end"), { what: "the page's end line" });
+  assert.equal(end.completed, true);
+  assert.equal(end.level, "info");
+  assert.ok(end.duration_ms >= request.duration_ms, `to the end ${end.duration_ms} ms, to the headers ${request.duration_ms} ms`);
 });
 
 test("an origin 500 gives the fragment's fallback and the rest of the page", async () => {

@@ -35,6 +35,10 @@ pub struct Call {
     pub method: String,
     /// Milliseconds since the epoch when the request arrived (the runtime clock; pure code gets it as a parameter).
     pub started_ms: u64,
+    /// Whether a success of this request is logged (`REQUEST_LOG_PERCENT`, drawn once): a handler that writes a
+    /// closing line of its own after the request line (a streamed page's end) follows the same draw, so a sampled
+    /// page has both lines or neither.
+    pub log_success: bool,
 }
 
 #[event(start)]
@@ -74,6 +78,13 @@ async fn fetch(
     let log_percent = isolate
         .as_ref()
         .map_or(100, |i| i.config.core.request_log_percent);
+    // Drawn before dispatch, so the handler knows whether a success is logged (`Call::log_success`).
+    let roll = if log_percent >= 100 {
+        0
+    } else {
+        let [a, b, c, d, ..] = respond::random_bytes();
+        u32::from_le_bytes([a, b, c, d])
+    };
     let outcome = match isolate {
         Ok(isolate) => {
             let call = Call {
@@ -85,6 +96,7 @@ async fn fetch(
                 request_id: request_id.clone(),
                 method: method.clone(),
                 started_ms,
+                log_success: sampled(200, log_percent, roll),
             };
             dispatch::dispatch(call).await
         }
@@ -110,12 +122,6 @@ async fn fetch(
     };
 
     let status = response.status();
-    let roll = if log_percent >= 100 {
-        0
-    } else {
-        let [a, b, c, d, ..] = respond::random_bytes();
-        u32::from_le_bytes([a, b, c, d])
-    };
     if !sampled(status, log_percent, roll) {
         return Ok(response);
     }

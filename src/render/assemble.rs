@@ -3,6 +3,8 @@
 //! that turns a failed or late fragment into its fallback. Timers and fetches are passed in. Pure.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use futures_util::future::{self, Either};
 use futures_util::stream::{self, Stream, StreamExt};
@@ -26,6 +28,44 @@ where
     stream::once(future::ready(shell))
         .chain(stream::iter(slots).buffered(width))
         .chain(stream::once(future::ready(tail)))
+}
+
+/// `stream`, calling `end(true)` once it has yielded its last item, or `end(false)` if it is dropped before (the
+/// client went away, the runtime cancelled the body): how a streamed page learns when, and whether, it was sent whole.
+pub fn on_end<S: Stream, F: FnOnce(bool) + Unpin>(stream: S, end: F) -> OnEnd<S, F> {
+    OnEnd {
+        stream: Box::pin(stream),
+        end: Some(end),
+    }
+}
+
+/// The stream [`on_end`] returns.
+pub struct OnEnd<S, F: FnOnce(bool)> {
+    stream: Pin<Box<S>>,
+    end: Option<F>,
+}
+
+impl<S: Stream, F: FnOnce(bool) + Unpin> Stream for OnEnd<S, F> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = self.get_mut();
+        let next = this.stream.as_mut().poll_next(cx);
+        if let Poll::Ready(None) = next {
+            if let Some(end) = this.end.take() {
+                end(true);
+            }
+        }
+        next
+    }
+}
+
+impl<S, F: FnOnce(bool)> Drop for OnEnd<S, F> {
+    fn drop(&mut self) {
+        if let Some(end) = self.end.take() {
+            end(false);
+        }
+    }
 }
 
 /// `work`'s output, or `None` when `timer` fires first (a read the page goes on without).
@@ -110,6 +150,34 @@ mod tests {
             "b releases c, then the tail"
         );
         assert!(page.next().now_or_never().expect("ended").is_none());
+    }
+
+    #[test]
+    fn the_end_of_a_stream_is_reported_once_and_whether_it_completed() {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        let ends = Rc::new(RefCell::new(Vec::new()));
+        let record = |ends: &Rc<RefCell<Vec<bool>>>| {
+            let ends = ends.clone();
+            move |completed| ends.borrow_mut().push(completed)
+        };
+        let mut whole = on_end(stream::iter(["a", "b"]), record(&ends));
+        assert_eq!(whole.next().now_or_never(), Some(Some("a")));
+        assert_eq!(whole.next().now_or_never(), Some(Some("b")));
+        assert!(ends.borrow().is_empty(), "not ended while items remain");
+        assert_eq!(whole.next().now_or_never(), Some(None));
+        assert_eq!(whole.next().now_or_never(), Some(None));
+        drop(whole);
+        assert_eq!(*ends.borrow(), [true], "completed, reported once");
+
+        let mut cut = on_end(stream::iter(["a", "b"]), record(&ends));
+        assert_eq!(cut.next().now_or_never(), Some(Some("a")));
+        drop(cut);
+        assert_eq!(
+            *ends.borrow(),
+            [true, false],
+            "dropped mid-way: not completed"
+        );
     }
 
     #[test]

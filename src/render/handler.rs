@@ -16,7 +16,7 @@ use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Context, Delay, Headers, KvStore, Request, Response};
 
-use super::assemble::{before, page_stream, within_budget, Miss};
+use super::assemble::{before, on_end, page_stream, within_budget, Miss};
 use super::hints::{self, Manifest};
 use super::html::{Html, TrustedSource};
 use super::keys;
@@ -31,6 +31,7 @@ use crate::entry::log;
 use crate::entry::respond::{self, random_bytes};
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::observability::log::Level;
 
 /// The `?render=` mode, read from the raw URL (the `url` crate's parser would add its IDNA tables to the wasm).
 fn mode(req: &Request) -> ApiResult<Mode> {
@@ -239,6 +240,7 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         set("set-cookie", cookie)?;
     }
 
+    let (started_ms, log_success) = (call.started_ms, call.log_success);
     let ctx = Rc::new(call.ctx);
     let request_id: Rc<str> = call.request_id.into();
     let slots: Vec<LocalBoxFuture<'static, Html>> = page
@@ -280,7 +282,11 @@ pub async fn page(call: Call) -> ApiResult<Response> {
     }
     let response = match mode {
         Mode::Stream => {
-            Response::from_stream(chunks.map(|html| Ok::<_, worker::Error>(html.into_bytes())))
+            // The request's log line is written when the headers go out; this one when the body has (or has not).
+            let ended =
+                move |completed| stream_ended(&request_id, started_ms, completed, log_success);
+            let body = on_end(chunks, ended);
+            Response::from_stream(body.map(|html| Ok::<_, worker::Error>(html.into_bytes())))
                 .or_internal("starting the page stream")?
         }
         Mode::Whole => {
@@ -293,6 +299,25 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         }
     };
     Ok(response.with_headers(headers))
+}
+
+/// A streamed page's second log line, `page_stream_end`: the request's `duration_ms` counts to the headers, this
+/// one to the body's last chunk. `completed: false` (at `warn`, always written) when the runtime dropped the body
+/// before its end. A client that disconnects is not such a case: workerd then stops reading the body without
+/// cancelling it (seen under Miniflare, with or without a `waitUntil` holding the request open), so the page never
+/// learns of it — a request line without its `page_stream_end` is a page the client left. A completed page's line
+/// follows the request line's sampling (`REQUEST_LOG_PERCENT`).
+fn stream_ended(request_id: &str, started_ms: u64, completed: bool, log_success: bool) {
+    if completed && !log_success {
+        return;
+    }
+    let level = if completed { Level::Info } else { Level::Warn };
+    log::write(
+        level,
+        "page_stream_end",
+        serde_json::json!({"request_id": request_id, "completed": completed,
+            "duration_ms": respond::now_ms().saturating_sub(started_ms)}),
+    );
 }
 
 /// Everything one fragment's future owns (it outlives the handler: it runs while the body streams).
