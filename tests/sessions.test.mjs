@@ -407,7 +407,7 @@ test("a password stored above the runtime's PBKDF2 cap answers like a wrong pass
   await insertUser(dora, imported);
   await expectError(await login(dora.email, dora.password), 401, "invalid_credentials", "the right password");
   await expectError(await login("nobody-at-all@example.com", dora.password), 401, "invalid_credentials", "an unknown email");
-  await until(() => worker.logs.some((line) => line.includes("u-dora") && line.includes("unreadable password hash")), {
+  await until(() => worker.jsonLogs().some((l) => l.msg === "password_hash_unreadable" && l.user_id === "u-dora"), {
     what: "the unreadable hash logged for the operator",
   });
 });

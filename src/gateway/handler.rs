@@ -33,8 +33,9 @@ use super::waf::{self, Hit, WafConfig, WafMode};
 use crate::bindings;
 use crate::entry::body::{read_or_pass, Prefix};
 use crate::entry::coalesce::{self, InFlight, Lead};
-use crate::entry::{header_list, respond, Call};
+use crate::entry::{header_list, log, respond, Call};
 use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::observability::log::Level;
 use crate::ratelimit::headers::RateLimitHeaders;
 use crate::{ratelimit, session};
 
@@ -104,10 +105,10 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     };
     if let Some(error) = &error {
         if let Some(detail) = error.internal_detail() {
-            worker::console_warn!(
-                "{}",
-                serde_json::json!({"msg": "gateway", "route": route.name, "code": error.code(),
-                    "detail": detail, "request_id": call.request_id})
+            log::warn(
+                "gateway",
+                serde_json::json!({"route": route.name, "code": error.code(),
+                    "detail": detail, "request_id": call.request_id}),
             );
         }
     }
@@ -432,10 +433,11 @@ const SIZE_BODY: Hit = Hit {
 
 /// The WAF's log line for a rule that matched (in either mode).
 fn log_waf_hit(hit: &Hit, mode: WafMode, request_id: &str) {
-    worker::console_log!(
-        "{}",
-        serde_json::json!({"msg": "waf", "rule": hit.rule, "part": hit.part,
-            "mode": if mode == WafMode::Block { "block" } else { "log" }, "request_id": request_id})
+    log::write(
+        Level::Info,
+        "waf",
+        serde_json::json!({"rule": hit.rule, "part": hit.part,
+            "mode": if mode == WafMode::Block { "block" } else { "log" }, "request_id": request_id}),
     );
 }
 
@@ -582,10 +584,9 @@ async fn check_signature(
                 }
             };
             if first {
-                worker::console_warn!(
-                    "{}",
-                    serde_json::json!({"msg": "webcrypto could not verify; verifying in wasm",
-                        "kid": check.kid(), "step": failure.step()})
+                log::warn(
+                    "webcrypto could not verify; verifying in wasm",
+                    serde_json::json!({"kid": check.kid(), "step": failure.step()}),
                 );
             }
             check.verify_here()
@@ -720,9 +721,9 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
         ),
     };
     if !skipped.is_empty() {
-        worker::console_warn!(
-            "{}",
-            serde_json::json!({"msg": "jwks keys skipped", "problems": skipped})
+        log::warn(
+            "jwks keys skipped",
+            serde_json::json!({"problems": skipped}),
         );
     }
     let keys = Rc::new(keys);
@@ -1538,9 +1539,9 @@ async fn coalesced_fetch(
                 }
             };
             if let Some(detail) = failed {
-                worker::console_warn!(
-                    "{}",
-                    serde_json::json!({"msg": "gateway cache put failed", "route": route, "detail": detail})
+                log::warn(
+                    "gateway cache put failed",
+                    serde_json::json!({"route": route, "detail": detail}),
                 );
             }
             drop(lead);
@@ -1836,10 +1837,9 @@ async fn cached(
         .get(spec.key.as_str(), false)
         .await
         .unwrap_or_else(|e| {
-            worker::console_warn!(
-                "{}",
-                serde_json::json!({"level": "warn", "msg": "edge cache read failed",
-                    "request_id": call.request_id, "detail": e.to_string()})
+            log::warn(
+                "edge cache read failed",
+                serde_json::json!({"request_id": call.request_id, "detail": e.to_string()}),
             );
             None
         });

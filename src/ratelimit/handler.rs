@@ -75,11 +75,12 @@ pub async fn enforce(call: &Call, policy_name: &str, key: &str) -> ApiResult<Rat
         }
         Err(Asked::Unreachable(detail)) => match policy.failure {
             FailureMode::Open => {
-                let line = serde_json::json!({
-                    "level": "warn", "msg": "rate limiter unreachable; failing open",
-                    "policy": policy.name, "object": object, "request_id": call.request_id, "detail": detail,
-                });
-                worker::console_log!("{line}");
+                crate::entry::log::warn(
+                    "rate limiter unreachable; failing open",
+                    serde_json::json!({
+                        "policy": policy.name, "object": object, "request_id": call.request_id, "detail": detail,
+                    }),
+                );
                 Ok(RateLimitHeaders {
                     policy: policy.name.clone(),
                     limit: policy.limit,

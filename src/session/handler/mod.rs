@@ -14,9 +14,10 @@ use worker::Response;
 use self::store::{NewSession, Retired, Store};
 use crate::entry::body::{drain, read_json};
 use crate::entry::respond::{json, with_appended_header, with_header};
-use crate::entry::Call;
+use crate::entry::{log, Call};
 use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::gateway::request_url::RequestUrl;
+use crate::observability::log::Level;
 use crate::ratelimit::handler as ratelimit;
 use crate::ratelimit::headers::RateLimitHeaders;
 use crate::session::credentials::{Credentials, LoginBody};
@@ -161,9 +162,13 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
     if !schedule_touch(call, &id, &record, now) && !strict && config.cache_secs > 0 {
         let entry = CacheEntry::new(record.clone(), now, config.cache_secs);
         let (env, key_id, cache_secs) = (call.env.clone(), id.clone(), config.cache_secs);
+        let request_id = call.request_id.clone();
         call.ctx.wait_until(async move {
             if let Err(e) = store::fill_cache(env, &key_id, &entry, cache_secs).await {
-                worker::console_error!("session cache fill failed: {e}");
+                log::error(
+                    "session_cache_fill_failed",
+                    json!({"request_id": request_id, "detail": e.to_string()}),
+                );
             }
         });
     }
@@ -187,7 +192,10 @@ async fn refused(
         Ok(Some(reason)) => Ok(Checked::Refused(reason)),
         Ok(None) => Ok(Checked::Refused(why)),
         Err(e) => {
-            worker::console_error!("session reuse check failed: {e}");
+            log::error(
+                "session_reuse_check_failed",
+                json!({"request_id": call.request_id, "detail": e.to_string()}),
+            );
             Ok(Checked::Refused(why))
         }
     }
@@ -223,10 +231,11 @@ async fn detect_reuse(
         }));
     }
     let revoked = store.revoke_family(&retired.family, now).await?;
-    worker::console_log!(
-        "{}",
-        json!({"msg": "session_reuse", "revoked_sessions": revoked.len(),
-            "retired_ms_ago": now.saturating_sub(retired.retired_at), "request_id": call.request_id})
+    log::write(
+        Level::Warn,
+        "session_reuse",
+        json!({"revoked_sessions": revoked.len(),
+            "retired_ms_ago": now.saturating_sub(retired.retired_at), "request_id": call.request_id}),
     );
     for current in &revoked {
         store.mark_revoked(current, now, config.cache_secs).await?;
@@ -247,9 +256,13 @@ fn schedule_touch(call: &Call, id: &str, record: &SessionRecord, now: u64) -> bo
         config.max_secs * 1000,
     );
     let (env, id, cache_secs) = (call.env.clone(), id.to_owned(), config.cache_secs);
+    let request_id = call.request_id.clone();
     call.ctx.wait_until(async move {
         if let Err(e) = store::touch(env, id, now, expires_at, cache_secs).await {
-            worker::console_error!("session last-seen write failed: {e}");
+            log::error(
+                "session_touch_failed",
+                json!({"request_id": request_id, "detail": e.to_string()}),
+            );
         }
     });
     true
@@ -360,7 +373,10 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         Some(u) => match &u.password {
             Ok(hash) => Some(hash.clone()),
             Err(problem) => {
-                worker::console_error!("user {} has an unreadable password hash: {problem}", u.id);
+                log::error(
+                    "password_hash_unreadable",
+                    json!({"user_id": u.id, "detail": problem.to_string()}),
+                );
                 None
             }
         },
@@ -456,7 +472,10 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         )
         .await
     {
-        worker::console_error!("session login: cache entry not written: {e}");
+        log::error(
+            "session_cache_write_failed",
+            json!({"request_id": call.request_id, "detail": e.to_string()}),
+        );
     }
     // The session the browser held before (its cookie is replaced by this answer's) ends: a new authentication
     // starts a new session, never beside a live old one (OWASP session management). A token a refresh retired ends
@@ -464,7 +483,10 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     if let CookieToken::Token(before) = cookie_token(&call) {
         let before = token::session_id(&before);
         if let Err(e) = end_session(&store, &before, now, config.cache_secs).await {
-            worker::console_error!("session login: the earlier session was not ended: {e}");
+            log::error(
+                "session_login_earlier_not_ended",
+                json!({"request_id": call.request_id, "detail": e.to_string()}),
+            );
         }
     }
     let mut response = issued(&call, &token, &record, now)?;
@@ -502,12 +524,16 @@ fn upgrade_password_later(call: &Call, user_id: &str, stored: &PasswordHash, pas
             store::replace_password(env, &user_id, &old_hash, &new).await
         };
         match upgraded.await {
-            Ok(true) => worker::console_log!(
-                "{}",
-                json!({"msg": "password_rehashed", "user_id": user_id, "from_iterations": from, "to_iterations": iterations})
+            Ok(true) => log::write(
+                Level::Info,
+                "password_rehashed",
+                json!({"user_id": user_id, "from_iterations": from, "to_iterations": iterations}),
             ),
             Ok(false) => {}
-            Err(e) => worker::console_error!("password re-hash failed: {e}"),
+            Err(e) => log::error(
+                "password_rehash_failed",
+                json!({"user_id": user_id, "detail": e.to_string()}),
+            ),
         }
     });
 }
@@ -564,7 +590,10 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
     // the old token retired in D1, the new one never delivered. If the revocation entry is not written, cached
     // checks may accept the old token until its entry's age limit (SESSION_CACHE_SECS); D1 checks refuse it.
     if let Err(e) = store.mark_revoked(&old_id, now, config.cache_secs).await {
-        worker::console_error!("session refresh: revocation entry not written: {e}");
+        log::error(
+            "session_revocation_entry_failed",
+            json!({"request_id": call.request_id, "detail": e.to_string()}),
+        );
     }
     let record = SessionRecord {
         expires_at,
@@ -580,7 +609,10 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
         )
         .await
     {
-        worker::console_error!("session refresh: cache entry not written: {e}");
+        log::error(
+            "session_cache_write_failed",
+            json!({"request_id": call.request_id, "detail": e.to_string()}),
+        );
     }
     Ok(finish(issued(&call, &token, &record, now)?, &store))
 }
@@ -597,7 +629,10 @@ async fn end_session(store: &Store, id: &str, now: u64, cache_secs: u64) -> ApiR
     }
     for current in &marked {
         if let Err(e) = store.mark_revoked(current, now, cache_secs).await {
-            worker::console_error!("session end: revocation entry not written: {e}");
+            log::error(
+                "session_revocation_entry_failed",
+                json!({"detail": e.to_string()}),
+            );
         }
     }
     Ok(())
@@ -654,14 +689,18 @@ pub async fn end_all(call: Call) -> ApiResult<Response> {
     if let Some(at) = revoked.iter().position(|r| *r == id) {
         revoked.swap(0, at);
     }
-    worker::console_log!(
-        "{}",
-        json!({"msg": "sessions_ended", "revoked_sessions": revoked.len(),
-            "cache_entries": revoked.len().min(MAX_REVOCATION_ENTRIES), "request_id": call.request_id})
+    log::write(
+        Level::Info,
+        "sessions_ended",
+        json!({"revoked_sessions": revoked.len(),
+            "cache_entries": revoked.len().min(MAX_REVOCATION_ENTRIES), "request_id": call.request_id}),
     );
     for ended in revoked.iter().take(MAX_REVOCATION_ENTRIES) {
         if let Err(e) = store.mark_revoked(ended, now, config.cache_secs).await {
-            worker::console_error!("sessions end: revocation entry not written: {e}");
+            log::error(
+                "session_revocation_entry_failed",
+                json!({"request_id": call.request_id, "detail": e.to_string()}),
+            );
         }
     }
     let response = with_header(

@@ -575,9 +575,9 @@ pub async fn touch(
 /// then answering every check 500.
 fn permissions_or_none(column: &str, user_id: &str) -> Vec<String> {
     parse_permissions(column).unwrap_or_else(|e| {
-        worker::console_error!(
-            "{}",
-            serde_json::json!({"msg": "bad permissions column", "user_id": user_id, "detail": e})
+        crate::entry::log::error(
+            "permissions_column_unreadable",
+            serde_json::json!({"user_id": user_id, "detail": e}),
         );
         Vec::new()
     })
