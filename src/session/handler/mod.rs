@@ -627,15 +627,41 @@ async fn end_session(store: &Store, id: &str, now: u64, cache_secs: u64) -> ApiR
     if !marked.iter().any(|m| m == id) && store.cached(id).await.is_some() {
         marked.push(id.to_owned());
     }
-    for current in &marked {
-        if let Err(e) = store.mark_revoked(current, now, cache_secs).await {
+    mark_revoked_all(store, &marked, now, cache_secs, None).await;
+    Ok(())
+}
+
+/// Revocation entries for `ids`; a write that fails is logged (D1 holds the revocation).
+async fn mark_revoked_all(
+    store: &Store,
+    ids: &[String],
+    now: u64,
+    cache_secs: u64,
+    request_id: Option<&str>,
+) {
+    for id in ids {
+        if let Err(e) = store.mark_revoked(id, now, cache_secs).await {
             log::error(
                 "session_revocation_entry_failed",
-                json!({"detail": e.to_string()}),
+                json!({"request_id": request_id, "detail": e.to_string()}),
             );
         }
     }
-    Ok(())
+}
+
+/// 204 with the session cookie cleared: the answer of a logout.
+fn signed_out(
+    config: &crate::session::config::SessionConfig,
+    store: &Store,
+) -> ApiResult<Response> {
+    let response = with_header(
+        Response::empty()
+            .or_internal("building the answer")?
+            .with_status(204),
+        "set-cookie",
+        &token::clear_cookie(&config.cookie_name),
+    );
+    Ok(finish(response, store))
 }
 
 /// `POST /auth/logout`: revokes the session in D1 (also when the cookie holds a token a refresh has just retired:
@@ -654,14 +680,7 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
         )
         .await?;
     }
-    let response = with_header(
-        Response::empty()
-            .or_internal("building the logout response")?
-            .with_status(204),
-        "set-cookie",
-        &token::clear_cookie(&config.cookie_name),
-    );
-    Ok(finish(response, &store))
+    signed_out(config, &store)
 }
 
 /// `GET /auth/session` (auth policy `session`, cached check): the current user.
@@ -695,22 +714,16 @@ pub async fn end_all(call: Call) -> ApiResult<Response> {
         json!({"revoked_sessions": revoked.len(),
             "cache_entries": revoked.len().min(MAX_REVOCATION_ENTRIES), "request_id": call.request_id}),
     );
-    for ended in revoked.iter().take(MAX_REVOCATION_ENTRIES) {
-        if let Err(e) = store.mark_revoked(ended, now, config.cache_secs).await {
-            log::error(
-                "session_revocation_entry_failed",
-                json!({"request_id": call.request_id, "detail": e.to_string()}),
-            );
-        }
-    }
-    let response = with_header(
-        Response::empty()
-            .or_internal("building the answer")?
-            .with_status(204),
-        "set-cookie",
-        &token::clear_cookie(&config.cookie_name),
-    );
-    Ok(finish(response, &store))
+    let cached = &revoked[..revoked.len().min(MAX_REVOCATION_ENTRIES)];
+    mark_revoked_all(
+        &store,
+        cached,
+        now,
+        config.cache_secs,
+        Some(&call.request_id),
+    )
+    .await;
+    signed_out(config, &store)
 }
 
 /// `GET /auth/sessions` (auth policy `session`, strict: always D1): the caller's active sessions, for reviewing

@@ -341,32 +341,36 @@ impl Store {
     /// a refresh retired (a tab that lost a concurrent refresh, or a logout racing one), the session it was rotated
     /// into. Returns the ids revoked now, for the cache.
     pub async fn revoke(&self, id: &str, now_ms: u64) -> ApiResult<Vec<String>> {
-        let result = self
-            .db
-            .prepare(
-                "UPDATE sessions SET revoked_at = ?2 WHERE revoked_at IS NULL AND (id = ?1 OR family = \
-                 (SELECT family FROM retired_session_ids WHERE id = ?1)) RETURNING id",
-            )
-            .bind(&[JsValue::from_str(id), num(now_ms)])
-            .or_internal("binding the revocation")?
-            .all()
-            .await
-            .or_internal("revoking the session")?;
-        ids_of(Some(&result))
+        self.revoke_where(
+            "(id = ?1 OR family = (SELECT family FROM retired_session_ids WHERE id = ?1))",
+            id,
+            now_ms,
+        )
+        .await
     }
 
     /// Marks every live session of `user_id` revoked. Returns the ids revoked now, for the cache.
     pub async fn revoke_user(&self, user_id: &str, now_ms: u64) -> ApiResult<Vec<String>> {
+        self.revoke_where("user_id = ?1", user_id, now_ms).await
+    }
+
+    /// Marks the live sessions `condition` (on `?1` = `subject`) selects revoked at `now_ms` (`?2`); their ids.
+    async fn revoke_where(
+        &self,
+        condition: &str,
+        subject: &str,
+        now_ms: u64,
+    ) -> ApiResult<Vec<String>> {
         let result = self
             .db
-            .prepare(
-                "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL RETURNING id",
-            )
-            .bind(&[JsValue::from_str(user_id), num(now_ms)])
-            .or_internal("binding the user's revocation")?
+            .prepare(format!(
+                "UPDATE sessions SET revoked_at = ?2 WHERE revoked_at IS NULL AND {condition} RETURNING id"
+            ))
+            .bind(&[JsValue::from_str(subject), num(now_ms)])
+            .or_internal("binding the revocation")?
             .all()
             .await
-            .or_internal("revoking the user's sessions")?;
+            .or_internal("revoking sessions")?;
         ids_of(Some(&result))
     }
 
