@@ -1536,6 +1536,8 @@ describe("WAF", () => {
     ["/gw/open/search?id=1%3B+update+users+set+role%3D%27admin%27", "sqli-stacked"],
     ["/gw/open/search?id=1%3B+shutdown+with+nowait", "sqli-stacked"],
     ["/gw/open/search?id=1%3B+insert+into+users+values(1)", "sqli-stacked"],
+    // The second payload review: an unclosed /* (inside a string literal) leaves the # comment after it removed.
+    ["/gw/open/search?id=1+and+%27x%2F*%27+union%23x%0Aselect+password+from+users", "sqli-union"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

@@ -416,7 +416,12 @@ fn without_sql_comments(text: &str) -> String {
         let end = match &bytes[start..] {
             [b'/', b'*', ..] => match memchr::memmem::find(&bytes[start + 2..], b"*/") {
                 Some(len) => start + 2 + len + 2,
-                None => break,
+                // No `*/`: the server refuses the statement if this opens a comment, so it opens none; a `#` or
+                // `--` after it still comments out to the line's end (`'x/*' union#⏎select`).
+                None => {
+                    at = start + 2;
+                    continue;
+                }
             },
             [b'#', ..] | [b'-', b'-', ..] => memchr::memchr2(b'\n', b'\r', &bytes[start..])
                 .map_or(bytes.len(), |len| start + len),
@@ -2898,10 +2903,18 @@ mod tests {
             "union select  pw"
         );
         assert_eq!(without_sql_comments("a /* open"), "a /* open");
+        assert_eq!(
+            without_sql_comments("'x/*' union#x\nselect"),
+            "'x/*' union \nselect",
+            "an unclosed /* leaves the line comments after it to be removed"
+        );
         let c = config();
         for query in [
             "id=1%20UNION/*x*/SELECT%20pw%20FROM%20users",
             "id=1%20UNION/*!50000SELECT*/pw%20FROM%20users",
+            "id=1+and+'x/*'+union%23x%0Aselect+password+from+users",
+            "id=1+and+%22/*%22+union%23x%0Aselect+password+from+users",
+            "id=1+and+'x/*'+union--+x%0Aselect+password+from+users",
         ] {
             assert!(inspect_url(&c, "/api", Some(query)).is_some(), "{query}");
         }
