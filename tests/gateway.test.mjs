@@ -1558,6 +1558,11 @@ describe("WAF", () => {
     ["image/png", '{"q":"<script>prompt(1)</script>"}\0', "xss-script"],
     // JSON carried in a form field (Slack's payload=): its escapes are decoded too.
     ["application/x-www-form-urlencoded", "payload=%7B%22text%22%3A%22%5Cu003cscript%5Cu003eprompt(1)%22%7D", "xss-script"],
+    // The second payload review: a script scheme where a feed reader, a Markdown renderer or a CSV import takes a URL.
+    ["application/xml", "<item><link>javascript:prompt(1)</link></item>", "xss-scheme"],
+    ["text/markdown", "See [the docs][x].\n\n[x]: javascript:prompt(1)", "xss-scheme"],
+    ["text/csv", "name,url\nbob,javascript:prompt(1)", "xss-scheme"],
+    ["text/plain", "see below.\njavascript:prompt(1)", "xss-scheme"],
   ];
   const benign = [
     "/gw/open/search?name=O%27Brien",
@@ -1590,6 +1595,7 @@ describe("WAF", () => {
     "/gw/open/search?q=I%27m+5%2711%22+tall+and+online%3Dyes",
     "/gw/open/search?q=Approved%3B+grant+him+access+to+the+repo",
     "/gw/open/search?url=https%3A%2F%2Fexample.com%2Fa%2F%2Fb%2F.%2Fc",
+    "/gw/open/search?q=Book+review%3A+JavaScript%3A+The+Good+Parts",
   ];
   const benignBodies = [
     ["application/json", JSON.stringify({ name: "Seán O'Brien", bio: "I select wines for a living; drop by!" })],

@@ -799,8 +799,7 @@ pub fn scan(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
     let stripped = has_sql_comment(&text).then(|| collapse(&without_sql_comments(&text)));
     std::iter::once(as_written.as_str())
         .chain(stripped.as_deref())
-        .find_map(|text| scan_normalised(config, text, part))
-        .or_else(|| hidden_scheme(config, &text, part))
+        .find_map(|collapsed| scan_normalised(config, collapsed, text.as_bytes(), part))
 }
 
 /// The [`FINDERS`] row of a rule set.
@@ -812,12 +811,19 @@ fn finders_index(set: RuleSet) -> usize {
     }
 }
 
-fn scan_normalised(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
+/// The first rule of `config` that `text` (unfolded and collapsed) matches; `raw` is the text before collapsing, where
+/// the script schemes are looked for (a line start is a place a URL starts).
+fn scan_normalised(
+    config: &WafConfig,
+    text: &str,
+    raw: &[u8],
+    part: &'static str,
+) -> Option<Hit> {
     let bytes = text.as_bytes();
     for set in &config.rules {
         let rules = finders_index(*set);
         let rule = FINDERS
-            .with(|finders| first_rule(&finders[rules], bytes))
+            .with(|finders| first_rule(&finders[rules], bytes, raw))
             .or_else(|| match set {
                 RuleSet::Sqli => (stacked(bytes).then_some("sqli-stacked"))
                     .or_else(|| tautology(bytes).then_some("sqli-tautology")),
@@ -825,7 +831,9 @@ fn scan_normalised(config: &WafConfig, text: &str, part: &'static str) -> Option
                     .then_some("xss-event-handler"),
                 // `/etc//passwd`, `/etc/./passwd`: the same file to the file system.
                 RuleSet::Traversal => without_redundant_separators(bytes)
-                    .and_then(|path| FINDERS.with(|finders| first_rule(&finders[rules], &path))),
+                    .and_then(|path| {
+                        FINDERS.with(|finders| first_rule(&finders[rules], &path, &path))
+                    }),
             });
         if let Some(rule) = rule {
             return Some(Hit { rule, part });
@@ -834,18 +842,21 @@ fn scan_normalised(config: &WafConfig, text: &str, part: &'static str) -> Option
     None
 }
 
-/// The first of `rules` with a signature in `bytes` that starts a word there and reads as code.
-fn first_rule(rules: &Rules, bytes: &[u8]) -> Option<&'static str> {
+/// The first of `rules` with a signature in `bytes` that starts a word there and reads as code. The script schemes
+/// are looked for in `raw`, the text before collapsing (and split by tabs or line breaks: [`hidden_scheme`]).
+fn first_rule(rules: &Rules, bytes: &[u8], raw: &[u8]) -> Option<&'static str> {
     rules
         .iter()
-        .find(|(_, needles)| {
+        .find(|(rule, needles)| {
+            let scheme = *rule == "xss-scheme";
+            let bytes = if scheme { raw } else { bytes };
             needles.iter().any(|n| {
                 let needle = n.needle();
                 n.find_iter(bytes).any(|at| {
                     starts_word(bytes, at, needle)
                         && reads_as_code(needle, &bytes[..at], &bytes[at + needle.len()..])
                 })
-            })
+            }) || (scheme && hidden_scheme(raw))
         })
         .map(|(rule, _)| *rule)
 }
@@ -885,23 +896,25 @@ fn without_redundant_separators(text: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// A URL scheme split by tabs or line breaks, which browsers drop anywhere in a URL: `java\tscript:` (or
-/// `java&#9;script:`) in an `href` is `javascript:`. `text` is unfolded, not yet collapsed.
-fn hidden_scheme(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
-    if !config.rules.contains(&RuleSet::Xss) || !text.contains(['\t', '\n', '\r']) {
-        return None;
+/// `java&#9;script:`) in an `href` is `javascript:`. `text` is unfolded, not yet collapsed; each scheme is matched
+/// from each occurrence of its first letter, skipping tabs and line breaks, and judged where it starts
+/// ([`url_position`]).
+fn hidden_scheme(text: &[u8]) -> bool {
+    if memchr::memchr3(b'\t', b'\n', b'\r', text).is_none() {
+        return false;
     }
-    let joined: String = text
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
-        .collect();
-    let found = |scheme: &&str| {
-        joined
-            .match_indices(scheme)
-            .any(|(at, _)| url_position(&joined.as_bytes()[..at]))
-    };
-    SCHEMES.iter().any(found).then_some(Hit {
-        rule: "xss-scheme",
-        part,
+    SCHEMES.iter().any(|scheme| {
+        let scheme = scheme.as_bytes();
+        memchr::memchr_iter(scheme[0], text).any(|at| {
+            let mut rest = &text[at + 1..];
+            let spelled = scheme[1..].iter().all(|&c| {
+                rest = skip(rest, b"\t\n\r");
+                let matched = rest.first() == Some(&c);
+                rest = rest.get(1..).unwrap_or_default();
+                matched
+            });
+            spelled && starts_word(text, at, scheme) && url_position(&text[..at])
+        })
     })
 }
 
@@ -955,15 +968,24 @@ fn skip_back<'a>(text: &'a [u8], over: &[u8]) -> &'a [u8] {
     &text[..text.len() - n]
 }
 
-/// Whether a scheme found after `before` stands where a browser reads a URL: at the start of the value (past blanks
-/// and control characters, which a URL parser strips), or after `=`, a quote, a backtick, `(`, `<` or `/` and
-/// optional blanks — an attribute's value (`href= javascript:`), CSS's `url(`, an autolink, a path segment. After
-/// a word and a blank it is prose ("I read JavaScript: The Good Parts").
+/// Whether a scheme found after `before` (the text before collapsing) stands where a reader may take it for a URL:
+/// anywhere but after a word, or a word and `:`, and blanks (spaces or tabs) on the same line — that is prose ("I
+/// read JavaScript: The Good Parts", "Book review: JavaScript: …"). So the value's start (past control characters,
+/// which a URL parser strips), a line's start, and after `=`, a quote, a backtick, `(`, `<`, `>`, `/`, `,`, `;`, `|`
+/// or `]:` with or without blanks: an attribute's value, CSS's `url(`, an autolink, an XML element's text
+/// (`<link>javascript:…`), a CSV field, a Markdown link definition (`[x]: javascript:…`).
 fn url_position(before: &[u8]) -> bool {
-    let before = &before[..before.len() - before.iter().rev().take_while(|&&b| b <= b' ').count()];
-    before
+    let blanks = before
+        .iter()
+        .rev()
+        .take_while(|&&b| matches!(b, b' ' | b'\t'))
+        .count();
+    let word = &before[..before.len() - blanks];
+    let word = word.strip_suffix(b":").unwrap_or(word);
+    let after_word = word
         .last()
-        .is_none_or(|b| matches!(b, b'=' | b'"' | b'\'' | b'`' | b'(' | b'<' | b'/'))
+        .is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80);
+    blanks == 0 || !after_word
 }
 
 /// Whether a function's arguments (the text after its `(`) read as code ([`reads_as_code`]).
@@ -3320,6 +3342,36 @@ mod tests {
         // Every quote starts a reading; together they stay linear.
         let quotes = "\" a='b' c ".repeat(64 * 1024 / 11);
         assert!(!attribute_breakout(quotes.as_bytes()));
+    }
+
+    #[test]
+    fn a_script_scheme_is_caught_wherever_a_reader_may_take_it_for_a_url() {
+        let c = config();
+        for (content_type, body) in [
+            ("application/xml", "<item><link>javascript:prompt(1)</link></item>"),
+            ("text/markdown", "See [the docs][x].\n\n[x]: javascript:prompt(1)"),
+            ("text/csv", "name,url\nbob,javascript:prompt(1)"),
+            ("text/plain", "0;javascript:prompt(1)"),
+            ("text/plain", "a|javascript:prompt(1)"),
+            ("text/plain", "see below.\njavascript:prompt(1)"),
+            ("text/plain", "see below.\r\n  javascript:prompt(1)"),
+            ("text/plain", "see below.\njava\tscript:prompt(1)"),
+            ("text/plain", "see: x\n\tjavascript:prompt(1)"),
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some(content_type), body.as_bytes()).map(|h| h.rule),
+                Some("xss-scheme"),
+                "{body:?}"
+            );
+        }
+        for body in [
+            "I'm reading JavaScript: The Good Parts",
+            "Book review: JavaScript: The Good Parts",
+            "Languages I use:\tJavaScript: mostly React",
+            "We ship 2 JavaScript: builds",
+        ] {
+            assert_eq!(inspect_body(&c, Some("text/plain"), body.as_bytes()), None, "{body:?}");
+        }
     }
 
     #[test]
