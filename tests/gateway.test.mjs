@@ -1538,6 +1538,9 @@ describe("WAF", () => {
     ["/gw/open/search?id=1%3B+insert+into+users+values(1)", "sqli-stacked"],
     // The second payload review: an unclosed /* (inside a string literal) leaves the # comment after it removed.
     ["/gw/open/search?id=1+and+%27x%2F*%27+union%23x%0Aselect+password+from+users", "sqli-union"],
+    // JSON in a value is decoded whatever escape it holds, not only \u.
+    ["/gw/open/search?q=%7B%22u%22%3A%22java%5Ctscript%3Aprompt(1)%22%7D", "xss-scheme"],
+    ["/gw/open/files?q=%7B%22f%22%3A%22%5C%2Fetc%5C%2Fpasswd%22%7D", "traversal-file"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -1596,6 +1599,7 @@ describe("WAF", () => {
     "/gw/open/search?q=Approved%3B+grant+him+access+to+the+repo",
     "/gw/open/search?url=https%3A%2F%2Fexample.com%2Fa%2F%2Fb%2F.%2Fc",
     "/gw/open/search?q=Book+review%3A+JavaScript%3A+The+Good+Parts",
+    "/gw/open/files?path=C%3A%5CUsers%5Cbob%5Cnotes.txt",
   ];
   const benignBodies = [
     ["application/json", JSON.stringify({ name: "Seán O'Brien", bio: "I select wines for a living; drop by!" })],

@@ -1356,8 +1356,8 @@ fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize)> {
     }
 }
 
-/// A percent-decoded `raw` scanned, and again with its JSON escapes decoded when it holds a `\u` escape: JSON
-/// carried in a query or form value (GraphQL's `variables={"q":"\u003cscript…"}`, Slack's `payload=`) is decoded by
+/// A percent-decoded `raw` scanned, and again with its JSON escapes decoded when it holds one (a `\` and one of
+/// `"\/bfnrtu`: `java\tscript:`, `text\/html`, `\/etc\/passwd`, `\u003c`): JSON carried in a query or form value (GraphQL's `variables={"q":"\u003cscript…"}`, Slack's `payload=`) is decoded by
 /// the origin, which no reading of JSON bodies sees. Input still encoded after [`DECODE_ROUNDS`] is a hit itself.
 fn screen(config: &WafConfig, raw: &str, plus_is_space: bool, part: &'static str) -> Option<Hit> {
     if config.rules.is_empty() {
@@ -1365,14 +1365,23 @@ fn screen(config: &WafConfig, raw: &str, plus_is_space: bool, part: &'static str
     }
     match decode(raw, plus_is_space) {
         Some(text) => scan(config, &text, part).or_else(|| {
-            memchr::memmem::find(text.as_bytes(), b"\\u")
-                .and_then(|_| scan(config, &json_unescaped(&text), part))
+            has_json_escape(text.as_bytes())
+                .then(|| scan(config, &json_unescaped(&text), part))
+                .flatten()
         }),
         None => Some(Hit {
             rule: "encoding-depth",
             part,
         }),
     }
+}
+
+/// Whether `text` holds a JSON escape: a `\` followed by one of `"\/bfnrtu`.
+fn has_json_escape(text: &[u8]) -> bool {
+    memchr::memchr_iter(b'\\', text).any(|at| {
+        text.get(at + 1)
+            .is_some_and(|b| b"\"\\/bfnrtu".contains(b))
+    })
 }
 
 /// Checks a request line: the raw path (decoded here) and raw query (decoded with `+` as space).
@@ -3371,6 +3380,34 @@ mod tests {
             "We ship 2 JavaScript: builds",
         ] {
             assert_eq!(inspect_body(&c, Some("text/plain"), body.as_bytes()), None, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn json_in_a_value_is_decoded_whatever_escape_it_holds() {
+        let c = config();
+        for (query, rule) in [
+            ("q=%7B%22u%22%3A%22java%5Ctscript%3Aprompt(1)%22%7D", "xss-scheme"),
+            (
+                "q=%7B%22u%22%3A%22data%3Atext%5C%2Fhtml%3Bbase64%2CPHNjcmlwdD4%3D%22%7D",
+                "xss-scheme",
+            ),
+            ("q=%7B%22f%22%3A%22%5C%2Fetc%5C%2Fpasswd%22%7D", "traversal-file"),
+            ("q=%7B%22f%22%3A%22..%5C%2F..%5C%2Fsecret%22%7D", "traversal-dotdot"),
+            ("q=%7B%22u%22%3A%22%5C%22+onfocus%3D%5C%22prompt(1)%22%7D", "xss-event-handler"),
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some(rule),
+                "{query}"
+            );
+        }
+        for query in [
+            "path=C%3A%5CUsers%5Cbob%5Cnotes.txt",
+            "re=%5Cbword%5Cb",
+            "q=%7B%22name%22%3A%22O%5C%22Brien%22%7D",
+        ] {
+            assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
         }
     }
 
