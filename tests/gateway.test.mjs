@@ -1606,6 +1606,10 @@ describe("WAF", () => {
     ["application/x-www-form-urlencoded", "name=O%27Brien&comment=Great+post+%F0%9F%91%8D+see+https%3A%2F%2Fexample.org"],
     ["text/plain", "Meet me at the union hall; we will select a chair."],
     ["text/plain", "Release notes\n# Fixes\n- the union -- and select boxes -- line up\nhello; update me set later"],
+    // The second payload review: a statement's verb after a `;`, then more than a kilobyte of prose.
+    ["text/plain", `Thanks; update coming soon. ${"We will get back to you with more details in a while, and thanks again. ".repeat(16)}`],
+    ["text/plain", `Approved; grant him access when ready. ${"We will get back to you with more details in a while, and thanks again. ".repeat(16)}`],
+    ["text/plain", `Thanks; update me later #soon ${"We will get back to you with more details in a while, and thanks again. ".repeat(16)}`],
     // Binary uploads: their bytes spell signatures by chance (every PNG holds NUL bytes).
     ["image/png", PNG],
     ["multipart/form-data; boundary=edgekit-form", multipart("My cat, O'Brien")],

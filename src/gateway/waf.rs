@@ -1097,6 +1097,10 @@ const PRIVILEGES: &[&[u8]] = &[
     b"manage",
 ];
 
+/// Privileges that start a grant which prose also starts ("grant read access to …"): read as one only in a grant
+/// longer than [`STATEMENT_WINDOW`] (`grant maintain on table a, b, … to x`), which the window's `on` caught before.
+const LONG_GRANT_PRIVILEGES: &[&[u8]] = &[b"set", b"maintain", b"read", b"write", b"debug", b"under"];
+
 /// A statement stacked after a `;`, by the shape each verb takes in SQL rather than by the verb alone, which prose
 /// writes ("Thanks; update me later", "patch db; shutdown at 5pm", "Step 3; insert into slot B"): `drop` and `alter`
 /// name a schema object; `delete from`; `insert into` with `values`, `select`, `set`, `table` or `exec` before the
@@ -1152,19 +1156,26 @@ fn ends_statement(rest: &[u8]) -> bool {
 }
 
 /// The statement that `text` (what follows its first word) continues, up to [`STATEMENT_WINDOW`]: to the next `;`,
-/// unless a `--` or `#` comment before it may hide one behind a line end that collapsing took away; and whether the
-/// window ran out before the statement ended (a statement that long reads as code).
+/// unless a `--` or `#` comment before it may hide one behind a line end that collapsing took away (then the whole
+/// window; the reading with comments removed sees past it); and whether a full window ran out with neither (a
+/// statement longer than that: the caller reads on, [`to_statement_end`]).
 fn statement(text: &[u8]) -> (&[u8], bool) {
     let window = &text[..text.len().min(STATEMENT_WINDOW)];
     for (at, &b) in window.iter().enumerate() {
         match b {
             b';' => return (&window[..at], false),
-            b'#' => break,
-            b'-' if window.get(at + 1) == Some(&b'-') => break,
+            b'#' => return (window, false),
+            b'-' if window.get(at + 1) == Some(&b'-') => return (window, false),
             _ => {}
         }
     }
     (window, text.len() > STATEMENT_WINDOW)
+}
+
+/// `text` up to its next `;`: a statement [`statement`] found longer than its window. Each `;` starts one such
+/// reading, which ends at the next, so together they read the text about once.
+fn to_statement_end(text: &[u8]) -> &[u8] {
+    &text[..memchr::memchr(b';', text).unwrap_or(text.len())]
 }
 
 /// Where the SQL keyword `keyword` stands as a word in `text` (not inside an identifier: `reset`, `settings`).
@@ -1202,10 +1213,18 @@ fn inserts(rest: &[u8]) -> bool {
     .any(|k| keyword_at(statement, k).is_some())
 }
 
-/// Whether `; update` (`rest` follows the verb) names tables and then `set` and an assignment (a `=`, or SQL
-/// Server's `col.method(`) before the statement ends — "hello; update me set later" has none.
+/// Whether `; update` (`rest` follows the verb) names tables and then `set` and an assignment — a `=` within
+/// [`STATEMENT_WINDOW`] after it and before the statement ends, SQL Server's `col.method(`, or PostgreSQL's column
+/// list (`set (a, b) = …`) — "hello; update me set later" has none. A statement longer than the window (a
+/// multi-table update naming many tables) is read on to its `;` for its `set`; prose as long without `set` and an
+/// assignment ("Thanks; update coming soon. …") is none.
 fn update_sets(rest: &[u8]) -> bool {
     let (statement, cut) = statement(rest);
+    let statement = if cut {
+        to_statement_end(rest)
+    } else {
+        statement
+    };
     let Some(set) = (0..statement.len()).find(|&at| {
         statement[at..].starts_with(b"set")
             && (at == 0 || matches!(statement[at - 1], b' ' | b'`' | b'"' | b']' | b')' | b'/'))
@@ -1213,28 +1232,57 @@ fn update_sets(rest: &[u8]) -> bool {
                 .get(at + 3)
                 .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
     }) else {
-        return cut;
+        return false;
     };
     let assignment = &statement[set + 3..];
-    cut || assignment.contains(&b'=')
+    let assignment = &assignment[..assignment.len().min(STATEMENT_WINDOW)];
+    assignment.contains(&b'=')
         || memchr::memchr_iter(b'.', assignment).any(|dot| {
             let (method, after) = word(skip(&assignment[dot + 1..], b" "));
             !method.is_empty() && skip(after, b" ").starts_with(b"(")
+        })
+        || column_list(assignment)
+}
+
+/// Whether `text` starts with a parenthesised list of two or more names (`(a, b, c)`): PostgreSQL's `update … set
+/// (a, b) = (…)`, whose `=` a long enough list puts past any window.
+fn column_list(text: &[u8]) -> bool {
+    let Some(list) = skip(text, b" ").strip_prefix(b"(") else {
+        return false;
+    };
+    let Some(close) = memchr::memchr(b')', list) else {
+        return false;
+    };
+    let names = &list[..close];
+    names.contains(&b',')
+        && names.split(|&b| b == b',').all(|name| {
+            let name = skip_back(skip(name, b" "), b" ");
+            !name.is_empty() && word(name).1.is_empty()
         })
 }
 
 /// Whether `; grant` (`rest` follows the verb) grants: a `to` before the statement ends, after an `on` (`grant all
 /// privileges on *.* to …`), a privilege ([`PRIVILEGES`]), or one name or a list of them (`grant dba, admin to …`);
-/// "approved; grant him access to the repo" is prose.
+/// "approved; grant him access to the repo" is prose. A statement longer than [`STATEMENT_WINDOW`] is read on to
+/// its `;` for its `to`, and then an `on` alone no longer makes it a grant (a kilobyte of prose holds one).
 fn grants(rest: &[u8]) -> bool {
     let (statement, cut) = statement(rest);
-    let Some(to) = keyword_at(statement, b"to") else {
-        return cut;
+    let (statement, to, long) = match keyword_at(statement, b"to") {
+        Some(to) => (statement, to, false),
+        None if cut => {
+            let statement = to_statement_end(rest);
+            match keyword_at(statement, b"to") {
+                Some(to) => (statement, to, true),
+                None => return false,
+            }
+        }
+        None => return false,
     };
     let granted = skip_back(skip(&statement[..to], b" "), b" ");
     let first = word(granted).0;
-    keyword_at(granted, b"on").is_some()
+    (!long && keyword_at(granted, b"on").is_some())
         || PRIVILEGES.contains(&first)
+        || (long && LONG_GRANT_PRIVILEGES.contains(&first))
         || (!granted.is_empty()
             && granted
                 .split(|&b| b == b',')
@@ -3263,9 +3311,25 @@ mod tests {
                 "{query}"
             );
         }
-        // A `set` that runs past the statement window reads as code.
-        let long = format!("id=1%3B+update+t+set+{}", "a".repeat(1100));
-        assert!(inspect_url(&c, "/api", Some(&long)).is_some());
+        // Statements longer than the window: a column list whose `=` lies past it, tables named for a kilobyte
+        // before the `set`, a grant of many tables.
+        let columns = format!("id=1%3B+update+t+set+({}c0)%3D(1)", "col%2C+".repeat(200));
+        let tables = format!(
+            "id=1%3B+update+users+u+{}set+u.role%3D'admin'",
+            "join+users+v+on+u.id%3Dv.id+".repeat(40)
+        );
+        let grant = format!(
+            "id=1%3B+grant+maintain+on+table+{}t+to+x",
+            "t%2C+".repeat(300)
+        );
+        let roles = format!("id=1%3B+grant+{}r+to+x", "r%2C+".repeat(300));
+        for query in [columns, tables, grant, roles] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(&query)).map(|h| h.rule),
+                Some("sqli-stacked"),
+                "{query:.80}"
+            );
+        }
     }
 
     #[test]
@@ -3408,6 +3472,40 @@ mod tests {
             "q=%7B%22name%22%3A%22O%5C%22Brien%22%7D",
         ] {
             assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
+        }
+    }
+
+    #[test]
+    fn long_prose_after_a_statement_verb_passes() {
+        let c = config();
+        let filler = "We will get back to you with more details in a while, and thanks again for your patience. "
+            .repeat(14);
+        for text in [
+            format!("Thanks; update coming soon. {filler}"),
+            format!("Approved; grant him access when ready. {filler}"),
+            format!("Thanks; update me later #soon {filler}"),
+            format!("Thanks; update me later -- Bob {filler}"),
+            format!("Approved; grant him access -- {filler} to the repo"),
+            format!("Thanks; update coming, we set off soon. {filler}"),
+        ] {
+            assert!(text.len() > STATEMENT_WINDOW);
+            assert_eq!(
+                inspect_body(&c, Some("text/plain"), text.as_bytes()),
+                None,
+                "{text:.60}"
+            );
+        }
+        // Comments hide no statement: the reading with comments removed sees past them.
+        for text in [
+            format!("1; update users # {filler}\nset role='admin'"),
+            format!("1; update users -- {filler}\nset role='admin'"),
+            format!("1; grant all on *.* # {filler}\nto x"),
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("text/plain"), text.as_bytes()).map(|h| h.rule),
+                Some("sqli-stacked"),
+                "{text:.60}"
+            );
         }
     }
 
