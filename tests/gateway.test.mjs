@@ -1541,6 +1541,7 @@ describe("WAF", () => {
     // JSON in a value is decoded whatever escape it holds, not only \u.
     ["/gw/open/search?q=%7B%22u%22%3A%22java%5Ctscript%3Aprompt(1)%22%7D", "xss-scheme"],
     ["/gw/open/files?q=%7B%22f%22%3A%22%5C%2Fetc%5C%2Fpasswd%22%7D", "traversal-file"],
+    ["/gw/open/search?u=%27+or+id%3E0--+-", "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -1600,6 +1601,9 @@ describe("WAF", () => {
     "/gw/open/search?url=https%3A%2F%2Fexample.com%2Fa%2F%2Fb%2F.%2Fc",
     "/gw/open/search?q=Book+review%3A+JavaScript%3A+The+Good+Parts",
     "/gw/open/files?path=C%3A%5CUsers%5Cbob%5Cnotes.txt",
+    "/gw/open/search?q=if+name+%3D%3D+%27admin%27+or+role+!%3D+guest%3A",
+    "/gw/open/search?q=WHERE+name+%3D+%27bob%27+AND+age+%3E+18",
+    "/gw/open/search?q=I%27d+pick+%27A%27+and+price+%3E+5",
   ];
   const benignBodies = [
     ["application/json", JSON.stringify({ name: "Seán O'Brien", bio: "I select wines for a living; drop by!" })],

@@ -1310,7 +1310,9 @@ fn tautology(text: &[u8]) -> bool {
 }
 
 /// Whether `text` starts with an operator and a condition that always holds ([`tautology`]): a comparison of one
-/// operand with itself, or of two numbers or strings that holds (`2>1`, `'a'<>'b'`), operands maybe in parentheses
+/// operand with itself (`=`, `==`, `<=>`, `like`), or an ordering or inequality of two literals — numbers or quoted
+/// strings — that holds (`2>1`, `'a'<>'b'`; `role != guest`, `age > 18` compare names, as code and prose do),
+/// operands maybe in parentheses
 /// (`or(1)=(1)`); or a true operand (`true`, a number but 0) that a comment or the statement's end follows (`' or
 /// true#`, `1 or 1--`).
 fn always_true(text: &[u8]) -> bool {
@@ -1335,7 +1337,7 @@ fn always_true(text: &[u8]) -> bool {
     {
         return false; // `order`, `android`: a word, not the operator
     }
-    let Some((left, end)) = operand(text, skip(after_op, b" ("), true) else {
+    let Some((left, end, left_quoted)) = operand(text, skip(after_op, b" ("), true) else {
         return false;
     };
     let at = skip(end, b" )");
@@ -1359,8 +1361,21 @@ fn always_true(text: &[u8]) -> bool {
         // string with would follow an end.
         return truthy && !text[at..].is_empty() && ends_statement(&text[at..]);
     };
-    operand(text, skip(at + comparison.len(), b" ("), false)
-        .is_some_and(|(right, _)| holds(left, comparison, right))
+    let literal = |value: &[u8], quoted: bool| {
+        quoted
+            || (value.iter().any(u8::is_ascii_digit)
+                && value.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
+    };
+    let equality = matches!(comparison, b"=" | b"==" | b"<=>" | b"like ");
+    operand(text, skip(at + comparison.len(), b" ("), false).is_some_and(|(right, end, quoted)| {
+        if equality || (literal(left, left_quoted) && literal(right, quoted)) {
+            return holds(left, comparison, right);
+        }
+        // A column against a value with a comment after it (`' or id>0--`): the injection's shape, whatever the
+        // data makes of it.
+        let after = &text[skip(end, b" )")..];
+        [&b"#"[..], b"--", b"/*"].iter().any(|m| after.starts_with(m))
+    })
 }
 
 /// Whether `left comparison right` holds: numbers compared as numbers, anything else as text.
@@ -1383,10 +1398,10 @@ fn holds(left: &[u8], comparison: &[u8], right: &[u8]) -> bool {
     }
 }
 
-/// The operand at `at`: a quoted string's content, or a bare literal (`1`, `x`, `a.b`); and where it ends. A string
-/// must be closed unless it is the last operand, whose closing quote the query around the injection supplies
-/// (`' or 'x'='x`): then its content is the literal characters that follow.
-fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize)> {
+/// The operand at `at`: a quoted string's content, or a bare literal (`1`, `x`, `a.b`); where it ends; and whether it
+/// was quoted. A string must be closed unless it is the last operand, whose closing quote the query around the
+/// injection supplies (`' or 'x'='x`): then its content is the literal characters that follow.
+fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize, bool)> {
     let literal = |from: usize| {
         let len = text[from..]
             .iter()
@@ -1396,11 +1411,17 @@ fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize)> {
     };
     match *text.get(at)? {
         quote @ (b'\'' | b'"') => match memchr::memchr(quote, &text[at + 1..]) {
-            Some(len) => Some((&text[at + 1..at + 1 + len], at + len + 2)),
-            None if !closed => Some(literal(at + 1)),
+            Some(len) => Some((&text[at + 1..at + 1 + len], at + len + 2, true)),
+            None if !closed => {
+                let (value, end) = literal(at + 1);
+                Some((value, end, true))
+            }
             None => None,
         },
-        _ => Some(literal(at)).filter(|(value, _)| !value.is_empty()),
+        _ => {
+            let (value, end) = literal(at);
+            (!value.is_empty()).then_some((value, end, false))
+        }
     }
 }
 
@@ -3505,6 +3526,39 @@ mod tests {
                 inspect_body(&c, Some("text/plain"), text.as_bytes()).map(|h| h.rule),
                 Some("sqli-stacked"),
                 "{text:.60}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_ordering_is_a_tautology_only_between_literals() {
+        let c = config();
+        for text in [
+            "if name == 'admin' or role != guest:",
+            "SELECT * FROM t WHERE name = 'bob' AND age > 18",
+            "I'd pick 'A' and price > 5",
+            "the 'old' and new <> same",
+            "it's 'on' or count >= 3 here",
+            "\"x\" and total < limit",
+        ] {
+            assert_eq!(inspect_body(&c, Some("text/plain"), text.as_bytes()), None, "{text}");
+        }
+        for query in [
+            "u='+or+2%3E1--+-",
+            "u=1'+or+'a'%3C%3E'b",
+            "u=1'+or+'b'%3E'a",
+            "u=x'+or+2.5%3E1+%23",
+            "u=%22+or+3!%3D4+%23",
+            "u=x'+or+x%3Dx+%23",
+            "u=x'+or+name%3C%3D%3Ename+%23",
+            "u=1'+||+2%3E%3D1+%23",
+            "u='+or+id%3E0--+-",
+            "u='+or+id%3E0%23",
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some("sqli-tautology"),
+                "{query}"
             );
         }
     }
