@@ -382,6 +382,19 @@ fn reference(after: &str) -> Option<(char, usize)> {
 
 /// Runs of whitespace collapsed to one space, so `UNION  SELECT` and `UNION\nSELECT` look alike.
 fn collapse(text: &str) -> String {
+    if text.is_ascii() {
+        // Byte by byte: ASCII's whitespace is tab, line feed, vertical tab, form feed, carriage return and space.
+        let mut out = Vec::with_capacity(text.len());
+        let mut last_space = false;
+        for &b in text.as_bytes() {
+            let space = matches!(b, b'\t'..=b'\r' | b' ');
+            if !(space && last_space) {
+                out.push(if space { b' ' } else { b });
+            }
+            last_space = space;
+        }
+        return String::from_utf8(out).unwrap_or_default();
+    }
     let mut out = String::with_capacity(text.len());
     let mut last_space = false;
     for c in text.chars() {
@@ -676,7 +689,8 @@ const EVENT_HANDLERS: &[&[u8]] = &[
 /// attributes (names, `=`, values quoted or not, separated by blanks or `/`; a `>` ends the tag) reaches an
 /// attribute named in [`EVENT_HANDLERS`] followed by `=`. Every quote starts such a reading, so the readings are
 /// followed together, as a set of tokenizer states (a bit each) advanced byte by byte: linear in the text however
-/// many quotes it holds, with no allocation.
+/// many quotes it holds, with no allocation. Read only when some `=` follows a handler's name (prose seldom has one),
+/// and from the first quote on; where no reading is under way, the text is skipped to its next quote.
 fn attribute_breakout(text: &[u8]) -> bool {
     // The states: before a name (after a separator), in a name, after a name, before a value (after `=`), inside a
     // value quoted with `"` or `'`, inside an unquoted value, and right after a quoted value (or the opening quote).
@@ -688,7 +702,7 @@ fn attribute_breakout(text: &[u8]) -> bool {
     const SINGLE: u8 = 32;
     const UNQUOTED: u8 = 64;
     const AFTER_QUOTED: u8 = 128;
-    if !text.contains(&b'"') && !text.contains(&b'\'') {
+    if !names_a_handler(text) {
         return false;
     }
     let handler_at = |at: usize| {
@@ -698,7 +712,15 @@ fn attribute_breakout(text: &[u8]) -> bool {
             && skip(rest, b" ").starts_with(b"=")
     };
     let mut states = 0u8;
-    for (at, &b) in text.iter().enumerate() {
+    let mut at = 0;
+    while at < text.len() {
+        if states == 0 {
+            match memchr::memchr2(b'"', b'\'', &text[at..]) {
+                Some(quote) => at += quote,
+                None => return false,
+            }
+        }
+        let b = text[at];
         let mut next = 0;
         let starts_name = states & (BEFORE_NAME | AFTER_NAME | AFTER_QUOTED) != 0
             && !matches!(b, b' ' | b'/' | b'>' | b'=');
@@ -757,8 +779,24 @@ fn attribute_breakout(text: &[u8]) -> bool {
             next |= AFTER_QUOTED; // the quote that closes the value the text was written into
         }
         states = next;
+        at += 1;
     }
     false
+}
+
+/// Whether some `=` in `text` follows (after optional spaces) a name of [`EVENT_HANDLERS`] that no letter, digit or
+/// `_` precedes: where [`attribute_breakout`] could find a handler.
+fn names_a_handler(text: &[u8]) -> bool {
+    memchr::memchr_iter(b'=', text).any(|at| {
+        let before = skip_back(&text[..at], b" ");
+        let len = before
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+            .count();
+        let name = &before[before.len() - len..];
+        name.starts_with(b"on") && EVENT_HANDLERS.binary_search(&name).is_ok()
+    })
 }
 
 /// Whether a signature found at `at` starts a word there: one that begins with a letter (`eval(`, `sleep(`,
@@ -794,12 +832,13 @@ pub fn scan(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
     }
     let text = unfold(text);
     let as_written = collapse(&text);
-    // Read with SQL comments removed and as written: `/*` is no comment in HTML, nor `#` in a URL, nor either inside
-    // an SQL string literal.
-    let stripped = has_sql_comment(&text).then(|| collapse(&without_sql_comments(&text)));
-    std::iter::once(as_written.as_str())
-        .chain(stripped.as_deref())
-        .find_map(|collapsed| scan_normalised(config, collapsed, text.as_bytes(), part))
+    // Read as written and, by the SQL rules alone, with SQL comments removed: `/*` is no comment in HTML, nor `#` in
+    // a URL, nor either inside an SQL string literal (and removing them hides nothing from the others).
+    scan_normalised(&config.rules, &as_written, text.as_bytes(), part).or_else(|| {
+        let sqli = config.rules.contains(&RuleSet::Sqli) && has_sql_comment(&text);
+        sqli.then(|| collapse(&without_sql_comments(&text)))
+            .and_then(|stripped| scan_normalised(&[RuleSet::Sqli], &stripped, text.as_bytes(), part))
+    })
 }
 
 /// The [`FINDERS`] row of a rule set.
@@ -811,16 +850,11 @@ fn finders_index(set: RuleSet) -> usize {
     }
 }
 
-/// The first rule of `config` that `text` (unfolded and collapsed) matches; `raw` is the text before collapsing, where
+/// The first rule of `sets` that `text` (unfolded and collapsed) matches; `raw` is the text before collapsing, where
 /// the script schemes are looked for (a line start is a place a URL starts).
-fn scan_normalised(
-    config: &WafConfig,
-    text: &str,
-    raw: &[u8],
-    part: &'static str,
-) -> Option<Hit> {
+fn scan_normalised(sets: &[RuleSet], text: &str, raw: &[u8], part: &'static str) -> Option<Hit> {
     let bytes = text.as_bytes();
-    for set in &config.rules {
+    for set in sets {
         let rules = finders_index(*set);
         let rule = FINDERS
             .with(|finders| first_rule(&finders[rules], bytes, raw))
@@ -3561,6 +3595,27 @@ mod tests {
                 "{query}"
             );
         }
+    }
+
+    #[test]
+    fn whitespace_collapses_alike_in_ascii_and_in_other_text() {
+        for text in ["a \t\n\x0b\x0c\rb  c ", "é \t\n\x0b\x0c\rb  c ", "\u{a0}\u{3000}x"] {
+            let expected: String = {
+                let mut out = String::new();
+                let mut last = false;
+                for c in text.chars() {
+                    let space = c.is_whitespace();
+                    if !(space && last) {
+                        out.push(if space { ' ' } else { c });
+                    }
+                    last = space;
+                }
+                out
+            };
+            assert_eq!(collapse(text), expected, "{text:?}");
+        }
+        assert!(names_a_handler(b"x onload =1") && names_a_handler(b"\"onfocus=x"));
+        assert!(!names_a_handler(b"online=yes ongoing=1 xonload=1 on=1"));
     }
 
     #[test]
