@@ -1542,6 +1542,8 @@ describe("WAF", () => {
     ["/gw/open/search?q=%7B%22u%22%3A%22java%5Ctscript%3Aprompt(1)%22%7D", "xss-scheme"],
     ["/gw/open/files?q=%7B%22f%22%3A%22%5C%2Fetc%5C%2Fpasswd%22%7D", "traversal-file"],
     ["/gw/open/search?u=%27+or+id%3E0--+-", "sqli-tautology"],
+    ["/gw/open/search?q=%22+autofocus+onvisibilitychange%3D%22prompt(1)", "xss-event-handler"],
+    ["/gw/open/search?q=%22onfuturething%3Dprompt(1)", "xss-event-handler"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

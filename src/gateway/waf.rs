@@ -538,10 +538,12 @@ fn handler_attribute(tag: &str) -> bool {
     false
 }
 
-/// The event-handler attributes of the DOM (HTML's, SVG's and the prefixed ones browsers still run), sorted: the
-/// names [`attribute_breakout`] looks for, so prose's `online=yes` or `ongoing=1` is not one.
+/// The event-handler attributes of the DOM (HTML's, SVG's, the prefixed ones browsers still run and the old
+/// `<marquee>`'s), sorted: the names [`attribute_breakout`] looks for after the first attribute, so prose's
+/// `online=yes` or `ongoing=1` is not one. Right after the quote any `on` and four letters or more is one.
 const EVENT_HANDLERS: &[&[u8]] = &[
     b"onabort",
+    b"onactivate",
     b"onafterprint",
     b"onanimationcancel",
     b"onanimationend",
@@ -554,16 +556,20 @@ const EVENT_HANDLERS: &[&[u8]] = &[
     b"onbeforematch",
     b"onbeforepaste",
     b"onbeforeprint",
+    b"onbeforescriptexecute",
     b"onbeforetoggle",
     b"onbeforeunload",
+    b"onbeforexrselect",
     b"onbegin",
     b"onblur",
+    b"onbounce",
     b"oncancel",
     b"oncanplay",
     b"oncanplaythrough",
     b"onchange",
     b"onclick",
     b"onclose",
+    b"oncommand",
     b"oncontentvisibilityautostatechange",
     b"oncontextlost",
     b"oncontextmenu",
@@ -585,6 +591,7 @@ const EVENT_HANDLERS: &[&[u8]] = &[
     b"onend",
     b"onended",
     b"onerror",
+    b"onfinish",
     b"onfocus",
     b"onfocusin",
     b"onfocusout",
@@ -630,6 +637,7 @@ const EVENT_HANDLERS: &[&[u8]] = &[
     b"onpointerdown",
     b"onpointerenter",
     b"onpointerleave",
+    b"onpointerlockchange",
     b"onpointermove",
     b"onpointerout",
     b"onpointerover",
@@ -656,6 +664,7 @@ const EVENT_HANDLERS: &[&[u8]] = &[
     b"onshow",
     b"onslotchange",
     b"onstalled",
+    b"onstart",
     b"onstorage",
     b"onsubmit",
     b"onsuspend",
@@ -671,15 +680,21 @@ const EVENT_HANDLERS: &[&[u8]] = &[
     b"ontransitionstart",
     b"onunhandledrejection",
     b"onunload",
+    b"onvisibilitychange",
     b"onvolumechange",
     b"onwaiting",
     b"onwebkitanimationend",
     b"onwebkitanimationiteration",
     b"onwebkitanimationstart",
+    b"onwebkitbeginfullscreen",
+    b"onwebkitendfullscreen",
+    b"onwebkitfullscreenchange",
     b"onwebkitmouseforcechanged",
     b"onwebkitmouseforcedown",
     b"onwebkitmouseforceup",
     b"onwebkitmouseforcewillbegin",
+    b"onwebkitplaybacktargetavailabilitychanged",
+    b"onwebkitpresentationmodechanged",
     b"onwebkittransitionend",
     b"onwheel",
 ];
@@ -707,9 +722,8 @@ fn attribute_breakout(text: &[u8]) -> bool {
     }
     let handler_at = |at: usize| {
         let (name, rest) = word(&text[at..]);
-        name.starts_with(b"on")
-            && EVENT_HANDLERS.binary_search(&name).is_ok()
-            && skip(rest, b" ").starts_with(b"=")
+        let after_quote = at > 0 && matches!(text[at - 1], b'"' | b'\'');
+        handler_name(name, after_quote) && skip(rest, b" ").starts_with(b"=")
     };
     let mut states = 0u8;
     let mut at = 0;
@@ -795,8 +809,17 @@ fn names_a_handler(text: &[u8]) -> bool {
             .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
             .count();
         let name = &before[before.len() - len..];
-        name.starts_with(b"on") && EVENT_HANDLERS.binary_search(&name).is_ok()
+        let after_quote = before.len() > len && matches!(before[before.len() - len - 1], b'"' | b'\'');
+        handler_name(name, after_quote)
     })
+}
+
+/// Whether an attribute name (lower-case) is an event handler's: one of [`EVENT_HANDLERS`], or, right after the
+/// quote that closes a value, any `on` and four letters or more (a handler a browser adds after the list was made).
+fn handler_name(name: &[u8], after_quote: bool) -> bool {
+    name.starts_with(b"on")
+        && (EVENT_HANDLERS.binary_search(&name).is_ok()
+            || (after_quote && name.len() >= 6 && name[2..].iter().all(u8::is_ascii_lowercase)))
 }
 
 /// Whether a signature found at `at` starts a word there: one that begins with a letter (`eval(`, `sleep(`,
@@ -3616,6 +3639,49 @@ mod tests {
         }
         assert!(names_a_handler(b"x onload =1") && names_a_handler(b"\"onfocus=x"));
         assert!(!names_a_handler(b"online=yes ongoing=1 xonload=1 on=1"));
+    }
+
+    #[test]
+    fn every_handler_name_is_one() {
+        let c = config();
+        for name in [
+            "oncommand",
+            "onbeforexrselect",
+            "onwebkitfullscreenchange",
+            "onwebkitplaybacktargetavailabilitychanged",
+            "onwebkitbeginfullscreen",
+            "onwebkitendfullscreen",
+            "onwebkitpresentationmodechanged",
+            "onstart",
+            "onfinish",
+            "onbounce",
+            "onbeforescriptexecute",
+            "onactivate",
+            "onpointerlockchange",
+            "onvisibilitychange",
+        ] {
+            let later = format!("q=%22+autofocus+{name}%3D%22prompt(1)");
+            assert_eq!(
+                inspect_url(&c, "/api", Some(&later)).map(|h| h.rule),
+                Some("xss-event-handler"),
+                "{later}"
+            );
+        }
+        for query in ["q=%22onfuturething%3Dprompt(1)", "q='onsomethingnew+%3D+prompt(1)"] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some("xss-event-handler"),
+                "{query}"
+            );
+        }
+        for query in [
+            "q=%22+autofocus+onfuturething%3D1",
+            "q=%22on%3D1",
+            "q=%22onxy%3D1",
+            "q=I%27m+5%2711%22+tall+and+online%3Dyes",
+        ] {
+            assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
+        }
     }
 
     #[test]
