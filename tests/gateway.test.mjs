@@ -1544,6 +1544,9 @@ describe("WAF", () => {
     ["/gw/open/search?u=%27+or+id%3E0--+-", "sqli-tautology"],
     ["/gw/open/search?q=%22+autofocus+onvisibilitychange%3D%22prompt(1)", "xss-event-handler"],
     ["/gw/open/search?q=%22onfuturething%3Dprompt(1)", "xss-event-handler"],
+    ["/gw/open/search?id=1+union%2F*%2F**%2F*%2Fselect+password+from+users", "sqli-union"],
+    ["/gw/open/search?id=1+union%01select+password+from+users", "sqli-union"],
+    ["/gw/open/search?id=1%3B%01update+users+set+role%3D%27admin%27", "sqli-stacked"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

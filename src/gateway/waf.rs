@@ -380,14 +380,15 @@ fn reference(after: &str) -> Option<(char, usize)> {
     })
 }
 
-/// Runs of whitespace collapsed to one space, so `UNION  SELECT` and `UNION\nSELECT` look alike.
+/// Runs of whitespace and control characters but NUL (U+0001–U+001F, which SQL readers may take as blanks:
+/// `union%01select`) collapsed to one space, so `UNION  SELECT` and `UNION\nSELECT` look alike. NUL is kept for the
+/// traversal rule's null byte.
 fn collapse(text: &str) -> String {
     if text.is_ascii() {
-        // Byte by byte: ASCII's whitespace is tab, line feed, vertical tab, form feed, carriage return and space.
         let mut out = Vec::with_capacity(text.len());
         let mut last_space = false;
         for &b in text.as_bytes() {
-            let space = matches!(b, b'\t'..=b'\r' | b' ');
+            let space = matches!(b, 0x01..=b' ');
             if !(space && last_space) {
                 out.push(if space { b' ' } else { b });
             }
@@ -398,7 +399,7 @@ fn collapse(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last_space = false;
     for c in text.chars() {
-        let space = c.is_whitespace();
+        let space = c.is_whitespace() || ('\u{1}'..='\u{1f}').contains(&c);
         if space && last_space {
             continue;
         }
@@ -420,15 +421,18 @@ fn has_sql_comment(text: &str) -> bool {
 /// comments (`/*!50000 SELECT*/`) and MariaDB's (`/*M!50000 SELECT*/`) keep their body, which those servers run: only
 /// their markers go. Read left to right, so a marker inside a comment opens nothing. `text` is unfolded (lower-case)
 /// and not yet collapsed: the line ends are still there.
-fn without_sql_comments(text: &str) -> String {
+///
+/// With `nested`, a `/*` inside a comment opens one more level, as in PostgreSQL (`union/*/**/*/select`); without,
+/// the first `*/` closes the comment, as in MySQL, SQL Server and SQLite.
+fn without_sql_comments(text: &str, nested: bool) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let (mut copied, mut at) = (0, 0);
     while let Some(pos) = memchr::memchr3(b'/', b'#', b'-', &bytes[at..]) {
         let start = at + pos;
         let end = match &bytes[start..] {
-            [b'/', b'*', ..] => match memchr::memmem::find(&bytes[start + 2..], b"*/") {
-                Some(len) => start + 2 + len + 2,
+            [b'/', b'*', ..] => match comment_end(bytes, start + 2, nested) {
+                Some(end) => end,
                 // No `*/`: the server refuses the statement if this opens a comment, so it opens none; a `#` or
                 // `--` after it still comments out to the line's end (`'x/*' union#⏎select`).
                 None => {
@@ -456,6 +460,24 @@ fn without_sql_comments(text: &str) -> String {
     }
     out.push_str(&text[copied..]);
     out
+}
+
+/// Where a `/*` comment whose body starts at `from` ends (past its `*/`), if it does ([`without_sql_comments`]).
+fn comment_end(bytes: &[u8], from: usize, nested: bool) -> Option<usize> {
+    if !nested {
+        return memchr::memmem::find(&bytes[from..], b"*/").map(|len| from + len + 2);
+    }
+    let (mut depth, mut at) = (1usize, from);
+    while let Some(pos) = memchr::memchr2(b'/', b'*', &bytes[at..]) {
+        let i = at + pos;
+        match &bytes[i..] {
+            [b'/', b'*', ..] => (depth, at) = (depth + 1, i + 2),
+            [b'*', b'/', ..] if depth == 1 => return Some(i + 2),
+            [b'*', b'/', ..] => (depth, at) = (depth - 1, i + 2),
+            _ => at = i + 1,
+        }
+    }
+    None
 }
 
 /// Event-handler attributes inside a tag: `<img … onerror=`, `<a … onload =`.
@@ -857,10 +879,19 @@ pub fn scan(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
     let as_written = collapse(&text);
     // Read as written and, by the SQL rules alone, with SQL comments removed: `/*` is no comment in HTML, nor `#` in
     // a URL, nor either inside an SQL string literal (and removing them hides nothing from the others).
+    // A text with two `/*` may nest them, which PostgreSQL reads one way and the others another: read both ways.
     scan_normalised(&config.rules, &as_written, text.as_bytes(), part).or_else(|| {
-        let sqli = config.rules.contains(&RuleSet::Sqli) && has_sql_comment(&text);
-        sqli.then(|| collapse(&without_sql_comments(&text)))
-            .and_then(|stripped| scan_normalised(&[RuleSet::Sqli], &stripped, text.as_bytes(), part))
+        if !(config.rules.contains(&RuleSet::Sqli) && has_sql_comment(&text)) {
+            return None;
+        }
+        let nests = memchr::memmem::find_iter(text.as_bytes(), b"/*").nth(1).is_some();
+        [false, true]
+            .into_iter()
+            .filter(|&nested| !nested || nests)
+            .find_map(|nested| {
+                let stripped = collapse(&without_sql_comments(&text, nested));
+                scan_normalised(&[RuleSet::Sqli], &stripped, text.as_bytes(), part)
+            })
     })
 }
 
@@ -3052,16 +3083,16 @@ mod tests {
     #[test]
     fn sql_comments_are_removed_before_matching_and_versioned_ones_kept_as_sql() {
         assert_eq!(
-            without_sql_comments("union/*x*/select/**/1"),
+            without_sql_comments("union/*x*/select/**/1", false),
             "union select 1"
         );
         assert_eq!(
-            without_sql_comments("union/*!50000select*/ pw"),
+            without_sql_comments("union/*!50000select*/ pw", false),
             "union select  pw"
         );
-        assert_eq!(without_sql_comments("a /* open"), "a /* open");
+        assert_eq!(without_sql_comments("a /* open", false), "a /* open");
         assert_eq!(
-            without_sql_comments("'x/*' union#x\nselect"),
+            without_sql_comments("'x/*' union#x\nselect", false),
             "'x/*' union \nselect",
             "an unclosed /* leaves the line comments after it to be removed"
         );
@@ -3622,12 +3653,16 @@ mod tests {
 
     #[test]
     fn whitespace_collapses_alike_in_ascii_and_in_other_text() {
-        for text in ["a \t\n\x0b\x0c\rb  c ", "é \t\n\x0b\x0c\rb  c ", "\u{a0}\u{3000}x"] {
+        for text in [
+            "a \t\n\x0b\x0c\rb\x01\x1f c \0",
+            "é \t\n\x0b\x0c\rb\x01\x1f c \0",
+            "\u{a0}\u{3000}x",
+        ] {
             let expected: String = {
                 let mut out = String::new();
                 let mut last = false;
                 for c in text.chars() {
-                    let space = c.is_whitespace();
+                    let space = c.is_whitespace() || ('\u{1}'..='\u{1f}').contains(&c);
                     if !(space && last) {
                         out.push(if space { ' ' } else { c });
                     }
@@ -3682,6 +3717,35 @@ mod tests {
         ] {
             assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
         }
+    }
+
+    #[test]
+    fn nested_comments_and_control_bytes_hide_no_sql() {
+        let c = config();
+        for (query, rule) in [
+            ("id=1+union/*/**/*/select+password+from+users", "sqli-union"),
+            ("id=1+union/*+/*+x+*/+*/select+password+from+users", "sqli-union"),
+            ("id=1+union%01select+password+from+users", "sqli-union"),
+            ("id=1+union%1Fselect+password+from+users", "sqli-union"),
+            ("id=1%3B%01update+users+set+role%3D'admin'", "sqli-stacked"),
+            ("t=1+and+sleep%01(5)", "sqli-function"),
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some(rule),
+                "{query}"
+            );
+        }
+        // Read both ways: MySQL closes the comment at the first */.
+        assert_eq!(
+            inspect_url(&c, "/api", Some("id=1+union/*+/*+*/select+1+--+*/")).map(|h| h.rule),
+            Some("sqli-union")
+        );
+        assert_eq!(
+            without_sql_comments("a/*/**/*/b /* x", true),
+            "a b /* x",
+            "nested, and an unclosed one kept"
+        );
     }
 
     #[test]
