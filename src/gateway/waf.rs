@@ -831,7 +831,8 @@ fn names_a_handler(text: &[u8]) -> bool {
             .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
             .count();
         let name = &before[before.len() - len..];
-        let after_quote = before.len() > len && matches!(before[before.len() - len - 1], b'"' | b'\'');
+        let after_quote =
+            before.len() > len && matches!(before[before.len() - len - 1], b'"' | b'\'');
         handler_name(name, after_quote)
     })
 }
@@ -884,7 +885,9 @@ pub fn scan(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
         if !(config.rules.contains(&RuleSet::Sqli) && has_sql_comment(&text)) {
             return None;
         }
-        let nests = memchr::memmem::find_iter(text.as_bytes(), b"/*").nth(1).is_some();
+        let nests = memchr::memmem::find_iter(text.as_bytes(), b"/*")
+            .nth(1)
+            .is_some();
         [false, true]
             .into_iter()
             .filter(|&nested| !nested || nests)
@@ -918,10 +921,9 @@ fn scan_normalised(sets: &[RuleSet], text: &str, raw: &[u8], part: &'static str)
                 RuleSet::Xss => (has_event_handler(text) || attribute_breakout(bytes))
                     .then_some("xss-event-handler"),
                 // `/etc//passwd`, `/etc/./passwd`: the same file to the file system.
-                RuleSet::Traversal => without_redundant_separators(bytes)
-                    .and_then(|path| {
-                        FINDERS.with(|finders| first_rule(&finders[rules], &path, &path))
-                    }),
+                RuleSet::Traversal => without_redundant_separators(bytes).and_then(|path| {
+                    FINDERS.with(|finders| first_rule(&finders[rules], &path, &path))
+                }),
             });
         if let Some(rule) = rule {
             return Some(Hit { rule, part });
@@ -1187,7 +1189,8 @@ const PRIVILEGES: &[&[u8]] = &[
 
 /// Privileges that start a grant which prose also starts ("grant read access to …"): read as one only in a grant
 /// longer than [`STATEMENT_WINDOW`] (`grant maintain on table a, b, … to x`), which the window's `on` caught before.
-const LONG_GRANT_PRIVILEGES: &[&[u8]] = &[b"set", b"maintain", b"read", b"write", b"debug", b"under"];
+const LONG_GRANT_PRIVILEGES: &[&[u8]] =
+    &[b"set", b"maintain", b"read", b"write", b"debug", b"under"];
 
 /// A statement stacked after a `;`, by the shape each verb takes in SQL rather than by the verb alone, which prose
 /// writes ("Thanks; update me later", "patch db; shutdown at 5pm", "Step 3; insert into slot B"): `drop` and `alter`
@@ -1462,7 +1465,9 @@ fn always_true(text: &[u8]) -> bool {
         // A column against a value with a comment after it (`' or id>0--`): the injection's shape, whatever the
         // data makes of it.
         let after = &text[skip(end, b" )")..];
-        [&b"#"[..], b"--", b"/*"].iter().any(|m| after.starts_with(m))
+        [&b"#"[..], b"--", b"/*"]
+            .iter()
+            .any(|m| after.starts_with(m))
     })
 }
 
@@ -1535,10 +1540,8 @@ fn screen(config: &WafConfig, raw: &str, plus_is_space: bool, part: &'static str
 
 /// Whether `text` holds a JSON escape: a `\` followed by one of `"\/bfnrtu`.
 fn has_json_escape(text: &[u8]) -> bool {
-    memchr::memchr_iter(b'\\', text).any(|at| {
-        text.get(at + 1)
-            .is_some_and(|b| b"\"\\/bfnrtu".contains(b))
-    })
+    memchr::memchr_iter(b'\\', text)
+        .any(|at| text.get(at + 1).is_some_and(|b| b"\"\\/bfnrtu".contains(b)))
 }
 
 /// Checks a request line: the raw path (decoded here) and raw query (decoded with `+` as space).
@@ -3530,8 +3533,14 @@ mod tests {
     fn a_script_scheme_is_caught_wherever_a_reader_may_take_it_for_a_url() {
         let c = config();
         for (content_type, body) in [
-            ("application/xml", "<item><link>javascript:prompt(1)</link></item>"),
-            ("text/markdown", "See [the docs][x].\n\n[x]: javascript:prompt(1)"),
+            (
+                "application/xml",
+                "<item><link>javascript:prompt(1)</link></item>",
+            ),
+            (
+                "text/markdown",
+                "See [the docs][x].\n\n[x]: javascript:prompt(1)",
+            ),
             ("text/csv", "name,url\nbob,javascript:prompt(1)"),
             ("text/plain", "0;javascript:prompt(1)"),
             ("text/plain", "a|javascript:prompt(1)"),
@@ -3552,7 +3561,11 @@ mod tests {
             "Languages I use:\tJavaScript: mostly React",
             "We ship 2 JavaScript: builds",
         ] {
-            assert_eq!(inspect_body(&c, Some("text/plain"), body.as_bytes()), None, "{body:?}");
+            assert_eq!(
+                inspect_body(&c, Some("text/plain"), body.as_bytes()),
+                None,
+                "{body:?}"
+            );
         }
     }
 
@@ -3560,14 +3573,26 @@ mod tests {
     fn json_in_a_value_is_decoded_whatever_escape_it_holds() {
         let c = config();
         for (query, rule) in [
-            ("q=%7B%22u%22%3A%22java%5Ctscript%3Aprompt(1)%22%7D", "xss-scheme"),
+            (
+                "q=%7B%22u%22%3A%22java%5Ctscript%3Aprompt(1)%22%7D",
+                "xss-scheme",
+            ),
             (
                 "q=%7B%22u%22%3A%22data%3Atext%5C%2Fhtml%3Bbase64%2CPHNjcmlwdD4%3D%22%7D",
                 "xss-scheme",
             ),
-            ("q=%7B%22f%22%3A%22%5C%2Fetc%5C%2Fpasswd%22%7D", "traversal-file"),
-            ("q=%7B%22f%22%3A%22..%5C%2F..%5C%2Fsecret%22%7D", "traversal-dotdot"),
-            ("q=%7B%22u%22%3A%22%5C%22+onfocus%3D%5C%22prompt(1)%22%7D", "xss-event-handler"),
+            (
+                "q=%7B%22f%22%3A%22%5C%2Fetc%5C%2Fpasswd%22%7D",
+                "traversal-file",
+            ),
+            (
+                "q=%7B%22f%22%3A%22..%5C%2F..%5C%2Fsecret%22%7D",
+                "traversal-dotdot",
+            ),
+            (
+                "q=%7B%22u%22%3A%22%5C%22+onfocus%3D%5C%22prompt(1)%22%7D",
+                "xss-event-handler",
+            ),
         ] {
             assert_eq!(
                 inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
@@ -3629,7 +3654,11 @@ mod tests {
             "it's 'on' or count >= 3 here",
             "\"x\" and total < limit",
         ] {
-            assert_eq!(inspect_body(&c, Some("text/plain"), text.as_bytes()), None, "{text}");
+            assert_eq!(
+                inspect_body(&c, Some("text/plain"), text.as_bytes()),
+                None,
+                "{text}"
+            );
         }
         for query in [
             "u='+or+2%3E1--+-",
@@ -3702,7 +3731,10 @@ mod tests {
                 "{later}"
             );
         }
-        for query in ["q=%22onfuturething%3Dprompt(1)", "q='onsomethingnew+%3D+prompt(1)"] {
+        for query in [
+            "q=%22onfuturething%3Dprompt(1)",
+            "q='onsomethingnew+%3D+prompt(1)",
+        ] {
             assert_eq!(
                 inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
                 Some("xss-event-handler"),
@@ -3724,7 +3756,10 @@ mod tests {
         let c = config();
         for (query, rule) in [
             ("id=1+union/*/**/*/select+password+from+users", "sqli-union"),
-            ("id=1+union/*+/*+x+*/+*/select+password+from+users", "sqli-union"),
+            (
+                "id=1+union/*+/*+x+*/+*/select+password+from+users",
+                "sqli-union",
+            ),
             ("id=1+union%01select+password+from+users", "sqli-union"),
             ("id=1+union%1Fselect+password+from+users", "sqli-union"),
             ("id=1%3B%01update+users+set+role%3D'admin'", "sqli-stacked"),
