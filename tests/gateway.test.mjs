@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { createHash, sign } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { startOrigin, delay } from "./support/origin.mjs";
-import { startWorker, until } from "./support/worker.mjs";
+import { join } from "node:path";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { ROOT, startWorker, until } from "./support/worker.mjs";
 import { b64url, json64, jwksOf, makeKeys, signWith, token } from "./support/gateway-tokens.mjs";
 import { DEMO_USERS, seed } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
@@ -1726,6 +1728,29 @@ describe("configuration", () => {
       assert.match(body.error.message, /GATEWAY_ROUTES.*route 1 \("broken"\).*upstream/);
     } finally {
       await bad.stop();
+    }
+  });
+
+  test("a cached entry whose purge time cannot be read is a miss, never served on", async (t) => {
+    // Without the CONFIG_KV binding every purge-time read fails: as a KV outage would.
+    const own = await startOrigin();
+    t.after(() => own.stop());
+    const { kvNamespaces } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+    const w = await startWorker({
+      vars: { GATEWAY_ROUTES: [{ name: "c", path: "/c", upstream: own.url, cache: "api-public" }] },
+      workerOptions: { kvNamespaces: Object.fromEntries(Object.entries(kvNamespaces).filter(([name]) => name !== "CONFIG_KV")) },
+    });
+    try {
+      for (const round of [1, 2]) {
+        const r = await w.fetch("/c/page");
+        assert.equal(r.status, 200, `round ${round}`);
+        assert.equal(r.headers.get("x-cache"), "MISS", `round ${round}`);
+        await r.arrayBuffer();
+      }
+      assert.equal(own.requests.length, 2, "both went to the origin");
+      assert.ok(w.jsonLogs().some((l) => l.msg === "purge time unreadable; serving from the origin"), "logged");
+    } finally {
+      await w.stop();
     }
   });
 

@@ -1928,7 +1928,9 @@ async fn cached(
 /// Tags whose purge times an isolate keeps before dropping those it read longer than `GATEWAY_PURGE_SYNC_MS` ago.
 const MAX_PURGES_KEPT: usize = 4096;
 
-/// Whether one of the entry's tags was purged after it was stored (purge times from KV, cached briefly).
+/// Whether one of the entry's tags was purged after it was stored (purge times from KV, cached briefly). A purge
+/// time that cannot be read counts as a purge (the entry is a miss, and the tag is read again next time): a purge
+/// is how an operator takes content down, and a KV failure must not serve it on.
 async fn purged(call: &Call, meta: &StoredMeta, now: u64) -> bool {
     let sync_ms = call.isolate.config.gateway.purge_sync_ms;
     let mut times = HashMap::new();
@@ -1947,10 +1949,18 @@ async fn purged(call: &Call, meta: &StoredMeta, now: u64) -> bool {
                         .get(&format!("{PURGE_KEY_PREFIX}{tag}"))
                         .text()
                         .await
-                        .ok()
-                        .flatten()
-                        .and_then(|t| t.parse::<u64>().ok()),
-                    Err(_) => None,
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let read = match read {
+                    Ok(text) => text.and_then(|t| t.parse::<u64>().ok()),
+                    Err(detail) => {
+                        log::warn(
+                            "purge time unreadable; serving from the origin",
+                            serde_json::json!({"tag": tag, "request_id": call.request_id, "detail": detail}),
+                        );
+                        return true;
+                    }
                 };
                 PURGES.with(|p| {
                     let mut purges = p.borrow_mut();
