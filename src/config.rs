@@ -297,13 +297,29 @@ impl Config {
         {
             session.login_device_policy = session.login_email_policy.clone();
         }
+        // Likewise configurations written before `session-ip`: unless one is named, those routes go unlimited.
+        if vars.optional_string("SESSION_IP_POLICY")?.is_none()
+            && session
+                .session_ip_policy
+                .as_ref()
+                .is_some_and(|name| ratelimit.get(name).is_none())
+        {
+            session.session_ip_policy = None;
+        }
         let rooms_ticket_policy = vars.string_or("ROOMS_TICKET_POLICY", "rooms-ticket")?;
         for (key, name) in [
             ("SESSION_LOGIN_IP_POLICY", &session.login_ip_policy),
             ("SESSION_LOGIN_EMAIL_POLICY", &session.login_email_policy),
             ("SESSION_LOGIN_DEVICE_POLICY", &session.login_device_policy),
             ("ROOMS_TICKET_POLICY", &rooms_ticket_policy),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            session
+                .session_ip_policy
+                .as_ref()
+                .map(|name| ("SESSION_IP_POLICY", name)),
+        ) {
             if ratelimit.get(name).is_none() {
                 return Err(ConfigError::new(
                     key,
@@ -319,11 +335,12 @@ impl Config {
         let keyed = |name: &str, fits: fn(&KeySource) -> bool| {
             ratelimit.get(name).is_some_and(|p| fits(&p.key))
         };
+        let by_ip = (|k| matches!(k, KeySource::ClientIp)) as fn(&KeySource) -> bool;
         for (key, name, fits, kinds) in [
             (
                 "SESSION_LOGIN_IP_POLICY",
                 &session.login_ip_policy,
-                (|k| matches!(k, KeySource::ClientIp)) as fn(&KeySource) -> bool,
+                by_ip,
                 "ip",
             ),
             (
@@ -332,7 +349,14 @@ impl Config {
                 |k| !matches!(k, KeySource::ApiKey { .. }),
                 "ip, user or route_user",
             ),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            session
+                .session_ip_policy
+                .as_ref()
+                .map(|name| ("SESSION_IP_POLICY", name, by_ip, "ip")),
+        ) {
             if !keyed(name, fits) {
                 return Err(ConfigError::new(
                     key,
@@ -482,6 +506,31 @@ mod tests {
             policies("ip", "ip", "user"),
         )]))
         .expect("an email policy keyed by ip, as earlier builds took");
+    }
+
+    #[test]
+    fn the_session_routes_limit_is_per_address_and_optional_for_older_configurations() {
+        let config = Config::parse(&source(&[])).expect("no session-ip policy defined");
+        assert_eq!(
+            config.session.session_ip_policy, None,
+            "unlimited, as before"
+        );
+        let mut policies = source(&[])["RATE_LIMIT_POLICIES"].clone();
+        policies["session-ip"] = json!({"limit": 10, "window": 60, "key": "ip"});
+        let config =
+            Config::parse(&source(&[("RATE_LIMIT_POLICIES", policies.clone())])).expect("defined");
+        assert_eq!(
+            config.session.session_ip_policy.as_deref(),
+            Some("session-ip")
+        );
+        let error = Config::parse(&source(&[("SESSION_IP_POLICY", json!("nope"))]))
+            .expect_err("named and undefined");
+        assert_eq!(error.key, "SESSION_IP_POLICY", "{error}");
+        policies["session-ip"] = json!({"limit": 10, "window": 60, "key": "user"});
+        let error = Config::parse(&source(&[("RATE_LIMIT_POLICIES", policies)]))
+            .expect_err("keyed by user");
+        assert_eq!(error.key, "SESSION_IP_POLICY", "{error}");
+        assert!(error.to_string().contains("key must be ip"), "{error}");
     }
 
     #[test]

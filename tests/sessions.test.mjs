@@ -15,6 +15,7 @@ const BOB = DEMO_USERS.find((u) => u.email === "bob@example.com");
 
 const GENEROUS = {
   "login-ip": { limit: 10_000, window: 60, key: "ip" },
+  "session-ip": { limit: 10_000, window: 60, key: "ip" },
   "login-email": { limit: 10_000, window: 60, key: "user" },
 };
 
@@ -373,6 +374,25 @@ test("DELETE /auth/sessions ends every session of the caller's user, on D1 and c
   }
   assert.equal((await worker.fetch("/auth/session", withCookie(bobs))).status, 200, "another user's session lives");
   assert.ok(worker.jsonLogs().some((l) => l.msg === "sessions_ended" && l.revoked_sessions >= 2), "logged");
+});
+
+test("refresh, logout and the session lists are limited per address (SESSION_IP_POLICY): made-up cookies cannot loop D1 primary work", async (t) => {
+  const w = await startWorker({
+    vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: { ...GENEROUS, "session-ip": { limit: 3, window: 60, key: "ip" } } },
+  });
+  t.after(() => w.stop());
+  const forged = "A".repeat(43);
+  const statuses = [];
+  for (const [method, path] of [["POST", "/auth/logout"], ["POST", "/auth/refresh"], ["GET", "/auth/sessions"], ["DELETE", "/auth/sessions"]]) {
+    const r = await w.fetch(path, withCookie(forged, { method }));
+    statuses.push(r.status);
+    if (r.status === 429) {
+      assert.match(r.headers.get("ratelimit-policy") ?? "", /"session-ip"/, path);
+      assert.equal((await r.json()).error.code, "rate_limited", path);
+    } else await r.arrayBuffer();
+  }
+  assert.deepEqual(statuses, [204, 401, 401, 429], "three per minute from this address, then 429 before any work");
+  assert.equal((await w.fetch("/auth/session", withCookie(forged))).status, 401, "the cached check is not limited here");
 });
 
 test("a password stored at a lower PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_ITERATIONS by the login that proves it", async () => {

@@ -54,6 +54,10 @@ pub struct SessionConfig {
     /// the account it tries (see `device`): counted per device instead of per email. Unset and without a
     /// `login-device` policy, the email policy's limits (counted per device).
     pub login_device_policy: String,
+    /// `SESSION_IP_POLICY`: the rate-limit policy (keyed by `ip`) for refresh, logout and the session lists, which
+    /// write or read at D1's primary for any well-formed cookie. None when it is neither named nor defined (a
+    /// configuration from before it), and then those routes are not limited.
+    pub session_ip_policy: Option<String>,
     /// `SESSION_DEVICE_TTL_SECS`: how long a device entry is honoured (each login issues a fresh one); 0 issues
     /// none and honours none, so every attempt counts per email.
     pub device_ttl_secs: u64,
@@ -128,6 +132,7 @@ impl SessionConfig {
             login_ip_policy: vars.string_or("SESSION_LOGIN_IP_POLICY", "login-ip")?,
             login_email_policy: vars.string_or("SESSION_LOGIN_EMAIL_POLICY", "login-email")?,
             login_device_policy: vars.string_or("SESSION_LOGIN_DEVICE_POLICY", "login-device")?,
+            session_ip_policy: Some(vars.string_or("SESSION_IP_POLICY", "session-ip")?),
             device_ttl_secs,
             device_key,
             trusted_origins: parse_trusted_origins(vars)?,

@@ -540,7 +540,17 @@ fn upgrade_password_later(call: &Call, user_id: &str, stored: &PasswordHash, pas
 
 /// `POST /auth/refresh`: rotates the session token (the old one stops working at once) and issues a new access JWT.
 /// Of concurrent refreshes of one session exactly one succeeds; the others get 401 `session_rotated`.
+/// The per-address limit (`SESSION_IP_POLICY`) of the routes that read or write at D1's primary for any
+/// well-formed cookie — refresh, logout, the session lists — taken before any of that work.
+async fn limited(call: &Call, route: &str) -> ApiResult<()> {
+    if let Some(policy) = &call.isolate.config.session.session_ip_policy {
+        ratelimit::limit(call, policy, None, route).await?;
+    }
+    Ok(())
+}
+
 pub async fn refresh(call: Call) -> ApiResult<Response> {
+    limited(&call, "/auth/refresh").await?;
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
     let (old_id, record) = check(&call, &store, true).await?.into_user()?;
@@ -668,6 +678,7 @@ fn signed_out(
 /// then the session it became), leaves a revocation entry in its cache slot and clears the cookie. Idempotent: 204
 /// whether or not the cookie named a live session.
 pub async fn logout(call: Call) -> ApiResult<Response> {
+    limited(&call, "/auth/logout").await?;
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
     if let CookieToken::Token(token) = cookie_token(&call) {
@@ -700,6 +711,7 @@ const MAX_REVOCATION_ENTRIES: usize = 40;
 /// `DELETE /auth/sessions`: ends every session of the caller's user — the way out when `GET /auth/sessions` lists
 /// one they do not know (a stolen token) — and clears the cookie. A strict check: the caller's session must be live.
 pub async fn end_all(call: Call) -> ApiResult<Response> {
+    limited(&call, "/auth/sessions").await?;
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
     let (id, record) = check(&call, &store, true).await?.into_user()?;
@@ -729,6 +741,7 @@ pub async fn end_all(call: Call) -> ApiResult<Response> {
 /// `GET /auth/sessions` (auth policy `session`, strict: always D1): the caller's active sessions, for reviewing
 /// where the account is logged in. Sensitive (it shows IPs and devices), so a revoked session is refused at once.
 pub async fn sessions(call: Call) -> ApiResult<Response> {
+    limited(&call, "/auth/sessions").await?;
     let store = Store::open(&call, true)?;
     let (id, record) = check(&call, &store, true).await?.into_user()?;
     let list = store.active_sessions(&record.user_id, now_ms()).await?;
