@@ -17,9 +17,24 @@ pub fn media_type(content_type: &str) -> String {
 }
 
 /// The value of a `Content-Type`'s parameter `name` (case-insensitive name, quotes removed): `charset` of
-/// `application/json; Charset="UTF-8"` → `UTF-8`.
+/// `application/json; Charset="UTF-8"` → `UTF-8`. A `;` inside a quoted value separates nothing
+/// (`profile="a;charset=latin1"` names no charset).
 fn parameter<'a>(content_type: &'a str, name: &str) -> Option<&'a str> {
-    content_type.split(';').skip(1).find_map(|param| {
+    let mut quoted = false;
+    let mut start = 0;
+    let mut params = Vec::new();
+    for (at, c) in content_type.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ';' if !quoted => {
+                params.push(&content_type[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    params.push(&content_type[start..]);
+    params.into_iter().skip(1).find_map(|param| {
         let (key, value) = param.split_once('=')?;
         key.trim()
             .eq_ignore_ascii_case(name)
@@ -27,13 +42,27 @@ fn parameter<'a>(content_type: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// Charset labels whose bytes a UTF-8 reading takes as meant: the WHATWG Encoding Standard's labels of UTF-8, and
+/// ASCII (a subset). An empty value names none.
+const UTF8_LABELS: &[&str] = &[
+    "",
+    "utf-8",
+    "utf8",
+    "unicode-1-1-utf-8",
+    "unicode11utf8",
+    "unicode20utf8",
+    "x-unicode20utf8",
+    "us-ascii",
+    "ascii",
+];
+
 /// 415 unless the `content-type` is `application/json` in UTF-8: a `charset` parameter other than `utf-8` (RFC 8259
 /// §8.1: JSON between systems is UTF-8) is refused as a type the route does not take, rather than read as UTF-8 and
 /// answered 400 bad JSON. Other parameters are allowed.
 pub fn require_json_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
     match content_type.map(media_type).as_deref() {
         Some("application/json") => match content_type.and_then(|ct| parameter(ct, "charset")) {
-            Some(charset) if !charset.eq_ignore_ascii_case("utf-8") => {
+            Some(charset) if !UTF8_LABELS.iter().any(|l| charset.eq_ignore_ascii_case(l)) => {
                 Err(ApiError::unsupported_media_type(format!(
                     "expected application/json in UTF-8, got charset {charset}"
                 )))
@@ -154,6 +183,16 @@ mod tests {
             (Some("application/json;charset=\"UTF-8\""), true),
             (Some("application/json; Charset=UTF-8; foo=bar"), true),
             (Some("application/json; charset=utf-16"), false),
+            (Some("application/json; charset=utf8"), true),
+            (Some("application/json; charset=UTF8"), true),
+            (Some("application/json; charset=us-ascii"), true),
+            (Some("application/json; charset="), true),
+            (Some("application/json; charset=\"\""), true),
+            (
+                Some("application/json; profile=\"a;charset=latin1\"; charset=utf-8"),
+                true,
+            ),
+            (Some("application/json; profile=\"a;charset=latin1\""), true),
             (Some("application/json; charset=iso-8859-1"), false),
             (Some("application/json; CHARSET=\"utf-16le\""), false),
             (Some("text/plain"), false),

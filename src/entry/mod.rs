@@ -139,6 +139,11 @@ async fn fetch(
         detail: error.as_ref().and_then(ApiError::internal_detail),
     }
     .to_line();
-    worker::console_log!("{line}");
+    // The console method of the line's level, as for every other line (`entry::log`).
+    match status {
+        500.. => worker::console_error!("{line}"),
+        400..=499 => worker::console_warn!("{line}"),
+        _ => worker::console_log!("{line}"),
+    }
     Ok(response)
 }

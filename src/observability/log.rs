@@ -24,7 +24,45 @@ pub fn clipped(text: &str, max_bytes: usize) -> Cow<'_, str> {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
+    // Nor inside a percent-escape (paths are clipped still encoded): a `%` in the last two bytes starts one; nor
+    // inside the escapes of one UTF-8 character (`%E2%82` of `%E2%82%AC` does not decode).
+    // (Bytes, not `str` slices: the two bytes before `end` may sit inside a character.)
+    let from = end.saturating_sub(2);
+    if let Some(at) = text.as_bytes()[from..end].iter().rposition(|b| *b == b'%') {
+        end = from + at;
+    }
+    end = without_partial_escaped_char(text, end);
     Cow::Owned(format!("{}…", &text[..end]))
+}
+
+/// `end`, or where the escapes of a UTF-8 character that `text[..end]` cuts short begin.
+fn without_partial_escaped_char(text: &str, end: usize) -> usize {
+    let bytes = text.as_bytes();
+    let escaped = |at: usize| -> Option<u8> {
+        (bytes.get(at) == Some(&b'%'))
+            .then(|| text.get(at + 1..at + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+    };
+    let (mut at, mut continuations) = (end, 0);
+    while at >= 3 {
+        match escaped(at - 3) {
+            Some(b) if b & 0xC0 == 0x80 => {
+                continuations += 1;
+                at -= 3;
+            }
+            Some(lead) if lead >= 0xC0 => {
+                let needed = match lead {
+                    0xF0.. => 3,
+                    0xE0.. => 2,
+                    _ => 1,
+                };
+                return if continuations < needed { at - 3 } else { end };
+            }
+            _ => break,
+        }
+    }
+    end
 }
 
 /// One line per request.
@@ -112,6 +150,34 @@ mod tests {
         assert_eq!(clipped("/abcdef", 4), "/abc…");
         // 'é' is two bytes: a cut inside it backs off to before it.
         assert_eq!(clipped("/aé", 3), "/a…");
+        // Never inside a percent-escape: the clipped path still decodes.
+        for max in 2..=10 {
+            assert_eq!(clipped("/a%E2%82%AC", max), "/a…", "{max}");
+        }
+        assert_eq!(clipped("/a%E2%82%ACb", 11), "/a%E2%82%AC…");
+        assert_eq!(clipped("/a%41%42c", 8), "/a%41%42…");
+        assert_eq!(clipped("/a%41%42c", 7), "/a%41…");
+        assert_eq!(clipped("/a%C3%A9%C3%A9", 12), "/a%C3%A9…");
+        // Any text, any cap: a prefix cut on a character boundary, never a panic.
+        let tokens = ["%", "%E2", "%82", "%AC", "€", "é", "a", "%4", "%%", "🦀"];
+        let mut seed = 7u64;
+        for _ in 0..2000 {
+            let mut text = String::new();
+            for _ in 0..12 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                text.push_str(tokens[(seed >> 33) as usize % tokens.len()]);
+            }
+            for max in 0..text.len() {
+                let cut = clipped(&text, max);
+                let kept = cut.trim_end_matches('…');
+                assert!(
+                    text.starts_with(kept) && kept.len() <= max,
+                    "{text:?} at {max}: {cut:?}"
+                );
+            }
+        }
         let long = format!("/{}", "€".repeat(10_000));
         let cut = clipped(&long, MAX_ECHO_BYTES);
         assert!(

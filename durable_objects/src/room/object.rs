@@ -157,8 +157,6 @@ impl UpdateStore for SqlStore<'_> {
     }
 }
 
-/// An error answer in the Worker's shape (`{"error": {"code", "message"}}`, `no-store`): a join's refusal goes
-/// straight back to the client.
 /// Writes one event line (`crate::log::line`) with the console method of its level.
 fn log_event(level: Level, msg: &str, fields: serde_json::Value) {
     let line = events::line(level, msg, fields);
@@ -174,6 +172,8 @@ fn request_id(req: &Request) -> Option<String> {
     req.headers().get("x-request-id").ok().flatten()
 }
 
+/// An error answer in the Worker's shape (`{"error": {"code", "message"}}`, `no-store`): a join's refusal goes
+/// straight back to the client.
 fn json_error(status: u16, code: &str, message: &str) -> Result<Response> {
     let mut response =
         Response::from_json(&serde_json::json!({"error": {"code": code, "message": message}}))?

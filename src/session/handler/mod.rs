@@ -482,7 +482,8 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     // the session it became — how an owner who lost a rotation to a thief and signs in again ends the thief's.
     if let CookieToken::Token(before) = cookie_token(&call) {
         let before = token::session_id(&before);
-        if let Err(e) = end_session(&store, &before, now, config.cache_secs).await {
+        if let Err(e) = end_session(&store, &before, now, config.cache_secs, &call.request_id).await
+        {
             log::error(
                 "session_login_earlier_not_ended",
                 json!({"request_id": call.request_id, "detail": e.to_string()}),
@@ -632,12 +633,18 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
 /// an entry for it (revoked before, its entry perhaps never written) — never for an id nothing knows, or any made-up
 /// cookie would buy a KV write. A write that fails is logged: D1 has revoked the session (cached checks may accept
 /// it until SESSION_CACHE_SECS; D1 checks refuse).
-async fn end_session(store: &Store, id: &str, now: u64, cache_secs: u64) -> ApiResult<()> {
+async fn end_session(
+    store: &Store,
+    id: &str,
+    now: u64,
+    cache_secs: u64,
+    request_id: &str,
+) -> ApiResult<()> {
     let mut marked = store.revoke(id, now).await?;
     if !marked.iter().any(|m| m == id) && store.cached(id).await.is_some() {
         marked.push(id.to_owned());
     }
-    mark_revoked_all(store, &marked, now, cache_secs, None).await;
+    mark_revoked_all(store, &marked, now, cache_secs, Some(request_id)).await;
     Ok(())
 }
 
@@ -688,6 +695,7 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
             &token::session_id(&token),
             now_ms(),
             config.cache_secs,
+            &call.request_id,
         )
         .await?;
     }

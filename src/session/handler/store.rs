@@ -580,7 +580,7 @@ pub async fn touch(
 fn permissions_or_none(column: &str, user_id: &str) -> Vec<String> {
     parse_permissions(column).unwrap_or_else(|e| {
         crate::entry::log::error(
-            "permissions_column_unreadable",
+            "bad permissions column",
             serde_json::json!({"user_id": user_id, "detail": e}),
         );
         Vec::new()
