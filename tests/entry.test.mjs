@@ -191,6 +191,11 @@ test("a JSON body the Worker cannot read as sent is 415: a content coding (with 
   for (const headers of [
     { "content-type": "application/json; charset=\"UTF-8\"", "content-encoding": "identity" },
     { "content-type": "application/json" },
+    // Other labels of UTF-8 (WHATWG), ASCII, an empty charset, and a quoted parameter holding ";charset=".
+    { "content-type": "application/json; charset=utf8" },
+    { "content-type": "application/json; charset=US-ASCII" },
+    { "content-type": "application/json; charset=" },
+    { "content-type": 'application/json; profile="a;charset=latin1"; charset=utf-8' },
   ]) {
     const response = await post(headers, login);
     assert.equal(response.status, 401, JSON.stringify(headers));
