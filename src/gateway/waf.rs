@@ -424,18 +424,34 @@ fn has_sql_comment(text: &str) -> bool {
 ///
 /// With `nested`, a `/*` inside a comment opens one more level, as in PostgreSQL (`union/*/**/*/select`); without,
 /// the first `*/` closes the comment, as in MySQL, SQL Server and SQLite.
-fn without_sql_comments(text: &str, nested: bool) -> String {
+fn without_sql_comments(text: &str, nested: bool) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let (mut copied, mut at) = (0, 0);
+    // Each unclosed `/*` is passed over, and looking for its end must not read the rest of the text again each time
+    // (64 KiB of `/*` took seconds): `hopeless` is where from on a `/*` is known to close nothing — past the last
+    // `*/`, or past the last `*/` a failed nested walk met (a later `/*` is one of that walk's openers, and meets
+    // no `*/` either) — and a nested reading that still fails more than UNCLOSED_WALKS walks gives up.
+    let mut hopeless =
+        memchr::memmem::rfind(bytes, b"*/").map_or(0, |close| close.saturating_sub(1));
+    let mut failed_walks = 0;
     while let Some(pos) = memchr::memchr3(b'/', b'#', b'-', &bytes[at..]) {
         let start = at + pos;
         let end = match &bytes[start..] {
-            [b'/', b'*', ..] => match comment_end(bytes, start + 2, nested) {
-                Some(end) => end,
+            [b'/', b'*', ..] => match (start < hopeless)
+                .then(|| comment_end(bytes, start + 2, nested))
+            {
+                Some(Ok(end)) => end,
                 // No `*/`: the server refuses the statement if this opens a comment, so it opens none; a `#` or
                 // `--` after it still comments out to the line's end (`'x/*' union#⏎select`).
-                None => {
+                failed => {
+                    if let Some(Err(last_close)) = failed {
+                        hopeless = hopeless.min(last_close.map_or(start + 2, |close| close + 2));
+                        failed_walks += 1;
+                        if failed_walks > UNCLOSED_WALKS {
+                            return None;
+                        }
+                    }
                     at = start + 2;
                     continue;
                 }
@@ -459,25 +475,34 @@ fn without_sql_comments(text: &str, nested: bool) -> String {
         (copied, at) = (end, end);
     }
     out.push_str(&text[copied..]);
-    out
+    Some(out)
 }
 
-/// Where a `/*` comment whose body starts at `from` ends (past its `*/`), if it does ([`without_sql_comments`]).
-fn comment_end(bytes: &[u8], from: usize, nested: bool) -> Option<usize> {
+/// How many nested walks [`without_sql_comments`] lets fail — a `/*` before a `*/` that does not close it, as more
+/// `/*` opened levels between them — before it gives up and the text is refused as `sqli-comment`. Each such walk
+/// reads the rest of the text, so the work stays bounded; text never gets there by chance (a list of globs, `a/*/b`,
+/// fails one walk: it meets no `*/`). The non-nested reading fails none: its first `*/` closes.
+const UNCLOSED_WALKS: usize = 64;
+
+/// Where a `/*` comment whose body starts at `from` ends (past its `*/`), or, when it does not, where the last `*/`
+/// the nested walk met starts ([`without_sql_comments`]).
+fn comment_end(bytes: &[u8], from: usize, nested: bool) -> Result<usize, Option<usize>> {
     if !nested {
-        return memchr::memmem::find(&bytes[from..], b"*/").map(|len| from + len + 2);
+        return memchr::memmem::find(&bytes[from..], b"*/")
+            .map(|len| from + len + 2)
+            .ok_or(None);
     }
-    let (mut depth, mut at) = (1usize, from);
+    let (mut depth, mut at, mut last_close) = (1usize, from, None);
     while let Some(pos) = memchr::memchr2(b'/', b'*', &bytes[at..]) {
         let i = at + pos;
         match &bytes[i..] {
             [b'/', b'*', ..] => (depth, at) = (depth + 1, i + 2),
-            [b'*', b'/', ..] if depth == 1 => return Some(i + 2),
-            [b'*', b'/', ..] => (depth, at) = (depth - 1, i + 2),
+            [b'*', b'/', ..] if depth == 1 => return Ok(i + 2),
+            [b'*', b'/', ..] => (depth, at, last_close) = (depth - 1, i + 2, Some(i)),
             _ => at = i + 1,
         }
     }
-    None
+    Err(last_close)
 }
 
 /// Event-handler attributes inside a tag: `<img … onerror=`, `<a … onload =`.
@@ -891,9 +916,17 @@ pub fn scan(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
         [false, true]
             .into_iter()
             .filter(|&nested| !nested || nests)
-            .find_map(|nested| {
-                let stripped = collapse(&without_sql_comments(&text, nested));
-                scan_normalised(&[RuleSet::Sqli], &stripped, text.as_bytes(), part)
+            .find_map(|nested| match without_sql_comments(&text, nested) {
+                Some(stripped) => scan_normalised(
+                    &[RuleSet::Sqli],
+                    &collapse(&stripped),
+                    text.as_bytes(),
+                    part,
+                ),
+                None => Some(Hit {
+                    rule: "sqli-comment",
+                    part,
+                }),
             })
     })
 }
@@ -3086,16 +3119,19 @@ mod tests {
     #[test]
     fn sql_comments_are_removed_before_matching_and_versioned_ones_kept_as_sql() {
         assert_eq!(
-            without_sql_comments("union/*x*/select/**/1", false),
+            without_sql_comments("union/*x*/select/**/1", false).unwrap(),
             "union select 1"
         );
         assert_eq!(
-            without_sql_comments("union/*!50000select*/ pw", false),
+            without_sql_comments("union/*!50000select*/ pw", false).unwrap(),
             "union select  pw"
         );
-        assert_eq!(without_sql_comments("a /* open", false), "a /* open");
         assert_eq!(
-            without_sql_comments("'x/*' union#x\nselect", false),
+            without_sql_comments("a /* open", false).unwrap(),
+            "a /* open"
+        );
+        assert_eq!(
+            without_sql_comments("'x/*' union#x\nselect", false).unwrap(),
             "'x/*' union \nselect",
             "an unclosed /* leaves the line comments after it to be removed"
         );
@@ -3777,10 +3813,56 @@ mod tests {
             Some("sqli-union")
         );
         assert_eq!(
-            without_sql_comments("a/*/**/*/b /* x", true),
+            without_sql_comments("a/*/**/*/b /* x", true).unwrap(),
             "a b /* x",
             "nested, and an unclosed one kept"
         );
+    }
+
+    #[test]
+    fn unclosed_comments_are_read_in_linear_time() {
+        // Each unclosed `/*` used to send the reading to the end of the text again: 64 KiB of them took seconds (in
+        // a debug build, minutes). Now a `/*` with no `*/` after it costs nothing, and the nested reading walks to
+        // the end at most UNCLOSED_WALKS times before it gives up and refuses.
+        let c = config();
+        let k = 64 * 1024;
+        assert_eq!(
+            inspect_body(&c, Some("text/plain"), "/*".repeat(k / 2).as_bytes()).map(|h| h.rule),
+            None
+        );
+        for body in [
+            "/*x".repeat(k / 3),
+            "--\n/*".repeat(k / 5),
+            "#\n/*x".repeat(k / 5),
+        ] {
+            assert_eq!(inspect_body(&c, Some("text/plain"), body.as_bytes()), None);
+            assert!(without_sql_comments(&body, true).is_some());
+        }
+        let query = format!("q={}", "/*".repeat(8 * 1024));
+        assert_eq!(inspect_url(&c, "/a", Some(&query)), None);
+        // Globs: each `/*/` holds a `*/`, which closes nothing.
+        let globs = "src/*/lib/*.rs ".repeat(k / 15);
+        assert_eq!(inspect_body(&c, Some("text/plain"), globs.as_bytes()), None);
+        // Openers a single `*/` at the end cannot all close (nested): the walks stop at the cap.
+        let opened = format!("{}*/", "/*".repeat(k / 2));
+        assert_eq!(without_sql_comments(&opened, true), None);
+        assert!(without_sql_comments(&opened, false).is_some());
+        assert_eq!(
+            inspect_body(&c, Some("text/plain"), opened.as_bytes()).map(|h| h.rule),
+            Some("sqli-comment")
+        );
+        // Up to the cap they are read as before: an unclosed one opens nothing, a closed one still hides.
+        let few = format!(
+            "{} union/**/select pw from users */",
+            "/*".repeat(UNCLOSED_WALKS - 1)
+        );
+        assert_eq!(
+            inspect_body(&c, Some("text/plain"), few.as_bytes()).map(|h| h.rule),
+            Some("sqli-union")
+        );
+        // Globs with no */ after them pass.
+        let globs = "src/*.rs tests/*.rs ".repeat(200);
+        assert_eq!(inspect_body(&c, Some("text/plain"), globs.as_bytes()), None);
     }
 
     #[test]
