@@ -1574,6 +1574,9 @@ describe("WAF", () => {
     ["text/markdown", "See [the docs][x].\n\n[x]: javascript:prompt(1)", "xss-scheme"],
     ["text/csv", "name,url\nbob,javascript:prompt(1)", "xss-scheme"],
     ["text/plain", "see below.\njavascript:prompt(1)", "xss-scheme"],
+    // The third payload review: where prose also writes a scheme (a line's start, after blanks) code must follow it.
+    ["text/plain", "see below.\njavascript:void prompt(1)", "xss-scheme"],
+    ["text/plain", "- javascript:prompt(1)", "xss-scheme"],
   ];
   const benign = [
     "/gw/open/search?name=O%27Brien",
@@ -1611,8 +1614,20 @@ describe("WAF", () => {
     "/gw/open/search?q=if+name+%3D%3D+%27admin%27+or+role+!%3D+guest%3A",
     "/gw/open/search?q=WHERE+name+%3D+%27bob%27+AND+age+%3E+18",
     "/gw/open/search?q=I%27d+pick+%27A%27+and+price+%3E+5",
+    // The third payload review: a script scheme's name where prose puts it, words after it.
+    "/gw/open/search?title=HTML+%26+JavaScript%3A+Web+Design+for+Beginners",
   ];
   const benignBodies = [
+    // The third payload review: a list's entry, a title, a mail's line starting with a script scheme's name.
+    ["text/plain", "Skills:\n- JavaScript: 5 years\n- Python: 3 years"],
+    ["application/json", JSON.stringify({ bio: "Skills:\n- JavaScript: 5 years\n- Python: 3 years" })],
+    ["application/x-www-form-urlencoded", "bio=Skills%3A%0A*+JavaScript%3A+ES2020+features%0A1.+JavaScript%3A+The+Good+Parts"],
+    ["text/plain", "My favourite books:\nJavaScript: The Definitive Guide"],
+    ["text/plain", "Hi all,\n\nJavaScript: we agreed to drop IE11.\n"],
+    ["text/plain", "Frontend stack - JavaScript: React 18"],
+    ["text/plain", "Topics covered: HTML, CSS, JavaScript: all the basics"],
+    // The third payload review: 64 KiB of unclosed /* read in linear time.
+    ["text/plain", "/*".repeat(32 * 1024)],
     ["application/json", JSON.stringify({ name: "Seán O'Brien", bio: "I select wines for a living; drop by!" })],
     ["application/x-www-form-urlencoded", "name=O%27Brien&comment=Great+post+%F0%9F%91%8D+see+https%3A%2F%2Fexample.org"],
     ["text/plain", "Meet me at the union hall; we will select a chair."],

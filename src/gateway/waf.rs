@@ -1036,7 +1036,7 @@ fn hidden_scheme(text: &[u8]) -> bool {
                 rest = rest.get(1..).unwrap_or_default();
                 matched
             });
-            spelled && starts_word(text, at, scheme) && url_position(&text[..at])
+            spelled && starts_word(text, at, scheme) && url_position(&text[..at], rest)
         })
     })
 }
@@ -1070,7 +1070,7 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
             after.starts_with(b"select")
         }
         b"expression(" => skip_back(before, b" ").ends_with(b":"),
-        _ if SCHEMES.iter().any(|s| s.as_bytes() == needle) => url_position(before),
+        _ if SCHEMES.iter().any(|s| s.as_bytes() == needle) => url_position(before, after),
         _ if SQL_FUNCTIONS.contains(&needle) => match skip(after, b" ").strip_prefix(b"(") {
             Some(arguments) => arguments_read_as_code(needle, arguments),
             None => false,
@@ -1091,13 +1091,17 @@ fn skip_back<'a>(text: &'a [u8], over: &[u8]) -> &'a [u8] {
     &text[..text.len() - n]
 }
 
-/// Whether a scheme found after `before` (the text before collapsing) stands where a reader may take it for a URL:
-/// anywhere but after a word, or a word and `:`, and blanks (spaces or tabs) on the same line — that is prose ("I
-/// read JavaScript: The Good Parts", "Book review: JavaScript: …"). So the value's start (past control characters,
-/// which a URL parser strips), a line's start, and after `=`, a quote, a backtick, `(`, `<`, `>`, `/`, `,`, `;`, `|`
-/// or `]:` with or without blanks: an attribute's value, CSS's `url(`, an autolink, an XML element's text
-/// (`<link>javascript:…`), a CSV field, a Markdown link definition (`[x]: javascript:…`).
-fn url_position(before: &[u8]) -> bool {
+/// Whether a scheme found after `before` (the text before collapsing) and followed by `after` stands where a reader
+/// may take it for a URL: anywhere but after a word, or a word and `:`, and blanks (spaces or tabs) on the same
+/// line — that is prose ("I read JavaScript: The Good Parts", "Book review: JavaScript: …"). So the value's start
+/// (past control characters, which a URL parser strips), a line's start, and after `=`, a quote, a backtick, `(`,
+/// `<`, `>`, `/`, `,`, `;`, `|` or `]:` with or without blanks: an attribute's value, CSS's `url(`, an autolink, an
+/// XML element's text (`<link>javascript:…`), a CSV field, a Markdown link definition (`[x]: javascript:…`).
+/// Where prose also puts it — a line's or the value's start (a list's entry, `- JavaScript: 5 years`, a title,
+/// `JavaScript: The Definitive Guide`) or after blanks (`HTML & JavaScript: Web Design`, `HTML, CSS, JavaScript:
+/// all the basics`) — it must also be followed by code ([`follows_as_code`]); glued to a `>`, `,`, `;`, `=`, a quote
+/// … it always stands where a URL does.
+fn url_position(before: &[u8], after: &[u8]) -> bool {
     let blanks = before
         .iter()
         .rev()
@@ -1108,7 +1112,62 @@ fn url_position(before: &[u8]) -> bool {
     let after_word = word
         .last()
         .is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80);
-    blanks == 0 || !after_word
+    let glued = blanks == 0 && !matches!(before.last(), None | Some(b'\n' | b'\r'));
+    (blanks == 0 || !after_word) && (glued || follows_as_code(after))
+}
+
+/// Words that start a JavaScript expression, not a sentence's word (`javascript:void prompt(1)`).
+const SCRIPT_WORDS: &[&[u8]] = &[
+    b"void",
+    b"new",
+    b"typeof",
+    b"delete",
+    b"await",
+    b"throw",
+    b"return",
+    b"let",
+    b"var",
+    b"const",
+    b"if",
+    b"for",
+    b"while",
+    b"do",
+    b"with",
+    b"try",
+    b"function",
+    b"async",
+    b"class",
+    b"import",
+    b"this",
+    b"top",
+    b"self",
+    b"window",
+    b"document",
+    b"location",
+    b"yield",
+    b"in",
+];
+
+/// Whether what follows a script scheme (`:` included) reads as code rather than words separated by blanks
+/// ("JavaScript: 5 years", "JavaScript: The Good Parts"): its first word (past blanks; tabs and line breaks, which
+/// a URL parser drops, are dropped) is a [`SCRIPT_WORDS`] one, or is not followed by blanks and another word —
+/// `prompt(1)`, `alert``1```, `x.y`, `//evil`, `'…'`, a word at the end.
+fn follows_as_code(after: &[u8]) -> bool {
+    let after: Vec<u8> = after
+        .iter()
+        .copied()
+        .filter(|b| !matches!(b, b'\t' | b'\n' | b'\r'))
+        .take(256)
+        .collect();
+    let is_word = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$') || *b >= 0x80;
+    let rest = skip(&after, b" ");
+    let n = rest.iter().take_while(|b| is_word(b)).count();
+    let (first, rest) = rest.split_at(n);
+    if SCRIPT_WORDS.contains(&first) {
+        return true;
+    }
+    let next = skip(rest, b" ");
+    !(next.len() < rest.len() && next.first().is_some_and(is_word))
 }
 
 /// Whether a function's arguments (the text after its `(`) read as code ([`reads_as_code`]).
@@ -3617,6 +3676,14 @@ mod tests {
             ("text/plain", "see below.\r\n  javascript:prompt(1)"),
             ("text/plain", "see below.\njava\tscript:prompt(1)"),
             ("text/plain", "see: x\n\tjavascript:prompt(1)"),
+            ("text/plain", "javascript:prompt(1)"),
+            ("text/plain", "- javascript:prompt(1)"),
+            ("text/plain", "see below.\njavascript:void prompt(1)"),
+            ("text/plain", "see below.\njavascript: prompt(1)"),
+            ("text/plain", "x & javascript:alert`1`"),
+            ("text/plain", "1. javascript://evil.example/%0aprompt(1)"),
+            ("text/plain", "see below.\njavascript:\nprompt(1)"),
+            ("application/json", "{\"url\":\" javascript:prompt(1)\"}"),
         ] {
             assert_eq!(
                 inspect_body(&c, Some(content_type), body.as_bytes()).map(|h| h.rule),
@@ -3629,6 +3696,16 @@ mod tests {
             "Book review: JavaScript: The Good Parts",
             "Languages I use:\tJavaScript: mostly React",
             "We ship 2 JavaScript: builds",
+            "Skills:\n- JavaScript: 5 years\n- Python: 3 years",
+            "* JavaScript: ES2020 features",
+            "1. JavaScript: The Good Parts",
+            "2) JavaScript: The Good Parts",
+            "My favourite books:\nJavaScript: The Definitive Guide",
+            "Hi all,\n\nJavaScript: we agreed to drop IE11.\n",
+            "Frontend stack - JavaScript: React 18",
+            "\"HTML & JavaScript: Web Design for Beginners\"",
+            "HTML & JavaScript: Web Design for Beginners",
+            "Topics covered: HTML, CSS, JavaScript: all the basics",
         ] {
             assert_eq!(
                 inspect_body(&c, Some("text/plain"), body.as_bytes()),
@@ -3636,6 +3713,38 @@ mod tests {
                 "{body:?}"
             );
         }
+        for (content_type, body) in [
+            (
+                "application/json",
+                r#"{"bio":"Skills:\n- JavaScript: 5 years\n- Python: 3 years"}"#,
+            ),
+            (
+                "application/json",
+                r#"{"title":"JavaScript: The Good Parts"}"#,
+            ),
+            (
+                "application/x-www-form-urlencoded",
+                "bio=Skills%3A%0A-+JavaScript%3A+5+years%0A-+Python%3A+3+years",
+            ),
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some(content_type), body.as_bytes()),
+                None,
+                "{body:?}"
+            );
+        }
+        assert_eq!(
+            inspect_url(
+                &c,
+                "/books",
+                Some("title=HTML+%26+JavaScript%3A+Web+Design+for+Beginners")
+            ),
+            None
+        );
+        assert_eq!(
+            inspect_url(&c, "/r", Some("next=javascript%3Aprompt(1)")).map(|h| h.rule),
+            Some("xss-scheme")
+        );
     }
 
     #[test]
