@@ -1549,6 +1549,16 @@ describe("WAF", () => {
     ["/gw/open/search?id=1+union%2F*%2F**%2F*%2Fselect+password+from+users", "sqli-union"],
     ["/gw/open/search?id=1+union%01select+password+from+users", "sqli-union"],
     ["/gw/open/search?id=1%3B%01update+users+set+role%3D%27admin%27", "sqli-stacked"],
+    // The third payload review: numeric injections ordering names, an open quote after one, in/between/is/not.
+    ["/gw/open/search?id=1+or+id%3E0", "sqli-tautology"],
+    ["/gw/open/search?id=5+or+price%3E0", "sqli-tautology"],
+    ["/gw/open/search?user=admin%27+or+id%3E0+or+%27", "sqli-tautology"],
+    ["/gw/open/search?user=%27+or+id%3E0+and+%27%27%3D%27", "sqli-tautology"],
+    ["/gw/open/search?u=%27+or+id%3C%3E0+or+%27", "sqli-tautology"],
+    ["/gw/open/search?u=%27+or+1+in+(1)--+-", "sqli-tautology"],
+    ["/gw/open/search?u=%27+or+2+between+1+and+3--+-", "sqli-tautology"],
+    ["/gw/open/search?u=%27+or+1+is+not+null--+-", "sqli-tautology"],
+    ["/gw/open/search?u=%27+or+not+0--+-", "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

@@ -1484,12 +1484,12 @@ fn tautology(text: &[u8]) -> bool {
             .iter()
             .take_while(|b| b.is_ascii_digit())
             .count();
-        digits > 0 && always_true(&text[start + digits..])
+        digits > 0 && always_true(&text[start + digits..], true)
     };
     std::iter::once(0)
         .chain(memchr::memchr_iter(b'=', text).map(|i| i + 1))
         .any(after_number)
-        || memchr::memchr2_iter(b'\'', b'"', text).any(|i| always_true(&text[i + 1..]))
+        || memchr::memchr2_iter(b'\'', b'"', text).any(|i| always_true(&text[i + 1..], false))
 }
 
 /// Whether `text` starts with an operator and a condition that always holds ([`tautology`]): a comparison of one
@@ -1497,8 +1497,11 @@ fn tautology(text: &[u8]) -> bool {
 /// strings — that holds (`2>1`, `'a'<>'b'`; `role != guest`, `age > 18` compare names, as code and prose do),
 /// operands maybe in parentheses
 /// (`or(1)=(1)`); or a true operand (`true`, a number but 0) that a comment or the statement's end follows (`' or
-/// true#`, `1 or 1--`).
-fn always_true(text: &[u8]) -> bool {
+/// true#`, `1 or 1--`), and so a literal's `in (…)`, `between … and …`, `is [not] null` or a `not` before a
+/// literal (`' or 1 in (1)--`, `' or not 0--`). After a number a value starts with (`after_number`: `id=1 or id>0`,
+/// a numeric injection), a name's ordering is one too; after a quote, a name's ordering is one when a comment
+/// follows it, or an `or`/`and` and a quote left open for the query's own to close (`' or id>0 or '`).
+fn always_true(text: &[u8], after_number: bool) -> bool {
     let skip = |mut at: usize, over: &[u8]| {
         while text.get(at).is_some_and(|b| over.contains(b)) {
             at += 1;
@@ -1520,6 +1523,11 @@ fn always_true(text: &[u8]) -> bool {
     {
         return false; // `order`, `android`: a word, not the operator
     }
+    let literal = |value: &[u8], quoted: bool| {
+        quoted
+            || (value.iter().any(u8::is_ascii_digit)
+                && value.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
+    };
     let Some((left, end, left_quoted)) = operand(text, skip(after_op, b" ("), true) else {
         return false;
     };
@@ -1542,25 +1550,81 @@ fn always_true(text: &[u8]) -> bool {
             || (left.iter().all(u8::is_ascii_digit) && left.iter().any(|&d| d != b'0'));
         // A comment (or `;`) must follow: "rooms=1 or 2" is prose, and the quote the query closes an injected
         // string with would follow an end.
-        return truthy && !text[at..].is_empty() && ends_statement(&text[at..]);
-    };
-    let literal = |value: &[u8], quoted: bool| {
-        quoted
-            || (value.iter().any(u8::is_ascii_digit)
-                && value.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
+        let before_end = |at: usize| !text[at..].is_empty() && ends_statement(&text[at..]);
+        if truthy && before_end(at) {
+            return true;
+        }
+        return (literal(left, left_quoted) || left == b"not")
+            && predicate_end(text, at, left).is_some_and(|end| before_end(skip(end, b" )")));
     };
     let equality = matches!(comparison, b"=" | b"==" | b"<=>" | b"like ");
     operand(text, skip(at + comparison.len(), b" ("), false).is_some_and(|(right, end, quoted)| {
         if equality || (literal(left, left_quoted) && literal(right, quoted)) {
             return holds(left, comparison, right);
         }
-        // A column against a value with a comment after it (`' or id>0--`): the injection's shape, whatever the
-        // data makes of it.
+        // A column against a value with a comment after it (`' or id>0--`), or an open quote after it (`' or id>0
+        // or '`), or any such ordering in a numeric injection (`id=1 or id>0`): the injection's shape, whatever
+        // the data makes of it.
         let after = &text[skip(end, b" )")..];
-        [&b"#"[..], b"--", b"/*"]
-            .iter()
-            .any(|m| after.starts_with(m))
+        after_number
+            || [&b"#"[..], b"--", b"/*"]
+                .iter()
+                .any(|m| after.starts_with(m))
+            || open_quote_after(after)
     })
+}
+
+/// Whether `text` is an `or`/`and`/`||`/`&&` and then a quote left open to the end (an odd number of that quote
+/// from it): the quote a query around an injected string closes (`' or id>0 or '`, `' or id>0 and ''='`).
+fn open_quote_after(text: &[u8]) -> bool {
+    let Some(rest) = [&b"or "[..], b"and ", b"||", b"&&"]
+        .iter()
+        .find_map(|op| text.strip_prefix(*op))
+    else {
+        return false;
+    };
+    match skip(rest, b" ").first() {
+        Some(&quote @ (b'\'' | b'"')) => memchr::memchr_iter(quote, rest).count() % 2 == 1,
+        _ => false,
+    }
+}
+
+/// Where a predicate on the literal `left` that ends at `at` ends, when what follows reads as one whose truth is
+/// the injection's: `in (…)`, `between A and B`, `is [not] null`; or, for `left` = `not`, a literal after it.
+fn predicate_end(text: &[u8], at: usize, left: &[u8]) -> Option<usize> {
+    let ident = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    let after = |tail: &[u8]| Some(text.len() - tail.len());
+    let literal = |tail: &[u8]| -> Option<usize> {
+        match *tail.first()? {
+            quote @ (b'\'' | b'"') => {
+                memchr::memchr(quote, &tail[1..]).and_then(|n| after(&tail[n + 2..]))
+            }
+            _ => {
+                let n = tail.iter().take_while(|b| b.is_ascii_digit()).count();
+                (n > 0 && !tail.get(n).is_some_and(ident)).then(|| text.len() - tail.len() + n)
+            }
+        }
+    };
+    let rest = &text[at..];
+    if left == b"not" {
+        return literal(rest);
+    }
+    if let Some(list) = rest
+        .strip_prefix(b"in ")
+        .map(|r| skip(r, b" "))
+        .and_then(|r| r.strip_prefix(b"("))
+    {
+        return memchr::memchr(b')', list).and_then(|close| after(&list[close + 1..]));
+    }
+    if let Some(range) = rest.strip_prefix(b"between ") {
+        let low = literal(skip(range, b" "))?;
+        let high = skip(skip(&text[low..], b" ").strip_prefix(b"and ")?, b" ");
+        return literal(high);
+    }
+    let is = skip(rest.strip_prefix(b"is ")?, b" ");
+    let is = is.strip_prefix(b"not ").map_or(is, |r| skip(r, b" "));
+    let tail = is.strip_prefix(b"null")?;
+    (!tail.first().is_some_and(ident)).then(|| text.len() - tail.len())
 }
 
 /// Whether `left comparison right` holds: numbers compared as numbers, anything else as text.
@@ -3831,6 +3895,10 @@ mod tests {
             "the 'old' and new <> same",
             "it's 'on' or count >= 3 here",
             "\"x\" and total < limit",
+            "I said 'yes' or not really -- whatever",
+            "'A' and price > 5 or 'B' and price > 9",
+            "q=3 or more",
+            "it's 'on' or 1 in 3 -- roughly",
         ] {
             assert_eq!(
                 inspect_body(&c, Some("text/plain"), text.as_bytes()),
@@ -3849,6 +3917,20 @@ mod tests {
             "u=1'+||+2%3E%3D1+%23",
             "u='+or+id%3E0--+-",
             "u='+or+id%3E0%23",
+            // A numeric injection: a name's ordering after the number the value starts with.
+            "id=1+or+id%3E0",
+            "id=5+or+price%3E0",
+            // An open quote after it, for the query's own to close.
+            "user=admin'+or+id%3E0+or+'",
+            "user='+or+id%3E0+and+''%3D'",
+            "u='+or+id%3C%3E0+or+'",
+            // A literal's in, between, is [not] null, and not, before a comment.
+            "u='+or+1+in+(1)--+-",
+            "u='+or+2+between+1+and+3--+-",
+            "u='+or+1+is+not+null--+-",
+            "u='+or+1+is+null%23",
+            "u='+or+not+0--+-",
+            "u='+or+'a'+in+('a')%23",
         ] {
             assert_eq!(
                 inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
