@@ -1559,6 +1559,11 @@ describe("WAF", () => {
     ["/gw/open/search?u=%27+or+2+between+1+and+3--+-", "sqli-tautology"],
     ["/gw/open/search?u=%27+or+1+is+not+null--+-", "sqli-tautology"],
     ["/gw/open/search?u=%27+or+not+0--+-", "sqli-tautology"],
+    // A comment marker inside a string (or MySQL's arithmetic 1--1) hides no union/**/select: read where it stands.
+    ["/gw/open/search?id=-1+and+%27a--%27%3D%27b%27+union%2F**%2Fselect+user%2Cpassword+from+users", "sqli-union"],
+    ["/gw/open/search?id=1+and+%27a%23%27%3D%27b%27+union%2F**%2Fselect+user%2Cpassword+from+users", "sqli-union"],
+    ["/gw/open/search?id=-1+and+%27a%2F*%27%3D%27%27+union%2F**%2Fselect+password%2C%27*%2F%27+from+users", "sqli-union"],
+    ["/gw/open/search?id=1--1+union%2F**%2Fselect+user%2Cpassword+from+users", "sqli-union"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

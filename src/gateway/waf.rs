@@ -972,14 +972,20 @@ fn first_rule(rules: &Rules, bytes: &[u8], raw: &[u8]) -> Option<&'static str> {
         .iter()
         .find(|(rule, needles)| {
             let scheme = *rule == "xss-scheme";
-            let bytes = if scheme { raw } else { bytes };
-            needles.iter().any(|n| {
-                let needle = n.needle();
-                n.find_iter(bytes).any(|at| {
-                    starts_word(bytes, at, needle)
-                        && reads_as_code(needle, &bytes[..at], &bytes[at + needle.len()..])
+            let found = |bytes: &[u8]| {
+                needles.iter().any(|n| {
+                    let needle = n.needle();
+                    n.find_iter(bytes).any(|at| {
+                        starts_word(bytes, at, needle)
+                            && reads_as_code(needle, &bytes[..at], &bytes[at + needle.len()..])
+                    })
                 })
-            }) || (scheme && hidden_scheme(raw))
+            };
+            // `union` is also read in the text before collapsing, where a line comment's end still is
+            // (`'a--' union#⏎select`).
+            found(if scheme { raw } else { bytes })
+                || (scheme && hidden_scheme(raw))
+                || (*rule == "sqli-union" && raw != bytes && found(raw))
         })
         .map(|(rule, _)| *rule)
 }
@@ -1058,12 +1064,12 @@ const STATEMENT_WINDOW: usize = 1024;
 fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
     match needle {
         b"union" => {
-            let after = skip(after, b" (");
+            let after = sql_gap(after, true);
             let after = [&b"all"[..], b"distinct"]
                 .into_iter()
                 .find_map(|word| {
                     let rest = after.strip_prefix(word)?;
-                    let next = skip(rest, b" (");
+                    let next = sql_gap(rest, true);
                     (next.len() < rest.len()).then_some(next)
                 })
                 .unwrap_or(after);
@@ -1071,7 +1077,7 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
         }
         b"expression(" => skip_back(before, b" ").ends_with(b":"),
         _ if SCHEMES.iter().any(|s| s.as_bytes() == needle) => url_position(before, after),
-        _ if SQL_FUNCTIONS.contains(&needle) => match skip(after, b" ").strip_prefix(b"(") {
+        _ if SQL_FUNCTIONS.contains(&needle) => match sql_gap(after, false).strip_prefix(b"(") {
             Some(arguments) => arguments_read_as_code(needle, arguments),
             None => false,
         },
@@ -1083,6 +1089,44 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
 fn skip<'a>(text: &'a [u8], over: &[u8]) -> &'a [u8] {
     let n = text.iter().take_while(|b| over.contains(b)).count();
     &text[n..]
+}
+
+/// How far [`sql_gap`] looks for a comment's end.
+const GAP_WINDOW: usize = 1024;
+
+/// `text` past what SQL reads as a gap between two tokens: blanks and control bytes, `(` when `parens`, closed
+/// `/* … */` comments (a versioned one's markers only: its body is code), and `#` or `--` comments up to a line
+/// end — read here, next to the token, so that a marker earlier in the text (inside a string literal: `'a--'`,
+/// `'a#'`, `'a/*'`, or MySQL's arithmetic `1--1`) cannot hide a `union/**/select` by swallowing it in the
+/// readings with comments removed. A comment whose end is not within [`GAP_WINDOW`] ends the gap; a line comment
+/// running to the text's end leaves nothing after it.
+fn sql_gap(mut text: &[u8], parens: bool) -> &[u8] {
+    loop {
+        text = match text {
+            [b, rest @ ..] if *b <= b' ' || (parens && *b == b'(') => rest,
+            [b'/', b'*', b'!', rest @ ..] | [b'/', b'*', b'm', b'!', rest @ ..] => {
+                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                &rest[digits..]
+            }
+            [b'*', b'/', rest @ ..] => rest,
+            [b'/', b'*', rest @ ..] => {
+                let window = &rest[..rest.len().min(GAP_WINDOW)];
+                match memchr::memmem::find(window, b"*/") {
+                    Some(close) => &rest[close + 2..],
+                    None => return text,
+                }
+            }
+            [b'#', rest @ ..] | [b'-', b'-', rest @ ..] => {
+                let window = &rest[..rest.len().min(GAP_WINDOW)];
+                match memchr::memchr2(b'\n', b'\r', window) {
+                    Some(end) => &rest[end..],
+                    None if rest.len() <= GAP_WINDOW => &[],
+                    None => return text,
+                }
+            }
+            _ => return text,
+        };
+    }
 }
 
 /// `text` less its trailing bytes that are in `over`.
@@ -1292,8 +1336,8 @@ const LONG_GRANT_PRIVILEGES: &[&[u8]] =
 /// statement; `grant` ([`grants`]).
 fn stacked(text: &[u8]) -> bool {
     memchr::memchr_iter(b';', text).any(|at| {
-        let (verb, rest) = word(skip(&text[at + 1..], b" "));
-        let rest_word = || word(skip(rest, b" "));
+        let (verb, rest) = word(sql_gap(&text[at + 1..], false));
+        let rest_word = || word(sql_gap(rest, false));
         match verb {
             b"drop" | b"alter" => SCHEMA_OBJECTS.contains(&rest_word().0),
             b"delete" => rest_word().0 == b"from",
@@ -4123,6 +4167,58 @@ mod tests {
             ("text/plain; charset=\"utf-8\" ; x=\"a;utf-7\"", false),
         ] {
             assert_eq!(foreign_charset(value), foreign, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_comment_marker_in_a_string_hides_no_union() {
+        // Each marker comments out the rest in the readings with comments removed; `union/**/select` is read
+        // where it stands.
+        let c = config();
+        for (query, rule) in [
+            (
+                "id=-1+and+'a--'%3D'b'+union/**/select+user,password+from+users",
+                "sqli-union",
+            ),
+            (
+                "id=1+and+'a%23'%3D'b'+union/**/select+user,password+from+users",
+                "sqli-union",
+            ),
+            (
+                "id=-1+and+'a/*'%3D''+union/**/select+password,'*/'+from+users",
+                "sqli-union",
+            ),
+            (
+                "id=1--1+union/**/select+user,password+from+users",
+                "sqli-union",
+            ),
+            (
+                "id=1--1+union/*!50000select*/+password+from+users",
+                "sqli-union",
+            ),
+            (
+                "id=1+and+'a--'+union%23x%0Aselect+password+from+users",
+                "sqli-union",
+            ),
+            ("id=1+and+'a--'+union+all/**/select+password", "sqli-union"),
+            ("id=1+and+'a--'+and+sleep/**/(5)", "sqli-function"),
+            ("id=1+and+'a--'%3B/**/drop/**/table+users", "sqli-stacked"),
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some(rule),
+                "{query}"
+            );
+        }
+        for text in [
+            "the union -- and select boxes -- line up",
+            "a union /* of sorts */ of select people",
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("text/plain"), text.as_bytes()),
+                None,
+                "{text}"
+            );
         }
     }
 
