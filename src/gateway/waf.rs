@@ -1790,8 +1790,36 @@ pub fn inspect_url(config: &WafConfig, raw_path: &str, raw_query: Option<&str>) 
         raw_query.and_then(|q| {
             q.split('&')
                 .find_map(|pair| screen(config, pair, true, "query"))
+                .or_else(|| {
+                    repeated_values(q)
+                        .iter()
+                        .find_map(|joined| screen(config, joined, true, "query"))
+                })
         })
     })
+}
+
+/// The values of each key a query or form repeats, joined with `,` as ASP.NET joins them (`id=1 union/*&id=*/select`
+/// is `1 union/*,*/select` to it): a reading of the whole no single pair gives. Keys are compared percent-decoded
+/// and case-insensitively (ASP.NET's are); the values stay encoded, for [`screen`] to decode.
+fn repeated_values(text: &str) -> Vec<String> {
+    let mut keys: Vec<(String, Vec<&str>)> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for pair in text.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decode(key, true)
+            .unwrap_or_else(|| key.to_owned())
+            .to_lowercase();
+        let at = *index.entry(key.clone()).or_insert_with(|| {
+            keys.push((key, Vec::new()));
+            keys.len() - 1
+        });
+        keys[at].1.push(value);
+    }
+    keys.into_iter()
+        .filter(|(_, values)| values.len() > 1)
+        .map(|(_, values)| values.join(","))
+        .collect()
 }
 
 /// Header and declared body size rules.
@@ -1903,7 +1931,12 @@ fn screen_content(config: &WafConfig, media_type: &str, bytes: &[u8]) -> Option<
     if media_type == "application/x-www-form-urlencoded" {
         return text
             .split('&')
-            .find_map(|pair| screen(config, pair, true, "body"));
+            .find_map(|pair| screen(config, pair, true, "body"))
+            .or_else(|| {
+                repeated_values(&text)
+                    .iter()
+                    .find_map(|joined| screen(config, joined, true, "body"))
+            });
     }
     let declared_json = media_type.ends_with("json");
     let looks_json = text
@@ -4295,6 +4328,46 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_repeated_key_is_read_as_its_values_joined() {
+        let c = config();
+        for query in [
+            "id=1+union/*&id=*/select+user,password+from+users",
+            "id=1+union/*&ID=*/select+user,password+from+users",
+            "x=1&id=1'+or+'1'%3D'1'/*&y=2&id=*/--",
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some(if query.starts_with('x') {
+                    "sqli-tautology"
+                } else {
+                    "sqli-union"
+                }),
+                "{query}"
+            );
+        }
+        assert_eq!(
+            inspect_body(
+                &c,
+                Some("application/x-www-form-urlencoded"),
+                b"id=1+union/*&id=*/select+user,password+from+users"
+            )
+            .map(|h| h.rule),
+            Some("sqli-union")
+        );
+        for query in [
+            "tag=union&tag=select",
+            "tag=rock&tag=roll&q=select+a+seat",
+            "a=1&a=2&a=3",
+        ] {
+            assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
+        }
+        assert_eq!(
+            repeated_values("a=1&b=2&A=3&c&c"),
+            vec!["1,3".to_owned(), ",".to_owned()]
+        );
     }
 
     #[test]
