@@ -1667,6 +1667,7 @@ describe("WAF", () => {
     ["text/plain", "Hi all,\n\nJavaScript: we agreed to drop IE11.\n"],
     ["text/plain", "Frontend stack - JavaScript: React 18"],
     ["text/plain", "Topics covered: HTML, CSS, JavaScript: all the basics"],
+    ["text/plain", "* JavaScript: ES2020…\n* Topics covered: HTML, CSS, JavaScript: all…"],
     // The third payload review: 64 KiB of unclosed /* read in linear time.
     ["text/plain", "/*".repeat(32 * 1024)],
     ["application/json", JSON.stringify({ name: "Seán O'Brien", bio: "I select wines for a living; drop by!" })],

@@ -1240,15 +1240,30 @@ fn follows_as_code(after: &[u8]) -> bool {
         .filter(|b| !matches!(b, b'\t' | b'\n' | b'\r'))
         .take(256)
         .collect();
-    let is_word = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$') || *b >= 0x80;
-    let rest = skip(&after, b" ");
-    let n = rest.iter().take_while(|b| is_word(b)).count();
-    let (first, rest) = rest.split_at(n);
-    if SCRIPT_WORDS.contains(&first) {
+    let text = match std::str::from_utf8(&after) {
+        Ok(text) => text,
+        Err(error) => std::str::from_utf8(&after[..error.valid_up_to()]).unwrap_or_default(),
+    };
+    // A character outside ASCII continues the word unless it is punctuation JavaScript cannot parse there
+    // ("all…", "ES2020…": a syntax error, so no script); its blanks and line terminators (U+2028, which make
+    // `name\u{2028}prompt(1)` two statements) and letters do continue it.
+    let is_word = |c: char| {
+        c.is_ascii_alphanumeric()
+            || matches!(c, '_' | '$')
+            || (!c.is_ascii() && (c.is_alphanumeric() || c.is_whitespace() || c == '\u{feff}'))
+    };
+    let rest = text.trim_start_matches(' ');
+    let first = rest.split(|c: char| !is_word(c)).next().unwrap_or("");
+    if SCRIPT_WORDS.contains(&first.as_bytes()) {
         return true;
     }
-    let next = skip(rest, b" ");
-    !(next.len() < rest.len() && next.first().is_some_and(is_word))
+    let rest = &rest[first.len()..];
+    let next = rest.trim_start_matches(' ');
+    let unparsable = rest
+        .chars()
+        .next()
+        .is_some_and(|c| !c.is_ascii() && !is_word(c));
+    !(unparsable || (next.len() < rest.len() && next.starts_with(is_word)))
 }
 
 /// Whether a function's arguments (the text after its `(`) read as code ([`reads_as_code`]).
@@ -3919,6 +3934,8 @@ mod tests {
             ("text/plain", "1. javascript://evil.example/%0aprompt(1)"),
             ("text/plain", "see below.\njavascript:\nprompt(1)"),
             ("application/json", "{\"url\":\" javascript:prompt(1)\"}"),
+            ("text/plain", "see below.\njavascript:name\u{2028}prompt(1)"),
+            ("text/plain", "see below.\njavascript:name\u{a0}prompt(1)"),
         ] {
             assert_eq!(
                 inspect_body(&c, Some(content_type), body.as_bytes()).map(|h| h.rule),
@@ -3941,6 +3958,8 @@ mod tests {
             "\"HTML & JavaScript: Web Design for Beginners\"",
             "HTML & JavaScript: Web Design for Beginners",
             "Topics covered: HTML, CSS, JavaScript: all the basics",
+            "* JavaScript: ES2020\u{2026}",
+            "Topics covered: HTML, CSS, JavaScript: all\u{2026}",
         ] {
             assert_eq!(
                 inspect_body(&c, Some("text/plain"), body.as_bytes()),
