@@ -21,20 +21,24 @@ pub fn media_type(content_type: &str) -> String {
 /// (`profile="a;charset=latin1"` names no charset).
 fn parameter<'a>(content_type: &'a str, name: &str) -> Option<&'a str> {
     let mut quoted = false;
-    let mut start = 0;
-    let mut params = Vec::new();
-    for (at, c) in content_type.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ';' if !quoted => {
-                params.push(&content_type[start..at]);
-                start = at + 1;
+    // The segments after the media type, each ending at a `;` outside quotes (or the end).
+    let mut start = None;
+    let ends = content_type
+        .char_indices()
+        .filter(|&(_, c)| {
+            if c == '"' {
+                quoted = !quoted;
             }
-            _ => {}
-        }
-    }
-    params.push(&content_type[start..]);
-    params.into_iter().skip(1).find_map(|param| {
+            c == ';' && !quoted
+        })
+        .map(|(at, _)| at)
+        .chain(std::iter::once(content_type.len()));
+    ends.filter_map(|end| {
+        let segment = start.map(|from: usize| &content_type[from..end]);
+        start = Some(end + 1);
+        segment
+    })
+    .find_map(|param| {
         let (key, value) = param.split_once('=')?;
         key.trim()
             .eq_ignore_ascii_case(name)

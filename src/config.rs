@@ -395,8 +395,7 @@ impl Config {
         let render = crate::render::plan::RenderConfig::parse(&vars)?;
         // A visitor id written over the session cookie would sign the user out whenever their session is not
         // recognised (a session store failure included).
-        let device_cookie = crate::session::device::cookie_name(&session.cookie_name);
-        if [&session.cookie_name, &device_cookie].contains(&&render.visitor_cookie) {
+        if [&session.cookie_name, &session.device_cookie_name].contains(&&render.visitor_cookie) {
             return Err(ConfigError::new(
                 "RENDER_VISITOR_COOKIE",
                 "must differ from the session's cookies (SESSION_COOKIE_NAME and its _device cookie)",

@@ -1074,8 +1074,8 @@ fn origin_headers(
         .iter()
         .position(|(k, _)| k.eq_ignore_ascii_case("cookie"))
     {
-        let session = &call.isolate.config.session.cookie_name;
-        let device = crate::session::device::cookie_name(session);
+        let config = &call.isolate.config.session;
+        let (session, device) = (&config.cookie_name, &config.device_cookie_name);
         if out[at].1.contains(session.as_str()) || out[at].1.contains(device.as_str()) {
             match without_cookies(&out[at].1, &[session.as_str(), device.as_str()]) {
                 Some(kept) => out[at].1 = kept,

@@ -45,6 +45,8 @@ pub struct SessionConfig {
     pub rotate_min_secs: u64,
     /// `SESSION_COOKIE_NAME`.
     pub cookie_name: String,
+    /// The device cookie's name, made from the session cookie's once ([`super::device::cookie_name`]).
+    pub device_cookie_name: String,
     /// `PASSWORD_PBKDF2_ITERATIONS`: PBKDF2-SHA256 cost for new hashes and for the dummy hash unknown emails cost.
     pub pbkdf2_iterations: u32,
     /// `SESSION_LOGIN_IP_POLICY` / `SESSION_LOGIN_EMAIL_POLICY`: rate-limit policy names for login attempts.
@@ -122,6 +124,7 @@ impl SessionConfig {
             touch_secs,
             reuse_grace_secs: vars.u64_in("SESSION_REUSE_GRACE_SECS", 30, 0, 3600)?,
             rotate_min_secs: vars.u64_in("SESSION_ROTATE_MIN_SECS", 60, 0, 3600)?,
+            device_cookie_name: super::device::cookie_name(&cookie_name),
             cookie_name,
             pbkdf2_iterations: vars.u64_in(
                 "PASSWORD_PBKDF2_ITERATIONS",

@@ -383,8 +383,8 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         None => None,
     };
     let cookies = call.req.headers().get("cookie").ok().flatten();
-    let device_cookie = device::cookie_name(&config.cookie_name);
-    let sent = || token::cookie_values(cookies.as_deref(), &device_cookie);
+    let device_cookie = &config.device_cookie_name;
+    let sent = || token::cookie_values(cookies.as_deref(), device_cookie);
     // Unknown emails (and unreadable hashes) are checked too, against a salt no entry is ever issued for: the same
     // work as a known one whose entries do not verify.
     let password_salt = stored
@@ -496,7 +496,7 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         let mut id = [0u8; device::ID_BYTES];
         getrandom::getrandom(&mut id).or_internal("reading random bytes for a device id")?;
         let value = key.renew(sent(), &id, account, now_secs, config.device_ttl_secs);
-        let set = device::set_cookie(&device_cookie, &value, config.device_ttl_secs);
+        let set = device::set_cookie(device_cookie, &value, config.device_ttl_secs);
         response = with_appended_header(response, "set-cookie", &set);
     }
     let limited = RateLimitHeaders::apply_all(&[&ip_limit, &account_limit], response);
