@@ -136,6 +136,41 @@ pub async fn read_stream_capped_blob(
         .map_err(|e| ReadError::Failed(format!("holding the body: {}", js_message(&e))))
 }
 
+/// Why [`read_prefix`] stopped short.
+#[derive(Debug)]
+pub enum PrefixError {
+    /// No bytes came for the time allowed per read.
+    Stalled,
+    /// The stream failed: the JS error's message.
+    Failed(String),
+}
+
+/// A body stream's first `cap` bytes or more (all of it when shorter), each read waiting at most `stall_ms` for the
+/// sender; a failed read is an error, as in [`read_stream_capped`] (a sender that breaks off is never a shorter
+/// complete body). The stream is left unread past what was taken (a tee's inspection branch).
+pub async fn read_prefix(
+    stream: web_sys::ReadableStream,
+    cap: usize,
+    stall_ms: u64,
+) -> Result<Vec<u8>, PrefixError> {
+    use futures_util::future::{select, Either};
+    use futures_util::StreamExt;
+    let mut chunks = wasm_streams::ReadableStream::from_raw(stream.unchecked_into()).into_stream();
+    let mut bytes = Vec::new();
+    while bytes.len() < cap {
+        let stall = Delay::from(Duration::from_millis(stall_ms));
+        match select(chunks.next(), stall).await {
+            Either::Left((Some(chunk), _)) => {
+                let chunk = chunk.map_err(|e| PrefixError::Failed(js_message(&e)))?;
+                append(&mut bytes, &as_bytes(&chunk));
+            }
+            Either::Left((None, _)) => break,
+            Either::Right(_) => return Err(PrefixError::Stalled),
+        }
+    }
+    Ok(bytes)
+}
+
 /// What [`read_or_pass`] found.
 pub enum Prefix {
     /// The whole body, within the cap and the time budget.

@@ -982,8 +982,7 @@ async fn take_body(
     }
     let cap = waf_config.inspect_body_bytes;
     if content_length.is_some_and(|n| n <= cap as u64) {
-        let mut reader = ByteStream::from(stream);
-        let bytes = read_prefix(&mut reader, usize::MAX, timeout_ms).await?;
+        let bytes = read_prefix(stream, usize::MAX, timeout_ms).await?;
         waf_verdict(call, waf::inspect_body(&waf_config, content_type, &bytes))?;
         return Ok(OutBody::Bytes(bytes));
     }
@@ -997,52 +996,41 @@ async fn take_body(
         .unchecked_into();
     let inspect: web_sys_stream::ReadableStream = branches.get(0).unchecked_into();
     let forward = branches.get(1);
-    let mut reader = ByteStream::from(inspect);
-    let mut prefix = read_prefix(&mut reader, cap, timeout_ms).await?;
+    // Read, the inspection branch is let go (cancelled): the forward branch keeps the whole body.
+    let mut prefix = read_prefix(inspect, cap, timeout_ms).await?;
     prefix.truncate(cap);
     let verdict = waf_verdict(call, waf::inspect_body(&waf_config, content_type, &prefix));
     if let Err(blocked) = verdict {
         // The client may still be sending: read the rest (up to the drain ceiling) from the forward branch, which
         // holds the whole body, so the client gets the 403 rather than a reset connection.
-        drop(reader);
         let forward: web_sys_stream::ReadableStream = forward.unchecked_into();
         crate::entry::body::drain_stream(ByteStream::from(forward)).await;
         return Err(blocked);
     }
-    // Dropping the reader abandons the inspection branch; the forward branch keeps the whole body.
-    drop(reader);
     if content_length.is_none() {
         return capped(forward.unchecked_into(), &waf_config, &call.request_id);
     }
     streamed(forward.unchecked_into(), content_length)
 }
 
-/// Reads `reader` until it ends or holds `cap` bytes. Each read waits at most `timeout_ms` for the client: a body
+/// [`crate::entry::body::read_prefix`] for the WAF: each read waits at most `timeout_ms` for the client, and a body
 /// that stops arriving (a client that declared more than it sends, or stalls) answers 408 instead of holding the
 /// request until the client gives up.
-async fn read_prefix(reader: &mut ByteStream, cap: usize, timeout_ms: u64) -> ApiResult<Vec<u8>> {
-    let mut prefix: Vec<u8> = Vec::new();
-    while prefix.len() < cap {
-        let next = reader.next();
-        let timer = Delay::from(Duration::from_millis(timeout_ms));
-        futures_util::pin_mut!(timer);
-        match futures_util::future::select(next, timer).await {
-            futures_util::future::Either::Left((Some(Ok(chunk)), _)) => {
-                prefix.extend_from_slice(&chunk)
+async fn read_prefix(
+    stream: web_sys::ReadableStream,
+    cap: usize,
+    timeout_ms: u64,
+) -> ApiResult<Vec<u8>> {
+    use crate::entry::body::PrefixError;
+    crate::entry::body::read_prefix(stream, cap, timeout_ms)
+        .await
+        .map_err(|e| match e {
+            PrefixError::Stalled => Failure::ClientStalled(timeout_ms).into_error(),
+            PrefixError::Failed(detail) => {
+                ApiError::bad_request("unreadable_body", "the body could not be read")
+                    .with_internal(detail)
             }
-            futures_util::future::Either::Left((Some(Err(e)), _)) => {
-                return Err(
-                    ApiError::bad_request("unreadable_body", "the body could not be read")
-                        .with_internal(e.to_string()),
-                )
-            }
-            futures_util::future::Either::Left((None, _)) => break,
-            futures_util::future::Either::Right(_) => {
-                return Err(Failure::ClientStalled(timeout_ms).into_error())
-            }
-        }
-    }
-    Ok(prefix)
+        })
 }
 
 mod web_sys_stream {
