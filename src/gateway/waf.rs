@@ -111,19 +111,12 @@ const SQLI: &[(&str, &[&str])] = &[
         "sqli-comment",
         &["'--", "' --", "'#", "' #", "'/*", "\"--", "admin'--"],
     ),
+    // Names called with `(` after optional blanks (and comments, in the stripped reading): MySQL and PostgreSQL
+    // take `sleep (5)` ([`reads_as_code`]). Two rows of one rule: the first match of the rule's name is the hit.
+    ("sqli-function", SQL_FUNCTIONS),
     (
         "sqli-function",
         &[
-            // Names called with `(` after optional blanks (and comments, in the stripped reading): MySQL and
-            // PostgreSQL take `sleep (5)` ([`reads_as_code`]).
-            "sleep",
-            "benchmark",
-            "pg_sleep",
-            "pg_sleep_for",
-            "pg_sleep_until",
-            "load_file",
-            "extractvalue",
-            "updatexml",
             "waitfor delay",
             "information_schema",
             "@@version",
@@ -136,15 +129,15 @@ const SQLI: &[(&str, &[&str])] = &[
 ];
 
 /// Function names of `sqli-function`, matched only when called ([`reads_as_code`]).
-const SQL_FUNCTIONS: &[&[u8]] = &[
-    b"sleep",
-    b"benchmark",
-    b"pg_sleep",
-    b"pg_sleep_for",
-    b"pg_sleep_until",
-    b"load_file",
-    b"extractvalue",
-    b"updatexml",
+const SQL_FUNCTIONS: &[&str] = &[
+    "sleep",
+    "benchmark",
+    "pg_sleep",
+    "pg_sleep_for",
+    "pg_sleep_until",
+    "load_file",
+    "extractvalue",
+    "updatexml",
 ];
 
 /// URL schemes that run script (the `xss-scheme` rule), matched where a URL starts ([`url_position`]).
@@ -926,12 +919,12 @@ pub fn scan(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
             .into_iter()
             .filter(|&nested| !nested || nests)
             .find_map(|nested| match without_sql_comments(&text, nested) {
-                Some(stripped) => scan_normalised(
-                    &[RuleSet::Sqli],
-                    &collapse(&stripped),
-                    text.as_bytes(),
-                    part,
-                ),
+                // The text as written was read before (`union` across a line comment's end included): the stripped
+                // one is its own raw reading.
+                Some(stripped) => {
+                    let collapsed = collapse(&stripped);
+                    scan_normalised(&[RuleSet::Sqli], &collapsed, collapsed.as_bytes(), part)
+                }
                 None => Some(Hit {
                     rule: "sqli-comment",
                     part,
@@ -1095,10 +1088,12 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
                     .is_some_and(|b| matches!(b, b'\'' | b'"' | b'`'))
         }
         _ if SCHEMES.iter().any(|s| s.as_bytes() == needle) => url_position(before, after),
-        _ if SQL_FUNCTIONS.contains(&needle) => match sql_gap(after, false).strip_prefix(b"(") {
-            Some(arguments) => arguments_read_as_code(needle, arguments),
-            None => false,
-        },
+        _ if SQL_FUNCTIONS.iter().any(|f| f.as_bytes() == needle) => {
+            match sql_gap(after, false).strip_prefix(b"(") {
+                Some(arguments) => arguments_read_as_code(needle, arguments),
+                None => false,
+            }
+        }
         _ => true,
     }
 }
@@ -1388,22 +1383,27 @@ const LONG_GRANT_PRIVILEGES: &[&[u8]] =
 /// statement; `grant` ([`grants`]).
 fn stacked(text: &[u8]) -> bool {
     memchr::memchr_iter(b';', text).any(|at| statement_starts(&text[at + 1..], false))
-        || std::iter::once(0)
-            .chain(memchr::memchr_iter(b'=', text).map(|i| i + 1))
-            .any(|start| {
-                // SQL Server runs statements that nothing but blanks separates: `id=1 drop table users`, after a
-                // number the value starts with (a numeric injection).
-                let digits = text[start..]
-                    .iter()
-                    .take_while(|b| b.is_ascii_digit())
-                    .count();
-                // Read within a window: with no `;` to end them, these readings must not each run to the text's end.
-                let rest = &text[start + digits..];
-                let rest = &rest[..rest.len().min(STATEMENT_WINDOW)];
-                digits > 0
-                    && sql_gap(rest, false).len() < rest.len()
-                    && statement_starts(rest, true)
-            })
+        || after_leading_numbers(text).any(|end| {
+            // SQL Server runs statements that nothing but blanks separates: `id=1 drop table users`, after a number
+            // the value starts with (a numeric injection). Read within a window: with no `;` to end them, these
+            // readings must not each run to the text's end.
+            let rest = &text[end..];
+            let rest = &rest[..rest.len().min(STATEMENT_WINDOW)];
+            sql_gap(rest, false).len() < rest.len() && statement_starts(rest, true)
+        })
+}
+
+/// Where each number a value starts with ends — the text's, or one after `=` — where a numeric injection sits.
+fn after_leading_numbers(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    std::iter::once(0)
+        .chain(memchr::memchr_iter(b'=', text).map(|i| i + 1))
+        .filter_map(|start| {
+            let digits = text[start..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            (digits > 0).then_some(start + digits)
+        })
 }
 
 /// Whether `text` starts (after a gap) with a statement of one of [`stacked`]'s shapes; `strict` where no `;` came
@@ -1633,16 +1633,7 @@ fn grants(rest: &[u8]) -> bool {
 /// look ahead, so the text is read about once.
 fn tautology(text: &[u8]) -> bool {
     let quotes = QuoteParity::new(text);
-    let after_number = |start: usize| {
-        let digits = text[start..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        digits > 0 && always_true(&text[start + digits..], true, &quotes)
-    };
-    std::iter::once(0)
-        .chain(memchr::memchr_iter(b'=', text).map(|i| i + 1))
-        .any(after_number)
+    after_leading_numbers(text).any(|end| always_true(&text[end..], true, &quotes))
         || memchr::memchr2_iter(b'\'', b'"', text)
             .any(|i| always_true(&text[i + 1..], false, &quotes))
 }
@@ -1943,22 +1934,27 @@ pub fn inspect_url(config: &WafConfig, raw_path: &str, raw_query: Option<&str>) 
 /// is `1 union/*,*/select` to it): a reading of the whole no single pair gives. Keys are compared percent-decoded
 /// and case-insensitively (ASP.NET's are); the values stay encoded, for [`screen`] to decode.
 fn repeated_values(text: &str) -> Vec<String> {
-    let mut keys: Vec<(String, Vec<&str>)> = Vec::new();
+    // One pair repeats nothing (the common query): no map, no decoded keys.
+    if !text.contains('&') {
+        return Vec::new();
+    }
+    let mut values: Vec<Vec<&str>> = Vec::new();
     let mut index = std::collections::HashMap::new();
     for pair in text.split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = decode(key, true)
             .unwrap_or_else(|| key.to_owned())
             .to_lowercase();
-        let at = *index.entry(key.clone()).or_insert_with(|| {
-            keys.push((key, Vec::new()));
-            keys.len() - 1
+        let at = *index.entry(key).or_insert_with(|| {
+            values.push(Vec::new());
+            values.len() - 1
         });
-        keys[at].1.push(value);
+        values[at].push(value);
     }
-    keys.into_iter()
-        .filter(|(_, values)| values.len() > 1)
-        .map(|(_, values)| values.join(","))
+    values
+        .into_iter()
+        .filter(|values| values.len() > 1)
+        .map(|values| values.join(","))
         .collect()
 }
 
