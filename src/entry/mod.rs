@@ -125,8 +125,9 @@ async fn fetch(
     if !sampled(status, log_percent, roll) {
         return Ok(response);
     }
+    let level = RequestLog::level_for(status);
     let line = RequestLog {
-        level: RequestLog::level_for(status),
+        level,
         msg: "request",
         method: &method,
         // A path is echoed at most MAX_ECHO_BYTES long (one request must not write a 20 KB line).
@@ -140,9 +141,9 @@ async fn fetch(
     }
     .to_line();
     // The console method of the line's level, as for every other line (`entry::log`).
-    match status {
-        500.. => worker::console_error!("{line}"),
-        400..=499 => worker::console_warn!("{line}"),
+    match level {
+        "error" => worker::console_error!("{line}"),
+        "warn" => worker::console_warn!("{line}"),
         _ => worker::console_log!("{line}"),
     }
     Ok(response)
