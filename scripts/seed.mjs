@@ -15,10 +15,15 @@ export const DEMO_USERS = [
   { id: "user-bob", email: "bob@example.com", password: "bob-demo-password", permissions: ["read"] },
 ];
 
-/** PBKDF2-SHA256 as the Worker computes it (src/session/password.rs): 16-byte salt, 32-byte output, base64url. */
-export async function hashPassword(password, iterations = 100_000) {
+/**
+ * PBKDF2-SHA256 as the Worker computes it (src/session/password.rs): 16-byte salt, 32-byte output, base64url, of the
+ * password in NFKC as logins compare it (src/session/credentials.rs). `asSent` hashes it as given instead, as hashes
+ * made before logins normalised were (a login re-hashes those in NFKC).
+ */
+export async function hashPassword(password, iterations = 100_000, { asSent = false } = {}) {
   const salt = crypto.getRandomValues(new Uint8Array(16));
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(password), "PBKDF2", false, ["deriveBits"]);
+  const secret = new TextEncoder().encode(asSent ? password : password.normalize("NFKC"));
+  const key = await crypto.subtle.importKey("raw", secret, "PBKDF2", false, ["deriveBits"]);
   const bits = await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, key, 256);
   const b64 = (bytes) => Buffer.from(bytes).toString("base64url");
   return { algorithm: "pbkdf2-sha256", iterations, salt: b64(salt), hash: b64(new Uint8Array(bits)) };

@@ -421,6 +421,42 @@ test("a password stored at a lower PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_I
   assert.equal((await login(carol.email, "not-carols")).status, 401, "and no other");
 });
 
+test("emails are compared in NFC and passwords in NFKC: the same account and secret however the keyboard composed them", async () => {
+  // Stored from the composed spellings (é as U+00E9); typed decomposed (e + U+0301, as macOS and iOS may send it)
+  // and with a fullwidth letter (an East Asian input method's ｆ).
+  const emile = { id: "u-emile", email: "\u00e9mile@example.com", password: "cr\u00e8me br\u00fbl\u00e9e for two" };
+  await insertUser(emile, await hashPassword(emile.password, 10_000));
+  const typed = { email: emile.email.normalize("NFD"), password: "cre\u0300me bru\u0302le\u0301e \uff46or two" };
+  assert.notEqual(typed.email, emile.email);
+  const decomposed = await login(typed.email, typed.password);
+  assert.equal(decomposed.status, 200, "decomposed email and password, fullwidth letter");
+  await decomposed.arrayBuffer();
+  assert.equal((await login(emile.email, emile.password)).status, 200, "as stored");
+  await expectError(await login(typed.email, "cre\u0300me bru\u0302le\u0301e for three"), 401, "invalid_credentials", "another password");
+});
+
+test("a hash made from a password as typed, before logins normalised, still admits it and is re-hashed in NFKC", async () => {
+  const noe = { id: "u-noe", email: "noe@example.com", password: "Noe\u0308l in de\u0301cembre" };
+  const old = await hashPassword(noe.password, 100_000, { asSent: true });
+  await insertUser(noe, old);
+  const row = () => db.prepare("SELECT password_iterations AS n, password_salt AS salt, password_hash AS hash FROM users WHERE id = ?1").bind(noe.id).first();
+  const first = await login(noe.email, noe.password);
+  assert.equal(first.status, 200, "the spelling the old hash was made from");
+  await first.arrayBuffer();
+  const rehashed = await until(async () => {
+    const r = await row();
+    return r.hash !== old.hash ? r : null;
+  }, { what: "the re-hash in NFKC" });
+  assert.deepEqual([rehashed.n, rehashed.salt], [100_000, old.salt], "same cost, same salt");
+  const line = worker.jsonLogs().find((l) => l.msg === "password_rehashed" && l.user_id === noe.id);
+  assert.equal(line?.to_normal_form, true, "logged as a re-hash in normal form");
+  const composed = await login(noe.email, noe.password.normalize("NFC"));
+  assert.equal(composed.status, 200, "the composed spelling, which the old hash refused");
+  await composed.arrayBuffer();
+  assert.equal((await login(noe.email, noe.password)).status, 200, "and the decomposed one still");
+  await expectError(await login(noe.email, "Noel in decembre"), 401, "invalid_credentials", "without the accents: another password");
+});
+
 test("a password stored above the runtime's PBKDF2 cap answers like a wrong password (401), not a 500 that would reveal the account", async () => {
   const dora = { id: "u-dora", email: "dora@example.com", password: "dora-imported-at-600k" };
   const imported = await hashPassword(dora.password, 600_000);

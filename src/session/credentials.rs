@@ -1,5 +1,7 @@
-//! The login body and its rules: `{"email", "password"}`, the email normalised (trimmed, lower-cased) and checked
-//! for shape only, the password bounded in length. Parse, don't validate: handlers only see [`Credentials`].
+//! The login body and its rules: `{"email", "password"}`, the email normalised (trimmed, lower-cased, NFC) and
+//! checked for shape only, the password bounded in length and compared in NFKC. Parse, don't validate: handlers only
+//! see [`Credentials`]. The Unicode forms are applied by the caller's normaliser — at the edge the runtime's
+//! `String.prototype.normalize` (ICU in V8: no normalisation tables in the wasm), on the host a stand-in.
 
 use serde::Deserialize;
 
@@ -16,16 +18,43 @@ pub struct LoginBody {
     pub password: String,
 }
 
+/// A Unicode normalisation form (UAX #15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// Canonical composition: one spelling of `é` however it was typed (U+00E9, or `e` + U+0301).
+    Nfc,
+    /// Compatibility composition: NFC, and compatibility characters folded too (fullwidth `ｐ` is `p`, `ﬁ` is `fi`).
+    Nfkc,
+}
+
+impl Form {
+    /// The form's name as `String.prototype.normalize` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nfc => "NFC",
+            Self::Nfkc => "NFKC",
+        }
+    }
+}
+
 /// A login attempt that passed the shape rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub email: String,
+    /// The password in NFKC (NIST SP 800-63B §5.1.1.2): the same secret whichever way a keyboard or input method
+    /// composed it — macOS and iOS may send `e` + U+0301 where Windows sends `é`.
     pub password: String,
+    /// The password as sent, when NFKC changed it: a hash stored before logins normalised was made from it.
+    pub password_as_sent: Option<String>,
 }
 
-/// The normalised email, or 400 `invalid_email` (the message never echoes the input).
-pub fn normalise_email(raw: &str) -> Result<String, ApiError> {
-    let email = raw.trim().to_lowercase();
+/// The normalised email (trimmed, lower-cased, NFC by `normalise`), or 400 `invalid_email` (the message never
+/// echoes the input).
+pub fn normalise_email(
+    raw: &str,
+    normalise: impl Fn(&str, Form) -> String,
+) -> Result<String, ApiError> {
+    let email = normalise(&raw.trim().to_lowercase(), Form::Nfc);
     let invalid = || ApiError::bad_request("invalid_email", "email must look like name@domain");
     if email.len() > MAX_EMAIL {
         return Err(invalid());
@@ -61,17 +90,25 @@ impl LoginBody {
 }
 
 impl Credentials {
-    pub fn parse(body: LoginBody) -> Result<Self, ApiError> {
-        let email = normalise_email(&body.email)?;
+    /// The attempt in `body`, its strings put in their forms by `normalise` (the length rule reads the password as
+    /// sent: NFKC may lengthen it, at most 18-fold, which PBKDF2's cost does not depend on).
+    pub fn parse(
+        body: LoginBody,
+        normalise: impl Fn(&str, Form) -> String,
+    ) -> Result<Self, ApiError> {
+        let email = normalise_email(&body.email, &normalise)?;
         if body.password.is_empty() || body.password.len() > MAX_PASSWORD {
             return Err(ApiError::bad_request(
                 "invalid_password",
                 format!("password must be 1 to {MAX_PASSWORD} bytes"),
             ));
         }
+        let password = normalise(&body.password, Form::Nfkc);
+        let password_as_sent = (password != body.password).then_some(body.password);
         Ok(Self {
             email,
-            password: body.password,
+            password,
+            password_as_sent,
         })
     }
 }
@@ -85,6 +122,41 @@ mod tests {
             email: email.into(),
             password: password.into(),
         }
+    }
+
+    /// Strings kept as they are (ASCII inputs have no other form).
+    fn as_is(s: &str, _: Form) -> String {
+        s.to_owned()
+    }
+
+    /// A stand-in for the runtime's normaliser that knows two foldings: `e` + U+0301 composes to `é` in both forms,
+    /// fullwidth `ｐ` folds to `p` in NFKC only.
+    fn stand_in(s: &str, form: Form) -> String {
+        let composed = s.replace("e\u{301}", "\u{e9}");
+        match form {
+            Form::Nfc => composed,
+            Form::Nfkc => composed.replace('\u{ff50}', "p"),
+        }
+    }
+
+    #[test]
+    fn the_email_is_compared_in_nfc_and_the_password_in_nfkc_keeping_the_password_as_sent_when_it_differs(
+    ) {
+        let c = Credentials::parse(
+            body(" Jose\u{301}@Example.com", "cafe\u{301} ｐass"),
+            stand_in,
+        )
+        .expect("valid");
+        assert_eq!(c.email, "jos\u{e9}@example.com");
+        assert_eq!(c.password, "caf\u{e9} pass");
+        assert_eq!(c.password_as_sent.as_deref(), Some("cafe\u{301} ｐass"));
+        // NFC alone leaves a fullwidth letter in an email (no compatibility folding there).
+        let c = Credentials::parse(body("ｐ@example.com", "plain"), stand_in).expect("valid");
+        assert_eq!(c.email, "ｐ@example.com");
+        assert_eq!(
+            c.password_as_sent, None,
+            "nothing to remember when the form changed nothing"
+        );
     }
 
     #[test]
@@ -113,13 +185,14 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_lower_cased() {
-        let c = Credentials::parse(body("  Alice@Example.COM ", "pw")).expect("valid");
+        let c = Credentials::parse(body("  Alice@Example.COM ", "pw"), as_is).expect("valid");
         assert_eq!(c.email, "alice@example.com");
     }
 
     #[test]
     fn quotes_and_sql_in_a_well_formed_email_are_just_characters() {
-        let c = Credentials::parse(body("o'brien--@example.com", "pw")).expect("valid shape");
+        let c =
+            Credentials::parse(body("o'brien--@example.com", "pw"), as_is).expect("valid shape");
         assert_eq!(c.email, "o'brien--@example.com");
     }
 
@@ -142,7 +215,7 @@ mod tests {
             ("a@example.com", &long_password, "invalid_password"),
         ];
         for (email, password, code) in cases {
-            let error = Credentials::parse(body(email, password)).expect_err("refused");
+            let error = Credentials::parse(body(email, password), as_is).expect_err("refused");
             assert_eq!(error.status(), 400, "{email:?}");
             assert_eq!(error.code(), *code, "{email:?}");
             assert!(

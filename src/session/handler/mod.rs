@@ -20,7 +20,7 @@ use crate::gateway::request_url::RequestUrl;
 use crate::observability::log::Level;
 use crate::ratelimit::handler as ratelimit;
 use crate::ratelimit::headers::RateLimitHeaders;
-use crate::session::credentials::{Credentials, LoginBody};
+use crate::session::credentials::{Credentials, Form, LoginBody};
 use crate::session::origin_check::{self, Provenance};
 use crate::session::password::PasswordHash;
 use crate::session::record::{
@@ -341,6 +341,11 @@ fn invalid_credentials() -> ApiError {
     )
 }
 
+/// `s` in the Unicode normalisation form `form`, by the runtime (`String.prototype.normalize`).
+fn unicode_form(s: &str, form: Form) -> String {
+    String::from(worker::js_sys::JsString::from(s).normalize(form.name()))
+}
+
 /// `POST /auth/login`: `{"email","password"}` → session cookie + access JWT. Unknown emails and wrong passwords
 /// cost the same KDF work and get the same 401.
 pub async fn login(mut call: Call) -> ApiResult<Response> {
@@ -363,7 +368,7 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     let max = call.isolate.config.core.max_body_bytes;
     let object: serde_json::Map<String, serde_json::Value> = read_json(&mut call.req, max).await?;
     let body = LoginBody::from_object(object)?;
-    let credentials = Credentials::parse(body)?;
+    let credentials = Credentials::parse(body, unicode_form)?;
     // Who the email is, before its limit: an entry of the browser's device cookie for this account (its email and
     // the salt of its stored password) moves the attempt to the device's own limit. Unknown emails have no entries,
     // and take the same D1 read.
@@ -418,7 +423,17 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         stored.iterations,
     )
     .await?;
-    let matched = stored.matches(&derived);
+    let mut matched = stored.matches(&derived);
+    // A hash stored before logins normalised passwords was made from the password as typed: tried second when
+    // NFKC changed it (an unknown email takes the same second derivation), and replaced by the normal form's hash
+    // once it matched, so the account accepts every spelling from then on.
+    let mut matched_as_sent = false;
+    if let (false, Some(as_sent)) = (matched, &credentials.password_as_sent) {
+        let derived =
+            kdf::pbkdf2_sha256(as_sent.as_bytes(), &stored.salt, stored.iterations).await?;
+        matched_as_sent = stored.matches(&derived);
+        matched = matched_as_sent;
+    }
     let user = match user {
         Some(user) if matched && user.password.is_ok() => user,
         _ => return Err(invalid_credentials()),
@@ -427,8 +442,9 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     if config.signing_key.is_none() {
         return Err(ApiError::internal("AUTH_SIGNING_KEY is not set"));
     }
-    if stored.iterations < config.pbkdf2_iterations {
-        upgrade_password_later(&call, &user.id, &stored, credentials.password.clone());
+    if stored.iterations < config.pbkdf2_iterations || matched_as_sent {
+        let password = credentials.password.clone();
+        upgrade_password_later(&call, &user.id, &stored, password, matched_as_sent);
     }
 
     let now = now_ms();
@@ -509,9 +525,21 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
 /// what the dummy hash of unknown emails costs, so a login's time stops telling an old account from a missing one.
 /// The salt is kept: device entries are bound to it, and a re-hash is no password change (the cheaper hash it
 /// replaces is what anyone holding the table would attack anyway). The update is conditional on the hash it
-/// replaces (a concurrent password change wins).
-fn upgrade_password_later(call: &Call, user_id: &str, stored: &PasswordHash, password: String) {
-    let iterations = call.isolate.config.session.pbkdf2_iterations;
+/// replaces (a concurrent password change wins). A hash that matched the password as sent rather than its NFKC
+/// form (`to_normal_form`) is re-hashed in that form, at no lower cost than it had.
+fn upgrade_password_later(
+    call: &Call,
+    user_id: &str,
+    stored: &PasswordHash,
+    password: String,
+    to_normal_form: bool,
+) {
+    let iterations = call
+        .isolate
+        .config
+        .session
+        .pbkdf2_iterations
+        .max(stored.iterations);
     let (env, user_id, old_hash) = (call.env.clone(), user_id.to_owned(), stored.hash_b64());
     let (from, salt) = (stored.iterations, stored.salt.clone());
     call.ctx.wait_until(async move {
@@ -528,7 +556,8 @@ fn upgrade_password_later(call: &Call, user_id: &str, stored: &PasswordHash, pas
             Ok(true) => log::write(
                 Level::Info,
                 "password_rehashed",
-                json!({"user_id": user_id, "from_iterations": from, "to_iterations": iterations}),
+                json!({"user_id": user_id, "from_iterations": from, "to_iterations": iterations,
+                    "to_normal_form": to_normal_form}),
             ),
             Ok(false) => {}
             Err(e) => log::error(
