@@ -789,6 +789,25 @@ describe("trace propagation", () => {
       assert.equal(n.headers.get("x-trace-id"), fresh.split("-")[1], "the response exposes the trace id");
     }
   });
+
+  test("GATEWAY_TRACE_SAMPLE_PERCENT 0: the traces the edge starts reach the origin unsampled, a caller's decision stands", async (t) => {
+    const own = await startOrigin();
+    t.after(() => own.stop());
+    const w = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "o", path: "/o", upstream: own.url }], GATEWAY_TRACE_SAMPLE_PERCENT: 0 } });
+    try {
+      const sent = async (headers) => {
+        const r = await w.fetch("/o/t", { headers });
+        assert.equal(r.status, 200);
+        await r.arrayBuffer();
+        return own.requests.at(-1).headers.traceparent;
+      };
+      for (let i = 0; i < 3; i++) assert.match(await sent({}), /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, "a new trace, not sampled");
+      const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+      assert.match(await sent({ traceparent: parent }), /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/, "the caller sampled it");
+    } finally {
+      await w.stop();
+    }
+  });
 });
 
 describe("JWT", () => {

@@ -35,6 +35,9 @@ pub struct GatewayConfig {
     pub cache_fill_body_ms: u64,
     /// Which sites' pages may read the gateway's own error answers (`GATEWAY_CORS_ORIGINS`; none by default).
     pub cors: ErrorReaders,
+    /// Of the traces the gateway starts, the percentage marked sampled for the origin
+    /// (`GATEWAY_TRACE_SAMPLE_PERCENT`, 100; continued traces keep their caller's decision).
+    pub trace_sample_percent: u64,
 }
 
 impl GatewayConfig {
@@ -74,6 +77,7 @@ impl GatewayConfig {
             )?,
             cache_fill_body_ms: vars.u64_in("GATEWAY_CACHE_FILL_BODY_MS", 10_000, 100, 120_000)?,
             cors: ErrorReaders::parse(vars.json("GATEWAY_CORS_ORIGINS")?)?,
+            trace_sample_percent: vars.u64_in("GATEWAY_TRACE_SAMPLE_PERCENT", 100, 0, 100)?,
         })
     }
 }
@@ -115,6 +119,7 @@ mod tests {
                 "\"p\"",
             ),
             ("GATEWAY_JWT_LEEWAY_SECONDS", json!(9999), "between"),
+            ("GATEWAY_TRACE_SAMPLE_PERCENT", json!(101), "between"),
             (
                 "GATEWAY_CORS_ORIGINS",
                 json!(["https://a.example/"]),

@@ -28,7 +28,7 @@ use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
 use super::request_url::{normalise_path, RequestUrl};
 use super::routes::{is_retryable_method, AuthPolicy, Matched, Route};
 use super::token_cache::{Recall, VerifiedTokens};
-use super::trace::{continue_or_start, TraceContext};
+use super::trace::{self, continue_or_start, TraceContext};
 use super::waf::{self, Hit, WafConfig, WafMode};
 use crate::bindings;
 use crate::entry::body::{read_or_pass, Prefix};
@@ -86,7 +86,11 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     };
     // The request's headers, read across the boundary once and consulted from here on.
     let incoming = header_list::read(call.req.headers());
-    let trace = continue_or_start(header_list::get(&incoming, "traceparent"), random24());
+    let trace = continue_or_start(
+        header_list::get(&incoming, "traceparent"),
+        trace_random(),
+        isolate.config.gateway.trace_sample_percent,
+    );
     let outcome = match &preflight {
         Some(asked) => preflight_answer(&mut call, route, asked, &trace, &incoming, url).await,
         None => proxy_route(&mut call, route, &method, &trace, &incoming, url).await,
@@ -454,12 +458,12 @@ fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
-fn random24() -> [u8; 24] {
+fn trace_random() -> [u8; trace::RANDOM_BYTES] {
     let a = respond::random_bytes();
     let b = respond::random_bytes();
-    let mut out = [0u8; 24];
+    let mut out = [0u8; trace::RANDOM_BYTES];
     out[..16].copy_from_slice(&a);
-    out[16..].copy_from_slice(&b[..8]);
+    out[16..].copy_from_slice(&b[..trace::RANDOM_BYTES - 16]);
     out
 }
 

@@ -1,5 +1,7 @@
 //! W3C Trace Context (`traceparent`): a valid incoming header is continued with a new span id (same trace id and
-//! flags), an invalid or missing one starts a new trace. Pure: the random bytes are a parameter.
+//! flags), an invalid or missing one starts a new trace — sampled (flag 01) for `GATEWAY_TRACE_SAMPLE_PERCENT` of
+//! them, so an origin whose tracer follows its parent's decision (OpenTelemetry's default `ParentBased` sampler) does
+//! not record every request the edge starts. Pure: the random bytes are a parameter.
 
 /// The trace context of one request as it leaves the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,9 +30,17 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Continues `incoming` if it is a valid `traceparent` (version 00 or a later version's first four fields), else
-/// starts a trace. `random` supplies the new ids: bytes 0..16 for a new trace id, 16..24 for the span id.
-pub fn continue_or_start(incoming: Option<&str>, random: [u8; 24]) -> TraceContext {
+/// Bytes of randomness [`continue_or_start`] takes.
+pub const RANDOM_BYTES: usize = 28;
+
+/// Continues `incoming` if it is a valid `traceparent` (version 00 or a later version's first four fields), keeping
+/// its flags, else starts a trace, sampled for `sample_percent` in 100 of them. `random` supplies the new ids and the
+/// draw: bytes 0..16 for a new trace id, 16..24 for the span id, 24..28 the sampling roll.
+pub fn continue_or_start(
+    incoming: Option<&str>,
+    random: [u8; RANDOM_BYTES],
+    sample_percent: u64,
+) -> TraceContext {
     let mut span = random[16..24].to_vec();
     if span.iter().all(|b| *b == 0) {
         span[7] = 1;
@@ -48,10 +58,12 @@ pub fn continue_or_start(incoming: Option<&str>, random: [u8; 24]) -> TraceConte
     if trace.iter().all(|b| *b == 0) {
         trace[15] = 1;
     }
+    let roll = u32::from_le_bytes([random[24], random[25], random[26], random[27]]);
+    let sampled = u64::from(roll % 100) < sample_percent;
     TraceContext {
         trace_id: hex(&trace),
         span_id,
-        flags: "01".to_owned(),
+        flags: if sampled { "01" } else { "00" }.to_owned(),
         continued: false,
     }
 }
@@ -88,8 +100,8 @@ mod tests {
 
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-    fn random() -> [u8; 24] {
-        let mut r = [0u8; 24];
+    fn random() -> [u8; RANDOM_BYTES] {
+        let mut r = [0u8; RANDOM_BYTES];
         for (i, b) in r.iter_mut().enumerate() {
             *b = i as u8 + 1;
         }
@@ -98,7 +110,7 @@ mod tests {
 
     #[test]
     fn a_valid_traceparent_is_continued_with_a_new_span() {
-        let t = continue_or_start(Some(VALID), random());
+        let t = continue_or_start(Some(VALID), random(), 0);
         assert!(t.continued);
         assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(t.span_id, "1112131415161718");
@@ -110,6 +122,7 @@ mod tests {
         let future = continue_or_start(
             Some("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-extra"),
             random(),
+            100,
         );
         assert!(
             future.continued,
@@ -133,7 +146,7 @@ mod tests {
             Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"),
         ];
         for incoming in cases {
-            let t = continue_or_start(incoming, random());
+            let t = continue_or_start(incoming, random(), 100);
             assert!(!t.continued, "{incoming:?}");
             assert_eq!(
                 t.trace_id, "0102030405060708090a0b0c0d0e0f10",
@@ -141,12 +154,40 @@ mod tests {
             );
             assert_eq!(t.flags, "01");
         }
-        let zeros = continue_or_start(None, [0u8; 24]);
+        let zeros = continue_or_start(None, [0u8; RANDOM_BYTES], 100);
         assert_ne!(
             zeros.trace_id,
             "0".repeat(32),
             "an all-zero id is never produced"
         );
         assert_ne!(zeros.span_id, "0".repeat(16));
+    }
+
+    #[test]
+    fn new_traces_are_sampled_at_the_configured_rate_and_continued_ones_keep_their_flags() {
+        let with_roll = |roll: u32| {
+            let mut r = random();
+            r[24..].copy_from_slice(&roll.to_le_bytes());
+            r
+        };
+        let sampled = |percent| {
+            (0..1000u32)
+                .filter(|roll| continue_or_start(None, with_roll(*roll), percent).flags == "01")
+                .count()
+        };
+        assert_eq!(sampled(100), 1000);
+        assert_eq!(sampled(0), 0);
+        assert_eq!(
+            sampled(10),
+            100,
+            "rolls 0..1000 fall evenly on the 100 buckets"
+        );
+        for flags in ["00", "01"] {
+            let incoming = format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}");
+            for percent in [0, 100] {
+                let t = continue_or_start(Some(&incoming), with_roll(0), percent);
+                assert_eq!(t.flags, flags, "the caller's decision stands at {percent}%");
+            }
+        }
     }
 }
