@@ -26,10 +26,6 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Bytes of randomness [`continue_or_start`] takes.
 pub const RANDOM_BYTES: usize = 28;
 
@@ -45,7 +41,7 @@ pub fn continue_or_start(
     if span.iter().all(|b| *b == 0) {
         span[7] = 1;
     }
-    let span_id = hex(&span);
+    let span_id = hex::encode(&span);
     if let Some((trace_id, flags)) = incoming.and_then(parse) {
         return TraceContext {
             trace_id,
@@ -61,7 +57,7 @@ pub fn continue_or_start(
     let roll = u32::from_le_bytes([random[24], random[25], random[26], random[27]]);
     let sampled = u64::from(roll % 100) < sample_percent;
     TraceContext {
-        trace_id: hex(&trace),
+        trace_id: hex::encode(&trace),
         span_id,
         flags: if sampled { "01" } else { "00" }.to_owned(),
         continued: false,

@@ -42,7 +42,7 @@ fn bounded(key: String) -> String {
     if key.len() <= MAX_KEY_BYTES {
         return key;
     }
-    format!("long:{}", hex(&Sha256::digest(key.as_bytes())))
+    format!("long:{}", hex::encode(Sha256::digest(key.as_bytes())))
 }
 
 fn resolve_raw(source: &KeySource, inputs: &KeyInputs) -> Result<String, KeyError> {
@@ -60,7 +60,7 @@ fn resolve_raw(source: &KeySource, inputs: &KeyInputs) -> Result<String, KeyErro
             .map(|u| format!("route:{}|user:{u}", inputs.route))
             .ok_or(KeyError::NoUser),
         KeySource::ApiKey { header } => present(inputs.api_key)
-            .map(|k| format!("key:{}", &hex(&Sha256::digest(k.as_bytes()))[..32]))
+            .map(|k| format!("key:{}", &hex::encode(Sha256::digest(k.as_bytes()))[..32]))
             .ok_or(KeyError::NoApiKey {
                 header: header.clone(),
             }),
@@ -130,10 +130,6 @@ fn client_network(ip: &str) -> String {
         },
         Err(_) => ip.to_owned(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

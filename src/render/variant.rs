@@ -74,7 +74,7 @@ pub fn visitor_id(cookie_header: Option<&str>, cookie: &str) -> Option<String> {
 
 /// A new visitor id from 16 random bytes.
 pub fn new_visitor_id(random: [u8; 16]) -> String {
-    random.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(random)
 }
 
 /// Who the page is for: where their preferences are, what their variant hashes, and the cookie to set (if any).

@@ -90,7 +90,7 @@ pub async fn issue_ticket(call: &Call, user_id: &str) -> ApiResult<Response> {
     // A bearer credential: from the runtime's CSPRNG or a 500, never the pool's Math.random fallback.
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).or_internal("reading random bytes for a room ticket")?;
-    let ticket: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let ticket = hex::encode(bytes);
     let expires_ms = call.started_ms + call.isolate.config.rooms.ticket_ttl_ms;
     let grant = TicketGrant {
         ticket: ticket.clone(),

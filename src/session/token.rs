@@ -63,10 +63,7 @@ pub fn session_id(token: &str) -> String {
 
 /// Lower-case hex SHA-256 of `text` (also keys login rate limits by email without storing the address).
 pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// The KV key caching a session.
