@@ -153,6 +153,7 @@ test("Accept picks AVIF, then WebP, else the source format, with Vary: Accept; f
     ["image/avif,image/webp,image/apng,image/*,*/*;q=0.8", "/images/320/photos/land.jpg", "avif"],
     ["image/webp,*/*", "/images/320/photos/land.jpg", "webp"],
     ["image/avif;q=0,image/webp", "/images/320/photos/land.jpg", "webp"],
+    ["image/avif;q=0.5,image/webp", "/images/320/photos/land.jpg", "webp"],
     ["*/*", "/images/320/photos/land.jpg", "jpeg"],
     ["image/avif,image/webp", "/images/120/photos/square.png", "avif"],
     ["text/html,*/*", "/images/120/photos/square.png", "png"],

@@ -1,6 +1,6 @@
-//! Output format negotiation: an explicit `format=` wins; otherwise AVIF if `Accept` takes `image/avif`, then WebP
-//! if it takes `image/webp`, else the source's own format. Wildcards (`image/*`, `*/*`) do not count as support for
-//! the newer formats (every browser sends them); `q=0` means "not acceptable".
+//! Output format negotiation: an explicit `format=` wins; otherwise AVIF or WebP, whichever `Accept` weighs higher
+//! (AVIF on a tie, so every browser that lists both gets AVIF), else the source's own format. Wildcards (`image/*`,
+//! `*/*`) do not count as support for the newer formats (every browser sends them); `q=0` means "not acceptable".
 
 use super::transform::FormatChoice;
 
@@ -37,23 +37,26 @@ impl Negotiated {
     }
 }
 
-/// Whether `accept` lists `media` with a non-zero quality.
-fn accepts(accept: &str, media: &str) -> bool {
-    accept.split(',').any(|item| {
-        let mut parts = item.split(';').map(str::trim);
-        let kind = parts.next().unwrap_or("");
-        if !kind.eq_ignore_ascii_case(media) {
-            return false;
-        }
-        // A q parameter (its name is case-insensitive, RFC 9110 §12.4.2) that is not a weight above 0 — 0, NaN or
-        // not a number — refuses the type.
-        !parts.any(|p| {
-            p.split_once('=').is_some_and(|(name, q)| {
-                name.trim().eq_ignore_ascii_case("q")
-                    && !q.trim().parse::<f32>().is_ok_and(|q| q > 0.0)
-            })
+/// The weight `accept` gives `media` when it lists it by name: its highest `q` (1 when none is given); 0 when it is
+/// not listed, or only with a `q` that is not a weight above 0 (0, NaN or not a number refuses the type).
+fn weight(accept: &str, media: &str) -> f32 {
+    accept
+        .split(',')
+        .filter_map(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            if !parts.next().unwrap_or("").eq_ignore_ascii_case(media) {
+                return None;
+            }
+            // The q parameter's name is case-insensitive (RFC 9110 §12.4.2); a weight is at most 1.
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+                .map_or(Some(1.0), |(_, q)| {
+                    q.trim().parse::<f32>().ok().filter(|q| *q > 0.0)
+                });
+            Some(q.unwrap_or(0.0).min(1.0))
         })
-    })
+        .fold(0.0, f32::max)
 }
 
 /// The output format for a request's `format` choice and its `Accept` header.
@@ -65,9 +68,10 @@ pub fn negotiate(choice: FormatChoice, accept: Option<&str>) -> Negotiated {
         FormatChoice::Png => Negotiated::Png,
         FormatChoice::Auto => {
             let accept = accept.unwrap_or("");
-            if accepts(accept, "image/avif") {
+            let (avif, webp) = (weight(accept, "image/avif"), weight(accept, "image/webp"));
+            if avif > 0.0 && avif >= webp {
                 Negotiated::Avif
-            } else if accepts(accept, "image/webp") {
+            } else if webp > 0.0 {
                 Negotiated::Webp
             } else {
                 Negotiated::Original
@@ -197,6 +201,18 @@ mod tests {
             ),
             (Some(""), Negotiated::Original),
             (None, Negotiated::Original),
+            // The client's stated preference between the two wins; a tie goes to AVIF.
+            (Some("image/avif;q=0.1, image/webp;q=1"), Negotiated::Webp),
+            (Some("image/webp, image/avif;q=0.9"), Negotiated::Webp),
+            (Some("image/webp;q=0.5, image/avif;q=0.5"), Negotiated::Avif),
+            (Some("image/avif;q=0.2, image/webp"), Negotiated::Webp),
+            (Some("image/avif;q=0.2, image/webp;q=0"), Negotiated::Avif),
+            // A weight above 1 is not a stronger one.
+            (Some("image/avif;q=1, image/webp;q=5"), Negotiated::Avif),
+            (
+                Some("image/avif;q=0.5, image/avif, image/webp;q=0.9"),
+                Negotiated::Avif,
+            ),
         ];
         for (accept, expected) in cases {
             assert_eq!(
