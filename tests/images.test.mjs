@@ -64,6 +64,15 @@ before(async () => {
       res.on("close", () => (state.closed = true));
       return;
     }
+    if (record.path === "/photos/herd.jpg") {
+      // A slow answer, so concurrent requests for one variant overlap while it is made.
+      const { type, body } = fixtures["/photos/land.jpg"];
+      setTimeout(() => {
+        res.writeHead(200, { "content-type": type, "content-length": body.length });
+        res.end(body);
+      }, 300);
+      return;
+    }
     if (record.path === "/photos/moved.jpg") {
       res.writeHead(301, { location: "/photos/land.jpg" });
       return res.end();
@@ -304,6 +313,16 @@ test("variants are cached: the second request is a HIT, and ?w=&h= shares the en
   const webp = await get(worker, "/images/300x200/photos/cache.jpg", { accept: "image/webp" });
   assert.equal(webp.headers.get("x-cache"), "MISS", "another negotiated format is another entry");
   assert.equal(origin.requests.length, 2);
+});
+
+test("concurrent misses for one variant share one source fetch and transform; the others read what it stored", async () => {
+  origin.requests.length = 0;
+  const answers = await Promise.all(Array.from({ length: 8 }, () => get(worker, "/images/222/photos/herd.jpg")));
+  assert.deepEqual(answers.map((a) => a.status), Array(8).fill(200));
+  assert.deepEqual(origin.requests.map((r) => r.path), ["/photos/herd.jpg"], "one source fetch for eight requests");
+  assert.deepEqual(answers.map((a) => a.headers.get("x-cache")).sort(), ["HIT", "HIT", "HIT", "HIT", "HIT", "HIT", "HIT", "MISS"]);
+  for (const answer of answers) assert.deepEqual(answer.body, answers[0].body, "the same variant");
+  assert.deepEqual(Object.values(await decoded(answers[0].body)).slice(0, 2), [222, 167]);
 });
 
 test("the source request carries the image request's x-request-id, so the origin's logs line up with it", async () => {

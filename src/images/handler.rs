@@ -1,7 +1,8 @@
 //! Runtime side of `/images/...`: parse and check the request (pure), verify a signature when signing is on, look
 //! the variant up in the Cache API, otherwise fetch the source and produce the variant — through `cf.image` options
 //! on the source fetch (`IMAGES_MODE = "cf-image"`, production) or the Images binding `IMAGES` (`"binding"`;
-//! Miniflare implements it with sharp) — cache it and answer with `x-cache` and `Vary: Accept`.
+//! Miniflare implements it with sharp) — cache it and answer with `x-cache` and `Vary: Accept`. Concurrent misses for
+//! one variant in an isolate share one source fetch and transform.
 //!
 //! workers-rs 0.8.7 has no typed Images binding, so it is driven through `js_sys::Reflect` on the env object.
 
@@ -20,6 +21,7 @@ use super::negotiate::{negotiate, sniffed_mime, source_mime, Negotiated, SIGNATU
 use super::signature;
 use super::transform::{self, FormatChoice, ImageRequest};
 use crate::entry::body::{read_stream_capped_blob, ReadError};
+use crate::entry::coalesce::{self, InFlight, Lead};
 use crate::entry::respond::with_header;
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
@@ -28,6 +30,13 @@ use crate::error::{ApiError, ApiResult, OrInternal};
 pub const IMAGES_BINDING: &str = "IMAGES";
 /// Says a variant could not be produced and the original bytes were served instead.
 const TRANSFORM_HEADER: &str = "x-image-transform";
+
+thread_local! {
+    /// Variants being made in this isolate, by cache key: concurrent misses for one variant wait for the request
+    /// making it and read what it stored (`entry::coalesce`), so a cold image asked for by many at once costs one
+    /// source fetch and one transform, not one each. The outcome says only that the variant was stored.
+    static MAKING: InFlight<()> = std::cell::RefCell::new(std::collections::HashMap::new());
+}
 
 /// A produced body: its bytes (held by the runtime as a `Blob`, never copied into wasm memory, which never shrinks),
 /// MIME type, and what it is.
@@ -90,6 +99,25 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
     {
         return Ok(finish(hit, "HIT", vary, &cache_control));
     }
+    // Another request of this isolate is making this variant: wait for it (at most as long as its source fetch and
+    // transform may take), then read the cache. When it stored nothing (a failure, an original served in the
+    // variant's place without being stored) or went away, this request makes the variant itself.
+    if let Some(slot) = coalesce::in_progress(&MAKING, &key) {
+        let budget = 2 * u64::from(config.source_timeout_ms) + 1_000;
+        if coalesce::wait(&MAKING, &key, &slot, Some(budget))
+            .await
+            .is_some()
+        {
+            if let Some(hit) = cache
+                .get(key.as_str(), false)
+                .await
+                .or_internal("reading the image cache")?
+            {
+                return Ok(finish(hit, "HIT", vary, &cache_control));
+            }
+        }
+    }
+    let lead = Lead::claim(&MAKING, &key);
 
     let source_url = request.source.url_under(origin);
     let variant = match config.mode {
@@ -117,12 +145,13 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         &variant,
         &format!("public, max-age={}, immutable", config.cache_ttl_secs),
     ));
-    if let Err(e) = cache.put(key.as_str(), stored).await {
-        worker::console_warn!(
+    match cache.put(key.as_str(), stored).await {
+        Ok(()) => lead.publish(()),
+        Err(e) => worker::console_warn!(
             "{}",
             serde_json::json!({"level": "warn", "msg": "image cache write failed",
                 "request_id": call.request_id, "detail": e.to_string()})
-        );
+        ),
     }
     Ok(finish(
         marked(blob_response(&variant, &cache_control)),
