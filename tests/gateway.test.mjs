@@ -245,6 +245,13 @@ describe("route table and proxy", () => {
     assert.equal(r.status, 200);
     await r.arrayBuffer();
     assert.equal(lastRequest().url, "/open/any%2Fthing?q=1", "the matched path, prefix stripped, reserved escapes kept");
+    // A `%` that starts no escape is sent as %25: the escapes decoded after it never make a new one that an origin,
+    // decoding once, would read as /gw/secure/admin (served by the admin route, which needs a permission).
+    origin.reset();
+    const lone = await worker.fetch("/gw/secure/%%36%31dmin", { headers: reader });
+    assert.equal(lone.status, 200, "the open prefix route");
+    await lone.arrayBuffer();
+    assert.equal(lastRequest().url, "/gw/secure/%2561dmin");
     // Spellings an origin may read as /secure/admin (an escaped slash as a separator, a `;` parameter dropped)
     // while they would match /gw/secure: refused, never forwarded.
     origin.reset();

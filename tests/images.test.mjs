@@ -205,6 +205,8 @@ test("traversal and SSRF attempts are refused before any origin request", async 
     ["/images/300/photos/%2e%2e/%2e%2e/private/secret.jpg", 403],
     ["/images/photos\\..\\private\\secret.jpg", 403],
     ["/images/%252e%252e/private/secret.jpg", 400],
+    // A lone `%` is kept as a `%` (sent as %25), never joined with the escapes after it into %61 and decoded again.
+    ["/images/40/photos/l%%36%31nd.jpg", 400],
     ["/images/300/photos/%252e%252e/%252e%252e/private/secret.jpg", 400],
     ["/images/300/photos%2f..%2f..%2fprivate%2fsecret.jpg", 400],
     ["/images/photos/..%5c..%5cprivate/secret.jpg", 400],

@@ -39,7 +39,10 @@ impl<'a> RequestUrl<'a> {
 /// The path the gateway matches routes on and forwards: runs of `/` collapsed to one, percent-escapes of unreserved
 /// characters decoded and the hex of the others upper-cased (RFC 3986 §6.2.2), so every spelling of one path —
 /// `/api/%61dmin`, `//api/admin` — meets the route, auth policy and prefix strip that `/api/admin` meets, and the
-/// origin receives the path that was matched. Escapes of reserved characters (`%2F`, `%3F`, …) stay escaped.
+/// origin receives the path that was matched. Escapes of reserved characters (`%2F`, `%3F`, …) stay escaped, and a
+/// `%` that starts no escape is written `%25`: decoding the escapes after it must not make a new one
+/// (`/l%%36%31nd` is not `/l%61nd`, which a reader decoding once more — an origin, the image source path — would take
+/// for `/land`), and an origin decoding once gets the `%` the client sent.
 pub fn normalise_path(path: &str) -> std::borrow::Cow<'_, str> {
     if !path.contains("//") && !path.contains('%') {
         return std::borrow::Cow::Borrowed(path);
@@ -70,7 +73,12 @@ pub fn normalise_path(path: &str) -> std::borrow::Cow<'_, str> {
                 continue;
             }
         }
-        // Not an escape: copied as it is (a lone `%`, or any other byte of the already-valid path).
+        if b == b'%' {
+            out.push_str("%25");
+            i += 1;
+            continue;
+        }
+        // Any other byte of the already-valid path: copied as it is.
         let next = path[i..].chars().next().map_or(1, char::len_utf8);
         out.push_str(&path[i..i + next]);
         i += next;
@@ -119,14 +127,22 @@ mod tests {
             ("/a%2db%5fc%2Ed%7e", "/a-b_c.d~"),
             ("/files/a%2fb", "/files/a%2Fb"),
             ("/q%3fx%20y", "/q%3Fx%20y"),
-            ("/%e9%", "/%E9%"),
-            ("/%é", "/%é"),
-            ("/100%", "/100%"),
-            ("/bad%zz/%4", "/bad%zz/%4"),
+            ("/%e9%", "/%E9%25"),
+            ("/%é", "/%25é"),
+            ("/100%", "/100%25"),
+            ("/bad%zz/%4", "/bad%25zz/%254"),
+            // A lone `%` never joins the escapes decoded after it into a new one.
+            ("/l%%36%31nd", "/l%2561nd"),
+            ("/%%32%65%%32%65/x", "/%252e%252e/x"),
             ("/caf%C3%A9/é", "/caf%C3%A9/é"),
         ];
         for (raw, want) in cases {
             assert_eq!(normalise_path(raw), want, "{raw}");
+            assert_eq!(
+                normalise_path(want),
+                want,
+                "{raw}: normalised once for good"
+            );
         }
         assert!(matches!(
             normalise_path("/plain/path"),
