@@ -1189,10 +1189,12 @@ describe("edge cache", () => {
     const asked = origin.requests.filter((r) => r.url.includes("cookie="));
     assert.equal(asked.length, 5, "one fill, then each waiting request its own");
 
-    for (const headers of [{ "cache-control": "private, max-age=60" }, { vary: "Origin" }]) {
+    // The last: a CORS grant echoing the fill's Origin without saying `Vary: Origin` is an answer by Origin too.
+    const echo = (req) => ({ "access-control-allow-origin": req.headers.origin ?? "*", "access-control-allow-credentials": "true" });
+    for (const headers of [{ "cache-control": "private, max-age=60" }, { vary: "Origin" }, echo]) {
       origin.reset();
       origin.handle((req, body, res) => {
-        res.writeHead(200, { "content-type": "text/plain", ...headers });
+        res.writeHead(200, { "content-type": "text/plain", ...(typeof headers === "function" ? headers(req) : headers) });
         res.end(`for ${req.headers.origin ?? "anyone"}`);
       });
       const p = `/gw/cached?personal=${Date.now()}`;
@@ -1429,6 +1431,42 @@ describe("edge cache", () => {
     const after = await worker.fetch(path);
     assert.equal(after.headers.get("x-cache"), "MISS");
     assert.equal((await after.json()).version, 11);
+  });
+
+  test("an answer with more cache tags than an entry carries is not stored, so a purge of any of them holds", async () => {
+    origin.reset();
+    const stamp = Date.now();
+    const tags = Array.from({ length: 20 }, (_, i) => `many-${i}-${stamp}`);
+    origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain", "cache-tag": tags.join(",") }).end("tagged"));
+    const path = `/gw/cached?tags=${stamp}`;
+    for (const round of [1, 2]) {
+      const r = await worker.fetch(path);
+      assert.equal(await r.text(), "tagged");
+      assert.equal(r.headers.get("x-cache"), "MISS", `round ${round}: never stored, so never served past a purge of tag 20`);
+    }
+    assert.equal(origin.requests.length, 2);
+    origin.reset();
+  });
+
+  test("a per-user entry is kept apart by the credentials its fill carries, not only by the X-User-* identity", async () => {
+    origin.reset();
+    // An origin that reads the token itself and answers by a claim the identity headers leave out.
+    origin.handle((req, body, res) => {
+      const claims = JSON.parse(Buffer.from(req.headers.authorization.split(".")[1], "base64url").toString());
+      res.writeHead(200, { "content-type": "text/plain" }).end(`scope ${claims.scope}`);
+    });
+    const path = `/gw/me/scoped?${Date.now()}`;
+    const broad = token(keys, "ed1", { sub: "carol", scope: "all" });
+    const narrow = token(keys, "ed1", { sub: "carol", scope: "profile" });
+    const first = await worker.fetch(path, { headers: bearer(broad) });
+    assert.equal(await first.text(), "scope all");
+    const other = await worker.fetch(path, { headers: bearer(narrow) });
+    assert.equal(await other.text(), "scope profile", "the narrower token is not served the broader one's answer");
+    assert.equal(other.headers.get("x-cache"), "MISS");
+    const again = await worker.fetch(path, { headers: bearer(broad) });
+    assert.equal(again.headers.get("x-cache"), "HIT", "the same token still hits");
+    assert.equal(await again.text(), "scope all");
+    origin.reset();
   });
 
   test("stale-while-revalidate serves the stale copy and refreshes it in the background", async () => {

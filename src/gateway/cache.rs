@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::jwt::Verified;
 use super::request_url::RequestUrl;
@@ -191,8 +192,8 @@ impl CachePolicies {
 }
 
 /// The cache key for a request: a synthetic URL (the Cache API keys on URLs) made of the route, the scheme and host
-/// the client used, the path and the query with its pairs sorted, plus the caller's identity when the policy is not
-/// shared. The scheme and host are in it because the origin is told both (`X-Forwarded-Proto`/`-Host`) and may
+/// the client used, the path and the query with its pairs sorted, plus the caller's identity and a digest of the
+/// `authorization` its fill carries when the policy is not shared. The scheme and host are in it because the origin is told both (`X-Forwarded-Proto`/`-Host`) and may
 /// answer by them (a redirect to https, absolute links). The identity is everything the origin is told about the
 /// caller (`X-User-ID`, `-Permissions`, `-Email`), so an answer shaped by a permission is not served to the same user
 /// holding a token without it. `None` = do not cache (a per-user policy with no verified user).
@@ -201,6 +202,7 @@ pub fn cache_key(
     url: RequestUrl<'_>,
     policy: &CachePolicy,
     user: Option<&Verified>,
+    authorization: Option<&str>,
 ) -> Option<String> {
     let mut pairs: Vec<&str> = url
         .query
@@ -215,7 +217,8 @@ pub fn cache_key(
     // answers them apart).
     // Coarser still, so that names some origin reads as one never change order: compared by their first run of
     // ASCII letters and digits (any case: ASP.NET's names ignore it) and non-ASCII characters (all one placeholder,
-    // coarser than any origin's case folding, without Unicode tables in the wasm), after any leading ASCII
+    // coarser than any origin's case folding, without Unicode tables in the wasm — but for the four that fold to an
+    // ASCII letter, read as it), after any leading ASCII
     // punctuation or blanks (PHP trims blanks) — so `a`, `a[]`, `a[b]`, `a_`, `a.b`, `a+b`, `a%00x` and ` a` keep their order among
     // themselves, as PHP, qs and Rack may read them as one. Coarser only ever keeps more order (fewer shared keys).
     // A query some origin splits at `;` too keeps its order whole.
@@ -226,12 +229,15 @@ pub fn cache_key(
             .chars()
             .skip_while(|c| c.is_ascii() && !c.is_ascii_alphanumeric())
             .take_while(|c| !c.is_ascii() || c.is_ascii_alphanumeric())
-            .map(|c| {
-                if c.is_ascii() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '\u{fffd}'
-                }
+            .map(|c| match c {
+                _ if c.is_ascii() => c.to_ascii_lowercase(),
+                // The four non-ASCII letters whose simple case mapping is an ASCII one: Java's
+                // `equalsIgnoreCase`, Go's `EqualFold` and .NET's `OrdinalIgnoreCase` take `ſort` for `sort`
+                // and `\u{212a}ind` (Kelvin sign) for `kind`.
+                '\u{17f}' => 's',
+                '\u{212a}' => 'k',
+                '\u{130}' | '\u{131}' => 'i',
+                _ => '\u{fffd}',
             })
             .collect()
     };
@@ -262,6 +268,16 @@ pub fn cache_key(
         if let Some(email) = &user.email {
             key.push_str("&__email=");
             key.push_str(&encode(email));
+        }
+        // A per-user fill carries the request's `Authorization` too, and an origin that reads the token itself may
+        // answer by claims the `X-User-*` headers leave out (a scope, a tenant): the same user's token without them
+        // must not be served that answer.
+        if let Some(credentials) = authorization {
+            let digest = Sha256::digest(credentials.as_bytes());
+            key.push_str("&__authorization=");
+            for byte in digest {
+                key.push_str(&format!("{byte:02x}"));
+            }
         }
     }
     Some(key)
@@ -301,29 +317,41 @@ fn has_directive(value: &str, name: &str) -> bool {
     })
 }
 
-/// No `Set-Cookie`, no `no-store`, and no `private` unless entries are kept per user.
+/// No `Set-Cookie`, no `no-store`, and no `private` unless entries are kept per user — in `Cache-Control` or in a
+/// field aimed at caches like this one (RFC 9213's `CDN-Cache-Control`, Cloudflare's own, `Surrogate-Control`):
+/// an origin telling CDNs alone not to keep an answer means the edge too.
 fn for_anyone(headers: &[(String, String)], per_user: bool) -> bool {
     headers.iter().all(|(name, value)| match name.as_str() {
         "set-cookie" => false,
-        "cache-control" => {
+        "cache-control"
+        | "cdn-cache-control"
+        | "cloudflare-cdn-cache-control"
+        | "surrogate-control" => {
             !(has_directive(value, "no-store") || (!per_user && has_directive(value, "private")))
         }
         _ => true,
     })
 }
 
-/// Whether every field a `Vary` lists is `Accept-Encoding` or one of `fields` (lower-case).
+/// Whether every field a `Vary` lists is `Accept-Encoding` or one of `fields` (lower-case). An answer that lets one
+/// named site read it (`Access-Control-Allow-Origin` other than `*`) varies by `Origin` whether or not it says so:
+/// a fill carries its requester's `Origin`, and an origin echoing it without `Vary: Origin` would otherwise have
+/// one site's grant stored and served to every other site's pages.
 fn varies_only_by(headers: &[(String, String)], fields: &[&str]) -> bool {
-    headers
+    let by_origin = headers
         .iter()
-        .filter(|(name, _)| name == "vary")
-        .flat_map(|(_, value)| value.split(','))
-        .map(str::trim)
-        .all(|field| {
-            field.is_empty()
-                || field.eq_ignore_ascii_case("accept-encoding")
-                || fields.iter().any(|f| f.eq_ignore_ascii_case(field))
-        })
+        .any(|(name, value)| name == "access-control-allow-origin" && value.trim() != "*");
+    (!by_origin || fields.contains(&"origin"))
+        && headers
+            .iter()
+            .filter(|(name, _)| name == "vary")
+            .flat_map(|(_, value)| value.split(','))
+            .map(str::trim)
+            .all(|field| {
+                field.is_empty()
+                    || field.eq_ignore_ascii_case("accept-encoding")
+                    || fields.iter().any(|f| f.eq_ignore_ascii_case(field))
+            })
 }
 
 /// What the answer to a shared fill — which carried none of its requester's cookies or credentials, only `carried`
@@ -556,6 +584,16 @@ pub fn valid_tag(tag: &str) -> bool {
             .all(|c| c.is_ascii_graphic() && c != ';' && c != ',')
 }
 
+/// Whether `Cache-Tag` lists a valid tag that `tags` (from [`tags_for`]) left out, past [`MAX_TAGS`]: an entry
+/// stored without it could not be purged by it, though a purge naming it answers as if it had been.
+pub fn tags_left_out(tags: &[String], origin_cache_tag: Option<&str>) -> bool {
+    origin_cache_tag
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .any(|tag| valid_tag(tag) && !tags.iter().any(|t| t == tag))
+}
+
 /// The tags of a stored response: the route's own tag plus the first the origin sent in `Cache-Tag`
 /// (comma-separated), deduplicated, each limited to printable ASCII without commas or semicolons, [`MAX_TAGS`] in all.
 pub fn tags_for(route: &str, origin_cache_tag: Option<&str>) -> Vec<String> {
@@ -637,6 +675,16 @@ mod tests {
             &[("vary", "Origin")],
             &[("vary", "Accept-Encoding, Accept-Language")],
             &[("content-type", "Text/Event-Stream; charset=utf-8")],
+            // One site's CORS grant (an echoed `Origin`) without `Vary: Origin` would be served to every site.
+            &[("access-control-allow-origin", "https://evil.example")],
+            &[("access-control-allow-origin", "null")],
+            // What an origin tells CDNs alone holds for the edge too.
+            &[
+                ("cdn-cache-control", "no-store"),
+                ("cache-control", "public, max-age=600"),
+            ],
+            &[("cloudflare-cdn-cache-control", "private")],
+            &[("surrogate-control", "no-store")],
         ];
         for headers in refused {
             assert!(!storable(200, &h(headers), false), "{headers:?}");
@@ -660,6 +708,14 @@ mod tests {
         assert!(
             storable(200, &h(&[("cache-control", "no-cache, max-age=0")]), false),
             "the policy sets the TTL"
+        );
+        assert!(
+            storable(200, &h(&[("access-control-allow-origin", " * ")]), false),
+            "a grant to any site is the same for every site"
+        );
+        assert!(
+            storable(200, &h(&[("cdn-cache-control", "max-age=5")]), false),
+            "a CDN TTL is the policy's to set"
         );
     }
 
@@ -699,6 +755,14 @@ mod tests {
             kind(200, &[("vary", "Accept-Language, Origin")]),
             FillAnswer::Anyone,
             "the fill carried them"
+        );
+        assert_eq!(
+            kind(
+                200,
+                &[("access-control-allow-origin", "https://app.example")]
+            ),
+            FillAnswer::Anyone,
+            "an echoed Origin is the fill's own: not stored, yet no visitor's either"
         );
         for status in [302, 307, 400, 401, 403, 406, 429, 451] {
             assert_eq!(
@@ -775,8 +839,20 @@ mod tests {
             email: email.map(str::to_owned),
         };
         let (u1, u2) = (user("u1", &["read"], None), user("u2", &["read"], None));
-        let a = cache_key("r", at("https://gw.example/x?b=2&a=1"), public, Some(&u1));
-        let b = cache_key("r", at("https://gw.example/x?a=1&b=2"), public, Some(&u2));
+        let a = cache_key(
+            "r",
+            at("https://gw.example/x?b=2&a=1"),
+            public,
+            Some(&u1),
+            None,
+        );
+        let b = cache_key(
+            "r",
+            at("https://gw.example/x?a=1&b=2"),
+            public,
+            Some(&u2),
+            None,
+        );
         assert_eq!(
             a, b,
             "query order and user do not matter for a shared policy"
@@ -786,8 +862,20 @@ mod tests {
             Some("https://gateway-cache.internal/r/https/gw%2Eexample/x?a=1&b=2")
         );
         assert_ne!(
-            cache_key("r", at("https://gw.example/x?tag=a&tag=b"), public, None),
-            cache_key("r", at("https://gw.example/x?tag=b&tag=a"), public, None),
+            cache_key(
+                "r",
+                at("https://gw.example/x?tag=a&tag=b"),
+                public,
+                None,
+                None
+            ),
+            cache_key(
+                "r",
+                at("https://gw.example/x?tag=b&tag=a"),
+                public,
+                None,
+                None
+            ),
             "a repeated name keeps the order of its values"
         );
         // Spellings of one name (as some origin decodes it) are one name: their values keep their order too.
@@ -803,14 +891,22 @@ mod tests {
             ("?a%00x=evil&a=good", "?a=good&a%00x=evil"),
             ("?a[=evil&a_=good", "?a_=good&a[=evil"),
             ("?%C3%A9=good&%C3%89=evil", "?%C3%89=evil&%C3%A9=good"),
+            // Non-ASCII letters that case-fold to ASCII ones (long s, Kelvin sign, dotted and dotless i).
+            ("?sort=good&%C5%BFort=evil", "?%C5%BFort=evil&sort=good"),
+            (
+                "?kind=good&%E2%84%AAind=evil",
+                "?%E2%84%AAind=evil&kind=good",
+            ),
+            ("?id=good&%C4%B0d=evil", "?%C4%B0d=evil&id=good"),
+            ("?id=good&%C4%B1d=evil", "?%C4%B1d=evil&id=good"),
         ] {
             let (one_url, other_url) = (
                 format!("https://gw.example/x{one}"),
                 format!("https://gw.example/x{other}"),
             );
             assert_ne!(
-                cache_key("r", RequestUrl::split(&one_url), public, None),
-                cache_key("r", RequestUrl::split(&other_url), public, None),
+                cache_key("r", RequestUrl::split(&one_url), public, None, None),
+                cache_key("r", RequestUrl::split(&other_url), public, None, None),
                 "{one} {other}"
             );
         }
@@ -819,6 +915,7 @@ mod tests {
                 "r",
                 at("https://gw.example/x?z=1&tag=b&a&tag=a"),
                 public,
+                None,
                 None
             )
             .as_deref(),
@@ -835,20 +932,20 @@ mod tests {
             ),
         ] {
             assert_ne!(
-                cache_key("r", at(one), public, None),
-                cache_key("r", at(other), public, None),
+                cache_key("r", at(one), public, None, None),
+                cache_key("r", at(other), public, None, None),
                 "{why} the origin is told separates entries"
             );
         }
         assert_ne!(
-            cache_key("r", at("https://gw.example/x"), personal, Some(&u1)),
-            cache_key("r", at("https://gw.example/x?"), personal, Some(&u1)),
+            cache_key("r", at("https://gw.example/x"), personal, Some(&u1), None),
+            cache_key("r", at("https://gw.example/x?"), personal, Some(&u1), None),
             "a bare ? for one user"
         );
         let url = at("https://gw.example/x?a=1");
         assert_ne!(
-            cache_key("r", url, personal, Some(&u1)),
-            cache_key("r", url, personal, Some(&u2)),
+            cache_key("r", url, personal, Some(&u1), None),
+            cache_key("r", url, personal, Some(&u2), None),
             "per-user policy never shares across users"
         );
         assert_ne!(
@@ -856,9 +953,10 @@ mod tests {
                 "r",
                 url,
                 personal,
-                Some(&user("u1", &["read", "admin"], None))
+                Some(&user("u1", &["read", "admin"], None)),
+                None
             ),
-            cache_key("r", url, personal, Some(&u1)),
+            cache_key("r", url, personal, Some(&u1), None),
             "nor across the permissions the origin is told"
         );
         assert_ne!(
@@ -866,19 +964,33 @@ mod tests {
                 "r",
                 url,
                 personal,
-                Some(&user("u1", &["read"], Some("a@x")))
+                Some(&user("u1", &["read"], Some("a@x"))),
+                None
             ),
-            cache_key("r", url, personal, Some(&u1)),
+            cache_key("r", url, personal, Some(&u1), None),
             "nor across the email the origin is told"
         );
         assert_eq!(
-            cache_key("r", url, personal, None),
+            cache_key("r", url, personal, None, None),
             None,
             "anonymous is not cached per user"
         );
+        let with = |authorization| cache_key("r", url, personal, Some(&u1), authorization);
         assert_ne!(
-            cache_key("r1", url, public, None),
-            cache_key("r2", url, public, None),
+            with(Some("Bearer scope-read")),
+            with(Some("Bearer scope-all")),
+            "nor across the credentials a per-user fill carries (claims beyond X-User-*)"
+        );
+        assert_ne!(with(Some("Bearer t")), with(None));
+        assert_eq!(with(Some("Bearer t")), with(Some("Bearer t")));
+        assert_eq!(
+            cache_key("r", url, public, None, Some("Bearer t")),
+            cache_key("r", url, public, None, None),
+            "a shared fill carries no credentials, so they are not in its key"
+        );
+        assert_ne!(
+            cache_key("r1", url, public, None, None),
+            cache_key("r2", url, public, None, None),
             "routes do not share entries"
         );
     }
@@ -1012,6 +1124,16 @@ mod tests {
             many[..MAX_TAGS - 1],
             "the route's, then the origin's first"
         );
+        assert!(
+            tags_left_out(&tags, Some(&many.join(","))),
+            "a tag past the cap would not purge the entry"
+        );
+        let fits = many[..MAX_TAGS - 1].join(", ") + ", bad;tag, item-0";
+        assert!(
+            !tags_left_out(&tags_for("r", Some(&fits)), Some(&fits)),
+            "repeats and invalid tags (a purge refuses those) leave nothing out"
+        );
+        assert!(!tags_left_out(&tags_for("r", None), None));
     }
 
     #[test]

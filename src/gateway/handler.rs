@@ -16,8 +16,8 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, not_modified, null_body, shared_fill_answer, storable, tags_for, valid_tag,
-    CachePolicy, FillAnswer, Freshness, StoredMeta,
+    cache_key, not_modified, null_body, shared_fill_answer, storable, tags_for, tags_left_out,
+    valid_tag, CachePolicy, FillAnswer, Freshness, StoredMeta,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, forward_on_preflight, forward_request_header,
@@ -326,7 +326,8 @@ async fn forward(
             .get(policy_name)
             .ok_or_else(|| ApiError::internal(format!("cache policy {policy_name} vanished")))?
             .clone();
-        if let Some(key) = cache_key(&route.name, url, &policy, identity) {
+        let authorization = header_list::get(&headers, "authorization");
+        if let Some(key) = cache_key(&route.name, url, &policy, identity, authorization) {
             let spec = Spec {
                 url: target,
                 headers: cache_fill_headers(
@@ -1577,7 +1578,17 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     let coding = header_list::get(&pairs, "content-encoding");
     let decoded = matches!(coding, None | Some("gzip" | "br" | "identity"));
     let was_coded = matches!(coding, Some("gzip" | "br"));
-    let for_anyone = decoded && storable(status, &pairs, !policy.shared);
+    let tags = tags_for(&spec.route, origin_tags.as_deref());
+    // An entry that could not carry every tag its origin gave would outlive a purge of one it left out: such an
+    // answer goes to its requester alone, as one too large to hold does.
+    let untaggable = tags_left_out(&tags, origin_tags.as_deref());
+    let for_anyone = decoded && storable(status, &pairs, !policy.shared) && !untaggable;
+    if untaggable {
+        log::warn(
+            "gateway answer not stored: more cache tags than an entry carries",
+            serde_json::json!({"route": spec.route, "max_tags": super::cache::MAX_TAGS}),
+        );
+    }
     let fill_answer = if policy.shared {
         shared_fill_answer(status, &pairs, SHARED_FILL)
     } else {
@@ -1647,7 +1658,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         status,
         headers,
         body,
-        tags: tags_for(&spec.route, origin_tags.as_deref()),
+        tags,
         storable,
         fill_answer,
         requested_at,
