@@ -1581,8 +1581,9 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     let tags = tags_for(&spec.route, origin_tags.as_deref());
     // An entry that could not carry every tag its origin gave would outlive a purge of one it left out: such an
     // answer goes to its requester alone, as one too large to hold does.
-    let untaggable = tags_left_out(&tags, origin_tags.as_deref());
-    let for_anyone = decoded && storable(status, &pairs, !policy.shared) && !untaggable;
+    let meant_for_anyone = decoded && storable(status, &pairs, !policy.shared);
+    let untaggable = meant_for_anyone && tags_left_out(&tags, origin_tags.as_deref());
+    let for_anyone = meant_for_anyone && !untaggable;
     if untaggable {
         log::warn(
             "gateway answer not stored: more cache tags than an entry carries",
