@@ -165,6 +165,20 @@ impl CachePolicies {
             if policy.ttl == 0 {
                 return Err(format!("policy {name:?}: ttl must be at least 1 second"));
             }
+            // A per-user policy's answers are one user's: a browser or CDN cache in front, keyed by the URL alone,
+            // must be told to keep them to that user or not at all, or it serves one user's answer to the next.
+            let kept_private =
+                |value: &str| has_directive(value, "private") || has_directive(value, "no-store");
+            if !policy.shared
+                && !(kept_private(&policy.cache_control)
+                    && (policy.surrogate_control.trim().is_empty()
+                        || kept_private(&policy.surrogate_control)))
+            {
+                return Err(format!(
+                    "policy {name:?}: a policy that is not shared must say private or no-store in cache_control, \
+                     and no-store (or nothing) in surrogate_control"
+                ));
+            }
             for (field, secs) in [
                 ("ttl", policy.ttl),
                 ("stale_while_revalidate", policy.stale_while_revalidate),
@@ -644,6 +658,27 @@ mod tests {
         let bad = serde_json::json!({"oops": {"ttl": 0, "shared": true, "cache_control": "", "surrogate_control": ""}});
         let e = CachePolicies::with_overrides(Some(&bad)).expect_err("ttl 0");
         assert!(e.contains("\"oops\""), "{e}");
+        for (cache_control, surrogate_control) in [
+            ("public, max-age=60", "no-store"),
+            ("max-age=60", ""),
+            ("private, max-age=60", "max-age=60"),
+        ] {
+            let leaky = serde_json::json!({"mine": {"ttl": 60, "shared": false,
+                "cache_control": cache_control, "surrogate_control": surrogate_control}});
+            let e =
+                CachePolicies::with_overrides(Some(&leaky)).expect_err("per-user told shareable");
+            assert!(e.contains("\"mine\"") && e.contains("not shared"), "{e}");
+        }
+        for (cache_control, surrogate_control) in
+            [("private, max-age=30", "no-store"), ("no-store", "")]
+        {
+            let kept = serde_json::json!({"mine": {"ttl": 60, "shared": false,
+                "cache_control": cache_control, "surrogate_control": surrogate_control}});
+            assert!(
+                CachePolicies::with_overrides(Some(&kept)).is_ok(),
+                "{cache_control}"
+            );
+        }
         let bad = serde_json::json!({"typo": {"tll": 5}});
         assert!(CachePolicies::with_overrides(Some(&bad))
             .expect_err("unknown")
