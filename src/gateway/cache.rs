@@ -287,11 +287,8 @@ pub fn cache_key(
         // answer by claims the `X-User-*` headers leave out (a scope, a tenant): the same user's token without them
         // must not be served that answer.
         if let Some(credentials) = authorization {
-            let digest = Sha256::digest(credentials.as_bytes());
             key.push_str("&__authorization=");
-            for byte in digest {
-                key.push_str(&format!("{byte:02x}"));
-            }
+            key.push_str(&hex::encode(Sha256::digest(credentials.as_bytes())));
         }
     }
     Some(key)
