@@ -339,6 +339,39 @@ describe("rooms", () => {
     destroyAll(watcher);
   });
 
+  test("sync requests pay for the document they make the room send: a socket looping them is closed with 1008 after about 4 MiB, the room stays responsive", async () => {
+    const room = "resync-loop";
+    const writer = await rawSocket(w, room);
+    const local = new Y.Doc();
+    const updates = [];
+    local.on("update", (u) => updates.push(u));
+    const text = local.getText("text");
+    // A room of ~60 KB (the 64 KB limit of this suite), in updates under the 4 KB message limit.
+    for (let i = 0; i < 20; i++) {
+      text.insert(text.length, "y".repeat(3000));
+      writer.ws.send(Buffer.concat([Buffer.from([0, 2]), encodeVarUint8Array(updates.at(-1))]));
+    }
+    const reader = await client(w, room);
+    await until(() => reader.text.length === 60_000, { what: "the room holds 60 KB" });
+    // Each 3-byte sync request with an empty state vector makes the room encode and send the whole document, yet
+    // costs one message token: 150 of them fit the 200-token burst and asked for ~9 MB.
+    const looper = await rawSocket(w, room);
+    const before = looper.frames.reduce((n, f) => n + f.length, 0);
+    for (let i = 0; i < 150; i++) looper.ws.send(Buffer.from([0, 0, 1, 0]));
+    await until(() => looper.closed, { what: "the looping socket closed" });
+    assert.equal(looper.closed.code, 1008, looper.closed.reason);
+    assert.match(looper.closed.reason, /byte rate/);
+    const sent = looper.frames.reduce((n, f) => n + f.length, 0) - before;
+    assert.ok(sent <= 4 * 1024 * 1024 + 2 * 61_000, `the room sent it ${sent} bytes`);
+    // Members are not disturbed: the reader's edit reaches the writer's socket as before.
+    const seen = writer.frames.length;
+    reader.text.insert(0, "still here");
+    await until(() => writer.frames.length > seen, { what: "the reader's edit relayed" });
+    assert.equal(writer.closed, null, "the writer stays connected");
+    destroyAll(reader);
+    writer.ws.close();
+  });
+
   test("the directory lists active rooms with member counts", async () => {
     const a = await client(w, "listed");
     const b = await client(w, "listed");

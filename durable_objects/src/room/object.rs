@@ -19,7 +19,7 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
-use super::limits::TokenBucket;
+use super::limits::{TokenBucket, REPLY_BYTES_BURST, REPLY_BYTES_PER_SECOND};
 use super::log::{self, AcceptError, Accepted, Loaded, Outcome, Stored, UpdateStore};
 use super::presence::{self, Announced, Presence};
 use super::protocol::{
@@ -48,6 +48,8 @@ struct Inner {
     loaded: Option<Loaded>,
     presence: Presence,
     buckets: HashMap<u64, TokenBucket>,
+    /// Per socket: the bytes its sync requests and awareness queries may make the room encode and send it.
+    replies: HashMap<u64, TokenBucket>,
     settings: Option<RoomSettings>,
     name: Option<String>,
     /// This instance's directory reports so far (orders two reports of one millisecond).
@@ -367,6 +369,26 @@ impl Room {
             .take(settings.updates_per_second, settings.update_burst, now)
     }
 
+    /// Whether the socket's reply budget (see [`REPLY_BYTES_BURST`]) is out of debt, so the room may encode a reply
+    /// for it; the reply is paid for with [`Room::paid_reply`] once its size is known.
+    fn may_reply(&self, ws: &WebSocket) -> bool {
+        let sid = Self::attachment(ws).sid;
+        let now = Date::now().as_millis();
+        self.inner
+            .borrow_mut()
+            .replies
+            .entry(sid)
+            .or_insert_with(|| TokenBucket::full(REPLY_BYTES_BURST, now))
+            .has_any(REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST, now)
+    }
+
+    fn paid_reply(&self, ws: &WebSocket, bytes: usize) {
+        let sid = Self::attachment(ws).sid;
+        if let Some(bucket) = self.inner.borrow_mut().replies.get_mut(&sid) {
+            bucket.spend(bytes as u64);
+        }
+    }
+
     /// Which of `ids` (clients the sending socket has not announced) an open socket of another user announced:
     /// those belong to that user. Read from the sockets' attachments, so it holds after hibernation; only messages
     /// naming a client new to their socket pay for it (a y-websocket client's first announcement).
@@ -605,6 +627,7 @@ impl Room {
         let removals = {
             let mut inner = self.inner.borrow_mut();
             inner.buckets.remove(&attachment.sid);
+            inner.replies.remove(&attachment.sid);
             inner
                 .presence
                 .remove_socket((attachment.sid, &attachment.user), &announced)
@@ -673,6 +696,11 @@ impl Room {
         }
         match message {
             Message::SyncStep1(sv) => {
+                if !self.may_reply(ws) {
+                    return self
+                        .refuse(ws, close::POLICY, "sync requests over their byte rate")
+                        .await;
+                }
                 // What waited too long is not sent (nor kept).
                 let expired = self.inner.borrow_mut().loaded.as_mut().map(|loaded| {
                     log::expire(
@@ -697,6 +725,7 @@ impl Room {
                 match diff {
                     Some(Ok(parts)) => {
                         // The step 2, then what the room keeps pending, as updates (see RoomDoc::diff).
+                        self.paid_reply(ws, parts.iter().map(Vec::len).sum());
                         let mut parts = parts.iter();
                         if let Some(step2) = parts.next() {
                             ws.send_with_bytes(wire::encode_sync_step2(step2))?;
@@ -860,8 +889,15 @@ impl Room {
                 send_all(self.state.get_websockets().iter(), &frame);
             }
             Message::QueryAwareness => {
+                if !self.may_reply(ws) {
+                    return self
+                        .refuse(ws, close::POLICY, "awareness queries over their byte rate")
+                        .await;
+                }
                 let presence = self.inner.borrow().presence.snapshot();
-                ws.send_with_bytes(wire::encode_awareness(&presence))?;
+                let frame = wire::encode_awareness(&presence);
+                self.paid_reply(ws, frame.len());
+                ws.send_with_bytes(frame)?;
             }
             Message::Auth => {}
         }
