@@ -372,6 +372,34 @@ describe("rooms", () => {
     writer.ws.close();
   });
 
+  test("a member's sockets share one update rate: four sockets of one user sending 100 updates each are refused past the burst, another user's are not", async () => {
+    const room = "one-rate";
+    const sockets = await Promise.all([1, 2, 3, 4].map(() => rawSocket(w, room, "many-tabs")));
+    const other = await rawSocket(w, room, "one-tab");
+    // ROOMS_UPDATE_BURST is 200 (refilled at 60/s): 100 each is within a socket's share alone, 400 is twice the user's.
+    const send = (s, tag) => {
+      const local = new Y.Doc();
+      const updates = [];
+      local.on("update", (u) => updates.push(u));
+      for (let i = 0; i < 100 && !s.closed; i++) {
+        local.getText("text").insert(0, tag);
+        s.ws.send(syncUpdate(updates.at(-1)));
+      }
+    };
+    sockets.forEach((s, i) => send(s, `${i}`));
+    await until(() => sockets.some((s) => s.closed), { what: "a socket of the user closed" });
+    const closed = sockets.filter((s) => s.closed);
+    closed.forEach((s) => assert.equal(s.closed.code, 1008, s.closed.reason));
+    assert.match(closed[0].closed.reason, /rate/);
+    // Another user's bucket is their own.
+    send(other, "o");
+    const reader = await client(w, room);
+    await until(() => reader.text.toString().split("o").length - 1 === 100, { what: "the other user's 100 updates kept" });
+    assert.equal(other.closed, null, "the other user stays connected");
+    destroyAll(reader);
+    for (const s of [...sockets, other]) s.ws.close();
+  });
+
   test("the directory lists active rooms with member counts", async () => {
     const a = await client(w, "listed");
     const b = await client(w, "listed");

@@ -43,6 +43,12 @@ impl TokenBucket {
         self.tokens -= amount as f64;
     }
 
+    /// Whether the bucket is full again at `now_ms`, and so no different from a new one (it may be forgotten).
+    pub fn is_full(&mut self, per_second: u32, burst: u32, now_ms: u64) -> bool {
+        self.refill(per_second, burst, now_ms);
+        self.tokens >= f64::from(burst)
+    }
+
     /// Takes a token if one is left after refilling up to `now_ms`; false means over the rate.
     pub fn take(&mut self, per_second: u32, burst: u32, now_ms: u64) -> bool {
         self.refill(per_second, burst, now_ms);
@@ -83,6 +89,11 @@ mod tests {
         for (now, allowed, why) in steps {
             assert_eq!(bucket.take(10, 3, *now), *allowed, "at {now}: {why}");
         }
+        assert!(!bucket.is_full(10, 3, 60_000), "spent at 60 s");
+        assert!(
+            bucket.is_full(10, 3, 60_300),
+            "full again 3 tokens at 10/s later"
+        );
     }
 
     #[test]

@@ -47,7 +47,9 @@ struct Inner {
     schema_ready: bool,
     loaded: Option<Loaded>,
     presence: Presence,
-    buckets: HashMap<u64, TokenBucket>,
+    /// Per user, not per socket: a member may hold 16 sockets, and one bucket each let one member send 16 times the
+    /// rate (each update relayed to every member). A full bucket is forgotten (it equals a new one).
+    buckets: HashMap<String, TokenBucket>,
     /// Per socket: the bytes its sync requests and awareness queries may make the room encode and send it.
     replies: HashMap<u64, TokenBucket>,
     settings: Option<RoomSettings>,
@@ -357,14 +359,15 @@ impl Room {
         Ok(())
     }
 
-    /// Spends one token of the socket's bucket (`updates_per_second`, `update_burst`); false when it is empty.
+    /// Spends one token of the bucket of the socket's user (`updates_per_second`, `update_burst`, shared by the
+    /// user's sockets in this room); false when it is empty.
     fn take_token(&self, ws: &WebSocket, settings: &RoomSettings) -> bool {
-        let sid = Self::attachment(ws).sid;
+        let user = Self::attachment(ws).user;
         let now = Date::now().as_millis();
         let mut inner = self.inner.borrow_mut();
         inner
             .buckets
-            .entry(sid)
+            .entry(user)
             .or_insert_with(|| TokenBucket::full(settings.update_burst, now))
             .take(settings.updates_per_second, settings.update_burst, now)
     }
@@ -619,14 +622,22 @@ impl Room {
             .empty())
     }
 
-    /// Forgets a socket's presence (broadcasting the removal) and its rate bucket, and marks it gone: it is no
+    /// Forgets a socket's presence (broadcasting the removal), its reply budget and the rate buckets that are full
+    /// again, and marks it gone: it is no
     /// longer a member even while the runtime still lists it. Idempotent.
     async fn depart(&self, ws: &WebSocket) {
         let mut attachment = Self::attachment(ws);
         let announced: Announced = attachment.announced.iter().copied().collect();
+        let settings = self.settings().ok();
         let removals = {
             let mut inner = self.inner.borrow_mut();
-            inner.buckets.remove(&attachment.sid);
+            // A user's bucket outlives their socket (closing and joining again refills nothing) until it is full.
+            if let Some(settings) = settings {
+                let now = Date::now().as_millis();
+                inner.buckets.retain(|_, bucket| {
+                    !bucket.is_full(settings.updates_per_second, settings.update_burst, now)
+                });
+            }
             inner.replies.remove(&attachment.sid);
             inner
                 .presence

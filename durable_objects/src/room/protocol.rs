@@ -41,7 +41,8 @@ pub fn valid_room_name(name: &str) -> bool {
 pub struct RoomSettings {
     /// Largest accepted frame; a larger one closes the socket with 1009.
     pub max_message_bytes: u32,
-    /// Sustained document updates per second per socket, and the burst allowed above it (1008 past it).
+    /// Sustained document updates per second per member (all their sockets in the room), and the burst allowed above
+    /// it (1008 past it).
     pub updates_per_second: u32,
     pub update_burst: u32,
     /// Sockets a room accepts; the next join is refused with 429.
