@@ -995,5 +995,21 @@ describe("rooms behind a real session", () => {
     assert.equal(state.headers.get("cache-control"), "no-store");
     assert.deepEqual(await state.json(), { room: "never-made-up-before", members: 0, document: {} }, "an empty room");
     assert.equal(written("never-made-up-before"), 0, "reading it stored nothing");
+
+    // State reads have a budget of their own at the policy's rate (the read above was the first, after the tickets
+    // ran out): each makes the room render its whole document, in the object its members wait on.
+    const reads = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await w.fetch("/rooms/never-made-up-before/state", { headers: { cookie } });
+      reads.push(r.status);
+      if (r.status === 429) {
+        assert.match(r.headers.get("ratelimit-policy") ?? "", /"rooms-ticket";q=4;w=60/);
+        assert.ok(Number(r.headers.get("retry-after")) >= 1, "Retry-After");
+        assert.equal((await r.json()).error.code, "rate_limited");
+      } else {
+        await r.arrayBuffer();
+      }
+    }
+    assert.deepEqual(reads, [200, 200, 200, 429], "4 reads per minute for this user");
   });
 });

@@ -38,7 +38,7 @@ pub fn resolve(source: &KeySource, inputs: &KeyInputs) -> Result<String, KeyErro
 /// A key the limiter object accepts: one longer than its [`MAX_KEY_BYTES`] (a long user id or route) is replaced by
 /// its SHA-256, so it is still limited — the object refuses over-long keys, and that refusal must never become a
 /// pass (fail-open) for the one caller who can choose a long identity.
-fn bounded(key: String) -> String {
+pub fn bounded(key: String) -> String {
     if key.len() <= MAX_KEY_BYTES {
         return key;
     }
