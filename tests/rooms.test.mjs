@@ -400,6 +400,43 @@ describe("rooms", () => {
     for (const s of [...sockets, other]) s.ws.close();
   });
 
+  test("a room keeps no more presence than a newcomer's echo of it can carry: news past it is dropped without closing, and newcomers stay", async () => {
+    const room = "presence-echo";
+    // ROOMS_MAX_MESSAGE_BYTES is 4096 here: a newcomer's y-websocket client sends back every state it is sent on
+    // joining, in one message, which must fit.
+    const announce = (s, id) => {
+      const update = encoding.createEncoder();
+      encoding.writeVarUint(update, 1);
+      encoding.writeVarUint(update, id);
+      encoding.writeVarUint(update, 1);
+      encoding.writeVarString(update, JSON.stringify({ user: { name: `m${id}` }, pad: "p".repeat(1_250) }));
+      s.ws.send(Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(update))]));
+    };
+    const members = [];
+    for (let i = 0; i < 4; i++) {
+      const s = await rawSocket(w, room, `member-${i}`);
+      members.push(s);
+      const before = s.frames.length;
+      announce(s, 920_000 + i);
+      // The first three are relayed (to their senders too); 3 × ~1.3 KB fills the room.
+      if (i < 3) await until(() => s.frames.length > before, { what: `member ${i}'s presence relayed` });
+    }
+    // The newcomer sees three states (the fourth did not fit) and is not closed for echoing them.
+    const newcomer = await client(w, room);
+    let closes = 0;
+    newcomer.provider.on("connection-close", () => closes++);
+    await until(() => newcomer.provider.awareness.getStates().size >= 4, { what: "the newcomer sees three members' presence" });
+    const seen = members[0].frames.length;
+    newcomer.text.insert(0, "after the echo");
+    await until(() => members[0].frames.length > seen, { what: "the newcomer's edit relayed" });
+    assert.equal(newcomer.provider.wsconnected, true, "the newcomer stays connected");
+    assert.equal(closes, 0, "and was never closed");
+    assert.equal(newcomer.provider.awareness.getStates().has(920_003), false, "the fourth state was dropped");
+    members.forEach((s, i) => assert.equal(s.closed, null, `member ${i} stays connected`));
+    destroyAll(newcomer);
+    members.forEach((s) => s.ws.close());
+  });
+
   test("the directory lists active rooms with member counts", async () => {
     const a = await client(w, "listed");
     const b = await client(w, "listed");

@@ -870,15 +870,22 @@ impl Room {
                 if let Err(e) = wire::check_states(&news) {
                     return self.refuse(ws, close::INVALID_DATA, &e.0).await;
                 }
-                if self
-                    .inner
-                    .borrow()
-                    .presence
-                    .over_budget(&attachment.user, &news)
-                {
-                    return self
-                        .refuse(ws, close::TOO_BIG, "presence over its budget")
-                        .await;
+                let budget = self.inner.borrow().presence.budget(
+                    &attachment.user,
+                    &news,
+                    presence::room_limit(settings.max_message_bytes),
+                );
+                match budget {
+                    presence::Budget::Fits => {}
+                    presence::Budget::UserFull => {
+                        return self
+                            .refuse(ws, close::TOO_BIG, "presence over its budget")
+                            .await;
+                    }
+                    // The room's presence is as large as a newcomer's echo of it may be. Others hold it, so this
+                    // socket is not closed for it (it would only reconnect into the same refusal): its news is
+                    // dropped, and the document still syncs.
+                    presence::Budget::RoomFull => return Ok(()),
                 }
                 let applied = self.inner.borrow_mut().presence.apply(
                     (attachment.sid, &attachment.user),

@@ -25,8 +25,31 @@ pub const MAX_CLIENTS_PER_SOCKET: usize = 16;
 pub const MAX_ENTRIES_PER_MESSAGE: usize = 4 * MAX_CLIENTS_PER_SOCKET;
 
 /// The bytes of awareness state a room keeps at most (sent whole to every newcomer): 250 members' states of a few
-/// hundred bytes take a tenth of it. A message that would take the room past it is refused.
+/// hundred bytes take a tenth of it. The room's limit is lower where its messages are smaller ([`room_limit`]); news
+/// that would take the room past it is dropped.
 pub const MAX_PRESENCE_BYTES: usize = 2 * 1024 * 1024;
+
+/// What one client's entry adds to an awareness message besides its state: its id and clock (lib0 varints of
+/// numbers up to 2^53, 8 bytes each) and its state's length (2 bytes up to 8 KiB), rounded up.
+pub const ENTRY_OVERHEAD: usize = 24;
+
+/// The most a room's presence may take, as a message: what [`ENTRY_OVERHEAD`] and the states add up to. A newcomer's
+/// y-websocket client sends back every state it was sent on joining, in one awareness message, so presence larger
+/// than the room's message limit (`max_message_bytes`, less the message's own type and lengths) closed every
+/// newcomer with 1009 before it could edit — five members holding their 64 KiB share did it at the default 256 KiB.
+pub fn room_limit(max_message_bytes: u32) -> usize {
+    MAX_PRESENCE_BYTES.min((max_message_bytes as usize).saturating_sub(16))
+}
+
+/// How a message's news stands against the presence budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    Fits,
+    /// Its sender's clients would pass [`MAX_USER_PRESENCE_BYTES`]: the sender's doing.
+    UserFull,
+    /// The room's would pass its limit ([`room_limit`]): others hold it; the news is dropped, the socket stays.
+    RoomFull,
+}
 
 /// The bytes of awareness state one member's clients may hold (a member with the document open on a few devices
 /// holds a few KiB): a message taking its sender past its share is refused, so one member cannot fill the room's
@@ -90,6 +113,8 @@ pub struct Presence {
     /// message against the budgets costs its own entries, not the room's clients.
     bytes: usize,
     user_bytes: std::collections::HashMap<String, usize>,
+    /// Clients holding a state (each costs [`ENTRY_OVERHEAD`] in a message carrying the room's presence).
+    present: usize,
 }
 
 /// What one awareness message changed.
@@ -153,6 +178,7 @@ impl Presence {
     /// only forgets tombstones, which hold none).
     fn put(&mut self, client_id: u64, known: Known) {
         let added = known.state.as_ref().map_or(0, String::len);
+        self.present += usize::from(known.state.is_some());
         if added > 0 {
             *self.user_bytes.entry(known.user.clone()).or_default() += added;
             self.bytes += added;
@@ -161,6 +187,7 @@ impl Presence {
             return;
         };
         let removed = old.state.as_ref().map_or(0, String::len);
+        self.present -= usize::from(old.state.is_some());
         if removed > 0 {
             self.bytes = self.bytes.saturating_sub(removed);
             if let Some(held) = self.user_bytes.get_mut(&old.user) {
@@ -172,26 +199,40 @@ impl Presence {
         }
     }
 
-    /// Whether `user`'s news ([`Presence::news`]; another user's clients are dropped before) would take the room past
-    /// [`MAX_PRESENCE_BYTES`] or the user past [`MAX_USER_PRESENCE_BYTES`]. Costs the entries.
+    /// Whether [`Presence::budget`] refuses `entries` at the largest room limit (for tests).
+    #[cfg(test)]
     pub fn over_budget(&self, user: &str, entries: &[AwarenessEntry]) -> bool {
+        self.budget(user, entries, MAX_PRESENCE_BYTES) != Budget::Fits
+    }
+
+    /// Where `user`'s news ([`Presence::news`]; another user's clients are dropped before) leaves the user against
+    /// [`MAX_USER_PRESENCE_BYTES`] (states) and the room against `room_limit` (states and [`ENTRY_OVERHEAD`]s: see
+    /// [`room_limit`]). Costs the entries.
+    pub fn budget(&self, user: &str, entries: &[AwarenessEntry], room_limit: usize) -> Budget {
         let state_len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
-        let (mut room, mut mine) = (self.bytes, self.user_bytes.get(user).copied().unwrap_or(0));
+        let in_room = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() + ENTRY_OVERHEAD);
+        let mut room = self.bytes + self.present * ENTRY_OVERHEAD;
+        let mut mine = self.user_bytes.get(user).copied().unwrap_or(0);
         let mut seen = Vec::with_capacity(entries.len());
         for e in entries {
-            let new = state_len(&e.state);
-            let old = if seen.contains(&e.client_id) {
-                0
+            let (old_mine, old_room) = if seen.contains(&e.client_id) {
+                (0, 0)
             } else {
                 seen.push(e.client_id);
                 self.clients
                     .get(&e.client_id)
-                    .map_or(0, |k| state_len(&k.state))
+                    .map_or((0, 0), |k| (state_len(&k.state), in_room(&k.state)))
             };
-            room = (room + new).saturating_sub(old);
-            mine = (mine + new).saturating_sub(old);
+            room = (room + in_room(&e.state)).saturating_sub(old_room);
+            mine = (mine + state_len(&e.state)).saturating_sub(old_mine);
         }
-        room > MAX_PRESENCE_BYTES || mine > MAX_USER_PRESENCE_BYTES
+        if mine > MAX_USER_PRESENCE_BYTES {
+            Budget::UserFull
+        } else if room > room_limit {
+            Budget::RoomFull
+        } else {
+            Budget::Fits
+        }
     }
 
     /// The entries of a message that [`Presence::apply`] would take, in order (a client's later entry is judged
@@ -582,6 +623,45 @@ mod tests {
         }
         assert_eq!(room.bytes, MAX_PRESENCE_BYTES);
         assert!(room.over_budget("late", &[entry(1, 1, Some("{}"))]));
+    }
+
+    #[test]
+    fn the_room_holds_no_more_presence_than_one_message_carries_and_a_full_room_is_not_the_senders_fault(
+    ) {
+        assert_eq!(room_limit(256 * 1024), 256 * 1024 - 16);
+        assert_eq!(
+            room_limit(1024 * 1024),
+            MAX_PRESENCE_BYTES.min(1024 * 1024 - 16)
+        );
+        let mut room = Presence::default();
+        let state = "s".repeat(1_000);
+        let limit = room_limit(4_096);
+        for member in 0..3u64 {
+            let news = [entry(member, 1, Some(&state))];
+            let user = format!("m{member}");
+            assert_eq!(
+                room.budget(&user, &news, limit),
+                Budget::Fits,
+                "member {member}"
+            );
+            room.apply((member, &user), &news, &mut Announced::new());
+        }
+        assert_eq!(room.present, 3);
+        // 3 × (1,000 + 24) held: a fourth state of 1,000 would make an echo of 4,096 bytes and more.
+        let fourth = [entry(9, 1, Some(&state))];
+        assert_eq!(room.budget("m9", &fourth, limit), Budget::RoomFull);
+        // A state replacing one held is weighed as the difference; removing one frees its overhead too.
+        assert_eq!(
+            room.budget("m0", &[entry(0, 2, Some(&"t".repeat(1_000)))], limit),
+            Budget::Fits
+        );
+        room.apply((0, "m0"), &[entry(0, 2, None)], &mut Announced::new());
+        assert_eq!(room.present, 2);
+        assert_eq!(room.budget("m9", &fourth, limit), Budget::Fits);
+        // The sender's own share comes first.
+        let big = "b".repeat(8 * 1024);
+        let hers: Vec<_> = (100..109).map(|id| entry(id, 1, Some(&big))).collect();
+        assert_eq!(room.budget("mallory", &hers, usize::MAX), Budget::UserFull);
     }
 
     #[test]
