@@ -3,7 +3,9 @@
 //! Only the signature result is remembered: the claims (`exp`, `nbf`, `iat`, `iss`, `aud`, `sub`) are checked again
 //! on every use. Entries are keyed by the SHA-256 of the whole token, so a token that differs in any byte (a forged
 //! signature included) is verified afresh; refused tokens are never remembered. The owner clears the memory whenever
-//! it re-reads the key set, so a key removed from the JWKS stops admitting its tokens with the next read.
+//! it re-reads the key set, so a key removed from the JWKS stops admitting its tokens with the next read. The memory
+//! is bounded twice: by entries (`GATEWAY_JWT_CACHE_ENTRIES`) and by the bytes of the tokens it holds
+//! ([`MAX_REMEMBERED_BYTES`]), so a large entry count with large tokens cannot run an isolate out of memory.
 
 use std::collections::HashMap;
 
@@ -11,29 +13,52 @@ use sha2::{Digest, Sha256};
 
 use super::jwt::{self, Jwks, JwtError, JwtPolicy, Signed, Verified};
 
+/// The most token text an isolate's memory holds (16 MiB), whatever `GATEWAY_JWT_CACHE_ENTRIES` allows: an entry
+/// keeps a token's claims, which can be as large as the token (`GATEWAY_JWT_MAX_BYTES`, up to 64 KiB), and the
+/// setting allows a million entries — far past an isolate's 128 MB. Charged at each token's length.
+pub const MAX_REMEMBERED_BYTES: usize = 16 * 1024 * 1024;
+
 /// What the memory knows of a token.
 #[derive(Debug)]
 pub enum Recall {
     /// Its signature verified before: the verdict on its claims now.
     Known(Result<Verified, JwtError>),
     /// Not seen (or not rememberable: `None`): its signature must be checked.
-    Unknown(Option<[u8; 32]>),
+    Unknown(Option<Memo>),
+}
+
+/// Where a token is remembered once its signature verifies: its SHA-256, and the bytes it is charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memo {
+    digest: [u8; 32],
+    bytes: usize,
 }
 
 /// A bounded memory of signature-verified tokens.
 #[derive(Debug)]
 pub struct VerifiedTokens {
     capacity: usize,
-    entries: HashMap<[u8; 32], Signed>,
+    max_bytes: usize,
+    entries: HashMap<[u8; 32], (Signed, usize)>,
+    /// The bytes charged for the entries held.
+    bytes: usize,
     signature_checks: u64,
 }
 
 impl VerifiedTokens {
-    /// `capacity` 0 remembers nothing (every use verifies the signature).
+    /// At most `capacity` tokens ([`MAX_REMEMBERED_BYTES`] of them at most); 0 remembers nothing (every use
+    /// verifies the signature).
     pub fn new(capacity: usize) -> Self {
+        Self::within(capacity, MAX_REMEMBERED_BYTES)
+    }
+
+    /// At most `capacity` tokens and `max_bytes` of them.
+    pub fn within(capacity: usize, max_bytes: usize) -> Self {
         Self {
             capacity,
+            max_bytes,
             entries: HashMap::new(),
+            bytes: 0,
             signature_checks: 0,
         }
     }
@@ -59,13 +84,19 @@ impl VerifiedTokens {
     /// [`learn`](Self::learn) its signature check under. The two halves of [`verify`](Self::verify), for a caller
     /// whose signature check is asynchronous (the runtime's WebCrypto).
     pub fn recall(&self, token: &str, policy: &JwtPolicy, now_secs: i64) -> Recall {
-        if self.capacity == 0 || token.len() > policy.max_token_bytes {
+        if self.capacity == 0
+            || token.len() > policy.max_token_bytes
+            || token.len() > self.max_bytes
+        {
             return Recall::Unknown(None);
         }
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        match self.entries.get(&key) {
-            Some(signed) => Recall::Known(jwt::check(signed, policy, now_secs)),
-            None => Recall::Unknown(Some(key)),
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        match self.entries.get(&digest) {
+            Some((signed, _)) => Recall::Known(jwt::check(signed, policy, now_secs)),
+            None => Recall::Unknown(Some(Memo {
+                digest,
+                bytes: token.len(),
+            })),
         }
     }
 
@@ -73,7 +104,7 @@ impl VerifiedTokens {
     /// passes both is remembered under `key` (from [`recall`](Self::recall)).
     pub fn learn(
         &mut self,
-        key: Option<[u8; 32]>,
+        key: Option<Memo>,
         signed: Result<Signed, JwtError>,
         policy: &JwtPolicy,
         now_secs: i64,
@@ -87,16 +118,24 @@ impl VerifiedTokens {
         verdict
     }
 
-    /// Adds an entry; when full, first drops the tokens expired at `expired_before`, then everything.
-    fn remember(&mut self, key: [u8; 32], signed: Signed, expired_before: i64) {
-        if self.entries.len() >= self.capacity {
+    /// Adds an entry; when it would not fit (entries or bytes), first drops the tokens expired at `expired_before`,
+    /// then everything.
+    fn remember(&mut self, memo: Memo, signed: Signed, expired_before: i64) {
+        if let Some((_, bytes)) = self.entries.remove(&memo.digest) {
+            self.bytes -= bytes;
+        }
+        let full = |t: &Self| t.entries.len() >= t.capacity || t.bytes + memo.bytes > t.max_bytes;
+        if full(self) {
             self.entries
-                .retain(|_, s| s.expires_at().is_some_and(|exp| exp >= expired_before));
+                .retain(|_, (s, _)| s.expires_at().is_some_and(|exp| exp >= expired_before));
+            self.bytes = self.entries.values().map(|(_, bytes)| bytes).sum();
         }
-        if self.entries.len() >= self.capacity {
+        if full(self) {
             self.entries.clear();
+            self.bytes = 0;
         }
-        self.entries.insert(key, signed);
+        self.entries.insert(memo.digest, (signed, memo.bytes));
+        self.bytes += memo.bytes;
     }
 
     pub fn len(&self) -> usize {
@@ -239,6 +278,36 @@ mod tests {
             .verify(&token("d", NOW + 600, SECRET), &jwks, &policy, later)
             .is_ok());
         assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn the_memory_stays_within_its_bytes_whatever_the_entry_count_allows() {
+        let (jwks, policy) = (keys(), policy());
+        let one = token("a", NOW + 600, SECRET).len();
+        // Room for two tokens' text, with a million entries allowed.
+        let mut cache = VerifiedTokens::within(1_000_000, 2 * one + one / 2);
+        for sub in ["a", "b"] {
+            assert!(cache
+                .verify(&token(sub, NOW + 600, SECRET), &jwks, &policy, NOW)
+                .is_ok());
+        }
+        assert_eq!(cache.len(), 2);
+        assert!(cache
+            .verify(&token("c", NOW + 600, SECRET), &jwks, &policy, NOW)
+            .is_ok());
+        assert_eq!(
+            cache.len(),
+            1,
+            "a third would pass the bytes: the memory starts over"
+        );
+        // A token larger than the whole budget is checked every time, never remembered.
+        let mut small = VerifiedTokens::within(10, one - 1);
+        for _ in 0..2 {
+            assert!(small
+                .verify(&token("a", NOW + 600, SECRET), &jwks, &policy, NOW)
+                .is_ok());
+        }
+        assert_eq!((small.signature_checks(), small.len()), (2, 0));
     }
 
     #[test]
