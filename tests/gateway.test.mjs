@@ -797,6 +797,23 @@ describe("trace propagation", () => {
     }
   });
 
+  test("a route written with a literal % still serves the requests for it (matched as %25 since the normaliser writes it so)", async (t) => {
+    const own = await startOrigin();
+    t.after(() => own.stop());
+    const routes = [{ name: "promo", path: "/promo/50%off", upstream: own.url, strip_prefix: "/promo" }];
+    const w = await startWorker({ vars: { GATEWAY_ROUTES: routes } });
+    try {
+      for (const path of ["/promo/50%off", "/promo/50%25off/x"]) {
+        const r = await w.fetch(path);
+        assert.equal(r.status, 200, path);
+        await r.arrayBuffer();
+      }
+      assert.deepEqual(own.requests.map((r) => r.url), ["/50%25off", "/50%25off/x"], "the % an origin decoding once reads");
+    } finally {
+      await w.stop();
+    }
+  });
+
   test("GATEWAY_TRACE_SAMPLE_PERCENT 0: the traces the edge starts reach the origin unsampled, a caller's decision stands", async (t) => {
     const own = await startOrigin();
     t.after(() => own.stop());

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::cache::CachePolicies;
 use super::headers::LocationMap;
+use super::request_url::normalise_path;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -456,8 +457,12 @@ fn validate(
     if !raw.path.starts_with('/') {
         return Err(format!("path {:?} must start with /", raw.path));
     }
+    // Written as requests are matched (`request_url::normalise_path`): a literal `%` in a route (`/promo/50%off`) is
+    // `%25` in every request that reaches it, and `%61` is `a`; as written, such a route would never match.
+    let path = normalise_path(&raw.path);
+    let strip_prefix = raw.strip_prefix.as_deref().map(normalise_path);
     let mut segments = Vec::new();
-    for part in raw.path.split('/').filter(|s| !s.is_empty()) {
+    for part in path.split('/').filter(|s| !s.is_empty()) {
         if let Some(name) = part.strip_prefix(':') {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("path {:?} has a bad parameter {part:?}", raw.path));
@@ -497,7 +502,7 @@ fn validate(
             raw.upstream
         ));
     }
-    if let Some(prefix) = &raw.strip_prefix {
+    if let Some(prefix) = &strip_prefix {
         // Whole literal segments of the path: a parameter cannot be stripped as written (`/t/:tenant` never
         // occurs in a request), and `/api/v` of `/api/v1` would send `/api/v1/x` to the origin as `/1/x`.
         let parts: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
@@ -535,7 +540,7 @@ fn validate(
         return Err(format!("retries must be 0..=5, got {}", raw.retries));
     }
     // Kept as `/` and its segments (`/` alone strips nothing).
-    let strip_prefix = raw.strip_prefix.and_then(|p| {
+    let strip_prefix = strip_prefix.and_then(|p| {
         let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
         (!parts.is_empty()).then(|| format!("/{}", parts.join("/")))
     });
@@ -799,6 +804,20 @@ mod tests {
         assert_eq!(url(0, "/t/acme/api/items"), "http://a/v2/acme/api/items");
         assert_eq!(url(1, "/api/v1/x"), "http://b/x");
         assert_eq!(url(2, "/all/x"), "http://c/all/x", "`/` strips nothing");
+    }
+
+    #[test]
+    fn a_route_is_written_as_requests_are_matched_so_a_literal_percent_still_meets_it() {
+        // A request's `/promo/50%off` is matched as `/promo/50%25off` (request_url::normalise_path).
+        let t = table(json!([
+            {"path": "/promo/50%off", "upstream": "http://a", "strip_prefix": "/promo/50%off"},
+            {"path": "/%61pi", "upstream": "http://b"},
+        ]));
+        let request = normalise_path("/promo/50%off/x");
+        assert_eq!(request, "/promo/50%25off/x");
+        assert!(matches!(t.resolve("GET", &request), Matched::Route { .. }));
+        assert_eq!(t.routes()[0].upstream_url(&request, None), "http://a/x");
+        assert!(matches!(t.resolve("GET", "/api"), Matched::Route { .. }));
     }
 
     #[test]
