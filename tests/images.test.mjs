@@ -73,6 +73,12 @@ before(async () => {
       }, 300);
       return;
     }
+    const status = record.path.match(/^\/photos\/status-(\d{3})\.jpg$/);
+    if (status) {
+      // An origin that answered, but not with the image.
+      res.writeHead(Number(status[1]), { "content-type": "text/plain" });
+      return res.end(status[1] === "304" ? undefined : "not now");
+    }
     if (record.path === "/photos/moved.jpg") {
       res.writeHead(301, { location: "/photos/land.jpg" });
       return res.end();
@@ -355,6 +361,13 @@ test("origin 404 → 404, not an image → 415 (by its label or, for an original
   const moved = await get(worker, "/images/300/photos/moved.jpg");
   assert.equal(moved.status, 502, "a redirect is not followed: the source is always {IMAGES_ORIGIN}/{path}");
   assert.deepEqual(origin.requests.map((r) => r.path), ["/photos/moved.jpg"]);
+  assert.match(JSON.parse(moved.body).error.message, /answered 301 \(a redirect, not followed/);
+  // The origin answered: the 502 says what, not that it "could not be reached" (which points at the network).
+  for (const code of [500, 503, 403, 304]) {
+    const answered = await get(worker, `/images/300/photos/status-${code}.jpg`);
+    assert.equal(answered.status, 502, `${code}`);
+    assert.deepEqual(JSON.parse(answered.body).error, { code: "bad_gateway", message: `the image origin answered ${code}, not the whole image` });
+  }
   const partial = await get(worker, "/images/300/photos/partial.jpg");
   assert.equal(partial.status, 502, "a part of the source is not the source");
   const stalled = await get(worker, "/images/300/photos/stalled.jpg");

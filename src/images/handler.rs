@@ -200,11 +200,7 @@ async fn checked_source(
                 "the source image does not exist",
             ))
         }
-        status => {
-            return Err(ApiError::bad_gateway(format!(
-                "image origin answered {status}"
-            )))
-        }
+        status => return Err(super::source::unusable_answer(status)),
     }
     let content_type = response
         .headers()

@@ -73,6 +73,19 @@ pub fn normalise(raw: &str) -> Result<SourcePath, ApiError> {
     Ok(SourcePath(decoded.into_owned()))
 }
 
+/// The 502 for a source answer that is no whole image (a status other than 200/203 and 404/410): the client is
+/// told what the origin answered — it did answer, so "could not be reached" would send whoever debugs it to the
+/// network instead of the origin's logs. A redirect says it was not followed.
+pub fn unusable_answer(status: u16) -> ApiError {
+    let message = match status {
+        301 | 302 | 303 | 307 | 308 => format!(
+            "the image origin answered {status} (a redirect, not followed: the source is always IMAGES_ORIGIN/path)"
+        ),
+        _ => format!("the image origin answered {status}, not the whole image"),
+    };
+    ApiError::new(502, "bad_gateway", message)
+}
+
 /// Whether `path` is under one of `prefixes` (an empty list allows every path).
 pub fn allowed_by(path: &SourcePath, prefixes: &[String]) -> bool {
     prefixes.is_empty() || prefixes.iter().any(|p| path.0.starts_with(p.as_str()))
@@ -81,6 +94,30 @@ pub fn allowed_by(path: &SourcePath, prefixes: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unusable_answer_is_a_502_saying_what_the_origin_answered() {
+        for (status, says) in [
+            (500, "answered 500"),
+            (503, "answered 503"),
+            (403, "answered 403"),
+            (301, "answered 301 (a redirect, not followed"),
+            (304, "answered 304, not the whole image"),
+            (206, "answered 206, not the whole image"),
+        ] {
+            let error = unusable_answer(status);
+            assert_eq!(
+                (error.status(), error.code()),
+                (502, "bad_gateway"),
+                "{status}"
+            );
+            assert!(
+                error.message().contains(says),
+                "{status}: {}",
+                error.message()
+            );
+        }
+    }
 
     #[test]
     fn plain_relative_paths_are_accepted_and_decoded_once() {
