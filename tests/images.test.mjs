@@ -333,6 +333,19 @@ test("concurrent misses for one variant share one source fetch and transform; th
   assert.deepEqual(Object.values(await decoded(answers[0].body)).slice(0, 2), [222, 167]);
 });
 
+test("a HEAD that misses makes and stores the variant, and is told the Content-Length a GET gets", async () => {
+  origin.requests.length = 0;
+  const head = await worker.fetch("/images/210/photos/land.jpg", { method: "HEAD" });
+  assert.equal(head.status, 200);
+  assert.equal(head.headers.get("x-cache"), "MISS");
+  const get_ = await get(worker, "/images/210/photos/land.jpg");
+  assert.equal(get_.headers.get("x-cache"), "HIT", "the HEAD stored it");
+  assert.equal(head.headers.get("content-length"), String(get_.body.length), "the length of the body a GET gets");
+  assert.equal(origin.requests.length, 1);
+  const missed = await get(worker, "/images/211/photos/land.jpg");
+  assert.equal(missed.headers.get("content-length"), String(missed.body.length), "a GET that misses says it too");
+});
+
 test("the source request carries the image request's x-request-id, so the origin's logs line up with it", async () => {
   origin.requests.length = 0;
   const response = await get(worker, "/images/123/photos/land.jpg", { "x-request-id": "image-trace-1" });

@@ -161,10 +161,14 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
     ))
 }
 
-/// A response of the variant's bytes, read from its `Blob` (each response its own stream of the same bytes).
+/// A response of the variant's bytes, read from its `Blob` (each response its own stream of the same bytes). Its
+/// `Content-Length` is the Blob's size, said outright: the runtime drops a body's length from the answer to a HEAD,
+/// so a HEAD that missed — which makes and stores the variant like a GET, and is told what a GET would get — went
+/// without one (RFC 9110 §9.3.2, §8.6), while a HEAD that hit was told the stored length.
 fn blob_response(variant: &Variant, cache_control: &str) -> Response {
     let headers = Headers::new();
     let _ = headers.set("content-type", &variant.mime);
+    let _ = headers.set("content-length", &(variant.body.size() as u64).to_string());
     let _ = headers.set("cache-control", cache_control);
     Response::builder()
         .with_headers(headers)
