@@ -1450,6 +1450,29 @@ describe("edge cache", () => {
     assert.equal((await after.json()).version, 11);
   });
 
+  test("cache tags are case-insensitive, as Cloudflare's purge by tag is: a purge in another case reaches the entry", async () => {
+    origin.reset();
+    const stamp = Date.now();
+    const adminToken = bearer(token(keys, "ed1", { permissions: ["gateway:admin"] }));
+    const purge = (tags) =>
+      worker.fetch("/admin/gateway/purge", { method: "POST", headers: { "content-type": "application/json", ...adminToken }, body: JSON.stringify({ tags }) });
+    for (const [sent, purged] of [[`Product-${stamp}`, `product-${stamp}`], [`lower-${stamp}`, `LOWER-${stamp}`]]) {
+      origin.handle(versioned({ "cache-tag": sent }));
+      const path = `/gw/cached?case=${sent}`;
+      await (await worker.fetch(path)).arrayBuffer();
+      const hit = await worker.fetch(path);
+      assert.equal(hit.headers.get("x-cache"), "HIT", sent);
+      await hit.arrayBuffer();
+      const answer = await purge([purged]);
+      assert.equal(answer.status, 200);
+      await answer.arrayBuffer();
+      const after = await worker.fetch(path);
+      assert.equal(after.headers.get("x-cache"), "MISS", `${sent} purged by ${purged}`);
+      await after.arrayBuffer();
+    }
+    origin.reset();
+  });
+
   test("an answer with more cache tags than an entry carries is not stored, so a purge of any of them holds", async () => {
     origin.reset();
     const stamp = Date.now();

@@ -528,7 +528,8 @@ impl StoredMeta {
             .unwrap_or("")
             .split(',')
             .filter(|t| !t.is_empty())
-            .map(str::to_owned)
+            // Stored by an earlier build in the origin's case: read as a purge names them now.
+            .map(tag_key)
             .collect();
         Some(Self {
             stored_at_ms,
@@ -586,6 +587,13 @@ pub enum Freshness {
     Expired,
 }
 
+/// A tag as entries carry it and purge marks name it: in ASCII lower case, since tags are case-insensitive, as
+/// Cloudflare's purge by tag is (`Product-42` and `product-42` are one tag): an origin's `Cache-Tag: Product-42`
+/// and an operator's purge of `product-42`, written as the same tag on Cloudflare, must meet.
+pub fn tag_key(tag: &str) -> String {
+    tag.to_ascii_lowercase()
+}
+
 /// A tag entries can carry and a purge can name: 1 to 128 printable ASCII characters, no comma or semicolon.
 pub fn valid_tag(tag: &str) -> bool {
     !tag.is_empty()
@@ -602,13 +610,14 @@ pub fn tags_left_out(tags: &[String], origin_cache_tag: Option<&str>) -> bool {
         .unwrap_or("")
         .split(',')
         .map(str::trim)
-        .any(|tag| valid_tag(tag) && !tags.iter().any(|t| t == tag))
+        .any(|tag| valid_tag(tag) && !tags.contains(&tag_key(tag)))
 }
 
 /// The tags of a stored response: the route's own tag plus the first the origin sent in `Cache-Tag`
-/// (comma-separated), deduplicated, each limited to printable ASCII without commas or semicolons, [`MAX_TAGS`] in all.
+/// (comma-separated), deduplicated, each limited to printable ASCII without commas or semicolons, [`MAX_TAGS`] in all,
+/// each in the case [`tag_key`] gives it.
 pub fn tags_for(route: &str, origin_cache_tag: Option<&str>) -> Vec<String> {
-    let mut tags = vec![format!("route:{route}")];
+    let mut tags = vec![tag_key(&format!("route:{route}"))];
     for tag in origin_cache_tag.unwrap_or("").split(',') {
         if tags.len() == MAX_TAGS {
             break;
@@ -617,8 +626,9 @@ pub fn tags_for(route: &str, origin_cache_tag: Option<&str>) -> Vec<String> {
         if !valid_tag(tag) {
             continue;
         }
-        if !tags.iter().any(|t| t == tag) {
-            tags.push(tag.to_owned());
+        let tag = tag_key(tag);
+        if !tags.contains(&tag) {
+            tags.push(tag);
         }
     }
     tags
@@ -1166,6 +1176,30 @@ mod tests {
             "repeats and invalid tags (a purge refuses those) leave nothing out"
         );
         assert!(!tags_left_out(&tags_for("r", None), None));
+    }
+
+    #[test]
+    fn tags_are_one_in_any_case() {
+        assert_eq!(
+            tags_for("Api.V2", Some("Product-42, product-42, LIST")),
+            vec!["route:api.v2", "product-42", "list"],
+            "kept as a purge names them, and one tag in two cases is one"
+        );
+        let spellings: Vec<String> = (0..MAX_TAGS - 1)
+            .flat_map(|i| [format!("Item-{i}"), format!("item-{i}")])
+            .collect();
+        let header = spellings.join(",");
+        assert!(
+            !tags_left_out(&tags_for("r", Some(&header)), Some(&header)),
+            "two cases of a kept tag leave nothing out"
+        );
+        assert_eq!(tag_key("Route:Cached"), "route:cached");
+        let earlier = StoredMeta::decode("1;2;3;4;route:r,Product-42").map(|m| m.tags);
+        assert_eq!(
+            earlier,
+            Some(vec!["route:r".to_owned(), "product-42".to_owned()]),
+            "an entry stored in the origin's case by an earlier build is purged by the tag in any case"
+        );
     }
 
     #[test]

@@ -16,8 +16,8 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, not_modified, null_body, shared_fill_answer, storable, tags_for, tags_left_out,
-    valid_tag, CachePolicy, FillAnswer, Freshness, StoredMeta,
+    cache_key, not_modified, null_body, shared_fill_answer, storable, tag_key, tags_for,
+    tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness, StoredMeta,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, forward_on_preflight, forward_request_header,
@@ -2028,13 +2028,13 @@ pub async fn purge(call: &mut Call) -> ApiResult<Response> {
             ),
         ));
     }
-    for tag in &request.tags {
+    for tag in request.tags.iter().map(|t| tag_key(t)) {
         kv.put(&format!("{PURGE_KEY_PREFIX}{tag}"), now.to_string())
             .or_internal("preparing the purge mark")?
             .execute()
             .await
             .or_internal("writing the purge mark")?;
-        PURGES.with(|p| p.borrow_mut().insert(tag.clone(), (Some(now), now)));
+        PURGES.with(|p| p.borrow_mut().insert(tag, (Some(now), now)));
     }
     respond::json(
         200,
