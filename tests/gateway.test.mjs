@@ -1473,6 +1473,24 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a purge mark expires once no entry it covers can still be served (not kept in KV for ever)", async () => {
+    const tag = `expiring-${Date.now()}`;
+    const adminToken = bearer(token(keys, "ed1", { permissions: ["gateway:admin"] }));
+    const answer = await worker.fetch("/admin/gateway/purge", {
+      method: "POST",
+      headers: { "content-type": "application/json", ...adminToken },
+      body: JSON.stringify({ tags: [tag] }),
+    });
+    assert.equal(answer.status, 200);
+    const { at_ms } = await answer.json();
+    const { keys: marks } = await kv.list({ prefix: `gateway:purge:${tag}` });
+    assert.equal(marks.length, 1);
+    assert.equal(typeof marks[0].expiration, "number", "the mark expires");
+    // An entry stored just before the purge lives at most its TTL (a year, +10% jitter) and a stale window (a year).
+    const year = 365 * 86_400;
+    assert.ok(marks[0].expiration >= Math.floor(at_ms / 1000) + Math.ceil(year * 1.1) + year, `${marks[0].expiration}`);
+  });
+
   test("an answer with more cache tags than an entry carries is not stored, so a purge of any of them holds", async () => {
     origin.reset();
     const stamp = Date.now();

@@ -145,6 +145,17 @@ impl Default for CachePolicies {
 /// the millisecond arithmetic on them stays far from overflowing).
 pub const MAX_POLICY_SECS: u64 = 365 * 86_400;
 
+/// The longest an entry can be served after its origin request, in seconds: a TTL of at most a year with its +10%
+/// jitter ([`jittered_ttl_ms`]), then a stale window of at most a year (a redirect's or absence's are shorter). A
+/// purge mark older than this covers no entry that can still be served, whatever policy stored it — one an earlier
+/// deploy had, longer than today's, included.
+pub const LONGEST_SERVED_SECS: u64 =
+    MAX_POLICY_SECS + MAX_POLICY_SECS.div_ceil(10) + MAX_POLICY_SECS;
+
+/// The KV lifetime of a purge mark: [`LONGEST_SERVED_SECS`] and a day for the clocks of the isolates that stored
+/// entries and the one that wrote the mark. Without one, a mark per tag ever purged stayed in KV for good.
+pub const PURGE_MARK_TTL_SECS: u64 = LONGEST_SERVED_SECS + 86_400;
+
 /// Most tags one stored entry carries (the route's and the origin's first ones): a hit reads the purge time of
 /// each it has not seen lately.
 pub const MAX_TAGS: usize = 16;
@@ -1176,6 +1187,32 @@ mod tests {
             "repeats and invalid tags (a purge refuses those) leave nothing out"
         );
         assert!(!tags_left_out(&tags_for("r", None), None));
+    }
+
+    #[test]
+    fn a_purge_mark_outlives_every_entry_it_covers() {
+        let longest = CachePolicy {
+            ttl: MAX_POLICY_SECS,
+            stale_while_revalidate: MAX_POLICY_SECS,
+            stale_if_error: MAX_POLICY_SECS,
+            shared: true,
+            cache_control: String::new(),
+            surrogate_control: String::new(),
+            negative_ttl: MAX_POLICY_SECS,
+        };
+        for status in [200, 301, 404] {
+            let meta = StoredMeta::for_fill(&longest, status, 0, [0xff, 0xff], Vec::new());
+            assert!(meta.retention_secs() <= LONGEST_SERVED_SECS, "{status}");
+            assert_eq!(
+                meta.freshness(LONGEST_SERVED_SECS * 1000),
+                Freshness::Expired
+            );
+            assert_ne!(
+                meta.freshness(LONGEST_SERVED_SECS * 1000 - 1),
+                Freshness::Expired,
+                "no shorter would do"
+            );
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, Respo
 
 use super::cache::{
     cache_key, not_modified, null_body, shared_fill_answer, storable, tag_key, tags_for,
-    tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness, StoredMeta,
+    tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness, StoredMeta, PURGE_MARK_TTL_SECS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, forward_on_preflight, forward_request_header,
@@ -2031,6 +2031,8 @@ pub async fn purge(call: &mut Call) -> ApiResult<Response> {
     for tag in request.tags.iter().map(|t| tag_key(t)) {
         kv.put(&format!("{PURGE_KEY_PREFIX}{tag}"), now.to_string())
             .or_internal("preparing the purge mark")?
+            // Gone once no entry it covers can still be served: marks do not pile up in KV.
+            .expiration_ttl(PURGE_MARK_TTL_SECS)
             .execute()
             .await
             .or_internal("writing the purge mark")?;
