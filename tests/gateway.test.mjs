@@ -1080,6 +1080,26 @@ describe("edge cache", () => {
     assert.equal(ra2.headers.get("cache-control"), "private, max-age=30");
   });
 
+  test("a stored answer tells a CDN in front the policy's caching, not the origin's CDN-Cache-Control", async () => {
+    origin.reset();
+    // An origin whose middleware gives every answer a CDN TTL (RFC 9213), its per-user ones too.
+    origin.handle((req, body, res) =>
+      res.writeHead(200, { "content-type": "text/plain", "cache-control": "max-age=30", "cdn-cache-control": "max-age=600", "cloudflare-cdn-cache-control": "max-age=600" }).end(`for ${req.headers["x-user-id"]}`));
+    const t = token(keys, "ed1", { sub: `cdn-${Date.now()}` });
+    for (const [path, headers] of [[`/gw/me?cdn=${Date.now()}`, bearer(t)], [`/gw/cached?cdn=${Date.now()}`, {}]]) {
+      for (const state of ["MISS", "HIT"]) {
+        const r = await worker.fetch(path, { headers });
+        await r.arrayBuffer();
+        assert.equal(r.headers.get("x-cache"), state, path);
+        // A CDN honouring CDN-Cache-Control ignores Cache-Control and Surrogate-Control: one user's answer would be
+        // kept for ten minutes under its URL, a shared one past every purge at the edge.
+        assert.equal(r.headers.get("cdn-cache-control"), null, `${path} ${state}`);
+        assert.equal(r.headers.get("cloudflare-cdn-cache-control"), null, `${path} ${state}`);
+      }
+    }
+    origin.reset();
+  });
+
   test("entries are kept apart by the scheme and host the origin is told (X-Forwarded-Proto/-Host)", async () => {
     origin.reset();
     // An origin behind a proxy that redirects plain HTTP to HTTPS and links absolutely to the host it is told.

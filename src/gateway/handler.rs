@@ -1710,10 +1710,15 @@ fn client_response(
     // coding only: a stored gzip length would be wrong for a client the runtime decodes it for).
     let head_length =
         asked.head && !null_body(status) && header_list::get(headers, "content-encoding").is_none();
+    // The caching a CDN in front is told is the policy's alone: the origin's `CDN-Cache-Control` (and Cloudflare's
+    // own), which such a CDN heeds over `Cache-Control` and `Surrogate-Control` (RFC 9213 §2.1), would have it keep
+    // a per-user answer under its URL, or a shared one past a purge here (entries stored by earlier builds kept them).
     let out = header_list::build(headers.iter().filter(|(k, _)| {
         k != StoredMeta::HEADER
             && k != StoredMeta::STATUS_HEADER
             && k != "cache-control"
+            && k != "cdn-cache-control"
+            && k != "cloudflare-cdn-cache-control"
             && (k != "content-length" || head_length)
     }));
     let (cache_control, surrogate_control) = policy.client_headers(status);
