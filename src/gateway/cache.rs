@@ -178,16 +178,22 @@ impl CachePolicies {
             }
             // A per-user policy's answers are one user's: a browser or CDN cache in front, keyed by the URL alone,
             // must be told to keep them to that user or not at all, or it serves one user's answer to the next.
-            let kept_private =
-                |value: &str| has_directive(value, "private") || has_directive(value, "no-store");
+            // `private` bare: a qualified one (`private="Set-Cookie"`) keeps only the fields it lists from shared
+            // caches, and lets them store the rest (RFC 9111 §5.2.2.7).
+            let kept_private = |value: &str| {
+                value
+                    .split(',')
+                    .any(|directive| directive.trim().eq_ignore_ascii_case("private"))
+                    || has_directive(value, "no-store")
+            };
             if !policy.shared
                 && !(kept_private(&policy.cache_control)
                     && (policy.surrogate_control.trim().is_empty()
                         || kept_private(&policy.surrogate_control)))
             {
                 return Err(format!(
-                    "policy {name:?}: a policy that is not shared must say private or no-store in cache_control, \
-                     and no-store (or nothing) in surrogate_control"
+                    "policy {name:?}: a policy that is not shared must say private (unqualified) or no-store in \
+                     cache_control, and likewise (or nothing) in surrogate_control"
                 ));
             }
             for (field, secs) in [
@@ -680,6 +686,9 @@ mod tests {
             ("public, max-age=60", "no-store"),
             ("max-age=60", ""),
             ("private, max-age=60", "max-age=60"),
+            // RFC 9111 5.2.2.7: a qualified `private` keeps only the fields it lists from shared caches.
+            ("private=\"Set-Cookie\", max-age=60", ""),
+            ("private, max-age=60", "private=\"set-cookie\", max-age=60"),
         ] {
             let leaky = serde_json::json!({"mine": {"ttl": 60, "shared": false,
                 "cache_control": cache_control, "surrogate_control": surrogate_control}});
@@ -687,9 +696,11 @@ mod tests {
                 CachePolicies::with_overrides(Some(&leaky)).expect_err("per-user told shareable");
             assert!(e.contains("\"mine\"") && e.contains("not shared"), "{e}");
         }
-        for (cache_control, surrogate_control) in
-            [("private, max-age=30", "no-store"), ("no-store", "")]
-        {
+        for (cache_control, surrogate_control) in [
+            ("private, max-age=30", "no-store"),
+            ("no-store", ""),
+            ("Private", " PRIVATE "),
+        ] {
             let kept = serde_json::json!({"mine": {"ttl": 60, "shared": false,
                 "cache_control": cache_control, "surrogate_control": surrogate_control}});
             assert!(
