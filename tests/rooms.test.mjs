@@ -437,6 +437,40 @@ describe("rooms", () => {
     members.forEach((s) => s.ws.close());
   });
 
+  test("a state a JavaScript client writes back longer (numbers with exponents) counts at its echo's length: members and newcomers echoing it stay", async () => {
+    const room = "presence-echo-grows";
+    // "1e20" is 4 bytes; JSON.stringify writes it in 21. 190 of them: a state of ~950 bytes that every y-websocket
+    // client writes back in ~4,200, past this room's 4,096-byte messages.
+    const grows = JSON.stringify({ user: { name: "x" } }).slice(0, -1) + `,"n":[${Array(190).fill("1e20").join(",")}]}`;
+    assert.ok(grows.length < 1_000);
+    const member = await client(w, room, { name: "member" });
+    let memberCloses = 0;
+    member.provider.on("connection-close", () => memberCloses++);
+    const raw = await rawSocket(w, room, "mallory");
+    const update = encoding.createEncoder();
+    encoding.writeVarUint(update, 1);
+    encoding.writeVarUint(update, 930_001);
+    encoding.writeVarUint(update, 1);
+    encoding.writeVarString(update, grows);
+    raw.ws.send(Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(update))]));
+    // Whatever the room made of it, a later edit of the member still reaches the raw socket over the same connection.
+    const seen = raw.frames.length;
+    member.text.insert(0, "still here");
+    await until(() => raw.frames.length > seen, { what: "the member's edit relayed" });
+    const newcomer = await client(w, room);
+    let newcomerCloses = 0;
+    newcomer.provider.on("connection-close", () => newcomerCloses++);
+    await until(() => newcomer.text.toString() === "still here", { what: "the newcomer synced" });
+    const seen2 = raw.frames.length;
+    newcomer.text.insert(0, "new ");
+    await until(() => raw.frames.length > seen2, { what: "the newcomer's edit relayed" });
+    assert.equal(memberCloses, 0, "the member was never closed for writing the state back");
+    assert.equal(newcomerCloses, 0, "nor the newcomer");
+    assert.equal(raw.closed, null);
+    destroyAll(member, newcomer);
+    raw.ws.close();
+  });
+
   test("the directory lists active rooms with member counts", async () => {
     const a = await client(w, "listed");
     const b = await client(w, "listed");

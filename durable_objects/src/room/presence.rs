@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::wire::AwarenessEntry;
+use super::wire::{echo_len, AwarenessEntry};
 
 /// The awareness client ids a socket announced, with the last clock seen for each.
 pub type Announced = BTreeMap<u64, u64>;
@@ -177,7 +177,7 @@ impl Presence {
     /// Stores what the room knows of a client, keeping the byte counts (the one place a state is stored; pruning
     /// only forgets tombstones, which hold none).
     fn put(&mut self, client_id: u64, known: Known) {
-        let added = known.state.as_ref().map_or(0, String::len);
+        let added = known.state.as_deref().map_or(0, echo_len);
         self.present += usize::from(known.state.is_some());
         if added > 0 {
             *self.user_bytes.entry(known.user.clone()).or_default() += added;
@@ -186,7 +186,7 @@ impl Presence {
         let Some(old) = self.clients.insert(client_id, known) else {
             return;
         };
-        let removed = old.state.as_ref().map_or(0, String::len);
+        let removed = old.state.as_deref().map_or(0, echo_len);
         self.present -= usize::from(old.state.is_some());
         if removed > 0 {
             self.bytes = self.bytes.saturating_sub(removed);
@@ -209,8 +209,8 @@ impl Presence {
     /// [`MAX_USER_PRESENCE_BYTES`] (states) and the room against `room_limit` (states and [`ENTRY_OVERHEAD`]s: see
     /// [`room_limit`]). Costs the entries.
     pub fn budget(&self, user: &str, entries: &[AwarenessEntry], room_limit: usize) -> Budget {
-        let state_len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
-        let in_room = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() + ENTRY_OVERHEAD);
+        let state_len = |s: &Option<String>| s.as_deref().map_or(0, echo_len);
+        let in_room = |s: &Option<String>| s.as_deref().map_or(0, |s| echo_len(s) + ENTRY_OVERHEAD);
         let mut room = self.bytes + self.present * ENTRY_OVERHEAD;
         let mut mine = self.user_bytes.get(user).copied().unwrap_or(0);
         let mut seen = Vec::with_capacity(entries.len());

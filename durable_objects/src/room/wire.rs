@@ -134,12 +134,87 @@ const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 /// Decodes an awareness update payload (`varUint count, { varUint client, varUint clock, varString json }*`).
 /// Refuses entries whose state is not JSON: run on the entries of a message that are news, before they are kept or
 /// relayed (a copy that is not news is dropped unparsed, so it costs no parse, charged or not).
+/// Also refuses a state whose copy a y-websocket client would write back ([`echo_len`]) is over [`MAX_STATE_BYTES`]:
+/// every member that applied it would be closed for its echo, every newcomer on joining.
 pub fn check_states(entries: &[AwarenessEntry]) -> Result<(), DecodeError> {
     for state in entries.iter().filter_map(|e| e.state.as_deref()) {
         serde_json::from_str::<serde::de::IgnoredAny>(state)
             .map_err(|e| DecodeError(format!("awareness state is not JSON: {e}")))?;
+        if echo_len(state) > MAX_STATE_BYTES {
+            return Err(DecodeError(format!(
+                "an awareness state is over {MAX_STATE_BYTES} bytes as JavaScript writes it"
+            )));
+        }
     }
     Ok(())
+}
+
+/// At least the bytes of the copy of `state` (JSON) a y-websocket client sends back: y-protocols re-encodes each
+/// state it applies as `JSON.stringify(JSON.parse(state))`, and every client sends back what it applied (a newcomer
+/// all of the room's presence, in one message). Whitespace, escapes and repeated keys only shrink in it, but a number
+/// is written as JavaScript writes it: `1e20` (4 bytes) comes back as 21 digits, so a state's copy can be over four
+/// times its size — past `MAX_STATE_BYTES` or the room's message limit, which closed every member that echoed it.
+/// The state's length plus what each of its numbers grows by; it is what the room's presence budgets count.
+pub fn echo_len(state: &str) -> usize {
+    let bytes = state.as_bytes();
+    let (mut grows, mut i, mut in_string) = (0, 0, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+        } else if b == b'"' {
+            in_string = true;
+            i += 1;
+        } else if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            while i < bytes.len()
+                && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            {
+                i += 1;
+            }
+            let token = &state[start..i];
+            if let Ok(number) = token.parse::<f64>() {
+                grows += js_number_len(number).saturating_sub(token.len());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    state.len() + grows
+}
+
+/// The length of JavaScript's `String(number)` (ECMA-262 Number::toString), which `JSON.stringify` writes (`null`
+/// for what is not finite): the shortest digits that round-trip, in plain notation from 1e-7 up to 1e21.
+fn js_number_len(number: f64) -> usize {
+    if !number.is_finite() {
+        return 4;
+    }
+    if number == 0.0 {
+        return 1;
+    }
+    let sign = usize::from(number < 0.0);
+    // Rust's `{:e}` writes the same shortest digits: `d[.ddd]e[-]x`.
+    let formatted = format!("{:e}", number.abs());
+    let (mantissa, exponent) = formatted.split_once('e').unwrap_or((&formatted, "0"));
+    let k = mantissa.bytes().filter(u8::is_ascii_digit).count() as i64;
+    let n = exponent.parse::<i64>().unwrap_or(0) + 1;
+    let len = if k <= n && n <= 21 {
+        n
+    } else if 0 < n && n <= 21 {
+        k + 1
+    } else if -6 < n && n <= 0 {
+        2 - n + k
+    } else {
+        // `d[.ddd]e+x` or `d[.ddd]e-x`.
+        let digits = if k > 1 { k + 1 } else { 1 };
+        digits + 2 + (n - 1).unsigned_abs().to_string().len() as i64
+    };
+    sign + len as usize
 }
 
 pub fn decode_awareness(raw: &[u8]) -> Result<AwarenessUpdate, DecodeError> {
@@ -242,6 +317,59 @@ pub fn encode_awareness_raw(payload: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_states_echo_is_as_long_as_javascript_writes_its_numbers() {
+        // What JSON.stringify writes (node): String(n).length.
+        let cases: &[(&str, usize)] = &[
+            ("0", 1),
+            ("-0", 1),
+            ("7", 1),
+            ("-12.5", 5),
+            ("1e20", 21),
+            ("1E+20", 21),
+            ("-1e20", 22),
+            ("1e21", 5),
+            ("1.5e300", 8),
+            ("1e-6", 8),
+            ("1e-7", 4),
+            ("1.25e-7", 7),
+            ("123456789012345678901234", 22),
+            ("0.1", 3),
+            ("1e400", 4),
+            ("100", 3),
+        ];
+        for (token, len) in cases {
+            let number: f64 = token.parse().expect("a number");
+            assert_eq!(js_number_len(number), *len, "{token}");
+        }
+        let honest =
+            r#"{"user":{"name":"ann \"1e20\""},"cursor":{"anchor":12,"head":-3.25},"zoom":1e-7}"#;
+        assert_eq!(
+            echo_len(honest),
+            honest.len(),
+            "what JSON.stringify wrote comes back as long"
+        );
+        let grows = format!("[{}]", vec!["1e20"; 100].join(","));
+        assert_eq!(
+            echo_len(&grows),
+            2 + 100 * 21 + 99,
+            "each 1e20 comes back in 21 digits"
+        );
+        let big = AwarenessEntry {
+            client_id: 1,
+            clock: 1,
+            state: Some(format!("[{}]", vec!["1e20"; 400].join(","))),
+        };
+        assert!(big
+            .state
+            .as_ref()
+            .is_some_and(|s| s.len() < MAX_STATE_BYTES));
+        assert!(
+            check_states(&[big]).is_err(),
+            "a state whose echo would be refused is refused"
+        );
+    }
 
     #[test]
     fn encoded_messages_decode_to_what_was_encoded() {
