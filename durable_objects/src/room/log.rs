@@ -152,6 +152,10 @@ pub struct Outcome {
     pub relay: Vec<Vec<u8>>,
     /// For every member, its sender too: waiting updates it let continue (no member was sent them before).
     pub released: Vec<Vec<u8>>,
+    /// The compaction due after the update was stored failed (why): the update is stored all the same — the log
+    /// holds it, or the snapshot already does — so it is relayed and its sender stays; the store may be partly
+    /// compacted, so the caller drops the document from memory for the next message to reload.
+    pub not_compacted: Option<String>,
 }
 
 /// Validates, applies, stores and (past the policy's threshold) compacts one client update. What is stored is the
@@ -178,6 +182,7 @@ pub fn accept(
         accepted: Accepted::Empty,
         relay: Vec::new(),
         released: Vec::new(),
+        not_compacted: None,
     };
     expire(loaded, store, waiting_ttl_ms, now)?;
     let update = CheckedUpdate::decode(bytes).map_err(AcceptError::Invalid)?;
@@ -249,14 +254,26 @@ pub fn accept(
     // Relayed: what the room took, not what waits (it may yet be refused when it continues, and a member holding it
     // would then never sync); what waited and continues now goes to everyone.
     let relay = taken.map(<[u8]>::to_vec).into_iter().collect();
-    let compacted = policy.due(loaded.stats);
-    if compacted {
-        compact(loaded, store)?;
-    }
+    // Stored: from here on a failure must not lose the relay (the other members would miss a stored update until
+    // they reconnected, and its sender, closed, would resend what the room holds).
+    let mut not_compacted = None;
+    let compacted = policy.due(loaded.stats)
+        && match compact(loaded, store) {
+            Ok(()) => true,
+            Err(AcceptError::Store(e)) => {
+                not_compacted = Some(e);
+                false
+            }
+            Err(e) => {
+                not_compacted = Some(format!("{e:?}"));
+                false
+            }
+        };
     Ok(Outcome {
         accepted: Accepted::Stored { compacted },
         relay,
         released: std::mem::take(&mut applied.released),
+        not_compacted,
     })
 }
 
@@ -401,6 +418,43 @@ mod tests {
             waiting_ttl_ms: u64::MAX,
         };
         accept(loaded, store, rules, bytes, 0).map(|o| o.accepted)
+    }
+
+    /// A store whose compactions fail (a snapshot row too large, storage full).
+    struct NoCompaction(MemoryStore);
+
+    impl UpdateStore for NoCompaction {
+        fn load(&mut self) -> Result<Stored, String> {
+            self.0.load()
+        }
+        fn append(&mut self, update: &[u8]) -> Result<(), String> {
+            self.0.append(update)
+        }
+        fn append_waiting(&mut self, update: &[u8], since: u64) -> Result<(), String> {
+            self.0.append_waiting(update, since)
+        }
+        fn compact(&mut self, _snapshot: &[u8]) -> Result<(), String> {
+            Err("SQLITE_FULL".into())
+        }
+    }
+
+    #[test]
+    fn an_update_stored_before_its_compaction_fails_is_still_relayed() {
+        let mut store = NoCompaction(MemoryStore::default());
+        let mut loaded = load(&mut store, 0).expect("an empty room loads");
+        let doc = Doc::with_client_id(1);
+        let text = doc.get_or_insert_text("t");
+        let mut txn = doc.transact_mut();
+        text.insert(&mut txn, 0, "kept");
+        let update = txn.encode_update_v1();
+        drop(txn);
+        let outcome = accept(&mut loaded, &mut store, rules(policy(1)), &update, 0)
+            .expect("stored, though not compacted");
+        assert_eq!(outcome.accepted, Accepted::Stored { compacted: false });
+        assert_eq!(outcome.not_compacted.as_deref(), Some("SQLITE_FULL"));
+        assert_eq!(outcome.relay.len(), 1, "relayed to the other members");
+        let reloaded = load(&mut store, 0).expect("the store rebuilds");
+        assert_eq!(reloaded.doc.to_json(), serde_json::json!({ "t": "kept" }));
     }
 
     /// One client edit the property test replays.

@@ -777,7 +777,18 @@ impl Room {
                         accepted: Accepted::Stored { .. },
                         relay,
                         released,
+                        not_compacted,
                     }) => {
+                        // Stored, though not folded: relayed all the same, and its sender stays (what it sent is
+                        // durable). Storage may be partly compacted: the next message reloads what it holds.
+                        if let Some(e) = not_compacted {
+                            log_event(
+                                Level::Error,
+                                "room_log_not_compacted",
+                                serde_json::json!({"room": self.known_name(), "detail": e}),
+                            );
+                            self.inner.borrow_mut().loaded = None;
+                        }
                         let sockets = self.state.get_websockets();
                         for part in &relay {
                             send_all(
