@@ -418,9 +418,17 @@ describe("rooms", () => {
       members.push(s);
       const before = s.frames.length;
       announce(s, 920_000 + i);
-      // The first three are relayed (to their senders too); 3 × ~1.3 KB fills the room.
-      if (i < 3) await until(() => s.frames.length > before, { what: `member ${i}'s presence relayed` });
+      // The first three are relayed (to their senders too); 3 × ~1.3 KB fills the room. The fourth goes back to its
+      // sender alone: a y-websocket client that hears nothing for 30 s reconnects, and in a quiet room its echo is
+      // what it hears.
+      await until(() => s.frames.length > before, { what: `member ${i}'s presence sent back` });
+      const echo = decoding.createDecoder(new Uint8Array(s.frames.at(-1)));
+      assert.equal(decoding.readVarUint(echo), 1, "an awareness message");
+      const payload = decoding.createDecoder(decoding.readVarUint8Array(echo));
+      assert.equal(decoding.readVarUint(payload), 1);
+      assert.equal(decoding.readVarUint(payload), 920_000 + i, `member ${i}'s own client`);
     }
+    const heard = members.slice(0, 3).map((s) => s.frames.length);
     // The newcomer sees three states (the fourth did not fit) and is not closed for echoing them.
     const newcomer = await client(w, room);
     let closes = 0;
@@ -432,6 +440,10 @@ describe("rooms", () => {
     assert.equal(newcomer.provider.wsconnected, true, "the newcomer stays connected");
     assert.equal(closes, 0, "and was never closed");
     assert.equal(newcomer.provider.awareness.getStates().has(920_003), false, "the fourth state was dropped");
+    assert.ok(
+      members.slice(0, 3).every((s, i) => s.frames.slice(heard[i]).every((f) => f[0] !== 1 || !f.includes(Buffer.from("m920003")))),
+      "and went to no other member",
+    );
     members.forEach((s, i) => assert.equal(s.closed, null, `member ${i} stays connected`));
     destroyAll(newcomer);
     members.forEach((s) => s.ws.close());

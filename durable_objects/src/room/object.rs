@@ -895,8 +895,13 @@ impl Room {
                     }
                     // The room's presence is as large as a newcomer's echo of it may be. Others hold it, so this
                     // socket is not closed for it (it would only reconnect into the same refusal): its news is
-                    // dropped, and the document still syncs.
-                    presence::Budget::RoomFull => return Ok(()),
+                    // dropped, and the document still syncs. Its sender alone gets it back, as it would have: a
+                    // y-websocket client reconnects after 30 s without a message, and in a quiet room its own echo
+                    // is what it hears (it changes nothing in its awareness).
+                    presence::Budget::RoomFull => {
+                        ws.send_with_bytes(wire::encode_awareness_raw(&update.raw))?;
+                        return Ok(());
+                    }
                 }
                 let applied = self.inner.borrow_mut().presence.apply(
                     (attachment.sid, &attachment.user),
