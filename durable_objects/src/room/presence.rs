@@ -207,11 +207,14 @@ impl Presence {
 
     /// Where `user`'s news ([`Presence::news`]; another user's clients are dropped before) leaves the user against
     /// [`MAX_USER_PRESENCE_BYTES`] (states) and the room against `room_limit` (states and [`ENTRY_OVERHEAD`]s: see
-    /// [`room_limit`]). Costs the entries.
+    /// [`room_limit`]). Costs the entries. News that does not grow the room always fits it: a room over a limit
+    /// lowered since (`ROOMS_MAX_MESSAGE_BYTES` is the latest config's) still takes removals and renewals, which
+    /// dropped would leave a client that left present, and stop a renewing client's clock.
     pub fn budget(&self, user: &str, entries: &[AwarenessEntry], room_limit: usize) -> Budget {
         let state_len = |s: &Option<String>| s.as_deref().map_or(0, echo_len);
         let in_room = |s: &Option<String>| s.as_deref().map_or(0, |s| echo_len(s) + ENTRY_OVERHEAD);
-        let mut room = self.bytes + self.present * ENTRY_OVERHEAD;
+        let held = self.bytes + self.present * ENTRY_OVERHEAD;
+        let mut room = held;
         let mut mine = self.user_bytes.get(user).copied().unwrap_or(0);
         let mut seen = Vec::with_capacity(entries.len());
         for e in entries {
@@ -228,7 +231,7 @@ impl Presence {
         }
         if mine > MAX_USER_PRESENCE_BYTES {
             Budget::UserFull
-        } else if room > room_limit {
+        } else if room > room_limit && room > held {
             Budget::RoomFull
         } else {
             Budget::Fits
@@ -658,6 +661,19 @@ mod tests {
         room.apply((0, "m0"), &[entry(0, 2, None)], &mut Announced::new());
         assert_eq!(room.present, 2);
         assert_eq!(room.budget("m9", &fourth, limit), Budget::Fits);
+        // A room over a limit lowered since still takes what does not grow it: a renewal, a removal.
+        let lowered = room_limit(1_024);
+        assert_eq!(
+            room.budget("m1", &[entry(1, 2, Some(&state))], lowered),
+            Budget::Fits,
+            "a renewal"
+        );
+        assert_eq!(
+            room.budget("m1", &[entry(1, 2, None)], lowered),
+            Budget::Fits,
+            "a removal"
+        );
+        assert_eq!(room.budget("m9", &fourth, lowered), Budget::RoomFull);
         // The sender's own share comes first.
         let big = "b".repeat(8 * 1024);
         let hers: Vec<_> = (100..109).map(|id| entry(id, 1, Some(&big))).collect();
