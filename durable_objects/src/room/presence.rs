@@ -98,6 +98,8 @@ struct Known {
     clock: u64,
     /// `None`: the client left (the clock is kept so a late echo of an older state is refused).
     state: Option<String>,
+    /// The state's [`echo_len`] (0 without one): what it counts for in the budgets, worked out once.
+    weight: usize,
     /// The socket whose message last changed this client.
     socket: u64,
     /// The user whose socket announced it, who alone may change it (kept with the tombstone: a client that left,
@@ -154,6 +156,7 @@ impl Presence {
                 Known {
                     clock: e.clock,
                     state: e.state.clone(),
+                    weight: e.state.as_deref().map_or(0, echo_len),
                     socket,
                     user: user.to_owned(),
                 },
@@ -177,7 +180,7 @@ impl Presence {
     /// Stores what the room knows of a client, keeping the byte counts (the one place a state is stored; pruning
     /// only forgets tombstones, which hold none).
     fn put(&mut self, client_id: u64, known: Known) {
-        let added = known.state.as_deref().map_or(0, echo_len);
+        let added = known.weight;
         self.present += usize::from(known.state.is_some());
         if added > 0 {
             *self.user_bytes.entry(known.user.clone()).or_default() += added;
@@ -186,7 +189,7 @@ impl Presence {
         let Some(old) = self.clients.insert(client_id, known) else {
             return;
         };
-        let removed = old.state.as_deref().map_or(0, echo_len);
+        let removed = old.weight;
         self.present -= usize::from(old.state.is_some());
         if removed > 0 {
             self.bytes = self.bytes.saturating_sub(removed);
@@ -211,8 +214,6 @@ impl Presence {
     /// lowered since (`ROOMS_MAX_MESSAGE_BYTES` is the latest config's) still takes removals and renewals, which
     /// dropped would leave a client that left present, and stop a renewing client's clock.
     pub fn budget(&self, user: &str, entries: &[AwarenessEntry], room_limit: usize) -> Budget {
-        let state_len = |s: &Option<String>| s.as_deref().map_or(0, echo_len);
-        let in_room = |s: &Option<String>| s.as_deref().map_or(0, |s| echo_len(s) + ENTRY_OVERHEAD);
         let held = self.bytes + self.present * ENTRY_OVERHEAD;
         let mut room = held;
         let mut mine = self.user_bytes.get(user).copied().unwrap_or(0);
@@ -222,12 +223,15 @@ impl Presence {
                 (0, 0)
             } else {
                 seen.push(e.client_id);
-                self.clients
-                    .get(&e.client_id)
-                    .map_or((0, 0), |k| (state_len(&k.state), in_room(&k.state)))
+                self.clients.get(&e.client_id).map_or((0, 0), |k| {
+                    let overhead = if k.state.is_some() { ENTRY_OVERHEAD } else { 0 };
+                    (k.weight, k.weight + overhead)
+                })
             };
-            room = (room + in_room(&e.state)).saturating_sub(old_room);
-            mine = (mine + state_len(&e.state)).saturating_sub(old_mine);
+            let weight = e.state.as_deref().map_or(0, echo_len);
+            let overhead = if e.state.is_some() { ENTRY_OVERHEAD } else { 0 };
+            room = (room + weight + overhead).saturating_sub(old_room);
+            mine = (mine + weight).saturating_sub(old_mine);
         }
         if mine > MAX_USER_PRESENCE_BYTES {
             Budget::UserFull
@@ -311,6 +315,7 @@ impl Presence {
                 Known {
                     clock,
                     state: None,
+                    weight: 0,
                     socket,
                     user: user.to_owned(),
                 },

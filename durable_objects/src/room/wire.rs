@@ -4,6 +4,8 @@
 //! Decoding is strict: unknown types, truncated payloads and trailing bytes are errors, so the object can close the
 //! offending socket with "invalid data" instead of guessing. The lib0 varint reader/writer is yrs's own.
 
+use std::io::Write as _;
+
 use yrs::encoding::read::{Cursor, Read};
 use yrs::encoding::write::Write;
 
@@ -178,14 +180,49 @@ pub fn echo_len(state: &str) -> usize {
                 i += 1;
             }
             let token = &state[start..i];
-            if let Ok(number) = token.parse::<f64>() {
-                grows += js_number_len(number).saturating_sub(token.len());
+            // Written without an exponent, a number never grows: JavaScript writes at most its digits, in the same
+            // places (or, past 1e21 and under 1e-6, shorter with an exponent). Only the others are worked out.
+            if token.contains(['e', 'E']) {
+                grows += js_token_len(token).saturating_sub(token.len());
             }
         } else {
             i += 1;
         }
     }
     state.len() + grows
+}
+
+/// How long JavaScript writes the JSON number `token` (0 for what is not one). A token of at most 15 significant
+/// digits holds exactly the digits JavaScript writes (every such decimal survives a double), so its length follows
+/// from them and the exponent, without formatting the float; the others (and the edges of the double range) are
+/// parsed and formatted.
+fn js_token_len(token: &str) -> usize {
+    let exact = || -> Option<usize> {
+        let (mantissa, exponent) = token.split_once(['e', 'E'])?;
+        let exponent: i64 = exponent
+            .strip_prefix('+')
+            .unwrap_or(exponent)
+            .parse()
+            .ok()?;
+        let negative = mantissa.starts_with('-');
+        let unsigned = mantissa.trim_start_matches('-');
+        let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+        let digits = || int.bytes().chain(frac.bytes());
+        let leading = digits().take_while(|b| *b == b'0').count();
+        if leading == int.len() + frac.len() {
+            return Some(1); // a zero: "0"
+        }
+        let trailing = digits().rev().take_while(|b| *b == b'0').count();
+        let k = (int.len() + frac.len() - leading - trailing) as i64;
+        let n = int.len() as i64 - leading as i64 + exponent.clamp(-100_000, 100_000);
+        if k > 15 || !(-300..=300).contains(&n) {
+            return None;
+        }
+        Some(usize::from(negative) + js_layout_len(k, n))
+    };
+    exact()
+        .or_else(|| token.parse::<f64>().ok().map(js_number_len))
+        .unwrap_or(0)
 }
 
 /// The length of JavaScript's `String(number)` (ECMA-262 Number::toString), which `JSON.stringify` writes (`null`
@@ -198,11 +235,21 @@ fn js_number_len(number: f64) -> usize {
         return 1;
     }
     let sign = usize::from(number < 0.0);
-    // Rust's `{:e}` writes the same shortest digits: `d[.ddd]e[-]x`.
-    let formatted = format!("{:e}", number.abs());
-    let (mantissa, exponent) = formatted.split_once('e').unwrap_or((&formatted, "0"));
+    // Rust's `{:e}` writes the same shortest digits: `d[.ddd]e[-]x` (at most 24 bytes; written on the stack).
+    let mut buffer = [0u8; 40];
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    let _ = write!(cursor, "{:e}", number.abs());
+    let written = usize::try_from(cursor.position()).unwrap_or(0);
+    let formatted = std::str::from_utf8(&buffer[..written]).unwrap_or("0");
+    let (mantissa, exponent) = formatted.split_once('e').unwrap_or((formatted, "0"));
     let k = mantissa.bytes().filter(u8::is_ascii_digit).count() as i64;
     let n = exponent.parse::<i64>().unwrap_or(0) + 1;
+    sign + js_layout_len(k, n)
+}
+
+/// The length of a positive number JavaScript writes with `k` significant digits, the first at `n` places left of
+/// the point (ECMA-262 Number::toString): plain from 1e-7 up to 1e21, else `d[.ddd]e±x`.
+fn js_layout_len(k: i64, n: i64) -> usize {
     let len = if k <= n && n <= 21 {
         n
     } else if 0 < n && n <= 21 {
@@ -214,7 +261,7 @@ fn js_number_len(number: f64) -> usize {
         let digits = if k > 1 { k + 1 } else { 1 };
         digits + 2 + (n - 1).unsigned_abs().to_string().len() as i64
     };
-    sign + len as usize
+    usize::try_from(len).unwrap_or(0)
 }
 
 pub fn decode_awareness(raw: &[u8]) -> Result<AwarenessUpdate, DecodeError> {
@@ -338,10 +385,33 @@ mod tests {
             ("0.1", 3),
             ("1e400", 4),
             ("100", 3),
+            ("0.0000001", 4),
+            ("1000000000000000000000.5", 5),
         ];
         for (token, len) in cases {
             let number: f64 = token.parse().expect("a number");
             assert_eq!(js_number_len(number), *len, "{token}");
+            assert_eq!(js_token_len(token), *len, "{token}, from its digits");
+        }
+        // From the digits, and past 15 of them or the double's range by formatting the float.
+        let tokens: &[(&str, usize)] = &[
+            ("0e5", 1),
+            ("-0.00e-3", 1),
+            ("12.5e3", 5),
+            ("0.05e2", 1),
+            ("-1.2e+2", 4),
+            ("1.50000e1", 2),
+            ("1.2345678901234567e20", 21),
+            ("9.99999999999999999e20", 5),
+            ("1e308", 6),
+            ("1.7e308", 8),
+            ("2e308", 4),
+            ("5e-324", 6),
+            ("1e-400", 1),
+            ("1e99999999999999999999", 4),
+        ];
+        for (token, len) in tokens {
+            assert_eq!(js_token_len(token), *len, "{token}");
         }
         let honest =
             r#"{"user":{"name":"ann \"1e20\""},"cursor":{"anchor":12,"head":-3.25},"zoom":1e-7}"#;
