@@ -1,6 +1,9 @@
 //! The room's `yrs` document: rebuilt from a snapshot plus the update log, fed validated updates, asked for the diff
 //! a client lacks, encoded whole for compaction and rendered as JSON for consumers that do not speak Yjs.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use serde_json::{Map, Value};
 use yrs::updates::decoder::Decode;
 use yrs::{Any, Doc, GetString, IdSet, Out, ReadTxn, StateVector, Transact, Update};
@@ -23,6 +26,10 @@ pub struct RoomDoc {
     dropped: usize,
     /// How deep the items inside nested types sit (see [`super::depth`]).
     depths: Depths,
+    /// The document's JSON text as [`RoomDoc::json_text`] last rendered it, until the next change clears it: a
+    /// state read renders the whole document in the object every member's messages wait on (a map of 32,000 short
+    /// entries took ~200 ms), so reads between two changes share one rendering.
+    rendered: RefCell<Option<Rc<str>>>,
 }
 
 struct Waiting {
@@ -253,6 +260,7 @@ impl RoomDoc {
             waiting: Vec::new(),
             dropped: 0,
             depths: Depths::default(),
+            rendered: RefCell::new(None),
         }
     }
 
@@ -496,6 +504,8 @@ impl RoomDoc {
         max_depth: Option<u32>,
         effect: bool,
     ) -> Result<Applied, ApplyError> {
+        // The one place the document changes: a rendering of it is stale from here.
+        self.rendered.get_mut().take();
         let mut txn = self.doc.transact_mut();
         let measured = match needs {
             Some(needs) => {
@@ -623,6 +633,16 @@ impl RoomDoc {
         let had = self.waiting.len();
         self.waiting.retain(|w| w.since >= before);
         had - self.waiting.len()
+    }
+
+    /// [`RoomDoc::to_json`] as text, rendered once per change of the document.
+    pub fn json_text(&self) -> Rc<str> {
+        if let Some(text) = self.rendered.borrow().as_ref() {
+            return Rc::clone(text);
+        }
+        let text: Rc<str> = self.to_json().to_string().into();
+        *self.rendered.borrow_mut() = Some(Rc::clone(&text));
+        text
     }
 
     /// The document as JSON, one key per root type. Roots whose type no client declared to us are read as text
@@ -816,6 +836,36 @@ mod tests {
             }
         }
         max
+    }
+
+    #[test]
+    fn the_json_text_is_rendered_once_per_change_of_the_document() {
+        use yrs::Text;
+        // An update inserting `chunk` at the start of root text "t", by client `client`.
+        let insert = |client: u64, chunk: &str| {
+            let doc = Doc::with_client_id(client);
+            let t = doc.get_or_insert_text("t");
+            let mut txn = doc.transact_mut();
+            t.insert(&mut txn, 0, chunk);
+            txn.encode_update_v1()
+        };
+        let mut room = RoomDoc::new();
+        let apply = |room: &mut RoomDoc, update: Vec<u8>| {
+            room.apply(CheckedUpdate::decode(&update).expect("an update"), 0)
+                .expect("applies");
+        };
+        apply(&mut room, insert(7, "a"));
+        let first = room.json_text();
+        assert_eq!(&*first, r#"{"t":"a"}"#);
+        assert!(
+            Rc::ptr_eq(&first, &room.json_text()),
+            "read again without a change: the same rendering"
+        );
+        apply(&mut room, insert(8, "b"));
+        let second = room.json_text();
+        assert!(!Rc::ptr_eq(&first, &second), "a change renders anew");
+        assert_eq!(&*second, room.to_json().to_string());
+        assert_eq!(second.len(), r#"{"t":"ab"}"#.len());
     }
 
     const K: u64 = 1;

@@ -1006,11 +1006,19 @@ impl DurableObject for Room {
                 }
                 let name = self.name()?;
                 let inner = self.inner.borrow();
-                let doc = inner.loaded.as_ref().map(|l| l.doc.to_json());
+                // The document's JSON as rendered once per change (`RoomDoc::json_text`), written in as it is.
+                let document = inner.loaded.as_ref().map(|l| l.doc.json_text());
                 let members = self.members().len();
-                Response::from_json(
-                    &serde_json::json!({ "room": name, "members": members, "document": doc }),
-                )
+                let body = format!(
+                    r#"{{"room":{},"members":{members},"document":{}}}"#,
+                    serde_json::Value::from(name),
+                    document.as_deref().unwrap_or("null")
+                );
+                let mut response = Response::ok(body)?;
+                response
+                    .headers_mut()
+                    .set("content-type", "application/json")?;
+                Ok(response)
             }
             _ => json_error(404, "not_found", "unknown room path"),
         }
