@@ -486,6 +486,40 @@ describe("rooms", () => {
     raw.ws.close();
   });
 
+  test("a state of long integers a JavaScript client writes back a digit longer counts at its echo's length: members echoing it stay", async () => {
+    const room = "presence-echo-carries";
+    // 9999999999999999 is the double 1e16: JSON.stringify writes it in 17 digits. 230 of them: a state of ~3,950
+    // bytes that every y-websocket client writes back in ~4,180, past this room's 4,096-byte messages.
+    const carries = JSON.stringify({ user: { name: "x" } }).slice(0, -1) + `,"n":[${Array(230).fill("9999999999999999").join(",")}]}`;
+    assert.ok(carries.length + 24 < 4_080);
+    assert.ok(JSON.stringify(JSON.parse(carries)).length > 4_096);
+    const member = await client(w, room, { name: "member" });
+    let memberCloses = 0;
+    member.provider.on("connection-close", () => memberCloses++);
+    const raw = await rawSocket(w, room, "mallory");
+    const update = encoding.createEncoder();
+    encoding.writeVarUint(update, 1);
+    encoding.writeVarUint(update, 930_002);
+    encoding.writeVarUint(update, 1);
+    encoding.writeVarString(update, carries);
+    raw.ws.send(Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(update))]));
+    // Then an edit: once the member holds it, it was sent the state first (if the room relayed it) and wrote it back
+    // before the edit of its own below, which reaches the raw socket only over a connection that stayed.
+    const local = new Y.Doc();
+    const edits = [];
+    local.on("update", (u) => edits.push(u));
+    local.getText("text").insert(0, "mallory ");
+    raw.ws.send(Buffer.concat([Buffer.from([0, 2]), encodeVarUint8Array(edits[0])]));
+    await until(() => member.text.toString() === "mallory ", { what: "the raw socket's edit relayed" });
+    const seen = raw.frames.length;
+    member.text.insert(0, "still here ");
+    await until(() => raw.frames.length > seen, { what: "the member's edit relayed" });
+    assert.equal(memberCloses, 0, "the member was never closed for writing the state back");
+    assert.equal(raw.closed, null);
+    destroyAll(member);
+    raw.ws.close();
+  });
+
   test("the directory lists active rooms with member counts", async () => {
     const a = await client(w, "listed");
     const b = await client(w, "listed");

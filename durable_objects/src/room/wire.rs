@@ -180,9 +180,16 @@ pub fn echo_len(state: &str) -> usize {
                 i += 1;
             }
             let token = &state[start..i];
-            // Written without an exponent, a number never grows: JavaScript writes at most its digits, in the same
-            // places (or, past 1e21 and under 1e-6, shorter with an exponent). Only the others are worked out.
-            if token.contains(['e', 'E']) {
+            // Written without an exponent, a number grows only where rounding it to a double carries into a new
+            // place: an integer of 16 to 20 digits within half a double's step of the next power of ten, so its
+            // first 15 digits are nines (9999999999999999 comes back as 10000000000000000; a fraction takes more
+            // than the carry adds). Otherwise JavaScript writes at most its digits, in the same places (or, past
+            // 1e21 and under 1e-6, shorter with an exponent). Only those and the exponents are worked out.
+            let carries = || {
+                let digits = token.trim_start_matches('-');
+                digits.len() >= 16 && digits.starts_with("999999999999999") && !digits.contains('.')
+            };
+            if token.contains(['e', 'E']) || carries() {
                 grows += js_token_len(token).saturating_sub(token.len());
             }
         } else {
@@ -419,6 +426,28 @@ mod tests {
             echo_len(honest),
             honest.len(),
             "what JSON.stringify wrote comes back as long"
+        );
+        // Without an exponent, a long integer that rounds up to a power of ten comes back a digit longer.
+        for (state, len) in [
+            ("[9999999999999999]", 19),
+            ("[-99999999999999999999]", 24),
+            ("[1234567890123456789]", 21),
+            ("[9999999999999999.5]", 20),
+        ] {
+            assert_eq!(echo_len(state), len, "{state}");
+        }
+        let carries = AwarenessEntry {
+            client_id: 1,
+            clock: 1,
+            state: Some(format!("[{}]", vec!["9999999999999999"; 480].join(","))),
+        };
+        assert!(carries
+            .state
+            .as_ref()
+            .is_some_and(|s| s.len() <= MAX_STATE_BYTES));
+        assert!(
+            check_states(&[carries]).is_err(),
+            "its echo is 480 bytes longer, past 8 KiB"
         );
         let grows = format!("[{}]", vec!["1e20"; 100].join(","));
         assert_eq!(
