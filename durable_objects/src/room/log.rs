@@ -237,15 +237,18 @@ pub fn accept(
             return Err(full());
         }
     }
-    // Its effect and what of it waits (the usual case), else what yrs was given and what waits.
+    // Its effect and what of it waits (the usual case), else what yrs was given and what waits. What waits is
+    // written first: it is relayed to no one, so when the write after it fails (the caller closes the sender, which
+    // sends it all again on reconnecting) nothing stored went unrelayed — written second, a failure left the taken
+    // part stored and relayed to no member until it reconnected.
     let taken = applied.taken(bytes);
-    if let Some(part) = taken {
-        store.append(part).map_err(AcceptError::Store)?;
-    }
     if let Some(part) = &applied.waits {
         store
             .append_waiting(part, now)
             .map_err(AcceptError::Store)?;
+    }
+    if let Some(part) = taken {
+        store.append(part).map_err(AcceptError::Store)?;
     }
     for part in applied.to_log(bytes) {
         loaded.stats.entries += 1;
@@ -1028,6 +1031,54 @@ mod tests {
         assert_eq!(
             load(&mut store, 0).expect("reloads").doc.to_json(),
             loaded.doc.to_json()
+        );
+    }
+
+    /// A store whose writes of waiting updates fail (storage full).
+    struct NoWaiting(MemoryStore);
+
+    impl UpdateStore for NoWaiting {
+        fn load(&mut self) -> Result<Stored, String> {
+            self.0.load()
+        }
+        fn append(&mut self, update: &[u8]) -> Result<(), String> {
+            self.0.append(update)
+        }
+        fn append_waiting(&mut self, _update: &[u8], _since: u64) -> Result<(), String> {
+            Err("SQLITE_FULL".into())
+        }
+        fn compact(&mut self, snapshot: &[u8]) -> Result<(), String> {
+            self.0.compact(snapshot)
+        }
+    }
+
+    #[test]
+    fn an_update_whose_waiting_part_is_not_stored_leaves_nothing_stored_unrelayed() {
+        // Client 9's next edit, which continues, bundled with client 77's orphan, which waits: the waiting part's
+        // write fails. The update is refused as not stored (no relay), so the store must not hold its taken part:
+        // the other members would miss it until they reconnected.
+        let runs = typed_runs(2);
+        let other = Doc::with_client_id(77);
+        let t = other.get_or_insert_text("other");
+        edit_of(&other, &|txn| t.insert(txn, 0, "xy"));
+        let orphan = edit_of(&other, &|txn| t.insert(txn, 2, "z"));
+        let bundled =
+            yrs::merge_updates_v1([runs[1].as_slice(), orphan.as_slice()]).expect("merges");
+        let mut store = NoWaiting(MemoryStore::default());
+        let mut loaded = load(&mut store, 0).expect("loads");
+        assert!(matches!(
+            accept_update(&mut loaded, &mut store, policy(1_000), u64::MAX, &runs[0]),
+            Ok(Accepted::Stored { .. })
+        ));
+        let stored = store.0.stored.clone();
+        assert!(matches!(
+            accept_update(&mut loaded, &mut store, policy(1_000), u64::MAX, &bundled),
+            Err(AcceptError::Store(_))
+        ));
+        assert_eq!(store.0.stored, stored, "nothing of it is stored");
+        assert_eq!(
+            load(&mut store, 0).expect("reloads").doc.to_json(),
+            serde_json::json!({ "text": "abcde" })
         );
     }
 
