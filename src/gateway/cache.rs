@@ -545,8 +545,9 @@ impl StoredMeta {
             .unwrap_or("")
             .split(',')
             .filter(|t| !t.is_empty())
-            // Stored by an earlier build in the origin's case: read as a purge names them now.
-            .map(tag_key)
+            // As stored: an earlier build kept the origin's case, and its purge marks name the tag so
+            // ([`Self::mark_names`]).
+            .map(str::to_owned)
             .collect();
         Some(Self {
             stored_at_ms,
@@ -578,9 +579,24 @@ impl StoredMeta {
         }
     }
 
-    /// Whether a purge of one of this entry's tags at a later time invalidates it.
+    /// The purge marks that cover this entry: each tag's as a purge names it now ([`tag_key`]), and a tag an earlier
+    /// build stored in its origin's case (`Product-42`) also as it is, the name that build's purges wrote their
+    /// marks under — else an entry purged before the deploy was served again after it, until it expired.
+    pub fn mark_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::with_capacity(self.tags.len());
+        for tag in &self.tags {
+            for name in [tag_key(tag), tag.clone()] {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+
+    /// Whether a purge of one of this entry's tags (a mark of [`Self::mark_names`]) at a later time invalidates it.
     pub fn purged(&self, purge_time_of: impl Fn(&str) -> Option<u64>) -> bool {
-        self.tags
+        self.mark_names()
             .iter()
             .any(|t| purge_time_of(t).is_some_and(|at| at >= self.stored_at_ms))
     }
@@ -1242,11 +1258,24 @@ mod tests {
             "two cases of a kept tag leave nothing out"
         );
         assert_eq!(tag_key("Route:Cached"), "route:cached");
-        let earlier = StoredMeta::decode("1;2;3;4;route:r,Product-42").map(|m| m.tags);
+        let earlier = StoredMeta::decode("1;2;3;4;route:Api,Product-42").expect("decodes");
         assert_eq!(
-            earlier,
-            Some(vec!["route:r".to_owned(), "product-42".to_owned()]),
+            earlier.mark_names(),
+            vec!["route:api", "route:Api", "product-42", "Product-42"],
             "an entry stored in the origin's case by an earlier build is purged by the tag in any case"
+        );
+        for mark in ["product-42", "Product-42", "route:Api", "route:api"] {
+            assert!(
+                earlier.purged(|t| (t == mark).then_some(5)),
+                "a mark {mark:?} (an earlier build's purge wrote it as named) covers it"
+            );
+        }
+        assert!(!earlier.purged(|t| (t == "PRODUCT-42").then_some(5)));
+        let now = StoredMeta::decode("1;2;3;4;route:r,product-42").expect("decodes");
+        assert_eq!(
+            now.mark_names(),
+            vec!["route:r", "product-42"],
+            "no second read"
         );
     }
 

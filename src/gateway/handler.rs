@@ -1943,7 +1943,7 @@ const MAX_PURGES_KEPT: usize = 4096;
 async fn purged(call: &Call, meta: &StoredMeta, now: u64) -> bool {
     let sync_ms = call.isolate.config.gateway.purge_sync_ms;
     let mut times = HashMap::new();
-    for tag in &meta.tags {
+    for tag in &meta.mark_names() {
         let known = PURGES.with(|p| {
             p.borrow()
                 .get(tag)
