@@ -814,6 +814,27 @@ describe("trace propagation", () => {
     }
   });
 
+  test("a route written with a character every request escapes (é, a space, \", <, >, `) serves the requests for it", async (t) => {
+    const own = await startOrigin();
+    t.after(() => own.stop());
+    const routes = [
+      { name: "cafe", path: "/docs/café", upstream: own.url, strip_prefix: "/docs/café" },
+      { name: "spaced", path: "/my docs/a\"b<c>d`e", upstream: own.url },
+    ];
+    const w = await startWorker({ vars: { GATEWAY_ROUTES: routes } });
+    try {
+      // fetch escapes them as a browser does: /docs/caf%C3%A9/x, /my%20docs/a%22b%3Cc%3Ed%60e.
+      for (const path of ["/docs/café/x", "/docs/caf%c3%a9", "/my docs/a\"b<c>d`e"]) {
+        const r = await w.fetch(path);
+        assert.equal(r.status, 200, `${path}: ${r.status} ${await r.clone().text()}`);
+        await r.arrayBuffer();
+      }
+      assert.deepEqual(own.requests.map((r) => r.url), ["/x", "/", "/my%20docs/a%22b%3Cc%3Ed%60e"]);
+    } finally {
+      await w.stop();
+    }
+  });
+
   test("GATEWAY_TRACE_SAMPLE_PERCENT 0: the traces the edge starts reach the origin unsampled, a caller's decision stands", async (t) => {
     const own = await startOrigin();
     t.after(() => own.stop());

@@ -86,9 +86,43 @@ pub fn normalise_path(path: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// A configured path (a route's `path`, its `strip_prefix`) in the spelling requests for it are matched in: the
+/// characters a WHATWG URL escapes in a request's path — controls, space, `"`, `<`, `>`, `` ` `` and all beyond ASCII
+/// (`/docs/café` arrives as `/docs/caf%C3%A9`) — escaped as it does, then [`normalise_path`]. Written as it is, such
+/// a route never matched a request.
+pub fn as_requested(path: &str) -> String {
+    let mut escaped = String::with_capacity(path.len());
+    for &b in path.as_bytes() {
+        if b <= b' ' || b >= 0x7f || matches!(b, b'"' | b'<' | b'>' | b'`') {
+            escaped.push('%');
+            escaped.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+            escaped.push(char::from(b"0123456789ABCDEF"[usize::from(b & 0xf)]));
+        } else {
+            escaped.push(char::from(b));
+        }
+    }
+    normalise_path(&escaped).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configured_path_is_spelled_as_the_url_of_a_request_for_it() {
+        for raw in [
+            "/docs/café",
+            "/my docs/a\"b<c>d`e",
+            "/promo/50%off",
+            "/%61pi//x",
+            "/caf%c3%a9",
+        ] {
+            let request = url::Url::parse(&format!("http://h{raw}")).expect("parses");
+            assert_eq!(as_requested(raw), normalise_path(request.path()), "{raw}");
+        }
+        assert_eq!(as_requested("/docs/café"), "/docs/caf%C3%A9");
+        assert_eq!(as_requested("/plain/path"), "/plain/path");
+    }
 
     #[test]
     fn parts_match_what_the_url_crate_reports() {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::cache::CachePolicies;
 use super::headers::LocationMap;
-use super::request_url::normalise_path;
+use super::request_url::as_requested;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -457,10 +457,11 @@ fn validate(
     if !raw.path.starts_with('/') {
         return Err(format!("path {:?} must start with /", raw.path));
     }
-    // Written as requests are matched (`request_url::normalise_path`): a literal `%` in a route (`/promo/50%off`) is
-    // `%25` in every request that reaches it, and `%61` is `a`; as written, such a route would never match.
-    let path = normalise_path(&raw.path);
-    let strip_prefix = raw.strip_prefix.as_deref().map(normalise_path);
+    // Written as requests are matched (`request_url::as_requested`): a literal `%` in a route (`/promo/50%off`) is
+    // `%25` in every request that reaches it, `%61` is `a`, and `é` is `%C3%A9`; as written, such a route would never
+    // match.
+    let path = as_requested(&raw.path);
+    let strip_prefix = raw.strip_prefix.as_deref().map(as_requested);
     let mut segments = Vec::new();
     for part in path.split('/').filter(|s| !s.is_empty()) {
         if let Some(name) = part.strip_prefix(':') {
@@ -570,6 +571,7 @@ pub fn is_retryable_method(method: &str) -> bool {
 mod tests {
     use serde_json::json;
 
+    use super::super::request_url::normalise_path;
     use super::*;
 
     fn table(routes: serde_json::Value) -> RouteTable {
@@ -818,6 +820,13 @@ mod tests {
         assert!(matches!(t.resolve("GET", &request), Matched::Route { .. }));
         assert_eq!(t.routes()[0].upstream_url(&request, None), "http://a/x");
         assert!(matches!(t.resolve("GET", "/api"), Matched::Route { .. }));
+        // A request's `/docs/café` arrives as `/docs/caf%C3%A9` (the URL escapes it).
+        let t = table(json!([
+            {"path": "/docs/café", "upstream": "http://a", "strip_prefix": "/docs/café"},
+        ]));
+        let request = normalise_path("/docs/caf%c3%a9/x");
+        assert!(matches!(t.resolve("GET", &request), Matched::Route { .. }));
+        assert_eq!(t.routes()[0].upstream_url(&request, None), "http://a/x");
     }
 
     #[test]
