@@ -1724,6 +1724,8 @@ fn client_response(
     let (cache_control, surrogate_control) = policy.client_headers(status);
     let _ = out.set("cache-control", &cache_control);
     let _ = out.set("surrogate-control", &surrogate_control);
+    // In lower case, as a purge names them (an entry an earlier build stored carries its origin's case).
+    let tags: Vec<String> = tags.iter().map(|t| tag_key(t)).collect();
     let _ = out.set("cache-tag", &tags.join(","));
     let _ = out.set("x-cache", state);
     let body = if asked.head || null_body(status) {
