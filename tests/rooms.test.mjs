@@ -53,6 +53,18 @@ function syncUpdate(update) {
   return Buffer.from(encoding.toUint8Array(e));
 }
 
+/** A y-websocket awareness message (type 1) of `entries`: [client id, clock, state JSON text] each. */
+function awareness(entries) {
+  const update = encoding.createEncoder();
+  encoding.writeVarUint(update, entries.length);
+  for (const [client, clock, state] of entries) {
+    encoding.writeVarUint(update, client);
+    encoding.writeVarUint(update, clock);
+    encoding.writeVarString(update, state);
+  }
+  return Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(update))]);
+}
+
 /** A raw socket with a valid ticket; resolves once open, records frames and the close code. */
 async function rawSocket(w, room, user = "tester") {
   const url = w.url.href.replace(/^http/, "ws") + `rooms/${room}/ws?ticket=${await ticket(w, room, user)}`;
@@ -264,14 +276,8 @@ describe("rooms", () => {
     const room = "ghosts";
     const watcher = await client(w, room, { name: "watcher" });
     const flooder = await rawSocket(w, room);
-    const update = encoding.createEncoder();
-    encoding.writeVarUint(update, 17);
-    for (let id = 0; id < 17; id++) {
-      encoding.writeVarUint(update, 900_000 + id);
-      encoding.writeVarUint(update, 1);
-      encoding.writeVarString(update, JSON.stringify({ user: { name: `ghost ${id}` } }));
-    }
-    flooder.ws.send(Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(update))]));
+    const ghosts17 = Array.from({ length: 17 }, (_, id) => [900_000 + id, 1, JSON.stringify({ user: { name: `ghost ${id}` } })]);
+    flooder.ws.send(awareness(ghosts17));
     await until(() => flooder.closed, { what: "the flooding socket closed" });
     assert.equal(flooder.closed.code, 1008, flooder.closed.reason);
     const late = await client(w, room);
@@ -288,14 +294,7 @@ describe("rooms", () => {
     const members = [];
     for (let m = 0; m < 5; m++) {
       const member = await rawSocket(w, room, `crowd-${m}`);
-      const update = encoding.createEncoder();
-      encoding.writeVarUint(update, 14);
-      for (let c = 0; c < 14; c++) {
-        encoding.writeVarUint(update, 920_000 + m * 100 + c);
-        encoding.writeVarUint(update, 1);
-        encoding.writeVarString(update, JSON.stringify({ user: { name: `crowd ${m}.${c}` } }));
-      }
-      member.ws.send(Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(update))]));
+      member.ws.send(awareness(Array.from({ length: 14 }, (_, c) => [920_000 + m * 100 + c, 1, JSON.stringify({ user: { name: `crowd ${m}.${c}` } })])));
       members.push(member);
     }
     const newcomer = await rawSocket(w, room, "newcomer");
@@ -321,14 +320,7 @@ describe("rooms", () => {
     const chatty = await rawSocket(w, room);
     // Its own one client, a new clock each time: every frame is news, relayed to every member. The default bucket
     // holds 200 tokens (ROOMS_UPDATE_BURST) refilled at 60 per second; 400 frames sent at once go past it.
-    const frame = (clock) => {
-      const update = encoding.createEncoder();
-      encoding.writeVarUint(update, 1);
-      encoding.writeVarUint(update, 910_000);
-      encoding.writeVarUint(update, clock);
-      encoding.writeVarString(update, JSON.stringify({ user: { name: "chatty" }, cursor: clock }));
-      return Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(update))]);
-    };
+    const frame = (clock) => awareness([[910_000, clock, JSON.stringify({ user: { name: "chatty" }, cursor: clock })]]);
     for (let clock = 1; clock <= 400 && !chatty.closed; clock++) chatty.ws.send(frame(clock));
     await until(() => chatty.closed, { what: "the chatty socket closed" });
     assert.equal(chatty.closed.code, 1008, chatty.closed.reason);
@@ -404,14 +396,7 @@ describe("rooms", () => {
     const room = "presence-echo";
     // ROOMS_MAX_MESSAGE_BYTES is 4096 here: a newcomer's y-websocket client sends back every state it is sent on
     // joining, in one message, which must fit.
-    const announce = (s, id) => {
-      const update = encoding.createEncoder();
-      encoding.writeVarUint(update, 1);
-      encoding.writeVarUint(update, id);
-      encoding.writeVarUint(update, 1);
-      encoding.writeVarString(update, JSON.stringify({ user: { name: `m${id}` }, pad: "p".repeat(1_250) }));
-      s.ws.send(Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(update))]));
-    };
+    const announce = (s, id) => s.ws.send(awareness([[id, 1, JSON.stringify({ user: { name: `m${id}` }, pad: "p".repeat(1_250) })]]));
     const members = [];
     for (let i = 0; i < 4; i++) {
       const s = await rawSocket(w, room, `member-${i}`);
@@ -462,12 +447,7 @@ describe("rooms", () => {
     let memberCloses = 0;
     member.provider.on("connection-close", () => memberCloses++);
     const raw = await rawSocket(w, room, "mallory");
-    const update = encoding.createEncoder();
-    encoding.writeVarUint(update, 1);
-    encoding.writeVarUint(update, 930_001);
-    encoding.writeVarUint(update, 1);
-    encoding.writeVarString(update, grows);
-    raw.ws.send(Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(update))]));
+    raw.ws.send(awareness([[930_001, 1, grows]]));
     // Whatever the room made of it, a later edit of the member still reaches the raw socket over the same connection.
     const seen = raw.frames.length;
     member.text.insert(0, "still here");
@@ -497,12 +477,7 @@ describe("rooms", () => {
     let memberCloses = 0;
     member.provider.on("connection-close", () => memberCloses++);
     const raw = await rawSocket(w, room, "mallory");
-    const update = encoding.createEncoder();
-    encoding.writeVarUint(update, 1);
-    encoding.writeVarUint(update, 930_002);
-    encoding.writeVarUint(update, 1);
-    encoding.writeVarString(update, carries);
-    raw.ws.send(Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(update))]));
+    raw.ws.send(awareness([[930_002, 1, carries]]));
     // Then an edit: once the member holds it, it was sent the state first (if the room relayed it) and wrote it back
     // before the edit of its own below, which reaches the raw socket only over a connection that stayed.
     const local = new Y.Doc();

@@ -999,17 +999,22 @@ mod tests {
             .collect()
     }
 
+    /// One update holding two clients' structs: client 9's second edit (`runs[1]`, which continues after
+    /// `runs[0]`) and client 77's second edit, whose first the room never got (an orphan, which waits).
+    fn continuing_with_orphan(runs: &[Vec<u8>]) -> Vec<u8> {
+        let other = Doc::with_client_id(77);
+        let t = other.get_or_insert_text("other");
+        edit_of(&other, &|txn| t.insert(txn, 0, "xy"));
+        let orphan = edit_of(&other, &|txn| t.insert(txn, 2, "z"));
+        yrs::merge_updates_v1([runs[1].as_slice(), orphan.as_slice()]).expect("merges")
+    }
+
     #[test]
     fn what_continues_in_an_update_is_taken_and_only_the_rest_waits() {
         // One update holding two clients' structs: client 9's next edit, which continues, and client 77's second
         // edit, whose first the room never got. Only the orphan waits; the edit is taken.
         let runs = typed_runs(2);
-        let other = Doc::with_client_id(77);
-        let t = other.get_or_insert_text("other");
-        edit_of(&other, &|txn| t.insert(txn, 0, "xy"));
-        let orphan = edit_of(&other, &|txn| t.insert(txn, 2, "z"));
-        let bundled =
-            yrs::merge_updates_v1([runs[1].as_slice(), orphan.as_slice()]).expect("merges");
+        let bundled = continuing_with_orphan(&runs);
         let (_, _, mut store, mut loaded) = writer_and_room();
         assert!(matches!(
             offer(&mut loaded, &mut store, &runs[0]),
@@ -1058,12 +1063,7 @@ mod tests {
         // write fails. The update is refused as not stored (no relay), so the store must not hold its taken part:
         // the other members would miss it until they reconnected.
         let runs = typed_runs(2);
-        let other = Doc::with_client_id(77);
-        let t = other.get_or_insert_text("other");
-        edit_of(&other, &|txn| t.insert(txn, 0, "xy"));
-        let orphan = edit_of(&other, &|txn| t.insert(txn, 2, "z"));
-        let bundled =
-            yrs::merge_updates_v1([runs[1].as_slice(), orphan.as_slice()]).expect("merges");
+        let bundled = continuing_with_orphan(&runs);
         let mut store = NoWaiting(MemoryStore::default());
         let mut loaded = load(&mut store, 0).expect("loads");
         assert!(matches!(
