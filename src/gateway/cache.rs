@@ -584,14 +584,14 @@ impl StoredMeta {
     /// The purge marks that cover this entry: each tag's as a purge names it now ([`tag_key`]), and a tag an earlier
     /// build stored in its origin's case (`Product-42`) also as it is, the name that build's purges wrote their
     /// marks under — else an entry purged before the deploy was served again after it, until it expired.
-    pub fn mark_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = Vec::with_capacity(self.tags.len());
+    /// Borrowed from the entry, but for the lower-case name of a tag stored in another case (read on every hit).
+    pub fn mark_names(&self) -> Vec<std::borrow::Cow<'_, str>> {
+        let mut names = Vec::with_capacity(self.tags.len());
         for tag in &self.tags {
-            for name in [tag_key(tag), tag.clone()] {
-                if !names.contains(&name) {
-                    names.push(name);
-                }
+            if tag.bytes().any(|b| b.is_ascii_uppercase()) {
+                names.push(std::borrow::Cow::Owned(tag_key(tag)));
             }
+            names.push(std::borrow::Cow::Borrowed(tag.as_str()));
         }
         names
     }

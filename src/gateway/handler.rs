@@ -1725,8 +1725,9 @@ fn client_response(
     let _ = out.set("cache-control", &cache_control);
     let _ = out.set("surrogate-control", &surrogate_control);
     // In lower case, as a purge names them (an entry an earlier build stored carries its origin's case).
-    let tags: Vec<String> = tags.iter().map(|t| tag_key(t)).collect();
-    let _ = out.set("cache-tag", &tags.join(","));
+    let mut tags = tags.join(",");
+    tags.make_ascii_lowercase();
+    let _ = out.set("cache-tag", &tags);
     let _ = out.set("x-cache", state);
     let body = if asked.head || null_body(status) {
         ResponseBody::Empty
@@ -1948,7 +1949,7 @@ async fn purged(call: &Call, meta: &StoredMeta, now: u64) -> bool {
     for tag in &meta.mark_names() {
         let known = PURGES.with(|p| {
             p.borrow()
-                .get(tag)
+                .get(tag.as_ref())
                 .filter(|(_, read_at)| now.saturating_sub(*read_at) < sync_ms)
                 .map(|(at, _)| *at)
         });
@@ -1983,12 +1984,12 @@ async fn purged(call: &Call, meta: &StoredMeta, now: u64) -> bool {
                             purges.clear();
                         }
                     }
-                    purges.insert(tag.clone(), (read, now));
+                    purges.insert(tag.to_string(), (read, now));
                 });
                 read
             }
         };
-        times.insert(tag.clone(), at);
+        times.insert(tag.to_string(), at);
     }
     meta.purged(|t| times.get(t).copied().flatten())
 }
