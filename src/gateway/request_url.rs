@@ -91,16 +91,14 @@ pub fn normalise_path(path: &str) -> std::borrow::Cow<'_, str> {
 /// (`/docs/café` arrives as `/docs/caf%C3%A9`) — escaped as it does, then [`normalise_path`]. Written as it is, such
 /// a route never matched a request.
 pub fn as_requested(path: &str) -> String {
-    let mut escaped = String::with_capacity(path.len());
-    for &b in path.as_bytes() {
-        if b <= b' ' || b >= 0x7f || matches!(b, b'"' | b'<' | b'>' | b'`') {
-            escaped.push('%');
-            escaped.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
-            escaped.push(char::from(b"0123456789ABCDEF"[usize::from(b & 0xf)]));
-        } else {
-            escaped.push(char::from(b));
-        }
-    }
+    // `percent-encoding` escapes every byte beyond ASCII besides the set, in upper-case hex.
+    const ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'<')
+        .add(b'>')
+        .add(b'`');
+    let escaped = percent_encoding::utf8_percent_encode(path, ESCAPED).to_string();
     normalise_path(&escaped).into_owned()
 }
 
