@@ -423,10 +423,17 @@ mod tests {
         accept(loaded, store, rules, bytes, 0).map(|o| o.accepted)
     }
 
-    /// A store whose compactions fail (a snapshot row too large, storage full).
-    struct NoCompaction(MemoryStore);
+    /// Which write a [`Failing`] store refuses.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Fails {
+        Compaction,
+        Waiting,
+    }
 
-    impl UpdateStore for NoCompaction {
+    /// A memory store whose one kind of write fails (a snapshot row too large, storage full).
+    struct Failing(MemoryStore, Fails);
+
+    impl UpdateStore for Failing {
         fn load(&mut self) -> Result<Stored, String> {
             self.0.load()
         }
@@ -434,16 +441,22 @@ mod tests {
             self.0.append(update)
         }
         fn append_waiting(&mut self, update: &[u8], since: u64) -> Result<(), String> {
-            self.0.append_waiting(update, since)
+            match self.1 {
+                Fails::Waiting => Err("SQLITE_FULL".into()),
+                Fails::Compaction => self.0.append_waiting(update, since),
+            }
         }
-        fn compact(&mut self, _snapshot: &[u8]) -> Result<(), String> {
-            Err("SQLITE_FULL".into())
+        fn compact(&mut self, snapshot: &[u8]) -> Result<(), String> {
+            match self.1 {
+                Fails::Compaction => Err("SQLITE_FULL".into()),
+                Fails::Waiting => self.0.compact(snapshot),
+            }
         }
     }
 
     #[test]
     fn an_update_stored_before_its_compaction_fails_is_still_relayed() {
-        let mut store = NoCompaction(MemoryStore::default());
+        let mut store = Failing(MemoryStore::default(), Fails::Compaction);
         let mut loaded = load(&mut store, 0).expect("an empty room loads");
         let doc = Doc::with_client_id(1);
         let text = doc.get_or_insert_text("t");
@@ -1039,24 +1052,6 @@ mod tests {
         );
     }
 
-    /// A store whose writes of waiting updates fail (storage full).
-    struct NoWaiting(MemoryStore);
-
-    impl UpdateStore for NoWaiting {
-        fn load(&mut self) -> Result<Stored, String> {
-            self.0.load()
-        }
-        fn append(&mut self, update: &[u8]) -> Result<(), String> {
-            self.0.append(update)
-        }
-        fn append_waiting(&mut self, _update: &[u8], _since: u64) -> Result<(), String> {
-            Err("SQLITE_FULL".into())
-        }
-        fn compact(&mut self, snapshot: &[u8]) -> Result<(), String> {
-            self.0.compact(snapshot)
-        }
-    }
-
     #[test]
     fn an_update_whose_waiting_part_is_not_stored_leaves_nothing_stored_unrelayed() {
         // Client 9's next edit, which continues, bundled with client 77's orphan, which waits: the waiting part's
@@ -1064,7 +1059,7 @@ mod tests {
         // the other members would miss it until they reconnected.
         let runs = typed_runs(2);
         let bundled = continuing_with_orphan(&runs);
-        let mut store = NoWaiting(MemoryStore::default());
+        let mut store = Failing(MemoryStore::default(), Fails::Waiting);
         let mut loaded = load(&mut store, 0).expect("loads");
         assert!(matches!(
             accept_update(&mut loaded, &mut store, policy(1_000), u64::MAX, &runs[0]),
