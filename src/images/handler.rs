@@ -92,11 +92,13 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
     let vary = request.transform.format == FormatChoice::Auto;
     let key = cache_key(&config.variant_scope, &request, format);
     let cache = Cache::default();
-    if let Some(hit) = cache
-        .get(key.as_str(), false)
-        .await
-        .or_internal("reading the image cache")?
-    {
+    let read_stored = || async {
+        cache
+            .get(key.as_str(), false)
+            .await
+            .or_internal("reading the image cache")
+    };
+    if let Some(hit) = read_stored().await? {
         return Ok(finish(hit, "HIT", vary, &cache_control));
     }
     // Another request of this isolate is making this variant: wait for it (at most as long as its source fetch and
@@ -108,11 +110,7 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
             .await
             .is_some()
         {
-            if let Some(hit) = cache
-                .get(key.as_str(), false)
-                .await
-                .or_internal("reading the image cache")?
-            {
+            if let Some(hit) = read_stored().await? {
                 return Ok(finish(hit, "HIT", vary, &cache_control));
             }
         }
