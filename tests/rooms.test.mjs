@@ -331,6 +331,26 @@ describe("rooms", () => {
     destroyAll(watcher);
   });
 
+  test("copies of presence are free only as far as the frames the room sent: a socket looping one copy, or auth messages, is closed with 1008", async () => {
+    const room = "copy-loop";
+    const watcher = await client(w, room, { name: "watcher" });
+    const looper = await rawSocket(w, room);
+    // One state, news once (a token), then the same frame again and again: copies the room decodes and compares and
+    // never relays. The room sent this socket one awareness frame of its own (the watcher's presence on joining)
+    // and broadcasts none meanwhile, so past 16 copies each costs a token of the 200-token bucket.
+    const frame = awareness([[920_000, 1, JSON.stringify({ user: { name: "looper" }, pad: "x".repeat(2000) })]]);
+    for (let i = 0; i < 400 && !looper.closed; i++) looper.ws.send(frame);
+    await until(() => looper.closed, { what: "the copy loop closed" });
+    assert.equal(looper.closed.code, 1008, looper.closed.reason);
+    assert.match(looper.closed.reason, /copies/);
+    const auth = await rawSocket(w, room, "auth-looper");
+    for (let i = 0; i < 400 && !auth.closed; i++) auth.ws.send(Buffer.from([2, 0, 5]));
+    await until(() => auth.closed, { what: "the auth loop closed" });
+    assert.equal(auth.closed.code, 1008, auth.closed.reason);
+    assert.equal(watcher.provider.wsconnected, true, "the watcher, echoing the looper's one state, stays");
+    destroyAll(watcher);
+  });
+
   test("sync requests pay for the document they make the room send: a socket looping them is closed with 1008 after about 4 MiB, the room stays responsive", async () => {
     const room = "resync-loop";
     const writer = await rawSocket(w, room);

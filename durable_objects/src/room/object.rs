@@ -19,7 +19,7 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
-use super::limits::{TokenBucket, REPLY_BYTES_BURST, REPLY_BYTES_PER_SECOND};
+use super::limits::{EchoCredit, TokenBucket, REPLY_BYTES_BURST, REPLY_BYTES_PER_SECOND};
 use super::log::{self, AcceptError, Accepted, Loaded, Outcome, Stored, UpdateStore};
 use super::presence::{self, Announced, Presence};
 use super::protocol::{
@@ -52,6 +52,13 @@ struct Inner {
     buckets: HashMap<String, TokenBucket>,
     /// Per socket: the bytes its sync requests and awareness queries may make the room encode and send it.
     replies: HashMap<u64, TokenBucket>,
+    /// Awareness frames this instance broadcast to every member (news, removals): what copies are counted against.
+    awareness_broadcast: u64,
+    /// Per socket: the copies of presence it may still send uncharged (see [`EchoCredit`]).
+    echoes: HashMap<u64, EchoCredit>,
+    /// Each socket's id, keyed by the socket object (a `WeakMap`), so that copies — the most frequent frames — find
+    /// their socket's credit without an attachment read. Filled from the attachment on a socket's first frame.
+    sids: Option<js_sys::WeakMap>,
     settings: Option<RoomSettings>,
     name: Option<String>,
     /// This instance's directory reports so far (orders two reports of one millisecond).
@@ -375,7 +382,7 @@ impl Room {
     /// Whether the socket's reply budget (see [`REPLY_BYTES_BURST`]) is out of debt, so the room may encode a reply
     /// for it; the reply is paid for with [`Room::paid_reply`] once its size is known.
     fn may_reply(&self, ws: &WebSocket) -> bool {
-        let sid = Self::attachment(ws).sid;
+        let sid = self.sid(ws);
         let now = Date::now().as_millis();
         self.inner
             .borrow_mut()
@@ -385,8 +392,37 @@ impl Room {
             .has_any(REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST, now)
     }
 
-    fn paid_reply(&self, ws: &WebSocket, bytes: usize) {
+    /// Applies `f` to the socket's credit for copies of presence (a new one if this instance has not counted it
+    /// yet), found by the socket object rather than its attachment.
+    fn echo_credit<T>(&self, ws: &WebSocket, f: impl FnOnce(&mut EchoCredit) -> T) -> T {
+        let sid = self.sid(ws);
+        let mut inner = self.inner.borrow_mut();
+        let broadcast = inner.awareness_broadcast;
+        f(inner
+            .echoes
+            .entry(sid)
+            .or_insert_with(|| EchoCredit::new(broadcast)))
+    }
+
+    /// The socket's id, from this instance's map of socket objects (filled from the attachment the first time).
+    fn sid(&self, ws: &WebSocket) -> u64 {
+        let key: &js_sys::Object = ws.as_ref().as_ref();
+        let sids = self
+            .inner
+            .borrow_mut()
+            .sids
+            .get_or_insert_with(js_sys::WeakMap::new)
+            .clone();
+        if let Some(sid) = sids.get(key).as_f64() {
+            return sid as u64;
+        }
         let sid = Self::attachment(ws).sid;
+        sids.set(key, &JsValue::from_f64(sid as f64));
+        sid
+    }
+
+    fn paid_reply(&self, ws: &WebSocket, bytes: usize) {
+        let sid = self.sid(ws);
         if let Some(bucket) = self.inner.borrow_mut().replies.get_mut(&sid) {
             bucket.spend(bytes as u64);
         }
@@ -601,6 +637,14 @@ impl Room {
         if let Some(step1) = step1 {
             pair.server.send_with_bytes(step1)?;
         }
+        {
+            let mut inner = self.inner.borrow_mut();
+            let mut credit = EchoCredit::new(inner.awareness_broadcast);
+            if !presence.is_empty() {
+                credit.sent_own();
+            }
+            inner.echoes.insert(sid, credit);
+        }
         if !presence.is_empty() {
             pair.server
                 .send_with_bytes(wire::encode_awareness(&presence))?;
@@ -639,11 +683,13 @@ impl Room {
                 });
             }
             inner.replies.remove(&attachment.sid);
+            inner.echoes.remove(&attachment.sid);
             inner
                 .presence
                 .remove_socket((attachment.sid, &attachment.user), &announced)
         };
         if !removals.is_empty() {
+            self.inner.borrow_mut().awareness_broadcast += 1;
             let others = self.state.get_websockets();
             send_all(
                 others.iter().filter(|w| !same(w, ws)),
@@ -698,11 +744,10 @@ impl Room {
         }
         // Every message that makes the room do work spends a token of the socket's bucket: updates, but also sync
         // requests and awareness queries (each one encodes the whole document or presence), so none can be looped
-        // to stall the room for everyone. Awareness spends one when it is news (relayed to every member), below:
-        // y-websocket clients send back every awareness change they receive, and those copies are not charged.
-        if !matches!(message, Message::Auth | Message::Awareness(_))
-            && !self.take_token(ws, &settings)
-        {
+        // to stall the room for everyone, and auth messages (a y-websocket client never sends one). Awareness
+        // spends one when it is news (relayed to every member), below: y-websocket clients send back every
+        // awareness change they receive, and those copies are charged only past the socket's credit.
+        if !matches!(message, Message::Awareness(_)) && !self.take_token(ws, &settings) {
             return self.refuse(ws, close::POLICY, "update rate exceeded").await;
         }
         match message {
@@ -835,8 +880,17 @@ impl Room {
             }
             Message::Awareness(update) => {
                 // Like the y-websocket server, news goes to every socket (the sender's echo keeps it alive); what
-                // is not news (the copies every client sends back) goes nowhere, without touching the attachment.
+                // is not news (the copies every client sends back) goes nowhere, without touching the attachment:
+                // free as far as the socket's credit goes, then each costs a message token.
                 if !self.inner.borrow().presence.has_news(&update.entries) {
+                    let broadcast = self.inner.borrow().awareness_broadcast;
+                    if !self.echo_credit(ws, |credit| credit.take(broadcast))
+                        && !self.take_token(ws, &settings)
+                    {
+                        return self
+                            .refuse(ws, close::POLICY, "awareness copies over their rate")
+                            .await;
+                    }
                     return Ok(());
                 }
                 // News costs a token before any work is done for it (the ownership scan reads every socket's
@@ -920,6 +974,7 @@ impl Room {
                 } else {
                     wire::encode_awareness(&applied.fresh)
                 };
+                self.inner.borrow_mut().awareness_broadcast += 1;
                 send_all(self.state.get_websockets().iter(), &frame);
             }
             Message::QueryAwareness => {
@@ -931,6 +986,7 @@ impl Room {
                 let presence = self.inner.borrow().presence.snapshot();
                 let frame = wire::encode_awareness(&presence);
                 self.paid_reply(ws, frame.len());
+                self.echo_credit(ws, EchoCredit::sent_own);
                 ws.send_with_bytes(frame)?;
             }
             Message::Auth => {}
