@@ -1268,6 +1268,33 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("entries are kept per requesting site: a grant to one site, said by Vary or not, never reaches another site or one sending no Origin", async () => {
+    origin.reset();
+    // An origin granting the site that asks, without saying Vary: Origin (a common omission).
+    origin.handle((req, body, res) => {
+      res.writeHead(200, { "content-type": "text/plain", ...(req.headers.origin ? { "access-control-allow-origin": req.headers.origin } : {}) });
+      res.end(`for ${req.headers.origin ?? "anyone"}`);
+    });
+    const p = `/gw/cached?sites=${Date.now()}`;
+    const steps = [
+      [null, "MISS", null],
+      ["https://a.example", "MISS", "https://a.example"],
+      ["https://a.example", "HIT", "https://a.example"],
+      ["https://b.example", "MISS", "https://b.example"],
+      [null, "HIT", null],
+      ["https://b.example", "HIT", "https://b.example"],
+    ];
+    for (const [site, cache, granted] of steps) {
+      const r = await worker.fetch(p, { headers: site ? { origin: site } : {} });
+      const what = `${site ?? "no Origin"} (${cache})`;
+      assert.equal(r.headers.get("access-control-allow-origin"), granted, what);
+      assert.equal(await r.text(), `for ${site ?? "anyone"}`, what);
+      assert.equal(r.headers.get("x-cache"), cache, what);
+    }
+    assert.equal(origin.requests.length, 3, "one fill per site and one for none");
+    origin.reset();
+  });
+
   test("a stored 404 or 301 is kept briefly and never told immutable; a 200 is", async () => {
     origin.reset();
     let status = 404;

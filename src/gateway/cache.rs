@@ -229,13 +229,17 @@ impl CachePolicies {
 /// `authorization` its fill carries when the policy is not shared. The scheme and host are in it because the origin is told both (`X-Forwarded-Proto`/`-Host`) and may
 /// answer by them (a redirect to https, absolute links). The identity is everything the origin is told about the
 /// caller (`X-User-ID`, `-Permissions`, `-Email`), so an answer shaped by a permission is not served to the same user
-/// holding a token without it. `None` = do not cache (a per-user policy with no verified user).
+/// holding a token without it. A request's `Origin` keys apart too: a fill carries it, an origin may grant that one
+/// site (`Access-Control-Allow-Origin`) with or without saying `Vary: Origin`, and a grant stored for a request without
+/// `Origin` (none) was served to that site's pages, which then could not read it. `None` = do not cache (a per-user
+/// policy with no verified user).
 pub fn cache_key(
     route: &str,
     url: RequestUrl<'_>,
     policy: &CachePolicy,
     user: Option<&Verified>,
     authorization: Option<&str>,
+    origin: Option<&str>,
 ) -> Option<String> {
     let mut pairs: Vec<&str> = url
         .query
@@ -278,11 +282,14 @@ pub fn cache_key(
         pairs.sort_by_cached_key(|pair| name(pair));
     }
     let mut key = format!(
-        "https://gateway-cache.internal/{}/{}/{}{}",
+        "https://gateway-cache.internal/{}/{}/{}{}{}",
         encode(route),
         encode(url.scheme),
         // Already lower-case: the runtime's URL serialisation lowers the host.
         encode(url.authority),
+        // Beside the host, after a `~` no encoded segment holds (a query cannot spell it: a request asking
+        // `?__origin=…` without an Origin must not fill that site's entry); without an Origin the key is as before.
+        origin.map_or(String::new(), |origin| format!("~{}", encode(origin))),
         url.path
     );
     // A bare `?` is forwarded as sent (`/x?` is not `/x` to every origin), so it keys apart too.
@@ -319,13 +326,13 @@ fn encode(s: &str) -> String {
 
 /// Whether an origin answer may be stored in the edge cache and handed to other requests for the same key: a
 /// cacheable status (2xx but 206, 301, 308, 404, 410), no `Set-Cookie`, no `Cache-Control: no-store`, no `private`
-/// unless the policy keys entries per user, no `Vary` beyond `Accept-Encoding` (the key does not include request
-/// headers), and not an event stream (`text/event-stream` is live: it goes to its requester as it is written). Freshness directives (`max-age`, `no-cache`, …) do not count: the route's policy sets the edge TTL, as an
+/// unless the policy keys entries per user, no `Vary` beyond `Accept-Encoding` and `Origin` (the key includes no
+/// other request header; `Origin` is in it), and not an event stream (`text/event-stream` is live: it goes to its requester as it is written). Freshness directives (`max-age`, `no-cache`, …) do not count: the route's policy sets the edge TTL, as an
 /// edge TTL override does on a CDN. Header names lower-case, as the runtime gives them.
 pub fn storable(status: u16, headers: &[(String, String)], per_user: bool) -> bool {
     storable_status(status)
         && for_anyone(headers, per_user)
-        && varies_only_by(headers, &[])
+        && varies_only_by(headers, &["origin"])
         && !headers.iter().any(|(name, value)| {
             name == "content-type" && crate::body::media_type(value) == "text/event-stream"
         })
@@ -756,12 +763,9 @@ mod tests {
             &[("cache-control", "private, max-age=60")],
             &[("cache-control", "private=\"set-cookie\"")],
             &[("vary", "*")],
-            &[("vary", "Origin")],
             &[("vary", "Accept-Encoding, Accept-Language")],
+            &[("vary", "Origin, Cookie")],
             &[("content-type", "Text/Event-Stream; charset=utf-8")],
-            // One site's CORS grant (an echoed `Origin`) without `Vary: Origin` would be served to every site.
-            &[("access-control-allow-origin", "https://evil.example")],
-            &[("access-control-allow-origin", "null")],
             // What an origin tells CDNs alone holds for the edge too.
             &[
                 ("cdn-cache-control", "no-store"),
@@ -797,6 +801,14 @@ mod tests {
             storable(200, &h(&[("access-control-allow-origin", " * ")]), false),
             "a grant to any site is the same for every site"
         );
+        // The key holds the request's `Origin`: an answer by it, said or not, is the same for every request under it.
+        for headers in [
+            &[("vary", "Origin")][..],
+            &[("access-control-allow-origin", "https://app.example")],
+            &[("access-control-allow-origin", "null")],
+        ] {
+            assert!(storable(200, &h(headers), false), "{headers:?}");
+        }
         assert!(
             storable(200, &h(&[("cdn-cache-control", "max-age=5")]), false),
             "a CDN TTL is the policy's to set"
@@ -929,12 +941,14 @@ mod tests {
             public,
             Some(&u1),
             None,
+            None,
         );
         let b = cache_key(
             "r",
             at("https://gw.example/x?a=1&b=2"),
             public,
             Some(&u2),
+            None,
             None,
         );
         assert_eq!(
@@ -951,12 +965,14 @@ mod tests {
                 at("https://gw.example/x?tag=a&tag=b"),
                 public,
                 None,
+                None,
                 None
             ),
             cache_key(
                 "r",
                 at("https://gw.example/x?tag=b&tag=a"),
                 public,
+                None,
                 None,
                 None
             ),
@@ -989,8 +1005,8 @@ mod tests {
                 format!("https://gw.example/x{other}"),
             );
             assert_ne!(
-                cache_key("r", RequestUrl::split(&one_url), public, None, None),
-                cache_key("r", RequestUrl::split(&other_url), public, None, None),
+                cache_key("r", RequestUrl::split(&one_url), public, None, None, None),
+                cache_key("r", RequestUrl::split(&other_url), public, None, None, None),
                 "{one} {other}"
             );
         }
@@ -999,6 +1015,7 @@ mod tests {
                 "r",
                 at("https://gw.example/x?z=1&tag=b&a&tag=a"),
                 public,
+                None,
                 None,
                 None
             )
@@ -1016,20 +1033,34 @@ mod tests {
             ),
         ] {
             assert_ne!(
-                cache_key("r", at(one), public, None, None),
-                cache_key("r", at(other), public, None, None),
+                cache_key("r", at(one), public, None, None, None),
+                cache_key("r", at(other), public, None, None, None),
                 "{why} the origin is told separates entries"
             );
         }
         assert_ne!(
-            cache_key("r", at("https://gw.example/x"), personal, Some(&u1), None),
-            cache_key("r", at("https://gw.example/x?"), personal, Some(&u1), None),
+            cache_key(
+                "r",
+                at("https://gw.example/x"),
+                personal,
+                Some(&u1),
+                None,
+                None
+            ),
+            cache_key(
+                "r",
+                at("https://gw.example/x?"),
+                personal,
+                Some(&u1),
+                None,
+                None
+            ),
             "a bare ? for one user"
         );
         let url = at("https://gw.example/x?a=1");
         assert_ne!(
-            cache_key("r", url, personal, Some(&u1), None),
-            cache_key("r", url, personal, Some(&u2), None),
+            cache_key("r", url, personal, Some(&u1), None, None),
+            cache_key("r", url, personal, Some(&u2), None, None),
             "per-user policy never shares across users"
         );
         assert_ne!(
@@ -1038,9 +1069,10 @@ mod tests {
                 url,
                 personal,
                 Some(&user("u1", &["read", "admin"], None)),
+                None,
                 None
             ),
-            cache_key("r", url, personal, Some(&u1), None),
+            cache_key("r", url, personal, Some(&u1), None, None),
             "nor across the permissions the origin is told"
         );
         assert_ne!(
@@ -1049,17 +1081,18 @@ mod tests {
                 url,
                 personal,
                 Some(&user("u1", &["read"], Some("a@x"))),
+                None,
                 None
             ),
-            cache_key("r", url, personal, Some(&u1), None),
+            cache_key("r", url, personal, Some(&u1), None, None),
             "nor across the email the origin is told"
         );
         assert_eq!(
-            cache_key("r", url, personal, None, None),
+            cache_key("r", url, personal, None, None, None),
             None,
             "anonymous is not cached per user"
         );
-        let with = |authorization| cache_key("r", url, personal, Some(&u1), authorization);
+        let with = |authorization| cache_key("r", url, personal, Some(&u1), authorization, None);
         assert_ne!(
             with(Some("Bearer scope-read")),
             with(Some("Bearer scope-all")),
@@ -1068,14 +1101,52 @@ mod tests {
         assert_ne!(with(Some("Bearer t")), with(None));
         assert_eq!(with(Some("Bearer t")), with(Some("Bearer t")));
         assert_eq!(
-            cache_key("r", url, public, None, Some("Bearer t")),
-            cache_key("r", url, public, None, None),
+            cache_key("r", url, public, None, Some("Bearer t"), None),
+            cache_key("r", url, public, None, None, None),
             "a shared fill carries no credentials, so they are not in its key"
         );
         assert_ne!(
-            cache_key("r1", url, public, None, None),
-            cache_key("r2", url, public, None, None),
+            cache_key("r1", url, public, None, None, None),
+            cache_key("r2", url, public, None, None, None),
             "routes do not share entries"
+        );
+        let site = |origin| cache_key("r", url, public, None, None, origin);
+        assert_ne!(
+            site(Some("https://a.example")),
+            site(None),
+            "a request from a site does not share the entry of one from none"
+        );
+        assert_ne!(
+            site(Some("https://a.example")),
+            site(Some("https://b.example"))
+        );
+        assert_eq!(
+            site(None),
+            cache_key("r", url, public, None, None, None),
+            "without an Origin the key is as it was"
+        );
+        for spelled in [
+            "https://gw.example/x?a=1&~=https%3A%2F%2Fa.example",
+            "https://gw.example/x?a=1&__origin=https%3A%2F%2Fa.example",
+            "https://gw.example/x?__origin=https%3A%2F%2Fa.example&a=1",
+        ] {
+            assert_ne!(
+                cache_key("r", at(spelled), public, None, None, None),
+                site(Some("https://a.example")),
+                "no query spells a site's key"
+            );
+        }
+        assert_ne!(
+            cache_key(
+                "r",
+                url,
+                personal,
+                Some(&u1),
+                None,
+                Some("https://a.example")
+            ),
+            cache_key("r", url, personal, Some(&u1), None, None),
+            "per user too"
         );
     }
 

@@ -327,7 +327,8 @@ async fn forward(
             .ok_or_else(|| ApiError::internal(format!("cache policy {policy_name} vanished")))?
             .clone();
         let authorization = header_list::get(&headers, "authorization");
-        if let Some(key) = cache_key(&route.name, url, &policy, identity, authorization) {
+        let site = header_list::get(&headers, "origin");
+        if let Some(key) = cache_key(&route.name, url, &policy, identity, authorization, site) {
             let spec = Spec {
                 url: target,
                 headers: cache_fill_headers(
