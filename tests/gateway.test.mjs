@@ -361,6 +361,22 @@ describe("route table and proxy", () => {
     assert.equal(unchanged.headers.get("content-encoding"), null);
   });
 
+  test("a Content-Location on the upstream maps back under the route's prefix, as a Location does", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => {
+      if (req.url === "/open/made") {
+        return res.writeHead(201, { location: "/open/items/9", "content-location": `${origin.url}/open/items/9` }).end("{}");
+      }
+      res.writeHead(200, { "content-type": "text/plain", "content-location": "/open/page.en" }).end("ok");
+    });
+    const made = await rawRequest("/gw/open/made", { method: "POST", body: "{}" });
+    assert.equal(made.status, 201);
+    assert.equal(made.headers.get("location"), "/gw/open/items/9");
+    assert.equal(made.headers.get("content-location"), "/gw/open/items/9", "the origin's own address does not leak");
+    const page = await rawRequest("/gw/open/page");
+    assert.equal(page.headers.get("content-location"), "/gw/open/page.en", "a path the gateway routes");
+  });
+
   test("WebSocket handshakes answer 501, a GET or HEAD with a body 400, and Expect: 100-continue never reaches the origin", async () => {
     origin.reset();
     const handshake = await new Promise((resolve, reject) => {

@@ -1278,12 +1278,16 @@ fn flushed_uncompressed(headers: &[(String, String)]) -> bool {
         && header_list::get(headers, "content-encoding").is_none()
 }
 
-/// A redirect's `Location` and the `Path` of the cookies it sets, on the upstream, mapped back under the route's
-/// prefix ([`LocationMap::client_location`], [`LocationMap::client_set_cookie`]).
+/// A redirect's `Location`, an answer's `Content-Location` and the `Path` of the cookies it sets, on the upstream,
+/// mapped back under the route's prefix ([`LocationMap::client_location`], [`LocationMap::client_set_cookie`]).
+/// `Content-Location` names the representation's own URL (RFC 9110 §8.7; a 201's or a PUT's answer, a negotiated
+/// variant) and is mapped as Apache's `ProxyPassReverse` maps it: left as the origin wrote it, a client following or
+/// caching by it reached a path the gateway does not route (`/items/9` for `/gw/items/9`), or the upstream's own
+/// internal address.
 fn map_to_client(pairs: &mut [(String, String)], location: &LocationMap) {
     for (name, value) in pairs.iter_mut() {
         let mapped = match name.as_str() {
-            "location" => location.client_location(value),
+            "location" | "content-location" => location.client_location(value),
             "set-cookie" => location.client_set_cookie(value),
             _ => None,
         };
