@@ -1477,6 +1477,32 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a stored answer says Vary: Accept-Encoding: the edge codes its one copy as each client accepts", async () => {
+    const { gzipSync } = await import("node:zlib");
+    origin.reset();
+    const plain = "stored " + "text ".repeat(200);
+    origin.handle((req, body, res) => {
+      const zipped = gzipSync(plain);
+      res.writeHead(200, { "content-type": "text/plain", "content-encoding": "gzip", "content-length": zipped.length, vary: "Accept-Encoding", etag: '"z"' });
+      res.end(zipped);
+    });
+    const path = `/gw/cached/coded?${Date.now()}`;
+    const miss = await rawRequest(path, { headers: { "accept-encoding": "gzip" } });
+    assert.equal(miss.headers.get("x-cache"), "MISS");
+    const zipped = await rawRequest(path, { headers: { "accept-encoding": "gzip" } });
+    const identity = await rawRequest(path, { headers: { "accept-encoding": "identity" } });
+    const unchanged = await rawRequest(path, { headers: { "if-none-match": '"z"' } });
+    assert.equal(zipped.headers.get("x-cache"), "HIT");
+    assert.equal(identity.body, plain, "a client without gzip gets the text");
+    assert.equal(unchanged.status, 304);
+    // A browser or a CDN in front keeping one of these must not hand it to a client asking with other codings.
+    for (const [what, r] of [["miss", miss], ["gzip hit", zipped], ["identity hit", identity], ["304", unchanged]]) {
+      assert.match(r.headers.get("vary") ?? "", /accept-encoding/i, what);
+    }
+    assert.equal(origin.requests.length, 1, "one fill");
+    origin.reset();
+  });
+
   test("a coding the runtime does not decode keeps its Content-Encoding and is not stored", async () => {
     const { deflateSync } = await import("node:zlib");
     origin.reset();
