@@ -1957,6 +1957,26 @@ describe("WAF", () => {
     assert.equal(reachedOrigin, 0, "no attack reached the origin");
   });
 
+  test("a body in a content coding is refused: origins inflate it, and the rules would read only its compressed bytes", async () => {
+    const { deflateSync } = await import("node:zlib");
+    origin.reset();
+    // Deflated at level 1 with this padding, the attack holds no NUL byte (which the null-byte rule would catch by
+    // chance); Express's body parser inflates it and hands the application `x' union select …`.
+    const attack = deflateSync(JSON.stringify({ q: "x' union select password from users--", p: "a".repeat(20) }), { level: 1 });
+    assert.ok(!attack.includes(0), "a compressed attack without NUL bytes");
+    for (const type of ["application/json", "application/x-www-form-urlencoded", "text/plain"]) {
+      const r = await worker.fetch("/gw/open/coded", { method: "POST", headers: { "content-type": type, "content-encoding": "deflate" }, body: attack });
+      assert.equal(r.status, 403, `${type}: ${r.status === 403 ? "" : await r.clone().text()}`);
+      assert.equal(r.headers.get("x-waf-rule"), "body-encoding", type);
+      await r.arrayBuffer();
+    }
+    const plain = await worker.fetch("/gw/open/coded", { method: "POST", headers: { "content-type": "application/json", "content-encoding": "identity" }, body: '{"q":"fine"}' });
+    assert.equal(plain.status, 200, "identity is no coding");
+    await plain.arrayBuffer();
+    assert.equal(origin.requests.length, 1, "no coded body reached the origin");
+    origin.reset();
+  });
+
   test("size rules: oversize headers are blocked; a body over the inspection cap is inspected up to it and streamed whole", async () => {
     const big = await worker.fetch("/gw/open/x", { headers: { "x-big": "a".repeat(20_000) } });
     assert.equal(big.status, 403);

@@ -312,7 +312,15 @@ async fn forward(
 
     // Body: inspected up to the cap, then forwarded (streamed past the cap).
     let content_type = header_list::get(incoming, "content-type");
-    let body = take_body(call, method, content_length, content_type, route.timeout_ms).await?;
+    let coding = header_list::get(incoming, "content-encoding");
+    let body = take_body(
+        call,
+        method,
+        content_length,
+        (content_type, coding),
+        route.timeout_ms,
+    )
+    .await?;
 
     let headers = origin_headers(call, route, incoming, url, trace, identity);
     let target = route.upstream_url(url.path, url.query);
@@ -969,11 +977,13 @@ fn capped(
 
 /// The body to forward. Up to the WAF's inspection cap it is read and checked; a longer (or unsized) body is teed:
 /// one branch is read up to the cap for the WAF and then cancelled, the other streams to the origin.
+/// `described` is the body's `Content-Type` and `Content-Encoding`: a body in a coding is refused before it is read
+/// (`waf::inspect_coding`: the rules cannot read what the origin will inflate).
 async fn take_body(
     call: &mut Call,
     method: &str,
     content_length: Option<u64>,
-    content_type: Option<&str>,
+    described: (Option<&str>, Option<&str>),
     timeout_ms: u64,
 ) -> ApiResult<OutBody> {
     if matches!(method, "GET" | "HEAD") {
@@ -985,6 +995,10 @@ async fn take_body(
     let waf_config = call.isolate.config.gateway.waf.clone();
     if waf_config.mode == WafMode::Off {
         return streamed(stream, content_length);
+    }
+    let (content_type, coding) = described;
+    if content_length != Some(0) {
+        waf_verdict(call, waf::inspect_coding(&waf_config, coding))?;
     }
     let cap = waf_config.inspect_body_bytes;
     if content_length.is_some_and(|n| n <= cap as u64) {

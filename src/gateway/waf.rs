@@ -1982,6 +1982,27 @@ pub fn inspect_sizes(
     None
 }
 
+/// A request body in a content coding (`Content-Encoding` other than `identity`): the body rules would read its
+/// compressed bytes, while origins inflate it before the application reads it — Express's and Koa's body parsers do by
+/// default (gzip, deflate, br), as do ASP.NET Core's request decompression and Apache's `SetInputFilter DEFLATE` — so
+/// a deflated `' union select …` passed every rule. Refused (`body-encoding`) whatever its type, as a charset this
+/// reading cannot read is (`body-charset`).
+pub fn inspect_coding(config: &WafConfig, content_encoding: Option<&str>) -> Option<Hit> {
+    if config.mode == WafMode::Off {
+        return None;
+    }
+    let coded = content_encoding.is_some_and(|value| {
+        value
+            .split(',')
+            .map(str::trim)
+            .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"))
+    });
+    coded.then_some(Hit {
+        rule: "body-encoding",
+        part: "body",
+    })
+}
+
 /// Checks (a prefix of) a body: form fields decoded, JSON keys and string values, each part of a multipart form,
 /// any other text as it is ([`screen_content`]).
 pub fn inspect_body(config: &WafConfig, content_type: Option<&str>, body: &[u8]) -> Option<Hit> {
@@ -2577,6 +2598,38 @@ fn unicode_escape(rest: &[u8]) -> (char, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_in_a_content_coding_is_refused_since_origins_inflate_what_the_rules_cannot_read() {
+        let block = WafConfig::default();
+        for (coding, refused) in [
+            (None, false),
+            (Some(""), false),
+            (Some("identity"), false),
+            (Some(" Identity "), false),
+            (Some("gzip"), true),
+            (Some("deflate"), true),
+            (Some("br"), true),
+            (Some("GZIP"), true),
+            (Some("identity, gzip"), true),
+            (Some("x-custom"), true),
+        ] {
+            assert_eq!(
+                inspect_coding(&block, coding).map(|h| h.rule),
+                refused.then_some("body-encoding"),
+                "{coding:?}"
+            );
+        }
+        let off = WafConfig {
+            mode: WafMode::Off,
+            ..WafConfig::default()
+        };
+        assert_eq!(
+            inspect_coding(&off, Some("gzip")),
+            None,
+            "the WAF off reads nothing"
+        );
+    }
 
     #[test]
     fn quote_parity_answers_as_counting_to_the_end_does() {
