@@ -1498,6 +1498,7 @@ describe("edge cache", () => {
     // A browser or a CDN in front keeping one of these must not hand it to a client asking with other codings.
     for (const [what, r] of [["miss", miss], ["gzip hit", zipped], ["identity hit", identity], ["304", unchanged]]) {
       assert.match(r.headers.get("vary") ?? "", /accept-encoding/i, what);
+      assert.match(r.headers.get("vary") ?? "", /origin/i, `${what}: entries are per requesting site`);
     }
     assert.equal(origin.requests.length, 1, "one fill");
     origin.reset();

@@ -1750,8 +1750,9 @@ fn client_response(
     // The stored copy is decoded, and the runtime codes each answer from it as its client's `Accept-Encoding` allows
     // (gzip, br or none): every one varies by that header, whatever the origin said (its `Vary` is not stored, so
     // the Cache API does not key on it). Without it, a browser or a CDN in front that kept the gzip answer handed
-    // it to a client that cannot read gzip (RFC 9110 §12.5.5; a 304 says it too, §15.4.5).
-    let _ = out.set("vary", "Accept-Encoding");
+    // it to a client that cannot read gzip (RFC 9110 §12.5.5; a 304 says it too, §15.4.5). By `Origin` too: entries
+    // are kept per requesting site (`cache::cache_key`), and a CDN in front must not hand one site's grant to another.
+    let _ = out.set("vary", "Accept-Encoding, Origin");
     let _ = out.set("x-cache", state);
     let body = if asked.head || null_body(status) {
         ResponseBody::Empty
