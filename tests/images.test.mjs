@@ -16,6 +16,9 @@ let origin, worker, signed, fixtures, streamed;
 const solid = (width, height, channels = 3) =>
   sharp({ create: { width, height, channels, background: { r: 200, g: 80, b: 40, alpha: 1 } } });
 
+const translucent = (width, height) =>
+  sharp({ create: { width, height, channels: 4, background: { r: 20, g: 80, b: 200, alpha: 0.5 } } });
+
 before(async () => {
   fixtures = {
     "/photos/land.jpg": { type: "image/jpeg", body: await solid(800, 600).jpeg().toBuffer() },
@@ -36,6 +39,11 @@ before(async () => {
       body: await sharp(randomBytes(500 * 400 * 3), { raw: { width: 500, height: 400, channels: 3 } }).jpeg({ quality: 60 }).toBuffer(),
     },
     "/photos/error.png": { type: "image/png", body: Buffer.from("<!doctype html><h1>500 Internal Server Error</h1>") },
+    // WebP and AVIF sources, opaque and with alpha, for clients that take neither format.
+    "/photos/photo.webp": { type: "image/webp", body: await solid(400, 300).webp().toBuffer() },
+    "/photos/logo.webp": { type: "image/webp", body: await translucent(200, 200).webp().toBuffer() },
+    "/photos/photo.avif": { type: "image/avif", body: await solid(400, 300).avif().toBuffer() },
+    "/photos/logo.avif": { type: "image/avif", body: await translucent(200, 200).avif().toBuffer() },
   };
   origin = await startOrigin();
   streamed = {};
@@ -183,6 +191,75 @@ test("Accept picks AVIF, then WebP, else the source format, with Vary: Accept; f
   const explicit = await get(worker, "/images/photos/land.jpg?w=100&format=webp", { accept: "image/avif" });
   const image = await decoded(explicit.body);
   assert.deepEqual([image.format, image.width], ["webp", 100], "an explicit format wins over Accept");
+});
+
+test("a WebP or AVIF source is made JPEG (PNG when it has alpha) for a client whose Accept takes neither", async () => {
+  // AVIF sources only in cf-image mode below: Miniflare's local Images binding refuses AVIF input ("Unsupported
+  // image type heif"), so locally a transform of one fails and the original is served (the real binding reads them).
+  const cases = [
+    ["/images/200/photos/photo.webp", "jpeg", [200, 150]],
+    ["/images/100/photos/logo.webp", "png", [100, 100]],
+    ["/images/photos/photo.webp", "jpeg", [400, 300]],
+  ];
+  for (const accept of [undefined, "image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5", "image/jpeg"]) {
+    for (const [path, format, size] of cases) {
+      const response = await get(worker, path, accept ? { accept } : {});
+      assert.equal(response.status, 200, `${accept} ${path}: ${response.body}`);
+      const image = await decoded(response.body);
+      assert.deepEqual([image.format, image.width, image.height], [format, ...size], `${accept} ${path}`);
+      assert.equal(response.headers.get("content-type"), `image/${format}`, `${accept} ${path}`);
+      assert.equal(response.headers.get("vary"), "Accept", `${accept} ${path}`);
+      if (format === "png") assert.equal((await sharp(response.body).metadata()).hasAlpha, true, `${path} keeps its alpha`);
+    }
+  }
+  // A client that takes them still gets them.
+  const avif = await get(worker, "/images/200/photos/photo.webp", { accept: "image/avif" });
+  assert.equal((await decoded(avif.body)).format, "avif");
+
+  // cf-image mode: Cloudflare keeps the source's format when none is asked for, so the Worker asks again for JPEG.
+  // The outbound service stands in for the zone: it converts to cf.image.format with sharp, and resizes nothing.
+  const seen = [];
+  const cfWorker = await startWorker({
+    vars: { IMAGES_ORIGIN: origin.url, IMAGES_MODE: "cf-image", IMAGES_SOURCE_PREFIXES: '["photos/"]' },
+    workerOptions: {
+      async outboundService(request) {
+        seen.push(request.cf?.image?.format ?? null);
+        const upstream = await fetch(request.url);
+        const headers = new Headers(upstream.headers);
+        let body = Buffer.from(await upstream.arrayBuffer());
+        const format = request.cf?.image?.format;
+        if (format) {
+          body = await sharp(body).toFormat(format).toBuffer();
+          headers.set("content-type", `image/${format}`);
+          headers.delete("content-length");
+        }
+        if (request.cf?.image) headers.set("cf-resized", "internal=ok/- q=0");
+        return new Response(body, { status: upstream.status, headers });
+      },
+    },
+  });
+  try {
+    const cases = [
+      ["/images/120/photos/photo.webp", "jpeg"],
+      ["/images/120/photos/logo.webp", "png"],
+      ["/images/120/photos/photo.avif", "jpeg"],
+      ["/images/120/photos/logo.avif", "png"],
+    ];
+    for (const [path, format] of cases) {
+      seen.length = 0;
+      const response = await get(cfWorker, path, { accept: "image/jpeg,*/*" });
+      assert.equal(response.status, 200, `${path}: ${response.body}`);
+      assert.equal((await decoded(response.body)).format, format, path);
+      assert.equal(response.headers.get("content-type"), `image/${format}`, path);
+      assert.deepEqual(seen, [null, format], `${path}: asked again in a format the client takes`);
+    }
+    seen.length = 0;
+    const jpeg = await get(cfWorker, "/images/120/photos/land.jpg", { accept: "image/jpeg,*/*" });
+    assert.equal(jpeg.headers.get("content-type"), "image/jpeg");
+    assert.deepEqual(seen, [null], "a JPEG source is fetched once");
+  } finally {
+    await cfWorker.stop();
+  }
 });
 
 /** A GET with the path sent byte for byte (fetch() would normalise `..` and `%2e%2e` before sending). */

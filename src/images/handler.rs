@@ -17,7 +17,9 @@ use super::cache_key::cache_key;
 use super::cf_image::CfImage;
 use super::config::{ImagesConfig, ImagesMode};
 use super::geometry::{output_size, within};
-use super::negotiate::{negotiate, sniffed_mime, source_mime, Negotiated, SIGNATURE_BYTES};
+use super::negotiate::{
+    displayable, negotiate, sniffed_mime, source_mime, Negotiated, HEADER_BYTES, SIGNATURE_BYTES,
+};
 use super::signature;
 use super::transform::{self, FormatChoice, ImageRequest};
 use crate::entry::body::{read_stream_capped_blob, ReadError};
@@ -105,7 +107,10 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
     // transform may take), then read the cache. When it stored nothing (a failure, an original served in the
     // variant's place without being stored) or went away, this request makes the variant itself.
     if let Some(slot) = coalesce::in_progress(&MAKING, &key) {
-        let budget = 2 * u64::from(config.source_timeout_ms) + 1_000;
+        // The lead makes at most three timed steps: the source fetch and the resize (binding mode), or in cf-image
+        // mode the resized fetch, a JPEG or PNG one for a client taking neither WebP nor AVIF, and the original after
+        // a resize error.
+        let budget = 3 * u64::from(config.source_timeout_ms) + 1_000;
         if coalesce::wait(&MAKING, &key, &slot, Some(budget))
             .await
             .is_some()
@@ -254,19 +259,33 @@ async fn checked_source(
 /// claims to be one (an error page labelled `image/png`) is refused 415, as README's "not an image" promises —
 /// a variant, made by the resizer, needs no such look.
 async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
-    let head = variant
-        .body
-        .slice_with_i32_and_i32(0, SIGNATURE_BYTES as i32)
-        .map_err(js_internal("slicing the source"))?;
-    let bytes = JsFuture::from(head.array_buffer())
-        .await
-        .map_err(js_internal("reading the source's first bytes"))?;
-    let head = js_sys::Uint8Array::new(&bytes).to_vec();
+    let head = head_of(&variant.body, SIGNATURE_BYTES).await?;
     let mime = sniffed_mime(&head).ok_or_else(not_an_image)?;
     Ok(Variant {
         mime: mime.to_owned(),
         ..variant
     })
+}
+
+/// The first `bytes` bytes of a body (all of it when shorter), copied into wasm memory.
+async fn head_of(body: &web_sys::Blob, bytes: usize) -> ApiResult<Vec<u8>> {
+    let head = body
+        .slice_with_i32_and_i32(0, bytes as i32)
+        .map_err(js_internal("slicing the image"))?;
+    let head = JsFuture::from(head.array_buffer())
+        .await
+        .map_err(js_internal("reading the image's first bytes"))?;
+    Ok(js_sys::Uint8Array::new(&head).to_vec())
+}
+
+/// The format to make: `format`, except that `Original` of a WebP or AVIF, which a client whose `Accept` took
+/// neither cannot show, is the JPEG or PNG its header allows (`negotiate::displayable`).
+async fn shown_as(format: Negotiated, body: &web_sys::Blob, mime: &str) -> ApiResult<Negotiated> {
+    if format != Negotiated::Original || !matches!(mime, "image/webp" | "image/avif") {
+        return Ok(format);
+    }
+    let head = head_of(body, HEADER_BYTES).await?;
+    Ok(displayable(mime, &head).unwrap_or(format))
 }
 
 /// The 415 for a source that is not one of the images a variant can be made from.
@@ -334,10 +353,30 @@ async fn fetch_source(
     checked_source(response, config, &source).await
 }
 
-/// Production: the source fetch carries `cf.image`, so Cloudflare returns the variant. A resize error (reported in
-/// the `cf-resized` header as `err=...`) falls back to the original, fetched without options; an answer without
-/// `cf-resized` was not resized at all and is that original.
+/// Production: the source fetch carries `cf.image`, so Cloudflare returns the variant. Cloudflare keeps the source's
+/// format when none is given, which this Worker does not know before the answer: a WebP or AVIF variant for a client
+/// taking neither is asked for again as JPEG or PNG (one more resize, once per variant: it is then cached).
 async fn via_cf_image(
+    config: &ImagesConfig,
+    request: &ImageRequest,
+    format: Negotiated,
+    source_url: &str,
+    request_id: &str,
+) -> ApiResult<Variant> {
+    let variant = cf_image_fetch(config, request, format, source_url, request_id).await?;
+    if variant.made == Made::Variant {
+        let shown = shown_as(format, &variant.body, &variant.mime).await?;
+        if shown != format {
+            return cf_image_fetch(config, request, shown, source_url, request_id).await;
+        }
+    }
+    Ok(variant)
+}
+
+/// One source fetch carrying `cf.image` for `format`. A resize error (reported in the `cf-resized` header as
+/// `err=...`) falls back to the original, fetched without options; an answer without `cf-resized` was not resized at
+/// all and is that original.
+async fn cf_image_fetch(
     config: &ImagesConfig,
     request: &ImageRequest,
     format: Negotiated,
@@ -402,7 +441,10 @@ async fn via_binding(
             ApiError::internal("the IMAGES binding is missing ([images] in wrangler.toml)")
         })?;
     let (source, source_mime) = fetch_source(source_url, config, &call.request_id).await?;
-    let out_mime = format.mime(&source_mime).to_owned();
+    let out_mime = shown_as(format, &source, &source_mime)
+        .await?
+        .mime(&source_mime)
+        .to_owned();
     // Bounded like the source: a resizer that hangs answers 504 after IMAGES_SOURCE_TIMEOUT_MS rather than holding
     // the request, and a variant larger than IMAGES_MAX_SOURCE_BYTES (a huge PNG) is not served or stored: the
     // original is, in its place.

@@ -1,6 +1,8 @@
 //! Output format negotiation: an explicit `format=` wins; otherwise AVIF or WebP, whichever `Accept` weighs higher
-//! (AVIF on a tie, so every browser that lists both gets AVIF), else the source's own format. Wildcards (`image/*`,
-//! `*/*`) do not count as support for the newer formats (every browser sends them); `q=0` means "not acceptable".
+//! (AVIF on a tie, so every browser that lists both gets AVIF), else the source's own format — unless that is WebP or
+//! AVIF, which such a client may not show: then JPEG, or PNG when the source may have alpha ([`displayable`]).
+//! Wildcards (`image/*`, `*/*`) do not count as support for the newer formats (every browser sends them); `q=0` means
+//! "not acceptable".
 
 use super::transform::FormatChoice;
 
@@ -92,6 +94,69 @@ pub fn source_mime(content_type: &str) -> Option<&'static str> {
         "image/gif" => Some("image/gif"),
         _ => None,
     }
+}
+
+/// How many leading bytes of a WebP or AVIF [`displayable`] reads: a WebP's header is in its first 30, an AVIF's
+/// `meta` box (which names an alpha plane) comes before its pixel data and is a few hundred bytes.
+pub const HEADER_BYTES: usize = 4096;
+
+/// The format a WebP or AVIF is given to a client whose `Accept` takes neither (`format=auto` negotiated
+/// [`Negotiated::Original`], so sending it as it is would be an image the client cannot show): JPEG when its header
+/// shows it has no alpha channel, PNG when it has one or the header does not say (JPEG has no transparency: a logo
+/// would get a solid box behind it). `None` for the other sources, which every client shows as they are.
+pub fn displayable(source_mime: &str, head: &[u8]) -> Option<Negotiated> {
+    let alpha = match source_mime {
+        "image/webp" => webp_alpha(head),
+        "image/avif" => avif_alpha(head),
+        _ => return None,
+    };
+    Some(if alpha {
+        Negotiated::Png
+    } else {
+        Negotiated::Jpeg
+    })
+}
+
+/// Whether a WebP may have alpha: its first chunk says (`VP8 ` never; `VP8L` in its header's `alpha_is_used` bit;
+/// `VP8X` in its flags' alpha bit). Anything else may.
+fn webp_alpha(head: &[u8]) -> bool {
+    if !head.starts_with(b"RIFF") || head.get(8..12) != Some(b"WEBP") {
+        return true;
+    }
+    match head.get(12..16) {
+        Some(b"VP8 ") => false,
+        // The 0x2f signature at 20, then 14 bits width - 1, 14 bits height - 1, alpha_is_used (little-endian).
+        Some(b"VP8L") => head
+            .get(21..25)
+            .is_none_or(|b| (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) >> 28) & 1 == 1),
+        Some(b"VP8X") => head.get(20).is_none_or(|flags| flags & 0x10 != 0),
+        _ => true,
+    }
+}
+
+/// Whether an AVIF may have alpha: its top-level `meta` box, read whole within `head`, names an alpha auxiliary image
+/// (AV1's or HEVC's URN). A `meta` box not found or not whole in `head` may.
+fn avif_alpha(head: &[u8]) -> bool {
+    const ALPHA: [&[u8]; 2] = [
+        b"urn:mpeg:mpegB:cicp:systems:auxiliary:alpha",
+        b"urn:mpeg:hevc:2015:auxid:1",
+    ];
+    let mut at = 0usize;
+    while let Some(header) = head.get(at..at.saturating_add(8)) {
+        let size = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if size < 8 {
+            return true; // 0 (to the end of the file) or 1 (a 64-bit size): not walked
+        }
+        if &header[4..8] == b"meta" {
+            return head.get(at..at.saturating_add(size)).is_none_or(|meta| {
+                ALPHA
+                    .iter()
+                    .any(|urn| meta.windows(urn.len()).any(|w| w == *urn))
+            });
+        }
+        at = at.saturating_add(size);
+    }
+    true
 }
 
 /// How many leading bytes [`sniffed_mime`] reads: an AVIF's `ftyp` box, with its compatible brands, fits.
@@ -239,5 +304,119 @@ mod tests {
         assert_eq!(source_mime("text/html"), None);
         assert_eq!(source_mime("image/svg+xml"), None);
         assert_eq!(source_mime(""), None);
+    }
+
+    #[test]
+    fn a_webp_or_avif_for_a_client_taking_neither_is_jpeg_unless_it_may_have_alpha() {
+        let vp8l = |alpha: u8| {
+            let mut h = b"RIFF\0\0\0\0WEBPVP8L\0\0\0\0\x2f\0\0\0\0".to_vec();
+            h[24] = alpha << 4;
+            h
+        };
+        let vp8x = |flags: u8| {
+            let mut h = b"RIFF\0\0\0\0WEBPVP8X\x0a\0\0\0\0\0\0\0".to_vec();
+            h[20] = flags;
+            h
+        };
+        let avif = |meta: &[u8]| {
+            let mut h = b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf".to_vec();
+            h.extend_from_slice(&(8 + meta.len() as u32).to_be_bytes());
+            h.extend_from_slice(b"meta");
+            h.extend_from_slice(meta);
+            h.extend_from_slice(b"\0\0\0\x10mdat\x01\x02\x03\x04\x05\x06\x07\x08");
+            h
+        };
+        let alpha_meta = b"\0\0\0\0....auxC\0\0\0\0urn:mpeg:mpegB:cicp:systems:auxiliary:alpha\0";
+        let cases: Vec<(&str, Vec<u8>, Option<Negotiated>, &str)> = vec![
+            (
+                "image/webp",
+                b"RIFF\0\0\0\0WEBPVP8 \0\0\0\0".to_vec(),
+                Some(Negotiated::Jpeg),
+                "lossy: no alpha",
+            ),
+            (
+                "image/webp",
+                vp8l(0),
+                Some(Negotiated::Jpeg),
+                "lossless without alpha",
+            ),
+            (
+                "image/webp",
+                vp8l(1),
+                Some(Negotiated::Png),
+                "lossless with alpha",
+            ),
+            (
+                "image/webp",
+                vp8x(0x00),
+                Some(Negotiated::Jpeg),
+                "extended without alpha",
+            ),
+            (
+                "image/webp",
+                vp8x(0x10),
+                Some(Negotiated::Png),
+                "extended with alpha",
+            ),
+            (
+                "image/webp",
+                vp8x(0x12),
+                Some(Negotiated::Png),
+                "animated with alpha",
+            ),
+            (
+                "image/webp",
+                b"RIFF\0\0\0\0WEBPVP8L".to_vec(),
+                Some(Negotiated::Png),
+                "cut short: may have alpha",
+            ),
+            (
+                "image/webp",
+                b"<!doctype html>".to_vec(),
+                Some(Negotiated::Png),
+                "not a WebP: may",
+            ),
+            (
+                "image/avif",
+                avif(b"\0\0\0\0hdlrpict"),
+                Some(Negotiated::Jpeg),
+                "no alpha item",
+            ),
+            (
+                "image/avif",
+                avif(alpha_meta),
+                Some(Negotiated::Png),
+                "an alpha auxiliary item",
+            ),
+            (
+                "image/avif",
+                avif(alpha_meta)[..60].to_vec(),
+                Some(Negotiated::Png),
+                "meta cut short: may",
+            ),
+            (
+                "image/avif",
+                b"\0\0\0\x1cftypavif".to_vec(),
+                Some(Negotiated::Png),
+                "no meta: may",
+            ),
+            (
+                "image/avif",
+                b"\0\0\0\x00ftypavif".to_vec(),
+                Some(Negotiated::Png),
+                "a size-0 box: may",
+            ),
+            (
+                "image/jpeg",
+                vec![0xFF, 0xD8, 0xFF],
+                None,
+                "a JPEG is shown as it is",
+            ),
+            ("image/png", vec![], None, "a PNG too"),
+            ("image/gif", vec![], None, "a GIF too"),
+        ];
+        for (mime, head, expected, why) in cases {
+            assert_eq!(displayable(mime, &head), expected, "{why}");
+        }
     }
 }
