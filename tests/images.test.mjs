@@ -3,7 +3,7 @@
 // refusal without an origin request, signed URLs, Cache API hits shared between URL forms, and source failures.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHmac, randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import sharp from "sharp";
 import { startOrigin } from "./support/origin.mjs";
@@ -45,6 +45,8 @@ before(async () => {
     "/photos/photo.avif": { type: "image/avif", body: await solid(400, 300).avif().toBuffer() },
     "/photos/logo.avif": { type: "image/avif", body: await translucent(200, 200).avif().toBuffer() },
   };
+  // The same bytes at another path: its variants are other cache entries holding the same bytes.
+  fixtures["/photos/twin.jpg"] = fixtures["/photos/land.jpg"];
   origin = await startOrigin();
   streamed = {};
   origin.handle((req, body, res, record) => {
@@ -260,6 +262,47 @@ test("a WebP or AVIF source is made JPEG (PNG when it has alpha) for a client wh
   } finally {
     await cfWorker.stop();
   }
+});
+
+test("a variant has a strong ETag from its bytes, the same on a HIT and a MISS; If-None-Match is answered 304", async () => {
+  const tagOf = (body) => `"${createHash("sha256").update(body).digest("hex").slice(0, 32)}"`;
+  const first = await get(worker, "/images/233/photos/land.jpg");
+  assert.equal(first.headers.get("x-cache"), "MISS");
+  const etag = first.headers.get("etag");
+  assert.equal(etag, tagOf(first.body), "a digest of the bytes served");
+  const hit = await get(worker, "/images/photos/land.jpg?w=233");
+  assert.equal(hit.headers.get("x-cache"), "HIT");
+  assert.equal(hit.headers.get("etag"), etag, "the HIT gives the MISS's tag");
+  for (const ifNoneMatch of [etag, `W/${etag}`, `"other", ${etag}`, "*"]) {
+    for (const method of ["GET", "HEAD"]) {
+      const response = await worker.fetch("/images/233/photos/land.jpg", { method, headers: { "if-none-match": ifNoneMatch } });
+      assert.equal(response.status, 304, `${method} ${ifNoneMatch}`);
+      assert.equal((await response.arrayBuffer()).byteLength, 0, "no body");
+      assert.equal(response.headers.get("etag"), etag, ifNoneMatch);
+      assert.equal(response.headers.get("cache-control"), first.headers.get("cache-control"), ifNoneMatch);
+      assert.equal(response.headers.get("vary"), "Accept", ifNoneMatch);
+      assert.equal(response.headers.get("content-type"), null, ifNoneMatch);
+    }
+  }
+  const other = await get(worker, "/images/233/photos/land.jpg", { "if-none-match": '"other"' });
+  assert.equal(other.status, 200, "another tag: the whole variant");
+  assert.deepEqual(other.body, first.body);
+  // The same bytes under another key: its MISS gives the same tag, and a client holding them is told 304.
+  const twin = await worker.fetch("/images/233/photos/twin.jpg", { headers: { "if-none-match": etag } });
+  assert.equal(twin.status, 304, "a MISS is answered 304 too");
+  assert.equal(twin.headers.get("x-cache"), "MISS");
+  assert.equal(twin.headers.get("etag"), etag);
+  const stored = await get(worker, "/images/233/photos/twin.jpg");
+  assert.equal(stored.headers.get("x-cache"), "HIT", "a MISS answered 304 still stored the variant");
+  assert.deepEqual(stored.body, first.body);
+  // Another format is other bytes: another tag.
+  const webp = await get(worker, "/images/233/photos/land.jpg", { accept: "image/webp", "if-none-match": etag });
+  assert.equal(webp.status, 200);
+  assert.equal(webp.headers.get("etag"), tagOf(webp.body));
+  // A fallback (never stored) has no tag, so it is always answered whole.
+  const broken = await get(worker, "/images/300/photos/broken.png", { "if-none-match": "*" });
+  assert.equal(broken.status, 200);
+  assert.equal(broken.headers.get("etag"), null);
 });
 
 /** A GET with the path sent byte for byte (fetch() would normalise `..` and `%2e%2e` before sending). */

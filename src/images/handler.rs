@@ -2,7 +2,8 @@
 //! the variant up in the Cache API, otherwise fetch the source and produce the variant — through `cf.image` options
 //! on the source fetch (`IMAGES_MODE = "cf-image"`, production) or the Images binding `IMAGES` (`"binding"`;
 //! Miniflare implements it with sharp) — cache it and answer with `x-cache` and `Vary: Accept`. Concurrent misses for
-//! one variant in an isolate share one source fetch and transform.
+//! one variant in an isolate share one source fetch and transform. A variant carries a strong `ETag` (a digest of its
+//! bytes, stored with it) and a matching `If-None-Match` is answered 304.
 //!
 //! workers-rs 0.8.7 has no typed Images binding, so it is driven through `js_sys::Reflect` on the env object.
 
@@ -22,6 +23,7 @@ use super::negotiate::{
 };
 use super::signature;
 use super::transform::{self, FormatChoice, ImageRequest};
+use super::validator;
 use crate::entry::body::{read_stream_capped_blob, ReadError};
 use crate::entry::coalesce::{self, InFlight, Lead};
 use crate::entry::respond::with_header;
@@ -90,6 +92,8 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         signature::client_cache_control(config.cache_ttl_secs, signed_exp, call.started_ms / 1000);
 
     let accept = call.req.headers().get("accept").ok().flatten();
+    let if_none_match = call.req.headers().get("if-none-match").ok().flatten();
+    let conditional = |response| not_modified_or(response, if_none_match.as_deref());
     let format = negotiate(request.transform.format, accept.as_deref());
     let vary = request.transform.format == FormatChoice::Auto;
     let key = cache_key(&config.variant_scope, &request, format);
@@ -101,7 +105,7 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
             .or_internal("reading the image cache")
     };
     if let Some(hit) = read_stored().await? {
-        return Ok(finish(hit, "HIT", vary, &cache_control));
+        return Ok(conditional(finish(hit, "HIT", vary, &cache_control)));
     }
     // Another request of this isolate is making this variant: wait for it (at most as long as its source fetch and
     // transform may take), then read the cache. When it stored nothing (a failure, an original served in the
@@ -116,7 +120,7 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
             .is_some()
         {
             if let Some(hit) = read_stored().await? {
-                return Ok(finish(hit, "HIT", vary, &cache_control));
+                return Ok(conditional(finish(hit, "HIT", vary, &cache_control)));
             }
         }
     }
@@ -139,14 +143,17 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         Made::Failed | Made::Oversized => as_sniffed(variant).await?,
     };
     if made == Made::Failed {
-        let response = marked(blob_response(&variant, "no-store"));
+        let response = marked(blob_response(&variant, "no-store", None));
         return Ok(finish(response, "MISS", vary, "no-store"));
     }
+    // Stored with the answer, so a HIT gives the tag a MISS gave for the same bytes.
+    let etag = etag_of(&variant.body).await?;
     // Stored before answering, so the next request finds it; a failed write costs the next request a transform,
     // never this one its image.
     let stored = marked(blob_response(
         &variant,
         &format!("public, max-age={}, immutable", config.cache_ttl_secs),
+        Some(&etag),
     ));
     match cache.put(key.as_str(), stored).await {
         Ok(()) => lead.publish(()),
@@ -156,23 +163,78 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
                 "request_id": call.request_id, "detail": e.to_string()})
         ),
     }
-    Ok(finish(
-        marked(blob_response(&variant, &cache_control)),
+    Ok(conditional(finish(
+        marked(blob_response(&variant, &cache_control, Some(&etag))),
         "MISS",
         vary,
         &cache_control,
-    ))
+    )))
+}
+
+/// `response`, or a 304 in its place when `If-None-Match` names its `ETag` (RFC 9110 §13.1.2, §15.4.5): no body, and
+/// the headers a 200 would have sent that a cache needs to update its copy — `ETag`, `Cache-Control`, `Vary` — with
+/// `x-cache` and the marks. Only a variant has a tag, so a fallback is always answered whole.
+fn not_modified_or(response: Response, if_none_match: Option<&str>) -> Response {
+    let Some(if_none_match) = if_none_match else {
+        return response;
+    };
+    let Some(etag) = response.headers().get("etag").ok().flatten() else {
+        return response;
+    };
+    if !validator::none_match(if_none_match, &etag) {
+        return response;
+    }
+    let headers = Headers::new();
+    for name in [
+        "etag",
+        "cache-control",
+        "vary",
+        "x-cache",
+        "x-content-type-options",
+        TRANSFORM_HEADER,
+    ] {
+        if let Some(value) = response.headers().get(name).ok().flatten() {
+            let _ = headers.set(name, &value);
+        }
+    }
+    Response::builder()
+        .with_status(304)
+        .with_headers(headers)
+        .empty()
+}
+
+/// The strong `ETag` of a body (`validator::etag`): its SHA-256, from the runtime's `crypto.DigestStream` fed the
+/// Blob's stream, so the bytes are neither copied into wasm memory nor held a second time whole (a variant may be
+/// as large as `IMAGES_MAX_SOURCE_BYTES`, beside its source); only the 32-byte digest is read.
+async fn etag_of(body: &web_sys::Blob) -> ApiResult<String> {
+    let failed = js_internal("digesting the variant for its ETag");
+    let digest = async {
+        let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?;
+        let digest_stream: Function =
+            Reflect::get(&crypto, &JsValue::from_str("DigestStream"))?.dyn_into()?;
+        let sink = Reflect::construct(
+            &digest_stream,
+            &js_sys::Array::of1(&JsValue::from_str("SHA-256")),
+        )?;
+        awaited(call_method(&stream_of(body), "pipeTo", &[&sink])?).await?;
+        awaited(Reflect::get(&sink, &JsValue::from_str("digest"))?).await
+    };
+    let digest = digest.await.map_err(failed)?;
+    Ok(validator::etag(&js_sys::Uint8Array::new(&digest).to_vec()))
 }
 
 /// A response of the variant's bytes, read from its `Blob` (each response its own stream of the same bytes). Its
 /// `Content-Length` is the Blob's size, said outright: the runtime drops a body's length from the answer to a HEAD,
 /// so a HEAD that missed — which makes and stores the variant like a GET, and is told what a GET would get — went
 /// without one (RFC 9110 §9.3.2, §8.6), while a HEAD that hit was told the stored length.
-fn blob_response(variant: &Variant, cache_control: &str) -> Response {
+fn blob_response(variant: &Variant, cache_control: &str, etag: Option<&str>) -> Response {
     let headers = Headers::new();
     let _ = headers.set("content-type", &variant.mime);
     let _ = headers.set("content-length", &(variant.body.size() as u64).to_string());
     let _ = headers.set("cache-control", cache_control);
+    if let Some(etag) = etag {
+        let _ = headers.set("etag", etag);
+    }
     Response::builder()
         .with_headers(headers)
         .body(ResponseBody::Stream(variant.body.stream()))

@@ -14,3 +14,4 @@ pub mod negotiate;
 pub mod signature;
 pub mod source;
 pub mod transform;
+pub mod validator;
