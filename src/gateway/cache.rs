@@ -455,10 +455,7 @@ pub fn not_modified(
         let Some(etag) = field("etag") else {
             return condition.trim() == "*";
         };
-        let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
-        return condition
-            .split(',')
-            .any(|tag| tag.trim() == "*" || opaque(tag) == opaque(etag));
+        return crate::conditional::none_match(condition, etag);
     }
     match (if_modified_since, field("last-modified")) {
         (Some(since), Some(modified)) => since.trim() == modified,

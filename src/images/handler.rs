@@ -181,7 +181,7 @@ fn not_modified_or(response: Response, if_none_match: Option<&str>) -> Response 
     let Some(etag) = response.headers().get("etag").ok().flatten() else {
         return response;
     };
-    if !validator::none_match(if_none_match, &etag) {
+    if !crate::conditional::none_match(if_none_match, &etag) {
         return response;
     }
     let headers = Headers::new();

@@ -1,8 +1,8 @@
-//! Validators for variant answers (RFC 9110 §8.8.3, §13.1.2): a variant's `ETag` is a digest of its bytes, so it is
-//! strong by construction — the same bytes give the same tag on a HIT and a MISS, in any isolate, and a variant made
-//! again from a replaced source (after its cache entry expired) gets a new one, which a tag built from the cache key
-//! alone would not (a client revalidating would be told its old image is current). `If-None-Match` is compared
-//! weakly, as §13.1.2 requires.
+//! Validators for variant answers (RFC 9110 §8.8.3): a variant's `ETag` is a digest of its bytes, so it is strong by
+//! construction — the same bytes give the same tag on a HIT and a MISS, in any isolate, and a variant made again from
+//! a replaced source (after its cache entry expired) gets a new one, which a tag built from the cache key alone would
+//! not (a client revalidating would be told its old image is current). `If-None-Match` is read by
+//! [`crate::conditional`], as the gateway's cache reads it.
 
 /// How many leading bytes of the SHA-256 of the bytes name a variant (128 bits: collisions are not a concern).
 pub const TAG_BYTES: usize = 16;
@@ -15,41 +15,6 @@ pub fn etag(digest: &[u8]) -> String {
     )
 }
 
-/// Whether `if_none_match` (the header's value) names `etag` by weak comparison, or is `*` (RFC 9110 §13.1.2: the
-/// condition is then false and a GET or HEAD is answered 304). A malformed list matches nothing: the client gets the
-/// full answer, which is always safe.
-pub fn none_match(if_none_match: &str, etag: &str) -> bool {
-    if if_none_match.trim() == "*" {
-        return true;
-    }
-    let wanted = opaque(etag);
-    let mut rest = if_none_match;
-    loop {
-        rest = rest.trim_start_matches([' ', '\t', ',']);
-        if rest.is_empty() {
-            return false;
-        }
-        rest = rest.strip_prefix("W/").unwrap_or(rest);
-        // An opaque tag is a quoted string without `"` inside (it may hold commas): read to its closing quote.
-        let Some(inner) = rest.strip_prefix('"') else {
-            return false;
-        };
-        let Some(end) = inner.find('"') else {
-            return false;
-        };
-        if Some(&inner[..end]) == wanted {
-            return true;
-        }
-        rest = &inner[end + 1..];
-    }
-}
-
-/// The opaque part of an entity tag (between its quotes, without `W/`).
-fn opaque(etag: &str) -> Option<&str> {
-    let etag = etag.strip_prefix("W/").unwrap_or(etag);
-    etag.strip_prefix('"')?.strip_suffix('"')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,27 +23,5 @@ mod tests {
     fn a_tag_is_the_quoted_hex_of_the_digests_first_bytes() {
         let digest: Vec<u8> = (0u8..32).collect();
         assert_eq!(etag(&digest), "\"000102030405060708090a0b0c0d0e0f\"");
-    }
-
-    #[test]
-    fn if_none_match_compares_weakly_and_star_matches_any_tag() {
-        let tag = "\"abc\"";
-        for (header, matches, why) in [
-            ("\"abc\"", true, "the same tag"),
-            ("W/\"abc\"", true, "weak comparison ignores W/"),
-            ("\"x\", \"abc\"", true, "one of a list"),
-            ("\"x\",W/\"abc\"", true, "a list without spaces"),
-            ("\"a,b\", \"abc\"", true, "a comma inside an earlier tag"),
-            ("*", true, "any current representation"),
-            (" * ", true, "* with spaces"),
-            ("\"abcd\"", false, "another tag"),
-            ("\"ab\"", false, "a prefix"),
-            ("abc", false, "unquoted: malformed"),
-            ("\"abc", false, "unterminated"),
-            ("", false, "empty"),
-            ("\"x\", *", false, "* inside a list is malformed"),
-        ] {
-            assert_eq!(none_match(header, tag), matches, "{why}: {header}");
-        }
     }
 }
