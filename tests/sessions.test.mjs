@@ -252,6 +252,35 @@ test("a session is used only from this origin's pages: logins and state-changing
   assert.equal((await post("/auth/logout", cookieOf(refreshed))).status, 204, "as may a client that is no browser page");
 });
 
+test("a logout another origin's page starts gets 403 and clears no cookie, also when SameSite=Lax kept the cookie off it", async () => {
+  // A cross-site page's auto-submitted <form method=post action=/auth/logout> is a top-level navigation: the browser
+  // sends no Lax cookie with it, but stores the answer's Set-Cookie (RFC 6265bis §5.7) — a 204 clearing the cookie
+  // would sign the user out from any site, leaving the session alive in D1.
+  const { token } = await loggedIn(BOB);
+  const foreign = [
+    { "sec-fetch-site": "cross-site", origin: "https://evil.example" },
+    { "sec-fetch-site": "same-site", origin: "https://evil.trusted.example" },
+    { origin: "null" },
+  ];
+  for (const headers of foreign) {
+    const what = `logout without a cookie from ${JSON.stringify(headers)}`;
+    const response = await worker.fetch("/auth/logout", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, body: "" });
+    assert.equal(response.headers.get("set-cookie"), null, `${what}: no Set-Cookie`);
+    await expectError(response, 403, "cross_origin_refused", what);
+    // A planted second value (the cookie reads as garbled) from a sibling page clears nothing either.
+    const planted = await worker.fetch("/auth/logout", { method: "POST", headers: { ...headers, cookie: `__Host-edgekit_session=${token}; __Host-edgekit_session=x` } });
+    assert.equal(planted.headers.get("set-cookie"), null, `${what}, garbled cookie: no Set-Cookie`);
+    await expectError(planted, 403, "cross_origin_refused", `${what}, garbled cookie`);
+  }
+  assert.equal((await get("/auth/sessions", token)).status, 200, "the session lives");
+  // This origin's pages and clients that are no browser page still sign out without a cookie (idempotent 204).
+  for (const headers of [{}, { "sec-fetch-site": "same-origin" }, { "sec-fetch-site": "same-site", origin: TRUSTED }]) {
+    const response = await worker.fetch("/auth/logout", { method: "POST", headers });
+    assert.equal(response.status, 204, `logout without a cookie from ${JSON.stringify(headers)}`);
+    assert.match(response.headers.get("set-cookie"), /__Host-edgekit_session=;.*Max-Age=0/);
+  }
+});
+
 test("a refresh token reused after its rotation (past SESSION_REUSE_GRACE_SECS) revokes the session it was rotated into", async () => {
   // Within the grace window (30 s here by default) the old token is only refused: the flow test above presents it
   // right after the refresh and the new token keeps working. With no grace, any reuse is a copy. Rotations are not

@@ -712,13 +712,16 @@ fn signed_out(
 
 /// `POST /auth/logout`: revokes the session in D1 (also when the cookie holds a token a refresh has just retired:
 /// then the session it became), leaves a revocation entry in its cache slot and clears the cookie. Idempotent: 204
-/// whether or not the cookie named a live session.
+/// whether or not the cookie named a live session. Another origin's page is refused whatever the cookie: its
+/// cross-site form post arrives without the `SameSite=Lax` cookie, yet the browser stores the answer's
+/// `Set-Cookie` (a top-level navigation, RFC 6265bis §5.7), so a 204 would sign the user out from any site and
+/// leave the session alive in D1.
 pub async fn logout(call: Call) -> ApiResult<Response> {
     limited(&call, "/auth/logout").await?;
+    refuse_cross_origin(&call)?;
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
     if let CookieToken::Token(token) = cookie_token(&call) {
-        refuse_cross_origin(&call)?;
         end_session(
             &store,
             &token::session_id(&token),
