@@ -347,7 +347,7 @@ test("a session is rotated at most once per SESSION_ROTATE_MIN_SECS: a thief ref
       assert.equal(again.status, 200, "a refresh within the interval still answers");
       const body = await again.json();
       assert.ok(body.access_token, "with an access token");
-      assert.equal(cookieOf(again), thiefs, "and the same session token");
+      assert.equal(cookieOf(again), undefined, "and the same session token, which it does not set again");
     }
     const rows = await wdb.prepare("SELECT COUNT(*) AS n FROM retired_session_ids WHERE id = ?1").bind(sessionId(stolen)).first();
     assert.equal(rows.n, 1, "the owner's copy is still remembered as retired");
@@ -358,6 +358,30 @@ test("a session is rotated at most once per SESSION_ROTATE_MIN_SECS: a thief ref
   } finally {
     await w.stop();
   }
+});
+
+test("a refresh that keeps the session token sets no cookie: its answer, crossing a concurrent rotation's, cannot put the retired token back in the browser", async () => {
+  // Two tabs refresh as SESSION_ROTATE_MIN_SECS ends: the first is answered within the interval (an access token, the
+  // token kept), the second rotates. Answers may arrive in either order; the browser keeps the last cookie it is set.
+  const { token } = await loggedIn(BOB);
+  const id = sessionId(token);
+  await db.prepare("UPDATE sessions SET rotated_at = ?2 WHERE id = ?1").bind(id, Date.now()).run();
+  const within = await post("/auth/refresh", token);
+  assert.equal(within.status, 200, "within the interval");
+  assert.ok((await within.json()).access_token, "an access token");
+  await db.prepare("UPDATE sessions SET rotated_at = ?2 WHERE id = ?1").bind(id, Date.now() - 61_000).run();
+  const rotating = await post("/auth/refresh", token);
+  assert.equal(rotating.status, 200, "the interval over: rotated");
+  const rotated = cookieOf(rotating);
+  assert.ok(rotated && rotated !== token);
+  await rotating.arrayBuffer();
+  // The rotating answer arrived first, the other one last.
+  assert.equal(within.headers.get("set-cookie"), null, "the answer that kept the token sets no cookie");
+  const held = cookieOf(within) ?? rotated;
+  // Later than SESSION_REUSE_GRACE_SECS (aged rather than waited for), the browser uses what it holds.
+  await db.prepare("UPDATE retired_session_ids SET retired_at = retired_at - 60000 WHERE id = ?1").bind(id).run();
+  assert.equal((await get("/auth/session", held)).status, 200, "the browser's cookie works");
+  assert.equal((await get("/auth/sessions", rotated)).status, 200, "and the session was not revoked as reused");
 });
 
 test("a login ends the session the browser held before, and an owner who lost a rotation to a thief ends the thief's by signing in again", async () => {

@@ -299,8 +299,14 @@ fn random_token() -> ApiResult<String> {
     Ok(token::new_token(&bytes))
 }
 
-/// The body and cookie of a successful login or refresh.
-fn issued(call: &Call, token: &str, record: &SessionRecord, now: u64) -> ApiResult<Response> {
+/// The body of a successful login or refresh, and the cookie of the session `token` it started or rotated into
+/// (`None`: the session token did not change, and the cookie is left alone).
+fn issued(
+    call: &Call,
+    token: Option<&str>,
+    record: &SessionRecord,
+    now: u64,
+) -> ApiResult<Response> {
     let auth = &call.isolate.config.auth;
     let config = &call.isolate.config.session;
     let key = config
@@ -323,11 +329,15 @@ fn issued(call: &Call, token: &str, record: &SessionRecord, now: u64) -> ApiResu
         "user": user_view(record),
         "session": { "expires_at": record.expires_at },
     });
+    let response = json(200, &body)?;
+    let Some(token) = token else {
+        return Ok(response);
+    };
     // The cookie lives as long as the session can (its absolute limit): the idle expiry slides in D1 with use
     // (last-seen), which a Max-Age fixed at login would not follow, so the browser would drop a session still alive.
     let max_age = (record.created_at + config.max_secs * 1000).saturating_sub(now) / 1000;
     Ok(with_header(
-        json(200, &body)?,
+        response,
         "set-cookie",
         &token::set_cookie(&config.cookie_name, token, max_age),
     ))
@@ -506,7 +516,7 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
             );
         }
     }
-    let mut response = issued(&call, &token, &record, now)?;
+    let mut response = issued(&call, Some(&token), &record, now)?;
     // A fresh device entry for this account, beside the browser's entries for others.
     if let Some(key) = &config.device_key {
         let mut id = [0u8; device::ID_BYTES];
@@ -615,12 +625,13 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
             return Err(rotated().with_internal("lost a concurrent rotation"));
         }
         // Still the session's token, rotated less than SESSION_ROTATE_MIN_SECS ago: an access token, and the
-        // session token kept.
-        if let (CookieToken::Token(token), Some(current)) =
-            (cookie_token(&call), store.session(&old_id).await?)
-        {
+        // session token kept — without a Set-Cookie, which the browser already holds. Re-set, it could overwrite
+        // the cookie of a concurrent refresh that did rotate (a tab refreshing as the interval ended, whose answer
+        // arrived first): the browser would then hold the retired token, and its next use past
+        // SESSION_REUSE_GRACE_SECS would revoke the user's own session as a reused one.
+        if let Some(current) = store.session(&old_id).await? {
             if current.status(now) == Status::Active {
-                return Ok(finish(issued(&call, &token, &current, now)?, &store));
+                return Ok(finish(issued(&call, None, &current, now)?, &store));
             }
         }
         return Err(invalid("the session ended during the refresh"));
@@ -654,7 +665,7 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
             json!({"request_id": call.request_id, "detail": e.to_string()}),
         );
     }
-    Ok(finish(issued(&call, &token, &record, now)?, &store))
+    Ok(finish(issued(&call, Some(&token), &record, now)?, &store))
 }
 
 /// Revokes the session `id` names in D1 (or, for an id a refresh retired, the session it became) and leaves
