@@ -140,13 +140,101 @@ impl<'a> Vars<'a> {
     pub fn json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ConfigError> {
         let value = match self.raw(key) {
             None => return Ok(None),
-            Some(Value::String(s)) => serde_json::from_str::<Value>(&s)
-                .map_err(|e| ConfigError::new(key, format!("is not valid JSON: {e}")))?,
+            Some(Value::String(s)) => {
+                json_document(&s).map_err(|problem| ConfigError::new(key, problem))?
+            }
             Some(v) => v,
         };
         serde_json::from_value(value)
             .map(Some)
             .map_err(|e| ConfigError::new(key, e.to_string()))
+    }
+}
+
+/// A JSON document from a string var, refused when an object repeats a key. JSON leaves a repeated name's meaning
+/// open (RFC 8259 §4) and both serde_json and `JSON.parse` keep the last one silently, so a route written with
+/// `"auth": "jwt"` and later `"auth": "none"` was served open, and a policy named twice lost its first limits.
+/// (A wrangler.toml table var cannot repeat a key: TOML refuses it.)
+pub fn json_document(text: &str) -> Result<Value, String> {
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let parsed = serde::Deserialize::deserialize(&mut reader).and_then(|Unique(value)| {
+        reader.end()?;
+        Ok(value)
+    });
+    parsed.map_err(|e| match e.classify() {
+        // Only the visitor below raises a data error here: a repeated key, named, with where it stands.
+        serde_json::error::Category::Data => e.to_string(),
+        _ => format!("is not valid JSON: {e}"),
+    })
+}
+
+/// A JSON value built like `serde_json::Value`, but failing on an object's second use of a key.
+struct Unique(Value);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Unique(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                let shown = crate::observability::log::clipped(&key, 64);
+                return Err(serde::de::Error::custom(format!(
+                    "repeats the key `{shown}` in one object"
+                )));
+            }
+            let Unique(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -703,6 +791,43 @@ mod tests {
         assert_eq!(vars.json::<Item>("MISSING").expect("unset"), None);
         let error = vars.json::<Item>("C").expect_err("bad json");
         assert_eq!(error.key, "C");
+    }
+
+    #[test]
+    fn a_json_document_that_repeats_a_key_is_refused_naming_the_key() {
+        let src = source(&[
+            (
+                "ROUTES",
+                json!(r#"[{"path": "/a", "auth": "jwt", "nested": {"auth": 1}, "auth": "none"}]"#),
+            ),
+            (
+                "POLICIES",
+                json!(r#"{"login": {"limit": 5}, "login": {"limit": 500}}"#),
+            ),
+            (
+                "FINE",
+                json!(r#"{"a": {"x": 1}, "b": {"x": [1, 2.5, -3, null, true, "s"]}}"#),
+            ),
+            ("TRAILING", json!(r#"{"a": 1} {"a": 2}"#)),
+        ]);
+        let vars = Vars::new(&src);
+        for (key, repeated) in [("ROUTES", "auth"), ("POLICIES", "login")] {
+            let error = vars.json::<Value>(key).expect_err(key);
+            assert_eq!(error.key, key, "{error}");
+            assert!(
+                error
+                    .problem
+                    .starts_with(&format!("repeats the key `{repeated}` in one object")),
+                "{error}"
+            );
+        }
+        assert_eq!(
+            vars.json::<Value>("FINE")
+                .expect("no key repeated in one object"),
+            Some(json!({"a": {"x": 1}, "b": {"x": [1, 2.5, -3, null, true, "s"]}}))
+        );
+        let error = vars.json::<Value>("TRAILING").expect_err("two documents");
+        assert!(error.problem.starts_with("is not valid JSON"), "{error}");
     }
 
     #[test]

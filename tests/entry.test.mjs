@@ -138,6 +138,28 @@ test("an invalid configuration value fails every request with a 500 naming the k
   }
 });
 
+test("a JSON document var that repeats a key is refused at start, naming the var and the key", async (t) => {
+  // JSON.parse and serde_json both keep the last of a repeated key, silently: a route written with `auth` twice
+  // served with the second, and a repeated policy name dropped the first policy's limits.
+  const cases = [
+    {
+      key: "GATEWAY_ROUTES",
+      value: '[{"name":"admin","path":"/admin","upstream":"http://127.0.0.1:9","auth":"jwt","auth":"none"}]',
+      repeated: "auth",
+    },
+    { key: "GATEWAY_WAF", value: '{"mode":"block","rules":["sqli"],"mode":"off"}', repeated: "mode" },
+  ];
+  for (const { key, value, repeated } of cases) {
+    const bad = await startWorker({ vars: { [key]: value } });
+    t.after(() => bad.stop());
+    const response = await bad.fetch("/health");
+    assert.equal(response.status, 500, key);
+    const { error } = await response.json();
+    assert.equal(error.code, "config_invalid", key);
+    assert.match(error.message, new RegExp(`${key}.*repeats the key \`${repeated}\``), key);
+  }
+});
+
 test("a response the runtime refuses (origin status 600) answers 502 JSON and does not take the isolate down", async (t) => {
   const origin = await startOrigin();
   const w = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "odd", path: "/odd", upstream: origin.url }] } });
