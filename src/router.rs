@@ -2,7 +2,7 @@
 //!
 //! Pure and listable: [`ROUTES`] is the single list the entry dispatches on and the OpenAPI contract test reads.
 //! Patterns use `matchit` syntax (`/rooms/{id}/ws`), the same `{param}` form OpenAPI paths use. `HEAD` is served
-//! wherever `GET` is. A path no route matches falls through to the gateway's configured routes (if any) before 404.
+//! wherever `GET` is, but for a route marked GET-only (a WebSocket handshake), whose 405s then leave it out of `Allow`. A path no route matches falls through to the gateway's configured routes (if any) before 404.
 
 use std::collections::HashMap;
 
@@ -44,6 +44,10 @@ pub struct RouteSpec {
     pub pattern: &'static str,
     /// Routes only served when `DEBUG_ROUTES` is on (tests, local development); never documented publicly.
     pub debug_only: bool,
+    /// For a GET route, whether its handler also serves HEAD. Not for a WebSocket join: a HEAD is no handshake, and
+    /// a 405 whose `Allow` named HEAD sent clients to a method answered 405 in turn (RFC 9110 §15.5.6: `Allow`
+    /// lists the methods the target supports).
+    pub head: bool,
 }
 
 const fn route(id: RouteId, method: &'static str, pattern: &'static str) -> RouteSpec {
@@ -52,6 +56,15 @@ const fn route(id: RouteId, method: &'static str, pattern: &'static str) -> Rout
         method,
         pattern,
         debug_only: false,
+        head: true,
+    }
+}
+
+/// A GET route whose handler serves GET alone (HEAD answers 405 with `Allow: GET`).
+const fn get_only(id: RouteId, pattern: &'static str) -> RouteSpec {
+    RouteSpec {
+        head: false,
+        ..route(id, "GET", pattern)
     }
 }
 
@@ -76,12 +89,14 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "GET",
         pattern: "/__debug/ratelimit/{policy}/unlimited",
         debug_only: true,
+        head: true,
     },
     RouteSpec {
         id: RouteId::DebugPanic,
         method: "GET",
         pattern: "/__debug/panic",
         debug_only: true,
+        head: true,
     },
     // How many requests of this isolate wait on another's work (entry::coalesce): what the coalescing tests hold
     // the origin's answer on, so their requests overlap by construction rather than by a long enough delay.
@@ -90,12 +105,13 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "GET",
         pattern: "/__debug/coalesce",
         debug_only: true,
+        head: true,
     },
     route(RouteId::GatewayPurge, "POST", "/admin/gateway/purge"),
     route(RouteId::Images, "GET", "/images/{*path}"),
     route(RouteId::Rooms, "GET", "/rooms"),
     route(RouteId::RoomPage, "GET", "/rooms/{id}"),
-    route(RouteId::RoomJoin, "GET", "/rooms/{id}/ws"),
+    get_only(RouteId::RoomJoin, "/rooms/{id}/ws"),
     route(RouteId::RoomTicket, "POST", "/rooms/{id}/ticket"),
     route(RouteId::RoomState, "GET", "/rooms/{id}/state"),
     RouteSpec {
@@ -103,6 +119,7 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "POST",
         pattern: "/__debug/rooms/{id}/ticket",
         debug_only: true,
+        head: true,
     },
 ];
 
@@ -150,8 +167,10 @@ impl Router {
         let Ok(matched) = self.tree.at(path) else {
             return Resolved::NotFound;
         };
-        let lookup = if method == "HEAD" { "GET" } else { method };
-        match matched.value.iter().find(|s| s.method == lookup) {
+        let serves = |s: &&RouteSpec| {
+            s.method == method || (method == "HEAD" && s.method == "GET" && s.head)
+        };
+        match matched.value.iter().find(serves) {
             Some(spec) => Resolved::Found {
                 id: spec.id,
                 params: matched
@@ -163,7 +182,7 @@ impl Router {
             None => {
                 let mut allowed: Vec<&'static str> =
                     matched.value.iter().map(|s| s.method).collect();
-                if allowed.contains(&"GET") {
+                if matched.value.iter().any(|s| s.method == "GET" && s.head) {
                     allowed.push("HEAD");
                 }
                 Resolved::MethodNotAllowed { allowed }
@@ -215,6 +234,40 @@ mod tests {
         for (method, path, expected) in cases {
             assert_eq!(&router.resolve(method, path), expected, "{method} {path}");
         }
+    }
+
+    #[test]
+    fn a_get_only_route_refuses_head_and_leaves_it_out_of_allow() {
+        let router = Router::new(false);
+        for method in ["HEAD", "POST", "OPTIONS"] {
+            assert_eq!(
+                router.resolve(method, "/rooms/r/ws"),
+                Resolved::MethodNotAllowed {
+                    allowed: vec!["GET"]
+                },
+                "{method} of the WebSocket join"
+            );
+        }
+        assert!(matches!(
+            router.resolve("GET", "/rooms/r/ws"),
+            Resolved::Found {
+                id: RouteId::RoomJoin,
+                ..
+            }
+        ));
+        assert!(matches!(
+            router.resolve("HEAD", "/rooms/r"),
+            Resolved::Found {
+                id: RouteId::RoomPage,
+                ..
+            }
+        ));
+        assert_eq!(
+            router.resolve("DELETE", "/rooms/r"),
+            Resolved::MethodNotAllowed {
+                allowed: vec!["GET", "HEAD"]
+            }
+        );
     }
 
     #[test]

@@ -52,6 +52,22 @@ test("unknown paths and methods answer JSON 404 and 405 with Allow", async () =>
   assert.equal(head.status, 200);
 });
 
+test("a 405 lists in Allow only the methods the path serves: the WebSocket join takes GET and not HEAD", async () => {
+  // RFC 9110 §15.5.6: Allow lists the target's supported methods. The join refuses a HEAD (no handshake), so a 405
+  // that named HEAD sent a client to a method that is refused in turn.
+  for (const method of ["POST", "PUT", "DELETE", "HEAD"]) {
+    const response = await worker.fetch("/rooms/allow-check/ws", { method });
+    assert.equal(response.status, 405, method);
+    assert.equal(response.headers.get("allow"), "GET", method);
+    await response.arrayBuffer();
+  }
+  // Routes whose GET handler serves HEAD keep it.
+  const page = await worker.fetch("/rooms/allow-check", { method: "POST" });
+  assert.equal(page.status, 405);
+  assert.equal(page.headers.get("allow"), "GET, HEAD");
+  await page.arrayBuffer();
+});
+
 test("every spelling of an app route's path meets that route (doubled slashes, escaped unreserved characters)", async () => {
   // Sent raw: fetch() would read `//health` as a host.
   const raw = (path) =>
