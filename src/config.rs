@@ -516,6 +516,16 @@ impl Config {
                     format!("entry {i} must be an https:// origin in production"),
                 ));
             }
+            // Likewise the pages that read the gateway's own answers with the user's cookies (whether a token was
+            // refused, a permission missing): a plain-http page is anyone's on the path.
+            if let crate::gateway::cors::ErrorReaders::Origins(listed) = &gateway.cors {
+                if let Some(i) = listed.iter().position(|o| o.starts_with("http://")) {
+                    return Err(ConfigError::new(
+                        "GATEWAY_CORS_ORIGINS",
+                        format!("entry {i} must be an https:// origin in production"),
+                    ));
+                }
+            }
         }
         Ok(Self {
             core,
@@ -765,13 +775,39 @@ mod tests {
         let error = Config::parse(&plain_page).expect_err("refused");
         assert_eq!(error.key, "SESSION_TRUSTED_ORIGINS");
         assert!(error.problem.contains("entry 1"), "{error}");
+        let plain_reader = source(&[
+            ("ENVIRONMENT", json!("production")),
+            ("RENDER_ORIGIN", json!("https://fragments.example")),
+            (
+                "GATEWAY_CORS_ORIGINS",
+                json!(["https://app.example", "http://old.example"]),
+            ),
+        ]);
+        let error = Config::parse(&plain_reader).expect_err("refused");
+        assert_eq!(error.key, "GATEWAY_CORS_ORIGINS");
+        assert!(error.problem.contains("entry 1"), "{error}");
+        assert!(
+            Config::parse(&source(&[(
+                "GATEWAY_CORS_ORIGINS",
+                json!(["http://127.0.0.1:5173"])
+            )]))
+            .is_ok(),
+            "http is fine locally"
+        );
         let secure = source(&[
             ("ENVIRONMENT", json!("production")),
             ("RENDER_ORIGIN", json!("https://fragments.example")),
             ("IMAGES_ORIGIN", json!("https://images.example")),
             ("SESSION_TRUSTED_ORIGINS", json!(["https://app.example"])),
+            ("GATEWAY_CORS_ORIGINS", json!(["https://app.example"])),
         ]);
         assert!(Config::parse(&secure).is_ok());
+        let anyone = source(&[
+            ("ENVIRONMENT", json!("production")),
+            ("RENDER_ORIGIN", json!("https://fragments.example")),
+            ("GATEWAY_CORS_ORIGINS", json!(["*"])),
+        ]);
+        assert!(Config::parse(&anyone).is_ok(), "`*` sends no credentials");
     }
 
     #[test]
