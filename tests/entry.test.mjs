@@ -154,6 +154,23 @@ test("an invalid configuration value fails every request with a 500 naming the k
   }
 });
 
+test("a configuration error's request log lines say which key broke which rule, as the answer does", async (t) => {
+  // Workers Logs show the lines, not the bodies: `config_invalid` alone on every line left an operator to call the
+  // Worker to learn what to fix.
+  const bad = await startWorker({ vars: { MAX_BODY_BYTES: "lots" } });
+  t.after(() => bad.stop());
+  const response = await bad.fetch("/health", { headers: { "x-request-id": "bad-config-line" } });
+  assert.equal(response.status, 500);
+  const { message } = (await response.json()).error;
+  const line = await until(() => bad.jsonLogs().find((l) => l.msg === "request" && l.request_id === "bad-config-line"), {
+    what: "the request's log line",
+  });
+  assert.equal(line.error_code, "config_invalid");
+  assert.equal(line.detail, message, "the line carries the key and the rule");
+  assert.match(line.detail, /MAX_BODY_BYTES/);
+  assert.ok(!line.detail.includes("lots"), "not the value");
+});
+
 test("a JSON document var that repeats a key is refused at start, naming the var and the key", async (t) => {
   // JSON.parse and serde_json both keep the last of a repeated key, silently: a route written with `auth` twice
   // served with the second, and a repeated policy name dropped the first policy's limits.

@@ -30,6 +30,10 @@ pub fn get(env: &Env) -> Result<Rc<Isolate>, ApiError> {
             Ok(Rc::new(Isolate { config, router }))
         })
         .clone()
-        .map_err(|e| ApiError::new(500, "config_invalid", e.to_string()))
+        // The same text in the request's log line (`detail`), where an operator looks first: it names the key and
+        // the rule, never a value, like the answer.
+        .map_err(|e| {
+            ApiError::new(500, "config_invalid", e.to_string()).with_internal(e.to_string())
+        })
     })
 }
