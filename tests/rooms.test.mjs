@@ -877,6 +877,30 @@ test("the room directory lists live rooms and drops rooms whose reports stopped;
   }
 });
 
+test("GET /rooms lists at most ROOMS_LIST_MAX_ROOMS rooms, the largest, and says when more are active", async () => {
+  // The route is public and every ticket can open a room: unbounded, one account's rooms grew every listing (and
+  // what each shard sent and each isolate held) by thousands an hour.
+  const w = await startWorker({ vars: { ...VARS, ROOMS_LIST_MAX_ROOMS: 2, ROOMS_LIST_MEMORY_MS: 0 } });
+  try {
+    const shards = await w.mf.getDurableObjectNamespace("ROOM_DIRECTORY");
+    const report = async (shard, room, members, seq = 1) => {
+      const stub = shards.get(shards.idFromName(`room-directory:${shard}`));
+      const body = JSON.stringify({ room, members, updated_ms: Date.now(), seq, report_ms: 60_000 });
+      assert.equal((await stub.fetch("https://room-directory/report", { method: "POST", body })).status, 204);
+    };
+    await report(0, "small", 1);
+    await report(1, "large", 3);
+    await report(1, "middle", 2);
+    const listing = await (await w.fetch("/rooms")).json();
+    assert.deepEqual(listing, { rooms: [{ room: "large", members: 3 }, { room: "middle", members: 2 }], truncated: true });
+    await report(0, "small", 0, 2);
+    const fits = await (await w.fetch("/rooms")).json();
+    assert.deepEqual(fits, { rooms: [{ room: "large", members: 3 }, { room: "middle", members: 2 }] }, "all listed: not truncated");
+  } finally {
+    await w.stop();
+  }
+});
+
 test("GET /rooms without the directory binding answers 503 and logs why as one JSON line naming the request", async () => {
   const { durableObjects } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
   const { ROOM_DIRECTORY, ...others } = durableObjects;

@@ -185,7 +185,8 @@ pub async fn state(call: &Call) -> ApiResult<Response> {
     Ok(out)
 }
 
-/// `GET /rooms`: active rooms with member counts, merged from every directory shard, asked at once. A room whose
+/// `GET /rooms`: the `ROOMS_LIST_MAX_ROOMS` largest active rooms with member counts (`truncated` when more are
+/// active), merged from every directory shard, asked at once. A room whose
 /// last report is older than `STALE_AFTER_REPORTS` of its report intervals is left out (and deleted by its shard).
 /// A shard that fails leaves its rooms out and marks the listing `incomplete`; when none answers, 503. The route is
 /// public and fans out to every shard, so an isolate lists at most once per `ROOMS_LIST_MEMORY_MS` and concurrent
@@ -255,7 +256,14 @@ async fn ask_shards(call: &Call) -> Listing {
             return None;
         }
     };
-    let url = format!("https://room-directory{}", directory::PATH_LIST);
+    // One more than is listed from each shard: whether any room was left out is then known.
+    let max_rooms = call.isolate.config.rooms.list_max_rooms;
+    let url = format!(
+        "https://room-directory{}?{}={}",
+        directory::PATH_LIST,
+        directory::LIMIT_PARAM,
+        max_rooms + 1
+    );
     let asks = (0..settings.directory_shards).map(|shard| {
         let (namespace, url) = (&namespace, &url);
         async move {
@@ -293,9 +301,13 @@ async fn ask_shards(call: &Call) -> Listing {
     if listings.is_empty() {
         return None;
     }
-    let mut body = serde_json::json!({ "rooms": directory::merge(listings, respond::now_ms()) });
+    let (rooms, truncated) = directory::merge(listings, respond::now_ms(), max_rooms as usize);
+    let mut body = serde_json::json!({ "rooms": rooms });
     if incomplete {
         body["incomplete"] = serde_json::json!(true);
+    }
+    if truncated {
+        body["truncated"] = serde_json::json!(true);
     }
     Some(Rc::new(body))
 }

@@ -24,6 +24,10 @@ pub struct RoomsConfig {
     /// share one in any case). The route is public and asks every directory shard, so this bounds what asking it
     /// costs; 0 keeps only the sharing.
     pub list_memory_ms: u64,
+    /// `ROOMS_LIST_MAX_ROOMS`: the most rooms `GET /rooms` lists, largest first. The route is public, and any
+    /// signed-in user opens a room per ticket: unbounded, one account's rooms grew every listing (and what each
+    /// shard ships and each isolate holds) by the thousands an hour.
+    pub list_max_rooms: u32,
 }
 
 impl RoomsConfig {
@@ -64,6 +68,7 @@ impl RoomsConfig {
             ticket_ttl_ms: vars.u64_in("ROOMS_TICKET_TTL_SECONDS", 60, 5, 3600)? * 1000,
             ticket_policy: vars.string_or("ROOMS_TICKET_POLICY", "rooms-ticket")?,
             list_memory_ms: vars.u64_in("ROOMS_LIST_MEMORY_MS", 1_000, 0, 60_000)?,
+            list_max_rooms: u32_in("ROOMS_LIST_MAX_ROOMS", 1_000, 1, 10_000)?,
         })
     }
 }
@@ -86,6 +91,7 @@ mod tests {
             "message cap default"
         );
         assert_eq!(config.ticket_ttl_ms, 60_000, "ticket ttl default");
+        assert_eq!(config.list_max_rooms, 1_000, "listing size default");
         let cases: &[(&str, Value)] = &[
             ("ROOMS_MAX_MESSAGE_BYTES", json!(10)),
             ("ROOMS_MAX_MEMBERS", json!(0)),
@@ -93,6 +99,8 @@ mod tests {
             ("ROOMS_LIST_MEMORY_MS", json!(60_001)),
             ("ROOMS_TICKET_TTL_SECONDS", json!(1)),
             ("ROOMS_MAX_DOCUMENT_BYTES", json!(2_000_000)),
+            ("ROOMS_LIST_MAX_ROOMS", json!(0)),
+            ("ROOMS_LIST_MAX_ROOMS", json!(10_001)),
         ];
         for (key, value) in cases {
             let src: HashMap<&str, Value> = [(*key, value.clone())].into_iter().collect();

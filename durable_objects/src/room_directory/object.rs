@@ -6,7 +6,7 @@ use worker::{
     State,
 };
 
-use super::protocol::{Listed, Report, PATH_LIST, PATH_REPORT};
+use super::protocol::{list_limit, Listed, Report, PATH_LIST, PATH_REPORT};
 
 #[durable_object]
 pub struct RoomDirectory {
@@ -66,11 +66,15 @@ impl DurableObject for RoomDirectory {
                     "DELETE FROM room_rows WHERE expires_ms < ?",
                     vec![now.into()],
                 )?;
+                // The largest first, as many as asked for: the public listing shows a bounded number of rooms,
+                // and a shard of many thousands must not ship them all on every listing.
+                let limit = list_limit(req.url()?.query());
                 let rooms: Vec<Listed> = self
                     .sql
                     .exec(
-                        "SELECT room, members, updated_ms, expires_ms FROM room_rows WHERE members > 0 ORDER BY room",
-                        None,
+                        "SELECT room, members, updated_ms, expires_ms FROM room_rows WHERE members > 0 \
+                         ORDER BY members DESC, room LIMIT ?",
+                        vec![i64::from(limit).into()],
                     )?
                     .to_array()?;
                 Response::from_json(&rooms)

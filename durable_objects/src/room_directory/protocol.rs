@@ -8,6 +8,21 @@ pub const BINDING: &str = "ROOM_DIRECTORY";
 
 pub const PATH_REPORT: &str = "/report";
 pub const PATH_LIST: &str = "/list";
+/// Query parameter of `GET /list`: at most this many rooms, largest first (the order [`merge`] lists them in).
+pub const LIMIT_PARAM: &str = "limit";
+/// Rooms a shard lists when the request names no (valid) limit.
+pub const DEFAULT_LIST_LIMIT: u32 = 10_001;
+
+/// The `limit` of a `GET /list` query string: a whole number from 1 up, else [`DEFAULT_LIST_LIMIT`].
+pub fn list_limit(query: Option<&str>) -> u32 {
+    query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix(LIMIT_PARAM)?.strip_prefix('='))
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_LIST_LIMIT)
+}
 
 /// The shard object `shard`. Renaming it loses the listing: a test pins the format.
 pub fn object_name(shard: u32) -> String {
@@ -74,8 +89,9 @@ pub struct ActiveRoom {
 
 /// Merges shard listings into one, largest rooms first, then by name: rooms with members whose report has not
 /// expired at `now_ms`, each once — with the newest report when two shards list it (the shard count changed, and
-/// the old shard's row has not expired yet).
-pub fn merge(shards: Vec<Vec<Listed>>, now_ms: u64) -> Vec<ActiveRoom> {
+/// the old shard's row has not expired yet) — and at most `max` of them: the second value says whether any were
+/// left out. Each shard is asked for its `max + 1` largest, so the `max` largest of all are among them.
+pub fn merge(shards: Vec<Vec<Listed>>, now_ms: u64, max: usize) -> (Vec<ActiveRoom>, bool) {
     let mut newest: std::collections::BTreeMap<String, Listed> = std::collections::BTreeMap::new();
     for row in shards.into_iter().flatten() {
         if row.expires_ms < now_ms {
@@ -97,7 +113,9 @@ pub fn merge(shards: Vec<Vec<Listed>>, now_ms: u64) -> Vec<ActiveRoom> {
         })
         .collect();
     all.sort_by(|a, b| b.members.cmp(&a.members).then_with(|| a.room.cmp(&b.room)));
-    all
+    let truncated = all.len() > max;
+    all.truncate(max);
+    (all, truncated)
 }
 
 #[cfg(test)]
@@ -157,19 +175,40 @@ mod tests {
             room: room.into(),
             members,
         };
-        let merged = merge(
+        let shards = || {
             vec![
                 vec![l("b", 2, 100), l("gone", 0, 100), l("moved", 9, 60)],
                 vec![l("a", 2, 100), l("c", 5, 100), l("stale", 7, 49)],
                 vec![l("moved", 1, 90), l("emptied", 0, 95)],
                 vec![l("emptied", 4, 80)],
-            ],
-            60,
-        );
+            ]
+        };
+        let merged = merge(shards(), 60, 4);
         assert_eq!(
             merged,
-            vec![r("c", 5), r("a", 2), r("b", 2), r("moved", 1)],
+            (vec![r("c", 5), r("a", 2), r("b", 2), r("moved", 1)], false),
             "stale dropped; the newest report of a room listed twice wins, also when it says empty"
         );
+        assert_eq!(
+            merge(shards(), 60, 2),
+            (vec![r("c", 5), r("a", 2)], true),
+            "the largest first, and the rest said to be left out"
+        );
+    }
+
+    #[test]
+    fn a_listing_limit_is_read_from_the_query_or_defaults() {
+        let cases: &[(Option<&str>, u32)] = &[
+            (Some("limit=5"), 5),
+            (Some("x=1&limit=1001"), 1001),
+            (Some("limit=0"), DEFAULT_LIST_LIMIT),
+            (Some("limit=-1"), DEFAULT_LIST_LIMIT),
+            (Some("limits=3"), DEFAULT_LIST_LIMIT),
+            (Some(""), DEFAULT_LIST_LIMIT),
+            (None, DEFAULT_LIST_LIMIT),
+        ];
+        for (query, limit) in cases {
+            assert_eq!(list_limit(*query), *limit, "{query:?}");
+        }
     }
 }
