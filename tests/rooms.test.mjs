@@ -1151,4 +1151,23 @@ describe("rooms behind a real session", () => {
     }
     assert.deepEqual(reads, [200, 200, 200, 429], "4 reads per minute for this user");
   });
+  test("a room name no room can have is refused 400 before the user's ticket or state budget is spent", async () => {
+    // Alice has spent one of her 4 tickets a minute above. A typo (or a page looping on a bad name) used to spend
+    // the rest, and the next ticket for a real room was refused 429.
+    const cookie = await sessionCookie(ALICE);
+    const names = ["has%20space", "...", "x".repeat(65), "caf%C3%A9"];
+    for (const name of names) {
+      const issued = await w.fetch(`/rooms/${name}/ticket`, { method: "POST", headers: { cookie } });
+      assert.equal(issued.status, 400, `ticket for ${name}`);
+      assert.equal((await issued.json()).error.code, "invalid_room");
+    }
+    for (const name of names) {
+      const state = await w.fetch(`/rooms/${name}/state`, { headers: { cookie } });
+      assert.equal(state.status, 400, `state of ${name}`);
+      assert.equal((await state.json()).error.code, "invalid_room");
+    }
+    const issued = await w.fetch("/rooms/after-typos/ticket", { method: "POST", headers: { cookie } });
+    assert.equal(issued.status, 201, "the budget is intact");
+    await issued.arrayBuffer();
+  });
 });

@@ -325,6 +325,8 @@ pub fn page(call: &Call) -> ApiResult<Response> {
 /// `ROOMS_TICKET_POLICY` (a ticket for a new name sets up a stored room object). A ticket is a credential:
 /// `no-store`.
 pub async fn ticket(call: &Call) -> ApiResult<Response> {
+    // A name no room can have is refused before the session is read or the user's budget spent.
+    room_name(call)?;
     let user = signed_in_user(call).await?;
     let policy = &call.isolate.config.rooms.ticket_policy;
     let limit =
@@ -338,6 +340,7 @@ pub async fn ticket(call: &Call) -> ApiResult<Response> {
 /// entries: ~200 ms a read; 50 reads at once held the members' sync answers back 11 s).
 pub async fn authorised_state(call: &Call) -> ApiResult<Response> {
     use crate::ratelimit::{handler as ratelimit, key};
+    room_name(call)?;
     let user = signed_in_user(call).await?;
     let policy = &call.isolate.config.rooms.ticket_policy;
     let own = ratelimit::resolve_key(call, policy, Some(&user), "/rooms/state")?;
