@@ -1346,7 +1346,7 @@ describe("edge cache", () => {
   test("a cache fill carries no requester's conditionals or (on a shared policy) credentials or other headers", async () => {
     origin.reset();
     origin.handle((req, body, res) => {
-      res.writeHead(200, { "content-type": "text/plain", etag: '"v1"' });
+      res.writeHead(200, { "content-type": "text/plain", etag: '"v1"', "server-timing": "db;dur=53" });
       res.end("the whole representation");
     });
     const path = `/gw/cached?fill=${Date.now()}`;
@@ -1354,7 +1354,7 @@ describe("edge cache", () => {
       headers: { "if-none-match": '"v0"', cookie: "sid=secret", "x-user-id": "spoofed", accept: "text/plain", "accept-encoding": "zstd" },
     });
     assert.equal(r.status, 200);
-    assert.match(r.headers.get("server-timing"), /^origin;dur=\d+, edge;dur=\d+/, "a miss times the origin, as an uncached request does");
+    assert.match(r.headers.get("server-timing"), /^db;dur=53, origin;dur=\d+, edge;dur=\d+/, "a miss times the origin, as an uncached request does, beside the origin's own timing");
     assert.equal(await r.text(), "the whole representation");
     const sent = lastRequest().headers;
     for (const name of ["if-none-match", "cookie", "x-user-id", "authorization"]) assert.equal(sent[name], undefined, name);
@@ -1367,6 +1367,7 @@ describe("edge cache", () => {
     const hit = await worker.fetch(path);
     assert.equal(hit.headers.get("x-cache"), "HIT");
     assert.equal(await hit.text(), "the whole representation");
+    assert.match(hit.headers.get("server-timing"), /^edge;dur=\d+;desc="gateway"$/, "a stored copy does not repeat the fill's timings");
 
     // An origin that answers by API key: the shared fill never carries one, so a keyed answer is never stored for
     // everyone — a request without the key cannot get it from the cache. The fill's 401 was made without the key:

@@ -1732,6 +1732,8 @@ fn client_response(
     // The caching a CDN in front is told is the policy's alone: the origin's `CDN-Cache-Control` (and Cloudflare's
     // own), which such a CDN heeds over `Cache-Control` and `Surrogate-Control` (RFC 9213 §2.1), would have it keep
     // a per-user answer under its URL, or a shared one past a purge here (entries stored by earlier builds kept them).
+    // The origin's own `Server-Timing` timed the fill's request: a stored copy served later does not repeat it.
+    let fresh_from_origin = state == "MISS";
     let out = header_list::build(headers.iter().filter(|(k, _)| {
         k != StoredMeta::HEADER
             && k != StoredMeta::STATUS_HEADER
@@ -1739,6 +1741,7 @@ fn client_response(
             && k != "cdn-cache-control"
             && k != "cloudflare-cdn-cache-control"
             && (k != "content-length" || head_length)
+            && (k != "server-timing" || fresh_from_origin)
     }));
     let (cache_control, surrogate_control) = policy.client_headers(status);
     let _ = out.set("cache-control", &cache_control);
