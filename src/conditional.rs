@@ -3,12 +3,15 @@
 
 /// Whether `if_none_match` (the header's value) names `etag` (an entity tag, quotes included, `W/` or not) by weak
 /// comparison, or is `*` (RFC 9110 §13.1.2: the condition is then false and a GET or HEAD is answered 304). A
-/// malformed list matches nothing: the client gets the full answer, which is always safe.
+/// malformed list matches nothing: the client gets the full answer, which is always safe. An origin's tag without
+/// quotes is compared as it was sent ([`as_sent`]).
 pub fn none_match(if_none_match: &str, etag: &str) -> bool {
     if if_none_match.trim() == "*" {
         return true;
     }
-    let wanted = opaque(etag);
+    let Some(wanted) = opaque(etag) else {
+        return as_sent(if_none_match, etag);
+    };
     let mut rest = if_none_match;
     loop {
         rest = rest.trim_start_matches([' ', '\t', ',']);
@@ -23,11 +26,24 @@ pub fn none_match(if_none_match: &str, etag: &str) -> bool {
         let Some(end) = inner.find('"') else {
             return false;
         };
-        if Some(&inner[..end]) == wanted {
+        if &inner[..end] == wanted {
             return true;
         }
         rest = &inner[end + 1..];
     }
+}
+
+/// Whether a list names `etag` as it was given, for an origin's tag without its quotes (`ETag: 5d8c72a5`: RFC 9110
+/// §8.8.3 requires them, yet such origins exist and browsers send the value back as they got it, so a stricter
+/// reading would answer every revalidation in full). Members are split on commas, which such a tag cannot hold
+/// either way.
+fn as_sent(if_none_match: &str, etag: &str) -> bool {
+    let bare = |tag: &str| {
+        let tag = tag.trim();
+        tag.strip_prefix("W/").unwrap_or(tag).to_owned()
+    };
+    let etag = bare(etag);
+    !etag.is_empty() && if_none_match.split(',').any(|member| bare(member) == etag)
 }
 
 /// The opaque part of an entity tag (between its quotes, without `W/`).
@@ -59,6 +75,25 @@ mod tests {
             ("\"x\", *", false, "* inside a list is malformed"),
         ] {
             assert_eq!(none_match(header, tag), matches, "{why}: {header}");
+        }
+    }
+
+    #[test]
+    fn an_origins_tag_without_quotes_is_matched_as_it_was_sent() {
+        for (header, tag, matches, why) in [
+            ("5d8c72a5", "5d8c72a5", true, "sent back as given"),
+            ("\"x\", 5d8c72a5", "5d8c72a5", true, "in a list"),
+            ("W/5d8c72a5", "W/5d8c72a5", true, "weak, unquoted"),
+            (
+                "\"5d8c72a5\"",
+                "5d8c72a5",
+                false,
+                "quoted is another spelling",
+            ),
+            ("5d8c72a", "5d8c72a5", false, "a prefix"),
+            ("", "", false, "an empty tag names nothing"),
+        ] {
+            assert_eq!(none_match(header, tag), matches, "{why}: {header} vs {tag}");
         }
     }
 }

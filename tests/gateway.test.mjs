@@ -1478,6 +1478,26 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("an origin's ETag without quotes is matched as it was sent: revalidations are answered 304", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => {
+      res.writeHead(200, { "content-type": "text/plain", etag: "5d8c72a5" });
+      res.end("unquoted");
+    });
+    const path = `/gw/static/unquoted.txt?n=${Date.now()}`;
+    const first = await worker.fetch(path);
+    assert.equal(first.headers.get("etag"), "5d8c72a5");
+    assert.equal(await first.text(), "unquoted");
+    // A browser sends the tag back exactly as it got it.
+    const again = await worker.fetch(path, { headers: { "if-none-match": "5d8c72a5" } });
+    assert.equal(again.status, 304);
+    assert.equal(await again.text(), "");
+    const other = await worker.fetch(path, { headers: { "if-none-match": "5d8c72a6" } });
+    assert.equal(other.status, 200);
+    assert.equal(await other.text(), "unquoted");
+    origin.reset();
+  });
+
   test("a stored answer says Vary: Accept-Encoding: the edge codes its one copy as each client accepts", async () => {
     const { gzipSync } = await import("node:zlib");
     origin.reset();
