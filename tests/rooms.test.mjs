@@ -1171,3 +1171,25 @@ describe("rooms behind a real session", () => {
     await issued.arrayBuffer();
   });
 });
+
+test("copies of presence are counted in entries: a frame of many copies answering nothing the room sent costs a token", async () => {
+  // Counted in frames, each frame the room sent (one broadcast entry) bought a free copy of thousands of entries,
+  // all decoded and compared. Here the room sends the socket nothing, so its 16 free entries cover no 400-entry
+  // copy: each costs a token of a 5-token bucket refilling at 1/s, and 16 of them close it before the sync request
+  // behind them is answered (counted in frames, all 16 were free and the request answered).
+  const w = await startWorker({ vars: { ...VARS, ROOMS_UPDATE_BURST: 5, ROOMS_UPDATES_PER_SECOND: 1 } });
+  try {
+    const looper = await rawSocket(w, "copy-entries");
+    const copies = awareness(Array.from({ length: 400 }, (_, i) => [1_000 + i, 0, "null"]));
+    for (let i = 0; i < 16; i++) looper.ws.send(copies);
+    looper.ws.send(Buffer.from([0, 0, 1, 0])); // sync step 1, empty state vector
+    await until(() => looper.closed || looper.frames.some((f) => f[0] === 0 && f[1] === 1), {
+      what: "the socket closed or its sync request answered",
+    });
+    assert.ok(looper.closed, "the sync request behind 16 unpaid 400-entry copies was answered");
+    assert.equal(looper.closed.code, 1008, looper.closed.reason);
+    assert.match(looper.closed.reason, /copies/);
+  } finally {
+    await w.stop();
+  }
+});

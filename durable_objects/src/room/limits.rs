@@ -1,6 +1,6 @@
 //! Per-socket rate limits: a token bucket refilled continuously, with the time passed in — one of messages, and one
-//! of the bytes the room encodes and sends back to one socket's requests — and the credit a socket's copies of
-//! presence draw on before they cost a message token.
+//! of the bytes the room encodes and sends back to one socket's requests — and the credit (in entries) a socket's
+//! copies of presence draw on before they cost a message token.
 
 /// Reply bytes one socket may make the room encode and send it at once: a whole document at its largest (1.9 MB)
 /// plus a whole room's presence (2 MiB) — what a client joining the fullest room could ask for.
@@ -62,30 +62,34 @@ impl TokenBucket {
     }
 }
 
-/// Copies of presence a socket may send beyond those the room's awareness frames to it account for: what a client
-/// sends on its own that the room already holds — a remote state timing out in y-protocols (one frame every few
-/// seconds at most), the first frames after the room woke from hibernation (its count starts again at zero).
+/// Entries of copies of presence a socket may send beyond those the room's awareness frames to it account for: what a
+/// client sends on its own that the room already holds — its own state again on connecting, a remote state timing out
+/// in y-protocols (one entry every few seconds at most), the first copies after the room woke from hibernation (its
+/// count starts again at zero).
 pub const ECHO_BURST: u64 = 16;
 
 /// The copies of presence a socket may send back without paying a message token. A y-websocket client sends back
 /// every awareness frame it receives (y-protocols emits an update for each, and the provider sends each update), and
-/// those copies carry nothing the room lacks, so they are not charged — but one frame of copies (up to a message's
-/// size) costs the room its decoding and comparing all the same, and a socket looping them slowed the room for
-/// everyone without ever being refused. A socket's copies are therefore counted against the awareness frames the
-/// room sent it (every broadcast since it was first counted, and those sent to it alone) plus [`ECHO_BURST`]; past
-/// that, each one costs a token of the sender's message bucket, which a loop empties.
+/// those copies carry nothing the room lacks, so they are not charged — but a copy costs the room its decoding and
+/// comparing all the same, and a socket looping them slowed the room for everyone without ever being refused. A
+/// socket's copies are therefore counted against the awareness the room sent it (every broadcast since it was first
+/// counted, and what was sent to it alone) plus [`ECHO_BURST`]; past that, each one costs a token of the sender's
+/// message bucket, which a loop empties. They are counted in entries, not frames: a y-websocket client's copy holds
+/// the entries of the frame it answers that changed its awareness, never more, while a frame of copies may carry
+/// thousands (up to a message's size) — counted in frames, every one-entry broadcast bought each of a member's 16
+/// sockets a free copy of that size, whatever it had been sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EchoCredit {
-    /// The room's count of broadcast awareness frames when this socket was first counted.
+    /// The room's count of broadcast awareness entries when this socket was first counted.
     from: u64,
-    /// Awareness frames sent to this socket alone (the presence a newcomer is sent, replies to its queries).
+    /// Awareness entries sent to this socket alone (the presence a newcomer is sent, replies to its queries).
     own: u64,
-    /// Copies received from it so far.
+    /// Entries of the copies received from it so far (a copy of none counts as one).
     used: u64,
 }
 
 impl EchoCredit {
-    /// A socket first counted when the room had broadcast `broadcast` awareness frames.
+    /// A socket first counted when the room had broadcast `broadcast` awareness entries.
     pub fn new(broadcast: u64) -> Self {
         Self {
             from: broadcast,
@@ -94,20 +98,22 @@ impl EchoCredit {
         }
     }
 
-    /// The room sent this socket an awareness frame of its own.
-    pub fn sent_own(&mut self) {
-        self.own = self.own.saturating_add(1);
+    /// The room sent this socket an awareness frame of its own, of `entries` entries.
+    pub fn sent_own(&mut self, entries: usize) {
+        self.own = self.own.saturating_add(entries as u64);
     }
 
-    /// Counts one copy from the socket, the room having broadcast `broadcast` awareness frames so far; false when its
-    /// copies are past what it was sent plus [`ECHO_BURST`] (the copy must then be paid for otherwise).
-    pub fn take(&mut self, broadcast: u64) -> bool {
+    /// Counts a copy of `entries` entries from the socket (one at least: a copy of none is no less work), the room
+    /// having broadcast `broadcast` awareness entries so far; false, counting nothing, when it would take its copies
+    /// past what it was sent plus [`ECHO_BURST`] (the copy must then be paid for otherwise).
+    pub fn take(&mut self, broadcast: u64, entries: usize) -> bool {
         let allowed = broadcast
             .saturating_sub(self.from)
             .saturating_add(self.own)
             .saturating_add(ECHO_BURST);
-        if self.used < allowed {
-            self.used += 1;
+        let used = self.used.saturating_add((entries as u64).max(1));
+        if used <= allowed {
+            self.used = used;
             true
         } else {
             false
@@ -120,25 +126,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn copies_are_free_as_far_as_the_frames_the_room_sent_then_they_are_not() {
+    fn copies_are_free_as_far_as_the_entries_the_room_sent_then_they_are_not() {
         let mut credit = EchoCredit::new(100);
         for i in 0..ECHO_BURST {
-            assert!(credit.take(100), "copy {i} of the burst, nothing sent yet");
+            assert!(
+                credit.take(100, 1),
+                "one-entry copy {i} of the burst, nothing sent yet"
+            );
         }
-        assert!(!credit.take(100), "a copy past the burst with nothing sent");
-        assert!(credit.take(101), "one broadcast since: one more copy");
-        assert!(!credit.take(101), "and only one");
-        credit.sent_own();
-        credit.sent_own();
-        assert!(credit.take(101), "a frame of its own: one more copy");
-        assert!(credit.take(101), "two frames of its own: two");
-        assert!(!credit.take(101), "then none");
         assert!(
-            credit.take(111),
+            !credit.take(100, 1),
+            "a copy past the burst with nothing sent"
+        );
+        assert!(
+            credit.take(101, 1),
+            "one entry broadcast since: a copy of one entry"
+        );
+        assert!(!credit.take(101, 1), "and only one");
+        credit.sent_own(3);
+        assert!(
+            credit.take(101, 2),
+            "three entries of its own: a copy of two"
+        );
+        assert!(!credit.take(101, 2), "then not of two more");
+        assert!(credit.take(101, 1), "but of the one left");
+        assert!(!credit.take(101, 0), "a copy of no entries counts as one");
+        assert!(
+            credit.take(111, 10),
             "broadcasts before it was counted (100) are not credited, later ones are"
         );
         let mut woke = EchoCredit::new(0);
-        assert!(woke.take(u64::MAX), "counts saturate");
+        assert!(woke.take(u64::MAX, usize::MAX), "counts saturate");
+    }
+
+    #[test]
+    fn a_copy_larger_than_what_the_room_sent_is_not_free() {
+        // A newcomer's echo of the room's presence (250 members) is free; a frame of thousands of invented entries
+        // answering a one-entry broadcast is not, though it is one frame.
+        let mut newcomer = EchoCredit::new(7);
+        newcomer.sent_own(250);
+        assert!(
+            newcomer.take(7, 250),
+            "the echo of what it was sent on joining"
+        );
+        let mut looper = EchoCredit::new(7);
+        assert!(
+            !looper.take(8, 8_192),
+            "8,192 entries for one broadcast entry"
+        );
+        assert!(looper.take(8, 1), "its one-entry echo stays free");
     }
 
     #[test]

@@ -52,7 +52,7 @@ struct Inner {
     buckets: HashMap<String, TokenBucket>,
     /// Per socket: the bytes its sync requests and awareness queries may make the room encode and send it.
     replies: HashMap<u64, TokenBucket>,
-    /// Awareness frames this instance broadcast to every member (news, removals): what copies are counted against.
+    /// Awareness entries this instance broadcast to every member (news, removals): what copies are counted against.
     awareness_broadcast: u64,
     /// Per socket: the copies of presence it may still send uncharged (see [`EchoCredit`]).
     echoes: HashMap<u64, EchoCredit>,
@@ -640,9 +640,7 @@ impl Room {
         {
             let mut inner = self.inner.borrow_mut();
             let mut credit = EchoCredit::new(inner.awareness_broadcast);
-            if !presence.is_empty() {
-                credit.sent_own();
-            }
+            credit.sent_own(presence.len());
             inner.echoes.insert(sid, credit);
         }
         if !presence.is_empty() {
@@ -689,7 +687,7 @@ impl Room {
                 .remove_socket((attachment.sid, &attachment.user), &announced)
         };
         if !removals.is_empty() {
-            self.inner.borrow_mut().awareness_broadcast += 1;
+            self.inner.borrow_mut().awareness_broadcast += removals.len() as u64;
             let others = self.state.get_websockets();
             send_all(
                 others.iter().filter(|w| !same(w, ws)),
@@ -884,7 +882,8 @@ impl Room {
                 // free as far as the socket's credit goes, then each costs a message token.
                 if !self.inner.borrow().presence.has_news(&update.entries) {
                     let broadcast = self.inner.borrow().awareness_broadcast;
-                    if !self.echo_credit(ws, |credit| credit.take(broadcast))
+                    let entries = update.entries.len();
+                    if !self.echo_credit(ws, |credit| credit.take(broadcast, entries))
                         && !self.take_token(ws, &settings)
                     {
                         return self
@@ -974,7 +973,7 @@ impl Room {
                 } else {
                     wire::encode_awareness(&applied.fresh)
                 };
-                self.inner.borrow_mut().awareness_broadcast += 1;
+                self.inner.borrow_mut().awareness_broadcast += applied.fresh.len() as u64;
                 send_all(self.state.get_websockets().iter(), &frame);
             }
             Message::QueryAwareness => {
@@ -986,7 +985,7 @@ impl Room {
                 let presence = self.inner.borrow().presence.snapshot();
                 let frame = wire::encode_awareness(&presence);
                 self.paid_reply(ws, frame.len());
-                self.echo_credit(ws, EchoCredit::sent_own);
+                self.echo_credit(ws, |credit| credit.sent_own(presence.len()));
                 ws.send_with_bytes(frame)?;
             }
             Message::Auth => {}
