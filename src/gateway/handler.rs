@@ -998,7 +998,7 @@ async fn take_body(
     }
     let (content_type, coding) = described;
     if content_length != Some(0) {
-        waf_verdict(call, waf::inspect_coding(&waf_config, coding, content_type))?;
+        waf_verdict(call, waf::inspect_coding(&waf_config, coding))?;
     }
     let cap = waf_config.inspect_body_bytes;
     if content_length.is_some_and(|n| n <= cap as u64) {
