@@ -35,15 +35,24 @@ pub fn none_match(if_none_match: &str, etag: &str) -> bool {
 
 /// Whether a list names `etag` as it was given, for an origin's tag without its quotes (`ETag: 5d8c72a5`: RFC 9110
 /// §8.8.3 requires them, yet such origins exist and browsers send the value back as they got it, so a stricter
-/// reading would answer every revalidation in full). Members are split on commas, which such a tag cannot hold
-/// either way.
+/// reading would answer every revalidation in full). Members are split on commas outside quotes: such a tag cannot
+/// hold one, but a quoted member of the list may (`"v1, 5d8c72a5, v2"` is one tag, and names no `5d8c72a5`).
 fn as_sent(if_none_match: &str, etag: &str) -> bool {
     let bare = |tag: &str| {
         let tag = tag.trim();
         tag.strip_prefix("W/").unwrap_or(tag).to_owned()
     };
     let etag = bare(etag);
-    !etag.is_empty() && if_none_match.split(',').any(|member| bare(member) == etag)
+    let mut quoted = false;
+    !etag.is_empty()
+        && if_none_match
+            .split(|c| {
+                if c == '"' {
+                    quoted = !quoted;
+                }
+                c == ',' && !quoted
+            })
+            .any(|member| bare(member) == etag)
 }
 
 /// The opaque part of an entity tag (between its quotes, without `W/`).
@@ -91,6 +100,18 @@ mod tests {
                 "quoted is another spelling",
             ),
             ("5d8c72a", "5d8c72a5", false, "a prefix"),
+            (
+                "\"v1, 5d8c72a5, v2\"",
+                "5d8c72a5",
+                false,
+                "inside one quoted tag holding a comma",
+            ),
+            (
+                "W/\"v1, x\", 5d8c72a5",
+                "5d8c72a5",
+                true,
+                "after a quoted tag holding a comma",
+            ),
             ("", "", false, "an empty tag names nothing"),
         ] {
             assert_eq!(none_match(header, tag), matches, "{why}: {header} vs {tag}");
