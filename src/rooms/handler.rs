@@ -84,9 +84,8 @@ async fn room_fetch(
         .or_internal("calling the room object")
 }
 
-/// Stores a fresh single-use ticket for `user_id` in the room and returns it.
-pub async fn issue_ticket(call: &Call, user_id: &str) -> ApiResult<Response> {
-    let name = room_name(call)?;
+/// Stores a fresh single-use ticket for `user_id` in the room `name` (checked by [`room_name`]) and returns it.
+async fn issue_ticket(call: &Call, name: &str, user_id: &str) -> ApiResult<Response> {
     // A bearer credential: from the runtime's CSPRNG or a 500, never the pool's Math.random fallback.
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).or_internal("reading random bytes for a room ticket")?;
@@ -100,10 +99,10 @@ pub async fn issue_ticket(call: &Call, user_id: &str) -> ApiResult<Response> {
     let body = serde_json::to_string(&grant).or_internal("serialising a ticket")?;
     let response = room_fetch(
         call,
-        &name,
+        name,
         room::PATH_TICKET,
         Method::Post,
-        room_headers(call, &name)?,
+        room_headers(call, name)?,
         Some(body),
     )
     .await?;
@@ -154,15 +153,15 @@ pub async fn join(call: &Call) -> ApiResult<Response> {
     .await
 }
 
-/// `GET /rooms/{id}/state` (after the caller is authorised): the document as JSON.
-pub async fn state(call: &Call) -> ApiResult<Response> {
-    let name = room_name(call)?;
+/// `GET /rooms/{id}/state` (after the caller is authorised): the document of the room `name` (checked by
+/// [`room_name`]) as JSON.
+async fn state(call: &Call, name: &str) -> ApiResult<Response> {
     let mut response = room_fetch(
         call,
-        &name,
+        name,
         room::PATH_STATE,
         Method::Get,
-        room_headers(call, &name)?,
+        room_headers(call, name)?,
         None,
     )
     .await?;
@@ -326,12 +325,12 @@ pub fn page(call: &Call) -> ApiResult<Response> {
 /// `no-store`.
 pub async fn ticket(call: &Call) -> ApiResult<Response> {
     // A name no room can have is refused before the session is read or the user's budget spent.
-    room_name(call)?;
+    let name = room_name(call)?;
     let user = signed_in_user(call).await?;
     let policy = &call.isolate.config.rooms.ticket_policy;
     let limit =
         crate::ratelimit::handler::limit(call, policy, Some(&user), "/rooms/ticket").await?;
-    Ok(limit.apply(no_store(issue_ticket(call, &user).await?)))
+    Ok(limit.apply(no_store(issue_ticket(call, &name, &user).await?)))
 }
 
 /// `GET /rooms/{id}/state`, for signed-in users (`no-store`: a document is private to a room's members), limited
@@ -340,12 +339,12 @@ pub async fn ticket(call: &Call) -> ApiResult<Response> {
 /// entries: ~200 ms a read; 50 reads at once held the members' sync answers back 11 s).
 pub async fn authorised_state(call: &Call) -> ApiResult<Response> {
     use crate::ratelimit::{handler as ratelimit, key};
-    room_name(call)?;
+    let name = room_name(call)?;
     let user = signed_in_user(call).await?;
     let policy = &call.isolate.config.rooms.ticket_policy;
     let own = ratelimit::resolve_key(call, policy, Some(&user), "/rooms/state")?;
     let limit = ratelimit::enforce(call, policy, &key::bounded(format!("{own}|state"))).await?;
-    Ok(limit.apply(no_store(state(call).await?)))
+    Ok(limit.apply(no_store(state(call, &name).await?)))
 }
 
 fn no_store(mut response: Response) -> Response {
@@ -360,7 +359,7 @@ pub async fn debug_ticket(call: &Call) -> ApiResult<Response> {
         .query_pairs()
         .find(|(k, _)| k == "user")
         .map_or_else(|| "debug".to_owned(), |(_, v)| v.into_owned());
-    issue_ticket(call, &user).await
+    issue_ticket(call, &room_name(call)?, &user).await
 }
 
 /// The signed-in user's id (session cookie, cached check), or 401.
