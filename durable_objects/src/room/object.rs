@@ -393,26 +393,23 @@ impl Room {
     }
 
     /// Applies `f` to the socket's credit for copies of presence (a new one if this instance has not counted it
-    /// yet), found by the socket object rather than its attachment.
-    fn echo_credit<T>(&self, ws: &WebSocket, f: impl FnOnce(&mut EchoCredit) -> T) -> T {
+    /// yet), found by the socket object rather than its attachment, with the awareness entries broadcast so far.
+    fn echo_credit<T>(&self, ws: &WebSocket, f: impl FnOnce(&mut EchoCredit, u64) -> T) -> T {
         let sid = self.sid(ws);
         let mut inner = self.inner.borrow_mut();
         let broadcast = inner.awareness_broadcast;
-        f(inner
+        let credit = inner
             .echoes
             .entry(sid)
-            .or_insert_with(|| EchoCredit::new(broadcast)))
+            .or_insert_with(|| EchoCredit::new(broadcast));
+        f(credit, broadcast)
     }
 
     /// The socket's id, from this instance's map of socket objects (filled from the attachment the first time).
     fn sid(&self, ws: &WebSocket) -> u64 {
         let key: &js_sys::Object = ws.as_ref().as_ref();
-        let sids = self
-            .inner
-            .borrow_mut()
-            .sids
-            .get_or_insert_with(js_sys::WeakMap::new)
-            .clone();
+        let mut inner = self.inner.borrow_mut();
+        let sids = inner.sids.get_or_insert_with(js_sys::WeakMap::new);
         if let Some(sid) = sids.get(key).as_f64() {
             return sid as u64;
         }
@@ -881,9 +878,8 @@ impl Room {
                 // is not news (the copies every client sends back) goes nowhere, without touching the attachment:
                 // free as far as the socket's credit goes, then each costs a message token.
                 if !self.inner.borrow().presence.has_news(&update.entries) {
-                    let broadcast = self.inner.borrow().awareness_broadcast;
                     let entries = update.entries.len();
-                    if !self.echo_credit(ws, |credit| credit.take(broadcast, entries))
+                    if !self.echo_credit(ws, |credit, broadcast| credit.take(broadcast, entries))
                         && !self.take_token(ws, &settings)
                     {
                         return self
@@ -985,7 +981,7 @@ impl Room {
                 let presence = self.inner.borrow().presence.snapshot();
                 let frame = wire::encode_awareness(&presence);
                 self.paid_reply(ws, frame.len());
-                self.echo_credit(ws, |credit| credit.sent_own(presence.len()));
+                self.echo_credit(ws, |credit, _| credit.sent_own(presence.len()));
                 ws.send_with_bytes(frame)?;
             }
             Message::Auth => {}
