@@ -38,10 +38,10 @@ pub fn none_match(if_none_match: &str, etag: &str) -> bool {
 /// reading would answer every revalidation in full). Members are split on commas outside quotes: such a tag cannot
 /// hold one, but a quoted member of the list may (`"v1, 5d8c72a5, v2"` is one tag, and names no `5d8c72a5`).
 fn as_sent(if_none_match: &str, etag: &str) -> bool {
-    let bare = |tag: &str| {
+    fn bare(tag: &str) -> &str {
         let tag = tag.trim();
-        tag.strip_prefix("W/").unwrap_or(tag).to_owned()
-    };
+        tag.strip_prefix("W/").unwrap_or(tag)
+    }
     let etag = bare(etag);
     let mut quoted = false;
     !etag.is_empty()
