@@ -151,7 +151,7 @@ fn avif_alpha(head: &[u8]) -> bool {
             return head.get(at..at.saturating_add(size)).is_none_or(|meta| {
                 ALPHA
                     .iter()
-                    .any(|urn| meta.windows(urn.len()).any(|w| w == *urn))
+                    .any(|urn| memchr::memmem::find(meta, urn).is_some())
             });
         }
         at = at.saturating_add(size);
