@@ -6,7 +6,7 @@
 /// malformed list matches nothing: the client gets the full answer, which is always safe. An origin's tag without
 /// quotes is compared as it was sent ([`as_sent`]).
 pub fn none_match(if_none_match: &str, etag: &str) -> bool {
-    if if_none_match.trim() == "*" {
+    if any(if_none_match) {
         return true;
     }
     let Some(wanted) = opaque(etag) else {
@@ -31,6 +31,11 @@ pub fn none_match(if_none_match: &str, etag: &str) -> bool {
         }
         rest = &inner[end + 1..];
     }
+}
+
+/// Whether the header is `*`, which names any current representation, tagged or not.
+pub fn any(if_none_match: &str) -> bool {
+    if_none_match.trim() == "*"
 }
 
 /// Whether a list names `etag` as it was given, for an origin's tag without its quotes (`ETag: 5d8c72a5`: RFC 9110

@@ -299,10 +299,18 @@ test("a variant has a strong ETag from its bytes, the same on a HIT and a MISS; 
   const webp = await get(worker, "/images/233/photos/land.jpg", { accept: "image/webp", "if-none-match": etag });
   assert.equal(webp.status, 200);
   assert.equal(webp.headers.get("etag"), tagOf(webp.body));
-  // A fallback (never stored) has no tag, so it is always answered whole.
-  const broken = await get(worker, "/images/300/photos/broken.png", { "if-none-match": "*" });
+  // A fallback (never stored) has no tag, so a list of tags never matches it; `*` names any current
+  // representation (RFC 9110 §13.1.2), the untagged original included.
+  const broken = await get(worker, "/images/300/photos/broken.png", { "if-none-match": '"abc", W/"x"' });
   assert.equal(broken.status, 200);
   assert.equal(broken.headers.get("etag"), null);
+  for (const method of ["GET", "HEAD"]) {
+    const any = await worker.fetch("/images/300/photos/broken.png", { method, headers: { "if-none-match": "*" } });
+    assert.equal(any.status, 304, `${method} *`);
+    assert.equal((await any.arrayBuffer()).byteLength, 0);
+    assert.equal(any.headers.get("cache-control"), "no-store");
+    assert.match(any.headers.get("x-image-transform"), /failed/);
+  }
 });
 
 /** A GET with the path sent byte for byte (fetch() would normalise `..` and `%2e%2e` before sending). */

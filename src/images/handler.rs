@@ -144,7 +144,7 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
     };
     if made == Made::Failed {
         let response = marked(blob_response(&variant, "no-store", None));
-        return Ok(finish(response, "MISS", vary, "no-store"));
+        return Ok(conditional(finish(response, "MISS", vary, "no-store")));
     }
     // Stored with the answer, so a HIT gives the tag a MISS gave for the same bytes.
     let etag = etag_of(&variant.body).await?;
@@ -173,15 +173,17 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
 
 /// `response`, or a 304 in its place when `If-None-Match` names its `ETag` (RFC 9110 §13.1.2, §15.4.5): no body, and
 /// the headers a 200 would have sent that a cache needs to update its copy — `ETag`, `Cache-Control`, `Vary` — with
-/// `x-cache` and the marks. Only a variant has a tag, so a fallback is always answered whole.
+/// `x-cache` and the marks. Only a variant has a tag, so a fallback (the original, served untagged) is answered
+/// whole unless the list is `*`, which names any current representation and so the fallback too (§13.1.2).
 fn not_modified_or(response: Response, if_none_match: Option<&str>) -> Response {
     let Some(if_none_match) = if_none_match else {
         return response;
     };
-    let Some(etag) = response.headers().get("etag").ok().flatten() else {
-        return response;
+    let matched = match response.headers().get("etag").ok().flatten() {
+        Some(etag) => crate::conditional::none_match(if_none_match, &etag),
+        None => crate::conditional::any(if_none_match),
     };
-    if !crate::conditional::none_match(if_none_match, &etag) {
+    if !matched {
         return response;
     }
     let headers = Headers::new();
