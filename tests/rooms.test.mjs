@@ -600,6 +600,9 @@ test("updates arriving out of order wait in the room, unrelayed: they are taken 
       what: "everything taken once the first edit arrived",
     });
     assert.equal(raw.closed, null, "nothing was refused");
+    // Compactions (snapshot, log and waiting rows replaced in one transaction) all succeeded.
+    const compactions = w.jsonLogs().filter((l) => l.msg === "room_log_not_compacted");
+    assert.deepEqual(compactions, [], "no compaction failed");
     destroyAll(newcomer);
     raw.ws.close();
     await w.stop();

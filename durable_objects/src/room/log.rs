@@ -26,8 +26,15 @@ pub trait UpdateStore {
     fn append(&mut self, update: &[u8]) -> Result<(), String>;
     /// Stores an update that waits, with when it arrived; durable when it returns.
     fn append_waiting(&mut self, update: &[u8], since: u64) -> Result<(), String>;
-    /// Replaces the snapshot and drops every logged and waiting update, as one atomic step.
-    fn compact(&mut self, snapshot: &[u8]) -> Result<(), String>;
+    /// Replaces everything stored with `snapshot`, the log with `pending` and what waits with `waiting`, as one
+    /// atomic step: when it fails, what was stored before is all still there (a snapshot written before a failing
+    /// append would have dropped the log that append was to restate).
+    fn compact(
+        &mut self,
+        snapshot: &[u8],
+        pending: &[Vec<u8>],
+        waiting: &[(Vec<u8>, u64)],
+    ) -> Result<(), String>;
 }
 
 /// The room's rules for what it keeps, from its settings.
@@ -329,23 +336,16 @@ fn apply_or_reload(
 }
 
 /// Folds the log into a snapshot of the whole document: what it integrated, with what it keeps pending logged
-/// after it (see [`RoomDoc::snapshot`]), in one store step and its appends (the object makes them in one
-/// synchronous SQLite turn, which commits atomically).
+/// after it and what waits (see [`RoomDoc::snapshot`]), in one atomic store step.
 fn compact(loaded: &mut Loaded, store: &mut dyn UpdateStore) -> Result<(), AcceptError> {
     let Snapshot {
         doc: snapshot,
         pending,
         waiting,
     } = loaded.doc.snapshot();
-    store.compact(&snapshot).map_err(AcceptError::Store)?;
-    for part in &pending {
-        store.append(part).map_err(AcceptError::Store)?;
-    }
-    for (part, since) in &waiting {
-        store
-            .append_waiting(part, *since)
-            .map_err(AcceptError::Store)?;
-    }
+    store
+        .compact(&snapshot, &pending, &waiting)
+        .map_err(AcceptError::Store)?;
     // What is pending and waiting cannot be folded in: it counts with the snapshot, not towards the next compaction
     // (which would otherwise follow every update once it held as many parts as the policy's entries). A reload counts
     // those rows as log entries again, so with a policy of fewer entries than parts the first update after a load
@@ -376,10 +376,17 @@ impl UpdateStore for MemoryStore {
         self.stored.waiting.push((update.to_vec(), since));
         Ok(())
     }
-    fn compact(&mut self, snapshot: &[u8]) -> Result<(), String> {
-        self.stored.snapshot = Some(snapshot.to_vec());
-        self.stored.log.clear();
-        self.stored.waiting.clear();
+    fn compact(
+        &mut self,
+        snapshot: &[u8],
+        pending: &[Vec<u8>],
+        waiting: &[(Vec<u8>, u64)],
+    ) -> Result<(), String> {
+        self.stored = Stored {
+            snapshot: Some(snapshot.to_vec()),
+            log: pending.to_vec(),
+            waiting: waiting.to_vec(),
+        };
         Ok(())
     }
 }
@@ -446,10 +453,15 @@ mod tests {
                 Fails::Compaction => self.0.append_waiting(update, since),
             }
         }
-        fn compact(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        fn compact(
+            &mut self,
+            snapshot: &[u8],
+            pending: &[Vec<u8>],
+            waiting: &[(Vec<u8>, u64)],
+        ) -> Result<(), String> {
             match self.1 {
                 Fails::Compaction => Err("SQLITE_FULL".into()),
-                Fails::Waiting => self.0.compact(snapshot),
+                Fails::Waiting => self.0.compact(snapshot, pending, waiting),
             }
         }
     }

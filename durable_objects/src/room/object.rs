@@ -12,7 +12,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use worker::wasm_bindgen::JsValue;
+use worker::js_sys::{Function, Reflect};
+use worker::wasm_bindgen::closure::Closure;
+use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::{
     durable_object, js_sys, wasm_bindgen, Date, DurableObject, Env, Method, Request, RequestInit,
     Response, ResponseBuilder, Result, SqlStorage, SqlStorageValue, State, WebSocket,
@@ -39,6 +41,8 @@ pub struct Room {
     state: State,
     env: Env,
     sql: SqlStorage,
+    /// The runtime's storage object, for what workers-rs does not bind (`transactionSync`).
+    storage: JsValue,
     inner: RefCell<Inner>,
 }
 
@@ -94,8 +98,8 @@ struct MetaRow {
     value: String,
 }
 
-/// The SQLite side of the update log.
-struct SqlStore<'a>(&'a SqlStorage);
+/// The SQLite side of the update log: the object's SQL handle, and its storage object for `transactionSync`.
+struct SqlStore<'a>(&'a SqlStorage, &'a JsValue);
 
 fn blobs(sql: &SqlStorage, query: &str) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
@@ -154,17 +158,50 @@ impl UpdateStore for SqlStore<'_> {
             .map_err(|e| e.to_string())
     }
 
-    fn compact(&mut self, snapshot: &[u8]) -> std::result::Result<(), String> {
-        // The statements run in this synchronous turn, which the runtime commits as one transaction.
-        self.0
-            .exec(
+    fn compact(
+        &mut self,
+        snapshot: &[u8],
+        pending: &[Vec<u8>],
+        waiting: &[(Vec<u8>, u64)],
+    ) -> std::result::Result<(), String> {
+        // Inside `transactionSync`, so a statement that fails rolls back the ones before it. Statements of one
+        // synchronous turn are committed together, but one that throws does not undo the others: the snapshot and
+        // the deletes would commit without the pending and waiting rows that were to restate what they replaced.
+        // (workers-rs has no binding for it: the storage object's method is called as it is.)
+        let sql = self.0.clone();
+        let (snapshot, pending, waiting) = (snapshot.to_vec(), pending.to_vec(), waiting.to_vec());
+        let body = Closure::once(move || -> std::result::Result<JsValue, JsValue> {
+            let failed = |e: worker::Error| JsValue::from_str(&e.to_string());
+            sql.exec(
                 "INSERT INTO room_snapshot (id, data) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-                vec![snapshot.to_vec().into()],
+                vec![snapshot.into()],
             )
-            .and_then(|_| self.0.exec("DELETE FROM room_updates", None))
-            .and_then(|_| self.0.exec("DELETE FROM room_waiting", None))
+            .map_err(failed)?;
+            sql.exec("DELETE FROM room_updates", None).map_err(failed)?;
+            sql.exec("DELETE FROM room_waiting", None).map_err(failed)?;
+            for part in pending {
+                sql.exec(
+                    "INSERT INTO room_updates (data) VALUES (?)",
+                    vec![part.into()],
+                )
+                .map_err(failed)?;
+            }
+            for (part, since) in waiting {
+                sql.exec(
+                    "INSERT INTO room_waiting (data, since_ms) VALUES (?, ?)",
+                    vec![part.into(), (since as i64).into()],
+                )
+                .map_err(failed)?;
+            }
+            Ok(JsValue::UNDEFINED)
+        });
+        let transaction = Reflect::get(self.1, &JsValue::from_str("transactionSync"))
+            .and_then(|f| f.dyn_into::<Function>())
+            .map_err(|_| "storage.transactionSync is missing".to_string())?;
+        transaction
+            .call1(self.1, body.as_ref())
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.as_string().unwrap_or_else(|| format!("{e:?}")))
     }
 }
 
@@ -352,8 +389,11 @@ impl Room {
             return Ok(());
         }
         self.schema().map_err(|e| e.to_string())?;
-        let loaded = log::load(&mut SqlStore(&self.sql), Date::now().as_millis())
-            .map_err(|e| format!("{e:?}"))?;
+        let loaded = log::load(
+            &mut SqlStore(&self.sql, &self.storage),
+            Date::now().as_millis(),
+        )
+        .map_err(|e| format!("{e:?}"))?;
         if loaded.skipped > 0 {
             log_event(
                 Level::Error,
@@ -756,7 +796,7 @@ impl Room {
                 let expired = self.inner.borrow_mut().loaded.as_mut().map(|loaded| {
                     log::expire(
                         loaded,
-                        &mut SqlStore(&self.sql),
+                        &mut SqlStore(&self.sql, &self.storage),
                         settings.waiting_ttl_ms,
                         Date::now().as_millis(),
                     )
@@ -799,7 +839,7 @@ impl Room {
                     match inner.loaded.as_mut() {
                         Some(loaded) => log::accept(
                             loaded,
-                            &mut SqlStore(&self.sql),
+                            &mut SqlStore(&self.sql, &self.storage),
                             log::Rules {
                                 compaction: settings.compaction,
                                 max_document_bytes: settings.max_document_bytes,
@@ -996,10 +1036,13 @@ impl DurableObject for Room {
             state.set_websocket_auto_response(&pair);
         }
         let sql = state.storage().sql();
+        let storage = Reflect::get(state.as_raw(), &JsValue::from_str("storage"))
+            .unwrap_or(JsValue::UNDEFINED);
         Self {
             state,
             env,
             sql,
+            storage,
             inner: RefCell::new(Inner::default()),
         }
     }
