@@ -199,6 +199,21 @@ test("unknown policies, missing API keys and user policies without a user are re
   }
 });
 
+test("a missing API key or user is not answered as an invalid bearer token", async () => {
+  // RFC 6750 §3.1: `invalid_token` says the bearer token sent is expired, revoked or malformed, and OAuth clients
+  // answer it by refreshing the token and retrying. A client whose valid token went with a request lacking the API
+  // key a limit needs must not be told that: the challenge names what is missing.
+  const keyless = await worker.fetch("/ratelimit/exact/check", { headers: { authorization: "Bearer a.valid.token" } });
+  assert.equal(keyless.status, 401);
+  assert.equal((await keyless.json()).error.code, "api_key_required");
+  assert.equal(keyless.headers.get("www-authenticate"), 'ApiKey header="x-api-key"');
+  // No user: no credential was sent at all, and none that a bearer challenge names would be read here.
+  const userless = await worker.fetch("/ratelimit/by_user/check");
+  assert.equal(userless.status, 401);
+  assert.equal((await userless.json()).error.code, "authentication_required");
+  assert.doesNotMatch(userless.headers.get("www-authenticate") ?? "", /invalid_token/);
+});
+
 test("state survives a restart with persistence on", async () => {
   const stateDir = mkdtempSync(join(tmpdir(), "edgekit-ratelimit-"));
   const { cpSync } = await import("node:fs");

@@ -10,7 +10,7 @@ use worker::wasm_bindgen::JsValue;
 use worker::{Method, Request, RequestInit, Response};
 
 use super::headers::RateLimitHeaders;
-use super::key::{self, KeyError, KeyInputs};
+use super::key::{self, KeyInputs};
 use super::memory::IsolateMemory;
 use super::plan::{self, Plan};
 use super::policy::{FailureMode, KeySource, Policy};
@@ -121,19 +121,7 @@ pub fn resolve_key(
         api_key: api_key.as_deref(),
         route,
     };
-    key::resolve(&policy.key, &inputs).map_err(|error| match error {
-        KeyError::NoClientIp => {
-            ApiError::bad_request("client_ip_unknown", "the client address is unknown")
-        }
-        KeyError::NoUser => ApiError::unauthorized(
-            "authentication_required",
-            format!("rate limit `{policy_name}` applies per signed-in user; sign in first"),
-        ),
-        KeyError::NoApiKey { header } => ApiError::unauthorized(
-            "api_key_required",
-            format!("send your API key in the `{header}` header"),
-        ),
-    })
+    key::resolve(&policy.key, &inputs).map_err(|error| error.refusal(policy_name))
 }
 
 /// [`resolve_key`] then [`enforce`]: what a route limited by a configured policy calls.

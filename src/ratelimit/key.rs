@@ -9,6 +9,7 @@ use durable_objects::ratelimit::protocol::MAX_KEY_BYTES;
 use sha2::{Digest, Sha256};
 
 use super::policy::KeySource;
+use crate::error::ApiError;
 
 /// What a request offers to identify its client. `user_id` must already be verified by the caller.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,6 +29,32 @@ pub enum KeyError {
     NoClientIp,
     NoUser,
     NoApiKey { header: String },
+}
+
+impl KeyError {
+    /// The answer to a request refused for lacking what policy `policy` keys on. Never a bearer `invalid_token`
+    /// challenge (RFC 6750 §3.1): that tells an OAuth client its token is expired or revoked, and it refreshes the
+    /// token and retries — while what is missing is an API key beside a valid token, or a sign-in. A missing API key
+    /// is challenged by the header that carries it (as Azure API Management's `WWW-Authenticate` names its key
+    /// header); a missing user, like a missing session, names no scheme.
+    pub fn refusal(&self, policy: &str) -> ApiError {
+        match self {
+            KeyError::NoClientIp => {
+                ApiError::bad_request("client_ip_unknown", "the client address is unknown")
+            }
+            KeyError::NoUser => ApiError::new(
+                401,
+                "authentication_required",
+                format!("rate limit `{policy}` applies per signed-in user; sign in first"),
+            ),
+            KeyError::NoApiKey { header } => ApiError::new(
+                401,
+                "api_key_required",
+                format!("send your API key in the `{header}` header"),
+            )
+            .with_header("www-authenticate", format!("ApiKey header=\"{header}\"")),
+        }
+    }
 }
 
 /// The limited key for `source`, or what is missing.
@@ -316,6 +343,36 @@ mod tests {
         };
         assert_eq!(key("a"), key("a"), "stable");
         assert_ne!(key("a"), key("b"), "distinct");
+    }
+
+    #[test]
+    fn a_missing_key_is_never_answered_as_an_invalid_bearer_token() {
+        let cases = [
+            (
+                KeyError::NoApiKey {
+                    header: "x-api-key".into(),
+                },
+                401,
+                "api_key_required",
+                Some("ApiKey header=\"x-api-key\""),
+            ),
+            (KeyError::NoUser, 401, "authentication_required", None),
+            (KeyError::NoClientIp, 400, "client_ip_unknown", None),
+        ];
+        for (error, status, code, challenge) in cases {
+            let refusal = error.refusal("p");
+            assert_eq!(
+                (refusal.status(), refusal.code()),
+                (status, code),
+                "{error:?}"
+            );
+            let sent = refusal
+                .headers()
+                .iter()
+                .find(|(name, _)| *name == "www-authenticate")
+                .map(|(_, value)| value.as_str());
+            assert_eq!(sent, challenge, "{error:?}");
+        }
     }
 
     #[test]
