@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { startOrigin } from "./support/origin.mjs";
 import { startWorker, until } from "./support/worker.mjs";
 
 // The stable hash and naming the Worker uses (durable_objects/src/ratelimit/shard.rs, protocol.rs), restated here so
@@ -42,10 +43,25 @@ const POLICIES = {
 };
 
 let worker;
+// An origin that reports limits of its own, behind gateway routes limited by the policies above.
+let origin;
+const ORIGIN_LIMITS = { "ratelimit-policy": '"origin";q=100;w=60', ratelimit: '"origin";r=0;t=60' };
 before(async () => {
-  worker = await startWorker({ vars: { RATE_LIMIT_POLICIES: POLICIES } });
+  origin = await startOrigin();
+  origin.handle((req, body, res) => {
+    res.writeHead(200, { "content-type": "text/plain", ...ORIGIN_LIMITS });
+    res.end("from the origin");
+  });
+  const GATEWAY_ROUTES = [
+    { name: "limited-down", path: "/gw/down", upstream: origin.url, rate_limit: "down_open" },
+    { name: "limited-up", path: "/gw/up", upstream: origin.url, rate_limit: "exact" },
+  ];
+  worker = await startWorker({ vars: { RATE_LIMIT_POLICIES: POLICIES, GATEWAY_ROUTES } });
 });
-after(() => worker?.stop());
+after(async () => {
+  await worker?.stop();
+  await origin?.stop();
+});
 
 const check = (policy, apiKey, headers = {}) =>
   worker.fetch(`/ratelimit/${policy}/check`, { headers: apiKey ? { "x-api-key": apiKey, ...headers } : headers });
@@ -212,6 +228,21 @@ test("a missing API key or user is not answered as an invalid bearer token", asy
   assert.equal(userless.status, 401);
   assert.equal((await userless.json()).error.code, "authentication_required");
   assert.doesNotMatch(userless.headers.get("www-authenticate") ?? "", /invalid_token/);
+});
+
+test("a route's limits replace the origin's RateLimit fields, also when failing open", async () => {
+  const up = await worker.fetch("/gw/up", { headers: { "x-api-key": "client-gw-up" } });
+  assert.equal(up.status, 200);
+  assert.equal(await up.text(), "from the origin");
+  assert.equal(up.headers.get("ratelimit-policy"), '"exact";q=10;w=3600');
+  assert.match(up.headers.get("ratelimit"), /^"exact";r=9;t=\d+$/);
+  // Failing open, the gateway knows its policy but not the standing: the origin's `RateLimit` (about a policy the
+  // answer no longer lists) must not be left to read as the gateway's.
+  const down = await worker.fetch("/gw/down", { headers: { "x-api-key": "client-gw-down" } });
+  assert.equal(down.status, 200);
+  assert.equal(await down.text(), "from the origin");
+  assert.equal(down.headers.get("ratelimit-policy"), '"down_open";q=5;w=3600');
+  assert.equal(down.headers.get("ratelimit"), null, "no standing is known, so none is reported");
 });
 
 test("state survives a restart with persistence on", async () => {

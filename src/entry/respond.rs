@@ -55,6 +55,11 @@ pub fn with_header(response: Response, name: &str, value: &str) -> Response {
     edit_headers(response, |h| h.set(name, value))
 }
 
+/// `response` without header `name` (a field the origin sent that would misinform the client).
+pub fn without_header(response: Response, name: &str) -> Response {
+    edit_headers(response, |h| h.delete(name))
+}
+
 /// `response` with one more `name: value` line, beside any it already has (e.g. `Server-Timing`).
 pub fn with_appended_header(response: Response, name: &str, value: &str) -> Response {
     edit_headers(response, |h| h.append(name, value))

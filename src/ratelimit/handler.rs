@@ -136,8 +136,10 @@ pub async fn limit(
 }
 
 impl RateLimitHeaders {
-    /// Sets `RateLimit-Policy` and (when known) `RateLimit` on `response` (replacing any the origin sent: they
-    /// describe the gateway's limit to this client).
+    /// Sets `RateLimit-Policy` and (when known) `RateLimit` on `response`, replacing any the origin sent: they
+    /// describe the gateway's limit to this client. With no standing known (every policy failing open) the origin's
+    /// `RateLimit` is removed too: left beside our `RateLimit-Policy`, it would describe a policy the answer no longer
+    /// lists, and read as the gateway's standing (an origin's `r=0` would make a client wait for nothing).
     pub fn apply(&self, response: Response) -> Response {
         Self::apply_all(&[self], response)
     }
@@ -147,11 +149,16 @@ impl RateLimitHeaders {
         if limits.is_empty() {
             return response;
         }
-        Self::joined(limits)
-            .into_iter()
-            .fold(response, |r, (name, value)| {
-                respond::with_header(r, name, &value)
-            })
+        let pairs = Self::joined(limits);
+        let standing_known = pairs.iter().any(|(name, _)| *name == "ratelimit");
+        let response = pairs.into_iter().fold(response, |r, (name, value)| {
+            respond::with_header(r, name, &value)
+        });
+        if standing_known {
+            response
+        } else {
+            respond::without_header(response, "ratelimit")
+        }
     }
 }
 
