@@ -36,7 +36,8 @@ impl KeyError {
     /// challenge (RFC 6750 §3.1): that tells an OAuth client its token is expired or revoked, and it refreshes the
     /// token and retries — while what is missing is an API key beside a valid token, or a sign-in. A missing API key
     /// is challenged by the header that carries it (as Azure API Management's `WWW-Authenticate` names its key
-    /// header); a missing user, like a missing session, names no scheme.
+    /// header); a missing user gets the bare `Bearer` challenge RFC 6750 §3.1 asks for when a request lacks
+    /// credentials (RFC 9110 §15.5.2: a 401 always carries one), as the gateway's routes answer a missing token.
     pub fn refusal(&self, policy: &str) -> ApiError {
         match self {
             KeyError::NoClientIp => {
@@ -46,7 +47,8 @@ impl KeyError {
                 401,
                 "authentication_required",
                 format!("rate limit `{policy}` applies per signed-in user; sign in first"),
-            ),
+            )
+            .with_header("www-authenticate", "Bearer"),
             KeyError::NoApiKey { header } => ApiError::new(
                 401,
                 "api_key_required",
@@ -356,7 +358,12 @@ mod tests {
                 "api_key_required",
                 Some("ApiKey header=\"x-api-key\""),
             ),
-            (KeyError::NoUser, 401, "authentication_required", None),
+            (
+                KeyError::NoUser,
+                401,
+                "authentication_required",
+                Some("Bearer"),
+            ),
             (KeyError::NoClientIp, 400, "client_ip_unknown", None),
         ];
         for (error, status, code, challenge) in cases {
