@@ -1101,6 +1101,39 @@ describe("edge cache", () => {
     assert.equal(origin.requests.length, 1);
   });
 
+  test("keys of long URLs pass, hit and miss as short ones do (the isolate holds them by digest)", async () => {
+    // An origin starting a session for a visitor without one, on the "session" paths only.
+    const answer = (req, body, res) => {
+      const personal = req.url.includes("session") && !/sid=/.test(req.headers.cookie ?? "");
+      res.writeHead(200, { "content-type": "text/plain", ...(personal && { "set-cookie": "sid=NEW; Path=/" }) });
+      res.end(req.headers.cookie ?? "anyone");
+    };
+    origin.reset();
+    origin.handle(answer);
+    const pad = "p".repeat(6000);
+    const stored = `/gw/cached?long=${Date.now()}&pad=${pad}`;
+    const states = [];
+    for (let i = 0; i < 3; i++) states.push((await rawRequest(stored)).headers.get("x-cache"));
+    assert.deepEqual(states, ["MISS", "HIT", "HIT"]);
+    assert.equal(origin.requests.length, 1, "one fill for the long key");
+    const other = await rawRequest(`${stored}q`);
+    assert.equal(other.headers.get("x-cache"), "MISS", "a key one byte longer is another key");
+    assert.equal(origin.requests.length, 2);
+    origin.reset();
+    origin.handle(answer);
+    const passed = `/gw/html/session?long=${Date.now()}&pad=${pad}`;
+    const visitor = await rawRequest(passed);
+    assert.equal(visitor.headers.get("set-cookie"), "sid=NEW; Path=/");
+    assert.equal(origin.requests.length, 1, "the fill, the visitor's own answer");
+    const alice = await rawRequest(passed, { headers: { cookie: "sid=alice" } });
+    assert.equal(alice.body, "sid=alice");
+    assert.equal(origin.requests.length, 2, "the key passed: alice's request goes as her own, no fill first");
+    const near = await rawRequest(`${passed}q`, { headers: { cookie: "sid=bob" } });
+    assert.equal(near.body, "sid=bob");
+    assert.equal(origin.requests.length, 4, "a key one byte longer is not passed: a fill, then bob's own");
+    origin.reset();
+  });
+
   test("a per-user policy never shares a response across users", async () => {
     origin.reset();
     origin.handle((req, body, res) => res.end(`for ${req.headers["x-user-id"]}`));

@@ -290,8 +290,8 @@ pub fn cache_key(
         // Beside the host, after a `~` no encoded segment holds (a query cannot spell it: a request asking
         // `?__origin=…` without an Origin must not fill that site's entry); without an Origin the key is as before.
         // As a digest: the header is the client's to fill (16 KiB under the WAF's default header budget, three
-        // times that percent-encoded), and keys are held in memory — 4,096 passed keys (`PASSES`) of 48 KiB each
-        // would take more than an isolate's 128 MiB.
+        // times that percent-encoded), and a key is long enough with the path and query in it (the isolate's maps
+        // hold keys by digest, `memory_key`).
         origin.map_or(String::new(), |origin| format!(
             "~{}",
             hex::encode(Sha256::digest(origin.as_bytes()))
@@ -324,6 +324,64 @@ pub fn cache_key(
         }
     }
     Some(key)
+}
+
+/// What an isolate's own maps (the passed keys, the fills in progress) hold a cache key by: its SHA-256, in hex. A
+/// key holds the client's path and query as sent (16 KiB and more under the WAF's header budget), and those maps
+/// outlive the request — 4,096 passed keys of 16 KiB URLs held 64 MiB of an isolate's 128. The Cache API is still
+/// asked by the key itself; two keys share an entry here exactly when they are equal (SHA-256 has no known
+/// collisions).
+pub fn memory_key(cache_key: &str) -> String {
+    hex::encode(Sha256::digest(cache_key.as_bytes()))
+}
+
+/// The keys of a shared policy whose last fill got an answer made for one visitor, each until when (ms): their
+/// requests go to the origin as their own for [`PASS_MS`], as Varnish's hit-for-pass does, instead of a fill and
+/// then their own request each. Held by [`memory_key`], at most [`MAX_PASSES_KEPT`] of them: bounded in bytes
+/// whatever the URLs' length.
+#[derive(Debug, Default)]
+pub struct Passes(std::collections::HashMap<[u8; 32], u64>);
+
+/// How long a key stays passed to the origin after its fill got a personal answer (Varnish's default, 120 s).
+pub const PASS_MS: u64 = 120_000;
+/// At most this many passed keys are remembered (expired ones are dropped first; then all, as with purges).
+pub const MAX_PASSES_KEPT: usize = 4096;
+
+impl Passes {
+    fn id(key: &str) -> [u8; 32] {
+        Sha256::digest(key.as_bytes()).into()
+    }
+
+    /// Whether requests for `key` go to the origin as their own at `now`.
+    pub fn passing(&self, key: &str, now: u64) -> bool {
+        self.0.get(&Self::id(key)).is_some_and(|&until| now < until)
+    }
+
+    /// Passes `key` from `now` for [`PASS_MS`].
+    pub fn pass(&mut self, key: &str, now: u64) {
+        if self.0.len() >= MAX_PASSES_KEPT {
+            self.0.retain(|_, until| now < *until);
+            if self.0.len() >= MAX_PASSES_KEPT {
+                self.0.clear();
+            }
+        }
+        self.0.insert(Self::id(key), now + PASS_MS);
+    }
+
+    /// How many keys are remembered.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The bytes the remembered keys and times take, whatever the keys' length (the map's own slack aside).
+    pub fn held_bytes(&self) -> usize {
+        self.0.len() * std::mem::size_of::<([u8; 32], u64)>()
+    }
 }
 
 fn encode(s: &str) -> String {
@@ -1166,6 +1224,44 @@ mod tests {
             cache_key("r", url, personal, Some(&u1), None, None),
             "per user too"
         );
+    }
+
+    #[test]
+    fn passed_keys_are_held_by_digest_so_long_urls_cannot_grow_an_isolate() {
+        let mut passes = Passes::default();
+        // 5,000 distinct keys of 16 KiB URLs: 80 MiB of text, had the keys been held as they are.
+        let long = |i: usize| {
+            format!(
+                "https://gateway-cache.internal/r/https/h/x?{i}&q={}",
+                "a".repeat(16 * 1024)
+            )
+        };
+        for i in 0..5_000 {
+            passes.pass(&long(i), 1_000);
+            assert!(passes.len() <= MAX_PASSES_KEPT, "{i}");
+        }
+        assert!(
+            passes.held_bytes() <= MAX_PASSES_KEPT * 40,
+            "{} bytes",
+            passes.held_bytes()
+        );
+        // Behaviour as before: the last key passed for PASS_MS, another key (one byte apart) not, and expiry.
+        assert!(passes.passing(&long(4_999), 1_000 + PASS_MS - 1));
+        assert!(!passes.passing(&long(4_999), 1_000 + PASS_MS));
+        assert!(!passes.passing(&format!("{}b", long(4_999)), 1_000));
+        // Expired keys go first when the map is full: a live key stays.
+        let mut passes = Passes::default();
+        for i in 0..MAX_PASSES_KEPT {
+            passes.pass(&format!("old{i}"), 0);
+        }
+        passes.pass("live", 10 * PASS_MS);
+        passes.pass("next", 10 * PASS_MS);
+        assert_eq!(passes.len(), 2, "the expired ones dropped");
+        assert!(passes.passing("live", 10 * PASS_MS) && passes.passing("next", 10 * PASS_MS));
+        // The fills in progress are held by the same digest: equal keys meet, others do not, and none is long.
+        assert_eq!(memory_key(&long(1)), memory_key(&long(1)));
+        assert_ne!(memory_key(&long(1)), memory_key(&long(2)));
+        assert_eq!(memory_key(&long(1)).len(), 64);
     }
 
     #[test]

@@ -16,8 +16,9 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, not_modified, null_body, shared_fill_answer, storable, tag_key, tags_for,
-    tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness, StoredMeta, PURGE_MARK_TTL_SECS,
+    cache_key, memory_key, not_modified, null_body, shared_fill_answer, storable, tag_key,
+    tags_for, tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness, Passes, StoredMeta,
+    PURGE_MARK_TTL_SECS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, forward_on_preflight, forward_request_header,
@@ -1429,38 +1430,23 @@ impl FetchedBody {
 type Outcome = Result<Rc<Fetched>, Failure>;
 
 thread_local! {
-    /// Origin fetches in progress in this isolate, by cache key: concurrent misses wait for the same one
-    /// (`entry::coalesce`).
+    /// Origin fetches in progress in this isolate, by the digest of their cache key (`cache::memory_key`):
+    /// concurrent misses wait for the same one (`entry::coalesce`).
     static IN_FLIGHT: InFlight<Outcome> = RefCell::new(HashMap::new());
     /// Purge times of cache tags as this isolate last saw them: tag → (purged at, read at).
     static PURGES: RefCell<HashMap<String, (Option<u64>, u64)>> = RefCell::new(HashMap::new());
     /// Keys of a shared policy whose last fill got an answer made for a visitor without the requester's cookies
-    /// and credentials, until when (ms): their requests go to the origin as their own for [`PASS_MS`], as Varnish's
-    /// hit-for-pass does, instead of a fill and then their own request each.
-    static PASSES: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
+    /// and credentials (`cache::Passes`, held by digest).
+    static PASSES: RefCell<Passes> = RefCell::new(Passes::default());
 }
-
-/// How long a key stays passed to the origin after its fill got a personal answer (Varnish's default, 120 s).
-const PASS_MS: u64 = 120_000;
-/// At most this many passed keys are remembered (expired ones are dropped first; then all, as with purges).
-const MAX_PASSES_KEPT: usize = 4096;
 
 /// Whether requests for `key` go to the origin as their own ([`PASSES`]).
 fn passing(key: &str, now: u64) -> bool {
-    PASSES.with(|p| p.borrow().get(key).is_some_and(|&until| now < until))
+    PASSES.with(|p| p.borrow().passing(key, now))
 }
 
 fn pass(key: &str, now: u64) {
-    PASSES.with(|p| {
-        let mut passes = p.borrow_mut();
-        if passes.len() >= MAX_PASSES_KEPT {
-            passes.retain(|_, until| now < *until);
-            if passes.len() >= MAX_PASSES_KEPT {
-                passes.clear();
-            }
-        }
-        passes.insert(key.to_owned(), now + PASS_MS);
-    });
+    PASSES.with(|p| p.borrow_mut().pass(key, now));
 }
 
 /// How long a fill's Cache API write may keep its key claimed.
@@ -1497,7 +1483,8 @@ async fn coalesced_fetch(
     if ctx.is_some() && passing(&spec.key, first) {
         return (Err(Failure::Passed), "MISS");
     }
-    while let Some(slot) = coalesce::in_progress(&IN_FLIGHT, &spec.key) {
+    let claimed = memory_key(&spec.key);
+    while let Some(slot) = coalesce::in_progress(&IN_FLIGHT, &claimed) {
         let now = respond::now_ms();
         if !since.1.as_ref().is_some_and(|s| Rc::ptr_eq(s, &slot)) {
             since = (now, Some(slot.clone()));
@@ -1509,7 +1496,7 @@ async fn coalesced_fetch(
             break;
         }
         let complete = slot.borrow().is_some();
-        match coalesce::wait(&IN_FLIGHT, &spec.key, &slot, Some(left)).await {
+        match coalesce::wait(&IN_FLIGHT, &claimed, &slot, Some(left)).await {
             // A personal answer (its fetcher passed the key): this request asks as its own too.
             Some(Ok(fetched)) if fetched.fill_answer == FillAnswer::Personal && ctx.is_some() => {
                 return (Err(Failure::Passed), "MISS")
@@ -1520,7 +1507,7 @@ async fn coalesced_fetch(
             None => {}
         }
     }
-    let lead = Lead::claim(&IN_FLIGHT, &spec.key);
+    let lead = Lead::claim(&IN_FLIGHT, &claimed);
     let outcome = fetch(spec, policy).await;
     // The waiters have the answer at once; the key stays claimed until it is stored, so a request arriving
     // meanwhile takes this answer too instead of asking the origin again.
