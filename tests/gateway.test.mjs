@@ -1101,6 +1101,36 @@ describe("edge cache", () => {
     assert.equal(origin.requests.length, 1);
   });
 
+  test("a HEAD that misses is told the length of a chunked or coded body, as a GET's and a HIT's", async () => {
+    const { gzipSync } = await import("node:zlib");
+    origin.reset();
+    const text = "chunked " + "text ".repeat(100);
+    origin.handle((req, body, res) => {
+      if (req.url.includes("coded")) {
+        const zipped = gzipSync(text);
+        res.writeHead(200, { "content-type": "text/plain", "content-encoding": "gzip", "content-length": zipped.length });
+        return res.end(zipped);
+      }
+      // No Content-Length: node sends it chunked.
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.write(text.slice(0, 100));
+      res.end(text.slice(100));
+    });
+    const length = String(Buffer.byteLength(text));
+    for (const kind of ["chunked", "coded"]) {
+      const path = `/gw/cached/${kind}?head=${Date.now()}`;
+      for (const [method, state] of [["HEAD", "MISS"], ["HEAD", "HIT"], ["GET", "HIT"]]) {
+        const answer = await rawRequest(path, { method, headers: { "accept-encoding": "identity" } });
+        assert.equal(answer.status, 200, `${kind} ${method} ${state}`);
+        assert.equal(answer.headers.get("x-cache"), state, `${kind} ${method} ${state}`);
+        assert.equal(answer.headers.get("content-length"), length, `${kind} ${method} ${state}`);
+        assert.equal(answer.body, method === "HEAD" ? "" : text, `${kind} ${method} ${state}`);
+      }
+    }
+    assert.equal(origin.requests.length, 2, "one fill each");
+    origin.reset();
+  });
+
   test("keys of long URLs pass, hit and miss as short ones do (the isolate holds them by digest)", async () => {
     // An origin starting a session for a visitor without one, on the "session" paths only.
     const answer = (req, body, res) => {

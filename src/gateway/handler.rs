@@ -1635,6 +1635,13 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     };
     // Too large to hold: this request's alone, like an answer meant for one requester.
     let storable = for_anyone && matches!(body, FetchedBody::Held(_));
+    // A body held whole has a length known here, whatever the origin said: chunked, or coded and decoded as it was
+    // read. A HEAD is told it as a GET's body would be (RFC 9110 §9.3.2), on a miss as on a hit (the stored copy
+    // keeps it); a bodiless status says none (§8.6).
+    let held_length = match &body {
+        FetchedBody::Held(blob) if !null_body(status) => Some(blob.size() as u64),
+        _ => None,
+    };
     map_to_client(&mut pairs, &spec.location);
     let mut headers = Vec::new();
     for (k, v) in pairs {
@@ -1646,7 +1653,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         // origin's to set (an origin's x-gateway-status would turn its stored 200 into a 204).
         let drop = matches!(k.as_str(), StoredMeta::HEADER | StoredMeta::STATUS_HEADER)
             || decoded && k == "content-encoding"
-            || k == "content-length" && (was_coded || rejoined)
+            || k == "content-length" && (was_coded || rejoined || held_length.is_some())
             || storable
                 && matches!(
                     k.as_str(),
@@ -1660,6 +1667,9 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         if !drop && forward_response_header(&k, &listed) {
             headers.push((k, v));
         }
+    }
+    if let Some(length) = held_length {
+        headers.push(("content-length".to_owned(), length.to_string()));
     }
     let fetched = Rc::new(Fetched {
         status,
