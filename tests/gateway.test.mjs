@@ -361,6 +361,44 @@ describe("route table and proxy", () => {
     assert.equal(unchanged.headers.get("content-encoding"), null);
   });
 
+  test("dot segments in a redirect are resolved before it is mapped back, as the client will resolve them", async () => {
+    origin.reset();
+    const answers = {
+      // Route "item": upstream …/v2, prefix /gw/open. Left unresolved, the first two reached /gw/v2/… and /v2/….
+      "/v2/items/1": "/v2/../v2/items/3",
+      "/v2/items/2": "/other/../v2/items/4",
+      "/v2/items/5": "/v2/%2E%2E/v2/items/5/./x?next=/../y",
+      "/v2/items/6": `${origin.url}/v2/items/6/../7`,
+      // Off the upstream's base once resolved: left as the origin wrote it (the client resolves it alike).
+      "/v2/items/8": "/v2/../admin",
+      // No other host however the dots fall.
+      "/v2/items/9": "/v2/..//evil.example/",
+      // Route "open": upstream at its root, prefix /gw. A path the origin wrote under /gw is there only once resolved.
+      "/open/dots": "/gw/../open/x",
+    };
+    origin.handle((req, body, res) => {
+      const location = answers[req.url];
+      if (location) return res.writeHead(302, { location, "content-location": location }).end();
+      res.writeHead(404).end();
+    });
+    const cases = [
+      ["/gw/open/items/1", "/gw/open/items/3"],
+      ["/gw/open/items/2", "/gw/open/items/4"],
+      ["/gw/open/items/5", "/gw/open/items/5/x?next=/../y"],
+      ["/gw/open/items/6", "/gw/open/items/7"],
+      ["/gw/open/items/8", "/v2/../admin"],
+      ["/gw/open/items/9", "/v2/..//evil.example/"],
+      ["/gw/open/dots", "/gw/open/x"],
+    ];
+    for (const [path, expected] of cases) {
+      const r = await rawRequest(path);
+      assert.equal(r.status, 302, path);
+      assert.equal(r.headers.get("location"), expected, path);
+      assert.equal(r.headers.get("content-location"), expected, `${path}: Content-Location too`);
+    }
+    origin.reset();
+  });
+
   test("a Content-Location on the upstream maps back under the route's prefix, as a Location does", async () => {
     origin.reset();
     origin.handle((req, body, res) => {

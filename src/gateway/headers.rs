@@ -231,7 +231,10 @@ impl LocationMap {
     /// does: a `Location` on the upstream — path-absolute (`/docs/`), or absolute on the upstream's own origin
     /// (which leaks an internal address) — under its base path is mapped back under the route's prefix
     /// (`/gw/docs/`, path-absolute, so it resolves against whatever host the client used). Anything else (another
-    /// site, a relative reference, a path outside the upstream's base) is left as it is: `None`.
+    /// site, a relative reference, a path outside the upstream's base) is left as it is: `None`. Dot segments are
+    /// resolved first, as the client will resolve them ([`resolve_dot_segments`]): `/base/../base/x` is `/base/x`,
+    /// mapped to `/gw/x` (not `/gw/../base/x`, which the client reads as `/base/x`, outside the route), and
+    /// `/other/../base/x` is on the base too.
     pub fn client_location(&self, location: &str) -> Option<String> {
         let path = if location.starts_with('/') && !location.starts_with("//") {
             location
@@ -245,7 +248,9 @@ impl LocationMap {
             }
             rest
         };
-        let mapped = self.client_path(path)?;
+        let end = path.find(['?', '#']).unwrap_or(path.len());
+        let resolved = resolve_dot_segments(&path[..end]).map(|p| format!("{p}{}", &path[end..]));
+        let mapped = self.client_path(resolved.as_deref().unwrap_or(path))?;
         (mapped != location).then_some(mapped)
     }
 
@@ -322,6 +327,47 @@ impl LocationMap {
         }
         Some(mapped)
     }
+}
+
+/// A path-absolute URL path (no query or fragment) with its dot segments removed as a browser removes them (RFC 3986
+/// §5.2.4; the WHATWG URL parser's reading): `.` and `..` segments, also spelled with `%2e` in any case (`%2e%2e`,
+/// `.%2E`), a `\` read as `/`, and tabs and line breaks dropped — so the path is the one the client will ask for.
+/// `None` when it holds no dot segment (it is then read as it is written).
+pub fn resolve_dot_segments(path: &str) -> Option<String> {
+    let read: String = path
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+        .map(|c| if c == '\\' { '/' } else { c })
+        .collect();
+    let one = |s: &str| s == "." || s.eq_ignore_ascii_case("%2e");
+    let two = |s: &str| {
+        s == ".."
+            || [".%2e", "%2e.", "%2e%2e"]
+                .iter()
+                .any(|d| s.eq_ignore_ascii_case(d))
+    };
+    let segments: Vec<&str> = read.strip_prefix('/')?.split('/').collect();
+    if !segments.iter().any(|s| one(s) || two(s)) {
+        return None;
+    }
+    let last = segments.len() - 1;
+    let mut out: Vec<&str> = Vec::with_capacity(segments.len());
+    for (i, segment) in segments.into_iter().enumerate() {
+        let dot = one(segment);
+        let dots = two(segment);
+        if dots {
+            out.pop();
+        }
+        if dot || dots {
+            // A trailing dot segment leaves the path ending in `/` (`/a/b/..` is `/a/`).
+            if i == last {
+                out.push("");
+            }
+            continue;
+        }
+        out.push(segment);
+    }
+    Some(format!("/{}", out.join("/")))
 }
 
 /// The names a `Connection` header lists.
@@ -550,6 +596,75 @@ mod tests {
         );
         let stripped = LocationMap::new("http://o:8080", Some("/gw"));
         assert_eq!(stripped.client_location("/").as_deref(), Some("/gw/"));
+    }
+
+    #[test]
+    fn dot_segments_in_a_redirect_are_resolved_before_it_is_mapped() {
+        for (path, resolved) in [
+            ("/a/b/c", None),
+            ("/a/./b", Some("/a/b")),
+            ("/a/../b", Some("/b")),
+            ("/a/b/..", Some("/a/")),
+            ("/a/b/.", Some("/a/b/")),
+            ("/..", Some("/")),
+            ("/../../x", Some("/x")),
+            ("/a//../b", Some("/a/b")),
+            ("/a/%2e%2e/b", Some("/b")),
+            ("/a/%2E%2e/b", Some("/b")),
+            ("/a/.%2E/b", Some("/b")),
+            ("/a/%2e./b", Some("/b")),
+            ("/a/%2e/b", Some("/a/b")),
+            ("/a\\..\\b", Some("/b")),
+            ("/a/.\t./b", Some("/b")),
+            ("/a/...", None),
+            ("/a/.b/..c", None),
+            ("/a/%2e%2e%2fb", None),
+            ("a/../b", None),
+        ] {
+            assert_eq!(resolve_dot_segments(path).as_deref(), resolved, "{path}");
+        }
+        let map = LocationMap::new("http://127.0.0.1:8080/base/", Some("/gw/"));
+        for (location, client) in [
+            // Across the base: the client would read /gw/../base/x as /base/x, outside the route.
+            ("/base/../base/x", Some("/gw/x")),
+            ("/other/../base/x?y=1#f", Some("/gw/x?y=1#f")),
+            ("/base/%2E%2E/base/x", Some("/gw/x")),
+            ("http://127.0.0.1:8080/base/./docs/../x", Some("/gw/x")),
+            ("/base/a/./b/../c", Some("/gw/a/c")),
+            // Off the base once resolved: left as it is (the client resolves it alike).
+            ("/base/../admin", None),
+            ("/base/%2e%2e/admin", None),
+            ("http://127.0.0.1:8080/base/../../x", None),
+            // Never another host, however the dots fall (a `//` after the prefix is a path on the gateway).
+            ("/base/..//evil.example/", None),
+            ("/base/x/..//evil.example/", Some("/gw//evil.example/")),
+            ("/base/x/..\\/evil.example/", Some("/gw//evil.example/")),
+            // Only the path: dots in the query are data.
+            ("/base/x?next=/../y", Some("/gw/x?next=/../y")),
+        ] {
+            assert_eq!(
+                map.client_location(location).as_deref(),
+                client,
+                "{location}"
+            );
+        }
+        // A path an origin wrote under the prefix is the prefix only once resolved.
+        let stripped = LocationMap::new("http://o:8080", Some("/gw"));
+        assert_eq!(
+            stripped.client_location("/gw/../open/x").as_deref(),
+            Some("/gw/open/x")
+        );
+        assert_eq!(
+            stripped.client_location("/gw/./open/x").as_deref(),
+            Some("/gw/open/x")
+        );
+        let plain = LocationMap::new("http://o:8080", None);
+        assert_eq!(
+            plain.client_location("/..//evil.example/"),
+            None,
+            "no open redirect"
+        );
+        assert_eq!(plain.client_location("/a/../b").as_deref(), Some("/b"));
     }
 
     #[test]
