@@ -375,6 +375,10 @@ describe("route table and proxy", () => {
       "/v2/items/9": "/v2/..//evil.example/",
       // Route "open": upstream at its root, prefix /gw. A path the origin wrote under /gw is there only once resolved.
       "/open/dots": "/gw/../open/x",
+      // Relative, resolved against the path the origin was asked for: the client, resolving against its own, climbed
+      // past the prefix to /v2/items/2.
+      "/v2/items/10": "../../v2/items/2",
+      "/v2/items/11": "../12?x=1",
     };
     origin.handle((req, body, res) => {
       const location = answers[req.url];
@@ -389,6 +393,8 @@ describe("route table and proxy", () => {
       ["/gw/open/items/8", "/v2/../admin"],
       ["/gw/open/items/9", "/v2/..//evil.example/"],
       ["/gw/open/dots", "/gw/open/x"],
+      ["/gw/open/items/10", "/gw/open/items/2"],
+      ["/gw/open/items/11", "/gw/open/12?x=1"],
     ];
     for (const [path, expected] of cases) {
       const r = await rawRequest(path);

@@ -392,6 +392,7 @@ async fn forward(
             response,
             &[("server-timing".into(), format!("origin;dur={origin_ms}"))],
             &route.location,
+            &target,
         )),
         Err(failure) => Err(failure.into_error()),
     }
@@ -1263,12 +1264,13 @@ fn pass_through(
     response: web_sys::Response,
     extra: &[(String, String)],
     location: &LocationMap,
+    asked: &str,
 ) -> Response {
     let mut pairs = header_list::read(&worker::Headers(response.headers()));
     // The names the origin's `Connection` header lists are hop-by-hop for this response only.
     let listed = connection_tokens(header_list::get(&pairs, "connection"));
     pairs.retain(|(k, _)| forward_response_header(k, &listed));
-    map_to_client(&mut pairs, location);
+    map_to_client(&mut pairs, location, asked);
     let body = match response.body() {
         Some(stream) if !null_body(response.status()) => ResponseBody::Stream(stream),
         _ => ResponseBody::Empty,
@@ -1299,10 +1301,10 @@ fn flushed_uncompressed(headers: &[(String, String)]) -> bool {
 /// variant) and is mapped as Apache's `ProxyPassReverse` maps it: left as the origin wrote it, a client following or
 /// caching by it reached a path the gateway does not route (`/items/9` for `/gw/items/9`), or the upstream's own
 /// internal address.
-fn map_to_client(pairs: &mut [(String, String)], location: &LocationMap) {
+fn map_to_client(pairs: &mut [(String, String)], location: &LocationMap, asked: &str) {
     for (name, value) in pairs.iter_mut() {
         let mapped = match name.as_str() {
-            "location" | "content-location" => location.client_location(value),
+            "location" | "content-location" => location.client_location(value, asked),
             "set-cookie" => location.client_set_cookie(value),
             _ => None,
         };
@@ -1642,7 +1644,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         FetchedBody::Held(blob) if !null_body(status) => Some(blob.size() as u64),
         _ => None,
     };
-    map_to_client(&mut pairs, &spec.location);
+    map_to_client(&mut pairs, &spec.location, &spec.url);
     let mut headers = Vec::new();
     for (k, v) in pairs {
         // A gzip or br body is decoded by the runtime as it is read (held or streamed), so its length and encoding
@@ -1858,7 +1860,7 @@ async fn own_answer(spec: &Spec, own: &OwnRequest<'_>) -> ApiResult<Response> {
     .map_err(Failure::into_error)?;
     let origin_ms = respond::now_ms().saturating_sub(started);
     let timing = [("server-timing".into(), format!("origin;dur={origin_ms}"))];
-    let response = pass_through(response, &timing, &spec.location);
+    let response = pass_through(response, &timing, &spec.location, &spec.url);
     Ok(respond::with_header(response, "x-cache", "MISS"))
 }
 

@@ -235,8 +235,17 @@ impl LocationMap {
     /// resolved first, as the client will resolve them ([`resolve_dot_segments`]): `/base/../base/x` is `/base/x`,
     /// mapped to `/gw/x` (not `/gw/../base/x`, which the client reads as `/base/x`, outside the route), and
     /// `/other/../base/x` is on the base too.
-    pub fn client_location(&self, location: &str) -> Option<String> {
-        let path = if location.starts_with('/') && !location.starts_with("//") {
+    ///
+    /// A relative reference with a dot segment (`../list`, Spring's `redirect:../list`) is resolved against `asked`,
+    /// the upstream URL the request went to, as the origin meant it, and mapped likewise when it lands under the
+    /// route: the client would resolve it against its own path, and a `..` climbing past the prefix (`../../v2/x`
+    /// from `/v2/items/1`) reached a path outside the route. Other relative references resolve alike on both sides
+    /// and are left as they are.
+    pub fn client_location(&self, location: &str, asked: &str) -> Option<String> {
+        let relative = self.resolve_relative(location, asked);
+        let path = if let Some(resolved) = &relative {
+            resolved.as_str()
+        } else if location.starts_with('/') && !location.starts_with("//") {
             location
         } else {
             let rest = location
@@ -252,6 +261,31 @@ impl LocationMap {
         let resolved = resolve_dot_segments(&path[..end]).map(|p| format!("{p}{}", &path[end..]));
         let mapped = self.client_path(resolved.as_deref().unwrap_or(path))?;
         (mapped != location).then_some(mapped)
+    }
+
+    /// A relative path reference (`../list?x`) that holds a dot segment, resolved against the path of `asked` (an
+    /// upstream URL) into a path-absolute one; `None` for anything else (a scheme, `//host`, `/path`, no dot segment).
+    fn resolve_relative(&self, location: &str, asked: &str) -> Option<String> {
+        let end = location.find(['?', '#']).unwrap_or(location.len());
+        let (path, tail) = location.split_at(end);
+        // Read as browsers read it (tabs and line breaks dropped, `\` as `/`): a network or absolute path, or a
+        // first segment with a `:` (a scheme, RFC 3986 §4.2), is no relative path.
+        let read: String = path
+            .chars()
+            .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+            .collect();
+        let first = read.split(['/', '\\']).next().unwrap_or("");
+        if read.is_empty() || read.starts_with(['/', '\\']) || first.contains(':') {
+            return None;
+        }
+        let asked = asked
+            .get(..self.upstream_origin.len())
+            .filter(|head| head.eq_ignore_ascii_case(&self.upstream_origin))
+            .map(|_| &asked[self.upstream_origin.len()..])?;
+        let asked = &asked[..asked.find(['?', '#']).unwrap_or(asked.len())];
+        let directory = &asked[..=asked.rfind('/')?];
+        let resolved = resolve_dot_segments(&format!("{directory}{path}"))?;
+        Some(format!("{resolved}{tail}"))
     }
 
     /// A `Set-Cookie` whose `Path` lies on the upstream, mapped under the route's prefix as [`Self::client_location`]
@@ -551,51 +585,54 @@ mod tests {
             ("/base//evil.example/", Some("/gw//evil.example/")),
         ] {
             assert_eq!(
-                map.client_location(location).as_deref(),
+                map.client_location(location, "").as_deref(),
                 client,
                 "{location}"
             );
         }
         let plain = LocationMap::new("http://o:8080", None);
         assert_eq!(
-            plain.client_location("/docs/"),
+            plain.client_location("/docs/", ""),
             None,
             "same path on both sides"
         );
         assert_eq!(
-            plain.client_location("http://o:8080/docs/").as_deref(),
+            plain.client_location("http://o:8080/docs/", "").as_deref(),
             Some("/docs/"),
             "the internal address does not reach the client"
         );
-        assert_eq!(plain.client_location("http://o:8080").as_deref(), Some("/"));
         assert_eq!(
-            plain.client_location("http://o:8080//evil.example/x"),
+            plain.client_location("http://o:8080", "").as_deref(),
+            Some("/")
+        );
+        assert_eq!(
+            plain.client_location("http://o:8080//evil.example/x", ""),
             None,
             "no open redirect"
         );
         let based = LocationMap::new("http://o:8080/base", None);
         assert_eq!(
-            based.client_location("/base/\t/evil.example/"),
+            based.client_location("/base/\t/evil.example/", ""),
             None,
             "browsers drop the tab"
         );
         assert_eq!(
-            based.client_location("/base//evil.example/"),
+            based.client_location("/base//evil.example/", ""),
             None,
             "no open redirect"
         );
         assert_eq!(
-            based.client_location("/base/\\evil.example"),
+            based.client_location("/base/\\evil.example", ""),
             None,
             "browsers read /\\ as //"
         );
         assert_eq!(
-            LocationMap::new("http://o:8080", Some("/gw")).client_location("/gw/docs/"),
+            LocationMap::new("http://o:8080", Some("/gw")).client_location("/gw/docs/", ""),
             None,
             "a prefix-aware origin's own link"
         );
         let stripped = LocationMap::new("http://o:8080", Some("/gw"));
-        assert_eq!(stripped.client_location("/").as_deref(), Some("/gw/"));
+        assert_eq!(stripped.client_location("/", "").as_deref(), Some("/gw/"));
     }
 
     #[test]
@@ -643,7 +680,7 @@ mod tests {
             ("/base/x?next=/../y", Some("/gw/x?next=/../y")),
         ] {
             assert_eq!(
-                map.client_location(location).as_deref(),
+                map.client_location(location, "").as_deref(),
                 client,
                 "{location}"
             );
@@ -651,20 +688,51 @@ mod tests {
         // A path an origin wrote under the prefix is the prefix only once resolved.
         let stripped = LocationMap::new("http://o:8080", Some("/gw"));
         assert_eq!(
-            stripped.client_location("/gw/../open/x").as_deref(),
+            stripped.client_location("/gw/../open/x", "").as_deref(),
             Some("/gw/open/x")
         );
         assert_eq!(
-            stripped.client_location("/gw/./open/x").as_deref(),
+            stripped.client_location("/gw/./open/x", "").as_deref(),
             Some("/gw/open/x")
+        );
+        // A relative reference with dots, resolved against the upstream URL asked, as the origin meant it.
+        let item = LocationMap::new("http://o:8080/v2", Some("/gw/open"));
+        let asked = "http://o:8080/v2/items/1?x=1";
+        for (location, client) in [
+            ("../../v2/items/2", Some("/gw/open/items/2")),
+            ("../3?y=2#f", Some("/gw/open/3?y=2#f")),
+            ("./4", Some("/gw/open/items/4")),
+            ("%2e%2e/5", Some("/gw/open/5")),
+            ("..\\6", Some("/gw/open/6")),
+            // Off the base once resolved, or no dots (it resolves alike on both sides): left as it is.
+            ("../../x", None),
+            ("../../..//evil.example/", None),
+            ("docs/", None),
+            ("?page=2", None),
+            // Not relative paths: a scheme, a network path, as browsers read them.
+            ("https:../x", None),
+            ("javascript:../x", None),
+            ("\\\\evil.example/../x", None),
+            ("\t//evil.example/../x", None),
+        ] {
+            assert_eq!(
+                item.client_location(location, asked).as_deref(),
+                client,
+                "{location}"
+            );
+        }
+        assert_eq!(
+            item.client_location("../2", "http://other:8080/v2/items/1"),
+            None,
+            "asked elsewhere: not resolved against it"
         );
         let plain = LocationMap::new("http://o:8080", None);
         assert_eq!(
-            plain.client_location("/..//evil.example/"),
+            plain.client_location("/..//evil.example/", ""),
             None,
             "no open redirect"
         );
-        assert_eq!(plain.client_location("/a/../b").as_deref(), Some("/b"));
+        assert_eq!(plain.client_location("/a/../b", "").as_deref(), Some("/b"));
     }
 
     #[test]
