@@ -329,6 +329,18 @@ describe("route table and proxy", () => {
     const device = await rawRequest("/gw/open/echo", { headers: { cookie: "__Secure-edgekit_session_device=d; a=1" } });
     assert.equal(device.status, 200);
     assert.equal(lastRequest().headers.cookie, "a=1", "the device cookie, sent alone, is taken out too");
+    // Cookie in two fields (HTTP/2 cookie crumbs, RFC 9113 §8.2.3, or a hand-made request): the runtime joins them
+    // with ", ", and the session cookie rode through inside the first one's value.
+    const { hostname, port } = new URL(worker.url);
+    const sock = connect(Number(port), hostname);
+    await new Promise((resolve, reject) => sock.once("connect", resolve).once("error", reject));
+    sock.on("error", () => {});
+    sock.resume();
+    sock.write("GET /gw/open/crumbs HTTP/1.1\r\nHost: x\r\nCookie: a=1\r\nCookie: __Host-edgekit_session=stolen-if-forwarded; b=2\r\n" +
+      "Cookie: __Secure-edgekit_session_device=d\r\n\r\n");
+    const crumbs = await until(() => origin.requests.find((r) => r.path === "/open/crumbs"), { what: "the origin's record of the request" });
+    sock.destroy();
+    assert.equal(crumbs?.headers.cookie, "a=1; b=2", "the session and device cookies are taken out of every field");
     const traced = await rawRequest("/gw/open/echo", {
       headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", tracestate: "congo=t61rcWkgMzE" },
     });

@@ -68,14 +68,31 @@ pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool 
 }
 
 /// A `Cookie` header without the cookies named `drop` (edgekit's own session and device cookies, which no origin
-/// needs — it learns the user from `X-User-*` — and any origin could replay), or None when nothing else is left.
+/// needs — it learns the user from `X-User-*` — and any origin could replay them), or None when nothing else is left.
+/// A header sent in several fields (HTTP/2 cookie crumbs, RFC 9113 §8.2.3, or by hand) reaches the Worker joined with
+/// `, `, so a pair is also cut at a comma before a dropped name (`a=1, __Host-…=x`): only such pieces go, and a
+/// value with commas of its own (JSON) is kept as written.
 pub fn without_cookies(header: &str, drop: &[&str]) -> Option<String> {
-    let kept: Vec<&str> = header
+    let name = |piece: &str| {
+        piece
+            .split_once('=')
+            .map_or(piece, |(k, _)| k)
+            .trim()
+            .to_owned()
+    };
+    let kept: Vec<String> = header
         .split(';')
-        .map(str::trim)
-        .filter(|pair| {
-            let name = pair.split_once('=').map_or(*pair, |(k, _)| k).trim();
-            !pair.is_empty() && !drop.contains(&name)
+        .filter_map(|pair| {
+            let pieces: Vec<&str> = pair.split(',').collect();
+            let dropped = |piece: &&str| drop.contains(&name(piece).as_str());
+            if pieces.iter().skip(1).any(dropped) || pieces.first().is_some_and(dropped) {
+                let left: Vec<&str> = pieces.into_iter().filter(|p| !dropped(p)).collect();
+                let left = left.join(",");
+                let left = left.trim();
+                return (!left.is_empty()).then(|| left.to_owned());
+            }
+            let pair = pair.trim();
+            (!pair.is_empty()).then(|| pair.to_owned())
         })
         .collect();
     (!kept.is_empty()).then(|| kept.join("; "))
@@ -482,6 +499,19 @@ mod tests {
                 "__Host-edgekit_sessionx=1; flag",
                 Some("__Host-edgekit_sessionx=1; flag"),
             ),
+            // Fields joined with ", " by the runtime.
+            (
+                "a=1, __Host-edgekit_session=x; b=2, __Secure-edgekit_session_device=d",
+                Some("a=1; b=2"),
+            ),
+            ("__Host-edgekit_session=x, a=1", Some("a=1")),
+            ("__Host-edgekit_session=x, __Host-edgekit_session=y", None),
+            // Commas of a value's own stay.
+            (
+                "j={\"a\":1,\"b\":2}; __Host-edgekit_session=x",
+                Some("j={\"a\":1,\"b\":2}"),
+            ),
+            ("d=Mon, 01 Jan; e=1", Some("d=Mon, 01 Jan; e=1")),
         ] {
             assert_eq!(without_cookies(header, &drop).as_deref(), kept, "{header}");
         }
