@@ -60,18 +60,23 @@ const UTF8_LABELS: &[&str] = &[
     "ascii",
 ];
 
+/// The `charset` a `Content-Type` names when it is not one whose bytes a UTF-8 reading takes as meant (none named,
+/// or a UTF-8 or ASCII label, is `None`): `text/html; charset=utf-16le` → `Some("utf-16le")`.
+pub fn non_utf8_charset(content_type: &str) -> Option<&str> {
+    parameter(content_type, "charset")
+        .filter(|charset| !UTF8_LABELS.iter().any(|l| charset.eq_ignore_ascii_case(l)))
+}
+
 /// 415 unless the `content-type` is `application/json` in UTF-8: a `charset` parameter other than `utf-8` (RFC 8259
 /// §8.1: JSON between systems is UTF-8) is refused as a type the route does not take, rather than read as UTF-8 and
 /// answered 400 bad JSON. Other parameters are allowed.
 pub fn require_json_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
     match content_type.map(media_type).as_deref() {
-        Some("application/json") => match content_type.and_then(|ct| parameter(ct, "charset")) {
-            Some(charset) if !UTF8_LABELS.iter().any(|l| charset.eq_ignore_ascii_case(l)) => {
-                Err(ApiError::unsupported_media_type(format!(
-                    "expected application/json in UTF-8, got charset {charset}"
-                )))
-            }
-            _ => Ok(()),
+        Some("application/json") => match content_type.and_then(non_utf8_charset) {
+            Some(charset) => Err(ApiError::unsupported_media_type(format!(
+                "expected application/json in UTF-8, got charset {charset}"
+            ))),
+            None => Ok(()),
         },
         Some(other) => Err(ApiError::unsupported_media_type(format!(
             "expected content-type application/json, got {other}"
@@ -210,6 +215,24 @@ mod tests {
             if let Err(e) = result {
                 assert_eq!(e.status(), 415);
             }
+        }
+    }
+
+    #[test]
+    fn a_charset_other_than_utf8_is_named() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("text/html", None),
+            ("text/html; charset=utf-8", None),
+            ("text/html; Charset=\"UTF-8\"", None),
+            ("text/html; charset=us-ascii", None),
+            ("text/html; charset=", None),
+            ("text/html; charset=utf-16le", Some("utf-16le")),
+            ("text/html; CHARSET=\"UTF-16\"", Some("UTF-16")),
+            ("text/html; charset=iso-8859-1", Some("iso-8859-1")),
+            ("text/html; profile=\"a;charset=latin1\"", None),
+        ];
+        for (ct, expected) in cases {
+            assert_eq!(non_utf8_charset(ct), *expected, "{ct:?}");
         }
     }
 

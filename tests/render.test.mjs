@@ -118,13 +118,18 @@ test("only the origin's own non-empty text/html answers are taken: a redirect, a
       ["text/htmlx", { headers: { "content-type": "text/htmlx" }, body: '{"hero":1}' }],
       ["an empty body", { body: "" }],
       ["a body of whitespace", { body: " \n " }],
+      // UTF-16 of ASCII markup is valid UTF-8 (a NUL before every character): the charset it names decides.
+      [
+        "markup in UTF-16",
+        { headers: { "content-type": "text/html; charset=utf-16le" }, body: Buffer.from('<section>{"hero"}</section>', "utf16le") },
+      ],
     ]) {
       await originServes({ hero });
       const failures = () => worker.jsonLogs().filter((l) => l.msg === "fragment_origin_failed" && l.fragment === "hero").length;
       const failedBefore = failures();
       const page = await (await get("/", { headers: withVisitor() })).text();
       assert.ok(page.includes('<section class="hero"></section>'), `${what}: the hero's fallback`);
-      assert.ok(!page.includes("injected") && !page.includes('{"hero"'), `${what}: nothing of it on the page`);
+      assert.ok(!page.includes("injected") && !page.includes('{"hero"') && !page.includes("\u0000"), `${what}: nothing of it on the page`);
       assert.ok(page.includes("footer from origin"), `${what}: the rest of the page`);
       await until(() => failures() > failedBefore, { what: `${what}: logged` });
       assert.equal(await kv.get("fragment:hero"), null, `${what}: not written back`);

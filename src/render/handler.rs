@@ -431,6 +431,7 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
 }
 
 /// The fragment's markup from the origin: a direct (not redirected) 200 `text/html` answer's non-empty UTF-8 body
+/// (no `charset` other than UTF-8's)
 /// of at most `max_bytes`, read within `timeout_ms` (the runtime's timer aborts headers and body alike); anything
 /// else is an error, and nothing of it is written back — fragments are trusted as the operator's own markup, so
 /// only the configured origin's own answers are taken (a redirect could lead anywhere), and an empty answer is not
@@ -463,6 +464,14 @@ async fn fetch_origin(
     let content_type = response.headers().get("content-type").ok().flatten();
     if content_type.as_deref().map(crate::body::media_type) != Some("text/html".to_owned()) {
         return Err(format!("origin answered {content_type:?}, not text/html"));
+    }
+    // The page is UTF-8: a fragment the origin says is in another charset is not taken as UTF-8 bytes (UTF-16 of
+    // ASCII markup is valid UTF-8, a NUL before every character, and was written into pages and back to KV).
+    if let Some(charset) = content_type
+        .as_deref()
+        .and_then(crate::body::non_utf8_charset)
+    {
+        return Err(format!("fragment is in charset {charset}, not UTF-8"));
     }
     let Some(body) = response.body() else {
         return Err("origin answered an empty fragment".to_owned());
