@@ -57,14 +57,17 @@ pub fn assign<'a>(flags: &'a Flags, subject: &str) -> Option<&'a Variant> {
         .get((hash % experiment.variants.len() as u64) as usize)
 }
 
-/// The visitor id in a `Cookie` header, if present and well formed (32 lowercase hex digits).
+/// The visitor id in a `Cookie` header: the first well-formed one (32 lowercase hex digits) of the cookies named
+/// `cookie`. A browser sends every cookie of that name its jar holds for the URL (RFC 6265 §5.4: one set for
+/// another path or a parent domain, listed first when its path is longer), so the first by name may be another's
+/// — reading only it gave such a visitor a new id, a new variant and no preferences on every page.
 pub fn visitor_id(cookie_header: Option<&str>, cookie: &str) -> Option<String> {
     cookie_header?
         .split(';')
         .filter_map(|pair| pair.split_once('='))
-        .find(|(name, _)| name.trim() == cookie)
+        .filter(|(name, _)| name.trim() == cookie)
         .map(|(_, value)| value.trim())
-        .filter(|v| {
+        .find(|v| {
             v.len() == 32
                 && v.bytes()
                     .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -211,6 +214,12 @@ mod tests {
             (Some("ek_vid=short".to_owned()), None),
             (Some(format!("ek_vid={}", id.to_uppercase())), None),
             (Some("other=1".to_owned()), None),
+            // Another cookie of the name (a longer path's, a parent domain's) comes first: the visitor's is read.
+            (
+                Some(format!("ek_vid=legacy-1; ek_vid={id}")),
+                Some(id.clone()),
+            ),
+            (Some(format!("ek_vid=; a=1; ek_vid={id}")), Some(id.clone())),
             (None, None),
         ];
         for (header, expected) in cases {
