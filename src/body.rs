@@ -67,6 +67,15 @@ pub fn non_utf8_charset(content_type: &str) -> Option<&str> {
         .filter(|charset| !UTF8_LABELS.iter().any(|l| charset.eq_ignore_ascii_case(l)))
 }
 
+/// `bytes` as UTF-8 text the way a browser decodes a resource (WHATWG Encoding, "UTF-8 decode"): a leading byte
+/// order mark, which editors and `wrangler kv key put --path` leave in a file, is not part of the text.
+pub fn utf8_text(mut bytes: Vec<u8>) -> Result<String, std::string::FromUtf8Error> {
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        bytes.drain(..3);
+    }
+    String::from_utf8(bytes)
+}
+
 /// 415 unless the `content-type` is `application/json` in UTF-8: a `charset` parameter other than `utf-8` (RFC 8259
 /// §8.1: JSON between systems is UTF-8) is refused as a type the route does not take, rather than read as UTF-8 and
 /// answered 400 bad JSON. Other parameters are allowed.
@@ -215,6 +224,26 @@ mod tests {
             if let Err(e) = result {
                 assert_eq!(e.status(), 415);
             }
+        }
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_not_part_of_the_text() {
+        let cases: &[(&[u8], Option<&str>)] = &[
+            (b"\xEF\xBB\xBFbody{margin:0}", Some("body{margin:0}")),
+            (b"body{margin:0}", Some("body{margin:0}")),
+            (b"\xEF\xBB\xBF", Some("")),
+            (b"a\xEF\xBB\xBFb", Some("a\u{feff}b")),
+            (b"\xEF\xBB\xBF\xEF\xBB\xBFx", Some("\u{feff}x")),
+            (b"\xEF\xBB", None),
+            (b"\xFF\xFEx", None),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(
+                utf8_text(bytes.to_vec()).ok().as_deref(),
+                *expected,
+                "{bytes:?}"
+            );
         }
     }
 

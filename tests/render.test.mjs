@@ -380,3 +380,33 @@ test("a signed-in user's preferences pick the locale, over the visitor cookie's;
   await anonymous.arrayBuffer();
   assert.equal(anonymous.headers.get("content-language"), "de", "the anonymous visitor's preferences");
 });
+
+test("a byte order mark starting a CONTENT_KV value or an origin fragment is not part of it", async (t) => {
+  // A file saved with a UTF-8 BOM (`wrangler kv key put --path`, an editor's default): browsers drop the mark when
+  // they decode a resource, and so does the page; left in, it renamed the first CSS rule's selector and made JSON
+  // content unreadable.
+  const w = await startWorker({ vars: { RENDER_ORIGIN: origin.url } });
+  t.after(() => w.stop());
+  const wkv = await w.mf.getKVNamespace("CONTENT_KV");
+  await seedContent(wkv);
+  for (const name of FRAGMENTS) await wkv.delete(`fragment:${name}`);
+  const bom = (text) => new Uint8Array(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text)]));
+  await wkv.put("css:critical", bom("body{margin:0}"));
+  const flags = JSON.parse(await wkv.get("flags"));
+  await wkv.put("flags", bom(JSON.stringify(flags)));
+  origin.reset();
+  origin.handle((req, body, res, record) => {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(bom(`<section data-origin="${record.path.replace("/fragments/", "")}">from origin</section>`));
+  });
+  const id = "bom-page";
+  const response = await w.mf.dispatchFetch(new URL("/", w.url), { headers: withVisitor(VISITOR, { "x-request-id": id }) });
+  const page = await response.text();
+  assert.ok(page.includes("<style>body{margin:0}</style>"), "the first CSS rule's selector is body");
+  assert.ok(response.headers.get("x-variant"), "the flags document is read");
+  assert.ok(page.includes('<section data-origin="hero">from origin</section>'), "the fragment");
+  assert.ok(!page.includes("\ufeff"), "no byte order mark on the page");
+  await until(async () => (await wkv.get("fragment:hero")) !== null, { what: "the hero written back" });
+  assert.equal(await wkv.get("fragment:hero"), '<section data-origin="hero">from origin</section>', "written back without it");
+  assert.equal(w.jsonLogs().filter((l) => l.msg === "content_kv_malformed" && l.request_id === id).length, 0);
+});

@@ -62,8 +62,8 @@ fn timer(ms: u64) -> Delay {
 }
 
 /// A text value from KV of at most `max_bytes` (the cap fragments from the origin have: every value is copied into
-/// pages); a read error, an over-size or non-UTF-8 value is logged (with the page's `request_id`) and treated as
-/// absent (content is optional, the page renders).
+/// pages), without a leading byte order mark; a read error, an over-size or non-UTF-8 value is logged (with the
+/// page's `request_id`) and treated as absent (content is optional, the page renders).
 async fn kv_text(kv: &KvStore, key: &str, max_bytes: u32, request_id: &str) -> Option<String> {
     let read = async {
         let stream = kv.get(key).stream().await.map_err(|e| e.to_string())?;
@@ -78,7 +78,7 @@ async fn kv_text(kv: &KvStore, key: &str, max_bytes: u32, request_id: &str) -> O
                 }
                 ReadError::Failed(detail) => detail,
             })?;
-        String::from_utf8(bytes)
+        crate::body::utf8_text(bytes)
             .map(Some)
             .map_err(|_| "not UTF-8".to_owned())
     };
@@ -482,7 +482,7 @@ async fn fetch_origin(
             ReadError::TooLarge => format!("fragment larger than {max_bytes} bytes"),
             ReadError::Failed(detail) => format!("origin body unreadable: {detail}"),
         })?;
-    let markup = String::from_utf8(bytes).map_err(|_| "fragment is not UTF-8".to_owned())?;
+    let markup = crate::body::utf8_text(bytes).map_err(|_| "fragment is not UTF-8".to_owned())?;
     if blank(&markup) {
         return Err("origin answered an empty fragment".to_owned());
     }
