@@ -50,7 +50,12 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                     .map(|r| r.with_status(204))
                     .map(|r| with_headers(r, &headers))
                     .or_internal("building a preflight answer"),
-                None => Err(ApiError::method_not_allowed(&method, &allowed)),
+                None => {
+                    // Read before answering (as a refused JSON body is): answered while a large upload was still
+                    // coming, the client saw its connection reset instead of the 405.
+                    super::body::drain(&mut call.req).await;
+                    Err(ApiError::method_not_allowed(&method, &allowed))
+                }
             }
         }
         Ok((id, params)) => {

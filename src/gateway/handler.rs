@@ -78,6 +78,8 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
                 }
                 _ => ApiError::not_found(format!("no route serves {path}")),
             };
+            // Read before answering, as after a refusal below: a large upload answered mid-way saw a reset.
+            crate::entry::body::drain(&mut call.req).await;
             return Err(readable(
                 error,
                 &call,
