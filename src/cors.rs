@@ -10,8 +10,10 @@ pub const EXPOSED: &str =
     "WWW-Authenticate, Retry-After, Allow, RateLimit, RateLimit-Policy, X-WAF-Rule, \
                            X-Request-Id, X-Trace-Id, traceparent, X-D1-Bookmark";
 
-/// Request headers a trusted page may send to the app's routes beyond the CORS-safelisted ones.
-const ALLOWED_REQUEST_HEADERS: &str = "Content-Type, X-D1-Bookmark, X-Request-Id, traceparent";
+/// Request headers a trusted page may send to the app's routes beyond the CORS-safelisted ones; `Authorization` for
+/// the routes that take a bearer token (`POST /admin/gateway/purge` from an operator's dashboard).
+const ALLOWED_REQUEST_HEADERS: &str =
+    "Authorization, Content-Type, X-D1-Bookmark, X-Request-Id, traceparent";
 
 /// How long a browser may reuse a preflight's answer.
 const PREFLIGHT_MAX_AGE_SECS: u32 = 600;

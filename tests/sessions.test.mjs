@@ -178,6 +178,10 @@ test("a page of a SESSION_TRUSTED_ORIGINS origin can log in across origins: its 
   assert.match(ok.headers.get("access-control-allow-methods"), /POST/);
   assert.match(ok.headers.get("access-control-allow-headers"), /Content-Type/i);
   assert.match(ok.headers.get("vary"), /Origin/);
+  // A route taking a bearer token (an operator's dashboard purging by tag): the page may send Authorization.
+  const purge = await worker.fetch("/admin/gateway/purge", { method: "OPTIONS", headers: { origin: TRUSTED, "access-control-request-method": "POST", "access-control-request-headers": "authorization,content-type" } });
+  assert.equal(purge.status, 204);
+  assert.match(purge.headers.get("access-control-allow-headers"), /(^|, )Authorization(,|$)/);
   // Another origin, or a method the route does not serve: the 405 as before, and nothing a browser would accept.
   for (const [path, method, origin] of [["/auth/login", "POST", "https://evil.example"], ["/auth/login", "DELETE", TRUSTED]]) {
     const refused = await preflight(path, method, origin);
