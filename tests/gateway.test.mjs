@@ -143,6 +143,23 @@ function chunkedUpload(path, total, { fill = "u", base = worker.url } = {}) {
   });
 }
 
+/** Sends `body` chunked (no Content-Length) with `Content-Encoding: coding`; resolves to the Worker's answer. */
+function codedUpload(path, body, coding) {
+  return new Promise((resolveResponse, reject) => {
+    const req = httpRequest(new URL(path, worker.url), { method: "POST", agent: false, headers: { "content-type": "application/json", "content-encoding": coding } }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => {
+        req.destroy();
+        resolveResponse({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() });
+      });
+    });
+    req.on("error", reject);
+    for (let at = 0; at < body.length; at += 16 * 1024) req.write(body.subarray(at, at + 16 * 1024));
+    req.end();
+  });
+}
+
 async function login() {
   const r = await worker.fetch("/auth/login", {
     method: "POST",
@@ -2098,41 +2115,118 @@ describe("WAF", () => {
     assert.equal(reachedOrigin, 0, "no attack reached the origin");
   });
 
-  test("a body in a content coding is refused: origins inflate it, and the rules would read only its compressed bytes", async () => {
-    const { deflateSync } = await import("node:zlib");
+  test("a body in gzip or deflate is read inflated: an attack is refused by its own rule, a benign body reaches the origin as sent", async () => {
+    const { deflateSync, deflateRawSync, gzipSync, brotliCompressSync } = await import("node:zlib");
     origin.reset();
+    const post = (type, coding, body) =>
+      worker.fetch("/gw/open/coded", { method: "POST", headers: { "content-type": type, ...(coding ? { "content-encoding": coding } : {}) }, body });
+    // The rule the same bytes uncoded meet: the coded body must meet it too.
+    const ruleOf = async (type, body) => {
+      const r = await post(type, null, body);
+      await r.arrayBuffer();
+      assert.equal(r.status, 403, `${type}: the attack uncoded is refused`);
+      return r.headers.get("x-waf-rule");
+    };
     // Deflated at level 1 with this padding, the attack holds no NUL byte (which the null-byte rule would catch by
     // chance); Express's body parser inflates it and hands the application `x' union select …`.
-    const attack = deflateSync(JSON.stringify({ q: "x' union select password from users--", p: "a".repeat(20) }), { level: 1 });
-    assert.ok(!attack.includes(0), "a compressed attack without NUL bytes");
-    for (const type of ["application/json", "application/x-www-form-urlencoded", "text/plain"]) {
-      const r = await worker.fetch("/gw/open/coded", { method: "POST", headers: { "content-type": type, "content-encoding": "deflate" }, body: attack });
-      assert.equal(r.status, 403, `${type}: ${r.status === 403 ? "" : await r.clone().text()}`);
-      assert.equal(r.headers.get("x-waf-rule"), "body-encoding", type);
-      await r.arrayBuffer();
-    }
-    const plain = await worker.fetch("/gw/open/coded", { method: "POST", headers: { "content-type": "application/json", "content-encoding": "identity" }, body: '{"q":"fine"}' });
-    assert.equal(plain.status, 200, "identity is no coding");
-    await plain.arrayBuffer();
-    // Whatever its type: a binary type's body is read (up to its first control byte) for the origins that parse
-    // JSON whatever the type says, and its coded bytes hide that text too — gzipped and sent as
-    // application/octet-stream, the attack reached such an origin inflated, while the same bytes uncoded are refused.
-    const { gzipSync } = await import("node:zlib");
-    const json = JSON.stringify({ q: "x' union select password from users--" });
-    const bare = await worker.fetch("/gw/open/coded", { method: "POST", headers: { "content-type": "application/octet-stream" }, body: json });
-    assert.equal(bare.status, 403, "the attack uncoded under a binary type is read");
-    await bare.arrayBuffer();
-    for (const [type, coding, body] of [
-      ["application/octet-stream", "gzip", gzipSync(json)],
-      ["image/png", "deflate", attack],
-      ["application/csp-report", "gzip", gzipSync(json)],
-    ]) {
-      const r = await worker.fetch("/gw/open/coded", { method: "POST", headers: { "content-type": type, "content-encoding": coding }, body });
+    const json = JSON.stringify({ q: "x' union select password from users--", p: "a".repeat(20) });
+    const zlibbed = deflateSync(json, { level: 1 });
+    assert.ok(!zlibbed.includes(0), "a compressed attack without NUL bytes");
+    const xss = JSON.stringify({ c: "<script>alert(1)</script>" });
+    const benign = JSON.stringify({ q: "a fine day for a walk", n: [1, 2, 3] });
+    const cases = [
+      ["application/json", "deflate", json, zlibbed],
+      ["application/x-www-form-urlencoded", "deflate", json, zlibbed],
+      ["text/plain", "deflate", json, zlibbed],
+      ["application/octet-stream", "gzip", json, gzipSync(json)],
+      ["image/png", "deflate", json, zlibbed],
+      ["application/csp-report", "gzip", json, gzipSync(json)],
+      ["application/json", "gzip", xss, gzipSync(xss)],
+      ["application/x-www-form-urlencoded", "x-gzip", xss, gzipSync(xss)],
+      // Raw deflate, as ASP.NET Core's DeflateStream reads `deflate`.
+      ["application/json", "deflate", json, deflateRawSync(json)],
+      // Node's gunzip reads every member: the attack in the second.
+      ["application/json", "gzip", json, Buffer.concat([gzipSync(benign), gzipSync(json)])],
+    ];
+    for (const [type, coding, plain, coded] of cases) {
+      const expected = await ruleOf(type, plain);
+      assert.notEqual(expected, "body-encoding");
+      const r = await post(type, coding, coded);
       assert.equal(r.status, 403, `${type} in ${coding}: ${r.status === 403 ? "" : await r.clone().text()}`);
-      assert.equal(r.headers.get("x-waf-rule"), "body-encoding", type);
+      assert.equal(r.headers.get("x-waf-rule"), expected, `${type} in ${coding}: the attack's own rule`);
+      assert.equal((await r.json()).error.code, "waf_blocked");
+    }
+    // Codings the WAF cannot read back, stacked codings and streams no decoder takes: refused as before.
+    const gz = gzipSync(benign);
+    const corrupt = Buffer.from(gz);
+    corrupt[14] ^= 0x55;
+    for (const [coding, body] of [
+      ["br", brotliCompressSync(benign)],
+      ["gzip, gzip", gzipSync(gz)],
+      ["zstd", Buffer.from(benign)],
+      ["gzip", corrupt],
+      ["gzip", Buffer.concat([gz, Buffer.from("trailing")])],
+      ["deflate", gz],
+    ]) {
+      const r = await post("application/json", coding, body);
+      assert.equal(r.status, 403, `${coding}: ${r.status === 403 ? "" : await r.clone().text()}`);
+      assert.equal(r.headers.get("x-waf-rule"), "body-encoding", coding);
       await r.arrayBuffer();
     }
-    assert.equal(origin.requests.length, 1, "no coded body reached the origin");
+    assert.equal(origin.requests.length, 0, "no refused body reached the origin");
+    // Benign bodies pass, and the origin gets the coded bytes as they were sent, with their coding.
+    const zl = deflateSync(benign);
+    const bomb = gzipSync(Buffer.alloc(10 * 1024 * 1024, " "));
+    for (const [type, coding, body] of [
+      ["application/json", "gzip", gz],
+      ["application/json", "deflate", zl],
+      ["application/json", "identity, gzip", gz],
+      ["text/plain", "gzip", bomb],
+    ]) {
+      origin.reset();
+      const r = await post(type, coding, body);
+      assert.equal(r.status, 200, `${type} in ${coding}: ${await r.clone().text()}`);
+      await r.arrayBuffer();
+      assert.equal(origin.requests.length, 1);
+      assert.equal(origin.requests[0].headers["content-encoding"], coding);
+      assert.ok(origin.requests[0].body.equals(body), `${coding}: the origin received the exact coded bytes`);
+    }
+    origin.reset();
+  });
+
+  test("a gzipped body over the inspection cap is read inflated up to the cap and streamed whole, sized or chunked", async () => {
+    const { gzipSync } = await import("node:zlib");
+    origin.reset();
+    // Words from a fixed sequence: about 3:1 in gzip, so the coded body is well over the 64 KiB cap too.
+    let x = 7;
+    const words = [];
+    for (let length = 0; length < 600_000; length += words.at(-1).length + 1) {
+      x = (x * 48271) % 2147483647;
+      words.push(`w${x % 100000}`);
+    }
+    const text = words.join(" ");
+    const benign = gzipSync(JSON.stringify({ text }));
+    assert.ok(benign.length > 128 * 1024, `coded ${benign.length} bytes`);
+    const sized = await worker.fetch("/gw/open/coded-long", { method: "POST", headers: { "content-type": "application/json", "content-encoding": "gzip" }, body: benign });
+    assert.equal(sized.status, 200, await sized.clone().text());
+    await sized.arrayBuffer();
+    assert.ok(origin.requests.at(-1).body.equals(benign), "sized: the origin received the exact coded bytes");
+    const chunked = await codedUpload("/gw/open/coded-chunked", benign, "gzip");
+    assert.equal(chunked.status, 200, chunked.body);
+    const seen = origin.requests.at(-1);
+    assert.equal(seen.headers["transfer-encoding"], "chunked");
+    assert.ok(seen.body.equals(benign), "chunked: the origin received the exact coded bytes");
+    // An attack in the inflated prefix of a long body is found, sized or chunked.
+    origin.reset();
+    const attack = gzipSync(JSON.stringify({ q: "x' union select password from users--", text }));
+    const r = await worker.fetch("/gw/open/coded-long", { method: "POST", headers: { "content-type": "application/json", "content-encoding": "gzip" }, body: attack });
+    assert.equal(r.status, 403, await r.clone().text());
+    assert.match(r.headers.get("x-waf-rule"), /^sqli-/);
+    await r.arrayBuffer();
+    const c = await codedUpload("/gw/open/coded-chunked", attack, "gzip");
+    assert.equal(c.status, 403, c.body);
+    assert.match(c.headers["x-waf-rule"], /^sqli-/);
+    assert.equal(origin.requests.length, 0, "no attack reached the origin");
     origin.reset();
   });
 

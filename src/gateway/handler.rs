@@ -25,6 +25,7 @@ use super::headers::{
     forward_response_header, forwarded_for, tailors_answer, without_cookies, LocationMap,
     SHARED_FILL,
 };
+use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
 use super::request_url::{normalise_path, RequestUrl};
 use super::routes::{is_retryable_method, AuthPolicy, Matched, Route};
@@ -981,8 +982,10 @@ fn capped(
 
 /// The body to forward. Up to the WAF's inspection cap it is read and checked; a longer (or unsized) body is teed:
 /// one branch is read up to the cap for the WAF and then cancelled, the other streams to the origin.
-/// `described` is the body's `Content-Type` and `Content-Encoding`: a body in a coding is refused before it is read
-/// (`waf::inspect_coding`: the rules cannot read what the origin will inflate).
+/// `described` is the body's `Content-Type` and `Content-Encoding`: a body in a coding the WAF cannot read back is
+/// refused before it is read (`waf::inspect_coding`: the rules cannot read what the origin will inflate); one in
+/// `gzip` or `deflate` is read inflated (`waf::inspect_coded_body`), its coded prefix up to `inflate::read_bound`,
+/// and forwarded as it came.
 async fn take_body(
     call: &mut Call,
     method: &str,
@@ -1005,9 +1008,18 @@ async fn take_body(
         waf_verdict(call, waf::inspect_coding(&waf_config, coding))?;
     }
     let cap = waf_config.inspect_body_bytes;
+    let coding = match inflate::coding(coding) {
+        inflate::Coded::Screened(coding) => Some(coding),
+        _ => None,
+    };
+    // `whole`: the bytes are the whole body, not a prefix of it.
+    let inspect = |bytes: &[u8], whole: bool| match coding {
+        Some(coding) => waf::inspect_coded_body(&waf_config, content_type, coding, bytes, whole),
+        None => waf::inspect_body(&waf_config, content_type, bytes),
+    };
     if content_length.is_some_and(|n| n <= cap as u64) {
         let bytes = read_prefix(stream, usize::MAX, timeout_ms).await?;
-        waf_verdict(call, waf::inspect_body(&waf_config, content_type, &bytes))?;
+        waf_verdict(call, inspect(&bytes, true))?;
         return Ok(OutBody::Bytes(bytes));
     }
     let tee = js_sys::Reflect::get(&stream, &JsValue::from_str("tee"))
@@ -1018,12 +1030,17 @@ async fn take_body(
         .call0(&stream)
         .map_err(|e| ApiError::internal(format!("tee: {e:?}")))?
         .unchecked_into();
-    let inspect: web_sys_stream::ReadableStream = branches.get(0).unchecked_into();
     let forward = branches.get(1);
     // Read, the inspection branch is let go (cancelled): the forward branch keeps the whole body.
-    let mut prefix = read_prefix(inspect, cap, timeout_ms).await?;
-    prefix.truncate(cap);
-    let verdict = waf_verdict(call, waf::inspect_body(&waf_config, content_type, &prefix));
+    // A coded body is read up to its read bound and a byte more, which tells a body that ends there from a longer one.
+    let wanted = match coding {
+        Some(_) => inflate::read_bound(cap),
+        None => cap,
+    };
+    let mut prefix = read_prefix(branches.get(0).unchecked_into(), wanted + 1, timeout_ms).await?;
+    let whole = prefix.len() <= wanted;
+    prefix.truncate(wanted);
+    let verdict = waf_verdict(call, inspect(&prefix, whole));
     if let Err(blocked) = verdict {
         // The client may still be sending: read the rest (up to the drain ceiling) from the forward branch, which
         // holds the whole body, so the client gets the 403 rather than a reset connection.

@@ -6,6 +6,7 @@ pub mod config;
 pub mod cors;
 pub mod handler;
 pub mod headers;
+pub mod inflate;
 pub mod jwt;
 pub mod request_url;
 pub mod routes;

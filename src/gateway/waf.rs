@@ -1,6 +1,7 @@
 //! The gateway's web application firewall: configured rules for SQL injection, XSS and path traversal, matched on
 //! the path, the query and form/JSON bodies after percent-decoding (repeated, so double-encoded input is caught; input
-//! still encoded after [`DECODE_ROUNDS`] is itself a hit), plus header and body size rules. Text is read as the
+//! still encoded after [`DECODE_ROUNDS`] is itself a hit), plus header and body size rules; a body in `gzip` or
+//! `deflate` is read inflated ([`super::inflate`]), one in any other coding refused. Text is read as the
 //! lenient readers behind a gateway read it: overlong UTF-8 as the character it spells, HTML character references
 //! decoded, fullwidth forms folded to ASCII, tabs and line breaks dropped inside URL schemes. Signatures are literal
 //! token sequences on a normalised text (lower-case, comments and runs of whitespace collapsed), chosen so ordinary
@@ -1982,28 +1983,56 @@ pub fn inspect_sizes(
     None
 }
 
-/// A request body in a content coding (`Content-Encoding` other than `identity`): the body rules would read its
-/// compressed bytes, while origins inflate it before the application reads it — Express's and Koa's body parsers do by
-/// default (gzip, deflate, br), as do ASP.NET Core's request decompression and Apache's `SetInputFilter DEFLATE` — so
-/// a deflated `' union select …` passed every rule. Refused (`body-encoding`) whatever its type, as a charset this
-/// reading cannot read is (`body-charset`): a binary type is no exception, since its body is read (up to its first
-/// control byte) for the origins that parse JSON or text whatever the type says (`express.json({ type: '*/*' })`,
-/// PHP's `json_decode(file_get_contents('php://input'))`), and its coded bytes hide that text as well — a gzipped
-/// `{"q":"' union select …"}` sent as `application/octet-stream` reached such an origin inflated.
+/// A request body in a content coding the WAF cannot read back (`waf::inflate::coding`: br, zstd, compress, an
+/// unknown token, or codings stacked): the body rules would read its compressed bytes, while origins inflate it
+/// before the application reads it — Express's and Koa's body parsers do by default, as do ASP.NET Core's request
+/// decompression and Apache's `SetInputFilter DEFLATE` — so a compressed `' union select …` would pass every rule.
+/// Refused (`body-encoding`) whatever its type, as a charset this reading cannot read is (`body-charset`): a binary
+/// type is no exception, since its body is read (up to its first control byte) for the origins that parse JSON or
+/// text whatever the type says (`express.json({ type: '*/*' })`, PHP's `json_decode(file_get_contents(
+/// 'php://input'))`). A body in `gzip` or `deflate` is read inflated instead ([`inspect_coded_body`]).
 pub fn inspect_coding(config: &WafConfig, content_encoding: Option<&str>) -> Option<Hit> {
     if config.mode == WafMode::Off {
         return None;
     }
-    let coded = content_encoding.is_some_and(|value| {
-        value
-            .split(',')
-            .map(str::trim)
-            .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"))
+    (super::inflate::coding(content_encoding) == super::inflate::Coded::Unreadable)
+        .then_some(BODY_ENCODING)
+}
+
+/// The rule of a body in a coding the WAF cannot read.
+const BODY_ENCODING: Hit = Hit {
+    rule: "body-encoding",
+    part: "body",
+};
+
+/// Checks (a prefix of) a body in `gzip` or `deflate` as the origins that inflate it read it: every reading of it
+/// ([`super::inflate::readings`]: gzip's members; deflate zlib-wrapped and raw) inflated up to the inspection cap
+/// and checked as an uncoded body of its type is ([`inspect_body`]), and so is the text of gzip's header fields
+/// (never inflated, but there for an origin that parses the coded bytes as they are). Refused (`body-encoding`)
+/// when no reading decodes: a corrupt or cut-off stream, bytes after it, a coded prefix of [`read_bound`] bytes
+/// that inflates to less than the cap. `whole` says `coded` is the whole body, not a prefix of it; an empty body has
+/// nothing to read.
+///
+/// [`read_bound`]: super::inflate::read_bound
+pub fn inspect_coded_body(
+    config: &WafConfig,
+    content_type: Option<&str>,
+    coding: super::inflate::Coding,
+    coded: &[u8],
+    whole: bool,
+) -> Option<Hit> {
+    if config.mode == WafMode::Off || (whole && coded.is_empty()) {
+        return None;
+    }
+    let readings = super::inflate::readings(coding, coded, whole, config.inspect_body_bytes);
+    let hit = readings.iter().find_map(|reading| {
+        reading
+            .header_text
+            .iter()
+            .find_map(|text| inspect_body(config, content_type, text))
+            .or_else(|| inspect_body(config, content_type, &reading.output))
     });
-    coded.then_some(Hit {
-        rule: "body-encoding",
-        part: "body",
-    })
+    hit.or_else(|| (!readings.iter().any(|r| r.sound)).then_some(BODY_ENCODING))
 }
 
 /// Checks (a prefix of) a body: form fields decoded, JSON keys and string values, each part of a multipart form,
@@ -2607,18 +2636,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_body_in_a_content_coding_is_refused_since_origins_inflate_what_the_rules_cannot_read() {
+    fn a_body_in_a_coding_the_waf_cannot_read_back_is_refused() {
         let block = WafConfig::default();
         for (coding, refused) in [
             (None, false),
             (Some(""), false),
             (Some("identity"), false),
             (Some(" Identity "), false),
-            (Some("gzip"), true),
-            (Some("deflate"), true),
+            (Some("gzip"), false),
+            (Some("deflate"), false),
+            (Some("identity, gzip"), false),
             (Some("br"), true),
-            (Some("GZIP"), true),
-            (Some("identity, gzip"), true),
+            (Some("zstd"), true),
+            (Some("gzip, gzip"), true),
             (Some("x-custom"), true),
         ] {
             assert_eq!(
@@ -2632,9 +2662,113 @@ mod tests {
             ..WafConfig::default()
         };
         assert_eq!(
-            inspect_coding(&off, Some("gzip")),
+            inspect_coding(&off, Some("br")),
             None,
             "the WAF off reads nothing"
+        );
+    }
+
+    #[test]
+    fn a_body_in_gzip_or_deflate_is_read_inflated_by_every_reading() {
+        use super::super::inflate::Coding;
+        use miniz_oxide::deflate::{compress_to_vec, compress_to_vec_zlib};
+        let gzip = |data: &[u8], comment: &[u8]| {
+            let flags = if comment.is_empty() { 0 } else { 16 };
+            let mut out = vec![0x1f, 0x8b, 8, flags, 0, 0, 0, 0, 0, 3];
+            if !comment.is_empty() {
+                out.extend_from_slice(comment);
+                out.push(0);
+            }
+            out.extend(compress_to_vec(data, 1));
+            out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            out
+        };
+        let config = WafConfig::default();
+        let rule = |ct: &str, coding: Coding, coded: &[u8]| {
+            inspect_coded_body(&config, Some(ct), coding, coded, true).map(|h| h.rule)
+        };
+        let json = br#"{"q":"x' union select password from users--"}"#;
+        let plain = inspect_body(&config, Some("application/json"), json).map(|h| h.rule);
+        assert!(plain.is_some());
+        let benign = br#"{"q":"a fine day","n":[1,2,3]}"#;
+        for ct in [
+            "application/json",
+            "application/octet-stream",
+            "image/png",
+            "text/plain",
+        ] {
+            assert_eq!(
+                rule(ct, Coding::Gzip, &gzip(json, b"")),
+                inspect_body(&config, Some(ct), json).map(|h| h.rule),
+                "{ct}: the attack's own rule"
+            );
+            assert_eq!(rule(ct, Coding::Gzip, &gzip(benign, b"")), None, "{ct}");
+            assert_eq!(
+                rule(ct, Coding::Deflate, &compress_to_vec_zlib(benign, 6)),
+                None,
+                "{ct}"
+            );
+        }
+        assert_eq!(
+            rule(
+                "application/json",
+                Coding::Deflate,
+                &compress_to_vec_zlib(json, 1)
+            ),
+            plain
+        );
+        assert_eq!(
+            rule(
+                "application/json",
+                Coding::Deflate,
+                &compress_to_vec(json, 1)
+            ),
+            plain
+        );
+        // The attack in a second member.
+        let two = [gzip(benign, b""), gzip(json, b"")].concat();
+        assert_eq!(rule("application/json", Coding::Gzip, &two), plain);
+        let xss = br#"{"c":"<script>alert(1)</script>"}"#;
+        assert_eq!(
+            rule("application/json", Coding::Gzip, &gzip(xss, b"")),
+            Some("xss-script")
+        );
+        // A form in a gzip comment, for an origin that parses the coded bytes as they are (PHP, Go, Django).
+        assert_eq!(
+            rule(
+                "application/x-www-form-urlencoded",
+                Coding::Gzip,
+                &gzip(b"a=1", b"&q=x' union select password from users--&")
+            ),
+            Some("sqli-union")
+        );
+        // Nothing decodes: refused by the coding's rule.
+        let mut corrupt = gzip(benign, b"");
+        corrupt[12] ^= 0x55;
+        for bad in [
+            corrupt,
+            [&gzip(benign, b"")[..], b"junk"].concat(),
+            b"not gzip".to_vec(),
+        ] {
+            assert_eq!(
+                rule("application/json", Coding::Gzip, &bad),
+                Some("body-encoding")
+            );
+            assert_eq!(
+                rule("application/json", Coding::Deflate, &bad),
+                Some("body-encoding")
+            );
+        }
+        // An empty body has nothing to read; the WAF off reads nothing.
+        assert_eq!(rule("application/json", Coding::Gzip, b""), None);
+        let off = WafConfig {
+            mode: WafMode::Off,
+            ..WafConfig::default()
+        };
+        assert_eq!(
+            inspect_coded_body(&off, None, Coding::Gzip, b"junk", true),
+            None
         );
     }
 

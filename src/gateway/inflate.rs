@@ -1,0 +1,515 @@
+//! A request body's content coding read back for the WAF, as the origins that inflate request bodies read it:
+//! `gzip` (every member, as Node's gunzip, .NET's `GZipStream` and Go read it) and `deflate` (zlib-wrapped as RFC
+//! 9110 §8.4.1.2 and Node read it, and raw as ASP.NET Core's `DeflateStream` reads it — a body can decode both ways,
+//! so both readings are returned). Pure and bounded: at most `cap` bytes are inflated per reading, and the caller
+//! reads at most [`read_bound`] coded bytes. Built on miniz_oxide's core inflater rather than flate2's readers or
+//! the runtime's `DecompressionStream`: it says how many coded bytes a stream took (trailing bytes are seen) and
+//! tells input that stops short (a prefix of a long body) from input that is wrong, which a reader that returns
+//! end-of-file at either cannot.
+
+use miniz_oxide::inflate::core::inflate_flags::{
+    TINFL_FLAG_HAS_MORE_INPUT, TINFL_FLAG_PARSE_ZLIB_HEADER,
+    TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+};
+use miniz_oxide::inflate::core::{decompress, DecompressorOxide};
+use miniz_oxide::inflate::TINFLStatus;
+
+/// A content coding the WAF reads through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    Gzip,
+    Deflate,
+}
+
+/// What a `Content-Encoding` leaves the WAF to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coded {
+    /// No coding (none named, or only `identity`).
+    Identity,
+    Screened(Coding),
+    /// A coding the WAF cannot read back (br, zstd, compress, unknown tokens) or a stack of codings.
+    Unreadable,
+}
+
+/// The coding a `Content-Encoding` names: `identity` and empty members dropped (Apache's mod_deflate drops them
+/// too), then exactly one of `gzip`, `x-gzip`, `deflate` (any case); anything else, and two codings stacked
+/// (`gzip, gzip`: the origin would inflate once and read gzip), is [`Coded::Unreadable`].
+pub fn coding(content_encoding: Option<&str>) -> Coded {
+    let mut named = content_encoding
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"));
+    let (Some(only), None) = (named.next(), named.next()) else {
+        return if content_encoding.is_some_and(|v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+        }) {
+            Coded::Unreadable
+        } else {
+            Coded::Identity
+        };
+    };
+    if only.eq_ignore_ascii_case("gzip") || only.eq_ignore_ascii_case("x-gzip") {
+        Coded::Screened(Coding::Gzip)
+    } else if only.eq_ignore_ascii_case("deflate") {
+        Coded::Screened(Coding::Deflate)
+    } else {
+        Coded::Unreadable
+    }
+}
+
+/// How many coded bytes are read to inflate an inspection cap of `cap` bytes: the cap, plus an eighth for the
+/// worst a compressor makes of bytes it cannot compress (fixed Huffman codes spend 9 bits on a byte; stored
+/// blocks 5 bytes per 64 KiB), plus headers. A coded prefix this long that inflates to less than the cap is no
+/// body a compressor makes (a flood of empty blocks or members, a header with a huge name) and is not read on.
+pub fn read_bound(cap: usize) -> usize {
+    cap.saturating_add(cap / 8).saturating_add(1024)
+}
+
+/// One reading of the coded bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reading<'a> {
+    /// What it inflated, at most `cap` bytes — up to where it stopped, when it failed.
+    pub output: Vec<u8>,
+    /// It inflated the cap, or read the whole body as one well-formed stream (checksums matching, nothing after
+    /// it). A reading that is not sound is one its decoder refuses (or one past the read bound).
+    pub sound: bool,
+    /// The text of the gzip headers' FEXTRA, FNAME and FCOMMENT fields: never inflated, but there in the coded
+    /// bytes an origin that does not inflate reads.
+    pub header_text: Vec<&'a [u8]>,
+}
+
+/// Every reading an origin may take of `coded` in `coding` (gzip: one; deflate: zlib, then raw). `whole` says
+/// `coded` is the whole body; otherwise it is a prefix (of at most [`read_bound`] bytes), and a reading that did
+/// not inflate the cap from it is not sound.
+pub fn readings(coding: Coding, coded: &[u8], whole: bool, cap: usize) -> Vec<Reading<'_>> {
+    match coding {
+        Coding::Gzip => vec![gzip(coded, whole, cap)],
+        Coding::Deflate => vec![
+            deflate(coded, whole, cap, TINFL_FLAG_PARSE_ZLIB_HEADER),
+            deflate(coded, whole, cap, 0),
+        ],
+    }
+}
+
+fn flags(whole: bool, extra: u32) -> u32 {
+    let more = if whole { 0 } else { TINFL_FLAG_HAS_MORE_INPUT };
+    TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF | more | extra
+}
+
+/// A zlib (`zlib` set: header and Adler-32 checked) or raw deflate stream.
+fn deflate(coded: &[u8], whole: bool, cap: usize, zlib: u32) -> Reading<'static> {
+    let mut state = Box::<DecompressorOxide>::default();
+    let mut out = vec![0; cap];
+    let (status, read, written) = decompress(&mut state, coded, &mut out, 0, flags(whole, zlib));
+    out.truncate(written);
+    let sound = match status {
+        TINFLStatus::HasMoreOutput => true,
+        TINFLStatus::Done => written == cap || (whole && read == coded.len()),
+        _ => false,
+    };
+    Reading {
+        output: out,
+        sound,
+        header_text: Vec::new(),
+    }
+}
+
+/// A gzip body: members one after another (RFC 1952), each with its header checked as zlib checks it (no
+/// reserved flag, the header CRC when flagged) and its CRC-32 and length; nothing but members after the first.
+fn gzip(coded: &[u8], whole: bool, cap: usize) -> Reading<'_> {
+    let mut state = Box::<DecompressorOxide>::default();
+    let mut out = vec![0; cap];
+    let mut reading = Reading {
+        output: Vec::new(),
+        sound: false,
+        header_text: Vec::new(),
+    };
+    let (mut at, mut written) = (0, 0);
+    let sound = loop {
+        let Some(start) = member_header(&coded[at..], &mut reading.header_text) else {
+            break false;
+        };
+        at += start;
+        state.init();
+        // Each member's window starts with it: a member that reaches back into the one before is refused, as zlib
+        // refuses it.
+        let (status, read, wrote) = decompress(
+            &mut state,
+            &coded[at..],
+            &mut out[written..],
+            0,
+            flags(whole, 0),
+        );
+        let member = written;
+        written += wrote;
+        at += read;
+        match status {
+            TINFLStatus::Done => {}
+            TINFLStatus::HasMoreOutput => break true,
+            _ => break false,
+        }
+        let Some(trailer) = coded.get(at..at + 8) else {
+            break false;
+        };
+        let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+        if crc != crc32fast::hash(&out[member..written]) || size != (written - member) as u32 {
+            break false;
+        }
+        at += 8;
+        if written == cap {
+            break true;
+        }
+        if at == coded.len() {
+            break whole;
+        }
+    };
+    out.truncate(written);
+    reading.output = out;
+    reading.sound = sound;
+    reading
+}
+
+/// The length of the gzip member header `bytes` starts with, its text fields noted; `None` for anything but a
+/// well-formed header (or one cut off).
+fn member_header<'a>(bytes: &'a [u8], text: &mut Vec<&'a [u8]>) -> Option<usize> {
+    const FHCRC: u8 = 2;
+    const FEXTRA: u8 = 4;
+    const FNAME: u8 = 8;
+    const FCOMMENT: u8 = 16;
+    let fixed = bytes.get(..10)?;
+    let flags = fixed[3];
+    if fixed[..3] != [0x1f, 0x8b, 8] || flags & 0xe0 != 0 {
+        return None;
+    }
+    let mut at = 10;
+    if flags & FEXTRA != 0 {
+        let length = bytes.get(at..at + 2)?;
+        let end = at + 2 + usize::from(u16::from_le_bytes([length[0], length[1]]));
+        text.push(bytes.get(at + 2..end)?);
+        at = end;
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            let field = bytes.get(at..)?;
+            let end = memchr::memchr(0, field)?;
+            text.push(&field[..end]);
+            at += end + 1;
+        }
+    }
+    if flags & FHCRC != 0 {
+        let crc = bytes.get(at..at + 2)?;
+        if u16::from_le_bytes([crc[0], crc[1]]) != crc32fast::hash(&bytes[..at]) as u16 {
+            return None;
+        }
+        at += 2;
+    }
+    Some(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use miniz_oxide::deflate::{compress_to_vec, compress_to_vec_zlib};
+
+    const CAP: usize = 64 * 1024;
+
+    /// A gzip member of `data` with the header flags and fields given (`extra`, `name`, `comment`, header CRC).
+    fn member(data: &[u8], name: Option<&[u8]>, comment: Option<&[u8]>, hcrc: bool) -> Vec<u8> {
+        let mut flags = 0;
+        flags |= if name.is_some() { 8 } else { 0 };
+        flags |= if comment.is_some() { 16 } else { 0 };
+        flags |= if hcrc { 2 } else { 0 };
+        let mut out = vec![0x1f, 0x8b, 8, flags, 0, 0, 0, 0, 0, 3];
+        for field in [name, comment].into_iter().flatten() {
+            out.extend_from_slice(field);
+            out.push(0);
+        }
+        if hcrc {
+            let crc = crc32fast::hash(&out) as u16;
+            out.extend_from_slice(&crc.to_le_bytes());
+        }
+        out.extend(compress_to_vec(data, 6));
+        out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        member(data, None, None, false)
+    }
+
+    fn one(coding: Coding, coded: &[u8], whole: bool, cap: usize) -> (Vec<u8>, bool) {
+        let mut r = readings(coding, coded, whole, cap);
+        let first = r.remove(0);
+        (first.output, first.sound)
+    }
+
+    /// Whether some reading is sound, and every reading's output.
+    fn deflated(coded: &[u8], whole: bool, cap: usize) -> (bool, Vec<Vec<u8>>) {
+        let r = readings(Coding::Deflate, coded, whole, cap);
+        (
+            r.iter().any(|r| r.sound),
+            r.into_iter().map(|r| r.output).collect(),
+        )
+    }
+
+    #[test]
+    fn content_encoding_names_one_coding_the_waf_reads_or_is_unreadable() {
+        for (value, expected) in [
+            (None, Coded::Identity),
+            (Some(""), Coded::Identity),
+            (Some(" Identity "), Coded::Identity),
+            (Some("identity, identity"), Coded::Identity),
+            (Some("gzip"), Coded::Screened(Coding::Gzip)),
+            (Some("GZIP"), Coded::Screened(Coding::Gzip)),
+            (Some("x-gzip"), Coded::Screened(Coding::Gzip)),
+            (Some(" gzip , identity"), Coded::Screened(Coding::Gzip)),
+            (Some("identity, deflate"), Coded::Screened(Coding::Deflate)),
+            (Some("Deflate"), Coded::Screened(Coding::Deflate)),
+            (Some("br"), Coded::Unreadable),
+            (Some("zstd"), Coded::Unreadable),
+            (Some("compress"), Coded::Unreadable),
+            (Some("x-custom"), Coded::Unreadable),
+            (Some("gzip, gzip"), Coded::Unreadable),
+            (Some("deflate, gzip"), Coded::Unreadable),
+            (Some("gzip;q=1"), Coded::Unreadable),
+        ] {
+            assert_eq!(coding(value), expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn gzip_is_read_member_by_member_to_the_last() {
+        let data = br#"{"q":"hello"}"#;
+        assert_eq!(
+            one(Coding::Gzip, &gz(data), true, CAP),
+            (data.to_vec(), true)
+        );
+        // The attack in the second member is in the output, as Node's gunzip hands it on.
+        let attack = br#"{"q":"x' union select password from users--"}"#;
+        let two = [gz(data), gz(attack)].concat();
+        let (output, sound) = one(Coding::Gzip, &two, true, CAP);
+        assert!(sound);
+        assert_eq!(output, [&data[..], &attack[..]].concat());
+        // An empty member, then a member: both read.
+        let (output, sound) = one(Coding::Gzip, &[gz(b""), gz(data)].concat(), true, CAP);
+        assert_eq!((output, sound), (data.to_vec(), true));
+    }
+
+    #[test]
+    fn gzip_header_fields_are_read_over_and_kept_as_text() {
+        let data = b"plain";
+        let coded = member(
+            data,
+            Some(b"report.json"),
+            Some(b"&q=' union select 1--&"),
+            true,
+        );
+        let r = readings(Coding::Gzip, &coded, true, CAP);
+        assert_eq!((r[0].output.as_slice(), r[0].sound), (&data[..], true));
+        assert_eq!(
+            r[0].header_text,
+            vec![&b"report.json"[..], &b"&q=' union select 1--&"[..]]
+        );
+        // A header CRC that does not match is refused, as zlib refuses it.
+        let mut bad = coded.clone();
+        let at = 10 + b"report.json".len() + 1 + b"&q=' union select 1--&".len() + 1;
+        bad[at] ^= 1;
+        assert!(!one(Coding::Gzip, &bad, true, CAP).1);
+        // A reserved flag, another method, another magic.
+        for (at, byte) in [(3, 0x20), (2, 7), (0, 0x1e)] {
+            let mut bad = gz(data);
+            bad[at] = byte;
+            assert!(!one(Coding::Gzip, &bad, true, CAP).1, "byte {at} = {byte}");
+        }
+    }
+
+    #[test]
+    fn corrupt_truncated_or_trailed_gzip_is_not_sound() {
+        let data = "a sentence, said again and again. ".repeat(50);
+        let coded = gz(data.as_bytes());
+        let mut crc = coded.clone();
+        let n = crc.len();
+        crc[n - 8] ^= 1;
+        let mut size = coded.clone();
+        size[n - 1] ^= 1;
+        let mut body = coded.clone();
+        body[12] ^= 0x55;
+        for (label, bad) in [
+            ("crc", crc),
+            ("size", size),
+            ("body", body),
+            ("cut in the body", coded[..coded.len() / 2].to_vec()),
+            ("cut in the trailer", coded[..n - 3].to_vec()),
+            ("cut in the header", coded[..6].to_vec()),
+            ("empty", Vec::new()),
+            ("trailing garbage", [&coded[..], b"garbage"].concat()),
+            ("trailing zeros", [&coded[..], &[0, 0][..]].concat()),
+            ("a stray magic byte", [&coded[..], &[0x1f][..]].concat()),
+        ] {
+            assert!(!one(Coding::Gzip, &bad, true, CAP).1, "{label}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_is_sound_once_it_inflates_the_cap_and_not_before() {
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| format!("{} ", i.wrapping_mul(2_654_435_761) % 1000).into_bytes())
+            .collect();
+        let cap = 4096;
+        let coded = gz(&data);
+        assert!(coded.len() > read_bound(cap));
+        let prefix = &coded[..read_bound(cap)];
+        let (output, sound) = one(Coding::Gzip, prefix, false, cap);
+        assert_eq!((output.as_slice(), sound), (&data[..cap], true));
+        let zlib = compress_to_vec_zlib(&data, 6);
+        let (sound, outputs) = deflated(&zlib[..read_bound(cap)], false, cap);
+        assert!(sound);
+        assert_eq!(outputs[0], &data[..cap]);
+        // A prefix that has not inflated the cap by the read bound: the members or blocks are no compressor's.
+        let short = gz(b"short");
+        assert!(!one(Coding::Gzip, &short, false, cap).1);
+    }
+
+    #[test]
+    fn zlib_and_raw_deflate_are_both_read() {
+        let data = br#"{"q":"x' union select password from users--"}"#;
+        let (sound, outputs) = deflated(&compress_to_vec_zlib(data, 1), true, CAP);
+        assert!(sound);
+        assert_eq!(outputs[0], data);
+        let (sound, outputs) = deflated(&compress_to_vec(data, 1), true, CAP);
+        assert!(sound);
+        assert_eq!(outputs[1], data, "raw deflate, as ASP.NET Core reads it");
+        // A wrong Adler-32, a preset dictionary, trailing bytes, a gzip body sent as deflate: no reading sound.
+        let zlib = compress_to_vec_zlib(data, 1);
+        let mut adler = zlib.clone();
+        let n = adler.len();
+        adler[n - 1] ^= 1;
+        for (label, bad) in [
+            ("adler", adler),
+            ("dictionary", [&[0x78, 0xbb][..], &zlib[2..]].concat()),
+            ("trailing", [&zlib[..], b"xx"].concat()),
+            ("gzip", gz(data)),
+            ("cut", zlib[..n - 6].to_vec()),
+            ("empty", Vec::new()),
+        ] {
+            assert!(!deflated(&bad, true, CAP).0, "{label}");
+        }
+    }
+
+    /// Bytes that read as zlib (a stored block holding a raw stream's bytes, which inflate to other text) and as
+    /// raw deflate (a stored block of one byte, an empty one, then the raw stream): each reading's output is
+    /// returned, so the WAF screens what either origin reads.
+    #[test]
+    fn a_zlib_raw_polyglot_is_read_both_ways() {
+        let attack = b" ' union select password from users--";
+        let hidden = fixed_codes(attack);
+        // zlib: 78 01 (CM 8, no dictionary), then a non-final stored block: 00, LEN fffe, NLEN 0001, 65534 bytes.
+        // raw: 78 is a non-final stored block, LEN 0001 (01 00), NLEN fffe: one byte (01); then 00, a stored block
+        // of 0x2020 spaces, then the hidden stream.
+        let mut stored = vec![0x20, 0x20, 0xdf, 0xdf];
+        stored.extend(std::iter::repeat_n(b' ', 0x2020));
+        stored.extend_from_slice(&hidden);
+        stored.resize(0xfffe, b' ');
+        let mut coded = vec![0x78, 0x01, 0x00, 0xfe, 0xff, 0x01, 0x00];
+        coded.extend_from_slice(&stored);
+        // The zlib reading's final block: fixed codes, nothing but end-of-block; then its Adler-32.
+        coded.extend_from_slice(&[0x03, 0x00]);
+        coded.extend_from_slice(&miniz_oxide_adler(&stored).to_be_bytes());
+        let (sound, outputs) = deflated(&coded, true, 0x20000);
+        assert!(sound, "the zlib reading is whole and well-formed");
+        assert_eq!(outputs[0], stored, "zlib reads the stored block");
+        assert!(
+            !outputs[0].windows(6).any(|w| w == b"union "),
+            "and no attack"
+        );
+        let raw = &outputs[1];
+        assert!(
+            raw.ends_with(attack),
+            "raw reading ends with the attack: {:?}",
+            String::from_utf8_lossy(&raw[raw.len().saturating_sub(60)..])
+        );
+    }
+
+    /// A raw deflate stream of `data` as literals in fixed Huffman codes (never a stored block, which would show
+    /// `data` as it is).
+    fn fixed_codes(data: &[u8]) -> Vec<u8> {
+        let mut bits = vec![1u8, 1, 0]; // BFINAL, BTYPE 01, least significant bit first
+        let mut code = |value: u32, length: u32| {
+            // Huffman codes go most significant bit first.
+            bits.extend((0..length).rev().map(|i| ((value >> i) & 1) as u8));
+        };
+        for &byte in data {
+            match byte {
+                0..=143 => code(0x30 + u32::from(byte), 8),
+                _ => code(0x190 + u32::from(byte) - 144, 9),
+            }
+        }
+        code(0, 7); // end of block
+        let mut out = vec![0u8; bits.len().div_ceil(8)];
+        for (i, bit) in bits.iter().enumerate() {
+            out[i / 8] |= bit << (i % 8);
+        }
+        out
+    }
+
+    fn miniz_oxide_adler(data: &[u8]) -> u32 {
+        let (mut a, mut b) = (1u32, 0u32);
+        for &byte in data {
+            a = (a + u32::from(byte)) % 65521;
+            b = (b + a) % 65521;
+        }
+        (b << 16) | a
+    }
+
+    #[test]
+    fn floods_huge_headers_and_bombs_stay_bounded() {
+        let cap = 1024;
+        let bound = read_bound(cap);
+        // Empty stored blocks: no output however many; the prefix at the bound is not sound.
+        let flood: Vec<u8> = std::iter::repeat_n([0u8, 0, 0, 0xff, 0xff], bound / 5 + 10)
+            .flatten()
+            .collect();
+        assert!(!deflated(&flood[..bound], false, cap).0);
+        // Empty gzip members.
+        let members: Vec<u8> = std::iter::repeat_n(gz(b""), bound / 20 + 10)
+            .flatten()
+            .collect();
+        assert!(!one(Coding::Gzip, &members[..bound], false, cap).1);
+        // A name longer than the bound.
+        let name = vec![b'a'; 2 * bound];
+        let huge = member(b"x", Some(&name), None, false);
+        assert!(!one(Coding::Gzip, &huge[..bound], false, cap).1);
+        // A bomb: 10 MB of spaces inflate only to the cap, which is sound.
+        let bomb = gz(&vec![b' '; 10 * 1024 * 1024]);
+        let (output, sound) = one(Coding::Gzip, &bomb, true, cap);
+        assert_eq!((output.len(), sound), (cap, true));
+        let (sound, outputs) = deflated(&compress_to_vec_zlib(&vec![b' '; 1 << 20], 6), true, cap);
+        assert!(sound);
+        assert_eq!(outputs[0].len(), cap);
+    }
+
+    #[test]
+    fn a_member_that_reaches_into_the_one_before_is_refused() {
+        // Member 2: a fixed-codes block copying 3 bytes from distance 1 with no output of its own before it.
+        // Literal/length 257 (length 3) is 7 bits 0000001; distance code 0 (distance 1) is 5 bits 00000; EOB 0000000.
+        let mut bits: Vec<u8> = vec![1, 1, 0]; // BFINAL, BTYPE=01 (LSB first)
+        bits.extend([0, 0, 0, 0, 0, 0, 1]); // Huffman codes are sent most significant bit first
+        bits.extend([0, 0, 0, 0, 0]);
+        bits.extend([0; 7]);
+        let mut block = vec![0u8; bits.len().div_ceil(8)];
+        for (i, bit) in bits.iter().enumerate() {
+            block[i / 8] |= bit << (i % 8);
+        }
+        let mut second = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+        second.extend_from_slice(&block);
+        second.extend_from_slice(&crc32fast::hash(b"aaa").to_le_bytes());
+        second.extend_from_slice(&3u32.to_le_bytes());
+        let coded = [gz(b"a"), second].concat();
+        assert!(!one(Coding::Gzip, &coded, true, CAP).1);
+    }
+}
