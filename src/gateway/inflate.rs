@@ -2,7 +2,7 @@
 //! `gzip` (every member, as Node's gunzip, .NET's `GZipStream` and Go read it) and `deflate` (zlib-wrapped as RFC
 //! 9110 §8.4.1.2 and Node read it, and raw as ASP.NET Core's `DeflateStream` reads it — a body can decode both ways,
 //! so both readings are returned). Pure and bounded: at most `cap` bytes are inflated per reading, and the caller
-//! reads at most [`read_bound`] coded bytes. Built on miniz_oxide's core inflater rather than flate2's readers or
+//! reads at most [`read_bound`] coded bytes. Built on miniz_oxide's core inflater (the one flate2's `rust_backend` runs) rather than flate2's readers or
 //! the runtime's `DecompressionStream`: it says how many coded bytes a stream took (trailing bytes are seen) and
 //! tells input that stops short (a prefix of a long body) from input that is wrong, which a reader that returns
 //! end-of-file at either cannot.
@@ -156,7 +156,7 @@ fn gzip(coded: &[u8], whole: bool, cap: usize) -> Reading<'_> {
         };
         let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
         let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-        if crc != crc32fast::hash(&out[member..written]) || size != (written - member) as u32 {
+        if crc != crc32(&out[member..written]) || size != (written - member) as u32 {
             break false;
         }
         at += 8;
@@ -171,6 +171,33 @@ fn gzip(coded: &[u8], whole: bool, cap: usize) -> Reading<'_> {
     reading.output = out;
     reading.sound = sound;
     reading
+}
+
+/// The CRC-32 of gzip (ISO 3309, reflected, polynomial 0xEDB88320), by a 1 KiB table built at compile time: the
+/// crc32fast crate's sixteen tables (16 KiB in the wasm) buy speed this cap-bounded reading does not need.
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut table = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut crc = i as u32;
+            let mut bit = 0;
+            while bit < 8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+                bit += 1;
+            }
+            table[i] = crc;
+            i += 1;
+        }
+        table
+    };
+    !bytes.iter().fold(!0u32, |crc, &b| {
+        TABLE[usize::from((crc as u8) ^ b)] ^ (crc >> 8)
+    })
 }
 
 /// The length of the gzip member header `bytes` starts with, its text fields noted; `None` for anything but a
@@ -202,7 +229,7 @@ fn member_header<'a>(bytes: &'a [u8], text: &mut Vec<&'a [u8]>) -> Option<usize>
     }
     if flags & FHCRC != 0 {
         let crc = bytes.get(at..at + 2)?;
-        if u16::from_le_bytes([crc[0], crc[1]]) != crc32fast::hash(&bytes[..at]) as u16 {
+        if u16::from_le_bytes([crc[0], crc[1]]) != crc32(&bytes[..at]) as u16 {
             return None;
         }
         at += 2;
@@ -229,11 +256,11 @@ mod tests {
             out.push(0);
         }
         if hcrc {
-            let crc = crc32fast::hash(&out) as u16;
+            let crc = crc32(&out) as u16;
             out.extend_from_slice(&crc.to_le_bytes());
         }
         out.extend(compress_to_vec(data, 6));
-        out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+        out.extend_from_slice(&crc32(data).to_le_bytes());
         out.extend_from_slice(&(data.len() as u32).to_le_bytes());
         out
     }
@@ -255,6 +282,16 @@ mod tests {
             r.iter().any(|r| r.sound),
             r.into_iter().map(|r| r.output).collect(),
         )
+    }
+
+    #[test]
+    fn crc32_is_gzips() {
+        assert_eq!(crc32(b""), 0);
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(
+            crc32(b"The quick brown fox jumps over the lazy dog"),
+            0x414F_A339
+        );
     }
 
     #[test]
@@ -507,7 +544,7 @@ mod tests {
         }
         let mut second = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
         second.extend_from_slice(&block);
-        second.extend_from_slice(&crc32fast::hash(b"aaa").to_le_bytes());
+        second.extend_from_slice(&crc32(b"aaa").to_le_bytes());
         second.extend_from_slice(&3u32.to_le_bytes());
         let coded = [gz(b"a"), second].concat();
         assert!(!one(Coding::Gzip, &coded, true, CAP).1);

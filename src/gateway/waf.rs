@@ -2680,7 +2680,7 @@ mod tests {
                 out.push(0);
             }
             out.extend(compress_to_vec(data, 1));
-            out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+            out.extend_from_slice(&super::super::inflate::crc32(data).to_le_bytes());
             out.extend_from_slice(&(data.len() as u32).to_le_bytes());
             out
         };
