@@ -35,28 +35,19 @@ pub enum Coded {
 /// too), then exactly one of `gzip`, `x-gzip`, `deflate` (any case); anything else, and two codings stacked
 /// (`gzip, gzip`: the origin would inflate once and read gzip), is [`Coded::Unreadable`].
 pub fn coding(content_encoding: Option<&str>) -> Coded {
-    let mut named = content_encoding
+    let named: Vec<&str> = content_encoding
         .unwrap_or("")
         .split(',')
         .map(str::trim)
-        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"));
-    let (Some(only), None) = (named.next(), named.next()) else {
-        return if content_encoding.is_some_and(|v| {
-            v.split(',')
-                .map(str::trim)
-                .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
-        }) {
-            Coded::Unreadable
-        } else {
-            Coded::Identity
-        };
-    };
-    if only.eq_ignore_ascii_case("gzip") || only.eq_ignore_ascii_case("x-gzip") {
-        Coded::Screened(Coding::Gzip)
-    } else if only.eq_ignore_ascii_case("deflate") {
-        Coded::Screened(Coding::Deflate)
-    } else {
-        Coded::Unreadable
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+        .collect();
+    match named.as_slice() {
+        [] => Coded::Identity,
+        [gzip] if gzip.eq_ignore_ascii_case("gzip") || gzip.eq_ignore_ascii_case("x-gzip") => {
+            Coded::Screened(Coding::Gzip)
+        }
+        [deflate] if deflate.eq_ignore_ascii_case("deflate") => Coded::Screened(Coding::Deflate),
+        _ => Coded::Unreadable,
     }
 }
 
