@@ -522,6 +522,36 @@ mod tests {
     }
 
     #[test]
+    fn any_byte_changed_or_cut_reads_without_a_panic_and_within_the_cap() {
+        let data = br#"{"q":"a fine day","n":[1,2,3],"t":"again and again and again"}"#;
+        let cap = 40;
+        let streams = [
+            (
+                Coding::Gzip,
+                member(data, Some(b"n.json"), Some(b"c"), true),
+            ),
+            (Coding::Deflate, compress_to_vec_zlib(data, 6)),
+            (Coding::Deflate, compress_to_vec(data, 0)),
+        ];
+        for (coding, coded) in streams {
+            for at in 0..coded.len() {
+                for flip in [0x01u8, 0x80, 0xff] {
+                    let mut changed = coded.clone();
+                    changed[at] ^= flip;
+                    for whole in [true, false] {
+                        for r in readings(coding, &changed, whole, cap) {
+                            assert!(r.output.len() <= cap);
+                        }
+                    }
+                }
+                for r in readings(coding, &coded[..at], false, cap) {
+                    assert!(r.output.len() <= cap);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_member_that_reaches_into_the_one_before_is_refused() {
         // Member 2: a fixed-codes block copying 3 bytes from distance 1 with no output of its own before it.
         // Literal/length 257 (length 3) is 7 bits 0000001; distance code 0 (distance 1) is 5 bits 00000; EOB 0000000.
