@@ -61,21 +61,22 @@ pub fn read_bound(cap: usize) -> usize {
 
 /// One reading of the coded bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Reading<'a> {
+pub struct Reading {
     /// What it inflated, at most `cap` bytes — up to where it stopped, when it failed.
     pub output: Vec<u8>,
     /// It inflated the cap, or read the whole body as one well-formed stream (checksums matching, nothing after
     /// it). A reading that is not sound is one its decoder refuses (or one past the read bound).
     pub sound: bool,
-    /// The text of the gzip headers' FEXTRA, FNAME and FCOMMENT fields: never inflated, but there in the coded
-    /// bytes an origin that does not inflate reads.
-    pub header_text: Vec<&'a [u8]>,
+    /// The gzip headers' FEXTRA, FNAME and FCOMMENT fields, each on a line of its own: never inflated, but there in
+    /// the coded bytes an origin that does not inflate reads. One text, checked once however many members hold
+    /// them.
+    pub header_text: Vec<u8>,
 }
 
 /// Every reading an origin may take of `coded` in `coding` (gzip: one; deflate: zlib, then raw). `whole` says
 /// `coded` is the whole body; otherwise it is a prefix (of at most [`read_bound`] bytes), and a reading that did
 /// not inflate the cap from it is not sound.
-pub fn readings(coding: Coding, coded: &[u8], whole: bool, cap: usize) -> Vec<Reading<'_>> {
+pub fn readings(coding: Coding, coded: &[u8], whole: bool, cap: usize) -> Vec<Reading> {
     match coding {
         Coding::Gzip => vec![gzip(coded, whole, cap)],
         Coding::Deflate => vec![
@@ -91,7 +92,7 @@ fn flags(whole: bool, extra: u32) -> u32 {
 }
 
 /// A zlib (`zlib` set: header and Adler-32 checked) or raw deflate stream.
-fn deflate(coded: &[u8], whole: bool, cap: usize, zlib: u32) -> Reading<'static> {
+fn deflate(coded: &[u8], whole: bool, cap: usize, zlib: u32) -> Reading {
     let mut state = Box::<DecompressorOxide>::default();
     let mut out = vec![0; cap];
     let (status, read, written) = decompress(&mut state, coded, &mut out, 0, flags(whole, zlib));
@@ -110,7 +111,7 @@ fn deflate(coded: &[u8], whole: bool, cap: usize, zlib: u32) -> Reading<'static>
 
 /// A gzip body: members one after another (RFC 1952), each with its header checked as zlib checks it (no
 /// reserved flag, the header CRC when flagged) and its CRC-32 and length; nothing but members after the first.
-fn gzip(coded: &[u8], whole: bool, cap: usize) -> Reading<'_> {
+fn gzip(coded: &[u8], whole: bool, cap: usize) -> Reading {
     let mut state = Box::<DecompressorOxide>::default();
     let mut out = vec![0; cap];
     let mut reading = Reading {
@@ -193,7 +194,7 @@ pub(crate) fn crc32(bytes: &[u8]) -> u32 {
 
 /// The length of the gzip member header `bytes` starts with, its text fields noted; `None` for anything but a
 /// well-formed header (or one cut off).
-fn member_header<'a>(bytes: &'a [u8], text: &mut Vec<&'a [u8]>) -> Option<usize> {
+fn member_header(bytes: &[u8], text: &mut Vec<u8>) -> Option<usize> {
     const FHCRC: u8 = 2;
     const FEXTRA: u8 = 4;
     const FNAME: u8 = 8;
@@ -207,14 +208,16 @@ fn member_header<'a>(bytes: &'a [u8], text: &mut Vec<&'a [u8]>) -> Option<usize>
     if flags & FEXTRA != 0 {
         let length = bytes.get(at..at + 2)?;
         let end = at + 2 + usize::from(u16::from_le_bytes([length[0], length[1]]));
-        text.push(bytes.get(at + 2..end)?);
+        text.extend_from_slice(bytes.get(at + 2..end)?);
+        text.push(b'\n');
         at = end;
     }
     for flag in [FNAME, FCOMMENT] {
         if flags & flag != 0 {
             let field = bytes.get(at..)?;
             let end = memchr::memchr(0, field)?;
-            text.push(&field[..end]);
+            text.extend_from_slice(&field[..end]);
+            text.push(b'\n');
             at += end + 1;
         }
     }
@@ -339,10 +342,7 @@ mod tests {
         );
         let r = readings(Coding::Gzip, &coded, true, CAP);
         assert_eq!((r[0].output.as_slice(), r[0].sound), (&data[..], true));
-        assert_eq!(
-            r[0].header_text,
-            vec![&b"report.json"[..], &b"&q=' union select 1--&"[..]]
-        );
+        assert_eq!(r[0].header_text, b"report.json\n&q=' union select 1--&\n");
         // A header CRC that does not match is refused, as zlib refuses it.
         let mut bad = coded.clone();
         let at = 10 + b"report.json".len() + 1 + b"&q=' union select 1--&".len() + 1;

@@ -2026,10 +2026,7 @@ pub fn inspect_coded_body(
     }
     let readings = super::inflate::readings(coding, coded, whole, config.inspect_body_bytes);
     let hit = readings.iter().find_map(|reading| {
-        reading
-            .header_text
-            .iter()
-            .find_map(|text| inspect_body(config, content_type, text))
+        inspect_body(config, content_type, &reading.header_text)
             .or_else(|| inspect_body(config, content_type, &reading.output))
     });
     hit.or_else(|| (!readings.iter().any(|r| r.sound)).then_some(BODY_ENCODING))
