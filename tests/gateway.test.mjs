@@ -2167,6 +2167,9 @@ describe("WAF", () => {
       ["gzip", corrupt],
       ["gzip", Buffer.concat([gz, Buffer.from("trailing")])],
       ["deflate", gz],
+      // Raw deflate that zlib reads as "hello" after 2,000 empty fixed-code blocks (10 bits each): each block costs
+      // the inflater its tables, so more blocks than their output pays for are refused.
+      ["deflate", Buffer.concat([...Array(500).fill(Buffer.from([0x02, 0x08, 0x20, 0x80, 0x00])), Buffer.from([0x01, 0x05, 0x00, 0xfa, 0xff]), Buffer.from("hello")])],
     ]) {
       const r = await post("application/json", coding, body);
       assert.equal(r.status, 403, `${coding}: ${r.status === 403 ? "" : await r.clone().text()}`);
