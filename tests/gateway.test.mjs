@@ -54,6 +54,9 @@ function routes() {
     { name: "limited-open", path: "/gw/limited-open", upstream: up, auth: "jwt", rate_limit: "gw-user-open" },
     // A limit per API key alone is escaped by presenting a new key each time; with a per-IP limit beside it, not.
     { name: "keyed", path: "/gw/keyed", upstream: up, rate_limit: ["gw-ip", "gw-key"] },
+    // Bodies checked in a mode of the route's own.
+    { name: "raw-upload", path: "/gw/raw", methods: ["PUT"], upstream: up, waf_body: "off" },
+    { name: "watched", path: "/gw/watched", methods: ["POST"], upstream: up, waf_body: "log" },
   ];
 }
 
@@ -1858,6 +1861,37 @@ describe("edge cache", () => {
 });
 
 describe("WAF", () => {
+  test("a route's waf_body mode replaces the global one for its bodies, and only for them", async () => {
+    const attack = JSON.stringify({ q: "x' union select password from users--" });
+    const json = { "content-type": "application/json" };
+    const blocked = await worker.fetch("/gw/open/echo", { method: "POST", headers: json, body: attack });
+    assert.equal(blocked.status, 403, "the global mode blocks it");
+    assert.equal(blocked.headers.get("x-waf-rule"), "sqli-union");
+    await blocked.arrayBuffer();
+    // `off`: the body reaches the origin as sent, in a coding the WAF cannot read too.
+    const { brotliCompressSync } = await import("node:zlib");
+    const brotli = brotliCompressSync(Buffer.from(attack));
+    for (const [body, headers] of [[attack, json], [brotli, { ...json, "content-encoding": "br" }]]) {
+      const r = await worker.fetch("/gw/raw", { method: "PUT", headers, body });
+      assert.equal(r.status, 200, String(headers["content-encoding"]));
+      await r.arrayBuffer();
+      assert.deepEqual(lastRequest().body, Buffer.from(body), "the bytes as sent");
+    }
+    // The request line is checked before a route is chosen: always in the global mode.
+    const inUrl = await worker.fetch("/gw/raw?id=1%20union%20select%20pw", { method: "PUT", headers: json, body: "{}" });
+    assert.equal(inUrl.status, 403);
+    assert.equal(inUrl.headers.get("x-waf-rule"), "sqli-union");
+    await inUrl.arrayBuffer();
+    // `log`: passed and logged.
+    const watched = await worker.fetch("/gw/watched", { method: "POST", headers: json, body: attack });
+    assert.equal(watched.status, 200);
+    const requestId = watched.headers.get("x-request-id");
+    await watched.arrayBuffer();
+    const line = await until(() => worker.jsonLogs().find((l) => l.msg === "waf" && l.request_id === requestId), { what: "the WAF's log line" });
+    assert.equal(line.rule, "sqli-union");
+    assert.equal(line.mode, "log");
+  });
+
   // The first bytes of a PNG (signature, IHDR of a 16×16 RGBA image).
   const PNG = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 0x10, 0, 0, 0, 0x10, 8, 6, 0, 0, 0]);
   // A multipart upload: a PNG file part, then a text field holding `caption`.

@@ -317,8 +317,10 @@ async fn forward(
     // Body: inspected up to the cap, then forwarded (streamed past the cap).
     let content_type = header_list::get(incoming, "content-type");
     let coding = header_list::get(incoming, "content-encoding");
+    let body_waf = route.body_waf(&gateway.waf);
     let body = take_body(
         call,
+        &body_waf,
         method,
         content_length,
         (content_type, coding),
@@ -386,7 +388,7 @@ async fn forward(
     )
     .await;
     let origin_ms = respond::now_ms().saturating_sub(started);
-    if body.over_cap() && gateway.waf.mode == WafMode::Block {
+    if body.over_cap() && body_waf.mode == WafMode::Block {
         // The origin's request was cut off (the hit is logged where it was counted).
         return Err(blocked(&SIZE_BODY));
     }
@@ -416,7 +418,7 @@ fn screen_request(
         header_list::get(incoming, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
     let hit = waf::inspect_sizes(&gateway.waf, header_bytes, content_length)
         .or_else(|| waf::inspect_url(&gateway.waf, url.path, url.query));
-    waf_verdict(call, hit)?;
+    waf_verdict(call, gateway.waf.mode, hit)?;
     if gateway.routes.ambiguous(method, url.path) {
         return Err(ambiguous_path());
     }
@@ -432,11 +434,11 @@ fn ambiguous_path() -> ApiError {
     )
 }
 
-fn waf_verdict(call: &Call, hit: Option<Hit>) -> ApiResult<()> {
+/// A rule's match answered in `mode` (the global one, or a route's for its body): logged, and a 403 in block mode.
+fn waf_verdict(call: &Call, mode: WafMode, hit: Option<Hit>) -> ApiResult<()> {
     let Some(hit) = hit else {
         return Ok(());
     };
-    let mode = call.isolate.config.gateway.waf.mode;
     log_waf_hit(&hit, mode, &call.request_id);
     if mode == WafMode::Block {
         return Err(blocked(&hit));
@@ -988,6 +990,7 @@ fn capped(
 /// and forwarded as it came.
 async fn take_body(
     call: &mut Call,
+    waf_config: &WafConfig,
     method: &str,
     content_length: Option<u64>,
     described: (Option<&str>, Option<&str>),
@@ -999,13 +1002,16 @@ async fn take_body(
     let Some(stream) = call.req.inner().body() else {
         return Ok(OutBody::None);
     };
-    let waf_config = call.isolate.config.gateway.waf.clone();
     if waf_config.mode == WafMode::Off {
         return streamed(stream, content_length);
     }
     let (content_type, coding) = described;
     if content_length != Some(0) {
-        waf_verdict(call, waf::inspect_coding(&waf_config, coding))?;
+        waf_verdict(
+            call,
+            waf_config.mode,
+            waf::inspect_coding(waf_config, coding),
+        )?;
     }
     let cap = waf_config.inspect_body_bytes;
     let coding = match inflate::coding(coding) {
@@ -1014,12 +1020,12 @@ async fn take_body(
     };
     // `whole`: the bytes are the whole body, not a prefix of it.
     let inspect = |bytes: &[u8], whole: bool| match coding {
-        Some(coding) => waf::inspect_coded_body(&waf_config, content_type, coding, bytes, whole),
-        None => waf::inspect_body(&waf_config, content_type, bytes),
+        Some(coding) => waf::inspect_coded_body(waf_config, content_type, coding, bytes, whole),
+        None => waf::inspect_body(waf_config, content_type, bytes),
     };
     if content_length.is_some_and(|n| n <= cap as u64) {
         let bytes = read_prefix(stream, usize::MAX, timeout_ms).await?;
-        waf_verdict(call, inspect(&bytes, true))?;
+        waf_verdict(call, waf_config.mode, inspect(&bytes, true))?;
         return Ok(OutBody::Bytes(bytes));
     }
     let tee = js_sys::Reflect::get(&stream, &JsValue::from_str("tee"))
@@ -1040,7 +1046,7 @@ async fn take_body(
     let mut prefix = read_prefix(branches.get(0).unchecked_into(), wanted + 1, timeout_ms).await?;
     let whole = prefix.len() <= wanted;
     prefix.truncate(wanted);
-    let verdict = waf_verdict(call, inspect(&prefix, whole));
+    let verdict = waf_verdict(call, waf_config.mode, inspect(&prefix, whole));
     if let Err(blocked) = verdict {
         // The client may still be sending: read the rest (up to the drain ceiling) from the forward branch, which
         // holds the whole body, so the client gets the 403 rather than a reset connection.
@@ -1049,7 +1055,7 @@ async fn take_body(
         return Err(blocked);
     }
     if content_length.is_none() {
-        return capped(forward.unchecked_into(), &waf_config, &call.request_id);
+        return capped(forward.unchecked_into(), waf_config, &call.request_id);
     }
     streamed(forward.unchecked_into(), content_length)
 }

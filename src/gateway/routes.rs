@@ -17,6 +17,7 @@ use serde::Deserialize;
 use super::cache::CachePolicies;
 use super::headers::LocationMap;
 use super::request_url::as_requested;
+use super::waf::{WafConfig, WafMode};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -48,6 +49,8 @@ struct RawRoute {
     timeout_ms: u64,
     #[serde(default)]
     retries: u32,
+    /// The WAF's mode for this route's request bodies, when not the global one (see [`Route::body_waf`]).
+    waf_body: Option<WafMode>,
 }
 
 /// `rate_limit`: one policy name, or a list of them that all apply (say a per-key policy with a per-IP one, so
@@ -101,6 +104,22 @@ pub struct Route {
     pub retries: u32,
     /// How the origin's redirects map back under this route (worked out once, not per request).
     pub location: LocationMap,
+    /// `waf_body`: the WAF's mode for this route's request bodies instead of the global one.
+    pub waf_body: Option<WafMode>,
+}
+
+impl Route {
+    /// The WAF settings this route's request body is checked with: the global ones, in the route's `waf_body` mode
+    /// when it sets one — `off` for an upload route whose content the rules misread (an editor posting HTML, a
+    /// `br` upload to an object store), `log` to watch one before blocking, `block` to block on one route while the
+    /// WAF only logs elsewhere. The request line, headers and declared size are checked before a route is chosen,
+    /// so they always follow the global mode.
+    pub fn body_waf(&self, global: &WafConfig) -> WafConfig {
+        WafConfig {
+            mode: self.waf_body.unwrap_or(global.mode),
+            ..global.clone()
+        }
+    }
 }
 
 /// What a request resolves to in the gateway table.
@@ -559,6 +578,7 @@ fn validate(
         cache: raw.cache,
         timeout_ms: raw.timeout_ms,
         retries: raw.retries,
+        waf_body: raw.waf_body,
     })
 }
 
@@ -963,6 +983,50 @@ mod tests {
                 .expect_err("must be refused");
             assert!(error.contains(expected), "{value}: {error}");
         }
+    }
+
+    #[test]
+    fn a_route_may_check_its_bodies_in_its_own_waf_mode() {
+        let global = WafConfig::default();
+        let routes = table(json!([
+            {"name": "upload", "path": "/up", "methods": ["PUT"], "upstream": "http://a", "waf_body": "off"},
+            {"name": "watched", "path": "/w", "methods": ["POST"], "upstream": "http://a", "waf_body": "log"},
+            {"name": "plain", "path": "/p", "methods": ["POST"], "upstream": "http://a"},
+        ]));
+        let mode = |name: &str| {
+            let route = routes.routes.iter().find(|r| r.name == name).expect(name);
+            route.body_waf(&global)
+        };
+        assert_eq!(mode("upload").mode, WafMode::Off);
+        assert_eq!(mode("watched").mode, WafMode::Log);
+        assert_eq!(
+            mode("plain"),
+            global,
+            "the global settings when the route sets none"
+        );
+        assert_eq!(
+            mode("upload").inspect_body_bytes,
+            global.inspect_body_bytes,
+            "only the mode is the route's"
+        );
+        let logging = WafConfig {
+            mode: WafMode::Log,
+            ..WafConfig::default()
+        };
+        let strict = table(json!([
+            {"path": "/b", "methods": ["POST"], "upstream": "http://a", "waf_body": "block"}
+        ]));
+        assert_eq!(strict.routes[0].body_waf(&logging).mode, WafMode::Block);
+        let error = RouteTable::parse(
+            &json!([{"name": "x", "path": "/a", "upstream": "http://a", "waf_body": "skip"}]),
+            &CachePolicies::default(),
+            None,
+        )
+        .expect_err("not a mode");
+        assert!(
+            error.contains("route 0 (\"x\")") && error.contains("unknown variant `skip`"),
+            "{error}"
+        );
     }
 
     #[test]
