@@ -2,6 +2,7 @@
 // request, panic recovery, configuration validated once per isolate with errors that name the key, and the shared
 // reader of JSON bodies (src/entry/body.rs, through POST /auth/login).
 import { request as httpRequest } from "node:http";
+import { connect } from "node:net";
 import { after, before, test } from "node:test";
 import { deflateSync, gzipSync } from "node:zlib";
 import assert from "node:assert/strict";
@@ -267,6 +268,29 @@ test("a refused request's body is read before the answer: a large upload to a me
       const response = await worker.fetch(path, { method, body });
       assert.equal(response.status, status, `${method} ${path}, request ${i + 1}`);
       assert.equal((await response.json()).error.code, status === 405 ? "method_not_allowed" : "not_found");
+    }
+  }
+});
+
+test("a refused request whose body stalls or never ends is still answered: the drain before a 405 or 404 is bounded in time", async () => {
+  // A client streaming from a slow source (or one that stalls) to a wrong URL or with a wrong method: the drain
+  // read on until the megabyte ceiling, so it waited for bytes that never came and the client got no answer.
+  const { hostname, port } = new URL(worker.url);
+  for (const [what, head, first, status] of [
+    ["a declared length, 10 bytes sent", "POST /no-such-upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", "0123456789", 404],
+    ["a chunked body, one chunk sent", "POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", "5\r\nhello\r\n", 405],
+  ]) {
+    const sock = connect(Number(port), hostname);
+    await new Promise((resolve, reject) => sock.once("connect", resolve).once("error", reject));
+    sock.on("error", () => {});
+    let answer = "";
+    sock.on("data", (chunk) => (answer += chunk));
+    sock.write(head + first); // and nothing more: the socket stays open
+    try {
+      await until(() => answer.includes("\r\n\r\n"), { ms: 15_000, what: `${what}: an answer` });
+      assert.match(answer, new RegExp(`^HTTP/1.1 ${status} `), what);
+    } finally {
+      sock.destroy();
     }
   }
 });

@@ -3,7 +3,7 @@
 //! declared length), and reading stops at the cap. A body refused before it
 //! was read (wrong content type, declared length over the cap) is still drained, up to [`DRAIN_CEILING`] bytes:
 //! answering while the client is still sending can reset the connection, and the client would see ECONNRESET
-//! instead of the 415/413. Past the ceiling we stop reading.
+//! instead of the 415/413. Past the ceiling, or [`DRAIN_BUDGET_MS`], we stop reading.
 
 use std::time::Duration;
 
@@ -19,8 +19,12 @@ use crate::error::{ApiError, ApiResult};
 /// How much of an over-size body is read and discarded so the 413 reaches the client.
 const DRAIN_CEILING: u64 = 1024 * 1024;
 
-/// Reads and discards the unread request body, up to [`DRAIN_CEILING`] bytes, so an early answer reaches the
-/// client; a body already read (or locked by a reader) is left alone.
+/// How long a drain waits for the body, in all: a client that stalls, or trickles a body that never ends, gets its
+/// answer then instead of never (a megabyte takes well under this on any link a large upload is sent over).
+const DRAIN_BUDGET_MS: u64 = 2_000;
+
+/// Reads and discards the unread request body, up to [`DRAIN_CEILING`] bytes and for at most [`DRAIN_BUDGET_MS`],
+/// so an early answer reaches the client; a body already read (or locked by a reader) is left alone.
 pub async fn drain(req: &mut Request) {
     // A locked body (read, or tee'd by the gateway) is not ours to read: reading it would wait forever.
     if req.inner().body().is_none_or(|body| body.locked()) {
@@ -33,9 +37,11 @@ pub async fn drain(req: &mut Request) {
 
 /// [`drain`] for a body stream held apart from its request (e.g. one branch of a tee).
 pub async fn drain_stream(mut stream: ByteStream) {
+    use futures_util::future::{select, Either};
     use futures_util::StreamExt;
     let mut read = 0u64;
-    while let Some(Ok(chunk)) = stream.next().await {
+    let mut budget = Delay::from(Duration::from_millis(DRAIN_BUDGET_MS));
+    while let Either::Left((Some(Ok(chunk)), _)) = select(stream.next(), &mut budget).await {
         read += chunk.len() as u64;
         if read > DRAIN_CEILING {
             break;
