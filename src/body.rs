@@ -67,6 +67,42 @@ pub fn non_utf8_charset(content_type: &str) -> Option<&str> {
         .filter(|charset| !UTF8_LABELS.iter().any(|l| charset.eq_ignore_ascii_case(l)))
 }
 
+/// Whether text in `charset` is byte for byte the same as UTF-8 when every byte is ASCII: the legacy encodings that
+/// extend ASCII — ISO 8859 parts, Windows and KOI8 code pages, and the CJK multi-byte ones, whose lead bytes are all
+/// above 0x7F (labels as in the WHATWG Encoding Standard). A servlet container labels markup `ISO-8859-1` unless told
+/// otherwise. Not UTF-16 (ASCII markup in it is NUL-strewn ASCII bytes), nor the 7-bit encodings that write other
+/// characters with ASCII bytes (ISO-2022-JP, UTF-7, HZ).
+pub fn extends_ascii(charset: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "iso-8859-",
+        "iso8859",
+        "iso_8859-",
+        "windows-125",
+        "cp125",
+        "x-cp125",
+        "koi8",
+    ];
+    const LABELS: &[&str] = &[
+        "latin1",
+        "l1",
+        "cp819",
+        "ibm819",
+        "csisolatin1",
+        "iso-ir-100",
+        "ansi_x3.4-1968",
+        "shift_jis",
+        "windows-31j",
+        "euc-jp",
+        "euc-kr",
+        "gbk",
+        "gb2312",
+        "gb18030",
+        "big5",
+    ];
+    let charset = charset.to_ascii_lowercase();
+    PREFIXES.iter().any(|p| charset.starts_with(p)) || LABELS.contains(&charset.as_str())
+}
+
 /// `bytes` as UTF-8 text the way a browser decodes a resource (WHATWG Encoding, "UTF-8 decode"): a leading byte
 /// order mark, which editors and `wrangler kv key put --path` leave in a file, is not part of the text.
 pub fn utf8_text(mut bytes: Vec<u8>) -> Result<String, std::string::FromUtf8Error> {
@@ -244,6 +280,39 @@ mod tests {
                 *expected,
                 "{bytes:?}"
             );
+        }
+    }
+
+    #[test]
+    fn charsets_that_read_ascii_as_ascii() {
+        for extends in [
+            "ISO-8859-1",
+            "iso-8859-15",
+            "iso8859-1",
+            "iso88591",
+            "latin1",
+            "windows-1252",
+            "CP1251",
+            "koi8-r",
+            "Shift_JIS",
+            "euc-jp",
+            "gb18030",
+            "big5",
+        ] {
+            assert!(extends_ascii(extends), "{extends}");
+        }
+        for other in [
+            "utf-16",
+            "utf-16le",
+            "UTF-16BE",
+            "utf-32",
+            "iso-2022-jp",
+            "utf-7",
+            "hz-gb-2312",
+            "x-user-defined",
+            "ebcdic-cp-us",
+        ] {
+            assert!(!extends_ascii(other), "{other}");
         }
     }
 

@@ -123,6 +123,11 @@ test("only the origin's own non-empty text/html answers are taken: a redirect, a
         "markup in UTF-16",
         { headers: { "content-type": "text/html; charset=utf-16le" }, body: Buffer.from('<section>{"hero"}</section>', "utf16le") },
       ],
+      // Bytes that are UTF-8 (é) but labelled Latin-1, which reads them as two other characters (Ã©).
+      [
+        "non-ASCII markup labelled ISO-8859-1",
+        { headers: { "content-type": "text/html; charset=ISO-8859-1" }, body: Buffer.from('<section>{"hero"} café</section>', "utf8") },
+      ],
     ]) {
       await originServes({ hero });
       const failures = () => worker.jsonLogs().filter((l) => l.msg === "fragment_origin_failed" && l.fragment === "hero").length;
@@ -137,6 +142,17 @@ test("only the origin's own non-empty text/html answers are taken: a redirect, a
     assert.equal(elsewhere.requests.length, 0, "the redirect was not followed");
   } finally {
     await elsewhere.stop();
+  }
+});
+
+test("an all-ASCII fragment labelled with a charset that extends ASCII (a servlet container's ISO-8859-1) is taken", async () => {
+  // Its bytes read the same in that charset and in UTF-8; refused, such an origin's every fragment was its fallback.
+  for (const charset of ["ISO-8859-1", "windows-1252"]) {
+    const markup = `<section data-origin="hero">hero in ${charset}</section>`;
+    await originServes({ hero: { headers: { "content-type": `text/html;charset=${charset}` }, body: markup } });
+    const page = await (await get("/", { headers: withVisitor() })).text();
+    assert.ok(page.includes(markup), `${charset}: the origin's fragment on the page`);
+    await until(async () => (await kv.get("fragment:hero")) === markup, { what: `${charset}: the fragment written back` });
   }
 });
 

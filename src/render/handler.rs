@@ -431,7 +431,7 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
 }
 
 /// The fragment's markup from the origin: a direct (not redirected) 200 `text/html` answer's non-empty UTF-8 body
-/// (no `charset` other than UTF-8's)
+/// (no `charset` other than UTF-8's, but for an all-ASCII body in a charset that extends ASCII)
 /// of at most `max_bytes`, read within `timeout_ms` (the runtime's timer aborts headers and body alike); anything
 /// else is an error, and nothing of it is written back — fragments are trusted as the operator's own markup, so
 /// only the configured origin's own answers are taken (a redirect could lead anywhere), and an empty answer is not
@@ -466,11 +466,13 @@ async fn fetch_origin(
         return Err(format!("origin answered {content_type:?}, not text/html"));
     }
     // The page is UTF-8: a fragment the origin says is in another charset is not taken as UTF-8 bytes (UTF-16 of
-    // ASCII markup is valid UTF-8, a NUL before every character, and was written into pages and back to KV).
-    if let Some(charset) = content_type
+    // ASCII markup is valid UTF-8, a NUL before every character, and was written into pages and back to KV) — unless
+    // the charset extends ASCII and the body is all ASCII, which reads the same either way (a servlet container's
+    // `charset=ISO-8859-1` on plain markup).
+    let charset = content_type
         .as_deref()
-        .and_then(crate::body::non_utf8_charset)
-    {
+        .and_then(crate::body::non_utf8_charset);
+    if let Some(charset) = charset.filter(|c| !crate::body::extends_ascii(c)) {
         return Err(format!("fragment is in charset {charset}, not UTF-8"));
     }
     let Some(body) = response.body() else {
@@ -482,6 +484,11 @@ async fn fetch_origin(
             ReadError::TooLarge => format!("fragment larger than {max_bytes} bytes"),
             ReadError::Failed(detail) => format!("origin body unreadable: {detail}"),
         })?;
+    if let Some(charset) = charset.filter(|_| !bytes.is_ascii()) {
+        return Err(format!(
+            "fragment is in charset {charset}, not UTF-8, and not all ASCII"
+        ));
+    }
     let markup = crate::body::utf8_text(bytes).map_err(|_| "fragment is not UTF-8".to_owned())?;
     if blank(&markup) {
         return Err("origin answered an empty fragment".to_owned());
