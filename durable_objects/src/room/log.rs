@@ -2,10 +2,10 @@
 //! compacts the log into a snapshot.
 //!
 //! Invariant: [`accept`] returns `Accepted::Stored` only after the update is in the store, so the caller
-//! broadcasts or acknowledges it only then. Compaction writes a snapshot of the whole document and drops the log
-//! entries it covers in one store operation (the object does both in one synchronous SQLite turn, which commits
-//! atomically). Storage sits behind [`UpdateStore`]; [`MemoryStore`] is the host fake, the object implements it over
-//! SQLite.
+//! broadcasts or acknowledges it only then. Compaction writes a snapshot of the whole document and replaces the log
+//! entries and waiting updates it covers in one store operation (the object runs it in `transactionSync`: a
+//! statement failing in a plain synchronous turn does not undo the ones before it). Storage sits behind
+//! [`UpdateStore`]; [`MemoryStore`] is the host fake, the object implements it over SQLite.
 
 use super::document::{Applied, ApplyError, CheckedUpdate, DocError, Prepared, RoomDoc, Snapshot};
 
@@ -160,8 +160,8 @@ pub struct Outcome {
     /// For every member, its sender too: waiting updates it let continue (no member was sent them before).
     pub released: Vec<Vec<u8>>,
     /// The compaction due after the update was stored failed (why): the update is stored all the same — the log
-    /// holds it, or the snapshot already does — so it is relayed and its sender stays; the store may be partly
-    /// compacted, so the caller drops the document from memory for the next message to reload.
+    /// holds it, or the snapshot already does — so it is relayed and its sender stays; the store is as it was before
+    /// the compaction, and the caller drops the document from memory for the next message to reload.
     pub not_compacted: Option<String>,
 }
 

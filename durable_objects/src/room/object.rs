@@ -860,7 +860,7 @@ impl Room {
                         not_compacted,
                     }) => {
                         // Stored, though not folded: relayed all the same, and its sender stays (what it sent is
-                        // durable). Storage may be partly compacted: the next message reloads what it holds.
+                        // durable). The compaction was rolled back: the next message reloads what storage holds.
                         if let Some(e) = not_compacted {
                             log_event(
                                 Level::Error,
