@@ -248,16 +248,17 @@ impl LocationMap {
     /// does: a `Location` on the upstream — path-absolute (`/docs/`), or absolute on the upstream's own origin
     /// (which leaks an internal address) — under its base path is mapped back under the route's prefix
     /// (`/gw/docs/`, path-absolute, so it resolves against whatever host the client used). Anything else (another
-    /// site, a relative reference, a path outside the upstream's base) is left as it is: `None`. Dot segments are
+    /// site, a path outside the upstream's base, a query or fragment alone) is left as it is: `None`. Dot segments are
     /// resolved first, as the client will resolve them ([`resolve_dot_segments`]): `/base/../base/x` is `/base/x`,
     /// mapped to `/gw/x` (not `/gw/../base/x`, which the client reads as `/base/x`, outside the route), and
     /// `/other/../base/x` is on the base too.
     ///
-    /// A relative reference with a dot segment (`../list`, Spring's `redirect:../list`) is resolved against `asked`,
+    /// A relative path reference (`../list`, Spring's `redirect:../list`, or `login`) is resolved against `asked`,
     /// the upstream URL the request went to, as the origin meant it, and mapped likewise when it lands under the
     /// route: the client would resolve it against its own path, and a `..` climbing past the prefix (`../../v2/x`
-    /// from `/v2/items/1`) reached a path outside the route. Other relative references resolve alike on both sides
-    /// and are left as they are.
+    /// from `/v2/items/1`) reached a path outside the route — as did one without dots from the route's own path
+    /// (`login` from `/api`, asked as `/`, is `/login` for the client, `/api/login` for the origin). A query or
+    /// fragment alone (`?page=2`) names the same document on both sides and is left as it is.
     pub fn client_location(&self, location: &str, asked: &str) -> Option<String> {
         let relative = self.resolve_relative(location, asked);
         let path = if let Some(resolved) = &relative {
@@ -280,8 +281,8 @@ impl LocationMap {
         (mapped != location).then_some(mapped)
     }
 
-    /// A relative path reference (`../list?x`) that holds a dot segment, resolved against the path of `asked` (an
-    /// upstream URL) into a path-absolute one; `None` for anything else (a scheme, `//host`, `/path`, no dot segment).
+    /// A relative path reference (`../list?x`, `login`), resolved against the path of `asked` (an upstream URL) into a
+    /// path-absolute one; `None` for anything else (a scheme, `//host`, `/path`, a query or fragment alone).
     fn resolve_relative(&self, location: &str, asked: &str) -> Option<String> {
         let end = location.find(['?', '#']).unwrap_or(location.len());
         let (path, tail) = location.split_at(end);
@@ -301,7 +302,8 @@ impl LocationMap {
             .map(|_| &asked[self.upstream_origin.len()..])?;
         let asked = &asked[..asked.find(['?', '#']).unwrap_or(asked.len())];
         let directory = &asked[..=asked.rfind('/')?];
-        let resolved = resolve_dot_segments(&format!("{directory}{path}"))?;
+        let joined = format!("{directory}{path}");
+        let resolved = resolve_dot_segments(&joined).unwrap_or(joined);
         Some(format!("{resolved}{tail}"))
     }
 
@@ -734,11 +736,14 @@ mod tests {
             ("./4", Some("/gw/open/items/4")),
             ("%2e%2e/5", Some("/gw/open/5")),
             ("..\\6", Some("/gw/open/6")),
-            // Off the base once resolved, or no dots (it resolves alike on both sides): left as it is.
+            // Without dots, resolved alike: the same path, written whole.
+            ("docs/", Some("/gw/open/items/docs/")),
+            ("5?y=1", Some("/gw/open/items/5?y=1")),
+            // Off the base once resolved, or a query alone (the same document on both sides): left as it is.
             ("../../x", None),
             ("../../..//evil.example/", None),
-            ("docs/", None),
             ("?page=2", None),
+            ("#top", None),
             // Not relative paths: a scheme, a network path, as browsers read them.
             ("https:../x", None),
             ("javascript:../x", None),
@@ -756,6 +761,16 @@ mod tests {
             None,
             "asked elsewhere: not resolved against it"
         );
+        // At the route's own path (`/api`, asked as the upstream's `/`) the client's directory is `/`, the origin's
+        // `/` too but under the prefix: `login` is `/login` to a client left to resolve it, outside the route.
+        let root = LocationMap::new("http://o:8080", Some("/api"));
+        for location in ["login", "./login"] {
+            assert_eq!(
+                root.client_location(location, "http://o:8080/").as_deref(),
+                Some("/api/login"),
+                "{location}"
+            );
+        }
         let plain = LocationMap::new("http://o:8080", None);
         assert_eq!(
             plain.client_location("/..//evil.example/", ""),
