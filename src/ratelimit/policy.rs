@@ -152,6 +152,16 @@ impl Policy {
                 ))
             }
         };
+        // The check route verifies no one: a policy keyed by the signed-in user would answer every request there 401,
+        // challenging a bearer token (RFC 9110 §15.5.2 wants one) that the route would then ignore — a client sending
+        // a valid token got the same 401 again.
+        if raw.check && matches!(key, KeySource::User | KeySource::RouteUser) {
+            return Err(
+                "check = true serves a policy on GET /ratelimit/{policy}/check, which has no signed-in user: \
+                 not with key = \"user\" or \"route_user\""
+                    .into(),
+            );
+        }
         if raw.header.is_some() && !matches!(key, KeySource::ApiKey { .. }) {
             return Err("header only applies to key = \"api_key\"".into());
         }
@@ -367,6 +377,16 @@ mod tests {
                 "no key this policy",
             ),
             ("bad", with("binding", json!("lower")), "binding must be"),
+            (
+                "bad",
+                json!({ "limit": 10, "window": 60, "key": "user", "check": true }),
+                "no signed-in user",
+            ),
+            (
+                "bad",
+                json!({ "limit": 10, "window": 60, "key": "route_user", "check": true }),
+                "no signed-in user",
+            ),
             ("bad", with("colour", json!("red")), "unknown field"),
             (
                 "bad",
