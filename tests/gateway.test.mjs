@@ -1207,6 +1207,38 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a HEAD from a client the runtime gzips for is told no length: the GET's coded body has another", async () => {
+    // RFC 9110 §8.6: a HEAD's Content-Length, when sent, is the length a GET's content would have. The runtime gzips
+    // an uncoded answer for a client that accepts it, so the decoded length held or stored is not that one.
+    const { gzipSync } = await import("node:zlib");
+    origin.reset();
+    const text = "compressible " + "text ".repeat(200);
+    origin.handle((req, body, res) => {
+      const status = req.url.includes("failing") ? 503 : 200;
+      if (req.url.includes("coded")) {
+        const zipped = gzipSync(text);
+        res.writeHead(status, { "content-type": "text/plain", "content-encoding": "gzip", "content-length": zipped.length });
+        return res.end(zipped);
+      }
+      res.writeHead(status, { "content-type": "text/plain", "content-length": Buffer.byteLength(text) });
+      res.end(text);
+    });
+    const gzip = { "accept-encoding": "gzip, deflate, br" };
+    for (const kind of ["plain", "coded", "failing"]) {
+      const path = `/gw/cached/${kind}?head-coded=${Date.now()}`;
+      const states = kind === "failing" ? ["MISS", "MISS"] : ["MISS", "HIT"];
+      const head = await rawRequest(path, { method: "HEAD", headers: gzip });
+      assert.equal(head.headers.get("x-cache"), states[0], kind);
+      const get = await rawRequest(path, { headers: gzip });
+      assert.equal(get.headers.get("content-encoding"), "gzip", `${kind}: the premise, the runtime codes the GET's body`);
+      assert.equal(head.headers.get("content-length"), null, `${kind}: HEAD ${states[0]}`);
+      const again = await rawRequest(path, { method: "HEAD", headers: gzip });
+      assert.equal(again.headers.get("x-cache"), states[1], kind);
+      assert.equal(again.headers.get("content-length"), null, `${kind}: HEAD ${states[1]}`);
+    }
+    origin.reset();
+  });
+
   test("keys of long URLs pass, hit and miss as short ones do (the isolate holds them by digest)", async () => {
     // An origin starting a session for a visitor without one, on the "session" paths only.
     const answer = (req, body, res) => {

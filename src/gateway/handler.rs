@@ -22,8 +22,8 @@ use super::cache::{
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, forward_on_preflight, forward_request_header,
-    forward_response_header, forwarded_for, tailors_answer, without_cookies, LocationMap,
-    SHARED_FILL,
+    forward_response_header, forwarded_for, runtime_may_code, tailors_answer, without_cookies,
+    LocationMap, SHARED_FILL,
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
@@ -360,6 +360,10 @@ async fn forward(
             };
             let asked = Asked {
                 head: method == "HEAD",
+                // The client's own: the Worker's `Accept-Encoding` is the runtime's (`br, gzip`, whatever was sent).
+                may_code: method == "HEAD"
+                    && respond::cf_string(call.req.inner(), "clientAcceptEncoding")
+                        .is_none_or(|sent| runtime_may_code(Some(&sent))),
                 if_none_match: header_list::get(incoming, "if-none-match").map(str::to_owned),
                 if_modified_since: header_list::get(incoming, "if-modified-since")
                     .map(str::to_owned),
@@ -1345,6 +1349,8 @@ fn map_to_client(pairs: &mut [(String, String)], location: &LocationMap, asked: 
 /// (its validators, answered 304 when they match the stored copy's).
 struct Asked {
     head: bool,
+    /// The runtime may code the answer (`headers::runtime_may_code`): a HEAD is then told no length.
+    may_code: bool,
     if_none_match: Option<String>,
     if_modified_since: Option<String>,
 }
@@ -1750,9 +1756,12 @@ fn client_response(
         status
     };
     // The runtime sets a body's length itself; a HEAD, which has none, is told the stored one (of the identity
-    // coding only: a stored gzip length would be wrong for a client the runtime decodes it for).
-    let head_length =
-        asked.head && !null_body(status) && header_list::get(headers, "content-encoding").is_none();
+    // coding only: a stored gzip length would be wrong for a client the runtime decodes it for) — unless the runtime
+    // may gzip or br the GET's body for this client, whose length differs (RFC 9110 §8.6).
+    let head_length = asked.head
+        && !asked.may_code
+        && !null_body(status)
+        && header_list::get(headers, "content-encoding").is_none();
     // The caching a CDN in front is told is the policy's alone: the origin's `CDN-Cache-Control` (and Cloudflare's
     // own), which such a CDN heeds over `Cache-Control` and `Surrogate-Control` (RFC 9213 §2.1), would have it keep
     // a per-user answer under its URL, or a shared one past a purge here (entries stored by earlier builds kept them).
@@ -1819,6 +1828,14 @@ fn fetched_answer(f: &Fetched, policy: &CachePolicy, state: &str, asked: &Asked)
         // unknown length that streams goes out uncompressed, each chunk flushed (as `pass_through` does).
         let headers = header_list::build(&f.headers);
         let _ = headers.set("x-cache", state);
+        // A GET's body the runtime may code has another length than this one (RFC 9110 §8.6), as in
+        // `client_response`.
+        if asked.head
+            && asked.may_code
+            && header_list::get(&f.headers, "content-encoding").is_none()
+        {
+            let _ = headers.delete("content-length");
+        }
         let streamed =
             matches!(f.body, FetchedBody::Streamed(_)) && !asked.head && !null_body(f.status);
         if streamed && flushed_uncompressed(&f.headers) {

@@ -423,6 +423,32 @@ pub fn resolve_dot_segments(path: &str) -> Option<String> {
     Some(format!("/{}", out.join("/")))
 }
 
+/// Whether an answer to a client that sent this `Accept-Encoding` (the request's `cf.clientAcceptEncoding`: the
+/// header a Worker sees is the runtime's own, `br, gzip`) may go out coded by the runtime, which gzips or
+/// brotli-codes an uncoded body as the client allows: the length of what a GET would send is then not known before
+/// it is sent, and a HEAD must not state the decoded one (RFC 9110 §8.6). A coding listed with `q=0` is refused; a
+/// `q` that does not parse is read as allowing it (the runtime's reading is not ours to guess).
+pub fn runtime_may_code(accept_encoding: Option<&str>) -> bool {
+    accept_encoding
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|param| {
+                param
+                    .split_once('=')
+                    .filter(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+                    .and_then(|(_, q)| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            !refused
+                && ["gzip", "x-gzip", "br", "*"]
+                    .iter()
+                    .any(|c| coding.eq_ignore_ascii_case(c))
+        })
+}
+
 /// The names a `Connection` header lists.
 pub fn connection_tokens(value: Option<&str>) -> Vec<String> {
     value
@@ -450,6 +476,31 @@ pub fn forwarded_for(existing: Option<&str>, client_ip: Option<&str>) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_accepting_gzip_or_br_may_get_a_body_the_runtime_codes() {
+        for (accept_encoding, coded) in [
+            (None, false),
+            (Some(""), false),
+            (Some("identity"), false),
+            (Some("deflate, zstd"), false),
+            (Some("gzip"), true),
+            (Some("gzip, deflate, br, zstd"), true),
+            (Some(" BR ;q=0.5"), true),
+            (Some("x-gzip"), true),
+            (Some("*"), true),
+            (Some("gzip;q=0, br;q=0"), false),
+            (Some("gzip; q=0.000, identity"), false),
+            (Some("gzip;q=oops"), true),
+            (Some("*;q=0, identity"), false),
+        ] {
+            assert_eq!(
+                runtime_may_code(accept_encoding),
+                coded,
+                "{accept_encoding:?}"
+            );
+        }
+    }
 
     #[test]
     fn hop_by_hop_identity_and_forwarding_headers_are_not_forwarded() {
