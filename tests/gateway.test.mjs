@@ -1239,6 +1239,26 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a HEAD passed straight to the origin is told no length either when the runtime may code the GET's body", async () => {
+    origin.reset();
+    const text = "compressible " + "text ".repeat(200);
+    origin.handle((req, body, res) => {
+      res.writeHead(200, { "content-type": "text/plain", "content-length": Buffer.byteLength(text) });
+      res.end(req.method === "HEAD" ? undefined : text);
+    });
+    const path = "/gw/open/head-length";
+    const gzip = { "accept-encoding": "gzip, deflate, br" };
+    const get = await rawRequest(path, { headers: gzip });
+    assert.equal(get.headers.get("content-encoding"), "gzip", "the premise, the runtime codes the GET's body");
+    const head = await rawRequest(path, { method: "HEAD", headers: gzip });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get("content-length"), null, "not the uncoded length");
+    // A client taking no coding gets the identity body, so its HEAD is told that length.
+    const plain = await rawRequest(path, { method: "HEAD", headers: { "accept-encoding": "identity" } });
+    assert.equal(plain.headers.get("content-length"), String(Buffer.byteLength(text)));
+    origin.reset();
+  });
+
   test("keys of long URLs pass, hit and miss as short ones do (the isolate holds them by digest)", async () => {
     // An origin starting a session for a visitor without one, on the "session" paths only.
     const answer = (req, body, res) => {

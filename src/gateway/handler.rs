@@ -329,6 +329,11 @@ async fn forward(
     .await?;
 
     let headers = origin_headers(call, route, incoming, url, trace, identity);
+    // A HEAD whose GET the runtime may gzip or br for this client (its own Accept-Encoding: the Worker's is the
+    // runtime's `br, gzip`, whatever was sent) is told no length: the coded body's differs (RFC 9110 §8.6).
+    let head_may_code = method == "HEAD"
+        && respond::cf_string(call.req.inner(), "clientAcceptEncoding")
+            .is_none_or(|sent| runtime_may_code(Some(&sent)));
     let target = route.upstream_url(url.path, url.query);
     // A Range request goes to the origin as it is: a fill fetches whole representations, and the client asked for
     // part of one (a 206 only the origin makes; Safari will not play a video without it).
@@ -360,15 +365,13 @@ async fn forward(
             };
             let asked = Asked {
                 head: method == "HEAD",
-                // The client's own: the Worker's `Accept-Encoding` is the runtime's (`br, gzip`, whatever was sent).
-                may_code: method == "HEAD"
-                    && respond::cf_string(call.req.inner(), "clientAcceptEncoding")
-                        .is_none_or(|sent| runtime_may_code(Some(&sent))),
+                may_code: head_may_code,
                 if_none_match: header_list::get(incoming, "if-none-match").map(str::to_owned),
                 if_modified_since: header_list::get(incoming, "if-modified-since")
                     .map(str::to_owned),
             };
             let own = OwnRequest {
+                head_may_code,
                 method,
                 headers: &headers,
             };
@@ -402,6 +405,7 @@ async fn forward(
             &[("server-timing".into(), format!("origin;dur={origin_ms}"))],
             &route.location,
             &target,
+            head_may_code,
         )),
         Err(failure) => Err(failure.into_error()),
     }
@@ -1294,11 +1298,16 @@ fn pass_through(
     extra: &[(String, String)],
     location: &LocationMap,
     asked: &str,
+    head_may_code: bool,
 ) -> Response {
     let mut pairs = header_list::read(&worker::Headers(response.headers()));
     // The names the origin's `Connection` header lists are hop-by-hop for this response only.
     let listed = connection_tokens(header_list::get(&pairs, "connection"));
     pairs.retain(|(k, _)| forward_response_header(k, &listed));
+    // The origin's HEAD says its uncoded length, which the GET's body, coded by the runtime, would not have.
+    if head_may_code && header_list::get(&pairs, "content-encoding").is_none() {
+        pairs.retain(|(k, _)| k != "content-length");
+    }
     map_to_client(&mut pairs, location, asked);
     let body = match response.body() {
         Some(stream) if !null_body(response.status()) => ResponseBody::Stream(stream),
@@ -1358,6 +1367,8 @@ struct Asked {
 /// The request as it would go to the origin uncached: what a requester whose shared fill got an answer made for a
 /// visitor without what it sent is answered by (`cache::FillAnswer`).
 struct OwnRequest<'a> {
+    /// A HEAD whose GET the runtime may code (see `forward`): told no length.
+    head_may_code: bool,
     method: &'a str,
     headers: &'a [(String, String)],
 }
@@ -1902,7 +1913,13 @@ async fn own_answer(spec: &Spec, own: &OwnRequest<'_>) -> ApiResult<Response> {
     .map_err(Failure::into_error)?;
     let origin_ms = respond::now_ms().saturating_sub(started);
     let timing = [("server-timing".into(), format!("origin;dur={origin_ms}"))];
-    let response = pass_through(response, &timing, &spec.location, &spec.url);
+    let response = pass_through(
+        response,
+        &timing,
+        &spec.location,
+        &spec.url,
+        own.head_may_code,
+    );
     Ok(respond::with_header(response, "x-cache", "MISS"))
 }
 
