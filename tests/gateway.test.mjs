@@ -57,6 +57,8 @@ function routes() {
     // Bodies checked in a mode of the route's own.
     { name: "raw-upload", path: "/gw/raw", methods: ["PUT"], upstream: up, waf_body: "off" },
     { name: "watched", path: "/gw/watched", methods: ["POST"], upstream: up, waf_body: "log" },
+    // Under the off route, one whose bodies are checked in the global mode.
+    { name: "raw-meta", path: "/gw/raw/meta", methods: ["PUT"], upstream: up },
   ];
 }
 
@@ -1942,6 +1944,21 @@ describe("WAF", () => {
     const line = await until(() => worker.jsonLogs().find((l) => l.msg === "waf" && l.request_id === requestId), { what: "the WAF's log line" });
     assert.equal(line.rule, "sqli-union");
     assert.equal(line.mode, "log");
+  });
+
+  test("a spelling of a checked route's path that meets a waf_body route is ambiguous, never forwarded unchecked", async () => {
+    // Each matches /gw/raw (bodies unchecked) as spelled, and /gw/raw/meta (bodies blocked) as an origin reads it.
+    const attack = JSON.stringify({ q: "x' union select password from users--" });
+    const direct = await worker.fetch("/gw/raw/meta", { method: "PUT", headers: { "content-type": "application/json" }, body: attack });
+    assert.equal(direct.status, 403, "blocked on its own route");
+    await direct.arrayBuffer();
+    origin.reset();
+    for (const path of ["/gw/raw/meta;v=1", "/gw/raw/meta%2F", "/gw/raw/META"]) {
+      const r = await worker.fetch(path, { method: "PUT", headers: { "content-type": "application/json" }, body: attack });
+      assert.equal(r.status, 400, path);
+      assert.equal((await r.json()).error.code, "ambiguous_path", path);
+    }
+    assert.equal(origin.requests.length, 0, "nothing reached the origin");
   });
 
   // The first bytes of a PNG (signature, IHDR of a 16×16 RGBA image).

@@ -277,8 +277,9 @@ impl RouteTable {
     /// slash or backslash (`%2F`, `%5C`) as a separator, a segment's `;` parameters dropped (Tomcat, Spring,
     /// Jetty), then dot segments resolved (`/x/..;/admin`). Such a path could otherwise pass the checks of a less
     /// specific route and be served as a more specific one: `/api/admin;x=1` or `/api/admin%2F` matched `/api` (no
-    /// auth) while the origin serves `/api/admin`. A path both readings route to routes with the same auth,
-    /// permissions, rate limits and cache policy (`/open/any%2Fthing` under `/open`, `group%2Fproject` as a
+    /// auth) while the origin serves `/api/admin` — or `/upload/meta;x=1` matched an `/upload` route whose bodies
+    /// go unchecked (`waf_body`). A path both readings route to routes with the same auth, permissions, rate
+    /// limits, cache policy and body WAF mode (`/open/any%2Fthing` under `/open`, `group%2Fproject` as a
     /// parameter) is not ambiguous. (Escapes are upper-case after `request_url::normalise_path`.)
     pub fn ambiguous(&self, method: &str, path: &str) -> bool {
         // Dot segments reach here as `%2e` decoded by `normalise_path` (the runtime resolves literal ones).
@@ -327,7 +328,8 @@ impl RouteTable {
                     || a.auth == b.auth
                         && a.permissions == b.permissions
                         && a.rate_limits == b.rate_limits
-                        && a.cache == b.cache)
+                        && a.cache == b.cache
+                        && a.waf_body == b.waf_body)
             }
             (Matched::Route { .. }, _) | (_, Matched::Route { .. }) => true,
             _ => false,
@@ -635,6 +637,21 @@ mod tests {
             {"name": "issues", "path": "/api/projects/:id/issues", "upstream": "http://a"},
         ]));
         assert!(!t.ambiguous("GET", "/api/projects/group%2Fproject/issues"));
+    }
+
+    #[test]
+    fn a_path_another_reading_routes_to_a_route_checking_bodies_otherwise_is_ambiguous() {
+        let t = table(json!([
+            {"name": "raw", "path": "/up", "methods": ["PUT"], "upstream": "http://a", "waf_body": "off"},
+            {"name": "meta", "path": "/up/meta", "methods": ["PUT"], "upstream": "http://a"},
+        ]));
+        for path in ["/up/meta;x=1", "/up/meta%2F", "/up/x/..;/meta", "/up/META"] {
+            assert!(t.ambiguous("PUT", path), "{path}");
+        }
+        assert!(
+            !t.ambiguous("PUT", "/up/other;x=1"),
+            "the off route both ways"
+        );
     }
 
     #[test]
