@@ -2469,4 +2469,37 @@ describe("configuration", () => {
       await w.stop();
     }
   });
+
+  test("a route's waf_body block refuses its over-size bodies where the WAF only logs, declared or counted", async (t) => {
+    const own = await startOrigin();
+    t.after(() => own.stop());
+    const max = 64 * 1024;
+    const w = await startWorker({
+      vars: {
+        GATEWAY_ROUTES: [
+          { name: "o", path: "/o", methods: ["POST"], upstream: own.url },
+          { name: "b", path: "/b", methods: ["POST"], upstream: own.url, waf_body: "block" },
+        ],
+        GATEWAY_WAF: { mode: "log", max_body_bytes: max },
+      },
+    });
+    try {
+      own.handle((req, body, res) => res.end(String(body.length)));
+      const big = Buffer.alloc(max + 1, "u");
+      const declared = await w.fetch("/b", { method: "POST", body: big });
+      assert.equal(declared.status, 403, "declared in Content-Length");
+      assert.equal(declared.headers.get("x-waf-rule"), "size-body");
+      await declared.arrayBuffer();
+      assert.equal(own.requests.length, 0, "refused before the origin");
+      const counted = await chunkedUpload("/b", max + 1, { base: w.url });
+      assert.equal(counted.status, 403, "counted on the way");
+      assert.equal(counted.headers["x-waf-rule"], "size-body");
+      // The route without a mode of its own: the global one (logged, passed).
+      const logged = await w.fetch("/o", { method: "POST", body: big });
+      assert.equal(logged.status, 200);
+      assert.equal(await logged.text(), String(max + 1));
+    } finally {
+      await w.stop();
+    }
+  });
 });

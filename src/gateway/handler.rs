@@ -143,7 +143,7 @@ async fn proxy_route(
     incoming: &[(String, String)],
     url: RequestUrl<'_>,
 ) -> ApiResult<Response> {
-    let content_length = screen_request(call, method, incoming, url)?;
+    let content_length = screen_request(call, route, method, incoming, url)?;
 
     // A WebSocket handshake would reach the origin as a plain GET (`Upgrade` is hop-by-hop, and the proxy passes
     // no 101 on): refused as such, not answered with whatever that GET gets (or a cached copy). Other upgrades
@@ -263,7 +263,7 @@ async fn preflight_answer(
     incoming: &[(String, String)],
     url: RequestUrl<'_>,
 ) -> ApiResult<Response> {
-    screen_request(call, asked, incoming, url)?;
+    screen_request(call, route, asked, incoming, url)?;
     let limited = rate_limit(call, route, None, true).await?;
     crate::entry::body::drain(&mut call.req).await;
     let headers: Vec<(String, String)> = origin_headers(call, route, incoming, url, trace, None)
@@ -413,9 +413,13 @@ async fn forward(
 
 /// The checks every gateway request meets first, proxied or a preflight: the WAF's header and declared body sizes
 /// and its request-line rules, then — after the WAF, whose rule names a traversal, and before anything that checks
-/// per route — the path's ambiguity for the method it is routed by. Returns the declared body length.
+/// per route — the path's ambiguity for the method it is routed by. The headers and request line are checked in
+/// the global mode; the declared body size in `route`'s body mode (`waf_body`), as its counted size is: else a
+/// client escapes a `block` route's size rule, where the WAF only logs, by sending `Content-Length`.
+/// Returns the declared body length.
 fn screen_request(
     call: &Call,
+    route: &Route,
     method: &str,
     incoming: &[(String, String)],
     url: RequestUrl<'_>,
@@ -424,9 +428,23 @@ fn screen_request(
     let header_bytes: usize = incoming.iter().map(|(k, v)| k.len() + v.len()).sum();
     let content_length =
         header_list::get(incoming, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
-    let hit = waf::inspect_sizes(&gateway.waf, header_bytes, content_length)
-        .or_else(|| waf::inspect_url(&gateway.waf, url.path, url.query));
-    waf_verdict(call, gateway.waf.mode, hit)?;
+    let global = gateway.waf.mode;
+    waf_verdict(
+        call,
+        global,
+        waf::inspect_sizes(&gateway.waf, header_bytes, None),
+    )?;
+    let body_waf = route.body_waf(&gateway.waf);
+    waf_verdict(
+        call,
+        body_waf.mode,
+        waf::inspect_sizes(&body_waf, 0, content_length),
+    )?;
+    waf_verdict(
+        call,
+        global,
+        waf::inspect_url(&gateway.waf, url.path, url.query),
+    )?;
     if gateway.routes.ambiguous(method, url.path) {
         return Err(ambiguous_path());
     }

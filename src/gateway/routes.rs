@@ -112,8 +112,8 @@ impl Route {
     /// The WAF settings this route's request body is checked with: the global ones, in the route's `waf_body` mode
     /// when it sets one — `off` for an upload route whose content the rules misread (an editor posting HTML, a
     /// `br` upload to an object store), `log` to watch one before blocking, `block` to block on one route while the
-    /// WAF only logs elsewhere. The request line, headers and declared size are checked before a route is chosen,
-    /// so they always follow the global mode.
+    /// WAF only logs elsewhere. It covers the body's size, declared or counted, too; the request line and headers
+    /// always follow the global mode.
     pub fn body_waf(&self, global: &WafConfig) -> WafConfig {
         WafConfig {
             mode: self.waf_body.unwrap_or(global.mode),
