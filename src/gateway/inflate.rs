@@ -67,6 +67,10 @@ pub struct Reading {
     /// It inflated the cap, or read the whole body as one well-formed stream (checksums matching, nothing after
     /// it). A reading that is not sound is one its decoder refuses (or one past the read bound).
     pub sound: bool,
+    /// It stopped at this reading's own bounds, not at its decoder's refusal: more blocks or members than their
+    /// output pays for, or the end of a prefix before the cap. An origin that reads the body this way reads on,
+    /// past what was checked, so another reading being sound does not make up for it.
+    pub cut_short: bool,
     /// The gzip headers' FEXTRA, FNAME and FCOMMENT fields, each on a line of its own: never inflated, but there in
     /// the coded bytes an origin that does not inflate reads. One text, checked once however many members hold
     /// them.
@@ -102,8 +106,8 @@ fn within_budget(blocks: usize, written: usize) -> bool {
 
 /// Inflates one stream (zlib, raw, or a gzip member's deflate data) from `coded` into `out`, whose `start` is the
 /// stream's window start and `end` its output so far, block by block against [`within_budget`] (`blocks` counts
-/// across a body's members). Returns the status, the coded bytes taken and the output's new end; `Failed` once
-/// over the budget.
+/// across a body's members). Returns the status, the coded bytes taken and the output's new end; `None` for the
+/// status once over the budget (the decoder did not refuse the bytes: the WAF stopped reading them).
 fn inflate_blocks(
     state: &mut DecompressorOxide,
     coded: &[u8],
@@ -111,7 +115,7 @@ fn inflate_blocks(
     (start, mut end): (usize, usize),
     flags: u32,
     blocks: &mut usize,
-) -> (TINFLStatus, usize, usize) {
+) -> (Option<TINFLStatus>, usize, usize) {
     let mut read = 0;
     loop {
         let (status, took, wrote) =
@@ -119,12 +123,22 @@ fn inflate_blocks(
         read += took;
         end += wrote;
         if status != TINFLStatus::BlockBoundary {
-            return (status, read, end);
+            return (Some(status), read, end);
         }
         *blocks += 1;
         if !within_budget(*blocks, end) {
-            return (TINFLStatus::Failed, read, end);
+            return (None, read, end);
         }
+    }
+}
+
+/// Whether a reading that stopped with `status` (`None`: over the budget) after `written` bytes stopped at its own
+/// bounds rather than at bytes its decoder refuses: over the budget, or out of a prefix's bytes short of the cap.
+fn cut_short(status: Option<TINFLStatus>, whole: bool, written: usize, cap: usize) -> bool {
+    match status {
+        None => true,
+        Some(TINFLStatus::NeedsMoreInput) => !whole && written < cap,
+        Some(_) => false,
     }
 }
 
@@ -142,13 +156,14 @@ fn deflate(coded: &[u8], whole: bool, cap: usize, zlib: u32) -> Reading {
     );
     out.truncate(written);
     let sound = match status {
-        TINFLStatus::HasMoreOutput => true,
-        TINFLStatus::Done => written == cap || (whole && read == coded.len()),
+        Some(TINFLStatus::HasMoreOutput) => true,
+        Some(TINFLStatus::Done) => written == cap || (whole && read == coded.len()),
         _ => false,
     };
     Reading {
         output: out,
         sound,
+        cut_short: cut_short(status, whole, written, cap),
         header_text: Vec::new(),
     }
 }
@@ -161,6 +176,7 @@ fn gzip(coded: &[u8], whole: bool, cap: usize) -> Reading {
     let mut reading = Reading {
         output: Vec::new(),
         sound: false,
+        cut_short: false,
         header_text: Vec::new(),
     };
     let (mut at, mut written, mut blocks) = (0, 0, 0);
@@ -187,9 +203,10 @@ fn gzip(coded: &[u8], whole: bool, cap: usize) -> Reading {
         );
         written = end;
         at += read;
+        reading.cut_short = cut_short(status, whole, written, cap);
         match status {
-            TINFLStatus::Done => {}
-            TINFLStatus::HasMoreOutput => break true,
+            Some(TINFLStatus::Done) => {}
+            Some(TINFLStatus::HasMoreOutput) => break true,
             _ => break false,
         }
         let Some(trailer) = coded.get(at..at + 8) else {
@@ -280,9 +297,170 @@ fn member_header(bytes: &[u8], text: &mut Vec<u8>) -> Option<usize> {
     Some(at)
 }
 
+/// Deflate streams made by hand for tests, bit by bit: what no compressor makes but a client can send.
+#[cfg(test)]
+pub(crate) mod craft {
+    /// Bits in deflate's order: fields least significant bit first, Huffman codes most significant bit first.
+    #[derive(Default)]
+    struct Bits(Vec<u8>);
+
+    impl Bits {
+        fn field(&mut self, value: u32, length: u32) {
+            self.0.extend((0..length).map(|i| ((value >> i) & 1) as u8));
+        }
+        fn code(&mut self, code: (u32, u32)) {
+            self.0
+                .extend((0..code.1).rev().map(|i| ((code.0 >> i) & 1) as u8));
+        }
+        fn bytes(&self) -> Vec<u8> {
+            let mut out = vec![0u8; self.0.len().div_ceil(8)];
+            for (i, bit) in self.0.iter().enumerate() {
+                out[i / 8] |= bit << (i % 8);
+            }
+            out
+        }
+    }
+
+    /// The canonical Huffman codes (code, length) of code lengths `lengths` (RFC 1951 §3.2.2).
+    fn canonical(lengths: &[u32]) -> Vec<(u32, u32)> {
+        let mut count = [0u32; 16];
+        for &l in lengths.iter().filter(|&&l| l > 0) {
+            count[l as usize] += 1;
+        }
+        let mut next = [0u32; 16];
+        for bits in 1..16 {
+            next[bits] = (next[bits - 1] + count[bits - 1]) << 1;
+        }
+        lengths
+            .iter()
+            .map(|&l| {
+                if l == 0 {
+                    return (0, 0);
+                }
+                let code = next[l as usize];
+                next[l as usize] += 1;
+                (code, l)
+            })
+            .collect()
+    }
+
+    /// A final raw deflate block of `data` as literals in fixed Huffman codes (never a stored block, which would
+    /// show `data` as it is).
+    pub(crate) fn fixed_codes(data: &[u8]) -> Vec<u8> {
+        let mut bits = Bits::default();
+        bits.field(1, 1);
+        bits.field(1, 2);
+        for &byte in data {
+            bits.code(match byte {
+                0..=143 => (0x30 + u32::from(byte), 8),
+                _ => (0x190 + u32::from(byte) - 144, 9),
+            });
+        }
+        bits.code((0, 7));
+        bits.bytes()
+    }
+
+    /// A non-final raw deflate block of dynamic codes holding `n` spaces in 15 bits each: more coded bytes than
+    /// output, which no compressor makes (the code is complete: A to N take lengths 1 to 14, space and the end of
+    /// the block 15); then an empty stored block, to end on a byte.
+    pub(crate) fn spaces_in_long_codes(n: usize) -> Vec<u8> {
+        let mut lengths = vec![0u32; 258];
+        lengths[usize::from(b' ')] = 15;
+        for (i, length) in (1..=14).enumerate() {
+            lengths[usize::from(b'A') + i] = length;
+        }
+        lengths[256] = 15;
+        lengths[257] = 1; // the one distance code
+                          // The code lengths' code: 18 (a run of zeros) in 1 bit, 1 in 4, 2 to 15 in 5.
+        let mut clen = [0u32; 19];
+        clen[18] = 1;
+        clen[1] = 4;
+        clen[2..=15].fill(5);
+        let clen_codes = canonical(&clen);
+        let mut bits = Bits::default();
+        bits.field(0, 1); // not final
+        bits.field(2, 2); // dynamic codes
+        bits.field(0, 5); // HLIT: 257
+        bits.field(0, 5); // HDIST: 1
+        bits.field(15, 4); // HCLEN: 19
+        for symbol in [
+            16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+        ] {
+            bits.field(clen[symbol], 3);
+        }
+        let mut at = 0;
+        while at < lengths.len() {
+            let zeros = lengths[at..]
+                .iter()
+                .take_while(|&&l| l == 0)
+                .count()
+                .min(138);
+            if zeros >= 11 {
+                bits.code(clen_codes[18]);
+                bits.field(zeros as u32 - 11, 7);
+                at += zeros;
+            } else {
+                bits.code(clen_codes[lengths[at] as usize]);
+                at += 1;
+            }
+        }
+        let codes = canonical(&lengths[..257]);
+        for _ in 0..n {
+            bits.code(codes[usize::from(b' ')]);
+        }
+        bits.code(codes[256]);
+        // An empty stored block (as a sync flush ends), which brings the stream to a byte boundary.
+        bits.field(0, 3);
+        let mut out = bits.bytes();
+        out.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        out
+    }
+
+    /// `n` empty non-final blocks of fixed codes (10 bits each), then an empty stored block, to end on a byte.
+    pub(crate) fn empty_fixed_blocks(n: usize) -> Vec<u8> {
+        let mut bits = Bits::default();
+        for _ in 0..n {
+            bits.field(0, 1);
+            bits.field(1, 2);
+            bits.code((0, 7));
+        }
+        bits.field(0, 3);
+        let mut out = bits.bytes();
+        out.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        out
+    }
+
+    pub(crate) fn adler32(data: &[u8]) -> u32 {
+        let (mut a, mut b) = (1u32, 0u32);
+        for &byte in data {
+            a = (a + u32::from(byte)) % 65521;
+            b = (b + a) % 65521;
+        }
+        (b << 16) | a
+    }
+
+    /// Bytes that are a whole zlib stream of one stored block (its output: `raw`'s bytes as they are, padded with
+    /// spaces to 65,534) and a raw deflate stream that, after a stored block of one byte and an empty one, goes on
+    /// with `raw` as blocks (`78` is a stored block to raw deflate, of the length `01 00` the zlib header's flag byte
+    /// and the stored block's first byte make, whose complement the zlib block's length `fe ff` is).
+    pub(crate) fn zlib_raw_polyglot(raw: &[u8]) -> Vec<u8> {
+        let mut stored = vec![0x00, 0x00, 0xff, 0xff];
+        stored.extend_from_slice(raw);
+        assert!(stored.len() <= 0xfffe);
+        stored.resize(0xfffe, b' ');
+        let mut coded = vec![0x78, 0x01, 0x00, 0xfe, 0xff, 0x01, 0x00];
+        coded.extend_from_slice(&stored);
+        // The zlib reading's final block: fixed codes, nothing but end-of-block; then its Adler-32.
+        coded.extend_from_slice(&[0x03, 0x00]);
+        coded.extend_from_slice(&adler32(&stored).to_be_bytes());
+        coded
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use craft::{fixed_codes, spaces_in_long_codes, zlib_raw_polyglot};
     use miniz_oxide::deflate::{compress_to_vec, compress_to_vec_zlib};
 
     const CAP: usize = 64 * 1024;
@@ -484,7 +662,7 @@ mod tests {
     #[test]
     fn a_zlib_raw_polyglot_is_read_both_ways() {
         let attack = b" ' union select password from users--";
-        let hidden = fixed_codes(attack);
+        let hidden = craft::fixed_codes(attack);
         // zlib: 78 01 (CM 8, no dictionary), then a non-final stored block: 00, LEN fffe, NLEN 0001, 65534 bytes.
         // raw: 78 is a non-final stored block, LEN 0001 (01 00), NLEN fffe: one byte (01); then 00, a stored block
         // of 0x2020 spaces, then the hidden stream.
@@ -496,7 +674,7 @@ mod tests {
         coded.extend_from_slice(&stored);
         // The zlib reading's final block: fixed codes, nothing but end-of-block; then its Adler-32.
         coded.extend_from_slice(&[0x03, 0x00]);
-        coded.extend_from_slice(&miniz_oxide_adler(&stored).to_be_bytes());
+        coded.extend_from_slice(&craft::adler32(&stored).to_be_bytes());
         let (sound, outputs) = deflated(&coded, true, 0x20000);
         assert!(sound, "the zlib reading is whole and well-formed");
         assert_eq!(outputs[0], stored, "zlib reads the stored block");
@@ -512,35 +690,42 @@ mod tests {
         );
     }
 
-    /// A raw deflate stream of `data` as literals in fixed Huffman codes (never a stored block, which would show
-    /// `data` as it is).
-    fn fixed_codes(data: &[u8]) -> Vec<u8> {
-        let mut bits = vec![1u8, 1, 0]; // BFINAL, BTYPE 01, least significant bit first
-        let mut code = |value: u32, length: u32| {
-            // Huffman codes go most significant bit first.
-            bits.extend((0..length).rev().map(|i| ((value >> i) & 1) as u8));
-        };
-        for &byte in data {
-            match byte {
-                0..=143 => code(0x30 + u32::from(byte), 8),
-                _ => code(0x190 + u32::from(byte) - 144, 9),
-            }
+    /// A reading that stops at the WAF's own bounds (over the block budget, or out of a prefix short of the cap) is
+    /// cut short, whatever the other reading makes of the bytes; one whose decoder refuses the bytes is not.
+    #[test]
+    fn a_reading_stopped_at_the_wafs_bounds_is_cut_short() {
+        let attack = br#"{"q":"x' union select password from users--"}"#;
+        // The raw reading: 100 empty fixed-code blocks, over the budget for one byte of output, then the attack.
+        let empty_blocks = craft::empty_fixed_blocks(100);
+        let flood = zlib_raw_polyglot(&[&empty_blocks[..], &fixed_codes(attack)].concat());
+        let r = readings(Coding::Deflate, &flood, true, CAP);
+        assert!(r[0].sound && !r[0].cut_short, "zlib reads its stored block");
+        assert!(r[1].cut_short, "raw is over the budget");
+        assert!(!r[1].output.ends_with(attack));
+        // The raw reading: 4,000 spaces in 15-bit codes, then the attack. Whole, it reads to the attack.
+        let long =
+            zlib_raw_polyglot(&[&spaces_in_long_codes(4000)[..], &fixed_codes(attack)].concat());
+        let r = readings(Coding::Deflate, &long, true, CAP);
+        assert!(r[1].output.ends_with(attack) && !r[1].cut_short);
+        // At the read bound of a 4 KiB cap, zlib has inflated the cap and raw has neither done so nor failed.
+        let cap = 4096;
+        let r = readings(Coding::Deflate, &long[..read_bound(cap)], false, cap);
+        assert!(r[0].sound && !r[0].cut_short);
+        assert!(r[1].cut_short && r[1].output.len() < cap);
+        // Bytes a decoder refuses are not cut short: a zlib body read raw, a raw body read as zlib, a long zlib
+        // body's prefix read raw.
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| format!("{} ", i.wrapping_mul(2_654_435_761) % 1000).into_bytes())
+            .collect();
+        let zlib = compress_to_vec_zlib(&data, 6);
+        for (coded, whole) in [
+            (compress_to_vec_zlib(attack, 6), true),
+            (compress_to_vec(attack, 6), true),
+            (zlib[..read_bound(cap)].to_vec(), false),
+        ] {
+            let r = readings(Coding::Deflate, &coded, whole, cap);
+            assert!(r.iter().all(|r| !r.cut_short) && r.iter().any(|r| r.sound));
         }
-        code(0, 7); // end of block
-        let mut out = vec![0u8; bits.len().div_ceil(8)];
-        for (i, bit) in bits.iter().enumerate() {
-            out[i / 8] |= bit << (i % 8);
-        }
-        out
-    }
-
-    fn miniz_oxide_adler(data: &[u8]) -> u32 {
-        let (mut a, mut b) = (1u32, 0u32);
-        for &byte in data {
-            a = (a + u32::from(byte)) % 65521;
-            b = (b + a) % 65521;
-        }
-        (b << 16) | a
     }
 
     #[test]

@@ -2009,8 +2009,10 @@ const BODY_ENCODING: Hit = Hit {
 /// ([`super::inflate::readings`]: gzip's members; deflate zlib-wrapped and raw) inflated up to the inspection cap
 /// and checked as an uncoded body of its type is ([`inspect_body`]), and so is the text of gzip's header fields
 /// (never inflated, but there for an origin that parses the coded bytes as they are). Refused (`body-encoding`)
-/// when no reading decodes: a corrupt or cut-off stream, bytes after it, a coded prefix of [`read_bound`] bytes
-/// that inflates to less than the cap. `whole` says `coded` is the whole body, not a prefix of it; an empty body has
+/// when no reading decodes (a corrupt or cut-off stream, bytes after it), and when any reading stops at the WAF's
+/// own bounds (more blocks than its output pays for, a coded prefix of [`read_bound`] bytes that inflates to less
+/// than the cap) even though the other decodes: bytes that are zlib to Node and raw deflate to ASP.NET Core were
+/// passed on the zlib reading while the raw one, cut short after a flood of empty blocks, hid an attack. `whole` says `coded` is the whole body, not a prefix of it; an empty body has
 /// nothing to read.
 ///
 /// [`read_bound`]: super::inflate::read_bound
@@ -2029,7 +2031,10 @@ pub fn inspect_coded_body(
         inspect_body(config, content_type, &reading.header_text)
             .or_else(|| inspect_body(config, content_type, &reading.output))
     });
-    hit.or_else(|| (!readings.iter().any(|r| r.sound)).then_some(BODY_ENCODING))
+    // A reading cut short (over its block budget, or out of the prefix short of the cap) is refused even when
+    // another reading is sound: the origin that reads the body its way reads on past what was checked.
+    let unread = readings.iter().any(|r| r.cut_short) || !readings.iter().any(|r| r.sound);
+    hit.or_else(|| unread.then_some(BODY_ENCODING))
 }
 
 /// Checks (a prefix of) a body: form fields decoded, JSON keys and string values, each part of a multipart form,
@@ -2663,6 +2668,77 @@ mod tests {
             None,
             "the WAF off reads nothing"
         );
+    }
+
+    /// Bytes that are zlib to Node and raw deflate to ASP.NET Core's `DeflateStream`: the zlib reading decoded (a
+    /// stored block), so the body passed while the raw reading, stopped by the WAF after a flood of empty blocks or
+    /// at the read bound short of the cap, never reached the attack the raw origin reads.
+    #[test]
+    fn a_deflate_body_one_reading_of_which_is_cut_short_is_refused() {
+        use super::super::inflate::{craft, read_bound, Coding};
+        let attack = br#"{"q":"x' union select password from users--"}"#;
+        let empty_blocks = craft::empty_fixed_blocks(100);
+        let flood =
+            craft::zlib_raw_polyglot(&[&empty_blocks[..], &craft::fixed_codes(attack)].concat());
+        let long = craft::zlib_raw_polyglot(
+            &[
+                &craft::spaces_in_long_codes(4000)[..],
+                &craft::fixed_codes(attack),
+            ]
+            .concat(),
+        );
+        let small = WafConfig {
+            inspect_body_bytes: 4096,
+            ..WafConfig::default()
+        };
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| format!("{} ", i.wrapping_mul(2_654_435_761) % 1000).into_bytes())
+            .collect();
+        let benign = miniz_oxide::deflate::compress_to_vec_zlib(&data, 6);
+        for (label, config, coded, whole, expected) in [
+            (
+                "flood",
+                WafConfig::default(),
+                &flood[..],
+                true,
+                Some("body-encoding"),
+            ),
+            (
+                "long codes",
+                small.clone(),
+                &long[..read_bound(4096)],
+                false,
+                Some("body-encoding"),
+            ),
+            (
+                "benign prefix",
+                small.clone(),
+                &benign[..read_bound(4096)],
+                false,
+                None,
+            ),
+        ] {
+            for ct in ["application/octet-stream", "application/json"] {
+                let hit = inspect_coded_body(&config, Some(ct), Coding::Deflate, coded, whole);
+                if expected.is_none() {
+                    assert_eq!(hit.map(|h| h.rule), None, "{label} {ct}");
+                } else {
+                    assert!(hit.is_some(), "{label} {ct}");
+                }
+            }
+            assert_eq!(
+                inspect_coded_body(
+                    &config,
+                    Some("application/octet-stream"),
+                    Coding::Deflate,
+                    coded,
+                    whole
+                )
+                .map(|h| h.rule),
+                expected,
+                "{label}"
+            );
+        }
     }
 
     #[test]
