@@ -294,7 +294,13 @@ fn member_header(bytes: &[u8], text: &mut Vec<u8>) -> Option<usize> {
     if flags & FEXTRA != 0 {
         let length = bytes.get(at..at + 2)?;
         let end = at + 2 + usize::from(u16::from_le_bytes([length[0], length[1]]));
-        text.extend_from_slice(bytes.get(at + 2..end)?);
+        // The extra field is binary (subfields of an id and a length: BGZF's is `BC 02 00` and a block size), so
+        // its text is read between its control bytes, as a binary type's content is read up to one: a NUL in a
+        // length is no null-byte attack, any more than the NULs of the header's MTIME are.
+        text.extend(bytes.get(at + 2..end)?.iter().map(|&b| match b {
+            0..0x20 if !matches!(b, b'\t' | b'\r' | b'\n') => b'\n',
+            _ => b,
+        }));
         text.push(b'\n');
         at = end;
     }

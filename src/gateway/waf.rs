@@ -2741,6 +2741,55 @@ mod tests {
         }
     }
 
+    /// BGZF (bgzip's `.vcf.gz`, `.bed.gz`: gzip members whose extra field `BC` holds the member's size) of a text
+    /// file was refused (traversal-file, for the NULs of the field's binary lengths) under any textual type; text
+    /// spelled in an extra field is still read.
+    #[test]
+    fn a_gzip_extra_fields_binary_bytes_are_no_attack() {
+        use super::super::inflate::{crc32, Coding};
+        let member = |data: &[u8], extra: &[u8]| {
+            let mut out = vec![0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff];
+            out.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+            out.extend_from_slice(extra);
+            out.extend(miniz_oxide::deflate::compress_to_vec(data, 6));
+            out.extend_from_slice(&crc32(data).to_le_bytes());
+            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            out
+        };
+        let vcf = b"#CHROM\tPOS\tID\tREF\tALT\n1\t10177\trs367896724\tA\tAC\n";
+        let bgzf = [
+            member(vcf, &[b'B', b'C', 2, 0, 0x3a, 0]),
+            // BGZF's end-of-file marker: an empty member with the same field.
+            member(b"", &[b'B', b'C', 2, 0, 0x1b, 0]),
+        ]
+        .concat();
+        let config = WafConfig::default();
+        for ct in [
+            None,
+            Some("text/plain"),
+            Some("text/tab-separated-values"),
+            Some("application/json"),
+        ] {
+            assert_eq!(
+                inspect_coded_body(&config, ct, Coding::Gzip, &bgzf, true),
+                None,
+                "{ct:?}"
+            );
+        }
+        let form = member(b"a=1", b"xx\0\0&q=x' union select password from users--&");
+        assert_eq!(
+            inspect_coded_body(
+                &config,
+                Some("application/x-www-form-urlencoded"),
+                Coding::Gzip,
+                &form,
+                true
+            )
+            .map(|h| h.rule),
+            Some("sqli-union")
+        );
+    }
+
     #[test]
     fn a_body_in_gzip_or_deflate_is_read_inflated_by_every_reading() {
         use super::super::inflate::Coding;
