@@ -2219,7 +2219,8 @@ describe("WAF", () => {
   });
 
   test("a body in gzip or deflate is read inflated: an attack is refused by its own rule, a benign body reaches the origin as sent", async () => {
-    const { deflateSync, deflateRawSync, gzipSync, brotliCompressSync } = await import("node:zlib");
+    const { deflateSync, deflateRawSync, gzipSync, brotliCompressSync, inflateSync, inflateRawSync, gunzipSync, createGzip, crc32, constants: zlibConstants } = await import("node:zlib");
+    const { once } = await import("node:events");
     origin.reset();
     const post = (type, coding, body) =>
       worker.fetch("/gw/open/coded", { method: "POST", headers: { "content-type": type, ...(coding ? { "content-encoding": coding } : {}) }, body });
@@ -2279,15 +2280,58 @@ describe("WAF", () => {
       assert.equal(r.headers.get("x-waf-rule"), "body-encoding", coding);
       await r.arrayBuffer();
     }
+    // Bytes that are zlib to Node (one stored block) and raw deflate to ASP.NET Core (`78` a stored block of the one
+    // byte `01`, then the zlib block's bytes as blocks: an empty stored block, 100 empty fixed-code blocks, the
+    // attack): the raw reading is over the block budget before the attack, and refused although zlib's decodes.
+    const adler32 = (bytes) => {
+      let [a, b] = [1, 0];
+      for (const byte of bytes) [a, b] = [(a + byte) % 65521, (b + (a + byte) % 65521) % 65521];
+      return ((b << 16) | a) >>> 0;
+    };
+    const stored = Buffer.alloc(0xfffe, " ");
+    Buffer.concat([Buffer.from([0, 0, 0xff, 0xff]), ...Array(25).fill(Buffer.from([0x02, 0x08, 0x20, 0x80, 0x00])), deflateRawSync(json, { level: 1 })]).copy(stored);
+    const trailer = Buffer.alloc(6);
+    trailer.set([0x03, 0x00]);
+    trailer.writeUInt32BE(adler32(stored), 2);
+    const polyglot = Buffer.concat([Buffer.from([0x78, 0x01, 0x00, 0xfe, 0xff, 0x01, 0x00]), stored, trailer]);
+    assert.equal(inflateSync(polyglot).length, 0xfffe, "zlib reads the stored block");
+    assert.ok(inflateRawSync(polyglot).toString().endsWith(json), "raw deflate reads the attack");
+    const r = await post("application/octet-stream", "deflate", polyglot);
+    assert.equal(r.status, 403, "polyglot: refused");
+    assert.equal(r.headers.get("x-waf-rule"), "body-encoding");
+    await r.arrayBuffer();
     assert.equal(origin.requests.length, 0, "no refused body reached the origin");
     // Benign bodies pass, and the origin gets the coded bytes as they were sent, with their coding.
     const zl = deflateSync(benign);
     const bomb = gzipSync(Buffer.alloc(10 * 1024 * 1024, " "));
+    // NDJSON records gzipped by a client that flushes after each (an empty stored block per record).
+    const flushed = createGzip();
+    const parts = [];
+    flushed.on("data", (c) => parts.push(c));
+    for (let i = 0; i < 300; i++) {
+      flushed.write(`${JSON.stringify({ ts: 1700000000 + i, level: "info", msg: "request served", path: `/api/items/${i}` })}\n`);
+      await new Promise((resolve) => flushed.flush(zlibConstants.Z_SYNC_FLUSH, resolve));
+    }
+    flushed.end();
+    await once(flushed, "end");
+    const ndjson = Buffer.concat(parts);
+    // A BGZF member (bgzip's .vcf.gz): its extra field `BC` holds the member's size, NUL bytes and all.
+    const vcf = Buffer.from("#CHROM\tPOS\tID\tREF\tALT\n1\t10177\trs367896724\tA\tAC\n");
+    const bgzfData = deflateRawSync(vcf);
+    const bgzfHeader = Buffer.from([0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 6, 0, 0x42, 0x43, 2, 0, 0, 0]);
+    bgzfHeader.writeUInt16LE(bgzfHeader.length + bgzfData.length + 8 - 1, 16);
+    const bgzfTrailer = Buffer.alloc(8);
+    bgzfTrailer.writeUInt32LE(crc32(vcf), 0);
+    bgzfTrailer.writeUInt32LE(vcf.length, 4);
+    const bgzf = Buffer.concat([bgzfHeader, bgzfData, bgzfTrailer]);
+    assert.ok(gunzipSync(bgzf).equals(vcf));
     for (const [type, coding, body] of [
       ["application/json", "gzip", gz],
       ["application/json", "deflate", zl],
       ["application/json", "identity, gzip", gz],
       ["text/plain", "gzip", bomb],
+      ["application/x-ndjson", "gzip", ndjson],
+      ["text/plain", "gzip", bgzf],
     ]) {
       origin.reset();
       const r = await post(type, coding, body);
