@@ -277,7 +277,9 @@ impl LocationMap {
         };
         let end = path.find(['?', '#']).unwrap_or(path.len());
         let resolved = resolve_dot_segments(&path[..end]).map(|p| format!("{p}{}", &path[end..]));
-        let mapped = self.client_path(resolved.as_deref().unwrap_or(path))?;
+        // A relative reference resolved against `asked` is a path on the upstream, never one the origin wrote under
+        // the prefix (it is read alike under any prefix): `2` from `/api/docs/1` is the client's `/api/api/docs/2`.
+        let mapped = self.client_path(resolved.as_deref().unwrap_or(path), relative.is_none())?;
         (mapped != location).then_some(mapped)
     }
 
@@ -342,22 +344,22 @@ impl LocationMap {
         let mapped = if !self.upstream_path.is_empty() && covers(&self.upstream_path) {
             if prefix.is_empty() { "/" } else { prefix }.to_owned()
         } else {
-            self.client_path(path)?
+            self.client_path(path, true)?
         };
         (mapped != path).then(|| format!("{}{mapped}{}", &set_cookie[..start], &set_cookie[end..]))
     }
 
     /// Where a path on the upstream (`/base/docs/`) is for the client (`/gw/docs/`): under the route's prefix, or
-    /// as it is when it is already there; `None` outside the upstream's base path, or when it would read as
-    /// another host.
-    fn client_path(&self, path: &str) -> Option<String> {
+    /// as it is when it is already there and `written` (the origin wrote it, and may have written it from
+    /// `X-Forwarded-Prefix`); `None` outside the upstream's base path, or when it would read as another host.
+    fn client_path(&self, path: &str, written: bool) -> Option<String> {
         let under = |head: &str| {
             path.strip_prefix(head)
                 .filter(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
         };
         // An origin that builds its links from X-Forwarded-Prefix already said where it is mounted (its path is
         // kept; an absolute one loses the internal address).
-        let mapped = if !self.prefix.is_empty() && under(&self.prefix).is_some() {
+        let mapped = if written && !self.prefix.is_empty() && under(&self.prefix).is_some() {
             path.to_owned()
         } else {
             let under_base = under(&self.upstream_path)?;
@@ -819,6 +821,22 @@ mod tests {
             assert_eq!(
                 root.client_location(location, "http://o:8080/").as_deref(),
                 Some("/api/login"),
+                "{location}"
+            );
+        }
+        // A relative reference names a path on the upstream, never one an origin wrote under the prefix: asked
+        // `/api/docs/1` (the client's `/api/api/docs/1`), `2` is the upstream's `/api/docs/2`, the client's
+        // `/api/api/docs/2` — not its `/api/docs/2` (the upstream's `/docs/2`).
+        for (location, client) in [
+            ("2", "/api/api/docs/2"),
+            ("../x", "/api/api/x"),
+            ("../../api/y", "/api/api/y"),
+            ("../../y", "/api/y"),
+        ] {
+            assert_eq!(
+                root.client_location(location, "http://o:8080/api/docs/1")
+                    .as_deref(),
+                Some(client),
                 "{location}"
             );
         }
