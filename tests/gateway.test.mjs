@@ -1258,6 +1258,21 @@ describe("edge cache", () => {
     // A client taking no coding gets the identity body, so its HEAD is told that length.
     const plain = await rawRequest(path, { method: "HEAD", headers: { "accept-encoding": "identity" } });
     assert.equal(plain.headers.get("content-length"), String(Buffer.byteLength(text)));
+    // An origin's gzip body is decoded by the runtime as it reads it: a client taking no gzip gets it decoded, one
+    // preferring br gets it coded anew — neither the origin's gzip length.
+    const { gzipSync } = await import("node:zlib");
+    const zipped = gzipSync(text, { level: 1 });
+    origin.handle((req, body, res) => {
+      res.writeHead(200, { "content-type": "text/plain", "content-encoding": "gzip", "content-length": zipped.length });
+      res.end(req.method === "HEAD" ? undefined : zipped);
+    });
+    for (const accept of ["identity", "br"]) {
+      const get = await rawRequest("/gw/open/head-coded", { headers: { "accept-encoding": accept } });
+      assert.notEqual(get.headers.get("content-encoding"), "gzip", `${accept}: the premise, the GET's body is not the origin's gzip`);
+      const coded = await rawRequest("/gw/open/head-coded", { method: "HEAD", headers: { "accept-encoding": accept } });
+      assert.equal(coded.status, 200);
+      assert.equal(coded.headers.get("content-length"), null, `${accept}: not the origin's gzip length`);
+    }
     origin.reset();
   });
 

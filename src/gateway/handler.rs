@@ -22,8 +22,8 @@ use super::cache::{
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, forward_on_preflight, forward_request_header,
-    forward_response_header, forwarded_for, runtime_may_code, tailors_answer, without_cookies,
-    LocationMap, SHARED_FILL,
+    forward_response_header, forwarded_for, head_keeps_origin_length, runtime_may_code,
+    tailors_answer, without_cookies, LocationMap, SHARED_FILL,
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
@@ -405,6 +405,7 @@ async fn forward(
             &[("server-timing".into(), format!("origin;dur={origin_ms}"))],
             &route.location,
             &target,
+            method == "HEAD",
             head_may_code,
         )),
         Err(failure) => Err(failure.into_error()),
@@ -1316,14 +1317,16 @@ fn pass_through(
     extra: &[(String, String)],
     location: &LocationMap,
     asked: &str,
-    head_may_code: bool,
+    head: bool,
+    may_code: bool,
 ) -> Response {
     let mut pairs = header_list::read(&worker::Headers(response.headers()));
     // The names the origin's `Connection` header lists are hop-by-hop for this response only.
     let listed = connection_tokens(header_list::get(&pairs, "connection"));
     pairs.retain(|(k, _)| forward_response_header(k, &listed));
-    // The origin's HEAD says its uncoded length, which the GET's body, coded by the runtime, would not have.
-    if head_may_code && header_list::get(&pairs, "content-encoding").is_none() {
+    // The origin's HEAD says the length of its bytes, which the GET's body, coded or decoded by the runtime, would
+    // not have.
+    if head && !head_keeps_origin_length(header_list::get(&pairs, "content-encoding"), may_code) {
         pairs.retain(|(k, _)| k != "content-length");
     }
     map_to_client(&mut pairs, location, asked);
@@ -1936,6 +1939,7 @@ async fn own_answer(spec: &Spec, own: &OwnRequest<'_>) -> ApiResult<Response> {
         &timing,
         &spec.location,
         &spec.url,
+        own.method == "HEAD",
         own.head_may_code,
     );
     Ok(respond::with_header(response, "x-cache", "MISS"))

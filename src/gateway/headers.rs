@@ -451,6 +451,24 @@ pub fn runtime_may_code(accept_encoding: Option<&str>) -> bool {
         })
 }
 
+/// Whether the origin's answer to a HEAD passed straight on may keep its `Content-Length`: the length of the GET's
+/// body as it would reach the client (RFC 9110 §8.6). Not for an uncoded answer the runtime may code
+/// ([`runtime_may_code`]), nor for one in gzip or br, which the runtime decodes as it reads it and sends on decoded to
+/// a client not accepting that coding, or coded anew (a 47-byte gzip body went out as 1,013 identity bytes, or 27 of
+/// br): only a client whose own pick it is gets the origin's bytes. A coding the runtime leaves alone (`deflate`,
+/// `zstd`) goes out as it came, its length with it.
+pub fn head_keeps_origin_length(content_encoding: Option<&str>, may_code: bool) -> bool {
+    match content_encoding.map(str::trim) {
+        None | Some("") => !may_code,
+        Some(coding) if coding.eq_ignore_ascii_case("identity") => !may_code,
+        Some(codings) => !codings.split(',').any(|coding| {
+            ["gzip", "x-gzip", "br"]
+                .iter()
+                .any(|c| coding.trim().eq_ignore_ascii_case(c))
+        }),
+    }
+}
+
 /// The names a `Connection` header lists.
 pub fn connection_tokens(value: Option<&str>) -> Vec<String> {
     value
@@ -478,6 +496,31 @@ pub fn forwarded_for(existing: Option<&str>, client_ip: Option<&str>) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_head_keeps_the_origin_length_only_of_a_body_the_runtime_sends_as_it_came() {
+        for (content_encoding, may_code, kept) in [
+            (None, false, true),
+            (None, true, false),
+            (Some("identity"), false, true),
+            (Some("identity"), true, false),
+            // Decoded by the runtime as it reads: sent decoded, or coded anew, whoever asks.
+            (Some("gzip"), false, false),
+            (Some("gzip"), true, false),
+            (Some("BR"), false, false),
+            (Some("x-gzip"), true, false),
+            (Some("deflate, gzip"), false, false),
+            // Left alone: the origin's bytes, their length with them.
+            (Some("deflate"), true, true),
+            (Some("zstd"), false, true),
+        ] {
+            assert_eq!(
+                head_keeps_origin_length(content_encoding, may_code),
+                kept,
+                "{content_encoding:?} {may_code}"
+            );
+        }
+    }
 
     #[test]
     fn a_client_accepting_gzip_or_br_may_get_a_body_the_runtime_codes() {
