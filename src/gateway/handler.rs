@@ -446,7 +446,7 @@ fn screen_request(
         global,
         waf::inspect_url(&gateway.waf, url.path, url.query),
     )?;
-    if gateway.routes.ambiguous(method, url.path) {
+    if gateway.routes.ambiguous(method, url.path, gateway.waf.mode) {
         return Err(ambiguous_path());
     }
     Ok(content_length)

@@ -280,8 +280,9 @@ impl RouteTable {
     /// auth) while the origin serves `/api/admin` — or `/upload/meta;x=1` matched an `/upload` route whose bodies
     /// go unchecked (`waf_body`). A path both readings route to routes with the same auth, permissions, rate
     /// limits, cache policy and body WAF mode (`/open/any%2Fthing` under `/open`, `group%2Fproject` as a
-    /// parameter) is not ambiguous. (Escapes are upper-case after `request_url::normalise_path`.)
-    pub fn ambiguous(&self, method: &str, path: &str) -> bool {
+    /// parameter) is not ambiguous. `waf` is the global WAF mode, a route's body mode when it sets none. (Escapes
+    /// are upper-case after `request_url::normalise_path`.)
+    pub fn ambiguous(&self, method: &str, path: &str, waf: WafMode) -> bool {
         // Dot segments reach here as `%2e` decoded by `normalise_path` (the runtime resolves literal ones).
         if !path.contains(';')
             && !path.contains("%2F")
@@ -294,7 +295,7 @@ impl RouteTable {
             return (self.upper_literals || path.bytes().any(|b| b.is_ascii_uppercase())) && {
                 let actual = self.resolve(method, path);
                 matches!(actual, Matched::Route { .. })
-                    && self.differ(actual, self.resolve_as(method, path, Letters::AnyCase))
+                    && self.differ(actual, self.resolve_as(method, path, Letters::AnyCase), waf)
             };
         }
         let slashes = path.replace("%2F", "/").replace("%5C", "/");
@@ -314,13 +315,18 @@ impl RouteTable {
         }
         let read = segments.join("/");
         let actual = self.resolve(method, path);
-        self.differ(actual.clone(), self.resolve(method, &read))
+        self.differ(actual.clone(), self.resolve(method, &read), waf)
             || matches!(actual, Matched::Route { .. })
-                && self.differ(actual, self.resolve_as(method, &read, Letters::AnyCase))
+                && self.differ(
+                    actual,
+                    self.resolve_as(method, &read, Letters::AnyCase),
+                    waf,
+                )
     }
 
-    /// Whether two resolutions of one request would check it differently.
-    fn differ(&self, a: Matched<'_>, b: Matched<'_>) -> bool {
+    /// Whether two resolutions of one request would check it differently. Body modes are compared as they apply
+    /// (`waf` where a route sets none): a route that spells out the global mode checks bodies as one that is silent.
+    fn differ(&self, a: Matched<'_>, b: Matched<'_>, waf: WafMode) -> bool {
         match (a, b) {
             // Two routes that check alike (an escaped slash inside a parameter, `group%2Fproject`) are no risk.
             (Matched::Route { route: a, .. }, Matched::Route { route: b, .. }) => {
@@ -329,7 +335,7 @@ impl RouteTable {
                         && a.permissions == b.permissions
                         && a.rate_limits == b.rate_limits
                         && a.cache == b.cache
-                        && a.waf_body == b.waf_body)
+                        && a.waf_body.unwrap_or(waf) == b.waf_body.unwrap_or(waf))
             }
             (Matched::Route { .. }, _) | (_, Matched::Route { .. }) => true,
             _ => false,
@@ -616,7 +622,7 @@ mod tests {
             "/api/users/7%2Fadmin",
             "/api/users/7/admin;jsessionid=1",
         ] {
-            assert!(t.ambiguous("GET", path), "{path}");
+            assert!(t.ambiguous("GET", path, WafMode::Block), "{path}");
         }
         for path in [
             "/api/admin",
@@ -626,7 +632,7 @@ mod tests {
             "/api/users/a%2Fb",
             "/elsewhere%2Fx",
         ] {
-            assert!(!t.ambiguous("GET", path), "{path}");
+            assert!(!t.ambiguous("GET", path, WafMode::Block), "{path}");
         }
     }
 
@@ -636,7 +642,11 @@ mod tests {
             {"name": "api", "path": "/api", "upstream": "http://a"},
             {"name": "issues", "path": "/api/projects/:id/issues", "upstream": "http://a"},
         ]));
-        assert!(!t.ambiguous("GET", "/api/projects/group%2Fproject/issues"));
+        assert!(!t.ambiguous(
+            "GET",
+            "/api/projects/group%2Fproject/issues",
+            WafMode::Block
+        ));
     }
 
     #[test]
@@ -646,11 +656,27 @@ mod tests {
             {"name": "meta", "path": "/up/meta", "methods": ["PUT"], "upstream": "http://a"},
         ]));
         for path in ["/up/meta;x=1", "/up/meta%2F", "/up/x/..;/meta", "/up/META"] {
-            assert!(t.ambiguous("PUT", path), "{path}");
+            assert!(t.ambiguous("PUT", path, WafMode::Block), "{path}");
         }
         assert!(
-            !t.ambiguous("PUT", "/up/other;x=1"),
+            !t.ambiguous("PUT", "/up/other;x=1", WafMode::Block),
             "the off route both ways"
+        );
+    }
+
+    /// A route that sets `waf_body` to the global mode checks bodies as one that sets none: `group%2Fproject` read
+    /// both ways meets the two and is no more ambiguous than before routes had body modes.
+    #[test]
+    fn a_route_setting_the_global_body_mode_checks_bodies_as_one_setting_none() {
+        let t = table(json!([
+            {"name": "api", "path": "/api", "methods": ["POST"], "upstream": "http://a", "waf_body": "block"},
+            {"name": "issues", "path": "/api/projects/:id/issues", "methods": ["POST"], "upstream": "http://a"},
+        ]));
+        let path = "/api/projects/group%2Fproject/issues";
+        assert!(!t.ambiguous("POST", path, WafMode::Block));
+        assert!(
+            t.ambiguous("POST", path, WafMode::Log),
+            "block here, log there"
         );
     }
 
@@ -660,9 +686,9 @@ mod tests {
             {"name": "all", "path": "/api", "upstream": "http://a"},
             {"name": "admin", "path": "/api/admin", "upstream": "http://a", "auth": "jwt"},
         ]));
-        assert!(t.ambiguous("GET", "/api/x/..;/admin"));
+        assert!(t.ambiguous("GET", "/api/x/..;/admin", WafMode::Block));
         assert!(
-            t.ambiguous("GET", "/api/x/../admin"),
+            t.ambiguous("GET", "/api/x/../admin", WafMode::Block),
             "%2e%2e decoded by normalise_path"
         );
     }
@@ -782,10 +808,13 @@ mod tests {
             {"name": "all", "path": "/api", "upstream": "http://a"},
             {"name": "admin", "path": "/api/Admin", "upstream": "http://a", "auth": "jwt"},
         ]));
-        assert!(t.ambiguous("GET", "/api/admin/users"));
-        assert!(t.ambiguous("GET", "/api/x/../admin"));
-        assert!(!t.ambiguous("GET", "/api/Admin/users"), "its own spelling");
-        assert!(!t.ambiguous("GET", "/api/other"));
+        assert!(t.ambiguous("GET", "/api/admin/users", WafMode::Block));
+        assert!(t.ambiguous("GET", "/api/x/../admin", WafMode::Block));
+        assert!(
+            !t.ambiguous("GET", "/api/Admin/users", WafMode::Block),
+            "its own spelling"
+        );
+        assert!(!t.ambiguous("GET", "/api/other", WafMode::Block));
     }
 
     #[test]
@@ -801,7 +830,7 @@ mod tests {
             "/api/x/../Admin",
             "/api/ADMIN;x=1",
         ] {
-            assert!(t.ambiguous("GET", path), "{path}");
+            assert!(t.ambiguous("GET", path, WafMode::Block), "{path}");
         }
         // A route's own spelling, and paths every reading routes alike, are not.
         for path in [
@@ -810,7 +839,7 @@ mod tests {
             "/api/Users",
             "/API/other",
         ] {
-            assert!(!t.ambiguous("GET", path), "{path}");
+            assert!(!t.ambiguous("GET", path, WafMode::Block), "{path}");
         }
         assert_eq!(
             t.resolve("GET", "/API/other"),
