@@ -10,6 +10,7 @@
 //! routes asked in `Allow` — an open `/api` must not take the POST or DELETE of an `/api/admin` set for GET with a
 //! permission.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::Deserialize;
@@ -113,11 +114,15 @@ impl Route {
     /// when it sets one — `off` for an upload route whose content the rules misread (an editor posting HTML, a
     /// `br` upload to an object store), `log` to watch one before blocking, `block` to block on one route while the
     /// WAF only logs elsewhere. It covers the body's size, declared or counted, too; the request line and headers
-    /// always follow the global mode.
-    pub fn body_waf(&self, global: &WafConfig) -> WafConfig {
-        WafConfig {
-            mode: self.waf_body.unwrap_or(global.mode),
-            ..global.clone()
+    /// always follow the global mode. Borrowed unless the route's mode differs (no copy of the rule list on every
+    /// request of the common route).
+    pub fn body_waf<'a>(&self, global: &'a WafConfig) -> Cow<'a, WafConfig> {
+        match self.waf_body {
+            Some(mode) if mode != global.mode => Cow::Owned(WafConfig {
+                mode,
+                ..global.clone()
+            }),
+            _ => Cow::Borrowed(global),
         }
     }
 }
@@ -1046,7 +1051,7 @@ mod tests {
         assert_eq!(mode("upload").mode, WafMode::Off);
         assert_eq!(mode("watched").mode, WafMode::Log);
         assert_eq!(
-            mode("plain"),
+            *mode("plain"),
             global,
             "the global settings when the route sets none"
         );
