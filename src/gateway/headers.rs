@@ -1,6 +1,8 @@
 //! Header rewriting for the proxy: which request and response headers are dropped (hop-by-hop, client-sent
 //! identity), and the forwarding headers the origin receives. Pure: works on name/value pairs.
 
+use std::borrow::Cow;
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus ones that only make sense on one connection; never forwarded.
 /// `Expect` among them: its `100-continue` is the client's exchange with the edge, and an origin's interim 100
 /// would reach the runtime's client as the final answer (a 502).
@@ -73,26 +75,19 @@ pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool 
 /// `, `, so a pair is also cut at a comma before a dropped name (`a=1, __Host-…=x`): only such pieces go, and a
 /// value with commas of its own (JSON) is kept as written.
 pub fn without_cookies(header: &str, drop: &[&str]) -> Option<String> {
-    let name = |piece: &str| {
-        piece
-            .split_once('=')
-            .map_or(piece, |(k, _)| k)
-            .trim()
-            .to_owned()
-    };
-    let kept: Vec<String> = header
+    let dropped =
+        |piece: &&str| drop.contains(&piece.split_once('=').map_or(*piece, |(k, _)| k).trim());
+    let kept: Vec<Cow<'_, str>> = header
         .split(';')
         .filter_map(|pair| {
-            let pieces: Vec<&str> = pair.split(',').collect();
-            let dropped = |piece: &&str| drop.contains(&name(piece).as_str());
-            if pieces.iter().skip(1).any(dropped) || pieces.first().is_some_and(dropped) {
-                let left: Vec<&str> = pieces.into_iter().filter(|p| !dropped(p)).collect();
-                let left = left.join(",");
-                let left = left.trim();
-                return (!left.is_empty()).then(|| left.to_owned());
+            if !pair.split(',').any(|piece| dropped(&piece)) {
+                let pair = pair.trim();
+                return (!pair.is_empty()).then_some(Cow::Borrowed(pair));
             }
-            let pair = pair.trim();
-            (!pair.is_empty()).then(|| pair.to_owned())
+            let left: Vec<&str> = pair.split(',').filter(|p| !dropped(p)).collect();
+            let left = left.join(",");
+            let left = left.trim();
+            (!left.is_empty()).then(|| Cow::Owned(left.to_owned()))
         })
         .collect();
     (!kept.is_empty()).then(|| kept.join("; "))
