@@ -371,7 +371,6 @@ async fn forward(
                     .map(str::to_owned),
             };
             let own = OwnRequest {
-                head_may_code,
                 method,
                 headers: &headers,
             };
@@ -1388,8 +1387,6 @@ struct Asked {
 /// The request as it would go to the origin uncached: what a requester whose shared fill got an answer made for a
 /// visitor without what it sent is answered by (`cache::FillAnswer`).
 struct OwnRequest<'a> {
-    /// A HEAD whose GET the runtime may code (see `forward`): told no length.
-    head_may_code: bool,
     method: &'a str,
     headers: &'a [(String, String)],
 }
@@ -1915,11 +1912,11 @@ async fn answer_fetched(
         return Ok(fetched_response(f, policy, state, asked));
     }
     f.body.discard();
-    own_answer(spec, own).await
+    own_answer(spec, asked, own).await
 }
 
 /// The requester's own request, as on an uncached route (labelled a MISS).
-async fn own_answer(spec: &Spec, own: &OwnRequest<'_>) -> ApiResult<Response> {
+async fn own_answer(spec: &Spec, asked: &Asked, own: &OwnRequest<'_>) -> ApiResult<Response> {
     let started = respond::now_ms();
     let response = send(
         &spec.url,
@@ -1939,8 +1936,8 @@ async fn own_answer(spec: &Spec, own: &OwnRequest<'_>) -> ApiResult<Response> {
         &timing,
         &spec.location,
         &spec.url,
-        own.method == "HEAD",
-        own.head_may_code,
+        asked.head,
+        asked.may_code,
     );
     Ok(respond::with_header(response, "x-cache", "MISS"))
 }
@@ -1983,7 +1980,7 @@ async fn cached(
         let (outcome, state) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
         return match outcome {
             Ok(f) => answer_fetched(&f, &spec, &policy, state, &asked, &own).await,
-            Err(Failure::Passed) => own_answer(&spec, &own).await,
+            Err(Failure::Passed) => own_answer(&spec, &asked, &own).await,
             Err(failure) => Err(failure.into_error()),
         };
     };
@@ -2024,7 +2021,7 @@ async fn cached(
             }
             let answer = match outcome {
                 Ok(f) => answer_fetched(&f, &spec, &policy, state, &asked, &own).await,
-                Err(Failure::Passed) => own_answer(&spec, &own).await,
+                Err(Failure::Passed) => own_answer(&spec, &asked, &own).await,
                 Err(failure) => Err(failure.into_error()),
             };
             // The requester's own request (a passed key, or an answer made for the fill alone) fails like a fill.
@@ -2039,7 +2036,7 @@ async fn cached(
         }
         Freshness::Expired => match coalesced_fetch(Some(&call.ctx), &spec, &policy).await {
             (Ok(f), state) => answer_fetched(&f, &spec, &policy, state, &asked, &own).await,
-            (Err(Failure::Passed), _) => own_answer(&spec, &own).await,
+            (Err(Failure::Passed), _) => own_answer(&spec, &asked, &own).await,
             (Err(failure), _) => Err(failure.into_error()),
         },
     }
