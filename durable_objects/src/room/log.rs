@@ -29,12 +29,8 @@ pub trait UpdateStore {
     /// Replaces everything stored with `snapshot`, the log with `pending` and what waits with `waiting`, as one
     /// atomic step: when it fails, what was stored before is all still there (a snapshot written before a failing
     /// append would have dropped the log that append was to restate).
-    fn compact(
-        &mut self,
-        snapshot: &[u8],
-        pending: &[Vec<u8>],
-        waiting: &[(Vec<u8>, u64)],
-    ) -> Result<(), String>;
+    /// Given the parts whole (the snapshot may be near 2 MB): the store keeps or sends them without a copy.
+    fn compact(&mut self, snapshot: Snapshot) -> Result<(), String>;
 }
 
 /// The room's rules for what it keeps, from its settings.
@@ -338,23 +334,21 @@ fn apply_or_reload(
 /// Folds the log into a snapshot of the whole document: what it integrated, with what it keeps pending logged
 /// after it and what waits (see [`RoomDoc::snapshot`]), in one atomic store step.
 fn compact(loaded: &mut Loaded, store: &mut dyn UpdateStore) -> Result<(), AcceptError> {
-    let Snapshot {
-        doc: snapshot,
-        pending,
-        waiting,
-    } = loaded.doc.snapshot();
-    store
-        .compact(&snapshot, &pending, &waiting)
-        .map_err(AcceptError::Store)?;
+    let snapshot = loaded.doc.snapshot();
     // What is pending and waiting cannot be folded in: it counts with the snapshot, not towards the next compaction
     // (which would otherwise follow every update once it held as many parts as the policy's entries). A reload counts
     // those rows as log entries again, so with a policy of fewer entries than parts the first update after a load
     // compacts once more.
+    let bytes = (snapshot.doc.len()
+        + snapshot.pending.iter().map(Vec::len).sum::<usize>()
+        + snapshot
+            .waiting
+            .iter()
+            .map(|(part, _)| part.len())
+            .sum::<usize>()) as u64;
+    store.compact(snapshot).map_err(AcceptError::Store)?;
     loaded.stats = LogStats::default();
-    loaded.snapshot_bytes = (snapshot.len()
-        + pending.iter().map(Vec::len).sum::<usize>()
-        + waiting.iter().map(|(part, _)| part.len()).sum::<usize>())
-        as u64;
+    loaded.snapshot_bytes = bytes;
     Ok(())
 }
 
@@ -376,16 +370,11 @@ impl UpdateStore for MemoryStore {
         self.stored.waiting.push((update.to_vec(), since));
         Ok(())
     }
-    fn compact(
-        &mut self,
-        snapshot: &[u8],
-        pending: &[Vec<u8>],
-        waiting: &[(Vec<u8>, u64)],
-    ) -> Result<(), String> {
+    fn compact(&mut self, snapshot: Snapshot) -> Result<(), String> {
         self.stored = Stored {
-            snapshot: Some(snapshot.to_vec()),
-            log: pending.to_vec(),
-            waiting: waiting.to_vec(),
+            snapshot: Some(snapshot.doc),
+            log: snapshot.pending,
+            waiting: snapshot.waiting,
         };
         Ok(())
     }
@@ -453,15 +442,10 @@ mod tests {
                 Fails::Compaction => self.0.append_waiting(update, since),
             }
         }
-        fn compact(
-            &mut self,
-            snapshot: &[u8],
-            pending: &[Vec<u8>],
-            waiting: &[(Vec<u8>, u64)],
-        ) -> Result<(), String> {
+        fn compact(&mut self, snapshot: Snapshot) -> Result<(), String> {
             match self.1 {
                 Fails::Compaction => Err("SQLITE_FULL".into()),
-                Fails::Waiting => self.0.compact(snapshot, pending, waiting),
+                Fails::Waiting => self.0.compact(snapshot),
             }
         }
     }

@@ -21,6 +21,7 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
+use super::document::Snapshot;
 use super::limits::{EchoCredit, TokenBucket, REPLY_BYTES_BURST, REPLY_BYTES_PER_SECOND};
 use super::log::{self, AcceptError, Accepted, Loaded, Outcome, Stored, UpdateStore};
 use super::presence::{self, Announced, Presence};
@@ -158,18 +159,17 @@ impl UpdateStore for SqlStore<'_> {
             .map_err(|e| e.to_string())
     }
 
-    fn compact(
-        &mut self,
-        snapshot: &[u8],
-        pending: &[Vec<u8>],
-        waiting: &[(Vec<u8>, u64)],
-    ) -> std::result::Result<(), String> {
+    fn compact(&mut self, snapshot: Snapshot) -> std::result::Result<(), String> {
         // Inside `transactionSync`, so a statement that fails rolls back the ones before it. Statements of one
         // synchronous turn are committed together, but one that throws does not undo the others: the snapshot and
         // the deletes would commit without the pending and waiting rows that were to restate what they replaced.
         // (workers-rs has no binding for it: the storage object's method is called as it is.)
         let sql = self.0.clone();
-        let (snapshot, pending, waiting) = (snapshot.to_vec(), pending.to_vec(), waiting.to_vec());
+        let Snapshot {
+            doc: snapshot,
+            pending,
+            waiting,
+        } = snapshot;
         let body = Closure::once(move || -> std::result::Result<JsValue, JsValue> {
             let failed = |e: worker::Error| JsValue::from_str(&e.to_string());
             sql.exec(
