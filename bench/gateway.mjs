@@ -2,7 +2,9 @@
 // plain-JavaScript Worker (bench/reference/gateway.mjs), each with and without its memory of verified tokens — and (2) a cached GET served from the edge cache against the
 // reference hello Worker (bench/reference/health.mjs), as the issue asks, and against a JS Worker answering from
 // the Cache API (bench/reference/cached.mjs), which shows what the cache lookup itself costs. All on workerd, loaded one after the other with the same wrk
-// settings in this one run, in alternating rounds (BENCH_ROUNDS, default 9, of BENCH_SECONDS, default 2: on this noisy machine many short rounds gave steadier medians than a few long ones), against
+// settings in this one run, in alternating rounds (BENCH_ROUNDS, default 9, of BENCH_SECONDS, default 2: on this noisy machine many short rounds gave steadier medians than a few long ones)
+// after a warm-up of BENCH_WARM seconds per gateway (default 2; 30 s, long enough for V8 to move edgekit's wasm from Liftoff to
+// TurboFan, gave the same ratios), against
 // one origin on 127.0.0.1 — with (3) a Rust/wasm Worker that only forwards (bench/floor), the floor any wasm proxy
 // stands on — the Workers pinned to their own core (lib.mjs pinWorkers). Prints each case's median run
 // and the median of the per-round ratios, for req/s, p99 and the workerd CPU time each request cost.
@@ -11,6 +13,7 @@ import { alternate, benchOrigin, benchToken, ensureWrk, loadAsync, pairedRatios,
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
+const WARM = Number(process.env.BENCH_WARM ?? 2);
 ensureWrk();
 
 // One origin for both gateways, and one EdDSA key published in both Workers' CONFIG_KV as a JWKS.
@@ -52,7 +55,7 @@ try {
   assert.equal(hit.headers.get("x-cache"), "HIT", "the cached route is warm");
   await hit.arrayBuffer();
 
-  const warm = (url, headers) => loadAsync(url, { seconds: 2, connections: 8, headers });
+  const warm = (url, headers) => loadAsync(url, { seconds: WARM, connections: 8, headers });
   for (const side of [...gateways, floor]) await warm(`${side.url}${API}`, AUTH);
   const each = { rounds: ROUNDS, seconds };
   const proxied = report(
