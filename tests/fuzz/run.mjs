@@ -8,6 +8,8 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { DEMO_USERS, seed } from "../../scripts/seed.mjs";
 import { generateSigningJwk } from "../../scripts/dev-key.mjs";
+import sharp from "sharp";
+import { startOrigin } from "../support/origin.mjs";
 import { ROOT, startWorker } from "../support/worker.mjs";
 
 const quick = process.argv.includes("--quick");
@@ -19,9 +21,25 @@ const settings = quick
 const KEY = JSON.stringify(generateSigningJwk("fuzz-key"));
 // Login limits are raised here: the hooks make many real logins, and a 429 would stop the stateful links early
 // (the limits themselves are tested in tests/sessions.test.mjs).
+// An image origin for /images: a JPEG, a PNG with alpha, a PNG the resizer cannot read and an HTML page labelled as
+// an image (hooks.py hands their paths to schemathesis beside generated ones; every other path is a 404 there).
+const solid = (channels) => sharp({ create: { width: 64, height: 48, channels, background: { r: 200, g: 80, b: 40, alpha: 0.5 } } });
+const images = {
+  "/photos/land.jpg": { type: "image/jpeg", body: await solid(3).jpeg().toBuffer() },
+  "/photos/logo.png": { type: "image/png", body: await solid(4).png().toBuffer() },
+  "/photos/broken.png": { type: "image/png", body: Buffer.from("\x89PNG\r\n\x1a\n then no chunks", "latin1") },
+  "/photos/page.jpg": { type: "image/jpeg", body: Buffer.from("<!doctype html><h1>500</h1>") },
+};
+const imageOrigin = await startOrigin();
+imageOrigin.handle((req, body, res, record) => {
+  const image = images[record.path];
+  if (!image) return res.writeHead(404).end();
+  res.writeHead(200, { "content-type": image.type, "content-length": image.body.length }).end(image.body);
+});
 const worker = await startWorker({
   vars: {
     DEBUG_ROUTES: false,
+    IMAGES_ORIGIN: imageOrigin.url,
     AUTH_SIGNING_KEY: KEY,
     RATE_LIMIT_POLICIES: {
       "login-ip": { limit: 100000, window: 60, key: "ip" },
@@ -96,5 +114,6 @@ try {
   }
 } finally {
   await worker.stop();
+  await imageOrigin.stop();
 }
 process.exit(code);
