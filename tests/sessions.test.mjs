@@ -861,6 +861,33 @@ test("a browser that signed in keeps its own login limit while others exhaust th
   await refused(await attempt(BOB.email, "a new password", device(bobs)), "login-email", "an entry from before the change");
 });
 
+test("an access JWT never outlives the session it was issued from", async (t) => {
+  // A session of one minute (idle and absolute) and access tokens of an hour: the token ends with the session.
+  const brief = await startWorker({
+    vars: {
+      AUTH_SIGNING_KEY: JSON.stringify(KEY),
+      RATE_LIMIT_POLICIES: GENEROUS,
+      SESSION_IDLE_SECS: 60,
+      SESSION_MAX_SECS: 60,
+      SESSION_TOUCH_SECS: 30,
+      AUTH_ACCESS_TTL_SECS: 3600,
+    },
+  });
+  t.after(() => brief.stop());
+  await seed({ CONFIG_KV: await brief.mf.getKVNamespace("CONFIG_KV"), DB: await brief.mf.getD1Database("DB") });
+  const response = await brief.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }));
+  assert.equal(response.status, 200);
+  const body = await response.json();
+  const { claims } = await verifyAccessToken(body.access_token);
+  assert.ok(claims.exp * 1000 <= body.session.expires_at, `exp ${claims.exp} within the session (${body.session.expires_at})`);
+  assert.ok(body.expires_in <= 60 && body.expires_in > 0, `expires_in ${body.expires_in}`);
+  assert.equal(claims.exp - claims.iat, body.expires_in);
+  const refreshed = await brief.fetch("/auth/refresh", withCookie(cookieOf(response), { method: "POST" }));
+  assert.equal(refreshed.status, 200);
+  const again = await refreshed.json();
+  assert.ok((await verifyAccessToken(again.access_token)).claims.exp * 1000 <= again.session.expires_at, "a refresh's token too");
+});
+
 test("device entries expire after SESSION_DEVICE_TTL_SECS, whatever the browser keeps", async (t) => {
   const short = await startWorker({
     vars: {

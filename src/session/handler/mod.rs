@@ -313,19 +313,26 @@ fn issued(
         .signing_key
         .as_ref()
         .ok_or_else(|| ApiError::internal("AUTH_SIGNING_KEY is not set"))?;
+    // The access JWT ends with the session at the latest (its idle expiry as D1 holds it now, which the absolute
+    // limit caps): the gateway verifies it without D1, so a token outliving the session would keep serving requests
+    // for a session that no longer exists.
+    let ttl_secs = config
+        .access_ttl_secs
+        .min(record.expires_at.saturating_sub(now) / 1000)
+        .max(1);
     let access = jwt::issue(
         key,
         &auth.jwt_issuer,
         &auth.jwt_audience,
         &record.user(),
         now,
-        config.access_ttl_secs,
+        ttl_secs,
     )
     .map_err(ApiError::internal)?;
     let body = json!({
         "access_token": access,
         "token_type": "Bearer",
-        "expires_in": config.access_ttl_secs,
+        "expires_in": ttl_secs,
         "user": user_view(record),
         "session": { "expires_at": record.expires_at },
     });
