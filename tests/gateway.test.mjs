@@ -1790,6 +1790,43 @@ describe("edge cache", () => {
     assert.equal((await after.json()).version, 11);
   });
 
+  test("a request made after a purge is not handed the answer of a fill asked for before it", async () => {
+    origin.reset();
+    const stamp = Date.now();
+    let release;
+    const released = new Promise((resolve) => (release = resolve));
+    let content = "before the purge";
+    origin.handle(async (req, body, res) => {
+      const answer = content;
+      // The first fill's answer is held until a request made after the purge waits on it.
+      if (origin.requests.length === 1) await released;
+      res.writeHead(200, { "content-type": "text/plain", "cache-tag": `race-${stamp}` });
+      res.end(answer);
+    });
+    const path = `/gw/cached?race=${stamp}`;
+    const first = worker.fetch(path);
+    await until(() => origin.requests.length === 1, { what: "the fill to reach the origin" });
+    // The operator changes the content, then purges its tag, while that fill is still under way.
+    content = "after the purge";
+    const adminToken = bearer(token(keys, "ed1", { permissions: ["gateway:admin"] }));
+    const purge = await worker.fetch("/admin/gateway/purge", {
+      method: "POST",
+      headers: { "content-type": "application/json", ...adminToken },
+      body: JSON.stringify({ tags: [`race-${stamp}`] }),
+    });
+    assert.equal(purge.status, 200);
+    await purge.arrayBuffer();
+    const later = worker.fetch(path);
+    await waitingInWorker(1);
+    release();
+    const [early, late] = await Promise.all([first, later]);
+    assert.equal(await early.text(), "before the purge", "the request made before the purge gets its fill's answer");
+    assert.equal(await late.text(), "after the purge", "the one made after it is not handed the purged answer");
+    const next = await worker.fetch(path);
+    assert.equal(await next.text(), "after the purge");
+    origin.reset();
+  });
+
   test("cache tags are case-insensitive, as Cloudflare's purge by tag is: a purge in another case reaches the entry", async () => {
     origin.reset();
     const stamp = Date.now();

@@ -672,6 +672,19 @@ impl StoredMeta {
     }
 }
 
+/// Whether a purge of one of `tags` (as [`tags_for`] gives them) at or after `requested_at_ms` covers an answer whose
+/// origin request was made then: as a stored copy is covered ([`StoredMeta::purged`]), so is a fill still under way
+/// or being stored, which concurrent requests would otherwise be handed — content from before the purge, to requests
+/// made after it.
+pub fn purged_since(
+    tags: &[String],
+    requested_at_ms: u64,
+    purge_time_of: impl Fn(&str) -> Option<u64>,
+) -> bool {
+    tags.iter()
+        .any(|tag| purge_time_of(tag).is_some_and(|at| at >= requested_at_ms))
+}
+
 /// Statuses the Fetch standard gives no body: a response with one of them must be built without a body.
 pub fn null_body(status: u16) -> bool {
     matches!(status, 101 | 103 | 204 | 205 | 304)
@@ -1376,6 +1389,30 @@ mod tests {
             "stored after the purge"
         );
         assert!(!meta.purged(|_| None));
+    }
+
+    #[test]
+    fn a_fill_asked_before_a_purge_of_one_of_its_tags_is_covered_by_it() {
+        let tags = tags_for("r", Some("product-1"));
+        let marks = |tag: &str| match tag {
+            "product-1" => Some(600),
+            "route:other" => Some(900),
+            _ => None,
+        };
+        assert!(
+            purged_since(&tags, 500, marks),
+            "asked at 500, purged at 600"
+        );
+        assert!(
+            purged_since(&tags, 600, marks),
+            "asked in the purge's millisecond"
+        );
+        assert!(!purged_since(&tags, 601, marks), "asked after the purge");
+        assert!(!purged_since(&tags, 0, |_| None), "no purge known");
+        assert!(
+            !purged_since(&tags_for("r", None), 0, marks),
+            "another route's purge"
+        );
     }
 
     #[test]

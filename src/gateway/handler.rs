@@ -16,9 +16,9 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, memory_key, not_modified, null_body, shared_fill_answer, storable, tag_key,
-    tags_for, tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness, Passes, StoredMeta,
-    PURGE_MARK_TTL_SECS,
+    cache_key, memory_key, not_modified, null_body, purged_since, shared_fill_answer, storable,
+    tag_key, tags_for, tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness, Passes,
+    StoredMeta, PURGE_MARK_TTL_SECS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, forward_on_preflight, forward_request_header,
@@ -1525,6 +1525,17 @@ fn shareable(f: &Fetched) -> bool {
             && !f.headers.iter().any(|(k, _)| k == "set-cookie")
 }
 
+/// Whether this isolate knows of a purge of one of a fetched answer's tags made since its origin request (the
+/// marks it wrote or read, `PURGES`; no KV read: a stampede of waiters must not each read every tag).
+fn purged_here(f: &Fetched) -> bool {
+    PURGES.with(|p| {
+        let purges = p.borrow();
+        purged_since(&f.tags, f.requested_at, |tag| {
+            purges.get(tag).and_then(|(at, _)| *at)
+        })
+    })
+}
+
 /// The one origin fetch for `spec.key`: waits for the one in progress in this isolate, or makes it. The fetch
 /// hands its answer to the waiters first, then stores it if cacheable (2xx/301/404/410, no `Set-Cookie`, not
 /// `no-store`) with its jittered TTL before the key is released. A waiter whose lead vanished looks again (another
@@ -1546,7 +1557,12 @@ async fn coalesced_fetch(
         return (Err(Failure::Passed), "MISS");
     }
     let claimed = memory_key(&spec.key);
+    // A fill whose answer a purge made since its origin request covers: not waited for again.
+    let mut purged_fill: Option<coalesce::Slot<Outcome>> = None;
     while let Some(slot) = coalesce::in_progress(&IN_FLIGHT, &claimed) {
+        if purged_fill.as_ref().is_some_and(|p| Rc::ptr_eq(p, &slot)) {
+            break;
+        }
         let now = respond::now_ms();
         if !since.1.as_ref().is_some_and(|s| Rc::ptr_eq(s, &slot)) {
             since = (now, Some(slot.clone()));
@@ -1564,6 +1580,12 @@ async fn coalesced_fetch(
                 return (Err(Failure::Passed), "MISS")
             }
             Some(Ok(fetched)) if !shareable(&fetched) => break,
+            // Asked of the origin before a purge this isolate made or read (a request that arrived after the purge
+            // joined it, or came while it is being stored): the purge covers it, as it covers the stored copy. This
+            // request asks again — through another waiter's fill, when one already took the lead.
+            Some(Ok(fetched)) if fetched.storable && purged_here(&fetched) => {
+                purged_fill = Some(slot);
+            }
             Some(Ok(fetched)) if complete && fetched.storable => return (Ok(fetched), "HIT"),
             Some(outcome) => return (outcome, "MISS"),
             None => {}
