@@ -43,6 +43,9 @@ function routes() {
     { name: "admin", path: "/gw/secure/admin", upstream: up, auth: "jwt", permissions: ["admin"] },
     { name: "cached", path: "/gw/cached", upstream: up, cache: "api-public" },
     { name: "static", path: "/gw/static", upstream: up, cache: "static-immutable" },
+    // Writes to a cached URL: through its cached route, and through a route of their own beside it.
+    { name: "items", path: "/gw/items", methods: ["GET", "PUT", "POST", "DELETE"], upstream: up, cache: "api-public" },
+    { name: "cached-notes", path: "/gw/cached/notes", methods: ["PUT"], upstream: up },
     { name: "html", path: "/gw/html", upstream: up, cache: "html-dynamic" },
     { name: "personal", path: "/gw/me", upstream: up, auth: "jwt", cache: "api-personalized" },
     { name: "sie", path: "/gw/sie", upstream: up, cache: "short-sie", timeout_ms: 300 },
@@ -1788,6 +1791,44 @@ describe("edge cache", () => {
     const after = await worker.fetch(path);
     assert.equal(after.headers.get("x-cache"), "MISS");
     assert.equal((await after.json()).version, 11);
+  });
+
+  test("a write the origin accepts invalidates the stored answer for its URL (RFC 9111 §4.4): the writer reads its own write", async () => {
+    origin.reset();
+    let current = "old";
+    origin.handle((req, body, res) => {
+      if (req.method === "GET") return res.writeHead(200, { "content-type": "text/plain" }).end(current);
+      if (req.headers["x-refuse"]) return res.writeHead(409, { "content-type": "text/plain" }).end("conflict");
+      current = req.method === "DELETE" ? "deleted" : body.toString();
+      res.writeHead(req.method === "DELETE" ? 204 : 200).end();
+    });
+    const write = async (path, method, body, headers = {}) => {
+      const r = await worker.fetch(path, { method, body, headers });
+      await r.arrayBuffer();
+      return r.status;
+    };
+    const path = `/gw/items/${Date.now()}?b=2&a=1`;
+    const read = async (at = path) => {
+      const r = await worker.fetch(at);
+      return `${r.headers.get("x-cache")} ${await r.text()}`;
+    };
+    assert.equal(await read(), "MISS old");
+    assert.equal(await read(), "HIT old");
+    assert.equal(await write(path, "PUT", "refused", { "x-refuse": "1" }), 409);
+    assert.equal(await read(), "HIT old", "a write the origin refused changed nothing: the stored answer stands");
+    for (const [method, body, now] of [["PUT", "put", "put"], ["POST", "posted", "posted"], ["DELETE", undefined, "deleted"]]) {
+      assert.ok((await write(path, method, body)) < 300, method);
+      assert.equal(await read(), `MISS ${now}`, `${method}: the next read is the origin's`);
+      assert.equal(await read(), `HIT ${now}`, `${method}: and stored again`);
+    }
+    // A write through a route of its own, beside the cached GET route: the GET route's entry goes.
+    current = "old";
+    const note = `/gw/cached/notes/${Date.now()}`;
+    assert.equal(await read(note), "MISS old");
+    assert.equal(await read(note), "HIT old");
+    assert.equal(await write(note, "PUT", "noted"), 200);
+    assert.equal(await read(note), "MISS noted");
+    origin.reset();
   });
 
   test("a request made after a purge is not handed the answer of a fill asked for before it", async () => {

@@ -672,6 +672,13 @@ impl StoredMeta {
     }
 }
 
+/// Whether the answer to a `method` request invalidates the stored answer for its URL (RFC 9111 §4.4): a method
+/// that is not safe (POST, PUT, PATCH, DELETE) answered with a non-error status (2xx, 3xx). Else a client that
+/// changed or deleted a resource was served the copy from before its own write until the policy's TTL ran out.
+pub fn invalidates(method: &str, status: u16) -> bool {
+    !matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE") && (200..400).contains(&status)
+}
+
 /// Whether a purge of one of `tags` (as [`tags_for`] gives them) at or after `requested_at_ms` covers an answer whose
 /// origin request was made then: as a stored copy is covered ([`StoredMeta::purged`]), so is a fill still under way
 /// or being stored, which concurrent requests would otherwise be handed — content from before the purge, to requests
@@ -1389,6 +1396,24 @@ mod tests {
             "stored after the purge"
         );
         assert!(!meta.purged(|_| None));
+    }
+
+    #[test]
+    fn a_write_answered_without_error_invalidates_its_url() {
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            for status in [200, 201, 204, 303] {
+                assert!(invalidates(method, status), "{method} {status}");
+            }
+            for status in [101, 400, 404, 409, 500, 503] {
+                assert!(
+                    !invalidates(method, status),
+                    "{method} {status}: no change made"
+                );
+            }
+        }
+        for method in ["GET", "HEAD", "OPTIONS", "TRACE"] {
+            assert!(!invalidates(method, 200), "{method} is safe");
+        }
     }
 
     #[test]

@@ -16,9 +16,9 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, memory_key, not_modified, null_body, purged_since, shared_fill_answer, storable,
-    tag_key, tags_for, tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness, Passes,
-    StoredMeta, PURGE_MARK_TTL_SECS,
+    cache_key, invalidates, memory_key, not_modified, null_body, purged_since, shared_fill_answer,
+    storable, tag_key, tags_for, tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness,
+    Passes, StoredMeta, PURGE_MARK_TTL_SECS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, forward_on_preflight, forward_request_header,
@@ -398,6 +398,11 @@ async fn forward(
         // The origin's request was cut off (the hit is logged where it was counted).
         return Err(blocked(&SIZE_BODY));
     }
+    if let Ok(response) = &upstream {
+        if invalidates(method, response.status()) {
+            invalidate(call, url, identity, &headers).await;
+        }
+    }
     match upstream {
         Ok(response) => Ok(pass_through(
             response,
@@ -408,6 +413,41 @@ async fn forward(
             head_may_code,
         )),
         Err(failure) => Err(failure.into_error()),
+    }
+}
+
+/// After a write to `url` that the origin answered without error (`cache::invalidates`), the stored answer the
+/// writer's GET of it would be served (the route serving GET there, with this request's site, identity and
+/// credentials) is deleted before the write's answer goes out (RFC 9111 §4.4): the writer's next read is the
+/// origin's. Only in this location's cache, and only that key's: the entries other sites or users keep for the URL
+/// expire, or are purged by tag.
+async fn invalidate(
+    call: &Call,
+    url: RequestUrl<'_>,
+    identity: Option<&Verified>,
+    headers: &[(String, String)],
+) {
+    let gateway = &call.isolate.config.gateway;
+    let Matched::Route { route, .. } = gateway.routes.resolve("GET", url.path) else {
+        return;
+    };
+    let Some(policy) = route
+        .cache
+        .as_ref()
+        .and_then(|name| gateway.cache_policies.get(name))
+    else {
+        return;
+    };
+    let authorization = header_list::get(headers, "authorization");
+    let site = header_list::get(headers, "origin");
+    let Some(key) = cache_key(&route.name, url, policy, identity, authorization, site) else {
+        return;
+    };
+    if let Err(e) = Cache::default().delete(key.as_str(), false).await {
+        log::warn(
+            "gateway cache delete after a write failed",
+            serde_json::json!({"route": route.name, "request_id": call.request_id, "detail": e.to_string()}),
+        );
     }
 }
 
