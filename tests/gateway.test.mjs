@@ -1831,6 +1831,38 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a fill asked for before a write to its URL is not stored after it, nor handed to a read made after it", async () => {
+    origin.reset();
+    let current = "before the write";
+    let release;
+    const released = new Promise((resolve) => (release = resolve));
+    let reads = 0;
+    origin.handle(async (req, body, res) => {
+      if (req.method !== "GET") {
+        current = body.toString();
+        return res.writeHead(200).end();
+      }
+      const answer = current;
+      // The first read's answer, made before the write, reaches the gateway only after the write was answered.
+      if (++reads === 1) await released;
+      res.writeHead(200, { "content-type": "text/plain" }).end(answer);
+    });
+    const path = `/gw/items/raced-${Date.now()}`;
+    const first = worker.fetch(path);
+    await until(() => reads === 1, { what: "the fill to reach the origin" });
+    const put = await worker.fetch(path, { method: "PUT", body: "after the write" });
+    assert.equal(put.status, 200);
+    await put.arrayBuffer();
+    const later = worker.fetch(path);
+    await waitingInWorker(1);
+    release();
+    assert.equal(await (await first).text(), "before the write", "the read made before the write gets its fill's answer");
+    assert.equal(await (await later).text(), "after the write", "the read made after it is not handed that answer");
+    const next = await worker.fetch(path);
+    assert.equal(await next.text(), "after the write", "nor was it stored over the write");
+    origin.reset();
+  });
+
   test("a request made after a purge is not handed the answer of a fill asked for before it", async () => {
     origin.reset();
     const stamp = Date.now();

@@ -384,6 +384,46 @@ impl Passes {
     }
 }
 
+/// The keys this isolate saw a write to (`invalidates`), each with when (ms), held by digest like [`Passes`]: a fill
+/// asked of the origin before a write to its key is neither stored after it (over the write's deletion) nor handed
+/// to requests made after it. Kept [`WRITE_KEPT_MS`], longer than a fill can take; at most [`MAX_WRITES_KEPT`].
+#[derive(Debug, Default)]
+pub struct Writes(std::collections::HashMap<[u8; 32], u64>);
+
+/// How long a write is remembered: past the longest fill (two minutes' timeout, six attempts, two minutes of body).
+pub const WRITE_KEPT_MS: u64 = 15 * 60_000;
+/// At most this many written keys are remembered (older ones are dropped first; then all, as with passes).
+pub const MAX_WRITES_KEPT: usize = 4096;
+
+impl Writes {
+    /// Notes a write to `key` at `now`.
+    pub fn wrote(&mut self, key: &str, now: u64) {
+        if self.0.len() >= MAX_WRITES_KEPT {
+            self.0
+                .retain(|_, at| now.saturating_sub(*at) < WRITE_KEPT_MS);
+            if self.0.len() >= MAX_WRITES_KEPT {
+                self.0.clear();
+            }
+        }
+        self.0.insert(Passes::id(key), now);
+    }
+
+    /// Whether `key` was written at or after `since` (an answer asked of the origin then may predate the write).
+    pub fn written_since(&self, key: &str, since: u64) -> bool {
+        self.0.get(&Passes::id(key)).is_some_and(|&at| at >= since)
+    }
+
+    /// How many keys are remembered.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
@@ -1396,6 +1436,25 @@ mod tests {
             "stored after the purge"
         );
         assert!(!meta.purged(|_| None));
+    }
+
+    #[test]
+    fn a_write_is_remembered_for_the_fills_asked_before_it_and_bounded() {
+        let mut writes = Writes::default();
+        writes.wrote("k", 1_000);
+        assert!(
+            writes.written_since("k", 900),
+            "a fill asked before the write"
+        );
+        assert!(writes.written_since("k", 1_000), "in its millisecond");
+        assert!(!writes.written_since("k", 1_001), "a fill asked after it");
+        assert!(!writes.written_since("other", 0));
+        for i in 0..MAX_WRITES_KEPT {
+            writes.wrote(&format!("old{i}"), 0);
+        }
+        writes.wrote("new", WRITE_KEPT_MS);
+        assert!(writes.len() <= 2, "the old ones dropped: {}", writes.len());
+        assert!(writes.written_since("new", WRITE_KEPT_MS));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, Respo
 use super::cache::{
     cache_key, invalidates, memory_key, not_modified, null_body, purged_since, shared_fill_answer,
     storable, tag_key, tags_for, tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness,
-    Passes, StoredMeta, PURGE_MARK_TTL_SECS,
+    Passes, StoredMeta, Writes, PURGE_MARK_TTL_SECS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, forward_on_preflight, forward_request_header,
@@ -443,11 +443,26 @@ async fn invalidate(
     let Some(key) = cache_key(&route.name, url, policy, identity, authorization, site) else {
         return;
     };
-    if let Err(e) = Cache::default().delete(key.as_str(), false).await {
+    // A fill under way now was asked of the origin before the write: it is not stored, nor handed out, after it.
+    WRITES.with(|w| w.borrow_mut().wrote(&key, respond::now_ms()));
+    // Bounded: a Cache API that does not answer must not hold the write's answer back.
+    let failed = delete_stored(&key).await;
+    if let Some(detail) = failed {
         log::warn(
             "gateway cache delete after a write failed",
-            serde_json::json!({"route": route.name, "request_id": call.request_id, "detail": e.to_string()}),
+            serde_json::json!({"route": route.name, "request_id": call.request_id, "detail": detail}),
         );
+    }
+}
+
+/// Deletes the stored entry under `key`, waiting at most [`STORE_LIMIT_MS`]; why it failed, if it did.
+async fn delete_stored(key: &str) -> Option<String> {
+    let cache = Cache::default();
+    let delete = std::pin::pin!(cache.delete(key, false));
+    let limit = std::pin::pin!(Delay::from(Duration::from_millis(STORE_LIMIT_MS)));
+    match futures_util::future::select(delete, limit).await {
+        futures_util::future::Either::Left((deleted, _)) => deleted.err().map(|e| e.to_string()),
+        futures_util::future::Either::Right(_) => Some(format!("no answer in {STORE_LIMIT_MS} ms")),
     }
 }
 
@@ -1540,6 +1555,13 @@ thread_local! {
     /// Keys of a shared policy whose last fill got an answer made for a visitor without the requester's cookies
     /// and credentials (`cache::Passes`, held by digest).
     static PASSES: RefCell<Passes> = RefCell::new(Passes::default());
+    /// Keys this isolate saw a write to, and when (`cache::Writes`, held by digest).
+    static WRITES: RefCell<Writes> = RefCell::new(Writes::default());
+}
+
+/// Whether a write to `key` reached this isolate at or after `since`.
+fn written_since(key: &str, since: u64) -> bool {
+    WRITES.with(|w| w.borrow().written_since(key, since))
 }
 
 /// Whether requests for `key` go to the origin as their own ([`PASSES`]).
@@ -1597,10 +1619,10 @@ async fn coalesced_fetch(
         return (Err(Failure::Passed), "MISS");
     }
     let claimed = memory_key(&spec.key);
-    // A fill whose answer a purge made since its origin request covers: not waited for again.
-    let mut purged_fill: Option<coalesce::Slot<Outcome>> = None;
+    // A fill whose answer a purge or a write made since its origin request supersedes: not waited for again.
+    let mut superseded: Option<coalesce::Slot<Outcome>> = None;
     while let Some(slot) = coalesce::in_progress(&IN_FLIGHT, &claimed) {
-        if purged_fill.as_ref().is_some_and(|p| Rc::ptr_eq(p, &slot)) {
+        if superseded.as_ref().is_some_and(|p| Rc::ptr_eq(p, &slot)) {
             break;
         }
         let now = respond::now_ms();
@@ -1620,11 +1642,15 @@ async fn coalesced_fetch(
                 return (Err(Failure::Passed), "MISS")
             }
             Some(Ok(fetched)) if !shareable(&fetched) => break,
-            // Asked of the origin before a purge this isolate made or read (a request that arrived after the purge
-            // joined it, or came while it is being stored): the purge covers it, as it covers the stored copy. This
-            // request asks again — through another waiter's fill, when one already took the lead.
-            Some(Ok(fetched)) if fetched.storable && purged_here(&fetched) => {
-                purged_fill = Some(slot);
+            // Asked of the origin before a purge this isolate made or read, or before a write to its URL (a request
+            // that arrived after either joined it, or came while it is being stored): superseded, as the stored copy
+            // is. This request asks again — through another waiter's fill, when one already took the lead.
+            Some(Ok(fetched))
+                if fetched.storable
+                    && (purged_here(&fetched)
+                        || written_since(&spec.key, fetched.requested_at)) =>
+            {
+                superseded = Some(slot);
             }
             Some(Ok(fetched)) if complete && fetched.storable => return (Ok(fetched), "HIT"),
             Some(outcome) => return (outcome, "MISS"),
@@ -1650,6 +1676,12 @@ async fn coalesced_fetch(
         );
         let (key, route, fetched) = (spec.key.clone(), spec.route.clone(), fetched.clone());
         let storing = async move {
+            // Asked of the origin before a write to its URL: not stored over the write's deletion (a write landing
+            // during the put deletes it again below).
+            if written_since(&key, fetched.requested_at) {
+                drop(lead);
+                return;
+            }
             // Bounded: a put that never settles must not keep the key claimed (its answer handed out as a HIT).
             let put = std::pin::pin!(store(&key, &fetched, &meta));
             let limit = std::pin::pin!(Delay::from(Duration::from_millis(STORE_LIMIT_MS)));
@@ -1666,6 +1698,15 @@ async fn coalesced_fetch(
                     "gateway cache put failed",
                     serde_json::json!({"route": route, "detail": detail}),
                 );
+            }
+            if written_since(&key, fetched.requested_at) {
+                // The write's deletion ran while this put did: deleted again, so the write stands.
+                if let Some(detail) = delete_stored(&key).await {
+                    log::warn(
+                        "gateway cache delete after a write failed",
+                        serde_json::json!({"route": route, "detail": detail}),
+                    );
+                }
             }
             drop(lead);
         };
