@@ -2203,6 +2203,9 @@ describe("WAF", () => {
     ["/gw/open/search?id=1%3Breplace+into+users+values(1%2C%27eve%27)", "sqli-stacked"],
     ["/gw/open/search?id=1%3Bset+global+general_log%3D%27on%27", "sqli-stacked"],
     ["/gw/open/search?id=1%3Bload+data+local+infile+%27%2Fetc%2Fhosts%27+into+table+t", "sqli-stacked"],
+    // The corpus review: ASP.NET's HttpUtility.UrlDecode (Request.QueryString, Request.Form) and IIS decode %uXXXX.
+    ["/gw/open/search?q=%u003cscript%u003eprompt(1)", "xss-script"],
+    ["/gw/open/files?f=%u002e%u002e%u002fetc%u002fpasswd", "traversal-dotdot"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

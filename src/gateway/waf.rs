@@ -214,12 +214,78 @@ pub fn decode(input: &str, plus_is_space: bool) -> Option<String> {
     decode_once(&current).is_none().then_some(current)
 }
 
-/// One round of percent-decoding, or `None` when `text` has no valid escape.
+/// One round of percent-decoding, or `None` when `text` has no valid escape. IIS's and ASP.NET's `%uXXXX` (a
+/// UTF-16 code unit in four hex digits) is one: `System.Web.HttpUtility.UrlDecode`, which fills ASP.NET's
+/// `Request.QueryString` and `Request.Form`, decodes `%u003cscript%u003e` to `<script>` in the same round as `%3c`.
 fn decode_once(text: &str) -> Option<String> {
+    if has_percent_u_escape(text.as_bytes()) {
+        return Some(decode_with_percent_u_escapes(text));
+    }
     match Cow::from(percent_encoding::percent_decode_str(text)) {
         Cow::Borrowed(_) => None,
         Cow::Owned(bytes) => Some(lenient_utf8(&bytes).into_owned()),
     }
+}
+
+/// Whether a `%uXXXX` escape stands anywhere in `bytes`.
+fn has_percent_u_escape(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'%', bytes).any(|at| percent_u_escape(&bytes[at..]).is_some())
+}
+
+/// The UTF-16 code unit of the `%uXXXX` escape (`u` in either case, four hex digits) `bytes` starts with.
+fn percent_u_escape(bytes: &[u8]) -> Option<u16> {
+    match bytes {
+        [b'%', b'u' | b'U', digits @ ..] => {
+            let digits = digits.get(..4)?;
+            digits.iter().try_fold(0u16, |unit, &b| {
+                char::from(b).to_digit(16).map(|d| unit * 16 + d as u16)
+            })
+        }
+        _ => None,
+    }
+}
+
+/// One round of decoding `text` that holds a `%uXXXX` escape, in one pass as `HttpUtility.UrlDecode` makes it:
+/// `%XX` bytes and `%uXXXX` code units (a surrogate pair as its character; a lone surrogate as U+FFFD).
+fn decode_with_percent_u_escapes(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let hex = |b: u8| match b {
+        b'0'..=b'9' => b - b'0',
+        _ => (b | 0x20) - b'a' + 10,
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(unit) = percent_u_escape(&bytes[i..]) {
+            i += 6;
+            let low = (0xD800..0xDC00)
+                .contains(&unit)
+                .then(|| percent_u_escape(&bytes[i..]))
+                .flatten()
+                .filter(|low| (0xDC00..0xE000).contains(low));
+            let c = match low {
+                Some(low) => {
+                    i += 6;
+                    char::decode_utf16([unit, low]).next().and_then(Result::ok)
+                }
+                None => char::from_u32(u32::from(unit)),
+            };
+            let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
+            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+            continue;
+        }
+        match bytes[i..] {
+            [b'%', high, low, ..] if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => {
+                out.push((hex(high) << 4) | hex(low));
+                i += 3;
+            }
+            _ => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    lenient_utf8(&out).into_owned()
 }
 
 /// `bytes` as text the way lenient decoders read them (old IIS and Tomcat, Java's modified UTF-8): an overlong form
@@ -2970,6 +3036,51 @@ mod tests {
             decoded("caf%e9+%c3%a9").as_deref(),
             Some("caf\u{fffd}+é"),
             "other bytes that are not UTF-8 stay U+FFFD"
+        );
+    }
+
+    /// ASP.NET's `HttpUtility.UrlDecode` (its `Request.QueryString` and `Request.Form`) and IIS decode `%uXXXX`:
+    /// every rule was passed by spelling the attack's characters so.
+    #[test]
+    fn percent_u_escapes_are_decoded_as_asp_net_decodes_them() {
+        let c = config();
+        for (query, rule) in [
+            ("q=%u003cscript%u003eprompt(1)", Some("xss-script")),
+            ("q=%U003Cscript%U003E", Some("xss-script")),
+            (
+                "u=x%u0027+or+%u00271%u0027%3D%u00271",
+                Some("sqli-tautology"),
+            ),
+            ("id=1+union%u0020select+pw", Some("sqli-union")),
+            (
+                "f=%u002e%u002e%u002fetc%u002fpasswd",
+                Some("traversal-dotdot"),
+            ),
+            ("q=%25u003cscript%25u003e", Some("xss-script")),
+            ("q=100%25u+sure", None),
+            ("q=%u00", None),
+            ("q=%uzzzz", None),
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                rule,
+                "{query}"
+            );
+        }
+        assert_eq!(
+            inspect_url(&c, "/files/%u002e%u002e/admin", None).map(|h| h.rule),
+            Some("traversal-dotdot")
+        );
+        let form = inspect_body(
+            &c,
+            Some("application/x-www-form-urlencoded"),
+            b"bio=%u003csvg%u002fonload%u003dprompt(1)%u003e",
+        );
+        assert_eq!(form.map(|h| h.rule), Some("xss-script"));
+        // A surrogate pair is its character, a lone surrogate U+FFFD; `%XX` in the same round as ASP.NET's.
+        assert_eq!(
+            decode("%ud83d%ude00%u0041%ud800x%41", false).as_deref(),
+            Some("\u{1F600}A\u{FFFD}xA")
         );
     }
 
