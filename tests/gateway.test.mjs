@@ -2206,6 +2206,8 @@ describe("WAF", () => {
     // The corpus review: ASP.NET's HttpUtility.UrlDecode (Request.QueryString, Request.Form) and IIS decode %uXXXX.
     ["/gw/open/search?q=%u003cscript%u003eprompt(1)", "xss-script"],
     ["/gw/open/files?f=%u002e%u002e%u002fetc%u002fpasswd", "traversal-dotdot"],
+    // A login query written with parentheses: WHERE (user = '…') AND (pass = '…').
+    ["/gw/open/search?u=admin%27)--+-", "sqli-comment"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

@@ -1019,7 +1019,8 @@ fn scan_normalised(sets: &[RuleSet], text: &str, raw: &[u8], part: &'static str)
             .with(|finders| first_rule(&finders[rules], bytes, raw))
             .or_else(|| match set {
                 RuleSet::Sqli => (stacked(bytes).then_some("sqli-stacked"))
-                    .or_else(|| tautology(bytes).then_some("sqli-tautology")),
+                    .or_else(|| tautology(bytes).then_some("sqli-tautology"))
+                    .or_else(|| comment_after_parenthesis(bytes).then_some("sqli-comment")),
                 RuleSet::Xss => (has_event_handler(text) || attribute_breakout(bytes))
                     .then_some("xss-event-handler"),
                 // `/etc//passwd`, `/etc/./passwd`: the same file to the file system.
@@ -1458,6 +1459,17 @@ fn stacked(text: &[u8]) -> bool {
             let rest = &rest[..rest.len().min(STATEMENT_WINDOW)];
             sql_gap(rest, false).len() < rest.len() && statement_starts(rest, true)
         })
+}
+
+/// Whether a quote closed by one or more `)` is followed (after blanks) by a comment: `admin')--`, `admin') #`,
+/// `x'))--`, which ends a login query written with parentheses (`WHERE (user = '…') AND (pass = '…')`) in every SQL
+/// server, as `admin'--` ends one written without.
+fn comment_after_parenthesis(text: &[u8]) -> bool {
+    memchr::memchr2_iter(b'\'', b'"', text).any(|at| {
+        let rest = &text[at + 1..];
+        let after = skip(rest, b") ");
+        rest.first() == Some(&b')') && (after.starts_with(b"--") || after.starts_with(b"#"))
+    })
 }
 
 /// Where each number a value starts with ends — the text's, or one after `=` — where a numeric injection sits.
@@ -4599,6 +4611,37 @@ mod tests {
                 inspect_body(&c, Some("text/plain"), text.as_bytes()).map(|h| h.rule),
                 Some("sqli-stacked"),
                 "{text:.60}"
+            );
+        }
+    }
+
+    /// A login query written with parentheses is ended by a quote, `)` and a comment, which `'--` alone missed.
+    #[test]
+    fn a_comment_after_a_quote_and_parentheses_is_caught() {
+        let c = config();
+        for query in [
+            "u=admin')--",
+            "u=admin')+--+-",
+            "u=admin')%23",
+            "u=admin')%09%23",
+            "u=admin'))--",
+            "u=admin%22)--",
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some("sqli-comment"),
+                "{query}"
+            );
+        }
+        for text in [
+            "f(x) -- see 'notes'",
+            "(as 'x') and then",
+            "rock ('n') roll",
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("text/plain"), text.as_bytes()),
+                None,
+                "{text}"
             );
         }
     }
