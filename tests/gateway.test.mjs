@@ -2208,6 +2208,7 @@ describe("WAF", () => {
     ["/gw/open/files?f=%u002e%u002e%u002fetc%u002fpasswd", "traversal-dotdot"],
     // A login query written with parentheses: WHERE (user = '…') AND (pass = '…').
     ["/gw/open/search?u=admin%27)--+-", "sqli-comment"],
+    ["/gw/open/search?id=1%3Bwaitfor+time+%2723%3A59%27", "sqli-function"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

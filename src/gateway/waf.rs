@@ -119,6 +119,8 @@ const SQLI: &[(&str, &[&str])] = &[
         "sqli-function",
         &[
             "waitfor delay",
+            // SQL Server's other wait: until a time of day (`waitfor time '23:59'`).
+            "waitfor time",
             "information_schema",
             "@@version",
             "xp_cmdshell",
@@ -4616,6 +4618,24 @@ mod tests {
     }
 
     /// A login query written with parentheses is ended by a quote, `)` and a comment, which `'--` alone missed.
+    /// SQL Server waits until a time of day as well as for a delay: `waitfor time` is as time-based as `waitfor
+    /// delay`.
+    #[test]
+    fn sql_servers_wait_until_a_time_is_caught() {
+        let c = config();
+        for query in [
+            "id=1%3Bwaitfor+time+'23:59'",
+            "id=1+waitfor+time+'23:59'",
+            "id=1%3Bwaitfor%2F**%2Ftime+'23:59'",
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some("sqli-function"),
+                "{query}"
+            );
+        }
+    }
+
     #[test]
     fn a_comment_after_a_quote_and_parentheses_is_caught() {
         let c = config();
