@@ -2209,6 +2209,8 @@ describe("WAF", () => {
     // A login query written with parentheses: WHERE (user = '…') AND (pass = '…').
     ["/gw/open/search?u=admin%27)--+-", "sqli-comment"],
     ["/gw/open/search?id=1%3Bwaitfor+time+%2723%3A59%27", "sqli-function"],
+    // A lone 0xA0 is a blank to MySQL on a latin1 connection (sqlmap's space2mysqlblank).
+    ["/gw/open/search?id=1%a0union%a0select%a0password%a0from%a0users", "sqli-union"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

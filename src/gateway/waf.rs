@@ -291,10 +291,11 @@ fn decode_with_percent_u_escapes(text: &str) -> String {
 }
 
 /// `bytes` as text the way lenient decoders read them (old IIS and Tomcat, Java's modified UTF-8): an overlong form
-/// as the character it spells (`%c0%ae` is `.`, `%c0%80` NUL), anything else that is not UTF-8 as U+FFFD.
+/// as the character it spells (`%c0%ae` is `.`, `%c0%80` NUL), a lone 0xA0 as Latin-1's no-break space
+/// ([`latin1_blanks`]), anything else that is not UTF-8 as U+FFFD.
 fn lenient_utf8(bytes: &[u8]) -> Cow<'_, str> {
     if !bytes.iter().any(|b| matches!(b, 0xC0 | 0xC1 | 0xE0 | 0xF0)) {
-        return String::from_utf8_lossy(bytes);
+        return latin1_blanks(bytes);
     }
     let mut folded = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -319,7 +320,26 @@ fn lenient_utf8(bytes: &[u8]) -> Cow<'_, str> {
         folded.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
         i += used;
     }
-    Cow::Owned(String::from_utf8_lossy(&folded).into_owned())
+    Cow::Owned(latin1_blanks(&folded).into_owned())
+}
+
+/// `bytes` as UTF-8, each sequence that is not UTF-8 as U+FFFD but a lone 0xA0, read as U+00A0: Latin-1's
+/// no-break space, which MySQL on a `latin1` connection (its default before 8.0, and what a Latin-1 form is stored
+/// through) takes for a blank between tokens (`1%a0union%a0select`, sqlmap's `space2mysqlblank`).
+fn latin1_blanks(bytes: &[u8]) -> Cow<'_, str> {
+    if !bytes.contains(&0xA0) || std::str::from_utf8(bytes).is_ok() {
+        return String::from_utf8_lossy(bytes);
+    }
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        match chunk.invalid() {
+            [] => {}
+            [0xA0] => out.push('\u{a0}'),
+            _ => out.push(char::REPLACEMENT_CHARACTER),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// The text as a browser or a lenient back end reads it, lower-cased: character references decoded
@@ -4618,6 +4638,29 @@ mod tests {
     }
 
     /// A login query written with parentheses is ended by a quote, `)` and a comment, which `'--` alone missed.
+    /// A lone 0xA0 byte is a blank to MySQL on a `latin1` connection; read as U+FFFD it glued `union` to `select`.
+    #[test]
+    fn a_lone_latin1_no_break_space_is_a_blank() {
+        let c = config();
+        for (query, rule) in [
+            ("id=1%a0union%a0select%a0pw", Some("sqli-union")),
+            ("id=1%A0union%A0select+pw+from+users", Some("sqli-union")),
+            ("id=1%c0%ae%a0union%a0select+pw", Some("sqli-union")),
+            ("q=price%a0100%a0EUR", None),
+            ("q=voil%c3%a0+select+one", None),
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                rule,
+                "{query}"
+            );
+        }
+        assert_eq!(
+            lenient_utf8(b"a\xa0b\xffc\xc3\xa0"),
+            "a\u{a0}b\u{fffd}c\u{e0}"
+        );
+    }
+
     /// SQL Server waits until a time of day as well as for a delay: `waitfor time` is as time-based as `waitfor
     /// delay`.
     #[test]
