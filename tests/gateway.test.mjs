@@ -2284,6 +2284,8 @@ describe("WAF", () => {
     "/gw/open/search?q=3+drop+shots+and+a+table",
     "/gw/open/search?q=Thanks%3B+create+user+stories+for+the+sprint",
     "/gw/open/search?q=Step+2%3B+copy+the+program+to+a+USB+stick",
+    // The corpus review: a filter's range, whose >= is no value's start.
+    "/gw/open/search?filter=age%3E%3D18+and+age%3C%3D65",
   ];
   const benignBodies = [
     // The third payload review: a list's entry, a title, a mail's line starting with a script scheme's name.

@@ -1494,10 +1494,15 @@ fn comment_after_parenthesis(text: &[u8]) -> bool {
     })
 }
 
-/// Where each number a value starts with ends — the text's, or one after `=` — where a numeric injection sits.
+/// Where each number a value starts with ends — the text's, or one after `=` — where a numeric injection sits. The
+/// `=` of a comparison (`>=`, `<=`, `!=`) starts no value: `age>=18 and age<=65` is a filter, not `1 and id>0`.
 fn after_leading_numbers(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
     std::iter::once(0)
-        .chain(memchr::memchr_iter(b'=', text).map(|i| i + 1))
+        .chain(
+            memchr::memchr_iter(b'=', text)
+                .filter(|&i| !(i > 0 && matches!(text[i - 1], b'<' | b'>' | b'!')))
+                .map(|i| i + 1),
+        )
         .filter_map(|start| {
             let digits = text[start..]
                 .iter()
@@ -4712,6 +4717,14 @@ mod tests {
     #[test]
     fn an_ordering_is_a_tautology_only_between_literals() {
         let c = config();
+        // A filter's range: the number after `>=` starts no value, so no numeric injection follows it.
+        for query in [
+            "filter=age%3E%3D18+and+age%3C%3D65",
+            "q=rating%3E%3D4+and+price%3C50",
+            "q=x!%3D0+and+y%3E1",
+        ] {
+            assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
+        }
         for text in [
             "if name == 'admin' or role != guest:",
             "SELECT * FROM t WHERE name = 'bob' AND age > 18",
