@@ -2211,6 +2211,10 @@ describe("WAF", () => {
     ["/gw/open/search?id=1%3Bwaitfor+time+%2723%3A59%27", "sqli-function"],
     // A lone 0xA0 is a blank to MySQL on a latin1 connection (sqlmap's space2mysqlblank).
     ["/gw/open/search?id=1%a0union%a0select%a0password%a0from%a0users", "sqli-union"],
+    // MySQL's statement prepared from a hex variable, SQLite's attached file (a web shell's first step), a UDF.
+    ["/gw/open/search?id=1%3Bset+%40q%3D0x73656c656374%3Bprepare+s+from+%40q%3Bexecute+s", "sqli-stacked"],
+    ["/gw/open/search?id=1%3Battach+database+%27%2Fvar%2Fwww%2Fx.php%27+as+x", "sqli-stacked"],
+    ["/gw/open/search?id=1%3Bcreate+function+sys_eval+returns+string+soname+%27x.so%27", "sqli-stacked"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

@@ -1470,7 +1470,8 @@ const LONG_GRANT_PRIVILEGES: &[&[u8]] =
 /// name a schema object; `delete from`; `insert into` with `values`, `select`, `set`, `table` or `exec` before the
 /// statement ends; `update` with a `set` and then an assignment ([`update_sets`]); `shutdown` ending the statement (or
 /// `with nowait`); `exec` and `execute` calling something; `truncate table`, or `truncate` and one name ending the
-/// statement; `grant` ([`grants`]).
+/// statement; `grant` ([`grants`]); a user variable's assignment and a statement prepared from it; SQLite's
+/// `attach … as`; `create` of a user, function, procedure, trigger or table ([`statement_starts`]).
 fn stacked(text: &[u8]) -> bool {
     memchr::memchr_iter(b';', text).any(|at| statement_starts(&text[at + 1..], false))
         || after_leading_numbers(text).any(|end| {
@@ -1548,24 +1549,86 @@ fn statement_starts(text: &[u8], strict: bool) -> bool {
                 before.ends_with(b" to") || before.ends_with(b" from")
             })
         }
-        // `create user|login|role name` and then how it is made (or nothing more).
+        // `create user|login|role name` and then how it is made (or nothing more); `create [or replace]
+        // function|procedure|trigger|table name` and then its parameters or columns, `returns`, `language`, a
+        // trigger's timing or `as select` (a UDF from a library, a trigger that rewrites rows, SQLite's table in an
+        // attached file).
         b"create" => {
             let (kind, after) = rest_word();
+            let (kind, after) = match word(sql_gap(after, false)) {
+                (b"replace", replaced) if kind == b"or" => word(sql_gap(replaced, false)),
+                _ => (kind, after),
+            };
             let (name, after) = word(skip(sql_gap(after, false), b"'\"`["));
-            let (next, _) = word(sql_gap(skip(after, b"'\"`]"), false));
-            matches!(kind, b"user" | b"login" | b"role")
-                && !name.is_empty()
-                && (ends_statement(skip(after, b"'\"`]"))
-                    || matches!(
-                        next,
-                        b"with" | b"identified" | b"password" | b"from" | b"superuser" | b"login"
-                    ))
+            let after = skip(after, b"'\"`]");
+            let after = after
+                .strip_prefix(b".")
+                .map_or(after, |r| word(skip(r, b"'\"`[")).1);
+            let after = skip(after, b"'\"`]");
+            let (next, then) = word(sql_gap(after, false));
+            let following = word(sql_gap(then, false)).0;
+            let definition = || match kind {
+                b"trigger" => {
+                    matches!(next, b"before" | b"after" | b"instead")
+                        && matches!(following, b"insert" | b"update" | b"delete" | b"of")
+                }
+                _ => {
+                    sql_gap(after, false).starts_with(b"(")
+                        || (kind != b"table" && matches!(next, b"returns" | b"language"))
+                        || (next == b"as" && following == b"select")
+                }
+            };
+            !name.is_empty()
+                && ((matches!(kind, b"user" | b"login" | b"role")
+                    && (ends_statement(after)
+                        || matches!(
+                            next,
+                            b"with"
+                                | b"identified"
+                                | b"password"
+                                | b"from"
+                                | b"superuser"
+                                | b"login"
+                        )))
+                    || (matches!(kind, b"function" | b"procedure" | b"trigger" | b"table")
+                        && definition()))
         }
-        // MySQL's `set global name = value` (its variables' names hold a `_`: `general_log`, `local_infile`).
+        // MySQL's `set global name = value` (its variables' names hold a `_`: `general_log`, `local_infile`), and
+        // a user variable's assignment (`set @q = 0x…`, `set @q := …`), the source of a prepared statement.
         b"set" => {
             let (scope, after) = rest_word();
             let (name, after) = word(sql_gap(after, false));
-            scope == b"global" && name.contains(&b'_') && skip(after, b" ").starts_with(b"=")
+            let variable = sql_gap(rest, false).strip_prefix(b"@").map(word);
+            (scope == b"global" && name.contains(&b'_') && skip(after, b" ").starts_with(b"="))
+                || variable.is_some_and(|(variable, after)| {
+                    let after = skip(after, b" ");
+                    !variable.is_empty() && (after.starts_with(b"=") || after.starts_with(b":="))
+                })
+        }
+        // MySQL's `prepare s from @q` (or a string or hex literal): a statement no signature can read, run by
+        // `execute s` ("prepare them from scratch" names no variable or literal).
+        b"prepare" => {
+            let (name, after) = rest_word();
+            let (from, after) = word(sql_gap(after, false));
+            let source = sql_gap(after, false);
+            !name.is_empty()
+                && from == b"from"
+                && (matches!(source.first(), Some(b'@' | b'\'' | b'"'))
+                    || source.starts_with(b"0x"))
+        }
+        // SQLite's `attach [database] 'file' as name`: a new database file, written where the server can write (a
+        // web root: the shell a table's text then makes).
+        b"attach" => {
+            let (database, after) = rest_word();
+            let file = sql_gap(if database == b"database" { after } else { rest }, false);
+            match file.first() {
+                Some(&quote @ (b'\'' | b'"')) => {
+                    let window = &file[1..file.len().min(GAP_WINDOW)];
+                    memchr::memchr(quote, window)
+                        .is_some_and(|close| word(sql_gap(&window[close + 1..], false)).0 == b"as")
+                }
+                _ => false,
+            }
         }
         // MySQL's `load data [local] infile`.
         b"load" => {
@@ -5125,6 +5188,49 @@ mod tests {
             "Please; load data from the sheet",
             "1 declare that I agree",
             "Tip; replace into the box",
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("text/plain"), text.as_bytes()),
+                None,
+                "{text}"
+            );
+        }
+    }
+
+    /// Stacked statements the shapes lacked: MySQL's statement prepared from a variable or a literal (which hides it
+    /// from every signature), SQLite's attached file, user-defined functions, triggers and tables.
+    #[test]
+    fn prepared_attached_and_created_statements_are_caught() {
+        let c = config();
+        for query in [
+            "id=1%3Bset+@q%3D0x73656c656374%3Bprepare+s+from+@q%3Bexecute+s",
+            "id=1%3Bset+@q:%3D'x'",
+            "id=1%3Bprepare+s+from+'select+1'",
+            "id=1%3Bprepare+s+from+0x73656c656374",
+            "id=1%3Battach+database+'/var/www/x.php'+as+x",
+            "id=1%3Battach+'/var/www/x.php'+as+x",
+            "id=1%3Bcreate+function+sys_eval+returns+string+soname+'x.so'",
+            "id=1%3Bcreate+or+replace+function+f()+returns+void+as+$$x$$+language+c",
+            "id=1%3Bcreate+trigger+t+before+insert+on+users+for+each+row+set+new.role%3D'admin'",
+            "id=1%3Bcreate+table+x.t(a+text)",
+            "id=1%3Bcreate+table+t+as+select+*+from+users",
+            "id=1%3B/**/create/**/table/**/t(a+text)",
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some("sqli-stacked"),
+                "{query}"
+            );
+        }
+        for text in [
+            "Thanks; prepare them from scratch",
+            "Next; set up the room",
+            "Done; set @ 5pm",
+            "Please; attach the file as a PDF",
+            "Then; attach database docs",
+            "Sprint; create table of contents as needed",
+            "Now; create function names for the API",
+            "Ok; create table layouts after lunch",
         ] {
             assert_eq!(
                 inspect_body(&c, Some("text/plain"), text.as_bytes()),
