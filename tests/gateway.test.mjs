@@ -2215,6 +2215,9 @@ describe("WAF", () => {
     ["/gw/open/search?id=1%3Bset+%40q%3D0x73656c656374%3Bprepare+s+from+%40q%3Bexecute+s", "sqli-stacked"],
     ["/gw/open/search?id=1%3Battach+database+%27%2Fvar%2Fwww%2Fx.php%27+as+x", "sqli-stacked"],
     ["/gw/open/search?id=1%3Bcreate+function+sys_eval+returns+string+soname+%27x.so%27", "sqli-stacked"],
+    // Blind injection reads a table one comparison at a time through a subquery.
+    ["/gw/open/search?id=1+and+ascii(substring((select+password+from+users+limit+1)%2C1%2C1))%3E64", "sqli-subquery"],
+    ["/gw/open/search?id=1+AND+1%3D(SELECT+1+FROM+users+WHERE+name%3D%27admin%27)", "sqli-subquery"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -2290,6 +2293,7 @@ describe("WAF", () => {
     "/gw/open/search?q=Step+2%3B+copy+the+program+to+a+USB+stick",
     // The corpus review: a filter's range, whose >= is no value's start.
     "/gw/open/search?filter=age%3E%3D18+and+age%3C%3D65",
+    "/gw/open/search?q=Choose+a+colour+(select+one+from+the+list)",
   ];
   const benignBodies = [
     // The third payload review: a list's entry, a title, a mail's line starting with a script scheme's name.

@@ -1042,7 +1042,8 @@ fn scan_normalised(sets: &[RuleSet], text: &str, raw: &[u8], part: &'static str)
             .or_else(|| match set {
                 RuleSet::Sqli => (stacked(bytes).then_some("sqli-stacked"))
                     .or_else(|| tautology(bytes).then_some("sqli-tautology"))
-                    .or_else(|| comment_after_parenthesis(bytes).then_some("sqli-comment")),
+                    .or_else(|| comment_after_parenthesis(bytes).then_some("sqli-comment"))
+                    .or_else(|| subquery(bytes).then_some("sqli-subquery")),
                 RuleSet::Xss => (has_event_handler(text) || attribute_breakout(bytes))
                     .then_some("xss-event-handler"),
                 // `/etc//passwd`, `/etc/./passwd`: the same file to the file system.
@@ -1493,6 +1494,97 @@ fn comment_after_parenthesis(text: &[u8]) -> bool {
         let after = skip(rest, b") ");
         rest.first() == Some(&b')') && (after.starts_with(b"--") || after.starts_with(b"#"))
     })
+}
+
+/// Words after which a parenthesis opens an SQL operand (`1 and (select …)`, `exists (select …)`).
+const OPERAND_KEYWORDS: &[&[u8]] = &[
+    b"and", b"or", b"xor", b"not", b"exists", b"in", b"like", b"rlike", b"regexp", b"when",
+    b"then", b"else", b"where", b"having", b"select",
+];
+
+/// A subquery where an SQL operand stands — the blind injection's probe, `1 and ascii(substring((select pw from
+/// users limit 1),1,1))>64`, `1 and 1=(select 1 from users where …)`, `exp(~(select * from (select user())x))` —
+/// in MySQL, PostgreSQL, SQL Server and SQLite alike: `(select` at the text's start, after an operator, `(`, `,`, an
+/// [`OPERAND_KEYWORDS`] word or glued to a function's name, and then a select list that reads as code (a call, `@`,
+/// `*`, a quote, a number, a dotted name) or a `from` and a table's name that the subquery's `)` or a clause
+/// follows. Prose's "(select one from the list)" goes on with words after its `from`; "Sizes: S, M (select one)"
+/// puts its parenthesis after a word.
+fn subquery(text: &[u8]) -> bool {
+    let ident = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    memchr::memmem::find_iter(text, b"select").any(|at| {
+        if text.get(at + 6).is_some_and(ident) {
+            return false;
+        }
+        let Some(open) = skip_back(&text[..at], b" ").strip_suffix(b"(") else {
+            return false;
+        };
+        let context = skip_back(open, b" ");
+        let place = match context.last() {
+            None => true,
+            Some(b) if b"=<>(,+-*/|&!~^%".contains(b) => true,
+            Some(b) if ident(b) => {
+                let start = context.iter().rposition(|b| !ident(b)).map_or(0, |p| p + 1);
+                context.len() == open.len() || OPERAND_KEYWORDS.contains(&&context[start..])
+            }
+            _ => false,
+        };
+        place && reads_as_subquery(&text[at + 6..])
+    })
+}
+
+/// Whether what follows a subquery's `select` reads as one ([`subquery`]), within [`STATEMENT_WINDOW`].
+fn reads_as_subquery(after: &[u8]) -> bool {
+    let ident = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    let window = &after[..after.len().min(STATEMENT_WINDOW)];
+    let mut depth = 0usize;
+    let mut end = None;
+    for (i, &b) in window.iter().enumerate() {
+        match b {
+            b'(' => depth += 1,
+            b')' if depth == 0 => {
+                end = Some((i, false));
+                break;
+            }
+            b')' => depth -= 1,
+            b'f' if depth == 0
+                && window[i..].starts_with(b"from")
+                && !(i > 0 && ident(&window[i - 1]))
+                && !window.get(i + 4).is_some_and(ident) =>
+            {
+                end = Some((i, true));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let Some((end, from)) = end else {
+        return false;
+    };
+    let list = skip(skip_back(&window[..end], b" "), b" ");
+    let dotted = list
+        .windows(3)
+        .any(|w| ident(&w[0]) && w[1] == b'.' && ident(&w[2]));
+    let code = list.iter().any(|b| b"(@*'\"`".contains(b))
+        || list.first().is_some_and(u8::is_ascii_digit)
+        || word(list).0 == b"case"
+        || dotted;
+    if !from {
+        return code;
+    }
+    let table = skip(&window[end + 4..], b" ");
+    let (name, rest) = word(skip(table, b"`[\""));
+    let rest = skip(skip(rest, b"`]\"."), b" ");
+    let (clause, after_clause) = word(rest);
+    let by = word(skip(after_clause, b" ")).0 == b"by";
+    !list.is_empty()
+        && (code
+            || table.starts_with(b"(")
+            || (!name.is_empty()
+                && (rest.is_empty()
+                    || matches!(rest[0], b')' | b',' | b';')
+                    || ends_statement(rest)
+                    || matches!(clause, b"where" | b"limit" | b"join" | b"union" | b"having")
+                    || (matches!(clause, b"order" | b"group") && by))))
 }
 
 /// Where each number a value starts with ends — the text's, or one after `=` — where a numeric injection sits. The
@@ -5188,6 +5280,59 @@ mod tests {
             "Please; load data from the sheet",
             "1 declare that I agree",
             "Tip; replace into the box",
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("text/plain"), text.as_bytes()),
+                None,
+                "{text}"
+            );
+        }
+    }
+
+    /// The blind injection's subquery, which read as no signature: every byte of a table can be asked for one
+    /// comparison at a time (`ascii(substring((select pw from users limit 1),1,1))>64`).
+    #[test]
+    fn a_subquery_where_an_operand_stands_is_caught() {
+        let c = config();
+        for query in [
+            "id=1+and+ascii(substring((select+pw+from+users+limit+1),1,1))%3E64",
+            "id=1+AND+1%3D(SELECT+1+FROM+users+WHERE+name%3D'admin')",
+            "id=1+and+(select+substring(pw,1,1)+from+users)%3D'a'",
+            "id=1+and+exists(select+*+from+users)",
+            "id=(select+pw+from+users)",
+            "id=1+and+(select+1)%3D1",
+            "id=1+and+exp(~(select*from(select+user())x))",
+            "id=1+and+1%3Dconvert(int,(select+top+1+name+from+sysobjects))",
+            "id=1+rlike+(select+(case+when+(1%3D1)+then+1+else+0x28+end))",
+            "id=1+and+(%2F**%2Fselect%2F**%2Fpw%2F**%2Ffrom%2F**%2Fusers)%3D'a'",
+            "id=1+and+(select+pw+from+users+group+by+pw)%3D'a'",
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some("sqli-subquery"),
+                "{query}"
+            );
+        }
+        let json = inspect_body(
+            &c,
+            Some("application/json"),
+            br#"{"id":"(select pw from users limit 1)"}"#,
+        );
+        assert_eq!(json.map(|h| h.rule), Some("sqli-subquery"));
+        for text in [
+            "Choose a colour (select one from the list)",
+            "(select one from the list)",
+            "(Select one)",
+            "(select all that apply)",
+            "Sizes: S, M, L (select one)",
+            "Answer = (select one)",
+            "Drinks and (select one from each group)",
+            "Quantity (select 1 or more)",
+            "Pay by card (select \"Visa\" at checkout)",
+            "Please (selected items only)",
+            "and (select from the list below)",
+            "Country (select from list)",
+            "Tip: (select the text, then press Ctrl+C)",
         ] {
             assert_eq!(
                 inspect_body(&c, Some("text/plain"), text.as_bytes()),
