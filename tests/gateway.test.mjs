@@ -2218,6 +2218,7 @@ describe("WAF", () => {
     // Blind injection reads a table one comparison at a time through a subquery.
     ["/gw/open/search?id=1+and+ascii(substring((select+password+from+users+limit+1)%2C1%2C1))%3E64", "sqli-subquery"],
     ["/gw/open/search?id=1+AND+1%3D(SELECT+1+FROM+users+WHERE+name%3D%27admin%27)", "sqli-subquery"],
+    ["/gw/open/search?u=%27+or+1+rlike+1--+-", "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

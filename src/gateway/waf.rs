@@ -1889,7 +1889,7 @@ fn grants(rest: &[u8]) -> bool {
 /// A condition injected to be always true: after a string's closing quote, or a number a value starts with (the
 /// text's or one after `=`, where a numeric injection sits: `id=1 or 2=2`; "a truth table: 1 and 1 = 1" is
 /// prose), `or`, `||`, `and`,
-/// `&&` or `xor`, then `A = A` (or `A like A`) for any A — `' or 'x'='x`, `'||'1'='1`, `" or 2=2`,
+/// `&&` or `xor`, then `A = A` (or `A like A`, MySQL's `A rlike A`, `A regexp A`) for any A — `' or 'x'='x`, `'||'1'='1`, `" or 2=2`,
 /// `') or ('a'='a`. The signatures list the common spellings; this finds the others. Each quote starts one short
 /// look ahead, so the text is read about once.
 fn tautology(text: &[u8]) -> bool {
@@ -2010,6 +2010,9 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
         b"==",
         b"=",
         b"like ",
+        // MySQL's regular-expression match: `1 rlike 1` holds as `1 like 1` does.
+        b"rlike ",
+        b"regexp ",
         b"<",
         b">",
     ]
@@ -2026,7 +2029,10 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
         return (literal(left, left_quoted) || left == b"not")
             && predicate_end(text, at, left).is_some_and(|end| before_end(skip(end, b" )")));
     };
-    let equality = matches!(comparison, b"=" | b"==" | b"<=>" | b"like ");
+    let equality = matches!(
+        comparison,
+        b"=" | b"==" | b"<=>" | b"like " | b"rlike " | b"regexp "
+    );
     operand(text, skip(at + comparison.len(), b" ("), false).is_some_and(|(right, end, quoted)| {
         if equality || (literal(left, left_quoted) && literal(right, quoted)) {
             return holds(left, comparison, right);
@@ -4923,6 +4929,9 @@ mod tests {
             "u='+or+1+is+null%23",
             "u='+or+not+0--+-",
             "u='+or+'a'+in+('a')%23",
+            // MySQL's regular-expression match of a literal with itself.
+            "u='+or+1+rlike+1--+-",
+            "u='+or+'a'+regexp+'a",
         ] {
             assert_eq!(
                 inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
