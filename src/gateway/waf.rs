@@ -121,6 +121,8 @@ const SQLI: &[(&str, &[&str])] = &[
             "waitfor delay",
             // SQL Server's other wait: until a time of day (`waitfor time '23:59'`).
             "waitfor time",
+            // Oracle's wait on a pipe nobody writes to, sqlmap's time-based probe for it.
+            "dbms_pipe.receive_message",
             "information_schema",
             "@@version",
             "xp_cmdshell",
@@ -4828,7 +4830,7 @@ mod tests {
     }
 
     /// SQL Server waits until a time of day as well as for a delay: `waitfor time` is as time-based as `waitfor
-    /// delay`.
+    /// delay`; Oracle waits on a pipe (`dbms_pipe.receive_message`).
     #[test]
     fn sql_servers_wait_until_a_time_is_caught() {
         let c = config();
@@ -4836,6 +4838,7 @@ mod tests {
             "id=1%3Bwaitfor+time+'23:59'",
             "id=1+waitfor+time+'23:59'",
             "id=1%3Bwaitfor%2F**%2Ftime+'23:59'",
+            "id=1+and+1%3Ddbms_pipe.receive_message(('a'),5)",
         ] {
             assert_eq!(
                 inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
