@@ -1574,20 +1574,53 @@ fn reads_as_subquery(after: &[u8]) -> bool {
         return code;
     }
     let table = skip(&window[end + 4..], b" ");
-    let (name, rest) = word(skip(table, b"`[\""));
-    let rest = skip(skip(rest, b"`]\"."), b" ");
-    let (clause, after_clause) = word(rest);
-    let by = word(skip(after_clause, b" ")).0 == b"by";
+    let quotes = |text| skip(text, b"`[]\" ");
+    // The table's name (maybe schema-qualified: `db.users`), and its alias (`users u`, `users as u`).
+    let (name, rest) = word(quotes(table));
+    let rest = rest.strip_prefix(b".").map_or(rest, |r| word(quotes(r)).1);
+    let rest = quotes(rest);
+    let follows = |rest: &[u8]| {
+        let (clause, after_clause) = word(rest);
+        let by = word(skip(after_clause, b" ")).0 == b"by";
+        rest.is_empty()
+            || matches!(rest[0], b')' | b',' | b';')
+            || ends_statement(rest)
+            || matches!(
+                clause,
+                b"where"
+                    | b"limit"
+                    | b"offset"
+                    | b"fetch"
+                    | b"join"
+                    | b"natural"
+                    | b"inner"
+                    | b"left"
+                    | b"right"
+                    | b"cross"
+                    | b"union"
+                    | b"having"
+            )
+            || (matches!(clause, b"order" | b"group") && by)
+    };
+    let aliased = || {
+        let (alias, after) = word(rest);
+        let (alias, after) = match alias {
+            b"as" => word(quotes(after)),
+            _ => (alias, after),
+        };
+        !alias.is_empty() && follows(quotes(after))
+    };
     !list.is_empty()
         && (code
             || table.starts_with(b"(")
-            || (!name.is_empty()
-                && (rest.is_empty()
-                    || matches!(rest[0], b')' | b',' | b';')
-                    || ends_statement(rest)
-                    || matches!(clause, b"where" | b"limit" | b"join" | b"union" | b"having")
-                    || (matches!(clause, b"order" | b"group") && by))))
+            || (!name.is_empty() && !DETERMINERS.contains(&name) && (follows(rest) || aliased())))
 }
+
+/// Words that start prose's noun phrase, never a table's name: "(select one from the list)".
+const DETERMINERS: &[&[u8]] = &[
+    b"the", b"a", b"an", b"this", b"that", b"these", b"those", b"each", b"every", b"any", b"all",
+    b"my", b"your", b"our", b"their", b"his", b"her", b"its", b"some", b"one", b"both", b"either",
+];
 
 /// Where each number a value starts with ends — the text's, or one after `=` — where a numeric injection sits. The
 /// `=` of a comparison (`>=`, `<=`, `!=`) starts no value: `age>=18 and age<=65` is a filter, not `1 and id>0`.
@@ -5318,6 +5351,11 @@ mod tests {
             "id=1+rlike+(select+(case+when+(1%3D1)+then+1+else+0x28+end))",
             "id=1+and+(%2F**%2Fselect%2F**%2Fpw%2F**%2Ffrom%2F**%2Fusers)%3D'a'",
             "id=1+and+(select+pw+from+users+group+by+pw)%3D'a'",
+            "id=1+and+(select+pw+from+db.users)%3D'a'",
+            "id=1+and+(select+pw+from+users+u)%3D'a'",
+            "id=1+and+(select+pw+from+users+as+u)%3D'a'",
+            "id=1+and+(select+pw+from+users+offset+0)%3D'a'",
+            "id=1+and+(select+pw+from+users+natural+join+t)%3D'a'",
         ] {
             assert_eq!(
                 inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
@@ -5345,6 +5383,10 @@ mod tests {
             "and (select from the list below)",
             "Country (select from list)",
             "Tip: (select the text, then press Ctrl+C)",
+            "and (select one from the list below)",
+            "(select one from each group)",
+            "(select one from this page)",
+            "(select a size from the chart)",
         ] {
             assert_eq!(
                 inspect_body(&c, Some("text/plain"), text.as_bytes()),
