@@ -2032,7 +2032,14 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
             || (value.iter().any(u8::is_ascii_digit)
                 && value.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
     };
-    let Some((left, end, left_quoted)) = operand(text, skip(after_op, b" ("), true) else {
+    // A string left open to the text's end, which the query's own quote closes (`' or '1` is `'' or '1'`), is the
+    // last operand: after a quote only, where a string was injected.
+    let left_at = skip(after_op, b" (");
+    let open_left =
+        || operand(text, left_at, false).filter(|&(_, end, quoted)| quoted && end == text.len());
+    let Some((left, end, left_quoted)) =
+        operand(text, left_at, true).or_else(|| (!after_number).then(open_left).flatten())
+    else {
         return false;
     };
     let at = skip(end, b" )");
@@ -2058,7 +2065,11 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
         // A comment (or `;`) must follow: "rooms=1 or 2" is prose, and the quote the query closes an injected
         // string with would follow an end.
         let before_end = |at: usize| !text[at..].is_empty() && ends_statement(&text[at..]);
-        if truthy && before_end(at) {
+        // Or, after a quote, an `or` and a quote left open (`' or 1 or '`), or the truth is that open string (`'
+        // or '1`): MySQL and SQLite read `'1'` as the number 1, PostgreSQL as true.
+        let open_after = !after_number
+            && (open_quote_after(&text[at..], quotes) || (left_quoted && end == text.len()));
+        if truthy && (before_end(at) || open_after) {
             return true;
         }
         return (literal(left, left_quoted) || left == b"not")
@@ -4933,6 +4944,9 @@ mod tests {
             "'A' and price > 5 or 'B' and price > 9",
             "q=3 or more",
             "it's 'on' or 1 in 3 -- roughly",
+            "Tom's or 1 of them",
+            "I'd say 'yes' or '1' here",
+            "it's 3 or 4 or 'five'",
         ] {
             assert_eq!(
                 inspect_body(&c, Some("text/plain"), text.as_bytes()),
@@ -4965,6 +4979,11 @@ mod tests {
             "u='+or+1+is+null%23",
             "u='+or+not+0--+-",
             "u='+or+'a'+in+('a')%23",
+            // A truth before a quote the query closes: `'' or '1'`, `'' or 1 or ''`.
+            "u='+or+'1",
+            "u='+or+1+or+'",
+            "u=x'+or+true+or+'",
+            "u=x'||'1",
             // MySQL's regular-expression match of a literal with itself.
             "u='+or+1+rlike+1--+-",
             "u='+or+'a'+regexp+'a",
