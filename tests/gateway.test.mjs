@@ -2220,6 +2220,7 @@ describe("WAF", () => {
     ["/gw/open/search?id=1+AND+1%3D(SELECT+1+FROM+users+WHERE+name%3D%27admin%27)", "sqli-subquery"],
     ["/gw/open/search?u=%27+or+1+rlike+1--+-", "sqli-tautology"],
     ["/gw/open/search?u=%27+or+%271", "sqli-tautology"],
+    ["/gw/open/search?u=%27%3D0--+-", "sqli-tautology"],
     ["/gw/open/search?id=1+and+1%3Ddbms_pipe.receive_message((%27a%27)%2C5)", "sqli-function"],
   ];
   const bodyAttacks = [

@@ -1043,7 +1043,10 @@ fn scan_normalised(sets: &[RuleSet], text: &str, raw: &[u8], part: &'static str)
             .with(|finders| first_rule(&finders[rules], bytes, raw))
             .or_else(|| match set {
                 RuleSet::Sqli => (stacked(bytes).then_some("sqli-stacked"))
-                    .or_else(|| tautology(bytes).then_some("sqli-tautology"))
+                    .or_else(|| {
+                        (tautology(bytes) || empty_string_arithmetic(bytes))
+                            .then_some("sqli-tautology")
+                    })
                     .or_else(|| comment_after_parenthesis(bytes).then_some("sqli-comment"))
                     .or_else(|| subquery(bytes).then_some("sqli-subquery")),
                 RuleSet::Xss => (has_event_handler(text) || attribute_breakout(bytes))
@@ -1932,6 +1935,40 @@ fn tautology(text: &[u8]) -> bool {
     after_leading_numbers(text).any(|end| always_true(&text[end..], true, &quotes))
         || memchr::memchr2_iter(b'\'', b'"', text)
             .any(|i| always_true(&text[i + 1..], false, &quotes))
+}
+
+/// Whether a value (the text's, or one after `=`) starts with a quote and arithmetic on the empty string it closes,
+/// then a comment or the end: `'=0#` (`u = '' = 0`), `'='` (`u = '' = ''`), `'-0#` (`u = '' - 0`), `'*0*'`. MySQL and
+/// SQLite compare a name that is not a number with the result as 0, so every row matches: the login bypass
+/// without `or`.
+fn empty_string_arithmetic(text: &[u8]) -> bool {
+    std::iter::once(0)
+        .chain(memchr::memchr_iter(b'=', text).map(|i| i + 1))
+        .any(|start| {
+            let Some((&quote @ (b'\'' | b'"'), rest)) = text[start..].split_first() else {
+                return false;
+            };
+            let Some((&op, rest)) = rest.split_first() else {
+                return false;
+            };
+            // A comment, or the operator again and a quote the query's own closes (`'-0-'`): the query's quote
+            // right after the `0` would leave it unclosed.
+            let end = |rest: &[u8]| {
+                (!rest.is_empty() && ends_statement(rest))
+                    || skip(rest, b" ")
+                        .strip_prefix(&[op][..])
+                        .map(|r| skip(r, b" "))
+                        == Some(&[quote][..])
+            };
+            match (op, rest) {
+                (b'=', [b'0', after @ ..]) => end(after),
+                (b'=', [q, after @ ..]) if *q == quote => ends_statement(after),
+                (b'-' | b'*' | b'^' | b'|' | b'&' | b'+' | b'%' | b'/', [b'0', after @ ..]) => {
+                    end(after)
+                }
+                _ => false,
+            }
+        })
 }
 
 /// Whether an odd number of a quote stands from some point of a text to its end, answered in bounded time however
@@ -4947,6 +4984,11 @@ mod tests {
             "Tom's or 1 of them",
             "I'd say 'yes' or '1' here",
             "it's 3 or 4 or 'five'",
+            "'-0 degrees' it said",
+            "'=SUM(A1)'",
+            "'0'",
+            "'-'",
+            "'=0",
         ] {
             assert_eq!(
                 inspect_body(&c, Some("text/plain"), text.as_bytes()),
@@ -4979,6 +5021,13 @@ mod tests {
             "u='+or+1+is+null%23",
             "u='+or+not+0--+-",
             "u='+or+'a'+in+('a')%23",
+            // Arithmetic on the empty string, compared with a name: every row in MySQL and SQLite.
+            "u='%3D0%23",
+            "u='%3D0--+",
+            "u='%3D'",
+            "u='-0%23",
+            "u='*0*'",
+            "u='^0%23",
             // A truth before a quote the query closes: `'' or '1'`, `'' or 1 or ''`.
             "u='+or+'1",
             "u='+or+1+or+'",
