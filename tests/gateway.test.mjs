@@ -2221,6 +2221,7 @@ describe("WAF", () => {
     ["/gw/open/search?u=%27+or+1+rlike+1--+-", "sqli-tautology"],
     ["/gw/open/search?u=%27+or+%271", "sqli-tautology"],
     ["/gw/open/search?u=%27%3D0--+-", "sqli-tautology"],
+    ["/gw/open/search?u=%27+or+%24%24a%24%24%3D%24%24a%24%24--+-", "sqli-tautology"],
     ["/gw/open/search?id=1+and+1%3Ddbms_pipe.receive_message((%27a%27)%2C5)", "sqli-function"],
   ];
   const bodyAttacks = [

@@ -2229,6 +2229,13 @@ fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize, bool)>
             }
             None => None,
         },
+        // PostgreSQL's dollar-quoted string, `$$a$$`: a quote no `'` or `"` spells (within a window, as every
+        // look-ahead here, so a text of `' or $$` repeated is not read to its end from each).
+        b'$' if text.get(at + 1) == Some(&b'$') => {
+            let body = &text[at + 2..];
+            let window = &body[..body.len().min(1024)];
+            memchr::memmem::find(window, b"$$").map(|len| (&body[..len], at + 2 + len + 2, true))
+        }
         _ => {
             let (value, end) = literal(at);
             (!value.is_empty()).then_some((value, end, false))
@@ -5028,6 +5035,9 @@ mod tests {
             "u='-0%23",
             "u='*0*'",
             "u='^0%23",
+            // PostgreSQL's dollar-quoted strings.
+            "u='+or+$$a$$%3D$$a$$--+-",
+            "u='+or+$$a$$%3D$$a$$%3B--",
             // A truth before a quote the query closes: `'' or '1'`, `'' or 1 or ''`.
             "u='+or+'1",
             "u='+or+1+or+'",
