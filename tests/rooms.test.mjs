@@ -272,6 +272,52 @@ describe("rooms", () => {
     destroyAll(reader);
   });
 
+  test("inserts that split items count towards ROOMS_MAX_DOCUMENT_BYTES: a room filled with them can still be emptied", async () => {
+    const room = "size-splits";
+    const writer = await rawSocket(w, room, "splitter");
+    // Client A writes one long item with a right origin ("a" × 3,900 before "Z"); client B then inserts one
+    // character after each of A's, naming only its origin: 14 bytes each as sent, but each splits A's item, and
+    // the piece it leaves repeats A's ids in a snapshot (about 2.5 times the log when folded).
+    const [aId, bId] = [2 ** 53 - 1, 2 ** 53 - 2];
+    const a = new Y.Doc();
+    a.clientID = aId;
+    a.getText("text").insert(0, "Z");
+    a.getText("text").insert(0, "a".repeat(3900));
+    const frames = [syncUpdate(Y.encodeStateAsUpdate(a))];
+    for (let k = 1, clock = 0; k < 3900; k += 270, clock += 270) {
+      const n = Math.min(270, 3900 - k);
+      const e = encoding.createEncoder();
+      for (const v of [1, n, bId, clock]) encoding.writeVarUint(e, v);
+      for (let j = 0; j < n; j++) {
+        encoding.writeUint8(e, 0x84); // a string item with an origin
+        encoding.writeVarUint(e, aId);
+        encoding.writeVarUint(e, k + j);
+        encoding.writeVarString(e, "b");
+      }
+      encoding.writeVarUint(e, 0);
+      frames.push(syncUpdate(encoding.toUint8Array(e)));
+    }
+    // Then plain text until the room refuses.
+    const plain = new Y.Doc();
+    plain.clientID = 7;
+    for (let i = 0; i < 20; i++) {
+      const before = Y.encodeStateVector(plain);
+      plain.getText("text").insert(0, "p".repeat(3000));
+      frames.push(syncUpdate(Y.encodeStateAsUpdate(plain, before)));
+    }
+    frames.forEach((f) => writer.ws.send(f));
+    await until(() => writer.closed, { what: "the writer's socket closed at the limit" });
+    assert.equal(writer.closed.code, 1009, writer.closed.reason);
+    // What the room kept, it keeps within its limit: deleting it all is taken (it froze the room for good when the
+    // snapshot folded from the log came out far past the limit, refusing every update, deletions too).
+    const eraser = await client(w, room, { user: "eraser" });
+    const reader = await client(w, room, { user: "reader" });
+    assert.ok(reader.text.length > 0, "the room kept some of it");
+    eraser.text.delete(0, eraser.text.length);
+    await until(() => reader.text.length === 0, { what: () => `the room emptied (${reader.text.length} left)` });
+    destroyAll(eraser, reader);
+  });
+
   test("a socket announcing more than 16 awareness clients is closed with 1008 and its clients never appear", async () => {
     const room = "ghosts";
     const watcher = await client(w, room, { name: "watcher" });

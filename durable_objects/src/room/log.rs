@@ -8,6 +8,7 @@
 //! [`UpdateStore`]; [`MemoryStore`] is the host fake, the object implements it over SQLite.
 
 use super::document::{Applied, ApplyError, CheckedUpdate, DocError, Prepared, RoomDoc, Snapshot};
+use super::shape;
 
 /// What a store holds: the latest snapshot (if any), every update appended after it, oldest first, and the
 /// updates that wait (see [`super::order`]) with when they arrived (ms since the epoch).
@@ -78,6 +79,10 @@ pub struct Loaded {
     pub stats: LogStats,
     /// Bytes of the stored snapshot (0 without one): with `stats.bytes`, what the room occupies in storage.
     pub snapshot_bytes: u64,
+    /// What folding the log may add to a snapshot beyond the log's bytes: [`SPLIT_BYTES`] for each struct and each
+    /// deleted range logged since the last snapshot (see [`splits`]). Counted with the stored bytes, so the snapshot a
+    /// compaction writes stays within the limit the log was held to.
+    pub splits: u64,
     /// Logged updates the rebuild skipped because they no longer applied (see [`RoomDoc::rebuild`]).
     pub skipped: usize,
 }
@@ -87,13 +92,25 @@ impl Loaded {
     fn stored_bytes_with(&self, extra: u64) -> u64 {
         self.snapshot_bytes
             .saturating_add(self.stats.bytes)
+            .saturating_add(self.splits)
             .saturating_add(extra)
     }
 }
 
-/// What a deleted range can add to a snapshot: the two items a deletion inside a text item leaves, with their ids
-/// and origins (about 21 bytes measured with small client ids, up to ~57 with the largest; rounded up).
+/// What a deleted range or an inserted struct can add to a snapshot: the two items a deletion inside a text item
+/// leaves, or the pieces an item inserted inside one (or two, by its origin and right origin) leaves, with their ids
+/// and origins (about 21 bytes measured with small client ids, up to ~57 with the largest; rounded up). Inserts
+/// count too: a member's one-character items, 14 bytes each, each inserted inside another client's long item (whose
+/// every piece then repeats its ids), folded into a snapshot 2.5 times the log — a room held to 1 MiB stored one of
+/// 1.99 MB, at the 2 MB a row holds, and a room past its limit refused every update, its emptying too, for good.
 const SPLIT_BYTES: u64 = 64;
+
+/// [`SPLIT_BYTES`] for each struct and deleted range of a stored part (0 for a part today's check refuses).
+fn splits(part: &[u8]) -> u64 {
+    shape::check_update(part).map_or(0, |s| {
+        ((s.structs + s.delete_ranges) as u64).saturating_mul(SPLIT_BYTES)
+    })
+}
 
 /// Updates that only delete may take the stored room this fraction (1/64) past its limit, so a full room can still
 /// be emptied.
@@ -121,6 +138,12 @@ pub fn load(store: &mut dyn UpdateStore, now: u64) -> Result<Loaded, AcceptError
             bytes: LogStats::of(&stored.log).bytes + waiting.sum::<u64>(),
         },
         snapshot_bytes: stored.snapshot.as_ref().map_or(0, |s| s.len() as u64),
+        splits: stored
+            .log
+            .iter()
+            .chain(stored.waiting.iter().map(|(u, _)| u))
+            .map(|part| splits(part))
+            .sum(),
         skipped,
     })
 }
@@ -223,21 +246,30 @@ pub fn accept(
     if !applied.changed() {
         return Ok(nothing);
     }
+    // What folding the log may add past its bytes, once this update is stored: its allowance for splits on top of
+    // the log's, or what measuring the folded document found.
+    let mut splits = None;
     if loaded.stored_bytes_with(weight(&applied, bytes)) > limit {
         // Over by its weight: undone (memory rebuilt from storage), and once more after a compaction when the log
-        // holds anything, since deleted content shrinks in a snapshot; then refused.
-        *loaded = load(store, now)?;
-        if loaded.stats.entries == 0 {
-            return Err(full());
-        }
-        compact(loaded, store)?;
-        let again = CheckedUpdate::decode(bytes)
-            .and_then(|update| loaded.doc.prepare(update))
-            .map_err(AcceptError::Invalid)?;
-        applied = apply_or_reload(loaded, store, again, now)?;
-        if loaded.stored_bytes_with(weight(&applied, bytes)) > limit {
+        // holds anything, since deleted content shrinks in a snapshot.
+        if loaded.stats.entries > 0 {
             *loaded = load(store, now)?;
-            return Err(full());
+            compact(loaded, store)?;
+            let again = CheckedUpdate::decode(bytes)
+                .and_then(|update| loaded.doc.prepare(update))
+                .map_err(AcceptError::Invalid)?;
+            applied = apply_or_reload(loaded, store, again, now)?;
+        }
+        // The allowance for splits is a bound, far above what honest structs split (most split nothing): before
+        // refusing, the document is folded as it now is and the update taken if that and the stored room fit.
+        if loaded.stored_bytes_with(weight(&applied, bytes)) > limit {
+            match measured_splits(loaded, &applied, bytes, limit) {
+                Some(measured) => splits = Some(measured),
+                None => {
+                    *loaded = load(store, now)?;
+                    return Err(full());
+                }
+            }
         }
     }
     // Its effect and what of it waits (the usual case), else what yrs was given and what waits. What waits is
@@ -257,6 +289,8 @@ pub fn accept(
         loaded.stats.entries += 1;
         loaded.stats.bytes += part.len() as u64;
     }
+    loaded.splits =
+        splits.unwrap_or_else(|| loaded.splits.saturating_add(split_weight(&applied, bytes)));
     // Relayed: what the room took, not what waits (it may yet be refused when it continues, and a member holding it
     // would then never sync); what waited and continues now goes to everyone.
     let relay = taken.map(<[u8]>::to_vec).into_iter().collect();
@@ -304,10 +338,42 @@ pub fn expire(
 }
 
 /// What storing an applied update adds to the room: the bytes stored (see [`accept`]) and what its new
-/// deletions can split.
+/// deletions and its structs can split ([`split_weight`]).
 fn weight(applied: &Applied, bytes: &[u8]) -> u64 {
     let stored = applied.to_log(bytes).iter().map(|p| p.len()).sum::<usize>() as u64;
-    stored.saturating_add((applied.deleted_ranges as u64).saturating_mul(SPLIT_BYTES))
+    stored.saturating_add(split_weight(applied, bytes))
+}
+
+/// With `applied` in the document: what folding it into a snapshot adds past the stored room and the update's stored
+/// bytes, when the folded document and the stored room are both within `limit` (`None` otherwise). Encodes the
+/// whole document: only for an update the allowance for splits alone would refuse.
+fn measured_splits(loaded: &Loaded, applied: &Applied, bytes: &[u8], limit: u64) -> Option<u64> {
+    let stored = applied.to_log(bytes).iter().map(|p| p.len()).sum::<usize>() as u64;
+    let with_it = loaded.stored_bytes_with(stored);
+    let folded = folded_bytes(&loaded.doc.snapshot());
+    (folded <= limit && with_it <= limit).then(|| folded.saturating_sub(with_it))
+}
+
+/// Bytes a compaction stores for `snapshot`: the document, and what stays pending or waiting beside it.
+fn folded_bytes(snapshot: &Snapshot) -> u64 {
+    (snapshot.doc.len()
+        + snapshot.pending.iter().map(Vec::len).sum::<usize>()
+        + snapshot
+            .waiting
+            .iter()
+            .map(|(part, _)| part.len())
+            .sum::<usize>()) as u64
+}
+
+/// What an applied update's splits may add to a snapshot: [`SPLIT_BYTES`] for each range it newly deleted and each
+/// struct it stores.
+fn split_weight(applied: &Applied, bytes: &[u8]) -> u64 {
+    let structs: usize = applied
+        .to_log(bytes)
+        .iter()
+        .map(|p| shape::check_update(p).map_or(0, |s| s.structs))
+        .sum();
+    ((applied.deleted_ranges + structs) as u64).saturating_mul(SPLIT_BYTES)
 }
 
 /// Applies a prepared update, or — when yrs refuses it, which it may do after integrating part of it (a pending
@@ -339,16 +405,11 @@ fn compact(loaded: &mut Loaded, store: &mut dyn UpdateStore) -> Result<(), Accep
     // (which would otherwise follow every update once it held as many parts as the policy's entries). A reload counts
     // those rows as log entries again, so with a policy of fewer entries than parts the first update after a load
     // compacts once more.
-    let bytes = (snapshot.doc.len()
-        + snapshot.pending.iter().map(Vec::len).sum::<usize>()
-        + snapshot
-            .waiting
-            .iter()
-            .map(|(part, _)| part.len())
-            .sum::<usize>()) as u64;
+    let bytes = folded_bytes(&snapshot);
     store.compact(snapshot).map_err(AcceptError::Store)?;
     loaded.stats = LogStats::default();
     loaded.snapshot_bytes = bytes;
+    loaded.splits = 0;
     Ok(())
 }
 
@@ -805,6 +866,115 @@ mod tests {
         assert!(
             stored <= limit + limit / 64,
             "within the limit and its margin: {stored}"
+        );
+    }
+
+    #[test]
+    fn a_document_of_many_structs_is_taken_when_it_folds_within_the_limit() {
+        // A client's document typed backwards (3,000 one-character structs, ~17 KB) joining an empty room: its
+        // allowance for splits (64 bytes a struct) is three times the limit, but it splits nothing; the room folds it
+        // to measure it and takes it.
+        let doc = Doc::with_client_id(9);
+        let text = doc.get_or_insert_text("text");
+        let typed = edit_of(&doc, &|txn| {
+            for _ in 0..3_000 {
+                text.insert(txn, 0, "t");
+            }
+        });
+        let limit = 64 * 1024;
+        assert!(typed.len() as u64 + 3_000 * SPLIT_BYTES > limit);
+        let mut store = MemoryStore::default();
+        let mut loaded = load(&mut store, 0).expect("loads");
+        assert!(matches!(
+            accept_update(&mut loaded, &mut store, policy(1_000), limit, &typed),
+            Ok(Accepted::Stored { .. })
+        ));
+        assert_eq!(
+            content(&loaded.doc),
+            serde_json::json!({ "text": "t".repeat(3_000) })
+        );
+        // What it may still add when folded is what measuring it found, not its allowance.
+        assert!(loaded.stored_bytes_with(0) <= limit);
+    }
+
+    #[test]
+    fn inserts_that_split_items_count_towards_the_limit_and_a_room_full_of_them_can_be_emptied() {
+        // Client A's long item with a right origin ("a" × 3,900 before "Z"), then client B's one-character items,
+        // each after one of A's characters and naming only that origin: 14 bytes each as sent, but each splits A's
+        // item, whose every piece repeats A's ids in a snapshot. Unweighed, the log stayed under the limit while
+        // the snapshot folded from it came out 2.5 times larger, and the room then refused every update, for good.
+        let limit = 64 * 1024;
+        let (a_id, b_id) = ((1u64 << 53) - 1, (1u64 << 53) - 2);
+        let var = |out: &mut Vec<u8>, mut v: u64| {
+            while v >= 0x80 {
+                out.push((v as u8 & 0x7f) | 0x80);
+                v >>= 7;
+            }
+            out.push(v as u8);
+        };
+        let writer = Doc::with_client_id(a_id);
+        let text = writer.get_or_insert_text("text");
+        let long = edit_of(&writer, &|txn| {
+            text.insert(txn, 0, "Z");
+            text.insert(txn, 0, &"a".repeat(3900));
+        });
+        let mut updates = vec![long];
+        let mut clock = 0;
+        for k in (1..3900u64).step_by(270) {
+            let n = 270.min(3900 - k);
+            let mut update = Vec::new();
+            for v in [1, n, b_id, clock] {
+                var(&mut update, v);
+            }
+            for j in 0..n {
+                update.push(0x84); // a string item with an origin
+                var(&mut update, a_id);
+                var(&mut update, k + j);
+                update.extend([1, b'b']);
+            }
+            update.push(0);
+            clock += n;
+            updates.push(update);
+        }
+        let mut store = MemoryStore::default();
+        let mut loaded = load(&mut store, 0).expect("loads");
+        let mut accepted = 0;
+        for update in &updates {
+            match accept_update(&mut loaded, &mut store, policy(1_000), limit, update) {
+                Ok(_) => accepted += 1,
+                Err(AcceptError::DocumentFull { .. }) => break,
+                Err(e) => panic!("update refused otherwise: {e:?}"),
+            }
+        }
+        assert!(accepted > 1, "some of B's items were taken ({accepted})");
+        compact(&mut loaded, &mut store).expect("compacts");
+        assert!(
+            store.bytes() <= limit,
+            "the folded room stays within its limit: {} bytes",
+            store.bytes()
+        );
+        // Deleting it all is taken (it was refused when the snapshot alone was past the limit).
+        let everything = Doc::new();
+        {
+            let mut txn = everything.transact_mut();
+            let stored = store.stored.snapshot.clone().expect("a snapshot");
+            txn.apply_update(yrs::Update::decode_v1(&stored).expect("decodes"))
+                .expect("applies");
+        }
+        let all = everything.get_or_insert_text("text");
+        let len = all.len(&everything.transact());
+        let erase = edit_of(&everything, &|txn| all.remove_range(txn, 0, len));
+        assert!(
+            matches!(
+                accept_update(&mut loaded, &mut store, policy(1_000), limit, &erase),
+                Ok(Accepted::Stored { .. })
+            ),
+            "emptying the room is taken"
+        );
+        assert_eq!(
+            content(&loaded.doc),
+            serde_json::json!({}),
+            "the room is empty"
         );
     }
 
@@ -1536,19 +1706,15 @@ mod tests {
     #[test]
     fn deleting_every_other_character_is_weighed_by_the_items_it_splits() {
         // One long item, then one update deleting every other character: it splits the item into thousands, which
-        // grows the snapshot about five times the update's size.
+        // grows the snapshot about five times the update's size. Its allowance for splits is over the limit, so the
+        // room folds the document to measure it: taken where that fits, refused where it does not.
         let doc = Doc::with_client_id(9);
         let text = doc.get_or_insert_text("text");
-        let mut store = MemoryStore::default();
-        let mut loaded = load(&mut store, 0).expect("loads");
-        let policy = policy(1_000);
-        let limit: u64 = 64 * 1024;
         let insert = {
             let mut txn = doc.transact_mut();
             text.insert(&mut txn, 0, &"y".repeat(4_000));
             txn.encode_update_v1()
         };
-        assert!(accept_update(&mut loaded, &mut store, policy, limit, &insert).is_ok());
         let sieve = {
             let mut txn = doc.transact_mut();
             for i in 0..2_000 {
@@ -1556,18 +1722,38 @@ mod tests {
             }
             txn.encode_update_v1()
         };
-        assert_eq!(
-            accept_update(&mut loaded, &mut store, policy, limit, &sieve),
-            Err(AcceptError::DocumentFull { limit })
+        let folded = |loaded: &Loaded| -> u64 {
+            loaded
+                .doc
+                .snapshot()
+                .parts()
+                .iter()
+                .map(|p| p.len() as u64)
+                .sum()
+        };
+        let room = |limit| {
+            let mut store = MemoryStore::default();
+            let mut loaded = load(&mut store, 0).expect("loads");
+            assert!(accept_update(&mut loaded, &mut store, policy(1_000), limit, &insert).is_ok());
+            let outcome = accept_update(&mut loaded, &mut store, policy(1_000), limit, &sieve);
+            (outcome, folded(&loaded))
+        };
+        let limit: u64 = 64 * 1024;
+        let (outcome, whole) = room(limit);
+        assert!(
+            matches!(outcome, Ok(Accepted::Stored { .. })),
+            "its allowance is over the limit, its folded room is not: {outcome:?}"
         );
-        let whole: u64 = loaded
-            .doc
-            .snapshot()
-            .parts()
-            .iter()
-            .map(|p| p.len() as u64)
-            .sum();
+        assert!(
+            (sieve.len() as u64 + 2_000 * SPLIT_BYTES) > limit,
+            "the allowance alone would refuse it"
+        );
         assert!(whole <= limit, "the room stays within its limit: {whole}");
+        // A limit whose margin for deletions (1/64) ends just below the folded room.
+        let tight = (whole - 1) * DELETE_MARGIN / (DELETE_MARGIN + 1);
+        let (outcome, kept) = room(tight);
+        assert_eq!(outcome, Err(AcceptError::DocumentFull { limit: tight }));
+        assert!(kept <= tight, "the room stays within its limit: {kept}");
     }
 
     #[test]
