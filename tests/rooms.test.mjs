@@ -926,6 +926,29 @@ test("the room directory lists live rooms and drops rooms whose reports stopped;
   }
 });
 
+test("a room that emptied after moving to another directory shard is not listed from its old shard's older report", async () => {
+  // The shard count changed (raised): the room now reports to another shard, and its old shard still holds its
+  // last count until that report goes stale (three intervals). The newer report, saying it emptied, must win.
+  const w = await startWorker({ vars: { ...VARS, ROOMS_LIST_MEMORY_MS: 0 } });
+  try {
+    const shards = await w.mf.getDurableObjectNamespace("ROOM_DIRECTORY");
+    const report = async (shard, room, members, updated_ms) => {
+      const stub = shards.get(shards.idFromName(`room-directory:${shard}`));
+      const body = JSON.stringify({ room, members, updated_ms, seq: 1, report_ms: 60_000 });
+      const r = await stub.fetch("https://room-directory/report", { method: "POST", body });
+      assert.equal(r.status, 204);
+    };
+    const now = Date.now();
+    await report(0, "moved", 3, now);
+    await report(1, "moved", 0, now + 1_000);
+    await report(2, "busy", 2, now);
+    const rooms = Object.fromEntries((await (await w.fetch("/rooms")).json()).rooms.map((r) => [r.room, r.members]));
+    assert.deepEqual(rooms, { busy: 2 }, "the newer report (empty) stands; the old shard's count is not listed");
+  } finally {
+    await w.stop();
+  }
+});
+
 test("GET /rooms lists at most ROOMS_LIST_MAX_ROOMS rooms, the largest, and says when more are active", async () => {
   // The route is public and every ticket can open a room: unbounded, one account's rooms grew every listing (and
   // what each shard sent and each isolate held) by thousands an hour.

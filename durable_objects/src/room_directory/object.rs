@@ -67,12 +67,15 @@ impl DurableObject for RoomDirectory {
                     vec![now.into()],
                 )?;
                 // The largest first, as many as asked for: the public listing shows a bounded number of rooms,
-                // and a shard of many thousands must not ship them all on every listing.
+                // and a shard of many thousands must not ship them all on every listing. Emptied rooms come last,
+                // within the limit: a room that moved here (the shard count changed) and emptied must outweigh
+                // the older count its old shard still lists (`merge` keeps each room's newest report) — left out,
+                // the room was listed with its old members until that report went stale.
                 let limit = list_limit(req.url()?.query());
                 let rooms: Vec<Listed> = self
                     .sql
                     .exec(
-                        "SELECT room, members, updated_ms, expires_ms FROM room_rows WHERE members > 0 \
+                        "SELECT room, members, updated_ms, expires_ms FROM room_rows \
                          ORDER BY members DESC, room LIMIT ?",
                         vec![i64::from(limit).into()],
                     )?
