@@ -1863,6 +1863,39 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("reads made before a write share the fill they joined, though writes keep coming to the key", async () => {
+    origin.reset();
+    const path = `/gw/items/hot-${Date.now()}`;
+    let version = 0;
+    let gets = 0;
+    let release;
+    const released = new Promise((resolve) => (release = resolve));
+    origin.handle(async (req, body, res) => {
+      if (req.method !== "GET") {
+        version += 1;
+        return res.writeHead(200).end();
+      }
+      const answer = `v${version}`;
+      // The first fill is held until the other reads wait on it; then every fill meets a write to its key before
+      // its answer arrives, as a hot key written every few milliseconds does.
+      if (++gets === 1) await released;
+      const put = await worker.fetch(path, { method: "PUT", body: "x" });
+      await put.arrayBuffer();
+      res.writeHead(200, { "content-type": "text/plain" }).end(answer);
+    });
+    const first = worker.fetch(path);
+    await until(() => gets === 1, { what: "the fill to reach the origin" });
+    const joined = [worker.fetch(path), worker.fetch(path), worker.fetch(path)];
+    await waitingInWorker(3);
+    release();
+    const answers = await Promise.all([first, ...joined].map(async (r) => (await r).text()));
+    // Each made before the write: the answer from before it is theirs (the write is concurrent with them). Asked
+    // again for the write, each waited for a fill of its own, one after another, every one meeting a write.
+    assert.deepEqual(answers, ["v0", "v0", "v0", "v0"]);
+    assert.equal(gets, 1, "one origin request for the four reads");
+    origin.reset();
+  });
+
   test("a request made after a purge is not handed the answer of a fill asked for before it", async () => {
     origin.reset();
     const stamp = Date.now();

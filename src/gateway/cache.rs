@@ -410,7 +410,15 @@ impl Writes {
 
     /// Whether `key` was written at or after `since` (an answer asked of the origin then may predate the write).
     pub fn written_since(&self, key: &str, since: u64) -> bool {
-        self.0.get(&Passes::id(key)).is_some_and(|&at| at >= since)
+        self.last(key).is_some_and(|at| at >= since)
+    }
+
+    /// When `key` was last written, as far as this isolate knows: what a request arriving now must not be handed
+    /// an answer from before. (A write made after a request came is concurrent with it: the answer from before it
+    /// is as good as one from after, and a waiter that asked again for every such write would queue behind one
+    /// fill after another while writes keep coming.)
+    pub fn last(&self, key: &str) -> Option<u64> {
+        self.0.get(&Passes::id(key)).copied()
     }
 
     /// How many keys are remembered.
@@ -1449,6 +1457,10 @@ mod tests {
         assert!(writes.written_since("k", 1_000), "in its millisecond");
         assert!(!writes.written_since("k", 1_001), "a fill asked after it");
         assert!(!writes.written_since("other", 0));
+        assert_eq!(writes.last("k"), Some(1_000), "the last write to a key");
+        assert_eq!(writes.last("other"), None);
+        writes.wrote("k", 2_000);
+        assert_eq!(writes.last("k"), Some(2_000), "a later write replaces it");
         for i in 0..MAX_WRITES_KEPT {
             writes.wrote(&format!("old{i}"), 0);
         }

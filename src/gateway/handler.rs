@@ -1619,6 +1619,10 @@ async fn coalesced_fetch(
         return (Err(Failure::Passed), "MISS");
     }
     let claimed = memory_key(&spec.key);
+    // The last write to the key made before this request came: a fill asked before it is not this request's answer.
+    // (Writes made since are concurrent with this request; waiting out fills for those too queued every waiter
+    // behind one fill after another, each serving only its lead, while writes kept coming to a hot key.)
+    let written_before = WRITES.with(|w| w.borrow().last(&spec.key));
     // A fill whose answer a purge or a write made since its origin request supersedes: not waited for again.
     let mut superseded: Option<coalesce::Slot<Outcome>> = None;
     while let Some(slot) = coalesce::in_progress(&IN_FLIGHT, &claimed) {
@@ -1648,7 +1652,7 @@ async fn coalesced_fetch(
             Some(Ok(fetched))
                 if fetched.storable
                     && (purged_here(&fetched)
-                        || written_since(&spec.key, fetched.requested_at)) =>
+                        || written_before.is_some_and(|at| at >= fetched.requested_at)) =>
             {
                 superseded = Some(slot);
             }
