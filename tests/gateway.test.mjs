@@ -1831,6 +1831,34 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a page's write (sent with Origin) invalidates the entry its own same-origin reads (sent without) are served", async () => {
+    origin.reset();
+    let current = "old";
+    origin.handle((req, body, res) => {
+      if (req.method === "GET") return res.writeHead(200, { "content-type": "text/plain" }).end(current);
+      current = body.toString();
+      res.writeHead(200).end();
+    });
+    const path = `/gw/items/paged-${Date.now()}`;
+    const read = async (headers = {}) => {
+      const r = await worker.fetch(path, { headers });
+      return `${r.headers.get("x-cache")} ${await r.text()}`;
+    };
+    const site = { origin: "https://app.example" };
+    assert.equal(await read(), "MISS old");
+    assert.equal(await read(), "HIT old");
+    assert.equal(await read(site), "MISS old");
+    assert.equal(await read(site), "HIT old");
+    // A browser sends Origin with every request that is not a GET or HEAD, and not with its page's same-origin
+    // GETs nor its navigations (Fetch standard, HTTP-network-or-cache fetch).
+    const put = await worker.fetch(path, { method: "PUT", body: "new", headers: site });
+    assert.equal(put.status, 200);
+    await put.arrayBuffer();
+    assert.equal(await read(), "MISS new", "the page's own reads, sent without Origin, read the write");
+    assert.equal(await read(site), "MISS new", "and its cross-origin ones, sent with it");
+    origin.reset();
+  });
+
   test("a fill asked for before a write to its URL is not stored after it, nor handed to a read made after it", async () => {
     origin.reset();
     let current = "before the write";

@@ -416,10 +416,10 @@ async fn forward(
     }
 }
 
-/// After a write to `url` that the origin answered without error (`cache::invalidates`), the stored answer the
-/// writer's GET of it would be served (the route serving GET there, with this request's site, identity and
-/// credentials) is deleted before the write's answer goes out (RFC 9111 §4.4): the writer's next read is the
-/// origin's. Only in this location's cache, and only that key's: the entries other sites or users keep for the URL
+/// After a write to `url` that the origin answered without error (`cache::invalidates`), the stored answers the
+/// writer's GET of it would be served (the route serving GET there, with this request's site or none, identity and
+/// credentials) are deleted before the write's answer goes out (RFC 9111 §4.4): the writer's next read is the
+/// origin's. Only in this location's cache, and only those keys': the entries other sites or users keep for the URL
 /// expire, or are purged by tag.
 async fn invalidate(
     call: &Call,
@@ -440,14 +440,28 @@ async fn invalidate(
     };
     let authorization = header_list::get(headers, "authorization");
     let site = header_list::get(headers, "origin");
-    let Some(key) = cache_key(&route.name, url, policy, identity, authorization, site) else {
+    // The entry for the writer's site, and for none: a browser sends `Origin` with every write, but not with its
+    // page's same-origin GETs nor its navigations (Fetch standard), which are served the entry keyed without a site.
+    let key = |site| cache_key(&route.name, url, policy, identity, authorization, site);
+    let Some(own) = key(site) else {
         return;
     };
+    let siteless = site.and_then(|_| key(None));
     // A fill under way now was asked of the origin before the write: it is not stored, nor handed out, after it.
-    WRITES.with(|w| w.borrow_mut().wrote(&key, respond::now_ms()));
-    // Bounded: a Cache API that does not answer must not hold the write's answer back.
-    let failed = delete_stored(&key).await;
-    if let Some(detail) = failed {
+    let now = respond::now_ms();
+    WRITES.with(|w| {
+        let mut writes = w.borrow_mut();
+        for key in std::iter::once(&own).chain(&siteless) {
+            writes.wrote(key, now);
+        }
+    });
+    // Bounded, and side by side: a Cache API that does not answer must not hold the write's answer back.
+    let (failed, siteless_failed) = futures_util::future::join(
+        delete_stored(&own),
+        futures_util::future::OptionFuture::from(siteless.as_deref().map(delete_stored)),
+    )
+    .await;
+    for detail in failed.into_iter().chain(siteless_failed.flatten()) {
         log::warn(
             "gateway cache delete after a write failed",
             serde_json::json!({"route": route.name, "request_id": call.request_id, "detail": detail}),
