@@ -1961,6 +1961,40 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("with a tag purged during every fill, reads waiting on a purged fill share one fill asked again", async () => {
+    origin.reset();
+    const stamp = Date.now();
+    const path = `/gw/cached?purged-often=${stamp}`;
+    const adminToken = bearer(token(keys, "ed1", { permissions: ["gateway:admin"] }));
+    let gets = 0;
+    let release;
+    const released = new Promise((resolve) => (release = resolve));
+    origin.handle(async (req, body, res) => {
+      const answer = `v${gets}`;
+      // The first fill is held until the other reads wait on it; then every fill's tag is purged before its answer
+      // arrives, as a CMS purging a hot product's tag on each of its updates does.
+      if (++gets === 1) await released;
+      const purge = await worker.fetch("/admin/gateway/purge", {
+        method: "POST",
+        headers: { "content-type": "application/json", ...adminToken },
+        body: JSON.stringify({ tags: [`often-${stamp}`] }),
+      });
+      await purge.arrayBuffer();
+      res.writeHead(200, { "content-type": "text/plain", "cache-tag": `often-${stamp}` }).end(answer);
+    });
+    const first = worker.fetch(path);
+    await until(() => gets === 1, { what: "the fill to reach the origin" });
+    const joined = [worker.fetch(path), worker.fetch(path), worker.fetch(path)];
+    await waitingInWorker(3);
+    release();
+    const answers = await Promise.all([first, ...joined].map(async (r) => (await r).text()));
+    // The first fill was purged while they waited: they ask again, once, and take that fill's answer (asked after
+    // they came, it is theirs though its tag was purged meanwhile). Before, each led a fill of its own in turn.
+    assert.deepEqual(answers, ["v0", "v1", "v1", "v1"]);
+    assert.equal(gets, 2, "two origin requests for the four reads");
+    origin.reset();
+  });
+
   test("cache tags are case-insensitive, as Cloudflare's purge by tag is: a purge in another case reaches the entry", async () => {
     origin.reset();
     const stamp = Date.now();
