@@ -1507,10 +1507,30 @@ const OPERAND_KEYWORDS: &[&[u8]] = &[
     b"then", b"else", b"where", b"having", b"select",
 ];
 
+/// Words a subquery's `(` is glued to where no blank separates them: a derived table (`from(select …)x`), a
+/// set, a quantifier or PostgreSQL's array of a subquery. No SQL server takes a subquery as a function's argument
+/// without its own parentheses (`ascii(select …)` is a syntax error; `ascii((select …))` is the probe), so a name
+/// glued to `(select` is code of another language: jq's `map(select(.age > 18))`, SQLAlchemy's
+/// `execute(select(User))`.
+const GLUED_SUBQUERY_KEYWORDS: &[&[u8]] = &[
+    b"from",
+    b"join",
+    b"union",
+    b"intersect",
+    b"except",
+    b"any",
+    b"some",
+    b"all",
+    b"array",
+    b"as",
+    b"lateral",
+    b"multiset",
+];
+
 /// A subquery where an SQL operand stands — the blind injection's probe, `1 and ascii(substring((select pw from
 /// users limit 1),1,1))>64`, `1 and 1=(select 1 from users where …)`, `exp(~(select * from (select user())x))` —
 /// in MySQL, PostgreSQL, SQL Server and SQLite alike: `(select` at the text's start, after an operator, `(`, `,`, an
-/// [`OPERAND_KEYWORDS`] word or glued to a function's name, and then a select list that reads as code (a call, `@`,
+/// [`OPERAND_KEYWORDS`] word or one of [`GLUED_SUBQUERY_KEYWORDS`] glued to it, and then a select list that reads as code (a call, `@`,
 /// `*`, a quote, a number, a dotted name) or a `from` and a table's name that the subquery's `)` or a clause
 /// follows. Prose's "(select one from the list)" goes on with words after its `from`; "Sizes: S, M (select one)"
 /// puts its parenthesis after a word.
@@ -1529,7 +1549,11 @@ fn subquery(text: &[u8]) -> bool {
             Some(b) if b"=<>(,+-*/|&!~^%".contains(b) => true,
             Some(b) if ident(b) => {
                 let start = context.iter().rposition(|b| !ident(b)).map_or(0, |p| p + 1);
-                context.len() == open.len() || OPERAND_KEYWORDS.contains(&&context[start..])
+                // MySQL reads a number glued to a word as two tokens: `1and(select 1)` is `1 and (select 1)`.
+                let word = &context[start..];
+                let keyword = &word[word.iter().take_while(|b| b.is_ascii_digit()).count()..];
+                OPERAND_KEYWORDS.contains(&keyword)
+                    || (context.len() == open.len() && GLUED_SUBQUERY_KEYWORDS.contains(&keyword))
             }
             _ => false,
         };
@@ -5434,6 +5458,8 @@ mod tests {
             "id=1+and+(select+pw+from+users+as+u)%3D'a'",
             "id=1+and+(select+pw+from+users+offset+0)%3D'a'",
             "id=1+and+(select+pw+from+users+natural+join+t)%3D'a'",
+            "id=1and(select+pw+from+users)%3D'a'",
+            "id=1+and+1%3Dany(select+1+from+users)",
         ] {
             assert_eq!(
                 inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
@@ -5465,6 +5491,11 @@ mod tests {
             "(select one from each group)",
             "(select one from this page)",
             "(select a size from the chart)",
+            // A name glued to `(select` is no SQL (no server takes `f(select …)`): jq's filter, SQLAlchemy's query.
+            "map(select(.age >= 18))",
+            ".items | map(select(.status == \"open\")) | length",
+            "session.scalars(select(User).where(User.id == 5))",
+            "stmt = execute(select(users.c.id))",
         ] {
             assert_eq!(
                 inspect_body(&c, Some("text/plain"), text.as_bytes()),
