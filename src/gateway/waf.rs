@@ -1492,13 +1492,52 @@ fn stacked(text: &[u8]) -> bool {
 
 /// Whether a quote closed by one or more `)` is followed (after blanks) by a comment: `admin')--`, `admin') #`,
 /// `x'))--`, which ends a login query written with parentheses (`WHERE (user = '…') AND (pass = '…')`) in every SQL
-/// server, as `admin'--` ends one written without.
+/// server, as `admin'--` ends one written without. The quote must end a string as SQL reads the text from inside
+/// the query's string ([`closes_a_string`]): in `print('hi')` followed by a `# comment` line, the quote before `)`
+/// opens a string (the query's string ends at the first), so the `#` is inside one.
 fn comment_after_parenthesis(text: &[u8]) -> bool {
-    memchr::memchr2_iter(b'\'', b'"', text).any(|at| {
+    let before_comment = |at: usize| {
         let rest = &text[at + 1..];
         let after = skip(rest, b") ");
         rest.first() == Some(&b')') && (after.starts_with(b"--") || after.starts_with(b"#"))
-    })
+    };
+    memchr::memchr2_iter(b'\'', b'"', text).any(before_comment)
+        && [b'\'', b'"'].into_iter().any(|query_quote| {
+            [true, false]
+                .into_iter()
+                .any(|escapes| closes_a_string(text, query_quote, escapes, before_comment))
+        })
+}
+
+/// Whether a quote at which `wanted` holds ends a string, in SQL's reading of `text` from inside a string that
+/// `query_quote` opened (where an injected value stands): a string or a `` ` `` name runs to its own quote (a
+/// doubled quote ends and reopens it), and with `escapes` (MySQL's default) `\` makes the next byte part of it
+/// (PostgreSQL's and SQL Server's strings have no escapes: both readings are made). One pass, without look-ahead.
+fn closes_a_string(
+    text: &[u8],
+    query_quote: u8,
+    escapes: bool,
+    wanted: impl Fn(usize) -> bool,
+) -> bool {
+    let mut open = Some(query_quote);
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        match open {
+            Some(_) if escapes && b == b'\\' => i += 1,
+            Some(quote) if b == quote => {
+                open = None;
+                if wanted(i) {
+                    return true;
+                }
+            }
+            Some(_) => {}
+            None if matches!(b, b'\'' | b'"' | b'`') => open = Some(b),
+            None => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Words after which a parenthesis opens an SQL operand (`1 and (select …)`, `exists (select …)`).
@@ -4977,10 +5016,30 @@ mod tests {
                 "{query}"
             );
         }
+        // A quote the query's string is closed by, after strings and names the value itself opened and closed.
+        for query in [
+            "u=x'+or+name%3D('admin')--",
+            "u=admin'+or+%22x%22)--",
+            "u=a''b')--",
+            "u=a\\'b')--",
+            "u=admin'+and+`a'`%3D'x')--",
+        ] {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some("sqli-comment"),
+                "{query}"
+            );
+        }
         for text in [
             "f(x) -- see 'notes'",
             "(as 'x') and then",
             "rock ('n') roll",
+            // The quote before `)` opens a string when the query's string ends at the first: code and its comment.
+            "print('hello')\n# next step",
+            "I call foo('bar')\n\n## Expected behaviour",
+            "x = f(\"a\")  # a comment",
+            "click 'Save') -- then close",
+            "admin'')--",
         ] {
             assert_eq!(
                 inspect_body(&c, Some("text/plain"), text.as_bytes()),
