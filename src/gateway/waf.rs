@@ -2001,7 +2001,7 @@ fn tautology(text: &[u8]) -> bool {
 }
 
 /// Whether a value (the text's, or one after `=`) starts with a quote and arithmetic on the empty string it closes,
-/// then a comment or the end: `'=0#` (`u = '' = 0`), `'='` (`u = '' = ''`), `'-0#` (`u = '' - 0`), `'*0*'`. MySQL and
+/// then a comment or the end: `'=0#` (`u = '' = 0`; blanks around the operator too, `' = 0#`), `'='` (`u = '' = ''`), `'-0#` (`u = '' - 0`), `'*0*'`. MySQL and
 /// SQLite compare a name that is not a number with the result as 0, so every row matches: the login bypass
 /// without `or`.
 fn empty_string_arithmetic(text: &[u8]) -> bool {
@@ -2011,9 +2011,12 @@ fn empty_string_arithmetic(text: &[u8]) -> bool {
             let Some((&quote @ (b'\'' | b'"'), rest)) = text[start..].split_first() else {
                 return false;
             };
-            let Some((&op, rest)) = rest.split_first() else {
+            // Blanks may stand around the operator before a `0` (`' = 0-- -` is `u = '' = 0`).
+            let glued = rest;
+            let Some((&op, rest)) = skip(rest, b" ").split_first() else {
                 return false;
             };
+            let operand = skip(rest, b" ");
             // A comment, or the operator again and a quote the query's own closes (`'-0-'`): the query's quote
             // right after the `0` would leave it unclosed.
             let end = |rest: &[u8]| {
@@ -2023,9 +2026,14 @@ fn empty_string_arithmetic(text: &[u8]) -> bool {
                         .map(|r| skip(r, b" "))
                         == Some(&[quote][..])
             };
-            match (op, rest) {
+            match (op, operand) {
                 (b'=', [b'0', after @ ..]) => end(after),
-                (b'=', [q, after @ ..]) if *q == quote => ends_statement(after),
+                // Glued only: `sep = ' = '` is code.
+                (b'=', [q, after @ ..])
+                    if *q == quote && glued.first() == Some(&op) && glued.get(1) == Some(q) =>
+                {
+                    ends_statement(after)
+                }
                 (b'-' | b'*' | b'^' | b'|' | b'&' | b'+' | b'%' | b'/', [b'0', after @ ..]) => {
                     end(after)
                 }
@@ -5079,6 +5087,8 @@ mod tests {
             "'0'",
             "'-'",
             "'=0",
+            "sep = ' = '",
+            "print(k + ' = ' + v)",
         ] {
             assert_eq!(
                 inspect_body(&c, Some("text/plain"), text.as_bytes()),
@@ -5118,6 +5128,10 @@ mod tests {
             "u='-0%23",
             "u='*0*'",
             "u='^0%23",
+            // Blanks around the operator: MySQL reads `u = '' = 0` as well.
+            "u='+%3D+0--+-",
+            "u='%3D+0%23",
+            "u='+-+0%23",
             // PostgreSQL's dollar-quoted strings.
             "u='+or+$$a$$%3D$$a$$--+-",
             "u='+or+$$a$$%3D$$a$$%3B--",
