@@ -2145,8 +2145,12 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
     let left_at = skip(after_op, b" (");
     let open_left =
         || operand(text, left_at, false).filter(|&(_, end, quoted)| quoted && end == text.len());
+    let closed_left = operand(text, left_at, true);
+    // Only a string left open is closed by the query's quote: a closed one at the end (`'x' or '1'`) meets that
+    // quote as a doubled one, a string that never ends.
+    let left_open = closed_left.is_none();
     let Some((left, end, left_quoted)) =
-        operand(text, left_at, true).or_else(|| (!after_number).then(open_left).flatten())
+        closed_left.or_else(|| (!after_number).then(open_left).flatten())
     else {
         return false;
     };
@@ -2176,7 +2180,8 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
         // Or, after a quote, an `or` and a quote left open (`' or 1 or '`), or the truth is that open string (`'
         // or '1`): MySQL and SQLite read `'1'` as the number 1, PostgreSQL as true.
         let open_after = !after_number
-            && (open_quote_after(&text[at..], quotes) || (left_quoted && end == text.len()));
+            && (open_quote_after(&text[at..], quotes)
+                || (left_open && left_quoted && end == text.len()));
         if truthy && (before_end(at) || open_after) {
             return true;
         }
@@ -5081,6 +5086,9 @@ mod tests {
             "it's 'on' or 1 in 3 -- roughly",
             "Tom's or 1 of them",
             "I'd say 'yes' or '1' here",
+            // A string closed at the end meets the query's quote as a doubled one: no injection.
+            "I'd say 'yes' or '1'",
+            "q=name = 'x' or '1'",
             "it's 3 or 4 or 'five'",
             "'-0 degrees' it said",
             "'=SUM(A1)'",
