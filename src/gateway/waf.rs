@@ -1490,6 +1490,18 @@ fn stacked(text: &[u8]) -> bool {
         })
 }
 
+/// Whether a user variable's assignment (`set @q = …`) assigns what SQL reads as a value: a number, a string, a hex
+/// or bit literal (`0x…`, `x'…'`), another variable, a parenthesis (a subquery) or a call (`concat(…)`, `char(…)`,
+/// `unhex(…)`). Chat's "Deploy done; set @oncall = bob for tonight" assigns a bare word, which to MySQL would be a
+/// column of no table — and sets nothing a prepared statement could run.
+fn assigned_value(value: &[u8]) -> bool {
+    let (name, after) = word(value);
+    matches!(
+        value.first(),
+        Some(b'0'..=b'9' | b'\'' | b'"' | b'(' | b'@' | b'-' | b'+' | b'.')
+    ) || (!name.is_empty() && (after.starts_with(b"'") || skip(after, b" ").starts_with(b"(")))
+}
+
 /// Whether a quote closed by one or more `)` is followed (after blanks) by a comment: `admin')--`, `admin') #`,
 /// `x'))--`, which ends a login query written with parentheses (`WHERE (user = '…') AND (pass = '…')`) in every SQL
 /// server, as `admin'--` ends one written without. The quote must end a string as SQL reads the text from inside
@@ -1795,7 +1807,11 @@ fn statement_starts(text: &[u8], strict: bool) -> bool {
             (scope == b"global" && name.contains(&b'_') && skip(after, b" ").starts_with(b"="))
                 || variable.is_some_and(|(variable, after)| {
                     let after = skip(after, b" ");
-                    !variable.is_empty() && (after.starts_with(b"=") || after.starts_with(b":="))
+                    let value = after
+                        .strip_prefix(b":=")
+                        .or_else(|| after.strip_prefix(b"="))
+                        .map(|value| sql_gap(value, false));
+                    !variable.is_empty() && value.is_some_and(assigned_value)
                 })
         }
         // MySQL's `prepare s from @q` (or a string or hex literal): a statement no signature can read, run by
@@ -5594,6 +5610,10 @@ mod tests {
         for query in [
             "id=1%3Bset+@q%3D0x73656c656374%3Bprepare+s+from+@q%3Bexecute+s",
             "id=1%3Bset+@q:%3D'x'",
+            "id=1%3Bset+@q%3Dconcat('sel','ect+1')%3Bprepare+s+from+@q",
+            "id=1%3Bset+@q%3Dconcat+('sel','ect+1')",
+            "id=1%3Bset+@q%3Dx'73656c656374'",
+            "id=1%3Bset+@q%3D/**/0x73656c656374",
             "id=1%3Bprepare+s+from+'select+1'",
             "id=1%3Bprepare+s+from+0x73656c656374",
             "id=1%3Battach+database+'/var/www/x.php'+as+x",
@@ -5615,6 +5635,9 @@ mod tests {
             "Thanks; prepare them from scratch",
             "Next; set up the room",
             "Done; set @ 5pm",
+            // A bare word assigned to an @mention is no value SQL could prepare a statement from.
+            "Deploy done; set @oncall = bob for tonight",
+            "ok; set @alice := owner of the board",
             "Please; attach the file as a PDF",
             "Then; attach database docs",
             "Sprint; create table of contents as needed",
