@@ -1158,7 +1158,7 @@ const STATEMENT_WINDOW: usize = 1024;
 /// and then `sleep`'s argument is a number without a unit of time (`sleep(8h)` is prose; `sleep(0xa)`, `sleep(1e1)`
 /// and Oracle's `sleep(5d)` are not) and `benchmark`'s has a second argument (a comma outside nested parentheses and
 /// quotes) within [`ARGUMENT_WINDOW`] ("the benchmark(s)" has none); a script scheme stands where a URL starts
-/// ([`url_position`]); `expression(` is a CSS property's value (a `:` before it).
+/// ([`url_position`]); `expression(` is a CSS property's value (a `:` before it); `waitfor time` ends a word.
 fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
     match needle {
         b"union" => {
@@ -1174,6 +1174,11 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
             after.starts_with(b"select") || table_statement(after)
         }
         b"expression(" => skip_back(before, b" ").ends_with(b":"),
+        // `time` is a word of its own (`waitfor time '23:59'`, `waitfor time @t`), not the start of one: "waitFor
+        // timeout option" is a testing library's docs.
+        b"waitfor time" => !after
+            .first()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_'),
         b"prompt(" | b"confirm(" | b"import(" => {
             let operators = skip_back(before, b" ");
             let operand = skip_back(operators, b"-+*/%&|^;,!~?:<>=");
@@ -5019,11 +5024,24 @@ mod tests {
             "id=1+waitfor+time+'23:59'",
             "id=1%3Bwaitfor%2F**%2Ftime+'23:59'",
             "id=1+and+1%3Ddbms_pipe.receive_message(('a'),5)",
+            "id=1%3Bwaitfor+time'23:59'",
+            "id=1%3Bwaitfor+time+@t",
         ] {
             assert_eq!(
                 inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
                 Some("sqli-function"),
                 "{query}"
+            );
+        }
+        // `time` starting a longer word is prose: a testing library's `waitFor` and its `timeout` option.
+        for text in [
+            "use waitFor timeout option",
+            "// waitFor timestamps to settle",
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("text/plain"), text.as_bytes()),
+                None,
+                "{text}"
             );
         }
     }
