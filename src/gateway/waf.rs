@@ -1495,8 +1495,8 @@ fn stacked(text: &[u8]) -> bool {
         })
 }
 
-/// Whether a user variable's assignment (`set @q = …`) assigns what SQL reads as a value: a number, a string, a hex
-/// or bit literal (`0x…`, `x'…'`), another variable, a parenthesis (a subquery) or a call (`concat(…)`, `char(…)`,
+/// Whether a user variable's assignment (`set @q = …`) assigns what SQL reads as a value: a number, a string, a hex or
+/// bit literal (`0x…`, `x'…'`), another variable, a parenthesis (a subquery) or a call (`concat(…)`, `char(…)`,
 /// `unhex(…)`). Chat's "Deploy done; set @oncall = bob for tonight" assigns a bare word, which to MySQL would be a
 /// column of no table — and sets nothing a prepared statement could run.
 fn assigned_value(value: &[u8]) -> bool {
@@ -1583,13 +1583,13 @@ const GLUED_SUBQUERY_KEYWORDS: &[&[u8]] = &[
     b"multiset",
 ];
 
-/// A subquery where an SQL operand stands — the blind injection's probe, `1 and ascii(substring((select pw from
-/// users limit 1),1,1))>64`, `1 and 1=(select 1 from users where …)`, `exp(~(select * from (select user())x))` —
-/// in MySQL, PostgreSQL, SQL Server and SQLite alike: `(select` at the text's start, after an operator, `(`, `,`, an
-/// [`OPERAND_KEYWORDS`] word or one of [`GLUED_SUBQUERY_KEYWORDS`] glued to it, and then a select list that reads as code (a call, `@`,
-/// `*`, a quote, a number, a dotted name) or a `from` and a table's name that the subquery's `)` or a clause
-/// follows. Prose's "(select one from the list)" goes on with words after its `from`; "Sizes: S, M (select one)"
-/// puts its parenthesis after a word.
+/// A subquery where an SQL operand stands — the blind injection's probe, `1 and ascii(substring((select pw from users
+/// limit 1),1,1))>64`, `1 and 1=(select 1 from users where …)`, `exp(~(select * from (select user())x))` — in MySQL,
+/// PostgreSQL, SQL Server and SQLite alike: `(select` at the text's start, after an operator, `(`, `,`, an
+/// [`OPERAND_KEYWORDS`] word or one of [`GLUED_SUBQUERY_KEYWORDS`] glued to it, and then a select list that reads as
+/// code (a call, `@`, `*`, a quote, a number, a dotted name) or a `from` and a table's name that the subquery's `)` or
+/// a clause follows. Prose's "(select one from the list)" goes on with words after its `from`; "Sizes: S, M (select
+/// one)" puts its parenthesis after a word.
 fn subquery(text: &[u8]) -> bool {
     let ident = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
     memchr::memmem::find_iter(text, b"select").any(|at| {
@@ -2022,9 +2022,9 @@ fn tautology(text: &[u8]) -> bool {
 }
 
 /// Whether a value (the text's, or one after `=`) starts with a quote and arithmetic on the empty string it closes,
-/// then a comment or the end: `'=0#` (`u = '' = 0`; blanks around the operator too, `' = 0#`), `'='` (`u = '' = ''`), `'-0#` (`u = '' - 0`), `'*0*'`. MySQL and
-/// SQLite compare a name that is not a number with the result as 0, so every row matches: the login bypass
-/// without `or`.
+/// then a comment or the end: `'=0#` (`u = '' = 0`; blanks around the operator too, `' = 0#`), `'='` (`u = '' = ''`),
+/// `'-0#` (`u = '' - 0`), `'*0*'`. MySQL and SQLite compare a name that is not a number with the result as 0, so every
+/// row matches: the login bypass without `or`.
 fn empty_string_arithmetic(text: &[u8]) -> bool {
     std::iter::once(0)
         .chain(memchr::memchr_iter(b'=', text).map(|i| i + 1))
