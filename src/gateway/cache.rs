@@ -291,7 +291,7 @@ pub fn cache_key(
         // `?__origin=…` without an Origin must not fill that site's entry); without an Origin the key is as before.
         // As a digest: the header is the client's to fill (16 KiB under the WAF's default header budget, three
         // times that percent-encoded), and a key is long enough with the path and query in it (the isolate's maps
-        // hold keys by digest, `memory_key`).
+        // hold keys by digest, `KeyId`).
         origin.map_or(String::new(), |origin| format!(
             "~{}",
             hex::encode(Sha256::digest(origin.as_bytes()))
@@ -326,21 +326,51 @@ pub fn cache_key(
     Some(key)
 }
 
-/// What an isolate's own maps (the passed keys, the fills in progress) hold a cache key by: its SHA-256, in hex. A
-/// key holds the client's path and query as sent (16 KiB and more under the WAF's header budget), and those maps
-/// outlive the request — 4,096 passed keys of 16 KiB URLs held 64 MiB of an isolate's 128. The Cache API is still
-/// asked by the key itself; two keys share an entry here exactly when they are equal (SHA-256 has no known
-/// collisions).
-pub fn memory_key(cache_key: &str) -> String {
-    hex::encode(Sha256::digest(cache_key.as_bytes()))
+/// What an isolate's own maps (the passed keys, the written keys, the fills in progress) hold a cache key by: its
+/// SHA-256, taken once per request ([`KeyId::of`]). A key holds the client's path and query as sent (16 KiB and more
+/// under the WAF's header budget), and those maps outlive the request — 4,096 passed keys of 16 KiB URLs held 64 MiB
+/// of an isolate's 128. The Cache API is still asked by the key itself; two keys share an entry here exactly when
+/// they are equal (SHA-256 has no known collisions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeyId([u8; 32]);
+
+impl KeyId {
+    pub fn of(cache_key: &str) -> Self {
+        Self(Sha256::digest(cache_key.as_bytes()).into())
+    }
+
+    /// In hex: what the fills in progress (`entry::coalesce`, keyed by text) are held by.
+    pub fn memory_key(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+/// A time (ms) for each of at most `cap` keys, held by [`KeyId`]: bounded in bytes whatever the URLs' length. When
+/// full, the times `live` no longer keeps are dropped first; then, if still full, all (as with purges).
+#[derive(Debug, Default)]
+struct KeyTimes(std::collections::HashMap<KeyId, u64>);
+
+impl KeyTimes {
+    fn get(&self, id: &KeyId) -> Option<u64> {
+        self.0.get(id).copied()
+    }
+
+    fn set(&mut self, id: KeyId, time: u64, cap: usize, live: impl Fn(u64) -> bool) {
+        if self.0.len() >= cap {
+            self.0.retain(|_, kept| live(*kept));
+            if self.0.len() >= cap {
+                self.0.clear();
+            }
+        }
+        self.0.insert(id, time);
+    }
 }
 
 /// The keys of a shared policy whose last fill got an answer made for one visitor, each until when (ms): their
 /// requests go to the origin as their own for [`PASS_MS`], as Varnish's hit-for-pass does, instead of a fill and
-/// then their own request each. Held by [`memory_key`], at most [`MAX_PASSES_KEPT`] of them: bounded in bytes
-/// whatever the URLs' length.
+/// then their own request each. At most [`MAX_PASSES_KEPT`] of them.
 #[derive(Debug, Default)]
-pub struct Passes(std::collections::HashMap<[u8; 32], u64>);
+pub struct Passes(KeyTimes);
 
 /// How long a key stays passed to the origin after its fill got a personal answer (Varnish's default, 120 s).
 pub const PASS_MS: u64 = 120_000;
@@ -348,47 +378,38 @@ pub const PASS_MS: u64 = 120_000;
 pub const MAX_PASSES_KEPT: usize = 4096;
 
 impl Passes {
-    fn id(key: &str) -> [u8; 32] {
-        Sha256::digest(key.as_bytes()).into()
+    /// Whether requests for the key go to the origin as their own at `now`.
+    pub fn passing(&self, id: &KeyId, now: u64) -> bool {
+        self.0.get(id).is_some_and(|until| now < until)
     }
 
-    /// Whether requests for `key` go to the origin as their own at `now`.
-    pub fn passing(&self, key: &str, now: u64) -> bool {
-        self.0.get(&Self::id(key)).is_some_and(|&until| now < until)
-    }
-
-    /// Passes `key` from `now` for [`PASS_MS`].
-    pub fn pass(&mut self, key: &str, now: u64) {
-        if self.0.len() >= MAX_PASSES_KEPT {
-            self.0.retain(|_, until| now < *until);
-            if self.0.len() >= MAX_PASSES_KEPT {
-                self.0.clear();
-            }
-        }
-        self.0.insert(Self::id(key), now + PASS_MS);
+    /// Passes the key from `now` for [`PASS_MS`].
+    pub fn pass(&mut self, id: KeyId, now: u64) {
+        self.0
+            .set(id, now + PASS_MS, MAX_PASSES_KEPT, |until| now < until);
     }
 
     /// How many keys are remembered.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0 .0.len()
     }
 
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0 .0.is_empty()
     }
 
     /// The bytes the remembered keys and times take, whatever the keys' length (the map's own slack aside).
     pub fn held_bytes(&self) -> usize {
-        self.0.len() * std::mem::size_of::<([u8; 32], u64)>()
+        self.len() * std::mem::size_of::<(KeyId, u64)>()
     }
 }
 
-/// The keys this isolate saw a write to (`invalidates`), each with when (ms), held by digest like [`Passes`]: a fill
-/// asked of the origin before a write to its key is neither stored after it (over the write's deletion) nor handed
-/// to requests made after it. Kept [`WRITE_KEPT_MS`], longer than a fill can take; at most [`MAX_WRITES_KEPT`].
+/// The keys this isolate saw a write to (`invalidates`), each with when (ms): a fill asked of the origin before a
+/// write to its key is neither stored after it (over the write's deletion) nor handed to requests made after it.
+/// Kept [`WRITE_KEPT_MS`], longer than a fill can take; at most [`MAX_WRITES_KEPT`].
 #[derive(Debug, Default)]
-pub struct Writes(std::collections::HashMap<[u8; 32], u64>);
+pub struct Writes(KeyTimes);
 
 /// How long a write is remembered: past the longest fill (two minutes' timeout, six attempts, two minutes of body).
 pub const WRITE_KEPT_MS: u64 = 15 * 60_000;
@@ -396,39 +417,34 @@ pub const WRITE_KEPT_MS: u64 = 15 * 60_000;
 pub const MAX_WRITES_KEPT: usize = 4096;
 
 impl Writes {
-    /// Notes a write to `key` at `now`.
-    pub fn wrote(&mut self, key: &str, now: u64) {
-        if self.0.len() >= MAX_WRITES_KEPT {
-            self.0
-                .retain(|_, at| now.saturating_sub(*at) < WRITE_KEPT_MS);
-            if self.0.len() >= MAX_WRITES_KEPT {
-                self.0.clear();
-            }
-        }
-        self.0.insert(Passes::id(key), now);
+    /// Notes a write to the key at `now`.
+    pub fn wrote(&mut self, id: KeyId, now: u64) {
+        self.0.set(id, now, MAX_WRITES_KEPT, |at| {
+            now.saturating_sub(at) < WRITE_KEPT_MS
+        });
     }
 
-    /// Whether `key` was written at or after `since` (an answer asked of the origin then may predate the write).
-    pub fn written_since(&self, key: &str, since: u64) -> bool {
-        self.last(key).is_some_and(|at| at >= since)
+    /// Whether the key was written at or after `since` (an answer asked of the origin then may predate the write).
+    pub fn written_since(&self, id: &KeyId, since: u64) -> bool {
+        self.last(id).is_some_and(|at| at >= since)
     }
 
-    /// When `key` was last written, as far as this isolate knows: what a request arriving now must not be handed
+    /// When the key was last written, as far as this isolate knows: what a request arriving now must not be handed
     /// an answer from before. (A write made after a request came is concurrent with it: the answer from before it
     /// is as good as one from after, and a waiter that asked again for every such write would queue behind one
     /// fill after another while writes keep coming.)
-    pub fn last(&self, key: &str) -> Option<u64> {
-        self.0.get(&Passes::id(key)).copied()
+    pub fn last(&self, id: &KeyId) -> Option<u64> {
+        self.0.get(id)
     }
 
     /// How many keys are remembered.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0 .0.len()
     }
 
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0 .0.is_empty()
     }
 }
 
@@ -1305,7 +1321,7 @@ mod tests {
             )
         };
         for i in 0..5_000 {
-            passes.pass(&long(i), 1_000);
+            passes.pass(KeyId::of(&long(i)), 1_000);
             assert!(passes.len() <= MAX_PASSES_KEPT, "{i}");
         }
         assert!(
@@ -1314,22 +1330,31 @@ mod tests {
             passes.held_bytes()
         );
         // Behaviour as before: the last key passed for PASS_MS, another key (one byte apart) not, and expiry.
-        assert!(passes.passing(&long(4_999), 1_000 + PASS_MS - 1));
-        assert!(!passes.passing(&long(4_999), 1_000 + PASS_MS));
-        assert!(!passes.passing(&format!("{}b", long(4_999)), 1_000));
+        assert!(passes.passing(&KeyId::of(&long(4_999)), 1_000 + PASS_MS - 1));
+        assert!(!passes.passing(&KeyId::of(&long(4_999)), 1_000 + PASS_MS));
+        assert!(!passes.passing(&KeyId::of(&format!("{}b", long(4_999))), 1_000));
         // Expired keys go first when the map is full: a live key stays.
         let mut passes = Passes::default();
         for i in 0..MAX_PASSES_KEPT {
-            passes.pass(&format!("old{i}"), 0);
+            passes.pass(KeyId::of(&format!("old{i}")), 0);
         }
-        passes.pass("live", 10 * PASS_MS);
-        passes.pass("next", 10 * PASS_MS);
+        passes.pass(KeyId::of("live"), 10 * PASS_MS);
+        passes.pass(KeyId::of("next"), 10 * PASS_MS);
         assert_eq!(passes.len(), 2, "the expired ones dropped");
-        assert!(passes.passing("live", 10 * PASS_MS) && passes.passing("next", 10 * PASS_MS));
+        assert!(
+            passes.passing(&KeyId::of("live"), 10 * PASS_MS)
+                && passes.passing(&KeyId::of("next"), 10 * PASS_MS)
+        );
         // The fills in progress are held by the same digest: equal keys meet, others do not, and none is long.
-        assert_eq!(memory_key(&long(1)), memory_key(&long(1)));
-        assert_ne!(memory_key(&long(1)), memory_key(&long(2)));
-        assert_eq!(memory_key(&long(1)).len(), 64);
+        assert_eq!(
+            KeyId::of(&long(1)).memory_key(),
+            KeyId::of(&long(1)).memory_key()
+        );
+        assert_ne!(
+            KeyId::of(&long(1)).memory_key(),
+            KeyId::of(&long(2)).memory_key()
+        );
+        assert_eq!(KeyId::of(&long(1)).memory_key().len(), 64);
     }
 
     #[test]
@@ -1449,24 +1474,38 @@ mod tests {
     #[test]
     fn a_write_is_remembered_for_the_fills_asked_before_it_and_bounded() {
         let mut writes = Writes::default();
-        writes.wrote("k", 1_000);
+        writes.wrote(KeyId::of("k"), 1_000);
         assert!(
-            writes.written_since("k", 900),
+            writes.written_since(&KeyId::of("k"), 900),
             "a fill asked before the write"
         );
-        assert!(writes.written_since("k", 1_000), "in its millisecond");
-        assert!(!writes.written_since("k", 1_001), "a fill asked after it");
-        assert!(!writes.written_since("other", 0));
-        assert_eq!(writes.last("k"), Some(1_000), "the last write to a key");
-        assert_eq!(writes.last("other"), None);
-        writes.wrote("k", 2_000);
-        assert_eq!(writes.last("k"), Some(2_000), "a later write replaces it");
+        assert!(
+            writes.written_since(&KeyId::of("k"), 1_000),
+            "in its millisecond"
+        );
+        assert!(
+            !writes.written_since(&KeyId::of("k"), 1_001),
+            "a fill asked after it"
+        );
+        assert!(!writes.written_since(&KeyId::of("other"), 0));
+        assert_eq!(
+            writes.last(&KeyId::of("k")),
+            Some(1_000),
+            "the last write to a key"
+        );
+        assert_eq!(writes.last(&KeyId::of("other")), None);
+        writes.wrote(KeyId::of("k"), 2_000);
+        assert_eq!(
+            writes.last(&KeyId::of("k")),
+            Some(2_000),
+            "a later write replaces it"
+        );
         for i in 0..MAX_WRITES_KEPT {
-            writes.wrote(&format!("old{i}"), 0);
+            writes.wrote(KeyId::of(&format!("old{i}")), 0);
         }
-        writes.wrote("new", WRITE_KEPT_MS);
+        writes.wrote(KeyId::of("new"), WRITE_KEPT_MS);
         assert!(writes.len() <= 2, "the old ones dropped: {}", writes.len());
-        assert!(writes.written_since("new", WRITE_KEPT_MS));
+        assert!(writes.written_since(&KeyId::of("new"), WRITE_KEPT_MS));
     }
 
     #[test]

@@ -16,9 +16,9 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, invalidates, memory_key, not_modified, null_body, purged_since, shared_fill_answer,
-    storable, tag_key, tags_for, tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness,
-    Passes, StoredMeta, Writes, PURGE_MARK_TTL_SECS,
+    cache_key, invalidates, not_modified, null_body, purged_since, shared_fill_answer, storable,
+    tag_key, tags_for, tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness, KeyId, Passes,
+    StoredMeta, Writes, PURGE_MARK_TTL_SECS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, forward_on_preflight, forward_request_header,
@@ -452,7 +452,7 @@ async fn invalidate(
     WRITES.with(|w| {
         let mut writes = w.borrow_mut();
         for key in std::iter::once(&own).chain(&siteless) {
-            writes.wrote(key, now);
+            writes.wrote(KeyId::of(key), now);
         }
     });
     // Bounded, and side by side: a Cache API that does not answer must not hold the write's answer back.
@@ -1561,7 +1561,7 @@ impl FetchedBody {
 type Outcome = Result<Rc<Fetched>, Failure>;
 
 thread_local! {
-    /// Origin fetches in progress in this isolate, by the digest of their cache key (`cache::memory_key`):
+    /// Origin fetches in progress in this isolate, by the digest of their cache key (`cache::KeyId`):
     /// concurrent misses wait for the same one (`entry::coalesce`).
     static IN_FLIGHT: InFlight<Outcome> = RefCell::new(HashMap::new());
     /// Purge times of cache tags as this isolate last saw them: tag → (purged at, read at).
@@ -1573,18 +1573,14 @@ thread_local! {
     static WRITES: RefCell<Writes> = RefCell::new(Writes::default());
 }
 
-/// Whether a write to `key` reached this isolate at or after `since`.
-fn written_since(key: &str, since: u64) -> bool {
-    WRITES.with(|w| w.borrow().written_since(key, since))
+/// Whether a write to the key reached this isolate at or after `since`.
+fn written_since(id: &KeyId, since: u64) -> bool {
+    WRITES.with(|w| w.borrow().written_since(id, since))
 }
 
-/// Whether requests for `key` go to the origin as their own ([`PASSES`]).
-fn passing(key: &str, now: u64) -> bool {
-    PASSES.with(|p| p.borrow().passing(key, now))
-}
-
-fn pass(key: &str, now: u64) {
-    PASSES.with(|p| p.borrow_mut().pass(key, now));
+/// Whether requests for the key go to the origin as their own ([`PASSES`]).
+fn passing(id: &KeyId, now: u64) -> bool {
+    PASSES.with(|p| p.borrow().passing(id, now))
 }
 
 /// How long a fill's Cache API write may keep its key claimed.
@@ -1629,14 +1625,16 @@ async fn coalesced_fetch(
     let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 1) + spec.fill_body_ms + 1_000;
     let first = respond::now_ms();
     let mut since = (first, None::<coalesce::Slot<Outcome>>);
-    if ctx.is_some() && passing(&spec.key, first) {
+    // The key's digest, taken once: the isolate's maps (passes, writes, fills in progress) hold keys by it.
+    let id = KeyId::of(&spec.key);
+    if ctx.is_some() && passing(&id, first) {
         return (Err(Failure::Passed), "MISS");
     }
-    let claimed = memory_key(&spec.key);
+    let claimed = id.memory_key();
     // The last write to the key made before this request came: a fill asked before it is not this request's answer.
     // (Writes made since are concurrent with this request; waiting out fills for those too queued every waiter
     // behind one fill after another, each serving only its lead, while writes kept coming to a hot key.)
-    let written_before = WRITES.with(|w| w.borrow().last(&spec.key));
+    let written_before = WRITES.with(|w| w.borrow().last(&id));
     // A fill whose answer a purge or a write made since its origin request supersedes: not waited for again.
     let mut superseded: Option<coalesce::Slot<Outcome>> = None;
     while let Some(slot) = coalesce::in_progress(&IN_FLIGHT, &claimed) {
@@ -1698,7 +1696,7 @@ async fn coalesced_fetch(
         let storing = async move {
             // Asked of the origin before a write to its URL: not stored over the write's deletion (a write landing
             // during the put deletes it again below).
-            if written_since(&key, fetched.requested_at) {
+            if written_since(&id, fetched.requested_at) {
                 drop(lead);
                 return;
             }
@@ -1719,7 +1717,7 @@ async fn coalesced_fetch(
                     serde_json::json!({"route": route, "detail": detail}),
                 );
             }
-            if written_since(&key, fetched.requested_at) {
+            if written_since(&id, fetched.requested_at) {
                 // The write's deletion ran while this put did: deleted again, so the write stands.
                 if let Some(detail) = delete_stored(&key).await {
                     log::warn(
@@ -1787,7 +1785,8 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         FillAnswer::Anyone
     };
     if fill_answer == FillAnswer::Personal {
-        pass(&spec.key, respond::now_ms());
+        let now = respond::now_ms();
+        PASSES.with(|p| p.borrow_mut().pass(KeyId::of(&spec.key), now));
     }
     let mut rejoined = false;
     let body = match response.body() {
