@@ -1924,6 +1924,14 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  /** `POST /admin/gateway/purge` of `tags` with a token holding the gateway's admin permission. */
+  const purgeTags = (tags) =>
+    worker.fetch("/admin/gateway/purge", {
+      method: "POST",
+      headers: { "content-type": "application/json", ...bearer(token(keys, "ed1", { permissions: ["gateway:admin"] })) },
+      body: JSON.stringify({ tags }),
+    });
+
   test("a request made after a purge is not handed the answer of a fill asked for before it", async () => {
     origin.reset();
     const stamp = Date.now();
@@ -1942,12 +1950,7 @@ describe("edge cache", () => {
     await until(() => origin.requests.length === 1, { what: "the fill to reach the origin" });
     // The operator changes the content, then purges its tag, while that fill is still under way.
     content = "after the purge";
-    const adminToken = bearer(token(keys, "ed1", { permissions: ["gateway:admin"] }));
-    const purge = await worker.fetch("/admin/gateway/purge", {
-      method: "POST",
-      headers: { "content-type": "application/json", ...adminToken },
-      body: JSON.stringify({ tags: [`race-${stamp}`] }),
-    });
+    const purge = await purgeTags([`race-${stamp}`]);
     assert.equal(purge.status, 200);
     await purge.arrayBuffer();
     const later = worker.fetch(path);
@@ -1965,7 +1968,6 @@ describe("edge cache", () => {
     origin.reset();
     const stamp = Date.now();
     const path = `/gw/cached?purged-often=${stamp}`;
-    const adminToken = bearer(token(keys, "ed1", { permissions: ["gateway:admin"] }));
     let gets = 0;
     let release;
     const released = new Promise((resolve) => (release = resolve));
@@ -1974,11 +1976,7 @@ describe("edge cache", () => {
       // The first fill is held until the other reads wait on it; then every fill's tag is purged before its answer
       // arrives, as a CMS purging a hot product's tag on each of its updates does.
       if (++gets === 1) await released;
-      const purge = await worker.fetch("/admin/gateway/purge", {
-        method: "POST",
-        headers: { "content-type": "application/json", ...adminToken },
-        body: JSON.stringify({ tags: [`often-${stamp}`] }),
-      });
+      const purge = await purgeTags([`often-${stamp}`]);
       await purge.arrayBuffer();
       res.writeHead(200, { "content-type": "text/plain", "cache-tag": `often-${stamp}` }).end(answer);
     });
@@ -1998,9 +1996,6 @@ describe("edge cache", () => {
   test("cache tags are case-insensitive, as Cloudflare's purge by tag is: a purge in another case reaches the entry", async () => {
     origin.reset();
     const stamp = Date.now();
-    const adminToken = bearer(token(keys, "ed1", { permissions: ["gateway:admin"] }));
-    const purge = (tags) =>
-      worker.fetch("/admin/gateway/purge", { method: "POST", headers: { "content-type": "application/json", ...adminToken }, body: JSON.stringify({ tags }) });
     for (const [sent, purged] of [[`Product-${stamp}`, `product-${stamp}`], [`lower-${stamp}`, `LOWER-${stamp}`]]) {
       origin.handle(versioned({ "cache-tag": sent }));
       const path = `/gw/cached?case=${sent}`;
@@ -2008,7 +2003,7 @@ describe("edge cache", () => {
       const hit = await worker.fetch(path);
       assert.equal(hit.headers.get("x-cache"), "HIT", sent);
       await hit.arrayBuffer();
-      const answer = await purge([purged]);
+      const answer = await purgeTags([purged]);
       assert.equal(answer.status, 200);
       await answer.arrayBuffer();
       const after = await worker.fetch(path);
@@ -2020,12 +2015,7 @@ describe("edge cache", () => {
 
   test("a purge mark expires once no entry it covers can still be served (not kept in KV for ever)", async () => {
     const tag = `expiring-${Date.now()}`;
-    const adminToken = bearer(token(keys, "ed1", { permissions: ["gateway:admin"] }));
-    const answer = await worker.fetch("/admin/gateway/purge", {
-      method: "POST",
-      headers: { "content-type": "application/json", ...adminToken },
-      body: JSON.stringify({ tags: [tag] }),
-    });
+    const answer = await purgeTags([tag]);
     assert.equal(answer.status, 200);
     const { at_ms } = await answer.json();
     const { keys: marks } = await kv.list({ prefix: `gateway:purge:${tag}` });
