@@ -349,7 +349,10 @@ fn weight(applied: &Applied, bytes: &[u8]) -> u64 {
 /// whole document: only for an update the allowance for splits alone would refuse.
 fn measured_splits(loaded: &Loaded, applied: &Applied, bytes: &[u8], limit: u64) -> Option<u64> {
     let stored = applied.to_log(bytes).iter().map(|p| p.len()).sum::<usize>() as u64;
-    let with_it = loaded.stored_bytes_with(stored);
+    // The measure replaces the allowance counted so far, so the room is weighed without it.
+    let with_it = loaded
+        .stored_bytes_with(stored)
+        .saturating_sub(loaded.splits);
     let folded = folded_bytes(&loaded.doc.snapshot());
     (folded <= limit && with_it <= limit).then(|| folded.saturating_sub(with_it))
 }
