@@ -4,6 +4,7 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { cpSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
+import http from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
 import WebSocket from "ws";
@@ -94,6 +95,24 @@ function refusedWith(url) {
   });
 }
 
+/** The answer to a GET with `headers` sent as they are (the `ws` client always sends a complete handshake). */
+function rawAnswer(w, path, headers) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port: w.url.port, path, headers });
+    req.on("response", (res) => {
+      let body = "";
+      res.on("data", (chunk) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on("upgrade", (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode, headers: res.headers, body: "" });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
 // Destroying the doc also stops its awareness timer, so the test process can exit. Clients a test did not get to
 // destroy (it failed first) are destroyed after it (afterEach below), so they stop reconnecting.
 const live = new Set();
@@ -172,6 +191,7 @@ describe("rooms", () => {
     first.close();
     const other = await ticket(w, "elsewhere");
     assert.equal(await refusedWith(`${base}?ticket=${other}`), 401, "a ticket for another room");
+    assert.equal(refusedWith.headers["content-type"], "application/json; charset=utf-8", "labelled as the Worker's errors");
     const plain = await w.fetch("/rooms/tickets/ws");
     assert.equal(plain.status, 426, "a plain GET is told to upgrade");
     // A HEAD of the join is no handshake: refused before the room, its ticket left for the real join. (A HEAD that
@@ -189,6 +209,32 @@ describe("rooms", () => {
     joined.close();
     const noSession = await w.fetch("/rooms/tickets/ticket", { method: "POST" });
     assert.equal(noSession.status, 401, "the public ticket route requires a signed-in user");
+  });
+
+  test("a handshake the runtime would refuse is refused before the ticket is spent (RFC 6455 §4.2)", async () => {
+    const base = w.url.href.replace(/^http/, "ws") + "rooms/handshake/ws";
+    const t = await ticket(w, "handshake");
+    const key = "dGhlIHNhbXBsZSBub25jZQ==";
+    const cases = [
+      [{ upgrade: "websocket", connection: "Upgrade" }, 426, "websocket_version"],
+      [{ upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": key, "sec-websocket-version": "8" }, 426, "websocket_version"],
+      [{ upgrade: "websocket", connection: "Upgrade", "sec-websocket-version": "13" }, 400, "bad_handshake"],
+      [{ upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "x", "sec-websocket-version": "13" }, 400, "bad_handshake"],
+    ];
+    for (const [headers, status, code] of cases) {
+      const answer = await rawAnswer(w, `/rooms/handshake/ws?ticket=${t}`, headers);
+      assert.equal(answer.status, status, JSON.stringify(headers));
+      assert.equal(JSON.parse(answer.body).error.code, code);
+      if (status === 426) assert.equal(answer.headers["sec-websocket-version"], "13", "told the version understood");
+    }
+    // The ticket was not spent by any of them.
+    const joined = new WebSocket(`${base}?ticket=${t}`);
+    await new Promise((resolve, reject) => {
+      joined.once("open", resolve);
+      joined.once("unexpected-response", (_req, res) => reject(new Error(`refused with ${res.statusCode}`)));
+      joined.once("error", reject);
+    });
+    joined.close();
   });
 
   test("one member holds at most 16 sockets in a room; others still join", async () => {

@@ -136,6 +136,11 @@ pub async fn join(call: &Call) -> ApiResult<Response> {
         )
         .with_header("upgrade", "websocket"));
     }
+    let header = |name| call.req.headers().get(name).ok().flatten();
+    let (version, key) = (header("sec-websocket-version"), header("sec-websocket-key"));
+    if let Some(refusal) = super::handshake::refusal(version.as_deref(), key.as_deref()) {
+        return Err(refusal);
+    }
     let url = call.req.url().or_internal("reading the request url")?;
     let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
     let headers = room_headers(call, &name)?;

@@ -226,6 +226,10 @@ fn json_error(status: u16, code: &str, message: &str) -> Result<Response> {
     let mut response =
         Response::from_json(&serde_json::json!({"error": {"code": code, "message": message}}))?
             .with_status(status);
+    // As the Worker labels its own errors, which these reach clients beside.
+    response
+        .headers_mut()
+        .set("content-type", "application/json; charset=utf-8")?;
     response.headers_mut().set("cache-control", "no-store")?;
     Ok(response)
 }
