@@ -27,6 +27,7 @@ use super::headers::{
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
+use super::key_set::{KeySetMemory, Lookup};
 use super::request_url::{normalise_path, RequestUrl};
 use super::routes::{is_retryable_method, AuthPolicy, Matched, Route};
 use super::token_cache::{Recall, VerifiedTokens};
@@ -651,7 +652,8 @@ async fn verify_token(call: &Call, bearer: &str) -> ApiResult<Result<Verified, j
     let capacity = config.gateway.jwt_cache_entries as usize;
     let recalled = TOKENS.with(|cell| {
         let mut slot = cell.borrow_mut();
-        // A memory belongs to one read of the key set: a new read (rotation, TTL) starts it afresh.
+        // A memory belongs to one key set: a changed document (a rotation) starts it afresh; a re-read finding the
+        // document unchanged keeps the set, and with it the memory.
         if !slot.as_ref().is_some_and(|(k, _)| Rc::ptr_eq(k, &keys)) {
             *slot = Some((keys.clone(), VerifiedTokens::new(capacity)));
         }
@@ -794,64 +796,53 @@ fn subtle_crypto() -> Option<web_sys::SubtleCrypto> {
 }
 
 thread_local! {
-    /// The key set, when its read started (for the TTL) and that read's place in the order reads started.
-    static JWKS: RefCell<Option<(u64, u64, Rc<Jwks>)>> = const { RefCell::new(None) };
-    /// Reads of the key set started so far: the runtime's clock can give two reads the same millisecond.
-    static JWKS_READS: Cell<u64> = const { Cell::new(0) };
-    /// Tokens verified against the key set read into `JWKS`.
+    /// The key set read from KV, and the read under way (`key_set`).
+    static JWKS: RefCell<KeySetMemory<Jwks>> = RefCell::new(KeySetMemory::default());
+    /// Tokens verified against the key set kept in `JWKS`.
     static TOKENS: RefCell<Option<(Rc<Jwks>, VerifiedTokens)>> = const { RefCell::new(None) };
 }
 
-/// The JWKS from KV, reused by this isolate for `GATEWAY_JWKS_TTL_SECONDS`.
+/// The JWKS from KV, reused by this isolate for `GATEWAY_JWKS_TTL_SECONDS` and re-read by one request at a time.
 async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
     // The request's arrival time: the runtime's clock only moves across I/O, and none precedes the token check.
     let now = call.started_ms;
     let ttl_ms = call.isolate.config.gateway.jwks_ttl_secs * 1000;
-    let cached = JWKS.with(|c| {
-        c.borrow()
-            .as_ref()
-            .filter(|(at, _, _)| now.saturating_sub(*at) < ttl_ms)
-            .map(|(_, _, k)| k.clone())
-    });
-    if let Some(keys) = cached {
-        return Ok(keys);
-    }
-    let read = JWKS_READS.with(|n| {
-        n.set(n.get() + 1);
-        n.get()
-    });
+    let read = match JWKS.with(|m| m.borrow_mut().lookup(now, ttl_ms)) {
+        Lookup::Use(keys) => return Ok(keys),
+        Lookup::Read(read) => read,
+    };
+    let text = match read_jwks(call).await {
+        Ok(text) => text.unwrap_or_else(|| "{\"keys\":[]}".to_owned()),
+        Err(e) => {
+            JWKS.with(|m| m.borrow_mut().finished(read));
+            return Err(e);
+        }
+    };
+    JWKS.with(|m| {
+        m.borrow_mut().keep(read, now, text, |text| {
+            let (keys, skipped) = Jwks::parse(text)?;
+            if !skipped.is_empty() {
+                log::warn(
+                    "jwks keys skipped",
+                    serde_json::json!({"problems": skipped}),
+                );
+            }
+            Ok(keys)
+        })
+    })
+    .map_err(|e: String| ApiError::internal(format!("JWKS: {e}")))
+}
+
+/// The JWKS document in `CONFIG_KV`, if there is one.
+async fn read_jwks(call: &Call) -> ApiResult<Option<String>> {
     let kv = call
         .env
         .kv(bindings::CONFIG_KV)
         .or_internal("opening CONFIG_KV")?;
-    let text = kv
-        .get(bindings::JWKS_KEY)
+    kv.get(bindings::JWKS_KEY)
         .text()
         .await
-        .or_internal("reading the JWKS from KV")?;
-    let (keys, skipped) = match text {
-        Some(text) => Jwks::parse(&text).map_err(|e| ApiError::internal(format!("JWKS: {e}")))?,
-        None => (
-            Jwks::parse("{\"keys\":[]}").map_err(ApiError::internal)?.0,
-            Vec::new(),
-        ),
-    };
-    if !skipped.is_empty() {
-        log::warn(
-            "jwks keys skipped",
-            serde_json::json!({"problems": skipped}),
-        );
-    }
-    let keys = Rc::new(keys);
-    // Kept unless a read that started later has been kept meanwhile: a slow read of the older document must not
-    // replace a newer one (a key removed between the two reads would be accepted for another TTL).
-    JWKS.with(|c| {
-        let mut cached = c.borrow_mut();
-        if cached.as_ref().is_none_or(|(_, kept, _)| *kept < read) {
-            *cached = Some((now, read, keys.clone()));
-        }
-    });
-    Ok(keys)
+        .or_internal("reading the JWKS from KV")
 }
 
 // ---- request body -----------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ pub mod handler;
 pub mod headers;
 pub mod inflate;
 pub mod jwt;
+pub mod key_set;
 pub mod request_url;
 pub mod routes;
 pub mod token_cache;

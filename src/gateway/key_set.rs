@@ -1,0 +1,210 @@
+//! The isolate's memory of the JWKS read from KV: when to read it again, what requests use meanwhile, and which
+//! read's outcome is kept.
+//!
+//! A key set is reused for its TTL. When it lapses, one request re-reads it and the requests arriving during that
+//! read keep using the lapsed set (for at most [`REFRESH_STALE_MS`], in case the read stalls): before, every request
+//! in flight at the lapse read and parsed KV itself, and each read replaced the set, restarting the memory of
+//! verified tokens that belongs to it (`token_cache`) as many times. A re-read that finds the document unchanged
+//! keeps the same set, so that memory outlives the TTL; a changed one (a rotation) replaces it. A slower read never
+//! replaces the outcome of one that started after it.
+
+use std::rc::Rc;
+
+/// How long the requests arriving while the key set is re-read keep using the lapsed one. A KV read takes
+/// milliseconds; past this the read is taken as stalled (its request may have gone away without finishing it) and
+/// the next request reads again.
+pub const REFRESH_STALE_MS: u64 = 2_000;
+
+/// What a request does for its key set.
+#[derive(Debug)]
+pub enum Lookup<K> {
+    /// Use this set (fresh, or lapsed while another request re-reads it).
+    Use(Rc<K>),
+    /// Read the document and hand it to [`KeySetMemory::keep`] with this read number.
+    Read(u64),
+}
+
+struct Kept<K> {
+    /// When the read that produced it started (ms since the epoch).
+    at_ms: u64,
+    /// That read's number: reads are numbered in the order they started.
+    read: u64,
+    document: String,
+    keys: Rc<K>,
+}
+
+/// The kept key set and the read in progress, if any.
+pub struct KeySetMemory<K> {
+    kept: Option<Kept<K>>,
+    reads: u64,
+    /// The read in progress: its number and when it started.
+    refreshing: Option<(u64, u64)>,
+}
+
+impl<K> Default for KeySetMemory<K> {
+    fn default() -> Self {
+        Self {
+            kept: None,
+            reads: 0,
+            refreshing: None,
+        }
+    }
+}
+
+impl<K> KeySetMemory<K> {
+    /// The key set for a request arriving at `now_ms`, or the number of the read it must make.
+    pub fn lookup(&mut self, now_ms: u64, ttl_ms: u64) -> Lookup<K> {
+        if let Some(kept) = &self.kept {
+            let age = now_ms.saturating_sub(kept.at_ms);
+            let read_under_way = self
+                .refreshing
+                .is_some_and(|(_, started)| now_ms.saturating_sub(started) < REFRESH_STALE_MS);
+            if age < ttl_ms || read_under_way {
+                return Lookup::Use(kept.keys.clone());
+            }
+        }
+        self.reads += 1;
+        self.refreshing = Some((self.reads, now_ms));
+        Lookup::Read(self.reads)
+    }
+
+    /// The key set read `read` (started at `started_ms`) found in `document`: the kept set when the document is
+    /// unchanged, else `parse`'s, kept unless a read that started later has been kept meanwhile.
+    pub fn keep<E>(
+        &mut self,
+        read: u64,
+        started_ms: u64,
+        document: String,
+        parse: impl FnOnce(&str) -> Result<K, E>,
+    ) -> Result<Rc<K>, E> {
+        self.finished(read);
+        if let Some(kept) = self.kept.as_mut().filter(|k| k.document == document) {
+            if kept.read < read {
+                kept.at_ms = started_ms;
+                kept.read = read;
+            }
+            return Ok(kept.keys.clone());
+        }
+        let keys = Rc::new(parse(&document)?);
+        if self.kept.as_ref().is_none_or(|k| k.read < read) {
+            self.kept = Some(Kept {
+                at_ms: started_ms,
+                read,
+                document,
+                keys: keys.clone(),
+            });
+        }
+        Ok(keys)
+    }
+
+    /// Read `read` ended without a key set (it failed): the next request reads again.
+    pub fn finished(&mut self, read: u64) {
+        if self.refreshing.is_some_and(|(r, _)| r == read) {
+            self.refreshing = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: u64 = 60_000;
+
+    fn read(memory: &mut KeySetMemory<String>, now: u64) -> u64 {
+        match memory.lookup(now, TTL) {
+            Lookup::Read(n) => n,
+            Lookup::Use(keys) => panic!("expected a read, got {keys}"),
+        }
+    }
+
+    fn used(memory: &mut KeySetMemory<String>, now: u64) -> Rc<String> {
+        match memory.lookup(now, TTL) {
+            Lookup::Use(keys) => keys,
+            Lookup::Read(n) => panic!("expected a key set, got read {n}"),
+        }
+    }
+
+    fn parse(doc: &str) -> Result<String, String> {
+        Ok(format!("parsed {doc}"))
+    }
+
+    #[test]
+    fn a_set_is_reused_for_its_ttl_then_read_once_while_others_use_the_lapsed_one() {
+        let mut memory = KeySetMemory::default();
+        let first = read(&mut memory, 0);
+        let keys = memory.keep(first, 0, "a".into(), parse).unwrap();
+        assert!(Rc::ptr_eq(&used(&mut memory, TTL - 1), &keys));
+        let again = read(&mut memory, TTL);
+        // Requests arriving during that read: the lapsed set, no read of their own.
+        for now in [TTL, TTL + 5, TTL + REFRESH_STALE_MS - 1] {
+            assert!(Rc::ptr_eq(&used(&mut memory, now), &keys));
+        }
+        let changed = memory.keep(again, TTL, "b".into(), parse).unwrap();
+        assert_eq!(*changed, "parsed b");
+        assert!(Rc::ptr_eq(&used(&mut memory, TTL + 10), &changed));
+    }
+
+    #[test]
+    fn an_unchanged_document_keeps_the_set_and_its_age_restarts() {
+        let mut memory = KeySetMemory::default();
+        let first = read(&mut memory, 0);
+        let keys = memory.keep(first, 0, "a".into(), parse).unwrap();
+        let again = read(&mut memory, TTL);
+        let mut parsed = false;
+        let kept = memory
+            .keep(again, TTL, "a".into(), |d| {
+                parsed = true;
+                parse(d)
+            })
+            .unwrap();
+        assert!(
+            Rc::ptr_eq(&kept, &keys),
+            "the same set: its token memory goes on"
+        );
+        assert!(!parsed, "not parsed again");
+        assert!(
+            Rc::ptr_eq(&used(&mut memory, 2 * TTL - 1), &keys),
+            "fresh again"
+        );
+        read(&mut memory, 2 * TTL);
+    }
+
+    #[test]
+    fn a_stalled_or_failed_read_lets_the_next_request_read() {
+        let mut memory = KeySetMemory::default();
+        let first = read(&mut memory, 0);
+        memory.keep(first, 0, "a".into(), parse).unwrap();
+        let stalled = read(&mut memory, TTL);
+        let next = read(&mut memory, TTL + REFRESH_STALE_MS);
+        assert!(next > stalled);
+        memory.finished(next);
+        read(&mut memory, TTL + REFRESH_STALE_MS + 1);
+        // A first read that fails leaves nothing to use: every request reads until one succeeds.
+        let mut cold = KeySetMemory::<String>::default();
+        let a = read(&mut cold, 0);
+        assert!(cold.keep(a, 0, "x".into(), |_| Err("bad")).is_err());
+        read(&mut cold, 1);
+    }
+
+    #[test]
+    fn a_slower_read_never_replaces_a_later_one() {
+        let mut memory = KeySetMemory::default();
+        let older = read(&mut memory, 0);
+        let newer = read(&mut memory, 1); // a cold isolate: nothing to use yet, so both read
+        let new_keys = memory.keep(newer, 1, "new".into(), parse).unwrap();
+        let old_keys = memory.keep(older, 0, "old".into(), parse).unwrap();
+        assert_eq!(
+            *old_keys, "parsed old",
+            "its own request still uses what it read"
+        );
+        assert!(Rc::ptr_eq(&used(&mut memory, 2), &new_keys));
+        // The same when the slower one read the same document as the kept one: the later read's age stands.
+        let mut memory = KeySetMemory::default();
+        let older = read(&mut memory, 0);
+        let newer = read(&mut memory, 100);
+        memory.keep(newer, 100, "d".into(), parse).unwrap();
+        memory.keep(older, 0, "d".into(), parse).unwrap();
+        used(&mut memory, TTL + 99);
+    }
+}
