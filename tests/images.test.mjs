@@ -5,6 +5,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import { request as httpRequest } from "node:http";
+import { crc32, deflateSync } from "node:zlib";
 import sharp from "sharp";
 import { startOrigin } from "./support/origin.mjs";
 import { startWorker, until } from "./support/worker.mjs";
@@ -18,6 +19,25 @@ const solid = (width, height, channels = 3) =>
 
 const translucent = (width, height) =>
   sharp({ create: { width, height, channels: 4, background: { r: 20, g: 80, b: 200, alpha: 0.5 } } });
+
+// A PNG whose header says `width`×`height` RGB but whose pixel data stops after `rows` rows (an upload cut short).
+const rowsCutShort = (width, height, rows) => {
+  const chunk = (type, data) => {
+    const typed = Buffer.concat([Buffer.from(type, "latin1"), data]);
+    const framed = Buffer.alloc(8 + typed.length);
+    framed.writeUInt32BE(data.length, 0);
+    typed.copy(framed, 4);
+    framed.writeUInt32BE(crc32(typed) >>> 0, 4 + typed.length);
+    return framed;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8; // bit depth
+  header[9] = 2; // RGB
+  const pixels = deflateSync(Buffer.alloc(rows * (1 + width * 3))); // each row: filter 0, black
+  return Buffer.concat([Buffer.from("\x89PNG\r\n\x1a\n", "latin1"), chunk("IHDR", header), chunk("IDAT", pixels), chunk("IEND", Buffer.alloc(0))]);
+};
 
 before(async () => {
   fixtures = {
@@ -39,6 +59,7 @@ before(async () => {
       body: await sharp(randomBytes(500 * 400 * 3), { raw: { width: 500, height: 400, channels: 3 } }).jpeg({ quality: 60 }).toBuffer(),
     },
     "/photos/error.png": { type: "image/png", body: Buffer.from("<!doctype html><h1>500 Internal Server Error</h1>") },
+    "/photos/rows-cut.png": { type: "image/png", body: rowsCutShort(300, 200, 4) },
     // WebP and AVIF sources, opaque and with alpha, for clients that take neither format.
     "/photos/photo.webp": { type: "image/webp", body: await solid(400, 300).webp().toBuffer() },
     "/photos/logo.webp": { type: "image/webp", body: await translucent(200, 200).webp().toBuffer() },
@@ -552,6 +573,19 @@ test("origin 404 → 404, not an image → 415 (by its label or, for an original
     assert.equal((await get(unconfigured, "/images/300/photos/land.jpg")).status, 404, "no IMAGES_ORIGIN");
   } finally {
     await unconfigured.stop();
+  }
+});
+
+test("a transform that yields no bytes (a PNG whose pixel data is cut short) serves the original, marked, and stores nothing", async () => {
+  // Miniflare's resizer answers such a PNG with 200 and an empty body: it was served as a 0-byte image/png and stored,
+  // immutable, as the variant, so every client got an empty image for IMAGES_CACHE_TTL.
+  for (const time of ["first", "second"]) {
+    const cut = await get(worker, "/images/100/photos/rows-cut.png");
+    assert.equal(cut.status, 200, time);
+    assert.match(cut.headers.get("x-image-transform") ?? "", /failed/, `${time}: marked`);
+    assert.equal(cut.headers.get("x-cache"), "MISS", `${time}: never stored`);
+    assert.equal(cut.headers.get("etag"), null, `${time}: a fallback has no tag`);
+    assert.deepEqual(cut.body, fixtures["/photos/rows-cut.png"].body, `${time}: the original bytes, not none`);
   }
 });
 

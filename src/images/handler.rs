@@ -489,7 +489,8 @@ async fn cf_image_fetch(
 }
 
 /// Locally (and with the real binding): fetch the source, read its size with `IMAGES.info`, then
-/// `IMAGES.input(..).transform({width, height, fit}).output({format, quality})`. A failure serves the original.
+/// `IMAGES.input(..).transform({width, height, fit}).output({format, quality})`. A failure (an empty output too) serves
+/// the original.
 async fn via_binding(
     call: &Call,
     config: &ImagesConfig,
@@ -632,7 +633,13 @@ async fn transform_with_binding(
     let transformer = call_method(&transformer, "transform", &[&options])?;
     let result = awaited(call_method(&transformer, "output", &[&output])?).await?;
     let response: web_sys::Response = call_method(&result, "response", &[])?.dyn_into()?;
-    JsFuture::from(response.blob()?).await?.dyn_into()
+    let variant: web_sys::Blob = JsFuture::from(response.blob()?).await?.dyn_into()?;
+    // No bytes is no image: a resizer that failed once its answer had begun (Miniflare's, on a PNG whose pixel data
+    // is cut short) answers 200 and nothing, which stored would be every client's empty image for IMAGES_CACHE_TTL.
+    if variant.size() == 0.0 {
+        return Err(JsValue::from_str("the transform produced an empty image"));
+    }
+    Ok(variant)
 }
 
 #[cfg(test)]
