@@ -70,6 +70,31 @@ test("/health/ready answers 503 for a rate-limit policy whose binding is no Dura
   }
 });
 
+test("/health/ready checks the Images binding when image requests use it, and answers 503 without it", async (t) => {
+  // Without `[images]` every image request answered 500 while readiness said ready: its checks left the binding out.
+  const vars = { IMAGES_ORIGIN: "http://127.0.0.1:9" };
+  const bound = await startWorker({ vars });
+  t.after(() => bound.stop());
+  const ready = await bound.fetch("/health/ready");
+  assert.equal(ready.status, 200);
+  assert.deepEqual((await ready.json()).checks.find((c) => c.binding === "IMAGES"), { binding: "IMAGES", ok: true });
+  const unbound = await startWorker({ vars, workerOptions: { images: undefined } });
+  t.after(() => unbound.stop());
+  const response = await unbound.fetch("/health/ready");
+  assert.equal(response.status, 503);
+  const body = await response.json();
+  assert.equal(body.ready, false);
+  const images = body.checks.find((c) => c.binding === "IMAGES");
+  assert.equal(images?.ok, false, JSON.stringify(body.checks));
+  assert.match(images.detail, /not bound as an Images binding/);
+  // Only where it is used: cf-image mode never calls it, and without an origin /images answers 404.
+  const unused = await startWorker({ vars: { ...vars, IMAGES_MODE: "cf-image" }, workerOptions: { images: undefined } });
+  t.after(() => unused.stop());
+  const fine = await unused.fetch("/health/ready");
+  assert.equal(fine.status, 200);
+  assert.equal((await fine.json()).checks.find((c) => c.binding === "IMAGES"), undefined);
+});
+
 test("/health/ready answers 503 while the newest migration is not applied, and 200 once it is", async (t) => {
   const { mkdtempSync, readdirSync, readFileSync, rmSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");

@@ -1,6 +1,6 @@
 //! Runtime side of health: `/health` answers from memory; `/health/ready` reads both KV namespaces, queries D1,
 //! pings the readiness Durable Object of every rate-limit namespace the policies count in (a SQLite write and read)
-//! and looks up the rooms' object namespaces, each check reported separately. A failing check names its binding with a fixed description; the
+//! and looks up the rooms' object namespaces (and the Images binding, when image requests use it), each check reported separately. A failing check names its binding with a fixed description; the
 //! runtime's own error text (SQL, exceptions) goes to the log only. One isolate checks at most once per
 //! [`READY_MEMORY_MS`], and concurrent probes share one check: the probe is unauthenticated, and each check writes
 //! to the limiter object.
@@ -21,6 +21,8 @@ use crate::entry::log;
 use crate::entry::respond::json;
 use crate::entry::Call;
 use crate::error::ApiResult;
+use crate::images::config::ImagesMode;
+use crate::images::handler::{images_binding, IMAGES_BINDING};
 
 /// How long an isolate answers `/health/ready` from its last check.
 const READY_MEMORY_MS: u64 = 5_000;
@@ -82,7 +84,25 @@ async fn check_all(call: &Call) -> Rc<Readiness> {
     });
     let mut checks = vec![config_kv, content_kv, db, object];
     checks.extend(namespaces);
+    checks.extend(check_images(call));
     Rc::new(Readiness::from_checks(checks))
+}
+
+/// The Images binding, when image requests depend on it (`IMAGES_MODE = "binding"` and an `IMAGES_ORIGIN`): without
+/// it every image request answers 500 while every other check passes. Not checked otherwise (cf-image mode never
+/// uses it; without an origin `/images` answers 404).
+fn check_images(call: &Call) -> Option<Check> {
+    let images = &call.isolate.config.images;
+    if images.mode != ImagesMode::Binding || images.origin.is_none() {
+        return None;
+    }
+    let outcome = images_binding(&call.env).map(|_| ()).map_err(|problem| {
+        (
+            "not bound as an Images binding ([images] in wrangler.toml)",
+            format!("the {IMAGES_BINDING} binding {problem}"),
+        )
+    });
+    Some(check(call, IMAGES_BINDING, outcome))
 }
 
 /// A check's outcome: `Err((what the client is told, what only the log gets))`.

@@ -499,12 +499,11 @@ async fn via_binding(
     source_url: &str,
 ) -> ApiResult<Variant> {
     // Looked up first: without the binding no source is worth fetching.
-    let images = Reflect::get(call.env.as_ref(), &JsValue::from_str(IMAGES_BINDING))
-        .ok()
-        .filter(|b| b.is_object())
-        .ok_or_else(|| {
-            ApiError::internal("the IMAGES binding is missing ([images] in wrangler.toml)")
-        })?;
+    let images = images_binding(&call.env).map_err(|problem| {
+        ApiError::internal(format!(
+            "the {IMAGES_BINDING} binding {problem} ([images] in wrangler.toml)"
+        ))
+    })?;
     let (source, source_mime) = fetch_source(source_url, config, &call.request_id).await?;
     let out_mime = shown_as(format, &source, &source_mime)
         .await?
@@ -562,6 +561,23 @@ async fn via_binding(
                 made: Made::Failed,
             })
         }
+    }
+}
+
+/// The Images binding, or what is wrong with it: not bound at all, or bound to something without the Images
+/// binding's `info` and `input` (another kind of binding under its name). Also `/health/ready`'s check.
+pub fn images_binding(env: &worker::Env) -> Result<JsValue, &'static str> {
+    let binding = Reflect::get(env.as_ref(), &JsValue::from_str(IMAGES_BINDING))
+        .ok()
+        .filter(|b| b.is_object())
+        .ok_or("is missing")?;
+    let callable = |name: &str| {
+        Reflect::get(&binding, &JsValue::from_str(name)).is_ok_and(|f| f.is_function())
+    };
+    if callable("info") && callable("input") {
+        Ok(binding)
+    } else {
+        Err("is not an Images binding")
     }
 }
 
