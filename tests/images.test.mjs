@@ -60,6 +60,8 @@ before(async () => {
     },
     "/photos/error.png": { type: "image/png", body: Buffer.from("<!doctype html><h1>500 Internal Server Error</h1>") },
     "/photos/rows-cut.png": { type: "image/png", body: rowsCutShort(300, 200, 4) },
+    // Under a kilobyte, declaring 50,000 × 50,000 px (7.5 GB of pixels for whoever decodes it).
+    "/photos/bomb.png": { type: "image/png", body: rowsCutShort(50_000, 50_000, 4) },
     // WebP and AVIF sources, opaque and with alpha, for clients that take neither format.
     "/photos/photo.webp": { type: "image/webp", body: await solid(400, 300).webp().toBuffer() },
     "/photos/logo.webp": { type: "image/webp", body: await translucent(200, 200).webp().toBuffer() },
@@ -589,6 +591,19 @@ test("a transform that yields no bytes (a PNG whose pixel data is cut short) ser
   }
 });
 
+test("an original whose header declares more pixels than a variant can be made from is refused 413, not served in its place", async () => {
+  // No resizer takes it (Cloudflare's limit is 100 megapixels, 12,000 px a side), and its bytes were then served as
+  // "the original", marked failed: a decompression bomb passed on to every browser that asked for a thumbnail.
+  assert.ok(fixtures["/photos/bomb.png"].body.length < 1024);
+  for (const path of ["/images/100/photos/bomb.png", "/images/photos/bomb.png?format=webp"]) {
+    const bomb = await get(worker, path);
+    assert.equal(bomb.status, 413, path);
+    const { error } = JSON.parse(bomb.body);
+    assert.equal(error.code, "payload_too_large", path);
+    assert.match(error.message, /50000 x 50000 px, more than a variant can be made from/, path);
+  }
+});
+
 test("cf-image mode: the source fetch carries the documented cf.image object; a resize error serves the original", async () => {
   // Image Resizing runs only on Cloudflare's network, so this observes what the Worker asks for: Miniflare hands
   // every subrequest (with its `cf` object) to this outbound service, which stands in for the zone in front of the
@@ -602,7 +617,7 @@ test("cf-image mode: the source fetch carries the documented cf.image object; a 
         const upstream = await fetch(request.url);
         const headers = new Headers(upstream.headers);
         // Resized answers carry Cf-Resized; one without it was not resized (the zone has no Image Resizing).
-        if (request.cf?.image && request.url.endsWith("/square.png")) headers.set("cf-resized", "err=9422");
+        if (request.cf?.image && /\/(square|bomb)\.png$/.test(request.url)) headers.set("cf-resized", "err=9422");
         else if (request.cf?.image && !request.url.endsWith("/tall.png")) headers.set("cf-resized", "internal=ok/- q=0");
         return new Response(await upstream.arrayBuffer(), { status: upstream.status, headers });
       },
@@ -637,6 +652,10 @@ test("cf-image mode: the source fetch carries the documented cf.image object; a 
       ["/photos/square.png", true],
       ["/photos/square.png", false],
     ], "a second fetch without options fetched the original");
+
+    const bomb = await get(cfWorker, "/images/100/photos/bomb.png");
+    assert.equal(bomb.status, 413, "nor, in this mode, the original of a resize error that declares 50,000 x 50,000 px");
+    assert.equal(JSON.parse(bomb.body).error.code, "payload_too_large");
 
     seen.length = 0;
     for (let i = 0; i < 2; i++) {

@@ -45,6 +45,20 @@ pub fn within(size: (u32, u32), max_side: u32) -> (u32, u32) {
     )
 }
 
+/// Cloudflare's limits on a source it transforms (Images, "Limits and formats", remote images): at most 100
+/// megapixels and 12,000 px a side.
+pub const MAX_SOURCE_PIXELS: u64 = 100_000_000;
+pub const MAX_SOURCE_SIDE: u32 = 12_000;
+
+/// Whether a source of `source_w`×`source_h` px (as its header declares) is one a variant can be made from. One
+/// that is not fails to resize, and its original must not be served in the variant's place either: a few hundred
+/// bytes of PNG can declare 50,000 × 50,000 px (a decompression bomb for whoever decodes it).
+pub fn source_transformable(source_w: u32, source_h: u32) -> bool {
+    source_w <= MAX_SOURCE_SIDE
+        && source_h <= MAX_SOURCE_SIDE
+        && u64::from(source_w) * u64::from(source_h) <= MAX_SOURCE_PIXELS
+}
+
 fn px(v: f64) -> u32 {
     (v.round() as u32).max(1)
 }
@@ -75,6 +89,27 @@ mod tests {
             (1, 4096),
             "never below one pixel"
         );
+    }
+
+    #[test]
+    fn sources_past_cloudflares_input_limits_are_not_transformable() {
+        for (w, h, fits, why) in [
+            (10_000, 10_000, true, "exactly 100 megapixels"),
+            (
+                12_000,
+                8_333,
+                true,
+                "the longest side, under 100 megapixels",
+            ),
+            (10_001, 10_000, false, "over 100 megapixels"),
+            (12_001, 10, false, "a side over 12,000 px"),
+            (10, 12_001, false, "a tall side over 12,000 px"),
+            (50_000, 50_000, false, "a decompression bomb's header"),
+            (u32::MAX, u32::MAX, false, "no overflow"),
+            (1, 1, true, "one pixel"),
+        ] {
+            assert_eq!(source_transformable(w, h), fits, "{w}x{h}: {why}");
+        }
     }
 
     fn t(width: Option<u32>, height: Option<u32>, fit: Fit, dpr_hundredths: u32) -> Transform {

@@ -10,6 +10,7 @@ pub mod cf_image;
 pub mod config;
 pub mod geometry;
 pub mod handler;
+pub mod header;
 pub mod negotiate;
 pub mod signature;
 pub mod source;
