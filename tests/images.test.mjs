@@ -540,7 +540,8 @@ test("origin 404 → 404, not an image → 415 (by its label or, for an original
   await until(() => streamed["/photos/stalled.jpg"]?.closed, { what: "the stalled source let go" });
   const cut = await get(worker, "/images/300/photos/cut.png");
   assert.equal(cut.status, 502, "a source cut off mid-body is not an image (it was served as a shorter 'original')");
-  assert.equal(JSON.parse(cut.body).error.code, "bad_gateway");
+  // The origin answered: the 502 says its answer broke off, not that it "could not be reached".
+  assert.deepEqual(JSON.parse(cut.body).error, { code: "bad_gateway", message: "the image origin's answer broke off before the whole image" });
   const empty = await get(worker, "/images/300/photos/empty.jpg");
   assert.equal(empty.status, 502, "an empty body is no image (it was served as a 0-byte 200)");
   assert.equal(JSON.parse(empty.body).error.code, "bad_gateway");

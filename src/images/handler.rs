@@ -307,7 +307,7 @@ async fn checked_source(
                 .await
                 .map_err(|e| match e {
                     ReadError::TooLarge => too_large(),
-                    ReadError::Failed(detail) => source.failed("reading the source", detail),
+                    ReadError::Failed(detail) => source.broke_off(detail),
                 })?
         }
         _ => web_sys::Blob::new().map_err(js_internal("holding an empty source"))?,
@@ -409,6 +409,21 @@ impl SourceRequest {
         } else {
             ApiError::bad_gateway(format!("{doing}: {detail}"))
         }
+    }
+
+    /// The error for a source body that stopped before its end: 504 once the timeout cut it off, else a 502 saying
+    /// that the origin's answer broke off — it did answer, so "could not be reached" would send whoever debugs it to
+    /// the network rather than to the origin.
+    fn broke_off(&self, detail: impl std::fmt::Display) -> ApiError {
+        if self.timeout.aborted() {
+            return self.failed("reading the source", detail);
+        }
+        ApiError::new(
+            502,
+            "bad_gateway",
+            "the image origin's answer broke off before the whole image",
+        )
+        .with_internal(format!("reading the source: {detail}"))
     }
 
     async fn send(&self, url: &str, doing: &str) -> ApiResult<Response> {
