@@ -322,8 +322,8 @@ describe("rooms", () => {
     const room = "size-splits";
     const writer = await rawSocket(w, room, "splitter");
     // Client A writes one long item with a right origin ("a" × 3,900 before "Z"); client B then inserts one
-    // character after each of A's, naming only its origin: 14 bytes each as sent, but each splits A's item, and
-    // the piece it leaves repeats A's ids in a snapshot (about 2.5 times the log when folded).
+    // character between each two of A's: 24 bytes each as sent, but each splits A's item, and the piece it leaves
+    // repeats A's ids in a snapshot (about 2.5 times the log when folded).
     const [aId, bId] = [2 ** 53 - 1, 2 ** 53 - 2];
     const a = new Y.Doc();
     a.clientID = aId;
@@ -335,9 +335,11 @@ describe("rooms", () => {
       const e = encoding.createEncoder();
       for (const v of [1, n, bId, clock]) encoding.writeVarUint(e, v);
       for (let j = 0; j < n; j++) {
-        encoding.writeUint8(e, 0x84); // a string item with an origin
+        encoding.writeUint8(e, 0xc4); // a string item with an origin and a right origin
         encoding.writeVarUint(e, aId);
         encoding.writeVarUint(e, k + j);
+        encoding.writeVarUint(e, aId);
+        encoding.writeVarUint(e, k + j + 1);
         encoding.writeVarString(e, "b");
       }
       encoding.writeVarUint(e, 0);
@@ -362,6 +364,51 @@ describe("rooms", () => {
     eraser.text.delete(0, eraser.text.length);
     await until(() => reader.text.length === 0, { what: () => `the room emptied (${reader.text.length} left)` });
     destroyAll(eraser, reader);
+  });
+
+  test("items that end the list inside another's item with a right origin are refused (1007): the room still loads, honest inserts there are taken", async () => {
+    const room = "ends-too-early";
+    // Client A writes one long item with a right origin ("a" × 300 before "Z"); B's update then puts one character
+    // after each of A's, naming no right origin. Taken, its snapshot loaded quadratically (18,000 such items: 47 s
+    // to reload a room, past a Durable Object's 30 s of CPU); no Yjs client writes it.
+    const [aId, bId] = [2 ** 53 - 1, 2 ** 53 - 2];
+    const a = new Y.Doc();
+    a.clientID = aId;
+    a.getText("text").insert(0, "Z");
+    a.getText("text").insert(0, "a".repeat(300));
+    // B's characters after A's k = from..from+149 (within the test's 4 KiB messages), from B's clock from - 1.
+    const after = (from, right) => {
+      const e = encoding.createEncoder();
+      for (const v of [1, 150, bId, from - 1]) encoding.writeVarUint(e, v);
+      for (let k = from; k < from + 150; k++) {
+        encoding.writeUint8(e, right ? 0xc4 : 0x84);
+        encoding.writeVarUint(e, aId);
+        encoding.writeVarUint(e, k);
+        if (right) {
+          encoding.writeVarUint(e, aId);
+          encoding.writeVarUint(e, 0); // Z: honest for a client that had not yet seen A's next character
+        }
+        encoding.writeVarString(e, "b");
+      }
+      encoding.writeVarUint(e, 0);
+      return syncUpdate(encoding.toUint8Array(e));
+    };
+    const writer = await rawSocket(w, room, "splitter");
+    writer.ws.send(syncUpdate(Y.encodeStateAsUpdate(a)));
+    writer.ws.send(after(1, false));
+    await until(() => writer.closed, { what: "the sender's socket closed" });
+    assert.equal(writer.closed.code, 1007, writer.closed.reason);
+    assert.match(writer.closed.reason, /names no right origin/);
+    const reader = await client(w, room, { user: "reader" });
+    assert.equal(reader.text.toString(), `${"a".repeat(300)}Z`, "A's item taken, none of B's");
+    // The same characters naming Z as their right origin are taken.
+    const honest = await rawSocket(w, room, "honest");
+    honest.ws.send(after(1, true));
+    honest.ws.send(after(151, true));
+    await until(() => (reader.text.toString().match(/b/g) ?? []).length === 300, { what: "B's characters arrived" });
+    assert.equal(honest.closed, null);
+    honest.ws.close();
+    destroyAll(reader);
   });
 
   test("a socket announcing more than 16 awareness clients is closed with 1008 and its clients never appear", async () => {

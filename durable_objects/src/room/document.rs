@@ -9,6 +9,7 @@ use yrs::updates::decoder::Decode;
 use yrs::{Any, Doc, GetString, IdSet, Out, ReadTxn, StateVector, Transact, Update};
 
 use super::depth::{Depths, Unplaceable, MAX_TYPE_DEPTH};
+use super::ends::RightOrigins;
 use super::order::{Needs, Split};
 use super::shape::Shape;
 
@@ -26,6 +27,8 @@ pub struct RoomDoc {
     dropped: usize,
     /// How deep the items inside nested types sit (see [`super::depth`]).
     depths: Depths,
+    /// Which items name a right origin (see [`super::ends`]).
+    ends: RightOrigins,
     /// The document's JSON text as [`RoomDoc::json_text`] last rendered it, until the next change clears it: a
     /// state read renders the whole document in the object every member's messages wait on (a map of 32,000 short
     /// entries took ~200 ms), so reads between two changes share one rendering.
@@ -260,6 +263,7 @@ impl RoomDoc {
             waiting: Vec::new(),
             dropped: 0,
             depths: Depths::default(),
+            ends: RightOrigins::default(),
             rendered: RefCell::new(None),
         }
     }
@@ -531,14 +535,25 @@ impl RoomDoc {
                                 .to_owned(),
                         }))
                     })?;
-                Some(measured)
+                // Refused where the depth is (not in a snapshot, which the room must always load).
+                let marked = self
+                    .ends
+                    .measure(needs, clock_of(state), max_depth.is_some())
+                    .map_err(|why| {
+                        let (client, clock) = why.origin;
+                        ApplyError::Refused(DocError(format!(
+                            "an item after {client}#{clock} names no right origin, though the item holding \
+                             {client}#{clock} names one: no Yjs client writes it"
+                        )))
+                    })?;
+                Some((measured, marked))
             }
             None => None,
         };
         let pending_before = pending(&txn);
         txn.apply_update(update)
             .map_err(|e| ApplyError::Failed(DocError(format!("update does not apply: {e}"))))?;
-        if let Some(measured) = measured.filter(|m| !m.is_empty()) {
+        if let Some((measured, marked)) = measured.filter(|(m, e)| !m.is_empty() || !e.is_empty()) {
             // Kept for what yrs integrated, now that it did.
             let inserted: Vec<(u64, u32, u32)> = txn
                 .insert_set()
@@ -548,6 +563,7 @@ impl RoomDoc {
                 })
                 .collect();
             self.depths.keep(measured, &inserted);
+            self.ends.keep(marked, &inserted);
         }
         let pending_after = pending(&txn);
         let inserted = !txn.insert_set().is_empty();

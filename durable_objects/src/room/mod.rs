@@ -10,6 +10,7 @@
 
 pub mod depth;
 pub mod document;
+pub mod ends;
 pub mod limits;
 pub mod log;
 pub mod object;

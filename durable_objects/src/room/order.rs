@@ -26,6 +26,10 @@ pub(crate) struct Struct {
     pub creates_type: bool,
     /// It names its parent with a map key.
     pub keyed: bool,
+    /// Its origin (left neighbour when it was made), if it names one.
+    pub origin: Option<(u64, u32)>,
+    /// It names a right origin.
+    pub has_right_origin: bool,
 }
 
 /// Where a struct's parent type comes from, as Yjs reads it: an item with an origin (or, without one, a right

@@ -82,6 +82,8 @@ pub fn check_update_needs(bytes: &[u8]) -> Result<(Shape, Needs), Refused> {
                 link,
                 creates_type: block.creates_type,
                 keyed: block.keyed,
+                origin: block.origin,
+                has_right_origin: block.has_right_origin,
             });
             clock = clock
                 .checked_add(block.len)
@@ -118,6 +120,9 @@ struct Block {
     link: Link,
     /// It names a map key (parent sub) of the parent it names.
     keyed: bool,
+    /// Its origin, if it names one.
+    origin: Option<(u64, u32)>,
+    has_right_origin: bool,
 }
 
 /// Checks a v1 state vector: pairs of (client, clock).
@@ -220,13 +225,18 @@ impl Reader<'_> {
                 creates_type: false,
                 link: Link::None,
                 keyed: false,
+                origin: None,
+                has_right_origin: false,
             });
         }
         if info & KIND_BIT_4 != 0 {
             return Err(Refused("unknown content kind"));
         }
+        let mut origin = None;
         if info & HAS_ORIGIN != 0 {
-            deps.push((self.client()?, self.var32()?));
+            let id = (self.client()?, self.var32()?);
+            origin = Some(id);
+            deps.push(id);
         }
         if info & HAS_RIGHT_ORIGIN != 0 {
             let right = (self.client()?, self.var32()?);
@@ -260,6 +270,8 @@ impl Reader<'_> {
             creates_type: kind == 7,
             link,
             keyed,
+            origin,
+            has_right_origin: info & HAS_RIGHT_ORIGIN != 0,
         })
     }
 
