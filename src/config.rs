@@ -168,8 +168,10 @@ pub fn json_document(text: &str) -> Result<Value, String> {
     })
 }
 
-/// A JSON value built like `serde_json::Value`, but failing on an object's second use of a key.
-struct Unique(Value);
+/// A JSON value built like `serde_json::Value`, but failing on an object's second use of a key: for config vars and
+/// for request bodies whose fields decide something (a login's email), where a reader that keeps the first of two
+/// keys would see another request than the one served.
+pub struct Unique(pub Value);
 
 impl<'de> serde::Deserialize<'de> for Unique {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

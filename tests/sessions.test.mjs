@@ -569,6 +569,9 @@ test("bad login input: each gets its status and code, and nothing reveals whethe
     { what: "email not a string", init: json({ email: 42, password: "x" }), status: 400, code: "invalid_json" },
     { what: "malformed JSON", init: { method: "POST", headers: { "content-type": "application/json" }, body: "{\"email\":" }, status: 400, code: "invalid_json" },
     { what: "JSON array", init: json([ALICE.email, ALICE.password]), status: 400, code: "invalid_json" },
+    // A key given twice: serde would keep the last and sign in as it, while a WAF rule or a rate limit keyed on the
+    // body's email in front of the Worker may read the first (RFC 8259 §4 leaves it open): refused instead.
+    { what: "email named twice", init: { method: "POST", headers: { "content-type": "application/json" }, body: `{"email":"nobody@example.com","password":${JSON.stringify(ALICE.password)},"email":${JSON.stringify(ALICE.email)}}` }, status: 400, code: "invalid_json" },
     { what: "form content type", init: { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "email=a&password=b" }, status: 415, code: "unsupported_media_type" },
     { what: "no content type", init: { method: "POST", body: "{}" }, status: 415, code: "unsupported_media_type" },
     { what: "over-size body", init: { method: "POST", headers: { "content-type": "application/json" }, body: big }, status: 413, code: "payload_too_large" },

@@ -75,17 +75,24 @@ pub fn normalise_email(
 }
 
 impl LoginBody {
-    /// The body from a JSON object (read as a map first, so a JSON array cannot stand in for the fields the way
-    /// serde otherwise allows for structs); 400 `invalid_json` otherwise, never echoing values.
-    pub fn from_object(
-        object: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Self, ApiError> {
-        serde_json::from_value(serde_json::Value::Object(object)).map_err(|_| {
+    /// The body from a JSON value, which must be an object (a JSON array could otherwise stand in for the fields, as
+    /// serde allows for structs); 400 `invalid_json` otherwise, never echoing values. The value is read with
+    /// [`crate::config::Unique`], so a body naming `email` or `password` twice was already refused: serde keeps the
+    /// last of two keys, and whatever in front of the Worker reads the first (a WAF rule, a rate limit or a leaked-
+    /// credentials check keyed on the body's email) would judge another login than the one served (RFC 8259 §4).
+    pub fn from_value(value: serde_json::Value) -> Result<Self, ApiError> {
+        let shape = || {
             ApiError::bad_request(
                 "invalid_json",
                 "the body must be an object with string fields email and password",
             )
-        })
+        };
+        match value {
+            object @ serde_json::Value::Object(_) => {
+                serde_json::from_value(object).map_err(|_| shape())
+            }
+            _ => Err(shape()),
+        }
     }
 }
 
@@ -161,11 +168,9 @@ mod tests {
 
     #[test]
     fn the_body_must_be_an_object_with_both_string_fields() {
-        let object = |v: serde_json::Value| v.as_object().cloned().expect("object");
-        assert!(LoginBody::from_object(object(
-            serde_json::json!({"email": "a@b.co", "password": "p"})
-        ))
-        .is_ok());
+        assert!(
+            LoginBody::from_value(serde_json::json!({"email": "a@b.co", "password": "p"})).is_ok()
+        );
         for (case, value) in [
             ("missing password", serde_json::json!({"email": "a@b.co"})),
             (
@@ -176,11 +181,36 @@ mod tests {
                 "null password",
                 serde_json::json!({"email": "a@b.co", "password": null}),
             ),
+            (
+                "an array of the fields",
+                serde_json::json!(["a@b.co", "secret-value"]),
+            ),
         ] {
-            let error = LoginBody::from_object(object(value)).expect_err(case);
+            let error = LoginBody::from_value(value).expect_err(case);
             assert_eq!(error.code(), "invalid_json", "{case}");
             assert!(!error.message().contains("secret-value"), "{case}");
         }
+    }
+
+    #[test]
+    fn a_body_naming_a_field_twice_is_refused_without_echoing_it() {
+        // serde keeps the last `email`; a reader in front of the Worker may take the first.
+        let body = br#"{"email":"decoy@example.com","password":"p","email":"victim@example.com"}"#;
+        let error = crate::body::parse_json::<crate::config::Unique>(body)
+            .err()
+            .expect("a repeated key is refused");
+        assert_eq!(error.status(), 400);
+        assert_eq!(error.code(), "invalid_json");
+        assert!(
+            error.message().contains("repeats the key"),
+            "{}",
+            error.message()
+        );
+        assert!(!error.message().contains("example.com"), "no echo");
+        let once = br#"{"email":"a@example.com","password":"p","other":{"email":1}}"#;
+        let crate::config::Unique(value) = crate::body::parse_json::<crate::config::Unique>(once)
+            .expect("each key once per object");
+        assert!(LoginBody::from_value(value).is_ok());
     }
 
     #[test]

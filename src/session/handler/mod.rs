@@ -383,8 +383,9 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         }
     };
     let max = call.isolate.config.core.max_body_bytes;
-    let object: serde_json::Map<String, serde_json::Value> = read_json(&mut call.req, max).await?;
-    let body = LoginBody::from_object(object)?;
+    // A key given twice is refused (400 invalid_json), not read as its last value: see `LoginBody::from_value`.
+    let crate::config::Unique(value) = read_json(&mut call.req, max).await?;
+    let body = LoginBody::from_value(value)?;
     let credentials = Credentials::parse(body, unicode_form)?;
     // Who the email is, before its limit: an entry of the browser's device cookie for this account (its email and
     // the salt of its stored password) moves the attempt to the device's own limit. Unknown emails have no entries,
