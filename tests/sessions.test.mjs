@@ -452,6 +452,40 @@ test("refresh, logout and the session lists are limited per address (SESSION_IP_
   assert.equal((await w.fetch("/auth/session", withCookie(forged))).status, 401, "the cached check is not limited here");
 });
 
+test("requests that do no D1 work leave SESSION_IP_POLICY alone: another site's page cannot spend the address's budget and make the user's logout 429", async (t) => {
+  const w = await startWorker({
+    vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: { ...GENEROUS, "session-ip": { limit: 3, window: 60, key: "ip" } } },
+  });
+  t.after(() => w.stop());
+  await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB") });
+  const signedIn = await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
+  assert.equal(signedIn.status, 200);
+  const token = cookieOf(signedIn);
+  await signedIn.arrayBuffer();
+  // A page elsewhere firing no-cors requests: they carry no SameSite=Lax cookie (or a garbled one it planted).
+  const elsewhere = { "sec-fetch-site": "cross-site", "sec-fetch-mode": "no-cors", origin: "https://elsewhere.example", "content-type": "text/plain" };
+  for (let i = 0; i < 3; i++) {
+    for (const [method, path, status] of [["POST", "/auth/refresh", 401], ["POST", "/auth/logout", 403], ["GET", "/auth/sessions", 401], ["DELETE", "/auth/sessions", 401]]) {
+      const r = await w.fetch(path, { method, headers: elsewhere });
+      assert.equal(r.status, status, `${method} ${path} from another site, without the cookie`);
+      await r.arrayBuffer();
+    }
+    const garbled = await w.fetch("/auth/refresh", { method: "POST", headers: { ...elsewhere, cookie: "__Host-edgekit_session=planted" } });
+    assert.equal(garbled.status, 401, "a garbled cookie reads nothing either");
+    await garbled.arrayBuffer();
+    // A sibling subdomain's page, whose requests do carry the cookie: refused as cross-origin before counting.
+    const sibling = await w.fetch("/auth/refresh", withCookie(token, { method: "POST", headers: { "sec-fetch-site": "same-site", origin: "https://evil.example.com" } }));
+    assert.equal(sibling.status, 403, "a state-changing request from another origin");
+    await sibling.arrayBuffer();
+  }
+  const out = await w.fetch("/auth/logout", withCookie(token, { method: "POST", headers: { "sec-fetch-site": "same-origin" } }));
+  assert.equal(out.status, 204, "the user's own logout still goes through");
+  await out.arrayBuffer();
+  const after = await w.fetch("/auth/sessions", withCookie(token));
+  assert.equal(after.status, 401, "and ended the session");
+  await after.arrayBuffer();
+});
+
 test("a password stored at a lower PBKDF2 cost is re-hashed at PASSWORD_PBKDF2_ITERATIONS by the login that proves it", async () => {
   const carol = { id: "u-carol", email: "carol@example.com", password: "carol-old-cost-password" };
   const old = await hashPassword(carol.password, 10_000);

@@ -586,17 +586,27 @@ fn upgrade_password_later(
     });
 }
 
-/// `POST /auth/refresh`: rotates the session token (the old one stops working at once) and issues a new access JWT.
-/// Of concurrent refreshes of one session exactly one succeeds; the others get 401 `session_rotated`.
 /// The per-address limit (`SESSION_IP_POLICY`) of the routes that read or write at D1's primary for any
-/// well-formed cookie — refresh, logout, the session lists — taken before any of that work.
+/// well-formed cookie — refresh, logout, the session lists — taken before any of that work, and only by a request
+/// that would do it. One without a well-formed session cookie reads nothing, and a state-changing one from another
+/// origin is refused (403) first: a page on any site can send such requests in any number (its `no-cors` POSTs
+/// carry no `SameSite=Lax` cookie), and counted they spent the budget of everyone at the user's address — whose
+/// logout then answered 429 and left the session alive, and whose refreshes failed.
 async fn limited(call: &Call, route: &str) -> ApiResult<()> {
+    if !matches!(cookie_token(call), CookieToken::Token(_)) {
+        return Ok(());
+    }
+    if !origin_check::is_safe_method(&call.method) {
+        refuse_cross_origin(call)?;
+    }
     if let Some(policy) = &call.isolate.config.session.session_ip_policy {
         ratelimit::limit(call, policy, None, route).await?;
     }
     Ok(())
 }
 
+/// `POST /auth/refresh`: rotates the session token (the old one stops working at once) and issues a new access JWT.
+/// Of concurrent refreshes of one session exactly one succeeds; the others get 401 `session_rotated`.
 pub async fn refresh(call: Call) -> ApiResult<Response> {
     limited(&call, "/auth/refresh").await?;
     let config = &call.isolate.config.session;
@@ -736,8 +746,8 @@ fn signed_out(
 /// `Set-Cookie` (a top-level navigation, RFC 6265bis §5.7), so a 204 would sign the user out from any site and
 /// leave the session alive in D1.
 pub async fn logout(call: Call) -> ApiResult<Response> {
-    limited(&call, "/auth/logout").await?;
     refuse_cross_origin(&call)?;
+    limited(&call, "/auth/logout").await?;
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
     if let CookieToken::Token(token) = cookie_token(&call) {
