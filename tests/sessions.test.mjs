@@ -599,6 +599,9 @@ test("bad login input: each gets its status and code, and nothing reveals whethe
     { what: "SQL-looking password", init: json({ email: ALICE.email, password: "' OR '1'='1" }), status: 401, code: "invalid_credentials" },
     { what: "no at sign", init: json({ email: "alice", password: "x" }), status: 400, code: "invalid_email" },
     { what: "empty password", init: json({ email: ALICE.email, password: "" }), status: 400, code: "invalid_password" },
+    // The OpenAPI document's maxLength (1024) counts characters: 1,024 of them in 2,048 bytes are a password to check.
+    { what: "1,024-character password in 2,048 bytes", init: json({ email: ALICE.email, password: "é".repeat(1024) }), status: 401, code: "invalid_credentials" },
+    { what: "1,025-character password", init: json({ email: ALICE.email, password: "p".repeat(1025) }), status: 400, code: "invalid_password" },
     { what: "missing password", init: json({ email: ALICE.email }), status: 400, code: "invalid_json" },
     { what: "email not a string", init: json({ email: 42, password: "x" }), status: 400, code: "invalid_json" },
     { what: "malformed JSON", init: { method: "POST", headers: { "content-type": "application/json" }, body: "{\"email\":" }, status: 400, code: "invalid_json" },

@@ -7,7 +7,9 @@ use serde::Deserialize;
 
 use crate::error::ApiError;
 
-/// Longest accepted email (RFC 5321 path limit) and password (bytes; PBKDF2 cost does not depend on it).
+/// Longest accepted email (RFC 5321 path limit, in bytes) and password (in characters, as the OpenAPI document's
+/// `maxLength` counts them: counted in bytes, a password of 600 `é` that the published schema admits was refused;
+/// PBKDF2 cost does not depend on the length).
 pub const MAX_EMAIL: usize = 254;
 pub const MAX_PASSWORD: usize = 1024;
 
@@ -104,10 +106,10 @@ impl Credentials {
         normalise: impl Fn(&str, Form) -> String,
     ) -> Result<Self, ApiError> {
         let email = normalise_email(&body.email, &normalise)?;
-        if body.password.is_empty() || body.password.len() > MAX_PASSWORD {
+        if body.password.is_empty() || body.password.chars().nth(MAX_PASSWORD).is_some() {
             return Err(ApiError::bad_request(
                 "invalid_password",
-                format!("password must be 1 to {MAX_PASSWORD} bytes"),
+                format!("password must be 1 to {MAX_PASSWORD} characters"),
             ));
         }
         let password = normalise(&body.password, Form::Nfkc);
@@ -211,6 +213,17 @@ mod tests {
         let crate::config::Unique(value) = crate::body::parse_json::<crate::config::Unique>(once)
             .expect("each key once per object");
         assert!(LoginBody::from_value(value).is_ok());
+    }
+
+    #[test]
+    fn the_password_limit_counts_characters_as_the_published_schema_does() {
+        let accented = "\u{e9}".repeat(MAX_PASSWORD); // 2,048 bytes
+        let c =
+            Credentials::parse(body("a@example.com", &accented), as_is).expect("1,024 characters");
+        assert_eq!(c.password, accented);
+        let error = Credentials::parse(body("a@example.com", &format!("{accented}x")), as_is)
+            .expect_err("1,025 characters");
+        assert_eq!(error.code(), "invalid_password");
     }
 
     #[test]
