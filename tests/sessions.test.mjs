@@ -928,6 +928,35 @@ test("an access JWT never outlives the session it was issued from", async (t) =>
   assert.ok((await verifyAccessToken(again.access_token)).claims.exp * 1000 <= again.session.expires_at, "a refresh's token too");
 });
 
+test("a session older than a lowered SESSION_MAX_SECS is refused at once, and a refresh does not rotate it into an ended one", async (t) => {
+  const w = await startWorker({
+    vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS, SESSION_IDLE_SECS: 600, SESSION_MAX_SECS: 3600, SESSION_TOUCH_SECS: 300 },
+  });
+  t.after(() => w.stop());
+  const wdb = await w.mf.getD1Database("DB");
+  const wkv = await w.mf.getKVNamespace("CONFIG_KV");
+  await seed({ CONFIG_KV: wkv, DB: wdb });
+  const signedIn = await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
+  assert.equal(signedIn.status, 200);
+  const token = cookieOf(signedIn);
+  await signedIn.arrayBuffer();
+  // Made two hours ago under a longer limit: its stored idle expiry (10 minutes ahead) was within that one.
+  const key = `session:${sessionId(token)}`;
+  await wdb.prepare("UPDATE sessions SET created_at = ?2 WHERE id = ?1").bind(sessionId(token), Date.now() - 7_200_000).run();
+  await wkv.delete(key);
+  const check = (path, init) => w.fetch(path, withCookie(token, init));
+  await expectError(await check("/auth/sessions"), 401, "session_invalid", "strict check");
+  const refreshed = await check("/auth/refresh", { method: "POST" });
+  assert.equal(refreshed.headers.get("set-cookie"), null, "no cookie for a session that has ended");
+  await expectError(refreshed, 401, "session_invalid", "refresh");
+  await expectError(await check("/auth/session"), 401, "session_invalid", "cached check, from D1");
+  // A fresh cache entry written before the limit was lowered says the same.
+  const now = Date.now();
+  const entry = { user_id: BOB.id, email: BOB.email, permissions: [], created_at: now - 7_200_000, expires_at: now + 600_000, last_seen_at: now, revoked_at: null, fresh_until: now + 60_000 };
+  await wkv.put(key, JSON.stringify(entry));
+  await expectError(await check("/auth/session"), 401, "session_invalid", "cached check, from a fresh entry");
+});
+
 test("device entries expire after SESSION_DEVICE_TTL_SECS, whatever the browser keeps", async (t) => {
   const short = await startWorker({
     vars: {

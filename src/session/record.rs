@@ -41,6 +41,13 @@ impl SessionRecord {
         }
     }
 
+    /// Whether the session has reached its absolute limit (`created_at + max_ms`, `SESSION_MAX_SECS`). Its stored
+    /// expiry never passes that limit as long as the setting stands; after the setting is lowered, an older session
+    /// still holds the expiry written under the longer one, and this is what ends it.
+    pub fn past_limit(&self, now_ms: u64, max_ms: u64) -> bool {
+        now_ms >= self.created_at.saturating_add(max_ms)
+    }
+
     /// Last-seen (and with it the sliding expiry) is written at most once per `touch_ms`.
     pub fn touch_due(&self, now_ms: u64, touch_ms: u64) -> bool {
         now_ms >= self.last_seen_at.saturating_add(touch_ms)
@@ -204,6 +211,17 @@ mod tests {
     fn sliding_expiry_never_passes_the_absolute_lifetime() {
         assert_eq!(expiry(0, 100, 50, 1000), 150, "idle window from now");
         assert_eq!(expiry(0, 990, 50, 1000), 1000, "capped by the lifetime");
+    }
+
+    #[test]
+    fn a_session_is_past_its_limit_from_created_at_plus_the_maximum() {
+        let r = record(10_000, None); // created at 0, stored expiry 10 s
+        assert!(!r.past_limit(4_999, 5_000), "within a limit lowered to 5 s");
+        assert!(
+            r.past_limit(5_000, 5_000),
+            "at it, whatever the stored expiry says"
+        );
+        assert!(!r.past_limit(9_999, 60_000));
     }
 
     #[test]

@@ -67,6 +67,11 @@ fn invalid(why: &'static str) -> ApiError {
     .with_internal(why)
 }
 
+/// Why a check refused a session older than `SESSION_MAX_SECS` whose stored expiry was written under a longer
+/// setting: without it, such a session passed checks until its next touch, and a refresh rotated it into a session
+/// that had already ended (200, a new cookie, `expires_at` in the past).
+const PAST_LIMIT: &str = "session past its absolute limit (SESSION_MAX_SECS)";
+
 /// Why a check refused a token a refresh retired within `SESSION_REUSE_GRACE_SECS`.
 const RETIRED_WITHIN_GRACE: &str = "retired token, within the reuse grace window";
 
@@ -137,8 +142,12 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
     }
     let id = token::session_id(&token);
     let now = now_ms();
+    let max_ms = config.max_secs * 1000;
     if !strict && config.cache_secs > 0 {
         match decide_cached(store.cached(&id).await.as_deref(), now) {
+            CacheDecision::Accept(record) if record.past_limit(now, max_ms) => {
+                return Ok(Checked::Refused(PAST_LIMIT))
+            }
             CacheDecision::Accept(record) => {
                 schedule_touch(call, &id, &record, now);
                 return Ok(Checked::Valid { id, record });
@@ -155,6 +164,9 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
     match record.status(now) {
         Status::Revoked => return Ok(Checked::Refused("session revoked")),
         Status::Expired => return Ok(Checked::Refused("session expired")),
+        Status::Active if record.past_limit(now, max_ms) => {
+            return Ok(Checked::Refused(PAST_LIMIT))
+        }
         Status::Active => {}
     }
     // Only a cached check fills the cache: a strict one is a refresh (about to retire this id) or a listing, and a
