@@ -1764,11 +1764,7 @@ fn statement_starts(text: &[u8], strict: bool) -> bool {
         // trigger's timing or `as select` (a UDF from a library, a trigger that rewrites rows, SQLite's table in an
         // attached file).
         b"create" => {
-            let (kind, after) = rest_word();
-            let (kind, after) = match word(sql_gap(after, false)) {
-                (b"replace", replaced) if kind == b"or" => word(sql_gap(replaced, false)),
-                _ => (kind, after),
-            };
+            let (modified, kind, after) = created_object(rest);
             let (name, after) = word(skip(sql_gap(after, false), b"'\"`["));
             let after = skip(after, b"'\"`]");
             let after = after
@@ -1802,6 +1798,7 @@ fn statement_starts(text: &[u8], strict: bool) -> bool {
                         )))
                     || (matches!(kind, b"function" | b"procedure" | b"trigger" | b"table")
                         && definition()))
+                && (!modified || matches!(kind, b"function" | b"table"))
         }
         // MySQL's `set global name = value` (its variables' names hold a `_`: `general_log`, `local_infile`), and
         // a user variable's assignment (`set @q = 0x…`, `set @q := …`), the source of a prepared statement.
@@ -1854,6 +1851,30 @@ fn statement_starts(text: &[u8], strict: bool) -> bool {
         }
         _ => false,
     }
+}
+
+/// The object a `create` makes (`rest` follows the verb) and the text after its word, past what SQL writes before
+/// it: `or replace`, a table's `temporary`/`temp` (maybe `global`/`local`) and PostgreSQL's `unlogged`, MySQL's
+/// `aggregate` function (a UDF from a library, as `create function … soname`); and whether such a modifier stood
+/// there (then only a table or a function is made: "create local user groups" is prose).
+fn created_object(rest: &[u8]) -> (bool, &[u8], &[u8]) {
+    let (mut rest, mut modified) = (rest, false);
+    // Bounded: each modifier is written once, so a run of them longer than this is no statement.
+    for _ in 0..4 {
+        let (word_, after) = word(sql_gap(rest, false));
+        match word_ {
+            b"or" => match word(sql_gap(after, false)) {
+                (b"replace", replaced) => rest = replaced,
+                _ => return (modified, word_, after),
+            },
+            b"temporary" | b"temp" | b"global" | b"local" | b"unlogged" | b"aggregate" => {
+                (rest, modified) = (after, true);
+            }
+            _ => return (modified, word_, after),
+        }
+    }
+    let (kind, after) = word(sql_gap(rest, false));
+    (modified, kind, after)
 }
 
 /// The identifier `text` starts with (letters, digits, `_`; maybe empty) and the text after it.
@@ -5668,6 +5689,51 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// Each query is refused by `rule`.
+    fn refused(queries: &[&str], rule: &str) {
+        let c = config();
+        for query in queries {
+            assert_eq!(
+                inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
+                Some(rule),
+                "{query}"
+            );
+        }
+    }
+
+    /// Each text passes as a plain-text body.
+    fn passes(texts: &[&str]) {
+        let c = config();
+        for text in texts {
+            assert_eq!(
+                inspect_body(&c, Some("text/plain"), text.as_bytes()).map(|h| h.rule),
+                None,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_created_table_or_function_with_a_modifier_before_it_is_caught() {
+        refused(
+            &[
+                "id=1%3Bcreate+temporary+table+t(a+text)",
+                "id=1%3Bcreate+temp+table+t+as+select+*+from+users",
+                "id=1%3Bcreate+global+temporary+table+t+(a+int)",
+                "id=1%3Bcreate+unlogged+table+t(a+int)",
+                "id=1%3Bcreate+aggregate+function+f+returns+string+soname+'x.so'",
+                "id=1%3Bcreate/**/temporary/**/table/**/t(a+text)",
+            ],
+            "sqli-stacked",
+        );
+        passes(&[
+            "Ok; create temporary tables for the demo",
+            "Thanks; create temporary table layouts after lunch",
+            "Done; create local user groups",
+            "Next; create global role models",
+        ]);
     }
 
     #[test]
