@@ -2310,6 +2310,7 @@ describe("WAF", () => {
     ["/gw/open/search?id=1+and+1%3Ddbms_pipe.receive_message((%27a%27)%2C5)", "sqli-function"],
     // The gaps review: a create with a modifier before its object.
     ["/gw/open/search?id=1%3Bcreate+temporary+table+t(a+text)", "sqli-stacked"],
+    ["/gw/open/search?id=1%3Bcreate+table+if+not+exists+t(a+text)", "sqli-stacked"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

@@ -1765,6 +1765,7 @@ fn statement_starts(text: &[u8], strict: bool) -> bool {
         // attached file).
         b"create" => {
             let (modified, kind, after) = created_object(rest);
+            let after = past_if_not_exists(after);
             let (name, after) = word(skip(sql_gap(after, false), b"'\"`["));
             let after = skip(after, b"'\"`]");
             let after = after
@@ -1875,6 +1876,19 @@ fn created_object(rest: &[u8]) -> (bool, &[u8], &[u8]) {
     }
     let (kind, after) = word(sql_gap(rest, false));
     (modified, kind, after)
+}
+
+/// `text` past an `if not exists` it starts with (after a gap), which MySQL, PostgreSQL and SQLite take between a
+/// `create`'s object and its name (`create table if not exists t (…)`); else `text`.
+fn past_if_not_exists(text: &[u8]) -> &[u8] {
+    let mut rest = text;
+    for keyword in [&b"if"[..], b"not", b"exists"] {
+        match word(sql_gap(rest, false)) {
+            (found, after) if found == keyword => rest = after,
+            _ => return text,
+        }
+    }
+    rest
 }
 
 /// The identifier `text` starts with (letters, digits, `_`; maybe empty) and the text after it.
@@ -5733,6 +5747,23 @@ mod tests {
             "Thanks; create temporary table layouts after lunch",
             "Done; create local user groups",
             "Next; create global role models",
+        ]);
+    }
+
+    #[test]
+    fn a_created_object_named_if_it_does_not_exist_is_caught() {
+        refused(
+            &[
+                "id=1%3Bcreate+table+if+not+exists+t(a+text)",
+                "id=1%3Bcreate+temporary+table+if+not+exists+t+as+select+*+from+users",
+                "id=1%3Bcreate+function+if+not+exists+f+returns+string+soname+'x.so'",
+                "id=1%3Bcreate+table/**/if/**/not/**/exists/**/x.t(a+text)",
+            ],
+            "sqli-stacked",
+        );
+        passes(&[
+            "Sure; create table if not exists in the plan",
+            "Ok; create a table if it does not exist (later)",
         ]);
     }
 
