@@ -2311,6 +2311,7 @@ describe("WAF", () => {
     // The gaps review: a create with a modifier before its object.
     ["/gw/open/search?id=1%3Bcreate+temporary+table+t(a+text)", "sqli-stacked"],
     ["/gw/open/search?id=1%3Bcreate+table+if+not+exists+t(a+text)", "sqli-stacked"],
+    ["/gw/open/search?id=1%3Bcreate+definer%3D%60root%60%40%60%25%60+trigger+t+before+insert+on+users+for+each+row+set+new.role%3D%27admin%27", "sqli-stacked"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

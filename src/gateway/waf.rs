@@ -1871,11 +1871,32 @@ fn created_object(rest: &[u8]) -> (bool, &[u8], &[u8]) {
             b"temporary" | b"temp" | b"global" | b"local" | b"unlogged" | b"aggregate" => {
                 (rest, modified) = (after, true);
             }
+            // MySQL's `definer = user` before a trigger, procedure or function (`\`root\`@\`%\``, `'a'@'b'`,
+            // `current_user()`): the object follows the account.
+            b"definer" => match sql_gap(after, false).strip_prefix(b"=") {
+                Some(account) => rest = past_account(sql_gap(account, false)),
+                None => return (modified, word_, after),
+            },
             _ => return (modified, word_, after),
         }
     }
     let (kind, after) = word(sql_gap(rest, false));
     (modified, kind, after)
+}
+
+/// `text` past the MySQL account it starts with: up to a blank or `;` outside quotes, within [`GAP_WINDOW`].
+fn past_account(text: &[u8]) -> &[u8] {
+    let mut quote = None;
+    for (at, &b) in text.iter().enumerate().take(GAP_WINDOW) {
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if matches!(b, b'\'' | b'"' | b'`') => quote = Some(b),
+            None if b <= b' ' || b == b';' => return &text[at..],
+            None => {}
+        }
+    }
+    &text[text.len().min(GAP_WINDOW)..]
 }
 
 /// `text` past an `if not exists` it starts with (after a gap), which MySQL, PostgreSQL and SQLite take between a
@@ -5764,6 +5785,24 @@ mod tests {
         passes(&[
             "Sure; create table if not exists in the plan",
             "Ok; create a table if it does not exist (later)",
+        ]);
+    }
+
+    #[test]
+    fn a_created_object_with_a_definer_is_caught() {
+        refused(
+            &[
+                "id=1%3Bcreate+definer%3D`root`@`%25`+trigger+t+before+insert+on+users+for+each+row+set+new.role%3D'admin'",
+                "id=1%3Bcreate+definer+%3D+'root'@'localhost'+procedure+p()+select+1",
+                "id=1%3Bcreate+definer%3Dcurrent_user+function+f+returns+string+soname+'x.so'",
+                "id=1%3Bcreate+definer%3Dcurrent_user()+trigger+t+after+update+on+users+for+each+row+delete+from+logs",
+                "id=1%3Bcreate+definer%3D'a+b'@'%25'+trigger+t+before+delete+on+users+for+each+row+set+%40x%3D1",
+            ],
+            "sqli-stacked",
+        );
+        passes(&[
+            "Ok; create definer = a person who defines things",
+            "Note; create definer=alice trigger warnings for the team",
         ]);
     }
 
