@@ -121,8 +121,9 @@ const SQLI: &[(&str, &[&str])] = &[
             "waitfor delay",
             // SQL Server's other wait: until a time of day (`waitfor time '23:59'`).
             "waitfor time",
-            // Oracle's wait on a pipe nobody writes to, sqlmap's time-based probe for it.
-            "dbms_pipe.receive_message",
+            // Oracle's wait on a pipe nobody writes to, sqlmap's time-based probe for it: `dbms_pipe.receive_message`,
+            // its names maybe quoted (`"DBMS_PIPE"."RECEIVE_MESSAGE"`, Oracle's case-sensitive spelling of the same).
+            "receive_message",
             "information_schema",
             "@@version",
             "xp_cmdshell",
@@ -1174,6 +1175,12 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
             after.starts_with(b"select") || table_statement(after)
         }
         b"expression(" => skip_back(before, b" ").ends_with(b":"),
+        // A member of `dbms_pipe`: `.` between the names, either maybe quoted, blanks around the `.`.
+        b"receive_message" => {
+            let package = skip_back(skip_back(before, b"\""), b" ");
+            let package = package.strip_suffix(b".").unwrap_or_default();
+            skip_back(skip_back(package, b" "), b"\"").ends_with(b"dbms_pipe")
+        }
         // `time` is a word of its own (`waitfor time '23:59'`, `waitfor time @t`), not the start of one: "waitFor
         // timeout option" is a testing library's docs.
         b"waitfor time" => !after
@@ -5803,6 +5810,25 @@ mod tests {
         passes(&[
             "Ok; create definer = a person who defines things",
             "Note; create definer=alice trigger warnings for the team",
+        ]);
+    }
+
+    #[test]
+    fn oracles_pipe_wait_is_caught_however_its_names_are_quoted() {
+        refused(
+            &[
+                "id=1+and+1%3D%22DBMS_PIPE%22.%22RECEIVE_MESSAGE%22(('a'),5)",
+                "id=1+and+1%3DDBMS_PIPE.%22RECEIVE_MESSAGE%22('a',5)",
+                "id=1+and+1%3D%22DBMS_PIPE%22.RECEIVE_MESSAGE('a',5)",
+                "id=1+and+1%3DSYS.%22DBMS_PIPE%22.%22RECEIVE_MESSAGE%22('a',5)",
+                "id=1+and+1%3Ddbms_pipe+.+receive_message('a',5)",
+                "id=1+and+1%3Ddbms_pipe%2F**%2F.%2F**%2Freceive_message('a',5)",
+            ],
+            "sqli-function",
+        );
+        passes(&[
+            "msg = client.receive_message(timeout=5)",
+            "def receive_message(self):",
         ]);
     }
 
