@@ -2313,6 +2313,8 @@ describe("WAF", () => {
     ["/gw/open/search?id=1%3Bcreate+table+if+not+exists+t(a+text)", "sqli-stacked"],
     ["/gw/open/search?id=1%3Bcreate+definer%3D%60root%60%40%60%25%60+trigger+t+before+insert+on+users+for+each+row+set+new.role%3D%27admin%27", "sqli-stacked"],
     ["/gw/open/search?id=1+and+1%3D%22DBMS_PIPE%22.%22RECEIVE_MESSAGE%22((%27a%27)%2C5)", "sqli-function"],
+    ["/gw/open/search?id=1+and+1%3Dlike(%27abc%27%2Cupper(hex(randomblob(500000000%2F2))))", "sqli-function"],
+    ["/gw/open/search?id=1+and+get_lock(%27x%27%2C5)", "sqli-function"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

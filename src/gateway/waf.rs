@@ -144,6 +144,10 @@ const SQL_FUNCTIONS: &[&str] = &[
     "load_file",
     "extractvalue",
     "updatexml",
+    // SQLite has no sleep: a blob of hundreds of megabytes stands in for one (`like('abc',hex(randomblob(5e8)))`).
+    "randomblob",
+    // MySQL's wait for a named lock: as long as its second argument when another session holds it.
+    "get_lock",
 ];
 
 /// URL schemes that run script (the `xss-scheme` rule), matched where a URL starts ([`url_position`]).
@@ -1196,6 +1200,8 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
                     .is_some_and(|b| matches!(b, b'\'' | b'"' | b'`'))
         }
         _ if SCHEMES.iter().any(|s| s.as_bytes() == needle) => url_position(before, after),
+        // A method of application code (`cache.get_lock(…)`): SQL calls MySQL's function by its bare name.
+        b"get_lock" if before.ends_with(b".") => false,
         _ if SQL_FUNCTIONS.iter().any(|f| f.as_bytes() == needle) => {
             match sql_gap(after, false).strip_prefix(b"(") {
                 Some(arguments) => arguments_read_as_code(needle, arguments),
@@ -1385,7 +1391,18 @@ fn arguments_read_as_code(name: &[u8], after: &[u8]) -> bool {
             let unit = rest.iter().take_while(|b| b.is_ascii_alphabetic()).count();
             !(digits > 0 && rest.get(unit) == Some(&b')') && UNITS.contains(&&rest[..unit]))
         }
-        b"benchmark" => {
+        // A random id's few bytes (`hex(randomblob(16))`, SQLite's idiom) cost nothing: only a blob of a million
+        // bytes or more, or one sized by anything but digits, is a heavy query.
+        b"randomblob" => {
+            let after = skip(after, b" ");
+            let digits = after
+                .iter()
+                .take(7)
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            !(digits > 0 && digits <= 6 && skip(&after[digits..], b" ").starts_with(b")"))
+        }
+        b"benchmark" | b"get_lock" => {
             // Read twice, with quotes (a `')'` hides no parenthesis) and without (a quote inside a `#` comment
             // hides no comma): either finding a second argument reads as code.
             let second_argument = |quotes: bool| {
@@ -5829,6 +5846,30 @@ mod tests {
         passes(&[
             "msg = client.receive_message(timeout=5)",
             "def receive_message(self):",
+        ]);
+    }
+
+    #[test]
+    fn sqlites_heavy_blob_and_mysqls_lock_wait_are_caught() {
+        refused(
+            &[
+                "id=1+and+1%3Dlike('abc',upper(hex(randomblob(500000000%2F2))))",
+                "id=1+and+randomblob(1000000000)",
+                "id=1+and+randomblob+(5e8)",
+                "id=1+and+randomblob(99999999)",
+                "id=1+and+get_lock('x',5)",
+                "id=1+and+get_lock+(concat('a','b'),+10)",
+                "id=1%2F**%2Fand%2F**%2Fget_lock(1,10)",
+            ],
+            "sqli-function",
+        );
+        passes(&[
+            // SQLite's idiom for a random id, and a lock in application code.
+            "select lower(hex(randomblob(16))) as id",
+            "default (hex(randomblob( 4 )))",
+            "lock = cache.get_lock(\"jobs\", timeout=5)",
+            "self.get_lock(name, 10)",
+            "what does get_lock(name) return?",
         ]);
     }
 
