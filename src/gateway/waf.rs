@@ -1176,7 +1176,7 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
                     (next.len() < rest.len()).then_some(next)
                 })
                 .unwrap_or(after);
-            after.starts_with(b"select") || table_statement(after)
+            after.starts_with(b"select") || table_statement(after) || values_statement(after)
         }
         b"expression(" => skip_back(before, b" ").ends_with(b":"),
         // A member of `dbms_pipe`: `.` between the names, either maybe quoted, blanks around the `.`.
@@ -1235,6 +1235,31 @@ fn table_statement(text: &[u8]) -> bool {
             || after.starts_with(b")")
             || word(after).0 == b"order"
             || word(after).0 == b"limit")
+}
+
+/// Whether `text` is a `values` list (`union values (1,'a')`: PostgreSQL's and SQLite's constants, MySQL 8's
+/// `values row(1,2)`): `values`, a gap, maybe `row`, and a `(` that a value opens — a number, a quote, a sign, `@`,
+/// `(`, `null` or a call (`user()`). "The union values (and protects) its members" puts a word there.
+fn values_statement(text: &[u8]) -> bool {
+    let Some(rest) = text.strip_prefix(b"values") else {
+        return false;
+    };
+    let gap = sql_gap(rest, false);
+    let gap = match word(gap) {
+        (b"row", after) => sql_gap(after, false),
+        _ => gap,
+    };
+    let Some(tuple) = gap.strip_prefix(b"(") else {
+        return false;
+    };
+    let value = skip(tuple, b" ");
+    let (name, after) = word(value);
+    (gap.len() < rest.len() || rest.starts_with(b"("))
+        && (matches!(
+            value.first(),
+            Some(b'0'..=b'9' | b'\'' | b'"' | b'-' | b'+' | b'@' | b'(')
+        ) || name == b"null"
+            || (!name.is_empty() && skip(after, b" ").starts_with(b"(")))
 }
 
 /// How far [`sql_gap`] looks for a comment's end.
@@ -5870,6 +5895,27 @@ mod tests {
             "lock = cache.get_lock(\"jobs\", timeout=5)",
             "self.get_lock(name, 10)",
             "what does get_lock(name) return?",
+        ]);
+    }
+
+    #[test]
+    fn a_union_of_constants_is_caught() {
+        refused(
+            &[
+                "id=1+union+values+(1,'a')",
+                "id=1+union+all+values(user(),2)",
+                "id=-1+union+values+row(1,2)",
+                "id=1+union%2F**%2Fvalues%2F**%2F(null,null)",
+                "id=1+union+values+('x'),('y')",
+                "id=1+union+values((select+pw+from+users+limit+1))",
+            ],
+            "sqli-union",
+        );
+        passes(&[
+            "Our union values diversity",
+            "The union values (and protects) its members",
+            "what the union values: fairness, (mostly) pay",
+            "union values row by row",
         ]);
     }
 
