@@ -2316,6 +2316,7 @@ describe("WAF", () => {
     ["/gw/open/search?id=1+and+1%3Dlike(%27abc%27%2Cupper(hex(randomblob(500000000%2F2))))", "sqli-function"],
     ["/gw/open/search?id=1+and+get_lock(%27x%27%2C5)", "sqli-function"],
     ["/gw/open/search?id=1+union+values+(1%2C%27a%27)", "sqli-union"],
+    ["/gw/open/search?id=1%3B+select+password+from+users", "sqli-stacked"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

@@ -1662,12 +1662,15 @@ fn subquery(text: &[u8]) -> bool {
             }
             _ => false,
         };
-        place && reads_as_subquery(&text[at + 6..])
+        place && reads_as_subquery(&text[at + 6..], false)
     })
 }
 
-/// Whether what follows a subquery's `select` reads as one ([`subquery`]), within [`STATEMENT_WINDOW`].
-fn reads_as_subquery(after: &[u8]) -> bool {
+/// Whether what follows a subquery's `select` reads as one ([`subquery`]), within [`STATEMENT_WINDOW`]. A `stacked`
+/// select (after a `;`, where no `)` ends it) must read a table: a `from` and a table's name as a subquery's, after a
+/// select list that starts with no [`DETERMINERS`] word ("Open the app; select a file from Downloads"); a list that
+/// reads as code earns nothing ("Note; select * from the menu"), nor does a select without `from` (jq's `select(.a)`).
+fn reads_as_subquery(after: &[u8], stacked: bool) -> bool {
     let ident = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
     let window = &after[..after.len().min(STATEMENT_WINDOW)];
     let mut depth = 0usize;
@@ -1703,8 +1706,9 @@ fn reads_as_subquery(after: &[u8]) -> bool {
         || word(list).0 == b"case"
         || dotted;
     if !from {
-        return code;
+        return code && !stacked;
     }
+    let code = code && !stacked;
     let table = skip(&window[end + 4..], b" ");
     let quotes = |text| skip(text, b"`[]\" ");
     // The table's name (maybe schema-qualified: `db.users`), and its alias (`users u`, `users as u`).
@@ -1742,7 +1746,9 @@ fn reads_as_subquery(after: &[u8]) -> bool {
         };
         !alias.is_empty() && follows(quotes(after))
     };
+    let article = stacked && DETERMINERS.contains(&word(list).0);
     !list.is_empty()
+        && !article
         && (code
             || table.starts_with(b"(")
             || (!name.is_empty() && !DETERMINERS.contains(&name) && (follows(rest) || aliased())))
@@ -1779,6 +1785,8 @@ fn statement_starts(text: &[u8], strict: bool) -> bool {
     let rest_word = || word(sql_gap(rest, false));
     match verb {
         b"drop" | b"alter" => SCHEMA_OBJECTS.contains(&rest_word().0),
+        // A select that reads a table (MySQL through a multi-statement API, SQL Server, PostgreSQL).
+        b"select" if !strict => reads_as_subquery(rest, true),
         b"delete" => rest_word().0 == b"from",
         b"insert" | b"replace" => inserts(rest),
         b"update" => update_sets(rest),
@@ -5916,6 +5924,30 @@ mod tests {
             "The union values (and protects) its members",
             "what the union values: fairness, (mostly) pay",
             "union values row by row",
+        ]);
+    }
+
+    #[test]
+    fn a_stacked_select_reading_a_table_is_caught() {
+        refused(
+            &[
+                "id=1%3B+select+password+from+users",
+                "id=1%3Bselect+*+from+users+where+id%3D1",
+                "id=1%3B%2F**%2Fselect%2F**%2Fpw%2F**%2Ffrom%2F**%2Fdbo.users--",
+                "id=1%3Bselect+name,pw+from+users+u+limit+1",
+                "id=1%3B+SELECT+pw+FROM+[users]%3B",
+            ],
+            "sqli-stacked",
+        );
+        passes(&[
+            "Open the app; select a file from Downloads",
+            "Note; select * from the menu",
+            "Tip; select one from the list",
+            "Then; select files from disk and upload them",
+            // jq's and SQLAlchemy's select reads no table.
+            "limit(3; select(.age > 18))",
+            "stmt = q; select(User).where(User.id == 5)",
+            "reduce .[] as $x (0; select($x > 1) | . + $x)",
         ]);
     }
 
