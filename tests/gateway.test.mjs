@@ -2317,6 +2317,8 @@ describe("WAF", () => {
     ["/gw/open/search?id=1+and+get_lock(%27x%27%2C5)", "sqli-function"],
     ["/gw/open/search?id=1+union+values+(1%2C%27a%27)", "sqli-union"],
     ["/gw/open/search?id=1%3B+select+password+from+users", "sqli-stacked"],
+    // Windows' best-fit mapping (PHP and CGI on the ANSI file APIs) and NFKC read the fullwidth forms as ../
+    ["/gw/open/files?f=%EF%BC%8E%EF%BC%8E%EF%BC%8F%EF%BC%8E%EF%BC%8E%EF%BC%8Fwindows%EF%BC%8Fwin.ini", "traversal-dotdot"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

@@ -1057,9 +1057,11 @@ fn scan_normalised(sets: &[RuleSet], text: &str, raw: &[u8], part: &'static str)
                 RuleSet::Xss => (has_event_handler(text) || attribute_breakout(bytes))
                     .then_some("xss-event-handler"),
                 // `/etc//passwd`, `/etc/./passwd`: the same file to the file system.
-                RuleSet::Traversal => without_redundant_separators(bytes).and_then(|path| {
-                    FINDERS.with(|finders| first_rule(&finders[rules], &path, &path))
-                }),
+                RuleSet::Traversal => without_redundant_separators(bytes)
+                    .and_then(|path| {
+                        FINDERS.with(|finders| first_rule(&finders[rules], &path, &path))
+                    })
+                    .or_else(|| fullwidth_parent_segment(text).then_some("traversal-dotdot")),
             });
         if let Some(rule) = rule {
             return Some(Hit { rule, part });
@@ -1125,6 +1127,38 @@ fn without_redundant_separators(text: &[u8]) -> Option<Vec<u8>> {
         out.push(b);
     }
     Some(out)
+}
+
+/// Whether `text` holds a `..` path segment spelled with the fullwidth full stop, solidus or reverse solidus
+/// (`．．／`), which [`unfold`] keeps for prose's sake and which Windows' best-fit mapping (a program on the ANSI file
+/// APIs: PHP, CGI, much of what IIS runs) and NFKC normalisation read as `../`: two dots at the text's start or
+/// after ASCII punctuation or a blank (a separator, a value's `=` or quote) that a separator follows, or a separator
+/// before and the text's end. Prose's ellipsis (`そして．．．／次`) is three dots after a word.
+fn fullwidth_parent_segment(text: &str) -> bool {
+    if !text.contains(['．', '／', '＼']) {
+        return false;
+    }
+    let folded: String = text
+        .chars()
+        .map(|c| match c {
+            '．' => '.',
+            '／' => '/',
+            '＼' => '\\',
+            c => c,
+        })
+        .collect();
+    let bytes = folded.as_bytes();
+    let separator = |at: usize| matches!(bytes.get(at), Some(b'/' | b'\\'));
+    // A value starts after ASCII punctuation or a blank (`f=`, `"path":"`); prose's dots follow a word or a dot.
+    let starts = |at: usize| {
+        at == 0 || {
+            let b = bytes[at - 1];
+            b.is_ascii() && !b.is_ascii_alphanumeric() && b != b'.'
+        }
+    };
+    memchr::memmem::find_iter(bytes, b"..").any(|at| {
+        (starts(at) && separator(at + 2)) || (at > 0 && separator(at - 1) && at + 2 == bytes.len())
+    })
 }
 
 /// A URL scheme split by tabs or line breaks, which browsers drop anywhere in a URL: `java\tscript:` (or
@@ -5948,6 +5982,36 @@ mod tests {
             "limit(3; select(.age > 18))",
             "stmt = q; select(User).where(User.id == 5)",
             "reduce .[] as $x (0; select($x > 1) | . + $x)",
+        ]);
+    }
+
+    #[test]
+    fn a_parent_segment_spelled_in_fullwidth_forms_is_caught() {
+        let c = config();
+        for (path, query) in [
+            (
+                "/files",
+                Some("f=%EF%BC%8E%EF%BC%8E%EF%BC%8F%EF%BC%8E%EF%BC%8E%EF%BC%8Fetc%EF%BC%8Fpasswd"),
+            ),
+            ("/files", Some("f=..%EF%BC%8Fsecret")),
+            ("/files", Some("f=%EF%BC%8E%EF%BC%8E/secret")),
+            ("/files", Some("f=%EF%BC%8E%EF%BC%8E%EF%BC%BCwindows")),
+            ("/files", Some("f=a%EF%BC%8F%EF%BC%8E%EF%BC%8E")),
+            ("/files/%EF%BC%8E%EF%BC%8E%EF%BC%8Fsecret", None),
+        ] {
+            assert_eq!(
+                inspect_url(&c, path, query).map(|h| h.rule),
+                Some("traversal-dotdot"),
+                "{path} {query:?}"
+            );
+        }
+        passes(&[
+            // Japanese and Chinese prose: an ellipsis, a slash between words, a decimal point.
+            "そして．．．／次の日",
+            "東京／大阪．．．京都",
+            "価格は１．５／個です",
+            "待って．．",
+            "待って．．／次",
         ]);
     }
 
