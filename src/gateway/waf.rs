@@ -1581,13 +1581,22 @@ fn stacked(text: &[u8]) -> bool {
 /// Whether a user variable's assignment (`set @q = …`) assigns what SQL reads as a value: a number, a string, a hex or
 /// bit literal (`0x…`, `x'…'`), another variable, a parenthesis (a subquery) or a call (`concat(…)`, `char(…)`,
 /// `unhex(…)`). Chat's "Deploy done; set @oncall = bob for tonight" assigns a bare word, which to MySQL would be a
-/// column of no table — and sets nothing a prepared statement could run.
+/// column of no table — and sets nothing a prepared statement could run; nor does a decimal number ("Tip; set @count
+/// = 0": `prepare s from @count` is a syntax error), which a tutorial's text assigns.
 fn assigned_value(value: &[u8]) -> bool {
     let (name, after) = word(value);
-    matches!(
-        value.first(),
-        Some(b'0'..=b'9' | b'\'' | b'"' | b'(' | b'@' | b'-' | b'+' | b'.')
-    ) || (!name.is_empty() && (after.starts_with(b"'") || skip(after, b" ").starts_with(b"(")))
+    let number = skip(value, b"+-");
+    let digits = number
+        .iter()
+        .take_while(|b| b.is_ascii_digit() || **b == b'.')
+        .count();
+    let decimal = digits > 0 && word(&number[digits..]).0.is_empty();
+    !decimal
+        && matches!(
+            value.first(),
+            Some(b'0'..=b'9' | b'\'' | b'"' | b'(' | b'@' | b'-' | b'+' | b'.')
+        )
+        || (!name.is_empty() && (after.starts_with(b"'") || skip(after, b" ").starts_with(b"(")))
 }
 
 /// Whether a quote closed by one or more `)` is followed (after blanks) by a comment: `admin')--`, `admin') #`,
@@ -6013,6 +6022,26 @@ mod tests {
             "待って．．",
             "待って．．／次",
         ]);
+    }
+
+    #[test]
+    fn a_number_assigned_to_a_user_variable_passes() {
+        passes(&[
+            "Tip; set @count = 0",
+            "Reset the loop; set @n := -1 and retry",
+            "ok; set @total = 2.5 for now",
+        ]);
+        // What a statement can be prepared from, or that reads: still refused.
+        refused(
+            &[
+                "id=1%3Bset+@q%3D0x73656c656374",
+                "id=1%3Bset+@q%3D0b0111",
+                "id=1%3Bset+@q:%3D'x'",
+                "id=1%3Bset+@q%3D@p",
+                "id=1%3Bset+@q%3Dunhex('73')",
+            ],
+            "sqli-stacked",
+        );
     }
 
     #[test]
