@@ -2397,6 +2397,7 @@ describe("WAF", () => {
     "/gw/open/search?q=Choose+a+colour+(select+one+from+the+list)",
     // The gaps review's refusals lifted.
     "/gw/open/search?q=Tip%3B+set+%40count+%3D+0",
+    "/gw/open/search?q=we+just+waitfor+time+to+pass",
   ];
   const benignBodies = [
     // The third payload review: a list's entry, a title, a mail's line starting with a script scheme's name.

@@ -1219,11 +1219,14 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
             let package = package.strip_suffix(b".").unwrap_or_default();
             skip_back(skip_back(package, b" "), b"\"").ends_with(b"dbms_pipe")
         }
-        // `time` is a word of its own (`waitfor time '23:59'`, `waitfor time @t`), not the start of one: "waitFor
-        // timeout option" is a testing library's docs.
-        b"waitfor time" => !after
-            .first()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_'),
+        // `time` and then what SQL Server waits until: a string (`'23:59'`, `N'23:59'`, `"23:59"` without
+        // `QUOTED_IDENTIFIER`) or a variable (`@t`). "waitFor timeout option" is a testing library's docs, "waitfor
+        // time to pass" prose.
+        b"waitfor time" => {
+            let value = sql_gap(after, false);
+            let value = value.strip_prefix(b"n").unwrap_or(value);
+            matches!(value.first(), Some(b'\'' | b'"' | b'@'))
+        }
         b"prompt(" | b"confirm(" | b"import(" => {
             let operators = skip_back(before, b" ");
             let operand = skip_back(operators, b"-+*/%&|^;,!~?:<>=");
@@ -6041,6 +6044,25 @@ mod tests {
                 "id=1%3Bset+@q%3Dunhex('73')",
             ],
             "sqli-stacked",
+        );
+    }
+
+    #[test]
+    fn waitfor_time_in_prose_passes() {
+        passes(&[
+            "we just waitfor time to pass",
+            "waitFor time and patience",
+            "waitfor time, then retry",
+        ]);
+        refused(
+            &[
+                "id=1%3Bwaitfor+time+'23:59'",
+                "id=1%3Bwaitfor+time+%2223:59%22",
+                "id=1%3Bwaitfor+time+N'23:59'",
+                "id=1%3Bwaitfor+time%2F**%2F'23:59'",
+                "id=1%3Bwaitfor+time+@t",
+            ],
+            "sqli-function",
         );
     }
 
