@@ -1695,6 +1695,12 @@ fn subquery(text: &[u8]) -> bool {
             return false;
         };
         let context = skip_back(open, b" ");
+        // A value's start: the text's, or after `=` (`id=(select 1)`, "Answer = (select 1)").
+        let at_value = if matches!(context.last(), None | Some(b'=')) {
+            Select::Value
+        } else {
+            Select::Operand
+        };
         let place = match context.last() {
             None => true,
             Some(b) if b"=<>(,+-*/|&!~^%".contains(b) => true,
@@ -1708,15 +1714,29 @@ fn subquery(text: &[u8]) -> bool {
             }
             _ => false,
         };
-        place && reads_as_subquery(&text[at + 6..], false)
+        place && reads_as_subquery(&text[at + 6..], at_value)
     })
 }
 
-/// Whether what follows a subquery's `select` reads as one ([`subquery`]), within [`STATEMENT_WINDOW`]. A `stacked`
-/// select (after a `;`, where no `)` ends it) must read a table: a `from` and a table's name as a subquery's, after a
-/// select list that starts with no [`DETERMINERS`] word ("Open the app; select a file from Downloads"); a list that
-/// reads as code earns nothing ("Note; select * from the menu"), nor does a select without `from` (jq's `select(.a)`).
-fn reads_as_subquery(after: &[u8], stacked: bool) -> bool {
+/// Where a `select` stands, for [`reads_as_subquery`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Select {
+    /// Where an operand stands: after an operator, `(`, `,` or a keyword (`1 and (select 1)=1`).
+    Operand,
+    /// At a value's start, or after `=`: a subquery of constants there is the value itself, reading nothing
+    /// (`id=(select 1)` is `id=1`; "Answer = (select 1)" is prose).
+    Value,
+    /// After a `;`, where no `)` ends it.
+    Stacked,
+}
+
+/// Whether what follows a subquery's `select` reads as one ([`subquery`]), within [`STATEMENT_WINDOW`]. At a value's
+/// start a list of numbers without `from` is no code. A stacked select must read a table: a `from` and a table's name
+/// as a subquery's, after a select list that starts with no [`DETERMINERS`] word ("Open the app; select a file from
+/// Downloads"); a list that reads as code earns nothing ("Note; select * from the menu"), nor does a select without
+/// `from` (jq's `select(.a)`).
+fn reads_as_subquery(after: &[u8], at: Select) -> bool {
+    let stacked = at == Select::Stacked;
     let ident = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
     let window = &after[..after.len().min(STATEMENT_WINDOW)];
     let mut depth = 0usize;
@@ -1751,8 +1771,11 @@ fn reads_as_subquery(after: &[u8], stacked: bool) -> bool {
         || list.first().is_some_and(u8::is_ascii_digit)
         || word(list).0 == b"case"
         || dotted;
+    let constants = list
+        .iter()
+        .all(|b| b.is_ascii_digit() || b", .".contains(b));
     if !from {
-        return code && !stacked;
+        return code && !stacked && !(at == Select::Value && constants);
     }
     let code = code && !stacked;
     let table = skip(&window[end + 4..], b" ");
@@ -1832,7 +1855,7 @@ fn statement_starts(text: &[u8], strict: bool) -> bool {
     match verb {
         b"drop" | b"alter" => SCHEMA_OBJECTS.contains(&rest_word().0),
         // A select that reads a table (MySQL through a multi-statement API, SQL Server, PostgreSQL).
-        b"select" if !strict => reads_as_subquery(rest, true),
+        b"select" if !strict => reads_as_subquery(rest, Select::Stacked),
         b"delete" => rest_word().0 == b"from",
         b"insert" | b"replace" => inserts(rest),
         b"update" => update_sets(rest),
@@ -6063,6 +6086,24 @@ mod tests {
                 "id=1%3Bwaitfor+time+@t",
             ],
             "sqli-function",
+        );
+    }
+
+    #[test]
+    fn a_constant_subquery_at_a_values_start_passes() {
+        passes(&["Answer = (select 1)", "(select 2)", "Count = (select 3)"]);
+        let c = config();
+        assert_eq!(inspect_url(&c, "/api", Some("n=(select+1)")), None);
+        // A constant where an operand stands, and anything that reads, stay refused.
+        refused(
+            &[
+                "id=1+and+(select+1)%3D1",
+                "id=(select+pw+from+users)",
+                "id=(select+user())",
+                "id=(select+1+from+users+where+name%3D'admin')",
+                "id=(select+@@hostname)",
+            ],
+            "sqli-subquery",
         );
     }
 
