@@ -2399,6 +2399,7 @@ describe("WAF", () => {
     "/gw/open/search?q=Tip%3B+set+%40count+%3D+0",
     "/gw/open/search?q=we+just+waitfor+time+to+pass",
     "/gw/open/search?q=Answer+%3D+(select+1)",
+    "/gw/open/search?q=it%27s+f(%27x%27)+%23+note",
   ];
   const benignBodies = [
     // The third payload review: a list's entry, a title, a mail's line starting with a script scheme's name.

@@ -1624,7 +1624,10 @@ fn comment_after_parenthesis(text: &[u8]) -> bool {
 /// Whether a quote at which `wanted` holds ends a string, in SQL's reading of `text` from inside a string that
 /// `query_quote` opened (where an injected value stands): a string or a `` ` `` name runs to its own quote (a
 /// doubled quote ends and reopens it), and with `escapes` (MySQL's default) `\` makes the next byte part of it
-/// (PostgreSQL's and SQL Server's strings have no escapes: both readings are made). One pass, without look-ahead.
+/// (PostgreSQL's and SQL Server's strings have no escapes: both readings are made). One pass, without look-ahead
+/// but for a word at the query's string's end: a quote there between a letter or digit and a letter that starts no
+/// SQL keyword is an apostrophe (`it's`, `don't`, `O'Brien`), after which SQL reads a name glued to a string, a
+/// syntax error in a condition — no injection, so that reading ends (`admin'or 1=1` is read on).
 fn closes_a_string(
     text: &[u8],
     query_quote: u8,
@@ -1632,6 +1635,7 @@ fn closes_a_string(
     wanted: impl Fn(usize) -> bool,
 ) -> bool {
     let mut open = Some(query_quote);
+    let mut query_string = true;
     let mut i = 0;
     while i < text.len() {
         let b = text[i];
@@ -1639,6 +1643,9 @@ fn closes_a_string(
             Some(_) if escapes && b == b'\\' => i += 1,
             Some(quote) if b == quote => {
                 open = None;
+                if std::mem::take(&mut query_string) && apostrophe(text, i) {
+                    return false;
+                }
                 if wanted(i) {
                     return true;
                 }
@@ -1650,6 +1657,21 @@ fn closes_a_string(
         i += 1;
     }
     false
+}
+
+/// Whether the quote at `at` is an apostrophe inside a word ([`closes_a_string`]): a letter or digit before it, and
+/// a letter after it that starts a word no SQL keyword is which may follow a string (`'x'or 1=1`, `'x'union`).
+fn apostrophe(text: &[u8], at: usize) -> bool {
+    const AFTER_A_STRING: &[&[u8]] = &[
+        b"and", b"or", b"xor", b"not", b"in", b"is", b"like", b"rlike", b"regexp", b"between",
+        b"union", b"div", b"mod", b"collate", b"order", b"group", b"limit", b"having", b"into",
+        b"then", b"else", b"end", b"when", b"escape", b"sounds", b"as", b"from", b"where",
+    ];
+    let (after, _) = word(&text[at + 1..]);
+    at > 0
+        && text[at - 1].is_ascii_alphanumeric()
+        && after.first().is_some_and(u8::is_ascii_alphabetic)
+        && !AFTER_A_STRING.contains(&after)
 }
 
 /// Words after which a parenthesis opens an SQL operand (`1 and (select …)`, `exists (select …)`).
@@ -6104,6 +6126,27 @@ mod tests {
                 "id=(select+@@hostname)",
             ],
             "sqli-subquery",
+        );
+    }
+
+    #[test]
+    fn an_apostrophe_inside_a_word_closes_no_querys_string() {
+        passes(&[
+            "it's f('x') # note",
+            "Don't call save('draft') -- it overwrites",
+            "O'Brien wrote run(\"a\") # see below",
+            "we're told to use get('id')) # twice",
+        ]);
+        // A quote glued to SQL's keyword still closes it (`admin'or…`), and a quote before blanks as before.
+        refused(
+            &[
+                "u=x'or+name%3D('admin')--",
+                "u=x'and+name%3D('admin')%23",
+                "u=x'+or+name%3D('admin')--",
+                "u=admin')--",
+                "u=it'+or+f('x')+%23",
+            ],
+            "sqli-comment",
         );
     }
 
