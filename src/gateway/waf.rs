@@ -6150,6 +6150,19 @@ mod tests {
         );
     }
 
+    /// MySQL, PostgreSQL ("effectively replaced by whitespace"), SQL Server, SQLite and Oracle all read a comment as a
+    /// gap between tokens, never as a join: `UN/**/ION` is the two names `UN` and `ION`, a syntax error, so it is no
+    /// union (only a filter that strips comments before the query is built would join it, which edgekit cannot see).
+    /// A comment between the keywords is read as a blank, as before.
+    #[test]
+    fn a_comment_inside_a_keyword_splits_it_as_every_sql_server_does() {
+        let c = config();
+        for query in ["id=1+UN%2F**%2FION+SELECT+1", "id=1+union+SEL%2F**%2FECT+1"] {
+            assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
+        }
+        refused(&["id=1+UNION%2F**%2FSELECT+1"], "sqli-union");
+    }
+
     #[test]
     fn a_config_that_inspects_no_body_is_refused() {
         let zero = WafConfig {
