@@ -1837,7 +1837,15 @@ fn reads_as_subquery(after: &[u8], at: Select) -> bool {
         };
         !alias.is_empty() && follows(quotes(after))
     };
-    let article = stacked && DETERMINERS.contains(&word(list).0);
+    // `all` and `distinct` are SQL's before a list (`select all pw from users`): the list's first word follows them.
+    let article = stacked
+        && match word(list) {
+            (b"all" | b"distinct", rest) => {
+                let rest = skip(rest, b" ");
+                rest.is_empty() || DETERMINERS.contains(&word(rest).0)
+            }
+            (first, _) => DETERMINERS.contains(&first),
+        };
     !list.is_empty()
         && !article
         && (code
@@ -6027,6 +6035,8 @@ mod tests {
                 "id=1%3B%2F**%2Fselect%2F**%2Fpw%2F**%2Ffrom%2F**%2Fdbo.users--",
                 "id=1%3Bselect+name,pw+from+users+u+limit+1",
                 "id=1%3B+SELECT+pw+FROM+[users]%3B",
+                "id=1%3Bselect+all+pw+from+users",
+                "id=1%3Bselect+distinct+*+from+users",
             ],
             "sqli-stacked",
         );
@@ -6034,6 +6044,8 @@ mod tests {
             "Open the app; select a file from Downloads",
             "Note; select * from the menu",
             "Tip; select one from the list",
+            "Then; select all from the menu",
+            "Now; select all the files from Downloads",
             "Then; select files from disk and upload them",
             // jq's and SQLAlchemy's select reads no table.
             "limit(3; select(.age > 18))",
