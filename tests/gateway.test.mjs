@@ -2318,7 +2318,7 @@ describe("WAF", () => {
     ["/gw/open/search?id=1+union+values+(1%2C%27a%27)", "sqli-union"],
     ["/gw/open/search?id=1%3B+select+password+from+users", "sqli-stacked"],
     // Windows' best-fit mapping (PHP and CGI on the ANSI file APIs) and NFKC read the fullwidth forms as ../
-    ["/gw/open/files?f=%EF%BC%8E%EF%BC%8E%EF%BC%8F%EF%BC%8E%EF%BC%8E%EF%BC%8Fwindows%EF%BC%8Fwin.ini", "traversal-dotdot"],
+    ["/gw/open/files?f=%EF%BC%8E%EF%BC%8E%EF%BC%8F%EF%BC%8E%EF%BC%8E%EF%BC%8Fsecret.txt", "traversal-dotdot"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -2400,6 +2400,12 @@ describe("WAF", () => {
     "/gw/open/search?q=we+just+waitfor+time+to+pass",
     "/gw/open/search?q=Answer+%3D+(select+1)",
     "/gw/open/search?q=it%27s+f(%27x%27)+%23+note",
+    // Text beside the shapes the gaps review added: prose and code they must not take for SQL or traversal.
+    "/gw/open/search?q=The+union+values+(and+protects)+its+members",
+    "/gw/open/search?q=Open+the+app%3B+select+a+file+from+Downloads",
+    `/gw/open/search?q=${encodeURIComponent("そして．．．／次の日")}`,
+    `/gw/open/search?q=${encodeURIComponent('lock = cache.get_lock("jobs", timeout=5)')}`,
+    `/gw/open/search?q=${encodeURIComponent("select lower(hex(randomblob(16))) as id")}`,
   ];
   const benignBodies = [
     // The third payload review: a list's entry, a title, a mail's line starting with a script scheme's name.
