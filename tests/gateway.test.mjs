@@ -2403,6 +2403,7 @@ describe("WAF", () => {
     // Text beside the shapes the gaps review added: prose and code they must not take for SQL or traversal.
     "/gw/open/search?q=The+union+values+(and+protects)+its+members",
     "/gw/open/search?q=Open+the+app%3B+select+a+file+from+Downloads",
+    "/gw/open/search?q=Open+Excel%3B+select+Options+from+File+menu",
     `/gw/open/search?q=${encodeURIComponent("そして．．．／次の日")}`,
     `/gw/open/search?q=${encodeURIComponent('lock = cache.get_lock("jobs", timeout=5)')}`,
     `/gw/open/search?q=${encodeURIComponent("select lower(hex(randomblob(16))) as id")}`,

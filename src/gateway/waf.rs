@@ -1570,15 +1570,36 @@ const LONG_GRANT_PRIVILEGES: &[&[u8]] =
 /// statement; `grant` ([`grants`]); a user variable's assignment and a statement prepared from it; SQLite's
 /// `attach … as`; `create` of a user, function, procedure, trigger or table ([`statement_starts`]).
 fn stacked(text: &[u8]) -> bool {
-    memchr::memchr_iter(b';', text).any(|at| statement_starts(&text[at + 1..], false))
-        || after_leading_numbers(text).any(|end| {
-            // SQL Server runs statements that nothing but blanks separates: `id=1 drop table users`, after a number
-            // the value starts with (a numeric injection). Read within a window: with no `;` to end them, these
-            // readings must not each run to the text's end.
-            let rest = &text[end..];
-            let rest = &rest[..rest.len().min(STATEMENT_WINDOW)];
-            sql_gap(rest, false).len() < rest.len() && statement_starts(rest, true)
-        })
+    memchr::memchr_iter(b';', text).any(|at| {
+        statement_starts(&text[at + 1..], false)
+            || (breaks_out(&text[..at]) && stacked_select(&text[at + 1..]))
+    }) || after_leading_numbers(text).any(|end| {
+        // SQL Server runs statements that nothing but blanks separates: `id=1 drop table users`, after a number
+        // the value starts with (a numeric injection). Read within a window: with no `;` to end them, these
+        // readings must not each run to the text's end.
+        let rest = &text[end..];
+        let rest = &rest[..rest.len().min(STATEMENT_WINDOW)];
+        sql_gap(rest, false).len() < rest.len() && statement_starts(rest, true)
+    })
+}
+
+/// Whether what stands before a `;` ends an injected value (so a select after it is a statement of its own): the
+/// value's start or `=`, a number, a quote or a `)` (`1;`, `x';`, `(1);`). Prose and instructions put a word there
+/// ("Open Excel; select Options from File menu", a menu's item and its name).
+fn breaks_out(before: &[u8]) -> bool {
+    matches!(
+        skip_back(before, b" ").last(),
+        None | Some(b'0'..=b'9' | b'\'' | b'"' | b'`' | b')' | b'=')
+    )
+}
+
+/// Whether `text` (after a `;`) is a select that reads a table (MySQL through a multi-statement API, SQL Server,
+/// PostgreSQL run it): `select` and what [`reads_as_subquery`] reads as a stacked one.
+fn stacked_select(text: &[u8]) -> bool {
+    match word(sql_gap(text, false)) {
+        (b"select", rest) => reads_as_subquery(rest, Select::Stacked),
+        _ => false,
+    }
 }
 
 /// Whether a user variable's assignment (`set @q = …`) assigns what SQL reads as a value: a number, a string, a hex or
@@ -1917,8 +1938,6 @@ fn statement_starts(text: &[u8], strict: bool) -> bool {
     let rest_word = || word(sql_gap(rest, false));
     match verb {
         b"drop" | b"alter" => SCHEMA_OBJECTS.contains(&rest_word().0),
-        // A select that reads a table (MySQL through a multi-statement API, SQL Server, PostgreSQL).
-        b"select" if !strict => reads_as_subquery(rest, Select::Stacked),
         b"delete" => rest_word().0 == b"from",
         b"insert" | b"replace" => inserts(rest),
         b"update" => update_sets(rest),
@@ -6070,6 +6089,10 @@ mod tests {
                 "id=1%3B+SELECT+pw+FROM+[users]%3B",
                 "id=1%3Bselect+all+pw+from+users",
                 "id=1%3Bselect+distinct+*+from+users",
+                "u=x'%3B+select+pw+from+users--",
+                "id=(1)%3Bselect+pw+from+users",
+                "id=%3Bselect+pw+from+users",
+                "id=1%2F**%2F%3Bselect+pw+from+users",
             ],
             "sqli-stacked",
         );
@@ -6080,6 +6103,9 @@ mod tests {
             "Then; select all from the menu",
             "Now; select all the files from Downloads",
             "Then; select files from disk and upload them",
+            // Software instructions: a menu's item and name after a word's `;`.
+            "Open Excel; select Options from File menu",
+            "Go to the editor; select Save from File",
             // jq's and SQLAlchemy's select reads no table.
             "limit(3; select(.age > 18))",
             "stmt = q; select(User).where(User.id == 5)",
