@@ -62,6 +62,8 @@ before(async () => {
     "/photos/rows-cut.png": { type: "image/png", body: rowsCutShort(300, 200, 4) },
     // Under a kilobyte, declaring 50,000 × 50,000 px (7.5 GB of pixels for whoever decodes it).
     "/photos/bomb.png": { type: "image/png", body: rowsCutShort(50_000, 50_000, 4) },
+    // An honest phone panorama: 7.7 megapixels, but wider than the 12,000 px a side Cloudflare resizes.
+    "/photos/panorama.jpg": { type: "image/jpeg", body: await solid(12_800, 600).jpeg().toBuffer() },
     // WebP and AVIF sources, opaque and with alpha, for clients that take neither format.
     "/photos/photo.webp": { type: "image/webp", body: await solid(400, 300).webp().toBuffer() },
     "/photos/logo.webp": { type: "image/webp", body: await translucent(200, 200).webp().toBuffer() },
@@ -593,7 +595,7 @@ test("a transform that yields no bytes (a PNG whose pixel data is cut short) ser
 });
 
 test("an original whose header declares more pixels than a variant can be made from is refused 413, not served in its place", async () => {
-  // No resizer takes it (Cloudflare's limit is 100 megapixels, 12,000 px a side), and its bytes were then served as
+  // No resizer takes it (Cloudflare's limit is 100 megapixels), and its bytes were then served as
   // "the original", marked failed: a decompression bomb passed on to every browser that asked for a thumbnail.
   assert.ok(fixtures["/photos/bomb.png"].body.length < 1024);
   for (const path of ["/images/100/photos/bomb.png", "/images/photos/bomb.png?format=webp"]) {
@@ -618,7 +620,7 @@ test("cf-image mode: the source fetch carries the documented cf.image object; a 
         const upstream = await fetch(request.url);
         const headers = new Headers(upstream.headers);
         // Resized answers carry Cf-Resized; one without it was not resized (the zone has no Image Resizing).
-        if (request.cf?.image && /\/(square|bomb)\.png$/.test(request.url)) headers.set("cf-resized", "err=9422");
+        if (request.cf?.image && /\/(square\.png|bomb\.png|panorama\.jpg)$/.test(request.url)) headers.set("cf-resized", "err=9422");
         else if (request.cf?.image && !request.url.endsWith("/tall.png")) headers.set("cf-resized", "internal=ok/- q=0");
         return new Response(await upstream.arrayBuffer(), { status: upstream.status, headers });
       },
@@ -657,6 +659,11 @@ test("cf-image mode: the source fetch carries the documented cf.image object; a 
     const bomb = await get(cfWorker, "/images/100/photos/bomb.png");
     assert.equal(bomb.status, 413, "nor, in this mode, the original of a resize error that declares 50,000 x 50,000 px");
     assert.equal(JSON.parse(bomb.body).error.code, "payload_too_large");
+    // A long side alone is no bomb: the panorama Cloudflare will not resize is served as the original, as before.
+    const panorama = await get(cfWorker, "/images/100/photos/panorama.jpg");
+    assert.equal(panorama.status, 200, "an honest 12,800 x 600 px photo is not refused");
+    assert.match(panorama.headers.get("x-image-transform"), /failed/);
+    assert.deepEqual(panorama.body, fixtures["/photos/panorama.jpg"].body, "the original bytes");
 
     seen.length = 0;
     for (let i = 0; i < 2; i++) {

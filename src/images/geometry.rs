@@ -45,18 +45,18 @@ pub fn within(size: (u32, u32), max_side: u32) -> (u32, u32) {
     )
 }
 
-/// Cloudflare's limits on a source it transforms (Images, "Limits and formats", remote images): at most 100
-/// megapixels and 12,000 px a side.
+/// Cloudflare's limit on the area of a source it transforms (Images, "Limits and formats", remote images): 100
+/// megapixels.
 pub const MAX_SOURCE_PIXELS: u64 = 100_000_000;
-pub const MAX_SOURCE_SIDE: u32 = 12_000;
 
-/// Whether a source of `source_w`×`source_h` px (as its header declares) is one a variant can be made from. One
-/// that is not fails to resize, and its original must not be served in the variant's place either: a few hundred
-/// bytes of PNG can declare 50,000 × 50,000 px (a decompression bomb for whoever decodes it).
-pub fn source_transformable(source_w: u32, source_h: u32) -> bool {
-    source_w <= MAX_SOURCE_SIDE
-        && source_h <= MAX_SOURCE_SIDE
-        && u64::from(source_w) * u64::from(source_h) <= MAX_SOURCE_PIXELS
+/// Whether an original of `source_w`×`source_h` px (as its header declares) may be served in its variant's place:
+/// at most the area Cloudflare decodes itself to make a variant. Past it, a few hundred bytes of PNG can declare
+/// 50,000 × 50,000 px (a decompression bomb for whoever decodes it). A long side alone is no bomb: a phone's
+/// panorama (16,000 × 3,700 px) or a page-long screenshot (1,440 × 14,000 px) is an honest image whose variant
+/// Cloudflare may refuse to make (its 12,000 px a side, which does not even apply to WebP), and its original is
+/// served as any failed transform's is.
+pub fn servable_original(source_w: u32, source_h: u32) -> bool {
+    u64::from(source_w) * u64::from(source_h) <= MAX_SOURCE_PIXELS
 }
 
 fn px(v: f64) -> u32 {
@@ -92,23 +92,25 @@ mod tests {
     }
 
     #[test]
-    fn sources_past_cloudflares_input_limits_are_not_transformable() {
-        for (w, h, fits, why) in [
+    fn only_originals_past_cloudflares_area_limit_are_not_served() {
+        for (w, h, servable, why) in [
             (10_000, 10_000, true, "exactly 100 megapixels"),
-            (
-                12_000,
-                8_333,
-                true,
-                "the longest side, under 100 megapixels",
-            ),
             (10_001, 10_000, false, "over 100 megapixels"),
-            (12_001, 10, false, "a side over 12,000 px"),
-            (10, 12_001, false, "a tall side over 12,000 px"),
+            (
+                16_128,
+                3_760,
+                true,
+                "a phone's panorama: a long side, 61 megapixels",
+            ),
+            (1_440, 14_000, true, "a page-long screenshot"),
+            (16_383, 16_383, false, "WebP's largest, 268 megapixels"),
+            (100_000_000, 1, true, "100 megapixels in one row"),
             (50_000, 50_000, false, "a decompression bomb's header"),
             (u32::MAX, u32::MAX, false, "no overflow"),
             (1, 1, true, "one pixel"),
+            (0, 0, true, "no pixels (a JPEG whose height comes later)"),
         ] {
-            assert_eq!(source_transformable(w, h), fits, "{w}x{h}: {why}");
+            assert_eq!(servable_original(w, h), servable, "{w}x{h}: {why}");
         }
     }
 

@@ -17,9 +17,7 @@ use worker::{web_sys, Cache, Delay, Fetch, Headers, Request, Response, ResponseB
 use super::cache_key::cache_key;
 use super::cf_image::CfImage;
 use super::config::{ImagesConfig, ImagesMode};
-use super::geometry::{
-    output_size, source_transformable, within, MAX_SOURCE_PIXELS, MAX_SOURCE_SIDE,
-};
+use super::geometry::{output_size, servable_original, within, MAX_SOURCE_PIXELS};
 use super::header::{declared_size, SIZE_BYTES};
 use super::negotiate::{
     displayable, negotiate, sniffed_mime, source_mime, Negotiated, HEADER_BYTES,
@@ -325,17 +323,15 @@ async fn checked_source(
 /// An original about to be served in place of its variant, as the image its first bytes show: a body that only
 /// claims to be one (an error page labelled `image/png`) is refused 415, as README's "not an image" promises, and
 /// one whose header declares more pixels than a variant can be made from (a decompression bomb: a few hundred bytes
-/// of PNG saying 50,000 × 50,000 px, which no resizer takes) is refused 413 rather than passed on to the browsers
+/// of PNG saying 50,000 × 50,000 px, which no resizer takes; a long side alone is no bomb) is refused 413 rather than passed on to the browsers
 /// that would decode it — a variant, made by the resizer, needs no such look.
 async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
     let head = head_of(&variant.body, SIZE_BYTES).await?;
     let mime = sniffed_mime(&head).ok_or_else(not_an_image)?;
-    if let Some((width, height)) =
-        declared_size(&head).filter(|&(w, h)| !source_transformable(w, h))
-    {
+    if let Some((width, height)) = declared_size(&head).filter(|&(w, h)| !servable_original(w, h)) {
         return Err(ApiError::payload_too_large(format!(
             "the source image is {width} x {height} px, more than a variant can be made from (at most {} \
-             megapixels and {MAX_SOURCE_SIDE} px a side)",
+             megapixels)",
             MAX_SOURCE_PIXELS / 1_000_000
         )));
     }

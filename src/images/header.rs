@@ -1,5 +1,5 @@
 //! The pixel size an image's header declares, read from its first bytes without decoding it: what an original served
-//! in a variant's place is checked against (`geometry::source_transformable`), since a few hundred bytes of PNG can
+//! in a variant's place is checked against (`geometry::servable_original`), since a few hundred bytes of PNG can
 //! declare 50,000 × 50,000 px — a decompression bomb for the browser that decodes it — and no resizer makes a variant
 //! of it to serve instead.
 
