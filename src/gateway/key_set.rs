@@ -10,9 +10,9 @@
 
 use std::rc::Rc;
 
-/// How long the requests arriving while the key set is re-read keep using the lapsed one. A KV read takes
-/// milliseconds; past this the read is taken as stalled (its request may have gone away without finishing it) and
-/// the next request reads again.
+/// How long the requests arriving while the key set is re-read keep using the lapsed one, counted from the first
+/// re-read. A KV read takes milliseconds; past this the read is taken as stalled (its request may have gone away
+/// without finishing it) and every request reads again until one read is kept.
 pub const REFRESH_STALE_MS: u64 = 2_000;
 
 /// What a request does for its key set.
@@ -37,8 +37,12 @@ struct Kept<K> {
 pub struct KeySetMemory<K> {
     kept: Option<Kept<K>>,
     reads: u64,
-    /// The read in progress: its number and when it started.
-    refreshing: Option<(u64, u64)>,
+    /// The read in progress: its number.
+    refreshing: Option<u64>,
+    /// When the first read since the kept set was last refreshed started: the lapsed set is used for at most
+    /// [`REFRESH_STALE_MS`] from then, however many reads stall or fail meanwhile (counted from the latest read,
+    /// a KV that keeps stalling or failing would keep a removed key accepted, one request every 2 s waiting).
+    refresh_since: Option<u64>,
 }
 
 impl<K> Default for KeySetMemory<K> {
@@ -47,6 +51,7 @@ impl<K> Default for KeySetMemory<K> {
             kept: None,
             reads: 0,
             refreshing: None,
+            refresh_since: None,
         }
     }
 }
@@ -56,15 +61,17 @@ impl<K> KeySetMemory<K> {
     pub fn lookup(&mut self, now_ms: u64, ttl_ms: u64) -> Lookup<K> {
         if let Some(kept) = &self.kept {
             let age = now_ms.saturating_sub(kept.at_ms);
-            let read_under_way = self
-                .refreshing
-                .is_some_and(|(_, started)| now_ms.saturating_sub(started) < REFRESH_STALE_MS);
+            let read_under_way = self.refreshing.is_some()
+                && self
+                    .refresh_since
+                    .is_some_and(|since| now_ms.saturating_sub(since) < REFRESH_STALE_MS);
             if age < ttl_ms || read_under_way {
                 return Lookup::Use(kept.keys.clone());
             }
         }
         self.reads += 1;
-        self.refreshing = Some((self.reads, now_ms));
+        self.refreshing = Some(self.reads);
+        self.refresh_since.get_or_insert(now_ms);
         Lookup::Read(self.reads)
     }
 
@@ -82,6 +89,7 @@ impl<K> KeySetMemory<K> {
             if kept.read < read {
                 kept.at_ms = started_ms;
                 kept.read = read;
+                self.refresh_since = None;
             }
             return Ok(kept.keys.clone());
         }
@@ -93,13 +101,14 @@ impl<K> KeySetMemory<K> {
                 document,
                 keys: keys.clone(),
             });
+            self.refresh_since = None;
         }
         Ok(keys)
     }
 
     /// Read `read` ended without a key set (it failed): the next request reads again.
     pub fn finished(&mut self, read: u64) {
-        if self.refreshing.is_some_and(|(r, _)| r == read) {
+        if self.refreshing == Some(read) {
             self.refreshing = None;
         }
     }
@@ -185,6 +194,33 @@ mod tests {
         let a = read(&mut cold, 0);
         assert!(cold.keep(a, 0, "x".into(), |_| Err("bad")).is_err());
         read(&mut cold, 1);
+    }
+
+    #[test]
+    fn the_lapsed_set_is_used_at_most_2_s_however_many_reads_stall_or_fail() {
+        // Reads that keep stalling: 2 s after the first began, every request reads (as none would be answered with a
+        // key that may have been removed), not one request every 2 s while the rest keep the lapsed set.
+        let mut memory = KeySetMemory::default();
+        let first = read(&mut memory, 0);
+        memory.keep(first, 0, "a".into(), parse).unwrap();
+        read(&mut memory, TTL);
+        used(&mut memory, TTL + REFRESH_STALE_MS - 1);
+        read(&mut memory, TTL + REFRESH_STALE_MS);
+        read(&mut memory, TTL + REFRESH_STALE_MS + 500);
+        read(&mut memory, TTL + REFRESH_STALE_MS + 501);
+        // Reads that fail (KV erring): likewise counted from the first, not restarted by each failure.
+        let mut memory = KeySetMemory::default();
+        let first = read(&mut memory, 0);
+        memory.keep(first, 0, "a".into(), parse).unwrap();
+        let failed = read(&mut memory, TTL);
+        memory.finished(failed);
+        read(&mut memory, TTL + 1_500);
+        read(&mut memory, TTL + 2_500);
+        // Once a read is kept, the next lapse has its own 2 s.
+        let kept = read(&mut memory, TTL + 3_000);
+        memory.keep(kept, TTL + 3_000, "a".into(), parse).unwrap();
+        read(&mut memory, 2 * TTL + 3_000);
+        used(&mut memory, 2 * TTL + 3_000 + REFRESH_STALE_MS - 1);
     }
 
     #[test]
