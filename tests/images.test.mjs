@@ -39,6 +39,21 @@ const rowsCutShort = (width, height, rows) => {
   return Buffer.concat([Buffer.from("\x89PNG\r\n\x1a\n", "latin1"), chunk("IHDR", header), chunk("IDAT", pixels), chunk("IEND", Buffer.alloc(0))]);
 };
 
+// A JPEG whose frame header, declaring `width`×`height`, follows APP1 segments of the given lengths (as an Exif
+// block, ICC profiles and XMP do), and no pixel data.
+const jpegBehind = (segments, width, height) => {
+  const parts = [Buffer.from([0xff, 0xd8])];
+  for (const length of segments) {
+    const segment = Buffer.alloc(4 + length);
+    segment.writeUInt16BE(0xffe1, 0);
+    segment.writeUInt16BE(length + 2, 2);
+    parts.push(segment);
+  }
+  const frame = [0xff, 0xc0, 0, 17, 8, height >> 8, height & 0xff, width >> 8, width & 0xff];
+  parts.push(Buffer.from([...frame, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1, 0xff, 0xd9]));
+  return Buffer.concat(parts);
+};
+
 before(async () => {
   fixtures = {
     "/photos/land.jpg": { type: "image/jpeg", body: await solid(800, 600).jpeg().toBuffer() },
@@ -62,6 +77,8 @@ before(async () => {
     "/photos/rows-cut.png": { type: "image/png", body: rowsCutShort(300, 200, 4) },
     // Under a kilobyte, declaring 50,000 × 50,000 px (7.5 GB of pixels for whoever decodes it).
     "/photos/bomb.png": { type: "image/png", body: rowsCutShort(50_000, 50_000, 4) },
+    // The same size declared by a JPEG's frame header 135 KB in, behind its APP segments.
+    "/photos/bomb-exif.jpg": { type: "image/jpeg", body: jpegBehind([65_000, 65_000, 5_000], 50_000, 50_000) },
     // An honest phone panorama: 7.7 megapixels, but wider than the 12,000 px a side Cloudflare resizes.
     "/photos/panorama.jpg": { type: "image/jpeg", body: await solid(12_800, 600).jpeg().toBuffer() },
     // WebP and AVIF sources, opaque and with alpha, for clients that take neither format.
@@ -598,7 +615,7 @@ test("an original whose header declares more pixels than a variant can be made f
   // No resizer takes it (Cloudflare's limit is 100 megapixels), and its bytes were then served as
   // "the original", marked failed: a decompression bomb passed on to every browser that asked for a thumbnail.
   assert.ok(fixtures["/photos/bomb.png"].body.length < 1024);
-  for (const path of ["/images/100/photos/bomb.png", "/images/photos/bomb.png?format=webp"]) {
+  for (const path of ["/images/100/photos/bomb.png", "/images/photos/bomb.png?format=webp", "/images/100/photos/bomb-exif.jpg"]) {
     const bomb = await get(worker, path);
     assert.equal(bomb.status, 413, path);
     const { error } = JSON.parse(bomb.body);

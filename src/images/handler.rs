@@ -18,7 +18,7 @@ use super::cache_key::cache_key;
 use super::cf_image::CfImage;
 use super::config::{ImagesConfig, ImagesMode};
 use super::geometry::{output_size, servable_original, within, MAX_SOURCE_PIXELS};
-use super::header::{declared_size, SIZE_BYTES};
+use super::header::{declared, jpeg_segments, Declared, SIZE_BYTES};
 use super::negotiate::{
     displayable, negotiate, sniffed_mime, source_mime, Negotiated, HEADER_BYTES,
 };
@@ -323,12 +323,23 @@ async fn checked_source(
 /// An original about to be served in place of its variant, as the image its first bytes show: a body that only
 /// claims to be one (an error page labelled `image/png`) is refused 415, as README's "not an image" promises, and
 /// one whose header declares more pixels than a variant can be made from (a decompression bomb: a few hundred bytes
-/// of PNG saying 50,000 × 50,000 px, which no resizer takes; a long side alone is no bomb) is refused 413 rather than passed on to the browsers
-/// that would decode it — a variant, made by the resizer, needs no such look.
+/// of PNG saying 50,000 × 50,000 px, which no resizer takes; a long side alone is no bomb) is refused 413 rather
+/// than passed on to the browsers that would decode it — a variant, made by the resizer, needs no such look.
 async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
-    let head = head_of(&variant.body, SIZE_BYTES).await?;
+    let head = head_of(&variant.body, 0, SIZE_BYTES).await?;
     let mime = sniffed_mime(&head).ok_or_else(not_an_image)?;
-    if let Some((width, height)) = declared_size(&head).filter(|&(w, h)| !servable_original(w, h)) {
+    // A JPEG's frame header may follow any number of APPn segments: followed window by window (each window moves
+    // past at least one segment, and the image is at most IMAGES_MAX_SOURCE_BYTES), only segment headers are read.
+    let mut size = declared(&head);
+    while let Declared::ReadOn(at) = size {
+        let window = head_of(&variant.body, at, SIZE_BYTES).await?;
+        size = jpeg_segments(&window, at, 0);
+    }
+    let size = match size {
+        Declared::Size(width, height) => Some((width, height)),
+        Declared::Unknown | Declared::ReadOn(_) => None,
+    };
+    if let Some((width, height)) = size.filter(|&(w, h)| !servable_original(w, h)) {
         return Err(ApiError::payload_too_large(format!(
             "the source image is {width} x {height} px, more than a variant can be made from (at most {} \
              megapixels)",
@@ -341,10 +352,10 @@ async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
     })
 }
 
-/// The first `bytes` bytes of a body (all of it when shorter), copied into wasm memory.
-async fn head_of(body: &web_sys::Blob, bytes: usize) -> ApiResult<Vec<u8>> {
+/// `bytes` bytes of a body from offset `from` (fewer where it ends), copied into wasm memory.
+async fn head_of(body: &web_sys::Blob, from: u64, bytes: usize) -> ApiResult<Vec<u8>> {
     let head = body
-        .slice_with_i32_and_i32(0, bytes as i32)
+        .slice_with_f64_and_f64(from as f64, (from + bytes as u64) as f64)
         .map_err(js_internal("slicing the image"))?;
     let head = JsFuture::from(head.array_buffer())
         .await
@@ -358,7 +369,7 @@ async fn shown_as(format: Negotiated, body: &web_sys::Blob, mime: &str) -> ApiRe
     if format != Negotiated::Original || !matches!(mime, "image/webp" | "image/avif") {
         return Ok(format);
     }
-    let head = head_of(body, HEADER_BYTES).await?;
+    let head = head_of(body, 0, HEADER_BYTES).await?;
     Ok(displayable(mime, &head).unwrap_or(format))
 }
 

@@ -3,20 +3,32 @@
 //! declare 50,000 × 50,000 px — a decompression bomb for the browser that decodes it — and no resizer makes a variant
 //! of it to serve instead.
 
-/// How many leading bytes [`declared_size`] reads: a JPEG's frame header follows its APPn segments (Exif, ICC
-/// profiles), each at most 64 KiB; the other formats say their size in their first 30 bytes.
+/// How many bytes [`declared`] reads first, and each further window a JPEG's segments are followed in: a JPEG's
+/// frame header follows its APPn segments (Exif, ICC profiles), each at most 64 KiB; the other formats say their
+/// size in their first 30 bytes.
 pub const SIZE_BYTES: usize = 128 * 1024;
 
-/// (width, height) as the header of the image in `head` declares it: PNG (`IHDR`), GIF (logical screen), WebP
-/// (`VP8 `, `VP8L`, `VP8X`) and JPEG (the first `SOFn` frame header). `None` for other formats (AVIF) or when `head`
-/// does not reach the size.
-pub fn declared_size(head: &[u8]) -> Option<(u32, u32)> {
-    let be16 = |at: usize| {
-        Some(u32::from(u16::from_be_bytes([
-            *head.get(at)?,
-            *head.get(at + 1)?,
-        ])))
-    };
+/// What an image's first bytes say of its pixel size.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Declared {
+    /// (width, height) as its header declares them.
+    Size(u32, u32),
+    /// Not said: another format (AVIF), a header this does not read, or an image that ends first.
+    Unknown,
+    /// A JPEG whose frame header lies past the bytes read: its segments go on at this offset of the image, to be
+    /// followed with [`jpeg_segments`]. An encoder may put as many APPn segments before the frame header as it
+    /// likes, so a bomb could otherwise hide its size past any fixed number of bytes; and one segment's length says
+    /// where the next starts, so its contents need not be read.
+    ReadOn(u64),
+}
+
+/// The size the header of the image in `head` (its first bytes) declares: PNG (`IHDR`), GIF (logical screen), WebP
+/// (`VP8 `, `VP8L`, `VP8X`) and JPEG (the first `SOFn` frame header).
+pub fn declared(head: &[u8]) -> Declared {
+    declared_size(head).unwrap_or(Declared::Unknown)
+}
+
+fn declared_size(head: &[u8]) -> Option<Declared> {
     let le16 = |at: usize| {
         Some(u32::from(u16::from_le_bytes([
             *head.get(at)?,
@@ -33,47 +45,78 @@ pub fn declared_size(head: &[u8]) -> Option<(u32, u32)> {
     };
     if head.starts_with(b"\x89PNG\r\n\x1a\n") && head.get(12..16) == Some(b"IHDR") {
         let be32 = |at: usize| Some(u32::from_be_bytes(head.get(at..at + 4)?.try_into().ok()?));
-        return Some((be32(16)?, be32(20)?));
+        return Some(Declared::Size(be32(16)?, be32(20)?));
     }
     if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
-        return Some((le16(6)?, le16(8)?));
+        return Some(Declared::Size(le16(6)?, le16(8)?));
     }
     if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP") {
         return match head.get(12..16)? {
             // Lossy: a 3-byte frame tag, the start code 9d 01 2a, then 14-bit width and height (2 bits of scale).
-            b"VP8 " => Some((le16(26)? & 0x3fff, le16(28)? & 0x3fff)),
+            b"VP8 " => Some(Declared::Size(le16(26)? & 0x3fff, le16(28)? & 0x3fff)),
             // Lossless: the signature 0x2f, then 14 bits width - 1 and 14 bits height - 1.
             b"VP8L" => {
                 let bits = u32::from_le_bytes(head.get(21..25)?.try_into().ok()?);
-                Some(((bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1))
+                Some(Declared::Size(
+                    (bits & 0x3fff) + 1,
+                    ((bits >> 14) & 0x3fff) + 1,
+                ))
             }
             // Extended: flags, then the canvas' 24-bit width - 1 and height - 1.
-            b"VP8X" => Some((le24(24)? + 1, le24(27)? + 1)),
+            b"VP8X" => Some(Declared::Size(le24(24)? + 1, le24(27)? + 1)),
             _ => None,
         };
     }
     if head.starts_with(&[0xFF, 0xD8]) {
-        // Segments: FF, a marker, then (except for markers that stand alone) a 2-byte length that counts itself.
-        let mut at = 2;
-        loop {
-            if *head.get(at)? != 0xFF {
-                return None;
-            }
-            let marker = *head.get(at + 1)?;
-            match marker {
-                0xFF => at += 1, // fill byte
-                0x01 | 0xD0..=0xD8 => at += 2,
-                // SOF0–SOF15 (not DHT C4, JPG C8, DAC CC): length, precision, height, width.
-                0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
-                    return Some((be16(at + 7)?, be16(at + 5)?));
-                }
-                // Start of scan or end of image before any frame header: none to read.
-                0xDA | 0xD9 => return None,
-                _ => at += 2 + be16(at + 2)? as usize,
-            }
-        }
+        return Some(jpeg_segments(head, 0, 2));
     }
     None
+}
+
+/// A JPEG's size, from its segments in `window` (bytes of the image from offset `window_at`), the first starting at
+/// `start`: [`Declared::ReadOn`] where the window ends before a segment's header, unless that is `start` itself
+/// (the image ends there).
+pub fn jpeg_segments(window: &[u8], window_at: u64, start: usize) -> Declared {
+    let be16 = |at: usize| {
+        Some(u32::from(u16::from_be_bytes([
+            *window.get(at)?,
+            *window.get(at + 1)?,
+        ])))
+    };
+    let read_on = |at: usize| {
+        if at == start {
+            Declared::Unknown
+        } else {
+            Declared::ReadOn(window_at + at as u64)
+        }
+    };
+    // Segments: FF, a marker, then (except for markers that stand alone) a 2-byte length that counts itself.
+    let mut at = start;
+    loop {
+        let (Some(&first), Some(&marker)) = (window.get(at), window.get(at + 1)) else {
+            return read_on(at);
+        };
+        if first != 0xFF {
+            return Declared::Unknown;
+        }
+        match marker {
+            0xFF => at += 1, // fill byte
+            0x01 | 0xD0..=0xD8 => at += 2,
+            // SOF0–SOF15 (not DHT C4, JPG C8, DAC CC): length, precision, height, width.
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                return match (be16(at + 7), be16(at + 5)) {
+                    (Some(width), Some(height)) => Declared::Size(width, height),
+                    _ => read_on(at),
+                };
+            }
+            // Start of scan or end of image before any frame header: none to read.
+            0xDA | 0xD9 => return Declared::Unknown,
+            _ => match be16(at + 2) {
+                Some(length) => at += 2 + length as usize,
+                None => return read_on(at),
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -104,25 +147,28 @@ mod tests {
 
     #[test]
     fn each_format_says_its_declared_size() {
-        assert_eq!(declared_size(&png(50_000, 50_000)), Some((50_000, 50_000)));
-        assert_eq!(declared_size(&png(300, 200)), Some((300, 200)));
+        assert_eq!(
+            declared(&png(50_000, 50_000)),
+            Declared::Size(50_000, 50_000)
+        );
+        assert_eq!(declared(&png(300, 200)), Declared::Size(300, 200));
         let gif = [b"GIF89a".as_slice(), &[0x2c, 0x01, 0xc8, 0x00, 0, 0, 0]].concat();
-        assert_eq!(declared_size(&gif), Some((300, 200)));
+        assert_eq!(declared(&gif), Declared::Size(300, 200));
         // An Exif segment and a DQT before the (progressive) frame header, and a fill byte.
         let exif = jpeg(&[(0xE1, 60_000), (0xDB, 67)], 4000, 3000);
-        assert_eq!(declared_size(&exif), Some((4000, 3000)));
+        assert_eq!(declared(&exif), Declared::Size(4000, 3000));
         let mut filled = jpeg(&[], 65_535, 65_535);
         filled.insert(2, 0xFF);
-        assert_eq!(declared_size(&filled), Some((65_535, 65_535)));
+        assert_eq!(declared(&filled), Declared::Size(65_535, 65_535));
         let mut lossy = b"RIFF\0\0\0\0WEBPVP8 \0\0\0\0\x30\x01\0\x9d\x01\x2a".to_vec();
         lossy.extend([0x2c, 0x01 | 0x40, 0xc8, 0x00]); // 300 (scale bits set), 200
-        assert_eq!(declared_size(&lossy), Some((300, 200)));
+        assert_eq!(declared(&lossy), Declared::Size(300, 200));
         let mut lossless = b"RIFF\0\0\0\0WEBPVP8L\0\0\0\0\x2f".to_vec();
         lossless.extend(((299u32) | (199 << 14) | (1 << 28)).to_le_bytes());
-        assert_eq!(declared_size(&lossless), Some((300, 200)));
+        assert_eq!(declared(&lossless), Declared::Size(300, 200));
         let mut extended = b"RIFF\0\0\0\0WEBPVP8X\x0a\0\0\0\x10\0\0\0".to_vec();
         extended.extend([0x4f, 0xc3, 0x00, 0x4f, 0xc3, 0x00]); // 49999 + 1 each
-        assert_eq!(declared_size(&extended), Some((50_000, 50_000)));
+        assert_eq!(declared(&extended), Declared::Size(50_000, 50_000));
     }
 
     #[test]
@@ -131,10 +177,6 @@ mod tests {
             (png(300, 200)[..20].to_vec(), "cut inside IHDR"),
             (b"<!doctype html>".to_vec(), "not an image"),
             (
-                jpeg(&[(0xE1, 60_000)], 10, 10)[..30_000].to_vec(),
-                "the frame header past the bytes read",
-            ),
-            (
                 vec![0xFF, 0xD8, 0xFF, 0xDA, 0, 2],
                 "a scan before any frame header",
             ),
@@ -142,7 +184,37 @@ mod tests {
             (b"\0\0\0\x1cftypavif".to_vec(), "AVIF is not read"),
             (Vec::new(), "empty"),
         ] {
-            assert_eq!(declared_size(&head), None, "{why}");
+            assert_eq!(declared(&head), Declared::Unknown, "{why}");
         }
+    }
+
+    #[test]
+    fn a_jpeg_frame_header_past_the_bytes_read_is_followed_in_further_windows() {
+        // A bomb behind three APP segments, 195 KB: past the first read, which a fixed look would have let through.
+        let image = jpeg(
+            &[(0xE1, 65_000), (0xE2, 65_000), (0xE2, 65_000)],
+            50_000,
+            50_000,
+        );
+        let frame = 2 + 3 * 65_004;
+        assert_eq!(
+            declared(&image[..SIZE_BYTES]),
+            Declared::ReadOn(frame as u64)
+        );
+        assert_eq!(
+            jpeg_segments(&image[frame..], frame as u64, 0),
+            Declared::Size(50_000, 50_000)
+        );
+        // A window that ends inside a segment's header goes on from that header.
+        assert_eq!(
+            jpeg_segments(&image[2..65_007], 2, 0),
+            Declared::ReadOn(65_006)
+        );
+        // An image that ends where its next segment should start says nothing: no endless re-reading.
+        assert_eq!(
+            jpeg_segments(&image[frame..frame + 3], frame as u64, 0),
+            Declared::Unknown
+        );
+        assert_eq!(jpeg_segments(&[], 10, 0), Declared::Unknown);
     }
 }
