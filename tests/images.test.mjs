@@ -78,6 +78,14 @@ before(async () => {
     // Under a kilobyte, declaring 50,000 × 50,000 px (7.5 GB of pixels for whoever decodes it).
     "/photos/bomb.png": { type: "image/png", body: rowsCutShort(50_000, 50_000, 4) },
     // The same size declared by a JPEG's frame header 135 KB in, behind its APP segments.
+    // A GIF whose 1 x 1 logical screen frames 50,000 × 50,000 px (Chrome's decoder grows the screen to the frame).
+    "/photos/bomb.gif": {
+      type: "image/gif",
+      body: Buffer.from([
+        ...Buffer.from("GIF89a"), 1, 0, 1, 0, 0x80, 0, 0, 0, 0, 0, 255, 255, 255,
+        0x2c, 0, 0, 0, 0, 0x50, 0xc3, 0x50, 0xc3, 0, 2, 2, 0x4c, 0x01, 0, 0x3b,
+      ]),
+    },
     "/photos/bomb-exif.jpg": { type: "image/jpeg", body: jpegBehind([65_000, 65_000, 5_000], 50_000, 50_000) },
     // An honest phone panorama: 7.7 megapixels, but wider than the 12,000 px a side Cloudflare resizes.
     "/photos/panorama.jpg": { type: "image/jpeg", body: await solid(12_800, 600).jpeg().toBuffer() },
@@ -637,7 +645,7 @@ test("cf-image mode: the source fetch carries the documented cf.image object; a 
         const upstream = await fetch(request.url);
         const headers = new Headers(upstream.headers);
         // Resized answers carry Cf-Resized; one without it was not resized (the zone has no Image Resizing).
-        if (request.cf?.image && /\/(square\.png|bomb\.png|panorama\.jpg)$/.test(request.url)) headers.set("cf-resized", "err=9422");
+        if (request.cf?.image && /\/(square\.png|bomb\.png|bomb\.gif|panorama\.jpg)$/.test(request.url)) headers.set("cf-resized", "err=9422");
         else if (request.cf?.image && !request.url.endsWith("/tall.png")) headers.set("cf-resized", "internal=ok/- q=0");
         return new Response(await upstream.arrayBuffer(), { status: upstream.status, headers });
       },
@@ -676,6 +684,9 @@ test("cf-image mode: the source fetch carries the documented cf.image object; a 
     const bomb = await get(cfWorker, "/images/100/photos/bomb.png");
     assert.equal(bomb.status, 413, "nor, in this mode, the original of a resize error that declares 50,000 x 50,000 px");
     assert.equal(JSON.parse(bomb.body).error.code, "payload_too_large");
+    const gifBomb = await get(cfWorker, "/images/100/photos/bomb.gif");
+    assert.equal(gifBomb.status, 413, "nor a GIF whose 1 x 1 screen frames 50,000 x 50,000 px");
+    assert.match(JSON.parse(gifBomb.body).error.message, /50000 x 50000 px/);
     // A long side alone is no bomb: the panorama Cloudflare will not resize is served as the original, as before.
     const panorama = await get(cfWorker, "/images/100/photos/panorama.jpg");
     assert.equal(panorama.status, 200, "an honest 12,800 x 600 px photo is not refused");

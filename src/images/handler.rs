@@ -18,7 +18,7 @@ use super::cache_key::cache_key;
 use super::cf_image::CfImage;
 use super::config::{ImagesConfig, ImagesMode};
 use super::geometry::{output_size, servable_original, within, MAX_SOURCE_PIXELS};
-use super::header::{declared, jpeg_segments, Declared, SIZE_BYTES};
+use super::header::{declared, gif_blocks, jpeg_segments, Declared, SIZE_BYTES};
 use super::negotiate::{
     displayable, negotiate, sniffed_mime, source_mime, Negotiated, HEADER_BYTES,
 };
@@ -328,16 +328,26 @@ async fn checked_source(
 async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
     let head = head_of(&variant.body, 0, SIZE_BYTES).await?;
     let mime = sniffed_mime(&head).ok_or_else(not_an_image)?;
-    // A JPEG's frame header may follow any number of APPn segments: followed window by window (each window moves
-    // past at least one segment, and the image is at most IMAGES_MAX_SOURCE_BYTES), only segment headers are read.
+    // A JPEG's frame header may follow any number of APPn segments, a GIF's first frame any number of extensions:
+    // followed window by window (each window moves past at least one segment or block, and the image is at most
+    // IMAGES_MAX_SOURCE_BYTES).
     let mut size = declared(&head);
-    while let Declared::ReadOn(at) = size {
-        let window = head_of(&variant.body, at, SIZE_BYTES).await?;
-        size = jpeg_segments(&window, at, 0);
-    }
-    let size = match size {
-        Declared::Size(width, height) => Some((width, height)),
-        Declared::Unknown | Declared::ReadOn(_) => None,
+    let size = loop {
+        size = match size {
+            Declared::Size(width, height) => break Some((width, height)),
+            Declared::Unknown => break None,
+            Declared::ReadOn(at) => {
+                jpeg_segments(&head_of(&variant.body, at, SIZE_BYTES).await?, at, 0)
+            }
+            Declared::GifFrom {
+                at,
+                in_extension,
+                screen,
+            } => {
+                let window = head_of(&variant.body, at, SIZE_BYTES).await?;
+                gif_blocks(&window, at, 0, in_extension, screen)
+            }
+        };
     };
     if let Some((width, height)) = size.filter(|&(w, h)| !servable_original(w, h)) {
         return Err(ApiError::payload_too_large(format!(

@@ -3,9 +3,9 @@
 //! declare 50,000 × 50,000 px — a decompression bomb for the browser that decodes it — and no resizer makes a variant
 //! of it to serve instead.
 
-/// How many bytes [`declared`] reads first, and each further window a JPEG's segments are followed in: a JPEG's
-/// frame header follows its APPn segments (Exif, ICC profiles), each at most 64 KiB; the other formats say their
-/// size in their first 30 bytes.
+/// How many bytes [`declared`] reads first, and each further window a JPEG's segments or a GIF's blocks are
+/// followed in: a JPEG's frame header follows its APPn segments (Exif, ICC profiles), each at most 64 KiB, and a
+/// GIF's first frame its colour table and extensions; PNG and WebP say their size in their first 30 bytes.
 pub const SIZE_BYTES: usize = 128 * 1024;
 
 /// What an image's first bytes say of its pixel size.
@@ -20,6 +20,13 @@ pub enum Declared {
     /// likes, so a bomb could otherwise hide its size past any fixed number of bytes; and one segment's length says
     /// where the next starts, so its contents need not be read.
     ReadOn(u64),
+    /// A GIF whose first frame lies past the bytes read: its blocks go on at `at` (inside an extension's sub-blocks
+    /// when `in_extension`), to be followed with [`gif_blocks`]; `screen` is its logical screen.
+    GifFrom {
+        at: u64,
+        in_extension: bool,
+        screen: (u32, u32),
+    },
 }
 
 /// The size the header of the image in `head` (its first bytes) declares: PNG (`IHDR`), GIF (logical screen), WebP
@@ -48,7 +55,17 @@ fn declared_size(head: &[u8]) -> Option<Declared> {
         return Some(Declared::Size(be32(16)?, be32(20)?));
     }
     if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
-        return Some(Declared::Size(le16(6)?, le16(8)?));
+        // A decoder shows the logical screen grown to hold the first frame (Wuffs, Chrome's GIF decoder, by default:
+        // its quirk_image_bounds_are_strict is off), so a 1 x 1 screen can frame 50,000 x 50,000 px: that frame
+        // counts. Blocks after the screen's colour table: extensions (a label, then sub-blocks), then the frame.
+        let screen = (le16(6)?, le16(8)?);
+        let packed = *head.get(10)?;
+        let colours = if packed & 0x80 != 0 {
+            3 << ((packed & 7) + 1)
+        } else {
+            0
+        };
+        return Some(gif_blocks(head, 0, 13 + colours, false, screen));
     }
     if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP") {
         return match head.get(12..16)? {
@@ -71,6 +88,66 @@ fn declared_size(head: &[u8]) -> Option<Declared> {
         return Some(jpeg_segments(head, 0, 2));
     }
     None
+}
+
+/// A GIF's size, from its blocks in `window` (bytes of the image from offset `window_at`), the first starting at
+/// `start` (inside an extension's sub-blocks when `in_extension`): the logical screen `screen` grown to hold the
+/// first frame, the screen alone when the image has no frame, or [`Declared::GifFrom`] where the window ends first.
+pub fn gif_blocks(
+    window: &[u8],
+    window_at: u64,
+    start: usize,
+    in_extension: bool,
+    screen: (u32, u32),
+) -> Declared {
+    let le16 = |at: usize| {
+        Some(u32::from(u16::from_le_bytes([
+            *window.get(at)?,
+            *window.get(at + 1)?,
+        ])))
+    };
+    let read_on = |at: usize, in_extension: bool| {
+        if at == start {
+            // The image ends before its first frame.
+            Declared::Size(screen.0, screen.1)
+        } else {
+            Declared::GifFrom {
+                at: window_at + at as u64,
+                in_extension,
+                screen,
+            }
+        }
+    };
+    let (mut at, mut in_extension) = (start, in_extension);
+    loop {
+        if in_extension {
+            // A sub-block: its length, then that many bytes; a length of 0 ends the extension.
+            let Some(&length) = window.get(at) else {
+                return read_on(at, true);
+            };
+            at += 1 + usize::from(length);
+            in_extension = length != 0;
+            continue;
+        }
+        match window.get(at) {
+            None => return read_on(at, false),
+            Some(0x21) if window.get(at + 1).is_some() => {
+                at += 2;
+                in_extension = true;
+            }
+            Some(0x21) => return read_on(at, false),
+            // The image descriptor: left, top, width, height.
+            Some(0x2C) => {
+                let frame = (le16(at + 1), le16(at + 3), le16(at + 5), le16(at + 7));
+                let (Some(left), Some(top), Some(width), Some(height)) = frame else {
+                    return read_on(at, false);
+                };
+                return Declared::Size(screen.0.max(left + width), screen.1.max(top + height));
+            }
+            // The trailer, or bytes that are no block: the screen is all it says.
+            Some(_) => return Declared::Size(screen.0, screen.1),
+        }
+    }
 }
 
 /// A JPEG's size, from its segments in `window` (bytes of the image from offset `window_at`), the first starting at
@@ -154,6 +231,10 @@ mod tests {
         assert_eq!(declared(&png(300, 200)), Declared::Size(300, 200));
         let gif = [b"GIF89a".as_slice(), &[0x2c, 0x01, 0xc8, 0x00, 0, 0, 0]].concat();
         assert_eq!(declared(&gif), Declared::Size(300, 200));
+        assert_eq!(
+            declared(&gif_framing(300, 200, &[], (0, 0, 300, 200))),
+            Declared::Size(300, 200)
+        );
         // An Exif segment and a DQT before the (progressive) frame header, and a fill byte.
         let exif = jpeg(&[(0xE1, 60_000), (0xDB, 67)], 4000, 3000);
         assert_eq!(declared(&exif), Declared::Size(4000, 3000));
@@ -216,5 +297,63 @@ mod tests {
             Declared::Unknown
         );
         assert_eq!(jpeg_segments(&[], 10, 0), Declared::Unknown);
+    }
+
+    /// A GIF: a `screen_w` x `screen_h` logical screen with a 2-colour table, extensions with sub-blocks of the
+    /// given lengths, then a frame at (left, top) of width x height.
+    fn gif_framing(
+        screen_w: u16,
+        screen_h: u16,
+        extensions: &[&[u8]],
+        (left, top, width, height): (u16, u16, u16, u16),
+    ) -> Vec<u8> {
+        let mut gif = b"GIF89a".to_vec();
+        gif.extend(screen_w.to_le_bytes());
+        gif.extend(screen_h.to_le_bytes());
+        gif.extend([0x80, 0, 0, 0, 0, 0, 255, 255, 255]);
+        for sub_blocks in extensions {
+            gif.extend([0x21, 0xFE]);
+            for &length in *sub_blocks {
+                gif.push(length);
+                gif.extend(std::iter::repeat_n(b'x', usize::from(length)));
+            }
+            gif.push(0);
+        }
+        gif.push(0x2C);
+        for v in [left, top, width, height] {
+            gif.extend(v.to_le_bytes());
+        }
+        gif.extend([0, 2, 2, 0x4c, 0x01, 0, 0x3b]);
+        gif
+    }
+
+    #[test]
+    fn a_gif_frame_larger_than_its_screen_counts() {
+        // A 1 x 1 screen framing 50,000 x 50,000 px: Chrome's decoder grows the screen to the first frame.
+        let bomb = gif_framing(1, 1, &[&[255, 255, 10]], (0, 0, 50_000, 50_000));
+        assert_eq!(declared(&bomb), Declared::Size(50_000, 50_000));
+        let offset = gif_framing(100, 100, &[], (60_000, 10, 5_000, 10));
+        assert_eq!(declared(&offset), Declared::Size(65_000, 100));
+        // Behind comment blocks past the first read, followed in further windows.
+        let padded = gif_framing(1, 1, &[&[255; 600]], (0, 0, 50_000, 50_000));
+        let mut size = declared(&padded[..SIZE_BYTES]);
+        let mut windows = 0;
+        while let Declared::GifFrom {
+            at,
+            in_extension,
+            screen,
+        } = size
+        {
+            let from = at as usize;
+            let end = (from + SIZE_BYTES).min(padded.len());
+            size = gif_blocks(&padded[from.min(end)..end], at, 0, in_extension, screen);
+            windows += 1;
+        }
+        assert_eq!(size, Declared::Size(50_000, 50_000));
+        assert!(windows >= 1);
+        // A GIF that ends before any frame is its screen; one cut inside its blocks too.
+        let frameless = &gif_framing(300, 200, &[], (0, 0, 1, 1))[..19];
+        assert_eq!(declared(frameless), Declared::Size(300, 200));
+        assert_eq!(gif_blocks(&[], 19, 0, true, (3, 2)), Declared::Size(3, 2));
     }
 }
