@@ -1681,7 +1681,9 @@ fn closes_a_string(
 }
 
 /// Whether the quote at `at` is an apostrophe inside a word ([`closes_a_string`]): a letter or digit before it, and
-/// a letter after it that starts a word no SQL keyword is which may follow a string (`'x'or 1=1`, `'x'union`).
+/// a letter after it that starts a word no SQL keyword is which may follow a string (`'x'or 1=1`, `'x'union`) in
+/// any of the servers: SQLite's and PostgreSQL's operators too, as `admin'glob'*')--` is a login bypass in SQLite
+/// (D1): `(user = 'admin') glob '*'` holds for every row.
 fn apostrophe(text: &[u8], at: usize) -> bool {
     const AFTER_A_STRING: &[&[u8]] = &[
         b"and",
@@ -1720,6 +1722,25 @@ fn apostrophe(text: &[u8], at: usize) -> bool {
         b"lock",
         b"offset",
         b"fetch",
+        // SQLite's and PostgreSQL's operators after a value: `'x'glob'*'`, `'x'match'y'`, `'x'isnull`,
+        // `'x'notnull`, `'x'ilike'%'`, `'x'similar to'%'`, `'x'overlaps`, `'x'at time zone'utc'`; MySQL 8's `'x'member
+        // of('[…]')`, `convert('x'using utf8)`; and what follows a value in a clause (`returning`, `asc`, `desc`,
+        // `nulls`, `window`).
+        b"glob",
+        b"match",
+        b"isnull",
+        b"notnull",
+        b"ilike",
+        b"similar",
+        b"overlaps",
+        b"at",
+        b"member",
+        b"using",
+        b"returning",
+        b"asc",
+        b"desc",
+        b"nulls",
+        b"window",
     ];
     let (after, _) = word(&text[at + 1..]);
     at > 0
@@ -6221,6 +6242,31 @@ mod tests {
             ],
             "sqli-comment",
         );
+    }
+
+    /// SQLite (D1) reads `WHERE (user = 'admin'glob'*') AND (pass = '…')` as `(user = 'admin') glob '*'`, true for
+    /// every row: a login bypass, as `'x'ilike'%'` in PostgreSQL. A keyword of theirs after the quote makes it a
+    /// string's end, not an apostrophe.
+    #[test]
+    fn a_quote_glued_to_sqlites_or_postgresqls_operator_still_closes_the_querys_string() {
+        refused(
+            &[
+                "u=admin'glob'*')--",
+                "u=admin'GLOB'*')%23",
+                "u=x\"glob\"*\")--",
+                "u=x'match'x')--",
+                "u=x'ilike'%25')--",
+                "u=x'similar+to'%25')--",
+                "u=x'notnull+or+f('x'))--",
+                "u=x'isnull+or+f('x'))--",
+            ],
+            "sqli-comment",
+        );
+        passes(&[
+            "won't glob('x') # ok",
+            "O'Brien's f('x') # note",
+            "l'atelier f('x') # oui",
+        ]);
     }
 
     /// MySQL, PostgreSQL ("effectively replaced by whitespace"), SQL Server, SQLite and Oracle all read a comment as a
