@@ -1606,7 +1606,8 @@ fn stacked_select(text: &[u8]) -> bool {
 /// bit literal (`0x…`, `x'…'`), another variable, a parenthesis (a subquery) or a call (`concat(…)`, `char(…)`,
 /// `unhex(…)`). Chat's "Deploy done; set @oncall = bob for tonight" assigns a bare word, which to MySQL would be a
 /// column of no table — and sets nothing a prepared statement could run; nor does a decimal number ("Tip; set @count
-/// = 0": `prepare s from @count` is a syntax error), which a tutorial's text assigns.
+/// = 0": `prepare s from @count` is a syntax error), which a tutorial's text assigns — unless another assignment
+/// follows it in the same `set` ([`another_assignment`]).
 fn assigned_value(value: &[u8]) -> bool {
     let (name, after) = word(value);
     let number = skip(value, b"+-");
@@ -1614,13 +1615,35 @@ fn assigned_value(value: &[u8]) -> bool {
         .iter()
         .take_while(|b| b.is_ascii_digit() || **b == b'.')
         .count();
-    let decimal = digits > 0 && word(&number[digits..]).0.is_empty();
+    let decimal = digits > 0
+        && word(&number[digits..]).0.is_empty()
+        && !another_assignment(&number[digits..]);
     !decimal
         && matches!(
             value.first(),
             Some(b'0'..=b'9' | b'\'' | b'"' | b'(' | b'@' | b'-' | b'+' | b'.')
         )
         || (!name.is_empty() && (after.starts_with(b"'") || skip(after, b" ").starts_with(b"(")))
+}
+
+/// Whether `rest` (after a value in a `set`) goes on with another assignment: a `,` and a variable (`@q`,
+/// `@@global.general_log`, `global general_log`, a system variable's bare name) then `=` or `:=`. MySQL's `set` takes
+/// a list (`set @x = 0, global general_log = 1`) and runs each assignment as if it stood alone.
+fn another_assignment(rest: &[u8]) -> bool {
+    let Some(next) = sql_gap(rest, false).strip_prefix(b",") else {
+        return false;
+    };
+    let (mut name, mut after) = word(skip(sql_gap(next, false), b"@"));
+    if let Some(member) = after.strip_prefix(b".") {
+        (name, after) = word(member);
+    } else if matches!(
+        name,
+        b"global" | b"session" | b"local" | b"persist" | b"persist_only"
+    ) {
+        (name, after) = word(sql_gap(after, false));
+    }
+    let after = sql_gap(after, false);
+    !name.is_empty() && (after.starts_with(b"=") || after.starts_with(b":="))
 }
 
 /// Whether a quote closed by one or more `)` is followed (after blanks) by a comment: `admin')--`, `admin') #`,
@@ -6182,6 +6205,23 @@ mod tests {
             ],
             "sqli-stacked",
         );
+    }
+
+    /// MySQL's `set` takes a list and runs each assignment alone: a decimal first hides neither the general log's
+    /// switch nor a prepared statement's source after it.
+    #[test]
+    fn an_assignment_after_a_decimal_in_the_same_set_is_caught() {
+        refused(
+            &[
+                "id=1%3Bset+@x%3D1,global+general_log%3D1",
+                "id=1%3Bset+@x%3D0+,+global+general_log_file%3D'/var/www/x.php'",
+                "id=1%3Bset+@x%3D1,@q%3D0x73656c656374",
+                "id=1%3Bset+@x%3D1,+@@global.general_log%3D1",
+                "id=1%3Bset+@x%3D1%2F**%2F,%2F**%2F@q:%3D'x'",
+            ],
+            "sqli-stacked",
+        );
+        passes(&["Tip; set @count = 0, then loop", "ok; set @n = 1, 2 or 3"]);
     }
 
     #[test]
