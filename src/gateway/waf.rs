@@ -1856,33 +1856,59 @@ enum Select {
 /// Downloads"); a list that reads as code earns nothing ("Note; select * from the menu"), nor does a select without
 /// `from` (jq's `select(.a)`).
 fn reads_as_subquery(after: &[u8], at: Select) -> bool {
+    let window = &after[..after.len().min(STATEMENT_WINDOW)];
+    if at != Select::Stacked {
+        return list_end(window, None).is_some_and(|(end, from)| judged(window, end, from, at));
+    }
+    // A stacked select is read with its strings, in MySQL's reading (`\` escapes) and the others' (none).
+    [false, true]
+        .into_iter()
+        .filter(|&escapes| !escapes || memchr::memchr(b'\\', window).is_some())
+        .any(|escapes| {
+            list_end(window, Some(escapes)).is_some_and(|(end, from)| judged(window, end, from, at))
+        })
+}
+
+/// Where a select's list ends in `window` (what follows `select`): at a `)` that closes its subquery (`false`) or at
+/// its `from` (`true`), outside parentheses. With `strings` (a stacked select: `Some(escapes)`), quoted text is
+/// skipped (`\` escaping a byte in it when `escapes`) and a `;` ends the statement with neither: each stacked select
+/// reads on to the next statement only, so that `1;select ` repeated is read about once, not 1 KB from each `;`.
+fn list_end(window: &[u8], strings: Option<bool>) -> Option<(usize, bool)> {
+    let ident = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    let mut depth = 0usize;
+    let mut quote = None;
+    let mut i = 0;
+    while i < window.len() {
+        let b = window[i];
+        match (quote, strings) {
+            (Some(_), Some(true)) if b == b'\\' => i += 1,
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, Some(_)) if matches!(b, b'\'' | b'"' | b'`') => quote = Some(b),
+            (None, Some(_)) if b == b';' => return None,
+            _ => match b {
+                b'(' => depth += 1,
+                b')' if depth == 0 => return Some((i, false)),
+                b')' => depth -= 1,
+                b'f' if depth == 0
+                    && window[i..].starts_with(b"from")
+                    && !(i > 0 && ident(&window[i - 1]))
+                    && !window.get(i + 4).is_some_and(ident) =>
+                {
+                    return Some((i, true));
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    None
+}
+
+/// [`reads_as_subquery`]'s reading of a select whose list ends at `end` in `window` (at its `from` when `from`).
+fn judged(window: &[u8], end: usize, from: bool, at: Select) -> bool {
     let stacked = at == Select::Stacked;
     let ident = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
-    let window = &after[..after.len().min(STATEMENT_WINDOW)];
-    let mut depth = 0usize;
-    let mut end = None;
-    for (i, &b) in window.iter().enumerate() {
-        match b {
-            b'(' => depth += 1,
-            b')' if depth == 0 => {
-                end = Some((i, false));
-                break;
-            }
-            b')' => depth -= 1,
-            b'f' if depth == 0
-                && window[i..].starts_with(b"from")
-                && !(i > 0 && ident(&window[i - 1]))
-                && !window.get(i + 4).is_some_and(ident) =>
-            {
-                end = Some((i, true));
-                break;
-            }
-            _ => {}
-        }
-    }
-    let Some((end, from)) = end else {
-        return false;
-    };
     let list = skip(skip_back(&window[..end], b" "), b" ");
     let dotted = list
         .windows(3)
@@ -6154,6 +6180,26 @@ mod tests {
             "limit(3; select(.age > 18))",
             "stmt = q; select(User).where(User.id == 5)",
             "reduce .[] as $x (0; select($x > 1) | . + $x)",
+        ]);
+    }
+
+    /// A stacked select's list is read with its strings: a `)` in one (`select ')',pw from users`) closes no
+    /// subquery, and the statement's `;` ends the reading (which also keeps `1;select ` repeated from each reading
+    /// 1 KB).
+    #[test]
+    fn a_parenthesis_inside_a_stacked_selects_string_ends_nothing() {
+        refused(
+            &[
+                "id=1%3Bselect+')',pw+from+users",
+                "id=1%3Bselect+`)`+from+users",
+                "id=1%3Bselect+'a\\')',pw+from+users",
+                "id=1%3Bselect+'%3B',pw+from+users",
+            ],
+            "sqli-stacked",
+        );
+        passes(&[
+            "Open Excel; select Options from File menu",
+            "it's 1; select 'a from the list",
         ]);
     }
 
