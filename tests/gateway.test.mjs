@@ -2319,6 +2319,11 @@ describe("WAF", () => {
     ["/gw/open/search?id=1%3B+select+password+from+users", "sqli-stacked"],
     // Windows' best-fit mapping (PHP and CGI on the ANSI file APIs) and NFKC read the fullwidth forms as ../
     ["/gw/open/files?f=%EF%BC%8E%EF%BC%8E%EF%BC%8F%EF%BC%8E%EF%BC%8E%EF%BC%8Fsecret.txt", "traversal-dotdot"],
+    // The second review of the gaps: SQLite's glob glued to a quote (a login bypass in D1), an assignment after a
+    // decimal in one set, a ')' inside a stacked select's string.
+    ["/gw/open/search?u=admin%27glob%27*%27)--", "sqli-comment"],
+    ["/gw/open/search?id=1%3Bset+%40x%3D1%2Cglobal+general_log%3D1", "sqli-stacked"],
+    ["/gw/open/search?id=1%3Bselect+%27)%27%2Cpw+from+users", "sqli-stacked"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
