@@ -1276,7 +1276,9 @@ fn table_statement(text: &[u8]) -> bool {
 
 /// Whether `text` is a `values` list (`union values (1,'a')`: PostgreSQL's and SQLite's constants, MySQL 8's
 /// `values row(1,2)`): `values`, a gap, maybe `row`, and a `(` that a value opens — a number, a quote, a sign, `@`,
-/// `(`, `null` or a call (`user()`). "The union values (and protects) its members" puts a word there.
+/// `(`, `~`, `null`, a call (`user()`), a typed string (`x'41'`, `e'…'`) or one of [`NILADIC`] before a `,` or `)`
+/// (PostgreSQL's `union values (current_user)` reads the account). "The union values (and protects) its members"
+/// puts a word there.
 fn values_statement(text: &[u8]) -> bool {
     let Some(rest) = text.strip_prefix(b"values") else {
         return false;
@@ -1294,10 +1296,31 @@ fn values_statement(text: &[u8]) -> bool {
     (gap.len() < rest.len() || rest.starts_with(b"("))
         && (matches!(
             value.first(),
-            Some(b'0'..=b'9' | b'\'' | b'"' | b'-' | b'+' | b'@' | b'(')
+            Some(b'0'..=b'9' | b'\'' | b'"' | b'-' | b'+' | b'@' | b'(' | b'~')
         ) || name == b"null"
-            || (!name.is_empty() && skip(after, b" ").starts_with(b"(")))
+            || (!name.is_empty() && skip(after, b" ").starts_with(b"("))
+            || (matches!(name, b"x" | b"b" | b"n" | b"e") && after.starts_with(b"'"))
+            || (NILADIC.contains(&name) && matches!(skip(after, b" ").first(), Some(b',' | b')'))))
 }
+
+/// SQL's values written without parentheses: PostgreSQL's and MySQL's niladic functions (`current_user`,
+/// `session_user`, PostgreSQL's bare `user`) and the boolean constants.
+const NILADIC: &[&[u8]] = &[
+    b"current_user",
+    b"session_user",
+    b"system_user",
+    b"user",
+    b"current_role",
+    b"current_schema",
+    b"current_catalog",
+    b"current_date",
+    b"current_time",
+    b"current_timestamp",
+    b"localtime",
+    b"localtimestamp",
+    b"true",
+    b"false",
+];
 
 /// How far [`sql_gap`] looks for a comment's end.
 const GAP_WINDOW: usize = 1024;
@@ -6145,6 +6168,27 @@ mod tests {
             "The union values (and protects) its members",
             "what the union values: fairness, (mostly) pay",
             "union values row by row",
+        ]);
+    }
+
+    /// PostgreSQL reads `id=1 union values (current_user)` as a second row holding the account: a value SQL writes
+    /// without parentheses, a typed string or `~` opens the list as a number or a call does.
+    #[test]
+    fn a_union_of_niladic_values_or_typed_strings_is_caught() {
+        refused(
+            &[
+                "id=1+union+values+(current_user)",
+                "id=-1'+union+values+(session_user,2)--",
+                "id=1+union+all+values+(true)",
+                "id=1+union+values+(x'41')",
+                "id=1+union+values+(~0)",
+            ],
+            "sqli-union",
+        );
+        passes(&[
+            "Our union values (freedom) above all",
+            "the union values (user privacy) and (true) grit",
+            "union values (x, y and z)",
         ]);
     }
 
