@@ -411,6 +411,34 @@ describe("rooms", () => {
     destroyAll(reader);
   });
 
+  test("a member's item naming a right origin left of its origin does not get honest appends after it refused", async () => {
+    const room = "ends-crafted-right";
+    const alice = await client(w, room, { user: "alice" });
+    const closes = [];
+    alice.provider.on("connection-close", (event) => closes.push(event?.code));
+    alice.text.insert(0, "hello");
+    const reader = await client(w, room, { user: "reader" });
+    await until(() => reader.text.toString() === "hello", { what: "alice's text arrived" });
+    // Mallory's "m" after alice's last character, naming her first as its right origin: Yjs places it at the end.
+    const aliceId = alice.doc.clientID;
+    const e = encoding.createEncoder();
+    for (const v of [1, 1, 4242, 0]) encoding.writeVarUint(e, v);
+    encoding.writeUint8(e, 0xc4); // a string item with an origin and a right origin
+    for (const v of [aliceId, 4, aliceId, 0]) encoding.writeVarUint(e, v);
+    encoding.writeVarString(e, "m");
+    encoding.writeVarUint(e, 0);
+    const mallory = await rawSocket(w, room, "mallory");
+    mallory.ws.send(syncUpdate(encoding.toUint8Array(e)));
+    await until(() => alice.text.toString() === "hellom", { what: "mallory's item reached alice" });
+    // Alice's browser appends after it naming no right origin, as Yjs does at a text's end: refused (1007), her
+    // client resent it on every reconnect and it never reached anyone.
+    alice.text.insert(alice.text.length, "!");
+    await until(() => reader.text.toString() === "hellom!", { what: "alice's append arrived" });
+    assert.deepEqual(closes, [], "alice's socket was never closed");
+    mallory.ws.close();
+    destroyAll(alice, reader);
+  });
+
   test("a socket announcing more than 16 awareness clients is closed with 1008 and its clients never appear", async () => {
     const room = "ghosts";
     const watcher = await client(w, room, { name: "watcher" });

@@ -1,41 +1,82 @@
-//! Which of a room's items name a right origin, so that an item claiming to end a list where it cannot is refused.
+//! Which of a room's items name a right origin that is right of them for good, so that an item claiming to end a
+//! list where it cannot is refused.
 //!
 //! Yjs and yrs place an item between its origin (the left neighbour it was made beside) and its right origin (the
 //! right one, or none at a list's end), scanning the items found between the two for concurrent inserts. An item
 //! made after `O` with no right origin claims `O` was its list's last item — but when `O`'s own item names a right
-//! origin `R`, `R` was right of `O` before the claim was made (an item depends on its right origin) and stays right
-//! of it for good, so no Yjs or yrs client ever writes that item. Crafted, it is costly: a member's update of 18,000
-//! one-character items, each after one character of another client's long item whose right origin is set, was taken
-//! live in 0.2 s (the long item was whole), but a snapshot holds that item cut at each of them, and each of the
-//! 18,000 scanned every piece after its origin up to the right origin's item (47 s to reload the room in workerd,
-//! past a Durable Object's 30 s of CPU; 79 s for a newcomer's Yjs). Sent in any order, in one update or in many, it
-//! is refused here.
+//! origin `R` that is right of `O`, `R` stays right of it for good (an item depends on its right origin), so no Yjs
+//! or yrs client ever writes that item. Crafted, it is costly: a member's update of 18,000 one-character items, each
+//! after one character of another client's long item whose right origin is set, was taken live in 0.2 s (the long
+//! item was whole), but a snapshot holds that item cut at each of them, and each of the 18,000 scanned every piece
+//! after its origin up to the right origin's item (47 s to reload the room in workerd, past a Durable Object's 30 s
+//! of CPU; 79 s for a newcomer's Yjs). Sent in any order, in one update or in many, it is refused here.
 //!
-//! yrs keeps an item's right origin private, so the room keeps its own account, read from the structs the shape
-//! check records ([`super::shape`]): the clock ranges, per client, of items naming a right origin (the pieces of a
-//! split item share its right origin, and merged items share theirs, so ranges say it for every clock). It is kept
-//! for what yrs integrated, after it did, and rebuilt from the snapshot and log when the room loads. Pure.
+//! A right origin is only a claim, though: a member can name one that is not right of the item's origin (say, the
+//! text's first character, for an item after its last), and Yjs and yrs then place the item at its list's end,
+//! where every honest client appends after it naming no right origin. Counting every named right origin, the rule
+//! refused those honest appends (and every later `set` of a map key whose value was so crafted) for good: a client
+//! resends a refused edit on each reconnect. So an item counts only when the room can tell its right origin is right
+//! of it, by one of: it names no origin (it was placed from its list's start, and its right origin is in that list);
+//! its right origin's origin is its own origin (an item sits right of its origin); or its origin's item counts and
+//! names the same right origin. Text typed or pasted between two characters is one of these (see the tests); one
+//! the room cannot vouch for (between two concurrent inserts that landed side by side, say) is only not counted:
+//! inside it the costly shape is not caught, but nothing honest is refused.
+//!
+//! yrs keeps an item's origins private, so the room keeps its own account, read from the structs the shape check
+//! records ([`super::shape`]): per client, the clock ranges of the structs it integrated with their origins (a
+//! clock inside a range has the clock before as its origin; pieces of a split item share its right origin). It is
+//! kept for what yrs integrated, after it did, and rebuilt from the snapshot and log when the room loads. Pure.
 
 use std::collections::HashMap;
 
 use super::order::Needs;
 
-/// Why an update is refused: an item after `origin` names no right origin though `origin`'s item names one.
+/// Why an update is refused: an item after `origin` names no right origin though `origin`'s item names one that is
+/// right of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndsTooEarly {
     pub origin: (u64, u32),
 }
 
-/// The clocks of every item the room holds that names a right origin.
-#[derive(Debug, Clone, Default)]
-pub struct RightOrigins {
-    /// Per client: (first clock, end clock), sorted, not overlapping, adjacent ranges merged.
-    clients: HashMap<u64, Vec<(u32, u32)>>,
+/// One integrated struct (or the part of it that was new) as the room keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Kept {
+    start: u32,
+    end: u32,
+    /// The origin of its first clock; each later clock's is the clock before.
+    origin: Option<(u64, u32)>,
+    right: Option<(u64, u32)>,
+    /// Its right origin is right of it for good (see the module doc).
+    vouched: bool,
 }
 
-/// The new clocks of an update's items that name a right origin: what to keep of it once yrs integrated them.
+impl Kept {
+    /// The origin of `clock` (of `client`, inside this range).
+    fn origin_of(&self, client: u64, clock: u32) -> Option<(u64, u32)> {
+        if clock == self.start {
+            self.origin
+        } else {
+            Some((client, clock - 1))
+        }
+    }
+}
+
+/// The range holding `clock` in a client's sorted ranges.
+fn find(list: &[Kept], clock: u32) -> Option<&Kept> {
+    let at = list.partition_point(|k| k.end <= clock);
+    list.get(at).filter(|k| k.start <= clock)
+}
+
+/// The structs of every item the room holds, per client.
 #[derive(Debug, Clone, Default)]
-pub struct Marked(Vec<(u64, u32, u32)>);
+pub struct RightOrigins {
+    /// Per client: sorted, not overlapping; a range continuing the one before it (as yrs merges items) is merged.
+    clients: HashMap<u64, Vec<Kept>>,
+}
+
+/// The new structs of an update, per client in clock order: what to keep of it once yrs integrated them.
+#[derive(Debug, Clone, Default)]
+pub struct Marked(HashMap<u64, Vec<Kept>>);
 
 impl Marked {
     /// Nothing to keep.
@@ -45,41 +86,66 @@ impl Marked {
 }
 
 impl RightOrigins {
-    /// Whether the room's item holding `clock` of `client` names a right origin.
+    /// Whether the room's item holding `clock` of `client` names a right origin it vouches for.
+    #[cfg(test)]
     fn has(&self, client: u64, clock: u32) -> bool {
-        let Some(ranges) = self.clients.get(&client) else {
-            return false;
+        self.clients
+            .get(&client)
+            .and_then(|list| find(list, clock))
+            .is_some_and(|k| k.vouched)
+    }
+
+    /// The range holding `id`: the room's, or (for clocks past `known`) the update's read so far.
+    fn at(
+        &self,
+        new: &HashMap<u64, Vec<Kept>>,
+        known: &impl Fn(u64) -> u32,
+        id: (u64, u32),
+    ) -> Option<Kept> {
+        let (client, clock) = id;
+        let list = if clock < known(client) {
+            self.clients.get(&client)?
+        } else {
+            new.get(&client)?
         };
-        let after = ranges.partition_point(|&(start, _)| start <= clock);
-        after.checked_sub(1).is_some_and(|i| clock < ranges[i].1)
+        find(list, clock).copied()
+    }
+
+    /// Whether an item after `origin` naming `right` has `right` right of it for good (see the module doc).
+    fn vouches(
+        &self,
+        new: &HashMap<u64, Vec<Kept>>,
+        known: &impl Fn(u64) -> u32,
+        origin: Option<(u64, u32)>,
+        right: (u64, u32),
+    ) -> bool {
+        let Some(origin) = origin else {
+            return true;
+        };
+        let rights_origin = self
+            .at(new, known, right)
+            .and_then(|k| k.origin_of(right.0, right.1));
+        if rights_origin == Some(origin) {
+            return true;
+        }
+        self.at(new, known, origin)
+            .is_some_and(|k| k.vouched && k.right == Some(right))
     }
 
     /// Reads the structs of an update about to be given to yrs, for a document whose state vector gives
     /// `known(client)` (only clocks past it are new: yrs skips the others). With `refuse`, an update holding a new
-    /// item whose origin's item — in the room, or new in this update — names a right origin while it names none is
-    /// refused. An origin that is in neither is not judged here (yrs cannot place the item yet: it waits, and is
-    /// read again when it continues).
+    /// item naming no right origin whose origin's item — in the room, or new in this update — names one the room
+    /// vouches for is refused. An origin that is in neither is not judged here (yrs cannot place the item yet: it
+    /// waits, and is read again when it continues).
     pub fn measure(
         &self,
         needs: &Needs,
         known: impl Fn(u64) -> u32,
         refuse: bool,
     ) -> Result<Marked, EndsTooEarly> {
-        let runs = needs.run_of_client();
-        // Whether the new item of this update holding `clock` of `client` names a right origin (`None`: the update
-        // has no new struct holding it).
-        let in_update = |client: u64, clock: u32| -> Option<bool> {
-            if clock < known(client) {
-                return None;
-            }
-            let structs = &needs.runs[*runs.get(&client)?].structs;
-            let at = structs.partition_point(|s| s.clock.saturating_add(s.len) <= clock);
-            structs
-                .get(at)
-                .filter(|s| s.clock <= clock && s.len > 0 && !s.skip)
-                .map(|s| s.has_right_origin)
-        };
-        let mut marked = Vec::new();
+        let mut new: HashMap<u64, Vec<Kept>> = HashMap::new();
+        // The origins of the new items naming no right origin.
+        let mut unnamed = Vec::new();
         for run in &needs.runs {
             for s in &run.structs {
                 let end = s.clock.saturating_add(s.len);
@@ -87,53 +153,90 @@ impl RightOrigins {
                 if from >= end || s.skip {
                     continue;
                 }
-                if s.has_right_origin {
-                    marked.push((run.client, from, end));
-                    continue;
-                }
-                // A struct the room has the start of is cut by yrs: its new part's origin is its own clock before.
-                let (Some((client, clock)), true) = (s.origin, refuse && from == s.clock) else {
-                    continue;
-                };
-                let origin_has_right = if clock < known(client) {
-                    self.has(client, clock)
+                // A struct the room has the start of is cut by yrs: its new part's origin is its own clock before,
+                // and the room does not vouch for its right origin (nor judge it).
+                let whole = from == s.clock;
+                let origin = if whole {
+                    s.origin
                 } else {
-                    in_update(client, clock).unwrap_or(false)
+                    Some((run.client, from - 1))
                 };
-                if origin_has_right {
-                    return Err(EndsTooEarly {
-                        origin: (client, clock),
-                    });
+                let vouched = match s.right_origin {
+                    Some(right) if whole => self.vouches(&new, &known, origin, right),
+                    _ => false,
+                };
+                if let (None, Some(origin), true) = (s.right_origin, origin, whole) {
+                    unnamed.push(origin);
                 }
+                new.entry(run.client).or_default().push(Kept {
+                    start: from,
+                    end,
+                    origin,
+                    right: s.right_origin,
+                    vouched,
+                });
             }
         }
-        Ok(Marked(marked))
+        if refuse {
+            if let Some(&origin) = unnamed
+                .iter()
+                .find(|&&o| self.at(&new, &known, o).is_some_and(|k| k.vouched))
+            {
+                return Err(EndsTooEarly { origin });
+            }
+        }
+        Ok(Marked(new))
     }
 
     /// Keeps what of `marked` yrs integrated: the clocks in `inserted` (client, first clock, end clock).
     pub fn keep(&mut self, marked: Marked, inserted: &[(u64, u32, u32)]) {
-        for (client, from, to) in marked.0 {
-            for &(_, start, end) in inserted.iter().filter(|(c, _, _)| *c == client) {
-                let (from, to) = (from.max(start), to.min(end));
-                if from < to {
-                    self.keep_range(client, from, to);
+        let mut by_client: HashMap<u64, Vec<(u32, u32)>> = HashMap::new();
+        for &(client, start, end) in inserted {
+            by_client.entry(client).or_default().push((start, end));
+        }
+        for (client, structs) in marked.0 {
+            let Some(ranges) = by_client.get(&client) else {
+                continue;
+            };
+            for k in structs {
+                for &(start, end) in ranges {
+                    let (from, to) = (k.start.max(start), k.end.min(end));
+                    if from >= to {
+                        continue;
+                    }
+                    let piece = if from == k.start {
+                        Kept { end: to, ..k }
+                    } else {
+                        Kept {
+                            start: from,
+                            end: to,
+                            origin: Some((client, from - 1)),
+                            vouched: false,
+                            ..k
+                        }
+                    };
+                    self.keep_piece(client, piece);
                 }
             }
         }
     }
 
-    /// Adds `from..to` of `client`, merging it with the ranges it touches.
-    fn keep_range(&mut self, client: u64, from: u32, to: u32) {
-        let ranges = self.clients.entry(client).or_default();
-        // The ranges touching `from..to` are contiguous in the sorted list: replace them with their union.
-        let first = ranges.partition_point(|&(_, end)| end < from);
-        let last = ranges.partition_point(|&(start, _)| start <= to);
-        let (mut from, mut to) = (from, to);
-        if first < last {
-            from = from.min(ranges[first].0);
-            to = to.max(ranges[last - 1].1);
+    /// Adds `piece` of `client`, merged into the range before it when it continues that range as yrs merges items
+    /// (next clock, origin the clock before, same right origin and standing), so typing keeps one range per run.
+    fn keep_piece(&mut self, client: u64, piece: Kept) {
+        let list = self.clients.entry(client).or_default();
+        let at = list.partition_point(|k| k.start < piece.start);
+        if let Some(before) = at.checked_sub(1).map(|i| &mut list[i]) {
+            if before.end == piece.start
+                && piece.origin == Some((client, piece.start.wrapping_sub(1)))
+                && before.right == piece.right
+                && before.vouched == piece.vouched
+            {
+                before.end = piece.end;
+                return;
+            }
         }
-        ranges.splice(first..last, [(from, to)]);
+        list.insert(at, piece);
     }
 }
 
@@ -142,7 +245,7 @@ mod tests {
     use super::super::document::{CheckedUpdate, RoomDoc};
     use super::*;
     use yrs::updates::decoder::Decode;
-    use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
+    use yrs::{Doc, GetString, Map, ReadTxn, StateVector, Text, Transact, Update};
 
     fn var(out: &mut Vec<u8>, mut v: u64) {
         while v >= 0x80 {
@@ -492,23 +595,130 @@ mod tests {
     }
 
     #[test]
-    fn kept_ranges_merge_and_answer_for_every_clock() {
+    fn kept_structs_merge_when_they_continue_and_answer_for_every_clock() {
         let mut ends = RightOrigins::default();
-        for (from, to) in [
-            (10, 12),
-            (20, 25),
-            (12, 14),
-            (30, 31),
-            (14, 20),
-            (40, 45),
-            (41, 43),
+        let piece = |start, end, origin, vouched| Kept {
+            start,
+            end,
+            origin,
+            right: Some((9, 0)),
+            vouched,
+        };
+        for p in [
+            piece(10, 12, None, true),
+            piece(12, 14, Some((7, 11)), true), // continues 10..12
+            piece(20, 25, Some((3, 1)), true),  // another origin
+            piece(30, 31, Some((7, 24)), false), // not vouched
+            piece(31, 33, Some((7, 30)), true), // continues, but vouched where 30 is not
         ] {
-            ends.keep_range(7, from, to);
+            ends.keep_piece(7, p);
         }
-        assert_eq!(ends.clients[&7], vec![(10, 25), (30, 31), (40, 45)]);
-        let has: Vec<u32> = (0..50).filter(|&k| ends.has(7, k)).collect();
-        let want: Vec<u32> = (10..25).chain(30..31).chain(40..45).collect();
+        let ranges: Vec<(u32, u32)> = ends.clients[&7].iter().map(|k| (k.start, k.end)).collect();
+        assert_eq!(ranges, vec![(10, 14), (20, 25), (30, 31), (31, 33)]);
+        let has: Vec<u32> = (0..40).filter(|&k| ends.has(7, k)).collect();
+        let want: Vec<u32> = (10..14).chain(20..25).chain(31..33).collect();
         assert_eq!(has, want);
         assert!(!ends.has(8, 10), "another client");
+    }
+
+    /// A member's item naming a right origin that is not right of its origin (here the text's first character,
+    /// after its last) is placed by Yjs and yrs at the list's end; every honest client then appends after it naming
+    /// no right origin — Yjs does (checked with the `yjs` package: origin 200#0, right origin null) — and the rule
+    /// refuses that honest edit (1007), for good: the client resends it on every reconnect. The same with a map
+    /// key: a crafted value naming any right origin becomes the key's value, and every later `set` of the key is
+    /// refused. (Found in review; the room now counts only right origins it can vouch for.)
+    #[test]
+    fn a_crafted_right_origin_does_not_make_honest_appends_refused() {
+        let honest = Doc::with_client_id(100);
+        let text = honest.get_or_insert_text("text");
+        let mut room = RoomDoc::new();
+        let typed = {
+            let mut txn = honest.transact_mut();
+            text.insert(&mut txn, 0, "hello");
+            txn.encode_update_v1()
+        };
+        apply(&mut room, &typed).expect("honest typing");
+        // Member 200's "b" after 100#4 (the last character) naming 100#0 (the first) as its right origin.
+        let crafted = after_each(100, 200, 0, &[4], Some((100, 0)));
+        apply(&mut room, &crafted).expect("the room takes it");
+        honest
+            .transact_mut()
+            .apply_update(Update::decode_v1(&crafted).unwrap())
+            .unwrap();
+        assert_eq!(text.get_string(&honest.transact()), "hellob");
+        let appended = {
+            let mut txn = honest.transact_mut();
+            text.insert(&mut txn, 6, "!");
+            txn.encode_update_v1()
+        };
+        apply(&mut room, &appended).expect("an honest append after the crafted item is taken");
+
+        // A map value naming a right origin (a character of the text) becomes the key's value.
+        let map = honest.get_or_insert_map("map");
+        let set = |value: &str| {
+            let mut txn = honest.transact_mut();
+            map.insert(&mut txn, "k", value);
+            txn.encode_update_v1()
+        };
+        apply(&mut room, &set("v1")).expect("an honest set");
+        let value = honest
+            .transact()
+            .state_vector()
+            .get(&yrs::ClientID::new(100))
+            - 1;
+        let mut crafted = Vec::new();
+        for v in [1, 1, 300, 0] {
+            var(&mut crafted, v);
+        }
+        crafted.push(0xC4); // a string item with an origin and a right origin
+        for v in [100, value as u64, 100, 0] {
+            var(&mut crafted, v);
+        }
+        crafted.extend([1, b'x', 0]);
+        apply(&mut room, &crafted).expect("the room takes it");
+        honest
+            .transact_mut()
+            .apply_update(Update::decode_v1(&crafted).unwrap())
+            .unwrap();
+        assert_eq!(
+            map.get(&honest.transact(), "k")
+                .map(|v| v.to_string(&honest.transact())),
+            Some("x".to_owned())
+        );
+        apply(&mut room, &set("v2")).expect("an honest set after the crafted value is taken");
+    }
+
+    #[test]
+    fn items_inside_a_long_item_typed_between_two_characters_are_refused() {
+        // The long item in the middle of a text, pasted whole or typed a character at a time (each naming the next
+        // character as its right origin): the room vouches for that right origin, so the shape is refused there too.
+        let (a, b) = (1u64 << 40, 5u64);
+        for per_character in [false, true] {
+            let doc = Doc::with_client_id(a);
+            let text = doc.get_or_insert_text("text");
+            let mut room = RoomDoc::new();
+            let mut send = |f: &dyn Fn(&mut yrs::TransactionMut)| {
+                let mut txn = doc.transact_mut();
+                f(&mut txn);
+                let update = txn.encode_update_v1();
+                drop(txn);
+                apply(&mut room, &update).expect("honest typing");
+            };
+            send(&|txn| text.insert(txn, 0, "PQ"));
+            if per_character {
+                for i in 0..100 {
+                    send(&|txn| text.insert(txn, 1 + i, "a"));
+                }
+            } else {
+                send(&|txn| text.insert(txn, 1, &"a".repeat(100)));
+            }
+            // a#2..=101 are the long item's characters.
+            let why = apply(&mut room, &after_each(a, b, 0, &[10, 20, 30], None))
+                .expect_err("items naming no right origin inside it");
+            assert!(why.contains("names no right origin"), "{why}");
+            apply(&mut room, &after_each(a, b, 0, &[10], Some((a, 11))))
+                .expect("an honest insert inside it");
+            apply(&mut room, &after_each(a, b, 1, &[1], None)).expect("after Q, the text's end");
+        }
     }
 }

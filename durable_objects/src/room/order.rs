@@ -28,8 +28,8 @@ pub(crate) struct Struct {
     pub keyed: bool,
     /// Its origin (left neighbour when it was made), if it names one.
     pub origin: Option<(u64, u32)>,
-    /// It names a right origin.
-    pub has_right_origin: bool,
+    /// Its right origin (right neighbour when it was made), if it names one.
+    pub right_origin: Option<(u64, u32)>,
 }
 
 /// Where a struct's parent type comes from, as Yjs reads it: an item with an origin (or, without one, a right

@@ -83,7 +83,7 @@ pub fn check_update_needs(bytes: &[u8]) -> Result<(Shape, Needs), Refused> {
                 creates_type: block.creates_type,
                 keyed: block.keyed,
                 origin: block.origin,
-                has_right_origin: block.has_right_origin,
+                right_origin: block.right_origin,
             });
             clock = clock
                 .checked_add(block.len)
@@ -122,7 +122,8 @@ struct Block {
     keyed: bool,
     /// Its origin, if it names one.
     origin: Option<(u64, u32)>,
-    has_right_origin: bool,
+    /// Its right origin, if it names one.
+    right_origin: Option<(u64, u32)>,
 }
 
 /// Checks a v1 state vector: pairs of (client, clock).
@@ -226,7 +227,7 @@ impl Reader<'_> {
                 link: Link::None,
                 keyed: false,
                 origin: None,
-                has_right_origin: false,
+                right_origin: None,
             });
         }
         if info & KIND_BIT_4 != 0 {
@@ -238,8 +239,10 @@ impl Reader<'_> {
             origin = Some(id);
             deps.push(id);
         }
+        let mut right_origin = None;
         if info & HAS_RIGHT_ORIGIN != 0 {
             let right = (self.client()?, self.var32()?);
+            right_origin = Some(right);
             // No item sits between one id and itself: Yjs and yrs place such an item differently by the path it
             // arrives by (applied live, from a snapshot, in a newcomer's sync), and the room's copies would differ
             // for good under equal state vectors.
@@ -271,7 +274,7 @@ impl Reader<'_> {
             link,
             keyed,
             origin,
-            has_right_origin: info & HAS_RIGHT_ORIGIN != 0,
+            right_origin,
         })
     }
 
