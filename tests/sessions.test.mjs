@@ -955,6 +955,15 @@ test("a session older than a lowered SESSION_MAX_SECS is refused at once, and a 
   const entry = { user_id: BOB.id, email: BOB.email, permissions: [], created_at: now - 7_200_000, expires_at: now + 600_000, last_seen_at: now, revoked_at: null, fresh_until: now + 60_000 };
   await wkv.put(key, JSON.stringify(entry));
   await expectError(await check("/auth/session"), 401, "session_invalid", "cached check, from a fresh entry");
+  // The user's list of sessions shows the new one alone: the old one is refused by every check.
+  const again = await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
+  assert.equal(again.status, 200);
+  const fresh = cookieOf(again);
+  await again.arrayBuffer();
+  const listed = await w.fetch("/auth/sessions", withCookie(fresh));
+  assert.equal(listed.status, 200);
+  const { sessions } = await listed.json();
+  assert.deepEqual(sessions.map((s) => s.current), [true], "only the session a check accepts");
 });
 
 test("device entries expire after SESSION_DEVICE_TTL_SECS, whatever the browser keeps", async (t) => {

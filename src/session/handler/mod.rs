@@ -825,7 +825,10 @@ pub async fn sessions(call: Call) -> ApiResult<Response> {
     limited(&call, "/auth/sessions").await?;
     let store = Store::open(&call, true)?;
     let (id, record) = check(&call, &store, true).await?.into_user()?;
-    let list = store.active_sessions(&record.user_id, now_ms()).await?;
+    let max_ms = call.isolate.config.session.max_secs * 1000;
+    let list = store
+        .active_sessions(&record.user_id, now_ms(), max_ms)
+        .await?;
     let items: Vec<_> = list
         .iter()
         .map(|s| {

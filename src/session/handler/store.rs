@@ -374,17 +374,26 @@ impl Store {
         ids_of(Some(&result))
     }
 
+    /// The user's sessions a check would accept: not revoked, not expired, and not past `created_at + max_ms`
+    /// (`SESSION_MAX_SECS`; after the setting is lowered, an older session still holds the expiry written under the
+    /// longer one, and checks refuse it: listed, it showed as active a session no request could use).
     pub async fn active_sessions(
         &self,
         user_id: &str,
         now_ms: u64,
+        max_ms: u64,
     ) -> ApiResult<Vec<SessionSummary>> {
         self.db
             .prepare(
                 "SELECT id, created_at, last_seen_at, expires_at, user_agent, ip FROM sessions \
-                 WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 ORDER BY created_at DESC LIMIT 50",
+                 WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 AND created_at > ?3 \
+                 ORDER BY created_at DESC LIMIT 50",
             )
-            .bind(&[JsValue::from_str(user_id), num(now_ms)])
+            .bind(&[
+                JsValue::from_str(user_id),
+                num(now_ms),
+                num(now_ms.saturating_sub(max_ms)),
+            ])
             .or_internal("binding the session list")?
             .all()
             .await
