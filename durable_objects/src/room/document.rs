@@ -712,13 +712,7 @@ mod tests {
     use super::*;
     use yrs::{Array, Map};
 
-    fn var(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push((v as u8 & 0x7f) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
+    use crate::room::order::write_var as var;
     fn string(out: &mut Vec<u8>, s: &str) {
         var(out, s.len() as u64);
         out.extend_from_slice(s.as_bytes());

@@ -247,13 +247,7 @@ mod tests {
     use yrs::updates::decoder::Decode;
     use yrs::{Doc, GetString, Map, ReadTxn, StateVector, Text, Transact, Update};
 
-    fn var(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push((v as u8 & 0x7f) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
+    use crate::room::order::write_var as var;
 
     fn apply(room: &mut RoomDoc, update: &[u8]) -> Result<(), String> {
         CheckedUpdate::decode(update)

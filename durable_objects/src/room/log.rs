@@ -909,13 +909,7 @@ mod tests {
         // the snapshot folded from it came out 2.5 times larger, and the room then refused every update, for good.
         let limit = 64 * 1024;
         let (a_id, b_id) = ((1u64 << 53) - 1, (1u64 << 53) - 2);
-        let var = |out: &mut Vec<u8>, mut v: u64| {
-            while v >= 0x80 {
-                out.push((v as u8 & 0x7f) | 0x80);
-                v >>= 7;
-            }
-            out.push(v as u8);
-        };
+        let var = crate::room::order::write_var;
         let writer = Doc::with_client_id(a_id);
         let text = writer.get_or_insert_text("text");
         let long = edit_of(&writer, &|txn| {

@@ -309,8 +309,8 @@ fn encode(bytes: &[u8], runs: &[(u64, &[Struct])], delete_set: &[u8]) -> Vec<u8>
     out
 }
 
-/// lib0's variable-length unsigned integer.
-fn write_var(out: &mut Vec<u8>, mut value: u64) {
+/// lib0's variable-length unsigned integer (also what the rooms' tests write updates by hand with).
+pub(crate) fn write_var(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8 & 0x7f) | 0x80);
         value >>= 7;
