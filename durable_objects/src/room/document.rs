@@ -29,6 +29,11 @@ pub struct RoomDoc {
     depths: Depths,
     /// Which items name a right origin (see [`super::ends`]).
     ends: RightOrigins,
+    /// Replaying the log on load: what it holds was taken live, and is taken again whatever [`super::ends`] says
+    /// (its record, rebuilt from the snapshot, may vouch for right origins the live room could not, say when an
+    /// update listed a client before the one its right origin is in; a refusal then dropped what every member
+    /// holds, and each later edit of theirs after it waited for good).
+    replaying_log: bool,
     /// The document's JSON text as [`RoomDoc::json_text`] last rendered it, until the next change clears it: a
     /// state read renders the whole document in the object every member's messages wait on (a map of 32,000 short
     /// entries took ~200 ms), so reads between two changes share one rendering.
@@ -264,6 +269,7 @@ impl RoomDoc {
             dropped: 0,
             depths: Depths::default(),
             ends: RightOrigins::default(),
+            replaying_log: false,
             rendered: RefCell::new(None),
         }
     }
@@ -293,8 +299,13 @@ impl RoomDoc {
                 .map_err(DocError::from)?;
         }
         let mut skipped = 0;
-        let entries = log.into_iter().map(|entry| (entry, now)).chain(waiting);
-        for (entry, since) in entries {
+        // What waits is judged as when it continued live (it was never relayed, and one refused then stays stored).
+        let log = log.into_iter().map(|entry| (entry, now, true));
+        let waiting = waiting
+            .into_iter()
+            .map(|(entry, since)| (entry, since, false));
+        for (entry, since, logged) in log.chain(waiting) {
+            room.replaying_log = logged;
             if CheckedUpdate::decode_stored(entry)
                 .and_then(|update| room.apply_stored(update, since))
                 .is_err()
@@ -302,6 +313,7 @@ impl RoomDoc {
                 skipped += 1;
             }
         }
+        room.replaying_log = false;
         let skipped = skipped + room.dropped;
         Ok((room, skipped))
     }
@@ -535,10 +547,11 @@ impl RoomDoc {
                                 .to_owned(),
                         }))
                     })?;
-                // Refused where the depth is (not in a snapshot, which the room must always load).
+                // Refused where the depth is (not in a snapshot, which the room must always load, nor in the log).
+                let refuse = max_depth.is_some() && !self.replaying_log;
                 let marked = self
                     .ends
-                    .measure(needs, clock_of(state), max_depth.is_some())
+                    .measure(needs, clock_of(state), refuse)
                     .map_err(|why| {
                         let (client, clock) = why.origin;
                         ApplyError::Refused(DocError(format!(

@@ -715,4 +715,49 @@ mod tests {
             apply(&mut room, &after_each(a, b, 1, &[1], None)).expect("after Q, the text's end");
         }
     }
+
+    /// What the room took live is taken again when it reloads: a reload reads the snapshot's structs in another
+    /// order than the update that brought them (a crafted one listed its clients in ascending order), and so may
+    /// vouch for a right origin the live room could not. An item after that one, naming no right origin, was taken
+    /// and relayed live, then refused when the log was replayed on reload: dropped from the room though every
+    /// member holds it, so every later edit of theirs after it waited for good.
+    #[test]
+    fn what_was_taken_live_is_taken_again_on_reload() {
+        let honest = Doc::with_client_id(100);
+        let text = honest.get_or_insert_text("text");
+        let mut room = RoomDoc::new();
+        let typed = {
+            let mut txn = honest.transact_mut();
+            text.insert(&mut txn, 0, "AB");
+            txn.encode_update_v1()
+        };
+        apply(&mut room, &typed).expect("honest typing");
+        // One update, clients ascending: 1#0 after B (100#1) naming 2#0 as its right origin, then 2#0 after B.
+        let mut both = Vec::new();
+        for v in [2, 1, 1, 0] {
+            var(&mut both, v);
+        }
+        both.push(0xC4);
+        for v in [100, 1, 2, 0] {
+            var(&mut both, v);
+        }
+        both.extend([1, b'x']);
+        for v in [1, 2, 0] {
+            var(&mut both, v);
+        }
+        both.push(0x84);
+        for v in [100, 1] {
+            var(&mut both, v);
+        }
+        both.extend([1, b'r', 0]);
+        apply(&mut room, &both).expect("taken");
+        let snapshot = room.snapshot();
+        // 3#0 after 1#0 naming no right origin: taken live.
+        let after = after_each(1, 3, 0, &[0], None);
+        apply(&mut room, &after).expect("taken live");
+        let live = text_of(&room);
+        let (reloaded, skipped) =
+            RoomDoc::rebuild(Some(&snapshot.doc), [&after[..]], [], 0).expect("rebuilds");
+        assert_eq!((text_of(&reloaded), skipped), (live, 0));
+    }
 }
