@@ -27,7 +27,7 @@
 //! clock inside a range has the clock before as its origin; pieces of a split item share its right origin). It is
 //! kept for what yrs integrated, after it did, and rebuilt from the snapshot and log when the room loads. Pure.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::order::Needs;
 
@@ -111,25 +111,72 @@ impl RightOrigins {
         find(list, clock).copied()
     }
 
-    /// Whether an item after `origin` naming `right` has `right` right of it for good (see the module doc).
-    fn vouches(
+    /// Marks which of the `named` new structs (client, index in `new`) the room vouches for. Whatever order the
+    /// update lists them in (a snapshot lists clients by descending id, a crafted update in any order), as the live
+    /// room did when they came one by one: a struct vouched for by its origin's item follows that item's chain
+    /// first, each struct decided once.
+    fn vouch_for(
         &self,
-        new: &HashMap<u64, Vec<Kept>>,
+        new: &mut HashMap<u64, Vec<Kept>>,
+        named: &[(u64, usize)],
         known: &impl Fn(u64) -> u32,
-        origin: Option<(u64, u32)>,
-        right: (u64, u32),
-    ) -> bool {
-        let Some(origin) = origin else {
-            return true;
-        };
-        let rights_origin = self
-            .at(new, known, right)
-            .and_then(|k| k.origin_of(right.0, right.1));
-        if rights_origin == Some(origin) {
-            return true;
+    ) {
+        let is_named: HashSet<(u64, usize)> = named.iter().copied().collect();
+        let mut decided: HashMap<(u64, usize), bool> = HashMap::new();
+        for &first in named {
+            let mut path = Vec::new();
+            let mut at = first;
+            let vouched = loop {
+                if let Some(&v) = decided.get(&at) {
+                    break v;
+                }
+                // Origins in a loop (no update yrs integrates has them): not vouched for.
+                if path.len() > named.len() {
+                    break false;
+                }
+                // Not among the named (a struct the room has the start of, or naming no right origin).
+                if !is_named.contains(&at) {
+                    break false;
+                }
+                let Some(k) = new.get(&at.0).and_then(|list| list.get(at.1)).copied() else {
+                    break false;
+                };
+                let (Some(origin), Some(right)) = (k.origin, k.right) else {
+                    break k.right.is_some();
+                };
+                let rights_origin = self
+                    .at(new, known, right)
+                    .and_then(|r| r.origin_of(right.0, right.1));
+                if rights_origin == Some(origin) {
+                    break true;
+                }
+                if origin.1 < known(origin.0) {
+                    break self
+                        .at(new, known, origin)
+                        .is_some_and(|o| o.vouched && o.right == Some(right));
+                }
+                let Some(list) = new.get(&origin.0) else {
+                    break false;
+                };
+                let i = list.partition_point(|o| o.end <= origin.1);
+                match list.get(i).filter(|o| o.start <= origin.1) {
+                    Some(o) if o.right == Some(right) => {
+                        path.push(at);
+                        at = (origin.0, i);
+                    }
+                    _ => break false,
+                }
+            };
+            decided.insert(at, vouched);
+            for p in path {
+                decided.insert(p, vouched);
+            }
         }
-        self.at(new, known, origin)
-            .is_some_and(|k| k.vouched && k.right == Some(right))
+        for (&(client, i), &vouched) in &decided {
+            if let Some(k) = new.get_mut(&client).and_then(|list| list.get_mut(i)) {
+                k.vouched = vouched && is_named.contains(&(client, i));
+            }
+        }
     }
 
     /// Reads the structs of an update about to be given to yrs, for a document whose state vector gives
@@ -146,6 +193,8 @@ impl RightOrigins {
         let mut new: HashMap<u64, Vec<Kept>> = HashMap::new();
         // The origins of the new items naming no right origin.
         let mut unnamed = Vec::new();
+        // The new items naming a right origin the room may vouch for, once every new struct is read.
+        let mut named = Vec::new();
         for run in &needs.runs {
             for s in &run.structs {
                 let end = s.clock.saturating_add(s.len);
@@ -161,22 +210,23 @@ impl RightOrigins {
                 } else {
                     Some((run.client, from - 1))
                 };
-                let vouched = match s.right_origin {
-                    Some(right) if whole => self.vouches(&new, &known, origin, right),
-                    _ => false,
-                };
                 if let (None, Some(origin), true) = (s.right_origin, origin, whole) {
                     unnamed.push(origin);
                 }
-                new.entry(run.client).or_default().push(Kept {
+                let list = new.entry(run.client).or_default();
+                if s.right_origin.is_some() && whole {
+                    named.push((run.client, list.len()));
+                }
+                list.push(Kept {
                     start: from,
                     end,
                     origin,
                     right: s.right_origin,
-                    vouched,
+                    vouched: false,
                 });
             }
         }
+        self.vouch_for(&mut new, &named, &known);
         if refuse {
             if let Some(&origin) = unnamed
                 .iter()
@@ -716,11 +766,11 @@ mod tests {
         }
     }
 
-    /// What the room took live is taken again when it reloads: a reload reads the snapshot's structs in another
-    /// order than the update that brought them (a crafted one listed its clients in ascending order), and so may
-    /// vouch for a right origin the live room could not. An item after that one, naming no right origin, was taken
-    /// and relayed live, then refused when the log was replayed on reload: dropped from the room though every
-    /// member holds it, so every later edit of theirs after it waited for good.
+    /// What the room took live is taken again when it reloads: a reload reads the snapshot's items, which yrs
+    /// merges where the live room kept two ranges, and so may vouch for a right origin the live room did not (here,
+    /// the part past the room's clock of a struct restating an item the room has). An item after that one, naming
+    /// no right origin, was taken and relayed live, then refused when the log was replayed on reload: dropped from
+    /// the room though every member holds it, so every later edit of theirs after it waited for good.
     #[test]
     fn what_was_taken_live_is_taken_again_on_reload() {
         let honest = Doc::with_client_id(100);
@@ -728,36 +778,68 @@ mod tests {
         let mut room = RoomDoc::new();
         let typed = {
             let mut txn = honest.transact_mut();
-            text.insert(&mut txn, 0, "AB");
+            text.insert(&mut txn, 0, "PQ");
             txn.encode_update_v1()
         };
         apply(&mut room, &typed).expect("honest typing");
-        // One update, clients ascending: 1#0 after B (100#1) naming 2#0 as its right origin, then 2#0 after B.
-        let mut both = Vec::new();
-        for v in [2, 1, 1, 0] {
-            var(&mut both, v);
-        }
-        both.push(0xC4);
-        for v in [100, 1, 2, 0] {
-            var(&mut both, v);
-        }
-        both.extend([1, b'x']);
-        for v in [1, 2, 0] {
-            var(&mut both, v);
-        }
-        both.push(0x84);
-        for v in [100, 1] {
-            var(&mut both, v);
-        }
-        both.extend([1, b'r', 0]);
-        apply(&mut room, &both).expect("taken");
+        // Client 7's "xx" between P and Q (vouched for), then the same item restated as "xxxx".
+        let between = |n: usize| {
+            let mut u = Vec::new();
+            for v in [1, 1, 7, 0] {
+                var(&mut u, v);
+            }
+            u.push(0xC4);
+            for v in [100, 0, 100, 1, n as u64] {
+                var(&mut u, v);
+            }
+            u.extend("x".repeat(n).bytes());
+            u.push(0);
+            u
+        };
+        apply(&mut room, &between(2)).expect("taken");
+        apply(&mut room, &between(4)).expect("taken");
         let snapshot = room.snapshot();
-        // 3#0 after 1#0 naming no right origin: taken live.
-        let after = after_each(1, 3, 0, &[0], None);
+        // 3#0 after 7#3 naming no right origin: taken live.
+        let after = after_each(7, 3, 0, &[3], None);
         apply(&mut room, &after).expect("taken live");
         let live = text_of(&room);
         let (reloaded, skipped) =
             RoomDoc::rebuild(Some(&snapshot.doc), [&after[..]], [], 0).expect("rebuilds");
         assert_eq!((text_of(&reloaded), skipped), (live, 0));
+    }
+
+    #[test]
+    fn a_reload_vouches_for_what_the_live_room_did_whatever_order_the_clients_come_in() {
+        // A client pastes a long item between two characters of a client with a lower id. A snapshot lists the
+        // higher id first, and the reload read the long item before the character its right origin is: it no
+        // longer vouched for it, and took the costly shape inside it the live room refused.
+        let (a, b) = (5u64, 1u64 << 40);
+        let writer = Doc::with_client_id(a);
+        let text = writer.get_or_insert_text("text");
+        let typed = {
+            let mut txn = writer.transact_mut();
+            text.insert(&mut txn, 0, "PQ");
+            txn.encode_update_v1()
+        };
+        let paster = Doc::with_client_id(b);
+        let pasted_text = paster.get_or_insert_text("text");
+        paster
+            .transact_mut()
+            .apply_update(Update::decode_v1(&typed).unwrap())
+            .unwrap();
+        let pasted = {
+            let mut txn = paster.transact_mut();
+            pasted_text.insert(&mut txn, 1, &"a".repeat(100));
+            txn.encode_update_v1()
+        };
+        let mut room = RoomDoc::new();
+        apply(&mut room, &typed).expect("honest typing");
+        apply(&mut room, &pasted).expect("honest paste");
+        let costly = after_each(b, 9, 0, &[10, 20, 30], None);
+        let live = apply(&mut room, &costly).expect_err("refused live");
+        let (mut reloaded, _) =
+            RoomDoc::rebuild(Some(&room.snapshot().doc), [], [], 0).expect("rebuilds");
+        let why = apply(&mut reloaded, &costly).expect_err("refused after a reload");
+        assert_eq!(why, live);
     }
 }
