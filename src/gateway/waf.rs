@@ -1883,45 +1883,116 @@ fn reads_as_subquery(after: &[u8], at: Select) -> bool {
     if at != Select::Stacked {
         return list_end(window, None).is_some_and(|(end, from)| judged(window, end, from, at));
     }
-    // A stacked select is read with its strings, in MySQL's reading (`\` escapes) and the others' (none).
-    [false, true]
-        .into_iter()
-        .filter(|&escapes| !escapes || memchr::memchr(b'\\', window).is_some())
-        .any(|escapes| {
-            list_end(window, Some(escapes)).is_some_and(|(end, from)| judged(window, end, from, at))
-        })
+    // A stacked select is read with its strings, in each server's reading of them (one only where its quoting
+    // byte is there to read).
+    [
+        (Quoting::Plain, None),
+        (Quoting::Backslash, Some(b'\\')),
+        (Quoting::Brackets, Some(b'[')),
+        (Quoting::Dollars, Some(b'$')),
+    ]
+    .into_iter()
+    .filter(|(_, byte)| byte.is_none_or(|byte| memchr::memchr(byte, window).is_some()))
+    .any(|(reading, _)| {
+        list_end(window, Some(reading)).is_some_and(|(end, from)| judged(window, end, from, at))
+    })
+}
+
+/// How a stacked select's strings and quoted names are read: the servers quote differently, and a quote inside
+/// another server's quoted text (`select 1 [x'],pw from users` in SQL Server, `select $$'$$,pw from users` in
+/// PostgreSQL) must not hide the rest of the list from every reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    /// `'…'`, `"…"` and `` `…` `` with doubled quotes and no escapes (standard SQL; MySQL with
+    /// `NO_BACKSLASH_ESCAPES`).
+    Plain,
+    /// MySQL's default: `\` in a quoted text makes the next byte part of it.
+    Backslash,
+    /// SQL Server's and SQLite's names in brackets too (`[a]]b]` is the name `a]b`).
+    Brackets,
+    /// PostgreSQL's: `'…'` (with `\` escapes in an `e'…'`), `"…"`, and `$tag$…$tag$` strings; `` ` `` quotes nothing.
+    Dollars,
 }
 
 /// Where a select's list ends in `window` (what follows `select`): at a `)` that closes its subquery (`false`) or at
-/// its `from` (`true`), outside parentheses. With `strings` (a stacked select: `Some(escapes)`), quoted text is
-/// skipped (`\` escaping a byte in it when `escapes`) and a `;` ends the statement with neither: each stacked select
-/// reads on to the next statement only, so that `1;select ` repeated is read about once, not 1 KB from each `;`.
-fn list_end(window: &[u8], strings: Option<bool>) -> Option<(usize, bool)> {
+/// its `from` (`true`), outside parentheses. With `strings` (a stacked select: `Some(reading)`), quoted text is
+/// skipped as that [`Quoting`] reads it and a `;` ends the statement with neither: each stacked select reads on to
+/// the next statement only, so that `1;select ` repeated is read about once, not 1 KB from each `;`.
+fn list_end(window: &[u8], strings: Option<Quoting>) -> Option<(usize, bool)> {
     let ident = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
     let mut depth = 0usize;
-    let mut quote = None;
+    // The byte that closes the quoted text being read, and whether `\` escapes in it.
+    let mut quote: Option<(u8, bool)> = None;
     let mut i = 0;
     while i < window.len() {
         let b = window[i];
-        match (quote, strings) {
-            (Some(_), Some(true)) if b == b'\\' => i += 1,
-            (Some(q), _) if b == q => quote = None,
-            (Some(_), _) => {}
-            (None, Some(_)) if matches!(b, b'\'' | b'"' | b'`') => quote = Some(b),
-            (None, Some(_)) if b == b';' => return None,
-            _ => match b {
-                b'(' => depth += 1,
-                b')' if depth == 0 => return Some((i, false)),
-                b')' => depth -= 1,
-                b'f' if depth == 0
-                    && window[i..].starts_with(b"from")
-                    && !(i > 0 && ident(&window[i - 1]))
-                    && !window.get(i + 4).is_some_and(ident) =>
-                {
-                    return Some((i, true));
+        if let Some((close, escapes)) = quote {
+            // `\` escapes the next byte; `]]` is a `]` in a bracketed name.
+            let escaped = if close == b']' {
+                window[i..].starts_with(b"]]")
+            } else {
+                escapes && b == b'\\'
+            };
+            if escaped {
+                i += 1;
+            } else if b == close {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        if let Some(reading) = strings {
+            let after_ident = i > 0 && (ident(&window[i - 1]) || window[i - 1] == b'$');
+            match (reading, b) {
+                (_, b';') => return None,
+                (_, b'\'' | b'"')
+                | (Quoting::Plain | Quoting::Backslash | Quoting::Brackets, b'`') => {
+                    // PostgreSQL's escape string: `e'…'`.
+                    let e_string = reading == Quoting::Dollars
+                        && b == b'\''
+                        && i > 0
+                        && matches!(window[i - 1], b'e' | b'E')
+                        && !(i > 1 && ident(&window[i - 2]));
+                    quote = Some((b, reading == Quoting::Backslash || e_string));
+                    i += 1;
+                    continue;
+                }
+                (Quoting::Brackets, b'[') => {
+                    quote = Some((b']', false));
+                    i += 1;
+                    continue;
+                }
+                (Quoting::Dollars, b'$') if !after_ident => {
+                    let rest = &window[i + 1..];
+                    let tag = rest.iter().take_while(|b| ident(b)).count();
+                    if rest.get(tag) == Some(&b'$') && !rest.first().is_some_and(u8::is_ascii_digit)
+                    {
+                        let marker = &window[i..i + tag + 2];
+                        let body = i + marker.len();
+                        match memchr::memmem::find(&window[body..], marker) {
+                            Some(end) => {
+                                i = body + end + marker.len();
+                                continue;
+                            }
+                            None => return None,
+                        }
+                    }
                 }
                 _ => {}
-            },
+            }
+        }
+        match b {
+            b'(' => depth += 1,
+            b')' if depth == 0 => return Some((i, false)),
+            b')' => depth -= 1,
+            b'f' if depth == 0
+                && window[i..].starts_with(b"from")
+                && !(i > 0 && ident(&window[i - 1]))
+                && !window.get(i + 4).is_some_and(ident) =>
+            {
+                return Some((i, true));
+            }
+            _ => {}
         }
         i += 1;
     }
@@ -6243,6 +6314,28 @@ mod tests {
         );
         passes(&[
             "Open Excel; select Options from File menu",
+            "it's 1; select 'a from the list",
+        ]);
+    }
+
+    /// A quote inside another server's quoted text opens nothing: SQL Server and SQLite read `[x']` as a name and
+    /// PostgreSQL `$$'$$` as a string, so `1;select 1 [x'],pw from users` reads the table there, as it did before
+    /// the list was read with its strings.
+    #[test]
+    fn a_quote_inside_a_bracketed_name_or_a_dollar_quoted_string_hides_no_stacked_select() {
+        refused(
+            &[
+                "id=1%3Bselect+1+[x'],pw+from+users",
+                "id=1%3Bselect+1+[a]]'b],pw+from+users",
+                "id=1%3Bselect+$$'$$,pw+from+users",
+                "id=1%3Bselect+$q$'$q$,pw+from+users",
+                "id=1%3Bselect+e'\\'',$$'$$,pw+from+users",
+            ],
+            "sqli-stacked",
+        );
+        passes(&[
+            "costs $5; select $10 from the menu",
+            "x[1]; select [a] from the list",
             "it's 1; select 'a from the list",
         ]);
     }
