@@ -1276,7 +1276,7 @@ fn table_statement(text: &[u8]) -> bool {
 
 /// Whether `text` is a `values` list (`union values (1,'a')`: PostgreSQL's and SQLite's constants, MySQL 8's
 /// `values row(1,2)`): `values`, a gap, maybe `row`, and a `(` that a value opens — a number, a quote, a sign, `@`,
-/// `(`, `~`, `null`, a call (`user()`), a typed string (`x'41'`, `e'…'`) or one of [`NILADIC`] before a `,` or `)`
+/// `(`, `~`, `null`, a call (`user()`), a typed string (`x'41'`, `e'…'`) or one of [`NILADIC`] before a `,`, `)`, `::` or `||`
 /// (PostgreSQL's `union values (current_user)` reads the account). "The union values (and protects) its members"
 /// puts a word there.
 fn values_statement(text: &[u8]) -> bool {
@@ -1300,7 +1300,14 @@ fn values_statement(text: &[u8]) -> bool {
         ) || name == b"null"
             || (!name.is_empty() && skip(after, b" ").starts_with(b"("))
             || (matches!(name, b"x" | b"b" | b"n" | b"e") && after.starts_with(b"'"))
-            || (NILADIC.contains(&name) && matches!(skip(after, b" ").first(), Some(b',' | b')'))))
+            || (NILADIC.contains(&name) && {
+                // Before a `,` or `)`, or PostgreSQL's cast or the concatenation operator (`current_user::text`,
+                // `current_user||''`), which prose does not write after a word.
+                let next = skip(after, b" ");
+                matches!(next.first(), Some(b',' | b')'))
+                    || next.starts_with(b"::")
+                    || next.starts_with(b"||")
+            }))
 }
 
 /// SQL's values written without parentheses: PostgreSQL's and MySQL's niladic functions (`current_user`,
@@ -6256,10 +6263,20 @@ mod tests {
             ],
             "sqli-union",
         );
+        // A cast or a concatenation after the value hides nothing (PostgreSQL reads both).
+        refused(
+            &[
+                "id=1+union+values+(current_user::text)",
+                "id=1+union+values+(current_user+||+'')",
+                "id=1+union+values+(true::int,2)",
+            ],
+            "sqli-union",
+        );
         passes(&[
             "Our union values (freedom) above all",
             "the union values (user privacy) and (true) grit",
             "union values (x, y and z)",
+            "Our union values (user-centric design) and (true: grit)",
         ]);
     }
 
