@@ -1891,25 +1891,22 @@ describe("edge cache", () => {
     origin.reset();
   });
 
-  test("reads made before a write share the fill they joined, though writes keep coming to the key", async () => {
-    origin.reset();
-    const path = `/gw/items/hot-${Date.now()}`;
-    let version = 0;
+  /**
+   * Four reads of `path` sharing fills: the origin holds the first GET until the other three wait on it in the
+   * Worker; every GET then runs `meanwhile()` (what reaches the key while a fill is under way: a write, a purge) before
+   * it answers with what `answer(n)` said when the n-th GET arrived. Other methods go to `other`. Resolves to the four
+   * answers and how many GETs reached the origin.
+   */
+  async function readsDuringFills(path, { answer, meanwhile, headers = {}, other }) {
     let gets = 0;
     let release;
     const released = new Promise((resolve) => (release = resolve));
     origin.handle(async (req, body, res) => {
-      if (req.method !== "GET") {
-        version += 1;
-        return res.writeHead(200).end();
-      }
-      const answer = `v${version}`;
-      // The first fill is held until the other reads wait on it; then every fill meets a write to its key before
-      // its answer arrives, as a hot key written every few milliseconds does.
+      if (req.method !== "GET") return other(req, res);
+      const text = answer(gets);
       if (++gets === 1) await released;
-      const put = await worker.fetch(path, { method: "PUT", body: "x" });
-      await put.arrayBuffer();
-      res.writeHead(200, { "content-type": "text/plain" }).end(answer);
+      await meanwhile();
+      res.writeHead(200, { "content-type": "text/plain", ...headers }).end(text);
     });
     const first = worker.fetch(path);
     await until(() => gets === 1, { what: "the fill to reach the origin" });
@@ -1917,6 +1914,25 @@ describe("edge cache", () => {
     await waitingInWorker(3);
     release();
     const answers = await Promise.all([first, ...joined].map(async (r) => (await r).text()));
+    return { answers, gets };
+  }
+
+  test("reads made before a write share the fill they joined, though writes keep coming to the key", async () => {
+    origin.reset();
+    const path = `/gw/items/hot-${Date.now()}`;
+    let version = 0;
+    // Every fill meets a write to its key before its answer arrives, as a hot key written every few milliseconds does.
+    const { answers, gets } = await readsDuringFills(path, {
+      answer: () => `v${version}`,
+      meanwhile: async () => {
+        const put = await worker.fetch(path, { method: "PUT", body: "x" });
+        await put.arrayBuffer();
+      },
+      other: (req, res) => {
+        version += 1;
+        res.writeHead(200).end();
+      },
+    });
     // Each made before the write: the answer from before it is theirs (the write is concurrent with them). Asked
     // again for the write, each waited for a fill of its own, one after another, every one meeting a write.
     assert.deepEqual(answers, ["v0", "v0", "v0", "v0"]);
@@ -1967,25 +1983,16 @@ describe("edge cache", () => {
   test("with a tag purged during every fill, reads waiting on a purged fill share one fill asked again", async () => {
     origin.reset();
     const stamp = Date.now();
-    const path = `/gw/cached?purged-often=${stamp}`;
-    let gets = 0;
-    let release;
-    const released = new Promise((resolve) => (release = resolve));
-    origin.handle(async (req, body, res) => {
-      const answer = `v${gets}`;
-      // The first fill is held until the other reads wait on it; then every fill's tag is purged before its answer
-      // arrives, as a CMS purging a hot product's tag on each of its updates does.
-      if (++gets === 1) await released;
-      const purge = await purgeTags([`often-${stamp}`]);
-      await purge.arrayBuffer();
-      res.writeHead(200, { "content-type": "text/plain", "cache-tag": `often-${stamp}` }).end(answer);
+    // Every fill's tag is purged before its answer arrives, as a CMS purging a hot product's tag on each of its
+    // updates does.
+    const { answers, gets } = await readsDuringFills(`/gw/cached?purged-often=${stamp}`, {
+      answer: (n) => `v${n}`,
+      meanwhile: async () => {
+        const purge = await purgeTags([`often-${stamp}`]);
+        await purge.arrayBuffer();
+      },
+      headers: { "cache-tag": `often-${stamp}` },
     });
-    const first = worker.fetch(path);
-    await until(() => gets === 1, { what: "the fill to reach the origin" });
-    const joined = [worker.fetch(path), worker.fetch(path), worker.fetch(path)];
-    await waitingInWorker(3);
-    release();
-    const answers = await Promise.all([first, ...joined].map(async (r) => (await r).text()));
     // The first fill was purged while they waited: they ask again, once, and take that fill's answer (asked after
     // they came, it is theirs though its tag was purged meanwhile). Before, each led a fill of its own in turn.
     assert.deepEqual(answers, ["v0", "v1", "v1", "v1"]);
