@@ -9,7 +9,7 @@ import { startOrigin, delay } from "./support/origin.mjs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
-import { ROOT, startWorker, until } from "./support/worker.mjs";
+import { ROOT, onOneConnection, startWorker, until } from "./support/worker.mjs";
 import { b64url, json64, jwksOf, makeKeys, signWith, token } from "./support/gateway-tokens.mjs";
 import { DEMO_USERS, seed } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
@@ -2664,6 +2664,24 @@ describe("WAF", () => {
     assert.equal(r2.status, 200, "past the cap the body is forwarded uninspected");
     assert.equal(await r2.text(), String(late.length), "and whole");
     origin.reset();
+  });
+
+  test("a refused upload is read before its answer (WAF, no token), and the connection stays open for the next request", async () => {
+    // The WAF reads a body's first bytes from one branch of a tee and the rest waits in the other: that branch is
+    // drained before the 403, as the entry drains before a 404 (read 1 MiB, workerd closed the connection after).
+    origin.reset();
+    const size = 3 * 1024 * 1024; // under max_body_bytes
+    const attack = Buffer.concat([Buffer.from("<script>"), Buffer.alloc(size - 8, "b")]);
+    const next = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (const [what, head, body, status] of [
+      ["an attack in the inspected prefix", "POST /gw/open/upload HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n", attack, 403],
+      ["an upload without a token to a JWT route", "POST /gw/secure/upload HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n", Buffer.alloc(size, "b"), 401],
+    ]) {
+      const parts = [`${head}Content-Length: ${size}\r\n\r\n`, body, next];
+      const { statuses, ended } = await onOneConnection(worker.url, parts, { answers: 2, what: `${what}: two answers` });
+      assert.deepEqual(statuses, [status, 200], `${what}: the answers on one connection (it ended: ${ended})`);
+    }
+    assert.equal(origin.requests.length, 0, "neither reached the origin");
   });
 
   test("max_body_bytes holds for chunked uploads (no Content-Length): under it intact, past it cut off with 403", async () => {

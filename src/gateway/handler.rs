@@ -13,7 +13,7 @@ use serde::Deserialize;
 use worker::wasm_bindgen::closure::Closure;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{js_sys, web_sys, ByteStream, Cache, Delay, Request, Response, ResponseBody};
+use worker::{js_sys, web_sys, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
     cache_key, invalidates, not_modified, null_body, purged_since, shared_fill_answer, storable,
@@ -1136,8 +1136,7 @@ async fn take_body(
     if let Err(blocked) = verdict {
         // The client may still be sending: read the rest (up to the drain ceiling) from the forward branch, which
         // holds the whole body, so the client gets the 403 rather than a reset connection.
-        let forward: web_sys_stream::ReadableStream = forward.unchecked_into();
-        crate::entry::body::drain_stream(ByteStream::from(forward)).await;
+        crate::entry::body::drain_stream(forward.unchecked_into()).await;
         return Err(blocked);
     }
     if content_length.is_none() {
@@ -1164,10 +1163,6 @@ async fn read_prefix(
                     .with_internal(detail)
             }
         })
-}
-
-mod web_sys_stream {
-    pub use worker::web_sys::ReadableStream;
 }
 
 // ---- origin requests --------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import { Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
@@ -149,5 +150,30 @@ export async function until(predicate, { ms = 5000, what = "condition", every = 
       throw new Error(`timed out after ${ms} ms waiting for ${typeof what === "function" ? what() : what}`);
     }
     await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+/**
+ * Writes `parts` (strings or buffers: requests, pipelined if several) on one raw connection to `url` and waits until
+ * `answers` status lines have come back or the connection ended; the socket is closed after. Returns
+ * { statuses, ended }: the answers' statuses in order, and how the connection ended (the socket's error code,
+ * "closed", or null while it stayed open).
+ */
+export async function onOneConnection(url, parts, { answers = 1, ms = 15_000, what = "the answers" } = {}) {
+  const { hostname, port } = new URL(url);
+  const sock = connect(Number(port), hostname);
+  await new Promise((resolve, reject) => sock.once("connect", resolve).once("error", reject));
+  let text = "";
+  let ended = null;
+  sock.on("data", (data) => (text += data.toString("latin1")));
+  sock.on("error", (e) => (ended = e.code));
+  sock.on("close", () => (ended ??= "closed"));
+  const statuses = () => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+  try {
+    for (const part of parts) sock.write(part);
+    await until(() => statuses().length >= answers || ended, { ms, what });
+    return { statuses: statuses(), ended };
+  } finally {
+    sock.destroy();
   }
 }
