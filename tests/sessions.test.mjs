@@ -449,7 +449,50 @@ test("refresh, logout and the session lists are limited per address (SESSION_IP_
     } else await r.arrayBuffer();
   }
   assert.deepEqual(statuses, [204, 401, 401, 429], "three per minute from this address, then 429 before any work");
-  assert.equal((await w.fetch("/auth/session", withCookie(forged))).status, 401, "the cached check is not limited here");
+  const cached = await w.fetch("/auth/session", withCookie(forged));
+  assert.equal(cached.status, 429, "a cached check that would read D1 for it is refused too, before reading");
+  await cached.arrayBuffer();
+});
+
+test("cached checks that read D1 and find no session count per address (SESSION_IP_POLICY): made-up cookies cannot loop D1 reads through /auth/session, room tickets or gateway routes, and signed-in users are not counted", async (t) => {
+  const w = await startWorker({
+    vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: { ...GENEROUS, "session-ip": { limit: 3, window: 60, key: "ip" } } },
+  });
+  t.after(() => w.stop());
+  await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB") });
+  const from = (ip, token, init = {}) => withCookie(token, { ...init, headers: { ...init.headers, "cf-connecting-ip": ip } });
+  const signedIn = await w.fetch("/auth/login", { ...json({ email: BOB.email, password: BOB.password }), headers: { "content-type": "application/json", "cf-connecting-ip": "198.51.100.7" } });
+  assert.equal(signedIn.status, 200);
+  const token = cookieOf(signedIn);
+  await signedIn.arrayBuffer();
+  for (let i = 0; i < 6; i++) {
+    const r = await w.fetch("/auth/session", from("198.51.100.7", token));
+    assert.equal(r.status, 200, `the user's own check ${i}: never counted`);
+    await r.arrayBuffer();
+  }
+  // Each made-up cookie costs a KV read and two D1 reads (the session, the retired tokens); the fourth miss
+  // finds the address over its limit, and from then on this address's checks that would read D1 are refused.
+  const statuses = [];
+  for (let i = 0; i < 6; i++) {
+    const r = await w.fetch("/auth/session", from("198.51.100.7", randomBytes(32).toString("base64url")));
+    statuses.push(r.status);
+    const body = await r.json();
+    if (r.status === 429) {
+      assert.equal(body.error.code, "rate_limited");
+      assert.match(r.headers.get("ratelimit-policy") ?? "", /^"session-ip";q=3;w=60$/);
+      assert.match(r.headers.get("retry-after") ?? "", /^[1-9][0-9]*$/);
+    }
+  }
+  assert.deepEqual(statuses, [401, 401, 401, 401, 429, 429], "three misses a minute from this address, then 429 before any read");
+  const ticket = await w.fetch("/rooms/lobby/ticket", from("198.51.100.7", randomBytes(32).toString("base64url"), { method: "POST" }));
+  assert.equal(ticket.status, 429, "a room ticket with a made-up cookie");
+  await ticket.arrayBuffer();
+  const own = await w.fetch("/auth/session", from("198.51.100.7", token));
+  assert.equal(own.status, 200, "the user's cached session still passes at that address");
+  await own.arrayBuffer();
+  const elsewhere = await w.fetch("/auth/session", from("203.0.113.50", randomBytes(32).toString("base64url")));
+  assert.equal(elsewhere.status, 401, "another address has its own budget");
+  await elsewhere.arrayBuffer();
 });
 
 test("requests that do no D1 work leave SESSION_IP_POLICY alone: another site's page cannot spend the address's budget and make the user's logout 429", async (t) => {

@@ -99,6 +99,21 @@ pub async fn enforce(call: &Call, policy_name: &str, key: &str) -> ApiResult<Rat
     }
 }
 
+/// The 429 [`enforce`] would answer at once for `key` (this isolate saw it refused, and its retry time has not come),
+/// spending nothing and asking no one: for a caller that counts only requests that turned out costly, and must
+/// refuse the costly work itself to a client already over the limit. `Ok`: not known exhausted here.
+pub fn refused_here(call: &Call, policy_name: &str, key: &str) -> ApiResult<()> {
+    let policy = policy(call, policy_name)?;
+    let now_ms = respond::now_ms();
+    match with_memory(|m| plan::known_refusal(m, policy, key, now_ms)) {
+        Some(Plan::Refuse {
+            headers,
+            retry_after_ms,
+        }) => Err(headers.refusal(retry_after_ms)),
+        _ => Ok(()),
+    }
+}
+
 /// Resolves the key policy `policy_name` limits for this request (see [`KeySource`]): the client IP from
 /// `CF-Connecting-IP`, the API-key header the policy names, and `user_id`, which the caller must have verified
 /// (session or access token). `route` is the route pattern, for `route_user` policies.

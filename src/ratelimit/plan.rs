@@ -5,7 +5,7 @@ use durable_objects::ratelimit::protocol::{object_name, TakeReply, TakeRequest};
 use durable_objects::ratelimit::shard::{sub_key, target};
 
 use super::headers::{seconds, RateLimitHeaders};
-use super::memory::IsolateMemory;
+use super::memory::{Exhausted, IsolateMemory};
 use super::policy::Policy;
 
 /// What to do with one request.
@@ -32,16 +32,7 @@ fn memory_key(policy: &Policy, state_key: &str) -> String {
 /// The plan for `key` under `policy` at `now_ms`.
 pub fn plan(memory: &mut IsolateMemory, policy: &Policy, key: &str, now_ms: u64) -> Plan {
     let parts = policy.parts(key);
-    let state_key = |part: u32| {
-        if parts > 1 {
-            sub_key(key, part)
-        } else {
-            key.to_owned()
-        }
-    };
-    let exhausted: Vec<_> = (0..parts)
-        .map(|p| memory.exhausted(&memory_key(policy, &state_key(p)), now_ms))
-        .collect();
+    let exhausted = known_exhausted(memory, policy, key, now_ms);
     let part = if parts > 1 {
         // Each policy rotates on its own: two policies splitting one key must not advance each other's turn.
         memory.next_part(&memory_key(policy, key), parts, |p| {
@@ -51,20 +42,7 @@ pub fn plan(memory: &mut IsolateMemory, policy: &Policy, key: &str, now_ms: u64)
         exhausted[0].is_none().then_some(0)
     };
     let Some(part) = part else {
-        // Every part is known exhausted: the earliest one to free up says when to retry, the last one to fill
-        // up again when the whole key's quota is back (the `t` of `RateLimit`).
-        let known = exhausted.iter().flatten();
-        let until = known.clone().map(|e| e.until_ms).min().unwrap_or(now_ms);
-        let reset_at = known.map(|e| e.reset_at_ms).max().unwrap_or(now_ms);
-        return Plan::Refuse {
-            headers: RateLimitHeaders {
-                policy: policy.name.clone(),
-                limit: policy.limit,
-                window_s: policy.window_s,
-                standing: Some((0, seconds(reset_at.saturating_sub(now_ms)))),
-            },
-            retry_after_ms: until.saturating_sub(now_ms),
-        };
+        return refusal(policy, &exhausted, now_ms);
     };
     let target = target(key, policy.limit, policy.shards, parts, part);
     Plan::Ask {
@@ -76,6 +54,59 @@ pub fn plan(memory: &mut IsolateMemory, policy: &Policy, key: &str, now_ms: u64)
             window_ms: policy.window_ms(),
         },
     }
+}
+
+/// What this isolate remembers of each part of `key` (one part when it is not split): exhausted until when.
+fn known_exhausted(
+    memory: &IsolateMemory,
+    policy: &Policy,
+    key: &str,
+    now_ms: u64,
+) -> Vec<Option<Exhausted>> {
+    let parts = policy.parts(key);
+    (0..parts)
+        .map(|p| {
+            let state_key = if parts > 1 {
+                sub_key(key, p)
+            } else {
+                key.to_owned()
+            };
+            memory.exhausted(&memory_key(policy, &state_key), now_ms)
+        })
+        .collect()
+}
+
+/// The local refusal of a key whose every part is known exhausted: the earliest part to free up says when to
+/// retry, the last one to fill up again when the whole key's quota is back (the `t` of `RateLimit`).
+fn refusal(policy: &Policy, exhausted: &[Option<Exhausted>], now_ms: u64) -> Plan {
+    let known = exhausted.iter().flatten();
+    let until = known.clone().map(|e| e.until_ms).min().unwrap_or(now_ms);
+    let reset_at = known.map(|e| e.reset_at_ms).max().unwrap_or(now_ms);
+    Plan::Refuse {
+        headers: RateLimitHeaders {
+            policy: policy.name.clone(),
+            limit: policy.limit,
+            window_s: policy.window_s,
+            standing: Some((0, seconds(reset_at.saturating_sub(now_ms)))),
+        },
+        retry_after_ms: until.saturating_sub(now_ms),
+    }
+}
+
+/// The refusal [`plan`] would answer for `key` without a round trip, if this isolate knows every part of it
+/// exhausted at `now_ms`; `None` when the key would be asked. Changes nothing (a split key's rotation stays): for a
+/// caller that skips work an over-limit client must not cause before it counts the request.
+pub fn known_refusal(
+    memory: &IsolateMemory,
+    policy: &Policy,
+    key: &str,
+    now_ms: u64,
+) -> Option<Plan> {
+    let exhausted = known_exhausted(memory, policy, key, now_ms);
+    exhausted
+        .iter()
+        .all(Option::is_some)
+        .then(|| refusal(policy, &exhausted, now_ms))
 }
 
 /// The headers for an object's reply: the policy's own limit and window, the asked key's standing (for a split
@@ -182,6 +213,50 @@ mod tests {
         assert!(
             matches!(plan(&mut memory, &p, "ip:5.6.7.8", 2_000), Plan::Ask { .. }),
             "other keys asked"
+        );
+    }
+
+    #[test]
+    fn a_known_refusal_is_the_local_plan_and_spends_no_turn() {
+        let p = policy(&[("ip:9.9.9.9", 2)]);
+        let mut memory = IsolateMemory::new(100, 0);
+        assert_eq!(known_refusal(&memory, &p, "ip:1.2.3.4", 0), None, "fresh");
+        remember_refusal(&mut memory, "api:ip:1.2.3.4", &refused(6_000), 1_000);
+        let known = known_refusal(&memory, &p, "ip:1.2.3.4", 2_000);
+        assert!(
+            matches!(
+                known,
+                Some(Plan::Refuse {
+                    retry_after_ms: 5_000,
+                    ..
+                })
+            ),
+            "{known:?}"
+        );
+        assert_eq!(
+            known,
+            Some(plan(&mut memory, &p, "ip:1.2.3.4", 2_000)),
+            "what plan answers"
+        );
+        assert_eq!(
+            known_refusal(&memory, &p, "ip:1.2.3.4", 7_000),
+            None,
+            "after its retry time"
+        );
+        remember_refusal(&mut memory, "api:ip:9.9.9.9\u{1f}0", &refused(1_000), 0);
+        assert_eq!(
+            known_refusal(&memory, &p, "ip:9.9.9.9", 0),
+            None,
+            "a part is left"
+        );
+        let Plan::Ask { take, .. } = plan(&mut memory, &p, "ip:9.9.9.9", 0) else {
+            panic!("part 1 is asked")
+        };
+        assert_eq!(take.key, "ip:9.9.9.9\u{1f}1");
+        remember_refusal(&mut memory, "api:ip:9.9.9.9\u{1f}1", &refused(2_000), 0);
+        assert!(
+            known_refusal(&memory, &p, "ip:9.9.9.9", 0).is_some(),
+            "both parts known exhausted"
         );
     }
 

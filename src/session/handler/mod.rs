@@ -153,11 +153,61 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
                 return Ok(Checked::Valid { id, record });
             }
             CacheDecision::Refuse(_) => {
-                return refused(call, store, &id, now, "session revoked (cache)").await
+                let budget = miss_budget(call, strict)?;
+                let checked = refused(call, store, &id, now, "session revoked (cache)").await?;
+                count_miss(call, budget, &checked).await;
+                return Ok(checked);
             }
             CacheDecision::AskD1 => {}
         }
     }
+    let budget = miss_budget(call, strict)?;
+    let checked = check_at_d1(call, store, id, now, strict).await?;
+    count_miss(call, budget, &checked).await;
+    Ok(checked)
+}
+
+/// The per-address budget (`SESSION_IP_POLICY`) of the cached checks that read D1 and find no live session: its
+/// policy and this address's key, or `Err(429)` when this isolate already knows the address over it — before D1 is
+/// read. Strict checks are limited by their routes instead (`limited`), before any work. Such a check costs up to
+/// two D1 reads (the session, then the retired tokens for reuse detection) for any well-formed cookie, made up or
+/// not, and pages, room tickets and gateway routes make one for every request that carries one: counted, a client
+/// inventing cookies is held to the policy's rate of D1 work, while signed-in users, whose checks find their session,
+/// never count or wait on the limiter.
+fn miss_budget(call: &Call, strict: bool) -> ApiResult<Option<(&str, String)>> {
+    let Some(policy) = (!strict)
+        .then_some(call.isolate.config.session.session_ip_policy.as_deref())
+        .flatten()
+    else {
+        return Ok(None);
+    };
+    // No client address (never on Cloudflare, which sets CF-Connecting-IP): nothing to count by.
+    let Ok(key) = ratelimit::resolve_key(call, policy, None, "/auth/session") else {
+        return Ok(None);
+    };
+    ratelimit::refused_here(call, policy, &key)?;
+    Ok(Some((policy, key)))
+}
+
+/// Counts a refused check against its address's budget (see [`miss_budget`]). Its answer stays the refusal: the reads
+/// are done; an address over the limit is refused by the next check this isolate makes, without reading.
+async fn count_miss(call: &Call, budget: Option<(&str, String)>, checked: &Checked) {
+    if let (Some((policy, key)), Checked::Refused(_)) = (budget, checked) {
+        // A limiter that fails (open or closed) only leaves this miss uncounted.
+        let _ = ratelimit::enforce(call, policy, &key).await;
+    }
+}
+
+/// The part of [`check`] that reads D1: the session `id` names, and the cache fill of a cached check.
+async fn check_at_d1(
+    call: &Call,
+    store: &Store,
+    id: String,
+    now: u64,
+    strict: bool,
+) -> ApiResult<Checked> {
+    let config = &call.isolate.config.session;
+    let max_ms = config.max_secs * 1000;
     let Some(record) = store.session(&id).await? else {
         return refused(call, store, &id, now, "unknown session").await;
     };
