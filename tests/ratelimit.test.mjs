@@ -124,6 +124,30 @@ test("keys are independent: each client key gets its own limit", async () => {
   assert.deepEqual(b.map((r) => r.status), [200, 200]);
 });
 
+test("behind Cloudflare's Pseudo IPv4 (Overwrite Headers) a client is limited by the /64 of its CF-Connecting-IPv6, not by the class E address hashed from it", async () => {
+  // Each address of one /64 gets another pseudo address: counted by those, every request had a fresh budget.
+  const pseudo = (n, v6) => check("by_ip", undefined, { "cf-connecting-ip": `240.16.7.${n}`, "cf-connecting-ipv6": v6 });
+  const statuses = [];
+  for (const [n, v6] of [[1, "2001:db8:77:1::1"], [2, "2001:db8:77:1::2"], [3, "2001:db8:77:1:abcd::3"]]) {
+    const r = await pseudo(n, v6);
+    statuses.push(r.status);
+    await r.arrayBuffer();
+  }
+  assert.deepEqual(statuses, [200, 200, 429], "one /64, one budget of 2");
+  const other = await pseudo(4, "2001:db8:77:2::1");
+  assert.equal(other.status, 200, "another /64 has its own");
+  await other.arrayBuffer();
+  // A client's own CF-Connecting-IPv6 beside a real address chooses nothing.
+  const real = (v6) => check("by_ip", undefined, { "cf-connecting-ip": "203.0.113.77", "cf-connecting-ipv6": v6 });
+  const chosen = [];
+  for (const v6 of ["2001:db8:78::1", "2001:db8:79::1", "2001:db8:7a::1"]) {
+    const r = await real(v6);
+    chosen.push(r.status);
+    await r.arrayBuffer();
+  }
+  assert.deepEqual(chosen, [200, 200, 429], "limited by the real address");
+});
+
 test("a spread of keys uses all N shard objects, each key in the object its hash names", async () => {
   const keys = Array.from({ length: 40 }, (_, i) => `spread-${i}`);
   const statuses = await Promise.all(keys.map(async (k) => (await check("spread", k)).status));

@@ -126,12 +126,14 @@ pub fn resolve_key(
     let policy = policy(call, policy_name)?;
     let header = |name: &str| call.req.headers().get(name).ok().flatten();
     let client_ip = header("cf-connecting-ip");
+    let client_ipv6 = header("cf-connecting-ipv6");
     let api_key = match &policy.key {
         KeySource::ApiKey { header: name } => header(name),
         _ => None,
     };
     let inputs = KeyInputs {
         client_ip: client_ip.as_deref(),
+        client_ipv6: client_ipv6.as_deref(),
         user_id,
         api_key: api_key.as_deref(),
         route,

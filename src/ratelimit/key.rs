@@ -16,6 +16,9 @@ use crate::error::ApiError;
 pub struct KeyInputs<'a> {
     /// `CF-Connecting-IP`.
     pub client_ip: Option<&'a str>,
+    /// `CF-Connecting-IPv6`: the client's IPv6 address where the zone's Pseudo IPv4 setting is "Overwrite Headers"
+    /// (read only beside a pseudo `client_ip`: see [`limited_address`]).
+    pub client_ipv6: Option<&'a str>,
     pub user_id: Option<&'a str>,
     /// The value of the policy's API-key header.
     pub api_key: Option<&'a str>,
@@ -80,6 +83,7 @@ fn resolve_raw(source: &KeySource, inputs: &KeyInputs) -> Result<String, KeyErro
     }
     match source {
         KeySource::ClientIp => present(inputs.client_ip)
+            .map(|ip| limited_address(ip, present(inputs.client_ipv6)))
             .map(|ip| format!("ip:{}", client_network(ip)))
             .ok_or(KeyError::NoClientIp),
         KeySource::User => present(inputs.user_id)
@@ -141,6 +145,22 @@ fn written_address(ip: &str) -> &str {
     ip.strip_suffix("/64")
         .filter(|net| net.parse::<std::net::Ipv6Addr>().is_ok())
         .unwrap_or(ip)
+}
+
+/// The address to limit: `CF-Connecting-IP`, unless it is a class E address (240.0.0.0/4, which no client on the
+/// internet has) and `CF-Connecting-IPv6` holds an IPv6 address. Cloudflare's Pseudo IPv4 "Overwrite Headers" puts
+/// there a class E address hashed from the client's whole IPv6 address and moves that address to
+/// `CF-Connecting-IPv6`: limited by the pseudo address, a client choosing another interface id in its /64 (2^64 of
+/// them) got a fresh budget for every request. A `CF-Connecting-IPv6` beside a real address is ignored: a client can
+/// send that header itself, while only Cloudflare sets a class E `CF-Connecting-IP`.
+fn limited_address<'a>(ip: &'a str, ipv6: Option<&'a str>) -> &'a str {
+    let pseudo = ip
+        .parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|v4| v4.octets()[0] >= 240);
+    match ipv6 {
+        Some(v6) if pseudo && v6.parse::<std::net::Ipv6Addr>().is_ok() => v6,
+        _ => ip,
+    }
 }
 
 /// The address a client is limited by: an IPv4 address itself, an IPv6 address by its /64 (one subscriber usually
@@ -252,6 +272,54 @@ mod tests {
     }
 
     #[test]
+    fn behind_pseudo_ipv4_a_client_is_limited_by_the_64_of_its_real_ipv6_address() {
+        let key = |ip: &str, ipv6: Option<&str>| {
+            let inputs = KeyInputs {
+                client_ip: Some(ip),
+                client_ipv6: ipv6,
+                ..KeyInputs::default()
+            };
+            resolve(&KeySource::ClientIp, &inputs).expect("resolved")
+        };
+        let cases = [
+            // Pseudo IPv4 "Overwrite Headers": class E addresses hashed from two addresses of one /64.
+            (
+                "240.16.0.1",
+                Some("2001:db8:1:2::a"),
+                "ip:2001:db8:1:2::/64",
+            ),
+            (
+                "247.3.9.200",
+                Some("2001:DB8:1:2:ffff::1"),
+                "ip:2001:db8:1:2::/64",
+            ),
+            (
+                "255.1.2.3",
+                Some(" 2001:db8:1:2::1 "),
+                "ip:2001:db8:1:2::/64",
+            ),
+            // A real address: the header is the client's to send, and ignored.
+            ("203.0.113.7", Some("2001:db8:9::1"), "ip:203.0.113.7"),
+            (
+                "2001:db8:3:4::1",
+                Some("2001:db8:9::1"),
+                "ip:2001:db8:3:4::/64",
+            ),
+            // A pseudo address without a readable IPv6 one is kept.
+            ("240.16.0.1", Some("not an address"), "ip:240.16.0.1"),
+            ("240.16.0.1", None, "ip:240.16.0.1"),
+            (
+                "239.255.255.255",
+                Some("2001:db8:1:2::a"),
+                "ip:239.255.255.255",
+            ),
+        ];
+        for (ip, ipv6, expected) in cases {
+            assert_eq!(key(ip, ipv6), expected, "{ip} {ipv6:?}");
+        }
+    }
+
+    #[test]
     fn ipv4_mapped_addresses_are_their_ipv4_address() {
         assert_eq!(client_network("::ffff:203.0.113.7"), "203.0.113.7");
         assert_eq!(client_network("::ffff:198.51.100.1"), "198.51.100.1");
@@ -262,6 +330,7 @@ mod tests {
     fn each_source_resolves_to_its_prefixed_key() {
         let inputs = KeyInputs {
             client_ip: Some("203.0.113.7"),
+            client_ipv6: None,
             user_id: Some("u-42"),
             api_key: Some("secret-key"),
             route: "/rooms/{id}/ws",
