@@ -2,6 +2,7 @@
 // workerd: convergence, late joiners, presence, durability across a restart, reconnects, tickets, bad frames.
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { cpSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import http from "node:http";
@@ -784,6 +785,45 @@ test("updates arriving out of order wait in the room, unrelayed: they are taken 
     await w.stop();
     rmSync(stateDir, { recursive: true, force: true });
   }
+});
+
+test("joins whose ticket the room refuses count per address (SESSION_IP_POLICY): made-up tickets cannot keep a room's object busy", async (t) => {
+  const w = await startWorker({ vars: { ...VARS, RATE_LIMIT_POLICIES: { "session-ip": { limit: 3, window: 60, key: "ip" } } } });
+  t.after(() => w.stop());
+  const real = await ticket(w, "busy");
+  const base = w.url.href.replace(/^http/, "ws") + "rooms/busy/ws";
+  const join = (ticketValue, ip) =>
+    new Promise((resolve, reject) => {
+      let settled = false;
+      const ws = new WebSocket(`${base}?ticket=${ticketValue}`, { headers: { "cf-connecting-ip": ip } });
+      ws.on("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (chunk) => (body += chunk));
+        res.on("end", () => {
+          settled = true;
+          resolve({ status: res.statusCode, headers: res.headers, body });
+          ws.terminate();
+        });
+      });
+      ws.on("open", () => {
+        settled = true;
+        resolve({ status: 101 });
+        ws.close();
+      });
+      // An error after the answer (the refused handshake's socket closing) changes nothing.
+      ws.on("error", (e) => settled || reject(e));
+    });
+  const statuses = [];
+  let refused;
+  for (let i = 0; i < 6; i++) {
+    const answer = await join(randomBytes(32).toString("hex"), "198.51.100.9");
+    statuses.push(answer.status);
+    if (answer.status === 429) refused = answer;
+  }
+  assert.deepEqual(statuses, [401, 401, 401, 401, 429, 429], "three refused tickets a minute from this address, then 429 before the room");
+  assert.equal(JSON.parse(refused.body).error.code, "rate_limited");
+  assert.match(refused.headers["ratelimit-policy"] ?? "", /^"session-ip";q=3;w=60$/);
+  assert.equal((await join(real, "203.0.113.9")).status, 101, "a member at another address joins");
 });
 
 test("an update that waits longer than ROOMS_WAITING_TTL_SECONDS for what it follows is dropped", async () => {

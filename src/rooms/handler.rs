@@ -141,13 +141,17 @@ pub async fn join(call: &Call) -> ApiResult<Response> {
     if let Some(refusal) = super::handshake::refusal(version.as_deref(), key.as_deref()) {
         return Err(refusal);
     }
+    // Anyone may send a join, and the room's object (which every member's messages wait on) reads its tickets for
+    // it: a ticket the room refuses counts against the address's budget for unknown credentials, and an address
+    // over it is refused here, without asking the room.
+    let budget = crate::session::handler::credential_budget(call)?;
     let url = call.req.url().or_internal("reading the request url")?;
     let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
     let headers = room_headers(call, &name)?;
     headers
         .set("upgrade", "websocket")
         .or_internal("setting a header")?;
-    room_fetch(
+    let answer = room_fetch(
         call,
         &name,
         &format!("{}{query}", room::PATH_CONNECT),
@@ -155,7 +159,11 @@ pub async fn join(call: &Call) -> ApiResult<Response> {
         headers,
         None,
     )
-    .await
+    .await?;
+    if answer.status_code() == 401 {
+        crate::session::handler::count_failed(call, budget).await;
+    }
+    Ok(answer)
 }
 
 /// `GET /rooms/{id}/state` (after the caller is authorised): the document of the room `name` (checked by

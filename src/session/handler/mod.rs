@@ -167,21 +167,27 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
     Ok(checked)
 }
 
-/// The per-address budget (`SESSION_IP_POLICY`) of the cached checks that read D1 and find no live session: its
-/// policy and this address's key, or `Err(429)` when this isolate already knows the address over it — before D1 is
-/// read. Strict checks are limited by their routes instead (`limited`), before any work. Such a check costs up to
-/// two D1 reads (the session, then the retired tokens for reuse detection) for any well-formed cookie, made up or
-/// not, and pages, room tickets and gateway routes make one for every request that carries one: counted, a client
-/// inventing cookies is held to the policy's rate of D1 work, while signed-in users, whose checks find their session,
-/// never count or wait on the limiter.
+/// The per-address budget (`SESSION_IP_POLICY`) of the cached checks that read D1 and find no live session (see
+/// [`credential_budget`]), or `None` for a strict check: those are limited by their routes instead (`limited`),
+/// before any work. Such a check costs up to two D1 reads (the session, then the retired tokens for reuse detection)
+/// for any well-formed cookie, made up or not, and pages, room tickets and gateway routes make one for every request
+/// that carries one: counted, a client inventing cookies is held to the policy's rate of D1 work, while signed-in
+/// users, whose checks find their session, never count or wait on the limiter.
 fn miss_budget(call: &Call, strict: bool) -> ApiResult<Option<(&str, String)>> {
-    let Some(policy) = (!strict)
-        .then_some(call.isolate.config.session.session_ip_policy.as_deref())
-        .flatten()
-    else {
+    if strict {
+        return Ok(None);
+    }
+    credential_budget(call)
+}
+
+/// The per-address budget (`SESSION_IP_POLICY`) of requests whose credential (a session cookie, a room ticket) costs
+/// storage reads to find unknown: its policy and this address's key — or `Err(429)`, before any read, when this
+/// isolate already knows the address over it. `None` without the policy, or without a client address (never on
+/// Cloudflare, which sets CF-Connecting-IP). Only failures are counted ([`count_failed`]).
+pub fn credential_budget(call: &Call) -> ApiResult<Option<(&str, String)>> {
+    let Some(policy) = call.isolate.config.session.session_ip_policy.as_deref() else {
         return Ok(None);
     };
-    // No client address (never on Cloudflare, which sets CF-Connecting-IP): nothing to count by.
     let Ok(key) = ratelimit::resolve_key(call, policy, None, "/auth/session") else {
         return Ok(None);
     };
@@ -189,12 +195,20 @@ fn miss_budget(call: &Call, strict: bool) -> ApiResult<Option<(&str, String)>> {
     Ok(Some((policy, key)))
 }
 
-/// Counts a refused check against its address's budget (see [`miss_budget`]). Its answer stays the refusal: the reads
-/// are done; an address over the limit is refused by the next check this isolate makes, without reading.
-async fn count_miss(call: &Call, budget: Option<(&str, String)>, checked: &Checked) {
-    if let (Some((policy, key)), Checked::Refused(_)) = (budget, checked) {
-        // A limiter that fails (open or closed) only leaves this miss uncounted.
+/// Counts a credential found unknown against its address's budget ([`credential_budget`]). The request's answer stays
+/// what it was: its reads are done; an address over the limit is refused by the next such request this isolate sees,
+/// before reading.
+pub async fn count_failed(call: &Call, budget: Option<(&str, String)>) {
+    if let Some((policy, key)) = budget {
+        // A limiter that fails (open or closed) only leaves this one uncounted.
         let _ = ratelimit::enforce(call, policy, &key).await;
+    }
+}
+
+/// Counts a refused check against its address's budget (see [`miss_budget`]).
+async fn count_miss(call: &Call, budget: Option<(&str, String)>, checked: &Checked) {
+    if let Checked::Refused(_) = checked {
+        count_failed(call, budget).await;
     }
 }
 
