@@ -30,7 +30,7 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
 pub const RANDOM_BYTES: usize = 28;
 
 /// Continues `incoming` if it is a valid `traceparent` (version 00 or a later version's first four fields), keeping
-/// its flags, else starts a trace, sampled for `sample_percent` in 100 of them. `random` supplies the new ids and the
+/// its defined flags (sampled, random; [`KNOWN_FLAGS`]), else starts a trace, sampled for `sample_percent` in 100 of them. `random` supplies the new ids and the
 /// draw: bytes 0..16 for a new trace id, 16..24 for the span id, 24..28 the sampling roll.
 pub fn continue_or_start(
     incoming: Option<&str>,
@@ -87,8 +87,15 @@ fn parse(value: &str) -> Option<(String, String)> {
     if !is_lower_hex(flags, 2) {
         return None;
     }
-    Some((trace_id.to_owned(), flags.to_owned()))
+    let flags = u8::from_str_radix(flags, 16).ok()? & KNOWN_FLAGS;
+    Some((trace_id.to_owned(), format!("{flags:02x}")))
 }
+
+/// The trace flags defined so far: `sampled` (01) and Level 2's `random` trace id (02). A caller's other bits are
+/// not passed on: "the behavior of other flags ... is reserved for future use. Vendors MUST set those to zero"
+/// (W3C Trace Context, trace-flags) — the edge writes version 00, and a bit a later version gives a meaning to would
+/// reach the origin with it.
+const KNOWN_FLAGS: u8 = 0x03;
 
 #[cfg(test)]
 mod tests {
@@ -125,6 +132,24 @@ mod tests {
             "a later version with extra fields is read by its first four"
         );
         assert_eq!(future.flags, "00");
+    }
+
+    #[test]
+    fn a_continued_trace_keeps_the_defined_flags_and_zeroes_the_reserved_ones() {
+        for (incoming, kept) in [
+            ("01", "01"),
+            ("03", "03"),
+            ("02", "02"),
+            ("ff", "03"),
+            ("fe", "02"),
+            ("84", "00"),
+        ] {
+            let header = format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{incoming}");
+            let t = continue_or_start(Some(&header), random(), 0);
+            assert!(t.continued, "{incoming}");
+            assert_eq!(t.flags, kept, "flags {incoming}");
+            assert!(t.header().ends_with(&format!("-{kept}")), "{}", t.header());
+        }
     }
 
     #[test]
