@@ -46,10 +46,13 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                 _ => None,
             };
             match preflight {
-                Some(headers) => Response::empty()
-                    .map(|r| r.with_status(204))
-                    .map(|r| with_headers(r, &headers))
-                    .or_internal("building a preflight answer"),
+                // Whole as built (its CORS headers included): through the CORS step below it said
+                // `Vary: Origin, Origin`.
+                Some(headers) => {
+                    return Response::empty()
+                        .map(|r| with_headers(r.with_status(204), &headers))
+                        .or_internal("building a preflight answer");
+                }
                 None => {
                     // Read before answering (as a refused JSON body is): answered while a large upload was still
                     // coming, the client saw its connection reset instead of the 405.
