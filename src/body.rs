@@ -189,7 +189,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// serde_json's message without any echo of input values: its position suffix is cut, and quoted (`"…"`) or
 /// backticked values are left out — except a missing field's name, which comes from our schema, not the input.
 /// (`invalid type: string "hunter2", expected a map` → `invalid type: string, expected a map`.)
-fn strip_input(e: &serde_json::Error) -> String {
+pub fn strip_input(e: &serde_json::Error) -> String {
     let message = e.to_string();
     let message = match message.find(" at line ") {
         Some(at) => &message[..at],

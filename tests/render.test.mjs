@@ -281,6 +281,29 @@ test("an XSS payload in the visitor's preferences comes out escaped", async () =
   }
 });
 
+test("a malformed preferences document is logged by where and why, never by what it holds", async () => {
+  // Encoded twice by the app that wrote it (a JSON string holding the JSON): serde_json's message quoted it whole.
+  const name = `Jane Private-Name ${"p".repeat(4000)}`;
+  await kv.put(`prefs:visitor:${VISITOR}`, JSON.stringify(JSON.stringify({ display_name: name, locale: "de" })));
+  try {
+    const id = "malformed-prefs";
+    const response = await get("/", { headers: withVisitor(VISITOR, { "x-request-id": id }) });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("x-locale-source"), "country", "the document counts as absent");
+    await response.text();
+    const line = await until(
+      () => worker.jsonLogs().find((l) => l.msg === "content_kv_malformed" && l.request_id === id),
+      { what: "the malformed preferences logged" },
+    );
+    assert.equal(line.key, `prefs:visitor:${VISITOR}`);
+    assert.match(line.error, /invalid type: string/, "why");
+    assert.equal(line.line, 1, "where");
+    assert.ok(!JSON.stringify(line).includes("Private-Name"), `no stored value in the log: ${JSON.stringify(line).slice(0, 200)}`);
+  } finally {
+    await kv.delete(`prefs:visitor:${VISITOR}`);
+  }
+});
+
 test("the country picks the currency and prices (and the locale when nothing else does)", async () => {
   const cases = [
     { country: "DE", currency: "EUR", price: "11,00\u00a0€", locale: "de" },

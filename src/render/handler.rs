@@ -122,7 +122,9 @@ impl Content<'_> {
     }
 
     /// A JSON document; absent, late, unreadable or malformed gives the default (and a log line for the last
-    /// three).
+    /// three). The malformed line says where and why, never what: serde_json's own message quotes the value it
+    /// met (`invalid type: string "…"`), which wrote a visitor's stored display name — or the whole of a value up
+    /// to `RENDER_MAX_FRAGMENT_BYTES`, on every page that read it — into the logs.
     async fn json<T: DeserializeOwned + Default>(&self, key: &str) -> T {
         let Some(text) = self.text(key).await else {
             return T::default();
@@ -130,8 +132,8 @@ impl Content<'_> {
         serde_json::from_str(&text).unwrap_or_else(|e| {
             log::warn(
                 "content_kv_malformed",
-                serde_json::json!({"key": key, "error": e.to_string(),
-                    "request_id": self.request_id}),
+                serde_json::json!({"key": key, "error": crate::body::strip_input(&e),
+                    "line": e.line(), "column": e.column(), "request_id": self.request_id}),
             );
             T::default()
         })
