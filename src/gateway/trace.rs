@@ -30,8 +30,9 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
 pub const RANDOM_BYTES: usize = 28;
 
 /// Continues `incoming` if it is a valid `traceparent` (version 00 or a later version's first four fields), keeping
-/// its defined flags (sampled, random; [`KNOWN_FLAGS`]), else starts a trace, sampled for `sample_percent` in 100 of them. `random` supplies the new ids and the
-/// draw: bytes 0..16 for a new trace id, 16..24 for the span id, 24..28 the sampling roll.
+/// its defined flags (sampled, random; [`KNOWN_FLAGS`]), else starts a trace, sampled for `sample_percent` in 100
+/// of them. `random` supplies the new ids and the draw: bytes 0..16 for a new trace id, 16..24 for the span id,
+/// 24..28 the sampling roll.
 pub fn continue_or_start(
     incoming: Option<&str>,
     random: [u8; RANDOM_BYTES],
