@@ -3,7 +3,16 @@
 //! Every key is read through [`Vars`], so a bad value always fails with a [`ConfigError`] naming the key (never its
 //! value: it may be a secret). Each capability owns its section type and parses it here; nothing reads `env` for
 //! settings anywhere else. Pure: the runtime side only supplies a [`VarSource`] (see `entry::env_vars`).
+//!
+//! [`Vars`] also records every key it is asked for: those are the keys edgekit knows, and [`keys`] reports a var
+//! that looks like one of them but that no reader asked for (a misspelling, whose default silently applies). Every
+//! reader asks for its keys whatever the values say, so the set is the same for any configuration that parses (a
+//! test pins this, and that README documents exactly that set).
 
+pub mod keys;
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::de::DeserializeOwned;
@@ -45,18 +54,30 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Typed readers over a [`VarSource`]; each names the key in its error.
+/// Typed readers over a [`VarSource`]; each names the key in its error and records it as read.
 pub struct Vars<'a> {
     source: &'a dyn VarSource,
+    read: RefCell<BTreeSet<String>>,
 }
 
 impl<'a> Vars<'a> {
     pub fn new(source: &'a dyn VarSource) -> Self {
-        Self { source }
+        Self {
+            source,
+            read: RefCell::default(),
+        }
+    }
+
+    /// Every key asked for so far, set or not.
+    pub fn read_keys(&self) -> BTreeSet<String> {
+        self.read.borrow().clone()
     }
 
     /// The raw value of `key`, treating an empty string as unset.
     pub fn raw(&self, key: &str) -> Option<Value> {
+        if !self.read.borrow().contains(key) {
+            self.read.borrow_mut().insert(key.to_owned());
+        }
         match self.source.var(key) {
             Some(Value::String(s)) if s.trim().is_empty() => None,
             Some(Value::Null) | None => None,
@@ -373,11 +394,21 @@ pub struct Config {
 impl Config {
     /// Parses and validates every section; the first invalid key fails the whole load.
     pub fn parse(source: &dyn VarSource) -> Result<Self, ConfigError> {
+        Self::parse_reading(source).map(|(config, _)| config)
+    }
+
+    /// [`Config::parse`], with every key the readers asked for: the keys edgekit knows (see [`keys`]).
+    pub fn parse_reading(source: &dyn VarSource) -> Result<(Self, BTreeSet<String>), ConfigError> {
         let vars = Vars::new(source);
+        let config = Self::parse_vars(&vars)?;
+        Ok((config, vars.read_keys()))
+    }
+
+    fn parse_vars(vars: &Vars) -> Result<Self, ConfigError> {
         // The gateway's routes and the login limits name rate-limit policies, so that section is parsed first.
-        let ratelimit = crate::ratelimit::policy::RateLimitConfig::parse(&vars)?;
+        let ratelimit = crate::ratelimit::policy::RateLimitConfig::parse(vars)?;
         let policy_names: Vec<String> = ratelimit.names().map(str::to_owned).collect();
-        let mut session = crate::session::config::SessionConfig::parse(&vars)?;
+        let mut session = crate::session::config::SessionConfig::parse(vars)?;
         // Configurations written before device cookies define no `login-device`: unless one is named, device
         // attempts then take the email policy's limits (each device its own count), rather than failing to start.
         if vars
@@ -454,8 +485,8 @@ impl Config {
                 ));
             }
         }
-        let auth = AuthConfig::parse(&vars)?;
-        let gateway = crate::gateway::config::GatewayConfig::parse(&vars, &policy_names)?;
+        let auth = AuthConfig::parse(vars)?;
+        let gateway = crate::gateway::config::GatewayConfig::parse(vars, &policy_names)?;
         // A route without auth has no user to key a `user` or `route_user` limit by: every request would be 401.
         for route in gateway.routes.routes() {
             if route.auth != crate::gateway::routes::AuthPolicy::None {
@@ -481,8 +512,8 @@ impl Config {
             leeway_secs: gateway.jwt_leeway_secs as i64,
             max_token_bytes: gateway.jwt_max_bytes as usize,
         };
-        let core = CoreConfig::parse(&vars)?;
-        let render = crate::render::plan::RenderConfig::parse(&vars)?;
+        let core = CoreConfig::parse(vars)?;
+        let render = crate::render::plan::RenderConfig::parse(vars)?;
         // A visitor id written over the session cookie would sign the user out whenever their session is not
         // recognised (a session store failure included).
         if [&session.cookie_name, &session.device_cookie_name].contains(&&render.visitor_cookie) {
@@ -491,7 +522,7 @@ impl Config {
                 "must differ from the session's cookies (SESSION_COOKIE_NAME and its _device cookie)",
             ));
         }
-        let images = crate::images::config::ImagesConfig::parse(&vars)?;
+        let images = crate::images::config::ImagesConfig::parse(vars)?;
         // In production, origins whose answers are trusted and cached (fragments as markup, image variants for a
         // year) are reached over https only: over plain http anyone on the path could inject what gets stored.
         if core.environment == Environment::Production {
@@ -538,7 +569,7 @@ impl Config {
             render,
             ratelimit,
             images,
-            rooms: crate::rooms::RoomsConfig::parse(&vars)?,
+            rooms: crate::rooms::RoomsConfig::parse(vars)?,
         })
     }
 }
@@ -677,6 +708,132 @@ mod tests {
             .expect_err("a visitor cookie named like a session cookie");
             assert_eq!(error.key, "RENDER_VISITOR_COOKIE", "{error}");
         }
+    }
+
+    /// The keys `Config::parse` reads with `pairs` over the least valid configuration.
+    fn keys_read(pairs: &[(&'static str, Value)]) -> BTreeSet<String> {
+        Config::parse_reading(&source(pairs))
+            .expect("a valid configuration")
+            .1
+    }
+
+    /// `config::keys` takes the keys the readers asked for as the keys edgekit knows: a key read only when another
+    /// says so (the images signing secret, read only with signing on) would be reported as unknown when set
+    /// beside signing off, and be no one's "did you mean".
+    #[test]
+    fn every_key_is_read_whatever_the_configuration_says() {
+        let least = keys_read(&[]);
+        let routes = json!([{"name": "r", "path": "/r", "upstream": "https://o.example", "auth": "jwt",
+                             "rate_limit": "login-ip", "cache": "api-public"}]);
+        let most = keys_read(&[
+            ("ENVIRONMENT", json!("production")),
+            ("RENDER_ORIGIN", json!("https://fragments.example")),
+            ("IMAGES_ORIGIN", json!("https://images.example")),
+            ("IMAGES_MODE", json!("cf-image")),
+            ("IMAGES_SIGNING", json!(true)),
+            ("IMAGES_SIGNING_SECRET", json!("s".repeat(32))),
+            ("IMAGES_ALLOWED_WIDTHS", json!([100])),
+            ("IMAGES_ALLOWED_HEIGHTS", json!([100])),
+            ("IMAGES_SOURCE_PREFIXES", json!(["photos/"])),
+            (
+                "AUTH_SIGNING_KEY",
+                json!(crate::session::jwt::tests::test_jwk("k1").to_string()),
+            ),
+            ("SESSION_LOGIN_DEVICE_POLICY", json!("login-device")),
+            ("SESSION_IP_POLICY", json!("login-ip")),
+            ("SESSION_TRUSTED_ORIGINS", json!(["https://app.example"])),
+            ("GATEWAY_ROUTES", routes),
+            ("GATEWAY_CORS_ORIGINS", json!(["https://app.example"])),
+            ("GATEWAY_WAF", json!({"mode": "log"})),
+        ]);
+        assert_eq!(least, most);
+        assert!(least.contains("IMAGES_SIGNING_SECRET"), "{least:?}");
+    }
+
+    /// The `| `KEY` |` rows of README's configuration tables (vars and secrets; bindings are not read as vars).
+    fn readme_keys() -> BTreeSet<String> {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("## Configuration")
+            .expect("a Configuration section");
+        let end = start
+            + readme[start..]
+                .find("### Bindings")
+                .expect("a Bindings table");
+        readme[start..end]
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `")?.split_once('`'))
+            .map(|(key, _)| key)
+            .filter(|key| {
+                key.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// README documents exactly the keys the readers ask for: a key added to a reader and not to README, or
+    /// documented and not read (renamed, or misspelled in the docs), fails here.
+    #[test]
+    fn readme_documents_every_key_edgekit_reads_and_no_other() {
+        let read = keys_read(&[]);
+        let documented = readme_keys();
+        assert_eq!(
+            read.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "read but not in README's tables"
+        );
+        assert_eq!(
+            documented.difference(&read).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "in README's tables but never read"
+        );
+    }
+
+    /// Every var wrangler.toml sets, or names in its comments, is a key edgekit reads: the shipped configuration
+    /// draws no `config_key_unread` warning.
+    #[test]
+    fn wrangler_toml_names_only_keys_edgekit_reads() {
+        let read = keys_read(&[]);
+        let toml = include_str!("../wrangler.toml");
+        let bindings: BTreeSet<&str> = toml
+            .lines()
+            .filter_map(|l| {
+                let l = l.trim();
+                l.strip_prefix("binding = \"")
+                    .or_else(|| l.strip_prefix("name = \""))
+            })
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        let named: BTreeSet<&str> = toml
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| {
+                w.len() > 3
+                    && w.contains('_')
+                    && w.bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            })
+            .filter(|w| !bindings.contains(w))
+            .collect();
+        assert!(
+            named.contains("RATE_LIMIT_POLICIES") && named.contains("IMAGES_SIGNING_SECRET"),
+            "{named:?}"
+        );
+        let unread: Vec<_> = named.iter().filter(|k| !read.contains(**k)).collect();
+        assert!(
+            unread.is_empty(),
+            "wrangler.toml names keys nothing reads: {unread:?}"
+        );
+        // And the vars it sets draw no report.
+        let set = toml
+            .lines()
+            .filter_map(|l| Some(l.split_once(" = ")?.0.trim()))
+            .chain(
+                toml.lines()
+                    .filter_map(|l| l.strip_prefix("[vars.")?.split(['.', ']']).next()),
+            )
+            .filter(|k| k.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
+        assert_eq!(keys::unread_keys(set, &read), vec![]);
     }
 
     #[test]

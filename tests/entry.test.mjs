@@ -171,6 +171,52 @@ test("a configuration error's request log lines say which key broke which rule, 
   assert.ok(!line.detail.includes("lots"), "not the value");
 });
 
+test("a var that looks like a misspelled key is logged once per isolate with the key it meant, and listed by /health/ready", async (t) => {
+  // Never read, a misspelled key left its default in force while the operator believed the limit set.
+  const misspelt = await startWorker({
+    vars: {
+      GATEWAY_JWKS_TTL_SECOND: "5",
+      ROOMS_MAX_MEMBER: 3,
+      RATE_LIMITS: { tight: { limit: 1, window: 60, key: "ip" } },
+      session_idle_secs: "600",
+      MY_OWN_FLAG: "the user's own, never reported",
+    },
+  });
+  t.after(() => misspelt.stop());
+  const meant = {
+    GATEWAY_JWKS_TTL_SECOND: "GATEWAY_JWKS_TTL_SECONDS",
+    ROOMS_MAX_MEMBER: "ROOMS_MAX_MEMBERS",
+    RATE_LIMITS: "RATE_LIMIT_POLICIES",
+    session_idle_secs: "SESSION_IDLE_SECS",
+  };
+  for (const path of ["/health", "/health"]) assert.equal((await misspelt.fetch(path)).status, 200, "served all the same");
+  const ready = await misspelt.fetch("/health/ready");
+  assert.equal(ready.status, 200, "still ready");
+  const body = await ready.json();
+  assert.equal(body.ready, true);
+  assert.deepEqual(
+    Object.fromEntries(body.unread_keys.map((u) => [u.key, u.did_you_mean])),
+    meant,
+  );
+  const warnings = () => misspelt.jsonLogs().filter((l) => l.msg === "config_key_unread");
+  await until(() => warnings().length >= Object.keys(meant).length, { what: () => JSON.stringify(warnings()) });
+  for (const [key, did_you_mean] of Object.entries(meant)) {
+    const lines = warnings().filter((l) => l.key === key);
+    assert.equal(lines.length, 1, `${key}: one line per isolate, not per request`);
+    assert.equal(lines[0].level, "warn");
+    assert.equal(lines[0].did_you_mean, did_you_mean);
+    assert.match(lines[0].detail, new RegExp(`did you mean \`${did_you_mean}\``));
+  }
+  assert.ok(!warnings().some((l) => l.key === "MY_OWN_FLAG"), "a key unlike edgekit's is the user's own");
+
+  // The shipped wrangler.toml (with the harness's ENVIRONMENT and DEBUG_ROUTES) draws none.
+  assert.equal((await worker.fetch("/health")).status, 200);
+  const plain = await (await worker.fetch("/health/ready")).json();
+  assert.equal(plain.unread_keys, undefined);
+  await until(() => worker.jsonLogs().some((l) => l.msg === "request" && l.path === "/health/ready"), { what: "the request line" });
+  assert.deepEqual(worker.jsonLogs().filter((l) => l.msg === "config_key_unread"), []);
+});
+
 test("a JSON document var that repeats a key is refused at start, naming the var and the key", async (t) => {
   // JSON.parse and serde_json both keep the last of a repeated key, silently: a route written with `auth` twice
   // served with the second, and a repeated policy name dropped the first policy's limits.

@@ -1,7 +1,9 @@
-//! Reads wrangler.toml vars and secrets from `env` as JSON values for `config::Vars`.
+//! Reads wrangler.toml vars and secrets from `env` as JSON values for `config::Vars`, and lists their names for
+//! `config::keys` (bindings left out: a KV namespace, D1 database, Durable Object namespace or Images binding is
+//! an object of its own class, never a var).
 
 use serde_json::Value;
-use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::{js_sys, Env};
 
 use crate::config::VarSource;
@@ -18,5 +20,26 @@ impl VarSource for EnvVars<'_> {
             return Some(Value::String(s));
         }
         serde_wasm_bindgen::from_value::<Value>(raw).ok()
+    }
+}
+
+impl EnvVars<'_> {
+    /// The names of the vars and secrets `env` holds: strings, numbers, booleans and JSON documents (arrays, and
+    /// objects whose prototype is `Object.prototype`, as a wrangler.toml table var is given).
+    pub fn var_names(&self) -> Vec<String> {
+        let env: &js_sys::Object = self.0.unchecked_ref();
+        let plain = js_sys::Object::get_prototype_of(&js_sys::Object::new().into());
+        js_sys::Object::keys(env)
+            .iter()
+            .filter_map(|name| {
+                let value = js_sys::Reflect::get(env, &name).ok()?;
+                let is_var = value.as_string().is_some()
+                    || value.as_f64().is_some()
+                    || value.as_bool().is_some()
+                    || js_sys::Array::is_array(&value)
+                    || (value.is_object() && js_sys::Object::get_prototype_of(&value) == plain);
+                is_var.then(|| name.as_string()).flatten()
+            })
+            .collect()
     }
 }

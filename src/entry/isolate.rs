@@ -1,5 +1,7 @@
 //! Per-isolate state: the configuration and the compiled route table, built on the first request and reused by
-//! every later one. An invalid configuration is remembered too, so each request answers the same clear 500.
+//! every later one. An invalid configuration is remembered too, so each request answers the same clear 500. A var
+//! that looks like one of edgekit's keys but that no reader asked for (`config::keys`) is logged once per isolate as
+//! a `config_key_unread` warning and listed by `/health/ready`.
 
 use std::cell::OnceCell;
 use std::rc::Rc;
@@ -7,6 +9,7 @@ use std::rc::Rc;
 use worker::Env;
 
 use super::env_vars::EnvVars;
+use crate::config::keys::{unread_keys, UnreadKey};
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
 use crate::router::Router;
@@ -15,6 +18,8 @@ use crate::router::Router;
 pub struct Isolate {
     pub config: Config,
     pub router: Router,
+    /// Vars set but never read that look like misspelled keys, each with the key it likely meant.
+    pub unread_keys: Vec<UnreadKey>,
 }
 
 thread_local! {
@@ -25,9 +30,23 @@ thread_local! {
 pub fn get(env: &Env) -> Result<Rc<Isolate>, ApiError> {
     ISOLATE.with(|cell| {
         cell.get_or_init(|| {
-            let config = Config::parse(&EnvVars(env))?;
+            let vars = EnvVars(env);
+            let (config, read) = Config::parse_reading(&vars)?;
             let router = Router::new(config.core.debug_routes);
-            Ok(Rc::new(Isolate { config, router }))
+            let names = vars.var_names();
+            let unread = unread_keys(names.iter().map(String::as_str), &read);
+            for key in &unread {
+                super::log::warn(
+                    "config_key_unread",
+                    serde_json::json!({"key": key.key, "did_you_mean": key.did_you_mean,
+                        "detail": key.problem()}),
+                );
+            }
+            Ok(Rc::new(Isolate {
+                config,
+                router,
+                unread_keys: unread,
+            }))
         })
         .clone()
         // The same text in the request's log line (`detail`), where an operator looks first: it names the key and

@@ -101,6 +101,9 @@ impl ImagesConfig {
             }
         }
         let signing = vars.bool_or("IMAGES_SIGNING", false)?;
+        // Asked for whether or not signing is on, so the key counts as known to `config::keys` in every
+        // configuration; only checked when signing uses it.
+        vars.raw("IMAGES_SIGNING_SECRET");
         let signing_secret = if signing {
             let secret = vars.required_string("IMAGES_SIGNING_SECRET")?;
             if secret.len() < 32 {

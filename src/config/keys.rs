@@ -1,0 +1,291 @@
+//! Settings that look like edgekit's but that no code reads: a misspelled key (`SESSION_IDLE_SEC`,
+//! `GATEWAY_JWKS_TTL_SECS`, `RATE_LIMITS`) is never read, so its default silently applies while the operator believes
+//! the limit is set. Pure: the isolate lists the var and secret names it was given (bindings excluded, see
+//! `entry::env_vars`), and the known keys are exactly the ones [`super::Vars`] recorded while parsing — no second
+//! list that could drift from the readers.
+//!
+//! A var that no reader asked for is reported when it looks like one of edgekit's keys:
+//! - it is a known key but for letter case or `-` for `_` (`gateway_routes`);
+//! - it is within a small edit distance of one (a typo: 1 edit up to 8 characters, 2 up to 16, 3 beyond, so
+//!   `_SECS` for `_SECONDS` is caught on every long key);
+//! - its `_`-separated words are a known key's with words left out or added, each word within one slip
+//!   (`RATE_LIMITS` for `RATE_LIMIT_POLICIES`, `PASSWORD_ITERATIONS`), at least two of them matched;
+//! - it starts with a prefix edgekit owns: the first word of two or more known keys (`GATEWAY_`, `SESSION_`,
+//!   `ROOMS_`…), which no other code in this Worker reads.
+//!
+//! Anything else (`STRIPE_KEY`, `MY_FLAG`) is the user's own and never reported. A report is a warning, not a
+//! refusal: edgekit serves with the configuration it did read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One var no reader asked for, and the known key it most likely meant.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnreadKey {
+    pub key: String,
+    pub did_you_mean: String,
+}
+
+impl UnreadKey {
+    /// The sentence a log line and `/health/ready` carry.
+    pub fn problem(&self) -> String {
+        format!(
+            "`{}` is set but edgekit reads no such key, so its default applies; did you mean `{}`?",
+            self.key, self.did_you_mean
+        )
+    }
+}
+
+/// The vars among `set` that no reader asked for (`read`) and that look like edgekit's, in `set`'s order, each with
+/// its nearest known key.
+pub fn unread_keys<'a>(
+    set: impl IntoIterator<Item = &'a str>,
+    read: &BTreeSet<String>,
+) -> Vec<UnreadKey> {
+    let known: Vec<Key> = read.iter().map(|k| Key::new(k)).collect();
+    let prefixes = owned_prefixes(read);
+    set.into_iter()
+        .filter(|key| !read.contains(*key))
+        .filter_map(|key| {
+            let unknown = Key::new(key);
+            let prefix = prefixes
+                .iter()
+                .find(|p| unknown.normal.starts_with(p.as_str()));
+            // The best-ranked known key this one could be a slip for.
+            let nearest = known
+                .iter()
+                .filter_map(|k| Some((unknown.rank(k)?, k)))
+                .min_by(|(a, ka), (b, kb)| a.cmp(b).then_with(|| ka.raw.cmp(&kb.raw)))
+                .map(|(_, k)| k);
+            let did_you_mean = match (nearest, prefix) {
+                (Some(k), _) => k.raw.clone(),
+                // Only the prefix says it is ours: the nearest key under that prefix.
+                (None, Some(p)) => known
+                    .iter()
+                    .filter(|k| k.normal.starts_with(p.as_str()))
+                    .min_by_key(|k| (distance(&unknown.normal, &k.normal), k.raw.clone()))?
+                    .raw
+                    .clone(),
+                (None, None) => return None,
+            };
+            Some(UnreadKey {
+                key: key.to_owned(),
+                did_you_mean,
+            })
+        })
+        .collect()
+}
+
+/// The first words (with their `_`) that two or more known keys share.
+fn owned_prefixes(read: &BTreeSet<String>) -> Vec<String> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for key in read {
+        if let Some((first, _)) = key.split_once('_') {
+            *counts.entry(format!("{first}_")).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .filter(|(_, n)| *n >= 2)
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// A key as written and as compared: upper case, `-` read as `_`.
+struct Key {
+    raw: String,
+    normal: String,
+}
+
+impl Key {
+    fn new(raw: &str) -> Self {
+        Self {
+            raw: raw.to_owned(),
+            normal: raw.to_ascii_uppercase().replace('-', "_"),
+        }
+    }
+
+    fn words(&self) -> Vec<&str> {
+        self.normal.split('_').filter(|w| !w.is_empty()).collect()
+    }
+
+    /// How close `known` is, lower first, when this key could be a slip for it: (0, _) the same but for case or
+    /// separators; (1, d) the same words with some left out or added; (2, d) a typo `d` edits away.
+    fn rank(&self, known: &Key) -> Option<(u8, usize)> {
+        let d = distance(&self.normal, &known.normal);
+        if d == 0 {
+            return Some((0, 0));
+        }
+        let (mine, theirs) = (self.words(), known.words());
+        if words_within(&mine, &theirs) || words_within(&theirs, &mine) {
+            return Some((1, d));
+        }
+        (d <= typo_budget(self.normal.len())).then_some((2, d))
+    }
+}
+
+/// Edits a typo may take in a key `len` characters long.
+fn typo_budget(len: usize) -> usize {
+    match len {
+        0..=4 => 0,
+        5..=8 => 1,
+        9..=16 => 2,
+        _ => 3,
+    }
+}
+
+/// Whether every word of `few` matches a word of `many`, in order, with at least two matched and `few` shorter.
+fn words_within(few: &[&str], many: &[&str]) -> bool {
+    if few.len() < 2 || few.len() >= many.len() {
+        return false;
+    }
+    let mut rest = many.iter();
+    few.iter().all(|w| rest.by_ref().any(|m| same_word(w, m)))
+}
+
+/// Equal, or one slip apart when both are long enough for a slip to be one (`LIMITS`/`LIMIT`).
+fn same_word(a: &str, b: &str) -> bool {
+    a == b || (a.len() >= 4 && b.len() >= 4 && distance(a, b) <= 1)
+}
+
+/// Optimal string alignment distance (insertions, deletions, substitutions, adjacent swaps), over bytes: keys are
+/// short, so the quadratic table is a few hundred cells.
+fn distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let width = b.len() + 1;
+    let mut table = vec![0usize; (a.len() + 1) * width];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            table[i * width + j] = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut best = (table[(i - 1) * width + j] + 1)
+                    .min(table[i * width + j - 1] + 1)
+                    .min(table[(i - 1) * width + j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    best = best.min(table[(i - 2) * width + j - 2] + 1);
+                }
+                best
+            };
+        }
+    }
+    table[a.len() * width + b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read() -> BTreeSet<String> {
+        [
+            "SERVICE_NAME",
+            "ENVIRONMENT",
+            "MAX_BODY_BYTES",
+            "DEBUG_ROUTES",
+            "JWT_ISSUER",
+            "JWT_AUDIENCE",
+            "RATE_LIMIT_POLICIES",
+            "PASSWORD_PBKDF2_ITERATIONS",
+            "SESSION_IDLE_SECS",
+            "SESSION_MAX_SECS",
+            "GATEWAY_JWKS_TTL_SECONDS",
+            "GATEWAY_ROUTES",
+            "IMAGES_SIGNING",
+            "IMAGES_SIGNING_SECRET",
+            "ROOMS_MAX_MEMBERS",
+            "ROOMS_TICKET_TTL_SECONDS",
+        ]
+        .map(str::to_owned)
+        .into()
+    }
+
+    fn meant(key: &str) -> Option<String> {
+        let found = unread_keys([key], &read());
+        assert!(found.len() <= 1);
+        found.into_iter().next().map(|u| u.did_you_mean)
+    }
+
+    #[test]
+    fn slips_of_a_known_key_are_reported_with_the_key_they_meant() {
+        for (written, key) in [
+            ("GATEWAY_JWKS_TTL_SECOND", "GATEWAY_JWKS_TTL_SECONDS"),
+            ("GATEWAY_JWKS_TTL_SECS", "GATEWAY_JWKS_TTL_SECONDS"),
+            ("SESSION_IDLE_SEC", "SESSION_IDLE_SECS"),
+            ("SESSION_IDLE_SECONDS", "SESSION_IDLE_SECS"),
+            ("SESSION_IDLE", "SESSION_IDLE_SECS"),
+            ("ROOMS_MAX_MEMBER", "ROOMS_MAX_MEMBERS"),
+            ("ROOMS_TICKET_TTL_SECS", "ROOMS_TICKET_TTL_SECONDS"),
+            ("RATE_LIMITS", "RATE_LIMIT_POLICIES"),
+            ("RATE_LIMIT_POLICY", "RATE_LIMIT_POLICIES"),
+            ("gateway_routes", "GATEWAY_ROUTES"),
+            ("RATE-LIMIT-POLICIES", "RATE_LIMIT_POLICIES"),
+            ("ENVIRONMNET", "ENVIRONMENT"),
+            ("ESSION_MAX_SECS", "SESSION_MAX_SECS"),
+            ("DEBUG_ROUTE", "DEBUG_ROUTES"),
+            ("MAX_BODY", "MAX_BODY_BYTES"),
+            ("PASSWORD_ITERATIONS", "PASSWORD_PBKDF2_ITERATIONS"),
+            ("IMAGES_SIGNING_KEY", "IMAGES_SIGNING"),
+            ("IMAGES_SECRET", "IMAGES_SIGNING_SECRET"),
+            ("JWT_SECRET", "JWT_ISSUER"),
+            ("GATEWAY_SOMETHING_NEW", "GATEWAY_ROUTES"),
+        ] {
+            assert_eq!(meant(written).as_deref(), Some(key), "{written}");
+        }
+    }
+
+    #[test]
+    fn keys_edgekit_reads_and_the_users_own_keys_are_not_reported() {
+        for key in read() {
+            assert_eq!(meant(&key), None, "{key} is read");
+        }
+        for own in [
+            "STRIPE_KEY",
+            "MY_FLAG",
+            "API_TOKEN",
+            "SERVICE_URL",
+            "MAX_RETRIES",
+            "DEBUG",
+            "NAME",
+            "ENV",
+            "DB_URL",
+        ] {
+            assert_eq!(meant(own), None, "{own} is the user's");
+        }
+    }
+
+    #[test]
+    fn prefixes_are_first_words_shared_by_two_known_keys() {
+        assert_eq!(
+            owned_prefixes(&read()),
+            ["GATEWAY_", "IMAGES_", "JWT_", "ROOMS_", "SESSION_"]
+        );
+    }
+
+    #[test]
+    fn reports_keep_the_order_they_were_given_in_and_say_what_to_do() {
+        let found = unread_keys(["ROOMS_MAX_MEMBER", "MY_FLAG", "SESSION_IDLE_SEC"], &read());
+        assert_eq!(
+            found.iter().map(|u| u.key.as_str()).collect::<Vec<_>>(),
+            ["ROOMS_MAX_MEMBER", "SESSION_IDLE_SEC"]
+        );
+        assert_eq!(
+            found[0].problem(),
+            "`ROOMS_MAX_MEMBER` is set but edgekit reads no such key, so its default applies; did you mean \
+             `ROOMS_MAX_MEMBERS`?"
+        );
+    }
+
+    #[test]
+    fn distance_counts_edits_and_adjacent_swaps() {
+        for (a, b, d) in [
+            ("", "", 0),
+            ("ABC", "", 3),
+            ("SECS", "SECONDS", 3),
+            ("ENVIRONMNET", "ENVIRONMENT", 1),
+            ("KITTEN", "SITTING", 3),
+        ] {
+            assert_eq!(distance(a, b), d, "{a} {b}");
+            assert_eq!(distance(b, a), d, "{b} {a}");
+        }
+    }
+}
