@@ -15,6 +15,8 @@ pub const OFFERS_SLOT: &str = "@offers";
 pub const HOME_PAGE: &str = "home";
 /// KV's smallest allowed `expirationTtl`.
 pub const MIN_TTL_S: u64 = 60;
+/// KV's largest `expirationTtl`: workerd reads it as a 32-bit int and throws on anything longer (about 68 years).
+pub const MAX_TTL_S: u64 = i32::MAX as u64;
 
 /// How a page is sent: streamed (default) or rendered whole before sending (`?render=whole`, the benchmark's
 /// non-streaming baseline of the same code).
@@ -158,6 +160,8 @@ impl RenderConfig {
                 Some("names must match [a-z0-9_-]{1,64}".to_owned())
             } else if spec.ttl_s < MIN_TTL_S {
                 Some(format!("ttl_s must be at least {MIN_TTL_S} (KV's minimum)"))
+            } else if spec.ttl_s > MAX_TTL_S {
+                Some(format!("ttl_s must be at most {MAX_TTL_S} (KV's maximum)"))
             } else if !(1..=30_000).contains(&spec.budget_ms) {
                 Some("budget_ms must be between 1 and 30000".to_owned())
             } else {
@@ -376,6 +380,29 @@ mod tests {
         for (case, pairs, needle) in cases {
             let error = parse(&pairs).expect_err(case);
             assert!(error.to_string().contains(needle), "{case}: {error}");
+        }
+    }
+
+    /// workerd reads KV's `expirationTtl` as a 32-bit int: a longer TTL was taken at start and then refused on every
+    /// write-back, so the fragment was never cached and every page asked the origin again.
+    #[test]
+    fn a_fragment_ttl_kv_cannot_take_is_refused_at_start() {
+        let with_ttl = |ttl: u64| {
+            vec![(
+                "RENDER_FRAGMENTS",
+                json!({"a": {"ttl_s": ttl, "budget_ms": 5, "fallback": ""}}),
+            )]
+        };
+        parse(&with_ttl(2_147_483_647)).expect("KV's largest expirationTtl");
+        for ttl in [2_147_483_648, 1_000_000_000_000, u64::MAX] {
+            let error = parse(&with_ttl(ttl)).expect_err("over KV's largest");
+            assert_eq!(error.key, "RENDER_FRAGMENTS", "{ttl}");
+            assert!(
+                error
+                    .problem
+                    .contains("fragment \"a\": ttl_s must be at most 2147483647"),
+                "{ttl}: {error}"
+            );
         }
     }
 }
