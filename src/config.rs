@@ -406,6 +406,20 @@ impl Config {
         Ok((config, vars.read_keys()))
     }
 
+    /// Every key the readers ask for, whatever the configuration: the keys a valid reference configuration (the
+    /// rate-limit policies the defaults name, nothing else) reads. For an invalid configuration, whose parse
+    /// stopped at its first error: a misspelled `RATE_LIMIT_POLICIES` fails on the login policies it leaves
+    /// undefined, and the operator still hears which key they meant.
+    pub fn known_keys() -> BTreeSet<String> {
+        let ip = serde_json::json!({"limit": 1, "window": 1, "key": "ip"});
+        let policies = serde_json::json!({"login-ip": ip, "login-email": ip, "login-device": ip,
+            "rooms-ticket": ip, "session-ip": ip});
+        let reference = std::collections::HashMap::from([("RATE_LIMIT_POLICIES", policies)]);
+        Self::parse_reading(&reference)
+            .map(|(_, read)| read)
+            .unwrap_or_default()
+    }
+
     fn parse_vars(vars: &Vars) -> Result<Self, ConfigError> {
         // The gateway's routes and the login limits name rate-limit policies, so that section is parsed first.
         let ratelimit = crate::ratelimit::policy::RateLimitConfig::parse(vars)?;
@@ -750,6 +764,11 @@ mod tests {
         ]);
         assert_eq!(least, most);
         assert!(least.contains("IMAGES_SIGNING_SECRET"), "{least:?}");
+        assert_eq!(
+            Config::known_keys(),
+            least,
+            "the reference configuration is valid"
+        );
     }
 
     /// The `| `KEY` |` rows of README's configuration tables (vars and secrets; bindings are not read as vars).

@@ -217,6 +217,22 @@ test("a var that looks like a misspelled key is logged once per isolate with the
   assert.deepEqual(worker.jsonLogs().filter((l) => l.msg === "config_key_unread"), []);
 });
 
+test("a misspelling that makes the configuration invalid is logged with the key it meant beside the 500", async (t) => {
+  // RATE_LIMITS for RATE_LIMIT_POLICIES leaves the login policies undefined: the 500 names those, the line says why.
+  const misspelt = await startWorker({
+    vars: { RATE_LIMIT_POLICIES: "", RATE_LIMITS: { "login-ip": { limit: 1, window: 60, key: "ip" } } },
+  });
+  t.after(() => misspelt.stop());
+  const response = await misspelt.fetch("/health");
+  assert.equal(response.status, 500);
+  assert.equal((await response.json()).error.code, "config_invalid");
+  const line = await until(() => misspelt.jsonLogs().find((l) => l.msg === "config_key_unread"), {
+    what: () => JSON.stringify(misspelt.jsonLogs()),
+  });
+  assert.equal(line.key, "RATE_LIMITS");
+  assert.equal(line.did_you_mean, "RATE_LIMIT_POLICIES");
+});
+
 test("a JSON document var that repeats a key is refused at start, naming the var and the key", async (t) => {
   // JSON.parse and serde_json both keep the last of a repeated key, silently: a route written with `auth` twice
   // served with the second, and a repeated policy name dropped the first policy's limits.

@@ -1,9 +1,11 @@
 //! Per-isolate state: the configuration and the compiled route table, built on the first request and reused by
 //! every later one. An invalid configuration is remembered too, so each request answers the same clear 500. A var
 //! that looks like one of edgekit's keys but that no reader asked for (`config::keys`) is logged once per isolate as
-//! a `config_key_unread` warning and listed by `/health/ready`.
+//! a `config_key_unread` warning and listed by `/health/ready`; with an invalid configuration too (logged only), as
+//! the misspelling may be what broke it.
 
 use std::cell::OnceCell;
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use worker::Env;
@@ -31,17 +33,25 @@ pub fn get(env: &Env) -> Result<Rc<Isolate>, ApiError> {
     ISOLATE.with(|cell| {
         cell.get_or_init(|| {
             let vars = EnvVars(env);
-            let (config, read) = Config::parse_reading(&vars)?;
-            let router = Router::new(config.core.debug_routes);
             let names = vars.var_names();
-            let unread = unread_keys(names.iter().map(String::as_str), &read);
-            for key in &unread {
-                super::log::warn(
-                    "config_key_unread",
-                    serde_json::json!({"key": key.key, "did_you_mean": key.did_you_mean,
-                        "detail": key.problem()}),
-                );
-            }
+            let unread = |read: &BTreeSet<String>| {
+                let unread = unread_keys(names.iter().map(String::as_str), read);
+                for key in &unread {
+                    super::log::warn(
+                        "config_key_unread",
+                        serde_json::json!({"key": key.key, "did_you_mean": key.did_you_mean,
+                            "detail": key.problem()}),
+                    );
+                }
+                unread
+            };
+            let (config, read) = Config::parse_reading(&vars).inspect_err(|_| {
+                // Said too when the configuration is invalid: the misspelling may be why (a misspelled
+                // RATE_LIMIT_POLICIES fails on the login policies it leaves undefined).
+                unread(&Config::known_keys());
+            })?;
+            let router = Router::new(config.core.debug_routes);
+            let unread = unread(&read);
             Ok(Rc::new(Isolate {
                 config,
                 router,
