@@ -811,6 +811,23 @@ mod tests {
         );
     }
 
+    /// README names the prefixes `config::keys` takes as edgekit's: the list it gives is the one derived.
+    #[test]
+    fn readme_names_the_prefixes_edgekit_owns() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("a prefix that two or more keys share: ")
+            .expect("the sentence")
+            + 38;
+        let end = start + readme[start..].find(')').expect("the list's end");
+        let mut named: Vec<String> = readme[start..end]
+            .split(',')
+            .map(|p| p.trim().trim_matches('`').to_owned())
+            .collect();
+        named.sort();
+        assert_eq!(named, keys::owned_prefixes(&Config::known_keys()));
+    }
+
     /// Every var wrangler.toml sets, or names in its comments, is a key edgekit reads: the shipped configuration
     /// draws no `config_key_unread` warning.
     #[test]

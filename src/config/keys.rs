@@ -76,7 +76,7 @@ pub fn unread_keys<'a>(
 }
 
 /// The first words (with their `_`) that two or more known keys share.
-fn owned_prefixes(read: &BTreeSet<String>) -> Vec<String> {
+pub(crate) fn owned_prefixes(read: &BTreeSet<String>) -> Vec<String> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for key in read {
         if let Some((first, _)) = key.split_once('_') {
