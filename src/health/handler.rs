@@ -1,9 +1,10 @@
 //! Runtime side of health: `/health` answers from memory; `/health/ready` reads both KV namespaces, queries D1,
 //! pings the readiness Durable Object of every rate-limit namespace the policies count in (a SQLite write and read)
-//! and looks up the rooms' object namespaces (and the Images binding, when image requests use it), each check reported separately, with the isolate's unread keys beside them. A failing check names its binding with a fixed description; the
-//! runtime's own error text (SQL, exceptions) goes to the log only. One isolate checks at most once per
-//! [`READY_MEMORY_MS`], and concurrent probes share one check: the probe is unauthenticated, and each check writes
-//! to the limiter object.
+//! and looks up the rooms' object namespaces (and the Images binding, when image requests use it), each check
+//! reported separately, with the isolate's unread keys beside them. A failing check names its binding with a fixed
+//! description; the runtime's own error text (SQL, exceptions) goes to the log only. One isolate checks at most once
+//! per [`READY_MEMORY_MS`], and concurrent probes share one check: the probe is unauthenticated, and each check
+//! writes to the limiter object.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
