@@ -99,7 +99,8 @@ pub const ROUTES: &[RouteSpec] = &[
         head: true,
     },
     // How many requests of this isolate wait on another's work (entry::coalesce): what the coalescing tests hold
-    // the origin's answer on, so their requests overlap by construction rather than by a long enough delay.
+    // the origin's answer on, so their requests overlap by construction rather than by a long enough delay. Also
+    // what the isolate counted (room listings run, JWKS reads made), which the sharing tests compare.
     RouteSpec {
         id: RouteId::DebugCoalesce,
         method: "GET",

@@ -1086,6 +1086,34 @@ describe("JWT", () => {
     assert.ok(reasons.some((p) => /weak or non-canonical Ed25519 key/.test(p)), JSON.stringify(reasons));
   });
 
+  test("a cold isolate's concurrent first requests share one JWKS read; a failed one fails them all and the next request reads again", async (t) => {
+    // Before, each request arriving before the isolate had a key set read and parsed KV itself. Reads are counted
+    // by the isolate (GET /__debug/coalesce), in an isolate of its own that has read nothing yet.
+    const cold = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "secure", path: "/gw/secure", upstream: origin.url, auth: "jwt" }] } });
+    t.after(() => cold.stop());
+    const coldKv = await cold.mf.getKVNamespace("CONFIG_KV");
+    const fresh = makeKeys("cold-");
+    const burst = (n) =>
+      Promise.all(Array.from({ length: n }, async () => {
+        const r = await cold.fetch("/gw/secure", { headers: bearer(token(fresh, "cold-ed1")) });
+        const body = await r.text();
+        return r.status === 200 ? 200 : `${r.status} ${JSON.parse(body).error.code}`;
+      }));
+    const reads = async () => (await (await cold.fetch("/__debug/coalesce")).json()).jwks_reads;
+
+    // A document that is no JWKS: a read fails every request waiting for it (closed), and nothing is kept. (How
+    // many reads that takes depends on how the requests overlap: each arriving after a read failed reads again.)
+    await coldKv.put("jwks", JSON.stringify({ keys: "none" }));
+    assert.deepEqual(await burst(8), Array(8).fill("500 internal_error"), "a failed first read fails closed");
+    const failed = await reads();
+    assert.ok(failed >= 1 && failed <= 8, `reads of the bad document: ${failed}`);
+    // Still cold: the next requests read again, and all of them wait for that one read — those arriving after it
+    // use its set — however they overlap.
+    await coldKv.put("jwks", JSON.stringify(jwksOf(fresh)));
+    assert.deepEqual(await burst(12), Array(12).fill(200), "the next requests read again, and pass");
+    assert.equal(await reads(), failed + 1, "12 concurrent requests to a cold isolate: one read of KV");
+  });
+
   test("rotating keys is writing the JWKS to KV", async () => {
     const next = makeKeys("next-");
     const t = token(next, "next-ed1");

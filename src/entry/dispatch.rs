@@ -125,7 +125,8 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
         RouteId::DebugCoalesce => super::respond::json(
             200,
             &serde_json::json!({ "waiting": super::coalesce::waiting(),
-                        "room_listings": rooms::handler::listings_asked() }),
+                        "room_listings": rooms::handler::listings_asked(),
+                        "jwks_reads": gateway::handler::jwks_reads() }),
         ),
         RouteId::GatewayPurge => gateway::handler::purge(&mut call).await,
         // render

@@ -27,7 +27,7 @@ use super::headers::{
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
-use super::key_set::{KeySetMemory, Lookup};
+use super::key_set::{self, KeySetMemory, Lookup};
 use super::request_url::{normalise_path, RequestUrl};
 use super::routes::{is_retryable_method, AuthPolicy, Matched, Route};
 use super::token_cache::{Recall, VerifiedTokens};
@@ -800,24 +800,75 @@ thread_local! {
     static JWKS: RefCell<KeySetMemory<Jwks>> = RefCell::new(KeySetMemory::default());
     /// Tokens verified against the key set kept in `JWKS`.
     static TOKENS: RefCell<Option<(Rc<Jwks>, VerifiedTokens)>> = const { RefCell::new(None) };
+    /// The JWKS read under way and its outcome, for the requests of a cold isolate that wait for it (`Lookup::Await`).
+    static JWKS_READS: InFlight<ApiResult<Rc<Jwks>>> = RefCell::new(HashMap::new());
 }
 
-/// The JWKS from KV, reused by this isolate for `GATEWAY_JWKS_TTL_SECONDS` and re-read by one request at a time.
+/// How many JWKS reads this isolate made (for the debug route the tests read).
+pub fn jwks_reads() -> u64 {
+    JWKS.with(|m| m.borrow().reads())
+}
+
+/// The key of [`JWKS_READS`]: one read at a time is waited for.
+const JWKS_READ: &str = "jwks";
+
+/// A JWKS read this request makes: its outcome goes to the requests waiting for it, and however it ends (kept,
+/// failed, or its request gone mid-read) the key set's memory learns it is over, so nobody waits on it after.
+struct JwksRead {
+    read: u64,
+    lead: Lead<ApiResult<Rc<Jwks>>>,
+}
+
+impl Drop for JwksRead {
+    fn drop(&mut self) {
+        JWKS.with(|m| m.borrow_mut().finished(self.read));
+    }
+}
+
+/// The JWKS from KV, reused by this isolate for `GATEWAY_JWKS_TTL_SECONDS` and re-read by one request at a time;
+/// in a cold isolate, the requests arriving while the first read is under way wait for it (`key_set`).
 async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
     // The request's arrival time: the runtime's clock only moves across I/O, and none precedes the token check.
-    let now = call.started_ms;
+    let mut now = call.started_ms;
     let ttl_ms = call.isolate.config.gateway.jwks_ttl_secs * 1000;
-    let read = match JWKS.with(|m| m.borrow_mut().lookup(now, ttl_ms)) {
-        Lookup::Use(keys) => return Ok(keys),
-        Lookup::Read(read) => read,
-    };
-    let text = match read_jwks(call).await {
-        Ok(text) => text.unwrap_or_else(|| "{\"keys\":[]}".to_owned()),
-        Err(e) => {
-            JWKS.with(|m| m.borrow_mut().finished(read));
-            return Err(e);
+    let read = loop {
+        match JWKS.with(|m| m.borrow_mut().lookup(now, ttl_ms)) {
+            Lookup::Use(keys) => return Ok(keys),
+            Lookup::Read(read) => break read,
+            Lookup::Await(read) => {
+                match coalesce::in_progress(&JWKS_READS, JWKS_READ) {
+                    Some(slot) => {
+                        let waited = coalesce::wait(
+                            &JWKS_READS,
+                            JWKS_READ,
+                            &slot,
+                            Some(key_set::REFRESH_STALE_MS),
+                        );
+                        if let Some(outcome) = waited.await {
+                            return outcome;
+                        }
+                    }
+                    // Nobody makes it (never the case: every read is claimed): not waited for.
+                    None => JWKS.with(|m| m.borrow_mut().finished(read)),
+                }
+                now = respond::now_ms();
+            }
         }
     };
+    let read = JwksRead {
+        read,
+        lead: Lead::claim(&JWKS_READS, JWKS_READ),
+    };
+    let outcome = read_and_keep(call, read.read, now).await;
+    read.lead.publish(outcome.clone());
+    outcome
+}
+
+/// Read `read` of the JWKS (started at `now`), kept by the key set's memory.
+async fn read_and_keep(call: &Call, read: u64, now: u64) -> ApiResult<Rc<Jwks>> {
+    let text = read_jwks(call)
+        .await?
+        .unwrap_or_else(|| "{\"keys\":[]}".to_owned());
     JWKS.with(|m| {
         m.borrow_mut().keep(read, now, text, |text| {
             let (keys, skipped) = Jwks::parse(text)?;

@@ -7,6 +7,11 @@
 //! verified tokens that belongs to it (`token_cache`) as many times. A re-read that finds the document unchanged
 //! keeps the same set, so that memory outlives the TTL; a changed one (a rotation) replaces it. A slower read never
 //! replaces the outcome of one that started after it.
+//!
+//! An isolate with no set yet (cold) has nothing to lend: the requests arriving while its first read is under way
+//! wait for that read's outcome ([`Lookup::Await`]) instead of each reading and parsing KV itself — a burst of N
+//! requests to a fresh isolate made N reads. A failed read fails its waiters too (nothing is verified without a
+//! key set), and the next request reads again; a read that stalls is waited for at most [`REFRESH_STALE_MS`].
 
 use std::rc::Rc;
 
@@ -22,6 +27,9 @@ pub enum Lookup<K> {
     Use(Rc<K>),
     /// Read the document and hand it to [`KeySetMemory::keep`] with this read number.
     Read(u64),
+    /// No set yet, and read `n` is under way: wait for its outcome (for at most [`REFRESH_STALE_MS`] from its start),
+    /// then look up again if it went away without one.
+    Await(u64),
 }
 
 struct Kept<K> {
@@ -39,6 +47,8 @@ pub struct KeySetMemory<K> {
     reads: u64,
     /// The read in progress: its number.
     refreshing: Option<u64>,
+    /// When the read in progress started: a cold isolate's requests wait for it until [`REFRESH_STALE_MS`] from then.
+    read_started: u64,
     /// When the first read since the kept set was last refreshed started: the lapsed set is used for at most
     /// [`REFRESH_STALE_MS`] from then, however many reads stall or fail meanwhile (counted from the latest read,
     /// a KV that keeps stalling or failing would keep a removed key accepted, one request every 2 s waiting).
@@ -51,6 +61,7 @@ impl<K> Default for KeySetMemory<K> {
             kept: None,
             reads: 0,
             refreshing: None,
+            read_started: 0,
             refresh_since: None,
         }
     }
@@ -68,9 +79,14 @@ impl<K> KeySetMemory<K> {
             if age < ttl_ms || read_under_way {
                 return Lookup::Use(kept.keys.clone());
             }
+        } else if let Some(read) = self.refreshing {
+            if now_ms.saturating_sub(self.read_started) < REFRESH_STALE_MS {
+                return Lookup::Await(read);
+            }
         }
         self.reads += 1;
         self.refreshing = Some(self.reads);
+        self.read_started = now_ms;
         self.refresh_since.get_or_insert(now_ms);
         Lookup::Read(self.reads)
     }
@@ -106,7 +122,12 @@ impl<K> KeySetMemory<K> {
         Ok(keys)
     }
 
-    /// Read `read` ended without a key set (it failed): the next request reads again.
+    /// How many reads requests were told to make (the debug route reports it: the tests count reads by it).
+    pub fn reads(&self) -> u64 {
+        self.reads
+    }
+
+    /// Read `read` ended without a key set (it failed, or its request went away): the next request reads again.
     pub fn finished(&mut self, read: u64) {
         if self.refreshing == Some(read) {
             self.refreshing = None;
@@ -123,14 +144,21 @@ mod tests {
     fn read(memory: &mut KeySetMemory<String>, now: u64) -> u64 {
         match memory.lookup(now, TTL) {
             Lookup::Read(n) => n,
-            Lookup::Use(keys) => panic!("expected a read, got {keys}"),
+            other => panic!("expected a read, got {other:?}"),
         }
     }
 
     fn used(memory: &mut KeySetMemory<String>, now: u64) -> Rc<String> {
         match memory.lookup(now, TTL) {
             Lookup::Use(keys) => keys,
-            Lookup::Read(n) => panic!("expected a key set, got read {n}"),
+            other => panic!("expected a key set, got {other:?}"),
+        }
+    }
+
+    fn awaited(memory: &mut KeySetMemory<String>, now: u64) -> u64 {
+        match memory.lookup(now, TTL) {
+            Lookup::Await(n) => n,
+            other => panic!("expected to wait for a read, got {other:?}"),
         }
     }
 
@@ -224,23 +252,73 @@ mod tests {
     }
 
     #[test]
+    fn a_cold_isolate_reads_once_for_the_requests_arriving_meanwhile() {
+        let mut memory = KeySetMemory::default();
+        let first = read(&mut memory, 0);
+        for now in [0, 1, REFRESH_STALE_MS - 1] {
+            assert_eq!(
+                awaited(&mut memory, now),
+                first,
+                "at {now} ms: wait for the read under way"
+            );
+        }
+        let keys = memory.keep(first, 0, "a".into(), parse).unwrap();
+        assert!(Rc::ptr_eq(&used(&mut memory, 5), &keys));
+    }
+
+    #[test]
+    fn a_cold_isolates_failed_or_abandoned_read_is_not_kept_waiting_on() {
+        // Failed (KV erred, or the document does not parse): its waiters are told by its request; the next reads.
+        let mut memory = KeySetMemory::<String>::default();
+        let first = read(&mut memory, 0);
+        awaited(&mut memory, 1);
+        assert!(memory.keep(first, 0, "x".into(), |_| Err("bad")).is_err());
+        let second = read(&mut memory, 2);
+        assert_eq!(
+            awaited(&mut memory, 3),
+            second,
+            "the next read is waited for in turn"
+        );
+        // Its request went away mid-read: the next request reads.
+        memory.finished(second);
+        let third = read(&mut memory, 4);
+        // Stalled: waited for 2 s from its start, then another read is made (and waited for).
+        awaited(&mut memory, 4 + REFRESH_STALE_MS - 1);
+        let fourth = read(&mut memory, 4 + REFRESH_STALE_MS);
+        assert!(fourth > third);
+        assert_eq!(awaited(&mut memory, 5 + REFRESH_STALE_MS), fourth);
+        // The stalled read ending after the later one was kept changes nothing.
+        let kept = memory
+            .keep(fourth, 4 + REFRESH_STALE_MS, "new".into(), parse)
+            .unwrap();
+        memory.keep(third, 4, "old".into(), parse).unwrap();
+        assert!(Rc::ptr_eq(&used(&mut memory, 6 + REFRESH_STALE_MS), &kept));
+    }
+
+    #[test]
     fn a_slower_read_never_replaces_a_later_one() {
         let mut memory = KeySetMemory::default();
         let older = read(&mut memory, 0);
-        let newer = read(&mut memory, 1); // a cold isolate: nothing to use yet, so both read
+        // A cold isolate whose first read stalled: the next request reads too.
+        let newer = read(&mut memory, REFRESH_STALE_MS);
         let new_keys = memory.keep(newer, 1, "new".into(), parse).unwrap();
         let old_keys = memory.keep(older, 0, "old".into(), parse).unwrap();
         assert_eq!(
             *old_keys, "parsed old",
             "its own request still uses what it read"
         );
-        assert!(Rc::ptr_eq(&used(&mut memory, 2), &new_keys));
+        assert!(Rc::ptr_eq(
+            &used(&mut memory, REFRESH_STALE_MS + 1),
+            &new_keys
+        ));
         // The same when the slower one read the same document as the kept one: the later read's age stands.
         let mut memory = KeySetMemory::default();
         let older = read(&mut memory, 0);
-        let newer = read(&mut memory, 100);
-        memory.keep(newer, 100, "d".into(), parse).unwrap();
+        let newer = read(&mut memory, REFRESH_STALE_MS);
+        memory
+            .keep(newer, REFRESH_STALE_MS, "d".into(), parse)
+            .unwrap();
         memory.keep(older, 0, "d".into(), parse).unwrap();
-        used(&mut memory, TTL + 99);
+        used(&mut memory, TTL + REFRESH_STALE_MS - 1);
     }
 }
