@@ -2729,6 +2729,25 @@ describe("WAF", () => {
     origin.reset();
   });
 
+  test("a chunked upload cut off at max_body_bytes is read before its 403, and the connection stays open for the next request", async () => {
+    // The counting stream let the rest of the body go unread (it cancelled it): workerd closed the connection after
+    // the 403, and the request sent behind the upload on it was lost.
+    origin.reset();
+    origin.handle((req, body, res) => res.end(String(body.length)));
+    const chunk = Buffer.concat([Buffer.from("10000\r\n"), Buffer.alloc(0x10000, "b"), Buffer.from("\r\n")]);
+    const parts = [
+      "POST /gw/open/upload-over-kept HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+      ...Array((MAX_BODY_BYTES + 2 * 1024 * 1024) / 0x10000).fill(chunk),
+      "0\r\n\r\n",
+      "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+    ];
+    const { statuses, ended } = await onOneConnection(worker.url, parts, { answers: 2, what: "two answers" });
+    assert.deepEqual(statuses, [403, 200], `the answers on one connection (it ended: ${ended})`);
+    const seen = await until(() => origin.requests.find((r) => r.path === "/open/upload-over-kept"), { what: "the origin's record of the cut upload" });
+    assert.equal(seen.aborted, true, "the origin's request was still cut off");
+    origin.reset();
+  });
+
   test("a chunked upload the client breaks off reaches the origin as cut off, never as a shorter complete body", async () => {
     origin.reset();
     origin.handle((req, body, res) => res.end(String(body.length)));

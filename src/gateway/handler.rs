@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde::Deserialize;
 use worker::wasm_bindgen::closure::Closure;
 use worker::wasm_bindgen::{JsCast, JsValue};
@@ -396,7 +395,8 @@ async fn forward(
     .await;
     let origin_ms = respond::now_ms().saturating_sub(started);
     if body.over_cap() && body_waf.mode == WafMode::Block {
-        // The origin's request was cut off (the hit is logged where it was counted).
+        // The origin's request was cut off (the hit is logged where it was counted); the client may still be sending.
+        body.drain_cut_off().await;
         return Err(blocked(&SIZE_BODY));
     }
     if let Ok(response) = &upstream {
@@ -1022,6 +1022,9 @@ fn streamed(stream: web_sys::ReadableStream, length: Option<u64>) -> ApiResult<O
 /// A chunked body on its way to the origin, counted against the WAF's `max_body_bytes`.
 struct CappedBody {
     stream: JsValue,
+    /// The client's body as it arrives (the tee's forward branch): left unread past the cap, and drained before the
+    /// 403 (`OutBody::drain_cut_off`).
+    source: web_sys::ReadableStream,
     /// Set once the body passed the cap.
     over: Rc<Cell<bool>>,
     /// Aborts the origin request when the body passes the cap in block mode. Failing the stream alone is not
@@ -1056,6 +1059,14 @@ impl OutBody {
         matches!(self, Self::Capped(c) if c.over.get())
     }
 
+    /// The rest of an upload cut off at the cap, read and discarded (`entry::body::drain_stream`) so the 403 reaches
+    /// the client and its connection stays open: unread, workerd closed it after the 403 (or reset it before).
+    async fn drain_cut_off(&self) {
+        if let Self::Capped(c) = self {
+            crate::entry::body::drain_stream(c.source.clone()).await;
+        }
+    }
+
     /// The signal that cuts the origin request off, besides its timeout.
     fn abort_signal(&self) -> Option<web_sys::AbortSignal> {
         match self {
@@ -1070,7 +1081,8 @@ impl OutBody {
 /// is also aborted and the stream fails, and the client gets the WAF's 403 `size-body` — or, when the origin already
 /// answered (it did not wait for the whole body), sees that answer's body cut off. The chunks pass through as the
 /// runtime's own objects (only their length is read), and a read error passes through as an error: a client that
-/// breaks off its upload fails the origin request too, never ending it as if the body were complete.
+/// breaks off its upload fails the origin request too, never ending it as if the body were complete. Cut off at the
+/// cap, `stream` is let go unread (its lock released, not cancelled), so the rest can be drained before the 403.
 fn capped(
     stream: web_sys::ReadableStream,
     waf_config: &WafConfig,
@@ -1079,44 +1091,87 @@ fn capped(
     let abort = web_sys::AbortController::new()
         .map_err(|e| ApiError::internal(format!("AbortController: {e:?}")))?;
     let over = Rc::new(Cell::new(false));
-    let (flag, cut) = (over.clone(), abort.clone());
     let (max, mode, request_id) = (
         waf_config.max_body_bytes,
         waf_config.mode,
-        request_id.to_owned(),
+        Rc::<str>::from(request_id),
     );
-    let mut seen = 0u64;
-    let length = JsValue::from_str("byteLength");
     let sending = Sending::new();
-    let chunks = wasm_streams::ReadableStream::from_raw(stream.unchecked_into())
-        .into_stream()
-        .map(move |chunk| {
-            // A failing stream alone would end the origin's chunked request as if complete (measured): abort it.
-            let chunk = chunk.inspect_err(|_| cut.abort())?;
-            let bytes = js_sys::Reflect::get(&chunk, &length)
+    let reader = HeldReader(Some(stream.get_reader().unchecked_into()));
+    let (flag, cut) = (over.clone(), abort.clone());
+    let chunks = futures_util::stream::unfold(Some((reader, 0u64)), move |state| {
+        let (flag, cut, request_id) = (flag.clone(), cut.clone(), request_id.clone());
+        async move {
+            let (mut reader, seen) = state?;
+            let read = reader.0.as_ref()?.read();
+            let result = match JsFuture::from(read).await {
+                Ok(result) => result,
+                // A failing stream alone would end the origin's chunked request as if complete (measured): abort it.
+                Err(e) => {
+                    cut.abort();
+                    return Some((Err(e), None));
+                }
+            };
+            if js_sys::Reflect::get(&result, &JsValue::from_str("done"))
+                .is_ok_and(|d| d.is_truthy())
+            {
+                return None;
+            }
+            let chunk = js_sys::Reflect::get(&result, &JsValue::from_str("value"))
+                .unwrap_or(JsValue::UNDEFINED);
+            let bytes = js_sys::Reflect::get(&chunk, &JsValue::from_str("byteLength"))
                 .ok()
                 .and_then(|n| n.as_f64())
                 .unwrap_or(0.0);
-            seen = seen.saturating_add(bytes as u64);
+            let seen = seen.saturating_add(bytes as u64);
             if seen > max {
                 if !flag.replace(true) {
                     log_waf_hit(&SIZE_BODY, mode, &request_id);
                 }
                 if mode == WafMode::Block {
+                    reader.release();
                     cut.abort();
-                    return Err(JsValue::from_str("the body is larger than max_body_bytes"));
+                    return Some((
+                        Err(JsValue::from_str("the body is larger than max_body_bytes")),
+                        None,
+                    ));
                 }
             }
-            Ok(chunk)
-        });
+            Some((Ok(chunk), Some((reader, seen))))
+        }
+    });
     Ok(OutBody::Capped(CappedBody {
         stream: wasm_streams::ReadableStream::from_stream(sending.note(chunks))
             .into_raw()
             .into(),
+        source: stream,
         over,
         abort,
         sending,
     }))
+}
+
+/// A reader of a body on its way to the origin: dropped while it holds the body (the origin request ended before
+/// the body did), it cancels it, as the body's own stream does; [`HeldReader::release`] lets the body go unread.
+struct HeldReader(Option<web_sys::ReadableStreamDefaultReader>);
+
+impl HeldReader {
+    fn release(&mut self) {
+        if let Some(reader) = self.0.take() {
+            reader.release_lock();
+        }
+    }
+}
+
+impl Drop for HeldReader {
+    fn drop(&mut self) {
+        if let Some(reader) = self.0.take() {
+            // A rejected cancel (the stream already failed) has nothing to tell.
+            let ignore = Closure::once(|_: JsValue| {});
+            let _ = reader.cancel().catch(&ignore);
+            ignore.forget();
+        }
+    }
 }
 
 /// The body to forward. Up to the WAF's inspection cap it is read and checked; a longer (or unsized) body is teed:
