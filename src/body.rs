@@ -166,6 +166,18 @@ pub fn too_large(max: u64) -> ApiError {
     ApiError::payload_too_large(format!("the body is over the {max}-byte limit"))
 }
 
+/// Whether the client holds its body back until it is told to send it (`Expect: 100-continue`, RFC 9110 §10.1.1:
+/// a token, in any case, maybe among others). Such a body is not drained before a refusal: nothing of it arrives
+/// unless asked for (workerd never sends the `100 Continue` a read would ask with), so the drain only held the
+/// answer for its whole time budget — the very answer the client asked to have before sending.
+pub fn awaits_continue(expect: Option<&str>) -> bool {
+    expect.is_some_and(|value| {
+        value
+            .split(',')
+            .any(|token| token.trim().eq_ignore_ascii_case("100-continue"))
+    })
+}
+
 /// Parses JSON, answering 400 `invalid_json` with where and why parsing failed (never echoing the body).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
@@ -222,6 +234,21 @@ pub fn strip_input(e: &serde_json::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_awaiting_100_continue_is_recognised_in_any_case_and_list() {
+        for (expect, awaits) in [
+            (None, false),
+            (Some(""), false),
+            (Some("100-continue"), true),
+            (Some("100-Continue"), true),
+            (Some(" foo=bar , 100-CONTINUE "), true),
+            (Some("200-continue"), false),
+            (Some("100-continued"), false),
+        ] {
+            assert_eq!(awaits_continue(expect), awaits, "Expect: {expect:?}");
+        }
+    }
 
     #[derive(serde::Deserialize, Debug)]
     struct Login {

@@ -13,7 +13,8 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Delay, Request};
 
 use crate::body::{
-    parse_json, require_identity_encoding, require_json_content_type, require_size, too_large,
+    awaits_continue, parse_json, require_identity_encoding, require_json_content_type,
+    require_size, too_large,
 };
 use crate::error::{ApiError, ApiResult};
 
@@ -33,8 +34,13 @@ const DRAIN_READ_BYTES: u32 = 1024 * 1024;
 const DRAIN_BUDGET_MS: u64 = 2_000;
 
 /// Reads and discards the unread request body, up to [`DRAIN_CEILING`] bytes and for at most [`DRAIN_BUDGET_MS`],
-/// so an early answer reaches the client; a body already read (or locked by a reader) is left alone.
+/// so an early answer reaches the client; a body already read (or locked by a reader), or one the client holds back
+/// until told to send it (`Expect: 100-continue`: `crate::body::awaits_continue`), is left alone.
 pub async fn drain(req: &mut Request) {
+    let expect = req.headers().get("expect").ok().flatten();
+    if awaits_continue(expect.as_deref()) {
+        return;
+    }
     if let Some(body) = req.inner().body() {
         drain_stream(body).await;
     }
