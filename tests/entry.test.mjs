@@ -334,6 +334,8 @@ test("a refused upload is read before its answer, and the connection stays open 
     ["a chunked POST to a GET route", chunked("POST /health HTTP/1.1\r\nHost: x\r\n"), 405],
     ["a login that is not JSON", declared("POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"), 415],
     ["a login over its size cap", declared("POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"), 413],
+    // Refused once it passed the cap, part read: the rest was cancelled, and the connection closed or reset.
+    ["a chunked login over its size cap", chunked("POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"), 413],
   ]) {
     const next = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
     const { statuses, ended } = await onOneConnection(worker.url, [...parts, next], { answers: 2, what: `${what}: two answers` });

@@ -105,22 +105,34 @@ pub async fn read_json<T: DeserializeOwned>(req: &mut Request, max_bytes: u64) -
 }
 
 /// The body, read chunk by chunk and refused with 413 as soon as it passes `max_bytes`: a chunked body (no
-/// `content-length` to check first) is never held whole beyond the cap. No drain after the cap: the 413 goes out at
-/// once, also to a client that stalls mid-body (draining would wait on it); a client still sending a few MB gets the
-/// answer as with a drain (measured), a much longer one a reset either way.
+/// `content-length` to check first) is never held whole beyond the cap. Past the cap the rest is drained before the
+/// 413 ([`drain_stream`], bounded as every drain is), as a body refused by its declared length is: cancelled,
+/// workerd closed the connection after the 413 (or reset it first), and a client's next request on it was lost.
 async fn read_capped(req: &mut Request, max_bytes: u64) -> ApiResult<Vec<u8>> {
     let Some(stream) = req.inner().body() else {
         return Ok(Vec::new());
     };
-    read_stream_capped(stream, max_bytes)
-        .await
-        .map_err(|e| match e {
-            ReadError::TooLarge => too_large(max_bytes),
-            ReadError::Failed(detail) => {
-                ApiError::bad_request("unreadable_body", "the body could not be read")
-                    .with_internal(detail)
-            }
-        })
+    let read = {
+        let mut raw = wasm_streams::ReadableStream::from_raw(stream.clone().unchecked_into());
+        // A reader that lets the body go (unlocked, not cancelled) when it is dropped.
+        let read = match raw.try_get_reader() {
+            Ok(reader) => take_capped(reader.into_stream(), max_bytes).await,
+            Err(e) => Err(ReadError::Failed(js_message(&e.into()))),
+        };
+        read
+    };
+    match read {
+        Ok(bytes) => Ok(bytes),
+        Err(ReadError::TooLarge) => {
+            drain_stream(stream).await;
+            Err(too_large(max_bytes))
+        }
+        Err(ReadError::Failed(detail)) => Err(ApiError::bad_request(
+            "unreadable_body",
+            "the body could not be read",
+        )
+        .with_internal(detail)),
+    }
 }
 
 /// Why [`read_stream_capped`] stopped short.
@@ -139,8 +151,19 @@ pub async fn read_stream_capped(
     stream: web_sys::ReadableStream,
     max_bytes: u64,
 ) -> Result<Vec<u8>, ReadError> {
+    take_capped(
+        wasm_streams::ReadableStream::from_raw(stream.unchecked_into()).into_stream(),
+        max_bytes,
+    )
+    .await
+}
+
+/// [`read_stream_capped`]'s reading, from any reader's chunks.
+async fn take_capped(
+    mut chunks: impl futures_util::Stream<Item = Result<JsValue, JsValue>> + Unpin,
+    max_bytes: u64,
+) -> Result<Vec<u8>, ReadError> {
     use futures_util::StreamExt;
-    let mut chunks = wasm_streams::ReadableStream::from_raw(stream.unchecked_into()).into_stream();
     let mut bytes = Vec::new();
     while let Some(chunk) = chunks.next().await {
         let chunk = as_bytes(&chunk.map_err(|e| ReadError::Failed(js_message(&e)))?);
