@@ -167,9 +167,8 @@ pub fn too_large(max: u64) -> ApiError {
 }
 
 /// Whether the client holds its body back until it is told to send it (`Expect: 100-continue`, RFC 9110 §10.1.1:
-/// a token, in any case, maybe among others). Such a body is not drained before a refusal: nothing of it arrives
-/// unless asked for (workerd never sends the `100 Continue` a read would ask with), so the drain only held the
-/// answer for its whole time budget — the very answer the client asked to have before sending.
+/// a token, in any case, maybe among others). A drain before a refusal waits for such a body only briefly
+/// (`entry::body`): nothing of it arrives unless asked for, and workerd never sends the `100 Continue` that asks.
 pub fn awaits_continue(expect: Option<&str>) -> bool {
     expect.is_some_and(|value| {
         value

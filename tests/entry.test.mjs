@@ -343,23 +343,24 @@ test("a refused upload is read before its answer, and the connection stays open 
   }
 });
 
-test("a refused request that waits for 100 Continue is answered without waiting for its body", async () => {
+test("a refused request that awaits 100 Continue is answered without its body, and one that sends it anyway is read", async () => {
   // The client holds its body back until it is told to send it (RFC 9110 §10.1.1), and workerd never tells it: the
   // drain before the refusal waited its whole 2 s budget for a body that could not come, delaying the answer the
-  // client asked to have first (curl sends the body anyway after 1 s, which the drain then read, up to 100 MB).
-  await (await worker.fetch("/health")).arrayBuffer(); // the isolate started (and its configuration read) first
+  // client asked to have first (curl sends the body anyway after 1 s, which the drain then read, up to 100 MB). Now
+  // a drain waits for such a body's reads only briefly — how long is not asserted (a timing). A client may also send
+  // at once (RFC 9110 §10.1.1 lets it): that body is still read, so the connection stays open for its next request.
+  const size = 8 * 1024 * 1024;
   for (const [what, head, status] of [
     ["a POST to a path nothing serves", "POST /no-such-upload HTTP/1.1\r\nHost: x\r\n", 404],
     ["a POST to a GET route", "POST /health HTTP/1.1\r\nHost: x\r\n", 405],
     ["a login that is not JSON", "POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n", 415],
   ]) {
-    const id = `expect-continue-${status}-${Date.now()}`;
-    const head100 = `${head}Expect: 100-continue\r\nX-Request-Id: ${id}\r\nContent-Length: 10000000\r\n\r\n`;
-    const { statuses } = await onOneConnection(worker.url, [head100], { what: `${what}: an answer` });
-    assert.deepEqual(statuses, [status], what);
-    const line = await until(() => worker.jsonLogs().find((l) => l.request_id === id), { what: `${what}: its log line` });
-    // Not a measure of speed: a Worker that drains waits out its 2 s budget (a timer) before it answers, never less.
-    assert.ok(line.duration_ms < 2000, `${what}: answered without waiting for the body (${line.duration_ms} ms)`);
+    const head100 = `${head}Expect: 100-continue\r\nContent-Length: ${size}\r\n\r\n`;
+    const held = await onOneConnection(worker.url, [head100], { what: `${what}, body held back: an answer` });
+    assert.deepEqual(held.statuses, [status], `${what}, body held back`);
+    const next = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    const sent = await onOneConnection(worker.url, [head100, Buffer.alloc(size), next], { answers: 2, what: `${what}, body sent: two answers` });
+    assert.deepEqual(sent.statuses, [status, 200], `${what}, body sent at once: the answers on one connection (it ended: ${sent.ended})`);
   }
 });
 

@@ -26,23 +26,30 @@ use crate::error::{ApiError, ApiResult};
 /// it.
 const DRAIN_CEILING: u64 = 100 * 1000 * 1000;
 
-/// How much a drain asks for per read (one buffer, reused).
+/// How much a drain asks for per read at first, and at most: one buffer, reused, replaced by one four times larger
+/// while reads fill it. Small first, as most refused bodies are and as a stalled client keeps its drain's buffer for
+/// the whole budget (a megabyte each, a hundred stalled drains would hold most of an isolate's 128 MB).
+const DRAIN_FIRST_READ_BYTES: u32 = 16 * 1024;
 const DRAIN_READ_BYTES: u32 = 1024 * 1024;
 
 /// How long a drain waits for the body, in all: a client that stalls, or trickles a body that never ends, gets its
 /// answer then instead of never.
 const DRAIN_BUDGET_MS: u64 = 2_000;
 
-/// Reads and discards the unread request body, up to [`DRAIN_CEILING`] bytes and for at most [`DRAIN_BUDGET_MS`],
-/// so an early answer reaches the client; a body already read (or locked by a reader), or one the client holds back
-/// until told to send it (`Expect: 100-continue`: `crate::body::awaits_continue`), is left alone.
+/// How long a drain waits for each read of a body whose client awaits `100 Continue` (RFC 9110 §10.1.1): such a
+/// client holds its body back until told to send it, and workerd never tells it, so waiting the whole
+/// [`DRAIN_BUDGET_MS`] only held the answer the client asked to have first; one that sends anyway (as it may) is
+/// still read while its bytes keep coming.
+const DRAIN_CONTINUE_STALL_MS: u64 = 250;
+
+/// Reads and discards the unread request body, up to [`DRAIN_CEILING`] bytes and for at most [`DRAIN_BUDGET_MS`]
+/// ([`DRAIN_CONTINUE_STALL_MS`] per read for a client that awaits `100 Continue`), so an early answer reaches the
+/// client; a body already read (or locked by a reader) is left alone.
 pub async fn drain(req: &mut Request) {
     let expect = req.headers().get("expect").ok().flatten();
-    if awaits_continue(expect.as_deref()) {
-        return;
-    }
+    let stall_ms = awaits_continue(expect.as_deref()).then_some(DRAIN_CONTINUE_STALL_MS);
     if let Some(body) = req.inner().body() {
-        drain_stream(body).await;
+        drain_within(body, stall_ms).await;
     }
 }
 
@@ -50,20 +57,32 @@ pub async fn drain(req: &mut Request) {
 /// runtime: read into one JS buffer (a "bring your own buffer" reader, which request bodies and their tee branches
 /// are), only counted in wasm.
 pub async fn drain_stream(stream: web_sys::ReadableStream) {
-    use futures_util::future::{select, Either};
+    drain_within(stream, None).await;
+}
+
+/// [`drain_stream`], giving up when one read waits longer than `stall_ms`.
+async fn drain_within(stream: web_sys::ReadableStream, stall_ms: Option<u64>) {
+    use futures_util::future::{pending, select, Either};
     // A locked body (read, or tee'd by the gateway) is not ours: reading it would wait forever. A stream that is
     // not a byte stream has no such reader; none reaches here (request bodies and their tee branches are).
     let Ok(reader) = web_sys::ReadableStreamByobReader::new(&stream) else {
         return;
     };
-    let mut buffer = js_sys::ArrayBuffer::new(DRAIN_READ_BYTES);
+    let mut buffer = js_sys::ArrayBuffer::new(DRAIN_FIRST_READ_BYTES);
     let mut read = 0u64;
     let mut budget = Delay::from(Duration::from_millis(DRAIN_BUDGET_MS));
     while read <= DRAIN_CEILING {
         let view = js_sys::Uint8Array::new(&buffer);
         let next = JsFuture::from(reader.read_with_array_buffer_view(&view));
-        let Either::Left((Ok(result), _)) = select(next, &mut budget).await else {
-            break; // the budget lapsed, or the sender went away
+        let stall = async {
+            match stall_ms {
+                Some(ms) => Delay::from(Duration::from_millis(ms)).await,
+                None => pending::<()>().await,
+            }
+        };
+        futures_util::pin_mut!(stall);
+        let Either::Left((Ok(result), _)) = select(next, select(&mut budget, stall)).await else {
+            break; // the budget lapsed, a read stalled, or the sender went away
         };
         let done = js_sys::Reflect::get(&result, &JsValue::from_str("done"))
             .is_ok_and(|done| done.is_truthy());
@@ -75,6 +94,10 @@ pub async fn drain_stream(stream: web_sys::ReadableStream) {
         read += u64::from(chunk.byte_length());
         // The read took the buffer over (it is transferred): the next read gets it back through the chunk.
         buffer = chunk.buffer();
+        let size = buffer.byte_length();
+        if chunk.byte_length() == size && size < DRAIN_READ_BYTES {
+            buffer = js_sys::ArrayBuffer::new((size * 4).min(DRAIN_READ_BYTES));
+        }
         if done {
             break;
         }
