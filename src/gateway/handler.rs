@@ -26,7 +26,7 @@ use super::headers::{
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
-use super::key_set::{self, KeySetMemory, Lookup};
+use super::key_set::{KeySetMemory, Lookup};
 use super::request_url::{normalise_path, RequestUrl};
 use super::routes::{is_retryable_method, AuthPolicy, Matched, Route};
 use super::token_cache::{Recall, VerifiedTokens};
@@ -835,15 +835,10 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
         match JWKS.with(|m| m.borrow_mut().lookup(now, ttl_ms)) {
             Lookup::Use(keys) => return Ok(keys),
             Lookup::Read(read) => break read,
-            Lookup::Await(read) => {
+            Lookup::Await { read, wait_ms } => {
                 match coalesce::in_progress(&JWKS_READS, JWKS_READ) {
                     Some(slot) => {
-                        let waited = coalesce::wait(
-                            &JWKS_READS,
-                            JWKS_READ,
-                            &slot,
-                            Some(key_set::REFRESH_STALE_MS),
-                        );
+                        let waited = coalesce::wait(&JWKS_READS, JWKS_READ, &slot, Some(wait_ms));
                         if let Some(outcome) = waited.await {
                             return outcome;
                         }
