@@ -449,8 +449,9 @@ test("refresh, logout and the session lists are limited per address (SESSION_IP_
     } else await r.arrayBuffer();
   }
   assert.deepEqual(statuses, [204, 401, 401, 429], "three per minute from this address, then 429 before any work");
+  // Cached checks spend a budget of their own, on misses alone (the next test): these calls did not spend it.
   const cached = await w.fetch("/auth/session", withCookie(forged));
-  assert.equal(cached.status, 429, "a cached check that would read D1 for it is refused too, before reading");
+  assert.equal(cached.status, 401, "a cached check is read, and counted as a miss");
   await cached.arrayBuffer();
 });
 
@@ -493,6 +494,39 @@ test("cached checks that read D1 and find no session count per address (SESSION_
   const elsewhere = await w.fetch("/auth/session", from("203.0.113.50", randomBytes(32).toString("base64url")));
   assert.equal(elsewhere.status, 401, "another address has its own budget");
   await elsewhere.arrayBuffer();
+});
+
+test("an address's refreshes leave its users' cached checks alone (SESSION_IP_POLICY): a busy NAT's honest refreshes spent the budget that refused, before D1, every user there whose cache entry had lapsed", async (t) => {
+  const w = await startWorker({
+    vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: { ...GENEROUS, "session-ip": { limit: 3, window: 60, key: "ip" } } },
+  });
+  t.after(() => w.stop());
+  const kv = await w.mf.getKVNamespace("CONFIG_KV");
+  await seed({ CONFIG_KV: kv, DB: await w.mf.getD1Database("DB") });
+  const at = { "cf-connecting-ip": "198.51.100.9" };
+  const signedIn = await w.fetch("/auth/login", { ...json({ email: BOB.email, password: BOB.password }), headers: { "content-type": "application/json", ...at } });
+  assert.equal(signedIn.status, 200);
+  let token = cookieOf(signedIn);
+  await signedIn.arrayBuffer();
+  const statuses = [];
+  for (let i = 0; i < 4; i++) {
+    const r = await w.fetch("/auth/refresh", withCookie(token, { method: "POST", headers: at }));
+    statuses.push(r.status);
+    token = cookieOf(r) ?? token;
+    await r.arrayBuffer();
+  }
+  assert.deepEqual(statuses, [200, 200, 200, 429], "the address's refreshes are limited as before");
+  // The user's cache entry lapses (SESSION_CACHE_SECS; KV drops it): the next cached check reads D1.
+  await kv.delete(`session:${sessionId(token)}`);
+  const own = await w.fetch("/auth/session", withCookie(token, { headers: at }));
+  assert.equal(own.status, 200, "the signed-in user's check reads D1 and passes: refreshes found no unknown cookie");
+  await own.arrayBuffer();
+  const ticket = await w.fetch("/rooms/lobby/ticket", withCookie(token, { method: "POST", headers: at }));
+  assert.equal(ticket.status, 201, "so does their room ticket");
+  await ticket.arrayBuffer();
+  const madeUp = await w.fetch("/auth/session", withCookie("A".repeat(43), { headers: at }));
+  assert.equal(madeUp.status, 401, "a made-up cookie is read and found unknown: the first miss from this address");
+  await madeUp.arrayBuffer();
 });
 
 test("requests that do no D1 work leave SESSION_IP_POLICY alone: another site's page cannot spend the address's budget and make the user's logout 429", async (t) => {

@@ -71,6 +71,13 @@ pub fn cache_key(session_id: &str) -> String {
     format!("session:{session_id}")
 }
 
+/// The rate-limit key under `SESSION_IP_POLICY` of the unknown credentials (session cookies, room tickets) sent from
+/// the address `address_key` keys: apart from `address_key` itself, which refresh, logout and the session lists
+/// spend with every call, so that those (a busy NAT's honest ones) never refuse the address's session checks.
+pub fn unknown_credentials_key(address_key: &str) -> String {
+    format!("unknown-credentials:{address_key}")
+}
+
 /// `Set-Cookie` for a live session: HttpOnly, Secure, SameSite=Lax, Path=/, expiring with the session.
 pub fn set_cookie(name: &str, token: &str, max_age_secs: u64) -> String {
     format!("{name}={token}; Max-Age={max_age_secs}; Path=/; HttpOnly; Secure; SameSite=Lax")
@@ -94,6 +101,15 @@ mod tests {
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(id, session_id(&new_token(&[0xac; 32])));
         assert_eq!(cache_key("abc"), "session:abc");
+    }
+
+    #[test]
+    fn unknown_credentials_are_limited_apart_from_the_address_s_session_calls() {
+        assert_eq!(
+            unknown_credentials_key("ip:203.0.113.7"),
+            "unknown-credentials:ip:203.0.113.7"
+        );
+        assert_ne!(unknown_credentials_key("ip:203.0.113.7"), "ip:203.0.113.7");
     }
 
     #[test]

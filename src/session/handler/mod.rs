@@ -184,13 +184,19 @@ fn miss_budget(call: &Call, strict: bool) -> ApiResult<Option<(&str, String)>> {
 /// storage reads to find unknown: its policy and this address's key — or `Err(429)`, before any read, when this
 /// isolate already knows the address over it. `None` without the policy, or without a client address (never on
 /// Cloudflare, which sets CF-Connecting-IP). Only failures are counted ([`count_failed`]).
+///
+/// The key is the address's own under the policy, apart from the one refresh, logout and the session lists spend
+/// ([`token::unknown_credentials_key`]): those count every call, a busy NAT's honest ones included, and an address
+/// they had taken over the limit was refused here too — every signed-in user behind it whose cache entry had lapsed
+/// got 429 from checks, room tickets and joins, and saw pages as anonymous. Only unknown credentials spend this one.
 pub fn credential_budget(call: &Call) -> ApiResult<Option<(&str, String)>> {
     let Some(policy) = call.isolate.config.session.session_ip_policy.as_deref() else {
         return Ok(None);
     };
-    let Ok(key) = ratelimit::resolve_key(call, policy, None, "/auth/session") else {
+    let Ok(address) = ratelimit::resolve_key(call, policy, None, "/auth/session") else {
         return Ok(None);
     };
+    let key = token::unknown_credentials_key(&address);
     ratelimit::refused_here(call, policy, &key)?;
     Ok(Some((policy, key)))
 }
