@@ -110,16 +110,23 @@ impl Key {
 
     /// How close `known` is, lower first, when this key could be a slip for it: (0, _) the same but for case or
     /// separators; (1, d) the same words with some left out or added; (2, d) a typo `d` edits away.
+    ///
+    /// Every var is ranked against every known key once per isolate start, so the edit table is filled only where
+    /// it can matter: two lengths further apart than the typo budget are that many edits apart already.
     fn rank(&self, known: &Key) -> Option<(u8, usize)> {
-        let d = distance(&self.normal, &known.normal);
-        if d == 0 {
+        if self.normal == known.normal {
             return Some((0, 0));
         }
         let (mine, theirs) = (self.words(), known.words());
         if words_within(&mine, &theirs) || words_within(&theirs, &mine) {
-            return Some((1, d));
+            return Some((1, distance(&self.normal, &known.normal)));
         }
-        (d <= typo_budget(self.normal.len())).then_some((2, d))
+        let budget = typo_budget(self.normal.len());
+        if self.normal.len().abs_diff(known.normal.len()) > budget {
+            return None;
+        }
+        let d = distance(&self.normal, &known.normal);
+        (d <= budget).then_some((2, d))
     }
 }
 
@@ -152,6 +159,8 @@ fn same_word(a: &str, b: &str) -> bool {
 fn distance(a: &str, b: &str) -> usize {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let width = b.len() + 1;
+    #[cfg(test)]
+    tests::CELLS.with(|c| c.set(c.get() + (a.len() + 1) * width));
     let mut table = vec![0usize; (a.len() + 1) * width];
     for i in 0..=a.len() {
         for j in 0..=b.len() {
@@ -174,7 +183,14 @@ fn distance(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
+
+    thread_local! {
+        /// Edit-table cells `distance` filled on this thread: the work a ranking took, counted rather than timed.
+        pub(super) static CELLS: Cell<usize> = const { Cell::new(0) };
+    }
 
     fn read() -> BTreeSet<String> {
         [
@@ -273,6 +289,26 @@ mod tests {
             "`ROOMS_MAX_MEMBER` is set but edgekit reads no such key, so its default applies; did you mean \
              `ROOMS_MAX_MEMBERS`?"
         );
+    }
+
+    /// Each var is ranked against every known key when an isolate starts, on its first request's CPU: filling the
+    /// whole edit table for every pair took 27-105 ms (host, release) for 128 vars, several times a request's
+    /// budget on some plans. Keys whose lengths differ by more than the typo budget need no table.
+    #[test]
+    fn ranking_many_vars_fills_few_edit_tables() {
+        let known = crate::config::Config::known_keys();
+        for pattern in ["STRIPE_KEY_{i}", "MY_APP_SETTING_NUMBER_{i}_VALUE"] {
+            let names: Vec<String> = (0..128)
+                .map(|i| pattern.replace("{i}", &i.to_string()))
+                .collect();
+            CELLS.with(|c| c.set(0));
+            assert_eq!(
+                unread_keys(names.iter().map(String::as_str), &known),
+                vec![]
+            );
+            let per_var = CELLS.with(Cell::get) / names.len();
+            assert!(per_var <= 16_000, "{pattern}: {per_var} cells per var");
+        }
     }
 
     #[test]
