@@ -171,7 +171,7 @@ test("a configuration error's request log lines say which key broke which rule, 
   assert.ok(!line.detail.includes("lots"), "not the value");
 });
 
-test("a var that looks like a misspelled key is logged once per isolate with the key it meant, and listed by /health/ready", async (t) => {
+test("a var that looks like a misspelled key is logged once per isolate with the key it meant (never told by the public /health/ready)", async (t) => {
   // Never read, a misspelled key left its default in force while the operator believed the limit set.
   const misspelt = await startWorker({
     vars: {
@@ -194,10 +194,7 @@ test("a var that looks like a misspelled key is logged once per isolate with the
   assert.equal(ready.status, 200, "still ready");
   const body = await ready.json();
   assert.equal(body.ready, true);
-  assert.deepEqual(
-    Object.fromEntries(body.unread_keys.map((u) => [u.key, u.did_you_mean])),
-    meant,
-  );
+  assert.equal(body.unread_keys, undefined, "the public probe tells no var names");
   const warnings = () => misspelt.jsonLogs().filter((l) => l.msg === "config_key_unread");
   await until(() => warnings().length >= Object.keys(meant).length, { what: () => JSON.stringify(warnings()) });
   for (const [key, did_you_mean] of Object.entries(meant)) {
@@ -211,8 +208,7 @@ test("a var that looks like a misspelled key is logged once per isolate with the
 
   // The shipped wrangler.toml (with the harness's ENVIRONMENT and DEBUG_ROUTES) draws none.
   assert.equal((await worker.fetch("/health")).status, 200);
-  const plain = await (await worker.fetch("/health/ready")).json();
-  assert.equal(plain.unread_keys, undefined);
+  assert.equal((await worker.fetch("/health/ready")).status, 200);
   await until(() => worker.jsonLogs().some((l) => l.msg === "request" && l.path === "/health/ready"), { what: "the request line" });
   assert.deepEqual(worker.jsonLogs().filter((l) => l.msg === "config_key_unread"), []);
 });

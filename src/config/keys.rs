@@ -19,14 +19,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One var no reader asked for, and the known key it most likely meant.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnreadKey {
     pub key: String,
     pub did_you_mean: String,
 }
 
 impl UnreadKey {
-    /// The sentence a log line and `/health/ready` carry.
+    /// The sentence its log line carries.
     pub fn problem(&self) -> String {
         format!(
             "`{}` is set but edgekit reads no such key, so its default applies; did you mean `{}`?",

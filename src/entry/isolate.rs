@@ -1,8 +1,7 @@
 //! Per-isolate state: the configuration and the compiled route table, built on the first request and reused by
 //! every later one. An invalid configuration is remembered too, so each request answers the same clear 500. A var
 //! that looks like one of edgekit's keys but that no reader asked for (`config::keys`) is logged once per isolate as
-//! a `config_key_unread` warning and listed by `/health/ready`; with an invalid configuration too (logged only), as
-//! the misspelling may be what broke it.
+//! a `config_key_unread` warning — with an invalid configuration too, as the misspelling may be what broke it.
 
 use std::cell::OnceCell;
 use std::collections::BTreeSet;
@@ -11,7 +10,7 @@ use std::rc::Rc;
 use worker::Env;
 
 use super::env_vars::EnvVars;
-use crate::config::keys::{unread_keys, UnreadKey};
+use crate::config::keys::unread_keys;
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
 use crate::router::Router;
@@ -20,8 +19,6 @@ use crate::router::Router;
 pub struct Isolate {
     pub config: Config,
     pub router: Router,
-    /// Vars set but never read that look like misspelled keys, each with the key it likely meant.
-    pub unread_keys: Vec<UnreadKey>,
 }
 
 thread_local! {
@@ -34,29 +31,23 @@ pub fn get(env: &Env) -> Result<Rc<Isolate>, ApiError> {
         cell.get_or_init(|| {
             let vars = EnvVars(env);
             let names = vars.var_names();
-            let unread = |read: &BTreeSet<String>| {
-                let unread = unread_keys(names.iter().map(String::as_str), read);
-                for key in &unread {
+            let log_unread = |read: &BTreeSet<String>| {
+                for key in unread_keys(names.iter().map(String::as_str), read) {
                     super::log::warn(
                         "config_key_unread",
                         serde_json::json!({"key": key.key, "did_you_mean": key.did_you_mean,
                             "detail": key.problem()}),
                     );
                 }
-                unread
             };
             let (config, read) = Config::parse_reading(&vars).inspect_err(|_| {
                 // Said too when the configuration is invalid: the misspelling may be why (a misspelled
                 // RATE_LIMIT_POLICIES fails on the login policies it leaves undefined).
-                unread(&Config::known_keys());
+                log_unread(&Config::known_keys());
             })?;
             let router = Router::new(config.core.debug_routes);
-            let unread = unread(&read);
-            Ok(Rc::new(Isolate {
-                config,
-                router,
-                unread_keys: unread,
-            }))
+            log_unread(&read);
+            Ok(Rc::new(Isolate { config, router }))
         })
         .clone()
         // The same text in the request's log line (`detail`), where an operator looks first: it names the key and

@@ -1,10 +1,9 @@
 //! Runtime side of health: `/health` answers from memory; `/health/ready` reads both KV namespaces, queries D1,
 //! pings the readiness Durable Object of every rate-limit namespace the policies count in (a SQLite write and read)
 //! and looks up the rooms' object namespaces (and the Images binding, when image requests use it), each check
-//! reported separately, with the isolate's unread keys beside them. A failing check names its binding with a fixed
-//! description; the runtime's own error text (SQL, exceptions) goes to the log only. One isolate checks at most once
-//! per [`READY_MEMORY_MS`], and concurrent probes share one check: the probe is unauthenticated, and each check
-//! writes to the limiter object.
+//! reported separately. A failing check names its binding with a fixed description; the runtime's own error text
+//! (SQL, exceptions) goes to the log only. One isolate checks at most once per [`READY_MEMORY_MS`], and concurrent
+//! probes share one check: the probe is unauthenticated, and each check writes to the limiter object.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -86,7 +85,7 @@ async fn check_all(call: &Call) -> Rc<Readiness> {
     let mut checks = vec![config_kv, content_kv, db, object];
     checks.extend(namespaces);
     checks.extend(check_images(call));
-    Rc::new(Readiness::from_checks(checks).with_unread_keys(call.isolate.unread_keys.clone()))
+    Rc::new(Readiness::from_checks(checks))
 }
 
 /// The Images binding, when image requests depend on it (`IMAGES_MODE = "binding"` and an `IMAGES_ORIGIN`): without

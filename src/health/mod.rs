@@ -1,7 +1,7 @@
 //! Health: `/health` says the isolate is up and which build it runs, touching no binding; `/health/ready` checks that
-//! every binding the Worker depends on (KV, D1, Durable Objects) answers, and lists the vars that look like
-//! misspelled keys (`config::keys`). Those leave it ready: the Worker serves, with the defaults those keys meant to
-//! change, and a probe that failed on them would take a working deployment out of service over a warning.
+//! every binding the Worker depends on (KV, D1, Durable Objects) answers. Vars that look like misspelled keys
+//! (`config::keys`) are not its business: they are logged, and the probe, which anyone may call, does not tell a
+//! deployment's var names.
 
 pub mod handler;
 
@@ -59,9 +59,6 @@ pub struct Check {
 pub struct Readiness {
     pub ready: bool,
     pub checks: Vec<Check>,
-    /// Vars set that no reader asked for and that look like edgekit's keys; omitted when there are none.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unread_keys: Vec<crate::config::keys::UnreadKey>,
 }
 
 impl Readiness {
@@ -69,15 +66,6 @@ impl Readiness {
         Self {
             ready: checks.iter().all(|c| c.ok),
             checks,
-            unread_keys: Vec::new(),
-        }
-    }
-
-    /// The isolate's unread keys, listed beside the checks; readiness does not depend on them.
-    pub fn with_unread_keys(self, unread_keys: Vec<crate::config::keys::UnreadKey>) -> Self {
-        Self {
-            unread_keys,
-            ..self
         }
     }
 
@@ -112,37 +100,6 @@ mod tests {
             detail: Some("migrations not applied"),
         };
         assert_eq!(Readiness::from_checks(vec![ok("KV"), failed]).status(), 503);
-    }
-
-    #[test]
-    fn unread_keys_are_listed_and_leave_readiness_alone() {
-        let ok = Check {
-            binding: "KV",
-            ok: true,
-            detail: None,
-        };
-        let plain = serde_json::to_value(Readiness::from_checks(vec![ok])).expect("json");
-        assert_eq!(
-            plain.get("unread_keys"),
-            None,
-            "omitted when there are none"
-        );
-        let ok = Check {
-            binding: "KV",
-            ok: true,
-            detail: None,
-        };
-        let warned = Readiness::from_checks(vec![ok]).with_unread_keys(vec![
-            crate::config::keys::UnreadKey {
-                key: "ROOMS_MAX_MEMBER".into(),
-                did_you_mean: "ROOMS_MAX_MEMBERS".into(),
-            },
-        ]);
-        assert_eq!(warned.status(), 200);
-        assert_eq!(
-            serde_json::to_value(&warned).expect("json")["unread_keys"],
-            serde_json::json!([{"key": "ROOMS_MAX_MEMBER", "did_you_mean": "ROOMS_MAX_MEMBERS"}])
-        );
     }
 
     /// The newest migration file is the version the build asks for, and it records that number: a migration added
