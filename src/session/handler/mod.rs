@@ -143,6 +143,7 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
     let id = token::session_id(&token);
     let now = now_ms();
     let max_ms = config.max_secs * 1000;
+    let mut revoked_in_cache = false;
     if !strict && config.cache_secs > 0 {
         match decide_cached(store.cached(&id).await.as_deref(), now) {
             CacheDecision::Accept(record) if record.past_limit(now, max_ms) => {
@@ -152,32 +153,30 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
                 schedule_touch(call, &id, &record, now);
                 return Ok(Checked::Valid { id, record });
             }
-            CacheDecision::Refuse(_) => {
-                let budget = miss_budget(call, strict)?;
-                let checked = refused(call, store, &id, now, "session revoked (cache)").await?;
-                count_miss(call, budget, &checked).await;
-                return Ok(checked);
-            }
+            CacheDecision::Refuse(_) => revoked_in_cache = true,
             CacheDecision::AskD1 => {}
         }
     }
-    let budget = miss_budget(call, strict)?;
-    let checked = check_at_d1(call, store, id, now, strict).await?;
-    count_miss(call, budget, &checked).await;
-    Ok(checked)
-}
-
-/// The per-address budget (`SESSION_IP_POLICY`) of the cached checks that read D1 and find no live session (see
-/// [`credential_budget`]), or `None` for a strict check: those are limited by their routes instead (`limited`),
-/// before any work. Such a check costs up to two D1 reads (the session, then the retired tokens for reuse detection)
-/// for any well-formed cookie, made up or not, and pages, room tickets and gateway routes make one for every request
-/// that carries one: counted, a client inventing cookies is held to the policy's rate of D1 work, while signed-in
-/// users, whose checks find their session, never count or wait on the limiter.
-fn miss_budget(call: &Call, strict: bool) -> ApiResult<Option<(&str, String)>> {
-    if strict {
-        return Ok(None);
+    // A cached check that reads D1 and finds no live session spends the address's budget of unknown credentials
+    // ([`credential_budget`]); a strict one is limited by its route instead (`limited`), before any work. Such a
+    // check costs up to two D1 reads (the session, then the retired tokens for reuse detection) for any well-formed
+    // cookie, made up or not, and pages, room tickets and gateway routes make one for every request that carries
+    // one: counted, a client inventing cookies is held to the policy's rate of D1 work, while signed-in users, whose
+    // checks find their session, never count or wait on the limiter.
+    let budget = if strict {
+        None
+    } else {
+        credential_budget(call)?
+    };
+    let checked = if revoked_in_cache {
+        refused(call, store, &id, now, "session revoked (cache)").await?
+    } else {
+        check_at_d1(call, store, id, now, strict).await?
+    };
+    if let Checked::Refused(_) = checked {
+        count_failed(call, budget).await;
     }
-    credential_budget(call)
+    Ok(checked)
 }
 
 /// The per-address budget (`SESSION_IP_POLICY`) of requests whose credential (a session cookie, a room ticket) costs
@@ -208,13 +207,6 @@ pub async fn count_failed(call: &Call, budget: Option<(&str, String)>) {
     if let Some((policy, key)) = budget {
         // A limiter that fails (open or closed) only leaves this one uncounted.
         let _ = ratelimit::enforce(call, policy, &key).await;
-    }
-}
-
-/// Counts a refused check against its address's budget (see [`miss_budget`]).
-async fn count_miss(call: &Call, budget: Option<(&str, String)>, checked: &Checked) {
-    if let Checked::Refused(_) = checked {
-        count_failed(call, budget).await;
     }
 }
 
