@@ -135,14 +135,12 @@ async fn read_capped(req: &mut Request, max_bytes: u64) -> ApiResult<Vec<u8>> {
     let Some(stream) = req.inner().body() else {
         return Ok(Vec::new());
     };
-    let read = {
-        let mut raw = wasm_streams::ReadableStream::from_raw(stream.clone().unchecked_into());
-        // A reader that lets the body go (unlocked, not cancelled) when it is dropped.
-        let read = match raw.try_get_reader() {
-            Ok(reader) => take_capped(reader.into_stream(), max_bytes).await,
-            Err(e) => Err(ReadError::Failed(js_message(&e.into()))),
-        };
-        read
+    // A reader that lets the body go (unlocked, not cancelled) when it is dropped, at the end of this statement.
+    let read = match wasm_streams::ReadableStream::from_raw(stream.clone().unchecked_into())
+        .try_get_reader()
+    {
+        Ok(reader) => take_capped(reader.into_stream(), max_bytes).await,
+        Err(e) => Err(ReadError::Failed(js_message(&e.into()))),
     };
     match read {
         Ok(bytes) => Ok(bytes),
