@@ -33,7 +33,8 @@ impl EnvVars<'_> {
             .iter()
             .filter_map(|name| {
                 let value = js_sys::Reflect::get(env, &name).ok()?;
-                let is_var = value.as_string().is_some()
+                // Typed without copying a value (a secret's) into wasm memory.
+                let is_var = value.is_string()
                     || value.as_f64().is_some()
                     || value.as_bool().is_some()
                     || js_sys::Array::is_array(&value)
