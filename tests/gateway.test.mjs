@@ -9,7 +9,7 @@ import { startOrigin, delay } from "./support/origin.mjs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
-import { ROOT, onOneConnection, startWorker, until } from "./support/worker.mjs";
+import { ROOT, chunkedBody, onOneConnection, startWorker, until } from "./support/worker.mjs";
 import { b64url, json64, jwksOf, makeKeys, signWith, token } from "./support/gateway-tokens.mjs";
 import { DEMO_USERS, seed } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
@@ -2734,11 +2734,9 @@ describe("WAF", () => {
     // the 403, and the request sent behind the upload on it was lost.
     origin.reset();
     origin.handle((req, body, res) => res.end(String(body.length)));
-    const chunk = Buffer.concat([Buffer.from("10000\r\n"), Buffer.alloc(0x10000, "b"), Buffer.from("\r\n")]);
     const parts = [
       "POST /gw/open/upload-over-kept HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
-      ...Array((MAX_BODY_BYTES + 2 * 1024 * 1024) / 0x10000).fill(chunk),
-      "0\r\n\r\n",
+      ...chunkedBody(MAX_BODY_BYTES + 2 * 1024 * 1024, "b"),
       "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
     ];
     const { statuses, ended } = await onOneConnection(worker.url, parts, { answers: 2, what: "two answers" });

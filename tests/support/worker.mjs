@@ -153,6 +153,12 @@ export async function until(predicate, { ms = 5000, what = "condition", every = 
   }
 }
 
+/** A raw HTTP/1.1 chunked body of `total` bytes of `fill` (a multiple of 64 KiB) in 64 KiB chunks, as parts to write. */
+export function chunkedBody(total, fill = 0) {
+  const chunk = Buffer.concat([Buffer.from("10000\r\n"), Buffer.alloc(0x10000, fill), Buffer.from("\r\n")]);
+  return [...Array(total / 0x10000).fill(chunk), "0\r\n\r\n"];
+}
+
 /**
  * Writes `parts` (strings or buffers: requests, pipelined if several) on one raw connection to `url` and waits until
  * `answers` status lines have come back or the connection ended; the socket is closed after. Returns
