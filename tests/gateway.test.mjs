@@ -9,7 +9,7 @@ import { startOrigin, delay } from "./support/origin.mjs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
-import { ROOT, chunkedBody, onOneConnection, startWorker, until } from "./support/worker.mjs";
+import { ROOT, chunkedBody, onOneConnection, startWorker, until, untilWaiting } from "./support/worker.mjs";
 import { b64url, json64, jwksOf, makeKeys, signWith, token } from "./support/gateway-tokens.mjs";
 import { DEMO_USERS, seed } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
@@ -187,18 +187,6 @@ async function streamsFor900ms(req, body, res) {
     await delay(300);
   }
   res.end("last");
-}
-
-/** Resolves once `n` requests of the Worker's isolate wait on another's work (GET /__debug/coalesce). */
-async function waitingInWorker(n) {
-  let seen;
-  await until(
-    async () => {
-      seen = (await (await worker.fetch("/__debug/coalesce")).json()).waiting;
-      return seen >= n;
-    },
-    { what: () => `${n} requests waiting on one fill in the Worker (last seen: ${seen})` },
-  );
 }
 
 /** `doc` plus the keys already published that it does not name (the session issuer's, which seed() added), so a
@@ -1433,7 +1421,7 @@ describe("edge cache", () => {
     // The origin answers once the other 19 requests wait on this fill (the Worker's debug count): the requests
     // overlap by construction, not by the origin being slow enough.
     origin.handle(async (req, body, res) => {
-      await waitingInWorker(19);
+      await untilWaiting(worker, 19);
       res.end("coalesced");
     });
     const path = `/gw/cached?stampede=${Date.now()}`;
@@ -1454,7 +1442,7 @@ describe("edge cache", () => {
     // The copy's TTL is 1 s (±10%): past it, a request asks the origin and may serve the copy if that fails.
     await until(() => Date.now() > primed + 1_200, { what: "the stored copy's TTL to pass" });
     const outage = (req, body, res) =>
-      waitingInWorker(19).then(() => {
+      untilWaiting(worker, 19).then(() => {
         res.writeHead(503, { "content-type": "text/plain" });
         res.end("down for maintenance");
       });
@@ -1482,7 +1470,7 @@ describe("edge cache", () => {
       const mine = ++n;
       // The first answer waits until the four other requests wait on it, so they are handed its outcome (and must
       // refuse it: it is personal) rather than arriving after it and fetching on their own.
-      if (mine === 1) await waitingInWorker(4);
+      if (mine === 1) await untilWaiting(worker, 4);
       res.writeHead(200, { "content-type": "text/plain", "set-cookie": `sid=${mine}; HttpOnly`, "cache-control": "no-cache" });
       res.end(`session ${mine}`);
     });
@@ -1910,7 +1898,7 @@ describe("edge cache", () => {
     assert.equal(put.status, 200);
     await put.arrayBuffer();
     const later = worker.fetch(path);
-    await waitingInWorker(1);
+    await untilWaiting(worker, 1);
     release();
     assert.equal(await (await first).text(), "before the write", "the read made before the write gets its fill's answer");
     assert.equal(await (await later).text(), "after the write", "the read made after it is not handed that answer");
@@ -1939,7 +1927,7 @@ describe("edge cache", () => {
     const first = worker.fetch(path);
     await until(() => gets === 1, { what: "the fill to reach the origin" });
     const joined = [worker.fetch(path), worker.fetch(path), worker.fetch(path)];
-    await waitingInWorker(3);
+    await untilWaiting(worker, 3);
     release();
     const answers = await Promise.all([first, ...joined].map(async (r) => (await r).text()));
     return { answers, gets };
@@ -1998,7 +1986,7 @@ describe("edge cache", () => {
     assert.equal(purge.status, 200);
     await purge.arrayBuffer();
     const later = worker.fetch(path);
-    await waitingInWorker(1);
+    await untilWaiting(worker, 1);
     release();
     const [early, late] = await Promise.all([first, later]);
     assert.equal(await early.text(), "before the purge", "the request made before the purge gets its fill's answer");

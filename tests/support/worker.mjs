@@ -153,6 +153,18 @@ export async function until(predicate, { ms = 5000, what = "condition", every = 
   }
 }
 
+/** Resolves once `n` requests of `worker`'s isolate wait on another's work (GET /__debug/coalesce). */
+export async function untilWaiting(worker, n) {
+  let seen;
+  await until(
+    async () => {
+      seen = (await (await worker.fetch("/__debug/coalesce")).json()).waiting;
+      return seen >= n;
+    },
+    { what: () => `${n} requests waiting on one fill in the Worker (last seen: ${seen})` },
+  );
+}
+
 /** A raw HTTP/1.1 chunked body of `total` bytes of `fill` (a multiple of 64 KiB) in 64 KiB chunks, as parts to write. */
 export function chunkedBody(total, fill = 0) {
   const chunk = Buffer.concat([Buffer.from("10000\r\n"), Buffer.alloc(0x10000, fill), Buffer.from("\r\n")]);
