@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { DEMO_USERS, seed, seedContent } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
 import { delay, startOrigin } from "./support/origin.mjs";
-import { startWorker, until } from "./support/worker.mjs";
+import { startWorker, until, untilWaiting } from "./support/worker.mjs";
 
 const FRAGMENTS = ["header", "nav", "hero", "feed", "footer"];
 const VISITOR = "0123456789abcdef0123456789abcdef";
@@ -176,10 +176,17 @@ test("origin answers are written back to KV with their TTL, so the second reques
 });
 
 test("concurrent pages missing one fragment make one origin request for it, and every page gets it", async () => {
-  await originServes({ hero: { delayMs: 800 } }); // within hero's 1.5 s budget
-  const pages = await Promise.all(
+  // The hero is held until the other four pages wait on the first one's request, inside hero's 1.5 s budget: a
+  // fixed delay instead let a loaded machine run the budget out before the answer came.
+  let release;
+  const gate = new Promise((r) => (release = r));
+  await originServes({ hero: { gate } });
+  const pending = Promise.all(
     Array.from({ length: 5 }, (_, i) => get("/", { headers: withVisitor(`${"0".repeat(31)}${i}`) }).then((r) => r.text())),
   );
+  await untilWaiting(worker, 4);
+  release();
+  const pages = await pending;
   assert.equal(origin.requests.filter((r) => r.path === "/fragments/hero").length, 1, "one origin request for the hero");
   for (const page of pages) assert.ok(page.includes("hero from origin"), "each page has the fragment");
 });
