@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startOrigin } from "./support/origin.mjs";
-import { startWorker, until } from "./support/worker.mjs";
+import { onceMoreIfClosed, startWorker, until } from "./support/worker.mjs";
 
 // The stable hash and naming the Worker uses (durable_objects/src/ratelimit/shard.rs, protocol.rs), restated here so
 // a change on the Rust side that would move stored state fails this test too.
@@ -69,12 +69,14 @@ async function standing(w, policy, stateKey, limit, windowS, shards) {
   const ns = await w.mf.getDurableObjectNamespace("RATE_LIMITER");
   const stub = ns.get(ns.idFromName(objectFor(policy, stateKey, shards)));
   const body = JSON.stringify({ key: stateKey, limit, window_ms: windowS * 1000 });
-  return (await stub.fetch("https://ratelimiter/standing", { method: "POST", body })).json();
+  // A read (the object peeks at the key's state): sent once more if Miniflare's connection closed under it.
+  return (await onceMoreIfClosed(() => stub.fetch("https://ratelimiter/standing", { method: "POST", body }))).json();
 }
 
 async function ping(w, objectName) {
   const ns = await w.mf.getDurableObjectNamespace("RATE_LIMITER");
-  return (await ns.get(ns.idFromName(objectName)).fetch("https://ratelimiter/ping", { method: "POST" })).json();
+  const stub = ns.get(ns.idFromName(objectName));
+  return (await onceMoreIfClosed(() => stub.fetch("https://ratelimiter/ping", { method: "POST" }))).json();
 }
 
 test("with limit L, exactly L of 3·L concurrent requests pass, each remaining count once, the rest 429", async () => {
@@ -99,15 +101,30 @@ test("with limit L, exactly L of 3·L concurrent requests pass, each remaining c
 });
 
 test("the count resets after the window", async () => {
-  const first = await Promise.all(Array.from({ length: 6 }, () => check("short", "client-short")));
-  assert.equal(first.filter((r) => r.status === 200).length, 3, "3 of 6 pass in the first window");
+  // GCRA lets one more request through every window/limit (333 ms here) after the first 3, so a burst that a loaded
+  // machine spreads out may rightly pass more than 3: each burst is held to what its own elapsed time allows (on a
+  // quiet machine a burst takes well under 333 ms, so that is exactly 3).
+  const burst = async () => {
+    const started = Date.now();
+    const answers = await Promise.all(Array.from({ length: 6 }, () => check("short", "client-short")));
+    const passed = answers.filter((r) => r.status === 200).length;
+    return { passed, allowed: 3 + Math.floor((Date.now() - started) / (1000 / 3)), refused: passed < 6 };
+  };
+  const first = await burst();
+  assert.ok(first.passed >= 3 && first.passed <= first.allowed, `3 of 6 pass in the first window (${first.passed})`);
+  // Spend the bucket until the limiter refuses (the first burst did, unless the machine stretched it past a window).
+  for (let more = first, bursts = 1; !more.refused; bursts++) {
+    assert.ok(bursts < 10, "the limiter refuses within 10 bursts of 6");
+    more = await burst();
+    assert.ok(more.passed <= more.allowed, `no burst passes more than its time allows (${more.passed})`);
+  }
   // Observe the object's own state until the bucket is full again (one window of 1 s), then burst again.
   await until(async () => (await standing(worker, "short", apiKeyFor("client-short"), 3, 1, 2)).standing.remaining === 3, {
     ms: 5000,
     what: "the window to pass",
   });
-  const second = await Promise.all(Array.from({ length: 6 }, () => check("short", "client-short")));
-  assert.equal(second.filter((r) => r.status === 200).length, 3, "3 of 6 pass again after the window");
+  const second = await burst();
+  assert.ok(second.passed >= 3 && second.passed <= second.allowed, `3 of 6 pass again after the window (${second.passed})`);
 });
 
 test("keys are independent: each client key gets its own limit", async () => {
