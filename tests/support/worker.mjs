@@ -7,9 +7,16 @@ import { tmpdir } from "node:os";
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import { Miniflare } from "miniflare";
+import { Agent } from "undici";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
+
+// workerd closes a connection idle for 5 s (its HTTP server's pipeline timeout; measured: 4.9 s after an answer).
+// undici keeps an idle one for 4 s by default, on coarse timers that a loaded machine runs late, so a request could
+// go out on a connection workerd was closing and fail "other side closed" — and its one retry on another connection
+// as stale (seen with load average 10 on 2 cores). The tests' requests keep connections 1 s at most.
+const dispatcher = new Agent({ keepAliveTimeout: 1000, keepAliveMaxTimeout: 1000 });
 
 let template;
 /** A state directory with every D1 migration applied, made once per test process (or by scripts/test). */
@@ -111,7 +118,8 @@ export async function startWorker({ vars = {}, stateDir, workerOptions = {}, bui
       const target = new URL(path, url);
       const method = (init?.method ?? "GET").toUpperCase();
       const idempotent = init?.body == null && (method === "GET" || method === "HEAD");
-      return idempotent ? onceMoreIfClosed(() => fetch(target, init)) : fetch(target, init);
+      const send = () => fetch(target, { dispatcher, ...init });
+      return idempotent ? onceMoreIfClosed(send) : send();
     },
     /** JSON log lines the Worker wrote (console.log of one JSON object). */
     jsonLogs: () =>
