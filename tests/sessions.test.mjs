@@ -752,6 +752,78 @@ test("garbled, unknown, expired and revoked cookies are refused on both the cach
   }
 });
 
+test("a cookie that names no live session is cleared by the answers that find so — pages, /auth/session, the strict routes, room tickets, gateway session routes — and a token another tab's refresh just retired is not", async (t) => {
+  // Kept, such a cookie came with every request, and each paid the check's D1 reads and a count against the address's
+  // budget of unknown credentials, until the cookie's Max-Age (the session's absolute limit) ran out.
+  const w = await startWorker({
+    vars: {
+      AUTH_SIGNING_KEY: JSON.stringify(KEY),
+      RATE_LIMIT_POLICIES: GENEROUS,
+      GATEWAY_ROUTES: [{ name: "session", path: "/gw/session", upstream: "http://127.0.0.1:9", auth: "session" }],
+    },
+  });
+  t.after(() => w.stop());
+  const wdb = await w.mf.getD1Database("DB");
+  await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const signIn = await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
+  assert.equal(signIn.status, 200);
+  const set = signIn.headers.getSetCookie().find((c) => c.startsWith("__Host-edgekit_session="));
+  await signIn.arrayBuffer();
+  // The clear must name the cookie as it was set (RFC 6265 §5.3 step 11: same name, domain and path), and keep its
+  // prefix's rules (`__Host-`: Secure, Path=/, no Domain), or the browser ignores it.
+  const attributes = (c) => c.split(";").slice(1).map((a) => a.trim()).filter((a) => !/^max-age=/i.test(a)).sort();
+  const live = cookieOf({ headers: { get: () => set } });
+  const expired = randomBytes(32).toString("base64url");
+  const now = Date.now();
+  await wdb.prepare("INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at) VALUES (?1, ?2, ?3, ?4, ?4)")
+    .bind(sessionId(expired), BOB.id, now - 10_000, now - 1).run();
+  const endedElsewhere = cookieOf(await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password })));
+  const out = await w.fetch("/auth/logout", withCookie(endedElsewhere, { method: "POST" }));
+  assert.equal(out.status, 204);
+  const withTok = (tok, init = {}) => (tok === undefined ? init : withCookie(tok, init));
+  const sessionClears = (r) => r.headers.getSetCookie().filter((c) => c.startsWith("__Host-edgekit_session="));
+  const requests = [
+    ["a page", (tok) => w.fetch("/", withTok(tok)), 200],
+    ["GET /auth/session", (tok) => w.fetch("/auth/session", withTok(tok)), 401],
+    ["GET /auth/sessions", (tok) => w.fetch("/auth/sessions", withTok(tok)), 401],
+    ["POST /auth/refresh", (tok) => w.fetch("/auth/refresh", withTok(tok, { method: "POST" })), 401],
+    ["a room ticket", (tok) => w.fetch("/rooms/lobby/ticket", withTok(tok, { method: "POST" })), 401],
+    ["a gateway session route", (tok) => w.fetch("/gw/session", withTok(tok)), 401],
+  ];
+  for (const [what, token] of [["a made-up token", randomBytes(32).toString("base64url")], ["an expired session", expired], ["a session logged out elsewhere", endedElsewhere]]) {
+    for (const [route, send, status] of requests) {
+      const r = await send(token);
+      assert.equal(r.status, status, `${what} on ${route}`);
+      const clears = sessionClears(r);
+      assert.equal(clears.length, 1, `${what} on ${route}: the answer clears the cookie`);
+      assert.match(clears[0], /^__Host-edgekit_session=; Max-Age=0;/, `${what} on ${route}`);
+      assert.deepEqual(attributes(clears[0]), attributes(set), `${what} on ${route}: the attributes it was set with`);
+      if (route === "a page") {
+        assert.equal(r.headers.get("cache-control"), "private, no-store", "a page that clears is never stored for others");
+        assert.ok(r.headers.getSetCookie().some((c) => c.startsWith("ek_vid=")), "beside the visitor cookie");
+      }
+      await r.arrayBuffer();
+    }
+  }
+  // No clear where the cookie is not known dead: the user's live one, none at all, a garbled value (nothing read;
+  // maybe a planted second value), and a token a refresh in another tab has just retired — the browser is taking
+  // that refresh's cookie, which a clear arriving after it would remove.
+  const refreshed = await w.fetch("/auth/refresh", withCookie(live, { method: "POST" }));
+  assert.equal(refreshed.status, 200);
+  const current = cookieOf(refreshed);
+  await refreshed.arrayBuffer();
+  for (const [what, token] of [["the live session", current], ["no cookie", undefined], ["a garbled cookie", "not-a-token"], ["a token just retired by a concurrent refresh", live]]) {
+    for (const [route, send] of requests) {
+      if (token === current && route === "POST /auth/refresh") continue;
+      const r = await send(token);
+      assert.deepEqual(sessionClears(r), [], `${what} on ${route}: no clear`);
+      // (`session_rotated` is the /auth/* routes' answer; rooms and gateway routes say `session_required`.)
+      if (token === live && route.includes("/auth/")) assert.equal((await r.json()).error.code, "session_rotated", `${what} on ${route}`);
+      else await r.arrayBuffer();
+    }
+  }
+});
+
 test("a session revoked elsewhere: strict routes refuse at once, cached checks only until the entry's freshness ends", async () => {
   const { token } = await loggedIn(BOB);
   const key = `session:${sessionId(token)}`;
@@ -1024,7 +1096,7 @@ test("a session older than a lowered SESSION_MAX_SECS is refused at once, and a 
   const check = (path, init) => w.fetch(path, withCookie(token, init));
   await expectError(await check("/auth/sessions"), 401, "session_invalid", "strict check");
   const refreshed = await check("/auth/refresh", { method: "POST" });
-  assert.equal(refreshed.headers.get("set-cookie"), null, "no cookie for a session that has ended");
+  assert.match(refreshed.headers.get("set-cookie") ?? "", /^__Host-edgekit_session=; Max-Age=0;/, "no new cookie for a session that has ended: the dead one is cleared");
   await expectError(refreshed, 401, "session_invalid", "refresh");
   await expectError(await check("/auth/session"), 401, "session_invalid", "cached check, from D1");
   // A fresh cache entry written before the limit was lowered says the same.

@@ -611,18 +611,17 @@ async fn authenticate(
     }
 }
 
-/// The signed-in user from the session cookie (the cached, non-strict check), as an identity.
+/// The signed-in user from the session cookie (the cached, non-strict check), as an identity; the 401 without one
+/// clears a cookie that names no live session.
 async fn session_identity(call: &Call) -> ApiResult<Verified> {
-    match session::handler::current_user(call, false).await? {
-        Some(user) => Ok(Verified {
-            sub: user.user_id,
-            permissions: user.permissions,
-            email: Some(user.email),
-        }),
-        None => Err(session::handler::session_required(
-            "this route needs a valid session; log in first",
-        )),
-    }
+    let user = session::handler::current_user(call, false)
+        .await?
+        .required("this route needs a valid session; log in first")?;
+    Ok(Verified {
+        sub: user.user_id,
+        permissions: user.permissions,
+        email: Some(user.email),
+    })
 }
 
 /// The caller's verified token from its `Authorization` header (401 with a description when absent or invalid).

@@ -40,13 +40,14 @@ fn mode(req: &Request) -> ApiResult<Mode> {
     })
 }
 
-/// The signed-in user's id, if any (session cookie, cached check); anonymous otherwise. A page must still render
-/// when the session store fails or is slow, so a failure, or no answer within `budget_ms`, is logged and the
-/// visitor treated as anonymous.
-async fn session_user(call: &Call, budget_ms: u64) -> Option<String> {
+/// The signed-in user's id, if any (session cookie, cached check); anonymous otherwise — with the `Set-Cookie` that
+/// clears a session cookie the check found naming no live session (the page is `private, no-store`, never stored
+/// for others). A page must still render when the session store fails or is slow, so a failure, or no answer within
+/// `budget_ms`, is logged and the visitor treated as anonymous (the cookie kept: nothing was learnt of it).
+async fn session_user(call: &Call, budget_ms: u64) -> (Option<String>, Option<String>) {
     let check = crate::session::handler::current_user(call, false);
     let detail = match before(check, timer(budget_ms)).await {
-        Some(Ok(user)) => return user.map(|u| u.user_id),
+        Some(Ok(caller)) => return (caller.user.map(|u| u.user_id), caller.stale_cookie),
         Some(Err(error)) => error.to_string(),
         None => format!("no answer within {budget_ms} ms (RENDER_CONTENT_BUDGET_MS)"),
     };
@@ -54,7 +55,7 @@ async fn session_user(call: &Call, budget_ms: u64) -> Option<String> {
         "render: session check failed",
         serde_json::json!({"request_id": call.request_id, "detail": detail}),
     );
-    None
+    (None, None)
 }
 
 fn timer(ms: u64) -> Delay {
@@ -149,7 +150,7 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         .clone();
     let mode = mode(&call.req)?;
     let budget_ms = u64::from(config.content_budget_ms);
-    let user_id = session_user(&call, budget_ms).await;
+    let (user_id, clear_session) = session_user(&call, budget_ms).await;
 
     let header = |name: &str| call.req.headers().get(name).ok().flatten();
     let Identity {
@@ -240,6 +241,11 @@ pub async fn page(call: Call) -> ApiResult<Response> {
     }
     if let Some(cookie) = &set_cookie {
         set("set-cookie", cookie)?;
+    }
+    if let Some(clear) = &clear_session {
+        headers
+            .append("set-cookie", clear)
+            .or_internal("setting a page header")?;
     }
 
     let (started_ms, log_success) = (call.started_ms, call.log_success);

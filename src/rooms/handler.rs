@@ -375,12 +375,8 @@ pub async fn debug_ticket(call: &Call) -> ApiResult<Response> {
     issue_ticket(call, &room_name(call)?, &user).await
 }
 
-/// The signed-in user's id (session cookie, cached check), or 401.
+/// The signed-in user's id (session cookie, cached check), or 401 (clearing a cookie that names no live session).
 async fn signed_in_user(call: &Call) -> ApiResult<String> {
-    match crate::session::handler::current_user(call, false).await? {
-        Some(user) => Ok(user.user_id),
-        None => Err(crate::session::handler::session_required(
-            "sign in to join a room",
-        )),
-    }
+    let caller = crate::session::handler::current_user(call, false).await?;
+    Ok(caller.required("sign in to join a room")?.user_id)
 }

@@ -1,6 +1,7 @@
 //! Sessions: users log in with email and password, get an HttpOnly session cookie (D1 is the source of truth, KV a
 //! short-lived cache in front of it) and a short-lived access JWT for the gateway. Other capabilities ask
-//! [`handler::current_user`] who is calling and get a [`SessionUser`].
+//! [`handler::current_user`] who is calling and get a [`SessionUser`] (and, without one, whether their answer should
+//! clear a session cookie that names no live session).
 //!
 //! Pure modules: `config` (settings), `credentials` (login body rules), `password` (PBKDF2 hash format and
 //! comparison), `token` (session tokens, their stored ids, cookies), `record` (expiry, sliding, cache freshness),

@@ -32,23 +32,64 @@ use crate::session::{bookmark, device, jwt, SessionUser};
 /// Longest user agent stored with a session.
 const MAX_USER_AGENT: usize = 256;
 
-/// Who is calling, from the session cookie: `Ok(None)` for a missing, garbled, unknown, expired or revoked session.
+/// Who is calling, from the session cookie: no user for a missing, garbled, unknown, expired or revoked session.
 /// `strict` reads D1 every time (for sensitive routes); otherwise a fresh KV cache entry answers.
-pub async fn current_user(call: &Call, strict: bool) -> ApiResult<Option<SessionUser>> {
+pub async fn current_user(call: &Call, strict: bool) -> ApiResult<Caller> {
     let store = Store::open(call, strict)?;
     Ok(match check(call, &store, strict).await? {
-        Checked::Valid { record, .. } => Some(record.user()),
-        _ => None,
+        Checked::Valid { record, .. } => Caller {
+            user: Some(record.user()),
+            stale_cookie: None,
+        },
+        Checked::Refused(_) => Caller {
+            user: None,
+            stale_cookie: Some(token::clear_cookie(
+                &call.isolate.config.session.cookie_name,
+            )),
+        },
+        Checked::Missing | Checked::Malformed | Checked::Rotated => Caller {
+            user: None,
+            stale_cookie: None,
+        },
     })
+}
+
+/// What [`current_user`] found: the user, or none — and then whether the answer should clear the session cookie.
+/// Kept, a cookie naming no live session is sent with every request, and each of them pays the check's D1 reads and
+/// its count against the address's budget of unknown credentials ([`credential_budget`]) — an honest browser whose
+/// session expired or was ended elsewhere paid both on every page until the cookie's own `Max-Age` ran out.
+pub struct Caller {
+    pub user: Option<SessionUser>,
+    /// `Set-Cookie` removing the session cookie, when it held a well-formed token of no live session — never for a
+    /// token a concurrent refresh has just retired (the browser is taking the new one, which a clear arriving after
+    /// would remove) or for a garbled value (it costs no read, and may be a planted second value beside the user's).
+    pub stale_cookie: Option<String>,
+}
+
+impl Caller {
+    /// The user, or 401 `session_required` with `message` — clearing a stale cookie.
+    pub fn required(self, message: &'static str) -> ApiResult<SessionUser> {
+        match (self.user, self.stale_cookie) {
+            (Some(user), _) => Ok(user),
+            (None, None) => Err(session_required(message)),
+            (None, Some(clear)) => Err(session_required(message).with_header("set-cookie", clear)),
+        }
+    }
 }
 
 /// What a session check found; the refusals are told apart only in logs, but for a token another request has just
 /// rotated, which the client may retry with the cookie that request set.
 enum Checked {
     Missing,
+    /// A cookie value that cannot be a token: nothing was read for it.
+    Malformed,
+    /// A well-formed token of no live session.
     Refused(&'static str),
     Rotated,
-    Valid { id: String, record: SessionRecord },
+    Valid {
+        id: String,
+        record: SessionRecord,
+    },
 }
 
 /// 401 `session_required`: a route the session cookie authenticates was called without a session. No
@@ -88,13 +129,17 @@ fn rotated() -> ApiError {
 }
 
 impl Checked {
-    /// The 401 for a refused check: `session_required` without a cookie, `session_invalid` otherwise.
-    fn into_user(self) -> ApiResult<(String, SessionRecord)> {
+    /// The 401 for a refused check: `session_required` without a cookie, `session_invalid` otherwise — clearing a
+    /// cookie that names no live session (see [`Caller::stale_cookie`]).
+    fn into_user(self, cookie_name: &str) -> ApiResult<(String, SessionRecord)> {
         match self {
             Checked::Valid { id, record } => Ok((id, record)),
             Checked::Missing => Err(session_required("this route needs a session; log in first")),
             Checked::Rotated => Err(rotated()),
-            Checked::Refused(why) => Err(invalid(why)),
+            Checked::Malformed => Err(invalid("cookie is not a session token")),
+            Checked::Refused(why) => {
+                Err(invalid(why).with_header("set-cookie", token::clear_cookie(cookie_name)))
+            }
         }
     }
 }
@@ -134,7 +179,7 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
     let config = &call.isolate.config.session;
     let token = match cookie_token(call) {
         CookieToken::Missing => return Ok(Checked::Missing),
-        CookieToken::Garbled => return Ok(Checked::Refused("cookie is not a session token")),
+        CookieToken::Garbled => return Ok(Checked::Malformed),
         CookieToken::Token(token) => token,
     };
     if !origin_check::is_safe_method(&call.method) {
@@ -685,7 +730,9 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
     limited(&call, "/auth/refresh").await?;
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
-    let (old_id, record) = check(&call, &store, true).await?.into_user()?;
+    let (old_id, record) = check(&call, &store, true)
+        .await?
+        .into_user(&config.cookie_name)?;
     let now = now_ms();
     let token = random_token()?;
     let new_id = token::session_id(&token);
@@ -840,7 +887,9 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
 /// `GET /auth/session` (auth policy `session`, cached check): the current user.
 pub async fn session(call: Call) -> ApiResult<Response> {
     let store = Store::open(&call, false)?;
-    let (_, record) = check(&call, &store, false).await?.into_user()?;
+    let (_, record) = check(&call, &store, false)
+        .await?
+        .into_user(&call.isolate.config.session.cookie_name)?;
     let body =
         json!({ "user": user_view(&record), "session": { "expires_at": record.expires_at } });
     Ok(finish(json(200, &body)?, &store))
@@ -857,7 +906,9 @@ pub async fn end_all(call: Call) -> ApiResult<Response> {
     limited(&call, "/auth/sessions").await?;
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
-    let (id, record) = check(&call, &store, true).await?.into_user()?;
+    let (id, record) = check(&call, &store, true)
+        .await?
+        .into_user(&config.cookie_name)?;
     let now = now_ms();
     let mut revoked = store.revoke_user(&record.user_id, now).await?;
     if let Some(at) = revoked.iter().position(|r| *r == id) {
@@ -886,7 +937,9 @@ pub async fn end_all(call: Call) -> ApiResult<Response> {
 pub async fn sessions(call: Call) -> ApiResult<Response> {
     limited(&call, "/auth/sessions").await?;
     let store = Store::open(&call, true)?;
-    let (id, record) = check(&call, &store, true).await?.into_user()?;
+    let (id, record) = check(&call, &store, true)
+        .await?
+        .into_user(&call.isolate.config.session.cookie_name)?;
     let max_ms = call.isolate.config.session.max_secs * 1000;
     let list = store
         .active_sessions(&record.user_id, now_ms(), max_ms)
