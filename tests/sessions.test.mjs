@@ -783,12 +783,12 @@ test("a cookie that names no live session is cleared by the answers that find so
   const withTok = (tok, init = {}) => (tok === undefined ? init : withCookie(tok, init));
   const sessionClears = (r) => r.headers.getSetCookie().filter((c) => c.startsWith("__Host-edgekit_session="));
   const requests = [
-    ["a page", (tok) => w.fetch("/", withTok(tok)), 200],
-    ["GET /auth/session", (tok) => w.fetch("/auth/session", withTok(tok)), 401],
-    ["GET /auth/sessions", (tok) => w.fetch("/auth/sessions", withTok(tok)), 401],
-    ["POST /auth/refresh", (tok) => w.fetch("/auth/refresh", withTok(tok, { method: "POST" })), 401],
-    ["a room ticket", (tok) => w.fetch("/rooms/lobby/ticket", withTok(tok, { method: "POST" })), 401],
-    ["a gateway session route", (tok) => w.fetch("/gw/session", withTok(tok)), 401],
+    ["a page", (tok, headers) => w.fetch("/", withTok(tok, { headers })), 200],
+    ["GET /auth/session", (tok, headers) => w.fetch("/auth/session", withTok(tok, { headers })), 401],
+    ["GET /auth/sessions", (tok, headers) => w.fetch("/auth/sessions", withTok(tok, { headers })), 401],
+    ["POST /auth/refresh", (tok, headers) => w.fetch("/auth/refresh", withTok(tok, { method: "POST", headers })), 401],
+    ["a room ticket", (tok, headers) => w.fetch("/rooms/lobby/ticket", withTok(tok, { method: "POST", headers })), 401],
+    ["a gateway session route", (tok, headers) => w.fetch("/gw/session", withTok(tok, { headers })), 401],
   ];
   for (const [what, token] of [["a made-up token", randomBytes(32).toString("base64url")], ["an expired session", expired], ["a session logged out elsewhere", endedElsewhere]]) {
     for (const [route, send, status] of requests) {
@@ -821,6 +821,19 @@ test("a cookie that names no live session is cleared by the answers that find so
       if (token === live && route.includes("/auth/")) assert.equal((await r.json()).error.code, "session_rotated", `${what} on ${route}`);
       else await r.arrayBuffer();
     }
+  }
+  // Nor where the D1 read started at the client's bookmark (x-d1-bookmark), as a cached check does: on Cloudflare it
+  // may read a replica that has not seen a login made after that bookmark (in another tab), and a clear would sign
+  // the user out for the replica's lag. A strict route reads the primary whatever the client sends, and clears.
+  const bookmark = signIn.headers.get("x-d1-bookmark");
+  assert.ok(bookmark, "the login hands back a bookmark");
+  const unknown = randomBytes(32).toString("base64url");
+  for (const [route, send, status] of requests) {
+    const r = await send(unknown, { "x-d1-bookmark": bookmark });
+    assert.equal(r.status, status, `a made-up token with a bookmark on ${route}`);
+    const strict = route === "GET /auth/sessions" || route === "POST /auth/refresh";
+    assert.equal(sessionClears(r).length, strict ? 1 : 0, `a made-up token with a bookmark on ${route}: cleared only from the primary`);
+    await r.arrayBuffer();
   }
 });
 

@@ -47,10 +47,12 @@ pub async fn current_user(call: &Call, strict: bool) -> ApiResult<Caller> {
                 &call.isolate.config.session.cookie_name,
             )),
         },
-        Checked::Missing | Checked::Malformed | Checked::Rotated => Caller {
-            user: None,
-            stale_cookie: None,
-        },
+        Checked::Missing | Checked::Malformed | Checked::Rotated | Checked::Unconfirmed(_) => {
+            Caller {
+                user: None,
+                stale_cookie: None,
+            }
+        }
     })
 }
 
@@ -85,6 +87,10 @@ enum Checked {
     Malformed,
     /// A well-formed token of no live session.
     Refused(&'static str),
+    /// A well-formed token of no session in a replica read from the client's bookmark: refused, but the session may
+    /// have been created after that bookmark (a login in another tab, whose bookmark this request did not carry), so
+    /// the cookie is not cleared — a clear would sign the user out for a replica's lag.
+    Unconfirmed(&'static str),
     Rotated,
     Valid {
         id: String,
@@ -112,6 +118,7 @@ fn invalid(why: &'static str) -> ApiError {
 /// setting: without it, such a session passed checks until its next touch, and a refresh rotated it into a session
 /// that had already ended (200, a new cookie, `expires_at` in the past).
 const PAST_LIMIT: &str = "session past its absolute limit (SESSION_MAX_SECS)";
+const UNKNOWN_SESSION: &str = "unknown session";
 
 /// Why a check refused a token a refresh retired within `SESSION_REUSE_GRACE_SECS`.
 const RETIRED_WITHIN_GRACE: &str = "retired token, within the reuse grace window";
@@ -140,6 +147,7 @@ impl Checked {
             Checked::Refused(why) => {
                 Err(invalid(why).with_header("set-cookie", token::clear_cookie(cookie_name)))
             }
+            Checked::Unconfirmed(why) => Err(invalid(why)),
         }
     }
 }
@@ -213,12 +221,17 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
     } else {
         credential_budget(call)?
     };
-    let checked = if revoked_in_cache {
+    let checked = match if revoked_in_cache {
         refused(call, store, &id, now, "session revoked (cache)").await?
     } else {
         check_at_d1(call, store, id, now, strict).await?
+    } {
+        Checked::Refused(UNKNOWN_SESSION) if store.may_lag() => {
+            Checked::Unconfirmed(UNKNOWN_SESSION)
+        }
+        checked => checked,
     };
-    if let Checked::Refused(_) = checked {
+    if let Checked::Refused(_) | Checked::Unconfirmed(_) = checked {
         count_failed(call, budget).await;
     }
     Ok(checked)
@@ -266,7 +279,7 @@ async fn check_at_d1(
     let config = &call.isolate.config.session;
     let max_ms = config.max_secs * 1000;
     let Some(record) = store.session(&id).await? else {
-        return refused(call, store, &id, now, "unknown session").await;
+        return refused(call, store, &id, now, UNKNOWN_SESSION).await;
     };
     match record.status(now) {
         Status::Revoked => return Ok(Checked::Refused("session revoked")),

@@ -113,6 +113,9 @@ pub struct Store {
     /// The database itself, for a read that must reach the primary whatever `db` has read ([`Store::refill`]).
     database: D1Database,
     kv: KvStore,
+    /// Whether `db` started at a bookmark the client sent, so its reads may come from a replica that has seen only
+    /// the writes that bookmark names: a session created after it (a login in another tab) may not be there yet.
+    at_client_bookmark: bool,
 }
 
 /// A D1 session whose first query goes to the primary, where every write lands.
@@ -129,16 +132,22 @@ impl Store {
         let header = call.req.headers().get(bookmark::HEADER).ok().flatten();
         let db = call.env.d1(bindings::DB).or_internal("opening D1")?;
         let start = bookmark::start(header.as_deref(), strict);
-        let session = match db.with_session(Some(start)) {
-            Ok(session) => session,
+        let (session, at_client_bookmark) = match db.with_session(Some(start)) {
+            Ok(session) => (session, start != bookmark::FIRST_PRIMARY),
             // A bookmark D1 does not accept is the client's problem only as far as freshness goes.
-            Err(_) => at_primary(&db)?,
+            Err(_) => (at_primary(&db)?, false),
         };
         Ok(Self {
             db: session,
             database: db,
             kv: call.env.kv(bindings::CONFIG_KV).or_internal("opening KV")?,
+            at_client_bookmark,
         })
+    }
+
+    /// Whether a session this store found missing may only be missing from a replica: see `at_client_bookmark`.
+    pub fn may_lag(&self) -> bool {
+        self.at_client_bookmark
     }
 
     /// The bookmark to hand back to the client (`x-d1-bookmark`), once a query has run.
@@ -511,6 +520,7 @@ pub async fn fill_cache(env: Env, id: &str, entry: &CacheEntry, cache_secs: u64)
         db: at_primary(&database)?,
         database,
         kv: env.kv(bindings::CONFIG_KV).or_internal("opening KV")?,
+        at_client_bookmark: false,
     };
     store.refill(id, entry, cache_secs).await
 }
@@ -573,7 +583,12 @@ pub async fn touch(
     .await
     .or_internal("writing last-seen")?;
     let kv = env.kv(bindings::CONFIG_KV).or_internal("opening KV")?;
-    let store = Store { db, database, kv };
+    let store = Store {
+        db,
+        database,
+        kv,
+        at_client_bookmark: false,
+    };
     if let Some(record) = store.session(&id).await? {
         if record.revoked_at.is_none() {
             let entry = CacheEntry::new(record, now_ms, cache_secs);
