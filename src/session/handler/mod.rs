@@ -87,9 +87,10 @@ enum Checked {
     Malformed,
     /// A well-formed token of no live session.
     Refused(&'static str),
-    /// A well-formed token of no session in a replica read from the client's bookmark: refused, but the session may
-    /// have been created after that bookmark (a login in another tab, whose bookmark this request did not carry), so
-    /// the cookie is not cleared — a clear would sign the user out for a replica's lag.
+    /// A well-formed token of no session, or of an expired one, in a replica read from the client's bookmark:
+    /// refused, but the session may have been created after that bookmark (a login in another tab, whose bookmark
+    /// this request did not carry) or its expiry moved on by a touch the replica has not seen, so the cookie is not
+    /// cleared — a clear would sign the user out for a replica's lag. (Revocation and the absolute limit never undo.)
     Unconfirmed(&'static str),
     Rotated,
     Valid {
@@ -119,6 +120,7 @@ fn invalid(why: &'static str) -> ApiError {
 /// that had already ended (200, a new cookie, `expires_at` in the past).
 const PAST_LIMIT: &str = "session past its absolute limit (SESSION_MAX_SECS)";
 const UNKNOWN_SESSION: &str = "unknown session";
+const EXPIRED_SESSION: &str = "session expired";
 
 /// Why a check refused a token a refresh retired within `SESSION_REUSE_GRACE_SECS`.
 const RETIRED_WITHIN_GRACE: &str = "retired token, within the reuse grace window";
@@ -226,8 +228,8 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
     } else {
         check_at_d1(call, store, id, now, strict).await?
     } {
-        Checked::Refused(UNKNOWN_SESSION) if store.may_lag() => {
-            Checked::Unconfirmed(UNKNOWN_SESSION)
+        Checked::Refused(why @ (UNKNOWN_SESSION | EXPIRED_SESSION)) if store.may_lag() => {
+            Checked::Unconfirmed(why)
         }
         checked => checked,
     };
@@ -283,7 +285,7 @@ async fn check_at_d1(
     };
     match record.status(now) {
         Status::Revoked => return Ok(Checked::Refused("session revoked")),
-        Status::Expired => return Ok(Checked::Refused("session expired")),
+        Status::Expired => return Ok(Checked::Refused(EXPIRED_SESSION)),
         Status::Active if record.past_limit(now, max_ms) => {
             return Ok(Checked::Refused(PAST_LIMIT))
         }
