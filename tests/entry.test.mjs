@@ -106,6 +106,31 @@ test("each request writes one JSON log line with method, path, status, duration,
   assert.equal(worker.jsonLogs().filter((l) => l.request_id === id).length, 1, "exactly one line");
 });
 
+test("every line the Worker writes names its SERVICE_NAME: request lines, event lines and the panic line", async (t) => {
+  // README: SERVICE_NAME is the "name in /health and every log line". Workers sharing one log destination (a
+  // staging and a production deploy, two services) are told apart by it; no line carried it.
+  const named = await startWorker({ vars: { SERVICE_NAME: "edge-named", ROOMS_MAX_MEMBER: 3 } });
+  t.after(() => named.stop());
+  await (await named.fetch("/no-such-path", { headers: { "x-request-id": "named-404" } })).arrayBuffer();
+  await (await named.fetch("/__debug/panic")).arrayBuffer();
+  const lines = await until(
+    () => {
+      const logs = named.jsonLogs();
+      const found = [
+        logs.find((l) => l.msg === "request" && l.request_id === "named-404"),
+        logs.find((l) => l.msg === "config_key_unread"),
+        logs.find((l) => l.msg === "panic"),
+      ];
+      return found.every(Boolean) && found;
+    },
+    { what: () => JSON.stringify(named.jsonLogs()) },
+  );
+  assert.deepEqual(
+    lines.map((l) => [l.msg, l.service]),
+    [["request", "edge-named"], ["config_key_unread", "edge-named"], ["panic", "edge-named"]],
+  );
+});
+
 test("with REQUEST_LOG_PERCENT=0 successes are not logged but errors still are", async (t) => {
   const quiet = await startWorker({ vars: { REQUEST_LOG_PERCENT: 0 } });
   t.after(() => quiet.stop());

@@ -45,6 +45,7 @@ pub fn get(env: &Env) -> Result<Rc<Isolate>, ApiError> {
                 // RATE_LIMIT_POLICIES fails on the login policies it leaves undefined).
                 log_unread(&Config::known_keys());
             })?;
+            super::log::set_service(&config.core.service_name);
             let router = Router::new(config.core.debug_routes);
             log_unread(&read);
             Ok(Rc::new(Isolate { config, router }))

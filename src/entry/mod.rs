@@ -53,7 +53,11 @@ fn start() {
         let location = info
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()));
-        worker::console_error!("{}", panic_line(&message, location.as_deref()));
+        let service = log::service();
+        worker::console_error!(
+            "{}",
+            panic_line(service.as_deref(), &message, location.as_deref())
+        );
     }));
 }
 
@@ -126,9 +130,11 @@ async fn fetch(
         return Ok(response);
     }
     let level = RequestLog::level_for(status);
+    let service = log::service();
     let line = RequestLog {
         level,
         msg: "request",
+        service: service.as_deref(),
         method: &method,
         // A path is echoed at most MAX_ECHO_BYTES long (one request must not write a 20 KB line).
         path: &clipped(&path, MAX_ECHO_BYTES),

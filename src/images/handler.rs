@@ -158,10 +158,9 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
     ));
     match cache.put(key.as_str(), stored).await {
         Ok(()) => lead.publish(()),
-        Err(e) => worker::console_warn!(
-            "{}",
-            serde_json::json!({"level": "warn", "msg": "image cache write failed",
-                "request_id": call.request_id, "detail": e.to_string()})
+        Err(e) => crate::entry::log::warn(
+            "image cache write failed",
+            serde_json::json!({"request_id": call.request_id, "detail": e.to_string()}),
         ),
     }
     Ok(conditional(finish(
@@ -507,10 +506,9 @@ async fn cf_image_fetch(
         // No Cf-Resized: resizing was not attempted (Image Resizing off for the zone, or another Worker in the
         // way), so the answer is the original — served as the fallback, never stored as the variant.
         let (body, mime) = checked_source(response, config, &source).await?;
-        worker::console_warn!(
-            "{}",
-            serde_json::json!({"level": "warn", "msg": "cf.image was not applied (no Cf-Resized header): is Image Resizing enabled for the zone?",
-                "request_id": request_id})
+        crate::entry::log::warn(
+            "cf.image was not applied (no Cf-Resized header): is Image Resizing enabled for the zone?",
+            serde_json::json!({"request_id": request_id}),
         );
         return Ok(Variant {
             body,
@@ -579,10 +577,9 @@ async fn via_binding(
     };
     match made {
         Ok(out) if out.size() > config.max_source_bytes as f64 => {
-            worker::console_warn!(
-                "{}",
-                serde_json::json!({"level": "warn", "msg": "image variant over IMAGES_MAX_SOURCE_BYTES; serving the original",
-                    "request_id": call.request_id, "bytes": out.size()})
+            crate::entry::log::warn(
+                "image variant over IMAGES_MAX_SOURCE_BYTES; serving the original",
+                serde_json::json!({"request_id": call.request_id, "bytes": out.size()}),
             );
             Ok(Variant {
                 body: source,
@@ -596,10 +593,9 @@ async fn via_binding(
             made: Made::Variant,
         }),
         Err(error) => {
-            worker::console_warn!(
-                "{}",
-                serde_json::json!({"level": "warn", "msg": "image transform failed; serving the original",
-                    "request_id": call.request_id, "detail": format!("{error:?}")})
+            crate::entry::log::warn(
+                "image transform failed; serving the original",
+                serde_json::json!({"request_id": call.request_id, "detail": format!("{error:?}")}),
             );
             Ok(Variant {
                 body: source,

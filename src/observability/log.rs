@@ -3,13 +3,27 @@
 //!
 //! Every other line (a handler's warning, a Durable Object's error) is an event in one shape,
 //! `{"level", "msg", …fields}` ([`event_line`], shared with the Durable Objects: `durable_objects::log`), written by
-//! `entry::log`. A line about a request carries its `request_id`.
+//! `entry::log`. A line about a request carries its `request_id`. Every line the Worker writes names it by
+//! `SERVICE_NAME` (`service`), so Workers that share a log destination can be told apart.
 
 use std::borrow::Cow;
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 pub use durable_objects::log::{line as event_line, Level};
+
+/// [`event_line`] naming the Worker's `service` (`SERVICE_NAME`; `None` before the configuration was read).
+pub fn service_event_line(service: Option<&str>, level: Level, msg: &str, fields: Value) -> String {
+    let mut fields = match fields {
+        Value::Object(fields) => fields,
+        _ => Map::new(),
+    };
+    if let Some(service) = service {
+        fields.insert("service".into(), Value::from(service));
+    }
+    event_line(level, msg, Value::Object(fields))
+}
 
 /// The most of a client-supplied text (a path) a log line or an error message echoes, in bytes.
 pub const MAX_ECHO_BYTES: usize = 1024;
@@ -70,6 +84,9 @@ fn without_partial_escaped_char(text: &str, end: usize) -> usize {
 pub struct RequestLog<'a> {
     pub level: &'static str,
     pub msg: &'static str,
+    /// `SERVICE_NAME`; absent when the configuration could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<&'a str>,
     pub method: &'a str,
     pub path: &'a str,
     pub status: u16,
@@ -105,14 +122,13 @@ pub fn sampled(status: u16, percent: u64, roll: u32) -> bool {
 }
 
 /// The line a panic writes before the isolate's Wasm instance is reset.
-pub fn panic_line(message: &str, location: Option<&str>) -> String {
-    serde_json::json!({
-        "level": "error",
-        "msg": "panic",
-        "panic": message,
-        "location": location,
-    })
-    .to_string()
+pub fn panic_line(service: Option<&str>, message: &str, location: Option<&str>) -> String {
+    service_event_line(
+        service,
+        Level::Error,
+        "panic",
+        serde_json::json!({"panic": message, "location": location}),
+    )
 }
 
 #[cfg(test)]
@@ -124,6 +140,7 @@ mod tests {
         let line = RequestLog {
             level: RequestLog::level_for(502),
             msg: "request",
+            service: Some("edge-a"),
             method: "GET",
             path: "/api/\"x\"",
             status: 502,
@@ -140,8 +157,52 @@ mod tests {
         assert_eq!(v["path"], "/api/\"x\"");
         assert_eq!(v["duration_ms"], 12);
         assert_eq!(v["colo"], "DFW");
+        assert_eq!(v["service"], "edge-a");
         assert_eq!(RequestLog::level_for(404), "warn");
         assert_eq!(RequestLog::level_for(200), "info");
+    }
+
+    #[test]
+    fn event_and_panic_lines_name_the_service_once_it_is_known() {
+        let event: serde_json::Value = serde_json::from_str(&service_event_line(
+            Some("edge-a"),
+            Level::Warn,
+            "x",
+            serde_json::json!({"n": 1, "service": "forged"}),
+        ))
+        .expect("json");
+        assert_eq!(
+            event,
+            serde_json::json!({"level": "warn", "msg": "x", "n": 1, "service": "edge-a"}),
+            "the configured name, never a field's"
+        );
+        let bare: serde_json::Value = serde_json::from_str(&service_event_line(
+            Some("edge-a"),
+            Level::Error,
+            "y",
+            serde_json::Value::Null,
+        ))
+        .expect("json");
+        assert_eq!(
+            bare,
+            serde_json::json!({"level": "error", "msg": "y", "service": "edge-a"})
+        );
+        let unknown: serde_json::Value = serde_json::from_str(&service_event_line(
+            None,
+            Level::Info,
+            "z",
+            serde_json::json!({}),
+        ))
+        .expect("json");
+        assert_eq!(unknown, serde_json::json!({"level": "info", "msg": "z"}));
+        let panic: serde_json::Value =
+            serde_json::from_str(&panic_line(Some("edge-a"), "boom", Some("src/x.rs:1")))
+                .expect("json");
+        assert_eq!(
+            panic,
+            serde_json::json!({"level": "error", "msg": "panic", "service": "edge-a",
+                "panic": "boom", "location": "src/x.rs:1"})
+        );
     }
 
     #[test]
