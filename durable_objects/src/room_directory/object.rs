@@ -6,7 +6,7 @@ use worker::{
     State,
 };
 
-use super::protocol::{list_limit, Listed, Report, PATH_LIST, PATH_REPORT};
+use super::protocol::{list_limit, Count, Listed, Report, PATH_COUNT, PATH_LIST, PATH_REPORT};
 
 #[durable_object]
 pub struct RoomDirectory {
@@ -81,6 +81,18 @@ impl DurableObject for RoomDirectory {
                     )?
                     .to_array()?;
                 Response::from_json(&rooms)
+            }
+            PATH_COUNT => {
+                #[derive(serde::Deserialize)]
+                struct Rows {
+                    n: i64,
+                }
+                let rows: Vec<Rows> = self
+                    .sql
+                    .exec("SELECT COUNT(*) AS n FROM room_rows", None)?
+                    .to_array()?;
+                let rows = rows.first().map_or(0, |r| r.n.max(0) as u64);
+                Response::from_json(&Count { rows })
             }
             _ => Response::error("unknown directory path", 404),
         }

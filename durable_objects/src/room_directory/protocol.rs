@@ -8,6 +8,9 @@ pub const BINDING: &str = "ROOM_DIRECTORY";
 
 pub const PATH_REPORT: &str = "/report";
 pub const PATH_LIST: &str = "/list";
+/// `GET`: a [`Count`] of the rows the shard stores, stale and emptied ones included (what its storage holds, for
+/// tests and operators; nothing is deleted by asking).
+pub const PATH_COUNT: &str = "/count";
 /// Query parameter of `GET /list`: at most this many rooms, largest first (the order [`merge`] lists them in).
 pub const LIMIT_PARAM: &str = "limit";
 /// Rooms a shard lists when the request names no (valid) limit.
@@ -78,6 +81,12 @@ pub struct Listed {
     pub members: u32,
     pub updated_ms: u64,
     pub expires_ms: u64,
+}
+
+/// The answer to `GET /count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Count {
+    pub rows: u64,
 }
 
 /// One active room in the public listing.
