@@ -1110,6 +1110,30 @@ test("a room that emptied after moving to another directory shard is not listed 
   }
 });
 
+test("a directory shard deletes stale rows as reports arrive, not only when someone lists it", async () => {
+  // Every ticket can open a room, and each room keeps a row in its shard after it empties; rows were deleted only by
+  // GET /rooms. A deployment that never lists (or lists rarely) kept every room ever joined, and the listing that
+  // finally came had to delete them all in one request.
+  const w = await startWorker({ vars: VARS });
+  try {
+    const shards = await w.mf.getDurableObjectNamespace("ROOM_DIRECTORY");
+    const stub = shards.get(shards.idFromName("room-directory:0"));
+    const report = async (room, members, updated_ms) => {
+      const body = JSON.stringify({ room, members, updated_ms, seq: 1, report_ms: 60_000 });
+      assert.equal((await stub.fetch("https://room-directory/report", { method: "POST", body })).status, 204);
+    };
+    const rows = async () => (await (await stub.fetch("https://room-directory/count")).json()).rows;
+    const now = Date.now();
+    // Three intervals (3 min) after its last report a row is stale.
+    for (const room of ["gone-1", "gone-2", "gone-3"]) await report(room, 0, now - 3_600_000);
+    await report("live", 2, now);
+    await report("emptied", 0, now);
+    assert.equal(await rows(), 2, "the stale rows were deleted by the reports that followed them; the fresh ones stay");
+  } finally {
+    await w.stop();
+  }
+});
+
 test("GET /rooms lists at most ROOMS_LIST_MAX_ROOMS rooms, the largest, and says when more are active", async () => {
   // The route is public and every ticket can open a room: unbounded, one account's rooms grew every listing (and
   // what each shard sent and each isolate held) by thousands an hour.

@@ -1,5 +1,6 @@
 //! Runtime glue of a room-directory shard: one SQLite row per room that reported to it, the newest report kept
-//! (`protocol::Report`), stale rows deleted when the shard is listed.
+//! (`protocol::Report`), stale rows deleted when the shard is listed and, a few at a time, on each report — so what
+//! a shard stores is bounded by the rooms reported within their last three intervals, whether or not anyone lists.
 
 use worker::{
     durable_object, wasm_bindgen, Date, DurableObject, Env, Request, Response, Result, SqlStorage,
@@ -7,6 +8,9 @@ use worker::{
 };
 
 use super::protocol::{list_limit, Count, Listed, Report, PATH_COUNT, PATH_LIST, PATH_REPORT};
+
+/// Stale rows a report deletes at most (oldest first is not needed: any stale row is as deletable as another).
+const PRUNE_PER_REPORT: i64 = 16;
 
 #[durable_object]
 pub struct RoomDirectory {
@@ -22,6 +26,11 @@ impl RoomDirectory {
         self.sql.exec(
             "CREATE TABLE IF NOT EXISTS room_rows (room TEXT PRIMARY KEY, members INTEGER NOT NULL, \
              updated_ms INTEGER NOT NULL, seq INTEGER NOT NULL, expires_ms INTEGER NOT NULL)",
+            None,
+        )?;
+        // Stale rows are found by expiry on every report: without the index each report would scan the shard.
+        self.sql.exec(
+            "CREATE INDEX IF NOT EXISTS room_rows_by_expiry ON room_rows (expires_ms)",
             None,
         )?;
         Ok(())
@@ -55,6 +64,18 @@ impl DurableObject for RoomDirectory {
                         (report.updated_ms as i64).into(),
                         (report.seq as i64).into(),
                         (expires_ms as i64).into(),
+                    ],
+                )?;
+                // Rows were deleted only by a listing: a deployment that never lists `GET /rooms` kept a row for
+                // every room ever joined (any ticket opens one), and the first listing had them all to delete.
+                // A report adds at most one row and deletes up to PRUNE_PER_REPORT stale ones, so stale rows go
+                // faster than reports can add rows, and no report does more than a bounded amount of work.
+                self.sql.exec(
+                    "DELETE FROM room_rows WHERE room IN \
+                     (SELECT room FROM room_rows WHERE expires_ms < ? LIMIT ?)",
+                    vec![
+                        (Date::now().as_millis() as i64).into(),
+                        PRUNE_PER_REPORT.into(),
                     ],
                 )?;
                 Response::empty().map(|r| r.with_status(204))
