@@ -8,8 +8,10 @@
 //! - it is a known key but for letter case or `-` for `_` (`gateway_routes`);
 //! - it is within a small edit distance of one (a typo: 1 edit up to 8 characters, 2 up to 16, 3 beyond, so
 //!   `_SECS` for `_SECONDS` is caught on every long key);
-//! - its `_`-separated words are a known key's with words left out or added, each word within one slip
-//!   (`RATE_LIMITS` for `RATE_LIMIT_POLICIES`, `PASSWORD_ITERATIONS`), at least two of them matched;
+//! - its `_`-separated words are a known key's, each the same, a synonym (`SIZE`/`BYTES`, `SECRET`/`KEY`,
+//!   `SEC`/`SECONDS`, `SESSION`/`AUTH`/`JWT`) or within one slip (`MAX_BODY_SIZE`, `IMAGES_SIGNING_KEY`), or those
+//!   words with some left out or added (`RATE_LIMITS` for `RATE_LIMIT_POLICIES`, `PASSWORD_ITERATIONS`), at least
+//!   two of them matched;
 //! - it starts with a prefix edgekit owns: the first word of two or more known keys (`GATEWAY_`, `SESSION_`,
 //!   `ROOMS_`…), which no other code in this Worker reads.
 //!
@@ -104,12 +106,18 @@ impl Key {
         }
     }
 
+    /// Its `_`-separated words, each as [`canonical`] spells it.
     fn words(&self) -> Vec<&str> {
-        self.normal.split('_').filter(|w| !w.is_empty()).collect()
+        self.normal
+            .split('_')
+            .filter(|w| !w.is_empty())
+            .map(canonical)
+            .collect()
     }
 
     /// How close `known` is, lower first, when this key could be a slip for it: (0, _) the same but for case or
-    /// separators; (1, d) the same words with some left out or added; (2, d) a typo `d` edits away.
+    /// separators; (1, d) the same words, each the same or a synonym or one slip away (`MAX_BODY_SIZE`,
+    /// `IMAGES_SIGNING_KEY`); (2, d) those words with some left out or added; (3, d) a typo `d` edits away.
     ///
     /// Every var is ranked against every known key once per isolate start, so the edit table is filled only where
     /// it can matter: two lengths further apart than the typo budget are that many edits apart already.
@@ -118,15 +126,18 @@ impl Key {
             return Some((0, 0));
         }
         let (mine, theirs) = (self.words(), known.words());
-        if words_within(&mine, &theirs) || words_within(&theirs, &mine) {
+        if mine.len() == theirs.len() && mine.iter().zip(&theirs).all(|(a, b)| same_word(a, b)) {
             return Some((1, distance(&self.normal, &known.normal)));
+        }
+        if words_within(&mine, &theirs) || words_within(&theirs, &mine) {
+            return Some((2, distance(&self.normal, &known.normal)));
         }
         let budget = typo_budget(self.normal.len());
         if self.normal.len().abs_diff(known.normal.len()) > budget {
             return None;
         }
         let d = distance(&self.normal, &known.normal);
-        (d <= budget).then_some((2, d))
+        (d <= budget).then_some((3, d))
     }
 }
 
@@ -147,6 +158,21 @@ fn words_within(few: &[&str], many: &[&str]) -> bool {
     }
     let mut rest = many.iter();
     few.iter().all(|w| rest.by_ref().any(|m| same_word(w, m)))
+}
+
+/// A word as edgekit's keys spell what it means: other names operators give the same thing (`SIZE` for `BYTES`,
+/// `SECRET` for `KEY`, `SEC` for `SECONDS`) compare equal, as do `SESSION`, `AUTH` and `JWT`, the words of one
+/// section (sessions and the tokens that sign them in: `SESSION_SECRET` means `AUTH_SIGNING_KEY`). Only whole
+/// words are compared so: no key is suggested that is not one.
+fn canonical(word: &str) -> &str {
+    match word {
+        "SIZE" | "BYTE" | "BYTES" => "BYTES",
+        "SECRET" | "KEY" => "KEY",
+        "S" | "SEC" | "SECS" | "SECOND" | "SECONDS" => "SECONDS",
+        "MS" | "MILLIS" | "MILLISECONDS" => "MS",
+        "SESSION" | "SESSIONS" | "AUTH" | "JWT" => "AUTH",
+        _ => word,
+    }
 }
 
 /// Equal, or one slip apart when both are long enough for a slip to be one (`LIMITS`/`LIMIT`).
@@ -208,6 +234,8 @@ mod tests {
             "GATEWAY_ROUTES",
             "IMAGES_SIGNING",
             "IMAGES_SIGNING_SECRET",
+            "AUTH_SIGNING_KEY",
+            "ROOMS_MAX_MESSAGE_BYTES",
             "ROOMS_MAX_MEMBERS",
             "ROOMS_TICKET_TTL_SECONDS",
         ]
@@ -240,12 +268,48 @@ mod tests {
             ("DEBUG_ROUTE", "DEBUG_ROUTES"),
             ("MAX_BODY", "MAX_BODY_BYTES"),
             ("PASSWORD_ITERATIONS", "PASSWORD_PBKDF2_ITERATIONS"),
-            ("IMAGES_SIGNING_KEY", "IMAGES_SIGNING"),
             ("IMAGES_SECRET", "IMAGES_SIGNING_SECRET"),
-            ("JWT_SECRET", "JWT_ISSUER"),
+            ("JWT_ISSUR", "JWT_ISSUER"),
             ("GATEWAY_SOMETHING_NEW", "GATEWAY_ROUTES"),
         ] {
             assert_eq!(meant(written).as_deref(), Some(key), "{written}");
+        }
+    }
+
+    /// Other words operators use for what a key's word says (`SIZE` for `BYTES`, `SECRET` for `KEY`, `SEC` for
+    /// `SECONDS`; `SESSION`, `AUTH` and `JWT` for the one section) are matched as words: the key they meant is
+    /// suggested, not a shorter key that is its prefix (`IMAGES_SIGNING`) or the nearest by letters under the same
+    /// prefix (`SESSION_IDLE_SECS` for `SESSION_SECRET`), and a synonym alone reports nothing new.
+    #[test]
+    fn synonyms_of_a_keys_words_find_the_key_they_meant() {
+        for (written, key) in [
+            ("IMAGES_SIGNING_KEY", "IMAGES_SIGNING_SECRET"),
+            ("MAX_BODY_SIZE", "MAX_BODY_BYTES"),
+            ("ROOMS_MAX_MESSAGE_SIZE", "ROOMS_MAX_MESSAGE_BYTES"),
+            ("SESSION_IDLE_SECONDS", "SESSION_IDLE_SECS"),
+            ("SESSION_SECRET", "AUTH_SIGNING_KEY"),
+            ("JWT_SECRET", "AUTH_SIGNING_KEY"),
+            ("JWT_SIGNING_KEY", "AUTH_SIGNING_KEY"),
+            ("AUTH_SECRET", "AUTH_SIGNING_KEY"),
+        ] {
+            assert_eq!(meant(written).as_deref(), Some(key), "{written}");
+        }
+        // Against every key edgekit reads, too.
+        let known = crate::config::Config::known_keys();
+        for (written, key) in [
+            ("IMAGES_SIGNING_KEY", Some("IMAGES_SIGNING_SECRET")),
+            ("SESSION_SECRET", Some("AUTH_SIGNING_KEY")),
+            ("MAX_BODY_SIZE", Some("MAX_BODY_BYTES")),
+            ("MY_OWN_FLAG", None),
+            ("API_BASE_URL", None),
+            ("SENTRY_DSN", None),
+        ] {
+            let found = unread_keys([written], &known);
+            assert_eq!(
+                found.first().map(|u| u.did_you_mean.as_str()),
+                key,
+                "{written}"
+            );
         }
     }
 
@@ -264,6 +328,17 @@ mod tests {
             "NAME",
             "ENV",
             "DB_URL",
+            "MY_OWN_FLAG",
+            "API_BASE_URL",
+            "SENTRY_DSN",
+            "SECRET_KEY",
+            "API_KEY",
+            "APP_SECRET",
+            "WEBHOOK_SECRET",
+            "STRIPE_SECRET_KEY",
+            "MAX_UPLOAD_SIZE",
+            "CACHE_TTL_S",
+            "USER_SESSION_KEY",
         ] {
             assert_eq!(meant(own), None, "{own} is the user's");
         }
