@@ -29,6 +29,9 @@ pub struct Limits {
     pub default_quality: u8,
 }
 
+/// The shortest `IMAGES_SIGNING_SECRET`, in bytes: HMAC-SHA256's output length (RFC 2104 §3).
+pub const MIN_SIGNING_SECRET_BYTES: usize = 32;
+
 /// The images settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImagesConfig {
@@ -106,10 +109,16 @@ impl ImagesConfig {
         vars.raw("IMAGES_SIGNING_SECRET");
         let signing_secret = if signing {
             let secret = vars.required_string("IMAGES_SIGNING_SECRET")?;
-            if secret.len() < 32 {
+            // Counted in bytes, as HMAC takes the key: its UTF-8 bytes. RFC 2104 §3 discourages a key shorter than
+            // the hash's output (32 bytes for SHA-256); a count of characters would only be stricter for non-ASCII
+            // text, and says nothing more of the key's entropy.
+            if secret.len() < MIN_SIGNING_SECRET_BYTES {
                 return Err(ConfigError::new(
                     "IMAGES_SIGNING_SECRET",
-                    "must be at least 32 characters",
+                    format!(
+                        "must be at least {MIN_SIGNING_SECRET_BYTES} bytes (UTF-8; 32 ASCII characters), the \
+                         length of an HMAC-SHA256 output"
+                    ),
                 ));
             }
             Some(secret)
@@ -314,5 +323,22 @@ mod tests {
             let error = parse(pairs).expect_err("must be refused");
             assert_eq!(error.key, *key, "case {pairs:?}: {error}");
         }
+    }
+
+    /// The secret's floor is counted as HMAC takes the key, in UTF-8 bytes, and the refusal (like README) says so:
+    /// it said "characters" while counting bytes, so 16 `é` (32 bytes) passed a rule they read as unmet.
+    #[test]
+    fn the_signing_secrets_floor_is_32_bytes_and_says_so() {
+        let signed = |secret: String| {
+            parse(&[
+                ("IMAGES_SIGNING", json!(true)),
+                ("IMAGES_SIGNING_SECRET", json!(secret)),
+            ])
+        };
+        let error = signed("s".repeat(31)).expect_err("31 bytes refused");
+        assert!(error.problem.contains("at least 32 bytes"), "{error}");
+        assert!(signed("s".repeat(32)).is_ok());
+        assert!(signed("é".repeat(16)).is_ok(), "16 characters, 32 bytes");
+        assert!(signed(format!("{}s", "é".repeat(15))).is_err(), "31 bytes");
     }
 }
