@@ -238,6 +238,18 @@ test("a var that looks like a misspelled key is logged once per isolate with the
   assert.deepEqual(worker.jsonLogs().filter((l) => l.msg === "config_key_unread"), []);
 });
 
+test("a version-metadata binding under an edgekit prefix is no var; a synonym of a key's word finds the key it meant", async (t) => {
+  // workerd gives a [version_metadata] binding as a plain object {id, tag, timestamp}, shaped like a table var: named
+  // RENDER_VERSION it was reported as a misspelled key. MAX_BODY_SIZE (SIZE for BYTES) was not reported at all.
+  const w = await startWorker({ workerOptions: { versionMetadata: "RENDER_VERSION" }, vars: { MAX_BODY_SIZE: "1048576" } });
+  t.after(() => w.stop());
+  assert.equal((await w.fetch("/health")).status, 200);
+  const warnings = () => w.jsonLogs().filter((l) => l.msg === "config_key_unread");
+  const line = await until(() => warnings().find((l) => l.key === "MAX_BODY_SIZE"), { what: () => JSON.stringify(w.jsonLogs()) });
+  assert.equal(line.did_you_mean, "MAX_BODY_BYTES");
+  assert.deepEqual(warnings().map((l) => l.key), ["MAX_BODY_SIZE"], "the binding is not reported");
+});
+
 test("a misspelling that makes the configuration invalid is logged with the key it meant beside the 500", async (t) => {
   // RATE_LIMITS for RATE_LIMIT_POLICIES leaves the login policies undefined: the 500 names those, the line says why.
   const misspelt = await startWorker({

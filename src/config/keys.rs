@@ -92,6 +92,15 @@ pub(crate) fn owned_prefixes(read: &BTreeSet<String>) -> Vec<String> {
         .collect()
 }
 
+/// Whether a plain object's field names are a version-metadata binding's (`[version_metadata]` in wrangler.toml):
+/// exactly `id`, `tag` and `timestamp`, in any order. A binding, never a var — and no table var edgekit reads has
+/// that shape, so a misspelling of one is never taken for it.
+pub fn version_metadata_fields(fields: &[String]) -> bool {
+    let mut fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+    fields.sort_unstable();
+    fields == ["id", "tag", "timestamp"]
+}
+
 /// A key as written and as compared: upper case, `-` read as `_`.
 struct Key {
     raw: String,
@@ -383,6 +392,29 @@ mod tests {
             );
             let per_var = CELLS.with(Cell::get) / names.len();
             assert!(per_var <= 16_000, "{pattern}: {per_var} cells per var");
+        }
+    }
+
+    #[test]
+    fn a_version_metadata_binding_is_told_from_a_table_var_by_its_fields() {
+        let fields = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        assert!(version_metadata_fields(&fields(&[
+            "id",
+            "tag",
+            "timestamp"
+        ])));
+        assert!(version_metadata_fields(&fields(&[
+            "timestamp",
+            "id",
+            "tag"
+        ])));
+        for table in [
+            &["id", "tag"][..],
+            &["id", "tag", "timestamp", "mode"],
+            &["mode", "rules"],
+            &[],
+        ] {
+            assert!(!version_metadata_fields(&fields(table)), "{table:?}");
         }
     }
 

@@ -1,11 +1,12 @@
 //! Reads wrangler.toml vars and secrets from `env` as JSON values for `config::Vars`, and lists their names for
 //! `config::keys` (bindings left out: a KV namespace, D1 database, Durable Object namespace or Images binding is
-//! an object of its own class, never a var).
+//! an object of its own class, never a var; a version-metadata binding, a plain object, is told by its fields).
 
 use serde_json::Value;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::{js_sys, Env};
 
+use crate::config::keys::version_metadata_fields;
 use crate::config::VarSource;
 
 pub struct EnvVars<'a>(pub &'a Env);
@@ -38,9 +39,22 @@ impl EnvVars<'_> {
                     || value.as_f64().is_some()
                     || value.as_bool().is_some()
                     || js_sys::Array::is_array(&value)
-                    || (value.is_object() && js_sys::Object::get_prototype_of(&value) == plain);
+                    || (value.is_object()
+                        && js_sys::Object::get_prototype_of(&value) == plain
+                        && !is_version_metadata(&value));
                 is_var.then(|| name.as_string()).flatten()
             })
             .collect()
     }
+}
+
+/// Whether a plain object is a version-metadata binding (`[version_metadata]`): workerd gives it as the plain object
+/// `{id, tag, timestamp}`, shaped like a table var, and one named under an edgekit prefix (`RENDER_VERSION`) was
+/// reported as a misspelled key. Only its field names are read.
+fn is_version_metadata(value: &JsValue) -> bool {
+    let fields: Vec<String> = js_sys::Object::keys(value.unchecked_ref::<js_sys::Object>())
+        .iter()
+        .filter_map(|name| name.as_string())
+        .collect();
+    version_metadata_fields(&fields)
 }
