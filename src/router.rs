@@ -36,6 +36,24 @@ pub enum RouteId {
     DebugRoomTicket,
 }
 
+impl RouteId {
+    /// Whether every answer of this route says `Cache-Control: no-store`: a probe or a count describes this isolate
+    /// and its bindings now (`/health/ready` 503 one second, 200 the next; a rate-limit check spends the caller's
+    /// quota and answers their standing), so a browser or CDN that kept one would answer for a Worker it never
+    /// asked. Without a `Cache-Control`, a 200 is heuristically cacheable (RFC 9111 §4.2.2), and a CDN rule that
+    /// caches everything keeps it.
+    pub fn stored_nowhere(self) -> bool {
+        matches!(
+            self,
+            RouteId::Health
+                | RouteId::Ready
+                | RouteId::RateLimitCheck
+                | RouteId::RateLimitBaseline
+                | RouteId::DebugCoalesce
+        )
+    }
+}
+
 /// One row of the route table.
 #[derive(Debug, Clone, Copy)]
 pub struct RouteSpec {
@@ -195,6 +213,26 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Probes and counts are never stored; a page, an image or the OpenAPI document say their own `Cache-Control`.
+    #[test]
+    fn probes_and_counts_are_stored_nowhere() {
+        let stored_nowhere: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| r.id.stored_nowhere())
+            .map(|r| r.pattern)
+            .collect();
+        assert_eq!(
+            stored_nowhere,
+            [
+                "/health",
+                "/health/ready",
+                "/ratelimit/{policy}/check",
+                "/__debug/ratelimit/{policy}/unlimited",
+                "/__debug/coalesce",
+            ]
+        );
+    }
 
     #[test]
     fn every_route_pattern_compiles_with_and_without_debug_routes() {

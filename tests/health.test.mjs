@@ -47,6 +47,23 @@ test("/health/ready checks KV, D1 and the Durable Object, and the object's SQLit
   assert.equal(reply.pings, 2, "one ping from /health/ready, one from this test");
 });
 
+test("probes and counts say Cache-Control: no-store, so no browser or CDN answers one from its cache", async (t) => {
+  // Without it a 200 is heuristically cacheable (RFC 9111 §4.2.2): a cached /health/ready would say ready for a
+  // Worker whose bindings now fail, a cached rate-limit check a standing long spent.
+  for (const path of ["/health", "/health/ready", "/ratelimit/public/check", "/__debug/coalesce", "/__debug/ratelimit/public/unlimited"]) {
+    const response = await worker.fetch(path, { headers: { "cf-connecting-ip": "203.0.113.9" } });
+    assert.equal(response.status, 200, path);
+    assert.equal(response.headers.get("cache-control"), "no-store", path);
+    await response.arrayBuffer();
+  }
+  // The 503 too.
+  const failing = await startWorker({ vars: { RATE_LIMIT_POLICIES: { typo: { limit: 5, window: 60, key: "ip", binding: "DB" } } } });
+  t.after(() => failing.stop());
+  const response = await failing.fetch("/health/ready");
+  assert.equal(response.status, 503);
+  assert.equal(response.headers.get("cache-control"), "no-store");
+});
+
 test("D1 has the migrated schema and KV round-trips through the bindings from wrangler.toml", async () => {
   const db = await worker.mf.getD1Database("DB");
   const row = await db.prepare("SELECT value FROM edge_meta WHERE key = 'schema'").first();

@@ -63,7 +63,15 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
         }
         Ok((id, params)) => {
             call.params = params;
-            app_route(call, id).await
+            let answer = app_route(call, id).await;
+            match answer {
+                Ok(response) if id.stored_nowhere() => Ok(super::respond::with_header(
+                    response,
+                    "cache-control",
+                    "no-store",
+                )),
+                other => other,
+            }
         }
     };
     let Some(origin) = origin else {
