@@ -175,6 +175,32 @@ test("origin answers are written back to KV with their TTL, so the second reques
   assert.equal(second, first, "same page from KV as from the origin");
 });
 
+test("a fragment the origin marks no-store, private or no-cache is shown but not written back; a shorter max-age shortens its stay", async () => {
+  // KV serves a written-back fragment to every visitor without asking the origin (RFC 9111 §5.2.2.5, §5.2.2.7):
+  // it kept a private or no-store answer for the fragment's whole ttl_s, and a max-age=100 one for 3600 s.
+  await originServes({
+    hero: { headers: { "cache-control": "no-store" } },
+    feed: { headers: { "cache-control": "private, max-age=600" } },
+    nav: { headers: { "cache-control": "max-age=30" } }, // under KV's 60 s minimum TTL
+    header: { headers: { "cache-control": "max-age=10, s-maxage=100" } }, // ttl_s 300
+    footer: { headers: { "cache-control": "public, max-age=600" } }, // ttl_s 3600
+  });
+  const before = Math.floor(Date.now() / 1000);
+  const page = await (await get("/", { headers: withVisitor() })).text();
+  for (const name of FRAGMENTS) assert.ok(page.includes(`${name} from origin`), `${name}: shown on the page`);
+  const kept = () => worker.jsonLogs().filter((l) => l.msg === "fragment_not_written_back");
+  await until(() => ["hero", "feed", "nav"].every((n) => kept().some((l) => l.fragment === n)), { what: () => JSON.stringify(kept()) });
+  assert.match(kept().find((l) => l.fragment === "hero").reason, /no-store/);
+  assert.match(kept().find((l) => l.fragment === "feed").reason, /private/);
+  assert.match(kept().find((l) => l.fragment === "nav").reason, /30 s/);
+  await until(async () => (await kv.list({ prefix: "fragment:" })).keys.length === 2, { what: "header and footer written back" });
+  const { keys } = await kv.list({ prefix: "fragment:" });
+  const expires = Object.fromEntries(keys.map((k) => [k.name, k.expiration]));
+  assert.deepEqual(Object.keys(expires).sort(), ["fragment:footer", "fragment:header"]);
+  assert.ok(Math.abs(expires["fragment:header"] - (before + 100)) <= 5, `header: s-maxage 100, not ttl_s 300 (${expires["fragment:header"] - before})`);
+  assert.ok(Math.abs(expires["fragment:footer"] - (before + 600)) <= 5, `footer: max-age 600, not ttl_s 3600 (${expires["fragment:footer"] - before})`);
+});
+
 test("concurrent pages missing one fragment make one origin request for it, and every page gets it", async () => {
   // The hero is held until the other four pages wait on the first one's request, inside hero's 1.5 s budget: a
   // fixed delay instead let a loaded machine run the budget out before the answer came.

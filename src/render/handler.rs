@@ -17,11 +17,12 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Context, Delay, Headers, KvStore, Request, Response};
 
 use super::assemble::{before, on_end, page_stream, within_budget, Miss};
+use super::freshness;
 use super::hints::{self, Manifest};
 use super::html::{Html, TrustedSource};
 use super::keys;
 use super::personal::{self, Geo, Preferences, Product};
-use super::plan::{render_mode, FragmentSpec, Mode, Slot};
+use super::plan::{render_mode, FragmentSpec, Mode, Slot, MIN_TTL_S};
 use super::templates::{self, Offers, Shell};
 use super::variant::{self, Flags, Identity};
 use crate::bindings;
@@ -398,7 +399,7 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
     let (timeout_ms, max_bytes, name) = (f.timeout_ms, f.max_bytes, f.name.clone());
     let request_id = f.request_id.clone();
     f.ctx.wait_until(async move {
-        let fetched = fetch_origin(&url, timeout_ms, max_bytes, &request_id).await;
+        let fetched = fetch_origin(&url, timeout_ms, max_bytes, ttl, &request_id).await;
         if let Err(reason) = &fetched {
             // Said here too: the page may have stopped waiting, and then no one else hears of it.
             log::warn(
@@ -406,12 +407,28 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
                 serde_json::json!({"fragment": name, "reason": reason, "request_id": &*request_id}),
             );
         }
+        let (fetched, write_back) = match fetched {
+            Ok((markup, write_back)) => (Ok(markup), Some(write_back)),
+            Err(reason) => (Err(reason), None),
+        };
         let markup = fetched.as_ref().ok().cloned();
         lead.publish(fetched.clone());
         // The page may have stopped waiting (budget spent); the write-back happens regardless.
         let _ = answer.send(fetched);
-        let Some(markup) = markup else {
+        let (Some(markup), Some(write_back)) = (markup, write_back) else {
             return;
+        };
+        // The origin's caching word binds KV, a shared cache (`freshness`): shown on this page, not stored.
+        let ttl = match write_back {
+            Ok(ttl) => ttl,
+            Err(reason) => {
+                log::write(
+                    Level::Info,
+                    "fragment_not_written_back",
+                    serde_json::json!({"fragment": name, "reason": reason, "request_id": &*request_id}),
+                );
+                return;
+            }
         };
         // Bounded: the claim (which hands this answer to pages arriving meanwhile) must end even if KV stalls.
         let put = async {
@@ -449,8 +466,9 @@ async fn fetch_origin(
     url: &str,
     timeout_ms: u32,
     max_bytes: u32,
+    ttl_s: u64,
     request_id: &str,
-) -> Result<String, String> {
+) -> Result<(String, Result<u64, String>), String> {
     let init = web_sys::RequestInit::new();
     init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(timeout_ms)));
     init.set_redirect(web_sys::RequestRedirect::Manual);
@@ -469,6 +487,11 @@ async fn fetch_origin(
     if response.status() != 200 {
         return Err(format!("origin answered {}", response.status()));
     }
+    let write_back = freshness::write_back_ttl(
+        |name| response.headers().get(name).ok().flatten(),
+        ttl_s,
+        MIN_TTL_S,
+    );
     let content_type = response.headers().get("content-type").ok().flatten();
     if content_type.as_deref().map(crate::body::media_type) != Some("text/html".to_owned()) {
         return Err(format!("origin answered {content_type:?}, not text/html"));
@@ -501,5 +524,5 @@ async fn fetch_origin(
     if blank(&markup) {
         return Err("origin answered an empty fragment".to_owned());
     }
-    Ok(markup)
+    Ok((markup, write_back))
 }

@@ -2,10 +2,11 @@
 //! write-back), personalised per visitor (locale, currency, prices, A/B variant) and hinted (`Link` preloads).
 //!
 //! Pure modules: `html` (escaping newtype), `plan` (configuration: pages, slots, fragment TTLs/budgets/fallbacks),
-//! `assemble` (document-order streaming and budgets over futures), `personal` (locale/country/currency/prices),
+//! `assemble` (document-order streaming and budgets over futures), `freshness` (how long an origin fragment may stay in KV), `personal` (locale/country/currency/prices),
 //! `hints` (preloads), `variant` (flags and sticky A/B), `templates`, `keys` (KV layout). Runtime: `handler`.
 
 pub mod assemble;
+pub mod freshness;
 pub mod handler;
 pub mod hints;
 pub mod html;

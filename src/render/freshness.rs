@@ -1,0 +1,181 @@
+//! How long a fragment the origin answered may be kept in `CONTENT_KV`, by what the origin said of it. KV is a
+//! shared cache that serves the fragment to every visitor without asking the origin again, so the origin's word
+//! binds it (RFC 9111): `no-store` (§5.2.2.5) and `private` (§5.2.2.7) keep it out, as does an unqualified
+//! `no-cache` (§5.2.2.4: never served without revalidating, which a KV read cannot do); a freshness lifetime
+//! (`s-maxage`, else `max-age`, less the `Age` it arrived with; §4.2.1, §4.2.3) shorter than the fragment's `ttl_s`
+//! shortens its stay, and one shorter than KV's 60 s minimum TTL keeps it out (stored for 60 s it would be served
+//! stale). A field aimed at CDNs (RFC 9213's `CDN-Cache-Control`, Cloudflare's own, `Surrogate-Control`) says the
+//! lifetime when present, as it does for a CDN; `no-store` or `private` in any of them keeps it out, as the
+//! gateway's edge cache reads them. No such field: `ttl_s`, the operator's setting. `Expires` is not read. Pure.
+
+/// Fields that speak to a cache like KV, the most specific first (RFC 9213 §2.2: a cache obeys the first it knows).
+const TARGETED: [&str; 3] = [
+    "cloudflare-cdn-cache-control",
+    "cdn-cache-control",
+    "surrogate-control",
+];
+
+/// The TTL to write a fragment back with, at most `ttl_s`, or why it is not written back. `field` gives a response
+/// header's value by lower-case name (repeated fields joined with `,`, as the runtime gives them); `min_ttl_s` is
+/// the shortest TTL KV takes.
+pub fn write_back_ttl(
+    field: impl Fn(&str) -> Option<String>,
+    ttl_s: u64,
+    min_ttl_s: u64,
+) -> Result<u64, String> {
+    let cache_control = field("cache-control");
+    let targeted = TARGETED.iter().find_map(|name| Some((*name, field(name)?)));
+    let lists = targeted
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .chain(cache_control.as_deref().map(|v| ("cache-control", v)));
+    for (name, value) in lists {
+        for refused in ["no-store", "private"] {
+            if directive(value, refused).is_some() {
+                return Err(format!("the origin said {name}: {refused}"));
+            }
+        }
+    }
+    // `no-cache` with a field list (`no-cache="Set-Cookie"`) bars only those fields; KV keeps no field.
+    let governing = targeted
+        .as_ref()
+        .map(|(name, value)| (*name, value.as_str()))
+        .or(cache_control.as_deref().map(|v| ("cache-control", v)));
+    let Some((name, value)) = governing else {
+        return Ok(ttl_s);
+    };
+    if directive(value, "no-cache").is_some_and(|v| v.is_none()) {
+        return Err(format!("the origin said {name}: no-cache"));
+    }
+    // `s-maxage` is for shared caches, in Cache-Control only (a targeted field's `max-age` already is).
+    let lifetime = (name == "cache-control")
+        .then(|| directive(value, "s-maxage"))
+        .flatten()
+        .or_else(|| directive(value, "max-age"));
+    let Some(lifetime) = lifetime else {
+        return Ok(ttl_s);
+    };
+    // An invalid lifetime (`max-age=soon`) makes the answer stale (RFC 9111 §4.2.1).
+    let seconds = lifetime
+        .map(|v| v.trim_matches('"'))
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .map(|v| v.parse::<u64>().unwrap_or(u64::MAX));
+    let Some(seconds) = seconds else {
+        return Err(format!(
+            "the origin's {name} gives no valid freshness lifetime"
+        ));
+    };
+    let age = field("age")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let fresh_for = seconds.saturating_sub(age);
+    if fresh_for < min_ttl_s {
+        return Err(format!(
+            "the origin's {name} leaves it fresh for {fresh_for} s, less than KV's {min_ttl_s} s minimum TTL"
+        ));
+    }
+    Ok(fresh_for.min(ttl_s))
+}
+
+/// A directive of a `Cache-Control`-style list, by name (any case): `Some(None)` bare, `Some(Some(value))` with an
+/// argument, `None` absent. Commas inside a quoted argument (`private="a, b"`) split it, which only ever finds the
+/// directive it names.
+fn directive<'a>(list: &'a str, name: &str) -> Option<Option<&'a str>> {
+    list.split(',').find_map(|item| {
+        let (key, value) = match item.split_once('=') {
+            Some((key, value)) => (key, Some(value.trim())),
+            None => (item, None),
+        };
+        key.trim().eq_ignore_ascii_case(name).then_some(value)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ttl(fields: &[(&str, &str)], ttl_s: u64) -> Result<u64, String> {
+        write_back_ttl(
+            |name| {
+                fields
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            },
+            ttl_s,
+            60,
+        )
+    }
+
+    #[test]
+    fn no_store_private_and_no_cache_keep_a_fragment_out_of_kv() {
+        for fields in [
+            &[("cache-control", "no-store")][..],
+            &[("cache-control", "private")],
+            &[("cache-control", "private, max-age=600")],
+            &[("cache-control", "Private=\"set-cookie\", max-age=600")],
+            &[("cache-control", "public, NO-STORE")],
+            &[("cache-control", "no-cache")],
+            &[("cache-control", "max-age=0, private, must-revalidate")],
+            &[
+                ("cache-control", "max-age=600"),
+                ("cdn-cache-control", "no-store"),
+            ],
+            &[
+                ("cache-control", "no-store"),
+                ("cdn-cache-control", "max-age=600"),
+            ],
+            &[("surrogate-control", "no-cache")],
+        ] {
+            assert!(ttl(fields, 300).is_err(), "{fields:?}");
+        }
+        let reason = ttl(&[("cache-control", "no-store")], 300).unwrap_err();
+        assert_eq!(reason, "the origin said cache-control: no-store");
+    }
+
+    #[test]
+    fn a_shorter_freshness_lifetime_shortens_the_stay_and_one_under_kvs_minimum_keeps_it_out() {
+        for (fields, expected) in [
+            (&[][..], Ok(300)),
+            (&[("cache-control", "public")], Ok(300)),
+            (&[("cache-control", "no-cache=\"set-cookie\"")], Ok(300)),
+            (&[("cache-control", "max-age=120")], Ok(120)),
+            (&[("cache-control", "max-age=3600")], Ok(300)),
+            (&[("cache-control", "max-age=\"120\"")], Ok(120)),
+            (&[("cache-control", "max-age=10, s-maxage=100")], Ok(100)),
+            (&[("cache-control", "s-maxage=100, max-age=1000")], Ok(100)),
+            (&[("cache-control", "max-age=200"), ("age", "50")], Ok(150)),
+            (
+                &[
+                    ("cache-control", "max-age=10"),
+                    ("cdn-cache-control", "max-age=200"),
+                ],
+                Ok(200),
+            ),
+            (
+                &[
+                    ("cloudflare-cdn-cache-control", "max-age=90"),
+                    ("cdn-cache-control", "max-age=200"),
+                ],
+                Ok(90),
+            ),
+            (
+                &[("cache-control", "max-age=99999999999999999999999")],
+                Ok(300),
+            ),
+        ] {
+            assert_eq!(ttl(fields, 300), expected, "{fields:?}");
+        }
+        for fields in [
+            &[("cache-control", "max-age=30")][..],
+            &[("cache-control", "max-age=0")],
+            &[("cache-control", "max-age=100"), ("age", "50")],
+            &[("cache-control", "s-maxage=0, max-age=600")],
+            &[("cache-control", "max-age=soon")],
+            &[("cache-control", "max-age=-5")],
+            &[("cache-control", "max-age")],
+        ] {
+            assert!(ttl(fields, 300).is_err(), "{fields:?}");
+        }
+    }
+}
