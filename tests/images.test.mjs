@@ -39,6 +39,20 @@ const rowsCutShort = (width, height, rows) => {
   return Buffer.concat([Buffer.from("\x89PNG\r\n\x1a\n", "latin1"), chunk("IHDR", header), chunk("IDAT", pixels), chunk("IEND", Buffer.alloc(0))]);
 };
 
+// An AVIF (or HEIF) with every image spatial extent (`ispe`: size, type, version and flags, width, height) set to
+// `width`×`height`.
+const withIspe = (avif, width, height) => {
+  const out = Buffer.from(avif);
+  let found = 0;
+  for (let at = out.indexOf("ispe"); at >= 0; at = out.indexOf("ispe", at + 4)) {
+    out.writeUInt32BE(width, at + 8);
+    out.writeUInt32BE(height, at + 12);
+    found += 1;
+  }
+  assert.ok(found > 0, "the encoder wrote an ispe box");
+  return out;
+};
+
 // A JPEG whose frame header, declaring `width`×`height`, follows APP1 segments of the given lengths (as an Exif
 // block, ICC profiles and XMP do), and no pixel data.
 const jpegBehind = (segments, width, height) => {
@@ -87,6 +101,8 @@ before(async () => {
       ]),
     },
     "/photos/bomb-exif.jpg": { type: "image/jpeg", body: jpegBehind([65_000, 65_000, 5_000], 50_000, 50_000) },
+    // A real AVIF whose image spatial extent (`ispe`) is made to say 50,000 × 50,000 px.
+    "/photos/bomb.avif": { type: "image/avif", body: withIspe(await solid(40, 30).avif().toBuffer(), 50_000, 50_000) },
     // An honest phone panorama: 7.7 megapixels, but wider than the 12,000 px a side Cloudflare resizes.
     "/photos/panorama.jpg": { type: "image/jpeg", body: await solid(12_800, 600).jpeg().toBuffer() },
     // WebP and AVIF sources, opaque and with alpha, for clients that take neither format.
@@ -623,7 +639,8 @@ test("an original whose header declares more pixels than a variant can be made f
   // No resizer takes it (Cloudflare's limit is 100 megapixels), and its bytes were then served as
   // "the original", marked failed: a decompression bomb passed on to every browser that asked for a thumbnail.
   assert.ok(fixtures["/photos/bomb.png"].body.length < 1024);
-  for (const path of ["/images/100/photos/bomb.png", "/images/photos/bomb.png?format=webp", "/images/100/photos/bomb-exif.jpg"]) {
+  // The AVIF: Miniflare's binding reads no AVIF, so its transform fails and the original would be served.
+  for (const path of ["/images/100/photos/bomb.png", "/images/photos/bomb.png?format=webp", "/images/100/photos/bomb-exif.jpg", "/images/100/photos/bomb.avif"]) {
     const bomb = await get(worker, path);
     assert.equal(bomb.status, 413, path);
     const { error } = JSON.parse(bomb.body);

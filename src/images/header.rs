@@ -5,7 +5,8 @@
 
 /// How many bytes [`declared`] reads first, and each further window a JPEG's segments or a GIF's blocks are
 /// followed in: a JPEG's frame header follows its APPn segments (Exif, ICC profiles), each at most 64 KiB, and a
-/// GIF's first frame its colour table and extensions; PNG and WebP say their size in their first 30 bytes.
+/// GIF's first frame its colour table and extensions; PNG and WebP say their size in their first 30 bytes, an AVIF
+/// in its `meta` box, which encoders write before the pixel data (`mdat`).
 pub const SIZE_BYTES: usize = 128 * 1024;
 
 /// What an image's first bytes say of its pixel size.
@@ -13,7 +14,8 @@ pub const SIZE_BYTES: usize = 128 * 1024;
 pub enum Declared {
     /// (width, height) as its header declares them.
     Size(u32, u32),
-    /// Not said: another format (AVIF), a header this does not read, or an image that ends first.
+    /// Not said: another format, a header this does not read (an AVIF whose `meta` lies past the bytes read), or an
+    /// image that ends first.
     Unknown,
     /// A JPEG whose frame header lies past the bytes read: its segments go on at this offset of the image, to be
     /// followed with [`jpeg_segments`]. An encoder may put as many APPn segments before the frame header as it
@@ -30,7 +32,7 @@ pub enum Declared {
 }
 
 /// The size the header of the image in `head` (its first bytes) declares: PNG (`IHDR`), GIF (logical screen), WebP
-/// (`VP8 `, `VP8L`, `VP8X`) and JPEG (the first `SOFn` frame header).
+/// (`VP8 `, `VP8L`, `VP8X`), JPEG (the first `SOFn` frame header) and AVIF/HEIF (`ispe`, see [`isobmff_ispe`]).
 pub fn declared(head: &[u8]) -> Declared {
     declared_size(head).unwrap_or(Declared::Unknown)
 }
@@ -87,7 +89,62 @@ fn declared_size(head: &[u8]) -> Option<Declared> {
     if head.starts_with(&[0xFF, 0xD8]) {
         return Some(jpeg_segments(head, 0, 2));
     }
+    if head.get(4..8) == Some(b"ftyp") {
+        let (width, height) = isobmff_ispe(head)?;
+        return Some(Declared::Size(width, height));
+    }
     None
+}
+
+/// An AVIF's (or any HEIF's) size: the largest image spatial extent (`ispe`) among the item properties of its
+/// top-level `meta` box (ISO/IEC 23008-12 §6.5.3: `meta` → `iprp` → `ipco` → `ispe`, which every image item must
+/// have), read within `head`. The largest, not the primary item's: a grid's canvas is larger than its tiles, and
+/// a bomb gains nothing by declaring a small thumbnail beside it. Boxes are walked by their sizes, each step at
+/// least a box header long, three levels deep, never past `head`: a box that claims less than its own header (a
+/// loop), or more than there is, ends the walk where it stands. `None` when no `ispe` is in `head`.
+fn isobmff_ispe(head: &[u8]) -> Option<(u32, u32)> {
+    let (_, meta) = boxes(head, 0).find(|(kind, _)| kind == b"meta")?;
+    // `meta` is a full box: a version and flags word before its children.
+    let (_, iprp) = boxes(meta, 4).find(|(kind, _)| kind == b"iprp")?;
+    let (_, ipco) = boxes(iprp, 0).find(|(kind, _)| kind == b"ipco")?;
+    boxes(ipco, 0)
+        .filter(|(kind, _)| kind == b"ispe")
+        // A full box: version and flags, then width and height.
+        .filter_map(|(_, ispe)| {
+            let be32 = |at: usize| Some(u32::from_be_bytes(ispe.get(at..at + 4)?.try_into().ok()?));
+            Some((be32(4)?, be32(8)?))
+        })
+        .max_by_key(|&(w, h)| u64::from(w) * u64::from(h))
+}
+
+/// The boxes laid one after another in `within` from `start`: each one's type and contents (cut where `within`
+/// ends). Ends at the first box whose header does not fit or whose size is smaller than its header.
+fn boxes(within: &[u8], start: usize) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    let mut at = start;
+    std::iter::from_fn(move || {
+        let header = within.get(at..at.checked_add(8)?)?;
+        let kind: [u8; 4] = header[4..8].try_into().ok()?;
+        let (size, header_len) = match u32::from_be_bytes(header[..4].try_into().ok()?) {
+            // To the end of the enclosing box (or file).
+            0 => ((within.len() - at) as u64, 8),
+            // A 64-bit size follows the type.
+            1 => (
+                u64::from_be_bytes(within.get(at + 8..at + 16)?.try_into().ok()?),
+                16,
+            ),
+            size => (u64::from(size), 8),
+        };
+        if size < header_len as u64 {
+            return None;
+        }
+        let end = usize::try_from(size)
+            .ok()
+            .and_then(|size| at.checked_add(size))
+            .map_or(within.len(), |end| end.min(within.len()));
+        let contents = within.get(at + header_len..end).unwrap_or(&[]);
+        at = end;
+        Some((kind, contents))
+    })
 }
 
 /// A GIF's size, from its blocks in `window` (bytes of the image from offset `window_at`), the first starting at
@@ -262,11 +319,126 @@ mod tests {
                 "a scan before any frame header",
             ),
             (vec![0xFF, 0xD8, 0x00, 0x00], "not a segment"),
-            (b"\0\0\0\x1cftypavif".to_vec(), "AVIF is not read"),
+            (
+                b"\0\0\0\x1cftypavif".to_vec(),
+                "an AVIF cut before its meta box",
+            ),
             (Vec::new(), "empty"),
         ] {
             assert_eq!(declared(&head), Declared::Unknown, "{why}");
         }
+    }
+
+    /// An ISO-BMFF box: its size (header included), type and contents.
+    fn bmff(kind: &[u8; 4], contents: &[u8]) -> Vec<u8> {
+        let mut b = ((contents.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend(kind);
+        b.extend(contents);
+        b
+    }
+
+    /// An AVIF as encoders lay it out: `ftyp`, then `meta` (version/flags, `hdlr`, `pitm`, `iprp` → `ipco` with an
+    /// `ispe` per size given, and a `pixi`), then `mdat`.
+    fn avif(sizes: &[(u32, u32)]) -> Vec<u8> {
+        let mut ipco = bmff(b"pixi", &[0, 0, 0, 0, 3, 8, 8, 8]);
+        for &(w, h) in sizes {
+            let mut ispe = vec![0, 0, 0, 0];
+            ispe.extend(w.to_be_bytes());
+            ispe.extend(h.to_be_bytes());
+            ipco.extend(bmff(b"ispe", &ispe));
+        }
+        let iprp = bmff(b"iprp", &bmff(b"ipco", &ipco));
+        let meta = [
+            &[0u8, 0, 0, 0][..],
+            &bmff(b"hdlr", &[0; 24]),
+            &bmff(b"pitm", &[0, 0, 0, 0, 0, 1]),
+            &iprp,
+        ]
+        .concat();
+        [
+            bmff(b"ftyp", b"avif\0\0\0\0mif1miaf"),
+            bmff(b"meta", &meta),
+            bmff(b"mdat", &[0; 64]),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn an_avif_says_its_size_in_its_ispe_box() {
+        assert_eq!(declared(&avif(&[(400, 300)])), Declared::Size(400, 300));
+        assert_eq!(
+            declared(&avif(&[(50_000, 50_000)])),
+            Declared::Size(50_000, 50_000)
+        );
+        // A grid and its tiles, or a thumbnail beside the image: the largest counts, wherever it stands.
+        assert_eq!(
+            declared(&avif(&[(512, 512), (60_000, 40_000), (160, 120)])),
+            Declared::Size(60_000, 40_000)
+        );
+        // A box with a 64-bit size, and a last box of size 0 (to the end).
+        let mut large = avif(&[(50_000, 50_000)]);
+        let meta_at = 24; // after ftyp's 8-byte header and 16 bytes of brands
+        let meta_len = u32::from_be_bytes(large[meta_at..meta_at + 4].try_into().unwrap());
+        large.splice(
+            meta_at..meta_at + 8,
+            [[0, 0, 0, 1], *b"meta"]
+                .concat()
+                .into_iter()
+                .chain((u64::from(meta_len) + 8).to_be_bytes()),
+        );
+        assert_eq!(declared(&large), Declared::Size(50_000, 50_000));
+        let mut to_end = avif(&[(50_000, 50_000)]);
+        to_end[meta_at..meta_at + 4].copy_from_slice(&[0; 4]);
+        assert_eq!(declared(&to_end), Declared::Size(50_000, 50_000));
+    }
+
+    #[test]
+    fn a_truncated_or_looping_avif_says_nothing_and_ends() {
+        let image = avif(&[(50_000, 50_000)]);
+        // Every cut: no panic; the size once the ispe is whole, nothing before.
+        let ispe_end = image.windows(4).position(|w| w == b"ispe").unwrap() + 4 + 12;
+        for cut in 0..image.len() {
+            let size = declared(&image[..cut]);
+            if cut >= ispe_end {
+                assert_eq!(size, Declared::Size(50_000, 50_000), "cut at {cut}");
+            } else {
+                assert_eq!(size, Declared::Unknown, "cut at {cut}");
+            }
+        }
+        // Boxes that claim less than their own header (a walk by their sizes would stand still, or go back).
+        for size in [1u32, 4, 7] {
+            let mut looping = image.clone();
+            looping[24..28].copy_from_slice(&size.to_be_bytes());
+            assert_eq!(declared(&looping), Declared::Unknown, "meta of size {size}");
+        }
+        let mut zero_child = image.clone();
+        let ipco = zero_child.windows(4).position(|w| w == b"ipco").unwrap();
+        zero_child[ipco + 4..ipco + 8].copy_from_slice(&3u32.to_be_bytes());
+        assert_eq!(
+            declared(&zero_child),
+            Declared::Unknown,
+            "a child of size 3"
+        );
+        // Sizes far past the data, and a 64-bit size near u64::MAX: cut where the bytes end.
+        let mut huge = image.clone();
+        huge[24..28].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(declared(&huge), Declared::Size(50_000, 50_000));
+        let mut largest = bmff(b"ftyp", b"avif\0\0\0\0");
+        largest.extend([0, 0, 0, 1]);
+        largest.extend(b"meta");
+        largest.extend(u64::MAX.to_be_bytes());
+        largest.extend(&image[28..]);
+        assert_eq!(
+            declared(&largest),
+            Declared::Unknown,
+            "its children misread, none an ispe"
+        );
+        // Many tiny boxes: each step moves at least a header on.
+        let mut many = bmff(b"ftyp", b"avif\0\0\0\0");
+        for _ in 0..SIZE_BYTES / 8 {
+            many.extend(bmff(b"free", &[]));
+        }
+        assert_eq!(declared(&many[..SIZE_BYTES]), Declared::Unknown);
     }
 
     #[test]
