@@ -125,7 +125,7 @@ impl Key {
     }
 
     /// How close `known` is, lower first, when this key could be a slip for it: (0, _) the same but for case or
-    /// separators; (1, d) the same words, each the same or a synonym or one slip away (`MAX_BODY_SIZE`,
+    /// separators; (1, d) the same words, each the same or a synonym or (but the first) one slip away (`MAX_BODY_SIZE`,
     /// `IMAGES_SIGNING_KEY`); (2, d) those words with some left out or added; (3, d) a typo `d` edits away.
     ///
     /// Every var is ranked against every known key once per isolate start, so the edit table is filled only where
@@ -135,7 +135,10 @@ impl Key {
             return Some((0, 0));
         }
         let (mine, theirs) = (self.words(), known.words());
-        if mine.len() == theirs.len() && mine.iter().zip(&theirs).all(|(a, b)| same_word(a, b)) {
+        if mine.len() == theirs.len()
+            && mine.first() == theirs.first()
+            && mine.iter().zip(&theirs).all(|(a, b)| same_word(a, b))
+        {
             return Some((1, distance(&self.normal, &known.normal)));
         }
         if words_within(&mine, &theirs) || words_within(&theirs, &mine) {
@@ -165,8 +168,13 @@ fn words_within(few: &[&str], many: &[&str]) -> bool {
     if few.len() < 2 || few.len() >= many.len() {
         return false;
     }
+    // The first word (which names what the key is of: `OAUTH_SECRET` is not `AUTH_SIGNING_KEY`'s) only as itself or
+    // a synonym; a slip in it is the typo tier's to find.
     let mut rest = many.iter();
-    few.iter().all(|w| rest.by_ref().any(|m| same_word(w, m)))
+    few.iter().enumerate().all(|(i, w)| {
+        rest.by_ref()
+            .any(|m| if i == 0 { w == m } else { same_word(w, m) })
+    })
 }
 
 /// A word as edgekit's keys spell what it means: other names operators give the same thing (`SIZE` for `BYTES`,
@@ -348,6 +356,8 @@ mod tests {
             "MAX_UPLOAD_SIZE",
             "CACHE_TTL_S",
             "USER_SESSION_KEY",
+            "OAUTH_SECRET",
+            "OAUTH_KEY",
         ] {
             assert_eq!(meant(own), None, "{own} is the user's");
         }
