@@ -53,6 +53,15 @@ const withIspe = (avif, width, height) => {
   return out;
 };
 
+// An ISO-BMFF file with a `free` box of `length` bytes between its `ftyp` and what follows.
+const paddedBeforeMeta = (file, length) => {
+  const ftypEnd = file.readUInt32BE(0);
+  const free = Buffer.alloc(8 + length);
+  free.writeUInt32BE(8 + length, 0);
+  free.write("free", 4, "latin1");
+  return Buffer.concat([file.subarray(0, ftypEnd), free, file.subarray(ftypEnd)]);
+};
+
 // A JPEG whose frame header, declaring `width`×`height`, follows APP1 segments of the given lengths (as an Exif
 // block, ICC profiles and XMP do), and no pixel data.
 const jpegBehind = (segments, width, height) => {
@@ -103,6 +112,8 @@ before(async () => {
     "/photos/bomb-exif.jpg": { type: "image/jpeg", body: jpegBehind([65_000, 65_000, 5_000], 50_000, 50_000) },
     // A real AVIF whose image spatial extent (`ispe`) is made to say 50,000 × 50,000 px.
     "/photos/bomb.avif": { type: "image/avif", body: withIspe(await solid(40, 30).avif().toBuffer(), 50_000, 50_000) },
+    // The same behind a 140 KB box before its meta box (IMAGES_MAX_SOURCE_BYTES is 200,000 here): past the first bytes read, followed box by box.
+    "/photos/bomb-padded.avif": { type: "image/avif", body: paddedBeforeMeta(withIspe(await solid(40, 30).avif().toBuffer(), 50_000, 50_000), 140_000) },
     // An honest phone panorama: 7.7 megapixels, but wider than the 12,000 px a side Cloudflare resizes.
     "/photos/panorama.jpg": { type: "image/jpeg", body: await solid(12_800, 600).jpeg().toBuffer() },
     // WebP and AVIF sources, opaque and with alpha, for clients that take neither format.
@@ -640,7 +651,7 @@ test("an original whose header declares more pixels than a variant can be made f
   // "the original", marked failed: a decompression bomb passed on to every browser that asked for a thumbnail.
   assert.ok(fixtures["/photos/bomb.png"].body.length < 1024);
   // The AVIF: Miniflare's binding reads no AVIF, so its transform fails and the original would be served.
-  for (const path of ["/images/100/photos/bomb.png", "/images/photos/bomb.png?format=webp", "/images/100/photos/bomb-exif.jpg", "/images/100/photos/bomb.avif"]) {
+  for (const path of ["/images/100/photos/bomb.png", "/images/photos/bomb.png?format=webp", "/images/100/photos/bomb-exif.jpg", "/images/100/photos/bomb.avif", "/images/100/photos/bomb-padded.avif"]) {
     const bomb = await get(worker, path);
     assert.equal(bomb.status, 413, path);
     const { error } = JSON.parse(bomb.body);

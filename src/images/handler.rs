@@ -18,7 +18,10 @@ use super::cache_key::cache_key;
 use super::cf_image::CfImage;
 use super::config::{ImagesConfig, ImagesMode};
 use super::geometry::{output_size, servable_original, within, MAX_SOURCE_PIXELS};
-use super::header::{declared, gif_blocks, jpeg_segments, Declared, SIZE_BYTES};
+use super::header::{
+    declared, gif_blocks, isobmff_boxes, jpeg_segments, meta_size, Declared, MAX_META_BYTES,
+    SIZE_BYTES,
+};
 use super::negotiate::{
     displayable, negotiate, sniffed_mime, source_mime, Negotiated, HEADER_BYTES,
 };
@@ -335,6 +338,14 @@ async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
         size = match size {
             Declared::Size(width, height) => break Some((width, height)),
             Declared::Unknown => break None,
+            // An AVIF's top-level boxes, window by window (each moves past at least one box), then its `meta`.
+            Declared::BoxFrom(at) => {
+                isobmff_boxes(&head_of(&variant.body, at, SIZE_BYTES).await?, at)
+            }
+            Declared::MetaAt { at, len } => {
+                let read = len.min(MAX_META_BYTES) as usize;
+                meta_size(&head_of(&variant.body, at, read).await?)
+            }
             Declared::ReadOn(at) => {
                 jpeg_segments(&head_of(&variant.body, at, SIZE_BYTES).await?, at, 0)
             }

@@ -22,6 +22,12 @@ pub enum Declared {
     /// likes, so a bomb could otherwise hide its size past any fixed number of bytes; and one segment's length says
     /// where the next starts, so its contents need not be read.
     ReadOn(u64),
+    /// An AVIF (ISO-BMFF) whose `meta` box lies past the bytes read, behind boxes an encoder (or a bomb) put first:
+    /// its top-level boxes go on at this offset of the image, to be followed with [`isobmff_boxes`].
+    BoxFrom(u64),
+    /// An AVIF whose `meta` box starts at `at` and is `len` bytes long, more than one window holds (large XMP or
+    /// ICC profiles): to be read whole (its first [`MAX_META_BYTES`] at most) and given to [`meta_size`].
+    MetaAt { at: u64, len: u64 },
     /// A GIF whose first frame lies past the bytes read: its blocks go on at `at` (inside an extension's sub-blocks
     /// when `in_extension`), to be followed with [`gif_blocks`]; `screen` is its logical screen.
     GifFrom {
@@ -90,20 +96,83 @@ fn declared_size(head: &[u8]) -> Option<Declared> {
         return Some(jpeg_segments(head, 0, 2));
     }
     if head.get(4..8) == Some(b"ftyp") {
-        let (width, height) = isobmff_ispe(head)?;
-        return Some(Declared::Size(width, height));
+        return Some(isobmff_boxes(head, 0));
     }
     None
 }
 
-/// An AVIF's (or any HEIF's) size: the largest image spatial extent (`ispe`) among the item properties of its
-/// top-level `meta` box (ISO/IEC 23008-12 §6.5.3: `meta` → `iprp` → `ipco` → `ispe`, which every image item must
-/// have), read within `head`. The largest, not the primary item's: a grid's canvas is larger than its tiles, and
+/// How much of a `meta` box [`Declared::MetaAt`] reads: an `ispe` past it is not seen.
+pub const MAX_META_BYTES: u64 = 4 * 1024 * 1024;
+
+/// An AVIF's (or any HEIF's) size, from its top-level boxes in `window` (bytes of the image from offset
+/// `window_at`), the first starting at 0: the size its `meta` box declares ([`meta_size`]) when that box is whole
+/// in the window; [`Declared::BoxFrom`] where a box before it runs past the window (its contents need not be read:
+/// its size says where the next starts); [`Declared::MetaAt`] for a `meta` that starts the window and is longer.
+pub fn isobmff_boxes(window: &[u8], window_at: u64) -> Declared {
+    let mut at = 0usize;
+    loop {
+        let long_size = window.get(at..at + 4) == Some(&[0, 0, 0, 1]);
+        if window.len() < at + if long_size { 16 } else { 8 } {
+            // The window ends inside a box header: the image goes on from it, unless it started there (the image
+            // ends before any `meta`).
+            return if at == 0 {
+                Declared::Unknown
+            } else {
+                Declared::BoxFrom(window_at + at as u64)
+            };
+        }
+        let Some((kind, _, size)) = box_header(window, at) else {
+            // A box that claims less than its own header.
+            return Declared::Unknown;
+        };
+        let end = (at as u64).saturating_add(size);
+        if &kind == b"meta" {
+            return match usize::try_from(end).ok().filter(|&e| e <= window.len()) {
+                Some(end) => meta_size(&window[at..end]),
+                None if at == 0 => Declared::MetaAt {
+                    at: window_at,
+                    len: size,
+                },
+                None => Declared::BoxFrom(window_at + at as u64),
+            };
+        }
+        match usize::try_from(end).ok().filter(|&e| e <= window.len()) {
+            Some(end) => at = end,
+            None => return Declared::BoxFrom(window_at.saturating_add(end)),
+        }
+    }
+}
+
+/// The size a `meta` box (header included; cut short, what of it there is) declares: see [`isobmff_ispe`].
+pub fn meta_size(meta_box: &[u8]) -> Declared {
+    box_header(meta_box, 0)
+        .and_then(|(_, header_len, _)| isobmff_ispe(&meta_box[header_len..]))
+        .map_or(Declared::Unknown, |(w, h)| Declared::Size(w, h))
+}
+
+/// A box header at `at` of `within`: its type, header length and size (header included; a size of 0, "to the end",
+/// as what `within` holds). `None` where the header does not fit or the size is smaller than it.
+fn box_header(within: &[u8], at: usize) -> Option<([u8; 4], usize, u64)> {
+    let header = within.get(at..at.checked_add(8)?)?;
+    let kind: [u8; 4] = header[4..8].try_into().ok()?;
+    let (size, header_len) = match u32::from_be_bytes(header[..4].try_into().ok()?) {
+        0 => ((within.len() - at) as u64, 8),
+        1 => (
+            u64::from_be_bytes(within.get(at + 8..at + 16)?.try_into().ok()?),
+            16,
+        ),
+        size => (u64::from(size), 8),
+    };
+    (size >= header_len as u64).then_some((kind, header_len, size))
+}
+
+/// An AVIF's (or any HEIF's) size, from its top-level `meta` box's contents: the largest image spatial extent
+/// (`ispe`) among its item properties (ISO/IEC 23008-12 §6.5.3: `meta` → `iprp` → `ipco` → `ispe`, which every
+/// image item must have). The largest, not the primary item's: a grid's canvas is larger than its tiles, and
 /// a bomb gains nothing by declaring a small thumbnail beside it. Boxes are walked by their sizes, each step at
-/// least a box header long, three levels deep, never past `head`: a box that claims less than its own header (a
-/// loop), or more than there is, ends the walk where it stands. `None` when no `ispe` is in `head`.
-fn isobmff_ispe(head: &[u8]) -> Option<(u32, u32)> {
-    let (_, meta) = boxes(head, 0).find(|(kind, _)| kind == b"meta")?;
+/// least a box header long, two levels deep, never past `meta`: a box that claims less than its own header (a
+/// loop), or more than there is, ends the walk where it stands. `None` when no `ispe` is whole in `meta`.
+fn isobmff_ispe(meta: &[u8]) -> Option<(u32, u32)> {
     // `meta` is a full box: a version and flags word before its children.
     let (_, iprp) = boxes(meta, 4).find(|(kind, _)| kind == b"iprp")?;
     let (_, ipco) = boxes(iprp, 0).find(|(kind, _)| kind == b"ipco")?;
@@ -122,21 +191,7 @@ fn isobmff_ispe(head: &[u8]) -> Option<(u32, u32)> {
 fn boxes(within: &[u8], start: usize) -> impl Iterator<Item = ([u8; 4], &[u8])> {
     let mut at = start;
     std::iter::from_fn(move || {
-        let header = within.get(at..at.checked_add(8)?)?;
-        let kind: [u8; 4] = header[4..8].try_into().ok()?;
-        let (size, header_len) = match u32::from_be_bytes(header[..4].try_into().ok()?) {
-            // To the end of the enclosing box (or file).
-            0 => ((within.len() - at) as u64, 8),
-            // A 64-bit size follows the type.
-            1 => (
-                u64::from_be_bytes(within.get(at + 8..at + 16)?.try_into().ok()?),
-                16,
-            ),
-            size => (u64::from(size), 8),
-        };
-        if size < header_len as u64 {
-            return None;
-        }
+        let (kind, header_len, size) = box_header(within, at)?;
         let end = usize::try_from(size)
             .ok()
             .and_then(|size| at.checked_add(size))
@@ -319,10 +374,6 @@ mod tests {
                 "a scan before any frame header",
             ),
             (vec![0xFF, 0xD8, 0x00, 0x00], "not a segment"),
-            (
-                b"\0\0\0\x1cftypavif".to_vec(),
-                "an AVIF cut before its meta box",
-            ),
             (Vec::new(), "empty"),
         ] {
             assert_eq!(declared(&head), Declared::Unknown, "{why}");
@@ -363,6 +414,27 @@ mod tests {
         .concat()
     }
 
+    /// What the handler finds in `image`: [`declared`] on its first window, then each further window it asks for,
+    /// counted.
+    fn followed(image: &[u8]) -> (Declared, usize) {
+        let window = |at: u64, len: usize| {
+            let from = (at as usize).min(image.len());
+            &image[from..(from + len).min(image.len())]
+        };
+        let mut size = declared(window(0, SIZE_BYTES));
+        let mut windows = 1;
+        loop {
+            size = match size {
+                Declared::BoxFrom(at) => isobmff_boxes(window(at, SIZE_BYTES), at),
+                Declared::MetaAt { at, len } => {
+                    meta_size(window(at, len.min(MAX_META_BYTES) as usize))
+                }
+                other => return (other, windows),
+            };
+            windows += 1;
+        }
+    }
+
     #[test]
     fn an_avif_says_its_size_in_its_ispe_box() {
         assert_eq!(declared(&avif(&[(400, 300)])), Declared::Size(400, 300));
@@ -398,7 +470,7 @@ mod tests {
         // Every cut: no panic; the size once the ispe is whole, nothing before.
         let ispe_end = image.windows(4).position(|w| w == b"ispe").unwrap() + 4 + 12;
         for cut in 0..image.len() {
-            let size = declared(&image[..cut]);
+            let (size, _) = followed(&image[..cut]);
             if cut >= ispe_end {
                 assert_eq!(size, Declared::Size(50_000, 50_000), "cut at {cut}");
             } else {
@@ -409,7 +481,14 @@ mod tests {
         for size in [1u32, 4, 7] {
             let mut looping = image.clone();
             looping[24..28].copy_from_slice(&size.to_be_bytes());
-            assert_eq!(declared(&looping), Declared::Unknown, "meta of size {size}");
+            assert_eq!(
+                followed(&looping).0,
+                Declared::Unknown,
+                "meta of size {size}"
+            );
+            let mut ftyp = image.clone();
+            ftyp[0..4].copy_from_slice(&size.to_be_bytes());
+            assert_eq!(followed(&ftyp).0, Declared::Unknown, "ftyp of size {size}");
         }
         let mut zero_child = image.clone();
         let ipco = zero_child.windows(4).position(|w| w == b"ipco").unwrap();
@@ -422,23 +501,53 @@ mod tests {
         // Sizes far past the data, and a 64-bit size near u64::MAX: cut where the bytes end.
         let mut huge = image.clone();
         huge[24..28].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert_eq!(declared(&huge), Declared::Size(50_000, 50_000));
+        assert_eq!(followed(&huge).0, Declared::Size(50_000, 50_000));
         let mut largest = bmff(b"ftyp", b"avif\0\0\0\0");
         largest.extend([0, 0, 0, 1]);
         largest.extend(b"meta");
         largest.extend(u64::MAX.to_be_bytes());
-        largest.extend(&image[28..]);
-        assert_eq!(
-            declared(&largest),
-            Declared::Unknown,
-            "its children misread, none an ispe"
-        );
+        largest.extend(&image[32..]);
+        assert_eq!(followed(&largest).0, Declared::Size(50_000, 50_000));
         // Many tiny boxes: each step moves at least a header on.
         let mut many = bmff(b"ftyp", b"avif\0\0\0\0");
-        for _ in 0..SIZE_BYTES / 8 {
+        for _ in 0..SIZE_BYTES / 4 {
             many.extend(bmff(b"free", &[]));
         }
-        assert_eq!(declared(&many[..SIZE_BYTES]), Declared::Unknown);
+        assert_eq!(followed(&many), (Declared::Unknown, 4));
+        many.extend(&image[24..]);
+        assert_eq!(followed(&many).0, Declared::Size(50_000, 50_000));
+    }
+
+    /// A bomb cannot hide its size past the first window: behind a large box before `meta` (followed box by box,
+    /// without reading their contents), or inside a `meta` longer than a window (read whole, up to a bound).
+    #[test]
+    fn an_avif_meta_box_past_the_first_window_is_followed() {
+        let image = avif(&[(50_000, 50_000)]);
+        let (ftyp, rest) = image.split_at(24);
+        let padded = [ftyp, &bmff(b"free", &vec![0; 3 * SIZE_BYTES]), rest].concat();
+        assert!(matches!(
+            declared(&padded[..SIZE_BYTES]),
+            Declared::BoxFrom(_)
+        ));
+        assert_eq!(followed(&padded), (Declared::Size(50_000, 50_000), 2));
+        // Several boxes straddling windows.
+        let boxes: Vec<u8> = (0..5)
+            .flat_map(|_| bmff(b"skip", &vec![1; SIZE_BYTES - 100]))
+            .collect();
+        let straddling = [ftyp, &boxes, rest].concat();
+        assert_eq!(followed(&straddling).0, Declared::Size(50_000, 50_000));
+        // A meta whose XMP comes before its item properties, 300 KB of it.
+        let mut ispe = vec![0, 0, 0, 0];
+        ispe.extend(50_000u32.to_be_bytes());
+        ispe.extend(40_000u32.to_be_bytes());
+        let meta = [
+            &[0u8, 0, 0, 0][..],
+            &bmff(b"xml ", &vec![b' '; 300_000]),
+            &bmff(b"iprp", &bmff(b"ipco", &bmff(b"ispe", &ispe))),
+        ]
+        .concat();
+        let long_meta = [ftyp, &bmff(b"meta", &meta), &bmff(b"mdat", &[0; 8])].concat();
+        assert_eq!(followed(&long_meta), (Declared::Size(50_000, 40_000), 3));
     }
 
     #[test]
