@@ -1074,12 +1074,14 @@ test("the room directory lists live rooms and drops rooms whose reports stopped;
     assert.equal(first.ordered, 2, "the newer report stands");
     await until(async () => (await listed())["live-room"] === 1, { what: "the live room listed" });
     // No sleep: poll until the ghost's report has expired (3 s) and the live room has been joined for more than six
-    // intervals — only a room that keeps reporting (not one that reported once or twice) is still listed then.
-    const later = await until(async () => {
-      const rooms = await listed();
-      return rooms.ghost === undefined && Date.now() - joinedAt > 6_500 ? rooms : null;
-    }, { ms: 15_000, what: "the ghost dropped and six intervals passed" });
-    assert.equal(later["live-room"], 1, "the live room stays listed: it reports again while it has members");
+    // intervals — only a room that keeps reporting (not one that reported once or twice) is listed then. (Polled
+    // for the live room too: on a loaded machine one of its alarms may run late enough for a listing to miss it, and
+    // a room that stopped reporting is never listed again.)
+    let seen;
+    await until(async () => {
+      seen = await listed();
+      return seen.ghost === undefined && Date.now() - joinedAt > 6_500 && seen["live-room"] === 1;
+    }, { ms: 15_000, what: () => `the ghost dropped, six intervals passed and the live room listed (last: ${JSON.stringify(seen)})` });
   } finally {
     live?.provider.destroy();
     live?.doc.destroy();
