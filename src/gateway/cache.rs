@@ -366,6 +366,33 @@ impl KeyTimes {
     }
 }
 
+/// Why a fill's Cache API put did not store its answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PutFailed<E> {
+    /// The Cache API refused it.
+    Refused(E),
+    /// It had not answered by the limit.
+    NoAnswer,
+}
+
+/// Awaits a fill's Cache API `put`, releasing `claim` (the fill's hold on its key, whose waiters are handed its
+/// answer as a HIT meanwhile) when `limit` comes first: a put that never settles must not keep the key claimed.
+pub async fn settle_put<E, C>(
+    put: impl std::future::Future<Output = Result<(), E>>,
+    limit: impl std::future::Future<Output = ()>,
+    claim: &mut Option<C>,
+) -> Result<(), PutFailed<E>> {
+    let put = std::pin::pin!(put);
+    let limit = std::pin::pin!(limit);
+    match futures_util::future::select(put, limit).await {
+        futures_util::future::Either::Left((stored, _)) => stored.map_err(PutFailed::Refused),
+        futures_util::future::Either::Right(_) => {
+            drop(claim.take());
+            Err(PutFailed::NoAnswer)
+        }
+    }
+}
+
 /// The keys of a shared policy whose last fill got an answer made for one visitor, each until when (ms): their
 /// requests go to the origin as their own for [`PASS_MS`], as Varnish's hit-for-pass does, instead of a fill and
 /// then their own request each. At most [`MAX_PASSES_KEPT`] of them.

@@ -15,9 +15,9 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, invalidates, not_modified, null_body, purged_since, shared_fill_answer, storable,
-    tag_key, tags_for, tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness, KeyId, Passes,
-    StoredMeta, Writes, PURGE_MARK_TTL_SECS,
+    cache_key, invalidates, not_modified, null_body, purged_since, settle_put, shared_fill_answer,
+    storable, tag_key, tags_for, tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness,
+    KeyId, Passes, PutFailed, StoredMeta, Writes, PURGE_MARK_TTL_SECS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, forward_on_preflight, forward_request_header,
@@ -1787,15 +1787,13 @@ async fn coalesced_fetch(
                 return;
             }
             // Bounded: a put that never settles must not keep the key claimed (its answer handed out as a HIT).
-            let put = std::pin::pin!(store(&key, &fetched, &meta));
-            let limit = std::pin::pin!(Delay::from(Duration::from_millis(STORE_LIMIT_MS)));
-            let failed = match futures_util::future::select(put, limit).await {
-                futures_util::future::Either::Left((stored, _)) => {
-                    stored.err().map(|e| e.to_string())
-                }
-                futures_util::future::Either::Right(_) => {
-                    Some(format!("no answer in {STORE_LIMIT_MS} ms"))
-                }
+            let mut lead = Some(lead);
+            let put = store(&key, &fetched, &meta);
+            let limit = Delay::from(Duration::from_millis(STORE_LIMIT_MS));
+            let failed = match settle_put(put, limit, &mut lead).await {
+                Ok(()) => None,
+                Err(PutFailed::Refused(e)) => Some(e.to_string()),
+                Err(PutFailed::NoAnswer) => Some(format!("no answer in {STORE_LIMIT_MS} ms")),
             };
             if let Some(detail) = failed {
                 log::warn(
