@@ -331,7 +331,7 @@ pub fn cache_key(
 /// under the WAF's header budget), and those maps outlive the request — 4,096 passed keys of 16 KiB URLs held 64 MiB
 /// of an isolate's 128. The Cache API is still asked by the key itself; two keys share an entry here exactly when
 /// they are equal (SHA-256 has no known collisions).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct KeyId([u8; 32]);
 
 impl KeyId {
@@ -434,21 +434,50 @@ impl Passes {
 
 /// The keys this isolate saw a write to (`invalidates`), each with when (ms): a fill asked of the origin before a
 /// write to its key is neither stored after it (over the write's deletion) nor handed to requests made after it.
-/// Kept [`WRITE_KEPT_MS`], longer than a fill can take; at most [`MAX_WRITES_KEPT`].
+/// Kept [`WRITE_KEPT_MS`], longer than a fill can take; at most [`MAX_WRITES_KEPT`], the oldest dropped first. A
+/// write dropped before its time is not forgotten: the latest such time stands for every key ([`Writes::last`]), so
+/// a fill asked before it is treated as written over — refused where it might not be (not stored; a waiter asks
+/// again) rather than stored over a write. (Clearing them all, as an earlier build did past 4,096 writes in 15
+/// minutes, let every fill then under way store the answer from before its key's write.)
 #[derive(Debug, Default)]
-pub struct Writes(KeyTimes);
+pub struct Writes {
+    /// Each remembered key's last write.
+    last: std::collections::HashMap<KeyId, u64>,
+    /// The same, oldest first: what is dropped when full or expired.
+    order: std::collections::BTreeSet<(u64, KeyId)>,
+    /// The latest write dropped while fills asked before it may still be under way.
+    dropped: Option<u64>,
+}
 
 /// How long a write is remembered: past the longest fill (two minutes' timeout, six attempts, two minutes of body).
 pub const WRITE_KEPT_MS: u64 = 15 * 60_000;
-/// At most this many written keys are remembered (older ones are dropped first; then all, as with passes).
+/// At most this many written keys are remembered (expired ones first, then the oldest; see [`Writes`]).
 pub const MAX_WRITES_KEPT: usize = 4096;
 
 impl Writes {
-    /// Notes a write to the key at `now`.
+    /// Notes a write to the key at `now`. O(log n).
     pub fn wrote(&mut self, id: KeyId, now: u64) {
-        self.0.set(id, now, MAX_WRITES_KEPT, |at| {
-            now.saturating_sub(at) < WRITE_KEPT_MS
-        });
+        if let Some(before) = self.last.insert(id, now) {
+            self.order.remove(&(before, id));
+        }
+        self.order.insert((now, id));
+        while let Some(&(at, oldest)) = self.order.first() {
+            let expired = now.saturating_sub(at) >= WRITE_KEPT_MS;
+            if !expired && self.order.len() <= MAX_WRITES_KEPT {
+                break;
+            }
+            self.order.pop_first();
+            self.last.remove(&oldest);
+            if !expired {
+                self.dropped = self.dropped.max(Some(at));
+            }
+        }
+        if self
+            .dropped
+            .is_some_and(|at| now.saturating_sub(at) >= WRITE_KEPT_MS)
+        {
+            self.dropped = None;
+        }
     }
 
     /// Whether the key was written at or after `since` (an answer asked of the origin then may predate the write).
@@ -456,22 +485,23 @@ impl Writes {
         self.last(id).is_some_and(|at| at >= since)
     }
 
-    /// When the key was last written, as far as this isolate knows: what a request arriving now must not be handed
-    /// an answer from before. (A write made after a request came is concurrent with it: the answer from before it
-    /// is as good as one from after, and a waiter that asked again for every such write would queue behind one
-    /// fill after another while writes keep coming.)
+    /// When the key was last written, as far as this isolate knows (or, for a key whose write was dropped unexpired,
+    /// may have been: the latest dropped write's time): what a request arriving now must not be handed an answer
+    /// from before. (A write made after a request came is concurrent with it: the answer from before it is as good
+    /// as one from after, and a waiter that asked again for every such write would queue behind one fill after
+    /// another while writes keep coming.)
     pub fn last(&self, id: &KeyId) -> Option<u64> {
-        self.0.get(id)
+        self.last.get(id).copied().max(self.dropped)
     }
 
     /// How many keys are remembered.
     pub fn len(&self) -> usize {
-        self.0 .0.len()
+        self.last.len()
     }
 
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
-        self.0 .0.is_empty()
+        self.last.is_empty()
     }
 }
 
@@ -1533,6 +1563,45 @@ mod tests {
         writes.wrote(KeyId::of("new"), WRITE_KEPT_MS);
         assert!(writes.len() <= 2, "the old ones dropped: {}", writes.len());
         assert!(writes.written_since(&KeyId::of("new"), WRITE_KEPT_MS));
+    }
+
+    #[test]
+    fn a_write_dropped_for_room_still_refuses_the_fills_asked_before_it() {
+        let mut writes = Writes::default();
+        // A fill of "first" is asked at 500; "first" is written at 1_000, then 4,096 other URLs within a minute.
+        writes.wrote(KeyId::of("first"), 1_000);
+        for i in 0..MAX_WRITES_KEPT {
+            writes.wrote(KeyId::of(&format!("other{i}")), 2_000 + i as u64);
+        }
+        assert_eq!(writes.len(), MAX_WRITES_KEPT, "bounded");
+        assert!(
+            writes.written_since(&KeyId::of("first"), 500),
+            "the fill asked before the write is not stored over it"
+        );
+        assert!(
+            writes.written_since(&KeyId::of("other0"), 2_000),
+            "the writes kept are all kept"
+        );
+        assert!(
+            writes.written_since(&KeyId::of("never"), 500),
+            "a key whose write may have been the one dropped is refused too"
+        );
+        assert!(
+            !writes.written_since(&KeyId::of("never"), 1_001),
+            "but not for fills asked after the dropped write"
+        );
+        // The oldest goes first, one at a time: not every write at once.
+        writes.wrote(KeyId::of("next"), 60_000);
+        assert_eq!(writes.len(), MAX_WRITES_KEPT);
+        assert!(!writes.written_since(&KeyId::of("other0"), 2_001));
+        assert!(writes.written_since(&KeyId::of("other1"), 2_001));
+        // Once past WRITE_KEPT_MS, what was dropped no longer refuses anything.
+        writes.wrote(
+            KeyId::of("late"),
+            2_000 + MAX_WRITES_KEPT as u64 + WRITE_KEPT_MS,
+        );
+        assert!(!writes.written_since(&KeyId::of("never"), 0));
+        assert!(writes.len() <= 2, "expired ones dropped: {}", writes.len());
     }
 
     #[test]
