@@ -366,17 +366,18 @@ impl KeyTimes {
     }
 }
 
-/// Why a fill's Cache API put did not store its answer.
+/// Why a fill's Cache API put did not store its answer: the Cache API refused it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PutFailed<E> {
-    /// The Cache API refused it.
     Refused(E),
-    /// It had not answered by the limit.
-    NoAnswer,
 }
 
-/// Awaits a fill's Cache API `put`, releasing `claim` (the fill's hold on its key, whose waiters are handed its
-/// answer as a HIT meanwhile) when `limit` comes first: a put that never settles must not keep the key claimed.
+/// Awaits a fill's Cache API `put` until it settles, releasing `claim` (the fill's hold on its key, whose waiters
+/// are handed its answer as a HIT meanwhile) when `limit` comes first: a put that has not settled must not keep the
+/// key claimed, but it may still land — its caller checks the write memory once it has (a write's deletion that ran
+/// while it was under way is undone by it), so it is awaited, not dropped (dropping the future would not stop the
+/// runtime's put, only the check after it). How long is bounded by the runtime: `waitUntil` lasts 30 s after the
+/// answer (Cloudflare's Workers limits), after which the put's fate is no longer this isolate's to see.
 pub async fn settle_put<E, C>(
     put: impl std::future::Future<Output = Result<(), E>>,
     limit: impl std::future::Future<Output = ()>,
@@ -384,13 +385,14 @@ pub async fn settle_put<E, C>(
 ) -> Result<(), PutFailed<E>> {
     let put = std::pin::pin!(put);
     let limit = std::pin::pin!(limit);
-    match futures_util::future::select(put, limit).await {
-        futures_util::future::Either::Left((stored, _)) => stored.map_err(PutFailed::Refused),
-        futures_util::future::Either::Right(_) => {
+    let stored = match futures_util::future::select(put, limit).await {
+        futures_util::future::Either::Left((stored, _)) => stored,
+        futures_util::future::Either::Right((_, put)) => {
             drop(claim.take());
-            Err(PutFailed::NoAnswer)
+            put.await
         }
-    }
+    };
+    stored.map_err(PutFailed::Refused)
 }
 
 /// The keys of a shared policy whose last fill got an answer made for one visitor, each until when (ms): their
@@ -1602,6 +1604,45 @@ mod tests {
         );
         assert!(!writes.written_since(&KeyId::of("never"), 0));
         assert!(writes.len() <= 2, "expired ones dropped: {}", writes.len());
+    }
+
+    #[test]
+    fn a_put_past_its_limit_releases_its_key_and_is_awaited_until_it_lands() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let (land, put) = futures_channel::oneshot::channel::<Result<(), &str>>();
+        let put = async move { put.await.unwrap_or(Err("dropped")) };
+        let mut claim = Some("the fill's claim on its key");
+        let mut cx = Context::from_waker(Waker::noop());
+        let settled = {
+            let mut settling = std::pin::pin!(settle_put(put, std::future::ready(()), &mut claim));
+            assert!(
+                settling.as_mut().poll(&mut cx).is_pending(),
+                "the put is awaited past its limit (a write landing meanwhile is checked after it)"
+            );
+            land.send(Ok(())).expect("the put is still awaited");
+            match settling.as_mut().poll(&mut cx) {
+                Poll::Ready(settled) => settled,
+                Poll::Pending => panic!("the put landed"),
+            }
+        };
+        assert_eq!(settled, Ok(()));
+        assert_eq!(claim, None, "the key was released at the limit");
+
+        let mut claim = Some("claim");
+        {
+            let quick = settle_put(
+                std::future::ready(Err::<(), _>("refused")),
+                std::future::pending(),
+                &mut claim,
+            );
+            let mut quick = std::pin::pin!(quick);
+            assert_eq!(
+                quick.as_mut().poll(&mut cx),
+                Poll::Ready(Err(PutFailed::Refused("refused")))
+            );
+        }
+        assert_eq!(claim, Some("claim"), "kept for its caller to release");
     }
 
     #[test]
