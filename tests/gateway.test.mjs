@@ -690,6 +690,50 @@ describe("route table and proxy", () => {
     origin.reset();
   });
 
+  test("a client awaiting 100 Continue that sends nothing is answered 417, not 408: workerd never sends the 100", async () => {
+    // The upload route's timeout is 400 ms and its bodies are inspected by the WAF. curl, told 417 while it waits for
+    // the 100, sends the request again without Expect (RFC 9110 §15.5.18); a 408 had it send the same one to wait again.
+    origin.reset();
+    const head = (length) =>
+      `PUT /gw/upload/expect HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`;
+    const asked = () => origin.requests.filter((r) => r.path === "/gw/upload/expect");
+    const { hostname, port } = new URL(worker.url);
+    const exchange = (parts) =>
+      new Promise((resolve, reject) => {
+        const sock = connect(Number(port), hostname);
+        let text = "";
+        sock.on("data", (d) => {
+          text += d.toString("latin1");
+          const split = text.indexOf("\r\n\r\n");
+          if (split < 0) return;
+          const [headText, body] = [text.slice(0, split), text.slice(split + 4)];
+          const length = /content-length: (\d+)/i.exec(headText)?.[1];
+          // A JSON error says its length; the origin's answer streams back chunked.
+          if (length ? Buffer.byteLength(body) >= Number(length) : body.endsWith("0\r\n\r\n")) {
+            sock.destroy();
+            resolve({ status: Number(headText.split(" ")[1]), body });
+          }
+        });
+        sock.on("error", reject);
+        sock.on("connect", () => parts.forEach((part) => sock.write(part)));
+      });
+    for (const [what, parts, status, code] of [
+      ["nothing sent", [head(20)], 417, "expectation_failed"],
+      // One that sends part of its body without waiting stalled itself: as without Expect.
+      ["part sent", [head(20), '{"a":'], 408, "request_timeout"],
+    ]) {
+      const r = await exchange(parts);
+      assert.equal(r.status, status, `${what}: ${r.body}`);
+      assert.equal(JSON.parse(r.body).error.code, code, what);
+      assert.equal(asked().length, 0, `${what}: the origin was never asked`);
+    }
+    // One that sends its body anyway, as it may, is served.
+    const sent = await exchange([head(9), '{"a":"b"}']);
+    assert.equal(sent.status, 200, sent.body);
+    assert.deepEqual(asked().map((r) => r.body.toString()), ['{"a":"b"}']);
+    origin.reset();
+  });
+
   test("the timeout bounds the wait for the origin's answer, not the streaming of its body", async () => {
     // The slow route's timeout is 300 ms; the origin answers at once and keeps streaming for 900 ms.
     origin.handle(streamsFor900ms);

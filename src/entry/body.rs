@@ -221,8 +221,8 @@ pub async fn read_stream_capped_blob(
 /// Why [`read_prefix`] stopped short.
 #[derive(Debug)]
 pub enum PrefixError {
-    /// No bytes came for the time allowed per read.
-    Stalled,
+    /// No bytes came for the time allowed per read; how many had come before.
+    Stalled { read: usize },
     /// The stream failed: the JS error's message.
     Failed(String),
 }
@@ -247,7 +247,7 @@ pub async fn read_prefix(
                 append(&mut bytes, &as_bytes(&chunk));
             }
             Either::Left((None, _)) => break,
-            Either::Right(_) => return Err(PrefixError::Stalled),
+            Either::Right(_) => return Err(PrefixError::Stalled { read: bytes.len() }),
         }
     }
     Ok(bytes)

@@ -1200,6 +1200,7 @@ async fn take_body(
         )?;
     }
     let cap = waf_config.inspect_body_bytes;
+    let awaits_continue = crate::body::awaits_continue(header(&call.req, "expect").as_deref());
     let coding = match inflate::coding(coding) {
         inflate::Coded::Screened(coding) => Some(coding),
         _ => None,
@@ -1210,7 +1211,7 @@ async fn take_body(
         None => waf::inspect_body(waf_config, content_type, bytes),
     };
     if content_length.is_some_and(|n| n <= cap as u64) {
-        let bytes = read_prefix(stream, usize::MAX, timeout_ms).await?;
+        let bytes = read_prefix(stream, usize::MAX, timeout_ms, awaits_continue).await?;
         waf_verdict(call, waf_config.mode, inspect(&bytes, true))?;
         return Ok(OutBody::Bytes(bytes));
     }
@@ -1229,7 +1230,13 @@ async fn take_body(
         Some(_) => inflate::read_bound(cap),
         None => cap,
     };
-    let mut prefix = read_prefix(branches.get(0).unchecked_into(), wanted + 1, timeout_ms).await?;
+    let mut prefix = read_prefix(
+        branches.get(0).unchecked_into(),
+        wanted + 1,
+        timeout_ms,
+        awaits_continue,
+    )
+    .await?;
     let whole = prefix.len() <= wanted;
     prefix.truncate(wanted);
     let verdict = waf_verdict(call, waf_config.mode, inspect(&prefix, whole));
@@ -1247,17 +1254,26 @@ async fn take_body(
 
 /// [`crate::entry::body::read_prefix`] for the WAF: each read waits at most `timeout_ms` for the client, and a body
 /// that stops arriving (a client that declared more than it sends, or stalls) answers 408 instead of holding the
-/// request until the client gives up.
+/// request until the client gives up — but 417 when not a byte came from a client awaiting `100 Continue`
+/// (`awaits_continue`): workerd never sends one, so that client waits for it until it gives up; 417 says the
+/// expectation cannot be met here (RFC 9110 §15.5.18), and a client such as curl sends the request again without
+/// it, where a 408 had it send the same request, to wait again.
 async fn read_prefix(
     stream: web_sys::ReadableStream,
     cap: usize,
     timeout_ms: u64,
+    awaits_continue: bool,
 ) -> ApiResult<Vec<u8>> {
     use crate::entry::body::PrefixError;
     crate::entry::body::read_prefix(stream, cap, timeout_ms)
         .await
         .map_err(|e| match e {
-            PrefixError::Stalled => Failure::ClientStalled(timeout_ms).into_error(),
+            PrefixError::Stalled { read: 0 } if awaits_continue => ApiError::new(
+                417,
+                "expectation_failed",
+                "this gateway cannot send 100 Continue: send the body without waiting for it",
+            ),
+            PrefixError::Stalled { .. } => Failure::ClientStalled(timeout_ms).into_error(),
             PrefixError::Failed(detail) => {
                 ApiError::bad_request("unreadable_body", "the body could not be read")
                     .with_internal(detail)
