@@ -37,7 +37,7 @@ function routes() {
     { name: "open", path: "/gw/open", methods: ["GET", "POST", "PUT", "DELETE"], upstream: up, strip_prefix: "/gw", timeout_ms: 2000, retries: 1 },
     { name: "item", path: "/gw/open/items/:id", methods: ["GET"], upstream: `${up}/v2`, strip_prefix: "/gw/open" },
     { name: "slow", path: "/gw/slow", upstream: up, timeout_ms: 300 },
-    { name: "upload", path: "/gw/upload", methods: ["PUT"], upstream: up, timeout_ms: 400 },
+    { name: "upload", path: "/gw/upload", methods: ["PUT"], upstream: up, timeout_ms: 1000 },
     { name: "nowhere", path: "/gw/nowhere", upstream: "http://127.0.0.1:9", timeout_ms: 2000 },
     { name: "secure", path: "/gw/secure", methods: ["GET", "POST"], upstream: up, auth: "jwt" },
     { name: "admin", path: "/gw/secure/admin", upstream: up, auth: "jwt", permissions: ["admin"] },
@@ -635,7 +635,8 @@ describe("route table and proxy", () => {
   });
 
   test("an upload slower than the timeout reaches the origin whole: the timeout bounds a stall and the wait once it is sent", async () => {
-    // The upload route's timeout is 400 ms; the client sends 200 KiB in 8 parts 150 ms apart (over a second).
+    // The upload route's timeout is 1 s; the client sends 200 KiB in 8 parts 150 ms apart (over a second). (At
+    // 400 ms, a loaded machine ran the client's 150 ms gaps past the timeout, and the upload was rightly 408.)
     const paced = (headers, { answerAfter = 0, head = 0, parts = 8, size = 25 * 1024, gap = 150, end = true } = {}) =>
       new Promise((resolve, reject) => {
         origin.handle(async (req, body, res) => {
@@ -670,10 +671,10 @@ describe("route table and proxy", () => {
       if (headers["content-length"]) assert.equal(seen["content-length"], String(200 * 1024), "sent with its length, not in chunks");
     }
     // Once the body is sent, the origin has the timeout to answer.
-    const late = await paced({ "content-length": String(200 * 1024) }, { answerAfter: 1500 });
+    const late = await paced({ "content-length": String(200 * 1024) }, { answerAfter: 2500 });
     assert.equal(late.status, 504);
     assert.equal(JSON.parse(late.body).error.code, "gateway_timeout");
-    // A client that trickles (1 KiB every 150 ms: under 16 KiB in 400 ms) past the inspected part, or stops
+    // A client that trickles (1 KiB every 150 ms: under 16 KiB in 1 s) past the inspected part, or stops
     // sending what it declared (before or after the inspected 64 KiB), is the one that stalled: 408, and no origin
     // connection is held for it.
     const trickle = { head: 70 * 1024, parts: 20, size: 1024, gap: 150 };
@@ -691,7 +692,7 @@ describe("route table and proxy", () => {
   });
 
   test("a client awaiting 100 Continue that sends nothing is answered 417, not 408: workerd never sends the 100", async () => {
-    // The upload route's timeout is 400 ms and its bodies are inspected by the WAF. curl, told 417 while it waits for
+    // The upload route's timeout is 1 s and its bodies are inspected by the WAF. curl, told 417 while it waits for
     // the 100, sends the request again without Expect (RFC 9110 §15.5.18); a 408 had it send the same one to wait again.
     origin.reset();
     const head = (length) =>
