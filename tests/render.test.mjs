@@ -158,7 +158,7 @@ test("an all-ASCII fragment labelled with a charset that extends ASCII (a servle
 
 test("origin answers are written back to KV with their TTL, so the second request does not touch the origin", async () => {
   const before = Math.floor(Date.now() / 1000);
-  const first = await (await get("/", { headers: withVisitor() })).text();
+  await (await get("/", { headers: withVisitor() })).text();
   assert.equal(origin.requests.length, FRAGMENTS.length, "first request: every fragment from the origin");
   await until(async () => (await kv.list({ prefix: "fragment:" })).keys.length === FRAGMENTS.length, {
     what: "all fragments written back to CONTENT_KV",
@@ -172,7 +172,11 @@ test("origin answers are written back to KV with their TTL, so the second reques
   origin.reset();
   const second = await (await get("/", { headers: withVisitor() })).text();
   assert.equal(origin.requests.length, 0, "second request served from KV");
-  assert.equal(second, first, "same page from KV as from the origin");
+  // Every fragment from KV as the origin wrote it. (Not compared with the first page whole: a loaded machine can run
+  // a fragment's first answer past its budget, and that page then shows the fallback while KV still gets the answer.)
+  for (const name of FRAGMENTS) {
+    assert.ok(second.includes(`<section data-origin="${name}">${name} from origin</section>`), `${name} from KV`);
+  }
 });
 
 test("a fragment the origin marks no-store, private or no-cache is shown but not written back; a shorter max-age shortens its stay", async () => {
