@@ -839,6 +839,39 @@ test("a cookie that names no live session is cleared by the answers that find so
   }
 });
 
+test("a token a refresh in another tab just retired, refused by its cache entry where the client's bookmark may read a replica behind the rotation, keeps the cookie", async () => {
+  // The refresh leaves a revocation entry in the retired token's cache slot. A cached check that meets it looks for
+  // the retired id (to answer session_rotated) in D1 from the client's x-d1-bookmark — on Cloudflare a replica that
+  // may not have seen the rotation yet, and so holds no retired id. Read as a logged-out token, the answer cleared
+  // the cookie: arriving after the refresh's answer, it removed the new cookie and signed the user out.
+  const { token: retired, response: signedIn } = await loggedIn(BOB);
+  const bookmark = signedIn.headers.get("x-d1-bookmark");
+  assert.ok(bookmark, "the login hands back a bookmark");
+  const refreshed = await post("/auth/refresh", retired);
+  assert.equal(refreshed.status, 200);
+  await refreshed.arrayBuffer();
+  assert.ok(await kv.get(`session:${sessionId(retired)}`), "the refresh left a revocation entry for the retired token");
+  // The replica behind the rotation, as far as this check reads it: no retired id for the token. (Miniflare has
+  // no replicas; the primary is made to hold what such a replica holds.)
+  await db.prepare("DELETE FROM retired_session_ids WHERE id = ?1").bind(sessionId(retired)).run();
+  const clears = (r) => r.headers.getSetCookie().filter((c) => c.startsWith("__Host-edgekit_session="));
+  for (const [route, send, status] of [
+    ["GET /auth/session", (headers) => worker.fetch("/auth/session", withCookie(retired, { headers })), 401],
+    ["a page", (headers) => worker.fetch("/", withCookie(retired, { headers })), 200],
+  ]) {
+    const r = await send({ "x-d1-bookmark": bookmark });
+    assert.equal(r.status, status, `${route} at the client's bookmark`);
+    assert.deepEqual(clears(r), [], `${route} at the client's bookmark: the cookie is kept`);
+    await r.arrayBuffer();
+    // Read from the primary, a revoked token with no retired id is a logged-out one (or one whose retired id has
+    // gone): dead either way, and cleared.
+    const primary = await send({});
+    assert.equal(primary.status, status, `${route} at the primary`);
+    assert.equal(clears(primary).length, 1, `${route} at the primary: cleared`);
+    await primary.arrayBuffer();
+  }
+});
+
 test("a session revoked elsewhere: strict routes refuse at once, cached checks only until the entry's freshness ends", async () => {
   const { token } = await loggedIn(BOB);
   const key = `session:${sessionId(token)}`;

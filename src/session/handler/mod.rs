@@ -91,6 +91,9 @@ enum Checked {
     /// refused, but the session may have been created after that bookmark (a login in another tab, whose bookmark
     /// this request did not carry) or its expiry moved on by a touch the replica has not seen, so the cookie is not
     /// cleared — a clear would sign the user out for a replica's lag. (Revocation and the absolute limit never undo.)
+    /// Also a token its cache entry says revoked that such a replica holds no retired id for: a refresh leaves that
+    /// entry for the token it retired, and a replica that has not seen the rotation cannot tell the token from a
+    /// logged-out one — cleared, the refresh's new cookie would go if this answer arrived after it.
     Unconfirmed(&'static str),
     Rotated,
     Valid {
@@ -121,6 +124,7 @@ fn invalid(why: &'static str) -> ApiError {
 const PAST_LIMIT: &str = "session past its absolute limit (SESSION_MAX_SECS)";
 const UNKNOWN_SESSION: &str = "unknown session";
 const EXPIRED_SESSION: &str = "session expired";
+const REVOKED_IN_CACHE: &str = "session revoked (cache)";
 
 /// Why a check refused a token a refresh retired within `SESSION_REUSE_GRACE_SECS`.
 const RETIRED_WITHIN_GRACE: &str = "retired token, within the reuse grace window";
@@ -224,11 +228,13 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
         credential_budget(call)?
     };
     let checked = match if revoked_in_cache {
-        refused(call, store, &id, now, "session revoked (cache)").await?
+        refused(call, store, &id, now, REVOKED_IN_CACHE).await?
     } else {
         check_at_d1(call, store, id, now, strict).await?
     } {
-        Checked::Refused(why @ (UNKNOWN_SESSION | EXPIRED_SESSION)) if store.may_lag() => {
+        Checked::Refused(why @ (UNKNOWN_SESSION | EXPIRED_SESSION | REVOKED_IN_CACHE))
+            if store.may_lag() =>
+        {
             Checked::Unconfirmed(why)
         }
         checked => checked,
