@@ -872,6 +872,47 @@ test("a token a refresh in another tab just retired, refused by its cache entry 
   }
 });
 
+test("a check whose lookup among retired ids fails refuses without clearing the cookie: the token may be one a concurrent refresh retired", async (t) => {
+  // A refused token is looked up among the ids refreshes retired (session_rotated, reuse detection). When that read
+  // failed, the refusal cleared the cookie as if the token were dead — for a token another tab's refresh had just
+  // retired, a clear arriving after that refresh's answer removed the new cookie: signed out for a D1 hiccup.
+  const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
+  t.after(() => w.stop());
+  const wdb = await w.mf.getD1Database("DB");
+  await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const signIn = await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
+  assert.equal(signIn.status, 200);
+  const retired = cookieOf(signIn);
+  await signIn.arrayBuffer();
+  const refreshed = await w.fetch("/auth/refresh", withCookie(retired, { method: "POST" }));
+  assert.equal(refreshed.status, 200);
+  const current = cookieOf(refreshed);
+  await refreshed.arrayBuffer();
+  // The lookup fails (the table out of reach), while the sessions table still answers.
+  await wdb.prepare("ALTER TABLE retired_session_ids RENAME TO retired_session_ids_away").run();
+  const clears = (r) => r.headers.getSetCookie().filter((c) => c.startsWith("__Host-edgekit_session="));
+  try {
+    for (const [route, send, status] of [
+      ["GET /auth/session (its cache entry says revoked)", () => w.fetch("/auth/session", withCookie(retired)), 401],
+      ["a page", () => w.fetch("/", withCookie(retired)), 200],
+      ["POST /auth/refresh (D1 finds no such session)", () => w.fetch("/auth/refresh", withCookie(retired, { method: "POST" })), 401],
+    ]) {
+      const r = await send();
+      assert.equal(r.status, status, route);
+      assert.deepEqual(clears(r), [], `${route}: the cookie is kept`);
+      await r.arrayBuffer();
+    }
+    await until(() => w.jsonLogs().some((l) => l.msg === "session_reuse_check_failed"), {
+      what: () => "the failed lookup is logged",
+    });
+  } finally {
+    await wdb.prepare("ALTER TABLE retired_session_ids_away RENAME TO retired_session_ids").run();
+  }
+  const still = await w.fetch("/auth/session", withCookie(current));
+  assert.equal(still.status, 200, "the refresh's session lives on");
+  await still.arrayBuffer();
+});
+
 test("a session revoked elsewhere: strict routes refuse at once, cached checks only until the entry's freshness ends", async () => {
   const { token } = await loggedIn(BOB);
   const key = `session:${sessionId(token)}`;

@@ -93,7 +93,8 @@ enum Checked {
     /// cleared — a clear would sign the user out for a replica's lag. (Revocation and the absolute limit never undo.)
     /// Also a token its cache entry says revoked that such a replica holds no retired id for: a refresh leaves that
     /// entry for the token it retired, and a replica that has not seen the rotation cannot tell the token from a
-    /// logged-out one — cleared, the refresh's new cookie would go if this answer arrived after it.
+    /// logged-out one — cleared, the refresh's new cookie would go if this answer arrived after it. And any token
+    /// whose lookup among retired ids failed ([`refused`]): it too may be one a concurrent refresh retired.
     Unconfirmed(&'static str),
     Rotated,
     Valid {
@@ -326,7 +327,9 @@ async fn refused(
     now: u64,
     why: &'static str,
 ) -> ApiResult<Checked> {
-    // The answer is a refusal whatever happens below: a failing lookup or revocation is logged, never a 500.
+    // The answer is a refusal whatever happens below: a failing lookup or revocation is logged, never a 500 — and
+    // never a clear: a lookup that failed did not learn whether a concurrent refresh retired the token, and cleared,
+    // the cookie that refresh is setting would go if this answer arrived after it (signed out for a D1 hiccup).
     match detect_reuse(call, store, id, now).await {
         Ok(Some(RETIRED_WITHIN_GRACE)) => Ok(Checked::Rotated),
         Ok(Some(reason)) => Ok(Checked::Refused(reason)),
@@ -336,7 +339,7 @@ async fn refused(
                 "session_reuse_check_failed",
                 json!({"request_id": call.request_id, "detail": e.to_string()}),
             );
-            Ok(Checked::Refused(why))
+            Ok(Checked::Unconfirmed(why))
         }
     }
 }
