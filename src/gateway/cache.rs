@@ -366,30 +366,40 @@ impl KeyTimes {
     }
 }
 
-/// Why a fill's Cache API put did not store its answer: the Cache API refused it.
+/// Why a fill's Cache API put did not store its answer, as far as this isolate can tell.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PutFailed<E> {
+    /// The Cache API refused it.
     Refused(E),
+    /// It had not settled when it stopped being followed (`outlast`): it may still land, unseen.
+    Unsettled,
 }
 
 /// Awaits a fill's Cache API `put` until it settles, releasing `claim` (the fill's hold on its key, whose waiters
 /// are handed its answer as a HIT meanwhile) when `limit` comes first: a put that has not settled must not keep the
 /// key claimed, but it may still land — its caller checks the write memory once it has (a write's deletion that ran
-/// while it was under way is undone by it), so it is awaited, not dropped (dropping the future would not stop the
-/// runtime's put, only the check after it). How long is bounded by the runtime: `waitUntil` lasts 30 s after the
-/// answer (Cloudflare's Workers limits), after which the put's fate is no longer this isolate's to see.
+/// while it was under way is undone by it), so it is followed on, not dropped (dropping the future would not stop
+/// the runtime's put, only the check after it). Followed until `outlast` (polled from `limit` on), which must end
+/// inside `waitUntil`'s 30 s after the answer (Cloudflare's Workers limits): past those the runtime neither settles
+/// the put nor fires a timer for this request, so a put followed without end kept this future — the fill's whole
+/// answer with it — in the isolate for good.
 pub async fn settle_put<E, C>(
     put: impl std::future::Future<Output = Result<(), E>>,
     limit: impl std::future::Future<Output = ()>,
+    outlast: impl std::future::Future<Output = ()>,
     claim: &mut Option<C>,
 ) -> Result<(), PutFailed<E>> {
+    use futures_util::future::{select, Either};
     let put = std::pin::pin!(put);
     let limit = std::pin::pin!(limit);
-    let stored = match futures_util::future::select(put, limit).await {
-        futures_util::future::Either::Left((stored, _)) => stored,
-        futures_util::future::Either::Right((_, put)) => {
+    let stored = match select(put, limit).await {
+        Either::Left((stored, _)) => stored,
+        Either::Right((_, put)) => {
             drop(claim.take());
-            put.await
+            match select(put, std::pin::pin!(outlast)).await {
+                Either::Left((stored, _)) => stored,
+                Either::Right(_) => return Err(PutFailed::Unsettled),
+            }
         }
     };
     stored.map_err(PutFailed::Refused)
@@ -1615,7 +1625,12 @@ mod tests {
         let mut claim = Some("the fill's claim on its key");
         let mut cx = Context::from_waker(Waker::noop());
         let settled = {
-            let mut settling = std::pin::pin!(settle_put(put, std::future::ready(()), &mut claim));
+            let mut settling = std::pin::pin!(settle_put(
+                put,
+                std::future::ready(()),
+                std::future::pending(),
+                &mut claim
+            ));
             assert!(
                 settling.as_mut().poll(&mut cx).is_pending(),
                 "the put is awaited past its limit (a write landing meanwhile is checked after it)"
@@ -1634,6 +1649,7 @@ mod tests {
             let quick = settle_put(
                 std::future::ready(Err::<(), _>("refused")),
                 std::future::pending(),
+                std::future::pending(),
                 &mut claim,
             );
             let mut quick = std::pin::pin!(quick);
@@ -1643,6 +1659,40 @@ mod tests {
             );
         }
         assert_eq!(claim, Some("claim"), "kept for its caller to release");
+    }
+
+    #[test]
+    fn a_put_that_never_settles_is_followed_only_until_its_outlast_bound() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        // The runtime never settles it (past waitUntil's 30 s nothing of the request runs): followed without end,
+        // this future — and the fill's answer it holds — stayed in the isolate for good.
+        let (outlasted, outlast) = futures_channel::oneshot::channel::<()>();
+        let outlast = async move {
+            let _ = outlast.await;
+        };
+        let mut claim = Some("claim");
+        let mut cx = Context::from_waker(Waker::noop());
+        let settled = {
+            let settling = settle_put(
+                std::future::pending::<Result<(), &str>>(),
+                std::future::ready(()),
+                outlast,
+                &mut claim,
+            );
+            let mut settling = std::pin::pin!(settling);
+            assert!(
+                settling.as_mut().poll(&mut cx).is_pending(),
+                "followed past the limit, until its bound"
+            );
+            outlasted.send(()).expect("the bound is awaited");
+            match settling.as_mut().poll(&mut cx) {
+                Poll::Ready(settled) => settled,
+                Poll::Pending => panic!("a put past its bound is let go"),
+            }
+        };
+        assert_eq!(settled, Err(PutFailed::Unsettled));
+        assert_eq!(claim, None, "the key was released at the limit");
     }
 
     #[test]

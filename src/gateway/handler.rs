@@ -1688,6 +1688,11 @@ fn passing(id: &KeyId, now: u64) -> bool {
 /// How long a fill's Cache API write may keep its key claimed.
 const STORE_LIMIT_MS: u64 = 5_000;
 
+/// How long a fill's Cache API write is followed after [`STORE_LIMIT_MS`] (its timer starts then): 25 s in all,
+/// inside `waitUntil`'s 30 s after the answer (Cloudflare's Workers limits), past which the runtime neither settles
+/// the put nor fires the timer, and the waiting future would hold the fill's answer in the isolate for good.
+const PUT_FOLLOW_MS: u64 = 20_000;
+
 /// Whether a waiter takes the lead's answer: one meant for any requester (stored), or an origin error (5xx, held
 /// whole, no `Set-Cookie`) — the fill carried no requester's credentials on a shared policy, and on a per-user one
 /// the key is the user's, so the error is every waiter's too; sharing it keeps an outage at one origin request per
@@ -1803,13 +1808,19 @@ async fn coalesced_fetch(
                 return;
             }
             // Bounded: a put slower than STORE_LIMIT_MS releases the key (its answer handed out as a HIT until
-            // then), but is still awaited, so a write that lands before it does is checked for below.
+            // then), but is still followed, so a write that lands before it does is checked for below — for
+            // PUT_FOLLOW_MS more at most, inside waitUntil's 30 s (past them, nothing of this request runs).
             let mut lead = Some(lead);
             let put = store(&key, &fetched, &meta);
             let limit = Delay::from(Duration::from_millis(STORE_LIMIT_MS));
-            let failed = match settle_put(put, limit, &mut lead).await {
+            let outlast = Delay::from(Duration::from_millis(PUT_FOLLOW_MS));
+            let failed = match settle_put(put, limit, outlast, &mut lead).await {
                 Ok(()) => None,
                 Err(PutFailed::Refused(e)) => Some(e.to_string()),
+                Err(PutFailed::Unsettled) => Some(format!(
+                    "no answer in {} ms",
+                    STORE_LIMIT_MS + PUT_FOLLOW_MS
+                )),
             };
             if let Some(detail) = failed {
                 log::warn(
