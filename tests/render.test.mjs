@@ -211,6 +211,10 @@ test("concurrent pages missing one fragment make one origin request for it, and 
   let release;
   const gate = new Promise((r) => (release = r));
   await originServes({ hero: { gate } });
+  // Only the hero missing from KV, so every request waiting in the isolate waits on it.
+  for (const name of FRAGMENTS.filter((n) => n !== "hero")) {
+    await kv.put(`fragment:${name}`, `<section data-origin="${name}">${name} from origin</section>`);
+  }
   const pending = Promise.all(
     Array.from({ length: 5 }, (_, i) => get("/", { headers: withVisitor(`${"0".repeat(31)}${i}`) }).then((r) => r.text())),
   );
