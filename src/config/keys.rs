@@ -125,7 +125,8 @@ impl Key {
     }
 
     /// How close `known` is, lower first, when this key could be a slip for it: (0, _) the same but for case or
-    /// separators; (1, d) the same words, each the same or a synonym or (but the first) one slip away (`MAX_BODY_SIZE`,
+    /// separators; (1, d) the same words, each the same or a synonym or one slip away (the first only as its plural or
+    /// singular) (`MAX_BODY_SIZE`,
     /// `IMAGES_SIGNING_KEY`); (2, d) those words with some left out or added; (3, d) a typo `d` edits away.
     ///
     /// Every var is ranked against every known key once per isolate start, so the edit table is filled only where
@@ -136,7 +137,10 @@ impl Key {
         }
         let (mine, theirs) = (self.words(), known.words());
         if mine.len() == theirs.len()
-            && mine.first() == theirs.first()
+            && mine
+                .first()
+                .zip(theirs.first())
+                .is_some_and(|(a, b)| same_head(a, b))
             && mine.iter().zip(&theirs).all(|(a, b)| same_word(a, b))
         {
             return Some((1, distance(&self.normal, &known.normal)));
@@ -168,13 +172,26 @@ fn words_within(few: &[&str], many: &[&str]) -> bool {
     if few.len() < 2 || few.len() >= many.len() {
         return false;
     }
-    // The first word (which names what the key is of: `OAUTH_SECRET` is not `AUTH_SIGNING_KEY`'s) only as itself or
-    // a synonym; a slip in it is the typo tier's to find.
+    // The first word (which names what the key is of: `OAUTH_SECRET` is not `AUTH_SIGNING_KEY`'s) only as itself, a
+    // synonym or its plural; any other slip in it is the typo tier's to find.
     let mut rest = many.iter();
     few.iter().enumerate().all(|(i, w)| {
-        rest.by_ref()
-            .any(|m| if i == 0 { w == m } else { same_word(w, m) })
+        rest.by_ref().any(|m| {
+            if i == 0 {
+                same_head(w, m)
+            } else {
+                same_word(w, m)
+            }
+        })
     })
+}
+
+/// Whether two first words name the same thing: equal (synonyms are already one word), or one the other's plural
+/// (`ROOM_TICKET_TTL` is `ROOMS_TICKET_TTL_SECONDS` misspelt, `IMAGE_SIGNING_KEY` `IMAGES_SIGNING_SECRET`). A slip
+/// elsewhere in the word is not taken: `OAUTH` is its own section, not `AUTH` mistyped.
+fn same_head(a: &str, b: &str) -> bool {
+    let plural = |one: &str, many: &str| many.len() >= 4 && many.strip_suffix('S') == Some(one);
+    a == b || plural(a, b) || plural(b, a)
 }
 
 /// A word as edgekit's keys spell what it means: other names operators give the same thing (`SIZE` for `BYTES`,
@@ -293,6 +310,23 @@ mod tests {
         }
     }
 
+    /// A first word written singular for plural or back (`ROOM_` for `ROOMS_`, `IMAGE_` for `IMAGES_`) is the same
+    /// section misspelt: the key meant is found by its words, as before first words were compared exactly, and the
+    /// typo tier (whole keys) is too short-sighted to find it when another word was left out or is a synonym.
+    #[test]
+    fn a_first_word_singular_for_plural_is_still_the_key_meant() {
+        for (written, key) in [
+            ("ROOM_TICKET_TTL", "ROOMS_TICKET_TTL_SECONDS"),
+            ("ROOM_MAX_MESSAGE_SIZE", "ROOMS_MAX_MESSAGE_BYTES"),
+            ("IMAGE_SIGNING_KEY", "IMAGES_SIGNING_SECRET"),
+            ("IMAGE_SECRET", "IMAGES_SIGNING_SECRET"),
+            ("GATEWAYS_JWKS_TTL", "GATEWAY_JWKS_TTL_SECONDS"),
+            ("SESSIONS_IDLE_SECONDS", "SESSION_IDLE_SECS"),
+        ] {
+            assert_eq!(meant(written).as_deref(), Some(key), "{written}");
+        }
+    }
+
     /// Other words operators use for what a key's word says (`SIZE` for `BYTES`, `SECRET` for `KEY`, `SEC` for
     /// `SECONDS`; `SESSION`, `AUTH` and `JWT` for the one section) are matched as words: the key they meant is
     /// suggested, not a shorter key that is its prefix (`IMAGES_SIGNING`) or the nearest by letters under the same
@@ -358,6 +392,7 @@ mod tests {
             "USER_SESSION_KEY",
             "OAUTH_SECRET",
             "OAUTH_KEY",
+            "AUTHS_URL",
         ] {
             assert_eq!(meant(own), None, "{own} is the user's");
         }
