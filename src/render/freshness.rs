@@ -65,9 +65,7 @@ pub fn write_back_ttl(
             "the origin's {name} gives no valid freshness lifetime"
         ));
     };
-    let age = field("age")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    let age = field("age").as_deref().and_then(age_s).unwrap_or(0);
     let fresh_for = seconds.saturating_sub(age);
     if fresh_for < min_ttl_s {
         return Err(format!(
@@ -75,6 +73,15 @@ pub fn write_back_ttl(
         ));
     }
     Ok(fresh_for.min(ttl_s))
+}
+
+/// The `Age` an answer arrived with (RFC 9111 §5.1): of a list (`Age: 590, 590`, a field sent twice and joined) the
+/// first member; a value too large to hold is 2^31 s or more (§1.2.2: stale, not fresh); anything else not a
+/// non-negative integer is ignored (`None`).
+fn age_s(value: &str) -> Option<u64> {
+    let first = value.split(',').next().unwrap_or_default().trim();
+    (!first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| first.parse::<u64>().unwrap_or(u64::MAX))
 }
 
 /// A directive of a `Cache-Control`-style list, by name (any case): `Some(None)` bare, `Some(Some(value))` with an
@@ -176,6 +183,26 @@ mod tests {
             &[("cache-control", "max-age")],
         ] {
             assert!(ttl(fields, 300).is_err(), "{fields:?}");
+        }
+    }
+
+    /// `Age` is a singleton, but a field sent twice arrives joined (`590, 590`): its first member counts (RFC 9111
+    /// §5.1), and one too large to hold makes the answer stale (§1.2.2), not fresh for its whole `max-age`. Junk is
+    /// ignored.
+    #[test]
+    fn an_age_list_counts_its_first_member_and_an_overflowing_age_is_stale() {
+        for (age, expected) in [
+            ("590, 590", Err(())),
+            ("590,600", Err(())),
+            ("99999999999999999999999", Err(())),
+            (" 100 ", Ok(500)),
+            ("100, junk", Ok(500)),
+            ("junk", Ok(600)),
+            ("-5", Ok(600)),
+            ("", Ok(600)),
+        ] {
+            let got = ttl(&[("cache-control", "max-age=600"), ("age", age)], 3600).map_err(|_| ());
+            assert_eq!(got, expected, "Age: {age:?}");
         }
     }
 }
