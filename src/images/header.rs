@@ -127,11 +127,18 @@ pub fn isobmff_boxes(window: &[u8], window_at: u64) -> Declared {
         };
         let end = (at as u64).saturating_add(size);
         if &kind == b"meta" {
-            return match usize::try_from(end).ok().filter(|&e| e <= window.len()) {
+            // A size of 0 runs to the end of the image, not of this window: whole only where the window holds the
+            // rest of the image (a window shorter than asked for ends with it).
+            let to_end = window.get(at..at + 4) == Some(&[0, 0, 0, 0]);
+            let cut = to_end && window.len() >= SIZE_BYTES;
+            return match usize::try_from(end)
+                .ok()
+                .filter(|&e| e <= window.len() && !cut)
+            {
                 Some(end) => meta_size(&window[at..end]),
                 None if at == 0 => Declared::MetaAt {
                     at: window_at,
-                    len: size,
+                    len: if to_end { MAX_META_BYTES } else { size },
                 },
                 None => Declared::BoxFrom(window_at + at as u64),
             };
@@ -548,6 +555,18 @@ mod tests {
         .concat();
         let long_meta = [ftyp, &bmff(b"meta", &meta), &bmff(b"mdat", &[0; 8])].concat();
         assert_eq!(followed(&long_meta), (Declared::Size(50_000, 40_000), 3));
+        // The same meta with a size of 0 (to the end of the image, which decoders read whole): not cut at the
+        // first window's end, first in the image's first window or behind padding.
+        let mut to_end = [ftyp, &bmff(b"meta", &meta)].concat();
+        to_end[24..28].copy_from_slice(&[0; 4]);
+        assert_eq!(followed(&to_end).0, Declared::Size(50_000, 40_000));
+        let padded_to_end = [
+            ftyp,
+            &bmff(b"free", &vec![0; 3 * SIZE_BYTES]),
+            &to_end[24..],
+        ]
+        .concat();
+        assert_eq!(followed(&padded_to_end).0, Declared::Size(50_000, 40_000));
     }
 
     #[test]
