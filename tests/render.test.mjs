@@ -205,6 +205,27 @@ test("a fragment the origin marks no-store, private or no-cache is shown but not
   assert.ok(Math.abs(expires["fragment:footer"] - (before + 600)) <= 5, `footer: max-age 600, not ttl_s 3600 (${expires["fragment:footer"] - before})`);
 });
 
+test("with REQUEST_LOG_PERCENT=0 a fragment kept out of KV writes no line on every page that fetches it", async (t) => {
+  // A no-store fragment is fetched, and kept out, on every page: its line is the origin's choice met, not a failure,
+  // and was written unsampled, one per fragment per page however quiet successes were asked to be.
+  await originServes({ hero: { headers: { "cache-control": "no-store" } } });
+  const quiet = await startWorker({ vars: { RENDER_ORIGIN: origin.url, REQUEST_LOG_PERCENT: 0 } });
+  t.after(() => quiet.stop());
+  const quietKv = await quiet.mf.getKVNamespace("CONTENT_KV");
+  await seedContent(quietKv);
+  for (const name of FRAGMENTS) await quietKv.delete(`fragment:${name}`);
+  for (let i = 0; i < 3; i++) {
+    const page = await (await quiet.mf.dispatchFetch(new URL("/", quiet.url), { headers: withVisitor() })).text();
+    // The page has the hero only once its fetch decided on the write-back (no await between the two).
+    assert.ok(page.includes("hero from origin"), "hero shown on the page");
+  }
+  // An error's request line is always written, after every line before it.
+  await (await quiet.fetch("/no-such-route-marker")).arrayBuffer();
+  await until(() => quiet.jsonLogs().some((l) => l.msg === "request" && l.path === "/no-such-route-marker"), { what: "the marker's line" });
+  assert.deepEqual(quiet.jsonLogs().filter((l) => l.msg === "fragment_not_written_back"), []);
+  assert.equal(origin.requests.filter((r) => r.path === "/fragments/hero").length, 3, "hero fetched on every page");
+});
+
 test("concurrent pages missing one fragment make one origin request for it, and every page gets it", async () => {
   // The hero is held until the other four pages wait on the first one's request, inside hero's 1.5 s budget: a
   // fixed delay instead let a loaded machine run the budget out before the answer came.

@@ -274,6 +274,7 @@ pub async fn page(call: Call) -> ApiResult<Response> {
                     name: name.clone(),
                     spec,
                     request_id: request_id.clone(),
+                    log_success,
                     timeout_ms: config.origin_timeout_ms,
                     max_bytes: config.max_fragment_bytes,
                 })
@@ -337,6 +338,9 @@ struct Fragment {
     name: String,
     spec: FragmentSpec,
     request_id: Rc<str>,
+    /// Whether this page's successes are logged (`REQUEST_LOG_PERCENT`): a fragment kept out of KV as the origin
+    /// asked is one, on every page that fetches it.
+    log_success: bool,
     /// `RENDER_ORIGIN_TIMEOUT_MS` and `RENDER_MAX_FRAGMENT_BYTES`.
     timeout_ms: u32,
     max_bytes: u32,
@@ -397,7 +401,7 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
     let (answer, answered) = oneshot::channel::<Result<String, String>>();
     let (kv, url, ttl) = (f.kv.clone(), f.url.clone(), f.spec.ttl_s);
     let (timeout_ms, max_bytes, name) = (f.timeout_ms, f.max_bytes, f.name.clone());
-    let request_id = f.request_id.clone();
+    let (request_id, log_success) = (f.request_id.clone(), f.log_success);
     f.ctx.wait_until(async move {
         let fetched = fetch_origin(&url, timeout_ms, max_bytes, ttl, &request_id).await;
         if let Err(reason) = &fetched {
@@ -418,9 +422,11 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
         let (Some(markup), Some(write_back)) = (markup, write_back) else {
             return;
         };
-        // The origin's caching word binds KV, a shared cache (`freshness`): shown on this page, not stored.
+        // The origin's caching word binds KV, a shared cache (`freshness`): shown on this page, not stored. Not a
+        // failure but the origin's choice, met on every page that fetches the fragment: sampled as successes are.
         let ttl = match write_back {
             Ok(ttl) => ttl,
+            Err(_) if !log_success => return,
             Err(reason) => {
                 log::write(
                     Level::Info,
