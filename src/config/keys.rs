@@ -115,13 +115,9 @@ impl Key {
         }
     }
 
-    /// Its `_`-separated words, each as [`canonical`] spells it.
+    /// Its `_`-separated words, as written (compared as [`canonical`] spells them where synonyms count).
     fn words(&self) -> Vec<&str> {
-        self.normal
-            .split('_')
-            .filter(|w| !w.is_empty())
-            .map(canonical)
-            .collect()
+        self.normal.split('_').filter(|w| !w.is_empty()).collect()
     }
 
     /// How close `known` is, lower first, when this key could be a slip for it: (0, _) the same but for case or
@@ -140,8 +136,11 @@ impl Key {
             && mine
                 .first()
                 .zip(theirs.first())
-                .is_some_and(|(a, b)| same_head(a, b))
-            && mine.iter().zip(&theirs).all(|(a, b)| same_word(a, b))
+                .is_some_and(|(a, b)| same_head(canonical(a), canonical(b)))
+            && mine
+                .iter()
+                .zip(&theirs)
+                .all(|(a, b)| same_word(canonical(a), canonical(b)))
         {
             return Some((1, distance(&self.normal, &known.normal)));
         }
@@ -168,19 +167,24 @@ fn typo_budget(len: usize) -> usize {
 }
 
 /// Whether every word of `few` matches a word of `many`, in order, with at least two matched and `few` shorter.
-fn words_within(few: &[&str], many: &[&str]) -> bool {
+fn words_within<'a>(few: &[&'a str], many: &[&'a str]) -> bool {
     if few.len() < 2 || few.len() >= many.len() {
         return false;
     }
+    // Synonyms count only where the first words meet (`SESSION_SECRET` in `AUTH_SIGNING_KEY`): taken anywhere, they
+    // made a user's own two words the tail of some key (`CACHE_SECONDS` of `SESSION_CACHE_SECS`, `MESSAGE_SIZE` of
+    // `ROOMS_MAX_MESSAGE_BYTES`), as the same words written the key's way were not.
+    let aligned = same_head(canonical(few[0]), canonical(many[0]));
+    let word = |w: &'a str| if aligned { canonical(w) } else { w };
     // The first word (which names what the key is of: `OAUTH_SECRET` is not `AUTH_SIGNING_KEY`'s) only as itself, a
     // synonym or its plural; any other slip in it is the typo tier's to find.
     let mut rest = many.iter();
     few.iter().enumerate().all(|(i, w)| {
         rest.by_ref().any(|m| {
             if i == 0 {
-                same_head(w, m)
+                same_head(word(w), word(m))
             } else {
-                same_word(w, m)
+                same_word(word(w), word(m))
             }
         })
     })
@@ -393,6 +397,14 @@ mod tests {
             "OAUTH_SECRET",
             "OAUTH_KEY",
             "AUTHS_URL",
+            // A user's own words that a synonym made the tail of a key.
+            "CACHE_SECONDS",
+            "MAX_SECONDS",
+            "IDLE_SECONDS",
+            "MESSAGE_SIZE",
+            "BODY_SIZE",
+            "MAX_DOCUMENT_SIZE",
+            "ACCESS_TTL_SECONDS",
         ] {
             assert_eq!(meant(own), None, "{own} is the user's");
         }
