@@ -85,16 +85,36 @@ fn age_s(value: &str) -> Option<u64> {
 }
 
 /// A directive of a `Cache-Control`-style list, by name (any case): `Some(None)` bare, `Some(Some(value))` with an
-/// argument, `None` absent. Commas inside a quoted argument (`private="a, b"`) split it, which only ever finds the
-/// directive it names.
+/// argument, `None` absent; the first occurrence (RFC 9111 §4.2.1).
 fn directive<'a>(list: &'a str, name: &str) -> Option<Option<&'a str>> {
-    list.split(',').find_map(|item| {
+    items(list).into_iter().find_map(|item| {
         let (key, value) = match item.split_once('=') {
             Some((key, value)) => (key, Some(value.trim())),
             None => (item, None),
         };
         key.trim().eq_ignore_ascii_case(name).then_some(value)
     })
+}
+
+/// A list's members, split at the commas outside a quoted string (RFC 9110 §5.6.4, `\` escaping): a field list
+/// (`no-cache="Set-Cookie, max-age"`) is one argument, and nothing in it is taken for a directive of its own.
+fn items(list: &str) -> Vec<&str> {
+    let (mut members, mut start, mut quoted, mut escaped) = (Vec::new(), 0, false, false);
+    for (at, byte) in list.bytes().enumerate() {
+        match byte {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            // A comma is one byte, so `at` is a char boundary.
+            b',' if !quoted => {
+                members.push(&list[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    members.push(&list[start..]);
+    members
 }
 
 #[cfg(test)]
@@ -183,6 +203,25 @@ mod tests {
             &[("cache-control", "max-age")],
         ] {
             assert!(ttl(fields, 300).is_err(), "{fields:?}");
+        }
+    }
+
+    /// A quoted argument is one argument: a directive named inside a field list is not one (RFC 9110 §5.6.4), so
+    /// `max-age` inside `no-cache="..."` does not stand for the answer's own, nor `no-store` inside one keep it out.
+    #[test]
+    fn a_directive_named_inside_a_quoted_argument_is_not_one() {
+        for (cache_control, expected) in [
+            ("no-cache=\"Set-Cookie, max-age=9999\", max-age=30", Err(())),
+            (
+                "no-cache=\"Set-Cookie, max-age=9999\", max-age=120",
+                Ok(120),
+            ),
+            ("no-cache=\"Set-Cookie, no-store\", max-age=120", Ok(120)),
+            ("no-cache=\"a\\\", max-age=9999\", max-age=120", Ok(120)),
+            ("max-age=120, no-cache=\"x, y\"", Ok(120)),
+        ] {
+            let got = ttl(&[("cache-control", cache_control)], 300).map_err(|_| ());
+            assert_eq!(got, expected, "{cache_control}");
         }
     }
 
