@@ -24,7 +24,10 @@ pub fn write_back_ttl(
     min_ttl_s: u64,
 ) -> Result<u64, String> {
     let cache_control = field("cache-control");
-    let targeted = TARGETED.iter().find_map(|name| Some((*name, field(name)?)));
+    // An empty targeted field is ignored, as if absent (RFC 9213 §2.1): the next one, or Cache-Control, rules.
+    let targeted = TARGETED
+        .iter()
+        .find_map(|name| Some((*name, field(name).filter(|v| !v.trim().is_empty())?)));
     let lists = targeted
         .iter()
         .map(|(name, value)| (*name, value.as_str()))
@@ -222,6 +225,32 @@ mod tests {
         ] {
             let got = ttl(&[("cache-control", cache_control)], 300).map_err(|_| ());
             assert_eq!(got, expected, "{cache_control}");
+        }
+    }
+
+    /// A targeted field sent empty is ignored (RFC 9213 §2.1: as if it were not there), so it neither hides
+    /// Cache-Control's shorter lifetime nor a less specific targeted field's.
+    #[test]
+    fn an_empty_targeted_field_is_as_if_absent() {
+        for (fields, expected) in [
+            (
+                &[("cdn-cache-control", ""), ("cache-control", "max-age=30")][..],
+                Err(()),
+            ),
+            (
+                &[("cdn-cache-control", " "), ("cache-control", "max-age=120")],
+                Ok(120),
+            ),
+            (
+                &[
+                    ("cloudflare-cdn-cache-control", ""),
+                    ("cdn-cache-control", "max-age=90"),
+                ],
+                Ok(90),
+            ),
+            (&[("cdn-cache-control", "")], Ok(300)),
+        ] {
+            assert_eq!(ttl(fields, 300).map_err(|_| ()), expected, "{fields:?}");
         }
     }
 
