@@ -539,16 +539,10 @@ fn storable_status(status: u16) -> bool {
     matches!(status, 200..=205 | 207..=299 | 301 | 308 | 404 | 410)
 }
 
-/// Whether a `Cache-Control`-style list names the directive `name` (any case, with or without a value).
+/// Whether a `Cache-Control`-style list names the directive `name` (any case, with or without a value; one named
+/// only inside a quoted argument, `no-cache="Set-Cookie, no-store"`, is not one).
 fn has_directive(value: &str, name: &str) -> bool {
-    value.split(',').any(|directive| {
-        directive
-            .split('=')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .eq_ignore_ascii_case(name)
-    })
+    crate::cache_control::directive(value, name).is_some()
 }
 
 /// No `Set-Cookie`, no `no-store`, and no `private` unless entries are kept per user — in `Cache-Control` or in a
@@ -1010,6 +1004,14 @@ mod tests {
         assert!(
             storable(200, &h(&[("cache-control", "no-cache, max-age=0")]), false),
             "the policy sets the TTL"
+        );
+        assert!(
+            storable(
+                200,
+                &h(&[("cache-control", "no-cache=\"Set-Cookie, no-store, Age\"")]),
+                false
+            ),
+            "a directive named inside a quoted field list is none"
         );
         assert!(
             storable(200, &h(&[("access-control-allow-origin", " * ")]), false),

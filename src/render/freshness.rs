@@ -8,6 +8,8 @@
 //! lifetime when present, as it does for a CDN; `no-store` or `private` in any of them keeps it out, as the
 //! gateway's edge cache reads them. No such field: `ttl_s`, the operator's setting. `Expires` is not read. Pure.
 
+use crate::cache_control::directive;
+
 /// Fields that speak to a cache like KV, the most specific first (RFC 9213 §2.2: a cache obeys the first it knows).
 const TARGETED: [&str; 3] = [
     "cloudflare-cdn-cache-control",
@@ -85,39 +87,6 @@ fn age_s(value: &str) -> Option<u64> {
     let first = value.split(',').next().unwrap_or_default().trim();
     (!first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()))
         .then(|| first.parse::<u64>().unwrap_or(u64::MAX))
-}
-
-/// A directive of a `Cache-Control`-style list, by name (any case): `Some(None)` bare, `Some(Some(value))` with an
-/// argument, `None` absent; the first occurrence (RFC 9111 §4.2.1).
-fn directive<'a>(list: &'a str, name: &str) -> Option<Option<&'a str>> {
-    items(list).into_iter().find_map(|item| {
-        let (key, value) = match item.split_once('=') {
-            Some((key, value)) => (key, Some(value.trim())),
-            None => (item, None),
-        };
-        key.trim().eq_ignore_ascii_case(name).then_some(value)
-    })
-}
-
-/// A list's members, split at the commas outside a quoted string (RFC 9110 §5.6.4, `\` escaping): a field list
-/// (`no-cache="Set-Cookie, max-age"`) is one argument, and nothing in it is taken for a directive of its own.
-fn items(list: &str) -> Vec<&str> {
-    let (mut members, mut start, mut quoted, mut escaped) = (Vec::new(), 0, false, false);
-    for (at, byte) in list.bytes().enumerate() {
-        match byte {
-            _ if escaped => escaped = false,
-            b'\\' if quoted => escaped = true,
-            b'"' => quoted = !quoted,
-            // A comma is one byte, so `at` is a char boundary.
-            b',' if !quoted => {
-                members.push(&list[start..at]);
-                start = at + 1;
-            }
-            _ => {}
-        }
-    }
-    members.push(&list[start..]);
-    members
 }
 
 #[cfg(test)]
