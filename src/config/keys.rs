@@ -122,8 +122,8 @@ impl Key {
 
     /// How close `known` is, lower first, when this key could be a slip for it: (0, _) the same but for case or
     /// separators; (1, d) the same words, each the same or a synonym or one slip away (the first only as its plural or
-    /// singular) (`MAX_BODY_SIZE`,
-    /// `IMAGES_SIGNING_KEY`); (2, d) those words with some left out or added; (3, d) a typo `d` edits away.
+    /// singular: `MAX_BODY_SIZE`, `IMAGES_SIGNING_KEY`); (2, d) those words with some left out or added; (3, d) a typo
+    /// `d` edits away.
     ///
     /// Every var is ranked against every known key once per isolate start, so the edit table is filled only where
     /// it can matter: two lengths further apart than the typo budget are that many edits apart already.
