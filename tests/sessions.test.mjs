@@ -56,6 +56,15 @@ async function loggedIn(user = ALICE) {
   return { token: cookieOf(response), body: await response.json(), response };
 }
 
+// Moves a session's revocation `ms` into the past, in D1 and in its KV cache entry: a session ended that long ago,
+// outside the window in which a check keeps the cookie of a session just ended (SESSION_REUSE_GRACE_SECS).
+async function revokedAgo({ kv, db }, token, ms) {
+  const id = sessionId(token);
+  await db.prepare("UPDATE sessions SET revoked_at = revoked_at - ?2 WHERE id = ?1 AND revoked_at IS NOT NULL").bind(id, ms).run();
+  const entry = JSON.parse((await kv.get(`session:${id}`)) ?? "null");
+  if (entry?.revoked_at) await kv.put(`session:${id}`, JSON.stringify({ ...entry, revoked_at: entry.revoked_at - ms }), { expirationTtl: 60 });
+}
+
 async function expectError(response, status, code, what) {
   assert.equal(response.status, status, what);
   const body = await response.json();
@@ -780,6 +789,7 @@ test("a cookie that names no live session is cleared by the answers that find so
   const endedElsewhere = cookieOf(await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password })));
   const out = await w.fetch("/auth/logout", withCookie(endedElsewhere, { method: "POST" }));
   assert.equal(out.status, 204);
+  await revokedAgo({ kv: await w.mf.getKVNamespace("CONFIG_KV"), db: wdb }, endedElsewhere, 60_000);
   const withTok = (tok, init = {}) => (tok === undefined ? init : withCookie(tok, init));
   const sessionClears = (r) => r.headers.getSetCookie().filter((c) => c.startsWith("__Host-edgekit_session="));
   const requests = [
@@ -854,6 +864,8 @@ test("a token a refresh in another tab just retired, refused by its cache entry 
   // The replica behind the rotation, as far as this check reads it: no retired id for the token. (Miniflare has
   // no replicas; the primary is made to hold what such a replica holds.)
   await db.prepare("DELETE FROM retired_session_ids WHERE id = ?1").bind(sessionId(retired)).run();
+  // Rotated a minute ago: past the window in which any revocation keeps the cookie (a request in flight then).
+  await revokedAgo({ kv, db }, retired, 60_000);
   const clears = (r) => r.headers.getSetCookie().filter((c) => c.startsWith("__Host-edgekit_session="));
   for (const [route, send, status] of [
     ["GET /auth/session", (headers) => worker.fetch("/auth/session", withCookie(retired, { headers })), 401],
@@ -869,6 +881,45 @@ test("a token a refresh in another tab just retired, refused by its cache entry 
     assert.equal(primary.status, status, `${route} at the primary`);
     assert.equal(clears(primary).length, 1, `${route} at the primary: cleared`);
     await primary.arrayBuffer();
+  }
+});
+
+test("a request sent with the cookie a login then replaces is refused without clearing it, so the login's cookie stays; a session ended longer ago is cleared", async () => {
+  // The login ends the session whose cookie it replaces. A request the browser sent with that cookie just before (a
+  // page's background call beside the login form) is checked after the login, and finds its session revoked: its
+  // answer cleared the cookie, and arriving after the login's answer, it removed the new cookie — signed out at once.
+  const { token: before } = await loggedIn(BOB);
+  const relogin = await worker.fetch("/auth/login", withCookie(before, json({ email: BOB.email, password: BOB.password })));
+  assert.equal(relogin.status, 200);
+  const after = cookieOf(relogin);
+  await relogin.arrayBuffer();
+  assert.ok(after && after !== before, "the login set a new cookie");
+  const clears = (r) => r.headers.getSetCookie().filter((c) => c.startsWith("__Host-edgekit_session="));
+  const routes = [
+    ["GET /auth/session (cached check)", () => worker.fetch("/auth/session", withCookie(before)), 401],
+    ["GET /auth/sessions (strict check)", () => worker.fetch("/auth/sessions", withCookie(before)), 401],
+    ["a page", () => worker.fetch("/", withCookie(before)), 200],
+  ];
+  for (const [route, send, status] of routes) {
+    const r = await send();
+    assert.equal(r.status, status, `${route}, just replaced`);
+    assert.deepEqual(clears(r), [], `${route}, just replaced: the cookie is kept`);
+    await r.arrayBuffer();
+  }
+  // The same from D1 alone (a location without the revocation's cache entry).
+  await kv.delete(`session:${sessionId(before)}`);
+  const fromD1 = await routes[0][1]();
+  assert.equal(fromD1.status, 401);
+  assert.deepEqual(clears(fromD1), [], "cached check from D1, just replaced: the cookie is kept");
+  await fromD1.arrayBuffer();
+  assert.equal((await worker.fetch("/auth/session", withCookie(after))).status, 200, "the login's session lives");
+  // A minute on, no request could still be in flight from before the login: such a cookie is dead and cleared.
+  await db.prepare("UPDATE sessions SET revoked_at = revoked_at - 60000 WHERE id = ?1").bind(sessionId(before)).run();
+  for (const [route, send, status] of routes) {
+    const r = await send();
+    assert.equal(r.status, status, `${route}, ended a minute ago`);
+    assert.equal(clears(r).length, 1, `${route}, ended a minute ago: cleared`);
+    await r.arrayBuffer();
   }
 });
 

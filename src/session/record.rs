@@ -139,8 +139,8 @@ pub fn kv_ttl_secs(cache_secs: u64) -> u64 {
 pub enum CacheDecision {
     /// A fresh entry for an active session.
     Accept(SessionRecord),
-    /// A fresh entry that says revoked: final, no need to ask D1.
-    Refuse(Status),
+    /// A fresh entry that says revoked (at this time): final, no need to ask D1.
+    Refuse { revoked_at: u64 },
     /// Missing, unreadable, stale or (possibly slid since) expired: D1 decides.
     AskD1,
 }
@@ -152,10 +152,12 @@ pub fn decide_cached(entry: Option<&str>, now_ms: u64) -> CacheDecision {
     if now_ms >= entry.fresh_until {
         return CacheDecision::AskD1;
     }
+    if let Some(revoked_at) = entry.record.revoked_at {
+        return CacheDecision::Refuse { revoked_at };
+    }
     match entry.record.status(now_ms) {
         Status::Active => CacheDecision::Accept(entry.record),
-        Status::Revoked => CacheDecision::Refuse(Status::Revoked),
-        Status::Expired => CacheDecision::AskD1,
+        Status::Revoked | Status::Expired => CacheDecision::AskD1,
     }
 }
 
@@ -168,7 +170,7 @@ mod tests {
         let entry = serde_json::to_string(&CacheEntry::revoked(1_000, 60)).expect("serialises");
         assert!(matches!(
             decide_cached(Some(&entry), 1_500),
-            CacheDecision::Refuse(Status::Revoked)
+            CacheDecision::Refuse { revoked_at: 1_000 }
         ));
         assert!(
             matches!(decide_cached(Some(&entry), 61_000), CacheDecision::AskD1),
@@ -260,7 +262,7 @@ mod tests {
             (
                 Some(fresh(record(1_000_000, Some(1)))),
                 10,
-                CacheDecision::Refuse(Status::Revoked),
+                CacheDecision::Refuse { revoked_at: 1 },
                 "revoked",
             ),
             (

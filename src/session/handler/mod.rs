@@ -94,7 +94,8 @@ enum Checked {
     /// Also a token its cache entry says revoked that such a replica holds no retired id for: a refresh leaves that
     /// entry for the token it retired, and a replica that has not seen the rotation cannot tell the token from a
     /// logged-out one — cleared, the refresh's new cookie would go if this answer arrived after it. And any token
-    /// whose lookup among retired ids failed ([`refused`]): it too may be one a concurrent refresh retired.
+    /// whose lookup among retired ids failed ([`refused`]): it too may be one a concurrent refresh retired. And a
+    /// session revoked moments ago ([`ended_moments_ago`]): a login that replaced its cookie may have ended it.
     Unconfirmed(&'static str),
     Rotated,
     Valid {
@@ -124,6 +125,7 @@ fn invalid(why: &'static str) -> ApiError {
 /// that had already ended (200, a new cookie, `expires_at` in the past).
 const PAST_LIMIT: &str = "session past its absolute limit (SESSION_MAX_SECS)";
 const EXPIRED_SESSION: &str = "session expired";
+const SESSION_REVOKED: &str = "session revoked";
 
 /// Why a check refused a token a refresh retired within `SESSION_REUSE_GRACE_SECS`.
 const RETIRED_WITHIN_GRACE: &str = "retired token, within the reuse grace window";
@@ -201,7 +203,7 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
     let id = token::session_id(&token);
     let now = now_ms();
     let max_ms = config.max_secs * 1000;
-    let mut revoked_in_cache = false;
+    let mut revoked_in_cache = None;
     if !strict && config.cache_secs > 0 {
         match decide_cached(store.cached(&id).await.as_deref(), now) {
             CacheDecision::Accept(record) if record.past_limit(now, max_ms) => {
@@ -211,7 +213,7 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
                 schedule_touch(call, &id, &record, now);
                 return Ok(Checked::Valid { id, record });
             }
-            CacheDecision::Refuse(_) => revoked_in_cache = true,
+            CacheDecision::Refuse { revoked_at } => revoked_in_cache = Some(revoked_at),
             CacheDecision::AskD1 => {}
         }
     }
@@ -226,8 +228,9 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
     } else {
         credential_budget(call)?
     };
-    let checked = if revoked_in_cache {
-        refused(call, store, &id, now, "session revoked (cache)").await?
+    let checked = if let Some(revoked_at) = revoked_in_cache {
+        let why = "session revoked (cache)";
+        refused(call, store, &id, now, why, Some(revoked_at)).await?
     } else {
         check_at_d1(call, store, id, now, strict).await?
     };
@@ -279,10 +282,13 @@ async fn check_at_d1(
     let config = &call.isolate.config.session;
     let max_ms = config.max_secs * 1000;
     let Some(record) = store.session(&id).await? else {
-        return refused(call, store, &id, now, "unknown session").await;
+        return refused(call, store, &id, now, "unknown session", None).await;
     };
     match record.status(now) {
-        Status::Revoked => return Ok(Checked::Refused("session revoked")),
+        Status::Revoked if ended_moments_ago(call, record.revoked_at, now) => {
+            return Ok(Checked::Unconfirmed(SESSION_REVOKED))
+        }
+        Status::Revoked => return Ok(Checked::Refused(SESSION_REVOKED)),
         // A replica behind the client's bookmark may not have seen a touch that moved the expiry on.
         Status::Expired if store.may_lag() => return Ok(Checked::Unconfirmed(EXPIRED_SESSION)),
         Status::Expired => return Ok(Checked::Refused(EXPIRED_SESSION)),
@@ -319,6 +325,7 @@ async fn refused(
     id: &str,
     now: u64,
     why: &'static str,
+    revoked_at: Option<u64>,
 ) -> ApiResult<Checked> {
     // The answer is a refusal whatever happens below: a failing lookup or revocation is logged, never a 500 — and
     // never a clear: a lookup that failed did not learn whether a concurrent refresh retired the token, and cleared,
@@ -328,7 +335,9 @@ async fn refused(
         Ok(Some(reason)) => Ok(Checked::Refused(reason)),
         // Unknown, or revoked by its cache entry, with no retired id found: a replica behind the client's bookmark
         // may lack the session (created after it) or the rotation that retired the token.
-        Ok(None) if store.may_lag() => Ok(Checked::Unconfirmed(why)),
+        Ok(None) if store.may_lag() || ended_moments_ago(call, revoked_at, now) => {
+            Ok(Checked::Unconfirmed(why))
+        }
         Ok(None) => Ok(Checked::Refused(why)),
         Err(e) => {
             log::error(
@@ -338,6 +347,17 @@ async fn refused(
             Ok(Checked::Unconfirmed(why))
         }
     }
+}
+
+/// Whether a session was revoked less than `SESSION_REUSE_GRACE_SECS` ago: its cookie is then refused but not
+/// cleared. A login ends the session whose cookie it replaces, so a request the browser sent with the old cookie just
+/// before (a page's background call beside the login form) is checked after the login and finds it revoked; cleared,
+/// the cookie the login set would go if that answer arrived after the login's — signed out right after signing in.
+/// Logout and `DELETE /auth/sessions` clear the caller's cookie in their own answer; another holder of a revoked
+/// session has it cleared by its first check after the window.
+fn ended_moments_ago(call: &Call, revoked_at: Option<u64>, now: u64) -> bool {
+    let window_ms = call.isolate.config.session.reuse_grace_secs * 1000;
+    revoked_at.is_some_and(|at| now.saturating_sub(at) < window_ms)
 }
 
 /// Whether the session a refresh rotated `retired` into still lives: the token is then one a concurrent refresh
