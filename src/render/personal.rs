@@ -163,10 +163,14 @@ pub fn currency(country: &str, geo: &Geo) -> String {
         .unwrap_or_else(|| geo.default_currency.clone())
 }
 
-/// Digits after the decimal point (ISO 4217) for the currencies we price in; 2 for any other.
+/// Digits after the decimal point: the currency's ISO 4217 exponent (List One), 2 for a code not listed there.
+/// Any currency `geo` names can be priced, and prices are minor units, so every exponent other than 2 is listed.
 pub fn minor_digits(currency: &str) -> u32 {
     match currency {
-        "JPY" | "KRW" | "ISK" => 0,
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
+        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        "CLF" | "UYW" => 4,
         _ => 2,
     }
 }
@@ -345,6 +349,29 @@ mod tests {
             (2900, "JPY", "ja", "¥2,900"),
             (100005, "GBP", "en", "£1,000.05"),
             (5, "CHF", "en", "0.05\u{a0}CHF"),
+        ];
+        for (amount, currency, locale, expected) in cases {
+            assert_eq!(
+                format_price(amount, currency, locale),
+                expected,
+                "{amount} {currency} {locale}"
+            );
+        }
+    }
+
+    /// Prices are stored in minor units, so a currency whose ISO 4217 exponent is not 2 read as if it were shows a
+    /// price 100 times too small (CLP, VND: no minor unit) or 10 times too large (KWD, BHD: three digits).
+    #[test]
+    fn prices_use_each_currencys_iso_4217_exponent() {
+        let cases = [
+            (9990, "CLP", "en", "9,990\u{a0}CLP"),
+            (250000, "VND", "en", "250,000\u{a0}VND"),
+            (5000, "XOF", "fr", "5\u{202f}000\u{a0}XOF"),
+            (1500, "ISK", "en", "1,500\u{a0}ISK"),
+            (12500, "KWD", "en", "12.500\u{a0}KWD"),
+            (1050, "BHD", "de", "1,050\u{a0}BHD"),
+            (10000, "CLF", "en", "1.0000\u{a0}CLF"),
+            (1999, "CHF", "en", "19.99\u{a0}CHF"),
         ];
         for (amount, currency, locale, expected) in cases {
             assert_eq!(
