@@ -59,6 +59,7 @@ function routes() {
     { name: "keyed", path: "/gw/keyed", upstream: up, rate_limit: ["gw-ip", "gw-key"] },
     // Bodies checked in a mode of the route's own.
     { name: "raw-upload", path: "/gw/raw", methods: ["PUT"], upstream: up, waf_body: "off" },
+    { name: "raw-quick", path: "/gw/raw-quick", methods: ["PUT"], upstream: up, waf_body: "off", timeout_ms: 1000 },
     { name: "watched", path: "/gw/watched", methods: ["POST"], upstream: up, waf_body: "log" },
     // Under the off route, one whose bodies are checked in the global mode.
     { name: "raw-meta", path: "/gw/raw/meta", methods: ["PUT"], upstream: up },
@@ -732,6 +733,20 @@ describe("route table and proxy", () => {
     const sent = await exchange([head(9), '{"a":"b"}']);
     assert.equal(sent.status, 200, sent.body);
     assert.deepEqual(asked().map((r) => r.body.toString()), ['{"a":"b"}']);
+    origin.reset();
+  });
+
+  test("on a route whose bodies stream unread (waf_body off), a client awaiting 100 Continue that sends nothing is answered 417 too", async () => {
+    // raw-quick's timeout is 1 s. Its body goes to the origin as it comes; the origin is asked once a byte came.
+    origin.reset();
+    const head = (length) =>
+      `PUT /gw/raw-quick/expect HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`;
+    const waited = await onOneConnection(worker.url, [head(20)], { what: "the answer to a client awaiting 100 Continue" });
+    assert.deepEqual(waited.statuses, [417], "not 408, which has curl send the same request to wait again");
+    assert.equal(origin.requests.length, 0, "the origin is not sent a request whose body never comes");
+    const sent = await onOneConnection(worker.url, [head(5), "hello"], { what: "the answer to a client that sent its body anyway" });
+    assert.deepEqual(sent.statuses, [200]);
+    assert.deepEqual(origin.requests.map((r) => [r.path, r.body.toString()]), [["/gw/raw-quick/expect", "hello"]]);
     origin.reset();
   });
 

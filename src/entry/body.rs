@@ -253,6 +253,25 @@ pub async fn read_prefix(
     Ok(bytes)
 }
 
+/// The whole body as a stream, handed on once its first bytes came (or it ended), each read of them waiting at
+/// most `stall_ms`: for a body forwarded unread from a client awaiting `100 Continue`, which sends none until told
+/// to — and workerd never tells it — so the origin is not asked for a request whose body may never come.
+pub async fn after_first_bytes(
+    stream: web_sys::ReadableStream,
+    stall_ms: u64,
+) -> Result<web_sys::ReadableStream, PrefixError> {
+    use futures_util::future::{select, Either};
+    use futures_util::StreamExt;
+    let mut chunks = wasm_streams::ReadableStream::from_raw(stream.unchecked_into()).into_stream();
+    let stall = Delay::from(Duration::from_millis(stall_ms));
+    match select(chunks.next(), stall).await {
+        Either::Left((Some(Ok(chunk)), _)) => Ok(pass_on(Vec::new(), Some(chunk), chunks)),
+        Either::Left((Some(Err(e)), _)) => Err(PrefixError::Failed(js_message(&e))),
+        Either::Left((None, _)) => Ok(pass_on(Vec::new(), None, chunks)),
+        Either::Right(_) => Err(PrefixError::Stalled { read: 0 }),
+    }
+}
+
 /// What [`read_or_pass`] found.
 pub enum Prefix {
     /// The whole body, within the cap and the time budget.

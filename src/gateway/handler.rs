@@ -1188,7 +1188,17 @@ async fn take_body(
     let Some(stream) = call.req.inner().body() else {
         return Ok(OutBody::None);
     };
+    let awaits_continue = crate::body::awaits_continue(header(&call.req, "expect").as_deref());
     if waf_config.mode == WafMode::Off {
+        // Unread here, the body would go to the origin at once, and a client awaiting `100 Continue` that sends
+        // none was answered 408 once the origin request timed out, having been asked for a request never sent.
+        let stream = if awaits_continue {
+            crate::entry::body::after_first_bytes(stream, timeout_ms)
+                .await
+                .map_err(|e| prefix_error(e, timeout_ms, true))?
+        } else {
+            stream
+        };
         return streamed(stream, content_length);
     }
     let (content_type, coding) = described;
@@ -1200,7 +1210,6 @@ async fn take_body(
         )?;
     }
     let cap = waf_config.inspect_body_bytes;
-    let awaits_continue = crate::body::awaits_continue(header(&call.req, "expect").as_deref());
     let coding = match inflate::coding(coding) {
         inflate::Coded::Screened(coding) => Some(coding),
         _ => None,
@@ -1264,21 +1273,30 @@ async fn read_prefix(
     timeout_ms: u64,
     awaits_continue: bool,
 ) -> ApiResult<Vec<u8>> {
-    use crate::entry::body::PrefixError;
     crate::entry::body::read_prefix(stream, cap, timeout_ms)
         .await
-        .map_err(|e| match e {
-            PrefixError::Stalled { read: 0 } if awaits_continue => ApiError::new(
-                417,
-                "expectation_failed",
-                "this gateway cannot send 100 Continue: send the body without waiting for it",
-            ),
-            PrefixError::Stalled { .. } => Failure::ClientStalled(timeout_ms).into_error(),
-            PrefixError::Failed(detail) => {
-                ApiError::bad_request("unreadable_body", "the body could not be read")
-                    .with_internal(detail)
-            }
-        })
+        .map_err(|e| prefix_error(e, timeout_ms, awaits_continue))
+}
+
+/// The answer to a body that stopped arriving before the gateway had what it waited for ([`read_prefix`]).
+fn prefix_error(
+    error: crate::entry::body::PrefixError,
+    timeout_ms: u64,
+    awaits_continue: bool,
+) -> ApiError {
+    use crate::entry::body::PrefixError;
+    match error {
+        PrefixError::Stalled { read: 0 } if awaits_continue => ApiError::new(
+            417,
+            "expectation_failed",
+            "this gateway cannot send 100 Continue: send the body without waiting for it",
+        ),
+        PrefixError::Stalled { .. } => Failure::ClientStalled(timeout_ms).into_error(),
+        PrefixError::Failed(detail) => {
+            ApiError::bad_request("unreadable_body", "the body could not be read")
+                .with_internal(detail)
+        }
+    }
 }
 
 // ---- origin requests --------------------------------------------------------------------------------------------
