@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startOrigin } from "./support/origin.mjs";
-import { onceMoreIfClosed, startWorker, until } from "./support/worker.mjs";
+import { ROOT, onceMoreIfClosed, startWorker, until } from "./support/worker.mjs";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
 
 // The stable hash and naming the Worker uses (durable_objects/src/ratelimit/shard.rs, protocol.rs), restated here so
 // a change on the Rust side that would move stored state fails this test too.
@@ -223,6 +224,42 @@ test("fail-open and fail-closed behave as configured when the Durable Object cal
   await until(() => worker.jsonLogs().some((l) => l.msg === "rate limiter unreachable; failing open" && l.policy === "down_open"), {
     what: "the fail-open warning",
   });
+});
+
+test("a limiter object that does not answer is failed open or closed as configured, not waited on", { timeout: 30_000 }, async () => {
+  // A real Durable Object that takes every request and answers none within the test (a stuck or overloaded limiter
+  // whose queue keeps a request waiting): the request must not wait on it for good — the policy's failure mode
+  // decides, as for a limiter that cannot be reached.
+  const STUCK = `export class Stuck {
+    async fetch() { await new Promise((resolve) => setTimeout(resolve, 600_000)); return new Response("{}"); }
+  }
+  export default { fetch() { return new Response("stuck"); } };`;
+  const { durableObjects } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const stuck = (failure) => ({ limit: 5, window: 3600, key: "api_key", binding: "STUCK_LIMITER", failure, check: true });
+  const w = await startWorker({
+    vars: { RATE_LIMIT_POLICIES: { stuck_open: stuck("open"), stuck_closed: stuck("closed") } },
+    workerOptions: { durableObjects: { ...durableObjects, STUCK_LIMITER: { className: "Stuck", scriptName: "stuck" } } },
+    extraWorkers: [{ name: "stuck", modules: true, script: STUCK }],
+  });
+  try {
+    const headers = { "x-api-key": "client-stuck" };
+    const [open, closed] = await Promise.all([
+      w.fetch("/ratelimit/stuck_open/check", { headers }),
+      w.fetch("/ratelimit/stuck_closed/check", { headers }),
+    ]);
+    assert.equal(open.status, 200, "failure = open: allowed");
+    assert.equal(open.headers.get("ratelimit"), null, "no standing to report");
+    assert.equal((await open.json()).remaining, null);
+    assert.equal(closed.status, 503, "failure = closed: refused");
+    assert.equal((await closed.json()).error.code, "rate_limit_unavailable");
+    const line = await until(() => w.jsonLogs().find((l) => l.msg === "rate limiter unreachable; failing open"), {
+      what: "the fail-open warning",
+    });
+    assert.equal(line.policy, "stuck_open");
+    assert.match(line.detail, /no answer in \d+ ms/);
+  } finally {
+    await w.stop();
+  }
 });
 
 test("a key known to be exhausted is refused by the isolate without a round trip", async () => {

@@ -3,11 +3,13 @@
 //! `GET /ratelimit/{policy}/check`, which is limited by the named policy through exactly the same path.
 
 use std::cell::RefCell;
+use std::time::Duration;
 
 use durable_objects::ratelimit::protocol::{self as wire, TakeReply, TakeRequest};
+use futures_util::future::Either;
 use serde::Serialize;
 use worker::wasm_bindgen::JsValue;
-use worker::{Method, Request, RequestInit, Response};
+use worker::{Delay, Method, Request, RequestInit, Response};
 
 use super::headers::RateLimitHeaders;
 use super::key::{self, KeyInputs};
@@ -62,7 +64,7 @@ pub async fn enforce(call: &Call, policy_name: &str, key: &str) -> ApiResult<Rat
             memory_key,
         } => (object, take, memory_key),
     };
-    match ask(call, &policy.binding, &object, &take).await {
+    match ask_within_budget(call, &policy.binding, &object, &take).await {
         // The object understood and refused the request itself (4xx): a fault of ours, never a reason to pass.
         Err(Asked::Rejected(detail)) => Err(ApiError::internal(format!(
             "rate limiter rejected the request for policy {} object {object}: {detail}",
@@ -190,6 +192,28 @@ enum Asked {
 impl From<String> for Asked {
     fn from(detail: String) -> Self {
         Self::Unreachable(detail)
+    }
+}
+
+/// How long a request waits for its limiter object. One that has not answered by then (stuck, or overloaded with
+/// a queue that keeps it waiting) is taken as unreachable, so the policy's `failure` mode decides: a limiter that
+/// never answered held every request of its shard with it, whatever that mode said.
+const LIMITER_BUDGET_MS: u64 = 5_000;
+
+/// [`ask`], waiting at most [`LIMITER_BUDGET_MS`].
+async fn ask_within_budget(
+    call: &Call,
+    binding: &str,
+    object: &str,
+    take: &TakeRequest,
+) -> Result<TakeReply, Asked> {
+    let asked = std::pin::pin!(ask(call, binding, object, take));
+    let budget = std::pin::pin!(Delay::from(Duration::from_millis(LIMITER_BUDGET_MS)));
+    match futures_util::future::select(asked, budget).await {
+        Either::Left((answer, _)) => answer,
+        Either::Right(_) => Err(Asked::Unreachable(format!(
+            "no answer in {LIMITER_BUDGET_MS} ms"
+        ))),
     }
 }
 

@@ -50,9 +50,11 @@ export function applyMigrations(stateDir) {
  *  - buildDir: the built Worker to serve (default build/; a benchmark can compare two builds side by side)
  *  - stateDir: reuse a state directory (persisted KV, D1, DOs, cache) — pass the same one to test restarts
  *  - workerOptions: merged into the worker's Miniflare options (e.g. extra bindings)
+ *  - extraWorkers: more Miniflare workers served beside it (e.g. one whose Durable Object class a binding in
+ *    workerOptions names with `scriptName`); the Worker stays the one `url` and `fetch` reach
  * Returns { url, fetch(path, init), logs, mf, stateDir, stop() }. `logs` collects workerd's output lines.
  */
-export async function startWorker({ vars = {}, stateDir, workerOptions = {}, buildDir = "build" } = {}) {
+export async function startWorker({ vars = {}, stateDir, workerOptions = {}, extraWorkers = [], buildDir = "build" } = {}) {
   const dir = stateDir ?? mkdtempSync(join(tmpdir(), "edgekit-state-"));
   if (!stateDir) cpSync(migratedTemplate(), dir, { recursive: true });
   const fromToml = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
@@ -66,7 +68,7 @@ export async function startWorker({ vars = {}, stateDir, workerOptions = {}, bui
       logs.push(...lines.filter(Boolean));
     });
   };
-  const mf = new Miniflare({
+  const worker = {
     ...fromToml,
     ...workerOptions,
     modules: true,
@@ -82,6 +84,8 @@ export async function startWorker({ vars = {}, stateDir, workerOptions = {}, bui
         RATE_LIMIT_POLICIES: { ...fromToml.bindings.RATE_LIMIT_POLICIES, ...vars.RATE_LIMIT_POLICIES },
       }),
     },
+  };
+  const shared = {
     host: "127.0.0.1",
     port: 0,
     kvPersist: join(dir, "v3/kv"),
@@ -92,7 +96,10 @@ export async function startWorker({ vars = {}, stateDir, workerOptions = {}, bui
       collect(stdout);
       collect(stderr);
     },
-  });
+  };
+  const mf = new Miniflare(
+    extraWorkers.length ? { ...shared, workers: [{ name: "edgekit", ...worker }, ...extraWorkers] } : { ...shared, ...worker },
+  );
   let url;
   try {
     url = await mf.ready;
