@@ -1136,6 +1136,35 @@ test("a directory shard deletes stale rows as reports arrive, not only when some
   }
 });
 
+test("a directory shard answers a report it cannot read 400 and keeps serving the reports after it", async () => {
+  // A report that is not JSON, or whose numbers do not fit (a negative count, a time past 2^53), threw inside the
+  // shard: the room's call failed with the parser's text instead of an answer, and the runtime logged an uncaught
+  // exception in the directory for what is a bad request.
+  const w = await startWorker({ vars: { ...VARS, ROOMS_LIST_MEMORY_MS: 0 } });
+  try {
+    const shards = await w.mf.getDurableObjectNamespace("ROOM_DIRECTORY");
+    const stub = shards.get(shards.idFromName("room-directory:0"));
+    const post = (body) => stub.fetch("https://room-directory/report", { method: "POST", body });
+    const now = Date.now();
+    const bad = [
+      "not json",
+      JSON.stringify({ members: 1, updated_ms: now }),
+      JSON.stringify({ room: "neg", members: -1, updated_ms: now }),
+      JSON.stringify({ room: "far", members: 1, updated_ms: 2 ** 64 }),
+    ];
+    for (const body of bad) {
+      const response = await post(body);
+      assert.equal(response.status, 400, body);
+      assert.match(await response.text(), /report/, body);
+    }
+    const good = JSON.stringify({ room: "after", members: 2, updated_ms: now, seq: 1, report_ms: 60_000 });
+    assert.equal((await post(good)).status, 204, "the shard still takes reports");
+    assert.equal((await (await stub.fetch("https://room-directory/count")).json()).rows, 1, "only the good report is stored");
+  } finally {
+    await w.stop();
+  }
+});
+
 test("GET /rooms lists at most ROOMS_LIST_MAX_ROOMS rooms, the largest, and says when more are active", async () => {
   // The route is public and every ticket can open a room: unbounded, one account's rooms grew every listing (and
   // what each shard sent and each isolate held) by thousands an hour.

@@ -48,7 +48,11 @@ impl DurableObject for RoomDirectory {
         self.schema()?;
         match req.path().as_str() {
             PATH_REPORT => {
-                let report: Report = req.json().await?;
+                // A body that is no report is the caller's fault: answered 400, not thrown (a throw reached the room
+                // as the parser's text and was logged here as an uncaught exception).
+                let Ok(report) = req.json::<Report>().await else {
+                    return Response::error("body must be a room report", 400);
+                };
                 let expires_ms = report.expires_ms();
                 // An emptied room stays as a row with 0 members until it is stale: a late report from before it
                 // emptied is older, and cannot list it again.
