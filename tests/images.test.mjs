@@ -110,6 +110,11 @@ before(async () => {
       ]),
     },
     "/photos/bomb-exif.jpg": { type: "image/jpeg", body: jpegBehind([65_000, 65_000, 5_000], 50_000, 50_000) },
+    // The same with bytes that are no marker before its frame header: libjpeg skips them (a warning) and decodes on.
+    "/photos/bomb-junk.jpg": {
+      type: "image/jpeg",
+      body: ((jpeg) => Buffer.concat([jpeg.subarray(0, 106), Buffer.from("junk"), jpeg.subarray(106)]))(jpegBehind([100], 50_000, 50_000)),
+    },
     // A real AVIF whose image spatial extent (`ispe`) is made to say 50,000 × 50,000 px.
     "/photos/bomb.avif": { type: "image/avif", body: withIspe(await solid(40, 30).avif().toBuffer(), 50_000, 50_000) },
     // The same behind a 140 KB box before its meta box (IMAGES_MAX_SOURCE_BYTES is 200,000 here): past the first bytes read, followed box by box.
@@ -651,7 +656,7 @@ test("an original whose header declares more pixels than a variant can be made f
   // "the original", marked failed: a decompression bomb passed on to every browser that asked for a thumbnail.
   assert.ok(fixtures["/photos/bomb.png"].body.length < 1024);
   // The AVIF: Miniflare's binding reads no AVIF, so its transform fails and the original would be served.
-  for (const path of ["/images/100/photos/bomb.png", "/images/photos/bomb.png?format=webp", "/images/100/photos/bomb-exif.jpg", "/images/100/photos/bomb.avif", "/images/100/photos/bomb-padded.avif"]) {
+  for (const path of ["/images/100/photos/bomb.png", "/images/photos/bomb.png?format=webp", "/images/100/photos/bomb-exif.jpg", "/images/100/photos/bomb-junk.jpg", "/images/100/photos/bomb.avif", "/images/100/photos/bomb-padded.avif"]) {
     const bomb = await get(worker, path);
     assert.equal(bomb.status, 413, path);
     const { error } = JSON.parse(bomb.body);

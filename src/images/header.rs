@@ -293,11 +293,17 @@ pub fn jpeg_segments(window: &[u8], window_at: u64, start: usize) -> Declared {
             return read_on(at);
         };
         if first != 0xFF {
-            return Declared::Unknown;
+            // Bytes that are no marker: libjpeg skips them to the next `FF` (with a warning) and decodes on.
+            match memchr::memchr(0xFF, &window[at..]) {
+                Some(skip) => at += skip,
+                None => return read_on(window.len()),
+            }
+            continue;
         }
         match marker {
             0xFF => at += 1, // fill byte
-            0x01 | 0xD0..=0xD8 => at += 2,
+            // `FF 00` is no marker either (a stuffed byte), skipped as such.
+            0x00 | 0x01 | 0xD0..=0xD8 => at += 2,
             // SOF0–SOF15 (not DHT C4, JPG C8, DAC CC): length, precision, height, width.
             0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
                 return match (be16(at + 7), be16(at + 5)) {
@@ -380,7 +386,10 @@ mod tests {
                 vec![0xFF, 0xD8, 0xFF, 0xDA, 0, 2],
                 "a scan before any frame header",
             ),
-            (vec![0xFF, 0xD8, 0x00, 0x00], "not a segment"),
+            (
+                vec![0xFF, 0xD8, 0x00, 0x00, 0xFF, 0xDA, 0, 2],
+                "bytes that are no segment, then a scan",
+            ),
             (Vec::new(), "empty"),
         ] {
             assert_eq!(declared(&head), Declared::Unknown, "{why}");
@@ -567,6 +576,26 @@ mod tests {
         ]
         .concat();
         assert_eq!(followed(&padded_to_end).0, Declared::Size(50_000, 40_000));
+    }
+
+    #[test]
+    fn a_jpeg_frame_header_behind_bytes_that_are_no_segment_is_found() {
+        // libjpeg (Chrome's, sharp's) skips bytes between segments that are not a marker, and `FF 00`, with a
+        // warning, and decodes the image: a bomb's frame header behind them must still be read.
+        let mut image = jpeg(&[(0xE1, 100)], 50_000, 50_000);
+        let frame = 2 + 104;
+        image.splice(frame..frame, *b"\0\0junk\xFF\0");
+        assert_eq!(declared(&image), Declared::Size(50_000, 50_000));
+        // Skipped within a window, and followed on from the window's end.
+        let (at, window) = (frame + 2, &image[frame + 2..]);
+        assert_eq!(
+            jpeg_segments(window, at as u64, 0),
+            Declared::Size(50_000, 50_000)
+        );
+        assert_eq!(
+            jpeg_segments(&image[..frame + 4], 0, 2),
+            Declared::ReadOn(frame as u64 + 4)
+        );
     }
 
     #[test]
