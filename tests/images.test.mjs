@@ -62,6 +62,28 @@ const paddedBeforeMeta = (file, length) => {
   return Buffer.concat([file.subarray(0, ftypEnd), free, file.subarray(ftypEnd)]);
 };
 
+// An ISO-BMFF box: its size, type and contents.
+const box = (type, ...contents) => {
+  const body = Buffer.concat(contents);
+  const header = Buffer.alloc(8);
+  header.writeUInt32BE(8 + body.length, 0);
+  header.write(type, 4, "latin1");
+  return Buffer.concat([header, body]);
+};
+
+// An AVIF image sequence (brand `avis`) with no still image, only a track whose header (`tkhd`, version 0) says
+// `width`×`height` px, as libavif sizes a track's frames.
+const sequenceOf = (width, height) => {
+  const tkhd = Buffer.alloc(4 + 20 + 52 + 8);
+  tkhd.writeUInt32BE(width * 65536, 76);
+  tkhd.writeUInt32BE(height * 65536, 80);
+  return Buffer.concat([
+    box("ftyp", Buffer.from("avis\0\0\0\0avisavifmsf1", "latin1")),
+    box("moov", box("mvhd", Buffer.alloc(100)), box("trak", box("tkhd", tkhd), box("mdia", Buffer.alloc(40)))),
+    box("mdat", Buffer.alloc(64)),
+  ]);
+};
+
 // A JPEG whose frame header, declaring `width`×`height`, follows APP1 segments of the given lengths (as an Exif
 // block, ICC profiles and XMP do), and no pixel data.
 const jpegBehind = (segments, width, height) => {
@@ -119,6 +141,8 @@ before(async () => {
     "/photos/bomb.avif": { type: "image/avif", body: withIspe(await solid(40, 30).avif().toBuffer(), 50_000, 50_000) },
     // The same behind a 140 KB box before its meta box (IMAGES_MAX_SOURCE_BYTES is 200,000 here): past the first bytes read, followed box by box.
     "/photos/bomb-padded.avif": { type: "image/avif", body: paddedBeforeMeta(withIspe(await solid(40, 30).avif().toBuffer(), 50_000, 50_000), 140_000) },
+    // An image sequence (animated AVIF) declaring it in its track header: such a file needs no meta box.
+    "/photos/bomb-sequence.avif": { type: "image/avif", body: sequenceOf(50_000, 50_000) },
     // An honest phone panorama: 7.7 megapixels, but wider than the 12,000 px a side Cloudflare resizes.
     "/photos/panorama.jpg": { type: "image/jpeg", body: await solid(12_800, 600).jpeg().toBuffer() },
     // WebP and AVIF sources, opaque and with alpha, for clients that take neither format.
@@ -656,7 +680,7 @@ test("an original whose header declares more pixels than a variant can be made f
   // "the original", marked failed: a decompression bomb passed on to every browser that asked for a thumbnail.
   assert.ok(fixtures["/photos/bomb.png"].body.length < 1024);
   // The AVIF: Miniflare's binding reads no AVIF, so its transform fails and the original would be served.
-  for (const path of ["/images/100/photos/bomb.png", "/images/photos/bomb.png?format=webp", "/images/100/photos/bomb-exif.jpg", "/images/100/photos/bomb-junk.jpg", "/images/100/photos/bomb.avif", "/images/100/photos/bomb-padded.avif"]) {
+  for (const path of ["/images/100/photos/bomb.png", "/images/photos/bomb.png?format=webp", "/images/100/photos/bomb-exif.jpg", "/images/100/photos/bomb-junk.jpg", "/images/100/photos/bomb.avif", "/images/100/photos/bomb-padded.avif", "/images/100/photos/bomb-sequence.avif"]) {
     const bomb = await get(worker, path);
     assert.equal(bomb.status, 413, path);
     const { error } = JSON.parse(bomb.body);

@@ -18,10 +18,7 @@ use super::cache_key::cache_key;
 use super::cf_image::CfImage;
 use super::config::{ImagesConfig, ImagesMode};
 use super::geometry::{output_size, servable_original, within, MAX_SOURCE_PIXELS};
-use super::header::{
-    declared, gif_blocks, isobmff_boxes, jpeg_segments, meta_size, Declared, MAX_META_BYTES,
-    SIZE_BYTES,
-};
+use super::header::{declared, gif_blocks, isobmff_boxes, jpeg_segments, Declared, SIZE_BYTES};
 use super::negotiate::{
     displayable, negotiate, sniffed_mime, source_mime, Negotiated, HEADER_BYTES,
 };
@@ -338,13 +335,10 @@ async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
         size = match size {
             Declared::Size(width, height) => break Some((width, height)),
             Declared::Unknown => break None,
-            // An AVIF's top-level boxes, window by window (each moves past at least one box), then its `meta`.
-            Declared::BoxFrom(at) => {
-                isobmff_boxes(&head_of(&variant.body, at, SIZE_BYTES).await?, at)
-            }
-            Declared::MetaAt { at, len } => {
-                let read = len.min(MAX_META_BYTES) as usize;
-                meta_size(&head_of(&variant.body, at, read).await?)
+            // An AVIF's boxes, window by window (each moves past at least one box header).
+            Declared::Boxes(walk) => {
+                let window = head_of(&variant.body, walk.at, SIZE_BYTES).await?;
+                isobmff_boxes(&window, walk)
             }
             Declared::ReadOn(at) => {
                 jpeg_segments(&head_of(&variant.body, at, SIZE_BYTES).await?, at, 0)
@@ -375,7 +369,7 @@ async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
 /// `bytes` bytes of a body from offset `from` (fewer where it ends), copied into wasm memory.
 async fn head_of(body: &web_sys::Blob, from: u64, bytes: usize) -> ApiResult<Vec<u8>> {
     let head = body
-        .slice_with_f64_and_f64(from as f64, (from + bytes as u64) as f64)
+        .slice_with_f64_and_f64(from as f64, from.saturating_add(bytes as u64) as f64)
         .map_err(js_internal("slicing the image"))?;
     let head = JsFuture::from(head.array_buffer())
         .await

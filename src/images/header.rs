@@ -22,12 +22,9 @@ pub enum Declared {
     /// likes, so a bomb could otherwise hide its size past any fixed number of bytes; and one segment's length says
     /// where the next starts, so its contents need not be read.
     ReadOn(u64),
-    /// An AVIF (ISO-BMFF) whose `meta` box lies past the bytes read, behind boxes an encoder (or a bomb) put first:
-    /// its top-level boxes go on at this offset of the image, to be followed with [`isobmff_boxes`].
-    BoxFrom(u64),
-    /// An AVIF whose `meta` box starts at `at` and is `len` bytes long, more than one window holds (large XMP or
-    /// ICC profiles): to be read whole (its first [`MAX_META_BYTES`] at most) and given to [`meta_size`].
-    MetaAt { at: u64, len: u64 },
+    /// An AVIF (ISO-BMFF) whose boxes go on past the bytes read (behind boxes an encoder, or a bomb, put before
+    /// its sizes): to be followed from `at` with [`isobmff_boxes`].
+    Boxes(BoxWalk),
     /// A GIF whose first frame lies past the bytes read: its blocks go on at `at` (inside an extension's sub-blocks
     /// when `in_extension`), to be followed with [`gif_blocks`]; `screen` is its logical screen.
     GifFrom {
@@ -38,7 +35,7 @@ pub enum Declared {
 }
 
 /// The size the header of the image in `head` (its first bytes) declares: PNG (`IHDR`), GIF (logical screen), WebP
-/// (`VP8 `, `VP8L`, `VP8X`), JPEG (the first `SOFn` frame header) and AVIF/HEIF (`ispe`, see [`isobmff_ispe`]).
+/// (`VP8 `, `VP8L`, `VP8X`), JPEG (the first `SOFn` frame header) and AVIF/HEIF (`ispe` or `tkhd`, see [`isobmff_boxes`]).
 pub fn declared(head: &[u8]) -> Declared {
     declared_size(head).unwrap_or(Declared::Unknown)
 }
@@ -96,65 +93,130 @@ fn declared_size(head: &[u8]) -> Option<Declared> {
         return Some(jpeg_segments(head, 0, 2));
     }
     if head.get(4..8) == Some(b"ftyp") {
-        return Some(isobmff_boxes(head, 0));
+        return Some(isobmff_boxes(head, BoxWalk::default()));
     }
     None
 }
 
-/// How much of a `meta` box [`Declared::MetaAt`] reads: an `ispe` past it is not seen.
-pub const MAX_META_BYTES: u64 = 4 * 1024 * 1024;
-
-/// An AVIF's (or any HEIF's) size, from its top-level boxes in `window` (bytes of the image from offset
-/// `window_at`), the first starting at 0: the size its `meta` box declares ([`meta_size`]) when that box is whole
-/// in the window; [`Declared::BoxFrom`] where a box before it runs past the window (its contents need not be read:
-/// its size says where the next starts); [`Declared::MetaAt`] for a `meta` that starts the window and is longer.
-pub fn isobmff_boxes(window: &[u8], window_at: u64) -> Declared {
-    let mut at = 0usize;
-    loop {
-        let long_size = window.get(at..at + 4) == Some(&[0, 0, 0, 1]);
-        if window.len() < at + if long_size { 16 } else { 8 } {
-            // The window ends inside a box header: the image goes on from it, unless it started there (the image
-            // ends before any `meta`).
-            return if at == 0 {
-                Declared::Unknown
-            } else {
-                Declared::BoxFrom(window_at + at as u64)
-            };
-        }
-        let Some((kind, _, size)) = box_header(window, at) else {
-            // A box that claims less than its own header.
-            return Declared::Unknown;
-        };
-        let end = (at as u64).saturating_add(size);
-        if &kind == b"meta" {
-            // A size of 0 runs to the end of the image, not of this window: whole only where the window holds the
-            // rest of the image (a window shorter than asked for ends with it).
-            let to_end = window.get(at..at + 4) == Some(&[0, 0, 0, 0]);
-            let cut = to_end && window.len() >= SIZE_BYTES;
-            return match usize::try_from(end)
-                .ok()
-                .filter(|&e| e <= window.len() && !cut)
-            {
-                Some(end) => meta_size(&window[at..end]),
-                None if at == 0 => Declared::MetaAt {
-                    at: window_at,
-                    len: if to_end { MAX_META_BYTES } else { size },
-                },
-                None => Declared::BoxFrom(window_at + at as u64),
-            };
-        }
-        match usize::try_from(end).ok().filter(|&e| e <= window.len()) {
-            Some(end) => at = end,
-            None => return Declared::BoxFrom(window_at.saturating_add(end)),
-        }
-    }
+/// Where a walk of an AVIF's (or any HEIF's) boxes stands between two windows of the image: the offset of the next
+/// box header, the containers it is inside (kind and end offset, outermost first) and the largest size found so far.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BoxWalk {
+    pub at: u64,
+    open: Vec<([u8; 4], u64)>,
+    largest: Option<(u32, u32)>,
 }
 
-/// The size a `meta` box (header included; cut short, what of it there is) declares: see [`isobmff_ispe`].
-pub fn meta_size(meta_box: &[u8]) -> Declared {
-    box_header(meta_box, 0)
-        .and_then(|(_, header_len, _)| isobmff_ispe(&meta_box[header_len..]))
-        .map_or(Declared::Unknown, |(w, h)| Declared::Size(w, h))
+/// An AVIF's (or any HEIF's) size, from its boxes in `window` (bytes of the image from `walk.at`): the largest of
+/// the image spatial extents (`ispe`, ISO/IEC 23008-12 §6.5.3: `meta` → `iprp` → `ipco` → `ispe`, which every image
+/// item must have) and of its tracks' sizes (an image sequence, brand `avis`: `moov` → `trak` → `tkhd`, what
+/// libavif sizes a track's frames by; such a file needs no `meta`). The largest, not the primary item's: a grid's
+/// canvas is larger than its tiles, and a bomb gains nothing by declaring a small thumbnail beside it. Every other
+/// box is stepped over by its size, its contents never read, so no number of bytes before (or inside) these
+/// containers hides a size: [`Declared::Boxes`] where the window ends first. Each step moves at least a box header
+/// on; a box that claims less than its header ends the walk where it stands, and a child is cut at its parent's end.
+pub fn isobmff_boxes(window: &[u8], mut walk: BoxWalk) -> Declared {
+    let window_at = walk.at;
+    // A window shorter than asked for holds the rest of the image.
+    let ended = window.len() < SIZE_BYTES;
+    let done = |walk: BoxWalk| {
+        walk.largest
+            .map_or(Declared::Unknown, |(w, h)| Declared::Size(w, h))
+    };
+    let mut pos = 0usize;
+    loop {
+        let at = window_at.saturating_add(pos as u64);
+        while walk.open.last().is_some_and(|&(_, end)| at >= end) {
+            walk.open.pop();
+        }
+        let read_on = |mut walk: BoxWalk| {
+            if pos == 0 || ended {
+                // The image ends here.
+                return done(walk);
+            }
+            walk.at = at;
+            Declared::Boxes(walk)
+        };
+        let long_size = window.get(pos..pos + 4) == Some(&[0, 0, 0, 1]);
+        if window.len() < pos.saturating_add(if long_size { 16 } else { 8 }) {
+            return read_on(walk);
+        }
+        let Some((kind, header_len, size)) = box_header(window, pos) else {
+            return done(walk);
+        };
+        let parent = walk.open.last().map(|&(kind, _)| kind);
+        let parent_end = walk.open.last().map_or(u64::MAX, |&(_, end)| end);
+        // A size of 0 runs to the end of the image (or of the box it is in).
+        let to_end = window.get(pos..pos + 4) == Some(&[0, 0, 0, 0]);
+        let end = if to_end {
+            parent_end
+        } else {
+            at.saturating_add(size).min(parent_end)
+        };
+        let contents = pos + header_len;
+        match (parent.as_ref(), &kind) {
+            // Containers: `meta` is a full box (a version and flags word before its children).
+            (None, b"meta")
+            | (Some(b"meta"), b"iprp")
+            | (Some(b"iprp"), b"ipco")
+            | (None, b"moov")
+            | (Some(b"moov"), b"trak") => {
+                walk.open.push((kind, end));
+                pos = contents + if &kind == b"meta" { 4 } else { 0 };
+                continue;
+            }
+            // Full boxes: a version and flags word; `ispe` then says width and height; `tkhd` says them last, in
+            // 16.16 fixed point, after times and ids of 4 (version 0) or 8 bytes (version 1) and a 36-byte matrix.
+            (Some(b"ipco"), b"ispe") | (Some(b"trak"), b"tkhd") => {
+                let fields = if &kind == b"ispe" {
+                    Some((4, 0))
+                } else {
+                    match window.get(contents) {
+                        Some(0) => Some((76, 16)),
+                        Some(1) => Some((88, 16)),
+                        Some(_) => None,
+                        None => return read_on(walk),
+                    }
+                };
+                if let Some((from, shift)) = fields {
+                    let be32 = |at: usize| {
+                        Some(u32::from_be_bytes(window.get(at..at + 4)?.try_into().ok()?) >> shift)
+                    };
+                    match (be32(contents + from), be32(contents + from + 4)) {
+                        (Some(w), Some(h))
+                            if at.saturating_add(from as u64 + 8 + header_len as u64) <= end =>
+                        {
+                            let area = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
+                            if walk
+                                .largest
+                                .is_none_or(|largest| area((w, h)) > area(largest))
+                            {
+                                walk.largest = Some((w, h));
+                            }
+                        }
+                        (Some(_), Some(_)) => {} // fields past the box's own end: not its size
+                        _ => return read_on(walk),
+                    }
+                }
+            }
+            _ => {}
+        }
+        if end == u64::MAX {
+            // To the end of the image: nothing follows it.
+            return done(walk);
+        }
+        match usize::try_from(end - window_at)
+            .ok()
+            .filter(|&e| e <= window.len())
+        {
+            Some(next) => pos = next,
+            None if ended => return done(walk),
+            None => {
+                walk.at = end;
+                return Declared::Boxes(walk);
+            }
+        }
+    }
 }
 
 /// A box header at `at` of `within`: its type, header length and size (header included; a size of 0, "to the end",
@@ -171,42 +233,6 @@ fn box_header(within: &[u8], at: usize) -> Option<([u8; 4], usize, u64)> {
         size => (u64::from(size), 8),
     };
     (size >= header_len as u64).then_some((kind, header_len, size))
-}
-
-/// An AVIF's (or any HEIF's) size, from its top-level `meta` box's contents: the largest image spatial extent
-/// (`ispe`) among its item properties (ISO/IEC 23008-12 §6.5.3: `meta` → `iprp` → `ipco` → `ispe`, which every
-/// image item must have). The largest, not the primary item's: a grid's canvas is larger than its tiles, and
-/// a bomb gains nothing by declaring a small thumbnail beside it. Boxes are walked by their sizes, each step at
-/// least a box header long, two levels deep, never past `meta`: a box that claims less than its own header (a
-/// loop), or more than there is, ends the walk where it stands. `None` when no `ispe` is whole in `meta`.
-fn isobmff_ispe(meta: &[u8]) -> Option<(u32, u32)> {
-    // `meta` is a full box: a version and flags word before its children.
-    let (_, iprp) = boxes(meta, 4).find(|(kind, _)| kind == b"iprp")?;
-    let (_, ipco) = boxes(iprp, 0).find(|(kind, _)| kind == b"ipco")?;
-    boxes(ipco, 0)
-        .filter(|(kind, _)| kind == b"ispe")
-        // A full box: version and flags, then width and height.
-        .filter_map(|(_, ispe)| {
-            let be32 = |at: usize| Some(u32::from_be_bytes(ispe.get(at..at + 4)?.try_into().ok()?));
-            Some((be32(4)?, be32(8)?))
-        })
-        .max_by_key(|&(w, h)| u64::from(w) * u64::from(h))
-}
-
-/// The boxes laid one after another in `within` from `start`: each one's type and contents (cut where `within`
-/// ends). Ends at the first box whose header does not fit or whose size is smaller than its header.
-fn boxes(within: &[u8], start: usize) -> impl Iterator<Item = ([u8; 4], &[u8])> {
-    let mut at = start;
-    std::iter::from_fn(move || {
-        let (kind, header_len, size) = box_header(within, at)?;
-        let end = usize::try_from(size)
-            .ok()
-            .and_then(|size| at.checked_add(size))
-            .map_or(within.len(), |end| end.min(within.len()));
-        let contents = within.get(at + header_len..end).unwrap_or(&[]);
-        at = end;
-        Some((kind, contents))
-    })
 }
 
 /// A GIF's size, from its blocks in `window` (bytes of the image from offset `window_at`), the first starting at
@@ -441,10 +467,7 @@ mod tests {
         let mut windows = 1;
         loop {
             size = match size {
-                Declared::BoxFrom(at) => isobmff_boxes(window(at, SIZE_BYTES), at),
-                Declared::MetaAt { at, len } => {
-                    meta_size(window(at, len.min(MAX_META_BYTES) as usize))
-                }
+                Declared::Boxes(walk) => isobmff_boxes(window(walk.at, SIZE_BYTES), walk),
                 other => return (other, windows),
             };
             windows += 1;
@@ -529,13 +552,13 @@ mod tests {
         for _ in 0..SIZE_BYTES / 4 {
             many.extend(bmff(b"free", &[]));
         }
-        assert_eq!(followed(&many), (Declared::Unknown, 4));
+        assert_eq!(followed(&many), (Declared::Unknown, 3));
         many.extend(&image[24..]);
         assert_eq!(followed(&many).0, Declared::Size(50_000, 50_000));
     }
 
     /// A bomb cannot hide its size past the first window: behind a large box before `meta` (followed box by box,
-    /// without reading their contents), or inside a `meta` longer than a window (read whole, up to a bound).
+    /// without reading their contents), or inside a `meta` longer than a window.
     #[test]
     fn an_avif_meta_box_past_the_first_window_is_followed() {
         let image = avif(&[(50_000, 50_000)]);
@@ -543,7 +566,7 @@ mod tests {
         let padded = [ftyp, &bmff(b"free", &vec![0; 3 * SIZE_BYTES]), rest].concat();
         assert!(matches!(
             declared(&padded[..SIZE_BYTES]),
-            Declared::BoxFrom(_)
+            Declared::Boxes(_)
         ));
         assert_eq!(followed(&padded), (Declared::Size(50_000, 50_000), 2));
         // Several boxes straddling windows.
@@ -563,7 +586,7 @@ mod tests {
         ]
         .concat();
         let long_meta = [ftyp, &bmff(b"meta", &meta), &bmff(b"mdat", &[0; 8])].concat();
-        assert_eq!(followed(&long_meta), (Declared::Size(50_000, 40_000), 3));
+        assert_eq!(followed(&long_meta), (Declared::Size(50_000, 40_000), 2));
         // The same meta with a size of 0 (to the end of the image, which decoders read whole): not cut at the
         // first window's end, first in the image's first window or behind padding.
         let mut to_end = [ftyp, &bmff(b"meta", &meta)].concat();
@@ -576,6 +599,111 @@ mod tests {
         ]
         .concat();
         assert_eq!(followed(&padded_to_end).0, Declared::Size(50_000, 40_000));
+    }
+
+    /// A track header (`tkhd`) of the given version saying `width` x `height` px (16.16 fixed point).
+    fn tkhd(version: u8, width: u32, height: u32) -> Vec<u8> {
+        let mut contents = vec![version, 0, 0, 7];
+        // Times, track id, reserved, duration; then reserved, layer, group, volume, reserved and the matrix.
+        contents.extend(vec![0; if version == 1 { 32 } else { 20 }]);
+        contents.extend([0; 52]);
+        contents.extend((width << 16).to_be_bytes());
+        contents.extend((height << 16).to_be_bytes());
+        bmff(b"tkhd", &contents)
+    }
+
+    /// An AVIF image sequence as libavif writes one without a still image: `ftyp` (`avis`), `moov` → `trak` →
+    /// `tkhd`, then `mdat`; `before_trak` goes in `moov` first.
+    fn sequence(before_trak: &[u8], tkhd: &[u8]) -> Vec<u8> {
+        let trak = bmff(b"trak", &[tkhd, &bmff(b"mdia", &[0; 40])].concat());
+        let moov = bmff(
+            b"moov",
+            &[&bmff(b"mvhd", &[0; 100]), before_trak, &trak].concat(),
+        );
+        [
+            bmff(b"ftyp", b"avis\0\0\0\0avisavifmsf1"),
+            moov,
+            bmff(b"mdat", &[0; 64]),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn an_avif_sequence_says_its_size_in_its_track_header() {
+        // No `meta` at all: the frames' size is the track's (libavif sizes a track's frames by its `tkhd`).
+        for version in [0, 1] {
+            let bomb = sequence(&[], &tkhd(version, 50_000, 50_000));
+            assert_eq!(
+                declared(&bomb),
+                Declared::Size(50_000, 50_000),
+                "v{version}"
+            );
+        }
+        assert_eq!(
+            declared(&sequence(&[], &tkhd(0, 640, 480))),
+            Declared::Size(640, 480)
+        );
+        // A still image saying 40 x 30 beside a track of 50,000 x 50,000 px: the largest counts.
+        let still = avif(&[(40, 30)]);
+        let both = [&still[..], &sequence(&[], &tkhd(0, 50_000, 50_000))[28..]].concat();
+        assert_eq!(followed(&both).0, Declared::Size(50_000, 50_000));
+        // Behind padding inside `moov`, past the first window.
+        let padded = sequence(
+            &bmff(b"udta", &vec![0; 3 * SIZE_BYTES]),
+            &tkhd(0, 50_000, 50_000),
+        );
+        assert!(matches!(
+            declared(&padded[..SIZE_BYTES]),
+            Declared::Boxes(_)
+        ));
+        assert_eq!(followed(&padded).0, Declared::Size(50_000, 50_000));
+        // A track header cut short, or an unknown version, says nothing.
+        let whole = sequence(&[], &tkhd(0, 50_000, 50_000));
+        let tkhd_at = whole.windows(4).position(|w| w == b"tkhd").unwrap() - 4;
+        assert_eq!(followed(&whole[..tkhd_at + 90]).0, Declared::Unknown);
+        let mut unknown = whole.clone();
+        unknown[tkhd_at + 8] = 2;
+        assert_eq!(followed(&unknown).0, Declared::Unknown);
+    }
+
+    /// No number of bytes inside `meta`, `iprp` or `ipco` before the `ispe` hides it (they are stepped over by
+    /// their sizes, never read), where reading `meta` whole up to a bound let 4 MiB of XMP hide a bomb's size.
+    #[test]
+    fn an_ispe_behind_megabytes_inside_meta_is_found() {
+        let mut ispe = vec![0, 0, 0, 0];
+        ispe.extend(50_000u32.to_be_bytes());
+        ispe.extend(40_000u32.to_be_bytes());
+        let ipco = [
+            &bmff(b"colr", &vec![7; 2 * SIZE_BYTES])[..],
+            &bmff(b"ispe", &ispe),
+        ]
+        .concat();
+        let meta = [
+            &[0u8, 0, 0, 0][..],
+            &bmff(b"xml ", &vec![b' '; 5 * 1024 * 1024]),
+            &bmff(b"iprp", &bmff(b"ipco", &ipco)),
+        ]
+        .concat();
+        let image = [
+            bmff(b"ftyp", b"avif\0\0\0\0mif1miaf"),
+            bmff(b"meta", &meta),
+            bmff(b"mdat", &[0; 8]),
+        ]
+        .concat();
+        let (size, windows) = followed(&image);
+        assert_eq!(size, Declared::Size(50_000, 40_000));
+        assert!(windows <= 5, "stepped over, not read: {windows} windows");
+        // An ispe outside ipco is no item property; nor is a tkhd outside a track.
+        let stray = [
+            bmff(b"ftyp", b"avif\0\0\0\0mif1miaf"),
+            bmff(
+                b"meta",
+                &[&[0u8, 0, 0, 0][..], &bmff(b"ispe", &ispe)].concat(),
+            ),
+            tkhd(0, 50_000, 50_000),
+        ]
+        .concat();
+        assert_eq!(followed(&stray).0, Declared::Unknown);
     }
 
     #[test]
