@@ -6,7 +6,7 @@
 /// How many bytes [`declared`] reads first, and each further window a JPEG's segments or a GIF's blocks are
 /// followed in: a JPEG's frame header follows its APPn segments (Exif, ICC profiles), each at most 64 KiB, and a
 /// GIF's first frame its colour table and extensions; PNG and WebP say their size in their first 30 bytes, an AVIF
-/// in its `meta` box, which encoders write before the pixel data (`mdat`).
+/// in its `meta` box or its tracks' headers, whose boxes are followed in such windows too.
 pub const SIZE_BYTES: usize = 128 * 1024;
 
 /// What an image's first bytes say of its pixel size.
@@ -14,8 +14,8 @@ pub const SIZE_BYTES: usize = 128 * 1024;
 pub enum Declared {
     /// (width, height) as its header declares them.
     Size(u32, u32),
-    /// Not said: another format, a header this does not read (an AVIF whose `meta` lies past the bytes read), or an
-    /// image that ends first.
+    /// Not said: another format, a header this does not read (an AVIF with no `ispe` in its `meta` and no track
+    /// header, or one whose boxes break off or claim less than their own header), or an image that ends first.
     Unknown,
     /// A JPEG whose frame header lies past the bytes read: its segments go on at this offset of the image, to be
     /// followed with [`jpeg_segments`]. An encoder may put as many APPn segments before the frame header as it
