@@ -923,6 +923,44 @@ test("a request sent with the cookie a login then replaces is refused without cl
   }
 });
 
+test("a request sent with a token a refresh just retired, checked after a login ended the session it became, is refused without clearing the login's cookie", async () => {
+  // The browser held A; a refresh rotated it to B, then a login sent with B ended B. A request the browser sent with
+  // A before the refresh's answer arrived is checked after the login: A is retired within SESSION_REUSE_GRACE_SECS
+  // and its session ended moments ago (after the rotation). Its answer cleared the cookie, and arriving after the
+  // login's answer, removed the login's cookie — the defect of a replaced cookie by way of a retired token.
+  const { token: a } = await loggedIn(BOB);
+  const refreshed = await worker.fetch("/auth/refresh", withCookie(a, { method: "POST" }));
+  assert.equal(refreshed.status, 200);
+  const b = cookieOf(refreshed);
+  await refreshed.arrayBuffer();
+  const relogin = await worker.fetch("/auth/login", withCookie(b, json({ email: BOB.email, password: BOB.password })));
+  assert.equal(relogin.status, 200);
+  const c = cookieOf(relogin);
+  await relogin.arrayBuffer();
+  assert.ok(c && c !== b && b !== a, "the refresh and the login each set a new cookie");
+  const clears = (r) => r.headers.getSetCookie().filter((x) => x.startsWith("__Host-edgekit_session="));
+  const routes = [
+    ["GET /auth/session (cached check)", () => worker.fetch("/auth/session", withCookie(a)), 401],
+    ["GET /auth/sessions (strict check)", () => worker.fetch("/auth/sessions", withCookie(a)), 401],
+    ["POST /auth/refresh", () => worker.fetch("/auth/refresh", withCookie(a, { method: "POST" })), 401],
+    ["a page", () => worker.fetch("/", withCookie(a)), 200],
+  ];
+  for (const [route, send, status] of routes) {
+    const r = await send();
+    assert.equal(r.status, status, `${route}, retired just before the login`);
+    assert.deepEqual(clears(r), [], `${route}, retired just before the login: the cookie is kept`);
+    if (status === 401) assert.equal((await r.json()).error.code, "session_invalid", `${route}: no retry is offered`);
+    else await r.arrayBuffer();
+  }
+  assert.equal((await worker.fetch("/auth/session", withCookie(c))).status, 200, "the login's session lives");
+  // A minute on, A is a retired token back past the grace: refused as reused, and cleared.
+  await db.prepare("UPDATE retired_session_ids SET retired_at = retired_at - 60000 WHERE id = ?1").bind(sessionId(a)).run();
+  const late = await worker.fetch("/auth/session", withCookie(a));
+  assert.equal(late.status, 401);
+  assert.equal(clears(late).length, 1, "a retired token back past the grace is cleared");
+  await late.arrayBuffer();
+});
+
 test("a check whose lookup among retired ids fails refuses without clearing the cookie: the token may be one a concurrent refresh retired", async (t) => {
   // A refused token is looked up among the ids refreshes retired (session_rotated, reuse detection). When that read
   // failed, the refusal cleared the cookie as if the token were dead — for a token another tab's refresh had just

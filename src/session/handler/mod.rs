@@ -95,7 +95,8 @@ enum Checked {
     /// entry for the token it retired, and a replica that has not seen the rotation cannot tell the token from a
     /// logged-out one — cleared, the refresh's new cookie would go if this answer arrived after it. And any token
     /// whose lookup among retired ids failed ([`refused`]): it too may be one a concurrent refresh retired. And a
-    /// session revoked moments ago ([`ended_moments_ago`]): a login that replaced its cookie may have ended it.
+    /// session revoked moments ago ([`ended_moments_ago`]): a login that replaced its cookie may have ended it — as
+    /// is a token retired within the grace window whose session has ended since (`RETIRED_OF_ENDED`).
     Unconfirmed(&'static str),
     Rotated,
     Valid {
@@ -129,6 +130,10 @@ const SESSION_REVOKED: &str = "session revoked";
 
 /// Why a check refused a token a refresh retired within `SESSION_REUSE_GRACE_SECS`.
 const RETIRED_WITHIN_GRACE: &str = "retired token, within the reuse grace window";
+/// Why a check refused a token a refresh retired within `SESSION_REUSE_GRACE_SECS` whose session has ended since: a
+/// rotation needs a live session, so it ended less than that ago ([`ended_moments_ago`]'s window) — by a login sent
+/// with the new cookie, say, whose own cookie a clear arriving after its answer would remove.
+const RETIRED_OF_ENDED: &str = "retired token of an ended session";
 
 /// 401 `session_rotated`: the token was retired by a concurrent refresh (another tab), whose answer sets the cookie
 /// that works — a front end retries once that answer has arrived (`Retry-After: 1`: the winner may still be writing
@@ -332,6 +337,7 @@ async fn refused(
     // the cookie that refresh is setting would go if this answer arrived after it (signed out for a D1 hiccup).
     match detect_reuse(call, store, id, now).await {
         Ok(Some(RETIRED_WITHIN_GRACE)) => Ok(Checked::Rotated),
+        Ok(Some(RETIRED_OF_ENDED)) => Ok(Checked::Unconfirmed(RETIRED_OF_ENDED)),
         Ok(Some(reason)) => Ok(Checked::Refused(reason)),
         // Unknown, or revoked by its cache entry, with no retired id found: a replica behind the client's bookmark
         // may lack the session (created after it) or the rotation that retired the token.
@@ -386,7 +392,7 @@ async fn detect_reuse(
         return Ok(Some(if rotation_lives(store, &retired, now).await {
             RETIRED_WITHIN_GRACE
         } else {
-            "retired token of an ended session"
+            RETIRED_OF_ENDED
         }));
     }
     let revoked = store.revoke_family(&retired.family, now).await?;
