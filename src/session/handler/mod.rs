@@ -96,7 +96,7 @@ enum Checked {
     /// logged-out one — cleared, the refresh's new cookie would go if this answer arrived after it. And any token
     /// whose lookup among retired ids failed ([`refused`]): it too may be one a concurrent refresh retired. And a
     /// session revoked moments ago ([`ended_moments_ago`]): a login that replaced its cookie may have ended it — as
-    /// is a token retired within the grace window whose session has ended since (`RETIRED_OF_ENDED`).
+    /// is a token retired within the grace window whose session has ended since ([`detect_reuse`]).
     Unconfirmed(&'static str),
     Rotated,
     Valid {
@@ -127,13 +127,6 @@ fn invalid(why: &'static str) -> ApiError {
 const PAST_LIMIT: &str = "session past its absolute limit (SESSION_MAX_SECS)";
 const EXPIRED_SESSION: &str = "session expired";
 const SESSION_REVOKED: &str = "session revoked";
-
-/// Why a check refused a token a refresh retired within `SESSION_REUSE_GRACE_SECS`.
-const RETIRED_WITHIN_GRACE: &str = "retired token, within the reuse grace window";
-/// Why a check refused a token a refresh retired within `SESSION_REUSE_GRACE_SECS` whose session has ended since: a
-/// rotation needs a live session, so it ended less than that ago ([`ended_moments_ago`]'s window) — by a login sent
-/// with the new cookie, say, whose own cookie a clear arriving after its answer would remove.
-const RETIRED_OF_ENDED: &str = "retired token of an ended session";
 
 /// 401 `session_rotated`: the token was retired by a concurrent refresh (another tab), whose answer sets the cookie
 /// that works — a front end retries once that answer has arrived (`Retry-After: 1`: the winner may still be writing
@@ -336,9 +329,7 @@ async fn refused(
     // never a clear: a lookup that failed did not learn whether a concurrent refresh retired the token, and cleared,
     // the cookie that refresh is setting would go if this answer arrived after it (signed out for a D1 hiccup).
     match detect_reuse(call, store, id, now).await {
-        Ok(Some(RETIRED_WITHIN_GRACE)) => Ok(Checked::Rotated),
-        Ok(Some(RETIRED_OF_ENDED)) => Ok(Checked::Unconfirmed(RETIRED_OF_ENDED)),
-        Ok(Some(reason)) => Ok(Checked::Refused(reason)),
+        Ok(Some(checked)) => Ok(checked),
         // Unknown, or revoked by its cache entry, with no retired id found: a replica behind the client's bookmark
         // may lack the session (created after it) or the rotation that retired the token.
         Ok(None) if store.may_lag() || ended_moments_ago(call, revoked_at, now) => {
@@ -377,22 +368,26 @@ async fn rotation_lives(store: &Store, retired: &Retired, now: u64) -> bool {
         .unwrap_or(true)
 }
 
-/// [`refused`]'s lookup: `Some(reason)` when `id` is a retired one (and the session was revoked if past the grace).
+/// [`refused`]'s lookup: what to answer when `id` is a retired one (and the session was revoked if past the grace).
+/// Within the grace a token whose session lives was rotated by a concurrent refresh ([`Checked::Rotated`]); one
+/// whose session has ended since is refused without a clear: a rotation needs a live session, so it ended less than
+/// the grace ago ([`ended_moments_ago`]'s window) — by a login sent with the new cookie, say, whose own cookie a
+/// clear arriving after its answer would remove.
 async fn detect_reuse(
     call: &Call,
     store: &Store,
     id: &str,
     now: u64,
-) -> ApiResult<Option<&'static str>> {
+) -> ApiResult<Option<Checked>> {
     let config = &call.isolate.config.session;
     let Some(retired) = store.retired(id).await? else {
         return Ok(None);
     };
     if now.saturating_sub(retired.retired_at) < config.reuse_grace_secs * 1000 {
         return Ok(Some(if rotation_lives(store, &retired, now).await {
-            RETIRED_WITHIN_GRACE
+            Checked::Rotated
         } else {
-            RETIRED_OF_ENDED
+            Checked::Unconfirmed("retired token of an ended session")
         }));
     }
     let revoked = store.revoke_family(&retired.family, now).await?;
@@ -405,7 +400,9 @@ async fn detect_reuse(
     for current in &revoked {
         store.mark_revoked(current, now, config.cache_secs).await?;
     }
-    Ok(Some("retired token reused: session revoked"))
+    Ok(Some(Checked::Refused(
+        "retired token reused: session revoked",
+    )))
 }
 
 /// Starts the sliding-expiry write when due (it refreshes the cache entry too); returns whether it did.
