@@ -102,7 +102,7 @@ after(async () => {
 
 const bearer = (t) => ({ authorization: `Bearer ${t}` });
 
-/** One request over node:http: { status, headers (a Headers), body (text) }. */
+/** One request over node:http: { status, headers (a Headers), body (text), bytes (as received, not decoded) }. */
 function rawRequest(path, { method = "GET", headers = {}, body } = {}) {
   return new Promise((resolveResponse, reject) => {
     const req = httpRequest(new URL(path, worker.url), { method, headers }, (res) => {
@@ -111,7 +111,8 @@ function rawRequest(path, { method = "GET", headers = {}, body } = {}) {
       res.on("end", () => {
         const h = new Headers();
         for (const [k, v] of Object.entries(res.headers)) h.set(k, Array.isArray(v) ? v.join(", ") : v);
-        resolveResponse({ status: res.statusCode, headers: h, body: Buffer.concat(chunks).toString() });
+        const bytes = Buffer.concat(chunks);
+        resolveResponse({ status: res.statusCode, headers: h, body: bytes.toString(), bytes });
       });
     });
     req.on("error", reject);
@@ -311,6 +312,95 @@ describe("route table and proxy", () => {
     assert.match(seen.headers["x-forwarded-host"], /^127\.0\.0\.1:\d+$/);
     assert.match(response.headers.get("server-timing"), /edge;dur=\d+/);
     assert.equal(seen.headers["x-forwarded-prefix"], "/gw", "the prefix the origin is mounted under");
+  });
+
+  test("Connection cannot take the body's own description, or the gateway's headers, from the origin request", async () => {
+    // RFC 9110 §7.6.1: a sender must not list a field meant for every recipient of the content, and a proxy must not
+    // let such a listing change the message it forwards. The WAF read this body as gzipped JSON; the origin got the
+    // gzip bytes with no Content-Encoding and no Content-Type.
+    const { gzipSync, gunzipSync } = await import("node:zlib");
+    origin.reset();
+    const zipped = gzipSync(JSON.stringify({ hello: "world" }));
+    const response = await rawRequest("/gw/open/echo", {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+        "content-language": "en",
+        connection: "Content-Encoding, content-type, CONTENT-LANGUAGE, x-hop-secret",
+        "x-hop-secret": "1",
+      },
+      body: zipped,
+    });
+    assert.equal(response.status, 200);
+    const seen = lastRequest();
+    assert.equal(seen.headers["content-encoding"], "gzip");
+    assert.equal(seen.headers["content-type"], "application/json");
+    assert.equal(seen.headers["content-language"], "en");
+    assert.equal(gunzipSync(seen.body).toString(), '{"hello":"world"}');
+    assert.equal(seen.headers["x-hop-secret"], undefined, "a field of the client's own is still hop-by-hop");
+    // The headers the gateway sets are set after the listing is applied: listing them removes only the client's.
+    origin.reset();
+    const listed = await rawRequest("/gw/secure", {
+      headers: {
+        ...bearer(token(keys, "ed1", { sub: "user-7", permissions: ["read"] })),
+        connection: "x-user-id, x-user-permissions, x-forwarded-for, x-forwarded-host, x-request-id, traceparent",
+        "x-user-id": "admin",
+      },
+    });
+    assert.equal(listed.status, 200);
+    const asked = lastRequest().headers;
+    assert.equal(asked["x-user-id"], "user-7");
+    assert.equal(asked["x-user-permissions"], "read");
+    assert.match(asked["x-forwarded-host"], /^127\.0\.0\.1:\d+$/);
+    assert.equal(asked["x-request-id"], listed.headers.get("x-request-id"));
+    assert.match(asked.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+  });
+
+  test("an origin's Connection cannot take its answer's description, caching or cookies from the client or the stored copy", async () => {
+    // RFC 9110 §7.6.1: these are meant for every recipient; the gateway reads them itself (an answer setting a
+    // cookie or saying no-store is not stored), and then dropped them on the way out: the browser got a page without
+    // its type, cookie or no-store, and deflate bytes (which the runtime leaves coded) without their coding.
+    const { deflateSync, inflateSync } = await import("node:zlib");
+    const text = "<p>hello</p> " + "text ".repeat(50);
+    const zipped = deflateSync(text);
+    origin.reset();
+    origin.handle((req, body, res) => {
+      const personal = !req.url.includes("shared");
+      res.writeHead(200, {
+        connection: "Content-Type, content-encoding, content-language, cache-control, set-cookie, vary, x-origin-hop",
+        "content-type": "text/html; charset=utf-8",
+        "content-language": "en",
+        // Deflate is left coded by the runtime (and such an answer is never stored).
+        ...(personal
+          ? { "content-encoding": "deflate", "cache-control": "no-store", "set-cookie": "sid=1; Path=/", vary: "Accept-Language" }
+          : {}),
+        "x-origin-hop": "1",
+      });
+      res.end(personal ? zipped : text);
+    });
+    const stamp = Date.now();
+    for (const path of ["/gw/open/page", `/gw/cached/page?personal=${stamp}`]) {
+      const r = await rawRequest(path, { headers: { "accept-encoding": "deflate" } });
+      assert.equal(r.status, 200, path);
+      assert.equal(r.headers.get("content-type"), "text/html; charset=utf-8", path);
+      assert.equal(r.headers.get("content-encoding"), "deflate", path);
+      assert.equal(r.headers.get("content-language"), "en", path);
+      assert.equal(r.headers.get("cache-control"), "no-store", path);
+      assert.equal(r.headers.get("set-cookie"), "sid=1; Path=/", path);
+      assert.equal(r.headers.get("vary"), "Accept-Language", path);
+      assert.equal(r.headers.get("x-origin-hop"), null, `${path}: a field of the origin's own is still hop-by-hop`);
+      assert.equal(inflateSync(r.bytes).toString(), text, path);
+    }
+    // A stored copy keeps them too.
+    for (const state of ["MISS", "HIT"]) {
+      const r = await rawRequest(`/gw/cached/page?shared=${stamp}`);
+      assert.equal(r.headers.get("x-cache"), state);
+      assert.equal(r.headers.get("content-type"), "text/html; charset=utf-8", state);
+      assert.equal(r.headers.get("content-language"), "en", state);
+      assert.equal(r.body, text, state);
+    }
+    origin.reset();
   });
 
   test("headers that would name another method or client address, and edgekit's own cookies, never reach the origin", async () => {

@@ -45,14 +45,23 @@ const METHOD_OVERRIDE: &[&str] = &[
     "x-method-override",
 ];
 
+/// Fields a `Connection` header cannot make hop-by-hop, in either direction: the content's own description (its
+/// type, coding, language…), how it may be stored and whose it is — meant for every recipient (RFC 9110 §7.6.1 forbids
+/// listing them) and read by the gateway itself (the WAF reads a body by its Content-Type and Content-Encoding; the
+/// edge cache stores no answer with a cookie or `no-store`), so the message forwarded is the one that was read.
+fn end_to_end(name: &str) -> bool {
+    name.starts_with("content-")
+        || matches!(name, "cache-control" | "expires" | "vary" | "set-cookie")
+}
+
 /// Whether a request header is forwarded to the origin. `connection_listed` are the names the client's
-/// `Connection` header marks as hop-by-hop. Client-sent `X-User-*` and forwarding headers are always dropped (the
+/// `Connection` header marks as hop-by-hop (but for [`end_to_end`] fields). Client-sent `X-User-*` and forwarding headers are always dropped (the
 /// gateway sets its own), as are [`CLIENT_ADDRESS`] and [`METHOD_OVERRIDE`] headers, `x-request-id` (the request's id, checked, is set) and `traceparent` (re-set from
 /// the trace context; `tracestate` passes on with it) —
 /// in any spelling with `_` for `-` too (`X_User_Id`), which CGI-style servers read as the same variable.
 pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool {
     let mut name = name.to_ascii_lowercase();
-    if connection_listed.contains(&name) {
+    if connection_listed.contains(&name) && !end_to_end(&name) {
         return false;
     }
     if name.contains('_') {
@@ -93,11 +102,12 @@ pub fn without_cookies(header: &str, drop: &[&str]) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("; "))
 }
 
-/// Whether an origin response header is passed back to the client.
+/// Whether an origin response header is passed back to the client (and kept in a stored copy): not hop-by-hop, nor
+/// listed in the origin's `Connection` (but for [`end_to_end`] fields).
 pub fn forward_response_header(name: &str, connection_listed: &[String]) -> bool {
     let name = name.to_ascii_lowercase();
     !(HOP_BY_HOP.contains(&name.as_str()) && name != "content-length"
-        || connection_listed.contains(&name))
+        || connection_listed.contains(&name) && !end_to_end(&name))
 }
 
 /// The request headers a fill for a shared policy carries: its answer goes to every requester of the key, and the
@@ -609,6 +619,25 @@ mod tests {
             assert_eq!(without_cookies(header, &drop).as_deref(), kept, "{header}");
         }
         assert!(forward_response_header("content-length", &[]));
+        // Connection cannot take the content's description, caching or cookies: the WAF and the cache read them.
+        let listed = connection_tokens(Some(
+            "Content-Type, content-encoding, Cache-Control, Set-Cookie, Vary, Expires, X-Hop",
+        ));
+        for name in ["Content-Type", "content-encoding"] {
+            assert!(forward_request_header(name, &listed), "{name}");
+        }
+        for name in [
+            "Content-Type",
+            "Content-Encoding",
+            "Cache-Control",
+            "Set-Cookie",
+            "Vary",
+            "Expires",
+        ] {
+            assert!(forward_response_header(name, &listed), "{name}");
+        }
+        assert!(!forward_request_header("x-hop", &listed));
+        assert!(!forward_response_header("x-hop", &listed));
         assert!(!forward_response_header("transfer-encoding", &[]));
         assert!(!forward_response_header("x-hop", &["x-hop".into()]));
     }
