@@ -18,13 +18,14 @@ const ALLOWED_REQUEST_HEADERS: &str =
 /// How long a browser may reuse a preflight's answer.
 const PREFLIGHT_MAX_AGE_SECS: u32 = 600;
 
-/// `origin`, if it is one of `listed` (as browsers send it; compared without case).
-pub fn listed<'a>(listed: &[String], origin: Option<&'a str>) -> Option<&'a str> {
+/// The entry of `listed` that `origin` names (compared without case), in the list's spelling: what is echoed is
+/// always a configured origin, never the request's text (`https://APP.example` is answered `https://app.example`).
+pub fn listed<'a>(listed: &'a [String], origin: Option<&str>) -> Option<&'a str> {
     let origin = origin.map(str::trim).filter(|o| !o.is_empty())?;
     listed
         .iter()
-        .any(|o| o.eq_ignore_ascii_case(origin))
-        .then_some(origin)
+        .find(|o| o.eq_ignore_ascii_case(origin))
+        .map(String::as_str)
 }
 
 /// The headers that let a page of `origin` (already checked) read an answer, cookies included.
@@ -131,7 +132,8 @@ mod tests {
         let list = vec!["https://app.example".to_owned()];
         assert_eq!(
             listed(&list, Some("https://App.example")),
-            Some("https://App.example")
+            Some("https://app.example"),
+            "the list's spelling, never the request's"
         );
         for other in [Some("https://evil.example"), Some("null"), Some(" "), None] {
             assert_eq!(listed(&list, other), None, "{other:?}");
