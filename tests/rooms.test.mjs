@@ -1165,6 +1165,33 @@ test("a directory shard answers a report it cannot read 400 and keeps serving th
   }
 });
 
+test("a room logs a report its directory shard refused, as it logs one that failed", async () => {
+  // The directory answers a report it cannot read 400; the room took any answer for success, so such a report was
+  // lost without a line anywhere (a thrown report had at least been logged as room_directory_report_failed).
+  const REFUSING = `export class Refusing {
+    async fetch() { return new Response("body must be a room report", { status: 400 }); }
+  }
+  export default { fetch() { return new Response("refusing"); } };`;
+  const { durableObjects } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const w = await startWorker({
+    vars: VARS,
+    workerOptions: { durableObjects: { ...durableObjects, ROOM_DIRECTORY: { className: "Refusing", scriptName: "refusing" } } },
+    extraWorkers: [{ name: "refusing", modules: true, script: REFUSING, compatibilityDate: "2024-01-01" }],
+  });
+  try {
+    const member = await rawSocket(w, "refused-report");
+    const line = await until(() => w.jsonLogs().find((l) => l.msg === "room_directory_report_failed"), {
+      what: "the room's line about the refused report",
+    });
+    assert.equal(line.room, "refused-report");
+    assert.match(line.detail, /400/);
+    assert.match(line.detail, /body must be a room report/);
+    member.ws.close();
+  } finally {
+    await w.stop();
+  }
+});
+
 test("GET /rooms lists at most ROOMS_LIST_MAX_ROOMS rooms, the largest, and says when more are active", async () => {
   // The route is public and every ticket can open a room: unbounded, one account's rooms grew every listing (and
   // what each shard sent and each isolate held) by thousands an hour.

@@ -559,7 +559,16 @@ impl Room {
                     .with_method(Method::Post)
                     .with_body(Some(JsValue::from_str(&body))),
             )?;
-            stub.fetch_with_request(req).await.map(|_| ())
+            // A shard that answers but does not store the report (400 for one it cannot read) failed it too: taken
+            // for success, such a report was lost without a line anywhere.
+            let mut answer = stub.fetch_with_request(req).await?;
+            match answer.status_code() {
+                200..=299 => Ok(()),
+                status => Err(worker::Error::RustError(format!(
+                    "the directory answered {status}: {}",
+                    answer.text().await.unwrap_or_default()
+                ))),
+            }
         };
         if let Err(e) = outcome.await {
             log_event(
