@@ -177,6 +177,18 @@ pub fn awaits_continue(expect: Option<&str>) -> bool {
     })
 }
 
+/// The 417 for a client awaiting `100 Continue` that sent none of its body in the time allowed: workerd never sends
+/// the interim answer, so it would wait until it gave up; 417 says the expectation cannot be met here (RFC 9110
+/// §15.5.18), and a client such as curl sends the request again without it (a 408 had it send the same request, to
+/// wait again).
+pub fn continue_refused() -> ApiError {
+    ApiError::new(
+        417,
+        "expectation_failed",
+        "this gateway cannot send 100 Continue: send the body without waiting for it",
+    )
+}
+
 /// Parses JSON, answering 400 `invalid_json` with where and why parsing failed (never echoing the body).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {

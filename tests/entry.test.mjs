@@ -396,6 +396,17 @@ test("a refused request that awaits 100 Continue is answered without its body, a
   }
 });
 
+test("a JSON body held back for 100 Continue is answered 417, and one sent anyway is read", async () => {
+  // The gateway answers 417 to a client that waits for a 100 Continue workerd never sends; a JSON route (the login,
+  // the cache purge) read such a body with no bound at all, so the client got no answer until it gave up.
+  const body = JSON.stringify({ email: "held-back@example.com", password: "not the password" });
+  const head = `POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: ${body.length}\r\n\r\n`;
+  const held = await onOneConnection(worker.url, [head], { what: "the answer to a login awaiting 100 Continue" });
+  assert.deepEqual(held.statuses, [417], "RFC 9110 §15.5.18: curl sends it again without Expect");
+  const sent = await onOneConnection(worker.url, [head, body], { what: "the answer to a login sent anyway" });
+  assert.deepEqual(sent.statuses, [401], "read and checked as any login");
+});
+
 test("a refused request whose body stalls or never ends is still answered: the drain before a 405 or 404 is bounded in time", async () => {
   // A client streaming from a slow source (or one that stalls) to a wrong URL or with a wrong method: the drain
   // read on until its ceiling, so it waited for bytes that never came and the client got no answer.

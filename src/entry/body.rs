@@ -13,8 +13,8 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Delay, Request};
 
 use crate::body::{
-    awaits_continue, parse_json, require_identity_encoding, require_json_content_type,
-    require_size, too_large,
+    awaits_continue, continue_refused, parse_json, require_identity_encoding,
+    require_json_content_type, require_size, too_large,
 };
 use crate::error::{ApiError, ApiResult};
 
@@ -41,6 +41,11 @@ const DRAIN_BUDGET_MS: u64 = 2_000;
 /// [`DRAIN_BUDGET_MS`] only held the answer the client asked to have first; one that sends anyway (as it may) is
 /// still read while its bytes keep coming.
 const DRAIN_CONTINUE_STALL_MS: u64 = 250;
+
+/// How long a JSON body ([`read_json`]) whose client awaits `100 Continue` may take to send its first bytes before it
+/// is answered 417 ([`continue_refused`]): such a client sends none until told to, workerd never tells it, and the
+/// read waited with no bound. Longer than curl's own wait (1 s), after which it sends the body anyway.
+const CONTINUE_FIRST_BYTES_MS: u64 = 2_000;
 
 /// Reads and discards the unread request body, up to [`DRAIN_CEILING`] bytes and for at most [`DRAIN_BUDGET_MS`]
 /// ([`DRAIN_CONTINUE_STALL_MS`] per read for a client that awaits `100 Continue`), so an early answer reaches the
@@ -131,7 +136,11 @@ pub async fn read_json<T: DeserializeOwned>(req: &mut Request, max_bytes: u64) -
 /// `content-length` to check first) is never held whole beyond the cap. Past the cap the rest is drained before the
 /// 413 ([`drain_stream`], bounded as every drain is), as a body refused by its declared length is: cancelled,
 /// workerd closed the connection after the 413 (or reset it first), and a client's next request on it was lost.
+/// A client awaiting `100 Continue` that sends nothing within [`CONTINUE_FIRST_BYTES_MS`] is answered 417.
 async fn read_capped(req: &mut Request, max_bytes: u64) -> ApiResult<Vec<u8>> {
+    use futures_util::StreamExt;
+    let expect = req.headers().get("expect").ok().flatten();
+    let first_within = awaits_continue(expect.as_deref()).then_some(CONTINUE_FIRST_BYTES_MS);
     let Some(stream) = req.inner().body() else {
         return Ok(Vec::new());
     };
@@ -139,7 +148,16 @@ async fn read_capped(req: &mut Request, max_bytes: u64) -> ApiResult<Vec<u8>> {
     let read = match wasm_streams::ReadableStream::from_raw(stream.clone().unchecked_into())
         .try_get_reader()
     {
-        Ok(reader) => take_capped(reader.into_stream(), max_bytes).await,
+        Ok(reader) => {
+            let mut chunks = reader.into_stream();
+            let Some(first) = first_chunk(&mut chunks, first_within).await else {
+                // Cancelled, not let go: its read is still pending, and a body let go with one stayed locked and
+                // unread, so the answer never went out.
+                let _ = chunks.cancel().await;
+                return Err(continue_refused());
+            };
+            take_capped(futures_util::stream::iter(first).chain(chunks), max_bytes).await
+        }
         Err(e) => Err(ReadError::Failed(js_message(&e.into()))),
     };
     match read {
@@ -153,6 +171,22 @@ async fn read_capped(req: &mut Request, max_bytes: u64) -> ApiResult<Vec<u8>> {
             "the body could not be read",
         )
         .with_internal(detail)),
+    }
+}
+
+/// The first item of `chunks` (`Some(None)`: the body ended), or `None` when `within_ms` passed before it came.
+async fn first_chunk<S: futures_util::Stream + Unpin>(
+    chunks: &mut S,
+    within_ms: Option<u64>,
+) -> Option<Option<S::Item>> {
+    use futures_util::future::{select, Either};
+    use futures_util::StreamExt;
+    let Some(ms) = within_ms else {
+        return Some(chunks.next().await);
+    };
+    match select(chunks.next(), Delay::from(Duration::from_millis(ms))).await {
+        Either::Left((first, _)) => Some(first),
+        Either::Right(_) => None,
     }
 }
 

@@ -1286,11 +1286,7 @@ fn prefix_error(
 ) -> ApiError {
     use crate::entry::body::PrefixError;
     match error {
-        PrefixError::Stalled { read: 0 } if awaits_continue => ApiError::new(
-            417,
-            "expectation_failed",
-            "this gateway cannot send 100 Continue: send the body without waiting for it",
-        ),
+        PrefixError::Stalled { read: 0 } if awaits_continue => crate::body::continue_refused(),
         PrefixError::Stalled { .. } => Failure::ClientStalled(timeout_ms).into_error(),
         PrefixError::Failed(detail) => {
             ApiError::bad_request("unreadable_body", "the body could not be read")
