@@ -185,7 +185,7 @@ pub fn continue_refused() -> ApiError {
     ApiError::new(
         417,
         "expectation_failed",
-        "this gateway cannot send 100 Continue: send the body without waiting for it",
+        "this server cannot send 100 Continue: send the body without waiting for it",
     )
 }
 
