@@ -163,6 +163,7 @@ fn split_part() {
                 key: KeySource::User,
                 shards: 16,
                 failure: FailureMode::Open,
+                timeout_ms: 5_000,
                 hot_keys: [("user:hot".to_owned(), parts)].into_iter().collect(),
                 binding: "RATE_LIMITER".into(),
                 check: false,

@@ -64,7 +64,7 @@ pub async fn enforce(call: &Call, policy_name: &str, key: &str) -> ApiResult<Rat
             memory_key,
         } => (object, take, memory_key),
     };
-    match ask_within_budget(call, &policy.binding, &object, &take).await {
+    match ask_within_budget(call, policy, &object, &take).await {
         // The object understood and refused the request itself (4xx): a fault of ours, never a reason to pass.
         Err(Asked::Rejected(detail)) => Err(ApiError::internal(format!(
             "rate limiter rejected the request for policy {} object {object}: {detail}",
@@ -195,24 +195,20 @@ impl From<String> for Asked {
     }
 }
 
-/// How long a request waits for its limiter object. One that has not answered by then (stuck, or overloaded with
-/// a queue that keeps it waiting) is taken as unreachable, so the policy's `failure` mode decides: a limiter that
-/// never answered held every request of its shard with it, whatever that mode said.
-const LIMITER_BUDGET_MS: u64 = 5_000;
-
-/// [`ask`], waiting at most [`LIMITER_BUDGET_MS`].
+/// [`ask`], waiting at most `timeout_ms` (the policy's): an object that has not answered by then is unreachable.
 async fn ask_within_budget(
     call: &Call,
-    binding: &str,
+    policy: &Policy,
     object: &str,
     take: &TakeRequest,
 ) -> Result<TakeReply, Asked> {
-    let asked = std::pin::pin!(ask(call, binding, object, take));
-    let budget = std::pin::pin!(Delay::from(Duration::from_millis(LIMITER_BUDGET_MS)));
+    let asked = std::pin::pin!(ask(call, &policy.binding, object, take));
+    let budget = std::pin::pin!(Delay::from(Duration::from_millis(policy.timeout_ms)));
     match futures_util::future::select(asked, budget).await {
         Either::Left((answer, _)) => answer,
         Either::Right(_) => Err(Asked::Unreachable(format!(
-            "no answer in {LIMITER_BUDGET_MS} ms"
+            "no answer in {} ms",
+            policy.timeout_ms
         ))),
     }
 }

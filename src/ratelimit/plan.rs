@@ -149,6 +149,7 @@ mod tests {
             key: KeySource::ClientIp,
             shards: 8,
             failure: FailureMode::Open,
+            timeout_ms: 5_000,
             hot_keys: hot_keys
                 .iter()
                 .map(|(k, p)| ((*k).to_owned(), *p))

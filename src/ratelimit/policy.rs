@@ -10,6 +10,7 @@
 //! header = "x-api-key" # api_key only: the header holding the key (default x-api-key)
 //! shards = 16          # objects the keys spread over (default 8)
 //! failure = "open"     # when the limiter cannot be reached: open (allow) or closed (503); default open
+//! timeout_ms = 5000    # an object that has not answered by then counts as unreachable (default 5000, 50-30000)
 //! hot_keys = { "key:85dbe15d75ef9308c7ae0f33c7a324cc" = 4 }  # resolved keys (an API key as `key:` + the first
 //!                      # 32 hex of its SHA-256; under an `ip` policy `ip:203.0.113.7`, any address: it is keyed by
 //!                      # its network, as requests are) split over this many parts (2..=1024, at most limit)
@@ -24,6 +25,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::{ConfigError, Vars};
+
+/// How long a request waits for its limiter object by default (`timeout_ms`), and the bounds of the setting: one
+/// that has not answered by then (stuck, or with a queue that keeps it waiting) counts as unreachable, and the
+/// policy's `failure` decides — waited on without a bound, it held every request of its shard, whatever that said.
+const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+const MIN_TIMEOUT_MS: u64 = 50;
+const MAX_TIMEOUT_MS: u64 = 30_000;
 
 /// The table var holding every policy.
 pub const POLICIES_KEY: &str = "RATE_LIMIT_POLICIES";
@@ -70,6 +78,8 @@ pub struct Policy {
     pub key: KeySource,
     pub shards: u32,
     pub failure: FailureMode,
+    /// How long a request waits for its limiter object before `failure` decides.
+    pub timeout_ms: u64,
     /// Resolved keys split over several parts, with their part count.
     pub hot_keys: BTreeMap<String, u32>,
     /// The Durable Object namespace binding (default `RATE_LIMITER`).
@@ -99,6 +109,7 @@ struct RawPolicy {
     header: Option<String>,
     shards: Option<u32>,
     failure: Option<String>,
+    timeout_ms: Option<u64>,
     #[serde(default)]
     hot_keys: BTreeMap<String, u32>,
     binding: Option<String>,
@@ -176,6 +187,12 @@ impl Policy {
             "closed" => FailureMode::Closed,
             other => return Err(format!("failure must be open or closed, got {other:?}")),
         };
+        let timeout_ms = raw.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+        if !(MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+            return Err(format!(
+                "timeout_ms must be between {MIN_TIMEOUT_MS} and {MAX_TIMEOUT_MS}, got {timeout_ms}"
+            ));
+        }
         for (hot, parts) in &raw.hot_keys {
             if *parts < 2 || *parts > MAX_PARTS || *parts > raw.limit {
                 return Err(format!(
@@ -220,6 +237,7 @@ impl Policy {
             key,
             shards,
             failure,
+            timeout_ms,
             hot_keys,
             binding,
             check: raw.check,
@@ -278,7 +296,7 @@ mod tests {
     fn a_full_policy_parses_with_its_defaults() {
         let config = parse(json!({
             "api": { "limit": 600, "window": 60, "key": "api_key", "check": true },
-            "login": { "limit": 5, "window": 60, "key": "ip", "shards": 16, "failure": "closed",
+            "login": { "limit": 5, "window": 60, "key": "ip", "shards": 16, "failure": "closed", "timeout_ms": 800,
                        "hot_keys": { "ip:203.0.113.7": 4 }, "binding": "OTHER_LIMITER" },
         }))
         .expect("valid");
@@ -291,13 +309,19 @@ mod tests {
             "default header"
         );
         assert_eq!(
-            (api.shards, api.failure, api.binding.as_str(), api.check),
-            (8, FailureMode::Open, "RATE_LIMITER", true)
+            (
+                api.shards,
+                api.failure,
+                api.timeout_ms,
+                api.binding.as_str(),
+                api.check
+            ),
+            (8, FailureMode::Open, 5_000, "RATE_LIMITER", true)
         );
         let login = config.get("login").expect("login");
         assert_eq!(
-            (login.shards, login.failure, login.check),
-            (16, FailureMode::Closed, false),
+            (login.shards, login.failure, login.timeout_ms, login.check),
+            (16, FailureMode::Closed, 800, false),
             "not served by the check route unless it says so"
         );
         assert_eq!(login.parts("ip:203.0.113.7"), 4, "hot key split");
@@ -337,6 +361,16 @@ mod tests {
             ),
             ("bad", with("key", json!("cookie")), "key must be one of"),
             ("bad", with("shards", json!(0)), "shards must be between"),
+            (
+                "bad",
+                with("timeout_ms", json!(10)),
+                "timeout_ms must be between",
+            ),
+            (
+                "bad",
+                with("timeout_ms", json!(60_000)),
+                "timeout_ms must be between",
+            ),
             (
                 "bad",
                 with("failure", json!("maybe")),
