@@ -826,6 +826,53 @@ test("joins whose ticket the room refuses count per address (SESSION_IP_POLICY):
   assert.equal((await join(real, "203.0.113.9")).status, 101, "a member at another address joins");
 });
 
+test("a full room answers a made-up ticket 401, counted per address, not 429 room_full; a real ticket waits for space", async (t) => {
+  // A full room's refusal came before the ticket was read: made-up tickets were answered 429 room_full, which the
+  // address's budget never counts, so anyone could keep a full room's object reading its members' attachments.
+  const w = await startWorker({
+    vars: { ...VARS, ROOMS_MAX_MEMBERS: 1, RATE_LIMIT_POLICIES: { "session-ip": { limit: 3, window: 60, key: "ip" } } },
+  });
+  t.after(() => w.stop());
+  const member = await rawSocket(w, "full", "alice");
+  const waiting = await ticket(w, "full", "bob");
+  const base = w.url.href.replace(/^http/, "ws") + "rooms/full/ws";
+  const join = (ticketValue, ip) =>
+    new Promise((resolve, reject) => {
+      let settled = false;
+      const ws = new WebSocket(`${base}?ticket=${ticketValue}`, { headers: { "cf-connecting-ip": ip } });
+      ws.on("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (chunk) => (body += chunk));
+        res.on("end", () => {
+          settled = true;
+          resolve({ status: res.statusCode, code: JSON.parse(body).error.code });
+          ws.terminate();
+        });
+      });
+      ws.on("open", () => {
+        settled = true;
+        resolve({ status: 101, ws });
+      });
+      ws.on("error", (e) => settled || reject(e));
+    });
+  const answers = [];
+  for (let i = 0; i < 5; i++) answers.push(await join(randomBytes(32).toString("hex"), "198.51.100.7"));
+  assert.deepEqual(
+    answers.map((a) => `${a.status} ${a.code}`),
+    ["401 ticket_invalid", "401 ticket_invalid", "401 ticket_invalid", "401 ticket_invalid", "429 rate_limited"],
+    "made-up tickets are refused as such and counted, the room being full or not",
+  );
+  const full = await join(waiting, "203.0.113.7");
+  assert.deepEqual([full.status, full.code], [429, "room_full"], "a real ticket is told the room is full");
+  member.ws.close();
+  await until(() => member.closed !== null, { what: "the member's socket closed" });
+  let admitted;
+  await until(async () => (admitted = await join(waiting, "203.0.113.7")).status === 101, {
+    what: "the unspent ticket admits its holder once there is space",
+  });
+  admitted.ws.close();
+});
+
 test("an update that waits longer than ROOMS_WAITING_TTL_SECONDS for what it follows is dropped", async () => {
   // A member can send updates that follow edits nobody has: the room keeps them waiting, but not for ever.
   const w = await startWorker({ vars: { ...VARS, ROOMS_WAITING_TTL_SECONDS: 1 } });

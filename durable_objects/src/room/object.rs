@@ -613,13 +613,8 @@ impl Room {
         let Some(ticket) = ticket else {
             return ticket_required();
         };
-        // A full room refuses before the ticket is consumed, so the ticket can be used once there is space.
-        if self.members().len() as u32 >= settings.max_members {
-            return json_error(429, "room_full", "the room has reached its member limit");
-        }
-        // One user's sockets are bounded too: tickets come at a minute's rate, and one member could otherwise take
-        // every place in the room (and drive every socket's update rate). Checked before the ticket is consumed,
-        // like the room's own limit, so it can be used once a socket of theirs has closed.
+        // The ticket is read before the room's limits are: a made-up or expired one is a 401, which the Worker
+        // counts against the address (a full room's 429 came first, uncounted, and let anyone keep its object busy).
         let holder: Vec<TicketRow> = self
             .sql
             .exec(
@@ -627,19 +622,31 @@ impl Room {
                 vec![ticket.clone().into()],
             )?
             .to_array()?;
-        if let Some(holder) = holder.first() {
-            let theirs = self
-                .members()
-                .iter()
-                .filter(|ws| Self::attachment(ws).user == holder.user_id)
-                .count();
-            if theirs >= MAX_SOCKETS_PER_USER {
-                return json_error(
-                    429,
-                    "too_many_connections",
-                    "this user has the most connections a room admits from one member",
-                );
-            }
+        let Some(holder) = holder
+            .into_iter()
+            .next()
+            .filter(|r| r.expires_ms >= Date::now().as_millis() as f64)
+        else {
+            return ticket_invalid();
+        };
+        // A full room refuses before the ticket is consumed, so the ticket can be used once there is space.
+        let members = self.members();
+        if members.len() as u32 >= settings.max_members {
+            return json_error(429, "room_full", "the room has reached its member limit");
+        }
+        // One user's sockets are bounded too: tickets come at a minute's rate, and one member could otherwise take
+        // every place in the room (and drive every socket's update rate). Checked before the ticket is consumed,
+        // like the room's own limit, so it can be used once a socket of theirs has closed.
+        let theirs = members
+            .iter()
+            .filter(|ws| Self::attachment(ws).user == holder.user_id)
+            .count();
+        if theirs >= MAX_SOCKETS_PER_USER {
+            return json_error(
+                429,
+                "too_many_connections",
+                "this user has the most connections a room admits from one member",
+            );
         }
         // Consumed by the same statement that reads it: a ticket admits one socket, once.
         let rows: Vec<TicketRow> = self
