@@ -18,7 +18,9 @@ use super::cache_key::cache_key;
 use super::cf_image::CfImage;
 use super::config::{ImagesConfig, ImagesMode};
 use super::geometry::{output_size, servable_original, within, MAX_SOURCE_PIXELS};
-use super::header::{declared, gif_blocks, isobmff_boxes, jpeg_segments, Declared, SIZE_BYTES};
+use super::header::{
+    declared, gif_blocks, isobmff_boxes, jpeg_segments, Declared, MAX_GRIDS, SIZE_BYTES,
+};
 use super::negotiate::{
     displayable, negotiate, sniffed_mime, source_mime, Negotiated, HEADER_BYTES,
 };
@@ -335,10 +337,16 @@ async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
         size = match size {
             Declared::Size(width, height) => break Some((width, height)),
             Declared::Unknown => break None,
-            // An AVIF's boxes, window by window (each moves past at least one box header).
+            Declared::TooManyGrids => {
+                return Err(ApiError::payload_too_large(format!(
+                    "the source image has more than {MAX_GRIDS} grid images, more than the size check reads"
+                )))
+            }
+            // An AVIF's boxes, window by window (each moves past at least one box header), and its grids' data (a
+            // read per extent, MAX_GRIDS grids at most).
             Declared::Boxes(walk) => {
                 let window = head_of(&variant.body, walk.at, SIZE_BYTES).await?;
-                isobmff_boxes(&window, walk)
+                isobmff_boxes(&window, *walk)
             }
             Declared::ReadOn(at) => {
                 jpeg_segments(&head_of(&variant.body, at, SIZE_BYTES).await?, at, 0)

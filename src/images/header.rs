@@ -23,8 +23,10 @@ pub enum Declared {
     /// where the next starts, so its contents need not be read.
     ReadOn(u64),
     /// An AVIF (ISO-BMFF) whose boxes go on past the bytes read (behind boxes an encoder, or a bomb, put before
-    /// its sizes): to be followed from `at` with [`isobmff_boxes`].
-    Boxes(BoxWalk),
+    /// its sizes), or whose grids' data is yet to be read: to be followed from `at` with [`isobmff_boxes`].
+    Boxes(Box<BoxWalk>),
+    /// An AVIF naming more `grid` items than [`MAX_GRIDS`]: their sizes are not all read (no image has that many).
+    TooManyGrids,
     /// A GIF whose first frame lies past the bytes read: its blocks go on at `at` (inside an extension's sub-blocks
     /// when `in_extension`), to be followed with [`gif_blocks`]; `screen` is its logical screen.
     GifFrom {
@@ -98,36 +100,160 @@ fn declared_size(head: &[u8]) -> Option<Declared> {
     None
 }
 
+/// How many `grid` items' ImageGrid data [`isobmff_boxes`] reads: each costs a few reads of the image (one per
+/// extent of its first [`GRID_BYTES`]), so a file naming more is [`Declared::TooManyGrids`]. An image has one for
+/// its colour, and maybe one each for its alpha and gain map.
+pub const MAX_GRIDS: usize = 8;
+
+/// An ImageGrid's bytes (ISO/IEC 23008-12 §6.6.2.3): version, flags, rows - 1, columns - 1, then the output width
+/// and height, 16-bit, or 32-bit when flags & 1.
+const GRID_BYTES: usize = 12;
+
 /// Where a walk of an AVIF's (or any HEIF's) boxes stands between two windows of the image: the offset of the next
-/// box header, the containers it is inside (kind and end offset, outermost first) and the largest size found so far.
+/// read, the containers it is inside (kind and end offset, outermost first), the largest size found so far and
+/// what `meta` says of its grids.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BoxWalk {
     pub at: u64,
     open: Vec<([u8; 4], u64)>,
     largest: Option<(u32, u32)>,
+    /// The item ids `iinf` gives the type `grid` (at most [`MAX_GRIDS`]), and whether it named more.
+    grids: Vec<u32>,
+    too_many: bool,
+    /// Where the contents of `meta`'s first `iloc` and `idat` start and end.
+    iloc: Option<(u64, u64)>,
+    idat: Option<(u64, u64)>,
+    detour: Detour,
+}
+
+/// Once `meta` ends (at `back`, or with the image: `None`), a walk that found grids reads their `iloc` entries,
+/// then their data, then goes on with the boxes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+enum Detour {
+    #[default]
+    None,
+    Iloc {
+        table: Iloc,
+        back: Option<u64>,
+    },
+    Data {
+        grids: Vec<Located>,
+        bytes: Vec<u8>,
+        back: Option<u64>,
+    },
+}
+
+/// Where a read of an `iloc` box (ISO/IEC 14496-12 §8.11.3) stands: its end, its field sizes once its header is
+/// read, the items and the current item's extents left, and what it says of the grid items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Iloc {
+    end: u64,
+    fields: Option<IlocFields>,
+    items: u32,
+    extents: u16,
+    item: Option<Located>,
+    found: Vec<Located>,
+}
+
+/// An `iloc` box's version and its sizes in bytes of an extent's offset, length and index and of a base offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IlocFields {
+    version: u8,
+    offset: usize,
+    length: usize,
+    index: usize,
+    base: usize,
+}
+
+/// The first [`GRID_BYTES`] of a grid item's data: (offset, length) extents, inside `idat` or of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Located {
+    in_idat: bool,
+    base: u64,
+    extents: Vec<(u64, u64)>,
+    bytes: u64,
+}
+
+impl BoxWalk {
+    fn saw(&mut self, (w, h): (u32, u32)) {
+        let area = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
+        if self
+            .largest
+            .is_none_or(|largest| area((w, h)) > area(largest))
+        {
+            self.largest = Some((w, h));
+        }
+    }
+
+    /// `meta` (or the image) ended at `back`: reads the grids' `iloc` entries next, when it named any.
+    fn detour(&mut self, back: Option<u64>) -> bool {
+        let (Some((start, end)), false) = (self.iloc, self.grids.is_empty() || self.too_many)
+        else {
+            return false;
+        };
+        self.at = start;
+        self.detour = Detour::Iloc {
+            table: Iloc {
+                end,
+                fields: None,
+                items: 0,
+                extents: 0,
+                item: None,
+                found: Vec::new(),
+            },
+            back,
+        };
+        true
+    }
+
+    /// What the image declares, once its boxes are walked.
+    fn size(&self) -> Declared {
+        match self.largest {
+            _ if self.too_many => Declared::TooManyGrids,
+            Some((w, h)) => Declared::Size(w, h),
+            None => Declared::Unknown,
+        }
+    }
+}
+
+/// An unsigned big-endian number of 0 to 8 bytes.
+fn be(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0, |n, &b| n << 8 | u64::from(b))
 }
 
 /// An AVIF's (or any HEIF's) size, from its boxes in `window` (bytes of the image from `walk.at`): the largest of
 /// the image spatial extents (`ispe`, ISO/IEC 23008-12 §6.5.3: `meta` → `iprp` → `ipco` → `ispe`, which every image
-/// item must have) and of its tracks' sizes (an image sequence, brand `avis`: `moov` → `trak` → `tkhd`, what
-/// libavif sizes a track's frames by; such a file needs no `meta`). The largest, not the primary item's: a grid's
-/// canvas is larger than its tiles, and a bomb gains nothing by declaring a small thumbnail beside it. Every other
-/// box is stepped over by its size, its contents never read, so no number of bytes before (or inside) these
-/// containers hides a size: [`Declared::Boxes`] where the window ends first. Each step moves at least a box header
-/// on; a box that claims less than its header ends the walk where it stands, and a child is cut at its parent's end.
+/// item must have), of its grids' canvases and of its tracks' sizes (an image sequence, brand `avis`: `moov` →
+/// `trak` → `tkhd`, what libavif sizes a track's frames by; such a file needs no `meta`). The largest, not the
+/// primary item's: a grid's canvas is larger than its tiles, and a bomb gains nothing by declaring a small
+/// thumbnail beside it. A grid (an item `iinf` → `infe` types `grid`) is sized by its ImageGrid data, as libavif
+/// sizes it, not by its `ispe`: once `meta` ends, its `iloc` entry is read again for where that data is (in `idat`
+/// or anywhere in the file), then the data ([`MAX_GRIDS`] of them at most). Every other box is stepped over by its
+/// size, its contents never read, so no number of bytes before (or inside) these containers hides a size:
+/// [`Declared::Boxes`] where the window ends first. Each step moves at least a box header on; a box that claims
+/// less than its header ends the walk where it stands, and a child is cut at its parent's end.
 pub fn isobmff_boxes(window: &[u8], mut walk: BoxWalk) -> Declared {
+    match walk.detour {
+        Detour::None => {}
+        Detour::Iloc { .. } => return iloc_entries(window, walk),
+        Detour::Data { .. } => return grid_data(window, walk),
+    }
     let window_at = walk.at;
     // A window shorter than asked for holds the rest of the image.
     let ended = window.len() < SIZE_BYTES;
-    let done = |walk: BoxWalk| {
-        walk.largest
-            .map_or(Declared::Unknown, |(w, h)| Declared::Size(w, h))
+    let done = |mut walk: BoxWalk| {
+        if walk.detour(None) {
+            return Declared::Boxes(Box::new(walk));
+        }
+        walk.size()
     };
     let mut pos = 0usize;
     loop {
         let at = window_at.saturating_add(pos as u64);
-        while walk.open.last().is_some_and(|&(_, end)| at >= end) {
-            walk.open.pop();
+        while let Some((kind, _)) = walk.open.pop_if(|&mut (_, end)| at >= end) {
+            if &kind == b"meta" && walk.detour(Some(at)) {
+                return Declared::Boxes(Box::new(walk));
+            }
         }
         let read_on = |mut walk: BoxWalk| {
             if pos == 0 || ended {
@@ -135,7 +261,7 @@ pub fn isobmff_boxes(window: &[u8], mut walk: BoxWalk) -> Declared {
                 return done(walk);
             }
             walk.at = at;
-            Declared::Boxes(walk)
+            Declared::Boxes(Box::new(walk))
         };
         let long_size = window.get(pos..pos + 4) == Some(&[0, 0, 0, 1]);
         if window.len() < pos.saturating_add(if long_size { 16 } else { 8 }) {
@@ -154,6 +280,9 @@ pub fn isobmff_boxes(window: &[u8], mut walk: BoxWalk) -> Declared {
             at.saturating_add(size).min(parent_end)
         };
         let contents = pos + header_len;
+        // The bytes of this box's contents from `from` to `to`, or `None` where the window ends first.
+        let fields = |from: usize, to: usize| window.get(contents + from..contents + to);
+        let within = |to: usize| at.saturating_add((header_len + to) as u64) <= end;
         match (parent.as_ref(), &kind) {
             // Containers: `meta` is a full box (a version and flags word before its children).
             (None, b"meta")
@@ -165,37 +294,76 @@ pub fn isobmff_boxes(window: &[u8], mut walk: BoxWalk) -> Declared {
                 pos = contents + if &kind == b"meta" { 4 } else { 0 };
                 continue;
             }
+            // Item information: a full box whose entry count is 16-bit (version 0) or 32-bit (1), then `infe`s.
+            (Some(b"meta"), b"iinf") => {
+                let count = match window.get(contents) {
+                    Some(0) => 2,
+                    Some(1) => 4,
+                    Some(_) => 0, // no version libavif reads: stepped over
+                    None => return read_on(walk),
+                };
+                if count > 0 {
+                    walk.open.push((kind, end));
+                    pos = contents + 4 + count;
+                    continue;
+                }
+            }
+            // An item's entry (ISO/IEC 14496-12 §8.11.6): version 2 or 3 (an item_ID of 16 or 32 bits), then a
+            // 16-bit protection index and the item type.
+            (Some(b"iinf"), b"infe") => {
+                let id = match window.get(contents) {
+                    Some(2) => 2,
+                    Some(3) => 4,
+                    Some(_) => 0,
+                    None => return read_on(walk),
+                };
+                if id > 0 {
+                    let Some(entry) = fields(4, 4 + id + 6) else {
+                        return read_on(walk);
+                    };
+                    if &entry[id + 2..] == b"grid" && within(4 + id + 6) {
+                        let id = be(&entry[..id]) as u32;
+                        if walk.grids.len() == MAX_GRIDS {
+                            walk.too_many = true;
+                        } else if !walk.grids.contains(&id) {
+                            walk.grids.push(id);
+                        }
+                    }
+                }
+            }
+            // Where items' data lies, and the data stored in `meta`: read once `meta` ends, for the grids.
+            (Some(b"meta"), b"iloc") => {
+                let contents = at + header_len as u64;
+                walk.iloc.get_or_insert((contents, end));
+            }
+            (Some(b"meta"), b"idat") => {
+                let contents = at + header_len as u64;
+                walk.idat.get_or_insert((contents, end));
+            }
             // Full boxes: a version and flags word; `ispe` then says width and height; `tkhd` says them last, in
             // 16.16 fixed point, after times and ids of 4 (version 0) or 8 bytes (version 1) and a 36-byte matrix.
             (Some(b"ipco"), b"ispe") | (Some(b"trak"), b"tkhd") => {
-                let fields = if &kind == b"ispe" {
-                    Some((4, 0))
+                let from = if &kind == b"ispe" {
+                    Some(4)
                 } else {
                     match window.get(contents) {
-                        Some(0) => Some((76, 16)),
-                        Some(1) => Some((88, 16)),
+                        Some(0) => Some(76),
+                        Some(1) => Some(88),
                         Some(_) => None,
                         None => return read_on(walk),
                     }
                 };
-                if let Some((from, shift)) = fields {
-                    let be32 = |at: usize| {
-                        Some(u32::from_be_bytes(window.get(at..at + 4)?.try_into().ok()?) >> shift)
+                if let Some(from) = from {
+                    let Some(size) = fields(from, from + 8) else {
+                        return read_on(walk);
                     };
-                    match (be32(contents + from), be32(contents + from + 4)) {
-                        (Some(w), Some(h))
-                            if at.saturating_add(from as u64 + 8 + header_len as u64) <= end =>
-                        {
-                            let area = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
-                            if walk
-                                .largest
-                                .is_none_or(|largest| area((w, h)) > area(largest))
-                            {
-                                walk.largest = Some((w, h));
-                            }
-                        }
-                        (Some(_), Some(_)) => {} // fields past the box's own end: not its size
-                        _ => return read_on(walk),
+                    // Fields past the box's own end are not its size.
+                    if within(from + 8) {
+                        let shift = if &kind == b"ispe" { 0 } else { 16 };
+                        walk.saw((
+                            (be(&size[..4]) >> shift) as u32,
+                            (be(&size[4..]) >> shift) as u32,
+                        ));
                     }
                 }
             }
@@ -213,9 +381,203 @@ pub fn isobmff_boxes(window: &[u8], mut walk: BoxWalk) -> Declared {
             None if ended => return done(walk),
             None => {
                 walk.at = end;
-                return Declared::Boxes(walk);
+                return Declared::Boxes(Box::new(walk));
             }
         }
+    }
+}
+
+/// The `iloc` entries of the grids a walk found, from `window` (bytes of the image from `walk.at`): one field group
+/// (the header, an item's, an extent's: at most 24 bytes) per step, each moving at least a byte on (extents of no
+/// bytes are not stepped through); [`Declared::Boxes`] where the window ends first. A table that breaks off, or that
+/// libavif does not read (a version above 2, a field size other than 0, 4 or 8), locates nothing more.
+fn iloc_entries(window: &[u8], mut walk: BoxWalk) -> Declared {
+    let Detour::Iloc { mut table, back } = std::mem::take(&mut walk.detour) else {
+        return walk.size();
+    };
+    let mut pos = 0usize;
+    let located = loop {
+        let at = walk.at.saturating_add(pos as u64);
+        let group = match table.fields {
+            None => match window.get(pos) {
+                Some(0 | 1) => 8,
+                Some(2) => 10,
+                Some(_) => break table.found,
+                None => 8,
+            },
+            Some(f) if table.extents > 0 => f.index + f.offset + f.length,
+            Some(f) if table.items > 0 => {
+                let id = if f.version < 2 { 2 } else { 4 };
+                id + if f.version > 0 { 2 } else { 0 } + 2 + f.base + 2
+            }
+            Some(_) => break table.found,
+        };
+        let Some(bytes) = window.get(pos..pos + group) else {
+            if pos == 0 {
+                // The image ends first.
+                break table.found;
+            }
+            walk.at = at;
+            walk.detour = Detour::Iloc { table, back };
+            return Declared::Boxes(Box::new(walk));
+        };
+        if at.saturating_add(group as u64) > table.end {
+            break table.found;
+        }
+        pos += group;
+        match table.fields {
+            // Version and flags; sizes of offset, length, base offset and (versions 1 and 2) index, in 4 bits each;
+            // the item count, 16-bit (32-bit in version 2).
+            None => {
+                let sizes = [bytes[4] >> 4, bytes[4] & 15, bytes[5] >> 4, bytes[5] & 15];
+                let f = IlocFields {
+                    version: bytes[0],
+                    offset: usize::from(sizes[0]),
+                    length: usize::from(sizes[1]),
+                    base: usize::from(sizes[2]),
+                    index: if bytes[0] > 0 {
+                        usize::from(sizes[3])
+                    } else {
+                        0
+                    },
+                };
+                if [f.offset, f.length, f.base, f.index]
+                    .iter()
+                    .any(|s| ![0, 4, 8].contains(s))
+                {
+                    break table.found;
+                }
+                table.items = be(&bytes[6..]) as u32;
+                table.fields = Some(f);
+            }
+            Some(f) if table.extents > 0 => {
+                table.extents -= 1;
+                let (offset, length) = (
+                    be(&bytes[f.index..f.index + f.offset]),
+                    be(&bytes[f.index + f.offset..]),
+                );
+                if let Some(item) = table.item.as_mut() {
+                    match item.base.checked_add(offset) {
+                        Some(offset) if item.bytes < GRID_BYTES as u64 && length > 0 => {
+                            item.extents.push((offset, length));
+                            item.bytes = item.bytes.saturating_add(length);
+                        }
+                        Some(_) => {}
+                        None => table.item = None,
+                    }
+                }
+                if table.extents == 0 {
+                    table.found.extend(table.item.take());
+                }
+            }
+            // An item: its id, (versions 1 and 2) 12 reserved bits and a 4-bit construction method (0: at an offset
+            // of the file, 1: of `idat`), a data reference index, its base offset and extent count.
+            Some(f) => {
+                table.items -= 1;
+                let id_len = if f.version < 2 { 2 } else { 4 };
+                let id = be(&bytes[..id_len]) as u32;
+                let method = if f.version > 0 {
+                    bytes[id_len + 1] & 15
+                } else {
+                    0
+                };
+                let rest = &bytes[id_len + if f.version > 0 { 2 } else { 0 } + 2..];
+                table.extents = be(&rest[f.base..]) as u16;
+                let grid = walk.grids.contains(&id) && table.found.len() < MAX_GRIDS;
+                table.item = (grid && method <= 1).then(|| Located {
+                    in_idat: method == 1,
+                    base: be(&rest[..f.base]),
+                    extents: Vec::new(),
+                    bytes: 0,
+                });
+                if table.extents == 0 || group_is_empty(f) {
+                    // Extents of no bytes say nothing: not stepped through one by one.
+                    table.extents = 0;
+                    table.item = None;
+                }
+            }
+        }
+    };
+    walk.detour = Detour::Data {
+        grids: located,
+        bytes: Vec::new(),
+        back,
+    };
+    grid_data(window, walk)
+}
+
+/// Whether an `iloc`'s extents are of no bytes (every field size 0): each says an empty extent.
+fn group_is_empty(f: IlocFields) -> bool {
+    f.index + f.offset + f.length == 0
+}
+
+/// The grids' ImageGrid data, from `window` (bytes of the image from `walk.at`): each extent is read where
+/// `window` holds it, else from a window at its offset ([`Declared::Boxes`]), so a grid costs a read per extent at
+/// most; one cut off by the end of the image (or of `idat`) is not read. Then the walk goes on after `meta`.
+fn grid_data(window: &[u8], mut walk: BoxWalk) -> Declared {
+    let Detour::Data {
+        mut grids,
+        mut bytes,
+        back,
+    } = std::mem::take(&mut walk.detour)
+    else {
+        return walk.size();
+    };
+    while let Some(grid) = grids.last_mut() {
+        let Some(&(offset, length)) = grid.extents.first() else {
+            // Version 0; flags (bit 0: 32-bit fields); rows and columns; output width and height.
+            let wide = bytes.get(1).is_some_and(|flags| flags & 1 == 1);
+            let half = if wide { 4 } else { 2 };
+            if let (Some(0), Some(w), Some(h)) = (
+                bytes.first(),
+                bytes.get(4..4 + half),
+                bytes.get(4 + half..4 + 2 * half),
+            ) {
+                walk.saw((be(w) as u32, be(h) as u32));
+            }
+            grids.pop();
+            bytes.clear();
+            continue;
+        };
+        let want = length.min((GRID_BYTES - bytes.len()) as u64);
+        let from = if grid.in_idat {
+            walk.idat
+                .filter(|&(start, end)| offset.saturating_add(want) <= end.saturating_sub(start))
+                .map(|(start, _)| start + offset)
+        } else {
+            Some(offset)
+        };
+        let held = from.and_then(|from| {
+            let start = usize::try_from(from.checked_sub(walk.at)?).ok()?;
+            window.get(start..start.checked_add(want as usize)?)
+        });
+        match (from, held) {
+            (_, Some(held)) => {
+                bytes.extend(held);
+                grid.extents.remove(0);
+                if bytes.len() == GRID_BYTES {
+                    grid.extents.clear();
+                }
+            }
+            (Some(from), None) if from != walk.at => {
+                walk.at = from;
+                walk.detour = Detour::Data { grids, bytes, back };
+                return Declared::Boxes(Box::new(walk));
+            }
+            // Past the end of the image, or of `idat`: no decoder reads this grid.
+            _ => {
+                grids.pop();
+                bytes.clear();
+            }
+        }
+    }
+    (walk.grids, walk.iloc, walk.idat) = (Vec::new(), None, None);
+    match back {
+        Some(at) => {
+            walk.at = at;
+            Declared::Boxes(Box::new(walk))
+        }
+        None => walk.size(),
     }
 }
 
@@ -467,7 +829,7 @@ mod tests {
         let mut windows = 1;
         loop {
             size = match size {
-                Declared::Boxes(walk) => isobmff_boxes(window(walk.at, SIZE_BYTES), walk),
+                Declared::Boxes(walk) => isobmff_boxes(window(walk.at, SIZE_BYTES), *walk),
                 other => return (other, windows),
             };
             windows += 1;
@@ -704,6 +1066,345 @@ mod tests {
         ]
         .concat();
         assert_eq!(followed(&stray).0, Declared::Unknown);
+    }
+
+    /// ImageGrid data (ISO/IEC 23008-12 §6.6.2.3): version 0, 2 x 2 tiles, a `width` x `height` canvas in 16-bit
+    /// fields, or 32-bit ones when `wide`.
+    fn image_grid(width: u32, height: u32, wide: bool) -> Vec<u8> {
+        let mut data = vec![0, u8::from(wide), 1, 1];
+        if wide {
+            data.extend(width.to_be_bytes());
+            data.extend(height.to_be_bytes());
+        } else {
+            data.extend((width as u16).to_be_bytes());
+            data.extend((height as u16).to_be_bytes());
+        }
+        data
+    }
+
+    /// An item entry, version 2 (a 16-bit id) or 3 (32-bit), of item `id` typed `kind`.
+    fn infe(version: u8, id: u32, kind: &[u8; 4]) -> Vec<u8> {
+        let mut contents = vec![version, 0, 0, 0];
+        if version == 2 {
+            contents.extend((id as u16).to_be_bytes());
+        } else {
+            contents.extend(id.to_be_bytes());
+        }
+        contents.extend([0, 0]);
+        contents.extend(kind);
+        contents.push(0);
+        bmff(b"infe", &contents)
+    }
+
+    /// An item's location: id, construction method, base offset and (offset, length) extents.
+    type Item<'a> = (u32, u8, u64, &'a [(u64, u64)]);
+
+    /// An `iloc` box of the given version and field sizes (offset, length, base offset, index; in bytes).
+    fn iloc(version: u8, [offset, length, base, index]: [usize; 4], items: &[Item]) -> Vec<u8> {
+        let n = |v: u64, len: usize| v.to_be_bytes()[8 - len..].to_vec();
+        let mut contents = vec![version, 0, 0, 0];
+        contents.push((offset << 4 | length) as u8);
+        contents.push((base << 4 | if version > 0 { index } else { 0 }) as u8);
+        contents.extend(n(items.len() as u64, if version < 2 { 2 } else { 4 }));
+        for &(id, method, base_offset, extents) in items {
+            contents.extend(n(u64::from(id), if version < 2 { 2 } else { 4 }));
+            if version > 0 {
+                contents.extend([0, method]);
+            }
+            contents.extend([0, 0]);
+            contents.extend(n(base_offset, base));
+            contents.extend(n(extents.len() as u64, 2));
+            for &(extent_offset, extent_length) in extents {
+                if version > 0 {
+                    contents.extend(n(1, index));
+                }
+                contents.extend(n(extent_offset, offset));
+                contents.extend(n(extent_length, length));
+            }
+        }
+        bmff(b"iloc", &contents)
+    }
+
+    /// An AVIF whose primary item 1 is a grid whose `ispe` says 40 x 30 (its tiles' items left out): `meta` with
+    /// `iloc` (made by `iloc`, given where `mdat`'s contents start), `iinf` (the `infe`s given, item 1's first),
+    /// `iprp` and, when given, `idat`; then `mdat` holding `mdat`.
+    fn grid_avif(
+        iloc: impl Fn(u64) -> Vec<u8>,
+        infes: &[Vec<u8>],
+        idat: Option<&[u8]>,
+        mdat: &[u8],
+    ) -> Vec<u8> {
+        let build = |mdat_at: u64| {
+            let mut iinf = vec![0, 0, 0, 0];
+            iinf.extend((infes.len() as u16).to_be_bytes());
+            iinf.extend(infes.concat());
+            let ispe = [&[0u8; 4][..], &40u32.to_be_bytes(), &30u32.to_be_bytes()].concat();
+            let meta = [
+                &[0u8, 0, 0, 0][..],
+                &bmff(b"hdlr", &[0; 24]),
+                &bmff(b"pitm", &[0, 0, 0, 0, 0, 1]),
+                &iloc(mdat_at),
+                &bmff(b"iinf", &iinf),
+                &bmff(b"iprp", &bmff(b"ipco", &bmff(b"ispe", &ispe))),
+                &idat.map(|idat| bmff(b"idat", idat)).unwrap_or_default(),
+            ]
+            .concat();
+            [
+                bmff(b"ftyp", b"avif\0\0\0\0mif1miaf"),
+                bmff(b"meta", &meta),
+                bmff(b"mdat", mdat),
+            ]
+            .concat()
+        };
+        let mdat_at = (build(0).len() - mdat.len()) as u64;
+        build(mdat_at)
+    }
+
+    #[test]
+    fn an_avif_grid_is_sized_by_its_image_grid_data_not_its_ispe() {
+        let grid = || vec![infe(2, 1, b"grid")];
+        // In `idat` (construction method 1), 16-bit fields: 16,000 x 16,000 px behind an ispe of 40 x 30.
+        let data = image_grid(16_000, 16_000, false);
+        let in_idat = grid_avif(
+            |_| iloc(1, [4, 4, 0, 0], &[(1, 1, 0, &[(0, 8)])]),
+            &grid(),
+            Some(&data),
+            &[0; 64],
+        );
+        assert_eq!(followed(&in_idat).0, Declared::Size(16_000, 16_000));
+        // In `mdat` (an offset of the file), 32-bit fields, after 100 bytes of tiles.
+        let mut mdat = vec![0; 100];
+        mdat.extend(image_grid(50_000, 40_000, true));
+        let in_mdat = grid_avif(
+            |at| iloc(0, [4, 4, 0, 0], &[(1, 0, 0, &[(at + 100, 12)])]),
+            &grid(),
+            None,
+            &mdat,
+        );
+        assert_eq!(followed(&in_mdat).0, Declared::Size(50_000, 40_000));
+        // Version 2 (32-bit ids and count), 8-byte offsets and lengths, a base offset and 4-byte indexes, the
+        // data in three extents (one of no bytes), out of order in `mdat`; the item named by an `infe` version 3.
+        let data = image_grid(60_000, 20_000, true);
+        let mut mdat = vec![0; 300];
+        mdat[200..205].copy_from_slice(&data[..5]);
+        mdat[10..17].copy_from_slice(&data[5..]);
+        let split = grid_avif(
+            |at| {
+                let items: &[Item] = &[
+                    (7, 0, at, &[(50, 30)]),
+                    (70_000, 0, at, &[(200, 5), (0, 0), (10, 7)]),
+                ];
+                iloc(2, [8, 8, 8, 4], items)
+            },
+            &[infe(2, 7, b"av01"), infe(3, 70_000, b"grid")],
+            None,
+            &mdat,
+        );
+        assert_eq!(followed(&split).0, Declared::Size(60_000, 20_000));
+        // Offsets and lengths of no bytes (sizes 0): the data is the base offset's, of no length: none is read.
+        let empty = grid_avif(
+            |at| iloc(1, [0, 0, 4, 0], &[(1, 0, at, &[(0, 0); 3])]),
+            &grid(),
+            None,
+            &image_grid(50_000, 50_000, false),
+        );
+        assert_eq!(followed(&empty).0, Declared::Size(40, 30));
+        // An honest grid says its ispe; a grid that is not the primary item counts too; so does `iinf` after
+        // `iloc` or before it (the walk reads `iloc` again once `meta` ends).
+        let honest = grid_avif(
+            |_| iloc(1, [4, 4, 0, 0], &[(1, 1, 0, &[(0, 8)])]),
+            &grid(),
+            Some(&image_grid(40, 30, false)),
+            &[0; 64],
+        );
+        assert_eq!(followed(&honest).0, Declared::Size(40, 30));
+        let two = [image_grid(40, 30, false), image_grid(30_000, 30_000, false)].concat();
+        let second = grid_avif(
+            |_| {
+                iloc(
+                    1,
+                    [4, 4, 0, 0],
+                    &[(1, 1, 0, &[(0, 8)]), (2, 1, 0, &[(8, 8)])],
+                )
+            },
+            &[infe(2, 1, b"grid"), infe(2, 2, b"grid")],
+            Some(&two),
+            &[0; 64],
+        );
+        assert_eq!(followed(&second).0, Declared::Size(30_000, 30_000));
+    }
+
+    #[test]
+    fn an_avif_grid_data_anywhere_in_the_file_is_read_with_few_reads() {
+        let grid = vec![infe(2, 1, b"grid")];
+        // Past the first window, in `mdat` after `meta`: the walk reads `iloc` again, then the data, then goes on
+        // after `meta` (2 windows without a grid: the first, and the image's end after `mdat`).
+        let mut mdat = vec![0; 3 * SIZE_BYTES];
+        mdat.extend(image_grid(50_000, 50_000, false));
+        let far = grid_avif(
+            |at| {
+                iloc(
+                    0,
+                    [4, 4, 0, 0],
+                    &[(1, 0, 0, &[(at + 3 * SIZE_BYTES as u64, 8)])],
+                )
+            },
+            &grid,
+            None,
+            &mdat,
+        );
+        let (size, windows) = followed(&far);
+        assert_eq!(size, Declared::Size(50_000, 50_000));
+        assert_eq!(windows, 5);
+        // In an `mdat` before `meta` (a read back).
+        let data = image_grid(50_000, 50_000, false);
+        let image = grid_avif(
+            |_| iloc(0, [4, 4, 0, 0], &[(1, 0, 0, &[(32, 8)])]),
+            &grid,
+            None,
+            &[],
+        );
+        let before = [&image[..24], &bmff(b"mdat", &data), &image[24..]].concat();
+        assert_eq!(followed(&before).0, Declared::Size(50_000, 50_000));
+        // Eight grids, each in 12 extents of a byte, each a window apart: a read per extent, no more.
+        let mut mdat = vec![0; 8 * 12 * SIZE_BYTES + 12];
+        let ids: Vec<u32> = (1..=8).collect();
+        let extents: Vec<Vec<(u64, u64)>> = (0..8u64)
+            .map(|g| {
+                (0..12u64)
+                    .map(|b| ((g * 12 + b) * SIZE_BYTES as u64, 1))
+                    .collect()
+            })
+            .collect();
+        for g in 0..8 {
+            let data = image_grid(1_000 * (g as u32 + 1), 20_000, true);
+            for b in 0..12 {
+                mdat[(g * 12 + b) * SIZE_BYTES] = data[b];
+            }
+        }
+        let scattered = grid_avif(
+            |at| {
+                let shifted: Vec<Vec<(u64, u64)>> = extents
+                    .iter()
+                    .map(|e| e.iter().map(|&(o, l)| (o + at, l)).collect())
+                    .collect();
+                let items: Vec<Item> = ids
+                    .iter()
+                    .zip(&shifted)
+                    .map(|(&id, e)| (id, 0, 0, &e[..]))
+                    .collect();
+                iloc(1, [8, 4, 0, 0], &items)
+            },
+            &ids.iter()
+                .map(|&id| infe(2, id, b"grid"))
+                .collect::<Vec<_>>(),
+            None,
+            &mdat,
+        );
+        let (size, windows) = followed(&scattered);
+        assert_eq!(size, Declared::Size(8_000, 20_000));
+        assert!(windows <= 8 * 12 + 4, "{windows} windows");
+        // A ninth grid: not all read, refused.
+        let nine: Vec<Vec<u8>> = (1..=9).map(|id| infe(2, id, b"grid")).collect();
+        let too_many = grid_avif(
+            |_| iloc(1, [4, 4, 0, 0], &[(1, 1, 0, &[(0, 8)])]),
+            &nine,
+            Some(&image_grid(40, 30, false)),
+            &[],
+        );
+        assert_eq!(followed(&too_many).0, Declared::TooManyGrids);
+    }
+
+    #[test]
+    fn a_hostile_avif_grid_location_ends_the_walk_with_what_it_found() {
+        let grid = || vec![infe(2, 1, b"grid")];
+        let data = image_grid(50_000, 50_000, false);
+        let with = |iloc_box: Vec<u8>, idat: Option<&[u8]>| {
+            followed(&grid_avif(|_| iloc_box.clone(), &grid(), idat, &data)).0
+        };
+        let ispe = Declared::Size(40, 30);
+        for (iloc_box, idat, why) in [
+            (
+                iloc(3, [4, 4, 0, 0], &[(1, 0, 0, &[(0, 8)])]),
+                None,
+                "iloc version 3",
+            ),
+            (
+                iloc(1, [2, 4, 0, 0], &[(1, 0, 0, &[(0, 8)])]),
+                None,
+                "a 2-byte offset",
+            ),
+            (
+                iloc(1, [4, 4, 0, 0], &[(1, 2, 0, &[(0, 8)])]),
+                None,
+                "construction method 2",
+            ),
+            (
+                iloc(1, [4, 4, 0, 0], &[(1, 0, 0, &[(1 << 30, 8)])]),
+                None,
+                "past the image",
+            ),
+            (
+                iloc(1, [4, 4, 0, 0], &[(1, 1, 0, &[(4, 8)])]),
+                Some(&data[..]),
+                "past idat",
+            ),
+            (
+                iloc(1, [4, 4, 0, 0], &[(1, 1, 0, &[(0, 8)])]),
+                None,
+                "no idat",
+            ),
+            (
+                iloc(1, [4, 4, 8, 0], &[(1, 0, u64::MAX, &[(8, 8)])]),
+                None,
+                "an offset that overflows",
+            ),
+        ] {
+            assert_eq!(with(iloc_box, idat), ispe, "{why}");
+        }
+        // A grid version other than 0 is not one libavif reads.
+        let mut v1 = image_grid(50_000, 50_000, false);
+        v1[0] = 1;
+        let image = grid_avif(
+            |_| iloc(1, [4, 4, 0, 0], &[(1, 1, 0, &[(0, 8)])]),
+            &grid(),
+            Some(&v1),
+            &[],
+        );
+        assert_eq!(followed(&image).0, ispe);
+        // An iloc claiming 2^32 - 1 items and 65,535 extents of no bytes each, in a few bytes.
+        let mut endless = iloc(2, [0, 0, 0, 0], &[(1, 0, 0, &[(0, 0)])]);
+        endless[14..18].copy_from_slice(&u32::MAX.to_be_bytes());
+        endless[26..28].copy_from_slice(&u16::MAX.to_be_bytes());
+        assert_eq!(with(endless, None), ispe);
+        // Every cut of a grid in idat and of one in mdat: no panic, an end, and the canvas once all is there.
+        for image in [
+            grid_avif(
+                |_| iloc(1, [4, 4, 0, 0], &[(1, 1, 0, &[(0, 8)])]),
+                &grid(),
+                Some(&data),
+                &[0; 16],
+            ),
+            grid_avif(
+                |at| iloc(1, [4, 4, 0, 0], &[(1, 0, 0, &[(at + 8, 8)])]),
+                &grid(),
+                None,
+                &[[0; 8].as_slice(), &data].concat(),
+            ),
+        ] {
+            for cut in 0..image.len() {
+                let (size, windows) = followed(&image[..cut]);
+                assert!(windows < 8, "cut at {cut}");
+                assert!(
+                    matches!(
+                        size,
+                        Declared::Unknown | Declared::Size(40, 30) | Declared::Size(50_000, 50_000)
+                    ),
+                    "cut at {cut}: {size:?}"
+                );
+            }
+            assert_eq!(followed(&image).0, Declared::Size(50_000, 50_000));
+        }
     }
 
     #[test]
