@@ -84,6 +84,29 @@ const sequenceOf = (width, height) => {
   ]);
 };
 
+// An AVIF as libavif lays out a grid: its primary item 1 is a `grid` whose `ispe` says 40×30 px, and whose ImageGrid
+// data (32-bit fields) in `mdat`, found through `iloc` (version 0: file offsets), says `width`×`height` px, the canvas
+// libavif allocates. Its tiles are left out: the size check reads no further.
+const gridOf = (width, height) => {
+  const fullBox = (type, ...contents) => box(type, Buffer.alloc(4), ...contents);
+  const u16 = (v) => Buffer.from([v >> 8, v & 255]);
+  const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32BE(v); return b; };
+  const data = Buffer.concat([Buffer.from([0, 1, 1, 1]), u32(width), u32(height)]);
+  const file = (dataAt) => Buffer.concat([
+    box("ftyp", Buffer.from("avif\0\0\0\0mif1miaf", "latin1")),
+    box("meta", Buffer.alloc(4),
+      fullBox("hdlr", Buffer.alloc(4), Buffer.from("pict", "latin1"), Buffer.alloc(13)),
+      fullBox("pitm", u16(1)),
+      // offset and length sizes 4, no base offset; one item, one extent.
+      fullBox("iloc", Buffer.from([0x44, 0]), u16(1), u16(1), u16(0), u16(1), u32(dataAt), u32(data.length)),
+      fullBox("iinf", u16(1), box("infe", Buffer.from([2, 0, 0, 0]), u16(1), u16(0), Buffer.from("grid\0", "latin1"))),
+      box("iprp", box("ipco", fullBox("ispe", u32(40), u32(30))))),
+    box("mdat", data),
+  ]);
+  const at = file(0).length - data.length;
+  return file(at);
+};
+
 // A JPEG whose frame header, declaring `width`×`height`, follows APP1 segments of the given lengths (as an Exif
 // block, ICC profiles and XMP do), and no pixel data.
 const jpegBehind = (segments, width, height) => {
@@ -143,6 +166,8 @@ before(async () => {
     "/photos/bomb-padded.avif": { type: "image/avif", body: paddedBeforeMeta(withIspe(await solid(40, 30).avif().toBuffer(), 50_000, 50_000), 140_000) },
     // An image sequence (animated AVIF) declaring it in its track header: such a file needs no meta box.
     "/photos/bomb-sequence.avif": { type: "image/avif", body: sequenceOf(50_000, 50_000) },
+    // A grid whose ispe says 40×30 px and whose ImageGrid data says 50,000×50,000 (libavif sizes it by the data).
+    "/photos/bomb-grid.avif": { type: "image/avif", body: gridOf(50_000, 50_000) },
     // An honest phone panorama: 7.7 megapixels, but wider than the 12,000 px a side Cloudflare resizes.
     "/photos/panorama.jpg": { type: "image/jpeg", body: await solid(12_800, 600).jpeg().toBuffer() },
     // WebP and AVIF sources, opaque and with alpha, for clients that take neither format.
@@ -680,7 +705,7 @@ test("an original whose header declares more pixels than a variant can be made f
   // "the original", marked failed: a decompression bomb passed on to every browser that asked for a thumbnail.
   assert.ok(fixtures["/photos/bomb.png"].body.length < 1024);
   // The AVIF: Miniflare's binding reads no AVIF, so its transform fails and the original would be served.
-  for (const path of ["/images/100/photos/bomb.png", "/images/photos/bomb.png?format=webp", "/images/100/photos/bomb-exif.jpg", "/images/100/photos/bomb-junk.jpg", "/images/100/photos/bomb.avif", "/images/100/photos/bomb-padded.avif", "/images/100/photos/bomb-sequence.avif"]) {
+  for (const path of ["/images/100/photos/bomb.png", "/images/photos/bomb.png?format=webp", "/images/100/photos/bomb-exif.jpg", "/images/100/photos/bomb-junk.jpg", "/images/100/photos/bomb.avif", "/images/100/photos/bomb-padded.avif", "/images/100/photos/bomb-sequence.avif", "/images/100/photos/bomb-grid.avif"]) {
     const bomb = await get(worker, path);
     assert.equal(bomb.status, 413, path);
     const { error } = JSON.parse(bomb.body);
