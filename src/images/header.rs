@@ -123,6 +123,8 @@ pub struct BoxWalk {
     /// Where the contents of `meta`'s first `iloc` and `idat` start and end.
     iloc: Option<(u64, u64)>,
     idat: Option<(u64, u64)>,
+    /// Whether the first `meta`'s grids are read: only they are (libavif refuses a file with a second `meta`).
+    grids_read: bool,
     detour: Detour,
 }
 
@@ -187,10 +189,11 @@ impl BoxWalk {
 
     /// `meta` (or the image) ended at `back`: reads the grids' `iloc` entries next, when it named any.
     fn detour(&mut self, back: Option<u64>) -> bool {
-        let (Some((start, end)), false) = (self.iloc, self.grids.is_empty() || self.too_many)
-        else {
+        let read = self.grids.is_empty() || self.too_many || self.grids_read;
+        let (Some((start, end)), false) = (self.iloc, read) else {
             return false;
         };
+        self.grids_read = true;
         self.at = start;
         self.detour = Detour::Iloc {
             table: Iloc {
@@ -321,7 +324,7 @@ pub fn isobmff_boxes(window: &[u8], mut walk: BoxWalk) -> Declared {
                     let Some(entry) = fields(4, 4 + id + 6) else {
                         return read_on(walk);
                     };
-                    if &entry[id + 2..] == b"grid" && within(4 + id + 6) {
+                    if &entry[id + 2..] == b"grid" && within(4 + id + 6) && !walk.grids_read {
                         let id = be(&entry[..id]) as u32;
                         if walk.grids.len() == MAX_GRIDS {
                             walk.too_many = true;
@@ -1304,6 +1307,18 @@ mod tests {
         let (size, windows) = followed(&scattered);
         assert_eq!(size, Declared::Size(8_000, 20_000));
         assert!(windows <= 8 * 12 + 4, "{windows} windows");
+        // A grid in each of many `meta` boxes: the first one's is read (libavif refuses a second `meta`).
+        let one = grid_avif(
+            |_| iloc(1, [4, 4, 0, 0], &[(1, 1, 0, &[(0, 8)])]),
+            &grid,
+            Some(&image_grid(40, 30, false)),
+            &[],
+        );
+        let meta = &one[24..one.len() - 8];
+        let many = [&one[..24], &meta.repeat(3 * SIZE_BYTES / meta.len())].concat();
+        let (size, windows) = followed(&many);
+        assert_eq!(size, Declared::Size(40, 30));
+        assert!(windows <= 8, "{windows} windows");
         // A ninth grid: not all read, refused.
         let nine: Vec<Vec<u8>> = (1..=9).map(|id| infe(2, id, b"grid")).collect();
         let too_many = grid_avif(
