@@ -787,32 +787,40 @@ test("updates arriving out of order wait in the room, unrelayed: they are taken 
   }
 });
 
+/** A WebSocket join of `room` with `ticketValue` from address `ip`: `{status: 101, ws}` when admitted, else the
+ *  refusal's `{status, headers, body}`. */
+function joinFrom(w, room, ticketValue, ip) {
+  const url = `${w.url.href.replace(/^http/, "ws")}rooms/${room}/ws?ticket=${ticketValue}`;
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const ws = new WebSocket(url, { headers: { "cf-connecting-ip": ip } });
+    ws.on("unexpected-response", (_req, res) => {
+      let body = "";
+      res.on("data", (chunk) => (body += chunk));
+      res.on("end", () => {
+        settled = true;
+        resolve({ status: res.statusCode, headers: res.headers, body });
+        ws.terminate();
+      });
+    });
+    ws.on("open", () => {
+      settled = true;
+      resolve({ status: 101, ws });
+    });
+    // An error after the answer (the refused handshake's socket closing) changes nothing.
+    ws.on("error", (e) => settled || reject(e));
+  });
+}
+
 test("joins whose ticket the room refuses count per address (SESSION_IP_POLICY): made-up tickets cannot keep a room's object busy", async (t) => {
   const w = await startWorker({ vars: { ...VARS, RATE_LIMIT_POLICIES: { "session-ip": { limit: 3, window: 60, key: "ip" } } } });
   t.after(() => w.stop());
   const real = await ticket(w, "busy");
-  const base = w.url.href.replace(/^http/, "ws") + "rooms/busy/ws";
-  const join = (ticketValue, ip) =>
-    new Promise((resolve, reject) => {
-      let settled = false;
-      const ws = new WebSocket(`${base}?ticket=${ticketValue}`, { headers: { "cf-connecting-ip": ip } });
-      ws.on("unexpected-response", (_req, res) => {
-        let body = "";
-        res.on("data", (chunk) => (body += chunk));
-        res.on("end", () => {
-          settled = true;
-          resolve({ status: res.statusCode, headers: res.headers, body });
-          ws.terminate();
-        });
-      });
-      ws.on("open", () => {
-        settled = true;
-        resolve({ status: 101 });
-        ws.close();
-      });
-      // An error after the answer (the refused handshake's socket closing) changes nothing.
-      ws.on("error", (e) => settled || reject(e));
-    });
+  const join = async (ticketValue, ip) => {
+    const answer = await joinFrom(w, "busy", ticketValue, ip);
+    answer.ws?.close();
+    return answer;
+  };
   const statuses = [];
   let refused;
   for (let i = 0; i < 6; i++) {
@@ -835,26 +843,10 @@ test("a full room answers a made-up ticket 401, counted per address, not 429 roo
   t.after(() => w.stop());
   const member = await rawSocket(w, "full", "alice");
   const waiting = await ticket(w, "full", "bob");
-  const base = w.url.href.replace(/^http/, "ws") + "rooms/full/ws";
-  const join = (ticketValue, ip) =>
-    new Promise((resolve, reject) => {
-      let settled = false;
-      const ws = new WebSocket(`${base}?ticket=${ticketValue}`, { headers: { "cf-connecting-ip": ip } });
-      ws.on("unexpected-response", (_req, res) => {
-        let body = "";
-        res.on("data", (chunk) => (body += chunk));
-        res.on("end", () => {
-          settled = true;
-          resolve({ status: res.statusCode, code: JSON.parse(body).error.code });
-          ws.terminate();
-        });
-      });
-      ws.on("open", () => {
-        settled = true;
-        resolve({ status: 101, ws });
-      });
-      ws.on("error", (e) => settled || reject(e));
-    });
+  const join = async (ticketValue, ip) => {
+    const answer = await joinFrom(w, "full", ticketValue, ip);
+    return answer.body ? { ...answer, code: JSON.parse(answer.body).error.code } : answer;
+  };
   const answers = [];
   for (let i = 0; i < 5; i++) answers.push(await join(randomBytes(32).toString("hex"), "198.51.100.7"));
   assert.deepEqual(
