@@ -403,6 +403,30 @@ describe("route table and proxy", () => {
     origin.reset();
   });
 
+  test("the body's description spelled with _ (Content_Encoding) never reaches the origin: the WAF read the body without it", async () => {
+    // A CGI-style server reads `Content_Encoding` as the Content-Encoding variable, as it reads `X_User_Id` (dropped
+    // for that reason). Forwarded, an origin inflating by that variable parsed a gzipped body the WAF had screened as
+    // plain bytes (no Content-Encoding): the same split as a Connection listing Content-Encoding.
+    const { gzipSync } = await import("node:zlib");
+    origin.reset();
+    const response = await rawRequest("/gw/open/echo", {
+      method: "POST",
+      headers: {
+        "content-type": "application/octet-stream",
+        content_encoding: "gzip",
+        content_type: "application/json",
+        content_language: "en",
+      },
+      body: gzipSync(JSON.stringify({ hello: "world" })),
+    });
+    assert.equal(response.status, 200);
+    const seen = lastRequest().headers;
+    for (const name of ["content_encoding", "content_type", "content_language"]) {
+      assert.equal(seen[name], undefined, name);
+    }
+    assert.equal(seen["content-type"], "application/octet-stream", "the description the WAF read is forwarded");
+  });
+
   test("headers that would name another method or client address, and edgekit's own cookies, never reach the origin", async () => {
     origin.reset();
     const response = await rawRequest("/gw/open/echo", {

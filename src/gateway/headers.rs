@@ -58,7 +58,8 @@ fn end_to_end(name: &str) -> bool {
 /// `Connection` header marks as hop-by-hop (but for [`end_to_end`] fields). Client-sent `X-User-*` and forwarding headers are always dropped (the
 /// gateway sets its own), as are [`CLIENT_ADDRESS`] and [`METHOD_OVERRIDE`] headers, `x-request-id` (the request's id, checked, is set) and `traceparent` (re-set from
 /// the trace context; `tracestate` passes on with it) —
-/// in any spelling with `_` for `-` too (`X_User_Id`), which CGI-style servers read as the same variable.
+/// in any spelling with `_` for `-` too (`X_User_Id`), which CGI-style servers read as the same variable; for that
+/// reason a `Content-*` field spelled with `_` is dropped too (the WAF read the body by the real ones).
 pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool {
     let mut name = name.to_ascii_lowercase();
     if connection_listed.contains(&name) && !end_to_end(&name) {
@@ -66,6 +67,11 @@ pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool 
     }
     if name.contains('_') {
         name = name.replace('_', "-");
+        // The body's description in that spelling (`Content_Encoding`) is the variable a CGI-style server reads for
+        // the real field: forwarded, it would have the origin decode or type a body the WAF read without it.
+        if name.starts_with("content-") {
+            return false;
+        }
     }
     !(HOP_BY_HOP.contains(&name.as_str())
         || name.starts_with("x-user-")
@@ -581,6 +587,10 @@ mod tests {
             ("tracestate", true),
             ("Accept", true),
             ("x_custom_header", true),
+            // A CGI-style server reads these as the body's own Content-Encoding and Content-Type.
+            ("Content_Encoding", false),
+            ("content_type", false),
+            ("content-language", true),
         ];
         for (name, forwarded) in cases {
             assert_eq!(forward_request_header(name, &listed), forwarded, "{name}");
