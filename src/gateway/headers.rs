@@ -45,8 +45,8 @@ const METHOD_OVERRIDE: &[&str] = &[
     "x-method-override",
 ];
 
-/// Fields a `Connection` header cannot make hop-by-hop, in either direction: the content's own description (its
-/// type, coding, language…), how it may be stored and whose it is — meant for every recipient (RFC 9110 §7.6.1 forbids
+/// Fields a `Connection` header cannot make hop-by-hop, in either direction: the content's own description (its type,
+/// coding, language…), how it may be stored and whose it is — meant for every recipient (RFC 9110 §7.6.1 forbids
 /// listing them) and read by the gateway itself (the WAF reads a body by its Content-Type and Content-Encoding; the
 /// edge cache stores no answer with a cookie or `no-store`), so the message forwarded is the one that was read.
 fn end_to_end(name: &str) -> bool {
@@ -54,10 +54,10 @@ fn end_to_end(name: &str) -> bool {
         || matches!(name, "cache-control" | "expires" | "vary" | "set-cookie")
 }
 
-/// Whether a request header is forwarded to the origin. `connection_listed` are the names the client's
-/// `Connection` header marks as hop-by-hop (but for [`end_to_end`] fields). Client-sent `X-User-*` and forwarding headers are always dropped (the
-/// gateway sets its own), as are [`CLIENT_ADDRESS`] and [`METHOD_OVERRIDE`] headers, `x-request-id` (the request's id, checked, is set) and `traceparent` (re-set from
-/// the trace context; `tracestate` passes on with it) —
+/// Whether a request header is forwarded to the origin. `connection_listed` are the names the client's `Connection`
+/// header marks as hop-by-hop (but for [`end_to_end`] fields). Client-sent `X-User-*` and forwarding headers are always
+/// dropped (the gateway sets its own), as are [`CLIENT_ADDRESS`] and [`METHOD_OVERRIDE`] headers, `x-request-id` (the
+/// request's id, checked, is set) and `traceparent` (re-set from the trace context; `tracestate` passes on with it) —
 /// in any spelling with `_` for `-` too (`X_User_Id`), which CGI-style servers read as the same variable; for that
 /// reason a `Content-*` field spelled with `_` is dropped too (the WAF read the body by the real ones).
 pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool {
