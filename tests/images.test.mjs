@@ -86,8 +86,9 @@ const sequenceOf = (width, height) => {
 
 // An AVIF as libavif lays out a grid: its primary item 1 is a `grid` whose `ispe` says 40×30 px, and whose ImageGrid
 // data (32-bit fields) in `mdat`, found through `iloc` (version 0: file offsets), says `width`×`height` px, the canvas
-// libavif allocates. Its tiles are left out: the size check reads no further.
-const gridOf = (width, height) => {
+// libavif allocates. Its tiles are left out: the size check reads no further. With `grids` > 1, items 2, 3… are
+// named grids too (with no location).
+const gridOf = (width, height, grids = 1) => {
   const fullBox = (type, ...contents) => box(type, Buffer.alloc(4), ...contents);
   const u16 = (v) => Buffer.from([v >> 8, v & 255]);
   const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32BE(v); return b; };
@@ -99,7 +100,8 @@ const gridOf = (width, height) => {
       fullBox("pitm", u16(1)),
       // offset and length sizes 4, no base offset; one item, one extent.
       fullBox("iloc", Buffer.from([0x44, 0]), u16(1), u16(1), u16(0), u16(1), u32(dataAt), u32(data.length)),
-      fullBox("iinf", u16(1), box("infe", Buffer.from([2, 0, 0, 0]), u16(1), u16(0), Buffer.from("grid\0", "latin1"))),
+      fullBox("iinf", u16(grids), ...Array.from({ length: grids }, (_, i) =>
+        box("infe", Buffer.from([2, 0, 0, 0]), u16(i + 1), u16(0), Buffer.from("grid\0", "latin1")))),
       box("iprp", box("ipco", fullBox("ispe", u32(40), u32(30))))),
     box("mdat", data),
   ]);
@@ -168,6 +170,8 @@ before(async () => {
     "/photos/bomb-sequence.avif": { type: "image/avif", body: sequenceOf(50_000, 50_000) },
     // A grid whose ispe says 40×30 px and whose ImageGrid data says 50,000×50,000 (libavif sizes it by the data).
     "/photos/bomb-grid.avif": { type: "image/avif", body: gridOf(50_000, 50_000) },
+    // An honest-sized grid (40×30 px) among nine named grids: more than the size check reads, so refused too.
+    "/photos/bomb-grids.avif": { type: "image/avif", body: gridOf(40, 30, 9) },
     // An honest phone panorama: 7.7 megapixels, but wider than the 12,000 px a side Cloudflare resizes.
     "/photos/panorama.jpg": { type: "image/jpeg", body: await solid(12_800, 600).jpeg().toBuffer() },
     // WebP and AVIF sources, opaque and with alpha, for clients that take neither format.
@@ -712,6 +716,12 @@ test("an original whose header declares more pixels than a variant can be made f
     assert.equal(error.code, "payload_too_large", path);
     assert.match(error.message, /50000 x 50000 px, more than a variant can be made from/, path);
   }
+  // An AVIF naming more grids than the size check reads: their canvases are not all read, so it is refused.
+  const grids = await get(worker, "/images/100/photos/bomb-grids.avif");
+  assert.equal(grids.status, 413);
+  const { error } = JSON.parse(grids.body);
+  assert.equal(error.code, "payload_too_large");
+  assert.match(error.message, /more than 8 grid images, more than the size check reads/);
 });
 
 test("cf-image mode: the source fetch carries the documented cf.image object; a resize error serves the original", async () => {
