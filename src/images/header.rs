@@ -123,7 +123,8 @@ pub struct BoxWalk {
     /// Where the contents of `meta`'s first `iloc` and `idat` start and end.
     iloc: Option<(u64, u64)>,
     idat: Option<(u64, u64)>,
-    /// Whether the first `meta`'s grids are read: only they are (libavif refuses a file with a second `meta`).
+    /// Whether the first `meta`'s grids are read: only they are (libavif reads the first `meta`, stops there once it
+    /// has what an image needs, and refuses a second one it reaches).
     grids_read: bool,
     detour: Detour,
 }
@@ -1307,7 +1308,7 @@ mod tests {
         let (size, windows) = followed(&scattered);
         assert_eq!(size, Declared::Size(8_000, 20_000));
         assert!(windows <= 8 * 12 + 4, "{windows} windows");
-        // A grid in each of many `meta` boxes: the first one's is read (libavif refuses a second `meta`).
+        // A grid in each of many `meta` boxes: the first one's is read (the one libavif reads).
         let one = grid_avif(
             |_| iloc(1, [4, 4, 0, 0], &[(1, 1, 0, &[(0, 8)])]),
             &grid,
