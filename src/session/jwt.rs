@@ -23,8 +23,9 @@ pub struct AccessClaims {
     pub permissions: Vec<String>,
 }
 
-/// Checks that `json` is a private Ed25519 JWK (`kty` OKP, `crv` Ed25519, `d` and matching `x`) with a `kid`;
-/// returns the `kid`. Problems never quote the key.
+/// Checks that `json` is a private Ed25519 JWK (`kty` OKP, `crv` Ed25519, `d` and matching `x`) with a `kid`, and
+/// that its `use`, `alg` and `key_ops`, when given, say it signs with EdDSA; returns the `kid`. Problems never quote
+/// the key.
 pub fn validate_signing_jwk(json: &str) -> Result<String, String> {
     let value: serde_json::Value =
         serde_json::from_str(json).map_err(|_| "is not valid JSON".to_owned())?;
@@ -34,6 +35,28 @@ pub fn validate_signing_jwk(json: &str) -> Result<String, String> {
         .filter(|k| !k.is_empty())
         .ok_or_else(|| "must be an Ed25519 JWK with a non-empty \"kid\"".to_owned())?
         .to_owned();
+    // Its public half is published with these members, and the gateway skips a JWKS key whose `use` or `alg` says
+    // it is for something else: a key saying so here would have every token it signs refused ("unknown key id").
+    let member = |name: &str| match value.get(name) {
+        None => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(format!("\"{name}\" must be a string")),
+    };
+    if member("use")?.is_some_and(|usage| usage != "sig") {
+        return Err("\"use\" must be \"sig\" (or absent)".to_owned());
+    }
+    if member("alg")?.is_some_and(|alg| alg != "EdDSA") {
+        return Err("\"alg\" must be \"EdDSA\" (or absent)".to_owned());
+    }
+    // RFC 7517 §4.3: a key listing its operations is for those only; a private key signs.
+    if let Some(ops) = value.get("key_ops") {
+        if !ops
+            .as_array()
+            .is_some_and(|ops| ops.iter().any(|op| op.as_str() == Some("sign")))
+        {
+            return Err("\"key_ops\" must be a list including \"sign\" (or absent)".to_owned());
+        }
+    }
     secret_key(json)?;
     Ok(kid)
 }
@@ -168,5 +191,54 @@ pub(crate) mod tests {
         ] {
             assert!(validate_signing_jwk(&value).is_err(), "{case}");
         }
+    }
+
+    #[test]
+    fn a_signing_key_whose_members_say_it_is_for_something_else_is_refused() {
+        let with = |name: &str, member: serde_json::Value| {
+            let mut jwk = test_jwk("k1");
+            jwk[name] = member;
+            jwk
+        };
+        // Published without `d`, each of these is a key the gateway skips (`use` not sig, `alg` not the key's):
+        // every token it signed would be refused with "unknown key id".
+        for (case, jwk) in [
+            ("use enc", with("use", serde_json::json!("enc"))),
+            ("use not a string", with("use", serde_json::json!(["sig"]))),
+            (
+                "alg of another key type",
+                with("alg", serde_json::json!("ES256")),
+            ),
+            ("alg none", with("alg", serde_json::json!("none"))),
+            ("alg not a string", with("alg", serde_json::json!(7))),
+        ] {
+            let mut public = jwk.clone();
+            public.as_object_mut().expect("object").remove("d");
+            let doc = serde_json::json!({ "keys": [public] }).to_string();
+            let (published, _) = crate::gateway::jwt::Jwks::parse(&doc).expect("jwks");
+            assert!(
+                published.is_empty(),
+                "{case}: the gateway skips its public half"
+            );
+            assert!(validate_signing_jwk(&jwk.to_string()).is_err(), "{case}");
+        }
+        // RFC 7517 §4.3: a private key lists `sign` (WebCrypto's export writes `"key_ops": ["sign"]`).
+        for (case, ops) in [
+            ("key_ops without sign", serde_json::json!(["encrypt"])),
+            ("key_ops of a public key", serde_json::json!(["verify"])),
+            ("key_ops not a list", serde_json::json!("sign")),
+        ] {
+            assert!(
+                validate_signing_jwk(&with("key_ops", ops).to_string()).is_err(),
+                "{case}"
+            );
+        }
+        let exported = with("key_ops", serde_json::json!(["sign"]));
+        assert_eq!(validate_signing_jwk(&exported.to_string()), Ok("k1".into()));
+        let mut bare = test_jwk("k1");
+        for name in ["alg", "use"] {
+            bare.as_object_mut().expect("object").remove(name);
+        }
+        assert_eq!(validate_signing_jwk(&bare.to_string()), Ok("k1".into()));
     }
 }
