@@ -212,6 +212,8 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
     };
     let allowed = match member("alg")? {
         None => vec![implied],
+        // RFC 9864: `Ed25519` is EdDSA on Ed25519, the name WebCrypto's JWK export gives such a key.
+        Some("Ed25519") if implied == Alg::EdDsa => vec![Alg::EdDsa],
         Some(name) => match Alg::from_name(name) {
             Some(alg) if alg == implied => vec![alg],
             _ => return Err(format!("alg {name:?} does not fit the key type")),
@@ -1092,6 +1094,33 @@ mod tests {
             )
             .expect("signs");
         (token, jwks(json!([public])), pair)
+    }
+
+    #[test]
+    fn an_ed25519_key_naming_its_algorithm_ed25519_verifies_eddsa_tokens() {
+        // RFC 9864 registers `Ed25519` as the JOSE algorithm of EdDSA on that curve, and WebCrypto's JWK export of an
+        // Ed25519 key writes `"alg": "Ed25519"` (node's does): such a published key is the signing key's public half.
+        let (token, _, pair) = ed(json!({}));
+        let mut public =
+            serde_json::to_value(jwt_compact::jwk::JsonWebKey::from(&pair.pk)).expect("jwk");
+        public["kid"] = json!("e1");
+        public["alg"] = json!("Ed25519");
+        let (keys, skipped) =
+            Jwks::parse(&json!({ "keys": [public.clone()] }).to_string()).expect("jwks");
+        assert_eq!(skipped, Vec::<String>::new());
+        assert_eq!(
+            verify(&token, &keys, &policy(), NOW).map(|v| v.sub),
+            Ok("u1".into())
+        );
+        // The name does not stretch to other key types.
+        let (keys, skipped) = Jwks::parse(
+            &json!({"keys": [{"kty": "oct", "kid": "h", "k": K, "alg": "Ed25519"}]}).to_string(),
+        )
+        .expect("jwks");
+        assert!(
+            keys.is_empty() && skipped[0].contains("does not fit the key type"),
+            "{skipped:?}"
+        );
     }
 
     #[test]

@@ -45,8 +45,9 @@ pub fn validate_signing_jwk(json: &str) -> Result<String, String> {
     if member("use")?.is_some_and(|usage| usage != "sig") {
         return Err("\"use\" must be \"sig\" (or absent)".to_owned());
     }
-    if member("alg")?.is_some_and(|alg| alg != "EdDSA") {
-        return Err("\"alg\" must be \"EdDSA\" (or absent)".to_owned());
+    // `Ed25519` is RFC 9864's name for EdDSA on that curve, the one WebCrypto's JWK export writes.
+    if member("alg")?.is_some_and(|alg| alg != "EdDSA" && alg != "Ed25519") {
+        return Err("\"alg\" must be \"EdDSA\" or \"Ed25519\" (or absent)".to_owned());
     }
     // RFC 7517 §4.3: a key listing its operations is for those only; a private key signs.
     if let Some(ops) = value.get("key_ops") {
@@ -233,7 +234,9 @@ pub(crate) mod tests {
                 "{case}"
             );
         }
-        let exported = with("key_ops", serde_json::json!(["sign"]));
+        let mut exported = with("key_ops", serde_json::json!(["sign"]));
+        assert_eq!(validate_signing_jwk(&exported.to_string()), Ok("k1".into()));
+        exported["alg"] = serde_json::json!("Ed25519");
         assert_eq!(validate_signing_jwk(&exported.to_string()), Ok("k1".into()));
         let mut bare = test_jwk("k1");
         for name in ["alg", "use"] {
