@@ -12,10 +12,14 @@ export function generateSigningJwk(kid = `dev-${randomBytes(4).toString("hex")}`
   return { ...privateKey.export({ format: "jwk" }), kid, alg: "EdDSA", use: "sig" };
 }
 
-/** The public half of a private JWK (what goes in the JWKS document). */
+/**
+ * The public half of a private JWK (what goes in the JWKS document): without `d`, and a `key_ops` it lists (a
+ * private key's, `["sign"]`, as WebCrypto exports one) made `["verify"]`, since the gateway skips a key whose
+ * `key_ops` leave verifying out (RFC 7517 §4.3).
+ */
 export function publicJwk(jwk) {
   const { d: _secret, ...pub } = typeof jwk === "string" ? JSON.parse(jwk) : jwk;
-  return pub;
+  return "key_ops" in pub ? { ...pub, key_ops: ["verify"] } : pub;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

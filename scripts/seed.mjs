@@ -1,5 +1,6 @@
 // Demo data for `npm start` (and the tests, which call `seed(env)` with their own bindings): written through real
 // binding objects, so it lands exactly where the Worker reads it. Idempotent: running it twice changes nothing.
+import { publicJwk } from "./dev-key.mjs";
 
 /** Writes the demo data through `env` (KV namespaces and the D1 database named in wrangler.toml). */
 export async function seed(env) {
@@ -43,7 +44,7 @@ export async function seedSessions(env) {
     }
   }
   if (env.AUTH_SIGNING_KEY) {
-    const { d: _secret, ...pub } = JSON.parse(env.AUTH_SIGNING_KEY);
+    const pub = publicJwk(env.AUTH_SIGNING_KEY);
     const current = JSON.parse((await env.CONFIG_KV.get("jwks")) ?? '{"keys":[]}');
     const keys = (Array.isArray(current.keys) ? current.keys : []).filter((k) => k.kid !== pub.kid);
     await env.CONFIG_KV.put("jwks", JSON.stringify({ ...current, keys: [...keys, pub] }));

@@ -1276,6 +1276,31 @@ describe("JWT", () => {
     assert.equal(await reads(), failed + 1, "12 concurrent requests to a cold isolate: one read of KV");
   });
 
+  test("a signing key exported by WebCrypto (key_ops [\"sign\"]) signs access tokens the gateway accepts once published", async (t) => {
+    const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]);
+    const signingKey = { ...(await crypto.subtle.exportKey("jwk", pair.privateKey)), kid: "webcrypto-issuer" };
+    assert.deepEqual(signingKey.key_ops, ["sign"], "as WebCrypto exports a private key");
+    const own = await startWorker({
+      vars: {
+        GATEWAY_ROUTES: [{ name: "secure", path: "/gw/secure", upstream: origin.url, auth: "jwt" }],
+        AUTH_SIGNING_KEY: JSON.stringify(signingKey),
+      },
+    });
+    t.after(() => own.stop());
+    // The documented publishing step: the public half in the JWKS.
+    await seed({ CONFIG_KV: await own.mf.getKVNamespace("CONFIG_KV"), DB: await own.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(signingKey) });
+    const login = await own.fetch("/auth/login", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
+    });
+    assert.equal(login.status, 200);
+    const { access_token: accessToken } = await login.json();
+    const r = await own.fetch("/gw/secure", { headers: bearer(accessToken) });
+    assert.equal(r.status, 200, describeOf(r));
+    await r.arrayBuffer();
+  });
+
   test("rotating keys is writing the JWKS to KV", async () => {
     const next = makeKeys("next-");
     const t = token(next, "next-ed1");
