@@ -953,11 +953,54 @@ test("a request sent with a token a refresh just retired, checked after a login 
     else await r.arrayBuffer();
   }
   assert.equal((await worker.fetch("/auth/session", withCookie(c))).status, 200, "the login's session lives");
-  // A minute on, A is a retired token back past the grace: refused as reused, and cleared.
+  // A minute on (A retired and B ended that long ago), A is a retired token back past the grace: refused as reused,
+  // and cleared.
   await db.prepare("UPDATE retired_session_ids SET retired_at = retired_at - 60000 WHERE id = ?1").bind(sessionId(a)).run();
+  await revokedAgo({ kv, db }, b, 60_000);
   const late = await worker.fetch("/auth/session", withCookie(a));
   assert.equal(late.status, 401);
   assert.equal(clears(late).length, 1, "a retired token back past the grace is cleared");
+  await late.arrayBuffer();
+});
+
+test("a token retired past the grace, sent just before a login that ended the session it became, is refused without clearing the login's cookie", async () => {
+  // The browser holds A, which a refresh rotated into B more than SESSION_REUSE_GRACE_SECS ago (its answer never
+  // arrived, or a thief's refresh took it). The user signs in with A in the cookie, which ends B. A request the
+  // browser sent with A just before, checked after the login, found A retired past the grace: reuse detection had
+  // nothing left to revoke, yet its answer cleared the cookie — and arriving after the login's answer, removed the
+  // login's cookie.
+  const { token: a } = await loggedIn(BOB);
+  const refreshed = await worker.fetch("/auth/refresh", withCookie(a, { method: "POST" }));
+  assert.equal(refreshed.status, 200);
+  const b = cookieOf(refreshed);
+  await refreshed.arrayBuffer();
+  // Retired a minute ago: its revocation entry in the cache has aged out too.
+  await db.prepare("UPDATE retired_session_ids SET retired_at = retired_at - 60000 WHERE id = ?1").bind(sessionId(a)).run();
+  await kv.delete(`session:${sessionId(a)}`);
+  const relogin = await worker.fetch("/auth/login", withCookie(a, json({ email: BOB.email, password: BOB.password })));
+  assert.equal(relogin.status, 200);
+  const c = cookieOf(relogin);
+  await relogin.arrayBuffer();
+  await expectError(await get("/auth/sessions", b), 401, "session_invalid", "the login ended the session A became");
+  const clears = (r) => r.headers.getSetCookie().filter((x) => x.startsWith("__Host-edgekit_session="));
+  const routes = [
+    ["GET /auth/session (cached check)", () => worker.fetch("/auth/session", withCookie(a)), 401],
+    ["GET /auth/sessions (strict check)", () => worker.fetch("/auth/sessions", withCookie(a)), 401],
+    ["POST /auth/refresh", () => worker.fetch("/auth/refresh", withCookie(a, { method: "POST" })), 401],
+    ["a page", () => worker.fetch("/", withCookie(a)), 200],
+  ];
+  for (const [route, send, status] of routes) {
+    const r = await send();
+    assert.equal(r.status, status, `${route}, its session ended just now`);
+    assert.deepEqual(clears(r), [], `${route}, its session ended just now: the cookie is kept`);
+    await r.arrayBuffer();
+  }
+  assert.equal((await worker.fetch("/auth/session", withCookie(c))).status, 200, "the login's session lives");
+  // A minute after the login, A is dead: refused and cleared.
+  await revokedAgo({ kv, db }, b, 60_000);
+  const late = await worker.fetch("/auth/session", withCookie(a));
+  assert.equal(late.status, 401);
+  assert.equal(clears(late).length, 1, "cleared once its session ended longer ago than the grace");
   await late.arrayBuffer();
 });
 

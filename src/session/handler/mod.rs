@@ -372,7 +372,8 @@ async fn rotation_lives(store: &Store, retired: &Retired, now: u64) -> bool {
 /// Within the grace a token whose session lives was rotated by a concurrent refresh ([`Checked::Rotated`]); one
 /// whose session has ended since is refused without a clear: a rotation needs a live session, so it ended less than
 /// the grace ago ([`ended_moments_ago`]'s window) — by a login sent with the new cookie, say, whose own cookie a
-/// clear arriving after its answer would remove.
+/// clear arriving after its answer would remove. Past the grace, the same holds for a token whose session ended less
+/// than the grace ago (a login sent with the retired token itself ends the session it became).
 async fn detect_reuse(
     call: &Call,
     store: &Store,
@@ -389,6 +390,15 @@ async fn detect_reuse(
         } else {
             Checked::Unconfirmed("retired token of an ended session")
         }));
+    }
+    // Its session ended moments ago (a login sent with this token, or the one it became, ended it): there is no
+    // copy left to stop, and a clear arriving after that login's answer would remove the cookie it set. The retired
+    // id is kept, so a later return is refused — and cleared — once the window is over.
+    let ended = store.family_revoked_at(&retired.family).await?;
+    if ended_moments_ago(call, ended, now) {
+        return Ok(Some(Checked::Unconfirmed(
+            "retired token of a session ended moments ago",
+        )));
     }
     let revoked = store.revoke_family(&retired.family, now).await?;
     log::write(

@@ -321,6 +321,23 @@ impl Store {
             .map(|row| row.is_some())
     }
 
+    /// When the session of `family` was revoked, if it was (none while it lives, or once its row is gone).
+    pub async fn family_revoked_at(&self, family: &str) -> ApiResult<Option<u64>> {
+        #[derive(Deserialize)]
+        struct Row {
+            revoked_at: Option<u64>,
+        }
+        let row = self
+            .db
+            .prepare("SELECT revoked_at FROM sessions WHERE family = ?1 LIMIT 1")
+            .bind(&[JsValue::from_str(family)])
+            .or_internal("binding the family query")?
+            .first::<Row>(None)
+            .await
+            .or_internal("reading the family")?;
+        Ok(row.and_then(|r| r.revoked_at))
+    }
+
     /// Revokes the live session of `family` (a rotated token came back: someone holds a copy) and forgets the
     /// family's retired ids, in one transaction: the detection happens once, and the copy presented again is an
     /// unknown token (a read), not another write. Returns the revoked session's current id, for the cache.
