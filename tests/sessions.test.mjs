@@ -420,6 +420,24 @@ test("a login ends the session the browser held before, and an owner who lost a 
   assert.equal((await worker.fetch("/auth/session", withCookie(cookieOf(owner)))).status, 200, "the owner's new session");
 });
 
+test("a logout whose request carries a second value of the cookie (one planted) still ends the session it names", async () => {
+  // A browser sends two values of the name when one was planted beside the user's (a sibling subdomain under an
+  // unprefixed name, a nameless cookie in older browsers). Such a cookie authenticates nothing, but a logout is the
+  // user asking to end their session: it answered 204 and cleared the cookie, and the session lived on in D1 — for
+  // whoever had copied its token.
+  const { token } = await loggedIn(BOB);
+  const { token: other } = await loggedIn(ALICE);
+  for (const planted of ["x", other]) {
+    const { token: mine } = await loggedIn(BOB);
+    const r = await worker.fetch("/auth/logout", { method: "POST", headers: { cookie: `__Host-edgekit_session=${planted}; __Host-edgekit_session=${mine}` } });
+    assert.equal(r.status, 204, `planted ${planted === "x" ? "garbage" : "a token"}`);
+    assert.match(r.headers.get("set-cookie") ?? "", /^__Host-edgekit_session=; Max-Age=0;/);
+    await expectError(await get("/auth/sessions", mine), 401, "session_invalid", "the user's session ended");
+    await expectError(await get("/auth/session", mine), 401, "session_invalid", "also on cached checks");
+  }
+  assert.equal((await get("/auth/sessions", token)).status, 200, "the user's other session lives");
+});
+
 test("DELETE /auth/sessions ends every session of the caller's user, on D1 and cached checks, and no other user's", async () => {
   const signIn = async (user) => cookieOf(await worker.fetch("/auth/login", json({ email: user.email, password: user.password })));
   const [phone, laptop, bobs] = [await signIn(ALICE), await signIn(ALICE), await signIn(BOB)];

@@ -49,6 +49,18 @@ pub fn cookie_values<'a>(header: Option<&'a str>, name: &'a str) -> impl Iterato
         })
 }
 
+/// The well-formed tokens among the values of the cookie `name`, in order, each once: what a logout ends. Unlike
+/// [`read_cookie`], a planted second value does not hide the user's own token — a made-up one ends nothing.
+pub fn tokens<'a>(header: Option<&'a str>, name: &'a str) -> Vec<&'a str> {
+    let mut tokens: Vec<&str> = Vec::new();
+    for value in cookie_values(header, name).filter(|v| is_token(v)) {
+        if !tokens.contains(&value) {
+            tokens.push(value);
+        }
+    }
+    tokens
+}
+
 fn is_token(value: &str) -> bool {
     value.len() == TOKEN_CHARS
         && B64
@@ -152,6 +164,15 @@ mod tests {
                 "{header:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_well_formed_value_is_a_token_to_end_once() {
+        let (a, b) = (new_token(&[1; 32]), new_token(&[2; 32]));
+        let header = format!("s=x; s={a}; other={b}; s={b}; s={a}; s=");
+        assert_eq!(tokens(Some(&header), "s"), vec![a.as_str(), b.as_str()]);
+        assert!(tokens(Some("s=x"), "s").is_empty());
+        assert!(tokens(None, "s").is_empty());
     }
 
     #[test]

@@ -921,13 +921,22 @@ fn signed_out(
 /// leave the session alive in D1.
 pub async fn logout(call: Call) -> ApiResult<Response> {
     refuse_cross_origin(&call)?;
-    limited(&call, "/auth/logout").await?;
     let config = &call.isolate.config.session;
+    // Every well-formed value of the cookie, not only a lone one: beside a planted second value (which makes the
+    // cookie authenticate nothing) the user's own token is still there, and a logout that ended nothing left their
+    // session alive for whoever had copied it. A browser sends a few values of a name at most; more are not read.
+    let header = call.req.headers().get("cookie").ok().flatten();
+    let tokens = token::tokens(header.as_deref(), &config.cookie_name);
+    let tokens = &tokens[..tokens.len().min(MAX_LOGOUT_TOKENS)];
+    // As [`limited`], for any well-formed token among them.
+    if let (false, Some(policy)) = (tokens.is_empty(), &config.session_ip_policy) {
+        ratelimit::limit(&call, policy, None, "/auth/logout").await?;
+    }
     let store = Store::open(&call, true)?;
-    if let CookieToken::Token(token) = cookie_token(&call) {
+    for token in tokens {
         end_session(
             &store,
-            &token::session_id(&token),
+            &token::session_id(token),
             now_ms(),
             config.cache_secs,
             &call.request_id,
@@ -936,6 +945,9 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
     }
     signed_out(config, &store)
 }
+
+/// Values of the session cookie one logout ends at most.
+const MAX_LOGOUT_TOKENS: usize = 4;
 
 /// `GET /auth/session` (auth policy `session`, cached check): the current user.
 pub async fn session(call: Call) -> ApiResult<Response> {
