@@ -420,7 +420,7 @@ test("a login ends the session the browser held before, and an owner who lost a 
   assert.equal((await worker.fetch("/auth/session", withCookie(cookieOf(owner)))).status, 200, "the owner's new session");
 });
 
-test("a logout whose request carries a second value of the cookie (one planted) still ends the session it names", async () => {
+test("a logout (or login) whose request carries a second value of the cookie (one planted) still ends the session it names", async () => {
   // A browser sends two values of the name when one was planted beside the user's (a sibling subdomain under an
   // unprefixed name, a nameless cookie in older browsers). Such a cookie authenticates nothing, but a logout is the
   // user asking to end their session: it answered 204 and cleared the cookie, and the session lived on in D1 — for
@@ -436,6 +436,12 @@ test("a logout whose request carries a second value of the cookie (one planted) 
     await expectError(await get("/auth/session", mine), 401, "session_invalid", "also on cached checks");
   }
   assert.equal((await get("/auth/sessions", token)).status, 200, "the user's other session lives");
+  // A login sent with such a cookie ends the session it replaces just the same.
+  const { token: replaced } = await loggedIn(BOB);
+  const relogin = await worker.fetch("/auth/login", { ...json({ email: BOB.email, password: BOB.password }), headers: { "content-type": "application/json", cookie: `__Host-edgekit_session=x; __Host-edgekit_session=${replaced}` } });
+  assert.equal(relogin.status, 200);
+  await relogin.arrayBuffer();
+  await expectError(await get("/auth/sessions", replaced), 401, "session_invalid", "a login ended the session it replaced");
 });
 
 test("DELETE /auth/sessions ends every session of the caller's user, on D1 and cached checks, and no other user's", async () => {

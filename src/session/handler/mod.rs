@@ -686,8 +686,10 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     // The session the browser held before (its cookie is replaced by this answer's) ends: a new authentication
     // starts a new session, never beside a live old one (OWASP session management). A token a refresh retired ends
     // the session it became — how an owner who lost a rotation to a thief and signs in again ends the thief's.
-    if let CookieToken::Token(before) = cookie_token(&call) {
-        let before = token::session_id(&before);
+    // Every well-formed value, as a logout ends them: a planted second value beside the user's kept it alive.
+    let before = token::tokens(cookies.as_deref(), &config.cookie_name);
+    for before in &before[..before.len().min(MAX_LOGOUT_TOKENS)] {
+        let before = token::session_id(before);
         if let Err(e) = end_session(&store, &before, now, config.cache_secs, &call.request_id).await
         {
             log::error(
@@ -946,7 +948,7 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
     signed_out(config, &store)
 }
 
-/// Values of the session cookie one logout ends at most.
+/// Values of the session cookie one logout (or login) ends at most.
 const MAX_LOGOUT_TOKENS: usize = 4;
 
 /// `GET /auth/session` (auth policy `session`, cached check): the current user.
