@@ -2619,15 +2619,23 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
         b"!=",
         b"==",
         b"=",
-        b"like ",
+        b"like",
         // MySQL's regular-expression match: `1 rlike 1` holds as `1 like 1` does.
-        b"rlike ",
-        b"regexp ",
+        b"rlike",
+        b"regexp",
         b"<",
         b">",
     ]
     .into_iter()
-    .find(|c| text[at..].starts_with(c)) else {
+    // A word operator ends where a word does: glued to the right operand's quote or `(` (`'x'LIKE'x`) as well as
+    // before a blank — but `likes` is a name.
+    .find(|c| {
+        text[at..].starts_with(c)
+            && !(c[0].is_ascii_alphabetic()
+                && text
+                    .get(at + c.len())
+                    .is_none_or(|b| b.is_ascii_alphanumeric() || *b == b'_'))
+    }) else {
         let truthy = left == b"true"
             || (left.iter().all(u8::is_ascii_digit) && left.iter().any(|&d| d != b'0'));
         // A comment (or `;`) must follow: "rooms=1 or 2" is prose, and the quote the query closes an injected
@@ -2646,7 +2654,7 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
     };
     let equality = matches!(
         comparison,
-        b"=" | b"==" | b"<=>" | b"like " | b"rlike " | b"regexp "
+        b"=" | b"==" | b"<=>" | b"like" | b"rlike" | b"regexp"
     );
     operand(text, skip(at + comparison.len(), b" ("), false).is_some_and(|(right, end, quoted)| {
         if equality || (literal(left, left_quoted) && literal(right, quoted)) {
@@ -5620,6 +5628,12 @@ mod tests {
             // MySQL's regular-expression match of a literal with itself.
             "u='+or+1+rlike+1--+-",
             "u='+or+'a'+regexp+'a",
+            // The word operators glued to the quotes, as MySQL and SQLite tokenize them: `'' OR 'x'LIKE'x'`.
+            "u='+OR+'x'LIKE'x",
+            "u=admin'or'x'like'x",
+            "u='+or+'a'rlike'a",
+            "u='+or+'a'regexp'a",
+            "u='+or+'a'like('a')--",
         ] {
             assert_eq!(
                 inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
