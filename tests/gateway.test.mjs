@@ -2703,6 +2703,41 @@ describe("WAF", () => {
     assert.equal(reachedOrigin, 0, "no attack reached the origin");
   });
 
+  test("the headers origins read as input — cookies, User-Agent, Referer — are checked; browsers' and crawlers' pass", async () => {
+    origin.reset();
+    // PHP's $_COOKIE and $_REQUEST, cookie-parser, an access log written to SQL: each reads these as the query is read.
+    const attacks = [
+      [{ cookie: "theme=dark; id=1%27%20OR%20%271%27%3D%271" }, "sqli-tautology"],
+      [{ cookie: "sort=name+union+select+password+from+users" }, "sqli-union"],
+      [{ cookie: "lang=..%2F..%2F..%2Fetc%2Fpasswd" }, "traversal-dotdot"],
+      [{ "user-agent": "Mozilla/5.0', (select sleep(5)))-- -" }, "sqli-function"],
+      [{ referer: "https://example.com/<script>alert(1)</script>" }, "xss-script"],
+    ];
+    for (const [headers, rule] of attacks) {
+      const r = await worker.fetch("/gw/open/search", { headers });
+      assert.equal(r.status, 403, JSON.stringify(headers));
+      assert.equal(r.headers.get("x-waf-rule"), rule, JSON.stringify(headers));
+      await r.arrayBuffer();
+    }
+    assert.equal(origin.requests.length, 0, "no attack reached the origin");
+    const benign = [
+      { "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36" },
+      { "user-agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBDV/iPhone14,2;FBSN/iOS;FBSV/17.0;FBLC/en_US;FBOP/5]" },
+      { "user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)" },
+      { referer: "https://www.google.com/search?q=sql+union+select+tutorial&oq=o%27brien" },
+      { cookie: "_ga=GA1.2.1234567890.1700000000; session=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2ln--_x; theme=dark" },
+      { cookie: "OptanonConsent=isGpcEnabled=0&datestamp=Thu+Jan+01+2024+00%3A00%3A00+GMT%2B0100+(Central+European+Standard+Time)&groups=C0001%3A1%2CC0002%3A0" },
+      { cookie: "CookieConsent={stamp:%27AbC%2B/dEf%3D%3D%27%2Cnecessary:true%2Cmarketing:false%2Cmethod:%27explicit%27%2Cver:1}" },
+      { cookie: 'prefs=j%3A%7B%22sort%22%3A%22name%22%2C%22q%22%3A%22O\'Brien%22%7D' },
+    ];
+    for (const headers of benign) {
+      const r = await worker.fetch("/gw/open/search", { headers });
+      assert.equal(r.status, 200, `${JSON.stringify(headers)}: ${r.headers.get("x-waf-rule")}`);
+      await r.arrayBuffer();
+    }
+    origin.reset();
+  });
+
   test("a body in gzip or deflate is read inflated: an attack is refused by its own rule, a benign body reaches the origin as sent", async () => {
     const { deflateSync, deflateRawSync, gzipSync, brotliCompressSync, inflateSync, inflateRawSync, gunzipSync, createGzip, crc32, constants: zlibConstants } = await import("node:zlib");
     const { once } = await import("node:events");

@@ -481,8 +481,8 @@ async fn delete_stored(key: &str) -> Option<String> {
     }
 }
 
-/// The checks every gateway request meets first, proxied or a preflight: the WAF's header and declared body sizes
-/// and its request-line rules, then — after the WAF, whose rule names a traversal, and before anything that checks
+/// The checks every gateway request meets first, proxied or a preflight: the WAF's header and declared body sizes,
+/// its request-line rules and its rules on the headers origins read as input (cookies, `User-Agent`, `Referer`), then — after the WAF, whose rule names a traversal, and before anything that checks
 /// per route — the path's ambiguity for the method it is routed by. The headers and request line are checked in
 /// the global mode; the declared body size in `route`'s body mode (`waf_body`), as its counted size is: else a
 /// client escapes a `block` route's size rule, where the WAF only logs, by sending `Content-Length`.
@@ -515,6 +515,7 @@ fn screen_request(
         global,
         waf::inspect_url(&gateway.waf, url.path, url.query),
     )?;
+    waf_verdict(call, global, waf::inspect_headers(&gateway.waf, incoming))?;
     if gateway.routes.ambiguous(method, url.path, gateway.waf.mode) {
         return Err(ambiguous_path());
     }

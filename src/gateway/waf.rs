@@ -2827,6 +2827,27 @@ pub fn inspect_url(config: &WafConfig, raw_path: &str, raw_query: Option<&str>) 
     })
 }
 
+/// Checks the request headers origins read as input, as ModSecurity's Core Rule Set does: each cookie (name and
+/// value, decoded with `+` as space as PHP fills `$_COOKIE` and `$_REQUEST`; cookie-parser decodes them too),
+/// `User-Agent` and `Referer` (written to an access log or analytics table, often by string-built SQL). Other headers
+/// carry protocol values an application rarely reads, and are left to the size rule.
+pub fn inspect_headers(config: &WafConfig, headers: &[(String, String)]) -> Option<Hit> {
+    if config.mode == WafMode::Off {
+        return None;
+    }
+    headers.iter().find_map(|(name, value)| {
+        if name.eq_ignore_ascii_case("cookie") {
+            value
+                .split(';')
+                .find_map(|pair| screen(config, pair.trim(), true, "headers"))
+        } else if name.eq_ignore_ascii_case("user-agent") || name.eq_ignore_ascii_case("referer") {
+            screen(config, value, false, "headers")
+        } else {
+            None
+        }
+    })
+}
+
 /// The values of each key a query or form repeats, joined with `,` as ASP.NET joins them (`id=1 union/*&id=*/select`
 /// is `1 union/*,*/select` to it): a reading of the whole no single pair gives. Keys are compared percent-decoded
 /// and case-insensitively (ASP.NET's are); the values stay encoded, for [`screen`] to decode.
@@ -5916,6 +5937,60 @@ mod tests {
                 None,
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn cookies_user_agent_and_referer_are_read_as_input() {
+        let c = WafConfig::default();
+        let read = |name: &str, value: &str| {
+            inspect_headers(&c, &[(name.to_owned(), value.to_owned())]).map(|h| h.rule)
+        };
+        for (name, value, rule) in [
+            (
+                "Cookie",
+                "theme=dark; id=1%27%20OR%20%271%27%3D%271",
+                "sqli-tautology",
+            ),
+            (
+                "cookie",
+                "sort=name+union+select+password+from+users",
+                "sqli-union",
+            ),
+            (
+                "cookie",
+                "a=1; lang=..%2F..%2Fetc%2Fpasswd",
+                "traversal-dotdot",
+            ),
+            ("cookie", "<script>alert(1)</script>=1", "xss-script"),
+            (
+                "User-Agent",
+                "Mozilla/5.0', (select sleep(5)))-- -",
+                "sqli-function",
+            ),
+            (
+                "referer",
+                "https://example.com/<script>alert(1)</script>",
+                "xss-script",
+            ),
+        ] {
+            assert_eq!(read(name, value), Some(rule), "{name}: {value}");
+        }
+        for (name, value) in [
+            ("user-agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"),
+            ("user-agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBDV/iPhone14,2;FBSN/iOS;FBSV/17.0;FBLC/en_US;FBOP/5]"),
+            ("user-agent", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"),
+            ("user-agent", "curl/8.5.0"),
+            ("referer", "https://www.google.com/search?q=sql+union+select+tutorial&oq=o%27brien"),
+            ("cookie", "_ga=GA1.2.1234567890.1700000000; session=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2ln--_x; theme=dark"),
+            ("cookie", "OptanonConsent=isGpcEnabled=0&datestamp=Thu+Jan+01+2024+00%3A00%3A00+GMT%2B0100+(Central+European+Standard+Time)&groups=C0001%3A1%2CC0002%3A0"),
+            ("cookie", "CookieConsent={stamp:%27AbC%2B/dEf%3D%3D%27%2Cnecessary:true%2Cmarketing:false%2Cmethod:%27explicit%27%2Cver:1}"),
+            ("cookie", "prefs=j%3A%7B%22sort%22%3A%22name%22%2C%22q%22%3A%22O'Brien%22%7D"),
+            // Headers no application reads as input keep their protocol syntax.
+            ("accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"),
+            ("if-none-match", "\"x' or '1'='1\""),
+        ] {
+            assert_eq!(read(name, value), None, "{name}: {value}");
         }
     }
 
