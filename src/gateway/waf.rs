@@ -3040,15 +3040,23 @@ fn screen_content(config: &WafConfig, media_type: &str, bytes: &[u8]) -> Option<
             .unwrap_or(bytes.len());
         lenient_utf8(&bytes[..end])
     };
-    if media_type == "application/x-www-form-urlencoded" {
-        return text
-            .split('&')
+    let form = || {
+        text.split('&')
             .find_map(|pair| screen(config, pair, true, "body"))
             .or_else(|| {
                 repeated_values(&text)
                     .iter()
                     .find_map(|joined| screen(config, joined, true, "body"))
-            });
+            })
+    };
+    if media_type == "application/x-www-form-urlencoded" {
+        return form();
+    }
+    // Rack (Rails, Sinatra) parses a POST body without a type as a form, `+` a space: read so too, and as text.
+    if media_type.is_empty() {
+        if let Some(hit) = form() {
+            return Some(hit);
+        }
     }
     let declared_json = media_type.ends_with("json");
     let looks_json = text
@@ -5937,6 +5945,34 @@ mod tests {
                 None,
                 "{text}"
             );
+        }
+    }
+
+    /// Rack (Rails, Sinatra) parses a POST body with no `Content-Type` as a form: `+` is a space there.
+    #[test]
+    fn an_untyped_body_is_also_read_as_a_form() {
+        let c = WafConfig::default();
+        for (content_type, body, rule) in [
+            (None, "id=1+union+select+password+from+users", "sqli-union"),
+            (Some(""), "u=%27+or+%271%27%3D%271", "sqli-tautology"),
+            (
+                None,
+                "a=1&q=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+                "xss-script",
+            ),
+        ] {
+            assert_eq!(
+                inspect_body(&c, content_type, body.as_bytes()).map(|h| h.rule),
+                Some(rule),
+                "{body}"
+            );
+        }
+        for body in [
+            "name=O%27Brien&note=Tom+%26+Jerry+select+a+union+rep",
+            "1+1=2 & 2+2=4",
+            "{\"q\": \"a+b\"}",
+        ] {
+            assert_eq!(inspect_body(&c, None, body.as_bytes()), None, "{body}");
         }
     }
 
