@@ -2517,6 +2517,8 @@ describe("WAF", () => {
     ["/gw/open/search?u=admin%27)--+-", "sqli-comment"],
     // A word operator glued to the quotes: MySQL reads `'' OR 'x'LIKE'x'` as true for every row.
     ["/gw/open/search?u=%27+OR+%27x%27LIKE%27x", "sqli-tautology"],
+    // Blind extraction after a quote: a call compared, then a comment.
+    ["/gw/open/search?u=admin%27+AND+length(password)%3E5--", "sqli-tautology"],
     ["/gw/open/search?id=1%3Bwaitfor+time+%2723%3A59%27", "sqli-function"],
     // A lone 0xA0 is a blank to MySQL on a latin1 connection (sqlmap's space2mysqlblank).
     ["/gw/open/search?id=1%a0union%a0select%a0password%a0from%a0users", "sqli-union"],

@@ -2605,10 +2605,28 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
     // Only a string left open is closed by the query's quote: a closed one at the end (`'x' or '1'`) meets that
     // quote as a doubled one, a string that never ends.
     let left_open = closed_left.is_none();
-    let Some((left, end, left_quoted)) =
+    let Some((left, mut end, left_quoted)) =
         closed_left.or_else(|| (!after_number).then(open_left).flatten())
     else {
         return false;
+    };
+    // After a quote, a call (`length(password)`, `ascii(substr(pw,1,1))`) is compared as a name is: its parentheses
+    // read to their close, within a window as every look-ahead here.
+    let call = !after_number && !left_quoted && text.get(end) == Some(&b'(') && {
+        let window = &text[end..text.len().min(end + 1024)];
+        let mut depth = 0usize;
+        window
+            .iter()
+            .position(|&b| {
+                depth = match b {
+                    b'(' => depth + 1,
+                    b')' => depth - 1,
+                    _ => depth,
+                };
+                depth == 0
+            })
+            .map(|close| end += close + 1)
+            .is_some()
     };
     let at = skip(end, b" )");
     let Some(comparison) = [
@@ -2636,6 +2654,9 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
                     .get(at + c.len())
                     .is_none_or(|b| b.is_ascii_alphanumeric() || *b == b'_'))
     }) else {
+        if call {
+            return false;
+        }
         let truthy = left == b"true"
             || (left.iter().all(u8::is_ascii_digit) && left.iter().any(|&d| d != b'0'));
         // A comment (or `;`) must follow: "rooms=1 or 2" is prose, and the quote the query closes an injected
@@ -2656,8 +2677,14 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
         comparison,
         b"=" | b"==" | b"<=>" | b"like" | b"rlike" | b"regexp"
     );
-    operand(text, skip(at + comparison.len(), b" ("), false).is_some_and(|(right, end, quoted)| {
-        if equality || (literal(left, left_quoted) && literal(right, quoted)) {
+    let right_at = skip(at + comparison.len(), b" (");
+    operand(text, right_at, false).is_some_and(|(right, end, quoted)| {
+        if call {
+            // The query's own quote closes a string the comparison leaves open: `' and substr(pw,1,1)='a`.
+            if quoted && end == text.len() && !text[right_at + 1..].contains(&text[right_at]) {
+                return true;
+            }
+        } else if equality || (literal(left, left_quoted) && literal(right, quoted)) {
             return holds(left, comparison, right);
         }
         // A column against a value with a comment after it (`' or id>0--`), or an open quote after it (`' or id>0
@@ -5587,6 +5614,9 @@ mod tests {
             "it's 'on' or count >= 3 here",
             "\"x\" and total < limit",
             "I said 'yes' or not really -- whatever",
+            "if s == 'x' and len(a) > 5: # check",
+            "it's 'a' and max(b) = c, see f('x')",
+            "I'd say 'yes' or f(x) = 'no' here",
             "'A' and price > 5 or 'B' and price > 9",
             "q=3 or more",
             "it's 'on' or 1 in 3 -- roughly",
@@ -5663,6 +5693,11 @@ mod tests {
             "u='+or+'a'rlike'a",
             "u='+or+'a'regexp'a",
             "u='+or+'a'like('a')--",
+            // A call compared, as a name is, with a comment or the query's quote after it: the blind injection
+            // reading a column one comparison at a time.
+            "u=admin'+AND+length(password)>5--",
+            "u=1'+and+ascii(substr(password,1,1))>64%23",
+            "u='+AND+SUBSTRING(password,1,1)='a",
         ] {
             assert_eq!(
                 inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
