@@ -2519,6 +2519,8 @@ describe("WAF", () => {
     ["/gw/open/search?u=%27+OR+%27x%27LIKE%27x", "sqli-tautology"],
     // Blind extraction after a quote: a call compared, then a comment.
     ["/gw/open/search?u=admin%27+AND+length(password)%3E5--", "sqli-tautology"],
+    // Oracle's error-based probe: a subquery reading a catalog view whose name holds a `$`.
+    ["/gw/open/search?id=1+and+1%3D(select+banner+from+v$version+where+rownum%3D1)", "sqli-subquery"],
     ["/gw/open/search?id=1%3Bwaitfor+time+%2723%3A59%27", "sqli-function"],
     // A lone 0xA0 is a blank to MySQL on a latin1 connection (sqlmap's space2mysqlblank).
     ["/gw/open/search?id=1%a0union%a0select%a0password%a0from%a0users", "sqli-union"],

@@ -2027,9 +2027,22 @@ fn judged(window: &[u8], end: usize, from: bool, at: Select) -> bool {
     let code = code && !stacked;
     let table = skip(&window[end + 4..], b" ");
     let quotes = |text| skip(text, b"`[]\" ");
-    // The table's name (maybe schema-qualified: `db.users`), and its alias (`users u`, `users as u`).
-    let (name, rest) = word(quotes(table));
-    let rest = rest.strip_prefix(b".").map_or(rest, |r| word(quotes(r)).1);
+    // The table's name (maybe qualified: `db.users`, SQL Server's `master.dbo.t` and `master..t`; Oracle's names
+    // may hold a `$`: `v$version`), and its alias (`users u`, `users as u`).
+    fn name_part(text: &[u8]) -> (&[u8], &[u8]) {
+        let n = text
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$'))
+            .count();
+        text.split_at(n)
+    }
+    let (name, mut rest) = name_part(quotes(table));
+    for _ in 0..2 {
+        match rest.strip_prefix(b".") {
+            Some(r) => rest = name_part(quotes(r.strip_prefix(b".").unwrap_or(r))).1,
+            None => break,
+        }
+    }
     let rest = quotes(rest);
     let follows = |rest: &[u8]| {
         let (clause, after_clause) = word(rest);
@@ -6170,6 +6183,10 @@ mod tests {
             "id=1+and+(select+pw+from+users+natural+join+t)%3D'a'",
             "id=1and(select+pw+from+users)%3D'a'",
             "id=1+and+1%3Dany(select+1+from+users)",
+            // SQL Server's and Oracle's catalog names: a schema left out (`db..t`), three parts, a `$` in a name.
+            "id=1+and+1%3D(select+name+from+master..sysdatabases)",
+            "id=1+and+1%3D(select+name+from+master.dbo.sysdatabases)",
+            "id=1+and+1%3D(select+banner+from+v$version+where+rownum%3D1)",
         ] {
             assert_eq!(
                 inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
