@@ -444,6 +444,24 @@ test("a logout (or login) whose request carries a second value of the cookie (on
   await expectError(await get("/auth/sessions", replaced), 401, "session_invalid", "a login ended the session it replaced");
 });
 
+test("a logout or login ends the session of the user's cookie value however many well-formed values were planted before it", async () => {
+  // A planter sets its values under longer paths, which the browser sends first: made-up tokens are well-formed too,
+  // so a logout or login that read only the first few values ended none of the user's.
+  const planted = Array.from({ length: 8 }, () => `__Host-edgekit_session=${randomBytes(32).toString("base64url")}`).join("; ");
+  const { token: mine } = await loggedIn(BOB);
+  const r = await worker.fetch("/auth/logout", { method: "POST", headers: { cookie: `${planted}; __Host-edgekit_session=${mine}` } });
+  assert.equal(r.status, 204);
+  await r.arrayBuffer();
+  await expectError(await get("/auth/sessions", mine), 401, "session_invalid", "the logout ended the user's session");
+  await expectError(await get("/auth/session", mine), 401, "session_invalid", "also on cached checks");
+  const { token: replaced } = await loggedIn(BOB);
+  const relogin = await worker.fetch("/auth/login", { ...json({ email: BOB.email, password: BOB.password }), headers: { "content-type": "application/json", cookie: `${planted}; __Host-edgekit_session=${replaced}` } });
+  assert.equal(relogin.status, 200);
+  await relogin.arrayBuffer();
+  await expectError(await get("/auth/sessions", replaced), 401, "session_invalid", "the login ended the session it replaced");
+  await expectError(await get("/auth/session", replaced), 401, "session_invalid", "also on cached checks");
+});
+
 test("DELETE /auth/sessions ends every session of the caller's user, on D1 and cached checks, and no other user's", async () => {
   const signIn = async (user) => cookieOf(await worker.fetch("/auth/login", json({ email: user.email, password: user.password })));
   const [phone, laptop, bobs] = [await signIn(ALICE), await signIn(ALICE), await signIn(BOB)];

@@ -688,15 +688,12 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     // the session it became — how an owner who lost a rotation to a thief and signs in again ends the thief's.
     // Every well-formed value, as a logout ends them: a planted second value beside the user's kept it alive.
     let before = token::tokens(cookies.as_deref(), &config.cookie_name);
-    for before in &before[..before.len().min(MAX_LOGOUT_TOKENS)] {
-        let before = token::session_id(before);
-        if let Err(e) = end_session(&store, &before, now, config.cache_secs, &call.request_id).await
-        {
-            log::error(
-                "session_login_earlier_not_ended",
-                json!({"request_id": call.request_id, "detail": e.to_string()}),
-            );
-        }
+    let before = &before[..before.len().min(MAX_ENDED_TOKENS)];
+    if let Err(e) = end_sessions(&store, before, now, config.cache_secs, &call.request_id).await {
+        log::error(
+            "session_login_earlier_not_ended",
+            json!({"request_id": call.request_id, "detail": e.to_string()}),
+        );
     }
     let mut response = issued(&call, Some(&token), &record, now)?;
     // A fresh device entry for this account, beside the browser's entries for others.
@@ -862,21 +859,28 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
     Ok(finish(issued(&call, Some(&token), &record, now)?, &store))
 }
 
-/// Revokes the session `id` names in D1 (or, for an id a refresh retired, the session it became) and leaves
-/// revocation entries in the cache: for the sessions this revoked, and for `id`'s own slot when the cache still holds
-/// an entry for it (revoked before, its entry perhaps never written) — never for an id nothing knows, or any made-up
-/// cookie would buy a KV write. A write that fails is logged: D1 has revoked the session (cached checks may accept
-/// it until SESSION_CACHE_SECS; D1 checks refuse).
-async fn end_session(
+/// Revokes the sessions `tokens` name in D1 (or, for a token a refresh retired, the session it became), in one
+/// statement however many there are, and leaves revocation entries in the cache: for the sessions this revoked, and
+/// for the slot of a token whose session was revoked before when the cache still holds an entry for it (its entry
+/// perhaps never written) — never for a token nothing knows, or any made-up cookie would buy a KV write (or read). A
+/// write that fails is logged: D1 has revoked the session (cached checks may accept it until SESSION_CACHE_SECS; D1
+/// checks refuse).
+async fn end_sessions(
     store: &Store,
-    id: &str,
+    tokens: &[&str],
     now: u64,
     cache_secs: u64,
     request_id: &str,
 ) -> ApiResult<()> {
-    let mut marked = store.revoke(id, now).await?;
-    if !marked.iter().any(|m| m == id) && store.cached(id).await.is_some() {
-        marked.push(id.to_owned());
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = tokens.iter().map(|t| token::session_id(t)).collect();
+    let (mut marked, revoked_before) = store.revoke_each(&ids, now).await?;
+    for id in revoked_before {
+        if !marked.contains(&id) && store.cached(&id).await.is_some() {
+            marked.push(id);
+        }
     }
     mark_revoked_all(store, &marked, now, cache_secs, Some(request_id)).await;
     Ok(())
@@ -926,30 +930,30 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
     let config = &call.isolate.config.session;
     // Every well-formed value of the cookie, not only a lone one: beside a planted second value (which makes the
     // cookie authenticate nothing) the user's own token is still there, and a logout that ended nothing left their
-    // session alive for whoever had copied it. A browser sends a few values of a name at most; more are not read.
+    // session alive for whoever had copied it.
     let header = call.req.headers().get("cookie").ok().flatten();
     let tokens = token::tokens(header.as_deref(), &config.cookie_name);
-    let tokens = &tokens[..tokens.len().min(MAX_LOGOUT_TOKENS)];
+    let tokens = &tokens[..tokens.len().min(MAX_ENDED_TOKENS)];
     // As [`limited`], for any well-formed token among them.
     if let (false, Some(policy)) = (tokens.is_empty(), &config.session_ip_policy) {
         ratelimit::limit(&call, policy, None, "/auth/logout").await?;
     }
     let store = Store::open(&call, true)?;
-    for token in tokens {
-        end_session(
-            &store,
-            &token::session_id(token),
-            now_ms(),
-            config.cache_secs,
-            &call.request_id,
-        )
-        .await?;
-    }
+    end_sessions(
+        &store,
+        tokens,
+        now_ms(),
+        config.cache_secs,
+        &call.request_id,
+    )
+    .await?;
     signed_out(config, &store)
 }
 
-/// Values of the session cookie one logout (or login) ends at most.
-const MAX_LOGOUT_TOKENS: usize = 4;
+/// Values of the session cookie one logout (or login) ends at most: more than a browser keeps for one site (Chrome
+/// 180), so no number of planted values can push the user's own out of the few a small bound would read — a planter
+/// sets its values under longer paths, which the browser sends first. One D1 statement ends them all.
+const MAX_ENDED_TOKENS: usize = 256;
 
 /// `GET /auth/session` (auth policy `session`, cached check): the current user.
 pub async fn session(call: Call) -> ApiResult<Response> {

@@ -363,16 +363,40 @@ impl Store {
         ids_of(results.first())
     }
 
-    /// Marks the session `id` names revoked (once; the first revocation time is kept) — the one it is, or, for an id
-    /// a refresh retired (a tab that lost a concurrent refresh, or a logout racing one), the session it was rotated
-    /// into. Returns the ids revoked now, for the cache.
-    pub async fn revoke(&self, id: &str, now_ms: u64) -> ApiResult<Vec<String>> {
-        self.revoke_where(
-            "(id = ?1 OR family = (SELECT family FROM retired_session_ids WHERE id = ?1))",
-            id,
-            now_ms,
-        )
-        .await
+    /// Marks the sessions `ids` name revoked (once; the first revocation time is kept) — the one each is, or, for an
+    /// id a refresh retired (a tab that lost a concurrent refresh, or a logout racing one), the session it was rotated
+    /// into — in one transaction however many there are (a logout or login ends every well-formed value of the
+    /// cookie, and a planter decides how many there are). Returns the ids revoked now and the ids among `ids` that
+    /// name a session already revoked (whose cache entry may still hold it), for the cache.
+    pub async fn revoke_each(
+        &self,
+        ids: &[String],
+        now_ms: u64,
+    ) -> ApiResult<(Vec<String>, Vec<String>)> {
+        let ids = JsValue::from_str(&serde_json::Value::from(ids.to_vec()).to_string());
+        let statements = vec![
+            self.db
+                .prepare(
+                    "SELECT id FROM sessions WHERE revoked_at IS NOT NULL \
+                     AND id IN (SELECT value FROM json_each(?1))",
+                )
+                .bind(std::slice::from_ref(&ids))
+                .or_internal("binding the revoked-session query")?,
+            self.db
+                .prepare(
+                    "UPDATE sessions SET revoked_at = ?2 WHERE revoked_at IS NULL \
+                     AND (id IN (SELECT value FROM json_each(?1)) OR family IN (SELECT family FROM \
+                     retired_session_ids WHERE id IN (SELECT value FROM json_each(?1)))) RETURNING id",
+                )
+                .bind(&[ids, num(now_ms)])
+                .or_internal("binding the revocation")?,
+        ];
+        let results = self
+            .db
+            .batch(statements)
+            .await
+            .or_internal("revoking sessions")?;
+        Ok((ids_of(results.get(1))?, ids_of(results.first())?))
     }
 
     /// Marks every live session of `user_id` revoked. Returns the ids revoked now, for the cache.
