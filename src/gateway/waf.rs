@@ -2623,9 +2623,12 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
     else {
         return false;
     };
-    // After a quote, a call (`length(password)`, `ascii(substr(pw,1,1))`) is compared as a name is: its parentheses
-    // read to their close, within a window as every look-ahead here.
-    let call = !after_number && !left_quoted && text.get(end) == Some(&b'(') && {
+    // After a quote, a call (`length(password)`, `ascii(substr(pw,1,1))`; blanks before its `(` too, as every
+    // dialect reads `length (password)`) is compared as a name is: its parentheses read to their close, within a
+    // window as every look-ahead here.
+    let paren = skip(end, b" ");
+    let call = !after_number && !left_quoted && text.get(paren) == Some(&b'(') && {
+        end = paren;
         let window = &text[end..text.len().min(end + 1024)];
         let mut depth = 0usize;
         window
@@ -5709,6 +5712,8 @@ mod tests {
             // A call compared, as a name is, with a comment or the query's quote after it: the blind injection
             // reading a column one comparison at a time.
             "u=admin'+AND+length(password)>5--",
+            // A blank between the name and `(`: every SQL dialect reads `length (password)` as the call.
+            "u=admin'+AND+length+(password)>5--",
             "u=1'+and+ascii(substr(password,1,1))>64%23",
             "u='+AND+SUBSTRING(password,1,1)='a",
         ] {
