@@ -2720,6 +2720,8 @@ describe("WAF", () => {
       [{ cookie: "lang=..%2F..%2F..%2Fetc%2Fpasswd" }, "traversal-dotdot"],
       [{ "user-agent": "Mozilla/5.0', (select sleep(5)))-- -" }, "sqli-function"],
       [{ referer: "https://example.com/<script>alert(1)</script>" }, "xss-script"],
+      // The Referer's query as analytics that parse it read it: `+` a space, pair by pair.
+      [{ referer: "https://shop.example/search?q=1'+union+select+password+from+users--" }, "sqli-union"],
     ];
     for (const [headers, rule] of attacks) {
       const r = await worker.fetch("/gw/open/search", { headers });
@@ -2732,7 +2734,17 @@ describe("WAF", () => {
       { "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36" },
       { "user-agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBDV/iPhone14,2;FBSN/iOS;FBSV/17.0;FBLC/en_US;FBOP/5]" },
       { "user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)" },
-      { referer: "https://www.google.com/search?q=sql+union+select+tutorial&oq=o%27brien" },
+      // Browsers send another site only its origin (strict-origin-when-cross-origin); a same-site page's query
+      // is read as a query is.
+      { referer: "https://www.google.com/" },
+      { referer: "android-app://com.google.android.gm/" },
+      { referer: "https://example.com/search?q=o%27brien+%26+sons&sort=price-asc&page=2" },
+      { referer: "https://example.com/search?q=it%27s+like+that#results" },
+      { "user-agent": "Mozilla/5.0 (Linux; Android 12; moto g(30)) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36" },
+      { "user-agent": "Sogou web spider/4.0(+http://www.sogou.com/docs/help/webmasters.htm#07)" },
+      { cookie: "wordpress_logged_in_0123456789abcdef=admin%7C1700000000%7CAbCdEfGhIjKl%7C0123456789abcdef; wp-settings-1=libraryContent%3Dbrowse%26editor%3Dtinymce" },
+      { cookie: 'ajs_user_id="user_12345"; ajs_anonymous_id="a1b2c3d4-e5f6-7890-abcd-ef1234567890"; data=YWJjZGVm+/Z2hp==' },
+      { cookie: "__Secure-next-auth.session-token=eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..AbCdEfGhIjKlMnOp.AbCd-_Ef.GhIj; __cf_bm=Ab3dEf.GhIj_Kl-1700000000-1.0.1.1-AbCd" },
       { cookie: "_ga=GA1.2.1234567890.1700000000; session=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2ln--_x; theme=dark" },
       { cookie: "OptanonConsent=isGpcEnabled=0&datestamp=Thu+Jan+01+2024+00%3A00%3A00+GMT%2B0100+(Central+European+Standard+Time)&groups=C0001%3A1%2CC0002%3A0" },
       { cookie: "CookieConsent={stamp:%27AbC%2B/dEf%3D%3D%27%2Cnecessary:true%2Cmarketing:false%2Cmethod:%27explicit%27%2Cver:1}" },

@@ -2872,7 +2872,8 @@ pub fn inspect_url(config: &WafConfig, raw_path: &str, raw_query: Option<&str>) 
 
 /// Checks the request headers origins read as input, as ModSecurity's Core Rule Set does: each cookie (name and
 /// value, decoded with `+` as space as PHP fills `$_COOKIE` and `$_REQUEST`; cookie-parser decodes them too),
-/// `User-Agent` and `Referer` (written to an access log or analytics table, often by string-built SQL). Other headers
+/// `User-Agent` and `Referer` (written to an access log or analytics table, often by string-built SQL; a Referer's
+/// query also pair by pair, as its parsers read it). Other headers
 /// carry protocol values an application rarely reads, and are left to the size rule.
 pub fn inspect_headers(config: &WafConfig, headers: &[(String, String)]) -> Option<Hit> {
     if config.mode == WafMode::Off {
@@ -2883,8 +2884,20 @@ pub fn inspect_headers(config: &WafConfig, headers: &[(String, String)]) -> Opti
             value
                 .split(';')
                 .find_map(|pair| screen(config, pair.trim(), true, "headers"))
-        } else if name.eq_ignore_ascii_case("user-agent") || name.eq_ignore_ascii_case("referer") {
+        } else if name.eq_ignore_ascii_case("user-agent") {
             screen(config, value, false, "headers")
+        } else if name.eq_ignore_ascii_case("referer") {
+            // Whole, as a log writes it; and its query pair by pair, `+` a space, as analytics that parse the
+            // search a visitor came from read it (PHP's `parse_str`, `URLSearchParams`).
+            let query = value
+                .split_once('?')
+                .map(|(_, rest)| rest.split('#').next().unwrap_or(rest));
+            screen(config, value, false, "headers").or_else(|| {
+                query.and_then(|q| {
+                    q.split('&')
+                        .find_map(|pair| screen(config, pair, true, "headers"))
+                })
+            })
         } else {
             None
         }
@@ -6062,6 +6075,17 @@ mod tests {
                 "https://example.com/<script>alert(1)</script>",
                 "xss-script",
             ),
+            // The Referer's query as the analytics that parse it read it: `+` a space, pair by pair.
+            (
+                "referer",
+                "https://shop.example/search?q=1'+union+select+password+from+users--",
+                "sqli-union",
+            ),
+            (
+                "Referer",
+                "https://shop.example/search?page=2&q='+or+'1'='1#top",
+                "sqli-tautology",
+            ),
         ] {
             assert_eq!(read(name, value), Some(rule), "{name}: {value}");
         }
@@ -6070,7 +6094,22 @@ mod tests {
             ("user-agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBDV/iPhone14,2;FBSN/iOS;FBSV/17.0;FBLC/en_US;FBOP/5]"),
             ("user-agent", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"),
             ("user-agent", "curl/8.5.0"),
-            ("referer", "https://www.google.com/search?q=sql+union+select+tutorial&oq=o%27brien"),
+            ("referer", "https://www.google.com/"),
+            ("referer", "android-app://com.google.android.gm/"),
+            // A same-site page's ordinary query, read whole and pair by pair.
+            ("referer", "https://example.com/search?q=o%27brien+%26+sons&sort=price-asc&page=2"),
+            ("referer", "https://example.com/search?q=it%27s+like+that&tz=Europe%2FBerlin#results"),
+            ("user-agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"),
+            ("user-agent", "Mozilla/5.0 (Linux; Android 12; moto g(30)) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36"),
+            ("user-agent", "Mozilla/5.0 (Linux; Android 12; SM-T870) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 ['FBAN/EMA;FBLC/en_US;FBAV/382.0.0.11.115;']"),
+            ("user-agent", "Mozilla/5.0 (compatible; Yahoo Ad monitoring; https://help.yahoo.com/kb/yahoo-ad-monitoring-SLN24857.html) tands-prod-eng.hlfs-prod---sieve.hlfs-rest_client/1700000000-0"),
+            ("user-agent", "Sogou web spider/4.0(+http://www.sogou.com/docs/help/webmasters.htm#07)"),
+            ("user-agent", "python-requests/2.31.0"),
+            ("cookie", "wordpress_logged_in_0123456789abcdef=admin%7C1700000000%7CAbCdEfGhIjKl%7C0123456789abcdef; wp-settings-1=libraryContent%3Dbrowse%26editor%3Dtinymce"),
+            ("cookie", "XSRF-TOKEN=eyJpdiI6IkFiQ2RFZkdoSWpLbE1uT3AiLCJ2YWx1ZSI6IkFiQ2QrRWZHaC9JaktsPT0iLCJtYWMiOiJhYmNkZWYwMTIzIn0%3D; _myapp_session=AbCdEfGh%2BIjKl%2FMnOpQ%3D%3D--0123456789abcdef"),
+            ("cookie", "ajs_user_id=\"user_12345\"; ajs_anonymous_id=\"a1b2c3d4-e5f6-7890-abcd-ef1234567890\"; data=YWJjZGVm+/Z2hp=="),
+            ("cookie", "__Secure-next-auth.session-token=eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..AbCdEfGhIjKlMnOp.AbCd-_Ef.GhIj; __cf_bm=Ab3dEf.GhIj_Kl-1700000000-1.0.1.1-AbCd"),
+            ("cookie", "messages=\"123abc$[[\\\"__json_message\\\"\\0540\\05425\\054\\\"Login successful.\\\"]]:1rAbC:AbCdEf\""),
             ("cookie", "_ga=GA1.2.1234567890.1700000000; session=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2ln--_x; theme=dark"),
             ("cookie", "OptanonConsent=isGpcEnabled=0&datestamp=Thu+Jan+01+2024+00%3A00%3A00+GMT%2B0100+(Central+European+Standard+Time)&groups=C0001%3A1%2CC0002%3A0"),
             ("cookie", "CookieConsent={stamp:%27AbC%2B/dEf%3D%3D%27%2Cnecessary:true%2Cmarketing:false%2Cmethod:%27explicit%27%2Cver:1}"),
