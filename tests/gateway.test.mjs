@@ -2517,6 +2517,8 @@ describe("WAF", () => {
     ["/gw/open/search?u=admin%27)--+-", "sqli-comment"],
     // A word operator glued to the quotes: MySQL reads `'' OR 'x'LIKE'x'` as true for every row.
     ["/gw/open/search?u=%27+OR+%27x%27LIKE%27x", "sqli-tautology"],
+    // A LIKE pattern that matches anything, closed by the query's own quote: `'' or 'x' like '%'`.
+    ["/gw/open/search?u=admin%27+or+%27x%27+like+%27%25", "sqli-tautology"],
     // Blind extraction after a quote: a call compared, then a comment.
     ["/gw/open/search?u=admin%27+AND+length(password)%3E5--", "sqli-tautology"],
     // Oracle's error-based probe: a subquery reading a catalog view whose name holds a `$`.

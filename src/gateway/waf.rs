@@ -2772,8 +2772,12 @@ fn predicate_end(text: &[u8], at: usize, left: &[u8]) -> Option<usize> {
     (!tail.first().is_some_and(ident)).then(|| text.len() - tail.len())
 }
 
-/// Whether `left comparison right` holds: numbers compared as numbers, anything else as text.
+/// Whether `left comparison right` holds: numbers compared as numbers, `like` by its pattern ([`like_matches`]),
+/// anything else as text.
 fn holds(left: &[u8], comparison: &[u8], right: &[u8]) -> bool {
+    if comparison == b"like" {
+        return like_matches(left, right);
+    }
     let number = |s: &[u8]| {
         (!s.is_empty() && s.len() <= 18 && s.iter().all(u8::is_ascii_digit))
             .then(|| s.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
@@ -2792,14 +2796,45 @@ fn holds(left: &[u8], comparison: &[u8], right: &[u8]) -> bool {
     }
 }
 
+/// Whether `text` matches the LIKE `pattern`: `%` any run, `_` any one byte, every other byte itself (`text` is
+/// lower-case, as MySQL's and SQLite's default comparison is case-blind): `'x' like '%'` holds for every row. A
+/// pattern past 32 bytes or a text past 64 is compared as it is, so the backtracking stays bounded.
+fn like_matches(text: &[u8], pattern: &[u8]) -> bool {
+    if pattern.len() > 32 || text.len() > 64 {
+        return text == pattern;
+    }
+    // Where the last `%` stood and the text position it has taken up to, for backtracking.
+    let (mut t, mut p, mut run) = (0, 0, None);
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'%') => {
+                run = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == b'_' || c == text[t] => (t, p) = (t + 1, p + 1),
+            _ => match run {
+                Some((at, taken)) => {
+                    run = Some((at, taken + 1));
+                    (t, p) = (taken + 1, at + 1);
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'%')
+}
+
 /// The operand at `at`: a quoted string's content, or a bare literal (`1`, `x`, `a.b`); where it ends; and whether it
 /// was quoted. A string must be closed unless it is the last operand, whose closing quote the query around the
 /// injection supplies (`' or 'x'='x`): then its content is the literal characters that follow.
 fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize, bool)> {
-    let literal = |from: usize| {
+    // An open string's content may hold a LIKE pattern's `%` too (`' or 'x' like '%`).
+    let literal = |from: usize, percent: bool| {
         let len = text[from..]
             .iter()
-            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+            .take_while(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.') || (percent && **b == b'%')
+            })
             .count();
         (&text[from..from + len], from + len)
     };
@@ -2807,7 +2842,7 @@ fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize, bool)>
         quote @ (b'\'' | b'"') => match memchr::memchr(quote, &text[at + 1..]) {
             Some(len) => Some((&text[at + 1..at + 1 + len], at + len + 2, true)),
             None if !closed => {
-                let (value, end) = literal(at + 1);
+                let (value, end) = literal(at + 1, true);
                 Some((value, end, true))
             }
             None => None,
@@ -2820,7 +2855,7 @@ fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize, bool)>
             memchr::memmem::find(window, b"$$").map(|len| (&body[..len], at + 2 + len + 2, true))
         }
         _ => {
-            let (value, end) = literal(at);
+            let (value, end) = literal(at, false);
             (!value.is_empty()).then_some((value, end, false))
         }
     }
@@ -5625,6 +5660,30 @@ mod tests {
     }
 
     #[test]
+    fn a_like_pattern_matches_as_sql_reads_it() {
+        for (text, pattern, matches) in [
+            ("x", "%", true),
+            ("", "%", true),
+            ("abc", "a_c", true),
+            ("abc", "a%", true),
+            ("abc", "%b%", true),
+            ("abc", "%c%%", true),
+            ("abc", "ab", false),
+            ("abc", "_b", false),
+            ("a", "50%", false),
+            // Past the bounds, compared as they are.
+            (&"a".repeat(65), "%", false),
+            ("a", &"%".repeat(33), false),
+        ] {
+            assert_eq!(
+                like_matches(text.as_bytes(), pattern.as_bytes()),
+                matches,
+                "{text:?} like {pattern:?}"
+            );
+        }
+    }
+
+    #[test]
     fn an_ordering_is_a_tautology_only_between_literals() {
         let c = config();
         // A filter's range: the number after `>=` starts no value, so no numeric injection follows it.
@@ -5661,6 +5720,8 @@ mod tests {
             "'-'",
             "'=0",
             "sep = ' = '",
+            "it's 'a' like '50% off' here",
+            "they're 'ok' or 'x' like 'y%'",
             "print(k + ' = ' + v)",
         ] {
             assert_eq!(
@@ -5722,6 +5783,10 @@ mod tests {
             "u='+or+'a'rlike'a",
             "u='+or+'a'regexp'a",
             "u='+or+'a'like('a')--",
+            // A LIKE pattern that matches the left: `%` any run, `_` one character (`'' or 'x' like '%'`).
+            "u=admin'+or+'x'+like+'%25",
+            "u='+or+'abc'+like+'a_c",
+            "u='+OR+'admin'LIKE'ad%25",
             // A call compared, as a name is, with a comment or the query's quote after it: the blind injection
             // reading a column one comparison at a time.
             "u=admin'+AND+length(password)>5--",
