@@ -2670,8 +2670,11 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
                     .get(at + c.len())
                     .is_none_or(|b| b.is_ascii_alphanumeric() || *b == b'_'))
     }) else {
-        if call {
-            return false;
+        // A name's or call's `in (…)`, `between … and …`, `is [not] null`, with a comment after it as a name's
+        // ordering needs (`' or id between 1 and 2--`).
+        if call || !(literal(left, left_quoted) || left == b"not" || left == b"true") {
+            return predicate_end(text, at, left)
+                .is_some_and(|end| comment_after(&text[skip(end, b" )")..]));
         }
         let truthy = left == b"true"
             || (left.iter().all(u8::is_ascii_digit) && left.iter().any(|&d| d != b'0'));
@@ -2707,12 +2710,19 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
         // or '`), or any such ordering in a numeric injection (`id=1 or id>0`): the injection's shape, whatever
         // the data makes of it.
         let after = &text[skip(end, b" )")..];
-        after_number
-            || [&b"#"[..], b"--", b"/*"]
-                .iter()
-                .any(|m| after.starts_with(m))
-            || open_quote_after(after, quotes)
+        after_number || comment_after(after) || open_quote_after(after, quotes)
     })
+}
+
+/// Whether `text` starts with a comment, maybe after a `;` and blanks (`' and length(pw)>5;--`): the end of an
+/// injected condition whose query is commented out.
+fn comment_after(text: &[u8]) -> bool {
+    let text = text
+        .strip_prefix(b";")
+        .map_or(text, |rest| skip(rest, b" "));
+    [&b"#"[..], b"--", b"/*"]
+        .iter()
+        .any(|m| text.starts_with(m))
 }
 
 /// Whether `text` is an `or`/`and`/`||`/`&&` and then a quote left open to the end (an odd number of that quote
@@ -5723,6 +5733,11 @@ mod tests {
             "it's 'a' like '50% off' here",
             "they're 'ok' or 'x' like 'y%'",
             "print(k + ' = ' + v)",
+            // A name's between, in or is, a `;` after a comparison, a comment inside one: no comment ends them.
+            "it's 'a' or id between 1 and 2 here",
+            "I'd take 'x' and size in (1, 2) maybe",
+            "it's 'on' or x is null, see",
+            "it's 'a' and len(b) > 5; then c",
         ] {
             assert_eq!(
                 inspect_body(&c, Some("text/plain"), text.as_bytes()),
@@ -5794,6 +5809,13 @@ mod tests {
             "u=admin'+AND+length+(password)>5--",
             "u=1'+and+ascii(substr(password,1,1))>64%23",
             "u='+AND+SUBSTRING(password,1,1)='a",
+            // A name's or call's `between` or `in (…)` before a comment, as a literal's.
+            "u='+or+id+between+1+and+2--",
+            "u='+and+ascii(substr(pw,1,1))+in+(65)--",
+            "u='+or+pw+is+not+null%23",
+            // A `;` and a comment after the comparison, as a comment alone.
+            "u='+AND+LENGTH(password)%3E5%3B--",
+            "u='+or+id%3E0%3B+%23",
         ] {
             assert_eq!(
                 inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
