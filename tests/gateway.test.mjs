@@ -2521,10 +2521,12 @@ describe("WAF", () => {
     ["/gw/open/search?u=admin%27+or+%27x%27+like+%27%25", "sqli-tautology"],
     // Blind extraction after a quote: a call compared, then a comment.
     ["/gw/open/search?u=admin%27+AND+length(password)%3E5--", "sqli-tautology"],
-    // A name's or call's between/in before a comment, a `;` before the comment.
+    // A name's or call's between/in before a comment, a `;` before the comment, a comment inside the comparison.
     ["/gw/open/search?u=%27+or+id+between+1+and+2--", "sqli-tautology"],
     ["/gw/open/search?u=%27+and+ascii(substr(pw,1,1))+in+(65)--", "sqli-tautology"],
     ["/gw/open/search?u=%27+AND+LENGTH(password)%3E5%3B--", "sqli-tautology"],
+    ["/gw/open/search?u=%27+or+id%2F**%2F%3E0--", "sqli-tautology"],
+    ["/gw/open/search?u=%27+AND+length%2F**%2F(password)%3E5--", "sqli-tautology"],
     // Oracle's error-based probe: a subquery reading a catalog view whose name holds a `$`.
     ["/gw/open/search?id=1+and+1%3D(select+banner+from+v$version+where+rownum%3D1)", "sqli-subquery"],
     ["/gw/open/search?id=1%3Bwaitfor+time+%2723%3A59%27", "sqli-function"],
@@ -2652,6 +2654,7 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("it's 'a' or id between 1 and 2 here")}`,
     `/gw/open/search?q=${encodeURIComponent("I'd take 'x' and size in (1, 2) maybe")}`,
     `/gw/open/search?q=${encodeURIComponent("it's 'a' and len(b) > 5; then c")}`,
+    `/gw/open/search?q=${encodeURIComponent("it's 'a' or score /* note */ > 0 today")}`,
   ];
   const benignBodies = [
     // The third payload review: a list's entry, a title, a mail's line starting with a script scheme's name.

@@ -554,8 +554,12 @@ fn without_sql_comments(text: &str, nested: bool) -> Option<String> {
                     continue;
                 }
             },
-            [b'#', ..] | [b'-', b'-', ..] => memchr::memchr2(b'\n', b'\r', &bytes[start..])
-                .map_or(bytes.len(), |len| start + len),
+            // One that runs to the text's end hides nothing after it and is kept, as the end of what was injected
+            // (`' or id/**/>0--` reads `' or id >0--`).
+            [b'#', ..] | [b'-', b'-', ..] => match memchr::memchr2(b'\n', b'\r', &bytes[start..]) {
+                Some(len) => start + len,
+                None => break,
+            },
             _ => {
                 at = start + 1;
                 continue;
@@ -5738,6 +5742,8 @@ mod tests {
             "I'd take 'x' and size in (1, 2) maybe",
             "it's 'on' or x is null, see",
             "it's 'a' and len(b) > 5; then c",
+            "it's 'a' or score /* note */ > 0 today",
+            "it's 'a' and f/**/(b) > 5; done",
         ] {
             assert_eq!(
                 inspect_body(&c, Some("text/plain"), text.as_bytes()),
@@ -5816,6 +5822,9 @@ mod tests {
             // A `;` and a comment after the comparison, as a comment alone.
             "u='+AND+LENGTH(password)%3E5%3B--",
             "u='+or+id%3E0%3B+%23",
+            // A comment inside the comparison: the reading without it keeps the comment that ends the text.
+            "u='+or+id/**/%3E0--",
+            "u='+AND+length/**/(password)%3E5--",
         ] {
             assert_eq!(
                 inspect_url(&c, "/api", Some(query)).map(|h| h.rule),
