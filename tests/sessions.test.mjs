@@ -965,28 +965,37 @@ test("a request sent with the cookie a login then replaces is refused without cl
   }
 });
 
+/** The checks a retired token `a` meets: each route's name, a request sending it, and the status it answers. */
+const checksWith = (a) => [
+  ["GET /auth/session (cached check)", () => worker.fetch("/auth/session", withCookie(a)), 401],
+  ["GET /auth/sessions (strict check)", () => worker.fetch("/auth/sessions", withCookie(a)), 401],
+  ["POST /auth/refresh", () => worker.fetch("/auth/refresh", withCookie(a, { method: "POST" })), 401],
+  ["a page", () => worker.fetch("/", withCookie(a)), 200],
+];
+
+/** Signs `user` in and refreshes once: `a` the token the refresh retired, `b` the one it set. */
+async function rotatedOnce(user) {
+  const { token: a } = await loggedIn(user);
+  const refreshed = await worker.fetch("/auth/refresh", withCookie(a, { method: "POST" }));
+  assert.equal(refreshed.status, 200);
+  const b = cookieOf(refreshed);
+  await refreshed.arrayBuffer();
+  return { a, b };
+}
+
 test("a request sent with a token a refresh just retired, checked after a login ended the session it became, is refused without clearing the login's cookie", async () => {
   // The browser held A; a refresh rotated it to B, then a login sent with B ended B. A request the browser sent with
   // A before the refresh's answer arrived is checked after the login: A is retired within SESSION_REUSE_GRACE_SECS
   // and its session ended moments ago (after the rotation). Its answer cleared the cookie, and arriving after the
   // login's answer, removed the login's cookie — the defect of a replaced cookie by way of a retired token.
-  const { token: a } = await loggedIn(BOB);
-  const refreshed = await worker.fetch("/auth/refresh", withCookie(a, { method: "POST" }));
-  assert.equal(refreshed.status, 200);
-  const b = cookieOf(refreshed);
-  await refreshed.arrayBuffer();
+  const { a, b } = await rotatedOnce(BOB);
   const relogin = await worker.fetch("/auth/login", withCookie(b, json({ email: BOB.email, password: BOB.password })));
   assert.equal(relogin.status, 200);
   const c = cookieOf(relogin);
   await relogin.arrayBuffer();
   assert.ok(c && c !== b && b !== a, "the refresh and the login each set a new cookie");
   const clears = (r) => r.headers.getSetCookie().filter((x) => x.startsWith("__Host-edgekit_session="));
-  const routes = [
-    ["GET /auth/session (cached check)", () => worker.fetch("/auth/session", withCookie(a)), 401],
-    ["GET /auth/sessions (strict check)", () => worker.fetch("/auth/sessions", withCookie(a)), 401],
-    ["POST /auth/refresh", () => worker.fetch("/auth/refresh", withCookie(a, { method: "POST" })), 401],
-    ["a page", () => worker.fetch("/", withCookie(a)), 200],
-  ];
+  const routes = checksWith(a);
   for (const [route, send, status] of routes) {
     const r = await send();
     assert.equal(r.status, status, `${route}, retired just before the login`);
@@ -1011,11 +1020,7 @@ test("a token retired past the grace, sent just before a login that ended the se
   // browser sent with A just before, checked after the login, found A retired past the grace: reuse detection had
   // nothing left to revoke, yet its answer cleared the cookie — and arriving after the login's answer, removed the
   // login's cookie.
-  const { token: a } = await loggedIn(BOB);
-  const refreshed = await worker.fetch("/auth/refresh", withCookie(a, { method: "POST" }));
-  assert.equal(refreshed.status, 200);
-  const b = cookieOf(refreshed);
-  await refreshed.arrayBuffer();
+  const { a, b } = await rotatedOnce(BOB);
   // Retired a minute ago: its revocation entry in the cache has aged out too.
   await db.prepare("UPDATE retired_session_ids SET retired_at = retired_at - 60000 WHERE id = ?1").bind(sessionId(a)).run();
   await kv.delete(`session:${sessionId(a)}`);
@@ -1025,12 +1030,7 @@ test("a token retired past the grace, sent just before a login that ended the se
   await relogin.arrayBuffer();
   await expectError(await get("/auth/sessions", b), 401, "session_invalid", "the login ended the session A became");
   const clears = (r) => r.headers.getSetCookie().filter((x) => x.startsWith("__Host-edgekit_session="));
-  const routes = [
-    ["GET /auth/session (cached check)", () => worker.fetch("/auth/session", withCookie(a)), 401],
-    ["GET /auth/sessions (strict check)", () => worker.fetch("/auth/sessions", withCookie(a)), 401],
-    ["POST /auth/refresh", () => worker.fetch("/auth/refresh", withCookie(a, { method: "POST" })), 401],
-    ["a page", () => worker.fetch("/", withCookie(a)), 200],
-  ];
+  const routes = checksWith(a);
   for (const [route, send, status] of routes) {
     const r = await send();
     assert.equal(r.status, status, `${route}, its session ended just now`);
