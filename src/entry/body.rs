@@ -150,7 +150,7 @@ async fn read_capped(req: &mut Request, max_bytes: u64) -> ApiResult<Vec<u8>> {
     {
         Ok(reader) => {
             let mut chunks = reader.into_stream();
-            let Some(first) = first_chunk(&mut chunks, first_within).await else {
+            let Some(first) = next_within(&mut chunks, first_within).await else {
                 // Cancelled, not let go: its read is still pending, and a body let go with one stayed locked and
                 // unread, so the answer never went out.
                 let _ = chunks.cancel().await;
@@ -174,8 +174,8 @@ async fn read_capped(req: &mut Request, max_bytes: u64) -> ApiResult<Vec<u8>> {
     }
 }
 
-/// The first item of `chunks` (`Some(None)`: the body ended), or `None` when `within_ms` passed before it came.
-async fn first_chunk<S: futures_util::Stream + Unpin>(
+/// The next item of `chunks` (`Some(None)`: the body ended), or `None` when `within_ms` passed before it came.
+async fn next_within<S: futures_util::Stream + Unpin>(
     chunks: &mut S,
     within_ms: Option<u64>,
 ) -> Option<Option<S::Item>> {
@@ -269,19 +269,16 @@ pub async fn read_prefix(
     cap: usize,
     stall_ms: u64,
 ) -> Result<Vec<u8>, PrefixError> {
-    use futures_util::future::{select, Either};
-    use futures_util::StreamExt;
     let mut chunks = wasm_streams::ReadableStream::from_raw(stream.unchecked_into()).into_stream();
     let mut bytes = Vec::new();
     while bytes.len() < cap {
-        let stall = Delay::from(Duration::from_millis(stall_ms));
-        match select(chunks.next(), stall).await {
-            Either::Left((Some(chunk), _)) => {
+        match next_within(&mut chunks, Some(stall_ms)).await {
+            Some(Some(chunk)) => {
                 let chunk = chunk.map_err(|e| PrefixError::Failed(js_message(&e)))?;
                 append(&mut bytes, &as_bytes(&chunk));
             }
-            Either::Left((None, _)) => break,
-            Either::Right(_) => return Err(PrefixError::Stalled { read: bytes.len() }),
+            Some(None) => break,
+            None => return Err(PrefixError::Stalled { read: bytes.len() }),
         }
     }
     Ok(bytes)
@@ -294,15 +291,12 @@ pub async fn after_first_bytes(
     stream: web_sys::ReadableStream,
     stall_ms: u64,
 ) -> Result<web_sys::ReadableStream, PrefixError> {
-    use futures_util::future::{select, Either};
-    use futures_util::StreamExt;
     let mut chunks = wasm_streams::ReadableStream::from_raw(stream.unchecked_into()).into_stream();
-    let stall = Delay::from(Duration::from_millis(stall_ms));
-    match select(chunks.next(), stall).await {
-        Either::Left((Some(Ok(chunk)), _)) => Ok(pass_on(Vec::new(), Some(chunk), chunks)),
-        Either::Left((Some(Err(e)), _)) => Err(PrefixError::Failed(js_message(&e))),
-        Either::Left((None, _)) => Ok(pass_on(Vec::new(), None, chunks)),
-        Either::Right(_) => Err(PrefixError::Stalled { read: 0 }),
+    match next_within(&mut chunks, Some(stall_ms)).await {
+        Some(Some(Ok(chunk))) => Ok(pass_on(Vec::new(), Some(chunk), chunks)),
+        Some(Some(Err(e))) => Err(PrefixError::Failed(js_message(&e))),
+        Some(None) => Ok(pass_on(Vec::new(), None, chunks)),
+        None => Err(PrefixError::Stalled { read: 0 }),
     }
 }
 
