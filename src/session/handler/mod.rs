@@ -161,6 +161,11 @@ fn now_ms() -> u64 {
     crate::entry::respond::now_ms()
 }
 
+/// Whether the session cookie is one well-formed token: a check of it reads D1.
+fn has_token(call: &Call) -> bool {
+    matches!(cookie_token(call), CookieToken::Token(_))
+}
+
 fn cookie_token(call: &Call) -> CookieToken {
     let header = call.req.headers().get("cookie").ok().flatten();
     token::read_cookie(header.as_deref(), &call.isolate.config.session.cookie_name)
@@ -759,12 +764,13 @@ fn upgrade_password_later(
 
 /// The per-address limit (`SESSION_IP_POLICY`) of the routes that read or write at D1's primary for any
 /// well-formed cookie — refresh, logout, the session lists — taken before any of that work, and only by a request
-/// that would do it. One without a well-formed session cookie reads nothing, and a state-changing one from another
-/// origin is refused (403) first: a page on any site can send such requests in any number (its `no-cors` POSTs
-/// carry no `SameSite=Lax` cookie), and counted they spent the budget of everyone at the user's address — whose
-/// logout then answered 429 and left the session alive, and whose refreshes failed.
-async fn limited(call: &Call, route: &str) -> ApiResult<()> {
-    if !matches!(cookie_token(call), CookieToken::Token(_)) {
+/// that would do it (`works`: a lone well-formed token for a check, any well-formed value for a logout). One without
+/// a well-formed session cookie reads nothing, and a state-changing one from another origin is refused (403) first:
+/// a page on any site can send such requests in any number (its `no-cors` POSTs carry no `SameSite=Lax` cookie), and
+/// counted they spent the budget of everyone at the user's address — whose logout then answered 429 and left the
+/// session alive, and whose refreshes failed.
+async fn limited(call: &Call, route: &str, works: bool) -> ApiResult<()> {
+    if !works {
         return Ok(());
     }
     if !origin_check::is_safe_method(&call.method) {
@@ -779,7 +785,7 @@ async fn limited(call: &Call, route: &str) -> ApiResult<()> {
 /// `POST /auth/refresh`: rotates the session token (the old one stops working at once) and issues a new access JWT.
 /// Of concurrent refreshes of one session exactly one succeeds; the others get 401 `session_rotated`.
 pub async fn refresh(call: Call) -> ApiResult<Response> {
-    limited(&call, "/auth/refresh").await?;
+    limited(&call, "/auth/refresh", has_token(&call)).await?;
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
     let (old_id, record) = check(&call, &store, true)
@@ -934,10 +940,7 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
     let header = call.req.headers().get("cookie").ok().flatten();
     let tokens = token::tokens(header.as_deref(), &config.cookie_name);
     let tokens = &tokens[..tokens.len().min(MAX_ENDED_TOKENS)];
-    // As [`limited`], for any well-formed token among them.
-    if let (false, Some(policy)) = (tokens.is_empty(), &config.session_ip_policy) {
-        ratelimit::limit(&call, policy, None, "/auth/logout").await?;
-    }
+    limited(&call, "/auth/logout", !tokens.is_empty()).await?;
     let store = Store::open(&call, true)?;
     end_sessions(
         &store,
@@ -974,7 +977,7 @@ const MAX_REVOCATION_ENTRIES: usize = 40;
 /// `DELETE /auth/sessions`: ends every session of the caller's user — the way out when `GET /auth/sessions` lists
 /// one they do not know (a stolen token) — and clears the cookie. A strict check: the caller's session must be live.
 pub async fn end_all(call: Call) -> ApiResult<Response> {
-    limited(&call, "/auth/sessions").await?;
+    limited(&call, "/auth/sessions", has_token(&call)).await?;
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
     let (id, record) = check(&call, &store, true)
@@ -1006,7 +1009,7 @@ pub async fn end_all(call: Call) -> ApiResult<Response> {
 /// `GET /auth/sessions` (auth policy `session`, strict: always D1): the caller's active sessions, for reviewing
 /// where the account is logged in. Sensitive (it shows IPs and devices), so a revoked session is refused at once.
 pub async fn sessions(call: Call) -> ApiResult<Response> {
-    limited(&call, "/auth/sessions").await?;
+    limited(&call, "/auth/sessions", has_token(&call)).await?;
     let store = Store::open(&call, true)?;
     let (id, record) = check(&call, &store, true)
         .await?
