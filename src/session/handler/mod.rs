@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 use worker::Response;
 
-use self::store::{NewSession, Retired, Store};
+use self::store::{FamilyEnd, NewSession, Retired, Store};
 use crate::entry::body::{drain, read_json};
 use crate::entry::respond::{json, with_appended_header, with_header};
 use crate::entry::{log, Call};
@@ -398,14 +398,17 @@ async fn detect_reuse(
     }
     // Its session ended moments ago (a login sent with this token, or the one it became, ended it): there is no
     // copy left to stop, and a clear arriving after that login's answer would remove the cookie it set. The retired
-    // id is kept, so a later return is refused — and cleared — once the window is over.
-    let ended = store.family_revoked_at(&retired.family).await?;
-    if ended_moments_ago(call, ended, now) {
-        return Ok(Some(Checked::Unconfirmed(
-            "retired token of a session ended moments ago",
-        )));
-    }
-    let revoked = store.revoke_family(&retired.family, now).await?;
+    // id is kept, so a later return is refused — and cleared — once the window is over. Decided on the primary with
+    // the revocation itself: a replica that has not seen that login's write would otherwise say the session lives.
+    let window_ms = config.reuse_grace_secs * 1000;
+    let revoked = match store.end_family(&retired.family, now, window_ms).await? {
+        FamilyEnd::EndedMomentsAgo => {
+            return Ok(Some(Checked::Unconfirmed(
+                "retired token of a session ended moments ago",
+            )))
+        }
+        FamilyEnd::Revoked(ids) => ids,
+    };
     log::write(
         Level::Warn,
         "session_reuse",

@@ -71,6 +71,14 @@ fn ids_of(result: Option<&worker::d1::D1Result>) -> ApiResult<Vec<String>> {
     Ok(ids.into_iter().map(|r| r.id).collect())
 }
 
+/// What [`Store::end_family`] did.
+pub enum FamilyEnd {
+    /// A session of the family was revoked within the window: nothing changed.
+    EndedMomentsAgo,
+    /// The family's live sessions, by current id, revoked now (none when none lived).
+    Revoked(Vec<String>),
+}
+
 /// An id a rotation retired.
 #[derive(Deserialize)]
 pub struct Retired {
@@ -321,46 +329,55 @@ impl Store {
             .map(|row| row.is_some())
     }
 
-    /// When the session of `family` was revoked, if it was (none while it lives, or once its row is gone).
-    pub async fn family_revoked_at(&self, family: &str) -> ApiResult<Option<u64>> {
-        #[derive(Deserialize)]
-        struct Row {
-            revoked_at: Option<u64>,
-        }
-        let row = self
-            .db
-            .prepare("SELECT revoked_at FROM sessions WHERE family = ?1 LIMIT 1")
-            .bind(&[JsValue::from_str(family)])
-            .or_internal("binding the family query")?
-            .first::<Row>(None)
-            .await
-            .or_internal("reading the family")?;
-        Ok(row.and_then(|r| r.revoked_at))
-    }
-
-    /// Revokes the live session of `family` (a rotated token came back: someone holds a copy) and forgets the
-    /// family's retired ids, in one transaction: the detection happens once, and the copy presented again is an
-    /// unknown token (a read), not another write. Returns the revoked session's current id, for the cache.
-    pub async fn revoke_family(&self, family: &str, now_ms: u64) -> ApiResult<Vec<String>> {
+    /// Ends `family` for a rotated token that came back (someone holds a copy), deciding on the primary in one
+    /// transaction rather than on a read a lagging replica answered: when a session of the family was revoked less
+    /// than `window_ms` ago (a login sent with this token, or the one it became, ended it), nothing changes and
+    /// [`FamilyEnd::EndedMomentsAgo`] says so — the retired ids are kept, so a later return is refused once the window
+    /// is over. Otherwise the live session is revoked and the family's retired ids forgotten: the detection happens
+    /// once, and the copy presented again is an unknown token (a read), not another write.
+    pub async fn end_family(
+        &self,
+        family: &str,
+        now_ms: u64,
+        window_ms: u64,
+    ) -> ApiResult<FamilyEnd> {
         let family = JsValue::from_str(family);
+        let since = num(now_ms.saturating_sub(window_ms));
         let statements = vec![
+            self.db
+                .prepare("SELECT 1 AS ended FROM sessions WHERE family = ?1 AND revoked_at > ?2 LIMIT 1")
+                .bind(&[family.clone(), since.clone()])
+                .or_internal("binding the family's revocation query")?,
+            self.db
+                .prepare(
+                    "DELETE FROM retired_session_ids WHERE family = ?1 \
+                     AND NOT EXISTS (SELECT 1 FROM sessions WHERE family = ?1 AND revoked_at > ?2)",
+                )
+                .bind(&[family.clone(), since])
+                .or_internal("binding the family's retired-id deletion")?,
             self.db
                 .prepare(
                     "UPDATE sessions SET revoked_at = ?2 WHERE family = ?1 AND revoked_at IS NULL RETURNING id",
                 )
-                .bind(&[family.clone(), num(now_ms)])
+                .bind(&[family, num(now_ms)])
                 .or_internal("binding the family revocation")?,
-            self.db
-                .prepare("DELETE FROM retired_session_ids WHERE family = ?1")
-                .bind(&[family])
-                .or_internal("binding the family's retired-id deletion")?,
         ];
         let results = self
             .db
             .batch(statements)
             .await
             .or_internal("revoking the session family")?;
-        ids_of(results.first())
+        let ended = match results.first() {
+            Some(result) => !result
+                .results::<serde_json::Value>()
+                .or_internal("reading the family's revocation")?
+                .is_empty(),
+            None => false,
+        };
+        if ended {
+            return Ok(FamilyEnd::EndedMomentsAgo);
+        }
+        ids_of(results.get(2)).map(FamilyEnd::Revoked)
     }
 
     /// Marks the sessions `ids` name revoked (once; the first revocation time is kept) — the one each is, or, for an
