@@ -22,6 +22,8 @@ export const DEMO_USERS = [
  * made before logins normalised were (a login re-hashes those in NFKC).
  */
 export async function hashPassword(password, iterations = 100_000, { asSent = false } = {}) {
+  // Logins refuse NUL (HMAC zero-fills a short key: "pw" and "pw\0" would be one secret); so does this.
+  if (password.includes("\u0000")) throw new Error("a password must not contain U+0000 (NUL)");
   const salt = crypto.getRandomValues(new Uint8Array(16));
   const secret = new TextEncoder().encode(asSent ? password : password.normalize("NFKC"));
   const key = await crypto.subtle.importKey("raw", secret, "PBKDF2", false, ["deriveBits"]);

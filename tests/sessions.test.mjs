@@ -654,6 +654,16 @@ test("emails are compared in NFC and passwords in NFKC: the same account and sec
   await expectError(await login(typed.email, "cre\u0300me bru\u0302le\u0301e for three"), 401, "invalid_credentials", "another password");
 });
 
+test("a password with NUL characters is refused: PBKDF2's HMAC pads a short key with zeros, so trailing NULs named the same secret", async () => {
+  // HMAC (RFC 2104) zero-fills a key shorter than the hash's block: "pw" and "pw\0\0" derive the same bytes, so the
+  // account took both as its password.
+  for (const password of [`${ALICE.password}\u0000`, `${ALICE.password}\u0000\u0000\u0000`, `\u0000${ALICE.password}`]) {
+    await expectError(await login(ALICE.email, password), 400, "invalid_password", JSON.stringify(password));
+  }
+  await expectError(await login("nobody-at-all@example.com", "x\u0000"), 400, "invalid_password", "an unknown email alike");
+  await loggedIn(ALICE); // the password itself still signs in
+});
+
 test("a hash made from a password as typed, before logins normalised, still admits it and is re-hashed in NFKC", async () => {
   const noe = { id: "u-noe", email: "noe@example.com", password: "Noe\u0308l in de\u0301cembre" };
   const old = await hashPassword(noe.password, 100_000, { asSent: true });

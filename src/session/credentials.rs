@@ -112,6 +112,14 @@ impl Credentials {
                 format!("password must be 1 to {MAX_PASSWORD} characters"),
             ));
         }
+        // PBKDF2's HMAC zero-fills a key shorter than its 64-byte block (RFC 2104 §2): `pw` and `pw\0` are one
+        // secret to it. No password holds NUL, so no two spellings of a password name the same account secret.
+        if body.password.contains('\0') {
+            return Err(ApiError::bad_request(
+                "invalid_password",
+                "password must not contain U+0000 (NUL)",
+            ));
+        }
         let password = normalise(&body.password, Form::Nfkc);
         let password_as_sent = (password != body.password).then_some(body.password);
         Ok(Self {
@@ -224,6 +232,19 @@ mod tests {
         let error = Credentials::parse(body("a@example.com", &format!("{accented}x")), as_is)
             .expect_err("1,025 characters");
         assert_eq!(error.code(), "invalid_password");
+    }
+
+    /// PBKDF2's HMAC zero-fills a key shorter than SHA-256's 64-byte block (RFC 2104 §2), so `pw` and `pw\0\0`
+    /// derived the same hash: a password holding U+0000 is refused, as the same secret as one without it or not.
+    #[test]
+    fn a_password_holding_nul_is_refused() {
+        for password in ["pw\0", "pw\0\0\0", "\0pw", "p\0w", "\0"] {
+            let error = Credentials::parse(body("a@example.com", password), as_is)
+                .expect_err(password);
+            assert_eq!(error.status(), 400, "{password:?}");
+            assert_eq!(error.code(), "invalid_password", "{password:?}");
+        }
+        assert!(Credentials::parse(body("a@example.com", "pw\u{2400}"), as_is).is_ok());
     }
 
     #[test]
