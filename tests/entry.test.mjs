@@ -52,6 +52,23 @@ test("unknown paths and methods answer JSON 404 and 405 with Allow", async () =>
   assert.equal(head.status, 200);
 });
 
+test("every answer the Worker makes itself says X-Content-Type-Options: nosniff", async () => {
+  // A JSON error echoes the request's path and a page is HTML: sniffed as another type (an old browser, a download
+  // opened in place) either could run as script. The origin's own answers, proxied by the gateway, are its own.
+  for (const [method, path, status] of [
+    ["GET", "/health", 200],
+    ["GET", "/openapi.json", 200],
+    ["GET", "/no-such-path/<script>", 404],
+    ["DELETE", "/health", 405],
+    ["POST", "/auth/login", 400],
+  ]) {
+    const response = await worker.fetch(path, { method, ...(method === "POST" ? { body: "{", headers: { "content-type": "application/json" } } : {}) });
+    await response.arrayBuffer();
+    assert.equal(response.status, status, `${method} ${path}`);
+    assert.equal(response.headers.get("x-content-type-options"), "nosniff", `${method} ${path}`);
+  }
+});
+
 test("a 405 lists in Allow only the methods the path serves: the WebSocket join takes GET and not HEAD", async () => {
   // RFC 9110 §15.5.6: Allow lists the target's supported methods. The join refuses a HEAD (no handshake), so a 405
   // that named HEAD sent a client to a method that is refused in turn.

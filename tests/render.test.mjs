@@ -74,7 +74,7 @@ test("the shell reaches the client while a fragment is still being answered, and
   assert.equal(feed.headers["x-request-id"], response.headers.get("x-request-id"), "the origin sees the page's request id");
   assert.equal(response.headers.get("accept-ch"), "ECT", "browsers are asked for the connection type the page reads");
   assert.match(shell, /^<!doctype html><html lang="en">/);
-  assert.match(shell, /<style>body\{margin:0/, "critical CSS from KV is in the shell");
+  assert.match(shell, /<style nonce="[0-9a-f]{32}">body\{margin:0/, "critical CSS from KV is in the shell");
   assert.ok(!shell.includes("feed from origin"), "the first chunk does not wait for the feed");
   const page = shell + rest;
   const order = ["header", "nav", "hero"].map((n) => page.indexOf(`${n} from origin`));
@@ -440,7 +440,9 @@ test("the Link header preloads the critical resources for everyone; the page pre
 test("?render=whole sends the same page in one piece; pages are private; bad input answers JSON errors", async () => {
   const streamed = await get("/", { headers: withVisitor() });
   const whole = await get("/?render=whole", { headers: withVisitor() });
-  assert.equal(await whole.text(), await streamed.text());
+  // The same page but for its nonce, fresh per response.
+  const unNonced = async (r) => (await r.text()).replace(/ nonce="[0-9a-f]{32}"/g, "");
+  assert.equal(await unNonced(whole), await unNonced(streamed));
   for (const r of [streamed, whole]) assert.equal(r.headers.get("cache-control"), "private, no-store");
   const missing = await get("/p/nope");
   assert.equal(missing.status, 404);
@@ -451,7 +453,7 @@ test("?render=whole sends the same page in one piece; pages are private; bad inp
   // The parameter is read as any URL parser reads it: percent-escapes in its name and value are decoded.
   const escaped = await get("/?render=%77hole", { headers: withVisitor() });
   assert.equal(escaped.status, 200);
-  assert.equal(await escaped.text(), await (await get("/?render=whole", { headers: withVisitor() })).text());
+  assert.equal(await unNonced(escaped), await unNonced(await get("/?render=whole", { headers: withVisitor() })));
   const escapedName = await get("/?%72ender=sideways");
   assert.equal(escapedName.status, 400);
   assert.equal((await escapedName.json()).error.code, "invalid_render_mode");
@@ -507,11 +509,62 @@ test("a byte order mark starting a CONTENT_KV value or an origin fragment is not
   const id = "bom-page";
   const response = await w.mf.dispatchFetch(new URL("/", w.url), { headers: withVisitor(VISITOR, { "x-request-id": id }) });
   const page = await response.text();
-  assert.ok(page.includes("<style>body{margin:0}</style>"), "the first CSS rule's selector is body");
+  assert.match(page, /<style nonce="[0-9a-f]{32}">body\{margin:0\}<\/style>/, "the first CSS rule's selector is body");
   assert.ok(response.headers.get("x-variant"), "the flags document is read");
   assert.ok(page.includes('<section data-origin="hero">from origin</section>'), "the fragment");
   assert.ok(!page.includes("\ufeff"), "no byte order mark on the page");
   await until(async () => (await wkv.get("fragment:hero")) !== null, { what: "the hero written back" });
   assert.equal(await wkv.get("fragment:hero"), '<section data-origin="hero">from origin</section>', "written back without it");
   assert.equal(w.jsonLogs().filter((l) => l.msg === "content_kv_malformed" && l.request_id === id).length, 0);
+});
+
+test("a page says nosniff and carries a Content-Security-Policy whose fresh nonce is on the inline critical CSS", async () => {
+  // The shell inlines the critical CSS; a policy must let that one element through (by a per-response nonce) while
+  // refusing injected script, plugins and a <base> that would re-point the page's relative URLs.
+  const nonces = new Set();
+  for (const path of ["/", "/?render=whole", "/p/product"]) {
+    const response = await get(path, { headers: withVisitor() });
+    const page = await response.text();
+    assert.equal(response.headers.get("x-content-type-options"), "nosniff", `${path}: nosniff`);
+    const csp = response.headers.get("content-security-policy");
+    assert.ok(csp, `${path}: a policy`);
+    const directives = Object.fromEntries(
+      csp.split(";").map((d) => d.trim().split(/\s+/)).filter((d) => d[0]).map(([name, ...values]) => [name, values]),
+    );
+    const nonce = /^'nonce-([A-Za-z0-9+/_=-]+)'$/.exec(directives["style-src"].find((v) => v.startsWith("'nonce-")) ?? "")?.[1];
+    assert.ok(nonce && nonce.length >= 22, `${path}: style-src has a nonce: ${csp}`);
+    assert.ok(page.includes(`<style nonce="${nonce}">body{margin:0`), `${path}: the critical CSS carries it`);
+    assert.equal(page.match(/<style/g).length, 1, "one inline style");
+    assert.ok(!directives["script-src"].includes("'unsafe-inline'") && !directives["style-src"].includes("'unsafe-inline'"));
+    assert.deepEqual(directives["object-src"], ["'none'"]);
+    assert.deepEqual(directives["base-uri"], ["'none'"]);
+    nonces.add(nonce);
+  }
+  assert.equal(nonces.size, 3, "a fresh nonce per response");
+});
+
+test('RENDER_CSP replaces the page\'s policy ({nonce} is the response\'s nonce); "off" sends none', async (t) => {
+  const custom = await startWorker({ vars: { RENDER_ORIGIN: origin.url, RENDER_CSP: "script-src 'self' https://cdn.example; style-src 'nonce-{nonce}'" } });
+  const none = await startWorker({ vars: { RENDER_ORIGIN: origin.url, RENDER_CSP: "off" } });
+  t.after(() => Promise.all([custom.stop(), none.stop()]));
+  for (const w of [custom, none]) await seedContent(await w.mf.getKVNamespace("CONTENT_KV"));
+  const response = await custom.mf.dispatchFetch(new URL("/", custom.url), { headers: withVisitor() });
+  const page = await response.text();
+  const csp = response.headers.get("content-security-policy");
+  const nonce = /^script-src 'self' https:\/\/cdn\.example; style-src 'nonce-([0-9a-f]{32})'$/.exec(csp)?.[1];
+  assert.ok(nonce, csp);
+  assert.ok(page.includes(`<style nonce="${nonce}">`));
+  const bare = await none.mf.dispatchFetch(new URL("/", none.url), { headers: withVisitor() });
+  await bare.arrayBuffer();
+  assert.equal(bare.headers.get("content-security-policy"), null);
+  assert.equal(bare.headers.get("x-content-type-options"), "nosniff", "nosniff either way");
+  // Validated once, as every var is (the rules in src/render/plan.rs's tests): a value no header can carry fails.
+  const refused = await startWorker({ vars: { RENDER_CSP: "style-src 'nonce-{other}'" } });
+  try {
+    const answer = await refused.fetch("/health");
+    assert.equal(answer.status, 500);
+    assert.match((await answer.json()).error.message, /RENDER_CSP/);
+  } finally {
+    await refused.stop();
+  }
 });

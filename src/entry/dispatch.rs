@@ -63,7 +63,18 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
         }
         Ok((id, params)) => {
             call.params = params;
-            let answer = app_route(call, id).await;
+            // Every answer of the app's own routes is read as the type it says (its errors by `error_response`).
+            let answer = app_route(call, id).await.map(|response| {
+                if response.status_code() == 101 {
+                    response
+                } else {
+                    super::respond::with_header(
+                        response,
+                        "x-content-type-options",
+                        super::respond::NOSNIFF,
+                    )
+                }
+            });
             match answer {
                 Ok(response) if id.stored_nowhere() => Ok(super::respond::with_header(
                     response,

@@ -7,6 +7,10 @@ use worker::{js_sys, Headers, Response};
 
 use crate::error::{ApiError, ApiResult, OrInternal};
 
+/// `X-Content-Type-Options` of every answer the Worker makes itself (the app's routes, every error): a body is read
+/// as the type it is labelled, never sniffed (a JSON error echoing the request's path, read as HTML, could run).
+pub const NOSNIFF: &str = "nosniff";
+
 /// A JSON response with `status`.
 pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult<Response> {
     Ok(Response::from_json(value)
@@ -19,6 +23,7 @@ pub fn error_response(error: &ApiError) -> Response {
     let headers = Headers::new();
     let _ = headers.set("content-type", "application/json; charset=utf-8");
     let _ = headers.set("cache-control", "no-store");
+    let _ = headers.set("x-content-type-options", NOSNIFF);
     for (name, value) in error.headers() {
         let _ = headers.set(name, value);
     }

@@ -22,7 +22,7 @@ use super::hints::{self, Manifest};
 use super::html::{Html, TrustedSource};
 use super::keys;
 use super::personal::{self, Geo, Preferences, Product};
-use super::plan::{render_mode, FragmentSpec, Mode, Slot, MIN_TTL_S};
+use super::plan::{render_mode, FragmentSpec, Mode, Slot, MIN_TTL_S, NONCE_PLACEHOLDER};
 use super::templates::{self, Offers, Shell};
 use super::variant::{self, Flags, Identity};
 use crate::bindings;
@@ -203,10 +203,13 @@ pub async fn page(call: Call) -> ApiResult<Response> {
     let link = hints::link_header(&manifest);
     let preloads = hints::later_preloads(&manifest, slow);
 
+    // The CSP nonce: fresh per response (RENDER_CSP's `{nonce}`), on the one inline element the page writes.
+    let nonce = hex::encode(random_bytes());
     let shell = templates::shell(&Shell {
         locale,
         title: &page.title,
         critical_css: css.as_deref().unwrap_or(""),
+        nonce: &nonce,
         variant: chosen.map(|v| v.name.as_str()),
         preloads: &preloads,
     });
@@ -229,6 +232,12 @@ pub async fn page(call: Call) -> ApiResult<Response> {
     };
     set("content-type", "text/html; charset=utf-8")?;
     set("cache-control", "private, no-store")?;
+    if let Some(csp) = &config.csp {
+        set(
+            "content-security-policy",
+            &csp.replace(NONCE_PLACEHOLDER, &nonce),
+        )?;
+    }
     set("content-language", locale)?;
     set("x-locale-source", locale_source.as_str())?;
     set("x-country", &country)?;

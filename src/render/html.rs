@@ -47,10 +47,13 @@ impl Html {
         self
     }
 
-    /// Appends CSS inside a `<style>` element: the only sequence that could end the element early (`</`) is
-    /// neutralised, so operator CSS cannot break out into markup.
-    pub fn push_style(&mut self, css: &str) -> &mut Self {
-        self.0.push_str("<style>");
+    /// Appends CSS inside a `<style>` element carrying `nonce` (the response's, which its `Content-Security-Policy`
+    /// names): the only sequence that could end the element early (`</`) is neutralised, so operator CSS cannot
+    /// break out into markup.
+    pub fn push_style(&mut self, css: &str, nonce: &str) -> &mut Self {
+        self.0.push_str("<style nonce=\"");
+        self.push_text(nonce);
+        self.0.push_str("\">");
         self.0.push_str(&css.replace("</", "<\\/"));
         self.0.push_str("</style>");
         self
@@ -117,7 +120,11 @@ mod tests {
     #[test]
     fn css_cannot_close_its_style_element() {
         let mut page = Html::new();
-        page.push_style("a{color:red}</style><script>x()</script>");
+        page.push_style("a{color:red}</style><script>x()</script>", "n\"1");
+        assert!(
+            page.as_str().starts_with("<style nonce=\"n&quot;1\">"),
+            "{page:?}"
+        );
         assert_eq!(page.as_str().matches("</style>").count(), 1, "{page:?}");
         assert!(
             page.as_str().contains("<\\/style><script>x()<\\/script>"),

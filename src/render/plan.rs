@@ -18,6 +18,36 @@ pub const MIN_TTL_S: u64 = 60;
 /// KV's largest `expirationTtl`: workerd reads it as a 32-bit int and throws on anything longer (about 68 years).
 pub const MAX_TTL_S: u64 = i32::MAX as u64;
 
+/// The `Content-Security-Policy` of a page unless `RENDER_CSP` says otherwise: the page's one inline element, the
+/// critical CSS, carries the response's nonce (`{nonce}`, a fresh one per response); scripts only from the page's
+/// own origin (the templates inline none), no plugins, no `<base>` re-pointing relative URLs, framed only by the
+/// site itself. Images, fonts and fetches are left open: fragments are the operator's markup and may load them
+/// from anywhere.
+pub const DEFAULT_CSP: &str =
+    "script-src 'self'; style-src 'self' 'nonce-{nonce}'; object-src 'none'; \
+                               base-uri 'none'; frame-ancestors 'self'";
+
+/// Where a page's CSP names the response's nonce.
+pub const NONCE_PLACEHOLDER: &str = "{nonce}";
+
+/// `RENDER_CSP`: the policy (`off` for none), checked to be a header value (visible ASCII and spaces) whose only
+/// braces are `{nonce}` placeholders.
+fn parse_csp(value: &str) -> Result<Option<String>, ConfigError> {
+    let bad = |problem: &str| ConfigError::new("RENDER_CSP", problem);
+    if value == "off" {
+        return Ok(None);
+    }
+    if !value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Err(bad(
+            "must be visible ASCII and spaces (a header value), or off",
+        ));
+    }
+    if value.replace(NONCE_PLACEHOLDER, "").contains(['{', '}']) {
+        return Err(bad("may hold braces only as {nonce}"));
+    }
+    Ok(Some(value.to_owned()))
+}
+
 /// How a page is sent: streamed (default) or rendered whole before sending (`?render=whole`, the benchmark's
 /// non-streaming baseline of the same code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +139,9 @@ pub struct RenderConfig {
     /// content from KV, read at once) may take; a late one counts as absent (anonymous visitor, default content), so
     /// a slow store delays the first byte by at most twice this.
     pub content_budget_ms: u32,
+    /// `RENDER_CSP`: the page's `Content-Security-Policy` with `{nonce}` where the response's nonce goes; `None`
+    /// (`off`) sends none.
+    pub csp: Option<String>,
 }
 
 /// A name usable in a URL path segment, a KV key and a header: `[a-z0-9_-]{1,64}`.
@@ -153,6 +186,7 @@ impl RenderConfig {
             2 * 1024 * 1024,
         )? as u32;
         let content_budget_ms = vars.u64_in("RENDER_CONTENT_BUDGET_MS", 1_000, 10, 10_000)? as u32;
+        let csp = parse_csp(&vars.string_or("RENDER_CSP", DEFAULT_CSP)?)?;
         let fragments: BTreeMap<String, FragmentSpec> =
             vars.json("RENDER_FRAGMENTS")?.unwrap_or_default();
         for (name, spec) in &fragments {
@@ -216,6 +250,7 @@ impl RenderConfig {
             origin_timeout_ms,
             max_fragment_bytes,
             content_budget_ms,
+            csp,
         })
     }
 
@@ -380,6 +415,28 @@ mod tests {
         for (case, pairs, needle) in cases {
             let error = parse(&pairs).expect_err(case);
             assert!(error.to_string().contains(needle), "{case}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_page_policy_is_a_header_value_with_braces_only_around_nonce() {
+        let csp = |value: &str| parse(&[("RENDER_CSP", json!(value))]).map(|c| c.csp);
+        assert_eq!(
+            parse(&[]).expect("defaults").csp.as_deref(),
+            Some(DEFAULT_CSP)
+        );
+        assert!(DEFAULT_CSP.contains("'nonce-{nonce}'"));
+        assert_eq!(csp("off"), Ok(None));
+        let own = "script-src 'nonce-{nonce}' 'strict-dynamic'; object-src 'none'";
+        assert_eq!(csp(own), Ok(Some(own.to_owned())));
+        for bad in [
+            "script-src 'self'\r\nx-injected: 1",
+            "style-src 'nonce-{other}'",
+            "style-src 'nonce-{nonce'",
+            "script-src https://exämple.com",
+        ] {
+            let error = csp(bad).expect_err(bad);
+            assert_eq!(error.key, "RENDER_CSP", "{bad}");
         }
     }
 

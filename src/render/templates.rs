@@ -57,6 +57,8 @@ pub struct Shell<'a> {
     pub locale: &'a str,
     pub title: &'a str,
     pub critical_css: &'a str,
+    /// The response's CSP nonce, on the inline critical CSS.
+    pub nonce: &'a str,
     pub variant: Option<&'a str>,
     /// Preloads beyond the `Link` header's (fast clients only).
     pub preloads: &'a [&'a Resource],
@@ -71,7 +73,7 @@ pub fn shell(s: &Shell) -> Html {
         .push_text(s.title)
         .push_lit("</title>");
     if !s.critical_css.is_empty() {
-        out.push_style(s.critical_css);
+        out.push_style(s.critical_css, s.nonce);
     }
     for r in s.preloads {
         out.push_lit("<link rel=\"preload\" href=\"")
@@ -189,6 +191,7 @@ mod tests {
             locale: "de",
             title: XSS,
             critical_css: "body{margin:0}",
+            nonce: "abc",
             variant: Some("bold"),
             preloads: &[&hero, &font],
         });
@@ -202,7 +205,10 @@ mod tests {
             "{s}"
         );
         assert!(s.starts_with("<!doctype html><html lang=\"de\">"), "{s}");
-        assert!(s.contains("<style>body{margin:0}</style>"), "{s}");
+        assert!(
+            s.contains("<style nonce=\"abc\">body{margin:0}</style>"),
+            "{s}"
+        );
         assert!(s.contains("data-variant=\"bold\""), "{s}");
         assert!(!s.contains("<img"), "title escaped: {s}");
         assert!(

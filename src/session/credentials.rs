@@ -239,8 +239,8 @@ mod tests {
     #[test]
     fn a_password_holding_nul_is_refused() {
         for password in ["pw\0", "pw\0\0\0", "\0pw", "p\0w", "\0"] {
-            let error = Credentials::parse(body("a@example.com", password), as_is)
-                .expect_err(password);
+            let error =
+                Credentials::parse(body("a@example.com", password), as_is).expect_err(password);
             assert_eq!(error.status(), 400, "{password:?}");
             assert_eq!(error.code(), "invalid_password", "{password:?}");
         }
