@@ -143,8 +143,11 @@ pub fn offers(o: &Offers) -> Html {
         let Some((amount, currency)) = price(product, o.currency, o.default_currency) else {
             continue;
         };
+        // The currency its price is shown in: the section's, or the default one for a product not priced in it.
         out.push_lit("<li data-sku=\"")
             .push_text(&product.sku)
+            .push_lit("\" data-currency=\"")
+            .push_text(currency)
             .push_lit("\">")
             .push_text(&product.name)
             .push_lit(" <span class=\"price\">")
@@ -244,6 +247,41 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("€11.00"), "{s}");
+    }
+
+    /// The section's `data-currency` is the visitor's (the country's) currency; a product without a price in it is
+    /// shown in the default currency, and each item says which currency its price is in, as shown.
+    #[test]
+    fn each_price_is_labelled_with_the_currency_it_is_shown_in() {
+        let usd_only = Product {
+            sku: "usd-only".into(),
+            name: "Import".into(),
+            prices: [("USD".to_owned(), 700)].into_iter().collect(),
+        };
+        let products = [product(), usd_only];
+        let s = offers(&Offers {
+            locale: "en",
+            country: "DE",
+            currency: "EUR",
+            default_currency: "USD",
+            display_name: None,
+            variant: None,
+            shipping_banner: false,
+            products: &products,
+        })
+        .into_string();
+        assert!(
+            s.contains("data-country=\"DE\" data-currency=\"EUR\""),
+            "{s}"
+        );
+        assert!(
+            s.contains("<li data-sku=\"mug\" data-currency=\"EUR\">Mug &lt;b&gt; <span class=\"price\">€11.00</span>"),
+            "{s}"
+        );
+        assert!(
+            s.contains("<li data-sku=\"usd-only\" data-currency=\"USD\">Import <span class=\"price\">$7.00</span>"),
+            "the fallback price is labelled USD, not EUR: {s}"
+        );
     }
 
     #[test]
