@@ -486,6 +486,19 @@ test("a signed-in user's preferences pick the locale, over the visitor cookie's;
   const anonymous = await session.fetch("/", { headers: { cookie: `ek_vid=${VISITOR}` } });
   await anonymous.arrayBuffer();
   assert.equal(anonymous.headers.get("content-language"), "de", "the anonymous visitor's preferences");
+
+  // The variant follows the user id once signed in, whatever visitor cookie the browser holds (one experiment arm
+  // per user on every device); it may differ from the visitor's, and no page is kept for another (private, no-store).
+  const variants = new Set();
+  for (let i = 0; i < 8; i++) {
+    const visitor = i.toString(16).padStart(32, "0");
+    const page = await session.fetch("/", { headers: { cookie: `${cookie}; ek_vid=${visitor}` } });
+    await page.arrayBuffer();
+    assert.equal(page.headers.get("cache-control"), "private, no-store");
+    assert.equal(page.headers.get("set-cookie"), null, "no visitor cookie set for a signed-in user");
+    variants.add(page.headers.get("x-variant"));
+  }
+  assert.deepEqual([...variants], [signedIn.headers.get("x-variant")], "one variant for the user");
 });
 
 test("a byte order mark starting a CONTENT_KV value or an origin fragment is not part of it", async (t) => {
