@@ -262,6 +262,49 @@ test("a limiter object that does not answer is failed open or closed as configur
   }
 });
 
+test("a limiter object that let a request wait its whole timeout_ms is not asked again for a while: its shard fails open or closed at once", { timeout: 30_000 }, async () => {
+  // Before, every request of a silent shard waited out timeout_ms (5 s by default) before its failure mode decided.
+  // The object counts the takes it was sent; it answers none.
+  const SILENT = `export class Silent {
+    async fetch(request) {
+      if (new URL(request.url).pathname === "/takes") return new Response(String(this.takes ?? 0));
+      this.takes = (this.takes ?? 0) + 1;
+      await new Promise((resolve) => setTimeout(resolve, 600_000));
+      return new Response("{}");
+    }
+  }
+  export default { fetch() { return new Response("silent"); } };`;
+  const { durableObjects } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const silent = (failure) => ({ limit: 5, window: 3600, key: "api_key", binding: "SILENT_LIMITER", failure, shards: 1, timeout_ms: 300, check: true });
+  const w = await startWorker({
+    vars: { RATE_LIMIT_POLICIES: { silent_open: silent("open"), silent_closed: silent("closed") } },
+    workerOptions: { durableObjects: { ...durableObjects, SILENT_LIMITER: { className: "Silent", scriptName: "silent" } } },
+    extraWorkers: [{ name: "silent", modules: true, script: SILENT }],
+  });
+  try {
+    const ns = await w.mf.getDurableObjectNamespace("SILENT_LIMITER");
+    const takes = async (object) => Number(await (await ns.get(ns.idFromName(object)).fetch("https://limiter/takes")).text());
+    for (const [policy, status] of [["silent_open", 200], ["silent_closed", 503]]) {
+      const statuses = [];
+      for (const client of ["first", "second", "third"]) {
+        const r = await w.fetch(`/ratelimit/${policy}/check`, { headers: { "x-api-key": `client-${client}` } });
+        statuses.push(r.status);
+        await r.arrayBuffer();
+      }
+      assert.deepEqual(statuses, [status, status, status], `${policy}: the failure mode decides each`);
+      assert.equal(await takes(`${policy}:0`), 1, `${policy}: only the first request waited on the silent object`);
+    }
+    const lines = await until(() => {
+      const found = w.jsonLogs().filter((l) => l.msg === "rate limiter unreachable; failing open" && l.policy === "silent_open");
+      return found.length === 3 && found;
+    }, { what: "a fail-open warning for each request" });
+    assert.equal(lines[0]?.detail, "no answer in 300 ms");
+    assert.match(lines[1]?.detail ?? "", /^silent: /, "the others say why they did not ask");
+  } finally {
+    await w.stop();
+  }
+});
+
 test("a key known to be exhausted is refused by the isolate without a round trip", async () => {
   const key = apiKeyFor("client-cheap");
   const object = objectFor("cheap", key, 1);

@@ -13,7 +13,7 @@ use worker::{Delay, Method, Request, RequestInit, Response};
 
 use super::headers::RateLimitHeaders;
 use super::key::{self, KeyInputs};
-use super::memory::IsolateMemory;
+use super::memory::{Gate, IsolateMemory};
 use super::plan::{self, Plan};
 use super::policy::{FailureMode, KeySource, Policy};
 use crate::entry::respond::{self, json};
@@ -64,7 +64,7 @@ pub async fn enforce(call: &Call, policy_name: &str, key: &str) -> ApiResult<Rat
             memory_key,
         } => (object, take, memory_key),
     };
-    match ask_within_budget(call, policy, &object, &take).await {
+    match ask_unless_silent(call, policy, &object, &take, now_ms).await {
         // The object understood and refused the request itself (4xx): a fault of ours, never a reason to pass.
         Err(Asked::Rejected(detail)) => Err(ApiError::internal(format!(
             "rate limiter rejected the request for policy {} object {object}: {detail}",
@@ -75,7 +75,7 @@ pub async fn enforce(call: &Call, policy_name: &str, key: &str) -> ApiResult<Rat
             with_memory(|m| plan::remember_refusal(m, &memory_key, &reply, now_ms));
             Err(plan::headers_for(policy, &reply).refusal(reply.retry_after_ms))
         }
-        Err(Asked::Unreachable(detail)) => match policy.failure {
+        Err(Asked::Unreachable(detail) | Asked::Silent(detail)) => match policy.failure {
             FailureMode::Open => {
                 crate::entry::log::warn(
                     "rate limiter unreachable; failing open",
@@ -185,6 +185,8 @@ impl RateLimitHeaders {
 enum Asked {
     /// It could not be reached or failed (exception, 5xx): the policy's failure mode decides.
     Unreachable(String),
+    /// It did not answer within the policy's `timeout_ms`: unreachable, and not asked again for a while.
+    Silent(String),
     /// It answered 4xx: the request it was sent is wrong.
     Rejected(String),
 }
@@ -193,6 +195,37 @@ impl From<String> for Asked {
     fn from(detail: String) -> Self {
         Self::Unreachable(detail)
     }
+}
+
+/// [`ask_within_budget`], unless `object` let a request of this isolate wait its whole timeout lately
+/// ([`IsolateMemory::gate`]): then it is unreachable at once, with no round trip — every request of a silent shard
+/// waited out `timeout_ms` before its failure mode decided. `Err` is never [`Asked::Silent`].
+async fn ask_unless_silent(
+    call: &Call,
+    policy: &Policy,
+    object: &str,
+    take: &TakeRequest,
+    now_ms: u64,
+) -> Result<TakeReply, Asked> {
+    let silent_key = format!("{}/{object}", policy.binding);
+    if let Gate::Skip { until_ms } =
+        with_memory(|m| m.gate(&silent_key, now_ms, policy.timeout_ms))
+    {
+        return Err(Asked::Unreachable(format!(
+            "silent: a request waited {} ms for it lately; asked again in {} ms",
+            policy.timeout_ms,
+            until_ms.saturating_sub(now_ms)
+        )));
+    }
+    let asked = ask_within_budget(call, policy, object, take).await;
+    with_memory(|m| match &asked {
+        Err(Asked::Silent(_)) => m.object_silent(&silent_key, respond::now_ms()),
+        _ => m.object_answered(&silent_key),
+    });
+    asked.map_err(|asked| match asked {
+        Asked::Silent(detail) => Asked::Unreachable(detail),
+        other => other,
+    })
 }
 
 /// [`ask`], waiting at most `timeout_ms` (the policy's): an object that has not answered by then is unreachable.
@@ -206,7 +239,7 @@ async fn ask_within_budget(
     let budget = std::pin::pin!(Delay::from(Duration::from_millis(policy.timeout_ms)));
     match futures_util::future::select(asked, budget).await {
         Either::Left((answer, _)) => answer,
-        Either::Right(_) => Err(Asked::Unreachable(format!(
+        Either::Right(_) => Err(Asked::Silent(format!(
             "no answer in {} ms",
             policy.timeout_ms
         ))),

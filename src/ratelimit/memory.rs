@@ -1,9 +1,25 @@
 //! What one isolate remembers between requests, so the cheap path costs no round trip: keys known to be exhausted
-//! until a given time (refused locally), and where each split key's part rotation stands. Pure; time is a
-//! parameter. Bounded: at most `capacity` exhausted keys (expired ones are dropped first; when full of live
-//! entries, a new one is simply not remembered, which costs a round trip, never correctness).
+//! until a given time (refused locally), where each split key's part rotation stands, and limiter objects that let
+//! a request wait its whole `timeout_ms` (not asked again for [`SILENT_FOR_MS`]). Pure; time is a parameter.
+//! Bounded: at most `capacity` exhausted keys (expired ones are dropped first; when full of live entries, a new one
+//! is simply not remembered, which costs a round trip, never correctness); silent objects are at most the
+//! configured policies' shards.
 
 use std::collections::HashMap;
+
+/// How long an isolate leaves a limiter object unasked after a request waited its whole `timeout_ms` for it: the
+/// policy's `failure` decides for that object's requests at once, instead of each waiting out the timeout again.
+/// Then one request asks it again (a probe; the others still skip it while the probe waits), and its answer opens
+/// the object to all, or its silence closes it for this long again.
+pub const SILENT_FOR_MS: u64 = 10_000;
+
+/// Whether to ask a limiter object now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Ask,
+    /// It let a request time out, and is not asked again before `until_ms`.
+    Skip { until_ms: u64 },
+}
 
 /// A key refused by its object until `until_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +33,8 @@ pub struct Exhausted {
 pub struct IsolateMemory {
     exhausted: HashMap<String, Exhausted>,
     rotation: HashMap<String, u32>,
+    /// Objects that let a request time out (or have a probe out): not asked before the time held.
+    silent: HashMap<String, u64>,
     capacity: usize,
     seed: u32,
 }
@@ -27,6 +45,7 @@ impl IsolateMemory {
         Self {
             exhausted: HashMap::new(),
             rotation: HashMap::new(),
+            silent: HashMap::new(),
             capacity,
             seed,
         }
@@ -58,6 +77,31 @@ impl IsolateMemory {
                 reset_at_ms: now_ms + reset_ms,
             },
         );
+    }
+
+    /// Whether to ask `object` at `now_ms`. An object silent until a time now past is asked by this request alone
+    /// (a probe): the others skip it for up to `probe_ms` (the policy's timeout), until the probe's outcome is known.
+    pub fn gate(&mut self, object: &str, now_ms: u64, probe_ms: u64) -> Gate {
+        match self.silent.get_mut(object) {
+            None => Gate::Ask,
+            Some(until_ms) if *until_ms > now_ms => Gate::Skip {
+                until_ms: *until_ms,
+            },
+            Some(until_ms) => {
+                *until_ms = now_ms + probe_ms;
+                Gate::Ask
+            }
+        }
+    }
+
+    /// `object` let a request wait its whole timeout, ending at `now_ms`: skipped for [`SILENT_FOR_MS`].
+    pub fn object_silent(&mut self, object: &str, now_ms: u64) {
+        self.silent.insert(object.to_owned(), now_ms + SILENT_FOR_MS);
+    }
+
+    /// `object` answered (anything, or failed at once): asked again by every request.
+    pub fn object_answered(&mut self, object: &str) {
+        self.silent.remove(object);
     }
 
     /// Entries held (for tests).
@@ -131,6 +175,41 @@ mod tests {
             "a expired and made room"
         );
         assert_eq!(memory.len(), 2);
+    }
+
+    #[test]
+    fn a_silent_object_is_skipped_for_a_while_then_probed_by_one_request() {
+        let mut memory = IsolateMemory::new(10, 0);
+        assert_eq!(memory.gate("api:3", 0, 300), Gate::Ask, "unknown: asked");
+        memory.object_silent("api:3", 1_000);
+        let until_ms = 1_000 + SILENT_FOR_MS;
+        assert_eq!(memory.gate("api:3", 1_000, 300), Gate::Skip { until_ms });
+        assert_eq!(memory.gate("api:3", until_ms - 1, 300), Gate::Skip { until_ms });
+        assert_eq!(memory.gate("api:4", 1_000, 300), Gate::Ask, "other objects asked");
+        assert_eq!(memory.gate("api:3", until_ms, 300), Gate::Ask, "one probe");
+        assert_eq!(
+            memory.gate("api:3", until_ms + 1, 300),
+            Gate::Skip {
+                until_ms: until_ms + 300
+            },
+            "the others wait for the probe's outcome, at most its timeout"
+        );
+        memory.object_silent("api:3", until_ms + 300);
+        assert_eq!(
+            memory.gate("api:3", until_ms + 301, 300),
+            Gate::Skip {
+                until_ms: until_ms + 300 + SILENT_FOR_MS
+            },
+            "a silent probe closes it again"
+        );
+        assert_eq!(memory.gate("api:3", until_ms + 300 + SILENT_FOR_MS, 300), Gate::Ask);
+        memory.object_answered("api:3");
+        assert_eq!(memory.gate("api:3", until_ms + 300 + SILENT_FOR_MS, 300), Gate::Ask);
+        assert_eq!(
+            memory.gate("api:3", until_ms + 301 + SILENT_FOR_MS, 300),
+            Gate::Ask,
+            "an answered probe opens it to all"
+        );
     }
 
     #[test]
