@@ -305,6 +305,72 @@ test("a limiter object that let a request wait its whole timeout_ms is not asked
   }
 });
 
+// A limiter object that holds every take it is sent until released (POST /release), then hands it to the real
+// RateLimiter object `held:0` and answers what that one answered: a limiter whose queue keeps requests waiting.
+const HELD = `export class Held {
+  constructor(state, env) { this.env = env; this.held = []; this.forwarded = 0; }
+  async fetch(request) {
+    const path = new URL(request.url).pathname;
+    if (path === "/held") return new Response(String(this.held.length));
+    if (path === "/forwarded") return new Response(String(this.forwarded));
+    if (path === "/release") { for (const release of this.held.splice(0)) release(); return new Response("released"); }
+    const body = await request.text();
+    await new Promise((resolve) => this.held.push(resolve));
+    const limiter = this.env.LIMITER.get(this.env.LIMITER.idFromName("held:0"));
+    const answer = await limiter.fetch("https://ratelimiter/take", { method: "POST", body });
+    const text = await answer.text();
+    this.forwarded++;
+    return new Response(text, { status: answer.status });
+  }
+}
+export default { fetch() { return new Response("held"); } };`;
+
+/** A Worker whose policies may name binding HELD_LIMITER (a {@link HELD} object); `held(object)` drives one. */
+async function startHeld(vars) {
+  const { durableObjects } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const w = await startWorker({
+    vars,
+    workerOptions: { durableObjects: { ...durableObjects, HELD_LIMITER: { className: "Held", scriptName: "held" } } },
+    extraWorkers: [
+      { name: "held", modules: true, script: HELD, durableObjects: { LIMITER: { className: "RateLimiter", scriptName: "edgekit" } } },
+    ],
+  });
+  const ns = await w.mf.getDurableObjectNamespace("HELD_LIMITER");
+  const ask = async (object, path) => (await ns.get(ns.idFromName(object)).fetch(`https://held${path}`)).text();
+  const held = (object) => ({
+    /** Waits until the object holds `n` takes. */
+    holding: (n) => until(async () => (await ask(object, "/held")) === String(n), { what: `${object} holding ${n}` }),
+    /** Releases what it holds and waits until `n` takes in all were decided by `held:0`. */
+    release: async (n) => {
+      await ask(object, "/release");
+      await until(async () => (await ask(object, "/forwarded")) === String(n), { what: `${object}: ${n} takes decided` });
+    },
+  });
+  return { w, held };
+}
+
+test("failing closed, a request refused 503 because its limiter was late spends no quota when the take lands after", { timeout: 30_000 }, async () => {
+  // A limiter whose queue holds a take past timeout_ms still decides it when it gets to it: a client refused 503
+  // lost quota too. The take now carries the time the Worker stops waiting, and the object spends nothing after it.
+  // Failing open, the request passed, so a late take is counted.
+  const policy = (failure) => ({ limit: 5, window: 3600, key: "api_key", binding: "HELD_LIMITER", failure, shards: 1, timeout_ms: 300, check: true });
+  const { w, held } = await startHeld({ RATE_LIMIT_POLICIES: { held_open: policy("open"), held_closed: policy("closed") } });
+  try {
+    for (const [name, status, remaining] of [["held_closed", 503, 5], ["held_open", 200, 4]]) {
+      const r = await w.fetch(`/ratelimit/${name}/check`, { headers: { "x-api-key": `client-${name}` } });
+      assert.equal(r.status, status, `${name}: the failure mode decided`);
+      await r.arrayBuffer();
+      const object = held(`${name}:0`);
+      await object.holding(1);
+      await object.release(1);
+      const s = await standing(w, "held", apiKeyFor(`client-${name}`), 5, 3600, 1);
+      assert.equal(s.standing.remaining, remaining, `${name}: ${remaining === 5 ? "no quota spent by a request refused 503" : "the request that passed is counted"}`);
+    }
+  } finally {
+    await w.stop();
+  }
+});
+
 test("a key known to be exhausted is refused by the isolate without a round trip", async () => {
   const key = apiKeyFor("client-cheap");
   const object = objectFor("cheap", key, 1);

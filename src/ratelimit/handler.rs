@@ -52,8 +52,28 @@ fn policy<'a>(call: &'a Call, name: &str) -> ApiResult<&'a Policy> {
 /// At most one Durable Object round trip; none for a key this isolate knows to be exhausted.
 pub async fn enforce(call: &Call, policy_name: &str, key: &str) -> ApiResult<RateLimitHeaders> {
     let policy = policy(call, policy_name)?;
+    decide(&call.env, &call.request_id, policy, key, Waiting::Client).await
+}
+
+/// Who waits on a decision.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// The client's answer: under `failure = "closed"` a limiter later than `timeout_ms` has it refused 503, so the
+    /// take carries that moment as its deadline, and a take landing after it spends nothing.
+    Client,
+    /// Nothing but the count: decided whenever it lands.
+    None,
+}
+
+async fn decide(
+    env: &worker::Env,
+    request_id: &str,
+    policy: &Policy,
+    key: &str,
+    waiting: Waiting,
+) -> ApiResult<RateLimitHeaders> {
     let now_ms = respond::now_ms();
-    let (object, take, memory_key) = match with_memory(|m| plan::plan(m, policy, key, now_ms)) {
+    let (object, mut take, memory_key) = match with_memory(|m| plan::plan(m, policy, key, now_ms)) {
         Plan::Refuse {
             headers,
             retry_after_ms,
@@ -64,7 +84,10 @@ pub async fn enforce(call: &Call, policy_name: &str, key: &str) -> ApiResult<Rat
             memory_key,
         } => (object, take, memory_key),
     };
-    match ask_unless_silent(call, policy, &object, &take, now_ms).await {
+    if waiting == Waiting::Client && policy.failure == FailureMode::Closed {
+        take.deadline_ms = Some(now_ms + policy.timeout_ms);
+    }
+    match ask_unless_silent(env, policy, &object, &take, now_ms).await {
         // The object understood and refused the request itself (4xx): a fault of ours, never a reason to pass.
         Err(Asked::Rejected(detail)) => Err(ApiError::internal(format!(
             "rate limiter rejected the request for policy {} object {object}: {detail}",
@@ -80,7 +103,7 @@ pub async fn enforce(call: &Call, policy_name: &str, key: &str) -> ApiResult<Rat
                 crate::entry::log::warn(
                     "rate limiter unreachable; failing open",
                     serde_json::json!({
-                        "policy": policy.name, "object": object, "request_id": call.request_id, "detail": detail,
+                        "policy": policy.name, "object": object, "request_id": request_id, "detail": detail,
                     }),
                 );
                 Ok(RateLimitHeaders {
@@ -201,7 +224,7 @@ impl From<String> for Asked {
 /// ([`IsolateMemory::gate`]): then it is unreachable at once, with no round trip — every request of a silent shard
 /// waited out `timeout_ms` before its failure mode decided. `Err` is never [`Asked::Silent`].
 async fn ask_unless_silent(
-    call: &Call,
+    env: &worker::Env,
     policy: &Policy,
     object: &str,
     take: &TakeRequest,
@@ -217,7 +240,7 @@ async fn ask_unless_silent(
             until_ms.saturating_sub(now_ms)
         )));
     }
-    let asked = ask_within_budget(call, policy, object, take).await;
+    let asked = ask_within_budget(env, policy, object, take).await;
     with_memory(|m| match &asked {
         Err(Asked::Silent(_)) => m.object_silent(&silent_key, respond::now_ms()),
         _ => m.object_answered(&silent_key),
@@ -230,12 +253,12 @@ async fn ask_unless_silent(
 
 /// [`ask`], waiting at most `timeout_ms` (the policy's): an object that has not answered by then is unreachable.
 async fn ask_within_budget(
-    call: &Call,
+    env: &worker::Env,
     policy: &Policy,
     object: &str,
     take: &TakeRequest,
 ) -> Result<TakeReply, Asked> {
-    let asked = std::pin::pin!(ask(call, &policy.binding, object, take));
+    let asked = std::pin::pin!(ask(env, &policy.binding, object, take));
     let budget = std::pin::pin!(Delay::from(Duration::from_millis(policy.timeout_ms)));
     match futures_util::future::select(asked, budget).await {
         Either::Left((answer, _)) => answer,
@@ -248,13 +271,12 @@ async fn ask_within_budget(
 
 /// One `POST /take` to the object: its reply, or why there is none (a detail for the log).
 async fn ask(
-    call: &Call,
+    env: &worker::Env,
     binding: &str,
     object: &str,
     take: &TakeRequest,
 ) -> Result<TakeReply, Asked> {
-    let stub = call
-        .env
+    let stub = env
         .durable_object(binding)
         .and_then(|ns| ns.get_by_name(object))
         .map_err(|e| format!("binding {binding}: {e}"))?;

@@ -52,6 +52,7 @@ pub fn plan(memory: &mut IsolateMemory, policy: &Policy, key: &str, now_ms: u64)
             key: target.state_key,
             limit: target.limit,
             window_ms: policy.window_ms(),
+            deadline_ms: None,
         },
     }
 }
@@ -186,7 +187,8 @@ mod tests {
             TakeRequest {
                 key: "ip:1.2.3.4".into(),
                 limit: 10,
-                window_ms: 60_000
+                window_ms: 60_000,
+                deadline_ms: None,
             }
         );
         assert_eq!(memory_key, "api:ip:1.2.3.4");

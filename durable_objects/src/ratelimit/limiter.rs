@@ -24,6 +24,8 @@ pub trait KeyStore {
 pub enum LimiterError {
     BadRequest(String),
     Storage(String),
+    /// The take arrived at or after its [`TakeRequest::deadline_ms`]: the Worker has answered without it.
+    PastDeadline { late_ms: u64 },
 }
 
 fn validate(req: &TakeRequest) -> Result<Quota, LimiterError> {
@@ -44,6 +46,11 @@ pub fn take(
     now_ms: u64,
 ) -> Result<(TakeReply, Option<u64>), LimiterError> {
     let quota = validate(req)?;
+    if let Some(deadline_ms) = req.deadline_ms.filter(|&d| now_ms >= d) {
+        return Err(LimiterError::PastDeadline {
+            late_ms: now_ms - deadline_ms,
+        });
+    }
     let state = store.load(&req.key).map_err(LimiterError::Storage)?;
     let (decision, next) = gcra::take(state, quota, now_ms);
     let expiry = match next {
@@ -143,7 +150,31 @@ mod tests {
             key: key.to_owned(),
             limit,
             window_ms,
+            deadline_ms: None,
         }
+    }
+
+    #[test]
+    fn a_take_past_its_deadline_spends_nothing() {
+        let store = MemoryStore::default();
+        let late = TakeRequest {
+            deadline_ms: Some(1_000),
+            ..req("k", 1, 60_000)
+        };
+        assert_eq!(
+            take(&store, &late, 1_000),
+            Err(LimiterError::PastDeadline { late_ms: 0 }),
+            "at the deadline the Worker has stopped waiting"
+        );
+        assert_eq!(
+            take(&store, &late, 1_500),
+            Err(LimiterError::PastDeadline { late_ms: 500 })
+        );
+        assert_eq!(store.count(), Ok(0), "nothing stored");
+        let (reply, _) = take(&store, &late, 999).expect("in time");
+        assert!(reply.allowed, "decided and spent before it");
+        let (reply, _) = take(&store, &req("k", 1, 60_000), 5_000).expect("no deadline");
+        assert!(!reply.allowed, "a take without a deadline is decided whenever it lands");
     }
 
     #[test]

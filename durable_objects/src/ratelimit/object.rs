@@ -138,6 +138,11 @@ fn limiter_error(error: LimiterError) -> Result<Response> {
     match error {
         LimiterError::BadRequest(message) => Response::error(message, 400),
         LimiterError::Storage(detail) => Response::error(format!("storage: {detail}"), 500),
+        // Never read by the Worker that sent it (it answered at the deadline), unless the clocks disagree.
+        LimiterError::PastDeadline { late_ms } => Response::error(
+            format!("arrived {late_ms} ms past its deadline; nothing spent"),
+            503,
+        ),
     }
 }
 
