@@ -3,7 +3,7 @@
 // uses. The objects are inspected through the runtime's own namespace API (POST /standing and /ping).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -366,6 +366,38 @@ test("failing closed, a request refused 503 because its limiter was late spends 
       const s = await standing(w, "held", apiKeyFor(`client-${name}`), 5, 3600, 1);
       assert.equal(s.standing.remaining, remaining, `${name}: ${remaining === 5 ? "no quota spent by a request refused 503" : "the request that passed is counted"}`);
     }
+  } finally {
+    await w.stop();
+  }
+});
+
+test("a failed credential's count does not hold its answer, and still lands: an unknown cookie is answered 401 while the limiter holds its count", { timeout: 20_000 }, async () => {
+  // SESSION_IP_POLICY counts cached checks that find no session. The count was awaited before the 401 (and before a
+  // page rendered as anonymous for a visitor with a dead cookie): a round trip, and up to timeout_ms (here 30 s)
+  // when the limiter was slow. Now it is made after the response; a refusal it meets is still remembered.
+  const { w, held } = await startHeld({
+    SESSION_IP_POLICY: "held-ip",
+    RATE_LIMIT_POLICIES: { "held-ip": { limit: 1, window: 3600, key: "ip", binding: "HELD_LIMITER", shards: 1, timeout_ms: 30_000 } },
+  });
+  try {
+    const object = held("held-ip:0");
+    const miss = () =>
+      w.fetch("/auth/session", { headers: { "cf-connecting-ip": "198.51.100.44", cookie: `__Host-edgekit_session=${randomBytes(32).toString("base64url")}` } });
+    for (const n of [1, 2]) {
+      const r = await miss();
+      assert.equal(r.status, 401, `miss ${n} answered while its count is held`);
+      await r.arrayBuffer();
+      await object.holding(1);
+      await object.release(n);
+    }
+    const s = await standing(w, "held", "unknown-credentials:ip:198.51.100.44", 1, 3600, 1);
+    assert.deepEqual([s.stored, s.standing.remaining], [true, 0], "both misses were counted");
+    await until(() => w.jsonLogs().some((l) => l.msg === "rate limit exceeded by a request counted after its response" && l.policy === "held-ip"), {
+      what: "the second count's refusal",
+    });
+    const refused = await miss();
+    assert.equal(refused.status, 429, "the isolate remembers the refusal the second count met");
+    await refused.arrayBuffer();
   } finally {
     await w.stop();
   }

@@ -37,6 +37,11 @@ after(() => worker?.stop());
 const json = (body) => ({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 const login = (email, password) => worker.fetch("/auth/login", json({ email, password }));
 const cookieOf = (response) => /__Host-edgekit_session=([^;]*)/.exec(response.headers.get("set-cookie") ?? "")?.[1];
+/** Waits until a count made after its response (a failed credential's) met the limit of `policy`. */
+const untilOverBudget = (w, policy) =>
+  until(() => w.jsonLogs().some((l) => l.msg === "rate limit exceeded by a request counted after its response" && l.policy === policy), {
+    what: `a count over ${policy}'s limit`,
+  });
 const withCookie = (token, init = {}) => ({ ...init, headers: { ...init.headers, cookie: `__Host-edgekit_session=${token}` } });
 const sessionId = (token) => createHash("sha256").update(token).digest("hex");
 const get = (path, token) => worker.fetch(path, token === undefined ? {} : withCookie(token));
@@ -524,8 +529,10 @@ test("cached checks that read D1 and find no session count per address (SESSION_
   }
   // Each made-up cookie costs a KV read and two D1 reads (the session, the retired tokens); the fourth miss
   // finds the address over its limit, and from then on this address's checks that would read D1 are refused.
+  // A miss is counted after its answer: the fourth's refusal reaches this isolate's memory when it lands.
   const statuses = [];
   for (let i = 0; i < 6; i++) {
+    if (i === 4) await untilOverBudget(w, "session-ip");
     const r = await w.fetch("/auth/session", from("198.51.100.7", randomBytes(32).toString("base64url")));
     statuses.push(r.status);
     const body = await r.json();

@@ -55,6 +55,30 @@ pub async fn enforce(call: &Call, policy_name: &str, key: &str) -> ApiResult<Rat
     decide(&call.env, &call.request_id, policy, key, Waiting::Client).await
 }
 
+/// Counts one request for `key` under policy `policy_name` after the response, through `ctx.wait_until`: for a
+/// caller whose answer does not depend on the count (a failed credential, counted so the *next* request of an
+/// address over its budget is refused before any work). The answer no longer waits a Durable Object round trip —
+/// up to the policy's `timeout_ms` for a silent object — on bookkeeping; the count is still made, and a refusal is
+/// still remembered by this isolate (when it lands).
+pub fn count_after_response(call: &Call, policy_name: &str, key: String) {
+    let (env, isolate) = (call.env.clone(), call.isolate.clone());
+    let (request_id, policy_name) = (call.request_id.clone(), policy_name.to_owned());
+    call.ctx.wait_until(async move {
+        let Some(policy) = isolate.config.ratelimit.get(&policy_name) else {
+            return;
+        };
+        // A limiter that fails (open or closed) only leaves this one uncounted.
+        if let Err(refusal) = decide(&env, &request_id, policy, &key, Waiting::None).await {
+            if refusal.status() == 429 {
+                crate::entry::log::warn(
+                    "rate limit exceeded by a request counted after its response",
+                    serde_json::json!({ "policy": policy.name, "request_id": request_id }),
+                );
+            }
+        }
+    });
+}
+
 /// Who waits on a decision.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Waiting {

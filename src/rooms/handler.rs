@@ -161,7 +161,7 @@ pub async fn join(call: &Call) -> ApiResult<Response> {
     )
     .await?;
     if answer.status_code() == 401 {
-        crate::session::handler::count_failed(call, budget).await;
+        crate::session::handler::count_failed(call, budget);
     }
     Ok(answer)
 }

@@ -238,7 +238,7 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
         check_at_d1(call, store, id, now, strict).await?
     };
     if let Checked::Refused(_) | Checked::Unconfirmed(_) = checked {
-        count_failed(call, budget).await;
+        count_failed(call, budget);
     }
     Ok(checked)
 }
@@ -264,13 +264,12 @@ pub fn credential_budget(call: &Call) -> ApiResult<Option<(&str, String)>> {
     Ok(Some((policy, key)))
 }
 
-/// Counts a credential found unknown against its address's budget ([`credential_budget`]). The request's answer stays
-/// what it was: its reads are done; an address over the limit is refused by the next such request this isolate sees,
-/// before reading.
-pub async fn count_failed(call: &Call, budget: Option<(&str, String)>) {
+/// Counts a credential found unknown against its address's budget ([`credential_budget`]), after the response
+/// (`ctx.wait_until`): the request's answer stays what it was and does not wait on the limiter; an address over the
+/// limit is refused by the next such request this isolate sees once the count has landed, before reading.
+pub fn count_failed(call: &Call, budget: Option<(&str, String)>) {
     if let Some((policy, key)) = budget {
-        // A limiter that fails (open or closed) only leaves this one uncounted.
-        let _ = ratelimit::enforce(call, policy, &key).await;
+        ratelimit::count_after_response(call, policy, key);
     }
 }
 
