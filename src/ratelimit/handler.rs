@@ -255,8 +255,7 @@ async fn ask_unless_silent(
     now_ms: u64,
 ) -> Result<TakeReply, Asked> {
     let silent_key = format!("{}/{object}", policy.binding);
-    if let Gate::Skip { until_ms } =
-        with_memory(|m| m.gate(&silent_key, now_ms, policy.timeout_ms))
+    if let Gate::Skip { until_ms } = with_memory(|m| m.gate(&silent_key, now_ms, policy.timeout_ms))
     {
         return Err(Asked::Unreachable(format!(
             "silent: a request waited {} ms for it lately; asked again in {} ms",

@@ -18,7 +18,9 @@ pub const SILENT_FOR_MS: u64 = 10_000;
 pub enum Gate {
     Ask,
     /// It let a request time out, and is not asked again before `until_ms`.
-    Skip { until_ms: u64 },
+    Skip {
+        until_ms: u64,
+    },
 }
 
 /// A key refused by its object until `until_ms`.
@@ -96,7 +98,8 @@ impl IsolateMemory {
 
     /// `object` let a request wait its whole timeout, ending at `now_ms`: skipped for [`SILENT_FOR_MS`].
     pub fn object_silent(&mut self, object: &str, now_ms: u64) {
-        self.silent.insert(object.to_owned(), now_ms + SILENT_FOR_MS);
+        self.silent
+            .insert(object.to_owned(), now_ms + SILENT_FOR_MS);
     }
 
     /// `object` answered (anything, or failed at once): asked again by every request.
@@ -184,8 +187,15 @@ mod tests {
         memory.object_silent("api:3", 1_000);
         let until_ms = 1_000 + SILENT_FOR_MS;
         assert_eq!(memory.gate("api:3", 1_000, 300), Gate::Skip { until_ms });
-        assert_eq!(memory.gate("api:3", until_ms - 1, 300), Gate::Skip { until_ms });
-        assert_eq!(memory.gate("api:4", 1_000, 300), Gate::Ask, "other objects asked");
+        assert_eq!(
+            memory.gate("api:3", until_ms - 1, 300),
+            Gate::Skip { until_ms }
+        );
+        assert_eq!(
+            memory.gate("api:4", 1_000, 300),
+            Gate::Ask,
+            "other objects asked"
+        );
         assert_eq!(memory.gate("api:3", until_ms, 300), Gate::Ask, "one probe");
         assert_eq!(
             memory.gate("api:3", until_ms + 1, 300),
@@ -202,9 +212,15 @@ mod tests {
             },
             "a silent probe closes it again"
         );
-        assert_eq!(memory.gate("api:3", until_ms + 300 + SILENT_FOR_MS, 300), Gate::Ask);
+        assert_eq!(
+            memory.gate("api:3", until_ms + 300 + SILENT_FOR_MS, 300),
+            Gate::Ask
+        );
         memory.object_answered("api:3");
-        assert_eq!(memory.gate("api:3", until_ms + 300 + SILENT_FOR_MS, 300), Gate::Ask);
+        assert_eq!(
+            memory.gate("api:3", until_ms + 300 + SILENT_FOR_MS, 300),
+            Gate::Ask
+        );
         assert_eq!(
             memory.gate("api:3", until_ms + 301 + SILENT_FOR_MS, 300),
             Gate::Ask,

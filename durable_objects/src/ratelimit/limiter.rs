@@ -25,7 +25,9 @@ pub enum LimiterError {
     BadRequest(String),
     Storage(String),
     /// The take arrived at or after its [`TakeRequest::deadline_ms`]: the Worker has answered without it.
-    PastDeadline { late_ms: u64 },
+    PastDeadline {
+        late_ms: u64,
+    },
 }
 
 fn validate(req: &TakeRequest) -> Result<Quota, LimiterError> {
@@ -174,7 +176,10 @@ mod tests {
         let (reply, _) = take(&store, &late, 999).expect("in time");
         assert!(reply.allowed, "decided and spent before it");
         let (reply, _) = take(&store, &req("k", 1, 60_000), 5_000).expect("no deadline");
-        assert!(!reply.allowed, "a take without a deadline is decided whenever it lands");
+        assert!(
+            !reply.allowed,
+            "a take without a deadline is decided whenever it lands"
+        );
     }
 
     #[test]
