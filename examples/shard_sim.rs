@@ -167,6 +167,7 @@ fn split_part() {
                 hot_keys: [("user:hot".to_owned(), parts)].into_iter().collect(),
                 binding: "RATE_LIMITER".into(),
                 check: false,
+                shard_key: None,
             };
             let (mut worst_over, mut worst_unused, mut min_admitted) = (i64::MIN, 0u32, u32::MAX);
             for _ in 0..300 {

@@ -3,7 +3,7 @@
 // uses. The objects are inspected through the runtime's own namespace API (POST /standing and /ping).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -400,6 +400,41 @@ test("a failed credential's count does not hold its answer, and still lands: an 
     await refused.arrayBuffer();
   } finally {
     await w.stop();
+  }
+});
+
+test("with RATE_LIMIT_SHARD_KEY a key's shard is HMAC-SHA256(secret, key) mod shards: one who knows the code cannot choose keys that share a shard", async () => {
+  // FNV-1a is public: keys minted to land in one shard piled their load on one object.
+  const secret = "a-deployment-secret-of-32-bytes!";
+  const keyed = (stateKey, shards) => createHmac("sha256", secret).update(stateKey).digest().readBigUInt64BE(0) % BigInt(shards);
+  const w = await startWorker({
+    vars: { RATE_LIMIT_SHARD_KEY: secret, RATE_LIMIT_POLICIES: { keyed: api(5, { shards: 16 }) } },
+  });
+  try {
+    const client = Array.from({ length: 20 }, (_, i) => `keyed-${i}`).find(
+      (c) => `keyed:${keyed(apiKeyFor(c), 16)}` !== objectFor("keyed", apiKeyFor(c), 16),
+    );
+    const r = await w.fetch("/ratelimit/keyed/check", { headers: { "x-api-key": client } });
+    assert.equal(r.status, 200);
+    await r.arrayBuffer();
+    const ns = await w.mf.getDurableObjectNamespace("RATE_LIMITER");
+    const body = JSON.stringify({ key: apiKeyFor(client), limit: 5, window_ms: 3600 * 1000 });
+    const at = async (object) => (await ns.get(ns.idFromName(object)).fetch("https://ratelimiter/standing", { method: "POST", body })).json();
+    const inKeyed = await at(`keyed:${keyed(apiKeyFor(client), 16)}`);
+    assert.deepEqual([inKeyed.stored, inKeyed.standing.remaining], [true, 4], "state in the object the keyed hash names");
+    assert.equal((await at(objectFor("keyed", apiKeyFor(client), 16))).stored, false, "none in the one FNV-1a names");
+  } finally {
+    await w.stop();
+  }
+  const short = await startWorker({ vars: { RATE_LIMIT_SHARD_KEY: "short" } });
+  try {
+    const r = await short.fetch("/ratelimit/public/check", { headers: { "cf-connecting-ip": "203.0.113.80" } });
+    assert.equal(r.status, 500);
+    const { error } = await r.json();
+    assert.equal(error.code, "config_invalid");
+    assert.match(error.message, /RATE_LIMIT_SHARD_KEY/);
+  } finally {
+    await short.stop();
   }
 });
 

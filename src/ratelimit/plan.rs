@@ -44,7 +44,10 @@ pub fn plan(memory: &mut IsolateMemory, policy: &Policy, key: &str, now_ms: u64)
     let Some(part) = part else {
         return refusal(policy, &exhausted, now_ms);
     };
-    let target = target(key, policy.limit, policy.shards, parts, part);
+    let mut target = target(key, policy.limit, policy.shards, parts, part);
+    if let Some(shard_key) = &policy.shard_key {
+        target.shard = shard_key.shard_of(&target.state_key, policy.shards);
+    }
     Plan::Ask {
         object: object_name(&policy.name, target.shard),
         memory_key: memory_key(policy, &target.state_key),
@@ -157,6 +160,7 @@ mod tests {
                 .collect::<BTreeMap<_, _>>(),
             binding: "RATE_LIMITER".into(),
             check: false,
+            shard_key: None,
         }
     }
 

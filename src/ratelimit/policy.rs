@@ -35,6 +35,37 @@ const MAX_TIMEOUT_MS: u64 = 30_000;
 
 /// The table var holding every policy.
 pub const POLICIES_KEY: &str = "RATE_LIMIT_POLICIES";
+/// The secret that keys the choice of a key's shard (see [`ShardKey`]).
+pub const SHARD_KEY_KEY: &str = "RATE_LIMIT_SHARD_KEY";
+/// Shortest [`SHARD_KEY_KEY`]: 16 bytes, 128 bits nobody can guess.
+const MIN_SHARD_KEY_BYTES: usize = 16;
+
+/// A per-deployment secret that picks a key's shard as HMAC-SHA256(secret, state key) mod shards instead of the
+/// public FNV-1a: with the code alone, anyone could choose keys (addresses of one /64 they own, API keys they mint)
+/// that all land in one shard and pile their load on one object. Every isolate of a deployment reads the same
+/// secret, so a key maps to the same object in all of them. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ShardKey(Vec<u8>);
+
+impl std::fmt::Debug for ShardKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ShardKey(..)")
+    }
+}
+
+impl ShardKey {
+    /// The shard (`0..shards`) of `state_key`: the first 8 bytes of its HMAC, big-endian, mod `shards`.
+    pub fn shard_of(&self, state_key: &str, shards: u32) -> u32 {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(state_key.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        (u64::from_be_bytes(first) % u64::from(shards.max(1))) as u32
+    }
+}
 /// Header an `api_key` policy reads when it names none.
 pub const DEFAULT_API_KEY_HEADER: &str = "x-api-key";
 const MAX_SHARDS: u32 = 1024;
@@ -87,6 +118,8 @@ pub struct Policy {
     /// Whether `GET /ratelimit/{policy}/check` serves it. Off unless set: a GET any page can make (an `<img>`) would
     /// otherwise let a site spend its visitors' budgets under any policy — login attempts per IP included.
     pub check: bool,
+    /// [`SHARD_KEY_KEY`], when set: keys the choice of shard.
+    pub shard_key: Option<ShardKey>,
 }
 
 impl Policy {
@@ -241,6 +274,7 @@ impl Policy {
             hot_keys,
             binding,
             check: raw.check,
+            shard_key: None,
         })
     }
 }
@@ -255,11 +289,22 @@ impl RateLimitConfig {
     /// Reads and validates [`POLICIES_KEY`]; unset means no policies.
     pub fn parse(vars: &Vars) -> Result<Self, ConfigError> {
         let raw: BTreeMap<String, Value> = vars.json(POLICIES_KEY)?.unwrap_or_default();
+        let shard_key = match vars.optional_string(SHARD_KEY_KEY)? {
+            None => None,
+            Some(secret) if secret.len() < MIN_SHARD_KEY_BYTES => {
+                return Err(ConfigError::new(
+                    SHARD_KEY_KEY,
+                    format!("must be at least {MIN_SHARD_KEY_BYTES} bytes"),
+                ))
+            }
+            Some(secret) => Some(ShardKey(secret.into_bytes())),
+        };
         let mut policies = BTreeMap::new();
         for (name, value) in raw {
-            let policy = Policy::parse(&name, value).map_err(|problem| {
+            let mut policy = Policy::parse(&name, value).map_err(|problem| {
                 ConfigError::new(POLICIES_KEY, format!("policy `{name}`: {problem}"))
             })?;
+            policy.shard_key = shard_key.clone();
             policies.insert(name, policy);
         }
         Ok(Self { policies })
@@ -327,6 +372,57 @@ mod tests {
         assert_eq!(login.parts("ip:203.0.113.7"), 4, "hot key split");
         assert_eq!(login.parts("ip:198.51.100.1"), 1, "other keys whole");
         assert_eq!(config.names().collect::<Vec<_>>(), vec!["api", "login"]);
+    }
+
+    #[test]
+    fn a_shard_key_keys_every_policys_shards_and_is_checked_once() {
+        let policies = json!({ "api": { "limit": 10, "window": 60, "key": "ip", "shards": 16 } });
+        let with_key = |secret: &str| {
+            let source: HashMap<&str, Value> = [
+                (POLICIES_KEY, policies.clone()),
+                (SHARD_KEY_KEY, json!(secret)),
+            ]
+            .into_iter()
+            .collect();
+            RateLimitConfig::parse(&Vars::new(&source))
+        };
+        let error = with_key("too-short").expect_err("short");
+        assert_eq!(error.key, SHARD_KEY_KEY);
+        let config = with_key("a-deployment-secret-of-32-bytes!").expect("valid");
+        let key = config
+            .get("api")
+            .and_then(|p| p.shard_key.clone())
+            .expect("set");
+        assert_eq!(format!("{key:?}"), "ShardKey(..)", "never printed");
+        // HMAC-SHA256(secret, key)'s first 8 bytes (0x240f5014c2666818 and 0x4e6070226b6f5267, from node:crypto),
+        // pinned: a change moves every key's state.
+        assert_eq!(
+            (
+                key.shard_of("ip:203.0.113.7", 16),
+                key.shard_of("ip:203.0.113.7", 7)
+            ),
+            (8, 5)
+        );
+        assert_eq!(
+            (key.shard_of("key:abc", 16), key.shard_of("key:abc", 7)),
+            (7, 2)
+        );
+        let shards: Vec<u32> = (0..64)
+            .map(|i| key.shard_of(&format!("ip:10.0.0.{i}"), 16))
+            .collect();
+        assert!(shards.iter().all(|&s| s < 16));
+        assert!(
+            (0..16).all(|s| shards.contains(&s)),
+            "keys spread over every shard: {shards:?}"
+        );
+        assert_eq!(
+            parse(policies)
+                .expect("valid")
+                .get("api")
+                .map(|p| p.shard_key.is_none()),
+            Some(true),
+            "unset: FNV-1a, as before"
+        );
     }
 
     #[test]
