@@ -1052,12 +1052,15 @@ fn scan_normalised(sets: &[RuleSet], text: &str, raw: &[u8], part: &'static str)
             .with(|finders| first_rule(&finders[rules], bytes, raw))
             .or_else(|| match set {
                 RuleSet::Sqli => (stacked(bytes).then_some("sqli-stacked"))
+                    // Before the tautologies: a blind comparison reading a subquery is named by it.
+                    .or_else(|| subquery(bytes).then_some("sqli-subquery"))
                     .or_else(|| {
                         (tautology(bytes) || empty_string_arithmetic(bytes))
                             .then_some("sqli-tautology")
                     })
                     .or_else(|| comment_after_parenthesis(bytes).then_some("sqli-comment"))
-                    .or_else(|| subquery(bytes).then_some("sqli-subquery")),
+                    .or_else(|| column_count_probe(bytes).then_some("sqli-order-by"))
+                    .or_else(|| nosql_operator(bytes).then_some("sqli-nosql")),
                 RuleSet::Xss => (has_event_handler(text) || attribute_breakout(bytes))
                     .then_some("xss-event-handler"),
                 // `/etc//passwd`, `/etc/./passwd`: the same file to the file system.
@@ -1217,6 +1220,17 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
             after.starts_with(b"select") || table_statement(after) || values_statement(after)
         }
         b"expression(" => skip_back(before, b" ").ends_with(b":"),
+        // `..` starts a path segment at a value's start or after a separator, a `=`, a quote…; after a word and a
+        // blank, or Markdown's `(` or `` ` `` (`[guide](../guide.md)`, `` `../config` ``), it is part of a segment
+        // that is no parent directory ("see ../docs": `see ..`), and a second `..` is found by `/..`.
+        b"../" | b"..\\" => {
+            let word = skip_back(before, b" ");
+            let after_word = word.len() < before.len()
+                && word
+                    .last()
+                    .is_some_and(|&b| b.is_ascii_alphanumeric() || b >= 0x80);
+            !(after_word || matches!(before.last(), Some(b'(' | b'`')))
+        }
         // A member of `dbms_pipe`: `.` between the names, either maybe quoted, blanks around the `.`.
         b"receive_message" => {
             let package = skip_back(skip_back(before, b"\""), b" ");
@@ -1806,6 +1820,50 @@ fn apostrophe(text: &[u8], at: usize) -> bool {
         && !AFTER_A_STRING.contains(&after)
 }
 
+/// SQL's functions that blind injection compares, reading data a character or a length at a time, or the server's
+/// names and version: after a number a value starts with, a call of one compared is the injection's
+/// (`id=1 and ascii(substr(user(),1,1))>64`, `id=1 and length(database())=8`).
+const BLIND_FUNCTIONS: &[&[u8]] = &[
+    b"ascii",
+    b"ord",
+    b"unicode",
+    b"substr",
+    b"substring",
+    b"mid",
+    b"left",
+    b"right",
+    b"length",
+    b"len",
+    b"char_length",
+    b"character_length",
+    b"octet_length",
+    b"bit_length",
+    b"datalength",
+    b"hex",
+    b"bin",
+    b"conv",
+    b"instr",
+    b"locate",
+    b"strcmp",
+    b"lower",
+    b"upper",
+    b"if",
+    b"ifnull",
+    b"nullif",
+    b"coalesce",
+    b"count",
+    b"version",
+    b"user",
+    b"database",
+    b"schema",
+    b"db_name",
+    b"current_user",
+    b"system_user",
+    b"session_user",
+    b"cast",
+    b"convert",
+];
+
 /// Words after which a parenthesis opens an SQL operand (`1 and (select …)`, `exists (select …)`).
 const OPERAND_KEYWORDS: &[&[u8]] = &[
     b"and", b"or", b"xor", b"not", b"exists", b"in", b"like", b"rlike", b"regexp", b"when",
@@ -2102,12 +2160,13 @@ const DETERMINERS: &[&[u8]] = &[
 ];
 
 /// Where each number a value starts with ends — the text's, or one after `=` — where a numeric injection sits. The
-/// `=` of a comparison (`>=`, `<=`, `!=`) starts no value: `age>=18 and age<=65` is a filter, not `1 and id>0`.
+/// `=` of a comparison (`>=`, `<=`, `!=`, `==`) starts no value: `age>=18 and age<=65` is a filter, not `1 and
+/// id>0`; `if n==1 and len(s)>5:` is code.
 fn after_leading_numbers(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
     std::iter::once(0)
         .chain(
             memchr::memchr_iter(b'=', text)
-                .filter(|&i| !(i > 0 && matches!(text[i - 1], b'<' | b'>' | b'!')))
+                .filter(|&i| !(i > 0 && matches!(text[i - 1], b'<' | b'>' | b'!' | b'=')))
                 .map(|i| i + 1),
         )
         .filter_map(|start| {
@@ -2126,7 +2185,13 @@ fn statement_starts(text: &[u8], strict: bool) -> bool {
     let rest_word = || word(sql_gap(rest, false));
     match verb {
         b"drop" | b"alter" => SCHEMA_OBJECTS.contains(&rest_word().0),
-        b"delete" => rest_word().0 == b"from",
+        // "Ctrl+C; delete from the list": a determiner and a word after `from` is prose.
+        b"delete" => {
+            let (from, after) = rest_word();
+            let (name, after) = word(sql_gap(after, false));
+            let prose = DETERMINERS.contains(&name) && !word(sql_gap(after, false)).0.is_empty();
+            from == b"from" && !prose
+        }
         b"insert" | b"replace" => inserts(rest),
         b"update" => update_sets(rest),
         b"shutdown" => ends_statement(rest) || skip(rest, b" ").starts_with(b"with nowait"),
@@ -2468,9 +2533,50 @@ fn grants(rest: &[u8]) -> bool {
 /// look ahead, so the text is read about once.
 fn tautology(text: &[u8]) -> bool {
     let quotes = QuoteParity::new(text);
-    after_leading_numbers(text).any(|end| always_true(&text[end..], true, &quotes))
-        || memchr::memchr2_iter(b'\'', b'"', text)
-            .any(|i| always_true(&text[i + 1..], false, &quotes))
+    let closing = std::cell::OnceCell::new();
+    let closes = |i: usize| {
+        closing
+            .get_or_init(|| closing_quotes(text))
+            .binary_search(&i)
+            .is_ok()
+    };
+    after_leading_numbers(text).any(|end| always_true(&text[end..], true, &quotes, &|| true))
+        || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
+            always_true(&text[i + 1..], false, &quotes, &|| closes(i))
+                || (null_test(&text[i + 1..], &quotes) && closes(i))
+        })
+}
+
+/// The quotes of `text` that end a string in some reading SQL makes of it from inside a query's string
+/// ([`closes_a_string`]: opened by `'` or `"`, with or without `\` escapes), in order. A condition after a quote that
+/// opens a string is inside that string ("`'x' and len(b) > 5; # note`": the query's string ends at the first quote,
+/// the second opens one that runs to the end).
+fn closing_quotes(text: &[u8]) -> Vec<usize> {
+    let found = std::cell::RefCell::new(Vec::new());
+    for query_quote in [b'\'', b'"'] {
+        for escapes in [true, false] {
+            closes_a_string(text, query_quote, escapes, |at| {
+                found.borrow_mut().push(at);
+                false
+            });
+        }
+    }
+    let mut found = found.into_inner();
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+/// Whether `text` (after a quote) is `is [not] null` and then a comment or an `or`/`and` and a quote left open for
+/// the query's own to close: `' is not null or 'x'='y` is `u = '' is not null or …`, which MySQL reads as `(u = '')
+/// is not null`, true for every row ("the 'name' is not null or 'N/A'" closes its last string).
+fn null_test(text: &[u8], quotes: &QuoteParity<'_>) -> bool {
+    let at = skip(text, b" ");
+    let at = text.len() - at.len();
+    predicate_end(text, at, b"is").is_some_and(|end| {
+        let after = skip(&text[end..], b" ");
+        comment_after(after) || open_quote_after(after, quotes)
+    })
 }
 
 /// Whether a value (the text's, or one after `=`) starts with a quote and arithmetic on the empty string it closes,
@@ -2586,7 +2692,12 @@ impl<'a> QuoteParity<'a> {
 /// literal (`' or 1 in (1)--`, `' or not 0--`). After a number a value starts with (`after_number`: `id=1 or id>0`,
 /// a numeric injection), a name's ordering is one too; after a quote, a name's ordering is one when a comment
 /// follows it, or an `or`/`and` and a quote left open for the query's own to close (`' or id>0 or '`).
-fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> bool {
+fn always_true(
+    text: &[u8],
+    after_number: bool,
+    quotes: &QuoteParity<'_>,
+    closes: &dyn Fn() -> bool,
+) -> bool {
     let skip = |mut at: usize, over: &[u8]| {
         while text.get(at).is_some_and(|b| over.contains(b)) {
             at += 1;
@@ -2631,23 +2742,28 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
     // dialect reads `length (password)`) is compared as a name is: its parentheses read to their close, within a
     // window as every look-ahead here.
     let paren = skip(end, b" ");
-    let call = !after_number && !left_quoted && text.get(paren) == Some(&b'(') && {
-        end = paren;
-        let window = &text[end..text.len().min(end + 1024)];
-        let mut depth = 0usize;
-        window
-            .iter()
-            .position(|&b| {
-                depth = match b {
-                    b'(' => depth + 1,
-                    b')' => depth - 1,
-                    _ => depth,
-                };
-                depth == 0
-            })
-            .map(|close| end += close + 1)
-            .is_some()
-    };
+    // After a number a value starts with, only SQL's functions that read data a character or a length at a time
+    // (`id=1 and ascii(substr(user(),1,1))>64`): "x=1 and f(x)>2" is algebra.
+    let call = (!after_number || BLIND_FUNCTIONS.contains(&left))
+        && !left_quoted
+        && text.get(paren) == Some(&b'(')
+        && {
+            end = paren;
+            let window = &text[end..text.len().min(end + 1024)];
+            let mut depth = 0usize;
+            window
+                .iter()
+                .position(|&b| {
+                    depth = match b {
+                        b'(' => depth + 1,
+                        b')' => depth - 1,
+                        _ => depth,
+                    };
+                    depth == 0
+                })
+                .map(|close| end += close + 1)
+                .is_some()
+        };
     let at = skip(end, b" )");
     let Some(comparison) = [
         &b"<=>"[..],
@@ -2678,7 +2794,8 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
         // ordering needs (`' or id between 1 and 2--`).
         if call || !(literal(left, left_quoted) || left == b"not" || left == b"true") {
             return predicate_end(text, at, left)
-                .is_some_and(|end| comment_after(&text[skip(end, b" )")..]));
+                .is_some_and(|end| comment_after(&text[skip(end, b" )")..]))
+                && (after_number || closes());
         }
         let truthy = left == b"true"
             || (left.iter().all(u8::is_ascii_digit) && left.iter().any(|&d| d != b'0'));
@@ -2702,20 +2819,105 @@ fn always_true(text: &[u8], after_number: bool, quotes: &QuoteParity<'_>) -> boo
     );
     let right_at = skip(at + comparison.len(), b" (");
     operand(text, right_at, false).is_some_and(|(right, end, quoted)| {
+        // The query's own quote closes a string the comparison leaves open: `' and substr(pw,1,1)='a`, and a
+        // column's pattern read a character at a time (`' or password regexp '^a`, `' or name like 'a%`).
+        let open_right =
+            quoted && end == text.len() && !text[right_at + 1..].contains(&text[right_at]);
         if call {
-            // The query's own quote closes a string the comparison leaves open: `' and substr(pw,1,1)='a`.
-            if quoted && end == text.len() && !text[right_at + 1..].contains(&text[right_at]) {
+            if open_right {
                 return true;
             }
+        } else if !after_number && !literal(left, left_quoted) && open_right {
+            return closes();
+        } else if after_number
+            && literal(left, left_quoted)
+            && literal(right, quoted)
+            && text[at - 1] != b' '
+            && text.get(at + comparison.len()) != Some(&b' ')
+        {
+            // Two literals compared in a numeric injection, true or false: blind injection asks both
+            // (`id=1 and 1=1`, `id=1 and 1=2`) and reads the difference — glued, as code writes them ("5 and 10
+            // = 15" is arithmetic; a false one reads no data).
+            return true;
         } else if equality || (literal(left, left_quoted) && literal(right, quoted)) {
             return holds(left, comparison, right);
         }
         // A column against a value with a comment after it (`' or id>0--`), or an open quote after it (`' or id>0
         // or '`), or any such ordering in a numeric injection (`id=1 or id>0`): the injection's shape, whatever
-        // the data makes of it.
+        // the data makes of it — after a quote that ends a string, not one that opens one (`'x' and len(b) > 5; #
+        // note` is inside the string its second quote opens).
         let after = &text[skip(end, b" )")..];
-        after_number || comment_after(after) || open_quote_after(after, quotes)
+        after_number || ((comment_after(after) || open_quote_after(after, quotes)) && closes())
     })
+}
+
+/// Whether `text` counts a query's columns by ordering by one (`id=1 order by 5--`, `x' order by 5#`), the
+/// reconnaissance before a `union`: `order by` and a column's number, after a number a value starts with (then a
+/// comment or the end) or after a quote that ends a string ([`closing_quotes`]; then a comment). "Place your
+/// order by 5pm" puts a word first, and a unit after the number.
+fn column_count_probe(text: &[u8]) -> bool {
+    let probe = |rest: &[u8], after_number: bool| {
+        let (order, rest) = word(sql_gap(skip(rest, b" )"), false));
+        let (by, rest) = word(sql_gap(rest, false));
+        let rest = sql_gap(rest, false);
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if order != b"order" || by != b"by" || digits == 0 {
+            return false;
+        }
+        let after = skip(&rest[digits..], b" ");
+        comment_after(after) || (after_number && after.is_empty())
+    };
+    if memchr::memmem::find(text, b"order").is_none() {
+        return false;
+    }
+    let closing = std::cell::OnceCell::new();
+    after_leading_numbers(text).any(|end| probe(&text[end..], true))
+        || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
+            probe(&text[i + 1..], false)
+                && closing
+                    .get_or_init(|| closing_quotes(text))
+                    .binary_search(&i)
+                    .is_ok()
+        })
+}
+
+/// MongoDB's query operators that turn a login's or a lookup's value into a condition that matches other documents
+/// (`$ne`, `$gt`, `$regex`, `$where`, …).
+const NOSQL_OPERATORS: &[&[u8]] = &[
+    b"ne",
+    b"gt",
+    b"gte",
+    b"lt",
+    b"lte",
+    b"in",
+    b"nin",
+    b"regex",
+    b"where",
+    b"exists",
+    b"expr",
+    b"type",
+    b"elemmatch",
+    b"all",
+    b"size",
+    b"mod",
+    b"function",
+    b"accumulator",
+];
+
+/// Whether a form, query or cookie pair's key makes its value a MongoDB operator: `user[$ne]=x`,
+/// `password[$gt]=` — PHP, Express's `qs` and Rack read it as `{user: {$ne: "x"}}`, which a driver given the value
+/// runs as "any user but x". Only at the key's first bracket: Strapi's documented filters put the operator
+/// second (`filters[title][$eq]=x`), and the logical ones first (`filters[$or][0]…`), which are not listed.
+fn nosql_operator(text: &[u8]) -> bool {
+    let name = text
+        .iter()
+        .take_while(|b| !matches!(b, b'[' | b'=' | b' '))
+        .count();
+    let Some(rest) = text[name..].strip_prefix(b"[$") else {
+        return false;
+    };
+    let (operator, rest) = word(rest);
+    name > 0 && NOSQL_OPERATORS.contains(&operator) && rest.starts_with(b"]")
 }
 
 /// Whether `text` starts with a comment, maybe after a `;` and blanks (`' and length(pw)>5;--`): the end of an
@@ -2855,10 +3057,9 @@ fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize, bool)>
     match *text.get(at)? {
         quote @ (b'\'' | b'"') => match memchr::memchr(quote, &text[at + 1..]) {
             Some(len) => Some((&text[at + 1..at + 1 + len], at + len + 2, true)),
-            None if !closed => {
-                let (value, end) = literal(at + 1, true);
-                Some((value, end, true))
-            }
+            // All the rest is the string's, comment markers too (`' or 'a--'='a--` is `'a--'='a--'`), but the
+            // blanks at its end, which MySQL's and SQL Server's comparisons ignore.
+            None if !closed => Some((skip_back(&text[at + 1..], b" "), text.len(), true)),
             None => None,
         },
         // PostgreSQL's dollar-quoted string, `$$a$$`: a quote no `'` or `"` spells (within a window, as every
@@ -2919,10 +3120,17 @@ pub fn inspect_url(config: &WafConfig, raw_path: &str, raw_query: Option<&str>) 
     })
 }
 
+/// Headers besides cookies and `Referer` that origins read as input, whole: `User-Agent` (written to an access log
+/// or analytics table, often by string-built SQL); `X-Forwarded-For` (stored by the same logs and by login audits:
+/// the gateway forwards the client's list with the address it saw appended, so its first entry is any text the
+/// client chose — the other address headers, `X-Real-IP`, `Forwarded`…, are dropped, [`super::headers`]);
+/// `Accept-Language` (a language picked from it names a translation file, `lang/` + value, or a row).
+const READ_AS_INPUT: &[&str] = &["user-agent", "x-forwarded-for", "accept-language"];
+
 /// Checks the request headers origins read as input, as ModSecurity's Core Rule Set does: each cookie (name and
 /// value, decoded with `+` as space as PHP fills `$_COOKIE` and `$_REQUEST`; cookie-parser decodes them too),
-/// `User-Agent` and `Referer` (written to an access log or analytics table, often by string-built SQL; a Referer's
-/// query also pair by pair, as its parsers read it). Other headers
+/// those of [`READ_AS_INPUT`] and `Referer` (a Referer's query also pair by pair, as its parsers read it). Other
+/// headers
 /// carry protocol values an application rarely reads, and are left to the size rule.
 pub fn inspect_headers(config: &WafConfig, headers: &[(String, String)]) -> Option<Hit> {
     if config.mode == WafMode::Off {
@@ -2933,7 +3141,7 @@ pub fn inspect_headers(config: &WafConfig, headers: &[(String, String)]) -> Opti
             value
                 .split(';')
                 .find_map(|pair| screen(config, pair.trim(), true, "headers"))
-        } else if name.eq_ignore_ascii_case("user-agent") {
+        } else if READ_AS_INPUT.iter().any(|n| name.eq_ignore_ascii_case(n)) {
             screen(config, value, false, "headers")
         } else if name.eq_ignore_ascii_case("referer") {
             // Whole, as a log writes it; and its query pair by pair, `+` a space, as analytics that parse the
@@ -6837,6 +7045,185 @@ mod tests {
             assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
         }
         refused(&["id=1+UNION%2F**%2FSELECT+1"], "sqli-union");
+    }
+
+    #[test]
+    fn numeric_blind_injection_without_a_subquery_is_caught() {
+        refused(
+            &[
+                "id=1+and+1%3D2",
+                "id=1+and+2%3C1",
+                "id=1+and+ascii(substr(user()%2C1%2C1))%3E64",
+                "id=1+and+length(database())%3D8",
+                "id=1)+or+(1%3D1",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "5 and 10 = 15",
+            "solve x=1 and f(x)>2",
+            "if n==1 and len(s)>5: print(s)",
+        ]);
+    }
+
+    #[test]
+    fn a_null_test_after_a_closing_quote_is_caught() {
+        refused(
+            &[
+                "u=%27+is+not+null+or+%27x%27%3D%27y",
+                "u=x%27+is+not+null--",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "the 'name' is not null or 'N/A'",
+            "check that 'email' is not null -- required",
+            "it's 'x' is null here",
+        ]);
+    }
+
+    #[test]
+    fn ordering_by_a_column_number_is_caught() {
+        refused(
+            &[
+                "id=1+order+by+5--",
+                "id=1+order+by+5",
+                "id=1%27+order+by+5--+-",
+                "id=1+order%2F**%2Fby+5%23",
+                "id=1)+order+by+5--",
+            ],
+            "sqli-order-by",
+        );
+        passes(&[
+            "Place your order by 5pm",
+            "Please order by 5 tomorrow",
+            "I'd like the 'family' order by 5",
+            "SELECT name FROM users WHERE id=1 ORDER BY 2;",
+        ]);
+    }
+
+    #[test]
+    fn a_mongodb_operator_in_a_keys_first_bracket_is_caught() {
+        refused(
+            &[
+                "user[$ne]=x",
+                "password%5B%24gt%5D=",
+                "user[$regex]=%5Eadm",
+                "u[$where]=1",
+            ],
+            "sqli-nosql",
+        );
+        let c = config();
+        // Strapi's documented filters: an operator second, a logical one first.
+        for query in [
+            "filters[title][$eq]=hello",
+            "filters[$or][0][title][$eq]=hello",
+            "filters[$and][1][date][$lt]=2024",
+            "pagination[page]=1&sort[0]=title:asc",
+            "user[name]=bob",
+        ] {
+            assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
+        }
+    }
+
+    #[test]
+    fn an_open_string_compared_with_a_column_or_holding_comment_markers_is_caught() {
+        refused(
+            &[
+                "u=%27+or+password+regexp+%27%5Ea",
+                "u=%27+or+name+like+%27a%25",
+                "u=%27+or+%27a--%27%3D%27a--",
+                "u=%27+or+%27x%23%27%3D%27x%23",
+                "u=%27+or+%27a+b%27%3D%27a+b",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "Tom's 'pizza' or name like 'Pepperoni",
+            "Dad's 'famous' chili or mom's like 'chili",
+            "WHERE name = 'bob' OR email LIKE 'bob%",
+        ]);
+    }
+
+    #[test]
+    fn a_condition_after_a_quote_that_opens_a_string_passes() {
+        passes(&["'x' and len(b) > 5; # note", "'A' and price > 5 -- cheap"]);
+        refused(&["u=%27+and+len(b)%3E5%3B+%23"], "sqli-tautology");
+    }
+
+    #[test]
+    fn prose_beside_a_relative_path_or_a_delete_passes() {
+        passes(&[
+            "see ../docs",
+            "(see ../docs/guide.md)",
+            "Copy `config.example` to `../config`; see [the readme](../README.md)",
+            "Ctrl+C; delete from the list",
+            "Delete from the cart; delete from my wishlist",
+        ]);
+        refused(
+            &[
+                "f=../secret",
+                "f=+../secret",
+                "f=..%5Csecret",
+                "f=see+../../x",
+            ],
+            "traversal-dotdot",
+        );
+        refused(
+            &["id=1%3Bdelete+from+users", "id=1%3Bdelete+from+the"],
+            "sqli-stacked",
+        );
+    }
+
+    #[test]
+    fn forwarded_addresses_and_accept_language_are_read_as_input() {
+        let c = config();
+        let header = |name: &str, value: &str| {
+            inspect_headers(&c, &[(name.to_owned(), value.to_owned())]).map(|h| h.rule)
+        };
+        assert_eq!(
+            header("X-Forwarded-For", "1' or '1'='1"),
+            Some("sqli-tautology")
+        );
+        assert_eq!(
+            header("x-forwarded-for", "127.0.0.1' and sleep(5)#, 10.0.0.1"),
+            Some("sqli-function")
+        );
+        assert_eq!(
+            header(
+                "Accept-Language",
+                "en' union select password from users-- -"
+            ),
+            Some("sqli-union")
+        );
+        assert_eq!(
+            header("Accept-Language", "../../../etc/passwd"),
+            Some("traversal-dotdot")
+        );
+        for (name, value) in [
+            ("accept-language", "en-US,en;q=0.9"),
+            ("accept-language", "de-DE,de;q=0.9,en-US;q=0.8,en;q=0.7"),
+            (
+                "accept-language",
+                "zh-CN,zh;q=0.9,zh-TW;q=0.8,en-US;q=0.7,en;q=0.6",
+            ),
+            (
+                "accept-language",
+                "fr-CH, fr;q=0.9, en;q=0.8, de;q=0.7, *;q=0.5",
+            ),
+            ("accept-language", "*"),
+            (
+                "x-forwarded-for",
+                "203.0.113.195, 70.41.3.18, 150.172.238.178",
+            ),
+            (
+                "x-forwarded-for",
+                "2001:db8:85a3:8d3:1319:8a2e:370:7348, unknown",
+            ),
+            ("x-forwarded-for", "198.51.100.7"),
+        ] {
+            assert_eq!(header(name, value), None, "{name}: {value}");
+        }
     }
 
     #[test]
