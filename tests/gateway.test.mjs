@@ -1210,6 +1210,51 @@ describe("JWT", () => {
     assert.equal(worker.jsonLogs().filter((l) => /webcrypto/.test(l.msg ?? "")).length, 0, "no WebCrypto fallback");
   });
 
+  test("a token whose header says alg Ed25519 (RFC 9864) verifies against an Ed25519 key, and against no other key type", async () => {
+    // RFC 9864 registers `Ed25519` as the fully-specified JWS algorithm for EdDSA on that curve; the JWKS side already
+    // took it as a key's `alg`, while a token naming it was refused ("algorithm Ed25519 is not supported").
+    const asEd25519 = (keySet, kid, claimOverrides = {}, signer) =>
+      token(keySet, kid, claimOverrides, { alg: "Ed25519", signer: signer ?? ((i) => signWith("EdDSA", keySet[kid], i)) });
+    const viaEdDsaKey = await worker.fetch("/gw/secure", { headers: bearer(asEd25519(keys, "ed1", { sub: "fully-specified" })) });
+    assert.equal(viaEdDsaKey.status, 200, describeOf(viaEdDsaKey));
+    await viaEdDsaKey.arrayBuffer();
+    assert.equal(lastRequest().headers["x-user-id"], "fully-specified");
+    // A key published as WebCrypto exports it (`alg: "Ed25519"`) verifies both spellings.
+    const fresh = makeKeys("fully-");
+    const doc = jwksOf({ "fully-ed1": fresh["fully-ed1"] });
+    doc.keys[0].alg = "Ed25519";
+    await kv.put("jwks", JSON.stringify(await keepingOthers(doc)));
+    await until(async () => {
+      const r = await worker.fetch("/gw/secure", { headers: bearer(token(fresh, "fully-ed1")) });
+      await r.arrayBuffer();
+      return r.status === 200;
+    }, { what: "the Ed25519 key to be read" });
+    const viaEd25519Key = await worker.fetch("/gw/secure", { headers: bearer(asEd25519(fresh, "fully-ed1")) });
+    assert.equal(viaEd25519Key.status, 200, describeOf(viaEd25519Key));
+    await viaEd25519Key.arrayBuffer();
+    // Alg confusion stays refused: the name picks no other key type, and a signature by another key stays invalid.
+    const other = makeKeys("other-");
+    for (const [name, kid, description] of [
+      ["Ed25519 header on an RSA key", "rsa1", "algorithm Ed25519 is not allowed for this key"],
+      ["Ed25519 header on an EC key", "ec1", "algorithm Ed25519 is not allowed for this key"],
+      ["Ed25519 header on an HMAC key", "hs1", "algorithm Ed25519 is not allowed for this key"],
+    ]) {
+      const r = await worker.fetch("/gw/secure", { headers: bearer(asEd25519(keys, kid, {}, (i) => signWith("EdDSA", keys.ed1, i))) });
+      assert.equal(r.status, 401, name);
+      assert.equal(describeOf(r), description, name);
+      await r.arrayBuffer();
+    }
+    const forged = await worker.fetch("/gw/secure", { headers: bearer(asEd25519(keys, "ed1", {}, (i) => signWith("EdDSA", other["other-ed1"], i))) });
+    assert.equal(forged.status, 401);
+    assert.equal(describeOf(forged), "signature is invalid");
+    await forged.arrayBuffer();
+    // Only that exact spelling: JOSE algorithm names are case-sensitive.
+    const lower = await worker.fetch("/gw/secure", { headers: bearer(token(keys, "ed1", {}, { alg: "ed25519", signer: (i) => signWith("EdDSA", keys.ed1, i) })) });
+    assert.equal(lower.status, 401);
+    assert.equal(describeOf(lower), "algorithm ed25519 is not supported");
+    await lower.arrayBuffer();
+  });
+
   test("untrusted JWKS keys are skipped: a small-order Ed25519 key (whose forged signature is refused) and keys meant for other uses", async () => {
     // The identity point verifies R = identity, S = 0 over any message in verifiers without a small-order check.
     const identity = Buffer.alloc(32);

@@ -27,12 +27,15 @@ pub enum Alg {
 }
 
 impl Alg {
+    /// The algorithm a JOSE `alg` names (case-sensitive, RFC 7515 §4.1.1), in a token's header or a key's JWK.
     fn from_name(name: &str) -> Option<Self> {
         match name {
             "HS256" => Some(Self::Hs256),
             "RS256" => Some(Self::Rs256),
             "ES256" => Some(Self::Es256),
-            "EdDSA" => Some(Self::EdDsa),
+            // RFC 9864 §2.2: `Ed25519` is the fully-specified name of EdDSA on Ed25519, the one curve the keys here
+            // have (jwt-compact reads OKP keys of `crv` Ed25519 only), so the two names mean one algorithm.
+            "EdDSA" | "Ed25519" => Some(Self::EdDsa),
             _ => None,
         }
     }
@@ -212,8 +215,7 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
     };
     let allowed = match member("alg")? {
         None => vec![implied],
-        // RFC 9864: `Ed25519` is EdDSA on Ed25519, the name WebCrypto's JWK export gives such a key.
-        Some("Ed25519") if implied == Alg::EdDsa => vec![Alg::EdDsa],
+        // `Ed25519` (RFC 9864) is the name WebCrypto's JWK export gives an Ed25519 key.
         Some(name) => match Alg::from_name(name) {
             Some(alg) if alg == implied => vec![alg],
             _ => return Err(format!("alg {name:?} does not fit the key type")),
@@ -418,22 +420,31 @@ impl<'t, 'k> Screened<'t, 'k> {
     fn validate(&self, verdict: Option<bool>) -> Result<Signed, JwtError> {
         fn run<A: Algorithm>(
             alg: A,
+            name: &'static str,
             key: &A::VerifyingKey,
             verdict: Option<bool>,
             token: &UntrustedToken<'_, HeaderExtensions>,
         ) -> Result<jwt_compact::Token<Custom, HeaderExtensions>, ValidationError> {
-            match verdict {
-                None => alg.validator::<Custom>(key).validate(token),
-                Some(valid) => Verdict(alg, valid).validator::<Custom>(key).validate(token),
-            }
+            Checked { alg, name, verdict }
+                .validator::<Custom>(key)
+                .validate(token)
         }
         let u = &self.untrusted;
-        signed(match &self.key.material {
-            Material::Hs256(k) => run(Hs256, k, verdict, u),
-            Material::Rs256(k) => run(Rsa::rs256(), k, verdict, u),
-            Material::Es256(k) => run(Es256, k, verdict, u),
-            Material::EdDsa(k) => run(Ed25519, k, verdict, u),
-        })
+        let checked = match &self.key.material {
+            Material::Hs256(k) => run(Hs256, "HS256", k, verdict, u),
+            Material::Rs256(k) => run(Rsa::rs256(), "RS256", k, verdict, u),
+            Material::Es256(k) => run(Es256, "ES256", k, verdict, u),
+            // The key's material names the algorithm, so jwt-compact's own check of the header's `alg` still stands
+            // behind screening; of an Ed25519 key's two names, the one the header spelled.
+            Material::EdDsa(k) => {
+                let name = match u.algorithm() {
+                    "Ed25519" => "Ed25519",
+                    _ => "EdDSA",
+                };
+                run(Ed25519, name, k, verdict, u)
+            }
+        };
+        signed(checked)
     }
 }
 
@@ -502,25 +513,38 @@ impl RuntimeCheck<'_, '_> {
     }
 }
 
-/// Algorithm `A` whose verification answers a verdict reached elsewhere (see [`RuntimeCheck::finish`]); its name
-/// and signature decoding stay `A`'s.
-struct Verdict<A>(A, bool);
+/// Algorithm `A` as a token names it (`name`: jwt-compact refuses a token whose `alg` is not exactly that, and
+/// knows Ed25519 keys only as `EdDSA`), its verification answering `verdict` when one was reached elsewhere (see
+/// [`RuntimeCheck::finish`]); its signature decoding stays `A`'s.
+struct Checked<A> {
+    alg: A,
+    name: &'static str,
+    verdict: Option<bool>,
+}
 
-impl<A: Algorithm> Algorithm for Verdict<A> {
+impl<A: Algorithm> Algorithm for Checked<A> {
     type SigningKey = A::SigningKey;
     type VerifyingKey = A::VerifyingKey;
     type Signature = A::Signature;
 
     fn name(&self) -> std::borrow::Cow<'static, str> {
-        self.0.name()
+        std::borrow::Cow::Borrowed(self.name)
     }
 
     fn sign(&self, signing_key: &Self::SigningKey, message: &[u8]) -> Self::Signature {
-        self.0.sign(signing_key, message)
+        self.alg.sign(signing_key, message)
     }
 
-    fn verify_signature(&self, _: &Self::Signature, _: &Self::VerifyingKey, _: &[u8]) -> bool {
-        self.1
+    fn verify_signature(
+        &self,
+        signature: &Self::Signature,
+        verifying_key: &Self::VerifyingKey,
+        message: &[u8],
+    ) -> bool {
+        match self.verdict {
+            Some(valid) => valid,
+            None => self.alg.verify_signature(signature, verifying_key, message),
+        }
     }
 }
 
@@ -797,6 +821,84 @@ mod tests {
                 "token names critical header extensions (crit), which are not understood".into()
             )),
             "crit: null"
+        );
+    }
+
+    #[test]
+    fn an_ed25519_alg_in_the_header_is_eddsa_on_an_ed25519_key_and_on_no_other() {
+        // RFC 9864 §2.2 registers `Ed25519` for JWS: a token may name it instead of the polymorphic `EdDSA`.
+        let (_, _, pair) = ed(json!({}));
+        let ed25519 = |kid: &str, overrides: Value| {
+            let input = format!(
+                "{}.{}",
+                b64(&json!({"alg": "Ed25519", "kid": kid})),
+                b64(&claims(overrides))
+            );
+            let signature = pair.sk.sign(input.as_bytes(), None);
+            format!("{input}.{}", base64url(signature.as_ref()))
+        };
+        let mut public =
+            serde_json::to_value(jwt_compact::jwk::JsonWebKey::from(&pair.pk)).expect("jwk");
+        for alg in [None, Some("EdDSA"), Some("Ed25519")] {
+            public["kid"] = json!("e1");
+            match alg {
+                Some(alg) => public["alg"] = json!(alg),
+                None => {
+                    public.as_object_mut().expect("object").remove("alg");
+                }
+            }
+            let keys = jwks(json!([public.clone()]));
+            let token = ed25519("e1", json!({"sub": "fully-specified"}));
+            assert_eq!(
+                verify(&token, &keys, &policy(), NOW).map(|v| v.sub),
+                Ok("fully-specified".into()),
+                "key alg {alg:?}"
+            );
+            // The outside verifier is handed it as any EdDSA token, and its verdict decides.
+            let check = runtime_check(&token, &keys, &policy())
+                .expect("screened")
+                .expect("an Ed25519 key");
+            assert_eq!(check.webcrypto_algorithms().1, r#"{"name":"Ed25519"}"#);
+            assert!(check.finish(true).is_ok());
+            assert_eq!(check.finish(false).unwrap_err().0, "signature is invalid");
+            // Tampered claims: the signature no longer covers them.
+            let (head, rest) = token.split_once('.').expect("parts");
+            let (_, signature) = rest.split_once('.').expect("parts");
+            let tampered = format!(
+                "{head}.{}.{signature}",
+                b64(&claims(json!({"sub": "admin"})))
+            );
+            assert_eq!(
+                verify(&tampered, &keys, &policy(), NOW),
+                Err(JwtError("signature is invalid".into()))
+            );
+        }
+        // On any other key type, the name is refused before any signature work (alg confusion).
+        public["kid"] = json!("e1");
+        let others = jwks(json!([
+            public,
+            {"kty": "oct", "kid": "h1", "k": K},
+            {"kty": "RSA", "kid": "r", "n": RSA_2048_N, "e": "AQAB"},
+            {"kty": "EC", "crv": "P-256", "kid": "e", "x": P256_X, "y": P256_Y},
+        ]));
+        for kid in ["h1", "r", "e"] {
+            assert_eq!(
+                screen(&ed25519(kid, json!({})), &others, &policy()).err(),
+                Some(JwtError(
+                    "algorithm Ed25519 is not allowed for this key".into()
+                )),
+                "{kid}"
+            );
+        }
+        // JOSE names are case-sensitive.
+        let lower = ed25519("e1", json!({})).replacen(
+            &b64(&json!({"alg": "Ed25519", "kid": "e1"})),
+            &b64(&json!({"alg": "ed25519", "kid": "e1"})),
+            1,
+        );
+        assert_eq!(
+            verify(&lower, &others, &policy(), NOW),
+            Err(JwtError("algorithm ed25519 is not supported".into()))
         );
     }
 
