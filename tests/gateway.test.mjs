@@ -1175,7 +1175,7 @@ describe("JWT", () => {
       ["wrong audience", bearer(token(keys, "ed1", { aud: "other-api" })), "audience is not accepted"],
       ["audience list without ours", bearer(token(keys, "ed1", { aud: ["a", "b"] })), "audience is not accepted"],
       ["no subject", bearer(token(keys, "ed1", { sub: undefined })), "token has no subject"],
-      ["exp as a string", bearer(token(keys, "ed1", { exp: "tomorrow" })), "token claims are not valid JSON"],
+      ["exp as a string", bearer(token(keys, "ed1", { exp: "tomorrow" })), "token claim exp is not a time in seconds"],
     ];
     let count = 0;
     // A request without a bearer token gets the bare challenge (RFC 6750 §3.1: no error code for a client that sent
@@ -1253,6 +1253,46 @@ describe("JWT", () => {
     assert.equal(lower.status, 401);
     assert.equal(describeOf(lower), "algorithm ed25519 is not supported");
     await lower.arrayBuffer();
+  });
+
+  test("claims of the wrong type are refused naming the claim; a permission listed twice reaches the origin once", async () => {
+    // Before, every one of these said "token claims are not valid JSON" — about claims that were valid JSON.
+    const cases = [
+      ["permissions null", { permissions: null }, "token claim permissions is not a list of strings"],
+      ["permissions a string", { permissions: "read" }, "token claim permissions is not a list of strings"],
+      ["permissions a number", { permissions: 7 }, "token claim permissions is not a list of strings"],
+      ["permissions an object", { permissions: { read: true } }, "token claim permissions is not a list of strings"],
+      ["permissions holding a number", { permissions: ["read", 1] }, "token claim permissions is not a list of strings"],
+      ["permissions holding null", { permissions: ["read", null] }, "token claim permissions is not a list of strings"],
+      ["permissions holding a list", { permissions: [["read"]] }, "token claim permissions is not a list of strings"],
+      ["sub a number", { sub: 42 }, "token claim sub is not a string"],
+      ["email a list", { email: ["a@example.com"] }, "token claim email is not a string"],
+      ["iss a number", { iss: 1 }, "token claim iss is not a string"],
+      ["aud a number", { aud: 1 }, "token claim aud is not a string or a list of strings"],
+      ["aud holding a number", { aud: ["edgekit-api", 1] }, "token claim aud is not a string or a list of strings"],
+      ["exp a string", { exp: "tomorrow" }, "token claim exp is not a time in seconds"],
+      ["exp null", { exp: null }, "token claim exp is not a time in seconds"],
+      ["nbf past the calendar", { nbf: 1e300 }, "token claim nbf is not a time in seconds"],
+      ["iat a boolean", { iat: true }, "token claim iat is not a time in seconds"],
+    ];
+    for (const [name, overrides, description] of cases) {
+      const r = await worker.fetch("/gw/secure", { headers: bearer(token(keys, "ed1", overrides)) });
+      assert.equal(r.status, 401, name);
+      assert.equal(describeOf(r), description, name);
+      assert.equal((await r.json()).error.message, description, name);
+    }
+    // Claims that are no JSON object at all still say so.
+    const hh = json64({ alg: "HS256", kid: "hs1" });
+    const cc = b64url("[1,2]");
+    const list = await worker.fetch("/gw/secure", { headers: bearer(`${hh}.${cc}.${b64url(signWith("HS256", keys.hs1, `${hh}.${cc}`))}`) });
+    assert.equal(describeOf(list), "token claims are not a JSON object");
+    await list.arrayBuffer();
+    // A permission named twice is the same permission: the origin is told it once.
+    origin.reset();
+    const twice = await worker.fetch("/gw/secure", { headers: bearer(token(keys, "ed1", { permissions: ["read", "write", "read"] })) });
+    assert.equal(twice.status, 200, describeOf(twice));
+    await twice.arrayBuffer();
+    assert.equal(lastRequest().headers["x-user-permissions"], "read,write");
   });
 
   test("untrusted JWKS keys are skipped: a small-order Ed25519 key (whose forged signature is refused) and keys meant for other uses", async () => {

@@ -295,9 +295,21 @@ struct Custom {
     iss: Option<String>,
     aud: Option<Audience>,
     sub: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "distinct")]
     permissions: Vec<String>,
     email: Option<String>,
+}
+
+/// A permission list with each permission once, in the order first named: the list is a set, whatever the issuer
+/// repeated, so the origin is told each once (`read,write,read` was passed on as sent) and a remembered token holds
+/// each once.
+fn distinct<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let mut list = Vec::<String>::deserialize(deserializer)?;
+    if list.len() > 1 {
+        let mut seen = std::collections::HashSet::with_capacity(list.len());
+        list.retain(|p| seen.insert(p.clone()));
+    }
+    Ok(list)
 }
 
 /// The identity a verified token carries.
@@ -444,7 +456,7 @@ impl<'t, 'k> Screened<'t, 'k> {
                 run(Ed25519, name, k, verdict, u)
             }
         };
-        signed(checked)
+        signed(checked, self.token)
     }
 }
 
@@ -592,21 +604,85 @@ pub fn screen<'t, 'k>(
     })
 }
 
-/// jwt-compact's validation outcome as [`Signed`] claims or the refusal's description.
+/// jwt-compact's validation outcome (of `token`) as [`Signed`] claims or the refusal's description.
 fn signed(
     checked: Result<jwt_compact::Token<Custom, HeaderExtensions>, ValidationError>,
+    token: &str,
 ) -> Result<Signed, JwtError> {
     let token = checked.map_err(|e| {
-        JwtError(
-            match e {
-                ValidationError::MalformedClaims(_) => "token claims are not valid JSON",
-                ValidationError::AlgorithmMismatch { .. } => "algorithm does not match the key",
-                _ => "signature is invalid",
+        JwtError(match e {
+            ValidationError::MalformedClaims(e) => malformed_claims(token, &e),
+            ValidationError::AlgorithmMismatch { .. } => {
+                "algorithm does not match the key".to_owned()
             }
-            .to_owned(),
-        )
+            _ => "signature is invalid".to_owned(),
+        })
     })?;
     Ok(Signed(token.claims().clone()))
+}
+
+/// What is wrong with claims that did not deserialize: not JSON, not an object, or the claim of the wrong type
+/// (before, all of these said "not valid JSON", `"permissions": null` included). Names only claims edgekit reads,
+/// never a value the token holds.
+fn malformed_claims(token: &str, error: &serde_json::Error) -> String {
+    use base64::Engine as _;
+    use serde_json::Value;
+    // The payload as screening decoded it (it has three parts, each valid base64url), read as any JSON.
+    let value = token
+        .split('.')
+        .nth(1)
+        .and_then(|payload| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .ok()
+        })
+        .and_then(|json| serde_json::from_slice::<Value>(&json).ok());
+    let Some(value) = value else {
+        return "token claims are not valid JSON".to_owned();
+    };
+    let Some(claims) = value.as_object() else {
+        return "token claims are not a JSON object".to_owned();
+    };
+    let strings = |v: &Value| v.as_array().is_some_and(|l| l.iter().all(Value::is_string));
+    // jwt-compact's timestamps: a JSON number (a fraction is cut) within chrono's range.
+    let seconds = |v: &Value| {
+        v.as_i64()
+            .or_else(|| v.as_u64().and_then(|n| i64::try_from(n).ok()))
+            .or_else(|| v.as_f64().map(|f| f as i64))
+            .is_some_and(|s| chrono::DateTime::from_timestamp(s, 0).is_some())
+    };
+    for name in ["exp", "nbf", "iat"] {
+        if claims.get(name).is_some_and(|v| !seconds(v)) {
+            return format!("token claim {name} is not a time in seconds");
+        }
+    }
+    for name in ["iss", "sub", "email"] {
+        if claims
+            .get(name)
+            .is_some_and(|v| !(v.is_string() || v.is_null()))
+        {
+            return format!("token claim {name} is not a string");
+        }
+    }
+    if claims
+        .get("aud")
+        .is_some_and(|v| !(v.is_string() || v.is_null() || strings(v)))
+    {
+        return "token claim aud is not a string or a list of strings".to_owned();
+    }
+    if claims.get("permissions").is_some_and(|v| !strings(v)) {
+        return "token claim permissions is not a list of strings".to_owned();
+    }
+    // RFC 7519 §4: a claim named twice is refused (serde says so naming the field, one of edgekit's own names).
+    let said = error.to_string();
+    if let Some(name) = said
+        .strip_prefix("duplicate field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name)
+    {
+        return format!("token claim {name} appears more than once");
+    }
+    "token claims do not have the types expected of them".to_owned()
 }
 
 /// The claim half of [`verify`]: `exp`/`nbf`/`iat` with leeway at `now` (seconds), `iss` and `aud` when the policy
@@ -822,6 +898,142 @@ mod tests {
             )),
             "crit: null"
         );
+    }
+
+    /// An HS256 token over `payload` (raw JSON text, which may repeat a member) with the test secret.
+    fn hs_raw(payload: &str) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(&json!({"alg": "HS256", "kid": "h1"})),
+            base64url(payload.as_bytes())
+        );
+        let signature = Hs256.sign(&Hs256Key::new(SECRET), input.as_bytes());
+        format!(
+            "{input}.{}",
+            base64url(&jwt_compact::AlgorithmSignature::as_bytes(&signature))
+        )
+    }
+
+    #[test]
+    fn claims_of_the_wrong_type_are_refused_naming_the_claim() {
+        // Before, each of these said "token claims are not valid JSON" of claims that were valid JSON.
+        let keys = jwks(json!([{"kty": "oct", "kid": "h1", "k": K}]));
+        let permissions = "token claim permissions is not a list of strings";
+        for (overrides, expected) in [
+            (json!({"permissions": "read"}), permissions),
+            (json!({"permissions": 7}), permissions),
+            (json!({"permissions": {"read": true}}), permissions),
+            (json!({"permissions": ["read", 1]}), permissions),
+            (json!({"permissions": [["read"]]}), permissions),
+            (json!({"sub": 42}), "token claim sub is not a string"),
+            (
+                json!({"iss": ["edgekit"]}),
+                "token claim iss is not a string",
+            ),
+            (json!({"email": true}), "token claim email is not a string"),
+            (
+                json!({"aud": {"edgekit-api": 1}}),
+                "token claim aud is not a string or a list of strings",
+            ),
+            (
+                json!({"aud": ["edgekit-api", 2]}),
+                "token claim aud is not a string or a list of strings",
+            ),
+            (
+                json!({"exp": "tomorrow"}),
+                "token claim exp is not a time in seconds",
+            ),
+            (
+                json!({"nbf": 1e300}),
+                "token claim nbf is not a time in seconds",
+            ),
+            (
+                json!({"iat": [NOW]}),
+                "token claim iat is not a time in seconds",
+            ),
+        ] {
+            let outcome = verify(
+                &hs(Some("h1"), overrides.clone(), SECRET),
+                &keys,
+                &policy(),
+                NOW,
+            );
+            assert_eq!(outcome, Err(JwtError(expected.into())), "{overrides}");
+        }
+        // `null` (which the claims helper reads as "leave out"), written out.
+        let null = |name: &str| {
+            let mut c = claims(json!({}));
+            c[name] = Value::Null;
+            hs_raw(&c.to_string())
+        };
+        assert_eq!(
+            verify(&null("permissions"), &keys, &policy(), NOW),
+            Err(JwtError(permissions.into()))
+        );
+        assert_eq!(
+            verify(&null("exp"), &keys, &policy(), NOW),
+            Err(JwtError("token claim exp is not a time in seconds".into()))
+        );
+        // A null `email` is no email, as before.
+        assert_eq!(
+            verify(&null("email"), &keys, &policy(), NOW).map(|v| v.email),
+            Ok(None)
+        );
+        for (payload, expected) in [
+            ("[1,2]", "token claims are not a JSON object"),
+            ("{\"sub\":", "token claims are not valid JSON"),
+        ] {
+            assert_eq!(
+                verify(&hs_raw(payload), &keys, &policy(), NOW),
+                Err(JwtError(expected.into())),
+                "{payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_claim_named_twice_is_refused() {
+        // RFC 7519 §4: claim names are unique; a parser taking the first `sub` and one taking the last would see two
+        // users in one token.
+        let keys = jwks(json!([{"kty": "oct", "kid": "h1", "k": K}]));
+        let rest = format!(
+            r#""iss":"edgekit","aud":"edgekit-api","iat":{NOW},"exp":{}"#,
+            NOW + 600
+        );
+        for (payload, name) in [
+            (format!(r#"{{"sub":"u1","sub":"admin",{rest}}}"#), "sub"),
+            (
+                format!(r#"{{"sub":"u1","permissions":["read"],"permissions":["admin"],{rest}}}"#),
+                "permissions",
+            ),
+            (format!(r#"{{"sub":"u1","exp":1,{rest}}}"#), "exp"),
+        ] {
+            let outcome = verify(&hs_raw(&payload), &keys, &policy(), NOW).map(|v| v.sub);
+            assert_eq!(
+                outcome,
+                Err(JwtError(format!(
+                    "token claim {name} appears more than once"
+                ))),
+                "{payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_permission_named_twice_is_held_once() {
+        let keys = jwks(json!([{"kty": "oct", "kid": "h1", "k": K}]));
+        let v = verify(
+            &hs(
+                Some("h1"),
+                json!({"permissions": ["read", "write", "read", "write", "admin"]}),
+                SECRET,
+            ),
+            &keys,
+            &policy(),
+            NOW,
+        )
+        .expect("valid");
+        assert_eq!(v.permissions, ["read", "write", "admin"]);
     }
 
     #[test]
