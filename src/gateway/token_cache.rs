@@ -4,7 +4,7 @@
 //! on every use. Entries are keyed by the SHA-256 of the whole token, so a token that differs in any byte (a forged
 //! signature included) is verified afresh; refused tokens are never remembered. The owner clears the memory whenever
 //! it re-reads the key set, so a key removed from the JWKS stops admitting its tokens with the next read. The memory
-//! is bounded twice: by entries (`GATEWAY_JWT_CACHE_ENTRIES`) and by the bytes of the tokens it holds
+//! is bounded twice: by entries (`GATEWAY_JWT_CACHE_ENTRIES`) and by the bytes its entries hold
 //! ([`MAX_REMEMBERED_BYTES`]), so a large entry count with large tokens cannot run an isolate out of memory.
 
 use std::collections::HashMap;
@@ -13,10 +13,18 @@ use sha2::{Digest, Sha256};
 
 use super::jwt::{self, Jwks, JwtError, JwtPolicy, Signed, Verified};
 
-/// The most token text an isolate's memory holds (16 MiB), whatever `GATEWAY_JWT_CACHE_ENTRIES` allows: an entry
-/// keeps a token's claims, which can be as large as the token (`GATEWAY_JWT_MAX_BYTES`, up to 64 KiB), and the
-/// setting allows a million entries — far past an isolate's 128 MB. Charged at each token's length.
+/// The most memory an isolate's remembered tokens hold (16 MiB), whatever `GATEWAY_JWT_CACHE_ENTRIES` allows: an
+/// entry keeps a token's claims (up to `GATEWAY_JWT_MAX_BYTES`, 64 KiB, of token), and the setting allows a million
+/// entries — far past an isolate's 128 MB. Each entry is charged what it holds ([`entry_bytes`]), not its token's
+/// length: charged by the text, a token of many short permissions held about 5 times its length (24 bytes a
+/// `String` and a heap block for each 5 bytes of token), so the 16 MiB of text came to some 80 MB.
 pub const MAX_REMEMBERED_BYTES: usize = 16 * 1024 * 1024;
+
+/// The bytes an entry holding `signed` takes: its slot in the table, counted twice (a hash table is up to about
+/// half empty after it grows), and the heap its claims hold.
+pub fn entry_bytes(signed: &Signed) -> usize {
+    2 * std::mem::size_of::<([u8; 32], (Signed, usize))>() + signed.heap_bytes()
+}
 
 /// What the memory knows of a token.
 #[derive(Debug)]
@@ -27,11 +35,10 @@ pub enum Recall {
     Unknown(Option<Memo>),
 }
 
-/// Where a token is remembered once its signature verifies: its SHA-256, and the bytes it is charged.
+/// Where a token is remembered once its signature verifies: its SHA-256.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Memo {
     digest: [u8; 32],
-    bytes: usize,
 }
 
 /// A bounded memory of signature-verified tokens.
@@ -52,7 +59,7 @@ impl VerifiedTokens {
         Self::within(capacity, MAX_REMEMBERED_BYTES)
     }
 
-    /// At most `capacity` tokens and `max_bytes` of them.
+    /// At most `capacity` tokens, holding at most `max_bytes` ([`entry_bytes`] each).
     pub fn within(capacity: usize, max_bytes: usize) -> Self {
         Self {
             capacity,
@@ -84,19 +91,13 @@ impl VerifiedTokens {
     /// [`learn`](Self::learn) its signature check under. The two halves of [`verify`](Self::verify), for a caller
     /// whose signature check is asynchronous (the runtime's WebCrypto).
     pub fn recall(&self, token: &str, policy: &JwtPolicy, now_secs: i64) -> Recall {
-        if self.capacity == 0
-            || token.len() > policy.max_token_bytes
-            || token.len() > self.max_bytes
-        {
+        if self.capacity == 0 || token.len() > policy.max_token_bytes {
             return Recall::Unknown(None);
         }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         match self.entries.get(&digest) {
             Some((signed, _)) => Recall::Known(jwt::check(signed, policy, now_secs)),
-            None => Recall::Unknown(Some(Memo {
-                digest,
-                bytes: token.len(),
-            })),
+            None => Recall::Unknown(Some(Memo { digest })),
         }
     }
 
@@ -119,12 +120,16 @@ impl VerifiedTokens {
     }
 
     /// Adds an entry; when it would not fit (entries or bytes), first drops the tokens expired at `expired_before`,
-    /// then everything.
+    /// then everything. An entry larger than the whole budget is not kept (its token is checked on every use).
     fn remember(&mut self, memo: Memo, signed: Signed, expired_before: i64) {
         if let Some((_, bytes)) = self.entries.remove(&memo.digest) {
             self.bytes -= bytes;
         }
-        let full = |t: &Self| t.entries.len() >= t.capacity || t.bytes + memo.bytes > t.max_bytes;
+        let charge = entry_bytes(&signed);
+        if charge > self.max_bytes {
+            return;
+        }
+        let full = |t: &Self| t.entries.len() >= t.capacity || t.bytes + charge > t.max_bytes;
         if full(self) {
             self.entries
                 .retain(|_, (s, _)| s.expires_at().is_some_and(|exp| exp >= expired_before));
@@ -134,8 +139,8 @@ impl VerifiedTokens {
             self.entries.clear();
             self.bytes = 0;
         }
-        self.entries.insert(memo.digest, (signed, memo.bytes));
-        self.bytes += memo.bytes;
+        self.entries.insert(memo.digest, (signed, charge));
+        self.bytes += charge;
     }
 
     pub fn len(&self) -> usize {
@@ -283,8 +288,11 @@ mod tests {
     #[test]
     fn the_memory_stays_within_its_bytes_whatever_the_entry_count_allows() {
         let (jwks, policy) = (keys(), policy());
-        let one = token("a", NOW + 600, SECRET).len();
-        // Room for two tokens' text, with a million entries allowed.
+        // What one entry holds (the tokens below differ only in a one-letter `sub`).
+        let one = entry_bytes(
+            &jwt::verify_signature(&token("a", NOW + 600, SECRET), &jwks, &policy).expect("valid"),
+        );
+        // Room for two entries, with a million entries allowed.
         let mut cache = VerifiedTokens::within(1_000_000, 2 * one + one / 2);
         for sub in ["a", "b"] {
             assert!(cache
@@ -300,7 +308,7 @@ mod tests {
             1,
             "a third would pass the bytes: the memory starts over"
         );
-        // A token larger than the whole budget is checked every time, never remembered.
+        // An entry larger than the whole budget is never kept: its token is checked every time.
         let mut small = VerifiedTokens::within(10, one - 1);
         for _ in 0..2 {
             assert!(small
@@ -308,6 +316,43 @@ mod tests {
                 .is_ok());
         }
         assert_eq!((small.signature_checks(), small.len()), (2, 0));
+    }
+
+    #[test]
+    fn the_bytes_bound_counts_what_an_entry_holds_not_its_token_text() {
+        // Many short permissions: `"7f",` is 5 bytes of JSON, under 7 of token, but a whole `String` (24 bytes on
+        // this host) and a heap block each once remembered. Charged by token text, the memory held several times
+        // its bound.
+        let (jwks, mut policy) = (keys(), policy());
+        policy.max_token_bytes = 65_536;
+        let permissions: Vec<String> = (0..2000).map(|i| format!("{i:x}")).collect();
+        let budget = 256 * 1024;
+        let mut cache = VerifiedTokens::within(1_000, budget);
+        for n in 0..40 {
+            let claims = json!({"iss": "edgekit", "aud": "edgekit-api", "sub": format!("u{n}"), "iat": NOW,
+                "exp": NOW + 600, "permissions": permissions});
+            let t = Hs256
+                .token(
+                    &Header::empty().with_key_id("h1"),
+                    &Claims::new(claims),
+                    &Hs256Key::new(SECRET),
+                )
+                .expect("signs");
+            assert!(t.len() < 20_000, "{} bytes of token", t.len());
+            let v = cache.verify(&t, &jwks, &policy, NOW).expect("valid");
+            assert_eq!(v.permissions.len(), 2000);
+        }
+        // What the entries hold at the least: the permissions' `String`s alone.
+        let held = cache.len() * permissions.len() * std::mem::size_of::<String>();
+        assert!(
+            !cache.is_empty(),
+            "tokens of this size are still remembered"
+        );
+        assert!(
+            held <= budget,
+            "{} entries hold at least {held} bytes, past the {budget} allowed",
+            cache.len()
+        );
     }
 
     #[test]
