@@ -371,6 +371,48 @@ test("failing closed, a request refused 503 because its limiter was late spends 
   }
 });
 
+test("a take's deadline is checked when the object decides it, not when its request began: a take whose body lands after its deadline spends nothing", { timeout: 30_000 }, async () => {
+  // The object read the clock as the request began, then awaited its body: a take it decided past the Worker's
+  // deadline (the Worker already answered 503) was judged by the earlier time and spent the client's quota. Here a
+  // sender starts the take at once and sends its body 600 ms later, 400 ms past the 200 ms deadline it carries.
+  const SENDER = `export class Sender {
+    constructor(state, env) { this.env = env; }
+    async fetch(request) {
+      const { key } = await request.json();
+      const { readable, writable } = new TransformStream();
+      const limiter = this.env.LIMITER.get(this.env.LIMITER.idFromName("late:0"));
+      const answer = limiter.fetch("https://ratelimiter/take", { method: "POST", body: readable });
+      const deadline_ms = Date.now() + 200;
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      const writer = writable.getWriter();
+      await writer.write(new TextEncoder().encode(JSON.stringify({ key, limit: 5, window_ms: 3600000, deadline_ms })));
+      await writer.close();
+      const reply = await answer;
+      return new Response(await reply.text(), { status: reply.status });
+    }
+  }
+  export default { fetch() { return new Response("sender"); } };`;
+  const { durableObjects } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const w = await startWorker({
+    workerOptions: { durableObjects: { ...durableObjects, SENDER: { className: "Sender", scriptName: "sender" } } },
+    extraWorkers: [
+      { name: "sender", modules: true, script: SENDER, durableObjects: { LIMITER: { className: "RateLimiter", scriptName: "edgekit" } } },
+    ],
+  });
+  try {
+    const ns = await w.mf.getDurableObjectNamespace("SENDER");
+    const key = "key:late-body";
+    const r = await ns.get(ns.idFromName("sender")).fetch("https://sender/", { method: "POST", body: JSON.stringify({ key }) });
+    const text = await r.text();
+    assert.equal(r.status, 503, `past its deadline when decided: ${text}`);
+    assert.match(text, /past its deadline; nothing spent/);
+    const s = await standing(w, "late", key, 5, 3600, 1);
+    assert.deepEqual([s.stored, s.standing.remaining], [false, 5], "nothing spent");
+  } finally {
+    await w.stop();
+  }
+});
+
 test("a failed credential's count does not hold its answer, and still lands: an unknown cookie is answered 401 while the limiter holds its count", { timeout: 20_000 }, async () => {
   // SESSION_IP_POLICY counts cached checks that find no session. The count was awaited before the 401 (and before a
   // page rendered as anonymous for a visitor with a dead cookie): a round trip, and up to timeout_ms (here 30 s)

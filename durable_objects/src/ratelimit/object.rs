@@ -192,13 +192,15 @@ impl DurableObject for RateLimiter {
             return Response::error("rate limiter paths take POST", 405);
         }
         let store = SqlStore(&self.sql);
-        let now_ms = Date::now().as_millis();
         match req.path().as_str() {
             TAKE_PATH => {
                 self.takes.set(self.takes.get() + 1);
                 let Ok(take) = req.json::<TakeRequest>().await else {
                     return Response::error("body must be a TakeRequest", 400);
                 };
+                // Read once the body is in, as the take is decided: awaiting it let time pass (and other requests
+                // run), and a take judged by the time its request began could spend past its deadline.
+                let now_ms = Date::now().as_millis();
                 match limiter::take(&store, &take, now_ms) {
                     Ok((reply, expiry)) => {
                         if let Some(expiry) = expiry {
@@ -224,6 +226,7 @@ impl DurableObject for RateLimiter {
                 let Ok(take) = req.json::<TakeRequest>().await else {
                     return Response::error("body must be a TakeRequest", 400);
                 };
+                let now_ms = Date::now().as_millis();
                 match limiter::standing(&store, &take, now_ms) {
                     Ok(reply) => Response::from_json(&reply),
                     Err(error) => limiter_error(error),
