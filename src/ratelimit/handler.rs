@@ -254,7 +254,7 @@ async fn ask_unless_silent(
     take: &TakeRequest,
     now_ms: u64,
 ) -> Result<TakeReply, Asked> {
-    let silent_key = format!("{}/{object}", policy.binding);
+    let silent_key = plan::silent_key(policy, object);
     if let Gate::Skip { until_ms } = with_memory(|m| m.gate(&silent_key, now_ms, policy.timeout_ms))
     {
         return Err(Asked::Unreachable(format!(

@@ -96,6 +96,18 @@ impl IsolateMemory {
         }
     }
 
+    /// Whether `object` is skipped at `now_ms` ([`IsolateMemory::gate`] would answer [`Gate::Skip`]). Changes nothing.
+    pub fn silent(&self, object: &str, now_ms: u64) -> bool {
+        self.silent
+            .get(object)
+            .is_some_and(|&until_ms| until_ms > now_ms)
+    }
+
+    /// Whether any object is skipped at `now_ms`: the cheap test before asking about each.
+    pub fn any_silent(&self, now_ms: u64) -> bool {
+        self.silent.values().any(|&until_ms| until_ms > now_ms)
+    }
+
     /// `object` let a request wait its whole timeout, ending at `now_ms`: skipped for [`SILENT_FOR_MS`].
     pub fn object_silent(&mut self, object: &str, now_ms: u64) {
         self.silent

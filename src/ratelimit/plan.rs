@@ -2,7 +2,7 @@
 //! trip), else name the one object to ask and what to ask it, choosing a split key's part. Pure.
 
 use durable_objects::ratelimit::protocol::{object_name, TakeReply, TakeRequest};
-use durable_objects::ratelimit::shard::{sub_key, target};
+use durable_objects::ratelimit::shard::{sub_key, target, Target};
 
 use super::headers::{seconds, RateLimitHeaders};
 use super::memory::{Exhausted, IsolateMemory};
@@ -29,25 +29,53 @@ fn memory_key(policy: &Policy, state_key: &str) -> String {
     format!("{}:{state_key}", policy.name)
 }
 
+/// The name under which an isolate remembers `object` (of the policy's binding) silent ([`IsolateMemory::gate`]).
+pub fn silent_key(policy: &Policy, object: &str) -> String {
+    format!("{}/{object}", policy.binding)
+}
+
+/// Where part `part` of `key` (over `parts`; 1 = not split) lives under `policy`: its shard by the policy's
+/// [`super::policy::ShardKey`] when one is set, else FNV-1a.
+fn target_of(policy: &Policy, key: &str, parts: u32, part: u32) -> Target {
+    let mut target = target(key, policy.limit, policy.shards, parts, part);
+    if let Some(shard_key) = &policy.shard_key {
+        target.shard = shard_key.shard_of(&target.state_key, policy.shards);
+    }
+    target
+}
+
 /// The plan for `key` under `policy` at `now_ms`.
 pub fn plan(memory: &mut IsolateMemory, policy: &Policy, key: &str, now_ms: u64) -> Plan {
     let parts = policy.parts(key);
     let exhausted = known_exhausted(memory, policy, key, now_ms);
     let part = if parts > 1 {
         // Each policy rotates on its own: two policies splitting one key must not advance each other's turn.
-        memory.next_part(&memory_key(policy, key), parts, |p| {
-            exhausted[p as usize].is_none()
-        })
+        let rotation = memory_key(policy, key);
+        // A part whose object is silent would get the failure mode's answer (503 failing closed, uncounted failing
+        // open) while another part, on another object, can take the request within its own share: it is skipped,
+        // unless every part left is silent (then one is asked, and its failure mode answers, never a 429).
+        let silent: Vec<bool> = if memory.any_silent(now_ms) {
+            (0..parts)
+                .map(|p| {
+                    let object = object_name(&policy.name, target_of(policy, key, parts, p).shard);
+                    memory.silent(&silent_key(policy, &object), now_ms)
+                })
+                .collect()
+        } else {
+            vec![false; parts as usize]
+        };
+        memory
+            .next_part(&rotation, parts, |p| {
+                exhausted[p as usize].is_none() && !silent[p as usize]
+            })
+            .or_else(|| memory.next_part(&rotation, parts, |p| exhausted[p as usize].is_none()))
     } else {
         exhausted[0].is_none().then_some(0)
     };
     let Some(part) = part else {
         return refusal(policy, &exhausted, now_ms);
     };
-    let mut target = target(key, policy.limit, policy.shards, parts, part);
-    if let Some(shard_key) = &policy.shard_key {
-        target.shard = shard_key.shard_of(&target.state_key, policy.shards);
-    }
+    let target = target_of(policy, key, parts, part);
     Plan::Ask {
         object: object_name(&policy.name, target.shard),
         memory_key: memory_key(policy, &target.state_key),
@@ -143,6 +171,7 @@ mod tests {
     use durable_objects::ratelimit::shard::shard_of;
 
     use super::*;
+    use crate::ratelimit::memory::SILENT_FOR_MS;
     use crate::ratelimit::policy::{FailureMode, KeySource};
 
     fn policy(hot_keys: &[(&str, u32)]) -> Policy {
@@ -328,6 +357,47 @@ mod tests {
             }
             other => panic!("all parts exhausted: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_hot_keys_part_whose_object_is_silent_is_skipped_while_another_part_can_be_asked() {
+        use durable_objects::ratelimit::shard::sub_key;
+        // A silent object fails its requests at once (`failure` decides: 503 when closed, uncounted when open);
+        // another part of the same key, on another object, can take the request within its own share instead.
+        let p = policy(&[("ip:9.9.9.9", 4)]);
+        let object_of = |part: u32| object_name("api", shard_of(&sub_key("ip:9.9.9.9", part), 8));
+        let silent = object_of(0);
+        assert!(
+            (1..4).any(|part| object_of(part) != silent),
+            "parts on other objects"
+        );
+        let mut memory = IsolateMemory::new(100, 0);
+        memory.object_silent(&format!("RATE_LIMITER/{silent}"), 0);
+        let asked = |memory: &mut IsolateMemory, now_ms: u64| -> Vec<String> {
+            (0..8)
+                .map(|_| match plan(memory, &p, "ip:9.9.9.9", now_ms) {
+                    Plan::Ask { object, .. } => object,
+                    other => panic!("asks: {other:?}"),
+                })
+                .collect()
+        };
+        let objects = asked(&mut memory, 1_000);
+        assert!(!objects.contains(&silent), "{silent} skipped: {objects:?}");
+        let objects = asked(&mut memory, SILENT_FOR_MS);
+        assert!(
+            objects.contains(&silent),
+            "probed once its silence is over: {objects:?}"
+        );
+        for part in 0..4 {
+            memory.object_silent(&format!("RATE_LIMITER/{}", object_of(part)), SILENT_FOR_MS);
+        }
+        assert!(
+            matches!(
+                plan(&mut memory, &p, "ip:9.9.9.9", SILENT_FOR_MS + 1),
+                Plan::Ask { .. }
+            ),
+            "every part silent: still asked (its failure mode answers), never a 429"
+        );
     }
 
     #[test]
