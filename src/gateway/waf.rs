@@ -1098,6 +1098,9 @@ fn first_rule(rules: &Rules, bytes: &[u8], raw: &[u8]) -> Option<&'static str> {
             found(if scheme { raw } else { bytes })
                 || (scheme && hidden_scheme(raw))
                 || (*rule == "sqli-union" && raw != bytes && found(raw))
+                // A parent segment after a line break or a tab, which collapsing made a space: a value read line
+                // by line or field by field starts a path there (`a⏎../secret`); only a space joins `x ..`.
+                || (*rule == "traversal-dotdot" && raw != bytes && found(raw))
         })
         .map(|(rule, _)| *rule)
 }
@@ -1862,7 +1865,37 @@ const BLIND_FUNCTIONS: &[&[u8]] = &[
     b"session_user",
     b"cast",
     b"convert",
+    b"sqlite_version",
 ];
+
+/// Whether `args` (from a call's `(`) calls one of [`BLIND_FUNCTIONS`] within the call's parentheses: a call
+/// wrapping one reads what it reads.
+fn wraps_blind_function(args: &[u8]) -> bool {
+    if args.first() != Some(&b'(') {
+        return false;
+    }
+    let mut depth = 0usize;
+    let close = args
+        .iter()
+        .position(|&b| {
+            depth = match b {
+                b'(' => depth + 1,
+                b')' => depth.saturating_sub(1),
+                _ => depth,
+            };
+            depth == 0
+        })
+        .unwrap_or(args.len());
+    let args = &args[..close];
+    memchr::memchr_iter(b'(', args).skip(1).any(|at| {
+        let name = skip_back(&args[..at], b" ");
+        let start = name
+            .iter()
+            .rposition(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+            .map_or(0, |i| i + 1);
+        BLIND_FUNCTIONS.contains(&&name[start..])
+    })
+}
 
 /// Words after which a parenthesis opens an SQL operand (`1 and (select …)`, `exists (select …)`).
 const OPERAND_KEYWORDS: &[&[u8]] = &[
@@ -2153,6 +2186,41 @@ fn judged(window: &[u8], end: usize, from: bool, at: Select) -> bool {
             || (!name.is_empty() && !DETERMINERS.contains(&name) && (follows(rest) || aliased())))
 }
 
+/// Words a `delete from <name>` statement puts after its table's name: SQL Server's second `from`, MySQL's and
+/// PostgreSQL's `using`, a `where`, an alias's `as`, MySQL's `partition`/`order by`/`limit`, `returning`, `output`.
+const DELETE_CLAUSES: &[&[u8]] = &[
+    b"from",
+    b"where",
+    b"using",
+    b"as",
+    b"partition",
+    b"order",
+    b"limit",
+    b"returning",
+    b"output",
+];
+
+/// Whether `delete <target>` and `rest` name the table deleted from before `from`, as MySQL's multi-table and SQL
+/// Server's `delete` do: `delete users from users`, `delete u from users u` — the target is the table after `from`
+/// or its alias (after a table that is no determiner: "delete a file from a folder" is prose).
+fn deletes_named_target(target: &[u8], rest: &[u8]) -> bool {
+    let (from, rest) = word(sql_gap(rest, false));
+    if target.is_empty() || from != b"from" {
+        return false;
+    }
+    let (table, rest) = word(sql_gap(rest, false));
+    if DETERMINERS.contains(&table) {
+        return false;
+    }
+    let (alias, rest) = word(sql_gap(rest, false));
+    let alias = if alias == b"as" {
+        word(sql_gap(rest, false)).0
+    } else {
+        alias
+    };
+    table == target || alias == target
+}
+
 /// Words that start prose's noun phrase, never a table's name: "(select one from the list)".
 const DETERMINERS: &[&[u8]] = &[
     b"the", b"a", b"an", b"this", b"that", b"these", b"those", b"each", b"every", b"any", b"all",
@@ -2185,12 +2253,32 @@ fn statement_starts(text: &[u8], strict: bool) -> bool {
     let rest_word = || word(sql_gap(rest, false));
     match verb {
         b"drop" | b"alter" => SCHEMA_OBJECTS.contains(&rest_word().0),
-        // "Ctrl+C; delete from the list": a determiner and a word after `from` is prose.
+        // "Ctrl+C; delete from the list": a determiner and a word after `from` is prose — but not a word of the
+        // statement's own (SQL Server's `delete from a from users a` deletes through the alias `a`).
         b"delete" => {
-            let (from, after) = rest_word();
+            // MySQL's modifiers before `from` (`delete quick ignore from users`), SQL Server's `top (n)`.
+            let mut rest = rest;
+            let (mut from, mut after) = word(sql_gap(rest, false));
+            while matches!(from, b"low_priority" | b"quick" | b"ignore" | b"top") {
+                rest = sql_gap(after, false);
+                if from == b"top" {
+                    rest = rest
+                        .strip_prefix(b"(")
+                        .and_then(|r| {
+                            memchr::memchr(b')', &r[..r.len().min(64)]).map(|n| &r[n + 1..])
+                        })
+                        .unwrap_or_else(|| word(rest).1);
+                }
+                (from, after) = word(sql_gap(rest, false));
+            }
+            if from != b"from" {
+                return deletes_named_target(from, after);
+            }
             let (name, after) = word(sql_gap(after, false));
-            let prose = DETERMINERS.contains(&name) && !word(sql_gap(after, false)).0.is_empty();
-            from == b"from" && !prose
+            let next = word(sql_gap(after, false)).0;
+            let prose =
+                DETERMINERS.contains(&name) && !next.is_empty() && !DELETE_CLAUSES.contains(&next);
+            !prose
         }
         b"insert" | b"replace" => inserts(rest),
         b"update" => update_sets(rest),
@@ -2744,7 +2832,10 @@ fn always_true(
     let paren = skip(end, b" ");
     // After a number a value starts with, only SQL's functions that read data a character or a length at a time
     // (`id=1 and ascii(substr(user(),1,1))>64`): "x=1 and f(x)>2" is algebra.
-    let call = (!after_number || BLIND_FUNCTIONS.contains(&left))
+    // Or any call wrapping one (`greatest(ascii(mid(user(),1,1)),0)>64`, `md5(user())>'5'`).
+    let call = (!after_number
+        || BLIND_FUNCTIONS.contains(&left)
+        || wraps_blind_function(&text[paren..text.len().min(paren + 1024)]))
         && !left_quoted
         && text.get(paren) == Some(&b'(')
         && {
@@ -2839,6 +2930,18 @@ fn always_true(
             // (`id=1 and 1=1`, `id=1 and 1=2`) and reads the difference — glued, as code writes them ("5 and 10
             // = 15" is arithmetic; a false one reads no data).
             return true;
+        } else if after_number
+            && !literal(left, left_quoted)
+            && quoted
+            && match comparison {
+                b"like" => right.ends_with(b"%"),
+                b"rlike" | b"regexp" => right.starts_with(b"^"),
+                _ => false,
+            }
+        {
+            // A column's pattern read a character at a time in a numeric injection (`id=1 and password like
+            // 'a%'`, `id=1 and password regexp '^a'`).
+            return true;
         } else if equality || (literal(left, left_quoted) && literal(right, quoted)) {
             return holds(left, comparison, right);
         }
@@ -2852,22 +2955,49 @@ fn always_true(
 }
 
 /// Whether `text` counts a query's columns by ordering by one (`id=1 order by 5--`, `x' order by 5#`), the
-/// reconnaissance before a `union`: `order by` and a column's number, after a number a value starts with (then a
-/// comment or the end) or after a quote that ends a string ([`closing_quotes`]; then a comment). "Place your
-/// order by 5pm" puts a word first, and a unit after the number.
+/// reconnaissance before a `union`: `order by` or `group by` and a column's number (or a list of them, `order by
+/// 1,2,3`; maybe `asc`/`desc`), after a number a value starts with (then a comment or the end) or
+/// after a quote that ends a string ([`closing_quotes`]; then a comment). "Place your order by 5pm" puts a word
+/// first, and a unit after the number.
 fn column_count_probe(text: &[u8]) -> bool {
+    // `order by`/`group by`, column numbers separated by `,` (`order by 1,2,3`), a direction, then a comment, or
+    // after a number the end (a `;` ends a snippet's `WHERE id=1 ORDER BY 2;`).
     let probe = |rest: &[u8], after_number: bool| {
         let (order, rest) = word(sql_gap(skip(rest, b" )"), false));
-        let (by, rest) = word(sql_gap(rest, false));
-        let rest = sql_gap(rest, false);
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        if order != b"order" || by != b"by" || digits == 0 {
+        let (by, mut rest) = word(sql_gap(rest, false));
+        if !matches!(order, b"order" | b"group") || by != b"by" {
             return false;
         }
-        let after = skip(&rest[digits..], b" ");
+        loop {
+            let column = sql_gap(rest, false);
+            let digits = column.iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 {
+                return false;
+            }
+            rest = skip(&column[digits..], b" ");
+            match rest.strip_prefix(b",") {
+                Some(next) => rest = next,
+                None => break,
+            }
+        }
+        let (direction, after) = word(rest);
+        let after = if matches!(direction, b"asc" | b"desc") {
+            after
+        } else {
+            rest
+        };
+        if after
+            .first()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        {
+            return false;
+        }
+        let after = skip(after, b" ");
         comment_after(after) || (after_number && after.is_empty())
     };
-    if memchr::memmem::find(text, b"order").is_none() {
+    if memchr::memmem::find(text, b"order").is_none()
+        && memchr::memmem::find(text, b"group").is_none()
+    {
         return false;
     }
     let closing = std::cell::OnceCell::new();
@@ -2902,6 +3032,8 @@ const NOSQL_OPERATORS: &[&[u8]] = &[
     b"mod",
     b"function",
     b"accumulator",
+    // `{password: {$not: {$eq: "x"}}}`: every other password.
+    b"not",
 ];
 
 /// Whether a form, query or cookie pair's key makes its value a MongoDB operator: `user[$ne]=x`,
@@ -7173,6 +7305,116 @@ mod tests {
             &["id=1%3Bdelete+from+users", "id=1%3Bdelete+from+the"],
             "sqli-stacked",
         );
+    }
+
+    /// `delete from` and a determiner is prose only when a word follows that no `delete` statement puts there: SQL
+    /// Server's `delete from a from users a` deletes from `users` through the alias `a` (a determiner), and MySQL's
+    /// and SQL Server's `delete users from users` / `delete u from users u` name the table before `from`.
+    #[test]
+    fn a_delete_whose_determiner_is_an_alias_or_whose_target_precedes_from_is_caught() {
+        refused(
+            &[
+                "id=1%3Bdelete+from+a+from+users+a",
+                "id=1%3Bdelete+from+the+from+users+the",
+                "id=1%3Bdelete+from+a+where+1%3D1",
+                "id=1%3Bdelete+users+from+users",
+                "id=1%3Bdelete+u+from+users+u+where+1%3D1",
+                "id=1%3Bdelete+a+from+users+as+a",
+                "id=1%3Bdelete%2F**%2Fu%2F**%2Ffrom%2F**%2Fusers%2F**%2Fu",
+                "id=1%3Bdelete+quick+ignore+from+users",
+                "id=1%3Bdelete+low_priority+from+users",
+                "id=1%3Bdelete+top+(1)+from+users",
+                "id=1%3Bdelete+top+5+from+users",
+            ],
+            "sqli-stacked",
+        );
+        passes(&[
+            "Ctrl+C; delete from the list",
+            "Tip; delete a file from a folder",
+            "Oops; delete photos from the album",
+            "Then; delete the draft from the outbox",
+            "Note; delete all from my list",
+        ]);
+    }
+
+    /// `$not` is a field's operator too: `{password: {$not: {$eq: "x"}}}` matches every other password.
+    #[test]
+    fn a_negated_mongodb_operator_is_caught() {
+        refused(
+            &[
+                "password[$not][$eq]=x",
+                "password%5B%24not%5D%5B%24regex%5D=%5E%24",
+            ],
+            "sqli-nosql",
+        );
+    }
+
+    /// A line break or a tab ends a line or a field: a value read line by line (a list of paths) or as tab-separated
+    /// fields reads `../secret` after it as a path of its own, where only a space makes `x ..` one segment.
+    #[test]
+    fn a_parent_segment_after_a_line_break_or_a_tab_is_caught() {
+        refused(
+            &[
+                "f=a%0a../secret",
+                "f=a%0d%0a../secret",
+                "f=a%09../secret",
+                "f=a%0A..%5Csecret",
+            ],
+            "traversal-dotdot",
+        );
+        passes(&["see ../docs", "see  ../docs", "Read:\n(see ../docs)"]);
+    }
+
+    /// The column count is probed with a list (`order by 1,2,3`), a direction, a closing `;`, and `group by` as
+    /// well as `order by`.
+    #[test]
+    fn column_count_probes_in_other_spellings_are_caught() {
+        refused(
+            &[
+                "id=1+ORDER+BY+5,1",
+                "id=1+order+by+1,2,3,4,5--",
+                "id=1+order+by+5+desc",
+                "id=1+order+by+5+asc--+-",
+                "id=1+order+by+5%3B--",
+                "id=1+group+by+5",
+                "id=1+GROUP+BY+1,2,3--",
+                "id=1%27+group+by+5--+-",
+            ],
+            "sqli-order-by",
+        );
+        passes(&[
+            "Place your order by 5pm",
+            "Please group by 5 people",
+            "2 group by 5 tables",
+            "I'd like the 'family' group by 5",
+            "3 order by 5, 6 or 7 pm",
+        ]);
+    }
+
+    /// After a number a value starts with, a call that wraps a blind function (`greatest(ascii(…))`,
+    /// `md5(user())`) reads data as the blind function does, and so does a column's pattern (`password like 'a%'`).
+    #[test]
+    fn numeric_blind_injection_through_a_wrapping_call_or_a_pattern_is_caught() {
+        refused(
+            &[
+                "id=1+and+greatest(ascii(mid(user(),1,1)),0)>64",
+                "id=1+and+md5(user())>'5'",
+                "id=1+and+reverse(user())>'a'",
+                "id=1+and+char(ascii(mid(user(),1,1)))%3D'r'",
+                "id=1+and+unhex(hex(user()))%3D'root'",
+                "id=1+and+sqlite_version()>'3'",
+                "id=1+and+password+like+'a%25'",
+                "id=1+and+password+regexp+'^a'",
+                "id=1+and+current_user+like+'r%25'",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "solve x=1 and f(x)>2",
+            "x=1 and g(h(x))>2",
+            "n=1 and name like 'bob'",
+            "if n==1 and len(s)>5: print(s)",
+        ]);
     }
 
     #[test]
