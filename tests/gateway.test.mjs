@@ -2658,6 +2658,18 @@ describe("WAF", () => {
     ["/gw/open/search?user=admin&password[$gt]=", "sqli-nosql"],
     ["/gw/open/search?u=%27+or+password+regexp+%27%5Ea", "sqli-tautology"],
     ["/gw/open/search?u=%27+or+%27a--%27%3D%27a--", "sqli-tautology"],
+    // Their second review: SQL Server's `delete from <alias> from <table>` and the target named before `from`,
+    // `$not`, a parent segment after a line break, the column count as a list or by `group by`, a blind function
+    // wrapped in another call, a column's pattern after a number.
+    ["/gw/open/search?id=1%3Bdelete+from+a+from+users+a", "sqli-stacked"],
+    ["/gw/open/search?id=1%3Bdelete+u+from+users+u", "sqli-stacked"],
+    ["/gw/open/search?id=1%3Bdelete+quick+from+users", "sqli-stacked"],
+    ["/gw/open/search?password%5B%24not%5D%5B%24eq%5D=x", "sqli-nosql"],
+    ["/gw/open/search?f=a%0A..%2Fsecret", "traversal-dotdot"],
+    ["/gw/open/search?id=1+ORDER+BY+1%2C2%2C3--", "sqli-order-by"],
+    ["/gw/open/search?id=1+group+by+5", "sqli-order-by"],
+    ["/gw/open/search?id=1+and+greatest(ascii(mid(user()%2C1%2C1))%2C0)%3E64", "sqli-tautology"],
+    ["/gw/open/search?id=1+and+password+like+%27a%25%27", "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -2690,6 +2702,8 @@ describe("WAF", () => {
     ["text/plain", "- javascript:prompt(1)", "xss-scheme"],
     // Express's qs and PHP read bracketed form keys as objects: `{password: {$ne: "x"}}`.
     ["application/x-www-form-urlencoded", "user=admin&password%5B%24ne%5D=x", "sqli-nosql"],
+    // A list of paths, one a line: the second line is a path of its own.
+    ["application/x-www-form-urlencoded", "files=a.txt%0D%0A..%5Csecret.txt", "traversal-dotdot"],
   ];
   const benign = [
     "/gw/open/search?name=O%27Brien",
@@ -2768,6 +2782,11 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("Tom's 'pizza' or name like 'Pepperoni")}`,
     // Strapi's documented filters: the operator after the field, a logical one first.
     "/gw/open/search?filters[title][$eq]=hello&filters[$or][0][slug][$eq]=x&pagination[page]=1&sort[0]=title:asc",
+    // Their second review: prose beside the delete, group by and wrapped-call shapes it added.
+    `/gw/open/search?q=${encodeURIComponent("Tip; delete a file from a folder")}`,
+    `/gw/open/search?q=${encodeURIComponent("Then; delete the draft from the outbox")}`,
+    `/gw/open/search?q=${encodeURIComponent("Please group by 5 people")}`,
+    `/gw/open/search?q=${encodeURIComponent("x=1 and g(h(x))>2")}`,
   ];
   const benignBodies = [
     // The third payload review: a list's entry, a title, a mail's line starting with a script scheme's name.
@@ -2855,6 +2874,8 @@ describe("WAF", () => {
       // language picked from Accept-Language names a translation file.
       [{ "x-forwarded-for": "1' or '1'='1" }, "sqli-tautology"],
       [{ "accept-language": "../../../etc/passwd" }, "traversal-dotdot"],
+      // Any entry of the list, not only the first.
+      [{ "x-forwarded-for": "10.0.0.1, 127.0.0.1' and sleep(5)#" }, "sqli-function"],
     ];
     for (const [headers, rule] of attacks) {
       const r = await worker.fetch("/gw/open/search", { headers });
@@ -2885,6 +2906,9 @@ describe("WAF", () => {
       { "x-forwarded-for": "203.0.113.195, 70.41.3.18, 2001:db8::1, unknown" },
       { "accept-language": "de-DE,de;q=0.9,en-US;q=0.8,en;q=0.7" },
       { "accept-language": "fr-CH, fr;q=0.9, en;q=0.8, de;q=0.7, *;q=0.5" },
+      { "accept-language": "es-419,es;q=0.9,zh-Hant-TW;q=0.8,sr-Latn-RS;q=0.7,*;q=0.1" },
+      // Ports, bracketed IPv6 and RFC 7239's obfuscated identifiers, as proxies write them.
+      { "x-forwarded-for": "203.0.113.195:41237, [2001:db8::1]:443, unknown, _hidden, _SEVKISEK" },
     ];
     for (const headers of benign) {
       const r = await worker.fetch("/gw/open/search", { headers });
