@@ -20,10 +20,13 @@ use super::jwt::{self, Jwks, JwtError, JwtPolicy, Signed, Verified};
 /// `String` and a heap block for each 5 bytes of token), so the 16 MiB of text came to some 80 MB.
 pub const MAX_REMEMBERED_BYTES: usize = 16 * 1024 * 1024;
 
-/// The bytes an entry holding `signed` takes: its slot in the table, counted twice (a hash table is up to about
-/// half empty after it grows), and the heap its claims hold.
+/// The bytes an entry holding `signed` takes: its share of the table, and the heap its claims hold. The table
+/// (hashbrown) has a power of two of buckets, each a slot and a control byte, and grows to twice its buckets when
+/// 7/8 of them are taken: just after, it has 16/7 buckets an entry, which each entry is charged (twice a slot left
+/// the table's growth uncharged).
 pub fn entry_bytes(signed: &Signed) -> usize {
-    2 * std::mem::size_of::<([u8; 32], (Signed, usize))>() + signed.heap_bytes()
+    let bucket = std::mem::size_of::<([u8; 32], (Signed, usize))>() + 1;
+    bucket * 16 / 7 + 1 + signed.heap_bytes()
 }
 
 /// What the memory knows of a token.
@@ -130,13 +133,17 @@ impl VerifiedTokens {
             return;
         }
         let full = |t: &Self| t.entries.len() >= t.capacity || t.bytes + charge > t.max_bytes;
+        // Dropping entries gives their buckets back too: a table emptied (`clear`, `retain`) keeps its buckets,
+        // which no entry is charged for any more, so the memory would hold the table its most numerous (small)
+        // entries needed on top of the bytes its next (large) entries are charged.
         if full(self) {
             self.entries
                 .retain(|_, (s, _)| s.expires_at().is_some_and(|exp| exp >= expired_before));
+            self.entries.shrink_to_fit();
             self.bytes = self.entries.values().map(|(_, bytes)| bytes).sum();
         }
         if full(self) {
-            self.entries.clear();
+            self.entries = HashMap::new();
             self.bytes = 0;
         }
         self.entries.insert(memo.digest, (signed, charge));
@@ -353,6 +360,73 @@ mod tests {
             "{} entries hold at least {held} bytes, past the {budget} allowed",
             cache.len()
         );
+    }
+
+    /// What the memory really holds: its table's buckets (hashbrown: a power of two of them, 7/8 usable, each a slot
+    /// and a control byte), whether or not entries fill them, and the heap of the claims it keeps.
+    fn footprint(cache: &VerifiedTokens) -> usize {
+        let buckets = match cache.entries.capacity() {
+            0 => 0,
+            usable if usable < 7 => usable + 1,
+            usable => usable / 7 * 8,
+        };
+        buckets * (std::mem::size_of::<([u8; 32], (Signed, usize))>() + 1)
+            + cache
+                .entries
+                .values()
+                .map(|(signed, _)| signed.heap_bytes())
+                .sum::<usize>()
+    }
+
+    #[test]
+    fn the_bytes_bound_covers_the_table_as_it_grows_and_after_it_is_emptied() {
+        let (jwks, mut policy) = (keys(), policy());
+        policy.max_token_bytes = 65_536;
+        let small = |n: usize| token(&format!("u{n:05}"), NOW + 600, SECRET);
+        let one = entry_bytes(&jwt::verify_signature(&small(0), &jwks, &policy).expect("valid"));
+        // Small entries, as many as fit: the table grows by doubling its buckets when 7/8 are taken, so right after
+        // it grew it has 16/7 buckets an entry. Budgets that fit exactly that many entries show whether that is
+        // charged.
+        let mut cache = VerifiedTokens::within(1_000_000, 0);
+        for buckets in [64, 256, 1024] {
+            let fitting = buckets / 8 * 7 + 1;
+            let budget = fitting * one;
+            cache = VerifiedTokens::within(1_000_000, budget);
+            for n in 0..fitting {
+                assert!(cache.verify(&small(n), &jwks, &policy, NOW).is_ok());
+                assert!(
+                    footprint(&cache) <= budget,
+                    "{} entries in {} usable buckets hold {} bytes, past the {budget} allowed",
+                    cache.len(),
+                    cache.entries.capacity(),
+                    footprint(&cache)
+                );
+            }
+            assert_eq!(cache.len(), fitting, "all of them are remembered");
+        }
+        let budget = cache.max_bytes;
+        // Then large entries: the memory starts over, and the buckets the small ones needed must not stay
+        // allocated, uncharged, under entries charged as if the table were theirs alone.
+        let permissions: Vec<String> = (0..2000).map(|i| format!("{i:x}")).collect();
+        for n in 0..20 {
+            let claims = json!({"iss": "edgekit", "aud": "edgekit-api", "sub": format!("big{n}"), "iat": NOW,
+                "exp": NOW + 600, "permissions": permissions});
+            let t = Hs256
+                .token(
+                    &Header::empty().with_key_id("h1"),
+                    &Claims::new(claims),
+                    &Hs256Key::new(SECRET),
+                )
+                .expect("signs");
+            assert!(cache.verify(&t, &jwks, &policy, NOW).is_ok());
+            assert!(
+                footprint(&cache) <= budget,
+                "{} entries (large ones after small) in {} usable buckets hold {} bytes, past the {budget} allowed",
+                cache.len(),
+                cache.entries.capacity(),
+                footprint(&cache)
+            );
+        }
     }
 
     #[test]
