@@ -74,7 +74,7 @@ pub fn expiry(created_ms: u64, now_ms: u64, idle_ms: u64, max_ms: u64) -> u64 {
 /// them to the origin as `X-User-Permissions` (comma-separated) and the access tokens minted at login carry them,
 /// so one that is empty or holds a comma, whitespace or a control character (`"read,admin"`, which an origin
 /// splitting the list reads as `admin`) makes the column malformed, as the gateway's JWT check refuses such a
-/// token.
+/// token. A permission listed twice is held once, as the gateway holds a token's.
 pub fn parse_permissions(column: &str) -> Result<Vec<String>, String> {
     let permissions: Vec<String> = serde_json::from_str(column)
         .map_err(|e| format!("users.permissions is not a JSON string array: {e}"))?;
@@ -85,7 +85,7 @@ pub fn parse_permissions(column: &str) -> Result<Vec<String>, String> {
         Some(bad) => Err(format!(
             "users.permissions holds {bad:?}, which is empty or has a comma or whitespace"
         )),
-        None => Ok(permissions),
+        None => Ok(crate::gateway::jwt::distinct(permissions)),
     }
 }
 
@@ -302,5 +302,15 @@ mod tests {
             assert!(parse_permissions(column).is_err(), "{column}");
         }
         assert_eq!(parse_permissions("[]"), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_permission_listed_twice_is_held_once_as_a_token_holding_it_twice_is() {
+        // The gateway passes a token's permissions on once each (X-User-Permissions `read,write`); a session of the
+        // same user (whose access token was minted from this column) must tell the origin the same.
+        assert_eq!(
+            parse_permissions(r#"["read","write","read","write"]"#),
+            Ok(vec!["read".into(), "write".into()])
+        );
     }
 }
