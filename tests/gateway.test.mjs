@@ -1176,6 +1176,9 @@ describe("JWT", () => {
       ["audience list without ours", bearer(token(keys, "ed1", { aud: ["a", "b"] })), "audience is not accepted"],
       ["no subject", bearer(token(keys, "ed1", { sub: undefined })), "token has no subject"],
       ["exp as a string", bearer(token(keys, "ed1", { exp: "tomorrow" })), "token claim exp is not a time in seconds"],
+      // RFC 8725 §3.11: another kind of JWT from the same issuer is no access token (`JWT` and `at+jwt` are).
+      ["typed as a DPoP proof", bearer(token(keys, "ed1", {}, { header: { typ: "dpop+jwt" } })), "token type (typ) is not JWT or at+jwt: it is no access token"],
+      ["typed as a logout token", bearer(token(keys, "ed1", {}, { header: { typ: "application/logout+jwt" } })), "token type (typ) is not JWT or at+jwt: it is no access token"],
     ];
     let count = 0;
     // A request without a bearer token gets the bare challenge (RFC 6750 §3.1: no error code for a client that sent
@@ -1203,6 +1206,12 @@ describe("JWT", () => {
     const allowed = await worker.fetch("/gw/secure/admin", { headers: bearer(token(keys, "ed1", { permissions: ["admin"] })) });
     assert.equal(allowed.status, 200);
     await allowed.arrayBuffer();
+    // An RFC 9068 access token (`typ: at+jwt`, in either spelling) is what a route takes.
+    for (const typ of ["at+jwt", "application/at+jwt"]) {
+      const typed = await worker.fetch("/gw/secure", { headers: bearer(token(keys, "ed1", {}, { header: { typ } })) });
+      assert.equal(typed.status, 200, `${typ}: ${describeOf(typed)}`);
+      await typed.arrayBuffer();
+    }
     assert.ok(count >= 30, `corpus has ${count} cases`);
     console.log(`# JWT rejection corpus: ${count} cases`);
     // Ed25519 signatures were checked by the runtime's WebCrypto: the gateway says so once when it has to fall

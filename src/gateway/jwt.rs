@@ -627,6 +627,18 @@ pub fn screen<'t, 'k>(
     if untrusted.header().other_fields.crit.is_some() {
         return err("token names critical header extensions (crit), which are not understood");
     }
+    // RFC 8725 §3.11: a token typed as another kind of JWT (a DPoP proof, a logout or security event token) is
+    // not taken for an access token, whatever its claims. Untyped tokens (edgekit's own among them), `JWT` and
+    // RFC 9068's `at+jwt` are; RFC 7515 §4.1.9: a media type, case-insensitive, `application/` optional.
+    if let Some(typ) = &untrusted.header().token_type {
+        let media = typ
+            .get(..12)
+            .filter(|p| p.eq_ignore_ascii_case("application/"))
+            .map_or(typ.as_str(), |_| &typ[12..]);
+        if !(media.eq_ignore_ascii_case("jwt") || media.eq_ignore_ascii_case("at+jwt")) {
+            return err("token type (typ) is not JWT or at+jwt: it is no access token");
+        }
+    }
     let Some(alg) = Alg::from_name(alg_name) else {
         // Named (briefly) for the client's benefit; the challenge header keeps only safe characters of it.
         let shown: String = alg_name.chars().take(32).collect();
@@ -1028,6 +1040,58 @@ mod tests {
                 verify(&hs_raw(payload), &keys, &policy(), NOW),
                 Err(JwtError(expected.into())),
                 "{payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_typed_as_another_kind_of_jwt_is_refused() {
+        // RFC 8725 §3.11: explicit typing keeps one kind of JWT from being taken for another. A DPoP proof, a
+        // logout token or a security event token signed by the same issuer is no access token, whatever its claims.
+        let keys = jwks(json!([{"kty": "oct", "kid": "h1", "k": K}]));
+        let typed = |typ: Value| {
+            let mut header = json!({"alg": "HS256", "kid": "h1"});
+            if !typ.is_null() {
+                header["typ"] = typ;
+            }
+            let input = format!("{}.{}", b64(&header), b64(&claims(json!({}))));
+            let signature = Hs256.sign(&Hs256Key::new(SECRET), input.as_bytes());
+            format!(
+                "{input}.{}",
+                base64url(&jwt_compact::AlgorithmSignature::as_bytes(&signature))
+            )
+        };
+        // RFC 7515 §4.1.9: a media type, compared case-insensitively, `application/` may be left off.
+        for typ in [
+            Value::Null,
+            json!("JWT"),
+            json!("jwt"),
+            json!("application/jwt"),
+            json!("at+jwt"),
+            json!("AT+JWT"),
+            json!("application/at+jwt"),
+            json!("Application/At+JWT"),
+        ] {
+            assert_eq!(
+                verify(&typed(typ.clone()), &keys, &policy(), NOW).map(|v| v.sub),
+                Ok("u1".into()),
+                "typ {typ}"
+            );
+        }
+        for typ in [
+            "dpop+jwt",
+            "logout+jwt",
+            "secevent+jwt",
+            "application/secevent+jwt",
+            "JOSE",
+            "",
+        ] {
+            assert_eq!(
+                verify(&typed(json!(typ)), &keys, &policy(), NOW),
+                Err(JwtError(
+                    "token type (typ) is not JWT or at+jwt: it is no access token".into()
+                )),
+                "typ {typ}"
             );
         }
     }
