@@ -30,8 +30,8 @@ pub const DEFAULT_CSP: &str =
 /// Where a page's CSP names the response's nonce.
 pub const NONCE_PLACEHOLDER: &str = "{nonce}";
 
-/// `RENDER_CSP`: the policy (`off` for none), checked to be a header value (visible ASCII and spaces) whose only
-/// braces are `{nonce}` placeholders.
+/// `RENDER_CSP`: the policy (`off` for none), checked to be a header value (visible ASCII and spaces) naming at least
+/// one directive, whose only braces are `{nonce}` placeholders.
 fn parse_csp(value: &str) -> Result<Option<String>, ConfigError> {
     let bad = |problem: &str| ConfigError::new("RENDER_CSP", problem);
     if value == "off" {
@@ -41,6 +41,14 @@ fn parse_csp(value: &str) -> Result<Option<String>, ConfigError> {
         return Err(bad(
             "must be visible ASCII and spaces (a header value), or off",
         ));
+    }
+    // Empty (the var is trimmed: spaces alone are empty too) or only separators, it would go out as a policy that
+    // enforces nothing: turning the policy off is said with `off`.
+    if value
+        .split(';')
+        .all(|directive| directive.trim().is_empty())
+    {
+        return Err(bad("must name at least one directive, or be off"));
     }
     if value.replace(NONCE_PLACEHOLDER, "").contains(['{', '}']) {
         return Err(bad("may hold braces only as {nonce}"));
@@ -437,6 +445,23 @@ mod tests {
         ] {
             let error = csp(bad).expect_err(bad);
             assert_eq!(error.key, "RENDER_CSP", "{bad}");
+        }
+    }
+
+    /// An empty `RENDER_CSP`, or spaces alone, is unset (as every var): the default policy. One holding only
+    /// separators passed as visible ASCII and went out as `Content-Security-Policy: ;`, a policy enforcing nothing,
+    /// though the var did not say `off`.
+    #[test]
+    fn a_page_policy_naming_no_directive_is_refused() {
+        for unset in ["", "   "] {
+            let csp = parse(&[("RENDER_CSP", json!(unset))]).expect(unset).csp;
+            assert_eq!(csp.as_deref(), Some(DEFAULT_CSP), "{unset:?}");
+        }
+        for blank in [";", " ; ", ";;", "; ;"] {
+            let error = parse(&[("RENDER_CSP", json!(blank))])
+                .map(|c| c.csp)
+                .expect_err(blank);
+            assert_eq!(error.key, "RENDER_CSP", "{blank:?}");
         }
     }
 
