@@ -581,3 +581,29 @@ test('RENDER_CSP replaces the page\'s policy ({nonce} is the response\'s nonce);
     await refused.stop();
   }
 });
+
+test("a HEAD on a page answers the page's headers without rendering it: no fragment fetch, no write-back, no new visitor cookie", async () => {
+  // The body of a HEAD is dropped: fetching every fragment (origin requests, KV write-backs under waitUntil) and
+  // minting a visitor id to set in a cookie was all work for nothing — and a monitor's HEAD every few seconds did it.
+  for (const path of ["/", "/p/product"]) {
+    origin.reset();
+    const head = await worker.mf.dispatchFetch(new URL(path, worker.url), { method: "HEAD" });
+    assert.equal(head.status, 200, path);
+    assert.equal(await head.text(), "", `${path}: no body`);
+    assert.match(head.headers.get("content-type"), /^text\/html/, path);
+    assert.equal(head.headers.get("cache-control"), "private, no-store", path);
+    assert.equal(head.headers.get("x-content-type-options"), "nosniff", path);
+    assert.ok(head.headers.get("content-security-policy"), path);
+    assert.ok(head.headers.get("content-language"), path);
+    assert.equal(head.headers.get("set-cookie"), null, `${path}: no visitor cookie for a page never shown`);
+    await delay(300);
+    assert.deepEqual(origin.requests.map((r) => r.path), [], `${path}: no fragment asked of the origin`);
+  }
+  for (const name of FRAGMENTS) assert.equal(await kv.get(`fragment:${name}`), null, `${name} not written back`);
+  // A visitor who has a cookie gets their variant, as on a GET.
+  const known = await worker.mf.dispatchFetch(new URL("/", worker.url), { method: "HEAD", headers: withVisitor() });
+  const page = await get("/", { headers: withVisitor() });
+  await page.arrayBuffer();
+  assert.equal(known.headers.get("x-variant"), page.headers.get("x-variant"));
+  assert.equal(known.headers.get("link"), page.headers.get("link"));
+});

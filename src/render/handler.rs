@@ -150,6 +150,9 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         .ok_or_else(|| ApiError::not_found("no such page"))?
         .clone();
     let mode = mode(&call.req)?;
+    // A HEAD gets the page's headers and no body (which the runtime would drop): no slot is loaded (no fragment
+    // read, origin fetch or write-back), nor the critical CSS and catalog, which only the body shows.
+    let head = call.method == "HEAD";
     let budget_ms = u64::from(config.content_budget_ms);
     let (user_id, clear_session) = session_user(&call, budget_ms).await;
 
@@ -177,12 +180,24 @@ pub async fn page(call: Call) -> ApiResult<Response> {
     };
     let manifest_key = keys::manifest(&page.page_type);
     let (css, manifest, flags, prefs, geo, catalog) = futures_util::join!(
-        content.text(keys::CRITICAL_CSS),
+        async {
+            if head {
+                None
+            } else {
+                content.text(keys::CRITICAL_CSS).await
+            }
+        },
         content.json::<Manifest>(&manifest_key),
         content.json::<Flags>(keys::FLAGS),
         content.json::<Preferences>(&prefs_key),
         content.json::<Geo>(keys::GEO),
-        content.json::<Vec<Product>>(keys::CATALOG),
+        async {
+            if head {
+                Vec::new()
+            } else {
+                content.json::<Vec<Product>>(keys::CATALOG).await
+            }
+        },
     );
 
     let country = personal::country(
@@ -243,19 +258,28 @@ pub async fn page(call: Call) -> ApiResult<Response> {
     set("x-country", &country)?;
     // Browsers send `ECT` (effective connection type, read for the slow-connection trim) only when asked.
     set("accept-ch", "ECT")?;
-    if let Some(v) = chosen {
+    // A visitor without a cookie who only asks HEAD is given no id (the page is never shown to them): no cookie,
+    // and no variant, which would be drawn for an id thrown away (their GET draws again).
+    let minted = set_cookie.is_some();
+    if let Some(v) = chosen.filter(|_| !(head && minted)) {
         set("x-variant", &v.name)?;
     }
     if let Some(link) = &link {
         set("link", link)?;
     }
-    if let Some(cookie) = &set_cookie {
+    if let Some(cookie) = set_cookie.as_ref().filter(|_| !head) {
         set("set-cookie", cookie)?;
     }
     if let Some(clear) = &clear_session {
         headers
             .append("set-cookie", clear)
             .or_internal("setting a page header")?;
+    }
+
+    if head {
+        return Ok(Response::empty()
+            .or_internal("building the page's headers")?
+            .with_headers(headers));
     }
 
     let (started_ms, log_success) = (call.started_ms, call.log_success);
