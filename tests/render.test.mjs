@@ -607,3 +607,19 @@ test("a HEAD on a page answers the page's headers without rendering it: no fragm
   assert.equal(known.headers.get("x-variant"), page.headers.get("x-variant"));
   assert.equal(known.headers.get("link"), page.headers.get("link"));
 });
+
+test("geo's codes are read in any case, and a code of another shape is logged naming its entry", async (t) => {
+  t.after(() => seedContent(kv));
+  const geo = (jp) => JSON.stringify({ default_country: "US", default_currency: "usd", countries: { jp: { currency: jp, locale: "ja" } } });
+  await kv.put("geo", geo("jpy"));
+  const page = await (await get("/", { headers: withVisitor(), country: "JP" })).text();
+  assert.ok(page.includes('data-currency="JPY"'), "the JP row's currency, upper-cased");
+  assert.ok(page.includes("¥1,800") && !page.includes("¥18.00"), "the catalog's JPY price, with no decimals");
+  await kv.put("geo", geo("yens"));
+  const id = "geo-bad-code";
+  await (await worker.mf.dispatchFetch(new URL("/", worker.url), { headers: withVisitor(VISITOR, { "x-request-id": id }), cf: { country: "JP" } })).arrayBuffer();
+  const line = await until(() => worker.jsonLogs().find((l) => l.msg === "content_kv_malformed" && l.request_id === id), { what: "the malformed geo line" });
+  assert.equal(line.key, "geo");
+  assert.match(line.error, /countries\.JP\.currency/);
+  assert.ok(!JSON.stringify(line).includes("yens"), "the value is not echoed");
+});

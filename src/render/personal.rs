@@ -18,8 +18,10 @@ pub struct Preferences {
     pub display_name: Option<String>,
 }
 
-/// Country → currency and default locale (`geo` in `CONTENT_KV`).
+/// Country → currency and default locale (`geo` in `CONTENT_KV`). Read with its codes upper-cased (country keys,
+/// currencies): they are compared with `cf.country` and the catalog's price codes, and pick a currency's exponent.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawGeo")]
 pub struct Geo {
     pub default_country: String,
     pub default_currency: String,
@@ -43,12 +45,82 @@ pub struct CountryInfo {
     pub locale: String,
 }
 
+/// `geo` as written.
+#[derive(Deserialize)]
+struct RawGeo {
+    default_country: String,
+    default_currency: String,
+    countries: BTreeMap<String, CountryInfo>,
+}
+
+/// An ISO 4217 currency code in any case (`jpy`, ` Eur`): three ASCII letters, upper-cased.
+fn currency_code(code: &str) -> Option<String> {
+    let code = code.trim();
+    (code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()))
+        .then(|| code.to_ascii_uppercase())
+}
+
+/// A problem with an operator's code: names the entry, never quotes the value (the malformed-content log line
+/// keeps nothing in quotes, `crate::body::strip_input`).
+const NOT_A_CURRENCY: &str = "must be a three-letter ISO 4217 currency code";
+
+impl TryFrom<RawGeo> for Geo {
+    type Error = String;
+
+    fn try_from(raw: RawGeo) -> Result<Self, String> {
+        let default_currency = currency_code(&raw.default_currency)
+            .ok_or_else(|| format!("default_currency {NOT_A_CURRENCY}"))?;
+        let mut countries = BTreeMap::new();
+        for (key, info) in raw.countries {
+            let country = key.trim();
+            if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err("countries: every key must be a two-letter country code".to_owned());
+            }
+            let country = country.to_ascii_uppercase();
+            let currency = currency_code(&info.currency)
+                .ok_or_else(|| format!("countries.{country}.currency {NOT_A_CURRENCY}"))?;
+            let info = CountryInfo {
+                currency,
+                locale: info.locale,
+            };
+            if countries.insert(country.clone(), info).is_some() {
+                return Err(format!("countries.{country} is named twice (in two cases)"));
+            }
+        }
+        Ok(Self {
+            default_country: raw.default_country,
+            default_currency,
+            countries,
+        })
+    }
+}
+
+/// A product's price points with their currency codes upper-cased (`jpy` is `JPY`); another shape is refused.
+fn price_points<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, u64>, D::Error> {
+    use serde::de::Error;
+    let raw = BTreeMap::<String, u64>::deserialize(deserializer)?;
+    let mut prices = BTreeMap::new();
+    for (code, amount) in raw {
+        let code = currency_code(&code)
+            .ok_or_else(|| D::Error::custom(format!("prices: every key {NOT_A_CURRENCY}")))?;
+        if prices.insert(code.clone(), amount).is_some() {
+            return Err(D::Error::custom(format!(
+                "prices: {code} is priced twice (in two cases)"
+            )));
+        }
+    }
+    Ok(prices)
+}
+
 /// One product with its price points per currency in minor units (`catalog` in `CONTENT_KV`): prices are set per
 /// market, not converted at a rate.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Product {
     pub sku: String,
     pub name: String,
+    #[serde(deserialize_with = "price_points")]
     pub prices: BTreeMap<String, u64>,
 }
 
@@ -391,5 +463,70 @@ mod tests {
         };
         assert_eq!(price(&product, "EUR", "USD"), Some((100, "USD")));
         assert_eq!(price(&product, "USD", "USD"), Some((100, "USD")));
+    }
+
+    /// `geo` and `catalog` are operator-written KV documents, and codes were compared as written: `"jpy"` in `geo`
+    /// got 2 decimals (`minor_digits` lists `JPY`) and missed the catalog's `JPY` prices (the page showed dollars),
+    /// and a `"jp"` country key never matched the upper-cased `cf.country`. Codes are upper-cased when read.
+    #[test]
+    fn geo_and_catalog_codes_are_read_in_any_case() {
+        let g: Geo = serde_json::from_value(serde_json::json!({
+            "default_country": "US", "default_currency": " usd",
+            "countries": {"jp": {"currency": "jpy", "locale": "ja"}, "DE": {"currency": "Eur", "locale": "de"}},
+        }))
+        .expect("codes in any case");
+        assert_eq!(g.default_currency, "USD");
+        assert_eq!(currency("JP", &g), "JPY");
+        assert_eq!(currency("DE", &g), "EUR");
+        let mug: Product = serde_json::from_value(serde_json::json!(
+            {"sku": "mug", "name": "Mug", "prices": {"jpy": 1800, "USD": 1200}}
+        ))
+        .expect("price codes in any case");
+        let jp = currency("JP", &g);
+        let (amount, code) = price(&mug, &jp, &g.default_currency).expect("priced");
+        assert_eq!(format_price(amount, code, "ja"), "¥1,800");
+    }
+
+    /// A code of another shape can match nothing (no catalog price, no exponent): the document is refused, and the
+    /// error (logged as `content_kv_malformed`, which keeps no quoted input) names the entry.
+    #[test]
+    fn a_geo_or_catalog_code_of_another_shape_is_refused_naming_its_entry() {
+        let geo_error = |value: serde_json::Value| {
+            let e = serde_json::from_value::<Geo>(value).expect_err("refused");
+            crate::body::strip_input(&e)
+        };
+        let country = |key: &str, currency: &str| {
+            serde_json::json!({"default_country": "US", "default_currency": "USD",
+                "countries": {key: {"currency": currency, "locale": "en"}}})
+        };
+        for (value, names) in [
+            (country("JP", "yens"), "countries.JP.currency"),
+            (country("JP", "JP¥"), "countries.JP.currency"),
+            (country("JP", ""), "countries.JP.currency"),
+            (country("JPN", "JPY"), "countries"),
+            (
+                serde_json::json!({"default_country": "US", "default_currency": "dollars", "countries": {}}),
+                "default_currency",
+            ),
+            (
+                serde_json::json!({"default_country": "US", "default_currency": "USD",
+                    "countries": {"jp": {"currency": "JPY", "locale": "ja"}, "JP": {"currency": "JPY", "locale": "ja"}}}),
+                "countries.JP",
+            ),
+        ] {
+            let message = geo_error(value.clone());
+            assert!(message.contains(names), "{value}: {message}");
+        }
+        let e = serde_json::from_value::<Vec<Product>>(serde_json::json!(
+            [{"sku": "mug", "name": "Mug", "prices": {"US$": 1200}}]
+        ))
+        .expect_err("refused");
+        let message = crate::body::strip_input(&e);
+        assert!(message.contains("prices"), "{message}");
+        let e = serde_json::from_value::<Vec<Product>>(serde_json::json!(
+            [{"sku": "mug", "name": "Mug", "prices": {"usd": 1200, "USD": 1100}}]
+        ))
+        .expect_err("one currency priced twice");
+        assert!(crate::body::strip_input(&e).contains("USD"), "{e}");
     }
 }
