@@ -192,6 +192,7 @@ test("a page of a SESSION_TRUSTED_ORIGINS origin can log in across origins: its 
   assert.match(ok.headers.get("access-control-allow-methods"), /POST/);
   assert.match(ok.headers.get("access-control-allow-headers"), /Content-Type/i);
   assert.equal(ok.headers.get("vary"), "Origin", "named once");
+  assert.equal(ok.headers.get("x-content-type-options"), "nosniff", "an answer of the app's own, as every other");
   // A route taking a bearer token (an operator's dashboard purging by tag): the page may send Authorization.
   const purge = await worker.fetch("/admin/gateway/purge", { method: "OPTIONS", headers: { origin: TRUSTED, "access-control-request-method": "POST", "access-control-request-headers": "authorization,content-type" } });
   assert.equal(purge.status, 204);

@@ -51,6 +51,13 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                 Some(headers) => {
                     return Response::empty()
                         .map(|r| with_headers(r.with_status(204), &headers))
+                        .map(|r| {
+                            super::respond::with_header(
+                                r,
+                                "x-content-type-options",
+                                super::respond::NOSNIFF,
+                            )
+                        })
                         .or_internal("building a preflight answer");
                 }
                 None => {
