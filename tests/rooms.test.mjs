@@ -557,6 +557,39 @@ describe("rooms", () => {
     writer.ws.close();
   });
 
+  test("an awareness state of JSON null with whitespace around it is a removal, as y-protocols reads it: no ghost is kept or sent", async () => {
+    const room = "awareness-spaced-null";
+    const alice = await rawSocket(w, room, "alice");
+    const ids = [9001, 9002, 9003];
+    const entriesOf = (frames) => ids.flatMap((id) => awarenessOf(frames, id).map(([clock, state]) => [id, clock, state]));
+    // The room relays news to its sender too, in order: once it is back, the next awareness frame answers a query.
+    const relayed = (clock) =>
+      until(() => ids.every((id) => awarenessOf(alice.frames, id).some(([c]) => c === clock)), { what: `clock ${clock} relayed` });
+    const query = async (s) => {
+      s.frames.length = 0;
+      s.ws.send(Buffer.from([3]));
+      await until(() => s.frames.some((f) => f[0] === 1), { what: "the awareness query answered" });
+      return entriesOf(s.frames);
+    };
+    alice.ws.send(awareness(ids.map((id) => [id, 1, JSON.stringify({ name: `n${id}` })])));
+    await relayed(1);
+    assert.equal((await query(alice)).length, 3, "three clients present");
+    alice.ws.send(awareness([[9001, 2, " null"], [9002, 2, "null\n"], [9003, 2, "\t\r null "]]));
+    await relayed(2);
+    // A ghost would come back in the answer as a null state (JSON.parse drops the spaces).
+    assert.deepEqual(await query(alice), [], "no client left in the room's presence");
+    // A newcomer is sent the room's presence on joining, before anything it asks: the first awareness frame it gets.
+    const newcomer = await rawSocket(w, room, "bob");
+    newcomer.ws.send(Buffer.from([3]));
+    await until(() => newcomer.frames.some((f) => f[0] === 1), { what: "the newcomer's first awareness frame" });
+    assert.deepEqual(entriesOf(newcomer.frames), [], "a newcomer is sent none of them");
+    // Removed, the clients no longer count towards the socket's 16: sixteen new ones are taken.
+    alice.ws.send(awareness(Array.from({ length: 16 }, (_, i) => [9100 + i, 1, "{}"])));
+    await until(() => awarenessOf(newcomer.frames, 9115).length === 1 || alice.closed, { what: "the new clients relayed" });
+    assert.equal(alice.closed, null, "the socket stays open");
+    for (const s of [alice, newcomer]) s.ws.close();
+  });
+
   test("a member's sockets share one update rate: four sockets of one user sending 100 updates each are refused past the burst, another user's are not", async () => {
     const room = "one-rate";
     const sockets = await Promise.all([1, 2, 3, 4].map(() => rawSocket(w, room, "many-tabs")));

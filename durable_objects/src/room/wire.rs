@@ -271,6 +271,9 @@ fn js_layout_len(k: i64, n: i64) -> usize {
     usize::try_from(len).unwrap_or(0)
 }
 
+/// What JSON allows around a value (RFC 8259 §2; `JSON.parse` and serde_json skip exactly these).
+const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
 pub fn decode_awareness(raw: &[u8]) -> Result<AwarenessUpdate, DecodeError> {
     let mut cursor = Cursor::new(raw);
     let count: u64 = cursor.read_var().map_err(err("awareness count"))?;
@@ -307,7 +310,10 @@ pub fn decode_awareness(raw: &[u8]) -> Result<AwarenessUpdate, DecodeError> {
         }
         // Whether it is JSON is checked for the entries that are news only (`check_states`): most awareness
         // messages are the copies every client sends back, dropped unread.
-        let state = (json != "null").then(|| json.to_owned());
+        // JSON null is a removal, as y-protocols reads it (`JSON.parse(state) === null`), whitespace around it
+        // too: kept as a state, " null" was a client every member had removed and the room still counted, sent
+        // every newcomer and held against its socket's 16.
+        let state = (json.trim_matches(JSON_WHITESPACE) != "null").then(|| json.to_owned());
         entries.push(AwarenessEntry {
             client_id,
             clock,
@@ -506,6 +512,39 @@ mod tests {
         match decode(&awareness).expect("awareness") {
             Message::Awareness(update) => assert_eq!(update.entries, entries, "awareness entries"),
             other => panic!("awareness decoded as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_null_with_whitespace_around_it_is_a_removal_as_json_parse_reads_it() {
+        let state_of = |json: &str| {
+            let entry = AwarenessEntry {
+                client_id: 1,
+                clock: 2,
+                state: Some(json.into()),
+            };
+            match decode(&encode_awareness(&[entry])) {
+                Ok(Message::Awareness(update)) => update.entries[0].state.clone(),
+                other => panic!("{json:?} decoded as {other:?}"),
+            }
+        };
+        for removal in ["null", " null", "null ", "\nnull", "\t\r\n null \r\n\t"] {
+            assert_eq!(state_of(removal), None, "{removal:?} is a removal");
+        }
+        // Not JSON whitespace (JSON.parse refuses them, as check_states does): states, refused as such.
+        for state in [
+            "\u{a0}null",
+            "null\u{2028}",
+            "\u{b}null",
+            "nul",
+            "\"null\"",
+            "[null]",
+        ] {
+            assert_eq!(
+                state_of(state).as_deref(),
+                Some(state),
+                "{state:?} is a state"
+            );
         }
     }
 
