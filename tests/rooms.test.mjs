@@ -557,6 +557,43 @@ describe("rooms", () => {
     writer.ws.close();
   });
 
+  test("a member's sync requests share one byte budget across sockets and reconnects: closing and joining again refills nothing", async () => {
+    const room = "resync-reconnect";
+    const writer = await rawSocket(w, room, "writer");
+    const local = new Y.Doc();
+    const updates = [];
+    local.on("update", (u) => updates.push(u));
+    const text = local.getText("text");
+    for (let i = 0; i < 20; i++) {
+      text.insert(text.length, "y".repeat(3000));
+      writer.ws.send(Buffer.concat([Buffer.from([0, 2]), encodeVarUint8Array(updates.at(-1))]));
+    }
+    const reader = await client(w, room, { user: "reader" });
+    await until(() => reader.text.length === 60_000, { what: "the room holds 60 KB" });
+    const steps2 = (s) => s.frames.filter((f) => f[0] === 0 && f[1] === 1).length;
+    // 45 whole-document sync requests (~2.7 MB) fit one socket's 4 MiB; the same again from a fresh socket of the
+    // same member does not: the budget is the member's, and it is kept after the first socket closed.
+    const first = await rawSocket(w, room, "looper");
+    for (let i = 0; i < 45; i++) first.ws.send(Buffer.from([0, 0, 1, 0]));
+    await until(() => steps2(first) === 45, { what: "the first socket's 45 answers" });
+    assert.equal(first.closed, null, "45 answers are within the budget");
+    first.ws.close();
+    await until(() => first.closed, { what: "the first socket closed" });
+    const again = await rawSocket(w, room, "looper");
+    for (let i = 0; i < 45; i++) again.ws.send(Buffer.from([0, 0, 1, 0]));
+    await until(() => again.closed || steps2(again) === 45, { what: "the reconnected socket answered or closed" });
+    assert.ok(again.closed, `a fresh socket got ${steps2(again)} more answers: the budget started again`);
+    assert.equal(again.closed.code, 1008, again.closed.reason);
+    assert.match(again.closed.reason, /byte rate/);
+    // Another member's budget is their own.
+    const other = await rawSocket(w, room, "other");
+    for (let i = 0; i < 45; i++) other.ws.send(Buffer.from([0, 0, 1, 0]));
+    await until(() => steps2(other) === 45, { what: "another member's 45 answers" });
+    assert.equal(other.closed, null, "another member is not refused");
+    destroyAll(reader);
+    for (const s of [writer, other]) s.ws.close();
+  });
+
   test("an awareness state of JSON null with whitespace around it is a removal, as y-protocols reads it: no ghost is kept or sent", async () => {
     const room = "awareness-spaced-null";
     const alice = await rawSocket(w, room, "alice");

@@ -55,8 +55,10 @@ struct Inner {
     /// Per user, not per socket: a member may hold 16 sockets, and one bucket each let one member send 16 times the
     /// rate (each update relayed to every member). A full bucket is forgotten (it equals a new one).
     buckets: HashMap<String, TokenBucket>,
-    /// Per socket: the bytes its sync requests and awareness queries may make the room encode and send it.
-    replies: HashMap<u64, TokenBucket>,
+    /// Per user, like `buckets`: the bytes their sync requests and awareness queries may make the room encode and
+    /// send them, shared by their sockets and kept after they close until full again. One per socket, dropped with
+    /// it, gave each reconnect (a ticket's worth: 60 a minute) and each of a member's 16 sockets a fresh 4 MiB.
+    replies: HashMap<String, TokenBucket>,
     /// Awareness entries this instance broadcast to every member (news, removals): what copies are counted against.
     awareness_broadcast: u64,
     /// Per socket: the copies of presence it may still send uncharged (see [`EchoCredit`]).
@@ -423,15 +425,15 @@ impl Room {
             .take(settings.updates_per_second, settings.update_burst, now)
     }
 
-    /// Whether the socket's reply budget (see [`REPLY_BYTES_BURST`]) is out of debt, so the room may encode a reply
-    /// for it; the reply is paid for with [`Room::paid_reply`] once its size is known.
+    /// Whether the reply budget (see [`REPLY_BYTES_BURST`]) of the socket's user is out of debt, so the room may
+    /// encode a reply for it; the reply is paid for with [`Room::paid_reply`] once its size is known.
     fn may_reply(&self, ws: &WebSocket) -> bool {
-        let sid = self.sid(ws);
+        let user = Self::attachment(ws).user;
         let now = Date::now().as_millis();
         self.inner
             .borrow_mut()
             .replies
-            .entry(sid)
+            .entry(user)
             .or_insert_with(|| TokenBucket::full(REPLY_BYTES_BURST, now))
             .has_any(REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST, now)
     }
@@ -463,8 +465,8 @@ impl Room {
     }
 
     fn paid_reply(&self, ws: &WebSocket, bytes: usize) {
-        let sid = self.sid(ws);
-        if let Some(bucket) = self.inner.borrow_mut().replies.get_mut(&sid) {
+        let user = Self::attachment(ws).user;
+        if let Some(bucket) = self.inner.borrow_mut().replies.get_mut(&user) {
             bucket.spend(bytes as u64);
         }
     }
@@ -721,8 +723,8 @@ impl Room {
             .empty())
     }
 
-    /// Forgets a socket's presence (broadcasting the removal), its reply budget and the rate buckets that are full
-    /// again, and marks it gone: it is no
+    /// Forgets a socket's presence (broadcasting the removal) and the rate and reply buckets that are full again,
+    /// and marks it gone: it is no
     /// longer a member even while the runtime still lists it. Idempotent.
     async fn depart(&self, ws: &WebSocket) {
         let mut attachment = Self::attachment(ws);
@@ -730,14 +732,16 @@ impl Room {
         let settings = self.settings().ok();
         let removals = {
             let mut inner = self.inner.borrow_mut();
-            // A user's bucket outlives their socket (closing and joining again refills nothing) until it is full.
+            // A user's buckets outlive their socket (closing and joining again refills nothing) until they are full.
+            let now = Date::now().as_millis();
             if let Some(settings) = settings {
-                let now = Date::now().as_millis();
                 inner.buckets.retain(|_, bucket| {
                     !bucket.is_full(settings.updates_per_second, settings.update_burst, now)
                 });
             }
-            inner.replies.remove(&attachment.sid);
+            inner.replies.retain(|_, bucket| {
+                !bucket.is_full(REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST, now)
+            });
             inner.echoes.remove(&attachment.sid);
             inner
                 .presence
