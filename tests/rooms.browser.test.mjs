@@ -29,13 +29,17 @@ after(async () => {
 test("two browsers on the demo page see each other's text and presence", async () => {
   // The page asks POST /rooms/{id}/ticket, which needs a session; route it to the debug ticket route
   // (the session capability's own tests cover signing in).
+  // The page runs under its Content-Security-Policy: everything it loads and connects to must be allowed by it.
+  const violations = [];
   const open = async (name) => {
     const context = await browser.newContext();
     await context.route("**/rooms/browser/ticket", (route) =>
       route.continue({ url: new URL(`/__debug/rooms/browser/ticket?user=${name}`, w.url).href }),
     );
     const page = await context.newPage();
-    await page.goto(new URL(`/rooms/browser?name=${name}`, w.url).href);
+    page.on("console", (m) => /Content Security Policy/i.test(m.text()) && violations.push(m.text()));
+    const response = await page.goto(new URL(`/rooms/browser?name=${name}`, w.url).href);
+    assert.match(response.headers()["content-security-policy"] ?? "", /script-src 'self'/, "the page is under a CSP");
     await page.waitForSelector("#editor:not([disabled])");
     return page;
   };
@@ -51,4 +55,6 @@ test("two browsers on the demo page see each other's text and presence", async (
     what: "bob sees ann present",
   });
   assert.match(await ann.locator("#presence").innerText(), /bob/, "ann sees bob present");
+  assert.equal(await ann.locator("#status").evaluate((e) => getComputedStyle(e).color), "rgb(102, 102, 102)", "the inline style applies");
+  assert.deepEqual(violations, [], "nothing the page does is refused by its policy");
 });

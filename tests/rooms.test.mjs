@@ -783,6 +783,27 @@ describe("rooms", () => {
     assert.equal(script.status, 200, "the bundled client is served");
     assert.equal((await w.fetch("/rooms/bad%20name")).status, 400, "invalid room name");
   });
+
+  test("the demo page has a strict Content-Security-Policy: scripts from the site only, its one inline style by nonce", async () => {
+    const one = await w.fetch("/rooms/demo");
+    const two = await w.fetch("/rooms/demo");
+    const csp = one.headers.get("content-security-policy");
+    assert.ok(csp, "a policy is sent");
+    const directives = new Map(csp.split(";").map((d) => d.trim().split(/\s+/)).map(([k, ...v]) => [k, v]));
+    assert.deepEqual(directives.get("default-src"), ["'none'"], csp);
+    assert.deepEqual(directives.get("script-src"), ["'self'"], csp);
+    assert.deepEqual(directives.get("connect-src"), ["'self'"], csp);
+    assert.deepEqual(directives.get("base-uri"), ["'none'"], csp);
+    assert.deepEqual(directives.get("frame-ancestors"), ["'none'"], csp);
+    const [nonce] = directives.get("style-src");
+    assert.match(nonce, /^'nonce-[0-9a-f]{32}'$/, csp);
+    const html = await one.text();
+    assert.ok(html.includes(`<style nonce="${nonce.slice(7, -1)}">`), "the inline style carries the nonce");
+    assert.equal((html.match(/<style/g) ?? []).length, 1, "one inline style");
+    assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)/, "no inline script");
+    assert.notEqual(two.headers.get("content-security-policy"), csp, "a fresh nonce per response");
+    await two.text();
+  });
 });
 
 test("every update another client saw survives a restart with persistence", async () => {

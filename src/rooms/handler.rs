@@ -327,9 +327,13 @@ async fn ask_shards(call: &Call) -> Listing {
 /// `GET /rooms/{id}`: the demo editor.
 pub fn page(call: &Call) -> ApiResult<Response> {
     let name = room_name(call)?;
+    // A fresh nonce per response for the page's inline style (the page is `no-store`, so never served twice).
+    let nonce = hex::encode(respond::random_bytes());
     let mut response =
-        Response::from_html(super::page::render(&name)).or_internal("building the page")?;
-    let _ = response.headers_mut().set("cache-control", "no-store");
+        Response::from_html(super::page::render(&name, &nonce)).or_internal("building the page")?;
+    let headers = response.headers_mut();
+    let _ = headers.set("cache-control", "no-store");
+    let _ = headers.set("content-security-policy", &super::page::csp(&nonce));
     Ok(response)
 }
 
