@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { ROOT, chunkedBody, onOneConnection, startWorker, until, untilWaiting } from "./support/worker.mjs";
 import { b64url, json64, jwksOf, makeKeys, signWith, token } from "./support/gateway-tokens.mjs";
-import { DEMO_USERS, seed } from "../scripts/seed.mjs";
+import { DEMO_USERS, hashPassword, seed } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
 
 let origin;
@@ -936,6 +936,101 @@ describe("route table and proxy", () => {
     const after = await worker.fetch("/gw/session", { headers: { cookie } });
     assert.equal(after.status, 401, "a revoked session no longer passes");
     await after.arrayBuffer();
+  });
+
+  test("identity headers reach the origin as sent: values no header carries faithfully are refused, an email is percent-encoded", async () => {
+    // Header bytes outside ASCII have no agreed reading (RFC 9110 §5.5: obs-text; Node reads latin-1): "日本" or "é"
+    // arrived as mojibake, and an origin splitting X-User-Permissions or comparing X-User-ID saw another identity.
+    const describeOf = (r) => /error_description="([^"]*)"/.exec(r.headers.get("www-authenticate") ?? "")?.[1];
+    for (const [name, overrides, claim] of [
+      ["non-ASCII sub", { sub: "日本" }, "sub"],
+      ["latin-1 sub", { sub: "josé" }, "sub"],
+      ["non-ASCII permission", { permissions: ["read", "lecture-é"] }, "permissions"],
+      ["comma in a permission", { permissions: ["read,admin"] }, "permissions"],
+      ["tab in a permission", { permissions: ["read\tadmin"] }, "permissions"],
+      ["control character in sub", { sub: "u1\u0007" }, "sub"],
+      ["surrounding space in sub", { sub: "u1 " }, "sub"],
+      ["control character in email", { email: "a@b.c\n" }, "email"],
+    ]) {
+      origin.reset();
+      const r = await worker.fetch("/gw/secure", { headers: bearer(token(keys, "ed1", overrides)) });
+      assert.equal(r.status, 401, name);
+      assert.match(r.headers.get("www-authenticate"), /^Bearer error="invalid_token"/, name);
+      const description = describeOf(r);
+      assert.ok(description?.includes(`claim ${claim} `), `${name}: ${description}`);
+      const text = await r.text();
+      for (const value of [overrides.sub, ...(overrides.permissions ?? [])].filter(Boolean)) {
+        if (value !== "read") assert.ok(!text.includes(value) && !description.includes(value), `${name}: value not echoed`);
+      }
+      assert.equal(origin.requests.length, 0, `${name}: the origin is not asked`);
+    }
+    // A comma or an inner space in sub is carried as is: X-User-ID is one value, not a list.
+    origin.reset();
+    const dn = await worker.fetch("/gw/secure", {
+      headers: bearer(token(keys, "ed1", { sub: "CN=Ann Lee,O=Example", email: "josé.ñ@例え.jp", permissions: ["read", "users:write"] })),
+    });
+    assert.equal(dn.status, 200);
+    await dn.arrayBuffer();
+    const seen = lastRequest().headers;
+    assert.equal(seen["x-user-id"], "CN=Ann Lee,O=Example");
+    assert.equal(seen["x-user-permissions"], "read,users:write");
+    assert.equal(seen["x-user-email"], "jos%C3%A9.%C3%B1@%E4%BE%8B%E3%81%88.jp", "percent-encoded UTF-8 (RFC 3986 §2.1)");
+    assert.equal(decodeURIComponent(seen["x-user-email"]), "josé.ñ@例え.jp");
+    // `%` itself is encoded, so a decoded value is always the one sent; an ASCII email otherwise arrives unchanged.
+    origin.reset();
+    const percent = await worker.fetch("/gw/secure", { headers: bearer(token(keys, "ed1", { email: "a%C3%A9+b@example.com" })) });
+    assert.equal(percent.status, 200);
+    await percent.arrayBuffer();
+    assert.equal(lastRequest().headers["x-user-email"], "a%25C3%25A9+b@example.com");
+    assert.equal(decodeURIComponent(lastRequest().headers["x-user-email"]), "a%C3%A9+b@example.com");
+  });
+
+  test("a session user's UTF-8 email reaches the origin percent-encoded; a user id or permission no header carries is not sent", async () => {
+    // The login flow admits UTF-8 addresses (RFC 6531: lower-cased, NFC), so an account can hold one.
+    const db = await worker.mf.getD1Database("DB");
+    const password = "rené-demo-password";
+    const h = await hashPassword(password);
+    const insert = (id, email, permissions) =>
+      db.prepare(`INSERT OR REPLACE INTO users (id, email, password_algorithm, password_iterations, password_salt, password_hash,
+           permissions, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`)
+        .bind(id, email, h.algorithm, h.iterations, h.salt, h.hash, JSON.stringify(permissions), Date.now()).run();
+    const signIn = async (email) => {
+      const r = await worker.fetch("/auth/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email, password }) });
+      assert.equal(r.status, 200, `login ${email}`);
+      const { access_token: accessToken } = await r.json();
+      return { accessToken, cookie: /__Host-edgekit_session=[^;]*/.exec(r.headers.get("set-cookie"))[0] };
+    };
+    await insert("user-rene", "rené@exämple.com", ["read", "lecture-é"]);
+    const rene = await signIn("rené@exämple.com");
+    origin.reset();
+    const bySession = await worker.fetch("/gw/session", { headers: { cookie: rene.cookie } });
+    assert.equal(bySession.status, 200);
+    await bySession.arrayBuffer();
+    const seen = lastRequest().headers;
+    assert.equal(seen["x-user-id"], "user-rene");
+    assert.equal(seen["x-user-email"], "ren%C3%A9@ex%C3%A4mple.com");
+    assert.equal(seen["x-user-permissions"], "", "a permissions column holding a non-ASCII name holds none");
+    // Its access token passes the gateway's JWT check and says the same.
+    const byToken = await worker.fetch("/gw/either", { headers: bearer(rene.accessToken) });
+    assert.equal(byToken.status, 200, "the issuer's token for a UTF-8 email passes");
+    await byToken.arrayBuffer();
+    assert.equal(lastRequest().headers["x-user-email"], "ren%C3%A9@ex%C3%A4mple.com");
+    assert.equal(lastRequest().headers["x-user-permissions"], "");
+
+    // A user id that X-User-ID cannot carry: the gateway does not send it (500, logged), as its token is refused.
+    await insert("usuário-7", "u7@example.com", ["read"]);
+    const u7 = await signIn("u7@example.com");
+    origin.reset();
+    const refused = await worker.fetch("/gw/session", { headers: { cookie: u7.cookie } });
+    assert.equal(refused.status, 500);
+    const body = await refused.text();
+    assert.equal(JSON.parse(body).error.code, "internal_error");
+    assert.ok(!body.includes("usuário"), "the id is not echoed");
+    const tokenRefused = await worker.fetch("/gw/either", { headers: bearer(u7.accessToken) });
+    assert.equal(tokenRefused.status, 401);
+    assert.match(tokenRefused.headers.get("www-authenticate"), /error_description="token claim sub /);
+    await tokenRefused.arrayBuffer();
+    assert.equal(origin.requests.length, 0, "the origin is not asked");
   });
 
   test("a rate-limited route admits exactly its limit per user, with RateLimit headers, then 429", async () => {

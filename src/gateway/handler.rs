@@ -20,9 +20,9 @@ use super::cache::{
     KeyId, Passes, PutFailed, StoredMeta, Writes, PURGE_MARK_TTL_SECS,
 };
 use super::headers::{
-    cache_fill_headers, connection_tokens, forward_on_preflight, forward_request_header,
-    forward_response_header, forwarded_for, head_keeps_origin_length, runtime_may_code,
-    tailors_answer, without_cookies, LocationMap, SHARED_FILL,
+    cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
+    forward_request_header, forward_response_header, forwarded_for, head_keeps_origin_length,
+    runtime_may_code, tailors_answer, without_cookies, LocationMap, SHARED_FILL,
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
@@ -618,6 +618,14 @@ async fn session_identity(call: &Call) -> ApiResult<Verified> {
     let user = session::handler::current_user(call, false)
         .await?
         .required("this route needs a valid session; log in first")?;
+    // The id is sent as X-User-ID under the rule a token's `sub` passes (its access token is refused by it): one
+    // no header carries faithfully is an operator's data error, not the caller's, and is not sent.
+    if !jwt::header_value(&user.user_id) {
+        return Err(ApiError::internal(format!(
+            "users.id {:?} is not printable ASCII without surrounding spaces: X-User-ID cannot carry it",
+            user.user_id
+        )));
+    }
     Ok(Verified {
         sub: user.user_id,
         permissions: user.permissions,
@@ -1352,7 +1360,7 @@ fn origin_headers(
         out.push(("x-user-id".into(), user.sub.clone()));
         out.push(("x-user-permissions".into(), user.permissions.join(",")));
         if let Some(email) = &user.email {
-            out.push(("x-user-email".into(), email.clone()));
+            out.push(("x-user-email".into(), email_header(email)));
         }
     }
     out

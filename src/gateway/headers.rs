@@ -504,6 +504,18 @@ pub fn forwarded_for(existing: Option<&str>, client_ip: Option<&str>) -> Option<
     }
 }
 
+/// The bytes [`email_header`] percent-encodes besides non-ASCII: controls, the space and `%` itself.
+const EMAIL_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ').add(b'%');
+
+/// `X-User-Email` for `email`: its UTF-8 bytes beyond printable ASCII, and `%`, percent-encoded (RFC 3986 §2.1,
+/// upper-case hex), so an address with a UTF-8 local part or domain (RFC 6531, which logins admit) reaches the
+/// origin as ASCII it decodes back (`decodeURIComponent`, `urllib.parse.unquote`): sent raw, `josé@…` reached a
+/// Node origin as `josÃ©@…`. `%` is encoded too, so the decoded value is always the address; an ASCII address
+/// without `%` (nearly every one) goes as it is.
+pub fn email_header(email: &str) -> String {
+    percent_encoding::utf8_percent_encode(email, EMAIL_ESCAPED).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1067,5 +1079,26 @@ mod tests {
             forwarded_for(Some("1.2.3.4, 9.9.9.9"), Some("1.2.3.4")).as_deref(),
             Some("1.2.3.4, 9.9.9.9, 1.2.3.4")
         );
+    }
+
+    #[test]
+    fn an_email_goes_as_ascii_that_decodes_back_to_it() {
+        for (email, sent) in [
+            ("alice@example.com", "alice@example.com"),
+            ("o'neil+tag@example.com", "o'neil+tag@example.com"),
+            ("josé@例え.jp", "jos%C3%A9@%E4%BE%8B%E3%81%88.jp"),
+            ("a%C3%A9@example.com", "a%25C3%25A9@example.com"),
+            ("\"a b\"@example.com", "\"a%20b\"@example.com"),
+        ] {
+            assert_eq!(email_header(email), sent, "{email}");
+            assert!(sent.bytes().all(|b| b.is_ascii_graphic()), "{sent}");
+            assert_eq!(
+                percent_encoding::percent_decode_str(sent)
+                    .decode_utf8()
+                    .as_deref(),
+                Ok(email),
+                "{email}"
+            );
+        }
     }
 }

@@ -405,15 +405,25 @@ impl Signed {
 /// 8 or 16 bytes (dlmalloc, which Rust's wasm32 target uses, takes 16 bytes for a 1-byte string).
 pub const HEAP_BLOCK_BYTES: usize = 16;
 
-/// Whether `permission` reaches the origin as one item of `X-User-Permissions` (a comma-separated list): not empty,
-/// no comma, no whitespace or control character (the runtime trims values, and an origin splitting the list on
-/// commas would read `read,admin` as two). The rule for permissions from tokens and from the sessions' users alike.
+/// Whether `permission` reaches the origin as one item of `X-User-Permissions` (a comma-separated list), byte for
+/// byte: not empty, printable ASCII (`!` to `~`) but the comma. Whitespace and control characters are out (the
+/// runtime trims values), a comma too (an origin splitting the list would read `read,admin` as two), and so is any
+/// non-ASCII character: header bytes beyond ASCII have no agreed reading (RFC 9110 §5.5, obs-text; Node's HTTP
+/// server reads them as Latin-1), so `lecture-é` reached a Node origin as `lecture-Ã©`. The rule for permissions
+/// from tokens and from the sessions' users alike.
 pub fn header_list_item(permission: &str) -> bool {
-    !(permission.is_empty()
-        || permission.contains(',')
-        || permission
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control()))
+    !permission.is_empty()
+        && permission
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b',')
+}
+
+/// Whether `sub` reaches the origin as `X-User-ID` byte for byte: printable ASCII (inner spaces and commas
+/// included: the field is one value, not a list), no space at either end (the runtime trims values). Non-ASCII is
+/// refused rather than passed: its UTF-8 bytes reach an origin as whatever its server reads them as (mojibake in
+/// Node), and an origin comparing IDs would see another user. The rule for tokens and sessions' users alike.
+pub fn header_value(sub: &str) -> bool {
+    sub.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) && sub.trim_matches(' ') == sub
 }
 
 /// The signature half of [`verify`]: size cap, structure, `alg` (never `none`, always one the selected key allows),
@@ -785,12 +795,23 @@ pub fn check(signed: &Signed, policy: &JwtPolicy, now: i64) -> Result<Verified, 
     // would be left off silently, and a permission with a comma would read as two to an origin splitting the list
     // while the gateway's own check saw one.
     // (Surrounding spaces too: the runtime trims header values, so " alice" would reach the origin as "alice".)
-    let header_safe = |s: &str| !s.chars().any(char::is_control) && s.trim() == s;
-    if !header_safe(&sub) || custom.email.as_deref().is_some_and(|e| !header_safe(e)) {
-        return err("token has control characters or surrounding spaces in sub or email");
+    // Descriptions name the claim, never its value (it is what could not be sent).
+    if !header_value(&sub) {
+        return err("token claim sub is not printable ASCII without surrounding spaces");
+    }
+    // The email is sent percent-encoded (any UTF-8 address is carried), but one with control characters or
+    // surrounding spaces is no address.
+    if custom
+        .email
+        .as_deref()
+        .is_some_and(|e| e.chars().any(char::is_control) || e.trim() != e)
+    {
+        return err("token claim email has control characters or surrounding spaces");
     }
     if !custom.permissions.iter().all(|p| header_list_item(p)) {
-        return err("token has a permission that is empty or holds a comma or whitespace");
+        return err(
+            "token claim permissions holds a name that is empty or not printable ASCII without commas",
+        );
     }
     Ok(Verified {
         sub,
@@ -1223,15 +1244,21 @@ mod tests {
     fn claims_that_identity_headers_could_not_carry_faithfully_are_refused() {
         let keys = jwks(json!([{"kty": "oct", "kid": "h1", "k": K}]));
         for (overrides, expected) in [
-            (json!({"permissions": ["read,admin"]}), "a permission"),
-            (json!({"permissions": ["read admin"]}), "a permission"),
-            (json!({"permissions": [""]}), "a permission"),
+            (json!({"permissions": ["read,admin"]}), "claim permissions "),
+            (json!({"permissions": ["read admin"]}), "claim permissions "),
+            (json!({"permissions": [""]}), "claim permissions "),
+            (json!({"permissions": ["lecture-é"]}), "claim permissions "),
+            (json!({"permissions": ["read\u{7f}"]}), "claim permissions "),
             (
                 json!({"sub": "u1\r\nX-User-Permissions: admin"}),
-                "control characters",
+                "claim sub ",
             ),
-            (json!({"email": "a@b.c\n"}), "control characters"),
-            (json!({"sub": " alice"}), "control characters"),
+            (json!({"sub": "Seán Ó"}), "claim sub "),
+            (json!({"sub": "日本"}), "claim sub "),
+            (json!({"sub": "u1\u{a0}"}), "claim sub "),
+            (json!({"sub": " alice"}), "claim sub "),
+            (json!({"email": "a@b.c\n"}), "claim email "),
+            (json!({"email": " a@b.c"}), "claim email "),
         ] {
             let refused = verify(
                 &hs(Some("h1"), overrides.clone(), SECRET),
@@ -1242,18 +1269,27 @@ mod tests {
             .map(|v| v.sub)
             .expect_err("refused");
             assert!(refused.0.contains(expected), "{overrides}: {refused:?}");
+            for value in ["admin", "é", "Seán", "日本", "alice", "a@b.c"] {
+                assert!(
+                    !refused.0.contains(value),
+                    "{overrides}: value echoed in {refused:?}"
+                );
+            }
         }
-        assert!(verify(
+        let carried = verify(
             &hs(
                 Some("h1"),
-                json!({"sub": "Seán Ó", "permissions": ["users:read", "a.b-c_d"]}),
-                SECRET
+                json!({"sub": "CN=Ann Lee,O=Example", "email": "josé@例え.jp",
+                       "permissions": ["users:read", "a.b-c_d", "~!#$%&*+/=?^|"]}),
+                SECRET,
             ),
             &keys,
             &policy(),
-            NOW
+            NOW,
         )
-        .is_ok());
+        .expect("a comma and inner spaces in sub, a UTF-8 email (sent percent-encoded) pass");
+        assert_eq!(carried.sub, "CN=Ann Lee,O=Example");
+        assert_eq!(carried.email.as_deref(), Some("josé@例え.jp"));
     }
 
     #[test]

@@ -72,9 +72,9 @@ pub fn expiry(created_ms: u64, now_ms: u64, idle_ms: u64, max_ms: u64) -> u64 {
 
 /// The permissions column (a JSON array of strings), each one a name a header list can carry: gateway routes send
 /// them to the origin as `X-User-Permissions` (comma-separated) and the access tokens minted at login carry them,
-/// so one that is empty or holds a comma, whitespace or a control character (`"read,admin"`, which an origin
-/// splitting the list reads as `admin`) makes the column malformed, as the gateway's JWT check refuses such a
-/// token. A permission listed twice is held once, as the gateway holds a token's.
+/// so one that is empty, holds a comma, whitespace or a control character (`"read,admin"`, which an origin
+/// splitting the list reads as `admin`) or is not ASCII (`"lecture-é"`, mojibake to a Node origin) makes the
+/// column malformed, as the gateway's JWT check refuses such a token. A permission listed twice is held once, as the gateway holds a token's.
 pub fn parse_permissions(column: &str) -> Result<Vec<String>, String> {
     let permissions: Vec<String> = serde_json::from_str(column)
         .map_err(|e| format!("users.permissions is not a JSON string array: {e}"))?;
@@ -83,7 +83,7 @@ pub fn parse_permissions(column: &str) -> Result<Vec<String>, String> {
         .find(|p| !crate::gateway::jwt::header_list_item(p))
     {
         Some(bad) => Err(format!(
-            "users.permissions holds {bad:?}, which is empty or has a comma or whitespace"
+            "users.permissions holds {bad:?}, which is empty or not printable ASCII without commas"
         )),
         None => Ok(crate::gateway::jwt::distinct(permissions)),
     }
@@ -298,6 +298,8 @@ mod tests {
             r#"["read write"]"#,
             r#"[""]"#,
             "[\"a\\n\"]",
+            r#"["lecture-é"]"#,
+            r#"["read\u00a0"]"#,
         ] {
             assert!(parse_permissions(column).is_err(), "{column}");
         }
