@@ -524,18 +524,22 @@ describe("rooms", () => {
     destroyAll(watcher);
   });
 
-  test("sync requests pay for the document they make the room send: a socket looping them is closed with 1008 after about 4 MiB, the room stays responsive", async () => {
-    const room = "resync-loop";
-    const writer = await rawSocket(w, room);
+  /** Writes a room of ~60 KB (the 64 KB limit of this suite) through `writer`, in updates under the 4 KB message limit. */
+  function fill60k(writer) {
     const local = new Y.Doc();
     const updates = [];
     local.on("update", (u) => updates.push(u));
     const text = local.getText("text");
-    // A room of ~60 KB (the 64 KB limit of this suite), in updates under the 4 KB message limit.
     for (let i = 0; i < 20; i++) {
       text.insert(text.length, "y".repeat(3000));
       writer.ws.send(Buffer.concat([Buffer.from([0, 2]), encodeVarUint8Array(updates.at(-1))]));
     }
+  }
+
+  test("sync requests pay for the document they make the room send: a socket looping them is closed with 1008 after about 4 MiB, the room stays responsive", async () => {
+    const room = "resync-loop";
+    const writer = await rawSocket(w, room);
+    fill60k(writer);
     const reader = await client(w, room);
     await until(() => reader.text.length === 60_000, { what: "the room holds 60 KB" });
     // Each 3-byte sync request with an empty state vector makes the room encode and send the whole document, yet
@@ -560,14 +564,7 @@ describe("rooms", () => {
   test("a member's sync requests share one byte budget across sockets and reconnects: closing and joining again refills nothing", async () => {
     const room = "resync-reconnect";
     const writer = await rawSocket(w, room, "writer");
-    const local = new Y.Doc();
-    const updates = [];
-    local.on("update", (u) => updates.push(u));
-    const text = local.getText("text");
-    for (let i = 0; i < 20; i++) {
-      text.insert(text.length, "y".repeat(3000));
-      writer.ws.send(Buffer.concat([Buffer.from([0, 2]), encodeVarUint8Array(updates.at(-1))]));
-    }
+    fill60k(writer);
     const reader = await client(w, room, { user: "reader" });
     await until(() => reader.text.length === 60_000, { what: "the room holds 60 KB" });
     const steps2 = (s) => s.frames.filter((f) => f[0] === 0 && f[1] === 1).length;

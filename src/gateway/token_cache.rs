@@ -185,6 +185,19 @@ mod tests {
         jwt::test_policy()
     }
 
+    /// A token for `sub` holding `permissions`, signed with the test secret.
+    fn token_with(sub: &str, permissions: &[String]) -> String {
+        let claims = json!({"iss": "edgekit", "aud": "edgekit-api", "sub": sub, "iat": NOW,
+            "exp": NOW + 600, "permissions": permissions});
+        Hs256
+            .token(
+                &Header::empty().with_key_id("h1"),
+                &Claims::new(claims),
+                &Hs256Key::new(SECRET),
+            )
+            .expect("signs")
+    }
+
     fn token(sub: &str, exp: i64, secret: &[u8]) -> String {
         let claims: Value =
             json!({"iss": "edgekit", "aud": "edgekit-api", "sub": sub, "iat": NOW, "exp": exp});
@@ -336,15 +349,7 @@ mod tests {
         let budget = 256 * 1024;
         let mut cache = VerifiedTokens::within(1_000, budget);
         for n in 0..40 {
-            let claims = json!({"iss": "edgekit", "aud": "edgekit-api", "sub": format!("u{n}"), "iat": NOW,
-                "exp": NOW + 600, "permissions": permissions});
-            let t = Hs256
-                .token(
-                    &Header::empty().with_key_id("h1"),
-                    &Claims::new(claims),
-                    &Hs256Key::new(SECRET),
-                )
-                .expect("signs");
+            let t = token_with(&format!("u{n}"), &permissions);
             assert!(t.len() < 20_000, "{} bytes of token", t.len());
             let v = cache.verify(&t, &jwks, &policy, NOW).expect("valid");
             assert_eq!(v.permissions.len(), 2000);
@@ -409,15 +414,7 @@ mod tests {
         // allocated, uncharged, under entries charged as if the table were theirs alone.
         let permissions: Vec<String> = (0..2000).map(|i| format!("{i:x}")).collect();
         for n in 0..20 {
-            let claims = json!({"iss": "edgekit", "aud": "edgekit-api", "sub": format!("big{n}"), "iat": NOW,
-                "exp": NOW + 600, "permissions": permissions});
-            let t = Hs256
-                .token(
-                    &Header::empty().with_key_id("h1"),
-                    &Claims::new(claims),
-                    &Hs256Key::new(SECRET),
-                )
-                .expect("signs");
+            let t = token_with(&format!("big{n}"), &permissions);
             assert!(cache.verify(&t, &jwks, &policy, NOW).is_ok());
             assert!(
                 footprint(&cache) <= budget,
