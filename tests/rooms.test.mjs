@@ -1645,3 +1645,57 @@ test("copies of presence are counted in entries: a frame of many copies answerin
     await w.stop();
   }
 });
+
+test("the presence a room sends on joining is paid from the member's reply budget: reconnecting into a room of large presence is refused 429 while in debt, the ticket unspent", async () => {
+  // Every join is sent the room's whole presence (up to ROOMS_MAX_MESSAGE_BYTES, 1 MiB here). Uncharged, a member
+  // reconnecting at the ticket rate made the room encode and send ~1 MB a second for nothing it asked, at no cost
+  // to the budget its sync requests and queries pay (4 MiB at once, 64 KiB/s after).
+  const w = await startWorker({ vars: { ...VARS, ROOMS_MAX_MESSAGE_BYTES: 1024 * 1024 } });
+  try {
+    const room = "presence-on-join";
+    const holders = [];
+    // 16 members holding 7 states of ~8 KB each (56 KB, within a member's 64 KiB): ~900 KB of presence.
+    for (let u = 0; u < 16; u++) {
+      const s = await rawSocket(w, room, `holder-${u}`);
+      holders.push(s);
+      const ids = Array.from({ length: 7 }, (_, i) => 700_000 + u * 10 + i);
+      s.ws.send(awareness(ids.map((id) => [id, 1, JSON.stringify({ pad: "p".repeat(8_000) })])));
+      await until(() => awarenessOf(s.frames, ids[6]).length > 0, { what: `holder ${u}'s presence relayed` });
+    }
+    const wsUrl = (t) => w.url.href.replace(/^http/, "ws") + `rooms/${room}/ws?ticket=${t}`;
+    let refused = null;
+    let joined = 0;
+    for (let i = 0; i < 12 && !refused; i++) {
+      const t = await ticket(w, room, "rejoiner");
+      const ws = new WebSocket(wsUrl(t));
+      const outcome = await new Promise((resolve, reject) => {
+        ws.on("unexpected-response", (_req, res) => {
+          resolve(res.statusCode);
+          ws.terminate();
+        });
+        ws.on("message", (data) => {
+          // The room's presence (an awareness frame): the join was answered in full; leave at once.
+          if (data[0] === 1) {
+            ws.close();
+            resolve(101);
+          }
+        });
+        ws.on("error", reject);
+      });
+      if (outcome === 101) joined++;
+      else refused = { status: outcome, ticket: t };
+    }
+    assert.ok(refused, `${joined} joins were each sent ~900 KB of presence without paying for it`);
+    assert.equal(refused.status, 429);
+    assert.ok(joined >= 4 && joined <= 6, `joined ${joined} times before the refusal: the 4 MiB budget buys ~5`);
+    // The refused ticket was not spent: it is refused the same way again, not 401 as a used one would be.
+    assert.equal(await refusedWith(wsUrl(refused.ticket)), 429, "the ticket is kept for when the budget allows");
+    // Another member's budget is their own.
+    const other = await rawSocket(w, room, "someone-else");
+    assert.equal(other.closed, null);
+    other.ws.close();
+    holders.forEach((s) => s.ws.close());
+  } finally {
+    await w.stop();
+  }
+});

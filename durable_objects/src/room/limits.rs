@@ -2,8 +2,10 @@
 //! of the bytes the room encodes and sends back to one socket's requests — and the credit (in entries) a socket's
 //! copies of presence draw on before they cost a message token.
 
-/// Reply bytes one socket may make the room encode and send it at once: a whole document at its largest (1.9 MB)
-/// plus a whole room's presence (2 MiB) — what a client joining the fullest room could ask for.
+/// Reply bytes one member (all their sockets in the room) may make the room encode and send them at once — the
+/// answers to their sync requests and awareness queries, and the presence each of their joins is sent: a whole
+/// document at its largest (1.9 MB) plus a whole room's presence (2 MiB), what a client joining the fullest room is
+/// sent.
 pub const REPLY_BYTES_BURST: u32 = 4 * 1024 * 1024;
 /// Reply bytes refilled per second: a whole largest document about once a minute. A request costs one message
 /// token however much it makes the room encode, and a sync request or awareness query makes it encode the whole

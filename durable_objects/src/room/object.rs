@@ -55,8 +55,9 @@ struct Inner {
     /// Per user, not per socket: a member may hold 16 sockets, and one bucket each let one member send 16 times the
     /// rate (each update relayed to every member). A full bucket is forgotten (it equals a new one).
     buckets: HashMap<String, TokenBucket>,
-    /// Per user, like `buckets`: the bytes their sync requests and awareness queries may make the room encode and
-    /// send them, shared by their sockets and kept after they close until full again. One per socket, dropped with
+    /// Per user, like `buckets`: the bytes their sync requests, awareness queries and joins (the presence each is
+    /// sent) may make the room encode and send them, shared by their sockets and kept after they close until full
+    /// again. One per socket, dropped with
     /// it, gave each reconnect (a ticket's worth: 60 a minute) and each of a member's 16 sockets a fresh 4 MiB.
     replies: HashMap<String, TokenBucket>,
     /// Awareness entries this instance broadcast to every member (news, removals): what copies are counted against.
@@ -428,12 +429,16 @@ impl Room {
     /// Whether the reply budget (see [`REPLY_BYTES_BURST`]) of the socket's user is out of debt, so the room may
     /// encode a reply for it; the reply is paid for with [`Room::paid_reply`] once its size is known.
     fn may_reply(&self, ws: &WebSocket) -> bool {
-        let user = Self::attachment(ws).user;
+        self.user_may_reply(&Self::attachment(ws).user)
+    }
+
+    /// Whether `user`'s reply budget is out of debt (a join is refused while it is not: see [`Room::join`]).
+    fn user_may_reply(&self, user: &str) -> bool {
         let now = Date::now().as_millis();
         self.inner
             .borrow_mut()
             .replies
-            .entry(user)
+            .entry(user.to_owned())
             .or_insert_with(|| TokenBucket::full(REPLY_BYTES_BURST, now))
             .has_any(REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST, now)
     }
@@ -465,10 +470,18 @@ impl Room {
     }
 
     fn paid_reply(&self, ws: &WebSocket, bytes: usize) {
-        let user = Self::attachment(ws).user;
-        if let Some(bucket) = self.inner.borrow_mut().replies.get_mut(&user) {
-            bucket.spend(bytes as u64);
-        }
+        self.user_paid_reply(&Self::attachment(ws).user, bytes);
+    }
+
+    /// Charges `bytes` the room sent `user` to their reply budget (a new, full one if they have none here).
+    fn user_paid_reply(&self, user: &str, bytes: usize) {
+        let now = Date::now().as_millis();
+        self.inner
+            .borrow_mut()
+            .replies
+            .entry(user.to_owned())
+            .or_insert_with(|| TokenBucket::full(REPLY_BYTES_BURST, now))
+            .spend(bytes as u64);
     }
 
     /// Which of `ids` (clients the sending socket has not announced) an open socket of another user announced:
@@ -650,6 +663,17 @@ impl Room {
                 "this user has the most connections a room admits from one member",
             );
         }
+        // Each join is sent the room's presence (up to the room's message size), paid from the member's reply
+        // budget: a member whose budget is in debt is refused here, before the ticket is spent (it can be used once
+        // the budget allows). Uncharged, reconnecting at the ticket rate made the room send a large room's presence
+        // about once a second, for nothing the budget counted.
+        if !self.user_may_reply(&holder.user_id) {
+            return json_error(
+                429,
+                "reply_rate_exceeded",
+                "this user has made the room send them more than its reply byte rate; join again shortly",
+            );
+        }
         // Consumed by the same statement that reads it: a ticket admits one socket, once.
         let rows: Vec<TicketRow> = self
             .sql
@@ -678,9 +702,10 @@ impl Room {
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
         let sid = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
+        let user = row.user_id;
         pair.server.serialize_attachment(Attachment {
             sid,
-            user: row.user_id,
+            user: user.clone(),
             announced: Vec::new(),
             gone: false,
         })?;
@@ -693,7 +718,9 @@ impl Room {
                 .map(|l| wire::encode_sync_step1(&l.doc.state_vector()));
             (step1, inner.presence.snapshot())
         };
+        let mut sent = 0;
         if let Some(step1) = step1 {
+            sent += step1.len();
             pair.server.send_with_bytes(step1)?;
         }
         {
@@ -703,9 +730,11 @@ impl Room {
             inner.echoes.insert(sid, credit);
         }
         if !presence.is_empty() {
-            pair.server
-                .send_with_bytes(wire::encode_awareness(&presence))?;
+            let frame = wire::encode_awareness(&presence);
+            sent += frame.len();
+            pair.server.send_with_bytes(frame)?;
         }
+        self.user_paid_reply(&user, sent);
         self.report_members().await;
         // A join starts the report alarm (or keeps the pending one); the alarm re-arms itself while there are
         // members, and a leave needs none.
