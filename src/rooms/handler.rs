@@ -333,7 +333,10 @@ pub fn page(call: &Call) -> ApiResult<Response> {
         Response::from_html(super::page::render(&name, &nonce)).or_internal("building the page")?;
     let headers = response.headers_mut();
     let _ = headers.set("cache-control", "no-store");
-    let _ = headers.set("content-security-policy", &super::page::csp(&nonce));
+    let url = call.req.inner().url();
+    let url = crate::gateway::request_url::RequestUrl::split(&url);
+    let policy = super::page::csp(&nonce, url.scheme, url.authority);
+    let _ = headers.set("content-security-policy", &policy);
     Ok(response)
 }
 

@@ -1,16 +1,37 @@
 //! The demo page of a room: a textarea bound to the room's `Y.Text` and a list of who is present, driven by the
 //! bundled yjs + y-websocket client (`/rooms-client.js`, a static asset built by scripts/build with esbuild).
 
-/// The page's `Content-Security-Policy`, `{nonce}` standing for the response's nonce: nothing but what the page
-/// loads — its client bundle (`script-src 'self'`, no inline script), its one inline style element by nonce, the
-/// ticket fetch and the WebSocket of its own origin (`connect-src 'self'`, which covers `ws:`/`wss:` of the same
-/// host in CSP Level 3) — no `<base>`, no form targets, no framing (a live editor under another site's overlay).
+/// The page's `Content-Security-Policy`, `{nonce}` standing for the response's nonce and `{socket}` for the origin
+/// of the page's WebSocket ([`csp`]): nothing but what the page loads — its client bundle (`script-src 'self'`, no
+/// inline script), its one inline style element by nonce, the ticket fetch and the WebSocket of its own origin — no
+/// `<base>`, no form targets, no framing (a live editor under another site's overlay). `connect-src 'self'` covers
+/// `ws:`/`wss:` of the same host in CSP Level 3 only: Safari before 15.4 (and Chrome before 71) refused the socket
+/// under it, and the page never synced; the socket's origin is named as well.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'nonce-{nonce}'; \
-                       connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+                       connect-src 'self'{socket}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// [`CSP`] with `nonce`.
-pub fn csp(nonce: &str) -> String {
-    CSP.replace("{nonce}", nonce)
+/// [`CSP`] with `nonce`, and the WebSocket origin of a page served at `scheme://authority` (`ws:` for `http`,
+/// `wss:` for `https`, as the client connects) — left to `'self'` alone for an authority that is not a plain host
+/// name or IPv4 address with an optional port (anything else would not be a CSP host source, or would write into
+/// the policy).
+pub fn csp(nonce: &str, scheme: &str, authority: &str) -> String {
+    let host_source = |a: &str| {
+        let (host, port) = match a.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (a, None),
+        };
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let socket = match scheme {
+        "http" if host_source(authority) => format!(" ws://{authority}"),
+        "https" if host_source(authority) => format!(" wss://{authority}"),
+        _ => String::new(),
+    };
+    CSP.replace("{nonce}", nonce).replace("{socket}", &socket)
 }
 
 /// The page for room `room` (already validated as `[A-Za-z0-9._-]{1,64}`, escaped anyway), its inline style
@@ -73,8 +94,45 @@ mod tests {
             "no inline script"
         );
         assert_eq!(page.matches(" style=").count(), 0, "no style attribute");
-        let policy = csp("00ff");
+        let policy = csp("00ff", "https", "example.com");
         assert!(policy.contains("style-src 'nonce-00ff';"), "{policy}");
         assert!(!policy.contains("unsafe"), "{policy}");
+    }
+
+    #[test]
+    fn the_policy_names_the_pages_websocket_origin_for_browsers_whose_self_does_not_cover_it() {
+        let connect = |scheme: &str, authority: &str| {
+            let policy = csp("00", scheme, authority);
+            policy
+                .split(';')
+                .map(str::trim)
+                .find_map(|d| d.strip_prefix("connect-src "))
+                .map(str::to_owned)
+                .unwrap_or_else(|| panic!("no connect-src in {policy}"))
+        };
+        assert_eq!(connect("https", "example.com"), "'self' wss://example.com");
+        assert_eq!(
+            connect("https", "rooms.example.com:8443"),
+            "'self' wss://rooms.example.com:8443"
+        );
+        assert_eq!(
+            connect("http", "127.0.0.1:8787"),
+            "'self' ws://127.0.0.1:8787"
+        );
+        // Not a host source (or one that would write into the policy): 'self' alone.
+        for authority in [
+            "[::1]:8787",
+            "a;b",
+            "a b",
+            "a,b",
+            "",
+            "h:",
+            ":80",
+            "h:8x",
+            "h:1:2",
+        ] {
+            assert_eq!(connect("https", authority), "'self'", "{authority:?}");
+        }
+        assert_eq!(connect("ftp", "example.com"), "'self'");
     }
 }
