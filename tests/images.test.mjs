@@ -180,6 +180,10 @@ before(async () => {
     "/photos/photo.avif": { type: "image/avif", body: await solid(400, 300).avif().toBuffer() },
     "/photos/logo.avif": { type: "image/avif", body: await translucent(200, 200).avif().toBuffer() },
   };
+  // Mislabelled image types: the label says one image format, the bytes are another.
+  fixtures["/photos/logo-labelled.jpg"] = { type: "image/jpeg", body: await translucent(200, 200).png().toBuffer() };
+  fixtures["/photos/photo-labelled.png"] = { type: "image/png", body: await solid(400, 300).jpeg().toBuffer() };
+  fixtures["/photos/photo-labelled.webp"] = { type: "image/webp", body: await solid(400, 300).jpeg().toBuffer() };
   // The same bytes at another path: its variants are other cache entries holding the same bytes.
   fixtures["/photos/twin.jpg"] = fixtures["/photos/land.jpg"];
   origin = await startOrigin();
@@ -328,6 +332,25 @@ test("Accept picks AVIF, then WebP, else the source format, with Vary: Accept; f
   const explicit = await get(worker, "/images/photos/land.jpg?w=100&format=webp", { accept: "image/avif" });
   const image = await decoded(explicit.body);
   assert.deepEqual([image.format, image.width], ["webp", 100], "an explicit format wins over Accept");
+});
+
+test("a source labelled as another image type keeps the format its bytes are, as Cloudflare keeps it", async () => {
+  // Origins and buckets mislabel: a transparent logo saved as .jpg and served image/jpeg, a photo served image/png.
+  // Cloudflare reads the bytes (cf-image mode keeps the format they are); the binding path took the label, so the
+  // logo lost its transparency to a JPEG and the photo became a PNG many times its size.
+  const cases = [
+    ["/images/100/photos/logo-labelled.jpg", "png", true],
+    ["/images/100/photos/photo-labelled.png", "jpeg", false],
+    ["/images/100/photos/photo-labelled.webp", "jpeg", false],
+  ];
+  for (const [path, format, alpha] of cases) {
+    const response = await get(worker, path, { accept: "image/png,image/*;q=0.8" });
+    assert.equal(response.status, 200, `${path}: ${response.body}`);
+    assert.equal(response.headers.get("x-image-transform"), null, `${path}: a variant, not the original`);
+    assert.equal((await decoded(response.body)).format, format, path);
+    assert.equal(response.headers.get("content-type"), `image/${format}`, path);
+    assert.equal((await sharp(response.body).metadata()).hasAlpha, alpha, path);
+  }
 });
 
 test("a WebP or AVIF source is made JPEG (PNG when it has alpha) for a client whose Accept takes neither", async () => {

@@ -6,8 +6,9 @@ use super::negotiate::Negotiated;
 use super::transform::ImageRequest;
 
 /// The keys' version, raised when what a key's entry holds changes, so an older build's entries are not served as
-/// this one's: v2, `out=original` of a WebP or AVIF source is a JPEG or PNG; v3, every entry carries its `ETag`.
-const VERSION: &str = "v3";
+/// this one's: v2, `out=original` of a WebP or AVIF source is a JPEG or PNG; v3, every entry carries its `ETag`; v4,
+/// `out=original` is the format the source's bytes are, not the one its label names.
+const VERSION: &str = "v4";
 
 /// Host of every cache key; `.invalid` is reserved, so a key can never be a real URL.
 pub const CACHE_HOST: &str = "images.edgekit.invalid";
@@ -53,7 +54,7 @@ mod tests {
         );
         assert_eq!(
             cache_key("s", &a, Negotiated::Original),
-            "https://images.edgekit.invalid/v3/s/p.jpg?w=300&h=200&fit=scale-down&q=85&dpr=1&format=auto&out=original"
+            "https://images.edgekit.invalid/v4/s/p.jpg?w=300&h=200&fit=scale-down&q=85&dpr=1&format=auto&out=original"
         );
         assert_ne!(
             cache_key("s", &a, Negotiated::Webp),

@@ -22,7 +22,7 @@ use super::header::{
     declared, gif_blocks, isobmff_boxes, jpeg_segments, Declared, MAX_GRIDS, SIZE_BYTES,
 };
 use super::negotiate::{
-    displayable, negotiate, sniffed_mime, source_mime, Negotiated, HEADER_BYTES,
+    displayable, negotiate, sniffed_mime, source_mime, Negotiated, HEADER_BYTES, SIGNATURE_BYTES,
 };
 use super::signature;
 use super::transform::{self, FormatChoice, ImageRequest};
@@ -561,7 +561,12 @@ async fn via_binding(
             "the {IMAGES_BINDING} binding {problem} ([images] in wrangler.toml)"
         ))
     })?;
-    let (source, source_mime) = fetch_source(source_url, config, &call.request_id).await?;
+    let (source, labelled) = fetch_source(source_url, config, &call.request_id).await?;
+    // The source's format is what its bytes are, as Cloudflare reads it in cf-image mode: a transparent logo served
+    // `image/jpeg` stays a PNG (a JPEG has no alpha), a photo served `image/png` a JPEG. The label still decides
+    // whether it is an image at all (415); bytes of no format known here are left to the binding under it.
+    let head = head_of(&source, 0, SIGNATURE_BYTES).await?;
+    let source_mime = sniffed_mime(&head).unwrap_or(&labelled).to_owned();
     let out_mime = shown_as(format, &source, &source_mime)
         .await?
         .mime(&source_mime)
