@@ -184,6 +184,9 @@ before(async () => {
   fixtures["/photos/logo-labelled.jpg"] = { type: "image/jpeg", body: await translucent(200, 200).png().toBuffer() };
   fixtures["/photos/photo-labelled.png"] = { type: "image/png", body: await solid(400, 300).jpeg().toBuffer() };
   fixtures["/photos/photo-labelled.webp"] = { type: "image/webp", body: await solid(400, 300).jpeg().toBuffer() };
+  // An (animated) PNG served with its IANA-registered types, as web servers label `.apng` files.
+  fixtures["/photos/spinner.apng"] = { type: "image/apng", body: await translucent(200, 200).png().toBuffer() };
+  fixtures["/photos/spinner-moz.apng"] = { type: "image/vnd.mozilla.apng", body: await translucent(200, 200).png().toBuffer() };
   // The same bytes at another path: its variants are other cache entries holding the same bytes.
   fixtures["/photos/twin.jpg"] = fixtures["/photos/land.jpg"];
   origin = await startOrigin();
@@ -350,6 +353,16 @@ test("a source labelled as another image type keeps the format its bytes are, as
     assert.equal((await decoded(response.body)).format, format, path);
     assert.equal(response.headers.get("content-type"), `image/${format}`, path);
     assert.equal((await sharp(response.body).metadata()).hasAlpha, alpha, path);
+  }
+});
+
+test("a PNG labelled image/apng or image/vnd.mozilla.apng (its registered types) is resized, not refused 415", async () => {
+  // Both name a PNG (the animated kind), which every resizer reads; web servers send image/apng for `.apng` files.
+  for (const path of ["/images/100/photos/spinner.apng", "/images/100/photos/spinner-moz.apng"]) {
+    const response = await get(worker, path, { accept: "image/png,image/*;q=0.8" });
+    assert.equal(response.status, 200, `${path}: ${response.body}`);
+    assert.deepEqual(await decoded(response.body), { width: 100, height: 100, format: "png" }, path);
+    assert.equal(response.headers.get("content-type"), "image/png", path);
   }
 });
 

@@ -88,7 +88,8 @@ pub fn source_mime(content_type: &str) -> Option<&'static str> {
     match essence.as_str() {
         // Common mislabels of JPEGs (uploaders, buckets, old IE's progressive JPEG) and of PNGs.
         "image/jpeg" | "image/jpg" | "image/pjpeg" => Some("image/jpeg"),
-        "image/png" | "image/x-png" => Some("image/png"),
+        // An animated PNG is a PNG: `image/apng` (IANA, 2022), as web servers label `.apng`, and Mozilla's older type.
+        "image/png" | "image/x-png" | "image/apng" | "image/vnd.mozilla.apng" => Some("image/png"),
         "image/webp" => Some("image/webp"),
         "image/avif" => Some("image/avif"),
         "image/gif" => Some("image/gif"),
@@ -211,6 +212,8 @@ mod tests {
             ("image/jpg", Some("image/jpeg")),
             ("Image/PJPEG; charset=binary", Some("image/jpeg")),
             ("image/x-png", Some("image/png")),
+            ("image/apng", Some("image/png")),
+            ("Image/Vnd.Mozilla.APNG", Some("image/png")),
             ("image/avif", Some("image/avif")),
             ("image/svg+xml", None),
             ("text/html", None),
