@@ -1033,6 +1033,32 @@ describe("route table and proxy", () => {
     assert.equal(origin.requests.length, 0, "the origin is not asked");
   });
 
+  test("a session cache entry holding a permission no header carries is not believed: the column is read by today's rule", async () => {
+    // An entry written before the rule (a deploy within SESSION_CACHE_SECS, up to an hour) held "lecture-é", which
+    // reached the origin as mojibake.
+    const db = await worker.mf.getD1Database("DB");
+    const kv = await worker.mf.getKVNamespace("CONFIG_KV");
+    const password = "stale-entry-password";
+    const h = await hashPassword(password);
+    await db.prepare(`INSERT OR REPLACE INTO users (id, email, password_algorithm, password_iterations, password_salt, password_hash,
+         permissions, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`)
+      .bind("user-stale", "stale@example.com", h.algorithm, h.iterations, h.salt, h.hash, JSON.stringify(["read", "lecture-é"]), Date.now()).run();
+    const r = await worker.fetch("/auth/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "stale@example.com", password }) });
+    assert.equal(r.status, 200);
+    await r.arrayBuffer();
+    const value = /__Host-edgekit_session=([^;]*)/.exec(r.headers.get("set-cookie"))[1];
+    const key = `session:${createHash("sha256").update(value).digest("hex")}`;
+    const entry = JSON.parse(await kv.get(key));
+    assert.deepEqual(entry.permissions, [], "login read the column by the rule");
+    await kv.put(key, JSON.stringify({ ...entry, permissions: ["read", "lecture-é"] }), { expirationTtl: 60 });
+    origin.reset();
+    const seen = await worker.fetch("/gw/session", { headers: { cookie: `__Host-edgekit_session=${value}` } });
+    assert.equal(seen.status, 200);
+    await seen.arrayBuffer();
+    assert.equal(lastRequest().headers["x-user-permissions"], "", "D1's reading, not the entry's");
+    await db.prepare("DELETE FROM users WHERE id = 'user-stale'").run();
+  });
+
   test("a rate-limited route admits exactly its limit per user, with RateLimit headers, then 429", async () => {
     origin.reset();
     // The origin's own RateLimit headers are replaced: the client sees the gateway's limit, not a mix.

@@ -155,6 +155,16 @@ pub fn decide_cached(entry: Option<&str>, now_ms: u64) -> CacheDecision {
     if let Some(revoked_at) = entry.record.revoked_at {
         return CacheDecision::Refuse { revoked_at };
     }
+    // The permissions a current entry holds passed `parse_permissions` when it was written; one written by an older
+    // rule (a deploy within its trust window) or by hand may hold a name no header carries: D1 reads the column anew.
+    if !entry
+        .record
+        .permissions
+        .iter()
+        .all(|p| crate::gateway::jwt::header_list_item(p))
+    {
+        return CacheDecision::AskD1;
+    }
     match entry.record.status(now_ms) {
         Status::Active => CacheDecision::Accept(entry.record),
         Status::Revoked | Status::Expired => CacheDecision::AskD1,
@@ -232,6 +242,31 @@ mod tests {
         assert!(!r.touch_due(100, 60), "just seen");
         assert!(!r.touch_due(159, 60), "inside the interval");
         assert!(r.touch_due(160, 60), "interval elapsed");
+    }
+
+    #[test]
+    fn a_cache_entry_holding_permissions_the_column_would_not_is_read_from_d1() {
+        // An entry written before the column's rule (or by hand) holding a permission no header carries would send
+        // it to an origin for SESSION_CACHE_SECS (up to an hour): D1 decides, reading the column by today's rule.
+        for held in [
+            vec!["read", "lecture-é"],
+            vec!["read,admin"],
+            vec!["read admin"],
+            vec![""],
+        ] {
+            let mut r = record(1_000_000, None);
+            r.permissions = held.iter().map(|p| (*p).to_owned()).collect();
+            let entry = serde_json::to_string(&CacheEntry::new(r, 0, 60)).expect("json");
+            assert_eq!(
+                decide_cached(Some(&entry), 10),
+                CacheDecision::AskD1,
+                "{held:?}"
+            );
+        }
+        let mut r = record(1_000_000, None);
+        r.permissions = vec!["read".into(), "users:write".into()];
+        let entry = serde_json::to_string(&CacheEntry::new(r.clone(), 0, 60)).expect("json");
+        assert_eq!(decide_cached(Some(&entry), 10), CacheDecision::Accept(r));
     }
 
     #[test]
