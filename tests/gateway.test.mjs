@@ -1033,6 +1033,52 @@ describe("route table and proxy", () => {
     assert.equal(origin.requests.length, 0, "the origin is not asked");
   });
 
+  // Users for the two tests below, with one password.
+  const identUsers = async () => {
+    const db = await worker.mf.getD1Database("DB");
+    const password = "ident-demo-password";
+    const h = await hashPassword(password);
+    const insert = (id, email) =>
+      db.prepare(`INSERT OR REPLACE INTO users (id, email, password_algorithm, password_iterations, password_salt, password_hash,
+           permissions, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`)
+        .bind(id, email, h.algorithm, h.iterations, h.salt, h.hash, JSON.stringify(["read"]), Date.now()).run();
+    const signIn = async (email) => {
+      const r = await worker.fetch("/auth/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email, password }) });
+      assert.equal(r.status, 200, `login ${email}`);
+      const { access_token: accessToken } = await r.json();
+      return { accessToken, cookie: /__Host-edgekit_session=[^;]*/.exec(r.headers.get("set-cookie"))[0] };
+    };
+    return { db, insert, signIn };
+  };
+
+  test("a session user X-User-ID could not name is flagged at login", async () => {
+    const { db, insert, signIn } = await identUsers();
+    // The login says so at once (the operator learns it there, not from the first gateway route's 500).
+    await insert("usuário-8", "u8@example.com");
+    await signIn("u8@example.com");
+    await until(() => worker.jsonLogs().find((l) => l.msg === "user id X-User-ID cannot carry" && l.user_id === "usuário-8"),
+      { what: "the login's log line" });
+    await db.prepare("DELETE FROM users WHERE id = 'usuário-8'").run();
+  });
+
+  test("an empty users.id is refused as a token without a subject is, never sent as an empty X-User-ID", async () => {
+    const { db, insert, signIn } = await identUsers();
+    // An empty id: a token minted for it has no subject (refused 401); the session is not sent as an empty X-User-ID
+    // (an origin would take it for no user, or every such user for one), nor limited as no one.
+    await insert("", "nobody@example.com");
+    const nobody = await signIn("nobody@example.com");
+    origin.reset();
+    const bySession = await worker.fetch("/gw/session", { headers: { cookie: nobody.cookie } });
+    assert.equal(bySession.status, 500, "not sent");
+    assert.equal((await bySession.json()).error.code, "internal_error");
+    const byToken = await worker.fetch("/gw/either", { headers: bearer(nobody.accessToken) });
+    assert.equal(byToken.status, 401);
+    assert.match(byToken.headers.get("www-authenticate"), /error_description="token has no subject"/);
+    await byToken.arrayBuffer();
+    assert.equal(origin.requests.length, 0, "the origin is not asked");
+    await db.prepare("DELETE FROM users WHERE id = ''").run();
+  });
+
   test("a session cache entry holding a permission no header carries is not believed: the column is read by today's rule", async () => {
     // An entry written before the rule (a deploy within SESSION_CACHE_SECS, up to an hour) held "lecture-é", which
     // reached the origin as mojibake.

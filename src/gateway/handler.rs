@@ -619,10 +619,11 @@ async fn session_identity(call: &Call) -> ApiResult<Verified> {
         .await?
         .required("this route needs a valid session; log in first")?;
     // The id is sent as X-User-ID under the rule a token's `sub` passes (its access token is refused by it): one
-    // no header carries faithfully is an operator's data error, not the caller's, and is not sent.
+    // no header carries faithfully, or an empty one, is an operator's data error, not the caller's, and is not sent
+    // (the login that made the session logged it too). The id is in the log line, never in the answer.
     if !jwt::header_value(&user.user_id) {
         return Err(ApiError::internal(format!(
-            "users.id {:?} is not printable ASCII without surrounding spaces: X-User-ID cannot carry it",
+            "users.id {:?} is empty or not printable ASCII without surrounding spaces: X-User-ID cannot carry it",
             user.user_id
         )));
     }

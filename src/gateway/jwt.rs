@@ -418,12 +418,16 @@ pub fn header_list_item(permission: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && b != b',')
 }
 
-/// Whether `sub` reaches the origin as `X-User-ID` byte for byte: printable ASCII (inner spaces and commas
-/// included: the field is one value, not a list), no space at either end (the runtime trims values). Non-ASCII is
-/// refused rather than passed: its UTF-8 bytes reach an origin as whatever its server reads them as (mojibake in
-/// Node), and an origin comparing IDs would see another user. The rule for tokens and sessions' users alike.
+/// Whether `sub` reaches the origin as `X-User-ID` byte for byte and names someone: not empty (a token without a
+/// subject is refused; an empty `X-User-ID` reads as no user, or as one shared by every such account), printable
+/// ASCII (inner spaces and commas included: the field is one value, not a list), no space at either end (the
+/// runtime trims values). Non-ASCII is refused rather than passed: its UTF-8 bytes reach an origin as whatever its
+/// server reads them as (mojibake in Node), and an origin comparing IDs would see another user. The rule for tokens
+/// and sessions' users alike.
 pub fn header_value(sub: &str) -> bool {
-    sub.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) && sub.trim_matches(' ') == sub
+    !sub.is_empty()
+        && sub.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+        && sub.trim_matches(' ') == sub
 }
 
 /// The signature half of [`verify`]: size cap, structure, `alg` (never `none`, always one the selected key allows),
@@ -1290,6 +1294,16 @@ mod tests {
         .expect("a comma and inner spaces in sub, a UTF-8 email (sent percent-encoded) pass");
         assert_eq!(carried.sub, "CN=Ann Lee,O=Example");
         assert_eq!(carried.email.as_deref(), Some("josé@例え.jp"));
+        // A session's users.id is held to the same rule (a token's empty sub never gets this far: no subject).
+        for (id, sent) in [
+            ("", false),
+            ("u1", true),
+            ("CN=Ann Lee,O=Example", true),
+            (" u1", false),
+            ("usuário-7", false),
+        ] {
+            assert_eq!(header_value(id), sent, "{id:?}");
+        }
     }
 
     #[test]

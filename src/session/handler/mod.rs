@@ -635,6 +635,16 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         Some(user) if matched && user.password.is_ok() => user,
         _ => return Err(invalid_credentials()),
     };
+    // Gateway routes will not send this user as X-User-ID (500 there, and the access token below is refused): said
+    // here, where the operator can tie it to the account, not first by a gateway route's 500. Pages and rooms still
+    // serve the user, so the login goes on.
+    if !crate::gateway::jwt::header_value(&user.id) {
+        log::error(
+            "user id X-User-ID cannot carry",
+            json!({"request_id": call.request_id, "user_id": user.id,
+                "detail": "users.id is empty or not printable ASCII without surrounding spaces: gateway routes answer this user 500 and refuse its access tokens"}),
+        );
+    }
     // Checked only now, so bad input still gets its 4xx from a Worker without a key (and no session row is made).
     if config.signing_key.is_none() {
         return Err(ApiError::internal("AUTH_SIGNING_KEY is not set"));
