@@ -2545,6 +2545,39 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("answers from a stored copy (HIT, 304, STALE) carry x-cache alone, not the Cache API's cf-cache-status", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => {
+      // An origin behind a CDN of its own says its word too: that is not the gateway's either.
+      res.writeHead(200, { "content-type": "text/plain", etag: '"s1"', "cf-cache-status": "DYNAMIC" });
+      res.end("stored");
+    });
+    const path = `/gw/swr?cf=${Date.now()}`;
+    const miss = await worker.fetch(path);
+    assert.equal(miss.headers.get("x-cache"), "MISS");
+    assert.equal(miss.headers.get("cf-cache-status"), null, "the origin's CDN status is not the gateway's");
+    await miss.text();
+    // Past its 1 s TTL the copy is read from the Cache API and served STALE; the refreshed copy then stands in the
+    // Cache API beside it, so every answer after the first is read from there (none is a fill's, handed on).
+    const stale = await until(async () => {
+      const r = await worker.fetch(path);
+      await r.text();
+      return r.headers.get("x-cache") === "STALE" ? r : null;
+    }, { what: "a STALE answer" });
+    assert.equal(stale.headers.get("cf-cache-status"), null, "STALE");
+    const hit = await until(async () => {
+      const r = await worker.fetch(path);
+      await r.text();
+      return r.headers.get("x-cache") === "HIT" ? r : null;
+    }, { what: "a HIT of the refreshed copy" });
+    assert.equal(hit.headers.get("cf-cache-status"), null, "HIT");
+    const revalidated = await worker.fetch(path, { headers: { "if-none-match": '"s1"' } });
+    assert.equal(revalidated.status, 304);
+    assert.equal(revalidated.headers.get("cf-cache-status"), null, "304");
+    await revalidated.text();
+    origin.reset();
+  });
+
   test("stale-while-revalidate serves the stale copy and refreshes it in the background", async () => {
     origin.reset();
     version = 1;

@@ -2059,6 +2059,9 @@ fn client_response(
             && k != "cache-control"
             && k != "cdn-cache-control"
             && k != "cloudflare-cdn-cache-control"
+            // The Cache API's own word on a stored copy (workerd and Miniflare set it on a match), or an origin's
+            // CDN's on the fill: beside the gateway's `x-cache` it misleads (`HIT` on a STALE answer or a 304).
+            && k != "cf-cache-status"
             && (k != "content-length" || head_length)
             && (k != "server-timing" || fresh_from_origin)
     }));
