@@ -52,6 +52,12 @@ impl CachePolicy {
         }
     }
 
+    /// Whether an answer with `status` is stored at all: a `negative_ttl` of 0 stores no redirect or absence (an
+    /// entry expired as it is written would cost a Cache API write per miss and serve nothing).
+    pub fn stores(&self, status: u16) -> bool {
+        self.ttl_for(status) > 0
+    }
+
     /// A stale window (seconds) of an answer with `status`: a redirect's or absence's at most its edge TTL.
     fn stale_window(&self, window: u64, status: u16) -> u64 {
         if (200..300).contains(&status) {
@@ -1494,6 +1500,28 @@ mod tests {
         assert_eq!(short.get("kept").map(|p| p.ttl_for(404)), Some(60));
         let meta = StoredMeta::for_fill(immutable, 404, 0, [128, 0], Vec::new());
         assert!(meta.ttl_ms <= 198_000, "{}", meta.ttl_ms);
+    }
+
+    #[test]
+    fn a_negative_ttl_of_zero_stores_no_redirect_or_absence() {
+        let policy = CachePolicy {
+            ttl: 60,
+            stale_while_revalidate: 30,
+            stale_if_error: 300,
+            shared: true,
+            cache_control: "public, max-age=60".into(),
+            surrogate_control: "max-age=60".into(),
+            negative_ttl: 0,
+        };
+        for status in [301, 308, 404, 410] {
+            assert!(!policy.stores(status), "{status}");
+        }
+        for status in [200, 203, 204] {
+            assert!(policy.stores(status), "{status}");
+        }
+        let default = CachePolicies::default();
+        let public = default.get("api-public").expect("built in");
+        assert!(public.stores(404) && public.stores(200));
     }
 
     #[test]

@@ -1814,7 +1814,8 @@ async fn coalesced_fetch(
     let Ok(fetched) = &outcome else {
         return (outcome, "MISS");
     };
-    if fetched.storable {
+    // Shared with the waiters, but not stored where the policy keeps it for no time (`negative_ttl` 0).
+    if fetched.storable && policy.stores(fetched.status) {
         let [a, b, ..] = respond::random_bytes();
         let meta = StoredMeta::for_fill(
             policy,
