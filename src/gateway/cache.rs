@@ -673,6 +673,42 @@ pub fn jittered_ttl_ms(ttl_secs: u64, random: [u8; 2]) -> u64 {
     base - spread + offset
 }
 
+/// A client's caching header (`Cache-Control`, `Surrogate-Control`) for a stored copy served fresh at `age_ms`: its
+/// `max-age` and `s-maxage` saying the policy's TTL (`nominal_secs`) are raised to the copy's own jittered TTL
+/// (`stored_ttl_ms`, whole seconds rounded up) once the copy is older than the policy's TTL — else an answer labelled
+/// `HIT` said an `Age` past its `max-age`, which a browser or a CDN in front reads as stale. `None`: unchanged (a
+/// copy not yet past the policy's TTL, or past its own: that one is not served fresh).
+pub fn stretched_lifetime(
+    value: &str,
+    nominal_secs: u64,
+    stored_ttl_ms: u64,
+    age_ms: u64,
+) -> Option<String> {
+    let nominal_ms = nominal_secs.saturating_mul(1000);
+    if age_ms < nominal_ms || age_ms >= stored_ttl_ms {
+        return None;
+    }
+    let stored_secs = stored_ttl_ms.div_ceil(1000);
+    let mut changed = false;
+    let directives: Vec<String> = value
+        .split(',')
+        .map(|directive| {
+            let trimmed = directive.trim();
+            let (name, argument) = trimmed.split_once('=').unwrap_or((trimmed, ""));
+            let lifetime = ["max-age", "s-maxage"]
+                .iter()
+                .any(|n| name.trim().eq_ignore_ascii_case(n));
+            if lifetime && argument.trim().trim_matches('"').parse::<u64>() == Ok(nominal_secs) {
+                changed = true;
+                format!("{}={stored_secs}", name.trim())
+            } else {
+                trimmed.to_owned()
+            }
+        })
+        .collect();
+    changed.then(|| directives.join(", "))
+}
+
 /// What the gateway writes beside a stored response (as headers on the stored copy).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMeta {
@@ -1522,6 +1558,52 @@ mod tests {
         let default = CachePolicies::default();
         let public = default.get("api-public").expect("built in");
         assert!(public.stores(404) && public.stores(200));
+    }
+
+    #[test]
+    fn a_hit_past_the_policy_ttl_is_told_its_own_longer_lifetime() {
+        // A 60 s policy whose copy was stored with 66 s (jittered up).
+        let cc = "public, max-age=60, stale-while-revalidate=30, stale-if-error=300";
+        assert_eq!(
+            stretched_lifetime(cc, 60, 66_000, 59_999),
+            None,
+            "not yet past 60 s"
+        );
+        let told = stretched_lifetime(cc, 60, 66_000, 63_000).expect("past 60 s");
+        assert_eq!(
+            told,
+            "public, max-age=66, stale-while-revalidate=30, stale-if-error=300"
+        );
+        assert_eq!(
+            stretched_lifetime("max-age=60, S-MaxAge=60", 60, 65_500, 65_400).as_deref(),
+            Some("max-age=66, S-MaxAge=66"),
+            "rounded up: the Age said (65) stays below it"
+        );
+        assert_eq!(
+            stretched_lifetime("public, max-age=0, must-revalidate", 10, 10_900, 10_500),
+            None,
+            "a max-age that is not the policy's TTL is the operator's"
+        );
+        assert_eq!(
+            stretched_lifetime(cc, 60, 66_000, 66_000),
+            None,
+            "past its own TTL it is stale"
+        );
+        assert_eq!(
+            stretched_lifetime(cc, 60, 54_000, 55_000),
+            None,
+            "jittered down"
+        );
+        // Whatever the jitter, the Age a fresh copy is served with (whole seconds, rounded down) stays below the
+        // max-age it is told.
+        for random in [[0, 0], [0x80, 0], [0xff, 0xff], [0x12, 0xc4]] {
+            let stored = jittered_ttl_ms(60, random);
+            for age_ms in (0..stored).step_by(250) {
+                let max_age = stretched_lifetime("max-age=60", 60, stored, age_ms)
+                    .map_or(60, |v| v["max-age=".len()..].parse().expect("a number"));
+                assert!(age_ms / 1000 < max_age, "{random:?} {age_ms}");
+            }
+        }
     }
 
     #[test]

@@ -16,8 +16,8 @@ use worker::{js_sys, web_sys, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
     cache_key, invalidates, not_modified, null_body, purged_since, settle_put, shared_fill_answer,
-    storable, tag_key, tags_for, tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness,
-    KeyId, Passes, PutFailed, StoredMeta, Writes, PURGE_MARK_TTL_SECS,
+    storable, stretched_lifetime, tag_key, tags_for, tags_left_out, valid_tag, CachePolicy,
+    FillAnswer, Freshness, KeyId, Passes, PutFailed, StoredMeta, Writes, PURGE_MARK_TTL_SECS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
@@ -2255,7 +2255,20 @@ async fn cached(
         let status = StoredMeta::served_status(response.status_code(), kept.as_deref());
         let headers = header_list::read(response.headers());
         let (_, body) = response.into_parts();
-        let served = client_response(status, &headers, body, &policy, &meta.tags, state, &asked);
+        let mut served =
+            client_response(status, &headers, body, &policy, &meta.tags, state, &asked);
+        // Fresh past the policy's TTL (its TTL jittered up): told its own lifetime, so its `Age` stays below it.
+        if state == "HIT" {
+            let age_ms = respond::now_ms().saturating_sub(meta.stored_at_ms);
+            for name in ["cache-control", "surrogate-control"] {
+                let said = served.headers().get(name).ok().flatten();
+                if let Some(told) = said.and_then(|v| {
+                    stretched_lifetime(&v, policy.ttl_for(status), meta.ttl_ms, age_ms)
+                }) {
+                    served = respond::with_header(served, name, &told);
+                }
+            }
+        }
         with_age(served, meta.stored_at_ms)
     };
     match freshness {
