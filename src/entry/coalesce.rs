@@ -20,8 +20,24 @@ use super::respond;
 /// The outcome of one piece of work, filled in by its lead.
 pub type Slot<T> = Rc<RefCell<Option<T>>>;
 
-/// Work in progress in this isolate, by key (a `thread_local!` per kind of work).
-pub type InFlight<T> = RefCell<HashMap<String, Slot<T>>>;
+/// Work in progress in this isolate, by key (a `thread_local!` per kind of work): its slot and the time (ms) its
+/// claim lapses.
+pub type InFlight<T> = RefCell<HashMap<String, Claimed<T>>>;
+
+/// A claim as the isolate holds it: the lead's slot, and until when (ms) it stands without being released.
+pub struct Claimed<T> {
+    slot: Slot<T>,
+    until_ms: u64,
+}
+
+impl<T> Claimed<T> {
+    /// The slot of a claim that still stands at `now_ms`: a lead whose request was cancelled may never be dropped
+    /// (a wasm future the runtime abandons is not), so a claim lapses at its own deadline rather than holding its
+    /// key — and every request that joins it — until each waiter's budget runs out.
+    fn live(&self, now_ms: u64) -> Option<&Slot<T>> {
+        (now_ms < self.until_ms).then_some(&self.slot)
+    }
+}
 
 /// How often a waiter looks at the slot.
 const POLL_MS: u64 = 10;
@@ -35,10 +51,30 @@ pub struct Lead<T: 'static> {
 }
 
 impl<T: Clone + 'static> Lead<T> {
-    /// Claims `key` (replacing a claim whose waiters gave up on it).
+    /// Claims `key` (replacing a claim whose waiters gave up on it, or that lapsed) until it is released.
     pub fn claim(in_flight: &'static LocalKey<InFlight<T>>, key: &str) -> Self {
+        Self::claim_at(in_flight, key, 0, u64::MAX)
+    }
+
+    /// Claims `key` at `now_ms` for at most `hold_ms`: past it the claim lapses even if this lead is never dropped
+    /// (its request cancelled and its future abandoned), and the next request for the key takes the lead.
+    pub fn claim_at(
+        in_flight: &'static LocalKey<InFlight<T>>,
+        key: &str,
+        now_ms: u64,
+        hold_ms: u64,
+    ) -> Self {
         let slot = Slot::default();
-        in_flight.with(|m| m.borrow_mut().insert(key.to_owned(), slot.clone()));
+        let until_ms = now_ms.saturating_add(hold_ms);
+        in_flight.with(|m| {
+            m.borrow_mut().insert(
+                key.to_owned(),
+                Claimed {
+                    slot: slot.clone(),
+                    until_ms,
+                },
+            )
+        });
         Self {
             in_flight,
             key: key.to_owned(),
@@ -50,6 +86,21 @@ impl<T: Clone + 'static> Lead<T> {
     pub fn publish(&self, outcome: T) {
         *self.slot.borrow_mut() = Some(outcome);
     }
+
+    /// [`Self::publish`], and the claim stands from `now_ms` for at most `keep_ms` more (while the lead stores the
+    /// outcome, requests arriving take it), whatever its deadline was.
+    pub fn publish_at(&self, outcome: T, now_ms: u64, keep_ms: u64) {
+        self.publish(outcome);
+        self.in_flight.with(|m| {
+            if let Some(claimed) = m
+                .borrow_mut()
+                .get_mut(&self.key)
+                .filter(|c| Rc::ptr_eq(&c.slot, &self.slot))
+            {
+                claimed.until_ms = now_ms.saturating_add(keep_ms);
+            }
+        });
+    }
 }
 
 impl<T: 'static> Drop for Lead<T> {
@@ -58,7 +109,7 @@ impl<T: 'static> Drop for Lead<T> {
             let mut map = m.borrow_mut();
             if map
                 .get(&self.key)
-                .is_some_and(|s| Rc::ptr_eq(s, &self.slot))
+                .is_some_and(|c| Rc::ptr_eq(&c.slot, &self.slot))
             {
                 map.remove(&self.key);
             }
@@ -66,12 +117,31 @@ impl<T: 'static> Drop for Lead<T> {
     }
 }
 
-/// The slot of the work in progress for `key`, if another request leads it.
+/// The slot of the work in progress for `key`, if another request leads it (under a claim that has not lapsed).
 pub fn in_progress<T: 'static>(
     in_flight: &'static LocalKey<InFlight<T>>,
     key: &str,
 ) -> Option<Slot<T>> {
-    in_flight.with(|m| m.borrow().get(key).cloned())
+    in_progress_at(in_flight, key, respond::now_ms())
+}
+
+/// [`in_progress`] at `now_ms`.
+pub fn in_progress_at<T: 'static>(
+    in_flight: &'static LocalKey<InFlight<T>>,
+    key: &str,
+    now_ms: u64,
+) -> Option<Slot<T>> {
+    in_flight.with(|m| m.borrow().get(key).and_then(|c| c.live(now_ms)).cloned())
+}
+
+/// Whether `slot`'s claim on `key` still stands at `now_ms` (not released, replaced or lapsed).
+fn leads<T: 'static>(
+    in_flight: &'static LocalKey<InFlight<T>>,
+    key: &str,
+    slot: &Slot<T>,
+    now_ms: u64,
+) -> bool {
+    in_progress_at(in_flight, key, now_ms).is_some_and(|s| Rc::ptr_eq(&s, slot))
 }
 
 thread_local! {
@@ -100,7 +170,7 @@ impl Drop for Waiting {
     }
 }
 
-/// The lead's outcome, or `None` when the lead released the key without one or `budget_ms` passed (`None`: no
+/// The lead's outcome, or `None` when the lead released the key without one, its claim lapsed or `budget_ms` passed (`None`: no
 /// budget of its own; the caller's budget ends the wait by dropping this future).
 pub async fn wait<T: Clone + 'static>(
     in_flight: &'static LocalKey<InFlight<T>>,
@@ -114,8 +184,9 @@ pub async fn wait<T: Clone + 'static>(
         if let Some(outcome) = slot.borrow().clone() {
             return Some(outcome);
         }
-        let leading = in_flight.with(|m| m.borrow().get(key).is_some_and(|s| Rc::ptr_eq(s, slot)));
-        let overdue = budget_ms.is_some_and(|b| respond::now_ms().saturating_sub(started) > b);
+        let now = respond::now_ms();
+        let leading = leads(in_flight, key, slot, now);
+        let overdue = budget_ms.is_some_and(|b| now.saturating_sub(started) > b);
         if !leading || overdue {
             return None;
         }
@@ -173,7 +244,8 @@ pub async fn shared<T: Clone + 'static, F: Future<Output = T>>(
         }
         gave_up_on = Some(slot);
     }
-    let lead = Lead::claim(sharing.in_flight, KEY);
+    // Lapses with the run's budget: a run whose request was cancelled, its future never dropped, holds no one past it.
+    let lead = Lead::claim_at(sharing.in_flight, KEY, respond::now_ms(), sharing.budget_ms);
     let timer = Delay::from(Duration::from_millis(sharing.budget_ms));
     let outcome = match futures_util::future::select(std::pin::pin!(work()), timer).await {
         futures_util::future::Either::Left((outcome, _)) => outcome,
@@ -186,4 +258,54 @@ pub async fn shared<T: Clone + 'static, F: Future<Output = T>>(
     }
     lead.publish(outcome.clone());
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    thread_local! {
+        static WORK: InFlight<u32> = RefCell::new(HashMap::new());
+    }
+
+    #[test]
+    fn an_abandoned_claim_lapses_at_its_deadline_and_the_next_request_leads() {
+        // A lead whose request was cancelled: its future is never polled or dropped again.
+        let abandoned = Lead::<u32>::claim_at(&WORK, "k", 1_000, 20_000);
+        assert!(in_progress_at(&WORK, "k", 1_000).is_some());
+        let slot = in_progress_at(&WORK, "k", 20_999).expect("stands until its deadline");
+        assert!(leads(&WORK, "k", &slot, 20_999));
+        assert!(
+            in_progress_at(&WORK, "k", 21_000).is_none(),
+            "lapsed: nobody joins it"
+        );
+        assert!(
+            !leads(&WORK, "k", &slot, 21_000),
+            "its waiters stop waiting for it"
+        );
+        let next = Lead::claim_at(&WORK, "k", 21_000, 20_000);
+        let taken = in_progress_at(&WORK, "k", 21_001).expect("the new lead's");
+        assert!(!Rc::ptr_eq(&taken, &slot));
+        drop(abandoned);
+        assert!(
+            in_progress_at(&WORK, "k", 21_001).is_some(),
+            "the old lead, dropped late, leaves the new claim alone"
+        );
+        drop(next);
+        assert!(in_progress_at(&WORK, "k", 21_001).is_none());
+    }
+
+    #[test]
+    fn publishing_dates_the_claim_afresh_and_a_plain_claim_never_lapses() {
+        let lead = Lead::<u32>::claim_at(&WORK, "p", 0, 10_000);
+        lead.publish_at(7, 9_000, 5_000);
+        let slot = in_progress_at(&WORK, "p", 13_999).expect("held while its outcome is stored");
+        assert_eq!(*slot.borrow(), Some(7));
+        assert!(in_progress_at(&WORK, "p", 14_000).is_none());
+        drop(lead);
+        let plain = Lead::<u32>::claim(&WORK, "q");
+        assert!(in_progress_at(&WORK, "q", u64::MAX - 1).is_some());
+        drop(plain);
+        assert!(in_progress_at(&WORK, "q", 0).is_none());
+    }
 }

@@ -1739,6 +1739,13 @@ fn purged_here(f: &Fetched) -> bool {
     })
 }
 
+/// How long one fill may take: every attempt's wait for the origin's headers, then its body's time to arrive whole.
+fn fill_budget_ms(spec: &Spec) -> u64 {
+    spec.timeout_ms
+        .saturating_mul(u64::from(spec.retries) + 1)
+        .saturating_add(spec.fill_body_ms)
+}
+
 /// The one origin fetch for `spec.key`: waits for the one in progress in this isolate, or makes it. The fetch
 /// hands its answer to the waiters first, then stores it if cacheable (2xx/301/404/410, no `Set-Cookie`, not
 /// `no-store`) with its jittered TTL before the key is released. A waiter whose lead vanished looks again (another
@@ -1753,7 +1760,7 @@ async fn coalesced_fetch(
 ) -> (Outcome, &'static str) {
     // Every attempt's wait for headers, then the body's time to arrive whole, and a second of slack.
     // A lead taken over by another waiter gets the budget afresh, within twice it in all.
-    let budget_ms = spec.timeout_ms * (u64::from(spec.retries) + 1) + spec.fill_body_ms + 1_000;
+    let budget_ms = fill_budget_ms(spec) + 1_000;
     let first = respond::now_ms();
     let mut since = (first, None::<coalesce::Slot<Outcome>>);
     // The key's digest, taken once: the isolate's maps (passes, writes, fills in progress) hold keys by it.
@@ -1806,11 +1813,19 @@ async fn coalesced_fetch(
             None => {}
         }
     }
-    let lead = Lead::claim(&IN_FLIGHT, &claimed);
+    // The claim lapses after the fill's own budget (every attempt's wait for headers and the body's): a lead whose
+    // request was cancelled may never be dropped on Cloudflare, and its key must not hold every request for it
+    // until each waiter's budget (a second longer, and counted from when the waiter came) runs out.
+    let lead = Lead::claim_at(
+        &IN_FLIGHT,
+        &claimed,
+        respond::now_ms(),
+        fill_budget_ms(spec),
+    );
     let outcome = fetch(spec, policy).await;
-    // The waiters have the answer at once; the key stays claimed until it is stored, so a request arriving
-    // meanwhile takes this answer too instead of asking the origin again.
-    lead.publish(outcome.clone());
+    // The waiters have the answer at once; the key stays claimed until it is stored (STORE_LIMIT_MS at most), so a
+    // request arriving meanwhile takes this answer too instead of asking the origin again.
+    lead.publish_at(outcome.clone(), respond::now_ms(), STORE_LIMIT_MS);
     let Ok(fetched) = &outcome else {
         return (outcome, "MISS");
     };
