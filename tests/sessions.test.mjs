@@ -490,6 +490,29 @@ test("DELETE /auth/sessions ends every session of the caller's user, on D1 and c
   assert.ok(worker.jsonLogs().some((l) => l.msg === "sessions_ended" && l.revoked_sessions >= 2), "logged");
 });
 
+test("GET /auth/sessions lists the caller's own session however many newer ones the account has", async () => {
+  const dana = { id: "u-dana-many", email: "dana-many@example.com", password: "dana-many-sessions" };
+  await insertUser(dana, await hashPassword(dana.password, 10_000));
+  const { token } = await loggedIn(dana);
+  const mine = await db.prepare("SELECT created_at, expires_at FROM sessions WHERE id = ?1").bind(sessionId(token)).first();
+  // Sessions signed in later elsewhere (another browser each): more than the list shows at most.
+  for (let i = 1; i <= 60; i++) {
+    const id = sessionId(`other-${i}-${randomBytes(8).toString("hex")}`);
+    await db
+      .prepare("INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, family) VALUES (?1, ?2, ?3, ?4, ?3, ?1)")
+      .bind(id, dana.id, mine.created_at + i, mine.expires_at + i)
+      .run();
+  }
+  const listed = await get("/auth/sessions", token);
+  assert.equal(listed.status, 200);
+  const { sessions } = await listed.json();
+  assert.ok(sessions.length <= 50, "bounded");
+  assert.equal(sessions.filter((s) => s.current).length, 1, "the caller's own session is listed, marked current");
+  assert.equal(sessions[0].current, true, "first");
+  const rest = sessions.slice(1).map((s) => s.created_at);
+  assert.deepEqual(rest, [...rest].sort((a, b) => b - a), "the others newest first");
+});
+
 test("refresh, logout and the session lists are limited per address (SESSION_IP_POLICY): made-up cookies cannot loop D1 primary work", async (t) => {
   const w = await startWorker({
     vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: { ...GENEROUS, "session-ip": { limit: 3, window: 60, key: "ip" } } },

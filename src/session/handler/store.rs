@@ -56,6 +56,9 @@ const RETIRED_PER_SESSION: u32 = 64;
 /// Expired rows one statement deletes at most: retired ids on a rotation, sessions on a login.
 const CLEANUP_BATCH: u32 = 100;
 
+/// Sessions `GET /auth/sessions` lists at most (the caller's own among them).
+const MAX_LISTED_SESSIONS: u32 = 50;
+
 /// The `id` column of the rows an `UPDATE … RETURNING id` changed.
 fn ids_of(result: Option<&worker::d1::D1Result>) -> ApiResult<Vec<String>> {
     #[derive(Deserialize)]
@@ -443,10 +446,13 @@ impl Store {
 
     /// The user's sessions a check would accept: not revoked, not expired, and not past `created_at + max_ms`
     /// (`SESSION_MAX_SECS`; after the setting is lowered, an older session still holds the expiry written under the
-    /// longer one, and checks refuse it: listed, it showed as active a session no request could use).
+    /// longer one, and checks refuse it: listed, it showed as active a session no request could use). At most
+    /// [`MAX_LISTED_SESSIONS`]: the caller's own (`current_id`) first, then the newest — ordered by creation alone,
+    /// an account with that many newer sessions listed the caller's nowhere, and no entry said `current`.
     pub async fn active_sessions(
         &self,
         user_id: &str,
+        current_id: &str,
         now_ms: u64,
         max_ms: u64,
     ) -> ApiResult<Vec<SessionSummary>> {
@@ -454,12 +460,14 @@ impl Store {
             .prepare(
                 "SELECT id, created_at, last_seen_at, expires_at, user_agent, ip FROM sessions \
                  WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 AND created_at > ?3 \
-                 ORDER BY created_at DESC LIMIT 50",
+                 ORDER BY id = ?4 DESC, created_at DESC LIMIT ?5",
             )
             .bind(&[
                 JsValue::from_str(user_id),
                 num(now_ms),
                 num(now_ms.saturating_sub(max_ms)),
+                JsValue::from_str(current_id),
+                JsValue::from_f64(MAX_LISTED_SESSIONS as f64),
             ])
             .or_internal("binding the session list")?
             .all()
