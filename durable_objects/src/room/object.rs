@@ -434,13 +434,20 @@ impl Room {
 
     /// Whether `user`'s reply budget is out of debt (a join is refused while it is not: see [`Room::join`]).
     fn user_may_reply(&self, user: &str) -> bool {
+        self.reply_budget(user, |bucket, now| {
+            bucket.has_any(REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST, now)
+        })
+    }
+
+    /// Applies `f` to `user`'s reply budget (a new, full one if they have none here), with the time now.
+    fn reply_budget<T>(&self, user: &str, f: impl FnOnce(&mut TokenBucket, u64) -> T) -> T {
         let now = Date::now().as_millis();
-        self.inner
-            .borrow_mut()
+        let mut inner = self.inner.borrow_mut();
+        let bucket = inner
             .replies
             .entry(user.to_owned())
-            .or_insert_with(|| TokenBucket::full(REPLY_BYTES_BURST, now))
-            .has_any(REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST, now)
+            .or_insert_with(|| TokenBucket::full(REPLY_BYTES_BURST, now));
+        f(bucket, now)
     }
 
     /// Applies `f` to the socket's credit for copies of presence (a new one if this instance has not counted it
@@ -475,13 +482,7 @@ impl Room {
 
     /// Charges `bytes` the room sent `user` to their reply budget (a new, full one if they have none here).
     fn user_paid_reply(&self, user: &str, bytes: usize) {
-        let now = Date::now().as_millis();
-        self.inner
-            .borrow_mut()
-            .replies
-            .entry(user.to_owned())
-            .or_insert_with(|| TokenBucket::full(REPLY_BYTES_BURST, now))
-            .spend(bytes as u64);
+        self.reply_budget(user, |bucket, _| bucket.spend(bytes as u64));
     }
 
     /// Which of `ids` (clients the sending socket has not announced) an open socket of another user announced:
