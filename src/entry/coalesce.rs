@@ -42,6 +42,17 @@ impl<T> Claimed<T> {
 /// How often a waiter looks at the slot.
 const POLL_MS: u64 = 10;
 
+/// What a lead's own steps add to the budget of its work: timers fire late, an aborted attempt settles, a body is
+/// made a `Blob`.
+const SLACK_MS: u64 = 1_000;
+
+/// How long a claim on work bounded by `budget_ms` stands, and how long a waiter arriving with it waits: with
+/// [`SLACK_MS`] more, so a live lead finishing at its budget's end is not taken for an abandoned one (its waiters
+/// leaving it for a second origin request a few ms before its answer).
+pub fn hold_ms(budget_ms: u64) -> u64 {
+    budget_ms.saturating_add(SLACK_MS)
+}
+
 /// A request's claim on `key`: held while it does the work; dropping it (done, or the request went away) releases
 /// the key, so waiters never wait for work that nobody is doing.
 pub struct Lead<T: 'static> {
@@ -67,7 +78,10 @@ impl<T: Clone + 'static> Lead<T> {
         let slot = Slot::default();
         let until_ms = now_ms.saturating_add(hold_ms);
         in_flight.with(|m| {
-            m.borrow_mut().insert(
+            let mut map = m.borrow_mut();
+            // Lapsed claims go: an abandoned lead's key, never asked for again, would stay for the isolate's life.
+            map.retain(|_, c| c.live(now_ms).is_some());
+            map.insert(
                 key.to_owned(),
                 Claimed {
                     slot: slot.clone(),
@@ -238,14 +252,19 @@ pub async fn shared<T: Clone + 'static, F: Future<Output = T>>(
         if gave_up_on.as_ref().is_some_and(|g| Rc::ptr_eq(g, &slot)) {
             break;
         }
-        let budget = sharing.budget_ms.saturating_add(1_000);
+        let budget = hold_ms(sharing.budget_ms);
         if let Some(outcome) = wait(sharing.in_flight, KEY, &slot, Some(budget)).await {
             return outcome;
         }
         gave_up_on = Some(slot);
     }
     // Lapses with the run's budget: a run whose request was cancelled, its future never dropped, holds no one past it.
-    let lead = Lead::claim_at(sharing.in_flight, KEY, respond::now_ms(), sharing.budget_ms);
+    let lead = Lead::claim_at(
+        sharing.in_flight,
+        KEY,
+        respond::now_ms(),
+        hold_ms(sharing.budget_ms),
+    );
     let timer = Delay::from(Duration::from_millis(sharing.budget_ms));
     let outcome = match futures_util::future::select(std::pin::pin!(work()), timer).await {
         futures_util::future::Either::Left((outcome, _)) => outcome,
@@ -293,6 +312,32 @@ mod tests {
         );
         drop(next);
         assert!(in_progress_at(&WORK, "k", 21_001).is_none());
+    }
+
+    #[test]
+    fn a_live_lead_publishing_just_past_its_budget_keeps_its_claim() {
+        // A fill of 10 s × 2 attempts + 10 s of body: its timers fire late, an aborted attempt settles and the body
+        // is made a Blob, so a lead still working publishes a few ms past the budget.
+        let budget = 30_000;
+        let lead = Lead::<u32>::claim_at(&WORK, "s", 1_000, hold_ms(budget));
+        let slot = in_progress_at(&WORK, "s", 1_000 + budget + 5)
+            .expect("still this lead's: nobody else asks the origin, and its waiters stay");
+        assert!(leads(&WORK, "s", &slot, 1_000 + budget + 5));
+        drop(lead);
+    }
+
+    #[test]
+    fn a_lapsed_claim_left_by_an_abandoned_lead_is_removed_by_the_next_claim_on_any_key() {
+        // A lead whose request was cancelled and whose future is never dropped: its key is never asked again.
+        let abandoned = Lead::<u32>::claim_at(&WORK, "gone", 0, 1_000);
+        std::mem::forget(abandoned);
+        let other = Lead::<u32>::claim_at(&WORK, "other", 5_000, 1_000);
+        assert!(
+            WORK.with(|m| !m.borrow().contains_key("gone")),
+            "the isolate keeps no entry per abandoned lead"
+        );
+        drop(other);
+        assert!(WORK.with(|m| m.borrow().is_empty()));
     }
 
     #[test]

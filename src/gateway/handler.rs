@@ -1760,7 +1760,7 @@ async fn coalesced_fetch(
 ) -> (Outcome, &'static str) {
     // Every attempt's wait for headers, then the body's time to arrive whole, and a second of slack.
     // A lead taken over by another waiter gets the budget afresh, within twice it in all.
-    let budget_ms = fill_budget_ms(spec) + 1_000;
+    let budget_ms = coalesce::hold_ms(fill_budget_ms(spec));
     let first = respond::now_ms();
     let mut since = (first, None::<coalesce::Slot<Outcome>>);
     // The key's digest, taken once: the isolate's maps (passes, writes, fills in progress) hold keys by it.
@@ -1813,15 +1813,11 @@ async fn coalesced_fetch(
             None => {}
         }
     }
-    // The claim lapses after the fill's own budget (every attempt's wait for headers and the body's): a lead whose
-    // request was cancelled may never be dropped on Cloudflare, and its key must not hold every request for it
-    // until each waiter's budget (a second longer, and counted from when the waiter came) runs out.
-    let lead = Lead::claim_at(
-        &IN_FLIGHT,
-        &claimed,
-        respond::now_ms(),
-        fill_budget_ms(spec),
-    );
+    // The claim lapses after the fill's own budget (every attempt's wait for headers and the body's) and the second
+    // of slack its waiters get: a lead whose request was cancelled may never be dropped on Cloudflare, and its key
+    // must not hold every request for it until each waiter's budget (counted from when the waiter came) runs out;
+    // a live lead finishing at its budget's end keeps its waiters (no second origin request).
+    let lead = Lead::claim_at(&IN_FLIGHT, &claimed, respond::now_ms(), budget_ms);
     let outcome = fetch(spec, policy).await;
     // The waiters have the answer at once; the key stays claimed until it is stored (STORE_LIMIT_MS at most), so a
     // request arriving meanwhile takes this answer too instead of asking the origin again.
