@@ -27,6 +27,9 @@ const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
 const policies = {
   "short-sie": { ttl: 1, stale_while_revalidate: 0, stale_if_error: 3600, shared: true, cache_control: "public, max-age=1", surrogate_control: "max-age=1" },
   "short-swr": { ttl: 1, stale_while_revalidate: 3600, stale_if_error: 0, shared: true, cache_control: "public, max-age=1", surrogate_control: "max-age=1, stale-while-revalidate=3600" },
+  // Stores no redirect or absence.
+  "short-sie-no-negative": { ttl: 1, stale_while_revalidate: 0, stale_if_error: 3600, shared: true, cache_control: "public, max-age=1", surrogate_control: "max-age=1", negative_ttl: 0 },
+  "short-swr-no-negative": { ttl: 1, stale_while_revalidate: 3600, stale_if_error: 0, shared: true, cache_control: "public, max-age=1", surrogate_control: "max-age=1", negative_ttl: 0 },
 };
 
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -51,6 +54,8 @@ function routes() {
     { name: "sie", path: "/gw/sie", upstream: up, cache: "short-sie", timeout_ms: 300 },
     { name: "sie-down", path: "/gw/sie-down", upstream: downOrigin.url, cache: "short-sie", timeout_ms: 500 },
     { name: "swr", path: "/gw/swr", upstream: up, cache: "short-swr" },
+    { name: "swr-no-negative", path: "/gw/swr-no-negative", upstream: up, cache: "short-swr-no-negative" },
+    { name: "sie-no-negative", path: "/gw/sie-no-negative", upstream: up, cache: "short-sie-no-negative" },
     { name: "session", path: "/gw/session", upstream: up, auth: "session" },
     { name: "either", path: "/gw/either", upstream: up, auth: "jwt_or_session" },
     { name: "limited", path: "/gw/limited", upstream: up, auth: "jwt", rate_limit: "gw-user" },
@@ -2596,6 +2601,67 @@ describe("edge cache", () => {
       const v = (await r.json()).version;
       return r.headers.get("x-cache") === "HIT" && v === 2;
     }, { what: "the refreshed copy" });
+  });
+
+  test("with negative_ttl 0, a refresh answered 404 takes the stale copy down: the 404 is not stored, the 200 not served on", async () => {
+    origin.reset();
+    version = 1;
+    origin.handle(versioned());
+    const path = `/gw/swr-no-negative?k=${Date.now()}`;
+    assert.equal((await (await worker.fetch(path)).json()).version, 1);
+    origin.handle((req, body, res) => {
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("gone");
+    });
+    // Past its 1 s TTL the copy is served STALE once, and its refresh is told 404.
+    await until(async () => {
+      const r = await worker.fetch(path);
+      await r.text();
+      return r.headers.get("x-cache") === "STALE";
+    }, { what: "a STALE answer" });
+    // The origin says it is gone: within the hour of stale-while-revalidate the old 200 is not served again.
+    const gone = await until(async () => {
+      const r = await worker.fetch(path);
+      const text = await r.text();
+      return r.status === 404 ? { r, text } : null;
+    }, { ms: 3000, what: "the 404, not the stale 200 its refresh was told is gone" });
+    assert.equal(gone.text, "gone");
+    assert.equal(gone.r.headers.get("x-cache"), "MISS");
+    assert.equal(gone.r.headers.get("cache-control"), "no-cache");
+    const again = await worker.fetch(path);
+    await again.text();
+    assert.equal(again.status, 404, "not stored, and the 200 stays down");
+    assert.equal(again.headers.get("x-cache"), "MISS");
+    origin.reset();
+  });
+
+  test("with negative_ttl 0, a 404 the origin answers past the TTL takes the copy down: a later 5xx does not serve it", async () => {
+    origin.reset();
+    version = 1;
+    origin.handle(versioned());
+    const path = `/gw/sie-no-negative?k=${Date.now()}`;
+    assert.equal((await (await worker.fetch(path)).json()).version, 1);
+    origin.handle((req, body, res) => {
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("gone");
+    });
+    await until(async () => {
+      const r = await worker.fetch(path);
+      await r.text();
+      return r.status === 404;
+    }, { what: "the 404 past the copy's TTL" });
+    origin.handle((req, body, res) => {
+      res.writeHead(503);
+      res.end("down");
+    });
+    // The copy is gone (deleted in the background): an outage now is answered as it is, not with the 200.
+    const outage = await until(async () => {
+      const r = await worker.fetch(path);
+      await r.text();
+      return r.status === 503 ? r : null;
+    }, { ms: 2000, what: "the 503, not the 200 the origin said was gone" });
+    assert.equal(outage.headers.get("x-cache"), "MISS");
+    origin.reset();
   });
 
   test("stale-if-error serves the stored copy when the origin fails, times out or is down", async () => {

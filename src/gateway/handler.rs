@@ -1739,6 +1739,23 @@ fn purged_here(f: &Fetched) -> bool {
     })
 }
 
+/// Whether `f` says the key's stored copy is gone without standing in its place: an answer meant for anyone that
+/// the policy keeps for no time (`negative_ttl` 0, a 404 or a redirect). Stored, it used to replace the copy; not
+/// stored, the copy stays and a stale window would serve the old answer on.
+fn takes_down(f: &Fetched, policy: &CachePolicy) -> bool {
+    f.storable && !policy.stores(f.status)
+}
+
+/// Deletes the stored copy of `spec.key` an answer [`takes_down`] (logged when that fails).
+async fn take_down(spec: &Spec) {
+    if let Some(detail) = delete_stored(&spec.key).await {
+        log::warn(
+            "gateway cache delete after an unstored answer failed",
+            serde_json::json!({"route": spec.route, "detail": detail}),
+        );
+    }
+}
+
 /// How long one fill may take: every attempt's wait for the origin's headers, then its body's time to arrive whole.
 fn fill_budget_ms(spec: &Spec) -> u64 {
     spec.timeout_ms
@@ -2290,12 +2307,21 @@ async fn cached(
                 // Already in the background: the store is awaited here.
                 if let (Ok(fetched), _) = coalesced_fetch(None, &spec, &policy).await {
                     fetched.body.discard();
+                    if takes_down(&fetched, &policy) {
+                        take_down(&spec).await;
+                    }
                 }
             });
             Ok(serve_stored(response, "STALE"))
         }
         Freshness::StaleIfError => {
             let (outcome, state) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
+            if let Ok(fetched) = &outcome {
+                if takes_down(fetched, &policy) {
+                    let spec = spec.clone();
+                    call.ctx.wait_until(async move { take_down(&spec).await });
+                }
+            }
             // The window is checked again once the origin has failed (its timeouts may have outlasted it).
             let within = meta.freshness(respond::now_ms()) != Freshness::Expired;
             if is_origin_error(&outcome) && within {
