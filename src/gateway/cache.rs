@@ -688,25 +688,58 @@ pub fn stretched_lifetime(
     if age_ms < nominal_ms || age_ms >= stored_ttl_ms {
         return None;
     }
-    let stored_secs = stored_ttl_ms.div_ceil(1000);
+    let stored_secs = stored_ttl_ms.div_ceil(1000).to_string();
+    // Only the lifetime's argument is replaced: every other byte (directives, spacing, case) stays as written, and
+    // a comma inside a quoted argument (`no-cache="a,b"`) separates no directive.
+    let mut told = String::with_capacity(value.len() + 4);
     let mut changed = false;
-    let directives: Vec<String> = value
-        .split(',')
-        .map(|directive| {
-            let trimmed = directive.trim();
-            let (name, argument) = trimmed.split_once('=').unwrap_or((trimmed, ""));
+    let mut start = 0;
+    for end in directive_ends(value) {
+        let directive = &value[start..end];
+        let rewritten = directive.split_once('=').and_then(|(name, argument)| {
             let lifetime = ["max-age", "s-maxage"]
                 .iter()
                 .any(|n| name.trim().eq_ignore_ascii_case(n));
-            if lifetime && argument.trim().trim_matches('"').parse::<u64>() == Ok(nominal_secs) {
-                changed = true;
-                format!("{}={stored_secs}", name.trim())
-            } else {
-                trimmed.to_owned()
-            }
-        })
-        .collect();
-    changed.then(|| directives.join(", "))
+            let said = argument.trim();
+            let number = said
+                .strip_prefix('"')
+                .and_then(|q| q.strip_suffix('"'))
+                .unwrap_or(said);
+            (lifetime && number.parse::<u64>() == Ok(nominal_secs)).then(|| {
+                let at = name.len() + 1 + (argument.len() - argument.trim_start().len());
+                format!(
+                    "{}{stored_secs}{}",
+                    &directive[..at],
+                    &directive[at + said.len()..]
+                )
+            })
+        });
+        changed |= rewritten.is_some();
+        told.push_str(rewritten.as_deref().unwrap_or(directive));
+        if end < value.len() {
+            told.push(',');
+        }
+        start = end + 1;
+    }
+    changed.then_some(told)
+}
+
+/// The byte offsets of the commas that end `value`'s directives (outside quoted strings, whose `\` escapes a
+/// character), and its length for the last one.
+fn directive_ends(value: &str) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, b) in value.bytes().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b',' if !quoted => ends.push(i),
+            _ => {}
+        }
+    }
+    ends.push(value.len());
+    ends
 }
 
 /// What the gateway writes beside a stored response (as headers on the stored copy).
@@ -1558,6 +1591,41 @@ mod tests {
         let default = CachePolicies::default();
         let public = default.get("api-public").expect("built in");
         assert!(public.stores(404) && public.stores(200));
+    }
+
+    #[test]
+    fn a_stretched_lifetime_changes_the_lifetime_alone_byte_for_byte() {
+        // Only the number changes: the operator's spacing, case and other directives stay as written.
+        assert_eq!(
+            stretched_lifetime(
+                "public,max-age=60,stale-while-revalidate=60",
+                60,
+                66_000,
+                63_000
+            )
+            .as_deref(),
+            Some("public,max-age=66,stale-while-revalidate=60")
+        );
+        assert_eq!(
+            stretched_lifetime("Max-Age=\"60\" ,  s-maxage = 60", 60, 66_000, 63_000).as_deref(),
+            Some("Max-Age=66 ,  s-maxage = 66")
+        );
+        // A comma inside a quoted argument separates no directive: what it quotes is neither split nor rewritten.
+        assert_eq!(
+            stretched_lifetime(
+                "no-cache=\"set-cookie,max-age=60\", max-age=60",
+                60,
+                66_000,
+                63_000
+            )
+            .as_deref(),
+            Some("no-cache=\"set-cookie,max-age=60\", max-age=66")
+        );
+        assert_eq!(
+            stretched_lifetime("x=\"a, max-age=60\"", 60, 66_000, 63_000),
+            None,
+            "a max-age quoted inside another directive is none"
+        );
     }
 
     #[test]
