@@ -110,15 +110,15 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
     if let Some(hit) = read_stored().await? {
         return Ok(conditional(finish(hit, "HIT", vary, &cache_control)));
     }
+    // The lead makes at most three timed steps: the source fetch and the resize (binding mode), or in cf-image mode
+    // the resized fetch, a JPEG or PNG one for a client taking neither WebP nor AVIF, and the original after a resize
+    // error; its claim stands, and its waiters wait, that long and a second more.
+    let making_ms = coalesce::hold_ms(3 * u64::from(config.source_timeout_ms));
     // Another request of this isolate is making this variant: wait for it (at most as long as its source fetch and
     // transform may take), then read the cache. When it stored nothing (a failure, an original served in the
     // variant's place without being stored) or went away, this request makes the variant itself.
     if let Some(slot) = coalesce::in_progress(&MAKING, &key) {
-        // The lead makes at most three timed steps: the source fetch and the resize (binding mode), or in cf-image
-        // mode the resized fetch, a JPEG or PNG one for a client taking neither WebP nor AVIF, and the original after
-        // a resize error.
-        let budget = 3 * u64::from(config.source_timeout_ms) + 1_000;
-        if coalesce::wait(&MAKING, &key, &slot, Some(budget))
+        if coalesce::wait(&MAKING, &key, &slot, Some(making_ms))
             .await
             .is_some()
         {
@@ -127,7 +127,9 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
             }
         }
     }
-    let lead = Lead::claim(&MAKING, &key);
+    // Lapses when its waiters stop waiting: a lead the runtime cancelled without dropping it (a client gone) holds
+    // the key no longer.
+    let lead = Lead::claim_at(&MAKING, &key, crate::entry::respond::now_ms(), making_ms);
 
     let source_url = request.source.url_under(origin);
     let variant = match config.mode {

@@ -429,8 +429,16 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
             })?;
         return Ok(Html::trusted(markup, TrustedSource::Fragment));
     }
-    // Held until the answer is written back to KV, so a page arriving in between waits rather than asks again.
-    let lead = Lead::claim(&FRAGMENT_FETCHES, &key);
+    // Held until the answer is written back to KV, so a page arriving in between waits rather than asks again —
+    // but no longer than the fetch may take (its `timeout_ms` bounds headers and body) and a second: the lead runs
+    // in `waitUntil`, which the runtime may cancel without dropping it, and a claim that never lapsed would hold
+    // every later page of this isolate to its fragment's fallback.
+    let lead = Lead::claim_at(
+        &FRAGMENT_FETCHES,
+        &key,
+        respond::now_ms(),
+        coalesce::hold_ms(u64::from(f.timeout_ms)),
+    );
     let (answer, answered) = oneshot::channel::<Result<String, String>>();
     let (kv, url, ttl) = (f.kv.clone(), f.url.clone(), f.spec.ttl_s);
     let (timeout_ms, max_bytes, name) = (f.timeout_ms, f.max_bytes, f.name.clone());
