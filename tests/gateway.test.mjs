@@ -2603,16 +2603,22 @@ describe("edge cache", () => {
     }, { what: "the refreshed copy" });
   });
 
-  test("with negative_ttl 0, a refresh answered 404 takes the stale copy down: the 404 is not stored, the 200 not served on", async () => {
+  /** Caches version 1 of a fresh key under `route`, then has the origin answer it 404 "gone"; returns the path. */
+  async function cachedThenGone(route) {
     origin.reset();
     version = 1;
     origin.handle(versioned());
-    const path = `/gw/swr-no-negative?k=${Date.now()}`;
+    const path = `${route}?k=${Date.now()}`;
     assert.equal((await (await worker.fetch(path)).json()).version, 1);
     origin.handle((req, body, res) => {
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("gone");
     });
+    return path;
+  }
+
+  test("with negative_ttl 0, a refresh answered 404 takes the stale copy down: the 404 is not stored, the 200 not served on", async () => {
+    const path = await cachedThenGone("/gw/swr-no-negative");
     // Past its 1 s TTL the copy is served STALE once, and its refresh is told 404.
     await until(async () => {
       const r = await worker.fetch(path);
@@ -2636,15 +2642,7 @@ describe("edge cache", () => {
   });
 
   test("with negative_ttl 0, a 404 the origin answers past the TTL takes the copy down: a later 5xx does not serve it", async () => {
-    origin.reset();
-    version = 1;
-    origin.handle(versioned());
-    const path = `/gw/sie-no-negative?k=${Date.now()}`;
-    assert.equal((await (await worker.fetch(path)).json()).version, 1);
-    origin.handle((req, body, res) => {
-      res.writeHead(404, { "content-type": "text/plain" });
-      res.end("gone");
-    });
+    const path = await cachedThenGone("/gw/sie-no-negative");
     await until(async () => {
       const r = await worker.fetch(path);
       await r.text();

@@ -187,20 +187,22 @@ mod tests {
 
     /// A token for `sub` holding `permissions`, signed with the test secret.
     fn token_with(sub: &str, permissions: &[String]) -> String {
-        let claims = json!({"iss": "edgekit", "aud": "edgekit-api", "sub": sub, "iat": NOW,
-            "exp": NOW + 600, "permissions": permissions});
-        Hs256
-            .token(
-                &Header::empty().with_key_id("h1"),
-                &Claims::new(claims),
-                &Hs256Key::new(SECRET),
-            )
-            .expect("signs")
+        signed(
+            json!({"iss": "edgekit", "aud": "edgekit-api", "sub": sub, "iat": NOW,
+                "exp": NOW + 600, "permissions": permissions}),
+            SECRET,
+        )
     }
 
     fn token(sub: &str, exp: i64, secret: &[u8]) -> String {
-        let claims: Value =
-            json!({"iss": "edgekit", "aud": "edgekit-api", "sub": sub, "iat": NOW, "exp": exp});
+        signed(
+            json!({"iss": "edgekit", "aud": "edgekit-api", "sub": sub, "iat": NOW, "exp": exp}),
+            secret,
+        )
+    }
+
+    /// `claims` as an HS256 token of key `h1`, signed with `secret`.
+    fn signed(claims: Value, secret: &[u8]) -> String {
         Hs256
             .token(
                 &Header::empty().with_key_id("h1"),
