@@ -2088,6 +2088,75 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a stored answer carries this request's ids and trace alone, never the fill's", async () => {
+    origin.reset();
+    // An origin that echoes the request's ids and trace back (Envoy, Spring Sleuth, OpenTelemetry's traceresponse,
+    // W3C Trace Context level 2) and says what its own CDN called the request.
+    origin.handle((req, body, res) => {
+      const parent = req.headers.traceparent ?? "";
+      const traceId = parent.split("-")[1] ?? "none";
+      res.writeHead(200, {
+        "content-type": "text/plain",
+        "x-request-id": req.headers["x-request-id"],
+        traceparent: parent,
+        traceresponse: `00-${traceId}-00f067aa0ba902b7-01`,
+        tracestate: `origin=${traceId}`,
+        "x-trace-id": traceId,
+        "x-amzn-trace-id": `Root=1-${traceId.slice(0, 8)}-${traceId.slice(8)}`,
+        "cf-ray": "8f1c2d3e4a5b6c7d-LHR",
+        "server-timing": `db;dur=12, traceparent;desc="${parent}"`,
+      });
+      res.end(`made for ${traceId}`);
+    });
+    const path = `/gw/cached?ids=${Date.now()}`;
+    const fillTrace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const fill = await worker.fetch(path, { headers: { "x-request-id": "fill-request-1", traceparent: `00-${fillTrace}-00f067aa0ba902b7-01` } });
+    assert.equal(await fill.text(), `made for ${fillTrace}`);
+    assert.equal(fill.headers.get("x-cache"), "MISS");
+    const hitTrace = "0af7651916cd43dd8448eb211c80319c";
+    const hit = await worker.fetch(path, { headers: { "x-request-id": "hit-request-2", traceparent: `00-${hitTrace}-b7ad6b7169203331-01` } });
+    assert.equal(hit.headers.get("x-cache"), "HIT");
+    await hit.arrayBuffer();
+    assert.equal(hit.headers.get("x-request-id"), "hit-request-2");
+    assert.equal(hit.headers.get("x-trace-id"), hitTrace);
+    assert.match(hit.headers.get("traceparent"), new RegExp(`^00-${hitTrace}-`));
+    for (const [name, value] of hit.headers) {
+      assert.ok(!value.includes(fillTrace), `${name}: ${value} names the fill's trace`);
+      assert.ok(!value.includes(fillTrace.slice(8)), `${name}: ${value} names the fill's trace`);
+      assert.ok(!value.includes("fill-request-1"), `${name}: ${value} names the fill's request`);
+    }
+    for (const name of ["tracestate", "traceresponse", "x-amzn-trace-id", "cf-ray"]) {
+      assert.equal(hit.headers.get(name), null, `${name} was the fill's`);
+    }
+    assert.match(hit.headers.get("server-timing"), /^edge;dur=\d+;desc="gateway"$/, "its own timing alone");
+
+    // A request that joins a fill under way is handed its answer: not the fill's ids and trace either. (The fill's
+    // answer waits until the other request waits on it.)
+    const joinedPath = `/gw/cached?ids-joined=${Date.now()}`;
+    origin.handle(async (req, body, res) => {
+      await untilWaiting(worker, 1);
+      const parent = req.headers.traceparent ?? "";
+      res.writeHead(200, { "content-type": "text/plain", traceresponse: parent, tracestate: `origin=${parent.split("-")[1]}`, "x-request-id": req.headers["x-request-id"], "server-timing": `db;dur=12, trace;desc="${parent}"` });
+      res.end("shared");
+    });
+    const leadTrace = "11111111111111111111111111111111";
+    const lead = worker.fetch(joinedPath, { headers: { "x-request-id": "lead-request", traceparent: `00-${leadTrace}-00f067aa0ba902b7-01` } });
+    await until(() => origin.requests.some((r) => r.url.includes("ids-joined=")));
+    const joinedTrace = "22222222222222222222222222222222";
+    const joined = await worker.fetch(joinedPath, { headers: { "x-request-id": "joined-request", traceparent: `00-${joinedTrace}-00f067aa0ba902b7-01` } });
+    const led = await lead;
+    assert.equal(await joined.text(), "shared");
+    assert.equal(await led.text(), "shared");
+    assert.equal(joined.headers.get("x-cache"), "MISS");
+    assert.equal(origin.requests.filter((r) => r.url.includes("ids-joined=")).length, 1, "one fill for both");
+    for (const [name, value] of joined.headers) {
+      assert.ok(!value.includes(leadTrace.slice(8)) && !value.includes("lead-request"), `${name}: ${value} was the lead's`);
+    }
+    assert.equal(joined.headers.get("x-request-id"), "joined-request");
+    assert.match(led.headers.get("traceresponse") ?? "", new RegExp(leadTrace), "the lead's own exchange keeps what its origin said");
+    origin.reset();
+  });
+
   test("an answer whose status comes from the fill's own headers does not turn the cache off for the key", async () => {
     origin.reset();
     // A CORS filter answering 403 to an origin it does not know (Spring's), a bot filter to an odd User-Agent.

@@ -22,7 +22,7 @@ use super::cache::{
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
     forward_request_header, forward_response_header, forwarded_for, head_keeps_origin_length,
-    runtime_may_code, tailors_answer, without_cookies, LocationMap, SHARED_FILL,
+    per_exchange, runtime_may_code, tailors_answer, without_cookies, LocationMap, SHARED_FILL,
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
@@ -1594,6 +1594,30 @@ impl OwnRequest<'_> {
     }
 }
 
+/// How a cached route's answer came to this request: what its `x-cache` says, and whether the origin's
+/// per-exchange headers (`headers::per_exchange`: its ids, trace and timing echoed back) are this request's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Served {
+    /// The origin's answer to this request's own fill (`MISS`).
+    Led,
+    /// The answer to a fill another request led, still under way when this one came (`MISS`).
+    Joined,
+    /// A stored copy, or a fill complete when this request came (`HIT`).
+    Hit,
+    /// A stored copy past its TTL (`STALE`).
+    Stale,
+}
+
+impl Served {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Led | Self::Joined => "MISS",
+            Self::Hit => "HIT",
+            Self::Stale => "STALE",
+        }
+    }
+}
+
 /// Everything needed to fetch and store one cacheable response, owned so it can outlive the request
 /// (background refresh, coalesced waiters).
 #[derive(Clone)]
@@ -1769,12 +1793,12 @@ fn fill_budget_ms(spec: &Spec) -> u64 {
 /// waiter may have taken over: one takes over, the others wait for it); one that overran every attempt's timeout,
 /// or was handed an answer meant for the lead alone (`shareable`), fetches itself. With the outcome, its `x-cache`
 /// state: `HIT` for a stored answer that was complete when this request came (its Cache API write still under
-/// way), `MISS` otherwise.
+/// way), `MISS` otherwise — this request's own fill, or one it joined.
 async fn coalesced_fetch(
     ctx: Option<&worker::Context>,
     spec: &Spec,
     policy: &CachePolicy,
-) -> (Outcome, &'static str) {
+) -> (Outcome, Served) {
     // Every attempt's wait for headers, then the body's time to arrive whole, and a second of slack.
     // A lead taken over by another waiter gets the budget afresh, within twice it in all.
     let budget_ms = coalesce::hold_ms(fill_budget_ms(spec));
@@ -1783,7 +1807,7 @@ async fn coalesced_fetch(
     // The key's digest, taken once: the isolate's maps (passes, writes, fills in progress) hold keys by it.
     let id = KeyId::of(&spec.key);
     if ctx.is_some() && passing(&id, first) {
-        return (Err(Failure::Passed), "MISS");
+        return (Err(Failure::Passed), Served::Led);
     }
     let claimed = id.memory_key();
     // The last write to the key made before this request came: a fill asked before it is not this request's answer.
@@ -1810,7 +1834,7 @@ async fn coalesced_fetch(
         match coalesce::wait(&IN_FLIGHT, &claimed, &slot, Some(left)).await {
             // A personal answer (its fetcher passed the key): this request asks as its own too.
             Some(Ok(fetched)) if fetched.fill_answer == FillAnswer::Personal && ctx.is_some() => {
-                return (Err(Failure::Passed), "MISS")
+                return (Err(Failure::Passed), Served::Led)
             }
             Some(Ok(fetched)) if !shareable(&fetched) => break,
             // Asked of the origin before a purge this isolate made or read, or before a write to its URL (a request
@@ -1825,8 +1849,8 @@ async fn coalesced_fetch(
             {
                 superseded = Some(slot);
             }
-            Some(Ok(fetched)) if complete && fetched.storable => return (Ok(fetched), "HIT"),
-            Some(outcome) => return (outcome, "MISS"),
+            Some(Ok(fetched)) if complete && fetched.storable => return (Ok(fetched), Served::Hit),
+            Some(outcome) => return (outcome, Served::Joined),
             None => {}
         }
     }
@@ -1840,7 +1864,7 @@ async fn coalesced_fetch(
     // request arriving meanwhile takes this answer too instead of asking the origin again.
     lead.publish_at(outcome.clone(), respond::now_ms(), STORE_LIMIT_MS);
     let Ok(fetched) = &outcome else {
-        return (outcome, "MISS");
+        return (outcome, Served::Led);
     };
     // Shared with the waiters, but not stored where the policy keeps it for no time (`negative_ttl` 0).
     if fetched.storable && policy.stores(fetched.status) {
@@ -1899,7 +1923,7 @@ async fn coalesced_fetch(
             None => storing.await,
         }
     }
-    (outcome, "MISS")
+    (outcome, Served::Led)
 }
 
 /// Fetches the answer of one fill: held whole when it is small and quick enough, and marked storable when it is
@@ -2033,7 +2057,14 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
 }
 
 async fn store(key: &str, fetched: &Fetched, meta: &StoredMeta) -> worker::Result<()> {
-    let headers = header_list::build(&fetched.headers);
+    // The fill's own ids, trace and timing are not the representation's: never stored (`per_exchange`).
+    let kept: Vec<(String, String)> = fetched
+        .headers
+        .iter()
+        .filter(|(k, _)| !per_exchange(k))
+        .cloned()
+        .collect();
+    let headers = header_list::build(&kept);
     headers.set(StoredMeta::HEADER, &meta.encode())?;
     let (status, kept) = StoredMeta::stored_status(fetched.status);
     if let Some(kept) = kept {
@@ -2057,7 +2088,7 @@ fn client_response(
     body: ResponseBody,
     policy: &CachePolicy,
     tags: &[String],
-    state: &str,
+    served: Served,
     asked: &Asked,
 ) -> Response {
     let status = if not_modified(
@@ -2080,8 +2111,10 @@ fn client_response(
     // The caching a CDN in front is told is the policy's alone: the origin's `CDN-Cache-Control` (and Cloudflare's
     // own), which such a CDN heeds over `Cache-Control` and `Surrogate-Control` (RFC 9213 §2.1), would have it keep
     // a per-user answer under its URL, or a shared one past a purge here (entries stored by earlier builds kept them).
-    // The origin's own `Server-Timing` timed the fill's request: a stored copy served later does not repeat it.
-    let fresh_from_origin = state == "MISS";
+    // The origin's ids, trace and timing echoed back (`per_exchange`: its `Server-Timing` timed the fill's request)
+    // are the fill's alone: a stored copy, or a waiter handed another request's fill, does not repeat them (the
+    // gateway sets this request's own ids and trace on every answer).
+    let own_exchange = served == Served::Led;
     let out = header_list::build(headers.iter().filter(|(k, _)| {
         k != StoredMeta::HEADER
             && k != StoredMeta::STATUS_HEADER
@@ -2092,7 +2125,7 @@ fn client_response(
             // CDN's on the fill: beside the gateway's `x-cache` it misleads (`HIT` on a STALE answer or a 304).
             && k != "cf-cache-status"
             && (k != "content-length" || head_length)
-            && (k != "server-timing" || fresh_from_origin)
+            && (own_exchange || !per_exchange(k))
     }));
     let (cache_control, surrogate_control) = policy.client_headers(status);
     let _ = out.set("cache-control", &cache_control);
@@ -2107,7 +2140,7 @@ fn client_response(
     // it to a client that cannot read gzip (RFC 9110 §12.5.5; a 304 says it too, §15.4.5). By `Origin` too: entries
     // are kept per requesting site (`cache::cache_key`), and a CDN in front must not hand one site's grant to another.
     let _ = out.set("vary", "Accept-Encoding, Origin");
-    let _ = out.set("x-cache", state);
+    let _ = out.set("x-cache", served.label());
     let body = if asked.head || null_body(status) {
         ResponseBody::Empty
     } else {
@@ -2126,9 +2159,9 @@ fn with_age(response: Response, fetched_at_ms: u64) -> Response {
     respond::with_header(response, "age", &age.to_string())
 }
 
-fn fetched_response(f: &Fetched, policy: &CachePolicy, state: &str, asked: &Asked) -> Response {
-    let response = fetched_answer(f, policy, state, asked);
-    if state == "HIT" {
+fn fetched_response(f: &Fetched, policy: &CachePolicy, served: Served, asked: &Asked) -> Response {
+    let response = fetched_answer(f, policy, served, asked);
+    if served == Served::Hit {
         return with_age(response, f.requested_at);
     }
     // A miss says how long the origin took to answer the fill, as an uncached request does (the edge's own time is
@@ -2140,12 +2173,23 @@ fn fetched_response(f: &Fetched, policy: &CachePolicy, state: &str, asked: &Aske
     )
 }
 
-fn fetched_answer(f: &Fetched, policy: &CachePolicy, state: &str, asked: &Asked) -> Response {
+fn fetched_answer(f: &Fetched, policy: &CachePolicy, served: Served, asked: &Asked) -> Response {
     if !f.storable {
         // Not stored: the origin's answer as it came, without the policy's caching headers or tags; a body of
-        // unknown length that streams goes out uncompressed, each chunk flushed (as `pass_through` does).
-        let headers = header_list::build(&f.headers);
-        let _ = headers.set("x-cache", state);
+        // unknown length that streams goes out uncompressed, each chunk flushed (as `pass_through` does). An origin
+        // error handed to a waiter (`shareable`) leaves the fill's ids and trace out (`per_exchange`).
+        let headers = if served == Served::Led {
+            header_list::build(&f.headers)
+        } else {
+            let theirs: Vec<(String, String)> = f
+                .headers
+                .iter()
+                .filter(|(k, _)| !per_exchange(k))
+                .cloned()
+                .collect();
+            header_list::build(&theirs)
+        };
+        let _ = headers.set("x-cache", served.label());
         // A GET's body the runtime may code has another length than this one (RFC 9110 §8.6), as in
         // `client_response`.
         if asked.head
@@ -2175,7 +2219,7 @@ fn fetched_answer(f: &Fetched, policy: &CachePolicy, state: &str, asked: &Asked)
     } else {
         f.body.for_response()
     };
-    client_response(f.status, &f.headers, body, policy, &f.tags, state, asked)
+    client_response(f.status, &f.headers, body, policy, &f.tags, served, asked)
 }
 
 /// Whether a fetched answer counts as an origin error for stale-if-error.
@@ -2193,12 +2237,12 @@ async fn answer_fetched(
     f: &Fetched,
     spec: &Spec,
     policy: &CachePolicy,
-    state: &str,
+    served: Served,
     asked: &Asked,
     own: &OwnRequest<'_>,
 ) -> ApiResult<Response> {
     if f.fill_answer == FillAnswer::Anyone || !own.tailored() {
-        return Ok(fetched_response(f, policy, state, asked));
+        return Ok(fetched_response(f, policy, served, asked));
     }
     f.body.discard();
     own_answer(spec, asked, own).await
@@ -2266,15 +2310,15 @@ async fn cached(
         None => None,
     };
     let Some((response, meta)) = entry else {
-        let (outcome, state) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
+        let (outcome, served) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
         return match outcome {
-            Ok(f) => answer_fetched(&f, &spec, &policy, state, &asked, &own).await,
+            Ok(f) => answer_fetched(&f, &spec, &policy, served, &asked, &own).await,
             Err(Failure::Passed) => own_answer(&spec, &asked, &own).await,
             Err(failure) => Err(failure.into_error()),
         };
     };
     let freshness = meta.freshness(now);
-    let serve_stored = |response: Response, state: &str| {
+    let serve_stored = |response: Response, served: Served| {
         let kept = response
             .headers()
             .get(StoredMeta::STATUS_HEADER)
@@ -2283,24 +2327,24 @@ async fn cached(
         let status = StoredMeta::served_status(response.status_code(), kept.as_deref());
         let headers = header_list::read(response.headers());
         let (_, body) = response.into_parts();
-        let mut served =
-            client_response(status, &headers, body, &policy, &meta.tags, state, &asked);
+        let mut answer =
+            client_response(status, &headers, body, &policy, &meta.tags, served, &asked);
         // Fresh past the policy's TTL (its TTL jittered up): told its own lifetime, so its `Age` stays below it.
-        if state == "HIT" {
+        if served == Served::Hit {
             let age_ms = respond::now_ms().saturating_sub(meta.stored_at_ms);
             for name in ["cache-control", "surrogate-control"] {
-                let said = served.headers().get(name).ok().flatten();
+                let said = answer.headers().get(name).ok().flatten();
                 if let Some(told) = said.and_then(|v| {
                     stretched_lifetime(&v, policy.ttl_for(status), meta.ttl_ms, age_ms)
                 }) {
-                    served = respond::with_header(served, name, &told);
+                    answer = respond::with_header(answer, name, &told);
                 }
             }
         }
-        with_age(served, meta.stored_at_ms)
+        with_age(answer, meta.stored_at_ms)
     };
     match freshness {
-        Freshness::Fresh => Ok(serve_stored(response, "HIT")),
+        Freshness::Fresh => Ok(serve_stored(response, Served::Hit)),
         Freshness::StaleRevalidate => {
             let (spec, policy) = (spec.clone(), policy.clone());
             call.ctx.wait_until(async move {
@@ -2312,10 +2356,10 @@ async fn cached(
                     }
                 }
             });
-            Ok(serve_stored(response, "STALE"))
+            Ok(serve_stored(response, Served::Stale))
         }
         Freshness::StaleIfError => {
-            let (outcome, state) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
+            let (outcome, served) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
             if let Ok(fetched) = &outcome {
                 if takes_down(fetched, &policy) {
                     let spec = spec.clone();
@@ -2328,10 +2372,10 @@ async fn cached(
                 if let Ok(fetched) = &outcome {
                     fetched.body.discard();
                 }
-                return Ok(serve_stored(response, "STALE"));
+                return Ok(serve_stored(response, Served::Stale));
             }
             let answer = match outcome {
-                Ok(f) => answer_fetched(&f, &spec, &policy, state, &asked, &own).await,
+                Ok(f) => answer_fetched(&f, &spec, &policy, served, &asked, &own).await,
                 Err(Failure::Passed) => own_answer(&spec, &asked, &own).await,
                 Err(failure) => Err(failure.into_error()),
             };
@@ -2341,12 +2385,12 @@ async fn cached(
                 Err(e) => matches!(e.status(), 502 | 504),
             };
             if failed && meta.freshness(respond::now_ms()) != Freshness::Expired {
-                return Ok(serve_stored(response, "STALE"));
+                return Ok(serve_stored(response, Served::Stale));
             }
             answer
         }
         Freshness::Expired => match coalesced_fetch(Some(&call.ctx), &spec, &policy).await {
-            (Ok(f), state) => answer_fetched(&f, &spec, &policy, state, &asked, &own).await,
+            (Ok(f), served) => answer_fetched(&f, &spec, &policy, served, &asked, &own).await,
             (Err(Failure::Passed), _) => own_answer(&spec, &asked, &own).await,
             (Err(failure), _) => Err(failure.into_error()),
         },

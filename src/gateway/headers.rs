@@ -175,6 +175,34 @@ const PER_REQUESTER: &[&str] = &[
     "range",
 ];
 
+/// Response headers that belong to one exchange with the origin — the request's ids and trace echoed back (W3C
+/// `traceparent`, `tracestate`, `traceresponse`, `baggage`; `X-Request-Id`, `X-Correlation-Id`; Zipkin's B3,
+/// Jaeger's, AWS X-Ray's, Google's, Sentry's), the origin's CDN's ray id and its `Server-Timing` — not the
+/// representation: an answer the edge cache hands to other requesters (a stored copy, a fill another request led)
+/// carries none of them. A HIT said the trace id of whichever request filled the key, beside its own. `Date` is the
+/// representation's (a stored copy keeps it, as RFC 9111 §4 has caches do, with the `Age` counted since); a
+/// `Set-Cookie` never reaches a stored copy at all (`cache::storable`).
+pub fn per_exchange(name: &str) -> bool {
+    matches!(
+        name,
+        "traceparent"
+            | "tracestate"
+            | "traceresponse"
+            | "baggage"
+            | "x-request-id"
+            | "request-id"
+            | "x-correlation-id"
+            | "x-trace-id"
+            | "b3"
+            | "uber-trace-id"
+            | "x-amzn-trace-id"
+            | "x-cloud-trace-context"
+            | "sentry-trace"
+            | "cf-ray"
+            | "server-timing"
+    ) || name.starts_with("x-b3-")
+}
+
 /// Request headers a CORS preflight takes to the origin: what the browser asks and the gateway's forwarding and
 /// trace headers — never a cookie, credentials or a body (a browser sends none; one sent by hand gets none through).
 pub fn forward_on_preflight(name: &str) -> bool {
