@@ -62,12 +62,8 @@ pub struct Lead<T: 'static> {
 }
 
 impl<T: Clone + 'static> Lead<T> {
-    /// Claims `key` (replacing a claim whose waiters gave up on it, or that lapsed) until it is released.
-    pub fn claim(in_flight: &'static LocalKey<InFlight<T>>, key: &str) -> Self {
-        Self::claim_at(in_flight, key, 0, u64::MAX)
-    }
-
-    /// Claims `key` at `now_ms` for at most `hold_ms`: past it the claim lapses even if this lead is never dropped
+    /// Claims `key` (replacing a claim whose waiters gave up on it, or that lapsed) at `now_ms` for at most
+    /// `hold_ms`: past it the claim lapses even if this lead is never dropped
     /// (its request cancelled and its future abandoned), and the next request for the key takes the lead.
     pub fn claim_at(
         in_flight: &'static LocalKey<InFlight<T>>,
@@ -341,16 +337,19 @@ mod tests {
     }
 
     #[test]
-    fn publishing_dates_the_claim_afresh_and_a_plain_claim_never_lapses() {
+    fn publishing_dates_the_claim_afresh_and_dropping_releases_it() {
         let lead = Lead::<u32>::claim_at(&WORK, "p", 0, 10_000);
         lead.publish_at(7, 9_000, 5_000);
         let slot = in_progress_at(&WORK, "p", 13_999).expect("held while its outcome is stored");
         assert_eq!(*slot.borrow(), Some(7));
         assert!(in_progress_at(&WORK, "p", 14_000).is_none());
         drop(lead);
-        let plain = Lead::<u32>::claim(&WORK, "q");
-        assert!(in_progress_at(&WORK, "q", u64::MAX - 1).is_some());
-        drop(plain);
-        assert!(in_progress_at(&WORK, "q", 0).is_none());
+        let held = Lead::<u32>::claim_at(&WORK, "q", 0, 10_000);
+        assert!(in_progress_at(&WORK, "q", 9_999).is_some());
+        drop(held);
+        assert!(
+            in_progress_at(&WORK, "q", 0).is_none(),
+            "released before its deadline"
+        );
     }
 }

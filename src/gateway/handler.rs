@@ -26,7 +26,7 @@ use super::headers::{
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
-use super::key_set::{KeySetMemory, Lookup};
+use super::key_set::{KeySetMemory, Lookup, REFRESH_STALE_MS};
 use super::request_url::{normalise_path, RequestUrl};
 use super::routes::{is_retryable_method, AuthPolicy, Matched, Route};
 use super::token_cache::{Recall, VerifiedTokens};
@@ -859,9 +859,17 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
             }
         }
     };
+    // Lapses as the key set's memory stops waiting for the read (`REFRESH_STALE_MS` from its start, and the slack
+    // of every claim), as the cache's, images' and render's claims lapse: a read whose request was cancelled, its
+    // future never dropped, holds no one past it.
     let read = JwksRead {
         read,
-        lead: Lead::claim(&JWKS_READS, JWKS_READ),
+        lead: Lead::claim_at(
+            &JWKS_READS,
+            JWKS_READ,
+            now,
+            coalesce::hold_ms(REFRESH_STALE_MS),
+        ),
     };
     let outcome = read_and_keep(call, read.read, now).await;
     read.lead.publish(outcome.clone());
