@@ -2160,17 +2160,16 @@ fn client_response(
         .body(body)
 }
 
-/// `response` with the `Age` of an answer fetched at `fetched_at_ms`: a stored copy (or a fill still being written)
-/// says how old it is, so a browser or a CDN in front counts the policy's max-age from its fetch.
-fn with_age(response: Response, fetched_at_ms: u64) -> Response {
-    let age = respond::now_ms().saturating_sub(fetched_at_ms) / 1000;
-    respond::with_header(response, "age", &age.to_string())
+/// `response` with the `Age` of an answer `age_ms` old: a stored copy (or a fill still being written) says how old
+/// it is, so a browser or a CDN in front counts the policy's max-age from its fetch.
+fn with_age(response: Response, age_ms: u64) -> Response {
+    respond::with_header(response, "age", &(age_ms / 1000).to_string())
 }
 
 fn fetched_response(f: &Fetched, policy: &CachePolicy, served: Served, asked: &Asked) -> Response {
     let response = fetched_answer(f, policy, served, asked);
     if served == Served::Hit {
-        return with_age(response, f.requested_at);
+        return with_age(response, respond::now_ms().saturating_sub(f.requested_at));
     }
     // A miss says how long the origin took to answer the fill, as an uncached request does (the edge's own time is
     // appended beside it).
@@ -2326,7 +2325,16 @@ async fn cached(
         };
     };
     let freshness = meta.freshness(now);
+    // A stored copy's age, read once per answer: the lifetime it is told and the `Age` it says are of one instant.
+    // A HIT is as old as when it was found fresh (`now`): read again after the purge marks' KV read, a copy found
+    // fresh just before its own TTL ended said an `Age` past the `max-age` its freshness had chosen. A STALE one is
+    // as old as when it is served (stale-if-error answers after the origin failed).
     let serve_stored = |response: Response, served: Served| {
+        let age_ms = match served {
+            Served::Hit => now,
+            _ => respond::now_ms(),
+        }
+        .saturating_sub(meta.stored_at_ms);
         let kept = response
             .headers()
             .get(StoredMeta::STATUS_HEADER)
@@ -2339,7 +2347,6 @@ async fn cached(
             client_response(status, &headers, body, &policy, &meta.tags, served, &asked);
         // Fresh past the policy's TTL (its TTL jittered up): told its own lifetime, so its `Age` stays below it.
         if served == Served::Hit {
-            let age_ms = respond::now_ms().saturating_sub(meta.stored_at_ms);
             for name in ["cache-control", "surrogate-control"] {
                 let said = answer.headers().get(name).ok().flatten();
                 if let Some(told) = said.and_then(|v| {
@@ -2349,7 +2356,7 @@ async fn cached(
                 }
             }
         }
-        with_age(answer, meta.stored_at_ms)
+        with_age(answer, age_ms)
     };
     match freshness {
         Freshness::Fresh => Ok(serve_stored(response, Served::Hit)),
