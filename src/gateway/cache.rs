@@ -1657,11 +1657,15 @@ mod tests {
             None,
             "past its own TTL it is stale"
         );
-        assert_eq!(
-            stretched_lifetime(cc, 60, 54_000, 55_000),
-            None,
-            "jittered down"
-        );
+        // A copy jittered down is told the policy's lifetime as written, at every age (README, Known limits: it is
+        // fresh by the policy until then; only the edge refreshes it earlier).
+        for age_ms in [0, 30_000, 53_999, 54_000, 55_000, 90_000] {
+            assert_eq!(
+                stretched_lifetime(cc, 60, 54_000, age_ms),
+                None,
+                "jittered down, at {age_ms}"
+            );
+        }
         // Whatever the jitter, the Age a fresh copy is served with (whole seconds, rounded down) stays below the
         // max-age it is told.
         for random in [[0, 0], [0x80, 0], [0xff, 0xff], [0x12, 0xc4]] {
