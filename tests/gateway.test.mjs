@@ -2236,6 +2236,18 @@ describe("edge cache", () => {
     assert.equal(changed.status, 200);
     assert.equal((await changed.arrayBuffer()).byteLength, 1000);
     assert.equal(origin.requests.length, 2, "one range request, one fill");
+    // A range of a key already stored goes to the origin too, and its 206 neither replaces nor removes the copy.
+    const later = await worker.fetch(path, { headers: { range: "bytes=10-19" } });
+    assert.equal(later.status, 206);
+    assert.equal(later.headers.get("content-range"), "bytes 10-19/1000");
+    assert.equal((await later.arrayBuffer()).byteLength, 10);
+    assert.equal(origin.requests.length, 3);
+    assert.equal(origin.requests.at(-1).headers.range, "bytes=10-19");
+    const whole = await worker.fetch(path);
+    assert.equal(whole.status, 200);
+    assert.equal(whole.headers.get("x-cache"), "HIT");
+    assert.equal((await whole.arrayBuffer()).byteLength, 1000);
+    assert.equal(origin.requests.length, 3, "the stored copy served");
     origin.reset();
   });
 
