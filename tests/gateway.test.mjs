@@ -2251,6 +2251,21 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a client's no-cache (a browser's reload) is served from the cache, as documented", async () => {
+    origin.reset();
+    let n = 0;
+    origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end(`copy ${++n}`));
+    const path = `/gw/cached?reload=${Date.now()}`;
+    assert.equal(await (await worker.fetch(path)).text(), "copy 1");
+    for (const headers of [{ "cache-control": "no-cache", pragma: "no-cache" }, { "cache-control": "max-age=0" }]) {
+      const again = await worker.fetch(path, { headers });
+      assert.equal(again.headers.get("x-cache"), "HIT");
+      assert.equal(await again.text(), "copy 1");
+    }
+    assert.equal(n, 1, "one origin request");
+    origin.reset();
+  });
+
   test("an origin's ETag without quotes is matched as it was sent: revalidations are answered 304", async () => {
     origin.reset();
     origin.handle((req, body, res) => {
