@@ -789,6 +789,8 @@ describe("rooms", () => {
     const directives = new Map(csp.split(";").map((d) => d.trim().split(/\s+/)).map(([k, ...v]) => [k, v]));
     assert.deepEqual(directives.get("default-src"), ["'none'"], csp);
     assert.deepEqual(directives.get("script-src"), ["'self'"], csp);
+    // Its icon is the empty data: URL its <link rel=icon> names: a browser asks for no /favicon.ico under 'none'.
+    assert.deepEqual(directives.get("img-src"), ["data:"], csp);
     // 'self' covers the page's own ws:/wss: in CSP Level 3 only: Safari before 15.4 (and Chrome before 71) refused
     // the room's WebSocket under it, and the page then never synced. Its socket's origin is named as well.
     assert.deepEqual(directives.get("connect-src"), ["'self'", `ws://${w.url.host}`], csp);
@@ -800,6 +802,7 @@ describe("rooms", () => {
     assert.ok(html.includes(`<style nonce="${nonce.slice(7, -1)}">`), "the inline style carries the nonce");
     assert.equal((html.match(/<style/g) ?? []).length, 1, "one inline style");
     assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)/, "no inline script");
+    assert.match(html, /<link rel="icon" href="data:,">/, "an icon the policy allows");
     assert.notEqual(two.headers.get("content-security-policy"), csp, "a fresh nonce per response");
     await two.text();
   });
