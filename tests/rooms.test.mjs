@@ -101,6 +101,22 @@ function refusedWith(url) {
   });
 }
 
+/** The status a WebSocket handshake is answered with: 101 (the socket is then closed at once), or the refusal's. */
+function joinStatus(url) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.on("unexpected-response", (_req, res) => {
+      resolve(res.statusCode);
+      ws.terminate();
+    });
+    ws.on("open", () => {
+      ws.terminate();
+      resolve(101);
+    });
+    ws.on("error", reject);
+  });
+}
+
 /** The answer to a GET with `headers` sent as they are (the `ws` client always sends a complete handshake). */
 function rawAnswer(w, path, headers) {
   return new Promise((resolve, reject) => {
@@ -1673,8 +1689,10 @@ test("the presence a room sends on joining is paid from the member's reply budge
     for (let i = 0; i < 12 && !refused; i++) {
       const t = await ticket(w, room, "rejoiner");
       const ws = new WebSocket(wsUrl(t));
+      let retryAfter;
       const outcome = await new Promise((resolve, reject) => {
         ws.on("unexpected-response", (_req, res) => {
+          retryAfter = Number(res.headers["retry-after"]);
           resolve(res.statusCode);
           ws.terminate();
         });
@@ -1688,13 +1706,24 @@ test("the presence a room sends on joining is paid from the member's reply budge
         ws.on("error", reject);
       });
       if (outcome === 101) joined++;
-      else refused = { status: outcome, ticket: t };
+      else refused = { status: outcome, ticket: t, retryAfter };
     }
     assert.ok(refused, `${joined} joins were each sent ~900 KB of presence without paying for it`);
     assert.equal(refused.status, 429);
     assert.ok(joined >= 4 && joined <= 6, `joined ${joined} times before the refusal: the 4 MiB budget buys ~5`);
-    // The refused ticket was not spent: it is refused the same way again, not 401 as a used one would be.
-    assert.equal(await refusedWith(wsUrl(refused.ticket)), 429, "the ticket is kept for when the budget allows");
+    // It says when the debt is paid: less than one join's presence (~900 KB) at 64 KiB/s, in whole seconds.
+    assert.ok(refused.retryAfter >= 1 && refused.retryAfter <= Math.ceil(1024 ** 2 / 65_536), `Retry-After: ${refused.retryAfter}`);
+    // The refused ticket was not spent: it admits its holder once the debt is paid — refused 429 until then, never
+    // 401 as a used one would be (however long the handshakes take, the debt cannot outlast its Retry-After).
+    const deadline = Date.now() + (refused.retryAfter + 5) * 1000;
+    await until(
+      async () => {
+        const status = await joinStatus(wsUrl(refused.ticket));
+        assert.ok(status === 429 || status === 101, `the kept ticket was answered ${status}`);
+        return status === 101;
+      },
+      { ms: deadline - Date.now(), every: 250, what: "the kept ticket admitted once the debt was paid" },
+    );
     // Another member's budget is their own.
     const other = await rawSocket(w, room, "someone-else");
     assert.equal(other.closed, null);
@@ -1702,5 +1731,61 @@ test("the presence a room sends on joining is paid from the member's reply budge
     holders.forEach((s) => s.ws.close());
   } finally {
     await w.stop();
+  }
+});
+
+test("a member's reply debt outlives the room's memory: after the object restarts, a join in debt is still refused 429 with its Retry-After, the ticket unspent", async () => {
+  // The budgets lived in the object's memory: a room that hibernated (~10 s without an event) or was evicted started
+  // every member's again, so waiting 10 s bought a fresh 4 MiB instead of 640 KB. A restart of the Worker over the
+  // same storage forgets the object's memory as hibernation does.
+  const stateDir = mkdtempSync(join(tmpdir(), "edgekit-rooms-"));
+  cpSync(migratedTemplate(), stateDir, { recursive: true });
+  const vars = { ...VARS, ROOMS_MAX_MESSAGE_BYTES: 1024 * 1024, ROOMS_MAX_DOCUMENT_BYTES: 1_900_000 };
+  const room = "debt-restart";
+  const wsUrl = (w, t) => w.url.href.replace(/^http/, "ws") + `rooms/${room}/ws?ticket=${t}`;
+  const steps2 = (s) => s.frames.filter((f) => f[0] === 0 && f[1] === 1);
+  let w = await startWorker({ vars, stateDir });
+  let kept;
+  let before;
+  try {
+    // A document of ~1.8 MB, in two updates.
+    const writer = await rawSocket(w, room, "writer");
+    const local = new Y.Doc();
+    local.on("update", (u) => writer.ws.send(syncUpdate(u)));
+    for (let i = 0; i < 2; i++) local.getText("text").insert(0, "d".repeat(900_000));
+    writer.ws.send(Buffer.from([0, 0, 1, 0]));
+    await until(() => steps2(writer).some((f) => f.length > 1_800_000), { ms: 20_000, what: "the room holds 1.8 MB" });
+    writer.ws.close();
+    // Whole-document sync requests: the third takes the 4 MiB budget ~1.2 MB into debt (~18 s at 64 KiB/s), the
+    // fourth is refused.
+    const looper = await rawSocket(w, room, "looper");
+    for (let i = 0; i < 4; i++) looper.ws.send(Buffer.from([0, 0, 1, 0]));
+    await until(() => looper.closed, { ms: 20_000, what: "the looping socket closed" });
+    assert.equal(looper.closed.code, 1008, looper.closed.reason);
+    assert.equal(steps2(looper).length, 3, "three whole documents sent");
+    kept = await ticket(w, room, "looper");
+    assert.equal(await refusedWith(wsUrl(w, kept)), 429, "a join in debt");
+    before = Number(refusedWith.headers["retry-after"]);
+    assert.ok(before >= 10 && before <= 20, `Retry-After ${before}: ~1.2 MB of debt at 64 KiB/s`);
+  } finally {
+    await w.stop();
+  }
+  const stopped = Date.now();
+  w = await startWorker({ vars, stateDir });
+  try {
+    // The debt (~18 s) outlasts a restart (a second or two) by far; forgotten, the join was admitted.
+    const status = await joinStatus(wsUrl(w, kept));
+    const elapsed = (Date.now() - stopped) / 1000;
+    assert.equal(status, 429, `admitted ${elapsed} s after the restart began: the debt (${before} s) was forgotten`);
+    assert.equal(await refusedWith(wsUrl(w, kept)), 429, "and still refused: the ticket is unspent");
+    const again = Number(refusedWith.headers["retry-after"]);
+    assert.ok(again >= 1 && again <= before, `Retry-After ${again} after the restart, ${before} before it`);
+    // Another member's budget is their own.
+    const other = await rawSocket(w, room, "someone-else");
+    assert.equal(other.closed, null);
+    other.ws.close();
+  } finally {
+    await w.stop();
+    rmSync(stateDir, { recursive: true, force: true });
   }
 });

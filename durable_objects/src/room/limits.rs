@@ -52,6 +52,36 @@ impl TokenBucket {
         self.tokens >= f64::from(burst)
     }
 
+    /// A bucket at `now_ms` that will be full again at `full_at_ms` (see [`TokenBucket::full_at_ms`]): in debt when
+    /// that is further away than a whole burst refills. A `full_at_ms` already passed gives a full bucket.
+    pub fn until_full(per_second: u32, burst: u32, full_at_ms: u64, now_ms: u64) -> Self {
+        let missing = full_at_ms.saturating_sub(now_ms) as f64 / 1000.0 * f64::from(per_second);
+        Self {
+            tokens: f64::from(burst) - missing,
+            last_ms: now_ms,
+        }
+    }
+
+    /// When the bucket is full again, refills alone (the whole of its state: with [`TokenBucket::until_full`] it is
+    /// what a room keeps of a member's budget across hibernation). Rounded up: a bucket rebuilt from it never holds
+    /// more than this one.
+    pub fn full_at_ms(&self, per_second: u32, burst: u32) -> u64 {
+        let missing = (f64::from(burst) - self.tokens).max(0.0);
+        self.last_ms
+            .saturating_add((missing * 1000.0 / f64::from(per_second.max(1))).ceil() as u64)
+    }
+
+    /// Milliseconds from `now_ms` until [`TokenBucket::has_any`] holds again (0 when it does now): when a request
+    /// refused for the bucket's debt may come back.
+    pub fn ms_until_any(&mut self, per_second: u32, burst: u32, now_ms: u64) -> u64 {
+        self.refill(per_second, burst, now_ms);
+        if self.tokens > 0.0 {
+            return 0;
+        }
+        // Strictly more than the debt: `has_any` asks for a token's fraction above zero.
+        (-self.tokens * 1000.0 / f64::from(per_second.max(1))).floor() as u64 + 1
+    }
+
     /// Takes a token if one is left after refilling up to `now_ms`; false means over the rate.
     pub fn take(&mut self, per_second: u32, burst: u32, now_ms: u64) -> bool {
         self.refill(per_second, burst, now_ms);
@@ -62,6 +92,30 @@ impl TokenBucket {
             false
         }
     }
+}
+
+/// How long a Durable Object with hibernatable sockets stays in memory after its last event (10 s): a bucket that is
+/// full again within this of its last spend is full by the time the object can hibernate, and needs no storing.
+pub const HIBERNATION_IDLE_MS: u64 = 10_000;
+
+/// Whether a member's bucket, full again at `full_at_ms` after a spend at `now_ms`, is to be stored (its
+/// [`TokenBucket::full_at_ms`] in the room's storage) so that it outlives the object's memory: a room that hibernated
+/// or was evicted started every member's budgets full again, and a member who waited 10 s for it (a reconnect after
+/// a failed join does) got a whole fresh burst — 4 MiB of replies every ~10 s instead of 64 KiB/s. `stored_ms` is
+/// what is stored already: a new time is written only when it is further away than that by 1/16 of a whole burst's
+/// refill (at most a 16th of the burst is given back to a member by a restart), so storing costs a write per 16th of
+/// a burst spent at most, and nothing for a bucket that refills within [`HIBERNATION_IDLE_MS`] (an honest member's,
+/// and every message bucket at the default rate).
+pub fn worth_storing(
+    full_at_ms: u64,
+    stored_ms: Option<u64>,
+    now_ms: u64,
+    per_second: u32,
+    burst: u32,
+) -> bool {
+    let slack_ms = u64::from(burst) * 1000 / u64::from(per_second.max(1)) / 16;
+    full_at_ms > now_ms.saturating_add(HIBERNATION_IDLE_MS)
+        && stored_ms.is_none_or(|stored| full_at_ms > stored.saturating_add(slack_ms))
 }
 
 /// Entries of copies of presence a socket may send beyond those the room's awareness frames to it account for: what a
@@ -208,6 +262,98 @@ mod tests {
             bucket.is_full(10, 3, 60_300),
             "full again 3 tokens at 10/s later"
         );
+    }
+
+    #[test]
+    fn a_bucket_is_rebuilt_from_when_it_is_full_again_never_fuller() {
+        // 10/s, burst 100: 2,500 spent at t=1,000 is 2,400 of debt, full again 250 s later.
+        let mut bytes = TokenBucket::full(100, 1_000);
+        bytes.spend(2_500);
+        let full_at = bytes.full_at_ms(10, 100);
+        assert_eq!(full_at, 251_000);
+        for now in [1_000, 30_000, 240_500, 250_999, 251_000, 400_000] {
+            let mut rebuilt = TokenBucket::until_full(10, 100, full_at, now);
+            let mut live = bytes;
+            assert_eq!(
+                rebuilt.has_any(10, 100, now),
+                live.has_any(10, 100, now),
+                "at {now}"
+            );
+            assert_eq!(
+                rebuilt.ms_until_any(10, 100, now),
+                live.ms_until_any(10, 100, now),
+                "at {now}"
+            );
+            assert_eq!(
+                rebuilt.is_full(10, 100, now),
+                live.is_full(10, 100, now),
+                "at {now}"
+            );
+        }
+        // A fraction of a millisecond rounds the other way: the rebuilt bucket is never the fuller one.
+        let mut odd = TokenBucket::full(3, 0);
+        odd.spend(4);
+        let full_at = odd.full_at_ms(3, 3);
+        assert_eq!(full_at, 1_334, "4 tokens at 3/s: 1,333.3 ms, rounded up");
+        let mut rebuilt = TokenBucket::until_full(3, 3, full_at, 0);
+        assert!(!rebuilt.has_any(3, 3, 333) && !odd.has_any(3, 3, 333));
+        assert!(rebuilt.tokens <= odd.tokens);
+        assert_eq!(
+            TokenBucket::until_full(3, 3, 5, 10),
+            TokenBucket::full(3, 10),
+            "a time passed: full"
+        );
+        assert_eq!(
+            TokenBucket::full(3, 7).full_at_ms(3, 3),
+            7,
+            "a full bucket is full now"
+        );
+    }
+
+    #[test]
+    fn a_bucket_is_stored_when_it_outlasts_hibernation_and_then_only_per_sixteenth_of_its_burst() {
+        // The reply budget: 4 MiB at 64 KiB/s, 64 s for a whole burst, so a 4 s step between writes.
+        let (rate, burst) = (REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST);
+        let now = 1_000_000;
+        assert!(
+            !worth_storing(now + 9_000, None, now, rate, burst),
+            "full before it can hibernate"
+        );
+        assert!(worth_storing(now + 10_001, None, now, rate, burst));
+        assert!(
+            !worth_storing(now + 14_000, Some(now + 10_001), now, rate, burst),
+            "within 4 s of what is stored"
+        );
+        assert!(worth_storing(
+            now + 14_002,
+            Some(now + 10_001),
+            now,
+            rate,
+            burst
+        ));
+        // The default message bucket (200 at 60/s) is full within 3.4 s: never stored.
+        let mut bucket = TokenBucket::full(200, now);
+        while bucket.take(60, 200, now) {}
+        assert!(!worth_storing(
+            bucket.full_at_ms(60, 200),
+            None,
+            now,
+            60,
+            200
+        ));
+    }
+
+    #[test]
+    fn a_bucket_in_debt_says_when_it_may_start_again() {
+        let mut bytes = TokenBucket::full(1_000, 0);
+        assert_eq!(bytes.ms_until_any(100, 1_000, 0), 0, "full");
+        bytes.spend(2_500);
+        let wait = bytes.ms_until_any(100, 1_000, 0);
+        assert_eq!(wait, 15_001, "1,500 of debt at 100/s, and a bit");
+        let (mut later, mut before) = (bytes, bytes); // copies
+        assert_eq!(later.ms_until_any(100, 1_000, 5_000), 10_001, "later, less");
+        assert!(!before.has_any(100, 1_000, wait - 1), "not a moment before");
+        assert!(bytes.has_any(100, 1_000, wait), "but then");
     }
 
     #[test]

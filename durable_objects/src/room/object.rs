@@ -22,7 +22,7 @@ use worker::{
 };
 
 use super::document::Snapshot;
-use super::limits::{EchoCredit, TokenBucket, REPLY_BYTES_BURST, REPLY_BYTES_PER_SECOND};
+use super::limits::{self, EchoCredit, TokenBucket, REPLY_BYTES_BURST, REPLY_BYTES_PER_SECOND};
 use super::log::{self, AcceptError, Accepted, Loaded, Outcome, Stored, UpdateStore};
 use super::presence::{self, Announced, Presence};
 use super::protocol::{
@@ -60,6 +60,13 @@ struct Inner {
     /// again. One per socket, dropped with
     /// it, gave each reconnect (a ticket's worth: 60 a minute) and each of a member's 16 sockets a fresh 4 MiB.
     replies: HashMap<String, TokenBucket>,
+    /// Whether this instance has read the budgets an earlier one stored (`room_budgets`): `buckets` and `replies` are
+    /// memory, and a room that hibernated or was evicted started every member's full again — a member who waited
+    /// ~10 s for it had a fresh 4 MiB of replies each time. Read once, on the first budget asked for.
+    budgets_read: bool,
+    /// When each member's budget, as stored, is full again (see [`limits::worth_storing`]), by user.
+    stored_rates: HashMap<String, u64>,
+    stored_replies: HashMap<String, u64>,
     /// Awareness entries this instance broadcast to every member (news, removals): what copies are counted against.
     awareness_broadcast: u64,
     /// Per socket: the copies of presence it may still send uncharged (see [`EchoCredit`]).
@@ -75,6 +82,30 @@ struct Inner {
     /// ignored. Read from the attachments once per instance (None until then), so it holds after hibernation, and
     /// kept here so the frames of members — awareness copies above all — never pay for an attachment read.
     gone: Option<Vec<WebSocket>>,
+}
+
+/// A member's budget kept across hibernation (`room_budgets.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Budget {
+    /// Messages: `RoomSettings::updates_per_second` and `update_burst`.
+    Rate,
+    /// Reply bytes: [`REPLY_BYTES_PER_SECOND`] and [`REPLY_BYTES_BURST`].
+    Reply,
+}
+
+impl Budget {
+    fn name(self) -> &'static str {
+        match self {
+            Budget::Rate => "rate",
+            Budget::Reply => "reply",
+        }
+    }
+
+    fn named(name: &str) -> Option<Self> {
+        [Budget::Rate, Budget::Reply]
+            .into_iter()
+            .find(|b| b.name() == name)
+    }
 }
 
 /// What each socket carries through hibernation (well under the 2 KiB attachment limit: a handful of ids).
@@ -288,6 +319,7 @@ impl Room {
             "CREATE TABLE IF NOT EXISTS room_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL)",
             "CREATE TABLE IF NOT EXISTS room_waiting (seq INTEGER PRIMARY KEY AUTOINCREMENT, data BLOB NOT NULL, since_ms INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS room_tickets (ticket TEXT PRIMARY KEY, user_id TEXT NOT NULL, expires_ms INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS room_budgets (user_id TEXT NOT NULL, kind TEXT NOT NULL, full_at_ms INTEGER NOT NULL, PRIMARY KEY (user_id, kind))",
         ] {
             self.sql.exec(ddl, None)?;
         }
@@ -417,13 +449,125 @@ impl Room {
     /// user's sockets in this room); false when it is empty.
     fn take_token(&self, ws: &WebSocket, settings: &RoomSettings) -> bool {
         let user = Self::attachment(ws).user;
+        let (rate, burst) = (settings.updates_per_second, settings.update_burst);
+        self.budget(Budget::Rate, &user, (rate, burst), |bucket, now| {
+            bucket.take(rate, burst, now)
+        })
+    }
+
+    /// Applies `f` to `user`'s budget of `kind` (refilled at `rate.0` a second up to `rate.1`; a new, full one if
+    /// they have none), with the time now, and stores when it is full again if it has to outlive the object's
+    /// memory ([`limits::worth_storing`]: a bucket in debt past the time the object may hibernate in).
+    fn budget<T>(
+        &self,
+        kind: Budget,
+        user: &str,
+        (per_second, burst): (u32, u32),
+        f: impl FnOnce(&mut TokenBucket, u64) -> T,
+    ) -> T {
+        self.read_budgets();
         let now = Date::now().as_millis();
+        let (out, full_at, stored) = {
+            let mut guard = self.inner.borrow_mut();
+            let inner = &mut *guard;
+            let (buckets, stored) = match kind {
+                Budget::Rate => (&mut inner.buckets, &inner.stored_rates),
+                Budget::Reply => (&mut inner.replies, &inner.stored_replies),
+            };
+            let bucket = buckets
+                .entry(user.to_owned())
+                .or_insert_with(|| TokenBucket::full(burst, now));
+            let out = f(bucket, now);
+            (
+                out,
+                bucket.full_at_ms(per_second, burst),
+                stored.get(user).copied(),
+            )
+        };
+        if limits::worth_storing(full_at, stored, now, per_second, burst) {
+            let written = self.sql.exec(
+                "INSERT INTO room_budgets (user_id, kind, full_at_ms) VALUES (?, ?, ?) \
+                 ON CONFLICT (user_id, kind) DO UPDATE SET full_at_ms = excluded.full_at_ms",
+                vec![user.into(), kind.name().into(), (full_at as i64).into()],
+            );
+            match written {
+                Ok(_) => {
+                    let mut inner = self.inner.borrow_mut();
+                    let stored = match kind {
+                        Budget::Rate => &mut inner.stored_rates,
+                        Budget::Reply => &mut inner.stored_replies,
+                    };
+                    stored.insert(user.to_owned(), full_at);
+                }
+                // The budget still holds in memory; only a restart before the next write would forget it.
+                Err(e) => log_event(
+                    Level::Warn,
+                    "room_budget_not_stored",
+                    serde_json::json!({"room": self.known_name(), "detail": e.to_string()}),
+                ),
+            }
+        }
+        out
+    }
+
+    /// Reads the members' budgets an earlier instance stored (once per instance), dropping those full again. The
+    /// message buckets are rebuilt at the settings of now.
+    fn read_budgets(&self) {
+        #[derive(Deserialize)]
+        struct Row {
+            user_id: String,
+            kind: String,
+            full_at_ms: f64,
+        }
+        if self.inner.borrow().budgets_read {
+            return;
+        }
+        self.inner.borrow_mut().budgets_read = true;
+        let now = Date::now().as_millis();
+        let read = self.schema().and_then(|()| {
+            self.sql.exec(
+                "DELETE FROM room_budgets WHERE full_at_ms <= ?",
+                vec![(now as i64).into()],
+            )?;
+            self.sql
+                .exec("SELECT user_id, kind, full_at_ms FROM room_budgets", None)?
+                .to_array::<Row>()
+        });
+        let rows = match read {
+            Ok(rows) => rows,
+            Err(e) => {
+                log_event(
+                    Level::Warn,
+                    "room_budgets_not_read",
+                    serde_json::json!({"room": self.known_name(), "detail": e.to_string()}),
+                );
+                return;
+            }
+        };
+        let settings = self.settings().ok();
         let mut inner = self.inner.borrow_mut();
-        inner
-            .buckets
-            .entry(user)
-            .or_insert_with(|| TokenBucket::full(settings.update_burst, now))
-            .take(settings.updates_per_second, settings.update_burst, now)
+        for row in rows {
+            let full_at = row.full_at_ms.max(0.0) as u64;
+            match (Budget::named(&row.kind), settings) {
+                (Some(Budget::Rate), Some(s)) => {
+                    let bucket =
+                        TokenBucket::until_full(s.updates_per_second, s.update_burst, full_at, now);
+                    inner.buckets.insert(row.user_id.clone(), bucket);
+                    inner.stored_rates.insert(row.user_id, full_at);
+                }
+                (Some(Budget::Reply), _) => {
+                    let bucket = TokenBucket::until_full(
+                        REPLY_BYTES_PER_SECOND,
+                        REPLY_BYTES_BURST,
+                        full_at,
+                        now,
+                    );
+                    inner.replies.insert(row.user_id.clone(), bucket);
+                    inner.stored_replies.insert(row.user_id, full_at);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Whether the reply budget (see [`REPLY_BYTES_BURST`]) of the socket's user is out of debt, so the room may
@@ -432,7 +576,7 @@ impl Room {
         self.user_may_reply(&Self::attachment(ws).user)
     }
 
-    /// Whether `user`'s reply budget is out of debt (a join is refused while it is not: see [`Room::join`]).
+    /// Whether `user`'s reply budget is out of debt.
     fn user_may_reply(&self, user: &str) -> bool {
         self.reply_budget(user, |bucket, now| {
             bucket.has_any(REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST, now)
@@ -441,13 +585,12 @@ impl Room {
 
     /// Applies `f` to `user`'s reply budget (a new, full one if they have none here), with the time now.
     fn reply_budget<T>(&self, user: &str, f: impl FnOnce(&mut TokenBucket, u64) -> T) -> T {
-        let now = Date::now().as_millis();
-        let mut inner = self.inner.borrow_mut();
-        let bucket = inner
-            .replies
-            .entry(user.to_owned())
-            .or_insert_with(|| TokenBucket::full(REPLY_BYTES_BURST, now));
-        f(bucket, now)
+        self.budget(
+            Budget::Reply,
+            user,
+            (REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST),
+            f,
+        )
     }
 
     /// Applies `f` to the socket's credit for copies of presence (a new one if this instance has not counted it
@@ -668,12 +811,20 @@ impl Room {
         // budget: a member whose budget is in debt is refused here, before the ticket is spent (it can be used once
         // the budget allows). Uncharged, reconnecting at the ticket rate made the room send a large room's presence
         // about once a second, for nothing the budget counted.
-        if !self.user_may_reply(&holder.user_id) {
-            return json_error(
+        // Its `Retry-After` says when the debt is paid (whole seconds, rounded up): the ticket may be used then.
+        let wait_ms = self.reply_budget(&holder.user_id, |bucket, now| {
+            bucket.ms_until_any(REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST, now)
+        });
+        if wait_ms > 0 {
+            let mut refusal = json_error(
                 429,
                 "reply_rate_exceeded",
                 "this user has made the room send them more than its reply byte rate; join again shortly",
-            );
+            )?;
+            refusal
+                .headers_mut()
+                .set("retry-after", &wait_ms.div_ceil(1000).to_string())?;
+            return Ok(refusal);
         }
         // Consumed by the same statement that reads it: a ticket admits one socket, once.
         let rows: Vec<TicketRow> = self
@@ -772,6 +923,9 @@ impl Room {
             inner.replies.retain(|_, bucket| {
                 !bucket.is_full(REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST, now)
             });
+            // As stored (the rows go when the next instance reads them).
+            inner.stored_rates.retain(|_, full_at| *full_at > now);
+            inner.stored_replies.retain(|_, full_at| *full_at > now);
             inner.echoes.remove(&attachment.sid);
             inner
                 .presence
