@@ -2157,6 +2157,99 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("the fill's ids from any vendor are kept off a STALE answer, a 304, a HEAD and a waiter's 5xx; an uncached route passes them on", async () => {
+    origin.reset();
+    // What object stores, CDNs and tracers in front of an origin say of one exchange: S3's and CloudFront's request
+    // ids, Azure's, API Gateway's, Datadog's trace, Vercel's, Netlify's and Fly's ids, Fastly's and Envoy's timing.
+    const vendor = (id) => ({
+      "x-amz-request-id": `S3${id}`,
+      "x-amz-id-2": `ext${id}`,
+      "x-amz-cf-id": `cf${id}`,
+      "x-amzn-requestid": `apigw${id}`,
+      "x-ms-request-id": `ms${id}`,
+      "x-datadog-trace-id": `dd${id}`,
+      "x-vercel-id": `vc${id}`,
+      "x-nf-request-id": `nf${id}`,
+      "fly-request-id": `fly${id}`,
+      "x-timer": `S1764700000.${id},VS0,VE12`,
+      "x-envoy-upstream-service-time": "12",
+    });
+    const names = Object.keys(vendor("x"));
+    let n = 0;
+    origin.handle((req, body, res) => {
+      const id = `${++n}-${req.headers["x-request-id"]}`;
+      res.writeHead(200, { "content-type": "text/plain", etag: '"one"', ...vendor(id) });
+      res.end("one");
+    });
+    // Uncached: the request's own exchange, passed on as the origin said it.
+    const open = await worker.fetch(`/gw/open/ids?${Date.now()}`, { headers: { "x-request-id": "open-1" } });
+    await open.arrayBuffer();
+    for (const name of names) assert.equal(open.headers.get(name), vendor(`1-open-1`)[name], `${name} passed on`);
+
+    const none = (response, what) => {
+      for (const name of names) assert.equal(response.headers.get(name), null, `${what}: ${name} was the fill's`);
+      for (const [name, value] of response.headers) assert.ok(!value.includes("fill-1"), `${what}: ${name}: ${value}`);
+    };
+    const path = `/gw/cached?vendor=${Date.now()}`;
+    const fill = await worker.fetch(path, { headers: { "x-request-id": "fill-1" } });
+    assert.equal(await fill.text(), "one");
+    assert.equal(fill.headers.get("x-cache"), "MISS");
+    assert.match(fill.headers.get("x-amz-request-id") ?? "", /fill-1/, "the fill's own exchange keeps them");
+    const hit = await worker.fetch(path, { headers: { "x-request-id": "hit-2" } });
+    assert.equal(hit.headers.get("x-cache"), "HIT");
+    await hit.arrayBuffer();
+    none(hit, "HIT");
+    const revalidated = await worker.fetch(path, { headers: { "x-request-id": "hit-3", "if-none-match": '"one"' } });
+    assert.equal(revalidated.status, 304);
+    await revalidated.arrayBuffer();
+    assert.equal(revalidated.headers.get("x-request-id"), "hit-3");
+    none(revalidated, "304");
+    const head = await worker.fetch(path, { method: "HEAD", headers: { "x-request-id": "hit-4" } });
+    assert.equal(head.headers.get("x-cache"), "HIT");
+    assert.equal(head.headers.get("x-request-id"), "hit-4");
+    none(head, "HEAD");
+
+    // STALE (stale-while-revalidate): the stored copy, then its refresh's answer stored — neither the first fill's.
+    const swr = `/gw/swr?vendor=${Date.now()}`;
+    assert.equal(await (await worker.fetch(swr, { headers: { "x-request-id": "fill-1" } })).text(), "one");
+    const stale = await until(async () => {
+      const r = await worker.fetch(swr, { headers: { "x-request-id": "stale-5" } });
+      await r.arrayBuffer();
+      return r.headers.get("x-cache") === "STALE" && r;
+    }, { what: "a STALE answer" });
+    assert.equal(stale.headers.get("x-request-id"), "stale-5");
+    assert.match(stale.headers.get("server-timing") ?? "", /^edge;dur=\d+;desc="gateway"$/);
+    none(stale, "STALE");
+    // The background refresh it started (carrying stale-5's id) stores no ids of its own either.
+    const refreshed = await until(async () => {
+      const r = await worker.fetch(swr, { headers: { "x-request-id": "hit-8" } });
+      await r.arrayBuffer();
+      return r.headers.get("x-cache") === "HIT" && r;
+    }, { what: "the refreshed copy" });
+    none(refreshed, "the refreshed copy");
+    for (const [name, value] of refreshed.headers) assert.ok(!value.includes("stale-5"), `refreshed: ${name}: ${value}`);
+
+    // An origin error handed to a request that joined the fill (shared: a 5xx is).
+    const failing = `/gw/cached?vendor-5xx=${Date.now()}`;
+    origin.handle(async (req, body, res) => {
+      await untilWaiting(worker, 1);
+      res.writeHead(503, { "content-type": "text/plain", ...vendor(`fill-1-${req.headers["x-request-id"]}`) });
+      res.end("down");
+    });
+    const lead = worker.fetch(failing, { headers: { "x-request-id": "lead-6" } });
+    await until(() => origin.requests.some((r) => r.url.includes("vendor-5xx=")));
+    const joined = await worker.fetch(failing, { headers: { "x-request-id": "joined-7" } });
+    const led = await lead;
+    assert.equal(joined.status, 503);
+    assert.equal(await joined.text(), "down");
+    await led.arrayBuffer();
+    assert.equal(origin.requests.filter((r) => r.url.includes("vendor-5xx=")).length, 1, "one fill for both");
+    assert.equal(joined.headers.get("x-request-id"), "joined-7");
+    none(joined, "a waiter's 5xx");
+    assert.match(led.headers.get("x-ms-request-id") ?? "", /lead-6/, "the lead's own 5xx keeps them");
+    origin.reset();
+  });
+
   test("an answer whose status comes from the fill's own headers does not turn the cache off for the key", async () => {
     origin.reset();
     // A CORS filter answering 403 to an origin it does not know (Spring's), a bot filter to an odd User-Agent.

@@ -177,11 +177,15 @@ const PER_REQUESTER: &[&str] = &[
 
 /// Response headers that belong to one exchange with the origin — the request's ids and trace echoed back (W3C
 /// `traceparent`, `tracestate`, `traceresponse`, `baggage`; `X-Request-Id`, `X-Correlation-Id`; Zipkin's B3,
-/// Jaeger's, AWS X-Ray's, Google's, Sentry's), the origin's CDN's ray id and its `Server-Timing` — not the
-/// representation: an answer the edge cache hands to other requesters (a stored copy, a fill another request led)
-/// carries none of them. A HIT said the trace id of whichever request filled the key, beside its own. `Date` is the
-/// representation's (a stored copy keeps it, as RFC 9111 §4 has caches do, with the `Age` counted since); a
-/// `Set-Cookie` never reaches a stored copy at all (`cache::storable`).
+/// Jaeger's, AWS X-Ray's, Google's, Sentry's, Datadog's, Elastic's, New Relic's, Instana's and OpenTracing's), the
+/// request ids an object store, a platform or a CDN in front of the origin gives each request (S3's, API Gateway's,
+/// Azure's, Google Cloud Storage's, CloudFront's, Azure Front Door's, Vercel's, Netlify's, Fly's, GitHub's, the
+/// origin's Cloudflare `cf-ray`) and the time it took (`Server-Timing`, Fastly's `X-Timer`, Envoy's upstream time,
+/// Rails' `X-Runtime`, `X-Response-Time`) — not the representation: an answer the edge cache hands to other
+/// requesters (a stored copy, a fill another request led) carries none of them. A HIT said the trace id of whichever
+/// request filled the key, beside its own. `Date` is the representation's (a stored copy keeps it, as RFC 9111 §4
+/// has caches do, with the `Age` counted since); a `Set-Cookie` never reaches a stored copy at all
+/// (`cache::storable`). `name` in lower case, as the runtime hands header names out (`header_list::read`).
 pub fn per_exchange(name: &str) -> bool {
     matches!(
         name,
@@ -192,15 +196,41 @@ pub fn per_exchange(name: &str) -> bool {
             | "x-request-id"
             | "request-id"
             | "x-correlation-id"
+            | "correlation-id"
             | "x-trace-id"
+            | "x-span-id"
             | "b3"
             | "uber-trace-id"
             | "x-amzn-trace-id"
             | "x-cloud-trace-context"
             | "sentry-trace"
+            | "elastic-apm-traceparent"
+            | "newrelic"
+            | "x-newrelic-app-data"
+            | "x-ot-span-context"
+            | "x-client-trace-id"
+            | "x-amz-request-id"
+            | "x-amz-id-2"
+            | "x-amzn-requestid"
+            | "x-amz-apigw-id"
+            | "x-amz-cf-id"
+            | "x-ms-request-id"
+            | "x-ms-client-request-id"
+            | "x-azure-ref"
+            | "x-guploader-uploadid"
+            | "x-vercel-id"
+            | "x-nf-request-id"
+            | "fly-request-id"
+            | "x-github-request-id"
             | "cf-ray"
             | "server-timing"
-    ) || name.starts_with("x-b3-")
+            | "x-timer"
+            | "x-envoy-upstream-service-time"
+            | "x-runtime"
+            | "x-response-time"
+    ) || ["x-b3-", "x-datadog-", "x-instana-", "ot-tracer-"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
 }
 
 /// Request headers a CORS preflight takes to the origin: what the browser asks and the gateway's forwarding and
@@ -547,6 +577,49 @@ pub fn email_header(email: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_exchange_headers_are_ids_trace_and_timing_never_the_representation() {
+        for name in [
+            "traceparent",
+            "traceresponse",
+            "x-request-id",
+            "x-b3-traceid",
+            "x-datadog-trace-id",
+            "x-datadog-parent-id",
+            "x-instana-t",
+            "ot-tracer-traceid",
+            "x-amz-request-id",
+            "x-amz-id-2",
+            "x-amz-cf-id",
+            "x-amzn-requestid",
+            "x-ms-request-id",
+            "x-azure-ref",
+            "x-vercel-id",
+            "fly-request-id",
+            "cf-ray",
+            "server-timing",
+            "x-timer",
+            "x-envoy-upstream-service-time",
+        ] {
+            assert!(per_exchange(name), "{name}");
+        }
+        for name in [
+            "content-type",
+            "content-language",
+            "etag",
+            "last-modified",
+            "date",
+            "link",
+            "x-content-type-options",
+            "access-control-allow-origin",
+            "x-amz-meta-author",
+            "x-amz-version-id",
+            "x-ms-version",
+        ] {
+            assert!(!per_exchange(name), "{name}");
+        }
+    }
 
     #[test]
     fn a_head_keeps_the_origin_length_only_of_a_body_the_runtime_sends_as_it_came() {
