@@ -12,8 +12,9 @@
 //!   `SEC`/`SECONDS`, `SESSION`/`AUTH`/`JWT`) or within one slip (`MAX_BODY_SIZE`, `IMAGES_SIGNING_KEY`), or those
 //!   words with some left out or added (`RATE_LIMITS` for `RATE_LIMIT_POLICIES`, `PASSWORD_ITERATIONS`), at least
 //!   two of them matched;
-//! - it starts with a prefix edgekit owns: the first word of two or more known keys (`GATEWAY_`, `SESSION_`,
-//!   `ROOMS_`…), which no other code in this Worker reads.
+//! - it starts with a prefix edgekit owns: the words that two or more known keys sharing a first word all share
+//!   (`GATEWAY_`, `SESSION_`, `ROOMS_`…, `RATE_LIMIT_` — not `RATE_`, which `RATE_CARD_URL` starts with too), which
+//!   no other code in this Worker reads.
 //!
 //! Anything else (`STRIPE_KEY`, `MY_FLAG`) is the user's own and never reported. A report is a warning, not a
 //! refusal: edgekit serves with the configuration it did read.
@@ -77,18 +78,28 @@ pub fn unread_keys<'a>(
         .collect()
 }
 
-/// The first words (with their `_`) that two or more known keys share.
+/// The prefixes edgekit owns: for each first word that two or more known keys share, the words (with their `_`) all
+/// keys under it share, short of a whole key: `SESSION_`, but `RATE_LIMIT_` (for `RATE_LIMIT_POLICIES` and
+/// `RATE_LIMIT_SHARD_KEY`), not `RATE_`, which users' own keys start with (`RATE_CARD_URL`).
 pub(crate) fn owned_prefixes(read: &BTreeSet<String>) -> Vec<String> {
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut groups: BTreeMap<&str, Vec<Vec<&str>>> = BTreeMap::new();
     for key in read {
-        if let Some((first, _)) = key.split_once('_') {
-            *counts.entry(format!("{first}_")).or_default() += 1;
+        let words: Vec<&str> = key.split('_').collect();
+        if words.len() >= 2 {
+            groups.entry(words[0]).or_default().push(words);
         }
     }
-    counts
-        .into_iter()
-        .filter(|(_, n)| *n >= 2)
-        .map(|(p, _)| p)
+    groups
+        .into_values()
+        .filter(|keys| keys.len() >= 2)
+        .map(|keys| {
+            let shortest = keys.iter().map(Vec::len).min().unwrap_or(1);
+            let shared = (1..shortest)
+                .take_while(|&i| keys.iter().all(|k| k[..i] == keys[0][..i]))
+                .last()
+                .unwrap_or(1);
+            format!("{}_", keys[0][..shared].join("_"))
+        })
         .collect()
 }
 
@@ -416,6 +427,35 @@ mod tests {
             owned_prefixes(&read()),
             ["GATEWAY_", "IMAGES_", "JWT_", "ROOMS_", "SESSION_"]
         );
+    }
+
+    /// `RATE_` is a word users' own keys start with (`RATE_CARD_URL`, `RATE_PLAN`): edgekit's rate keys share
+    /// `RATE_LIMIT_`, and only that is its own. Before, every `RATE_…` var was reported as a slip for
+    /// `RATE_LIMIT_POLICIES`. A prefix is the words all keys under a first word share.
+    #[test]
+    fn a_prefix_is_the_words_edgekits_keys_share_not_only_the_first() {
+        let known = crate::config::Config::known_keys();
+        let meant = |written: &str| {
+            unread_keys([written], &known)
+                .first()
+                .map(|u| u.did_you_mean.clone())
+        };
+        for own in ["RATE_CARD_URL", "RATE_PLAN", "RATE_TABLE_ID"] {
+            assert_eq!(meant(own), None, "{own} is the user's");
+        }
+        for (written, key) in [
+            ("RATE_LIMIT_WINDOW", "RATE_LIMIT_POLICIES"),
+            ("RATE_LIMITS", "RATE_LIMIT_POLICIES"),
+            ("RATE_LIMIT_SHARD_SECRET", "RATE_LIMIT_SHARD_KEY"),
+        ] {
+            assert_eq!(meant(written).as_deref(), Some(key), "{written}");
+        }
+        assert!(
+            meant("GATEWAY_SOMETHING_NEW").is_some(),
+            "other prefixes stay"
+        );
+        assert!(owned_prefixes(&known).contains(&"RATE_LIMIT_".to_owned()));
+        assert!(!owned_prefixes(&known).contains(&"RATE_".to_owned()));
     }
 
     #[test]
