@@ -78,18 +78,19 @@ pub fn bounded(key: String) -> String {
 }
 
 fn resolve_raw(source: &KeySource, inputs: &KeyInputs) -> Result<String, KeyError> {
+    // Header values (addresses, API keys) are read trimmed; a user id is verified identity, taken as given: trimmed,
+    // `" u1"` and `"u1"` would share one budget.
     fn present(v: Option<&str>) -> Option<&str> {
         v.map(str::trim).filter(|v| !v.is_empty())
     }
+    let user = inputs.user_id.filter(|u| !u.is_empty());
     match source {
         KeySource::ClientIp => present(inputs.client_ip)
             .map(|ip| limited_address(ip, present(inputs.client_ipv6)))
             .map(|ip| format!("ip:{}", client_network(ip)))
             .ok_or(KeyError::NoClientIp),
-        KeySource::User => present(inputs.user_id)
-            .map(|u| format!("user:{u}"))
-            .ok_or(KeyError::NoUser),
-        KeySource::RouteUser => present(inputs.user_id)
+        KeySource::User => user.map(|u| format!("user:{u}")).ok_or(KeyError::NoUser),
+        KeySource::RouteUser => user
             .map(|u| format!("route:{}|user:{u}", inputs.route))
             .ok_or(KeyError::NoUser),
         KeySource::ApiKey { header } => present(inputs.api_key)
@@ -448,6 +449,34 @@ mod tests {
                 .find(|(name, _)| *name == "www-authenticate")
                 .map(|(_, value)| value.as_str());
             assert_eq!(sent, challenge, "{error:?}");
+        }
+    }
+
+    /// A user id is verified identity, compared as stored: trimmed, `" u1"` (a users.id a room's ticket policy keys
+    /// on; rooms take any id a session names) and `"u1"` were one budget, and an id of blanks was "no user" — a 401
+    /// asking a signed-in user to sign in. Addresses and API keys are header values, which the runtime trims anyway.
+    #[test]
+    fn user_ids_are_keyed_as_given_not_trimmed() {
+        let key = |source: &KeySource, user: &'static str| {
+            resolve(
+                source,
+                &KeyInputs {
+                    user_id: Some(user),
+                    route: "/rooms/ticket",
+                    ..KeyInputs::default()
+                },
+            )
+        };
+        for source in [KeySource::User, KeySource::RouteUser] {
+            let plain = key(&source, "u1");
+            for spaced in [" u1", "u1 ", "u1\t", "u1\u{3000}"] {
+                assert_ne!(key(&source, spaced), plain, "{source:?} {spaced:?}");
+            }
+            assert!(
+                key(&source, " ").is_ok(),
+                "{source:?}: an id of blanks is someone"
+            );
+            assert_eq!(key(&source, ""), Err(KeyError::NoUser), "{source:?}");
         }
     }
 
