@@ -1327,6 +1327,9 @@ describe("JWT", () => {
       ["bad base64 header", bearer(`@@@.${c}.${s}`), "token is not valid base64url"],
       ["bad base64 signature", bearer(`${h}.${c}.***`), "token is not valid base64url"],
       ["header not JSON", bearer(`${b64url("{alg:")}.${c}.${s}`), "token header is not valid JSON"],
+      // Both were "malformed" / "not valid JSON" about a header that is JSON: the description names what is wrong.
+      ["nested JWT (cty)", bearer(token(keys, "ed1", {}, { header: { cty: "JWT" } })), "token content type (cty) is a nested JWT, which is not accepted"],
+      ["kid named twice", bearer(`${b64url('{"alg":"EdDSA","kid":"ed1","kid":"ec1"}')}.${c}.${s}`), "token header parameter kid appears more than once"],
       ["claims not JSON", bearer((() => { const hh = json64({ alg: "HS256", kid: "hs1" }); const cc = b64url("[1,2"); return `${hh}.${cc}.${b64url(signWith("HS256", keys.hs1, `${hh}.${cc}`))}`; })()), "token claims are not valid JSON"],
       ["two parts", bearer(`${h}.${c}`), "token is malformed"],
       ["four parts", bearer(`${h}.${c}.${s}.x`), "token is malformed"],

@@ -624,15 +624,21 @@ pub fn screen<'t, 'k>(
         return err(format!("token exceeds {} bytes", policy.max_token_bytes));
     }
     let untrusted = UntrustedToken::<HeaderExtensions>::try_from(token).map_err(|e| {
-        JwtError(
-            match e {
-                ParseError::InvalidTokenStructure => "token is malformed",
-                ParseError::InvalidBase64Encoding => "token is not valid base64url",
-                ParseError::MalformedHeader(_) => "token header is not valid JSON",
-                _ => "token is malformed",
+        JwtError(match e {
+            ParseError::InvalidTokenStructure => "token is malformed".to_owned(),
+            ParseError::InvalidBase64Encoding => "token is not valid base64url".to_owned(),
+            ParseError::MalformedHeader(e) => malformed_header(token, &e),
+            // RFC 7519 §5.2: `cty: "JWT"` says the claims are a nested token, which edgekit does not unwrap.
+            ParseError::UnsupportedContentType(cty)
+                if media_type(&cty).eq_ignore_ascii_case("jwt") =>
+            {
+                "token content type (cty) is a nested JWT, which is not accepted".to_owned()
             }
-            .to_owned(),
-        )
+            ParseError::UnsupportedContentType(_) => {
+                "token content type (cty) is not JSON".to_owned()
+            }
+            _ => "token is malformed".to_owned(),
+        })
     })?;
     let alg_name = untrusted.algorithm();
     if alg_name.eq_ignore_ascii_case("none") {
@@ -645,10 +651,7 @@ pub fn screen<'t, 'k>(
     // not taken for an access token, whatever its claims. Untyped tokens (edgekit's own among them), `JWT` and
     // RFC 9068's `at+jwt` are; RFC 7515 §4.1.9: a media type, case-insensitive, `application/` optional.
     if let Some(typ) = &untrusted.header().token_type {
-        let media = typ
-            .get(..12)
-            .filter(|p| p.eq_ignore_ascii_case("application/"))
-            .map_or(typ.as_str(), |_| &typ[12..]);
+        let media = media_type(typ);
         if !(media.eq_ignore_ascii_case("jwt") || media.eq_ignore_ascii_case("at+jwt")) {
             return err("token type (typ) is not JWT or at+jwt: it is no access token");
         }
@@ -667,6 +670,55 @@ pub fn screen<'t, 'k>(
         untrusted,
         key,
     })
+}
+
+/// A `typ` or `cty` value without the `application/` RFC 7515 §4.1.9 allows to be left off (compared
+/// case-insensitively).
+fn media_type(value: &str) -> &str {
+    value
+        .get(..12)
+        .filter(|p| p.eq_ignore_ascii_case("application/"))
+        .map_or(value, |_| &value[12..])
+}
+
+/// What is wrong with a header jwt-compact could not read: not JSON, not an object, a parameter named twice (RFC 7515
+/// §4: names are unique; a parser taking the first `alg` or `kid` and one taking the last would judge two tokens),
+/// no `alg`, or a parameter of the wrong type. Names only parameters the header type declares (serde's own field
+/// names), never a value the token holds.
+fn malformed_header(token: &str, error: &serde_json::Error) -> String {
+    use base64::Engine as _;
+    use serde_json::Value;
+    let value = token
+        .split('.')
+        .next()
+        .and_then(|header| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(header)
+                .ok()
+        })
+        .and_then(|json| serde_json::from_slice::<Value>(&json).ok());
+    let Some(value) = value else {
+        return "token header is not valid JSON".to_owned();
+    };
+    let Some(header) = value.as_object() else {
+        return "token header is not a JSON object".to_owned();
+    };
+    let said = error.to_string();
+    if let Some(name) = said
+        .strip_prefix("duplicate field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name)
+        .filter(|name| {
+            name.len() <= 8 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'#')
+        })
+    {
+        return format!("token header parameter {name} appears more than once");
+    }
+    match header.get("alg") {
+        None => "token header has no alg".to_owned(),
+        Some(alg) if !alg.is_string() => "token header alg is not a string".to_owned(),
+        Some(_) => "token header parameters do not have the types expected of them".to_owned(),
+    }
 }
 
 /// jwt-compact's validation outcome (of `token`) as [`Signed`] claims or the refusal's description.
@@ -1066,6 +1118,64 @@ mod tests {
                 Err(JwtError(expected.into())),
                 "{payload}"
             );
+        }
+    }
+
+    /// A header that is valid JSON but not what a JWS header must be was said to be "not valid JSON" (a repeated
+    /// member), or "malformed" (`cty: "JWT"`, a nested token, RFC 7519 §5.2): each now says what is wrong, naming
+    /// only header parameters edgekit reads, never a value the token holds.
+    #[test]
+    fn a_header_that_is_json_but_no_jws_header_says_what_is_wrong() {
+        let keys = jwks(json!([{"kty": "oct", "kid": "h1", "k": K}]));
+        let body = b64(&claims(json!({})));
+        for (header, description) in [
+            (
+                r#"{"alg":"HS256","kid":"h1","cty":"JWT"}"#,
+                "token content type (cty) is a nested JWT, which is not accepted",
+            ),
+            (
+                r#"{"alg":"HS256","kid":"h1","cty":"application/jwt"}"#,
+                "token content type (cty) is a nested JWT, which is not accepted",
+            ),
+            (
+                r#"{"alg":"HS256","kid":"h1","cty":"secret-value"}"#,
+                "token content type (cty) is not JSON",
+            ),
+            (
+                r#"{"alg":"HS256","alg":"none","kid":"h1"}"#,
+                "token header parameter alg appears more than once",
+            ),
+            (
+                r#"{"alg":"HS256","kid":"h1","kid":"h2"}"#,
+                "token header parameter kid appears more than once",
+            ),
+            (
+                r#"{"alg":"HS256","kid":"h1","typ":"JWT","typ":"dpop+jwt"}"#,
+                "token header parameter typ appears more than once",
+            ),
+            (
+                r#"{"alg":"HS256","kid":"h1","cty":"JWT","cty":"json"}"#,
+                "token header parameter cty appears more than once",
+            ),
+            (r#"["HS256"]"#, "token header is not a JSON object"),
+            (r#"{"kid":"h1"}"#, "token header has no alg"),
+            (
+                r#"{"alg":5,"kid":"h1"}"#,
+                "token header alg is not a string",
+            ),
+            (
+                r#"{"alg":"HS256","kid":7}"#,
+                "token header parameters do not have the types expected of them",
+            ),
+            (r#"{"alg":"HS256""#, "token header is not valid JSON"),
+        ] {
+            let token = format!("{}.{body}.c2ln", base64url(header.as_bytes()));
+            assert_eq!(
+                verify(&token, &keys, &policy(), NOW).map(|v| v.sub),
+                Err(JwtError(description.into())),
+                "{header}"
+            );
+            assert!(!description.contains("secret-value"));
         }
     }
 
