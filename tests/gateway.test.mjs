@@ -1110,6 +1110,34 @@ describe("route table and proxy", () => {
     await db.prepare("DELETE FROM users WHERE id = 'user-stale'").run();
   });
 
+  test("a session user's email with control characters is not sent, as a token carrying it is refused", async () => {
+    // The gateway's JWT check refuses a token whose email has control characters or surrounding spaces (no address
+    // has them); a session naming the same email sent it on, percent-encoded (`u10@example.com%07`). A users.email
+    // edited after login reaches the session's record by its next read; here the cached record is edited instead.
+    const { db, insert, signIn } = await identUsers();
+    const kv = await worker.mf.getKVNamespace("CONFIG_KV");
+    await insert("user-ctl", "ctl@example.com");
+    const { cookie, accessToken } = await signIn("ctl@example.com");
+    const value = cookie.split("=")[1];
+    const key = `session:${createHash("sha256").update(value).digest("hex")}`;
+    const entry = JSON.parse(await kv.get(key));
+    for (const email of ["ctl@example.com\u0007", " ctl@example.com", "ctl@example.com\n"]) {
+      await kv.put(key, JSON.stringify({ ...entry, email }), { expirationTtl: 60 });
+      origin.reset();
+      const r = await worker.fetch("/gw/session", { headers: { cookie } });
+      const body = await r.text();
+      assert.equal(r.status, 500, `${JSON.stringify(email)}: not sent (${body})`);
+      assert.equal(JSON.parse(body).error.code, "internal_error");
+      assert.ok(!body.includes("ctl@"), "the email is not echoed");
+      assert.equal(origin.requests.length, 0, "the origin is not asked");
+    }
+    // The token carrying the address as it was still passes; one carrying the bad address is refused (unchanged).
+    const ok = await worker.fetch("/gw/either", { headers: bearer(accessToken) });
+    assert.equal(ok.status, 200);
+    await ok.arrayBuffer();
+    await db.prepare("DELETE FROM users WHERE id = 'user-ctl'").run();
+  });
+
   test("a rate-limited route admits exactly its limit per user, with RateLimit headers, then 429", async () => {
     origin.reset();
     // The origin's own RateLimit headers are replaced: the client sees the gateway's limit, not a mix.

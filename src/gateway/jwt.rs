@@ -430,6 +430,13 @@ pub fn header_value(sub: &str) -> bool {
         && sub.trim_matches(' ') == sub
 }
 
+/// Whether `email` is sent as `X-User-Email` (percent-encoded, [`super::headers::email_header`]): any UTF-8
+/// address, but none with control characters or whitespace at either end — no address has them. The rule for
+/// tokens and sessions' users alike.
+pub fn email_value(email: &str) -> bool {
+    !email.chars().any(char::is_control) && email.trim() == email
+}
+
 /// The signature half of [`verify`]: size cap, structure, `alg` (never `none`, always one the selected key allows),
 /// key selection by `kid`, and the signature.
 pub fn verify_signature(token: &str, jwks: &Jwks, policy: &JwtPolicy) -> Result<Signed, JwtError> {
@@ -857,11 +864,7 @@ pub fn check(signed: &Signed, policy: &JwtPolicy, now: i64) -> Result<Verified, 
     }
     // The email is sent percent-encoded (any UTF-8 address is carried), but one with control characters or
     // surrounding spaces is no address.
-    if custom
-        .email
-        .as_deref()
-        .is_some_and(|e| e.chars().any(char::is_control) || e.trim() != e)
-    {
+    if custom.email.as_deref().is_some_and(|e| !email_value(e)) {
         return err("token claim email has control characters or surrounding spaces");
     }
     if !custom.permissions.iter().all(|p| header_list_item(p)) {
