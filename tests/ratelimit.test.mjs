@@ -371,6 +371,39 @@ test("failing closed, a request refused 503 because its limiter was late spends 
   }
 });
 
+test("a limiter object whose answer arrives after timeout_ms is alive: the next request asks it again, not the failure mode for 10 s", { timeout: 30_000 }, async () => {
+  // One slow answer (here held past the 300 ms timeout, then released) marked its object silent for SILENT_FOR_MS:
+  // for 10 s every request of that shard got the failure mode's answer at once (uncounted failing open, 503 failing
+  // closed) from a limiter that was working. The late answer now cuts the mark short: the next request probes it.
+  const policy = (failure) => ({ limit: 5, window: 3600, key: "api_key", binding: "HELD_LIMITER", failure, shards: 1, timeout_ms: 300, check: true });
+  const { w, held } = await startHeld({ RATE_LIMIT_POLICIES: { late_open: policy("open"), late_closed: policy("closed") } });
+  try {
+    for (const [name, status] of [["late_open", 200], ["late_closed", 503]]) {
+      const object = held(`${name}:0`);
+      const first = await w.fetch(`/ratelimit/${name}/check`, { headers: { "x-api-key": `first-${name}` } });
+      assert.equal(first.status, status, `${name}: no answer within timeout_ms, the failure mode decided`);
+      await first.arrayBuffer();
+      await object.holding(1);
+      await object.release(1);
+      const late = await until(() => w.jsonLogs().find((l) => l.msg === "rate limiter answered after its timeout" && l.policy === name), {
+        what: `${name}: the late answer's log line`,
+      });
+      assert.equal(late.object, `${name}:0`);
+      // The object is asked again: it holds the next take (before, the request was failed at once, asking no one).
+      const next = w.fetch(`/ratelimit/${name}/check`, { headers: { "x-api-key": `next-${name}` } });
+      await object.holding(1);
+      const answered = await next;
+      assert.equal(answered.status, status, `${name}: held past timeout_ms too`);
+      await answered.arrayBuffer();
+      await object.release(2);
+    }
+    const details = w.jsonLogs().filter((l) => l.msg === "rate limiter unreachable; failing open" && l.policy === "late_open").map((l) => l.detail);
+    assert.deepEqual(details, ["no answer in 300 ms", "no answer in 300 ms"], "both requests asked the object");
+  } finally {
+    await w.stop();
+  }
+});
+
 test("a take's deadline is checked when the object decides it, not when its request began: a take whose body lands after its deadline spends nothing", { timeout: 30_000 }, async () => {
   // The object read the clock as the request began, then awaited its body: a take it decided past the Worker's
   // deadline (the Worker already answered 503) was judged by the earlier time and spent the client's quota. Here a

@@ -3,6 +3,8 @@
 //! `GET /ratelimit/{policy}/check`, which is limited by the named policy through exactly the same path.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use durable_objects::ratelimit::protocol::{self as wire, TakeReply, TakeRequest};
@@ -52,7 +54,11 @@ fn policy<'a>(call: &'a Call, name: &str) -> ApiResult<&'a Policy> {
 /// At most one Durable Object round trip; none for a key this isolate knows to be exhausted.
 pub async fn enforce(call: &Call, policy_name: &str, key: &str) -> ApiResult<RateLimitHeaders> {
     let policy = policy(call, policy_name)?;
-    decide(&call.env, &call.request_id, policy, key, Waiting::Client).await
+    let (decided, late) = decide(&call.env, &call.request_id, policy, key, Waiting::Client).await;
+    if let Some(late) = late {
+        call.ctx.wait_until(late);
+    }
+    decided
 }
 
 /// Counts one request for `key` under policy `policy_name` after the response, through `ctx.wait_until`: for a
@@ -68,13 +74,17 @@ pub fn count_after_response(call: &Call, policy_name: &str, key: String) {
             return;
         };
         // A limiter that fails (open or closed) only leaves this one uncounted.
-        if let Err(refusal) = decide(&env, &request_id, policy, &key, Waiting::None).await {
+        let (decided, late) = decide(&env, &request_id, policy, &key, Waiting::None).await;
+        if let Err(refusal) = decided {
             if refusal.status() == 429 {
                 crate::entry::log::warn(
                     "rate limit exceeded by a request counted after its response",
                     serde_json::json!({ "policy": policy.name, "request_id": request_id }),
                 );
             }
+        }
+        if let Some(late) = late {
+            late.await;
         }
     });
 }
@@ -89,19 +99,23 @@ enum Waiting {
     None,
 }
 
+/// Bookkeeping for an answer that arrives after its request stopped waiting (`ctx.wait_until` runs it).
+type LateAnswer = Pin<Box<dyn Future<Output = ()>>>;
+
+/// The decision for one request, and (when the object was silent for it) what to run when its late answer lands.
 async fn decide(
     env: &worker::Env,
     request_id: &str,
     policy: &Policy,
     key: &str,
     waiting: Waiting,
-) -> ApiResult<RateLimitHeaders> {
+) -> (ApiResult<RateLimitHeaders>, Option<LateAnswer>) {
     let now_ms = respond::now_ms();
     let (object, mut take, memory_key) = match with_memory(|m| plan::plan(m, policy, key, now_ms)) {
         Plan::Refuse {
             headers,
             retry_after_ms,
-        } => return Err(headers.refusal(retry_after_ms)),
+        } => return (Err(headers.refusal(retry_after_ms)), None),
         Plan::Ask {
             object,
             take,
@@ -111,7 +125,8 @@ async fn decide(
     if waiting == Waiting::Client && policy.failure == FailureMode::Closed {
         take.deadline_ms = Some(now_ms + policy.timeout_ms);
     }
-    match ask_unless_silent(env, policy, &object, &take, now_ms).await {
+    let (asked, late) = ask_unless_silent(env, request_id, policy, &object, &take, now_ms).await;
+    let decided = match asked {
         // The object understood and refused the request itself (4xx): a fault of ours, never a reason to pass.
         Err(Asked::Rejected(detail)) => Err(ApiError::internal(format!(
             "rate limiter rejected the request for policy {} object {object}: {detail}",
@@ -122,30 +137,33 @@ async fn decide(
             with_memory(|m| plan::remember_refusal(m, &memory_key, &reply, now_ms));
             Err(plan::headers_for(policy, &reply).refusal(reply.retry_after_ms))
         }
-        Err(Asked::Unreachable(detail) | Asked::Silent(detail)) => match policy.failure {
-            FailureMode::Open => {
-                crate::entry::log::warn(
-                    "rate limiter unreachable; failing open",
-                    serde_json::json!({
-                        "policy": policy.name, "object": object, "request_id": request_id, "detail": detail,
-                    }),
-                );
-                Ok(RateLimitHeaders {
-                    policy: policy.name.clone(),
-                    limit: policy.limit,
-                    window_s: policy.window_s,
-                    standing: None,
-                })
+        Err(Asked::Unreachable(detail) | Asked::Faulted(detail) | Asked::Silent(detail)) => {
+            match policy.failure {
+                FailureMode::Open => {
+                    crate::entry::log::warn(
+                        "rate limiter unreachable; failing open",
+                        serde_json::json!({
+                            "policy": policy.name, "object": object, "request_id": request_id, "detail": detail,
+                        }),
+                    );
+                    Ok(RateLimitHeaders {
+                        policy: policy.name.clone(),
+                        limit: policy.limit,
+                        window_s: policy.window_s,
+                        standing: None,
+                    })
+                }
+                FailureMode::Closed => Err(ApiError::new(
+                    503,
+                    "rate_limit_unavailable",
+                    "the rate limiter cannot be reached; try again shortly",
+                )
+                .with_header("retry-after", "1")
+                .with_internal(format!("policy {} object {object}: {detail}", policy.name))),
             }
-            FailureMode::Closed => Err(ApiError::new(
-                503,
-                "rate_limit_unavailable",
-                "the rate limiter cannot be reached; try again shortly",
-            )
-            .with_header("retry-after", "1")
-            .with_internal(format!("policy {} object {object}: {detail}", policy.name))),
-        },
-    }
+        }
+    };
+    (decided, late)
 }
 
 /// The 429 [`enforce`] would answer at once for `key` (this isolate saw it refused, and its retry time has not come),
@@ -230,8 +248,10 @@ impl RateLimitHeaders {
 
 /// Why the limiter object gave no verdict.
 enum Asked {
-    /// It could not be reached or failed (exception, 5xx): the policy's failure mode decides.
+    /// It could not be reached (the call threw): the policy's failure mode decides.
     Unreachable(String),
+    /// It answered, but with a failure (5xx): the policy's failure mode decides; the object is alive.
+    Faulted(String),
     /// It did not answer within the policy's `timeout_ms`: unreachable, and not asked again for a while.
     Silent(String),
     /// It answered 4xx: the request it was sent is wrong.
@@ -246,59 +266,118 @@ impl From<String> for Asked {
 
 /// [`ask_within_budget`], unless `object` let a request of this isolate wait its whole timeout lately
 /// ([`IsolateMemory::gate`]): then it is unreachable at once, with no round trip — every request of a silent shard
-/// waited out `timeout_ms` before its failure mode decided. `Err` is never [`Asked::Silent`].
+/// waited out `timeout_ms` before its failure mode decided. `Err` is never [`Asked::Silent`]. With the verdict, when
+/// the object was silent for this request: the watch on its answer, which is still on its way ([`watch_late`]).
 async fn ask_unless_silent(
     env: &worker::Env,
+    request_id: &str,
     policy: &Policy,
     object: &str,
     take: &TakeRequest,
     now_ms: u64,
-) -> Result<TakeReply, Asked> {
+) -> (Result<TakeReply, Asked>, Option<LateAnswer>) {
     let silent_key = plan::silent_key(policy, object);
     if let Gate::Skip { until_ms } = with_memory(|m| m.gate(&silent_key, now_ms, policy.timeout_ms))
     {
-        return Err(Asked::Unreachable(format!(
+        let detail = format!(
             "silent: a request waited {} ms for it lately; asked again in {} ms",
             policy.timeout_ms,
             until_ms.saturating_sub(now_ms)
-        )));
+        );
+        return (Err(Asked::Unreachable(detail)), None);
     }
-    let asked = ask_within_budget(env, policy, object, take).await;
+    let (asked, pending) = ask_within_budget(env, policy, object, take).await;
     with_memory(|m| match &asked {
         Err(Asked::Silent(_)) => m.object_silent(&silent_key, respond::now_ms()),
         _ => m.object_answered(&silent_key),
     });
-    asked.map_err(|asked| match asked {
+    let late = pending.map(|pending| {
+        let watch = watch_late(
+            pending,
+            LateContext {
+                policy: policy.name.clone(),
+                object: object.to_owned(),
+                silent_key,
+                request_id: request_id.to_owned(),
+                asked_at_ms: now_ms,
+            },
+        );
+        Box::pin(watch) as LateAnswer
+    });
+    let asked = asked.map_err(|asked| match asked {
         Asked::Silent(detail) => Asked::Unreachable(detail),
         other => other,
-    })
+    });
+    (asked, late)
 }
 
-/// [`ask`], waiting at most `timeout_ms` (the policy's): an object that has not answered by then is unreachable.
+/// An ask still under way.
+type PendingAsk = Pin<Box<dyn Future<Output = Result<TakeReply, Asked>>>>;
+
+/// [`ask`], waiting at most `timeout_ms` (the policy's): an object that has not answered by then is silent, and the
+/// ask still under way is handed back, for [`watch_late`].
 async fn ask_within_budget(
     env: &worker::Env,
     policy: &Policy,
     object: &str,
     take: &TakeRequest,
-) -> Result<TakeReply, Asked> {
-    let asked = std::pin::pin!(ask(env, &policy.binding, object, take));
+) -> (Result<TakeReply, Asked>, Option<PendingAsk>) {
+    let asked: PendingAsk = Box::pin(ask(
+        env.clone(),
+        policy.binding.clone(),
+        object.to_owned(),
+        take.clone(),
+    ));
     let budget = std::pin::pin!(Delay::from(Duration::from_millis(policy.timeout_ms)));
     match futures_util::future::select(asked, budget).await {
-        Either::Left((answer, _)) => answer,
-        Either::Right(_) => Err(Asked::Silent(format!(
-            "no answer in {} ms",
-            policy.timeout_ms
-        ))),
+        Either::Left((answer, _)) => (answer, None),
+        Either::Right((_, pending)) => (
+            Err(Asked::Silent(format!(
+                "no answer in {} ms",
+                policy.timeout_ms
+            ))),
+            Some(pending),
+        ),
     }
 }
 
-/// One `POST /take` to the object: its reply, or why there is none (a detail for the log).
+/// What [`watch_late`] needs to know of the request that stopped waiting.
+struct LateContext {
+    policy: String,
+    object: String,
+    silent_key: String,
+    request_id: String,
+    asked_at_ms: u64,
+}
+
+/// Waits for the answer a request stopped waiting for. One that arrives (any answer: the object is alive, only
+/// slow) ends the silence its lateness marked, so the next request probes the object, instead of none asking it
+/// for [`super::memory::SILENT_FOR_MS`] — one slow answer turned a working limiter off for the whole isolate. An
+/// ask that fails (the call threw) leaves the mark.
+async fn watch_late(pending: PendingAsk, late: LateContext) {
+    if let Err(Asked::Unreachable(_)) = pending.await {
+        return;
+    }
+    let now_ms = respond::now_ms();
+    with_memory(|m| m.object_late(&late.silent_key, now_ms));
+    crate::entry::log::warn(
+        "rate limiter answered after its timeout",
+        serde_json::json!({
+            "policy": late.policy, "object": late.object, "request_id": late.request_id,
+            "after_ms": now_ms.saturating_sub(late.asked_at_ms),
+        }),
+    );
+}
+
+/// One `POST /take` to the object: its reply, or why there is none (a detail for the log). Owns what it is given,
+/// so an ask its request stopped waiting for can still be watched ([`watch_late`]).
 async fn ask(
-    env: &worker::Env,
-    binding: &str,
-    object: &str,
-    take: &TakeRequest,
+    env: worker::Env,
+    binding: String,
+    object: String,
+    take: TakeRequest,
 ) -> Result<TakeReply, Asked> {
+    let (binding, object, take) = (binding.as_str(), object.as_str(), &take);
     let stub = env
         .durable_object(binding)
         .and_then(|ns| ns.get_by_name(object))
@@ -322,13 +401,13 @@ async fn ask(
         return Err(if (400..500).contains(&status) {
             Asked::Rejected(detail)
         } else {
-            Asked::Unreachable(detail)
+            Asked::Faulted(detail)
         });
     }
     response
         .json::<TakeReply>()
         .await
-        .map_err(|e| Asked::Unreachable(e.to_string()))
+        .map_err(|e| Asked::Faulted(e.to_string()))
 }
 
 /// Body of `GET /ratelimit/{policy}/check`.

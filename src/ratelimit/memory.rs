@@ -10,7 +10,8 @@ use std::collections::HashMap;
 /// How long an isolate leaves a limiter object unasked after a request waited its whole `timeout_ms` for it: the
 /// policy's `failure` decides for that object's requests at once, instead of each waiting out the timeout again.
 /// Then one request asks it again (a probe; the others still skip it while the probe waits), and its answer opens
-/// the object to all, or its silence closes it for this long again.
+/// the object to all, or its silence closes it for this long again. The answer the request stopped waiting for
+/// ends the silence when it lands ([`IsolateMemory::object_late`]): the object is alive, and probed at once.
 pub const SILENT_FOR_MS: u64 = 10_000;
 
 /// Whether to ask a limiter object now.
@@ -112,6 +113,16 @@ impl IsolateMemory {
     pub fn object_silent(&mut self, object: &str, now_ms: u64) {
         self.silent
             .insert(object.to_owned(), now_ms + SILENT_FOR_MS);
+    }
+
+    /// `object`'s answer to a request that stopped waiting for it (after `timeout_ms`) arrived at `now_ms`: it is
+    /// alive, only slow. A silence its lateness marked ends now, so the next request probes it (the others still
+    /// skip it while that probe waits) instead of none asking it for [`SILENT_FOR_MS`]. An object not marked stays
+    /// unmarked.
+    pub fn object_late(&mut self, object: &str, now_ms: u64) {
+        if let Some(until_ms) = self.silent.get_mut(object) {
+            *until_ms = (*until_ms).min(now_ms);
+        }
     }
 
     /// `object` answered (anything, or failed at once): asked again by every request.
@@ -237,6 +248,36 @@ mod tests {
             memory.gate("api:3", until_ms + 301 + SILENT_FOR_MS, 300),
             Gate::Ask,
             "an answered probe opens it to all"
+        );
+    }
+
+    /// An object marked silent whose answer then arrived is alive, only slow: one late answer kept the whole
+    /// isolate from asking it for [`SILENT_FOR_MS`] (its requests failed open, uncounted, or closed, 503). Now the
+    /// mark ends when the answer lands: the next request probes it (the others still skip while that probe waits).
+    #[test]
+    fn a_late_answer_cuts_the_silence_short_to_one_probe() {
+        let mut memory = IsolateMemory::new(10, 0);
+        memory.object_silent("api:3", 1_000);
+        memory.object_late("api:3", 1_100);
+        assert_eq!(
+            memory.gate("api:3", 1_100, 300),
+            Gate::Ask,
+            "probed at once"
+        );
+        assert_eq!(
+            memory.gate("api:3", 1_101, 300),
+            Gate::Skip { until_ms: 1_400 },
+            "the others wait for the probe"
+        );
+        memory.object_late("api:4", 1_200);
+        assert_eq!(
+            memory.gate("api:4", 1_200, 300),
+            Gate::Ask,
+            "never marked: nothing to cut"
+        );
+        assert!(
+            !memory.silent("api:4", 1_200),
+            "a late answer marks nothing"
         );
     }
 
