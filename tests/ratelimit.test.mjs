@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { startOrigin } from "./support/origin.mjs";
 import { ROOT, onceMoreIfClosed, startWorker, until } from "./support/worker.mjs";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import WebSocket from "ws";
 
 // The stable hash and naming the Worker uses (durable_objects/src/ratelimit/shard.rs, protocol.rs), restated here so
 // a change on the Rust side that would move stored state fails this test too.
@@ -473,6 +474,67 @@ test("a failed credential's count does not hold its answer, and still lands: an 
     const refused = await miss();
     assert.equal(refused.status, 429, "the isolate remembers the refusal the second count met");
     await refused.arrayBuffer();
+  } finally {
+    await w.stop();
+  }
+});
+
+test("a count after the response that this isolate refuses from memory is logged as uncounted, not as a count the limiter refused", { timeout: 30_000 }, async () => {
+  // A room join with a ticket the room refuses is counted against its address after the answer. A join that passed
+  // the address's budget check while another's refusal was on its way met that refusal in the isolate's memory when
+  // its own count ran: no object was asked and nothing counted, yet the log said "rate limit exceeded by a request
+  // counted after its response". Here the room holds one join's answer until the address is over its budget.
+  const HELD_ROOM = `export class HeldRoom {
+    constructor() { this.held = []; }
+    async fetch(request) {
+      const url = new URL(request.url);
+      if (url.pathname === "/held") return new Response(String(this.held.length));
+      if (url.pathname === "/release") { for (const release of this.held.splice(0)) release(); return new Response("released"); }
+      if (url.searchParams.get("ticket") === "hold") await new Promise((resolve) => this.held.push(resolve));
+      return new Response("unknown ticket", { status: 401 });
+    }
+  }
+  export default { fetch() { return new Response("held room"); } };`;
+  const { durableObjects } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const w = await startWorker({
+    vars: { SESSION_IP_POLICY: "session-ip", RATE_LIMIT_POLICIES: { "session-ip": { limit: 1, window: 3600, key: "ip", shards: 1 } } },
+    workerOptions: { durableObjects: { ...durableObjects, ROOMS: { className: "HeldRoom", scriptName: "held-room" } } },
+    extraWorkers: [{ name: "held-room", modules: true, script: HELD_ROOM }],
+  });
+  try {
+    const ns = await w.mf.getDurableObjectNamespace("ROOMS");
+    const room = ns.get(ns.idFromName("room:held"));
+    // A join as a WebSocket client sends it (fetch refuses an Upgrade header): its answer's status.
+    const joinWith = (ticket) =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(`${w.url.href.replace(/^http/, "ws")}rooms/held/ws?ticket=${ticket}`, { headers: { "cf-connecting-ip": "198.51.100.61" } });
+        ws.on("unexpected-response", (_req, res) => {
+          res.resume();
+          res.on("end", () => {
+            resolve(res.statusCode);
+            ws.terminate();
+          });
+        });
+        ws.on("open", () => reject(new Error("the held room never opens a socket")));
+        ws.on("error", () => {});
+      });
+    const exceeded = () => w.jsonLogs().filter((l) => l.msg === "rate limit exceeded by a request counted after its response");
+    const held = joinWith("hold");
+    await until(async () => (await (await room.fetch("https://room/held")).text()) === "1", { what: "the room holding a join" });
+    for (const [n, ticket] of [[1, "made-up-1"], [2, "made-up-2"]]) {
+      assert.equal(await joinWith(ticket), 401, `join ${n}: refused by the room`);
+    }
+    // The second count met the limit at the object: a count that was made, and refused.
+    await until(() => exceeded().length === 1, { what: "the second count's refusal" });
+    await room.fetch("https://room/release");
+    assert.equal(await held, 401, "the held join, refused by the room");
+    const line = await until(() => w.jsonLogs().find((l) => l.msg === "rate limit exceeded: a request was not counted after its response"), {
+      what: "the held join's count, refused by the isolate",
+    });
+    assert.equal(line.policy, "session-ip");
+    assert.equal(exceeded().length, 1, "only the count the limiter refused says it was counted");
+    const s = await standing(w, "session-ip", "unknown-credentials:ip:198.51.100.61", 1, 3600, 1);
+    assert.deepEqual([s.stored, s.standing.remaining], [true, 0]);
   } finally {
     await w.stop();
   }

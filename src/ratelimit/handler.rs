@@ -65,7 +65,8 @@ pub async fn enforce(call: &Call, policy_name: &str, key: &str) -> ApiResult<Rat
 /// caller whose answer does not depend on the count (a failed credential, counted so the *next* request of an
 /// address over its budget is refused before any work). The answer no longer waits a Durable Object round trip —
 /// up to the policy's `timeout_ms` for a silent object — on bookkeeping; the count is still made, and a refusal is
-/// still remembered by this isolate (when it lands).
+/// still remembered by this isolate (when it lands). A key this isolate already refuses when the count runs is not
+/// counted (as [`enforce`] would not count it), and logged as such.
 pub fn count_after_response(call: &Call, policy_name: &str, key: String) {
     let (env, isolate) = (call.env.clone(), call.isolate.clone());
     let (request_id, policy_name) = (call.request_id.clone(), policy_name.to_owned());
@@ -73,6 +74,19 @@ pub fn count_after_response(call: &Call, policy_name: &str, key: String) {
         let Some(policy) = isolate.config.ratelimit.get(&policy_name) else {
             return;
         };
+        // A key this isolate already refuses (a refusal that landed after the caller's `refused_here`) is not
+        // counted: no object is asked, and the line says so rather than that a count was refused.
+        let now_ms = respond::now_ms();
+        if with_memory(|m| plan::known_refusal(m, policy, &key, now_ms)).is_some() {
+            crate::entry::log::warn(
+                "rate limit exceeded: a request was not counted after its response",
+                serde_json::json!({
+                    "policy": policy.name, "request_id": request_id,
+                    "detail": "this isolate refuses the key until its retry time; the limiter was not asked",
+                }),
+            );
+            return;
+        }
         // A limiter that fails (open or closed) only leaves this one uncounted.
         let (decided, late) = decide(&env, &request_id, policy, &key, Waiting::None).await;
         if let Err(refusal) = decided {
