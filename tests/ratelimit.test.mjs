@@ -309,13 +309,15 @@ test("a limiter object that let a request wait its whole timeout_ms is not asked
 // A limiter object that holds every take it is sent until released (POST /release), then hands it to the real
 // RateLimiter object `held:0` and answers what that one answered: a limiter whose queue keeps requests waiting.
 const HELD = `export class Held {
-  constructor(state, env) { this.env = env; this.held = []; this.forwarded = 0; }
+  constructor(state, env) { this.env = env; this.held = []; this.forwarded = 0; this.deadline = 0; }
   async fetch(request) {
     const path = new URL(request.url).pathname;
     if (path === "/held") return new Response(String(this.held.length));
     if (path === "/forwarded") return new Response(String(this.forwarded));
+    if (path === "/deadline") return new Response(String(this.deadline));
     if (path === "/release") { for (const release of this.held.splice(0)) release(); return new Response("released"); }
     const body = await request.text();
+    this.deadline = Math.max(this.deadline, JSON.parse(body).deadline_ms ?? 0);
     await new Promise((resolve) => this.held.push(resolve));
     const limiter = this.env.LIMITER.get(this.env.LIMITER.idFromName("held:0"));
     const answer = await limiter.fetch("https://ratelimiter/take", { method: "POST", body });
@@ -341,6 +343,11 @@ async function startHeld(vars) {
   const held = (object) => ({
     /** Waits until the object holds `n` takes. */
     holding: (n) => until(async () => (await ask(object, "/held")) === String(n), { what: `${object} holding ${n}` }),
+    /** Waits until the latest deadline a take it holds carries (ms since the epoch; 0 for none) has passed. */
+    pastDeadline: async () => {
+      const deadline = Number(await ask(object, "/deadline"));
+      await until(() => Date.now() > deadline, { what: `${object}: its takes' deadline passed` });
+    },
     /** Releases what it holds and waits until `n` takes in all were decided by `held:0`. */
     release: async (n) => {
       await ask(object, "/release");
@@ -363,6 +370,8 @@ test("failing closed, a request refused 503 because its limiter was late spends 
       await r.arrayBuffer();
       const object = held(`${name}:0`);
       await object.holding(1);
+      // Past the deadline the take carries (the Worker's timeout plus a margin for the object's clock).
+      await object.pastDeadline();
       await object.release(1);
       const s = await standing(w, "held", apiKeyFor(`client-${name}`), 5, 3600, 1);
       assert.equal(s.standing.remaining, remaining, `${name}: ${remaining === 5 ? "no quota spent by a request refused 503" : "the request that passed is counted"}`);
@@ -400,6 +409,41 @@ test("a limiter object whose answer arrives after timeout_ms is alive: the next 
     }
     const details = w.jsonLogs().filter((l) => l.msg === "rate limiter unreachable; failing open" && l.policy === "late_open").map((l) => l.detail);
     assert.deepEqual(details, ["no answer in 300 ms", "no answer in 300 ms"], "both requests asked the object");
+  } finally {
+    await w.stop();
+  }
+});
+
+test("failing closed, a take is not refused as past its deadline by an object whose clock runs a little ahead of the Worker's", { timeout: 30_000 }, async () => {
+  // The take carried the Worker's own `now + timeout_ms` as its deadline, and the object judges it by its clock: one
+  // ahead of the Worker's (or a Worker clock that stood still while it computed: it advances with I/O) by more than
+  // the time left refused a take the Worker was still waiting for, "past its deadline", and the client got 503 from
+  // a working limiter. Here a proxy stands for an object whose clock runs 150 ms ahead, under a 100 ms timeout:
+  // it moves the deadline 150 ms earlier, which is the same.
+  const SKEWED = `export class Skewed {
+    constructor(state, env) { this.env = env; }
+    async fetch(request) {
+      const take = await request.json();
+      if (take.deadline_ms !== undefined) take.deadline_ms -= 150;
+      const limiter = this.env.LIMITER.get(this.env.LIMITER.idFromName("skewed:0"));
+      const answer = await limiter.fetch("https://ratelimiter/take", { method: "POST", body: JSON.stringify(take) });
+      return new Response(await answer.text(), { status: answer.status });
+    }
+  }
+  export default { fetch() { return new Response("skewed"); } };`;
+  const { durableObjects } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const w = await startWorker({
+    vars: { RATE_LIMIT_POLICIES: { skewed: { limit: 5, window: 3600, key: "api_key", binding: "SKEWED_LIMITER", failure: "closed", shards: 1, timeout_ms: 100, check: true } } },
+    workerOptions: { durableObjects: { ...durableObjects, SKEWED_LIMITER: { className: "Skewed", scriptName: "skewed" } } },
+    extraWorkers: [
+      { name: "skewed", modules: true, script: SKEWED, durableObjects: { LIMITER: { className: "RateLimiter", scriptName: "edgekit" } } },
+    ],
+  });
+  try {
+    const r = await w.fetch("/ratelimit/skewed/check", { headers: { "x-api-key": "client-skewed" } });
+    const body = await r.text();
+    assert.equal(r.status, 200, `decided by the object, not refused as late: ${body}`);
+    assert.equal(JSON.parse(body).remaining, 4);
   } finally {
     await w.stop();
   }

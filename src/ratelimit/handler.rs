@@ -107,7 +107,8 @@ pub fn count_after_response(call: &Call, policy_name: &str, key: String) {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Waiting {
     /// The client's answer: under `failure = "closed"` a limiter later than `timeout_ms` has it refused 503, so the
-    /// take carries that moment as its deadline, and a take landing after it spends nothing.
+    /// take carries that moment (plus [`plan::DEADLINE_MARGIN_MS`]) as its deadline, and a take landing after it
+    /// spends nothing.
     Client,
     /// Nothing but the count: decided whenever it lands.
     None,
@@ -137,7 +138,7 @@ async fn decide(
         } => (object, take, memory_key),
     };
     if waiting == Waiting::Client && policy.failure == FailureMode::Closed {
-        take.deadline_ms = Some(now_ms + policy.timeout_ms);
+        take.deadline_ms = Some(plan::deadline(now_ms, policy.timeout_ms));
     }
     let (asked, late) = ask_unless_silent(env, request_id, policy, &object, &take, now_ms).await;
     let decided = match asked {

@@ -8,6 +8,19 @@ use super::headers::{seconds, RateLimitHeaders};
 use super::memory::{Exhausted, IsolateMemory};
 use super::policy::Policy;
 
+/// How much later than the moment the Worker stops waiting a take's deadline is ([`deadline`]). The object judges
+/// the deadline by its own clock, and a Worker's clock stands still while it computes (it advances with I/O): with
+/// the deadline at that moment exactly, an object whose clock ran a little ahead of the Worker's — at `timeout_ms`
+/// 50, by more than the time left after the round trip — refused a take the Worker was still waiting for "past its
+/// deadline", and the client got 503 from a working limiter. The cost: a take decided in the margin after the
+/// Worker answered 503 spends quota, as one decided just before it always could.
+pub const DEADLINE_MARGIN_MS: u64 = 250;
+
+/// The deadline a take carries for a request that waits at most `timeout_ms` from `now_ms` (failing closed).
+pub fn deadline(now_ms: u64, timeout_ms: u64) -> u64 {
+    now_ms + timeout_ms + DEADLINE_MARGIN_MS
+}
+
 /// What to do with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
@@ -225,6 +238,29 @@ mod tests {
             }
         );
         assert_eq!(memory_key, "api:ip:1.2.3.4");
+    }
+
+    /// The object judges a take's deadline by its own clock: one a little ahead of the Worker's must not refuse a
+    /// take the Worker is still waiting for.
+    #[test]
+    fn a_takes_deadline_leaves_a_margin_past_the_workers_timeout() {
+        use durable_objects::ratelimit::limiter::{take, LimiterError};
+        let now = 1_000_000;
+        let at = deadline(now, 50);
+        assert_eq!(at, now + 50 + DEADLINE_MARGIN_MS);
+        let store = durable_objects::ratelimit::limiter::MemoryStore::default();
+        let req = TakeRequest {
+            key: "k".into(),
+            limit: 5,
+            window_ms: 60_000,
+            deadline_ms: Some(at),
+        };
+        // Decided at the Worker's timeout by an object clock 200 ms ahead: still in time.
+        assert!(take(&store, &req, now + 50 + 200).is_ok());
+        assert!(matches!(
+            take(&store, &req, at),
+            Err(LimiterError::PastDeadline { .. })
+        ));
     }
 
     #[test]

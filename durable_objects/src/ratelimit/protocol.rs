@@ -34,9 +34,10 @@ pub struct TakeRequest {
     /// The limit this key enforces (a split key's share).
     pub limit: u32,
     pub window_ms: u64,
-    /// When the Worker stops waiting for the answer (ms since the epoch), for a request its policy refuses when the
-    /// limiter is late (`failure = "closed"`): a take the object gets to at or after it spends nothing, as the
-    /// client was already refused 503. Absent: decided whenever it arrives (a request let through by a late limiter
+    /// When the Worker stops waiting for the answer, plus a margin for the two clocks (ms since the epoch; the
+    /// Worker's `DEADLINE_MARGIN_MS`), for a request its policy refuses when the limiter is late
+    /// (`failure = "closed"`): a take the object gets to at or after it spends nothing, as the client was already
+    /// refused 503. Absent: decided whenever it arrives (a request let through by a late limiter
     /// did pass, so it counts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
