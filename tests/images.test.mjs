@@ -124,6 +124,66 @@ const jpegBehind = (segments, width, height) => {
   return Buffer.concat(parts);
 };
 
+// An animated GIF: a `width`×`height` screen and `frames` frames filling it, each a few bytes of image data (a
+// decoder still composes each onto the whole screen).
+const animatedGif = (width, height, frames) => {
+  const u16 = (v) => [v & 255, v >> 8];
+  const frame = [0x21, 0xf9, 4, 0, 10, 0, 0, 0, 0x2c, ...u16(0), ...u16(0), ...u16(width), ...u16(height), 0, 2, 2, 0x4c, 0x01, 0];
+  return Buffer.from([
+    ...Buffer.from("GIF89a"), ...u16(width), ...u16(height), 0x80, 0, 0, 0, 0, 0, 255, 255, 255,
+    0x21, 0xff, 11, ...Buffer.from("NETSCAPE2.0"), 3, 1, 0, 0, 0,
+    ...Array.from({ length: frames }, () => frame).flat(), 0x3b,
+  ]);
+};
+
+// An animated PNG (`acTL`, then a `fcTL` and `IDAT`/`fdAT` per frame) whose frames hold no real pixel data: no
+// resizer reads it, so its original is what would be served.
+const animatedPng = (width, height, frames) => {
+  const chunk = (type, data) => {
+    const typed = Buffer.concat([Buffer.from(type, "latin1"), data]);
+    const framed = Buffer.alloc(8 + typed.length);
+    framed.writeUInt32BE(data.length, 0);
+    typed.copy(framed, 4);
+    framed.writeUInt32BE(crc32(typed) >>> 0, 4 + typed.length);
+    return framed;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8;
+  header[9] = 2;
+  const actl = Buffer.alloc(8);
+  actl.writeUInt32BE(frames, 0);
+  const parts = [Buffer.from("\x89PNG\r\n\x1a\n", "latin1"), chunk("IHDR", header), chunk("acTL", actl)];
+  for (let i = 0; i < frames; i++) {
+    parts.push(chunk("fcTL", Buffer.alloc(26)), chunk(i === 0 ? "IDAT" : "fdAT", Buffer.alloc(4)));
+  }
+  parts.push(chunk("IEND", Buffer.alloc(0)));
+  return Buffer.concat(parts);
+};
+
+// An animated WebP (`VP8X` with its animation flag, `ANIM`, then `ANMF` chunks holding no real frame).
+const animatedWebp = (width, height, frames) => {
+  const chunk = (type, data) => {
+    const head = Buffer.alloc(8);
+    head.write(type, 0, "latin1");
+    head.writeUInt32LE(data.length, 4);
+    return Buffer.concat([head, data, Buffer.alloc(data.length % 2)]);
+  };
+  const vp8x = Buffer.alloc(10);
+  vp8x[0] = 0x02;
+  vp8x.writeUIntLE(width - 1, 4, 3);
+  vp8x.writeUIntLE(height - 1, 7, 3);
+  const body = Buffer.concat([
+    Buffer.from("WEBP"), chunk("VP8X", vp8x), chunk("ANIM", Buffer.alloc(6)),
+    ...Array.from({ length: frames }, () => chunk("ANMF", Buffer.alloc(16))),
+  ]);
+  const riff = Buffer.alloc(8);
+  riff.write("RIFF", 0, "latin1");
+  riff.writeUInt32LE(body.length, 4);
+  return Buffer.concat([riff, body]);
+};
+
 before(async () => {
   fixtures = {
     "/photos/land.jpg": { type: "image/jpeg", body: await solid(800, 600).jpeg().toBuffer() },
@@ -172,6 +232,12 @@ before(async () => {
     "/photos/bomb-grid.avif": { type: "image/avif", body: gridOf(50_000, 50_000) },
     // An honest-sized grid (40×30 px) among nine named grids: more than the size check reads, so refused too.
     "/photos/bomb-grids.avif": { type: "image/avif", body: gridOf(40, 30, 9) },
+    // Animations whose every frame is under 100 megapixels, and whose frames together are far over it (a GIF's
+    // 2,000 frames of 1000 × 1000 px fit in 50 KB: 2 gigapixels for whoever decodes it); and an honest small one.
+    "/photos/frames.gif": { type: "image/gif", body: animatedGif(1000, 1000, 2000) },
+    "/photos/frames.png": { type: "image/png", body: animatedPng(1000, 1000, 200) },
+    "/photos/frames.webp": { type: "image/webp", body: animatedWebp(1000, 1000, 200) },
+    "/photos/spinner.gif": { type: "image/gif", body: animatedGif(64, 64, 12) },
     // An honest phone panorama: 7.7 megapixels, but wider than the 12,000 px a side Cloudflare resizes.
     "/photos/panorama.jpg": { type: "image/jpeg", body: await solid(12_800, 600).jpeg().toBuffer() },
     // WebP and AVIF sources, opaque and with alpha, for clients that take neither format.
@@ -758,6 +824,24 @@ test("an original whose header declares more pixels than a variant can be made f
   const { error } = JSON.parse(grids.body);
   assert.equal(error.code, "payload_too_large");
   assert.match(error.message, /more than 8 grid images, more than the size check reads/);
+});
+
+test("an animation whose frames together pass 100 megapixels is refused 413, not served in a variant's place", async () => {
+  // Each frame is under the per-image limit, so only the first was looked at: the original (Miniflare writes no GIF,
+  // and reads none of these fabricated frames) was served, for every browser to decode 2,000 megapixel frames.
+  assert.ok(fixtures["/photos/frames.gif"].body.length < 64 * 1024);
+  for (const path of ["/images/100/photos/frames.gif", "/images/100/photos/frames.png", "/images/100/photos/frames.webp?format=png"]) {
+    const bomb = await get(worker, path);
+    assert.equal(bomb.status, 413, `${path}: ${bomb.headers.get("x-image-transform")}`);
+    const { error } = JSON.parse(bomb.body);
+    assert.equal(error.code, "payload_too_large", path);
+    assert.match(error.message, /1000 x 1000 px in 101 frames or more, more than a variant can be made from \(at most 100 megapixels in all its frames\)/, path);
+  }
+  // A small animation is no bomb: its original is served, as any failed transform's is.
+  const spinner = await get(worker, "/images/32/photos/spinner.gif");
+  assert.equal(spinner.status, 200);
+  assert.match(spinner.headers.get("x-image-transform"), /failed/);
+  assert.deepEqual(spinner.body, fixtures["/photos/spinner.gif"].body);
 });
 
 test("cf-image mode: the source fetch carries the documented cf.image object; a resize error serves the original", async () => {

@@ -19,7 +19,8 @@ use super::cf_image::CfImage;
 use super::config::{ImagesConfig, ImagesMode};
 use super::geometry::{output_size, servable_original, within, MAX_SOURCE_PIXELS};
 use super::header::{
-    declared, gif_blocks, isobmff_boxes, jpeg_segments, Declared, MAX_GRIDS, SIZE_BYTES,
+    chunks, declared, gif_blocks, isobmff_boxes, jpeg_segments, over_budget, Declared, MAX_GRIDS,
+    SIZE_BYTES,
 };
 use super::negotiate::{
     displayable, negotiate, sniffed_mime, source_mime, Negotiated, HEADER_BYTES, SIGNATURE_BYTES,
@@ -326,18 +327,20 @@ async fn checked_source(
 /// An original about to be served in place of its variant, as the image its first bytes show: a body that only
 /// claims to be one (an error page labelled `image/png`) is refused 415, as README's "not an image" promises, and
 /// one whose header declares more pixels than a variant can be made from (a decompression bomb: a few hundred bytes
-/// of PNG saying 50,000 × 50,000 px, which no resizer takes; a long side alone is no bomb) is refused 413 rather
+/// of PNG saying 50,000 × 50,000 px, which no resizer takes; a long side alone is no bomb), or an animation whose
+/// frames together are that many (`header::over_budget`), is refused 413 rather
 /// than passed on to the browsers that would decode it — a variant, made by the resizer, needs no such look.
 async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
     let head = head_of(&variant.body, 0, SIZE_BYTES).await?;
     let mime = sniffed_mime(&head).ok_or_else(not_an_image)?;
-    // A JPEG's frame header may follow any number of APPn segments, a GIF's first frame any number of extensions:
-    // followed window by window (each window moves past at least one segment or block, and the image is at most
-    // IMAGES_MAX_SOURCE_BYTES).
+    // A JPEG's frame header may follow any number of APPn segments, a GIF's frames any number of extensions and an
+    // animation's frames run to its end: followed window by window (each window moves past at least one segment,
+    // block or chunk, and the image is at most IMAGES_MAX_SOURCE_BYTES).
     let mut size = declared(&head);
     let size = loop {
         size = match size {
-            Declared::Size(width, height) => break Some((width, height)),
+            Declared::Size(width, height) => break Some((width, height, 1)),
+            Declared::Animation(width, height, frames) => break Some((width, height, frames)),
             Declared::Unknown => break None,
             Declared::TooManyGrids => {
                 return Err(ApiError::payload_too_large(format!(
@@ -353,20 +356,27 @@ async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
             Declared::ReadOn(at) => {
                 jpeg_segments(&head_of(&variant.body, at, SIZE_BYTES).await?, at, 0)
             }
-            Declared::GifFrom {
-                at,
-                in_extension,
-                screen,
-            } => {
-                let window = head_of(&variant.body, at, SIZE_BYTES).await?;
-                gif_blocks(&window, at, 0, in_extension, screen)
+            // A GIF's blocks and an animated PNG's or WebP's chunks, window by window to the end (each moves past
+            // at least a block or a chunk header), counting frames until they are too many.
+            Declared::GifFrom(walk) => {
+                gif_blocks(&head_of(&variant.body, walk.at, SIZE_BYTES).await?, walk)
+            }
+            Declared::Chunks(walk) => {
+                chunks(&head_of(&variant.body, walk.at, SIZE_BYTES).await?, walk)
             }
         };
     };
-    if let Some((width, height)) = size.filter(|&(w, h)| !servable_original(w, h)) {
+    if let Some((width, height, _)) = size.filter(|&(w, h, _)| !servable_original(w, h)) {
         return Err(ApiError::payload_too_large(format!(
             "the source image is {width} x {height} px, more than a variant can be made from (at most {} \
              megapixels)",
+            MAX_SOURCE_PIXELS / 1_000_000
+        )));
+    }
+    if let Some((width, height, frames)) = size.filter(|&(w, h, f)| over_budget((w, h), f)) {
+        return Err(ApiError::payload_too_large(format!(
+            "the source animation is {width} x {height} px in {frames} frames or more, more than a variant can be \
+             made from (at most {} megapixels in all its frames)",
             MAX_SOURCE_PIXELS / 1_000_000
         )));
     }

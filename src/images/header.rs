@@ -27,13 +27,16 @@ pub enum Declared {
     Boxes(Box<BoxWalk>),
     /// An AVIF naming more `grid` items than [`MAX_GRIDS`]: their sizes are not all read (no image has that many).
     TooManyGrids,
-    /// A GIF whose first frame lies past the bytes read: its blocks go on at `at` (inside an extension's sub-blocks
-    /// when `in_extension`), to be followed with [`gif_blocks`]; `screen` is its logical screen.
-    GifFrom {
-        at: u64,
-        in_extension: bool,
-        screen: (u32, u32),
-    },
+    /// A GIF whose blocks go on past the bytes read: to be followed with [`gif_blocks`] from `walk.at`. Every frame
+    /// is counted, so the walk goes on to the trailer (or until the frames are too many, [`over_budget`]).
+    GifFrom(GifWalk),
+    /// An animated PNG (`acTL`) or WebP (`VP8X` with its animation flag) whose chunks go on past the bytes read:
+    /// to be followed with [`chunks`] from `walk.at`, counting frames (`fcTL`, `ANMF`).
+    Chunks(ChunkWalk),
+    /// An animation: its canvas, and how many frames it has. A decoder composes each frame onto the whole canvas,
+    /// so its cost is the canvas times the frames — Cloudflare counts "the sum of areas of all frames" of a GIF or
+    /// WebP animation against its 100 megapixels too (Images, "Limits and formats").
+    Animation(u32, u32, u64),
 }
 
 /// The size the header of the image in `head` (its first bytes) declares: PNG (`IHDR`), GIF (logical screen), WebP
@@ -59,7 +62,17 @@ fn declared_size(head: &[u8]) -> Option<Declared> {
     };
     if head.starts_with(b"\x89PNG\r\n\x1a\n") && head.get(12..16) == Some(b"IHDR") {
         let be32 = |at: usize| Some(u32::from_be_bytes(head.get(at..at + 4)?.try_into().ok()?));
-        return Some(Declared::Size(be32(16)?, be32(20)?));
+        // An animated PNG says so in an `acTL` chunk before its first `IDAT`: its chunks are followed from `IHDR`.
+        return Some(chunks(
+            &head[8..],
+            ChunkWalk {
+                at: 8,
+                kind: ChunkKind::Png,
+                canvas: (be32(16)?, be32(20)?),
+                animated: false,
+                frames: 0,
+            },
+        ));
     }
     if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
         // A decoder shows the logical screen grown to hold the first frame (Wuffs, Chrome's GIF decoder, by default:
@@ -72,7 +85,14 @@ fn declared_size(head: &[u8]) -> Option<Declared> {
         } else {
             0
         };
-        return Some(gif_blocks(head, 0, 13 + colours, false, screen));
+        let start = 13 + colours;
+        let walk = GifWalk {
+            at: start as u64,
+            in_sub_blocks: false,
+            screen,
+            frames: 0,
+        };
+        return Some(gif_blocks(head.get(start..).unwrap_or_default(), walk));
     }
     if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP") {
         return match head.get(12..16)? {
@@ -86,8 +106,22 @@ fn declared_size(head: &[u8]) -> Option<Declared> {
                     ((bits >> 14) & 0x3fff) + 1,
                 ))
             }
-            // Extended: flags, then the canvas' 24-bit width - 1 and height - 1.
-            b"VP8X" => Some(Declared::Size(le24(24)? + 1, le24(27)? + 1)),
+            // Extended: flags, then the canvas' 24-bit width - 1 and height - 1. An animation (flag 0x02) has its
+            // frames in `ANMF` chunks after this one (at 12 + 8 + 10), each counted.
+            b"VP8X" => {
+                let canvas = (le24(24)? + 1, le24(27)? + 1);
+                if head.get(20)? & 0x02 == 0 {
+                    return Some(Declared::Size(canvas.0, canvas.1));
+                }
+                let walk = ChunkWalk {
+                    at: 30,
+                    kind: ChunkKind::Webp,
+                    canvas,
+                    animated: true,
+                    frames: 0,
+                };
+                Some(chunks(head.get(30..).unwrap_or_default(), walk))
+            }
             _ => None,
         };
     }
@@ -601,63 +635,187 @@ fn box_header(within: &[u8], at: usize) -> Option<([u8; 4], usize, u64)> {
     (size >= header_len as u64).then_some((kind, header_len, size))
 }
 
-/// A GIF's size, from its blocks in `window` (bytes of the image from offset `window_at`), the first starting at
-/// `start` (inside an extension's sub-blocks when `in_extension`): the logical screen `screen` grown to hold the
-/// first frame, the screen alone when the image has no frame, or [`Declared::GifFrom`] where the window ends first.
-pub fn gif_blocks(
-    window: &[u8],
-    window_at: u64,
-    start: usize,
-    in_extension: bool,
-    screen: (u32, u32),
-) -> Declared {
+/// Where a walk of a GIF's blocks stands between two windows of the image: the offset of the next read, whether
+/// it is inside sub-blocks (an extension's, or a frame's image data), the logical screen (grown to hold the first
+/// frame once it was seen) and the frames seen so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GifWalk {
+    pub at: u64,
+    pub in_sub_blocks: bool,
+    pub screen: (u32, u32),
+    pub frames: u64,
+}
+
+/// Whether `frames` frames of a `width` x `height` canvas are more pixels than a variant can be made from: a walk
+/// that finds so many stops there (the rest of the image cannot make it servable).
+pub fn over_budget((width, height): (u32, u32), frames: u64) -> bool {
+    u64::from(width)
+        .saturating_mul(u64::from(height))
+        .saturating_mul(frames.max(1))
+        > super::geometry::MAX_SOURCE_PIXELS
+}
+
+/// What a walk that found `frames` frames of `canvas` says: its size, or the animation it is.
+fn sized(canvas: (u32, u32), frames: u64) -> Declared {
+    if frames > 1 {
+        Declared::Animation(canvas.0, canvas.1, frames)
+    } else {
+        Declared::Size(canvas.0, canvas.1)
+    }
+}
+
+/// A GIF's size, from its blocks in `window` (bytes of the image from offset `walk.at`): the logical screen grown to
+/// hold the first frame (the screen alone when the image has no frame), and every frame counted — a few kilobytes of
+/// LZW can say a 100-megapixel frame, and a GIF may hold thousands — or [`Declared::GifFrom`] where the window ends
+/// first. Each step moves at least a byte on; the walk ends at the trailer, at bytes that are no block, with the
+/// image, or once the frames are [`over_budget`].
+pub fn gif_blocks(window: &[u8], mut walk: GifWalk) -> Declared {
+    let from = walk.at;
     let le16 = |at: usize| {
         Some(u32::from(u16::from_le_bytes([
             *window.get(at)?,
             *window.get(at + 1)?,
         ])))
     };
-    let read_on = |at: usize, in_extension: bool| {
-        if at == start {
-            // The image ends before its first frame.
-            Declared::Size(screen.0, screen.1)
+    let read_on = |at: usize, walk: GifWalk| {
+        if at == 0 {
+            // The image ends here.
+            sized(walk.screen, walk.frames)
         } else {
-            Declared::GifFrom {
-                at: window_at + at as u64,
-                in_extension,
-                screen,
-            }
+            Declared::GifFrom(GifWalk {
+                at: from + at as u64,
+                ..walk
+            })
         }
     };
-    let (mut at, mut in_extension) = (start, in_extension);
+    let mut at = 0;
     loop {
-        if in_extension {
-            // A sub-block: its length, then that many bytes; a length of 0 ends the extension.
+        if walk.frames > 0 && over_budget(walk.screen, walk.frames) {
+            return sized(walk.screen, walk.frames);
+        }
+        if walk.in_sub_blocks {
+            // A sub-block: its length, then that many bytes; a length of 0 ends them.
             let Some(&length) = window.get(at) else {
-                return read_on(at, true);
+                return read_on(at, walk);
             };
             at += 1 + usize::from(length);
-            in_extension = length != 0;
+            walk.in_sub_blocks = length != 0;
             continue;
         }
         match window.get(at) {
-            None => return read_on(at, false),
+            None => return read_on(at, walk),
             Some(0x21) if window.get(at + 1).is_some() => {
                 at += 2;
-                in_extension = true;
+                walk.in_sub_blocks = true;
             }
-            Some(0x21) => return read_on(at, false),
-            // The image descriptor: left, top, width, height.
+            Some(0x21) => return read_on(at, walk),
+            // The image descriptor: left, top, width, height, packed flags; then the local colour table, the LZW
+            // minimum code size and the image data's sub-blocks.
             Some(0x2C) => {
                 let frame = (le16(at + 1), le16(at + 3), le16(at + 5), le16(at + 7));
-                let (Some(left), Some(top), Some(width), Some(height)) = frame else {
-                    return read_on(at, false);
+                let (Some(left), Some(top), Some(width), Some(height), Some(&packed)) =
+                    (frame.0, frame.1, frame.2, frame.3, window.get(at + 9))
+                else {
+                    return read_on(at, walk);
                 };
-                return Declared::Size(screen.0.max(left + width), screen.1.max(top + height));
+                if walk.frames == 0 {
+                    walk.screen = (
+                        walk.screen.0.max(left + width),
+                        walk.screen.1.max(top + height),
+                    );
+                }
+                walk.frames += 1;
+                let colours = if packed & 0x80 != 0 {
+                    3 << ((packed & 7) + 1)
+                } else {
+                    0
+                };
+                at += 10 + colours + 1;
+                walk.in_sub_blocks = true;
             }
-            // The trailer, or bytes that are no block: the screen is all it says.
-            Some(_) => return Declared::Size(screen.0, screen.1),
+            // The trailer, or bytes that are no block: what was seen is all it says.
+            Some(_) => return sized(walk.screen, walk.frames),
         }
+    }
+}
+
+/// The chunked formats whose animations [`chunks`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkKind {
+    /// PNG: a 4-byte big-endian length, the type, the data, a 4-byte CRC.
+    Png,
+    /// WebP (RIFF): the type, a 4-byte little-endian length, the data padded to an even length.
+    Webp,
+}
+
+/// Where a walk of a PNG's or WebP's chunks stands between two windows of the image: the offset of the next chunk,
+/// the format, the canvas, whether the image said it is animated, and the frames seen so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkWalk {
+    pub at: u64,
+    pub kind: ChunkKind,
+    pub canvas: (u32, u32),
+    pub animated: bool,
+    pub frames: u64,
+}
+
+/// A PNG's or an animated WebP's size, from its chunks in `window` (bytes of the image from offset `walk.at`, which
+/// starts a chunk): the canvas, and for an animation (a PNG with `acTL` before its first `IDAT`, a WebP whose `VP8X`
+/// says so) every frame counted (`fcTL`, `ANMF`), or [`Declared::Chunks`] where the window ends first. A still PNG
+/// ends the walk at its first `IDAT`. Each step moves at least a chunk header on; the walk ends with the image, at
+/// `IEND`, or once the frames are [`over_budget`].
+pub fn chunks(window: &[u8], mut walk: ChunkWalk) -> Declared {
+    let done = |walk: &ChunkWalk| {
+        if walk.animated {
+            Declared::Animation(walk.canvas.0, walk.canvas.1, walk.frames.max(1))
+        } else {
+            Declared::Size(walk.canvas.0, walk.canvas.1)
+        }
+    };
+    let mut at = 0usize;
+    loop {
+        if walk.animated && over_budget(walk.canvas, walk.frames) {
+            return done(&walk);
+        }
+        let Some(header) = window.get(at..at + 8) else {
+            return if at == 0 {
+                done(&walk)
+            } else {
+                Declared::Chunks(ChunkWalk {
+                    at: walk.at + at as u64,
+                    ..walk
+                })
+            };
+        };
+        let (kind, length, framing) = match walk.kind {
+            ChunkKind::Png => (
+                &header[4..8],
+                u64::from(u32::from_be_bytes([
+                    header[0], header[1], header[2], header[3],
+                ])),
+                12,
+            ),
+            ChunkKind::Webp => {
+                let length = u64::from(u32::from_le_bytes([
+                    header[4], header[5], header[6], header[7],
+                ]));
+                (&header[0..4], length + (length & 1), 8)
+            }
+        };
+        match kind {
+            b"acTL" => walk.animated = true,
+            b"fcTL" | b"ANMF" => walk.frames += 1,
+            b"IDAT" if !walk.animated => return done(&walk),
+            b"IEND" => return done(&walk),
+            _ => {}
+        }
+        let Some(next) = usize::try_from(length + framing)
+            .ok()
+            .and_then(|step| at.checked_add(step))
+        else {
+            return done(&walk);
+        };
+        at = next;
     }
 }
 
@@ -742,10 +900,10 @@ mod tests {
     #[test]
     fn each_format_says_its_declared_size() {
         assert_eq!(
-            declared(&png(50_000, 50_000)),
+            walked(&png(50_000, 50_000)).0,
             Declared::Size(50_000, 50_000)
         );
-        assert_eq!(declared(&png(300, 200)), Declared::Size(300, 200));
+        assert_eq!(walked(&png(300, 200)).0, Declared::Size(300, 200));
         let gif = [b"GIF89a".as_slice(), &[0x2c, 0x01, 0xc8, 0x00, 0, 0, 0]].concat();
         assert_eq!(declared(&gif), Declared::Size(300, 200));
         assert_eq!(
@@ -1512,15 +1670,10 @@ mod tests {
         let padded = gif_framing(1, 1, &[&[255; 600]], (0, 0, 50_000, 50_000));
         let mut size = declared(&padded[..SIZE_BYTES]);
         let mut windows = 0;
-        while let Declared::GifFrom {
-            at,
-            in_extension,
-            screen,
-        } = size
-        {
-            let from = at as usize;
+        while let Declared::GifFrom(walk) = size {
+            let from = walk.at as usize;
             let end = (from + SIZE_BYTES).min(padded.len());
-            size = gif_blocks(&padded[from.min(end)..end], at, 0, in_extension, screen);
+            size = gif_blocks(&padded[from.min(end)..end], walk);
             windows += 1;
         }
         assert_eq!(size, Declared::Size(50_000, 50_000));
@@ -1528,6 +1681,170 @@ mod tests {
         // A GIF that ends before any frame is its screen; one cut inside its blocks too.
         let frameless = &gif_framing(300, 200, &[], (0, 0, 1, 1))[..19];
         assert_eq!(declared(frameless), Declared::Size(300, 200));
-        assert_eq!(gif_blocks(&[], 19, 0, true, (3, 2)), Declared::Size(3, 2));
+        let walk = GifWalk {
+            at: 19,
+            in_sub_blocks: true,
+            screen: (3, 2),
+            frames: 0,
+        };
+        assert_eq!(gif_blocks(&[], walk), Declared::Size(3, 2));
+    }
+
+    /// `image` followed as the handler follows it: window by window of [`SIZE_BYTES`] from where each walk says,
+    /// with the number of windows read.
+    fn walked(image: &[u8]) -> (Declared, usize) {
+        let window = |at: u64| {
+            let from = (at as usize).min(image.len());
+            &image[from..(from + SIZE_BYTES).min(image.len())]
+        };
+        let mut size = declared(window(0));
+        let mut windows = 1;
+        loop {
+            size = match size {
+                Declared::GifFrom(walk) => gif_blocks(window(walk.at), walk),
+                Declared::Chunks(walk) => chunks(window(walk.at), walk),
+                Declared::ReadOn(at) => jpeg_segments(window(at), at, 0),
+                done => return (done, windows),
+            };
+            windows += 1;
+        }
+    }
+
+    /// A GIF: a `width` x `height` screen with a 2-colour table, then `frames` frames filling it, each behind a
+    /// graphic control extension, with a local colour table and `data` bytes of image data in 255-byte sub-blocks.
+    fn animated_gif(width: u16, height: u16, frames: usize, data: usize) -> Vec<u8> {
+        let mut gif = b"GIF89a".to_vec();
+        gif.extend(width.to_le_bytes());
+        gif.extend(height.to_le_bytes());
+        gif.extend([0x80, 0, 0, 0, 0, 0, 255, 255, 255]);
+        gif.extend([0x21, 0xFF, 11]);
+        gif.extend(b"NETSCAPE2.0");
+        gif.extend([3, 1, 0, 0, 0]);
+        for _ in 0..frames {
+            gif.extend([0x21, 0xF9, 4, 0, 10, 0, 0, 0]);
+            gif.push(0x2C);
+            for v in [0, 0, width, height] {
+                gif.extend(v.to_le_bytes());
+            }
+            gif.extend([0x80, 0, 0, 0, 255, 255, 255, 2]);
+            let mut left = data;
+            while left > 0 {
+                let length = left.min(255);
+                gif.push(length as u8);
+                gif.extend(std::iter::repeat_n(0x4c, length));
+                left -= length;
+            }
+            gif.push(0);
+        }
+        gif.push(0x3B);
+        gif
+    }
+
+    #[test]
+    fn every_frame_of_an_animated_gif_counts() {
+        assert_eq!(
+            walked(&animated_gif(400, 300, 1, 600)).0,
+            Declared::Size(400, 300),
+            "one frame: a still image"
+        );
+        assert_eq!(
+            walked(&animated_gif(400, 300, 10, 600)).0,
+            Declared::Animation(400, 300, 10)
+        );
+        // Each frame 0.12 megapixels, 1,000 of them: 120 megapixels to decode, in a few hundred kilobytes. The walk
+        // stops at the frame that passes 100 megapixels, following the image data over several windows.
+        let many = animated_gif(400, 300, 1_000, 300);
+        assert!(many.len() > 2 * SIZE_BYTES);
+        let (size, windows) = walked(&many);
+        assert_eq!(size, Declared::Animation(400, 300, 834));
+        assert!(over_budget((400, 300), 834) && !over_budget((400, 300), 833));
+        assert!(windows >= 2, "followed past the first window");
+        // Cut inside a frame's data: the frames seen so far.
+        let cut = &animated_gif(400, 300, 3, 600)[..1_000];
+        assert_eq!(walked(cut).0, Declared::Animation(400, 300, 2));
+    }
+
+    /// A PNG of `width` x `height` with an `acTL` (when `animated`) and `frames` frames (`fcTL`, then `IDAT` or
+    /// `fdAT` of `data` bytes each), then `IEND`. CRCs are left zero: nothing here reads them.
+    fn apng(width: u32, height: u32, animated: bool, frames: usize, data: usize) -> Vec<u8> {
+        let chunk = |kind: &[u8; 4], body: &[u8]| {
+            let mut c = (body.len() as u32).to_be_bytes().to_vec();
+            c.extend(kind);
+            c.extend(body);
+            c.extend([0; 4]);
+            c
+        };
+        let mut image = png(width, height);
+        image.extend([0; 4]);
+        if animated {
+            image.extend(chunk(b"acTL", &[0, 0, 0, 1, 0, 0, 0, 0]));
+        }
+        for frame in 0..frames {
+            if animated {
+                image.extend(chunk(b"fcTL", &[0; 26]));
+            }
+            let kind = if frame == 0 { b"IDAT" } else { b"fdAT" };
+            image.extend(chunk(kind, &vec![0; data]));
+        }
+        image.extend(chunk(b"IEND", &[]));
+        image
+    }
+
+    #[test]
+    fn every_frame_of_an_animated_png_counts() {
+        assert_eq!(
+            walked(&apng(1000, 1000, false, 1, 300_000)),
+            (Declared::Size(1000, 1000), 1),
+            "a still PNG: its size, from the first window"
+        );
+        assert_eq!(
+            walked(&apng(1000, 1000, true, 20, 100)).0,
+            Declared::Animation(1000, 1000, 20)
+        );
+        // acTL says 1 frame; its fcTL chunks, which a decoder shows, say 200: counted, past the first window.
+        let (size, windows) = walked(&apng(1000, 1000, true, 200, 2_000));
+        assert_eq!(size, Declared::Animation(1000, 1000, 101));
+        assert!(windows >= 2);
+    }
+
+    /// An animated WebP: `VP8X` (animation flag) of `width` x `height`, `ANIM`, then `frames` `ANMF` chunks of
+    /// `data` bytes each (odd lengths padded).
+    fn animated_webp(width: u32, height: u32, frames: usize, data: usize) -> Vec<u8> {
+        let chunk = |kind: &[u8; 4], body: &[u8]| {
+            let mut c = kind.to_vec();
+            c.extend((body.len() as u32).to_le_bytes());
+            c.extend(body);
+            if body.len() % 2 == 1 {
+                c.push(0);
+            }
+            c
+        };
+        let mut vp8x = vec![0x02, 0, 0, 0];
+        vp8x.extend(&(width - 1).to_le_bytes()[..3]);
+        vp8x.extend(&(height - 1).to_le_bytes()[..3]);
+        let mut body = b"WEBP".to_vec();
+        body.extend(chunk(b"VP8X", &vp8x));
+        body.extend(chunk(b"ANIM", &[0; 6]));
+        for _ in 0..frames {
+            body.extend(chunk(b"ANMF", &vec![0; data]));
+        }
+        let mut image = b"RIFF".to_vec();
+        image.extend((body.len() as u32).to_le_bytes());
+        image.extend(body);
+        image
+    }
+
+    #[test]
+    fn every_frame_of_an_animated_webp_counts() {
+        assert_eq!(
+            walked(&animated_webp(500, 500, 10, 101)).0,
+            Declared::Animation(500, 500, 10)
+        );
+        let (size, windows) = walked(&animated_webp(1000, 1000, 500, 1_001));
+        assert_eq!(size, Declared::Animation(1000, 1000, 101));
+        assert!(windows >= 1);
+        let (size, windows) = walked(&animated_webp(100, 100, 20_000, 15));
+        assert_eq!(size, Declared::Animation(100, 100, 10_001));
+        assert!(windows >= 2, "followed past the first window");
     }
 }
