@@ -1,5 +1,6 @@
-//! Conditional requests (RFC 9110 §13.1.2): whether an `If-None-Match` names an entity tag. One reading for every
-//! answer the Worker makes 304s for itself — the gateway's edge cache and the image variants.
+//! Conditional requests (RFC 9110 §13.1.1, §13.1.2): whether an `If-None-Match` (or an `If-Match`) names an entity
+//! tag. One reading for every answer the Worker makes 304s (or 412s) for itself — the gateway's edge cache and the
+//! image variants.
 
 /// Whether `if_none_match` (the header's value) names `etag` (an entity tag, quotes included, `W/` or not) by weak
 /// comparison, or is `*` (RFC 9110 §13.1.2: the condition is then false and a GET or HEAD is answered 304). A
@@ -27,6 +28,39 @@ pub fn none_match(if_none_match: &str, etag: &str) -> bool {
             return false;
         };
         if &inner[..end] == wanted {
+            return true;
+        }
+        rest = &inner[end + 1..];
+    }
+}
+
+/// Whether `if_match` (an `If-Match` value) names `etag` by strong comparison (RFC 9110 §13.1.1, §8.8.3.2): both
+/// tags strong and their opaque parts equal, or `*`. A weak tag on either side, or a malformed list, matches nothing.
+pub fn strong_match(if_match: &str, etag: &str) -> bool {
+    if any(if_match) {
+        return true;
+    }
+    if etag.starts_with("W/") {
+        return false;
+    }
+    let Some(wanted) = opaque(etag) else {
+        return false;
+    };
+    let mut rest = if_match;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ',']);
+        if rest.is_empty() {
+            return false;
+        }
+        let weak = rest.starts_with("W/");
+        rest = rest.strip_prefix("W/").unwrap_or(rest);
+        let Some(inner) = rest.strip_prefix('"') else {
+            return false;
+        };
+        let Some(end) = inner.find('"') else {
+            return false;
+        };
+        if !weak && &inner[..end] == wanted {
             return true;
         }
         rest = &inner[end + 1..];
@@ -90,6 +124,27 @@ mod tests {
         ] {
             assert_eq!(none_match(header, tag), matches, "{why}: {header}");
         }
+    }
+
+    #[test]
+    fn if_match_compares_strongly() {
+        let tag = "\"abc\"";
+        for (header, matches, why) in [
+            ("\"abc\"", true, "the same tag"),
+            ("\"x\", \"abc\"", true, "one of a list"),
+            ("*", true, "any current representation"),
+            ("W/\"abc\"", false, "a weak tag never matches strongly"),
+            ("W/\"abc\", \"y\"", false, "nor in a list"),
+            ("\"abcd\"", false, "another tag"),
+            ("abc", false, "unquoted: malformed"),
+            ("", false, "empty"),
+        ] {
+            assert_eq!(strong_match(header, tag), matches, "{why}: {header}");
+        }
+        assert!(
+            !strong_match("\"abc\"", "W/\"abc\""),
+            "a weak ETag never matches"
+        );
     }
 
     #[test]

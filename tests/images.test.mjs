@@ -204,6 +204,11 @@ before(async () => {
       body: await sharp(randomBytes(500 * 400 * 3), { raw: { width: 500, height: 400, channels: 3 } }).jpeg({ quality: 60 }).toBuffer(),
     },
     "/photos/error.png": { type: "image/png", body: Buffer.from("<!doctype html><h1>500 Internal Server Error</h1>") },
+    // The first three bytes of a JPEG and nothing more (an upload cut short that the origin stored as it came).
+    "/photos/tiny.jpg": { type: "image/jpeg", body: Buffer.from([0xff, 0xd8, 0xff]) },
+    // An SVG with a script, labelled as what it is and as a PNG: neither may reach a browser from the Worker's origin.
+    "/photos/logo.svg": { type: "image/svg+xml", body: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>') },
+    "/photos/svg-labelled.png": { type: "image/png", body: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>') },
     "/photos/rows-cut.png": { type: "image/png", body: rowsCutShort(300, 200, 4) },
     // Under a kilobyte, declaring 50,000 × 50,000 px (7.5 GB of pixels for whoever decodes it).
     "/photos/bomb.png": { type: "image/png", body: rowsCutShort(50_000, 50_000, 4) },
@@ -538,16 +543,41 @@ test("a variant has a strong ETag from its bytes, the same on a HIT and a MISS; 
   assert.equal(webp.headers.get("etag"), tagOf(webp.body));
   // A fallback (never stored) has no tag, so a list of tags never matches it; `*` names any current
   // representation (RFC 9110 §13.1.2), the untagged original included.
-  const broken = await get(worker, "/images/300/photos/broken.png", { "if-none-match": '"abc", W/"x"' });
+  const broken = await get(worker, "/images/100/photos/rows-cut.png", { "if-none-match": '"abc", W/"x"' });
   assert.equal(broken.status, 200);
+  assert.match(broken.headers.get("x-image-transform"), /failed/);
   assert.equal(broken.headers.get("etag"), null);
   for (const method of ["GET", "HEAD"]) {
-    const any = await worker.fetch("/images/300/photos/broken.png", { method, headers: { "if-none-match": "*" } });
+    const any = await worker.fetch("/images/100/photos/rows-cut.png", { method, headers: { "if-none-match": "*" } });
     assert.equal(any.status, 304, `${method} *`);
     assert.equal((await any.arrayBuffer()).byteLength, 0);
     assert.equal(any.headers.get("cache-control"), "no-store");
     assert.match(any.headers.get("x-image-transform"), /failed/);
   }
+});
+
+test("If-Match naming no current representation (strong comparison) is answered 412; a match or * is served", async () => {
+  // It was ignored: a client asking for the bytes it holds (a resumed download, RFC 9110 §13.1.1) got other ones.
+  const first = await get(worker, "/images/244/photos/land.jpg");
+  const etag = first.headers.get("etag");
+  for (const method of ["GET", "HEAD"]) {
+    for (const [ifMatch, status] of [[etag, 200], [`"other", ${etag}`, 200], ["*", 200], ['"other"', 412], [`W/${etag}`, 412]]) {
+      const response = await worker.fetch("/images/244/photos/land.jpg", { method, headers: { "if-match": ifMatch } });
+      const body = Buffer.from(await response.arrayBuffer());
+      assert.equal(response.status, status, `${method} If-Match: ${ifMatch}`);
+      if (status === 412 && method === "GET") {
+        assert.equal(JSON.parse(body).error.code, "precondition_failed");
+      }
+      if (status === 200 && method === "GET") assert.deepEqual(body, first.body);
+    }
+  }
+  // On a MISS too (the variant is still made and stored), and before If-None-Match (RFC 9110 §13.2.2).
+  const miss = await worker.fetch("/images/245/photos/land.jpg", { headers: { "if-match": '"other"', "if-none-match": "*" } });
+  assert.equal(miss.status, 412);
+  assert.equal((await get(worker, "/images/245/photos/land.jpg")).headers.get("x-cache"), "HIT");
+  // A fallback has no tag: only * names it.
+  assert.equal((await worker.fetch("/images/100/photos/rows-cut.png", { headers: { "if-match": '"abc"' } })).status, 412);
+  assert.equal((await worker.fetch("/images/100/photos/rows-cut.png", { headers: { "if-match": "*" } })).status, 200);
 });
 
 /** A GET with the path sent byte for byte (fetch() would normalise `..` and `%2e%2e` before sending). */
@@ -759,6 +789,11 @@ test("origin 404 → 404, not an image → 415 (by its label or, for an original
   const empty = await get(worker, "/images/300/photos/empty.jpg");
   assert.equal(empty.status, 502, "an empty body is no image (it was served as a 0-byte 200)");
   assert.equal(JSON.parse(empty.body).error.code, "bad_gateway");
+  for (const path of ["/images/300/photos/logo.svg", "/images/300/photos/svg-labelled.png", "/images/photos/logo.svg?format=png"]) {
+    const svg = await get(worker, path);
+    assert.equal(svg.status, 415, `${path}: an SVG is never served`);
+    assert.equal(JSON.parse(svg.body).error.code, "unsupported_media_type");
+  }
   const errorPage = await get(worker, "/images/300/photos/error.png");
   assert.equal(errorPage.status, 415, "an error page labelled image/png is not served as the original");
   assert.equal(JSON.parse(errorPage.body).error.code, "unsupported_media_type");
@@ -777,13 +812,20 @@ test("origin 404 → 404, not an image → 415 (by its label or, for an original
     assert.deepEqual(oversized.body, fixtures["/photos/noise.jpg"].body, `${cache}: the original instead`);
   }
   for (let i = 0; i < 2; i++) {
-    const broken = await get(worker, "/images/300/photos/broken.png");
+    const broken = await get(worker, "/images/100/photos/rows-cut.png");
     assert.equal(broken.status, 200);
     assert.equal(broken.headers.get("content-type"), "image/png");
     assert.equal(broken.headers.get("x-content-type-options"), "nosniff");
     assert.match(broken.headers.get("x-image-transform"), /failed/);
-    assert.deepEqual(broken.body, fixtures["/photos/broken.png"].body, "the original bytes");
+    assert.deepEqual(broken.body, fixtures["/photos/rows-cut.png"].body, "the original bytes");
     assert.equal(broken.headers.get("x-cache"), "MISS", "a fallback is never cached");
+  }
+  // An image by its first bytes whose header never says its size is no image a browser shows: they were served,
+  // 200 and marked failed, as "the original".
+  for (const path of ["/images/300/photos/broken.png", "/images/300/photos/tiny.jpg"]) {
+    const unreadable = await get(worker, path);
+    assert.equal(unreadable.status, 502, path);
+    assert.deepEqual(JSON.parse(unreadable.body).error, { code: "bad_gateway", message: "the source image is cut short or corrupt: its header does not say its size" }, path);
   }
   const unconfigured = await startWorker();
   try {
@@ -857,7 +899,7 @@ test("cf-image mode: the source fetch carries the documented cf.image object; a 
         const upstream = await fetch(request.url);
         const headers = new Headers(upstream.headers);
         // Resized answers carry Cf-Resized; one without it was not resized (the zone has no Image Resizing).
-        if (request.cf?.image && /\/(square\.png|bomb\.png|bomb\.gif|panorama\.jpg)$/.test(request.url)) headers.set("cf-resized", "err=9422");
+        if (request.cf?.image && /\/(square\.png|bomb\.png|bomb\.gif|panorama\.jpg|tiny\.jpg)$/.test(request.url)) headers.set("cf-resized", "err=9422");
         else if (request.cf?.image && !request.url.endsWith("/tall.png")) headers.set("cf-resized", "internal=ok/- q=0");
         return new Response(await upstream.arrayBuffer(), { status: upstream.status, headers });
       },
@@ -899,6 +941,11 @@ test("cf-image mode: the source fetch carries the documented cf.image object; a 
     const gifBomb = await get(cfWorker, "/images/100/photos/bomb.gif");
     assert.equal(gifBomb.status, 413, "nor a GIF whose 1 x 1 screen frames 50,000 x 50,000 px");
     assert.match(JSON.parse(gifBomb.body).error.message, /50000 x 50000 px/);
+    // Cloudflare's answer for an SVG source is labelled image/svg+xml: refused as no image type.
+    assert.equal((await get(cfWorker, "/images/100/photos/logo.svg")).status, 415, "an SVG is never served");
+    const tiny = await get(cfWorker, "/images/100/photos/tiny.jpg");
+    assert.equal(tiny.status, 502, "nor three bytes of JPEG whose resize failed");
+    assert.match(JSON.parse(tiny.body).error.message, /cut short or corrupt/);
     // A long side alone is no bomb: the panorama Cloudflare will not resize is served as the original, as before.
     const panorama = await get(cfWorker, "/images/100/photos/panorama.jpg");
     assert.equal(panorama.status, 200, "an honest 12,800 x 600 px photo is not refused");

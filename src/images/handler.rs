@@ -96,8 +96,10 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         signature::client_cache_control(config.cache_ttl_secs, signed_exp, call.started_ms / 1000);
 
     let accept = call.req.headers().get("accept").ok().flatten();
+    let if_match = call.req.headers().get("if-match").ok().flatten();
     let if_none_match = call.req.headers().get("if-none-match").ok().flatten();
-    let conditional = |response| not_modified_or(response, if_none_match.as_deref());
+    let conditional =
+        |response| preconditions(response, if_match.as_deref(), if_none_match.as_deref());
     let format = negotiate(request.transform.format, accept.as_deref());
     let vary = request.transform.format == FormatChoice::Auto;
     let key = cache_key(&config.variant_scope, &request, format);
@@ -109,7 +111,7 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
             .or_internal("reading the image cache")
     };
     if let Some(hit) = read_stored().await? {
-        return Ok(conditional(finish(hit, "HIT", vary, &cache_control)));
+        return conditional(finish(hit, "HIT", vary, &cache_control));
     }
     // The lead makes at most three timed steps: the source fetch and the resize (binding mode), or in cf-image mode
     // the resized fetch, a JPEG or PNG one for a client taking neither WebP nor AVIF, and the original after a resize
@@ -124,7 +126,7 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
             .is_some()
         {
             if let Some(hit) = read_stored().await? {
-                return Ok(conditional(finish(hit, "HIT", vary, &cache_control)));
+                return conditional(finish(hit, "HIT", vary, &cache_control));
             }
         }
     }
@@ -150,7 +152,7 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
     };
     if made == Made::Failed {
         let response = marked(blob_response(&variant, "no-store", None));
-        return Ok(conditional(finish(response, "MISS", vary, "no-store")));
+        return conditional(finish(response, "MISS", vary, "no-store"));
     }
     // Stored with the answer, so a HIT gives the tag a MISS gave for the same bytes.
     let etag = etag_of(&variant.body).await?;
@@ -168,12 +170,38 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
             serde_json::json!({"request_id": call.request_id, "detail": e.to_string()}),
         ),
     }
-    Ok(conditional(finish(
+    conditional(finish(
         marked(blob_response(&variant, &cache_control, Some(&etag))),
         "MISS",
         vary,
         &cache_control,
-    )))
+    ))
+}
+
+/// `response` as the request's preconditions leave it (RFC 9110 §13.2.2, evaluated once the answer would be a 200):
+/// an `If-Match` that names no current representation — by strong comparison, §13.1.1; `*` names any — is answered
+/// 412 (the Worker makes the variants, so it answers for them as their origin, which MUST evaluate it), and else an
+/// `If-None-Match` is looked at ([`not_modified_or`]). `If-Unmodified-Since` and `If-Modified-Since` are ignored: a
+/// variant has no modification date (§13.1.4, §13.1.3).
+fn preconditions(
+    response: Response,
+    if_match: Option<&str>,
+    if_none_match: Option<&str>,
+) -> ApiResult<Response> {
+    if let Some(if_match) = if_match {
+        let matched = match response.headers().get("etag").ok().flatten() {
+            Some(etag) => crate::conditional::strong_match(if_match, &etag),
+            None => crate::conditional::any(if_match),
+        };
+        if !matched {
+            return Err(ApiError::new(
+                412,
+                "precondition_failed",
+                "If-Match names no current representation of this variant",
+            ));
+        }
+    }
+    Ok(not_modified_or(response, if_none_match))
 }
 
 /// `response`, or a 304 in its place when `If-None-Match` names its `ETag` (RFC 9110 §13.1.2, §15.4.5): no body, and
@@ -339,9 +367,18 @@ async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
     let mut size = declared(&head);
     let size = loop {
         size = match size {
-            Declared::Size(width, height) => break Some((width, height, 1)),
-            Declared::Animation(width, height, frames) => break Some((width, height, frames)),
-            Declared::Unknown => break None,
+            Declared::Size(width, height) => break (width, height, 1),
+            Declared::Animation(width, height, frames) => break (width, height, frames),
+            // A JPEG, PNG, WebP, AVIF or GIF by its first bytes whose header never says its size (three bytes of
+            // JPEG, a PNG signature then garbage) is no image a browser can show: the origin's answer is broken,
+            // and is refused rather than served as a 200 "original".
+            Declared::Unknown => {
+                return Err(ApiError::new(
+                    502,
+                    "bad_gateway",
+                    "the source image is cut short or corrupt: its header does not say its size",
+                ))
+            }
             Declared::TooManyGrids => {
                 return Err(ApiError::payload_too_large(format!(
                     "the source image has more than {MAX_GRIDS} grid images, more than the size check reads"
@@ -366,14 +403,15 @@ async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
             }
         };
     };
-    if let Some((width, height, _)) = size.filter(|&(w, h, _)| !servable_original(w, h)) {
+    let (width, height, frames) = size;
+    if !servable_original(width, height) {
         return Err(ApiError::payload_too_large(format!(
             "the source image is {width} x {height} px, more than a variant can be made from (at most {} \
              megapixels)",
             MAX_SOURCE_PIXELS / 1_000_000
         )));
     }
-    if let Some((width, height, frames)) = size.filter(|&(w, h, f)| over_budget((w, h), f)) {
+    if over_budget((width, height), frames) {
         return Err(ApiError::payload_too_large(format!(
             "the source animation is {width} x {height} px in {frames} frames or more, more than a variant can be \
              made from (at most {} megapixels in all its frames)",
