@@ -32,12 +32,21 @@ pub struct Exhausted {
     pub reset_at_ms: u64,
 }
 
+/// Why an object is not asked before `until_ms`.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    until_ms: u64,
+    /// A probe is out (the window [`IsolateMemory::gate`] opened, at most the policy's timeout), not a silence: a late
+    /// answer does not end it ([`IsolateMemory::object_late`]).
+    probing: bool,
+}
+
 #[derive(Debug)]
 pub struct IsolateMemory {
     exhausted: HashMap<String, Exhausted>,
     rotation: HashMap<String, u32>,
     /// Objects that let a request time out (or have a probe out): not asked before the time held.
-    silent: HashMap<String, u64>,
+    silent: HashMap<String, Mark>,
     capacity: usize,
     seed: u32,
 }
@@ -87,11 +96,14 @@ impl IsolateMemory {
     pub fn gate(&mut self, object: &str, now_ms: u64, probe_ms: u64) -> Gate {
         match self.silent.get_mut(object) {
             None => Gate::Ask,
-            Some(until_ms) if *until_ms > now_ms => Gate::Skip {
-                until_ms: *until_ms,
+            Some(mark) if mark.until_ms > now_ms => Gate::Skip {
+                until_ms: mark.until_ms,
             },
-            Some(until_ms) => {
-                *until_ms = now_ms + probe_ms;
+            Some(mark) => {
+                *mark = Mark {
+                    until_ms: now_ms + probe_ms,
+                    probing: true,
+                };
                 Gate::Ask
             }
         }
@@ -101,27 +113,33 @@ impl IsolateMemory {
     pub fn silent(&self, object: &str, now_ms: u64) -> bool {
         self.silent
             .get(object)
-            .is_some_and(|&until_ms| until_ms > now_ms)
+            .is_some_and(|mark| mark.until_ms > now_ms)
     }
 
     /// Whether any object is skipped at `now_ms`: the cheap test before asking about each.
     pub fn any_silent(&self, now_ms: u64) -> bool {
-        self.silent.values().any(|&until_ms| until_ms > now_ms)
+        self.silent.values().any(|mark| mark.until_ms > now_ms)
     }
 
     /// `object` let a request wait its whole timeout, ending at `now_ms`: skipped for [`SILENT_FOR_MS`].
     pub fn object_silent(&mut self, object: &str, now_ms: u64) {
-        self.silent
-            .insert(object.to_owned(), now_ms + SILENT_FOR_MS);
+        self.silent.insert(
+            object.to_owned(),
+            Mark {
+                until_ms: now_ms + SILENT_FOR_MS,
+                probing: false,
+            },
+        );
     }
 
     /// `object`'s answer to a request that stopped waiting for it (after `timeout_ms`) arrived at `now_ms`: it is
     /// alive, only slow. A silence its lateness marked ends now, so the next request probes it (the others still
     /// skip it while that probe waits) instead of none asking it for [`SILENT_FOR_MS`]. An object not marked stays
-    /// unmarked.
+    /// unmarked, and a probe's window stays open: the answer of another request that timed out with this one, landing
+    /// while the probe waits, sends no second probe (one at a time; the probe's outcome decides).
     pub fn object_late(&mut self, object: &str, now_ms: u64) {
-        if let Some(until_ms) = self.silent.get_mut(object) {
-            *until_ms = (*until_ms).min(now_ms);
+        if let Some(mark) = self.silent.get_mut(object).filter(|mark| !mark.probing) {
+            mark.until_ms = mark.until_ms.min(now_ms);
         }
     }
 
@@ -278,6 +296,32 @@ mod tests {
         assert!(
             !memory.silent("api:4", 1_200),
             "a late answer marks nothing"
+        );
+    }
+
+    /// The late answers of several requests that timed out together land one after another. The first cuts the
+    /// silence and the next request probes; a later one, landing while that probe waits, cut the probe's window too
+    /// (`min(until, now)`), and the request after it probed as well: a slow object under load got as many probes at
+    /// once as late answers, where one at a time was meant. A late answer ends a silence, never a probe's window.
+    #[test]
+    fn a_late_answer_landing_while_a_probe_waits_sends_no_second_probe() {
+        let mut memory = IsolateMemory::new(10, 0);
+        memory.object_silent("api:3", 1_000);
+        memory.object_late("api:3", 1_100);
+        assert_eq!(memory.gate("api:3", 1_100, 300), Gate::Ask, "the probe");
+        memory.object_late("api:3", 1_150);
+        assert_eq!(
+            memory.gate("api:3", 1_150, 300),
+            Gate::Skip { until_ms: 1_400 },
+            "still waiting for the probe"
+        );
+        assert!(memory.silent("api:3", 1_150));
+        memory.object_silent("api:3", 1_400);
+        memory.object_late("api:3", 1_500);
+        assert_eq!(
+            memory.gate("api:3", 1_500, 300),
+            Gate::Ask,
+            "the probe's own late answer ends its silence"
         );
     }
 
