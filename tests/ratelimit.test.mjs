@@ -414,6 +414,37 @@ test("a limiter object whose answer arrives after timeout_ms is alive: the next 
   }
 });
 
+test("a refusal that arrives after timeout_ms is remembered: the isolate refuses the key until its retry time, asking no one", { timeout: 30_000 }, async () => {
+  // The late answer was watched only to end the object's silence: a refusal in it (the key is over its limit) was
+  // dropped, so the next request of that key asked the slow object again (and, failing open, passed uncounted after
+  // waiting out timeout_ms), where a refusal that arrived in time is refused by the isolate with no round trip.
+  const { w, held } = await startHeld({
+    RATE_LIMIT_POLICIES: { slow: { limit: 1, window: 3600, key: "api_key", binding: "HELD_LIMITER", failure: "open", shards: 1, timeout_ms: 300, check: true } },
+  });
+  try {
+    const object = held("slow:0");
+    const headers = { "x-api-key": "slow-client" };
+    const lateLines = () => w.jsonLogs().filter((l) => l.msg === "rate limiter answered after its timeout" && l.policy === "slow");
+    for (const n of [1, 2]) {
+      const r = await w.fetch("/ratelimit/slow/check", { headers });
+      assert.equal(r.status, 200, `request ${n}: no answer within timeout_ms, failing open`);
+      await r.arrayBuffer();
+      await object.holding(1);
+      await object.release(n);
+      await until(() => lateLines().length === n, { what: `request ${n}'s late answer` });
+    }
+    const s = await standing(w, "held", apiKeyFor("slow-client"), 1, 3600, 1);
+    assert.equal(s.standing.remaining, 0, "the first take spent the quota; the second was refused");
+    const third = await w.fetch("/ratelimit/slow/check", { headers });
+    const body = await third.text();
+    assert.equal(third.status, 429, `the late refusal is remembered: ${body}`);
+    const ns = await w.mf.getDurableObjectNamespace("HELD_LIMITER");
+    assert.equal(await (await ns.get(ns.idFromName("slow:0")).fetch("https://held/held")).text(), "0", "the object was not asked");
+  } finally {
+    await w.stop();
+  }
+});
+
 test("failing closed, a take is not refused as past its deadline by an object whose clock runs a little ahead of the Worker's", { timeout: 30_000 }, async () => {
   // The take carried the Worker's own `now + timeout_ms` as its deadline, and the object judges it by its clock: one
   // ahead of the Worker's (or a Worker clock that stood still while it computed: it advances with I/O) by more than

@@ -140,7 +140,8 @@ async fn decide(
     if waiting == Waiting::Client && policy.failure == FailureMode::Closed {
         take.deadline_ms = Some(plan::deadline(now_ms, policy.timeout_ms));
     }
-    let (asked, late) = ask_unless_silent(env, request_id, policy, &object, &take, now_ms).await;
+    let (asked, late) =
+        ask_unless_silent(env, request_id, policy, &object, &take, &memory_key, now_ms).await;
     let decided = match asked {
         // The object understood and refused the request itself (4xx): a fault of ours, never a reason to pass.
         Err(Asked::Rejected(detail)) => Err(ApiError::internal(format!(
@@ -289,6 +290,7 @@ async fn ask_unless_silent(
     policy: &Policy,
     object: &str,
     take: &TakeRequest,
+    memory_key: &str,
     now_ms: u64,
 ) -> (Result<TakeReply, Asked>, Option<LateAnswer>) {
     let silent_key = plan::silent_key(policy, object);
@@ -313,6 +315,7 @@ async fn ask_unless_silent(
                 policy: policy.name.clone(),
                 object: object.to_owned(),
                 silent_key,
+                memory_key: memory_key.to_owned(),
                 request_id: request_id.to_owned(),
                 asked_at_ms: now_ms,
             },
@@ -361,6 +364,8 @@ struct LateContext {
     policy: String,
     object: String,
     silent_key: String,
+    /// Where a refusal of its key is remembered ([`plan::remember_refusal`]).
+    memory_key: String,
     request_id: String,
     asked_at_ms: u64,
 }
@@ -368,13 +373,21 @@ struct LateContext {
 /// Waits for the answer a request stopped waiting for. One that arrives (any answer: the object is alive, only
 /// slow) ends the silence its lateness marked, so the next request probes the object, instead of none asking it
 /// for [`super::memory::SILENT_FOR_MS`] — one slow answer turned a working limiter off for the whole isolate. An
-/// ask that fails (the call threw) leaves the mark.
+/// ask that fails (the call threw) leaves the mark. A refusal in the answer is remembered, as one in time is: the
+/// isolate refuses the key until its retry time (counted from when the request asked, never longer than the object
+/// said), instead of asking the slow object again for a key it already refused.
 async fn watch_late(pending: PendingAsk, late: LateContext) {
-    if let Err(Asked::Unreachable(_)) = pending.await {
+    let answer = pending.await;
+    if let Err(Asked::Unreachable(_)) = answer {
         return;
     }
     let now_ms = respond::now_ms();
-    with_memory(|m| m.object_late(&late.silent_key, now_ms));
+    with_memory(|m| {
+        m.object_late(&late.silent_key, now_ms);
+        if let Ok(reply) = &answer {
+            plan::remember_refusal(m, &late.memory_key, reply, late.asked_at_ms);
+        }
+    });
     crate::entry::log::warn(
         "rate limiter answered after its timeout",
         serde_json::json!({
