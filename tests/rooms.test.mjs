@@ -1789,3 +1789,41 @@ test("a member's reply debt outlives the room's memory: after the object restart
     rmSync(stateDir, { recursive: true, force: true });
   }
 });
+
+test("a member's message bucket kept across a restart is at worst empty under the room's new settings, never in debt", async () => {
+  // A message bucket never goes below zero; stored, it is the time it is full again. Rebuilt at other settings (a
+  // larger rate, a smaller burst), that time read as a debt of thousands of tokens: raising the rate locked a member
+  // who had emptied their bucket out for as long as the old burst took to refill (here ~40 s), where the instance
+  // that kept it in memory let them go on at once at the new rate.
+  const stateDir = mkdtempSync(join(tmpdir(), "edgekit-rooms-"));
+  cpSync(migratedTemplate(), stateDir, { recursive: true });
+  const room = "rate-restart";
+  const sync1 = Buffer.from([0, 0, 1, 0]);
+  const answered = (s) => s.frames.filter((f) => f[0] === 0 && f[1] === 1).length;
+  // 40 messages at 1/s: 40 s to refill, past the 10 s a room stays in memory, so its bucket is stored.
+  let w = await startWorker({ vars: { ...VARS, ROOMS_UPDATE_BURST: 40, ROOMS_UPDATES_PER_SECOND: 1 }, stateDir });
+  try {
+    const spender = await rawSocket(w, room, "spender");
+    const base = answered(spender);
+    for (let i = 0; i < 40; i++) spender.ws.send(sync1);
+    await until(() => answered(spender) >= base + 40, { what: "40 sync requests answered" });
+    assert.equal(spender.closed, null);
+    spender.ws.close();
+  } finally {
+    await w.stop();
+  }
+  // The default rate (60/s, burst 200): an empty bucket has a token again within 17 ms.
+  w = await startWorker({ vars: VARS, stateDir });
+  try {
+    const again = await rawSocket(w, room, "spender");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const base = answered(again);
+    again.ws.send(sync1);
+    await until(() => again.closed || answered(again) > base, { what: "the sync request answered or the socket closed" });
+    assert.equal(again.closed, null, `refused: ${again.closed?.code} ${again.closed?.reason}`);
+    again.ws.close();
+  } finally {
+    await w.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});

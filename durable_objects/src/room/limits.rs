@@ -62,6 +62,16 @@ impl TokenBucket {
         }
     }
 
+    /// The bucket with its debt forgiven: one that is only ever taken from ([`TokenBucket::take`], a member's
+    /// messages) is never below empty, and rebuilt from its [`TokenBucket::full_at_ms`] at other settings than it
+    /// was stored at (a larger rate, a smaller burst) the time left read as a debt of many bursts.
+    pub fn without_debt(self) -> Self {
+        Self {
+            tokens: self.tokens.max(0.0),
+            ..self
+        }
+    }
+
     /// When the bucket is full again, refills alone (the whole of its state: with [`TokenBucket::until_full`] it is
     /// what a room keeps of a member's budget across hibernation). Rounded up: a bucket rebuilt from it never holds
     /// more than this one.
@@ -308,6 +318,21 @@ mod tests {
             7,
             "a full bucket is full now"
         );
+    }
+
+    #[test]
+    fn a_message_bucket_rebuilt_at_other_settings_is_at_worst_empty() {
+        // 40 taken at 1/s (burst 40): full again 40 s later; read at 60/s that was 2,400 tokens of debt.
+        let mut messages = TokenBucket::full(40, 0);
+        while messages.take(1, 40, 0) {}
+        let full_at = messages.full_at_ms(1, 40);
+        let mut rebuilt = TokenBucket::until_full(60, 200, full_at, 0).without_debt();
+        assert!(!rebuilt.take(60, 200, 0), "empty");
+        assert!(rebuilt.take(60, 200, 17), "a token at the new rate");
+        let owing = TokenBucket::until_full(1, 40, 80_000, 0);
+        assert_eq!(owing.without_debt().tokens, 0.0);
+        let some = TokenBucket::until_full(1, 40, 30_000, 0);
+        assert_eq!(some.without_debt(), some, "tokens left are kept");
     }
 
     #[test]

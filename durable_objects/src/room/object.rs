@@ -550,8 +550,10 @@ impl Room {
             let full_at = row.full_at_ms.max(0.0) as u64;
             match (Budget::named(&row.kind), settings) {
                 (Some(Budget::Rate), Some(s)) => {
+                    // Never in debt: at the settings it was stored at, it was at worst empty.
                     let bucket =
-                        TokenBucket::until_full(s.updates_per_second, s.update_burst, full_at, now);
+                        TokenBucket::until_full(s.updates_per_second, s.update_burst, full_at, now)
+                            .without_debt();
                     inner.buckets.insert(row.user_id.clone(), bucket);
                     inner.stored_rates.insert(row.user_id, full_at);
                 }
