@@ -53,20 +53,18 @@ struct Inner {
     loaded: Option<Loaded>,
     presence: Presence,
     /// Per user, not per socket: a member may hold 16 sockets, and one bucket each let one member send 16 times the
-    /// rate (each update relayed to every member). A full bucket is forgotten (it equals a new one).
-    buckets: HashMap<String, TokenBucket>,
+    /// rate (each update relayed to every member). A full bucket is forgotten (it equals a new one). Beside each, when
+    /// it is full again as stored (see [`limits::worth_storing`]), if it is.
+    buckets: HashMap<String, (TokenBucket, Option<u64>)>,
     /// Per user, like `buckets`: the bytes their sync requests, awareness queries and joins (the presence each is
     /// sent) may make the room encode and send them, shared by their sockets and kept after they close until full
     /// again. One per socket, dropped with
     /// it, gave each reconnect (a ticket's worth: 60 a minute) and each of a member's 16 sockets a fresh 4 MiB.
-    replies: HashMap<String, TokenBucket>,
+    replies: HashMap<String, (TokenBucket, Option<u64>)>,
     /// Whether this instance has read the budgets an earlier one stored (`room_budgets`): `buckets` and `replies` are
     /// memory, and a room that hibernated or was evicted started every member's full again — a member who waited
     /// ~10 s for it had a fresh 4 MiB of replies each time. Read once, on the first budget asked for.
     budgets_read: bool,
-    /// When each member's budget, as stored, is full again (see [`limits::worth_storing`]), by user.
-    stored_rates: HashMap<String, u64>,
-    stored_replies: HashMap<String, u64>,
     /// Awareness entries this instance broadcast to every member (news, removals): what copies are counted against.
     awareness_broadcast: u64,
     /// Per socket: the copies of presence it may still send uncharged (see [`EchoCredit`]).
@@ -99,12 +97,6 @@ impl Budget {
             Budget::Rate => "rate",
             Budget::Reply => "reply",
         }
-    }
-
-    fn named(name: &str) -> Option<Self> {
-        [Budget::Rate, Budget::Reply]
-            .into_iter()
-            .find(|b| b.name() == name)
     }
 }
 
@@ -470,19 +462,15 @@ impl Room {
         let (out, full_at, stored) = {
             let mut guard = self.inner.borrow_mut();
             let inner = &mut *guard;
-            let (buckets, stored) = match kind {
-                Budget::Rate => (&mut inner.buckets, &inner.stored_rates),
-                Budget::Reply => (&mut inner.replies, &inner.stored_replies),
+            let buckets = match kind {
+                Budget::Rate => &mut inner.buckets,
+                Budget::Reply => &mut inner.replies,
             };
-            let bucket = buckets
+            let (bucket, stored) = buckets
                 .entry(user.to_owned())
-                .or_insert_with(|| TokenBucket::full(burst, now));
+                .or_insert_with(|| (TokenBucket::full(burst, now), None));
             let out = f(bucket, now);
-            (
-                out,
-                bucket.full_at_ms(per_second, burst),
-                stored.get(user).copied(),
-            )
+            (out, bucket.full_at_ms(per_second, burst), *stored)
         };
         if limits::worth_storing(full_at, stored, now, per_second, burst) {
             let written = self.sql.exec(
@@ -493,11 +481,13 @@ impl Room {
             match written {
                 Ok(_) => {
                     let mut inner = self.inner.borrow_mut();
-                    let stored = match kind {
-                        Budget::Rate => &mut inner.stored_rates,
-                        Budget::Reply => &mut inner.stored_replies,
+                    let buckets = match kind {
+                        Budget::Rate => &mut inner.buckets,
+                        Budget::Reply => &mut inner.replies,
                     };
-                    stored.insert(user.to_owned(), full_at);
+                    if let Some((_, stored)) = buckets.get_mut(user) {
+                        *stored = Some(full_at);
+                    }
                 }
                 // The budget still holds in memory; only a restart before the next write would forget it.
                 Err(e) => log_event(
@@ -513,27 +503,28 @@ impl Room {
     /// Reads the members' budgets an earlier instance stored (once per instance), dropping those full again. The
     /// message buckets are rebuilt at the settings of now.
     fn read_budgets(&self) {
-        #[derive(Deserialize)]
-        struct Row {
-            user_id: String,
-            kind: String,
-            full_at_ms: f64,
-        }
         if self.inner.borrow().budgets_read {
             return;
         }
         self.inner.borrow_mut().budgets_read = true;
         let now = Date::now().as_millis();
+        // Read as tickets are (a user and a time), one kind at a time: no row type of their own.
+        let of = |kind: Budget| -> Result<Vec<TicketRow>> {
+            self.sql
+                .exec(
+                    "SELECT user_id, full_at_ms AS expires_ms FROM room_budgets WHERE kind = ?",
+                    vec![kind.name().into()],
+                )?
+                .to_array()
+        };
         let read = self.schema().and_then(|()| {
             self.sql.exec(
                 "DELETE FROM room_budgets WHERE full_at_ms <= ?",
                 vec![(now as i64).into()],
             )?;
-            self.sql
-                .exec("SELECT user_id, kind, full_at_ms FROM room_budgets", None)?
-                .to_array::<Row>()
+            Ok((of(Budget::Rate)?, of(Budget::Reply)?))
         });
-        let rows = match read {
+        let (rates, replies) = match read {
             Ok(rows) => rows,
             Err(e) => {
                 log_event(
@@ -546,29 +537,21 @@ impl Room {
         };
         let settings = self.settings().ok();
         let mut inner = self.inner.borrow_mut();
-        for row in rows {
-            let full_at = row.full_at_ms.max(0.0) as u64;
-            match (Budget::named(&row.kind), settings) {
-                (Some(Budget::Rate), Some(s)) => {
-                    // Never in debt: at the settings it was stored at, it was at worst empty.
-                    let bucket =
-                        TokenBucket::until_full(s.updates_per_second, s.update_burst, full_at, now)
-                            .without_debt();
-                    inner.buckets.insert(row.user_id.clone(), bucket);
-                    inner.stored_rates.insert(row.user_id, full_at);
-                }
-                (Some(Budget::Reply), _) => {
-                    let bucket = TokenBucket::until_full(
-                        REPLY_BYTES_PER_SECOND,
-                        REPLY_BYTES_BURST,
-                        full_at,
-                        now,
-                    );
-                    inner.replies.insert(row.user_id.clone(), bucket);
-                    inner.stored_replies.insert(row.user_id, full_at);
-                }
-                _ => {}
+        if let Some(s) = settings {
+            for row in rates {
+                let full_at = row.expires_ms.max(0.0) as u64;
+                // Never in debt: at the settings it was stored at, it was at worst empty.
+                let bucket =
+                    TokenBucket::until_full(s.updates_per_second, s.update_burst, full_at, now)
+                        .without_debt();
+                inner.buckets.insert(row.user_id, (bucket, Some(full_at)));
             }
+        }
+        for row in replies {
+            let full_at = row.expires_ms.max(0.0) as u64;
+            let bucket =
+                TokenBucket::until_full(REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST, full_at, now);
+            inner.replies.insert(row.user_id, (bucket, Some(full_at)));
         }
     }
 
@@ -918,16 +901,14 @@ impl Room {
             // A user's buckets outlive their socket (closing and joining again refills nothing) until they are full.
             let now = Date::now().as_millis();
             if let Some(settings) = settings {
-                inner.buckets.retain(|_, bucket| {
+                inner.buckets.retain(|_, (bucket, _)| {
                     !bucket.is_full(settings.updates_per_second, settings.update_burst, now)
                 });
             }
-            inner.replies.retain(|_, bucket| {
+            inner.replies.retain(|_, (bucket, _)| {
                 !bucket.is_full(REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST, now)
             });
-            // As stored (the rows go when the next instance reads them).
-            inner.stored_rates.retain(|_, full_at| *full_at > now);
-            inner.stored_replies.retain(|_, full_at| *full_at > now);
+            // With them, when they are full again as stored: passed (the rows go when the next instance reads them).
             inner.echoes.remove(&attachment.sid);
             inner
                 .presence
