@@ -1790,7 +1790,7 @@ test("a member's reply debt outlives the room's memory: after the object restart
   }
 });
 
-test("a member's message bucket kept across a restart is at worst empty under the room's new settings, never in debt", async () => {
+test("a member's message bucket is kept across a restart, and is at worst empty under the room's new settings, never in debt", async () => {
   // A message bucket never goes below zero; stored, it is the time it is full again. Rebuilt at other settings (a
   // larger rate, a smaller burst), that time read as a debt of thousands of tokens: raising the rate locked a member
   // who had emptied their bucket out for as long as the old burst took to refill (here ~40 s), where the instance
@@ -1809,6 +1809,16 @@ test("a member's message bucket kept across a restart is at worst empty under th
     await until(() => answered(spender) >= base + 40, { what: "40 sync requests answered" });
     assert.equal(spender.closed, null);
     spender.ws.close();
+  } finally {
+    await w.stop();
+  }
+  // Kept at the same settings: a second or two refilled, not 40 — 15 more close the socket.
+  w = await startWorker({ vars: { ...VARS, ROOMS_UPDATE_BURST: 40, ROOMS_UPDATES_PER_SECOND: 1 }, stateDir });
+  try {
+    const spender = await rawSocket(w, room, "spender");
+    for (let i = 0; i < 15; i++) spender.ws.send(sync1);
+    await until(() => spender.closed, { what: "the socket closed: its bucket was kept across the restart" });
+    assert.equal(spender.closed.code, 1008, spender.closed.reason);
   } finally {
     await w.stop();
   }
