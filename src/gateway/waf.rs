@@ -3036,20 +3036,59 @@ const NOSQL_OPERATORS: &[&[u8]] = &[
     b"not",
 ];
 
+/// Strapi's filter operators that MongoDB also reads (Strapi's own `$eq`, `$containsi`, `$notIn`… are no MongoDB
+/// operators): under a `filters` key, Strapi's documented parameter (`filters[price][$gt]=5`,
+/// `filters[$not][title][$eq]=x`, `populate[author][filters][name][$ne]=bob`), they are Strapi's, which its query
+/// engine binds as parameters.
+const STRAPI_OPERATORS: &[&[u8]] = &[b"ne", b"gt", b"gte", b"lt", b"lte", b"in", b"not"];
+
 /// Whether a form, query or cookie pair's key makes its value a MongoDB operator: `user[$ne]=x`,
 /// `password[$gt]=` — PHP, Express's `qs` and Rack read it as `{user: {$ne: "x"}}`, which a driver given the value
-/// runs as "any user but x". Only at the key's first bracket: Strapi's documented filters put the operator
-/// second (`filters[title][$eq]=x`), and the logical ones first (`filters[$or][0]…`), which are not listed.
+/// runs as "any user but x" — in any of its brackets: `filter[user][$ne]=x` is `{filter: {user: {$ne: "x"}}}`, and
+/// an origin that hands `filter` to `find` runs it alike. Strapi's documented filters put the operator in a
+/// bracket under `filters` (`filters[title][$eq]=x`, `filters[$or][0]…`), where its operators pass
+/// ([`STRAPI_OPERATORS`]) and MongoDB's own (`$regex`, `$where`, `$nin`…) do not. Or `text` holds a JSON key that
+/// is a MongoDB operator (`{"user":{"$ne":null}}` in a query value an origin parses as JSON).
 fn nosql_operator(text: &[u8]) -> bool {
     let name = text
         .iter()
         .take_while(|b| !matches!(b, b'[' | b'=' | b' '))
         .count();
-    let Some(rest) = text[name..].strip_prefix(b"[$") else {
-        return false;
-    };
-    let (operator, rest) = word(rest);
-    name > 0 && NOSQL_OPERATORS.contains(&operator) && rest.starts_with(b"]")
+    let mut strapi = &text[..name] == b"filters";
+    let mut rest = &text[name..];
+    while let Some(segment) = rest.strip_prefix(b"[") {
+        let Some(close) = memchr::memchr2(b']', b'=', segment).filter(|&c| segment[c] == b']')
+        else {
+            break;
+        };
+        let (key, after) = (&segment[..close], &segment[close + 1..]);
+        if let Some(operator) = key.strip_prefix(b"$") {
+            if name > 0
+                && NOSQL_OPERATORS.contains(&operator)
+                && !(strapi && STRAPI_OPERATORS.contains(&operator))
+            {
+                return true;
+            }
+        }
+        strapi |= key == b"filters";
+        rest = after;
+    }
+    json_operator_key(text)
+}
+
+/// Whether `text` holds a quoted key that is a MongoDB operator ([`NOSQL_OPERATORS`]) and then `:` — JSON's
+/// `{"user":{"$ne":null}}`, `{"$where":"…"}`, `{"password":{"$regex":"^a"}}`, which a driver runs as a query.
+/// JSON Schema's `$ref`, `$schema`, `$id` and MongoDB's extended JSON (`$oid`, `$date`) name no operator.
+fn json_operator_key(text: &[u8]) -> bool {
+    memchr::memmem::find_iter(text, b"\"$")
+        .chain(memchr::memmem::find_iter(text, b"'$"))
+        .any(|at| {
+            let quote = text[at];
+            let (operator, rest) = word(&text[at + 2..]);
+            NOSQL_OPERATORS.contains(&operator)
+                && rest.first() == Some(&quote)
+                && skip(&rest[1..], b" ").first() == Some(&b':')
+        })
 }
 
 /// Whether `text` starts with a comment, maybe after a `;` and blanks (`' and length(pw)>5;--`): the end of an
@@ -3508,12 +3547,26 @@ fn screen_content(config: &WafConfig, media_type: &str, bytes: &[u8]) -> Option<
         .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n'])
         .starts_with(['{', '[']);
     if declared_json || looks_json {
-        let (strings, between) = json_strings(&text);
-        let hit = strings
-            .iter()
-            .map(String::as_str)
-            .chain([between.as_str()])
-            .find_map(|s| screen(config, s, false, "body"));
+        let (strings, between, keys) = json_strings(&text);
+        // A key that is a MongoDB query operator (`{"user":{"$ne":null}}`): a driver given the parsed body runs it.
+        let operator = config.rules.contains(&RuleSet::Sqli)
+            && keys.iter().any(|&k| {
+                let key = strings[k].to_ascii_lowercase();
+                key.strip_prefix('$')
+                    .is_some_and(|op| NOSQL_OPERATORS.contains(&op.as_bytes()))
+            });
+        let hit = operator
+            .then_some(Hit {
+                rule: "sqli-nosql",
+                part: "body",
+            })
+            .or_else(|| {
+                strings
+                    .iter()
+                    .map(String::as_str)
+                    .chain([between.as_str()])
+                    .find_map(|s| screen(config, s, false, "body"))
+            });
         if declared_json || hit.is_some() {
             return hit;
         }
@@ -3912,10 +3965,12 @@ fn accepted_charset(value: &str) -> bool {
 /// surrogate U+FFFD) — and the text between them. A tokenizer, not a parser: whatever an origin's parser makes of
 /// the body, every string it could read is here, also for duplicate keys (a first-wins parser reads the first),
 /// nesting past a parser's depth limit, a prefix cut at the inspection cap, or text a strict parser refuses (whose
-/// bare words are in what lies between the strings).
-fn json_strings(text: &str) -> (Vec<String>, String) {
+/// bare words are in what lies between the strings). Third, the indices of the strings that are keys (a `:` follows
+/// them after blanks).
+fn json_strings(text: &str) -> (Vec<String>, String, Vec<usize>) {
     let bytes = text.as_bytes();
     let mut strings = Vec::new();
+    let mut keys = Vec::new();
     let mut between = Vec::with_capacity(bytes.len() / 4);
     let mut i = 0;
     while i < bytes.len() {
@@ -3939,9 +3994,16 @@ fn json_strings(text: &str) -> (Vec<String>, String) {
             s.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
         }
         i += 1;
+        if skip(bytes.get(i..).unwrap_or_default(), b" \t\r\n").first() == Some(&b':') {
+            keys.push(strings.len());
+        }
         strings.push(String::from_utf8_lossy(&s).into_owned());
     }
-    (strings, String::from_utf8_lossy(&between).into_owned())
+    (
+        strings,
+        String::from_utf8_lossy(&between).into_owned(),
+        keys,
+    )
 }
 
 /// `text` with its JSON escapes decoded wherever they stand, as [`json_strings`] decodes a string's.
@@ -7255,6 +7317,62 @@ mod tests {
             "user[name]=bob",
         ] {
             assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
+        }
+    }
+
+    #[test]
+    fn a_mongodb_operator_in_any_bracket_or_json_key_is_caught() {
+        // `filter[user][$ne]=x` is `{filter: {user: {$ne: "x"}}}` to `qs`, PHP and Rack.
+        refused(
+            &[
+                "filter[user][$ne]=x",
+                "a[b][$gt]=",
+                "a%5Bb%5D%5Bc%5D%5B%24regex%5D=%5Ea",
+                // Under Strapi's `filters`, MongoDB's own operators, which Strapi has not.
+                "filters[name][$regex]=%5Ea",
+                "filters[$where]=1",
+                // JSON an origin parses from a value.
+                "filter=%7B%22user%22%3A%7B%22%24ne%22%3Anull%7D%7D",
+            ],
+            "sqli-nosql",
+        );
+        let c = config();
+        for body in [
+            r#"{"user":{"$ne":null},"password":{"$ne":null}}"#,
+            r#"{"$where":"this.password.length > 0"}"#,
+            r#"{"password":{"$regex":"^a"}}"#,
+            r#"{"user":{"\u0024ne":1}}"#,
+            r#"{"n":{"$elemMatch" : {"a":1}}}"#,
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("application/json"), body.as_bytes()).map(|h| h.rule),
+                Some("sqli-nosql"),
+                "{body}"
+            );
+        }
+        // Strapi's operators under its `filters` (its `$not` first too), and keys with a `$` that name no operator.
+        for query in [
+            "filters[$not][title][$eq]=x",
+            "filters[price][$gt]=5",
+            "populate[author][filters][name][$ne]=bob",
+            "price[$]=5",
+            "amount[$usd]=5",
+            "sort[price]=asc&filter[category]=shoes&page[size]=20",
+            "filter[price][gte]=10&filter[price][lte]=50",
+        ] {
+            assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
+        }
+        // JSON Schema's keywords, MongoDB's extended JSON, an operator's name as a value.
+        for body in [
+            r##"{"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"u","properties":{"a":{"$ref":"#/$defs/a"}},"$defs":{"a":{}}}"##,
+            r#"{"_id":{"$oid":"5f1c2a3e8b7d4c6e9a0f1d2e"},"at":{"$date":"2026-01-01T00:00:00Z"}}"#,
+            r#"{"ops":[{"op":"replace","path":"/a","value":"$gt"}],"note":"use $ne: null","price":"$5"}"#,
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("application/json"), body.as_bytes()),
+                None,
+                "{body}"
+            );
         }
     }
 
