@@ -1851,6 +1851,10 @@ const BLIND_FUNCTIONS: &[&[u8]] = &[
     b"lower",
     b"upper",
     b"if",
+    // SQL Server's `if` as an expression (`id=1 and iif(1=1,1,0)=1`).
+    b"iif",
+    // MySQL's position of a string in a comma-separated list (`id=1 and find_in_set('r',user())`).
+    b"find_in_set",
     b"ifnull",
     b"nullif",
     b"coalesce",
@@ -2629,10 +2633,25 @@ fn tautology(text: &[u8]) -> bool {
             .is_ok()
     };
     after_leading_numbers(text).any(|end| always_true(&text[end..], true, &quotes, &|| true))
+        || case_value(text)
         || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
             always_true(&text[i + 1..], false, &quotes, &|| closes(i))
                 || (null_test(&text[i + 1..], &quotes) && closes(i))
         })
+}
+
+/// Whether a value (the text's, or one after `=` that starts no comparison's operator) is a parenthesised `case when
+/// … then … end`: sqlmap's probe of a sort key or a numeric value (`sort=(case when (1=1) then id else name end)`),
+/// which orders or matches rows by the truth of its condition. Prose opens no parenthesis with "case when".
+fn case_value(text: &[u8]) -> bool {
+    memchr::memmem::find(text, b"case").is_some()
+        && std::iter::once(0)
+            .chain(
+                memchr::memchr_iter(b'=', text)
+                    .filter(|&i| !(i > 0 && matches!(text[i - 1], b'<' | b'>' | b'!' | b'=')))
+                    .map(|i| i + 1),
+            )
+            .any(|start| text[start..].starts_with(b"(") && case_expression(&text[start + 1..]))
 }
 
 /// The quotes of `text` that end a string in some reading SQL makes of it from inside a query's string
@@ -2815,6 +2834,11 @@ fn always_true(
     // A string left open to the text's end, which the query's own quote closes (`' or '1` is `'' or '1'`), is the
     // last operand: after a quote only, where a string was injected.
     let left_at = skip(after_op, b" (");
+    // A `case when … then … end` expression, compared or not: the blind probe's condition (`1 and (case when
+    // 1=1 then 1 else 0 end)=1`), whatever it reads.
+    if case_expression(&text[left_at..]) {
+        return after_number || closes();
+    }
     let open_left =
         || operand(text, left_at, false).filter(|&(_, end, quoted)| quoted && end == text.len());
     let closed_left = operand(text, left_at, true);
@@ -2833,59 +2857,73 @@ fn always_true(
     // After a number a value starts with, only SQL's functions that read data a character or a length at a time
     // (`id=1 and ascii(substr(user(),1,1))>64`): "x=1 and f(x)>2" is algebra.
     // Or any call wrapping one (`greatest(ascii(mid(user(),1,1)),0)>64`, `md5(user())>'5'`).
-    let call = (!after_number
+    let blind = !after_number
         || BLIND_FUNCTIONS.contains(&left)
-        || wraps_blind_function(&text[paren..text.len().min(paren + 1024)]))
-        && !left_quoted
-        && text.get(paren) == Some(&b'(')
-        && {
-            end = paren;
-            let window = &text[end..text.len().min(end + 1024)];
-            let mut depth = 0usize;
-            window
-                .iter()
-                .position(|&b| {
-                    depth = match b {
-                        b'(' => depth + 1,
-                        b')' => depth - 1,
-                        _ => depth,
-                    };
-                    depth == 0
-                })
-                .map(|close| end += close + 1)
-                .is_some()
-        };
+        || wraps_blind_function(&text[paren..text.len().min(paren + 1024)]);
+    // Where the call's parentheses close, within a window as every look-ahead here.
+    let call_end = || {
+        let window = &text[paren..text.len().min(paren + 1024)];
+        let mut depth = 0usize;
+        window
+            .iter()
+            .position(|&b| {
+                depth = match b {
+                    b'(' => depth + 1,
+                    b')' => depth - 1,
+                    _ => depth,
+                };
+                depth == 0
+            })
+            .map(|close| paren + close + 1)
+    };
+    let called = !left_quoted && text.get(paren) == Some(&b'(');
+    // After a number a value starts with, any other call compared with a quoted string (`id=1 and
+    // md5(password)>'5'`): a column's digest or text read a character at a time, as SQL compares strings — but not
+    // by `==`, which MySQL, PostgreSQL and SQL Server do not read (`x=1 and f(y)=='a'` is another language's code).
+    // A number after it, "x=1 and f(x)>2", is algebra.
+    if after_number && !blind && called {
+        if let Some(close) = call_end() {
+            let at = skip(close, b" ");
+            if let Some(comparison) = comparison_at(text, at).filter(|c| *c != b"==") {
+                let right = skip(at + comparison.len(), b" ");
+                if matches!(text.get(right), Some(b'\'' | b'"')) {
+                    return true;
+                }
+            }
+        }
+    }
+    let call = blind && called && call_end().map(|close| end = close).is_some();
+    // An uncompared call whose arguments read as code — a call, a string or a comparison in them — ending a
+    // numeric injection (a blind function's: `id=1 and find_in_set('r',user())`, `id=1 and if(1=1,1,0)`: MySQL
+    // reads the number it returns as the condition), or after a quote that ends a string before a comment or an
+    // open quote, as a name's ordering (any call: the error-based probes, `' and gtid_subset(user(),1)--`,
+    // `' and elt(1=1,1)--`). "page 1 and left(side)" has a word for an argument.
+    if call && comparison_at(text, skip(end, b" )")).is_none() {
+        let args = &text[paren + 1..end - 1];
+        let code = memchr::memchr3(b'(', b'\'', b'"', args).is_some()
+            || memchr::memchr3(b'=', b'<', b'>', args).is_some();
+        let after = &text[skip(end, b" )")..];
+        if code
+            && if after_number {
+                ends_statement(after)
+            } else {
+                (comment_after(after) || open_quote_after(after, quotes)) && closes()
+            }
+        {
+            return true;
+        }
+    }
     let at = skip(end, b" )");
-    let Some(comparison) = [
-        &b"<=>"[..],
-        b"<>",
-        b"<=",
-        b">=",
-        b"!=",
-        b"==",
-        b"=",
-        b"like",
-        // MySQL's regular-expression match: `1 rlike 1` holds as `1 like 1` does.
-        b"rlike",
-        b"regexp",
-        b"<",
-        b">",
-    ]
-    .into_iter()
-    // A word operator ends where a word does: glued to the right operand's quote or `(` (`'x'LIKE'x`) as well as
-    // before a blank — but `likes` is a name.
-    .find(|c| {
-        text[at..].starts_with(c)
-            && !(c[0].is_ascii_alphabetic()
-                && text
-                    .get(at + c.len())
-                    .is_none_or(|b| b.is_ascii_alphanumeric() || *b == b'_'))
-    }) else {
+    let Some(comparison) = comparison_at(text, at) else {
         // A name's or call's `in (…)`, `between … and …`, `is [not] null`, with a comment after it as a name's
         // ordering needs (`' or id between 1 and 2--`).
         if call || !(literal(left, left_quoted) || left == b"not" || left == b"true") {
+            // A blind function's call in a numeric injection needs no comment after it, as its comparison needs
+            // none: `id=1 and length(database()) between 1 and 9`.
+            let end_reads =
+                |rest: &[u8]| comment_after(rest) || (call && after_number && ends_statement(rest));
             return predicate_end(text, at, left)
-                .is_some_and(|end| comment_after(&text[skip(end, b" )")..]))
+                .is_some_and(|end| end_reads(&text[skip(end, b" )")..]))
                 && (after_number || closes());
         }
         let truthy = left == b"true"
@@ -2901,14 +2939,68 @@ fn always_true(
         if truthy && (before_end(at) || open_after) {
             return true;
         }
+        // After a quote, an `or` and a quote left open may follow it too (`' or 1 in (1) or '`).
         return (literal(left, left_quoted) || left == b"not")
-            && predicate_end(text, at, left).is_some_and(|end| before_end(skip(end, b" )")));
+            && predicate_end(text, at, left).is_some_and(|end| {
+                let end = skip(end, b" )");
+                before_end(end) || (!after_number && open_quote_after(&text[end..], quotes))
+            });
     };
     let equality = matches!(
         comparison,
-        b"=" | b"==" | b"<=>" | b"like" | b"rlike" | b"regexp"
+        b"=" | b"==" | b"<=>" | b"like" | b"rlike" | b"regexp" | b"sounds like"
     );
     let right_at = skip(at + comparison.len(), b" (");
+    if case_expression(&text[right_at..]) {
+        return after_number || closes();
+    }
+    // A call on the right that reads data — any after a quote that ends a string (then a comment or an open quote
+    // after it), one of [`BLIND_FUNCTIONS`] or one wrapping one after a number: the error-based probe's `1=cast(user()
+    // as int)`, whose failed conversion prints the user.
+    if let Some((name, name_end, false)) = operand(text, right_at, true) {
+        let paren = skip(name_end, b" ");
+        if text.get(paren) == Some(&b'(') {
+            let window = &text[paren..text.len().min(paren + 1024)];
+            let mut depth = 0usize;
+            let close = window.iter().position(|&b| {
+                depth = match b {
+                    b'(' => depth + 1,
+                    b')' => depth - 1,
+                    _ => depth,
+                };
+                depth == 0
+            });
+            if let Some(close) = close {
+                let args = &window[1..close];
+                let after = &text[skip(paren + close + 1, b" )")..];
+                // A call, a string, a variable (`@@version`) or a niladic name (`current_user`) in its arguments.
+                let reads = memchr::memchr3(b'(', b'\'', b'"', args).is_some()
+                    || memchr::memchr(b'@', args).is_some()
+                    || [
+                        &b"current_user"[..],
+                        b"session_user",
+                        b"system_user",
+                        b"user",
+                    ]
+                    .iter()
+                    .any(|name| keyword_at(args, name).is_some());
+                if after_number {
+                    if (BLIND_FUNCTIONS.contains(&name) || wraps_blind_function(window))
+                        && literal(left, left_quoted)
+                        && reads
+                        && ends_statement(after)
+                    {
+                        return true;
+                    }
+                } else if reads
+                    && (comment_after(after) || open_quote_after(after, quotes))
+                    && closes()
+                {
+                    return true;
+                }
+            }
+        }
+    }
     operand(text, right_at, false).is_some_and(|(right, end, quoted)| {
         // The query's own quote closes a string the comparison leaves open: `' and substr(pw,1,1)='a`, and a
         // column's pattern read a character at a time (`' or password regexp '^a`, `' or name like 'a%`).
@@ -2952,6 +3044,59 @@ fn always_true(
         let after = &text[skip(end, b" )")..];
         after_number || ((comment_after(after) || open_quote_after(after, quotes)) && closes())
     })
+}
+
+/// The comparison operator `text` holds at `at`, if any: a word operator ends where a word does, glued to the right
+/// operand's quote or `(` (`'x'LIKE'x`) as well as before a blank — but `likes` is a name.
+fn comparison_at(text: &[u8], at: usize) -> Option<&'static [u8]> {
+    [
+        &b"<=>"[..],
+        b"<>",
+        b"<=",
+        b">=",
+        b"!=",
+        b"==",
+        b"=",
+        // MySQL's `soundex(a) = soundex(b)`: `' or 'a' sounds like 'a` holds as `'a'='a'` does.
+        b"sounds like",
+        b"like",
+        // MySQL's regular-expression match: `1 rlike 1` holds as `1 like 1` does.
+        b"rlike",
+        b"regexp",
+        b"<",
+        b">",
+    ]
+    .into_iter()
+    .find(|c| {
+        text.get(at..).is_some_and(|rest| rest.starts_with(c))
+            && !(c[0].is_ascii_alphabetic()
+                && text
+                    .get(at + c.len())
+                    .is_none_or(|b| b.is_ascii_alphanumeric() || *b == b'_'))
+    })
+}
+
+/// Whether `text` starts with a `case when … then … end` expression (maybe after blanks and `(`): `case`, `when`
+/// (after a gap or glued to `(`), and the words `then` and `end` in that order within a window.
+fn case_expression(text: &[u8]) -> bool {
+    let Some(rest) = skip(text, b" (").strip_prefix(b"case") else {
+        return false;
+    };
+    let gap = sql_gap(rest, true);
+    if gap.len() == rest.len() {
+        return false;
+    }
+    let Some(rest) = gap.strip_prefix(b"when") else {
+        return false;
+    };
+    if rest
+        .first()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
+        return false;
+    }
+    let window = &rest[..rest.len().min(1024)];
+    keyword_at(window, b"then").is_some_and(|then| keyword_at(&window[then..], b"end").is_some())
 }
 
 /// Whether `text` counts a query's columns by ordering by one (`id=1 order by 5--`, `x' order by 5#`), the
@@ -7195,12 +7340,14 @@ mod tests {
                 "u=x'and+name%3D('admin')%23",
                 "u=x'+or+name%3D('admin')--",
                 "u=admin')--",
-                "u=it'+or+f('x')+%23",
                 "u=x'except+select+('a')--",
                 "u=x'intersect+select+f('a')%23",
             ],
             "sqli-comment",
         );
+        // A call with a string for an argument, uncompared, before a comment: a condition, as the error-based
+        // probes' `' and gtid_subset(user(),1)--`.
+        refused(&["u=it'+or+f('x')+%23"], "sqli-tautology");
     }
 
     /// SQLite (D1) reads `WHERE (user = 'admin'glob'*') AND (pass = '…')` as `(user = 'admin') glob '*'`, true for
@@ -7374,6 +7521,53 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn blind_probes_by_case_iif_find_in_set_a_digest_or_a_range_are_caught() {
+        refused(
+            &[
+                "id=1+and+1%3D(case+when+1%3D1+then+1+else+0+end)",
+                "id=1+and+(case+when+1%3D1+then+1+else+0+end)%3D1",
+                "id=1+and+case+when+(1%3D1)+then+1+else+0+end",
+                "sort=(case+when+(1%3D1)+then+id+else+name+end)",
+                "id=(CASE+WHEN+(5735%3D5735)+THEN+1+ELSE+2+END)",
+                "id=1/**/and/**/1%3D(case/**/when/**/1%3D1/**/then/**/1/**/else/**/0/**/end)",
+                "u=x%27+and+(case+when+1%3D1+then+1+else+0+end)%3D1--",
+                "id=1+and+iif(1%3D1%2C1%2C0)%3D1",
+                "id=1+and+find_in_set(%27r%27%2Cuser())",
+                "id=1+and+if(1%3D1%2C1%2C0)",
+                "id=1+and+md5(password)%3E%275%27",
+                "id=1+and+sha1(pw)+like+%27a%25%27",
+                "id=1+and+length(database())+between+1+and+9",
+                "id=1+and+substr(version()%2C1%2C1)+in+(%275%27)",
+                "id=1+and+1%3Dcast(version()+as+numeric)",
+                // After a quote that ends a string: MySQL's `sounds like`, error-based calls, a literal's `in`
+                // before an open quote.
+                "u=x%27+or+%27a%27+sounds+like+%27a",
+                "u=x%27+and+1%3Dcast(user()+as+int)--",
+                "u=x%27+and+1%3Dcast(current_user+as+int)--",
+                "u=x%27+and+gtid_subset(user()%2C1)--",
+                "u=x%27+and+elt(1%3D1%2C1)--",
+                "u=x%27+or+1+in+(1)+or+%27",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "just in case when it rains then bring an umbrella else stay home, end of story",
+            "Coffee (case of 12) when available then ship, end of month",
+            "SELECT CASE WHEN x > 0 THEN 'pos' ELSE 'neg' END",
+            "Page 1 and left(side)",
+            "Released 2024 and iif(a,b,c) explained",
+            "Top 10 and md5(x) explained",
+            "x=1 and f(x)>2",
+            "if x=1 and type(y)=='str':",
+            "a=1 && b('c')==='d'",
+            "Rated 1 and f('x') -- great",
+            "it's 'a' and f(\"b\") -- c",
+            "'Hamlet' and print('hi') -- fun",
+            "Released 2 and only 1 = (case when)",
+        ]);
     }
 
     #[test]
