@@ -162,6 +162,11 @@ const XSS: &[(&str, &[&str])] = &[
         ],
     ),
     ("xss-scheme", SCHEMES),
+    // CSS injection: a style sheet of the attacker's in the page reads it by attribute selectors and `url()`
+    // requests (a CSRF token a character at a time) and restyles it — `<style>` (a tag's name and `>`, `/`, or
+    // attributes: "<style guide>" is prose), `<link … href=…>`, and `@import` of a remote sheet
+    // (`@import url(//x)`, `@import 'https://…'`; Sass's `@import 'variables'` names a local partial) ([`reads_as_code`]).
+    ("xss-style", &["<style", "<link", "@import"]),
     (
         "xss-dom",
         &[
@@ -1223,6 +1228,31 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
             after.starts_with(b"select") || table_statement(after) || values_statement(after)
         }
         b"expression(" => skip_back(before, b" ").ends_with(b":"),
+        b"<style" | b"<link" => {
+            let window = &after[..after.len().min(ARGUMENT_WINDOW)];
+            let tag = &window[..memchr::memchr(b'>', window).unwrap_or(window.len())];
+            match after.first() {
+                Some(b'>' | b'/') if needle == b"<style" => true,
+                Some(b' ') if needle == b"<style" => {
+                    tag.contains(&b'=') || (tag.len() < window.len() && skip(tag, b" ").is_empty())
+                }
+                Some(b' ' | b'/') => memchr::memmem::find_iter(tag, b"href")
+                    .any(|at| skip(&tag[at + 4..], b" ").starts_with(b"=")),
+                _ => false,
+            }
+        }
+        b"@import" => {
+            let target = skip(after, b" ");
+            let target = target
+                .strip_prefix(b"url(")
+                .map_or(target, |t| skip(t, b" "));
+            let target = skip(target, b"'\"");
+            target.starts_with(b"//")
+                // A backslash is a slash in a URL a browser resolves (`url(\\x.example/a.css)`).
+                || [&b"http:"[..], b"https:", b"data:", b"\\\\", b"/\\", b"\\/"]
+                    .iter()
+                    .any(|scheme| target.starts_with(scheme))
+        }
         // `..` starts a path segment at a value's start or after a separator, a `=`, a quote…; after a word and a
         // blank, or Markdown's `(` or `` ` `` (`[guide](../guide.md)`, `` `../config` ``), it is part of a segment
         // that is no parent directory ("see ../docs": `see ..`), and a second `..` is found by `/..`.
@@ -7567,6 +7597,32 @@ mod tests {
             "it's 'a' and f(\"b\") -- c",
             "'Hamlet' and print('hi') -- fun",
             "Released 2 and only 1 = (case when)",
+        ]);
+    }
+
+    #[test]
+    fn css_injection_is_caught() {
+        refused(
+            &[
+                "q=%3Cstyle%3Einput%5Bvalue%5E%3Da%5D%7Bbackground%3Aurl(%2F%2Fx.example%2Fa)%7D%3C%2Fstyle%3E",
+                "q=%3CSTYLE+media%3Dall%3Ex%3C%2Fstyle%3E",
+                "q=%3Cstyle+%3E",
+                "q=%3Clink+rel%3Dstylesheet+href%3D%2F%2Fx.example%2Fa.css%3E",
+                "q=%3Clink%2Fhref%3D%22%2F%2Fx.example%22%3E",
+                "q=%40import+url(%2F%2Fx.example%2Fa.css)%3B",
+                "q=%40import+%27https%3A%2F%2Fx.example%2Fa.css%27%3B",
+                "q=%40import+url(%5C%5Cx.example%2Fa.css)",
+            ],
+            "xss-style",
+        );
+        passes(&[
+            "Follow the <style guide> please",
+            "paste <link here> and the <link to docs>",
+            "Use a <link rel> element",
+            "In SCSS write @import 'variables'; first",
+            "@import url(theme.css);",
+            "@import \"mixins\";",
+            "Hey @import_bot can you help",
         ]);
     }
 
