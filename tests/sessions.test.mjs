@@ -513,6 +513,35 @@ test("GET /auth/sessions lists the caller's own session however many newer ones 
   assert.deepEqual(rest, [...rest].sort((a, b) => b - a), "the others newest first");
 });
 
+test("GET /auth/sessions says when its list was cut at 50: a user reviewing where they are signed in is not shown a partial list as the whole", async () => {
+  const erin = { id: "u-erin-many", email: "erin-many@example.com", password: "erin-many-sessions" };
+  await insertUser(erin, await hashPassword(erin.password, 10_000));
+  const { token } = await loggedIn(erin);
+  const whole = await get("/auth/sessions", token);
+  assert.equal(whole.status, 200);
+  const one = await whole.json();
+  assert.equal(one.sessions.length, 1);
+  assert.equal(one.truncated, false, "a list holding every active session says so");
+  const mine = await db.prepare("SELECT created_at, expires_at FROM sessions WHERE id = ?1").bind(sessionId(token)).first();
+  // Exactly 50 active sessions: still whole. Then one more (and an expired and a revoked one, which are not active): cut.
+  const add = (i, expiresAt, revokedAt = null) =>
+    db
+      .prepare("INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, revoked_at, family) VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?1)")
+      .bind(sessionId(`erin-${i}-${randomBytes(8).toString("hex")}`), erin.id, mine.created_at + i, expiresAt, revokedAt)
+      .run();
+  for (let i = 1; i <= 49; i++) await add(i, mine.expires_at + i);
+  await add(100, Date.now() - 1_000);
+  await add(101, mine.expires_at, Date.now());
+  const fifty = await (await get("/auth/sessions", token)).json();
+  assert.equal(fifty.sessions.length, 50);
+  assert.equal(fifty.truncated, false, "50 active sessions, all listed");
+  await add(50, mine.expires_at + 50);
+  const cut = await (await get("/auth/sessions", token)).json();
+  assert.equal(cut.sessions.length, 50, "bounded");
+  assert.equal(cut.truncated, true, "51 active sessions: the list says it is not all of them");
+  assert.equal(cut.sessions[0].current, true, "the caller's own still first");
+});
+
 test("refresh, logout and the session lists are limited per address (SESSION_IP_POLICY): made-up cookies cannot loop D1 primary work", async (t) => {
   const w = await startWorker({
     vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: { ...GENEROUS, "session-ip": { limit: 3, window: 60, key: "ip" } } },

@@ -1020,7 +1020,7 @@ pub async fn end_all(call: Call) -> ApiResult<Response> {
 
 /// `GET /auth/sessions` (auth policy `session`, strict: always D1): the caller's active sessions, for reviewing
 /// where the account is logged in. Sensitive (it shows IPs and devices), so a revoked session is refused at once.
-/// At most 50: the caller's own first (`current`), then the newest.
+/// At most 50: the caller's own first (`current`), then the newest; `truncated` says whether the user has more.
 pub async fn sessions(call: Call) -> ApiResult<Response> {
     limited(&call, "/auth/sessions", has_token(&call)).await?;
     let store = Store::open(&call, true)?;
@@ -1028,7 +1028,7 @@ pub async fn sessions(call: Call) -> ApiResult<Response> {
         .await?
         .into_user(&call.isolate.config.session.cookie_name)?;
     let max_ms = call.isolate.config.session.max_secs * 1000;
-    let list = store
+    let (list, truncated) = store
         .active_sessions(&record.user_id, &id, now_ms(), max_ms)
         .await?;
     let items: Vec<_> = list
@@ -1039,6 +1039,6 @@ pub async fn sessions(call: Call) -> ApiResult<Response> {
             v
         })
         .collect();
-    let body = json!({ "user": user_view(&record), "sessions": items });
+    let body = json!({ "user": user_view(&record), "sessions": items, "truncated": truncated });
     Ok(finish(json(200, &body)?, &store))
 }

@@ -448,15 +448,18 @@ impl Store {
     /// (`SESSION_MAX_SECS`; after the setting is lowered, an older session still holds the expiry written under the
     /// longer one, and checks refuse it: listed, it showed as active a session no request could use). At most
     /// [`MAX_LISTED_SESSIONS`]: the caller's own (`current_id`) first, then the newest — ordered by creation alone,
-    /// an account with that many newer sessions listed the caller's nowhere, and no entry said `current`.
+    /// an account with that many newer sessions listed the caller's nowhere, and no entry said `current`. With
+    /// whether there were more (one row past the bound is read to tell): a cut list read as the whole one showed a
+    /// user reviewing where they are signed in no sign of the sessions left out.
     pub async fn active_sessions(
         &self,
         user_id: &str,
         current_id: &str,
         now_ms: u64,
         max_ms: u64,
-    ) -> ApiResult<Vec<SessionSummary>> {
-        self.db
+    ) -> ApiResult<(Vec<SessionSummary>, bool)> {
+        let mut listed = self
+            .db
             .prepare(
                 "SELECT id, created_at, last_seen_at, expires_at, user_agent, ip FROM sessions \
                  WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 AND created_at > ?3 \
@@ -467,14 +470,17 @@ impl Store {
                 num(now_ms),
                 num(now_ms.saturating_sub(max_ms)),
                 JsValue::from_str(current_id),
-                JsValue::from_f64(MAX_LISTED_SESSIONS as f64),
+                JsValue::from_f64(f64::from(MAX_LISTED_SESSIONS + 1)),
             ])
             .or_internal("binding the session list")?
             .all()
             .await
             .or_internal("listing sessions")?
             .results::<SessionSummary>()
-            .or_internal("reading the session list")
+            .or_internal("reading the session list")?;
+        let truncated = listed.len() > MAX_LISTED_SESSIONS as usize;
+        listed.truncate(MAX_LISTED_SESSIONS as usize);
+        Ok((listed, truncated))
     }
 
     /// The cached entry's text; a KV failure reads as a miss (D1 then answers).
