@@ -68,14 +68,14 @@ fn secret_key(json: &str) -> Result<SecretKey, String> {
     SecretKey::try_from(&jwk).map_err(|e| format!("must be a private Ed25519 JWK: {e}"))
 }
 
-/// Signs an access token for `user`, valid from `now_ms` for `ttl_secs`.
+/// Signs an access token for `user`, valid from `now_ms` until `exp_secs` ([`expiry_secs`]).
 pub fn issue(
     key: &SigningJwk,
     issuer: &str,
     audience: &str,
     user: &SessionUser,
     now_ms: u64,
-    ttl_secs: u64,
+    exp_secs: u64,
 ) -> Result<String, String> {
     let secret = secret_key(&key.json)?;
     let now = at(now_ms)?;
@@ -88,11 +88,24 @@ pub fn issue(
     });
     claims.issued_at = Some(now);
     claims.not_before = Some(now);
-    claims.expiration = Some(at(now_ms + ttl_secs * 1000)?);
+    claims.expiration = Some(at(exp_secs.saturating_mul(1000))?);
     let header = Header::empty().with_key_id(key.kid.clone());
     Ed25519
         .token(&header, &claims, &secret)
         .map_err(|e| format!("signing the access token: {e}"))
+}
+
+/// The `exp` (seconds since the epoch) of an access token issued at `now_ms` for `ttl_secs` (`AUTH_ACCESS_TTL_SECS`)
+/// from a session that expires at `session_expires_ms`: the earlier of the two, in the whole seconds the claim is
+/// written in, rounded down — never after the session's end. The gateway verifies the token without D1, so one
+/// outliving its session serves requests for a session that no longer exists; a lifetime of at least one second
+/// from `now` put `exp` up to a second past the end of a session with less than that left. Such a token's `exp` may
+/// be its `iat` (`expires_in` 0): the session ends within the second.
+pub fn expiry_secs(now_ms: u64, ttl_secs: u64, session_expires_ms: u64) -> u64 {
+    now_ms
+        .saturating_add(ttl_secs.saturating_mul(1000))
+        .min(session_expires_ms)
+        / 1000
 }
 
 fn at(ms: u64) -> Result<DateTime<Utc>, String> {
@@ -134,7 +147,8 @@ pub(crate) mod tests {
             json: jwk.to_string(),
         };
         let now_ms = 1_800_000_000_000;
-        let token = issue(&key, "edgekit", "edgekit-api", &user(), now_ms, 300).expect("signed");
+        let exp = expiry_secs(now_ms, 300, u64::MAX);
+        let token = issue(&key, "edgekit", "edgekit-api", &user(), now_ms, exp).expect("signed");
         let untrusted = UntrustedToken::new(&token).expect("parses");
         assert_eq!(untrusted.algorithm(), "EdDSA");
         assert_eq!(untrusted.header().key_id.as_deref(), Some("k1"));
@@ -168,6 +182,30 @@ pub(crate) mod tests {
             claims.validate_expiration(&options).is_err(),
             "expired after ttl"
         );
+    }
+
+    #[test]
+    fn an_access_token_never_expires_after_its_session() {
+        // (now, AUTH_ACCESS_TTL_SECS, session expiry) → exp, all of them at or before the session's end.
+        let cases = [
+            // Under a second of session left (a refresh at the absolute limit): exp is the session's own second
+            // (a claim in whole seconds cannot say more), not one a whole second after `now`.
+            (1_000_200, 300, 1_000_900, 1_000),
+            (1_000_900, 300, 1_001_100, 1_001),
+            (1_000_000, 300, 1_000_001, 1_000),
+            (1_000_000, 300, 10_000_000, 1_300),
+            (1_000_400, 300, 10_000_000, 1_300),
+            (1_000_000, 300, 1_060_500, 1_060),
+            (1_000_700, 300, 1_060_500, 1_060),
+        ];
+        for (now, ttl, session_expires, exp) in cases {
+            let got = expiry_secs(now, ttl, session_expires);
+            assert!(
+                got * 1000 <= session_expires,
+                "exp {got} s after the session's end {session_expires} ms (issued at {now} ms)"
+            );
+            assert_eq!(got, exp, "issued at {now} ms, session until {session_expires} ms");
+        }
     }
 
     #[test]

@@ -494,18 +494,16 @@ fn issued(
         .ok_or_else(|| ApiError::internal("AUTH_SIGNING_KEY is not set"))?;
     // The access JWT ends with the session at the latest (its idle expiry as D1 holds it now, which the absolute
     // limit caps): the gateway verifies it without D1, so a token outliving the session would keep serving requests
-    // for a session that no longer exists.
-    let ttl_secs = config
-        .access_ttl_secs
-        .min(record.expires_at.saturating_sub(now) / 1000)
-        .max(1);
+    // for a session that no longer exists. `expires_in` is its `exp` less its `iat`, both in whole seconds.
+    let exp_secs = jwt::expiry_secs(now, config.access_ttl_secs, record.expires_at);
+    let ttl_secs = exp_secs.saturating_sub(now / 1000);
     let access = jwt::issue(
         key,
         &auth.jwt_issuer,
         &auth.jwt_audience,
         &record.user(),
         now,
-        ttl_secs,
+        exp_secs,
     )
     .map_err(ApiError::internal)?;
     let body = json!({
