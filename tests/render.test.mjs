@@ -3,6 +3,7 @@
 // scripts/seed.mjs. Requests go through Miniflare's dispatchFetch so a test can set `cf.country`.
 import { after, before, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
 import { DEMO_USERS, seed, seedContent } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
 import { delay, startOrigin } from "./support/origin.mjs";
@@ -622,4 +623,50 @@ test("geo's codes are read in any case, and a code of another shape is logged na
   assert.equal(line.key, "geo");
   assert.match(line.error, /countries\.JP\.currency/);
   assert.ok(!JSON.stringify(line).includes("yens"), "the value is not echoed");
+});
+
+test("a HEAD's headers are the GET's for the same request: signed in, a visitor, a dead session cookie, either mode", async () => {
+  // RFC 9110 §9.3.2: a HEAD gets the header fields a GET would. Pages' headers come from the session check (whose
+  // user picks the preferences and the variant, and whose dead cookie is cleared), the manifest (Link), flags
+  // (x-variant), preferences and geo (Content-Language, x-locale-source, x-country): a HEAD reads those and only those.
+  const db = await worker.mf.getD1Database("DB");
+  const token = randomBytes(32).toString("base64url");
+  const user = "user-head-check";
+  await db
+    .prepare("INSERT OR IGNORE INTO users (id, email, password_algorithm, password_iterations, password_salt, password_hash, permissions, created_at) VALUES (?1, ?2, 'pbkdf2-sha256', 1, 'AA', 'AA', '[]', ?3)")
+    .bind(user, "head-check@example.com", Date.now())
+    .run();
+  const now = Date.now();
+  await db
+    .prepare("INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, family) VALUES (?1, ?2, ?3, ?4, ?3, ?1)")
+    .bind(createHash("sha256").update(token).digest("hex"), user, now, now + 3_600_000)
+    .run();
+  await kv.put(`prefs:user:${user}`, JSON.stringify({ locale: "fr" }));
+  const dead = randomBytes(32).toString("base64url"); // well-formed, names no session
+  const cases = {
+    "signed in": { cookie: `__Host-edgekit_session=${token}; ek_vid=${VISITOR}` },
+    "a visitor with a cookie": { ...withVisitor(), "accept-language": "de-DE,de;q=0.9" },
+    "a dead session cookie": { cookie: `__Host-edgekit_session=${dead}; ek_vid=${VISITOR}` },
+  };
+  // What differs by design: the body's framing and length, and the fresh per-response CSP nonce.
+  const comparable = (response) => {
+    const headers = Object.fromEntries(response.headers);
+    for (const name of ["content-length", "transfer-encoding", "date"]) delete headers[name];
+    headers["content-security-policy"] = headers["content-security-policy"]?.replace(/nonce-[0-9a-f]{32}/, "nonce-N");
+    return headers;
+  };
+  for (const path of ["/", "/?render=whole", "/p/product"]) {
+    for (const [what, headers] of Object.entries(cases)) {
+      const init = { headers: { ...headers, "x-request-id": `head-vs-get-${what.replaceAll(" ", "-")}` }, cf: { country: "JP" } };
+      const page = await worker.mf.dispatchFetch(new URL(path, worker.url), init);
+      await page.arrayBuffer();
+      const head = await worker.mf.dispatchFetch(new URL(path, worker.url), { ...init, method: "HEAD" });
+      assert.equal(await head.text(), "", `${path}, ${what}: no body`);
+      assert.deepEqual(comparable(head), comparable(page), `${path}, ${what}`);
+    }
+  }
+  const signedIn = await worker.mf.dispatchFetch(new URL("/", worker.url), { method: "HEAD", headers: cases["signed in"] });
+  assert.equal(signedIn.headers.get("content-language"), "fr", "the signed-in user's preferences");
+  const cleared = await worker.mf.dispatchFetch(new URL("/", worker.url), { method: "HEAD", headers: cases["a dead session cookie"] });
+  assert.match(cleared.headers.get("set-cookie") ?? "", /__Host-edgekit_session=;.*Max-Age=0/i, "the dead cookie is cleared");
 });

@@ -151,7 +151,10 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         .clone();
     let mode = mode(&call.req)?;
     // A HEAD gets the page's headers and no body (which the runtime would drop): no slot is loaded (no fragment
-    // read, origin fetch or write-back), nor the critical CSS and catalog, which only the body shows.
+    // read, origin fetch or write-back), nor the critical CSS and catalog, which only the body shows. Its headers
+    // are the GET's (RFC 9110 §9.3.2), so it reads what they come from: the session check (the user picks the
+    // preferences and the variant; a dead cookie is cleared), the manifest (`Link`), flags (`x-variant`),
+    // preferences and geo (`Content-Language`, `x-locale-source`, `x-country`).
     let head = call.method == "HEAD";
     let budget_ms = u64::from(config.content_budget_ms);
     let (user_id, clear_session) = session_user(&call, budget_ms).await;
@@ -179,6 +182,8 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         request_id: &call.request_id,
     };
     let manifest_key = keys::manifest(&page.page_type);
+    // A HEAD from a visitor given no id is told no variant (below): the flags would only pick one for nothing.
+    let minted = set_cookie.is_some();
     let (css, manifest, flags, prefs, geo, catalog) = futures_util::join!(
         async {
             if head {
@@ -188,8 +193,19 @@ pub async fn page(call: Call) -> ApiResult<Response> {
             }
         },
         content.json::<Manifest>(&manifest_key),
-        content.json::<Flags>(keys::FLAGS),
-        content.json::<Preferences>(&prefs_key),
+        async {
+            if head && minted {
+                Flags::default()
+            } else {
+                content.json::<Flags>(keys::FLAGS).await
+            }
+        },
+        async {
+            match &prefs_key {
+                Some(key) => content.json::<Preferences>(key).await,
+                None => Preferences::default(),
+            }
+        },
         content.json::<Geo>(keys::GEO),
         async {
             if head {
@@ -260,7 +276,6 @@ pub async fn page(call: Call) -> ApiResult<Response> {
     set("accept-ch", "ECT")?;
     // A visitor without a cookie who only asks HEAD is given no id (the page is never shown to them): no cookie,
     // and no variant, which would be drawn for an id thrown away (their GET draws again).
-    let minted = set_cookie.is_some();
     if let Some(v) = chosen.filter(|_| !(head && minted)) {
         set("x-variant", &v.name)?;
     }
@@ -274,6 +289,15 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         headers
             .append("set-cookie", clear)
             .or_internal("setting a page header")?;
+    }
+
+    if mode == Mode::Stream {
+        // The runtime's gzip/brotli encoder holds a streamed (non-SSE) body until it ends, which would turn the
+        // stream back into one late chunk (measured under workerd; cloudflare/workerd#7390 flushes only SSE).
+        // An explicit identity encoding keeps each chunk flowing; the cost is an uncompressed page. Said on a HEAD
+        // too: without it the runtime labelled the HEAD's empty answer with the encoding it would have compressed
+        // with (`gzip`), and a HEAD told another `Content-Encoding` than its GET.
+        set("content-encoding", "identity")?;
     }
 
     if head {
@@ -317,12 +341,6 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         .collect();
     let chunks = page_stream(shell, slots, templates::tail());
 
-    if mode == Mode::Stream {
-        // The runtime's gzip/brotli encoder holds a streamed (non-SSE) body until it ends, which would turn the
-        // stream back into one late chunk (measured under workerd; cloudflare/workerd#7390 flushes only SSE).
-        // An explicit identity encoding keeps each chunk flowing; the cost is an uncompressed page.
-        set("content-encoding", "identity")?;
-    }
     let response = match mode {
         Mode::Stream => {
             // The request's log line is written when the headers go out; this one when the body has (or has not).

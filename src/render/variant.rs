@@ -83,7 +83,10 @@ pub fn new_visitor_id(random: [u8; 16]) -> String {
 /// Who the page is for: where their preferences are, what their variant hashes, and the cookie to set (if any).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    pub prefs_key: String,
+    /// `None` for a visitor id drawn for this request: no preferences can be stored under an id never given out,
+    /// and reading them was a KV read that always missed — on every page of a visitor without a cookie (a crawler,
+    /// a monitor).
+    pub prefs_key: Option<String>,
     pub subject: String,
     pub set_cookie: Option<String>,
 }
@@ -98,7 +101,7 @@ pub fn identify(
 ) -> Identity {
     if let Some(user) = user_id {
         return Identity {
-            prefs_key: keys::user_prefs(user),
+            prefs_key: Some(keys::user_prefs(user)),
             subject: user.to_owned(),
             set_cookie: None,
         };
@@ -112,7 +115,7 @@ pub fn identify(
         }
     };
     Identity {
-        prefs_key: keys::visitor_prefs(&visitor),
+        prefs_key: set_cookie.is_none().then(|| keys::visitor_prefs(&visitor)),
         subject: visitor,
         set_cookie,
     }
@@ -176,29 +179,30 @@ mod tests {
             (
                 Some("u1"),
                 Some(cookie.as_str()),
-                "prefs:user:u1",
+                Some("prefs:user:u1"),
                 "u1",
                 false,
             ),
-            (Some("u1"), None, "prefs:user:u1", "u1", false),
+            (Some("u1"), None, Some("prefs:user:u1"), "u1", false),
             (
                 None,
                 Some(cookie.as_str()),
-                "prefs:visitor:0123456789abcdef0123456789abcdef",
+                Some("prefs:visitor:0123456789abcdef0123456789abcdef"),
                 known,
                 false,
             ),
+            // An id drawn now has no preferences anywhere: none are read.
             (
                 None,
                 None,
-                "prefs:visitor:01010101010101010101010101010101",
+                None,
                 "01010101010101010101010101010101",
                 true,
             ),
         ];
         for (user, header, prefs_key, subject, sets_cookie) in cases {
             let id = identify(user, header, "ek_vid", [1; 16]);
-            assert_eq!(id.prefs_key, prefs_key, "{user:?} {header:?}");
+            assert_eq!(id.prefs_key.as_deref(), prefs_key, "{user:?} {header:?}");
             assert_eq!(id.subject, subject, "{user:?} {header:?}");
             assert_eq!(id.set_cookie.is_some(), sets_cookie, "{user:?} {header:?}");
         }
