@@ -670,3 +670,39 @@ test("a HEAD's headers are the GET's for the same request: signed in, a visitor,
   const cleared = await worker.mf.dispatchFetch(new URL("/", worker.url), { method: "HEAD", headers: cases["a dead session cookie"] });
   assert.match(cleared.headers.get("set-cookie") ?? "", /__Host-edgekit_session=;.*Max-Age=0/i, "the dead cookie is cleared");
 });
+
+test("one product the catalog cannot price is left out (logged, naming its sku) while the others are offered", async (t) => {
+  t.after(() => seedContent(kv));
+  const catalog = (bad) =>
+    JSON.stringify([
+      { sku: "mug", name: "Edge mug", prices: { USD: 1200, JPY: 1800 } },
+      { sku: "odd-one", name: "Odd one", prices: bad },
+      { sku: "tee", name: "Worker tee", prices: { USD: 2500, JPY: 3500 } },
+    ]);
+  for (const [what, bad] of [
+    ["a price code of another shape", { yens: 100 }],
+    ["a code priced twice", { usd: 100, USD: 200 }],
+    ["a price that is not a whole number", { USD: -5 }],
+  ]) {
+    await kv.put("catalog", catalog(bad));
+    const id = `catalog-skip-${randomBytes(4).toString("hex")}`;
+    const page = await (await get("/", { headers: withVisitor(VISITOR, { "x-request-id": id }), country: "US" })).text();
+    assert.ok(page.includes('data-sku="mug"') && page.includes('data-sku="tee"'), `${what}: the others are offered`);
+    assert.ok(!page.includes("odd-one"), `${what}: the bad one is not`);
+    const line = await until(() => worker.jsonLogs().find((l) => l.msg === "content_kv_product_skipped" && l.request_id === id), {
+      what: `${what}: the skipped product's line`,
+    });
+    assert.equal(line.key, "catalog");
+    assert.equal(line.sku, "odd-one");
+    assert.equal(line.index, 1);
+    assert.ok(!JSON.stringify(line).includes("yens"), "the value is not echoed");
+  }
+  // A document that is not a list of products at all is still refused whole.
+  const id = `catalog-bad-${randomBytes(4).toString("hex")}`;
+  await kv.put("catalog", JSON.stringify({ sku: "mug" }));
+  const page = await (await get("/", { headers: withVisitor(VISITOR, { "x-request-id": id }), country: "US" })).text();
+  assert.ok(!page.includes("data-sku="), "no offers");
+  await until(() => worker.jsonLogs().find((l) => l.msg === "content_kv_malformed" && l.request_id === id && l.key === "catalog"), {
+    what: "the malformed catalog line",
+  });
+});

@@ -21,7 +21,7 @@ use super::freshness;
 use super::hints::{self, Manifest};
 use super::html::{Html, TrustedSource};
 use super::keys;
-use super::personal::{self, Geo, Preferences, Product};
+use super::personal::{self, Catalog, Geo, Preferences};
 use super::plan::{render_mode, FragmentSpec, Mode, Slot, MIN_TTL_S, NONCE_PLACEHOLDER};
 use super::templates::{self, Offers, Shell};
 use super::variant::{self, Flags, Identity};
@@ -209,12 +209,19 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         content.json::<Geo>(keys::GEO),
         async {
             if head {
-                Vec::new()
+                Catalog::default()
             } else {
-                content.json::<Vec<Product>>(keys::CATALOG).await
+                content.json::<Catalog>(keys::CATALOG).await
             }
         },
     );
+    for skipped in &catalog.skipped {
+        log::warn(
+            "content_kv_product_skipped",
+            serde_json::json!({"key": keys::CATALOG, "index": skipped.index, "sku": skipped.sku,
+                "error": skipped.error, "request_id": call.request_id}),
+        );
+    }
 
     let country = personal::country(
         respond::cf_string(call.req.inner(), "country").as_deref(),
@@ -252,7 +259,7 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         display_name: prefs.display_name.as_deref(),
         variant: chosen,
         shipping_banner: flags.enabled("shipping_banner"),
-        products: &catalog,
+        products: &catalog.products,
     });
 
     let headers = Headers::new();

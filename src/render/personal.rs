@@ -124,6 +124,53 @@ pub struct Product {
     pub prices: BTreeMap<String, u64>,
 }
 
+/// The `catalog` document, a JSON array of products, each read on its own: one the page cannot price (a price code
+/// of another shape, a currency priced twice, an amount that is not a whole number of minor units, a missing
+/// field) is left out and listed in `skipped` — refusing the whole document for it took every offer off every page.
+/// A document that is not an array is still malformed as a whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    pub products: Vec<Product>,
+    pub skipped: Vec<SkippedProduct>,
+}
+
+/// A product [`Catalog`] left out: where it is and why, never a value it holds but its `sku` (how an operator finds
+/// it; at most [`MAX_LOGGED_SKU`] characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedProduct {
+    /// Its position in the array, from 0.
+    pub index: usize,
+    /// Its `sku`, when that is a string.
+    pub sku: Option<String>,
+    /// serde's reason, without quoted input (`crate::body::strip_input`).
+    pub error: String,
+}
+
+/// The longest `sku` a skipped product's log line repeats.
+pub const MAX_LOGGED_SKU: usize = 64;
+
+impl<'de> Deserialize<'de> for Catalog {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let items = Vec::<serde_json::Value>::deserialize(deserializer)?;
+        let mut catalog = Catalog::default();
+        for (index, item) in items.into_iter().enumerate() {
+            let sku = item
+                .get("sku")
+                .and_then(serde_json::Value::as_str)
+                .map(|sku| sku.chars().take(MAX_LOGGED_SKU).collect());
+            match Product::deserialize(item) {
+                Ok(product) => catalog.products.push(product),
+                Err(e) => catalog.skipped.push(SkippedProduct {
+                    index,
+                    sku,
+                    error: crate::body::strip_input(&e),
+                }),
+            }
+        }
+        Ok(catalog)
+    }
+}
+
 /// Which input decided the locale (reported in `x-locale-source` for operators and tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LocaleSource {
@@ -528,5 +575,42 @@ mod tests {
         ))
         .expect_err("one currency priced twice");
         assert!(crate::body::strip_input(&e).contains("USD"), "{e}");
+    }
+
+    /// One product the page cannot price took every offer with it: it is left out, saying where and why.
+    #[test]
+    fn a_catalog_leaves_out_the_products_it_cannot_price_and_keeps_the_others() {
+        let catalog: Catalog = serde_json::from_value(serde_json::json!([
+            {"sku": "mug", "name": "Mug", "prices": {"USD": 1200}},
+            {"sku": "odd", "name": "Odd", "prices": {"yens": 100}},
+            {"sku": "twice", "name": "Twice", "prices": {"usd": 1, "USD": 2}},
+            {"sku": "neg", "name": "Negative", "prices": {"USD": -5}},
+            {"name": "No sku", "prices": {"USD": 5}},
+            {"sku": "x".repeat(100), "name": "Long", "prices": {"USD": "ten"}},
+            "not an object",
+            {"sku": "tee", "name": "Tee", "prices": {"usd": 2500}},
+        ]))
+        .expect("read");
+        let skus: Vec<_> = catalog.products.iter().map(|p| p.sku.as_str()).collect();
+        assert_eq!(skus, ["mug", "tee"]);
+        assert_eq!(catalog.products[1].prices.get("USD"), Some(&2500));
+        let skipped: Vec<_> = catalog
+            .skipped
+            .iter()
+            .map(|s| (s.index, s.sku.as_deref().map(str::len)))
+            .collect();
+        assert_eq!(
+            skipped,
+            [(1, Some(3)), (2, Some(5)), (3, Some(3)), (4, None), (5, Some(64)), (6, None)]
+        );
+        assert!(catalog.skipped[0].error.contains("prices"), "{:?}", catalog.skipped[0]);
+        assert!(catalog.skipped[3].error.contains("missing field"), "{:?}", catalog.skipped[3]);
+        for s in &catalog.skipped {
+            assert!(!s.error.contains("yens") && !s.error.contains("ten"), "{s:?}");
+        }
+        assert!(
+            serde_json::from_value::<Catalog>(serde_json::json!({"sku": "mug"})).is_err(),
+            "not a list: malformed as a whole"
+        );
     }
 }
