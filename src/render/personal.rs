@@ -601,12 +601,30 @@ mod tests {
             .collect();
         assert_eq!(
             skipped,
-            [(1, Some(3)), (2, Some(5)), (3, Some(3)), (4, None), (5, Some(64)), (6, None)]
+            [
+                (1, Some(3)),
+                (2, Some(5)),
+                (3, Some(3)),
+                (4, None),
+                (5, Some(64)),
+                (6, None)
+            ]
         );
-        assert!(catalog.skipped[0].error.contains("prices"), "{:?}", catalog.skipped[0]);
-        assert!(catalog.skipped[3].error.contains("missing field"), "{:?}", catalog.skipped[3]);
+        assert!(
+            catalog.skipped[0].error.contains("prices"),
+            "{:?}",
+            catalog.skipped[0]
+        );
+        assert!(
+            catalog.skipped[3].error.contains("missing field"),
+            "{:?}",
+            catalog.skipped[3]
+        );
         for s in &catalog.skipped {
-            assert!(!s.error.contains("yens") && !s.error.contains("ten"), "{s:?}");
+            assert!(
+                !s.error.contains("yens") && !s.error.contains("ten"),
+                "{s:?}"
+            );
         }
         assert!(
             serde_json::from_value::<Catalog>(serde_json::json!({"sku": "mug"})).is_err(),

@@ -192,13 +192,7 @@ mod tests {
                 false,
             ),
             // An id drawn now has no preferences anywhere: none are read.
-            (
-                None,
-                None,
-                None,
-                "01010101010101010101010101010101",
-                true,
-            ),
+            (None, None, None, "01010101010101010101010101010101", true),
         ];
         for (user, header, prefs_key, subject, sets_cookie) in cases {
             let id = identify(user, header, "ek_vid", [1; 16]);

@@ -204,7 +204,10 @@ pub(crate) mod tests {
                 got * 1000 <= session_expires,
                 "exp {got} s after the session's end {session_expires} ms (issued at {now} ms)"
             );
-            assert_eq!(got, exp, "issued at {now} ms, session until {session_expires} ms");
+            assert_eq!(
+                got, exp,
+                "issued at {now} ms, session until {session_expires} ms"
+            );
         }
     }
 
