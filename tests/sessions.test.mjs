@@ -1256,6 +1256,31 @@ test("sliding expiry: a check after the touch interval writes last-seen and a la
   await until(async () => (await kvt.get(`session:${id}`)) !== null, { what: "the cache entry refilled" });
 });
 
+test("a touch that finds its session ended in D1 (revoked there, or its user deleted) leaves a revocation entry: cached checks stop accepting it", async () => {
+  for (const [what, end] of [
+    ["revoked by an operator in D1", (id, user) => db.prepare("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1").bind(id, Date.now() - 120_000).run()],
+    ["its user deleted", async (id, user) => {
+      await db.prepare("DELETE FROM sessions WHERE user_id = ?1").bind(user.id).run();
+      await db.prepare("DELETE FROM users WHERE id = ?1").bind(user.id).run();
+    }],
+  ]) {
+    const user = { id: `u-touch-${randomBytes(4).toString("hex")}`, email: `touch-${randomBytes(4).toString("hex")}@example.com`, password: "touch-ended-session" };
+    await insertUser(user, await hashPassword(user.password, 10_000));
+    const { token } = await loggedIn(user);
+    const id = sessionId(token);
+    // The cache entry a check trusts (fresh, active), last seen long enough ago that the check's touch is due.
+    const now = Date.now();
+    const entry = { user_id: user.id, email: user.email, permissions: [], created_at: now - 7_200_000, expires_at: now + 600_000, last_seen_at: now - 3_600_000, revoked_at: null, fresh_until: now + 60_000 };
+    await kv.put(`session:${id}`, JSON.stringify(entry), { expirationTtl: 60 });
+    await end(id, user);
+    const first = await get("/auth/session", token);
+    assert.equal(first.status, 200, `${what}: the fresh entry answers the check that learns it has ended`);
+    await first.arrayBuffer();
+    await until(async () => JSON.parse((await kv.get(`session:${id}`)) ?? "null")?.revoked_at, { what: `${what}: a revocation entry` });
+    await expectError(await get("/auth/session", token), 401, "session_invalid", `${what}: the next cached check`);
+  }
+});
+
 test("read-your-writes: the D1 bookmark comes back on every response and is accepted, garbage is ignored", async () => {
   const { token, response } = await loggedIn(BOB);
   const bookmark = response.headers.get("x-d1-bookmark");

@@ -102,6 +102,12 @@ impl CacheEntry {
     /// The entry a revocation leaves in the cache: refused by [`decide_cached`] while fresh, and never overwritten by
     /// a cache fill that read the session before it was revoked ([`CacheEntry::is_revoked`]).
     pub fn revoked(now_ms: u64, cache_secs: u64) -> Self {
+        Self::revoked_since(now_ms, now_ms, cache_secs)
+    }
+
+    /// A revocation entry written at `now_ms` for a session revoked at `revoked_at` (found so in D1, perhaps long
+    /// before): fresh from now, and telling checks when the session ended, as D1 would.
+    pub fn revoked_since(revoked_at: u64, now_ms: u64, cache_secs: u64) -> Self {
         let record = SessionRecord {
             user_id: String::new(),
             email: String::new(),
@@ -109,7 +115,7 @@ impl CacheEntry {
             created_at: 0,
             expires_at: 0,
             last_seen_at: 0,
-            revoked_at: Some(now_ms),
+            revoked_at: Some(revoked_at),
         };
         Self::new(record, now_ms, cache_secs)
     }
@@ -187,6 +193,12 @@ mod tests {
             "D1 decides once stale"
         );
         assert!(CacheEntry::is_revoked(Some(&entry)));
+        // Found revoked long ago: fresh from its writing, saying when the session ended.
+        let late = serde_json::to_string(&CacheEntry::revoked_since(10, 1_000, 60)).expect("json");
+        assert!(matches!(
+            decide_cached(Some(&late), 1_500),
+            CacheDecision::Refuse { revoked_at: 10 }
+        ));
         let active = serde_json::to_string(&CacheEntry::new(record(10_000, None), 1_000, 60))
             .expect("serialises");
         assert!(!CacheEntry::is_revoked(Some(&active)));

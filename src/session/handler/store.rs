@@ -632,7 +632,10 @@ pub async fn replace_password(
 }
 
 /// Sliding expiry, run after the response through `waitUntil`: writes last-seen and the new expiry to D1 (only if
-/// the session is still unrevoked), then refreshes the cache entry from what D1 now holds.
+/// the session is still unrevoked), then refreshes the cache entry from what D1 now holds — an expired session's
+/// entry says so (never trusted: checks ask D1), and a session D1 has ended (revoked there, or gone with its user)
+/// gets a revocation entry: a touch is scheduled by a check a fresh entry answered, and left alone, that entry went
+/// on admitting the session, each check scheduling another touch, until its `fresh_until`.
 pub async fn touch(
     env: Env,
     id: String,
@@ -661,10 +664,18 @@ pub async fn touch(
         kv,
         at_client_bookmark: false,
     };
-    if let Some(record) = store.session(&id).await? {
-        if record.revoked_at.is_none() {
+    match store.session(&id).await? {
+        Some(record) if record.revoked_at.is_none() => {
             let entry = CacheEntry::new(record, now_ms, cache_secs);
             store.refill(&id, &entry, cache_secs).await?;
+        }
+        // Read at the primary, where every revocation and deletion lands first: an ended session, not a lagging
+        // replica. (A refresh that rotated the id meanwhile has written this entry already; it is written again.)
+        ended => {
+            let now = js_sys::Date::now() as u64;
+            let revoked_at = ended.and_then(|record| record.revoked_at).unwrap_or(now);
+            let entry = CacheEntry::revoked_since(revoked_at, now, cache_secs);
+            write_cache(&store.kv, &id, &entry, cache_secs).await?;
         }
     }
     Ok(())
