@@ -473,9 +473,12 @@ impl Room {
             (out, bucket.full_at_ms(per_second, burst), *stored)
         };
         if limits::worth_storing(full_at, stored, now, per_second, burst) {
+            // Never moved earlier: an instance that could not read the stored times (`read_budgets` logs it, and
+            // does not read again) started members full, and its first write would otherwise have forgiven the
+            // debt an earlier instance stored.
             let written = self.sql.exec(
                 "INSERT INTO room_budgets (user_id, kind, full_at_ms) VALUES (?, ?, ?) \
-                 ON CONFLICT (user_id, kind) DO UPDATE SET full_at_ms = excluded.full_at_ms",
+                 ON CONFLICT (user_id, kind) DO UPDATE SET full_at_ms = MAX(full_at_ms, excluded.full_at_ms)",
                 vec![user.into(), kind.name().into(), (full_at as i64).into()],
             );
             match written {
