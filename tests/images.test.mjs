@@ -72,14 +72,17 @@ const box = (type, ...contents) => {
 };
 
 // An AVIF image sequence (brand `avis`) with no still image, only a track whose header (`tkhd`, version 0) says
-// `width`×`height` px, as libavif sizes a track's frames.
-const sequenceOf = (width, height) => {
+// `width`×`height` px, as libavif sizes a track's frames; with `frames`, its sample table (`stsz`) holds that many.
+const sequenceOf = (width, height, frames) => {
   const tkhd = Buffer.alloc(4 + 20 + 52 + 8);
   tkhd.writeUInt32BE(width * 65536, 76);
   tkhd.writeUInt32BE(height * 65536, 80);
+  const stsz = Buffer.alloc(12);
+  stsz.writeUInt32BE(frames ?? 0, 8);
+  const mdia = frames === undefined ? box("mdia", Buffer.alloc(40)) : box("mdia", box("mdhd", Buffer.alloc(24)), box("minf", box("stbl", box("stsz", stsz))));
   return Buffer.concat([
     box("ftyp", Buffer.from("avis\0\0\0\0avisavifmsf1", "latin1")),
-    box("moov", box("mvhd", Buffer.alloc(100)), box("trak", box("tkhd", tkhd), box("mdia", Buffer.alloc(40)))),
+    box("moov", box("mvhd", Buffer.alloc(100)), box("trak", box("tkhd", tkhd), mdia)),
     box("mdat", Buffer.alloc(64)),
   ]);
 };
@@ -243,6 +246,10 @@ before(async () => {
     "/photos/frames.png": { type: "image/png", body: animatedPng(1000, 1000, 200) },
     "/photos/frames.webp": { type: "image/webp", body: animatedWebp(1000, 1000, 200) },
     "/photos/spinner.gif": { type: "image/gif", body: animatedGif(64, 64, 12) },
+    // An AVIF sequence of 2,000 frames of 1000 × 1000 px (AV1 codes an unchanged frame in a few bytes), and a short
+    // honest one.
+    "/photos/frames.avif": { type: "image/avif", body: sequenceOf(1000, 1000, 2000) },
+    "/photos/clip.avif": { type: "image/avif", body: sequenceOf(64, 64, 12) },
     // An honest phone panorama: 7.7 megapixels, but wider than the 12,000 px a side Cloudflare resizes.
     "/photos/panorama.jpg": { type: "image/jpeg", body: await solid(12_800, 600).jpeg().toBuffer() },
     // WebP and AVIF sources, opaque and with alpha, for clients that take neither format.
@@ -879,6 +886,13 @@ test("an animation whose frames together pass 100 megapixels is refused 413, not
     assert.equal(error.code, "payload_too_large", path);
     assert.match(error.message, /1000 x 1000 px in 101 frames or more, more than a variant can be made from \(at most 100 megapixels in all its frames\)/, path);
   }
+  // An AVIF sequence's frames are its track's samples, counted as a GIF's frames are (Miniflare reads no AVIF).
+  const sequence = await get(worker, "/images/100/photos/frames.avif");
+  assert.equal(sequence.status, 413, `frames.avif: ${sequence.headers.get("x-image-transform")}`);
+  assert.match(JSON.parse(sequence.body).error.message, /1000 x 1000 px in 2000 frames or more/);
+  const clip = await get(worker, "/images/32/photos/clip.avif");
+  assert.equal(clip.status, 200, "a short sequence is no bomb");
+  assert.deepEqual(clip.body, fixtures["/photos/clip.avif"].body);
   // A small animation is no bomb: its original is served, as any failed transform's is.
   const spinner = await get(worker, "/images/32/photos/spinner.gif");
   assert.equal(spinner.status, 200);

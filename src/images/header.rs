@@ -161,6 +161,10 @@ pub struct BoxWalk {
     /// has what an image needs, and refuses a second one it reaches).
     grids_read: bool,
     detour: Detour,
+    /// The size the current track's `tkhd` said and the samples its `stsz` counted (in either order), and the
+    /// track whose frames (its size times its samples) are the most pixels.
+    track: (Option<(u32, u32)>, Option<u64>),
+    frames: Option<(u32, u32, u64)>,
 }
 
 /// Once `meta` ends (at `back`, or with the image: `None`), a walk that found grids reads their `iloc` entries,
@@ -244,10 +248,34 @@ impl BoxWalk {
         true
     }
 
+    /// The current track's frames, once both its size and its samples are known.
+    fn track_frames(&mut self) {
+        let (Some((w, h)), Some(samples)) = self.track else {
+            return;
+        };
+        let total = |(w, h, n): (u32, u32, u64)| {
+            u64::from(w).saturating_mul(u64::from(h)).saturating_mul(n)
+        };
+        if self
+            .frames
+            .is_none_or(|most| total((w, h, samples)) > total(most))
+        {
+            self.frames = Some((w, h, samples));
+        }
+    }
+
     /// What the image declares, once its boxes are walked.
     fn size(&self) -> Declared {
         match self.largest {
             _ if self.too_many => Declared::TooManyGrids,
+            // A sequence whose frames together are too many pixels (each within the largest size).
+            _ if self
+                .frames
+                .is_some_and(|(w, h, n)| n > 1 && over_budget((w, h), n)) =>
+            {
+                let (w, h, n) = self.frames.unwrap_or_default();
+                Declared::Animation(w, h, n)
+            }
             Some((w, h)) => Declared::Size(w, h),
             None => Declared::Unknown,
         }
@@ -262,7 +290,9 @@ fn be(bytes: &[u8]) -> u64 {
 /// An AVIF's (or any HEIF's) size, from its boxes in `window` (bytes of the image from `walk.at`): the largest of
 /// the image spatial extents (`ispe`, ISO/IEC 23008-12 §6.5.3: `meta` → `iprp` → `ipco` → `ispe`, which every image
 /// item must have), of its grids' canvases and of its tracks' sizes (an image sequence, brand `avis`: `moov` →
-/// `trak` → `tkhd`, what libavif sizes a track's frames by; such a file needs no `meta`). The largest, not the
+/// `trak` → `tkhd`, what libavif sizes a track's frames by; such a file needs no `meta`; its frames are the samples
+/// its `mdia` → `minf` → `stbl` → `stsz` counts, [`Declared::Animation`] when they pass the budget, as a GIF's
+/// frames do: AV1 codes an unchanged frame in a few bytes). The largest, not the
 /// primary item's: a grid's canvas is larger than its tiles, and a bomb gains nothing by declaring a small
 /// thumbnail beside it. A grid (an item `iinf` → `infe` types `grid`) is sized by its ImageGrid data, as libavif
 /// sizes it, not by its `ispe`: once `meta` ends, its `iloc` entry is read again for where that data is (in `idat`
@@ -327,7 +357,13 @@ pub fn isobmff_boxes(window: &[u8], mut walk: BoxWalk) -> Declared {
             | (Some(b"meta"), b"iprp")
             | (Some(b"iprp"), b"ipco")
             | (None, b"moov")
-            | (Some(b"moov"), b"trak") => {
+            | (Some(b"moov"), b"trak")
+            | (Some(b"trak"), b"mdia")
+            | (Some(b"mdia"), b"minf")
+            | (Some(b"minf"), b"stbl") => {
+                if &kind == b"trak" {
+                    walk.track = (None, None);
+                }
                 walk.open.push((kind, end));
                 pos = contents + if &kind == b"meta" { 4 } else { 0 };
                 continue;
@@ -398,11 +434,27 @@ pub fn isobmff_boxes(window: &[u8], mut walk: BoxWalk) -> Declared {
                     // Fields past the box's own end are not its size.
                     if within(from + 8) {
                         let shift = if &kind == b"ispe" { 0 } else { 16 };
-                        walk.saw((
+                        let size = (
                             (be(&size[..4]) >> shift) as u32,
                             (be(&size[4..]) >> shift) as u32,
-                        ));
+                        );
+                        walk.saw(size);
+                        if &kind == b"tkhd" {
+                            walk.track.0 = Some(size);
+                            walk.track_frames();
+                        }
                     }
+                }
+            }
+            // A track's samples, its frames (libavif counts them so): a full box, then a sample size (`stsz`; a
+            // field size in `stz2`) and the sample count.
+            (Some(b"stbl"), b"stsz" | b"stz2") => {
+                let Some(count) = fields(8, 12) else {
+                    return read_on(walk);
+                };
+                if within(12) {
+                    walk.track.1 = Some(be(count));
+                    walk.track_frames();
                 }
             }
             _ => {}
@@ -1188,6 +1240,91 @@ mod tests {
         let mut unknown = whole.clone();
         unknown[tkhd_at + 8] = 2;
         assert_eq!(followed(&unknown).0, Declared::Unknown);
+    }
+
+    /// An AVIF image sequence whose track says `width` x `height` px and holds `frames` samples (`stsz`, in
+    /// `mdia` → `minf` → `stbl`, as libavif counts a track's frames).
+    fn sequence_of_frames(width: u32, height: u32, frames: u32) -> Vec<u8> {
+        let mut stsz = vec![0u8; 8];
+        stsz.extend(frames.to_be_bytes());
+        let stbl = bmff(
+            b"stbl",
+            &[bmff(b"stsd", &[0; 16]), bmff(b"stsz", &stsz)].concat(),
+        );
+        let mdia = bmff(
+            b"mdia",
+            &[bmff(b"mdhd", &[0; 24]), bmff(b"minf", &stbl)].concat(),
+        );
+        let trak = bmff(b"trak", &[tkhd(0, width, height), mdia].concat());
+        let moov = bmff(b"moov", &[bmff(b"mvhd", &[0; 100]), trak].concat());
+        [
+            bmff(b"ftyp", b"avis\0\0\0\0avisavifmsf1"),
+            moov,
+            bmff(b"mdat", &[0; 64]),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn every_frame_of_an_avif_sequence_counts() {
+        // A few kilobytes of AV1 can hold thousands of frames (an unchanged frame costs a few bytes): its track's
+        // samples count as a GIF's frames do.
+        assert_eq!(
+            followed(&sequence_of_frames(1000, 1000, 2000)).0,
+            Declared::Animation(1000, 1000, 2000)
+        );
+        // Under 100 megapixels in all: its size, as before.
+        assert_eq!(
+            followed(&sequence_of_frames(640, 480, 30)).0,
+            Declared::Size(640, 480)
+        );
+        // Behind padding in `stbl`, past the first window.
+        let mut stsz = vec![0u8; 8];
+        stsz.extend(2000u32.to_be_bytes());
+        let stbl = bmff(
+            b"stbl",
+            &[
+                bmff(b"stco", &vec![0; 3 * SIZE_BYTES]),
+                bmff(b"stsz", &stsz),
+            ]
+            .concat(),
+        );
+        let trak = bmff(
+            b"trak",
+            &[tkhd(0, 1000, 1000), bmff(b"mdia", &bmff(b"minf", &stbl))].concat(),
+        );
+        let padded = [
+            bmff(b"ftyp", b"avis\0\0\0\0avisavifmsf1"),
+            bmff(b"moov", &trak),
+        ]
+        .concat();
+        assert_eq!(followed(&padded).0, Declared::Animation(1000, 1000, 2000));
+        // The track header after the sample table: the same track.
+        let late = [
+            bmff(b"ftyp", b"avis\0\0\0\0avisavifmsf1"),
+            bmff(
+                b"moov",
+                &bmff(
+                    b"trak",
+                    &[bmff(b"mdia", &bmff(b"minf", &stbl)), tkhd(0, 1000, 1000)].concat(),
+                ),
+            ),
+        ]
+        .concat();
+        assert_eq!(followed(&late).0, Declared::Animation(1000, 1000, 2000));
+        // A sample count outside a track's sample table is none.
+        let stray = [
+            bmff(b"ftyp", b"avis\0\0\0\0avisavifmsf1"),
+            bmff(
+                b"moov",
+                &bmff(
+                    b"trak",
+                    &[tkhd(0, 1000, 1000), bmff(b"stsz", &stsz)].concat(),
+                ),
+            ),
+        ]
+        .concat();
+        assert_eq!(followed(&stray).0, Declared::Size(1000, 1000));
     }
 
     /// No number of bytes inside `meta`, `iprp` or `ipco` before the `ispe` hides it (they are stepped over by
