@@ -3182,6 +3182,14 @@ describe("WAF", () => {
     [`/gw/open/search?q=${encodeURIComponent("<style>input[value^=a]{background:url(//x.example/a)}</style>")}`, "xss-style"],
     [`/gw/open/search?q=${encodeURIComponent("<link rel=stylesheet href=//x.example/a.css>")}`, "xss-style"],
     [`/gw/open/search?q=${encodeURIComponent("@import url(//x.example/a.css);")}`, "xss-style"],
+    // Their fourth review: a `>` in a quoted attribute, attributes padding `href`, a word for an attribute before a
+    // rule, a URL's leading blank, a CSS comment; MongoDB's top-level `$where` as a query key.
+    [`/gw/open/search?q=${encodeURIComponent('<link title=">" href=//x.example/a.css>')}`, "xss-style"],
+    [`/gw/open/search?q=${encodeURIComponent(`<link rel=stylesheet data-a=${"a".repeat(200)} href=//x.example/a.css>`)}`, "xss-style"],
+    [`/gw/open/search?q=${encodeURIComponent("<style x>input[value^=a]{background:url(//x.example/a)}</style>")}`, "xss-style"],
+    [`/gw/open/search?q=${encodeURIComponent("@import ' //x.example/a.css';")}`, "xss-style"],
+    [`/gw/open/search?q=${encodeURIComponent("@import/**/url(//x.example/a.css);")}`, "xss-style"],
+    [`/gw/open/search?${encodeURIComponent("$where")}=${encodeURIComponent("this.password.length>0")}`, "sqli-nosql"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -3322,6 +3330,8 @@ describe("WAF", () => {
     ["application/json", JSON.stringify({ $schema: "https://json-schema.org/draft/2020-12/schema", $id: "user", properties: { a: { $ref: "#/$defs/a" } }, $defs: { a: { type: "string" } } })],
     ["application/json", JSON.stringify({ _id: { $oid: "5f1c2a3e8b7d4c6e9a0f1d2e" }, at: { $date: "2026-01-01T00:00:00Z" }, price: "$5", op: "$gt" })],
     ["text/css", "@import url(theme.css);\n@import 'variables';\nbody { color: red }"],
+    // System.Text.Json's and Json.NET's type discriminators and reference ids: a .NET type's name, no BSON type.
+    ["application/json", JSON.stringify({ $type: "Shop.Order, Shop", $id: "1", Lines: { $id: "2", $values: [] }, Items: [{ $type: "Circle", r: 1 }] })],
     // The third payload review: a list's entry, a title, a mail's line starting with a script scheme's name.
     ["text/plain", "Skills:\n- JavaScript: 5 years\n- Python: 3 years"],
     // Markdown with relative links and code spans; a SQL snippet ordering by a column's number.

@@ -1203,6 +1203,9 @@ fn hidden_scheme(text: &[u8]) -> bool {
 /// code: an argument that long is no prose). Bounded, so every occurrence costs the same.
 const ARGUMENT_WINDOW: usize = 128;
 
+/// How far past `<link` or `<style` [`reads_as_code`] reads their tag (attributes before `href=` pad it).
+const TAG_WINDOW: usize = 1024;
+
 /// How far past a statement's first word [`stacked`] looks for what makes it one (MySQL's multi-table `update` can
 /// name many tables and aliases before its `set`).
 const STATEMENT_WINDOW: usize = 1024;
@@ -1229,23 +1232,66 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
         }
         b"expression(" => skip_back(before, b" ").ends_with(b":"),
         b"<style" | b"<link" => {
-            let window = &after[..after.len().min(ARGUMENT_WINDOW)];
-            let tag = &window[..memchr::memchr(b'>', window).unwrap_or(window.len())];
+            let window = &after[..after.len().min(TAG_WINDOW)];
+            // The tag ends at a `>` outside a quoted attribute value (`<link title=">" href=…>`); `None` when the
+            // window runs out first.
+            let (mut quote, mut at, mut end) = (None, 0, None);
+            while let Some(found) = match quote {
+                Some(q) => memchr::memchr(q, &window[at..]),
+                None => memchr::memchr3(b'>', b'"', b'\'', &window[at..]),
+            } {
+                let b = window[at + found];
+                match quote {
+                    Some(_) => quote = None,
+                    None if b == b'>' => {
+                        end = Some(at + found);
+                        break;
+                    }
+                    None => quote = Some(b),
+                }
+                at += found + 1;
+            }
+            let tag = &window[..end.unwrap_or(window.len())];
             match after.first() {
                 Some(b'>' | b'/') if needle == b"<style" => true,
+                // A word after the name is an attribute to a browser (`<style x>`): a style sheet when a rule's
+                // `{` follows the tag ("Follow the <style guide>" has none).
                 Some(b' ') if needle == b"<style" => {
-                    tag.contains(&b'=') || (tag.len() < window.len() && skip(tag, b" ").is_empty())
+                    tag.contains(&b'=')
+                        || end.is_some_and(|end| {
+                            skip(tag, b" ").is_empty() || window[end..].contains(&b'{')
+                        })
                 }
-                Some(b' ' | b'/') => memchr::memmem::find_iter(tag, b"href")
-                    .any(|at| skip(&tag[at + 4..], b" ").starts_with(b"=")),
+                // An attribute value longer than the window, or an `href=` in the tag.
+                Some(b' ' | b'/') => {
+                    (end.is_none() && quote.is_some())
+                        || memchr::memmem::find_iter(tag, b"href")
+                            .any(|at| skip(&tag[at + 4..], b" ").starts_with(b"="))
+                }
                 _ => false,
             }
         }
         b"@import" => {
-            let target = skip(after, b" ");
-            let target = target
-                .strip_prefix(b"url(")
-                .map_or(target, |t| skip(t, b" "));
+            // CSS reads a comment as a blank (`@import/**/url(//x)`), and a URL parser drops a URL's leading
+            // blanks and its tabs and line breaks (`@import ' //x'`, `'ht⇥tps://x'`): blanks are left out of the
+            // target's start.
+            let mut target = Vec::with_capacity(16);
+            let mut rest = &after[..after.len().min(ARGUMENT_WINDOW)];
+            while target.len() < 16 {
+                match rest {
+                    [b'/', b'*', tail @ ..] => {
+                        rest = memchr::memmem::find(tail, b"*/")
+                            .map_or(&[][..], |end| &tail[end + 2..]);
+                    }
+                    [b' ', tail @ ..] => rest = tail,
+                    [b, tail @ ..] => {
+                        target.push(*b);
+                        rest = tail;
+                    }
+                    [] => break,
+                }
+            }
+            let target = target.strip_prefix(b"url(").unwrap_or(&target);
             let target = skip(target, b"'\"");
             target.starts_with(b"//")
                 // A backslash is a slash in a URL a browser resolves (`url(\\x.example/a.css)`).
@@ -3229,6 +3275,17 @@ fn nosql_operator(text: &[u8]) -> bool {
         .iter()
         .take_while(|b| !matches!(b, b'[' | b'=' | b' '))
         .count();
+    // A key that is itself an operator MongoDB runs at a query's top level, `$where=…` or `[$where]=…` (`qs` drops
+    // the empty name): `User.find(req.query)` runs its JavaScript, as a JSON body's `{"$where":…}`.
+    let top = if name == 0 {
+        text.strip_prefix(b"[")
+            .and_then(|t| t.iter().position(|&b| b == b']').map(|end| &t[..end]))
+    } else {
+        Some(&text[..name])
+    };
+    if top.is_some_and(|key| matches!(key, b"$where" | b"$expr")) {
+        return true;
+    }
     let mut strapi = &text[..name] == b"filters";
     let mut rest = &text[name..];
     while let Some(segment) = rest.strip_prefix(b"[") {
@@ -3260,10 +3317,52 @@ fn json_operator_key(text: &[u8]) -> bool {
         .any(|at| {
             let quote = text[at];
             let (operator, rest) = word(&text[at + 2..]);
-            NOSQL_OPERATORS.contains(&operator)
-                && rest.first() == Some(&quote)
-                && skip(&rest[1..], b" ").first() == Some(&b':')
+            if !(NOSQL_OPERATORS.contains(&operator) && rest.first() == Some(&quote)) {
+                return false;
+            }
+            let Some(value) = skip(&rest[1..], b" ").strip_prefix(b":") else {
+                return false;
+            };
+            let value = skip(value, b" ");
+            operator != b"type"
+                || !value.starts_with(&[quote])
+                || value[1..]
+                    .iter()
+                    .position(|&b| b == quote)
+                    .is_none_or(|end| bson_type_alias(&value[1..1 + end]))
         })
+}
+
+/// Whether `name` (any case) is one of the BSON type aliases MongoDB's `$type` matches by (`{"password":{"$type":
+/// "string"}}` is any password). System.Text.Json's and Json.NET's `$type` discriminator names a .NET type
+/// (`{"$type":"Circle"}`, `{"$type":"Shop.Order, Shop"}`) and passes.
+fn bson_type_alias(name: &[u8]) -> bool {
+    [
+        &b"double"[..],
+        b"string",
+        b"object",
+        b"array",
+        b"bindata",
+        b"undefined",
+        b"objectid",
+        b"bool",
+        b"date",
+        b"null",
+        b"regex",
+        b"dbpointer",
+        b"javascript",
+        b"symbol",
+        b"javascriptwithscope",
+        b"int",
+        b"timestamp",
+        b"long",
+        b"decimal",
+        b"minkey",
+        b"maxkey",
+        b"number",
+    ]
+    .iter()
+    .any(|alias| name.eq_ignore_ascii_case(alias))
 }
 
 /// Whether `text` starts with a comment, maybe after a `;` and blanks (`' and length(pw)>5;--`): the end of an
@@ -3725,10 +3824,15 @@ fn screen_content(config: &WafConfig, media_type: &str, bytes: &[u8]) -> Option<
         let (strings, between, keys) = json_strings(&text);
         // A key that is a MongoDB query operator (`{"user":{"$ne":null}}`): a driver given the parsed body runs it.
         let operator = config.rules.contains(&RuleSet::Sqli)
-            && keys.iter().any(|&k| {
+            && keys.iter().any(|&(k, string_value)| {
                 let key = strings[k].to_ascii_lowercase();
-                key.strip_prefix('$')
-                    .is_some_and(|op| NOSQL_OPERATORS.contains(&op.as_bytes()))
+                key.strip_prefix('$').is_some_and(|op| {
+                    NOSQL_OPERATORS.contains(&op.as_bytes())
+                        // A .NET type discriminator, a string naming no BSON type ([`bson_type_alias`]).
+                        && !(op == "type"
+                            && string_value
+                                .is_some_and(|v| !bson_type_alias(strings[v].as_bytes())))
+                })
             });
         let hit = operator
             .then_some(Hit {
@@ -4141,8 +4245,9 @@ fn accepted_charset(value: &str) -> bool {
 /// the body, every string it could read is here, also for duplicate keys (a first-wins parser reads the first),
 /// nesting past a parser's depth limit, a prefix cut at the inspection cap, or text a strict parser refuses (whose
 /// bare words are in what lies between the strings). Third, the indices of the strings that are keys (a `:` follows
-/// them after blanks).
-fn json_strings(text: &str) -> (Vec<String>, String, Vec<usize>) {
+/// them after blanks), each with its value's when that is a string.
+#[allow(clippy::type_complexity)]
+fn json_strings(text: &str) -> (Vec<String>, String, Vec<(usize, Option<usize>)>) {
     let bytes = text.as_bytes();
     let mut strings = Vec::new();
     let mut keys = Vec::new();
@@ -4169,8 +4274,10 @@ fn json_strings(text: &str) -> (Vec<String>, String, Vec<usize>) {
             s.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
         }
         i += 1;
-        if skip(bytes.get(i..).unwrap_or_default(), b" \t\r\n").first() == Some(&b':') {
-            keys.push(strings.len());
+        if let Some(value) = skip(bytes.get(i..).unwrap_or_default(), b" \t\r\n").strip_prefix(b":")
+        {
+            let string = skip(value, b" \t\r\n").first() == Some(&b'"');
+            keys.push((strings.len(), string.then_some(strings.len() + 1)));
         }
         strings.push(String::from_utf8_lossy(&s).into_owned());
     }
@@ -7498,6 +7605,58 @@ mod tests {
     }
 
     #[test]
+    fn a_top_level_where_key_is_caught_and_dotnet_type_discriminators_pass() {
+        // `User.find(req.query)`: `{$where: "…"}` runs JavaScript, as the JSON body's `{"$where":…}` does.
+        refused(
+            &[
+                "%24where=this.password.length%3E0",
+                "$where=1",
+                "%5B%24where%5D=1",
+                "$expr=1",
+            ],
+            "sqli-nosql",
+        );
+        let c = config();
+        assert_eq!(
+            inspect_body(
+                &c,
+                Some("application/x-www-form-urlencoded"),
+                b"user=a&%24where=1"
+            )
+            .map(|h| h.rule),
+            Some("sqli-nosql")
+        );
+        // System.Text.Json's and Json.NET's type discriminator names a type; MongoDB's `$type` a BSON type.
+        for body in [
+            r#"{"$type":"Shop.Order, Shop","$id":"1","Lines":{"$id":"2","$values":[]}}"#,
+            r#"{"items":[{"$type":"Circle","r":1},{"$type" : "square","side":2}]}"#,
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("application/json"), body.as_bytes()),
+                None,
+                "{body}"
+            );
+        }
+        assert_eq!(
+            inspect_url(&c, "/api", Some("shape=%7B%22%24type%22%3A%22Circle%22%7D")),
+            None
+        );
+        for body in [
+            r#"{"password":{"$type":"string"}}"#,
+            r#"{"password":{"$type":2}}"#,
+            r#"{"password":{"$type":["string","int"]}}"#,
+            r#"{"password":{"$type":"objectId"}}"#,
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("application/json"), body.as_bytes()).map(|h| h.rule),
+                Some("sqli-nosql"),
+                "{body}"
+            );
+        }
+        refused(&["p=%7B%22%24type%22%3A%22string%22%7D"], "sqli-nosql");
+    }
+
+    #[test]
     fn a_mongodb_operator_in_any_bracket_or_json_key_is_caught() {
         // `filter[user][$ne]=x` is `{filter: {user: {$ne: "x"}}}` to `qs`, PHP and Rack.
         refused(
@@ -7597,6 +7756,35 @@ mod tests {
             "it's 'a' and f(\"b\") -- c",
             "'Hamlet' and print('hi') -- fun",
             "Released 2 and only 1 = (case when)",
+        ]);
+    }
+
+    #[test]
+    fn css_injection_past_the_tag_checks_first_reading_is_caught() {
+        refused(
+            &[
+                // A `>` inside a quoted attribute value does not end the tag.
+                "q=%3Clink+title%3D%22%3E%22+href%3D%2F%2Fx.example%2Fa.css%3E",
+                // Attributes padding `href` past a short window.
+                &format!(
+                    "q=%3Clink+rel%3Dstylesheet+data-a%3D{}+href%3D%2F%2Fx.example%2Fa.css%3E",
+                    "a".repeat(200)
+                ),
+                // A word after `style` is an attribute to a browser: a rule after the tag is a style sheet.
+                "q=%3Cstyle+x%3Einput%5Bvalue%5E%3Da%5D%7Bbackground%3Aurl(%2F%2Fx.example%2Fa)%7D%3C%2Fstyle%3E",
+                "q=%3Cstyle+media%3Einput%7B%7D",
+                // A URL parser drops a URL's leading blanks and its tabs; CSS reads a comment as a blank.
+                "q=%40import+%27+%2F%2Fx.example%2Fa.css%27%3B",
+                "q=%40import+%27ht%09tps%3A%2F%2Fx.example%2Fa.css%27%3B",
+                "q=%40import%2F**%2Furl(%2F%2Fx.example%2Fa.css)%3B",
+                "q=%40import+url(+%2F**%2F+%27%2F%2Fx.example%27)%3B",
+            ],
+            "xss-style",
+        );
+        passes(&[
+            "Follow the <style guide> please",
+            "paste <link here> and the <link to docs>",
+            "A <link title=\"a > b\"> has no href",
         ]);
     }
 
