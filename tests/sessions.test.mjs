@@ -1566,3 +1566,21 @@ test("login attempts are limited per IP and per email, the same for known and un
     await expectError(response, status, code, what);
   }
 });
+
+test("a refresh when the session ends within the second gets no access token expired at issue, and keeps its token", async () => {
+  // TokenResponse.expires_in is `minimum: 1`: a token whose exp is its iat is expired at issue (alive only by the
+  // gateway's leeway, past its session). The session's end is put in the very second the refresh is made.
+  const { token } = await loggedIn();
+  while (Date.now() % 1000 > 100) await new Promise((r) => setTimeout(r, 5));
+  const end = Math.floor(Date.now() / 1000) * 1000 + 999;
+  await db
+    .prepare("UPDATE sessions SET created_at = ?2, expires_at = ?3 WHERE id = ?1")
+    .bind(sessionId(token), end - 30 * 86_400_000, end)
+    .run();
+  const response = await post("/auth/refresh", token);
+  const body = await response.json();
+  assert.equal(response.status, 401, `refused, not ${JSON.stringify(body)}`);
+  assert.equal(body.access_token, undefined);
+  const row = await db.prepare("SELECT id FROM sessions WHERE id = ?1").bind(sessionId(token)).first();
+  assert.ok(row, "not rotated: the old token was not retired for a new one never delivered");
+});

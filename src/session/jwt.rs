@@ -99,13 +99,16 @@ pub fn issue(
 /// from a session that expires at `session_expires_ms`: the earlier of the two, in the whole seconds the claim is
 /// written in, rounded down — never after the session's end. The gateway verifies the token without D1, so one
 /// outliving its session serves requests for a session that no longer exists; a lifetime of at least one second
-/// from `now` put `exp` up to a second past the end of a session with less than that left. Such a token's `exp` may
-/// be its `iat` (`expires_in` 0): the session ends within the second.
-pub fn expiry_secs(now_ms: u64, ttl_secs: u64, session_expires_ms: u64) -> u64 {
-    now_ms
+/// from `now` put `exp` up to a second past the end of a session with less than that left. `None` when that `exp`
+/// would be the token's `iat` (the session ends within the second of issue): such a token is expired at issue
+/// (`expires_in` 0, which the OpenAPI's `minimum: 1` rules out) and alive only by the gateway's leeway, past its
+/// session — the caller is told to log in again instead.
+pub fn expiry_secs(now_ms: u64, ttl_secs: u64, session_expires_ms: u64) -> Option<u64> {
+    let exp = now_ms
         .saturating_add(ttl_secs.saturating_mul(1000))
         .min(session_expires_ms)
-        / 1000
+        / 1000;
+    (exp > now_ms / 1000).then_some(exp)
 }
 
 fn at(ms: u64) -> Result<DateTime<Utc>, String> {
@@ -147,7 +150,7 @@ pub(crate) mod tests {
             json: jwk.to_string(),
         };
         let now_ms = 1_800_000_000_000;
-        let exp = expiry_secs(now_ms, 300, u64::MAX);
+        let exp = expiry_secs(now_ms, 300, u64::MAX).expect("a live session");
         let token = issue(&key, "edgekit", "edgekit-api", &user(), now_ms, exp).expect("signed");
         let untrusted = UntrustedToken::new(&token).expect("parses");
         assert_eq!(untrusted.algorithm(), "EdDSA");
@@ -188,18 +191,16 @@ pub(crate) mod tests {
     fn an_access_token_never_expires_after_its_session() {
         // (now, AUTH_ACCESS_TTL_SECS, session expiry) → exp, all of them at or before the session's end.
         let cases = [
-            // Under a second of session left (a refresh at the absolute limit): exp is the session's own second
-            // (a claim in whole seconds cannot say more), not one a whole second after `now`.
-            (1_000_200, 300, 1_000_900, 1_000),
+            // Under a second of session left, across a second's boundary: exp is the session's own second (a
+            // claim in whole seconds cannot say more), not one a whole second after `now`.
             (1_000_900, 300, 1_001_100, 1_001),
-            (1_000_000, 300, 1_000_001, 1_000),
             (1_000_000, 300, 10_000_000, 1_300),
             (1_000_400, 300, 10_000_000, 1_300),
             (1_000_000, 300, 1_060_500, 1_060),
             (1_000_700, 300, 1_060_500, 1_060),
         ];
         for (now, ttl, session_expires, exp) in cases {
-            let got = expiry_secs(now, ttl, session_expires);
+            let got = expiry_secs(now, ttl, session_expires).expect("issued");
             assert!(
                 got * 1000 <= session_expires,
                 "exp {got} s after the session's end {session_expires} ms (issued at {now} ms)"
@@ -207,6 +208,23 @@ pub(crate) mod tests {
             assert_eq!(
                 got, exp,
                 "issued at {now} ms, session until {session_expires} ms"
+            );
+        }
+    }
+
+    #[test]
+    fn no_access_token_is_issued_already_expired() {
+        // TokenResponse.expires_in is `minimum: 1` in the OpenAPI: a session ending within the second of issue
+        // gets no token whose exp is its iat (expired at issue, or alive only by the gateway's leeway).
+        for (now, ttl, session_expires) in [
+            (1_000_200, 300, 1_000_900),
+            (1_000_000, 300, 1_000_001),
+            (1_001_000, 300, 1_001_999),
+        ] {
+            let exp = expiry_secs(now, ttl, session_expires);
+            assert_eq!(
+                exp, None,
+                "exp {exp:?} s is the iat of a token issued at {now} ms"
             );
         }
     }

@@ -494,8 +494,10 @@ fn issued(
         .ok_or_else(|| ApiError::internal("AUTH_SIGNING_KEY is not set"))?;
     // The access JWT ends with the session at the latest (its idle expiry as D1 holds it now, which the absolute
     // limit caps): the gateway verifies it without D1, so a token outliving the session would keep serving requests
-    // for a session that no longer exists. `expires_in` is its `exp` less its `iat`, both in whole seconds.
-    let exp_secs = jwt::expiry_secs(now, config.access_ttl_secs, record.expires_at);
+    // for a session that no longer exists. `expires_in` is its `exp` less its `iat`, both in whole seconds; a session
+    // ending within the second gets no token (a refresh checks before it rotates).
+    let exp_secs = jwt::expiry_secs(now, config.access_ttl_secs, record.expires_at)
+        .ok_or_else(|| ended_at_issue(&config.cookie_name))?;
     let ttl_secs = exp_secs.saturating_sub(now / 1000);
     let access = jwt::issue(
         key,
@@ -525,6 +527,13 @@ fn issued(
         "set-cookie",
         &token::set_cookie(&config.cookie_name, token, max_age),
     ))
+}
+
+/// 401 `session_invalid`, clearing the cookie, for a session that ends within the second an access token would be
+/// issued in ([`jwt::expiry_secs`]): a token then would be expired at issue (`expires_in` 0).
+fn ended_at_issue(cookie_name: &str) -> ApiError {
+    invalid("session ends within the second: no access token")
+        .with_header("set-cookie", token::clear_cookie(cookie_name))
 }
 
 fn invalid_credentials() -> ApiError {
@@ -810,6 +819,11 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
         config.idle_secs * 1000,
         config.max_secs * 1000,
     );
+    // Before the rotation: once it lands, the new token exists only in this answer, and a session ending within the
+    // second would get no access token with it (`issued`) — the old token retired, the new one never delivered.
+    if jwt::expiry_secs(now, config.access_ttl_secs, expires_at).is_none() {
+        return Err(ended_at_issue(&config.cookie_name));
+    }
     if !store
         .rotate(
             &old_id,
