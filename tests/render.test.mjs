@@ -706,3 +706,20 @@ test("one product the catalog cannot price is left out (logged, naming its sku) 
     what: "the malformed catalog line",
   });
 });
+
+test("a catalog with many products it cannot price writes a bounded number of log lines per page, and says how many", async (t) => {
+  t.after(() => seedContent(kv));
+  const products = [{ sku: "mug", name: "Edge mug", prices: { USD: 1200 } }];
+  for (let i = 0; i < 300; i++) products.push({ sku: `bad-${i}`, name: "Bad", prices: { yens: i } });
+  await kv.put("catalog", JSON.stringify(products));
+  const id = `catalog-many-${randomBytes(4).toString("hex")}`;
+  const page = await (await get("/", { headers: withVisitor(VISITOR, { "x-request-id": id }), country: "US" })).text();
+  assert.ok(page.includes('data-sku="mug"'), "the good one is offered");
+  const summary = await until(() => worker.jsonLogs().find((l) => l.msg === "content_kv_products_skipped" && l.request_id === id), {
+    what: "the line counting the skipped products",
+  });
+  assert.equal(summary.skipped, 300);
+  const lines = worker.jsonLogs().filter((l) => l.msg === "content_kv_product_skipped" && l.request_id === id);
+  assert.ok(lines.length >= 1 && lines.length <= 10, `${lines.length} lines for one page`);
+  assert.equal(lines[0].sku, "bad-0");
+});

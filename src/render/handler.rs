@@ -222,6 +222,14 @@ pub async fn page(call: Call) -> ApiResult<Response> {
                 "error": skipped.error, "request_id": call.request_id}),
         );
     }
+    if catalog.skipped_total > catalog.skipped.len() {
+        // Past the first few, only counted: one line a page, not one per bad product per page.
+        log::warn(
+            "content_kv_products_skipped",
+            serde_json::json!({"key": keys::CATALOG, "skipped": catalog.skipped_total,
+                "logged": catalog.skipped.len(), "request_id": call.request_id}),
+        );
+    }
 
     let country = personal::country(
         respond::cf_string(call.req.inner(), "country").as_deref(),

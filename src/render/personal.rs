@@ -131,8 +131,15 @@ pub struct Product {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Catalog {
     pub products: Vec<Product>,
+    /// The first [`MAX_LISTED_SKIPS`] products left out: each is logged on every page that reads the catalog, and
+    /// a document of many bad ones (a bulk import in another price format) wrote a line per product per page.
     pub skipped: Vec<SkippedProduct>,
+    /// How many products were left out in all.
+    pub skipped_total: usize,
 }
+
+/// The most skipped products a [`Catalog`] lists (and a page logs one by one); the rest are only counted.
+pub const MAX_LISTED_SKIPS: usize = 5;
 
 /// A product [`Catalog`] left out: where it is and why, never a value it holds but its `sku` (how an operator finds
 /// it; at most [`MAX_LOGGED_SKU`] characters).
@@ -160,11 +167,15 @@ impl<'de> Deserialize<'de> for Catalog {
                 .map(|sku| sku.chars().take(MAX_LOGGED_SKU).collect());
             match Product::deserialize(item) {
                 Ok(product) => catalog.products.push(product),
-                Err(e) => catalog.skipped.push(SkippedProduct {
-                    index,
-                    sku,
-                    error: crate::body::strip_input(&e),
-                }),
+                Err(_) if catalog.skipped.len() >= MAX_LISTED_SKIPS => catalog.skipped_total += 1,
+                Err(e) => {
+                    catalog.skipped_total += 1;
+                    catalog.skipped.push(SkippedProduct {
+                        index,
+                        sku,
+                        error: crate::body::strip_input(&e),
+                    });
+                }
             }
         }
         Ok(catalog)
@@ -607,9 +618,10 @@ mod tests {
                 (3, Some(3)),
                 (4, None),
                 (5, Some(64)),
-                (6, None)
             ]
         );
+        // Past MAX_LISTED_SKIPS, only counted (each listed one is logged on every page).
+        assert_eq!(catalog.skipped_total, 6);
         assert!(
             catalog.skipped[0].error.contains("prices"),
             "{:?}",
