@@ -516,13 +516,7 @@ impl Store {
         if cache_secs == 0 {
             return Ok(()); // caching is off: no entry to protect, and no read to make
         }
-        let current = self
-            .kv
-            .get(&cache_key(id))
-            .text()
-            .await
-            .or_internal("reading the cached session")?;
-        if CacheEntry::is_revoked(current.as_deref()) {
+        if self.cached_revoked(id).await? {
             return Ok(());
         }
         write_cache(&self.kv, id, entry, cache_secs).await?;
@@ -543,6 +537,19 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+impl Store {
+    /// Whether the session's cache entry says it is revoked.
+    async fn cached_revoked(&self, id: &str) -> ApiResult<bool> {
+        let current = self
+            .kv
+            .get(&cache_key(id))
+            .text()
+            .await
+            .or_internal("reading the cached session")?;
+        Ok(CacheEntry::is_revoked(current.as_deref()))
     }
 }
 
@@ -672,6 +679,11 @@ pub async fn touch(
         // Read at the primary, where every revocation and deletion lands first: an ended session, not a lagging
         // replica. (A refresh that rotated the id meanwhile has written this entry already; it is written again.)
         ended => {
+            // Not written again when it says revoked already (the refresh that renamed the id wrote it moments
+            // ago): KV takes about one write per second to a key, and the second write could be refused.
+            if cache_secs == 0 || store.cached_revoked(&id).await? {
+                return Ok(());
+            }
             let now = js_sys::Date::now() as u64;
             let revoked_at = ended.and_then(|record| record.revoked_at).unwrap_or(now);
             let entry = CacheEntry::revoked_since(revoked_at, now, cache_secs);
