@@ -1294,6 +1294,51 @@ describe("trace propagation", () => {
     }
   });
 
+  test("a tracestate goes on only as a valid list of at most 32 members, cut to 512 bytes; two traceparent fields start a new trace", async (t) => {
+    const own = await startOrigin();
+    t.after(() => own.stop());
+    const w = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "o", path: "/o", upstream: own.url }] } });
+    try {
+      const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+      const sent = async (tracestate) => {
+        const r = await w.fetch("/o/t", { headers: { traceparent: parent, tracestate } });
+        assert.equal(r.status, 200);
+        await r.arrayBuffer();
+        const seen = own.requests.at(-1).headers;
+        assert.match(seen.traceparent, /^00-4bf92f3577b34da6a3ce929d0e0e4736-/, "the trace is continued whatever its state");
+        return seen.tracestate;
+      };
+      assert.equal(await sent("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"), "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+      // W3C trace-context test suite (test_tracestate_duplicated_keys, _key_illegal_characters, _member_count_limit):
+      // discarded whole.
+      const members = (n) => Array.from({ length: n }, (_, i) => `k${i}=v`).join(",");
+      assert.equal(await sent(members(32)), members(32), "32 members are a valid list");
+      for (const bad of ["foo=1,foo=2", "FOO=1", "foo.bar=1", "foo@=1,bar=2", members(33)]) {
+        assert.equal(await sent(bad), undefined, bad);
+      }
+      const long = Array.from({ length: 30 }, (_, i) => `k${String(i).padStart(2, "0")}=${"v".repeat(20)}`);
+      assert.equal(await sent(long.join(",")), long.slice(0, 20).join(","), "cut at the end, whole members, to 512 bytes");
+
+      // Two traceparent fields on the wire, which the runtime joins with ", ": a new trace, its tracestate dropped.
+      const { hostname, port } = new URL(w.url);
+      const sock = connect(Number(port), hostname);
+      await new Promise((resolve, reject) => sock.once("connect", resolve).once("error", reject));
+      sock.on("error", () => {});
+      sock.resume();
+      sock.write("GET /o/twice HTTP/1.1\r\nHost: x\r\n" +
+        "traceparent: cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future\r\n" +
+        "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n" +
+        "tracestate: congo=t61rcWkgMzE\r\n\r\n");
+      const twice = await until(() => own.requests.find((r) => r.url === "/o/twice"), { what: "the origin's record of the request" });
+      sock.destroy();
+      const trace = twice.headers.traceparent.split("-")[1];
+      assert.ok(!["4bf92f3577b34da6a3ce929d0e0e4736", "0af7651916cd43dd8448eb211c80319c"].includes(trace), twice.headers.traceparent);
+      assert.equal(twice.headers.tracestate, undefined);
+    } finally {
+      await w.stop();
+    }
+  });
+
   test("GATEWAY_TRACE_SAMPLE_PERCENT 0: the traces the edge starts reach the origin unsampled, a caller's decision stands", async (t) => {
     const own = await startOrigin();
     t.after(() => own.stop());

@@ -1335,10 +1335,9 @@ fn origin_headers(
     let listed = connection_tokens(header_list::get(incoming, "connection"));
     let mut out: Vec<(String, String)> = incoming
         .iter()
-        // `tracestate` belongs to the `traceparent` it came with: kept only when that trace is continued.
+        // `tracestate` is set below, from the one the request sent.
         .filter(|(k, _)| {
-            forward_request_header(k, &listed)
-                && (trace.continued || !k.eq_ignore_ascii_case("tracestate"))
+            forward_request_header(k, &listed) && !k.eq_ignore_ascii_case("tracestate")
         })
         .cloned()
         .collect();
@@ -1373,6 +1372,13 @@ fn origin_headers(
     }
     out.push(("x-request-id".into(), call.request_id.clone()));
     out.push(("traceparent".into(), trace.header()));
+    // `tracestate` belongs to the `traceparent` it came with: kept only when that trace is continued, and only a
+    // valid list, cut to the size the spec asks to be passed on (`trace::tracestate`).
+    if trace.continued {
+        if let Some(state) = trace::tracestate(header_list::get(incoming, "tracestate")) {
+            out.push(("tracestate".into(), state));
+        }
+    }
     if let Some(user) = identity {
         out.push(("x-user-id".into(), user.sub.clone()));
         out.push(("x-user-permissions".into(), user.permissions.join(",")));

@@ -68,6 +68,12 @@ pub fn continue_or_start(
 /// `(trace_id, flags)` of a valid header.
 fn parse(value: &str) -> Option<(String, String)> {
     let value = value.trim();
+    // Two `traceparent` fields reach the Worker joined by `, `: no version's value holds a comma, and the spec asks
+    // for a new trace then (its test suite's `test_traceparent_duplicated`) — also when the first is of a later
+    // version, whose fields after the fourth would otherwise swallow the second.
+    if value.contains(',') {
+        return None;
+    }
     let parts: Vec<&str> = value.split('-').collect();
     if parts.len() < 4 {
         return None;
@@ -97,6 +103,88 @@ fn parse(value: &str) -> Option<(String, String)> {
 /// (W3C Trace Context, trace-flags) — the edge writes version 00, and a bit a later version gives a meaning to would
 /// reach the origin with it.
 const KNOWN_FLAGS: u8 = 0x03;
+
+/// Most list-members a `tracestate` holds (W3C Trace Context §3.3.1.1).
+const MAX_STATE_MEMBERS: usize = 32;
+/// The size a forwarded `tracestate` is cut to, whole members at a time: the 512 characters the spec asks every
+/// participant to propagate (§3.3.1.5). Members over [`LONG_STATE_MEMBER`] go first, then members from the end.
+const MAX_STATE_BYTES: usize = 512;
+const LONG_STATE_MEMBER: usize = 128;
+
+/// The `tracestate` that goes with a continued trace, from the incoming field (several fields arrive joined by
+/// `, `): its members in order, without the empty ones or the spaces around them, cut to [`MAX_STATE_BYTES`] as
+/// the spec says; `None` when there is none or it is not a valid list — more than 32 members, a key given twice, a
+/// key or value of characters the grammar does not allow — which the spec lets a participant discard, and which
+/// its test suite expects discarded: the entry of a vendor seen twice cannot be told which one to read.
+pub fn tracestate(incoming: Option<&str>) -> Option<String> {
+    let mut members: Vec<&str> = Vec::new();
+    for member in incoming?.split(',') {
+        let member = member.trim_matches([' ', '\t']);
+        if member.is_empty() {
+            continue;
+        }
+        let (key, value) = member.split_once('=')?;
+        if !valid_state_key(key) || !valid_state_value(value) {
+            return None;
+        }
+        if members
+            .iter()
+            .any(|m| m.split_once('=').map(|(k, _)| k) == Some(key))
+        {
+            return None;
+        }
+        members.push(member);
+    }
+    if members.is_empty() || members.len() > MAX_STATE_MEMBERS {
+        return None;
+    }
+    let size = |members: &[&str]| members.iter().map(|m| m.len() + 1).sum::<usize>() - 1;
+    if size(&members) > MAX_STATE_BYTES {
+        members.retain(|m| m.len() <= LONG_STATE_MEMBER);
+        while !members.is_empty() && size(&members) > MAX_STATE_BYTES {
+            members.pop();
+        }
+    }
+    (!members.is_empty()).then(|| members.join(","))
+}
+
+/// `key = simple-key / multi-tenant-key` (§3.3.1.3.1): `lcalpha 0*255(lcalpha / DIGIT / "_" / "-" / "*" / "/")`,
+/// or `tenant-id "@" system-id`, the tenant up to 241 characters starting with a letter or digit, the system up to
+/// 14 starting with a letter.
+fn valid_state_key(key: &str) -> bool {
+    let rest_ok = |s: &str| {
+        s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/')
+        })
+    };
+    let first = |s: &str, digit: bool| {
+        s.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || digit && b.is_ascii_digit())
+    };
+    match key.split_once('@') {
+        None => first(key, false) && key.len() <= 256 && rest_ok(key),
+        Some((tenant, system)) => {
+            first(tenant, true)
+                && tenant.len() <= 241
+                && rest_ok(tenant)
+                && first(system, false)
+                && system.len() <= 14
+                && rest_ok(system)
+        }
+    }
+}
+
+/// `value = 0*255(chr) nblk-chr` (§3.3.1.3.2): 1 to 256 printable ASCII characters but `,` and `=`, the last not a
+/// space.
+fn valid_state_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 256
+        && !value.ends_with(' ')
+        && value
+            .bytes()
+            .all(|b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
+}
 
 #[cfg(test)]
 mod tests {
@@ -183,6 +271,126 @@ mod tests {
             "an all-zero id is never produced"
         );
         assert_ne!(zeros.span_id, "0".repeat(16));
+    }
+
+    #[test]
+    fn two_traceparent_fields_joined_by_the_runtime_start_a_new_trace() {
+        // A later version is read by its first four fields, but a comma is in no version's value: two fields were
+        // sent, and the W3C asks for a new trace then (test_traceparent_duplicated).
+        for joined in [
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01, 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x, 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-a,b",
+        ] {
+            let t = continue_or_start(Some(joined), random(), 100);
+            assert!(!t.continued, "{joined}");
+        }
+    }
+
+    #[test]
+    fn a_valid_tracestate_is_kept_in_its_order_without_empty_members_or_spaces() {
+        for (incoming, kept) in [
+            ("congo=t61rcWkgMzE", "congo=t61rcWkgMzE"),
+            ("foo=1 \t , \t bar=2, \t baz=3", "foo=1,bar=2,baz=3"),
+            (
+                "foo=1,bar=2, rojo=1,congo=2, baz=3",
+                "foo=1,bar=2,rojo=1,congo=2,baz=3",
+            ),
+            (", foo=1,,  ,bar=2, ", "foo=1,bar=2"),
+            ("tenant1@vendor=x y,a_-*/0=!", "tenant1@vendor=x y,a_-*/0=!"),
+            ("0tenant@sys=1", "0tenant@sys=1"),
+        ] {
+            assert_eq!(
+                tracestate(Some(incoming)).as_deref(),
+                Some(kept),
+                "{incoming:?}"
+            );
+        }
+        let all_chars: String = (0x20u8..=0x7e)
+            .filter(|b| *b != b',' && *b != b'=')
+            .map(char::from)
+            .collect();
+        let member = format!("key={}", all_chars.trim_start());
+        assert_eq!(tracestate(Some(&member)).as_deref(), Some(member.as_str()));
+        let thirty_two: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();
+        let thirty_two = thirty_two.join(",");
+        assert_eq!(
+            tracestate(Some(&thirty_two)).as_deref(),
+            Some(thirty_two.as_str())
+        );
+    }
+
+    #[test]
+    fn an_invalid_tracestate_is_dropped_whole() {
+        let thirty_three: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+        let thirty_three = thirty_three.join(",");
+        let long_key = format!("{}=1", "a".repeat(257));
+        let long_value = format!("a={}", "v".repeat(257));
+        for incoming in [
+            None,
+            Some(""),
+            Some(" , "),
+            Some("foo=1,foo=1"),
+            Some("foo=1,foo=2"),
+            Some("foo=1, foo=2"),
+            Some("FOO=1"),
+            Some("foo =1"),
+            Some("foo.bar=1"),
+            Some("foo@=1,bar=2"),
+            Some("@foo=1,bar=2"),
+            Some("foo@@bar=1,bar=2"),
+            Some("foo@bar@baz=1,bar=2"),
+            Some("foo@0sys=1"),
+            Some("foo@abcdefghijklmno=1"),
+            Some("foo=,bar=2"),
+            Some("foo,bar=2"),
+            Some("foo=bar=1"),
+            Some("foo=\u{7f}"),
+            Some("foo=caf\u{e9}"),
+            Some("foo=a\tb"),
+            Some(thirty_three.as_str()),
+            Some(long_key.as_str()),
+            Some(long_value.as_str()),
+        ] {
+            assert_eq!(tracestate(incoming), None, "{incoming:?}");
+        }
+    }
+
+    #[test]
+    fn a_tracestate_over_512_bytes_loses_whole_members_long_ones_first_then_from_the_end() {
+        let long = format!("big={}", "x".repeat(200));
+        let short: Vec<String> = (0..20)
+            .map(|i| format!("k{i:02}={}", "v".repeat(20)))
+            .collect();
+        // 20 members of 24 bytes: 499 bytes with their commas, under the limit alone.
+        let mut members = vec![short[0].clone(), long.clone()];
+        members.extend(short[1..].iter().cloned());
+        let kept = tracestate(Some(&members.join(","))).expect("kept");
+        assert_eq!(
+            kept,
+            short.join(","),
+            "the member over 128 bytes goes first"
+        );
+        assert!(kept.len() <= 512);
+
+        let many: Vec<String> = (0..30)
+            .map(|i| format!("k{i:02}={}", "v".repeat(20)))
+            .collect();
+        let kept = tracestate(Some(&many.join(","))).expect("kept");
+        assert_eq!(kept, many[..20].join(","), "then members from the end");
+        assert_eq!(kept.len(), 499);
+
+        let exactly: Vec<String> = (0..16)
+            .map(|i| format!("k{i:02}={}", "v".repeat(27)))
+            .collect();
+        let exactly = exactly.join(",");
+        assert_eq!(exactly.len(), 511);
+        let at_limit = format!("{exactly},z=1");
+        assert_eq!(at_limit.len(), 515);
+        assert_eq!(
+            tracestate(Some(&at_limit)).as_deref(),
+            Some(exactly.as_str())
+        );
     }
 
     #[test]
