@@ -2786,11 +2786,15 @@ describe("edge cache", () => {
     origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain", "cache-tag": tags.join(",") }).end("tagged"));
     const path = `/gw/cached?tags=${stamp}`;
     for (const round of [1, 2]) {
-      const r = await worker.fetch(path);
+      const r = await worker.fetch(path, { headers: { "x-request-id": `many-tags-${stamp}-${round}` } });
       assert.equal(await r.text(), "tagged");
       assert.equal(r.headers.get("x-cache"), "MISS", `round ${round}: never stored, so never served past a purge of tag 20`);
     }
     assert.equal(origin.requests.length, 2);
+    // The operator's line names the request whose answer went unstored.
+    const logged = (round) => worker.jsonLogs().find((l) =>
+      l.msg === "gateway answer not stored: more cache tags than an entry carries" && l.request_id === `many-tags-${stamp}-${round}`);
+    await until(() => logged(1) && logged(2), { what: "each unstored answer logged with its request id" });
     origin.reset();
   });
 

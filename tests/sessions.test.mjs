@@ -169,8 +169,15 @@ test("a user whose permissions column is not a JSON list holds none, at login an
   const user = { id: "user-bad-permissions", email: "bad-permissions@example.com", password: "correct horse battery staple" };
   await insertUser(user, await hashPassword(user.password, 10_000));
   await db.prepare("UPDATE users SET permissions = 'admin,write' WHERE id = ?1").bind(user.id).run();
-  const { token, body } = await loggedIn(user);
+  const badColumn = () => worker.jsonLogs().filter((l) => l.msg === "bad permissions column" && l.user_id === user.id);
+  const before = badColumn().length;
+  const signedIn = await worker.fetch("/auth/login", { ...json({ email: user.email, password: user.password }), headers: { "content-type": "application/json", "x-request-id": "bad-permissions-login" } });
+  assert.equal(signedIn.status, 200);
+  const token = cookieOf(signedIn);
+  const body = await signedIn.json();
   assert.deepEqual(body.user?.permissions ?? [], []);
+  const logged = await until(() => badColumn().length > before && badColumn().slice(before), { what: "the bad column logged at login" });
+  for (const line of logged) assert.equal(line.request_id, "bad-permissions-login", "the error line names the request it came from");
   for (const path of ["/auth/session", "/auth/sessions"]) {
     const r = await get(path, token);
     assert.equal(r.status, 200, path);
@@ -750,11 +757,16 @@ test("a password stored above the runtime's PBKDF2 cap answers like a wrong pass
   const dora = { id: "u-dora", email: "dora@example.com", password: "dora-imported-at-600k" };
   const imported = await hashPassword(dora.password, 600_000);
   await insertUser(dora, imported);
-  await expectError(await login(dora.email, dora.password), 401, "invalid_credentials", "the right password");
+  const refused = await login(dora.email, dora.password);
+  const requestId = refused.headers.get("x-request-id");
+  await expectError(refused, 401, "invalid_credentials", "the right password");
   await expectError(await login("nobody-at-all@example.com", dora.password), 401, "invalid_credentials", "an unknown email");
-  await until(() => worker.jsonLogs().some((l) => l.msg === "password_hash_unreadable" && l.user_id === "u-dora"), {
+  const line = await until(() => worker.jsonLogs().find((l) => l.msg === "password_hash_unreadable" && l.user_id === "u-dora"), {
     what: "the unreadable hash logged for the operator",
   });
+  assert.ok(requestId);
+  assert.equal(line.level, "error");
+  assert.equal(line.request_id, requestId, "the error line names the request it came from");
 });
 
 test("a login deletes sessions past their expiry; rotations and logins find their rows by index", async () => {

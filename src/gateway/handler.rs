@@ -362,6 +362,7 @@ async fn forward(
                 key,
                 max_body_bytes: gateway.cache_max_body_bytes,
                 fill_body_ms: gateway.cache_fill_body_ms,
+                request_id: call.request_id.clone(),
             };
             let asked = Asked {
                 head: method == "HEAD",
@@ -1656,6 +1657,8 @@ struct Spec {
     max_body_bytes: u64,
     /// `GATEWAY_CACHE_FILL_BODY_MS`: slower answers likewise.
     fill_body_ms: u64,
+    /// The request that asked for the fill, named in the lines its storing logs.
+    request_id: String,
 }
 
 /// An origin response of one fill, handed to the fill's waiters when it is `shareable` (stored, or a 5xx).
@@ -1797,7 +1800,7 @@ async fn take_down(spec: &Spec) {
     if let Some(detail) = delete_stored(&spec.key).await {
         log::warn(
             "gateway cache delete after an unstored answer failed",
-            serde_json::json!({"route": spec.route, "detail": detail}),
+            serde_json::json!({"route": spec.route, "detail": detail, "request_id": spec.request_id}),
         );
     }
 }
@@ -1899,6 +1902,7 @@ async fn coalesced_fetch(
             fetched.tags.clone(),
         );
         let (key, route, fetched) = (spec.key.clone(), spec.route.clone(), fetched.clone());
+        let request_id = spec.request_id.clone();
         let storing = async move {
             // Asked of the origin before a write to its URL: not stored over the write's deletion (a write landing
             // during the put deletes it again below).
@@ -1924,7 +1928,7 @@ async fn coalesced_fetch(
             if let Some(detail) = failed {
                 log::warn(
                     "gateway cache put failed",
-                    serde_json::json!({"route": route, "detail": detail}),
+                    serde_json::json!({"route": route, "detail": detail, "request_id": request_id}),
                 );
             }
             if written_since(&id, fetched.requested_at) {
@@ -1932,7 +1936,7 @@ async fn coalesced_fetch(
                 if let Some(detail) = delete_stored(&key).await {
                     log::warn(
                         "gateway cache delete after a write failed",
-                        serde_json::json!({"route": route, "detail": detail}),
+                        serde_json::json!({"route": route, "detail": detail, "request_id": request_id}),
                     );
                 }
             }
@@ -1986,7 +1990,8 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     if untaggable {
         log::warn(
             "gateway answer not stored: more cache tags than an entry carries",
-            serde_json::json!({"route": spec.route, "max_tags": super::cache::MAX_TAGS}),
+            serde_json::json!({"route": spec.route, "max_tags": super::cache::MAX_TAGS,
+                "request_id": spec.request_id}),
         );
     }
     let fill_answer = if policy.shared {

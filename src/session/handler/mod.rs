@@ -306,7 +306,8 @@ async fn check_at_d1(
         let (env, key_id, cache_secs) = (call.env.clone(), id.clone(), config.cache_secs);
         let request_id = call.request_id.clone();
         call.ctx.wait_until(async move {
-            if let Err(e) = store::fill_cache(env, &key_id, &entry, cache_secs).await {
+            let fill = store::fill_cache(env, &key_id, &entry, cache_secs, request_id.clone());
+            if let Err(e) = fill.await {
                 log::error(
                     "session_cache_fill_failed",
                     json!({"request_id": request_id, "detail": e.to_string()}),
@@ -437,7 +438,8 @@ fn schedule_touch(call: &Call, id: &str, record: &SessionRecord, now: u64) -> bo
     let (env, id, cache_secs) = (call.env.clone(), id.to_owned(), config.cache_secs);
     let request_id = call.request_id.clone();
     call.ctx.wait_until(async move {
-        if let Err(e) = store::touch(env, id, now, expires_at, cache_secs).await {
+        let touched = store::touch(env, id, now, expires_at, cache_secs, request_id.clone());
+        if let Err(e) = touched.await {
             log::error(
                 "session_touch_failed",
                 json!({"request_id": request_id, "detail": e.to_string()}),
@@ -584,7 +586,8 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
             Err(problem) => {
                 log::error(
                     "password_hash_unreadable",
-                    json!({"user_id": u.id, "detail": problem.to_string()}),
+                    json!({"user_id": u.id, "detail": problem.to_string(),
+                        "request_id": call.request_id}),
                 );
                 None
             }
@@ -755,6 +758,7 @@ fn upgrade_password_later(
         .max(stored.iterations);
     let (env, user_id, old_hash) = (call.env.clone(), user_id.to_owned(), stored.hash_b64());
     let (from, salt) = (stored.iterations, stored.salt.clone());
+    let request_id = call.request_id.clone();
     call.ctx.wait_until(async move {
         let upgraded = async {
             let hash = kdf::pbkdf2_sha256(password.as_bytes(), &salt, iterations).await?;
@@ -770,12 +774,12 @@ fn upgrade_password_later(
                 Level::Info,
                 "password_rehashed",
                 json!({"user_id": user_id, "from_iterations": from, "to_iterations": iterations,
-                    "to_normal_form": to_normal_form}),
+                    "to_normal_form": to_normal_form, "request_id": request_id}),
             ),
             Ok(false) => {}
             Err(e) => log::error(
                 "password_rehash_failed",
-                json!({"user_id": user_id, "detail": e.to_string()}),
+                json!({"user_id": user_id, "detail": e.to_string(), "request_id": request_id}),
             ),
         }
     });

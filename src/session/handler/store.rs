@@ -127,6 +127,8 @@ pub struct Store {
     /// Whether `db` started at a bookmark the client sent, so its reads may come from a replica that has seen only
     /// the writes that bookmark names: a session created after it (a login in another tab) may not be there yet.
     at_client_bookmark: bool,
+    /// The request this store reads for, named in the lines it logs.
+    request_id: String,
 }
 
 /// A D1 session whose first query goes to the primary, where every write lands.
@@ -153,6 +155,7 @@ impl Store {
             database: db,
             kv: call.env.kv(bindings::CONFIG_KV).or_internal("opening KV")?,
             at_client_bookmark,
+            request_id: call.request_id.clone(),
         })
     }
 
@@ -185,14 +188,14 @@ impl Store {
                 &r.password_salt,
                 &r.password_hash,
             ),
-            permissions: permissions_or_none(&r.permissions, &r.id),
+            permissions: permissions_or_none(&r.permissions, &r.id, &self.request_id),
             id: r.id,
             email: r.email,
         }))
     }
 
     pub async fn session(&self, id: &str) -> ApiResult<Option<SessionRecord>> {
-        read_session(&self.db, id).await
+        read_session(&self.db, id, &self.request_id).await
     }
 
     /// Creates a session and, in the same batch, deletes at most [`CLEANUP_BATCH`] sessions past their
@@ -520,7 +523,7 @@ impl Store {
             return Ok(());
         }
         write_cache(&self.kv, id, entry, cache_secs).await?;
-        let ended = read_session(&at_primary(&self.database)?, id)
+        let ended = read_session(&at_primary(&self.database)?, id, &self.request_id)
             .await?
             .is_none_or(|record| record.revoked_at.is_some());
         if ended {
@@ -567,7 +570,11 @@ async fn write_cache(kv: &KvStore, id: &str, entry: &CacheEntry, cache_secs: u64
 }
 
 /// The session `id` names, with its user, as `db` reads it.
-async fn read_session(db: &D1DatabaseSession, id: &str) -> ApiResult<Option<SessionRecord>> {
+async fn read_session(
+    db: &D1DatabaseSession,
+    id: &str,
+    request_id: &str,
+) -> ApiResult<Option<SessionRecord>> {
     let row = db
         .prepare(
             "SELECT s.created_at, s.expires_at, s.last_seen_at, s.revoked_at, u.id AS user_id, u.email, \
@@ -580,7 +587,7 @@ async fn read_session(db: &D1DatabaseSession, id: &str) -> ApiResult<Option<Sess
         .or_internal("reading the session")?;
     row.map(|r| {
         Ok(SessionRecord {
-            permissions: permissions_or_none(&r.permissions, &r.user_id),
+            permissions: permissions_or_none(&r.permissions, &r.user_id, request_id),
             user_id: r.user_id,
             email: r.email,
             created_at: r.created_at,
@@ -593,13 +600,20 @@ async fn read_session(db: &D1DatabaseSession, id: &str) -> ApiResult<Option<Sess
 }
 
 /// Fills the cache entry after a D1 read, through `waitUntil`.
-pub async fn fill_cache(env: Env, id: &str, entry: &CacheEntry, cache_secs: u64) -> ApiResult<()> {
+pub async fn fill_cache(
+    env: Env,
+    id: &str,
+    entry: &CacheEntry,
+    cache_secs: u64,
+    request_id: String,
+) -> ApiResult<()> {
     let database = env.d1(bindings::DB).or_internal("opening D1")?;
     let store = Store {
         db: at_primary(&database)?,
         database,
         kv: env.kv(bindings::CONFIG_KV).or_internal("opening KV")?,
         at_client_bookmark: false,
+        request_id,
     };
     store.refill(id, entry, cache_secs).await
 }
@@ -649,6 +663,7 @@ pub async fn touch(
     now_ms: u64,
     expires_at: u64,
     cache_secs: u64,
+    request_id: String,
 ) -> ApiResult<()> {
     let database = env.d1(bindings::DB).or_internal("opening D1")?;
     let db = at_primary(&database)?;
@@ -670,6 +685,7 @@ pub async fn touch(
         database,
         kv,
         at_client_bookmark: false,
+        request_id,
     };
     match store.session(&id).await? {
         Some(record) if record.revoked_at.is_none() => {
@@ -696,11 +712,11 @@ pub async fn touch(
 /// A user's permissions column, read alike at login and at every session check: one that is not a JSON string array
 /// (an operator's edit gone wrong) grants nothing and is logged, rather than letting the user log in with none and
 /// then answering every check 500.
-fn permissions_or_none(column: &str, user_id: &str) -> Vec<String> {
+fn permissions_or_none(column: &str, user_id: &str, request_id: &str) -> Vec<String> {
     parse_permissions(column).unwrap_or_else(|e| {
         crate::entry::log::error(
             "bad permissions column",
-            serde_json::json!({"user_id": user_id, "detail": e}),
+            serde_json::json!({"user_id": user_id, "detail": e, "request_id": request_id}),
         );
         Vec::new()
     })
