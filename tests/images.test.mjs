@@ -20,16 +20,18 @@ const solid = (width, height, channels = 3) =>
 const translucent = (width, height) =>
   sharp({ create: { width, height, channels: 4, background: { r: 20, g: 80, b: 200, alpha: 0.5 } } });
 
+// One PNG chunk: its length, type, data and CRC-32.
+const chunk = (type, data) => {
+  const typed = Buffer.concat([Buffer.from(type, "latin1"), data]);
+  const framed = Buffer.alloc(8 + typed.length);
+  framed.writeUInt32BE(data.length, 0);
+  typed.copy(framed, 4);
+  framed.writeUInt32BE(crc32(typed) >>> 0, 4 + typed.length);
+  return framed;
+};
+
 // A PNG whose header says `width`×`height` RGB but whose pixel data stops after `rows` rows (an upload cut short).
 const rowsCutShort = (width, height, rows) => {
-  const chunk = (type, data) => {
-    const typed = Buffer.concat([Buffer.from(type, "latin1"), data]);
-    const framed = Buffer.alloc(8 + typed.length);
-    framed.writeUInt32BE(data.length, 0);
-    typed.copy(framed, 4);
-    framed.writeUInt32BE(crc32(typed) >>> 0, 4 + typed.length);
-    return framed;
-  };
   const header = Buffer.alloc(13);
   header.writeUInt32BE(width, 0);
   header.writeUInt32BE(height, 4);
@@ -142,14 +144,6 @@ const animatedGif = (width, height, frames) => {
 // An animated PNG (`acTL`, then a `fcTL` and `IDAT`/`fdAT` per frame) whose frames hold no real pixel data: no
 // resizer reads it, so its original is what would be served.
 const animatedPng = (width, height, frames) => {
-  const chunk = (type, data) => {
-    const typed = Buffer.concat([Buffer.from(type, "latin1"), data]);
-    const framed = Buffer.alloc(8 + typed.length);
-    framed.writeUInt32BE(data.length, 0);
-    typed.copy(framed, 4);
-    framed.writeUInt32BE(crc32(typed) >>> 0, 4 + typed.length);
-    return framed;
-  };
   const header = Buffer.alloc(13);
   header.writeUInt32BE(width, 0);
   header.writeUInt32BE(height, 4);

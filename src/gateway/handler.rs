@@ -2083,15 +2083,19 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     Ok(fetched)
 }
 
-async fn store(key: &str, fetched: &Fetched, meta: &StoredMeta) -> worker::Result<()> {
-    // The fill's own ids, trace and timing are not the representation's: never stored (`per_exchange`).
-    let kept: Vec<(String, String)> = fetched
-        .headers
+/// An origin answer's headers less those of its one exchange (`per_exchange`): what a stored copy, or another
+/// request handed this answer, may carry.
+fn representation_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+    headers
         .iter()
         .filter(|(k, _)| !per_exchange(k))
         .cloned()
-        .collect();
-    let headers = header_list::build(&kept);
+        .collect()
+}
+
+async fn store(key: &str, fetched: &Fetched, meta: &StoredMeta) -> worker::Result<()> {
+    // The fill's own ids, trace and timing are not the representation's: never stored (`per_exchange`).
+    let headers = header_list::build(&representation_headers(&fetched.headers));
     headers.set(StoredMeta::HEADER, &meta.encode())?;
     let (status, kept) = StoredMeta::stored_status(fetched.status);
     if let Some(kept) = kept {
@@ -2207,13 +2211,7 @@ fn fetched_answer(f: &Fetched, policy: &CachePolicy, served: Served, asked: &Ask
         let headers = if served == Served::Led {
             header_list::build(&f.headers)
         } else {
-            let theirs: Vec<(String, String)> = f
-                .headers
-                .iter()
-                .filter(|(k, _)| !per_exchange(k))
-                .cloned()
-                .collect();
-            header_list::build(&theirs)
+            header_list::build(&representation_headers(&f.headers))
         };
         let _ = headers.set("x-cache", served.label());
         // A GET's body the runtime may code has another length than this one (RFC 9110 §8.6), as in
