@@ -1,6 +1,6 @@
 //! Conditional requests (RFC 9110 §13.1.1, §13.1.2): whether an `If-None-Match` (or an `If-Match`) names an entity
-//! tag. One reading for every answer the Worker makes 304s (or 412s) for itself — the gateway's edge cache and the
-//! image variants.
+//! tag, and the HTTP-dates an `If-Modified-Since` is compared by (§13.1.3). One reading for every answer the Worker
+//! makes 304s (or 412s) for itself — the gateway's edge cache and the image variants.
 
 /// Whether `if_none_match` (the header's value) names `etag` (an entity tag, quotes included, `W/` or not) by weak
 /// comparison, or is `*` (RFC 9110 §13.1.2: the condition is then false and a GET or HEAD is answered 304). A
@@ -94,6 +94,104 @@ fn as_sent(if_none_match: &str, etag: &str) -> bool {
             .any(|member| bare(member) == etag)
 }
 
+/// An HTTP-date (RFC 9110 §5.6.7) in seconds since the epoch: an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), or
+/// either obsolete format a recipient MUST accept — rfc850-date (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime-date
+/// (`Sun Nov  6 08:49:37 1994`). `None` for anything else: another zone, a day the month lacks, a weekday the date
+/// does not fall on, a list of dates. Words may be parted by any run of spaces. An rfc850-date's two-digit year is
+/// read as 1970–2069 (not by §5.6.7's "more than 50 years in the future" rule: the two differ only for dates decades
+/// away, and a date read too early costs only a full answer). Read here rather than by chrono's `parse_from_str`,
+/// whose format parser added 16 KB gzip to the wasm; chrono still checks the calendar.
+pub fn http_date(value: &str) -> Option<i64> {
+    let weekday = |name: &str, long: bool| {
+        DAYS.iter()
+            .find(|(short, full, _)| name == if long { *full } else { *short })
+            .map(|(_, _, day)| *day)
+    };
+    let mut words = value.split_ascii_whitespace();
+    let first = words.next()?;
+    let Some(name) = first.strip_suffix(',') else {
+        // asctime-date: `Sun Nov  6 08:49:37 1994`, which names no zone (it is GMT).
+        let weekday = weekday(first, false)?;
+        let (month, day, time) = (words.next()?, words.next()?, words.next()?);
+        let year = number(words.next()?, 4..=4)?;
+        if words.next().is_some() {
+            return None;
+        }
+        return instant(weekday, (day, 1..=2), month, year, time);
+    };
+    let date = words.next()?;
+    let mut dashed = date.split('-');
+    let (weekday, day, month, year) =
+        match (dashed.next(), dashed.next(), dashed.next(), dashed.next()) {
+            // rfc850-date: `Sunday, 06-Nov-94 08:49:37 GMT`.
+            (Some(day), Some(month), Some(year), None) => {
+                let year = number(year, 2..=2)?;
+                let year = if year >= 70 { 1900 + year } else { 2000 + year };
+                (weekday(name, true)?, day, month, year)
+            }
+            // IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
+            (Some(_), None, _, _) => {
+                let month = words.next()?;
+                let year = number(words.next()?, 4..=4)?;
+                (weekday(name, false)?, date, month, year)
+            }
+            _ => return None,
+        };
+    let time = words.next()?;
+    if words.next() != Some("GMT") || words.next().is_some() {
+        return None;
+    }
+    instant(weekday, (day, 2..=2), month, year, time)
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+const DAYS: [(&str, &str, chrono::Weekday); 7] = [
+    ("Mon", "Monday", chrono::Weekday::Mon),
+    ("Tue", "Tuesday", chrono::Weekday::Tue),
+    ("Wed", "Wednesday", chrono::Weekday::Wed),
+    ("Thu", "Thursday", chrono::Weekday::Thu),
+    ("Fri", "Friday", chrono::Weekday::Fri),
+    ("Sat", "Saturday", chrono::Weekday::Sat),
+    ("Sun", "Sunday", chrono::Weekday::Sun),
+];
+
+/// The instant an HTTP-date's parts name (`day` with how many digits it may have), if the calendar has that day and
+/// it is a `weekday`.
+fn instant(
+    weekday: chrono::Weekday,
+    (day, day_digits): (&str, std::ops::RangeInclusive<usize>),
+    month: &str,
+    year: u32,
+    time: &str,
+) -> Option<i64> {
+    use chrono::{Datelike, NaiveDate};
+    let month = MONTHS.iter().position(|m| *m == month)? as u32 + 1;
+    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, number(day, day_digits)?)?;
+    if date.weekday() != weekday {
+        return None;
+    }
+    let mut clock = time.split(':');
+    let mut part = || number(clock.next()?, 2..=2);
+    let (hour, minute, second) = (part()?, part()?, part()?);
+    if clock.next().is_some() || second > 60 {
+        return None;
+    }
+    // A leap second (§5.6.7 allows 60) is read as the second before it.
+    let at = date.and_hms_opt(hour, minute, second.min(59))?;
+    Some(at.and_utc().timestamp())
+}
+
+/// A number written in `digits` ASCII digits (a range: asctime-date's day has one or two).
+fn number(text: &str, digits: std::ops::RangeInclusive<usize>) -> Option<u32> {
+    if !digits.contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 /// The opaque part of an entity tag (between its quotes, without `W/`).
 fn opaque(etag: &str) -> Option<&str> {
     let etag = etag.strip_prefix("W/").unwrap_or(etag);
@@ -123,6 +221,46 @@ mod tests {
             ("\"x\", *", false, "* inside a list is malformed"),
         ] {
             assert_eq!(none_match(header, tag), matches, "{why}: {header}");
+        }
+    }
+
+    #[test]
+    fn http_dates_are_read_in_all_three_formats() {
+        let at = Some(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        for (value, read) in [
+            ("Sun, 06 Nov 1994 08:49:37 GMT", at),
+            ("Sunday, 06-Nov-94 08:49:37 GMT", at),
+            ("Sun Nov  6 08:49:37 1994", at),
+            ("Sun Nov 06 08:49:37 1994", at),
+            ("  Sun,  06 Nov 1994 08:49:37 GMT ", at),
+            ("Sun, 06 Nov 1994 08:49:60 GMT", Some(784_111_799)),
+            ("Thursday, 01-Jan-70 00:00:00 GMT", Some(0)),
+            ("Sat, 29 Feb 2020 00:00:00 GMT", Some(1_582_934_400)),
+            ("Sun, 29 Feb 2021 00:00:00 GMT", None),
+            ("Sun, 06 nov 1994 08:49:37 GMT", None),
+            ("Sun, 6 Nov 1994 08:49:37 GMT", None),
+            ("Sun, 06 Nov 94 08:49:37 GMT", None),
+            ("Sun, 06-Nov-94 08:49:37 GMT", None),
+            ("Monday, 06-Nov-94 08:49:37 GMT", None),
+            ("Sun Nov  6 08:49:37 1994 GMT", None),
+            ("Sun, 06 Nov 1994 08:49:61 GMT", None),
+            ("Sun, 06 Nov 1994 8:49:37 GMT", None),
+            ("Sun, 06 Nov 1994 08:49:37:00 GMT", None),
+            ("Sun, +6 Nov 1994 08:49:37 GMT", None),
+            ("Thu, 01 Jan 1970 00:00:00 GMT", Some(0)),
+            ("Mon, 06 Nov 1994 08:49:37 GMT", None),
+            ("Sun, 06 Nov 1994 08:49:37 UTC", None),
+            ("Sun, 06 Nov 1994 08:49:37", None),
+            ("Sun, 06 Nov 1994 24:00:00 GMT", None),
+            ("06 Nov 1994 08:49:37 GMT", None),
+            (
+                "Sun, 06 Nov 1994 08:49:37 GMT, Sun, 06 Nov 1994 08:49:37 GMT",
+                None,
+            ),
+            ("784111777", None),
+            ("", None),
+        ] {
+            assert_eq!(http_date(value), read, "{value}");
         }
     }
 

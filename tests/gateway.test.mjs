@@ -2455,6 +2455,35 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("If-Modified-Since is answered 304 when the stored copy was not modified after its date, in any HTTP-date format (RFC 9110 §13.1.3)", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => {
+      res.writeHead(200, { "content-type": "text/plain", "last-modified": "Sun, 06 Nov 1994 08:49:37 GMT" });
+      res.end("dated");
+    });
+    const path = `/gw/static/dated.txt?n=${Date.now()}`;
+    const first = await worker.fetch(path);
+    assert.equal(await first.text(), "dated");
+    for (const [since, status, why] of [
+      ["Sun, 06 Nov 1994 08:49:37 GMT", 304, "the date it was given"],
+      ["Mon, 07 Nov 1994 00:00:00 GMT", 304, "a later date (a proxy's, or a copy from elsewhere)"],
+      ["Sunday, 06-Nov-94 08:49:37 GMT", 304, "rfc850-date"],
+      ["Sun Nov  6 08:49:38 1994", 304, "asctime-date"],
+      ["Sun, 06 Nov 1994 08:49:36 GMT", 200, "a second earlier"],
+      ["not a date", 200, "not an HTTP-date: ignored"],
+    ]) {
+      const r = await worker.fetch(path, { headers: { "if-modified-since": since } });
+      assert.equal(r.status, status, `${why}: ${since}`);
+      assert.equal(r.headers.get("x-cache"), "HIT", why);
+      assert.equal(await r.text(), status === 304 ? "" : "dated", why);
+    }
+    const tagged = await worker.fetch(path, { headers: { "if-modified-since": "Mon, 07 Nov 1994 00:00:00 GMT", "if-none-match": '"other"' } });
+    assert.equal(tagged.status, 200, "ignored beside If-None-Match");
+    await tagged.arrayBuffer();
+    assert.equal(origin.requests.length, 1, "all answered from the stored copy");
+    origin.reset();
+  });
+
   test("a stored answer says Vary: Accept-Encoding: the edge codes its one copy as each client accepts", async () => {
     const { gzipSync } = await import("node:zlib");
     origin.reset();

@@ -630,8 +630,9 @@ pub fn shared_fill_answer(
 
 /// Whether a conditional GET or HEAD is answered 304 Not Modified by a representation with these headers (RFC 9110
 /// §13.2.2): only for a 200; `If-None-Match` (`*`, or an entity tag of the list by weak comparison) decides when it
-/// is sent, else `If-Modified-Since` equal to the `Last-Modified` (the value a browser sends back is the one it
-/// was given; a date arithmetic comparison is left to the origin).
+/// is sent, else `If-Modified-Since`: a copy whose `Last-Modified` is not after its date (§13.1.3; both read as
+/// HTTP-dates, [`crate::conditional::http_date`]). One that is no HTTP-date (or more than one) is ignored; an
+/// origin's `Last-Modified` that is none cannot be compared, and is matched as it was sent.
 pub fn not_modified(
     status: u16,
     headers: &[(String, String)],
@@ -655,7 +656,14 @@ pub fn not_modified(
         return crate::conditional::none_match(condition, etag);
     }
     match (if_modified_since, field("last-modified")) {
-        (Some(since), Some(modified)) => since.trim() == modified,
+        (Some(since), Some(modified)) => {
+            use crate::conditional::http_date;
+            match (http_date(since), http_date(modified)) {
+                (Some(since), Some(modified)) => modified <= since,
+                (_, None) => since.trim() == modified,
+                (None, Some(_)) => false,
+            }
+        }
         _ => false,
     }
 }
@@ -1202,6 +1210,7 @@ mod tests {
         );
         assert!(check(200, None, Some("Tue, 01 Dec 2026 04:00:00 GMT")));
         assert!(!check(200, None, Some("Mon, 30 Nov 2026 04:00:00 GMT")));
+        assert!(!check(200, None, Some("Tue, 01 Dec 2026 03:59:59 GMT")));
         assert!(!check(200, None, None));
         assert!(!check(404, Some("\"v1\""), None), "only a 200");
         assert!(!check(204, Some("\"v1\""), None), "only a 200");
@@ -1211,6 +1220,48 @@ mod tests {
             &[],
             None,
             Some("Tue, 01 Dec 2026 04:00:00 GMT")
+        ));
+    }
+
+    #[test]
+    fn if_modified_since_compares_dates_not_spellings() {
+        // RFC 9110 §13.1.3: 304 when the copy was not modified after the date given, in any HTTP-date format.
+        let dated = pairs(&[("last-modified", "Tue, 01 Dec 2026 04:00:00 GMT")]);
+        let check = |inm: Option<&str>, ims: &str| not_modified(200, &dated, inm, Some(ims));
+        for (since, answered_304, why) in [
+            ("Tue, 01 Dec 2026 04:00:00 GMT", true, "the same date"),
+            ("Tue, 01 Dec 2026 04:00:01 GMT", true, "a second later"),
+            ("Wed, 02 Dec 2026 00:00:00 GMT", true, "a day later"),
+            ("Tue, 01 Dec 2026 03:59:59 GMT", false, "a second earlier"),
+            ("Tuesday, 01-Dec-26 04:00:00 GMT", true, "rfc850-date"),
+            ("Tue Dec  1 04:00:00 2026", true, "asctime-date"),
+            ("Tue Dec  1 03:00:00 2026", false, "asctime-date, earlier"),
+            ("  Tue, 01 Dec 2026 05:00:00 GMT ", true, "spaces around"),
+            ("yesterday", false, "not a date: ignored"),
+            ("1796083200", false, "seconds are no HTTP-date"),
+            (
+                "Tue, 01 Dec 2026 05:00:00 GMT, Tue, 01 Dec 2026 05:00:00 GMT",
+                false,
+                "two members: ignored",
+            ),
+            ("Tue, 01 Dec 2026 05:00:00 +0100", false, "not GMT"),
+            ("Tue, 31 Nov 2026 05:00:00 GMT", false, "no such day"),
+            ("", false, "empty"),
+        ] {
+            assert_eq!(check(None, since), answered_304, "{why}: {since}");
+        }
+        assert!(
+            !check(Some("\"other\""), "Wed, 02 Dec 2026 00:00:00 GMT"),
+            "ignored beside If-None-Match"
+        );
+        // An origin's Last-Modified that is no HTTP-date cannot be compared: sent back as given, it names the copy.
+        let odd = pairs(&[("last-modified", "2026-12-01 04:00")]);
+        assert!(not_modified(200, &odd, None, Some("2026-12-01 04:00")));
+        assert!(!not_modified(
+            200,
+            &odd,
+            None,
+            Some("Wed, 02 Dec 2026 00:00:00 GMT")
         ));
     }
 
