@@ -3843,6 +3843,55 @@ describe("configuration", () => {
     }
   });
 
+  test("a cached entry whose purge time KV is slow to give is a miss after the route's timeout, and a hit once the read answers", async (t) => {
+    // CONFIG_KV stands in for a slow KV: each purge-time read answers "never purged" after 1.5 s, five times the
+    // route's timeout_ms.
+    const own = await startOrigin();
+    t.after(() => own.stop());
+    const { kvNamespaces } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+    const slowKv = `export default function () {
+      const slow = (value) => new Promise((resolve) => setTimeout(() => resolve(value), 1500));
+      return {
+        get: (key) => (key.startsWith("gateway:purge:") ? slow(null) : Promise.resolve(null)),
+        getWithMetadata: async () => ({ value: null, metadata: null }),
+        put: async () => {},
+        list: async () => ({ keys: [], list_complete: true }),
+        delete: async () => {},
+      };
+    }`;
+    const w = await startWorker({
+      vars: { GATEWAY_ROUTES: [{ name: "c", path: "/c", upstream: own.url, cache: "api-public", timeout_ms: 300 }] },
+      workerOptions: {
+        kvNamespaces: Object.fromEntries(Object.entries(kvNamespaces).filter(([name]) => name !== "CONFIG_KV")),
+        wrappedBindings: { CONFIG_KV: { scriptName: "slow-kv" } },
+      },
+      extraWorkers: [{ name: "slow-kv", modules: true, script: slowKv }],
+    });
+    try {
+      const first = await w.fetch("/c/page");
+      assert.equal(first.headers.get("x-cache"), "MISS");
+      await first.arrayBuffer();
+      // Stored; its purge time is not known to the isolate yet, and KV takes longer than the route allows.
+      const held = await w.fetch("/c/page");
+      assert.equal(held.status, 200);
+      assert.equal(held.headers.get("x-cache"), "MISS", "not held for as long as KV takes");
+      await held.arrayBuffer();
+      assert.equal(own.requests.length, 2, "asked of the origin");
+      assert.ok(
+        w.jsonLogs().some((l) => l.msg === "purge time unreadable; serving from the origin" && /did not answer in 300 ms/.test(l.detail)),
+        "logged",
+      );
+      // The read went on in the background: once it answers, the time it brought serves the stored copy.
+      await until(async () => {
+        const r = await w.fetch("/c/page");
+        await r.arrayBuffer();
+        return r.headers.get("x-cache") === "HIT";
+      }, { ms: 15_000, what: "a HIT once the purge time is read" });
+    } finally {
+      await w.stop();
+    }
+  });
+
   test("in log mode the WAF lets an attack through and logs the rule", async (t) => {
     const logOrigin = await startOrigin();
     t.after(() => logOrigin.stop());

@@ -2327,7 +2327,9 @@ async fn cached(
                 .flatten()
                 .and_then(|m| StoredMeta::decode(&m));
             match meta {
-                Some(meta) if !purged(call, &meta, now).await => Some((response, meta)),
+                Some(meta) if !purged(call, &meta, now, spec.timeout_ms).await => {
+                    Some((response, meta))
+                }
                 _ => None,
             }
         }
@@ -2434,10 +2436,15 @@ const MAX_PURGES_KEPT: usize = 4096;
 
 /// Whether one of the entry's tags was purged after it was stored (purge times from KV, cached briefly). A purge
 /// time that cannot be read counts as a purge (the entry is a miss, and the tag is read again next time): a purge
-/// is how an operator takes content down, and a KV failure must not serve it on.
-async fn purged(call: &Call, meta: &StoredMeta, now: u64) -> bool {
+/// is how an operator takes content down, and a KV failure must not serve it on. The marks this isolate does not
+/// know are read together, for at most the route's `timeout_ms` (the wait it allows the origin, which a miss then
+/// asks): a KV read that has not answered by then counts as unreadable too, so a slow KV costs each hit that wait
+/// rather than holding it for as long as KV takes. The reads go on under `waitUntil`, and the times they bring are
+/// kept as any read's, so the next requests find them without a KV read.
+async fn purged(call: &Call, meta: &StoredMeta, now: u64, timeout_ms: u64) -> bool {
     let sync_ms = call.isolate.config.gateway.purge_sync_ms;
     let mut times = HashMap::new();
+    let mut unknown = Vec::new();
     for tag in &meta.mark_names() {
         let known = PURGES.with(|p| {
             p.borrow()
@@ -2445,45 +2452,85 @@ async fn purged(call: &Call, meta: &StoredMeta, now: u64) -> bool {
                 .filter(|(_, read_at)| now.saturating_sub(*read_at) < sync_ms)
                 .map(|(at, _)| *at)
         });
-        let at = match known {
-            Some(at) => at,
-            None => {
-                let read = match call.env.kv(bindings::CONFIG_KV) {
-                    Ok(kv) => kv
-                        .get(&format!("{PURGE_KEY_PREFIX}{tag}"))
-                        .text()
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                let read = match read {
-                    Ok(text) => text.and_then(|t| t.parse::<u64>().ok()),
-                    Err(detail) => {
-                        log::warn(
-                            "purge time unreadable; serving from the origin",
-                            serde_json::json!({"tag": tag, "request_id": call.request_id, "detail": detail}),
-                        );
-                        return true;
-                    }
-                };
-                PURGES.with(|p| {
-                    let mut purges = p.borrow_mut();
-                    // What it has not re-read lately is read again anyway: forgotten once the map grows.
-                    if purges.len() >= MAX_PURGES_KEPT {
-                        purges.retain(|_, (_, read_at)| now.saturating_sub(*read_at) < sync_ms);
-                        if purges.len() >= MAX_PURGES_KEPT {
-                            // All read lately: start over rather than grow (each is read again when needed).
-                            purges.clear();
-                        }
-                    }
-                    purges.insert(tag.to_string(), (read, now));
-                });
-                read
+        match known {
+            Some(at) => {
+                times.insert(tag.to_string(), at);
             }
+            None => unknown.push(tag.to_string()),
+        }
+    }
+    if !unknown.is_empty() {
+        let unreadable = |tag: &str, detail: &str| {
+            log::warn(
+                "purge time unreadable; serving from the origin",
+                serde_json::json!({"tag": tag, "request_id": call.request_id, "detail": detail}),
+            );
+            true
         };
-        times.insert(tag.to_string(), at);
+        let kv = match call.env.kv(bindings::CONFIG_KV) {
+            Ok(kv) => kv,
+            Err(e) => return unreadable(&unknown[0], &e.to_string()),
+        };
+        let reads = futures_util::future::join_all(
+            unknown
+                .into_iter()
+                .map(|tag| read_purge_time(kv.clone(), tag, now, sync_ms)),
+        );
+        let mut reads = Box::pin(reads);
+        let limit = std::pin::pin!(Delay::from(Duration::from_millis(timeout_ms)));
+        match futures_util::future::select(reads.as_mut(), limit).await {
+            futures_util::future::Either::Left((read, _)) => {
+                for (tag, at) in read {
+                    match at {
+                        Ok(at) => {
+                            times.insert(tag, at);
+                        }
+                        Err(detail) => return unreadable(&tag, &detail),
+                    }
+                }
+            }
+            futures_util::future::Either::Right(_) => {
+                // Left to finish in the background (each read keeps its time when it comes).
+                call.ctx.wait_until(async move {
+                    reads.await;
+                });
+                return unreadable(
+                    "(any not yet known)",
+                    &format!("KV did not answer in {timeout_ms} ms (the route's timeout_ms)"),
+                );
+            }
+        }
     }
     meta.purged(|t| times.get(t).copied().flatten())
+}
+
+/// The purge time of `tag` read from KV (`None`: never purged), kept in [`PURGES`] as read at `now`; or why it could
+/// not be read.
+async fn read_purge_time(
+    kv: worker::kv::KvStore,
+    tag: String,
+    now: u64,
+    sync_ms: u64,
+) -> (String, Result<Option<u64>, String>) {
+    let read = match kv.get(&format!("{PURGE_KEY_PREFIX}{tag}")).text().await {
+        Ok(text) => text.and_then(|t| t.parse::<u64>().ok()),
+        Err(e) => return (tag, Err(e.to_string())),
+    };
+    PURGES.with(|p| {
+        let mut purges = p.borrow_mut();
+        // What it has not re-read lately is read again anyway: forgotten once the map grows.
+        if purges.len() >= MAX_PURGES_KEPT {
+            purges.retain(|_, (_, read_at)| now.saturating_sub(*read_at) < sync_ms);
+            if purges.len() >= MAX_PURGES_KEPT {
+                // All read lately: start over rather than grow (each is read again when needed).
+                purges.clear();
+            }
+        }
+        // A purge this isolate made or read since is not taken back by an older read's answer.
+        let at = read.max(purges.get(&tag).and_then(|(at, _)| *at));
+        purges.insert(tag.clone(), (at, now));
+        (tag, Ok(at))
+    })
 }
 
 #[derive(Deserialize)]
