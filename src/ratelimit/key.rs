@@ -1,6 +1,7 @@
 //! The key a policy limits: resolved from what identifies the client (client IP, verified user id, API-key header,
 //! route + user). Pure, so every capability resolves keys the same way; the handler only gathers the inputs.
-//! Keys are prefixed by their source (`ip:`, `user:`, `key:`, `route:`) so sources never collide, and API keys are
+//! Keys are prefixed by their source (`ip:`, `user:`, `key:`, `route:`) so sources never collide (a second budget
+//! beside a key, by `state:`), and API keys are
 //! stored only as a SHA-256 digest (the limiter's storage never holds a credential).
 
 use std::net::IpAddr;
@@ -101,6 +102,14 @@ fn resolve_raw(source: &KeySource, inputs: &KeyInputs) -> Result<String, KeyErro
     }
 }
 
+/// The key of a second budget a request's resolved key `own` has beside its own (the rooms' `/state` reads, at
+/// their ticket policy's rate): `state:` and `own`, a prefix no source resolves to. A suffix could not keep them
+/// apart: a user id is any text, and `user:u1|state` was both the state budget of `u1` and the key of a user
+/// `u1|state` (and a long one's digest, the digest of either).
+pub fn state_budget(own: &str) -> String {
+    bounded(format!("state:{own}"))
+}
+
 /// The longest `hot_keys` entry: a split key's parts add `\x1f` and up to four digits, and the limiter object
 /// refuses keys past [`MAX_KEY_BYTES`].
 pub const MAX_HOT_KEY_BYTES: usize = MAX_KEY_BYTES - 5;
@@ -116,6 +125,10 @@ pub fn could_resolve_to(source: &KeySource, key: &str) -> bool {
     };
     if key.len() > MAX_HOT_KEY_BYTES {
         return false;
+    }
+    // A second budget beside a resolved key ([`state_budget`]).
+    if let Some(own) = key.strip_prefix("state:") {
+        return could_resolve_to(source, own);
     }
     // Only a user id can be long enough to be keyed by its digest (an API key always is, as `key:`; an address
     // never is).
@@ -134,6 +147,9 @@ pub fn could_resolve_to(source: &KeySource, key: &str) -> bool {
 /// A resolved key as an operator may write it in `hot_keys`, in the form `resolve` produces: an `ip:` key by its
 /// client network (an IPv6 address by its /64, an IPv4-mapped one as IPv4), so it matches; other keys as given.
 pub fn normalise_resolved(key: &str) -> String {
+    if let Some(own) = key.strip_prefix("state:") {
+        return format!("state:{}", normalise_resolved(own));
+    }
     match key.strip_prefix("ip:") {
         Some(ip) => format!("ip:{}", client_network(written_address(ip))),
         None => key.to_owned(),
@@ -325,6 +341,47 @@ mod tests {
         assert_eq!(client_network("::ffff:203.0.113.7"), "203.0.113.7");
         assert_eq!(client_network("::ffff:198.51.100.1"), "198.51.100.1");
         assert_eq!(client_network("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn a_state_budget_is_no_key_any_policy_resolves() {
+        // A user id is any text (D1 users.id): one ending in `|state`, or long enough to be keyed by its digest,
+        // must not share the state budget of another user.
+        let long = "u".repeat(MAX_KEY_BYTES);
+        for source in [KeySource::User, KeySource::RouteUser, KeySource::ClientIp] {
+            for user in ["u1", "u1|state", long.as_str()] {
+                fn inputs(user_id: &str) -> KeyInputs<'_> {
+                    KeyInputs {
+                        client_ip: Some("203.0.113.7"),
+                        user_id: Some(user_id),
+                        route: "/rooms/state",
+                        ..KeyInputs::default()
+                    }
+                }
+                let own = resolve(&source, &inputs(user)).expect("resolves");
+                let state = state_budget(&own);
+                for other in [
+                    format!("{user}|state"),
+                    format!("{long}|state"),
+                    user.to_owned(),
+                ] {
+                    let theirs = resolve(&source, &inputs(&other)).expect("resolves");
+                    assert_ne!(state, theirs, "{source:?}: {user:?}'s state vs {other:?}");
+                }
+                assert!(
+                    !["ip:", "user:", "email:", "device:", "route:", "key:", "long:"]
+                        .iter()
+                        .any(|p| state.starts_with(p)),
+                    "{source:?} {state}"
+                );
+                assert!(could_resolve_to(&source, &state), "{source:?} {state}");
+            }
+        }
+        assert_eq!(state_budget("user:u1"), "state:user:u1");
+        assert_eq!(
+            normalise_resolved("state:ip:2001:db8:1:2:3:4:5:6"),
+            "state:ip:2001:db8:1:2::/64"
+        );
     }
 
     #[test]

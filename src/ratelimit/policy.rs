@@ -242,7 +242,7 @@ impl Policy {
                 return Err(format!(
                     "hot_keys.{hot:?} is no key this policy's requests resolve to (an `ip:` address, `user:`/`email:`/\
                      `device:` id, `key:` + 32 hex digits, `route:…|user:…` or `long:` + 64 hex digits, per its key \
-                     source, at most {} bytes)",
+                     source, or `state:` and one; at most {} bytes)",
                     super::key::MAX_HOT_KEY_BYTES
                 ));
             }

@@ -354,16 +354,17 @@ pub async fn ticket(call: &Call) -> ApiResult<Response> {
 }
 
 /// `GET /rooms/{id}/state`, for signed-in users (`no-store`: a document is private to a room's members), limited
-/// per user at `ROOMS_TICKET_POLICY`'s rate in a budget of its own (the policy's key with `|state`): each read makes
-/// the room render its whole document as JSON in the object every member's messages wait on (a map of 32,000 short
-/// entries: ~200 ms a read; 50 reads at once held the members' sync answers back 11 s).
+/// per user at `ROOMS_TICKET_POLICY`'s rate in a budget of its own (`state:` and the policy's key,
+/// `key::state_budget`): each read makes the room render its whole document as JSON in the object every member's
+/// messages wait on (a map of 32,000 short entries: ~200 ms a read; 50 reads at once held the members' sync answers
+/// back 11 s).
 pub async fn authorised_state(call: &Call) -> ApiResult<Response> {
     use crate::ratelimit::{handler as ratelimit, key};
     let name = room_name(call)?;
     let user = signed_in_user(call).await?;
     let policy = &call.isolate.config.rooms.ticket_policy;
     let own = ratelimit::resolve_key(call, policy, Some(&user), "/rooms/state")?;
-    let limit = ratelimit::enforce(call, policy, &key::bounded(format!("{own}|state"))).await?;
+    let limit = ratelimit::enforce(call, policy, &key::state_budget(&own)).await?;
     Ok(limit.apply(no_store(state(call, &name).await?)))
 }
 
