@@ -569,6 +569,11 @@ test("If-Match naming no current representation (strong comparison) is answered 
       if (status === 412 && method === "GET") {
         assert.equal(JSON.parse(body).error.code, "precondition_failed");
       }
+      if (status === 412) {
+        // The tag compared is the negotiated variant's (format=auto, the default): a 412 for one Accept may be a
+        // 200 for another. It carries no Vary: Accept because no cache may keep it at all.
+        assert.equal(response.headers.get("cache-control"), "no-store", `${method} If-Match: ${ifMatch}`);
+      }
       if (status === 200 && method === "GET") assert.deepEqual(body, first.body);
     }
   }
@@ -762,6 +767,8 @@ test("origin 404 → 404, not an image → 415 (by its label or, for an original
   assert.equal(page.status, 415);
   const huge = await get(worker, "/images/300/photos/huge.jpg");
   assert.equal(huge.status, 413);
+  // Errors of a format=auto request (the default) say no Vary: Accept, as its images do: no cache may keep them.
+  for (const error of [missing, page, huge]) assert.equal(error.headers.get("cache-control"), "no-store", String(error.status));
   const endless = await get(worker, "/images/300/photos/endless.jpg");
   assert.equal(endless.status, 413, "a chunked source past IMAGES_MAX_SOURCE_BYTES");
   const state = await until(() => streamed["/photos/endless.jpg"]?.closed && streamed["/photos/endless.jpg"], { what: "the endless source let go" });
