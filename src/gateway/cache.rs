@@ -902,6 +902,34 @@ pub fn purged_since(
         .any(|tag| purge_time_of(tag).is_some_and(|at| at >= requested_at_ms))
 }
 
+/// Purge times of cache tags as an isolate last saw them: tag → (purged at, read at).
+pub type PurgeTimes = std::collections::HashMap<String, (Option<u64>, u64)>;
+
+/// Keeps `read`, the purge time of `tag` a KV read begun at `now` brought (`None`: never purged), in `purges`
+/// (at most `kept` tags, what was not re-read within `sync_ms` forgotten first), and gives the time now known: a
+/// purge this isolate made or read since is not taken back by an older read's answer.
+pub fn keep_purge_read(
+    purges: &mut PurgeTimes,
+    tag: String,
+    read: Option<u64>,
+    now: u64,
+    sync_ms: u64,
+    kept: usize,
+) -> Option<u64> {
+    // Taken before the map is cut down below: a purge it holds must survive the cut it is about to be put back after.
+    let at = read.max(purges.get(&tag).and_then(|(at, _)| *at));
+    // What it has not re-read lately is read again anyway: forgotten once the map grows.
+    if purges.len() >= kept {
+        purges.retain(|_, (_, read_at)| now.saturating_sub(*read_at) < sync_ms);
+        if purges.len() >= kept {
+            // All read lately: start over rather than grow (each is read again when needed).
+            purges.clear();
+        }
+    }
+    purges.insert(tag, (at, now));
+    at
+}
+
 /// Statuses the Fetch standard gives no body: a response with one of them must be built without a body.
 pub fn null_body(status: u16) -> bool {
     matches!(status, 101 | 103 | 204 | 205 | 304)
@@ -1263,6 +1291,41 @@ mod tests {
             None,
             Some("Wed, 02 Dec 2026 00:00:00 GMT")
         ));
+    }
+
+    #[test]
+    fn a_late_purge_read_keeps_a_purge_made_since_even_when_the_map_is_full() {
+        // A read begun before this isolate purged the tag answers after it (a timed-out read finishing under
+        // waitUntil): "never purged" must not take the purge back, however many tags the isolate holds.
+        let (sync_ms, kept) = (60_000, 8);
+        for others in [0, kept - 1, kept, 3 * kept] {
+            let mut purges: PurgeTimes = (0..others)
+                .map(|i| (format!("other{i}"), (None, 10_000)))
+                .collect();
+            purges.insert("t".to_owned(), (Some(10_500), 10_500));
+            let at = keep_purge_read(&mut purges, "t".to_owned(), None, 10_000, sync_ms, kept);
+            assert_eq!(at, Some(10_500), "{others} other tags");
+            assert_eq!(
+                purges.get("t").and_then(|(at, _)| *at),
+                Some(10_500),
+                "{others} other tags"
+            );
+            assert!(purges.len() <= kept, "{others} other tags: bounded");
+        }
+        // A newer purge read is kept over an older one, and a read of none over nothing known.
+        let mut purges = PurgeTimes::new();
+        assert_eq!(
+            keep_purge_read(&mut purges, "t".into(), None, 1, sync_ms, kept),
+            None
+        );
+        assert_eq!(
+            keep_purge_read(&mut purges, "t".into(), Some(5), 2, sync_ms, kept),
+            Some(5)
+        );
+        assert_eq!(
+            keep_purge_read(&mut purges, "t".into(), Some(3), 3, sync_ms, kept),
+            Some(5)
+        );
     }
 
     #[test]

@@ -1740,7 +1740,7 @@ thread_local! {
     /// concurrent misses wait for the same one (`entry::coalesce`).
     static IN_FLIGHT: InFlight<Outcome> = RefCell::new(HashMap::new());
     /// Purge times of cache tags as this isolate last saw them: tag → (purged at, read at).
-    static PURGES: RefCell<HashMap<String, (Option<u64>, u64)>> = RefCell::new(HashMap::new());
+    static PURGES: RefCell<super::cache::PurgeTimes> = RefCell::new(HashMap::new());
     /// Keys of a shared policy whose last fill got an answer made for a visitor without the requester's cookies
     /// and credentials (`cache::Passes`, held by digest).
     static PASSES: RefCell<Passes> = RefCell::new(Passes::default());
@@ -2516,21 +2516,17 @@ async fn read_purge_time(
         Ok(text) => text.and_then(|t| t.parse::<u64>().ok()),
         Err(e) => return (tag, Err(e.to_string())),
     };
-    PURGES.with(|p| {
-        let mut purges = p.borrow_mut();
-        // What it has not re-read lately is read again anyway: forgotten once the map grows.
-        if purges.len() >= MAX_PURGES_KEPT {
-            purges.retain(|_, (_, read_at)| now.saturating_sub(*read_at) < sync_ms);
-            if purges.len() >= MAX_PURGES_KEPT {
-                // All read lately: start over rather than grow (each is read again when needed).
-                purges.clear();
-            }
-        }
-        // A purge this isolate made or read since is not taken back by an older read's answer.
-        let at = read.max(purges.get(&tag).and_then(|(at, _)| *at));
-        purges.insert(tag.clone(), (at, now));
-        (tag, Ok(at))
-    })
+    let at = PURGES.with(|p| {
+        super::cache::keep_purge_read(
+            &mut p.borrow_mut(),
+            tag.clone(),
+            read,
+            now,
+            sync_ms,
+            MAX_PURGES_KEPT,
+        )
+    });
+    (tag, Ok(at))
 }
 
 #[derive(Deserialize)]
