@@ -126,9 +126,9 @@ pub fn could_resolve_to(source: &KeySource, key: &str) -> bool {
     if key.len() > MAX_HOT_KEY_BYTES {
         return false;
     }
-    // A second budget beside a resolved key ([`state_budget`]).
+    // A second budget beside a resolved key ([`state_budget`]) — one, never a state budget's own.
     if let Some(own) = key.strip_prefix("state:") {
-        return could_resolve_to(source, own);
+        return !own.starts_with("state:") && could_resolve_to(source, own);
     }
     // Only a user id can be long enough to be keyed by its digest (an API key always is, as `key:`; an address
     // never is).
@@ -376,6 +376,23 @@ mod tests {
                 );
                 assert!(could_resolve_to(&source, &state), "{source:?} {state}");
             }
+        }
+        // One state budget beside a key, never a state budget's own: `state:state:…` is no key any request has.
+        for source in [KeySource::User, KeySource::RouteUser, KeySource::ClientIp] {
+            let own = match source {
+                KeySource::User => "user:u1",
+                KeySource::RouteUser => "route:/rooms/state|user:u1",
+                _ => "ip:203.0.113.7",
+            };
+            assert!(
+                could_resolve_to(&source, &format!("state:{own}")),
+                "{source:?}"
+            );
+            assert!(
+                !could_resolve_to(&source, &format!("state:state:{own}")),
+                "{source:?}"
+            );
+            assert!(!could_resolve_to(&source, "state:"), "{source:?}");
         }
         assert_eq!(state_budget("user:u1"), "state:user:u1");
         assert_eq!(
