@@ -144,11 +144,13 @@ pub fn tracestate(incoming: Option<&str>) -> Option<String> {
         return None;
     }
     let size = |members: &[&str]| members.iter().map(|m| m.len() + 1).sum::<usize>() - 1;
-    if size(&members) > MAX_STATE_BYTES {
-        members.retain(|m| m.len() <= LONG_STATE_MEMBER);
-        while !members.is_empty() && size(&members) > MAX_STATE_BYTES {
-            members.pop();
-        }
+    // Only as many members go as the list needs to fit: the long ones first (from the end), then any from the end —
+    // each one dropped is a vendor's place in the trace lost.
+    while !members.is_empty() && size(&members) > MAX_STATE_BYTES {
+        match members.iter().rposition(|m| m.len() > LONG_STATE_MEMBER) {
+            Some(long) => members.remove(long),
+            None => members.pop().unwrap_or_default(),
+        };
     }
     (!members.is_empty()).then(|| members.join(","))
 }
@@ -396,6 +398,28 @@ mod tests {
             tracestate(Some(&at_limit)).as_deref(),
             Some(exactly.as_str())
         );
+    }
+
+    #[test]
+    fn a_tracestate_over_512_bytes_loses_only_the_long_members_it_must() {
+        // Three vendors' 200-byte entries (602 bytes): dropping the last one is enough, the two left make 401 bytes.
+        let big: Vec<String> = (0..3)
+            .map(|i| format!("v{i}={}", "x".repeat(197)))
+            .collect();
+        assert_eq!(
+            tracestate(Some(&big.join(","))).as_deref(),
+            Some(big[..2].join(",").as_str())
+        );
+        // A short member after them stays: the long ones go first, from the end, only until the list fits.
+        let with_short = format!("{},short=1", big.join(","));
+        assert_eq!(
+            tracestate(Some(&with_short)).as_deref(),
+            Some(format!("{},short=1", big[..2].join(",")).as_str())
+        );
+        // One member as long as the grammar allows (513 bytes) is too long alone: nothing is left to send.
+        let widest = format!("{}={}", "k".repeat(256), "v".repeat(256));
+        assert_eq!(widest.len(), 513);
+        assert_eq!(tracestate(Some(&widest)), None);
     }
 
     #[test]
