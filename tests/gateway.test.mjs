@@ -362,6 +362,24 @@ describe("route table and proxy", () => {
     assert.match(asked.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
   });
 
+  test("a tracestate the client's Connection lists is hop-by-hop: it does not reach the origin", async () => {
+    // RFC 9110 §7.6.1, as for any other field of the client's: the tracestate was meant for the edge alone. The trace
+    // itself is continued (the gateway sets its own traceparent).
+    origin.reset();
+    const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const listed = await rawRequest("/gw/open/echo", {
+      headers: { connection: "tracestate", traceparent: parent, tracestate: "congo=t61rcWkgMzE" },
+    });
+    assert.equal(listed.status, 200);
+    const seen = lastRequest().headers;
+    assert.match(seen.traceparent, /^00-4bf92f3577b34da6a3ce929d0e0e4736-/);
+    assert.equal(seen.tracestate, undefined, "listed in Connection: hop-by-hop");
+    origin.reset();
+    const unlisted = await rawRequest("/gw/open/echo", { headers: { traceparent: parent, tracestate: "congo=t61rcWkgMzE" } });
+    assert.equal(unlisted.status, 200);
+    assert.equal(lastRequest().headers.tracestate, "congo=t61rcWkgMzE");
+  });
+
   test("an origin's Connection cannot take its answer's description, caching or cookies from the client or the stored copy", async () => {
     // RFC 9110 §7.6.1: these are meant for every recipient; the gateway reads them itself (an answer setting a
     // cookie or saying no-store is not stored), and then dropped them on the way out: the browser got a page without

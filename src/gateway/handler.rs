@@ -1374,8 +1374,9 @@ fn origin_headers(
     out.push(("x-request-id".into(), call.request_id.clone()));
     out.push(("traceparent".into(), trace.header()));
     // `tracestate` belongs to the `traceparent` it came with: kept only when that trace is continued, and only a
-    // valid list, cut to the size the spec asks to be passed on (`trace::tracestate`).
-    if trace.continued {
+    // valid list, cut to the size the spec asks to be passed on (`trace::tracestate`) — and never one the client's
+    // `Connection` lists, which was meant for the edge alone like any other field it names.
+    if trace.continued && forward_request_header("tracestate", &listed) {
         if let Some(state) = trace::tracestate(header_list::get(incoming, "tracestate")) {
             out.push(("tracestate".into(), state));
         }
