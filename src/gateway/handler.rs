@@ -683,7 +683,7 @@ async fn verify_token(call: &Call, bearer: &str) -> ApiResult<Result<Verified, j
         Some(Recall::Unknown(key)) => key,
         None => None,
     };
-    let signed = check_signature(bearer, &keys, policy).await;
+    let signed = check_signature(bearer, &keys, policy, &call.request_id).await;
     Ok(TOKENS.with(|cell| match cell.borrow_mut().as_mut() {
         // Still the memory of this key set (another request may have re-read the JWKS meanwhile).
         Some((k, tokens)) if Rc::ptr_eq(k, &keys) => {
@@ -700,6 +700,7 @@ async fn check_signature(
     token: &str,
     keys: &Jwks,
     policy: &JwtPolicy,
+    request_id: &str,
 ) -> Result<jwt::Signed, jwt::JwtError> {
     let check = match jwt::screen(token, keys, policy)?.verifier() {
         jwt::Verifier::Runtime(check) => check,
@@ -722,7 +723,8 @@ async fn check_signature(
             if first {
                 log::warn(
                     "webcrypto could not verify; verifying in wasm",
-                    serde_json::json!({"kid": check.kid(), "step": failure.step()}),
+                    serde_json::json!({"kid": check.kid(), "step": failure.step(),
+                        "request_id": request_id}),
                 );
             }
             check.verify_here()
@@ -896,7 +898,7 @@ async fn read_and_keep(call: &Call, read: u64, now: u64) -> ApiResult<Rc<Jwks>> 
             if !skipped.is_empty() {
                 log::warn(
                     "jwks keys skipped",
-                    serde_json::json!({"problems": skipped}),
+                    serde_json::json!({"problems": skipped, "request_id": call.request_id}),
                 );
             }
             Ok(keys)
