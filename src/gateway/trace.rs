@@ -68,9 +68,10 @@ pub fn continue_or_start(
 /// `(trace_id, flags)` of a valid header.
 fn parse(value: &str) -> Option<(String, String)> {
     let value = value.trim();
-    // Two `traceparent` fields reach the Worker joined by `, `: no version's value holds a comma, and the spec asks
-    // for a new trace then (its test suite's `test_traceparent_duplicated`) — also when the first is of a later
-    // version, whose fields after the fourth would otherwise swallow the second.
+    // Two `traceparent` fields reach the Worker joined by `, `, and the spec asks for a new trace then (its test
+    // suite's `test_traceparent_duplicated`) — also when the first is of a later version, whose fields after the
+    // fourth would otherwise swallow the second. The spec gives later versions' extra fields no grammar, so one field
+    // holding a comma cannot be told from two joined: a new trace, which is always a valid choice, is started.
     if value.contains(',') {
         return None;
     }
@@ -282,8 +283,8 @@ mod tests {
 
     #[test]
     fn two_traceparent_fields_joined_by_the_runtime_start_a_new_trace() {
-        // A later version is read by its first four fields, but a comma is in no version's value: two fields were
-        // sent, and the W3C asks for a new trace then (test_traceparent_duplicated).
+        // A later version is read by its first four fields; a comma says two fields were sent (or cannot be told from
+        // it), and the W3C asks for a new trace then (test_traceparent_duplicated).
         for joined in [
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01, 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x, 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
