@@ -154,3 +154,14 @@ async fn fetch(
     }
     Ok(response)
 }
+
+/// `work`'s output if it comes within `ms`, else `None` (`work` dropped: a runtime call it made goes on unawaited).
+/// For a read whose wait the request must not take past its own budget, such as a Cache API `get` stalling.
+pub async fn within_ms<F: std::future::Future>(work: F, ms: u64) -> Option<F::Output> {
+    let work = std::pin::pin!(work);
+    let limit = std::pin::pin!(worker::Delay::from(std::time::Duration::from_millis(ms)));
+    match futures_util::future::select(work, limit).await {
+        futures_util::future::Either::Left((output, _)) => Some(output),
+        futures_util::future::Either::Right(_) => None,
+    }
+}

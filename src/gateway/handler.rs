@@ -2310,16 +2310,26 @@ async fn cached(
     own: OwnRequest<'_>,
 ) -> ApiResult<Response> {
     // The cache only saves origin requests: one it cannot read counts as a miss (logged), not as a failed request.
-    let stored = Cache::default()
-        .get(spec.key.as_str(), false)
-        .await
-        .unwrap_or_else(|e| {
-            log::warn(
-                "edge cache read failed",
-                serde_json::json!({"request_id": call.request_id, "detail": e.to_string()}),
-            );
-            None
-        });
+    // Nor does a slow one hold the request: a read that has not answered within the route's `timeout_ms` (the wait
+    // it allows the origin, which the miss then asks) is a miss too.
+    let read = crate::entry::within_ms(
+        Cache::default().get(spec.key.as_str(), false),
+        spec.timeout_ms,
+    )
+    .await
+    .unwrap_or_else(|| {
+        Err(worker::Error::RustError(format!(
+            "no answer in {} ms (the route's timeout_ms)",
+            spec.timeout_ms
+        )))
+    });
+    let stored = read.unwrap_or_else(|e| {
+        log::warn(
+            "edge cache read failed",
+            serde_json::json!({"request_id": call.request_id, "detail": e.to_string()}),
+        );
+        None
+    });
     let now = respond::now_ms();
     let entry = match stored {
         Some(response) => {

@@ -104,13 +104,29 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
     let vary = request.transform.format == FormatChoice::Auto;
     let key = cache_key(&config.variant_scope, &request, format);
     let cache = Cache::default();
+    // The cache only saves transforms: a read that fails, or has not answered within the source timeout (the wait
+    // the miss then allows the source), is a miss (logged), not a failed request held for as long as the cache takes.
     let read_stored = || async {
-        cache
-            .get(key.as_str(), false)
-            .await
-            .or_internal("reading the image cache")
+        let read = crate::entry::within_ms(
+            cache.get(key.as_str(), false),
+            u64::from(config.source_timeout_ms),
+        )
+        .await;
+        let detail = match read {
+            Some(Ok(hit)) => return hit,
+            Some(Err(e)) => e.to_string(),
+            None => format!(
+                "no answer in {} ms (the source timeout)",
+                config.source_timeout_ms
+            ),
+        };
+        crate::entry::log::warn(
+            "image cache read failed",
+            serde_json::json!({"request_id": call.request_id, "detail": detail}),
+        );
+        None
     };
-    if let Some(hit) = read_stored().await? {
+    if let Some(hit) = read_stored().await {
         return conditional(finish(hit, "HIT", vary, &cache_control));
     }
     // The lead makes at most three timed steps: the source fetch and the resize (binding mode), or in cf-image mode
@@ -125,7 +141,7 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
             .await
             .is_some()
         {
-            if let Some(hit) = read_stored().await? {
+            if let Some(hit) = read_stored().await {
                 return conditional(finish(hit, "HIT", vary, &cache_control));
             }
         }
