@@ -2505,6 +2505,31 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a stored copy without Last-Modified answers If-Modified-Since by when it was stored (RFC 9111 §4.3.2)", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => {
+      res.writeHead(200, { "content-type": "text/plain", date: "Sun, 06 Nov 1994 08:49:37 GMT" });
+      res.end("undated");
+    });
+    const path = `/gw/static/undated.txt?n=${Date.now()}`;
+    const first = await worker.fetch(path);
+    assert.equal(await first.text(), "undated");
+    // A date the test takes after the copy was stored: nothing changed since it, so 304.
+    const after = new Date(Date.now() + 2000).toUTCString();
+    for (const [since, status, why] of [
+      [after, 304, "a date after it was stored"],
+      ["Sun, 06 Nov 1994 08:49:37 GMT", 200, "its origin's Date, before it was stored: a full answer, as it may be newer"],
+      ["not a date", 200, "not an HTTP-date: ignored"],
+    ]) {
+      const r = await worker.fetch(path, { headers: { "if-modified-since": since } });
+      assert.equal(r.status, status, `${why}: ${since}`);
+      assert.equal(r.headers.get("x-cache"), "HIT", why);
+      assert.equal(await r.text(), status === 304 ? "" : "undated", why);
+    }
+    assert.equal(origin.requests.length, 1, "all answered from the stored copy");
+    origin.reset();
+  });
+
   test("a stored answer says Vary: Accept-Encoding: the edge codes its one copy as each client accepts", async () => {
     const { gzipSync } = await import("node:zlib");
     origin.reset();

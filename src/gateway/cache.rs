@@ -631,13 +631,16 @@ pub fn shared_fill_answer(
 /// Whether a conditional GET or HEAD is answered 304 Not Modified by a representation with these headers (RFC 9110
 /// §13.2.2): only for a 200; `If-None-Match` (`*`, or an entity tag of the list by weak comparison) decides when it
 /// is sent, else `If-Modified-Since`: a copy whose `Last-Modified` is not after its date (§13.1.3; both read as
-/// HTTP-dates, [`crate::conditional::http_date`]). One that is no HTTP-date (or more than one) is ignored; an
-/// origin's `Last-Modified` that is none cannot be compared, and is matched as it was sent.
+/// HTTP-dates, [`crate::conditional::http_date`]), or without one its `Date`, or for a stored copy when it was
+/// stored (`stored_at_ms`; RFC 9111 §4.3.2). One that is no
+/// HTTP-date (or more than one) is ignored; an origin's `Last-Modified` that is none cannot be compared, and is
+/// matched as it was sent.
 pub fn not_modified(
     status: u16,
     headers: &[(String, String)],
     if_none_match: Option<&str>,
     if_modified_since: Option<&str>,
+    stored_at_ms: Option<u64>,
 ) -> bool {
     // RFC 9110 §15.4.5: a 304 stands for the 200 the request would otherwise get.
     if status != 200 {
@@ -662,6 +665,20 @@ pub fn not_modified(
                 (Some(since), Some(modified)) => modified <= since,
                 (_, None) => since.trim() == modified,
                 (None, Some(_)) => false,
+            }
+        }
+        // RFC 9111 §4.3.2: without a Last-Modified, a cache SHOULD compare the response's Date, or the time it was
+        // received. A stored copy is compared by when it was stored (the second after, rounded up): the Cache API
+        // hands a matched copy back with a Date of its own. A Date is no validator to match as sent.
+        (Some(since), None) => {
+            use crate::conditional::http_date;
+            let received = match stored_at_ms {
+                Some(ms) => i64::try_from(ms.div_ceil(1000)).ok(),
+                None => field("date").and_then(http_date),
+            };
+            match (http_date(since), received) {
+                (Some(since), Some(received)) => received <= since,
+                _ => false,
             }
         }
         _ => false,
@@ -1223,8 +1240,9 @@ mod tests {
             ("etag", "\"v1\""),
             ("last-modified", "Tue, 01 Dec 2026 04:00:00 GMT"),
         ]);
-        let check =
-            |status, inm: Option<&str>, ims: Option<&str>| not_modified(status, &tagged, inm, ims);
+        let check = |status, inm: Option<&str>, ims: Option<&str>| {
+            not_modified(status, &tagged, inm, ims, None)
+        };
         assert!(check(200, Some("\"v1\""), None));
         assert!(
             check(200, Some("\"v0\", W/\"v1\""), None),
@@ -1242,12 +1260,62 @@ mod tests {
         assert!(!check(200, None, None));
         assert!(!check(404, Some("\"v1\""), None), "only a 200");
         assert!(!check(204, Some("\"v1\""), None), "only a 200");
-        assert!(!not_modified(200, &[], Some("\"v1\""), None), "no ETag");
+        assert!(
+            !not_modified(200, &[], Some("\"v1\""), None, None),
+            "no ETag"
+        );
         assert!(!not_modified(
             200,
             &[],
             None,
-            Some("Tue, 01 Dec 2026 04:00:00 GMT")
+            Some("Tue, 01 Dec 2026 04:00:00 GMT"),
+            None
+        ));
+    }
+
+    #[test]
+    fn if_modified_since_without_last_modified_compares_the_stored_date() {
+        // RFC 9111 §4.3.2: a cache evaluating If-Modified-Since for a stored response without Last-Modified SHOULD
+        // use its Date.
+        let dated = pairs(&[("date", "Tue, 01 Dec 2026 04:00:00 GMT")]);
+        let check = |ims: &str| not_modified(200, &dated, None, Some(ims), None);
+        assert!(check("Tue, 01 Dec 2026 04:00:00 GMT"), "the same date");
+        assert!(check("Wed, 02 Dec 2026 00:00:00 GMT"), "a day later");
+        assert!(!check("Tue, 01 Dec 2026 03:59:59 GMT"), "a second earlier");
+        assert!(!check("yesterday"), "not a date: ignored");
+        // A Date that is no HTTP-date is no validator: never matched as sent.
+        let odd = pairs(&[("date", "2026-12-01 04:00")]);
+        assert!(!not_modified(
+            200,
+            &odd,
+            None,
+            Some("2026-12-01 04:00"),
+            None
+        ));
+        // A stored copy: when it was stored (1796097600 s is Tue, 01 Dec 2026 04:00:00 GMT), not the Date the Cache
+        // API gives it back with.
+        let stored = |ms: u64, ims: &str| not_modified(200, &dated, None, Some(ims), Some(ms));
+        assert!(stored(1_796_097_600_000, "Tue, 01 Dec 2026 04:00:00 GMT"));
+        assert!(
+            !stored(1_796_097_600_001, "Tue, 01 Dec 2026 04:00:00 GMT"),
+            "stored within the second after"
+        );
+        assert!(stored(1_796_097_600_001, "Tue, 01 Dec 2026 04:00:01 GMT"));
+        assert!(
+            !stored(1_796_101_200_000, "Tue, 01 Dec 2026 04:00:00 GMT"),
+            "stored after its Date"
+        );
+        // Last-Modified, when there is one, decides.
+        let both = pairs(&[
+            ("date", "Wed, 02 Dec 2026 00:00:00 GMT"),
+            ("last-modified", "Tue, 01 Dec 2026 04:00:00 GMT"),
+        ]);
+        assert!(not_modified(
+            200,
+            &both,
+            None,
+            Some("Tue, 01 Dec 2026 05:00:00 GMT"),
+            None
         ));
     }
 
@@ -1255,7 +1323,7 @@ mod tests {
     fn if_modified_since_compares_dates_not_spellings() {
         // RFC 9110 §13.1.3: 304 when the copy was not modified after the date given, in any HTTP-date format.
         let dated = pairs(&[("last-modified", "Tue, 01 Dec 2026 04:00:00 GMT")]);
-        let check = |inm: Option<&str>, ims: &str| not_modified(200, &dated, inm, Some(ims));
+        let check = |inm: Option<&str>, ims: &str| not_modified(200, &dated, inm, Some(ims), None);
         for (since, answered_304, why) in [
             ("Tue, 01 Dec 2026 04:00:00 GMT", true, "the same date"),
             ("Tue, 01 Dec 2026 04:00:01 GMT", true, "a second later"),
@@ -1284,12 +1352,19 @@ mod tests {
         );
         // An origin's Last-Modified that is no HTTP-date cannot be compared: sent back as given, it names the copy.
         let odd = pairs(&[("last-modified", "2026-12-01 04:00")]);
-        assert!(not_modified(200, &odd, None, Some("2026-12-01 04:00")));
+        assert!(not_modified(
+            200,
+            &odd,
+            None,
+            Some("2026-12-01 04:00"),
+            None
+        ));
         assert!(!not_modified(
             200,
             &odd,
             None,
-            Some("Wed, 02 Dec 2026 00:00:00 GMT")
+            Some("Wed, 02 Dec 2026 00:00:00 GMT"),
+            None
         ));
     }
 

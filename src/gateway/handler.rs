@@ -2115,13 +2115,19 @@ async fn store(key: &str, fetched: &Fetched, meta: &StoredMeta) -> worker::Resul
     Cache::default().put(key, response).await
 }
 
+/// An answer's cache tags, and when it was stored (`None`: fetched for this request).
+struct Tagged<'a> {
+    tags: &'a [String],
+    stored_at_ms: Option<u64>,
+}
+
 /// A response for the client from a stored or fetched answer, with the policy's headers and `x-cache`.
 fn client_response(
     status: u16,
     headers: &[(String, String)],
     body: ResponseBody,
     policy: &CachePolicy,
-    tags: &[String],
+    Tagged { tags, stored_at_ms }: Tagged<'_>,
     served: Served,
     asked: &Asked,
 ) -> Response {
@@ -2130,6 +2136,7 @@ fn client_response(
         headers,
         asked.if_none_match.as_deref(),
         asked.if_modified_since.as_deref(),
+        stored_at_ms,
     ) {
         304
     } else {
@@ -2246,7 +2253,11 @@ fn fetched_answer(f: &Fetched, policy: &CachePolicy, served: Served, asked: &Ask
     } else {
         f.body.for_response()
     };
-    client_response(f.status, &f.headers, body, policy, &f.tags, served, asked)
+    let tagged = Tagged {
+        tags: &f.tags,
+        stored_at_ms: None,
+    };
+    client_response(f.status, &f.headers, body, policy, tagged, served, asked)
 }
 
 /// Whether a fetched answer counts as an origin error for stale-if-error.
@@ -2375,8 +2386,18 @@ async fn cached(
         let status = StoredMeta::served_status(response.status_code(), kept.as_deref());
         let headers = header_list::read(response.headers());
         let (_, body) = response.into_parts();
-        let mut answer =
-            client_response(status, &headers, body, &policy, &meta.tags, served, &asked);
+        let mut answer = client_response(
+            status,
+            &headers,
+            body,
+            &policy,
+            Tagged {
+                tags: &meta.tags,
+                stored_at_ms: Some(meta.stored_at_ms),
+            },
+            served,
+            &asked,
+        );
         // Fresh past the policy's TTL (its TTL jittered up): told its own lifetime, so its `Age` stays below it.
         if served == Served::Hit {
             for name in ["cache-control", "surrogate-control"] {
