@@ -3314,6 +3314,21 @@ describe("WAF", () => {
     [`/gw/open/search?q=${encodeURIComponent("@import ' //x.example/a.css';")}`, "xss-style"],
     [`/gw/open/search?q=${encodeURIComponent("@import/**/url(//x.example/a.css);")}`, "xss-style"],
     [`/gw/open/search?${encodeURIComponent("$where")}=${encodeURIComponent("this.password.length>0")}`, "sqli-nosql"],
+    // Their fifth review: CSS escapes spelling `@import` and `url(//`; a bare `case when … end` sort key; `having`
+    // appended (the error-based `group by … having` probe, SQL Server's `' having 1=1--`); literal predicates that
+    // end a numeric injection with no comment.
+    [`/gw/open/search?q=${encodeURIComponent("@\\69mport url(//x.example/a.css);")}`, "xss-style"],
+    [`/gw/open/search?q=${encodeURIComponent("@import u\\72l(//x.example/a.css);")}`, "xss-style"],
+    [`/gw/open/search?q=${encodeURIComponent("@import url(\\2f\\2fx.example/a.css);")}`, "xss-style"],
+    [`/gw/open/search?sort=${encodeURIComponent("case when 1=1 then id else name end")}`, "sqli-tautology"],
+    [`/gw/open/search?u=${encodeURIComponent("x' or 1 group by concat(user(),floor(rand(0)*2)) having min(0)#")}`, "sqli-order-by"],
+    [`/gw/open/search?u=${encodeURIComponent("x' having 1=1--")}`, "sqli-order-by"],
+    ["/gw/open/search?id=1+and+true", "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 in (1)")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1=1e0")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and char(97)=char(97)")}`, "sqli-tautology"],
+    // MySQL resolves a quoted name before `(` against its native functions (SLEEP is one): `sleep`(5) sleeps.
+    [`/gw/open/search?u=${encodeURIComponent("x' and `sleep`(5)#")}`, "sqli-function"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -3448,12 +3463,22 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("Follow the <style guide> please")}`,
     `/gw/open/search?q=${encodeURIComponent("paste <link here> and the <link to docs>")}`,
     `/gw/open/search?q=${encodeURIComponent("In SCSS write @import 'variables'; first")}`,
+    // The fifth review's widened rules, each with the prose shape it must pass.
+    `/gw/open/search?q=${encodeURIComponent("case when it rains then bring an umbrella else stay home end")}`,
+    `/gw/open/search?q=${encodeURIComponent("Sort the 'sales' group by region having the most revenue")}`,
+    `/gw/open/search?q=${encodeURIComponent("1 having fun")}`,
+    `/gw/open/search?q=${encodeURIComponent("5 and 10 = 15")}`,
+    `/gw/open/search?q=${encodeURIComponent("1 and true love")}`,
+    `/gw/open/search?q=${encodeURIComponent("pick 1 and 2 in (3)")}`,
+    `/gw/open/search?q=${encodeURIComponent("the `sleep` (in docs) call")}`,
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.
     ["application/json", JSON.stringify({ $schema: "https://json-schema.org/draft/2020-12/schema", $id: "user", properties: { a: { $ref: "#/$defs/a" } }, $defs: { a: { type: "string" } } })],
     ["application/json", JSON.stringify({ _id: { $oid: "5f1c2a3e8b7d4c6e9a0f1d2e" }, at: { $date: "2026-01-01T00:00:00Z" }, price: "$5", op: "$gt" })],
     ["text/css", "@import url(theme.css);\n@import 'variables';\nbody { color: red }"],
+    // CSS escapes decoded: a local sheet and a quote's code point stay benign.
+    ["text/css", "@\\69mport url(the\\6de.css);\nq::before { content: \"\\201C\" }"],
     // System.Text.Json's and Json.NET's type discriminators and reference ids: a .NET type's name, no BSON type.
     ["application/json", JSON.stringify({ $type: "Shop.Order, Shop", $id: "1", Lines: { $id: "2", $values: [] }, Items: [{ $type: "Circle", r: 1 }] })],
     // The third payload review: a list's entry, a title, a mail's line starting with a script scheme's name.

@@ -1064,10 +1064,14 @@ fn scan_normalised(sets: &[RuleSet], text: &str, raw: &[u8], part: &'static str)
                             .then_some("sqli-tautology")
                     })
                     .or_else(|| comment_after_parenthesis(bytes).then_some("sqli-comment"))
-                    .or_else(|| column_count_probe(bytes).then_some("sqli-order-by"))
+                    .or_else(|| {
+                        (column_count_probe(bytes) || having_probe(bytes))
+                            .then_some("sqli-order-by")
+                    })
                     .or_else(|| nosql_operator(bytes).then_some("sqli-nosql")),
                 RuleSet::Xss => (has_event_handler(text) || attribute_breakout(bytes))
-                    .then_some("xss-event-handler"),
+                    .then_some("xss-event-handler")
+                    .or_else(|| css_escaped_import(bytes).then_some("xss-style")),
                 // `/etc//passwd`, `/etc/./passwd`: the same file to the file system.
                 RuleSet::Traversal => without_redundant_separators(bytes)
                     .and_then(|path| {
@@ -1108,6 +1112,71 @@ fn first_rule(rules: &Rules, bytes: &[u8], raw: &[u8]) -> Option<&'static str> {
                 || (*rule == "traversal-dotdot" && raw != bytes && found(raw))
         })
         .map(|(rule, _)| *rule)
+}
+
+/// Whether `text` imports a remote style sheet once its CSS escapes are decoded ([`css_unescaped`]): a browser
+/// reads `@\69mport u\72l(\2f\2fx)` as `@import url(//x)`, which the signature spelled as written never meets.
+fn css_escaped_import(text: &[u8]) -> bool {
+    let Some(decoded) = css_unescaped(text) else {
+        return false;
+    };
+    let needle = b"@import";
+    memchr::memmem::find_iter(&decoded, needle).any(|at| {
+        starts_word(&decoded, at, needle)
+            && reads_as_code(needle, &decoded[..at], &decoded[at + needle.len()..])
+    })
+}
+
+/// `text` (lower-case) with CSS's escapes decoded and lower-cased, or `None` when it holds no `\`: `\` and one to six
+/// hex digits, then one optional blank, is that code point (0, a surrogate or one past U+10FFFF is U+FFFD); `\` and
+/// any other character but a line break is that character (CSS Syntax Level 3, "consume an escaped code point").
+fn css_unescaped(text: &[u8]) -> Option<Vec<u8>> {
+    memchr::memchr(b'\\', text)?;
+    let mut out = Vec::with_capacity(text.len());
+    let mut at = 0;
+    while at < text.len() {
+        let b = text[at];
+        if b != b'\\' {
+            out.push(b);
+            at += 1;
+            continue;
+        }
+        let hex = text[at + 1..]
+            .iter()
+            .take(6)
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count();
+        if hex > 0 {
+            let digits = &text[at + 1..at + 1 + hex];
+            let value = digits.iter().fold(0u32, |n, d| {
+                n * 16 + char::from(*d).to_digit(16).unwrap_or(0)
+            });
+            let c = match char::from_u32(value) {
+                Some('\0') | None => char::REPLACEMENT_CHARACTER,
+                Some(c) => c.to_ascii_lowercase(),
+            };
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            at += 1 + hex;
+            // One blank after the digits is the escape's own (collapsed: a run of them is one space).
+            if text.get(at) == Some(&b' ') {
+                at += 1;
+            }
+        } else {
+            match text.get(at + 1) {
+                // A line break after `\` is no escape (collapsed to a blank here; a blank escaped is a blank).
+                Some(&next) => {
+                    out.push(next.to_ascii_lowercase());
+                    at += 2;
+                }
+                None => {
+                    out.push(b);
+                    at += 1;
+                }
+            }
+        }
+    }
+    Some(out)
 }
 
 /// `text` with each run of path separators (`/`, `\\`) cut to its first and each `.` segment between them
@@ -1337,7 +1406,17 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
         // A method of application code (`cache.get_lock(…)`): SQL calls MySQL's function by its bare name.
         b"get_lock" if before.ends_with(b".") => false,
         _ if SQL_FUNCTIONS.iter().any(|f| f.as_bytes() == needle) => {
-            match sql_gap(after, false).strip_prefix(b"(") {
+            // A quoted name is still called (`` `sleep`(5) ``, `"pg_sleep"(5)`): MySQL resolves a quoted identifier
+            // before `(` against its native functions first, PostgreSQL and SQLite read a quoted name as the name.
+            // Only glued to its `(`: a name quoted in prose is followed by a blank ("the `sleep` (in docs) call").
+            let called = match before.last() {
+                Some(&quote @ (b'`' | b'"')) => after.strip_prefix(&[quote][..]).map_or_else(
+                    || sql_gap(after, false).strip_prefix(b"("),
+                    |rest| rest.strip_prefix(b"("),
+                ),
+                _ => sql_gap(after, false).strip_prefix(b"("),
+            };
+            match called {
                 Some(arguments) => arguments_read_as_code(needle, arguments),
                 None => false,
             }
@@ -2727,7 +2806,119 @@ fn case_value(text: &[u8]) -> bool {
                     .filter(|&i| !(i > 0 && matches!(text[i - 1], b'<' | b'>' | b'!' | b'=')))
                     .map(|i| i + 1),
             )
-            .any(|start| text[start..].starts_with(b"(") && case_expression(&text[start + 1..]))
+            .any(|start| {
+                let value = &text[start..];
+                (value.starts_with(b"(") && case_expression(&value[1..])) || bare_case(value)
+            })
+}
+
+/// Whether `value` is a whole `case when C then A [else B] end` without parentheses, as SQL writes one: the
+/// condition `C` a comparison or one operand (`1=1`, `id>0`, `true`, `(1=1)`), `A` and `B` one operand each (a
+/// name, a number, a string, a call), and after `end` the value's end, a comment, `,`, `)` or `asc`/`desc` — sqlmap's
+/// sort key `sort=case when 1=1 then id else name end`. Prose writes words where SQL writes operands: "case when it
+/// rains then bring an umbrella else stay home, end of story".
+fn bare_case(value: &[u8]) -> bool {
+    let keyword = |text: &[u8], word: &[u8]| -> Option<usize> {
+        let rest = text.strip_prefix(word)?;
+        let gap = sql_gap(rest, false);
+        // Glued to a `(` or a quote (`then(1)`, `then'a'`) as SQL reads it; not to a word (`endless`).
+        (gap.len() < rest.len()
+            || matches!(rest.first(), Some(b'(' | b'\'' | b'"'))
+            || rest.is_empty())
+        .then(|| text.len() - gap.len())
+    };
+    let Some(at) = keyword(value, b"case") else {
+        return false;
+    };
+    let Some(when) = keyword(&value[at..], b"when") else {
+        return false;
+    };
+    let at = at + when;
+    // The condition: up to `then` within a window, a comparison or one operand.
+    let window = &value[at..value.len().min(at + 1024)];
+    let Some(then) = keyword_at(window, b"then") else {
+        return false;
+    };
+    let condition = skip_back(&window[..then], b" ");
+    let comparison = memchr::memchr3(b'=', b'<', b'>', condition).is_some()
+        || [
+            &b" like "[..],
+            b" in (",
+            b" is null",
+            b" is not null",
+            b" between ",
+        ]
+        .iter()
+        .any(|w| memchr::memmem::find(condition, w).is_some());
+    if condition.is_empty() || !(comparison || operand_end(condition) == Some(condition.len())) {
+        return false;
+    }
+    let mut rest = &window[then..];
+    let Some(then) = keyword(rest, b"then") else {
+        return false;
+    };
+    rest = &rest[then..];
+    let Some(end) = operand_end(rest) else {
+        return false;
+    };
+    rest = sql_gap(&rest[end..], false);
+    if let Some(at) = keyword(rest, b"else") {
+        rest = &rest[at..];
+        let Some(end) = operand_end(rest) else {
+            return false;
+        };
+        rest = sql_gap(&rest[end..], false);
+    }
+    let Some(tail) = rest.strip_prefix(b"end") else {
+        return false;
+    };
+    if tail
+        .first()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
+        return false;
+    }
+    let tail = sql_gap(tail, false);
+    let (direction, after) = word(tail);
+    let tail = if matches!(direction, b"asc" | b"desc") {
+        skip(after, b" ")
+    } else {
+        tail
+    };
+    ends_statement(tail) || matches!(tail.first(), Some(b',' | b')'))
+}
+
+/// Where one SQL operand at the start of `text` ends: a run without blanks, `,`, `;` or comments outside quotes and parentheses (`id`,
+/// `1`, `'a b'`, `ascii(substr(pw, 1, 1))`, `(select 1)`), or `None` when `text` starts with none or it is not
+/// closed within a window.
+fn operand_end(text: &[u8]) -> Option<usize> {
+    let window = &text[..text.len().min(1024)];
+    let (mut depth, mut quote, mut at) = (0usize, None, 0);
+    while at < window.len() {
+        let b = window[at];
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None => match b {
+                b'\'' | b'"' | b'`' => quote = Some(b),
+                b'(' => depth += 1,
+                b')' if depth == 0 => break,
+                b')' => depth -= 1,
+                b' ' | b',' | b';' | b'#' if depth == 0 => break,
+                // A comment ends it too (`1=1--`, `min(0)/**/`).
+                b'-' | b'/'
+                    if depth == 0
+                        && window.get(at + 1) == Some(&if b == b'-' { b'-' } else { b'*' }) =>
+                {
+                    break
+                }
+                _ => {}
+            },
+        }
+        at += 1;
+    }
+    (at > 0 && depth == 0 && quote.is_none() && (at < window.len() || window.len() == text.len()))
+        .then_some(at)
 }
 
 /// The quotes of `text` that end a string in some reading SQL makes of it from inside a query's string
@@ -2902,10 +3093,21 @@ fn always_true(
     {
         return false; // `order`, `android`: a word, not the operator
     }
+    // A number may carry an exponent (`1e0`, `1.5e3`), which every dialect reads as a number.
     let literal = |value: &[u8], quoted: bool| {
+        let mantissa = value
+            .iter()
+            .position(|&b| b == b'e')
+            .filter(|&e| {
+                e > 0 && {
+                    let exponent = &value[e + 1..];
+                    !exponent.is_empty() && exponent.iter().all(u8::is_ascii_digit)
+                }
+            })
+            .map_or(value, |e| &value[..e]);
         quoted
-            || (value.iter().any(u8::is_ascii_digit)
-                && value.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
+            || (mantissa.iter().any(u8::is_ascii_digit)
+                && mantissa.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
     };
     // A string left open to the text's end, which the query's own quote closes (`' or '1` is `'' or '1'`), is the
     // last operand: after a quote only, where a string was injected.
@@ -2965,6 +3167,16 @@ fn always_true(
                 if matches!(text.get(right), Some(b'\'' | b'"')) {
                     return true;
                 }
+                // The same call on both sides of a glued comparison, ending the value (`id=1 and
+                // char(97)=char(97)`): the blind probe's truth spelled without a bare literal.
+                let call = &text[left_at..close];
+                if text[at - 1] != b' '
+                    && right == at + comparison.len()
+                    && text[right..].starts_with(call)
+                    && ends_statement(&text[right + call.len()..])
+                {
+                    return true;
+                }
             }
         }
     }
@@ -3014,6 +3226,30 @@ fn always_true(
                 || (left_open && left_quoted && end == text.len()));
         if truthy && (before_end(at) || open_after) {
             return true;
+        }
+        // `true` itself ending a numeric injection (`id=1 and true`): no number stands for it ("rooms=1 or 2" is
+        // prose), and a word after it is prose ("1 and true love").
+        if after_number && left == b"true" && !left_quoted && at == text.len() {
+            return true;
+        }
+        // A literal's `in (…)` that holds, ending a numeric injection (`id=1 and 1 in (1)`): its list holds the
+        // literal itself.
+        if after_number && !left_quoted && literal(left, false) {
+            let list = text[at..]
+                .strip_prefix(b"in")
+                .map(|r| self::skip(r, b" "))
+                .and_then(|r| r.strip_prefix(b"("));
+            if let Some(list) = list {
+                let window = &list[..list.len().min(1024)];
+                if let Some(close) = memchr::memchr(b')', window) {
+                    let holds = window[..close]
+                        .split(|&b| b == b',')
+                        .any(|item| skip_back(self::skip(item, b" "), b" ") == left);
+                    if holds && self::skip(&list[close + 1..], b" ").is_empty() {
+                        return true;
+                    }
+                }
+            }
         }
         // After a quote, an `or` and a quote left open may follow it too (`' or 1 in (1) or '`).
         return (literal(left, left_quoted) || left == b"not")
@@ -3225,6 +3461,81 @@ fn column_count_probe(text: &[u8]) -> bool {
     after_leading_numbers(text).any(|end| probe(&text[end..], true))
         || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
             probe(&text[i + 1..], false)
+                && closing
+                    .get_or_init(|| closing_quotes(text))
+                    .binary_search(&i)
+                    .is_ok()
+        })
+}
+
+/// Whether `text` appends a `having` clause to the query, with or without a `group by` before it — the error-based
+/// probes (`' or 1 group by concat(user(),floor(rand(0)*2)) having min(0)#`, MySQL's duplicate key naming the user;
+/// SQL Server's `' having 1=1--`, whose error names a column): after a number a value starts with, or after a quote
+/// that ends a string ([`closing_quotes`]), maybe an `or`/`and`/`xor` and one operand, then `having` (after `group
+/// by …` or alone) and a condition — a comparison or a call — that ends the statement. Prose puts no clause right
+/// after a quote that closes a string or a value's number ("Sort the 'sales' group by region having the most
+/// revenue" has words for a condition).
+fn having_probe(text: &[u8]) -> bool {
+    if keyword_at(text, b"having").is_none() {
+        return false;
+    }
+    let probe = |rest: &[u8]| {
+        let mut rest = sql_gap(skip(rest, b" )"), false);
+        let connective = [&b"||"[..], b"&&"]
+            .into_iter()
+            .find_map(|op| rest.strip_prefix(op))
+            .or_else(|| {
+                let (w, after) = word(rest);
+                matches!(w, b"or" | b"and" | b"xor").then_some(after)
+            });
+        if let Some(after) = connective {
+            let operand = sql_gap(after, false);
+            match operand_end(operand) {
+                Some(end) => rest = sql_gap(&operand[end..], false),
+                None => return false,
+            }
+        }
+        // The condition after `having`: a comparison, or a call (`min(0)`), ending the statement.
+        let condition_reads = |after: &[u8]| {
+            let condition = sql_gap(after, false);
+            if condition.len() == after.len() && !condition.starts_with(b"(") {
+                return false;
+            }
+            let window = &condition[..condition.len().min(1024)];
+            let Some(end) = operand_end(window) else {
+                return false;
+            };
+            let first = &window[..end];
+            let reads = memchr::memchr3(b'=', b'<', b'>', first).is_some()
+                || (memchr::memchr(b'(', first).is_some() && first.ends_with(b")"));
+            let tail = skip(&window[end..], b" ");
+            match comparison_at(tail, 0).and_then(|c| {
+                let right = skip(&tail[c.len()..], b" ");
+                operand_end(right).map(|e| &right[e..])
+            }) {
+                Some(after) => ends_statement(after),
+                None => reads && ends_statement(tail),
+            }
+        };
+        let (clause, after) = word(rest);
+        match clause {
+            b"group" => {
+                let (by, after) = word(sql_gap(after, false));
+                if by != b"by" {
+                    return false;
+                }
+                let window = &after[..after.len().min(1024)];
+                keyword_at(window, b"having")
+                    .is_some_and(|at| condition_reads(&window[at + b"having".len()..]))
+            }
+            b"having" => condition_reads(after),
+            _ => false,
+        }
+    };
+    let closing = std::cell::OnceCell::new();
+    after_leading_numbers(text).any(|end| probe(&text[end..]))
+        || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
+            probe(&text[i + 1..])
                 && closing
                     .get_or_init(|| closing_quotes(text))
                     .binary_search(&i)
@@ -8038,5 +8349,71 @@ mod tests {
         }
         .validate()
         .is_ok());
+    }
+
+    #[test]
+    fn the_fifth_reviews_misses_are_caught_and_their_prose_passes() {
+        let c = config();
+        for (text, rule) in [
+            // CSS escapes decoded before `@import` and `url(` are read.
+            ("@\\69mport url(//x.example/a.css)", "xss-style"),
+            ("@\\69 mport url(//x.example/a.css)", "xss-style"),
+            ("@\\000049MPORT url(//x.example/a.css)", "xss-style"),
+            ("@import u\\72l(//x.example/a.css)", "xss-style"),
+            ("@import url(\\2f\\2fx.example/a.css)", "xss-style"),
+            ("@im\\port url(//x.example/a.css)", "xss-style"),
+            // A bare `case when … end` as a whole value.
+            ("sort=case when 1=1 then id else name end", "sqli-tautology"),
+            (
+                "case when (1=1) then 'a' else 'b' end desc",
+                "sqli-tautology",
+            ),
+            (
+                "sort=case when ascii(substr(user(),1,1))>64 then id end",
+                "sqli-tautology",
+            ),
+            // `having` appended, with or without `group by`.
+            (
+                "' or 1 group by concat(user(),floor(rand(0)*2)) having min(0)#",
+                "sqli-order-by",
+            ),
+            ("x' having 1=1--", "sqli-order-by"),
+            ("id=1 group by id having count(*)>0", "sqli-order-by"),
+            // Literal predicates ending a numeric injection.
+            ("id=1 and true", "sqli-tautology"),
+            ("id=1 and 1 in (1)", "sqli-tautology"),
+            ("id=1 and 1=1e0", "sqli-tautology"),
+            ("id=1 and char(97)=char(97)", "sqli-tautology"),
+            // A quoted function name, which MySQL resolves against its native functions.
+            ("x' and `sleep`(5)#", "sqli-function"),
+            ("1 or \"pg_sleep\"(5)--", "sqli-function"),
+            ("`benchmark`(5000000,md5(1))", "sqli-function"),
+        ] {
+            assert_eq!(
+                scan(&c, text, "query").map(|h| h.rule),
+                Some(rule),
+                "{text}"
+            );
+        }
+        for text in [
+            "in case when it rains then bring an umbrella else stay home, end of story",
+            "case when it rains then bring an umbrella else stay home end",
+            "case when in doubt then ask a friend, end of story",
+            "@import url(the\\6de.css); .a::before { content: \"\\201C\" }",
+            "C:\\Users\\me\\import\\a.css",
+            "Sort the 'sales' group by region having the most revenue",
+            "q=1 having fun",
+            "5 and 10 = 15",
+            "1 and true love",
+            "id=1 and true love",
+            "rooms=1 or 2",
+            "Truth table: 1 AND 1 = 1, 1 AND 0 = 0",
+            "pick 1 and 2 in (3)",
+            "x=1 and f(x)=f(y)",
+            "the `sleep` (in docs) call",
+            "the \"sleep\"(8h) rule",
+        ] {
+            assert_eq!(scan(&c, text, "query"), None, "{text}");
+        }
     }
 }
