@@ -2888,11 +2888,15 @@ fn bare_case(value: &[u8]) -> bool {
     ends_statement(tail) || matches!(tail.first(), Some(b',' | b')'))
 }
 
+/// How far [`operand_end`] reads one operand: a sort key's or a `having` condition's call is short, and each quote
+/// of a text may start a read.
+const OPERAND_WINDOW: usize = 256;
+
 /// Where one SQL operand at the start of `text` ends: a run without blanks, `,`, `;` or comments outside quotes and parentheses (`id`,
 /// `1`, `'a b'`, `ascii(substr(pw, 1, 1))`, `(select 1)`), or `None` when `text` starts with none or it is not
-/// closed within a window.
+/// closed within [`OPERAND_WINDOW`].
 fn operand_end(text: &[u8]) -> Option<usize> {
-    let window = &text[..text.len().min(1024)];
+    let window = &text[..text.len().min(OPERAND_WINDOW)];
     let (mut depth, mut quote, mut at) = (0usize, None, 0);
     while at < window.len() {
         let b = window[at];
