@@ -21,13 +21,16 @@ const settings = quick
 const KEY = JSON.stringify(generateSigningJwk("fuzz-key"));
 // Login limits are raised here: the hooks make many real logins, and a 429 would stop the stateful links early
 // (the limits themselves are tested in tests/sessions.test.mjs).
-// An image origin for /images: a JPEG, a PNG with alpha, a PNG the resizer cannot read and an HTML page labelled as
-// an image (hooks.py hands their paths to schemathesis beside generated ones; every other path is a 404 there).
+// An image origin for /images: a JPEG, a PNG with alpha, a PNG the resizer cannot read (its header whole, its pixel
+// data cut short: the original is served, marked failed — a source whose header is broken too is a 502, which
+// schemathesis counts as a server error) and an HTML page labelled as an image (hooks.py hands their paths to
+// schemathesis beside generated ones; every other path is a 404 there).
 const solid = (channels) => sharp({ create: { width: 64, height: 48, channels, background: { r: 200, g: 80, b: 40, alpha: 0.5 } } });
+const logo = await solid(4).png().toBuffer();
 const images = {
   "/photos/land.jpg": { type: "image/jpeg", body: await solid(3).jpeg().toBuffer() },
-  "/photos/logo.png": { type: "image/png", body: await solid(4).png().toBuffer() },
-  "/photos/broken.png": { type: "image/png", body: Buffer.from("\x89PNG\r\n\x1a\n then no chunks", "latin1") },
+  "/photos/logo.png": { type: "image/png", body: logo },
+  "/photos/broken.png": { type: "image/png", body: logo.subarray(0, logo.length - 24) },
   "/photos/page.jpg": { type: "image/jpeg", body: Buffer.from("<!doctype html><h1>500</h1>") },
 };
 const imageOrigin = await startOrigin();
