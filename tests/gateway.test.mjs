@@ -3914,32 +3914,42 @@ describe("configuration", () => {
     }
   });
 
-  test("under a slow KV a hit does not start another read of purge marks already being read", async (t) => {
-    // CONFIG_KV stands in for a KV that does not answer a purge-time read while the test runs; it logs each read.
-    const own = await startOrigin();
-    t.after(() => own.stop());
+  // A Worker with one cached route `/c` (api-public, timeout_ms 300) to `upstream`, whose CONFIG_KV is a stand-in
+  // (a wrapped binding in place of Miniflare's KV) answering `get` with the function `get` (JS source) and nothing
+  // else: a KV that is slow, or stuck, for the purge marks.
+  const cachedRouteOverKv = (upstream, get) => {
     const { kvNamespaces } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
-    const stuckKv = `export default function () {
+    const script = `export default function () {
       return {
-        get: (key) => {
-          if (!key.startsWith("gateway:purge:")) return Promise.resolve(null);
-          console.log(JSON.stringify({ msg: "test kv purge read", key }));
-          return new Promise((resolve) => setTimeout(() => resolve(null), 60000));
-        },
+        get: ${get},
         getWithMetadata: async () => ({ value: null, metadata: null }),
         put: async () => {},
         list: async () => ({ keys: [], list_complete: true }),
         delete: async () => {},
       };
     }`;
-    const w = await startWorker({
-      vars: { GATEWAY_ROUTES: [{ name: "c", path: "/c", upstream: own.url, cache: "api-public", timeout_ms: 300 }] },
+    return startWorker({
+      vars: { GATEWAY_ROUTES: [{ name: "c", path: "/c", upstream, cache: "api-public", timeout_ms: 300 }] },
       workerOptions: {
         kvNamespaces: Object.fromEntries(Object.entries(kvNamespaces).filter(([name]) => name !== "CONFIG_KV")),
-        wrappedBindings: { CONFIG_KV: { scriptName: "stuck-kv" } },
+        wrappedBindings: { CONFIG_KV: { scriptName: "stand-in-kv" } },
       },
-      extraWorkers: [{ name: "stuck-kv", modules: true, script: stuckKv }],
+      extraWorkers: [{ name: "stand-in-kv", modules: true, script }],
     });
+  };
+
+  test("under a slow KV a hit does not start another read of purge marks already being read", async (t) => {
+    // CONFIG_KV stands in for a KV that does not answer a purge-time read while the test runs; it logs each read.
+    const own = await startOrigin();
+    t.after(() => own.stop());
+    const w = await cachedRouteOverKv(
+      own.url,
+      `(key) => {
+        if (!key.startsWith("gateway:purge:")) return Promise.resolve(null);
+        console.log(JSON.stringify({ msg: "test kv purge read", key }));
+        return new Promise((resolve) => setTimeout(() => resolve(null), 60000));
+      }`,
+    );
     try {
       const first = await w.fetch("/c/page");
       assert.equal(first.headers.get("x-cache"), "MISS");
@@ -3973,25 +3983,12 @@ describe("configuration", () => {
     // route's timeout_ms.
     const own = await startOrigin();
     t.after(() => own.stop());
-    const { kvNamespaces } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
-    const slowKv = `export default function () {
-      const slow = (value) => new Promise((resolve) => setTimeout(() => resolve(value), 1500));
-      return {
-        get: (key) => (key.startsWith("gateway:purge:") ? slow(null) : Promise.resolve(null)),
-        getWithMetadata: async () => ({ value: null, metadata: null }),
-        put: async () => {},
-        list: async () => ({ keys: [], list_complete: true }),
-        delete: async () => {},
-      };
-    }`;
-    const w = await startWorker({
-      vars: { GATEWAY_ROUTES: [{ name: "c", path: "/c", upstream: own.url, cache: "api-public", timeout_ms: 300 }] },
-      workerOptions: {
-        kvNamespaces: Object.fromEntries(Object.entries(kvNamespaces).filter(([name]) => name !== "CONFIG_KV")),
-        wrappedBindings: { CONFIG_KV: { scriptName: "slow-kv" } },
-      },
-      extraWorkers: [{ name: "slow-kv", modules: true, script: slowKv }],
-    });
+    const w = await cachedRouteOverKv(
+      own.url,
+      `(key) => key.startsWith("gateway:purge:")
+        ? new Promise((resolve) => setTimeout(() => resolve(null), 1500))
+        : Promise.resolve(null)`,
+    );
     try {
       const first = await w.fetch("/c/page");
       assert.equal(first.headers.get("x-cache"), "MISS");
