@@ -3938,46 +3938,6 @@ describe("configuration", () => {
     });
   };
 
-  test("under a slow KV a hit does not start another read of purge marks already being read", async (t) => {
-    // CONFIG_KV stands in for a KV that does not answer a purge-time read while the test runs; it logs each read.
-    const own = await startOrigin();
-    t.after(() => own.stop());
-    const w = await cachedRouteOverKv(
-      own.url,
-      `(key) => {
-        if (!key.startsWith("gateway:purge:")) return Promise.resolve(null);
-        console.log(JSON.stringify({ msg: "test kv purge read", key }));
-        return new Promise((resolve) => setTimeout(() => resolve(null), 60000));
-      }`,
-    );
-    try {
-      const first = await w.fetch("/c/page");
-      assert.equal(first.headers.get("x-cache"), "MISS");
-      await first.arrayBuffer();
-      for (let i = 0; i < 2; i++) {
-        const r = await w.fetch("/c/page");
-        assert.equal(r.status, 200);
-        assert.equal(r.headers.get("x-cache"), "MISS", "a purge time not read in time is a miss");
-        await r.arrayBuffer();
-      }
-      // Each request logs "unreadable" after the KV reads it starts (one stdout, in order): the reads logged before
-      // the second request's line are all the reads both requests started.
-      const unreadable = (l) => l.msg === "purge time unreadable; serving from the origin";
-      const logs = await until(() => {
-        const all = w.jsonLogs();
-        return all.filter(unreadable).length >= 2 && all;
-      }, { what: "both requests' unreadable lines" });
-      const reads = (upTo) => logs.slice(0, upTo).filter((l) => l.msg === "test kv purge read").map((l) => l.key);
-      const firstLine = logs.findIndex(unreadable);
-      const secondLine = logs.findIndex((l, i) => i > firstLine && unreadable(l));
-      const firstReads = reads(firstLine);
-      assert.ok(firstReads.length > 0, "the first hit read its purge marks");
-      assert.deepEqual(reads(secondLine), firstReads, "the second hit started no read of the marks in flight");
-    } finally {
-      await w.stop();
-    }
-  });
-
   test("a cached entry whose purge time KV is slow to give is a miss after the route's timeout, and a hit once the read answers", async (t) => {
     // CONFIG_KV stands in for a slow KV: each purge-time read answers "never purged" after 1.5 s, five times the
     // route's timeout_ms.

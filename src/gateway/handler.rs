@@ -2468,49 +2468,13 @@ async fn cached(
 /// Tags whose purge times an isolate keeps before dropping those it read longer than `GATEWAY_PURGE_SYNC_MS` ago.
 const MAX_PURGES_KEPT: usize = 4096;
 
-/// A purge-mark KV read under way, shared by the requests that need it: its time (`None`: never purged), or why it
-/// could not be read.
-type PurgeRead = futures_util::future::Shared<
-    futures_util::future::LocalBoxFuture<'static, Result<Option<u64>, String>>,
->;
-
-/// How long a purge-mark read stays the one later requests wait on: past it (a KV call that never settles; the
-/// runtime follows one at most 30 s after its answer under `waitUntil`), the tag is read again.
-const PURGE_READ_HELD_MS: u64 = 30_000;
-
-thread_local! {
-    /// Purge-mark reads this isolate has under way, by tag, with when each began: a request needing a tag being read
-    /// waits on that read (within its own route's `timeout_ms`) rather than starting another, so a slow KV is not
-    /// asked for the same marks by every hit while it is slow.
-    static PURGE_READS: RefCell<HashMap<String, (PurgeRead, u64)>> = RefCell::new(HashMap::new());
-}
-
-/// The read of `tag`'s purge time under way in this isolate, or a new one begun at `now`.
-fn purge_read(kv: &worker::kv::KvStore, tag: &str, now: u64, sync_ms: u64) -> PurgeRead {
-    use futures_util::FutureExt;
-    PURGE_READS.with(|reads| {
-        let mut reads = reads.borrow_mut();
-        if let Some((read, began)) = reads.get(tag) {
-            if now.saturating_sub(*began) < PURGE_READ_HELD_MS {
-                return read.clone();
-            }
-        }
-        let read = read_purge_time(kv.clone(), tag.to_string(), now, sync_ms)
-            .boxed_local()
-            .shared();
-        reads.insert(tag.to_string(), (read.clone(), now));
-        read
-    })
-}
-
 /// Whether one of the entry's tags was purged after it was stored (purge times from KV, cached briefly). A purge
 /// time that cannot be read counts as a purge (the entry is a miss, and the tag is read again next time): a purge
 /// is how an operator takes content down, and a KV failure must not serve it on. The marks this isolate does not
 /// know are read together, for at most the route's `timeout_ms` (the wait it allows the origin, which a miss then
 /// asks): a KV read that has not answered by then counts as unreadable too, so a slow KV costs each hit that wait
 /// rather than holding it for as long as KV takes. The reads go on under `waitUntil`, and the times they bring are
-/// kept as any read's, so the next requests find them without a KV read; meanwhile a request needing a mark being
-/// read waits on that read ([`purge_read`]) rather than asking KV again.
+/// kept as any read's, so the next requests find them without a KV read.
 async fn purged(call: &Call, meta: &StoredMeta, now: u64, timeout_ms: u64) -> bool {
     let sync_ms = call.isolate.config.gateway.purge_sync_ms;
     let mut times = HashMap::new();
@@ -2541,10 +2505,11 @@ async fn purged(call: &Call, meta: &StoredMeta, now: u64, timeout_ms: u64) -> bo
             Ok(kv) => kv,
             Err(e) => return unreadable(&unknown[0], &e.to_string()),
         };
-        let reads = futures_util::future::join_all(unknown.into_iter().map(|tag| {
-            let read = purge_read(&kv, &tag, now, sync_ms);
-            async move { (tag, read.await) }
-        }));
+        let reads = futures_util::future::join_all(
+            unknown
+                .into_iter()
+                .map(|tag| read_purge_time(kv.clone(), tag, now, sync_ms)),
+        );
         let mut reads = Box::pin(reads);
         let limit = std::pin::pin!(Delay::from(Duration::from_millis(timeout_ms)));
         match futures_util::future::select(reads.as_mut(), limit).await {
@@ -2574,23 +2539,16 @@ async fn purged(call: &Call, meta: &StoredMeta, now: u64, timeout_ms: u64) -> bo
 }
 
 /// The purge time of `tag` read from KV (`None`: never purged), kept in [`PURGES`] as read at `now`; or why it could
-/// not be read. Once it has an answer it is no longer the read under way ([`PURGE_READS`]).
+/// not be read.
 async fn read_purge_time(
     kv: worker::kv::KvStore,
     tag: String,
     now: u64,
     sync_ms: u64,
-) -> Result<Option<u64>, String> {
-    let read = kv.get(&format!("{PURGE_KEY_PREFIX}{tag}")).text().await;
-    PURGE_READS.with(|reads| {
-        let mut reads = reads.borrow_mut();
-        if reads.get(&tag).is_some_and(|(_, began)| *began == now) {
-            reads.remove(&tag);
-        }
-    });
-    let read = match read {
+) -> (String, Result<Option<u64>, String>) {
+    let read = match kv.get(&format!("{PURGE_KEY_PREFIX}{tag}")).text().await {
         Ok(text) => text.and_then(|t| t.parse::<u64>().ok()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return (tag, Err(e.to_string())),
     };
     let at = PURGES.with(|p| {
         super::cache::keep_purge_read(
@@ -2602,7 +2560,7 @@ async fn read_purge_time(
             MAX_PURGES_KEPT,
         )
     });
-    Ok(at)
+    (tag, Ok(at))
 }
 
 #[derive(Deserialize)]
