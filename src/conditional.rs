@@ -13,25 +13,7 @@ pub fn none_match(if_none_match: &str, etag: &str) -> bool {
     let Some(wanted) = opaque(etag) else {
         return as_sent(if_none_match, etag);
     };
-    let mut rest = if_none_match;
-    loop {
-        rest = rest.trim_start_matches([' ', '\t', ',']);
-        if rest.is_empty() {
-            return false;
-        }
-        rest = rest.strip_prefix("W/").unwrap_or(rest);
-        // An opaque tag is a quoted string without `"` inside (it may hold commas): read to its closing quote.
-        let Some(inner) = rest.strip_prefix('"') else {
-            return false;
-        };
-        let Some(end) = inner.find('"') else {
-            return false;
-        };
-        if &inner[..end] == wanted {
-            return true;
-        }
-        rest = &inner[end + 1..];
-    }
+    names_tag(if_none_match, wanted, false)
 }
 
 /// Whether `if_match` (an `If-Match` value) names `etag` by strong comparison (RFC 9110 §13.1.1, §8.8.3.2): both
@@ -46,7 +28,13 @@ pub fn strong_match(if_match: &str, etag: &str) -> bool {
     let Some(wanted) = opaque(etag) else {
         return false;
     };
-    let mut rest = if_match;
+    names_tag(if_match, wanted, true)
+}
+
+/// Whether the entity-tag list `list` names the opaque tag `wanted` — by strong comparison when `strong` (a `W/` tag
+/// in the list never matches), else by weak. A malformed list matches nothing.
+fn names_tag(list: &str, wanted: &str, strong: bool) -> bool {
+    let mut rest = list;
     loop {
         rest = rest.trim_start_matches([' ', '\t', ',']);
         if rest.is_empty() {
@@ -54,13 +42,14 @@ pub fn strong_match(if_match: &str, etag: &str) -> bool {
         }
         let weak = rest.starts_with("W/");
         rest = rest.strip_prefix("W/").unwrap_or(rest);
+        // An opaque tag is a quoted string without `"` inside (it may hold commas): read to its closing quote.
         let Some(inner) = rest.strip_prefix('"') else {
             return false;
         };
         let Some(end) = inner.find('"') else {
             return false;
         };
-        if !weak && &inner[..end] == wanted {
+        if !(strong && weak) && &inner[..end] == wanted {
             return true;
         }
         rest = &inner[end + 1..];
