@@ -155,13 +155,48 @@ async fn fetch(
     Ok(response)
 }
 
-/// `work`'s output if it comes within `ms`, else `None` (`work` dropped: a runtime call it made goes on unawaited).
-/// For a read whose wait the request must not take past its own budget, such as a Cache API `get` stalling.
+/// `work`'s output, or `None` when `timer` fires first (`work` dropped: a runtime call it made goes on unawaited).
+pub async fn before<F, T>(work: F, timer: T) -> Option<F::Output>
+where
+    F: std::future::Future,
+    T: std::future::Future<Output = ()>,
+{
+    use futures_util::future::{select, Either};
+    match select(std::pin::pin!(work), std::pin::pin!(timer)).await {
+        Either::Left((output, _)) => Some(output),
+        Either::Right(((), _)) => None,
+    }
+}
+
+/// [`before`] a timer of `ms`: for a read whose wait the request must not take past its own budget, such as a Cache
+/// API `get` stalling, or a KV read the page goes on without.
 pub async fn within_ms<F: std::future::Future>(work: F, ms: u64) -> Option<F::Output> {
-    let work = std::pin::pin!(work);
-    let limit = std::pin::pin!(worker::Delay::from(std::time::Duration::from_millis(ms)));
-    match futures_util::future::select(work, limit).await {
-        futures_util::future::Either::Left((output, _)) => Some(output),
-        futures_util::future::Either::Right(_) => None,
+    before(
+        work,
+        worker::Delay::from(std::time::Duration::from_millis(ms)),
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::before;
+    use futures_util::future::{self, FutureExt};
+
+    #[test]
+    fn a_read_before_the_shell_gives_way_to_its_timer() {
+        assert_eq!(
+            before(future::ready(7), future::pending::<()>()).now_or_never(),
+            Some(Some(7))
+        );
+        assert_eq!(
+            before(future::pending::<u8>(), future::ready(())).now_or_never(),
+            Some(None)
+        );
+        assert_eq!(
+            before(future::pending::<u8>(), future::pending::<()>()).now_or_never(),
+            None,
+            "neither yet"
+        );
     }
 }

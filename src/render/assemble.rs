@@ -68,18 +68,6 @@ impl<S, F: FnOnce(bool)> Drop for OnEnd<S, F> {
     }
 }
 
-/// `work`'s output, or `None` when `timer` fires first (a read the page goes on without).
-pub async fn before<F, T>(work: F, timer: T) -> Option<F::Output>
-where
-    F: Future,
-    T: Future<Output = ()>,
-{
-    match future::select(std::pin::pin!(work), std::pin::pin!(timer)).await {
-        Either::Left((output, _)) => Some(output),
-        Either::Right(((), _)) => None,
-    }
-}
-
 /// Runs `fetch` against `timer`: the fragment if it succeeds first, otherwise `fallback` and why.
 pub async fn within_budget<F, T>(fetch: F, timer: T, fallback: Html) -> (Html, Option<Miss>)
 where
@@ -219,22 +207,5 @@ mod tests {
             Some(("fallback".into(), Some(Miss::OverBudget)))
         );
         assert_eq!(run(None, false), None, "neither ready: still waiting");
-    }
-
-    #[test]
-    fn a_read_before_the_shell_gives_way_to_its_timer() {
-        assert_eq!(
-            before(future::ready(7), future::pending::<()>()).now_or_never(),
-            Some(Some(7))
-        );
-        assert_eq!(
-            before(future::pending::<u8>(), future::ready(())).now_or_never(),
-            Some(None)
-        );
-        assert_eq!(
-            before(future::pending::<u8>(), future::pending::<()>()).now_or_never(),
-            None,
-            "neither yet"
-        );
     }
 }

@@ -16,7 +16,7 @@ use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Context, Delay, Headers, KvStore, Request, Response};
 
-use super::assemble::{before, on_end, page_stream, within_budget, Miss};
+use super::assemble::{on_end, page_stream, within_budget, Miss};
 use super::freshness;
 use super::hints::{self, Manifest};
 use super::html::{Html, TrustedSource};
@@ -30,6 +30,7 @@ use crate::entry::body::{js_message, read_stream_capped, ReadError};
 use crate::entry::coalesce::{self, InFlight, Lead};
 use crate::entry::log;
 use crate::entry::respond::{self, random_bytes};
+use crate::entry::within_ms;
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::observability::log::Level;
@@ -47,7 +48,7 @@ fn mode(req: &Request) -> ApiResult<Mode> {
 /// `budget_ms`, is logged and the visitor treated as anonymous (the cookie kept: nothing was learnt of it).
 async fn session_user(call: &Call, budget_ms: u64) -> (Option<String>, Option<String>) {
     let check = crate::session::handler::current_user(call, false);
-    let detail = match before(check, timer(budget_ms)).await {
+    let detail = match within_ms(check, budget_ms).await {
         Some(Ok(caller)) => return (caller.user.map(|u| u.user_id), caller.stale_cookie),
         Some(Err(error)) => error.to_string(),
         None => format!("no answer within {budget_ms} ms (RENDER_CONTENT_BUDGET_MS)"),
@@ -57,10 +58,6 @@ async fn session_user(call: &Call, budget_ms: u64) -> (Option<String>, Option<St
         serde_json::json!({"request_id": call.request_id, "detail": detail}),
     );
     (None, None)
-}
-
-fn timer(ms: u64) -> Delay {
-    Delay::from(Duration::from_millis(ms))
 }
 
 /// A text value from KV of at most `max_bytes` (the cap fragments from the origin have: every value is copied into
@@ -111,16 +108,14 @@ impl Content<'_> {
     /// [`kv_text`] within the budget: a read taking longer is logged and treated as absent.
     async fn text(&self, key: &str) -> Option<String> {
         let read = kv_text(self.kv, key, self.max_bytes, self.request_id);
-        before(read, timer(self.budget_ms))
-            .await
-            .unwrap_or_else(|| {
-                log::warn(
-                    "content_kv_slow",
-                    serde_json::json!({"key": key, "budget_ms": self.budget_ms,
+        within_ms(read, self.budget_ms).await.unwrap_or_else(|| {
+            log::warn(
+                "content_kv_slow",
+                serde_json::json!({"key": key, "budget_ms": self.budget_ms,
                         "request_id": self.request_id}),
-                );
-                None
-            })
+            );
+            None
+        })
     }
 
     /// A JSON document; absent, late, unreadable or malformed gives the default (and a log line for the last
@@ -518,7 +513,7 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
             }
             .map_err(|e| e.to_string())
         };
-        let written = before(put, timer(WRITE_BACK_LIMIT_MS))
+        let written = within_ms(put, WRITE_BACK_LIMIT_MS)
             .await
             .unwrap_or_else(|| Err(format!("no answer within {WRITE_BACK_LIMIT_MS} ms")));
         if let Err(e) = written {
