@@ -362,7 +362,7 @@ test("a malformed preferences document is logged by where and why, never by what
       () => worker.jsonLogs().find((l) => l.msg === "content_kv_malformed" && l.request_id === id),
       { what: "the malformed preferences logged" },
     );
-    assert.equal(line.key, `prefs:visitor:${VISITOR}`);
+    assert.equal(line.key, "prefs:visitor:*");
     assert.match(line.error, /invalid type: string/, "why");
     assert.equal(line.line, 1, "where");
     assert.ok(!JSON.stringify(line).includes("Private-Name"), `no stored value in the log: ${JSON.stringify(line).slice(0, 200)}`);
@@ -722,4 +722,45 @@ test("a catalog with many products it cannot price writes a bounded number of lo
   const lines = worker.jsonLogs().filter((l) => l.msg === "content_kv_product_skipped" && l.request_id === id);
   assert.ok(lines.length >= 1 && lines.length <= 10, `${lines.length} lines for one page`);
   assert.equal(lines[0].sku, "bad-0");
+});
+
+test("a sku the catalog lists twice is offered once (the first), and the second is logged as left out", async (t) => {
+  t.after(() => seedContent(kv));
+  await kv.put(
+    "catalog",
+    JSON.stringify([
+      { sku: "mug", name: "Edge mug", prices: { USD: 1200 } },
+      { sku: "tee", name: "Worker tee", prices: { USD: 2500 } },
+      { sku: "mug", name: "Second mug", prices: { USD: 900 } },
+    ]),
+  );
+  const id = `catalog-dup-${randomBytes(4).toString("hex")}`;
+  const page = await (await get("/", { headers: withVisitor(VISITOR, { "x-request-id": id }), country: "US" })).text();
+  assert.equal(page.split('data-sku="mug"').length - 1, 1, "the sku is offered once");
+  assert.ok(page.includes("Edge mug") && !page.includes("Second mug"), "the first one listed is kept");
+  assert.ok(page.includes('data-sku="tee"'));
+  const line = await until(() => worker.jsonLogs().find((l) => l.msg === "content_kv_product_skipped" && l.request_id === id), {
+    what: "the duplicate's line",
+  });
+  assert.equal(line.sku, "mug");
+  assert.equal(line.index, 2);
+  assert.match(line.error, /duplicate sku/);
+  assert.equal(worker.jsonLogs().filter((l) => l.msg === "content_kv_product_skipped" && l.request_id === id).length, 1, "logged once");
+});
+
+test("a content read's warning does not name the visitor id from the cookie (a per-browser identifier)", async () => {
+  await kv.put(`prefs:visitor:${VISITOR}`, "{not json");
+  try {
+    const id = `visitor-key-${randomBytes(4).toString("hex")}`;
+    const response = await get("/", { headers: withVisitor(VISITOR, { "x-request-id": id }) });
+    assert.equal(response.status, 200);
+    await response.text();
+    const line = await until(() => worker.jsonLogs().find((l) => l.msg === "content_kv_malformed" && l.request_id === id), {
+      what: "the malformed preferences logged",
+    });
+    assert.equal(line.key, "prefs:visitor:*", "which kind of document, not whose");
+    assert.ok(!JSON.stringify(line).includes(VISITOR), `no visitor id in the log: ${JSON.stringify(line)}`);
+  } finally {
+    await kv.delete(`prefs:visitor:${VISITOR}`);
+  }
 });

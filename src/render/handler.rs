@@ -84,7 +84,7 @@ async fn kv_text(kv: &KvStore, key: &str, max_bytes: u32, request_id: &str) -> O
     read.await.unwrap_or_else(|error| {
         log::warn(
             "content_kv_read_failed",
-            serde_json::json!({"key": key, "error": error, "request_id": request_id}),
+            serde_json::json!({"key": keys::logged(key), "error": error, "request_id": request_id}),
         );
         None
     })
@@ -111,7 +111,7 @@ impl Content<'_> {
         within_ms(read, self.budget_ms).await.unwrap_or_else(|| {
             log::warn(
                 "content_kv_slow",
-                serde_json::json!({"key": key, "budget_ms": self.budget_ms,
+                serde_json::json!({"key": keys::logged(key), "budget_ms": self.budget_ms,
                         "request_id": self.request_id}),
             );
             None
@@ -129,7 +129,7 @@ impl Content<'_> {
         serde_json::from_str(&text).unwrap_or_else(|e| {
             log::warn(
                 "content_kv_malformed",
-                serde_json::json!({"key": key, "error": crate::body::strip_input(&e),
+                serde_json::json!({"key": keys::logged(key), "error": crate::body::strip_input(&e),
                     "line": e.line(), "column": e.column(), "request_id": self.request_id}),
             );
             T::default()
@@ -240,31 +240,9 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         &config.default_locale,
     );
     let chosen = variant::assign(&flags, &subject);
-    let slow = hints::is_slow_connection(header("ect").as_deref(), header("save-data").as_deref());
     let link = hints::link_header(&manifest);
-    let preloads = hints::later_preloads(&manifest, slow);
-
     // The CSP nonce: fresh per response (RENDER_CSP's `{nonce}`), on the one inline element the page writes.
     let nonce = hex::encode(random_bytes());
-    let shell = templates::shell(&Shell {
-        locale,
-        title: &page.title,
-        critical_css: css.as_deref().unwrap_or(""),
-        nonce: &nonce,
-        variant: chosen.map(|v| v.name.as_str()),
-        preloads: &preloads,
-    });
-    let offers = templates::offers(&Offers {
-        locale,
-        country: &country,
-        currency: &currency,
-        default_currency: &geo.default_currency,
-        display_name: prefs.display_name.as_deref(),
-        variant: chosen,
-        shipping_banner: flags.enabled("shipping_banner"),
-        products: &catalog.products,
-    });
-
     let headers = Headers::new();
     let set = |name: &str, value: &str| {
         headers
@@ -315,6 +293,29 @@ pub async fn page(call: Call) -> ApiResult<Response> {
             .or_internal("building the page's headers")?
             .with_headers(headers));
     }
+
+    // Only the body shows these: a HEAD returned above without building them.
+    let slow = hints::is_slow_connection(header("ect").as_deref(), header("save-data").as_deref());
+    let preloads = hints::later_preloads(&manifest, slow);
+
+    let shell = templates::shell(&Shell {
+        locale,
+        title: &page.title,
+        critical_css: css.as_deref().unwrap_or(""),
+        nonce: &nonce,
+        variant: chosen.map(|v| v.name.as_str()),
+        preloads: &preloads,
+    });
+    let offers = templates::offers(&Offers {
+        locale,
+        country: &country,
+        currency: &currency,
+        default_currency: &geo.default_currency,
+        display_name: prefs.display_name.as_deref(),
+        variant: chosen,
+        shipping_banner: flags.enabled("shipping_banner"),
+        products: &catalog.products,
+    });
 
     let (started_ms, log_success) = (call.started_ms, call.log_success);
     let ctx = Rc::new(call.ctx);

@@ -29,6 +29,17 @@ pub fn visitor_prefs(visitor_id: &str) -> String {
     format!("prefs:visitor:{visitor_id}")
 }
 
+/// `key` as a log line names it: a visitor's preferences key holds the visitor id from their cookie, an identifier
+/// of one browser that logs must not collect (and could replay as the cookie), so it is named by its kind only.
+pub fn logged(key: &str) -> &str {
+    const VISITOR_PREFS: &str = "prefs:visitor:";
+    if key.starts_with(VISITOR_PREFS) {
+        "prefs:visitor:*"
+    } else {
+        key
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +50,9 @@ mod tests {
         assert_eq!(manifest("home"), "manifest:home");
         assert_eq!(user_prefs("u1"), "prefs:user:u1");
         assert_eq!(visitor_prefs("ab"), "prefs:visitor:ab");
+        assert_eq!(logged(&visitor_prefs("ab")), "prefs:visitor:*");
+        assert_eq!(logged(&user_prefs("u1")), "prefs:user:u1");
+        assert_eq!(logged(GEO), "geo");
         assert_eq!(
             [CRITICAL_CSS, FLAGS, GEO, CATALOG],
             ["css:critical", "flags", "geo", "catalog"]

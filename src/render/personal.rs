@@ -160,21 +160,32 @@ impl<'de> Deserialize<'de> for Catalog {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let items = Vec::<serde_json::Value>::deserialize(deserializer)?;
         let mut catalog = Catalog::default();
+        // The skus offered so far, each with its index in the array.
+        let mut offered = BTreeMap::<String, usize>::new();
         for (index, item) in items.into_iter().enumerate() {
             let sku = item
                 .get("sku")
                 .and_then(serde_json::Value::as_str)
                 .map(|sku| sku.chars().take(MAX_LOGGED_SKU).collect());
-            match Product::deserialize(item) {
+            // A sku listed twice would be offered twice (two `<li data-sku>` for one product, at two prices
+            // maybe): the first is kept and the others are left out like a product the page cannot price.
+            let read = Product::deserialize(item)
+                .map_err(|e| crate::body::strip_input(&e))
+                .and_then(|product| match offered.get(product.sku.as_str()) {
+                    Some(first) => Err(format!(
+                        "duplicate sku: the product at index {first} is offered under it"
+                    )),
+                    None => Ok(product),
+                });
+            if let Ok(product) = &read {
+                offered.insert(product.sku.clone(), index);
+            }
+            match read {
                 Ok(product) => catalog.products.push(product),
                 Err(_) if catalog.skipped.len() >= MAX_LISTED_SKIPS => catalog.skipped_total += 1,
-                Err(e) => {
+                Err(error) => {
                     catalog.skipped_total += 1;
-                    catalog.skipped.push(SkippedProduct {
-                        index,
-                        sku,
-                        error: crate::body::strip_input(&e),
-                    });
+                    catalog.skipped.push(SkippedProduct { index, sku, error });
                 }
             }
         }
