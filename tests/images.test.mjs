@@ -981,3 +981,31 @@ test("cf-image mode: the source fetch carries the documented cf.image object; a 
     await cfWorker.stop();
   }
 });
+
+test("an Apple-optimised PNG (CgBI, from an iOS app bundle) that cannot be resized is refused 415 saying so, not a 502", async () => {
+  // Xcode's pngcrush writes a CgBI chunk before IHDR, raw deflate and BGRA pixels: no browser or resizer reads it,
+  // and the origin did answer the whole file, so it is no bad gateway.
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(40, 0);
+  ihdr.writeUInt32BE(30, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 6;
+  const pixels = deflateSync(Buffer.alloc(30 * (1 + 40 * 4))).subarray(2); // raw deflate, no zlib header
+  fixtures["/photos/apple.png"] = {
+    type: "image/png",
+    body: Buffer.concat([
+      Buffer.from("\x89PNG\r\n\x1a\n", "latin1"),
+      chunk("CgBI", Buffer.from([0x50, 0x00, 0x20, 0x02])),
+      chunk("IHDR", ihdr),
+      chunk("IDAT", pixels),
+      chunk("IEND", Buffer.alloc(0)),
+    ]),
+  };
+  const answer = await get(worker, "/images/20/photos/apple.png");
+  assert.equal(answer.status, 415, answer.body.toString());
+  assert.deepEqual(JSON.parse(answer.body).error, {
+    code: "unsupported_media_type",
+    message: "the source is an Apple-optimised PNG (CgBI), which browsers cannot show: serve a standard PNG",
+  });
+  assert.equal(answer.headers.get("cache-control"), "no-store");
+});

@@ -45,7 +45,16 @@ pub fn declared(head: &[u8]) -> Declared {
     declared_size(head).unwrap_or(Declared::Unknown)
 }
 
+/// Whether `head` starts an Apple-optimised PNG (iOS app bundles, Xcode's `pngcrush -iphone`): a `CgBI` chunk
+/// before `IHDR`, then raw deflate and premultiplied BGRA pixels. It has a PNG's signature, but no browser or
+/// resizer reads it (libpng refuses it, as does every browser's decoder), and its `IHDR` is not where a PNG's is.
+pub fn is_apple_png(head: &[u8]) -> bool {
+    head.starts_with(b"\x89PNG\r\n\x1a\n") && head.get(12..16) == Some(b"CgBI")
+}
+
 fn declared_size(head: &[u8]) -> Option<Declared> {
+    // A first read shorter than asked for holds the whole image: a walk that runs off it is at the image's end.
+    let ended = head.len() < SIZE_BYTES;
     let le16 = |at: usize| {
         Some(u32::from(u16::from_le_bytes([
             *head.get(at)?,
@@ -63,8 +72,9 @@ fn declared_size(head: &[u8]) -> Option<Declared> {
     if head.starts_with(b"\x89PNG\r\n\x1a\n") && head.get(12..16) == Some(b"IHDR") {
         let be32 = |at: usize| Some(u32::from_be_bytes(head.get(at..at + 4)?.try_into().ok()?));
         // An animated PNG says so in an `acTL` chunk before its first `IDAT`: its chunks are followed from `IHDR`.
-        return Some(chunks(
+        return Some(chunks_in(
             &head[8..],
+            ended,
             ChunkWalk {
                 at: 8,
                 kind: ChunkKind::Png,
@@ -92,7 +102,11 @@ fn declared_size(head: &[u8]) -> Option<Declared> {
             screen,
             frames: 0,
         };
-        return Some(gif_blocks(head.get(start..).unwrap_or_default(), walk));
+        return Some(gif_blocks_in(
+            head.get(start..).unwrap_or_default(),
+            ended,
+            walk,
+        ));
     }
     if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP") {
         return match head.get(12..16)? {
@@ -120,7 +134,7 @@ fn declared_size(head: &[u8]) -> Option<Declared> {
                     animated: true,
                     frames: 0,
                 };
-                Some(chunks(head.get(30..).unwrap_or_default(), walk))
+                Some(chunks_in(head.get(30..).unwrap_or_default(), ended, walk))
             }
             _ => None,
         };
@@ -721,7 +735,13 @@ fn sized(canvas: (u32, u32), frames: u64) -> Declared {
 /// LZW can say a 100-megapixel frame, and a GIF may hold thousands — or [`Declared::GifFrom`] where the window ends
 /// first. Each step moves at least a byte on; the walk ends at the trailer, at bytes that are no block, with the
 /// image, or once the frames are [`over_budget`].
-pub fn gif_blocks(window: &[u8], mut walk: GifWalk) -> Declared {
+pub fn gif_blocks(window: &[u8], walk: GifWalk) -> Declared {
+    gif_blocks_in(window, window.len() < SIZE_BYTES, walk)
+}
+
+/// [`gif_blocks`] in `window`, which holds the rest of the image when `ended` (a window shorter than a read asks
+/// for): a walk that runs off it is at the image's end, not at a further window's start, which would be read empty.
+fn gif_blocks_in(window: &[u8], ended: bool, mut walk: GifWalk) -> Declared {
     let from = walk.at;
     let le16 = |at: usize| {
         Some(u32::from(u16::from_le_bytes([
@@ -730,7 +750,7 @@ pub fn gif_blocks(window: &[u8], mut walk: GifWalk) -> Declared {
         ])))
     };
     let read_on = |at: usize, walk: GifWalk| {
-        if at == 0 {
+        if at == 0 || ended {
             // The image ends here.
             sized(walk.screen, walk.frames)
         } else {
@@ -816,7 +836,12 @@ pub struct ChunkWalk {
 /// says so) every frame counted (`fcTL`, `ANMF`), or [`Declared::Chunks`] where the window ends first. A still PNG
 /// ends the walk at its first `IDAT`. Each step moves at least a chunk header on; the walk ends with the image, at
 /// `IEND`, or once the frames are [`over_budget`].
-pub fn chunks(window: &[u8], mut walk: ChunkWalk) -> Declared {
+pub fn chunks(window: &[u8], walk: ChunkWalk) -> Declared {
+    chunks_in(window, window.len() < SIZE_BYTES, walk)
+}
+
+/// [`chunks`] in `window`, which holds the rest of the image when `ended` (see [`gif_blocks_in`]).
+fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
     let done = |walk: &ChunkWalk| {
         if walk.animated {
             Declared::Animation(walk.canvas.0, walk.canvas.1, walk.frames.max(1))
@@ -830,7 +855,7 @@ pub fn chunks(window: &[u8], mut walk: ChunkWalk) -> Declared {
             return done(&walk);
         }
         let Some(header) = window.get(at..at + 8) else {
-            return if at == 0 {
+            return if at == 0 || ended {
                 done(&walk)
             } else {
                 Declared::Chunks(ChunkWalk {
@@ -1985,5 +2010,42 @@ mod tests {
         let (size, windows) = walked(&animated_webp(100, 100, 20_000, 15));
         assert_eq!(size, Declared::Animation(100, 100, 10_001));
         assert!(windows >= 2, "followed past the first window");
+    }
+
+    #[test]
+    fn a_walk_that_reaches_the_image_end_in_a_window_reads_no_empty_window_after_it() {
+        // Each image fits in the first window: its end is there, and nothing past it is read (an empty window was).
+        for (what, image, size) in [
+            (
+                "a GIF",
+                animated_gif(400, 300, 10, 600),
+                Declared::Animation(400, 300, 10),
+            ),
+            (
+                "an animated PNG",
+                apng(100, 100, true, 5, 100),
+                Declared::Animation(100, 100, 5),
+            ),
+            (
+                "an animated WebP",
+                animated_webp(500, 500, 10, 101),
+                Declared::Animation(500, 500, 10),
+            ),
+            // Cut inside a frame's data, which claims bytes past the end.
+            (
+                "a cut GIF",
+                animated_gif(400, 300, 3, 600)[..1_000].to_vec(),
+                Declared::Animation(400, 300, 2),
+            ),
+        ] {
+            assert_eq!(walked(&image), (size, 1), "{what}");
+        }
+        // Past the first window, the last one read ends the walk too: no window starts at the image's end.
+        let many = animated_gif(40, 30, 300, 600);
+        assert!(many.len() > SIZE_BYTES && many.len() < 2 * SIZE_BYTES);
+        assert_eq!(walked(&many), (Declared::Animation(40, 30, 300), 2));
+        let webp = animated_webp(100, 100, 200, 1_001);
+        assert!(webp.len() > SIZE_BYTES && webp.len() < 2 * SIZE_BYTES);
+        assert_eq!(walked(&webp), (Declared::Animation(100, 100, 200), 2));
     }
 }
