@@ -761,3 +761,48 @@ test("expired keys are removed by the object's alarm", async () => {
   await until(async () => (await ping(worker, object)).keys === 0, { ms: 5000, what: "the alarm to sweep the expired key" });
   assert.equal((await standing(worker, "sweep", key, 1, 1, 1)).stored, false);
 });
+
+test("a take the limiter object finds past its deadline, while the Worker still waits, is logged as clock skew with the skew in ms", { timeout: 30_000 }, async () => {
+  // The real RateLimiter's answer to such a take, from an object whose clock runs 10 minutes ahead of the Worker's:
+  // the Worker got its answer well within timeout_ms, so only the two clocks can disagree. It was logged as any
+  // limiter failure ("object answered 503: …"), which sends an operator looking for a broken limiter.
+  const AHEAD = `export class Ahead {
+    async fetch(request) {
+      const take = await request.json();
+      const now = Date.now() + 600_000;
+      if (take.deadline_ms !== undefined && now >= take.deadline_ms) {
+        const late = now - take.deadline_ms;
+        return new Response("arrived " + late + " ms past its deadline; nothing spent", {
+          status: 503, headers: { "x-ratelimit-late-ms": String(late) },
+        });
+      }
+      return Response.json({ allowed: true, limit: take.limit, remaining: take.limit - 1, reset_ms: now, retry_after_ms: 0 });
+    }
+  }
+  export default { fetch() { return new Response("ahead"); } };`;
+  const { durableObjects } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const w = await startWorker({
+    vars: {
+      RATE_LIMIT_POLICIES: {
+        ahead_closed: { limit: 5, window: 3600, key: "api_key", binding: "AHEAD_LIMITER", failure: "closed", timeout_ms: 2000, check: true },
+      },
+    },
+    workerOptions: { durableObjects: { ...durableObjects, AHEAD_LIMITER: { className: "Ahead", scriptName: "ahead" } } },
+    extraWorkers: [{ name: "ahead", modules: true, script: AHEAD }],
+  });
+  try {
+    const id = `skew-${randomBytes(4).toString("hex")}`;
+    const r = await w.fetch("/ratelimit/ahead_closed/check", { headers: { "x-api-key": "client-skew", "x-request-id": id } });
+    assert.equal(r.status, 503, "refused as before: failure = closed");
+    assert.equal((await r.json()).error.code, "rate_limit_unavailable");
+    const line = await until(() => w.jsonLogs().find((l) => l.msg === "rate limiter clock ahead of the Worker's" && l.request_id === id), {
+      what: () => `the clock skew line (seen: ${JSON.stringify(w.jsonLogs().filter((l) => l.request_id === id))})`,
+    });
+    assert.equal(line.policy, "ahead_closed");
+    // At least the object's lead less the Worker's wait and margin; at most its lead.
+    assert.ok(line.skew_ms >= 600_000 - 2_000 - 250 - 5_000 && line.skew_ms <= 600_000, `skew_ms ${line.skew_ms}`);
+    assert.equal(typeof line.late_ms, "number");
+  } finally {
+    await w.stop();
+  }
+});

@@ -142,6 +142,29 @@ async fn decide(
     }
     let (asked, late) =
         ask_unless_silent(env, request_id, policy, &object, &take, &memory_key, now_ms).await;
+    // A take the object found past its deadline while this request still waited for it: the object's clock runs
+    // ahead of this Worker's by more than the deadline's margin (its own 503 says by how much it was late), not a
+    // failing limiter. Answered as any limiter failure; logged as what it is.
+    let asked = asked.map_err(|asked| match asked {
+        Asked::PastDeadline { late_ms, detail } => {
+            let skew_ms = take
+                .deadline_ms
+                .map(|at| plan::clock_skew_ms(at, late_ms, respond::now_ms()));
+            crate::entry::log::warn(
+                "rate limiter clock ahead of the Worker's",
+                serde_json::json!({
+                    "policy": policy.name, "object": object, "request_id": request_id,
+                    "skew_ms": skew_ms, "late_ms": late_ms, "margin_ms": plan::DEADLINE_MARGIN_MS,
+                }),
+            );
+            let detail = format!(
+                "{detail} (clock skew: the object's clock is at least {} ms ahead of the Worker's)",
+                skew_ms.unwrap_or(late_ms)
+            );
+            Asked::PastDeadline { late_ms, detail }
+        }
+        other => other,
+    });
     let decided = match asked {
         // The object understood and refused the request itself (4xx): a fault of ours, never a reason to pass.
         Err(Asked::Rejected(detail)) => Err(ApiError::internal(format!(
@@ -153,31 +176,34 @@ async fn decide(
             with_memory(|m| plan::remember_refusal(m, &memory_key, &reply, now_ms));
             Err(plan::headers_for(policy, &reply).refusal(reply.retry_after_ms))
         }
-        Err(Asked::Unreachable(detail) | Asked::Faulted(detail) | Asked::Silent(detail)) => {
-            match policy.failure {
-                FailureMode::Open => {
-                    crate::entry::log::warn(
-                        "rate limiter unreachable; failing open",
-                        serde_json::json!({
-                            "policy": policy.name, "object": object, "request_id": request_id, "detail": detail,
-                        }),
-                    );
-                    Ok(RateLimitHeaders {
-                        policy: policy.name.clone(),
-                        limit: policy.limit,
-                        window_s: policy.window_s,
-                        standing: None,
-                    })
-                }
-                FailureMode::Closed => Err(ApiError::new(
-                    503,
-                    "rate_limit_unavailable",
-                    "the rate limiter cannot be reached; try again shortly",
-                )
-                .with_header("retry-after", "1")
-                .with_internal(format!("policy {} object {object}: {detail}", policy.name))),
+        Err(
+            Asked::Unreachable(detail)
+            | Asked::Faulted(detail)
+            | Asked::Silent(detail)
+            | Asked::PastDeadline { detail, .. },
+        ) => match policy.failure {
+            FailureMode::Open => {
+                crate::entry::log::warn(
+                    "rate limiter unreachable; failing open",
+                    serde_json::json!({
+                        "policy": policy.name, "object": object, "request_id": request_id, "detail": detail,
+                    }),
+                );
+                Ok(RateLimitHeaders {
+                    policy: policy.name.clone(),
+                    limit: policy.limit,
+                    window_s: policy.window_s,
+                    standing: None,
+                })
             }
-        }
+            FailureMode::Closed => Err(ApiError::new(
+                503,
+                "rate_limit_unavailable",
+                "the rate limiter cannot be reached; try again shortly",
+            )
+            .with_header("retry-after", "1")
+            .with_internal(format!("policy {} object {object}: {detail}", policy.name))),
+        },
     };
     (decided, late)
 }
@@ -272,6 +298,9 @@ enum Asked {
     Silent(String),
     /// It answered 4xx: the request it was sent is wrong.
     Rejected(String),
+    /// It answered 503 with [`wire::LATE_HEADER`]: it got the take `late_ms` past its deadline (by its clock) and
+    /// spent nothing.
+    PastDeadline { late_ms: u64, detail: String },
 }
 
 impl From<String> for Asked {
@@ -424,8 +453,18 @@ async fn ask(
         .map_err(|e| e.to_string())?;
     let status = response.status_code();
     if status != 200 {
+        let late_ms = response
+            .headers()
+            .get(wire::LATE_HEADER)
+            .ok()
+            .flatten()
+            .and_then(|late| late.parse::<u64>().ok())
+            .filter(|_| status == 503);
         let text = response.text().await.unwrap_or_default();
         let detail = format!("object answered {status}: {text}");
+        if let Some(late_ms) = late_ms {
+            return Err(Asked::PastDeadline { late_ms, detail });
+        }
         return Err(if (400..500).contains(&status) {
             Asked::Rejected(detail)
         } else {

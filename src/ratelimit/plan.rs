@@ -16,6 +16,16 @@ use super::policy::Policy;
 /// Worker answered 503 spends quota, as one decided just before it always could.
 pub const DEADLINE_MARGIN_MS: u64 = 250;
 
+/// How far (at least) the object's clock runs ahead of the Worker's, when a take with deadline `deadline_ms` was
+/// answered "`late_ms` past its deadline" (by the object's clock) and the answer reached a Worker still waiting at
+/// `answered_at_ms` (by its own): the object judged before it answered, so its clock then read `deadline_ms +
+/// late_ms` while the Worker's read at most `answered_at_ms` — before the deadline by [`DEADLINE_MARGIN_MS`] at least.
+pub fn clock_skew_ms(deadline_ms: u64, late_ms: u64, answered_at_ms: u64) -> u64 {
+    deadline_ms
+        .saturating_add(late_ms)
+        .saturating_sub(answered_at_ms)
+}
+
 /// The deadline a take carries for a request that waits at most `timeout_ms` from `now_ms` (failing closed).
 pub fn deadline(now_ms: u64, timeout_ms: u64) -> u64 {
     now_ms + timeout_ms + DEADLINE_MARGIN_MS
@@ -242,6 +252,15 @@ mod tests {
 
     /// The object judges a take's deadline by its own clock: one a little ahead of the Worker's must not refuse a
     /// take the Worker is still waiting for.
+    #[test]
+    fn a_take_answered_past_its_deadline_while_the_worker_waits_measures_the_clock_skew() {
+        let now = 1_700_000_000_000;
+        let at = deadline(now, 2_000);
+        // Answered 1,500 ms into the wait by an object that found the take 10 ms late: its clock was 760 ms ahead.
+        assert_eq!(clock_skew_ms(at, 10, now + 1_500), 2_000 + 250 + 10 - 1_500);
+        assert_eq!(clock_skew_ms(at, 0, at + 5), 0, "never negative");
+    }
+
     #[test]
     fn a_takes_deadline_leaves_a_margin_past_the_workers_timeout() {
         use durable_objects::ratelimit::limiter::{take, LimiterError};

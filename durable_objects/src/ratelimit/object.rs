@@ -12,7 +12,7 @@ use worker::{
 
 use super::gcra::KeyState;
 use super::limiter::{self, KeyStore, LimiterError};
-use super::protocol::{PingReply, TakeRequest, PING_PATH, STANDING_PATH, TAKE_PATH};
+use super::protocol::{PingReply, TakeRequest, LATE_HEADER, PING_PATH, STANDING_PATH, TAKE_PATH};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS keys (key TEXT PRIMARY KEY, tat_ms INTEGER NOT NULL, \
@@ -139,10 +139,16 @@ fn limiter_error(error: LimiterError) -> Result<Response> {
         LimiterError::BadRequest(message) => Response::error(message, 400),
         LimiterError::Storage(detail) => Response::error(format!("storage: {detail}"), 500),
         // Never read by the Worker that sent it (it answered at the deadline), unless the clocks disagree.
-        LimiterError::PastDeadline { late_ms } => Response::error(
-            format!("arrived {late_ms} ms past its deadline; nothing spent"),
-            503,
-        ),
+        LimiterError::PastDeadline { late_ms } => {
+            let mut response = Response::error(
+                format!("arrived {late_ms} ms past its deadline; nothing spent"),
+                503,
+            )?;
+            response
+                .headers_mut()
+                .set(LATE_HEADER, &late_ms.to_string())?;
+            Ok(response)
+        }
     }
 }
 

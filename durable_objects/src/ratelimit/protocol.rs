@@ -18,6 +18,10 @@ pub const STANDING_PATH: &str = "/standing";
 /// `POST` anything, get a [`PingReply`]: a SQLite write and read, for readiness.
 pub const PING_PATH: &str = "/ping";
 
+/// On the object's 503 to a take it got at or after its deadline: how many ms past it (by the object's clock). A
+/// Worker still waiting for that answer learns the object's clock runs ahead of its own.
+pub const LATE_HEADER: &str = "x-ratelimit-late-ms";
+
 /// Longest key the object accepts.
 pub const MAX_KEY_BYTES: usize = 512;
 
