@@ -997,9 +997,13 @@ pub async fn session(call: Call) -> ApiResult<Response> {
     Ok(finish(json(200, &body)?, &store))
 }
 
-/// Revocation entries one `DELETE /auth/sessions` writes at most (one KV write each, within a request's subrequest
-/// budget); the caller's own session first. Further sessions are refused by D1 checks at once and by cached checks
-/// once their entries age out (`SESSION_CACHE_SECS`).
+/// Revocation entries one `DELETE /auth/sessions` writes at most (one KV write each: KV allows 1,000 operations per
+/// invocation, and the free plan 1,000 writes a day to different keys); the caller's own session first. Further
+/// sessions are refused by D1 checks at once and by cached checks once their entries' `fresh_until` passes: at most
+/// `SESSION_CACHE_SECS` after the revocation (plus a lagging replica's delay), as every entry is written from a D1
+/// read made before it or at a replica that had not seen it (then put back as a revocation entry by the fill's
+/// second read, at the primary: [`Store::refill`]). Elsewhere than where this ran, an entry
+/// written here only arrives as KV propagates it (up to 60 s or more), so entries for all would not tighten that.
 const MAX_REVOCATION_ENTRIES: usize = 40;
 
 /// `DELETE /auth/sessions`: ends every session of the caller's user — the way out when `GET /auth/sessions` lists
