@@ -3329,6 +3329,18 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 and char(97)=char(97)")}`, "sqli-tautology"],
     // MySQL resolves a quoted name before `(` against its native functions (SLEEP is one): `sleep`(5) sleeps.
     [`/gw/open/search?u=${encodeURIComponent("x' and `sleep`(5)#")}`, "sqli-function"],
+    // Their sixth review: a blind function's name quoted as sleep's was; IE's CSS expression spelled with CSS escapes
+    // or a comment; literal predicates ending a numeric injection (a range, a null test, `not`); a `<link` whose
+    // attributes run past the tag's window before `href=`.
+    [`/gw/open/search?id=${encodeURIComponent("1 and `ascii`(substring(user(),1,1))>64")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent('1 and "ascii"(substring(user(),1,1))>64')}`, "sqli-tautology"],
+    [`/gw/open/search?q=${encodeURIComponent('<p style="width:e\\78pression(x)">')}`, "xss-dom"],
+    [`/gw/open/search?q=${encodeURIComponent('<p style="width:ex/**/pression(x)">')}`, "xss-dom"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 between 0 and 2")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 is not null")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and not 0")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 or not 1=2")}`, "sqli-tautology"],
+    [`/gw/open/search?q=${encodeURIComponent(`<link rel=stylesheet ${"a=b ".repeat(300)}href=//x.example/a.css>`)}`, "xss-style"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -3471,6 +3483,15 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("1 and true love")}`,
     `/gw/open/search?q=${encodeURIComponent("pick 1 and 2 in (3)")}`,
     `/gw/open/search?q=${encodeURIComponent("the `sleep` (in docs) call")}`,
+    // The sixth review's widened rules, each with the prose shape it must pass.
+    `/gw/open/search?q=${encodeURIComponent("the `ascii` (in docs) table")}`,
+    `/gw/open/search?q=${encodeURIComponent("Regular expression (regex) tips: e\\d+")}`,
+    `/gw/open/search?q=${encodeURIComponent("pick between 0 and 2 items")}`,
+    `/gw/open/search?q=${encodeURIComponent("Step 1 and 1 between 0 and 2 items")}`,
+    `/gw/open/search?q=${encodeURIComponent("the value is not null here")}`,
+    `/gw/open/search?q=${encodeURIComponent("Page 1 and not 0 items")}`,
+    `/gw/open/search?q=${encodeURIComponent("1 or not")}`,
+    `/gw/open/search?q=${encodeURIComponent(`paste a <link here ${"and some more words ".repeat(20)}`)}`,
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.
