@@ -2530,6 +2530,32 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a MISS answers If-Modified-Since as the HIT after it does: by when the copy was fetched, not by its origin's Date or its absence", async () => {
+    origin.reset();
+    for (const date of [null, "Sun, 06 Nov 1994 08:49:37 GMT"]) {
+      origin.handle((req, body, res) => {
+        res.sendDate = false;
+        res.writeHead(200, { "content-type": "text/plain", ...(date ? { date } : {}) });
+        res.end("undated");
+      });
+      const path = `/gw/static/undated-miss.txt?n=${Date.now()}&date=${date ? "old" : "none"}`;
+      const after = new Date(Date.now() + 2000).toUTCString();
+      for (const [since, status, why] of [
+        [after, 304, "a date after it was fetched"],
+        ["Sun, 06 Nov 1994 08:49:37 GMT", 200, "a date before it was fetched (its origin's Date, where it sent one)"],
+      ]) {
+        for (const cache of ["MISS", "HIT"]) {
+          const r = await worker.fetch(`${path}&since=${status}`, { headers: { "if-modified-since": since } });
+          assert.equal(r.status, status, `${cache}, origin Date ${date}, ${why}: ${since}`);
+          assert.equal(r.headers.get("x-cache"), cache, why);
+          assert.equal(await r.text(), status === 304 ? "" : "undated", why);
+        }
+      }
+      assert.equal(origin.requests.length, 2, "one fill per key");
+      origin.reset();
+    }
+  });
+
   test("a stored answer says Vary: Accept-Encoding: the edge codes its one copy as each client accepts", async () => {
     const { gzipSync } = await import("node:zlib");
     origin.reset();

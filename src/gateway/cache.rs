@@ -631,8 +631,8 @@ pub fn shared_fill_answer(
 /// Whether a conditional GET or HEAD is answered 304 Not Modified by a representation with these headers (RFC 9110
 /// §13.2.2): only for a 200; `If-None-Match` (`*`, or an entity tag of the list by weak comparison) decides when it
 /// is sent, else `If-Modified-Since`: a copy whose `Last-Modified` is not after its date (§13.1.3; both read as
-/// HTTP-dates, [`crate::conditional::http_date`]), or without one its `Date`, or for a stored copy when it was
-/// stored (`stored_at_ms`; RFC 9111 §4.3.2). One that is no
+/// HTTP-dates, [`crate::conditional::http_date`]), or without one when it was stored (`stored_at_ms`; RFC 9111
+/// §4.3.2), or with no such time its `Date`. One that is no
 /// HTTP-date (or more than one) is ignored; an origin's `Last-Modified` that is none cannot be compared, and is
 /// matched as it was sent.
 pub fn not_modified(
@@ -669,7 +669,8 @@ pub fn not_modified(
         }
         // RFC 9111 §4.3.2: without a Last-Modified, a cache SHOULD compare the response's Date, or the time it was
         // received. A stored copy is compared by when it was stored (the second after, rounded up): the Cache API
-        // hands a matched copy back with a Date of its own. A Date is no validator to match as sent.
+        // hands a matched copy back with a Date of its own. The gateway passes that time for a fetched copy too, so
+        // a MISS answers as the HIT after it does. A Date is no validator to match as sent.
         (Some(since), None) => {
             use crate::conditional::http_date;
             let received = match stored_at_ms {

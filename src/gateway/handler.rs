@@ -2115,10 +2115,11 @@ async fn store(key: &str, fetched: &Fetched, meta: &StoredMeta) -> worker::Resul
     Cache::default().put(key, response).await
 }
 
-/// An answer's cache tags, and when it was stored (`None`: fetched for this request).
+/// An answer's cache tags, and when it counts as stored (its fill asked the origin; for an answer fetched for this
+/// request, when it will count as stored).
 struct Tagged<'a> {
     tags: &'a [String],
-    stored_at_ms: Option<u64>,
+    stored_at_ms: u64,
 }
 
 /// A response for the client from a stored or fetched answer, with the policy's headers and `x-cache`.
@@ -2136,7 +2137,7 @@ fn client_response(
         headers,
         asked.if_none_match.as_deref(),
         asked.if_modified_since.as_deref(),
-        stored_at_ms,
+        Some(stored_at_ms),
     ) {
         304
     } else {
@@ -2253,9 +2254,12 @@ fn fetched_answer(f: &Fetched, policy: &CachePolicy, served: Served, asked: &Ask
     } else {
         f.body.for_response()
     };
+    // Judged as the stored copy will be (RFC 9111 §4.3.2 without a Last-Modified): by when it was asked of the
+    // origin, the time its entry counts as stored — not by the origin's `Date`, which the HIT after it cannot read
+    // (the Cache API gives a matched copy its own), nor never, for an origin that sent none.
     let tagged = Tagged {
         tags: &f.tags,
-        stored_at_ms: None,
+        stored_at_ms: f.requested_at,
     };
     client_response(f.status, &f.headers, body, policy, tagged, served, asked)
 }
@@ -2393,7 +2397,7 @@ async fn cached(
             &policy,
             Tagged {
                 tags: &meta.tags,
-                stored_at_ms: Some(meta.stored_at_ms),
+                stored_at_ms: meta.stored_at_ms,
             },
             served,
             &asked,
