@@ -654,6 +654,22 @@ describe("route table and proxy", () => {
     assert.equal(origin.requests.length, 4);
   });
 
+  test("a preflight refused for the method it asks about is answered 405 naming that method, with OPTIONS in Allow (RFC 9110 §15.5.6)", async () => {
+    origin.reset();
+    const asking = { origin: "https://app.example", "access-control-request-method": "DELETE" };
+    const refused = await rawRequest("/gw/secure/things", { method: "OPTIONS", headers: asking });
+    assert.equal(refused.status, 405);
+    // The route serves GET (HEAD with it) and POST, and OPTIONS as the preflight this request is.
+    assert.deepEqual(refused.headers.get("allow").split(", ").sort(), ["GET", "HEAD", "OPTIONS", "POST"]);
+    assert.match(JSON.parse(refused.body).error.message, /method DELETE is not allowed/);
+    assert.equal(refused.headers.get("access-control-allow-origin"), "https://app.example", "readable by the listed site");
+    // An OPTIONS that is no preflight is not served here: its 405 lists OPTIONS nowhere.
+    const plain = await rawRequest("/gw/secure/things", { method: "OPTIONS" });
+    assert.equal(plain.status, 405);
+    assert.deepEqual(plain.headers.get("allow").split(", ").sort(), ["GET", "HEAD", "POST"]);
+    assert.equal(origin.requests.length, 0);
+  });
+
   test("pages of the sites GATEWAY_CORS_ORIGINS lists can read the gateway's own error answers, and only those", async () => {
     origin.reset();
     origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end("the origin's"));
