@@ -496,6 +496,15 @@ fn validate(
     let strip_prefix = raw.strip_prefix.as_deref().map(as_requested);
     let mut segments = Vec::new();
     for part in path.split('/').filter(|s| !s.is_empty()) {
+        if matches!(part, "." | "..") {
+            // The runtime resolves them before the Worker sees the path; an escaped one (`%2e%2e`) meets the
+            // ambiguity check, which reads it resolved as the origin does: such a route would never serve a request.
+            return Err(format!(
+                "path {:?} has a dot segment {part:?}: requests arrive with dot segments resolved, so it would never \
+                 match; write the path they resolve to",
+                raw.path
+            ));
+        }
         if let Some(name) = part.strip_prefix(':') {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("path {:?} has a bad parameter {part:?}", raw.path));
@@ -1125,6 +1134,34 @@ mod tests {
             assert!(
                 error.starts_with("route 0"),
                 "{bad}: names the route: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_path_with_dot_segments_is_refused_as_never_matching() {
+        // Requests arrive with `.` and `..` resolved (the runtime's URL parser, `%2e` read by the ambiguity check
+        // as the origin reads it): a route written with one would never serve a request.
+        for path in [
+            "/a/../b",
+            "/./x",
+            "/a/.",
+            "/a/%2e%2E/b",
+            "/a/%2E/b",
+            "/..",
+            "/v1/:id/../x",
+        ] {
+            let routes = json!([{"name": "dots", "path": path, "upstream": "http://a"}]);
+            let error =
+                RouteTable::parse(&routes, &CachePolicies::default(), None).expect_err(path);
+            assert!(error.starts_with("route 0 (\"dots\")"), "{path}: {error}");
+            assert!(error.contains("dot segment"), "{path}: {error}");
+        }
+        for path in ["/a/...", "/a/.well-known", "/a/b.c", "/.x", "/a/..b"] {
+            let routes = json!([{"name": "dotted", "path": path, "upstream": "http://a"}]);
+            assert!(
+                RouteTable::parse(&routes, &CachePolicies::default(), None).is_ok(),
+                "{path}"
             );
         }
     }
