@@ -484,12 +484,9 @@ async fn invalidate(
 
 /// Deletes the stored entry under `key`, waiting at most [`STORE_LIMIT_MS`]; why it failed, if it did.
 async fn delete_stored(key: &str) -> Option<String> {
-    let cache = Cache::default();
-    let delete = std::pin::pin!(cache.delete(key, false));
-    let limit = std::pin::pin!(Delay::from(Duration::from_millis(STORE_LIMIT_MS)));
-    match futures_util::future::select(delete, limit).await {
-        futures_util::future::Either::Left((deleted, _)) => deleted.err().map(|e| e.to_string()),
-        futures_util::future::Either::Right(_) => Some(format!("no answer in {STORE_LIMIT_MS} ms")),
+    match crate::entry::within_ms(Cache::default().delete(key, false), STORE_LIMIT_MS).await {
+        Some(deleted) => deleted.err().map(|e| e.to_string()),
+        None => Some(format!("no answer in {STORE_LIMIT_MS} ms")),
     }
 }
 
