@@ -146,9 +146,15 @@ impl ApiError {
         )
     }
 
-    /// Adds a response header (lower-case name) that this error needs.
+    /// Adds a response header (lower-case name) that this error needs. A second `vary` is merged into the first
+    /// (each field name once, compared without case; `*` alone when either says it): the answer varies by every
+    /// header any step read — CORS by `Origin`, a handler by what it negotiated — and a response holds one field.
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+        let value = value.into();
+        match self.headers.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, said)) if name == "vary" => *said = merged_vary(said, &value),
+            _ => self.headers.push((name, value)),
+        }
         self
     }
 
@@ -157,8 +163,9 @@ impl ApiError {
         mut self,
         headers: impl IntoIterator<Item = (&'static str, String)>,
     ) -> Self {
-        self.headers.extend(headers);
-        self
+        headers
+            .into_iter()
+            .fold(self, |error, (name, value)| error.with_header(name, value))
     }
 
     /// Puts `items` before the list header `name` already has (or sets it): structured-field lists such as
@@ -224,6 +231,21 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// One `Vary` value naming every field `a` and `b` name, each once (the first spelling kept), or `*` when either
+/// names it (RFC 9110 §12.5.5: `*` says the answer varies beyond the request's fields; nothing beside it matters).
+fn merged_vary(a: &str, b: &str) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for name in a.split(',').chain(b.split(',')).map(str::trim) {
+        if name == "*" {
+            return "*".to_owned();
+        }
+        if !name.is_empty() && !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            names.push(name);
+        }
+    }
+    names.join(", ")
+}
 
 /// Result of a handler: a value or an [`ApiError`].
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -369,5 +391,35 @@ mod tests {
                 ("ratelimit", "\"a\";r=1;t=1".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn vary_headers_merge_into_one_field() {
+        // A response holds one Vary: the runtime's `set` kept the last, and an error that varied by what its handler
+        // negotiated lost that when CORS added `Origin` (or the reverse).
+        let e = ApiError::not_found("x")
+            .with_header("vary", "Accept, accept-encoding")
+            .with_headers([("vary", "Origin, Accept".to_owned())])
+            .with_header("retry-after", "1");
+        assert_eq!(
+            e.headers(),
+            &[
+                ("vary", "Accept, accept-encoding, Origin".to_owned()),
+                ("retry-after", "1".to_owned())
+            ]
+        );
+        let star = ApiError::not_found("x")
+            .with_header("vary", "Origin")
+            .with_header("vary", "Accept, *");
+        assert_eq!(star.headers(), &[("vary", "*".to_owned())]);
+        let star_first = ApiError::not_found("x")
+            .with_header("vary", "*")
+            .with_header("vary", "Origin");
+        assert_eq!(star_first.headers(), &[("vary", "*".to_owned())]);
+        // Other repeated fields are kept as they were added.
+        let twice = ApiError::not_found("x")
+            .with_header("set-cookie", "a=1")
+            .with_header("set-cookie", "b=2");
+        assert_eq!(twice.headers().len(), 2);
     }
 }
