@@ -159,10 +159,7 @@ impl ApiError {
     }
 
     /// Adds several response headers (lower-case names), as [`Self::with_header`] does each.
-    pub fn with_headers(
-        mut self,
-        headers: impl IntoIterator<Item = (&'static str, String)>,
-    ) -> Self {
+    pub fn with_headers(self, headers: impl IntoIterator<Item = (&'static str, String)>) -> Self {
         headers
             .into_iter()
             .fold(self, |error, (name, value)| error.with_header(name, value))

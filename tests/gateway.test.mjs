@@ -3980,7 +3980,7 @@ describe("configuration", () => {
   // A Worker with one cached route `/c` (api-public, timeout_ms 300) to `upstream`, whose CONFIG_KV is a stand-in
   // (a wrapped binding in place of Miniflare's KV) answering `get` with the function `get` (JS source) and nothing
   // else: a KV that is slow, or stuck, for the purge marks.
-  const cachedRouteOverKv = (upstream, get) => {
+  const cachedRouteOverKv = (upstream, get, { timeout_ms = 300, vars = {} } = {}) => {
     const { kvNamespaces } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
     const script = `export default function () {
       return {
@@ -3992,7 +3992,7 @@ describe("configuration", () => {
       };
     }`;
     return startWorker({
-      vars: { GATEWAY_ROUTES: [{ name: "c", path: "/c", upstream, cache: "api-public", timeout_ms: 300 }] },
+      vars: { GATEWAY_ROUTES: [{ name: "c", path: "/c", upstream, cache: "api-public", timeout_ms }], ...vars },
       workerOptions: {
         kvNamespaces: Object.fromEntries(Object.entries(kvNamespaces).filter(([name]) => name !== "CONFIG_KV")),
         wrappedBindings: { CONFIG_KV: { scriptName: "stand-in-kv" } },
@@ -4033,6 +4033,62 @@ describe("configuration", () => {
         return r.headers.get("x-cache") === "HIT";
       }, { ms: 15_000, what: "a HIT once the purge time is read" });
     } finally {
+      await w.stop();
+    }
+  });
+
+  test("concurrent hits share one purge-mark read per tag: the others poll its outcome on their own timers", async (t) => {
+    // CONFIG_KV stands in for a KV whose purge-mark reads the test holds: each asks the origin's `/kv/<key>`, which
+    // answers at once, or, while `holding`, when the test lets them go.
+    const own = await startOrigin();
+    t.after(() => own.stop());
+    let holding = false;
+    const held = [];
+    own.handle((req, body, res) => {
+      if (!req.url.startsWith("/kv/")) return res.writeHead(200, { "content-type": "text/plain" }).end("page");
+      if (holding) return held.push(res);
+      res.end("");
+    });
+    const w = await cachedRouteOverKv(
+      own.url,
+      `async (key) => {
+        if (key.startsWith("gateway:purge:")) await (await fetch(${JSON.stringify(own.url)} + "/kv/" + encodeURIComponent(key))).text();
+        return null;
+      }`,
+      // Every hit reads the marks it needs (none is kept), and may wait for them as long as the test takes.
+      { timeout_ms: 20_000, vars: { GATEWAY_PURGE_SYNC_MS: 0 } },
+    );
+    const kvReads = () => own.requests.filter((r) => r.path.startsWith("/kv/")).length;
+    try {
+      const first = await w.fetch("/c/page");
+      assert.equal(first.headers.get("x-cache"), "MISS");
+      await first.arrayBuffer();
+      await until(async () => {
+        const r = await w.fetch("/c/page");
+        await r.arrayBuffer();
+        return r.headers.get("x-cache") === "HIT";
+      }, { what: "the stored copy served" });
+      const before = kvReads();
+      holding = true;
+      const hits = Array.from({ length: 5 }, () => w.fetch("/c/page"));
+      // Each hit either reads the mark itself or waits on the read under way.
+      let seen;
+      await until(async () => {
+        const waiting = (await (await w.fetch("/__debug/coalesce")).json()).waiting;
+        seen = { reads: kvReads() - before, waiting };
+        return seen.reads + seen.waiting >= 5;
+      }, { what: () => `5 hits reading or waiting (last seen: ${JSON.stringify(seen)})` });
+      holding = false;
+      for (const res of held.splice(0)) res.end("");
+      for (const r of await Promise.all(hits)) {
+        assert.equal(r.headers.get("x-cache"), "HIT");
+        assert.equal(await r.text(), "page");
+      }
+      assert.equal(kvReads() - before, 1, "one KV read for the tag, shared by the five hits");
+      assert.equal(own.requests.filter((r) => r.path === "/c/page").length, 1, "one fill");
+    } finally {
+      holding = false;
+      for (const res of held.splice(0)) res.end("");
       await w.stop();
     }
   });

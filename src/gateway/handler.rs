@@ -1752,6 +1752,8 @@ thread_local! {
     static IN_FLIGHT: InFlight<Outcome> = RefCell::new(HashMap::new());
     /// Purge times of cache tags as this isolate last saw them: tag → (purged at, read at).
     static PURGES: RefCell<super::cache::PurgeTimes> = RefCell::new(HashMap::new());
+    /// Purge-mark reads under way, by tag, that concurrent hits needing the mark wait for (`shared_purge_read`).
+    static PURGE_READS: InFlight<Result<Option<u64>, String>> = RefCell::new(HashMap::new());
     /// Keys of a shared policy whose last fill got an answer made for a visitor without the requester's cookies
     /// and credentials (`cache::Passes`, held by digest).
     static PASSES: RefCell<Passes> = RefCell::new(Passes::default());
@@ -2520,7 +2522,7 @@ async fn purged(call: &Call, meta: &StoredMeta, now: u64, timeout_ms: u64) -> bo
         let reads = futures_util::future::join_all(
             unknown
                 .into_iter()
-                .map(|tag| read_purge_time(kv.clone(), tag, now, sync_ms)),
+                .map(|tag| shared_purge_read(kv.clone(), tag, now, sync_ms, timeout_ms)),
         );
         let mut reads = Box::pin(reads);
         let limit = std::pin::pin!(Delay::from(Duration::from_millis(timeout_ms)));
@@ -2548,6 +2550,34 @@ async fn purged(call: &Call, meta: &StoredMeta, now: u64, timeout_ms: u64) -> bo
         }
     }
     meta.purged(|t| times.get(t).copied().flatten())
+}
+
+/// [`read_purge_time`], shared by the requests of this isolate that need `tag`'s mark at once: the first reads it
+/// (its claim standing for the route's `timeout_ms` and a second), the others take its outcome, polled on their own
+/// timers (`coalesce::wait`) — awaiting the reader's promise would wake them in its request's context, which workerd
+/// cancels as a hung request. A waiter whose reader went away without an outcome reads the mark itself.
+async fn shared_purge_read(
+    kv: worker::kv::KvStore,
+    tag: String,
+    now: u64,
+    sync_ms: u64,
+    timeout_ms: u64,
+) -> (String, Result<Option<u64>, String>) {
+    if let Some(slot) = coalesce::in_progress(&PURGE_READS, &tag) {
+        // No budget of its own: `purged` stops waiting at the route's timeout.
+        if let Some(outcome) = coalesce::wait(&PURGE_READS, &tag, &slot, None).await {
+            return (tag, outcome);
+        }
+    }
+    let lead = Lead::claim_at(
+        &PURGE_READS,
+        &tag,
+        respond::now_ms(),
+        coalesce::hold_ms(timeout_ms),
+    );
+    let (tag, outcome) = read_purge_time(kv, tag, now, sync_ms).await;
+    lead.publish(outcome.clone());
+    (tag, outcome)
 }
 
 /// The purge time of `tag` read from KV (`None`: never purged), kept in [`PURGES`] as read at `now`; or why it could
