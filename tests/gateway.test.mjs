@@ -2472,6 +2472,26 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a request saying Cache-Control: no-store is served from a stored copy, but what its miss fetches is not stored (RFC 9111 §5.2.1.5)", async () => {
+    origin.reset();
+    let n = 0;
+    origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end(`copy ${++n}`));
+    const path = `/gw/cached?nostore=${Date.now()}`;
+    const first = await worker.fetch(path, { headers: { "cache-control": "no-store" } });
+    assert.equal(first.headers.get("x-cache"), "MISS");
+    assert.equal(await first.text(), "copy 1");
+    const second = await worker.fetch(path);
+    assert.equal(second.headers.get("x-cache"), "MISS", "the no-store request's answer was not kept");
+    assert.equal(await second.text(), "copy 2");
+    await until(async () => {
+      const r = await worker.fetch(path, { headers: { "cache-control": "no-store, max-age=0" } });
+      const text = await r.text();
+      return r.headers.get("x-cache") === "HIT" && text === "copy 2";
+    }, { what: "a stored copy served to a no-store request" });
+    assert.equal(n, 2);
+    origin.reset();
+  });
+
   test("an origin's ETag without quotes is matched as it was sent: revalidations are answered 304", async () => {
     origin.reset();
     origin.handle((req, body, res) => {

@@ -374,6 +374,9 @@ async fn forward(
                 max_body_bytes: gateway.cache_max_body_bytes,
                 fill_body_ms: gateway.cache_fill_body_ms,
                 request_id: call.request_id.clone(),
+                store: !header_list::get(incoming, "cache-control").is_some_and(|list| {
+                    crate::cache_control::directive(list, "no-store").is_some()
+                }),
             };
             let asked = Asked {
                 head: method == "HEAD",
@@ -1670,6 +1673,9 @@ struct Spec {
     fill_body_ms: u64,
     /// The request that asked for the fill, named in the lines its storing logs.
     request_id: String,
+    /// Whether what this request's fill fetches may be stored: not when the request says `Cache-Control: no-store`
+    /// (RFC 9111 §5.2.1.5; a stored copy still answers it).
+    store: bool,
 }
 
 /// An origin response of one fill, handed to the fill's waiters when it is `shareable` (stored, or a 5xx).
@@ -1905,7 +1911,7 @@ async fn coalesced_fetch(
         return (outcome, Served::Led);
     };
     // Shared with the waiters, but not stored where the policy keeps it for no time (`negative_ttl` 0).
-    if fetched.storable && policy.stores(fetched.status) {
+    if fetched.storable && policy.stores(fetched.status) && spec.store {
         let [a, b, ..] = respond::random_bytes();
         let meta = StoredMeta::for_fill(
             policy,
