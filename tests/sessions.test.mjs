@@ -212,6 +212,14 @@ test("a page of a SESSION_TRUSTED_ORIGINS origin can log in across origins: its 
     await refused.arrayBuffer();
   }
   assert.equal((await preflight("/auth/login", "POST", "https://evil.example")).headers.get("access-control-allow-origin"), null);
+  // A trusted page's preflight for a method the route does not serve: that method is the one refused, and OPTIONS,
+  // served here as this preflight, is in Allow (RFC 9110 §15.5.6); another site's OPTIONS is not served.
+  const unserved = await preflight("/auth/login", "DELETE");
+  assert.deepEqual(unserved.headers.get("allow").split(", ").sort(), ["OPTIONS", "POST"]);
+  assert.match((await unserved.json()).error.message, /method DELETE is not allowed/);
+  const foreign = await preflight("/auth/login", "DELETE", "https://evil.example");
+  assert.equal(foreign.headers.get("allow"), "POST");
+  await foreign.arrayBuffer();
   // The login itself, as a sibling subdomain's fetch sends it: the page reads the answer and its bookmark.
   const signIn = (password, origin = TRUSTED) =>
     worker.fetch("/auth/login", { method: "POST", headers: { "content-type": "application/json", "sec-fetch-site": "same-site", origin }, body: JSON.stringify({ email: BOB.email, password }) });

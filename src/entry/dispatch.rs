@@ -39,10 +39,9 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                 .get("access-control-request-method")
                 .ok()
                 .flatten();
-            let preflight = match (&origin, asked) {
-                (Some(origin), Some(asked)) if method == "OPTIONS" => {
-                    crate::cors::preflight(origin, &asked, &allowed)
-                }
+            let asked = asked.filter(|_| origin.is_some() && method == "OPTIONS");
+            let preflight = match (&origin, &asked) {
+                (Some(origin), Some(asked)) => crate::cors::preflight(origin, asked, &allowed),
                 _ => None,
             };
             match preflight {
@@ -64,7 +63,18 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                     // Read before answering (as a refused JSON body is): answered while a large upload was still
                     // coming, the client saw its connection reset instead of the 405.
                     super::body::drain(&mut call.req).await;
-                    Err(ApiError::method_not_allowed(&method, &allowed))
+                    // A trusted page's preflight for a method the route does not serve: that method is refused, and
+                    // OPTIONS is served here, as this preflight (RFC 9110 §15.5.6: Allow lists what is supported).
+                    match &asked {
+                        Some(asked) => {
+                            let mut allowed = allowed.clone();
+                            if !allowed.contains(&"OPTIONS") {
+                                allowed.push("OPTIONS");
+                            }
+                            Err(ApiError::method_not_allowed(asked.trim(), &allowed))
+                        }
+                        None => Err(ApiError::method_not_allowed(&method, &allowed)),
+                    }
                 }
             }
         }
