@@ -1157,6 +1157,20 @@ async function deafSocket(w, room, user) {
   return state;
 }
 
+/** The payload of the close frame among a server's (unmasked) frames, if one has arrived. */
+function closeFrame(data) {
+  for (let at = 0; at + 2 <= data.length; ) {
+    let length = data[at + 1] & 0x7f;
+    let start = at + 2;
+    if (length === 126) [length, start] = [data.readUInt16BE(at + 2), at + 4];
+    else if (length === 127) [length, start] = [Number(data.readBigUInt64BE(at + 2)), at + 10];
+    if (start + length > data.length) return undefined;
+    if ((data[at] & 0x0f) === 0x8) return data.subarray(start, start + length);
+    at = start + length;
+  }
+  return undefined;
+}
+
 /** The code of the close frame among a server's (unmasked) frames, if one has arrived. */
 function closeCode(data) {
   for (let at = 0; at + 2 <= data.length; ) {
@@ -1835,5 +1849,25 @@ test("a member's message bucket is kept across a restart, and is at worst empty 
   } finally {
     await w.stop();
     rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test("the room's close frame echoes the code its client closed with (RFC 6455 §5.5.1), and answers a close without one", async () => {
+  const w = await startWorker({ vars: VARS });
+  try {
+    for (const [code, reason] of [[4000, "done"], [1000, ""], [1001, "going away"], [3000, "x".repeat(123)]]) {
+      const s = await rawSocket(w, "echo-close", `closer-${code}`);
+      s.ws.close(code, reason);
+      await until(() => s.closed, { what: `the answer to a close with ${code}` });
+      assert.equal(s.closed.code, code, `closed with ${code}, answered ${s.closed.code} (${s.closed.reason})`);
+    }
+    // A close frame without a code (1005 on the receiving side): answered, with a close frame the client reads.
+    const deaf = await deafSocket(w, "echo-close", "closer-none");
+    await deaf.send(Buffer.alloc(0), 0x8);
+    await until(() => closeFrame(deaf.data) !== undefined, { what: "an answer to a close without a code" });
+    assert.ok(closeFrame(deaf.data).length === 0 || closeFrame(deaf.data).readUInt16BE(0) === 1000, "an empty close, or 1000");
+    deaf.sock.destroy();
+  } finally {
+    await w.stop();
   }
 });

@@ -26,8 +26,8 @@ use super::limits::{self, EchoCredit, TokenBucket, REPLY_BYTES_BURST, REPLY_BYTE
 use super::log::{self, AcceptError, Accepted, Loaded, Outcome, Stored, UpdateStore};
 use super::presence::{self, Announced, Presence};
 use super::protocol::{
-    close, RoomSettings, TicketGrant, HEADER_ROOM, HEADER_SETTINGS, PATH_CONNECT, PATH_STATE,
-    PATH_TICKET, TICKET_PARAM,
+    close, echoable_close_code, RoomSettings, TicketGrant, HEADER_ROOM, HEADER_SETTINGS,
+    PATH_CONNECT, PATH_STATE, PATH_TICKET, TICKET_PARAM,
 };
 use super::wire::{self, AwarenessEntry, Message};
 use crate::log::{self as events, Level};
@@ -1337,13 +1337,20 @@ impl DurableObject for Room {
     async fn websocket_close(
         &self,
         ws: WebSocket,
-        _code: usize,
+        code: usize,
         _reason: String,
         _was_clean: bool,
     ) -> Result<()> {
         self.depart(&ws).await;
         self.with_gone(|gone| gone.retain(|g| !same(g, &ws)));
-        let _ = ws.close(Some(1000), Some("bye"));
+        // The answering close echoes the client's code (RFC 6455 §5.5.1; 1000 for every code before, so a client
+        // closing with 4000 read its own close as a normal one), and carries none when the client's frame had none
+        // (1005) or a code no frame may carry. (Runtimes from the 2026-04-07 compatibility date answer by themselves;
+        // this one then finds the socket closed, and its call does nothing.)
+        let echoed = u16::try_from(code).ok().filter(|c| echoable_close_code(*c));
+        if echoed.is_none_or(|c| ws.close(Some(c), Some("bye")).is_err()) {
+            let _ = ws.close::<&str>(None, None);
+        }
         Ok(())
     }
 

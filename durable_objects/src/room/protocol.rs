@@ -87,6 +87,13 @@ pub struct TicketGrant {
     pub expires_ms: u64,
 }
 
+/// Whether a client's close code is one a close frame may carry back (RFC 6455 §7.4.1–7.4.2: 1000–1003, 1007–1014
+/// and the registered and private ranges 3000–4999), so the answering close can echo it (§5.5.1). 1005 (no code
+/// was sent), 1006 and 1015 are never sent in a frame; 1004 and 1016–2999 are reserved.
+pub fn echoable_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
 /// Close codes a room uses (RFC 6455 §7.4.1).
 pub mod close {
     /// A frame that is not a valid y-protocols message or update.
@@ -142,6 +149,18 @@ mod tests {
         ];
         for (name, ok) in cases {
             assert_eq!(valid_room_name(name), *ok, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn close_codes_a_frame_may_carry_are_echoed_others_are_not() {
+        for code in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1011, 1014, 3000, 4000, 4999,
+        ] {
+            assert!(echoable_close_code(code), "{code}");
+        }
+        for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, u16::MAX] {
+            assert!(!echoable_close_code(code), "{code}");
         }
     }
 
