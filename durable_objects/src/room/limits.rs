@@ -128,6 +128,37 @@ pub fn worth_storing(
         && stored_ms.is_none_or(|stored| full_at_ms > stored.saturating_add(slack_ms))
 }
 
+/// Times one instance tries to read the budgets an earlier one stored before it gives up (see [`StoredBudgets`]).
+pub const BUDGET_READ_ATTEMPTS: u8 = 4;
+
+/// Whether an instance has read the members' budgets an earlier one stored (`room_budgets`). A read that fails is
+/// tried again on the next budget asked for, up to [`BUDGET_READ_ATTEMPTS`] in all: marked read before it was
+/// tried, one failure left every member of the instance's life with fresh budgets (a member in 4 MiB of reply debt
+/// got a whole burst back). Bounded, so a storage that keeps failing costs a read per attempt, not per message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredBudgets {
+    failures: u8,
+    read: bool,
+}
+
+impl StoredBudgets {
+    /// Whether to read them now: not read yet, and not given up on.
+    pub fn due(&self) -> bool {
+        !self.read && self.failures < BUDGET_READ_ATTEMPTS
+    }
+
+    /// The read succeeded: never read again.
+    pub fn read(&mut self) {
+        self.read = true;
+    }
+
+    /// The read failed; true when that was the last attempt (the instance goes on with the budgets in memory).
+    pub fn failed(&mut self) -> bool {
+        self.failures = self.failures.saturating_add(1);
+        self.failures >= BUDGET_READ_ATTEMPTS
+    }
+}
+
 /// Entries of copies of presence a socket may send beyond those the room's awareness frames to it account for: what a
 /// client sends on its own that the room already holds — its own state again on connecting, a remote state timing out
 /// in y-protocols (one entry every few seconds at most), the first copies after the room woke from hibernation (its
@@ -190,6 +221,30 @@ impl EchoCredit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_read_of_the_stored_budgets_is_tried_again_a_bounded_number_of_times() {
+        let mut stored = StoredBudgets::default();
+        assert!(stored.due(), "a new instance reads them");
+        assert!(!stored.failed(), "one failure is not the last");
+        assert!(stored.due(), "tried again after a failure");
+        stored.read();
+        assert!(!stored.due(), "never again once read");
+
+        let mut failing = StoredBudgets::default();
+        for attempt in 1..=BUDGET_READ_ATTEMPTS {
+            assert!(failing.due(), "attempt {attempt} is made");
+            assert_eq!(
+                failing.failed(),
+                attempt == BUDGET_READ_ATTEMPTS,
+                "attempt {attempt}"
+            );
+        }
+        assert!(
+            !failing.due(),
+            "given up after {BUDGET_READ_ATTEMPTS} failures"
+        );
+    }
 
     #[test]
     fn copies_are_free_as_far_as_the_entries_the_room_sent_then_they_are_not() {

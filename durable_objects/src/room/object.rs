@@ -22,7 +22,9 @@ use worker::{
 };
 
 use super::document::Snapshot;
-use super::limits::{self, EchoCredit, TokenBucket, REPLY_BYTES_BURST, REPLY_BYTES_PER_SECOND};
+use super::limits::{
+    self, EchoCredit, StoredBudgets, TokenBucket, REPLY_BYTES_BURST, REPLY_BYTES_PER_SECOND,
+};
 use super::log::{self, AcceptError, Accepted, Loaded, Outcome, Stored, UpdateStore};
 use super::presence::{self, Announced, Presence};
 use super::protocol::{
@@ -63,8 +65,9 @@ struct Inner {
     replies: HashMap<String, (TokenBucket, Option<u64>)>,
     /// Whether this instance has read the budgets an earlier one stored (`room_budgets`): `buckets` and `replies` are
     /// memory, and a room that hibernated or was evicted started every member's full again — a member who waited
-    /// ~10 s for it had a fresh 4 MiB of replies each time. Read once, on the first budget asked for.
-    budgets_read: bool,
+    /// ~10 s for it had a fresh 4 MiB of replies each time. Read on the first budget asked for; a failed read is
+    /// tried again on the next, a bounded number of times ([`StoredBudgets`]).
+    budgets_read: StoredBudgets,
     /// Awareness entries this instance broadcast to every member (news, removals): what copies are counted against.
     awareness_broadcast: u64,
     /// Per socket: the copies of presence it may still send uncharged (see [`EchoCredit`]).
@@ -473,9 +476,9 @@ impl Room {
             (out, bucket.full_at_ms(per_second, burst), *stored)
         };
         if limits::worth_storing(full_at, stored, now, per_second, burst) {
-            // Never moved earlier: an instance that could not read the stored times (`read_budgets` logs it, and
-            // does not read again) started members full, and its first write would otherwise have forgiven the
-            // debt an earlier instance stored.
+            // Never moved earlier: an instance that could not read the stored times yet (`read_budgets` logs it,
+            // and tries again a few times) started members full, and its first write would otherwise have forgiven
+            // the debt an earlier instance stored.
             let written = self.sql.exec(
                 "INSERT INTO room_budgets (user_id, kind, full_at_ms) VALUES (?, ?, ?) \
                  ON CONFLICT (user_id, kind) DO UPDATE SET full_at_ms = MAX(full_at_ms, excluded.full_at_ms)",
@@ -503,13 +506,14 @@ impl Room {
         out
     }
 
-    /// Reads the members' budgets an earlier instance stored (once per instance), dropping those full again. The
-    /// message buckets are rebuilt at the settings of now.
+    /// Reads the members' budgets an earlier instance stored (once per instance; a failed read again on the next
+    /// budget asked for, a few times), dropping those full again. The message buckets are rebuilt at the settings
+    /// of now; a member this instance already holds a budget for keeps the stricter of the two (a read that failed
+    /// before started them full).
     fn read_budgets(&self) {
-        if self.inner.borrow().budgets_read {
+        if !self.inner.borrow().budgets_read.due() {
             return;
         }
-        self.inner.borrow_mut().budgets_read = true;
         let now = Date::now().as_millis();
         // Read as tickets are (a user and a time), one kind at a time: no row type of their own.
         let of = |kind: Budget| -> Result<Vec<TicketRow>> {
@@ -530,30 +534,42 @@ impl Room {
         let (rates, replies) = match read {
             Ok(rows) => rows,
             Err(e) => {
+                let last = self.inner.borrow_mut().budgets_read.failed();
                 log_event(
                     Level::Warn,
                     "room_budgets_not_read",
-                    serde_json::json!({"room": self.known_name(), "detail": e.to_string()}),
+                    serde_json::json!({"room": self.known_name(), "detail": e.to_string(),
+                        "given_up": last}),
                 );
                 return;
             }
         };
         let settings = self.settings().ok();
         let mut inner = self.inner.borrow_mut();
+        inner.budgets_read.read();
+        // The stricter of the stored budget and one this instance made meanwhile (after a failed read).
+        let keep = |held: Option<&(TokenBucket, Option<u64>)>, full_at: u64, rate: (u32, u32)| {
+            held.is_none_or(|(bucket, _)| bucket.full_at_ms(rate.0, rate.1) < full_at)
+        };
         if let Some(s) = settings {
             for row in rates {
                 let full_at = row.expires_ms.max(0.0) as u64;
+                let rate = (s.updates_per_second, s.update_burst);
+                if !keep(inner.buckets.get(&row.user_id), full_at, rate) {
+                    continue;
+                }
                 // Never in debt: at the settings it was stored at, it was at worst empty.
-                let bucket =
-                    TokenBucket::until_full(s.updates_per_second, s.update_burst, full_at, now)
-                        .without_debt();
+                let bucket = TokenBucket::until_full(rate.0, rate.1, full_at, now).without_debt();
                 inner.buckets.insert(row.user_id, (bucket, Some(full_at)));
             }
         }
         for row in replies {
             let full_at = row.expires_ms.max(0.0) as u64;
-            let bucket =
-                TokenBucket::until_full(REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST, full_at, now);
+            let rate = (REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST);
+            if !keep(inner.replies.get(&row.user_id), full_at, rate) {
+                continue;
+            }
+            let bucket = TokenBucket::until_full(rate.0, rate.1, full_at, now);
             inner.replies.insert(row.user_id, (bucket, Some(full_at)));
         }
     }
@@ -1370,6 +1386,18 @@ impl DurableObject for Room {
                 .storage()
                 .set_alarm(Duration::from_millis(settings.directory_report_ms))
                 .await?;
+            // Rows of budgets full again: a new instance drops them when it reads them, and a room that never
+            // rests would keep those of every member who ever went into debt in it.
+            if let Err(e) = self.sql.exec(
+                "DELETE FROM room_budgets WHERE full_at_ms <= ?",
+                vec![(Date::now().as_millis() as i64).into()],
+            ) {
+                log_event(
+                    Level::Warn,
+                    "room_budgets_not_pruned",
+                    serde_json::json!({"room": self.known_name(), "detail": e.to_string()}),
+                );
+            }
         }
         self.report_members().await;
         Response::empty()
