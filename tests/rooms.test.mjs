@@ -1133,8 +1133,8 @@ test("an anonymous join of a room that was never set up is refused without stori
 });
 
 /** A socket that completes the handshake and then never answers the room's close frame, like a client that hung. */
-async function deafSocket(w, room, user) {
-  const t = await ticket(w, room, user);
+async function deafSocket(w, room, user, t) {
+  t ??= await ticket(w, room, user);
   const sock = connect(Number(w.url.port), "127.0.0.1");
   await new Promise((resolve, reject) => sock.once("connect", resolve).once("error", reject));
   sock.write(
@@ -1849,6 +1849,71 @@ test("a member's message bucket is kept across a restart, and is at worst empty 
   } finally {
     await w.stop();
     rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test("a logout ends the session's room access: its unused ticket is refused 401, and its open socket is closed 1008 within ROOMS_DIRECTORY_REPORT_SECONDS; another session of the user stays", async () => {
+  // A ticket was the user's and nothing else: after POST /auth/logout (or DELETE /auth/sessions, or a revocation
+  // for reuse) a ticket minted before it still joined until it expired, and an open socket kept sending for good.
+  const KEY = generateSigningJwk("rooms-logout-key");
+  const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
+  const w = await startWorker({ vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY), ROOMS_DIRECTORY_REPORT_SECONDS: 1 } });
+  const sockets = [];
+  try {
+    await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+    const login = async () => {
+      const r = await w.fetch("/auth/login", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
+      });
+      assert.equal(r.status, 200, "alice logs in");
+      await r.arrayBuffer();
+      return /__Host-edgekit_session=[^;]*/.exec(r.headers.get("set-cookie"))[0];
+    };
+    const issue = async (cookie) => {
+      const r = await w.fetch("/rooms/leaving/ticket", { method: "POST", headers: { cookie } });
+      assert.equal(r.status, 201, "a ticket");
+      return (await r.json()).ticket;
+    };
+    const open = async (t) => {
+      const ws = new WebSocket(w.url.href.replace(/^http/, "ws") + `rooms/leaving/ws?ticket=${t}`);
+      const state = { ws, frames: [], closed: null };
+      ws.on("message", (data) => state.frames.push(data));
+      ws.on("close", (code, reason) => (state.closed = { code, reason: reason.toString() }));
+      await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+      sockets.push(ws);
+      return state;
+    };
+    const [phone, laptop] = [await login(), await login()];
+    const [joined, unused, other] = [await issue(phone), await issue(phone), await issue(laptop)];
+    // The phone's socket is a raw one: the room's close frame is read off the wire (in workerd, a close sent from
+    // the room's alarm is not followed by the end of the connection, so a ws client stays in CLOSING).
+    const mine = await deafSocket(w, "leaving", null, joined);
+    const theirs = await open(other);
+    const out = await w.fetch("/auth/logout", { method: "POST", headers: { cookie: phone } });
+    assert.equal(out.status, 204, "logged out");
+    const base = w.url.href.replace(/^http/, "ws") + "rooms/leaving/ws";
+    assert.equal(await refusedWith(`${base}?ticket=${unused}`), 401, "a ticket minted before the logout no longer joins");
+    await until(() => closeCode(mine.data) !== undefined, { ms: 8000, what: "the logged-out session's socket closed" });
+    assert.equal(closeCode(mine.data), 1008, "closed for policy");
+    assert.match(closeFrame(mine.data).subarray(2).toString(), /session ended/);
+    // The laptop's session is live: its socket stays, and the room still relays what it sends; what the ended
+    // session's socket still sends is not taken.
+    const reader = await open(await issue(laptop));
+    const ghost = new Y.Doc();
+    ghost.getText("text").insert(0, "after-logout");
+    await mine.send(syncUpdate(Y.encodeStateAsUpdate(ghost)), 0x2);
+    const doc = new Y.Doc();
+    doc.getText("text").insert(0, "still-here");
+    theirs.ws.send(syncUpdate(Y.encodeStateAsUpdate(doc)));
+    await until(() => reader.frames.some((f) => f.includes("still-here")), { what: "the other session's update relayed" });
+    assert.ok(!reader.frames.some((f) => f.includes("after-logout")), "the ended session's update went nowhere");
+    assert.equal(theirs.closed, null, "the other session's socket is open");
+    mine.sock.destroy();
+  } finally {
+    sockets.forEach((ws) => ws.terminate());
+    await w.stop();
   }
 });
 

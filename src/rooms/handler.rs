@@ -84,8 +84,14 @@ async fn room_fetch(
         .or_internal("calling the room object")
 }
 
-/// Stores a fresh single-use ticket for `user_id` in the room `name` (checked by [`room_name`]) and returns it.
-async fn issue_ticket(call: &Call, name: &str, user_id: &str) -> ApiResult<Response> {
+/// Stores a fresh single-use ticket for `user_id` in the room `name` (checked by [`room_name`]) and returns it;
+/// with `session`, the room admits it only while that session lives, and closes its socket once it has ended.
+async fn issue_ticket(
+    call: &Call,
+    name: &str,
+    user_id: &str,
+    session: Option<String>,
+) -> ApiResult<Response> {
     // A bearer credential: from the runtime's CSPRNG or a 500, never the pool's Math.random fallback.
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).or_internal("reading random bytes for a room ticket")?;
@@ -95,6 +101,7 @@ async fn issue_ticket(call: &Call, name: &str, user_id: &str) -> ApiResult<Respo
         ticket: ticket.clone(),
         user_id: user_id.to_owned(),
         expires_ms,
+        session,
     };
     let body = serde_json::to_string(&grant).or_internal("serialising a ticket")?;
     let response = room_fetch(
@@ -346,11 +353,15 @@ pub fn page(call: &Call) -> ApiResult<Response> {
 pub async fn ticket(call: &Call) -> ApiResult<Response> {
     // A name no room can have is refused before the session is read or the user's budget spent.
     let name = room_name(call)?;
-    let user = signed_in_user(call).await?;
+    let caller = crate::session::handler::current_user(call, false).await?;
+    let (user, session) = caller.required_session("sign in to join a room")?;
+    let user = user.user_id;
     let policy = &call.isolate.config.rooms.ticket_policy;
     let limit =
         crate::ratelimit::handler::limit(call, policy, Some(&user), "/rooms/ticket").await?;
-    Ok(limit.apply(no_store(issue_ticket(call, &name, &user).await?)))
+    Ok(limit.apply(no_store(
+        issue_ticket(call, &name, &user, Some(session)).await?,
+    )))
 }
 
 /// `GET /rooms/{id}/state`, for signed-in users (`no-store`: a document is private to a room's members), limited
@@ -380,7 +391,7 @@ pub async fn debug_ticket(call: &Call) -> ApiResult<Response> {
         .query_pairs()
         .find(|(k, _)| k == "user")
         .map_or_else(|| "debug".to_owned(), |(_, v)| v.into_owned());
-    issue_ticket(call, &room_name(call)?, &user).await
+    issue_ticket(call, &room_name(call)?, &user, None).await
 }
 
 /// The signed-in user's id (session cookie, cached check), or 401 (clearing a cookie that names no live session).

@@ -28,8 +28,9 @@ use super::limits::{
 use super::log::{self, AcceptError, Accepted, Loaded, Outcome, Stored, UpdateStore};
 use super::presence::{self, Announced, Presence};
 use super::protocol::{
-    close, echoable_close_code, RoomSettings, TicketGrant, HEADER_ROOM, HEADER_SETTINGS,
-    PATH_CONNECT, PATH_STATE, PATH_TICKET, TICKET_PARAM,
+    close, echoable_close_code, RoomSettings, TicketGrant, FAMILY_OF_LIVE_SESSION, HEADER_ROOM,
+    HEADER_SETTINGS, LIVE_FAMILIES, PATH_CONNECT, PATH_STATE, PATH_TICKET, SESSIONS_BINDING,
+    TICKET_PARAM,
 };
 use super::wire::{self, AwarenessEntry, Message};
 use crate::log::{self as events, Level};
@@ -115,12 +116,30 @@ struct Attachment {
     /// member place for as long as it keeps the connection open.
     #[serde(default)]
     gone: bool,
+    /// The family of the session its ticket was minted under (`None` for a ticket of no session): the socket is
+    /// closed once no session of it is live ([`Room::close_ended_sessions`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    family: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct TicketRow {
     user_id: String,
     expires_ms: f64,
+}
+
+/// A ticket as a join reads it: its holder, its expiry and the session it was minted under.
+#[derive(Deserialize)]
+struct HeldTicket {
+    user_id: String,
+    expires_ms: f64,
+    #[serde(default)]
+    session_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FamilyRow {
+    family: String,
 }
 
 #[derive(Deserialize)]
@@ -317,6 +336,22 @@ impl Room {
             "CREATE TABLE IF NOT EXISTS room_budgets (user_id TEXT NOT NULL, kind TEXT NOT NULL, full_at_ms INTEGER NOT NULL, PRIMARY KEY (user_id, kind))",
         ] {
             self.sql.exec(ddl, None)?;
+        }
+        // Tickets name the session they were minted under since rooms check it; a room set up before keeps its table.
+        #[derive(Deserialize)]
+        struct Count {
+            n: i64,
+        }
+        let has_session: Vec<Count> = self
+            .sql
+            .exec(
+                "SELECT COUNT(*) AS n FROM pragma_table_info('room_tickets') WHERE name = 'session_id'",
+                None,
+            )?
+            .to_array()?;
+        if has_session.first().is_none_or(|c| c.n == 0) {
+            self.sql
+                .exec("ALTER TABLE room_tickets ADD COLUMN session_id TEXT", None)?;
         }
         self.inner.borrow_mut().schema_ready = true;
         Ok(())
@@ -668,6 +703,7 @@ impl Room {
                 user: String::new(),
                 announced: Vec::new(),
                 gone: false,
+                family: None,
             })
     }
 
@@ -754,6 +790,74 @@ impl Room {
         }
     }
 
+    /// The family of session `session` (or of the session a refresh rotated it into) when one of it is live.
+    async fn live_family(&self, session: &str) -> Result<Option<String>> {
+        let row = self
+            .env
+            .d1(SESSIONS_BINDING)?
+            .prepare(FAMILY_OF_LIVE_SESSION)
+            .bind(&[
+                JsValue::from_str(session),
+                JsValue::from_f64(Date::now().as_millis() as f64),
+            ])?
+            .first::<FamilyRow>(None)
+            .await?;
+        Ok(row.map(|r| r.family))
+    }
+
+    /// Closes (1008, `session ended`) the members whose session has ended since they joined: a logout, a
+    /// revocation or an expiry ends that session's room access within one report interval (the alarm that calls
+    /// this), at one D1 read per room and interval — nothing per message. A read that fails closes nothing (logged;
+    /// the next interval asks again).
+    async fn close_ended_sessions(&self) {
+        let members = self.members();
+        let mut families: Vec<String> = members
+            .iter()
+            .filter_map(|ws| Self::attachment(ws).family)
+            .collect();
+        families.sort_unstable();
+        families.dedup();
+        if families.is_empty() {
+            return;
+        }
+        let asked = async {
+            let list = serde_json::to_string(&families)?;
+            let rows = self
+                .env
+                .d1(SESSIONS_BINDING)?
+                .prepare(LIVE_FAMILIES)
+                .bind(&[
+                    JsValue::from_str(&list),
+                    JsValue::from_f64(Date::now().as_millis() as f64),
+                ])?
+                .all()
+                .await?
+                .results::<FamilyRow>()?;
+            Ok::<_, worker::Error>(rows.into_iter().map(|r| r.family).collect::<HashSet<_>>())
+        };
+        let live = match asked.await {
+            Ok(live) => live,
+            Err(e) => {
+                log_event(
+                    Level::Warn,
+                    "room_session_check_failed",
+                    serde_json::json!({"room": self.known_name(), "detail": e.to_string()}),
+                );
+                return;
+            }
+        };
+        for ws in self.members() {
+            if Self::attachment(&ws)
+                .family
+                .is_some_and(|family| !live.contains(&family))
+            {
+                let _ = self
+                    .refuse(&ws, close::POLICY, close::SESSION_ENDED_REASON)
+                    .await;
+            }
+        }
+    }
+
     async fn join(&self, req: Request) -> Result<Response> {
         if req
             .headers()
@@ -778,10 +882,10 @@ impl Room {
         };
         // The ticket is read before the room's limits are: a made-up or expired one is a 401, which the Worker
         // counts against the address (a full room's 429 came first, uncounted, and let anyone keep its object busy).
-        let holder: Vec<TicketRow> = self
+        let holder: Vec<HeldTicket> = self
             .sql
             .exec(
-                "SELECT user_id, expires_ms FROM room_tickets WHERE ticket = ?",
+                "SELECT user_id, expires_ms, session_id FROM room_tickets WHERE ticket = ?",
                 vec![ticket.clone().into()],
             )?
             .to_array()?;
@@ -791,6 +895,36 @@ impl Room {
             .filter(|r| r.expires_ms >= Date::now().as_millis() as f64)
         else {
             return ticket_invalid();
+        };
+        // A ticket is its session's: once that session ended (a logout, `DELETE /auth/sessions`, a revocation for
+        // reuse, its expiry) it admits no one, though unused and unexpired. Asked of D1 (the primary: a logout has
+        // revoked the session there before it answers) before anything else here, so no limit read before it is
+        // stale after it; refused 401 like any dead credential. A check that fails keeps the ticket (503).
+        let family = match &holder.session_id {
+            None => None,
+            Some(session) => match self.live_family(session).await {
+                Ok(Some(family)) => Some(family),
+                Ok(None) => {
+                    return json_error(
+                        401,
+                        "session_ended",
+                        "the session this ticket was issued to has ended; sign in again",
+                    )
+                }
+                Err(e) => {
+                    log_event(
+                        Level::Error,
+                        "room_session_check_failed",
+                        serde_json::json!({"room": self.known_name(), "detail": e.to_string(),
+                            "request_id": request_id(&req)}),
+                    );
+                    return json_error(
+                        503,
+                        "session_check_unavailable",
+                        "the room could not check the ticket's session; try again shortly",
+                    );
+                }
+            },
         };
         // A full room refuses before the ticket is consumed, so the ticket can be used once there is space.
         let members = self.members();
@@ -864,6 +998,7 @@ impl Room {
             user: user.clone(),
             announced: Vec::new(),
             gone: false,
+            family,
         })?;
         // What the y-websocket server sends first: our state vector, then everyone's presence.
         let (step1, presence) = {
@@ -1289,11 +1424,12 @@ impl DurableObject for Room {
                     vec![now.into()],
                 )?;
                 self.sql.exec(
-                    "INSERT INTO room_tickets (ticket, user_id, expires_ms) VALUES (?, ?, ?)",
+                    "INSERT INTO room_tickets (ticket, user_id, expires_ms, session_id) VALUES (?, ?, ?, ?)",
                     vec![
                         grant.ticket.into(),
                         grant.user_id.into(),
                         (grant.expires_ms as i64).into(),
+                        grant.session.map_or(SqlStorageValue::Null, SqlStorageValue::from),
                     ],
                 )?;
                 Response::empty().map(|r| r.with_status(204))
@@ -1386,6 +1522,7 @@ impl DurableObject for Room {
                 .storage()
                 .set_alarm(Duration::from_millis(settings.directory_report_ms))
                 .await?;
+            self.close_ended_sessions().await;
             // Rows of budgets full again: a new instance drops them when it reads them, and a room that never
             // rests would keep those of every member who ever went into debt in it.
             if let Err(e) = self.sql.exec(

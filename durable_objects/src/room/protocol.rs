@@ -85,7 +85,29 @@ pub struct TicketGrant {
     pub ticket: String,
     pub user_id: String,
     pub expires_ms: u64,
+    /// The id of the session the ticket was minted under (`sessions.id` in [`SESSIONS_BINDING`]): the join admits
+    /// it only while that session (or the one a refresh rotated it into) is live, and the socket is closed once it
+    /// has ended. `None` for a ticket of no session (the debug route's): never checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
+
+/// The D1 binding holding the `sessions` table (the Worker's `DB`): a room reads whether the sessions its tickets
+/// and sockets came from are still live (see [`LIVE_FAMILIES`]).
+pub const SESSIONS_BINDING: &str = "DB";
+
+/// The family (a session's first id, kept across rotations: `src/session`) of session id `?1`, current or retired
+/// by a refresh since, when it still has a live session (not revoked, not expired at `?2`): the session a ticket
+/// was minted under, followed through the refreshes since; no row when it ended.
+pub const FAMILY_OF_LIVE_SESSION: &str =
+    "SELECT family FROM sessions WHERE revoked_at IS NULL AND expires_at > ?2 \
+     AND family IN (SELECT COALESCE(family, id) FROM sessions WHERE id = ?1 \
+     UNION ALL SELECT family FROM retired_session_ids WHERE id = ?1) LIMIT 1";
+
+/// Which of `?1`, a JSON array of session families, still have a live session (not revoked, not expired at `?2`):
+/// a socket whose family is not among them is closed.
+pub const LIVE_FAMILIES: &str = "SELECT DISTINCT family FROM sessions WHERE revoked_at IS NULL \
+     AND expires_at > ?2 AND family IN (SELECT value FROM json_each(?1))";
 
 /// Whether a client's close code is one a close frame may carry back (RFC 6455 §7.4.1–7.4.2: 1000–1003, 1007–1014
 /// and the registered and private ranges 3000–4999), so the answering close can echo it (§5.5.1). 1005 (no code
@@ -104,6 +126,8 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// Storage failed; reconnecting reloads the document.
     pub const INTERNAL: u16 = 1011;
+    /// Sent with [`POLICY`] to a socket whose session ended (a logout, a revocation, its expiry).
+    pub const SESSION_ENDED_REASON: &str = "session ended";
 }
 
 /// The Durable Object location hint for a first joiner's continent (`cf.continent`); `None` lets Cloudflare choose.
@@ -162,6 +186,16 @@ mod tests {
         for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, u16::MAX] {
             assert!(!echoable_close_code(code), "{code}");
         }
+    }
+
+    #[test]
+    fn a_grant_without_a_session_reads_and_writes_as_before() {
+        let old: TicketGrant =
+            serde_json::from_str(r#"{"ticket":"t","user_id":"u","expires_ms":1}"#).expect("old");
+        assert_eq!(old.session, None);
+        assert!(!serde_json::to_string(&old)
+            .expect("json")
+            .contains("session"));
     }
 
     #[test]

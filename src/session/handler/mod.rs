@@ -37,12 +37,14 @@ const MAX_USER_AGENT: usize = 256;
 pub async fn current_user(call: &Call, strict: bool) -> ApiResult<Caller> {
     let store = Store::open(call, strict)?;
     Ok(match check(call, &store, strict).await? {
-        Checked::Valid { record, .. } => Caller {
+        Checked::Valid { record, id } => Caller {
             user: Some(record.user()),
+            session: Some(id),
             stale_cookie: None,
         },
         Checked::Refused(_) => Caller {
             user: None,
+            session: None,
             stale_cookie: Some(token::clear_cookie(
                 &call.isolate.config.session.cookie_name,
             )),
@@ -50,6 +52,7 @@ pub async fn current_user(call: &Call, strict: bool) -> ApiResult<Caller> {
         Checked::Missing | Checked::Malformed | Checked::Rotated | Checked::Unconfirmed(_) => {
             Caller {
                 user: None,
+                session: None,
                 stale_cookie: None,
             }
         }
@@ -62,6 +65,8 @@ pub async fn current_user(call: &Call, strict: bool) -> ApiResult<Caller> {
 /// session expired or was ended elsewhere paid both on every page until the cookie's own `Max-Age` ran out.
 pub struct Caller {
     pub user: Option<SessionUser>,
+    /// The id of the session that signed the user in (with `user`): what a room ticket is tied to.
+    pub session: Option<String>,
     /// `Set-Cookie` removing the session cookie, when it held a well-formed token of no live session — never for a
     /// token a concurrent refresh has just retired (the browser is taking the new one, which a clear arriving after
     /// would remove) or for a garbled value (it costs no read, and may be a planted second value beside the user's).
@@ -71,7 +76,12 @@ pub struct Caller {
 impl Caller {
     /// The user, or 401 `session_required` with `message` — clearing a stale cookie.
     pub fn required(self, message: &'static str) -> ApiResult<SessionUser> {
-        match (self.user, self.stale_cookie) {
+        self.required_session(message).map(|(user, _)| user)
+    }
+
+    /// The user and the id of their session, or 401 as [`Caller::required`].
+    pub fn required_session(self, message: &'static str) -> ApiResult<(SessionUser, String)> {
+        match (self.user.zip(self.session), self.stale_cookie) {
             (Some(user), _) => Ok(user),
             (None, None) => Err(session_required(message)),
             (None, Some(clear)) => Err(session_required(message).with_header("set-cookie", clear)),
