@@ -4094,7 +4094,7 @@ describe("configuration", () => {
       // Each hit either reads the mark itself or waits on the read under way.
       let seen;
       await until(async () => {
-        const waiting = (await (await w.fetch("/__debug/coalesce")).json()).waiting;
+        const waiting = (await (await w.fetch("/__debug/coalesce")).json()).purge_reads_waiting;
         seen = { reads: kvReads() - before, waiting };
         return seen.reads + seen.waiting >= 5;
       }, { what: () => `5 hits reading or waiting (last seen: ${JSON.stringify(seen)})` });

@@ -155,28 +155,49 @@ fn leads<T: 'static>(
 }
 
 thread_local! {
-    /// Requests of this isolate waiting in [`wait`] now.
-    static WAITING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Requests of this isolate waiting in [`wait`] now, by the kind of work they wait on (the address of its
+    /// [`InFlight`], a static).
+    static WAITING: RefCell<HashMap<usize, usize>> = RefCell::new(HashMap::new());
 }
 
-/// How many requests of this isolate wait on another's work now (for the debug route the tests read).
+/// The key [`WAITING`] counts the waiters on `in_flight`'s work under.
+fn kind<T: 'static>(in_flight: &'static LocalKey<InFlight<T>>) -> usize {
+    std::ptr::from_ref(in_flight) as usize
+}
+
+/// How many requests of this isolate wait on another's work of the kind `in_flight` holds now (for the debug
+/// route the tests read).
+pub fn waiting_on<T: 'static>(in_flight: &'static LocalKey<InFlight<T>>) -> usize {
+    WAITING.with(|w| w.borrow().get(&kind(in_flight)).copied().unwrap_or(0))
+}
+
+/// How many requests of this isolate wait on another's work of any kind now.
 pub fn waiting() -> usize {
-    WAITING.with(std::cell::Cell::get)
+    WAITING.with(|w| w.borrow().values().sum())
 }
 
-/// Counts a waiter for as long as it waits (also when its request goes away mid-wait and the future is dropped).
-struct Waiting;
+/// Counts a waiter under its kind of work for as long as it waits (also when its request goes away mid-wait and
+/// the future is dropped).
+struct Waiting(usize);
 
 impl Waiting {
-    fn start() -> Self {
-        WAITING.with(|w| w.set(w.get() + 1));
-        Self
+    fn start(kind: usize) -> Self {
+        WAITING.with(|w| *w.borrow_mut().entry(kind).or_insert(0) += 1);
+        Self(kind)
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        WAITING.with(|w| w.set(w.get().saturating_sub(1)));
+        WAITING.with(|w| {
+            let mut w = w.borrow_mut();
+            if let Some(n) = w.get_mut(&self.0) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    w.remove(&self.0);
+                }
+            }
+        });
     }
 }
 
@@ -189,7 +210,7 @@ pub async fn wait<T: Clone + 'static>(
     budget_ms: Option<u64>,
 ) -> Option<T> {
     let started = respond::now_ms();
-    let _counted = Waiting::start();
+    let _counted = Waiting::start(kind(in_flight));
     loop {
         if let Some(outcome) = slot.borrow().clone() {
             return Some(outcome);

@@ -158,12 +158,18 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
             "deliberate panic from /__debug/panic (request {})",
             call.request_id
         ),
-        RouteId::DebugCoalesce => super::respond::json(
-            200,
-            &serde_json::json!({ "waiting": super::coalesce::waiting(),
+        // `waiting`: requests waiting on another's fill, fragment, image or key set; those waiting on a purge-mark
+        // read (which comes before a fill) are counted apart, so "all wait on the fill" is not seen true early.
+        RouteId::DebugCoalesce => {
+            let purge_reads = gateway::handler::purge_reads_waiting();
+            super::respond::json(
+                200,
+                &serde_json::json!({ "waiting": super::coalesce::waiting().saturating_sub(purge_reads),
+                        "purge_reads_waiting": purge_reads,
                         "room_listings": rooms::handler::listings_asked(),
                         "jwks_reads": gateway::handler::jwks_reads() }),
-        ),
+            )
+        }
         RouteId::GatewayPurge => gateway::handler::purge(&mut call).await,
         // render
         RouteId::RenderHome | RouteId::RenderPage => render::handler::page(call).await,

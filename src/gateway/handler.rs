@@ -2558,6 +2558,12 @@ async fn purged(call: &Call, meta: &StoredMeta, now: u64, timeout_ms: u64) -> bo
     meta.purged(|t| times.get(t).copied().flatten())
 }
 
+/// How many requests of this isolate wait on another's purge-mark read now (for the debug route the tests read:
+/// apart from the waiters on fills, which a test that counts those must not take them for).
+pub fn purge_reads_waiting() -> usize {
+    coalesce::waiting_on(&PURGE_READS)
+}
+
 /// [`read_purge_time`], shared by the requests of this isolate that need `tag`'s mark at once: the first reads it
 /// (its claim standing for the route's `timeout_ms` and a second), the others take its outcome, polled on their own
 /// timers (`coalesce::wait`) — awaiting the reader's promise would wake them in its request's context, which workerd
