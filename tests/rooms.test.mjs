@@ -2,7 +2,7 @@
 // workerd: convergence, late joiners, presence, durability across a restart, reconnects, tickets, bad frames.
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { cpSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import http from "node:http";
@@ -1933,6 +1933,98 @@ test("the room's close frame echoes the code its client closed with (RFC 6455 §
     assert.ok(closeFrame(deaf.data).length === 0 || closeFrame(deaf.data).readUInt16BE(0) === 1000, "an empty close, or 1000");
     deaf.sock.destroy();
   } finally {
+    await w.stop();
+  }
+});
+
+test("a refresh keeps its session's room access (a ticket minted before it joins, its sockets stay open past a report interval); a revocation for reuse or an expiry then ends it", async () => {
+  // The room follows a session through its rotations (its family): a refresh is no end, a reuse revocation and an
+  // expiry are. Whether an alarm has checked the room's sessions since the refresh is read off another session's
+  // socket, closed for a logout made after the refresh.
+  const KEY = generateSigningJwk("rooms-refresh-key");
+  const [ALICE, BOB] = ["alice@example.com", "bob@example.com"].map((email) => DEMO_USERS.find((u) => u.email === email));
+  const w = await startWorker({
+    vars: {
+      ...VARS,
+      AUTH_SIGNING_KEY: JSON.stringify(KEY),
+      ROOMS_DIRECTORY_REPORT_SECONDS: 1,
+      SESSION_ROTATE_MIN_SECS: 0,
+      SESSION_REUSE_GRACE_SECS: 0,
+    },
+  });
+  const raw = [];
+  try {
+    const db = await w.mf.getD1Database("DB");
+    await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+    const tokenOf = (r) => /__Host-edgekit_session=([^;]*)/.exec(r.headers.get("set-cookie") ?? "")?.[1];
+    const cookie = (token) => `__Host-edgekit_session=${token}`;
+    const login = async (user) => {
+      const r = await w.fetch("/auth/login", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ email: user.email, password: user.password }),
+      });
+      assert.equal(r.status, 200, `${user.email} logs in`);
+      await r.arrayBuffer();
+      return tokenOf(r);
+    };
+    const issue = async (token) => {
+      const r = await w.fetch("/rooms/rotating/ticket", { method: "POST", headers: { cookie: cookie(token) } });
+      assert.equal(r.status, 201, "a ticket");
+      return (await r.json()).ticket;
+    };
+    const refresh = (token) => w.fetch("/auth/refresh", { method: "POST", headers: { cookie: cookie(token) } });
+    const join = async (t) => {
+      const s = await deafSocket(w, "rotating", null, t);
+      raw.push(s);
+      return s;
+    };
+    const base = w.url.href.replace(/^http/, "ws") + "rooms/rotating/ws";
+
+    const [phone, laptop, tablet] = [await login(ALICE), await login(BOB), await login(ALICE)];
+    const [before, minted, probe, expiring, unusedExpiring] = [
+      await issue(phone),
+      await issue(phone),
+      await issue(laptop),
+      await issue(tablet),
+      await issue(tablet),
+    ];
+    const mine = await join(before);
+    const refreshed = await refresh(phone);
+    assert.equal(refreshed.status, 200, "refreshed");
+    const rotated = tokenOf(refreshed);
+    assert.ok(rotated && rotated !== phone, "the refresh rotated the token");
+    // A ticket minted before the refresh joins after it (deafSocket asserts the 101), and so does one minted after.
+    const again = await join(minted);
+    const fresh = await join(await issue(rotated));
+    const probed = await join(probe);
+    const out = await w.fetch("/auth/logout", { method: "POST", headers: { cookie: cookie(laptop) } });
+    assert.equal(out.status, 204, "the laptop logged out");
+    await until(() => closeCode(probed.data) !== undefined, { ms: 8000, what: "the logged-out laptop's socket closed" });
+    assert.equal(closeCode(probed.data), 1008);
+    for (const [s, what] of [[mine, "opened before the refresh"], [again, "joined after it with a ticket from before"], [fresh, "joined with a ticket from after"]]) {
+      assert.equal(closeCode(s.data), undefined, `the refreshed session's socket ${what} stays open`);
+    }
+
+    // The token the refresh retired comes back: a copy, the session is revoked, and its sockets go.
+    assert.equal((await refresh(phone)).status, 401, "the retired token is refused");
+    for (const s of [mine, again, fresh]) {
+      await until(() => closeCode(s.data) !== undefined, { ms: 8000, what: "the revoked session's socket closed" });
+      assert.equal(closeCode(s.data), 1008);
+    }
+
+    // An expiry ends it too (D1's idle expiry, moved into the past here rather than waited for).
+    const tab = await join(expiring);
+    const ended = await db
+      .prepare("UPDATE sessions SET expires_at = ?1 WHERE id = ?2")
+      .bind(Date.now() - 1, createHash("sha256").update(tablet).digest("hex"))
+      .run();
+    assert.equal(ended.meta.changes, 1, "the tablet's session row");
+    assert.equal(await refusedWith(`${base}?ticket=${unusedExpiring}`), 401, "a ticket of an expired session no longer joins");
+    await until(() => closeCode(tab.data) !== undefined, { ms: 8000, what: "the expired session's socket closed" });
+    assert.equal(closeCode(tab.data), 1008);
+  } finally {
+    raw.forEach((s) => s.sock.destroy());
     await w.stop();
   }
 });
