@@ -28,9 +28,9 @@ use super::limits::{
 use super::log::{self, AcceptError, Accepted, Loaded, Outcome, Stored, UpdateStore};
 use super::presence::{self, Announced, Presence};
 use super::protocol::{
-    close, echoable_close_code, RoomSettings, TicketGrant, FAMILY_OF_LIVE_SESSION, HEADER_ROOM,
-    HEADER_SETTINGS, LIVE_FAMILIES, PATH_CONNECT, PATH_STATE, PATH_TICKET, SESSIONS_BINDING,
-    TICKET_PARAM,
+    close, echoable_close_code, session_ended, RoomSettings, TicketGrant, FAMILY_OF_LIVE_SESSION,
+    HEADER_ROOM, HEADER_SETTINGS, LIVE_FAMILIES, PATH_CONNECT, PATH_STATE, PATH_TICKET,
+    SESSIONS_BINDING, TICKET_PARAM,
 };
 use super::wire::{self, AwarenessEntry, Message};
 use crate::log::{self as events, Level};
@@ -846,11 +846,9 @@ impl Room {
                 return;
             }
         };
+        // Members now, of which those that joined during the read are not judged by it (see `session_ended`).
         for ws in self.members() {
-            if Self::attachment(&ws)
-                .family
-                .is_some_and(|family| !live.contains(&family))
-            {
+            if session_ended(&families, &live, Self::attachment(&ws).family.as_deref()) {
                 let _ = self
                     .refuse(&ws, close::POLICY, close::SESSION_ENDED_REASON)
                     .await;

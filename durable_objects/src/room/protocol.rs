@@ -1,6 +1,8 @@
 //! What the Worker and the Room object agree on: binding, object naming, the internal request paths and their
 //! wire types, the room settings the Worker sends with each request, and the pure placement helpers.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::log::CompactionPolicy;
@@ -109,6 +111,15 @@ pub const FAMILY_OF_LIVE_SESSION: &str =
 pub const LIVE_FAMILIES: &str = "SELECT DISTINCT family FROM sessions WHERE revoked_at IS NULL \
      AND expires_at > ?2 AND family IN (SELECT value FROM json_each(?1))";
 
+/// Whether a socket of session family `family` (`None`: a ticket of no session) is closed for its session's end,
+/// once [`LIVE_FAMILIES`] was asked about the families `asked` and answered `live`: only a family asked about and
+/// not live. A socket that joined while the read was under way (the alarm awaits D1, and a join may complete
+/// meanwhile, its own check passed) has a family the answer says nothing of: closed as ended, a member who had
+/// just joined was thrown out 1008 `session ended` with a live session.
+pub fn session_ended(asked: &[String], live: &HashSet<String>, family: Option<&str>) -> bool {
+    family.is_some_and(|f| asked.iter().any(|a| a == f) && !live.contains(f))
+}
+
 /// Whether a client's close code is one a close frame may carry back (RFC 6455 §7.4.1–7.4.2: 1000–1003, 1007–1014
 /// and the registered and private ranges 3000–4999), so the answering close can echo it (§5.5.1). 1005 (no code
 /// was sent), 1006 and 1015 are never sent in a frame; 1004 and 1016–2999 are reserved.
@@ -186,6 +197,21 @@ mod tests {
         for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, u16::MAX] {
             assert!(!echoable_close_code(code), "{code}");
         }
+    }
+
+    #[test]
+    fn only_a_family_asked_about_and_not_live_has_ended() {
+        let asked = ["a".to_owned(), "b".to_owned()];
+        let live = HashSet::from(["a".to_owned()]);
+        assert!(session_ended(&asked, &live, Some("b")), "asked, not live");
+        assert!(!session_ended(&asked, &live, Some("a")), "asked, live");
+        assert!(
+            !session_ended(&asked, &live, None),
+            "a ticket of no session"
+        );
+        // A socket that joined while the read was under way (the alarm awaits D1, and a join may complete
+        // meanwhile): its family was not asked about, so the answer says nothing of it.
+        assert!(!session_ended(&asked, &live, Some("c")), "not asked");
     }
 
     #[test]
