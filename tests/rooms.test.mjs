@@ -2028,3 +2028,37 @@ test("a refresh keeps its session's room access (a ticket minted before it joins
     await w.stop();
   }
 });
+
+test("a join the room's own limits refuse (full) is answered 429 before the ticket's session is asked of D1; with space, an ended session's ticket is 401", async (t) => {
+  // The session check is a D1 query: asked first, a signed-in user retrying one ticket against a full room (429,
+  // uncounted, ticket kept) made the room query D1 on every attempt. The room's limits come first, from memory.
+  const KEY = generateSigningJwk("rooms-full-first-key");
+  const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
+  const w = await startWorker({ vars: { ...VARS, ROOMS_MAX_MEMBERS: 1, AUTH_SIGNING_KEY: JSON.stringify(KEY) } });
+  t.after(() => w.stop());
+  await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const login = await w.fetch("/auth/login", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
+  });
+  assert.equal(login.status, 200, "alice logs in");
+  await login.arrayBuffer();
+  const cookie = /__Host-edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+  const issued = await w.fetch("/rooms/full-first/ticket", { method: "POST", headers: { cookie } });
+  assert.equal(issued.status, 201, "a ticket");
+  const { ticket: hers } = await issued.json();
+  const member = await rawSocket(w, "full-first", "bob");
+  const out = await w.fetch("/auth/logout", { method: "POST", headers: { cookie } });
+  assert.equal(out.status, 204, "logged out");
+  const join = async () => {
+    const answer = await joinFrom(w, "full-first", hers, "203.0.113.21");
+    return `${answer.status} ${answer.body ? JSON.parse(answer.body).error.code : ""}`;
+  };
+  assert.equal(await join(), "429 room_full", "the full room refuses from memory, its session not asked");
+  member.ws.close();
+  await until(() => member.closed !== null, { what: "the member's socket closed" });
+  let answer;
+  await until(async () => (answer = await join()) !== "429 room_full", { what: "space in the room" });
+  assert.equal(answer, "401 session_ended", "with space, the ended session's ticket is refused");
+});

@@ -856,6 +856,59 @@ impl Room {
         }
     }
 
+    /// The 429 a join by `user_id` is refused with now, the ticket kept (it can be used once there is room): the
+    /// room is full, the user has all the sockets one member may, or their reply budget is in debt. Asked of the
+    /// room's memory alone, before the join's D1 read (a ticket retried against a full room costs no D1 query) and
+    /// again after it (others may have joined meanwhile).
+    fn join_refusal(&self, settings: &RoomSettings, user_id: &str) -> Option<Result<Response>> {
+        // A full room refuses before the ticket is consumed, so the ticket can be used once there is space.
+        let members = self.members();
+        if members.len() as u32 >= settings.max_members {
+            return Some(json_error(
+                429,
+                "room_full",
+                "the room has reached its member limit",
+            ));
+        }
+        // One user's sockets are bounded too: tickets come at a minute's rate, and one member could otherwise take
+        // every place in the room (and drive every socket's update rate). Checked before the ticket is consumed,
+        // like the room's own limit, so it can be used once a socket of theirs has closed.
+        let theirs = members
+            .iter()
+            .filter(|ws| Self::attachment(ws).user == user_id)
+            .count();
+        if theirs >= MAX_SOCKETS_PER_USER {
+            return Some(json_error(
+                429,
+                "too_many_connections",
+                "this user has the most connections a room admits from one member",
+            ));
+        }
+        // Each join is sent the room's presence (up to the room's message size), paid from the member's reply
+        // budget: a member whose budget is in debt is refused here, before the ticket is spent (it can be used once
+        // the budget allows). Uncharged, reconnecting at the ticket rate made the room send a large room's presence
+        // about once a second, for nothing the budget counted.
+        // Its `Retry-After` says when the debt is paid (whole seconds, rounded up): the ticket may be used then.
+        let wait_ms = self.reply_budget(user_id, |bucket, now| {
+            bucket.ms_until_any(REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST, now)
+        });
+        if wait_ms > 0 {
+            let refusal = json_error(
+                429,
+                "reply_rate_exceeded",
+                "this user has made the room send them more than its reply byte rate; join again shortly",
+            )
+            .and_then(|mut refusal| {
+                refusal
+                    .headers_mut()
+                    .set("retry-after", &wait_ms.div_ceil(1000).to_string())?;
+                Ok(refusal)
+            });
+            return Some(refusal);
+        }
+        None
+    }
+
     async fn join(&self, req: Request) -> Result<Response> {
         if req
             .headers()
@@ -894,10 +947,14 @@ impl Room {
         else {
             return ticket_invalid();
         };
+        if let Some(refusal) = self.join_refusal(&settings, &holder.user_id) {
+            return refusal;
+        }
         // A ticket is its session's: once that session ended (a logout, `DELETE /auth/sessions`, a revocation for
         // reuse, its expiry) it admits no one, though unused and unexpired. Asked of D1 (the primary: a logout has
-        // revoked the session there before it answers) before anything else here, so no limit read before it is
-        // stale after it; refused 401 like any dead credential. A check that fails keeps the ticket (503).
+        // revoked the session there before it answers) after the room's own limits (a ticket retried against a full
+        // room costs no query) and before they are asked again; refused 401 like any dead credential. A check that
+        // fails keeps the ticket (503).
         let family = match &holder.session_id {
             None => None,
             Some(session) => match self.live_family(session).await {
@@ -924,43 +981,8 @@ impl Room {
                 }
             },
         };
-        // A full room refuses before the ticket is consumed, so the ticket can be used once there is space.
-        let members = self.members();
-        if members.len() as u32 >= settings.max_members {
-            return json_error(429, "room_full", "the room has reached its member limit");
-        }
-        // One user's sockets are bounded too: tickets come at a minute's rate, and one member could otherwise take
-        // every place in the room (and drive every socket's update rate). Checked before the ticket is consumed,
-        // like the room's own limit, so it can be used once a socket of theirs has closed.
-        let theirs = members
-            .iter()
-            .filter(|ws| Self::attachment(ws).user == holder.user_id)
-            .count();
-        if theirs >= MAX_SOCKETS_PER_USER {
-            return json_error(
-                429,
-                "too_many_connections",
-                "this user has the most connections a room admits from one member",
-            );
-        }
-        // Each join is sent the room's presence (up to the room's message size), paid from the member's reply
-        // budget: a member whose budget is in debt is refused here, before the ticket is spent (it can be used once
-        // the budget allows). Uncharged, reconnecting at the ticket rate made the room send a large room's presence
-        // about once a second, for nothing the budget counted.
-        // Its `Retry-After` says when the debt is paid (whole seconds, rounded up): the ticket may be used then.
-        let wait_ms = self.reply_budget(&holder.user_id, |bucket, now| {
-            bucket.ms_until_any(REPLY_BYTES_PER_SECOND, REPLY_BYTES_BURST, now)
-        });
-        if wait_ms > 0 {
-            let mut refusal = json_error(
-                429,
-                "reply_rate_exceeded",
-                "this user has made the room send them more than its reply byte rate; join again shortly",
-            )?;
-            refusal
-                .headers_mut()
-                .set("retry-after", &wait_ms.div_ceil(1000).to_string())?;
-            return Ok(refusal);
+        if let Some(refusal) = self.join_refusal(&settings, &holder.user_id) {
+            return refusal;
         }
         // Consumed by the same statement that reads it: a ticket admits one socket, once.
         let rows: Vec<TicketRow> = self
