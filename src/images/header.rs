@@ -898,8 +898,14 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
 
 /// A JPEG's size, from its segments in `window` (bytes of the image from offset `window_at`), the first starting at
 /// `start`: [`Declared::ReadOn`] where the window ends before a segment's header, unless that is `start` itself
-/// (the image ends there).
+/// (the image ends there), or the window is shorter than a read asks for (it holds the rest of the image: a further
+/// window would be read empty).
 pub fn jpeg_segments(window: &[u8], window_at: u64, start: usize) -> Declared {
+    jpeg_segments_in(window, window_at, start, window.len() < SIZE_BYTES)
+}
+
+/// [`jpeg_segments`] in `window`, which holds the rest of the image when `ended` (see [`gif_blocks_in`]).
+fn jpeg_segments_in(window: &[u8], window_at: u64, start: usize, ended: bool) -> Declared {
     let be16 = |at: usize| {
         Some(u32::from(u16::from_be_bytes([
             *window.get(at)?,
@@ -907,7 +913,7 @@ pub fn jpeg_segments(window: &[u8], window_at: u64, start: usize) -> Declared {
         ])))
     };
     let read_on = |at: usize| {
-        if at == start {
+        if at == start || ended {
             Declared::Unknown
         } else {
             Declared::ReadOn(window_at + at as u64)
@@ -1757,8 +1763,9 @@ mod tests {
             jpeg_segments(window, at as u64, 0),
             Declared::Size(50_000, 50_000)
         );
+        // (A window that is not the image's last: a read asks for more than these bytes.)
         assert_eq!(
-            jpeg_segments(&image[..frame + 4], 0, 2),
+            jpeg_segments_in(&image[..frame + 4], 0, 2, false),
             Declared::ReadOn(frame as u64 + 4)
         );
     }
@@ -1780,10 +1787,15 @@ mod tests {
             jpeg_segments(&image[frame..], frame as u64, 0),
             Declared::Size(50_000, 50_000)
         );
-        // A window that ends inside a segment's header goes on from that header.
+        // A window that ends inside a segment's header goes on from that header (when it is not the image's last).
+        assert_eq!(
+            jpeg_segments_in(&image[2..65_007], 2, 0, false),
+            Declared::ReadOn(65_006)
+        );
         assert_eq!(
             jpeg_segments(&image[2..65_007], 2, 0),
-            Declared::ReadOn(65_006)
+            Declared::Unknown,
+            "the image's last window"
         );
         // An image that ends where its next segment should start says nothing: no endless re-reading.
         assert_eq!(
@@ -2047,5 +2059,23 @@ mod tests {
         let webp = animated_webp(100, 100, 200, 1_001);
         assert!(webp.len() > SIZE_BYTES && webp.len() < 2 * SIZE_BYTES);
         assert_eq!(walked(&webp), (Declared::Animation(100, 100, 200), 2));
+    }
+
+    #[test]
+    fn a_cut_jpeg_walk_reads_no_empty_window_past_the_image_end() {
+        // A JPEG cut before its frame header: an APP segment that claims bytes past the end, or a segment header
+        // cut in two, in the one window that holds the whole file. Nothing follows it, so nothing more is read.
+        let whole = jpeg(&[(0xE1, 100), (0xE2, 5_000)], 400, 300);
+        for (what, cut) in [
+            ("inside an APP segment's data", 2 + 104 + 1_000),
+            ("inside a segment's header", 2 + 104 + 1),
+            ("inside the frame header, before its size", whole.len() - 15),
+        ] {
+            assert_eq!(walked(&whole[..cut]), (Declared::Unknown, 1), "{what}");
+        }
+        // Past the first window too: the last window read, shorter than a read asks for, ends the walk.
+        let long = jpeg(&[(0xE1, 65_000), (0xE2, 65_000), (0xE3, 65_000)], 400, 300);
+        assert_eq!(walked(&long[..SIZE_BYTES + 1_000]), (Declared::Unknown, 2));
+        assert_eq!(walked(&long), (Declared::Size(400, 300), 2));
     }
 }
