@@ -3237,6 +3237,14 @@ fn always_true(
     if case_expression(&text[left_at..]) {
         return after_number || closes();
     }
+    // MySQL's `!` is `not` (`id=1 and !0`, `id=1 and !(0)`), but not `!=`.
+    if after_number
+        && text.get(left_at) == Some(&b'!')
+        && text.get(left_at + 1) != Some(&b'=')
+        && numeric_predicate(text, left_at + 1, b"not")
+    {
+        return true;
+    }
     let open_left =
         || operand(text, left_at, false).filter(|&(_, end, quoted)| quoted && end == text.len());
     // A name quoted by `` ` `` or `"` and glued to its `(` is called (`` `ascii`(…) ``, `"ascii"(…)`), as
@@ -3318,6 +3326,15 @@ fn always_true(
     let Some(comparison) = comparison_at(text, at) else {
         // A name's or call's `in (…)`, `between … and …`, `is [not] null`, with a comment after it as a name's
         // ordering needs (`' or id between 1 and 2--`).
+        // `null is null` ending a numeric injection, as a number's null test ([`numeric_predicate`]).
+        if after_number
+            && !left_quoted
+            && !call
+            && left == b"null"
+            && numeric_predicate(text, at, left)
+        {
+            return true;
+        }
         if call || !(literal(left, left_quoted) || left == b"not" || left == b"true") {
             // A blind function's call in a numeric injection needs no comment after it, as its comparison needs
             // none: `id=1 and length(database()) between 1 and 9`.
@@ -3858,34 +3875,46 @@ fn predicate_end(text: &[u8], at: usize, left: &[u8]) -> Option<usize> {
 }
 
 /// Whether `text` from `at`, after the bare operand `left` of a numeric injection's `and`/`or`, is a predicate that
-/// ends the value and reads as the blind probe's: a number's `between A and B` that holds or its `is [not] null`
-/// that holds (`1 is not null`), or, for `left` = `not`, the number 0 or two glued literals compared (`not 1=2`).
+/// ends the statement ([`ends_statement`]: the value's end, a comment or `;`) and reads as the blind probe's: a
+/// number's `between A and B` that holds, a number's or `null`'s `is [not] null|true|false|unknown` that holds
+/// (MySQL's: `1 is not null`, `1 is true`, `null is null`), or, for `left` = `not` (or MySQL's `!`), the number 0,
+/// `false`, or two glued literals compared (`not 1=2`, `not 'a'='b'`), maybe in parentheses (`not(0)`).
 fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
     let number = |s: &[u8]| {
         (!s.is_empty() && s.len() <= 18 && s.iter().all(u8::is_ascii_digit))
             .then(|| s.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
     };
-    let ends = |end: usize| skip(&text[end..], b" )").is_empty();
+    let ends = |end: usize| ends_statement(skip(&text[end..], b" )"));
     let rest = &text[at..];
     if left == b"not" {
-        let Some((operand_left, end, false)) = operand(text, at, true) else {
+        let at = text.len() - skip(rest, b" (").len();
+        let Some((operand_left, end, left_quoted)) = operand(text, at, true) else {
             return false;
         };
-        if operand_left == b"0" || operand_left == b"false" {
+        if !left_quoted && (operand_left == b"0" || operand_left == b"false") {
             return ends(end);
         }
         let Some(comparison) = comparison_at(text, end) else {
             return false;
         };
-        return number(operand_left).is_some()
+        return (left_quoted || number(operand_left).is_some())
             && operand(text, end + comparison.len(), true).is_some_and(
-                |(right, right_end, quoted)| !quoted && number(right).is_some() && ends(right_end),
+                |(right, right_end, quoted)| (quoted || number(right).is_some()) && ends(right_end),
             );
     }
-    let Some(value) = number(left) else {
-        return false;
+    // A number's truth, or `None` for `null`'s.
+    let value = if left == b"null" {
+        None
+    } else {
+        let Some(value) = number(left) else {
+            return false;
+        };
+        Some(value)
     };
     if let Some(range) = rest.strip_prefix(b"between ") {
+        let Some(value) = value else {
+            return false;
+        };
         let range = skip(range, b" ");
         let low_len = range.iter().take_while(|b| b.is_ascii_digit()).count();
         let Some(high) = skip(&range[low_len..], b" ").strip_prefix(b"and ") else {
@@ -3896,18 +3925,34 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
         let tail = &high[high_len..];
         return match (number(&range[..low_len]), number(&high[..high_len])) {
             (Some(low), Some(high)) => {
-                low <= value && value <= high && skip(tail, b" )").is_empty()
+                low <= value && value <= high && ends(text.len() - tail.len())
             }
             _ => false,
         };
     }
-    // A number is never null: `is not null` holds.
-    rest.strip_prefix(b"is ")
-        .map(|r| skip(r, b" "))
-        .and_then(|r| r.strip_prefix(b"not "))
-        .map(|r| skip(r, b" "))
-        .and_then(|r| r.strip_prefix(b"null"))
-        .is_some_and(|tail| skip(tail, b" )").is_empty())
+    // `is [not] null|true|false|unknown`: a number is never null, and true unless 0; `null` is only null (unknown).
+    let Some(test) = rest.strip_prefix(b"is ").map(|r| skip(r, b" ")) else {
+        return false;
+    };
+    let (negated, test) = match test.strip_prefix(b"not ") {
+        Some(r) => (true, skip(r, b" ")),
+        None => (false, test),
+    };
+    let Some((holds, tail)) = [
+        (&b"null"[..], value.is_none()),
+        (b"unknown", value.is_none()),
+        (b"true", value.is_some_and(|v| v != 0)),
+        (b"false", value == Some(0)),
+    ]
+    .into_iter()
+    .find_map(|(word, holds)| test.strip_prefix(word).map(|tail| (holds, tail))) else {
+        return false;
+    };
+    holds != negated
+        && !tail
+            .first()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && ends(text.len() - tail.len())
 }
 
 /// Whether `left comparison right` holds: numbers compared as numbers, `like` by its pattern ([`like_matches`]),
@@ -8655,6 +8700,53 @@ mod tests {
             "Page 1 and not 0 items",
             "1 or not",
             "paste a <link here and some more words",
+        ] {
+            assert_eq!(scan(&c, text, "query"), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_numeric_injections_literal_predicate_is_caught_in_its_other_spellings() {
+        // The sixth review's predicates with what ends a statement after them (as `id=1 and 1=2--` is caught), MySQL's
+        // `is [not] true|false|unknown`, `null is null`, and `not` spelled `not(…)` or `!`.
+        let c = config();
+        for text in [
+            "id=1 and not 1=2--",
+            "id=1 and not 1=2#",
+            "id=1 and not 1=2;",
+            "id=1 or not 1=2/*",
+            "id=1 and not 'a'='b'",
+            "id=1 and 1 is true",
+            "id=1 and 1 is not false",
+            "id=1 and 0 is false",
+            "id=1 and 0 is not true",
+            "id=1 and 1 is not unknown",
+            "id=1 and null is null",
+            "id=1 and null is unknown",
+            "id=1 and not(0)",
+            "id=1 and not (0)",
+            "id=1 and !0",
+            "id=1 and !(0)",
+            "id=1 and (!0)",
+            "id=1 and !false",
+            "id=1 and !1=2",
+        ] {
+            assert_eq!(
+                scan(&c, text, "query").map(|h| h.rule),
+                Some("sqli-tautology"),
+                "{text}"
+            );
+        }
+        // Prose goes on past them, and a predicate that does not hold is no truth.
+        for text in [
+            "Page 1 and not 0 items",
+            "Step 1 and 1 is true to the plan",
+            "1 and null is null here",
+            "rooms 1 and not (0 or 2)",
+            "id=1 and 1 is false",
+            "id=1 and 0 is true",
+            "id=1 and null is not null",
+            "id=1 and !1",
         ] {
             assert_eq!(scan(&c, text, "query"), None, "{text}");
         }
