@@ -8752,6 +8752,70 @@ mod tests {
         }
     }
 
+    /// The window walk the call index replaced (1f5962a's `wraps_blind_function` and `call_end`), kept as the index's
+    /// oracle: whether the call at `args`' `(` wraps a blind function, and where its `)` closes within the window.
+    fn walked_call(text: &[u8], paren: usize) -> (bool, Option<usize>) {
+        let args = &text[paren..text.len().min(paren + CALL_WINDOW)];
+        if args.first() != Some(&b'(') {
+            return (false, None);
+        }
+        let mut depth = 0usize;
+        let close = args.iter().position(|&b| {
+            depth = match b {
+                b'(' => depth + 1,
+                b')' => depth.saturating_sub(1),
+                _ => depth,
+            };
+            depth == 0
+        });
+        let inside = &args[..close.unwrap_or(args.len())];
+        let wraps = memchr::memchr_iter(b'(', inside).skip(1).any(|at| {
+            let name = skip_back(&inside[..at], b" ");
+            let start = name
+                .iter()
+                .rposition(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                .map_or(0, |i| i + 1);
+            BLIND_FUNCTIONS.contains(&&name[start..])
+        });
+        (wraps, close.map(|close| paren + close))
+    }
+
+    #[test]
+    fn the_call_index_decides_as_the_window_walk_did_on_random_texts() {
+        // Texts of parentheses, blind and other names, blanks and commas, long enough to cross the window; each `(`
+        // asked from a random suffix, as `always_true` asks. No quotes: a quoted name is the index's own addition.
+        let pieces: [&[u8]; 10] = [
+            b"(", b")", b"ascii", b"f", b" ", b"x", b",", b"mid", b"length_", b"((",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut seen = [0usize; 4];
+        for _ in 0..300 {
+            let len = 1 + next(1500);
+            let mut text = Vec::new();
+            while text.len() < len {
+                text.extend_from_slice(pieces[next(pieces.len())]);
+            }
+            let calls = Calls::new(&text);
+            let from = next(text.len());
+            let suffix = &text[from..];
+            for paren in memchr::memchr_iter(b'(', suffix) {
+                let (wraps, close) = walked_call(suffix, paren);
+                let text = String::from_utf8_lossy(suffix);
+                assert_eq!(calls.wraps_blind(suffix, paren), wraps, "{paren} in {text}");
+                assert_eq!(calls.close(suffix, paren), close, "{paren} in {text}");
+                seen[usize::from(wraps) * 2 + usize::from(close.is_some())] += 1;
+            }
+        }
+        // Each outcome met: wrapping or not, closed within the window or not.
+        assert!(seen.iter().all(|&n| n > 100), "{seen:?}");
+    }
+
     #[test]
     fn calls_in_a_long_text_are_matched_once_not_from_each_equals_sign() {
         // From each `=` the call's window was walked for its `)` and again for a blind function inside it: 64 KiB of
