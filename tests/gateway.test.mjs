@@ -3405,6 +3405,12 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 and not 0")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 or not 1=2")}`, "sqli-tautology"],
     [`/gw/open/search?q=${encodeURIComponent(`<link rel=stylesheet ${"a=b ".repeat(300)}href=//x.example/a.css>`)}`, "xss-style"],
+    // Their other spellings: a comment after the predicate, MySQL's `is true`, `null is null`, `not(0)` and `!0`.
+    [`/gw/open/search?id=${encodeURIComponent("1 and not 1=2-- -")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 is true")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and null is null")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and not(0)")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and !0")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -3556,6 +3562,13 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("Page 1 and not 0 items")}`,
     `/gw/open/search?q=${encodeURIComponent("1 or not")}`,
     `/gw/open/search?q=${encodeURIComponent(`paste a <link here ${"and some more words ".repeat(20)}`)}`,
+    // Numbers, null tests, quoted calls and CSS comments in ordinary text, beside those rules and their other spellings.
+    `/gw/open/search?q=${encodeURIComponent("rooms 1 and 2")}&note=${encodeURIComponent("page 1 or 2")}`,
+    `/gw/open/search?q=${encodeURIComponent("between 10 and 20 guests")}&n=${encodeURIComponent("10 guests between 6 and 8 pm")}`,
+    `/gw/open/search?q=${encodeURIComponent("Step 1 and 1 is true to the plan")}&n=${encodeURIComponent("1 and null is null here")}`,
+    `/gw/open/search?q=${encodeURIComponent("rooms 1 and not (0 or 2)")}&css=${encodeURIComponent("color: red !important")}`,
+    `/gw/open/search?q=${encodeURIComponent("'sleep(8 hours)'")}&n=${encodeURIComponent("call me 'now()'")}`,
+    `/gw/open/search?css=${encodeURIComponent("p { font-style: italic } /* expression */ .b { width: calc(100% - 2px) }")}`,
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.
