@@ -4079,9 +4079,14 @@ describe("configuration", () => {
     t.after(() => own.stop());
     let holding = false;
     const held = [];
+    let heldOne;
+    const firstHeld = new Promise((resolve) => (heldOne = resolve));
     own.handle((req, body, res) => {
       if (!req.url.startsWith("/kv/")) return res.writeHead(200, { "content-type": "text/plain" }).end("page");
-      if (holding) return held.push(res);
+      if (holding) {
+        held.push(res);
+        return heldOne();
+      }
       res.end("");
     });
     const w = await cachedRouteOverKv(
@@ -4090,10 +4095,76 @@ describe("configuration", () => {
         if (key.startsWith("gateway:purge:")) await (await fetch(${JSON.stringify(own.url)} + "/kv/" + encodeURIComponent(key))).text();
         return null;
       }`,
-      // Every hit reads the marks it needs (none is kept), and may wait for them as long as the test takes.
+      // A read's time is kept for a minute: only the stored copy's first hits read the mark, and they may wait for
+      // it as long as the test takes.
+      { timeout_ms: 20_000, vars: { GATEWAY_PURGE_SYNC_MS: 60_000 } },
+    );
+    const kvReads = () => own.requests.filter((r) => r.path.startsWith("/kv/")).length;
+    try {
+      const first = await w.fetch("/c/page");
+      assert.equal(first.headers.get("x-cache"), "MISS");
+      await first.arrayBuffer();
+      // The stored copy's first hit reads the mark, which the test holds: asked until one does (answers before
+      // that were served by the fill).
+      holding = true;
+      const hits = [];
+      await until(async () => {
+        const r = w.fetch("/c/page");
+        const outcome = await Promise.race([r, firstHeld.then(() => "held")]);
+        if (outcome !== "held") {
+          await outcome.arrayBuffer();
+          return false;
+        }
+        hits.push(r);
+        return true;
+      }, { what: "a hit reading the purge mark" });
+      const before = kvReads() - 1;
+      hits.push(...Array.from({ length: 4 }, () => w.fetch("/c/page")));
+      // The four others wait on the read under way.
+      await until(async () => (await (await w.fetch("/__debug/coalesce")).json()).purge_reads_waiting >= 4, {
+        what: "four hits waiting on the purge-mark read",
+      });
+      holding = false;
+      for (const res of held.splice(0)) res.end("");
+      for (const r of await Promise.all(hits)) {
+        assert.equal(r.headers.get("x-cache"), "HIT");
+        assert.equal(await r.text(), "page");
+      }
+      assert.equal(kvReads() - before, 1, "one KV read for the tag, shared by the five hits");
+      assert.equal(own.requests.filter((r) => r.path === "/c/page").length, 1, "one fill");
+    } finally {
+      holding = false;
+      for (const res of held.splice(0)) res.end("");
+      await w.stop();
+    }
+  });
+
+  test("a hit that comes after a purge takes no purge-mark read begun before it (GATEWAY_PURGE_SYNC_MS 0: none is old enough)", async (t) => {
+    // CONFIG_KV stands in for a KV whose purge-mark reads ask the origin's `/kv/<key>`: the reads the test holds
+    // answer as KV stood before the purge (never purged); those made after it, with the purge's time.
+    const own = await startOrigin();
+    t.after(() => own.stop());
+    let holding = false;
+    let mark = "";
+    let copies = 0;
+    const held = [];
+    own.handle((req, body, res) => {
+      if (!req.url.startsWith("/kv/")) return res.writeHead(200, { "content-type": "text/plain" }).end(`page ${++copies}`);
+      if (holding) return held.push(res);
+      res.end(mark);
+    });
+    const w = await cachedRouteOverKv(
+      own.url,
+      `async (key) => {
+        if (!key.startsWith("gateway:purge:")) return null;
+        const text = await (await fetch(${JSON.stringify(own.url)} + "/kv/" + encodeURIComponent(key))).text();
+        return text === "" ? null : text;
+      }`,
+      // Every hit reads the marks it needs: a purge anywhere holds for the next request (as KV shows it).
       { timeout_ms: 20_000, vars: { GATEWAY_PURGE_SYNC_MS: 0 } },
     );
     const kvReads = () => own.requests.filter((r) => r.path.startsWith("/kv/")).length;
+    const waiting = async () => (await (await w.fetch("/__debug/coalesce")).json()).purge_reads_waiting;
     try {
       const first = await w.fetch("/c/page");
       assert.equal(first.headers.get("x-cache"), "MISS");
@@ -4103,24 +4174,33 @@ describe("configuration", () => {
         await r.arrayBuffer();
         return r.headers.get("x-cache") === "HIT";
       }, { what: "the stored copy served" });
+      // How many marks a hit reads (one per tag of the entry).
       const before = kvReads();
+      const counted = await w.fetch("/c/page");
+      assert.equal(counted.headers.get("x-cache"), "HIT");
+      const stored = await counted.text();
+      const marks = kvReads() - before;
+      assert.ok(marks >= 1);
+      // A hit whose mark reads KV holds (begun before the purge).
       holding = true;
-      const hits = Array.from({ length: 5 }, () => w.fetch("/c/page"));
-      // Each hit either reads the mark itself or waits on the read under way.
-      let seen;
-      await until(async () => {
-        const waiting = (await (await w.fetch("/__debug/coalesce")).json()).purge_reads_waiting;
-        seen = { reads: kvReads() - before, waiting };
-        return seen.reads + seen.waiting >= 5;
-      }, { what: () => `5 hits reading or waiting (last seen: ${JSON.stringify(seen)})` });
+      const early = w.fetch("/c/page");
+      await until(() => held.length >= marks, { what: "the early hit's mark reads under way" });
+      // The purge lands (elsewhere: KV shows it to every read from now on), then another hit comes.
       holding = false;
+      mark = String(Date.now());
+      let lateDone = false;
+      const late = w.fetch("/c/page").then((r) => {
+        lateDone = true;
+        return r;
+      });
+      // Either it waits on the early hit's reads, or it read the marks itself and is answered.
+      await until(async () => lateDone || (await waiting()) >= 1, { what: "the late hit reading or waiting" });
       for (const res of held.splice(0)) res.end("");
-      for (const r of await Promise.all(hits)) {
-        assert.equal(r.headers.get("x-cache"), "HIT");
-        assert.equal(await r.text(), "page");
-      }
-      assert.equal(kvReads() - before, 1, "one KV read for the tag, shared by the five hits");
-      assert.equal(own.requests.filter((r) => r.path === "/c/page").length, 1, "one fill");
+      const lateAnswer = await late;
+      assert.equal(lateAnswer.headers.get("x-cache"), "MISS", "the purged copy is not served to a request after the purge");
+      assert.notEqual(await lateAnswer.text(), stored, "asked of the origin");
+      const earlyAnswer = await early;
+      await earlyAnswer.arrayBuffer();
     } finally {
       holding = false;
       for (const res of held.splice(0)) res.end("");

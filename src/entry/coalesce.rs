@@ -24,9 +24,11 @@ pub type Slot<T> = Rc<RefCell<Option<T>>>;
 /// claim lapses.
 pub type InFlight<T> = RefCell<HashMap<String, Claimed<T>>>;
 
-/// A claim as the isolate holds it: the lead's slot, and until when (ms) it stands without being released.
+/// A claim as the isolate holds it: the lead's slot, when (ms) it was made, and until when (ms) it stands without
+/// being released.
 pub struct Claimed<T> {
     slot: Slot<T>,
+    since_ms: u64,
     until_ms: u64,
 }
 
@@ -81,6 +83,7 @@ impl<T: Clone + 'static> Lead<T> {
                 key.to_owned(),
                 Claimed {
                     slot: slot.clone(),
+                    since_ms: now_ms,
                     until_ms,
                 },
             )
@@ -142,6 +145,24 @@ pub fn in_progress_at<T: 'static>(
     now_ms: u64,
 ) -> Option<Slot<T>> {
     in_flight.with(|m| m.borrow().get(key).and_then(|c| c.live(now_ms)).cloned())
+}
+
+/// [`in_progress_at`], only for work claimed less than `fresh_ms` before `now_ms` (0: none): for work whose outcome
+/// is as old as its start — a read of something another isolate may change meanwhile — a caller that may take no
+/// older answer does not wait for one begun before that.
+pub fn in_progress_within<T: 'static>(
+    in_flight: &'static LocalKey<InFlight<T>>,
+    key: &str,
+    now_ms: u64,
+    fresh_ms: u64,
+) -> Option<Slot<T>> {
+    in_flight.with(|m| {
+        m.borrow()
+            .get(key)
+            .filter(|c| c.since_ms.saturating_add(fresh_ms) > now_ms)
+            .and_then(|c| c.live(now_ms))
+            .cloned()
+    })
 }
 
 /// Whether `slot`'s claim on `key` still stands at `now_ms` (not released, replaced or lapsed).
@@ -355,6 +376,26 @@ mod tests {
         );
         drop(other);
         assert!(WORK.with(|m| m.borrow().is_empty()));
+    }
+
+    #[test]
+    fn only_work_claimed_within_the_freshness_asked_for_is_joined() {
+        let lead = Lead::<u32>::claim_at(&WORK, "f", 1_000, 20_000);
+        assert!(in_progress_within(&WORK, "f", 1_000, 1).is_some());
+        assert!(in_progress_within(&WORK, "f", 5_999, 5_000).is_some());
+        assert!(
+            in_progress_within(&WORK, "f", 6_000, 5_000).is_none(),
+            "begun 5 s before: an answer older than the caller may take"
+        );
+        assert!(
+            in_progress_within(&WORK, "f", 1_000, 0).is_none(),
+            "0: no work under way is fresh enough"
+        );
+        assert!(
+            in_progress_at(&WORK, "f", 6_000).is_some(),
+            "still in progress"
+        );
+        drop(lead);
     }
 
     #[test]

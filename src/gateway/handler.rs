@@ -2567,7 +2567,10 @@ pub fn purge_reads_waiting() -> usize {
 /// [`read_purge_time`], shared by the requests of this isolate that need `tag`'s mark at once: the first reads it
 /// (its claim standing for the route's `timeout_ms` and a second), the others take its outcome, polled on their own
 /// timers (`coalesce::wait`) — awaiting the reader's promise would wake them in its request's context, which workerd
-/// cancels as a hung request. A waiter whose reader went away without an outcome reads the mark itself.
+/// cancels as a hung request. Only a read begun less than `sync_ms` before this request came is taken, as a kept
+/// time is: its outcome is KV's as that read found it, and a purge made since (anywhere) must hold for this request
+/// within `GATEWAY_PURGE_SYNC_MS` (0: each request reads its own). A waiter whose reader went away without an
+/// outcome, or was replaced by a fresher read, looks again (it joins the fresher one), else reads the mark itself.
 async fn shared_purge_read(
     kv: worker::kv::KvStore,
     tag: String,
@@ -2575,11 +2578,17 @@ async fn shared_purge_read(
     sync_ms: u64,
     timeout_ms: u64,
 ) -> (String, Result<Option<u64>, String>) {
-    if let Some(slot) = coalesce::in_progress(&PURGE_READS, &tag) {
+    let came = respond::now_ms();
+    let mut gave_up: Option<coalesce::Slot<Result<Option<u64>, String>>> = None;
+    while let Some(slot) = coalesce::in_progress_within(&PURGE_READS, &tag, came, sync_ms) {
+        if gave_up.as_ref().is_some_and(|g| Rc::ptr_eq(g, &slot)) {
+            break;
+        }
         // No budget of its own: `purged` stops waiting at the route's timeout.
         if let Some(outcome) = coalesce::wait(&PURGE_READS, &tag, &slot, None).await {
             return (tag, outcome);
         }
+        gave_up = Some(slot);
     }
     let lead = Lead::claim_at(
         &PURGE_READS,
