@@ -2494,6 +2494,28 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a request saying Cache-Control: only-if-cached is answered 504 without asking the origin when nothing is stored, and from a stored copy when one is (RFC 9111 §5.2.1.7)", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end("the copy"));
+    const path = `/gw/cached?only=${Date.now()}`;
+    for (const method of ["GET", "HEAD"]) {
+      const r = await worker.fetch(path, { method, headers: { "cache-control": "only-if-cached" } });
+      assert.equal(r.status, 504, method);
+      await r.arrayBuffer();
+    }
+    assert.equal(origin.requests.length, 0, "the origin is not asked");
+    const filled = await worker.fetch(path);
+    assert.equal(filled.headers.get("x-cache"), "MISS");
+    await filled.arrayBuffer();
+    await until(async () => {
+      const r = await worker.fetch(path, { headers: { "cache-control": "max-age=0, only-if-cached" } });
+      const text = await r.text();
+      return r.status === 200 && r.headers.get("x-cache") === "HIT" && text === "the copy";
+    }, { what: "the stored copy served to an only-if-cached request" });
+    assert.equal(origin.requests.length, 1);
+    origin.reset();
+  });
+
   test("an origin's ETag without quotes is matched as it was sent: revalidations are answered 304", async () => {
     origin.reset();
     origin.handle((req, body, res) => {

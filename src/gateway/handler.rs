@@ -384,6 +384,9 @@ async fn forward(
                 if_none_match: header_list::get(incoming, "if-none-match").map(str::to_owned),
                 if_modified_since: header_list::get(incoming, "if-modified-since")
                     .map(str::to_owned),
+                only_if_cached: header_list::get(incoming, "cache-control").is_some_and(|list| {
+                    crate::cache_control::directive(list, "only-if-cached").is_some()
+                }),
             };
             let own = OwnRequest {
                 method,
@@ -1614,6 +1617,18 @@ struct Asked {
     may_code: bool,
     if_none_match: Option<String>,
     if_modified_since: Option<String>,
+    /// The request said `Cache-Control: only-if-cached` (RFC 9111 §5.2.1.7): answered from a stored copy it may be
+    /// served, or 504 without asking the origin.
+    only_if_cached: bool,
+}
+
+/// 504 for an `only-if-cached` request that no stored copy may answer (RFC 9111 §5.2.1.7).
+fn not_cached() -> ApiError {
+    ApiError::new(
+        504,
+        "not_cached",
+        "the request said only-if-cached, and no stored copy may answer it",
+    )
 }
 
 /// The request as it would go to the origin uncached: what a requester whose shared fill got an answer made for a
@@ -2380,6 +2395,9 @@ async fn cached(
         None => None,
     };
     let Some((response, meta)) = entry else {
+        if asked.only_if_cached {
+            return Err(not_cached());
+        }
         let (outcome, served) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
         return match outcome {
             Ok(f) => answer_fetched(&f, &spec, &policy, served, &asked, &own).await,
@@ -2388,6 +2406,11 @@ async fn cached(
         };
     };
     let freshness = meta.freshness(now);
+    // Only a copy it may be served without the origin: fresh, or within its stale-while-revalidate window (whose
+    // refresh goes on in the background).
+    if asked.only_if_cached && matches!(freshness, Freshness::StaleIfError | Freshness::Expired) {
+        return Err(not_cached());
+    }
     // A stored copy's age, read once per answer: the lifetime it is told and the `Age` it says are of one instant.
     // A HIT is as old as when it was found fresh (`now`): read again after the purge marks' KV read, a copy found
     // fresh just before its own TTL ended said an `Age` past the `max-age` its freshness had chosen. A STALE one is
