@@ -495,6 +495,14 @@ fn validate(
     let path = as_requested(&raw.path);
     let strip_prefix = raw.strip_prefix.as_deref().map(as_requested);
     let mut segments = Vec::new();
+    if path.contains('\\') {
+        // The runtime's URL parser reads `\` as `/` in an http(s) URL (WHATWG): no request's path holds one.
+        return Err(format!(
+            "path {:?} has a backslash: requests arrive with it read as /, so it would never match; write / (or \
+             %5C for a backslash the client escapes)",
+            raw.path
+        ));
+    }
     for part in path.split('/').filter(|s| !s.is_empty()) {
         if matches!(part, "." | "..") {
             // The runtime resolves them before the Worker sees the path; an escaped one (`%2e%2e`) meets the
@@ -1157,6 +1165,20 @@ mod tests {
             assert!(error.starts_with("route 0 (\"dots\")"), "{path}: {error}");
             assert!(error.contains("dot segment"), "{path}: {error}");
         }
+        // A backslash is a `/` to the runtime's URL parser (WHATWG, http and https): `/a\\..\\b` is `/b` by then, and
+        // `/a\\b` is `/a/b`; written `%5C` it stays one.
+        for path in ["/a\\..\\b", "/a\\b", "/a/..\\"] {
+            let routes = json!([{"name": "slash", "path": path, "upstream": "http://a"}]);
+            let error =
+                RouteTable::parse(&routes, &CachePolicies::default(), None).expect_err(path);
+            assert!(error.contains("backslash"), "{path}: {error}");
+        }
+        assert!(RouteTable::parse(
+            &json!([{"name": "escaped", "path": "/a%5Cb", "upstream": "http://a"}]),
+            &CachePolicies::default(),
+            None
+        )
+        .is_ok());
         for path in ["/a/...", "/a/.well-known", "/a/b.c", "/.x", "/a/..b"] {
             let routes = json!([{"name": "dotted", "path": path, "upstream": "http://a"}]);
             assert!(
