@@ -1009,3 +1009,30 @@ test("an Apple-optimised PNG (CgBI, from an iOS app bundle) that cannot be resiz
   });
   assert.equal(answer.headers.get("cache-control"), "no-store");
 });
+
+test("a PNG with an unknown critical chunk before its pixels (CgBI after IHDR too) is refused 415, not served as the original", async () => {
+  // A decoder that meets a critical chunk it does not know refuses the image (PNG spec §5.4): the resize failed, and
+  // the bytes no browser decodes were served as a 200 "original".
+  const plain = await solid(40, 30).png().toBuffer();
+  const ihdrEnd = 8 + 8 + 13 + 4;
+  assert.equal(plain.toString("latin1", 12, 16), "IHDR");
+  const withChunk = (type, data) =>
+    Buffer.concat([plain.subarray(0, ihdrEnd), chunk(type, data), plain.subarray(ihdrEnd)]);
+  fixtures["/photos/critical.png"] = { type: "image/png", body: withChunk("XXXX", Buffer.from("hello")) };
+  fixtures["/photos/apple-late.png"] = { type: "image/png", body: withChunk("CgBI", Buffer.from([0x50, 0x00, 0x20, 0x02])) };
+  // An ancillary chunk of a name nobody knows is passed over by every decoder: resized as any PNG.
+  fixtures["/photos/ancillary.png"] = { type: "image/png", body: withChunk("xXXX", Buffer.from("hello")) };
+  for (const [path, message] of [
+    ["/images/20/photos/critical.png", "the source PNG has an unknown critical chunk (XXXX) before its pixels, which browsers cannot show: serve a standard PNG"],
+    ["/images/20/photos/apple-late.png", "the source is an Apple-optimised PNG (CgBI), which browsers cannot show: serve a standard PNG"],
+  ]) {
+    const answer = await get(worker, path);
+    assert.equal(answer.status, 415, `${path}: ${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
+    assert.deepEqual(JSON.parse(answer.body).error, { code: "unsupported_media_type", message }, path);
+    assert.equal(answer.headers.get("cache-control"), "no-store", path);
+  }
+  const ancillary = await get(worker, "/images/20/photos/ancillary.png");
+  assert.equal(ancillary.status, 200);
+  assert.equal(ancillary.headers.get("x-image-transform"), null, "resized");
+  assert.deepEqual(await decoded(ancillary.body), { width: 20, height: 15, format: "png" });
+});

@@ -379,9 +379,7 @@ async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
     let mime = sniffed_mime(&head).ok_or_else(not_an_image)?;
     // The whole file came (no bad gateway), in a format no browser shows: refused as what it is.
     if is_apple_png(&head) {
-        return Err(ApiError::unsupported_media_type(
-            "the source is an Apple-optimised PNG (CgBI), which browsers cannot show: serve a standard PNG",
-        ));
+        return Err(apple_png());
     }
     // A JPEG's frame header may follow any number of APPn segments, a GIF's frames any number of extensions and an
     // animation's frames run to its end: followed window by window (each window moves past at least one segment,
@@ -400,6 +398,15 @@ async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
                     "bad_gateway",
                     "the source image is cut short or corrupt: its header does not say its size",
                 ))
+            }
+            // The whole file came, with a chunk no PNG decoder may pass over: refused as what it is, like CgBI.
+            Declared::UnknownCritical(kind) if &kind == b"CgBI" => return Err(apple_png()),
+            Declared::UnknownCritical(kind) => {
+                return Err(ApiError::unsupported_media_type(format!(
+                    "the source PNG has an unknown critical chunk ({}) before its pixels, which browsers cannot \
+                     show: serve a standard PNG",
+                    kind.escape_ascii()
+                )))
             }
             Declared::TooManyGrids => {
                 return Err(ApiError::payload_too_large(format!(
@@ -465,6 +472,13 @@ async fn shown_as(format: Negotiated, body: &web_sys::Blob, mime: &str) -> ApiRe
     }
     let head = head_of(body, 0, HEADER_BYTES).await?;
     Ok(displayable(mime, &head).unwrap_or(format))
+}
+
+/// The 415 for an Apple-optimised PNG (`CgBI` before `IHDR`, or after it: `header::Declared::UnknownCritical`).
+fn apple_png() -> ApiError {
+    ApiError::unsupported_media_type(
+        "the source is an Apple-optimised PNG (CgBI), which browsers cannot show: serve a standard PNG",
+    )
 }
 
 /// The 415 for a source that is not one of the images a variant can be made from.

@@ -33,6 +33,10 @@ pub enum Declared {
     /// An animated PNG (`acTL`) or WebP (`VP8X` with its animation flag) whose chunks go on past the bytes read:
     /// to be followed with [`chunks`] from `walk.at`, counting frames (`fcTL`, `ANMF`).
     Chunks(ChunkWalk),
+    /// A PNG with a critical chunk (its type's first letter uppercase) other than `IHDR`, `PLTE`, `IDAT` and `IEND`
+    /// before its first `IDAT` — Apple's `CgBI` after `IHDR`, say: the PNG specification (§5.4, "Chunk naming
+    /// conventions") has a decoder that meets one refuse the image, as libpng and every browser's decoder do. Its type.
+    UnknownCritical([u8; 4]),
     /// An animation: its canvas, and how many frames it has. A decoder composes each frame onto the whole canvas,
     /// so its cost is the canvas times the frames — Cloudflare counts "the sum of areas of all frames" of a GIF or
     /// WebP animation against its 100 megapixels too (Images, "Limits and formats").
@@ -81,6 +85,7 @@ fn declared_size(head: &[u8]) -> Option<Declared> {
                 canvas: (be32(16)?, be32(20)?),
                 animated: false,
                 frames: 0,
+                past_idat: false,
             },
         ));
     }
@@ -133,6 +138,7 @@ fn declared_size(head: &[u8]) -> Option<Declared> {
                     canvas,
                     animated: true,
                     frames: 0,
+                    past_idat: false,
                 };
                 Some(chunks_in(head.get(30..).unwrap_or_default(), ended, walk))
             }
@@ -821,7 +827,8 @@ pub enum ChunkKind {
 }
 
 /// Where a walk of a PNG's or WebP's chunks stands between two windows of the image: the offset of the next chunk,
-/// the format, the canvas, whether the image said it is animated, and the frames seen so far.
+/// the format, the canvas, whether the image said it is animated, the frames seen so far, and whether a PNG's first
+/// `IDAT` was passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkWalk {
     pub at: u64,
@@ -829,12 +836,21 @@ pub struct ChunkWalk {
     pub canvas: (u32, u32),
     pub animated: bool,
     pub frames: u64,
+    pub past_idat: bool,
+}
+
+/// Whether a PNG chunk of type `kind` is critical — the first letter uppercase: a decoder cannot show the image
+/// without understanding it — and none of the four a PNG decoder knows (`IHDR`, `PLTE`, `IDAT`, `IEND`).
+pub fn unknown_critical_png_chunk(kind: &[u8]) -> bool {
+    kind.first().is_some_and(u8::is_ascii_uppercase)
+        && !matches!(kind, b"IHDR" | b"PLTE" | b"IDAT" | b"IEND")
 }
 
 /// A PNG's or an animated WebP's size, from its chunks in `window` (bytes of the image from offset `walk.at`, which
 /// starts a chunk): the canvas, and for an animation (a PNG with `acTL` before its first `IDAT`, a WebP whose `VP8X`
 /// says so) every frame counted (`fcTL`, `ANMF`), or [`Declared::Chunks`] where the window ends first. A still PNG
-/// ends the walk at its first `IDAT`. Each step moves at least a chunk header on; the walk ends with the image, at
+/// ends the walk at its first `IDAT`; a PNG with an unknown critical chunk before it is
+/// [`Declared::UnknownCritical`]. Each step moves at least a chunk header on; the walk ends with the image, at
 /// `IEND`, or once the frames are [`over_budget`].
 pub fn chunks(window: &[u8], walk: ChunkWalk) -> Declared {
     chunks_in(window, window.len() < SIZE_BYTES, walk)
@@ -879,10 +895,14 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
                 (&header[0..4], length + (length & 1), 8)
             }
         };
+        if walk.kind == ChunkKind::Png && !walk.past_idat && unknown_critical_png_chunk(kind) {
+            return Declared::UnknownCritical([kind[0], kind[1], kind[2], kind[3]]);
+        }
         match kind {
             b"acTL" => walk.animated = true,
             b"fcTL" | b"ANMF" => walk.frames += 1,
             b"IDAT" if !walk.animated => return done(&walk),
+            b"IDAT" => walk.past_idat = true,
             b"IEND" => return done(&walk),
             _ => {}
         }
@@ -1979,6 +1999,102 @@ mod tests {
         let (size, windows) = walked(&apng(1000, 1000, true, 200, 2_000));
         assert_eq!(size, Declared::Animation(1000, 1000, 101));
         assert!(windows >= 2);
+    }
+
+    /// A PNG of 40 x 30 whose `IHDR` is followed by `after` (type, data length), each a chunk of zeros.
+    fn png_then(after: &[(&[u8; 4], usize)]) -> Vec<u8> {
+        let mut image = png(40, 30);
+        image.extend([0; 4]);
+        for (kind, length) in after {
+            image.extend((*length as u32).to_be_bytes());
+            image.extend(*kind);
+            image.extend(vec![0; *length]);
+            image.extend([0; 4]);
+        }
+        image
+    }
+
+    #[test]
+    fn a_png_with_an_unknown_critical_chunk_before_its_pixels_is_refused() {
+        // Critical (first letter uppercase) and none of IHDR, PLTE, IDAT, IEND: no decoder shows the image.
+        for (what, image, kind) in [
+            (
+                "Apple's CgBI after IHDR",
+                png_then(&[(b"CgBI", 4), (b"IDAT", 100), (b"IEND", 0)]),
+                *b"CgBI",
+            ),
+            (
+                "an unknown critical chunk behind ancillary ones",
+                png_then(&[
+                    (b"gAMA", 4),
+                    (b"iCCP", 3_000),
+                    (b"XXXX", 10),
+                    (b"IDAT", 100),
+                ]),
+                *b"XXXX",
+            ),
+            (
+                "one past the first window",
+                png_then(&[(b"zTXt", SIZE_BYTES), (b"QQQQ", 0), (b"IDAT", 100)]),
+                *b"QQQQ",
+            ),
+            (
+                "in an animated PNG, before its first IDAT",
+                png_then(&[(b"acTL", 8), (b"fcTL", 26), (b"CgBI", 4), (b"IDAT", 10)]),
+                *b"CgBI",
+            ),
+        ] {
+            assert_eq!(walked(&image).0, Declared::UnknownCritical(kind), "{what}");
+        }
+        // The four known critical chunks, ancillary ones (lowercase first letter, `fdAT`, `acTL`, private `vpAg`),
+        // and anything past the first IDAT (not read for a still PNG; pixels were decodable up to there) pass.
+        for (what, image, size) in [
+            (
+                "a plain PNG",
+                png_then(&[(b"PLTE", 6), (b"IDAT", 100), (b"IEND", 0)]),
+                Declared::Size(40, 30),
+            ),
+            (
+                "ancillary chunks",
+                png_then(&[(b"vpAg", 9), (b"eXIf", 20), (b"IDAT", 100), (b"IEND", 0)]),
+                Declared::Size(40, 30),
+            ),
+            (
+                "a critical chunk after IDAT",
+                png_then(&[(b"IDAT", 100), (b"XXXX", 4), (b"IEND", 0)]),
+                Declared::Size(40, 30),
+            ),
+            (
+                "an animated PNG",
+                png_then(&[
+                    (b"acTL", 8),
+                    (b"fcTL", 26),
+                    (b"IDAT", 10),
+                    (b"fcTL", 26),
+                    (b"fdAT", 10),
+                ]),
+                Declared::Animation(40, 30, 2),
+            ),
+            (
+                "an animated PNG with a critical chunk after its first IDAT",
+                png_then(&[
+                    (b"acTL", 8),
+                    (b"fcTL", 26),
+                    (b"IDAT", 10),
+                    (b"XXXX", 0),
+                    (b"IEND", 0),
+                ]),
+                Declared::Animation(40, 30, 1),
+            ),
+        ] {
+            assert_eq!(walked(&image).0, size, "{what}");
+        }
+        assert!(unknown_critical_png_chunk(b"CgBI") && unknown_critical_png_chunk(b"ABCD"));
+        for known in [
+            b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"acTL", b"fdAT", b"cgBI",
+        ] {
+            assert!(!unknown_critical_png_chunk(known), "{known:?}");
+        }
     }
 
     /// An animated WebP: `VP8X` (animation flag) of `width` x `height`, `ANIM`, then `frames` `ANMF` chunks of
