@@ -129,10 +129,10 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
     if let Some(hit) = read_stored().await {
         return conditional(finish(hit, "HIT", vary, &cache_control));
     }
-    // The lead makes at most three timed steps: the source fetch and the resize (binding mode), or in cf-image mode
+    // The lead makes at most four timed steps: the source fetch and the resize (binding mode), or in cf-image mode
     // the resized fetch, a JPEG or PNG one for a client taking neither WebP nor AVIF, and the original after a resize
-    // error; its claim stands, and its waiters wait, that long and a second more.
-    let making_ms = coalesce::hold_ms(3 * u64::from(config.source_timeout_ms));
+    // error; then the cache write. Its claim stands, and its waiters wait, that long and a second more.
+    let making_ms = coalesce::hold_ms(4 * u64::from(config.source_timeout_ms));
     // Another request of this isolate is making this variant: wait for it (at most as long as its source fetch and
     // transform may take), then read the cache. When it stored nothing (a failure, an original served in the
     // variant's place without being stored) or went away, this request makes the variant itself.
@@ -179,11 +179,19 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         &format!("public, max-age={}, immutable", config.cache_ttl_secs),
         Some(&etag),
     ));
-    match cache.put(key.as_str(), stored).await {
-        Ok(()) => lead.publish(()),
-        Err(e) => crate::entry::log::warn(
+    // Bounded like the read (and the gateway's puts): a put that has not answered within the source timeout is a
+    // failed write (logged), so the variant is still served, and the waiters, told nothing was stored, make their own.
+    let failed = write_failure(
+        cache.put(key.as_str(), stored),
+        Delay::from(Duration::from_millis(config.source_timeout_ms.into())),
+        config.source_timeout_ms,
+    )
+    .await;
+    match failed {
+        None => lead.publish(()),
+        Some(detail) => crate::entry::log::warn(
             "image cache write failed",
-            serde_json::json!({"request_id": call.request_id, "detail": e.to_string()}),
+            serde_json::json!({"request_id": call.request_id, "detail": detail}),
         ),
     }
     conditional(finish(
@@ -192,6 +200,20 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         vary,
         &cache_control,
     ))
+}
+
+/// Why the variant's cache write failed, if it did: refused, or no answer before `timer` (`limit_ms`) fired — the
+/// put then goes on unawaited, and the request no longer waits for it.
+async fn write_failure<E: std::fmt::Display>(
+    put: impl std::future::Future<Output = Result<(), E>>,
+    timer: impl std::future::Future<Output = ()>,
+    limit_ms: u32,
+) -> Option<String> {
+    match crate::entry::before(put, timer).await {
+        Some(Ok(())) => None,
+        Some(Err(e)) => Some(e.to_string()),
+        None => Some(format!("no answer in {limit_ms} ms (the source timeout)")),
+    }
 }
 
 /// `response` as the request's preconditions leave it (RFC 9110 §13.2.2, evaluated once the answer would be a 200):
@@ -810,6 +832,25 @@ mod tests {
 
     use super::*;
     use crate::images::transform::{Fit, Transform};
+
+    #[test]
+    fn a_cache_write_that_never_answers_is_a_failed_write_once_its_timer_fires() {
+        use futures_util::future::{pending, ready, FutureExt};
+        // A put that never answers held the lead's answer (and its waiters) for good: now the timer ends the wait.
+        assert_eq!(
+            write_failure(pending::<Result<(), String>>(), ready(()), 1000).now_or_never(),
+            Some(Some("no answer in 1000 ms (the source timeout)".to_owned()))
+        );
+        assert_eq!(
+            write_failure(ready(Ok::<(), String>(())), pending(), 1000).now_or_never(),
+            Some(None),
+            "a stored variant is no failure"
+        );
+        assert_eq!(
+            write_failure(ready(Err("quota".to_owned())), pending(), 1000).now_or_never(),
+            Some(Some("quota".to_owned()))
+        );
+    }
 
     /// workers-rs 0.8.7's `ResizeConfig` (what `CfProperties.image` would send) against the documented `cf.image`
     /// shape: `quality` must be a plain number and unset options must be absent. It gets `quality` wrong, which is
