@@ -406,7 +406,9 @@ async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
     // A JPEG's frame header may follow any number of APPn segments, a GIF's frames any number of extensions and an
     // animation's frames run to its end: followed window by window (each window moves past at least one segment,
     // block or chunk, and the image is at most IMAGES_MAX_SOURCE_BYTES).
-    let mut size = declared(&head);
+    // Its length tells a walk that reaches the end of a full window that nothing follows: no empty read after it.
+    let length = variant.body.size() as u64;
+    let mut size = declared(&head, length);
     let size = loop {
         size = match size {
             Declared::Size(width, height) => break (width, height, 1),
@@ -439,18 +441,18 @@ async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
             // read per extent, MAX_GRIDS grids at most).
             Declared::Boxes(walk) => {
                 let window = head_of(&variant.body, walk.at, SIZE_BYTES).await?;
-                isobmff_boxes(&window, *walk)
+                isobmff_boxes(&window, *walk, length)
             }
             Declared::ReadOn(at) => {
-                jpeg_segments(&head_of(&variant.body, at, SIZE_BYTES).await?, at, 0)
+                jpeg_segments(&head_of(&variant.body, at, SIZE_BYTES).await?, at, 0, length)
             }
             // A GIF's blocks and an animated PNG's or WebP's chunks, window by window to the end (each moves past
             // at least a block or a chunk header), counting frames until they are too many.
             Declared::GifFrom(walk) => {
-                gif_blocks(&head_of(&variant.body, walk.at, SIZE_BYTES).await?, walk)
+                gif_blocks(&head_of(&variant.body, walk.at, SIZE_BYTES).await?, walk, length)
             }
             Declared::Chunks(walk) => {
-                chunks(&head_of(&variant.body, walk.at, SIZE_BYTES).await?, walk)
+                chunks(&head_of(&variant.body, walk.at, SIZE_BYTES).await?, walk, length)
             }
         };
     };

@@ -43,10 +43,18 @@ pub enum Declared {
     Animation(u32, u32, u64),
 }
 
-/// The size the header of the image in `head` (its first bytes) declares: PNG (`IHDR`), GIF (logical screen), WebP
-/// (`VP8 `, `VP8L`, `VP8X`), JPEG (the first `SOFn` frame header) and AVIF/HEIF (`ispe` or `tkhd`, see [`isobmff_boxes`]).
-pub fn declared(head: &[u8]) -> Declared {
-    declared_size(head).unwrap_or(Declared::Unknown)
+/// The size the header of the image in `head` (its first bytes; the image is `image_len` bytes) declares: PNG
+/// (`IHDR`), GIF (logical screen), WebP (`VP8 `, `VP8L`, `VP8X`), JPEG (the first `SOFn` frame header) and AVIF/HEIF
+/// (`ispe` or `tkhd`, see [`isobmff_boxes`]).
+pub fn declared(head: &[u8], image_len: u64) -> Declared {
+    declared_size(head, image_len).unwrap_or(Declared::Unknown)
+}
+
+/// Whether `window`, the image's bytes from `window_at`, holds the rest of the image (`image_len` bytes): shorter
+/// than a read asks for, or reaching its end. A walk that runs off such a window is at the image's end, not at a
+/// further window's start, which would be read empty — an image exactly a read long, too.
+fn holds_the_end(window_at: u64, window: &[u8], image_len: u64) -> bool {
+    window.len() < SIZE_BYTES || window_at.saturating_add(window.len() as u64) >= image_len
 }
 
 /// Whether `head` starts an Apple-optimised PNG (iOS app bundles, Xcode's `pngcrush -iphone`): a `CgBI` chunk
@@ -56,9 +64,9 @@ pub fn is_apple_png(head: &[u8]) -> bool {
     head.starts_with(b"\x89PNG\r\n\x1a\n") && head.get(12..16) == Some(b"CgBI")
 }
 
-fn declared_size(head: &[u8]) -> Option<Declared> {
-    // A first read shorter than asked for holds the whole image: a walk that runs off it is at the image's end.
-    let ended = head.len() < SIZE_BYTES;
+fn declared_size(head: &[u8], image_len: u64) -> Option<Declared> {
+    // A first read that holds the whole image: a walk that runs off it is at the image's end.
+    let ended = holds_the_end(0, head, image_len);
     let le16 = |at: usize| {
         Some(u32::from(u16::from_le_bytes([
             *head.get(at)?,
@@ -146,10 +154,10 @@ fn declared_size(head: &[u8]) -> Option<Declared> {
         };
     }
     if head.starts_with(&[0xFF, 0xD8]) {
-        return Some(jpeg_segments(head, 0, 2));
+        return Some(jpeg_segments_in(head, 0, 2, ended));
     }
     if head.get(4..8) == Some(b"ftyp") {
-        return Some(isobmff_boxes(head, BoxWalk::default()));
+        return Some(isobmff_boxes(head, BoxWalk::default(), image_len));
     }
     None
 }
@@ -320,15 +328,14 @@ fn be(bytes: &[u8]) -> u64 {
 /// size, its contents never read, so no number of bytes before (or inside) these containers hides a size:
 /// [`Declared::Boxes`] where the window ends first. Each step moves at least a box header on; a box that claims
 /// less than its header ends the walk where it stands, and a child is cut at its parent's end.
-pub fn isobmff_boxes(window: &[u8], mut walk: BoxWalk) -> Declared {
+pub fn isobmff_boxes(window: &[u8], mut walk: BoxWalk, image_len: u64) -> Declared {
     match walk.detour {
         Detour::None => {}
         Detour::Iloc { .. } => return iloc_entries(window, walk),
         Detour::Data { .. } => return grid_data(window, walk),
     }
     let window_at = walk.at;
-    // A window shorter than asked for holds the rest of the image.
-    let ended = window.len() < SIZE_BYTES;
+    let ended = holds_the_end(window_at, window, image_len);
     let done = |mut walk: BoxWalk| {
         if walk.detour(None) {
             return Declared::Boxes(Box::new(walk));
@@ -741,12 +748,11 @@ fn sized(canvas: (u32, u32), frames: u64) -> Declared {
 /// LZW can say a 100-megapixel frame, and a GIF may hold thousands — or [`Declared::GifFrom`] where the window ends
 /// first. Each step moves at least a byte on; the walk ends at the trailer, at bytes that are no block, with the
 /// image, or once the frames are [`over_budget`].
-pub fn gif_blocks(window: &[u8], walk: GifWalk) -> Declared {
-    gif_blocks_in(window, window.len() < SIZE_BYTES, walk)
+pub fn gif_blocks(window: &[u8], walk: GifWalk, image_len: u64) -> Declared {
+    gif_blocks_in(window, holds_the_end(walk.at, window, image_len), walk)
 }
 
-/// [`gif_blocks`] in `window`, which holds the rest of the image when `ended` (a window shorter than a read asks
-/// for): a walk that runs off it is at the image's end, not at a further window's start, which would be read empty.
+/// [`gif_blocks`] in `window`, which holds the rest of the image when `ended` ([`holds_the_end`]).
 fn gif_blocks_in(window: &[u8], ended: bool, mut walk: GifWalk) -> Declared {
     let from = walk.at;
     let le16 = |at: usize| {
@@ -852,8 +858,8 @@ pub fn unknown_critical_png_chunk(kind: &[u8]) -> bool {
 /// ends the walk at its first `IDAT`; a PNG with an unknown critical chunk before it is
 /// [`Declared::UnknownCritical`]. Each step moves at least a chunk header on; the walk ends with the image, at
 /// `IEND`, or once the frames are [`over_budget`].
-pub fn chunks(window: &[u8], walk: ChunkWalk) -> Declared {
-    chunks_in(window, window.len() < SIZE_BYTES, walk)
+pub fn chunks(window: &[u8], walk: ChunkWalk, image_len: u64) -> Declared {
+    chunks_in(window, holds_the_end(walk.at, window, image_len), walk)
 }
 
 /// [`chunks`] in `window`, which holds the rest of the image when `ended` (see [`gif_blocks_in`]).
@@ -920,8 +926,13 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
 /// `start`: [`Declared::ReadOn`] where the window ends before a segment's header, unless that is `start` itself
 /// (the image ends there), or the window is shorter than a read asks for (it holds the rest of the image: a further
 /// window would be read empty).
-pub fn jpeg_segments(window: &[u8], window_at: u64, start: usize) -> Declared {
-    jpeg_segments_in(window, window_at, start, window.len() < SIZE_BYTES)
+pub fn jpeg_segments(window: &[u8], window_at: u64, start: usize, image_len: u64) -> Declared {
+    jpeg_segments_in(
+        window,
+        window_at,
+        start,
+        holds_the_end(window_at, window, image_len),
+    )
 }
 
 /// [`jpeg_segments`] in `window`, which holds the rest of the image when `ended` (see [`gif_blocks_in`]).
@@ -978,6 +989,11 @@ fn jpeg_segments_in(window: &[u8], window_at: u64, start: usize, ended: bool) ->
 mod tests {
     use super::*;
 
+    /// What [`declared`] finds in `image`, read whole.
+    fn whole(image: &[u8]) -> Declared {
+        declared(image, image.len() as u64)
+    }
+
     fn png(width: u32, height: u32) -> Vec<u8> {
         let mut head = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
         head.extend(width.to_be_bytes());
@@ -1008,26 +1024,26 @@ mod tests {
         );
         assert_eq!(walked(&png(300, 200)).0, Declared::Size(300, 200));
         let gif = [b"GIF89a".as_slice(), &[0x2c, 0x01, 0xc8, 0x00, 0, 0, 0]].concat();
-        assert_eq!(declared(&gif), Declared::Size(300, 200));
+        assert_eq!(whole(&gif), Declared::Size(300, 200));
         assert_eq!(
-            declared(&gif_framing(300, 200, &[], (0, 0, 300, 200))),
+            whole(&gif_framing(300, 200, &[], (0, 0, 300, 200))),
             Declared::Size(300, 200)
         );
         // An Exif segment and a DQT before the (progressive) frame header, and a fill byte.
         let exif = jpeg(&[(0xE1, 60_000), (0xDB, 67)], 4000, 3000);
-        assert_eq!(declared(&exif), Declared::Size(4000, 3000));
+        assert_eq!(whole(&exif), Declared::Size(4000, 3000));
         let mut filled = jpeg(&[], 65_535, 65_535);
         filled.insert(2, 0xFF);
-        assert_eq!(declared(&filled), Declared::Size(65_535, 65_535));
+        assert_eq!(whole(&filled), Declared::Size(65_535, 65_535));
         let mut lossy = b"RIFF\0\0\0\0WEBPVP8 \0\0\0\0\x30\x01\0\x9d\x01\x2a".to_vec();
         lossy.extend([0x2c, 0x01 | 0x40, 0xc8, 0x00]); // 300 (scale bits set), 200
-        assert_eq!(declared(&lossy), Declared::Size(300, 200));
+        assert_eq!(whole(&lossy), Declared::Size(300, 200));
         let mut lossless = b"RIFF\0\0\0\0WEBPVP8L\0\0\0\0\x2f".to_vec();
         lossless.extend(((299u32) | (199 << 14) | (1 << 28)).to_le_bytes());
-        assert_eq!(declared(&lossless), Declared::Size(300, 200));
+        assert_eq!(whole(&lossless), Declared::Size(300, 200));
         let mut extended = b"RIFF\0\0\0\0WEBPVP8X\x0a\0\0\0\x10\0\0\0".to_vec();
         extended.extend([0x4f, 0xc3, 0x00, 0x4f, 0xc3, 0x00]); // 49999 + 1 each
-        assert_eq!(declared(&extended), Declared::Size(50_000, 50_000));
+        assert_eq!(whole(&extended), Declared::Size(50_000, 50_000));
     }
 
     #[test]
@@ -1045,7 +1061,7 @@ mod tests {
             ),
             (Vec::new(), "empty"),
         ] {
-            assert_eq!(declared(&head), Declared::Unknown, "{why}");
+            assert_eq!(whole(&head), Declared::Unknown, "{why}");
         }
     }
 
@@ -1090,11 +1106,13 @@ mod tests {
             let from = (at as usize).min(image.len());
             &image[from..(from + len).min(image.len())]
         };
-        let mut size = declared(window(0, SIZE_BYTES));
+        let mut size = declared(window(0, SIZE_BYTES), image.len() as u64);
         let mut windows = 1;
         loop {
             size = match size {
-                Declared::Boxes(walk) => isobmff_boxes(window(walk.at, SIZE_BYTES), *walk),
+                Declared::Boxes(walk) => {
+                    isobmff_boxes(window(walk.at, SIZE_BYTES), *walk, image.len() as u64)
+                }
                 other => return (other, windows),
             };
             windows += 1;
@@ -1103,14 +1121,14 @@ mod tests {
 
     #[test]
     fn an_avif_says_its_size_in_its_ispe_box() {
-        assert_eq!(declared(&avif(&[(400, 300)])), Declared::Size(400, 300));
+        assert_eq!(whole(&avif(&[(400, 300)])), Declared::Size(400, 300));
         assert_eq!(
-            declared(&avif(&[(50_000, 50_000)])),
+            whole(&avif(&[(50_000, 50_000)])),
             Declared::Size(50_000, 50_000)
         );
         // A grid and its tiles, or a thumbnail beside the image: the largest counts, wherever it stands.
         assert_eq!(
-            declared(&avif(&[(512, 512), (60_000, 40_000), (160, 120)])),
+            whole(&avif(&[(512, 512), (60_000, 40_000), (160, 120)])),
             Declared::Size(60_000, 40_000)
         );
         // A box with a 64-bit size, and a last box of size 0 (to the end).
@@ -1124,10 +1142,10 @@ mod tests {
                 .into_iter()
                 .chain((u64::from(meta_len) + 8).to_be_bytes()),
         );
-        assert_eq!(declared(&large), Declared::Size(50_000, 50_000));
+        assert_eq!(whole(&large), Declared::Size(50_000, 50_000));
         let mut to_end = avif(&[(50_000, 50_000)]);
         to_end[meta_at..meta_at + 4].copy_from_slice(&[0; 4]);
-        assert_eq!(declared(&to_end), Declared::Size(50_000, 50_000));
+        assert_eq!(whole(&to_end), Declared::Size(50_000, 50_000));
     }
 
     #[test]
@@ -1159,11 +1177,7 @@ mod tests {
         let mut zero_child = image.clone();
         let ipco = zero_child.windows(4).position(|w| w == b"ipco").unwrap();
         zero_child[ipco + 4..ipco + 8].copy_from_slice(&3u32.to_be_bytes());
-        assert_eq!(
-            declared(&zero_child),
-            Declared::Unknown,
-            "a child of size 3"
-        );
+        assert_eq!(whole(&zero_child), Declared::Unknown, "a child of size 3");
         // Sizes far past the data, and a 64-bit size near u64::MAX: cut where the bytes end.
         let mut huge = image.clone();
         huge[24..28].copy_from_slice(&u32::MAX.to_be_bytes());
@@ -1192,7 +1206,7 @@ mod tests {
         let (ftyp, rest) = image.split_at(24);
         let padded = [ftyp, &bmff(b"free", &vec![0; 3 * SIZE_BYTES]), rest].concat();
         assert!(matches!(
-            declared(&padded[..SIZE_BYTES]),
+            declared(&padded[..SIZE_BYTES], padded.len() as u64),
             Declared::Boxes(_)
         ));
         assert_eq!(followed(&padded), (Declared::Size(50_000, 50_000), 2));
@@ -1260,14 +1274,10 @@ mod tests {
         // No `meta` at all: the frames' size is the track's (libavif sizes a track's frames by its `tkhd`).
         for version in [0, 1] {
             let bomb = sequence(&[], &tkhd(version, 50_000, 50_000));
-            assert_eq!(
-                declared(&bomb),
-                Declared::Size(50_000, 50_000),
-                "v{version}"
-            );
+            assert_eq!(whole(&bomb), Declared::Size(50_000, 50_000), "v{version}");
         }
         assert_eq!(
-            declared(&sequence(&[], &tkhd(0, 640, 480))),
+            whole(&sequence(&[], &tkhd(0, 640, 480))),
             Declared::Size(640, 480)
         );
         // A still image saying 40 x 30 beside a track of 50,000 x 50,000 px: the largest counts.
@@ -1280,7 +1290,7 @@ mod tests {
             &tkhd(0, 50_000, 50_000),
         );
         assert!(matches!(
-            declared(&padded[..SIZE_BYTES]),
+            declared(&padded[..SIZE_BYTES], padded.len() as u64),
             Declared::Boxes(_)
         ));
         assert_eq!(followed(&padded).0, Declared::Size(50_000, 50_000));
@@ -1776,11 +1786,11 @@ mod tests {
         let mut image = jpeg(&[(0xE1, 100)], 50_000, 50_000);
         let frame = 2 + 104;
         image.splice(frame..frame, *b"\0\0junk\xFF\0");
-        assert_eq!(declared(&image), Declared::Size(50_000, 50_000));
+        assert_eq!(whole(&image), Declared::Size(50_000, 50_000));
         // Skipped within a window, and followed on from the window's end.
         let (at, window) = (frame + 2, &image[frame + 2..]);
         assert_eq!(
-            jpeg_segments(window, at as u64, 0),
+            jpeg_segments(window, at as u64, 0, image.len() as u64),
             Declared::Size(50_000, 50_000)
         );
         // (A window that is not the image's last: a read asks for more than these bytes.)
@@ -1800,11 +1810,11 @@ mod tests {
         );
         let frame = 2 + 3 * 65_004;
         assert_eq!(
-            declared(&image[..SIZE_BYTES]),
+            declared(&image[..SIZE_BYTES], image.len() as u64),
             Declared::ReadOn(frame as u64)
         );
         assert_eq!(
-            jpeg_segments(&image[frame..], frame as u64, 0),
+            jpeg_segments(&image[frame..], frame as u64, 0, image.len() as u64),
             Declared::Size(50_000, 50_000)
         );
         // A window that ends inside a segment's header goes on from that header (when it is not the image's last).
@@ -1813,16 +1823,16 @@ mod tests {
             Declared::ReadOn(65_006)
         );
         assert_eq!(
-            jpeg_segments(&image[2..65_007], 2, 0),
+            jpeg_segments(&image[2..65_007], 2, 0, 65_007),
             Declared::Unknown,
             "the image's last window"
         );
         // An image that ends where its next segment should start says nothing: no endless re-reading.
         assert_eq!(
-            jpeg_segments(&image[frame..frame + 3], frame as u64, 0),
+            jpeg_segments(&image[frame..frame + 3], frame as u64, 0, frame as u64 + 3),
             Declared::Unknown
         );
-        assert_eq!(jpeg_segments(&[], 10, 0), Declared::Unknown);
+        assert_eq!(jpeg_segments(&[], 10, 0, 10), Declared::Unknown);
     }
 
     /// A GIF: a `screen_w` x `screen_h` logical screen with a 2-colour table, extensions with sub-blocks of the
@@ -1857,31 +1867,31 @@ mod tests {
     fn a_gif_frame_larger_than_its_screen_counts() {
         // A 1 x 1 screen framing 50,000 x 50,000 px: Chrome's decoder grows the screen to the first frame.
         let bomb = gif_framing(1, 1, &[&[255, 255, 10]], (0, 0, 50_000, 50_000));
-        assert_eq!(declared(&bomb), Declared::Size(50_000, 50_000));
+        assert_eq!(whole(&bomb), Declared::Size(50_000, 50_000));
         let offset = gif_framing(100, 100, &[], (60_000, 10, 5_000, 10));
-        assert_eq!(declared(&offset), Declared::Size(65_000, 100));
+        assert_eq!(whole(&offset), Declared::Size(65_000, 100));
         // Behind comment blocks past the first read, followed in further windows.
         let padded = gif_framing(1, 1, &[&[255; 600]], (0, 0, 50_000, 50_000));
-        let mut size = declared(&padded[..SIZE_BYTES]);
+        let mut size = declared(&padded[..SIZE_BYTES], padded.len() as u64);
         let mut windows = 0;
         while let Declared::GifFrom(walk) = size {
             let from = walk.at as usize;
             let end = (from + SIZE_BYTES).min(padded.len());
-            size = gif_blocks(&padded[from.min(end)..end], walk);
+            size = gif_blocks(&padded[from.min(end)..end], walk, padded.len() as u64);
             windows += 1;
         }
         assert_eq!(size, Declared::Size(50_000, 50_000));
         assert!(windows >= 1);
         // A GIF that ends before any frame is its screen; one cut inside its blocks too.
         let frameless = &gif_framing(300, 200, &[], (0, 0, 1, 1))[..19];
-        assert_eq!(declared(frameless), Declared::Size(300, 200));
+        assert_eq!(whole(frameless), Declared::Size(300, 200));
         let walk = GifWalk {
             at: 19,
             in_sub_blocks: true,
             screen: (3, 2),
             frames: 0,
         };
-        assert_eq!(gif_blocks(&[], walk), Declared::Size(3, 2));
+        assert_eq!(gif_blocks(&[], walk, 19), Declared::Size(3, 2));
     }
 
     /// `image` followed as the handler follows it: window by window of [`SIZE_BYTES`] from where each walk says,
@@ -1891,13 +1901,14 @@ mod tests {
             let from = (at as usize).min(image.len());
             &image[from..(from + SIZE_BYTES).min(image.len())]
         };
-        let mut size = declared(window(0));
+        let len = image.len() as u64;
+        let mut size = declared(window(0), len);
         let mut windows = 1;
         loop {
             size = match size {
-                Declared::GifFrom(walk) => gif_blocks(window(walk.at), walk),
-                Declared::Chunks(walk) => chunks(window(walk.at), walk),
-                Declared::ReadOn(at) => jpeg_segments(window(at), at, 0),
+                Declared::GifFrom(walk) => gif_blocks(window(walk.at), walk, len),
+                Declared::Chunks(walk) => chunks(window(walk.at), walk, len),
+                Declared::ReadOn(at) => jpeg_segments(window(at), at, 0, len),
                 done => return (done, windows),
             };
             windows += 1;
@@ -2095,6 +2106,48 @@ mod tests {
         ] {
             assert!(!unknown_critical_png_chunk(known), "{known:?}");
         }
+    }
+
+    #[test]
+    fn an_image_exactly_one_read_long_costs_no_empty_read() {
+        // Each image ends exactly where the first window does, with no terminator the walk stops at: that window is
+        // as long as a read asks for, so only the image's length says nothing follows it (an empty window was read).
+        let webp = animated_webp(100, 100, 2, 65_506);
+        let mut unterminated_apng = apng(100, 100, true, 1, 130_969);
+        unterminated_apng.truncate(unterminated_apng.len() - 12); // no IEND
+        let jpeg_cut = jpeg(&[(0xE1, 65_000), (0xE2, 65_000), (0xE3, 65_000)], 400, 300)
+            [..SIZE_BYTES]
+            .to_vec();
+        // A GIF without its trailer: its one frame's data runs to the end.
+        let base = animated_gif(40, 30, 1, 0).len();
+        let mut gif = (SIZE_BYTES - base - 600..SIZE_BYTES - base)
+            .map(|data| animated_gif(40, 30, 1, data))
+            .find(|gif| gif.len() == SIZE_BYTES + 1)
+            .expect("some data length makes the GIF one byte longer than a read");
+        gif.pop();
+        for (what, image, size) in [
+            ("an animated WebP", webp, Declared::Animation(100, 100, 2)),
+            (
+                "an animated PNG without IEND",
+                unterminated_apng,
+                Declared::Animation(100, 100, 1),
+            ),
+            (
+                "a JPEG cut before its frame header",
+                jpeg_cut,
+                Declared::Unknown,
+            ),
+            ("a GIF without its trailer", gif, Declared::Size(40, 30)),
+        ] {
+            assert_eq!(image.len(), SIZE_BYTES, "{what}");
+            assert_eq!(walked(&image), (size, 1), "{what}");
+        }
+        let mut avif = avif(&[(400, 300)]);
+        let mdat = SIZE_BYTES - (avif.len() - 72) - 8;
+        avif.truncate(avif.len() - 72);
+        avif.extend(bmff(b"mdat", &vec![0; mdat]));
+        assert_eq!(avif.len(), SIZE_BYTES);
+        assert_eq!(followed(&avif), (Declared::Size(400, 300), 1), "an AVIF");
     }
 
     /// An animated WebP: `VP8X` (animation flag) of `width` x `height`, `ANIM`, then `frames` `ANMF` chunks of
