@@ -1036,3 +1036,20 @@ test("a PNG with an unknown critical chunk before its pixels (CgBI after IHDR to
   assert.equal(ancillary.headers.get("x-image-transform"), null, "resized");
   assert.deepEqual(await decoded(ancillary.body), { width: 20, height: 15, format: "png" });
 });
+
+test("a PNG with a chunk type that is not four letters before its pixels is refused 502 as corrupt, not served as the original", async () => {
+  // A decoder stops at such a chunk (libpng's "invalid chunk type"), before any pixel: no browser shows the bytes
+  // that were served as a 200 "original" after the failed transform.
+  const plain = await solid(40, 30).png().toBuffer();
+  const ihdrEnd = 8 + 8 + 13 + 4;
+  fixtures["/photos/no-chunk.png"] = {
+    type: "image/png",
+    body: Buffer.concat([plain.subarray(0, ihdrEnd), chunk("\0\0\0\0", Buffer.from("junk")), plain.subarray(ihdrEnd)]),
+  };
+  const answer = await get(worker, "/images/20/photos/no-chunk.png");
+  assert.equal(answer.status, 502, `${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
+  assert.deepEqual(JSON.parse(answer.body).error, {
+    code: "bad_gateway",
+    message: "the source image is cut short or corrupt: its header does not say its size",
+  });
+});

@@ -856,7 +856,7 @@ pub fn unknown_critical_png_chunk(kind: &[u8]) -> bool {
 /// starts a chunk): the canvas, and for an animation (a PNG with `acTL` before its first `IDAT`, a WebP whose `VP8X`
 /// says so) every frame counted (`fcTL`, `ANMF`), or [`Declared::Chunks`] where the window ends first. A still PNG
 /// ends the walk at its first `IDAT`; a PNG with an unknown critical chunk before it is
-/// [`Declared::UnknownCritical`]. Each step moves at least a chunk header on; the walk ends with the image, at
+/// [`Declared::UnknownCritical`], and one with a chunk type that is not four letters [`Declared::Unknown`]. Each step moves at least a chunk header on; the walk ends with the image, at
 /// `IEND`, or once the frames are [`over_budget`].
 pub fn chunks(window: &[u8], walk: ChunkWalk, image_len: u64) -> Declared {
     chunks_in(window, holds_the_end(walk.at, window, image_len), walk)
@@ -901,8 +901,14 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
                 (&header[0..4], length + (length & 1), 8)
             }
         };
-        if walk.kind == ChunkKind::Png && !walk.past_idat && unknown_critical_png_chunk(kind) {
-            return Declared::UnknownCritical([kind[0], kind[1], kind[2], kind[3]]);
+        if walk.kind == ChunkKind::Png && !walk.past_idat {
+            // No chunk at all (a type is four ASCII letters, §5.4): a decoder stops here, before any pixel.
+            if !kind.iter().all(u8::is_ascii_alphabetic) {
+                return Declared::Unknown;
+            }
+            if unknown_critical_png_chunk(kind) {
+                return Declared::UnknownCritical([kind[0], kind[1], kind[2], kind[3]]);
+            }
         }
         match kind {
             b"acTL" => walk.animated = true,
@@ -2148,6 +2154,23 @@ mod tests {
         avif.extend(bmff(b"mdat", &vec![0; mdat]));
         assert_eq!(avif.len(), SIZE_BYTES);
         assert_eq!(followed(&avif), (Declared::Size(400, 300), 1), "an AVIF");
+    }
+
+    #[test]
+    fn a_png_chunk_type_that_is_not_four_letters_before_its_pixels_is_corrupt() {
+        // A chunk type is four ASCII letters (PNG specification §5.4); a decoder stops at any other (libpng's
+        // "invalid chunk type"), so the image is no image: its header says nothing a browser would show.
+        for (what, kind) in [
+            ("NULs", b"\0\0\0\0"),
+            ("a digit", b"a1bc"),
+            ("a space", b"tEX "),
+        ] {
+            let image = png_then(&[(kind, 4), (b"IDAT", 100), (b"IEND", 0)]);
+            assert_eq!(walked(&image).0, Declared::Unknown, "{what}");
+        }
+        // Past the first IDAT a still PNG's chunks are not read.
+        let after = png_then(&[(b"IDAT", 100), (b"\0\0\0\0", 4)]);
+        assert_eq!(walked(&after).0, Declared::Size(40, 30));
     }
 
     /// An animated WebP: `VP8X` (animation flag) of `width` x `height`, `ANIM`, then `frames` `ANMF` chunks of
