@@ -3433,6 +3433,11 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 and null is null")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and not(0)")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and !0")}`, "sqli-tautology"],
+    // Their seventh review: a Mongo operator under a nested `filters` (Strapi's sits at the top or under
+    // `populate[…]`), a quoted blind function with a blank before its `(`, numbers spelled with a fraction, an
+    // exponent or in hexadecimal, predicates with literals chained after them, IE's and old Firefox's script bindings.
+    ["/gw/open/search?user[filters][$ne]=x", "sqli-nosql"],
+    ["/gw/open/search?user[filters][a][$ne]=x", "sqli-nosql"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -3591,6 +3596,8 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("rooms 1 and not (0 or 2)")}&css=${encodeURIComponent("color: red !important")}`,
     `/gw/open/search?q=${encodeURIComponent("'sleep(8 hours)'")}&n=${encodeURIComponent("call me 'now()'")}`,
     `/gw/open/search?css=${encodeURIComponent("p { font-style: italic } /* expression */ .b { width: calc(100% - 2px) }")}`,
+    // The seventh review's widened rules, each with the Strapi query or prose it must pass.
+    "/gw/open/search?filters[title][$eq]=x&populate[author][filters][name][$eq]=y&filters[$or][0][a][$eq]=1",
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.

@@ -3727,7 +3727,13 @@ fn nosql_operator(text: &[u8]) -> bool {
     if top.is_some_and(|key| matches!(key, b"$where" | b"$expr")) {
         return true;
     }
+    // Strapi's `filters` stands at the top (`filters[…]`) or as a populated relation's (`populate[author][filters]…`,
+    // `populate[a][populate][b][filters]…`), the key's segments before it alternating `populate` and a name; once
+    // there, what follows it is Strapi's. Anywhere else (`user[filters][$ne]=x`) it is an object's key like any.
     let mut strapi = &text[..name] == b"filters";
+    // How the segments so far read as Strapi's `populate` path: `Some(true)` after `populate`, `Some(false)` after
+    // its relation's name, `None` once they do not.
+    let mut populate = (&text[..name] == b"populate").then_some(true);
     let mut rest = &text[name..];
     while let Some(segment) = rest.strip_prefix(b"[") {
         let Some(close) = memchr::memchr2(b']', b'=', segment).filter(|&c| segment[c] == b']')
@@ -3743,7 +3749,15 @@ fn nosql_operator(text: &[u8]) -> bool {
                 return true;
             }
         }
-        strapi |= key == b"filters";
+        populate = match populate {
+            Some(true) => Some(false),
+            Some(false) if key == b"populate" => Some(true),
+            Some(false) => {
+                strapi |= key == b"filters";
+                None
+            }
+            None => None,
+        };
         rest = after;
     }
     json_operator_key(text)
@@ -8137,6 +8151,33 @@ mod tests {
             "filters[$and][1][date][$lt]=2024",
             "pagination[page]=1&sort[0]=title:asc",
             "user[name]=bob",
+        ] {
+            assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
+        }
+    }
+
+    #[test]
+    fn strapi_filters_pass_only_at_the_top_or_under_populate() {
+        // A `filters` key nested in another object is no Strapi parameter: `{user: {filters: {$ne: "x"}}}`.
+        refused(
+            &[
+                "user[filters][$ne]=x",
+                "user[filters][a][$ne]=x",
+                "a[b][filters][c][$gt]=",
+                "user[populate][filters][$ne]=x",
+                "populate[filters][$ne]=x",
+                "populate[a][b][filters][c][$ne]=x",
+            ],
+            "sqli-nosql",
+        );
+        let c = config();
+        for query in [
+            "filters[title][$eq]=x",
+            "filters[$or][0][a][$eq]=1",
+            "filters[a][filters][$ne]=x",
+            "populate[author][filters][name][$eq]=y",
+            "populate[author][filters][name][$ne]=y",
+            "populate[author][populate][books][filters][title][$ne]=y",
         ] {
             assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
         }
