@@ -3438,6 +3438,7 @@ describe("WAF", () => {
     // exponent or in hexadecimal, predicates with literals chained after them, IE's and old Firefox's script bindings.
     ["/gw/open/search?user[filters][$ne]=x", "sqli-nosql"],
     ["/gw/open/search?user[filters][a][$ne]=x", "sqli-nosql"],
+    [`/gw/open/search?id=${encodeURIComponent('1 and "ascii" (substring(user(),1,1))>64')}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -3598,6 +3599,7 @@ describe("WAF", () => {
     `/gw/open/search?css=${encodeURIComponent("p { font-style: italic } /* expression */ .b { width: calc(100% - 2px) }")}`,
     // The seventh review's widened rules, each with the Strapi query or prose it must pass.
     "/gw/open/search?filters[title][$eq]=x&populate[author][filters][name][$eq]=y&filters[$or][0][a][$eq]=1",
+    `/gw/open/search?q=${encodeURIComponent('the "ascii" (in docs) table')}`,
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.

@@ -3249,7 +3249,21 @@ fn always_true(
         || operand(text, left_at, false).filter(|&(_, end, quoted)| quoted && end == text.len());
     // A name quoted by `` ` `` or `"` and glued to its `(` is called (`` `ascii`(…) ``, `"ascii"(…)`), as
     // [`reads_as_code`] reads `` `sleep`(5) ``: its operand is the bare name.
+    // With blanks before its `(` too (`"ascii" (substring(user(),1,1))>64`: PostgreSQL calls it), but only compared
+    // with a literal that ends the statement, as the probe's is: "the \"ascii\" (in docs) table" is prose.
+    let spaced_call = || {
+        let (name, end) = quoted_name(text, left_at)?;
+        let paren = skip(end, b" ");
+        if paren == end || text.get(paren) != Some(&b'(') {
+            return None;
+        }
+        let close = skip(calls.close(text, paren)? + 1, b" )");
+        let comparison = comparison_at(text, close)?;
+        let (_, right_end, _) = operand(text, skip(close + comparison.len(), b" ("), true)?;
+        ends_statement(&text[skip(right_end, b" )")..]).then_some((name, end))
+    };
     let closed_left = quoted_call_name(text, left_at)
+        .or_else(spaced_call)
         .map(|(name, end)| (name, end, false))
         .or_else(|| operand(text, left_at, true));
     // Only a string left open is closed by the query's quote: a closed one at the end (`'x' or '1'`) meets that
@@ -4026,6 +4040,11 @@ fn like_matches(text: &[u8], pattern: &[u8]) -> bool {
 /// quoted name as the name (`` `ascii`(substr(user(),1,1)) ``). A blank before the `(` is prose's ("the `ascii`
 /// (in docs) table").
 fn quoted_call_name(text: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    quoted_name(text, at).filter(|&(_, end)| text.get(end) == Some(&b'('))
+}
+
+/// The name at `at` quoted by `` ` `` or `"` (letters, digits and `_`), and where its closing quote ends.
+fn quoted_name(text: &[u8], at: usize) -> Option<(&[u8], usize)> {
     let quote = *text.get(at).filter(|b| matches!(b, b'`' | b'"'))?;
     let name = &text[at + 1..];
     let len = name
@@ -4033,8 +4052,7 @@ fn quoted_call_name(text: &[u8], at: usize) -> Option<(&[u8], usize)> {
         .take(64)
         .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
         .count();
-    (len > 0 && name.get(len) == Some(&quote) && name.get(len + 1) == Some(&b'('))
-        .then(|| (&name[..len], at + len + 2))
+    (len > 0 && name.get(len) == Some(&quote)).then(|| (&name[..len], at + len + 2))
 }
 
 /// The operand at `at`: a quoted string's content, or a bare literal (`1`, `x`, `a.b`); where it ends; and whether it
@@ -8741,6 +8759,35 @@ mod tests {
             "Page 1 and not 0 items",
             "1 or not",
             "paste a <link here and some more words",
+        ] {
+            assert_eq!(scan(&c, text, "query"), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_quoted_function_name_with_a_blank_before_its_call_is_caught_when_compared_at_the_end() {
+        // PostgreSQL reads `"ascii" (…)` as the call `ascii(…)`; MySQL does for `` `ascii` (…) `` too.
+        let c = config();
+        for text in [
+            "id=1 and \"ascii\" (substring(user(),1,1))>64",
+            "id=1 and `ascii`  (substring(user(),1,1))>64",
+            "id=1 and \"ascii\" (substring(user(),1,1))>64-- -",
+            "id=1 and \"length\" (user())>5;",
+            "id=1 and \"ascii\" (substring(user(),1,1))>'5'",
+            "x' and \"ascii\" (substring(user(),1,1))>64--",
+        ] {
+            assert_eq!(
+                scan(&c, text, "query").map(|h| h.rule),
+                Some("sqli-tautology"),
+                "{text}"
+            );
+        }
+        // Prose quoting a name and a parenthesis: no comparison, or text after it.
+        for text in [
+            "the \"ascii\" (in docs) table",
+            "Step 1 and \"ascii\" (in docs) table",
+            "id=1 and \"ascii\" (in docs) is > 5 chars long",
+            "the \"length\" (of it) matters",
         ] {
             assert_eq!(scan(&c, text, "query"), None, "{text}");
         }
