@@ -3439,6 +3439,11 @@ describe("WAF", () => {
     ["/gw/open/search?user[filters][$ne]=x", "sqli-nosql"],
     ["/gw/open/search?user[filters][a][$ne]=x", "sqli-nosql"],
     [`/gw/open/search?id=${encodeURIComponent('1 and "ascii" (substring(user(),1,1))>64')}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1.0 between 0 and 2")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 between 0 and 2e0")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 between 0x0 and 2")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 between 0 and 2 and 1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 is not null and 1")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -3600,6 +3605,8 @@ describe("WAF", () => {
     // The seventh review's widened rules, each with the Strapi query or prose it must pass.
     "/gw/open/search?filters[title][$eq]=x&populate[author][filters][name][$eq]=y&filters[$or][0][a][$eq]=1",
     `/gw/open/search?q=${encodeURIComponent('the "ascii" (in docs) table')}`,
+    `/gw/open/search?q=${encodeURIComponent("between 1.5 and 2 hours")}&n=${encodeURIComponent("chapters 1 and 2 and 3")}`,
+    `/gw/open/search?q=${encodeURIComponent("1 and 1.5 between 1 and 2 hours")}`,
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.

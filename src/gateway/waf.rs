@@ -3338,17 +3338,17 @@ fn always_true(
     }
     let at = skip(end, b" )");
     let Some(comparison) = comparison_at(text, at) else {
-        // A name's or call's `in (…)`, `between … and …`, `is [not] null`, with a comment after it as a name's
-        // ordering needs (`' or id between 1 and 2--`).
-        // `null is null` ending a numeric injection, as a number's null test ([`numeric_predicate`]).
-        if after_number
-            && !left_quoted
-            && !call
-            && left == b"null"
-            && numeric_predicate(text, at, left)
-        {
+        // A literal's range or null test that holds, or `not` before 0 or before two glued literals compared,
+        // ending a numeric injection (`id=1 and 1 between 0 and 2`, `id=1 and 1 is not null`, `null is null`,
+        // `id=1 and not 0`, `id=1 or not 1=2`): the blind probe's truth with no comment after it, as `id=1 and 1
+        // in (1)`'s — a number in any of SQL's spellings (`1.0 between 0 and 2e0`, `0x1 is true`), and literals
+        // chained after it that keep its truth (`… and 1`). Prose goes on past them ("pick 1 and 1 between 0 and 2
+        // items", "Page 1 and not 0 items").
+        if after_number && !left_quoted && !call && numeric_predicate(text, at, left) {
             return true;
         }
+        // A name's or call's `in (…)`, `between … and …`, `is [not] null`, with a comment after it as a name's
+        // ordering needs (`' or id between 1 and 2--`).
         if call || !(literal(left, left_quoted) || left == b"not" || left == b"true") {
             // A blind function's call in a numeric injection needs no comment after it, as its comparison needs
             // none: `id=1 and length(database()) between 1 and 9`.
@@ -3394,13 +3394,6 @@ fn always_true(
                     }
                 }
             }
-        }
-        // A literal's range or null test that holds, or `not` before 0 or before two glued literals compared,
-        // ending a numeric injection (`id=1 and 1 between 0 and 2`, `id=1 and 1 is not null`, `id=1 and not 0`,
-        // `id=1 or not 1=2`): the blind probe's truth with no comment after it, as `id=1 and 1 in (1)`'s. Prose
-        // goes on past them ("pick 1 and 1 between 0 and 2 items", "Page 1 and not 0 items").
-        if after_number && !left_quoted && numeric_predicate(text, at, left) {
-            return true;
         }
         // After a quote, an `or` and a quote left open may follow it too (`' or 1 in (1) or '`).
         return (literal(left, left_quoted) || left == b"not")
@@ -3908,18 +3901,51 @@ fn predicate_end(text: &[u8], at: usize, left: &[u8]) -> Option<usize> {
 /// (MySQL's: `1 is not null`, `1 is true`, `null is null`), or, for `left` = `not` (or MySQL's `!`), the number 0,
 /// `false`, or two glued literals compared (`not 1=2`, `not 'a'='b'`), maybe in parentheses (`not(0)`).
 fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
-    let number = |s: &[u8]| {
-        (!s.is_empty() && s.len() <= 18 && s.iter().all(u8::is_ascii_digit))
-            .then(|| s.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+    let number = |s: &[u8]| (number_len(s) == s.len()).then(|| sql_number(s)).flatten();
+    // The statement's end, or first a chain of `and`/`or` and literals that keeps the predicate's truth (`… and 1`,
+    // `… or 0`): "chapters 1 and 2 and 3" has no predicate before it.
+    let ends = |end: usize| {
+        let mut rest = skip(&text[end..], b" )");
+        for _ in 0..8 {
+            if ends_statement(rest) {
+                return true;
+            }
+            let Some((and, tail)) = [
+                (true, &b"and "[..]),
+                (true, b"&&"),
+                (false, b"or "),
+                (false, b"||"),
+            ]
+            .into_iter()
+            .find_map(|(and, op)| rest.strip_prefix(op).map(|tail| (and, skip(tail, b" (")))) else {
+                return false;
+            };
+            let (len, value) = match number_len(tail) {
+                0 => match word(tail).0 {
+                    b"true" => (4, Some(1.0)),
+                    b"false" => (5, Some(0.0)),
+                    _ => return false,
+                },
+                len => (len, sql_number(&tail[..len])),
+            };
+            if tail
+                .get(len)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                || value.is_none_or(|v| and && v == 0.0)
+            {
+                return false;
+            }
+            rest = skip(&tail[len..], b" )");
+        }
+        false
     };
-    let ends = |end: usize| ends_statement(skip(&text[end..], b" )"));
     let rest = &text[at..];
     if left == b"not" {
         let at = text.len() - skip(rest, b" (").len();
         let Some((operand_left, end, left_quoted)) = operand(text, at, true) else {
             return false;
         };
-        if !left_quoted && (operand_left == b"0" || operand_left == b"false") {
+        if !left_quoted && (number(operand_left) == Some(0.0) || operand_left == b"false") {
             return ends(end);
         }
         let Some(comparison) = comparison_at(text, end) else {
@@ -3944,12 +3970,12 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
             return false;
         };
         let range = skip(range, b" ");
-        let low_len = range.iter().take_while(|b| b.is_ascii_digit()).count();
+        let low_len = number_len(range);
         let Some(high) = skip(&range[low_len..], b" ").strip_prefix(b"and ") else {
             return false;
         };
         let high = skip(high, b" ");
-        let high_len = high.iter().take_while(|b| b.is_ascii_digit()).count();
+        let high_len = number_len(high);
         let tail = &high[high_len..];
         return match (number(&range[..low_len]), number(&high[..high_len])) {
             (Some(low), Some(high)) => {
@@ -3969,8 +3995,8 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
     let Some((holds, tail)) = [
         (&b"null"[..], value.is_none()),
         (b"unknown", value.is_none()),
-        (b"true", value.is_some_and(|v| v != 0)),
-        (b"false", value == Some(0)),
+        (b"true", value.is_some_and(|v| v != 0.0)),
+        (b"false", value == Some(0.0)),
     ]
     .into_iter()
     .find_map(|(word, holds)| test.strip_prefix(word).map(|tail| (holds, tail))) else {
@@ -3981,6 +4007,68 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
             .first()
             .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
         && ends(text.len() - tail.len())
+}
+
+/// How long the SQL number `text` starts with is: an optional `-`, then MySQL's and PostgreSQL's hexadecimal
+/// `0x…`, or digits with a fraction (`1.0`, `.5`) and an exponent (`2e0`, `1e-1`) — 0 when none starts it.
+fn number_len(text: &[u8]) -> usize {
+    let digits = |at: usize| {
+        text[at.min(text.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let sign = usize::from(text.first() == Some(&b'-'));
+    if text[sign..].starts_with(b"0x") {
+        let hex = text[sign + 2..]
+            .iter()
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count();
+        if hex > 0 {
+            return sign + 2 + hex;
+        }
+    }
+    let whole = digits(sign);
+    let mut end = sign + whole;
+    let fraction = if text.get(end) == Some(&b'.') {
+        digits(end + 1)
+    } else {
+        0
+    };
+    if whole + fraction == 0 {
+        return 0;
+    }
+    if text.get(end) == Some(&b'.') {
+        end += 1 + fraction;
+    }
+    if text.get(end) == Some(&b'e') {
+        let signed = usize::from(matches!(text.get(end + 1), Some(b'-' | b'+')));
+        let exponent = digits(end + 1 + signed);
+        if exponent > 0 {
+            end += 1 + signed + exponent;
+        }
+    }
+    end
+}
+
+/// The value of a number [`number_len`] read (all of `text`), as SQL compares it; `None` past what it reads exactly
+/// enough to compare (a hexadecimal of more than 13 digits, a text of more than 64 bytes).
+fn sql_number(text: &[u8]) -> Option<f64> {
+    if text.len() > 64 {
+        return None;
+    }
+    let (negative, digits) = match text.strip_prefix(b"-") {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let value = match digits.strip_prefix(b"0x") {
+        Some(hex) if hex.len() <= 13 => hex.iter().try_fold(0u64, |n, &d| {
+            Some(n * 16 + u64::from(char::from(d).to_digit(16)?))
+        })? as f64,
+        Some(_) => return None,
+        None => std::str::from_utf8(digits).ok()?.parse::<f64>().ok()?,
+    };
+    Some(if negative { -value } else { value })
 }
 
 /// Whether `left comparison right` holds: numbers compared as numbers, `like` by its pattern ([`like_matches`]),
@@ -8788,6 +8876,48 @@ mod tests {
             "Step 1 and \"ascii\" (in docs) table",
             "id=1 and \"ascii\" (in docs) is > 5 chars long",
             "the \"length\" (of it) matters",
+        ] {
+            assert_eq!(scan(&c, text, "query"), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_numeric_injections_literal_predicate_is_caught_with_any_numbers_spelling_and_chained() {
+        let c = config();
+        for text in [
+            "id=1 and 1.0 between 0 and 2",
+            "id=1 and 1 between 0 and 2e0",
+            "id=1 and 1 between 0x0 and 2",
+            "id=1 and 0x1 between 0 and 2",
+            "id=1 and 1 between -1 and .5e1",
+            "id=1 and 1.5 is true",
+            "id=1 and 1e0 is not null",
+            "id=1 and not 0.0",
+            "id=1 and not 0x0",
+            "id=1 and 1 between 0 and 2 and 1",
+            "id=1 and 1 between 0 and 2 or 0",
+            "id=1 and 1 is not null and 1",
+            "id=1 and 1 is not null and 1 and true-- -",
+            "id=1 and not 0 and 2",
+        ] {
+            assert_eq!(
+                scan(&c, text, "query").map(|h| h.rule),
+                Some("sqli-tautology"),
+                "{text}"
+            );
+        }
+        for text in [
+            "between 1.5 and 2 hours",
+            "wait 1 and 1.5 between 1 and 2 hours",
+            "Step 1 and 1.5 between 1 and 2",
+            "chapters 1 and 2 and 3",
+            "id=1 and 1 between 0 and 2 and 0",
+            "id=1 and 1 between 0 and 2 and 3 more",
+            "id=1 and 1 between 0x2 and 0x3",
+            "id=1 and 1 is not null and 0",
+            "id=1 and 1 is not null and 1 apple",
+            "id=1 and 2 between 0 and 1.5",
+            "q=1 and 1e9 between 0 and 2",
         ] {
             assert_eq!(scan(&c, text, "query"), None, "{text}");
         }
