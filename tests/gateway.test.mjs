@@ -3444,6 +3444,8 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 and 1 between 0x0 and 2")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and 1 between 0 and 2 and 1")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and 1 is not null and 1")}`, "sqli-tautology"],
+    [`/gw/open/search?q=${encodeURIComponent('<p style="behavior:url(x.htc)">')}`, "xss-dom"],
+    [`/gw/open/search?q=${encodeURIComponent('<div style="-moz-binding:url(//x.example/x.xml#xss)">')}`, "xss-dom"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -3607,6 +3609,7 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent('the "ascii" (in docs) table')}`,
     `/gw/open/search?q=${encodeURIComponent("between 1.5 and 2 hours")}&n=${encodeURIComponent("chapters 1 and 2 and 3")}`,
     `/gw/open/search?q=${encodeURIComponent("1 and 1.5 between 1 and 2 hours")}`,
+    `/gw/open/search?css=${encodeURIComponent("html { scroll-behavior: smooth } body { overscroll-behavior: contain }")}`,
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.

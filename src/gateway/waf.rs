@@ -177,6 +177,10 @@ const XSS: &[(&str, &[&str])] = &[
             // IE7's CSS expressions, only as a property's value (`width: expression(…)`), not prose's
             // "regular expression(s)".
             "expression(",
+            // IE's HTML Components and old Firefox's XBL bindings: a sheet that binds a URL's script to the page's
+            // elements, only as the property's `url(…)` value (`behavior:url(x.htc)`, `-moz-binding:url(x.xml#a)`).
+            "behavior",
+            "-moz-binding",
             "alert(",
             "fromcharcode(",
             // Calls that prose also writes ("the prompt(s)", "confirm(yes/no)"), read only where they break out
@@ -1116,8 +1120,9 @@ fn first_rule(rules: &Rules, bytes: &[u8], raw: &[u8]) -> Option<&'static str> {
 
 /// The rule of a CSS signature `text` spells once its CSS escapes are decoded ([`css_unescaped`]) — a browser reads
 /// `@\69mport u\72l(\2f\2fx)` as `@import url(//x)`, which the signature spelled as written never meets — or, for
-/// IE's `expression(`, once its comments are removed as well: IE read `e\78pression(…)` and `ex/**/pression(…)` in a
-/// `style` as the expression (the XSS filter evasion cheat sheet's spellings).
+/// IE's `expression(` (and its `behavior:url(…)`, old Firefox's `-moz-binding:url(…)`), once its comments are removed
+/// as well: IE read `e\78pression(…)` and `ex/**/pression(…)` in a `style` as the expression (the XSS filter evasion
+/// cheat sheet's spellings).
 fn css_obscured_signature(text: &[u8]) -> Option<&'static str> {
     let found = |text: &[u8], needle: &[u8]| {
         memchr::memmem::find_iter(text, needle).any(|at| {
@@ -1132,7 +1137,11 @@ fn css_obscured_signature(text: &[u8]) -> Option<&'static str> {
     let decoded = decoded.as_deref().unwrap_or(text);
     let uncommented = without_css_comments(decoded);
     let read = uncommented.as_deref().unwrap_or(decoded);
-    (read.len() < text.len() && found(read, b"expression(")).then_some("xss-dom")
+    (read.len() < text.len()
+        && [&b"expression("[..], b"behavior", b"-moz-binding"]
+            .iter()
+            .any(|needle| found(read, needle)))
+    .then_some("xss-dom")
 }
 
 /// `text` with its CSS comments (`/*` to the next `*/`, or to the end when none closes it, as CSS reads one) removed,
@@ -1325,6 +1334,9 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
             after.starts_with(b"select") || table_statement(after) || values_statement(after)
         }
         b"expression(" => skip_back(before, b" ").ends_with(b":"),
+        b"behavior" | b"-moz-binding" => skip(after, b" ")
+            .strip_prefix(b":")
+            .is_some_and(|value| skip(value, b" ").starts_with(b"url(")),
         b"<style" | b"<link" => {
             let window = &after[..after.len().min(TAG_WINDOW)];
             // The tag ends at a `>` outside a quoted attribute value (`<link title=">" href=…>`); `None` when the
@@ -8918,6 +8930,36 @@ mod tests {
             "id=1 and 1 is not null and 1 apple",
             "id=1 and 2 between 0 and 1.5",
             "q=1 and 1e9 between 0 and 2",
+        ] {
+            assert_eq!(scan(&c, text, "query"), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn css_behaviors_and_bindings_that_load_script_are_caught() {
+        // IE5–9's HTML Components and Firefox 1–3's XBL bindings run the script of the file the sheet names.
+        let c = config();
+        for text in [
+            "<p style=\"behavior:url(x.htc)\">",
+            "<p style=\"behavior : url('//x.example/x.htc')\">",
+            "a{behavior: url(#default#time2)}",
+            "<div style=\"-moz-binding:url(//x.example/x.xml#xss)\">",
+            "body{-moz-binding: url(\"x.xml#a\")}",
+            "<p style=\"beh\\61vior:url(x.htc)\">",
+            "<p style=\"-moz-bin/**/ding:url(x.xml#a)\">",
+        ] {
+            assert_eq!(
+                scan(&c, text, "query").map(|h| h.rule),
+                Some("xss-dom"),
+                "{text}"
+            );
+        }
+        for text in [
+            "behavior: unexpected, see url(docs)",
+            "Browser behavior: URLs are case-sensitive",
+            "misbehavior:url(x)",
+            "a { scroll-behavior: smooth; overscroll-behavior: contain }",
+            "the -moz-binding property is gone since Firefox 4",
         ] {
             assert_eq!(scan(&c, text, "query"), None, "{text}");
         }
