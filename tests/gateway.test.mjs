@@ -3605,7 +3605,7 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("'sleep(8 hours)'")}&n=${encodeURIComponent("call me 'now()'")}`,
     `/gw/open/search?css=${encodeURIComponent("p { font-style: italic } /* expression */ .b { width: calc(100% - 2px) }")}`,
     // The seventh review's widened rules, each with the Strapi query or prose it must pass.
-    "/gw/open/search?filters[title][$eq]=x&populate[author][filters][name][$eq]=y&filters[$or][0][a][$eq]=1",
+    "/gw/open/search?filters[title][$eq]=x&populate[author][filters][name][$eq]=y&filters[$or][0][a][$eq]=1&populate[blocks][on][shared.hero][filters][title][$ne]=y",
     `/gw/open/search?q=${encodeURIComponent('the "ascii" (in docs) table')}`,
     `/gw/open/search?q=${encodeURIComponent("between 1.5 and 2 hours")}&n=${encodeURIComponent("chapters 1 and 2 and 3")}`,
     `/gw/open/search?q=${encodeURIComponent("1 and 1.5 between 1 and 2 hours")}`,

@@ -3747,11 +3747,12 @@ fn nosql_operator(text: &[u8]) -> bool {
         return true;
     }
     // Strapi's `filters` stands at the top (`filters[…]`) or as a populated relation's (`populate[author][filters]…`,
-    // `populate[a][populate][b][filters]…`), the key's segments before it alternating `populate` and a name; once
-    // there, what follows it is Strapi's. Anywhere else (`user[filters][$ne]=x`) it is an object's key like any.
+    // `populate[a][populate][b][filters]…`, a dynamic zone's fragment `populate[zone][on][shared.hero][filters]…`),
+    // the key's segments before it alternating `populate` (or `on`) and a name; once there, what follows it is
+    // Strapi's. Anywhere else (`user[filters][$ne]=x`) it is an object's key like any.
     let mut strapi = &text[..name] == b"filters";
-    // How the segments so far read as Strapi's `populate` path: `Some(true)` after `populate`, `Some(false)` after
-    // its relation's name, `None` once they do not.
+    // How the segments so far read as Strapi's `populate` path: `Some(true)` after `populate` or `on`, `Some(false)`
+    // after a relation's or component's name, `None` once they do not.
     let mut populate = (&text[..name] == b"populate").then_some(true);
     let mut rest = &text[name..];
     while let Some(segment) = rest.strip_prefix(b"[") {
@@ -3770,7 +3771,8 @@ fn nosql_operator(text: &[u8]) -> bool {
         }
         populate = match populate {
             Some(true) => Some(false),
-            Some(false) if key == b"populate" => Some(true),
+            // A dynamic zone's fragment names its component after `on`: `populate[zone][on][shared.hero][filters]`.
+            Some(false) if key == b"populate" || key == b"on" => Some(true),
             Some(false) => {
                 strapi |= key == b"filters";
                 None
@@ -8285,6 +8287,8 @@ mod tests {
                 "user[populate][filters][$ne]=x",
                 "populate[filters][$ne]=x",
                 "populate[a][b][filters][c][$ne]=x",
+                "user[on][a][filters][$ne]=x",
+                "populate[a][on][filters][$ne]=x",
             ],
             "sqli-nosql",
         );
@@ -8296,6 +8300,9 @@ mod tests {
             "populate[author][filters][name][$eq]=y",
             "populate[author][filters][name][$ne]=y",
             "populate[author][populate][books][filters][title][$ne]=y",
+            // A dynamic zone's populate fragment: `populate[zone][on][component][filters]…`.
+            "populate[blocks][on][shared.hero][filters][title][$ne]=y",
+            "populate[blocks][on][shared.hero][populate][image][filters][name][$gt]=a",
         ] {
             assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
         }
