@@ -3439,6 +3439,7 @@ describe("WAF", () => {
     ["/gw/open/search?user[filters][$ne]=x", "sqli-nosql"],
     ["/gw/open/search?user[filters][a][$ne]=x", "sqli-nosql"],
     [`/gw/open/search?id=${encodeURIComponent('1 and "ascii" (substring(user(),1,1))>64')}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent('1 and "ascii" (substring(user(),1,1)) between 64 and 128')}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and 1.0 between 0 and 2")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and 1 between 0 and 2e0")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and 1 between 0x0 and 2")}`, "sqli-tautology"],

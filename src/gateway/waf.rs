@@ -3262,7 +3262,8 @@ fn always_true(
     // A name quoted by `` ` `` or `"` and glued to its `(` is called (`` `ascii`(…) ``, `"ascii"(…)`), as
     // [`reads_as_code`] reads `` `sleep`(5) ``: its operand is the bare name.
     // With blanks before its `(` too (`"ascii" (substring(user(),1,1))>64`: PostgreSQL calls it), but only compared
-    // with a literal that ends the statement, as the probe's is: "the \"ascii\" (in docs) table" is prose.
+    // with a literal (or in a range) that ends the statement, as the probe's is: "the \"ascii\" (in docs) table" is
+    // prose.
     let spaced_call = || {
         let (name, end) = quoted_name(text, left_at)?;
         let paren = skip(end, b" ");
@@ -3270,8 +3271,11 @@ fn always_true(
             return None;
         }
         let close = skip(calls.close(text, paren)? + 1, b" )");
-        let comparison = comparison_at(text, close)?;
-        let (_, right_end, _) = operand(text, skip(close + comparison.len(), b" ("), true)?;
+        // Or in a range (`… between 64 and 128`), an `in (…)` or a null test.
+        let right_end = match comparison_at(text, close) {
+            Some(comparison) => operand(text, skip(close + comparison.len(), b" ("), true)?.1,
+            None => predicate_end(text, close, name)?,
+        };
         ends_statement(&text[skip(right_end, b" )")..]).then_some((name, end))
     };
     let closed_left = quoted_call_name(text, left_at)
@@ -8882,6 +8886,9 @@ mod tests {
             "id=1 and \"length\" (user())>5;",
             "id=1 and \"ascii\" (substring(user(),1,1))>'5'",
             "x' and \"ascii\" (substring(user(),1,1))>64--",
+            // Or in a range, as the glued call is (`id=1 and length(database()) between 1 and 9`).
+            "id=1 and \"ascii\" (substring(user(),1,1)) between 64 and 128",
+            "x' and \"length\" (pw) between 1 and 9--",
         ] {
             assert_eq!(
                 scan(&c, text, "query").map(|h| h.rule),
@@ -8894,6 +8901,7 @@ mod tests {
             "the \"ascii\" (in docs) table",
             "Step 1 and \"ascii\" (in docs) table",
             "id=1 and \"ascii\" (in docs) is > 5 chars long",
+            "id=1 and \"ascii\" (in docs) between 1 and 2 pages",
             "the \"length\" (of it) matters",
         ] {
             assert_eq!(scan(&c, text, "query"), None, "{text}");
