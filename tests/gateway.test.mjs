@@ -4250,6 +4250,56 @@ describe("configuration", () => {
     }
   });
 
+  test("a request that comes after a purge takes no fill asked of the origin before it (its tags' marks read as a hit's are)", async (t) => {
+    // CONFIG_KV stands in for a KV whose purge marks the test sets (a purge made elsewhere: KV shows it to every read
+    // from then on). With no copy stored, a request joins the fill under way; one asked of the origin before a purge
+    // this isolate made or read is superseded, and must be as well when the purge was made in another isolate.
+    const own = await startOrigin();
+    t.after(() => own.stop());
+    let mark = "";
+    let copies = 0;
+    let holding = true;
+    const held = [];
+    own.handle((req, body, res) => {
+      if (req.url.startsWith("/kv/")) return res.end(mark);
+      const answer = () => res.writeHead(200, { "content-type": "text/plain" }).end(`page ${++copies}`);
+      if (holding) return held.push(answer);
+      answer();
+    });
+    const w = await cachedRouteOverKv(
+      own.url,
+      `async (key) => {
+        if (!key.startsWith("gateway:purge:")) return null;
+        const text = await (await fetch(${JSON.stringify(own.url)} + "/kv/" + encodeURIComponent(key))).text();
+        return text === "" ? null : text;
+      }`,
+      // Every hit reads the marks it needs: a purge anywhere holds for the next request (as KV shows it).
+      { timeout_ms: 20_000, vars: { GATEWAY_PURGE_SYNC_MS: 0 } },
+    );
+    const pages = () => own.requests.filter((r) => r.path === "/c/page").length;
+    try {
+      // The first request's fill: its origin request is under way (the test holds the answer).
+      const first = w.fetch("/c/page");
+      await until(() => held.length === 1, { what: "the fill's origin request" });
+      // The purge lands, then a second request comes and waits on the fill.
+      mark = String(Date.now() + 1);
+      const second = w.fetch("/c/page");
+      await untilWaiting(w, 1);
+      holding = false;
+      held.splice(0).forEach((answer) => answer());
+      const led = await first;
+      assert.equal(await led.text(), "page 1", "the fill's own request takes its answer");
+      const late = await second;
+      assert.equal(await late.text(), "page 2", "the request after the purge is not served the answer asked before it");
+      assert.equal(late.headers.get("x-cache"), "MISS");
+      assert.equal(pages(), 2, "asked of the origin again");
+    } finally {
+      holding = false;
+      held.splice(0).forEach((answer) => answer());
+      await w.stop();
+    }
+  });
+
   test("in log mode the WAF lets an attack through and logs the rule", async (t) => {
     const logOrigin = await startOrigin();
     t.after(() => logOrigin.stop());

@@ -2355,6 +2355,7 @@ async fn cached(
     asked: Asked,
     own: OwnRequest<'_>,
 ) -> ApiResult<Response> {
+    let came = respond::now_ms();
     // The cache only saves origin requests: one it cannot read counts as a miss (logged), not as a failed request.
     // Nor does a slow one hold the request: a read that has not answered within the route's `timeout_ms` (the wait
     // it allows the origin, which the miss then asks) is a miss too.
@@ -2398,7 +2399,12 @@ async fn cached(
         if asked.only_if_cached {
             return Err(not_cached());
         }
-        let (outcome, served) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
+        let (mut outcome, mut served) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
+        if joined_before_a_purge(call, &outcome, served, &policy, came, spec.timeout_ms).await {
+            // Its marks' times are kept now: the fill is superseded, and this request asks again (through another
+            // waiter's fill, when one already took the lead).
+            (outcome, served) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
+        }
         return match outcome {
             Ok(f) => answer_fetched(&f, &spec, &policy, served, &asked, &own).await,
             Err(Failure::Passed) => own_answer(&spec, &asked, &own).await,
@@ -2506,6 +2512,41 @@ async fn cached(
             (Err(failure), _) => Err(failure.into_error()),
         },
     }
+}
+
+/// Whether a request that found no stored copy took the answer of another request's fill asked of the origin before it
+/// came (`came`), and a purge of one of the answer's tags made since — anywhere, as its marks in KV show it — supersedes
+/// that answer, as it would the stored copy. `coalesced_fetch` leaves such a fill only for a purge this isolate
+/// made or read: a request with no stored copy reads no marks, so a purge made in another isolate held for it not
+/// within `GATEWAY_PURGE_SYNC_MS` but never, while fills were joined (under way, or complete and being stored: a
+/// `HIT`). The marks are read as a hit reads them (kept times first, a read under way shared; one unreadable counts
+/// as a purge), and kept, so the next `coalesced_fetch` leaves the fill.
+async fn joined_before_a_purge(
+    call: &Call,
+    outcome: &Outcome,
+    served: Served,
+    policy: &CachePolicy,
+    came: u64,
+    timeout_ms: u64,
+) -> bool {
+    let Ok(fetched) = outcome else {
+        return false;
+    };
+    if served == Served::Led || !fetched.storable || fetched.requested_at > came {
+        return false;
+    }
+    // A purge this isolate read while the request waited (the next `coalesced_fetch` leaves the fill for it).
+    if purged_here(fetched) {
+        return true;
+    }
+    let meta = StoredMeta::for_fill(
+        policy,
+        fetched.status,
+        fetched.requested_at,
+        [0, 0],
+        fetched.tags.clone(),
+    );
+    purged(call, &meta, respond::now_ms(), timeout_ms).await
 }
 
 /// Tags whose purge times an isolate keeps before dropping those it read longer than `GATEWAY_PURGE_SYNC_MS` ago.
