@@ -2494,6 +2494,65 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a no-store request leads no fill: ordinary misses arriving while it is at the origin fill and store their own", async () => {
+    origin.reset();
+    let n = 0;
+    let release;
+    const held = new Promise((r) => (release = r));
+    origin.handle(async (req, body, res) => {
+      const mine = ++n;
+      // The no-store request's origin request is held until the ordinary ones are answered or wait on it.
+      if (mine === 1) await held;
+      res.writeHead(200, { "content-type": "text/plain" }).end(`copy ${mine}`);
+    });
+    const path = `/gw/cached?nostore-lead=${Date.now()}`;
+    const noStore = worker.fetch(path, { headers: { "cache-control": "no-store" } });
+    await until(() => n === 1, { what: "the no-store request at the origin" });
+    let settled = false;
+    const ordinary = Promise.all(Array.from({ length: 3 }, () => worker.fetch(path))).finally(() => (settled = true));
+    // Before the fix the three joined the no-store request's fill (and waited on it); now one of them leads a fill.
+    await until(async () => settled || (await (await worker.fetch("/__debug/coalesce")).json()).waiting >= 3, {
+      what: "the ordinary requests answered, or waiting on the no-store request's fill",
+    });
+    release();
+    const answers = await Promise.all((await ordinary).map(async (r) => `${r.headers.get("x-cache")} ${await r.text()}`));
+    assert.equal(await (await noStore).text(), "copy 1");
+    assert.ok(answers.every((a) => a.endsWith(" copy 2")), `their own fill's answer, not the no-store one's: ${answers}`);
+    // That fill was stored: the next requests are HITs of it, with no further origin request.
+    await until(async () => {
+      const r = await worker.fetch(path);
+      return r.headers.get("x-cache") === "HIT" && (await r.text()) === "copy 2";
+    }, { what: "a HIT of the ordinary fill" });
+    assert.equal(n, 2);
+    origin.reset();
+  });
+
+  test("a no-store request in a stale-while-revalidate window is served the stale copy and starts no refresh", async () => {
+    origin.reset();
+    let n = 0;
+    origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end(`copy ${++n}`));
+    const path = `/gw/swr?nostore-refresh=${Date.now()}`;
+    assert.equal(await (await worker.fetch(path)).text(), "copy 1");
+    const primed = Date.now();
+    await until(async () => (await worker.fetch(path)).headers.get("x-cache") === "HIT", { what: "the copy stored" });
+    // The copy's TTL is 1 s (±10%): past it, it is served stale while a refresh goes on.
+    await until(() => Date.now() > primed + 1_200, { what: "the stored copy's TTL to pass" });
+    for (let i = 0; i < 3; i++) {
+      const r = await worker.fetch(path, { headers: { "cache-control": "no-store" } });
+      assert.equal(`${r.headers.get("x-cache")} ${await r.text()}`, "STALE copy 1");
+    }
+    // An ordinary request refreshes it, and that refresh is stored: before the fix the no-store requests' refreshes
+    // were origin requests whose answers nobody kept (and an ordinary request joining one was left stale).
+    const plain = await worker.fetch(path);
+    assert.equal(`${plain.headers.get("x-cache")} ${await plain.text()}`, "STALE copy 1");
+    await until(async () => {
+      const r = await worker.fetch(path);
+      return r.headers.get("x-cache") === "HIT" && (await r.text()) === "copy 2";
+    }, { what: "the refreshed copy stored" });
+    assert.equal(n, 2, "one origin request for the refresh, none for the no-store requests");
+    origin.reset();
+  });
+
   test("a request saying Cache-Control: only-if-cached is answered 504 without asking the origin when nothing is stored, and from a stored copy when one is (RFC 9111 §5.2.1.7)", async () => {
     origin.reset();
     origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end("the copy"));

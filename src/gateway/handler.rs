@@ -1689,7 +1689,8 @@ struct Spec {
     /// The request that asked for the fill, named in the lines its storing logs.
     request_id: String,
     /// Whether what this request's fill fetches may be stored: not when the request says `Cache-Control: no-store`
-    /// (RFC 9111 §5.2.1.5; a stored copy still answers it).
+    /// (RFC 9111 §5.2.1.5; a stored copy still answers it). Such a request joins a fill another leads but leads
+    /// none, and starts no stale-while-revalidate refresh.
     store: bool,
 }
 
@@ -1913,6 +1914,12 @@ async fn coalesced_fetch(
             None => {}
         }
     }
+    // A request saying `no-store` takes a fill another leads (stored by that one), but never leads one: what it
+    // fetches is not stored (RFC 9111 §5.2.1.5), so every request joining it would get an answer kept nowhere and
+    // the next miss would ask the origin again. It asks on its own, where nobody joins it.
+    if !spec.store {
+        return (fetch(spec, policy).await, Served::Led);
+    }
     // The claim lapses after the fill's own budget (every attempt's wait for headers and the body's) and the second
     // of slack its waiters get: a lead whose request was cancelled may never be dropped on Cloudflare, and its key
     // must not hold every request for it until each waiter's budget (counted from when the waiter came) runs out;
@@ -1926,7 +1933,7 @@ async fn coalesced_fetch(
         return (outcome, Served::Led);
     };
     // Shared with the waiters, but not stored where the policy keeps it for no time (`negative_ttl` 0).
-    if fetched.storable && policy.stores(fetched.status) && spec.store {
+    if fetched.storable && policy.stores(fetched.status) {
         let [a, b, ..] = respond::random_bytes();
         let meta = StoredMeta::for_fill(
             policy,
@@ -2462,6 +2469,10 @@ async fn cached(
     };
     match freshness {
         Freshness::Fresh => Ok(serve_stored(response, Served::Hit)),
+        // A request saying `no-store` starts no refresh: what it fetched would not be stored (RFC 9111 §5.2.1.5), an
+        // origin request thrown away while the copy stayed stale. It is served the copy the origin's
+        // stale-while-revalidate allows (RFC 5861 §3), and the next request without `no-store` refreshes it.
+        Freshness::StaleRevalidate if !spec.store => Ok(serve_stored(response, Served::Stale)),
         Freshness::StaleRevalidate => {
             let (spec, policy) = (spec.clone(), policy.clone());
             call.ctx.wait_until(async move {
