@@ -197,6 +197,27 @@ impl ApiError {
         &self.headers
     }
 
+    /// Every header line of this error's response, in order: each of `defaults` whose name the error does not give
+    /// (a name it gives once replaces the default, e.g. `cache-control`), then the error's own — a name it gives
+    /// twice (two `set-cookie`, two `www-authenticate` challenges) is two lines, to be appended, never set over
+    /// each other.
+    pub fn response_headers<'a>(
+        &'a self,
+        defaults: &[(&'static str, &'a str)],
+    ) -> Vec<(&'static str, &'a str)> {
+        defaults
+            .iter()
+            .filter(|(name, _)| {
+                !self
+                    .headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            })
+            .copied()
+            .chain(self.headers.iter().map(|(n, v)| (*n, v.as_str())))
+            .collect()
+    }
+
     /// The detail for the log; never part of the response.
     pub fn internal_detail(&self) -> Option<&str> {
         self.internal.as_deref()
@@ -418,5 +439,37 @@ mod tests {
             .with_header("set-cookie", "a=1")
             .with_header("set-cookie", "b=2");
         assert_eq!(twice.headers().len(), 2);
+    }
+
+    #[test]
+    fn repeated_headers_are_each_a_line_of_the_response_and_one_given_once_replaces_a_default() {
+        let defaults = [
+            ("content-type", "application/json; charset=utf-8"),
+            ("cache-control", "no-store"),
+        ];
+        let e = ApiError::unauthorized("x", "y")
+            .with_header("set-cookie", "a=1")
+            .with_header("set-cookie", "b=2")
+            .with_header("www-authenticate", "Bearer")
+            .with_header("www-authenticate", "ApiKey header=\"x-api-key\"")
+            .with_header("cache-control", "private");
+        let lines = e.response_headers(&defaults);
+        let of = |name: &str| {
+            lines
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, v)| *v)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(of("set-cookie"), ["a=1", "b=2"]);
+        assert_eq!(of("www-authenticate").len(), 3, "{lines:?}");
+        assert_eq!(
+            of("cache-control"),
+            ["private"],
+            "the error's replaces the default"
+        );
+        assert_eq!(of("content-type"), ["application/json; charset=utf-8"]);
+        let plain = ApiError::not_found("x");
+        assert_eq!(plain.response_headers(&defaults), defaults.to_vec());
     }
 }

@@ -21,11 +21,14 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult<Response> {
 /// The response for an error: its status, its headers and `{"error":{"code","message"}}`. Cannot fail.
 pub fn error_response(error: &ApiError) -> Response {
     let headers = Headers::new();
-    let _ = headers.set("content-type", "application/json; charset=utf-8");
-    let _ = headers.set("cache-control", "no-store");
-    let _ = headers.set("x-content-type-options", NOSNIFF);
-    for (name, value) in error.headers() {
-        let _ = headers.set(name, value);
+    let defaults = [
+        ("content-type", "application/json; charset=utf-8"),
+        ("cache-control", "no-store"),
+        ("x-content-type-options", NOSNIFF),
+    ];
+    // Appended: two `set-cookie` or `www-authenticate` lines are two, not the last alone.
+    for (name, value) in error.response_headers(&defaults) {
+        let _ = headers.append(name, value);
     }
     match Response::from_bytes(error.body().into_bytes()) {
         Ok(response) => response.with_status(error.status()).with_headers(headers),
