@@ -106,6 +106,19 @@ impl ApiError {
         .with_header("allow", allowed.join(", "))
     }
 
+    /// 405 for a CORS preflight asking about a method (`asked`, from `Access-Control-Request-Method`) the target
+    /// does not serve: that method is the one refused, and OPTIONS, served here as this preflight, joins `allowed`
+    /// (RFC 9110 §15.5.6) — unless OPTIONS is what the preflight asks about: then the OPTIONS request it would clear
+    /// is the one not served, and `Allow` does not claim it.
+    pub fn preflight_refused(asked: &str, allowed: &[&str]) -> Self {
+        let asked = asked.trim();
+        let mut allowed = allowed.to_vec();
+        if asked != "OPTIONS" && !allowed.contains(&"OPTIONS") {
+            allowed.push("OPTIONS");
+        }
+        Self::method_not_allowed(asked, &allowed)
+    }
+
     /// 413: a body or header over its configured cap; the message says which cap.
     pub fn payload_too_large(message: impl Into<String>) -> Self {
         Self::new(413, "payload_too_large", message)
@@ -439,6 +452,28 @@ mod tests {
             .with_header("set-cookie", "a=1")
             .with_header("set-cookie", "b=2");
         assert_eq!(twice.headers().len(), 2);
+    }
+
+    #[test]
+    fn a_preflight_refused_names_the_method_it_asked_about_and_allow_never_lists_a_refused_method()
+    {
+        let allow = |e: &ApiError| {
+            e.headers()
+                .iter()
+                .find(|(n, _)| *n == "allow")
+                .map(|(_, v)| v.clone())
+        };
+        let delete = ApiError::preflight_refused("DELETE", &["GET", "HEAD"]);
+        assert_eq!(allow(&delete).as_deref(), Some("GET, HEAD, OPTIONS"));
+        assert!(delete.body().contains("method DELETE is not allowed"));
+        // Asking whether an OPTIONS request may be sent, to a target that serves none but preflights.
+        let options = ApiError::preflight_refused("OPTIONS", &["GET", "HEAD"]);
+        assert_eq!(allow(&options).as_deref(), Some("GET, HEAD"));
+        assert!(options
+            .body()
+            .contains("method OPTIONS is not allowed here; allowed: GET, HEAD\""));
+        let padded = ApiError::preflight_refused(" OPTIONS ", &["POST"]);
+        assert_eq!(allow(&padded).as_deref(), Some("POST"));
     }
 
     #[test]

@@ -670,6 +670,17 @@ describe("route table and proxy", () => {
     assert.equal(origin.requests.length, 0);
   });
 
+  test("a preflight asking whether an OPTIONS request may be sent, to a route that does not forward OPTIONS, is refused without Allow claiming OPTIONS", async () => {
+    origin.reset();
+    const refused = await rawRequest("/gw/secure/things", { method: "OPTIONS", headers: { origin: "https://app.example", "access-control-request-method": "OPTIONS" } });
+    assert.equal(refused.status, 405);
+    const allow = refused.headers.get("allow").split(", ").sort();
+    assert.deepEqual(allow, ["GET", "HEAD", "POST"], "the OPTIONS it asks about is not served: Allow does not list it");
+    assert.match(JSON.parse(refused.body).error.message, /method OPTIONS is not allowed here; allowed: /);
+    assert.equal(refused.headers.get("access-control-allow-methods"), null);
+    assert.equal(origin.requests.length, 0);
+  });
+
   test("pages of the sites GATEWAY_CORS_ORIGINS lists can read the gateway's own error answers, and only those", async () => {
     origin.reset();
     origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end("the origin's"));

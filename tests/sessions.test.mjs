@@ -217,6 +217,11 @@ test("a page of a SESSION_TRUSTED_ORIGINS origin can log in across origins: its 
   const unserved = await preflight("/auth/login", "DELETE");
   assert.deepEqual(unserved.headers.get("allow").split(", ").sort(), ["OPTIONS", "POST"]);
   assert.match((await unserved.json()).error.message, /method DELETE is not allowed/);
+  // Asking whether an OPTIONS request may be sent: that OPTIONS is the one refused, and Allow does not claim it.
+  const options = await preflight("/auth/login", "OPTIONS");
+  assert.equal(options.status, 405);
+  assert.equal(options.headers.get("allow"), "POST");
+  assert.match((await options.json()).error.message, /method OPTIONS is not allowed here; allowed: POST"?$/);
   const foreign = await preflight("/auth/login", "DELETE", "https://evil.example");
   assert.equal(foreign.headers.get("allow"), "POST");
   await foreign.arrayBuffer();

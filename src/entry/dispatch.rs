@@ -65,14 +65,9 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
                     super::body::drain(&mut call.req).await;
                     // A trusted page's preflight for a method the route does not serve: that method is refused, and
                     // OPTIONS is served here, as this preflight (RFC 9110 §15.5.6: Allow lists what is supported).
+                    // A preflight asking about OPTIONS itself: the OPTIONS it would clear is the one not served.
                     match &asked {
-                        Some(asked) => {
-                            let mut allowed = allowed.clone();
-                            if !allowed.contains(&"OPTIONS") {
-                                allowed.push("OPTIONS");
-                            }
-                            Err(ApiError::method_not_allowed(asked.trim(), &allowed))
-                        }
+                        Some(asked) => Err(ApiError::preflight_refused(asked, &allowed)),
                         None => Err(ApiError::method_not_allowed(&method, &allowed)),
                     }
                 }

@@ -74,19 +74,14 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
         refused => {
             let error = match refused {
                 Matched::MethodNotAllowed { allowed } => {
-                    let mut allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+                    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
                     // A preflight refused for the method it asks about: that method is the one refused, and OPTIONS
-                    // is served here, as this preflight is (RFC 9110 §15.5.6: Allow lists what the target supports).
-                    let refused_method = match &preflight {
-                        Some(asked) => {
-                            if !allowed.contains(&"OPTIONS") {
-                                allowed.push("OPTIONS");
-                            }
-                            asked.as_str()
-                        }
-                        None => method.as_str(),
-                    };
-                    ApiError::method_not_allowed(refused_method, &allowed)
+                    // is served here, as this preflight is (RFC 9110 §15.5.6: Allow lists what the target supports)
+                    // — but for a preflight asking about OPTIONS itself, which this route does not forward.
+                    match &preflight {
+                        Some(asked) => ApiError::preflight_refused(asked, &allowed),
+                        None => ApiError::method_not_allowed(&method, &allowed),
+                    }
                 }
                 _ => ApiError::not_found(format!("no route serves {path}")),
             };
