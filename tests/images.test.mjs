@@ -1053,3 +1053,30 @@ test("a PNG with a chunk type that is not four letters before its pixels is refu
     message: "the source image is cut short or corrupt: its header does not say its size",
   });
 });
+
+test("a PNG whose chunk length passes 2^31 - 1, or that ends (IEND) before its pixels, is refused 502 as corrupt, not served as the original", async () => {
+  // libpng reads a chunk's length as a PNG 31-bit integer and stops at a larger one ("PNG unsigned integer out of
+  // range", in png_read_chunk_header, beside its chunk type check), and refuses an IEND before any IDAT ("out of
+  // place"): no pixel is decoded, so no browser shows the bytes served as a 200 "original" after the failed transform.
+  const plain = await solid(40, 30).png().toBuffer();
+  const ihdrEnd = 8 + 8 + 13 + 4;
+  const overLong = chunk("tEXt", Buffer.from("a\0b"));
+  overLong.writeUInt32BE(0x8000_0000, 0);
+  fixtures["/photos/over-long.png"] = {
+    type: "image/png",
+    body: Buffer.concat([plain.subarray(0, ihdrEnd), overLong, plain.subarray(ihdrEnd)]),
+  };
+  fixtures["/photos/ended-early.png"] = {
+    type: "image/png",
+    body: Buffer.concat([plain.subarray(0, ihdrEnd), chunk("IEND", Buffer.alloc(0)), plain.subarray(ihdrEnd)]),
+  };
+  for (const path of ["/images/20/photos/over-long.png", "/images/20/photos/ended-early.png"]) {
+    const answer = await get(worker, path);
+    assert.equal(answer.status, 502, `${path}: ${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
+    assert.deepEqual(JSON.parse(answer.body).error, {
+      code: "bad_gateway",
+      message: "the source image is cut short or corrupt: its header does not say its size",
+    }, path);
+    assert.equal(answer.headers.get("cache-control"), "no-store", path);
+  }
+});

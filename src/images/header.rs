@@ -845,6 +845,9 @@ pub struct ChunkWalk {
     pub past_idat: bool,
 }
 
+/// The largest length a PNG chunk may say: a PNG four-byte unsigned integer is at most 2^31 - 1 (§7.1).
+const MAX_PNG_CHUNK_LENGTH: u64 = 0x7FFF_FFFF;
+
 /// Whether a PNG chunk of type `kind` is critical — the first letter uppercase: a decoder cannot show the image
 /// without understanding it — and none of the four a PNG decoder knows (`IHDR`, `PLTE`, `IDAT`, `IEND`).
 pub fn unknown_critical_png_chunk(kind: &[u8]) -> bool {
@@ -856,7 +859,8 @@ pub fn unknown_critical_png_chunk(kind: &[u8]) -> bool {
 /// starts a chunk): the canvas, and for an animation (a PNG with `acTL` before its first `IDAT`, a WebP whose `VP8X`
 /// says so) every frame counted (`fcTL`, `ANMF`), or [`Declared::Chunks`] where the window ends first. A still PNG
 /// ends the walk at its first `IDAT`; a PNG with an unknown critical chunk before it is
-/// [`Declared::UnknownCritical`], and one with a chunk type that is not four letters [`Declared::Unknown`]. Each step moves at least a chunk header on; the walk ends with the image, at
+/// [`Declared::UnknownCritical`], and one with a chunk type that is not four letters, a chunk length past
+/// 2^31 - 1 or `IEND` there [`Declared::Unknown`]. Each step moves at least a chunk header on; the walk ends with the image, at
 /// `IEND`, or once the frames are [`over_budget`].
 pub fn chunks(window: &[u8], walk: ChunkWalk, image_len: u64) -> Declared {
     chunks_in(window, holds_the_end(walk.at, window, image_len), walk)
@@ -902,8 +906,13 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
             }
         };
         if walk.kind == ChunkKind::Png && !walk.past_idat {
-            // No chunk at all (a type is four ASCII letters, §5.4): a decoder stops here, before any pixel.
-            if !kind.iter().all(u8::is_ascii_alphabetic) {
+            // No chunk at all (a type is four ASCII letters, §5.4; a length at most 2^31 - 1, §5.3 — libpng's
+            // png_read_chunk_header checks both), or the image's end (IEND, "out of place" to libpng) before any
+            // IDAT: a decoder stops here, before any pixel.
+            if !kind.iter().all(u8::is_ascii_alphabetic)
+                || length > MAX_PNG_CHUNK_LENGTH
+                || kind == b"IEND"
+            {
                 return Declared::Unknown;
             }
             if unknown_critical_png_chunk(kind) {
@@ -2171,6 +2180,26 @@ mod tests {
         // Past the first IDAT a still PNG's chunks are not read.
         let after = png_then(&[(b"IDAT", 100), (b"\0\0\0\0", 4)]);
         assert_eq!(walked(&after).0, Declared::Size(40, 30));
+        // libpng's png_read_chunk_header refuses a length over 2^31 - 1 as it refuses such a type, and an IEND before
+        // any IDAT is "out of place": no pixel either way.
+        let mut over_long = png_then(&[(b"tEXt", 4), (b"IDAT", 100), (b"IEND", 0)]);
+        let at = png_then(&[]).len();
+        over_long[at..at + 4].copy_from_slice(&0x8000_0000u32.to_be_bytes());
+        assert_eq!(walked(&over_long).0, Declared::Unknown, "a length of 2^31");
+        over_long[at..at + 4].copy_from_slice(&0x7FFF_FFFFu32.to_be_bytes());
+        assert_eq!(
+            walked(&over_long).0,
+            Declared::Size(40, 30),
+            "2^31 - 1 is a length (the image ends inside it)"
+        );
+        let ended = png_then(&[(b"IEND", 0), (b"IDAT", 100)]);
+        assert_eq!(walked(&ended).0, Declared::Unknown, "IEND before IDAT");
+        let animated_ended = png_then(&[(b"acTL", 8), (b"fcTL", 26), (b"IEND", 0)]);
+        assert_eq!(
+            walked(&animated_ended).0,
+            Declared::Unknown,
+            "an APNG's IEND before IDAT"
+        );
     }
 
     /// An animated WebP: `VP8X` (animation flag) of `width` x `height`, `ANIM`, then `frames` `ANMF` chunks of
