@@ -1080,3 +1080,22 @@ test("a PNG whose chunk length passes 2^31 - 1, or that ends (IEND) before its p
     assert.equal(answer.headers.get("cache-control"), "no-store", path);
   }
 });
+
+test("a PNG that ends before its first IDAT (cut short, no IEND) is refused 502 as corrupt, not served as the original", async () => {
+  // Its header says a size, but no decoder reads a pixel from it (libpng stops at the missing bytes): served as a
+  // 200 "original" after the failed transform, no browser shows it — as with an IEND before IDAT.
+  const plain = await solid(40, 30).png().toBuffer();
+  const ihdrEnd = 8 + 8 + 13 + 4;
+  for (const [name, body] of [
+    ["after-text", Buffer.concat([plain.subarray(0, ihdrEnd), chunk("tEXt", Buffer.from("Title\0cut"))])],
+    ["mid-header", plain.subarray(0, ihdrEnd + 5)],
+  ]) {
+    fixtures[`/photos/cut-${name}.png`] = { type: "image/png", body };
+    const answer = await get(worker, `/images/20/photos/cut-${name}.png`);
+    assert.equal(answer.status, 502, `${name}: ${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
+    assert.deepEqual(JSON.parse(answer.body).error, {
+      code: "bad_gateway",
+      message: "the source image is cut short or corrupt: its header does not say its size",
+    }, name);
+  }
+});

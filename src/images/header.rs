@@ -859,9 +859,9 @@ pub fn unknown_critical_png_chunk(kind: &[u8]) -> bool {
 /// starts a chunk): the canvas, and for an animation (a PNG with `acTL` before its first `IDAT`, a WebP whose `VP8X`
 /// says so) every frame counted (`fcTL`, `ANMF`), or [`Declared::Chunks`] where the window ends first. A still PNG
 /// ends the walk at its first `IDAT`; a PNG with an unknown critical chunk before it is
-/// [`Declared::UnknownCritical`], and one with a chunk type that is not four letters, a chunk length past
-/// 2^31 - 1 or `IEND` there [`Declared::Unknown`]. Each step moves at least a chunk header on; the walk ends with the image, at
-/// `IEND`, or once the frames are [`over_budget`].
+/// [`Declared::UnknownCritical`], and one with a chunk type that is not four letters or a chunk length past
+/// 2^31 - 1 there, or that ends (cut short, or at `IEND`) before it, [`Declared::Unknown`]. Each step moves at least
+/// a chunk header on; the walk ends with the image, at `IEND`, or once the frames are [`over_budget`].
 pub fn chunks(window: &[u8], walk: ChunkWalk, image_len: u64) -> Declared {
     chunks_in(window, holds_the_end(walk.at, window, image_len), walk)
 }
@@ -869,7 +869,11 @@ pub fn chunks(window: &[u8], walk: ChunkWalk, image_len: u64) -> Declared {
 /// [`chunks`] in `window`, which holds the rest of the image when `ended` (see [`gif_blocks_in`]).
 fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
     let done = |walk: &ChunkWalk| {
-        if walk.animated {
+        if walk.kind == ChunkKind::Png && !walk.past_idat {
+            // The image ends (cut short, or at an `IEND` out of place) before its first IDAT: a decoder stops
+            // there, before any pixel, as at a chunk that is no chunk.
+            Declared::Unknown
+        } else if walk.animated {
             Declared::Animation(walk.canvas.0, walk.canvas.1, walk.frames.max(1))
         } else {
             Declared::Size(walk.canvas.0, walk.canvas.1)
@@ -878,7 +882,7 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
     let mut at = 0usize;
     loop {
         if walk.animated && over_budget(walk.canvas, walk.frames) {
-            return done(&walk);
+            return Declared::Animation(walk.canvas.0, walk.canvas.1, walk.frames.max(1));
         }
         let Some(header) = window.get(at..at + 8) else {
             return if at == 0 || ended {
@@ -907,12 +911,8 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
         };
         if walk.kind == ChunkKind::Png && !walk.past_idat {
             // No chunk at all (a type is four ASCII letters, §5.4; a length at most 2^31 - 1, §5.3 — libpng's
-            // png_read_chunk_header checks both), or the image's end (IEND, "out of place" to libpng) before any
-            // IDAT: a decoder stops here, before any pixel.
-            if !kind.iter().all(u8::is_ascii_alphabetic)
-                || length > MAX_PNG_CHUNK_LENGTH
-                || kind == b"IEND"
-            {
+            // png_read_chunk_header checks both): a decoder stops here, before any pixel.
+            if !kind.iter().all(u8::is_ascii_alphabetic) || length > MAX_PNG_CHUNK_LENGTH {
                 return Declared::Unknown;
             }
             if unknown_critical_png_chunk(kind) {
@@ -922,8 +922,12 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
         match kind {
             b"acTL" => walk.animated = true,
             b"fcTL" | b"ANMF" => walk.frames += 1,
-            b"IDAT" if !walk.animated => return done(&walk),
-            b"IDAT" => walk.past_idat = true,
+            b"IDAT" => {
+                walk.past_idat = true;
+                if !walk.animated {
+                    return done(&walk);
+                }
+            }
             b"IEND" => return done(&walk),
             _ => {}
         }
@@ -1033,6 +1037,9 @@ mod tests {
 
     #[test]
     fn each_format_says_its_declared_size() {
+        // A PNG's header, then its first IDAT's.
+        let png =
+            |width, height| [png(width, height), vec![0; 4], b"\0\0\0\x01IDAT".to_vec()].concat();
         assert_eq!(
             walked(&png(50_000, 50_000)).0,
             Declared::Size(50_000, 50_000)
@@ -2186,11 +2193,16 @@ mod tests {
         let at = png_then(&[]).len();
         over_long[at..at + 4].copy_from_slice(&0x8000_0000u32.to_be_bytes());
         assert_eq!(walked(&over_long).0, Declared::Unknown, "a length of 2^31");
-        over_long[at..at + 4].copy_from_slice(&0x7FFF_FFFFu32.to_be_bytes());
+        let cut = png_then(&[(b"tEXt", 4), (b"IDAT", 100), (b"IEND", 0)]);
+        // Cut short before IDAT: after a chunk, inside a chunk's header, or with no chunk after IHDR.
+        let idat = cut.windows(4).position(|w| w == b"IDAT").unwrap() - 4;
+        for end in [idat, idat + 5, at, at + 3] {
+            assert_eq!(walked(&cut[..end]).0, Declared::Unknown, "cut at {end}");
+        }
         assert_eq!(
-            walked(&over_long).0,
+            walked(&cut[..idat + 8]).0,
             Declared::Size(40, 30),
-            "2^31 - 1 is a length (the image ends inside it)"
+            "its IDAT's header came"
         );
         let ended = png_then(&[(b"IEND", 0), (b"IDAT", 100)]);
         assert_eq!(walked(&ended).0, Declared::Unknown, "IEND before IDAT");
