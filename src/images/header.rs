@@ -15,7 +15,8 @@ pub enum Declared {
     /// (width, height) as its header declares them.
     Size(u32, u32),
     /// Not said: another format, a header this does not read (an AVIF with no `ispe` in its `meta` and no track
-    /// header, or one whose boxes break off or claim less than their own header), or an image that ends first.
+    /// header, or one whose boxes break off or claim less than their own header), or an image that ends first — a
+    /// PNG too, before its first `IDAT` (or at a chunk no decoder reads past): no pixel of it is drawn.
     Unknown,
     /// A JPEG whose frame header lies past the bytes read: its segments go on at this offset of the image, to be
     /// followed with [`jpeg_segments`]. An encoder may put as many APPn segments before the frame header as it
