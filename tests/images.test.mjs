@@ -1099,3 +1099,19 @@ test("a PNG that ends before its first IDAT (cut short, no IEND) is refused 502 
     }, name);
   }
 });
+
+test("a PNG with a second IHDR before its pixels is refused 502 as corrupt, not served as the original", async () => {
+  // libpng refuses an IHDR after the first ("out of place"), as it refuses an IEND before IDAT: no pixel is decoded.
+  const plain = await solid(40, 30).png().toBuffer();
+  const ihdrEnd = 8 + 8 + 13 + 4;
+  fixtures["/photos/two-headers.png"] = {
+    type: "image/png",
+    body: Buffer.concat([plain.subarray(0, ihdrEnd), plain.subarray(8, ihdrEnd), plain.subarray(ihdrEnd)]),
+  };
+  const answer = await get(worker, "/images/20/photos/two-headers.png");
+  assert.equal(answer.status, 502, `${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
+  assert.deepEqual(JSON.parse(answer.body).error, {
+    code: "bad_gateway",
+    message: "the source image is cut short or corrupt: its header does not say its size",
+  });
+});

@@ -860,8 +860,8 @@ pub fn unknown_critical_png_chunk(kind: &[u8]) -> bool {
 /// starts a chunk): the canvas, and for an animation (a PNG with `acTL` before its first `IDAT`, a WebP whose `VP8X`
 /// says so) every frame counted (`fcTL`, `ANMF`), or [`Declared::Chunks`] where the window ends first. A still PNG
 /// ends the walk at its first `IDAT`; a PNG with an unknown critical chunk before it is
-/// [`Declared::UnknownCritical`], and one with a chunk type that is not four letters or a chunk length past
-/// 2^31 - 1 there, or that ends (cut short, or at `IEND`) before it, [`Declared::Unknown`]. Each step moves at least
+/// [`Declared::UnknownCritical`], and one with a chunk type that is not four letters, a chunk length past
+/// 2^31 - 1 or a second `IHDR` there, or that ends (cut short, or at `IEND`) before it, [`Declared::Unknown`]. Each step moves at least
 /// a chunk header on; the walk ends with the image, at `IEND`, or once the frames are [`over_budget`].
 pub fn chunks(window: &[u8], walk: ChunkWalk, image_len: u64) -> Declared {
     chunks_in(window, holds_the_end(walk.at, window, image_len), walk)
@@ -912,8 +912,13 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
         };
         if walk.kind == ChunkKind::Png && !walk.past_idat {
             // No chunk at all (a type is four ASCII letters, §5.4; a length at most 2^31 - 1, §5.3 — libpng's
-            // png_read_chunk_header checks both): a decoder stops here, before any pixel.
-            if !kind.iter().all(u8::is_ascii_alphabetic) || length > MAX_PNG_CHUNK_LENGTH {
+            // png_read_chunk_header checks both), or an IHDR after the image's first (libpng's "out of place"): a
+            // decoder stops here, before any pixel.
+            let second_header = kind == b"IHDR" && walk.at.saturating_add(at as u64) != 8;
+            if !kind.iter().all(u8::is_ascii_alphabetic)
+                || length > MAX_PNG_CHUNK_LENGTH
+                || second_header
+            {
                 return Declared::Unknown;
             }
             if unknown_critical_png_chunk(kind) {
@@ -2205,6 +2210,8 @@ mod tests {
             Declared::Size(40, 30),
             "its IDAT's header came"
         );
+        let second = png_then(&[(b"IHDR", 13), (b"IDAT", 100)]);
+        assert_eq!(walked(&second).0, Declared::Unknown, "a second IHDR");
         let ended = png_then(&[(b"IEND", 0), (b"IDAT", 100)]);
         assert_eq!(walked(&ended).0, Declared::Unknown, "IEND before IDAT");
         let animated_ended = png_then(&[(b"acTL", 8), (b"fcTL", 26), (b"IEND", 0)]);
