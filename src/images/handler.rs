@@ -203,7 +203,8 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
 }
 
 /// Why the variant's cache write failed, if it did: refused, or no answer before `timer` (`limit_ms`) fired — the
-/// put then goes on unawaited, and the request no longer waits for it.
+/// put's future is then dropped and the request no longer waits for it; nothing keeps the request alive for it (it
+/// is not handed to `waitUntil`), so whether the runtime completes that write is not known, and it is logged failed.
 async fn write_failure<E: std::fmt::Display>(
     put: impl std::future::Future<Output = Result<(), E>>,
     timer: impl std::future::Future<Output = ()>,
