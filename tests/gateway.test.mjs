@@ -2538,6 +2538,37 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("no-store requests for a key nothing is stored under share one origin request, and what it fetched is not stored", async () => {
+    // A no-store request leads no fill ordinary requests join (its answer is stored nowhere), but no-store requests
+    // arriving together still share one: else a client saying no-store sent every request for a missing or expired
+    // key to the origin (each in an outage too, where a fill keeps it at one origin request per key).
+    origin.reset();
+    let n = 0;
+    let release;
+    const held = new Promise((r) => (release = r));
+    origin.handle(async (req, body, res) => {
+      const mine = ++n;
+      if (mine === 1) await held;
+      res.writeHead(200, { "content-type": "text/plain" }).end(`copy ${mine}`);
+    });
+    const path = `/gw/cached?nostore-together=${Date.now()}`;
+    const noStore = () => worker.fetch(path, { headers: { "cache-control": "no-store" } });
+    const first = noStore();
+    await until(() => n === 1, { what: "the first no-store request at the origin" });
+    const others = [noStore(), noStore()];
+    await until(async () => n >= 3 || (await (await worker.fetch("/__debug/coalesce")).json()).waiting >= 2, {
+      what: "the other no-store requests at the origin, or waiting on the first one's",
+    });
+    release();
+    const answers = await Promise.all([first, ...others].map(async (r) => (await r).text()));
+    assert.equal(n, 1, `one origin request for the three no-store requests (answers: ${answers})`);
+    assert.deepEqual(answers, ["copy 1", "copy 1", "copy 1"]);
+    // Not stored: the next ordinary request asks the origin.
+    const plain = await worker.fetch(path);
+    assert.equal(`${plain.headers.get("x-cache")} ${await plain.text()}`, "MISS copy 2");
+    origin.reset();
+  });
+
   test("a no-store request in a stale-while-revalidate window is served the stale copy and starts no refresh", async () => {
     origin.reset();
     let n = 0;

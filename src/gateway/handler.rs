@@ -1865,55 +1865,76 @@ async fn coalesced_fetch(
         return (Err(Failure::Passed), Served::Led);
     }
     let claimed = id.memory_key();
+    // The fills of requests saying `no-store` (stored nowhere) are claimed apart: only other `no-store` requests join
+    // them, after looking for an ordinary fill to take.
+    let unstored = format!("{claimed}:no-store");
+    let keys: &[&str] = if spec.store {
+        &[&claimed]
+    } else {
+        &[&claimed, &unstored]
+    };
     // The last write to the key made before this request came: a fill asked before it is not this request's answer.
     // (Writes made since are concurrent with this request; waiting out fills for those too queued every waiter
     // behind one fill after another, each serving only its lead, while writes kept coming to a hot key.)
     let written_before = WRITES.with(|w| w.borrow().last(&id));
-    // A fill whose answer a purge or a write made since its origin request supersedes: not waited for again.
-    let mut superseded: Option<coalesce::Slot<Outcome>> = None;
-    while let Some(slot) = coalesce::in_progress(&IN_FLIGHT, &claimed) {
-        if superseded.as_ref().is_some_and(|p| Rc::ptr_eq(p, &slot)) {
-            break;
-        }
-        let now = respond::now_ms();
-        if !since.1.as_ref().is_some_and(|s| Rc::ptr_eq(s, &slot)) {
-            since = (now, Some(slot.clone()));
-        }
-        let left = budget_ms
-            .saturating_sub(now.saturating_sub(since.0))
-            .min((2 * budget_ms).saturating_sub(now.saturating_sub(first)));
-        if left == 0 {
-            break;
-        }
-        let complete = slot.borrow().is_some();
-        match coalesce::wait(&IN_FLIGHT, &claimed, &slot, Some(left)).await {
-            // A personal answer (its fetcher passed the key): this request asks as its own too.
-            Some(Ok(fetched)) if fetched.fill_answer == FillAnswer::Personal && ctx.is_some() => {
-                return (Err(Failure::Passed), Served::Led)
+    for &key in keys {
+        // A fill whose answer a purge or a write made since its origin request supersedes: not waited for again.
+        let mut superseded: Option<coalesce::Slot<Outcome>> = None;
+        // Complete, an ordinary fill's answer is being stored (a `HIT`); a `no-store` one's never is.
+        let stored = key == claimed;
+        while let Some(slot) = coalesce::in_progress(&IN_FLIGHT, key) {
+            if superseded.as_ref().is_some_and(|p| Rc::ptr_eq(p, &slot)) {
+                break;
             }
-            Some(Ok(fetched)) if !shareable(&fetched) => break,
-            // Asked of the origin before a purge this isolate made or read, or before a write to its URL (a request
-            // that arrived after either joined it, or came while it is being stored): superseded, as the stored copy
-            // is. This request asks again — through another waiter's fill, when one already took the lead. A fill
-            // asked after this request came is its answer, whatever was purged since (concurrent with the request):
-            // else, with a tag purged faster than fills are made, each waiter led a fill in turn, one after another.
-            Some(Ok(fetched))
-                if fetched.storable
-                    && (fetched.requested_at <= first && purged_here(&fetched)
-                        || written_before.is_some_and(|at| at >= fetched.requested_at)) =>
-            {
-                superseded = Some(slot);
+            let now = respond::now_ms();
+            if !since.1.as_ref().is_some_and(|s| Rc::ptr_eq(s, &slot)) {
+                since = (now, Some(slot.clone()));
             }
-            Some(Ok(fetched)) if complete && fetched.storable => return (Ok(fetched), Served::Hit),
-            Some(outcome) => return (outcome, Served::Joined),
-            None => {}
+            let left = budget_ms
+                .saturating_sub(now.saturating_sub(since.0))
+                .min((2 * budget_ms).saturating_sub(now.saturating_sub(first)));
+            if left == 0 {
+                break;
+            }
+            let complete = slot.borrow().is_some();
+            match coalesce::wait(&IN_FLIGHT, key, &slot, Some(left)).await {
+                // A personal answer (its fetcher passed the key): this request asks as its own too.
+                Some(Ok(fetched))
+                    if fetched.fill_answer == FillAnswer::Personal && ctx.is_some() =>
+                {
+                    return (Err(Failure::Passed), Served::Led)
+                }
+                Some(Ok(fetched)) if !shareable(&fetched) => break,
+                // Asked of the origin before a purge this isolate made or read, or before a write to its URL (a request
+                // that arrived after either joined it, or came while it is being stored): superseded, as the stored copy
+                // is. This request asks again — through another waiter's fill, when one already took the lead. A fill
+                // asked after this request came is its answer, whatever was purged since (concurrent with the request):
+                // else, with a tag purged faster than fills are made, each waiter led a fill in turn, one after another.
+                Some(Ok(fetched))
+                    if fetched.storable
+                        && (fetched.requested_at <= first && purged_here(&fetched)
+                            || written_before.is_some_and(|at| at >= fetched.requested_at)) =>
+                {
+                    superseded = Some(slot);
+                }
+                Some(Ok(fetched)) if stored && complete && fetched.storable => {
+                    return (Ok(fetched), Served::Hit)
+                }
+                Some(outcome) => return (outcome, Served::Joined),
+                None => {}
+            }
         }
     }
-    // A request saying `no-store` takes a fill another leads (stored by that one), but never leads one: what it
-    // fetches is not stored (RFC 9111 §5.2.1.5), so every request joining it would get an answer kept nowhere and
-    // the next miss would ask the origin again. It asks on its own, where nobody joins it.
+    // A request saying `no-store` takes a fill another leads (stored by that one), but never leads one ordinary
+    // requests join: what it fetches is not stored (RFC 9111 §5.2.1.5), so each of them would get an answer kept
+    // nowhere and the next miss would ask the origin again. It leads a fill only `no-store` requests join (else a
+    // client saying `no-store` sent every request for a key with no fresh copy to the origin), released once
+    // answered.
     if !spec.store {
-        return (fetch(spec, policy).await, Served::Led);
+        let lead = Lead::claim_at(&IN_FLIGHT, &unstored, respond::now_ms(), budget_ms);
+        let outcome = fetch(spec, policy).await;
+        lead.publish(outcome.clone());
+        return (outcome, Served::Led);
     }
     // The claim lapses after the fill's own budget (every attempt's wait for headers and the body's) and the second
     // of slack its waiters get: a lead whose request was cancelled may never be dropped on Cloudflare, and its key
