@@ -4403,6 +4403,46 @@ describe("configuration", () => {
     }
   });
 
+  test("a request that joined a fill asked before it came, whose purge mark cannot be read, asks again and is not served that fill", async (t) => {
+    // CONFIG_KV stands in for a KV that fails every purge-mark read: an unreadable mark counts as a purge, so the
+    // joined answer is superseded as a stored copy would be; the request asks the origin again (once).
+    const own = await startOrigin();
+    t.after(() => own.stop());
+    let copies = 0;
+    let holding = true;
+    const held = [];
+    own.handle((req, body, res) => {
+      const answer = () => res.writeHead(200, { "content-type": "text/plain" }).end(`page ${++copies}`);
+      if (holding) return held.push(answer);
+      answer();
+    });
+    const w = await cachedRouteOverKv(
+      own.url,
+      `async (key) => {
+        if (key.startsWith("gateway:purge:")) throw new Error("KV is down");
+        return null;
+      }`,
+      { timeout_ms: 20_000 },
+    );
+    const pages = () => own.requests.filter((r) => r.path === "/c/page").length;
+    try {
+      const first = w.fetch("/c/page");
+      await until(() => held.length === 1, { what: "the fill's origin request" });
+      const joined = Array.from({ length: 3 }, () => w.fetch("/c/page"));
+      await untilWaiting(w, 3);
+      holding = false;
+      held.splice(0).forEach((answer) => answer());
+      assert.equal(await (await first).text(), "page 1", "the fill's own request takes its answer");
+      const late = await Promise.all(joined.map(async (r) => `${(await r).headers.get("x-cache")} ${await (await r).text()}`));
+      assert.deepEqual(late, ["MISS page 2", "MISS page 2", "MISS page 2"], "counted purged, so not served");
+      assert.equal(pages(), 2, "asked of the origin again, once for all three");
+    } finally {
+      holding = false;
+      held.splice(0).forEach((answer) => answer());
+      await w.stop();
+    }
+  });
+
   test("in log mode the WAF lets an attack through and logs the rule", async (t) => {
     const logOrigin = await startOrigin();
     t.after(() => logOrigin.stop());
