@@ -1867,7 +1867,11 @@ async fn coalesced_fetch(
     let claimed = id.memory_key();
     // The fills of requests saying `no-store` (stored nowhere) are claimed apart: only other `no-store` requests join
     // them, after looking for an ordinary fill to take.
-    let unstored = format!("{claimed}:no-store");
+    let unstored = if spec.store {
+        String::new()
+    } else {
+        format!("{claimed}:no-store")
+    };
     let keys: &[&str] = if spec.store {
         &[&claimed]
     } else {
