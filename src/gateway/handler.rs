@@ -1909,11 +1909,12 @@ async fn coalesced_fetch(
                     return (Err(Failure::Passed), Served::Led)
                 }
                 Some(Ok(fetched)) if !shareable(&fetched) => break,
-                // Asked of the origin before a purge this isolate made or read, or before a write to its URL (a request
-                // that arrived after either joined it, or came while it is being stored): superseded, as the stored copy
-                // is. This request asks again — through another waiter's fill, when one already took the lead. A fill
-                // asked after this request came is its answer, whatever was purged since (concurrent with the request):
-                // else, with a tag purged faster than fills are made, each waiter led a fill in turn, one after another.
+                // Asked of the origin before a purge this isolate made or read, or before a write to its URL (a
+                // request that arrived after either joined it, or came while it is being stored): superseded, as the
+                // stored copy is. This request asks again — through another waiter's fill, when one already took the
+                // lead. A fill asked after this request came is its answer, whatever was purged since (concurrent
+                // with the request): else, with a tag purged faster than fills are made, each waiter led a fill in
+                // turn, one after another.
                 Some(Ok(fetched))
                     if fetched.storable
                         && (fetched.requested_at <= first && purged_here(&fetched)
