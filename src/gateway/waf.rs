@@ -1144,6 +1144,35 @@ fn css_obscured_signature(text: &[u8]) -> Option<&'static str> {
     .then_some("xss-dom")
 }
 
+/// How far past `behavior:url(` [`css_url_ends_value`] looks for the `)` that closes it (a window that runs out reads
+/// as code: a data URL is long). Bounded, so every occurrence costs the same.
+const CSS_URL_WINDOW: usize = 2048;
+
+/// Whether the `url(…)` whose argument starts `text` (past its `(`) ends a CSS value as a declaration's does: after its
+/// `)` (outside a quoted argument) the text's end, `;`, `}`, `!important`, a quote or `>` closing a `style` attribute,
+/// a comment, or a `,` or another `url(` (IE's list of behaviors) — not a word, as in a bug report's "Expected behavior:
+/// URL(s) with a trailing slash redirect". Unclosed within [`CSS_URL_WINDOW`], CSS closes it at the end: code.
+fn css_url_ends_value(text: &[u8]) -> bool {
+    let window = &text[..text.len().min(CSS_URL_WINDOW)];
+    let argument = skip(window, b" ");
+    let from = window.len() - argument.len();
+    let close = match argument.first() {
+        Some(&quote @ (b'\'' | b'"')) => memchr::memchr(quote, &argument[1..])
+            .and_then(|end| memchr::memchr(b')', &argument[end + 2..]).map(|c| end + 2 + c)),
+        _ => memchr::memchr(b')', argument),
+    };
+    let Some(close) = close else {
+        return true;
+    };
+    let rest = skip(&text[from + close + 1..], b" ");
+    rest.is_empty()
+        || rest.starts_with(b"url(")
+        || matches!(
+            rest[0],
+            b';' | b'}' | b'!' | b'\'' | b'"' | b'>' | b'/' | b',' | b'<' | b'\\'
+        )
+}
+
 /// `text` with its CSS comments (`/*` to the next `*/`, or to the end when none closes it, as CSS reads one) removed,
 /// or `None` when it holds none.
 fn without_css_comments(text: &[u8]) -> Option<Vec<u8>> {
@@ -1336,7 +1365,8 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
         b"expression(" => skip_back(before, b" ").ends_with(b":"),
         b"behavior" | b"-moz-binding" => skip(after, b" ")
             .strip_prefix(b":")
-            .is_some_and(|value| skip(value, b" ").starts_with(b"url(")),
+            .and_then(|value| skip(value, b" ").strip_prefix(b"url("))
+            .is_some_and(css_url_ends_value),
         b"<style" | b"<link" => {
             let window = &after[..after.len().min(TAG_WINDOW)];
             // The tag ends at a `>` outside a quoted attribute value (`<link title=">" href=…>`); `None` when the
@@ -8977,6 +9007,41 @@ mod tests {
             "the -moz-binding property is gone since Firefox 4",
         ] {
             assert_eq!(scan(&c, text, "query"), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_bug_reports_behavior_heading_before_a_url_in_prose_passes() {
+        // Issue templates' "Expected behavior:"/"Actual behavior:" headings meet "URL(s)" and "url()" in prose: a
+        // word follows the `)`, where CSS has the declaration's end, another `url(…)`, or `!important`.
+        let c = config();
+        for text in [
+            "Expected behavior: URL(s) with a trailing slash redirect",
+            "Actual behavior: url(s) are dropped",
+            "Observed behavior: url(...) is called twice",
+            "<p>Expected behavior: URL(s) should be lowercased</p>",
+            "{\"body\":\"Expected behavior: url(s) should be kept\"}",
+            "the behavior: url(x) thing",
+            "Expected -moz-binding: url(x) is ignored since Firefox 4",
+        ] {
+            assert_eq!(scan(&c, text, "query"), None, "{text}");
+        }
+        for text in [
+            "a{behavior:url(x.htc) !important}",
+            "a{behavior:url(a.htc) url(b.htc)}",
+            "a{behavior:url(a.htc), url(b.htc)}",
+            "<p style=behavior:url(x.htc)>",
+            "<p style='behavior:url(x.htc)'>",
+            "a{behavior:url(x.htc)/**/}",
+            "a{behavior:url(x.htc)",
+            "a{behavior:url('x).htc')}",
+            "a{behavior:url(x.htc)\\;}",
+        ] {
+            assert_eq!(
+                scan(&c, text, "query").map(|h| h.rule),
+                Some("xss-dom"),
+                "{text}"
+            );
         }
     }
 
