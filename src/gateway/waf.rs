@@ -3287,6 +3287,20 @@ fn always_true(
     {
         return true;
     }
+    // A signed number's range or truth test (`id=1 and -1 between -2 and 0`, `id=1 and +1 is true`): SQL's unary
+    // minus and plus, which [`operand`] does not read.
+    if after_number && matches!(text.get(left_at), Some(b'-' | b'+')) {
+        let len = number_len(&text[left_at..]);
+        if len > 1
+            && numeric_predicate(
+                text,
+                skip(left_at + len, b" )"),
+                &text[left_at..left_at + len],
+            )
+        {
+            return true;
+        }
+    }
     let open_left =
         || operand(text, left_at, false).filter(|&(_, end, quoted)| quoted && end == text.len());
     // A name quoted by `` ` `` or `"` and glued to its `(` is called (`` `ascii`(…) ``, `"ascii"(…)`), as
@@ -3990,7 +4004,12 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
     let rest = &text[at..];
     if left == b"not" {
         let at = text.len() - skip(rest, b" (").len();
-        let Some((operand_left, end, left_quoted)) = operand(text, at, true) else {
+        // A signed number too (`not -0`), which [`operand`] does not read.
+        let signed = Some(number_len(&text[at..]))
+            .filter(|&len| len > 1 && matches!(text[at], b'-' | b'+'))
+            .map(|len| (&text[at..at + len], at + len, false));
+        let Some((operand_left, end, left_quoted)) = signed.or_else(|| operand(text, at, true))
+        else {
             return false;
         };
         if !left_quoted && (number(operand_left) == Some(0.0) || operand_left == b"false") {
@@ -4057,7 +4076,7 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
         && ends(text.len() - tail.len())
 }
 
-/// How long the SQL number `text` starts with is: an optional `-`, then MySQL's and PostgreSQL's hexadecimal
+/// How long the SQL number `text` starts with is: an optional `-` or `+`, then MySQL's and PostgreSQL's hexadecimal
 /// `0x…`, or digits with a fraction (`1.0`, `.5`) and an exponent (`2e0`, `1e-1`) — 0 when none starts it.
 fn number_len(text: &[u8]) -> usize {
     let digits = |at: usize| {
@@ -4066,7 +4085,7 @@ fn number_len(text: &[u8]) -> usize {
             .take_while(|b| b.is_ascii_digit())
             .count()
     };
-    let sign = usize::from(text.first() == Some(&b'-'));
+    let sign = usize::from(matches!(text.first(), Some(b'-' | b'+')));
     if text[sign..].starts_with(b"0x") {
         let hex = text[sign + 2..]
             .iter()
@@ -4105,9 +4124,10 @@ fn sql_number(text: &[u8]) -> Option<f64> {
     if text.len() > 64 {
         return None;
     }
-    let (negative, digits) = match text.strip_prefix(b"-") {
-        Some(rest) => (true, rest),
-        None => (false, text),
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, text),
     };
     let value = match digits.strip_prefix(b"0x") {
         Some(hex) if hex.len() <= 13 => hex.iter().try_fold(0u64, |n, &d| {
@@ -8975,6 +8995,44 @@ mod tests {
             "id=1 and 1 is not null and 1 apple",
             "id=1 and 2 between 0 and 1.5",
             "q=1 and 1e9 between 0 and 2",
+        ] {
+            assert_eq!(scan(&c, text, "query"), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_numeric_injections_literal_predicate_with_a_signed_number_is_caught() {
+        // SQL's unary minus and plus: `-1 between -2 and 0` holds, `not -0` is 1, `+1` is 1.
+        let c = config();
+        for text in [
+            "id=1 and -1 between -2 and 0",
+            "id=1 and -1 is true",
+            "id=1 and -1 is not null",
+            "id=1 and +1 is true",
+            "id=1 and -0.5e1 between -9 and 0",
+            "id=1 and -0x1 is true-- -",
+            "id=1 and 1 between +0 and 2",
+            "id=1 and 1 between 0 and +2",
+            "id=1 and not -0",
+            "id=1 and not(-0)",
+            "id=1 and not +0",
+            "id=1 and !-0",
+            "id=1 and 1 between 0 and 2 and +1",
+        ] {
+            assert_eq!(
+                scan(&c, text, "query").map(|h| h.rule),
+                Some("sqli-tautology"),
+                "{text}"
+            );
+        }
+        for text in [
+            "id=1 and -1 between 0 and 2",
+            "id=1 and -1 is false",
+            "id=1 and +0 is true",
+            "id=1 and not -1",
+            "id=1 and 1 between 0 and 2 and +0",
+            "Step 1 and -1 between -2 and 0 degrees",
+            "rated 1 and -1 between -2 and 0",
         ] {
             assert_eq!(scan(&c, text, "query"), None, "{text}");
         }
