@@ -2211,6 +2211,20 @@ fn count_call_reads(n: usize) {
 #[cfg(not(test))]
 fn count_call_reads(_: usize) {}
 
+#[cfg(test)]
+thread_local! {
+    /// Bytes [`number_len`] and a literal predicate's chain read, for the tests that bound them.
+    static NUMBER_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+fn count_number_reads(n: usize) {
+    NUMBER_READS.with(|c| c.set(c.get() + n));
+}
+
+#[cfg(not(test))]
+fn count_number_reads(_: usize) {}
+
 /// Words after which a parenthesis opens an SQL operand (`1 and (select …)`, `exists (select …)`).
 const OPERAND_KEYWORDS: &[&[u8]] = &[
     b"and", b"or", b"xor", b"not", b"exists", b"in", b"like", b"rlike", b"regexp", b"when",
@@ -3968,18 +3982,25 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
     // `… or 0`): "chapters 1 and 2 and 3" has no predicate before it.
     let ends = |end: usize| {
         let mut rest = skip(&text[end..], b" )");
-        for _ in 0..8 {
+        // Read to its end, however long: a chain holds no predicate, so the chains of a text's predicates do not
+        // overlap and each is read once.
+        loop {
             if ends_statement(rest) {
                 return true;
             }
+            // `and`/`or` before a blank or glued to a `(` (`and(1)`), as SQL reads them; `&&`/`||` glued to anything.
             let Some((and, tail)) = [
-                (true, &b"and "[..]),
+                (true, &b"and"[..]),
                 (true, b"&&"),
-                (false, b"or "),
+                (false, b"or"),
                 (false, b"||"),
             ]
             .into_iter()
-            .find_map(|(and, op)| rest.strip_prefix(op).map(|tail| (and, skip(tail, b" (")))) else {
+            .find_map(|(and, op)| {
+                let tail = rest.strip_prefix(op)?;
+                (!op[0].is_ascii_alphabetic() || matches!(tail.first(), Some(b' ' | b'(')))
+                    .then(|| (and, skip(tail, b" (")))
+            }) else {
                 return false;
             };
             let (len, value) = match number_len(tail) {
@@ -3997,9 +4018,10 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
             {
                 return false;
             }
-            rest = skip(&tail[len..], b" )");
+            let next = skip(&tail[len..], b" )");
+            count_number_reads(rest.len() - next.len());
+            rest = next;
         }
-        false
     };
     let rest = &text[at..];
     if left == b"not" {
@@ -4079,6 +4101,13 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
 /// How long the SQL number `text` starts with is: an optional `-` or `+`, then MySQL's and PostgreSQL's hexadecimal
 /// `0x…`, or digits with a fraction (`1.0`, `.5`) and an exponent (`2e0`, `1e-1`) — 0 when none starts it.
 fn number_len(text: &[u8]) -> usize {
+    let len = signed_number_len(text);
+    count_number_reads(len + 1);
+    len
+}
+
+/// [`number_len`]'s reading.
+fn signed_number_len(text: &[u8]) -> usize {
     let digits = |at: usize| {
         text[at.min(text.len())..]
             .iter()
@@ -8998,6 +9027,82 @@ mod tests {
         ] {
             assert_eq!(scan(&c, text, "query"), None, "{text}");
         }
+    }
+
+    #[test]
+    fn a_literal_predicates_chain_of_literals_is_read_to_its_end() {
+        // A chain of any length, and `and`/`or` glued to a parenthesis as SQL reads them (`and(1)`).
+        let c = config();
+        let long = |op: &str, literal: &str, n: usize| {
+            format!(
+                "id=1 and 1 between 0 and 2{}",
+                format!(" {op} {literal}").repeat(n)
+            )
+        };
+        for text in [
+            long("and", "1", 9),
+            long("and", "1", 40) + "-- -",
+            long("or", "1", 9),
+            long("and", "true", 12),
+            long("or", "0", 12),
+            "id=1 and 1 between 0 and 2 and(1)".to_string(),
+            "id=1 and 1 between 0 and 2 or(0)".to_string(),
+            "id=1 and 1 is not null and (1) and(2)".to_string(),
+        ] {
+            assert_eq!(
+                scan(&c, &text, "query").map(|h| h.rule),
+                Some("sqli-tautology"),
+                "{text}"
+            );
+        }
+        for text in [
+            long("and", "1", 9) + " and 0",
+            long("and", "1", 9) + " more",
+            "id=1 and 1 between 0 and 2 and(0)".to_string(),
+            "id=1 and 1 between 0 and 2 android".to_string(),
+            "id=1 and 1 between 0 and 2 order".to_string(),
+        ] {
+            assert_eq!(scan(&c, &text, "query"), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn literal_predicates_read_numbers_and_chains_in_bounded_work() {
+        // 64 KiB of numbers, chains and predicates: the chain after each predicate and each number are read once.
+        for unit in [
+            "1 and 1 and ",
+            "=1 and 1 is true and 1 and 1 and ",
+            "=1 and not 0 or 1 ",
+            "=1 and 1 between 0 and 2 and 1 and ",
+            "=1 and -1 between -2 and 0 and ",
+            "=1 and 1 between 1e1e1e1e1e1e1e",
+            "=1 and 1 between 0x0x0x0x0x0x0x",
+            "1e1e1e1e1e1e",
+            "0x0x0x0x0x0x",
+            "=1 and 1 is true and 1e1e1e1e1e1e1e1e",
+            "=1 and 1 is true and 0x0x0x0x0x0x0x0x",
+            "=1 and 1 is true and 11111111111111111111111111",
+        ] {
+            let text = unit.repeat(64 * 1024 / unit.len());
+            NUMBER_READS.with(|c| c.set(0));
+            tautology(text.as_bytes());
+            let reads = NUMBER_READS.with(std::cell::Cell::get);
+            assert!(
+                reads <= 2 * text.len(),
+                "{unit}: {reads} bytes read for {}",
+                text.len()
+            );
+        }
+        // The whole text one chain: read once, to its end.
+        let text = format!("1 and 1 is true{}--", " and 1".repeat(10_000));
+        NUMBER_READS.with(|c| c.set(0));
+        assert!(tautology(text.as_bytes()));
+        let reads = NUMBER_READS.with(std::cell::Cell::get);
+        assert!(
+            reads <= 2 * text.len(),
+            "{reads} bytes read for {}",
+            text.len()
+        );
     }
 
     #[test]
