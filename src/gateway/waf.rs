@@ -988,6 +988,10 @@ fn starts_word(text: &[u8], at: usize, needle: &[u8]) -> bool {
         return true;
     }
     let before = text[at - 1];
+    // IE6's underscore hack: it reads `_behavior` as `behavior`, where the `_` starts the word (`a{_behavior:…}`).
+    if needle == b"behavior" && before == b'_' {
+        return at < 2 || !(text[at - 2].is_ascii_alphanumeric() || text[at - 2] == b'_');
+    }
     // A digit ends a number literal (`1e0union`), and `\N` is MySQL's NULL: neither continues the word.
     !(before.is_ascii_alphabetic() || before == b'_')
         || (before == b'n' && at >= 2 && text[at - 2] == b'\\')
@@ -9169,6 +9173,27 @@ mod tests {
             "a { scroll-behavior: smooth; overscroll-behavior: contain }",
             "the -moz-binding property is gone since Firefox 4",
         ] {
+            assert_eq!(scan(&c, text, "query"), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn ie6s_underscore_hack_on_behavior_is_caught() {
+        // IE6 reads `_behavior` as `behavior` (the underscore hack hides a property from other browsers), and IE6
+        // runs behaviors: `*behavior`, IE7's star hack, is caught already.
+        let c = config();
+        for text in [
+            "a{_behavior:url(x.htc)}",
+            "<p style=\"_behavior: url(x.htc)\">",
+            "a{*behavior:url(x.htc)}",
+        ] {
+            assert_eq!(
+                scan(&c, text, "query").map(|h| h.rule),
+                Some("xss-dom"),
+                "{text}"
+            );
+        }
+        for text in ["my_behavior:url(x.htc)", "user_behavior: url(x)"] {
             assert_eq!(scan(&c, text, "query"), None, "{text}");
         }
     }
