@@ -3550,6 +3550,13 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 and 1 is not null and 1")}`, "sqli-tautology"],
     [`/gw/open/search?q=${encodeURIComponent('<p style="behavior:url(x.htc)">')}`, "xss-dom"],
     [`/gw/open/search?q=${encodeURIComponent('<div style="-moz-binding:url(//x.example/x.xml#xss)">')}`, "xss-dom"],
+    // Their second look: signed numbers, a chain of any length or glued to its parenthesis, IE6's underscore hack.
+    [`/gw/open/search?id=${encodeURIComponent("1 and -1 between -2 and 0")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and not -0")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 between 0 and +2")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent(`1 and 1 between 0 and 2${" and 1".repeat(9)}`)}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 is not null and(1)")}`, "sqli-tautology"],
+    [`/gw/open/search?q=${encodeURIComponent('<p style="_behavior:url(x.htc)">')}`, "xss-dom"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -3714,6 +3721,9 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("between 1.5 and 2 hours")}&n=${encodeURIComponent("chapters 1 and 2 and 3")}`,
     `/gw/open/search?q=${encodeURIComponent("1 and 1.5 between 1 and 2 hours")}`,
     `/gw/open/search?css=${encodeURIComponent("html { scroll-behavior: smooth } body { overscroll-behavior: contain }")}`,
+    // A bug report's headings before "URL(s)" in prose, and numbers with signs and chains that hold no predicate.
+    `/gw/open/search?q=${encodeURIComponent("Expected behavior: URL(s) with a trailing slash redirect")}&n=${encodeURIComponent("Actual behavior: url(...) is called twice")}`,
+    `/gw/open/search?q=${encodeURIComponent("Step 1 and -1 between -2 and 0 degrees")}&n=${encodeURIComponent("pages 1 and 2 and 3 are done")}`,
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.
@@ -3729,6 +3739,8 @@ describe("WAF", () => {
     // Markdown with relative links and code spans; a SQL snippet ordering by a column's number.
     ["application/json", JSON.stringify({ md: "## Setup\n\n1. Copy `config.example` to `../config`\n2. See [the readme](../README.md) and ../docs" })],
     ["text/plain", "```sql\nSELECT name FROM users WHERE id=1 ORDER BY 2;\n```"],
+    // A rich-text field with CSS and a bug report's headings, and numeric fields beside words.
+    ["application/json", JSON.stringify({ html: '<p style="scroll-behavior: smooth">Expected behavior: URL(s) keep their case</p>', qty: 1, note: "rate is 1 or 2", range: "version 1.0 between 0.9 and 2" })],
     ["application/json", JSON.stringify({ bio: "Skills:\n- JavaScript: 5 years\n- Python: 3 years" })],
     ["application/x-www-form-urlencoded", "bio=Skills%3A%0A*+JavaScript%3A+ES2020+features%0A1.+JavaScript%3A+The+Good+Parts"],
     ["text/plain", "My favourite books:\nJavaScript: The Definitive Guide"],
