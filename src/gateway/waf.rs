@@ -3977,7 +3977,7 @@ fn predicate_end(text: &[u8], at: usize, left: &[u8]) -> Option<usize> {
 
 /// Whether `text` from `at`, after the bare operand `left` of a numeric injection's `and`/`or`, is a predicate that
 /// ends the statement ([`ends_statement`]: the value's end, a comment or `;`) and reads as the blind probe's: a
-/// number's `between A and B` that holds, a number's or `null`'s `is [not] null|true|false|unknown` that holds
+/// number's `[not] between A and B` that holds, a number's or `null`'s `is [not] null|true|false|unknown` that holds
 /// (MySQL's: `1 is not null`, `1 is true`, `null is null`), or, for `left` = `not` (or MySQL's `!`), the number 0,
 /// `false`, or two glued literals compared (`not 1=2`, `not 'a'='b'`), maybe in parentheses (`not(0)`).
 fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
@@ -4058,7 +4058,12 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
         };
         Some(value)
     };
-    if let Some(range) = rest.strip_prefix(b"between ") {
+    // `not between`, the range's other spelling, holds outside it (`1 not between 2 and 3`).
+    let (outside, range) = match rest.strip_prefix(b"not ") {
+        Some(after) => (true, skip(after, b" ")),
+        None => (false, rest),
+    };
+    if let Some(range) = range.strip_prefix(b"between ") {
         let Some(value) = value else {
             return false;
         };
@@ -4072,7 +4077,7 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
         let tail = &high[high_len..];
         return match (number(&range[..low_len]), number(&high[..high_len])) {
             (Some(low), Some(high)) => {
-                low <= value && value <= high && ends(text.len() - tail.len())
+                (low <= value && value <= high) != outside && ends(text.len() - tail.len())
             }
             _ => false,
         };
@@ -9107,6 +9112,30 @@ mod tests {
             "{reads} bytes read for {}",
             text.len()
         );
+    }
+
+    #[test]
+    fn a_numeric_injections_not_between_that_holds_is_caught() {
+        // `not between` is the range's other spelling: `1 not between 2 and 3` holds as `1 between 0 and 2` does.
+        let c = config();
+        for text in [
+            "id=1 and 1 not between 2 and 3",
+            "id=1 and 5 not between 0 and 1-- -",
+            "id=1 and -1 not between 0 and 2 and 1",
+        ] {
+            assert_eq!(
+                scan(&c, text, "query").map(|h| h.rule),
+                Some("sqli-tautology"),
+                "{text}"
+            );
+        }
+        for text in [
+            "id=1 and 1 not between 0 and 2",
+            "id=1 and 1 not between 2 and 3 hours",
+            "Step 1 and 5 not between 1 and 3 days",
+        ] {
+            assert_eq!(scan(&c, text, "query"), None, "{text}");
+        }
     }
 
     #[test]
