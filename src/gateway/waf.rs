@@ -4067,12 +4067,16 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
         let Some(value) = value else {
             return false;
         };
-        let range = skip(range, b" ");
+        // Each bound maybe in parentheses, as SQL reads `between (0) and (2)`.
+        let range = skip(range, b" (");
         let low_len = number_len(range);
-        let Some(high) = skip(&range[low_len..], b" ").strip_prefix(b"and ") else {
+        let Some(high) = skip(&range[low_len..], b" )")
+            .strip_prefix(b"and")
+            .filter(|high| matches!(high.first(), Some(b' ' | b'(')))
+        else {
             return false;
         };
-        let high = skip(high, b" ");
+        let high = skip(high, b" (");
         let high_len = number_len(high);
         let tail = &high[high_len..];
         return match (number(&range[..low_len]), number(&high[..high_len])) {
@@ -9133,6 +9137,29 @@ mod tests {
             "id=1 and 1 not between 0 and 2",
             "id=1 and 1 not between 2 and 3 hours",
             "Step 1 and 5 not between 1 and 3 days",
+        ] {
+            assert_eq!(scan(&c, text, "query"), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_numeric_injections_range_with_parenthesised_bounds_is_caught() {
+        // SQL reads `between (0) and (2)` as `between 0 and 2`.
+        let c = config();
+        for text in [
+            "id=1 and 1 between (0) and (2)",
+            "id=1 and 1 between 0 and (2)-- -",
+            "id=1 and 1 between ((0)) and 2",
+        ] {
+            assert_eq!(
+                scan(&c, text, "query").map(|h| h.rule),
+                Some("sqli-tautology"),
+                "{text}"
+            );
+        }
+        for text in [
+            "id=1 and 1 between (2) and (3)",
+            "id=1 and 1 between (0) and (2) hours",
         ] {
             assert_eq!(scan(&c, text, "query"), None, "{text}");
         }
