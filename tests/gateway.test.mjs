@@ -3558,6 +3558,7 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 and 1 is not null and(1)")}`, "sqli-tautology"],
     [`/gw/open/search?q=${encodeURIComponent('<p style="_behavior:url(x.htc)">')}`, "xss-dom"],
     [`/gw/open/search?id=${encodeURIComponent("1 and 1 not between 2 and 3")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 between (0) and (2)")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
