@@ -4457,6 +4457,86 @@ describe("configuration", () => {
     }
   });
 
+  for (const [copy, sie] of [["an expired copy", 0], ["a copy in its stale-if-error window", 3600]]) {
+    test(`a request with ${copy} that joined a fill asked before a purge of the fill's own tags is not served that fill`, async (t) => {
+      // CONFIG_KV stands in for a KV whose purge marks the test sets (a purge made in another isolate). The stored
+      // copy is tagged "a"; the origin's next answer, "b". A request finding the copy past its TTL joins the fill under
+      // way; "b" is purged after that fill asked the origin and before the request came. The copy's marks say
+      // nothing of "b": the joined answer's own must be read, as for a request with no copy.
+      const own = await startOrigin();
+      t.after(() => own.stop());
+      let mark = "";
+      let copies = 0;
+      let holding = false;
+      let onHeld;
+      const heldAtOrigin = new Promise((r) => (onHeld = r));
+      const held = [];
+      own.handle((req, body, res) => {
+        if (req.url.startsWith("/kv/")) {
+          return res.end(decodeURIComponent(req.url.slice(4)) === "gateway:purge:b" ? mark : "");
+        }
+        const answer = () => {
+          const n = ++copies;
+          res.writeHead(200, { "content-type": "text/plain", "cache-tag": n === 1 ? "a" : "b" }).end(`page ${n}`);
+        };
+        if (holding) {
+          held.push(answer);
+          return onHeld();
+        }
+        answer();
+      });
+      const policy = { ttl: 1, stale_while_revalidate: 0, stale_if_error: sie, shared: true, cache_control: "public, max-age=1", surrogate_control: "max-age=1" };
+      const w = await cachedRouteOverKv(
+        own.url,
+        `async (key) => {
+          if (!key.startsWith("gateway:purge:")) return null;
+          const text = await (await fetch(${JSON.stringify(own.url)} + "/kv/" + encodeURIComponent(key))).text();
+          return text === "" ? null : text;
+        }`,
+        {
+          timeout_ms: 20_000,
+          vars: {
+            GATEWAY_PURGE_SYNC_MS: 0,
+            GATEWAY_CACHE_POLICIES: { brief: policy },
+            GATEWAY_ROUTES: [{ name: "c", path: "/c", upstream: own.url, cache: "brief", timeout_ms: 20_000 }],
+          },
+        },
+      );
+      const pages = () => own.requests.filter((r) => r.path === "/c/page").length;
+      try {
+        assert.equal(await (await w.fetch("/c/page")).text(), "page 1");
+        await until(async () => {
+          const r = await w.fetch("/c/page");
+          await r.arrayBuffer();
+          return r.headers.get("x-cache") === "HIT";
+        }, { what: "the copy tagged a stored" });
+        // Past the copy's TTL, a request leads a fill (the test holds its origin request).
+        holding = true;
+        let lead;
+        await until(async () => {
+          const r = w.fetch("/c/page");
+          const state = await Promise.race([r.then(() => "answered"), heldAtOrigin.then(() => "held")]);
+          if (state === "held") lead = r;
+          else await (await r).arrayBuffer();
+          return state === "held";
+        }, { ms: 15_000, what: "a fill for the copy past its TTL" });
+        mark = String(Date.now() + 1);
+        const joiner = w.fetch("/c/page");
+        await untilWaiting(w, 1);
+        holding = false;
+        held.splice(0).forEach((answer) => answer());
+        assert.equal(await (await lead).text(), "page 2", "the fill's own request takes its answer");
+        const late = await joiner;
+        assert.equal(await late.text(), "page 3", "the request after the purge of b is not served the answer asked before it");
+        assert.equal(pages(), 3, "asked of the origin again");
+      } finally {
+        holding = false;
+        held.splice(0).forEach((answer) => answer());
+        await w.stop();
+      }
+    });
+  }
+
   test("in log mode the WAF lets an attack through and logs the rule", async (t) => {
     const logOrigin = await startOrigin();
     t.after(() => logOrigin.stop());

@@ -2427,12 +2427,7 @@ async fn cached(
         if asked.only_if_cached {
             return Err(not_cached());
         }
-        let (mut outcome, mut served) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
-        if joined_before_a_purge(call, &outcome, served, &policy, came, spec.timeout_ms).await {
-            // Its marks' times are kept now: the fill is superseded, and this request asks again (through another
-            // waiter's fill, when one already took the lead).
-            (outcome, served) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
-        }
+        let (outcome, served) = fill(call, &spec, &policy, came).await;
         return match outcome {
             Ok(f) => answer_fetched(&f, &spec, &policy, served, &asked, &own).await,
             Err(Failure::Passed) => own_answer(&spec, &asked, &own).await,
@@ -2508,7 +2503,7 @@ async fn cached(
             Ok(serve_stored(response, Served::Stale))
         }
         Freshness::StaleIfError => {
-            let (outcome, served) = coalesced_fetch(Some(&call.ctx), &spec, &policy).await;
+            let (outcome, served) = fill(call, &spec, &policy, came).await;
             if let Ok(fetched) = &outcome {
                 if takes_down(fetched, &policy) {
                     let spec = spec.clone();
@@ -2538,7 +2533,7 @@ async fn cached(
             }
             answer
         }
-        Freshness::Expired => match coalesced_fetch(Some(&call.ctx), &spec, &policy).await {
+        Freshness::Expired => match fill(call, &spec, &policy, came).await {
             (Ok(f), served) => answer_fetched(&f, &spec, &policy, served, &asked, &own).await,
             (Err(Failure::Passed), _) => own_answer(&spec, &asked, &own).await,
             (Err(failure), _) => Err(failure.into_error()),
@@ -2546,11 +2541,26 @@ async fn cached(
     }
 }
 
-/// Whether a request that found no stored copy took the answer of another request's fill asked of the origin before it
-/// came (`came`), and a purge of one of the answer's tags made since — anywhere, as its marks in KV show it — supersedes
-/// that answer, as it would the stored copy. `coalesced_fetch` leaves such a fill only for a purge this isolate
-/// made or read: a request with no stored copy reads no marks, so a purge made in another isolate held for it not
-/// within `GATEWAY_PURGE_SYNC_MS` but never, while fills were joined (under way, or complete and being stored: a
+/// The fill of a request that came at `came` and found no stored copy it may serve (none, or one past its TTL and
+/// stale-while-revalidate window): [`coalesced_fetch`], asked once more when the fill it joined was asked before a
+/// purge of its answer's own tags ([`joined_before_a_purge`]). A stored copy's marks say nothing of the tags the
+/// origin gives its next answer, so a request with an expired copy reads the joined answer's marks too.
+async fn fill(call: &Call, spec: &Spec, policy: &CachePolicy, came: u64) -> (Outcome, Served) {
+    let (outcome, served) = coalesced_fetch(Some(&call.ctx), spec, policy).await;
+    if joined_before_a_purge(call, &outcome, served, policy, came, spec.timeout_ms).await {
+        // Its marks' times are kept now: the fill is superseded, and this request asks again (through another
+        // waiter's fill, when one already took the lead).
+        return coalesced_fetch(Some(&call.ctx), spec, policy).await;
+    }
+    (outcome, served)
+}
+
+/// Whether a request that found no stored copy it may serve took the answer of another request's fill asked of the
+/// origin before it came (`came`), and a purge of one of the answer's tags made since — anywhere, as its marks in KV
+/// show it — supersedes that answer, as it would the stored copy. `coalesced_fetch` leaves such a fill only for a
+/// purge this isolate made or read: a request with no stored copy reads no marks (one with an expired copy, only
+/// that copy's tags'), so a purge made in another isolate held for it not within `GATEWAY_PURGE_SYNC_MS` but never,
+/// while fills were joined (under way, or complete and being stored: a
 /// `HIT`). The marks are read as a hit reads them (kept times first, a read under way shared; one unreadable counts
 /// as a purge), and kept, so the next `coalesced_fetch` leaves the fill.
 async fn joined_before_a_purge(
