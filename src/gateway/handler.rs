@@ -1848,11 +1848,13 @@ fn fill_budget_ms(spec: &Spec) -> u64 {
 /// waiter may have taken over: one takes over, the others wait for it); one that overran every attempt's timeout,
 /// or was handed an answer meant for the lead alone (`shareable`), fetches itself. With the outcome, its `x-cache`
 /// state: `HIT` for a stored answer that was complete when this request came (its Cache API write still under
-/// way), `MISS` otherwise — this request's own fill, or one it joined.
+/// way), `MISS` otherwise — this request's own fill, or one it joined. `left_fill`: when the fill of an earlier ask was
+/// found superseded, its origin request's time — no fill asked at or before it is taken again.
 async fn coalesced_fetch(
     ctx: Option<&worker::Context>,
     spec: &Spec,
     policy: &CachePolicy,
+    left_fill: Option<u64>,
 ) -> (Outcome, Served) {
     // Every attempt's wait for headers, then the body's time to arrive whole, and a second of slack.
     // A lead taken over by another waiter gets the budget afresh, within twice it in all.
@@ -1917,7 +1919,8 @@ async fn coalesced_fetch(
                 // turn, one after another.
                 Some(Ok(fetched))
                     if fetched.storable
-                        && (fetched.requested_at <= first && purged_here(&fetched)
+                        && (left_fill.is_some_and(|at| fetched.requested_at <= at)
+                            || fetched.requested_at <= first && purged_here(&fetched)
                             || written_before.is_some_and(|at| at >= fetched.requested_at)) =>
                 {
                     superseded = Some(slot);
@@ -2493,7 +2496,7 @@ async fn cached(
             let (spec, policy) = (spec.clone(), policy.clone());
             call.ctx.wait_until(async move {
                 // Already in the background: the store is awaited here.
-                if let (Ok(fetched), _) = coalesced_fetch(None, &spec, &policy).await {
+                if let (Ok(fetched), _) = coalesced_fetch(None, &spec, &policy, None).await {
                     fetched.body.discard();
                     if takes_down(&fetched, &policy) {
                         take_down(&spec).await;
@@ -2546,11 +2549,13 @@ async fn cached(
 /// purge of its answer's own tags ([`joined_before_a_purge`]). A stored copy's marks say nothing of the tags the
 /// origin gives its next answer, so a request with an expired copy reads the joined answer's marks too.
 async fn fill(call: &Call, spec: &Spec, policy: &CachePolicy, came: u64) -> (Outcome, Served) {
-    let (outcome, served) = coalesced_fetch(Some(&call.ctx), spec, policy).await;
+    let (outcome, served) = coalesced_fetch(Some(&call.ctx), spec, policy, None).await;
     if joined_before_a_purge(call, &outcome, served, policy, came, spec.timeout_ms).await {
-        // Its marks' times are kept now: the fill is superseded, and this request asks again (through another
-        // waiter's fill, when one already took the lead).
-        return coalesced_fetch(Some(&call.ctx), spec, policy).await;
+        // The fill is superseded, and this request asks again (through another waiter's fill, when one already took
+        // the lead), leaving that fill by its time: a mark that could not be read keeps no purge time, and the fill,
+        // complete and still being stored, was found again and served as a `HIT`.
+        let left_fill = outcome.as_ref().ok().map(|f| f.requested_at);
+        return coalesced_fetch(Some(&call.ctx), spec, policy, left_fill).await;
     }
     (outcome, served)
 }
