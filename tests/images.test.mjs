@@ -1115,3 +1115,27 @@ test("a PNG with a second IHDR before its pixels is refused 502 as corrupt, not 
     message: "the source image is cut short or corrupt: its header does not say its size",
   });
 });
+
+test("a palette PNG with no PLTE before its first IDAT is refused 502 as corrupt, not served as the original", async () => {
+  // libpng stops at its IDAT ("Missing PLTE before IDAT", a chunk error) and the png crate (Chrome's, Skia's) with
+  // PaletteRequired: no pixel is decoded. Miniflare's resizer fails on it too, so it was served as a 200 "original"
+  // no browser shows. The same PNG with its PLTE, or with tRNS after it, is an image and is resized.
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(40, 0);
+  header.writeUInt32BE(30, 4);
+  header[8] = 8;
+  header[9] = 3; // indexed colour
+  const pixels = chunk("IDAT", deflateSync(Buffer.alloc(30 * (1 + 40))));
+  const start = [Buffer.from("\x89PNG\r\n\x1a\n", "latin1"), chunk("IHDR", header)];
+  const palette = chunk("PLTE", Buffer.from([200, 80, 40, 20, 80, 200]));
+  const end = chunk("IEND", Buffer.alloc(0));
+  fixtures["/photos/no-palette.png"] = { type: "image/png", body: Buffer.concat([...start, chunk("tEXt", Buffer.from("a\0b")), pixels, end]) };
+  fixtures["/photos/palette.png"] = { type: "image/png", body: Buffer.concat([...start, palette, chunk("tRNS", Buffer.from([0])), pixels, end]) };
+  const answer = await get(worker, "/images/20/photos/no-palette.png");
+  assert.equal(answer.status, 502, `${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
+  assert.match(JSON.parse(answer.body).error.message, /^the source image is cut short or corrupt/);
+  assert.equal(answer.headers.get("cache-control"), "no-store");
+  const shown = await get(worker, "/images/20/photos/palette.png");
+  assert.equal(shown.status, 200);
+  assert.deepEqual((await sharp(shown.body).metadata()).width, 20);
+});

@@ -95,6 +95,8 @@ fn declared_size(head: &[u8], image_len: u64) -> Option<Declared> {
                 animated: false,
                 frames: 0,
                 past_idat: false,
+                // Indexed colour (IHDR's colour type 3) needs its PLTE before IDAT.
+                palette_missing: head.get(25) == Some(&3),
             },
         ));
     }
@@ -148,6 +150,7 @@ fn declared_size(head: &[u8], image_len: u64) -> Option<Declared> {
                     animated: true,
                     frames: 0,
                     past_idat: false,
+                    palette_missing: false,
                 };
                 Some(chunks_in(head.get(30..).unwrap_or_default(), ended, walk))
             }
@@ -834,8 +837,8 @@ pub enum ChunkKind {
 }
 
 /// Where a walk of a PNG's or WebP's chunks stands between two windows of the image: the offset of the next chunk,
-/// the format, the canvas, whether the image said it is animated, the frames seen so far, and whether a PNG's first
-/// `IDAT` was passed.
+/// the format, the canvas, whether the image said it is animated, the frames seen so far, whether a PNG's first
+/// `IDAT` was passed, and whether it is an indexed-colour PNG whose `PLTE` has not come yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkWalk {
     pub at: u64,
@@ -844,6 +847,7 @@ pub struct ChunkWalk {
     pub animated: bool,
     pub frames: u64,
     pub past_idat: bool,
+    pub palette_missing: bool,
 }
 
 /// The largest length a PNG chunk may say: a PNG four-byte unsigned integer is at most 2^31 - 1 (§7.1).
@@ -861,7 +865,8 @@ pub fn unknown_critical_png_chunk(kind: &[u8]) -> bool {
 /// says so) every frame counted (`fcTL`, `ANMF`), or [`Declared::Chunks`] where the window ends first. A still PNG
 /// ends the walk at its first `IDAT`; a PNG with an unknown critical chunk before it is
 /// [`Declared::UnknownCritical`], and one with a chunk type that is not four letters, a chunk length past
-/// 2^31 - 1 or a second `IHDR` there, or that ends (cut short, or at `IEND`) before it, [`Declared::Unknown`]. Each step moves at least
+/// 2^31 - 1 or a second `IHDR` there, that ends (cut short, or at `IEND`) before it, or of indexed colour with no
+/// `PLTE` before it, [`Declared::Unknown`]. Each step moves at least
 /// a chunk header on; the walk ends with the image, at `IEND`, or once the frames are [`over_budget`].
 pub fn chunks(window: &[u8], walk: ChunkWalk, image_len: u64) -> Declared {
     chunks_in(window, holds_the_end(walk.at, window, image_len), walk)
@@ -928,6 +933,12 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
         match kind {
             b"acTL" => walk.animated = true,
             b"fcTL" | b"ANMF" => walk.frames += 1,
+            b"PLTE" => walk.palette_missing = false,
+            // An indexed-colour PNG with no palette yet: libpng stops at its first IDAT ("Missing PLTE before
+            // IDAT", a chunk error), as the png crate does (PaletteRequired) — no pixel is drawn.
+            b"IDAT" if walk.kind == ChunkKind::Png && !walk.past_idat && walk.palette_missing => {
+                return Declared::Unknown
+            }
             b"IDAT" => {
                 walk.past_idat = true;
                 if !walk.animated {
@@ -2220,6 +2231,37 @@ mod tests {
             Declared::Unknown,
             "an APNG's IEND before IDAT"
         );
+    }
+
+    #[test]
+    fn an_indexed_png_without_its_palette_before_its_pixels_is_unknown() {
+        // IHDR's colour type 3 (indexed): libpng's "Missing PLTE before IDAT" stops it before any pixel.
+        let indexed = |after: &[(&[u8; 4], usize)]| {
+            let mut image = png_then(after);
+            image[25] = 3;
+            image
+        };
+        let no_palette = indexed(&[(b"tEXt", 4), (b"IDAT", 100), (b"IEND", 0)]);
+        assert_eq!(walked(&no_palette).0, Declared::Unknown, "no PLTE");
+        let apng = indexed(&[(b"acTL", 8), (b"fcTL", 26), (b"IDAT", 100), (b"IEND", 0)]);
+        assert_eq!(walked(&apng).0, Declared::Unknown, "an APNG with no PLTE");
+        let with_palette = indexed(&[(b"PLTE", 6), (b"tRNS", 1), (b"IDAT", 100), (b"IEND", 0)]);
+        assert_eq!(walked(&with_palette).0, Declared::Size(40, 30));
+        // Its PLTE past the first window (behind a large text chunk) is found there.
+        let far = indexed(&[(b"iTXt", SIZE_BYTES + 10), (b"PLTE", 6), (b"IDAT", 100)]);
+        assert_eq!(walked(&far), (Declared::Size(40, 30), 2));
+        // A palette after the first IDAT comes too late; other colour types need none.
+        let late = indexed(&[(b"IDAT", 100), (b"PLTE", 6), (b"IEND", 0)]);
+        assert_eq!(walked(&late).0, Declared::Unknown, "PLTE after IDAT");
+        for colour in [0, 2, 4, 6] {
+            let mut image = png_then(&[(b"IDAT", 100), (b"IEND", 0)]);
+            image[25] = colour;
+            assert_eq!(
+                walked(&image).0,
+                Declared::Size(40, 30),
+                "colour type {colour}"
+            );
+        }
     }
 
     /// An animated WebP: `VP8X` (animation flag) of `width` x `height`, `ANIM`, then `frames` `ANMF` chunks of
