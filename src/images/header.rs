@@ -2234,6 +2234,29 @@ mod tests {
     }
 
     #[test]
+    fn a_png_chunk_length_past_2_31_is_no_chunk_even_where_more_of_the_image_follows() {
+        // In a whole image a length of 2^31 also runs past its end, which is refused as an image that ends before
+        // IDAT: only a window with more of the image after it tells the length check from that.
+        let mut window = vec![0; SIZE_BYTES];
+        window[..8].copy_from_slice(b"\x80\0\0\0tEXt");
+        let walk = ChunkWalk {
+            at: 33,
+            kind: ChunkKind::Png,
+            canvas: (40, 30),
+            animated: false,
+            frames: 0,
+            past_idat: false,
+            palette_missing: false,
+        };
+        assert_eq!(chunks(&window, walk, u64::MAX), Declared::Unknown);
+        window[0] = 0x7F;
+        assert!(
+            matches!(chunks(&window, walk, u64::MAX), Declared::Chunks(next) if next.at == 33 + 0x7F00_0000 + 12),
+            "2^31 - 1 and under is a length, stepped over"
+        );
+    }
+
+    #[test]
     fn an_indexed_png_without_its_palette_before_its_pixels_is_unknown() {
         // IHDR's colour type 3 (indexed): libpng's "Missing PLTE before IDAT" stops it before any pixel.
         let indexed = |after: &[(&[u8; 4], usize)]| {
