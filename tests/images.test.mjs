@@ -829,7 +829,8 @@ test("origin 404 → 404, not an image → 415 (by its label or, for an original
     assert.equal(broken.headers.get("x-cache"), "MISS", "a fallback is never cached");
   }
   // An image by its first bytes whose header never says its size is no image a browser shows: they were served,
-  // 200 and marked failed, as "the original".
+  // 200 and marked failed, as "the original". (A PNG whose header says its size but that breaks off before its
+  // first pixel is told apart: see the PNG tests below.)
   for (const path of ["/images/300/photos/broken.png", "/images/300/photos/tiny.jpg"]) {
     const unreadable = await get(worker, path);
     assert.equal(unreadable.status, 502, path);
@@ -1050,7 +1051,7 @@ test("a PNG with a chunk type that is not four letters before its pixels is refu
   assert.equal(answer.status, 502, `${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
   assert.deepEqual(JSON.parse(answer.body).error, {
     code: "bad_gateway",
-    message: "the source image is cut short or corrupt: its header does not say its size",
+    message: "the source image is cut short or corrupt: its header says its size, but it breaks off before its first pixel",
   });
 });
 
@@ -1075,7 +1076,7 @@ test("a PNG whose chunk length passes 2^31 - 1, or that ends (IEND) before its p
     assert.equal(answer.status, 502, `${path}: ${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
     assert.deepEqual(JSON.parse(answer.body).error, {
       code: "bad_gateway",
-      message: "the source image is cut short or corrupt: its header does not say its size",
+      message: "the source image is cut short or corrupt: its header says its size, but it breaks off before its first pixel",
     }, path);
     assert.equal(answer.headers.get("cache-control"), "no-store", path);
   }
@@ -1095,7 +1096,7 @@ test("a PNG that ends before its first IDAT (cut short, no IEND) is refused 502 
     assert.equal(answer.status, 502, `${name}: ${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
     assert.deepEqual(JSON.parse(answer.body).error, {
       code: "bad_gateway",
-      message: "the source image is cut short or corrupt: its header does not say its size",
+      message: "the source image is cut short or corrupt: its header says its size, but it breaks off before its first pixel",
     }, name);
   }
 });
@@ -1112,7 +1113,7 @@ test("a PNG with a second IHDR before its pixels is refused 502 as corrupt, not 
   assert.equal(answer.status, 502, `${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
   assert.deepEqual(JSON.parse(answer.body).error, {
     code: "bad_gateway",
-    message: "the source image is cut short or corrupt: its header does not say its size",
+    message: "the source image is cut short or corrupt: its header says its size, but it breaks off before its first pixel",
   });
 });
 
@@ -1133,7 +1134,7 @@ test("a palette PNG with no PLTE before its first IDAT is refused 502 as corrupt
   fixtures["/photos/palette.png"] = { type: "image/png", body: Buffer.concat([...start, palette, chunk("tRNS", Buffer.from([0])), pixels, end]) };
   const answer = await get(worker, "/images/20/photos/no-palette.png");
   assert.equal(answer.status, 502, `${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
-  assert.match(JSON.parse(answer.body).error.message, /^the source image is cut short or corrupt/);
+  assert.equal(JSON.parse(answer.body).error.message, "the source image is cut short or corrupt: its header says its size, but it breaks off before its first pixel");
   assert.equal(answer.headers.get("cache-control"), "no-store");
   const shown = await get(worker, "/images/20/photos/palette.png");
   assert.equal(shown.status, 200);

@@ -424,6 +424,15 @@ async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
                     "the source image is cut short or corrupt: its header does not say its size",
                 ))
             }
+            // A PNG whose header says its size, but whose bytes no decoder reads a pixel from: as broken.
+            Declared::NoPixels => {
+                return Err(ApiError::new(
+                    502,
+                    "bad_gateway",
+                    "the source image is cut short or corrupt: its header says its size, but it breaks off before \
+                     its first pixel",
+                ))
+            }
             // The whole file came, with a chunk no PNG decoder may pass over: refused as what it is, like CgBI.
             Declared::UnknownCritical(kind) if &kind == b"CgBI" => return Err(apple_png()),
             Declared::UnknownCritical(kind) => {

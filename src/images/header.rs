@@ -15,9 +15,11 @@ pub enum Declared {
     /// (width, height) as its header declares them.
     Size(u32, u32),
     /// Not said: another format, a header this does not read (an AVIF with no `ispe` in its `meta` and no track
-    /// header, or one whose boxes break off or claim less than their own header), or an image that ends first — a
-    /// PNG too, before its first `IDAT` (or at a chunk no decoder reads past): no pixel of it is drawn.
+    /// header, or one whose boxes break off or claim less than their own header), or an image that ends first.
     Unknown,
+    /// A PNG whose `IHDR` says its size, but that ends (cut short, or at `IEND`) or breaks (a chunk no decoder reads
+    /// past, an indexed one with no `PLTE`) before its first `IDAT`: no pixel of it is drawn.
+    NoPixels,
     /// A JPEG whose frame header lies past the bytes read: its segments go on at this offset of the image, to be
     /// followed with [`jpeg_segments`]. An encoder may put as many APPn segments before the frame header as it
     /// likes, so a bomb could otherwise hide its size past any fixed number of bytes; and one segment's length says
@@ -866,7 +868,7 @@ pub fn unknown_critical_png_chunk(kind: &[u8]) -> bool {
 /// ends the walk at its first `IDAT`; a PNG with an unknown critical chunk before it is
 /// [`Declared::UnknownCritical`], and one with a chunk type that is not four letters, a chunk length past
 /// 2^31 - 1 or a second `IHDR` there, that ends (cut short, or at `IEND`) before it, or of indexed colour with no
-/// `PLTE` before it, [`Declared::Unknown`]. Each step moves at least
+/// `PLTE` before it, [`Declared::NoPixels`]. Each step moves at least
 /// a chunk header on; the walk ends with the image, at `IEND`, or once the frames are [`over_budget`].
 pub fn chunks(window: &[u8], walk: ChunkWalk, image_len: u64) -> Declared {
     chunks_in(window, holds_the_end(walk.at, window, image_len), walk)
@@ -878,7 +880,7 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
         if walk.kind == ChunkKind::Png && !walk.past_idat {
             // The image ends (cut short, or at an `IEND` out of place) before its first IDAT: a decoder stops
             // there, before any pixel, as at a chunk that is no chunk.
-            Declared::Unknown
+            Declared::NoPixels
         } else if walk.animated {
             Declared::Animation(walk.canvas.0, walk.canvas.1, walk.frames.max(1))
         } else {
@@ -924,7 +926,7 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
                 || length > MAX_PNG_CHUNK_LENGTH
                 || second_header
             {
-                return Declared::Unknown;
+                return Declared::NoPixels;
             }
             if unknown_critical_png_chunk(kind) {
                 return Declared::UnknownCritical([kind[0], kind[1], kind[2], kind[3]]);
@@ -937,7 +939,7 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
             // An indexed-colour PNG with no palette yet: libpng stops at its first IDAT ("Missing PLTE before
             // IDAT", a chunk error), as the png crate does (PaletteRequired) — no pixel is drawn.
             b"IDAT" if walk.kind == ChunkKind::Png && !walk.past_idat && walk.palette_missing => {
-                return Declared::Unknown
+                return Declared::NoPixels
             }
             b"IDAT" => {
                 walk.past_idat = true;
@@ -2199,7 +2201,7 @@ mod tests {
             ("a space", b"tEX "),
         ] {
             let image = png_then(&[(kind, 4), (b"IDAT", 100), (b"IEND", 0)]);
-            assert_eq!(walked(&image).0, Declared::Unknown, "{what}");
+            assert_eq!(walked(&image).0, Declared::NoPixels, "{what}");
         }
         // Past the first IDAT a still PNG's chunks are not read.
         let after = png_then(&[(b"IDAT", 100), (b"\0\0\0\0", 4)]);
@@ -2209,12 +2211,12 @@ mod tests {
         let mut over_long = png_then(&[(b"tEXt", 4), (b"IDAT", 100), (b"IEND", 0)]);
         let at = png_then(&[]).len();
         over_long[at..at + 4].copy_from_slice(&0x8000_0000u32.to_be_bytes());
-        assert_eq!(walked(&over_long).0, Declared::Unknown, "a length of 2^31");
+        assert_eq!(walked(&over_long).0, Declared::NoPixels, "a length of 2^31");
         let cut = png_then(&[(b"tEXt", 4), (b"IDAT", 100), (b"IEND", 0)]);
         // Cut short before IDAT: after a chunk, inside a chunk's header, or with no chunk after IHDR.
         let idat = cut.windows(4).position(|w| w == b"IDAT").unwrap() - 4;
         for end in [idat, idat + 5, at, at + 3] {
-            assert_eq!(walked(&cut[..end]).0, Declared::Unknown, "cut at {end}");
+            assert_eq!(walked(&cut[..end]).0, Declared::NoPixels, "cut at {end}");
         }
         assert_eq!(
             walked(&cut[..idat + 8]).0,
@@ -2222,13 +2224,13 @@ mod tests {
             "its IDAT's header came"
         );
         let second = png_then(&[(b"IHDR", 13), (b"IDAT", 100)]);
-        assert_eq!(walked(&second).0, Declared::Unknown, "a second IHDR");
+        assert_eq!(walked(&second).0, Declared::NoPixels, "a second IHDR");
         let ended = png_then(&[(b"IEND", 0), (b"IDAT", 100)]);
-        assert_eq!(walked(&ended).0, Declared::Unknown, "IEND before IDAT");
+        assert_eq!(walked(&ended).0, Declared::NoPixels, "IEND before IDAT");
         let animated_ended = png_then(&[(b"acTL", 8), (b"fcTL", 26), (b"IEND", 0)]);
         assert_eq!(
             walked(&animated_ended).0,
-            Declared::Unknown,
+            Declared::NoPixels,
             "an APNG's IEND before IDAT"
         );
     }
@@ -2248,7 +2250,7 @@ mod tests {
             past_idat: false,
             palette_missing: false,
         };
-        assert_eq!(chunks(&window, walk, u64::MAX), Declared::Unknown);
+        assert_eq!(chunks(&window, walk, u64::MAX), Declared::NoPixels);
         window[0] = 0x7F;
         assert!(
             matches!(chunks(&window, walk, u64::MAX), Declared::Chunks(next) if next.at == 33 + 0x7F00_0000 + 12),
@@ -2265,9 +2267,9 @@ mod tests {
             image
         };
         let no_palette = indexed(&[(b"tEXt", 4), (b"IDAT", 100), (b"IEND", 0)]);
-        assert_eq!(walked(&no_palette).0, Declared::Unknown, "no PLTE");
+        assert_eq!(walked(&no_palette).0, Declared::NoPixels, "no PLTE");
         let apng = indexed(&[(b"acTL", 8), (b"fcTL", 26), (b"IDAT", 100), (b"IEND", 0)]);
-        assert_eq!(walked(&apng).0, Declared::Unknown, "an APNG with no PLTE");
+        assert_eq!(walked(&apng).0, Declared::NoPixels, "an APNG with no PLTE");
         let with_palette = indexed(&[(b"PLTE", 6), (b"tRNS", 1), (b"IDAT", 100), (b"IEND", 0)]);
         assert_eq!(walked(&with_palette).0, Declared::Size(40, 30));
         // Its PLTE past the first window (behind a large text chunk) is found there.
@@ -2275,7 +2277,7 @@ mod tests {
         assert_eq!(walked(&far), (Declared::Size(40, 30), 2));
         // A palette after the first IDAT comes too late; other colour types need none.
         let late = indexed(&[(b"IDAT", 100), (b"PLTE", 6), (b"IEND", 0)]);
-        assert_eq!(walked(&late).0, Declared::Unknown, "PLTE after IDAT");
+        assert_eq!(walked(&late).0, Declared::NoPixels, "PLTE after IDAT");
         for colour in [0, 2, 4, 6] {
             let mut image = png_then(&[(b"IDAT", 100), (b"IEND", 0)]);
             image[25] = colour;
