@@ -1140,3 +1140,30 @@ test("a palette PNG with no PLTE before its first IDAT is refused 502 as corrupt
   assert.equal(shown.status, 200);
   assert.deepEqual((await sharp(shown.body).metadata()).width, 20);
 });
+
+test("a PNG whose IHDR no decoder accepts (a zero side, a bit depth or interlace method there is none of) is refused 502 as corrupt, not served as the original", async () => {
+  // libpng's png_check_IHDR ("Invalid IHDR data") and the png crate refuse it before any pixel; Miniflare's resizer
+  // fails on it, so its bytes were served as a 200 "original" no browser shows.
+  const header = (width, depth, colour, interlace) => {
+    const data = Buffer.alloc(13);
+    data.writeUInt32BE(width, 0);
+    data.writeUInt32BE(30, 4);
+    data[8] = depth;
+    data[9] = colour;
+    data[12] = interlace;
+    return chunk("IHDR", data);
+  };
+  const pixels = chunk("IDAT", deflateSync(Buffer.alloc(30 * (1 + 40 * 3))));
+  const png = (ihdr) => Buffer.concat([Buffer.from("\x89PNG\r\n\x1a\n", "latin1"), ihdr, pixels, chunk("IEND", Buffer.alloc(0))]);
+  for (const [name, ihdr] of [
+    ["zero-width", header(0, 8, 2, 0)],
+    ["depth-3", header(40, 3, 2, 0)],
+    ["rgb-depth-4", header(40, 4, 2, 0)],
+    ["interlace-2", header(40, 8, 2, 2)],
+  ]) {
+    fixtures[`/photos/ihdr-${name}.png`] = { type: "image/png", body: png(ihdr) };
+    const answer = await get(worker, `/images/20/photos/ihdr-${name}.png`);
+    assert.equal(answer.status, 502, `${name}: ${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
+    assert.match(JSON.parse(answer.body).error.message, /^the source image is cut short or corrupt/, name);
+  }
+});

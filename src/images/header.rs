@@ -86,6 +86,30 @@ fn declared_size(head: &[u8], image_len: u64) -> Option<Declared> {
     };
     if head.starts_with(b"\x89PNG\r\n\x1a\n") && head.get(12..16) == Some(b"IHDR") {
         let be32 = |at: usize| Some(u32::from_be_bytes(head.get(at..at + 4)?.try_into().ok()?));
+        // An IHDR no decoder accepts (libpng's png_check_IHDR, "Invalid IHDR data"; the png crate alike): its
+        // data 13 bytes, sides of 1 to 2^31 - 1, a bit depth its colour type has, compression and filter method 0,
+        // interlace method 0 or 1. No pixel of it is drawn.
+        let (width, height) = (be32(16)?, be32(20)?);
+        let [depth, colour, compression, filter, interlace] = *head.get(24..29)? else {
+            return None;
+        };
+        let depth_fits = match colour {
+            0 => matches!(depth, 1 | 2 | 4 | 8 | 16),
+            3 => matches!(depth, 1 | 2 | 4 | 8),
+            2 | 4 | 6 => matches!(depth, 8 | 16),
+            _ => false,
+        };
+        let side = 1..=MAX_PNG_CHUNK_LENGTH as u32;
+        if be32(8)? != 13
+            || !side.contains(&width)
+            || !side.contains(&height)
+            || !depth_fits
+            || compression != 0
+            || filter != 0
+            || interlace > 1
+        {
+            return Some(Declared::Unknown);
+        }
         // An animated PNG says so in an `acTL` chunk before its first `IDAT`: its chunks are followed from `IHDR`.
         return Some(chunks_in(
             &head[8..],
@@ -93,7 +117,7 @@ fn declared_size(head: &[u8], image_len: u64) -> Option<Declared> {
             ChunkWalk {
                 at: 8,
                 kind: ChunkKind::Png,
-                canvas: (be32(16)?, be32(20)?),
+                canvas: (width, height),
                 animated: false,
                 frames: 0,
                 past_idat: false,
@@ -2256,6 +2280,56 @@ mod tests {
             matches!(chunks(&window, walk, u64::MAX), Declared::Chunks(next) if next.at == 33 + 0x7F00_0000 + 12),
             "2^31 - 1 and under is a length, stepped over"
         );
+    }
+
+    #[test]
+    fn a_png_whose_ihdr_no_decoder_accepts_is_unknown() {
+        let image = png_then(&[(b"IDAT", 100), (b"IEND", 0)]);
+        let with = |at: usize, value: &[u8]| {
+            let mut image = image.clone();
+            image[at..at + value.len()].copy_from_slice(value);
+            image
+        };
+        for (what, changed) in [
+            ("a zero width", with(16, &[0; 4])),
+            ("a zero height", with(20, &[0; 4])),
+            ("a width of 2^31", with(16, &[0x80, 0, 0, 0])),
+            ("bit depth 3", with(24, &[3])),
+            ("RGB of bit depth 4", with(24, &[4])),
+            ("indexed of bit depth 16", with(24, &[16, 3])),
+            ("colour type 5", with(25, &[5])),
+            ("compression method 1", with(26, &[1])),
+            ("filter method 64 (MNG's)", with(27, &[64])),
+            ("interlace method 2", with(28, &[2])),
+            ("an IHDR of 14 bytes", with(8, &[0, 0, 0, 14])),
+        ] {
+            assert_eq!(walked(&changed).0, Declared::Unknown, "{what}");
+        }
+        for (colour, depths) in [
+            (0, [1, 2, 4, 8, 16].as_slice()),
+            (2, &[8, 16]),
+            (3, &[1, 2, 4, 8]),
+            (4, &[8, 16]),
+            (6, &[8, 16]),
+        ] {
+            for &depth in depths {
+                let image = with(24, &[depth, colour]);
+                let image = with_palette(&image);
+                assert_eq!(walked(&image).0, Declared::Size(40, 30), "{colour}/{depth}");
+            }
+        }
+        assert_eq!(walked(&with(28, &[1])).0, Declared::Size(40, 30), "Adam7");
+    }
+
+    /// `image` with a PLTE before its chunks after IHDR, so an indexed one is whole.
+    fn with_palette(image: &[u8]) -> Vec<u8> {
+        let at = png_then(&[]).len();
+        let mut out = image[..at].to_vec();
+        out.extend([0, 0, 0, 3]);
+        out.extend(b"PLTE");
+        out.extend([0; 7]);
+        out.extend(&image[at..]);
+        out
     }
 
     #[test]
