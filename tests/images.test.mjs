@@ -1167,3 +1167,23 @@ test("a PNG whose IHDR no decoder accepts (a zero side, a bit depth or interlace
     assert.match(JSON.parse(answer.body).error.message, /^the source image is cut short or corrupt/, name);
   }
 });
+
+test("a PNG whose first IDAT lies past the first bytes read is served as the original, and refused 502 only when it ends before that IDAT", async () => {
+  // 12,000 text chunks (~180 KB, past the 128 KiB first read) before its pixels: Miniflare's resizer gives up on so
+  // many chunks, while browsers show it. The walk follows its chunks into the next read rather than taking the end
+  // of the first for the end of the image; cut inside those chunks, past the first read, it has no pixel.
+  const plain = await solid(40, 30).png().toBuffer();
+  const ihdrEnd = 8 + 8 + 13 + 4;
+  const texts = Array.from({ length: 12_000 }, (_, i) => chunk("tEXt", Buffer.from(`k${i % 10}\0v`)));
+  const body = Buffer.concat([plain.subarray(0, ihdrEnd), ...texts, plain.subarray(ihdrEnd)]);
+  assert.ok(body.length > 128 * 1024 && body.length < MAX_SOURCE);
+  fixtures["/photos/chatty.png"] = { type: "image/png", body };
+  fixtures["/photos/chatty-cut.png"] = { type: "image/png", body: body.subarray(0, 150_000) };
+  const shown = await get(worker, "/images/20/photos/chatty.png");
+  assert.equal(shown.status, 200);
+  assert.match(shown.headers.get("x-image-transform"), /failed/, "the resizer gave up: the original is served");
+  assert.deepEqual(shown.body, body);
+  const cut = await get(worker, "/images/20/photos/chatty-cut.png");
+  assert.equal(cut.status, 502, `${cut.headers.get("x-image-transform")} ${cut.body.length} bytes`);
+  assert.match(JSON.parse(cut.body).error.message, /^the source image is cut short or corrupt/);
+});
