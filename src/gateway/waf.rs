@@ -2559,9 +2559,10 @@ const DETERMINERS: &[&[u8]] = &[
     b"my", b"your", b"our", b"their", b"his", b"her", b"its", b"some", b"one", b"both", b"either",
 ];
 
-/// Where each number a value starts with ends — the text's, or one after `=` — where a numeric injection sits. The
-/// `=` of a comparison (`>=`, `<=`, `!=`, `==`) starts no value: `age>=18 and age<=65` is a filter, not `1 and
-/// id>0`; `if n==1 and len(s)>5:` is code.
+/// Where each number a value starts with ends — the text's, or one after `=` — where a numeric injection sits: in
+/// any of SQL's spellings [`number_len`] reads, signed, with a fraction or an exponent, or hexadecimal (`id=-1 and
+/// 1=2`, `id=1.0 and 1=2`, `id=0x1 and 1=2`, as `id=1 and 1=2`). The `=` of a comparison (`>=`, `<=`, `!=`, `==`)
+/// starts no value: `age>=18 and age<=65` is a filter, not `1 and id>0`; `if n==1 and len(s)>5:` is code.
 fn after_leading_numbers(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
     std::iter::once(0)
         .chain(
@@ -2570,11 +2571,8 @@ fn after_leading_numbers(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
                 .map(|i| i + 1),
         )
         .filter_map(|start| {
-            let digits = text[start..]
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .count();
-            (digits > 0).then_some(start + digits)
+            let len = number_len(&text[start..]);
+            (len > 0).then_some(start + len)
         })
 }
 
@@ -9160,6 +9158,33 @@ mod tests {
         for text in [
             "id=1 and 1 between (2) and (3)",
             "id=1 and 1 between (0) and (2) hours",
+        ] {
+            assert_eq!(scan(&c, text, "query"), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_numeric_injection_after_a_value_starting_with_a_signed_or_spelled_number_is_caught() {
+        // `id=-1 …` (a row that does not exist, the union and boolean probes' favourite), `id=1.0 …` and `id=0x1 …`
+        // start a numeric injection as `id=1 …` does: SQL reads each as a number.
+        let c = config();
+        for text in [
+            "id=-1 and 1=2",
+            "id=-1 or id>0",
+            "id=1.0 and 1=2",
+            "id=0x1 and 1 between 0 and 2",
+            "id=+1 and 1 is true",
+            "-1 and 1=2",
+            "id=1e0 and not 0",
+            "id=-1 order by 5--",
+        ] {
+            assert!(scan(&c, text, "query").is_some(), "{text}");
+        }
+        for text in [
+            "v=1.2.3 and 1 is true to the plan",
+            "id=-1 and 2 more",
+            "x=-1.5 and y=2",
+            "temp=-5 and falling",
         ] {
             assert_eq!(scan(&c, text, "query"), None, "{text}");
         }
