@@ -3273,6 +3273,11 @@ fn always_true(
     }
     // A number may carry an exponent (`1e0`, `1.5e3`), which every dialect reads as a number.
     let literal = |value: &[u8], quoted: bool| {
+        // SQL's unary minus and plus (`-1=-1`, `ascii(…)>-1`), which [`signed_operand`] reads.
+        let value = match value.split_first() {
+            Some((b'-' | b'+', digits)) if !quoted => digits,
+            _ => value,
+        };
         let mantissa = value
             .iter()
             .position(|&b| b == b'e')
@@ -3341,7 +3346,7 @@ fn always_true(
     let closed_left = quoted_call_name(text, left_at)
         .or_else(spaced_call)
         .map(|(name, end)| (name, end, false))
-        .or_else(|| operand(text, left_at, true));
+        .or_else(|| signed_operand(text, left_at, true));
     // Only a string left open is closed by the query's quote: a closed one at the end (`'x' or '1'`) meets that
     // quote as a doubled one, a string that never ends.
     let left_open = closed_left.is_none();
@@ -3526,7 +3531,7 @@ fn always_true(
             }
         }
     }
-    operand(text, right_at, false).is_some_and(|(right, end, quoted)| {
+    signed_operand(text, right_at, false).is_some_and(|(right, end, quoted)| {
         // The query's own quote closes a string the comparison leaves open: `' and substr(pw,1,1)='a`, and a
         // column's pattern read a character at a time (`' or password regexp '^a`, `' or name like 'a%`).
         let open_right =
@@ -4185,9 +4190,25 @@ fn holds(left: &[u8], comparison: &[u8], right: &[u8]) -> bool {
     if comparison == b"like" {
         return like_matches(left, right);
     }
+    // An integer, maybe signed (`-1<0`, `-2<-1`), as SQL compares it.
     let number = |s: &[u8]| {
-        (!s.is_empty() && s.len() <= 18 && s.iter().all(u8::is_ascii_digit))
-            .then(|| s.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+        let (negative, digits) = match s.split_first() {
+            Some((b'-', digits)) => (true, digits),
+            Some((b'+', digits)) => (false, digits),
+            _ => (false, s),
+        };
+        (!digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit)).then(
+            || {
+                let n = digits
+                    .iter()
+                    .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+                if negative {
+                    -n
+                } else {
+                    n
+                }
+            },
+        )
     };
     let order = match (number(left), number(right)) {
         (Some(l), Some(r)) => l.cmp(&r),
@@ -4285,6 +4306,22 @@ fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize, bool)>
             (!value.is_empty()).then_some((value, end, false))
         }
     }
+}
+
+/// [`operand`], or a signed number SQL's unary minus or plus spells (`-1`, `+0x1`), which it does not read: a comparison's
+/// operand (`id=1 and 1=-1`, `ascii(…)>-1`). Not a sign before a word (`-1st`), which is no number.
+fn signed_operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize, bool)> {
+    if matches!(text.get(at), Some(b'-' | b'+')) {
+        let len = number_len(&text[at..]);
+        if len > 1
+            && !text
+                .get(at + len)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+        {
+            return Some((&text[at..at + len], at + len, false));
+        }
+    }
+    operand(text, at, closed)
 }
 
 /// A percent-decoded `raw` scanned, and again with its JSON escapes decoded when it holds one (a `\` and one of
@@ -9185,6 +9222,37 @@ mod tests {
             "id=-1 and 2 more",
             "x=-1.5 and y=2",
             "temp=-5 and falling",
+        ] {
+            assert_eq!(scan(&c, text, "query"), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_numeric_injections_comparison_with_a_signed_operand_is_caught() {
+        // SQL's unary minus and plus on either side of a comparison: `1=-1` is false, `-1=-1` true, and a blind
+        // probe's `ascii(…)>-1` reads as `ascii(…)>0` does.
+        let c = config();
+        for text in [
+            "id=1 and 1=-1",
+            "id=1 and -1=-1",
+            "id=1 and -1=1",
+            "id=1 and 1=+1",
+            "id=1 or id>-1",
+            "id=1 and ascii(substr(user(),1,1))>-1",
+            "id=1 and length(database())>-1-- -",
+            "' or -1=-1--",
+        ] {
+            assert_eq!(
+                scan(&c, text, "query").map(|h| h.rule),
+                Some("sqli-tautology"),
+                "{text}"
+            );
+        }
+        for text in [
+            "5 and 10 = -15",
+            "x=1 and y=-1",
+            "score 1 and -1=-1 points",
+            "rated 1 and -1=-1",
         ] {
             assert_eq!(scan(&c, text, "query"), None, "{text}");
         }
