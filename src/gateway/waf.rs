@@ -3984,6 +3984,13 @@ fn predicate_end(text: &[u8], at: usize, left: &[u8]) -> Option<usize> {
 /// (MySQL's: `1 is not null`, `1 is true`, `null is null`), or, for `left` = `not` (or MySQL's `!`), the number 0,
 /// `false`, or two glued literals compared (`not 1=2`, `not 'a'='b'`), maybe in parentheses (`not(0)`).
 fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
+    /// Which literals an operator of the chain keeps the predicate's truth with.
+    #[derive(Clone, Copy)]
+    enum Keeps {
+        Nonzero,
+        Zero,
+        Any,
+    }
     let number = |s: &[u8]| (number_len(s) == s.len()).then(|| sql_number(s)).flatten();
     // The statement's end, or first a chain of `and`/`or` and literals that keeps the predicate's truth (`… and 1`,
     // `… or 0`): "chapters 1 and 2 and 3" has no predicate before it.
@@ -3995,18 +4002,20 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
             if ends_statement(rest) {
                 return true;
             }
-            // `and`/`or` before a blank or glued to a `(` (`and(1)`), as SQL reads them; `&&`/`||` glued to anything.
-            let Some((and, tail)) = [
-                (true, &b"and"[..]),
-                (true, b"&&"),
-                (false, b"or"),
-                (false, b"||"),
+            // `and`/`or` (MySQL's `xor` too) before a blank or glued to a `(` (`and(1)`), as SQL reads them;
+            // `&&`/`||` glued to anything. `and` keeps the truth with a literal but 0, `xor` with 0 alone.
+            let Some((keeps, tail)) = [
+                (Keeps::Nonzero, &b"and"[..]),
+                (Keeps::Nonzero, b"&&"),
+                (Keeps::Any, b"or"),
+                (Keeps::Any, b"||"),
+                (Keeps::Zero, b"xor"),
             ]
             .into_iter()
-            .find_map(|(and, op)| {
+            .find_map(|(keeps, op)| {
                 let tail = rest.strip_prefix(op)?;
                 (!op[0].is_ascii_alphabetic() || matches!(tail.first(), Some(b' ' | b'(')))
-                    .then(|| (and, skip(tail, b" (")))
+                    .then(|| (keeps, skip(tail, b" (")))
             }) else {
                 return false;
             };
@@ -4021,7 +4030,11 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
             if tail
                 .get(len)
                 .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-                || value.is_none_or(|v| and && v == 0.0)
+                || value.is_none_or(|v| match keeps {
+                    Keeps::Nonzero => v == 0.0,
+                    Keeps::Zero => v != 0.0,
+                    Keeps::Any => false,
+                })
             {
                 return false;
             }
@@ -4070,6 +4083,16 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
         let Some(value) = value else {
             return false;
         };
+        // PostgreSQL's `symmetric` holds between the bounds in either order; `asymmetric` is the default spelled.
+        let (symmetric, range) = match range.strip_prefix(b"symmetric ") {
+            Some(after) => (true, skip(after, b" ")),
+            None => (
+                false,
+                range
+                    .strip_prefix(b"asymmetric ")
+                    .map_or(range, |after| skip(after, b" ")),
+            ),
+        };
         // Each bound maybe in parentheses, as SQL reads `between (0) and (2)`.
         let range = skip(range, b" (");
         let low_len = number_len(range);
@@ -4084,6 +4107,11 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
         let tail = &high[high_len..];
         return match (number(&range[..low_len]), number(&high[..high_len])) {
             (Some(low), Some(high)) => {
+                let (low, high) = if symmetric && high < low {
+                    (high, low)
+                } else {
+                    (low, high)
+                };
                 (low <= value && value <= high) != outside && ends(text.len() - tail.len())
             }
             _ => false,
@@ -9253,6 +9281,36 @@ mod tests {
             "x=1 and y=-1",
             "score 1 and -1=-1 points",
             "rated 1 and -1=-1",
+        ] {
+            assert_eq!(scan(&c, text, "query"), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_literal_predicates_chain_may_hold_xor_and_its_range_may_be_symmetric() {
+        // MySQL's `xor 0` keeps the predicate's truth as `and 1` does; PostgreSQL's `between symmetric` holds
+        // between its bounds in either order (`asymmetric` is the default spelled out).
+        let c = config();
+        for text in [
+            "id=1 and 1 between 0 and 2 xor 0",
+            "id=1 and 1 is true xor 0 and 1-- -",
+            "id=1 and 1 between symmetric 2 and 0",
+            "id=1 and 1 between symmetric 0 and 2",
+            "id=1 and 1 between asymmetric 0 and 2",
+            "id=1 and 5 not between symmetric 9 and 6",
+        ] {
+            assert_eq!(
+                scan(&c, text, "query").map(|h| h.rule),
+                Some("sqli-tautology"),
+                "{text}"
+            );
+        }
+        for text in [
+            "id=1 and 1 between 0 and 2 xor 1",
+            "id=1 and 1 between 0 and 2 xor",
+            "id=1 and 1 between 0 and 2 xory",
+            "id=1 and 1 between asymmetric 2 and 0",
+            "id=1 and 1 between symmetric 2 and 0 hours",
         ] {
             assert_eq!(scan(&c, text, "query"), None, "{text}");
         }
