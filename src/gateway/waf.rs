@@ -2571,8 +2571,11 @@ fn after_leading_numbers(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
                 .map(|i| i + 1),
         )
         .filter_map(|start| {
-            let len = number_len(&text[start..]);
-            (len > 0).then_some(start + len)
+            // A sign glued to its number: "- 1 and 1 is true" is a list's entry.
+            let rest = &text[start..];
+            let len = number_len(rest);
+            (len > 0 && !(matches!(rest[0], b'-' | b'+') && rest.get(1) == Some(&b' ')))
+                .then_some(start + len)
         })
 }
 
@@ -3275,7 +3278,7 @@ fn always_true(
     let literal = |value: &[u8], quoted: bool| {
         // SQL's unary minus and plus (`-1=-1`, `ascii(…)>-1`), which [`signed_operand`] reads.
         let value = match value.split_first() {
-            Some((b'-' | b'+', digits)) if !quoted => digits,
+            Some((b'-' | b'+', digits)) if !quoted => self::skip(digits, b" "),
             _ => value,
         };
         let mantissa = value
@@ -3307,20 +3310,6 @@ fn always_true(
         && numeric_predicate(text, left_at + 1, b"not")
     {
         return true;
-    }
-    // A signed number's range or truth test (`id=1 and -1 between -2 and 0`, `id=1 and +1 is true`): SQL's unary
-    // minus and plus, which [`operand`] does not read.
-    if after_number && matches!(text.get(left_at), Some(b'-' | b'+')) {
-        let len = number_len(&text[left_at..]);
-        if len > 1
-            && numeric_predicate(
-                text,
-                skip(left_at + len, b" )"),
-                &text[left_at..left_at + len],
-            )
-        {
-            return true;
-        }
     }
     let open_left =
         || operand(text, left_at, false).filter(|&(_, end, quoted)| quoted && end == text.len());
@@ -4047,11 +4036,7 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
     if left == b"not" {
         let at = text.len() - skip(rest, b" (").len();
         // A signed number too (`not -0`), which [`operand`] does not read.
-        let signed = Some(number_len(&text[at..]))
-            .filter(|&len| len > 1 && matches!(text[at], b'-' | b'+'))
-            .map(|len| (&text[at..at + len], at + len, false));
-        let Some((operand_left, end, left_quoted)) = signed.or_else(|| operand(text, at, true))
-        else {
+        let Some((operand_left, end, left_quoted)) = signed_operand(text, at, true) else {
             return false;
         };
         if !left_quoted && (number(operand_left) == Some(0.0) || operand_left == b"false") {
@@ -4142,7 +4127,7 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
         && ends(text.len() - tail.len())
 }
 
-/// How long the SQL number `text` starts with is: an optional `-` or `+`, then MySQL's and PostgreSQL's hexadecimal
+/// How long the SQL number `text` starts with is: an optional `-` or `+` (blanks after it too), then MySQL's and PostgreSQL's hexadecimal
 /// `0x…`, or digits with a fraction (`1.0`, `.5`) and an exponent (`2e0`, `1e-1`) — 0 when none starts it.
 fn number_len(text: &[u8]) -> usize {
     let len = signed_number_len(text);
@@ -4158,7 +4143,11 @@ fn signed_number_len(text: &[u8]) -> usize {
             .take_while(|b| b.is_ascii_digit())
             .count()
     };
-    let sign = usize::from(matches!(text.first(), Some(b'-' | b'+')));
+    // The sign and the blanks after it: SQL's unary minus is an operator, and `- 1` is `-1`.
+    let sign = match text.split_first() {
+        Some((b'-' | b'+', rest)) => 1 + rest.len() - skip(rest, b" ").len(),
+        _ => 0,
+    };
     if text[sign..].starts_with(b"0x") {
         let hex = text[sign + 2..]
             .iter()
@@ -4198,8 +4187,8 @@ fn sql_number(text: &[u8]) -> Option<f64> {
         return None;
     }
     let (negative, digits) = match text.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        Some((b'+', rest)) => (false, rest),
+        Some((b'-', rest)) => (true, skip(rest, b" ")),
+        Some((b'+', rest)) => (false, skip(rest, b" ")),
         _ => (false, text),
     };
     let value = match digits.strip_prefix(b"0x") {
@@ -4221,8 +4210,8 @@ fn holds(left: &[u8], comparison: &[u8], right: &[u8]) -> bool {
     // An integer, maybe signed (`-1<0`, `-2<-1`), as SQL compares it.
     let number = |s: &[u8]| {
         let (negative, digits) = match s.split_first() {
-            Some((b'-', digits)) => (true, digits),
-            Some((b'+', digits)) => (false, digits),
+            Some((b'-', digits)) => (true, skip(digits, b" ")),
+            Some((b'+', digits)) => (false, skip(digits, b" ")),
             _ => (false, s),
         };
         (!digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit)).then(
@@ -9158,6 +9147,9 @@ mod tests {
             "=1 and 1 is true and 1e1e1e1e1e1e1e1e",
             "=1 and 1 is true and 0x0x0x0x0x0x0x0x",
             "=1 and 1 is true and 11111111111111111111111111",
+            "=1 and -                1 between -                2 and - ",
+            "=1 and 1 between symmetric 2 and 0 xor 0 xor ",
+            "- - - - - - - - - - - - - - - - ",
         ] {
             let text = unit.repeat(64 * 1024 / unit.len());
             NUMBER_READS.with(|c| c.set(0));
@@ -9311,6 +9303,37 @@ mod tests {
             "id=1 and 1 between 0 and 2 xory",
             "id=1 and 1 between asymmetric 2 and 0",
             "id=1 and 1 between symmetric 2 and 0 hours",
+        ] {
+            assert_eq!(scan(&c, text, "query"), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_numeric_injections_signed_number_may_have_blanks_after_its_sign() {
+        // SQL reads `- 1` as `-1`: the unary minus is an operator, blanks after it are the statement's.
+        let c = config();
+        for text in [
+            "id=1 and - 1 between -2 and 0",
+            "id=1 and 1 between - 1 and 2",
+            "id=1 and not - 0",
+            "id=1 and - 1 is true",
+            "id=1 and - 1=- 1",
+            "id=1 and ascii(substr(user(),1,1))>- 1",
+            "id=1 and 1 between 0 and 2 and - 1",
+        ] {
+            assert_eq!(
+                scan(&c, text, "query").map(|h| h.rule),
+                Some("sqli-tautology"),
+                "{text}"
+            );
+        }
+        for text in [
+            "id=1 and - 1 between 0 and 2",
+            "id=1 and not - 1",
+            "- 1 and 1 is true",
+            "x is between - 1 and 1",
+            "Step 1 and - 1 between -2 and 0 degrees",
+            "id=1 and -- 1 is true",
         ] {
             assert_eq!(scan(&c, text, "query"), None, "{text}");
         }
