@@ -1168,13 +1168,23 @@ fn css_url_ends_value(text: &[u8]) -> bool {
     let Some(close) = close else {
         return true;
     };
-    let rest = skip(&text[from + close + 1..], b" ");
+    // Blanks, and JSON's escaped ones in a JSON body's raw text (`\n`): a `\` before another character is CSS's
+    // escape or JSON's quote, `\"`. Within the window too, so every occurrence costs the same.
+    let after = &text[from + close + 1..];
+    let after = &after[..after.len().min(CSS_URL_WINDOW)];
+    let mut rest = skip(after, b" ");
+    while let [b'\\', b'n' | b'r' | b't', tail @ ..] = rest {
+        rest = skip(tail, b" ");
+    }
+    let list = |rest: &[u8]| rest.starts_with(b"url(");
     rest.is_empty()
-        || rest.starts_with(b"url(")
-        || matches!(
-            rest[0],
-            b';' | b'}' | b'!' | b'\'' | b'"' | b'>' | b'/' | b',' | b'<' | b'\\'
-        )
+        || list(rest)
+        // IE's list of behaviors, `url(a.htc), url(b.htc)`: "URL(s), query and hash" is prose.
+        || rest.strip_prefix(b",").is_some_and(|next| list(skip(next, b" ")))
+        // A comment, or a tag's `/>`: "URL(s)/paths" is prose.
+        || rest.starts_with(b"/*")
+        || rest.starts_with(b"/>")
+        || matches!(rest[0], b';' | b'}' | b'!' | b'\'' | b'"' | b'>' | b'<' | b'\\')
 }
 
 /// `text` with its CSS comments (`/*` to the next `*/`, or to the end when none closes it, as CSS reads one) removed,
@@ -9460,6 +9470,37 @@ mod tests {
                 Some("xss-dom"),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn a_behaviors_url_ends_its_value_before_a_newline_but_prose_after_urls_passes() {
+        // CSS's blanks are tabs and newlines too: a style sheet written a declaration a line ends its last one with
+        // a newline and `}`. A bug report's "URL(s)" before a newline, `,` or `/` in prose — escaped in a JSON body,
+        // whose raw text is scanned too — is no declaration's end.
+        let c = config();
+        for text in [
+            "a {\n  behavior: url(x.htc)\n}",
+            "a{behavior:url(x.htc)\t}",
+            "a{behavior:url(x.htc)\r\n}",
+            "{\"css\":\"a {\\n  behavior: url(x.htc)\\n}\"}",
+            "<p style=behavior:url(x.htc)/>",
+            "a{behavior:url(a.htc),\nurl(b.htc)}",
+        ] {
+            assert_eq!(
+                scan(&c, text, "query").map(|h| h.rule),
+                Some("xss-dom"),
+                "{text}"
+            );
+        }
+        for text in [
+            "Expected behavior: URL(s)\nActual behavior: none",
+            "{\"body\":\"Expected behavior: URL(s)\\nActual behavior: none\"}",
+            "{\"body\":\"Expected behavior: URL(s)\\r\\nActual behavior: none\"}",
+            "Expected behavior: URL(s), query and hash preserved",
+            "Expected behavior: URL(s)/paths are kept",
+        ] {
+            assert_eq!(scan(&c, text, "query"), None, "{text:?}");
         }
     }
 
