@@ -3559,6 +3559,14 @@ describe("WAF", () => {
     [`/gw/open/search?q=${encodeURIComponent('<p style="_behavior:url(x.htc)">')}`, "xss-dom"],
     [`/gw/open/search?id=${encodeURIComponent("1 and 1 not between 2 and 3")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and 1 between (0) and (2)")}`, "sqli-tautology"],
+    // Its review: a value's signed or spelled number, signed comparison operands, xor, symmetric, a blank after a sign.
+    [`/gw/open/search?id=${encodeURIComponent("-1 and 1=2")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1.0 and 1 between 0 and 2")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1=-1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and ascii(substr(user(),1,1))>-1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 between 0 and 2 xor 0")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 between symmetric 2 and 0")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and - 1 between -2 and 0")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -3726,6 +3734,11 @@ describe("WAF", () => {
     // A bug report's headings before "URL(s)" in prose, and numbers with signs and chains that hold no predicate.
     `/gw/open/search?q=${encodeURIComponent("Expected behavior: URL(s) with a trailing slash redirect")}&n=${encodeURIComponent("Actual behavior: url(...) is called twice")}`,
     `/gw/open/search?q=${encodeURIComponent("Step 1 and -1 between -2 and 0 degrees")}&n=${encodeURIComponent("pages 1 and 2 and 3 are done")}`,
+    // Its review: a bug report's "URL(s)" before a comma or a slash, signed prices and spreadsheet formulas.
+    `/gw/open/search?q=${encodeURIComponent("Expected behavior: URL(s), query and hash preserved")}&n=${encodeURIComponent("Actual behavior: URL(s)/paths lowercased")}`,
+    // JSON in a query value (Slack's `payload=`), read undecoded too: its escaped newline after "URL(s)".
+    `/gw/open/search?payload=${encodeURIComponent(JSON.stringify({ body: "Expected behavior: URL(s)\nActual behavior: none" }))}`,
+    `/gw/open/search?price=${encodeURIComponent("-10 and up")}&f=${encodeURIComponent("=IF(A1>-1, 1, 0)")}&list=${encodeURIComponent("- 1 and 1 is not null")}`,
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.
