@@ -138,16 +138,16 @@ pub fn in_progress<T: 'static>(
     in_progress_at(in_flight, key, respond::now_ms())
 }
 
-/// [`in_progress`] at `now_ms`.
+/// [`in_progress`] at `now_ms`: work claimed at any time.
 pub fn in_progress_at<T: 'static>(
     in_flight: &'static LocalKey<InFlight<T>>,
     key: &str,
     now_ms: u64,
 ) -> Option<Slot<T>> {
-    in_flight.with(|m| m.borrow().get(key).and_then(|c| c.live(now_ms)).cloned())
+    in_progress_within(in_flight, key, now_ms, u64::MAX)
 }
 
-/// [`in_progress_at`], only for work claimed less than `fresh_ms` before `now_ms` (0: none): for work whose outcome
+/// The slot of the work in progress for `key` at `now_ms`, only for work claimed less than `fresh_ms` before `now_ms` (0: none): for work whose outcome
 /// is as old as its start — a read of something another isolate may change meanwhile — a caller that may take no
 /// older answer does not wait for one begun before that.
 pub fn in_progress_within<T: 'static>(
