@@ -354,6 +354,12 @@ async fn forward(
         let authorization = header_list::get(&headers, "authorization");
         let site = header_list::get(&headers, "origin");
         if let Some(key) = cache_key(&route.name, url, &policy, identity, authorization, site) {
+            // The request's own directives: what it lets the cache store and serve.
+            let cache_control = header_list::get(incoming, "cache-control");
+            let says = |directive: &str| {
+                cache_control
+                    .is_some_and(|list| crate::cache_control::directive(list, directive).is_some())
+            };
             let spec = Spec {
                 url: target,
                 headers: cache_fill_headers(
@@ -369,9 +375,7 @@ async fn forward(
                 max_body_bytes: gateway.cache_max_body_bytes,
                 fill_body_ms: gateway.cache_fill_body_ms,
                 request_id: call.request_id.clone(),
-                store: !header_list::get(incoming, "cache-control").is_some_and(|list| {
-                    crate::cache_control::directive(list, "no-store").is_some()
-                }),
+                store: !says("no-store"),
             };
             let asked = Asked {
                 head: method == "HEAD",
@@ -379,9 +383,7 @@ async fn forward(
                 if_none_match: header_list::get(incoming, "if-none-match").map(str::to_owned),
                 if_modified_since: header_list::get(incoming, "if-modified-since")
                     .map(str::to_owned),
-                only_if_cached: header_list::get(incoming, "cache-control").is_some_and(|list| {
-                    crate::cache_control::directive(list, "only-if-cached").is_some()
-                }),
+                only_if_cached: says("only-if-cached"),
             };
             let own = OwnRequest {
                 method,
