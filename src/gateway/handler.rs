@@ -1871,21 +1871,12 @@ async fn coalesced_fetch(
     let claimed = id.memory_key();
     // The fills of requests saying `no-store` (stored nowhere) are claimed apart: only other `no-store` requests join
     // them, after looking for an ordinary fill to take.
-    let unstored = if spec.store {
-        String::new()
-    } else {
-        format!("{claimed}:no-store")
-    };
-    let keys: &[&str] = if spec.store {
-        &[&claimed]
-    } else {
-        &[&claimed, &unstored]
-    };
+    let unstored = (!spec.store).then(|| format!("{claimed}:no-store"));
     // The last write to the key made before this request came: a fill asked before it is not this request's answer.
     // (Writes made since are concurrent with this request; waiting out fills for those too queued every waiter
     // behind one fill after another, each serving only its lead, while writes kept coming to a hot key.)
     let written_before = WRITES.with(|w| w.borrow().last(&id));
-    for &key in keys {
+    for key in std::iter::once(claimed.as_str()).chain(unstored.as_deref()) {
         // A fill whose answer a purge or a write made since its origin request supersedes: not waited for again.
         let mut superseded: Option<coalesce::Slot<Outcome>> = None;
         // Complete, an ordinary fill's answer is being stored (a `HIT`); a `no-store` one's never is.
@@ -1940,8 +1931,8 @@ async fn coalesced_fetch(
     // nowhere and the next miss would ask the origin again. It leads a fill only `no-store` requests join (else a
     // client saying `no-store` sent every request for a key with no fresh copy to the origin), released once
     // answered.
-    if !spec.store {
-        let lead = Lead::claim_at(&IN_FLIGHT, &unstored, respond::now_ms(), budget_ms);
+    if let Some(unstored) = &unstored {
+        let lead = Lead::claim_at(&IN_FLIGHT, unstored, respond::now_ms(), budget_ms);
         let outcome = fetch(spec, policy).await;
         lead.publish(outcome.clone());
         return (outcome, Served::Led);
