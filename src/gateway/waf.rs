@@ -9568,8 +9568,9 @@ mod tests {
             depth == 0
         });
         let inside = &args[..close.unwrap_or(args.len())];
-        let wraps = memchr::memchr_iter(b'(', inside).skip(1).any(|at| {
-            let name = skip_back(&inside[..at], b" ");
+        // The calls inside it: a `(` after its own (`inside[0]`).
+        let wraps = memchr::memchr_iter(b'(', &inside[1..]).any(|at| {
+            let name = skip_back(&inside[..=at], b" ");
             let start = name
                 .iter()
                 .rposition(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
