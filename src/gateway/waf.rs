@@ -12,6 +12,22 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+#[cfg(test)]
+thread_local! {
+    /// Bytes the call index read, for the tests that bound it.
+    static CALL_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Bytes [`number_len`] and a literal predicate's chain read, for the tests that bound them.
+    static NUMBER_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Adds `n` bytes read to one of the counters above, in tests; nothing in a build.
+macro_rules! count_reads {
+    ($counter:ident, $n:expr) => {
+        #[cfg(test)]
+        $counter.with(|c| c.set(c.get() + $n));
+    };
+}
+
 /// What happens when a rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -2141,7 +2157,7 @@ impl<'a> Calls<'a> {
             let text = self.text;
             let (mut parens, mut blind, mut open) = (Vec::new(), Vec::new(), Vec::new());
             for (at, &b) in text.iter().enumerate() {
-                count_call_reads(1);
+                count_reads!(CALL_READS, 1);
                 match b {
                     b'(' => {
                         open.push(parens.len());
@@ -2210,34 +2226,6 @@ fn blind_call_name(before: &[u8]) -> bool {
     }
     BLIND_FUNCTIONS.contains(&name_in(skip_back(before, b" ")).1)
 }
-
-#[cfg(test)]
-thread_local! {
-    /// Bytes the call index read, for the tests that bound it.
-    static CALL_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-#[cfg(test)]
-fn count_call_reads(n: usize) {
-    CALL_READS.with(|c| c.set(c.get() + n));
-}
-
-#[cfg(not(test))]
-fn count_call_reads(_: usize) {}
-
-#[cfg(test)]
-thread_local! {
-    /// Bytes [`number_len`] and a literal predicate's chain read, for the tests that bound them.
-    static NUMBER_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-#[cfg(test)]
-fn count_number_reads(n: usize) {
-    NUMBER_READS.with(|c| c.set(c.get() + n));
-}
-
-#[cfg(not(test))]
-fn count_number_reads(_: usize) {}
 
 /// Words after which a parenthesis opens an SQL operand (`1 and (select …)`, `exists (select …)`).
 const OPERAND_KEYWORDS: &[&[u8]] = &[
@@ -4038,7 +4026,7 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
                 return false;
             }
             let next = skip(&tail[len..], b" )");
-            count_number_reads(rest.len() - next.len());
+            count_reads!(NUMBER_READS, rest.len() - next.len());
             rest = next;
         }
     };
@@ -4141,7 +4129,7 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
 /// `0x…`, or digits with a fraction (`1.0`, `.5`) and an exponent (`2e0`, `1e-1`) — 0 when none starts it.
 fn number_len(text: &[u8]) -> usize {
     let len = signed_number_len(text);
-    count_number_reads(len + 1);
+    count_reads!(NUMBER_READS, len + 1);
     len
 }
 
