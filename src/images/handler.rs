@@ -19,8 +19,8 @@ use super::cf_image::CfImage;
 use super::config::{ImagesConfig, ImagesMode};
 use super::geometry::{output_size, servable_original, within, MAX_SOURCE_PIXELS};
 use super::header::{
-    chunks, declared, gif_blocks, is_apple_png, isobmff_boxes, jpeg_segments, over_budget,
-    Declared, MAX_GRIDS, SIZE_BYTES,
+    chunks, declared, gif_blocks, isobmff_boxes, jpeg_segments, over_budget, Declared, MAX_GRIDS,
+    SIZE_BYTES,
 };
 use super::negotiate::{
     displayable, negotiate, sniffed_mime, source_mime, Negotiated, HEADER_BYTES, SIGNATURE_BYTES,
@@ -400,10 +400,6 @@ async fn checked_source(
 async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
     let head = head_of(&variant.body, 0, SIZE_BYTES).await?;
     let mime = sniffed_mime(&head).ok_or_else(not_an_image)?;
-    // The whole file came (no bad gateway), in a format no browser shows: refused as what it is.
-    if is_apple_png(&head) {
-        return Err(apple_png());
-    }
     // A JPEG's frame header may follow any number of APPn segments, a GIF's frames any number of extensions and an
     // animation's frames run to its end: followed window by window (each window moves past at least one segment,
     // block or chunk, and the image is at most IMAGES_MAX_SOURCE_BYTES).
@@ -433,7 +429,7 @@ async fn as_sniffed(variant: Variant) -> ApiResult<Variant> {
                      its first pixel",
                 ))
             }
-            // The whole file came, with a chunk no PNG decoder may pass over: refused as what it is, like CgBI.
+            // A chunk no PNG decoder may pass over: refused as what it is (Apple's CgBI, before IHDR or after it).
             Declared::UnknownCritical(kind) if &kind == b"CgBI" => return Err(apple_png()),
             Declared::UnknownCritical(kind) => {
                 return Err(ApiError::unsupported_media_type(format!(

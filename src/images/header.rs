@@ -60,13 +60,6 @@ fn holds_the_end(window_at: u64, window: &[u8], image_len: u64) -> bool {
     window.len() < SIZE_BYTES || window_at.saturating_add(window.len() as u64) >= image_len
 }
 
-/// Whether `head` starts an Apple-optimised PNG (iOS app bundles, Xcode's `pngcrush -iphone`): a `CgBI` chunk
-/// before `IHDR`, then raw deflate and premultiplied BGRA pixels. It has a PNG's signature, but no browser or
-/// resizer reads it (libpng refuses it, as does every browser's decoder), and its `IHDR` is not where a PNG's is.
-pub fn is_apple_png(head: &[u8]) -> bool {
-    head.starts_with(b"\x89PNG\r\n\x1a\n") && head.get(12..16) == Some(b"CgBI")
-}
-
 fn declared_size(head: &[u8], image_len: u64) -> Option<Declared> {
     // A first read that holds the whole image: a walk that runs off it is at the image's end.
     let ended = holds_the_end(0, head, image_len);
@@ -84,6 +77,12 @@ fn declared_size(head: &[u8], image_len: u64) -> Option<Declared> {
             0,
         ]))
     };
+    // An Apple-optimised PNG (iOS app bundles, Xcode's `pngcrush -iphone`): a `CgBI` chunk before `IHDR`, then raw
+    // deflate and premultiplied BGRA pixels. It has a PNG's signature, but no browser or resizer reads it (libpng
+    // refuses it, as does every browser's decoder): the unknown critical chunk it is after `IHDR` too.
+    if head.starts_with(b"\x89PNG\r\n\x1a\n") && head.get(12..16) == Some(b"CgBI") {
+        return Some(Declared::UnknownCritical(*b"CgBI"));
+    }
     if head.starts_with(b"\x89PNG\r\n\x1a\n") && head.get(12..16) == Some(b"IHDR") {
         let be32 = |at: usize| Some(u32::from_be_bytes(head.get(at..at + 4)?.try_into().ok()?));
         // An IHDR no decoder accepts (libpng's png_check_IHDR, "Invalid IHDR data"; the png crate alike): its
@@ -2088,6 +2087,18 @@ mod tests {
             image.extend([0; 4]);
         }
         image
+    }
+
+    #[test]
+    fn an_apple_png_with_cgbi_before_its_ihdr_is_the_unknown_critical_chunk_it_is_after_it() {
+        let mut apple = b"\x89PNG\r\n\x1a\n".to_vec();
+        apple.extend_from_slice(&[0, 0, 0, 4]);
+        apple.extend_from_slice(b"CgBI");
+        apple.extend_from_slice(&[0x50, 0x00, 0x20, 0x06, 0, 0, 0, 0]);
+        let after = png_then(&[(b"IDAT", 100), (b"IEND", 0)]);
+        apple.extend_from_slice(&after[8..]);
+        let len = apple.len() as u64;
+        assert_eq!(declared(&apple, len), Declared::UnknownCritical(*b"CgBI"));
     }
 
     #[test]
