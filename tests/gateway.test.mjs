@@ -1707,6 +1707,20 @@ describe("JWT", () => {
 });
 
 describe("edge cache", () => {
+  /** The shared origin answers `copy <n>` to its n-th request, holding the first until `release()`; `count()` says
+   * how many it has had. */
+  const copiesFirstHeld = () => {
+    let n = 0;
+    let release;
+    const held = new Promise((r) => (release = r));
+    origin.handle(async (req, body, res) => {
+      const mine = ++n;
+      if (mine === 1) await held;
+      res.writeHead(200, { "content-type": "text/plain" }).end(`copy ${mine}`);
+    });
+    return { count: () => n, release };
+  };
+
   let version = 0;
   const versioned = (extraHeaders = {}) => (req, body, res) => {
     res.writeHead(200, { "content-type": "application/json", ...extraHeaders });
@@ -2507,18 +2521,11 @@ describe("edge cache", () => {
 
   test("a no-store request leads no fill: ordinary misses arriving while it is at the origin fill and store their own", async () => {
     origin.reset();
-    let n = 0;
-    let release;
-    const held = new Promise((r) => (release = r));
-    origin.handle(async (req, body, res) => {
-      const mine = ++n;
-      // The no-store request's origin request is held until the ordinary ones are answered or wait on it.
-      if (mine === 1) await held;
-      res.writeHead(200, { "content-type": "text/plain" }).end(`copy ${mine}`);
-    });
+    // The no-store request's origin request is held until the ordinary ones are answered or wait on it.
+    const { count, release } = copiesFirstHeld();
     const path = `/gw/cached?nostore-lead=${Date.now()}`;
     const noStore = worker.fetch(path, { headers: { "cache-control": "no-store" } });
-    await until(() => n === 1, { what: "the no-store request at the origin" });
+    await until(() => count() === 1, { what: "the no-store request at the origin" });
     let settled = false;
     const ordinary = Promise.all(Array.from({ length: 3 }, () => worker.fetch(path))).finally(() => (settled = true));
     // Before the fix the three joined the no-store request's fill (and waited on it); now one of them leads a fill.
@@ -2534,7 +2541,7 @@ describe("edge cache", () => {
       const r = await worker.fetch(path);
       return r.headers.get("x-cache") === "HIT" && (await r.text()) === "copy 2";
     }, { what: "a HIT of the ordinary fill" });
-    assert.equal(n, 2);
+    assert.equal(count(), 2);
     origin.reset();
   });
 
@@ -2543,25 +2550,18 @@ describe("edge cache", () => {
     // arriving together still share one: else a client saying no-store sent every request for a missing or expired
     // key to the origin (each in an outage too, where a fill keeps it at one origin request per key).
     origin.reset();
-    let n = 0;
-    let release;
-    const held = new Promise((r) => (release = r));
-    origin.handle(async (req, body, res) => {
-      const mine = ++n;
-      if (mine === 1) await held;
-      res.writeHead(200, { "content-type": "text/plain" }).end(`copy ${mine}`);
-    });
+    const { count, release } = copiesFirstHeld();
     const path = `/gw/cached?nostore-together=${Date.now()}`;
     const noStore = () => worker.fetch(path, { headers: { "cache-control": "no-store" } });
     const first = noStore();
-    await until(() => n === 1, { what: "the first no-store request at the origin" });
+    await until(() => count() === 1, { what: "the first no-store request at the origin" });
     const others = [noStore(), noStore()];
-    await until(async () => n >= 3 || (await (await worker.fetch("/__debug/coalesce")).json()).waiting >= 2, {
+    await until(async () => count() >= 3 || (await (await worker.fetch("/__debug/coalesce")).json()).waiting >= 2, {
       what: "the other no-store requests at the origin, or waiting on the first one's",
     });
     release();
     const answers = await Promise.all([first, ...others].map(async (r) => (await r).text()));
-    assert.equal(n, 1, `one origin request for the three no-store requests (answers: ${answers})`);
+    assert.equal(count(), 1, `one origin request for the three no-store requests (answers: ${answers})`);
     assert.deepEqual(answers, ["copy 1", "copy 1", "copy 1"]);
     // Not stored: the next ordinary request asks the origin.
     const plain = await worker.fetch(path);
