@@ -2054,3 +2054,104 @@ test("a join the room's own limits refuse (full) is answered 429 before the tick
   await until(async () => (answer = await join()) !== "429 room_full", { what: "space in the room" });
   assert.equal(answer, "401 session_ended", "with space, the ended session's ticket is refused");
 });
+
+test("a ticket whose session the room found ended is refused 401 session_ended again without asking D1 (shown with D1's sessions table gone: no 503)", async (t) => {
+  // Each join with a logged-out session's ticket asked D1 again (one primary read per attempt, answered 401 each
+  // time). The end of a session is final, so the room remembers it with the session's tickets: a retry, or another
+  // unused ticket of the same session, is answered from the room's own storage. D1 is made unreadable here (its
+  // sessions table renamed) to show that no read is made; a live session's ticket still needs D1 (503).
+  const KEY = generateSigningJwk("rooms-ended-remembered-key");
+  const [ALICE, BOB] = ["alice@example.com", "bob@example.com"].map((email) => DEMO_USERS.find((u) => u.email === email));
+  const w = await startWorker({ vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY) } });
+  t.after(() => w.stop());
+  const db = await w.mf.getD1Database("DB");
+  await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const login = async (user) => {
+    const r = await w.fetch("/auth/login", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: user.email, password: user.password }),
+    });
+    assert.equal(r.status, 200, `${user.email} logs in`);
+    await r.arrayBuffer();
+    return /__Host-edgekit_session=[^;]*/.exec(r.headers.get("set-cookie"))[0];
+  };
+  const issue = async (cookie) => {
+    const r = await w.fetch("/rooms/ended-remembered/ticket", { method: "POST", headers: { cookie } });
+    assert.equal(r.status, 201, "a ticket");
+    return (await r.json()).ticket;
+  };
+  const [hers, his] = [await login(ALICE), await login(BOB)];
+  const [first, second, live] = [await issue(hers), await issue(hers), await issue(his)];
+  assert.equal((await w.fetch("/auth/logout", { method: "POST", headers: { cookie: hers } })).status, 204, "logged out");
+  const join = async (ticketValue, ip) => {
+    const answer = await joinFrom(w, "ended-remembered", ticketValue, ip);
+    if (answer.ws) answer.ws.terminate();
+    return `${answer.status} ${answer.body ? JSON.parse(answer.body).error.code : ""}`;
+  };
+  assert.equal(await join(first, "203.0.113.31"), "401 session_ended", "the room asks D1 once and finds the session ended");
+  await db.exec("ALTER TABLE sessions RENAME TO sessions_away");
+  try {
+    assert.equal(await join(first, "203.0.113.32"), "401 session_ended", "the same ticket again: no D1 read (it would fail: 503)");
+    assert.equal(await join(second, "203.0.113.33"), "401 session_ended", "another ticket of the ended session: no D1 read either");
+    assert.equal(await join(live, "203.0.113.34"), "503 session_check_unavailable", "a live session's ticket is still asked of D1");
+  } finally {
+    await db.exec("ALTER TABLE sessions_away RENAME TO sessions");
+  }
+  assert.equal(await join(live, "203.0.113.35"), "101 ", "and, D1 back, joins with the ticket it kept");
+});
+
+test("sockets the directory alarm closes for an ended session are reported to the directory once, by the alarm's own report, not once each", async () => {
+  // The alarm closed each ended session's socket through the path a bad frame takes, which reports the room's
+  // member count after every close: N sockets cost N + 1 directory requests (counts nobody reads, each one an
+  // outgoing request of the room and a write at the shard). The directory here is a stub logging each report.
+  const RECORDING = `export class Recording {
+    async fetch(req) {
+      const r = await req.json();
+      console.log(JSON.stringify({ msg: "recorded_report", room: r.room, members: r.members, seq: r.seq }));
+      return new Response(null, { status: 204 });
+    }
+  }
+  export default { fetch() { return new Response("recording"); } };`;
+  const KEY = generateSigningJwk("rooms-one-report-key");
+  const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
+  const { durableObjects } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const w = await startWorker({
+    vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY), ROOMS_DIRECTORY_REPORT_SECONDS: 1 },
+    workerOptions: { durableObjects: { ...durableObjects, ROOM_DIRECTORY: { className: "Recording", scriptName: "recording" } } },
+    extraWorkers: [{ name: "recording", modules: true, script: RECORDING, compatibilityDate: "2024-01-01" }],
+  });
+  const raw = [];
+  try {
+    await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+    const login = await w.fetch("/auth/login", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
+    });
+    assert.equal(login.status, 200, "alice logs in");
+    await login.arrayBuffer();
+    const cookie = /__Host-edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+    const reports = () => w.jsonLogs().filter((l) => l.msg === "recorded_report" && l.room === "one-report");
+    // A member without a session keeps the room (and its alarm) going after the three ended sockets close.
+    raw.push(await deafSocket(w, "one-report", "stays"));
+    for (let i = 0; i < 3; i++) {
+      const r = await w.fetch("/rooms/one-report/ticket", { method: "POST", headers: { cookie } });
+      assert.equal(r.status, 201, "a ticket");
+      raw.push(await deafSocket(w, "one-report", null, (await r.json()).ticket));
+    }
+    await until(() => reports().some((r) => r.members === 4), { what: "a report of the four members" });
+    const before = reports().length;
+    assert.equal((await w.fetch("/auth/logout", { method: "POST", headers: { cookie } })).status, 204, "logged out");
+    const ended = raw.slice(1);
+    await until(() => ended.every((s) => closeCode(s.data) !== undefined), { ms: 8000, what: "the ended session's sockets closed" });
+    // The alarm that closed them, and the one after (alarms do not overlap: its reports have all been made).
+    await until(() => reports().slice(before).filter((r) => r.members === 1).length >= 2, { ms: 8000, what: "two reports of the one member left" });
+    const after = reports().slice(before).map((r) => r.members);
+    assert.deepEqual(after.filter((m) => m === 3 || m === 2), [], `no report per closed socket (reports since the logout: ${after})`);
+    assert.equal(closeCode(raw[0].data), undefined, "the member without a session stays");
+  } finally {
+    raw.forEach((s) => s.sock.destroy());
+    await w.stop();
+  }
+});

@@ -135,6 +135,9 @@ struct HeldTicket {
     expires_ms: f64,
     #[serde(default)]
     session_id: Option<String>,
+    /// Set once a join found its session ended (final: an ended session never becomes live again).
+    #[serde(default)]
+    session_ended: i64,
 }
 
 #[derive(Deserialize)]
@@ -305,6 +308,15 @@ fn ticket_required() -> Result<Response> {
     )
 }
 
+/// A join with a ticket whose session has ended.
+fn session_ended_refusal() -> Result<Response> {
+    json_error(
+        401,
+        "session_ended",
+        "the session this ticket was issued to has ended; sign in again",
+    )
+}
+
 fn ticket_invalid() -> Result<Response> {
     json_error(
         401,
@@ -337,21 +349,33 @@ impl Room {
         ] {
             self.sql.exec(ddl, None)?;
         }
-        // Tickets name the session they were minted under since rooms check it; a room set up before keeps its table.
+        // Tickets name the session they were minted under since rooms check it, and say once a join found that
+        // session ended (`session_ended`); a room set up before keeps its table and gains the columns.
         #[derive(Deserialize)]
-        struct Count {
-            n: i64,
+        struct Column {
+            name: String,
         }
-        let has_session: Vec<Count> = self
+        let columns: Vec<Column> = self
             .sql
             .exec(
-                "SELECT COUNT(*) AS n FROM pragma_table_info('room_tickets') WHERE name = 'session_id'",
+                "SELECT name FROM pragma_table_info('room_tickets') \
+                 WHERE name IN ('session_id', 'session_ended')",
                 None,
             )?
             .to_array()?;
-        if has_session.first().is_none_or(|c| c.n == 0) {
-            self.sql
-                .exec("ALTER TABLE room_tickets ADD COLUMN session_id TEXT", None)?;
+        for (column, ddl) in [
+            (
+                "session_id",
+                "ALTER TABLE room_tickets ADD COLUMN session_id TEXT",
+            ),
+            (
+                "session_ended",
+                "ALTER TABLE room_tickets ADD COLUMN session_ended INTEGER NOT NULL DEFAULT 0",
+            ),
+        ] {
+            if !columns.iter().any(|c| c.name == column) {
+                self.sql.exec(ddl, None)?;
+            }
         }
         self.inner.borrow_mut().schema_ready = true;
         Ok(())
@@ -847,11 +871,12 @@ impl Room {
             }
         };
         // Members now, of which those that joined during the read are not judged by it (see `session_ended`).
+        // Closed without a directory report each: the alarm that called this reports the count they leave once
+        // (each close reported its own, so N closed sockets made N + 1 reports).
         for ws in self.members() {
             if session_ended(&families, &live, Self::attachment(&ws).family.as_deref()) {
-                let _ = self
-                    .refuse(&ws, close::POLICY, close::SESSION_ENDED_REASON)
-                    .await;
+                self.shut_out(&ws, close::POLICY, close::SESSION_ENDED_REASON);
+                self.forget(&ws);
             }
         }
     }
@@ -936,7 +961,7 @@ impl Room {
         let holder: Vec<HeldTicket> = self
             .sql
             .exec(
-                "SELECT user_id, expires_ms, session_id FROM room_tickets WHERE ticket = ?",
+                "SELECT user_id, expires_ms, session_id, session_ended FROM room_tickets WHERE ticket = ?",
                 vec![ticket.clone().into()],
             )?
             .to_array()?;
@@ -947,6 +972,11 @@ impl Room {
         else {
             return ticket_invalid();
         };
+        // A ticket whose session a join already found ended is refused as then, without asking D1 again: the end
+        // of a session is final, and a logged-out user's client retrying its ticket cost one D1 read per attempt.
+        if holder.session_ended != 0 {
+            return session_ended_refusal();
+        }
         if let Some(refusal) = self.join_refusal(&settings, &holder.user_id) {
             return refusal;
         }
@@ -960,11 +990,19 @@ impl Room {
             Some(session) => match self.live_family(session).await {
                 Ok(Some(family)) => Some(family),
                 Ok(None) => {
-                    return json_error(
-                        401,
-                        "session_ended",
-                        "the session this ticket was issued to has ended; sign in again",
-                    )
+                    // Remembered with every ticket of the session (the user's other tabs' too), so their joins are
+                    // refused from the room's storage. Not remembering it only costs the next join a read.
+                    if let Err(e) = self.sql.exec(
+                        "UPDATE room_tickets SET session_ended = 1 WHERE session_id = ?",
+                        vec![session.as_str().into()],
+                    ) {
+                        log_event(
+                            Level::Warn,
+                            "room_session_end_not_kept",
+                            serde_json::json!({"room": self.known_name(), "detail": e.to_string()}),
+                        );
+                    }
+                    return session_ended_refusal();
                 }
                 Err(e) => {
                     log_event(
@@ -1067,6 +1105,12 @@ impl Room {
     /// and marks it gone: it is no
     /// longer a member even while the runtime still lists it. Idempotent.
     async fn depart(&self, ws: &WebSocket) {
+        self.forget(ws);
+        self.report_members().await;
+    }
+
+    /// [`Room::depart`] without the directory report, for a caller that reports once for several sockets.
+    fn forget(&self, ws: &WebSocket) {
         let mut attachment = Self::attachment(ws);
         let announced: Announced = attachment.announced.iter().copied().collect();
         let settings = self.settings().ok();
@@ -1101,20 +1145,24 @@ impl Room {
             attachment.gone = true;
             let _ = ws.serialize_attachment(&attachment);
         }
-        self.report_members().await;
     }
 
     /// Closes one socket for a bad frame; nothing else is disturbed.
     async fn refuse(&self, ws: &WebSocket, code: u16, reason: &str) -> Result<()> {
-        // Gone before the close frame leaves (and before `depart` awaits the directory), so no join in between
-        // counts it and nothing written to the socket after its close is needed.
+        self.shut_out(ws, code, reason);
+        self.depart(ws).await;
+        Ok(())
+    }
+
+    /// Marks a socket gone and sends its close frame: gone before the close frame leaves (and before `depart`
+    /// awaits the directory), so no join in between counts it and nothing written to the socket after its close
+    /// is needed.
+    fn shut_out(&self, ws: &WebSocket, code: u16, reason: &str) {
         let mut attachment = Self::attachment(ws);
         attachment.gone = true;
         let _ = ws.serialize_attachment(&attachment);
         self.with_gone(|gone| gone.push(ws.clone()));
         shut(ws, code, reason);
-        self.depart(ws).await;
-        Ok(())
     }
 
     async fn on_frame(&self, ws: &WebSocket, frame: &[u8]) -> Result<()> {
