@@ -2150,6 +2150,19 @@ test("sockets the directory alarm closes for an ended session are reported to th
     const after = reports().slice(before).map((r) => r.members);
     assert.deepEqual(after.filter((m) => m === 3 || m === 2), [], `no report per closed socket (reports since the logout: ${after})`);
     assert.equal(closeCode(raw[0].data), undefined, "the member without a session stays");
+    // Their clients' answering closes change no count, and report none: the room, emptied by its last member
+    // leaving, reports 0 for that leave (and at most once more, from the alarm already set); a newcomer's join
+    // after the answers reports 1. Each answer reported the count again (0, once per closed socket).
+    await raw[0].send(Buffer.from([0x03, 0xe8]), 0x8);
+    await until(() => reports().slice(before).some((r) => r.members === 0), { what: "the last member's leave reported" });
+    for (const s of ended) await s.send(Buffer.from([0x03, 0xe8]), 0x8);
+    const mark = reports().length;
+    const newcomer = await rawSocket(w, "one-report", "newcomer");
+    await until(() => reports().slice(mark).some((r) => r.members === 1), { what: "the newcomer's join reported" });
+    const log = reports().slice(before).map((r) => r.members);
+    const zeros = log.slice(0, log.lastIndexOf(1)).filter((m) => m === 0);
+    assert.ok(zeros.length <= 2, `an empty room reported once for its last leave, once by its alarm at most (reports since the logout: ${log})`);
+    newcomer.ws.close();
   } finally {
     raw.forEach((s) => s.sock.destroy());
     await w.stop();

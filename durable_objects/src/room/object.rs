@@ -1109,6 +1109,17 @@ impl Room {
         self.report_members().await;
     }
 
+    /// A socket's end (its client's close, or an error): [`Room::depart`] — without the directory report when the
+    /// room had already closed it (a rule, an ended session), as its count was reported then (or by the alarm that
+    /// closed it); reported again, every socket the room closed cost a second report once its client answered.
+    async fn leave(&self, ws: &WebSocket) {
+        if Self::attachment(ws).gone {
+            self.forget(ws);
+        } else {
+            self.depart(ws).await;
+        }
+    }
+
     /// [`Room::depart`] without the directory report, for a caller that reports once for several sockets.
     fn forget(&self, ws: &WebSocket) {
         let mut attachment = Self::attachment(ws);
@@ -1561,7 +1572,7 @@ impl DurableObject for Room {
         _reason: String,
         _was_clean: bool,
     ) -> Result<()> {
-        self.depart(&ws).await;
+        self.leave(&ws).await;
         self.with_gone(|gone| gone.retain(|g| !same(g, &ws)));
         // The answering close echoes the client's code (RFC 6455 §5.5.1; 1000 for every code before, so a client
         // closing with 4000 read its own close as a normal one), and carries none when the client's frame had none
@@ -1575,7 +1586,7 @@ impl DurableObject for Room {
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
-        self.depart(&ws).await;
+        self.leave(&ws).await;
         self.with_gone(|gone| gone.retain(|g| !same(g, &ws)));
         Ok(())
     }
