@@ -576,6 +576,10 @@ impl Config {
                 }
             }
         }
+        // Rooms judge a ticket's and a socket's session by D1 alone, which holds the expiry a session was given under
+        // the limit of its time: told the absolute limit now, they end what a lowered one ended.
+        let mut rooms = crate::rooms::RoomsConfig::parse(vars)?;
+        rooms.settings.session_max_ms = session.max_secs * 1000;
         Ok(Self {
             core,
             auth,
@@ -585,7 +589,7 @@ impl Config {
             render,
             ratelimit,
             images,
-            rooms: crate::rooms::RoomsConfig::parse(vars)?,
+            rooms,
         })
     }
 }

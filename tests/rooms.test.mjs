@@ -2168,3 +2168,52 @@ test("sockets the directory alarm closes for an ended session are reported to th
     await w.stop();
   }
 });
+
+test("a session past a lowered SESSION_MAX_SECS has ended for rooms too: its unused ticket is refused 401 session_ended and its socket closed, though D1's expiry is later", async () => {
+  // Lowered, SESSION_MAX_SECS ends older sessions at their next check (the Worker compares their start with it), but
+  // their row keeps the later expiry it was given under the old limit: the room, which read only that expiry, let
+  // such a session's tickets join and kept its sockets open until the idle expiry (up to SESSION_IDLE_SECS).
+  const KEY = generateSigningJwk("rooms-max-lowered-key");
+  const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
+  const w = await startWorker({
+    vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY), ROOMS_DIRECTORY_REPORT_SECONDS: 1, SESSION_MAX_SECS: 3600, SESSION_IDLE_SECS: 3600 },
+  });
+  const raw = [];
+  try {
+    const db = await w.mf.getD1Database("DB");
+    await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+    const login = await w.fetch("/auth/login", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
+    });
+    assert.equal(login.status, 200, "alice logs in");
+    await login.arrayBuffer();
+    const token = /__Host-edgekit_session=([^;]*)/.exec(login.headers.get("set-cookie"))[1];
+    const issue = async () => {
+      const r = await w.fetch("/rooms/max-lowered/ticket", { method: "POST", headers: { cookie: `__Host-edgekit_session=${token}` } });
+      assert.equal(r.status, 201, "a ticket");
+      return (await r.json()).ticket;
+    };
+    const [joined, unused] = [await issue(), await issue()];
+    const mine = await deafSocket(w, "max-lowered", null, joined);
+    raw.push(mine);
+    // The session began two hours ago, under a limit above the one configured now; D1 expires it in an hour.
+    const aged = await db
+      .prepare("UPDATE sessions SET created_at = ?1, expires_at = ?2 WHERE id = ?3")
+      .bind(Date.now() - 2 * 3600_000, Date.now() + 3600_000, createHash("sha256").update(token).digest("hex"))
+      .run();
+    assert.equal(aged.meta.changes, 1, "the session's row");
+    const checked = await w.fetch("/auth/sessions", { headers: { cookie: `__Host-edgekit_session=${token}` } });
+    assert.equal(checked.status, 401, "the Worker holds the session ended");
+    await checked.arrayBuffer();
+    const answer = await joinFrom(w, "max-lowered", unused, "203.0.113.41");
+    if (answer.ws) answer.ws.terminate();
+    assert.equal(`${answer.status} ${answer.body ? JSON.parse(answer.body).error.code : ""}`, "401 session_ended", "its ticket no longer joins");
+    await until(() => closeCode(mine.data) !== undefined, { ms: 8000, what: "the ended session's socket closed" });
+    assert.equal(closeCode(mine.data), 1008);
+  } finally {
+    raw.forEach((s) => s.sock.destroy());
+    await w.stop();
+  }
+});

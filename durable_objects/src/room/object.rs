@@ -816,13 +816,16 @@ impl Room {
 
     /// The family of session `session` (or of the session a refresh rotated it into) when one of it is live.
     async fn live_family(&self, session: &str) -> Result<Option<String>> {
+        let now = Date::now().as_millis();
+        let begun_after = self.settings()?.sessions_begun_after(now);
         let row = self
             .env
             .d1(SESSIONS_BINDING)?
             .prepare(FAMILY_OF_LIVE_SESSION)
             .bind(&[
                 JsValue::from_str(session),
-                JsValue::from_f64(Date::now().as_millis() as f64),
+                JsValue::from_f64(now as f64),
+                JsValue::from_f64(begun_after),
             ])?
             .first::<FamilyRow>(None)
             .await?;
@@ -846,13 +849,16 @@ impl Room {
         }
         let asked = async {
             let list = serde_json::to_string(&families)?;
+            let now = Date::now().as_millis();
+            let begun_after = self.settings()?.sessions_begun_after(now);
             let rows = self
                 .env
                 .d1(SESSIONS_BINDING)?
                 .prepare(LIVE_FAMILIES)
                 .bind(&[
                     JsValue::from_str(&list),
-                    JsValue::from_f64(Date::now().as_millis() as f64),
+                    JsValue::from_f64(now as f64),
+                    JsValue::from_f64(begun_after),
                 ])?
                 .all()
                 .await?

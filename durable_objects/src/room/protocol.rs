@@ -63,6 +63,22 @@ pub struct RoomSettings {
     /// How long an update may wait for what it follows before the room drops it (see `RoomDoc::expire`).
     #[serde(default = "default_waiting_ttl_ms")]
     pub waiting_ttl_ms: u64,
+    /// The sessions' absolute limit (`SESSION_MAX_SECS`): a session that began longer ago than this has ended for
+    /// the room too, though D1's expiry for it is later (the limit was lowered since it began, and the Worker
+    /// refuses it at its next check). 0 (settings stored before it): no limit but D1's expiry.
+    #[serde(default)]
+    pub session_max_ms: u64,
+}
+
+impl RoomSettings {
+    /// The `created_at` a session must be past to be live at `now_ms` ([`FAMILY_OF_LIVE_SESSION`]'s and
+    /// [`LIVE_FAMILIES`]' `?3`): -1 (any) without a limit.
+    pub fn sessions_begun_after(&self, now_ms: u64) -> f64 {
+        match self.session_max_ms {
+            0 => -1.0,
+            max => now_ms as f64 - max as f64,
+        }
+    }
 }
 
 /// For settings stored before the TTL existed: a day.
@@ -99,17 +115,18 @@ pub struct TicketGrant {
 pub const SESSIONS_BINDING: &str = "DB";
 
 /// The family (a session's first id, kept across rotations: `src/session`) of session id `?1`, current or retired
-/// by a refresh since, when it still has a live session (not revoked, not expired at `?2`): the session a ticket
-/// was minted under, followed through the refreshes since; no row when it ended.
+/// by a refresh since, when it still has a live session (not revoked, not expired at `?2`, begun after `?3`:
+/// [`RoomSettings::sessions_begun_after`]): the session a ticket was minted under, followed through the refreshes
+/// since; no row when it ended.
 pub const FAMILY_OF_LIVE_SESSION: &str =
-    "SELECT family FROM sessions WHERE revoked_at IS NULL AND expires_at > ?2 \
+    "SELECT family FROM sessions WHERE revoked_at IS NULL AND expires_at > ?2 AND created_at > ?3 \
      AND family IN (SELECT COALESCE(family, id) FROM sessions WHERE id = ?1 \
      UNION ALL SELECT family FROM retired_session_ids WHERE id = ?1) LIMIT 1";
 
-/// Which of `?1`, a JSON array of session families, still have a live session (not revoked, not expired at `?2`):
-/// a socket whose family is not among them is closed.
+/// Which of `?1`, a JSON array of session families, still have a live session (not revoked, not expired at `?2`,
+/// begun after `?3`): a socket whose family is not among them is closed.
 pub const LIVE_FAMILIES: &str = "SELECT DISTINCT family FROM sessions WHERE revoked_at IS NULL \
-     AND expires_at > ?2 AND family IN (SELECT value FROM json_each(?1))";
+     AND expires_at > ?2 AND created_at > ?3 AND family IN (SELECT value FROM json_each(?1))";
 
 /// Whether a socket of session family `family` (`None`: a ticket of no session) is closed for its session's end,
 /// once [`LIVE_FAMILIES`] was asked about the families `asked` and answered `live`: only a family asked about and
