@@ -360,8 +360,8 @@ fn be(bytes: &[u8]) -> u64 {
 pub fn isobmff_boxes(window: &[u8], mut walk: BoxWalk, image_len: u64) -> Declared {
     match walk.detour {
         Detour::None => {}
-        Detour::Iloc { .. } => return iloc_entries(window, walk),
-        Detour::Data { .. } => return grid_data(window, walk),
+        Detour::Iloc { .. } => return iloc_entries(window, walk, image_len),
+        Detour::Data { .. } => return grid_data(window, walk, image_len),
     }
     let window_at = walk.at;
     let ended = holds_the_end(window_at, window, image_len);
@@ -536,11 +536,13 @@ pub fn isobmff_boxes(window: &[u8], mut walk: BoxWalk, image_len: u64) -> Declar
 /// The `iloc` entries of the grids a walk found, from `window` (bytes of the image from `walk.at`): one field group
 /// (the header, an item's, an extent's: at most 24 bytes) per step, each moving at least a byte on (extents of no
 /// bytes are not stepped through); [`Declared::Boxes`] where the window ends first. A table that breaks off, or that
-/// libavif does not read (a version above 2, a field size other than 0, 4 or 8), locates nothing more.
-fn iloc_entries(window: &[u8], mut walk: BoxWalk) -> Declared {
+/// libavif does not read (a version above 2, a field size other than 0, 4 or 8), locates nothing more. The image is
+/// `image_len` bytes: a window that holds its end is the last (no empty read after it).
+fn iloc_entries(window: &[u8], mut walk: BoxWalk, image_len: u64) -> Declared {
     let Detour::Iloc { mut table, back } = std::mem::take(&mut walk.detour) else {
         return walk.size();
     };
+    let ended = holds_the_end(walk.at, window, image_len);
     let mut pos = 0usize;
     let located = loop {
         let at = walk.at.saturating_add(pos as u64);
@@ -559,7 +561,7 @@ fn iloc_entries(window: &[u8], mut walk: BoxWalk) -> Declared {
             Some(_) => break table.found,
         };
         let Some(bytes) = window.get(pos..pos + group) else {
-            if pos == 0 {
+            if pos == 0 || ended {
                 // The image ends first.
                 break table.found;
             }
@@ -649,7 +651,7 @@ fn iloc_entries(window: &[u8], mut walk: BoxWalk) -> Declared {
         bytes: Vec::new(),
         back,
     };
-    grid_data(window, walk)
+    grid_data(window, walk, image_len)
 }
 
 /// Whether an `iloc`'s extents are of no bytes (every field size 0): each says an empty extent.
@@ -659,8 +661,9 @@ fn group_is_empty(f: IlocFields) -> bool {
 
 /// The grids' ImageGrid data, from `window` (bytes of the image from `walk.at`): each extent is read where
 /// `window` holds it, else from a window at its offset ([`Declared::Boxes`]), so a grid costs a read per extent at
-/// most; one cut off by the end of the image (or of `idat`) is not read. Then the walk goes on after `meta`.
-fn grid_data(window: &[u8], mut walk: BoxWalk) -> Declared {
+/// most; one cut off by the end of the image (`image_len` bytes) or of `idat` is not read, nor asked for. Then the
+/// walk goes on after `meta`, unless `meta` ended with the image.
+fn grid_data(window: &[u8], mut walk: BoxWalk, image_len: u64) -> Declared {
     let Detour::Data {
         mut grids,
         mut bytes,
@@ -705,7 +708,7 @@ fn grid_data(window: &[u8], mut walk: BoxWalk) -> Declared {
                     grid.extents.clear();
                 }
             }
-            (Some(from), None) if from != walk.at => {
+            (Some(from), None) if from != walk.at && from.saturating_add(want) <= image_len => {
                 walk.at = from;
                 walk.detour = Detour::Data { grids, bytes, back };
                 return Declared::Boxes(Box::new(walk));
@@ -719,11 +722,11 @@ fn grid_data(window: &[u8], mut walk: BoxWalk) -> Declared {
     }
     (walk.grids, walk.iloc, walk.idat) = (Vec::new(), None, None);
     match back {
-        Some(at) => {
+        Some(at) if at < image_len => {
             walk.at = at;
             Declared::Boxes(Box::new(walk))
         }
-        None => walk.size(),
+        _ => walk.size(),
     }
 }
 
@@ -1749,6 +1752,56 @@ mod tests {
             &[],
         );
         assert_eq!(followed(&too_many).0, Declared::TooManyGrids);
+    }
+
+    /// Where each window [`followed`] would ask for starts, past the first.
+    fn reads_of(image: &[u8]) -> Vec<u64> {
+        let window = |at: u64, len: usize| {
+            let from = (at as usize).min(image.len());
+            &image[from..(from + len).min(image.len())]
+        };
+        let mut size = declared(window(0, SIZE_BYTES), image.len() as u64);
+        let mut reads = Vec::new();
+        while let Declared::Boxes(walk) = size {
+            reads.push(walk.at);
+            size = isobmff_boxes(window(walk.at, SIZE_BYTES), *walk, image.len() as u64);
+        }
+        reads
+    }
+
+    #[test]
+    fn an_avif_grid_walk_never_reads_at_or_past_the_end_of_the_image() {
+        let grid = || vec![infe(2, 1, b"grid")];
+        // `meta` (its grid data in `idat`) is the image's last box: once the grid is read, nothing follows.
+        let with_mdat = grid_avif(
+            |_| iloc(1, [4, 4, 0, 0], &[(1, 1, 0, &[(0, 8)])]),
+            &grid(),
+            Some(&image_grid(16_000, 16_000, false)),
+            &[],
+        );
+        let meta_last = &with_mdat[..with_mdat.len() - 8];
+        assert!(meta_last.len() < SIZE_BYTES);
+        assert_eq!(followed(meta_last).0, Declared::Size(16_000, 16_000));
+        let reads = reads_of(meta_last);
+        assert!(
+            reads.iter().all(|&at| at < meta_last.len() as u64),
+            "reads at {reads:?} of {} bytes",
+            meta_last.len()
+        );
+        // A grid whose data `iloc` places past the end of the image: no decoder reads it, nor does the walk.
+        let past = grid_avif(
+            |at| iloc(0, [4, 4, 0, 0], &[(1, 0, 0, &[(at + 1_000, 8)])]),
+            &grid(),
+            None,
+            &[0; 16],
+        );
+        assert_eq!(followed(&past).0, Declared::Size(40, 30));
+        let reads = reads_of(&past);
+        assert!(
+            reads.iter().all(|&at| at < past.len() as u64),
+            "reads at {reads:?} of {} bytes",
+            past.len()
+        );
     }
 
     #[test]
