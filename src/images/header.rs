@@ -122,6 +122,7 @@ fn declared_size(head: &[u8], image_len: u64) -> Option<Declared> {
                 past_idat: false,
                 // Indexed colour (IHDR's colour type 3) needs its PLTE before IDAT.
                 palette_missing: head.get(25) == Some(&3),
+                palette_seen: false,
             },
         ));
     }
@@ -176,6 +177,7 @@ fn declared_size(head: &[u8], image_len: u64) -> Option<Declared> {
                     frames: 0,
                     past_idat: false,
                     palette_missing: false,
+                    palette_seen: false,
                 };
                 Some(chunks_in(head.get(30..).unwrap_or_default(), ended, walk))
             }
@@ -866,7 +868,8 @@ pub enum ChunkKind {
 
 /// Where a walk of a PNG's or WebP's chunks stands between two windows of the image: the offset of the next chunk,
 /// the format, the canvas, whether the image said it is animated, the frames seen so far, whether a PNG's first
-/// `IDAT` was passed, and whether it is an indexed-colour PNG whose `PLTE` has not come yet.
+/// `IDAT` was passed, whether it is an indexed-colour PNG whose `PLTE` has not come yet, and whether a PNG's `PLTE`
+/// came (before its first `IDAT`: a second there is refused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkWalk {
     pub at: u64,
@@ -876,6 +879,7 @@ pub struct ChunkWalk {
     pub frames: u64,
     pub past_idat: bool,
     pub palette_missing: bool,
+    pub palette_seen: bool,
 }
 
 /// The largest length a PNG chunk may say: a PNG four-byte unsigned integer is at most 2^31 - 1 (§7.1).
@@ -961,7 +965,15 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
         match kind {
             b"acTL" => walk.animated = true,
             b"fcTL" | b"ANMF" => walk.frames += 1,
-            b"PLTE" => walk.palette_missing = false,
+            // A second PLTE before the first IDAT: libpng's "duplicate" (a chunk error, PLTE being critical), the
+            // png crate's DuplicateChunk — a decoder stops here, before any pixel. (After IDAT libpng only warns.)
+            b"PLTE" if walk.kind == ChunkKind::Png && !walk.past_idat && walk.palette_seen => {
+                return Declared::NoPixels
+            }
+            b"PLTE" => {
+                walk.palette_missing = false;
+                walk.palette_seen = true;
+            }
             // An indexed-colour PNG with no palette yet: libpng stops at its first IDAT ("Missing PLTE before
             // IDAT", a chunk error), as the png crate does (PaletteRequired) — no pixel is drawn.
             b"IDAT" if walk.kind == ChunkKind::Png && !walk.past_idat && walk.palette_missing => {
@@ -2337,6 +2349,7 @@ mod tests {
             frames: 0,
             past_idat: false,
             palette_missing: false,
+            palette_seen: false,
         };
         assert_eq!(chunks(&window, walk, u64::MAX), Declared::NoPixels);
         window[0] = 0x7F;
@@ -2383,6 +2396,34 @@ mod tests {
             }
         }
         assert_eq!(walked(&with(28, &[1])).0, Declared::Size(40, 30), "Adam7");
+    }
+
+    #[test]
+    fn a_png_with_a_second_palette_before_its_pixels_has_none() {
+        // libpng refuses a second PLTE before IDAT ("duplicate", a chunk error on a critical chunk), as the png
+        // crate does (DuplicateChunk): no browser draws a pixel of it, whatever a resizer makes of it. libpng marks
+        // a PLTE seen before it ignores one in a greyscale PNG, so a second is refused there too.
+        for colour in [0, 2, 3, 4, 6] {
+            let mut two = png_then(&[(b"PLTE", 6), (b"PLTE", 6), (b"IDAT", 100), (b"IEND", 0)]);
+            two[25] = colour;
+            assert_eq!(walked(&two).0, Declared::NoPixels, "colour type {colour}");
+            // Apart, behind a large text chunk (the second past the first window).
+            let mut apart = png_then(&[
+                (b"PLTE", 6),
+                (b"iTXt", SIZE_BYTES + 10),
+                (b"PLTE", 6),
+                (b"IDAT", 100),
+            ]);
+            apart[25] = colour;
+            assert_eq!(walked(&apart).0, Declared::NoPixels, "apart, type {colour}");
+            let mut one = png_then(&[(b"PLTE", 6), (b"IDAT", 100), (b"PLTE", 6), (b"IEND", 0)]);
+            one[25] = colour;
+            assert_eq!(
+                walked(&one).0,
+                Declared::Size(40, 30),
+                "one after IDAT: its pixels are drawn before it is read"
+            );
+        }
     }
 
     /// `image` with a PLTE before its chunks after IHDR, so an indexed one is whole.
