@@ -170,8 +170,29 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         let response = marked(blob_response(&variant, "no-store", None));
         return conditional(finish(response, "MISS", vary, "no-store"));
     }
-    // Stored with the answer, so a HIT gives the tag a MISS gave for the same bytes.
-    let etag = etag_of(&variant.body).await?;
+    // Stored with the answer, so a HIT gives the tag a MISS gave for the same bytes. Bounded like every other step
+    // (the digest reads the runtime's Blob, which should never stall): one that has not answered within the source
+    // timeout leaves the variant served untagged and not stored (a stored copy must carry its tag), logged.
+    let etag = match crate::entry::within_ms(
+        etag_of(&variant.body),
+        u64::from(config.source_timeout_ms),
+    )
+    .await
+    {
+        Some(etag) => etag?,
+        None => {
+            crate::entry::log::warn(
+                "image etag digest failed",
+                serde_json::json!({
+                    "request_id": call.request_id,
+                    "detail": format!("no answer in {} ms (the source timeout)", config.source_timeout_ms),
+                }),
+            );
+            drop(lead);
+            let response = marked(blob_response(&variant, &cache_control, None));
+            return conditional(finish(response, "MISS", vary, &cache_control));
+        }
+    };
     // Stored before answering, so the next request finds it; a failed write costs the next request a transform,
     // never this one its image.
     let stored = marked(blob_response(
@@ -179,20 +200,57 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         &format!("public, max-age={}, immutable", config.cache_ttl_secs),
         Some(&etag),
     ));
-    // Bounded like the read (and the gateway's puts): a put that has not answered within the source timeout is a
-    // failed write (logged), so the variant is still served, and the waiters, told nothing was stored, make their own.
-    let failed = write_failure(
-        cache.put(key.as_str(), stored),
+    // Bounded like the read (and the gateway's puts): a put that has not answered within the source timeout no
+    // longer holds the answer, and its waiters, told nothing was stored, make their own; but the write goes on under
+    // `waitUntil` (for PUT_FOLLOW_MS more at most), so it may still land for the requests after them — dropped, the
+    // runtime would end it with the request.
+    let put = Box::pin({
+        let (cache, key) = (Cache::default(), key.clone());
+        async move {
+            cache
+                .put(key.as_str(), stored)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    });
+    match settled_or_late(
+        put,
         Delay::from(Duration::from_millis(config.source_timeout_ms.into())),
-        config.source_timeout_ms,
     )
-    .await;
-    match failed {
-        None => lead.publish(()),
-        Some(detail) => crate::entry::log::warn(
+    .await
+    {
+        Ok(Ok(())) => lead.publish(()),
+        Ok(Err(detail)) => crate::entry::log::warn(
             "image cache write failed",
             serde_json::json!({"request_id": call.request_id, "detail": detail}),
         ),
+        Err(late) => {
+            drop(lead);
+            let (request_id, limit_ms) = (call.request_id.clone(), config.source_timeout_ms);
+            call.ctx.wait_until(async move {
+                let follow = Delay::from(Duration::from_millis(PUT_FOLLOW_MS));
+                match crate::entry::before(late, follow).await {
+                    Some(Ok(())) => crate::entry::log::write(
+                        crate::observability::log::Level::Info,
+                        "image cache write landed late",
+                        serde_json::json!({"request_id": request_id, "after_ms": limit_ms}),
+                    ),
+                    Some(Err(detail)) => crate::entry::log::warn(
+                        "image cache write failed",
+                        serde_json::json!({"request_id": request_id, "detail": detail}),
+                    ),
+                    None => crate::entry::log::warn(
+                        "image cache write failed",
+                        serde_json::json!({
+                            "request_id": request_id,
+                            "detail": format!(
+                                "no answer in {limit_ms} ms (the source timeout) and {PUT_FOLLOW_MS} ms more"
+                            ),
+                        }),
+                    ),
+                }
+            });
+        }
     }
     conditional(finish(
         marked(blob_response(&variant, &cache_control, Some(&etag))),
@@ -202,18 +260,26 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
     ))
 }
 
-/// Why the variant's cache write failed, if it did: refused, or no answer before `timer` (`limit_ms`) fired — the
-/// put's future is then dropped and the request no longer waits for it; nothing keeps the request alive for it (it
-/// is not handed to `waitUntil`), so whether the runtime completes that write is not known, and it is logged failed.
-async fn write_failure<E: std::fmt::Display>(
-    put: impl std::future::Future<Output = Result<(), E>>,
+/// How long a variant's cache write that outran the source timeout is followed under `waitUntil` after it: well
+/// inside the 30 s the runtime gives `waitUntil` work after the answer (Cloudflare's Workers limits), past which it
+/// neither settles the put nor fires the timer, and the future — the variant's response with it — would stay in the
+/// isolate for good.
+const PUT_FOLLOW_MS: u64 = 20_000;
+
+/// The variant's cache write as it stands when `timer` fires: its outcome (`Ok`) if it settled first, else the
+/// write itself, still under way (`Err`) — to be followed on under `waitUntil`, not dropped: dropping it leaves the
+/// runtime's put to end with the request, so a put that was slow, not failed, never lands.
+async fn settled_or_late<P, E>(
+    put: P,
     timer: impl std::future::Future<Output = ()>,
-    limit_ms: u32,
-) -> Option<String> {
-    match crate::entry::before(put, timer).await {
-        Some(Ok(())) => None,
-        Some(Err(e)) => Some(e.to_string()),
-        None => Some(format!("no answer in {limit_ms} ms (the source timeout)")),
+) -> Result<Result<(), E>, P>
+where
+    P: std::future::Future<Output = Result<(), E>> + Unpin,
+{
+    use futures_util::future::{select, Either};
+    match select(put, std::pin::pin!(timer)).await {
+        Either::Left((settled, _)) => Ok(settled),
+        Either::Right(((), put)) => Err(put),
     }
 }
 
@@ -842,21 +908,33 @@ mod tests {
     use crate::images::transform::{Fit, Transform};
 
     #[test]
-    fn a_cache_write_that_never_answers_is_a_failed_write_once_its_timer_fires() {
+    fn a_cache_write_past_its_timer_is_handed_on_not_dropped() {
         use futures_util::future::{pending, ready, FutureExt};
-        // A put that never answers held the lead's answer (and its waiters) for good: now the timer ends the wait.
+        // A put that has not answered when the timer fires no longer holds the answer, but is given back whole (to
+        // be followed under waitUntil): the same write then lands. Dropped, as it was, it never did.
+        let (land, landing) = futures_channel::oneshot::channel::<Result<(), String>>();
+        let put = Box::pin(async move { landing.await.unwrap_or(Err("gone".to_owned())) });
+        let Some(Err(late)) = settled_or_late(put, ready(())).now_or_never() else {
+            panic!("the timer fired first: the write is handed back");
+        };
+        land.send(Ok(())).expect("the write is still awaited");
+        assert_eq!(late.now_or_never(), Some(Ok(())), "the same write lands");
+        assert!(matches!(
+            settled_or_late(pending::<Result<(), String>>(), ready(())).now_or_never(),
+            Some(Err(_))
+        ));
         assert_eq!(
-            write_failure(pending::<Result<(), String>>(), ready(()), 1000).now_or_never(),
-            Some(Some("no answer in 1000 ms (the source timeout)".to_owned()))
-        );
-        assert_eq!(
-            write_failure(ready(Ok::<(), String>(())), pending(), 1000).now_or_never(),
-            Some(None),
+            settled_or_late(ready(Ok::<(), String>(())), pending())
+                .now_or_never()
+                .and_then(Result::ok),
+            Some(Ok(())),
             "a stored variant is no failure"
         );
         assert_eq!(
-            write_failure(ready(Err("quota".to_owned())), pending(), 1000).now_or_never(),
-            Some(Some("quota".to_owned()))
+            settled_or_late(ready(Err::<(), _>("quota".to_owned())), pending())
+                .now_or_never()
+                .and_then(Result::ok),
+            Some(Err("quota".to_owned()))
         );
     }
 
