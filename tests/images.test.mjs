@@ -1117,6 +1117,50 @@ test("a PNG with a second IHDR before its pixels is refused 502 as corrupt, not 
   });
 });
 
+test("a PNG with a second PLTE before its pixels is refused 502 as corrupt when its original would be served", async () => {
+  // libpng refuses a duplicate PLTE (a chunk error: PLTE is critical) and the png crate with DuplicateChunk, so no
+  // browser draws it. sharp decodes it, so a variant is made and served; but where the resize fails (cf-image mode,
+  // Cloudflare's error here) its original was served as a 200 no browser shows.
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(40, 0);
+  header.writeUInt32BE(30, 4);
+  header[8] = 8;
+  header[9] = 3; // indexed colour
+  const palette = chunk("PLTE", Buffer.from([200, 80, 40, 20, 80, 200]));
+  const pixels = chunk("IDAT", deflateSync(Buffer.alloc(30 * (1 + 40))));
+  const start = [Buffer.from("\x89PNG\r\n\x1a\n", "latin1"), chunk("IHDR", header)];
+  const end = chunk("IEND", Buffer.alloc(0));
+  fixtures["/photos/two-palettes.png"] = { type: "image/png", body: Buffer.concat([...start, palette, palette, pixels, end]) };
+  fixtures["/photos/one-palette.png"] = { type: "image/png", body: Buffer.concat([...start, palette, pixels, end]) };
+  const made = await get(worker, "/images/20/photos/two-palettes.png");
+  assert.equal(made.status, 200, "a resizer that decodes it makes a variant");
+  assert.equal(made.headers.get("x-image-transform"), null);
+  const cfWorker = await startWorker({
+    vars: { IMAGES_ORIGIN: origin.url, IMAGES_MODE: "cf-image", IMAGES_SOURCE_PREFIXES: '["photos/"]' },
+    workerOptions: {
+      async outboundService(request) {
+        const upstream = await fetch(request.url);
+        const headers = new Headers(upstream.headers);
+        if (request.cf?.image) headers.set("cf-resized", "err=9422");
+        return new Response(await upstream.arrayBuffer(), { status: upstream.status, headers });
+      },
+    },
+  });
+  try {
+    const answer = await get(cfWorker, "/images/20/photos/two-palettes.png");
+    assert.equal(answer.status, 502, `${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
+    assert.equal(
+      JSON.parse(answer.body).error.message,
+      "the source image is cut short or corrupt: its header says its size, but it breaks off before its first pixel",
+    );
+    const one = await get(cfWorker, "/images/20/photos/one-palette.png");
+    assert.equal(one.status, 200, "one PLTE: its original is served");
+    assert.match(one.headers.get("x-image-transform"), /failed/);
+  } finally {
+    await cfWorker.stop();
+  }
+});
+
 test("a palette PNG with no PLTE before its first IDAT is refused 502 as corrupt, not served as the original", async () => {
   // libpng stops at its IDAT ("Missing PLTE before IDAT", a chunk error) and the png crate (Chrome's, Skia's) with
   // PaletteRequired: no pixel is decoded. Miniflare's resizer fails on it too, so it was served as a 200 "original"
