@@ -460,6 +460,35 @@ test("?render=whole sends the same page in one piece; pages are private; bad inp
   assert.equal((await escapedName.json()).error.code, "invalid_render_mode");
 });
 
+test("preconditions on a page: an If-Match naming a tag is 412 and If-None-Match: * is 304 (a page has no entity tag), before any fragment is fetched", async () => {
+  // RFC 9110 §13.1.1, §13.1.2, §13.2: the Worker renders the page, so it answers for it as its origin. A page has no
+  // ETag (each response carries a fresh CSP nonce), so a list of tags never names it and `*` names it always.
+  for (const method of ["GET", "HEAD"]) {
+    origin.reset();
+    const refused = await worker.mf.dispatchFetch(new URL("/", worker.url), {
+      method,
+      headers: withVisitor(VISITOR, { "if-match": '"abc", W/"def"' }),
+    });
+    assert.equal(refused.status, 412, method);
+    if (method === "GET") assert.equal((await refused.json()).error.code, "precondition_failed");
+    else await refused.arrayBuffer();
+    const unchanged = await worker.mf.dispatchFetch(new URL("/", worker.url), {
+      method,
+      headers: withVisitor(VISITOR, { "if-none-match": "*" }),
+    });
+    assert.equal(unchanged.status, 304, method);
+    assert.equal(unchanged.headers.get("cache-control"), "private, no-store");
+    assert.equal((await unchanged.arrayBuffer()).byteLength, 0);
+    assert.equal(origin.requests.length, 0, "no fragment was fetched for either");
+  }
+  const any = await get("/", { headers: withVisitor(VISITOR, { "if-match": "*" }) });
+  assert.equal(any.status, 200, "If-Match: * names the page");
+  assert.match(await any.text(), /<\/html>/);
+  const tagged = await get("/", { headers: withVisitor(VISITOR, { "if-none-match": '"abc"' }) });
+  assert.equal(tagged.status, 200, "a tag never names the page: it is sent whole");
+  await tagged.text();
+});
+
 test("a signed-in user's preferences pick the locale, over the visitor cookie's; signed out, the visitor's apply", async (t) => {
   const KEY = generateSigningJwk("render-test-key");
   const session = await startWorker({ vars: { RENDER_ORIGIN: origin.url, AUTH_SIGNING_KEY: JSON.stringify(KEY) } });

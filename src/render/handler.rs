@@ -42,6 +42,37 @@ fn mode(req: &Request) -> ApiResult<Mode> {
     })
 }
 
+/// The page's answer to its preconditions (RFC 9110 §13.2.2), evaluated before anything is read: the Worker renders
+/// the page, so it answers for it as its origin, which MUST evaluate them (§13.1.1, §13.1.2). A page has no entity
+/// tag (each response carries a fresh CSP nonce), so an `If-Match` list of tags names no current representation —
+/// 412 — while `*` names it; an `If-None-Match` of `*` names it — 304, no body — while a list of tags never does.
+/// The date preconditions are ignored: a page has no `Last-Modified` (§13.1.3, §13.1.4).
+fn preconditions(req: &Request) -> ApiResult<Option<Response>> {
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    if let Some(if_match) = header("if-match") {
+        if !crate::conditional::any(&if_match) {
+            return Err(ApiError::new(
+                412,
+                "precondition_failed",
+                "If-Match names no current representation of this page (a page has no entity tag)",
+            ));
+        }
+    }
+    if header("if-none-match").is_some_and(|v| crate::conditional::any(&v)) {
+        let headers = Headers::new();
+        headers
+            .set("cache-control", "private, no-store")
+            .or_internal("setting a page header")?;
+        return Ok(Some(
+            Response::builder()
+                .with_status(304)
+                .with_headers(headers)
+                .empty(),
+        ));
+    }
+    Ok(None)
+}
+
 /// The signed-in user's id, if any (session cookie, cached check); anonymous otherwise — with the `Set-Cookie` that
 /// clears a session cookie the check found naming no live session (the page is `private, no-store`, never stored
 /// for others). A page must still render when the session store fails or is slow, so a failure, or no answer within
@@ -145,6 +176,9 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         .ok_or_else(|| ApiError::not_found("no such page"))?
         .clone();
     let mode = mode(&call.req)?;
+    if let Some(answered) = preconditions(&call.req)? {
+        return Ok(answered);
+    }
     // A HEAD gets the page's headers and no body (which the runtime would drop): no slot is loaded (no fragment
     // read, origin fetch or write-back), nor the critical CSS and catalog, which only the body shows. Its headers
     // are the GET's (RFC 9110 §9.3.2), so it reads what they come from: the session check (the user picks the
