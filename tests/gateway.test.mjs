@@ -499,6 +499,28 @@ describe("route table and proxy", () => {
     assert.equal(lastRequest().headers.tracestate, "congo=t61rcWkgMzE", "kept with the trace it belongs to");
   });
 
+  test("headers that name a proxy (httpoxy) or another path for the origin (X-Original-URL) never reach it", async () => {
+    origin.reset();
+    // `Proxy` is HTTP_PROXY to a CGI-style origin, whose HTTP client then sends its own requests through the
+    // caller's proxy (httpoxy, CVE-2016-5385); X-Original-URL / X-Rewrite-URL make Symfony, Zend and IIS serve
+    // another path than the one this route's checks were applied to (CVE-2018-14773).
+    const response = await rawRequest("/gw/open/echo", {
+      headers: {
+        proxy: "http://attacker.example:8080",
+        "x-original-url": "/gw/secure/admin",
+        "x-rewrite-url": "/gw/secure/admin",
+        x_original_url: "/gw/secure/admin",
+        "x-custom": "kept",
+      },
+    });
+    assert.equal(response.status, 200);
+    const seen = lastRequest().headers;
+    for (const name of ["proxy", "x-original-url", "x-rewrite-url", "x_original_url"]) {
+      assert.equal(seen[name], undefined, name);
+    }
+    assert.equal(seen["x-custom"], "kept");
+  });
+
   test("redirects and cookie paths on the upstream map back under the route's prefix; answers without a body carry no coding", async () => {
     origin.reset();
     origin.handle((req, body, res) => {

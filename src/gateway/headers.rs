@@ -45,6 +45,14 @@ const METHOD_OVERRIDE: &[&str] = &[
     "x-method-override",
 ];
 
+/// Request headers that would have the origin act on something else than the request the gateway checked: `Proxy`,
+/// which a CGI-style server (PHP under FastCGI, Go's `net/http/cgi`) exposes as `HTTP_PROXY`, the variable HTTP
+/// clients take their proxy from — the origin's own outgoing requests would go through the caller's proxy (httpoxy,
+/// CVE-2016-5385; nginx and Apache advise clearing it at the proxy) — and `X-Original-URL` / `X-Rewrite-URL`, which
+/// Symfony (CVE-2018-14773), Zend Framework and IIS's URL Rewrite read as the path to serve: a request to a public
+/// route would be served the path of one with other checks.
+const TARGET_OVERRIDE: &[&str] = &["proxy", "x-original-url", "x-rewrite-url"];
+
 /// Fields a `Connection` header cannot make hop-by-hop, in either direction: the content's own description (its type,
 /// coding, language…), how it may be stored and whose it is — meant for every recipient (RFC 9110 §7.6.1 forbids
 /// listing them) and read by the gateway itself (the WAF reads a body by its Content-Type and Content-Encoding; the
@@ -56,7 +64,7 @@ fn end_to_end(name: &str) -> bool {
 
 /// Whether a request header is forwarded to the origin. `connection_listed` are the names the client's `Connection`
 /// header marks as hop-by-hop (but for [`end_to_end`] fields). Client-sent `X-User-*` and forwarding headers are always
-/// dropped (the gateway sets its own), as are [`CLIENT_ADDRESS`] and [`METHOD_OVERRIDE`] headers, `x-request-id` (the
+/// dropped (the gateway sets its own), as are [`CLIENT_ADDRESS`], [`METHOD_OVERRIDE`] and [`TARGET_OVERRIDE`] headers, `x-request-id` (the
 /// request's id, checked, is set) and `traceparent` (re-set from the trace context; `tracestate` passes on with it) —
 /// in any spelling with `_` for `-` too (`X_User_Id`), which CGI-style servers read as the same variable; for that
 /// reason a `Content-*` field spelled with `_` is dropped too (the WAF read the body by the real ones).
@@ -81,7 +89,8 @@ pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool 
         || name == "x-request-id"
         || name.starts_with("cf-")
         || CLIENT_ADDRESS.contains(&name.as_str())
-        || METHOD_OVERRIDE.contains(&name.as_str()))
+        || METHOD_OVERRIDE.contains(&name.as_str())
+        || TARGET_OVERRIDE.contains(&name.as_str()))
 }
 
 /// A `Cookie` header without the cookies named `drop` (edgekit's own session and device cookies, which no origin
@@ -763,6 +772,27 @@ mod tests {
         assert!(!forward_response_header("x-hop", &listed));
         assert!(!forward_response_header("transfer-encoding", &[]));
         assert!(!forward_response_header("x-hop", &["x-hop".into()]));
+    }
+
+    #[test]
+    fn headers_that_name_another_target_or_a_proxy_for_the_origin_are_not_forwarded() {
+        // `Proxy` is the CGI variable HTTP_PROXY (httpoxy, CVE-2016-5385): an origin's outgoing client would use the
+        // client's proxy. `X-Original-URL` / `X-Rewrite-URL` make Symfony (CVE-2018-14773), Zend and IIS serve
+        // another path than the one the route's checks were applied to.
+        for name in [
+            "Proxy",
+            "proxy",
+            "X-Original-URL",
+            "x-original-url",
+            "X_Original_URL",
+            "X-Rewrite-URL",
+            "x_rewrite_url",
+        ] {
+            assert!(!forward_request_header(name, &[]), "{name}");
+        }
+        for name in ["Proxy-Status", "X-Original", "X-URL", "Referer"] {
+            assert!(forward_request_header(name, &[]), "{name}");
+        }
     }
 
     /// Whether a fill for the policy kind carries `name` (with a value of its own).
