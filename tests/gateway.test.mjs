@@ -521,6 +521,30 @@ describe("route table and proxy", () => {
     assert.equal(seen["x-custom"], "kept");
   });
 
+  test("an OPTIONS request's Max-Forwards is decremented, and at 0 the gateway answers it as the final recipient (RFC 9110 §7.6.2)", async (t) => {
+    const w = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "o", path: "/o", methods: ["GET", "PUT", "OPTIONS"], upstream: origin.url }] } });
+    t.after(() => w.stop());
+    origin.reset();
+    const two = await w.fetch("/o/x", { method: "OPTIONS", headers: { "max-forwards": "2" } });
+    assert.equal(two.status, 200);
+    await two.arrayBuffer();
+    assert.equal(lastRequest().method, "OPTIONS");
+    assert.equal(lastRequest().headers["max-forwards"], "1", "one hop fewer left");
+    const asked = origin.requests.length;
+    const zero = await w.fetch("/o/x", { method: "OPTIONS", headers: { "max-forwards": "0" } });
+    assert.equal(zero.status, 200);
+    assert.equal(zero.headers.get("allow"), "GET, PUT, OPTIONS, HEAD", "as a 405 lists them");
+    assert.equal(await zero.text(), "");
+    assert.equal(origin.requests.length, asked, "not forwarded: the gateway is the final recipient");
+    assert.match(zero.headers.get("traceparent") ?? "", /^00-/, "answered with the trace, as any gateway answer");
+    // Other methods: Max-Forwards passes as sent (a recipient may ignore it for them).
+    const get = await w.fetch("/o/x", { headers: { "max-forwards": "0" } });
+    assert.equal(get.status, 200);
+    await get.arrayBuffer();
+    assert.equal(lastRequest().method, "GET");
+    assert.equal(lastRequest().headers["max-forwards"], "0");
+  });
+
   test("redirects and cookie paths on the upstream map back under the route's prefix; answers without a body carry no coding", async () => {
     origin.reset();
     origin.handle((req, body, res) => {

@@ -22,7 +22,8 @@ use super::cache::{
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
     forward_request_header, forward_response_header, forwarded_for, head_keeps_origin_length,
-    per_exchange, runtime_may_code, tailors_answer, without_cookies, LocationMap, SHARED_FILL,
+    max_forwards, per_exchange, runtime_may_code, tailors_answer, without_cookies, LocationMap,
+    SHARED_FILL,
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
@@ -200,17 +201,30 @@ async fn proxy_route(
     // policies before it, not by those after.
     let user = identity.as_ref().map(|u| u.sub.as_str());
     let limited = rate_limit(call, route, user, false).await?;
-    let response = forward(
-        call,
-        route,
-        method,
-        trace,
-        url,
-        identity.as_ref(),
-        content_length,
-        incoming,
-    )
-    .await?;
+    // RFC 9110 §7.6.2: an OPTIONS (or TRACE) with no hop left is answered here, as its final recipient, with what
+    // the route serves; one with hops left goes on with one fewer (`origin_headers`).
+    let response = if max_forwards(method, header_list::get(incoming, "max-forwards")) == Some(0) {
+        crate::entry::body::drain(&mut call.req).await;
+        Response::builder()
+            .with_status(200)
+            .with_header("allow", &route.allow())
+            .or_internal("building the Allow header")?
+            .with_header("content-length", "0")
+            .or_internal("building the Content-Length header")?
+            .empty()
+    } else {
+        forward(
+            call,
+            route,
+            method,
+            trace,
+            url,
+            identity.as_ref(),
+            content_length,
+            incoming,
+        )
+        .await?
+    };
     Ok(RateLimitHeaders::apply_all(
         &limited.iter().collect::<Vec<_>>(),
         response,
@@ -1383,6 +1397,11 @@ fn origin_headers(
     // The path the origin is mounted under at the edge, for links it builds (Spring, ASP.NET and Traefik read it).
     if let Some(prefix) = &route.strip_prefix {
         out.push(("x-forwarded-prefix".into(), prefix.clone()));
+    }
+    if let Some(left @ 1..) = max_forwards(&call.method, header_list::get(incoming, "max-forwards"))
+    {
+        out.retain(|(k, _)| !k.eq_ignore_ascii_case("max-forwards"));
+        out.push(("max-forwards".into(), (left - 1).to_string()));
     }
     out.push(("x-request-id".into(), call.request_id.clone()));
     out.push(("traceparent".into(), trace.header()));

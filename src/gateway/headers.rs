@@ -571,6 +571,22 @@ pub fn forwarded_for(existing: Option<&str>, client_ip: Option<&str>) -> Option<
     }
 }
 
+/// The hops an OPTIONS or TRACE request's `Max-Forwards` leaves (RFC 9110 §7.6.2: every intermediary checks and
+/// updates it before forwarding such a request, and at `0` answers it as the final recipient itself). `None` for other
+/// methods (a recipient may ignore the field for them, and it passes as sent) and for a value that is no count
+/// (`1*DIGIT`), which passes as sent too.
+pub fn max_forwards(method: &str, value: Option<&str>) -> Option<u64> {
+    if !matches!(method, "OPTIONS" | "TRACE") {
+        return None;
+    }
+    let value = value?.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Digits beyond u64 are as good as unlimited.
+    Some(value.parse::<u64>().unwrap_or(u64::MAX))
+}
+
 /// The bytes [`email_header`] percent-encodes besides non-ASCII: controls, the space and `%` itself.
 const EMAIL_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ').add(b'%');
 
@@ -792,6 +808,24 @@ mod tests {
         }
         for name in ["Proxy-Status", "X-Original", "X-URL", "Referer"] {
             assert!(forward_request_header(name, &[]), "{name}");
+        }
+    }
+
+    #[test]
+    fn max_forwards_counts_only_for_options_and_trace() {
+        for (method, value, left) in [
+            ("OPTIONS", Some("0"), Some(0)),
+            ("OPTIONS", Some(" 3 "), Some(3)),
+            ("TRACE", Some("1"), Some(1)),
+            ("OPTIONS", Some("99999999999999999999999"), Some(u64::MAX)),
+            ("OPTIONS", None, None),
+            ("OPTIONS", Some(""), None),
+            ("OPTIONS", Some("-1"), None),
+            ("OPTIONS", Some("1, 2"), None),
+            ("GET", Some("0"), None),
+            ("POST", Some("5"), None),
+        ] {
+            assert_eq!(max_forwards(method, value), left, "{method} {value:?}");
         }
     }
 

@@ -360,6 +360,15 @@ impl Route {
                 .all(|p| self.permissions.contains(p))
     }
 
+    /// The methods this route serves as an `Allow` field lists them: its own, and HEAD with GET.
+    pub fn allow(&self) -> String {
+        let mut allow: Vec<&str> = self.methods.iter().map(String::as_str).collect();
+        if allow.contains(&"GET") && !allow.contains(&"HEAD") {
+            allow.push("HEAD");
+        }
+        allow.join(", ")
+    }
+
     pub fn accepts(&self, method: &str) -> bool {
         self.methods.iter().any(|m| m == method)
             || (method == "HEAD" && self.methods.iter().any(|m| m == "GET"))
