@@ -1712,6 +1712,23 @@ describe("JWT", () => {
     assert.equal(await reads(), failed + 1, "12 concurrent requests to a cold isolate: one read of KV");
   });
 
+  test("a missing JWKS document is the deployment's fault: 500, not a 401 telling the client its token is invalid, and it is read again", async (t) => {
+    const bare = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "secure", path: "/gw/secure", upstream: origin.url, auth: "jwt" }] } });
+    t.after(() => bare.stop());
+    const fresh = makeKeys("bare-");
+    const asked = () => bare.fetch("/gw/secure", { headers: bearer(token(fresh, "bare-ed1")) });
+    const missing = await asked();
+    const body = await missing.json();
+    assert.equal(missing.status, 500, JSON.stringify(body));
+    assert.equal(body.error.code, "internal_error");
+    assert.equal(missing.headers.get("www-authenticate"), null, "the token is not blamed");
+    // Nothing was kept: once the document is written, the next request reads it.
+    await (await bare.mf.getKVNamespace("CONFIG_KV")).put("jwks", JSON.stringify(jwksOf(fresh)));
+    const published = await asked();
+    assert.equal(published.status, 200, describeOf(published));
+    await published.arrayBuffer();
+  });
+
   test("a signing key exported by WebCrypto (key_ops [\"sign\"]) signs access tokens the gateway accepts once published", async (t) => {
     const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]);
     const signingKey = { ...(await crypto.subtle.exportKey("jwk", pair.privateKey)), kid: "webcrypto-issuer" };

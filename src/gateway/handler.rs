@@ -914,9 +914,15 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
 
 /// Read `read` of the JWKS (started at `now`), kept by the key set's memory.
 async fn read_and_keep(call: &Call, read: u64, now: u64) -> ApiResult<Rc<Jwks>> {
-    let text = read_jwks(call)
-        .await?
-        .unwrap_or_else(|| "{\"keys\":[]}".to_owned());
+    // No document is the deployment's fault, as one that is no JWKS is: read as an empty set, it answered every
+    // token 401 `unknown key id`, telling clients to throw away tokens that were fine. Not kept: the next request
+    // reads again, so the document is used as soon as it is written.
+    let text = read_jwks(call).await?.ok_or_else(|| {
+        ApiError::internal(format!(
+            "JWKS: CONFIG_KV has no {:?} document",
+            bindings::JWKS_KEY
+        ))
+    })?;
     JWKS.with(|m| {
         m.borrow_mut().keep(read, now, text, |text| {
             let (keys, skipped) = Jwks::parse(text)?;
