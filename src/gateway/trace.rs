@@ -30,7 +30,7 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
 pub const RANDOM_BYTES: usize = 28;
 
 /// Continues `incoming` if it is a valid `traceparent` (version 00 or a later version's first four fields), keeping
-/// its defined flags (sampled, random; [`KNOWN_FLAGS`]), else starts a trace, sampled for `sample_percent` in 100
+/// its defined flags (sampled, random; [`KNOWN_FLAGS`]; of a later version the sampled bit alone), else starts a trace, sampled for `sample_percent` in 100
 /// of them. `random` supplies the new ids and the draw: bytes 0..16 for a new trace id, 16..24 for the span id,
 /// 24..28 the sampling roll.
 pub fn continue_or_start(
@@ -95,7 +95,14 @@ fn parse(value: &str) -> Option<(String, String)> {
     if !is_lower_hex(flags, 2) {
         return None;
     }
-    let flags = u8::from_str_radix(flags, 16).ok()? & KNOWN_FLAGS;
+    // A later version's flags are read for their sampled bit alone (§4.3): its other bits are that version's to
+    // define, and would reach the origin under version 00's meaning (02: a random trace id).
+    let known = if version == "00" {
+        KNOWN_FLAGS
+    } else {
+        SAMPLED
+    };
+    let flags = u8::from_str_radix(flags, 16).ok()? & known;
     Some((trace_id.to_owned(), format!("{flags:02x}")))
 }
 
@@ -104,6 +111,8 @@ fn parse(value: &str) -> Option<(String, String)> {
 /// (W3C Trace Context, trace-flags) — the edge writes version 00, and a bit a later version gives a meaning to would
 /// reach the origin with it.
 const KNOWN_FLAGS: u8 = 0x03;
+/// The `sampled` flag, the one bit every version's flags are read for.
+const SAMPLED: u8 = 0x01;
 
 /// Most list-members a `tracestate` holds (W3C Trace Context §3.3.1.1).
 const MAX_STATE_MEMBERS: usize = 32;
@@ -229,6 +238,19 @@ mod tests {
             "a later version with extra fields is read by its first four"
         );
         assert_eq!(future.flags, "00");
+    }
+
+    #[test]
+    fn a_later_versions_trace_is_continued_with_its_sampled_bit_alone() {
+        // W3C Trace Context §4.3 (versioning): of a higher version's flags only the sampled bit is parsed; what its
+        // other bits mean is that version's, and the edge writes version 00, where 02 says the id is random.
+        for (flags, kept) in [("03", "01"), ("02", "00"), ("ff", "01"), ("01", "01")] {
+            let header =
+                format!("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}-later");
+            let t = continue_or_start(Some(&header), random(), 0);
+            assert!(t.continued, "{header}");
+            assert_eq!(t.flags, kept, "{header}");
+        }
     }
 
     #[test]
