@@ -1347,6 +1347,18 @@ describe("trace propagation", () => {
     }
   });
 
+  test("the gateway's own 404 and 405 answers say the trace they are part of and the edge's Server-Timing, as its other answers do", async () => {
+    const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for (const [path, method, status] of [["/gw/nothing-here", "GET", 404], ["/gw/open/t", "PATCH", 405]]) {
+      const r = await worker.fetch(path, { method, headers: { traceparent: parent } });
+      assert.equal(r.status, status);
+      assert.equal((await r.json()).error.code, status === 404 ? "not_found" : "method_not_allowed");
+      assert.equal(r.headers.get("x-trace-id"), "4bf92f3577b34da6a3ce929d0e0e4736", `${status}: the caller's trace continued`);
+      assert.match(r.headers.get("traceparent") ?? "", /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/, `${status}`);
+      assert.match(r.headers.get("server-timing") ?? "", /edge;dur=\d+/, `${status}`);
+    }
+  });
+
   test("a route written with a literal % still serves the requests for it (matched as %25 since the normaliser writes it so)", async (t) => {
     const own = await startOrigin();
     t.after(() => own.stop());

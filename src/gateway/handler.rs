@@ -60,6 +60,14 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     // A CORS preflight to a route that does not serve OPTIONS asks whether the method it names may be sent: it meets
     // the route by that method, and is answered with the origin's CORS answer alone (`preflight_answer`). A route
     // that lists OPTIONS serves it as any other method, checks included.
+    // The request's headers, read across the boundary once and consulted from here on.
+    let incoming = header_list::read(call.req.headers());
+    // Every answer of the gateway's, its own 404 and 405 too, says the trace it is part of.
+    let trace = continue_or_start(
+        header_list::get(&incoming, "traceparent"),
+        trace_random(),
+        isolate.config.gateway.trace_sample_percent,
+    );
     let routes = &isolate.config.gateway.routes;
     let mut matched = routes.resolve(&method, &path);
     let mut preflight = None;
@@ -88,20 +96,15 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
             };
             // Read before answering, as after a refusal below: a large upload answered mid-way saw a reset.
             crate::entry::body::drain(&mut call.req).await;
-            return Err(readable(
-                error,
-                &call,
-                header(&call.req, "origin").as_deref(),
-            ));
+            // An error still (the request's log line names its code), with the trace headers of any answer.
+            let error = readable(error, &call, header_list::get(&incoming, "origin"));
+            let (edge_ms, traceparent) = (edge_ms(&call), trace.header());
+            return Err(error
+                .with_header("x-trace-id", trace.trace_id.as_str())
+                .with_header("traceparent", traceparent)
+                .with_header("server-timing", edge_timing(edge_ms)));
         }
     };
-    // The request's headers, read across the boundary once and consulted from here on.
-    let incoming = header_list::read(call.req.headers());
-    let trace = continue_or_start(
-        header_list::get(&incoming, "traceparent"),
-        trace_random(),
-        isolate.config.gateway.trace_sample_percent,
-    );
     let outcome = match &preflight {
         Some(asked) => preflight_answer(&mut call, route, asked, &trace, &incoming, url).await,
         None => proxy_route(&mut call, route, &method, &trace, &incoming, url).await,
@@ -110,7 +113,6 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
         // Refused before the body was read (WAF, auth, rate limit): drain it so the client sees the answer.
         crate::entry::body::drain(&mut call.req).await;
     }
-    let edge_ms = respond::now_ms().saturating_sub(call.started_ms);
     let (response, error) = match outcome {
         Ok(response) => (response, None),
         Err(error) => {
@@ -127,14 +129,25 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
             );
         }
     }
+    Ok(traced(response, &trace, &call))
+}
+
+/// A gateway answer with the trace it is part of (`x-trace-id`, `traceparent`) and the edge's `Server-Timing` entry,
+/// appended: the origin's own `origin;dur=…` entry stays beside it.
+fn traced(response: Response, trace: &TraceContext, call: &Call) -> Response {
     let response = respond::with_header(response, "x-trace-id", &trace.trace_id);
     let response = respond::with_header(response, "traceparent", &trace.header());
-    // Appended: the origin's own `origin;dur=…` entry stays beside the edge's.
-    Ok(respond::with_appended_header(
-        response,
-        "server-timing",
-        &format!("edge;dur={edge_ms};desc=\"gateway\""),
-    ))
+    respond::with_appended_header(response, "server-timing", &edge_timing(edge_ms(call)))
+}
+
+/// How long the request has been at the edge, in ms.
+fn edge_ms(call: &Call) -> u64 {
+    respond::now_ms().saturating_sub(call.started_ms)
+}
+
+/// The edge's `Server-Timing` entry.
+fn edge_timing(edge_ms: u64) -> String {
+    format!("edge;dur={edge_ms};desc=\"gateway\"")
 }
 
 /// `error` with the CORS headers that let the page that sent it read it (`GATEWAY_CORS_ORIGINS`, `cors`).
