@@ -260,13 +260,10 @@ impl RouteTable {
             if route.accepts(method) {
                 return Matched::Route { route, params };
             }
-            for m in &route.methods {
-                if !allowed.contains(m) {
-                    allowed.push(m.clone());
+            for m in route.allowed() {
+                if !allowed.iter().any(|a| a == m) {
+                    allowed.push(m.to_owned());
                 }
-            }
-            if route.methods.iter().any(|m| m == "GET") && !allowed.iter().any(|m| m == "HEAD") {
-                allowed.push("HEAD".to_owned());
             }
         }
         if allowed.is_empty() {
@@ -361,12 +358,13 @@ impl Route {
     }
 
     /// The methods this route serves as an `Allow` field lists them: its own, and HEAD with GET.
-    pub fn allow(&self) -> String {
-        let mut allow: Vec<&str> = self.methods.iter().map(String::as_str).collect();
-        if allow.contains(&"GET") && !allow.contains(&"HEAD") {
-            allow.push("HEAD");
-        }
-        allow.join(", ")
+    pub fn allowed(&self) -> impl Iterator<Item = &str> {
+        let head =
+            self.methods.iter().any(|m| m == "GET") && !self.methods.iter().any(|m| m == "HEAD");
+        self.methods
+            .iter()
+            .map(String::as_str)
+            .chain(head.then_some("HEAD"))
     }
 
     pub fn accepts(&self, method: &str) -> bool {
