@@ -973,6 +973,19 @@ pub fn tag_key(tag: &str) -> String {
     tag.to_ascii_lowercase()
 }
 
+/// The purge marks a purge of `tags` writes, in its order: one per tag as entries carry it ([`tag_key`]), each once.
+/// Workers KV takes at most one write a second to a key (a second is refused, 429): a purge listing one tag twice,
+/// or in two cases (`Product-42`, `product-42`), failed at its second mark with a 500, the tags after it unmarked.
+pub fn purge_marks(tags: &[String]) -> Vec<String> {
+    let mut marks: Vec<String> = Vec::with_capacity(tags.len());
+    for mark in tags.iter().map(|t| tag_key(t)) {
+        if !marks.contains(&mark) {
+            marks.push(mark);
+        }
+    }
+    marks
+}
+
 /// A tag entries can carry and a purge can name: 1 to 128 printable ASCII characters, no comma or semicolon.
 pub fn valid_tag(tag: &str) -> bool {
     !tag.is_empty()
@@ -2162,6 +2175,15 @@ mod tests {
                 "no shorter would do"
             );
         }
+    }
+
+    #[test]
+    fn a_purge_writes_each_mark_once_whatever_the_case_or_repeats() {
+        let tags: Vec<String> = ["Product-42", "a", "product-42", "A", "b", "a"]
+            .map(String::from)
+            .into();
+        assert_eq!(purge_marks(&tags), ["product-42", "a", "b"]);
+        assert_eq!(purge_marks(&["x".to_owned()]), ["x"]);
     }
 
     #[test]

@@ -15,9 +15,10 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, invalidates, not_modified, null_body, purged_since, settle_put, shared_fill_answer,
-    storable, stretched_lifetime, tag_key, tags_for, tags_left_out, valid_tag, CachePolicy,
-    FillAnswer, Freshness, KeyId, Passes, PutFailed, StoredMeta, Writes, PURGE_MARK_TTL_SECS,
+    cache_key, invalidates, not_modified, null_body, purge_marks, purged_since, settle_put,
+    shared_fill_answer, storable, stretched_lifetime, tags_for, tags_left_out, valid_tag,
+    CachePolicy, FillAnswer, Freshness, KeyId, Passes, PutFailed, StoredMeta, Writes,
+    PURGE_MARK_TTL_SECS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
@@ -2810,7 +2811,7 @@ pub async fn purge(call: &mut Call) -> ApiResult<Response> {
             ),
         ));
     }
-    for tag in request.tags.iter().map(|t| tag_key(t)) {
+    for tag in purge_marks(&request.tags) {
         kv.put(&format!("{PURGE_KEY_PREFIX}{tag}"), now.to_string())
             .or_internal("preparing the purge mark")?
             // Gone once no entry it covers can still be served: marks do not pile up in KV.
