@@ -2668,11 +2668,10 @@ async fn purged(call: &Call, meta: &StoredMeta, now: u64, timeout_ms: u64) -> bo
             Ok(kv) => kv,
             Err(e) => return unreadable(&unknown[0], &e.to_string()),
         };
-        let reads = futures_util::future::join_all(
-            unknown
-                .into_iter()
-                .map(|tag| shared_purge_read(kv.clone(), tag, now, sync_ms, timeout_ms)),
-        );
+        let reads =
+            futures_util::future::join_all(unknown.into_iter().map(|tag| {
+                shared_purge_read(&call.ctx, kv.clone(), tag, now, sync_ms, timeout_ms)
+            }));
         let mut reads = Box::pin(reads);
         let limit = std::pin::pin!(Delay::from(Duration::from_millis(timeout_ms)));
         match futures_util::future::select(reads.as_mut(), limit).await {
@@ -2687,10 +2686,7 @@ async fn purged(call: &Call, meta: &StoredMeta, now: u64, timeout_ms: u64) -> bo
                 }
             }
             futures_util::future::Either::Right(_) => {
-                // Left to finish in the background (each read keeps its time when it comes).
-                call.ctx.wait_until(async move {
-                    reads.await;
-                });
+                // The reads go on under `waitUntil` (`shared_purge_read`), each keeping its time when it comes.
                 return unreadable(
                     "(any not yet known)",
                     &format!("KV did not answer in {timeout_ms} ms (the route's timeout_ms)"),
@@ -2708,13 +2704,14 @@ pub fn purge_reads_waiting() -> usize {
 }
 
 /// [`read_purge_time`], shared by the requests of this isolate that need `tag`'s mark at once: the first reads it
-/// (its claim standing for the route's `timeout_ms` and a second), the others take its outcome, polled on their own
-/// timers (`coalesce::wait`) — awaiting the reader's promise would wake them in its request's context, which workerd
-/// cancels as a hung request. Only a read begun less than `sync_ms` before this request came is taken, as a kept
+/// under `waitUntil` (its claim standing for the route's `timeout_ms` and a second; its request cancelled, the read
+/// still publishes), the others take its outcome, polled on their own timers (`coalesce::wait`) — awaiting the
+/// reader's promise would wake them in its request's context, which workerd cancels as a hung request. Only a read begun less than `sync_ms` before this request came is taken, as a kept
 /// time is: its outcome is KV's as that read found it, and a purge made since (anywhere) must hold for this request
 /// within `GATEWAY_PURGE_SYNC_MS` (0: each request reads its own). A waiter whose reader went away without an
 /// outcome, or was replaced by a fresher read, looks again (it joins the fresher one), else reads the mark itself.
 async fn shared_purge_read(
+    ctx: &worker::Context,
     kv: worker::kv::KvStore,
     tag: String,
     now: u64,
@@ -2739,10 +2736,27 @@ async fn shared_purge_read(
         respond::now_ms(),
         coalesce::hold_ms(timeout_ms),
     );
-    let (tag, outcome) = read_purge_time(kv, tag, now, sync_ms).await;
-    lead.publish(outcome.clone());
-    (tag, outcome)
+    // The read runs under `waitUntil`, which outlives this request: cancelled (its client gone), it still publishes
+    // its outcome and releases the claim, instead of holding the tag's waiters until the claim lapses. This request
+    // polls the slot as its waiters do (its own timers; `purged` bounds the wait).
+    let slot = lead.slot();
+    ctx.wait_until({
+        let tag = tag.clone();
+        async move {
+            let (_, outcome) = read_purge_time(kv, tag, now, sync_ms).await;
+            lead.publish(outcome);
+        }
+    });
+    loop {
+        if let Some(outcome) = slot.borrow().clone() {
+            return (tag, outcome);
+        }
+        Delay::from(Duration::from_millis(PURGE_READ_POLL_MS)).await;
+    }
 }
+
+/// How often the request that leads a purge-mark read looks for the outcome of the read it runs under `waitUntil`.
+const PURGE_READ_POLL_MS: u64 = 5;
 
 /// The purge time of `tag` read from KV (`None`: never purged), kept in [`PURGES`] as read at `now`; or why it could
 /// not be read.
