@@ -95,12 +95,6 @@ impl<T: Clone + 'static> Lead<T> {
         }
     }
 
-    /// The slot the outcome is published in (for a lead whose work runs apart from its request, under
-    /// `waitUntil`, and which polls it as its waiters do).
-    pub fn slot(&self) -> Slot<T> {
-        self.slot.clone()
-    }
-
     /// Hands the outcome to the waiters (they read it at their next look, even after the claim is released).
     pub fn publish(&self, outcome: T) {
         *self.slot.borrow_mut() = Some(outcome);

@@ -2738,25 +2738,19 @@ async fn shared_purge_read(
     );
     // The read runs under `waitUntil`, which outlives this request: cancelled (its client gone), it still publishes
     // its outcome and releases the claim, instead of holding the tag's waiters until the claim lapses. This request
-    // polls the slot as its waiters do (its own timers; `purged` bounds the wait).
-    let slot = lead.slot();
+    // awaits the same read (one future, shared within this request: no other request's promise is awaited).
+    let read = futures_util::FutureExt::shared(futures_util::FutureExt::boxed_local(
+        read_purge_time(kv, tag, now, sync_ms),
+    ));
     ctx.wait_until({
-        let tag = tag.clone();
+        let read = read.clone();
         async move {
-            let (_, outcome) = read_purge_time(kv, tag, now, sync_ms).await;
+            let (_, outcome) = read.await;
             lead.publish(outcome);
         }
     });
-    loop {
-        if let Some(outcome) = slot.borrow().clone() {
-            return (tag, outcome);
-        }
-        Delay::from(Duration::from_millis(PURGE_READ_POLL_MS)).await;
-    }
+    read.await
 }
-
-/// How often the request that leads a purge-mark read looks for the outcome of the read it runs under `waitUntil`.
-const PURGE_READ_POLL_MS: u64 = 5;
 
 /// The purge time of `tag` read from KV (`None`: never purged), kept in [`PURGES`] as read at `now`; or why it could
 /// not be read.
