@@ -2703,13 +2703,14 @@ pub fn purge_reads_waiting() -> usize {
     coalesce::waiting_on(&PURGE_READS)
 }
 
-/// [`read_purge_time`], shared by the requests of this isolate that need `tag`'s mark at once: the first reads it
-/// under `waitUntil` (its claim standing for the route's `timeout_ms` and a second; its request cancelled, the read
-/// still publishes), the others take its outcome, polled on their own timers (`coalesce::wait`) — awaiting the
-/// reader's promise would wake them in its request's context, which workerd cancels as a hung request. Only a read begun less than `sync_ms` before this request came is taken, as a kept
-/// time is: its outcome is KV's as that read found it, and a purge made since (anywhere) must hold for this request
-/// within `GATEWAY_PURGE_SYNC_MS` (0: each request reads its own). A waiter whose reader went away without an
-/// outcome, or was replaced by a fresher read, looks again (it joins the fresher one), else reads the mark itself.
+/// [`read_purge_time`], shared by the requests of this isolate that need `tag`'s mark at once: the first reads it under
+/// `waitUntil` (its claim standing for the route's `timeout_ms` and a second; its request cancelled, the read still
+/// publishes), the others take its outcome, polled on their own timers (`coalesce::wait`) — awaiting the reader's
+/// promise would wake them in its request's context, which workerd cancels as a hung request. Only a read begun less
+/// than `sync_ms` before this request came is taken, as a kept time is: its outcome is KV's as that read found it, and
+/// a purge made since (anywhere) must hold for this request within `GATEWAY_PURGE_SYNC_MS` (0: each request reads its
+/// own). A waiter whose reader went away without an outcome, or was replaced by a fresher read, looks again (it joins
+/// the fresher one), else reads the mark itself.
 async fn shared_purge_read(
     ctx: &worker::Context,
     kv: worker::kv::KvStore,

@@ -64,10 +64,11 @@ fn end_to_end(name: &str) -> bool {
 
 /// Whether a request header is forwarded to the origin. `connection_listed` are the names the client's `Connection`
 /// header marks as hop-by-hop (but for [`end_to_end`] fields). Client-sent `X-User-*` and forwarding headers are always
-/// dropped (the gateway sets its own), as are [`CLIENT_ADDRESS`], [`METHOD_OVERRIDE`] and [`TARGET_OVERRIDE`] headers, `x-request-id` (the
-/// request's id, checked, is set) and `traceparent` (re-set from the trace context; `tracestate` passes on with it) —
-/// in any spelling with `_` for `-` too (`X_User_Id`), which CGI-style servers read as the same variable; for that
-/// reason a `Content-*` field spelled with `_` is dropped too (the WAF read the body by the real ones).
+/// dropped (the gateway sets its own), as are [`CLIENT_ADDRESS`], [`METHOD_OVERRIDE`] and [`TARGET_OVERRIDE`] headers,
+/// `x-request-id` (the request's id, checked, is set) and `traceparent` (re-set from the trace context; `tracestate`
+/// passes on with it) — in any spelling with `_` for `-` too (`X_User_Id`), which CGI-style servers read as the same
+/// variable; for that reason a `Content-*` field spelled with `_` is dropped too (the WAF read the body by the real
+/// ones).
 pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool {
     let mut name = name.to_ascii_lowercase();
     if connection_listed.contains(&name) && !end_to_end(&name) {
