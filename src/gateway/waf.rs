@@ -1507,11 +1507,23 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
         _ if SQL_FUNCTIONS.iter().any(|f| f.as_bytes() == needle) => {
             // A quoted name is still called (`` `sleep`(5) ``, `"pg_sleep"(5)`): MySQL resolves a quoted identifier
             // before `(` against its native functions first, PostgreSQL and SQLite read a quoted name as the name.
-            // Only glued to its `(`: a name quoted in prose is followed by a blank ("the `sleep` (in docs) call").
+            // Glued to its `(`, or with blanks before it (`"sleep" (5)`: every dialect reads a call so) when its first
+            // argument reads as code — a number (a constant expression), a string, a variable, a call or a
+            // parenthesis: a name quoted in prose is followed by a blank and words ("the `sleep` (in docs) call").
             let called = match before.last() {
                 Some(&quote @ (b'`' | b'"')) => after.strip_prefix(&[quote][..]).map_or_else(
                     || sql_gap(after, false).strip_prefix(b"("),
-                    |rest| rest.strip_prefix(b"("),
+                    |rest| {
+                        rest.strip_prefix(b"(").or_else(|| {
+                            let arguments = sql_gap(rest, false).strip_prefix(b"(")?;
+                            let first = skip(arguments, b" ");
+                            let (name, after_name) = word(first);
+                            let code = const_expression(first).is_some()
+                                || matches!(first.first(), Some(b'\'' | b'"' | b'@' | b'('))
+                                || (!name.is_empty() && skip(after_name, b" ").starts_with(b"("));
+                            code.then_some(arguments)
+                        })
+                    },
                 ),
                 _ => sql_gap(after, false).strip_prefix(b"("),
             };
@@ -2577,6 +2589,50 @@ fn after_leading_numbers(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
         })
 }
 
+/// Whether a value (the text's, or one after `=`, as [`after_leading_numbers`] reads them) starts with a number
+/// spelled as only code spells one — signs stacked or a parenthesis (`--1`, `-(-1)`, `- -1`, `(1)`, SQL's constant
+/// folding) — and then a predicate [`numeric_predicate`] reads (`-(-1) is true`) or a chain of literals and
+/// `and`/`or` that keeps its truth ([`chain_ends`]: `--1 or 1`). A plain number before those is prose's ("page 1 or
+/// 2", "rooms 1 and 2"), and so is arithmetic without stacked signs or parentheses ("2*3=6 or 7", "chapters 1-2
+/// and 3").
+fn coded_leading_number(text: &[u8]) -> bool {
+    std::iter::once(0)
+        .chain(
+            memchr::memchr_iter(b'=', text)
+                .filter(|&i| !(i > 0 && matches!(text[i - 1], b'<' | b'>' | b'!' | b'=')))
+                .map(|i| i + 1),
+        )
+        .any(|start| {
+            let rest = &text[start..];
+            let Some((len, _, true)) = const_expression(rest) else {
+                return false;
+            };
+            let number = &rest[..len];
+            let coded = number.contains(&b'(') || {
+                // Two signs with only blanks between them.
+                let mut signs = number.iter().filter(|b| **b != b' ');
+                let mut previous_sign = false;
+                signs.any(|&b| {
+                    let sign = matches!(b, b'-' | b'+');
+                    let stacked = sign && previous_sign;
+                    previous_sign = sign;
+                    stacked
+                })
+            };
+            if !coded
+                || rest
+                    .get(len)
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+            {
+                return false;
+            }
+            let after = skip(&rest[len..], b" ");
+            let end = text.len() - after.len();
+            (!after.is_empty() && !ends_statement(after) && chain_ends(text, end))
+                || numeric_predicate(text, end, number)
+        })
+}
+
 /// Whether `text` starts (after a gap) with a statement of one of [`stacked`]'s shapes; `strict` where no `;` came
 /// before (`exec` must then call as `execute` does: "2 exec summaries due" is prose).
 fn statement_starts(text: &[u8], strict: bool) -> bool {
@@ -2962,6 +3018,7 @@ fn tautology(text: &[u8]) -> bool {
     let calls = Calls::new(text);
     after_leading_numbers(text)
         .any(|end| always_true(&text[end..], true, &quotes, &calls, &|| true))
+        || coded_leading_number(text)
         || case_value(text)
         || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
             always_true(&text[i + 1..], false, &quotes, &calls, &|| closes(i))
@@ -3292,6 +3349,8 @@ fn always_true(
         quoted
             || (mantissa.iter().any(u8::is_ascii_digit)
                 && mantissa.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
+            // A constant expression (`1-1`, `-(-1)`, `2*3`), which SQL folds to a number.
+            || compound_value(value).is_some()
     };
     // A string left open to the text's end, which the query's own quote closes (`' or '1` is `'' or '1'`), is the
     // last operand: after a quote only, where a string was injected.
@@ -3314,8 +3373,8 @@ fn always_true(
     // A name quoted by `` ` `` or `"` and glued to its `(` is called (`` `ascii`(…) ``, `"ascii"(…)`), as
     // [`reads_as_code`] reads `` `sleep`(5) ``: its operand is the bare name.
     // With blanks before its `(` too (`"ascii" (substring(user(),1,1))>64`: PostgreSQL calls it), but only compared
-    // with a literal (or in a range) that ends the statement, as the probe's is: "the \"ascii\" (in docs) table" is
-    // prose.
+    // with a literal (or in a range) that ends the statement (maybe after a chain of literals, `… >64 and 1`), as the
+    // probe's is: "the \"ascii\" (in docs) table" is prose.
     let spaced_call = || {
         let (name, end) = quoted_name(text, left_at)?;
         let paren = skip(end, b" ");
@@ -3328,7 +3387,8 @@ fn always_true(
             Some(comparison) => operand(text, skip(close + comparison.len(), b" ("), true)?.1,
             None => predicate_end(text, close, name)?,
         };
-        ends_statement(&text[skip(right_end, b" )")..]).then_some((name, end))
+        // Maybe after a chain of literals that keeps its truth (`… >64 and 1`).
+        chain_ends(text, right_end).then_some((name, end))
     };
     let closed_left = quoted_call_name(text, left_at)
         .or_else(spaced_call)
@@ -3965,12 +4025,10 @@ fn predicate_end(text: &[u8], at: usize, left: &[u8]) -> Option<usize> {
     (!tail.first().is_some_and(ident)).then(|| text.len() - tail.len())
 }
 
-/// Whether `text` from `at`, after the bare operand `left` of a numeric injection's `and`/`or`, is a predicate that
-/// ends the statement ([`ends_statement`]: the value's end, a comment or `;`) and reads as the blind probe's: a
-/// number's `[not] between A and B` that holds, a number's or `null`'s `is [not] null|true|false|unknown` that holds
-/// (MySQL's: `1 is not null`, `1 is true`, `null is null`), or, for `left` = `not` (or MySQL's `!`), the number 0,
-/// `false`, or two glued literals compared (`not 1=2`, `not 'a'='b'`), maybe in parentheses (`not(0)`).
-fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
+/// Whether `text` from `end` ends the statement ([`ends_statement`]: the value's end, a comment or `;`), or first
+/// a chain of `and`/`or` and literals that keeps a predicate's truth (`… and 1`, `… or 0`): "chapters 1 and 2 and
+/// 3" has no predicate before it.
+fn chain_ends(text: &[u8], end: usize) -> bool {
     /// Which literals an operator of the chain keeps the predicate's truth with.
     #[derive(Clone, Copy)]
     enum Keeps {
@@ -3978,58 +4036,69 @@ fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
         Zero,
         Any,
     }
-    let number = |s: &[u8]| (number_len(s) == s.len()).then(|| sql_number(s)).flatten();
-    // The statement's end, or first a chain of `and`/`or` and literals that keeps the predicate's truth (`… and 1`,
-    // `… or 0`): "chapters 1 and 2 and 3" has no predicate before it.
-    let ends = |end: usize| {
-        let mut rest = skip(&text[end..], b" )");
-        // Read to its end, however long: a chain holds no predicate, so the chains of a text's predicates do not
-        // overlap and each is read once.
-        loop {
-            if ends_statement(rest) {
-                return true;
-            }
-            // `and`/`or` (MySQL's `xor` too) before a blank or glued to a `(` (`and(1)`), as SQL reads them;
-            // `&&`/`||` glued to anything. `and` keeps the truth with a literal but 0, `xor` with 0 alone.
-            let Some((keeps, tail)) = [
-                (Keeps::Nonzero, &b"and"[..]),
-                (Keeps::Nonzero, b"&&"),
-                (Keeps::Any, b"or"),
-                (Keeps::Any, b"||"),
-                (Keeps::Zero, b"xor"),
-            ]
-            .into_iter()
-            .find_map(|(keeps, op)| {
-                let tail = rest.strip_prefix(op)?;
-                (!op[0].is_ascii_alphabetic() || matches!(tail.first(), Some(b' ' | b'(')))
-                    .then(|| (keeps, skip(tail, b" (")))
-            }) else {
-                return false;
-            };
-            let (len, value) = match number_len(tail) {
-                0 => match word(tail).0 {
-                    b"true" => (4, Some(1.0)),
-                    b"false" => (5, Some(0.0)),
-                    _ => return false,
-                },
-                len => (len, sql_number(&tail[..len])),
-            };
-            if tail
-                .get(len)
-                .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-                || value.is_none_or(|v| match keeps {
-                    Keeps::Nonzero => v == 0.0,
-                    Keeps::Zero => v != 0.0,
-                    Keeps::Any => false,
-                })
-            {
-                return false;
-            }
-            let next = skip(&tail[len..], b" )");
-            count_reads!(NUMBER_READS, rest.len() - next.len());
-            rest = next;
+    let mut rest = skip(&text[end..], b" )");
+    // Read to its end, however long: a chain holds no predicate, so the chains of a text's predicates do not
+    // overlap and each is read once.
+    loop {
+        if ends_statement(rest) {
+            return true;
         }
+        // `and`/`or` (MySQL's `xor` too) before a blank or glued to a `(` (`and(1)`), as SQL reads them;
+        // `&&`/`||` glued to anything. `and` keeps the truth with a literal but 0, `xor` with 0 alone.
+        let Some((keeps, tail)) = [
+            (Keeps::Nonzero, &b"and"[..]),
+            (Keeps::Nonzero, b"&&"),
+            (Keeps::Any, b"or"),
+            (Keeps::Any, b"||"),
+            (Keeps::Zero, b"xor"),
+        ]
+        .into_iter()
+        .find_map(|(keeps, op)| {
+            let tail = rest.strip_prefix(op)?;
+            (!op[0].is_ascii_alphabetic() || matches!(tail.first(), Some(b' ' | b'(')))
+                .then(|| (keeps, skip(tail, b" (")))
+        }) else {
+            return false;
+        };
+        // A literal in any of SQL's spellings, a constant expression too (`and -(-1)`).
+        let (len, value) = match const_expression(tail) {
+            Some((len, value, _)) => (len, Some(value)),
+            None => match word(tail).0 {
+                b"true" => (4, Some(1.0)),
+                b"false" => (5, Some(0.0)),
+                _ => return false,
+            },
+        };
+        if tail
+            .get(len)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            || value.is_none_or(|v| match keeps {
+                Keeps::Nonzero => v == 0.0,
+                Keeps::Zero => v != 0.0,
+                Keeps::Any => false,
+            })
+        {
+            return false;
+        }
+        let next = skip(&tail[len..], b" )");
+        count_reads!(NUMBER_READS, rest.len() - next.len());
+        rest = next;
+    }
+}
+
+/// Whether `text` from `at`, after the bare operand `left` of a numeric injection's `and`/`or`, is a predicate that
+/// ends the statement ([`ends_statement`]: the value's end, a comment or `;`) and reads as the blind probe's: a
+/// number's `[not] between A and B` that holds, a number's or `null`'s `is [not] null|true|false|unknown` that holds
+/// (MySQL's: `1 is not null`, `1 is true`, `null is null`), or, for `left` = `not` (or MySQL's `!`), the number 0,
+/// `false`, or two glued literals compared (`not 1=2`, `not 'a'='b'`), maybe in parentheses (`not(0)`).
+fn numeric_predicate(text: &[u8], at: usize, left: &[u8]) -> bool {
+    let number = |s: &[u8]| {
+        (number_len(s) == s.len())
+            .then(|| sql_number(s))
+            .flatten()
+            .or_else(|| compound_value(s))
     };
+    let ends = |end: usize| chain_ends(text, end);
     let rest = &text[at..];
     if left == b"not" {
         let at = text.len() - skip(rest, b" (").len();
@@ -4178,6 +4247,144 @@ fn signed_number_len(text: &[u8]) -> usize {
     end
 }
 
+/// A constant arithmetic expression SQL folds where a number stands, read from `text`'s start: terms joined by `+`,
+/// `-`, `*`, `/` or `%` (blanks around them), each term signs (`-`, `+`, any number of them, blanks after each:
+/// `--1`, `- -1`) before a number [`number_len`] reads or a parenthesised expression (`-(-1)`, `(2*3)`). Its length,
+/// value and whether it is more than a signed number (an operator, a parenthesis or a second sign); `None` when no
+/// number starts it, or past what it reads cheaply (16 terms, 8 parentheses deep, 128 bytes) or exactly (a division by
+/// 0, which SQL reads as `null`). `-- ` is MySQL's comment and `/*` a comment's start: neither is an operator.
+fn const_expression(text: &[u8]) -> Option<(usize, f64, bool)> {
+    struct Reader<'a> {
+        text: &'a [u8],
+        at: usize,
+        terms: usize,
+        compound: bool,
+    }
+    impl Reader<'_> {
+        fn blanks(&mut self) {
+            while self.text.get(self.at) == Some(&b' ') {
+                self.at += 1;
+            }
+        }
+        fn term(&mut self, depth: usize) -> Option<f64> {
+            self.terms += 1;
+            if self.terms > 16 || depth > 8 || self.at > 128 {
+                return None;
+            }
+            let mut negative = false;
+            let mut signs = 0;
+            while let Some(&sign @ (b'-' | b'+')) = self.text.get(self.at) {
+                // `-- ` (or `--` at the end) starts MySQL's comment.
+                if sign == b'-'
+                    && self.text.get(self.at + 1) == Some(&b'-')
+                    && matches!(self.text.get(self.at + 2), None | Some(b' '))
+                {
+                    return None;
+                }
+                negative ^= sign == b'-';
+                signs += 1;
+                self.at += 1;
+                self.blanks();
+            }
+            if signs > 1 {
+                self.compound = true;
+            }
+            let value = if self.text.get(self.at) == Some(&b'(') {
+                self.compound = true;
+                self.at += 1;
+                self.blanks();
+                let value = self.expression(depth + 1)?;
+                self.blanks();
+                if self.text.get(self.at) != Some(&b')') {
+                    return None;
+                }
+                self.at += 1;
+                value
+            } else {
+                if !self
+                    .text
+                    .get(self.at)
+                    .is_some_and(|b| b.is_ascii_digit() || *b == b'.')
+                {
+                    return None;
+                }
+                let len = number_len(&self.text[self.at..]);
+                if len == 0 {
+                    return None;
+                }
+                let value = sql_number(&self.text[self.at..self.at + len])?;
+                self.at += len;
+                value
+            };
+            Some(if negative { -value } else { value })
+        }
+        /// The operator after the blanks at `at`, and where the term after it starts, or `None`.
+        fn operator(&self) -> Option<(u8, usize)> {
+            let mut at = self.at;
+            while self.text.get(at) == Some(&b' ') {
+                at += 1;
+            }
+            let op = *self.text.get(at)?;
+            let next = self.text.get(at + 1).copied();
+            let comment = match op {
+                b'-' => next == Some(b'-') && matches!(self.text.get(at + 2), None | Some(b' ')),
+                b'/' => next == Some(b'*'),
+                b'+' | b'*' | b'%' => false,
+                _ => return None,
+            };
+            (!comment && next != Some(b'>')).then_some((op, at + 1))
+        }
+        fn expression(&mut self, depth: usize) -> Option<f64> {
+            let mut sum = 0.0;
+            let mut product = self.term(depth)?;
+            while let Some((op, after)) = self.operator() {
+                let saved = (self.at, self.terms, self.compound);
+                self.at = after;
+                self.blanks();
+                let Some(value) = self.term(depth) else {
+                    // No term after it (`2-` in prose, or past the budget): the expression ends before it.
+                    (self.at, self.terms, self.compound) = saved;
+                    break;
+                };
+                self.compound = true;
+                match op {
+                    b'*' => product *= value,
+                    b'/' | b'%' if value == 0.0 => return None,
+                    b'/' => product /= value,
+                    b'%' => product %= value,
+                    b'+' => {
+                        sum += product;
+                        product = value;
+                    }
+                    _ => {
+                        sum += product;
+                        product = -value;
+                    }
+                }
+            }
+            Some(sum + product)
+        }
+    }
+    let mut reader = Reader {
+        text,
+        at: 0,
+        terms: 0,
+        compound: false,
+    };
+    // Its numbers are counted as [`number_len`] reads them.
+    let value = reader.expression(0)?;
+    value
+        .is_finite()
+        .then_some((reader.at, value, reader.compound))
+}
+
+/// The value of `text` when all of it is a compound [`const_expression`] (`-(-1)`, `1-1`, `2*3`).
+fn compound_value(text: &[u8]) -> Option<f64> {
+    const_expression(text)
+        .filter(|&(len, _, compound)| compound && len == text.len())
+        .map(|(_, value, _)| value)
+}
+
 /// The value of a number [`number_len`] read (all of `text`), as SQL compares it; `None` past what it reads exactly
 /// enough to compare (a hexadecimal of more than 13 digits, a text of more than 64 bytes).
 fn sql_number(text: &[u8]) -> Option<f64> {
@@ -4225,9 +4432,21 @@ fn holds(left: &[u8], comparison: &[u8], right: &[u8]) -> bool {
             },
         )
     };
+    // A constant expression on either side (`2*3=6`, `1-1=0`) is compared by its value.
+    let folded = |s: &[u8]| compound_value(s).or_else(|| number(s).map(|n| n as f64));
     let order = match (number(left), number(right)) {
         (Some(l), Some(r)) => l.cmp(&r),
-        _ => left.cmp(right),
+        _ => match (
+            compound_value(left).or(compound_value(right)),
+            folded(left),
+            folded(right),
+        ) {
+            (Some(_), Some(l), Some(r)) => match l.partial_cmp(&r) {
+                Some(order) => order,
+                None => return false,
+            },
+            _ => left.cmp(right),
+        },
     };
     match comparison {
         b"<>" | b"!=" => order.is_ne(),
@@ -4324,8 +4543,18 @@ fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize, bool)>
 }
 
 /// [`operand`], or a signed number SQL's unary minus or plus spells (`-1`, `+0x1`), which it does not read: a comparison's
-/// operand (`id=1 and 1=-1`, `ascii(…)>-1`). Not a sign before a word (`-1st`), which is no number.
+/// operand (`id=1 and 1=-1`, `ascii(…)>-1`), or a compound [`const_expression`] (`-(-1)`, `1-1`, `2*3`). Not a sign
+/// before a word (`-1st`), which is no number.
 fn signed_operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize, bool)> {
+    // A constant expression SQL folds (`-(-1)`, `--1`, `1-1`, `2*3`): its value is the operand's.
+    if let Some((len, _, true)) = const_expression(&text[at..]) {
+        if !text
+            .get(at + len)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+        {
+            return Some((&text[at..at + len], at + len, false));
+        }
+    }
     if matches!(text.get(at), Some(b'-' | b'+')) {
         let len = number_len(&text[at..]);
         if len > 1
@@ -8344,6 +8573,70 @@ mod tests {
     }
 
     #[test]
+    fn numbers_spelled_with_stacked_signs_or_arithmetic_are_caught() {
+        refused(
+            &[
+                // Nested or repeated signs: SQL folds them to the number.
+                "id=-(-1)+is+true",
+                "id=--1+or+1",
+                "id=1+and+-(-1)%3D1",
+                "id=1+and+-(-1)+is+true",
+                "id=1+and+1+between+0+and+2+and+-(-1)",
+                // Arithmetic operands in a glued comparison.
+                "id=1+and+1-1%3D0",
+                "id=1+or+2*3%3D6",
+                "id=1+and+1%3D2-1",
+                "u=%27+or+2*3%3D6--",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "chapters 1-2 and 3",
+            "rated 5-1=4 stars",
+            "2*3=6 or 7",
+            "+1 (555) 123-4567",
+            "2024-01-01",
+            "1-2 and 3",
+            "version 1.0-2.0 and 3",
+            "3-1=2 and 1",
+            "page 1 or 2",
+            "- 1 and 1 is not null",
+            // A whole value comparing constants is the homework's shape: not read as an injection.
+            "- 1 - 1 = -2",
+        ]);
+    }
+
+    #[test]
+    fn a_quoted_call_with_a_blank_before_its_parenthesis_is_caught() {
+        refused(
+            &[
+                "id=1+and+%22ascii%22+(substr(user()%2C1%2C1))+%3E64+and+1",
+                "id=1+and+%60ascii%60+(substr(user()%2C1%2C1))%3E64+and+1+and+1",
+            ],
+            "sqli-tautology",
+        );
+        refused(
+            &[
+                "t=%22sleep%22+(5)",
+                "t=%60sleep%60+(5)",
+                "t=%27+and+%22sleep%22+(5)%23",
+                "t=1+and+%60sleep%60+%2F**%2F+(5)",
+                "t=%22benchmark%22+(1000000%2Cmd5(1))",
+                "t=%22pg_sleep%22+(0x5)",
+                "t=%22load_file%22+(%27%2Fetc%2Fpasswd%27)",
+            ],
+            "sqli-function",
+        );
+        passes(&[
+            "sleep (5 hours)",
+            "\"sleep\" (5 hours)",
+            "the \"sleep\" (in docs) call",
+            "the `load_file` (see docs) function",
+            "the \"benchmark\" (a rough one) ran",
+        ]);
+    }
+
+    #[test]
     fn numeric_blind_injection_without_a_subquery_is_caught() {
         refused(
             &[
@@ -9148,6 +9441,11 @@ mod tests {
             "=1 and -                1 between -                2 and - ",
             "=1 and 1 between symmetric 2 and 0 xor 0 xor ",
             "- - - - - - - - - - - - - - - - ",
+            // Constant expressions: each read bounded (16 terms, 8 parentheses, 128 bytes).
+            "=-(-(-(-(-(-(-(-(-(-(",
+            "=1 and 1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1=",
+            "=--1 or 1 or 1-1 or 2*3 or (1) or ",
+            "=1 and (((((((((((1)))))))))))=1 and ",
         ] {
             let text = unit.repeat(64 * 1024 / unit.len());
             NUMBER_READS.with(|c| c.set(0));
