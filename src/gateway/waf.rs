@@ -2581,12 +2581,34 @@ fn after_leading_numbers(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
                 .map(|i| i + 1),
         )
         .filter_map(|start| {
-            // A sign glued to its number: "- 1 and 1 is true" is a list's entry.
+            // A sign glued to its number: "- 1 and 1 is true" is a list's entry. A number only code spells
+            // (`(1)`, `--1`, `~0`) stands for its value.
             let rest = &text[start..];
+            if let Some((len, _, true)) = const_expression(rest) {
+                if coded_number(&rest[..len], false) {
+                    return Some(start + len);
+                }
+            }
             let len = number_len(rest);
             (len > 0 && !(matches!(rest[0], b'-' | b'+') && rest.get(1) == Some(&b' ')))
                 .then_some(start + len)
         })
+}
+
+/// Whether the number `number` is spelled as only code spells one: signs stacked (`--1`, `- -1`, `-+1`), a
+/// parenthesis (`-(-1)`) or, where an operand stands (`tilde`), MySQL's `~` (`id=1 and ~0`) — a value that starts
+/// with one is prose's "about" ("~5 and 10").
+fn coded_number(number: &[u8], tilde: bool) -> bool {
+    number.contains(&b'(') || (tilde && number.contains(&b'~')) || {
+        // Two signs with only blanks between them.
+        let mut previous_sign = false;
+        number.iter().filter(|b| **b != b' ').any(|&b| {
+            let sign = matches!(b, b'-' | b'+');
+            let stacked = sign && previous_sign;
+            previous_sign = sign;
+            stacked
+        })
+    }
 }
 
 /// Whether a value (the text's, or one after `=`, as [`after_leading_numbers`] reads them) starts with a number
@@ -2608,18 +2630,7 @@ fn coded_leading_number(text: &[u8]) -> bool {
                 return false;
             };
             let number = &rest[..len];
-            let coded = number.contains(&b'(') || {
-                // Two signs with only blanks between them.
-                let mut signs = number.iter().filter(|b| **b != b' ');
-                let mut previous_sign = false;
-                signs.any(|&b| {
-                    let sign = matches!(b, b'-' | b'+');
-                    let stacked = sign && previous_sign;
-                    previous_sign = sign;
-                    stacked
-                })
-            };
-            if !coded
+            if !coded_number(number, false)
                 || rest
                     .get(len)
                     .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
@@ -3349,8 +3360,10 @@ fn always_true(
         quoted
             || (mantissa.iter().any(u8::is_ascii_digit)
                 && mantissa.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
-            // A constant expression (`1-1`, `-(-1)`, `2*3`), which SQL folds to a number.
+            // A constant expression (`1-1`, `-(-1)`, `2*3`), which SQL folds to a number, or a hexadecimal one
+            // (`0x1`).
             || compound_value(value).is_some()
+            || (!value.is_empty() && number_len(value) == value.len())
     };
     // A string left open to the text's end, which the query's own quote closes (`' or '1` is `'' or '1'`), is the
     // last operand: after a quote only, where a string was injected.
@@ -3402,6 +3415,17 @@ fn always_true(
     else {
         return false;
     };
+    // A number only code spells (`~0`, `-(-1)`, `--1`) ending a numeric injection, maybe before a chain of
+    // literals: `id=1 and ~0` is `id=1 and true` ("rooms 1 and 2" is prose).
+    if after_number
+        && !left_quoted
+        && coded_number(left, true)
+        && compound_value(left).is_some()
+        && comparison_at(text, skip(end, b" )")).is_none()
+        && chain_ends(text, end)
+    {
+        return true;
+    }
     // After a quote, a call (`length(password)`, `ascii(substr(pw,1,1))`; blanks before its `(` too, as every
     // dialect reads `length (password)`) is compared as a name is: its parentheses read to their close, within a
     // window as every look-ahead here.
@@ -3486,8 +3510,15 @@ fn always_true(
                 .is_some_and(|end| end_reads(&text[skip(end, b" )")..]))
                 && (after_number || closes());
         }
+        // A number in any spelling, signed (`' or -1--`); quoted too (`' or '1`: MySQL reads `'1'` as 1).
         let truthy = left == b"true"
-            || (left.iter().all(u8::is_ascii_digit) && left.iter().any(|&d| d != b'0'));
+            || (compound_value(left)
+                .or_else(|| {
+                    (!left.is_empty() && number_len(left) == left.len())
+                        .then(|| sql_number(left))
+                        .flatten()
+                })
+                .is_some_and(|v| v != 0.0));
         // A comment (or `;`) must follow: "rooms=1 or 2" is prose, and the quote the query closes an injected
         // string with would follow an end.
         let before_end = |at: usize| !text[at..].is_empty() && ends_statement(&text[at..]);
@@ -3960,12 +3991,53 @@ fn bson_type_alias(name: &[u8]) -> bool {
 /// Whether `text` starts with a comment, maybe after a `;` and blanks (`' and length(pw)>5;--`): the end of an
 /// injected condition whose query is commented out.
 fn comment_after(text: &[u8]) -> bool {
-    let text = text
-        .strip_prefix(b";")
-        .map_or(text, |rest| skip(rest, b" "));
-    [&b"#"[..], b"--", b"/*"]
-        .iter()
-        .any(|m| text.starts_with(m))
+    let starts = |text: &[u8]| {
+        let text = text
+            .strip_prefix(b";")
+            .map_or(text, |rest| skip(rest, b" "));
+        [&b"#"[..], b"--", b"/*"]
+            .iter()
+            .any(|m| text.starts_with(m))
+    };
+    starts(text) || {
+        // Or after a chain of literals (`' and ascii(…)>64 and 1--`, `' or id>0 and 1#`), read within a window.
+        let window = &text[..text.len().min(1024)];
+        let chain = literal_chain(window);
+        chain.len() < window.len() && starts(chain)
+    }
+}
+
+/// `text` past the chain of `and`/`or`/`xor`/`&&`/`||` and literals (numbers in any spelling, `true`, `false`) it
+/// starts with; `text` itself when it starts with none.
+fn literal_chain(text: &[u8]) -> &[u8] {
+    let mut rest = text;
+    loop {
+        let Some(tail) = [&b"and"[..], b"&&", b"or", b"||", b"xor"]
+            .into_iter()
+            .find_map(|op| {
+                let tail = rest.strip_prefix(op)?;
+                (!op[0].is_ascii_alphabetic() || matches!(tail.first(), Some(b' ' | b'(')))
+                    .then(|| skip(tail, b" ("))
+            })
+        else {
+            return rest;
+        };
+        let len = match const_expression(tail) {
+            Some((len, _, _)) => len,
+            None => match word(tail).0 {
+                b"true" => 4,
+                b"false" => 5,
+                _ => return rest,
+            },
+        };
+        if tail
+            .get(len)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        {
+            return rest;
+        }
+        rest = skip(&tail[len..], b" )");
+    }
 }
 
 /// Whether `text` is an `or`/`and`/`||`/`&&` and then a quote left open to the end (an odd number of that quote
@@ -4248,8 +4320,8 @@ fn signed_number_len(text: &[u8]) -> usize {
 }
 
 /// A constant arithmetic expression SQL folds where a number stands, read from `text`'s start: terms joined by `+`,
-/// `-`, `*`, `/` or `%` (blanks around them), each term signs (`-`, `+`, any number of them, blanks after each:
-/// `--1`, `- -1`) before a number [`number_len`] reads or a parenthesised expression (`-(-1)`, `(2*3)`). Its length,
+/// `-`, `*`, `/` or `%` (blanks around them), each term signs (`-`, `+`, MySQL's `~`, any number of them, blanks
+/// after each: `--1`, `- -1`, `~0`) before a number [`number_len`] reads or a parenthesised expression (`-(-1)`, `(2*3)`). Its length,
 /// value and whether it is more than a signed number (an operator, a parenthesis or a second sign); `None` when no
 /// number starts it, or past what it reads cheaply (16 terms, 8 parentheses deep, 128 bytes) or exactly (a division by
 /// 0, which SQL reads as `null`). `-- ` is MySQL's comment and `/*` a comment's start: neither is an operator.
@@ -4273,7 +4345,17 @@ fn const_expression(text: &[u8]) -> Option<(usize, f64, bool)> {
             }
             let mut negative = false;
             let mut signs = 0;
-            while let Some(&sign @ (b'-' | b'+')) = self.text.get(self.at) {
+            // MySQL's bitwise `~`, a complement of the 64-bit integer after it (`~0` is 2^64-1): `~` applied an
+            // even number of times is the number itself.
+            let mut complements = 0;
+            while let Some(&sign @ (b'-' | b'+' | b'~')) = self.text.get(self.at) {
+                if sign == b'~' {
+                    complements += 1;
+                    signs += 1;
+                    self.at += 1;
+                    self.blanks();
+                    continue;
+                }
                 // `-- ` (or `--` at the end) starts MySQL's comment.
                 if sign == b'-'
                     && self.text.get(self.at + 1) == Some(&b'-')
@@ -4286,7 +4368,7 @@ fn const_expression(text: &[u8]) -> Option<(usize, f64, bool)> {
                 self.at += 1;
                 self.blanks();
             }
-            if signs > 1 {
+            if signs > 1 || complements > 0 {
                 self.compound = true;
             }
             let value = if self.text.get(self.at) == Some(&b'(') {
@@ -4314,6 +4396,12 @@ fn const_expression(text: &[u8]) -> Option<(usize, f64, bool)> {
                 }
                 let value = sql_number(&self.text[self.at..self.at + len])?;
                 self.at += len;
+                value
+            };
+            let value = if complements % 2 == 1 {
+                // SQL's integer: the value rounded, its two's complement's bits flipped.
+                (!(value.round() as i64 as u64)) as f64
+            } else {
                 value
             };
             Some(if negative { -value } else { value })
@@ -4433,15 +4521,18 @@ fn holds(left: &[u8], comparison: &[u8], right: &[u8]) -> bool {
         )
     };
     // A constant expression on either side (`2*3=6`, `1-1=0`) is compared by its value.
-    let folded = |s: &[u8]| compound_value(s).or_else(|| number(s).map(|n| n as f64));
+    // So is any other spelling of a number (`0x1=1`, `1e0=1`).
+    let folded = |s: &[u8]| {
+        compound_value(s).or_else(|| {
+            (!s.is_empty() && number_len(s) == s.len())
+                .then(|| sql_number(s))
+                .flatten()
+        })
+    };
     let order = match (number(left), number(right)) {
         (Some(l), Some(r)) => l.cmp(&r),
-        _ => match (
-            compound_value(left).or(compound_value(right)),
-            folded(left),
-            folded(right),
-        ) {
-            (Some(_), Some(l), Some(r)) => match l.partial_cmp(&r) {
+        _ => match (folded(left), folded(right)) {
+            (Some(l), Some(r)) => match l.partial_cmp(&r) {
                 Some(order) => order,
                 None => return false,
             },
@@ -8633,6 +8724,38 @@ mod tests {
             "the \"sleep\" (in docs) call",
             "the `load_file` (see docs) function",
             "the \"benchmark\" (a rough one) ran",
+        ]);
+    }
+
+    #[test]
+    fn numbers_spelled_with_a_complement_hexadecimal_or_parentheses_and_chains_before_a_comment_are_caught(
+    ) {
+        refused(
+            &[
+                // MySQL's `~`: `~0` is 2^64-1, true; `~~1` is 1.
+                "id=1+and+~0",
+                "id=1+and+~0+and+1",
+                "id=1+and+1%3D~~1",
+                // A hexadecimal literal compared with a decimal one.
+                "id=1+and+0x1%3D1",
+                // A value's number in parentheses.
+                "id=(1)+and+1%3D1",
+                "id=(1)and(1)%3D(1)",
+                // A signed truth before a comment.
+                "u=%27+or+-1--",
+                // A chain of literals between the condition and its comment.
+                "u=%27+and+ascii(substr(user()%2C1%2C1))%3E64+and+1--",
+                "u=%27+or+id%3E0+and+1%23",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "~5 and 10",
+            "rooms 1 and ~2",
+            "see note ~2 and more",
+            "1 and (2)",
+            "(1) and (2) are done",
+            "O'Brien and 1 -- great",
         ]);
     }
 
