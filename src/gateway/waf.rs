@@ -1890,7 +1890,7 @@ fn stacked(text: &[u8]) -> bool {
     memchr::memchr_iter(b';', text).any(|at| {
         statement_starts(&text[at + 1..], false)
             || (breaks_out(&text[..at]) && stacked_select(&text[at + 1..]))
-    }) || after_leading_numbers(text).any(|end| {
+    }) || after_leading_numbers(text).any(|(end, _)| {
         // SQL Server runs statements that nothing but blanks separates: `id=1 drop table users`, after a number
         // the value starts with (a numeric injection). Read within a window: with no `;` to end them, these
         // readings must not each run to the text's end.
@@ -2573,26 +2573,48 @@ const DETERMINERS: &[&[u8]] = &[
 /// any of SQL's spellings [`number_len`] reads, signed, with a fraction or an exponent, or hexadecimal (`id=-1 and
 /// 1=2`, `id=1.0 and 1=2`, `id=0x1 and 1=2`, as `id=1 and 1=2`). The `=` of a comparison (`>=`, `<=`, `!=`, `==`)
 /// starts no value: `age>=18 and age<=65` is a filter, not `1 and id>0`; `if n==1 and len(s)>5:` is code.
-fn after_leading_numbers(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    std::iter::once(0)
-        .chain(
-            memchr::memchr_iter(b'=', text)
-                .filter(|&i| !(i > 0 && matches!(text[i - 1], b'<' | b'>' | b'!' | b'=')))
-                .map(|i| i + 1),
-        )
-        .filter_map(|start| {
-            // A sign glued to its number: "- 1 and 1 is true" is a list's entry. A number only code spells
-            // (`(1)`, `--1`, `~0`) stands for its value.
-            let rest = &text[start..];
-            if let Some((len, _, true)) = const_expression(rest) {
-                if coded_number(&rest[..len], false) {
-                    return Some(start + len);
-                }
+fn after_leading_numbers(text: &[u8]) -> impl Iterator<Item = (usize, bool)> + '_ {
+    value_starts(text).filter_map(|start| {
+        let plain = after_arithmetic(text, start);
+        // A sign glued to its number: "- 1 and 1 is true" is a list's entry. A number only code spells
+        // (`(1)`, `--1`, `~0`) stands for its value.
+        let rest = &text[start..];
+        if let Some((len, _, true)) = const_expression(rest) {
+            if coded_number(&rest[..len], false) {
+                return Some((start + len, plain));
             }
-            let len = number_len(rest);
-            (len > 0 && !(matches!(rest[0], b'-' | b'+') && rest.get(1) == Some(&b' ')))
-                .then_some(start + len)
-        })
+        }
+        let len = number_len(rest);
+        (len > 0 && !(matches!(rest[0], b'-' | b'+') && rest.get(1) == Some(&b' ')))
+            .then_some((start + len, plain))
+    })
+}
+
+/// Where the values a numeric injection may sit at start: the text's start and after each `=` but a comparison's
+/// (`>=`, `<=`, `!=`, `==`).
+fn value_starts(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    std::iter::once(0).chain(
+        memchr::memchr_iter(b'=', text)
+            .filter(|&i| !(i > 0 && matches!(text[i - 1], b'<' | b'>' | b'!' | b'=')))
+            .map(|i| i + 1),
+    )
+}
+
+/// Whether the value starting at `start` follows the `=` of arithmetic: a word that starts with a digit and holds
+/// an operator ("2*3=6 and 2*4=8" is homework; a key's name starts with a letter, `id2=`).
+fn after_arithmetic(text: &[u8], start: usize) -> bool {
+    let Some(before) = start.checked_sub(1).map(|i| &text[..i]) else {
+        return false;
+    };
+    let word_start = before
+        .iter()
+        .rposition(|b| matches!(b, b' ' | b'&' | b';' | b'?' | b',' | b'='))
+        .map_or(0, |at| at + 1);
+    let word = &before[word_start..];
+    word.first().is_some_and(u8::is_ascii_digit)
+        && word[1..]
+            .iter()
+            .any(|b| matches!(b, b'*' | b'/' | b'+' | b'-' | b'%'))
 }
 
 /// Whether the number `number` is spelled as only code spells one: signs stacked (`--1`, `- -1`, `-+1`), a
@@ -2618,30 +2640,37 @@ fn coded_number(number: &[u8], tilde: bool) -> bool {
 /// 2", "rooms 1 and 2"), and so is arithmetic without stacked signs or parentheses ("2*3=6 or 7", "chapters 1-2
 /// and 3").
 fn coded_leading_number(text: &[u8]) -> bool {
-    std::iter::once(0)
-        .chain(
-            memchr::memchr_iter(b'=', text)
-                .filter(|&i| !(i > 0 && matches!(text[i - 1], b'<' | b'>' | b'!' | b'=')))
-                .map(|i| i + 1),
-        )
-        .any(|start| {
-            let rest = &text[start..];
-            let Some((len, _, true)) = const_expression(rest) else {
-                return false;
-            };
-            let number = &rest[..len];
-            if !coded_number(number, false)
-                || rest
-                    .get(len)
-                    .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
-            {
-                return false;
-            }
-            let after = skip(&rest[len..], b" ");
-            let end = text.len() - after.len();
-            (!after.is_empty() && !ends_statement(after) && chain_ends(text, end))
-                || numeric_predicate(text, end, number)
-        })
+    value_starts(text).any(|start| {
+        let rest = &text[start..];
+        let Some((len, _, true)) = const_expression(rest) else {
+            return false;
+        };
+        let number = &rest[..len];
+        // Parentheses alone are a list's numbering ("(1) or (2)"): a sign before one is code's (`-(-1)`).
+        let signed_parenthesis = number
+            .windows(2)
+            .any(|w| matches!(w[0], b'-' | b'+') && w[1] == b'(')
+            || memchr::memmem::find(number, b"- (").is_some();
+        let stacked = coded_number(
+            &number
+                .iter()
+                .copied()
+                .filter(|b| *b != b'(' && *b != b')')
+                .collect::<Vec<u8>>(),
+            false,
+        );
+        if !(signed_parenthesis || stacked)
+            || rest
+                .get(len)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+        {
+            return false;
+        }
+        let after = skip(&rest[len..], b" ");
+        let end = text.len() - after.len();
+        (!after.is_empty() && !ends_statement(after) && chain_ends(text, end))
+            || numeric_predicate(text, end, number)
+    })
 }
 
 /// Whether `text` starts (after a gap) with a statement of one of [`stacked`]'s shapes; `strict` where no `;` came
@@ -3028,11 +3057,11 @@ fn tautology(text: &[u8]) -> bool {
     };
     let calls = Calls::new(text);
     after_leading_numbers(text)
-        .any(|end| always_true(&text[end..], true, &quotes, &calls, &|| true))
+        .any(|(end, plain)| always_true(&text[end..], true, plain, &quotes, &calls, &|| true))
         || coded_leading_number(text)
         || case_value(text)
         || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
-            always_true(&text[i + 1..], false, &quotes, &calls, &|| closes(i))
+            always_true(&text[i + 1..], false, false, &quotes, &calls, &|| closes(i))
                 || (null_test(&text[i + 1..], &quotes) && closes(i))
         })
 }
@@ -3315,6 +3344,7 @@ impl<'a> QuoteParity<'a> {
 fn always_true(
     text: &[u8],
     after_number: bool,
+    plain: bool,
     quotes: &QuoteParity<'_>,
     calls: &Calls<'_>,
     closes: &dyn Fn() -> bool,
@@ -3383,6 +3413,15 @@ fn always_true(
     }
     let open_left =
         || operand(text, left_at, false).filter(|&(_, end, quoted)| quoted && end == text.len());
+    // After the `=` of arithmetic (`plain`: "2*3=6 and 2*4=8" is homework), an operand is no arithmetic of its
+    // own: only a number with signs, as before constant expressions were read.
+    let operand_at = |at: usize, closed: bool| {
+        if plain {
+            signed_number_operand(text, at, closed)
+        } else {
+            signed_operand(text, at, closed)
+        }
+    };
     // A name quoted by `` ` `` or `"` and glued to its `(` is called (`` `ascii`(…) ``, `"ascii"(…)`), as
     // [`reads_as_code`] reads `` `sleep`(5) ``: its operand is the bare name.
     // With blanks before its `(` too (`"ascii" (substring(user(),1,1))>64`: PostgreSQL calls it), but only compared
@@ -3406,7 +3445,7 @@ fn always_true(
     let closed_left = quoted_call_name(text, left_at)
         .or_else(spaced_call)
         .map(|(name, end)| (name, end, false))
-        .or_else(|| signed_operand(text, left_at, true));
+        .or_else(|| operand_at(left_at, true));
     // Only a string left open is closed by the query's quote: a closed one at the end (`'x' or '1'`) meets that
     // quote as a doubled one, a string that never ends.
     let left_open = closed_left.is_none();
@@ -3609,7 +3648,7 @@ fn always_true(
             }
         }
     }
-    signed_operand(text, right_at, false).is_some_and(|(right, end, quoted)| {
+    operand_at(right_at, false).is_some_and(|(right, end, quoted)| {
         // The query's own quote closes a string the comparison leaves open: `' and substr(pw,1,1)='a`, and a
         // column's pattern read a character at a time (`' or password regexp '^a`, `' or name like 'a%`).
         let open_right =
@@ -3754,7 +3793,7 @@ fn column_count_probe(text: &[u8]) -> bool {
         return false;
     }
     let closing = std::cell::OnceCell::new();
-    after_leading_numbers(text).any(|end| probe(&text[end..], true))
+    after_leading_numbers(text).any(|(end, _)| probe(&text[end..], true))
         || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
             probe(&text[i + 1..], false)
                 && closing
@@ -3829,7 +3868,7 @@ fn having_probe(text: &[u8]) -> bool {
         }
     };
     let closing = std::cell::OnceCell::new();
-    after_leading_numbers(text).any(|end| probe(&text[end..]))
+    after_leading_numbers(text).any(|(end, _)| probe(&text[end..]))
         || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
             probe(&text[i + 1..])
                 && closing
@@ -4646,6 +4685,11 @@ fn signed_operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize,
             return Some((&text[at..at + len], at + len, false));
         }
     }
+    signed_number_operand(text, at, closed)
+}
+
+/// [`signed_operand`] without constant expressions: [`operand`] or a signed number.
+fn signed_number_operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize, bool)> {
     if matches!(text.get(at), Some(b'-' | b'+')) {
         let len = number_len(&text[at..]);
         if len > 1
@@ -8678,6 +8722,8 @@ mod tests {
                 "id=1+or+2*3%3D6",
                 "id=1+and+1%3D2-1",
                 "u=%27+or+2*3%3D6--",
+                // After arithmetic's `=`, a plain comparison is still read.
+                "id=2*3%3D6+or+1%3D1",
             ],
             "sqli-tautology",
         );
@@ -8694,6 +8740,13 @@ mod tests {
             "- 1 and 1 is not null",
             // A whole value comparing constants is the homework's shape: not read as an injection.
             "- 1 - 1 = -2",
+            "2*3=6 and 2*4=8",
+            "(2+3)*4=20 or 21",
+            "(1) or (2)",
+            "(1) and (2) are required",
+            "-(-1) is 1",
+            "from 2024-01-01 and 2024-12-31",
+            "(555) 123-4567 or (555) 765-4321",
         ]);
     }
 
