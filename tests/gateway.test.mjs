@@ -3642,6 +3642,22 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 and 1 between 0 and 2 xor 0")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and 1 between symmetric 2 and 0")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and - 1 between -2 and 0")}`, "sqli-tautology"],
+    // The eighth review: constants SQL folds (stacked signs, parentheses, arithmetic, `~`, hexadecimal), a quoted
+    // call spaced from its `(` and a chain after it, and a chain of literals before a comment.
+    [`/gw/open/search?id=${encodeURIComponent("-(-1) is true")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("--1 or 1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and -(-1)=1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1-1=0")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 or 2*3=6")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent('1 and "ascii" (substr(user(),1,1)) >64 and 1')}`, "sqli-tautology"],
+    [`/gw/open/search?t=${encodeURIComponent('"sleep" (5)')}`, "sqli-function"],
+    [`/gw/open/search?t=${encodeURIComponent("`sleep` (5)")}`, "sqli-function"],
+    [`/gw/open/search?t=${encodeURIComponent('"benchmark" (1000000,md5(1))')}`, "sqli-function"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and ~0")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 0x1=1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("(1) and 1=1")}`, "sqli-tautology"],
+    [`/gw/open/search?u=${encodeURIComponent("' or -1--")}`, "sqli-tautology"],
+    [`/gw/open/search?u=${encodeURIComponent("' and ascii(substr(user(),1,1))>64 and 1--")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -3814,6 +3830,14 @@ describe("WAF", () => {
     // JSON in a query value (Slack's `payload=`), read undecoded too: its escaped newline after "URL(s)".
     `/gw/open/search?payload=${encodeURIComponent(JSON.stringify({ body: "Expected behavior: URL(s)\nActual behavior: none" }))}`,
     `/gw/open/search?price=${encodeURIComponent("-10 and up")}&f=${encodeURIComponent("=IF(A1>-1, 1, 0)")}&list=${encodeURIComponent("- 1 and 1 is not null")}`,
+    // The eighth review: prose arithmetic, phone numbers, dates, lists and quoted names beside the constants and
+    // spaced quoted calls those rules now read.
+    `/gw/open/search?q=${encodeURIComponent("chapters 1-2 and 3")}&n=${encodeURIComponent("rated 5-1=4 stars")}`,
+    `/gw/open/search?q=${encodeURIComponent("2*3=6 or 7")}&n=${encodeURIComponent("2*3=6 and 2*4=8")}`,
+    `/gw/open/search?phone=${encodeURIComponent("+1 (555) 123-4567")}&date=2024-01-01&range=${encodeURIComponent("1.2-1.4 or 2.0")}`,
+    `/gw/open/search?q=${encodeURIComponent("sleep (5 hours)")}&n=${encodeURIComponent('"sleep" (5 hours)')}`,
+    `/gw/open/search?q=${encodeURIComponent('the "sleep" (in docs) call')}&n=${encodeURIComponent("the `load_file` (see docs) function")}`,
+    `/gw/open/search?q=${encodeURIComponent("~5 and 10")}&n=${encodeURIComponent("(1) or (2)")}&m=${encodeURIComponent("- 1 - 1 = -2")}`,
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.
