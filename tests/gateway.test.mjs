@@ -3658,6 +3658,8 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("(1) and 1=1")}`, "sqli-tautology"],
     [`/gw/open/search?u=${encodeURIComponent("' or -1--")}`, "sqli-tautology"],
     [`/gw/open/search?u=${encodeURIComponent("' and ascii(substr(user(),1,1))>64 and 1--")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and true and 1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 in (1) and 1")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -3838,6 +3840,7 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("sleep (5 hours)")}&n=${encodeURIComponent('"sleep" (5 hours)')}`,
     `/gw/open/search?q=${encodeURIComponent('the "sleep" (in docs) call')}&n=${encodeURIComponent("the `load_file` (see docs) function")}`,
     `/gw/open/search?q=${encodeURIComponent("~5 and 10")}&n=${encodeURIComponent("(1) or (2)")}&m=${encodeURIComponent("- 1 - 1 = -2")}`,
+    `/gw/open/search?q=${encodeURIComponent("pick 1 and 2 in (3) and 4")}&n=${encodeURIComponent("1 and true and 1 more")}`,
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.

@@ -3570,12 +3570,13 @@ fn always_true(
             return true;
         }
         // `true` itself ending a numeric injection (`id=1 and true`): no number stands for it ("rooms=1 or 2" is
-        // prose), and a word after it is prose ("1 and true love").
-        if after_number && left == b"true" && !left_quoted && at == text.len() {
+        // prose), and a word after it is prose ("1 and true love") — a chain of literals is not (`id=1 and true and
+        // 1`).
+        if after_number && left == b"true" && !left_quoted && chain_ends(text, end) {
             return true;
         }
         // A literal's `in (…)` that holds, ending a numeric injection (`id=1 and 1 in (1)`): its list holds the
-        // literal itself.
+        // literal itself; maybe a chain of literals after it (`… and 1`).
         if after_number && !left_quoted && literal(left, false) {
             let list = text[at..]
                 .strip_prefix(b"in")
@@ -3587,7 +3588,7 @@ fn always_true(
                     let holds = window[..close]
                         .split(|&b| b == b',')
                         .any(|item| skip_back(self::skip(item, b" "), b" ") == left);
-                    if holds && self::skip(&list[close + 1..], b" ").is_empty() {
+                    if holds && chain_ends(text, text.len() - list[close + 1..].len()) {
                         return true;
                     }
                 }
@@ -8809,6 +8810,25 @@ mod tests {
             "1 and (2)",
             "(1) and (2) are done",
             "O'Brien and 1 -- great",
+        ]);
+    }
+
+    #[test]
+    fn a_true_literal_or_a_held_in_list_before_a_chain_of_literals_is_caught() {
+        refused(
+            &[
+                "id=1+and+true+and+1",
+                "id=1+and+true+or+0",
+                "id=1+and+1+in+(1)+and+1",
+                "id=1+and+1+in+(1)+and+1+and+true",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "1 and true love and 2",
+            "pick 1 and 2 in (3) and 4",
+            "1 and true and 1 more",
+            "1 and 1 in (1) and 2 more",
         ]);
     }
 
