@@ -48,9 +48,24 @@ fn header_safe(value: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b',' | b';' | b'"' | b'\\'))
 }
 
-/// A preload that can be written as given (safe characters, a known destination).
+/// Whether `href` is a relative reference (`/a.css`, `a.css`, `//cdn/a.css`, `?v=1`) or an `http://` or `https://`
+/// URL: a colon before its first `/`, `?` or `#` names a scheme (RFC 3986 §4.2: a relative path's first segment has
+/// none), and no other scheme is fetched as a subresource (`javascript:`, `data:`, `blob:`, `file:`). A bare
+/// `https:` or `http:x` is refused too: a browser resolves such a "special" URL against the page's own.
+fn fetchable(href: &str) -> bool {
+    let first_segment = href.split(['/', '?', '#']).next().unwrap_or_default();
+    if !first_segment.contains(':') {
+        return true;
+    }
+    let lower = href.to_ascii_lowercase();
+    ["http://", "https://"]
+        .iter()
+        .any(|scheme| lower.len() > scheme.len() && lower.starts_with(scheme))
+}
+
+/// A preload that can be written as given (safe characters, a relative or http(s) URL, a known destination).
 fn usable(r: &Resource) -> bool {
-    header_safe(&r.href) && DESTINATIONS.contains(&r.destination.as_str())
+    header_safe(&r.href) && fetchable(&r.href) && DESTINATIONS.contains(&r.destination.as_str())
 }
 
 impl Resource {
@@ -152,6 +167,38 @@ mod tests {
         assert_eq!(later, ["/hero.avif", "/f.woff2"]);
         assert!(later_preloads(&manifest(), true).is_empty(), "slow clients");
         assert_eq!(link_header(&Manifest::default()), None);
+    }
+
+    #[test]
+    fn a_preload_href_is_a_relative_or_http_url_never_another_scheme() {
+        for (href, kept) in [
+            ("/a.css", true),
+            ("a.css", true),
+            ("./a.css?v=1:2", true),
+            ("//cdn.example/a.css", true),
+            ("https://cdn.example/a.css", true),
+            ("HTTP://cdn.example/a.css", true),
+            ("/p:1/a.css", true),
+            ("?v=1", true),
+            ("javascript:alert(1)", false),
+            ("JavaScript:alert(1)", false),
+            ("data:text/css,x", false),
+            ("vbscript:x", false),
+            ("blob:https://x/y", false),
+            ("file:///etc/passwd", false),
+            ("https:", false),
+            ("http:x", false),
+            ("1a:b", false),
+            (":a", false),
+        ] {
+            let m: Manifest = serde_json::from_value(serde_json::json!({"resources": [
+                {"href": href, "as": "style", "critical": true},
+                {"href": href, "as": "script"}
+            ]}))
+            .expect("manifest");
+            assert_eq!(link_header(&m).is_some(), kept, "Link: {href}");
+            assert_eq!(later_preloads(&m, false).len(), usize::from(kept), "<link>: {href}");
+        }
     }
 
     #[test]
