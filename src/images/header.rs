@@ -359,7 +359,22 @@ fn be(bytes: &[u8]) -> u64 {
 /// size, its contents never read, so no number of bytes before (or inside) these containers hides a size:
 /// [`Declared::Boxes`] where the window ends first. Each step moves at least a box header on; a box that claims
 /// less than its header ends the walk where it stands, and a child is cut at its parent's end.
-pub fn isobmff_boxes(window: &[u8], mut walk: BoxWalk, image_len: u64) -> Declared {
+pub fn isobmff_boxes(window: &[u8], walk: BoxWalk, image_len: u64) -> Declared {
+    let mut next = boxes_step(window, walk, image_len);
+    // A read at or past the end of the image (an `iloc` whose contents start there, a box claiming to run past it)
+    // would be empty: the walk goes on here with no bytes, as it would on that read (each detour is taken once).
+    loop {
+        match next {
+            Declared::Boxes(walk) if walk.at >= image_len => {
+                next = boxes_step(&[], *walk, image_len);
+            }
+            declared => return declared,
+        }
+    }
+}
+
+/// [`isobmff_boxes`] on one window, which may ask for a read at or past the end of the image.
+fn boxes_step(window: &[u8], mut walk: BoxWalk, image_len: u64) -> Declared {
     match walk.detour {
         Detour::None => {}
         Detour::Iloc { .. } => return iloc_entries(window, walk, image_len),
@@ -1677,7 +1692,7 @@ mod tests {
     fn an_avif_grid_data_anywhere_in_the_file_is_read_with_few_reads() {
         let grid = vec![infe(2, 1, b"grid")];
         // Past the first window, in `mdat` after `meta`: the walk reads `iloc` again, then the data, then goes on
-        // after `meta` (2 windows without a grid: the first, and the image's end after `mdat`).
+        // after `meta` (1 window without a grid: the first; none at the image's end after `mdat`).
         let mut mdat = vec![0; 3 * SIZE_BYTES];
         mdat.extend(image_grid(50_000, 50_000, false));
         let far = grid_avif(
@@ -1694,7 +1709,7 @@ mod tests {
         );
         let (size, windows) = followed(&far);
         assert_eq!(size, Declared::Size(50_000, 50_000));
-        assert_eq!(windows, 5);
+        assert_eq!(windows, 4);
         // In an `mdat` before `meta` (a read back).
         let data = image_grid(50_000, 50_000, false);
         let image = grid_avif(
@@ -1814,6 +1829,40 @@ mod tests {
             "reads at {reads:?} of {} bytes",
             past.len()
         );
+    }
+
+    #[test]
+    fn no_avif_walk_reads_at_or_past_the_end_of_the_image() {
+        let never_past = |image: &[u8], why: &str| {
+            let reads = reads_of(image);
+            assert!(
+                reads.iter().all(|&at| at < image.len() as u64),
+                "{why}: reads at {reads:?} of {} bytes",
+                image.len()
+            );
+        };
+        // A grid's `iloc` of no entries, the last box of `meta`, itself the image's last: its contents start at
+        // the image's end, so there is nothing to re-read.
+        let mut iinf = vec![0, 0, 0, 0, 0, 1];
+        iinf.extend(infe(2, 1, b"grid"));
+        let ispe = [&[0u8; 4][..], &40u32.to_be_bytes(), &30u32.to_be_bytes()].concat();
+        let meta = [
+            &[0u8, 0, 0, 0][..],
+            &bmff(b"iinf", &iinf),
+            &bmff(b"iprp", &bmff(b"ipco", &bmff(b"ispe", &ispe))),
+            &bmff(b"iloc", &[]),
+        ]
+        .concat();
+        let empty_iloc_last =
+            [bmff(b"ftyp", b"avif\0\0\0\0mif1miaf"), bmff(b"meta", &meta)].concat();
+        assert_eq!(followed(&empty_iloc_last).0, Declared::Size(40, 30));
+        never_past(&empty_iloc_last, "an empty iloc last");
+        // A box that claims to run far past the end of an image longer than the first window: nothing follows it.
+        let mut free = bmff(b"free", &vec![0; SIZE_BYTES]);
+        free[..4].copy_from_slice(&0x0100_0000u32.to_be_bytes());
+        let claims_past = [avif(&[(400, 300)]), free].concat();
+        assert_eq!(followed(&claims_past).0, Declared::Size(400, 300));
+        never_past(&claims_past, "a box claiming past the end");
     }
 
     #[test]

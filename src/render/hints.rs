@@ -197,7 +197,11 @@ mod tests {
             ]}))
             .expect("manifest");
             assert_eq!(link_header(&m).is_some(), kept, "Link: {href}");
-            assert_eq!(later_preloads(&m, false).len(), usize::from(kept), "<link>: {href}");
+            assert_eq!(
+                later_preloads(&m, false).len(),
+                usize::from(kept),
+                "<link>: {href}"
+            );
         }
     }
 
