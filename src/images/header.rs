@@ -50,7 +50,25 @@ pub enum Declared {
 /// (`IHDR`), GIF (logical screen), WebP (`VP8 `, `VP8L`, `VP8X`), JPEG (the first `SOFn` frame header) and AVIF/HEIF
 /// (`ispe` or `tkhd`, see [`isobmff_boxes`]).
 pub fn declared(head: &[u8], image_len: u64) -> Declared {
-    declared_size(head, image_len).unwrap_or(Declared::Unknown)
+    short_of_the_end(
+        declared_size(head, image_len).unwrap_or(Declared::Unknown),
+        image_len,
+    )
+}
+
+/// `declared`, with a read it asks for at or past the end of the image (a chunk, segment or box claiming to run past
+/// it; an `iloc` whose contents start there) taken here on no bytes, as that read would be — so no walk asks for an
+/// empty read. Each such step ends its walk or moves it back inside the image (each detour is taken once).
+fn short_of_the_end(mut declared: Declared, image_len: u64) -> Declared {
+    loop {
+        declared = match declared {
+            Declared::Boxes(walk) if walk.at >= image_len => boxes_step(&[], *walk, image_len),
+            Declared::ReadOn(at) if at >= image_len => jpeg_segments_in(&[], at, 0, true),
+            Declared::GifFrom(walk) if walk.at >= image_len => gif_blocks_in(&[], true, walk),
+            Declared::Chunks(walk) if walk.at >= image_len => chunks_in(&[], true, walk),
+            declared => return declared,
+        }
+    }
 }
 
 /// Whether `window`, the image's bytes from `window_at`, holds the rest of the image (`image_len` bytes): shorter
@@ -360,17 +378,7 @@ fn be(bytes: &[u8]) -> u64 {
 /// [`Declared::Boxes`] where the window ends first. Each step moves at least a box header on; a box that claims
 /// less than its header ends the walk where it stands, and a child is cut at its parent's end.
 pub fn isobmff_boxes(window: &[u8], walk: BoxWalk, image_len: u64) -> Declared {
-    let mut next = boxes_step(window, walk, image_len);
-    // A read at or past the end of the image (an `iloc` whose contents start there, a box claiming to run past it)
-    // would be empty: the walk goes on here with no bytes, as it would on that read (each detour is taken once).
-    loop {
-        match next {
-            Declared::Boxes(walk) if walk.at >= image_len => {
-                next = boxes_step(&[], *walk, image_len);
-            }
-            declared => return declared,
-        }
-    }
+    short_of_the_end(boxes_step(window, walk, image_len), image_len)
 }
 
 /// [`isobmff_boxes`] on one window, which may ask for a read at or past the end of the image.
@@ -798,7 +806,8 @@ fn sized(canvas: (u32, u32), frames: u64) -> Declared {
 /// first. Each step moves at least a byte on; the walk ends at the trailer, at bytes that are no block, with the
 /// image, or once the frames are [`over_budget`].
 pub fn gif_blocks(window: &[u8], walk: GifWalk, image_len: u64) -> Declared {
-    gif_blocks_in(window, holds_the_end(walk.at, window, image_len), walk)
+    let ended = holds_the_end(walk.at, window, image_len);
+    short_of_the_end(gif_blocks_in(window, ended, walk), image_len)
 }
 
 /// [`gif_blocks`] in `window`, which holds the rest of the image when `ended` ([`holds_the_end`]).
@@ -916,7 +925,8 @@ pub fn unknown_critical_png_chunk(kind: &[u8]) -> bool {
 /// `PLTE` before it, [`Declared::NoPixels`]. Each step moves at least
 /// a chunk header on; the walk ends with the image, at `IEND`, or once the frames are [`over_budget`].
 pub fn chunks(window: &[u8], walk: ChunkWalk, image_len: u64) -> Declared {
-    chunks_in(window, holds_the_end(walk.at, window, image_len), walk)
+    let ended = holds_the_end(walk.at, window, image_len);
+    short_of_the_end(chunks_in(window, ended, walk), image_len)
 }
 
 /// [`chunks`] in `window`, which holds the rest of the image when `ended` (see [`gif_blocks_in`]).
@@ -1018,12 +1028,8 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
 /// (the image ends there), or the window is shorter than a read asks for (it holds the rest of the image: a further
 /// window would be read empty).
 pub fn jpeg_segments(window: &[u8], window_at: u64, start: usize, image_len: u64) -> Declared {
-    jpeg_segments_in(
-        window,
-        window_at,
-        start,
-        holds_the_end(window_at, window, image_len),
-    )
+    let ended = holds_the_end(window_at, window, image_len);
+    short_of_the_end(jpeg_segments_in(window, window_at, start, ended), image_len)
 }
 
 /// [`jpeg_segments`] in `window`, which holds the rest of the image when `ended` (see [`gif_blocks_in`]).
@@ -2093,6 +2099,75 @@ mod tests {
         }
     }
 
+    /// Where each window [`walked`] would ask for starts, past the first.
+    fn walked_reads(image: &[u8]) -> Vec<u64> {
+        let window = |at: u64| {
+            let from = (at as usize).min(image.len());
+            &image[from..(from + SIZE_BYTES).min(image.len())]
+        };
+        let len = image.len() as u64;
+        let mut size = declared(window(0), len);
+        let mut reads = Vec::new();
+        loop {
+            size = match size {
+                Declared::GifFrom(walk) => {
+                    reads.push(walk.at);
+                    gif_blocks(window(walk.at), walk, len)
+                }
+                Declared::Chunks(walk) => {
+                    reads.push(walk.at);
+                    chunks(window(walk.at), walk, len)
+                }
+                Declared::ReadOn(at) => {
+                    reads.push(at);
+                    jpeg_segments(window(at), at, 0, len)
+                }
+                _ => return reads,
+            };
+        }
+    }
+
+    #[test]
+    fn a_chunk_or_segment_claiming_to_run_past_the_end_costs_no_read_there() {
+        // A PNG text chunk of 2^31 - 1 bytes (the most a length may say) in an image longer than a window: the
+        // walk is at the image's end, and says what it says there, without an empty read.
+        let mut png = png_then(&[(b"tEXt", SIZE_BYTES), (b"IDAT", 100)]);
+        let text_at = png.len() - SIZE_BYTES - 24 - 100;
+        assert_eq!(&png[text_at + 4..text_at + 8], b"tEXt");
+        png[text_at..text_at + 4].copy_from_slice(&0x7FFF_FFFFu32.to_be_bytes());
+        assert_eq!(
+            walked(&png).0,
+            Declared::NoPixels,
+            "it ends before its IDAT"
+        );
+        let reads = walked_reads(&png);
+        assert!(
+            reads.iter().all(|&at| at < png.len() as u64),
+            "PNG reads at {reads:?} of {}",
+            png.len()
+        );
+        // A JPEG whose last APP1 starts near the end of the first window and claims 64 KiB, in an image only a
+        // few bytes longer than the window: no frame header.
+        let mut jpeg = vec![0xFF, 0xD8];
+        let app1 = |jpeg: &mut Vec<u8>, total: usize| {
+            jpeg.extend([0xFF, 0xE1]);
+            jpeg.extend(((total - 2) as u16).to_be_bytes());
+            jpeg.extend(vec![0; total - 4]);
+        };
+        app1(&mut jpeg, 0xFFFF + 2);
+        let rest = SIZE_BYTES - 100 - jpeg.len();
+        app1(&mut jpeg, rest);
+        jpeg.extend([0xFF, 0xE1, 0xFF, 0xFF]);
+        jpeg.resize(SIZE_BYTES + 10, 0);
+        assert_eq!(walked(&jpeg).0, Declared::Unknown);
+        let reads = walked_reads(&jpeg);
+        assert!(
+            reads.iter().all(|&at| at < jpeg.len() as u64),
+            "JPEG reads at {reads:?} of {}",
+            jpeg.len()
+        );
+    }
+
     /// A GIF: a `width` x `height` screen with a 2-colour table, then `frames` frames filling it, each behind a
     /// graphic control extension, with a local colour table and `data` bytes of image data in 255-byte sub-blocks.
     fn animated_gif(width: u16, height: u16, frames: usize, data: usize) -> Vec<u8> {
@@ -2609,9 +2684,10 @@ mod tests {
         ] {
             assert_eq!(walked(&whole[..cut]), (Declared::Unknown, 1), "{what}");
         }
-        // Past the first window too: the last window read, shorter than a read asks for, ends the walk.
+        // Longer than a window: its third APP segment, in the first window, claims to run past the end (this
+        // counted a second window once, read empty at 195,014 of 132,072 bytes).
         let long = jpeg(&[(0xE1, 65_000), (0xE2, 65_000), (0xE3, 65_000)], 400, 300);
-        assert_eq!(walked(&long[..SIZE_BYTES + 1_000]), (Declared::Unknown, 2));
+        assert_eq!(walked(&long[..SIZE_BYTES + 1_000]), (Declared::Unknown, 1));
         assert_eq!(walked(&long), (Declared::Size(400, 300), 2));
     }
 }
