@@ -586,6 +586,23 @@ test("If-Match naming no current representation (strong comparison) is answered 
   assert.equal((await worker.fetch("/images/100/photos/rows-cut.png", { headers: { "if-match": "*" } })).status, 200);
 });
 
+test("a Range request is answered 200 with the whole variant: Range is ignored (RFC 9110 §14.2 allows it)", async () => {
+  // Images are small and browsers fetch them whole; a 206 would need its own Content-Range, If-Range and 416 paths.
+  const whole = await get(worker, "/images/211/photos/land.jpg");
+  assert.equal(whole.status, 200);
+  const etag = whole.headers.get("etag");
+  for (const range of ["bytes=0-9", "bytes=0-", "bytes=-10", "bytes=0-0,5-9", `bytes=${whole.body.length + 10}-`]) {
+    for (const ifRange of [null, etag]) {
+      const headers = ifRange ? { range, "if-range": ifRange } : { range };
+      const answer = await get(worker, "/images/211/photos/land.jpg", headers);
+      assert.equal(answer.status, 200, `${range} ${ifRange}`);
+      assert.equal(answer.headers.get("content-range"), null, range);
+      assert.equal(answer.headers.get("etag"), etag, range);
+      assert.deepEqual(answer.body, whole.body, range);
+    }
+  }
+});
+
 /** A GET with the path sent byte for byte (fetch() would normalise `..` and `%2e%2e` before sending). */
 function rawGet(base, path) {
   const { hostname, port } = new URL(base);
