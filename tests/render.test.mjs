@@ -487,6 +487,25 @@ test("preconditions on a page: an If-Match naming a tag is 412 and If-None-Match
   const tagged = await get("/", { headers: withVisitor(VISITOR, { "if-none-match": '"abc"' }) });
   assert.equal(tagged.status, 200, "a tag never names the page: it is sent whole");
   await tagged.text();
+  // RFC 9110 §13.2.2: If-Match is evaluated first (its 412 wins over If-None-Match's 304); a weak tag never matches
+  // strongly; `*` among tags is no `*` (a malformed list names nothing, in either header).
+  for (const [ifMatch, ifNoneMatch, status, why] of [
+    ['"abc"', "*", 412, "If-Match first"],
+    ['W/"abc"', undefined, 412, "a weak tag"],
+    ['"abc", *', undefined, 412, "* in a list of If-Match"],
+    ["*", "*", 304, "If-Match: * holds, then If-None-Match: * is 304"],
+    [undefined, '"abc", *', 200, "* in a list of If-None-Match names nothing"],
+    [undefined, "W/*", 200, "W/* is no *"],
+  ]) {
+    const headers = {};
+    if (ifMatch !== undefined) headers["if-match"] = ifMatch;
+    if (ifNoneMatch !== undefined) headers["if-none-match"] = ifNoneMatch;
+    for (const method of ["GET", "HEAD"]) {
+      const answer = await worker.mf.dispatchFetch(new URL("/", worker.url), { method, headers: withVisitor(VISITOR, headers) });
+      assert.equal(answer.status, status, `${method} ${why}`);
+      await answer.arrayBuffer();
+    }
+  }
 });
 
 test("a signed-in user's preferences pick the locale, over the visitor cookie's; signed out, the visitor's apply", async (t) => {
