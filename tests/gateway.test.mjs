@@ -2672,6 +2672,68 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  /** Waits until no stale-while-revalidate refresh runs in the Worker (one a request started is done). */
+  async function untilNoRefresh() {
+    let seen;
+    await until(async () => {
+      seen = (await (await worker.fetch("/__debug/coalesce")).json()).refreshing;
+      return seen === 0;
+    }, { what: () => `no refresh running (last seen: ${seen})` });
+  }
+
+  /** Stores "copy 1" of a fresh `/gw/swr` key and waits out its 1 s TTL (±10%); the origin's count is `count()`. */
+  async function staleCopy(name) {
+    origin.reset();
+    let n = 0;
+    origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end(`copy ${++n}`));
+    const path = `/gw/swr?${name}=${Date.now()}`;
+    assert.equal(await (await worker.fetch(path)).text(), "copy 1");
+    const primed = Date.now();
+    await until(async () => (await worker.fetch(path)).headers.get("x-cache") === "HIT", { what: "the copy stored" });
+    await until(() => Date.now() > primed + 1_200, { what: "the stored copy's TTL to pass" });
+    return path;
+  }
+
+  test("a stale-while-revalidate refresh the origin fails holds off the next ones: a down origin is not asked once per request", async () => {
+    const path = await staleCopy("refresh-outage");
+    let refreshes = 0;
+    origin.handle((req, body, res) => {
+      refreshes += 1;
+      res.writeHead(503, { "content-type": "text/plain" }).end("down");
+    });
+    const started = Date.now();
+    for (let i = 0; i < 8; i++) {
+      const r = await worker.fetch(path);
+      assert.equal(`${r.headers.get("x-cache")} ${await r.text()}`, "STALE copy 1", `request ${i + 1}`);
+      // Its refresh (if it started one) over before the next request, which would otherwise join it.
+      await untilNoRefresh();
+    }
+    const elapsed = Date.now() - started;
+    // A failed refresh holds the key's next one off for 5 s (REFRESH_HOLD_MS): one refresh in each 5 s at most,
+    // counted against the time the requests took. Before, each of the 8 requests asked the origin.
+    assert.ok(refreshes >= 1, "the first request refreshes");
+    assert.ok(refreshes <= 1 + Math.floor(elapsed / 5_000), `${refreshes} refreshes in ${elapsed} ms`);
+    origin.reset();
+  });
+
+  test("a key passed to the origin is not refreshed in its stale-while-revalidate window: a refresh is a shared fill too", async () => {
+    const path = await staleCopy("pass-refresh");
+    // The origin now answers each visitor its own (a session cookie): the first refresh's answer passes the key.
+    let asked = 0;
+    origin.handle((req, body, res) => {
+      asked += 1;
+      res.writeHead(200, { "content-type": "text/plain", "set-cookie": "sid=1" }).end("mine");
+    });
+    for (let i = 0; i < 5; i++) {
+      const r = await worker.fetch(path);
+      assert.equal(`${r.headers.get("x-cache")} ${await r.text()}`, "STALE copy 1", `request ${i + 1}`);
+      await untilNoRefresh();
+    }
+    // Before, every request's refresh asked the origin again (5), each answer thrown away.
+    assert.equal(asked, 1, "one refresh, which passed the key; none while it is passed");
+    origin.reset();
+  });
+
   test("a request saying Cache-Control: only-if-cached is answered 504 without asking the origin when nothing is stored, and from a stored copy when one is (RFC 9111 §5.2.1.7)", async () => {
     origin.reset();
     origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end("the copy"));

@@ -162,7 +162,8 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
                 &serde_json::json!({ "waiting": super::coalesce::waiting().saturating_sub(purge_reads),
                         "purge_reads_waiting": purge_reads,
                         "room_listings": rooms::handler::listings_asked(),
-                        "jwks_reads": gateway::handler::jwks_reads() }),
+                        "jwks_reads": gateway::handler::jwks_reads(),
+                        "refreshing": gateway::handler::refreshes_running() }),
             )
         }
         RouteId::GatewayPurge => gateway::handler::purge(&mut call).await,

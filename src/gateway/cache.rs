@@ -450,6 +450,52 @@ impl Passes {
     }
 }
 
+/// The keys whose stale-while-revalidate refresh failed lately (the origin answered 5xx, timed out or could not be
+/// reached), each until when (ms): within its window a stale copy is served without another refresh until then, so
+/// an origin that is down costs one refresh per key and [`REFRESH_HOLD_MS`] in an isolate, not one per request. At
+/// most [`MAX_REFRESH_HOLDS_KEPT`] of them.
+#[derive(Debug, Default)]
+pub struct RefreshHolds(KeyTimes);
+
+/// How long a failed refresh holds off the next refresh of its key.
+pub const REFRESH_HOLD_MS: u64 = 5_000;
+/// At most this many keys are held off (expired ones are dropped first; then all, as with passes).
+pub const MAX_REFRESH_HOLDS_KEPT: usize = 4096;
+
+impl RefreshHolds {
+    /// Whether a refresh of the key is held off at `now`.
+    pub fn held(&self, id: &KeyId, now: u64) -> bool {
+        self.0.get(id).is_some_and(|until| now < until)
+    }
+
+    /// Holds refreshes of the key off from `now` for [`REFRESH_HOLD_MS`] (a refresh of it failed).
+    pub fn hold(&mut self, id: KeyId, now: u64) {
+        self.0.set(
+            id,
+            now.saturating_add(REFRESH_HOLD_MS),
+            MAX_REFRESH_HOLDS_KEPT,
+            |until| now < until,
+        );
+    }
+
+    /// How many keys are remembered.
+    pub fn len(&self) -> usize {
+        self.0 .0.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.0 .0.is_empty()
+    }
+}
+
+/// Whether a stale-while-revalidate hit starts a background refresh of its key: not while the key is passed to the
+/// origin (`passing`: its last fill got an answer made for one visitor, and a refresh is such a fill, made again for
+/// nothing — the requests themselves are not refreshes), nor while a failed refresh holds it off (`held`).
+pub fn refresh_due(passing: bool, held: bool) -> bool {
+    !passing && !held
+}
+
 /// The keys this isolate saw a write to (`invalidates`), each with when (ms): a fill asked of the origin before a
 /// write to its key is neither stored after it (over the write's deletion) nor handed to requests made after it.
 /// Kept [`WRITE_KEPT_MS`], longer than a fill can take; at most [`MAX_WRITES_KEPT`], the oldest dropped first. A
@@ -1415,6 +1461,27 @@ mod tests {
             keep_purge_read(&mut purges, "t".into(), Some(3), 3, sync_ms, kept),
             Some(5)
         );
+    }
+
+    #[test]
+    fn a_failed_refresh_holds_off_the_next_for_a_while_and_a_passed_key_is_not_refreshed() {
+        let mut holds = RefreshHolds::default();
+        let id = KeyId::of("k");
+        assert!(refresh_due(false, holds.held(&id, 1_000)));
+        holds.hold(id, 1_000);
+        assert!(!refresh_due(false, holds.held(&id, 1_000)));
+        assert!(!refresh_due(
+            false,
+            holds.held(&id, 1_000 + REFRESH_HOLD_MS - 1)
+        ));
+        assert!(refresh_due(false, holds.held(&id, 1_000 + REFRESH_HOLD_MS)));
+        assert!(refresh_due(false, holds.held(&KeyId::of("other"), 1_000)));
+        assert!(!refresh_due(true, false), "a passed key is not refreshed");
+        // Bounded: expired holds go first, then all.
+        for i in 0..2 * MAX_REFRESH_HOLDS_KEPT {
+            holds.hold(KeyId::of(&format!("k{i}")), 2_000);
+            assert!(holds.len() <= MAX_REFRESH_HOLDS_KEPT, "{i}");
+        }
     }
 
     #[test]

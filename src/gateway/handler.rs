@@ -15,10 +15,10 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, invalidates, not_modified, null_body, purge_marks, purged_since, settle_put,
-    shared_fill_answer, storable, stretched_lifetime, tags_for, tags_left_out, valid_tag,
-    CachePolicy, FillAnswer, Freshness, KeyId, Passes, PutFailed, StoredMeta, Writes,
-    PURGE_MARK_TTL_SECS,
+    cache_key, invalidates, not_modified, null_body, purge_marks, purged_since, refresh_due,
+    settle_put, shared_fill_answer, storable, stretched_lifetime, tags_for, tags_left_out,
+    valid_tag, CachePolicy, FillAnswer, Freshness, KeyId, Passes, PutFailed, RefreshHolds,
+    StoredMeta, Writes, PURGE_MARK_TTL_SECS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
@@ -1817,6 +1817,32 @@ thread_local! {
     static PASSES: RefCell<Passes> = RefCell::new(Passes::default());
     /// Keys this isolate saw a write to, and when (`cache::Writes`, held by digest).
     static WRITES: RefCell<Writes> = RefCell::new(Writes::default());
+    /// Keys whose stale-while-revalidate refresh failed lately (`cache::RefreshHolds`, held by digest).
+    static REFRESH_HOLDS: RefCell<RefreshHolds> = RefCell::new(RefreshHolds::default());
+    /// Stale-while-revalidate refreshes running now (for the debug route the tests read).
+    static REFRESHING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many stale-while-revalidate refreshes run in this isolate now (for the debug route: a test waits for a
+/// request's refresh to end before it counts the origin's requests).
+pub fn refreshes_running() -> usize {
+    REFRESHING.with(std::cell::Cell::get)
+}
+
+/// Counts a refresh from when its request starts it (before its answer goes out) until it ends or is dropped.
+struct Refreshing;
+
+impl Refreshing {
+    fn start() -> Self {
+        REFRESHING.with(|r| r.set(r.get() + 1));
+        Self
+    }
+}
+
+impl Drop for Refreshing {
+    fn drop(&mut self) {
+        REFRESHING.with(|r| r.set(r.get().saturating_sub(1)));
+    }
 }
 
 /// Whether a write to the key reached this isolate at or after `since`.
@@ -2525,16 +2551,30 @@ async fn cached(
         // stale-while-revalidate allows (RFC 5861 §3), and the next request without `no-store` refreshes it.
         Freshness::StaleRevalidate if !spec.store => Ok(serve_stored(response, Served::Stale)),
         Freshness::StaleRevalidate => {
-            let (spec, policy) = (spec.clone(), policy.clone());
-            call.ctx.wait_until(async move {
-                // Already in the background: the store is awaited here.
-                if let (Ok(fetched), _) = coalesced_fetch(None, &spec, &policy, None).await {
-                    fetched.body.discard();
-                    if takes_down(&fetched, &policy) {
-                        take_down(&spec).await;
+            // No refresh of a passed key (a refresh is a shared fill, which got an answer made for one visitor), nor
+            // one a refresh that failed lately holds off: a down origin is asked once per key and hold, not once per
+            // request in the window. Either way the stale copy is served, as the window allows.
+            let id = KeyId::of(&spec.key);
+            let at = respond::now_ms();
+            let held = REFRESH_HOLDS.with(|h| h.borrow().held(&id, at));
+            if refresh_due(passing(&id, at), held) {
+                let (spec, policy) = (spec.clone(), policy.clone());
+                let refreshing = Refreshing::start();
+                call.ctx.wait_until(async move {
+                    let _refreshing = refreshing;
+                    // Already in the background: the store is awaited here.
+                    let (outcome, _) = coalesced_fetch(None, &spec, &policy, None).await;
+                    if is_origin_error(&outcome) {
+                        REFRESH_HOLDS.with(|h| h.borrow_mut().hold(id, respond::now_ms()));
                     }
-                }
-            });
+                    if let Ok(fetched) = outcome {
+                        fetched.body.discard();
+                        if takes_down(&fetched, &policy) {
+                            take_down(&spec).await;
+                        }
+                    }
+                });
+            }
             Ok(serve_stored(response, Served::Stale))
         }
         Freshness::StaleIfError => {
