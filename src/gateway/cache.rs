@@ -994,6 +994,19 @@ pub fn keep_purge_read(
     at
 }
 
+/// Keeps the purge of `tag` this isolate just made at `at` in `purges`, bounded as a read is ([`keep_purge_read`]: at
+/// most `kept` tags, what was not re-read within `sync_ms` forgotten first): the purge route added its marks to the
+/// map as they were, so purges of new tags (100 a request) grew it past the bound the reads keep.
+pub fn keep_purge_made(
+    purges: &mut PurgeTimes,
+    tag: String,
+    at: u64,
+    sync_ms: u64,
+    kept: usize,
+) -> Option<u64> {
+    keep_purge_read(purges, tag, Some(at), at, sync_ms, kept)
+}
+
 /// Statuses the Fetch standard gives no body: a response with one of them must be built without a body.
 pub fn null_body(status: u16) -> bool {
     matches!(status, 101 | 103 | 204 | 205 | 304)
@@ -1460,6 +1473,31 @@ mod tests {
         assert_eq!(
             keep_purge_read(&mut purges, "t".into(), Some(3), 3, sync_ms, kept),
             Some(5)
+        );
+    }
+
+    #[test]
+    fn a_purge_made_here_is_kept_within_the_bound_reads_keep() {
+        // 4,096 tags read lately, then purges of new tags: the map stays bounded, and each purge is kept.
+        let (sync_ms, kept) = (5_000, 64);
+        let mut purges: PurgeTimes = (0..kept)
+            .map(|i| (format!("read{i}"), (None, 10_000)))
+            .collect();
+        for i in 0..3 * kept {
+            let at = 10_001 + i as u64;
+            assert_eq!(
+                keep_purge_made(&mut purges, format!("new{i}"), at, sync_ms, kept),
+                Some(at)
+            );
+            assert!(purges.len() <= kept, "{i}: {} tags kept", purges.len());
+            assert_eq!(purges.get(&format!("new{i}")), Some(&(Some(at), at)));
+        }
+        // A later purge of a tag read as purged is kept, not the read.
+        let mut purges = PurgeTimes::new();
+        keep_purge_read(&mut purges, "t".into(), Some(5), 6, sync_ms, kept);
+        assert_eq!(
+            keep_purge_made(&mut purges, "t".into(), 9, sync_ms, kept),
+            Some(9)
         );
     }
 

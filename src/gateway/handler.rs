@@ -15,10 +15,10 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, invalidates, not_modified, null_body, purge_marks, purged_since, refresh_due,
-    settle_put, shared_fill_answer, storable, stretched_lifetime, tags_for, tags_left_out,
-    valid_tag, CachePolicy, FillAnswer, Freshness, KeyId, Passes, PutFailed, RefreshHolds,
-    StoredMeta, Writes, PURGE_MARK_TTL_SECS,
+    cache_key, invalidates, keep_purge_made, not_modified, null_body, purge_marks, purged_since,
+    refresh_due, settle_put, shared_fill_answer, storable, stretched_lifetime, tags_for,
+    tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness, KeyId, Passes, PutFailed,
+    RefreshHolds, StoredMeta, Writes, PURGE_MARK_TTL_SECS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
@@ -2860,6 +2860,7 @@ pub async fn purge(call: &mut Call) -> ApiResult<Response> {
             ),
         ));
     }
+    let sync_ms = call.isolate.config.gateway.purge_sync_ms;
     for tag in purge_marks(&request.tags) {
         kv.put(&format!("{PURGE_KEY_PREFIX}{tag}"), now.to_string())
             .or_internal("preparing the purge mark")?
@@ -2868,7 +2869,8 @@ pub async fn purge(call: &mut Call) -> ApiResult<Response> {
             .execute()
             .await
             .or_internal("writing the purge mark")?;
-        PURGES.with(|p| p.borrow_mut().insert(tag, (Some(now), now)));
+        // Known in this isolate at once, within the bound its reads keep.
+        PURGES.with(|p| keep_purge_made(&mut p.borrow_mut(), tag, now, sync_ms, MAX_PURGES_KEPT));
     }
     respond::json(
         200,
