@@ -1007,6 +1007,53 @@ pub fn keep_purge_made(
     keep_purge_read(purges, tag, Some(at), at, sync_ms, kept)
 }
 
+/// Whether a purge mark's KV write was refused by Workers KV's limit of one write a second to one key (`429 Too
+/// Many Requests`; `detail` is the error's text): another purge marked the tag within the second, and the write may
+/// be made again a second later. Any other refusal is not retried.
+pub fn kv_write_limited(detail: &str) -> bool {
+    detail.contains("429")
+}
+
+/// How long a purge waits before writing again the marks Workers KV refused for its per-key limit (one write a
+/// second to a key).
+pub const PURGE_RETRY_MS: u64 = 1_000;
+
+/// The answer to a purge once its marks are written: 200 when every tag is marked; else 503 with `Retry-After: 1`,
+/// naming the tags marked and those not (`failed`, each as its mark names it) — the others were marked all the same,
+/// and a purge is safe to repeat, so the caller sends the failed ones again. (A 500 at the first failed mark left
+/// the tags after it unmarked, and did not say which.)
+pub fn purge_answer(
+    requested: &[String],
+    marked: &[String],
+    failed: &[String],
+    at_ms: u64,
+) -> (u16, Option<&'static str>, serde_json::Value) {
+    if failed.is_empty() {
+        return (
+            200,
+            None,
+            serde_json::json!({"purged": requested, "at_ms": at_ms}),
+        );
+    }
+    (
+        503,
+        Some("1"),
+        serde_json::json!({
+            "error": {
+                "code": "purge_incomplete",
+                "message": format!(
+                    "{} of {} tags could not be marked purged; send them again",
+                    failed.len(),
+                    marked.len() + failed.len()
+                ),
+            },
+            "purged": marked,
+            "failed": failed,
+            "at_ms": at_ms,
+        }),
+    )
+}
+
 /// Statuses the Fetch standard gives no body: a response with one of them must be built without a body.
 pub fn null_body(status: u16) -> bool {
     matches!(status, 101 | 103 | 204 | 205 | 304)
@@ -1499,6 +1546,31 @@ mod tests {
             keep_purge_made(&mut purges, "t".into(), 9, sync_ms, kept),
             Some(9)
         );
+    }
+
+    #[test]
+    fn a_purge_names_the_tags_it_could_not_mark_and_asks_for_them_again() {
+        let tags = |t: &[&str]| t.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let (status, retry, body) = purge_answer(&tags(&["A", "b"]), &tags(&["a", "b"]), &[], 7);
+        assert_eq!((status, retry), (200, None));
+        assert_eq!(body, serde_json::json!({"purged": ["A", "b"], "at_ms": 7}));
+        let (status, retry, body) = purge_answer(
+            &tags(&["a", "b", "c"]),
+            &tags(&["a", "c"]),
+            &tags(&["b"]),
+            7,
+        );
+        assert_eq!((status, retry), (503, Some("1")));
+        assert_eq!(body["purged"], serde_json::json!(["a", "c"]));
+        assert_eq!(body["failed"], serde_json::json!(["b"]));
+        assert_eq!(body["error"]["code"], "purge_incomplete");
+        assert_eq!(body["at_ms"], 7);
+        // Workers KV's per-key limit (the binding's error text) is retried; other refusals are not.
+        assert!(kv_write_limited("KV PUT failed: 429 Too Many Requests"));
+        assert!(!kv_write_limited(
+            "KV PUT failed: 500 Internal Server Error"
+        ));
+        assert!(!kv_write_limited("Error: network connection lost"));
     }
 
     #[test]

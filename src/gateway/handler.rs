@@ -15,10 +15,11 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, invalidates, keep_purge_made, not_modified, null_body, purge_marks, purged_since,
-    refresh_due, settle_put, shared_fill_answer, storable, stretched_lifetime, tags_for,
-    tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness, KeyId, Passes, PutFailed,
-    RefreshHolds, StoredMeta, Writes, PURGE_MARK_TTL_SECS,
+    cache_key, invalidates, keep_purge_made, kv_write_limited, not_modified, null_body,
+    purge_answer, purge_marks, purged_since, refresh_due, settle_put, shared_fill_answer, storable,
+    stretched_lifetime, tags_for, tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness,
+    KeyId, Passes, PutFailed, RefreshHolds, StoredMeta, Writes, PURGE_MARK_TTL_SECS,
+    PURGE_RETRY_MS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
@@ -2861,19 +2862,70 @@ pub async fn purge(call: &mut Call) -> ApiResult<Response> {
         ));
     }
     let sync_ms = call.isolate.config.gateway.purge_sync_ms;
+    // Known in this isolate at once, within the bound its reads keep.
+    let keep_made = |tag: &str, at: u64| {
+        PURGES.with(|p| {
+            keep_purge_made(
+                &mut p.borrow_mut(),
+                tag.to_owned(),
+                at,
+                sync_ms,
+                MAX_PURGES_KEPT,
+            )
+        });
+    };
+    let (mut marked, mut failed, mut limited) = (Vec::new(), Vec::new(), Vec::new());
+    // Every mark is written, whichever fails: a failed one no longer leaves the tags after it unmarked.
     for tag in purge_marks(&request.tags) {
-        kv.put(&format!("{PURGE_KEY_PREFIX}{tag}"), now.to_string())
-            .or_internal("preparing the purge mark")?
-            // Gone once no entry it covers can still be served: marks do not pile up in KV.
-            .expiration_ttl(PURGE_MARK_TTL_SECS)
-            .execute()
-            .await
-            .or_internal("writing the purge mark")?;
-        // Known in this isolate at once, within the bound its reads keep.
-        PURGES.with(|p| keep_purge_made(&mut p.borrow_mut(), tag, now, sync_ms, MAX_PURGES_KEPT));
+        match write_purge_mark(&kv, &tag, now).await {
+            Ok(()) => {
+                keep_made(&tag, now);
+                marked.push(tag);
+            }
+            // Another purge marked the tag within the second (Workers KV takes one write a second to a key).
+            Err(detail) if kv_write_limited(&detail) => limited.push(tag),
+            Err(detail) => failed.push(purge_mark_failed(call, tag, &detail)),
+        }
     }
-    respond::json(
-        200,
-        &serde_json::json!({"purged": request.tags, "at_ms": now}),
-    )
+    if !limited.is_empty() {
+        // Written again once the second has passed, with the time of that write: a later time covers what the
+        // purge does (and more), and never dates back the mark of the purge that wrote it meanwhile.
+        Delay::from(Duration::from_millis(PURGE_RETRY_MS)).await;
+        let again = respond::now_ms();
+        for tag in limited {
+            match write_purge_mark(&kv, &tag, again).await {
+                Ok(()) => {
+                    keep_made(&tag, again);
+                    marked.push(tag);
+                }
+                Err(detail) => failed.push(purge_mark_failed(call, tag, &detail)),
+            }
+        }
+    }
+    let (status, retry_after, body) = purge_answer(&request.tags, &marked, &failed, now);
+    let response = respond::json(status, &body)?;
+    Ok(match retry_after {
+        Some(secs) => respond::with_header(response, "retry-after", secs),
+        None => response,
+    })
+}
+
+/// Writes `tag`'s purge mark, time `at`; or why KV refused it (its text).
+async fn write_purge_mark(kv: &worker::kv::KvStore, tag: &str, at: u64) -> Result<(), String> {
+    kv.put(&format!("{PURGE_KEY_PREFIX}{tag}"), at.to_string())
+        .map_err(|e| e.to_string())?
+        // Gone once no entry it covers can still be served: marks do not pile up in KV.
+        .expiration_ttl(PURGE_MARK_TTL_SECS)
+        .execute()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Logs a purge mark KV did not take, and gives its tag (the purge's answer names it).
+fn purge_mark_failed(call: &Call, tag: String, detail: &str) -> String {
+    log::warn(
+        "purge mark not written",
+        serde_json::json!({"tag": tag, "request_id": call.request_id, "detail": detail}),
+    );
+    tag
 }
