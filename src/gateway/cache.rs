@@ -926,14 +926,22 @@ impl StoredMeta {
     /// The purge marks that cover this entry: each tag's as a purge names it now ([`tag_key`]), and a tag an earlier
     /// build stored in its origin's case (`Product-42`) also as it is, the name that build's purges wrote their
     /// marks under — else an entry purged before the deploy was served again after it, until it expired.
-    /// Borrowed from the entry, but for the lower-case name of a tag stored in another case (read on every hit).
+    /// Borrowed from the entry, but for the lower-case name of a tag stored in another case (read on every hit); each
+    /// name once.
     pub fn mark_names(&self) -> Vec<std::borrow::Cow<'_, str>> {
-        let mut names = Vec::with_capacity(self.tags.len());
+        let mut names: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(self.tags.len());
         for tag in &self.tags {
             if tag.bytes().any(|b| b.is_ascii_uppercase()) {
-                names.push(std::borrow::Cow::Owned(tag_key(tag)));
+                let key = tag_key(tag);
+                if !names.iter().any(|n| *n == key) {
+                    names.push(std::borrow::Cow::Owned(key));
+                }
             }
-            names.push(std::borrow::Cow::Borrowed(tag.as_str()));
+            // Each once: an earlier build kept `Product-42` and `product-42` as two tags of one entry, and a mark
+            // named twice was read twice by one hit (the second waiting on the first as another request would).
+            if !names.iter().any(|n| n == tag) {
+                names.push(std::borrow::Cow::Borrowed(tag.as_str()));
+            }
         }
         names
     }
@@ -2397,6 +2405,15 @@ mod tests {
             now.mark_names(),
             vec!["route:r", "product-42"],
             "no second read"
+        );
+        // An earlier build kept two cases of one tag as two: each mark is read once (a second read of the same mark
+        // by one hit waited on its own read, counted as a waiter, or with GATEWAY_PURGE_SYNC_MS 0 read it twice).
+        let both = StoredMeta::decode("1;2;3;4;route:r,Product-42,product-42,PRODUCT-42")
+            .expect("decodes");
+        assert_eq!(
+            both.mark_names(),
+            vec!["route:r", "product-42", "Product-42", "PRODUCT-42"],
+            "each mark once"
         );
     }
 
