@@ -2825,7 +2825,9 @@ struct PurgeRequest {
 }
 
 /// `POST /admin/gateway/purge` `{"tags": [...]}`: needs a JWT carrying the admin permission; every cached entry
-/// with one of the tags, stored before now, is treated as a miss from then on.
+/// with one of the tags, stored before now, is treated as a miss from then on. Each mark is written whatever became
+/// of another's (`cache::purge_answer`: 200, or 503 with `Retry-After: 1` naming the tags not marked); one Workers KV
+/// refuses for its one-write-a-second-per-key limit is written again a second later.
 pub async fn purge(call: &mut Call) -> ApiResult<Response> {
     let mut token = VerifiedOnce::default();
     let authorization = header(&call.req, "authorization");
