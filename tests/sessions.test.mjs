@@ -446,6 +446,48 @@ test("a login ends the session the browser held before, and an owner who lost a 
   assert.equal((await worker.fetch("/auth/session", withCookie(cookieOf(owner)))).status, 200, "the owner's new session");
 });
 
+test("a login whose ending of the earlier session fails is refused 503 and leaves nothing behind: no new session beside the old one", async (t) => {
+  // A login ends the session the browser's cookie named (a new authentication never leaves the old one alive beside
+  // it). When that revocation failed in D1 the login was answered 200 anyway, after its new session row was written:
+  // the old session lived on beside the new one, and only a log line said so. The revocation is made unreachable
+  // here (the retired ids it also reads renamed away) while the rest of the login still works.
+  const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
+  t.after(() => w.stop());
+  const wdb = await w.mf.getD1Database("DB");
+  await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const loginWith = (token) =>
+    w.fetch("/auth/login", {
+      ...json({ email: ALICE.email, password: ALICE.password }),
+      headers: { "content-type": "application/json", ...(token && { cookie: `__Host-edgekit_session=${token}` }) },
+    });
+  const first = await loginWith();
+  assert.equal(first.status, 200);
+  const old = cookieOf(first);
+  await first.arrayBuffer();
+  const rows = async () => (await wdb.prepare("SELECT COUNT(*) AS n FROM sessions").first()).n;
+  const before = await rows();
+  await wdb.prepare("ALTER TABLE retired_session_ids RENAME TO retired_session_ids_away").run();
+  let again;
+  try {
+    again = await loginWith(old);
+    await again.arrayBuffer();
+  } finally {
+    await wdb.prepare("ALTER TABLE retired_session_ids_away RENAME TO retired_session_ids").run();
+  }
+  assert.equal(again.status, 503, "the login is refused");
+  assert.equal(cookieOf(again), undefined, "no session cookie is set");
+  assert.equal(await rows(), before, "no new session row is left behind");
+  const still = await w.fetch("/auth/session", withCookie(old));
+  assert.equal(still.status, 200, "the earlier session is as it was: nothing half-done");
+  await still.arrayBuffer();
+  const retried = await loginWith(old);
+  assert.equal(retried.status, 200, "with D1 whole again the login goes through");
+  await retried.arrayBuffer();
+  const ended = await w.fetch("/auth/sessions", withCookie(old));
+  assert.equal(ended.status, 401, "and ends the earlier session");
+  await ended.arrayBuffer();
+});
+
 test("a logout (or login) whose request carries a second value of the cookie (one planted) still ends the session it names", async () => {
   // A browser sends two values of the name when one was planted beside the user's (a sibling subdomain under an
   // unprefixed name, a nameless cookie in older browsers). Such a cookie authenticates nothing, but a logout is the

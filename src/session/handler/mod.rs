@@ -686,15 +686,28 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         .flatten()
         .map(|ua| ua.chars().take(MAX_USER_AGENT).collect::<String>());
     let ip = call.req.headers().get("cf-connecting-ip").ok().flatten();
-    store
-        .insert_session(&NewSession {
-            id: &id,
-            user_id: &user.id,
-            now_ms: now,
-            expires_at,
-            user_agent: user_agent.as_deref(),
-            ip: ip.as_deref(),
-        })
+    // The session the browser held before (its cookie is replaced by this answer's) ends, in the transaction that
+    // starts the new one: a new authentication starts a new session, never beside a live old one (OWASP session
+    // management), so a revocation D1 cannot make fails the login too (503, no session made). A token a refresh
+    // retired ends the session it became — how an owner who lost a rotation to a thief and signs in again ends the
+    // thief's. Every well-formed value, as a logout ends them: a planted second value beside the user's kept it alive.
+    let before = token::tokens(cookies.as_deref(), &config.cookie_name);
+    let before: Vec<String> = before[..before.len().min(MAX_ENDED_TOKENS)]
+        .iter()
+        .map(|t| token::session_id(t))
+        .collect();
+    let (revoked, revoked_before) = store
+        .insert_session(
+            &NewSession {
+                id: &id,
+                user_id: &user.id,
+                now_ms: now,
+                expires_at,
+                user_agent: user_agent.as_deref(),
+                ip: ip.as_deref(),
+            },
+            &before,
+        )
         .await?;
     let record = SessionRecord {
         user_id: user.id,
@@ -720,18 +733,16 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
             json!({"request_id": call.request_id, "detail": e.to_string()}),
         );
     }
-    // The session the browser held before (its cookie is replaced by this answer's) ends: a new authentication
-    // starts a new session, never beside a live old one (OWASP session management). A token a refresh retired ends
-    // the session it became — how an owner who lost a rotation to a thief and signs in again ends the thief's.
-    // Every well-formed value, as a logout ends them: a planted second value beside the user's kept it alive.
-    let before = token::tokens(cookies.as_deref(), &config.cookie_name);
-    let before = &before[..before.len().min(MAX_ENDED_TOKENS)];
-    if let Err(e) = end_sessions(&store, before, now, config.cache_secs, &call.request_id).await {
-        log::error(
-            "session_login_earlier_not_ended",
-            json!({"request_id": call.request_id, "detail": e.to_string()}),
-        );
-    }
+    // Their cache slots say so (D1 holds the revocation; a slot not written trusts the entry until its freshness ends).
+    mark_ended(
+        &store,
+        revoked,
+        revoked_before,
+        now,
+        config.cache_secs,
+        &call.request_id,
+    )
+    .await;
     let mut response = issued(&call, Some(&token), &record, now)?;
     // A fresh device entry for this account, beside the browser's entries for others.
     if let Some(key) = &config.device_key {
@@ -920,14 +931,27 @@ async fn end_sessions(
         return Ok(());
     }
     let ids: Vec<String> = tokens.iter().map(|t| token::session_id(t)).collect();
-    let (mut marked, revoked_before) = store.revoke_each(&ids, now).await?;
+    let (marked, revoked_before) = store.revoke_each(&ids, now).await?;
+    mark_ended(store, marked, revoked_before, now, cache_secs, request_id).await;
+    Ok(())
+}
+
+/// Revocation entries for the sessions a revocation ended now (`marked`) and for those among `revoked_before`
+/// (already revoked) whose cache slot still holds an entry (it may still admit them).
+async fn mark_ended(
+    store: &Store,
+    mut marked: Vec<String>,
+    revoked_before: Vec<String>,
+    now: u64,
+    cache_secs: u64,
+    request_id: &str,
+) {
     for id in revoked_before {
         if !marked.contains(&id) && store.cached(&id).await.is_some() {
             marked.push(id);
         }
     }
     mark_revoked_all(store, &marked, now, cache_secs, Some(request_id)).await;
-    Ok(())
 }
 
 /// Revocation entries for `ids`; a write that fails is logged (D1 holds the revocation).

@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use worker::d1::{D1Database, D1DatabaseSession};
+use worker::d1::{D1Database, D1DatabaseSession, D1PreparedStatement};
 use worker::wasm_bindgen::JsValue;
 use worker::{js_sys, Delay, Env, KvStore};
 
 use crate::bindings;
 use crate::entry::Call;
-use crate::error::{ApiResult, OrInternal};
+use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::session::bookmark;
 use crate::session::password::PasswordHash;
 use crate::session::record::{kv_ttl_secs, parse_permissions, CacheEntry, SessionRecord};
@@ -198,11 +198,25 @@ impl Store {
         read_session(&self.db, id, &self.request_id).await
     }
 
-    /// Creates a session and, in the same batch, deletes at most [`CLEANUP_BATCH`] sessions past their
-    /// expiry (dead rows, with their IP and user agent, are not kept for good; bounded, so a backlog never makes a
-    /// login slow).
-    pub async fn insert_session(&self, new: &NewSession<'_>) -> ApiResult<()> {
-        let statements = vec![
+    /// Creates a session and, in the same batch (one transaction), ends the sessions `ending` names (as
+    /// [`Store::revoke_each`]: the browser's earlier session, which a new authentication never leaves alive beside it)
+    /// and deletes at most [`CLEANUP_BATCH`] sessions past their expiry (dead rows, with their IP and user agent, are
+    /// not kept for good; bounded, so a backlog never makes a login slow). All or nothing: when D1 cannot end the
+    /// earlier sessions no new one is made (503 `session_store_unavailable`) — written first and the revocation left
+    /// to fail after it, the login answered 200 with the old session alive beside the new one. Returns what
+    /// [`Store::revoke_each`] returns, for the cache.
+    pub async fn insert_session(
+        &self,
+        new: &NewSession<'_>,
+        ending: &[String],
+    ) -> ApiResult<(Vec<String>, Vec<String>)> {
+        let mut statements = if ending.is_empty() {
+            Vec::new()
+        } else {
+            self.revocation(ending, new.now_ms)?
+        };
+        let revoking = !statements.is_empty();
+        statements.extend([
             self.db
                 .prepare(
                     "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, user_agent, ip, family) \
@@ -227,12 +241,19 @@ impl Store {
                     JsValue::from_f64(CLEANUP_BATCH as f64),
                 ])
                 .or_internal("binding the session cleanup")?,
-        ];
-        self.db
-            .batch(statements)
-            .await
-            .or_internal("creating the session")?;
-        Ok(())
+        ]);
+        let results = self.db.batch(statements).await.map_err(|e| {
+            ApiError::new(
+                503,
+                "session_store_unavailable",
+                "the session could not be started; try again shortly",
+            )
+            .with_internal(format!("creating the session: {e}"))
+        })?;
+        if !revoking {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        Ok((ids_of(results.get(1))?, ids_of(results.first())?))
     }
 
     /// Replaces the session's id with `new_id` only if it is still `old_id`, unrevoked, unexpired and not rotated in
@@ -396,8 +417,20 @@ impl Store {
         ids: &[String],
         now_ms: u64,
     ) -> ApiResult<(Vec<String>, Vec<String>)> {
+        let statements = self.revocation(ids, now_ms)?;
+        let results = self
+            .db
+            .batch(statements)
+            .await
+            .or_internal("revoking sessions")?;
+        Ok((ids_of(results.get(1))?, ids_of(results.first())?))
+    }
+
+    /// [`Store::revoke_each`]'s two statements: the ids among `ids` of sessions already revoked, then the
+    /// revocation (`RETURNING id`), for a batch of their own or a login's.
+    fn revocation(&self, ids: &[String], now_ms: u64) -> ApiResult<Vec<D1PreparedStatement>> {
         let ids = JsValue::from_str(&serde_json::Value::from(ids.to_vec()).to_string());
-        let statements = vec![
+        Ok(vec![
             self.db
                 .prepare(
                     "SELECT id FROM sessions WHERE revoked_at IS NOT NULL \
@@ -413,13 +446,7 @@ impl Store {
                 )
                 .bind(&[ids, num(now_ms)])
                 .or_internal("binding the revocation")?,
-        ];
-        let results = self
-            .db
-            .batch(statements)
-            .await
-            .or_internal("revoking sessions")?;
-        Ok((ids_of(results.get(1))?, ids_of(results.first())?))
+        ])
     }
 
     /// Marks every live session of `user_id` revoked. Returns the ids revoked now, for the cache.
