@@ -2217,3 +2217,55 @@ test("a session past a lowered SESSION_MAX_SECS has ended for rooms too: its unu
     await w.stop();
   }
 });
+
+test("a ticket the room found ended only by a lowered SESSION_MAX_SECS joins once the limit is raised again: the mark is kept with the limit it was made under", async () => {
+  // A revocation or an expiry is final, but an end by the absolute limit alone is undone when the limit is raised
+  // again (a lowering rolled back): the Worker accepts the session once more. The room marked the session's tickets
+  // ended for good and refused them 401 from its storage, though D1 and the Worker both held the session live.
+  const KEY = generateSigningJwk("rooms-max-raised-key");
+  const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
+  const stateDir = mkdtempSync(join(tmpdir(), "edgekit-rooms-"));
+  cpSync(migratedTemplate(), stateDir, { recursive: true });
+  const vars = (maxSecs) => ({ ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY), SESSION_MAX_SECS: maxSecs, SESSION_IDLE_SECS: 3600, ROOMS_TICKET_TTL_SECONDS: 3600 });
+  let w = await startWorker({ vars: vars(3600), stateDir });
+  try {
+    const db = await w.mf.getD1Database("DB");
+    await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+    const login = await w.fetch("/auth/login", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
+    });
+    assert.equal(login.status, 200, "alice logs in");
+    await login.arrayBuffer();
+    const token = /__Host-edgekit_session=([^;]*)/.exec(login.headers.get("set-cookie"))[1];
+    const issue = async () => {
+      const r = await w.fetch("/rooms/max-raised/ticket", { method: "POST", headers: { cookie: `__Host-edgekit_session=${token}` } });
+      assert.equal(r.status, 201, "a ticket");
+      return (await r.json()).ticket;
+    };
+    const [first, second] = [await issue(), await issue()];
+    // Begun two hours ago, past the one-hour limit; D1 expires it in an hour.
+    const aged = await db
+      .prepare("UPDATE sessions SET created_at = ?1, expires_at = ?2 WHERE id = ?3")
+      .bind(Date.now() - 2 * 3600_000, Date.now() + 3600_000, createHash("sha256").update(token).digest("hex"))
+      .run();
+    assert.equal(aged.meta.changes, 1, "the session's row");
+    const join = async (ticketValue, ip) => {
+      const answer = await joinFrom(w, "max-raised", ticketValue, ip);
+      if (answer.ws) answer.ws.terminate();
+      return `${answer.status} ${answer.body ? JSON.parse(answer.body).error.code : ""}`;
+    };
+    assert.equal(await join(first, "203.0.113.51"), "401 session_ended", "past the limit: ended (and its other ticket marked)");
+    await w.stop();
+    // The limit raised again to three hours: the session, two hours old, is live for the Worker and D1 alike.
+    w = await startWorker({ vars: vars(3 * 3600), stateDir });
+    const checked = await w.fetch("/auth/sessions", { headers: { cookie: `__Host-edgekit_session=${token}` } });
+    assert.equal(checked.status, 200, "the Worker holds the session live again");
+    await checked.arrayBuffer();
+    assert.equal(await join(second, "203.0.113.52"), "101 ", "its ticket, marked under the lower limit, joins");
+  } finally {
+    await w.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});

@@ -135,7 +135,9 @@ struct HeldTicket {
     expires_ms: f64,
     #[serde(default)]
     session_id: Option<String>,
-    /// Set once a join found its session ended (final: an ended session never becomes live again).
+    /// Set once a join found its session ended: the absolute session limit it was judged under
+    /// ([`RoomSettings::ended_mark`]; final for a revocation or an expiry, but a raised limit can make a session
+    /// ended by a lower one live again: [`RoomSettings::honours_ended_mark`]). 0: not found ended.
     #[serde(default)]
     session_ended: i64,
 }
@@ -980,7 +982,8 @@ impl Room {
         };
         // A ticket whose session a join already found ended is refused as then, without asking D1 again: the end
         // of a session is final, and a logged-out user's client retrying its ticket cost one D1 read per attempt.
-        if holder.session_ended != 0 {
+        // Not an end by a session limit since raised: the Worker holds such a session live again, and so does D1.
+        if settings.honours_ended_mark(holder.session_ended) {
             return session_ended_refusal();
         }
         if let Some(refusal) = self.join_refusal(&settings, &holder.user_id) {
@@ -999,8 +1002,8 @@ impl Room {
                     // Remembered with every ticket of the session (the user's other tabs' too), so their joins are
                     // refused from the room's storage. Not remembering it only costs the next join a read.
                     if let Err(e) = self.sql.exec(
-                        "UPDATE room_tickets SET session_ended = 1 WHERE session_id = ?",
-                        vec![session.as_str().into()],
+                        "UPDATE room_tickets SET session_ended = ? WHERE session_id = ?",
+                        vec![settings.ended_mark().into(), session.as_str().into()],
                     ) {
                         log_event(
                             Level::Warn,

@@ -79,6 +79,24 @@ impl RoomSettings {
             max => now_ms as f64 - max as f64,
         }
     }
+
+    /// What a ticket stores (`room_tickets.session_ended`) once a join under these settings found its session ended:
+    /// the absolute limit it was judged by, in ms (`i64::MAX` without one). 0 is "not found ended".
+    pub fn ended_mark(&self) -> i64 {
+        match self.session_max_ms {
+            0 => i64::MAX,
+            max => i64::try_from(max).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Whether a ticket's `session_ended` mark still holds under these settings: its session was found ended under
+    /// a limit no shorter than this one. A revocation or an expiry is final, but an end by `SESSION_MAX_SECS` alone
+    /// is undone when the limit is raised again (the Worker accepts that session once more): such a mark, made
+    /// under the lower limit, is then set aside and the join asks D1 again. (A mark of 1, written before the limit
+    /// was kept, is set aside by every limit, which is at least a minute.)
+    pub fn honours_ended_mark(&self, mark: i64) -> bool {
+        mark != 0 && self.ended_mark() <= mark
+    }
 }
 
 /// For settings stored before the TTL existed: a day.
@@ -214,6 +232,45 @@ mod tests {
         for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, u16::MAX] {
             assert!(!echoable_close_code(code), "{code}");
         }
+    }
+
+    #[test]
+    fn an_ended_mark_holds_under_a_limit_no_longer_than_the_one_it_was_made_under() {
+        let with = |session_max_ms| RoomSettings {
+            session_max_ms,
+            ..serde_json::from_str::<RoomSettings>(
+                r#"{"max_message_bytes":1,"updates_per_second":1,"update_burst":1,"max_members":1,
+                    "compaction":{"max_entries":1,"max_bytes":1},"directory_shards":1}"#,
+            )
+            .expect("settings")
+        };
+        let (hour, day) = (with(3_600_000), with(86_400_000));
+        assert!(!hour.honours_ended_mark(0), "not marked");
+        assert!(hour.honours_ended_mark(hour.ended_mark()), "the same limit");
+        assert!(
+            hour.honours_ended_mark(day.ended_mark()),
+            "ended under a longer limit: ended under this one"
+        );
+        assert!(
+            !day.honours_ended_mark(hour.ended_mark()),
+            "a raised limit may have made it live again"
+        );
+        assert!(
+            day.honours_ended_mark(with(0).ended_mark()),
+            "ended without a limit: revoked or expired"
+        );
+        assert!(
+            with(0).honours_ended_mark(with(0).ended_mark()),
+            "no limit then or now"
+        );
+        assert!(
+            !with(0).honours_ended_mark(hour.ended_mark()),
+            "the limit since dropped"
+        );
+        assert!(
+            !hour.honours_ended_mark(1),
+            "a mark written before the limit was kept"
+        );
     }
 
     #[test]
