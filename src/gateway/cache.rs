@@ -452,13 +452,11 @@ impl Passes {
 
 /// The keys whose stale-while-revalidate refresh failed lately (the origin answered 5xx, timed out or could not be
 /// reached), each until when (ms): within its window a stale copy is served without another refresh until then, so
-/// an origin that is down costs one refresh per key and [`REFRESH_HOLD_MS`] in an isolate, not one per request. At
-/// most [`MAX_REFRESH_HOLDS_KEPT`] of them.
+/// an origin that is down costs one refresh per key and hold (`GATEWAY_REFRESH_HOLD_MS`) in an isolate, not one per
+/// request. At most [`MAX_REFRESH_HOLDS_KEPT`] of them.
 #[derive(Debug, Default)]
 pub struct RefreshHolds(KeyTimes);
 
-/// How long a failed refresh holds off the next refresh of its key.
-pub const REFRESH_HOLD_MS: u64 = 5_000;
 /// At most this many keys are held off (expired ones are dropped first; then all, as with passes).
 pub const MAX_REFRESH_HOLDS_KEPT: usize = 4096;
 
@@ -468,11 +466,11 @@ impl RefreshHolds {
         self.0.get(id).is_some_and(|until| now < until)
     }
 
-    /// Holds refreshes of the key off from `now` for [`REFRESH_HOLD_MS`] (a refresh of it failed).
-    pub fn hold(&mut self, id: KeyId, now: u64) {
+    /// Holds refreshes of the key off from `now` for `hold_ms` (a refresh of it failed).
+    pub fn hold(&mut self, id: KeyId, now: u64, hold_ms: u64) {
         self.0.set(
             id,
-            now.saturating_add(REFRESH_HOLD_MS),
+            now.saturating_add(hold_ms),
             MAX_REFRESH_HOLDS_KEPT,
             |until| now < until,
         );
@@ -1586,18 +1584,20 @@ mod tests {
         let mut holds = RefreshHolds::default();
         let id = KeyId::of("k");
         assert!(refresh_due(false, holds.held(&id, 1_000)));
-        holds.hold(id, 1_000);
+        const HOLD_MS: u64 = 5_000;
+        holds.hold(id, 1_000, HOLD_MS);
         assert!(!refresh_due(false, holds.held(&id, 1_000)));
-        assert!(!refresh_due(
-            false,
-            holds.held(&id, 1_000 + REFRESH_HOLD_MS - 1)
-        ));
-        assert!(refresh_due(false, holds.held(&id, 1_000 + REFRESH_HOLD_MS)));
+        assert!(!refresh_due(false, holds.held(&id, 1_000 + HOLD_MS - 1)));
+        assert!(refresh_due(false, holds.held(&id, 1_000 + HOLD_MS)));
+        // A hold of 0 (`GATEWAY_REFRESH_HOLD_MS` 0) holds nothing off.
+        let other = KeyId::of("zero");
+        holds.hold(other, 1_000, 0);
+        assert!(refresh_due(false, holds.held(&other, 1_000)));
         assert!(refresh_due(false, holds.held(&KeyId::of("other"), 1_000)));
         assert!(!refresh_due(true, false), "a passed key is not refreshed");
         // Bounded: expired holds go first, then all.
         for i in 0..2 * MAX_REFRESH_HOLDS_KEPT {
-            holds.hold(KeyId::of(&format!("k{i}")), 2_000);
+            holds.hold(KeyId::of(&format!("k{i}")), 2_000, HOLD_MS);
             assert!(holds.len() <= MAX_REFRESH_HOLDS_KEPT, "{i}");
         }
     }

@@ -27,6 +27,10 @@ pub struct GatewayConfig {
     /// How long an isolate trusts its copy of a tag's purge time before re-reading KV (purges taken by the
     /// isolate itself apply at once).
     pub purge_sync_ms: u64,
+    /// How long a stale-while-revalidate refresh the origin failed holds off the next refresh of its key in the
+    /// isolate (`GATEWAY_REFRESH_HOLD_MS`, 5 s; 0: none): a down origin is asked once per key and hold, the stale
+    /// copy served meanwhile.
+    pub refresh_hold_ms: u64,
     /// The largest answer a cache fill holds in memory to store and share (`GATEWAY_CACHE_MAX_BODY_BYTES`, 4 MiB,
     /// at most 16 MiB): a larger one streams to the request that fetched it and is not stored.
     pub cache_max_body_bytes: u64,
@@ -68,6 +72,7 @@ impl GatewayConfig {
             jwt_cache_entries: vars.u64_in("GATEWAY_JWT_CACHE_ENTRIES", 10_000, 0, 1_000_000)?,
             admin_permission: vars.string_or("GATEWAY_ADMIN_PERMISSION", "gateway:admin")?,
             purge_sync_ms: vars.u64_in("GATEWAY_PURGE_SYNC_MS", 5_000, 0, 60_000)?,
+            refresh_hold_ms: vars.u64_in("GATEWAY_REFRESH_HOLD_MS", 5_000, 0, 300_000)?,
             // At most 16 MiB: a shared answer is copied for every waiter's response too, in a 128 MB isolate.
             cache_max_body_bytes: vars.u64_in(
                 "GATEWAY_CACHE_MAX_BODY_BYTES",

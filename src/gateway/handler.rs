@@ -2560,13 +2560,14 @@ async fn cached(
             let held = REFRESH_HOLDS.with(|h| h.borrow().held(&id, at));
             if refresh_due(passing(&id, at), held) {
                 let (spec, policy) = (spec.clone(), policy.clone());
+                let hold_ms = call.isolate.config.gateway.refresh_hold_ms;
                 let refreshing = Refreshing::start();
                 call.ctx.wait_until(async move {
                     let _refreshing = refreshing;
                     // Already in the background: the store is awaited here.
                     let (outcome, _) = coalesced_fetch(None, &spec, &policy, None).await;
                     if is_origin_error(&outcome) {
-                        REFRESH_HOLDS.with(|h| h.borrow_mut().hold(id, respond::now_ms()));
+                        REFRESH_HOLDS.with(|h| h.borrow_mut().hold(id, respond::now_ms(), hold_ms));
                     }
                     if let Ok(fetched) = outcome {
                         fetched.body.discard();
