@@ -1362,6 +1362,38 @@ describe("trace propagation", () => {
     }
   });
 
+  test("every answer the gateway refuses or fails with itself names its error code on the request's log line", async (t) => {
+    // Workers Logs show the lines, not the bodies: a 401, 403, 502 or 504 logged without its code left an operator
+    // unable to tell a missing token from a WAF block or an origin down without calling the route again.
+    const noAdmin = token(keys, "ed1", { permissions: ["read"] });
+    const cases = [
+      ["no-token", "/gw/secure", {}, 401],
+      ["bad-token", "/gw/secure", { headers: bearer("not.a.token") }, 401],
+      ["no-permission", "/gw/secure/admin", { headers: bearer(noAdmin) }, 403],
+      ["waf", "/gw/open/search?q=" + encodeURIComponent("x' union select password from users--"), {}, 403],
+      ["origin-down", "/gw/nowhere", {}, 502],
+      ["no-route", "/gw/nothing-here", {}, 404],
+      ["origin-slow", "/gw/slow/late", {}, 504],
+    ];
+    origin.handle(async (req, body, res) => {
+      await delay(1500);
+      res.end("late");
+    });
+    t.after(() => origin.reset());
+    for (const [label, path, init, status] of cases) {
+      const requestId = `error-code-line-${label}`;
+      const r = await worker.fetch(path, { ...init, headers: { ...init.headers, "x-request-id": requestId } });
+      assert.equal(r.status, status, label);
+      const { code } = (await r.json()).error;
+      assert.match(r.headers.get("traceparent") ?? "", /^00-/, `${label}: the answer still says its trace`);
+      const line = await until(() => worker.jsonLogs().find((l) => l.msg === "request" && l.request_id === requestId), {
+        what: `the request line of ${label}`,
+      });
+      assert.equal(line.status, status, label);
+      assert.equal(line.error_code, code, `${label}: the line names the answer's code`);
+    }
+  });
+
   test("a route written with a literal % still serves the requests for it (matched as %25 since the normaliser writes it so)", async (t) => {
     const own = await startOrigin();
     t.after(() => own.stop());

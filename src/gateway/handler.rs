@@ -98,13 +98,8 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
             };
             // Read before answering, as after a refusal below: a large upload answered mid-way saw a reset.
             crate::entry::body::drain(&mut call.req).await;
-            // An error still (the request's log line names its code), with the trace headers of any answer.
             let error = readable(error, &call, header_list::get(&incoming, "origin"));
-            let (edge_ms, traceparent) = (edge_ms(&call), trace.header());
-            return Err(error
-                .with_header("x-trace-id", trace.trace_id.as_str())
-                .with_header("traceparent", traceparent)
-                .with_header("server-timing", edge_timing(edge_ms)));
+            return Err(traced_error(error, &trace, &call));
         }
     };
     let outcome = match &preflight {
@@ -115,23 +110,30 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
         // Refused before the body was read (WAF, auth, rate limit): drain it so the client sees the answer.
         crate::entry::body::drain(&mut call.req).await;
     }
-    let (response, error) = match outcome {
-        Ok(response) => (response, None),
+    match outcome {
+        Ok(response) => Ok(traced(response, &trace, &call)),
         Err(error) => {
             let error = readable(error, &call, header_list::get(&incoming, "origin"));
-            (respond::error_response(&error), Some(error))
-        }
-    };
-    if let Some(error) = &error {
-        if let Some(detail) = error.internal_detail() {
-            log::warn(
-                "gateway",
-                serde_json::json!({"route": route.name, "code": error.code(),
-                    "detail": detail, "request_id": call.request_id}),
-            );
+            if let Some(detail) = error.internal_detail() {
+                log::warn(
+                    "gateway",
+                    serde_json::json!({"route": route.name, "code": error.code(),
+                        "detail": detail, "request_id": call.request_id}),
+                );
+            }
+            Err(traced_error(error, &trace, &call))
         }
     }
-    Ok(traced(response, &trace, &call))
+}
+
+/// A refusal or failure of the gateway's own, left an error so the entry answers it and the request's log line
+/// names its code (turned into a response here, every 401, 403, 429 and 502 was logged without one), with the
+/// trace headers of any gateway answer.
+fn traced_error(error: ApiError, trace: &TraceContext, call: &Call) -> ApiError {
+    error
+        .with_header("x-trace-id", trace.trace_id.as_str())
+        .with_header("traceparent", trace.header())
+        .with_header("server-timing", edge_timing(edge_ms(call)))
 }
 
 /// A gateway answer with the trace it is part of (`x-trace-id`, `traceparent`) and the edge's `Server-Timing` entry,
