@@ -524,6 +524,35 @@ describe("route table and proxy", () => {
     assert.equal(seen["x-custom"], "kept");
   });
 
+  test("headers that name another host, scheme or base path for the origin's absolute URLs never reach it", async () => {
+    origin.reset();
+    // Each makes some framework build its links (a password-reset URL, a cached page's asset URLs) on the client's
+    // host rather than the request's: X-Host (mod_wsgi's trusted proxy headers), X-Original-Host (Yii 2), X-Scheme
+    // (Tornado's xheaders, mod_wsgi), X-Script-Name (mod_wsgi, Flask's ReverseProxied recipe), Front-End-Https (Yii 2,
+    // IIS) and X-HTTP-Host-Override, Forwarded and X-Forwarded-Server (the host overrides scanners try first).
+    const forged = {
+      "x-host": "attacker.example",
+      "x-original-host": "attacker.example",
+      "x-http-host-override": "attacker.example",
+      "x-forwarded-server": "attacker.example",
+      forwarded: "host=attacker.example;proto=http",
+      "x-scheme": "http",
+      "x-https": "off",
+      "x-script-name": "//attacker.example",
+      "front-end-https": "on",
+      x_original_host: "attacker.example",
+    };
+    const response = await rawRequest("/gw/open/echo", { headers: { ...forged, "x-hostname": "kept" } });
+    assert.equal(response.status, 200);
+    const seen = lastRequest().headers;
+    for (const name of Object.keys(forged)) {
+      if (name === "forwarded") continue;
+      assert.equal(seen[name], undefined, name);
+    }
+    assert.ok(!(seen.forwarded ?? "").includes("attacker.example"), `Forwarded is the gateway's own: ${seen.forwarded}`);
+    assert.equal(seen["x-hostname"], "kept", "a name that merely starts alike passes");
+  });
+
   test("an OPTIONS request's Max-Forwards is decremented, and at 0 the gateway answers it as the final recipient (RFC 9110 §7.6.2)", async (t) => {
     const w = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "o", path: "/o", methods: ["GET", "PUT", "OPTIONS"], upstream: origin.url }] } });
     t.after(() => w.stop());

@@ -53,6 +53,23 @@ const METHOD_OVERRIDE: &[&str] = &[
 /// route would be served the path of one with other checks.
 const TARGET_OVERRIDE: &[&str] = &["proxy", "x-original-url", "x-rewrite-url"];
 
+/// Request headers that name another host, scheme or base path than the request's, which frameworks behind a proxy
+/// they trust build absolute URLs from (a password-reset link, a cached page's asset URLs, a redirect): `X-Host`
+/// (mod_wsgi's `WSGITrustedProxyHeaders`), `X-Original-Host` (Yii 2's `getHostInfo`), `X-HTTP-Host-Override` (among
+/// the host overrides scanners try first), `X-Scheme` (Tornado's `xheaders`, mod_wsgi), `X-HTTPS` (mod_wsgi),
+/// `Front-End-Https` (Yii 2, IIS) and `X-Script-Name` (mod_wsgi, Flask's `ReverseProxied` recipe: the base of every
+/// URL it builds). The origin has the gateway's own `X-Forwarded-Host/-Proto/-Prefix`; `Forwarded` and the
+/// `X-Forwarded-*` family (`X-Forwarded-Server` too) are dropped as forwarding headers.
+const HOST_OVERRIDE: &[&str] = &[
+    "x-host",
+    "x-original-host",
+    "x-http-host-override",
+    "x-scheme",
+    "x-https",
+    "front-end-https",
+    "x-script-name",
+];
+
 /// Fields a `Connection` header cannot make hop-by-hop, in either direction: the content's own description (its type,
 /// coding, language…), how it may be stored and whose it is — meant for every recipient (RFC 9110 §7.6.1 forbids
 /// listing them) and read by the gateway itself (the WAF reads a body by its Content-Type and Content-Encoding; the
@@ -64,7 +81,8 @@ fn end_to_end(name: &str) -> bool {
 
 /// Whether a request header is forwarded to the origin. `connection_listed` are the names the client's `Connection`
 /// header marks as hop-by-hop (but for [`end_to_end`] fields). Client-sent `X-User-*` and forwarding headers are always
-/// dropped (the gateway sets its own), as are [`CLIENT_ADDRESS`], [`METHOD_OVERRIDE`] and [`TARGET_OVERRIDE`] headers,
+/// dropped (the gateway sets its own), as are [`CLIENT_ADDRESS`], [`METHOD_OVERRIDE`], [`TARGET_OVERRIDE`] and
+/// [`HOST_OVERRIDE`] headers,
 /// `x-request-id` (the request's id, checked, is set) and `traceparent` (re-set from the trace context; `tracestate`
 /// passes on with it) — in any spelling with `_` for `-` too (`X_User_Id`), which CGI-style servers read as the same
 /// variable; for that reason a `Content-*` field spelled with `_` is dropped too (the WAF read the body by the real
@@ -91,7 +109,8 @@ pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool 
         || name.starts_with("cf-")
         || CLIENT_ADDRESS.contains(&name.as_str())
         || METHOD_OVERRIDE.contains(&name.as_str())
-        || TARGET_OVERRIDE.contains(&name.as_str()))
+        || TARGET_OVERRIDE.contains(&name.as_str())
+        || HOST_OVERRIDE.contains(&name.as_str()))
 }
 
 /// A `Cookie` header without the cookies named `drop` (edgekit's own session and device cookies, which no origin
@@ -827,6 +846,34 @@ mod tests {
             ("POST", Some("5"), None),
         ] {
             assert_eq!(max_forwards(method, value), left, "{method} {value:?}");
+        }
+    }
+
+    #[test]
+    fn headers_that_name_another_host_scheme_or_base_path_are_not_forwarded() {
+        for name in [
+            "X-Host",
+            "X-Original-Host",
+            "x_original_host",
+            "X-HTTP-Host-Override",
+            "X-Forwarded-Server",
+            "Forwarded",
+            "X-Scheme",
+            "X-HTTPS",
+            "Front-End-Https",
+            "X-Script-Name",
+            "x_script_name",
+        ] {
+            assert!(!forward_request_header(name, &[]), "{name}");
+        }
+        for name in [
+            "X-Hostname",
+            "X-Host-Id",
+            "Host-Name",
+            "X-Original",
+            "X-Schema",
+        ] {
+            assert!(forward_request_header(name, &[]), "{name}");
         }
     }
 
