@@ -577,6 +577,26 @@ describe("route table and proxy", () => {
     assert.equal(lastRequest().headers["max-forwards"], "0");
   });
 
+  test("a Max-Forwards: 0 OPTIONS lists every method its path is served with, when routes split them, as a 405 does", async (t) => {
+    const w = await startWorker({
+      vars: {
+        GATEWAY_ROUTES: [
+          { name: "read", path: "/o", methods: ["GET"], upstream: origin.url },
+          { name: "write", path: "/o", methods: ["PUT", "OPTIONS"], upstream: origin.url },
+        ],
+      },
+    });
+    t.after(() => w.stop());
+    const refused = await w.fetch("/o/x", { method: "PATCH" });
+    assert.equal(refused.status, 405);
+    await refused.arrayBuffer();
+    const zero = await w.fetch("/o/x", { method: "OPTIONS", headers: { "max-forwards": "0" } });
+    assert.equal(zero.status, 200);
+    await zero.arrayBuffer();
+    assert.equal(zero.headers.get("allow"), refused.headers.get("allow"), "GET is served at /o/x too");
+    assert.equal(zero.headers.get("allow"), "GET, HEAD, PUT, OPTIONS");
+  });
+
   test("redirects and cookie paths on the upstream map back under the route's prefix; answers without a body carry no coding", async () => {
     origin.reset();
     origin.handle((req, body, res) => {

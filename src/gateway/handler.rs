@@ -224,7 +224,16 @@ async fn proxy_route(
         crate::entry::body::drain(&mut call.req).await;
         Response::builder()
             .with_status(200)
-            .with_header("allow", &route.allowed().collect::<Vec<_>>().join(", "))
+            .with_header(
+                "allow",
+                &call
+                    .isolate
+                    .config
+                    .gateway
+                    .routes
+                    .allowed(url.path)
+                    .join(", "),
+            )
             .or_internal("building the Allow header")?
             .with_header("content-length", "0")
             .or_internal("building the Content-Length header")?

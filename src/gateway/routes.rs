@@ -272,6 +272,17 @@ impl RouteTable {
             Matched::MethodNotAllowed { allowed }
         }
     }
+
+    /// Every method `path` is served with, as a 405 lists them: those of all the routes of its most specific pattern
+    /// (a pattern may split its methods between routes), HEAD with GET. What an OPTIONS the gateway answers itself
+    /// says in `Allow`: the route it met lists only its own share.
+    pub fn allowed(&self, path: &str) -> Vec<String> {
+        // No route serves the empty method (methods are validated against `METHODS`): the 405's list, whole.
+        match self.resolve("", path) {
+            Matched::MethodNotAllowed { allowed } => allowed,
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl RouteTable {
@@ -815,6 +826,33 @@ mod tests {
                 allowed: vec!["GET".into(), "HEAD".into()]
             }
         );
+    }
+
+    #[test]
+    fn the_methods_a_path_is_served_with_are_those_of_every_route_of_its_pattern() {
+        let t = table(json!([
+            {"name": "read", "path": "/o", "methods": ["GET"], "upstream": "http://a"},
+            {"name": "write", "path": "/o", "methods": ["PUT", "OPTIONS"], "upstream": "http://b"},
+            {"name": "other", "path": "/p", "methods": ["POST"], "upstream": "http://a"},
+        ]));
+        let listed = vec![
+            "GET".to_owned(),
+            "HEAD".into(),
+            "PUT".into(),
+            "OPTIONS".into(),
+        ];
+        assert_eq!(
+            t.allowed("/o/x"),
+            listed,
+            "both routes' methods, not the one OPTIONS met"
+        );
+        assert_eq!(
+            t.resolve("PATCH", "/o/x"),
+            Matched::MethodNotAllowed { allowed: listed },
+            "as a 405 lists them"
+        );
+        assert_eq!(t.allowed("/p"), vec!["POST".to_owned()]);
+        assert!(t.allowed("/nowhere").is_empty());
     }
 
     #[test]
