@@ -1825,6 +1825,42 @@ describe("JWT", () => {
     await published.arrayBuffer();
   });
 
+  test("a JWKS document rewritten broken keeps the last set read in use for its TTL again, logged, then answers 500", async (t) => {
+    // Before, the first re-read after the TTL failed and every bearer token was answered 500 from then on: one bad
+    // write of the document took every JWT route down within a TTL.
+    const own = await startWorker({
+      vars: { GATEWAY_ROUTES: [{ name: "secure", path: "/gw/secure", upstream: origin.url, auth: "jwt" }], GATEWAY_JWKS_TTL_SECONDS: 2 },
+    });
+    t.after(() => own.stop());
+    const ownKv = await own.mf.getKVNamespace("CONFIG_KV");
+    const fresh = makeKeys("grace-");
+    const asked = async () => {
+      const r = await own.fetch("/gw/secure", { headers: bearer(token(fresh, "grace-ed1")) });
+      const body = await r.text();
+      return r.status === 200 ? 200 : `${r.status} ${JSON.parse(body).error.code}`;
+    };
+    const reads = async () => (await (await own.fetch("/__debug/coalesce")).json()).jwks_reads;
+    await ownKv.put("jwks", JSON.stringify(jwksOf(fresh)));
+    assert.equal(await asked(), 200);
+    const good = await reads();
+    await ownKv.put("jwks", '{"keys": [');
+    // Asked until the isolate has re-read the document (the TTL lapsed) and found it broken: every answer passed.
+    const seen = [];
+    await until(async () => {
+      seen.push(await asked());
+      return (await reads()) > good;
+    }, { what: "the broken document to be read" });
+    assert.deepEqual([...new Set(seen)], [200], "the last set read is lent while the document is broken");
+    const line = await until(() => own.jsonLogs().find((l) => l.msg === "jwks read failed; the last key set read is used"), {
+      what: "the warning that the key set is lent",
+    });
+    assert.match(line.detail, /JWKS/);
+    // Past twice the TTL from that read: the deployment's fault is answered.
+    await until(async () => (await asked()) === "500 internal_error", { ms: 8000, what: "the grace to end" });
+    await ownKv.put("jwks", JSON.stringify(jwksOf(fresh)));
+    assert.equal(await asked(), 200, "a valid document is used by the next request");
+  });
+
   test("a signing key exported by WebCrypto (key_ops [\"sign\"]) signs access tokens the gateway accepts once published", async (t) => {
     const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]);
     const signingKey = { ...(await crypto.subtle.exportKey("jwk", pair.privateKey)), kid: "webcrypto-issuer" };

@@ -933,7 +933,21 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
             coalesce::hold_ms(REFRESH_STALE_MS),
         ),
     };
-    let outcome = read_and_keep(call, read.read, now).await;
+    let outcome = match read_and_keep(call, read.read, now).await {
+        // A re-read that failed while the kept set is within its grace (`KeySetMemory::grace`): that set, logged.
+        Err(error) => match JWKS.with(|m| m.borrow().grace(respond::now_ms(), ttl_ms)) {
+            Some(keys) => {
+                log::warn(
+                    "jwks read failed; the last key set read is used",
+                    serde_json::json!({"detail": error.internal_detail().unwrap_or(error.message()),
+                        "request_id": call.request_id}),
+                );
+                Ok(keys)
+            }
+            None => Err(error),
+        },
+        kept => kept,
+    };
     read.lead.publish(outcome.clone());
     outcome
 }

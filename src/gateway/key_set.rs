@@ -128,6 +128,17 @@ impl<K> KeySetMemory<K> {
         Ok(keys)
     }
 
+    /// The kept set for a request whose re-read failed at `now_ms` (KV erring, no document, one that is no JWKS),
+    /// while that set is younger than twice `ttl_ms` (its TTL, then as long again): a document rewritten broken, or
+    /// a KV outage, does not fail every token the moment the TTL lapses. Past that, `None`: the failure answers.
+    /// A set read again unchanged restarts its age; a rotation (a valid document) replaces it at once, as ever.
+    pub fn grace(&self, now_ms: u64, ttl_ms: u64) -> Option<Rc<K>> {
+        self.kept
+            .as_ref()
+            .filter(|k| now_ms.saturating_sub(k.at_ms) < ttl_ms.saturating_mul(2))
+            .map(|k| k.keys.clone())
+    }
+
     /// How many reads requests were told to make (the debug route reports it: the tests count reads by it).
     pub fn reads(&self) -> u64 {
         self.reads
@@ -348,5 +359,30 @@ mod tests {
             .unwrap();
         memory.keep(older, 0, "d".into(), parse).unwrap();
         used(&mut memory, TTL + REFRESH_STALE_MS - 1);
+    }
+
+    #[test]
+    fn a_failed_re_read_lends_the_kept_set_for_its_ttl_again_then_fails() {
+        let mut memory = KeySetMemory::default();
+        let first = read(&mut memory, 0);
+        let keys = memory.keep(first, 0, "a".into(), parse).unwrap();
+        let again = read(&mut memory, TTL);
+        assert!(memory
+            .keep(again, TTL, "{broken".into(), |_| Err::<String, _>(
+                "no JWKS"
+            ))
+            .is_err());
+        for now in [TTL, TTL + 1, 2 * TTL - 1] {
+            let lent = memory.grace(now, TTL).expect("within the grace");
+            assert!(Rc::ptr_eq(&lent, &keys), "{now}");
+        }
+        assert!(
+            memory.grace(2 * TTL, TTL).is_none(),
+            "twice the TTL: the failure answers"
+        );
+        // A TTL of 0 (read on every request) lends nothing.
+        assert!(memory.grace(1, 0).is_none());
+        // A cold isolate has nothing to lend.
+        assert!(KeySetMemory::<String>::default().grace(0, TTL).is_none());
     }
 }
