@@ -714,6 +714,23 @@ describe("route table and proxy", () => {
     assert.equal(lastRequest().body.toString(), "hello");
   });
 
+  test("a CORS preflight's Max-Forwards counts as any OPTIONS': one lower to the origin, and at 0 not forwarded (RFC 9110 §7.6.2)", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => res.writeHead(204, { "access-control-allow-origin": "https://app.example" }).end());
+    const asking = { origin: "https://app.example", "access-control-request-method": "GET" };
+    const two = await rawRequest("/gw/open/pre", { method: "OPTIONS", headers: { ...asking, "max-forwards": "2" } });
+    assert.equal(two.status, 204);
+    assert.equal(lastRequest().method, "OPTIONS");
+    assert.equal(lastRequest().headers["max-forwards"], "1", "one hop fewer left");
+    const asked = origin.requests.length;
+    const zero = await rawRequest("/gw/open/pre", { method: "OPTIONS", headers: { ...asking, "max-forwards": "0" } });
+    assert.equal(origin.requests.length, asked, "not forwarded: the gateway is the final recipient");
+    assert.equal(zero.status, 200);
+    assert.equal(zero.headers.get("allow"), "GET, POST, PUT, DELETE, HEAD");
+    assert.equal(zero.headers.get("access-control-allow-origin"), null, "no CORS answer but the origin's");
+    origin.reset();
+  });
+
   test("a CORS preflight meets its route by the method it asks about and reaches the origin without credentials", async () => {
     origin.reset();
     origin.handle((req, body, res) => {

@@ -221,23 +221,7 @@ async fn proxy_route(
     // RFC 9110 §7.6.2: an OPTIONS (or TRACE) with no hop left is answered here, as its final recipient, with what
     // the route serves; one with hops left goes on with one fewer (`origin_headers`).
     let response = if max_forwards(method, header_list::get(incoming, "max-forwards")) == Some(0) {
-        crate::entry::body::drain(&mut call.req).await;
-        Response::builder()
-            .with_status(200)
-            .with_header(
-                "allow",
-                &call
-                    .isolate
-                    .config
-                    .gateway
-                    .routes
-                    .allowed(url.path)
-                    .join(", "),
-            )
-            .or_internal("building the Allow header")?
-            .with_header("content-length", "0")
-            .or_internal("building the Content-Length header")?
-            .empty()
+        final_recipient_answer(call, url).await?
     } else {
         forward(
             call,
@@ -255,6 +239,20 @@ async fn proxy_route(
         &limited.iter().collect::<Vec<_>>(),
         response,
     ))
+}
+
+/// The answer to an OPTIONS with no hop left (`Max-Forwards: 0`, RFC 9110 §7.6.2), which the gateway must not forward
+/// and answers as its final recipient: 200 with every method the path is served with, its body (if any) read first.
+async fn final_recipient_answer(call: &mut Call, url: RequestUrl<'_>) -> ApiResult<Response> {
+    crate::entry::body::drain(&mut call.req).await;
+    let allowed = call.isolate.config.gateway.routes.allowed(url.path);
+    Ok(Response::builder()
+        .with_status(200)
+        .with_header("allow", &allowed.join(", "))
+        .or_internal("building the Allow header")?
+        .with_header("content-length", "0")
+        .or_internal("building the Content-Length header")?
+        .empty())
 }
 
 /// The route's rate limits for a request by `user`. Every policy's key is resolved before any counts (a request
@@ -311,6 +309,15 @@ async fn preflight_answer(
 ) -> ApiResult<Response> {
     screen_request(call, route, asked, incoming, url)?;
     let limited = rate_limit(call, route, None, true).await?;
+    // A preflight is an OPTIONS too: with no hop left it is not forwarded (RFC 9110 §7.6.2), and answered without the
+    // origin's CORS headers, which only the origin can give; with hops left it goes on with one fewer.
+    if max_forwards("OPTIONS", header_list::get(incoming, "max-forwards")) == Some(0) {
+        let answer = final_recipient_answer(call, url).await?;
+        return Ok(RateLimitHeaders::apply_all(
+            &limited.iter().collect::<Vec<_>>(),
+            answer,
+        ));
+    }
     crate::entry::body::drain(&mut call.req).await;
     let headers: Vec<(String, String)> = origin_headers(call, route, incoming, url, trace, None)
         .into_iter()

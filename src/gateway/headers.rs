@@ -262,12 +262,14 @@ pub fn per_exchange(name: &str) -> bool {
         .any(|prefix| name.starts_with(prefix))
 }
 
-/// Request headers a CORS preflight takes to the origin: what the browser asks and the gateway's forwarding and
-/// trace headers — never a cookie, credentials or a body (a browser sends none; one sent by hand gets none through).
+/// Request headers a CORS preflight takes to the origin: what the browser asks, the gateway's forwarding and
+/// trace headers and a `Max-Forwards` (one lower, as on any OPTIONS) — never a cookie, credentials or a body (a
+/// browser sends none; one sent by hand gets none through).
 pub fn forward_on_preflight(name: &str) -> bool {
     matches!(
         name,
         "origin"
+            | "max-forwards"
             | "access-control-request-method"
             | "access-control-request-headers"
             | "access-control-request-private-network"
@@ -1267,6 +1269,10 @@ mod tests {
         }
         assert!(forward_on_preflight("access-control-request-headers"));
         assert!(forward_on_preflight("x-forwarded-for"));
+        assert!(
+            forward_on_preflight("max-forwards"),
+            "one lower, as on any OPTIONS"
+        );
         for name in ["cookie", "authorization", "x-api-key", "content-type"] {
             assert!(!forward_on_preflight(name), "{name}");
         }
