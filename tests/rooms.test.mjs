@@ -26,6 +26,21 @@ const untilOverBudget = (w) =>
     what: "a count over session-ip's limit",
   });
 
+/** Logs `user` in on `w` (200 asserted) and returns its session token, the session cookie's value. */
+async function loginToken(w, user) {
+  const r = await w.fetch("/auth/login", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: user.email, password: user.password }),
+  });
+  assert.equal(r.status, 200, `${user.email} logs in`);
+  await r.arrayBuffer();
+  return /__Host-edgekit_session=([^;]*)/.exec(r.headers.get("set-cookie"))[1];
+}
+
+/** The `Cookie` header value that presents session `token`. */
+const cookieOf = (token) => `__Host-edgekit_session=${token}`;
+
 async function ticket(w, room, user = "tester") {
   const response = await w.fetch(`/__debug/rooms/${room}/ticket?user=${user}`, { method: "POST" });
   assert.equal(response.status, 201, "debug ticket issued");
@@ -1496,15 +1511,9 @@ describe("rooms behind a real session", () => {
 
   /** Logs `user` in and returns its session cookie (`name=value`). */
   async function sessionCookie(user) {
-    const login = await w.fetch("/auth/login", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: user.email, password: user.password }),
-    });
-    assert.equal(login.status, 200, `${user.email} logs in`);
-    await login.arrayBuffer();
-    return /__Host-edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+    return cookieOf(await loginToken(w, user));
   }
+
 
   test("a signed-in user gets a single-use ticket, joins with y-websocket, and reads the state as JSON", async () => {
     const cookie = await sessionCookie(ALICE);
@@ -1853,16 +1862,7 @@ test("a logout ends the session's room access: its unused ticket is refused 401,
   const sockets = [];
   try {
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
-    const login = async () => {
-      const r = await w.fetch("/auth/login", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
-      });
-      assert.equal(r.status, 200, "alice logs in");
-      await r.arrayBuffer();
-      return /__Host-edgekit_session=[^;]*/.exec(r.headers.get("set-cookie"))[0];
-    };
+    const login = async () => cookieOf(await loginToken(w, ALICE));
     const issue = async (cookie) => {
       const r = await w.fetch("/rooms/leaving/ticket", { method: "POST", headers: { cookie } });
       assert.equal(r.status, 201, "a ticket");
@@ -1949,23 +1949,13 @@ test("a refresh keeps its session's room access (a ticket minted before it joins
     const db = await w.mf.getD1Database("DB");
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
     const tokenOf = (r) => /__Host-edgekit_session=([^;]*)/.exec(r.headers.get("set-cookie") ?? "")?.[1];
-    const cookie = (token) => `__Host-edgekit_session=${token}`;
-    const login = async (user) => {
-      const r = await w.fetch("/auth/login", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ email: user.email, password: user.password }),
-      });
-      assert.equal(r.status, 200, `${user.email} logs in`);
-      await r.arrayBuffer();
-      return tokenOf(r);
-    };
+    const login = (user) => loginToken(w, user);
     const issue = async (token) => {
-      const r = await w.fetch("/rooms/rotating/ticket", { method: "POST", headers: { cookie: cookie(token) } });
+      const r = await w.fetch("/rooms/rotating/ticket", { method: "POST", headers: { cookie: cookieOf(token) } });
       assert.equal(r.status, 201, "a ticket");
       return (await r.json()).ticket;
     };
-    const refresh = (token) => w.fetch("/auth/refresh", { method: "POST", headers: { cookie: cookie(token) } });
+    const refresh = (token) => w.fetch("/auth/refresh", { method: "POST", headers: { cookie: cookieOf(token) } });
     const join = async (t) => {
       const s = await deafSocket(w, "rotating", null, t);
       raw.push(s);
@@ -1990,7 +1980,7 @@ test("a refresh keeps its session's room access (a ticket minted before it joins
     const again = await join(minted);
     const fresh = await join(await issue(rotated));
     const probed = await join(probe);
-    const out = await w.fetch("/auth/logout", { method: "POST", headers: { cookie: cookie(laptop) } });
+    const out = await w.fetch("/auth/logout", { method: "POST", headers: { cookie: cookieOf(laptop) } });
     assert.equal(out.status, 204, "the laptop logged out");
     await until(() => closeCode(probed.data) !== undefined, { ms: 8000, what: "the logged-out laptop's socket closed" });
     assert.equal(closeCode(probed.data), 1008);
@@ -2029,14 +2019,7 @@ test("a join the room's own limits refuse (full) is answered 429 before the tick
   const w = await startWorker({ vars: { ...VARS, ROOMS_MAX_MEMBERS: 1, AUTH_SIGNING_KEY: JSON.stringify(KEY) } });
   t.after(() => w.stop());
   await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
-  const login = await w.fetch("/auth/login", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
-  });
-  assert.equal(login.status, 200, "alice logs in");
-  await login.arrayBuffer();
-  const cookie = /__Host-edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+  const cookie = cookieOf(await loginToken(w, ALICE));
   const issued = await w.fetch("/rooms/full-first/ticket", { method: "POST", headers: { cookie } });
   assert.equal(issued.status, 201, "a ticket");
   const { ticket: hers } = await issued.json();
@@ -2066,16 +2049,7 @@ test("a ticket whose session the room found ended is refused 401 session_ended a
   t.after(() => w.stop());
   const db = await w.mf.getD1Database("DB");
   await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
-  const login = async (user) => {
-    const r = await w.fetch("/auth/login", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: user.email, password: user.password }),
-    });
-    assert.equal(r.status, 200, `${user.email} logs in`);
-    await r.arrayBuffer();
-    return /__Host-edgekit_session=[^;]*/.exec(r.headers.get("set-cookie"))[0];
-  };
+  const login = async (user) => cookieOf(await loginToken(w, user));
   const issue = async (cookie) => {
     const r = await w.fetch("/rooms/ended-remembered/ticket", { method: "POST", headers: { cookie } });
     assert.equal(r.status, 201, "a ticket");
@@ -2124,14 +2098,7 @@ test("sockets the directory alarm closes for an ended session are reported to th
   const raw = [];
   try {
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
-    const login = await w.fetch("/auth/login", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
-    });
-    assert.equal(login.status, 200, "alice logs in");
-    await login.arrayBuffer();
-    const cookie = /__Host-edgekit_session=[^;]*/.exec(login.headers.get("set-cookie"))[0];
+    const cookie = cookieOf(await loginToken(w, ALICE));
     const reports = () => w.jsonLogs().filter((l) => l.msg === "recorded_report" && l.room === "one-report");
     // A member without a session keeps the room (and its alarm) going after the three ended sockets close.
     raw.push(await deafSocket(w, "one-report", "stays"));
@@ -2191,16 +2158,9 @@ test("a session past a lowered SESSION_MAX_SECS has ended for rooms too: its unu
   try {
     const db = await w.mf.getD1Database("DB");
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
-    const login = await w.fetch("/auth/login", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
-    });
-    assert.equal(login.status, 200, "alice logs in");
-    await login.arrayBuffer();
-    const token = /__Host-edgekit_session=([^;]*)/.exec(login.headers.get("set-cookie"))[1];
+    const token = await loginToken(w, ALICE);
     const issue = async () => {
-      const r = await w.fetch("/rooms/max-lowered/ticket", { method: "POST", headers: { cookie: `__Host-edgekit_session=${token}` } });
+      const r = await w.fetch("/rooms/max-lowered/ticket", { method: "POST", headers: { cookie: cookieOf(token) } });
       assert.equal(r.status, 201, "a ticket");
       return (await r.json()).ticket;
     };
@@ -2213,7 +2173,7 @@ test("a session past a lowered SESSION_MAX_SECS has ended for rooms too: its unu
       .bind(Date.now() - 2 * 3600_000, Date.now() + 3600_000, createHash("sha256").update(token).digest("hex"))
       .run();
     assert.equal(aged.meta.changes, 1, "the session's row");
-    const checked = await w.fetch("/auth/sessions", { headers: { cookie: `__Host-edgekit_session=${token}` } });
+    const checked = await w.fetch("/auth/sessions", { headers: { cookie: cookieOf(token) } });
     assert.equal(checked.status, 401, "the Worker holds the session ended");
     await checked.arrayBuffer();
     const answer = await joinFrom(w, "max-lowered", unused, "203.0.113.41");
@@ -2240,16 +2200,9 @@ test("a ticket the room found ended only by a lowered SESSION_MAX_SECS joins onc
   try {
     const db = await w.mf.getD1Database("DB");
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
-    const login = await w.fetch("/auth/login", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
-    });
-    assert.equal(login.status, 200, "alice logs in");
-    await login.arrayBuffer();
-    const token = /__Host-edgekit_session=([^;]*)/.exec(login.headers.get("set-cookie"))[1];
+    const token = await loginToken(w, ALICE);
     const issue = async () => {
-      const r = await w.fetch("/rooms/max-raised/ticket", { method: "POST", headers: { cookie: `__Host-edgekit_session=${token}` } });
+      const r = await w.fetch("/rooms/max-raised/ticket", { method: "POST", headers: { cookie: cookieOf(token) } });
       assert.equal(r.status, 201, "a ticket");
       return (await r.json()).ticket;
     };
@@ -2269,7 +2222,7 @@ test("a ticket the room found ended only by a lowered SESSION_MAX_SECS joins onc
     await w.stop();
     // The limit raised again to three hours: the session, two hours old, is live for the Worker and D1 alike.
     w = await startWorker({ vars: vars(3 * 3600), stateDir });
-    const checked = await w.fetch("/auth/sessions", { headers: { cookie: `__Host-edgekit_session=${token}` } });
+    const checked = await w.fetch("/auth/sessions", { headers: { cookie: cookieOf(token) } });
     assert.equal(checked.status, 200, "the Worker holds the session live again");
     await checked.arrayBuffer();
     assert.equal(await join(second, "203.0.113.52"), "101 ", "its ticket, marked under the lower limit, joins");
