@@ -30,6 +30,19 @@ const chunk = (type, data) => {
   return framed;
 };
 
+// A 40×30 indexed-colour PNG with `chunks` between its IHDR and its one IDAT, and a two-colour palette to put there.
+const palette = chunk("PLTE", Buffer.from([200, 80, 40, 20, 80, 200]));
+const indexedPng = (...chunks) => {
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(40, 0);
+  header.writeUInt32BE(30, 4);
+  header[8] = 8;
+  header[9] = 3; // indexed colour
+  const pixels = chunk("IDAT", deflateSync(Buffer.alloc(30 * (1 + 40))));
+  const signature = Buffer.from("\x89PNG\r\n\x1a\n", "latin1");
+  return Buffer.concat([signature, chunk("IHDR", header), ...chunks, pixels, chunk("IEND", Buffer.alloc(0))]);
+};
+
 // A PNG whose header says `width`×`height` RGB but whose pixel data stops after `rows` rows (an upload cut short).
 const rowsCutShort = (width, height, rows) => {
   const header = Buffer.alloc(13);
@@ -1138,17 +1151,8 @@ test("a PNG with a second PLTE before its pixels is refused 502 as corrupt when 
   // libpng refuses a duplicate PLTE (a chunk error: PLTE is critical) and the png crate with DuplicateChunk, so no
   // browser draws it. sharp decodes it, so a variant is made and served; but where the resize fails (cf-image mode,
   // Cloudflare's error here) its original was served as a 200 no browser shows.
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(40, 0);
-  header.writeUInt32BE(30, 4);
-  header[8] = 8;
-  header[9] = 3; // indexed colour
-  const palette = chunk("PLTE", Buffer.from([200, 80, 40, 20, 80, 200]));
-  const pixels = chunk("IDAT", deflateSync(Buffer.alloc(30 * (1 + 40))));
-  const start = [Buffer.from("\x89PNG\r\n\x1a\n", "latin1"), chunk("IHDR", header)];
-  const end = chunk("IEND", Buffer.alloc(0));
-  fixtures["/photos/two-palettes.png"] = { type: "image/png", body: Buffer.concat([...start, palette, palette, pixels, end]) };
-  fixtures["/photos/one-palette.png"] = { type: "image/png", body: Buffer.concat([...start, palette, pixels, end]) };
+  fixtures["/photos/two-palettes.png"] = { type: "image/png", body: indexedPng(palette, palette) };
+  fixtures["/photos/one-palette.png"] = { type: "image/png", body: indexedPng(palette) };
   const made = await get(worker, "/images/20/photos/two-palettes.png");
   assert.equal(made.status, 200, "a resizer that decodes it makes a variant");
   assert.equal(made.headers.get("x-image-transform"), null);
@@ -1182,17 +1186,8 @@ test("a palette PNG with no PLTE before its first IDAT is refused 502 as corrupt
   // libpng stops at its IDAT ("Missing PLTE before IDAT", a chunk error) and the png crate (Chrome's, Skia's) with
   // PaletteRequired: no pixel is decoded. Miniflare's resizer fails on it too, so it was served as a 200 "original"
   // no browser shows. The same PNG with its PLTE, or with tRNS after it, is an image and is resized.
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(40, 0);
-  header.writeUInt32BE(30, 4);
-  header[8] = 8;
-  header[9] = 3; // indexed colour
-  const pixels = chunk("IDAT", deflateSync(Buffer.alloc(30 * (1 + 40))));
-  const start = [Buffer.from("\x89PNG\r\n\x1a\n", "latin1"), chunk("IHDR", header)];
-  const palette = chunk("PLTE", Buffer.from([200, 80, 40, 20, 80, 200]));
-  const end = chunk("IEND", Buffer.alloc(0));
-  fixtures["/photos/no-palette.png"] = { type: "image/png", body: Buffer.concat([...start, chunk("tEXt", Buffer.from("a\0b")), pixels, end]) };
-  fixtures["/photos/palette.png"] = { type: "image/png", body: Buffer.concat([...start, palette, chunk("tRNS", Buffer.from([0])), pixels, end]) };
+  fixtures["/photos/no-palette.png"] = { type: "image/png", body: indexedPng(chunk("tEXt", Buffer.from("a\0b"))) };
+  fixtures["/photos/palette.png"] = { type: "image/png", body: indexedPng(palette, chunk("tRNS", Buffer.from([0]))) };
   const answer = await get(worker, "/images/20/photos/no-palette.png");
   assert.equal(answer.status, 502, `${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
   assert.equal(JSON.parse(answer.body).error.message, "the source image is cut short or corrupt: its header says its size, but it breaks off before its first pixel");
