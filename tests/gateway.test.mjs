@@ -2868,6 +2868,51 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a failed refresh's hold ends once the origin answers a fill of the key: the next copy's window refreshes again", async () => {
+    origin.reset();
+    const tag = `hold-lifted-${Date.now()}`;
+    let n = 0;
+    let down = false;
+    origin.handle((req, body, res) => {
+      n += 1;
+      if (down) return res.writeHead(503, { "content-type": "text/plain" }).end("down");
+      res.writeHead(200, { "content-type": "text/plain", "cache-tag": tag }).end(`copy ${n}`);
+    });
+    const path = `/gw/swr?${tag}`;
+    const stale = async (copy) => {
+      const primed = Date.now();
+      await until(async () => {
+        const r = await worker.fetch(path);
+        return r.headers.get("x-cache") === "HIT" && (await r.text()) === copy;
+      }, { what: `${copy} stored` });
+      await until(() => Date.now() > primed + 1_200, { what: `${copy}'s TTL to pass` });
+    };
+    assert.equal(await (await worker.fetch(path)).text(), "copy 1");
+    await stale("copy 1");
+    // The origin is down: the refresh fails and holds the key's refreshes off (GATEWAY_REFRESH_HOLD_MS, here longer
+    // than the test).
+    down = true;
+    const during = await worker.fetch(path);
+    assert.equal(`${during.headers.get("x-cache")} ${await during.text()}`, "STALE copy 1");
+    await untilNoRefresh();
+    assert.equal(n, 2, "one refresh, failed");
+    // It is back, and a fill of the key gets its answer: the tag purged, the next request fills in the foreground.
+    down = false;
+    const purged = await purgeTags([tag]);
+    assert.equal(purged.status, 200);
+    await purged.arrayBuffer();
+    const refilled = await worker.fetch(path);
+    assert.equal(`${refilled.headers.get("x-cache")} ${await refilled.text()}`, "MISS copy 3");
+    await stale("copy 3");
+    // That copy's window refreshes it: the origin answered the key since the failed refresh. Before, the hold stood
+    // for its whole length, and every request in the window was served the stale copy without a refresh.
+    const next = await worker.fetch(path);
+    assert.equal(`${next.headers.get("x-cache")} ${await next.text()}`, "STALE copy 3");
+    await untilNoRefresh();
+    assert.equal(n, 4, "the stale copy's request refreshed it");
+    origin.reset();
+  });
+
   test("a request saying Cache-Control: only-if-cached is answered 504 without asking the origin when nothing is stored, and from a stored copy when one is (RFC 9111 §5.2.1.7)", async () => {
     origin.reset();
     origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end("the copy"));

@@ -476,6 +476,11 @@ impl RefreshHolds {
         );
     }
 
+    /// Ends the key's hold: a fill of it got the origin's answer, so the origin is not down for it.
+    pub fn lift(&mut self, id: &KeyId) {
+        self.0 .0.remove(id);
+    }
+
     /// How many keys are remembered.
     pub fn len(&self) -> usize {
         self.0 .0.len()
@@ -1595,6 +1600,11 @@ mod tests {
         assert!(refresh_due(false, holds.held(&other, 1_000)));
         assert!(refresh_due(false, holds.held(&KeyId::of("other"), 1_000)));
         assert!(!refresh_due(true, false), "a passed key is not refreshed");
+        // A fill of the key the origin answered ends its hold.
+        let lifted = KeyId::of("lifted");
+        holds.hold(lifted, 1_000, HOLD_MS);
+        holds.lift(&lifted);
+        assert!(refresh_due(false, holds.held(&lifted, 1_001)));
         // Bounded: expired holds go first, then all.
         for i in 0..2 * MAX_REFRESH_HOLDS_KEPT {
             holds.hold(KeyId::of(&format!("k{i}")), 2_000, HOLD_MS);

@@ -1856,6 +1856,15 @@ thread_local! {
     static REFRESHING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+/// Ends a failed refresh's hold on the key once a fill of it gets the origin's answer (not a 5xx, a timeout or no
+/// connection): the hold is for an origin that is down, and one that answers again must not leave the next copy's
+/// stale-while-revalidate window without a refresh for the rest of `GATEWAY_REFRESH_HOLD_MS` (up to 5 minutes).
+fn origin_answered(id: &KeyId, outcome: &Outcome) {
+    if !is_origin_error(outcome) {
+        REFRESH_HOLDS.with(|h| h.borrow_mut().lift(id));
+    }
+}
+
 /// How many stale-while-revalidate refreshes run in this isolate now (for the debug route: a test waits for a
 /// request's refresh to end before it counts the origin's requests).
 pub fn refreshes_running() -> usize {
@@ -2032,6 +2041,7 @@ async fn coalesced_fetch(
     if let Some(unstored) = &unstored {
         let lead = Lead::claim_at(&IN_FLIGHT, unstored, respond::now_ms(), budget_ms);
         let outcome = fetch(spec, policy).await;
+        origin_answered(&id, &outcome);
         lead.publish(outcome.clone());
         return (outcome, Served::Led);
     }
@@ -2041,6 +2051,7 @@ async fn coalesced_fetch(
     // a live lead finishing at its budget's end keeps its waiters (no second origin request).
     let lead = Lead::claim_at(&IN_FLIGHT, &claimed, respond::now_ms(), budget_ms);
     let outcome = fetch(spec, policy).await;
+    origin_answered(&id, &outcome);
     // The waiters have the answer at once; the key stays claimed until it is stored (STORE_LIMIT_MS at most), so a
     // request arriving meanwhile takes this answer too instead of asking the origin again.
     lead.publish_at(outcome.clone(), respond::now_ms(), STORE_LIMIT_MS);
