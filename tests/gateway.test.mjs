@@ -2913,6 +2913,29 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a purge mark KV holds that is not a time counts as purged, as an unreadable one does: the stored copy is not served", async () => {
+    origin.reset();
+    const tag = `garbled-${Date.now()}`;
+    // Not a time this Worker writes: some other writer's, or a damaged value.
+    await kv.put(`gateway:purge:${tag}`, "x");
+    let n = 0;
+    origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain", "cache-tag": tag }).end(`copy ${++n}`));
+    const path = `/gw/cached?${tag}`;
+    const first = await worker.fetch(path);
+    assert.equal(`${first.headers.get("x-cache")} ${await first.text()}`, "MISS copy 1");
+    const unreadable = () =>
+      worker.jsonLogs().filter((l) => l.msg === "purge time unreadable; serving from the origin" && l.tag === tag);
+    for (let i = 2; i <= 4; i++) {
+      const r = await worker.fetch(path);
+      const answer = `${r.headers.get("x-cache")} ${await r.text()}`;
+      // Before, the mark read as "never purged": a HIT of copy 1.
+      assert.equal(answer, `MISS copy ${i}`, `request ${i}`);
+    }
+    assert.ok(unreadable().length >= 3, "each read logged, and the mark read again each time");
+    assert.match(unreadable()[0].detail, /not a time/);
+    origin.reset();
+  });
+
   test("a request saying Cache-Control: only-if-cached is answered 504 without asking the origin when nothing is stored, and from a stored copy when one is (RFC 9111 §5.2.1.7)", async () => {
     origin.reset();
     origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end("the copy"));

@@ -977,6 +977,29 @@ pub fn purged_since(
         .any(|tag| purge_time_of(tag).is_some_and(|at| at >= requested_at_ms))
 }
 
+/// The purge time a tag's mark in KV holds (`None`: no mark, never purged), or why it is none: the purge route writes
+/// the time in ms as decimal digits, and anything else (another writer's, a damaged value) cannot be read as a time.
+/// Such a mark is an `Err`, counted as purged as a mark KV cannot give is: read as "never purged", the entries it
+/// covers were served on, though a purge is how an operator takes content down.
+pub fn purge_time(mark: Option<&str>) -> Result<Option<u64>, String> {
+    match mark {
+        None => Ok(None),
+        Some(text) => text
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| format!("the mark {:?} is not a time", truncated(text, 64))),
+    }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary (a mark's value quoted in a log line).
+fn truncated(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Purge times of cache tags as an isolate last saw them: tag → (purged at, read at).
 pub type PurgeTimes = std::collections::HashMap<String, (Option<u64>, u64)>;
 
@@ -1582,6 +1605,31 @@ mod tests {
             "KV PUT failed: 500 Internal Server Error"
         ));
         assert!(!kv_write_limited("Error: network connection lost"));
+    }
+
+    #[test]
+    fn a_purge_mark_that_is_no_time_cannot_be_read_rather_than_never_purged() {
+        assert_eq!(purge_time(None), Ok(None));
+        assert_eq!(
+            purge_time(Some("1764740000000")),
+            Ok(Some(1_764_740_000_000))
+        );
+        for garbled in [
+            "x",
+            "",
+            "-1",
+            "1.5e12",
+            " 17",
+            "17 ",
+            "99999999999999999999999",
+        ] {
+            let read = purge_time(Some(garbled));
+            assert!(read.is_err(), "{garbled:?}: {read:?}");
+        }
+        // Quoted in the log line, cut short.
+        let long = "é".repeat(100);
+        let detail = purge_time(Some(&long)).unwrap_err();
+        assert!(detail.len() < 120, "{detail}");
     }
 
     #[test]

@@ -2839,7 +2839,8 @@ async fn shared_purge_read(
 }
 
 /// The purge time of `tag` read from KV (`None`: never purged), kept in [`PURGES`] as read at `now`; or why it could
-/// not be read.
+/// not be read — KV failed, or holds a mark that is no time ([`super::cache::purge_time`]): such a mark counts as
+/// purged as an unreadable one does, where it read as "never purged" and the entries it covers were served on.
 async fn read_purge_time(
     kv: worker::kv::KvStore,
     tag: String,
@@ -2847,7 +2848,10 @@ async fn read_purge_time(
     sync_ms: u64,
 ) -> (String, Result<Option<u64>, String>) {
     let read = match kv.get(&format!("{PURGE_KEY_PREFIX}{tag}")).text().await {
-        Ok(text) => text.and_then(|t| t.parse::<u64>().ok()),
+        Ok(text) => match super::cache::purge_time(text.as_deref()) {
+            Ok(at) => at,
+            Err(detail) => return (tag, Err(detail)),
+        },
         Err(e) => return (tag, Err(e.to_string())),
     };
     let at = PURGES.with(|p| {
