@@ -2247,6 +2247,33 @@ describe("edge cache", () => {
     assert.equal(origin.requests.filter((r) => r.url.includes("stampede")).length, 1);
   });
 
+  test("a request that joined another's fill says the answer's Age, as a HIT of that fill does (RFC 9111 §5.1)", async () => {
+    origin.reset();
+    let asked;
+    origin.handle(async (req, body, res) => {
+      asked = Date.now();
+      await untilWaiting(worker, 1);
+      // Over a second old when answered, so an Age in seconds can say so.
+      await until(() => Date.now() > asked + 1_100, { what: "a second to pass at the origin" });
+      res.writeHead(200, { "content-type": "text/plain" }).end("shared");
+    });
+    const path = `/gw/cached?joined-age=${Date.now()}`;
+    const sent = Date.now();
+    const lead = worker.fetch(path);
+    await until(() => asked !== undefined, { what: "the fill at the origin" });
+    const joined = await worker.fetch(path);
+    const led = await lead;
+    const received = Date.now();
+    assert.equal(`${led.headers.get("x-cache")} ${await led.text()}`, "MISS shared");
+    assert.equal(led.headers.get("age"), null, "the origin's answer to this request's own fill");
+    assert.equal(`${joined.headers.get("x-cache")} ${await joined.text()}`, "MISS shared");
+    // Before, none: a cache in front counted the policy's max-age from its own receipt of an answer a second old.
+    const age = joined.headers.get("age");
+    assert.match(age ?? "", /^[0-9]+$/, "the joined answer's Age");
+    assert.ok(Number(age) >= 1 && Number(age) <= Math.ceil((received - sent) / 1000), `Age ${age}`);
+    origin.reset();
+  });
+
   test("during an origin outage 20 concurrent requests make 1 origin request: stale where allowed, else the error", async () => {
     origin.reset();
     version = 7;

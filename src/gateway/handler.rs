@@ -2358,16 +2358,22 @@ fn client_response(
         .body(body)
 }
 
-/// `response` with the `Age` of an answer `age_ms` old: a stored copy (or a fill still being written) says how old
-/// it is, so a browser or a CDN in front counts the policy's max-age from its fetch.
+/// `response` with the `Age` of an answer `age_ms` old: a stored copy (or a fill still being written, or one another
+/// request led) says how old it is, so a browser or a CDN in front counts the policy's max-age from its fetch.
 fn with_age(response: Response, age_ms: u64) -> Response {
     respond::with_header(response, "age", &(age_ms / 1000).to_string())
 }
 
 fn fetched_response(f: &Fetched, policy: &CachePolicy, served: Served, asked: &Asked) -> Response {
-    let response = fetched_answer(f, policy, served, asked);
+    let mut response = fetched_answer(f, policy, served, asked);
+    // Not generated for this request: a fill's answer handed to another says its age, as a stored one does (RFC 9111
+    // §5.1) — a request that joined a fill under way got an answer as old as that fill's wait (its budget at most),
+    // and a cache in front counted the policy's max-age from its own receipt of it.
+    if served != Served::Led {
+        response = with_age(response, respond::now_ms().saturating_sub(f.requested_at));
+    }
     if served == Served::Hit {
-        return with_age(response, respond::now_ms().saturating_sub(f.requested_at));
+        return response;
     }
     // A miss says how long the origin took to answer the fill, as an uncached request does (the edge's own time is
     // appended beside it).
