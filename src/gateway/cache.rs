@@ -1045,7 +1045,15 @@ pub fn keep_purge_made(
 /// Many Requests`; `detail` is the error's text): another purge marked the tag within the second, and the write may
 /// be made again a second later. Any other refusal is not retried.
 pub fn kv_write_limited(detail: &str) -> bool {
-    detail.contains("429")
+    // The status as a number of its own: "429" inside a reference id or a length is no limit, and retrying on it held
+    // the purge a second for nothing.
+    let bytes = detail.as_bytes();
+    detail.match_indices("429").any(|(at, _)| {
+        let before = at.checked_sub(1).map(|i| bytes[i]);
+        let after = bytes.get(at + 3).copied();
+        !before.is_some_and(|b| b.is_ascii_alphanumeric())
+            && !after.is_some_and(|b| b.is_ascii_alphanumeric())
+    })
 }
 
 /// How long a purge waits before writing again the marks Workers KV refused for its per-key limit (one write a
@@ -1053,22 +1061,27 @@ pub fn kv_write_limited(detail: &str) -> bool {
 pub const PURGE_RETRY_MS: u64 = 1_000;
 
 /// The answer to a purge once its marks are written: 200 when every tag is marked; else 503 with `Retry-After: 1`,
-/// naming the tags marked and those not (`failed`, each as its mark names it) — the others were marked all the same,
-/// and a purge is safe to repeat, so the caller sends the failed ones again. (A 500 at the first failed mark left
-/// the tags after it unmarked, and did not say which.)
+/// naming the tags marked and those not (`failed_marks`: the marks not written, [`tag_key`] names) — the others were
+/// marked all the same, and a purge is safe to repeat, so the caller sends the failed ones again. (A 500 at the first
+/// failed mark left the tags after it unmarked, and did not say which.) Both answers name the tags as the request
+/// listed them, in its order (a tag listed twice, or in two cases, named each time): `purged` and `failed` together
+/// are the request's list, as the 200's `purged` is — a 503 naming them by their lower-case marks told a caller
+/// matching its own list that `Product-42` had been neither purged nor failed.
 pub fn purge_answer(
     requested: &[String],
-    marked: &[String],
-    failed: &[String],
+    failed_marks: &[String],
     at_ms: u64,
 ) -> (u16, Option<&'static str>, serde_json::Value) {
-    if failed.is_empty() {
+    if failed_marks.is_empty() {
         return (
             200,
             None,
             serde_json::json!({"purged": requested, "at_ms": at_ms}),
         );
     }
+    let (failed, purged): (Vec<&String>, Vec<&String>) = requested
+        .iter()
+        .partition(|tag| failed_marks.contains(&tag_key(tag)));
     (
         503,
         Some("1"),
@@ -1078,10 +1091,10 @@ pub fn purge_answer(
                 "message": format!(
                     "{} of {} tags could not be marked purged; send them again",
                     failed.len(),
-                    marked.len() + failed.len()
+                    requested.len()
                 ),
             },
-            "purged": marked,
+            "purged": purged,
             "failed": failed,
             "at_ms": at_ms,
         }),
@@ -1583,31 +1596,6 @@ mod tests {
     }
 
     #[test]
-    fn a_purge_names_the_tags_it_could_not_mark_and_asks_for_them_again() {
-        let tags = |t: &[&str]| t.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        let (status, retry, body) = purge_answer(&tags(&["A", "b"]), &tags(&["a", "b"]), &[], 7);
-        assert_eq!((status, retry), (200, None));
-        assert_eq!(body, serde_json::json!({"purged": ["A", "b"], "at_ms": 7}));
-        let (status, retry, body) = purge_answer(
-            &tags(&["a", "b", "c"]),
-            &tags(&["a", "c"]),
-            &tags(&["b"]),
-            7,
-        );
-        assert_eq!((status, retry), (503, Some("1")));
-        assert_eq!(body["purged"], serde_json::json!(["a", "c"]));
-        assert_eq!(body["failed"], serde_json::json!(["b"]));
-        assert_eq!(body["error"]["code"], "purge_incomplete");
-        assert_eq!(body["at_ms"], 7);
-        // Workers KV's per-key limit (the binding's error text) is retried; other refusals are not.
-        assert!(kv_write_limited("KV PUT failed: 429 Too Many Requests"));
-        assert!(!kv_write_limited(
-            "KV PUT failed: 500 Internal Server Error"
-        ));
-        assert!(!kv_write_limited("Error: network connection lost"));
-    }
-
-    #[test]
     fn a_purge_mark_that_is_no_time_cannot_be_read_rather_than_never_purged() {
         assert_eq!(purge_time(None), Ok(None));
         assert_eq!(
@@ -1630,6 +1618,48 @@ mod tests {
         let long = "é".repeat(100);
         let detail = purge_time(Some(&long)).unwrap_err();
         assert!(detail.len() < 120, "{detail}");
+    }
+
+    #[test]
+    fn a_purge_names_the_tags_it_could_not_mark_and_asks_for_them_again() {
+        let tags = |t: &[&str]| t.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let (status, retry, body) = purge_answer(&tags(&["A", "b"]), &[], 7);
+        assert_eq!((status, retry), (200, None));
+        assert_eq!(body, serde_json::json!({"purged": ["A", "b"], "at_ms": 7}));
+        let (status, retry, body) = purge_answer(&tags(&["a", "b", "c"]), &tags(&["b"]), 7);
+        assert_eq!((status, retry), (503, Some("1")));
+        assert_eq!(body["purged"], serde_json::json!(["a", "c"]));
+        assert_eq!(body["failed"], serde_json::json!(["b"]));
+        assert_eq!(body["error"]["code"], "purge_incomplete");
+        assert_eq!(body["at_ms"], 7);
+        // As the 200 names them: the tags as listed, in the request's order, each spelling of a failed mark failed.
+        let (_, _, body) = purge_answer(
+            &tags(&["Product-42", "news", "product-42", "Sale"]),
+            &tags(&["product-42"]),
+            7,
+        );
+        assert_eq!(body["purged"], serde_json::json!(["news", "Sale"]));
+        assert_eq!(
+            body["failed"],
+            serde_json::json!(["Product-42", "product-42"])
+        );
+        assert_eq!(
+            body["error"]["message"],
+            "2 of 4 tags could not be marked purged; send them again"
+        );
+        // Workers KV's per-key limit (the binding's error text) is retried; other refusals are not.
+        assert!(kv_write_limited("KV PUT failed: 429 Too Many Requests"));
+        assert!(!kv_write_limited(
+            "KV PUT failed: 500 Internal Server Error"
+        ));
+        assert!(!kv_write_limited("Error: network connection lost"));
+        // A 429 that is no status: within a reference id or a length, not the per-key limit (no second's wait).
+        assert!(!kv_write_limited(
+            "internal error; reference = 4z429kq1vu0fmsbtq"
+        ));
+        assert!(!kv_write_limited(
+            "KV PUT failed: 413 Value length of 42900000 exceeds limit"
+        ));
     }
 
     #[test]

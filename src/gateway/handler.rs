@@ -2930,14 +2930,11 @@ pub async fn purge(call: &mut Call) -> ApiResult<Response> {
             )
         });
     };
-    let (mut marked, mut failed, mut limited) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut failed, mut limited) = (Vec::new(), Vec::new());
     // Every mark is written, whichever fails: a failed one no longer leaves the tags after it unmarked.
     for tag in purge_marks(&request.tags) {
         match write_purge_mark(&kv, &tag, now).await {
-            Ok(()) => {
-                keep_made(&tag, now);
-                marked.push(tag);
-            }
+            Ok(()) => keep_made(&tag, now),
             // Another purge marked the tag within the second (Workers KV takes one write a second to a key).
             Err(detail) if kv_write_limited(&detail) => limited.push(tag),
             Err(detail) => failed.push(purge_mark_failed(call, tag, &detail)),
@@ -2950,15 +2947,13 @@ pub async fn purge(call: &mut Call) -> ApiResult<Response> {
         let again = respond::now_ms();
         for tag in limited {
             match write_purge_mark(&kv, &tag, again).await {
-                Ok(()) => {
-                    keep_made(&tag, again);
-                    marked.push(tag);
-                }
+                Ok(()) => keep_made(&tag, again),
                 Err(detail) => failed.push(purge_mark_failed(call, tag, &detail)),
             }
         }
     }
-    let (status, retry_after, body) = purge_answer(&request.tags, &marked, &failed, now);
+    // The tags named as the request listed them, in the 503 as in the 200.
+    let (status, retry_after, body) = purge_answer(&request.tags, &failed, now);
     let response = respond::json(status, &body)?;
     Ok(match retry_after {
         Some(secs) => respond::with_header(response, "retry-after", secs),
