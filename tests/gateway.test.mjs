@@ -513,12 +513,16 @@ describe("route table and proxy", () => {
         "x-original-url": "/gw/secure/admin",
         "x-rewrite-url": "/gw/secure/admin",
         x_original_url: "/gw/secure/admin",
+        // nginx's auth_request convention: an access service behind the gateway reads them as the request it decides
+        // on (Anubis matched its ALLOW rules on a client's X-Original-URI, CVE-2026-62314; Authelia reads both).
+        "x-original-uri": "/.well-known/x",
+        "x-original-method": "GET",
         "x-custom": "kept",
       },
     });
     assert.equal(response.status, 200);
     const seen = lastRequest().headers;
-    for (const name of ["proxy", "x-original-url", "x-rewrite-url", "x_original_url"]) {
+    for (const name of ["proxy", "x-original-url", "x-rewrite-url", "x_original_url", "x-original-uri", "x-original-method"]) {
       assert.equal(seen[name], undefined, name);
     }
     assert.equal(seen["x-custom"], "kept");
@@ -541,6 +545,12 @@ describe("route table and proxy", () => {
       "x-script-name": "//attacker.example",
       "front-end-https": "on",
       x_original_host: "attacker.example",
+      // RhodeCode's and Kallithea's https_fixup read X-Url-Scheme; Jetty's ForwardedRequestCustomizer makes a request
+      // secure on X-Proxied-Https, Proxy-Ssl-Id or Proxy-Auth-Cert (the last two naming its TLS session and cipher).
+      "x-url-scheme": "http",
+      "x-proxied-https": "on",
+      "proxy-ssl-id": "forged",
+      "proxy-auth-cert": "forged",
     };
     const response = await rawRequest("/gw/open/echo", { headers: { ...forged, "x-hostname": "kept" } });
     assert.equal(response.status, 200);

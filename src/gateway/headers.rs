@@ -37,12 +37,14 @@ const CLIENT_ADDRESS: &[&str] = &[
 
 /// Request headers that make an origin treat a request as another method (Symfony and Laravel read the first on a
 /// POST, Rails' `Rack::MethodOverride` too): a POST carrying `DELETE` would pass a POST route's checks and be
-/// performed as the DELETE a route with other checks serves. (A `_method` form or query field cannot be dropped
+/// performed as the DELETE a route with other checks serves. `X-Original-Method` is nginx's `auth_request`
+/// convention's, which an access service (Authelia's) reads as the method whose access it decides. (A `_method` form or query field cannot be dropped
 /// here; an origin that reads one should not be behind per-method checks.)
 const METHOD_OVERRIDE: &[&str] = &[
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
+    "x-original-method",
 ];
 
 /// Request headers that would have the origin act on something else than the request the gateway checked: `Proxy`,
@@ -50,16 +52,21 @@ const METHOD_OVERRIDE: &[&str] = &[
 /// clients take their proxy from — the origin's own outgoing requests would go through the caller's proxy (httpoxy,
 /// CVE-2016-5385; nginx and Apache advise clearing it at the proxy) — and `X-Original-URL` / `X-Rewrite-URL`, which
 /// Symfony (CVE-2018-14773), Zend Framework and IIS's URL Rewrite read as the path to serve: a request to a public
-/// route would be served the path of one with other checks.
-const TARGET_OVERRIDE: &[&str] = &["proxy", "x-original-url", "x-rewrite-url"];
+/// route would be served the path of one with other checks — and `X-Original-URI`, which nginx's `auth_request`
+/// convention sets for the service that decides access, and such services read as the path asked for (Anubis took
+/// a client's as the path its ALLOW rules matched, CVE-2026-62314).
+const TARGET_OVERRIDE: &[&str] = &["proxy", "x-original-url", "x-rewrite-url", "x-original-uri"];
 
 /// Request headers that name another host, scheme or base path than the request's, which frameworks behind a proxy
 /// they trust build absolute URLs from (a password-reset link, a cached page's asset URLs, a redirect): `X-Host`
 /// (mod_wsgi's `WSGITrustedProxyHeaders`), `X-Original-Host` (Yii 2's `getHostInfo`), `X-HTTP-Host-Override` (among
 /// the host overrides scanners try first), `X-Scheme` (Tornado's `xheaders`, mod_wsgi), `X-HTTPS` (mod_wsgi),
-/// `Front-End-Https` (Yii 2, IIS) and `X-Script-Name` (mod_wsgi, Flask's `ReverseProxied` recipe: the base of every
-/// URL it builds). The origin has the gateway's own `X-Forwarded-Host/-Proto/-Prefix`; `Forwarded` and the
-/// `X-Forwarded-*` family (`X-Forwarded-Server` too) are dropped as forwarding headers.
+/// `Front-End-Https` (Yii 2, IIS), `X-Url-Scheme` (RhodeCode's and Kallithea's `https_fixup`, PHP front
+/// controllers), Jetty's `ForwardedRequestCustomizer` defaults `X-Proxied-Https`, `Proxy-Ssl-Id` and
+/// `Proxy-Auth-Cert` (each makes the request secure, the last two also name its TLS session and cipher suite) and
+/// `X-Script-Name` (mod_wsgi, Flask's `ReverseProxied` recipe: the base of every URL it builds). The origin has the
+/// gateway's own `X-Forwarded-Host/-Proto/-Prefix`; `Forwarded` and the `X-Forwarded-*` family
+/// (`X-Forwarded-Server` too) are dropped as forwarding headers.
 const HOST_OVERRIDE: &[&str] = &[
     "x-host",
     "x-original-host",
@@ -67,6 +74,10 @@ const HOST_OVERRIDE: &[&str] = &[
     "x-scheme",
     "x-https",
     "front-end-https",
+    "x-url-scheme",
+    "x-proxied-https",
+    "proxy-ssl-id",
+    "proxy-auth-cert",
     "x-script-name",
 ];
 
@@ -825,10 +836,13 @@ mod tests {
             "X_Original_URL",
             "X-Rewrite-URL",
             "x_rewrite_url",
+            "X-Original-URI",
+            "x_original_uri",
+            "X-Original-Method",
         ] {
             assert!(!forward_request_header(name, &[]), "{name}");
         }
-        for name in ["Proxy-Status", "X-Original", "X-URL", "Referer"] {
+        for name in ["Proxy-Status", "X-Original", "X-URL", "X-URI", "Referer"] {
             assert!(forward_request_header(name, &[]), "{name}");
         }
     }
@@ -865,6 +879,10 @@ mod tests {
             "Front-End-Https",
             "X-Script-Name",
             "x_script_name",
+            "X-Url-Scheme",
+            "X-Proxied-Https",
+            "Proxy-Ssl-Id",
+            "Proxy-auth-cert",
         ] {
             assert!(!forward_request_header(name, &[]), "{name}");
         }
