@@ -21,6 +21,7 @@ pub enum RouteId {
     AuthSessionsEnd,
     DebugPanic,
     DebugCoalesce,
+    DebugJwksAge,
     GatewayPurge,
     // render
     RenderHome,
@@ -123,6 +124,15 @@ pub const ROUTES: &[RouteSpec] = &[
         id: RouteId::DebugCoalesce,
         method: "GET",
         pattern: "/__debug/coalesce",
+        debug_only: true,
+        head: true,
+    },
+    // Ages the isolate's JWKS memory by `?ms=` (`KeySetMemory::age`): the JWKS tests see its TTL, its grace and a
+    // failed read's hold lapse without waiting them out.
+    RouteSpec {
+        id: RouteId::DebugJwksAge,
+        method: "POST",
+        pattern: "/__debug/jwks/age",
         debug_only: true,
         head: true,
     },

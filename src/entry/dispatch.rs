@@ -166,6 +166,18 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
                         "refreshing": gateway::handler::refreshes_running() }),
             )
         }
+        RouteId::DebugJwksAge => {
+            let url = call.req.url().or_internal("reading the request URL")?;
+            let ms = url
+                .query_pairs()
+                .find(|(k, _)| k == "ms")
+                .and_then(|(_, v)| v.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_ms", "?ms= must be a number of milliseconds")
+                })?;
+            gateway::handler::age_jwks(ms);
+            super::respond::json(200, &serde_json::json!({ "aged_ms": ms }))
+        }
         RouteId::GatewayPurge => gateway::handler::purge(&mut call).await,
         // render
         RouteId::RenderHome | RouteId::RenderPage => render::handler::page(call).await,

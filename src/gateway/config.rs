@@ -20,6 +20,9 @@ pub struct GatewayConfig {
     pub jwt_max_bytes: u64,
     /// How long an isolate reuses the JWKS it read from KV.
     pub jwks_ttl_secs: u64,
+    /// How long a failed JWKS read holds off the next in the isolate (`GATEWAY_JWKS_HOLD_MS`, 1 s; 0: none): the
+    /// requests meanwhile use the kept set within its grace, or are answered that failure, without reading KV.
+    pub jwks_hold_ms: u64,
     /// Signature-verified tokens an isolate remembers (0: verify every signature); see `token_cache`.
     pub jwt_cache_entries: u64,
     /// The permission the admin purge route requires.
@@ -69,6 +72,7 @@ impl GatewayConfig {
             jwt_leeway_secs: vars.u64_in("GATEWAY_JWT_LEEWAY_SECONDS", 30, 0, 600)?,
             jwt_max_bytes: vars.u64_in("GATEWAY_JWT_MAX_BYTES", 8192, 256, 65_536)?,
             jwks_ttl_secs: vars.u64_in("GATEWAY_JWKS_TTL_SECONDS", 60, 0, 86_400)?,
+            jwks_hold_ms: vars.u64_in("GATEWAY_JWKS_HOLD_MS", 1_000, 0, 300_000)?,
             jwt_cache_entries: vars.u64_in("GATEWAY_JWT_CACHE_ENTRIES", 10_000, 0, 1_000_000)?,
             admin_permission: vars.string_or("GATEWAY_ADMIN_PERMISSION", "gateway:admin")?,
             purge_sync_ms: vars.u64_in("GATEWAY_PURGE_SYNC_MS", 5_000, 0, 60_000)?,

@@ -887,6 +887,12 @@ pub fn jwks_reads() -> u64 {
     JWKS.with(|m| m.borrow().reads())
 }
 
+/// Ages this isolate's JWKS memory by `ms` (`KeySetMemory::age`): the debug route the tests see a TTL, a grace or a
+/// hold lapse by, without waiting it out.
+pub fn age_jwks(ms: u64) {
+    JWKS.with(|m| m.borrow_mut().age(ms));
+}
+
 /// The key of [`JWKS_READS`]: one read at a time is waited for.
 const JWKS_READ: &str = "jwks";
 
@@ -913,6 +919,12 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
         match JWKS.with(|m| m.borrow_mut().lookup(now, ttl_ms)) {
             Lookup::Use(keys) => return Ok(keys),
             Lookup::Read(read) => break read,
+            // A read failed less than `GATEWAY_JWKS_HOLD_MS` ago, with no set to lend: that failure, not another read.
+            Lookup::Held { detail } => {
+                return Err(ApiError::internal(format!(
+                    "{detail} (read again after GATEWAY_JWKS_HOLD_MS)"
+                )))
+            }
             Lookup::Await { read, wait_ms } => {
                 match coalesce::in_progress(&JWKS_READS, JWKS_READ) {
                     Some(slot) => {
@@ -941,18 +953,33 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
         ),
     };
     let outcome = match read_and_keep(call, read.read, now).await {
-        // A re-read that failed while the kept set is within its grace (`KeySetMemory::grace`): that set, logged.
-        Err(error) => match JWKS.with(|m| m.borrow().grace(respond::now_ms(), ttl_ms)) {
-            Some(keys) => {
-                log::warn(
-                    "jwks read failed; the last key set read is used",
-                    serde_json::json!({"detail": error.internal_detail().unwrap_or(error.message()),
-                        "request_id": call.request_id}),
-                );
-                Ok(keys)
+        Err(error) => {
+            // No request reads again for the hold (`KeySetMemory::failed`): a broken or missing document costs one
+            // KV read per hold in an isolate, not one per request.
+            let at = respond::now_ms();
+            let detail = error
+                .internal_detail()
+                .unwrap_or(error.message())
+                .to_owned();
+            let hold_ms = call.isolate.config.gateway.jwks_hold_ms;
+            let lent = JWKS.with(|m| {
+                let mut memory = m.borrow_mut();
+                memory.failed(read.read, at, hold_ms, detail.clone());
+                memory.grace(at, ttl_ms)
+            });
+            match lent {
+                // A re-read that failed while the kept set is within its grace (`KeySetMemory::grace`): that set,
+                // logged (once per hold: the requests the hold lends it to make no read and write no line).
+                Some(keys) => {
+                    log::warn(
+                        "jwks read failed; the last key set read is used",
+                        serde_json::json!({"detail": detail, "request_id": call.request_id}),
+                    );
+                    Ok(keys)
+                }
+                None => Err(error),
             }
-            None => Err(error),
-        },
+        }
         kept => kept,
     };
     read.lead.publish(outcome.clone());

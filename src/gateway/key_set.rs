@@ -13,6 +13,11 @@
 //! requests to a fresh isolate made N reads. A failed read fails its waiters too (nothing is verified without a
 //! key set), and the next request reads again; a read that stalls is waited for at most [`REFRESH_STALE_MS`] from
 //! its start.
+//!
+//! A failed read (KV erring, no document, one that is no JWKS) holds off the next read for a while
+//! (`GATEWAY_JWKS_HOLD_MS`, [`KeySetMemory::failed`]): meanwhile requests use the kept set while it may be lent
+//! ([`KeySetMemory::grace`]) and are otherwise answered that failure ([`Lookup::Held`]) without a read of their own
+//! — before, while the document was broken or missing every JWT request read KV again, and logged it.
 
 use std::rc::Rc;
 
@@ -32,6 +37,15 @@ pub enum Lookup<K> {
     /// [`REFRESH_STALE_MS`] from that read's start (counted from the waiter's own arrival, a request arriving late in
     /// a stalled read waited up to twice that before reading itself), then look up again if none came.
     Await { read: u64, wait_ms: u64 },
+    /// A read failed less than the hold ago and no kept set may be lent: answer that failure (`detail`) without
+    /// reading again.
+    Held { detail: String },
+}
+
+/// A read that failed: until when it holds off the next read, and why it failed.
+struct Failed {
+    until_ms: u64,
+    detail: String,
 }
 
 struct Kept<K> {
@@ -55,6 +69,8 @@ pub struct KeySetMemory<K> {
     /// [`REFRESH_STALE_MS`] from then, however many reads stall or fail meanwhile (counted from the latest read,
     /// a KV that keeps stalling or failing would keep a removed key accepted, one request every 2 s waiting).
     refresh_since: Option<u64>,
+    /// The last read that failed, while it holds off the next ([`Self::failed`]).
+    failed: Option<Failed>,
 }
 
 impl<K> Default for KeySetMemory<K> {
@@ -65,6 +81,7 @@ impl<K> Default for KeySetMemory<K> {
             refreshing: None,
             read_started: 0,
             refresh_since: None,
+            failed: None,
         }
     }
 }
@@ -81,7 +98,16 @@ impl<K> KeySetMemory<K> {
             if age < ttl_ms || read_under_way {
                 return Lookup::Use(kept.keys.clone());
             }
-        } else if let Some(read) = self.refreshing {
+        }
+        if let Some(failed) = self.failed.as_ref().filter(|f| now_ms < f.until_ms) {
+            return match self.grace(now_ms, ttl_ms) {
+                Some(keys) => Lookup::Use(keys),
+                None => Lookup::Held {
+                    detail: failed.detail.clone(),
+                },
+            };
+        }
+        if let (None, Some(read)) = (&self.kept, self.refreshing) {
             let waited = now_ms.saturating_sub(self.read_started);
             if waited < REFRESH_STALE_MS {
                 return Lookup::Await {
@@ -112,6 +138,7 @@ impl<K> KeySetMemory<K> {
                 kept.at_ms = started_ms;
                 kept.read = read;
                 self.refresh_since = None;
+                self.failed = None;
             }
             return Ok(kept.keys.clone());
         }
@@ -124,6 +151,7 @@ impl<K> KeySetMemory<K> {
                 keys: keys.clone(),
             });
             self.refresh_since = None;
+            self.failed = None;
         }
         Ok(keys)
     }
@@ -137,6 +165,36 @@ impl<K> KeySetMemory<K> {
             .as_ref()
             .filter(|k| now_ms.saturating_sub(k.at_ms) < ttl_ms.saturating_mul(2))
             .map(|k| k.keys.clone())
+    }
+
+    /// Read `read` failed at `now_ms` (`detail`: why): no request reads again for `hold_ms` — they use the kept set
+    /// while [`Self::grace`] lends it, else are answered the failure ([`Lookup::Held`]) — so a broken or missing
+    /// document costs one read per hold, not one per request. A read that started before the kept set's holds
+    /// nothing off (a later read found the document).
+    pub fn failed(&mut self, read: u64, now_ms: u64, hold_ms: u64, detail: String) {
+        self.finished(read);
+        if self.kept.as_ref().is_some_and(|k| k.read > read) {
+            return;
+        }
+        self.failed = Some(Failed {
+            until_ms: now_ms.saturating_add(hold_ms),
+            detail,
+        });
+    }
+
+    /// Moves every time this memory holds `ms` into the past, as if that long had passed: the tests' way (through
+    /// a debug route) to see a TTL, a grace or a hold lapse without waiting it out.
+    pub fn age(&mut self, ms: u64) {
+        if let Some(kept) = &mut self.kept {
+            kept.at_ms = kept.at_ms.saturating_sub(ms);
+        }
+        if let Some(failed) = &mut self.failed {
+            failed.until_ms = failed.until_ms.saturating_sub(ms);
+        }
+        if let Some(since) = &mut self.refresh_since {
+            *since = since.saturating_sub(ms);
+        }
+        self.read_started = self.read_started.saturating_sub(ms);
     }
 
     /// How many reads requests were told to make (the debug route reports it: the tests count reads by it).
@@ -384,5 +442,80 @@ mod tests {
         assert!(memory.grace(1, 0).is_none());
         // A cold isolate has nothing to lend.
         assert!(KeySetMemory::<String>::default().grace(0, TTL).is_none());
+    }
+
+    #[test]
+    fn a_failed_read_holds_off_the_next_lending_the_kept_set_or_answering_the_failure() {
+        const HOLD: u64 = 1_000;
+        let held = |memory: &mut KeySetMemory<String>, now| match memory.lookup(now, TTL) {
+            Lookup::Held { detail } => detail,
+            other => panic!("expected the failure held, got {other:?}"),
+        };
+        // Cold: a failed read is answered to every request of the hold, none reading; then one reads again.
+        let mut memory = KeySetMemory::default();
+        let first = read(&mut memory, 0);
+        memory.failed(first, 5, HOLD, "JWKS: no document".into());
+        for now in [5, 6, HOLD + 4] {
+            assert_eq!(held(&mut memory, now), "JWKS: no document", "{now}");
+        }
+        assert_eq!(memory.reads(), 1);
+        let again = read(&mut memory, HOLD + 5);
+        let keys = memory.keep(again, HOLD + 5, "a".into(), parse).unwrap();
+        assert!(
+            Rc::ptr_eq(&used(&mut memory, HOLD + 6), &keys),
+            "a read kept ends the hold"
+        );
+
+        // Warm: past the TTL a failed re-read lends the kept set for the hold without another read, within its grace.
+        let start = HOLD + 5;
+        let lapsed = read(&mut memory, start + TTL);
+        memory.failed(lapsed, start + TTL, HOLD, "JWKS: broken".into());
+        for now in [start + TTL, start + TTL + HOLD - 1] {
+            assert!(Rc::ptr_eq(&used(&mut memory, now), &keys), "{now}");
+        }
+        assert_eq!(memory.reads(), 3, "one read for the hold");
+        let next = read(&mut memory, start + TTL + HOLD);
+        // Past the grace, the hold answers the failure.
+        memory.failed(next, start + 2 * TTL, HOLD, "JWKS: broken".into());
+        assert_eq!(held(&mut memory, start + 2 * TTL + 1), "JWKS: broken");
+        assert_eq!(memory.reads(), 4);
+
+        // A failed read that started before the kept set's read holds nothing off; a hold of 0 holds nothing.
+        let mut memory = KeySetMemory::default();
+        let t = 10 * TTL;
+        let slow = read(&mut memory, t);
+        memory.finished(slow);
+        let quick = read(&mut memory, t + REFRESH_STALE_MS);
+        memory
+            .keep(quick, t + REFRESH_STALE_MS, "a".into(), parse)
+            .unwrap();
+        memory.failed(slow, t + REFRESH_STALE_MS + 1, HOLD, "late".into());
+        let after = read(&mut memory, t + REFRESH_STALE_MS + TTL);
+        memory.failed(after, t + REFRESH_STALE_MS + TTL, 0, "no hold".into());
+        read(&mut memory, t + REFRESH_STALE_MS + TTL);
+    }
+
+    #[test]
+    fn aged_memory_sees_its_ttl_and_hold_lapse() {
+        // Times as the runtime's clock gives them (ms since the epoch): aging moves them back.
+        const T: u64 = 1_700_000_000_000;
+        let mut memory = KeySetMemory::default();
+        let first = read(&mut memory, T);
+        let keys = memory.keep(first, T, "a".into(), parse).unwrap();
+        assert!(Rc::ptr_eq(&used(&mut memory, T + 1), &keys));
+        memory.age(TTL);
+        let again = read(&mut memory, T + 1);
+        memory.failed(again, T + 1, 10 * TTL, "broken".into());
+        assert!(
+            Rc::ptr_eq(&used(&mut memory, T + 2), &keys),
+            "lent: TTL old, within its grace"
+        );
+        memory.age(TTL);
+        match memory.lookup(T + 2, TTL) {
+            Lookup::Held { .. } => {}
+            other => panic!("past the grace, within the hold: {other:?}"),
+        }
+        memory.age(10 * TTL);
+        read(&mut memory, T + 2);
     }
 }
