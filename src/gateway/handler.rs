@@ -221,7 +221,7 @@ async fn proxy_route(
     // RFC 9110 §7.6.2: an OPTIONS (or TRACE) with no hop left is answered here, as its final recipient, with what
     // the route serves; one with hops left goes on with one fewer (`origin_headers`).
     let response = if max_forwards(method, header_list::get(incoming, "max-forwards")) == Some(0) {
-        final_recipient_answer(call, url).await?
+        final_recipient_answer(call, url, false).await?
     } else {
         forward(
             call,
@@ -243,9 +243,17 @@ async fn proxy_route(
 
 /// The answer to an OPTIONS with no hop left (`Max-Forwards: 0`, RFC 9110 §7.6.2), which the gateway must not forward
 /// and answers as its final recipient: 200 with every method the path is served with, its body (if any) read first.
-async fn final_recipient_answer(call: &mut Call, url: RequestUrl<'_>) -> ApiResult<Response> {
+/// A `preflight`'s lists OPTIONS too, as its 405 does (`ApiError::preflight_refused`): the gateway serves it there.
+async fn final_recipient_answer(
+    call: &mut Call,
+    url: RequestUrl<'_>,
+    preflight: bool,
+) -> ApiResult<Response> {
     crate::entry::body::drain(&mut call.req).await;
-    let allowed = call.isolate.config.gateway.routes.allowed(url.path);
+    let mut allowed = call.isolate.config.gateway.routes.allowed(url.path);
+    if preflight && !allowed.iter().any(|m| m == "OPTIONS") {
+        allowed.push("OPTIONS".to_owned());
+    }
     Ok(Response::builder()
         .with_status(200)
         .with_header("allow", &allowed.join(", "))
@@ -312,7 +320,7 @@ async fn preflight_answer(
     // A preflight is an OPTIONS too: with no hop left it is not forwarded (RFC 9110 §7.6.2), and answered without the
     // origin's CORS headers, which only the origin can give; with hops left it goes on with one fewer.
     if max_forwards("OPTIONS", header_list::get(incoming, "max-forwards")) == Some(0) {
-        let answer = final_recipient_answer(call, url).await?;
+        let answer = final_recipient_answer(call, url, true).await?;
         return Ok(RateLimitHeaders::apply_all(
             &limited.iter().collect::<Vec<_>>(),
             answer,
