@@ -514,7 +514,7 @@ describe("route table and proxy", () => {
         "x-rewrite-url": "/gw/secure/admin",
         x_original_url: "/gw/secure/admin",
         // nginx's auth_request convention: an access service behind the gateway reads them as the request it decides
-        // on (Anubis matched its ALLOW rules on a client's X-Original-URI, CVE-2026-62314; Authelia reads both).
+        // on (a client's own would be judged instead of the request's; Authelia reads both).
         "x-original-uri": "/.well-known/x",
         "x-original-method": "GET",
         "x-custom": "kept",

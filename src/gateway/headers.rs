@@ -53,8 +53,8 @@ const METHOD_OVERRIDE: &[&str] = &[
 /// CVE-2016-5385; nginx and Apache advise clearing it at the proxy) — and `X-Original-URL` / `X-Rewrite-URL`, which
 /// Symfony (CVE-2018-14773), Zend Framework and IIS's URL Rewrite read as the path to serve: a request to a public
 /// route would be served the path of one with other checks — and `X-Original-URI`, which nginx's `auth_request`
-/// convention sets for the service that decides access, and such services read as the path asked for (Anubis took
-/// a client's as the path its ALLOW rules matched, CVE-2026-62314).
+/// convention sets for the service that decides access, and such services read as the path asked for: a client's
+/// own would be judged instead of the request's.
 const TARGET_OVERRIDE: &[&str] = &["proxy", "x-original-url", "x-rewrite-url", "x-original-uri"];
 
 /// Request headers that name another host, scheme or base path than the request's, which frameworks behind a proxy
