@@ -1197,6 +1197,41 @@ test("a palette PNG with no PLTE before its first IDAT is refused 502 as corrupt
   assert.deepEqual((await sharp(shown.body).metadata()).width, 20);
 });
 
+test("an indexed PNG whose PLTE has no entry, more than 256 or a length not a multiple of 3 is refused 502 as corrupt when its original would be served", async () => {
+  // libpng's png_handle_PLTE calls such a palette "invalid" (a chunk error in an indexed PNG; an empty one is
+  // png_set_PLTE's "Invalid palette") and the png crate (Skia's Rust codec) ChunkLengthWrong: no browser draws it.
+  // Where the resize fails (cf-image mode, Cloudflare's error here) its original was served as a 200.
+  const cfWorker = await startWorker({
+    vars: { IMAGES_ORIGIN: origin.url, IMAGES_MODE: "cf-image", IMAGES_SOURCE_PREFIXES: '["photos/"]' },
+    workerOptions: {
+      async outboundService(request) {
+        const upstream = await fetch(request.url);
+        const headers = new Headers(upstream.headers);
+        if (request.cf?.image) headers.set("cf-resized", "err=9422");
+        return new Response(await upstream.arrayBuffer(), { status: upstream.status, headers });
+      },
+    },
+  });
+  try {
+    for (const [name, bytes] of [["empty", 0], ["five", 5], ["257-entries", 3 * 257]]) {
+      fixtures[`/photos/palette-${name}.png`] = { type: "image/png", body: indexedPng(chunk("PLTE", Buffer.alloc(bytes, 7))) };
+      const answer = await get(cfWorker, `/images/20/photos/palette-${name}.png`);
+      assert.equal(answer.status, 502, `${name}: ${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
+      assert.equal(
+        JSON.parse(answer.body).error.message,
+        "the source image is cut short or corrupt: its header says its size, but it breaks off before its first pixel",
+      );
+    }
+    // 256 entries, the most there may be: an image, its original served in place of the failed variant.
+    fixtures["/photos/palette-256-entries.png"] = { type: "image/png", body: indexedPng(chunk("PLTE", Buffer.alloc(768, 7))) };
+    const full = await get(cfWorker, "/images/20/photos/palette-256-entries.png");
+    assert.equal(full.status, 200);
+    assert.match(full.headers.get("x-image-transform"), /failed/);
+  } finally {
+    await cfWorker.stop();
+  }
+});
+
 test("a PNG whose IHDR no decoder accepts (a zero side, a bit depth or interlace method there is none of) is refused 502 as corrupt, not served as the original", async () => {
   // libpng's png_check_IHDR ("Invalid IHDR data") and the png crate refuse it before any pixel; Miniflare's resizer
   // fails on it, so its bytes were served as a 200 "original" no browser shows.

@@ -18,7 +18,8 @@ pub enum Declared {
     /// header, or one whose boxes break off or claim less than their own header), or an image that ends first.
     Unknown,
     /// A PNG whose `IHDR` says its size, but that ends (cut short, or at `IEND`) or breaks (a chunk no decoder reads
-    /// past, an indexed one with no `PLTE`) before its first `IDAT`: no pixel of it is drawn.
+    /// past, an indexed one with no `PLTE` or a `PLTE` of an invalid length) before its first `IDAT`: no pixel of it is
+    /// drawn.
     NoPixels,
     /// A JPEG whose frame header lies past the bytes read: its segments go on at this offset of the image, to be
     /// followed with [`jpeg_segments`]. An encoder may put as many APPn segments before the frame header as it
@@ -906,6 +907,9 @@ pub struct ChunkWalk {
     pub palette_seen: bool,
 }
 
+/// The most bytes a PNG's `PLTE` may hold: 256 entries of 3 bytes (§11.2.3).
+const MAX_PALETTE_BYTES: u64 = 3 * 256;
+
 /// The largest length a PNG chunk may say: a PNG four-byte unsigned integer is at most 2^31 - 1 (§7.1).
 const MAX_PNG_CHUNK_LENGTH: u64 = 0x7FFF_FFFF;
 
@@ -993,6 +997,17 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
             // A second PLTE before the first IDAT: libpng's "duplicate" (a chunk error, PLTE being critical), the
             // png crate's DuplicateChunk — a decoder stops here, before any pixel. (After IDAT libpng only warns.)
             b"PLTE" if walk.kind == ChunkKind::Png && !walk.past_idat && walk.palette_seen => {
+                return Declared::NoPixels
+            }
+            // An indexed PNG's palette of no entry, of more than 256 or of a length not a multiple of 3: libpng's
+            // "invalid" (a chunk error when the palette is needed) or png_set_PLTE's "Invalid palette", the png
+            // crate's ChunkLengthWrong — no pixel is drawn. More entries than the bit depth indexes are drawn (libpng
+            // keeps the first 2^depth), and in another colour type libpng only warns (a browser draws the image).
+            b"PLTE"
+                if walk.kind == ChunkKind::Png
+                    && walk.palette_missing
+                    && (length == 0 || length > MAX_PALETTE_BYTES || length % 3 != 0) =>
+            {
                 return Declared::NoPixels
             }
             b"PLTE" => {
@@ -2547,6 +2562,48 @@ mod tests {
                 Declared::Size(40, 30),
                 "one after IDAT: its pixels are drawn before it is read"
             );
+        }
+    }
+
+    #[test]
+    fn an_indexed_png_whose_palette_has_an_invalid_length_has_no_pixels() {
+        // libpng's png_handle_PLTE: a length past 768 or not a multiple of 3 is "invalid", a chunk error in an
+        // indexed PNG, and no entry at all is png_set_PLTE's "Invalid palette"; the png crate (Skia's Rust codec)
+        // takes only 3..=768 bytes in a multiple of 3 (ChunkLengthWrong). No browser draws a pixel of it.
+        let with_plte = |colour: u8, depth: u8, length: usize| {
+            let mut image = png_then(&[(b"PLTE", length), (b"IDAT", 100), (b"IEND", 0)]);
+            image[24] = depth;
+            image[25] = colour;
+            image
+        };
+        for length in [0, 1, 2, 5, 767, 771, 3 * 300] {
+            let image = with_plte(3, 8, length);
+            assert_eq!(walked(&image).0, Declared::NoPixels, "{length} bytes");
+        }
+        // Past the first window (behind a large text chunk) too.
+        let mut far = png_then(&[(b"iTXt", SIZE_BYTES + 10), (b"PLTE", 5), (b"IDAT", 100)]);
+        far[25] = 3;
+        assert_eq!(walked(&far), (Declared::NoPixels, 2));
+        // More entries than the bit depth indexes: libpng keeps the first 2^depth, the png crate all — drawn.
+        for (depth, length) in [(1, 9), (2, 15), (4, 51), (8, 768), (8, 3)] {
+            let image = with_plte(3, depth, length);
+            assert_eq!(
+                walked(&image).0,
+                Declared::Size(40, 30),
+                "depth {depth}, {length} bytes"
+            );
+        }
+        // A palette that is only a suggestion (truecolour) or ignored (greyscale): libpng's "invalid" or "ignored in
+        // grayscale PNG" is a benign error there, a warning in browsers, so Firefox draws the image.
+        for colour in [0, 2, 4, 6] {
+            for length in [1, 5, 771] {
+                let image = with_plte(colour, 8, length);
+                assert_eq!(
+                    walked(&image).0,
+                    Declared::Size(40, 30),
+                    "colour type {colour}, {length} bytes"
+                );
+            }
         }
     }
 
