@@ -171,22 +171,17 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         return conditional(finish(response, "MISS", vary, "no-store"));
     }
     // Stored with the answer, so a HIT gives the tag a MISS gave for the same bytes. Bounded like every other step
-    // (the digest reads the runtime's Blob, which should never stall): one that has not answered within the source
-    // timeout leaves the variant served untagged and not stored (a stored copy must carry its tag), logged.
-    let etag = match crate::entry::within_ms(
-        etag_of(&variant.body),
-        u64::from(config.source_timeout_ms),
-    )
-    .await
-    {
-        Some(etag) => etag?,
-        None => {
+    // (the digest reads the runtime's Blob, which should never stall or fail): one that fails, or has not answered
+    // within the source timeout, leaves the variant served untagged and not stored (a stored copy must carry its
+    // tag), logged — the image is made, so it is never a 500 for want of its tag.
+    let digest =
+        crate::entry::within_ms(etag_of(&variant.body), u64::from(config.source_timeout_ms)).await;
+    let etag = match validator::tag_or_why(digest, config.source_timeout_ms) {
+        Ok(etag) => etag,
+        Err(detail) => {
             crate::entry::log::warn(
                 "image etag digest failed",
-                serde_json::json!({
-                    "request_id": call.request_id,
-                    "detail": format!("no answer in {} ms (the source timeout)", config.source_timeout_ms),
-                }),
+                serde_json::json!({"request_id": call.request_id, "detail": detail}),
             );
             drop(lead);
             let response = marked(blob_response(&variant, &cache_control, None));

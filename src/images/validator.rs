@@ -15,9 +15,37 @@ pub fn etag(digest: &[u8]) -> String {
     )
 }
 
+/// A variant's tag from its digest as it came back within `limit_ms` (`None`: no answer by then), or why it has
+/// none: a digest that failed and one that never answered leave the variant alike — served untagged, not stored (a
+/// stored copy must carry its tag), the reason logged — rather than one a 500 and the other an image.
+pub fn tag_or_why<E: std::fmt::Display>(
+    digest: Option<Result<String, E>>,
+    limit_ms: u32,
+) -> Result<String, String> {
+    match digest {
+        Some(Ok(tag)) => Ok(tag),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err(format!("no answer in {limit_ms} ms (the source timeout)")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_digest_that_fails_leaves_the_variant_untagged_as_one_that_never_answers() {
+        let tag = etag(&[7; 32]);
+        assert_eq!(tag_or_why(Some(Ok::<_, String>(tag.clone())), 500), Ok(tag));
+        assert_eq!(
+            tag_or_why(Some(Err("DigestStream: aborted")), 500),
+            Err("DigestStream: aborted".to_owned())
+        );
+        assert_eq!(
+            tag_or_why(None::<Result<String, String>>, 500),
+            Err("no answer in 500 ms (the source timeout)".to_owned())
+        );
+    }
 
     #[test]
     fn a_tag_is_the_quoted_hex_of_the_digests_first_bytes() {
