@@ -719,6 +719,28 @@ test("a HEAD's headers are the GET's for the same request: signed in, a visitor,
   assert.match(cleared.headers.get("set-cookie") ?? "", /__Host-edgekit_session=;.*Max-Age=0/i, "the dead cookie is cleared");
 });
 
+test("a page's 304 clears a dead session cookie as its 200 would, and gives a visitor with no cookie no id (no page is shown, as for a HEAD)", async () => {
+  // RFC 9110 §15.4.5 limits the representation metadata a 304 carries; Set-Cookie is none, and browsers store it from
+  // a 304. A dead cookie kept by the 304 was sent again on every request until a 200 cleared it.
+  const dead = randomBytes(32).toString("base64url"); // well-formed, names no session
+  for (const method of ["GET", "HEAD"]) {
+    origin.reset();
+    const cleared = await worker.mf.dispatchFetch(new URL("/", worker.url), {
+      method,
+      headers: { cookie: `__Host-edgekit_session=${dead}; ek_vid=${VISITOR}`, "if-none-match": "*" },
+    });
+    assert.equal(cleared.status, 304, method);
+    assert.match(cleared.headers.get("set-cookie") ?? "", /__Host-edgekit_session=;.*Max-Age=0/i, `${method}: the dead cookie is cleared`);
+    assert.doesNotMatch(cleared.headers.get("set-cookie") ?? "", /ek_vid=/, `${method}: the visitor keeps their id`);
+    await cleared.arrayBuffer();
+    const visitor = await worker.mf.dispatchFetch(new URL("/", worker.url), { method, headers: { "if-none-match": "*" } });
+    assert.equal(visitor.status, 304, method);
+    assert.equal(visitor.headers.get("set-cookie"), null, `${method}: no id for a page not shown`);
+    await visitor.arrayBuffer();
+    assert.equal(origin.requests.length, 0, "no fragment was fetched");
+  }
+});
+
 test("one product the catalog cannot price is left out (logged, naming its sku) while the others are offered", async (t) => {
   t.after(() => seedContent(kv));
   const catalog = (bad) =>

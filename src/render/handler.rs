@@ -42,7 +42,8 @@ fn mode(req: &Request) -> ApiResult<Mode> {
     })
 }
 
-/// The page's answer to its preconditions (RFC 9110 §13.2.2), evaluated before anything is read: the Worker renders
+/// The page's answer to its preconditions (RFC 9110 §13.2.2), evaluated before anything is read (a 304 is then given
+/// the session check's cookie clearing, [`page`]): the Worker renders
 /// the page, so it answers for it as its origin, which MUST evaluate them (§13.1.1, §13.1.2). A page has no entity
 /// tag (each response carries a fresh CSP nonce), so an `If-Match` list of tags names no current representation —
 /// 412 — while `*` names it; an `If-None-Match` of `*` names it — 304, no body — while a list of tags never does.
@@ -176,7 +177,19 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         .ok_or_else(|| ApiError::not_found("no such page"))?
         .clone();
     let mode = mode(&call.req)?;
+    let budget_ms = u64::from(config.content_budget_ms);
     if let Some(answered) = preconditions(&call.req)? {
+        // A 304 stands for the page a 200 would send, so a dead session cookie is cleared on it as on the 200 (and
+        // the HEAD): a 304 may carry Set-Cookie (RFC 9110 §15.4.5 limits only representation metadata), and a kept
+        // one would be sent again until a 200 cleared it. A visitor with no cookie is given no id: no page is shown,
+        // so no variant is drawn for it (as for a HEAD). Nothing else is read.
+        let (_, clear_session) = session_user(&call, budget_ms).await;
+        if let Some(clear) = &clear_session {
+            answered
+                .headers()
+                .append("set-cookie", clear)
+                .or_internal("setting a page header")?;
+        }
         return Ok(answered);
     }
     // A HEAD gets the page's headers and no body (which the runtime would drop): no slot is loaded (no fragment
@@ -185,7 +198,6 @@ pub async fn page(call: Call) -> ApiResult<Response> {
     // preferences and the variant; a dead cookie is cleared), the manifest (`Link`), flags (`x-variant`),
     // preferences and geo (`Content-Language`, `x-locale-source`, `x-country`).
     let head = call.method == "HEAD";
-    let budget_ms = u64::from(config.content_budget_ms);
     let (user_id, clear_session) = session_user(&call, budget_ms).await;
 
     let header = |name: &str| call.req.headers().get(name).ok().flatten();
