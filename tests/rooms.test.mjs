@@ -1909,6 +1909,86 @@ test("a logout ends the session's room access: its unused ticket is refused 401,
   }
 });
 
+test("DELETE /auth/sessions ends the room access of every session of the user, as a logout does: tickets minted before are refused 401 session_ended, open sockets closed 1008; another user's stay", async () => {
+  // The way out when the session list shows a stolen session: the thief's tickets and sockets must end with it, not
+  // only the caller's. The room asks D1 by session family; this pins that a revocation by user (not by the
+  // cookie's ids, as a logout's) is one the room sees, for a session other than the caller's.
+  const KEY = generateSigningJwk("rooms-end-all-key");
+  const [ALICE, BOB] = ["alice@example.com", "bob@example.com"].map((email) => DEMO_USERS.find((u) => u.email === email));
+  const w = await startWorker({ vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY), ROOMS_DIRECTORY_REPORT_SECONDS: 1 } });
+  const raw = [];
+  try {
+    await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+    const issue = async (token) => {
+      const r = await w.fetch("/rooms/ending-all/ticket", { method: "POST", headers: { cookie: cookieOf(token) } });
+      assert.equal(r.status, 201, "a ticket");
+      return (await r.json()).ticket;
+    };
+    const join = async (t) => {
+      const s = await deafSocket(w, "ending-all", null, t);
+      raw.push(s);
+      return s;
+    };
+    const [owner, thief, bob] = [await loginToken(w, ALICE), await loginToken(w, ALICE), await loginToken(w, BOB)];
+    const [thiefUnused, ownerUnused] = [await issue(thief), await issue(owner)];
+    const [thiefs, owners, bobs] = [await join(await issue(thief)), await join(await issue(owner)), await join(await issue(bob))];
+    const out = await w.fetch("/auth/sessions", { method: "DELETE", headers: { cookie: cookieOf(owner) } });
+    assert.equal(out.status, 204, "every session of the user ended");
+    const refusal = async (t, ip) => {
+      const answer = await joinFrom(w, "ending-all", t, ip);
+      if (answer.ws) answer.ws.terminate();
+      return `${answer.status} ${answer.body ? JSON.parse(answer.body).error.code : ""}`;
+    };
+    assert.equal(await refusal(thiefUnused, "203.0.113.61"), "401 session_ended", "the other session's ticket minted before no longer joins");
+    assert.equal(await refusal(ownerUnused, "203.0.113.62"), "401 session_ended", "nor the caller's own");
+    for (const [s, what] of [[thiefs, "the other session's"], [owners, "the caller's"]]) {
+      await until(() => closeCode(s.data) !== undefined, { ms: 8000, what: `${what} socket closed` });
+      assert.equal(closeCode(s.data), 1008, `${what} socket closed for policy`);
+      assert.match(closeFrame(s.data).subarray(2).toString(), /session ended/);
+    }
+    assert.equal(closeCode(bobs.data), undefined, "another user's socket stays open");
+  } finally {
+    raw.forEach((s) => s.sock.destroy());
+    await w.stop();
+  }
+});
+
+test("a login that ends the browser's earlier session ends that session's room access too: its tickets are refused 401 session_ended, its sockets closed 1008", async () => {
+  // A login replaces the browser's session (the earlier one ends in the login's D1 transaction): the earlier
+  // session's tickets and sockets (another tab of the same browser, or a copy of its token) end with it.
+  const KEY = generateSigningJwk("rooms-relogin-key");
+  const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
+  const w = await startWorker({ vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY), ROOMS_DIRECTORY_REPORT_SECONDS: 1 } });
+  const raw = [];
+  try {
+    await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+    const issue = async (token) => {
+      const r = await w.fetch("/rooms/relogin/ticket", { method: "POST", headers: { cookie: cookieOf(token) } });
+      assert.equal(r.status, 201, "a ticket");
+      return (await r.json()).ticket;
+    };
+    const earlier = await loginToken(w, ALICE);
+    const unused = await issue(earlier);
+    const tab = await deafSocket(w, "relogin", null, await issue(earlier));
+    raw.push(tab);
+    const again = await w.fetch("/auth/login", {
+      method: "POST",
+      headers: { "content-type": "application/json", cookie: cookieOf(earlier) },
+      body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
+    });
+    assert.equal(again.status, 200, "signed in again");
+    await again.arrayBuffer();
+    const answer = await joinFrom(w, "relogin", unused, "203.0.113.63");
+    if (answer.ws) answer.ws.terminate();
+    assert.equal(`${answer.status} ${answer.body ? JSON.parse(answer.body).error.code : ""}`, "401 session_ended", "the earlier session's ticket no longer joins");
+    await until(() => closeCode(tab.data) !== undefined, { ms: 8000, what: "the earlier session's socket closed" });
+    assert.equal(closeCode(tab.data), 1008);
+  } finally {
+    raw.forEach((s) => s.sock.destroy());
+    await w.stop();
+  }
+});
+
 test("the room's close frame echoes the code its client closed with (RFC 6455 §5.5.1), and answers a close without one", async () => {
   const w = await startWorker({ vars: VARS });
   try {
