@@ -2311,3 +2311,50 @@ test("a ticket the room found ended only by a lowered SESSION_MAX_SECS joins onc
     rmSync(stateDir, { recursive: true, force: true });
   }
 });
+
+test("a ticket of a session a join found ended under settings without a session limit is refused 401 session_ended again, not failed: the mark it keeps is a number the room's SQLite gives back", async () => {
+  // Settings without `session_max_ms` (a Worker built before it, during a deploy) mean no limit, and the room marked
+  // the session's tickets with i64::MAX: stored as a JavaScript number (2^63, a float), it read back as no i64, and
+  // every later join with a ticket of that session failed in the room instead of being refused.
+  const KEY = generateSigningJwk("rooms-no-limit-mark-key");
+  const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
+  const w = await startWorker({ vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY) } });
+  try {
+    await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+    const token = await loginToken(w, ALICE);
+    const issue = async () => {
+      const r = await w.fetch("/rooms/no-limit-mark/ticket", { method: "POST", headers: { cookie: cookieOf(token) } });
+      assert.equal(r.status, 201, "a ticket");
+      return (await r.json()).ticket;
+    };
+    const [first, second] = [await issue(), await issue()];
+    assert.equal((await w.fetch("/auth/logout", { method: "POST", headers: { cookie: cookieOf(token) } })).status, 204, "logged out");
+    // Joins sent to the room's object as a Worker whose settings have no session limit sends them.
+    const rooms = await w.mf.getDurableObjectNamespace("ROOMS");
+    const room = rooms.get(rooms.idFromName("room:no-limit-mark"));
+    const settings = {
+      max_message_bytes: 4096,
+      updates_per_second: 30,
+      update_burst: 60,
+      max_members: 50,
+      compaction: { max_entries: 500, max_bytes: 262144 },
+      directory_shards: 4,
+    };
+    const join = async (t) => {
+      try {
+        const r = await room.fetch(`http://room/connect?ticket=${t}`, {
+          headers: { upgrade: "websocket", "x-room-name": "no-limit-mark", "x-room-settings": JSON.stringify(settings) },
+        });
+        const body = await r.text();
+        return `${r.status} ${r.status === 401 ? JSON.parse(body).error.code : body.slice(0, 120)}`;
+      } catch (e) {
+        return `failed: ${e.message.slice(0, 120)}`;
+      }
+    };
+    assert.equal(await join(first), "401 session_ended", "the room asks D1 and finds the session ended");
+    assert.equal(await join(second), "401 session_ended", "the session's other ticket, marked then, is refused from the room's storage");
+    assert.equal(await join(first), "401 session_ended", "and the first again");
+  } finally {
+    await w.stop();
+  }
+});

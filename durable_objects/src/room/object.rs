@@ -29,8 +29,8 @@ use super::log::{self, AcceptError, Accepted, Loaded, Outcome, Stored, UpdateSto
 use super::presence::{self, Announced, Presence};
 use super::protocol::{
     close, echoable_close_code, session_ended, RoomSettings, TicketGrant, FAMILY_OF_LIVE_SESSION,
-    HEADER_ROOM, HEADER_SETTINGS, LIVE_FAMILIES, PATH_CONNECT, PATH_STATE, PATH_TICKET,
-    SESSIONS_BINDING, TICKET_PARAM,
+    HEADER_ROOM, HEADER_SETTINGS, LIVE_FAMILIES, NO_LIMIT_MARK, PATH_CONNECT, PATH_STATE,
+    PATH_TICKET, SESSIONS_BINDING, TICKET_PARAM,
 };
 use super::wire::{self, AwarenessEntry, Message};
 use crate::log::{self as events, Level};
@@ -969,8 +969,11 @@ impl Room {
         let holder: Vec<HeldTicket> = self
             .sql
             .exec(
-                "SELECT user_id, expires_ms, session_id, session_ended FROM room_tickets WHERE ticket = ?",
-                vec![ticket.clone().into()],
+                // A mark written as i64::MAX (a build before `NO_LIMIT_MARK`) is stored as the float 2^63, which no
+                // i64 reads: read as the mark of no limit, which it meant.
+                "SELECT user_id, expires_ms, session_id, MIN(session_ended, ?) AS session_ended FROM room_tickets \
+                 WHERE ticket = ?",
+                vec![NO_LIMIT_MARK.into(), ticket.clone().into()],
             )?
             .to_array()?;
         let Some(holder) = holder

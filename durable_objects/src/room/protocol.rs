@@ -81,11 +81,12 @@ impl RoomSettings {
     }
 
     /// What a ticket stores (`room_tickets.session_ended`) once a join under these settings found its session ended:
-    /// the absolute limit it was judged by, in ms (`i64::MAX` without one). 0 is "not found ended".
+    /// the absolute limit it was judged by, in ms ([`NO_LIMIT_MARK`] without one, or for one as long). 0 is "not
+    /// found ended".
     pub fn ended_mark(&self) -> i64 {
         match self.session_max_ms {
-            0 => i64::MAX,
-            max => i64::try_from(max).unwrap_or(i64::MAX),
+            0 => NO_LIMIT_MARK,
+            max => i64::try_from(max).map_or(NO_LIMIT_MARK, |max| max.min(NO_LIMIT_MARK)),
         }
     }
 
@@ -98,6 +99,11 @@ impl RoomSettings {
         mark != 0 && self.ended_mark() <= mark
     }
 }
+
+/// The ended mark of "no session limit" (and the most any mark is): 2^53 - 1, the largest integer a JavaScript
+/// number holds exactly. A room's SQLite takes and gives numbers, never BigInt: `i64::MAX` was stored as the float
+/// 2^63, which no i64 reads back, so every later join with a ticket of that session failed instead of being refused.
+pub const NO_LIMIT_MARK: i64 = (1 << 53) - 1;
 
 /// For settings stored before the TTL existed: a day.
 fn default_waiting_ttl_ms() -> u64 {
@@ -270,6 +276,34 @@ mod tests {
         assert!(
             !hour.honours_ended_mark(1),
             "a mark written before the limit was kept"
+        );
+    }
+
+    #[test]
+    fn every_ended_mark_survives_the_javascript_number_a_room_stores_it_as() {
+        let with = |session_max_ms| RoomSettings {
+            session_max_ms,
+            ..serde_json::from_str::<RoomSettings>(
+                r#"{"max_message_bytes":1,"updates_per_second":1,"update_burst":1,"max_members":1,
+                    "compaction":{"max_entries":1,"max_bytes":1},"directory_shards":1}"#,
+            )
+            .expect("settings")
+        };
+        for max in [0, 60_000, 3_600_000, 365 * 86_400_000, 1 << 53, u64::MAX] {
+            let mark = with(max).ended_mark();
+            assert!(
+                (1..=NO_LIMIT_MARK).contains(&mark),
+                "limit {max}: mark {mark} is a safe integer"
+            );
+            assert_eq!((mark as f64) as i64, mark, "limit {max}: exact as a number");
+            assert!(
+                with(max).honours_ended_mark(mark),
+                "limit {max}: its own mark holds"
+            );
+        }
+        assert!(
+            with(60_000).honours_ended_mark(with(0).ended_mark()),
+            "no limit then: ended under any limit"
         );
     }
 
