@@ -43,6 +43,21 @@ const indexedPng = (...chunks) => {
   return Buffer.concat([signature, chunk("IHDR", header), ...chunks, pixels, chunk("IEND", Buffer.alloc(0))]);
 };
 
+// A Worker in cf-image mode whose every resize fails as Cloudflare's does (`cf-resized: err=9422`): where the
+// source would be served as its original, the tests see whether it is.
+const failingResizer = () =>
+  startWorker({
+    vars: { IMAGES_ORIGIN: origin.url, IMAGES_MODE: "cf-image", IMAGES_SOURCE_PREFIXES: '["photos/"]' },
+    workerOptions: {
+      async outboundService(request) {
+        const upstream = await fetch(request.url);
+        const headers = new Headers(upstream.headers);
+        if (request.cf?.image) headers.set("cf-resized", "err=9422");
+        return new Response(await upstream.arrayBuffer(), { status: upstream.status, headers });
+      },
+    },
+  });
+
 // A PNG whose header says `width`×`height` RGB but whose pixel data stops after `rows` rows (an upload cut short).
 const rowsCutShort = (width, height, rows) => {
   const header = Buffer.alloc(13);
@@ -1156,17 +1171,7 @@ test("a PNG with a second PLTE before its pixels is refused 502 as corrupt when 
   const made = await get(worker, "/images/20/photos/two-palettes.png");
   assert.equal(made.status, 200, "a resizer that decodes it makes a variant");
   assert.equal(made.headers.get("x-image-transform"), null);
-  const cfWorker = await startWorker({
-    vars: { IMAGES_ORIGIN: origin.url, IMAGES_MODE: "cf-image", IMAGES_SOURCE_PREFIXES: '["photos/"]' },
-    workerOptions: {
-      async outboundService(request) {
-        const upstream = await fetch(request.url);
-        const headers = new Headers(upstream.headers);
-        if (request.cf?.image) headers.set("cf-resized", "err=9422");
-        return new Response(await upstream.arrayBuffer(), { status: upstream.status, headers });
-      },
-    },
-  });
+  const cfWorker = await failingResizer();
   try {
     const answer = await get(cfWorker, "/images/20/photos/two-palettes.png");
     assert.equal(answer.status, 502, `${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
@@ -1201,17 +1206,7 @@ test("an indexed PNG whose PLTE has no entry, more than 256 or a length not a mu
   // libpng's png_handle_PLTE calls such a palette "invalid" (a chunk error in an indexed PNG; an empty one is
   // png_set_PLTE's "Invalid palette") and the png crate (Skia's Rust codec) ChunkLengthWrong: no browser draws it.
   // Where the resize fails (cf-image mode, Cloudflare's error here) its original was served as a 200.
-  const cfWorker = await startWorker({
-    vars: { IMAGES_ORIGIN: origin.url, IMAGES_MODE: "cf-image", IMAGES_SOURCE_PREFIXES: '["photos/"]' },
-    workerOptions: {
-      async outboundService(request) {
-        const upstream = await fetch(request.url);
-        const headers = new Headers(upstream.headers);
-        if (request.cf?.image) headers.set("cf-resized", "err=9422");
-        return new Response(await upstream.arrayBuffer(), { status: upstream.status, headers });
-      },
-    },
-  });
+  const cfWorker = await failingResizer();
   try {
     for (const [name, bytes] of [["empty", 0], ["five", 5], ["257-entries", 3 * 257]]) {
       fixtures[`/photos/palette-${name}.png`] = { type: "image/png", body: indexedPng(chunk("PLTE", Buffer.alloc(bytes, 7))) };

@@ -240,16 +240,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_ended_mark_holds_under_a_limit_no_longer_than_the_one_it_was_made_under() {
-        let with = |session_max_ms| RoomSettings {
+    /// Minimal room settings with the sessions' absolute limit `session_max_ms`.
+    fn settings_with_limit(session_max_ms: u64) -> RoomSettings {
+        RoomSettings {
             session_max_ms,
             ..serde_json::from_str::<RoomSettings>(
                 r#"{"max_message_bytes":1,"updates_per_second":1,"update_burst":1,"max_members":1,
                     "compaction":{"max_entries":1,"max_bytes":1},"directory_shards":1}"#,
             )
             .expect("settings")
-        };
+        }
+    }
+
+    #[test]
+    fn an_ended_mark_holds_under_a_limit_no_longer_than_the_one_it_was_made_under() {
+        let with = settings_with_limit;
         let (hour, day) = (with(3_600_000), with(86_400_000));
         assert!(!hour.honours_ended_mark(0), "not marked");
         assert!(hour.honours_ended_mark(hour.ended_mark()), "the same limit");
@@ -281,14 +286,7 @@ mod tests {
 
     #[test]
     fn every_ended_mark_survives_the_javascript_number_a_room_stores_it_as() {
-        let with = |session_max_ms| RoomSettings {
-            session_max_ms,
-            ..serde_json::from_str::<RoomSettings>(
-                r#"{"max_message_bytes":1,"updates_per_second":1,"update_burst":1,"max_members":1,
-                    "compaction":{"max_entries":1,"max_bytes":1},"directory_shards":1}"#,
-            )
-            .expect("settings")
-        };
+        let with = settings_with_limit;
         for max in [0, 60_000, 3_600_000, 365 * 86_400_000, 1 << 53, u64::MAX] {
             let mark = with(max).ended_mark();
             assert!(
