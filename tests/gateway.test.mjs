@@ -4201,6 +4201,9 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent('the "sleep" (in docs) call')}&n=${encodeURIComponent("the `load_file` (see docs) function")}`,
     `/gw/open/search?q=${encodeURIComponent("~5 and 10")}&n=${encodeURIComponent("(1) or (2)")}&m=${encodeURIComponent("- 1 - 1 = -2")}`,
     `/gw/open/search?q=${encodeURIComponent("pick 1 and 2 in (3) and 4")}&n=${encodeURIComponent("1 and true and 1 more")}`,
+    // Their review: a track's length and a year after a quoted title, a bullet before a numbered choice.
+    `/gw/open/search?q=${encodeURIComponent('Track 3: "Sleep" (4:05)')}&n=${encodeURIComponent('"Benchmark" (2019, remastered)')}`,
+    `/gw/open/search?q=${encodeURIComponent("- (1) or (2)")}&n=${encodeURIComponent("- (1) and (2)")}`,
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.

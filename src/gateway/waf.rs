@@ -1516,12 +1516,7 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
                     |rest| {
                         rest.strip_prefix(b"(").or_else(|| {
                             let arguments = sql_gap(rest, false).strip_prefix(b"(")?;
-                            let first = skip(arguments, b" ");
-                            let (name, after_name) = word(first);
-                            let code = const_expression(first).is_some()
-                                || matches!(first.first(), Some(b'\'' | b'"' | b'@' | b'('))
-                                || (!name.is_empty() && skip(after_name, b" ").starts_with(b"("));
-                            code.then_some(arguments)
+                            spaced_arguments_read_as_code(arguments).then_some(arguments)
                         })
                     },
                 ),
@@ -1534,6 +1529,40 @@ fn reads_as_code(needle: &[u8], before: &[u8], after: &[u8]) -> bool {
         }
         _ => true,
     }
+}
+
+/// Whether the arguments after a quoted name's spaced `(` (`"sleep" (5)`) read as code: each of them, to its `,` or
+/// the `)`, starts as code does — a whole number (a constant expression that a `,` or the `)` follows), a string, a
+/// variable, a call or a parenthesis. A track's length (`"Sleep" (4:05)`), a year and a word (`"Benchmark" (2019,
+/// remastered)`) or words ("the `sleep` (in docs) call") are prose's. Read within [`ARGUMENT_WINDOW`].
+fn spaced_arguments_read_as_code(arguments: &[u8]) -> bool {
+    let window = &arguments[..arguments.len().min(ARGUMENT_WINDOW)];
+    let starts_as_code = |argument: &[u8]| {
+        let argument = skip(argument, b" ");
+        let (name, after_name) = word(argument);
+        const_expression(argument).is_some_and(|(len, _, _)| {
+            matches!(skip(&argument[len..], b" ").first(), Some(b',' | b')'))
+        }) || matches!(argument.first(), Some(b'\'' | b'"' | b'@' | b'('))
+            || (!name.is_empty() && skip(after_name, b" ").starts_with(b"("))
+    };
+    if !starts_as_code(window) {
+        return false;
+    }
+    // The arguments after it, at the commas outside parentheses and strings, up to the `)` that closes the call.
+    let (mut depth, mut quote) = (0usize, None);
+    for (i, &b) in window.iter().enumerate() {
+        match (quote, b) {
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"') => quote = Some(b),
+            (None, b'(') => depth += 1,
+            (None, b')') if depth == 0 => return true,
+            (None, b')') => depth -= 1,
+            (None, b',') if depth == 0 && !starts_as_code(&window[i + 1..]) => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// `text` past its leading bytes that are in `over`.
@@ -2650,7 +2679,9 @@ fn coded_leading_number(text: &[u8]) -> bool {
         let signed_parenthesis = number
             .windows(2)
             .any(|w| matches!(w[0], b'-' | b'+') && w[1] == b'(')
-            || memchr::memmem::find(number, b"- (").is_some();
+            // A sign and a blank before the parenthesis is a list's bullet at the value's start ("- (1) or (2)"),
+            // code's further in (`1*- (-1)` stacks signs anyway).
+            || memchr::memmem::find(number, b"- (").is_some_and(|i| i > 0);
         let stacked = coded_number(
             &number
                 .iter()
@@ -8749,6 +8780,35 @@ mod tests {
             "from 2024-01-01 and 2024-12-31",
             "(555) 123-4567 or (555) 765-4321",
         ]);
+    }
+
+    #[test]
+    fn prose_in_parentheses_after_a_quoted_name_is_no_call() {
+        // The arguments must read as code to their `,` or `)`: a track's length, a year and a word are prose's.
+        passes(&[
+            "Track 3: \"Sleep\" (4:05)",
+            "\"Benchmark\" (2019, remastered)",
+            "the \"sleep\" (5.5 hours) rule",
+        ]);
+        refused(
+            &[
+                "t=%22sleep%22+(5)",
+                "t=%22sleep%22+(5.5)",
+                "t=%22benchmark%22+(1000000%2C+md5(1))",
+                "t=%22get_lock%22+(%27a%27%2C+5)",
+            ],
+            "sqli-function",
+        );
+    }
+
+    #[test]
+    fn a_list_bullet_before_a_numbered_choice_is_prose() {
+        // "- " at a value's start is a bullet, as "- 1 and 1 is not null" is: "(1) or (2)" after it is a list's.
+        passes(&["- (1) or (2)", "- (1) and (2)"]);
+        refused(
+            &["id=-(1)+or+(2)", "id=-+(-1)+or+1", "id=-(-1)+is+true"],
+            "sqli-tautology",
+        );
     }
 
     #[test]
