@@ -2311,8 +2311,18 @@ fn subquery(text: &[u8]) -> bool {
             return false;
         };
         let context = skip_back(open, b" ");
-        // A value's start: the text's, or after `=` (`id=(select 1)`, "Answer = (select 1)").
-        let at_value = if matches!(context.last(), None | Some(b'=')) {
+        // A value's start: the text's, or after `=` (`id=(select 1)`, "Answer = (select 1)") — but a number's `=`
+        // compares (`id=1 and 1=(select 1)`): a key is no number.
+        let compared = context.strip_suffix(b"=").is_some_and(|before| {
+            let before = skip_back(before, b" ");
+            let digits = before
+                .iter()
+                .rev()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            digits > 0 && !before[..before.len() - digits].last().is_some_and(ident)
+        });
+        let at_value = if !compared && matches!(context.last(), None | Some(b'=')) {
             Select::Value
         } else {
             Select::Operand
@@ -3629,7 +3639,10 @@ fn always_true(
         return (literal(left, left_quoted) || left == b"not")
             && predicate_end(text, at, left).is_some_and(|end| {
                 let end = skip(end, b" )");
-                before_end(end) || (!after_number && open_quote_after(&text[end..], quotes))
+                // Maybe after a chain of literals that keeps its truth (`' or not 0 and 1--`).
+                before_end(end)
+                    || (!text[end..].is_empty() && comment_after(&text[end..]))
+                    || (!after_number && open_quote_after(&text[end..], quotes))
             });
     };
     let equality = matches!(
@@ -4391,7 +4404,7 @@ fn signed_number_len(text: &[u8]) -> usize {
 }
 
 /// A constant arithmetic expression SQL folds where a number stands, read from `text`'s start: terms joined by `+`,
-/// `-`, `*`, `/` or `%` (blanks around them), each term signs (`-`, `+`, MySQL's `~`, any number of them, blanks
+/// `-`, `*`, `/`, `%` (blanks around them) or MySQL's `div` and `mod` (blanks around them: `1 div 1`), each term signs (`-`, `+`, MySQL's `~`, any number of them, blanks
 /// after each: `--1`, `- -1`, `~0`) before a number [`number_len`] reads or a parenthesised expression (`-(-1)`, `(2*3)`). Its length,
 /// value and whether it is more than a signed number (an operator, a parenthesis or a second sign); `None` when no
 /// number starts it, or past what it reads cheaply (16 terms, 8 parentheses deep, 128 bytes) or exactly (a division by
@@ -4483,6 +4496,15 @@ fn const_expression(text: &[u8]) -> Option<(usize, f64, bool)> {
             while self.text.get(at) == Some(&b' ') {
                 at += 1;
             }
+            // MySQL's `div` (integer division) and `mod`, words with blanks around them (`1 div 1`).
+            if at > self.at {
+                for (word, op) in [(&b"div"[..], b'd'), (b"mod", b'%')] {
+                    let after = at + word.len();
+                    if self.text[at..].starts_with(word) && self.text.get(after) == Some(&b' ') {
+                        return Some((op, after));
+                    }
+                }
+            }
             let op = *self.text.get(at)?;
             let next = self.text.get(at + 1).copied();
             let comment = match op {
@@ -4508,7 +4530,8 @@ fn const_expression(text: &[u8]) -> Option<(usize, f64, bool)> {
                 self.compound = true;
                 match op {
                     b'*' => product *= value,
-                    b'/' | b'%' if value == 0.0 => return None,
+                    b'/' | b'%' | b'd' if value == 0.0 => return None,
+                    b'd' => product = (product / value).trunc(),
                     b'/' => product /= value,
                     b'%' => product %= value,
                     b'+' => {
@@ -8812,6 +8835,27 @@ mod tests {
     }
 
     #[test]
+    fn the_eighth_reviews_leftovers_are_caught() {
+        refused(
+            &[
+                // MySQL's `div` and `mod` in a constant expression.
+                "id=1+and+1+div+1%3D1",
+                "id=1+and+5+mod+2%3D1",
+                // A chain of literals after `not 0`, before the comment.
+                "u=%27+or+not+0+and+1--",
+            ],
+            "sqli-tautology",
+        );
+        // A constant subquery compared with a number is an operand, not a value's start.
+        refused(&["id=1+and+1%3D(select+1)"], "sqli-subquery");
+        passes(&[
+            "Answer = (select 1)",
+            "n2=(select 2)",
+            "5 div 2 = 2 in MySQL",
+        ]);
+    }
+
+    #[test]
     fn a_quoted_call_with_a_blank_before_its_parenthesis_is_caught() {
         refused(
             &[
@@ -9702,6 +9746,7 @@ mod tests {
             "=1 and 1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1=",
             "=--1 or 1 or 1-1 or 2*3 or (1) or ",
             "=1 and (((((((((((1)))))))))))=1 and ",
+            "=1 and 1 div 1 mod 1 div 1 mod 1 div 1 mod 1 div 1 mod 1 div 1=1 and ",
         ] {
             let text = unit.repeat(64 * 1024 / unit.len());
             NUMBER_READS.with(|c| c.set(0));
