@@ -4371,6 +4371,29 @@ fn signed_number_len(text: &[u8]) -> usize {
         Some((b'-' | b'+', rest)) => 1 + rest.len() - skip(rest, b" ").len(),
         _ => 0,
     };
+    // MySQL's bit-value literals: `b'101'` and `0b101`.
+    let bits = |at: usize| {
+        text[at.min(text.len())..]
+            .iter()
+            .take_while(|b| matches!(b, b'0' | b'1'))
+            .count()
+    };
+    if text[sign..].starts_with(b"b'") {
+        let n = bits(sign + 2);
+        if n > 0 && text.get(sign + 2 + n) == Some(&b'\'') {
+            return sign + 3 + n;
+        }
+    }
+    if text[sign..].starts_with(b"0b") {
+        let n = bits(sign + 2);
+        if n > 0
+            && !text
+                .get(sign + 2 + n)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        {
+            return sign + 2 + n;
+        }
+    }
     if text[sign..].starts_with(b"0x") {
         let hex = text[sign + 2..]
             .iter()
@@ -4578,6 +4601,17 @@ fn sql_number(text: &[u8]) -> Option<f64> {
         Some((b'+', rest)) => (false, skip(rest, b" ")),
         _ => (false, text),
     };
+    let bits = digits.strip_prefix(b"0b").or_else(|| {
+        digits
+            .strip_prefix(b"b'")
+            .and_then(|b| b.strip_suffix(b"'"))
+    });
+    if let Some(bits) = bits {
+        let value = (bits.len() <= 53)
+            .then(|| bits.iter().fold(0u64, |n, &d| n * 2 + u64::from(d - b'0')))?
+            as f64;
+        return Some(if negative { -value } else { value });
+    }
     let value = match digits.strip_prefix(b"0x") {
         Some(hex) if hex.len() <= 13 => hex.iter().try_fold(0u64, |n, &d| {
             Some(n * 16 + u64::from(char::from(d).to_digit(16)?))
@@ -4719,6 +4753,11 @@ fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize, bool)>
             let body = &text[at + 2..];
             let window = &body[..body.len().min(1024)];
             memchr::memmem::find(window, b"$$").map(|len| (&body[..len], at + 2 + len + 2, true))
+        }
+        // MySQL's bit-value literal, `b'1'`: a number, not the name `b` before a string.
+        b'b' if text.get(at + 1) == Some(&b'\'') && number_len(&text[at..]) > 3 => {
+            let len = number_len(&text[at..]);
+            Some((&text[at..at + len], at + len, false))
         }
         _ => {
             let (value, end) = literal(at, false);
@@ -8846,6 +8885,16 @@ mod tests {
             ],
             "sqli-tautology",
         );
+        // MySQL's bit-value literals compared, as `0x1=1` is.
+        refused(
+            &[
+                "id=1+and+b%271%27%3D1",
+                "id=1+and+0b1%3D1",
+                "u=%27+or+b%271%27%3D1--",
+            ],
+            "sqli-tautology",
+        );
+        passes(&["bob'1'=1", "rock 'n' roll b'1'", "0b101 and 1"]);
         // A constant subquery compared with a number is an operand, not a value's start.
         refused(&["id=1+and+1%3D(select+1)"], "sqli-subquery");
         passes(&[
