@@ -517,6 +517,53 @@ test("a login whose ending of the earlier session fails is refused 503 and leave
   await ended.arrayBuffer();
 });
 
+test("a refresh, logout or DELETE /auth/sessions that D1 cannot write is refused 503 session_store_unavailable, as a login is, and changes nothing", async (t) => {
+  // A login's D1 failure was a 503 session_store_unavailable (08a60ae) while the same failure of the session's other
+  // writes was a 500: one answer for one cause, which a client may retry. The rotation's and the logout's batches are
+  // made to fail as the login test makes its own (the retired ids they also write or read renamed away); the
+  // revocation by user touches only `sessions`, so a trigger refuses the revocation there. The strict checks before
+  // them still work.
+  const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
+  t.after(() => w.stop());
+  const wdb = await w.mf.getD1Database("DB");
+  await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const signIn = async () => {
+    const r = await w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }));
+    assert.equal(r.status, 200);
+    await r.arrayBuffer();
+    return cookieOf(r);
+  };
+  const token = await signIn();
+  const failing = async (breaks, heals, path, method) => {
+    await wdb.prepare(breaks).run();
+    try {
+      return await w.fetch(path, withCookie(token, { method }));
+    } finally {
+      await wdb.prepare(heals).run();
+    }
+  };
+  const away = ["ALTER TABLE retired_session_ids RENAME TO retired_session_ids_away", "ALTER TABLE retired_session_ids_away RENAME TO retired_session_ids"];
+  const trigger = [
+    "CREATE TRIGGER d1_refuses BEFORE UPDATE OF revoked_at ON sessions BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    "DROP TRIGGER d1_refuses",
+  ];
+  for (const [path, method, [breaks, heals]] of [
+    ["/auth/refresh", "POST", away],
+    ["/auth/logout", "POST", away],
+    ["/auth/sessions", "DELETE", trigger],
+  ]) {
+    const what = `${method} ${path}`;
+    const r = await failing(breaks, heals, path, method);
+    assert.equal(r.headers.get("set-cookie"), null, `${what}: the cookie is neither replaced nor cleared`);
+    await expectError(r, 503, "session_store_unavailable", what);
+    const row = await wdb.prepare("SELECT revoked_at FROM sessions WHERE id = ?1").bind(sessionId(token)).first();
+    assert.equal(row?.revoked_at, null, `${what}: the session is as it was`);
+    const still = await w.fetch("/auth/sessions", withCookie(token));
+    assert.equal(still.status, 200, `${what}: a strict check still admits the session`);
+    await still.arrayBuffer();
+  }
+});
+
 test("a logout (or login) whose request carries a second value of the cookie (one planted) still ends the session it names", async () => {
   // A browser sends two values of the name when one was planted beside the user's (a sibling subdomain under an
   // unprefixed name, a nameless cookie in older browsers). Such a cookie authenticates nothing, but a logout is the

@@ -56,6 +56,15 @@ const RETIRED_PER_SESSION: u32 = 64;
 /// Expired rows one statement deletes at most: retired ids on a rotation, sessions on a login.
 const CLEANUP_BATCH: u32 = 100;
 
+/// D1 failing a session's write (a login's, a refresh's rotation, a logout's or `DELETE /auth/sessions`'
+/// revocation): 503 `session_store_unavailable`, worth a retry — each is one transaction, so nothing changed — with
+/// `message` saying what was not done and `doing` (with D1's error) logged. The same cause answered 500 on every
+/// route but the login's.
+fn unavailable(message: &'static str, doing: &str, error: impl std::fmt::Display) -> ApiError {
+    ApiError::new(503, "session_store_unavailable", message)
+        .with_internal(format!("{doing}: {error}"))
+}
+
 /// Sessions `GET /auth/sessions` lists at most (the caller's own among them).
 const MAX_LISTED_SESSIONS: u32 = 50;
 
@@ -243,12 +252,11 @@ impl Store {
                 .or_internal("binding the session cleanup")?,
         ]);
         let results = self.db.batch(statements).await.map_err(|e| {
-            ApiError::new(
-                503,
-                "session_store_unavailable",
+            unavailable(
                 "the session could not be started; try again shortly",
+                "creating the session",
+                e,
             )
-            .with_internal(format!("creating the session: {e}"))
         })?;
         if !revoking {
             return Ok((Vec::new(), Vec::new()));
@@ -315,11 +323,13 @@ impl Store {
                 .bind(&[now, JsValue::from_f64(CLEANUP_BATCH as f64)])
                 .or_internal("binding the retired-id cleanup")?,
         ];
-        let results = self
-            .db
-            .batch(statements)
-            .await
-            .or_internal("rotating the session")?;
+        let results = self.db.batch(statements).await.map_err(|e| {
+            unavailable(
+                "the session could not be refreshed; try again shortly",
+                "rotating the session",
+                e,
+            )
+        })?;
         let changes = results
             .first()
             .map(|r| r.meta().or_internal("reading the rotation result"))
@@ -418,11 +428,13 @@ impl Store {
         now_ms: u64,
     ) -> ApiResult<(Vec<String>, Vec<String>)> {
         let statements = self.revocation(ids, now_ms)?;
-        let results = self
-            .db
-            .batch(statements)
-            .await
-            .or_internal("revoking sessions")?;
+        let results = self.db.batch(statements).await.map_err(|e| {
+            unavailable(
+                "the session could not be ended; try again shortly",
+                "revoking sessions",
+                e,
+            )
+        })?;
         Ok((ids_of(results.get(1))?, ids_of(results.first())?))
     }
 
@@ -470,7 +482,13 @@ impl Store {
             .or_internal("binding the revocation")?
             .all()
             .await
-            .or_internal("revoking sessions")?;
+            .map_err(|e| {
+                unavailable(
+                    "the sessions could not be ended; try again shortly",
+                    "revoking sessions",
+                    e,
+                )
+            })?;
         ids_of(Some(&result))
     }
 
