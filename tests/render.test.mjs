@@ -741,6 +741,47 @@ test("a page's 304 clears a dead session cookie as its 200 would, and gives a vi
   }
 });
 
+test("a page's 304 and 412 set no cookie the 200 for the same request would not: signed in, a visitor with an id, a dead session cookie, GET and HEAD", async () => {
+  // The 304 runs the session check (to clear a dead cookie as the 200 does) and nothing else: a live session must
+  // not get its cookie re-set or cleared, a visitor no new id, and the 412 (answered before the check) nothing.
+  const db = await worker.mf.getD1Database("DB");
+  const token = randomBytes(32).toString("base64url");
+  const user = "user-precondition-cookies";
+  await db
+    .prepare("INSERT OR IGNORE INTO users (id, email, password_algorithm, password_iterations, password_salt, password_hash, permissions, created_at) VALUES (?1, ?2, 'pbkdf2-sha256', 1, 'AA', 'AA', '[]', ?3)")
+    .bind(user, "precondition-cookies@example.com", Date.now())
+    .run();
+  const now = Date.now();
+  await db
+    .prepare("INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, family) VALUES (?1, ?2, ?3, ?4, ?3, ?1)")
+    .bind(createHash("sha256").update(token).digest("hex"), user, now, now + 3_600_000)
+    .run();
+  const dead = randomBytes(32).toString("base64url");
+  const names = (response) =>
+    (response.headers.getSetCookie?.() ?? [response.headers.get("set-cookie")].filter(Boolean)).map((c) => c.split("=")[0]).sort();
+  for (const [what, cookie] of [
+    ["signed in", `__Host-edgekit_session=${token}; ek_vid=${VISITOR}`],
+    ["a visitor with an id", `ek_vid=${VISITOR}`],
+    ["a dead session cookie", `__Host-edgekit_session=${dead}; ek_vid=${VISITOR}`],
+  ]) {
+    for (const method of ["GET", "HEAD"]) {
+      const fetchWith = async (extra) => {
+        const r = await worker.mf.dispatchFetch(new URL("/", worker.url), { method, headers: { cookie, ...extra } });
+        await r.arrayBuffer();
+        return r;
+      };
+      const page = await fetchWith({});
+      assert.equal(page.status, 200, `${what}, ${method}`);
+      const notModified = await fetchWith({ "if-none-match": "*" });
+      assert.equal(notModified.status, 304, `${what}, ${method}`);
+      assert.deepEqual(names(notModified), names(page), `${what}, ${method}: the 304 sets what the 200 sets`);
+      const failed = await fetchWith({ "if-match": '"x"', "if-none-match": "*" });
+      assert.equal(failed.status, 412, `${what}, ${method}`);
+      assert.deepEqual(names(failed), [], `${what}, ${method}: the 412 sets nothing`);
+    }
+  }
+});
+
 test("one product the catalog cannot price is left out (logged, naming its sku) while the others are offered", async (t) => {
   t.after(() => seedContent(kv));
   const catalog = (bad) =>
