@@ -1217,11 +1217,29 @@ test("an indexed PNG whose PLTE has no entry, more than 256 or a length not a mu
         "the source image is cut short or corrupt: its header says its size, but it breaks off before its first pixel",
       );
     }
-    // 256 entries, the most there may be: an image, its original served in place of the failed variant.
-    fixtures["/photos/palette-256-entries.png"] = { type: "image/png", body: indexedPng(chunk("PLTE", Buffer.alloc(768, 7))) };
-    const full = await get(cfWorker, "/images/20/photos/palette-256-entries.png");
-    assert.equal(full.status, 200);
-    assert.match(full.headers.get("x-image-transform"), /failed/);
+    // One entry and 256 entries, the least and the most there may be: an image, its original served in place of the
+    // failed variant. So is a truecolour PNG whose PLTE (a suggestion there) has an odd length: libpng only warns.
+    const truecolour = (...chunks) => {
+      const header = Buffer.alloc(13);
+      header.writeUInt32BE(40, 0);
+      header.writeUInt32BE(30, 4);
+      header[8] = 8;
+      header[9] = 2; // truecolour
+      const pixels = chunk("IDAT", deflateSync(Buffer.alloc(30 * (1 + 3 * 40))));
+      const signature = Buffer.from("\x89PNG\r\n\x1a\n", "latin1");
+      return Buffer.concat([signature, chunk("IHDR", header), ...chunks, pixels, chunk("IEND", Buffer.alloc(0))]);
+    };
+    for (const [name, body] of [
+      ["palette-1-entry", indexedPng(chunk("PLTE", Buffer.alloc(3, 7)))],
+      ["palette-256-entries", indexedPng(chunk("PLTE", Buffer.alloc(768, 7)))],
+      ["truecolour-odd-palette", truecolour(chunk("PLTE", Buffer.alloc(5, 7)))],
+    ]) {
+      fixtures[`/photos/${name}.png`] = { type: "image/png", body };
+      const shown = await get(cfWorker, `/images/20/photos/${name}.png`);
+      assert.equal(shown.status, 200, name);
+      assert.match(shown.headers.get("x-image-transform"), /failed/, name);
+      assert.deepEqual(Buffer.from(shown.body), body, `${name}: the original`);
+    }
   } finally {
     await cfWorker.stop();
   }
