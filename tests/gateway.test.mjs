@@ -2343,6 +2343,29 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a request that joined a fill of an origin error the origin said was aged adds its wait to that Age, not says less than the lead", async () => {
+    // A shared origin error (a 5xx, held, no cookie) keeps the origin's own headers, its Age too: the lead forwards
+    // Age: 100. The joiner's Age was set to its wait alone (0), an answer younger than the one the lead got.
+    origin.reset();
+    let asked;
+    origin.handle(async (req, body, res) => {
+      asked = Date.now();
+      await untilWaiting(worker, 1);
+      res.writeHead(503, { "content-type": "text/plain", age: "100" }).end("down");
+    });
+    const path = `/gw/cached?joined-error-age=${Date.now()}`;
+    const lead = worker.fetch(path);
+    await until(() => asked !== undefined, { what: "the fill at the origin" });
+    const joined = await worker.fetch(path);
+    const led = await lead;
+    assert.equal(`${led.status} ${await led.text()}`, "503 down");
+    assert.equal(led.headers.get("age"), "100", "the origin's answer to the lead, as it came");
+    assert.equal(`${joined.status} ${await joined.text()}`, "503 down");
+    const age = Number(joined.headers.get("age"));
+    assert.ok(age >= 100 && age <= 110, `the joined answer's Age: ${joined.headers.get("age")}`);
+    origin.reset();
+  });
+
   test("during an origin outage 20 concurrent requests make 1 origin request: stale where allowed, else the error", async () => {
     origin.reset();
     version = 7;

@@ -991,6 +991,18 @@ pub fn purge_time(mark: Option<&str>) -> Result<Option<u64>, String> {
     }
 }
 
+/// The age in ms of an answer handed to a request it was not made for, `waited_ms` after its origin request: that
+/// wait, plus the origin's own `Age` (`origin_age`, RFC 9111 §5.1: seconds, a non-negative integer; any other value
+/// ignored) when the answer goes out with the origin's headers (an unstored one): set to the wait alone, a joiner of a
+/// fill the origin said was 100 s old said less than the lead that forwarded that 100 (§4.2.3 adds the two).
+pub fn handed_age_ms(origin_age: Option<&str>, waited_ms: u64) -> u64 {
+    let origin_secs = origin_age
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(0, |v| v.parse::<u64>().unwrap_or(u64::MAX));
+    origin_secs.saturating_mul(1000).saturating_add(waited_ms)
+}
+
 /// At most `max` bytes of `text`, cut at a character boundary (a mark's value quoted in a log line).
 fn truncated(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
@@ -1593,6 +1605,18 @@ mod tests {
             keep_purge_made(&mut purges, "t".into(), 9, sync_ms, kept),
             Some(9)
         );
+    }
+
+    #[test]
+    fn an_answer_handed_to_another_request_adds_its_wait_to_the_origins_age() {
+        assert_eq!(handed_age_ms(None, 1_500), 1_500);
+        assert_eq!(handed_age_ms(Some("100"), 1_500), 101_500);
+        assert_eq!(handed_age_ms(Some(" 100 "), 0), 100_000);
+        // Not an Age (RFC 9111 §5.1): ignored, never a negative or a fraction.
+        for invalid in ["", "-5", "1.5", "x", "1e3"] {
+            assert_eq!(handed_age_ms(Some(invalid), 7), 7, "{invalid:?}");
+        }
+        assert_eq!(handed_age_ms(Some("99999999999999999999999"), 7), u64::MAX);
     }
 
     #[test]

@@ -2404,8 +2404,14 @@ fn fetched_response(f: &Fetched, policy: &CachePolicy, served: Served, asked: &A
     // Not generated for this request: a fill's answer handed to another says its age, as a stored one does (RFC 9111
     // §5.1) — a request that joined a fill under way got an answer as old as that fill's wait (its budget at most),
     // and a cache in front counted the policy's max-age from its own receipt of it.
+    // An unstored answer goes out with the origin's headers, its `Age` among them (the lead forwards it as it came):
+    // the wait is added to it, not put in its place (`cache::handed_age_ms`).
     if served != Served::Led {
-        response = with_age(response, respond::now_ms().saturating_sub(f.requested_at));
+        let origin_age = (!f.storable)
+            .then(|| header_list::get(&f.headers, "age"))
+            .flatten();
+        let waited = respond::now_ms().saturating_sub(f.requested_at);
+        response = with_age(response, super::cache::handed_age_ms(origin_age, waited));
     }
     if served == Served::Hit {
         return response;
