@@ -1057,14 +1057,18 @@ pub fn keep_purge_made(
 /// Many Requests`; `detail` is the error's text): another purge marked the tag within the second, and the write may
 /// be made again a second later. Any other refusal is not retried.
 pub fn kv_write_limited(detail: &str) -> bool {
-    // The status as a number of its own: "429" inside a reference id or a length is no limit, and retrying on it held
-    // the purge a second for nothing.
+    // The status as a number of its own: "429" inside a reference id, a length or a decimal (`25.429`, `429.5`) is no
+    // limit, and retrying on it held the purge a second for nothing.
     let bytes = detail.as_bytes();
-    detail.match_indices("429").any(|(at, _)| {
-        let before = at.checked_sub(1).map(|i| bytes[i]);
-        let after = bytes.get(at + 3).copied();
+    let at = |i: Option<usize>| i.and_then(|i| bytes.get(i).copied());
+    let digit = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_digit());
+    detail.match_indices("429").any(|(start, _)| {
+        let (before, after) = (at(start.checked_sub(1)), at(Some(start + 3)));
+        let decimal = before == Some(b'.') && digit(at(start.checked_sub(2)))
+            || after == Some(b'.') && digit(at(Some(start + 4)));
         !before.is_some_and(|b| b.is_ascii_alphanumeric())
             && !after.is_some_and(|b| b.is_ascii_alphanumeric())
+            && !decimal
     })
 }
 
@@ -1684,6 +1688,14 @@ mod tests {
         assert!(!kv_write_limited(
             "KV PUT failed: 413 Value length of 42900000 exceeds limit"
         ));
+        // Nor the digits of a decimal on either side of its point (a size or a time in the text).
+        for decimal in [
+            "KV PUT failed: 413 value of 25.429 MiB exceeds limit",
+            "KV PUT failed: 500 after 429.5 ms",
+        ] {
+            assert!(!kv_write_limited(decimal), "{decimal}");
+        }
+        assert!(kv_write_limited("KV PUT failed (429)."));
     }
 
     #[test]
