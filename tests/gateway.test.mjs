@@ -4234,6 +4234,8 @@ describe("WAF", () => {
     // Their review: a track's length and a year after a quoted title, a bullet before a numbered choice.
     `/gw/open/search?q=${encodeURIComponent('Track 3: "Sleep" (4:05)')}&n=${encodeURIComponent('"Benchmark" (2019, remastered)')}`,
     `/gw/open/search?q=${encodeURIComponent("- (1) or (2)")}&n=${encodeURIComponent("- (1) and (2)")}`,
+    // A LaTeX/BibTeX page range and a subtraction of a negative number: the minus after a number is an operator.
+    `/gw/open/search?q=${encodeURIComponent("10--20 and 30--40")}&n=${encodeURIComponent("-10--5 or 1")}&m=${encodeURIComponent("x=5--1 and 2")}`,
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.

@@ -2661,13 +2661,21 @@ fn after_arithmetic(text: &[u8], start: usize) -> bool {
 /// with one is prose's "about" ("~5 and 10").
 fn coded_number(number: &[u8], tilde: bool) -> bool {
     number.contains(&b'(') || (tilde && number.contains(&b'~')) || {
-        // Two signs with only blanks between them.
-        let mut previous_sign = false;
+        // Two signs with only blanks between them at a term's start. The first sign after a number is the binary
+        // operator, not a sign: "10--20" (a page range) and "5--1" are `10 - -20` and `5 - -1`, one sign each;
+        // `1---1` stacks two.
+        let (mut signs, mut after_operand) = (0, false);
         number.iter().filter(|b| **b != b' ').any(|&b| {
-            let sign = matches!(b, b'-' | b'+');
-            let stacked = sign && previous_sign;
-            previous_sign = sign;
-            stacked
+            if !matches!(b, b'-' | b'+') {
+                signs = 0;
+                after_operand = b.is_ascii_alphanumeric() || matches!(b, b'.' | b'\'' | b')');
+                return false;
+            }
+            if std::mem::take(&mut after_operand) {
+                return false;
+            }
+            signs += 1;
+            signs > 1
         })
     }
 }
@@ -8860,6 +8868,27 @@ mod tests {
                 "t=%22get_lock%22+(%27a%27%2C+5)",
             ],
             "sqli-function",
+        );
+    }
+
+    #[test]
+    fn a_minus_after_a_number_is_an_operator_not_a_stacked_sign() {
+        // A LaTeX/BibTeX page range (`10--20`) and `5--1` are one operator and one sign: nothing code-only.
+        passes(&[
+            "10--20 and 30--40",
+            "-10--5 or 1",
+            "x=5--1 and 2",
+            "pp. 10--20 and 30--40",
+        ]);
+        refused(
+            &[
+                "id=--1+or+1",
+                "id=1---1+or+1",
+                "id=1*--1+or+1",
+                "id=-%2B1+or+1",
+                "id=1+and+--1",
+            ],
+            "sqli-tautology",
         );
     }
 
