@@ -4050,6 +4050,7 @@ describe("WAF", () => {
     [`/gw/open/search?u=${encodeURIComponent("' or not 0 and 1--")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and 1=(select 1)")}`, "sqli-subquery"],
     [`/gw/open/search?id=${encodeURIComponent("1 and b'1'=1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 div(1)=1")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

@@ -4527,11 +4527,14 @@ fn const_expression(text: &[u8]) -> Option<(usize, f64, bool)> {
             while self.text.get(at) == Some(&b' ') {
                 at += 1;
             }
-            // MySQL's `div` (integer division) and `mod`, words with blanks around them (`1 div 1`).
-            if at > self.at {
+            // MySQL's `div` (integer division) and `mod`, words with a blank or a parenthesis on each side (`1 div
+            // 1`, `1 div(1)`, `(1)mod(1)`): glued to a digit they are part of a name (`1div1`).
+            if at > self.at || self.at.checked_sub(1).is_some_and(|i| self.text[i] == b')') {
                 for (word, op) in [(&b"div"[..], b'd'), (b"mod", b'%')] {
                     let after = at + word.len();
-                    if self.text[at..].starts_with(word) && self.text.get(after) == Some(&b' ') {
+                    if self.text[at..].starts_with(word)
+                        && matches!(self.text.get(after), Some(b' ' | b'('))
+                    {
                         return Some((op, after));
                     }
                 }
@@ -8924,6 +8927,16 @@ mod tests {
             "sqli-tautology",
         );
         passes(&["bob'1'=1", "rock 'n' roll b'1'", "0b101 and 1"]);
+        // `div` and `mod` before a parenthesis, or between two.
+        refused(
+            &[
+                "id=1+and+1+div(1)%3D1",
+                "id=1+and+1+div(1)+mod(1)%3D0",
+                "id=1+and+1+mod(1)%3D0",
+            ],
+            "sqli-tautology",
+        );
+        passes(&["1div1 and 1", "see (5)mod 2 = 1 below"]);
         // A constant subquery compared with a number is an operand, not a value's start.
         refused(&["id=1+and+1%3D(select+1)"], "sqli-subquery");
         passes(&[
