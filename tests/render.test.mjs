@@ -673,22 +673,28 @@ test("geo's codes are read in any case, and a code of another shape is logged na
   assert.ok(!JSON.stringify(line).includes("yens"), "the value is not echoed");
 });
 
-test("a HEAD's headers are the GET's for the same request: signed in, a visitor, a dead session cookie, either mode", async () => {
-  // RFC 9110 §9.3.2: a HEAD gets the header fields a GET would. Pages' headers come from the session check (whose
-  // user picks the preferences and the variant, and whose dead cookie is cleared), the manifest (Link), flags
-  // (x-variant), preferences and geo (Content-Language, x-locale-source, x-country): a HEAD reads those and only those.
+/** A user `id` (`email`) with a live session in D1, for an hour; returns the session token. */
+async function liveSession(id, email) {
   const db = await worker.mf.getD1Database("DB");
   const token = randomBytes(32).toString("base64url");
-  const user = "user-head-check";
   await db
     .prepare("INSERT OR IGNORE INTO users (id, email, password_algorithm, password_iterations, password_salt, password_hash, permissions, created_at) VALUES (?1, ?2, 'pbkdf2-sha256', 1, 'AA', 'AA', '[]', ?3)")
-    .bind(user, "head-check@example.com", Date.now())
+    .bind(id, email, Date.now())
     .run();
   const now = Date.now();
   await db
     .prepare("INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, family) VALUES (?1, ?2, ?3, ?4, ?3, ?1)")
-    .bind(createHash("sha256").update(token).digest("hex"), user, now, now + 3_600_000)
+    .bind(createHash("sha256").update(token).digest("hex"), id, now, now + 3_600_000)
     .run();
+  return token;
+}
+
+test("a HEAD's headers are the GET's for the same request: signed in, a visitor, a dead session cookie, either mode", async () => {
+  // RFC 9110 §9.3.2: a HEAD gets the header fields a GET would. Pages' headers come from the session check (whose
+  // user picks the preferences and the variant, and whose dead cookie is cleared), the manifest (Link), flags
+  // (x-variant), preferences and geo (Content-Language, x-locale-source, x-country): a HEAD reads those and only those.
+  const user = "user-head-check";
+  const token = await liveSession(user, "head-check@example.com");
   await kv.put(`prefs:user:${user}`, JSON.stringify({ locale: "fr" }));
   const dead = randomBytes(32).toString("base64url"); // well-formed, names no session
   const cases = {
@@ -744,18 +750,8 @@ test("a page's 304 clears a dead session cookie as its 200 would, and gives a vi
 test("a page's 304 and 412 set no cookie the 200 for the same request would not: signed in, a visitor with an id, a dead session cookie, GET and HEAD", async () => {
   // The 304 runs the session check (to clear a dead cookie as the 200 does) and nothing else: a live session must
   // not get its cookie re-set or cleared, a visitor no new id, and the 412 (answered before the check) nothing.
-  const db = await worker.mf.getD1Database("DB");
-  const token = randomBytes(32).toString("base64url");
   const user = "user-precondition-cookies";
-  await db
-    .prepare("INSERT OR IGNORE INTO users (id, email, password_algorithm, password_iterations, password_salt, password_hash, permissions, created_at) VALUES (?1, ?2, 'pbkdf2-sha256', 1, 'AA', 'AA', '[]', ?3)")
-    .bind(user, "precondition-cookies@example.com", Date.now())
-    .run();
-  const now = Date.now();
-  await db
-    .prepare("INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, family) VALUES (?1, ?2, ?3, ?4, ?3, ?1)")
-    .bind(createHash("sha256").update(token).digest("hex"), user, now, now + 3_600_000)
-    .run();
+  const token = await liveSession(user, "precondition-cookies@example.com");
   const dead = randomBytes(32).toString("base64url");
   const names = (response) =>
     (response.headers.getSetCookie?.() ?? [response.headers.get("set-cookie")].filter(Boolean)).map((c) => c.split("=")[0]).sort();
