@@ -4103,33 +4103,63 @@ fn comment_after(text: &[u8]) -> bool {
 /// starts with; `text` itself when it starts with none.
 fn literal_chain(text: &[u8]) -> &[u8] {
     let mut rest = text;
-    loop {
-        let Some(tail) = [&b"and"[..], b"&&", b"or", b"||", b"xor"]
-            .into_iter()
-            .find_map(|op| {
-                let tail = rest.strip_prefix(op)?;
-                (!op[0].is_ascii_alphabetic() || matches!(tail.first(), Some(b' ' | b'(')))
-                    .then(|| skip(tail, b" ("))
-            })
-        else {
-            return rest;
-        };
-        let len = match const_expression(tail) {
-            Some((len, _, _)) => len,
-            None => match word(tail).0 {
-                b"true" => 4,
-                b"false" => 5,
-                _ => return rest,
-            },
-        };
-        if tail
-            .get(len)
-            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-        {
-            return rest;
-        }
-        rest = skip(&tail[len..], b" )");
+    while let Some((_, _, next)) = chain_link(rest) {
+        rest = next;
     }
+    rest
+}
+
+/// Which literals an operator of a chain keeps a predicate's truth with: `and` any but 0, `xor` 0 alone, `or` any.
+#[derive(Clone, Copy)]
+enum Keeps {
+    Nonzero,
+    Zero,
+    Any,
+}
+
+impl Keeps {
+    fn keeps(self, value: f64) -> bool {
+        match self {
+            Keeps::Nonzero => value != 0.0,
+            Keeps::Zero => value == 0.0,
+            Keeps::Any => true,
+        }
+    }
+}
+
+/// The link of a chain of literals `rest` starts with: an operator — `and`/`or` (MySQL's `xor` too) before a blank or
+/// glued to a `(` (`and(1)`), as SQL reads them; `&&`/`||` glued to anything — and a literal after it in any of
+/// SQL's spellings, a constant expression too (`and -(-1)`), `true` or `false`. Returns what the operator keeps a
+/// truth with, the literal's value and `rest` past both (blanks and `)` skipped); None when `rest` starts with none.
+fn chain_link(rest: &[u8]) -> Option<(Keeps, f64, &[u8])> {
+    let (keeps, tail) = [
+        (Keeps::Nonzero, &b"and"[..]),
+        (Keeps::Nonzero, b"&&"),
+        (Keeps::Any, b"or"),
+        (Keeps::Any, b"||"),
+        (Keeps::Zero, b"xor"),
+    ]
+    .into_iter()
+    .find_map(|(keeps, op)| {
+        let tail = rest.strip_prefix(op)?;
+        (!op[0].is_ascii_alphabetic() || matches!(tail.first(), Some(b' ' | b'(')))
+            .then(|| (keeps, skip(tail, b" (")))
+    })?;
+    let (len, value) = match const_expression(tail) {
+        Some((len, value, _)) => (len, value),
+        None => match word(tail).0 {
+            b"true" => (4, 1.0),
+            b"false" => (5, 0.0),
+            _ => return None,
+        },
+    };
+    if tail
+        .get(len)
+        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
+        return None;
+    }
+    Some((keeps, value, skip(&tail[len..], b" )")))
 }
 
 /// Whether `text` is an `or`/`and`/`||`/`&&` and then a quote left open to the end (an odd number of that quote
@@ -4193,13 +4223,6 @@ fn predicate_end(text: &[u8], at: usize, left: &[u8]) -> Option<usize> {
 /// a chain of `and`/`or` and literals that keeps a predicate's truth (`… and 1`, `… or 0`): "chapters 1 and 2 and
 /// 3" has no predicate before it.
 fn chain_ends(text: &[u8], end: usize) -> bool {
-    /// Which literals an operator of the chain keeps the predicate's truth with.
-    #[derive(Clone, Copy)]
-    enum Keeps {
-        Nonzero,
-        Zero,
-        Any,
-    }
     let mut rest = skip(&text[end..], b" )");
     // Read to its end, however long: a chain holds no predicate, so the chains of a text's predicates do not
     // overlap and each is read once.
@@ -4207,44 +4230,12 @@ fn chain_ends(text: &[u8], end: usize) -> bool {
         if ends_statement(rest) {
             return true;
         }
-        // `and`/`or` (MySQL's `xor` too) before a blank or glued to a `(` (`and(1)`), as SQL reads them;
-        // `&&`/`||` glued to anything. `and` keeps the truth with a literal but 0, `xor` with 0 alone.
-        let Some((keeps, tail)) = [
-            (Keeps::Nonzero, &b"and"[..]),
-            (Keeps::Nonzero, b"&&"),
-            (Keeps::Any, b"or"),
-            (Keeps::Any, b"||"),
-            (Keeps::Zero, b"xor"),
-        ]
-        .into_iter()
-        .find_map(|(keeps, op)| {
-            let tail = rest.strip_prefix(op)?;
-            (!op[0].is_ascii_alphabetic() || matches!(tail.first(), Some(b' ' | b'(')))
-                .then(|| (keeps, skip(tail, b" (")))
-        }) else {
+        let Some((keeps, value, next)) = chain_link(rest) else {
             return false;
         };
-        // A literal in any of SQL's spellings, a constant expression too (`and -(-1)`).
-        let (len, value) = match const_expression(tail) {
-            Some((len, value, _)) => (len, Some(value)),
-            None => match word(tail).0 {
-                b"true" => (4, Some(1.0)),
-                b"false" => (5, Some(0.0)),
-                _ => return false,
-            },
-        };
-        if tail
-            .get(len)
-            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-            || value.is_none_or(|v| match keeps {
-                Keeps::Nonzero => v == 0.0,
-                Keeps::Zero => v != 0.0,
-                Keeps::Any => false,
-            })
-        {
+        if !keeps.keeps(value) {
             return false;
         }
-        let next = skip(&tail[len..], b" )");
         count_reads!(NUMBER_READS, rest.len() - next.len());
         rest = next;
     }
