@@ -2937,17 +2937,35 @@ describe("edge cache", () => {
     }, { what: () => `no refresh running (last seen: ${seen})` });
   }
 
-  /** Stores "copy 1" of a fresh `/gw/swr` key and waits out its 1 s TTL (±10%); the origin's count is `count()`. */
+  /** Waits until `copy` of `path` is stored (a HIT of it), then out its 1 s TTL (±10%) from when the wait began. */
+  async function untilStale(path, copy) {
+    const primed = Date.now();
+    await until(async () => {
+      const r = await worker.fetch(path);
+      return r.headers.get("x-cache") === "HIT" && (await r.text()) === copy;
+    }, { what: `${copy} stored` });
+    await until(() => Date.now() > primed + 1_200, { what: `${copy}'s TTL to pass` });
+  }
+
+  /** Stores "copy 1" of a fresh `/gw/swr` key (the origin numbers its answers) and waits out its TTL. */
   async function staleCopy(name) {
     origin.reset();
     let n = 0;
     origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end(`copy ${++n}`));
     const path = `/gw/swr?${name}=${Date.now()}`;
     assert.equal(await (await worker.fetch(path)).text(), "copy 1");
-    const primed = Date.now();
-    await until(async () => (await worker.fetch(path)).headers.get("x-cache") === "HIT", { what: "the copy stored" });
-    await until(() => Date.now() > primed + 1_200, { what: "the stored copy's TTL to pass" });
+    await untilStale(path, "copy 1");
     return path;
+  }
+
+  /** Asks `path` `times` times, each answered "STALE copy 1", each request's refresh (if it started one) over before
+   * the next request, which would otherwise join it. */
+  async function askStale(path, times) {
+    for (let i = 0; i < times; i++) {
+      const r = await worker.fetch(path);
+      assert.equal(`${r.headers.get("x-cache")} ${await r.text()}`, "STALE copy 1", `request ${i + 1}`);
+      await untilNoRefresh();
+    }
   }
 
   test("a stale-while-revalidate refresh the origin fails holds off the next ones: a down origin is not asked once per request", async () => {
@@ -2957,12 +2975,7 @@ describe("edge cache", () => {
       refreshes += 1;
       res.writeHead(503, { "content-type": "text/plain" }).end("down");
     });
-    for (let i = 0; i < 8; i++) {
-      const r = await worker.fetch(path);
-      assert.equal(`${r.headers.get("x-cache")} ${await r.text()}`, "STALE copy 1", `request ${i + 1}`);
-      // Its refresh (if it started one) over before the next request, which would otherwise join it.
-      await untilNoRefresh();
-    }
+    await askStale(path, 8);
     // A failed refresh holds the key's next one off for GATEWAY_REFRESH_HOLD_MS (here longer than the test): one
     // refresh. Before, each of the 8 requests asked the origin.
     assert.equal(refreshes, 1, "the first request's refresh alone asks the origin");
@@ -2977,11 +2990,7 @@ describe("edge cache", () => {
       asked += 1;
       res.writeHead(200, { "content-type": "text/plain", "set-cookie": "sid=1" }).end("mine");
     });
-    for (let i = 0; i < 5; i++) {
-      const r = await worker.fetch(path);
-      assert.equal(`${r.headers.get("x-cache")} ${await r.text()}`, "STALE copy 1", `request ${i + 1}`);
-      await untilNoRefresh();
-    }
+    await askStale(path, 5);
     // Before, every request's refresh asked the origin again (5), each answer thrown away.
     assert.equal(asked, 1, "one refresh, which passed the key; none while it is passed");
     origin.reset();
@@ -2998,16 +3007,8 @@ describe("edge cache", () => {
       res.writeHead(200, { "content-type": "text/plain", "cache-tag": tag }).end(`copy ${n}`);
     });
     const path = `/gw/swr?${tag}`;
-    const stale = async (copy) => {
-      const primed = Date.now();
-      await until(async () => {
-        const r = await worker.fetch(path);
-        return r.headers.get("x-cache") === "HIT" && (await r.text()) === copy;
-      }, { what: `${copy} stored` });
-      await until(() => Date.now() > primed + 1_200, { what: `${copy}'s TTL to pass` });
-    };
     assert.equal(await (await worker.fetch(path)).text(), "copy 1");
-    await stale("copy 1");
+    await untilStale(path, "copy 1");
     // The origin is down: the refresh fails and holds the key's refreshes off (GATEWAY_REFRESH_HOLD_MS, here longer
     // than the test).
     down = true;
@@ -3022,7 +3023,7 @@ describe("edge cache", () => {
     await purged.arrayBuffer();
     const refilled = await worker.fetch(path);
     assert.equal(`${refilled.headers.get("x-cache")} ${await refilled.text()}`, "MISS copy 3");
-    await stale("copy 3");
+    await untilStale(path, "copy 3");
     // That copy's window refreshes it: the origin answered the key since the failed refresh. Before, the hold stood
     // for its whole length, and every request in the window was served the stale copy without a refresh.
     const next = await worker.fetch(path);
