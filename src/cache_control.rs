@@ -1,6 +1,15 @@
 //! Reading `Cache-Control`-style lists (`Cache-Control`, `CDN-Cache-Control`, `Surrogate-Control`; RFC 9111 §5.2,
 //! RFC 9213): one reader for the gateway's edge cache (what it may store) and render's write-back to KV (what it may
-//! keep, and how long), so a quoted argument is read the same way by both. Pure.
+//! keep, and how long), so a quoted argument is read the same way by both; and the `Age` field both read. Pure.
+
+/// The `Age` an answer arrived with (RFC 9111 §5.1): of a list (`Age: 590, 590`, a field sent twice and joined) the
+/// first member; a value too large to hold is 2^31 s or more (§1.2.2: stale, not fresh); anything else not a
+/// non-negative integer is ignored (`None`).
+pub fn age_secs(value: &str) -> Option<u64> {
+    let first = value.split(',').next().unwrap_or_default().trim();
+    (!first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| first.parse::<u64>().unwrap_or(u64::MAX))
+}
 
 /// A directive of a `Cache-Control`-style list, by name (any case): `Some(None)` bare, `Some(Some(value))` with an
 /// argument, `None` absent; the first occurrence (RFC 9111 §4.2.1).

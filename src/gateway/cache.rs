@@ -984,32 +984,25 @@ pub fn purged_since(
 pub fn purge_time(mark: Option<&str>) -> Result<Option<u64>, String> {
     match mark {
         None => Ok(None),
-        Some(text) => text
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| format!("the mark {:?} is not a time", truncated(text, 64))),
+        Some(text) => text.parse::<u64>().map(Some).map_err(|_| {
+            format!(
+                "the mark {:?} is not a time",
+                crate::observability::log::clipped(text, 64)
+            )
+        }),
     }
 }
 
 /// The age in ms of an answer handed to a request it was not made for, `waited_ms` after its origin request: that
-/// wait, plus the origin's own `Age` (`origin_age`, RFC 9111 §5.1: seconds, a non-negative integer; any other value
-/// ignored) when the answer goes out with the origin's headers (an unstored one): set to the wait alone, a joiner of a
-/// fill the origin said was 100 s old said less than the lead that forwarded that 100 (§4.2.3 adds the two).
+/// wait, plus the origin's own `Age` (`origin_age`, read as render reads it: [`crate::cache_control::age_secs`];
+/// anything else ignored) when the answer goes out with the origin's headers (an unstored one): set to the wait
+/// alone, a joiner of a fill the origin said was 100 s old said less than the lead that forwarded that 100 (RFC 9111
+/// §4.2.3 adds the two).
 pub fn handed_age_ms(origin_age: Option<&str>, waited_ms: u64) -> u64 {
     let origin_secs = origin_age
-        .map(str::trim)
-        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(0, |v| v.parse::<u64>().unwrap_or(u64::MAX));
+        .and_then(crate::cache_control::age_secs)
+        .unwrap_or(0);
     origin_secs.saturating_mul(1000).saturating_add(waited_ms)
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary (a mark's value quoted in a log line).
-fn truncated(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// Purge times of cache tags as an isolate last saw them: tag → (purged at, read at).

@@ -70,7 +70,10 @@ pub fn write_back_ttl(
             "the origin's {name} gives no valid freshness lifetime"
         ));
     };
-    let age = field("age").as_deref().and_then(age_s).unwrap_or(0);
+    let age = field("age")
+        .as_deref()
+        .and_then(crate::cache_control::age_secs)
+        .unwrap_or(0);
     let fresh_for = seconds.saturating_sub(age);
     if fresh_for < min_ttl_s {
         return Err(format!(
@@ -78,15 +81,6 @@ pub fn write_back_ttl(
         ));
     }
     Ok(fresh_for.min(ttl_s))
-}
-
-/// The `Age` an answer arrived with (RFC 9111 §5.1): of a list (`Age: 590, 590`, a field sent twice and joined) the
-/// first member; a value too large to hold is 2^31 s or more (§1.2.2: stale, not fresh); anything else not a
-/// non-negative integer is ignored (`None`).
-fn age_s(value: &str) -> Option<u64> {
-    let first = value.split(',').next().unwrap_or_default().trim();
-    (!first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| first.parse::<u64>().unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
