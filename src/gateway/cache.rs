@@ -411,27 +411,37 @@ pub async fn settle_put<E, C>(
     stored.map_err(PutFailed::Refused)
 }
 
-/// The keys of a shared policy whose last fill got an answer made for one visitor, each until when (ms): their
-/// requests go to the origin as their own for [`PASS_MS`], as Varnish's hit-for-pass does, instead of a fill and
-/// then their own request each. At most [`MAX_PASSES_KEPT`] of them.
+/// Keys held until a time (ms), by digest: the keys of a shared policy whose last fill got an answer made for one
+/// visitor, whose requests go to the origin as their own for [`PASS_MS`], as Varnish's hit-for-pass does, instead of
+/// a fill and then their own request each (the handler's passes); and the keys whose stale-while-revalidate refresh
+/// failed lately (the origin answered 5xx, timed out or could not be reached), whose stale copy is served without
+/// another refresh for `GATEWAY_REFRESH_HOLD_MS`, so an origin that is down costs one refresh per key and hold in an
+/// isolate, not one per request (the handler's refresh holds). At most [`MAX_KEYS_HELD`] of them.
 #[derive(Debug, Default)]
-pub struct Passes(KeyTimes);
+pub struct KeyHolds(KeyTimes);
 
 /// How long a key stays passed to the origin after its fill got a personal answer (Varnish's default, 120 s).
 pub const PASS_MS: u64 = 120_000;
-/// At most this many passed keys are remembered (expired ones are dropped first; then all, as with purges).
-pub const MAX_PASSES_KEPT: usize = 4096;
+/// At most this many keys are held (expired ones are dropped first; then all, as with purges).
+pub const MAX_KEYS_HELD: usize = 4096;
 
-impl Passes {
-    /// Whether requests for the key go to the origin as their own at `now`.
-    pub fn passing(&self, id: &KeyId, now: u64) -> bool {
+impl KeyHolds {
+    /// Whether the key is held at `now`.
+    pub fn held(&self, id: &KeyId, now: u64) -> bool {
         self.0.get(id).is_some_and(|until| now < until)
     }
 
-    /// Passes the key from `now` for [`PASS_MS`].
-    pub fn pass(&mut self, id: KeyId, now: u64) {
+    /// Holds the key from `now` for `hold_ms`.
+    pub fn hold(&mut self, id: KeyId, now: u64, hold_ms: u64) {
         self.0
-            .set(id, now + PASS_MS, MAX_PASSES_KEPT, |until| now < until);
+            .set(id, now.saturating_add(hold_ms), MAX_KEYS_HELD, |until| {
+                now < until
+            });
+    }
+
+    /// Ends the key's hold (a fill of it got the origin's answer, so the origin is not down for it).
+    pub fn lift(&mut self, id: &KeyId) {
+        self.0 .0.remove(id);
     }
 
     /// How many keys are remembered.
@@ -447,48 +457,6 @@ impl Passes {
     /// The bytes the remembered keys and times take, whatever the keys' length (the map's own slack aside).
     pub fn held_bytes(&self) -> usize {
         self.len() * std::mem::size_of::<(KeyId, u64)>()
-    }
-}
-
-/// The keys whose stale-while-revalidate refresh failed lately (the origin answered 5xx, timed out or could not be
-/// reached), each until when (ms): within its window a stale copy is served without another refresh until then, so
-/// an origin that is down costs one refresh per key and hold (`GATEWAY_REFRESH_HOLD_MS`) in an isolate, not one per
-/// request. At most [`MAX_REFRESH_HOLDS_KEPT`] of them.
-#[derive(Debug, Default)]
-pub struct RefreshHolds(KeyTimes);
-
-/// At most this many keys are held off (expired ones are dropped first; then all, as with passes).
-pub const MAX_REFRESH_HOLDS_KEPT: usize = 4096;
-
-impl RefreshHolds {
-    /// Whether a refresh of the key is held off at `now`.
-    pub fn held(&self, id: &KeyId, now: u64) -> bool {
-        self.0.get(id).is_some_and(|until| now < until)
-    }
-
-    /// Holds refreshes of the key off from `now` for `hold_ms` (a refresh of it failed).
-    pub fn hold(&mut self, id: KeyId, now: u64, hold_ms: u64) {
-        self.0.set(
-            id,
-            now.saturating_add(hold_ms),
-            MAX_REFRESH_HOLDS_KEPT,
-            |until| now < until,
-        );
-    }
-
-    /// Ends the key's hold: a fill of it got the origin's answer, so the origin is not down for it.
-    pub fn lift(&mut self, id: &KeyId) {
-        self.0 .0.remove(id);
-    }
-
-    /// How many keys are remembered.
-    pub fn len(&self) -> usize {
-        self.0 .0.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.0 .0.is_empty()
     }
 }
 
@@ -1693,7 +1661,7 @@ mod tests {
 
     #[test]
     fn a_failed_refresh_holds_off_the_next_for_a_while_and_a_passed_key_is_not_refreshed() {
-        let mut holds = RefreshHolds::default();
+        let mut holds = KeyHolds::default();
         let id = KeyId::of("k");
         assert!(refresh_due(false, holds.held(&id, 1_000)));
         const HOLD_MS: u64 = 5_000;
@@ -1713,9 +1681,9 @@ mod tests {
         holds.lift(&lifted);
         assert!(refresh_due(false, holds.held(&lifted, 1_001)));
         // Bounded: expired holds go first, then all.
-        for i in 0..2 * MAX_REFRESH_HOLDS_KEPT {
+        for i in 0..2 * MAX_KEYS_HELD {
             holds.hold(KeyId::of(&format!("k{i}")), 2_000, HOLD_MS);
-            assert!(holds.len() <= MAX_REFRESH_HOLDS_KEPT, "{i}");
+            assert!(holds.len() <= MAX_KEYS_HELD, "{i}");
         }
     }
 
@@ -1963,7 +1931,7 @@ mod tests {
 
     #[test]
     fn passed_keys_are_held_by_digest_so_long_urls_cannot_grow_an_isolate() {
-        let mut passes = Passes::default();
+        let mut passes = KeyHolds::default();
         // 5,000 distinct keys of 16 KiB URLs: 80 MiB of text, had the keys been held as they are.
         let long = |i: usize| {
             format!(
@@ -1972,29 +1940,29 @@ mod tests {
             )
         };
         for i in 0..5_000 {
-            passes.pass(KeyId::of(&long(i)), 1_000);
-            assert!(passes.len() <= MAX_PASSES_KEPT, "{i}");
+            passes.hold(KeyId::of(&long(i)), 1_000, PASS_MS);
+            assert!(passes.len() <= MAX_KEYS_HELD, "{i}");
         }
         assert!(
-            passes.held_bytes() <= MAX_PASSES_KEPT * 40,
+            passes.held_bytes() <= MAX_KEYS_HELD * 40,
             "{} bytes",
             passes.held_bytes()
         );
         // Behaviour as before: the last key passed for PASS_MS, another key (one byte apart) not, and expiry.
-        assert!(passes.passing(&KeyId::of(&long(4_999)), 1_000 + PASS_MS - 1));
-        assert!(!passes.passing(&KeyId::of(&long(4_999)), 1_000 + PASS_MS));
-        assert!(!passes.passing(&KeyId::of(&format!("{}b", long(4_999))), 1_000));
+        assert!(passes.held(&KeyId::of(&long(4_999)), 1_000 + PASS_MS - 1));
+        assert!(!passes.held(&KeyId::of(&long(4_999)), 1_000 + PASS_MS));
+        assert!(!passes.held(&KeyId::of(&format!("{}b", long(4_999))), 1_000));
         // Expired keys go first when the map is full: a live key stays.
-        let mut passes = Passes::default();
-        for i in 0..MAX_PASSES_KEPT {
-            passes.pass(KeyId::of(&format!("old{i}")), 0);
+        let mut passes = KeyHolds::default();
+        for i in 0..MAX_KEYS_HELD {
+            passes.hold(KeyId::of(&format!("old{i}")), 0, PASS_MS);
         }
-        passes.pass(KeyId::of("live"), 10 * PASS_MS);
-        passes.pass(KeyId::of("next"), 10 * PASS_MS);
+        passes.hold(KeyId::of("live"), 10 * PASS_MS, PASS_MS);
+        passes.hold(KeyId::of("next"), 10 * PASS_MS, PASS_MS);
         assert_eq!(passes.len(), 2, "the expired ones dropped");
         assert!(
-            passes.passing(&KeyId::of("live"), 10 * PASS_MS)
-                && passes.passing(&KeyId::of("next"), 10 * PASS_MS)
+            passes.held(&KeyId::of("live"), 10 * PASS_MS)
+                && passes.held(&KeyId::of("next"), 10 * PASS_MS)
         );
         // The fills in progress are held by the same digest: equal keys meet, others do not, and none is long.
         assert_eq!(

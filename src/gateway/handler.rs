@@ -18,8 +18,7 @@ use super::cache::{
     cache_key, invalidates, keep_purge_made, kv_write_limited, not_modified, null_body,
     purge_answer, purge_marks, purged_since, refresh_due, settle_put, shared_fill_answer, storable,
     stretched_lifetime, tags_for, tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness,
-    KeyId, Passes, PutFailed, RefreshHolds, StoredMeta, Writes, PURGE_MARK_TTL_SECS,
-    PURGE_RETRY_MS,
+    KeyHolds, KeyId, PutFailed, StoredMeta, Writes, PASS_MS, PURGE_MARK_TTL_SECS, PURGE_RETRY_MS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
@@ -1881,12 +1880,12 @@ thread_local! {
     /// Purge-mark reads under way, by tag, that concurrent hits needing the mark wait for (`shared_purge_read`).
     static PURGE_READS: InFlight<Result<Option<u64>, String>> = RefCell::new(HashMap::new());
     /// Keys of a shared policy whose last fill got an answer made for a visitor without the requester's cookies
-    /// and credentials (`cache::Passes`, held by digest).
-    static PASSES: RefCell<Passes> = RefCell::new(Passes::default());
+    /// and credentials (`cache::KeyHolds`).
+    static PASSES: RefCell<KeyHolds> = RefCell::new(KeyHolds::default());
     /// Keys this isolate saw a write to, and when (`cache::Writes`, held by digest).
     static WRITES: RefCell<Writes> = RefCell::new(Writes::default());
-    /// Keys whose stale-while-revalidate refresh failed lately (`cache::RefreshHolds`, held by digest).
-    static REFRESH_HOLDS: RefCell<RefreshHolds> = RefCell::new(RefreshHolds::default());
+    /// Keys whose stale-while-revalidate refresh failed lately (`cache::KeyHolds`).
+    static REFRESH_HOLDS: RefCell<KeyHolds> = RefCell::new(KeyHolds::default());
     /// Stale-while-revalidate refreshes running now (for the debug route the tests read).
     static REFRESHING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
@@ -1929,7 +1928,7 @@ fn written_since(id: &KeyId, since: u64) -> bool {
 
 /// Whether requests for the key go to the origin as their own ([`PASSES`]).
 fn passing(id: &KeyId, now: u64) -> bool {
-    PASSES.with(|p| p.borrow().passing(id, now))
+    PASSES.with(|p| p.borrow().held(id, now))
 }
 
 /// How long a fill's Cache API write may keep its key claimed.
@@ -2203,7 +2202,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     };
     if fill_answer == FillAnswer::Personal {
         let now = respond::now_ms();
-        PASSES.with(|p| p.borrow_mut().pass(KeyId::of(&spec.key), now));
+        PASSES.with(|p| p.borrow_mut().hold(KeyId::of(&spec.key), now, PASS_MS));
     }
     let mut rejoined = false;
     let body = match response.body() {
