@@ -1163,8 +1163,8 @@ test("a PNG with a second IHDR before its pixels is refused 502 as corrupt, not 
 });
 
 test("a PNG with a second PLTE before its pixels is refused 502 as corrupt when its original would be served", async () => {
-  // libpng refuses a duplicate PLTE (a chunk error: PLTE is critical) and the png crate with DuplicateChunk, so no
-  // browser draws it. sharp decodes it, so a variant is made and served; but where the resize fails (cf-image mode,
+  // libpng refuses a duplicate PLTE in an indexed PNG (a chunk error there; in another colour type it only warns)
+  // and the png crate with DuplicateChunk, so no browser draws it. sharp decodes it, so a variant is made and served; but where the resize fails (cf-image mode,
   // Cloudflare's error here) its original was served as a 200 no browser shows.
   fixtures["/photos/two-palettes.png"] = { type: "image/png", body: indexedPng(palette, palette) };
   fixtures["/photos/one-palette.png"] = { type: "image/png", body: indexedPng(palette) };
@@ -1233,6 +1233,61 @@ test("an indexed PNG whose PLTE has no entry, more than 256 or a length not a mu
       ["palette-1-entry", indexedPng(chunk("PLTE", Buffer.alloc(3, 7)))],
       ["palette-256-entries", indexedPng(chunk("PLTE", Buffer.alloc(768, 7)))],
       ["truecolour-odd-palette", truecolour(chunk("PLTE", Buffer.alloc(5, 7)))],
+    ]) {
+      fixtures[`/photos/${name}.png`] = { type: "image/png", body };
+      const shown = await get(cfWorker, `/images/20/photos/${name}.png`);
+      assert.equal(shown.status, 200, name);
+      assert.match(shown.headers.get("x-image-transform"), /failed/, name);
+      assert.deepEqual(Buffer.from(shown.body), body, `${name}: the original`);
+    }
+  } finally {
+    await cfWorker.stop();
+  }
+});
+
+test("a truecolour PNG whose first PLTE has no entry is refused 502 as corrupt; a second PLTE or any PLTE in a greyscale PNG is drawn, its original served", async () => {
+  // libpng (1.6.47 on) reads PLTE in a non-indexed PNG as a suggestion: its errors there are benign — a second PLTE
+  // ("duplicate"), one after tRNS or bKGD ("out of place"), one in a greyscale PNG ("ignored") — so Firefox draws the
+  // image. But a first PLTE of no entry is taken, and png_set_PLTE stops with "Invalid palette" whatever the colour
+  // type; the png crate (Skia's Rust codec) refuses it too (ChunkLengthWrong): no browser draws it, yet it was served.
+  const png = (colour, channels, ...chunks) => {
+    const header = Buffer.alloc(13);
+    header.writeUInt32BE(40, 0);
+    header.writeUInt32BE(30, 4);
+    header[8] = 8;
+    header[9] = colour;
+    const pixels = chunk("IDAT", deflateSync(Buffer.alloc(30 * (1 + channels * 40))));
+    const signature = Buffer.from("\x89PNG\r\n\x1a\n", "latin1");
+    return Buffer.concat([signature, chunk("IHDR", header), ...chunks, pixels, chunk("IEND", Buffer.alloc(0))]);
+  };
+  const empty = chunk("PLTE", Buffer.alloc(0));
+  const cfWorker = await failingResizer();
+  try {
+    for (const [name, body] of [
+      ["rgb-empty-palette", png(2, 3, empty)],
+      ["rgba-empty-palette", png(6, 4, empty)],
+      // A PLTE of an invalid length is skipped (benign), so the empty one after it is the first taken.
+      ["rgb-odd-then-empty-palette", png(2, 3, chunk("PLTE", Buffer.alloc(5, 7)), empty)],
+      // tRNS is invalid in a PNG with an alpha channel (skipped), so it does not make the empty PLTE out of place.
+      ["rgba-trns-then-empty-palette", png(6, 4, chunk("tRNS", Buffer.alloc(6)), empty)],
+    ]) {
+      fixtures[`/photos/${name}.png`] = { type: "image/png", body };
+      const answer = await get(cfWorker, `/images/20/photos/${name}.png`);
+      assert.equal(answer.status, 502, `${name}: ${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
+      assert.equal(
+        JSON.parse(answer.body).error.message,
+        "the source image is cut short or corrupt: its header says its size, but it breaks off before its first pixel",
+        name,
+      );
+    }
+    for (const [name, body] of [
+      ["rgb-two-palettes", png(2, 3, palette, palette)],
+      ["rgb-palette-then-empty", png(2, 3, palette, empty)],
+      ["rgb-trns-then-empty-palette", png(2, 3, chunk("tRNS", Buffer.alloc(6)), empty)],
+      ["rgba-bkgd-then-empty-palette", png(6, 4, chunk("bKGD", Buffer.alloc(6)), empty)],
+      ["grey-two-palettes", png(0, 1, palette, palette)],
+      ["grey-empty-palette", png(0, 1, empty)],
+      ["grey-alpha-palette", png(4, 2, palette)],
     ]) {
       fixtures[`/photos/${name}.png`] = { type: "image/png", body };
       const shown = await get(cfWorker, `/images/20/photos/${name}.png`);

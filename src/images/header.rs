@@ -18,8 +18,8 @@ pub enum Declared {
     /// header, or one whose boxes break off or claim less than their own header), or an image that ends first.
     Unknown,
     /// A PNG whose `IHDR` says its size, but that ends (cut short, or at `IEND`) or breaks (a chunk no decoder reads
-    /// past, an indexed one with no `PLTE` or a `PLTE` of an invalid length) before its first `IDAT`: no pixel of it is
-    /// drawn.
+    /// past, an indexed one with no `PLTE` or a `PLTE` of an invalid length, a `PLTE` of no entry taken as any
+    /// image's palette) before its first `IDAT`: no pixel of it is drawn.
     NoPixels,
     /// A JPEG whose frame header lies past the bytes read: its segments go on at this offset of the image, to be
     /// followed with [`jpeg_segments`]. An encoder may put as many APPn segments before the frame header as it
@@ -139,9 +139,7 @@ fn declared_size(head: &[u8], image_len: u64) -> Option<Declared> {
                 animated: false,
                 frames: 0,
                 past_idat: false,
-                // Indexed colour (IHDR's colour type 3) needs its PLTE before IDAT.
-                palette_missing: head.get(25) == Some(&3),
-                palette_seen: false,
+                palette: Palette::of_colour_type(colour),
             },
         ));
     }
@@ -195,8 +193,7 @@ fn declared_size(head: &[u8], image_len: u64) -> Option<Declared> {
                     animated: true,
                     frames: 0,
                     past_idat: false,
-                    palette_missing: false,
-                    palette_seen: false,
+                    palette: Palette::Settled,
                 };
                 Some(chunks_in(head.get(30..).unwrap_or_default(), ended, walk))
             }
@@ -893,8 +890,7 @@ pub enum ChunkKind {
 
 /// Where a walk of a PNG's or WebP's chunks stands between two windows of the image: the offset of the next chunk,
 /// the format, the canvas, whether the image said it is animated, the frames seen so far, whether a PNG's first
-/// `IDAT` was passed, whether it is an indexed-colour PNG whose `PLTE` has not come yet, and whether a PNG's `PLTE`
-/// came (before its first `IDAT`: a second there is refused).
+/// `IDAT` was passed, and where a PNG's `PLTE` stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkWalk {
     pub at: u64,
@@ -903,8 +899,67 @@ pub struct ChunkWalk {
     pub animated: bool,
     pub frames: u64,
     pub past_idat: bool,
-    pub palette_missing: bool,
-    pub palette_seen: bool,
+    pub palette: Palette,
+}
+
+/// Where a PNG's `PLTE` stands before its first `IDAT`, as libpng (1.6.47 on: `png_handle_PLTE`, `png_set_PLTE`)
+/// reads it. In an indexed PNG every `PLTE` error is a chunk error, which stops the decoder. In another colour type
+/// the palette is only a suggestion and its errors are benign — warnings, on read — so Firefox draws the image:
+/// a `PLTE` in a greyscale PNG ("ignored"), a second one ("duplicate"), one after `tRNS` or `bKGD` ("out of
+/// place"), one of a length past 768 or not a multiple of 3 ("invalid", skipped). The png crate (Skia's Rust codec)
+/// refuses all of these; served, as one browser draws them. But a truecolour PNG's first `PLTE` of a valid length
+/// is taken, and one of no entry is `png_set_PLTE`'s "Invalid palette", which stops libpng whatever the colour type
+/// (the png crate: `ChunkLengthWrong`): no browser draws a pixel of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Palette {
+    /// Nothing more to check: not a PNG, a greyscale one, or a truecolour one past the point where a `PLTE` could
+    /// stop libpng (one was taken, or a `tRNS` or `bKGD` came first).
+    Settled,
+    /// Indexed colour with no `PLTE` yet: one of 1 to 256 entries must come before `IDAT`.
+    Needed,
+    /// Indexed colour with its `PLTE`: a second before `IDAT` is libpng's "duplicate", a chunk error.
+    Taken,
+    /// Truecolour (with an `alpha` channel or not) with no palette taken yet: a `PLTE` of no entry stops libpng.
+    Suggested { alpha: bool },
+}
+
+impl Palette {
+    /// Where a PNG of IHDR colour type `colour` starts.
+    fn of_colour_type(colour: u8) -> Self {
+        match colour {
+            3 => Palette::Needed,
+            2 => Palette::Suggested { alpha: false },
+            6 => Palette::Suggested { alpha: true },
+            _ => Palette::Settled,
+        }
+    }
+
+    /// After a chunk of type `kind` and data `length` before the first `IDAT`: the next state, or `None` where the
+    /// decoder stops (no pixel is drawn).
+    fn after(self, kind: &[u8], length: u64) -> Option<Self> {
+        let invalid = length > MAX_PALETTE_BYTES || !length.is_multiple_of(3);
+        Some(match (self, kind) {
+            // libpng's "invalid" (a chunk error in an indexed PNG), png_set_PLTE's "Invalid palette" for no entry.
+            (Palette::Needed, b"PLTE") if invalid || length == 0 => return None,
+            (Palette::Needed, b"PLTE") => Palette::Taken,
+            (Palette::Taken, b"PLTE") => return None,
+            // "invalid": skipped, a warning; the next PLTE is still the first taken.
+            (Palette::Suggested { .. }, b"PLTE") if invalid => self,
+            (Palette::Suggested { .. }, b"PLTE") if length == 0 => return None,
+            (Palette::Suggested { .. }, b"PLTE") => Palette::Settled,
+            // A tRNS (of the 6 bytes an RGB one has; in a PNG with an alpha channel it is invalid, skipped) or bKGD
+            // (6 bytes) that libpng took makes any later PLTE "out of place": skipped, a warning.
+            (Palette::Suggested { alpha: false }, b"tRNS")
+            | (Palette::Suggested { .. }, b"bKGD")
+                if length == 6 =>
+            {
+                Palette::Settled
+            }
+            // libpng's "Missing PLTE before IDAT", the png crate's PaletteRequired.
+            (Palette::Needed, b"IDAT") => return None,
+            _ => self,
+        })
+    }
 }
 
 /// The most bytes a PNG's `PLTE` may hold: 256 entries of 3 bytes (§11.2.3).
@@ -925,8 +980,8 @@ pub fn unknown_critical_png_chunk(kind: &[u8]) -> bool {
 /// says so) every frame counted (`fcTL`, `ANMF`), or [`Declared::Chunks`] where the window ends first. A still PNG
 /// ends the walk at its first `IDAT`; a PNG with an unknown critical chunk before it is
 /// [`Declared::UnknownCritical`], and one with a chunk type that is not four letters, a chunk length past
-/// 2^31 - 1 or a second `IHDR` there, that ends (cut short, or at `IEND`) before it, or of indexed colour with no
-/// `PLTE` before it, [`Declared::NoPixels`]. Each step moves at least
+/// 2^31 - 1 or a second `IHDR` there, that ends (cut short, or at `IEND`) before it, or whose `PLTE` stops libpng
+/// there ([`Palette`]), [`Declared::NoPixels`]. Each step moves at least
 /// a chunk header on; the walk ends with the image, at `IEND`, or once the frames are [`over_budget`].
 pub fn chunks(window: &[u8], walk: ChunkWalk, image_len: u64) -> Declared {
     let ended = holds_the_end(walk.at, window, image_len);
@@ -990,35 +1045,16 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
             if unknown_critical_png_chunk(kind) {
                 return Declared::UnknownCritical([kind[0], kind[1], kind[2], kind[3]]);
             }
+            // Past the first IDAT the first frame's pixels are drawn, whatever a later PLTE is (in an indexed
+            // APNG libpng's "duplicate" then ends the animation, not the image): the palette is checked before it.
+            match walk.palette.after(kind, length) {
+                Some(palette) => walk.palette = palette,
+                None => return Declared::NoPixels,
+            }
         }
         match kind {
             b"acTL" => walk.animated = true,
             b"fcTL" | b"ANMF" => walk.frames += 1,
-            // A second PLTE before the first IDAT: libpng's "duplicate" (a chunk error, PLTE being critical), the
-            // png crate's DuplicateChunk — a decoder stops here, before any pixel. (After IDAT libpng only warns.)
-            b"PLTE" if walk.kind == ChunkKind::Png && !walk.past_idat && walk.palette_seen => {
-                return Declared::NoPixels
-            }
-            // An indexed PNG's palette of no entry, of more than 256 or of a length not a multiple of 3: libpng's
-            // "invalid" (a chunk error when the palette is needed) or png_set_PLTE's "Invalid palette", the png
-            // crate's ChunkLengthWrong — no pixel is drawn. More entries than the bit depth indexes are drawn (libpng
-            // keeps the first 2^depth), and in another colour type libpng only warns (a browser draws the image).
-            b"PLTE"
-                if walk.kind == ChunkKind::Png
-                    && walk.palette_missing
-                    && (length == 0 || length > MAX_PALETTE_BYTES || length % 3 != 0) =>
-            {
-                return Declared::NoPixels
-            }
-            b"PLTE" => {
-                walk.palette_missing = false;
-                walk.palette_seen = true;
-            }
-            // An indexed-colour PNG with no palette yet: libpng stops at its first IDAT ("Missing PLTE before
-            // IDAT", a chunk error), as the png crate does (PaletteRequired) — no pixel is drawn.
-            b"IDAT" if walk.kind == ChunkKind::Png && !walk.past_idat && walk.palette_missing => {
-                return Declared::NoPixels
-            }
             b"IDAT" => {
                 walk.past_idat = true;
                 if !walk.animated {
@@ -2487,8 +2523,7 @@ mod tests {
             animated: false,
             frames: 0,
             past_idat: false,
-            palette_missing: false,
-            palette_seen: false,
+            palette: Palette::Settled,
         };
         assert_eq!(chunks(&window, walk, u64::MAX), Declared::NoPixels);
         window[0] = 0x7F;
@@ -2538,14 +2573,19 @@ mod tests {
     }
 
     #[test]
-    fn a_png_with_a_second_palette_before_its_pixels_has_none() {
-        // libpng refuses a second PLTE before IDAT ("duplicate", a chunk error on a critical chunk), as the png
-        // crate does (DuplicateChunk): no browser draws a pixel of it, whatever a resizer makes of it. libpng marks
-        // a PLTE seen before it ignores one in a greyscale PNG, so a second is refused there too.
+    fn an_indexed_png_with_a_second_palette_before_its_pixels_has_none() {
+        // libpng refuses a second PLTE before IDAT in an indexed PNG ("duplicate", a chunk error there), as the png
+        // crate does (DuplicateChunk): no browser draws a pixel of it, whatever a resizer makes of it. In another
+        // colour type libpng's "duplicate" is benign (1.6.47 on): Firefox draws it.
         for colour in [0, 2, 3, 4, 6] {
+            let refused = if colour == 3 {
+                Declared::NoPixels
+            } else {
+                Declared::Size(40, 30)
+            };
             let mut two = png_then(&[(b"PLTE", 6), (b"PLTE", 6), (b"IDAT", 100), (b"IEND", 0)]);
             two[25] = colour;
-            assert_eq!(walked(&two).0, Declared::NoPixels, "colour type {colour}");
+            assert_eq!(walked(&two).0, refused, "colour type {colour}");
             // Apart, behind a large text chunk (the second past the first window).
             let mut apart = png_then(&[
                 (b"PLTE", 6),
@@ -2554,13 +2594,60 @@ mod tests {
                 (b"IDAT", 100),
             ]);
             apart[25] = colour;
-            assert_eq!(walked(&apart).0, Declared::NoPixels, "apart, type {colour}");
+            assert_eq!(walked(&apart).0, refused, "apart, type {colour}");
             let mut one = png_then(&[(b"PLTE", 6), (b"IDAT", 100), (b"PLTE", 6), (b"IEND", 0)]);
             one[25] = colour;
             assert_eq!(
                 walked(&one).0,
                 Declared::Size(40, 30),
                 "one after IDAT: its pixels are drawn before it is read"
+            );
+        }
+    }
+
+    #[test]
+    fn a_truecolour_png_whose_first_palette_taken_has_no_entry_has_no_pixels() {
+        // A truecolour PNG's PLTE is a suggestion, but libpng takes the first of a valid length, and png_set_PLTE
+        // stops at one of no entry ("Invalid palette", whatever the colour type); the png crate refuses it too
+        // (ChunkLengthWrong). Where libpng skips it first — after a PLTE it took ("duplicate"), after a tRNS or bKGD
+        // it took ("out of place") — or ignores it (a greyscale PNG), it only warns: Firefox draws the image.
+        let with = |colour: u8, after: &[(&[u8; 4], usize)]| {
+            let mut image = png_then(after);
+            image[25] = colour;
+            image
+        };
+        let empty: (&[u8; 4], usize) = (b"PLTE", 0);
+        let pixels: (&[u8; 4], usize) = (b"IDAT", 100);
+        for (colour, after) in [
+            (2, vec![empty, pixels]),
+            (6, vec![empty, pixels]),
+            (2, vec![(b"PLTE", 5), empty, pixels]),
+            (2, vec![(b"PLTE", 771), empty, pixels]),
+            (2, vec![(b"tEXt", 4), empty, pixels]),
+            // tRNS is invalid with an alpha channel (skipped), and of another length than RGB's 6 bytes.
+            (6, vec![(b"tRNS", 6), empty, pixels]),
+            (2, vec![(b"tRNS", 2), empty, pixels]),
+            (2, vec![(b"iTXt", SIZE_BYTES + 10), empty, pixels]),
+        ] {
+            assert_eq!(
+                walked(&with(colour, &after)).0,
+                Declared::NoPixels,
+                "{colour}: {after:?}"
+            );
+        }
+        for (colour, after) in [
+            (2, vec![(b"PLTE", 6), empty, pixels]),
+            (6, vec![(b"tRNS", 0), (b"PLTE", 3), empty, pixels]),
+            (2, vec![(b"tRNS", 6), empty, pixels]),
+            (6, vec![(b"bKGD", 6), empty, pixels]),
+            (2, vec![pixels, empty, (b"IEND", 0)]),
+            (0, vec![empty, pixels]),
+            (4, vec![empty, empty, pixels]),
+        ] {
+            assert_eq!(
+                walked(&with(colour, &after)).0,
+                Declared::Size(40, 30),
+                "{colour}: {after:?}"
             );
         }
     }
