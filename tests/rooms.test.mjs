@@ -1909,6 +1909,73 @@ test("a logout ends the session's room access: its unused ticket is refused 401,
   }
 });
 
+test("a room that hibernated still closes an ended session's socket at its next alarm, and broadcasts that socket's presence removal from its attachment", async () => {
+  // workerd evicts an object whose sockets are all hibernatable after 10 s without an event (miniflare's
+  // `unsafePreventEviction` says so; this harness leaves it off), so with a report interval of 15 s the alarm wakes a
+  // new instance: what it knows of its sockets (their sessions' families, the presence clients they announced) is
+  // only what their attachments and storage kept. Shown hibernated by the presence states, which live in memory
+  // alone: a newcomer joining right after the alarm is sent none of them.
+  const KEY = generateSigningJwk("rooms-hibernation-key");
+  const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
+  const w = await startWorker({ vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY), ROOMS_DIRECTORY_REPORT_SECONDS: 15 } });
+  const sockets = [];
+  let phone;
+  try {
+    await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+    const login = async () => cookieOf(await loginToken(w, ALICE));
+    const issue = async (cookie) => {
+      const r = await w.fetch("/rooms/sleepy/ticket", { method: "POST", headers: { cookie } });
+      assert.equal(r.status, 201, "a ticket");
+      return (await r.json()).ticket;
+    };
+    const open = async (t) => {
+      const ws = new WebSocket(w.url.href.replace(/^http/, "ws") + `rooms/sleepy/ws?ticket=${t}`);
+      const state = { ws, frames: [], closed: null };
+      ws.on("message", (data) => state.frames.push(data));
+      ws.on("close", (code, reason) => (state.closed = { code, reason: reason.toString() }));
+      await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+      sockets.push(ws);
+      return state;
+    };
+    /** The [client, clock, state] entries of an awareness message (none for another message). */
+    const entries = (frame) => {
+      const d = decoding.createDecoder(new Uint8Array(frame));
+      if (decoding.readVarUint(d) !== 1) return [];
+      const u = decoding.createDecoder(decoding.readVarUint8Array(d));
+      return Array.from({ length: decoding.readVarUint(u) }, () => [decoding.readVarUint(u), decoding.readVarUint(u), decoding.readVarString(u)]);
+    };
+    const [laptopCookie, phoneCookie] = [await login(), await login()];
+    const laptop = await open(await issue(laptopCookie));
+    laptop.ws.send(awareness([[4242, 1, '{"user":"laptop-presence"}']]));
+    // A raw socket: the close the alarm sends is read off the wire (see the logout test above).
+    phone = await deafSocket(w, "sleepy", null, await issue(phoneCookie));
+    await phone.send(awareness([[4343, 1, '{"user":"phone-presence"}']]), 0x2);
+    await until(() => laptop.frames.some((f) => entries(f).some(([c]) => c === 4343)), { what: "the phone's presence relayed" });
+    const out = await w.fetch("/auth/logout", { method: "POST", headers: { cookie: phoneCookie } });
+    assert.equal(out.status, 204, "logged out");
+    // The alarm, 15 s after the first join; the room was idle for more than 10 s before it.
+    await until(() => closeCode(phone.data) !== undefined, { ms: 40_000, every: 200, what: "the ended session's socket closed by the alarm" });
+    assert.equal(closeCode(phone.data), 1008, "closed for policy");
+    assert.match(closeFrame(phone.data).subarray(2).toString(), /session ended/);
+    await until(() => laptop.frames.some((f) => entries(f).some(([c, , state]) => c === 4343 && state === "null")), {
+      what: "the closed socket's presence removal broadcast (from its attachment)",
+    });
+    // The newcomer's sync request is answered after everything the join sent it: past that, the join's presence.
+    const newcomer = await open(await issue(laptopCookie));
+    newcomer.ws.send(Buffer.from([0, 0, 1, 0]));
+    await until(() => newcomer.frames.some((f) => f[0] === 0 && f[1] === 1), { what: "the newcomer's sync answered" });
+    assert.ok(
+      !newcomer.frames.some((f) => entries(f).some(([c]) => c === 4242)),
+      "the room's memory was new at the alarm (the laptop's presence state, kept only in memory, is gone): it had hibernated",
+    );
+    assert.equal(laptop.closed, null, "the live session's socket stays");
+  } finally {
+    phone?.sock.destroy();
+    sockets.forEach((ws) => ws.terminate());
+    await w.stop();
+  }
+});
+
 test("DELETE /auth/sessions ends the room access of every session of the user, as a logout does: tickets minted before are refused 401 session_ended, open sockets closed 1008; another user's stay", async () => {
   // The way out when the session list shows a stolen session: the thief's tickets and sockets must end with it, not
   // only the caller's. The room asks D1 by session family; this pins that a revocation by user (not by the
