@@ -564,6 +564,56 @@ test("a refresh, logout or DELETE /auth/sessions that D1 cannot write is refused
   }
 });
 
+test("a check, login or session list that D1 cannot read answers 503 session_store_unavailable, not 500, and keeps the cookie: a strict check with D1 down does not sign the user out", async (t) => {
+  // Writes D1 refused were 503 session_store_unavailable, but the reads before them were 500s: a strict check
+  // (refresh, the session lists), a cached check its KV entry did not answer, a login's account read, the list
+  // itself. A 500 says "bug", not "try again", and a front end treating any failure of a check as "logged out" then
+  // signed the user out for a D1 hiccup. The reads are made to fail by renaming what they read away.
+  const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
+  t.after(() => w.stop());
+  const wdb = await w.mf.getD1Database("DB");
+  const wkv = await w.mf.getKVNamespace("CONFIG_KV");
+  await seed({ CONFIG_KV: wkv, DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const signIn = await w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }));
+  assert.equal(signIn.status, 200);
+  const token = cookieOf(signIn);
+  await signIn.arrayBuffer();
+  // No cache entry: a cached check reads D1.
+  await wkv.delete(`session:${sessionId(token)}`);
+  const broken = async (breaks, heals, send) => {
+    await wdb.prepare(breaks).run();
+    try {
+      return await send();
+    } finally {
+      await wdb.prepare(heals).run();
+    }
+  };
+  const away = (table) => [`ALTER TABLE ${table} RENAME TO ${table}_away`, `ALTER TABLE ${table}_away RENAME TO ${table}`];
+  const column = ["ALTER TABLE sessions RENAME COLUMN user_agent TO user_agent_away", "ALTER TABLE sessions RENAME COLUMN user_agent_away TO user_agent"];
+  for (const [what, [breaks, heals], send] of [
+    ["GET /auth/sessions (strict check)", away("sessions"), () => w.fetch("/auth/sessions", withCookie(token))],
+    ["POST /auth/refresh (strict check)", away("sessions"), () => w.fetch("/auth/refresh", withCookie(token, { method: "POST" }))],
+    ["DELETE /auth/sessions (strict check)", away("sessions"), () => w.fetch("/auth/sessions", withCookie(token, { method: "DELETE" }))],
+    ["GET /auth/session (cached check, no entry)", away("sessions"), () => w.fetch("/auth/session", withCookie(token))],
+    ["POST /rooms/{id}/ticket (cached check, no entry)", away("sessions"), () => w.fetch("/rooms/d1-down/ticket", withCookie(token, { method: "POST" }))],
+    ["GET /auth/sessions (the list itself)", column, () => w.fetch("/auth/sessions", withCookie(token))],
+    ["POST /auth/login (the account)", away("users"), () => w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }))],
+  ]) {
+    const r = await broken(breaks, heals, send);
+    assert.deepEqual(r.headers.getSetCookie(), [], `${what}: the cookie is neither set nor cleared`);
+    await expectError(r, 503, "session_store_unavailable", what);
+  }
+  // A page still renders (anonymous), as before.
+  const page = await broken(...away("sessions"), () => w.fetch("/", withCookie(token)));
+  assert.equal(page.status, 200, "a page renders");
+  assert.deepEqual(page.headers.getSetCookie().filter((c) => c.startsWith("__Host-edgekit_session=")), [], "the page keeps the cookie");
+  await page.arrayBuffer();
+  // Nothing changed: with D1 whole again the session works on strict checks.
+  const still = await w.fetch("/auth/sessions", withCookie(token));
+  assert.equal(still.status, 200, "the session lives");
+  await still.arrayBuffer();
+});
+
 test("a logout (or login) whose request carries a second value of the cookie (one planted) still ends the session it names", async () => {
   // A browser sends two values of the name when one was planted beside the user's (a sibling subdomain under an
   // unprefixed name, a nameless cookie in older browsers). Such a cookie authenticates nothing, but a logout is the
@@ -1259,10 +1309,12 @@ test("a token retired past the grace, sent just before a login that ended the se
   await late.arrayBuffer();
 });
 
-test("a check whose lookup among retired ids fails refuses without clearing the cookie: the token may be one a concurrent refresh retired", async (t) => {
+test("a check whose lookup among retired ids fails answers 503 session_store_unavailable without clearing the cookie: the token may be one a concurrent refresh retired", async (t) => {
   // A refused token is looked up among the ids refreshes retired (session_rotated, reuse detection). When that read
   // failed, the refusal cleared the cookie as if the token were dead — for a token another tab's refresh had just
-  // retired, a clear arriving after that refresh's answer removed the new cookie: signed out for a D1 hiccup.
+  // retired, a clear arriving after that refresh's answer removed the new cookie: signed out for a D1 hiccup. Then it
+  // answered 401 session_invalid with the cookie kept, which still told a front end to sign the user out: nothing was
+  // learnt of the token, so the answer is the store's 503, as for any other read D1 could not make.
   const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
   t.after(() => w.stop());
   const wdb = await w.mf.getD1Database("DB");
@@ -1280,14 +1332,17 @@ test("a check whose lookup among retired ids fails refuses without clearing the 
   const clears = (r) => r.headers.getSetCookie().filter((c) => c.startsWith("__Host-edgekit_session="));
   try {
     for (const [route, send, status] of [
-      ["GET /auth/session (its cache entry says revoked)", () => w.fetch("/auth/session", withCookie(retired)), 401],
+      ["GET /auth/session (its cache entry says revoked)", () => w.fetch("/auth/session", withCookie(retired)), 503],
       ["a page", () => w.fetch("/", withCookie(retired)), 200],
-      ["POST /auth/refresh (D1 finds no such session)", () => w.fetch("/auth/refresh", withCookie(retired, { method: "POST" })), 401],
+      ["POST /auth/refresh (D1 finds no such session)", () => w.fetch("/auth/refresh", withCookie(retired, { method: "POST" })), 503],
     ]) {
       const r = await send();
-      assert.equal(r.status, status, route);
       assert.deepEqual(clears(r), [], `${route}: the cookie is kept`);
-      await r.arrayBuffer();
+      if (status === 503) await expectError(r, 503, "session_store_unavailable", route);
+      else {
+        assert.equal(r.status, status, route);
+        await r.arrayBuffer();
+      }
     }
     await until(() => w.jsonLogs().some((l) => l.msg === "session_reuse_check_failed"), {
       what: () => "the failed lookup is logged",
@@ -1298,6 +1353,53 @@ test("a check whose lookup among retired ids fails refuses without clearing the 
   const still = await w.fetch("/auth/session", withCookie(current));
   assert.equal(still.status, 200, "the refresh's session lives on");
   await still.arrayBuffer();
+});
+
+test("a retired token whose session D1 cannot read (within the grace) or whose reuse D1 cannot revoke (past it) answers 503 session_store_unavailable, and the retry does what the first could not", async (t) => {
+  // Within SESSION_REUSE_GRACE_SECS a retired token's answer depends on whether the session it became lives
+  // (session_rotated) or not; a failed read of that said "rotated", and a front end retrying with the same cookie got
+  // the same answer and signed the user out. Past the grace, a failed revocation of the reused token's session was
+  // answered 401 session_invalid: the session a thief's copy became lived on, and the answer said nothing to retry.
+  const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
+  t.after(() => w.stop());
+  const wdb = await w.mf.getD1Database("DB");
+  await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const signIn = await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
+  assert.equal(signIn.status, 200);
+  const retired = cookieOf(signIn);
+  await signIn.arrayBuffer();
+  const refreshed = await w.fetch("/auth/refresh", withCookie(retired, { method: "POST" }));
+  assert.equal(refreshed.status, 200);
+  const current = cookieOf(refreshed);
+  await refreshed.arrayBuffer();
+  const clears = (r) => r.headers.getSetCookie().filter((c) => c.startsWith("__Host-edgekit_session="));
+  const broken = async (breaks, heals, what) => {
+    await wdb.prepare(breaks).run();
+    try {
+      const r = await w.fetch("/auth/session", withCookie(retired));
+      assert.deepEqual(clears(r), [], `${what}: the cookie is kept`);
+      await expectError(r, 503, "session_store_unavailable", what);
+    } finally {
+      await wdb.prepare(heals).run();
+    }
+  };
+  // Within the grace: the retired id is found, the session it became cannot be read.
+  await broken("ALTER TABLE sessions RENAME TO sessions_away", "ALTER TABLE sessions_away RENAME TO sessions", "within the grace");
+  const rotated = await w.fetch("/auth/session", withCookie(retired));
+  await expectError(rotated, 401, "session_rotated", "with D1 whole, the token is one a refresh has just retired");
+  // Past the grace: the revocation of the session it became is refused.
+  await wdb.prepare("UPDATE retired_session_ids SET retired_at = retired_at - 120000").run();
+  await broken(
+    "CREATE TRIGGER d1_refuses BEFORE UPDATE OF revoked_at ON sessions BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    "DROP TRIGGER d1_refuses",
+    "past the grace",
+  );
+  const lives = await w.fetch("/auth/sessions", withCookie(current));
+  assert.equal(lives.status, 200, "the revocation did not happen");
+  await lives.arrayBuffer();
+  const reused = await w.fetch("/auth/session", withCookie(retired));
+  await expectError(reused, 401, "session_invalid", "with D1 whole, the reuse is detected");
+  await expectError(await w.fetch("/auth/sessions", withCookie(current)), 401, "session_invalid", "and the session it became is revoked");
 });
 
 test("a session revoked elsewhere: strict routes refuse at once, cached checks only until the entry's freshness ends", async () => {

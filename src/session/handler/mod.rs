@@ -37,6 +37,7 @@ const MAX_USER_AGENT: usize = 256;
 pub async fn current_user(call: &Call, strict: bool) -> ApiResult<Caller> {
     let store = Store::open(call, strict)?;
     Ok(match check(call, &store, strict).await? {
+        Checked::Unavailable(error) => return Err(error),
         Checked::Valid { record, id } => Caller {
             user: Some(record.user()),
             session: Some(id),
@@ -108,6 +109,11 @@ enum Checked {
     /// session revoked moments ago ([`ended_moments_ago`]): a login that replaced its cookie may have ended it — as
     /// is a token retired within the grace window whose session has ended since ([`detect_reuse`]).
     Unconfirmed(&'static str),
+    /// A well-formed token found in no live session whose lookup among retired ids (or the revocation of a reused
+    /// token's session) D1 could not make: 503 `session_store_unavailable`, the cookie kept. It may be a token a
+    /// concurrent refresh retired (a retry is the answer), and answered 401 `session_invalid` it told the front end
+    /// to sign the user out for a D1 hiccup. Counted against the address's budget like the other refusals.
+    Unavailable(ApiError),
     Rotated,
     Valid {
         id: String,
@@ -163,6 +169,7 @@ impl Checked {
                 Err(invalid(why).with_header("set-cookie", token::clear_cookie(cookie_name)))
             }
             Checked::Unconfirmed(why) => Err(invalid(why)),
+            Checked::Unavailable(error) => Err(error),
         }
     }
 }
@@ -247,7 +254,7 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
     } else {
         check_at_d1(call, store, id, now, strict).await?
     };
-    if let Checked::Refused(_) | Checked::Unconfirmed(_) = checked {
+    if let Checked::Refused(_) | Checked::Unconfirmed(_) | Checked::Unavailable(_) = checked {
         count_failed(call, budget);
     }
     Ok(checked)
@@ -340,8 +347,8 @@ async fn refused(
     why: &'static str,
     revoked_at: Option<u64>,
 ) -> ApiResult<Checked> {
-    // The answer is a refusal whatever happens below: a failing lookup or revocation is logged, never a 500 — and
-    // never a clear: a lookup that failed did not learn whether a concurrent refresh retired the token, and cleared,
+    // A failing lookup or revocation is logged and answered 503 (`Checked::Unavailable`), never a 500 — and never a
+    // clear or a 401: a lookup that failed did not learn whether a concurrent refresh retired the token, and cleared,
     // the cookie that refresh is setting would go if this answer arrived after it (signed out for a D1 hiccup).
     match detect_reuse(call, store, id, now).await {
         Ok(Some(checked)) => Ok(checked),
@@ -354,9 +361,9 @@ async fn refused(
         Err(e) => {
             log::error(
                 "session_reuse_check_failed",
-                json!({"request_id": call.request_id, "detail": e.to_string()}),
+                json!({"request_id": call.request_id, "detail": e.to_string(), "refused_for": why}),
             );
-            Ok(Checked::Unconfirmed(why))
+            Ok(Checked::Unavailable(e))
         }
     }
 }
@@ -374,13 +381,11 @@ fn ended_moments_ago(call: &Call, revoked_at: Option<u64>, now: u64) -> bool {
 
 /// Whether the session a refresh rotated `retired` into still lives: the token is then one a concurrent refresh
 /// rotated, worth a retry with the cookie that refresh set; after a logout it is as dead as the session, and a client
-/// told to retry would retry until the grace window closed. A failed read says it lives: a retry costs little,
-/// signing the user out for a D1 hiccup much.
-async fn rotation_lives(store: &Store, retired: &Retired, now: u64) -> bool {
-    store
-        .family_live(&retired.family, now)
-        .await
-        .unwrap_or(true)
+/// told to retry would retry until the grace window closed. A failed read is a 503 (`session_store_unavailable`):
+/// neither "rotated" (a retry with the same cookie got the same answer, and the front end then signed the user out)
+/// nor "ended".
+async fn rotation_lives(store: &Store, retired: &Retired, now: u64) -> ApiResult<bool> {
+    store.family_live(&retired.family, now).await
 }
 
 /// [`refused`]'s lookup: what to answer when `id` is a retired one (and the session was revoked if past the grace).
@@ -400,7 +405,7 @@ async fn detect_reuse(
         return Ok(None);
     };
     if now.saturating_sub(retired.retired_at) < config.reuse_grace_secs * 1000 {
-        return Ok(Some(if rotation_lives(store, &retired, now).await {
+        return Ok(Some(if rotation_lives(store, &retired, now).await? {
             Checked::Rotated
         } else {
             Checked::Unconfirmed("retired token of an ended session")
@@ -425,9 +430,16 @@ async fn detect_reuse(
         json!({"revoked_sessions": revoked.len(),
             "retired_ms_ago": now.saturating_sub(retired.retired_at), "request_id": call.request_id}),
     );
-    for current in &revoked {
-        store.mark_revoked(current, now, config.cache_secs).await?;
-    }
+    // D1 holds the revocation: a cache write that fails is logged (cached checks may admit the session until its
+    // entry's `fresh_until`), and the token is refused all the same.
+    mark_revoked_all(
+        store,
+        &revoked,
+        now,
+        config.cache_secs,
+        Some(&call.request_id),
+    )
+    .await;
     Ok(Some(Checked::Refused(
         "retired token reused: session revoked",
     )))
@@ -861,11 +873,11 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
         .await?
     {
         // Lost a race with another refresh (the token is now a retired one of a live session), or the session
-        // ended meanwhile (a logout, its expiry): only the first is worth a retry (a failed read too, as below).
-        let raced = match store.retired(&old_id).await {
-            Ok(Some(retired)) => rotation_lives(&store, &retired, now).await,
-            Ok(None) => false,
-            Err(_) => true,
+        // ended meanwhile (a logout, its expiry): only the first is worth a retry.
+        // A read that fails is a 503 (`session_store_unavailable`): the rotation changed nothing, the cookie is kept.
+        let raced = match store.retired(&old_id).await? {
+            Some(retired) => rotation_lives(&store, &retired, now).await?,
+            None => false,
         };
         if raced {
             return Err(rotated().with_internal("lost a concurrent rotation"));

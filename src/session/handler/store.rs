@@ -1,6 +1,7 @@
 //! Where sessions live: D1 (the source of truth), always reached through the D1 Sessions API so reads follow the
 //! client's `x-d1-bookmark`, and the KV cache in front of it (`session:<sha256 of token>`, a [`CacheEntry`]).
-//! Every query binds its inputs; no SQL or driver message reaches a response (errors are 500s with a logged detail).
+//! Every query binds its inputs; no SQL or driver message reaches a response (D1 failing a query is 503
+//! `session_store_unavailable`, anything else a 500, each with a logged detail).
 
 use std::time::Duration;
 
@@ -57,13 +58,18 @@ const RETIRED_PER_SESSION: u32 = 64;
 const CLEANUP_BATCH: u32 = 100;
 
 /// D1 failing a session's write (a login's, a refresh's rotation, a logout's or `DELETE /auth/sessions`'
-/// revocation): 503 `session_store_unavailable`, worth a retry — each is one transaction, so nothing changed — with
-/// `message` saying what was not done and `doing` (with D1's error) logged. The same cause answered 500 on every
-/// route but the login's.
+/// revocation) or a read a session's answer depends on (a check's session, a lookup among retired ids, the account a
+/// login names, the session list): 503 `session_store_unavailable`, worth a retry — each write is one transaction,
+/// so nothing changed — with `message` saying what was not done and `doing` (with D1's error) logged. The same cause
+/// answered 500 on every route but the login's, and a failed read 500 even there.
 fn unavailable(message: &'static str, doing: &str, error: impl std::fmt::Display) -> ApiError {
     ApiError::new(503, "session_store_unavailable", message)
         .with_internal(format!("{doing}: {error}"))
 }
+
+/// What a check that D1 could not answer says (503): nothing was learnt of the session, so the caller is neither
+/// admitted nor told it is logged out (a 401 `session_invalid` made front ends sign the user out for a D1 outage).
+const UNREAD: &str = "the session could not be checked; try again shortly";
 
 /// Sessions `GET /auth/sessions` lists at most (the caller's own among them).
 const MAX_LISTED_SESSIONS: u32 = 50;
@@ -189,7 +195,13 @@ impl Store {
             .or_internal("binding the user query")?
             .first::<UserColumns>(None)
             .await
-            .or_internal("reading the user")?;
+            .map_err(|e| {
+                unavailable(
+                    "the login could not be checked; try again shortly",
+                    "reading the user",
+                    e,
+                )
+            })?;
         Ok(row.map(|r| UserRow {
             password: PasswordHash::from_columns(
                 &r.password_algorithm,
@@ -348,7 +360,7 @@ impl Store {
             .or_internal("binding the retired-id query")?
             .first::<Retired>(None)
             .await
-            .or_internal("reading a retired id")
+            .map_err(|e| unavailable(UNREAD, "reading a retired id", e))
     }
 
     /// Whether `family` still has a live session (not revoked, not expired): a token it retired is then one a
@@ -362,7 +374,7 @@ impl Store {
             .or_internal("binding the family query")?
             .first::<serde_json::Value>(None)
             .await
-            .or_internal("reading the family")
+            .map_err(|e| unavailable(UNREAD, "reading the family", e))
             .map(|row| row.is_some())
     }
 
@@ -399,11 +411,13 @@ impl Store {
                 .bind(&[family, num(now_ms)])
                 .or_internal("binding the family revocation")?,
         ];
-        let results = self
-            .db
-            .batch(statements)
-            .await
-            .or_internal("revoking the session family")?;
+        let results = self.db.batch(statements).await.map_err(|e| {
+            unavailable(
+                "the session could not be checked; try again shortly",
+                "revoking the session family",
+                e,
+            )
+        })?;
         let ended = match results.first() {
             Some(result) => !result
                 .results::<serde_json::Value>()
@@ -523,7 +537,13 @@ impl Store {
             .or_internal("binding the session list")?
             .all()
             .await
-            .or_internal("listing sessions")?
+            .map_err(|e| {
+                unavailable(
+                    "the sessions could not be listed; try again shortly",
+                    "listing sessions",
+                    e,
+                )
+            })?
             .results::<SessionSummary>()
             .or_internal("reading the session list")?;
         let truncated = listed.len() > MAX_LISTED_SESSIONS as usize;
@@ -629,7 +649,7 @@ async fn read_session(
         .or_internal("binding the session query")?
         .first::<SessionColumns>(None)
         .await
-        .or_internal("reading the session")?;
+        .map_err(|e| unavailable(UNREAD, "reading the session", e))?;
     row.map(|r| {
         Ok(SessionRecord {
             permissions: permissions_or_none(&r.permissions, &r.user_id, request_id),
