@@ -411,13 +411,11 @@ impl Store {
                 .bind(&[family, num(now_ms)])
                 .or_internal("binding the family revocation")?,
         ];
-        let results = self.db.batch(statements).await.map_err(|e| {
-            unavailable(
-                "the session could not be checked; try again shortly",
-                "revoking the session family",
-                e,
-            )
-        })?;
+        let results = self
+            .db
+            .batch(statements)
+            .await
+            .map_err(|e| unavailable(UNREAD, "revoking the session family", e))?;
         let ended = match results.first() {
             Some(result) => !result
                 .results::<serde_json::Value>()
