@@ -563,6 +563,52 @@ describe("route table and proxy", () => {
     assert.equal(seen["x-hostname"], "kept", "a name that merely starts alike passes");
   });
 
+  test("headers that vouch for the client's TLS certificate, its scheme or its address behind another proxy never reach the origin", async () => {
+    origin.reset();
+    // Each is what a TLS-terminating proxy in front of some origin sets, and the origin believes it: a client's own
+    // would authenticate it with a certificate it only holds the public half of (certificates are public) or mark a
+    // plain request HTTPS. RFC 9440 §4: a proxy must remove any Client-Cert / Client-Cert-Chain a client sent.
+    const forged = {
+      // RFC 9440's fields; ASP.NET Core's certificate forwarding (X-Client-Cert by default, X-ARR-ClientCert on
+      // Azure App Service; MS-ASPNETCORE-CLIENTCERT from IIS's module).
+      "client-cert": ":MIIBforged=:",
+      "client-cert-chain": ":MIIBforged=:",
+      "x-client-cert": "MIIBforged",
+      "x-arr-clientcert": "MIIBforged",
+      "ms-aspnetcore-clientcert": "MIIBforged",
+      // Tomcat's SSLValve (ssl_client_cert, ssl_cipher), Keycloak's x509 lookups (ssl-client-cert, SSL_CLIENT_CERT),
+      // HAProxy's documented X-SSL-* set, nginx's X-Client-Verify / X-Client-DN convention.
+      ssl_client_cert: "MIIBforged",
+      "ssl-cipher": "TLS_AES_128_GCM_SHA256",
+      "x-ssl": "1",
+      "x-ssl-client-cert": "MIIBforged",
+      "x-ssl-client-verify": "0",
+      "x-ssl-client-dn": "CN=admin",
+      "x-client-verify": "SUCCESS",
+      "x-client-dn": "CN=admin",
+      // The request was HTTPS: IIS ARR's X-ARR-SSL, WebLogic's WL-Proxy-SSL.
+      "x-arr-ssl": "2048|256|CN=forged",
+      "wl-proxy-ssl": "true",
+      // The client's address as another proxy names it: ingress-nginx, Google's, WebLogic's plug-in's, and the
+      // names PHP and Java client-IP helpers read (HTTP_X_FORWARDED, HTTP_FORWARDED_FOR).
+      "x-original-forwarded-for": "10.0.0.1",
+      "x-proxyuser-ip": "10.0.0.1",
+      "wl-proxy-client-ip": "10.0.0.1",
+      "proxy-client-ip": "10.0.0.1",
+      "x-forwarded": "for=10.0.0.1",
+      "forwarded-for": "10.0.0.1",
+    };
+    const response = await rawRequest("/gw/open/echo", { headers: { ...forged, "x-client": "kept", "ssl": "kept" } });
+    assert.equal(response.status, 200);
+    const seen = lastRequest().headers;
+    for (const name of Object.keys(forged)) {
+      assert.equal(seen[name], undefined, name);
+    }
+    assert.equal(seen["x-client"], "kept", "a name that merely starts alike passes");
+    assert.equal(seen.ssl, "kept");
+    assert.equal(seen["x-forwarded-for"], "127.0.0.1", "the address the connection came from, as ever");
+  });
+
   test("an OPTIONS request's Max-Forwards is decremented, and at 0 the gateway answers it as the final recipient (RFC 9110 §7.6.2)", async (t) => {
     const w = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "o", path: "/o", methods: ["GET", "PUT", "OPTIONS"], upstream: origin.url }] } });
     t.after(() => w.stop());

@@ -33,6 +33,46 @@ const CLIENT_ADDRESS: &[&str] = &[
     "x-originating-ip",
     "x-remote-ip",
     "x-remote-addr",
+    // The address as another proxy in front of an origin names it: ingress-nginx keeps the list it was sent in
+    // `X-Original-Forwarded-For`, Google's load balancers name the user's in `X-ProxyUser-Ip`, WebLogic's plug-in
+    // its caller's in `WL-Proxy-Client-IP` / `Proxy-Client-IP` (which Java client-address helpers read first), and
+    // PHP's read `HTTP_X_FORWARDED` and `HTTP_FORWARDED_FOR` beside `X-Forwarded-For`.
+    "x-original-forwarded-for",
+    "x-proxyuser-ip",
+    "wl-proxy-client-ip",
+    "proxy-client-ip",
+    "x-forwarded",
+    "forwarded-for",
+];
+
+/// Request headers by which a TLS-terminating proxy in front of an origin vouches for the client's TLS connection —
+/// its certificate (which the origin then authenticates it by: a client's own would log it in with a certificate it
+/// holds only the public half of, and certificates are public), whether it was verified, its cipher, or that the
+/// request came over TLS at all. RFC 9440 §4 has a proxy remove any `Client-Cert` / `Client-Cert-Chain` a client
+/// sent; ASP.NET Core's certificate forwarding reads `X-Client-Cert` (by default) or Azure App Service's
+/// `X-ARR-ClientCert`, IIS's module sets `MS-ASPNETCORE-CLIENTCERT`; nginx guides' `X-Client-Verify` /
+/// `X-Client-DN`; IIS ARR marks an HTTPS request `X-ARR-SSL`, WebLogic `WL-Proxy-SSL`; and [`TLS_CLIENT_PREFIXES`].
+/// The gateway vouches for no certificate (Cloudflare's mTLS results are not forwarded).
+const TLS_CLIENT: &[&str] = &[
+    "client-cert",
+    "client-cert-chain",
+    "x-client-verify",
+    "x-client-dn",
+    "wl-proxy-ssl",
+    "x-ssl",
+];
+
+/// Name prefixes of [`TLS_CLIENT`] headers: `ssl-` (Tomcat's `SSLValve` reads `ssl_client_cert`, `ssl_cipher`,
+/// `ssl_session_id`; Keycloak's X.509 lookups `ssl-client-cert` and Apache's `SSL_CLIENT_CERT`), `x-ssl-`
+/// (HAProxy's documented `X-SSL-Client-Cert`, `-Verify`, `-DN`…), `x-client-cert` (ASP.NET Core's, and its chain),
+/// `x-arr-` (IIS ARR's and Azure App Service's `X-ARR-SSL`, `X-ARR-ClientCert`) and `ms-aspnetcore-` (what IIS's
+/// ASP.NET Core module tells the app: its client certificate, its Windows user's token).
+const TLS_CLIENT_PREFIXES: &[&str] = &[
+    "ssl-",
+    "x-ssl-",
+    "x-client-cert",
+    "x-arr-",
+    "ms-aspnetcore-",
 ];
 
 /// Request headers that make an origin treat a request as another method (Symfony and Laravel read the first on a
@@ -92,8 +132,8 @@ fn end_to_end(name: &str) -> bool {
 
 /// Whether a request header is forwarded to the origin. `connection_listed` are the names the client's `Connection`
 /// header marks as hop-by-hop (but for [`end_to_end`] fields). Client-sent `X-User-*` and forwarding headers are always
-/// dropped (the gateway sets its own), as are [`CLIENT_ADDRESS`], [`METHOD_OVERRIDE`], [`TARGET_OVERRIDE`] and
-/// [`HOST_OVERRIDE`] headers,
+/// dropped (the gateway sets its own), as are [`CLIENT_ADDRESS`], [`TLS_CLIENT`], [`METHOD_OVERRIDE`],
+/// [`TARGET_OVERRIDE`] and [`HOST_OVERRIDE`] headers,
 /// `x-request-id` (the request's id, checked, is set) and `traceparent` (re-set from the trace context; `tracestate`
 /// passes on with it) — in any spelling with `_` for `-` too (`X_User_Id`), which CGI-style servers read as the same
 /// variable; for that reason a `Content-*` field spelled with `_` is dropped too (the WAF read the body by the real
@@ -119,6 +159,8 @@ pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool 
         || name == "x-request-id"
         || name.starts_with("cf-")
         || CLIENT_ADDRESS.contains(&name.as_str())
+        || TLS_CLIENT.contains(&name.as_str())
+        || TLS_CLIENT_PREFIXES.iter().any(|p| name.starts_with(p))
         || METHOD_OVERRIDE.contains(&name.as_str())
         || TARGET_OVERRIDE.contains(&name.as_str())
         || HOST_OVERRIDE.contains(&name.as_str()))
@@ -843,6 +885,49 @@ mod tests {
             assert!(!forward_request_header(name, &[]), "{name}");
         }
         for name in ["Proxy-Status", "X-Original", "X-URL", "X-URI", "Referer"] {
+            assert!(forward_request_header(name, &[]), "{name}");
+        }
+    }
+
+    #[test]
+    fn headers_that_vouch_for_the_clients_tls_or_address_behind_another_proxy_are_not_forwarded() {
+        for name in [
+            "Client-Cert",
+            "client-cert-chain",
+            "X-Client-Cert",
+            "x-client-cert-chain",
+            "X-ARR-ClientCert",
+            "X_ARR_SSL",
+            "x-arr-ssl",
+            "MS-ASPNETCORE-CLIENTCERT",
+            "ssl_client_cert",
+            "SSL_CIPHER",
+            "ssl-client-cert",
+            "X-SSL",
+            "X-SSL-Client-Cert",
+            "x-ssl-client-verify",
+            "X-Client-Verify",
+            "X-Client-DN",
+            "WL-Proxy-SSL",
+            "WL-Proxy-Client-IP",
+            "Proxy-Client-IP",
+            "X-Original-Forwarded-For",
+            "X-ProxyUser-Ip",
+            "X-Forwarded",
+            "Forwarded-For",
+            "forwarded_for",
+        ] {
+            assert!(!forward_request_header(name, &[]), "{name}");
+        }
+        // Names that merely start alike pass.
+        for name in [
+            "X-Client",
+            "SSL",
+            "X-SSLx",
+            "Client-Certs",
+            "X-Arrival",
+            "Proxy-Client",
+        ] {
             assert!(forward_request_header(name, &[]), "{name}");
         }
     }
