@@ -354,11 +354,14 @@ describe("route table and proxy", () => {
         ...bearer(token(keys, "ed1", { sub: "user-7", permissions: ["read"] })),
         connection: "x-user-id, x-user-permissions, x-forwarded-for, x-forwarded-host, x-request-id, traceparent",
         "x-user-id": "admin",
+        "x-forwarded-for": "10.6.6.6",
       },
     });
     assert.equal(listed.status, 200);
     const asked = lastRequest().headers;
     assert.equal(asked["x-user-id"], "user-7");
+    // The client's list was hop-by-hop: removed as received, not appended to; the gateway's names the address seen.
+    assert.equal(asked["x-forwarded-for"], "127.0.0.1");
     assert.equal(asked["x-user-permissions"], "read");
     assert.match(asked["x-forwarded-host"], /^127\.0\.0\.1:\d+$/);
     assert.equal(asked["x-request-id"], listed.headers.get("x-request-id"));

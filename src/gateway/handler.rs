@@ -1471,10 +1471,11 @@ fn origin_headers(
             }
         }
     }
-    if let Some(xff) = forwarded_for(
-        header_list::get(incoming, "x-forwarded-for"),
-        header_list::get(incoming, "cf-connecting-ip"),
-    ) {
+    // The list the request came with is appended to — unless its `Connection` made it hop-by-hop (RFC 9110 §7.6.1:
+    // the field is removed as received, and the gateway's own, naming the address seen, added after).
+    let came_with = header_list::get(incoming, "x-forwarded-for")
+        .filter(|_| !listed.iter().any(|name| name == "x-forwarded-for"));
+    if let Some(xff) = forwarded_for(came_with, header_list::get(incoming, "cf-connecting-ip")) {
         out.push(("x-forwarded-for".into(), xff));
     }
     out.push(("x-forwarded-proto".into(), url.scheme.to_owned()));
