@@ -351,27 +351,6 @@ impl KeyId {
     }
 }
 
-/// A time (ms) for each of at most `cap` keys, held by [`KeyId`]: bounded in bytes whatever the URLs' length. When
-/// full, the times `live` no longer keeps are dropped first; then, if still full, all (as with purges).
-#[derive(Debug, Default)]
-struct KeyTimes(std::collections::HashMap<KeyId, u64>);
-
-impl KeyTimes {
-    fn get(&self, id: &KeyId) -> Option<u64> {
-        self.0.get(id).copied()
-    }
-
-    fn set(&mut self, id: KeyId, time: u64, cap: usize, live: impl Fn(u64) -> bool) {
-        if self.0.len() >= cap {
-            self.0.retain(|_, kept| live(*kept));
-            if self.0.len() >= cap {
-                self.0.clear();
-            }
-        }
-        self.0.insert(id, time);
-    }
-}
-
 /// Why a fill's Cache API put did not store its answer, as far as this isolate can tell.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PutFailed<E> {
@@ -416,47 +395,68 @@ pub async fn settle_put<E, C>(
 /// a fill and then their own request each (the handler's passes); and the keys whose stale-while-revalidate refresh
 /// failed lately (the origin answered 5xx, timed out or could not be reached), whose stale copy is served without
 /// another refresh for `GATEWAY_REFRESH_HOLD_MS`, so an origin that is down costs one refresh per key and hold in an
-/// isolate, not one per request (the handler's refresh holds). At most [`MAX_KEYS_HELD`] of them.
+/// isolate, not one per request (the handler's refresh holds).
+///
+/// At most [`MAX_KEYS_HELD`]: when full, the holds that have ended are dropped, then, if still full, the one that
+/// ends soonest (the oldest, for holds of one length) — O(log n) each. (An earlier build cleared the map whole when
+/// it filled: a flood of new keys — each passed or failed once — lifted every live hold at once, so a held key was
+/// refreshed, or a passed key filled, again.)
 #[derive(Debug, Default)]
-pub struct KeyHolds(KeyTimes);
+pub struct KeyHolds {
+    /// Each held key's end.
+    until: std::collections::HashMap<KeyId, u64>,
+    /// The same, ending soonest first: what is dropped when full.
+    order: std::collections::BTreeSet<(u64, KeyId)>,
+}
 
 /// How long a key stays passed to the origin after its fill got a personal answer (Varnish's default, 120 s).
 pub const PASS_MS: u64 = 120_000;
-/// At most this many keys are held (expired ones are dropped first; then all, as with purges).
+/// At most this many keys are held (ended ones are dropped first; then the one ending soonest).
 pub const MAX_KEYS_HELD: usize = 4096;
 
 impl KeyHolds {
     /// Whether the key is held at `now`.
     pub fn held(&self, id: &KeyId, now: u64) -> bool {
-        self.0.get(id).is_some_and(|until| now < until)
+        self.until.get(id).is_some_and(|until| now < *until)
     }
 
-    /// Holds the key from `now` for `hold_ms`.
+    /// Holds the key from `now` for `hold_ms`, dropping the holds that have ended and, if still full, the one that
+    /// ends soonest. O(log n).
     pub fn hold(&mut self, id: KeyId, now: u64, hold_ms: u64) {
-        self.0
-            .set(id, now.saturating_add(hold_ms), MAX_KEYS_HELD, |until| {
-                now < until
-            });
+        self.lift(&id);
+        while let Some(&(until, oldest)) = self.order.first() {
+            if now < until && self.order.len() < MAX_KEYS_HELD {
+                break;
+            }
+            self.order.pop_first();
+            self.until.remove(&oldest);
+        }
+        let until = now.saturating_add(hold_ms);
+        self.until.insert(id, until);
+        self.order.insert((until, id));
     }
 
     /// Ends the key's hold (a fill of it got the origin's answer, so the origin is not down for it).
     pub fn lift(&mut self, id: &KeyId) {
-        self.0 .0.remove(id);
+        if let Some(until) = self.until.remove(id) {
+            self.order.remove(&(until, *id));
+        }
     }
 
     /// How many keys are remembered.
     pub fn len(&self) -> usize {
-        self.0 .0.len()
+        self.until.len()
     }
 
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
-        self.0 .0.is_empty()
+        self.until.is_empty()
     }
 
-    /// The bytes the remembered keys and times take, whatever the keys' length (the map's own slack aside).
+    /// The bytes the remembered keys and times take (each twice: by key and in order), whatever the keys' length
+    /// (the collections' own slack aside).
     pub fn held_bytes(&self) -> usize {
-        self.len() * std::mem::size_of::<(KeyId, u64)>()
+        self.len() * 2 * std::mem::size_of::<(KeyId, u64)>()
     }
 }
 
@@ -1680,11 +1680,65 @@ mod tests {
         holds.hold(lifted, 1_000, HOLD_MS);
         holds.lift(&lifted);
         assert!(refresh_due(false, holds.held(&lifted, 1_001)));
-        // Bounded: expired holds go first, then all.
+        // Bounded: ended holds go first, then the one ending soonest.
         for i in 0..2 * MAX_KEYS_HELD {
             holds.hold(KeyId::of(&format!("k{i}")), 2_000, HOLD_MS);
             assert!(holds.len() <= MAX_KEYS_HELD, "{i}");
         }
+    }
+
+    #[test]
+    fn a_flood_of_new_holds_drops_the_ended_then_the_soonest_ending_never_every_live_hold() {
+        const HOLD_MS: u64 = 5_000;
+        let mut holds = KeyHolds::default();
+        // A full map of live holds, each a millisecond after the one before: key i ends at HOLD_MS + i.
+        for i in 0..MAX_KEYS_HELD as u64 {
+            holds.hold(KeyId::of(&format!("live{i}")), i, HOLD_MS);
+        }
+        assert_eq!(holds.len(), MAX_KEYS_HELD);
+        // One more key: the hold ending soonest makes room; every other stays. Before, the map was cleared whole, and
+        // an attacker making new keys held (each failed or passed once) lifted every live hold at once.
+        let now = MAX_KEYS_HELD as u64;
+        holds.hold(KeyId::of("flood0"), now, HOLD_MS);
+        assert_eq!(holds.len(), MAX_KEYS_HELD);
+        assert!(
+            !holds.held(&KeyId::of("live0"), now),
+            "the soonest-ending one dropped"
+        );
+        for i in 1..MAX_KEYS_HELD as u64 {
+            assert!(holds.held(&KeyId::of(&format!("live{i}")), now), "live{i}");
+        }
+        assert!(holds.held(&KeyId::of("flood0"), now));
+        // A flood of 100 more drops the 100 ending soonest after it, and no other.
+        for j in 1..=100 {
+            holds.hold(KeyId::of(&format!("flood{j}")), now, HOLD_MS);
+        }
+        assert_eq!(holds.len(), MAX_KEYS_HELD);
+        assert!(!holds.held(&KeyId::of("live100"), now));
+        assert!(holds.held(&KeyId::of("live101"), now));
+        assert!(holds.held(&KeyId::of(&format!("live{}", MAX_KEYS_HELD - 1)), now));
+        // Ended holds go before any live one: at a time when the first 1,000 have ended, 1,000 new keys take their
+        // room, and a key ending later than all of them is kept.
+        let later = HOLD_MS + 1_100;
+        for j in 0..1_000 {
+            holds.hold(KeyId::of(&format!("after{j}")), later, HOLD_MS);
+        }
+        assert_eq!(holds.len(), MAX_KEYS_HELD);
+        for i in 1_101..MAX_KEYS_HELD as u64 {
+            assert!(
+                holds.held(&KeyId::of(&format!("live{i}")), later),
+                "live{i}"
+            );
+        }
+        assert!(holds.held(&KeyId::of("flood100"), later));
+        assert!(holds.held(&KeyId::of("after999"), later));
+        // Held again, a key's hold moves: its old end is not left to drop it early, nor does it count twice.
+        let again = KeyId::of("live2000");
+        holds.hold(again, later, 10 * HOLD_MS);
+        assert!(holds.held(&again, later + 9 * HOLD_MS));
+        holds.lift(&again);
+        assert!(!holds.held(&again, later));
+        assert_eq!(holds.len(), holds.order.len());
     }
 
     #[test]
@@ -1944,7 +1998,7 @@ mod tests {
             assert!(passes.len() <= MAX_KEYS_HELD, "{i}");
         }
         assert!(
-            passes.held_bytes() <= MAX_KEYS_HELD * 40,
+            passes.held_bytes() <= MAX_KEYS_HELD * 80,
             "{} bytes",
             passes.held_bytes()
         );
