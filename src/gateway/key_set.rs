@@ -42,10 +42,12 @@ pub enum Lookup<K> {
     Held { detail: String },
 }
 
-/// A read that failed: until when it holds off the next read, and why it failed.
+/// A read that failed: until when it holds off the next read, why it failed, and its number (a read that started
+/// before it and fails after it sets no hold of its own).
 struct Failed {
     until_ms: u64,
     detail: String,
+    read: u64,
 }
 
 struct Kept<K> {
@@ -170,15 +172,20 @@ impl<K> KeySetMemory<K> {
     /// Read `read` failed at `now_ms` (`detail`: why): no request reads again for `hold_ms` — they use the kept set
     /// while [`Self::grace`] lends it, else are answered the failure ([`Lookup::Held`]) — so a broken or missing
     /// document costs one read per hold, not one per request. A read that started before the kept set's holds
-    /// nothing off (a later read found the document).
+    /// nothing off (a later read found the document), nor does one that started before the failed read that set the
+    /// hold: a stalled read failing during (or after) the hold a later read set would restart it, and extend it —
+    /// a hold is set by the newest read alone.
     pub fn failed(&mut self, read: u64, now_ms: u64, hold_ms: u64, detail: String) {
         self.finished(read);
-        if self.kept.as_ref().is_some_and(|k| k.read > read) {
+        if self.kept.as_ref().is_some_and(|k| k.read > read)
+            || self.failed.as_ref().is_some_and(|f| f.read > read)
+        {
             return;
         }
         self.failed = Some(Failed {
             until_ms: now_ms.saturating_add(hold_ms),
             detail,
+            read,
         });
     }
 
@@ -493,6 +500,48 @@ mod tests {
         let after = read(&mut memory, t + REFRESH_STALE_MS + TTL);
         memory.failed(after, t + REFRESH_STALE_MS + TTL, 0, "no hold".into());
         read(&mut memory, t + REFRESH_STALE_MS + TTL);
+    }
+
+    #[test]
+    fn a_read_begun_before_the_hold_that_fails_during_it_does_not_extend_it() {
+        const HOLD: u64 = 1_000;
+        // Cold: read 1 stalls, read 2 (past the stall bound) fails and holds off reads until 2 s + HOLD.
+        let mut memory = KeySetMemory::<String>::default();
+        let stalled = read(&mut memory, 0);
+        let newer = read(&mut memory, REFRESH_STALE_MS);
+        memory.failed(newer, REFRESH_STALE_MS, HOLD, "JWKS: broken".into());
+        // The stalled read fails near the hold's end: before, it restarted the hold (until 2 s + 2 * HOLD - 1).
+        memory.failed(
+            stalled,
+            REFRESH_STALE_MS + HOLD - 1,
+            HOLD,
+            "JWKS: stalled".into(),
+        );
+        match memory.lookup(REFRESH_STALE_MS + HOLD - 1, TTL) {
+            Lookup::Held { detail } => {
+                assert_eq!(detail, "JWKS: broken", "the newest read's failure")
+            }
+            other => panic!("within the hold: {other:?}"),
+        }
+        let next = read(&mut memory, REFRESH_STALE_MS + HOLD);
+        assert!(next > newer, "the hold the newest read set ends on time");
+        // Failing after that hold too (no newer read failed or kept since): still no hold of its own.
+        let mut memory = KeySetMemory::<String>::default();
+        let stalled = read(&mut memory, 0);
+        let newer = read(&mut memory, REFRESH_STALE_MS);
+        memory.failed(newer, REFRESH_STALE_MS, HOLD, "JWKS: broken".into());
+        memory.failed(stalled, REFRESH_STALE_MS + HOLD, HOLD, "late".into());
+        read(&mut memory, REFRESH_STALE_MS + HOLD);
+        // A newer read's failure still sets its own hold after an older one's.
+        let mut memory = KeySetMemory::<String>::default();
+        let first = read(&mut memory, 0);
+        memory.failed(first, 0, HOLD, "first".into());
+        let second = read(&mut memory, HOLD);
+        memory.failed(second, HOLD, HOLD, "second".into());
+        match memory.lookup(2 * HOLD - 1, TTL) {
+            Lookup::Held { detail } => assert_eq!(detail, "second"),
+            other => panic!("within the second hold: {other:?}"),
+        }
     }
 
     #[test]
