@@ -3082,6 +3082,56 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a stale-while-revalidate refresh the origin answers 429 holds the key's refreshes for its Retry-After: a rate-limited origin is not asked once per request", async (t) => {
+    // An isolate of its own whose configured hold is 1 ms: what holds the refreshes off here is the origin's
+    // `Retry-After` (delta-seconds or an HTTP-date); without one, the configured hold.
+    const own = await startWorker({
+      vars: {
+        GATEWAY_ROUTES: [{ name: "swr", path: "/gw/swr", upstream: origin.url, cache: "short-swr" }],
+        GATEWAY_CACHE_POLICIES: policies,
+        GATEWAY_REFRESH_HOLD_MS: 1,
+      },
+    });
+    t.after(() => own.stop());
+    const noRefresh = () =>
+      until(async () => (await (await own.fetch("/__debug/coalesce")).json()).refreshing === 0, { what: "no refresh running" });
+    origin.reset();
+    let n = 0;
+    let limited = null;
+    origin.handle((req, body, res) => {
+      n += 1;
+      if (limited) return res.writeHead(429, { "content-type": "text/plain", ...limited }).end("slow down");
+      res.writeHead(200, { "content-type": "text/plain" }).end(`copy ${n}`);
+    });
+    const cases = [
+      ["delta-seconds", { "retry-after": "120" }, 1],
+      ["an HTTP-date", { "retry-after": new Date(Date.now() + 120_000).toUTCString() }, 1],
+      ["none: the configured 1 ms", {}, 4],
+    ];
+    for (const [index, [what, headers, expected]] of cases.entries()) {
+      limited = null;
+      const path = `/gw/swr?limited-${index}-${Date.now()}`;
+      const first = await own.fetch(path);
+      const copy = await first.text();
+      const primed = Date.now();
+      await until(async () => {
+        const r = await own.fetch(path);
+        return r.headers.get("x-cache") === "HIT" && (await r.text()) === copy;
+      }, { what: `${copy} stored` });
+      await until(() => Date.now() > primed + 1_200, { what: `${copy}'s TTL to pass` });
+      limited = headers;
+      const before = n;
+      for (let i = 0; i < 4; i++) {
+        const r = await own.fetch(path);
+        assert.equal(`${r.headers.get("x-cache")} ${await r.text()}`, `STALE ${copy}`, `${what}: request ${i + 1}`);
+        await noRefresh();
+      }
+      // Before, a 429 set no hold: each of the 4 requests' refreshes asked the rate-limited origin again.
+      assert.equal(n - before, expected, `Retry-After ${what}: refreshes asked of the origin`);
+    }
+    origin.reset();
+  });
+
   test("a purge mark KV holds that is not a time counts as purged, as an unreadable one does: the stored copy is not served", async () => {
     origin.reset();
     const tag = `garbled-${Date.now()}`;

@@ -393,9 +393,9 @@ pub async fn settle_put<E, C>(
 /// Keys held until a time (ms), by digest: the keys of a shared policy whose last fill got an answer made for one
 /// visitor, whose requests go to the origin as their own for [`PASS_MS`], as Varnish's hit-for-pass does, instead of
 /// a fill and then their own request each (the handler's passes); and the keys whose stale-while-revalidate refresh
-/// failed lately (the origin answered 5xx, timed out or could not be reached), whose stale copy is served without
-/// another refresh for `GATEWAY_REFRESH_HOLD_MS`, so an origin that is down costs one refresh per key and hold in an
-/// isolate, not one per request (the handler's refresh holds).
+/// failed lately (the origin answered 5xx or 429, timed out or could not be reached), whose stale copy is served
+/// without another refresh for the hold [`refresh_hold_ms`] gives, so an origin that is down or rate-limiting costs
+/// one refresh per key and hold in an isolate, not one per request (the handler's refresh holds).
 ///
 /// At most [`MAX_KEYS_HELD`]: when full, the holds that have ended are dropped, then, if still full, the one that
 /// ends soonest (the oldest, for holds of one length) — O(log n) each. (An earlier build cleared the map whole when
@@ -458,6 +458,64 @@ impl KeyHolds {
     pub fn held_bytes(&self) -> usize {
         self.len() * 2 * std::mem::size_of::<(KeyId, u64)>()
     }
+}
+
+/// The most an origin's `Retry-After` holds a key's refreshes off: the longest `GATEWAY_REFRESH_HOLD_MS` allows, so
+/// an origin (or anything answering for it) saying `Retry-After: 86400` cannot leave a key's stale copy unrefreshed
+/// for a day.
+pub const MAX_RETRY_AFTER_HOLD_MS: u64 = 300_000;
+
+/// How long the origin's answer to a stale-while-revalidate refresh holds off the key's next refresh, if at all
+/// (`status`: the answer's, `None` when there was none — a timeout, no connection; `retry_after`: its header;
+/// `hold_ms`: `GATEWAY_REFRESH_HOLD_MS`, whose 0 holds nothing). A 5xx or no answer holds for `hold_ms`. A 429 (the
+/// origin rate-limiting) holds too — asked again by every request in the window, a rate-limited origin is asked
+/// hardest when it is asking for less (RFC 6585 §4) — for its `Retry-After` (delta-seconds or an HTTP-date, RFC 9110
+/// §10.2.3) when that is longer, at most [`MAX_RETRY_AFTER_HOLD_MS`]; without one (or one that cannot be read),
+/// `hold_ms`. Anything else holds nothing. (A 429 is not an error stale-if-error covers — RFC 5861 §4 names 500,
+/// 502, 503 and 504 —: a request outside the stale-while-revalidate window is answered the 429.)
+pub fn refresh_hold_ms(
+    status: Option<u16>,
+    retry_after: Option<&str>,
+    now_ms: u64,
+    hold_ms: u64,
+) -> Option<u64> {
+    if hold_ms == 0 {
+        return None;
+    }
+    match status {
+        None => Some(hold_ms),
+        Some(s) if s >= 500 => Some(hold_ms),
+        Some(429) => {
+            let asked = retry_after.and_then(|v| retry_after_ms(v, now_ms));
+            Some(asked.unwrap_or(0).min(MAX_RETRY_AFTER_HOLD_MS).max(hold_ms))
+        }
+        Some(_) => None,
+    }
+}
+
+/// Whether the origin's answer to a fill of a key (`status`, `None` for none) ends the key's refresh hold: an
+/// answer, but not a 5xx or a 429 — an origin still failing or still rate-limiting has not come back, and a 429 to a
+/// fill lifting the hold a 429 or a 5xx set let the next request in the window refresh again.
+pub fn lifts_refresh_hold(status: Option<u16>) -> bool {
+    status.is_some_and(|s| s < 500 && s != 429)
+}
+
+/// The wait a `Retry-After` value asks for in ms at `now_ms`: delta-seconds (digits alone), or an HTTP-date (a date
+/// past is no wait). `None` for anything else.
+fn retry_after_ms(value: &str, now_ms: u64) -> Option<u64> {
+    let value = value.trim_matches([' ', '\t']);
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits past u64 are a wait longer than any bound.
+        return Some(
+            value
+                .parse::<u64>()
+                .unwrap_or(u64::MAX)
+                .saturating_mul(1000),
+        );
+    }
+    let at_secs = crate::conditional::http_date(value)?;
+    let at_ms = u64::try_from(at_secs).ok()?.saturating_mul(1000);
+    Some(at_ms.saturating_sub(now_ms))
 }
 
 /// Whether a stale-while-revalidate hit starts a background refresh of its key: not while the key is passed to the
@@ -1739,6 +1797,82 @@ mod tests {
         holds.lift(&again);
         assert!(!holds.held(&again, later));
         assert_eq!(holds.len(), holds.order.len());
+    }
+
+    #[test]
+    fn a_refresh_answered_429_holds_for_its_retry_after_within_bounds_and_lifts_nothing() {
+        const HOLD: u64 = 5_000;
+        let now = 1_764_000_000_000; // ms since the epoch
+                                     // 5xx or no answer: the configured hold; an answer the origin gave, none.
+        assert_eq!(
+            refresh_hold_ms(Some(503), Some("120"), now, HOLD),
+            Some(HOLD)
+        );
+        assert_eq!(refresh_hold_ms(None, None, now, HOLD), Some(HOLD));
+        for status in [200, 304, 404, 410, 403] {
+            assert_eq!(
+                refresh_hold_ms(Some(status), Some("120"), now, HOLD),
+                None,
+                "{status}"
+            );
+        }
+        // 429: its Retry-After when longer than the hold, delta-seconds or an HTTP-date.
+        assert_eq!(
+            refresh_hold_ms(Some(429), Some("120"), now, HOLD),
+            Some(120_000)
+        );
+        assert_eq!(
+            refresh_hold_ms(Some(429), Some(" 60 "), now, HOLD),
+            Some(60_000)
+        );
+        let date = "Mon, 24 Nov 2025 16:02:00 GMT"; // 1_764_000_120 s
+        assert_eq!(
+            refresh_hold_ms(Some(429), Some(date), now, HOLD),
+            Some(120_000)
+        );
+        // Shorter than the configured hold, past, absent or unreadable: the configured hold.
+        for said in [
+            Some("1"),
+            Some("0"),
+            Some("Mon, 24 Nov 2025 15:00:00 GMT"),
+            None,
+            Some("soon"),
+            Some("-5"),
+            Some("1.5"),
+        ] {
+            assert_eq!(
+                refresh_hold_ms(Some(429), said, now, HOLD),
+                Some(HOLD),
+                "{said:?}"
+            );
+        }
+        // Bounded: at most MAX_RETRY_AFTER_HOLD_MS, however long it asks.
+        for said in [
+            "86400",
+            "99999999999999999999999",
+            "Fri, 01 Jan 2100 00:00:00 GMT",
+        ] {
+            assert_eq!(
+                refresh_hold_ms(Some(429), Some(said), now, HOLD),
+                Some(MAX_RETRY_AFTER_HOLD_MS),
+                "{said}"
+            );
+        }
+        // `GATEWAY_REFRESH_HOLD_MS` 0 holds nothing, a 429 either.
+        assert_eq!(refresh_hold_ms(Some(429), Some("120"), now, 0), None);
+        assert_eq!(refresh_hold_ms(Some(503), None, now, 0), None);
+        // A fill answered 429 (or 5xx, or not at all) does not lift a hold; any other answer does.
+        for (status, lifts) in [
+            (Some(200), true),
+            (Some(404), true),
+            (Some(304), true),
+            (Some(429), false),
+            (Some(503), false),
+            (Some(500), false),
+            (None, false),
+        ] {
+            assert_eq!(lifts_refresh_hold(status), lifts, "{status:?}");
+        }
     }
 
     #[test]

@@ -15,10 +15,11 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, invalidates, keep_purge_made, kv_write_limited, not_modified, null_body,
-    purge_answer, purge_marks, purged_since, refresh_due, settle_put, shared_fill_answer, storable,
-    stretched_lifetime, tags_for, tags_left_out, valid_tag, CachePolicy, FillAnswer, Freshness,
-    KeyHolds, KeyId, PutFailed, StoredMeta, Writes, PASS_MS, PURGE_MARK_TTL_SECS, PURGE_RETRY_MS,
+    cache_key, invalidates, keep_purge_made, kv_write_limited, lifts_refresh_hold, not_modified,
+    null_body, purge_answer, purge_marks, purged_since, refresh_due, refresh_hold_ms, settle_put,
+    shared_fill_answer, storable, stretched_lifetime, tags_for, tags_left_out, valid_tag,
+    CachePolicy, FillAnswer, Freshness, KeyHolds, KeyId, PutFailed, StoredMeta, Writes, PASS_MS,
+    PURGE_MARK_TTL_SECS, PURGE_RETRY_MS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
@@ -1891,12 +1892,23 @@ thread_local! {
     static REFRESHING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Ends a failed refresh's hold on the key once a fill of it gets the origin's answer (not a 5xx, a timeout or no
-/// connection): the hold is for an origin that is down, and one that answers again must not leave the next copy's
-/// stale-while-revalidate window without a refresh for the rest of `GATEWAY_REFRESH_HOLD_MS` (up to 5 minutes).
+/// Ends a failed refresh's hold on the key once a fill of it gets the origin's answer (not a 5xx, a 429, a timeout or
+/// no connection: `cache::lifts_refresh_hold`): the hold is for an origin that is down or rate-limiting, and one that
+/// answers again must not leave the next copy's stale-while-revalidate window without a refresh for the rest of its
+/// hold (up to 5 minutes).
 fn origin_answered(id: &KeyId, outcome: &Outcome) {
-    if !is_origin_error(outcome) {
+    if lifts_refresh_hold(answered_status(outcome)) {
         REFRESH_HOLDS.with(|h| h.borrow_mut().lift(id));
+    }
+}
+
+/// The status of the origin's answer to a fill, `None` when it gave none (a timeout, no connection). A passed key's
+/// fill asked nothing: read as the answer it was passed for (one made for a visitor: not an error).
+fn answered_status(outcome: &Outcome) -> Option<u16> {
+    match outcome {
+        Ok(f) => Some(f.status),
+        Err(Failure::Passed) => Some(200),
+        Err(_) => None,
     }
 }
 
@@ -2656,8 +2668,18 @@ async fn cached(
                     let _refreshing = refreshing;
                     // Already in the background: the store is awaited here.
                     let (outcome, _) = coalesced_fetch(None, &spec, &policy, None).await;
-                    if is_origin_error(&outcome) {
-                        REFRESH_HOLDS.with(|h| h.borrow_mut().hold(id, respond::now_ms(), hold_ms));
+                    // A 5xx, no answer, or a 429 (held for its `Retry-After`, bounded): `cache::refresh_hold_ms`.
+                    let at = respond::now_ms();
+                    let retry_after = outcome.as_ref().ok().and_then(|f| {
+                        f.headers
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+                            .map(|(_, v)| v.as_str())
+                    });
+                    let held_ms =
+                        refresh_hold_ms(answered_status(&outcome), retry_after, at, hold_ms);
+                    if let Some(held_ms) = held_ms {
+                        REFRESH_HOLDS.with(|h| h.borrow_mut().hold(id, at, held_ms));
                     }
                     if let Ok(fetched) = outcome {
                         fetched.body.discard();
