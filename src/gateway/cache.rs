@@ -1095,6 +1095,50 @@ pub fn kv_write_limited(detail: &str) -> bool {
 /// second to a key).
 pub const PURGE_RETRY_MS: u64 = 1_000;
 
+/// Writes a purge's marks ([`purge_marks`]) one after another through `write` (a KV put of the mark's time), each
+/// dated by `clock` at its own write. A mark Workers KV refuses for its one-write-a-second-per-key limit
+/// ([`kv_write_limited`]: another purge marked the tag within the second) is written again once `retry_wait` has
+/// passed (a second), dated then. `marked` is told each mark written and its time as it lands (the isolate knows its
+/// own purges at once). Gives the marks not written, each with why.
+///
+/// (Dated by the request's arrival, as an earlier build dated them, a mark written late in a long list — 100 puts
+/// in turn — could land after a later purge's mark of the same tag, more than the second KV's limit covers after
+/// it, and take that mark back to before the later purge: every isolate reading it then served the copies stored
+/// between the two, which the later purge took down. Each dated by its own write, a mark landing later says a later
+/// time; it covers a little more than its purge — what was stored while the list was being written — never less.)
+pub async fn write_marks<W, D>(
+    marks: Vec<String>,
+    clock: impl Fn() -> u64,
+    mut write: impl FnMut(String, u64) -> W,
+    retry_wait: impl FnOnce() -> D,
+    mut marked: impl FnMut(&str, u64),
+) -> Vec<(String, String)>
+where
+    W: std::future::Future<Output = Result<(), String>>,
+    D: std::future::Future<Output = ()>,
+{
+    let (mut failed, mut limited) = (Vec::new(), Vec::new());
+    for tag in marks {
+        let at = clock();
+        match write(tag.clone(), at).await {
+            Ok(()) => marked(&tag, at),
+            Err(detail) if kv_write_limited(&detail) => limited.push(tag),
+            Err(detail) => failed.push((tag, detail)),
+        }
+    }
+    if !limited.is_empty() {
+        retry_wait().await;
+        for tag in limited {
+            let at = clock();
+            match write(tag.clone(), at).await {
+                Ok(()) => marked(&tag, at),
+                Err(detail) => failed.push((tag, detail)),
+            }
+        }
+    }
+    failed
+}
+
 /// The answer to a purge once its marks are written: 200 when every tag is marked; else 503 with `Retry-After: 1`,
 /// naming the tags marked and those not (`failed_marks`: the marks not written, [`tag_key`] names) — the others were
 /// marked all the same, and a purge is safe to repeat, so the caller sends the failed ones again. (A 500 at the first
@@ -1665,6 +1709,73 @@ mod tests {
         let long = "é".repeat(100);
         let detail = purge_time(Some(&long)).unwrap_err();
         assert!(detail.len() < 120, "{detail}");
+    }
+
+    #[test]
+    fn each_purge_mark_is_dated_by_its_own_write_and_a_limited_one_by_its_retry() {
+        use std::cell::{Cell, RefCell};
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        // A clock that moves 10 ms each time it is read (each KV put takes time), and a KV refusing the tag "busy"
+        // once for its per-key limit and "broken" always.
+        let time = Cell::new(1_000u64);
+        let clock = || {
+            let now = time.get();
+            time.set(now + 10);
+            now
+        };
+        let written = RefCell::new(Vec::new());
+        let refused = Cell::new(false);
+        let write = |tag: String, at: u64| {
+            let outcome = match tag.as_str() {
+                "busy" if !refused.replace(true) => {
+                    Err("KV PUT failed: 429 Too Many Requests".to_owned())
+                }
+                "broken" => Err("KV PUT failed: 500".to_owned()),
+                _ => {
+                    written.borrow_mut().push((tag, at));
+                    Ok(())
+                }
+            };
+            std::future::ready(outcome)
+        };
+        let waited = Cell::new(false);
+        let told = RefCell::new(Vec::new());
+        let marks = ["a", "busy", "b", "broken", "c"].map(String::from).to_vec();
+        let mut writing = std::pin::pin!(write_marks(
+            marks,
+            clock,
+            write,
+            || {
+                waited.set(true);
+                std::future::ready(())
+            },
+            |tag: &str, at| told.borrow_mut().push((tag.to_owned(), at)),
+        ));
+        let Poll::Ready(failed) = writing
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        else {
+            panic!("every write was ready");
+        };
+        assert!(waited.get(), "the limited mark waited for the second");
+        assert_eq!(
+            failed,
+            vec![("broken".to_owned(), "KV PUT failed: 500".to_owned())]
+        );
+        let written = written.borrow().clone();
+        let names: Vec<&str> = written.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c", "busy"]);
+        // Each dated when it was written: later writes say later times (before, every first write said the
+        // request's arrival, and a mark landing late took back a later purge's).
+        for pair in written.windows(2) {
+            assert!(pair[0].1 < pair[1].1, "{pair:?}");
+        }
+        assert_eq!(
+            *told.borrow(),
+            written,
+            "the isolate told each mark as written"
+        );
     }
 
     #[test]

@@ -15,11 +15,11 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, invalidates, keep_purge_made, kv_write_limited, lifts_refresh_hold, not_modified,
-    null_body, purge_answer, purge_marks, purged_since, refresh_due, refresh_hold_ms, settle_put,
+    cache_key, invalidates, keep_purge_made, lifts_refresh_hold, not_modified, null_body,
+    purge_answer, purge_marks, purged_since, refresh_due, refresh_hold_ms, settle_put,
     shared_fill_answer, storable, stretched_lifetime, tags_for, tags_left_out, valid_tag,
-    CachePolicy, FillAnswer, Freshness, KeyHolds, KeyId, PutFailed, StoredMeta, Writes, PASS_MS,
-    PURGE_MARK_TTL_SECS, PURGE_RETRY_MS,
+    write_marks, CachePolicy, FillAnswer, Freshness, KeyHolds, KeyId, PutFailed, StoredMeta,
+    Writes, PASS_MS, PURGE_MARK_TTL_SECS, PURGE_RETRY_MS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
@@ -2993,28 +2993,20 @@ pub async fn purge(call: &mut Call) -> ApiResult<Response> {
             )
         });
     };
-    let (mut failed, mut limited) = (Vec::new(), Vec::new());
-    // Every mark is written, whichever fails: a failed one no longer leaves the tags after it unmarked.
-    for tag in purge_marks(&request.tags) {
-        match write_purge_mark(&kv, &tag, now).await {
-            Ok(()) => keep_made(&tag, now),
-            // Another purge marked the tag within the second (Workers KV takes one write a second to a key).
-            Err(detail) if kv_write_limited(&detail) => limited.push(tag),
-            Err(detail) => failed.push(purge_mark_failed(call, tag, &detail)),
-        }
-    }
-    if !limited.is_empty() {
-        // Written again once the second has passed, with the time of that write: a later time covers what the
-        // purge does (and more), and never dates back the mark of the purge that wrote it meanwhile.
-        Delay::from(Duration::from_millis(PURGE_RETRY_MS)).await;
-        let again = respond::now_ms();
-        for tag in limited {
-            match write_purge_mark(&kv, &tag, again).await {
-                Ok(()) => keep_made(&tag, again),
-                Err(detail) => failed.push(purge_mark_failed(call, tag, &detail)),
-            }
-        }
-    }
+    // Every mark is written, whichever fails (a failed one no longer leaves the tags after it unmarked), each dated
+    // by its own write, and one KV refuses for its per-key limit written again a second later (`cache::write_marks`).
+    let kv = &kv;
+    let failed: Vec<String> = write_marks(
+        purge_marks(&request.tags),
+        respond::now_ms,
+        |tag, at| async move { write_purge_mark(kv, &tag, at).await },
+        || Delay::from(Duration::from_millis(PURGE_RETRY_MS)),
+        keep_made,
+    )
+    .await
+    .into_iter()
+    .map(|(tag, detail)| purge_mark_failed(call, tag, &detail))
+    .collect();
     // The tags named as the request listed them, in the 503 as in the 200.
     let (status, retry_after, body) = purge_answer(&request.tags, &failed, now);
     let response = respond::json(status, &body)?;
