@@ -1913,8 +1913,9 @@ mod tests {
     #[test]
     fn a_refresh_answered_429_holds_for_its_retry_after_within_bounds_and_lifts_nothing() {
         const HOLD: u64 = 5_000;
-        let now = 1_764_000_000_000; // ms since the epoch
-                                     // 5xx or no answer: the configured hold; an answer the origin gave, none.
+        // ms since the epoch.
+        let now = 1_764_000_000_000;
+        // 5xx or no answer: the configured hold; an answer the origin gave, none.
         assert_eq!(
             refresh_hold_ms(Some(503), Some("120"), now, HOLD),
             Some(HOLD)
