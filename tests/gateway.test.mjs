@@ -4151,6 +4151,21 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 and 1=(select 1)")}`, "sqli-subquery"],
     [`/gw/open/search?id=${encodeURIComponent("1 and b'1'=1")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and 1 div(1)=1")}`, "sqli-tautology"],
+    // The ninth review: a hexadecimal string literal, a constant expression starting with a parenthesis, a blind
+    // probe as the whole value, MySQL's make_set/elt picking by a condition.
+    [`/gw/open/search?id=${encodeURIComponent("1 and x'01'=1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and X'01'=1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and (1)/(1)=1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 or (2)*(3)=6")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("ascii(substr(user(),1,1))>64 and 1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("length(database())>1 and 1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("ord(mid(version(),1,1))>51")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("make_set(1=1,5)")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("-1 or elt(1=1,5)")}`, "sqli-tautology"],
+    // A chain of literals before the condition, a negated list or range.
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 and 1=1")}`, "sqli-tautology"],
+    [`/gw/open/search?u=${encodeURIComponent("' and 1 and 1=1--")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and length(user()) not in (1)")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -4337,6 +4352,12 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("- (1) or (2)")}&n=${encodeURIComponent("- (1) and (2)")}`,
     // A LaTeX/BibTeX page range and a subtraction of a negative number: the minus after a number is an operator.
     `/gw/open/search?q=${encodeURIComponent("10--20 and 30--40")}&n=${encodeURIComponent("-10--5 or 1")}&m=${encodeURIComponent("x=5--1 and 2")}`,
+    // The ninth review's prose beside its rules: a hex notation, parenthesised numbers, a call on a word, a
+    // spreadsheet's formula, a page's arithmetic.
+    `/gw/open/search?q=${encodeURIComponent("size (1)/(2) and more")}&n=${encodeURIComponent("x'01' is a hex notation")}`,
+    `/gw/open/search?q=${encodeURIComponent("ascii(art) > 64 and more")}&n=${encodeURIComponent("page 3-2=1 note")}`,
+    `/gw/open/search?f=${encodeURIComponent("=LEN(MID(A1,2,3))>1")}&n=${encodeURIComponent("rooms 1 and (2)/(3) of the hall")}&m=${encodeURIComponent("elt(1=1,5) and more")}`,
+    `/gw/open/search?q=${encodeURIComponent("1 and 2 and 3 = 6 total")}&n=${encodeURIComponent("1, 2 and 3 not in (4) list")}`,
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.

@@ -10315,4 +10315,122 @@ mod tests {
         assert!(calls.wraps_blind(wrapping, 1));
         assert!(!calls.wraps_blind(wrapping, 15));
     }
+
+    #[test]
+    fn a_hexadecimal_string_literal_is_a_number_where_one_is_compared() {
+        refused(
+            &[
+                "id=1+and+x%2701%27%3D1",
+                "id=1+and+X%2701%27%3D1",
+                "id=1+or+x%2700%27%3D0",
+                "id=1+and+x%2741%27%3D0x41",
+                "u=%27+or+x%2701%27%3D1--",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "x'01' is a hex notation",
+            "box'01'=1",
+            "a x'41' b",
+            "1 and x'01' is a hex notation",
+        ]);
+    }
+
+    #[test]
+    fn a_constant_expression_starting_with_a_parenthesis_is_read_whole() {
+        refused(
+            &[
+                "id=1+and+(1)%2F(1)%3D1",
+                "id=1+or+(2)*(3)%3D6",
+                "id=1+and+(2)-(1)%3D1",
+                "id=1+and+((1)%2F(1))%3D1",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "size (1)/(2) and more",
+            "rooms 1 and (2)/(3) of the hall",
+            "step 1 and (2)*(3) is six",
+            "items 1 and (2)>(1) are sorted",
+            "1 and (2)",
+        ]);
+    }
+
+    #[test]
+    fn a_blind_probe_as_the_whole_value_is_caught() {
+        refused(
+            &[
+                "id=ascii(substr(user()%2C1%2C1))%3E64+and+1",
+                "id=length(database())%3E1+and+1",
+                "id=ord(mid(version()%2C1%2C1))%3E51",
+                "id=length(database())+between+1+and+9",
+                "id=(ascii(substr(current_user()%2C1%2C1))%3E64)--",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "ascii(art) > 64 and more",
+            "ascii(user) > 64",
+            "length(database) > 1",
+            "=LEN(MID(A1,2,3))>1",
+            "len(platform.version())>1",
+            "length(database()) is how long the name is",
+        ]);
+    }
+
+    #[test]
+    fn mysqls_make_set_and_elt_picking_by_a_condition_are_caught() {
+        refused(
+            &[
+                "id=make_set(1%3D1%2C5)",
+                "id=elt(ascii(substr(user()%2C1%2C1))%3E64%2C5)",
+                "id=1+and+make_set(1%3D1%2C5)",
+                "id=-1+or+elt(1%3D1%2C5)",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "make_set(a,b)",
+            "elt(2,'a','b')",
+            "elt(1=1,5) and more",
+            "the elt(x=1) call",
+        ]);
+    }
+
+    #[test]
+    fn a_chain_of_literals_before_an_injected_condition_hides_nothing() {
+        refused(
+            &[
+                "id=1+and+1+and+1%3D1",
+                "id=1+or+0+or+1%3D1",
+                "id=1+and+true+and+1%3D2",
+                "id=1+and+1+and+ascii(substr(user()%2C1%2C1))%3E64",
+                "id=1+and+1+and+1+between+0+and+2",
+                "u=%27+and+1+and+1%3D1--",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "1 and 2 and 3 = 6 total",
+            "1 and 2 or 3 and 4 = 5",
+            "1 and 2 and 3 are done",
+            "O'Brien and 1 and 2 -- great",
+        ]);
+    }
+
+    #[test]
+    fn a_negated_list_or_range_is_read_as_its_positive_form() {
+        refused(
+            &[
+                "id=1+and+ascii(substr(user()%2C1%2C1))+not+between+1+and+2",
+                "id=1+and+length(user())+not+in+(1)",
+                "u=%27+or+id+not+in+(1)--",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "1, 2 and 3 not in (4) list",
+            "'x' and 1 and name not in (1) here",
+        ]);
+    }
 }
