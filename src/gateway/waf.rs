@@ -4383,6 +4383,17 @@ fn signed_number_len(text: &[u8]) -> usize {
             return sign + 3 + n;
         }
     }
+    // MySQL's and SQLite's hexadecimal string literal, `x'01'` (`X'01'`, lower-cased): its bytes, read as a number
+    // where one is compared (`id=1 and x'01'=1`), as `0x01` is. Both servers refuse an odd number of digits.
+    if text[sign..].starts_with(b"x'") {
+        let n = text[sign + 2..]
+            .iter()
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count();
+        if n > 0 && n % 2 == 0 && text.get(sign + 2 + n) == Some(&b'\'') {
+            return sign + 3 + n;
+        }
+    }
     if text[sign..].starts_with(b"0b") {
         let n = bits(sign + 2);
         if n > 0
@@ -4614,7 +4625,10 @@ fn sql_number(text: &[u8]) -> Option<f64> {
             as f64;
         return Some(if negative { -value } else { value });
     }
-    let value = match digits.strip_prefix(b"0x") {
+    let hex_string = digits
+        .strip_prefix(b"x'")
+        .and_then(|h| h.strip_suffix(b"'"));
+    let value = match digits.strip_prefix(b"0x").or(hex_string) {
         Some(hex) if hex.len() <= 13 => hex.iter().try_fold(0u64, |n, &d| {
             Some(n * 16 + u64::from(char::from(d).to_digit(16)?))
         })? as f64,
@@ -4756,8 +4770,9 @@ fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize, bool)>
             let window = &body[..body.len().min(1024)];
             memchr::memmem::find(window, b"$$").map(|len| (&body[..len], at + 2 + len + 2, true))
         }
-        // MySQL's bit-value literal, `b'1'`: a number, not the name `b` before a string.
-        b'b' if text.get(at + 1) == Some(&b'\'') && number_len(&text[at..]) > 3 => {
+        // MySQL's bit-value literal, `b'1'`, and the hexadecimal string literal, `x'01'`: a number, not the name `b`
+        // or `x` before a string.
+        b'b' | b'x' if text.get(at + 1) == Some(&b'\'') && number_len(&text[at..]) > 3 => {
             let len = number_len(&text[at..]);
             Some((&text[at..at + len], at + len, false))
         }
