@@ -3491,9 +3491,26 @@ fn always_true(
         // Maybe after a chain of literals that keeps its truth (`… >64 and 1`).
         chain_ends(text, right_end).then_some((name, end))
     };
-    let closed_left = quoted_call_name(text, left_at)
-        .or_else(spaced_call)
-        .map(|(name, end)| (name, end, false))
+    // A constant expression that starts with a parenthesis (`1 and (1)/(1)=1`, `1 or (2)*(3)=6`), read whole where a
+    // comparison follows it: skipping its `(` as a condition's would leave `1)/(1)` ("1 and (2)" stays prose).
+    let parenthesised = || {
+        let open = skip(after_op, b" ");
+        if plain || text.get(open) != Some(&b'(') {
+            return None;
+        }
+        let Some((len, _, true)) = const_expression(&text[open..]) else {
+            return None;
+        };
+        let end = open + len;
+        (!text
+            .get(end)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+            && comparison_at(text, skip(end, b" )")).is_some())
+        .then(|| (&text[open..end], end, false))
+    };
+    let closed_left = parenthesised()
+        .or_else(|| quoted_call_name(text, left_at).map(|(name, end)| (name, end, false)))
+        .or_else(|| spaced_call().map(|(name, end)| (name, end, false)))
         .or_else(|| operand_at(left_at, true));
     // Only a string left open is closed by the query's quote: a closed one at the end (`'x' or '1'`) meets that
     // quote as a doubled one, a string that never ends.
