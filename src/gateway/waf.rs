@@ -2165,6 +2165,10 @@ const BLIND_FUNCTIONS: &[&[u8]] = &[
     b"cast",
     b"convert",
     b"sqlite_version",
+    // MySQL's pick of a set's or a list's members by a number, a condition's truth in sqlmap's probes
+    // (`id=1 and make_set(1=1,5)`, `elt(ascii(…)>64,5)`).
+    b"make_set",
+    b"elt",
 ];
 
 /// How far past a call's `(` its `)` and the calls it wraps are looked for, as every look-ahead here.
@@ -2183,7 +2187,25 @@ struct CallIndex {
     parens: Vec<(u32, u32)>,
     /// The `(` of each call of a blind function (its name maybe quoted and glued: `` `ascii`( ``), in order.
     blind: Vec<u32>,
+    /// The `(` of each call of a function that reads the server's own data ([`SERVER_READS`]: `user(`,
+    /// `database(`, `version(`), in order.
+    reads: Vec<u32>,
 }
+
+/// Functions that return the server's own data — the account, the database, the version — which a blind probe reads
+/// a character or a length at a time (`ascii(substr(user(),1,1))>64`, `length(database())>1`); no spreadsheet formula
+/// or prose calls them.
+const SERVER_READS: &[&[u8]] = &[
+    b"user",
+    b"current_user",
+    b"session_user",
+    b"system_user",
+    b"database",
+    b"schema",
+    b"version",
+    b"db_name",
+    b"sqlite_version",
+];
 
 impl<'a> Calls<'a> {
     fn new(text: &'a [u8]) -> Self {
@@ -2196,7 +2218,8 @@ impl<'a> Calls<'a> {
     fn index(&self) -> &CallIndex {
         self.index.get_or_init(|| {
             let text = self.text;
-            let (mut parens, mut blind, mut open) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut parens, mut blind, mut reads, mut open) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for (at, &b) in text.iter().enumerate() {
                 count_reads!(CALL_READS, 1);
                 match b {
@@ -2205,6 +2228,17 @@ impl<'a> Calls<'a> {
                         parens.push((at as u32, u32::MAX));
                         if blind_call_name(&text[..at]) {
                             blind.push(at as u32);
+                        }
+                        let before = skip_back(&text[..at], b" ");
+                        let start = before
+                            .iter()
+                            .rposition(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                            .map_or(0, |i| i + 1);
+                        // A method (`platform.version()`) is another language's.
+                        if SERVER_READS.contains(&&before[start..])
+                            && !(start > 0 && before[start - 1] == b'.')
+                        {
+                            reads.push(at as u32);
                         }
                     }
                     b')' => {
@@ -2215,7 +2249,11 @@ impl<'a> Calls<'a> {
                     _ => {}
                 }
             }
-            CallIndex { parens, blind }
+            CallIndex {
+                parens,
+                blind,
+                reads,
+            }
         })
     }
 
@@ -2249,6 +2287,74 @@ impl<'a> Calls<'a> {
         let first = blind.partition_point(|&b| b as usize <= open);
         blind.get(first).is_some_and(|&b| (b as usize) < end)
     }
+
+    /// Whether the text between the `(` at `open` and the `)` at `close` (of the text) calls one of [`SERVER_READS`]
+    /// or reads a server's variable (`@@version`).
+    fn reads_server(&self, open: usize, close: usize) -> bool {
+        let reads = &self.index().reads;
+        let first = reads.partition_point(|&r| r as usize <= open);
+        reads.get(first).is_some_and(|&r| (r as usize) < close)
+            || memchr::memmem::find(&self.text[open..close], b"@@").is_some()
+    }
+}
+
+/// Whether a value (the text's, or one after `=` that starts no comparison's operator, maybe after parentheses) is
+/// by itself a blind probe, as sqlmap replaces a parameter with one: a call of one of [`BLIND_FUNCTIONS`] reading
+/// the server's data ([`Calls::reads_server`]), compared with a literal or in a range, ending the statement maybe after
+/// a chain of literals (`ascii(substr(user(),1,1))>64 and 1`, `length(database())>1`, `ord(mid(version(),1,1))>51`,
+/// `length(database()) between 1 and 9`). "ascii(art) > 64 and more" and a spreadsheet's `=LEN(MID(A1,2,3))>1` read
+/// no server's data.
+fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
+    value_starts(text).any(|start| {
+        let at = text.len() - skip(&text[start..], b" (").len();
+        let name_len = text[at..]
+            .iter()
+            .take(32)
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+            .count();
+        if !BLIND_FUNCTIONS.contains(&&text[at..at + name_len]) {
+            return false;
+        }
+        let paren = text.len() - skip(&text[at + name_len..], b" ").len();
+        if text.get(paren) != Some(&b'(') {
+            return false;
+        }
+        let Some(close) = calls.close(text, paren) else {
+            return false;
+        };
+        // MySQL's `make_set` and `elt` picking by a condition (`make_set(1=1,5)`, `elt(ascii(…)>64,5)`): sqlmap's
+        // parameter-replacing probes, uncompared.
+        if matches!(&text[at..at + name_len], b"make_set" | b"elt") {
+            let args = &text[paren + 1..close];
+            // Its first argument: to the `,` outside its own calls' parentheses.
+            let mut depth = 0usize;
+            let comma = args.iter().position(|&b| {
+                match b {
+                    b'(' => depth += 1,
+                    b')' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+                b == b',' && depth == 0
+            });
+            let first = &args[..comma.unwrap_or(args.len())];
+            return memchr::memchr3(b'=', b'<', b'>', first).is_some() && chain_ends(text, close + 1);
+        }
+        let after = text.len() - skip(&text[close + 1..], b" )").len();
+        let end = match comparison_at(text, after) {
+            Some(comparison) => {
+                let right = text.len() - skip(&text[after + comparison.len()..], b" (").len();
+                match signed_operand(text, right, true) {
+                    Some((_, end, _)) => end,
+                    None => return false,
+                }
+            }
+            None => match predicate_end(text, after, b"") {
+                Some(end) => end,
+                None => return false,
+            },
+        };
+        chain_ends(text, end) && calls.reads_server(paren, close)
+    })
 }
 
 /// Whether `before` (the text before a `(`) ends with the name of one of [`BLIND_FUNCTIONS`], maybe after blanks,
@@ -3108,6 +3214,7 @@ fn tautology(text: &[u8]) -> bool {
     after_leading_numbers(text)
         .any(|(end, plain)| always_true(&text[end..], true, plain, &quotes, &calls, &|| true))
         || coded_leading_number(text)
+        || blind_value(text, &calls)
         || case_value(text)
         || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
             always_true(&text[i + 1..], false, false, &quotes, &calls, &|| closes(i))
