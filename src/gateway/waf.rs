@@ -3212,14 +3212,43 @@ fn tautology(text: &[u8]) -> bool {
     };
     let calls = Calls::new(text);
     after_leading_numbers(text)
-        .any(|(end, plain)| always_true(&text[end..], true, plain, &quotes, &calls, &|| true))
+        .any(|(end, plain)| {
+            after_literal_links(&text[end..])
+                .any(|rest| always_true(rest, true, plain, &quotes, &calls, &|| true))
+        })
         || coded_leading_number(text)
         || blind_value(text, &calls)
         || case_value(text)
         || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
-            always_true(&text[i + 1..], false, false, &quotes, &calls, &|| closes(i))
+            after_literal_links(&text[i + 1..])
+                .any(|rest| always_true(rest, false, false, &quotes, &calls, &|| closes(i)))
                 || (null_test(&text[i + 1..], &quotes) && closes(i))
         })
+}
+
+/// `text`, and where the condition an injection's `and`/`or` brings may stand past the chain of literals `text`
+/// starts with ([`chain_link`]: `and 1`, `or 0`), a chain changing nothing SQL reads (`id=1 and 1 and 1=1`, `' and 1
+/// and 1=1--`): what follows the chain when an operator starts it (`and ascii(…)>64`), the chain's last link
+/// otherwise (its literal the condition's left operand, `and 1=1`). The chain is read once, when `text` itself
+/// holds no condition, within a window as every look-ahead here.
+fn after_literal_links(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let past_chain = move || {
+        let window = text.len().min(1024);
+        let (mut last, mut before_last) = (text, text);
+        while let Some((_, _, next)) = chain_link(skip(last, b" )")) {
+            if text.len() - next.len() > window {
+                break;
+            }
+            (before_last, last) = (last, next);
+        }
+        // An operator after the chain starts the condition (`and ascii(…)`); anything else follows the last link's
+        // literal, the condition's left operand (`and 1=1`, `and 1 between 0 and 2`).
+        let operator = [&b"and"[..], b"or", b"xor", b"&&", b"||"]
+            .iter()
+            .any(|op| skip(last, b" )").starts_with(op));
+        Some(if operator { last } else { before_last }).filter(|rest| rest.len() < text.len())
+    };
+    std::iter::once(text).chain(std::iter::once_with(past_chain).flatten())
 }
 
 /// Whether a value (the text's, or one after `=` that starts no comparison's operator) is a parenthesised `case when
