@@ -4351,6 +4351,9 @@ fn predicate_end(text: &[u8], at: usize, left: &[u8]) -> Option<usize> {
     if left == b"not" {
         return literal(rest);
     }
+    let is_rest = rest;
+    // `not in (…)`, `not between … and …` read as their positive forms do.
+    let rest = rest.strip_prefix(b"not ").map_or(rest, |r| skip(r, b" "));
     if let Some(list) = rest
         .strip_prefix(b"in ")
         .map(|r| skip(r, b" "))
@@ -4366,7 +4369,7 @@ fn predicate_end(text: &[u8], at: usize, left: &[u8]) -> Option<usize> {
         let high = skip(skip(&text[low..], b" ").strip_prefix(b"and ")?, b" ");
         return literal(high);
     }
-    let is = skip(rest.strip_prefix(b"is ")?, b" ");
+    let is = skip(is_rest.strip_prefix(b"is ")?, b" ");
     let is = is.strip_prefix(b"not ").map_or(is, |r| skip(r, b" "));
     let tail = is.strip_prefix(b"null")?;
     (!tail.first().is_some_and(ident)).then(|| text.len() - tail.len())
