@@ -4166,6 +4166,8 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 and 1 and 1=1")}`, "sqli-tautology"],
     [`/gw/open/search?u=${encodeURIComponent("' and 1 and 1=1--")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and length(user()) not in (1)")}`, "sqli-tautology"],
+    // sqlmap's parameter replaced by a condition multiplied by a number.
+    [`/gw/open/search?id=${encodeURIComponent("(1234=1234)*5678")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -4357,7 +4359,7 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("size (1)/(2) and more")}&n=${encodeURIComponent("x'01' is a hex notation")}`,
     `/gw/open/search?q=${encodeURIComponent("ascii(art) > 64 and more")}&n=${encodeURIComponent("page 3-2=1 note")}`,
     `/gw/open/search?f=${encodeURIComponent("=LEN(MID(A1,2,3))>1")}&n=${encodeURIComponent("rooms 1 and (2)/(3) of the hall")}&m=${encodeURIComponent("elt(1=1,5) and more")}`,
-    `/gw/open/search?q=${encodeURIComponent("1 and 2 and 3 = 6 total")}&n=${encodeURIComponent("1, 2 and 3 not in (4) list")}`,
+    `/gw/open/search?q=${encodeURIComponent("1 and 2 and 3 = 6 total")}&n=${encodeURIComponent("1, 2 and 3 not in (4) list")}&m=${encodeURIComponent("(2=2)*3 is six")}`,
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.

@@ -2306,6 +2306,23 @@ impl<'a> Calls<'a> {
 /// no server's data.
 fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
     value_starts(text).any(|start| {
+        // sqlmap's `(1234=1234)*5678`: two glued number literals compared in parentheses, multiplied.
+        let open = text.len() - skip(&text[start..], b" ").len();
+        if text.get(open) == Some(&b'(') {
+            let number = |at: usize| {
+                signed_operand(text, at, true).filter(|&(value, _, quoted)| {
+                    !quoted
+                        && (number_len(value) == value.len() || compound_value(value).is_some())
+                })
+            };
+            let compared = number(open + 1).and_then(|(_, end, _)| {
+                let comparison = comparison_at(text, end)?;
+                number(end + comparison.len()).map(|(_, end, _)| end)
+            });
+            if compared.is_some_and(|end| multiplied(text, end)) {
+                return true;
+            }
+        }
         let at = text.len() - skip(&text[start..], b" (").len();
         let name_len = text[at..]
             .iter()
@@ -2353,8 +2370,23 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
                 None => return false,
             },
         };
-        chain_ends(text, end) && calls.reads_server(paren, close)
+        (chain_ends(text, end) || multiplied(text, end)) && calls.reads_server(paren, close)
     })
+}
+
+/// Whether `text` from `end` closes a parenthesis and multiplies the condition in it by a number, ending the
+/// statement ([`chain_ends`]): sqlmap's `([condition])*5678`, the row's id when the condition holds and 0 when not.
+fn multiplied(text: &[u8], end: usize) -> bool {
+    let rest = skip(&text[end..], b" ");
+    let Some(rest) = rest.strip_prefix(b")") else {
+        return false;
+    };
+    let Some(factor) = skip(rest, b" ").strip_prefix(b"*") else {
+        return false;
+    };
+    let factor = skip(factor, b" ");
+    let len = number_len(factor);
+    len > 0 && chain_ends(text, text.len() - factor.len() + len)
 }
 
 /// Whether `before` (the text before a `(`) ends with the name of one of [`BLIND_FUNCTIONS`], maybe after blanks,
@@ -10603,5 +10635,19 @@ mod tests {
             "1, 2 and 3 not in (4) list",
             "'x' and 1 and name not in (1) here",
         ]);
+    }
+
+    #[test]
+    fn sqlmaps_condition_multiplied_by_a_number_as_the_whole_value_is_caught() {
+        refused(
+            &[
+                "id=(1234%3D1234)*5678",
+                "id=(5678%3D1234)*5678",
+                "id=(ascii(substr(user()%2C1%2C1))%3E64)*5678",
+                "id=(ord(mid((ifnull(cast(current_user()+as+nchar)%2C0x20))%2C1%2C1))%3E64)*5678",
+            ],
+            "sqli-tautology",
+        );
+        passes(&["(1=1)", "(1=1)*5 apples", "(2=2)*3 is six", "x=(1)*(2)"]);
     }
 }
