@@ -2302,8 +2302,9 @@ impl<'a> Calls<'a> {
 /// by itself a blind probe, as sqlmap replaces a parameter with one: a call of one of [`BLIND_FUNCTIONS`] reading
 /// the server's data ([`Calls::reads_server`]), compared with a literal or in a range, ending the statement maybe after
 /// a chain of literals (`ascii(substr(user(),1,1))>64 and 1`, `length(database())>1`, `ord(mid(version(),1,1))>51`,
-/// `length(database()) between 1 and 9`). "ascii(art) > 64 and more" and a spreadsheet's `=LEN(MID(A1,2,3))>1` read
-/// no server's data.
+/// `length(database()) between 1 and 9`), or in parentheses multiplied by a number ([`multiplied`]:
+/// `(ascii(substr(user(),1,1))>64)*5678`, as sqlmap's `(1234=1234)*5678` of two numbers). "ascii(art) > 64 and more"
+/// and a spreadsheet's `=LEN(MID(A1,2,3))>1` read no server's data.
 fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
     value_starts(text).any(|start| {
         // sqlmap's `(1234=1234)*5678`: two glued number literals compared in parentheses, multiplied.
@@ -2311,8 +2312,7 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
         if text.get(open) == Some(&b'(') {
             let number = |at: usize| {
                 signed_operand(text, at, true).filter(|&(value, _, quoted)| {
-                    !quoted
-                        && (number_len(value) == value.len() || compound_value(value).is_some())
+                    !quoted && (number_len(value) == value.len() || compound_value(value).is_some())
                 })
             };
             let compared = number(open + 1).and_then(|(_, end, _)| {
@@ -2354,7 +2354,8 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
                 b == b',' && depth == 0
             });
             let first = &args[..comma.unwrap_or(args.len())];
-            return memchr::memchr3(b'=', b'<', b'>', first).is_some() && chain_ends(text, close + 1);
+            return memchr::memchr3(b'=', b'<', b'>', first).is_some()
+                && chain_ends(text, close + 1);
         }
         let after = text.len() - skip(&text[close + 1..], b" )").len();
         let end = match comparison_at(text, after) {
@@ -3243,12 +3244,10 @@ fn tautology(text: &[u8]) -> bool {
             .is_ok()
     };
     let calls = Calls::new(text);
-    after_leading_numbers(text)
-        .any(|(end, plain)| {
-            after_literal_links(&text[end..])
-                .any(|rest| always_true(rest, true, plain, &quotes, &calls, &|| true))
-        })
-        || coded_leading_number(text)
+    after_leading_numbers(text).any(|(end, plain)| {
+        after_literal_links(&text[end..])
+            .any(|rest| always_true(rest, true, plain, &quotes, &calls, &|| true))
+    }) || coded_leading_number(text)
         || blind_value(text, &calls)
         || case_value(text)
         || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
