@@ -4168,6 +4168,7 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 and length(user()) not in (1)")}`, "sqli-tautology"],
     // sqlmap's parameter replaced by a condition multiplied by a number.
     [`/gw/open/search?id=${encodeURIComponent("(1234=1234)*5678")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("`ascii`(substr(user(),1,1))>64")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

@@ -2324,15 +2324,19 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
             }
         }
         let at = text.len() - skip(&text[start..], b" (").len();
-        let name_len = text[at..]
-            .iter()
-            .take(32)
-            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
-            .count();
-        if !BLIND_FUNCTIONS.contains(&&text[at..at + name_len]) {
+        // Its name maybe quoted, as MySQL's `` ` `` and PostgreSQL's `"` quote it (`` `ascii`(…) ``, `"length" (…)`).
+        let (name, name_end) = quoted_name(text, at).unwrap_or_else(|| {
+            let len = text[at..]
+                .iter()
+                .take(32)
+                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                .count();
+            (&text[at..at + len], at + len)
+        });
+        if !BLIND_FUNCTIONS.contains(&name) {
             return false;
         }
-        let paren = text.len() - skip(&text[at + name_len..], b" ").len();
+        let paren = text.len() - skip(&text[name_end..], b" ").len();
         if text.get(paren) != Some(&b'(') {
             return false;
         }
@@ -2341,7 +2345,7 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
         };
         // MySQL's `make_set` and `elt` picking by a condition (`make_set(1=1,5)`, `elt(ascii(…)>64,5)`): sqlmap's
         // parameter-replacing probes, uncompared.
-        if matches!(&text[at..at + name_len], b"make_set" | b"elt") {
+        if matches!(name, b"make_set" | b"elt") {
             let args = &text[paren + 1..close];
             // Its first argument: to the `,` outside its own calls' parentheses.
             let mut depth = 0usize;
@@ -10567,6 +10571,9 @@ mod tests {
                 "id=ord(mid(version()%2C1%2C1))%3E51",
                 "id=length(database())+between+1+and+9",
                 "id=(ascii(substr(current_user()%2C1%2C1))%3E64)--",
+                // The name quoted, as MySQL's `` ` `` and PostgreSQL's `"` quote it, glued or spaced.
+                "id=%60ascii%60(substr(user()%2C1%2C1))%3E64",
+                "id=%22length%22+(database())%3E1",
             ],
             "sqli-tautology",
         );
