@@ -41,6 +41,25 @@ async function loginToken(w, user) {
 /** The `Cookie` header value that presents session `token`. */
 const cookieOf = (token) => `__Host-edgekit_session=${token}`;
 
+/** A WebSocket joined to `room` with ticket `t` (pushed onto `sockets`, for the test to end), recording the frames
+ * it receives and how it closed: `{ ws, frames, closed }`. */
+async function recordedSocket(w, room, t, sockets) {
+  const ws = new WebSocket(w.url.href.replace(/^http/, "ws") + `rooms/${room}/ws?ticket=${t}`);
+  const state = { ws, frames: [], closed: null };
+  ws.on("message", (data) => state.frames.push(data));
+  ws.on("close", (code, reason) => (state.closed = { code, reason: reason.toString() }));
+  await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+  sockets.push(ws);
+  return state;
+}
+
+/** A ticket for `room` issued to the session whose `Cookie` header value is `cookie` (POST /rooms/:room/ticket). */
+async function sessionTicket(w, room, cookie) {
+  const r = await w.fetch(`/rooms/${room}/ticket`, { method: "POST", headers: { cookie } });
+  assert.equal(r.status, 201, "a ticket");
+  return (await r.json()).ticket;
+}
+
 async function ticket(w, room, user = "tester") {
   const response = await w.fetch(`/__debug/rooms/${room}/ticket?user=${user}`, { method: "POST" });
   assert.equal(response.status, 201, "debug ticket issued");
@@ -1863,20 +1882,8 @@ test("a logout ends the session's room access: its unused ticket is refused 401,
   try {
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
     const login = async () => cookieOf(await loginToken(w, ALICE));
-    const issue = async (cookie) => {
-      const r = await w.fetch("/rooms/leaving/ticket", { method: "POST", headers: { cookie } });
-      assert.equal(r.status, 201, "a ticket");
-      return (await r.json()).ticket;
-    };
-    const open = async (t) => {
-      const ws = new WebSocket(w.url.href.replace(/^http/, "ws") + `rooms/leaving/ws?ticket=${t}`);
-      const state = { ws, frames: [], closed: null };
-      ws.on("message", (data) => state.frames.push(data));
-      ws.on("close", (code, reason) => (state.closed = { code, reason: reason.toString() }));
-      await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
-      sockets.push(ws);
-      return state;
-    };
+    const issue = (cookie) => sessionTicket(w, "leaving", cookie);
+    const open = (t) => recordedSocket(w, "leaving", t, sockets);
     const [phone, laptop] = [await login(), await login()];
     const [joined, unused, other] = [await issue(phone), await issue(phone), await issue(laptop)];
     // The phone's socket is a raw one: the room's close frame is read off the wire (in workerd, a close sent from
@@ -1923,20 +1930,8 @@ test("a room that hibernated still closes an ended session's socket at its next 
   try {
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
     const login = async () => cookieOf(await loginToken(w, ALICE));
-    const issue = async (cookie) => {
-      const r = await w.fetch("/rooms/sleepy/ticket", { method: "POST", headers: { cookie } });
-      assert.equal(r.status, 201, "a ticket");
-      return (await r.json()).ticket;
-    };
-    const open = async (t) => {
-      const ws = new WebSocket(w.url.href.replace(/^http/, "ws") + `rooms/sleepy/ws?ticket=${t}`);
-      const state = { ws, frames: [], closed: null };
-      ws.on("message", (data) => state.frames.push(data));
-      ws.on("close", (code, reason) => (state.closed = { code, reason: reason.toString() }));
-      await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
-      sockets.push(ws);
-      return state;
-    };
+    const issue = (cookie) => sessionTicket(w, "sleepy", cookie);
+    const open = (t) => recordedSocket(w, "sleepy", t, sockets);
     /** The [client, clock, state] entries of an awareness message (none for another message). */
     const entries = (frame) => {
       const d = decoding.createDecoder(new Uint8Array(frame));
@@ -1986,11 +1981,7 @@ test("DELETE /auth/sessions ends the room access of every session of the user, a
   const raw = [];
   try {
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
-    const issue = async (token) => {
-      const r = await w.fetch("/rooms/ending-all/ticket", { method: "POST", headers: { cookie: cookieOf(token) } });
-      assert.equal(r.status, 201, "a ticket");
-      return (await r.json()).ticket;
-    };
+    const issue = (token) => sessionTicket(w, "ending-all", cookieOf(token));
     const join = async (t) => {
       const s = await deafSocket(w, "ending-all", null, t);
       raw.push(s);
@@ -2029,11 +2020,7 @@ test("a login that ends the browser's earlier session ends that session's room a
   const raw = [];
   try {
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
-    const issue = async (token) => {
-      const r = await w.fetch("/rooms/relogin/ticket", { method: "POST", headers: { cookie: cookieOf(token) } });
-      assert.equal(r.status, 201, "a ticket");
-      return (await r.json()).ticket;
-    };
+    const issue = (token) => sessionTicket(w, "relogin", cookieOf(token));
     const earlier = await loginToken(w, ALICE);
     const unused = await issue(earlier);
     const tab = await deafSocket(w, "relogin", null, await issue(earlier));
@@ -2097,11 +2084,7 @@ test("a refresh keeps its session's room access (a ticket minted before it joins
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
     const tokenOf = (r) => /__Host-edgekit_session=([^;]*)/.exec(r.headers.get("set-cookie") ?? "")?.[1];
     const login = (user) => loginToken(w, user);
-    const issue = async (token) => {
-      const r = await w.fetch("/rooms/rotating/ticket", { method: "POST", headers: { cookie: cookieOf(token) } });
-      assert.equal(r.status, 201, "a ticket");
-      return (await r.json()).ticket;
-    };
+    const issue = (token) => sessionTicket(w, "rotating", cookieOf(token));
     const refresh = (token) => w.fetch("/auth/refresh", { method: "POST", headers: { cookie: cookieOf(token) } });
     const join = async (t) => {
       const s = await deafSocket(w, "rotating", null, t);
@@ -2197,11 +2180,7 @@ test("a ticket whose session the room found ended is refused 401 session_ended a
   const db = await w.mf.getD1Database("DB");
   await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
   const login = async (user) => cookieOf(await loginToken(w, user));
-  const issue = async (cookie) => {
-    const r = await w.fetch("/rooms/ended-remembered/ticket", { method: "POST", headers: { cookie } });
-    assert.equal(r.status, 201, "a ticket");
-    return (await r.json()).ticket;
-  };
+  const issue = (cookie) => sessionTicket(w, "ended-remembered", cookie);
   const [hers, his] = [await login(ALICE), await login(BOB)];
   const [first, second, live] = [await issue(hers), await issue(hers), await issue(his)];
   assert.equal((await w.fetch("/auth/logout", { method: "POST", headers: { cookie: hers } })).status, 204, "logged out");
@@ -2306,11 +2285,7 @@ test("a session past a lowered SESSION_MAX_SECS has ended for rooms too: its unu
     const db = await w.mf.getD1Database("DB");
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
     const token = await loginToken(w, ALICE);
-    const issue = async () => {
-      const r = await w.fetch("/rooms/max-lowered/ticket", { method: "POST", headers: { cookie: cookieOf(token) } });
-      assert.equal(r.status, 201, "a ticket");
-      return (await r.json()).ticket;
-    };
+    const issue = () => sessionTicket(w, "max-lowered", cookieOf(token));
     const [joined, unused] = [await issue(), await issue()];
     const mine = await deafSocket(w, "max-lowered", null, joined);
     raw.push(mine);
@@ -2348,11 +2323,7 @@ test("a ticket the room found ended only by a lowered SESSION_MAX_SECS joins onc
     const db = await w.mf.getD1Database("DB");
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
     const token = await loginToken(w, ALICE);
-    const issue = async () => {
-      const r = await w.fetch("/rooms/max-raised/ticket", { method: "POST", headers: { cookie: cookieOf(token) } });
-      assert.equal(r.status, 201, "a ticket");
-      return (await r.json()).ticket;
-    };
+    const issue = () => sessionTicket(w, "max-raised", cookieOf(token));
     const [first, second] = [await issue(), await issue()];
     // Begun two hours ago, past the one-hour limit; D1 expires it in an hour.
     const aged = await db
@@ -2389,11 +2360,7 @@ test("a ticket of a session a join found ended under settings without a session 
   try {
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
     const token = await loginToken(w, ALICE);
-    const issue = async () => {
-      const r = await w.fetch("/rooms/no-limit-mark/ticket", { method: "POST", headers: { cookie: cookieOf(token) } });
-      assert.equal(r.status, 201, "a ticket");
-      return (await r.json()).ticket;
-    };
+    const issue = () => sessionTicket(w, "no-limit-mark", cookieOf(token));
     const [first, second] = [await issue(), await issue()];
     assert.equal((await w.fetch("/auth/logout", { method: "POST", headers: { cookie: cookieOf(token) } })).status, 204, "logged out");
     // Joins sent to the room's object as a Worker whose settings have no session limit sends them.

@@ -1309,12 +1309,9 @@ test("a token retired past the grace, sent just before a login that ended the se
   await late.arrayBuffer();
 });
 
-test("a check whose lookup among retired ids fails answers 503 session_store_unavailable without clearing the cookie: the token may be one a concurrent refresh retired", async (t) => {
-  // A refused token is looked up among the ids refreshes retired (session_rotated, reuse detection). When that read
-  // failed, the refusal cleared the cookie as if the token were dead — for a token another tab's refresh had just
-  // retired, a clear arriving after that refresh's answer removed the new cookie: signed out for a D1 hiccup. Then it
-  // answered 401 session_invalid with the cookie kept, which still told a front end to sign the user out: nothing was
-  // learnt of the token, so the answer is the store's 503, as for any other read D1 could not make.
+/** A Worker of its own (stopped after test `t`; its D1, `wdb`, is there to be broken) where Bob logged in and
+ * refreshed once: `retired` is the login's cookie, which that refresh retired, `current` the refresh's. */
+async function rotatedOnItsOwn(t) {
   const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
   t.after(() => w.stop());
   const wdb = await w.mf.getD1Database("DB");
@@ -1327,6 +1324,16 @@ test("a check whose lookup among retired ids fails answers 503 session_store_una
   assert.equal(refreshed.status, 200);
   const current = cookieOf(refreshed);
   await refreshed.arrayBuffer();
+  return { w, wdb, retired, current };
+}
+
+test("a check whose lookup among retired ids fails answers 503 session_store_unavailable without clearing the cookie: the token may be one a concurrent refresh retired", async (t) => {
+  // A refused token is looked up among the ids refreshes retired (session_rotated, reuse detection). When that read
+  // failed, the refusal cleared the cookie as if the token were dead — for a token another tab's refresh had just
+  // retired, a clear arriving after that refresh's answer removed the new cookie: signed out for a D1 hiccup. Then it
+  // answered 401 session_invalid with the cookie kept, which still told a front end to sign the user out: nothing was
+  // learnt of the token, so the answer is the store's 503, as for any other read D1 could not make.
+  const { w, wdb, retired, current } = await rotatedOnItsOwn(t);
   // The lookup fails (the table out of reach), while the sessions table still answers.
   await wdb.prepare("ALTER TABLE retired_session_ids RENAME TO retired_session_ids_away").run();
   const clears = (r) => r.headers.getSetCookie().filter((c) => c.startsWith("__Host-edgekit_session="));
@@ -1360,18 +1367,7 @@ test("a retired token whose session D1 cannot read (within the grace) or whose r
   // (session_rotated) or not; a failed read of that said "rotated", and a front end retrying with the same cookie got
   // the same answer and signed the user out. Past the grace, a failed revocation of the reused token's session was
   // answered 401 session_invalid: the session a thief's copy became lived on, and the answer said nothing to retry.
-  const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
-  t.after(() => w.stop());
-  const wdb = await w.mf.getD1Database("DB");
-  await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
-  const signIn = await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
-  assert.equal(signIn.status, 200);
-  const retired = cookieOf(signIn);
-  await signIn.arrayBuffer();
-  const refreshed = await w.fetch("/auth/refresh", withCookie(retired, { method: "POST" }));
-  assert.equal(refreshed.status, 200);
-  const current = cookieOf(refreshed);
-  await refreshed.arrayBuffer();
+  const { w, wdb, retired, current } = await rotatedOnItsOwn(t);
   const clears = (r) => r.headers.getSetCookie().filter((c) => c.startsWith("__Host-edgekit_session="));
   const broken = async (breaks, heals, what) => {
     await wdb.prepare(breaks).run();
