@@ -3,6 +3,8 @@
 //! Every query binds its inputs; no SQL or driver message reaches a response (D1 failing a query is 503
 //! `session_store_unavailable`, anything else a 500, each with a logged detail).
 
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -135,13 +137,15 @@ fn opt(s: Option<&str>) -> JsValue {
 }
 
 pub struct Store {
-    db: D1DatabaseSession,
+    /// The request's D1 session: replaced by one at the primary when a read at the client's bookmark fails
+    /// ([`Store::at_primary_after`]).
+    db: RefCell<Rc<D1DatabaseSession>>,
     /// The database itself, for a read that must reach the primary whatever `db` has read ([`Store::refill`]).
     database: D1Database,
     kv: KvStore,
     /// Whether `db` started at a bookmark the client sent, so its reads may come from a replica that has seen only
     /// the writes that bookmark names: a session created after it (a login in another tab) may not be there yet.
-    at_client_bookmark: bool,
+    at_client_bookmark: Cell<bool>,
     /// The request this store reads for, named in the lines it logs.
     request_id: String,
 }
@@ -162,31 +166,56 @@ impl Store {
         let start = bookmark::start(header.as_deref(), strict);
         let (session, at_client_bookmark) = match db.with_session(Some(start)) {
             Ok(session) => (session, start != bookmark::FIRST_PRIMARY),
-            // A bookmark D1 does not accept is the client's problem only as far as freshness goes.
+            // workerd's `withSession` takes any non-empty string: a bookmark D1 refuses fails at its first query,
+            // which is then made again at the primary ([`Store::at_primary_after`]).
             Err(_) => (at_primary(&db)?, false),
         };
         Ok(Self {
-            db: session,
+            db: RefCell::new(Rc::new(session)),
             database: db,
             kv: call.env.kv(bindings::CONFIG_KV).or_internal("opening KV")?,
-            at_client_bookmark,
+            at_client_bookmark: Cell::new(at_client_bookmark),
             request_id: call.request_id.clone(),
         })
     }
 
     /// Whether a session this store found missing may only be missing from a replica: see `at_client_bookmark`.
     pub fn may_lag(&self) -> bool {
-        self.at_client_bookmark
+        self.at_client_bookmark.get()
+    }
+
+    /// The D1 session queries go through now.
+    fn db(&self) -> Rc<D1DatabaseSession> {
+        Rc::clone(&self.db.borrow())
+    }
+
+    /// After a read at the client's bookmark failed (`failure`): whether it is worth one more try, from the primary
+    /// — then the store's session starts there from now on. D1 checks a bookmark only when a query carries it
+    /// (`withSession` accepts any non-empty string), so one it refuses (from another database, or from before a
+    /// restore) fails every read made at it, and the client, sent no new bookmark with a 503, sent it again: 503
+    /// `session_store_unavailable` for that client on every cached check until it dropped the header. Read at the
+    /// primary, the answer carries a bookmark the client keeps instead.
+    fn at_primary_after(&self, doing: &str, failure: &ApiError) -> ApiResult<bool> {
+        if !self.at_client_bookmark.get() {
+            return Ok(false);
+        }
+        crate::entry::log::warn(
+            "session_read_retried_at_primary",
+            serde_json::json!({"request_id": self.request_id, "doing": doing, "detail": failure.to_string()}),
+        );
+        *self.db.borrow_mut() = Rc::new(at_primary(&self.database)?);
+        self.at_client_bookmark.set(false);
+        Ok(true)
     }
 
     /// The bookmark to hand back to the client (`x-d1-bookmark`), once a query has run.
     pub fn bookmark(&self) -> Option<String> {
-        self.db.get_bookmark().ok().flatten()
+        self.db().get_bookmark().ok().flatten()
     }
 
     pub async fn user_by_email(&self, email: &str) -> ApiResult<Option<UserRow>> {
         let row = self
-            .db
+            .db()
             .prepare(
                 "SELECT id, email, permissions, password_algorithm, password_iterations, password_salt, \
                  password_hash FROM users WHERE email = ?1",
@@ -216,7 +245,12 @@ impl Store {
     }
 
     pub async fn session(&self, id: &str) -> ApiResult<Option<SessionRecord>> {
-        read_session(&self.db, id, &self.request_id).await
+        match read_session(&self.db(), id, &self.request_id).await {
+            Err(e) if self.at_primary_after("reading the session", &e)? => {
+                read_session(&self.db(), id, &self.request_id).await
+            }
+            read => read,
+        }
     }
 
     /// Creates a session and, in the same batch (one transaction), ends the sessions `ending` names (as
@@ -238,7 +272,7 @@ impl Store {
         };
         let revoking = !statements.is_empty();
         statements.extend([
-            self.db
+            self.db()
                 .prepare(
                     "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, user_agent, ip, family) \
                      VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?6, ?1)",
@@ -252,7 +286,7 @@ impl Store {
                     opt(new.ip),
                 ])
                 .or_internal("binding the session insert")?,
-            self.db
+            self.db()
                 .prepare(
                     "DELETE FROM sessions WHERE id IN \
                      (SELECT id FROM sessions WHERE expires_at < ?1 LIMIT ?2)",
@@ -263,7 +297,7 @@ impl Store {
                 ])
                 .or_internal("binding the session cleanup")?,
         ]);
-        let results = self.db.batch(statements).await.map_err(|e| {
+        let results = self.db().batch(statements).await.map_err(|e| {
             unavailable(
                 "the session could not be started; try again shortly",
                 "creating the session",
@@ -297,7 +331,7 @@ impl Store {
             num(now_ms),
         );
         let statements = vec![
-            self.db
+            self.db()
                 .prepare(
                     "UPDATE sessions SET id = ?2, last_seen_at = ?3, expires_at = ?4, family = COALESCE(family, ?1), \
                      rotated_at = ?3 \
@@ -312,14 +346,14 @@ impl Store {
                 ])
                 .or_internal("binding the rotation")?,
             // Only when the update above happened is there a row with the new id to copy the family from.
-            self.db
+            self.db()
                 .prepare(
                     "INSERT OR IGNORE INTO retired_session_ids (id, family, retired_at, expires_at) \
                      SELECT ?1, family, ?3, created_at + ?4 FROM sessions WHERE id = ?2",
                 )
                 .bind(&[old, new, now.clone(), num(max_ms)])
                 .or_internal("binding the retirement")?,
-            self.db
+            self.db()
                 .prepare(
                     "DELETE FROM retired_session_ids WHERE family = (SELECT family FROM sessions WHERE id = ?1) \
                      AND id NOT IN (SELECT id FROM retired_session_ids WHERE family = \
@@ -327,7 +361,7 @@ impl Store {
                 )
                 .bind(&[JsValue::from_str(new_id), JsValue::from_f64(RETIRED_PER_SESSION as f64)])
                 .or_internal("binding the retired-id bound")?,
-            self.db
+            self.db()
                 .prepare(
                     "DELETE FROM retired_session_ids WHERE id IN \
                      (SELECT id FROM retired_session_ids WHERE expires_at < ?1 LIMIT ?2)",
@@ -335,7 +369,7 @@ impl Store {
                 .bind(&[now, JsValue::from_f64(CLEANUP_BATCH as f64)])
                 .or_internal("binding the retired-id cleanup")?,
         ];
-        let results = self.db.batch(statements).await.map_err(|e| {
+        let results = self.db().batch(statements).await.map_err(|e| {
             unavailable(
                 "the session could not be refreshed; try again shortly",
                 "rotating the session",
@@ -354,7 +388,16 @@ impl Store {
 
     /// The session family an id belonged to and when a rotation retired it, if it is such an id.
     pub async fn retired(&self, id: &str) -> ApiResult<Option<Retired>> {
-        self.db
+        match self.retired_once(id).await {
+            Err(e) if self.at_primary_after("reading a retired id", &e)? => {
+                self.retired_once(id).await
+            }
+            read => read,
+        }
+    }
+
+    async fn retired_once(&self, id: &str) -> ApiResult<Option<Retired>> {
+        self.db()
             .prepare("SELECT family, retired_at FROM retired_session_ids WHERE id = ?1")
             .bind(&[JsValue::from_str(id)])
             .or_internal("binding the retired-id query")?
@@ -366,7 +409,7 @@ impl Store {
     /// Whether `family` still has a live session (not revoked, not expired): a token it retired is then one a
     /// concurrent refresh rotated, not a dead session's.
     pub async fn family_live(&self, family: &str, now_ms: u64) -> ApiResult<bool> {
-        self.db
+        self.db()
             .prepare(
                 "SELECT 1 AS live FROM sessions WHERE family = ?1 AND revoked_at IS NULL AND expires_at > ?2 LIMIT 1",
             )
@@ -393,18 +436,18 @@ impl Store {
         let family = JsValue::from_str(family);
         let since = num(now_ms.saturating_sub(window_ms));
         let statements = vec![
-            self.db
+            self.db()
                 .prepare("SELECT 1 AS ended FROM sessions WHERE family = ?1 AND revoked_at > ?2 LIMIT 1")
                 .bind(&[family.clone(), since.clone()])
                 .or_internal("binding the family's revocation query")?,
-            self.db
+            self.db()
                 .prepare(
                     "DELETE FROM retired_session_ids WHERE family = ?1 \
                      AND NOT EXISTS (SELECT 1 FROM sessions WHERE family = ?1 AND revoked_at > ?2)",
                 )
                 .bind(&[family.clone(), since])
                 .or_internal("binding the family's retired-id deletion")?,
-            self.db
+            self.db()
                 .prepare(
                     "UPDATE sessions SET revoked_at = ?2 WHERE family = ?1 AND revoked_at IS NULL RETURNING id",
                 )
@@ -412,7 +455,7 @@ impl Store {
                 .or_internal("binding the family revocation")?,
         ];
         let results = self
-            .db
+            .db()
             .batch(statements)
             .await
             .map_err(|e| unavailable(UNREAD, "revoking the session family", e))?;
@@ -440,7 +483,7 @@ impl Store {
         now_ms: u64,
     ) -> ApiResult<(Vec<String>, Vec<String>)> {
         let statements = self.revocation(ids, now_ms)?;
-        let results = self.db.batch(statements).await.map_err(|e| {
+        let results = self.db().batch(statements).await.map_err(|e| {
             unavailable(
                 "the session could not be ended; try again shortly",
                 "revoking sessions",
@@ -455,14 +498,14 @@ impl Store {
     fn revocation(&self, ids: &[String], now_ms: u64) -> ApiResult<Vec<D1PreparedStatement>> {
         let ids = JsValue::from_str(&serde_json::Value::from(ids.to_vec()).to_string());
         Ok(vec![
-            self.db
+            self.db()
                 .prepare(
                     "SELECT id FROM sessions WHERE revoked_at IS NOT NULL \
                      AND id IN (SELECT value FROM json_each(?1))",
                 )
                 .bind(std::slice::from_ref(&ids))
                 .or_internal("binding the revoked-session query")?,
-            self.db
+            self.db()
                 .prepare(
                     "UPDATE sessions SET revoked_at = ?2 WHERE revoked_at IS NULL \
                      AND (id IN (SELECT value FROM json_each(?1)) OR family IN (SELECT family FROM \
@@ -486,7 +529,7 @@ impl Store {
         now_ms: u64,
     ) -> ApiResult<Vec<String>> {
         let result = self
-            .db
+            .db()
             .prepare(format!(
                 "UPDATE sessions SET revoked_at = ?2 WHERE revoked_at IS NULL AND {condition} RETURNING id"
             ))
@@ -519,7 +562,7 @@ impl Store {
         max_ms: u64,
     ) -> ApiResult<(Vec<SessionSummary>, bool)> {
         let mut listed = self
-            .db
+            .db()
             .prepare(
                 "SELECT id, created_at, last_seen_at, expires_at, user_agent, ip FROM sessions \
                  WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 AND created_at > ?3 \
@@ -672,10 +715,10 @@ pub async fn fill_cache(
 ) -> ApiResult<()> {
     let database = env.d1(bindings::DB).or_internal("opening D1")?;
     let store = Store {
-        db: at_primary(&database)?,
+        db: RefCell::new(Rc::new(at_primary(&database)?)),
         database,
         kv: env.kv(bindings::CONFIG_KV).or_internal("opening KV")?,
-        at_client_bookmark: false,
+        at_client_bookmark: Cell::new(false),
         request_id,
     };
     store.refill(id, entry, cache_secs).await
@@ -744,10 +787,10 @@ pub async fn touch(
     .or_internal("writing last-seen")?;
     let kv = env.kv(bindings::CONFIG_KV).or_internal("opening KV")?;
     let store = Store {
-        db,
+        db: RefCell::new(Rc::new(db)),
         database,
         kv,
-        at_client_bookmark: false,
+        at_client_bookmark: Cell::new(false),
         request_id,
     };
     match store.session(&id).await? {
