@@ -569,7 +569,17 @@ test("a check, login or session list that D1 cannot read answers 503 session_sto
   // (refresh, the session lists), a cached check its KV entry did not answer, a login's account read, the list
   // itself. A 500 says "bug", not "try again", and a front end treating any failure of a check as "logged out" then
   // signed the user out for a D1 hiccup. The reads are made to fail by renaming what they read away.
-  const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
+  const w = await startWorker({
+    vars: {
+      AUTH_SIGNING_KEY: JSON.stringify(KEY),
+      RATE_LIMIT_POLICIES: GENEROUS,
+      // Never reached: the check before the upstream fails.
+      GATEWAY_ROUTES: [
+        { name: "session", path: "/gw/session", upstream: "http://127.0.0.1:9", auth: "session" },
+        { name: "either", path: "/gw/either", upstream: "http://127.0.0.1:9", auth: "jwt_or_session" },
+      ],
+    },
+  });
   t.after(() => w.stop());
   const wdb = await w.mf.getD1Database("DB");
   const wkv = await w.mf.getKVNamespace("CONFIG_KV");
@@ -596,6 +606,8 @@ test("a check, login or session list that D1 cannot read answers 503 session_sto
     ["DELETE /auth/sessions (strict check)", away("sessions"), () => w.fetch("/auth/sessions", withCookie(token, { method: "DELETE" }))],
     ["GET /auth/session (cached check, no entry)", away("sessions"), () => w.fetch("/auth/session", withCookie(token))],
     ["POST /rooms/{id}/ticket (cached check, no entry)", away("sessions"), () => w.fetch("/rooms/d1-down/ticket", withCookie(token, { method: "POST" }))],
+    ["a gateway route of auth policy session (cached check, no entry)", away("sessions"), () => w.fetch("/gw/session", withCookie(token))],
+    ["a gateway route of auth policy jwt_or_session without a bearer", away("sessions"), () => w.fetch("/gw/either", withCookie(token))],
     ["GET /auth/sessions (the list itself)", column, () => w.fetch("/auth/sessions", withCookie(token))],
     ["POST /auth/login (the account)", away("users"), () => w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }))],
   ]) {
