@@ -6,7 +6,7 @@
 //! in flight at the lapse read and parsed KV itself, and each read replaced the set, restarting the memory of
 //! verified tokens that belongs to it (`token_cache`) as many times. A re-read that finds the document unchanged
 //! keeps the same set, so that memory outlives the TTL; a changed one (a rotation) replaces it. A slower read never
-//! replaces the outcome of one that started after it.
+//! replaces the outcome of one that started after it: neither its kept set nor its failure (and that failure's hold).
 //!
 //! An isolate with no set yet (cold) has nothing to lend: the requests arriving while its first read is under way
 //! wait for that read's outcome ([`Lookup::Await`]) instead of each reading and parsing KV itself — a burst of N
@@ -126,7 +126,11 @@ impl<K> KeySetMemory<K> {
     }
 
     /// The key set read `read` (started at `started_ms`) found in `document`: the kept set when the document is
-    /// unchanged, else `parse`'s, kept unless a read that started later has been kept meanwhile.
+    /// unchanged, else `parse`'s, kept unless a read that started later has been kept meanwhile — or has failed:
+    /// what a later read found (a document broken or gone, KV erring) is newer than this read's document, which
+    /// neither lifts that read's hold nor restarts the kept set's age; its own request (and its waiters) use it all
+    /// the same, and the next read after the hold decides. (Before, a stalled read ending after a newer one failed
+    /// was kept for a whole TTL, and lifted the hold the newer failure had set.)
     pub fn keep<E>(
         &mut self,
         read: u64,
@@ -135,8 +139,9 @@ impl<K> KeySetMemory<K> {
         parse: impl FnOnce(&str) -> Result<K, E>,
     ) -> Result<Rc<K>, E> {
         self.finished(read);
+        let newer_failed = self.failed.as_ref().is_some_and(|f| f.read > read);
         if let Some(kept) = self.kept.as_mut().filter(|k| k.document == document) {
-            if kept.read < read {
+            if kept.read < read && !newer_failed {
                 kept.at_ms = started_ms;
                 kept.read = read;
                 self.refresh_since = None;
@@ -145,7 +150,7 @@ impl<K> KeySetMemory<K> {
             return Ok(kept.keys.clone());
         }
         let keys = Rc::new(parse(&document)?);
-        if self.kept.as_ref().is_none_or(|k| k.read < read) {
+        if !newer_failed && self.kept.as_ref().is_none_or(|k| k.read < read) {
             self.kept = Some(Kept {
                 at_ms: started_ms,
                 read,
@@ -542,6 +547,48 @@ mod tests {
             Lookup::Held { detail } => assert_eq!(detail, "second"),
             other => panic!("within the second hold: {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_older_read_that_succeeds_after_a_newer_one_failed_is_not_kept_and_lifts_no_hold() {
+        const HOLD: u64 = 1_000;
+        // Cold: read 1 stalls, read 2 (past the stall bound) fails — the document is broken or gone, or KV erred —
+        // and holds off reads. Read 1 then ends with the document as it was before: what read 2 saw is newer.
+        let mut memory = KeySetMemory::<String>::default();
+        let older = read(&mut memory, 0);
+        let newer = read(&mut memory, REFRESH_STALE_MS);
+        memory.failed(newer, REFRESH_STALE_MS, HOLD, "JWKS: broken".into());
+        let keys = memory.keep(older, 0, "old".into(), parse).expect("parsed");
+        assert_eq!(*keys, "parsed old", "its own request uses what it read");
+        // Before, the older document was kept for a whole TTL and the newer read's hold lifted.
+        match memory.lookup(REFRESH_STALE_MS + 1, TTL) {
+            Lookup::Held { detail } => {
+                assert_eq!(detail, "JWKS: broken", "the newest read's outcome")
+            }
+            other => panic!("within the hold: {other:?}"),
+        }
+        assert!(
+            read(&mut memory, REFRESH_STALE_MS + HOLD) > newer,
+            "read again once the hold ends"
+        );
+        // Warm: the kept set lapses, read 2 stalls, read 3 fails (the kept set lent for the hold); read 2 ending
+        // with the same document restarts neither its age nor lifts the hold: once the hold ends, a read is made.
+        let mut memory = KeySetMemory::<String>::default();
+        let first = read(&mut memory, 0);
+        memory.keep(first, 0, "a".into(), parse).unwrap();
+        let stalled = read(&mut memory, TTL);
+        let failing = read(&mut memory, TTL + REFRESH_STALE_MS);
+        memory.failed(failing, TTL + REFRESH_STALE_MS, HOLD, "JWKS: KV".into());
+        memory.keep(stalled, TTL, "a".into(), parse).unwrap();
+        used(&mut memory, TTL + REFRESH_STALE_MS + HOLD - 1);
+        read(&mut memory, TTL + REFRESH_STALE_MS + HOLD);
+        // A newer read's success still replaces an older failure, as ever.
+        let mut memory = KeySetMemory::<String>::default();
+        let first = read(&mut memory, 0);
+        memory.failed(first, 0, HOLD, "JWKS: broken".into());
+        let second = read(&mut memory, HOLD);
+        let kept = memory.keep(second, HOLD, "b".into(), parse).unwrap();
+        assert!(Rc::ptr_eq(&used(&mut memory, HOLD + 1), &kept));
     }
 
     #[test]
