@@ -3082,7 +3082,7 @@ describe("edge cache", () => {
     origin.reset();
   });
 
-  test("a stale-while-revalidate refresh the origin answers 429 holds the key's refreshes for its Retry-After: a rate-limited origin is not asked once per request", async (t) => {
+  test("a stale-while-revalidate refresh the origin answers 429 (or 503) holds the key's refreshes for its Retry-After: a rate-limited origin is not asked once per request", async (t) => {
     // An isolate of its own whose configured hold is 1 ms: what holds the refreshes off here is the origin's
     // `Retry-After` (delta-seconds or an HTTP-date); without one, the configured hold.
     const own = await startWorker({
@@ -3098,18 +3098,23 @@ describe("edge cache", () => {
     origin.reset();
     let n = 0;
     let limited = null;
+    let status = 429;
     origin.handle((req, body, res) => {
       n += 1;
-      if (limited) return res.writeHead(429, { "content-type": "text/plain", ...limited }).end("slow down");
+      if (limited) return res.writeHead(status, { "content-type": "text/plain", ...limited }).end("slow down");
       res.writeHead(200, { "content-type": "text/plain" }).end(`copy ${n}`);
     });
     const cases = [
-      ["delta-seconds", { "retry-after": "120" }, 1],
-      ["an HTTP-date", { "retry-after": new Date(Date.now() + 120_000).toUTCString() }, 1],
-      ["none: the configured 1 ms", {}, 4],
+      ["delta-seconds", 429, { "retry-after": "120" }, 1],
+      ["an HTTP-date", 429, { "retry-after": new Date(Date.now() + 120_000).toUTCString() }, 1],
+      ["none: the configured 1 ms", 429, {}, 4],
+      // RFC 9110 §10.2.3: a 503's Retry-After says how long the origin expects to be down. Before, it was read for a
+      // 429 alone: each of the 4 requests refreshed once the configured 1 ms had passed.
+      ["a 503's delta-seconds", 503, { "retry-after": "120" }, 1],
     ];
-    for (const [index, [what, headers, expected]] of cases.entries()) {
+    for (const [index, [what, answered, headers, expected]] of cases.entries()) {
       limited = null;
+      status = answered;
       const path = `/gw/swr?limited-${index}-${Date.now()}`;
       const first = await own.fetch(path);
       const copy = await first.text();

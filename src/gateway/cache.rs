@@ -471,8 +471,10 @@ pub const MAX_RETRY_AFTER_HOLD_MS: u64 = 300_000;
 /// origin rate-limiting) holds too — asked again by every request in the window, a rate-limited origin is asked
 /// hardest when it is asking for less (RFC 6585 §4) — for its `Retry-After` (delta-seconds or an HTTP-date, RFC 9110
 /// §10.2.3) when that is longer, at most [`MAX_RETRY_AFTER_HOLD_MS`]; without one (or one that cannot be read),
-/// `hold_ms`. Anything else holds nothing. (A 429 is not an error stale-if-error covers — RFC 5861 §4 names 500,
-/// 502, 503 and 504 —: a request outside the stale-while-revalidate window is answered the 429.)
+/// `hold_ms`. A 503 holds for its `Retry-After` alike (RFC 9110 §10.2.3: how long the service expects to be
+/// unavailable; before, a 503 saying `Retry-After: 120` was asked again every `hold_ms`); other 5xx name no wait.
+/// Anything else holds nothing. (A 429 is not an error stale-if-error covers — RFC 5861 §4 names 500, 502, 503 and
+/// 504 —: a request outside the stale-while-revalidate window is answered the 429.)
 pub fn refresh_hold_ms(
     status: Option<u16>,
     retry_after: Option<&str>,
@@ -484,11 +486,11 @@ pub fn refresh_hold_ms(
     }
     match status {
         None => Some(hold_ms),
-        Some(s) if s >= 500 => Some(hold_ms),
-        Some(429) => {
+        Some(429 | 503) => {
             let asked = retry_after.and_then(|v| retry_after_ms(v, now_ms));
             Some(asked.unwrap_or(0).min(MAX_RETRY_AFTER_HOLD_MS).max(hold_ms))
         }
+        Some(s) if s >= 500 => Some(hold_ms),
         Some(_) => None,
     }
 }
@@ -1915,11 +1917,14 @@ mod tests {
         const HOLD: u64 = 5_000;
         // ms since the epoch.
         let now = 1_764_000_000_000;
-        // 5xx or no answer: the configured hold; an answer the origin gave, none.
-        assert_eq!(
-            refresh_hold_ms(Some(503), Some("120"), now, HOLD),
-            Some(HOLD)
-        );
+        // 5xx or no answer: the configured hold (a 503's Retry-After aside: below); an answer the origin gave, none.
+        for status in [500, 502, 504] {
+            assert_eq!(
+                refresh_hold_ms(Some(status), Some("120"), now, HOLD),
+                Some(HOLD),
+                "{status}"
+            );
+        }
         assert_eq!(refresh_hold_ms(None, None, now, HOLD), Some(HOLD));
         for status in [200, 304, 404, 410, 403] {
             assert_eq!(
@@ -1985,6 +1990,37 @@ mod tests {
         ] {
             assert_eq!(lifts_refresh_hold(status), lifts, "{status:?}");
         }
+    }
+
+    #[test]
+    fn a_refresh_answered_503_holds_for_its_retry_after_as_a_429_does() {
+        // RFC 9110 §10.2.3: a 503's Retry-After is how long the service expects to be unavailable. Before, it was
+        // read for a 429 alone, and a 503 saying `Retry-After: 120` was asked again every GATEWAY_REFRESH_HOLD_MS.
+        const HOLD: u64 = 5_000;
+        let now = 1_764_000_000_000;
+        for (said, held) in [
+            (Some("120"), 120_000),
+            (Some("Mon, 24 Nov 2025 16:02:00 GMT"), 120_000),
+            (Some("Monday, 24-Nov-25 16:02:00 GMT"), 120_000),
+            (Some("Mon Nov 24 16:02:00 2025"), 120_000),
+            (Some("86400"), MAX_RETRY_AFTER_HOLD_MS),
+            (Some("1"), HOLD),
+            (Some("soon"), HOLD),
+            (None, HOLD),
+        ] {
+            assert_eq!(
+                refresh_hold_ms(Some(503), said, now, HOLD),
+                Some(held),
+                "503 {said:?}"
+            );
+            assert_eq!(
+                refresh_hold_ms(Some(429), said, now, HOLD),
+                Some(held),
+                "429 {said:?}"
+            );
+        }
+        assert_eq!(refresh_hold_ms(Some(503), Some("120"), now, 0), None);
+        assert!(!lifts_refresh_hold(Some(503)));
     }
 
     #[test]

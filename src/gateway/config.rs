@@ -30,8 +30,8 @@ pub struct GatewayConfig {
     /// How long an isolate trusts its copy of a tag's purge time before re-reading KV (purges taken by the
     /// isolate itself apply at once).
     pub purge_sync_ms: u64,
-    /// How long a stale-while-revalidate refresh the origin failed (or answered 429: then its `Retry-After` when
-    /// longer, bounded, `cache::refresh_hold_ms`) holds off the next refresh of its key in the isolate
+    /// How long a stale-while-revalidate refresh the origin failed (or answered 429; a 429's or 503's `Retry-After`
+    /// when longer, bounded, `cache::refresh_hold_ms`) holds off the next refresh of its key in the isolate
     /// (`GATEWAY_REFRESH_HOLD_MS`, 5 s; 0: none): a down origin is asked once per key and hold, the stale copy served
     /// meanwhile.
     pub refresh_hold_ms: u64,
