@@ -1913,6 +1913,60 @@ mod tests {
     }
 
     #[test]
+    fn key_holds_by_key_and_by_end_always_agree() {
+        // The two collections name the same holds after every step: a key held again (its old end leaves the
+        // order), lifted (held or not), holds with equal ends (told apart by key), ends saturated at u64::MAX, a
+        // hold made at u64::MAX itself (everything ended), and eviction when full.
+        fn agree(holds: &KeyHolds) {
+            assert_eq!(holds.until.len(), holds.order.len());
+            for (id, until) in &holds.until {
+                assert!(holds.order.contains(&(*until, *id)), "{id:?} at {until}");
+            }
+        }
+        let mut holds = KeyHolds::default();
+        let key = |i: u64| KeyId::of(&format!("k{i}"));
+        // A small generator, so the steps are the same each run.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for step in 0..8_000u64 {
+            let id = key(next() % 6_000);
+            match next() % 6 {
+                0 => holds.lift(&id),
+                1 => holds.hold(id, 1_000, u64::MAX),
+                2 => holds.hold(id, u64::MAX - 1, 5),
+                // Equal ends for many keys.
+                3 => holds.hold(id, 2_000, 1_000),
+                _ => holds.hold(id, step, next() % 10_000),
+            }
+            assert_eq!(holds.until.len(), holds.order.len(), "{step}");
+            if step % 64 == 0 {
+                agree(&holds);
+            }
+            assert!(holds.len() <= MAX_KEYS_HELD, "{step}");
+        }
+        // Held again at once, and lifted twice.
+        let id = key(1);
+        holds.hold(id, 10, 100);
+        holds.hold(id, 10, 100);
+        agree(&holds);
+        assert!(holds.held(&id, 109) && !holds.held(&id, 110));
+        holds.lift(&id);
+        holds.lift(&id);
+        agree(&holds);
+        assert!(!holds.held(&id, 10));
+        // A hold made at the end of time: every other has ended, and goes.
+        holds.hold(key(2), u64::MAX, 1);
+        agree(&holds);
+        assert_eq!(holds.len(), 1);
+        assert!(!holds.held(&key(2), u64::MAX));
+    }
+
+    #[test]
     fn a_refresh_answered_429_holds_for_its_retry_after_within_bounds_and_lifts_nothing() {
         const HOLD: u64 = 5_000;
         // ms since the epoch.
