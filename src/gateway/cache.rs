@@ -460,7 +460,7 @@ impl KeyHolds {
     }
 }
 
-/// The most an origin's `Retry-After` holds a key's refreshes off: the longest `GATEWAY_REFRESH_HOLD_MS` allows, so
+/// The most an origin's `Retry-After` holds a key's refreshes off, and the longest `GATEWAY_REFRESH_HOLD_MS` allows, so
 /// an origin (or anything answering for it) saying `Retry-After: 86400` cannot leave a key's stale copy unrefreshed
 /// for a day.
 pub const MAX_RETRY_AFTER_HOLD_MS: u64 = 300_000;

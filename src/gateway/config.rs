@@ -4,7 +4,7 @@
 
 use crate::config::{ConfigError, Vars};
 
-use super::cache::CachePolicies;
+use super::cache::{CachePolicies, MAX_RETRY_AFTER_HOLD_MS};
 use super::cors::ErrorReaders;
 use super::routes::RouteTable;
 use super::waf::WafConfig;
@@ -77,7 +77,13 @@ impl GatewayConfig {
             jwt_cache_entries: vars.u64_in("GATEWAY_JWT_CACHE_ENTRIES", 10_000, 0, 1_000_000)?,
             admin_permission: vars.string_or("GATEWAY_ADMIN_PERMISSION", "gateway:admin")?,
             purge_sync_ms: vars.u64_in("GATEWAY_PURGE_SYNC_MS", 5_000, 0, 60_000)?,
-            refresh_hold_ms: vars.u64_in("GATEWAY_REFRESH_HOLD_MS", 5_000, 0, 300_000)?,
+            // At most what an origin's Retry-After may hold a key for: a configured hold is never the longer.
+            refresh_hold_ms: vars.u64_in(
+                "GATEWAY_REFRESH_HOLD_MS",
+                5_000,
+                0,
+                MAX_RETRY_AFTER_HOLD_MS,
+            )?,
             // At most 16 MiB: a shared answer is copied for every waiter's response too, in a 128 MB isolate.
             cache_max_body_bytes: vars.u64_in(
                 "GATEWAY_CACHE_MAX_BODY_BYTES",
