@@ -39,9 +39,10 @@ impl Negotiated {
     }
 }
 
-/// The weight `accept` gives `media` when it lists it by name: its highest `q` (1 when none is given); 0 when it is
-/// not listed, or only with a `q` that is not a weight above 0 (0, NaN or not a number refuses the type).
-fn weight(accept: &str, media: &str) -> f32 {
+/// The weight `accept` gives `media` when it lists it by name, in thousandths: its highest `q` (1000 when none is
+/// given); 0 when it is not listed, or only with a `q` that is 0 or not a qvalue ([`qvalue`]: `inf`, `NaN`, `1e0`,
+/// `0.0001`, `1.0000`, `5` refuse the type).
+fn weight(accept: &str, media: &str) -> u16 {
     accept
         .split(',')
         .filter_map(|item| {
@@ -49,16 +50,33 @@ fn weight(accept: &str, media: &str) -> f32 {
             if !parts.next().unwrap_or("").eq_ignore_ascii_case(media) {
                 return None;
             }
-            // The q parameter's name is case-insensitive (RFC 9110 §12.4.2); a weight is at most 1.
+            // The q parameter's name is case-insensitive (RFC 9110 §12.4.2).
             let q = parts
                 .filter_map(|p| p.split_once('='))
                 .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
-                .map_or(Some(1.0), |(_, q)| {
-                    q.trim().parse::<f32>().ok().filter(|q| *q > 0.0)
-                });
-            Some(q.unwrap_or(0.0).min(1.0))
+                .map_or(Some(1000), |(_, q)| qvalue(q.trim()));
+            Some(q.unwrap_or(0))
         })
-        .fold(0.0, f32::max)
+        .fold(0, u16::max)
+}
+
+/// An RFC 9110 §12.4.2 qvalue in thousandths: `0` with at most three decimals, or `1` with at most three zeros after
+/// its point — `None` for anything else (a float's `inf`, `NaN`, `1e0`, `+1`, `.5`, a fourth decimal, above 1).
+fn qvalue(q: &str) -> Option<u16> {
+    let (whole, decimals) = q.split_once('.').unwrap_or((q, ""));
+    if decimals.len() > 3 || !decimals.bytes().all(|d| d.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = decimals
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    match whole {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 /// The output format for a request's `format` choice and its `Accept` header.
@@ -71,9 +89,9 @@ pub fn negotiate(choice: FormatChoice, accept: Option<&str>) -> Negotiated {
         FormatChoice::Auto => {
             let accept = accept.unwrap_or("");
             let (avif, webp) = (weight(accept, "image/avif"), weight(accept, "image/webp"));
-            if avif > 0.0 && avif >= webp {
+            if avif > 0 && avif >= webp {
                 Negotiated::Avif
-            } else if webp > 0.0 {
+            } else if webp > 0 {
                 Negotiated::Webp
             } else {
                 Negotiated::Original
@@ -277,6 +295,32 @@ mod tests {
             (Some("image/avif;q=0.2, image/webp;q=0"), Negotiated::Avif),
             // A weight above 1 is not a stronger one.
             (Some("image/avif;q=1, image/webp;q=5"), Negotiated::Avif),
+            // A q that is no qvalue (RFC 9110 §12.4.2: 0 to 1, at most three decimals) refuses the type, as NaN
+            // does: a float parser's `inf` or `1e0` is not the client's top weight, `0.0001` not a weight above 0.
+            (Some("image/avif;q=inf, image/webp;q=0.5"), Negotiated::Webp),
+            (Some("image/avif;q=1e0, image/webp;q=0.5"), Negotiated::Webp),
+            (
+                Some("image/avif;q=1.0000, image/webp;q=0.5"),
+                Negotiated::Webp,
+            ),
+            (Some("image/avif;q=0.0001"), Negotiated::Original),
+            (Some("image/webp;q=+1"), Negotiated::Original),
+            (Some("image/webp;q=.5"), Negotiated::Original),
+            (Some("image/webp;q=1.001"), Negotiated::Original),
+            (Some("image/webp;q=0.001"), Negotiated::Webp),
+            (
+                Some("image/avif;q=1.000, image/webp;q=1."),
+                Negotiated::Avif,
+            ),
+            // Three decimals are compared exactly: 0.501 is above 0.5.
+            (
+                Some("image/avif;q=0.5, image/webp;q=0.501"),
+                Negotiated::Webp,
+            ),
+            (
+                Some("image/avif;q=0.500, image/webp;q=0.5"),
+                Negotiated::Avif,
+            ),
             (
                 Some("image/avif;q=0.5, image/avif, image/webp;q=0.9"),
                 Negotiated::Avif,
