@@ -1247,7 +1247,7 @@ test("an indexed PNG whose PLTE has no entry, more than 256 or a length not a mu
 
 test("a truecolour PNG whose first PLTE has no entry is refused 502 as corrupt; a second PLTE or any PLTE in a greyscale PNG is drawn, its original served", async () => {
   // libpng (1.6.47 on) reads PLTE in a non-indexed PNG as a suggestion: its errors there are benign — a second PLTE
-  // ("duplicate"), one after tRNS or bKGD ("out of place"), one in a greyscale PNG ("ignored") — so Firefox draws the
+  // ("duplicate"), one after a tRNS it took ("out of place"), one in a greyscale PNG ("ignored") — so Firefox draws the
   // image. But a first PLTE of no entry is taken, and png_set_PLTE stops with "Invalid palette" whatever the colour
   // type; the png crate (Skia's Rust codec) refuses it too (ChunkLengthWrong): no browser draws it, yet it was served.
   const png = (colour, channels, ...chunks) => {
@@ -1270,6 +1270,10 @@ test("a truecolour PNG whose first PLTE has no entry is refused 502 as corrupt; 
       ["rgb-odd-then-empty-palette", png(2, 3, chunk("PLTE", Buffer.alloc(5, 7)), empty)],
       // tRNS is invalid in a PNG with an alpha channel (skipped), so it does not make the empty PLTE out of place.
       ["rgba-trns-then-empty-palette", png(6, 4, chunk("tRNS", Buffer.alloc(6)), empty)],
+      // Firefox's libpng is built without bKGD reading (its pnglibconf.h has no PNG_READ_bKGD_SUPPORTED): a bKGD
+      // is discarded as unknown and never makes the empty PLTE after it out of place.
+      ["rgba-bkgd-then-empty-palette", png(6, 4, chunk("bKGD", Buffer.alloc(6)), empty)],
+      ["rgb-bkgd-then-empty-palette", png(2, 3, chunk("bKGD", Buffer.from([0, 255, 0, 255, 0, 255])), empty)],
     ]) {
       fixtures[`/photos/${name}.png`] = { type: "image/png", body };
       const answer = await get(cfWorker, `/images/20/photos/${name}.png`);
@@ -1284,7 +1288,7 @@ test("a truecolour PNG whose first PLTE has no entry is refused 502 as corrupt; 
       ["rgb-two-palettes", png(2, 3, palette, palette)],
       ["rgb-palette-then-empty", png(2, 3, palette, empty)],
       ["rgb-trns-then-empty-palette", png(2, 3, chunk("tRNS", Buffer.alloc(6)), empty)],
-      ["rgba-bkgd-then-empty-palette", png(6, 4, chunk("bKGD", Buffer.alloc(6)), empty)],
+      ["rgb-bkgd-trns-then-empty-palette", png(2, 3, chunk("bKGD", Buffer.alloc(6)), chunk("tRNS", Buffer.alloc(6)), empty)],
       ["grey-two-palettes", png(0, 1, palette, palette)],
       ["grey-empty-palette", png(0, 1, empty)],
       ["grey-alpha-palette", png(4, 2, palette)],

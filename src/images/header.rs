@@ -905,15 +905,17 @@ pub struct ChunkWalk {
 /// Where a PNG's `PLTE` stands before its first `IDAT`, as libpng (1.6.47 on: `png_handle_PLTE`, `png_set_PLTE`)
 /// reads it. In an indexed PNG every `PLTE` error is a chunk error, which stops the decoder. In another colour type
 /// the palette is only a suggestion and its errors are benign — warnings, on read — so Firefox draws the image:
-/// a `PLTE` in a greyscale PNG ("ignored"), a second one ("duplicate"), one after `tRNS` or `bKGD` ("out of
+/// a `PLTE` in a greyscale PNG ("ignored"), a second one ("duplicate"), one after a `tRNS` libpng took ("out of
 /// place"), one of a length past 768 or not a multiple of 3 ("invalid", skipped). The png crate (Skia's Rust codec)
 /// refuses all of these; served, as one browser draws them. But a truecolour PNG's first `PLTE` of a valid length
 /// is taken, and one of no entry is `png_set_PLTE`'s "Invalid palette", which stops libpng whatever the colour type
-/// (the png crate: `ChunkLengthWrong`): no browser draws a pixel of it.
+/// (the png crate: `ChunkLengthWrong`): no browser draws a pixel of it. libpng also makes a `PLTE` after a `bKGD`
+/// out of place, but Firefox's libpng reads no `bKGD` (its `pnglibconf.h` leaves `PNG_READ_bKGD_SUPPORTED` out:
+/// the chunk is discarded as unknown, never recorded), so there a `bKGD` changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Palette {
     /// Nothing more to check: not a PNG, a greyscale one, or a truecolour one past the point where a `PLTE` could
-    /// stop libpng (one was taken, or a `tRNS` or `bKGD` came first).
+    /// stop libpng (one was taken, or a `tRNS` it took came first).
     Settled,
     /// Indexed colour with no `PLTE` yet: one of 1 to 256 entries must come before `IDAT`.
     Needed,
@@ -947,14 +949,10 @@ impl Palette {
             (Palette::Suggested { .. }, b"PLTE") if invalid => self,
             (Palette::Suggested { .. }, b"PLTE") if length == 0 => return None,
             (Palette::Suggested { .. }, b"PLTE") => Palette::Settled,
-            // A tRNS (of the 6 bytes an RGB one has; in a PNG with an alpha channel it is invalid, skipped) or bKGD
-            // (6 bytes) that libpng took makes any later PLTE "out of place": skipped, a warning.
-            (Palette::Suggested { alpha: false }, b"tRNS")
-            | (Palette::Suggested { .. }, b"bKGD")
-                if length == 6 =>
-            {
-                Palette::Settled
-            }
+            // A tRNS that libpng took (of the 6 bytes an RGB one has; in a PNG with an alpha channel it is invalid,
+            // skipped) makes any later PLTE "out of place": skipped, a warning. A bKGD does not in Firefox, whose
+            // libpng is built without reading it (see above).
+            (Palette::Suggested { alpha: false }, b"tRNS") if length == 6 => Palette::Settled,
             // libpng's "Missing PLTE before IDAT", the png crate's PaletteRequired.
             (Palette::Needed, b"IDAT") => return None,
             _ => self,
@@ -2609,8 +2607,8 @@ mod tests {
     fn a_truecolour_png_whose_first_palette_taken_has_no_entry_has_no_pixels() {
         // A truecolour PNG's PLTE is a suggestion, but libpng takes the first of a valid length, and png_set_PLTE
         // stops at one of no entry ("Invalid palette", whatever the colour type); the png crate refuses it too
-        // (ChunkLengthWrong). Where libpng skips it first — after a PLTE it took ("duplicate"), after a tRNS or bKGD
-        // it took ("out of place") — or ignores it (a greyscale PNG), it only warns: Firefox draws the image.
+        // (ChunkLengthWrong). Where libpng skips it first — after a PLTE it took ("duplicate"), after a tRNS it took
+        // ("out of place") — or ignores it (a greyscale PNG), it only warns: Firefox draws the image.
         let with = |colour: u8, after: &[(&[u8; 4], usize)]| {
             let mut image = png_then(after);
             image[25] = colour;
@@ -2628,6 +2626,10 @@ mod tests {
             (6, vec![(b"tRNS", 6), empty, pixels]),
             (2, vec![(b"tRNS", 2), empty, pixels]),
             (2, vec![(b"iTXt", SIZE_BYTES + 10), empty, pixels]),
+            // Firefox's libpng reads no bKGD (its pnglibconf.h leaves PNG_READ_bKGD_SUPPORTED out: the chunk is
+            // discarded as unknown, never recorded), so a bKGD does not make a later PLTE "out of place" there.
+            (6, vec![(b"bKGD", 6), empty, pixels]),
+            (2, vec![(b"bKGD", 6), empty, pixels]),
         ] {
             assert_eq!(
                 walked(&with(colour, &after)).0,
@@ -2639,7 +2641,7 @@ mod tests {
             (2, vec![(b"PLTE", 6), empty, pixels]),
             (6, vec![(b"tRNS", 0), (b"PLTE", 3), empty, pixels]),
             (2, vec![(b"tRNS", 6), empty, pixels]),
-            (6, vec![(b"bKGD", 6), empty, pixels]),
+            (2, vec![(b"bKGD", 6), (b"tRNS", 6), empty, pixels]),
             (2, vec![pixels, empty, (b"IEND", 0)]),
             (0, vec![empty, pixels]),
             (4, vec![empty, empty, pixels]),
