@@ -612,6 +612,54 @@ describe("route table and proxy", () => {
     assert.equal(seen["x-forwarded-for"], "127.0.0.1", "the address the connection came from, as ever");
   });
 
+  test("headers by which another auth proxy vouches for a user, or another TLS proxy for a certificate, never reach the origin", async () => {
+    origin.reset();
+    // An origin set up behind such a proxy signs in whoever the header names: the gateway is the edge's
+    // authentication layer, and a client must not present itself as signed in by another one.
+    const forged = {
+      "remote-user": "admin", // Authelia
+      "remote-groups": "admins",
+      "remote-email": "admin@example.com",
+      "x-remote-user": "admin", // Kubernetes' authenticating proxy
+      "x-remote-group": "system:masters",
+      "x-webauth-user": "admin", // Grafana, Gitea
+      "x-webauth-email": "admin@example.com",
+      "x-auth-request-user": "admin", // oauth2-proxy
+      "x-auth-request-email": "admin@example.com",
+      "x-forwarded-user": "admin",
+      "x-forwarded-email": "admin@example.com",
+      "x-forwarded-groups": "admins",
+      "x-ms-client-principal": "eyJhdXRoX3R5cCI6ImFhZCJ9", // Azure App Service Easy Auth
+      "x-ms-client-principal-name": "admin@example.com",
+      "x-ms-client-principal-id": "00000000-0000-0000-0000-000000000001",
+      "x-goog-authenticated-user-email": "accounts.google.com:admin@example.com", // Google IAP
+      "x-goog-iap-jwt-assertion": "eyJforged",
+      "x-amzn-oidc-data": "eyJforged", // AWS ALB
+      "x-amzn-oidc-identity": "admin",
+      "cf-access-authenticated-user-email": "admin@example.com", // Cloudflare Access
+      "cf-access-jwt-assertion": "eyJforged",
+      "x-envoy-internal": "true", // Envoy
+      "x-envoy-external-address": "10.0.0.1",
+      "x-consumer-username": "admin", // Kong, APISIX
+      "x-credential-identifier": "admin-key",
+      "x-authenticated-userid": "admin",
+      // A certificate as WebLogic's plug-in and AWS ALB's mutual TLS pass it.
+      "wl-proxy-client-cert": "MIIBforged",
+      "x-amzn-mtls-clientcert": "MIIBforged",
+    };
+    // API clients' own fields under the same vendors' names, and credentials the origin checks itself.
+    const kept = { "x-goog-user-project": "p", "x-ms-version": "2021-08-06", "x-amzn-trace-id": "Root=1-0-0", "x-auth-token": "t", remote: "kept" };
+    const response = await rawRequest("/gw/open/echo", { headers: { ...forged, ...kept } });
+    assert.equal(response.status, 200);
+    const seen = lastRequest().headers;
+    for (const name of Object.keys(forged)) {
+      assert.equal(seen[name], undefined, name);
+    }
+    for (const [name, value] of Object.entries(kept)) {
+      assert.equal(seen[name], value, `${name}: an API client's own field passes`);
+    }
+  });
+
   test("an OPTIONS request's Max-Forwards is decremented, and at 0 the gateway answers it as the final recipient (RFC 9110 §7.6.2)", async (t) => {
     const w = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "o", path: "/o", methods: ["GET", "PUT", "OPTIONS"], upstream: origin.url }] } });
     t.after(() => w.stop());

@@ -66,13 +66,76 @@ const TLS_CLIENT: &[&str] = &[
 /// `ssl_session_id`; Keycloak's X.509 lookups `ssl-client-cert` and Apache's `SSL_CLIENT_CERT`), `x-ssl-`
 /// (HAProxy's documented `X-SSL-Client-Cert`, `-Verify`, `-DN`…), `x-client-cert` (ASP.NET Core's, and its chain),
 /// `x-arr-` (IIS ARR's and Azure App Service's `X-ARR-SSL`, `X-ARR-ClientCert`) and `ms-aspnetcore-` (what IIS's
-/// ASP.NET Core module tells the app: its client certificate, its Windows user's token).
+/// ASP.NET Core module tells the app: its client certificate, its Windows user's token), `wl-proxy-client-`
+/// (WebLogic's plug-in: `WL-Proxy-Client-Cert`, which WebLogic signs the user in by when its plug-in is enabled, and
+/// `-Keysize`, `-Secretkeysize`; `WL-Proxy-Client-IP` too) and `x-amzn-mtls-` (AWS ALB's mutual TLS:
+/// `X-Amzn-Mtls-Clientcert`, `-Leaf`, `-Subject`, `-Issuer`, `-Serial-Number`, `-Validity`).
 const TLS_CLIENT_PREFIXES: &[&str] = &[
     "ssl-",
+    "wl-proxy-client-",
+    "x-amzn-mtls-",
     "x-ssl-",
     "x-client-cert",
     "x-arr-",
     "ms-aspnetcore-",
+];
+
+/// Request headers by which an authenticating proxy in front of an origin vouches for the user it signed in, which
+/// an origin set up behind such a proxy believes as it would the gateway's own `X-User-*`: Authelia's `Remote-User`,
+/// `-Groups`, `-Email`, `-Name`; the Kubernetes API server's authenticating-proxy `X-Remote-User` / `-Group` (and
+/// `X-Remote-Extra-*`); Google IAP's `X-Goog-Iap-Jwt-Assertion`; Pomerium's `X-Pomerium-Jwt-Assertion`; OpenSearch's
+/// proxy authentication `X-Proxy-User` / `-Roles`; vouch-proxy's `X-Vouch-User`; Kong's (and APISIX's) consumer
+/// its auth plugins identified, `X-Consumer-Username`, `-ID`, `-Custom-ID`, `-Groups`, `X-Credential-Identifier`,
+/// `X-Anonymous-Consumer`, and its OAuth 2.0 plugin's `X-Authenticated-Userid` / `-Scope`; and [`IDENTITY_PREFIXES`]. The
+/// gateway is the edge's authentication layer: a client must not present itself as signed in by another one.
+/// (oauth2-proxy's `X-Forwarded-User/-Email/-Groups` go with the `X-Forwarded-*` family, Cloudflare Access's
+/// `Cf-Access-*` with every `Cf-*`.)
+const IDENTITY: &[&str] = &[
+    "remote-user",
+    "remote-groups",
+    "remote-email",
+    "remote-name",
+    "x-remote-user",
+    "x-remote-group",
+    "x-goog-iap-jwt-assertion",
+    "x-pomerium-jwt-assertion",
+    "x-proxy-user",
+    "x-proxy-roles",
+    "x-vouch-user",
+    "x-consumer-id",
+    "x-consumer-custom-id",
+    "x-consumer-username",
+    "x-consumer-groups",
+    "x-credential-identifier",
+    "x-credential-username",
+    "x-anonymous-consumer",
+    "x-authenticated-userid",
+    "x-authenticated-scope",
+    "x-authenticated-groups",
+];
+
+/// Name prefixes of [`IDENTITY`] headers: Grafana's and Gitea's auth proxy `X-WEBAUTH-USER`, `-EMAIL`, `-NAME`,
+/// `-GROUPS`, `-ROLE`; oauth2-proxy's `X-Auth-Request-User`, `-Email`, `-Groups`, `-Access-Token`; Azure App Service
+/// Easy Auth's `X-MS-CLIENT-PRINCIPAL`, `-ID`, `-NAME`, `-IDP` and its token store's `X-MS-TOKEN-*`; Google IAP's
+/// `X-Goog-Authenticated-User-Email` / `-Id`; AWS ALB's `X-Amzn-Oidc-Data`, `-Identity`, `-Accesstoken`;
+/// Kubernetes' `X-Remote-Extra-*`; Pomerium's `X-Pomerium-Claim-*`; authentik's `X-authentik-*`; vouch-proxy's
+/// `X-Vouch-Idp-*`; Tailscale's `Tailscale-User-Login`, `-Name`; and Envoy's `x-envoy-*`, by which a client would
+/// steer an Envoy mesh behind the gateway as one of its own (`x-envoy-internal`, `x-envoy-external-address`, retry and
+/// timeout overrides) — Envoy drops them only from requests it sees as external. Only these: other `X-Goog-*`,
+/// `X-MS-*` and `X-Amzn-*` fields are API clients' own (`x-goog-user-project`, `x-ms-version`, `x-amzn-trace-id`).
+const IDENTITY_PREFIXES: &[&str] = &[
+    "x-webauth-",
+    "x-auth-request-",
+    "x-ms-client-principal",
+    "x-ms-token-",
+    "x-goog-authenticated-user-",
+    "x-amzn-oidc-",
+    "x-remote-extra-",
+    "x-pomerium-claim-",
+    "x-authentik-",
+    "x-vouch-idp-",
+    "tailscale-user-",
+    "x-envoy-",
 ];
 
 /// Request headers that make an origin treat a request as another method (Symfony and Laravel read the first on a
@@ -132,7 +195,7 @@ fn end_to_end(name: &str) -> bool {
 
 /// Whether a request header is forwarded to the origin. `connection_listed` are the names the client's `Connection`
 /// header marks as hop-by-hop (but for [`end_to_end`] fields). Client-sent `X-User-*` and forwarding headers are always
-/// dropped (the gateway sets its own), as are [`CLIENT_ADDRESS`], [`TLS_CLIENT`], [`METHOD_OVERRIDE`],
+/// dropped (the gateway sets its own), as are [`CLIENT_ADDRESS`], [`TLS_CLIENT`], [`IDENTITY`], [`METHOD_OVERRIDE`],
 /// [`TARGET_OVERRIDE`] and [`HOST_OVERRIDE`] headers,
 /// `x-request-id` (the request's id, checked, is set) and `traceparent` (re-set from the trace context; `tracestate`
 /// passes on with it) — in any spelling with `_` for `-` too (`X_User_Id`), which CGI-style servers read as the same
@@ -161,6 +224,8 @@ pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool 
         || CLIENT_ADDRESS.contains(&name.as_str())
         || TLS_CLIENT.contains(&name.as_str())
         || TLS_CLIENT_PREFIXES.iter().any(|p| name.starts_with(p))
+        || IDENTITY.contains(&name.as_str())
+        || IDENTITY_PREFIXES.iter().any(|p| name.starts_with(p))
         || METHOD_OVERRIDE.contains(&name.as_str())
         || TARGET_OVERRIDE.contains(&name.as_str())
         || HOST_OVERRIDE.contains(&name.as_str()))
@@ -927,6 +992,95 @@ mod tests {
             "Client-Certs",
             "X-Arrival",
             "Proxy-Client",
+        ] {
+            assert!(forward_request_header(name, &[]), "{name}");
+        }
+    }
+
+    #[test]
+    fn tls_headers_other_proxies_set_under_their_own_names_are_not_forwarded() {
+        for name in [
+            "WL-Proxy-Client-Cert",
+            "WL-Proxy-Client-Keysize",
+            "wl_proxy_client_secretkeysize",
+            "X-Amzn-Mtls-Clientcert",
+            "X-Amzn-Mtls-Clientcert-Leaf",
+            "x-amzn-mtls-clientcert-subject",
+        ] {
+            assert!(!forward_request_header(name, &[]), "{name}");
+        }
+    }
+
+    #[test]
+    fn headers_by_which_another_auth_proxy_vouches_for_a_user_are_not_forwarded() {
+        for name in [
+            "Remote-User",
+            "Remote-Groups",
+            "Remote-Email",
+            "Remote-Name",
+            "REMOTE_USER",
+            "X-Remote-User",
+            "X-Remote-Group",
+            "X-Remote-Extra-Scopes",
+            "X-WEBAUTH-USER",
+            "X-WEBAUTH-EMAIL",
+            "x_webauth_groups",
+            "X-Auth-Request-User",
+            "X-Auth-Request-Email",
+            "X-Auth-Request-Access-Token",
+            "X-Forwarded-User",
+            "X-Forwarded-Email",
+            "X-Forwarded-Groups",
+            "X-MS-CLIENT-PRINCIPAL",
+            "X-MS-CLIENT-PRINCIPAL-ID",
+            "X-MS-CLIENT-PRINCIPAL-NAME",
+            "X-MS-TOKEN-AAD-ID-TOKEN",
+            "X-Goog-Authenticated-User-Email",
+            "X-Goog-Authenticated-User-Id",
+            "X-Goog-Iap-Jwt-Assertion",
+            "X-Amzn-Oidc-Data",
+            "X-Amzn-Oidc-Identity",
+            "X-Amzn-Oidc-Accesstoken",
+            "Cf-Access-Jwt-Assertion",
+            "Cf-Access-Authenticated-User-Email",
+            "X-Pomerium-Jwt-Assertion",
+            "X-Pomerium-Claim-Email",
+            "X-authentik-username",
+            "X-Proxy-User",
+            "X-Proxy-Roles",
+            "X-Vouch-User",
+            "X-Vouch-Idp-Claims-Groups",
+            "Tailscale-User-Login",
+            "x-envoy-internal",
+            "x-envoy-external-address",
+            "x-envoy-retry-on",
+            "X-Consumer-Username",
+            "X-Consumer-ID",
+            "X-Credential-Identifier",
+            "X-Anonymous-Consumer",
+            "X-Authenticated-Userid",
+            "X-Authenticated-Scope",
+        ] {
+            assert!(!forward_request_header(name, &[]), "{name}");
+        }
+        // API clients' own fields under the same vendors' names pass, as do names that merely start alike.
+        for name in [
+            "x-goog-user-project",
+            "x-goog-api-client",
+            "x-ms-version",
+            "x-ms-date",
+            "x-amzn-trace-id",
+            // Credentials a client presents itself, which the origin checks (Swift's, Keystone's, Cloudflare's API's).
+            "X-Auth-Token",
+            "X-Auth-User",
+            "X-Auth-Key",
+            "X-Auth-Email",
+            "Remote",
+            "Remote-Users",
+            "X-Remote",
+            "X-Webauth",
+            "X-Auth-Request",
+            "X-Envoy",
         ] {
             assert!(forward_request_header(name, &[]), "{name}");
         }
