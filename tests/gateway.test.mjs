@@ -729,6 +729,31 @@ describe("route table and proxy", () => {
     assert.equal(unchanged.headers.get("content-encoding"), null);
   });
 
+  test("a cookie's Domain naming the upstream, not the host the client asked, is removed: the browser would refuse the cookie", async () => {
+    origin.reset();
+    const upstreamHost = new URL(origin.url).hostname;
+    origin.handle((req, body, res) => {
+      const cookies = [
+        `sid=1; Domain=${upstreamHost}; Path=/open; HttpOnly`,
+        "site=2; Domain=.example.com",
+        "own=3; Domain=api.example.com",
+      ];
+      res.writeHead(200, { "content-type": "text/plain", "set-cookie": cookies }).end("ok");
+    });
+    const asked = await rawRequest("/gw/open/login", { headers: { host: "api.example.com" } });
+    assert.equal(asked.status, 200);
+    assert.equal(lastRequest().headers["x-forwarded-host"], "api.example.com", "the client asked api.example.com");
+    assert.equal(
+      asked.headers.get("set-cookie"),
+      "sid=1; Path=/gw/open; HttpOnly, site=2; Domain=.example.com, own=3; Domain=api.example.com",
+      "the upstream's Domain removed (the cookie is api.example.com's alone), the client's own kept",
+    );
+    // A client on the upstream's own host keeps it.
+    const same = await worker.fetch("/gw/open/login");
+    assert.equal(new URL(worker.url).hostname, upstreamHost);
+    assert.equal(same.headers.getSetCookie()[0], `sid=1; Domain=${upstreamHost}; Path=/gw/open; HttpOnly`);
+  });
+
   test("dot segments in a redirect are resolved before it is mapped back, as the client will resolve them", async () => {
     origin.reset();
     const answers = {

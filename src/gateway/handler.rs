@@ -422,7 +422,7 @@ async fn forward(
                     policy.shared,
                     header_list::get(incoming, "cf-connecting-ip"),
                 ),
-                location: route.location.clone(),
+                location: route.location.for_client(url.authority),
                 timeout_ms: route.timeout_ms,
                 retries: route.retries,
                 route: route.name.clone(),
@@ -478,7 +478,7 @@ async fn forward(
         Ok(response) => Ok(pass_through(
             response,
             &[("server-timing".into(), format!("origin;dur={origin_ms}"))],
-            &route.location,
+            &route.location.for_client(url.authority),
             &target,
             method == "HEAD",
             head_may_code,

@@ -446,6 +446,9 @@ pub struct LocationMap {
     pub upstream_path: String,
     /// The stripped route prefix (`/gw`), or empty.
     pub prefix: String,
+    /// The host the client asked (`api.example.com`, no port, lowercase), or empty when not known: a cookie's
+    /// `Domain` is judged against it ([`Self::for_client`]).
+    pub client_host: String,
 }
 
 impl LocationMap {
@@ -459,7 +462,23 @@ impl LocationMap {
             upstream_origin: upstream[..path_at].to_owned(),
             upstream_path: upstream[path_at..].trim_end_matches('/').to_owned(),
             prefix: strip_prefix.unwrap_or("").trim_end_matches('/').to_owned(),
+            client_host: String::new(),
         }
+    }
+
+    /// This map for a request whose URL names `authority` (`host[:port]`): a cookie's `Domain` naming the upstream is
+    /// then judged against the client's host ([`Self::client_set_cookie`]).
+    pub fn for_client(&self, authority: &str) -> Self {
+        Self {
+            client_host: host_of(authority).to_ascii_lowercase(),
+            ..self.clone()
+        }
+    }
+
+    /// The upstream's host, without scheme or port, lowercase.
+    fn upstream_host(&self) -> String {
+        let after_scheme = self.upstream_origin.find("://").map_or(0, |at| at + 3);
+        host_of(&self.upstream_origin[after_scheme..]).to_ascii_lowercase()
     }
 
     /// Where a redirect from the origin sends the client through the gateway, as nginx's `proxy_redirect default`
@@ -532,7 +551,67 @@ impl LocationMap {
     /// would otherwise set one the browser never sends back to `/gw/account`. A path that already covers the
     /// route's prefix (`/`, or the prefix itself, which an origin reading `X-Forwarded-Prefix` names) is left as it
     /// is — the cookie reaches the route — and so is one outside the upstream's base path; `None` when unchanged.
+    ///
+    /// A `Domain` (the last one, as browsers read it) that the upstream's host lies in but the client's host does not
+    /// (`Domain=origin.internal` for a client on `api.example.com`) is removed, with every other `Domain` attribute:
+    /// a browser ignores such a cookie entirely (RFC 6265 §5.3 step 6) — a login through the gateway would never
+    /// stick — and without one the cookie is the client's host's alone, the narrowest scope (nginx's
+    /// `proxy_cookie_domain` maps it to a name instead). A `Domain` the client's host lies in (`example.com`) is kept,
+    /// and so is one naming neither host (the origin's own mistake, which the browser refuses anyway).
     pub fn client_set_cookie(&self, set_cookie: &str) -> Option<String> {
+        let pathed = self.client_cookie_path(set_cookie);
+        let cookie = pathed.as_deref().unwrap_or(set_cookie);
+        match self.without_upstream_domain(cookie) {
+            Some(unscoped) => Some(unscoped),
+            None => pathed,
+        }
+    }
+
+    /// `set_cookie` without its `Domain` attributes when the last non-empty one names the upstream's host (or a domain
+    /// it lies in) and not the client's; `None` when kept ([`Self::client_set_cookie`]).
+    fn without_upstream_domain(&self, set_cookie: &str) -> Option<String> {
+        if self.client_host.is_empty() {
+            return None;
+        }
+        let is_domain = |part: &str| {
+            part.split_once('=').is_some_and(|(name, _)| {
+                name.trim_matches([' ', '\t'])
+                    .eq_ignore_ascii_case("domain")
+            })
+        };
+        // Browsers ignore an empty `Domain` and take the last other one, its leading dot dropped.
+        let domain = set_cookie
+            .split(';')
+            .skip(1)
+            .filter(|part| is_domain(part))
+            .filter_map(|part| {
+                part.split_once('=')
+                    .map(|(_, v)| v.trim_matches([' ', '\t']))
+            })
+            .map(|v| v.strip_prefix('.').unwrap_or(v).to_ascii_lowercase())
+            .filter(|v| !v.is_empty())
+            .last()?;
+        // RFC 6265 §5.1.3's domain-match.
+        let lies_in = |host: &str| {
+            host == domain
+                || host
+                    .strip_suffix(domain.as_str())
+                    .is_some_and(|head| head.ends_with('.'))
+        };
+        if !lies_in(&self.upstream_host()) || lies_in(&self.client_host) {
+            return None;
+        }
+        let kept: Vec<&str> = set_cookie
+            .split(';')
+            .enumerate()
+            .filter(|(i, part)| *i == 0 || !is_domain(part))
+            .map(|(_, part)| part)
+            .collect();
+        Some(kept.join(";"))
+    }
+
+    /// [`Self::client_set_cookie`]'s `Path` mapping; `None` when unchanged.
+    fn client_cookie_path(&self, set_cookie: &str) -> Option<String> {
         // Browsers take the last `Path` attribute; the first `;`-separated part is the cookie itself.
         let mut attribute = None;
         let mut at = 0;
@@ -600,6 +679,18 @@ impl LocationMap {
         }
         Some(mapped)
     }
+}
+
+/// The host of an authority (`host[:port]`, `[v6]:port`), its port dropped.
+fn host_of(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority
+            .find(']')
+            .map_or(authority, |end| &authority[..=end]);
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
 }
 
 /// A path-absolute URL path (no query or fragment) with its dot segments removed as a browser removes them (RFC 3986
@@ -1408,6 +1499,56 @@ mod tests {
             "no open redirect"
         );
         assert_eq!(plain.client_location("/a/../b", "").as_deref(), Some("/b"));
+    }
+
+    #[test]
+    fn a_cookie_domain_naming_the_upstream_and_not_the_clients_host_is_removed() {
+        let map = LocationMap::new("http://App.Internal:8080", Some("/gw"))
+            .for_client("api.example.com:443");
+        for (set_cookie, client) in [
+            (
+                "sid=1; Domain=app.internal; HttpOnly",
+                Some("sid=1; HttpOnly"),
+            ),
+            (
+                "sid=1; domain = .APP.internal; Path=/account",
+                Some("sid=1; Path=/gw/account"),
+            ),
+            // A domain the upstream lies in, also spelled after an earlier one browsers do not take.
+            ("sid=1; Domain=internal", Some("sid=1")),
+            (
+                "sid=1; Domain=example.com; Domain=app.internal; Secure",
+                Some("sid=1; Secure"),
+            ),
+            // An empty Domain is ignored: the last other one counts.
+            ("sid=1; Domain=app.internal; Domain=", Some("sid=1")),
+            // The client's host lies in it, or it names neither host: kept.
+            ("sid=1; Domain=example.com", None),
+            ("sid=1; Domain=api.example.com", None),
+            ("sid=1; Domain=other.org", None),
+            ("sid=1; Domain=pp.internal", None),
+            ("sid=1; Domain=app.internal; Domain=example.com", None),
+            // The cookie's own value is no attribute.
+            ("Domain=app.internal", None),
+            ("sid=1; HttpOnly", None),
+        ] {
+            assert_eq!(
+                map.client_set_cookie(set_cookie).as_deref(),
+                client,
+                "{set_cookie}"
+            );
+        }
+        // A client on the upstream's own host (a Worker in front of its zone's origin) keeps it.
+        let same = LocationMap::new("https://example.com", None).for_client("www.example.com");
+        assert_eq!(same.client_set_cookie("a=1; Domain=example.com"), None);
+        // No client host known: nothing judged.
+        let unknown = LocationMap::new("http://app.internal", None);
+        assert_eq!(unknown.client_set_cookie("a=1; Domain=app.internal"), None);
+        let v6 = LocationMap::new("http://[fd00::1]:8080", None).for_client("[::1]:8787");
+        assert_eq!(
+            v6.client_set_cookie("a=1; Domain=[fd00::1]").as_deref(),
+            Some("a=1")
+        );
     }
 
     #[test]
