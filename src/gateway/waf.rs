@@ -2234,10 +2234,12 @@ impl<'a> Calls<'a> {
                             .iter()
                             .rposition(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
                             .map_or(0, |i| i + 1);
-                        // A method (`platform.version()`) is another language's.
-                        if SERVER_READS.contains(&&before[start..])
-                            && !(start > 0 && before[start - 1] == b'.')
-                        {
+                        // A method or a static call (`platform.version()`, PHP's `auth()->user()` and
+                        // `Auth::user()`) is another language's: SQL writes none of `.`, `->` or `::` before a call.
+                        let method = before[..start].ends_with(b".")
+                            || before[..start].ends_with(b"->")
+                            || before[..start].ends_with(b"::");
+                        if SERVER_READS.contains(&&before[start..]) && !method {
                             reads.push(at as u32);
                         }
                     }
@@ -10585,6 +10587,22 @@ mod tests {
             "len(platform.version())>1",
             "length(database()) is how long the name is",
         ]);
+    }
+
+    #[test]
+    fn a_php_method_or_static_call_named_user_reads_no_servers_data() {
+        // Laravel's `auth()->user()` and `Auth::user()` in a code snippet: a count compared and a `;` after it, as
+        // a blind probe ends, but the call is PHP's, not MySQL's `user()`.
+        passes(&[
+            "$hasRoles = count(auth()->user()->roles) > 0;",
+            "$n = count(Auth::user()->posts) > 5;",
+            "$long = strlen($x) + count($request->user()->tags) > 3; and more",
+            "$ok = count(\\Auth::user()->roles) > 0;",
+        ]);
+        refused(
+            &["id=count(user())%3E0%3B", "id=length(user%20())%3E1"],
+            "sqli-tautology",
+        );
     }
 
     #[test]
