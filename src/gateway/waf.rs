@@ -2347,7 +2347,10 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
         };
         // MySQL's `make_set` and `elt` picking by a condition (`make_set(1=1,5)`, `elt(ascii(…)>64,5)`): sqlmap's
         // parameter-replacing probes, uncompared.
-        if matches!(name, b"make_set" | b"elt") {
+        // MySQL's `if` and SQL Server's `iif` picking by a condition that reads the server's data, uncompared
+        // (`if(ascii(substr(user(),1,1))>64,1,0)`); a spreadsheet's `=IF(LEN(A1)>1,1,0)` reads none.
+        let server_if = matches!(name, b"if" | b"iif");
+        if matches!(name, b"make_set" | b"elt") || server_if {
             let args = &text[paren + 1..close];
             // Its first argument: to the `,` outside its own calls' parentheses.
             let mut depth = 0usize;
@@ -2361,7 +2364,8 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
             });
             let first = &args[..comma.unwrap_or(args.len())];
             return memchr::memchr3(b'=', b'<', b'>', first).is_some()
-                && chain_ends(text, close + 1);
+                && chain_ends(text, close + 1)
+                && (!server_if || calls.reads_server(paren, close));
         }
         let after = text.len() - skip(&text[close + 1..], b" )").len();
         let end = match comparison_at(text, after) {
@@ -10586,6 +10590,24 @@ mod tests {
             "=LEN(MID(A1,2,3))>1",
             "len(platform.version())>1",
             "length(database()) is how long the name is",
+        ]);
+    }
+
+    #[test]
+    fn an_if_reading_the_servers_data_as_the_whole_value_is_caught() {
+        refused(
+            &[
+                "id=if(ascii(substr(user()%2C1%2C1))%3E64%2C1%2C0)",
+                "id=IF(length(database())%3E1%2C1%2C0)--",
+                "id=iif(len(db_name())%3E1%2C1%2C0)",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "=IF(LEN(A1)>1,1,0)",
+            "=IF(A1>1,\"yes\",\"no\")",
+            "=IF(LEN(MID(A1,2,3))>1,1,0)",
+            "if(length(database())>1, a, b) and more",
         ]);
     }
 
