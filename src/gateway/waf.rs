@@ -2768,7 +2768,10 @@ fn after_leading_numbers(text: &[u8]) -> impl Iterator<Item = (usize, bool)> + '
         // (`(1)`, `--1`, `~0`) stands for its value.
         let rest = &text[start..];
         if let Some((len, _, true)) = const_expression(rest) {
-            if coded_number(&rest[..len], false) {
+            // Or arithmetic glued, as an injection spells the value it keeps (`id=1-0 and 1=1`, `id=1*1 and 1=1`):
+            // a condition must still follow it ("chapters 1-2 and 3" has none).
+            let glued = !rest[..len].contains(&b' ') && !matches!(rest[0], b'-' | b'+');
+            if coded_number(&rest[..len], false) || glued {
                 return Some((start + len, plain));
             }
         }
@@ -10608,6 +10611,26 @@ mod tests {
             "=IF(A1>1,\"yes\",\"no\")",
             "=IF(LEN(MID(A1,2,3))>1,1,0)",
             "if(length(database())>1, a, b) and more",
+        ]);
+    }
+
+    #[test]
+    fn a_value_spelled_as_glued_arithmetic_before_a_condition_is_read_whole() {
+        refused(
+            &[
+                "id=1-0+and+1%3D1",
+                "id=1*1+and+1%3D1",
+                "id=2%2F2+or+1%3D1",
+                "id=1-0+and+ascii(substr(user()%2C1%2C1))%3E64",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "chapters 1-2 and 3",
+            "1-2 and 3 are done",
+            "pages=1-2 and 3",
+            "2*3=6 and 2*4=8",
+            "10-5 and more",
         ]);
     }
 
