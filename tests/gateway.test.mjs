@@ -4251,6 +4251,9 @@ describe("WAF", () => {
     // sqlmap's parameter replaced by a condition multiplied by a number.
     [`/gw/open/search?id=${encodeURIComponent("(1234=1234)*5678")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("`ascii`(substr(user(),1,1))>64")}`, "sqli-tautology"],
+    // The tenth review: MySQL's if() reading the server's data as the whole value; a value kept by glued arithmetic.
+    [`/gw/open/search?id=${encodeURIComponent("if(ascii(substr(user(),1,1))>64,1,0)")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1-0 and 1=1")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -4442,6 +4445,8 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("size (1)/(2) and more")}&n=${encodeURIComponent("x'01' is a hex notation")}`,
     `/gw/open/search?q=${encodeURIComponent("ascii(art) > 64 and more")}&n=${encodeURIComponent("page 3-2=1 note")}`,
     `/gw/open/search?f=${encodeURIComponent("=LEN(MID(A1,2,3))>1")}&n=${encodeURIComponent("rooms 1 and (2)/(3) of the hall")}&m=${encodeURIComponent("elt(1=1,5) and more")}`,
+    // The tenth review: a Laravel snippet (PHP's auth()->user(), not MySQL's user()), a spreadsheet's IF.
+    `/gw/open/search?code=${encodeURIComponent("$hasRoles = count(auth()->user()->roles) > 0;")}&f=${encodeURIComponent("=IF(LEN(A1)>1,1,0)")}&c=${encodeURIComponent("chapters 1-2 and 3")}`,
     `/gw/open/search?q=${encodeURIComponent("1 and 2 and 3 = 6 total")}&n=${encodeURIComponent("1, 2 and 3 not in (4) list")}&m=${encodeURIComponent("(2=2)*3 is six")}`,
   ];
   const benignBodies = [
