@@ -2311,7 +2311,13 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
     value_starts(text).any(|start| {
         // sqlmap's `(1234=1234)*5678`: two glued number literals compared in parentheses, multiplied.
         let open = text.len() - skip(&text[start..], b" ").len();
-        if text.get(open) == Some(&b'(') {
+        // The value itself, or one after a key's `=` (`id=`, `a[b]=`): a spreadsheet's formula opens with an `=` no
+        // key stands before (`=(1=1)*1`, `"=(2>1)*10"`), where TRUE times a number is that number.
+        let keyed = start == 0
+            || (start >= 2
+                && (text[start - 2].is_ascii_alphanumeric()
+                    || matches!(text[start - 2], b'_' | b']')));
+        if keyed && text.get(open) == Some(&b'(') {
             let number = |at: usize| {
                 signed_operand(text, at, true).filter(|&(value, _, quoted)| {
                     !quoted && (number_len(value) == value.len() || compound_value(value).is_some())
@@ -10632,6 +10638,20 @@ mod tests {
             "2*3=6 and 2*4=8",
             "10-5 and more",
         ]);
+    }
+
+    #[test]
+    fn a_spreadsheet_formula_multiplying_a_comparison_passes() {
+        passes(&[
+            "=(1=1)*1",
+            "=(2>1)*10",
+            "{\"formula\": \"=(1=1)*5\"}",
+            "| cell | =(3=3)*2 |",
+        ]);
+        refused(
+            &["id=(1234%3D1234)*5678", "a%5Bb%5D=(5678%3D1234)*5678"],
+            "sqli-tautology",
+        );
     }
 
     #[test]
