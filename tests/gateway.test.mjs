@@ -4454,6 +4454,9 @@ describe("WAF", () => {
     ["application/json", JSON.stringify({ $schema: "https://json-schema.org/draft/2020-12/schema", $id: "user", properties: { a: { $ref: "#/$defs/a" } }, $defs: { a: { type: "string" } } })],
     ["application/json", JSON.stringify({ _id: { $oid: "5f1c2a3e8b7d4c6e9a0f1d2e" }, at: { $date: "2026-01-01T00:00:00Z" }, price: "$5", op: "$gt" })],
     ["text/css", "@import url(theme.css);\n@import 'variables';\nbody { color: red }"],
+    // The tenth review: a spreadsheet's formula, TRUE times a number, is no sqlmap (1234=1234)*5678.
+    ["application/json", JSON.stringify({ cell: "B2", formula: "=(1=1)*1" })],
+    ["text/plain", "=(2>1)*10"],
     // CSS escapes decoded: a local sheet and a quote's code point stay benign.
     ["text/css", "@\\69mport url(the\\6de.css);\nq::before { content: \"\\201C\" }"],
     // System.Text.Json's and Json.NET's type discriminators and reference ids: a .NET type's name, no BSON type.
