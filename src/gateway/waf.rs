@@ -2311,13 +2311,17 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
     value_starts(text).any(|start| {
         // sqlmap's `(1234=1234)*5678`: two glued number literals compared in parentheses, multiplied.
         let open = text.len() - skip(&text[start..], b" ").len();
-        // The value itself, or one after a key's `=` (`id=`, `a[b]=`): a spreadsheet's formula opens with an `=` no
-        // key stands before (`=(1=1)*1`, `"=(2>1)*10"`), where TRUE times a number is that number.
+        // The value itself, or one after a key's `=` (`id=`, `a[b]=`), as sqlmap replaces a parameter's value: a
+        // spreadsheet's formula opens with an `=` no key stands before (`=(1=1)*1`, `"=(2>1)*10"`, where TRUE times a
+        // number is that number), and code assigns with blanks around it (`ok = len(current_user()) > 0;`).
         let keyed = start == 0
             || (start >= 2
                 && (text[start - 2].is_ascii_alphanumeric()
                     || matches!(text[start - 2], b'_' | b']')));
-        if keyed && text.get(open) == Some(&b'(') {
+        if !keyed {
+            return false;
+        }
+        if text.get(open) == Some(&b'(') {
             let number = |at: usize| {
                 signed_operand(text, at, true).filter(|&(value, _, quoted)| {
                     !quoted && (number_len(value) == value.len() || compound_value(value).is_some())
@@ -10650,6 +10654,23 @@ mod tests {
         ]);
         refused(
             &["id=(1234%3D1234)*5678", "a%5Bb%5D=(5678%3D1234)*5678"],
+            "sqli-tautology",
+        );
+    }
+
+    #[test]
+    fn code_assigning_a_call_that_reads_like_the_servers_is_no_whole_value_probe() {
+        passes(&[
+            "ok = len(current_user()) > 0;",
+            "x = upper(user()) > 3;",
+            "`x = len(version()) > 3;`",
+        ]);
+        refused(
+            &[
+                "id=length(database())%3E1",
+                "a%5Bb%5D=ascii(substr(user()%2C1%2C1))%3E64",
+                "id=if(length(user())%3E1%2C1%2C0)",
+            ],
             "sqli-tautology",
         );
     }
