@@ -4457,6 +4457,8 @@ describe("WAF", () => {
     // The tenth review: a spreadsheet's formula, TRUE times a number, is no sqlmap (1234=1234)*5678.
     ["application/json", JSON.stringify({ cell: "B2", formula: "=(1=1)*1" })],
     ["text/plain", "=(2>1)*10"],
+    // Code assigning a call named like the server's reads: no key's glued = before it.
+    ["text/plain", "ok = len(current_user()) > 0;\nx = upper(user()) > 3;"],
     // CSS escapes decoded: a local sheet and a quote's code point stay benign.
     ["text/css", "@\\69mport url(the\\6de.css);\nq::before { content: \"\\201C\" }"],
     // System.Text.Json's and Json.NET's type discriminators and reference ids: a .NET type's name, no BSON type.
