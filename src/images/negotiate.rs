@@ -336,6 +336,48 @@ mod tests {
     }
 
     #[test]
+    fn a_qvalue_is_read_in_each_form_rfc_9110_allows_and_in_a_long_accept() {
+        // `0.` and `1.` are qvalues (a point with no digit after it); the name `Q` is `q`. Whitespace around `=`
+        // is not allowed in RFC 9110 parameters (§5.6.6) and no browser sends it, but a client that does means the
+        // weight it wrote: `q= 0.5` is read as 0.5, not as no q (the top weight) nor as a refusal.
+        for (q, thousandths) in [
+            ("0.", Some(0)),
+            ("1.", Some(1000)),
+            ("0.5", Some(500)),
+            ("1.00", Some(1000)),
+        ] {
+            assert_eq!(qvalue(q), thousandths, "{q}");
+        }
+        for q in ["", ".", "01", "0.5.", "0,5", "1.5", "-0", "0x1", "\"0.5\""] {
+            assert_eq!(qvalue(q), None, "{q}");
+        }
+        for (accept, avif) in [
+            ("image/avif;q=0.", 0),
+            ("image/avif;q=1.", 1000),
+            ("image/avif;q= 0.5", 500),
+            ("image/avif;q =0.5", 500),
+            ("image/avif;Q=0.5", 500),
+            ("image/avif ; Q = 0.25 ", 250),
+        ] {
+            assert_eq!(weight(accept, "image/avif"), avif, "{accept}");
+        }
+        assert_eq!(
+            negotiate(FormatChoice::Auto, Some("image/avif;q=0., image/webp;q=1.")),
+            Negotiated::Webp
+        );
+        // An Accept of 1000 items is read whole: the types asked for last still count, the highest q wins.
+        let mut items: Vec<String> = (0..998)
+            .map(|n| format!("image/x-{n};q=0.{n:03}"))
+            .collect();
+        items.push("image/webp;q=0.7".into());
+        items.push("image/avif;q=0.6".into());
+        let long = items.join(", ");
+        assert_eq!(weight(&long, "image/avif"), 600);
+        assert_eq!(weight(&long, "image/webp"), 700);
+        assert_eq!(negotiate(FormatChoice::Auto, Some(&long)), Negotiated::Webp);
+    }
+
+    #[test]
     fn an_explicit_format_ignores_accept() {
         assert_eq!(
             negotiate(FormatChoice::Png, Some("image/avif")),
