@@ -906,12 +906,25 @@ pub struct ChunkWalk {
 /// reads it. In an indexed PNG every `PLTE` error is a chunk error, which stops the decoder. In another colour type
 /// the palette is only a suggestion and its errors are benign — warnings, on read — so Firefox draws the image:
 /// a `PLTE` in a greyscale PNG ("ignored"), a second one ("duplicate"), one after a `tRNS` libpng took ("out of
-/// place"), one of a length past 768 or not a multiple of 3 ("invalid", skipped). The png crate (Skia's Rust codec)
-/// refuses all of these; served, as one browser draws them. But a truecolour PNG's first `PLTE` of a valid length
-/// is taken, and one of no entry is `png_set_PLTE`'s "Invalid palette", which stops libpng whatever the colour type
-/// (the png crate: `ChunkLengthWrong`): no browser draws a pixel of it. libpng also makes a `PLTE` after a `bKGD`
-/// out of place, but Firefox's libpng reads no `bKGD` (its `pnglibconf.h` leaves `PNG_READ_bKGD_SUPPORTED` out:
-/// the chunk is discarded as unknown, never recorded), so there a `bKGD` changes nothing.
+/// place"), one of a length past 768 or not a multiple of 3 ("invalid", skipped). Served, as Firefox draws them
+/// (Chrome's png crate 0.18.1 refuses only a second, `DuplicateChunk`, and one of no entry or past 768 bytes,
+/// `ChunkLengthWrong`). But a truecolour PNG's first `PLTE` of a valid length is taken, and one of no entry is
+/// `png_set_PLTE`'s "Invalid palette", which stops libpng whatever the colour type. libpng also makes a `PLTE` after a `bKGD` out of place, but Firefox's
+/// libpng reads no `bKGD` (its `pnglibconf.h` leaves `PNG_READ_bKGD_SUPPORTED` out: the chunk is discarded as
+/// unknown, never recorded), so there a `bKGD` changes nothing.
+///
+/// The 502 for that empty `PLTE` holds because no current browser draws it (checked December 2026):
+/// - Chrome decodes PNG with Skia's Rust codec (`SkPngRustCodec`) only: Chromium's `skia/rusty_png_feature.h` has
+///   `IsRustyPngEnabled()` return `true` (the `RustyPng` feature, enabled by default before, is gone), and
+///   `SkPngCodec`'s libpng path would refuse it as Firefox does. Its png crate is 0.18.1
+///   (`third_party/rust/chromium_crates_io/vendor/png-v0_18`), whose `StreamingDecoder::start_chunk` allows a
+///   `PLTE` of 3 to 768 bytes and fails any other with `ChunkLengthWrong` — fatal, `PLTE` being critical — in
+///   every colour type and at every place before `IDAT` (image-png #630, first in 0.18.1; 0.18.0 and earlier
+///   checked no `PLTE` length, so a Chrome that shipped one of those drew such an image).
+/// - Firefox: libpng, as above (`png_set_PLTE` has refused no entry throughout 1.6; Firefox permits no MNG
+///   features, which alone would allow it).
+/// - Safari decodes with ImageIO, whose source is not public: not checked. If it draws such an image, this rule
+///   must serve it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Palette {
     /// Nothing more to check: not a PNG, a greyscale one, or a truecolour one past the point where a `PLTE` could
