@@ -949,6 +949,14 @@ impl Palette {
         }
     }
 
+    /// Whether a chunk of type `kind` and data `length` is a `tRNS` that would settle the palette if libpng took
+    /// it — an RGB PNG's, before any `PLTE` was taken — so that whether it is intact (its CRC) decides the image.
+    fn takes_trns(self, kind: &[u8], length: u64) -> bool {
+        self == Palette::Suggested { alpha: false }
+            && kind == b"tRNS"
+            && length == TRNS_RGB_BYTES as u64
+    }
+
     /// After a chunk of type `kind` and data `length` before the first `IDAT`: the next state, or `None` where the
     /// decoder stops (no pixel is drawn).
     fn after(self, kind: &[u8], length: u64) -> Option<Self> {
@@ -963,14 +971,28 @@ impl Palette {
             (Palette::Suggested { .. }, b"PLTE") if length == 0 => return None,
             (Palette::Suggested { .. }, b"PLTE") => Palette::Settled,
             // A tRNS that libpng took (of the 6 bytes an RGB one has; in a PNG with an alpha channel it is invalid,
-            // skipped) makes any later PLTE "out of place": skipped, a warning. A bKGD does not in Firefox, whose
-            // libpng is built without reading it (see above).
-            (Palette::Suggested { alpha: false }, b"tRNS") if length == 6 => Palette::Settled,
+            // skipped; one whose CRC is wrong is discarded, and never reaches here) makes any later PLTE "out of
+            // place": skipped, a warning. A bKGD does not in Firefox, whose libpng is built without reading it (see
+            // above).
+            (Palette::Suggested { alpha: false }, b"tRNS") if length == TRNS_RGB_BYTES as u64 => {
+                Palette::Settled
+            }
             // libpng's "Missing PLTE before IDAT", the png crate's PaletteRequired.
             (Palette::Needed, b"IDAT") => return None,
             _ => self,
         })
     }
+}
+
+/// The bytes of an RGB PNG's `tRNS`: one 16-bit sample per channel (§11.3.2.1).
+const TRNS_RGB_BYTES: usize = 6;
+
+/// Whether `chunk`, a whole PNG chunk (length, type, data, CRC), has the CRC-32 of its type and data (§5.3).
+fn png_crc_intact(chunk: &[u8]) -> bool {
+    let Some((framed, crc)) = chunk.split_last_chunk::<4>() else {
+        return false;
+    };
+    framed.len() >= 8 && crate::gateway::inflate::crc32(&framed[4..]) == u32::from_be_bytes(*crc)
 }
 
 /// The most bytes a PNG's `PLTE` may hold: 256 entries of 3 bytes (§11.2.3).
@@ -1058,9 +1080,29 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
             }
             // Past the first IDAT the first frame's pixels are drawn, whatever a later PLTE is (in an indexed
             // APNG libpng's "duplicate" then ends the animation, not the image): the palette is checked before it.
-            match walk.palette.after(kind, length) {
-                Some(palette) => walk.palette = palette,
-                None => return Declared::NoPixels,
+            // A tRNS that would spare a later PLTE counts only with its CRC intact: libpng discards an ancillary
+            // chunk whose CRC is wrong (png_crc_finish's warning, by default), never recording it. Where its bytes
+            // run past this window, the walk goes on from it with the next (a window holds far more than one).
+            let taken = if walk.palette.takes_trns(kind, length) {
+                match window.get(at..at + 12 + TRNS_RGB_BYTES) {
+                    Some(chunk) => png_crc_intact(chunk),
+                    None if at != 0 && !ended => {
+                        return Declared::Chunks(ChunkWalk {
+                            at: walk.at + at as u64,
+                            ..walk
+                        })
+                    }
+                    // Cut short before its first IDAT: no pixel is drawn, whatever the palette.
+                    None => false,
+                }
+            } else {
+                true
+            };
+            if taken {
+                match walk.palette.after(kind, length) {
+                    Some(palette) => walk.palette = palette,
+                    None => return Declared::NoPixels,
+                }
             }
         }
         match kind {
@@ -2333,9 +2375,11 @@ mod tests {
         image.extend([0; 4]);
         for (kind, length) in after {
             image.extend((*length as u32).to_be_bytes());
-            image.extend(*kind);
-            image.extend(vec![0; *length]);
-            image.extend([0; 4]);
+            let mut typed = kind.to_vec();
+            typed.extend(vec![0; *length]);
+            let crc = crate::gateway::inflate::crc32(&typed);
+            image.extend(typed);
+            image.extend(crc.to_be_bytes());
         }
         image
     }
@@ -2614,6 +2658,46 @@ mod tests {
                 "one after IDAT: its pixels are drawn before it is read"
             );
         }
+    }
+
+    #[test]
+    fn an_rgb_png_whose_trns_crc_is_wrong_has_no_pixels_at_an_empty_palette_after_it() {
+        // libpng discards an ancillary chunk whose CRC is wrong (a warning, by default; Firefox sets no other CRC
+        // action), so it never records that tRNS: the empty PLTE after it is taken, png_set_PLTE's "Invalid
+        // palette". Chrome's png crate refuses any empty PLTE. No browser draws it.
+        let with = |crc_intact: bool, before: usize| {
+            let mut image = png_then(&[
+                (b"tEXt", before),
+                (b"tRNS", 6),
+                (b"PLTE", 0),
+                (b"IDAT", 100),
+                (b"IEND", 0),
+            ]);
+            image[25] = 2;
+            if !crc_intact {
+                // The tRNS's CRC: after the IHDR (33 bytes), the tEXt (12 + before) and the tRNS's 8 + 6.
+                image[33 + 12 + before + 14] ^= 1;
+            }
+            image
+        };
+        // Within the first window, and straddling its end (the tRNS's CRC in the next window).
+        for before in [4, SIZE_BYTES - 33 - 12 - 10] {
+            assert_eq!(
+                walked(&with(true, before)).0,
+                Declared::Size(40, 30),
+                "{before}"
+            );
+            assert_eq!(
+                walked(&with(false, before)).0,
+                Declared::NoPixels,
+                "{before}"
+            );
+        }
+        // Without the empty PLTE, the CRC decides nothing.
+        let mut plain = png_then(&[(b"tRNS", 6), (b"IDAT", 100), (b"IEND", 0)]);
+        plain[25] = 2;
+        plain[33 + 14] ^= 1;
+        assert_eq!(walked(&plain).0, Declared::Size(40, 30));
     }
 
     #[test]
