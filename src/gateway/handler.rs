@@ -422,7 +422,8 @@ async fn forward(
                     policy.shared,
                     header_list::get(incoming, "cf-connecting-ip"),
                 ),
-                location: route.location.for_client(url.authority),
+                location: route.location.clone(),
+                client_authority: url.authority.to_owned(),
                 timeout_ms: route.timeout_ms,
                 retries: route.retries,
                 route: route.name.clone(),
@@ -478,7 +479,8 @@ async fn forward(
         Ok(response) => Ok(pass_through(
             response,
             &[("server-timing".into(), format!("origin;dur={origin_ms}"))],
-            &route.location.for_client(url.authority),
+            &route.location,
+            url.authority,
             &target,
             method == "HEAD",
             head_may_code,
@@ -1655,6 +1657,7 @@ fn pass_through(
     response: web_sys::Response,
     extra: &[(String, String)],
     location: &LocationMap,
+    client_authority: &str,
     asked: &str,
     head: bool,
     may_code: bool,
@@ -1668,7 +1671,7 @@ fn pass_through(
     if head && !head_keeps_origin_length(header_list::get(&pairs, "content-encoding"), may_code) {
         pairs.retain(|(k, _)| k != "content-length");
     }
-    map_to_client(&mut pairs, location, asked);
+    map_to_client(&mut pairs, location, client_authority, asked);
     let body = match response.body() {
         Some(stream) if !null_body(response.status()) => ResponseBody::Stream(stream),
         _ => ResponseBody::Empty,
@@ -1694,16 +1697,23 @@ fn flushed_uncompressed(headers: &[(String, String)]) -> bool {
 }
 
 /// A redirect's `Location`, an answer's `Content-Location` and the `Path` of the cookies it sets, on the upstream,
-/// mapped back under the route's prefix ([`LocationMap::client_location`], [`LocationMap::client_set_cookie`]).
+/// mapped back under the route's prefix ([`LocationMap::client_location`], [`LocationMap::client_set_cookie`]), and a
+/// cookie's `Domain` naming the upstream and not `client_authority`'s host removed. The host is passed, not kept in
+/// the route's map: a map made per request would copy its strings on every proxied request.
 /// `Content-Location` names the representation's own URL (RFC 9110 §8.7; a 201's or a PUT's answer, a negotiated
 /// variant) and is mapped as Apache's `ProxyPassReverse` maps it: left as the origin wrote it, a client following or
 /// caching by it reached a path the gateway does not route (`/items/9` for `/gw/items/9`), or the upstream's own
 /// internal address.
-fn map_to_client(pairs: &mut [(String, String)], location: &LocationMap, asked: &str) {
+fn map_to_client(
+    pairs: &mut [(String, String)],
+    location: &LocationMap,
+    client_authority: &str,
+    asked: &str,
+) {
     for (name, value) in pairs.iter_mut() {
         let mapped = match name.as_str() {
             "location" | "content-location" => location.client_location(value, asked),
-            "set-cookie" => location.client_set_cookie(value),
+            "set-cookie" => location.client_set_cookie(value, client_authority),
             _ => None,
         };
         if let Some(mapped) = mapped {
@@ -1783,6 +1793,9 @@ struct Spec {
     headers: Vec<(String, String)>,
     /// How a redirect's `Location` maps back to the client's paths.
     location: LocationMap,
+    /// The authority the client asked (`host[:port]`), which a cookie's `Domain` is judged against
+    /// ([`LocationMap::client_set_cookie`]).
+    client_authority: String,
     timeout_ms: u64,
     retries: u32,
     route: String,
@@ -2255,7 +2268,12 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         FetchedBody::Held(blob) if !null_body(status) => Some(blob.size() as u64),
         _ => None,
     };
-    map_to_client(&mut pairs, &spec.location, &spec.url);
+    map_to_client(
+        &mut pairs,
+        &spec.location,
+        &spec.client_authority,
+        &spec.url,
+    );
     let mut headers = Vec::new();
     for (k, v) in pairs {
         // A gzip or br body is decoded by the runtime as it is read (held or streamed), so its length and encoding
@@ -2533,6 +2551,7 @@ async fn own_answer(spec: &Spec, asked: &Asked, own: &OwnRequest<'_>) -> ApiResu
         response,
         &timing,
         &spec.location,
+        &spec.client_authority,
         &spec.url,
         asked.head,
         asked.may_code,

@@ -446,9 +446,6 @@ pub struct LocationMap {
     pub upstream_path: String,
     /// The stripped route prefix (`/gw`), or empty.
     pub prefix: String,
-    /// The host the client asked (`api.example.com`, no port, lowercase), or empty when not known: a cookie's
-    /// `Domain` is judged against it ([`Self::for_client`]).
-    pub client_host: String,
 }
 
 impl LocationMap {
@@ -462,23 +459,13 @@ impl LocationMap {
             upstream_origin: upstream[..path_at].to_owned(),
             upstream_path: upstream[path_at..].trim_end_matches('/').to_owned(),
             prefix: strip_prefix.unwrap_or("").trim_end_matches('/').to_owned(),
-            client_host: String::new(),
         }
     }
 
-    /// This map for a request whose URL names `authority` (`host[:port]`): a cookie's `Domain` naming the upstream is
-    /// then judged against the client's host ([`Self::client_set_cookie`]).
-    pub fn for_client(&self, authority: &str) -> Self {
-        Self {
-            client_host: host_of(authority).to_ascii_lowercase(),
-            ..self.clone()
-        }
-    }
-
-    /// The upstream's host, without scheme or port, lowercase.
-    fn upstream_host(&self) -> String {
+    /// The upstream's host, without scheme or port, as the route spells it.
+    fn upstream_host(&self) -> &str {
         let after_scheme = self.upstream_origin.find("://").map_or(0, |at| at + 3);
-        host_of(&self.upstream_origin[after_scheme..]).to_ascii_lowercase()
+        host_of(&self.upstream_origin[after_scheme..])
     }
 
     /// Where a redirect from the origin sends the client through the gateway, as nginx's `proxy_redirect default`
@@ -552,16 +539,17 @@ impl LocationMap {
     /// route's prefix (`/`, or the prefix itself, which an origin reading `X-Forwarded-Prefix` names) is left as it
     /// is — the cookie reaches the route — and so is one outside the upstream's base path; `None` when unchanged.
     ///
-    /// A `Domain` (the last one, as browsers read it) that the upstream's host lies in but the client's host does not
-    /// (`Domain=origin.internal` for a client on `api.example.com`) is removed, with every other `Domain` attribute:
+    /// A `Domain` (the last one, as browsers read it) that the upstream's host lies in but the host of
+    /// `client_authority` (`host[:port]`, the authority the client asked; empty when not known, and nothing is then
+    /// judged) does not (`Domain=origin.internal` for a client on `api.example.com`) is removed, with every other `Domain` attribute:
     /// a browser ignores such a cookie entirely (RFC 6265 §5.3 step 6) — a login through the gateway would never
     /// stick — and without one the cookie is the client's host's alone, the narrowest scope (nginx's
     /// `proxy_cookie_domain` maps it to a name instead). A `Domain` the client's host lies in (`example.com`) is kept,
     /// and so is one naming neither host (the origin's own mistake, which the browser refuses anyway).
-    pub fn client_set_cookie(&self, set_cookie: &str) -> Option<String> {
+    pub fn client_set_cookie(&self, set_cookie: &str, client_authority: &str) -> Option<String> {
         let pathed = self.client_cookie_path(set_cookie);
         let cookie = pathed.as_deref().unwrap_or(set_cookie);
-        match self.without_upstream_domain(cookie) {
+        match self.without_upstream_domain(cookie, host_of(client_authority)) {
             Some(unscoped) => Some(unscoped),
             None => pathed,
         }
@@ -569,8 +557,8 @@ impl LocationMap {
 
     /// `set_cookie` without its `Domain` attributes when the last non-empty one names the upstream's host (or a domain
     /// it lies in) and not the client's; `None` when kept ([`Self::client_set_cookie`]).
-    fn without_upstream_domain(&self, set_cookie: &str) -> Option<String> {
-        if self.client_host.is_empty() {
+    fn without_upstream_domain(&self, set_cookie: &str, client_host: &str) -> Option<String> {
+        if client_host.is_empty() {
             return None;
         }
         let is_domain = |part: &str| {
@@ -591,14 +579,15 @@ impl LocationMap {
             .map(|v| v.strip_prefix('.').unwrap_or(v).to_ascii_lowercase())
             .filter(|v| !v.is_empty())
             .last()?;
-        // RFC 6265 §5.1.3's domain-match.
+        // RFC 6265 §5.1.3's domain-match, the host in any case (the domain is lowercase).
         let lies_in = |host: &str| {
-            host == domain
-                || host
-                    .strip_suffix(domain.as_str())
-                    .is_some_and(|head| head.ends_with('.'))
+            let host = host.as_bytes();
+            host.len().checked_sub(domain.len()).is_some_and(|head| {
+                host[head..].eq_ignore_ascii_case(domain.as_bytes())
+                    && (head == 0 || host[head - 1] == b'.')
+            })
         };
-        if !lies_in(&self.upstream_host()) || lies_in(&self.client_host) {
+        if !lies_in(self.upstream_host()) || lies_in(client_host) {
             return None;
         }
         let kept: Vec<&str> = set_cookie
@@ -1503,8 +1492,7 @@ mod tests {
 
     #[test]
     fn a_cookie_domain_naming_the_upstream_and_not_the_clients_host_is_removed() {
-        let map = LocationMap::new("http://App.Internal:8080", Some("/gw"))
-            .for_client("api.example.com:443");
+        let map = LocationMap::new("http://App.Internal:8080", Some("/gw"));
         for (set_cookie, client) in [
             (
                 "sid=1; Domain=app.internal; HttpOnly",
@@ -1533,20 +1521,28 @@ mod tests {
             ("sid=1; HttpOnly", None),
         ] {
             assert_eq!(
-                map.client_set_cookie(set_cookie).as_deref(),
+                map.client_set_cookie(set_cookie, "api.example.com:443")
+                    .as_deref(),
                 client,
                 "{set_cookie}"
             );
         }
         // A client on the upstream's own host (a Worker in front of its zone's origin) keeps it.
-        let same = LocationMap::new("https://example.com", None).for_client("www.example.com");
-        assert_eq!(same.client_set_cookie("a=1; Domain=example.com"), None);
+        let same = LocationMap::new("https://example.com", None);
+        assert_eq!(
+            same.client_set_cookie("a=1; Domain=example.com", "www.example.com"),
+            None
+        );
         // No client host known: nothing judged.
         let unknown = LocationMap::new("http://app.internal", None);
-        assert_eq!(unknown.client_set_cookie("a=1; Domain=app.internal"), None);
-        let v6 = LocationMap::new("http://[fd00::1]:8080", None).for_client("[::1]:8787");
         assert_eq!(
-            v6.client_set_cookie("a=1; Domain=[fd00::1]").as_deref(),
+            unknown.client_set_cookie("a=1; Domain=app.internal", ""),
+            None
+        );
+        let v6 = LocationMap::new("http://[fd00::1]:8080", None);
+        assert_eq!(
+            v6.client_set_cookie("a=1; Domain=[fd00::1]", "[::1]:8787")
+                .as_deref(),
             Some("a=1")
         );
     }
@@ -1579,23 +1575,25 @@ mod tests {
             ("sid=1; Path=//x", Some("sid=1; Path=/gw//x")),
         ] {
             assert_eq!(
-                stripped.client_set_cookie(set_cookie).as_deref(),
+                stripped.client_set_cookie(set_cookie, "").as_deref(),
                 client,
                 "{set_cookie}"
             );
         }
         let based = LocationMap::new("http://o:8080/v2", Some("/gw/open"));
         assert_eq!(
-            based.client_set_cookie("a=b; Path=/v2/items").as_deref(),
+            based
+                .client_set_cookie("a=b; Path=/v2/items", "")
+                .as_deref(),
             Some("a=b; Path=/gw/open/items")
         );
         assert_eq!(
-            based.client_set_cookie("a=b; Path=/other"),
+            based.client_set_cookie("a=b; Path=/other", ""),
             None,
             "not on the upstream's base"
         );
         assert_eq!(
-            based.client_set_cookie("a=b; Path=/gw/"),
+            based.client_set_cookie("a=b; Path=/gw/", ""),
             None,
             "covers /gw/open"
         );
@@ -1604,36 +1602,38 @@ mod tests {
         for path in ["/app", "/app/", "/app/api"] {
             assert_eq!(
                 tomcat
-                    .client_set_cookie(&format!("JSESSIONID=1; Path={path}; HttpOnly"))
+                    .client_set_cookie(&format!("JSESSIONID=1; Path={path}; HttpOnly"), "")
                     .as_deref(),
                 Some("JSESSIONID=1; Path=/gw; HttpOnly"),
                 "{path}"
             );
         }
         assert_eq!(
-            tomcat.client_set_cookie("a=1; Path=/ap").as_deref(),
+            tomcat.client_set_cookie("a=1; Path=/ap", "").as_deref(),
             None,
             "/ap covers nothing of /app/api"
         );
         assert_eq!(
             stripped
-                .client_set_cookie("s=1; Path=/a; \u{a0}Path=/x")
+                .client_set_cookie("s=1; Path=/a; \u{a0}Path=/x", "")
                 .as_deref(),
             Some("s=1; Path=/gw/a; \u{a0}Path=/x"),
             "a name browsers do not trim is no Path"
         );
         let unprefixed = LocationMap::new("http://o:8080/v2", None);
         assert_eq!(
-            unprefixed.client_set_cookie("a=b; Path=/v2/api").as_deref(),
+            unprefixed
+                .client_set_cookie("a=b; Path=/v2/api", "")
+                .as_deref(),
             Some("a=b; Path=/api")
         );
         assert_eq!(
-            unprefixed.client_set_cookie("a=b; Path=/v2").as_deref(),
+            unprefixed.client_set_cookie("a=b; Path=/v2", "").as_deref(),
             Some("a=b; Path=/")
         );
         let plain = LocationMap::new("http://o:8080", None);
         assert_eq!(
-            plain.client_set_cookie("a=b; Path=/x"),
+            plain.client_set_cookie("a=b; Path=/x", ""),
             None,
             "same paths on both sides"
         );
