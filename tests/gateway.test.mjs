@@ -643,12 +643,32 @@ describe("route table and proxy", () => {
       "x-consumer-username": "admin", // Kong, APISIX
       "x-credential-identifier": "admin-key",
       "x-authenticated-userid": "admin",
+      "x-userinfo": "eyJzdWIiOiJhZG1pbiJ9", // Kong's OIDC plugin
+      "x-id-token": "eyJforged",
+      "x-auth-userid": "admin", // Keycloak Gatekeeper
+      "x-auth-subject": "admin",
+      "x-auth-roles": "admin",
+      "x-auth-groups": "admins",
+      "x-azure-clientip": "10.0.0.1", // Azure Front Door
+      "x-azure-socketip": "10.0.0.1",
+      "x-azure-fdid": "00000000-0000-0000-0000-000000000001",
+      // An Envoy origin's timeout, from any client.
+      "x-envoy-upstream-rq-timeout-ms": "600000",
       // A certificate as WebLogic's plug-in and AWS ALB's mutual TLS pass it.
       "wl-proxy-client-cert": "MIIBforged",
       "x-amzn-mtls-clientcert": "MIIBforged",
     };
     // API clients' own fields under the same vendors' names, and credentials the origin checks itself.
-    const kept = { "x-goog-user-project": "p", "x-ms-version": "2021-08-06", "x-amzn-trace-id": "Root=1-0-0", "x-auth-token": "t", remote: "kept" };
+    const kept = {
+      "x-goog-user-project": "p",
+      "x-ms-version": "2021-08-06",
+      "x-amzn-trace-id": "Root=1-0-0",
+      "x-azure-ref": "0ref",
+      "x-auth-token": "t",
+      "x-auth-email": "user@example.com",
+      "x-auth-username": "user",
+      remote: "kept",
+    };
     const response = await rawRequest("/gw/open/echo", { headers: { ...forged, ...kept } });
     assert.equal(response.status, 200);
     const seen = lastRequest().headers;

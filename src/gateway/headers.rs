@@ -34,11 +34,15 @@ const CLIENT_ADDRESS: &[&str] = &[
     "x-remote-ip",
     "x-remote-addr",
     // The address as another proxy in front of an origin names it: ingress-nginx keeps the list it was sent in
-    // `X-Original-Forwarded-For`, Google's load balancers name the user's in `X-ProxyUser-Ip`, WebLogic's plug-in
+    // `X-Original-Forwarded-For`, Google's load balancers name the user's in `X-ProxyUser-Ip`, Azure Front Door in
+    // `X-Azure-ClientIP` (and its connection's in `X-Azure-SocketIP`), WebLogic's plug-in
     // its caller's in `WL-Proxy-Client-IP` / `Proxy-Client-IP` (which Java client-address helpers read first), and
     // PHP's read `HTTP_X_FORWARDED` and `HTTP_FORWARDED_FOR` beside `X-Forwarded-For`.
     "x-original-forwarded-for",
     "x-proxyuser-ip",
+    // Azure Front Door's: the client's address, and that of the connection it came over.
+    "x-azure-clientip",
+    "x-azure-socketip",
     "wl-proxy-client-ip",
     "proxy-client-ip",
     "x-forwarded",
@@ -86,8 +90,12 @@ const TLS_CLIENT_PREFIXES: &[&str] = &[
 /// `X-Remote-Extra-*`); Google IAP's `X-Goog-Iap-Jwt-Assertion`; Pomerium's `X-Pomerium-Jwt-Assertion`; OpenSearch's
 /// proxy authentication `X-Proxy-User` / `-Roles`; vouch-proxy's `X-Vouch-User`; Kong's (and APISIX's) consumer
 /// its auth plugins identified, `X-Consumer-Username`, `-ID`, `-Custom-ID`, `-Groups`, `X-Credential-Identifier`,
-/// `X-Anonymous-Consumer`, and its OAuth 2.0 plugin's `X-Authenticated-Userid` / `-Scope`; and [`IDENTITY_PREFIXES`]. The
-/// gateway is the edge's authentication layer: a client must not present itself as signed in by another one.
+/// `X-Anonymous-Consumer`, and its OAuth 2.0 plugin's `X-Authenticated-Userid` / `-Scope`; Kong's OIDC plugin's
+/// `X-Userinfo` and `X-Id-Token`; Keycloak Gatekeeper's (Louketo Proxy's) `X-Auth-Userid`, `-Subject`, `-Roles`,
+/// `-Groups` (not its `X-Auth-Username` and `X-Auth-Email`, credentials some APIs take beside a password or key:
+/// Cloudflare's API reads `X-Auth-Email`); Azure Front Door's `X-Azure-FDID`, by which an origin admits only its own
+/// Front Door's requests; and [`IDENTITY_PREFIXES`]. The gateway is the edge's authentication layer: a client must
+/// not present itself as signed in by another one, or as come through another.
 /// (oauth2-proxy's `X-Forwarded-User/-Email/-Groups` go with the `X-Forwarded-*` family, Cloudflare Access's
 /// `Cf-Access-*` with every `Cf-*`.)
 const IDENTITY: &[&str] = &[
@@ -112,6 +120,13 @@ const IDENTITY: &[&str] = &[
     "x-authenticated-userid",
     "x-authenticated-scope",
     "x-authenticated-groups",
+    "x-userinfo",
+    "x-id-token",
+    "x-auth-userid",
+    "x-auth-subject",
+    "x-auth-roles",
+    "x-auth-groups",
+    "x-azure-fdid",
 ];
 
 /// Name prefixes of [`IDENTITY`] headers: Grafana's and Gitea's auth proxy `X-WEBAUTH-USER`, `-EMAIL`, `-NAME`,
@@ -121,7 +136,11 @@ const IDENTITY: &[&str] = &[
 /// Kubernetes' `X-Remote-Extra-*`; Pomerium's `X-Pomerium-Claim-*`; authentik's `X-authentik-*`; vouch-proxy's
 /// `X-Vouch-Idp-*`; Tailscale's `Tailscale-User-Login`, `-Name`; and Envoy's `x-envoy-*`, by which a client would
 /// steer an Envoy mesh behind the gateway as one of its own (`x-envoy-internal`, `x-envoy-external-address`, retry and
-/// timeout overrides) — Envoy drops them only from requests it sees as external. Only these: other `X-Goog-*`,
+/// timeout overrides) — Envoy drops them only from requests it sees as external. Even a client the gateway trusts
+/// sends none (`x-envoy-upstream-rq-timeout-ms` to an origin that is Envoy): the gateway's `X-Forwarded-For` names
+/// the client's address, so an Envoy keeping its defaults sees the request as external and drops them itself, and
+/// one set to trust the gateway as internal would take them from any client; the route's `timeout_ms` and
+/// `retries` bound the gateway's own leg. Only these: other `X-Goog-*`,
 /// `X-MS-*` and `X-Amzn-*` fields are API clients' own (`x-goog-user-project`, `x-ms-version`, `x-amzn-trace-id`).
 const IDENTITY_PREFIXES: &[&str] = &[
     "x-webauth-",
@@ -1140,6 +1159,23 @@ mod tests {
             "X-Anonymous-Consumer",
             "X-Authenticated-Userid",
             "X-Authenticated-Scope",
+            // Keycloak Gatekeeper's (Louketo Proxy's) claims of the user it signed in.
+            "X-Auth-Userid",
+            "X-Auth-Subject",
+            "X-Auth-Roles",
+            "X-Auth-Groups",
+            "x_auth_userid",
+            // Kong's OIDC plugin: the user's claims and ID token.
+            "X-Userinfo",
+            "X-Id-Token",
+            // Azure Front Door: the client's address, and the Front Door an origin admits requests from.
+            "X-Azure-ClientIP",
+            "X-Azure-SocketIP",
+            "X-Azure-FDID",
+            // An Envoy behind the gateway would honour these only from a request it trusts as internal, so a
+            // client's own never reach it, trusted or not: the route's timeout_ms and retries are the gateway's.
+            "x-envoy-upstream-rq-timeout-ms",
+            "x-envoy-max-retries",
         ] {
             assert!(!forward_request_header(name, &[]), "{name}");
         }
@@ -1155,6 +1191,13 @@ mod tests {
             "X-Auth-User",
             "X-Auth-Key",
             "X-Auth-Email",
+            // Beside X-Auth-Password, a credential some APIs take (Gatekeeper's X-Auth-Username is not dropped for it).
+            "X-Auth-Username",
+            // Names beside the dropped ones: Front Door's trace reference, other id and token fields.
+            "X-Azure-Ref",
+            "X-Auth",
+            "X-Userinfo-Url",
+            "X-Id",
             "Remote",
             "Remote-Users",
             "X-Remote",
