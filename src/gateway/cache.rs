@@ -2078,6 +2078,32 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_whose_cookie_domain_was_judged_for_one_host_never_reaches_another() {
+        // A cookie's Domain is judged against the host the client asked (LocationMap::client_set_cookie): an
+        // answer setting one is stored for no one, and any other answer a fill hands on stays within its key,
+        // which keeps hosts (and ports) apart.
+        let public = CachePolicies::default();
+        let public = public.get("api-public").expect("policy");
+        let key = |url| cache_key("r", RequestUrl::split(url), public, None, None, None);
+        let api = key("https://api.example.com/x");
+        assert!(api.is_some());
+        for other in [
+            "https://api.example.org/x",
+            "https://app.internal/x",
+            "https://api.example.com:8443/x",
+        ] {
+            assert_ne!(api, key(other), "{other}");
+        }
+        let cookie = [(
+            "set-cookie".to_owned(),
+            "sid=1; Domain=example.com".to_owned(),
+        )];
+        assert!(!storable(200, &cookie, false));
+        assert!(!storable(200, &cookie, true));
+        assert_eq!(shared_fill_answer(200, &cookie, &[]), FillAnswer::Personal);
+    }
+
+    #[test]
     fn keys_sort_the_query_and_separate_users_unless_shared() {
         let p = CachePolicies::default();
         let public = p.get("api-public").expect("policy");
