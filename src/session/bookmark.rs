@@ -29,9 +29,93 @@ pub fn start(header: Option<&str>, strict: bool) -> &str {
     accept(header).unwrap_or(FIRST_PRIMARY)
 }
 
+/// Where a request's D1 reads stand against the client's bookmark (the store's copy decides [`Reads::may_lag`] and
+/// whether a failed read is made once more at the primary).
+///
+/// workerd's `withSession` takes any non-empty string, so D1 judges a client's bookmark only at the first query
+/// that carries it: a bookmark it refuses (another database's, one from before a restore) fails that read, which is
+/// then made once more from a session at the primary — and what the request reads from then on is current. A read
+/// at the client's bookmark that succeeded may come from a replica behind the client's last write, and a later
+/// switch to the primary does not make it current: an answer built on it (a session found missing) still may lag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reads {
+    /// Whether queries still go through the session started at the client's bookmark.
+    at_client_bookmark: bool,
+    /// Whether a read at the client's bookmark has succeeded: its answer may lag whatever is read after it.
+    read_at_client_bookmark: bool,
+}
+
+impl Reads {
+    /// Reads starting at the client's bookmark (`true`) or at the primary.
+    pub fn new(at_client_bookmark: bool) -> Self {
+        Self {
+            at_client_bookmark,
+            read_at_client_bookmark: false,
+        }
+    }
+
+    /// After a read that succeeded.
+    pub fn read(self) -> Self {
+        Self {
+            read_at_client_bookmark: self.read_at_client_bookmark || self.at_client_bookmark,
+            ..self
+        }
+    }
+
+    /// After a read that failed: the state to make it once more in, from a session at the primary — `None` when it
+    /// already went to the primary (a request retries once).
+    pub fn retry_at_primary(self) -> Option<Self> {
+        self.at_client_bookmark.then_some(Self {
+            at_client_bookmark: false,
+            ..self
+        })
+    }
+
+    /// Whether something read may lag the client's last write: a read made at its bookmark, or one still to come.
+    pub fn may_lag(self) -> bool {
+        self.at_client_bookmark || self.read_at_client_bookmark
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_that_failed_at_the_client_bookmark_is_made_once_more_at_the_primary() {
+        let start = Reads::new(true);
+        assert!(start.may_lag());
+        let retry = start
+            .retry_at_primary()
+            .expect("a first read at the bookmark is retried");
+        assert!(
+            !retry.may_lag(),
+            "nothing read at the bookmark: what the primary answers is current"
+        );
+        assert_eq!(retry.retry_at_primary(), None, "once per request");
+        assert!(!retry.read().may_lag());
+        assert_eq!(
+            Reads::new(false).retry_at_primary(),
+            None,
+            "started at the primary"
+        );
+        assert!(!Reads::new(false).read().may_lag());
+    }
+
+    #[test]
+    fn a_switch_to_the_primary_after_a_read_at_the_client_bookmark_leaves_that_read_lagging() {
+        // The session read at a replica behind the client's login finds nothing; the retired-id lookup then fails
+        // and is made at the primary: the "unknown session" is still the replica's, and the cookie must not be
+        // cleared as the primary's refusal would be.
+        let read = Reads::new(true).read();
+        assert!(read.may_lag());
+        let retry = read
+            .retry_at_primary()
+            .expect("a later read at the bookmark is retried too");
+        assert!(retry.may_lag(), "the earlier read may still lag");
+        assert!(retry.read().may_lag());
+        assert_eq!(retry.retry_at_primary(), None, "once per request");
+    }
 
     #[test]
     fn strict_checks_start_at_the_primary_whatever_the_client_sends() {

@@ -4,6 +4,7 @@
 //! `session_store_unavailable`, anything else a 500, each with a logged detail).
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -138,14 +139,15 @@ fn opt(s: Option<&str>) -> JsValue {
 
 pub struct Store {
     /// The request's D1 session: replaced by one at the primary when a read at the client's bookmark fails
-    /// ([`Store::at_primary_after`]).
+    /// ([`Store::read`]).
     db: RefCell<Rc<D1DatabaseSession>>,
     /// The database itself, for a read that must reach the primary whatever `db` has read ([`Store::refill`]).
     database: D1Database,
     kv: KvStore,
-    /// Whether `db` started at a bookmark the client sent, so its reads may come from a replica that has seen only
-    /// the writes that bookmark names: a session created after it (a login in another tab) may not be there yet.
-    at_client_bookmark: Cell<bool>,
+    /// Whether `db` is at a bookmark the client sent, and whether a read made there succeeded: such a read may come
+    /// from a replica that has seen only the writes that bookmark names — a session created after it (a login in
+    /// another tab) may not be there yet — and a later switch to the primary does not make it current.
+    reads: Cell<bookmark::Reads>,
     /// The request this store reads for, named in the lines it logs.
     request_id: String,
 }
@@ -167,21 +169,21 @@ impl Store {
         let (session, at_client_bookmark) = match db.with_session(Some(start)) {
             Ok(session) => (session, start != bookmark::FIRST_PRIMARY),
             // workerd's `withSession` takes any non-empty string: a bookmark D1 refuses fails at its first query,
-            // which is then made again at the primary ([`Store::at_primary_after`]).
+            // which is then made again at the primary ([`Store::read`]).
             Err(_) => (at_primary(&db)?, false),
         };
         Ok(Self {
             db: RefCell::new(Rc::new(session)),
             database: db,
             kv: call.env.kv(bindings::CONFIG_KV).or_internal("opening KV")?,
-            at_client_bookmark: Cell::new(at_client_bookmark),
+            reads: Cell::new(bookmark::Reads::new(at_client_bookmark)),
             request_id: call.request_id.clone(),
         })
     }
 
-    /// Whether a session this store found missing may only be missing from a replica: see `at_client_bookmark`.
+    /// Whether a session this store found missing may only be missing from a replica: see `reads`.
     pub fn may_lag(&self) -> bool {
-        self.at_client_bookmark.get()
+        self.reads.get().may_lag()
     }
 
     /// The D1 session queries go through now.
@@ -189,23 +191,40 @@ impl Store {
         Rc::clone(&self.db.borrow())
     }
 
-    /// After a read at the client's bookmark failed (`failure`): whether it is worth one more try, from the primary
-    /// — then the store's session starts there from now on. D1 checks a bookmark only when a query carries it
-    /// (`withSession` accepts any non-empty string), so one it refuses (from another database, or from before a
-    /// restore) fails every read made at it, and the client, sent no new bookmark with a 503, sent it again: 503
-    /// `session_store_unavailable` for that client on every cached check until it dropped the header. Read at the
-    /// primary, the answer carries a bookmark the client keeps instead.
-    fn at_primary_after(&self, doing: &str, failure: &ApiError) -> ApiResult<bool> {
-        if !self.at_client_bookmark.get() {
-            return Ok(false);
-        }
+    /// A read `query` makes through the request's D1 session — made once more, from a session at the primary, when
+    /// D1 failed it at the client's bookmark. D1 checks a bookmark only when a query carries it (`withSession`
+    /// accepts any non-empty string), so one it refuses (from another database, or from before a restore) fails every
+    /// read made at it, and the client, sent no new bookmark with a 503, sent it again: 503
+    /// `session_store_unavailable` for that client on every cached check and login until it dropped the header. Read
+    /// at the primary, the answer carries a bookmark the client keeps instead. The store's session is at the primary
+    /// from then on, and a request retries once; an answer read at the bookmark before still may lag
+    /// ([`bookmark::Reads`]).
+    async fn read<T, F, Fut>(&self, doing: &str, query: F) -> ApiResult<T>
+    where
+        F: Fn(Rc<D1DatabaseSession>) -> Fut,
+        Fut: Future<Output = ApiResult<T>>,
+    {
+        let failure = match query(self.db()).await {
+            Ok(read) => {
+                self.reads.set(self.reads.get().read());
+                return Ok(read);
+            }
+            Err(failure) => failure,
+        };
+        // Only what D1 failed (503): a query this Worker could not even bind fails alike anywhere.
+        let retry = match self.reads.get().retry_at_primary() {
+            Some(retry) if failure.status() == 503 => retry,
+            _ => return Err(failure),
+        };
         crate::entry::log::warn(
             "session_read_retried_at_primary",
             serde_json::json!({"request_id": self.request_id, "doing": doing, "detail": failure.to_string()}),
         );
         *self.db.borrow_mut() = Rc::new(at_primary(&self.database)?);
-        self.at_client_bookmark.set(false);
-        Ok(true)
+        self.reads.set(retry);
+        let read = query(self.db()).await?;
+        self.reads.set(self.reads.get().read());
+        Ok(read)
     }
 
     /// The bookmark to hand back to the client (`x-d1-bookmark`), once a query has run.
@@ -215,22 +234,24 @@ impl Store {
 
     pub async fn user_by_email(&self, email: &str) -> ApiResult<Option<UserRow>> {
         let row = self
-            .db()
-            .prepare(
-                "SELECT id, email, permissions, password_algorithm, password_iterations, password_salt, \
-                 password_hash FROM users WHERE email = ?1",
-            )
-            .bind(&[JsValue::from_str(email)])
-            .or_internal("binding the user query")?
-            .first::<UserColumns>(None)
-            .await
-            .map_err(|e| {
-                unavailable(
-                    "the login could not be checked; try again shortly",
-                    "reading the user",
-                    e,
+            .read("reading the user", |db| async move {
+                db.prepare(
+                    "SELECT id, email, permissions, password_algorithm, password_iterations, password_salt, \
+                     password_hash FROM users WHERE email = ?1",
                 )
-            })?;
+                .bind(&[JsValue::from_str(email)])
+                .or_internal("binding the user query")?
+                .first::<UserColumns>(None)
+                .await
+                .map_err(|e| {
+                    unavailable(
+                        "the login could not be checked; try again shortly",
+                        "reading the user",
+                        e,
+                    )
+                })
+            })
+            .await?;
         Ok(row.map(|r| UserRow {
             password: PasswordHash::from_columns(
                 &r.password_algorithm,
@@ -245,12 +266,10 @@ impl Store {
     }
 
     pub async fn session(&self, id: &str) -> ApiResult<Option<SessionRecord>> {
-        match read_session(&self.db(), id, &self.request_id).await {
-            Err(e) if self.at_primary_after("reading the session", &e)? => {
-                read_session(&self.db(), id, &self.request_id).await
-            }
-            read => read,
-        }
+        self.read("reading the session", |db| async move {
+            read_session(&db, id, &self.request_id).await
+        })
+        .await
     }
 
     /// Creates a session and, in the same batch (one transaction), ends the sessions `ending` names (as
@@ -388,29 +407,22 @@ impl Store {
 
     /// The session family an id belonged to and when a rotation retired it, if it is such an id.
     pub async fn retired(&self, id: &str) -> ApiResult<Option<Retired>> {
-        match self.retired_once(id).await {
-            Err(e) if self.at_primary_after("reading a retired id", &e)? => {
-                self.retired_once(id).await
-            }
-            read => read,
-        }
-    }
-
-    async fn retired_once(&self, id: &str) -> ApiResult<Option<Retired>> {
-        self.db()
-            .prepare("SELECT family, retired_at FROM retired_session_ids WHERE id = ?1")
-            .bind(&[JsValue::from_str(id)])
-            .or_internal("binding the retired-id query")?
-            .first::<Retired>(None)
-            .await
-            .map_err(|e| unavailable(UNREAD, "reading a retired id", e))
+        self.read("reading a retired id", |db| async move {
+            db.prepare("SELECT family, retired_at FROM retired_session_ids WHERE id = ?1")
+                .bind(&[JsValue::from_str(id)])
+                .or_internal("binding the retired-id query")?
+                .first::<Retired>(None)
+                .await
+                .map_err(|e| unavailable(UNREAD, "reading a retired id", e))
+        })
+        .await
     }
 
     /// Whether `family` still has a live session (not revoked, not expired): a token it retired is then one a
     /// concurrent refresh rotated, not a dead session's.
     pub async fn family_live(&self, family: &str, now_ms: u64) -> ApiResult<bool> {
-        self.db()
-            .prepare(
+        self.read("reading the family", |db| async move {
+            db.prepare(
                 "SELECT 1 AS live FROM sessions WHERE family = ?1 AND revoked_at IS NULL AND expires_at > ?2 LIMIT 1",
             )
             .bind(&[JsValue::from_str(family), num(now_ms)])
@@ -419,6 +431,8 @@ impl Store {
             .await
             .map_err(|e| unavailable(UNREAD, "reading the family", e))
             .map(|row| row.is_some())
+        })
+        .await
     }
 
     /// Ends `family` for a rotated token that came back (someone holds a copy), deciding on the primary in one
@@ -718,7 +732,7 @@ pub async fn fill_cache(
         db: RefCell::new(Rc::new(at_primary(&database)?)),
         database,
         kv: env.kv(bindings::CONFIG_KV).or_internal("opening KV")?,
-        at_client_bookmark: Cell::new(false),
+        reads: Cell::new(bookmark::Reads::new(false)),
         request_id,
     };
     store.refill(id, entry, cache_secs).await
@@ -790,7 +804,7 @@ pub async fn touch(
         db: RefCell::new(Rc::new(db)),
         database,
         kv,
-        at_client_bookmark: Cell::new(false),
+        reads: Cell::new(bookmark::Reads::new(false)),
         request_id,
     };
     match store.session(&id).await? {
