@@ -850,6 +850,60 @@ test("cached checks that read D1 and find no session count per address (SESSION_
   await elsewhere.arrayBuffer();
 });
 
+test("a cached check whose session read D1 fails is not counted against the address's budget (SESSION_IP_POLICY), one whose lookup among retired ids fails after finding no session is", async (t) => {
+  // One policy: a check counts once its cookie is shown to name no live session. In a D1 outage every cookie's
+  // read fails, a signed-in user's whose entry lapsed as a made-up one's: counted, an address's honest checks spent
+  // its budget and were answered 429 before any read after D1 was back. A made-up cookie D1 does answer is counted,
+  // also when the lookup among retired ids behind it fails (503): that read already found no session.
+  const w = await startWorker({
+    vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: { ...GENEROUS, "session-ip": { limit: 2, window: 60, key: "ip" } } },
+  });
+  t.after(() => w.stop());
+  const wdb = await w.mf.getD1Database("DB");
+  const wkv = await w.mf.getKVNamespace("CONFIG_KV");
+  await seed({ CONFIG_KV: wkv, DB: wdb });
+  const from = (ip, token) => withCookie(token, { headers: { "cf-connecting-ip": ip } });
+  const away = async (table, send) => {
+    await wdb.prepare(`ALTER TABLE ${table} RENAME TO ${table}_away`).run();
+    try {
+      return await send();
+    } finally {
+      await wdb.prepare(`ALTER TABLE ${table}_away RENAME TO ${table}`).run();
+    }
+  };
+  const signedIn = await w.fetch("/auth/login", { ...json({ email: BOB.email, password: BOB.password }), headers: { "content-type": "application/json", "cf-connecting-ip": "198.51.100.9" } });
+  assert.equal(signedIn.status, 200);
+  const token = cookieOf(signedIn);
+  await signedIn.arrayBuffer();
+  // D1 down: the user's checks (no cache entry) and made-up cookies alike fail their session read, five in all —
+  // past the limit of 2 had any been counted.
+  for (const [i, cookie] of [token, token, token, randomBytes(32).toString("base64url"), randomBytes(32).toString("base64url")].entries()) {
+    await wkv.delete(`session:${sessionId(token)}`);
+    await expectError(await away("sessions", () => w.fetch("/auth/session", from("198.51.100.9", cookie))), 503, "session_store_unavailable", `check ${i} with D1 down`);
+  }
+  // D1 back: two made-up cookies are the address's first two counts, the third its first over the limit — so the
+  // one count over the limit is the third's, and only then is the address refused before reading.
+  const statuses = [];
+  for (let i = 0; i < 4; i++) {
+    if (i === 3) await untilOverBudget(w, "session-ip");
+    const r = await w.fetch("/auth/session", from("198.51.100.9", randomBytes(32).toString("base64url")));
+    statuses.push(r.status);
+    await r.arrayBuffer();
+  }
+  assert.deepEqual(statuses, [401, 401, 401, 429], "the failed reads were not counted");
+  const over = w.jsonLogs().filter((l) => l.msg === "rate limit exceeded by a request counted after its response");
+  assert.equal(over.length, 1, "one count over the limit: the third made-up cookie's");
+  // A made-up cookie whose session read finds nothing and whose lookup among retired ids fails: 503, and counted.
+  const other = [];
+  for (let i = 0; i < 4; i++) {
+    if (i === 3) await until(() => w.jsonLogs().filter((l) => l.msg === "rate limit exceeded by a request counted after its response").length === 2, { what: "the second address over its limit" });
+    const r = await away("retired_session_ids", () => w.fetch("/auth/session", from("203.0.113.9", randomBytes(32).toString("base64url"))));
+    other.push(r.status);
+    await r.arrayBuffer();
+  }
+  assert.deepEqual(other, [503, 503, 503, 429], "the refusals whose retired-id lookup failed were counted");
+});
+
 test("an address's refreshes leave its users' cached checks alone (SESSION_IP_POLICY): a busy NAT's honest refreshes spent the budget that refused, before D1, every user there whose cache entry had lapsed", async (t) => {
   const w = await startWorker({
     vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: { ...GENEROUS, "session-ip": { limit: 3, window: 60, key: "ip" } } },

@@ -250,10 +250,18 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
     };
     let checked = if let Some(revoked_at) = revoked_in_cache {
         let why = "session revoked (cache)";
-        refused(call, store, &id, now, why, Some(revoked_at)).await?
+        refused(call, store, &id, now, why, Some(revoked_at)).await
     } else {
-        check_at_d1(call, store, id, now, strict).await?
+        check_at_d1(call, store, id, now, strict).await
     };
+    // One policy: a check counts once its cookie was shown to name no live session — by D1's answer or by a fresh
+    // revocation entry — whatever failed after (`Unavailable`: the lookup among retired ids). A check whose session
+    // read D1 failed (here an `Err`) was shown nothing, and is not counted: in an outage every cookie's read fails,
+    // a signed-in user's whose entry lapsed as a made-up one's, and counted, an address's honest checks (a busy NAT's)
+    // spent its budget and were answered 429 before any read for the rest of the window after D1 was back. A made-up
+    // cookie then costs the failed read (two at most, [`Store::read`]) and gets a 503 that tells it nothing; an
+    // address already over the budget is still refused before reading, and once D1 answers it is counted again.
+    let checked = checked?;
     if let Checked::Refused(_) | Checked::Unconfirmed(_) | Checked::Unavailable(_) = checked {
         count_failed(call, budget);
     }
