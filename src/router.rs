@@ -22,6 +22,7 @@ pub enum RouteId {
     DebugPanic,
     DebugCoalesce,
     DebugJwksAge,
+    DebugRefreshHoldsAge,
     GatewayPurge,
     // render
     RenderHome,
@@ -133,6 +134,15 @@ pub const ROUTES: &[RouteSpec] = &[
         id: RouteId::DebugJwksAge,
         method: "POST",
         pattern: "/__debug/jwks/age",
+        debug_only: true,
+        head: true,
+    },
+    // Ages the isolate's stale-while-revalidate refresh holds by `?ms=` (`KeyHolds::age`): the edge cache's tests
+    // see a configured hold or an origin's `Retry-After` end without waiting it out.
+    RouteSpec {
+        id: RouteId::DebugRefreshHoldsAge,
+        method: "POST",
+        pattern: "/__debug/refresh-holds/age",
         debug_only: true,
         head: true,
     },

@@ -166,7 +166,7 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
                         "refreshing": gateway::handler::refreshes_running() }),
             )
         }
-        RouteId::DebugJwksAge => {
+        RouteId::DebugJwksAge | RouteId::DebugRefreshHoldsAge => {
             let url = call.req.url().or_internal("reading the request URL")?;
             let ms = url
                 .query_pairs()
@@ -175,7 +175,11 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
                 .ok_or_else(|| {
                     ApiError::bad_request("invalid_ms", "?ms= must be a number of milliseconds")
                 })?;
-            gateway::handler::age_jwks(ms);
+            if id == RouteId::DebugJwksAge {
+                gateway::handler::age_jwks(ms);
+            } else {
+                gateway::handler::age_refresh_holds(ms);
+            }
             super::respond::json(200, &serde_json::json!({ "aged_ms": ms }))
         }
         RouteId::GatewayPurge => gateway::handler::purge(&mut call).await,

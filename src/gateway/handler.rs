@@ -903,6 +903,12 @@ pub fn age_jwks(ms: u64) {
     JWKS.with(|m| m.borrow_mut().age(ms));
 }
 
+/// Ages this isolate's stale-while-revalidate refresh holds by `ms` (`cache::KeyHolds::age`): the debug route the
+/// tests see a configured hold or an origin's `Retry-After` end by, without waiting it out.
+pub fn age_refresh_holds(ms: u64) {
+    REFRESH_HOLDS.with(|h| h.borrow_mut().age(ms));
+}
+
 /// The key of [`JWKS_READS`]: one read at a time is waited for.
 const JWKS_READ: &str = "jwks";
 
