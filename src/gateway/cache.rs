@@ -1120,8 +1120,11 @@ pub const PURGE_RETRY_MS: u64 = 1_000;
 /// (Dated by the request's arrival, as an earlier build dated them, a mark written late in a long list — 100 puts
 /// in turn — could land after a later purge's mark of the same tag, more than the second KV's limit covers after
 /// it, and take that mark back to before the later purge: every isolate reading it then served the copies stored
-/// between the two, which the later purge took down. Each dated by its own write, a mark landing later says a later
-/// time; it covers a little more than its purge — what was stored while the list was being written — never less.)
+/// between the two, which the later purge took down. Each dated as its own put is issued, it covers a little more
+/// than its purge — what was stored while the list was being written — never less. A put that lands after a later
+/// purge's put of the tag still says the earlier time: within KV's second it is refused and written again, dated
+/// then, but one in flight longer than that overwrites the later mark — KV has no compare-and-set (README, Known
+/// limits).)
 pub async fn write_marks<W, D>(
     marks: Vec<String>,
     clock: impl Fn() -> u64,
