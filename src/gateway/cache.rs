@@ -1981,6 +1981,48 @@ mod tests {
         agree(&holds);
         assert_eq!(holds.len(), 1);
         assert!(!holds.held(&key(2), u64::MAX));
+        // Full, with no hold ended (each made at 0 for a second or more): a new key drops the one ending soonest. The
+        // steps above never fill it (a hold made at u64::MAX - 1, every sixth step, drops all the others: at most
+        // ~1,500 are held), so these steps are what the eviction when full is checked by.
+        let mut holds = KeyHolds::default();
+        let mut full_steps = 0;
+        for step in 0..3 * MAX_KEYS_HELD as u64 {
+            let id = key(next() % (2 * MAX_KEYS_HELD as u64));
+            match next() % 8 {
+                0 => holds.lift(&id),
+                // Equal ends for many keys.
+                1 => holds.hold(id, 0, 5_000),
+                _ => holds.hold(id, 0, 1_000 + next() % 100_000),
+            }
+            assert_eq!(holds.until.len(), holds.order.len(), "full {step}");
+            assert!(holds.len() <= MAX_KEYS_HELD, "full {step}");
+            if holds.len() == MAX_KEYS_HELD {
+                full_steps += 1;
+            }
+            if step % 64 == 0 {
+                agree(&holds);
+            }
+        }
+        assert!(full_steps > MAX_KEYS_HELD, "full for {full_steps} steps");
+        for i in 0..MAX_KEYS_HELD as u64 {
+            if holds.len() == MAX_KEYS_HELD {
+                break;
+            }
+            holds.hold(key(100_000 + i), 0, 200_000);
+        }
+        let &(_, soonest) = holds.order.first().expect("full");
+        let others: Vec<KeyId> = holds
+            .until
+            .keys()
+            .copied()
+            .filter(|k| *k != soonest)
+            .collect();
+        holds.hold(key(1_000_000), 0, 1_000);
+        agree(&holds);
+        assert_eq!(holds.len(), MAX_KEYS_HELD);
+        assert!(!holds.held(&soonest, 0), "the hold ending soonest goes");
+        assert!(others.iter().all(|k| holds.held(k, 0)), "and it alone");
+        assert!(holds.held(&key(1_000_000), 0));
     }
 
     #[test]
