@@ -18,6 +18,9 @@ thread_local! {
     static CALL_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Bytes [`number_len`] and a literal predicate's chain read, for the tests that bound them.
     static NUMBER_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Bytes the chains of literals after an injection's number or quote, and the condition of a call picking by
+    /// one (`elt(1=1,5)`), read, for the tests that bound them.
+    static LINK_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Adds `n` bytes read to one of the counters above, in tests; nothing in a build.
@@ -2187,6 +2190,8 @@ struct CallIndex {
     parens: Vec<(u32, u32)>,
     /// The `(` of each call of a blind function (its name maybe quoted and glued: `` `ascii`( ``), in order.
     blind: Vec<u32>,
+    /// Each `=`, `<` and `>`, in order.
+    compares: Vec<u32>,
     /// The `(` of each call of a function that reads the server's own data ([`SERVER_READS`]: `user(`,
     /// `database(`, `version(`), in order.
     reads: Vec<u32>,
@@ -2218,8 +2223,8 @@ impl<'a> Calls<'a> {
     fn index(&self) -> &CallIndex {
         self.index.get_or_init(|| {
             let text = self.text;
-            let (mut parens, mut blind, mut reads, mut open) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut parens, mut blind, mut reads, mut open, mut compares) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for (at, &b) in text.iter().enumerate() {
                 count_reads!(CALL_READS, 1);
                 match b {
@@ -2236,9 +2241,14 @@ impl<'a> Calls<'a> {
                             .map_or(0, |i| i + 1);
                         // A method or a static call (`platform.version()`, PHP's `auth()->user()` and
                         // `Auth::user()`) is another language's: SQL writes none of `.`, `->` or `::` before a call.
-                        let method = before[..start].ends_with(b".")
-                            || before[..start].ends_with(b"->")
-                            || before[..start].ends_with(b"::");
+                        // Blanks around the operator too (`$request-> user()`, `Auth :: user()`), but PostgreSQL's
+                        // own schema qualifies its functions (`pg_catalog.version()`).
+                        let qualifier = skip_back(&before[..start], b" ");
+                        let method = (qualifier.ends_with(b".")
+                            && !skip_back(&qualifier[..qualifier.len() - 1], b" ")
+                                .ends_with(b"pg_catalog"))
+                            || qualifier.ends_with(b"->")
+                            || qualifier.ends_with(b"::");
                         if SERVER_READS.contains(&&before[start..]) && !method {
                             reads.push(at as u32);
                         }
@@ -2248,12 +2258,14 @@ impl<'a> Calls<'a> {
                             parens[i].1 = at as u32;
                         }
                     }
+                    b'=' | b'<' | b'>' => compares.push(at as u32),
                     _ => {}
                 }
             }
             CallIndex {
                 parens,
                 blind,
+                compares,
                 reads,
             }
         })
@@ -2290,13 +2302,37 @@ impl<'a> Calls<'a> {
         blind.get(first).is_some_and(|&b| (b as usize) < end)
     }
 
-    /// Whether the text between the `(` at `open` and the `)` at `close` (of the text) calls one of [`SERVER_READS`]
-    /// or reads a server's variable (`@@version`).
+    /// Whether the first of the arguments between the `(` at `open` and the `)` at `close` (of the text) — to the `,`
+    /// outside its own calls' parentheses — is a comparison: the condition `if`, `iif`, `elt` and `make_set` pick by
+    /// (`1=1,5`, `ascii(substr(user(),1,1))>64,1,0`, `(1=1),5`). The calls in it are stepped over by their matched
+    /// parentheses, so each byte of a text is read at the level of one call only (`=elt(=elt(=elt(…)))`).
+    fn picks_by_condition(&self, open: usize, close: usize) -> bool {
+        let mut at = open + 1;
+        while at < close {
+            count_reads!(LINK_READS, 1);
+            match self.text[at] {
+                b'(' => at = self.matched(at).map_or(close, |end| end + 1),
+                b',' => break,
+                _ => at += 1,
+            }
+        }
+        let compares = &self.index().compares;
+        let first = compares.partition_point(|&c| (c as usize) <= open);
+        compares.get(first).is_some_and(|&c| (c as usize) < at)
+    }
+
+    /// Whether the text between the `(` at `open` and the `)` at `close` (of the text) calls one of [`SERVER_READS`],
+    /// reads a server's variable (`@@version`) or names the account without parentheses, as SQL's standard spells
+    /// it and sqlmap's PostgreSQL and SQL Server probes do (`current_user`, `session_user`, `system_user`).
     fn reads_server(&self, open: usize, close: usize) -> bool {
         let reads = &self.index().reads;
         let first = reads.partition_point(|&r| r as usize <= open);
+        let inside = &self.text[open..close];
         reads.get(first).is_some_and(|&r| (r as usize) < close)
-            || memchr::memmem::find(&self.text[open..close], b"@@").is_some()
+            || memchr::memmem::find(inside, b"@@").is_some()
+            || [&b"current_user"[..], b"session_user", b"system_user"]
+                .iter()
+                .any(|name| keyword_at(inside, name).is_some())
     }
 }
 
@@ -2327,9 +2363,12 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
                     !quoted && (number_len(value) == value.len() || compound_value(value).is_some())
                 })
             };
+            // By `=` alone, as sqlmap's `([RANDNUM]=[RANDNUM1])*[RANDNUM1]` compares: `total=(2>1)*10` is a
+            // formula's TRUE times a number.
             let compared = number(open + 1).and_then(|(_, end, _)| {
-                let comparison = comparison_at(text, end)?;
-                number(end + comparison.len()).map(|(_, end, _)| end)
+                (comparison_at(text, end)? == b"=")
+                    .then(|| number(end + 1).map(|(_, end, _)| end))
+                    .flatten()
             });
             if compared.is_some_and(|end| multiplied(text, end)) {
                 return true;
@@ -2361,19 +2400,7 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
         // (`if(ascii(substr(user(),1,1))>64,1,0)`); a spreadsheet's `=IF(LEN(A1)>1,1,0)` reads none.
         let server_if = matches!(name, b"if" | b"iif");
         if matches!(name, b"make_set" | b"elt") || server_if {
-            let args = &text[paren + 1..close];
-            // Its first argument: to the `,` outside its own calls' parentheses.
-            let mut depth = 0usize;
-            let comma = args.iter().position(|&b| {
-                match b {
-                    b'(' => depth += 1,
-                    b')' => depth = depth.saturating_sub(1),
-                    _ => {}
-                }
-                b == b',' && depth == 0
-            });
-            let first = &args[..comma.unwrap_or(args.len())];
-            return memchr::memchr3(b'=', b'<', b'>', first).is_some()
+            return calls.picks_by_condition(paren, close)
                 && chain_ends(text, close + 1)
                 && (!server_if || calls.reads_server(paren, close));
         }
@@ -2386,7 +2413,7 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
                     None => return false,
                 }
             }
-            None => match predicate_end(text, after, b"") {
+            None => match predicate_end(text, after, b"", calls) {
                 Some(end) => end,
                 None => return false,
             },
@@ -3268,16 +3295,43 @@ fn tautology(text: &[u8]) -> bool {
     };
     let calls = Calls::new(text);
     after_leading_numbers(text).any(|(end, plain)| {
-        after_literal_links(&text[end..])
-            .any(|rest| always_true(rest, true, plain, &quotes, &calls, &|| true))
+        regexp_probe(text, end, &calls)
+            || after_literal_links(&text[end..])
+                .any(|rest| always_true(rest, true, plain, &quotes, &calls, &|| true))
     }) || coded_leading_number(text)
         || blind_value(text, &calls)
         || case_value(text)
         || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
             after_literal_links(&text[i + 1..])
                 .any(|rest| always_true(rest, false, false, &quotes, &calls, &|| closes(i)))
-                || (null_test(&text[i + 1..], &quotes) && closes(i))
+                || (null_test(&text[i + 1..], &quotes, &calls) && closes(i))
         })
+}
+
+/// Whether the value whose leading number ends at `end` goes on as MySQL's regular expression picked by a condition
+/// (`id=1 rlike if(1=1,1,0x28)`, `id=1 regexp (case when 1=1 then 1 else 0x28 end)`), ending the statement: sqlmap's
+/// RLIKE probe, whose false branch (`0x28`, an unclosed `(`) fails the query. Prose writes no `rlike`.
+fn regexp_probe(text: &[u8], end: usize, calls: &Calls<'_>) -> bool {
+    let rest = skip(&text[end..], b" ");
+    let Some(rest) = [&b"rlike"[..], b"regexp"]
+        .iter()
+        .find_map(|op| rest.strip_prefix(*op))
+        .filter(|r| matches!(r.first(), Some(b' ' | b'(')))
+    else {
+        return false;
+    };
+    let at = text.len() - skip(rest, b" (").len();
+    if case_expression(&text[at..]) {
+        return true;
+    }
+    let (name, after) = word(&text[at..]);
+    let paren = text.len() - skip(after, b" ").len();
+    if !matches!(name, b"if" | b"iif" | b"elt" | b"make_set") || text.get(paren) != Some(&b'(') {
+        return false;
+    }
+    calls
+        .close(text, paren)
+        .is_some_and(|close| calls.picks_by_condition(paren, close) && chain_ends(text, close + 1))
 }
 
 /// `text`, and where the condition an injection's `and`/`or` brings may stand past the chain of literals `text`
@@ -3293,6 +3347,7 @@ fn after_literal_links(text: &[u8]) -> impl Iterator<Item = &[u8]> {
             if text.len() - next.len() > window {
                 break;
             }
+            count_reads!(LINK_READS, last.len() - next.len());
             (before_last, last) = (last, next);
         }
         // An operator after the chain starts the condition (`and ascii(…)`); anything else follows the last link's
@@ -3458,10 +3513,10 @@ fn closing_quotes(text: &[u8]) -> Vec<usize> {
 /// Whether `text` (after a quote) is `is [not] null` and then a comment or an `or`/`and` and a quote left open for
 /// the query's own to close: `' is not null or 'x'='y` is `u = '' is not null or …`, which MySQL reads as `(u = '')
 /// is not null`, true for every row ("the 'name' is not null or 'N/A'" closes its last string).
-fn null_test(text: &[u8], quotes: &QuoteParity<'_>) -> bool {
+fn null_test(text: &[u8], quotes: &QuoteParity<'_>, calls: &Calls<'_>) -> bool {
     let at = skip(text, b" ");
     let at = text.len() - at.len();
-    predicate_end(text, at, b"is").is_some_and(|end| {
+    predicate_end(text, at, b"is", calls).is_some_and(|end| {
         let after = skip(&text[end..], b" ");
         comment_after(after) || open_quote_after(after, quotes)
     })
@@ -3676,7 +3731,7 @@ fn always_true(
         // Or in a range (`… between 64 and 128`), an `in (…)` or a null test.
         let right_end = match comparison_at(text, close) {
             Some(comparison) => operand(text, skip(close + comparison.len(), b" ("), true)?.1,
-            None => predicate_end(text, close, name)?,
+            None => predicate_end(text, close, name, calls)?,
         };
         // Maybe after a chain of literals that keeps its truth (`… >64 and 1`).
         chain_ends(text, right_end).then_some((name, end))
@@ -3801,7 +3856,7 @@ fn always_true(
             // none: `id=1 and length(database()) between 1 and 9`.
             let end_reads =
                 |rest: &[u8]| comment_after(rest) || (call && after_number && ends_statement(rest));
-            return predicate_end(text, at, left)
+            return predicate_end(text, at, left, calls)
                 .is_some_and(|end| end_reads(&text[skip(end, b" )")..]))
                 && (after_number || closes());
         }
@@ -3834,17 +3889,31 @@ fn always_true(
         // A literal's `in (…)` that holds, ending a numeric injection (`id=1 and 1 in (1)`): its list holds the
         // literal itself; maybe a chain of literals after it (`… and 1`).
         if after_number && !left_quoted && literal(left, false) {
-            let list = text[at..]
-                .strip_prefix(b"in")
-                .map(|r| self::skip(r, b" "))
-                .and_then(|r| r.strip_prefix(b"("));
+            // `not in (…)` only for a call reading the server's data, true for all but one character.
+            let negated = text[at..].starts_with(b"not ");
+            let list = self::skip(
+                text[at..].strip_prefix(b"not ").unwrap_or(&text[at..]),
+                b" ",
+            )
+            .strip_prefix(b"in")
+            .map(|r| self::skip(r, b" "))
+            .and_then(|r| r.strip_prefix(b"("));
             if let Some(list) = list {
-                let window = &list[..list.len().min(1024)];
-                if let Some(close) = memchr::memchr(b')', window) {
-                    let holds = window[..close]
-                        .split(|&b| b == b',')
-                        .any(|item| skip_back(self::skip(item, b" "), b" ") == left);
-                    if holds && chain_ends(text, text.len() - list[close + 1..].len()) {
+                // To the `)` that closes it, past the calls in it, within a window as every look-ahead here.
+                let open = text.len() - list.len() - 1;
+                if let Some(close) = calls.close(text, open) {
+                    let items = &text[open + 1..close];
+                    let holds = !negated
+                        && items
+                            .split(|&b| b == b',')
+                            .any(|item| skip_back(self::skip(item, b" "), b" ") == left);
+                    // Or a call of one of [`BLIND_FUNCTIONS`] in it reading the server's data, as `1=ascii(…)` does:
+                    // `id=1 and 1 in (ascii(substr(user(),1,1)))`, true for one character and false for the others.
+                    // (`text` is a suffix of the text `calls` indexes.)
+                    let base = calls.text.len() - text.len();
+                    let reads = calls.wraps_blind(text, open)
+                        && calls.reads_server(base + open, base + close);
+                    if (holds || reads) && chain_ends(text, close + 1) {
                         return true;
                     }
                 }
@@ -3852,7 +3921,7 @@ fn always_true(
         }
         // After a quote, an `or` and a quote left open may follow it too (`' or 1 in (1) or '`).
         return (literal(left, left_quoted) || left == b"not")
-            && predicate_end(text, at, left).is_some_and(|end| {
+            && predicate_end(text, at, left, calls).is_some_and(|end| {
                 let end = skip(end, b" )");
                 // Maybe after a chain of literals that keeps its truth (`' or not 0 and 1--`).
                 before_end(end)
@@ -3890,7 +3959,13 @@ fn always_true(
                         b"user",
                     ]
                     .iter()
-                    .any(|name| keyword_at(args, name).is_some());
+                    .any(|name| keyword_at(args, name).is_some())
+                    // A condition picking the value (`1 rlike if(1=1,1,0x28)`, `1=elt(1=1,1)`).
+                    || (matches!(name, b"if" | b"iif" | b"elt" | b"make_set") && {
+                        // (`text` is a suffix of the text `calls` indexes.)
+                        let base = calls.text.len() - text.len();
+                        calls.picks_by_condition(base + paren, base + close)
+                    });
                 if after_number {
                     if (BLIND_FUNCTIONS.contains(&name) || calls.wraps_blind(text, paren))
                         && literal(left, left_quoted)
@@ -4386,7 +4461,7 @@ fn open_quote_after(text: &[u8], quotes: &QuoteParity<'_>) -> bool {
 
 /// Where a predicate on the literal `left` that ends at `at` ends, when what follows reads as one whose truth is
 /// the injection's: `in (…)`, `between A and B`, `is [not] null`; or, for `left` = `not`, a literal after it.
-fn predicate_end(text: &[u8], at: usize, left: &[u8]) -> Option<usize> {
+fn predicate_end(text: &[u8], at: usize, left: &[u8], calls: &Calls<'_>) -> Option<usize> {
     let ident = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
     let after = |tail: &[u8]| Some(text.len() - tail.len());
     let literal = |tail: &[u8]| -> Option<usize> {
@@ -4413,10 +4488,13 @@ fn predicate_end(text: &[u8], at: usize, left: &[u8]) -> Option<usize> {
         .map(|r| skip(r, b" "))
         .and_then(|r| r.strip_prefix(b"("))
     {
-        // Within a window, as every look-ahead here: from each quote of a text of `'or 1 in (` repeated, a search
-        // for `)` to the end made the text's cost quadratic.
-        let window = &list[..list.len().min(1024)];
-        return memchr::memchr(b')', window).and_then(|close| after(&list[close + 1..]));
+        // To the `)` that closes it, past the calls in it (`1 in (ascii(substr(user(),1,1)))`), within a window as
+        // every look-ahead here: from each quote of a text of `'or 1 in (` repeated, a search for `)` to the end made
+        // the text's cost quadratic.
+        let open = text.len() - list.len() - 1;
+        return calls
+            .close(text, open)
+            .and_then(|close| after(&text[close + 1..]));
     }
     if let Some(range) = rest.strip_prefix(b"between ") {
         let low = literal(skip(range, b" "))?;
@@ -10759,5 +10837,120 @@ mod tests {
             "sqli-tautology",
         );
         passes(&["(1=1)", "(1=1)*5 apples", "(2=2)*3 is six", "x=(1)*(2)"]);
+    }
+
+    #[test]
+    fn a_literals_in_list_holding_a_call_that_reads_the_servers_data_is_caught() {
+        // The list read to its own `)`, past the calls in it: `1 in (ascii(…))` is `1=ascii(…)`.
+        refused(
+            &[
+                "id=1+and+1+in+(ascii(substr(user()%2C1%2C1)))",
+                "id=1+and+1+in+(ascii(substr(user()%2C1%2C1)))--",
+                "id=1+and+64+not+in+(ascii(substr(user()%2C1%2C1)))",
+                "id=1+and+1+in+(length(database()))",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "pick 1 and 2 in (3) and 4",
+            "1, 2 and 3 not in (4) list",
+            "x=1 and 1 in (f(2),3)",
+            "id=1 or 1 in (2)",
+        ]);
+    }
+
+    #[test]
+    fn mysqls_regular_expression_picked_by_a_condition_is_caught() {
+        // sqlmap's RLIKE probe: the false branch's `0x28` (an unclosed `(`) fails the query.
+        refused(
+            &[
+                "id=1+rlike+if(1%3D1%2C1%2C0x28)",
+                "id=1+RLIKE+IF(1%3D1%2C1%2C0x28)--+-",
+                "id=1+regexp+if(ascii(substr(user()%2C1%2C1))%3E64%2C1%2C0x28)",
+                "id=1+rlike+(case+when+1%3D1+then+1+else+0x28+end)",
+                "id=1/**/rlike/**/if(1%3D1%2C1%2C0x28)",
+                "id=1+and+1+rlike+if(1%3D1%2C1%2C0x28)",
+                "id=1+and+1%3Delt(1%3D1%2C1)",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "the 1 rlike if(x) thing",
+            "1 regexp if you like",
+            "x=if(a>b,1,0) and y=1",
+        ]);
+    }
+
+    #[test]
+    fn a_formulas_ordering_times_a_number_passes_as_sqlmaps_equality_does_not() {
+        // sqlmap's `([RANDNUM]=[RANDNUM1])*[RANDNUM1]` compares by `=`; a keyed formula's `(2>1)*10` is TRUE times 10.
+        passes(&["total=(2>1)*10", "total=(20>10)*10", "score=(3<5)*2"]);
+        refused(
+            &[
+                "id=(1234%3D1234)*5678",
+                "id=(1234%3D1234)*1",
+                "id=(ascii(substr(user()%2C1%2C1))%3E64)*5678",
+            ],
+            "sqli-tautology",
+        );
+    }
+
+    #[test]
+    fn the_accounts_names_without_parentheses_and_pg_catalog_read_the_servers_data() {
+        // SQL's standard `current_user`, `session_user`, `system_user` take no parentheses (sqlmap's PostgreSQL and
+        // SQL Server probes spell them so); PostgreSQL qualifies its own functions by `pg_catalog.`.
+        refused(
+            &[
+                "id=if(ascii(substr(current_user%2C1%2C1))%3E64%2C1%2C0)",
+                "id=length(current_user)%3E1",
+                "id=len(system_user)%3E1",
+                "id=length(pg_catalog.version())%3E1",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "ok = len(current_user) > 0;",
+            "$x=count($request-> user()->roles)>0;",
+            "$x=count(Auth :: user()->roles)>0;",
+            "n=len(platform.version())>3;",
+        ]);
+    }
+
+    #[test]
+    fn blind_values_and_literal_chains_read_in_bounded_work() {
+        // 64 KiB of the tenth review's shapes: each `=` or quote starts a read that stops within its own unit's
+        // bytes or a window, the whole read at most twice the text.
+        for unit in [
+            "=elt((((",
+            "=elt(1=1,",
+            "=if((1=1),",
+            "x'00'=",
+            "=(1=1)",
+            "=(1=1)*",
+            "' and 1 and 1'",
+            // A hexadecimal string literal's quotes each start a chain of them (`' and x'00' and x'00'…`).
+            " and x'00'",
+            " and b'1'",
+            "=1 rlike if(",
+            "=1 and 1 in (ascii(",
+        ]
+        .map(str::to_string)
+        .into_iter()
+        // Calls nested within [`CALL_WINDOW`], each after a key's `=` one's start: its condition read at its own
+        // level only.
+        // (a word after each `)`, so no statement ends and each is read).
+        .chain(
+            ["a=elt(", "a=if(", "a=make_set(("].map(|open| open.repeat(100) + &") x".repeat(100)),
+        ) {
+            let text = unit.repeat(64 * 1024 / unit.len());
+            LINK_READS.with(|c| c.set(0));
+            assert!(!tautology(text.as_bytes()), "{unit}");
+            let reads = LINK_READS.with(std::cell::Cell::get);
+            assert!(
+                reads <= 2 * text.len(),
+                "{unit}: {reads} bytes read for {}",
+                text.len()
+            );
+        }
     }
 }
