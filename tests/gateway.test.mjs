@@ -4286,6 +4286,12 @@ describe("WAF", () => {
     // The tenth review: MySQL's if() reading the server's data as the whole value; a value kept by glued arithmetic.
     [`/gw/open/search?id=${encodeURIComponent("if(ascii(substr(user(),1,1))>64,1,0)")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1-0 and 1=1")}`, "sqli-tautology"],
+    // Its review: a literal's in-list holding a call that reads the server's data (read to its own `)`), sqlmap's
+    // RLIKE probe, the account named without parentheses, PostgreSQL's pg_catalog-qualified version().
+    [`/gw/open/search?id=${encodeURIComponent("1 and 1 in (ascii(substr(user(),1,1)))")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 rlike if(1=1,1,0x28)")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("if(ascii(substr(current_user,1,1))>64,1,0)")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("length(pg_catalog.version())>1")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -4491,6 +4497,8 @@ describe("WAF", () => {
     ["text/plain", "=(2>1)*10"],
     // Code assigning a call named like the server's reads: no key's glued = before it.
     ["text/plain", "ok = len(current_user()) > 0;\nx = upper(user()) > 3;"],
+    // Its review: a form's formula ordering two numbers, TRUE times 10 — sqlmap's (1234=1234)*5678 compares by = alone.
+    ["application/x-www-form-urlencoded", `total=${encodeURIComponent("(2>1)*10")}`],
     // CSS escapes decoded: a local sheet and a quote's code point stay benign.
     ["text/css", "@\\69mport url(the\\6de.css);\nq::before { content: \"\\201C\" }"],
     // System.Text.Json's and Json.NET's type discriminators and reference ids: a .NET type's name, no BSON type.
