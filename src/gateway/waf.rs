@@ -2304,21 +2304,32 @@ impl<'a> Calls<'a> {
 
     /// Whether the first of the arguments between the `(` at `open` and the `)` at `close` (of the text) — to the `,`
     /// outside its own calls' parentheses — is a comparison: the condition `if`, `iif`, `elt` and `make_set` pick by
-    /// (`1=1,5`, `ascii(substr(user(),1,1))>64,1,0`, `(1=1),5`). The calls in it are stepped over by their matched
+    /// (`1=1,5`, `ascii(substr(user(),1,1))>64,1,0`, `(1=1),5`), or a predicate outside its calls (`user() like
+    /// 'r%'`, `ascii(…) between 64 and 128`, `… in (97)`, `rlike`, `regexp`). The calls in it are stepped over by their matched
     /// parentheses, so each byte of a text is read at the level of one call only (`=elt(=elt(=elt(…)))`).
     fn picks_by_condition(&self, open: usize, close: usize) -> bool {
-        let mut at = open + 1;
+        let text = self.text;
+        let (mut at, mut keyword) = (open + 1, false);
         while at < close {
             count_reads!(LINK_READS, 1);
-            match self.text[at] {
+            match text[at] {
                 b'(' => at = self.matched(at).map_or(close, |end| end + 1),
                 b',' => break,
+                // A predicate's word outside the calls (`user() like 'r%'`, `ascii(…) between 64 and 128`,
+                // `ascii(…) in (97)`, `user() regexp '^r'`), each word stepped over whole.
+                b if b.is_ascii_alphabetic() => {
+                    let (name, _) = word(&text[at..close]);
+                    keyword |= !(text[at - 1].is_ascii_alphanumeric() || text[at - 1] == b'_')
+                        && matches!(name, b"like" | b"rlike" | b"regexp" | b"between" | b"in");
+                    count_reads!(LINK_READS, name.len());
+                    at += name.len();
+                }
                 _ => at += 1,
             }
         }
         let compares = &self.index().compares;
         let first = compares.partition_point(|&c| (c as usize) <= open);
-        compares.get(first).is_some_and(|&c| (c as usize) < at)
+        keyword || compares.get(first).is_some_and(|&c| (c as usize) < at)
     }
 
     /// Whether the text between the `(` at `open` and the `)` at `close` (of the text) calls one of [`SERVER_READS`],
@@ -10878,6 +10889,26 @@ mod tests {
             "the 1 rlike if(x) thing",
             "1 regexp if you like",
             "x=if(a>b,1,0) and y=1",
+        ]);
+    }
+
+    #[test]
+    fn an_if_picking_by_a_predicate_on_the_servers_data_is_caught() {
+        // The condition of a whole-value `if` is any predicate, not only a comparison's operator.
+        refused(
+            &[
+                "id=if(user()+like+'r%25'%2C1%2C0)",
+                "id=if(user()+regexp+'%5Er'%2C1%2C0)",
+                "id=if(ascii(substr(user()%2C1%2C1))+between+64+and+128%2C1%2C0)",
+                "id=if(ascii(substr(user()%2C1%2C1))+in+(97)%2C1%2C0)",
+                "id=iif(system_user+like+'s%25'%2C1%2C0)",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "=IF(ISNUMBER(SEARCH(\"like\",A1)),1,0)",
+            "score=if(len(A1) in range,1,0) maybe",
+            "x=if(user_liked(a),1,0)",
         ]);
     }
 
