@@ -4292,6 +4292,7 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 rlike if(1=1,1,0x28)")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("if(ascii(substr(current_user,1,1))>64,1,0)")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("length(pg_catalog.version())>1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("if(user() like 'r%',1,0)")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
