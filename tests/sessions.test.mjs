@@ -61,6 +61,36 @@ async function loggedIn(user = ALICE) {
   return { token: cookieOf(response), body: await response.json(), response };
 }
 
+/** A Worker of its own (stopped after test `t`) with the suite's signing key and generous limits, and `vars` beside
+ * them, seeded: its D1 (`wdb`) and KV (`wkv`) are its own to break. */
+async function ownWorker(t, vars = {}) {
+  const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS, ...vars } });
+  t.after(() => w.stop());
+  const wdb = await w.mf.getD1Database("DB");
+  const wkv = await w.mf.getKVNamespace("CONFIG_KV");
+  await seed({ CONFIG_KV: wkv, DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  return { w, wdb, wkv };
+}
+
+/** The statements that take D1's `table` out of reach and bring it back. */
+const tableAway = (table) => [`ALTER TABLE ${table} RENAME TO ${table}_away`, `ALTER TABLE ${table}_away RENAME TO ${table}`];
+
+/** The statements that make D1 refuse any revocation (an update of `sessions.revoked_at`) and then allow it again. */
+const revocationRefused = [
+  "CREATE TRIGGER d1_refuses BEFORE UPDATE OF revoked_at ON sessions BEGIN SELECT RAISE(ABORT, 'refused'); END",
+  "DROP TRIGGER d1_refuses",
+];
+
+/** What `send()` answers while D1 is broken by `breaks`; `heals` is run after it, whatever happened. */
+async function whileBroken(wdb, [breaks, heals], send) {
+  await wdb.prepare(breaks).run();
+  try {
+    return await send();
+  } finally {
+    await wdb.prepare(heals).run();
+  }
+}
+
 // Moves a session's revocation `ms` into the past, in D1 and in its KV cache entry: a session ended that long ago,
 // outside the window in which a check keeps the cookie of a session just ended (SESSION_REUSE_GRACE_SECS).
 async function revokedAgo({ kv, db }, token, ms) {
@@ -475,10 +505,7 @@ test("a login whose ending of the earlier session fails is refused 503 and leave
   // it). When that revocation failed in D1 the login was answered 200 anyway, after its new session row was written:
   // the old session lived on beside the new one, and only a log line said so. The revocation is made unreachable
   // here (the retired ids it also reads renamed away) while the rest of the login still works.
-  const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
-  t.after(() => w.stop());
-  const wdb = await w.mf.getD1Database("DB");
-  await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const { w, wdb } = await ownWorker(t);
   const loginWith = (token) =>
     w.fetch("/auth/login", {
       ...json({ email: ALICE.email, password: ALICE.password }),
@@ -523,10 +550,7 @@ test("a refresh, logout or DELETE /auth/sessions that D1 cannot write is refused
   // made to fail as the login test makes its own (the retired ids they also write or read renamed away); the
   // revocation by user touches only `sessions`, so a trigger refuses the revocation there. The strict checks before
   // them still work.
-  const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
-  t.after(() => w.stop());
-  const wdb = await w.mf.getD1Database("DB");
-  await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const { w, wdb } = await ownWorker(t);
   const signIn = async () => {
     const r = await w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }));
     assert.equal(r.status, 200);
@@ -534,26 +558,14 @@ test("a refresh, logout or DELETE /auth/sessions that D1 cannot write is refused
     return cookieOf(r);
   };
   const token = await signIn();
-  const failing = async (breaks, heals, path, method) => {
-    await wdb.prepare(breaks).run();
-    try {
-      return await w.fetch(path, withCookie(token, { method }));
-    } finally {
-      await wdb.prepare(heals).run();
-    }
-  };
-  const away = ["ALTER TABLE retired_session_ids RENAME TO retired_session_ids_away", "ALTER TABLE retired_session_ids_away RENAME TO retired_session_ids"];
-  const trigger = [
-    "CREATE TRIGGER d1_refuses BEFORE UPDATE OF revoked_at ON sessions BEGIN SELECT RAISE(ABORT, 'refused'); END",
-    "DROP TRIGGER d1_refuses",
-  ];
-  for (const [path, method, [breaks, heals]] of [
+  const away = tableAway("retired_session_ids");
+  for (const [path, method, breaking] of [
     ["/auth/refresh", "POST", away],
     ["/auth/logout", "POST", away],
-    ["/auth/sessions", "DELETE", trigger],
+    ["/auth/sessions", "DELETE", revocationRefused],
   ]) {
     const what = `${method} ${path}`;
-    const r = await failing(breaks, heals, path, method);
+    const r = await whileBroken(wdb, breaking, () => w.fetch(path, withCookie(token, { method })));
     assert.equal(r.headers.get("set-cookie"), null, `${what}: the cookie is neither replaced nor cleared`);
     await expectError(r, 503, "session_store_unavailable", what);
     const row = await wdb.prepare("SELECT revoked_at FROM sessions WHERE id = ?1").bind(sessionId(token)).first();
@@ -569,54 +581,37 @@ test("a check, login or session list that D1 cannot read answers 503 session_sto
   // (refresh, the session lists), a cached check its KV entry did not answer, a login's account read, the list
   // itself. A 500 says "bug", not "try again", and a front end treating any failure of a check as "logged out" then
   // signed the user out for a D1 hiccup. The reads are made to fail by renaming what they read away.
-  const w = await startWorker({
-    vars: {
-      AUTH_SIGNING_KEY: JSON.stringify(KEY),
-      RATE_LIMIT_POLICIES: GENEROUS,
-      // Never reached: the check before the upstream fails.
-      GATEWAY_ROUTES: [
-        { name: "session", path: "/gw/session", upstream: "http://127.0.0.1:9", auth: "session" },
-        { name: "either", path: "/gw/either", upstream: "http://127.0.0.1:9", auth: "jwt_or_session" },
-      ],
-    },
+  const { w, wdb, wkv } = await ownWorker(t, {
+    // Never reached: the check before the upstream fails.
+    GATEWAY_ROUTES: [
+      { name: "session", path: "/gw/session", upstream: "http://127.0.0.1:9", auth: "session" },
+      { name: "either", path: "/gw/either", upstream: "http://127.0.0.1:9", auth: "jwt_or_session" },
+    ],
   });
-  t.after(() => w.stop());
-  const wdb = await w.mf.getD1Database("DB");
-  const wkv = await w.mf.getKVNamespace("CONFIG_KV");
-  await seed({ CONFIG_KV: wkv, DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
   const signIn = await w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }));
   assert.equal(signIn.status, 200);
   const token = cookieOf(signIn);
   await signIn.arrayBuffer();
   // No cache entry: a cached check reads D1.
   await wkv.delete(`session:${sessionId(token)}`);
-  const broken = async (breaks, heals, send) => {
-    await wdb.prepare(breaks).run();
-    try {
-      return await send();
-    } finally {
-      await wdb.prepare(heals).run();
-    }
-  };
-  const away = (table) => [`ALTER TABLE ${table} RENAME TO ${table}_away`, `ALTER TABLE ${table}_away RENAME TO ${table}`];
   const column = ["ALTER TABLE sessions RENAME COLUMN user_agent TO user_agent_away", "ALTER TABLE sessions RENAME COLUMN user_agent_away TO user_agent"];
-  for (const [what, [breaks, heals], send] of [
-    ["GET /auth/sessions (strict check)", away("sessions"), () => w.fetch("/auth/sessions", withCookie(token))],
-    ["POST /auth/refresh (strict check)", away("sessions"), () => w.fetch("/auth/refresh", withCookie(token, { method: "POST" }))],
-    ["DELETE /auth/sessions (strict check)", away("sessions"), () => w.fetch("/auth/sessions", withCookie(token, { method: "DELETE" }))],
-    ["GET /auth/session (cached check, no entry)", away("sessions"), () => w.fetch("/auth/session", withCookie(token))],
-    ["POST /rooms/{id}/ticket (cached check, no entry)", away("sessions"), () => w.fetch("/rooms/d1-down/ticket", withCookie(token, { method: "POST" }))],
-    ["a gateway route of auth policy session (cached check, no entry)", away("sessions"), () => w.fetch("/gw/session", withCookie(token))],
-    ["a gateway route of auth policy jwt_or_session without a bearer", away("sessions"), () => w.fetch("/gw/either", withCookie(token))],
+  for (const [what, breaking, send] of [
+    ["GET /auth/sessions (strict check)", tableAway("sessions"), () => w.fetch("/auth/sessions", withCookie(token))],
+    ["POST /auth/refresh (strict check)", tableAway("sessions"), () => w.fetch("/auth/refresh", withCookie(token, { method: "POST" }))],
+    ["DELETE /auth/sessions (strict check)", tableAway("sessions"), () => w.fetch("/auth/sessions", withCookie(token, { method: "DELETE" }))],
+    ["GET /auth/session (cached check, no entry)", tableAway("sessions"), () => w.fetch("/auth/session", withCookie(token))],
+    ["POST /rooms/{id}/ticket (cached check, no entry)", tableAway("sessions"), () => w.fetch("/rooms/d1-down/ticket", withCookie(token, { method: "POST" }))],
+    ["a gateway route of auth policy session (cached check, no entry)", tableAway("sessions"), () => w.fetch("/gw/session", withCookie(token))],
+    ["a gateway route of auth policy jwt_or_session without a bearer", tableAway("sessions"), () => w.fetch("/gw/either", withCookie(token))],
     ["GET /auth/sessions (the list itself)", column, () => w.fetch("/auth/sessions", withCookie(token))],
-    ["POST /auth/login (the account)", away("users"), () => w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }))],
+    ["POST /auth/login (the account)", tableAway("users"), () => w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }))],
   ]) {
-    const r = await broken(breaks, heals, send);
+    const r = await whileBroken(wdb, breaking, send);
     assert.deepEqual(r.headers.getSetCookie(), [], `${what}: the cookie is neither set nor cleared`);
     await expectError(r, 503, "session_store_unavailable", what);
   }
   // A page still renders (anonymous), as before.
-  const page = await broken(...away("sessions"), () => w.fetch("/", withCookie(token)));
+  const page = await whileBroken(wdb, tableAway("sessions"), () => w.fetch("/", withCookie(token)));
   assert.equal(page.status, 200, "a page renders");
   assert.deepEqual(page.headers.getSetCookie().filter((c) => c.startsWith("__Host-edgekit_session=")), [], "the page keeps the cookie");
   await page.arrayBuffer();
@@ -633,11 +628,7 @@ test("a cached check's or a login's first D1 read that fails at the client's boo
   // cannot be staged, nor a primary answering where the bookmark's read failed: a read that fails whatever its
   // bookmark (the table renamed away) shows that the read is made again (logged, once), only for a request that sent a
   // bookmark — and, the primary failing too, still the 503. That the retry's answer is served is the code's to show.
-  const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
-  t.after(() => w.stop());
-  const wdb = await w.mf.getD1Database("DB");
-  const wkv = await w.mf.getKVNamespace("CONFIG_KV");
-  await seed({ CONFIG_KV: wkv, DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const { w, wdb, wkv } = await ownWorker(t);
   const signIn = await w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }));
   assert.equal(signIn.status, 200);
   const token = cookieOf(signIn);
@@ -654,13 +645,7 @@ test("a cached check's or a login's first D1 read that fails at the client's boo
     ["POST /auth/login without a bookmark", "users", () => signInAt({ headers: {} }), 0],
   ];
   for (const [what, table, send, expected] of cases) {
-    await wdb.prepare(`ALTER TABLE ${table} RENAME TO ${table}_away`).run();
-    let r;
-    try {
-      r = await send();
-    } finally {
-      await wdb.prepare(`ALTER TABLE ${table}_away RENAME TO ${table}`).run();
-    }
+    const r = await whileBroken(wdb, tableAway(table), send);
     const id = r.headers.get("x-request-id");
     assert.deepEqual(r.headers.getSetCookie(), [], `${what}: the cookie is kept`);
     await expectError(r, 503, "session_store_unavailable", `${what}: the primary failing too is still a 503`);
@@ -863,14 +848,7 @@ test("a cached check whose session read D1 fails is not counted against the addr
   const wkv = await w.mf.getKVNamespace("CONFIG_KV");
   await seed({ CONFIG_KV: wkv, DB: wdb });
   const from = (ip, token) => withCookie(token, { headers: { "cf-connecting-ip": ip } });
-  const away = async (table, send) => {
-    await wdb.prepare(`ALTER TABLE ${table} RENAME TO ${table}_away`).run();
-    try {
-      return await send();
-    } finally {
-      await wdb.prepare(`ALTER TABLE ${table}_away RENAME TO ${table}`).run();
-    }
-  };
+  const away = (table, send) => whileBroken(wdb, tableAway(table), send);
   const signedIn = await w.fetch("/auth/login", { ...json({ email: BOB.email, password: BOB.password }), headers: { "content-type": "application/json", "cf-connecting-ip": "198.51.100.9" } });
   assert.equal(signedIn.status, 200);
   const token = cookieOf(signedIn);
@@ -1421,10 +1399,7 @@ test("a token retired past the grace, sent just before a login that ended the se
 /** A Worker of its own (stopped after test `t`; its D1, `wdb`, is there to be broken) where Bob logged in and
  * refreshed once: `retired` is the login's cookie, which that refresh retired, `current` the refresh's. */
 async function rotatedOnItsOwn(t) {
-  const w = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
-  t.after(() => w.stop());
-  const wdb = await w.mf.getD1Database("DB");
-  await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: wdb, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const { w, wdb } = await ownWorker(t);
   const signIn = await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
   assert.equal(signIn.status, 200);
   const retired = cookieOf(signIn);
@@ -1478,27 +1453,18 @@ test("a retired token whose session D1 cannot read (within the grace) or whose r
   // answered 401 session_invalid: the session a thief's copy became lived on, and the answer said nothing to retry.
   const { w, wdb, retired, current } = await rotatedOnItsOwn(t);
   const clears = (r) => r.headers.getSetCookie().filter((c) => c.startsWith("__Host-edgekit_session="));
-  const broken = async (breaks, heals, what) => {
-    await wdb.prepare(breaks).run();
-    try {
-      const r = await w.fetch("/auth/session", withCookie(retired));
-      assert.deepEqual(clears(r), [], `${what}: the cookie is kept`);
-      await expectError(r, 503, "session_store_unavailable", what);
-    } finally {
-      await wdb.prepare(heals).run();
-    }
+  const broken = async (breaking, what) => {
+    const r = await whileBroken(wdb, breaking, () => w.fetch("/auth/session", withCookie(retired)));
+    assert.deepEqual(clears(r), [], `${what}: the cookie is kept`);
+    await expectError(r, 503, "session_store_unavailable", what);
   };
   // Within the grace: the retired id is found, the session it became cannot be read.
-  await broken("ALTER TABLE sessions RENAME TO sessions_away", "ALTER TABLE sessions_away RENAME TO sessions", "within the grace");
+  await broken(tableAway("sessions"), "within the grace");
   const rotated = await w.fetch("/auth/session", withCookie(retired));
   await expectError(rotated, 401, "session_rotated", "with D1 whole, the token is one a refresh has just retired");
   // Past the grace: the revocation of the session it became is refused.
   await wdb.prepare("UPDATE retired_session_ids SET retired_at = retired_at - 120000").run();
-  await broken(
-    "CREATE TRIGGER d1_refuses BEFORE UPDATE OF revoked_at ON sessions BEGIN SELECT RAISE(ABORT, 'refused'); END",
-    "DROP TRIGGER d1_refuses",
-    "past the grace",
-  );
+  await broken(revocationRefused, "past the grace");
   const lives = await w.fetch("/auth/sessions", withCookie(current));
   assert.equal(lives.status, 200, "the revocation did not happen");
   await lives.arrayBuffer();
