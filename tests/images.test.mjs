@@ -30,18 +30,32 @@ const chunk = (type, data) => {
   return framed;
 };
 
-// A 40×30 indexed-colour PNG with `chunks` between its IHDR and its one IDAT, and a two-colour palette to put there.
-const palette = chunk("PLTE", Buffer.from([200, 80, 40, 20, 80, 200]));
-const indexedPng = (...chunks) => {
+// A 40×30 8-bit PNG of IHDR colour type `colour` (`channels` samples a pixel) with `chunks` between its IHDR and its
+// one IDAT.
+const pngOf = (colour, channels, ...chunks) => {
   const header = Buffer.alloc(13);
   header.writeUInt32BE(40, 0);
   header.writeUInt32BE(30, 4);
   header[8] = 8;
-  header[9] = 3; // indexed colour
-  const pixels = chunk("IDAT", deflateSync(Buffer.alloc(30 * (1 + 40))));
+  header[9] = colour;
+  const pixels = chunk("IDAT", deflateSync(Buffer.alloc(30 * (1 + channels * 40))));
   const signature = Buffer.from("\x89PNG\r\n\x1a\n", "latin1");
   return Buffer.concat([signature, chunk("IHDR", header), ...chunks, pixels, chunk("IEND", Buffer.alloc(0))]);
 };
+
+// An indexed-colour one, and a two-colour palette to put there.
+const palette = chunk("PLTE", Buffer.from([200, 80, 40, 20, 80, 200]));
+const indexedPng = (...chunks) => pngOf(3, 1, ...chunks);
+
+// Serves PNG `body` as `/photos/<name>.png` and asks `w` (a `failingResizer`) for a variant: the resize fails, and
+// the original is served in its place (200, marked `failed`), byte for byte.
+async function servedAsOriginal(w, name, body) {
+  fixtures[`/photos/${name}.png`] = { type: "image/png", body };
+  const shown = await get(w, `/images/20/photos/${name}.png`);
+  assert.equal(shown.status, 200, name);
+  assert.match(shown.headers.get("x-image-transform"), /failed/, name);
+  assert.deepEqual(Buffer.from(shown.body), body, `${name}: the original`);
+}
 
 // A Worker in cf-image mode whose every resize fails as Cloudflare's does (`cf-resized: err=9422`): where the
 // source would be served as its original, the tests see whether it is.
@@ -1219,26 +1233,13 @@ test("an indexed PNG whose PLTE has no entry, more than 256 or a length not a mu
     }
     // One entry and 256 entries, the least and the most there may be: an image, its original served in place of the
     // failed variant. So is a truecolour PNG whose PLTE (a suggestion there) has an odd length: libpng only warns.
-    const truecolour = (...chunks) => {
-      const header = Buffer.alloc(13);
-      header.writeUInt32BE(40, 0);
-      header.writeUInt32BE(30, 4);
-      header[8] = 8;
-      header[9] = 2; // truecolour
-      const pixels = chunk("IDAT", deflateSync(Buffer.alloc(30 * (1 + 3 * 40))));
-      const signature = Buffer.from("\x89PNG\r\n\x1a\n", "latin1");
-      return Buffer.concat([signature, chunk("IHDR", header), ...chunks, pixels, chunk("IEND", Buffer.alloc(0))]);
-    };
+    const truecolour = (...chunks) => pngOf(2, 3, ...chunks);
     for (const [name, body] of [
       ["palette-1-entry", indexedPng(chunk("PLTE", Buffer.alloc(3, 7)))],
       ["palette-256-entries", indexedPng(chunk("PLTE", Buffer.alloc(768, 7)))],
       ["truecolour-odd-palette", truecolour(chunk("PLTE", Buffer.alloc(5, 7)))],
     ]) {
-      fixtures[`/photos/${name}.png`] = { type: "image/png", body };
-      const shown = await get(cfWorker, `/images/20/photos/${name}.png`);
-      assert.equal(shown.status, 200, name);
-      assert.match(shown.headers.get("x-image-transform"), /failed/, name);
-      assert.deepEqual(Buffer.from(shown.body), body, `${name}: the original`);
+      await servedAsOriginal(cfWorker, name, body);
     }
   } finally {
     await cfWorker.stop();
@@ -1250,16 +1251,6 @@ test("a truecolour PNG whose first PLTE has no entry is refused 502 as corrupt; 
   // ("duplicate"), one after a tRNS it took ("out of place"), one in a greyscale PNG ("ignored") — so Firefox draws the
   // image. But a first PLTE of no entry is taken, and png_set_PLTE stops with "Invalid palette" whatever the colour
   // type; the png crate (Skia's Rust codec) refuses it too (ChunkLengthWrong): no browser draws it, yet it was served.
-  const png = (colour, channels, ...chunks) => {
-    const header = Buffer.alloc(13);
-    header.writeUInt32BE(40, 0);
-    header.writeUInt32BE(30, 4);
-    header[8] = 8;
-    header[9] = colour;
-    const pixels = chunk("IDAT", deflateSync(Buffer.alloc(30 * (1 + channels * 40))));
-    const signature = Buffer.from("\x89PNG\r\n\x1a\n", "latin1");
-    return Buffer.concat([signature, chunk("IHDR", header), ...chunks, pixels, chunk("IEND", Buffer.alloc(0))]);
-  };
   const empty = chunk("PLTE", Buffer.alloc(0));
   const badCrc = (framed) => {
     const copy = Buffer.from(framed);
@@ -1269,18 +1260,18 @@ test("a truecolour PNG whose first PLTE has no entry is refused 502 as corrupt; 
   const cfWorker = await failingResizer();
   try {
     for (const [name, body] of [
-      ["rgb-empty-palette", png(2, 3, empty)],
-      ["rgba-empty-palette", png(6, 4, empty)],
+      ["rgb-empty-palette", pngOf(2, 3, empty)],
+      ["rgba-empty-palette", pngOf(6, 4, empty)],
       // A PLTE of an invalid length is skipped (benign), so the empty one after it is the first taken.
-      ["rgb-odd-then-empty-palette", png(2, 3, chunk("PLTE", Buffer.alloc(5, 7)), empty)],
+      ["rgb-odd-then-empty-palette", pngOf(2, 3, chunk("PLTE", Buffer.alloc(5, 7)), empty)],
       // tRNS is invalid in a PNG with an alpha channel (skipped), so it does not make the empty PLTE out of place.
-      ["rgba-trns-then-empty-palette", png(6, 4, chunk("tRNS", Buffer.alloc(6)), empty)],
+      ["rgba-trns-then-empty-palette", pngOf(6, 4, chunk("tRNS", Buffer.alloc(6)), empty)],
       // Firefox's libpng is built without bKGD reading (its pnglibconf.h has no PNG_READ_bKGD_SUPPORTED): a bKGD
       // is discarded as unknown and never makes the empty PLTE after it out of place.
-      ["rgba-bkgd-then-empty-palette", png(6, 4, chunk("bKGD", Buffer.alloc(6)), empty)],
-      ["rgb-bkgd-then-empty-palette", png(2, 3, chunk("bKGD", Buffer.from([0, 255, 0, 255, 0, 255])), empty)],
+      ["rgba-bkgd-then-empty-palette", pngOf(6, 4, chunk("bKGD", Buffer.alloc(6)), empty)],
+      ["rgb-bkgd-then-empty-palette", pngOf(2, 3, chunk("bKGD", Buffer.from([0, 255, 0, 255, 0, 255])), empty)],
       // libpng discards a tRNS whose CRC is wrong (a warning), so it never makes the empty PLTE after it out of place.
-      ["rgb-bad-crc-trns-then-empty-palette", png(2, 3, badCrc(chunk("tRNS", Buffer.alloc(6))), empty)],
+      ["rgb-bad-crc-trns-then-empty-palette", pngOf(2, 3, badCrc(chunk("tRNS", Buffer.alloc(6))), empty)],
     ]) {
       fixtures[`/photos/${name}.png`] = { type: "image/png", body };
       const answer = await get(cfWorker, `/images/20/photos/${name}.png`);
@@ -1292,19 +1283,15 @@ test("a truecolour PNG whose first PLTE has no entry is refused 502 as corrupt; 
       );
     }
     for (const [name, body] of [
-      ["rgb-two-palettes", png(2, 3, palette, palette)],
-      ["rgb-palette-then-empty", png(2, 3, palette, empty)],
-      ["rgb-trns-then-empty-palette", png(2, 3, chunk("tRNS", Buffer.alloc(6)), empty)],
-      ["rgb-bkgd-trns-then-empty-palette", png(2, 3, chunk("bKGD", Buffer.alloc(6)), chunk("tRNS", Buffer.alloc(6)), empty)],
-      ["grey-two-palettes", png(0, 1, palette, palette)],
-      ["grey-empty-palette", png(0, 1, empty)],
-      ["grey-alpha-palette", png(4, 2, palette)],
+      ["rgb-two-palettes", pngOf(2, 3, palette, palette)],
+      ["rgb-palette-then-empty", pngOf(2, 3, palette, empty)],
+      ["rgb-trns-then-empty-palette", pngOf(2, 3, chunk("tRNS", Buffer.alloc(6)), empty)],
+      ["rgb-bkgd-trns-then-empty-palette", pngOf(2, 3, chunk("bKGD", Buffer.alloc(6)), chunk("tRNS", Buffer.alloc(6)), empty)],
+      ["grey-two-palettes", pngOf(0, 1, palette, palette)],
+      ["grey-empty-palette", pngOf(0, 1, empty)],
+      ["grey-alpha-palette", pngOf(4, 2, palette)],
     ]) {
-      fixtures[`/photos/${name}.png`] = { type: "image/png", body };
-      const shown = await get(cfWorker, `/images/20/photos/${name}.png`);
-      assert.equal(shown.status, 200, name);
-      assert.match(shown.headers.get("x-image-transform"), /failed/, name);
-      assert.deepEqual(Buffer.from(shown.body), body, `${name}: the original`);
+      await servedAsOriginal(cfWorker, name, body);
     }
   } finally {
     await cfWorker.stop();
