@@ -580,22 +580,16 @@ impl LocationMap {
         if client_host.is_empty() {
             return None;
         }
-        let is_domain = |part: &str| {
-            part.split_once('=').is_some_and(|(name, _)| {
-                name.trim_matches([' ', '\t'])
-                    .eq_ignore_ascii_case("domain")
-            })
-        };
+        let domains =
+            || cookie_attributes(set_cookie).filter(|a| a.name.eq_ignore_ascii_case("domain"));
         // Browsers ignore an empty `Domain` and take the last other one, its leading dot dropped.
-        let domain = set_cookie
-            .split(';')
-            .skip(1)
-            .filter(|part| is_domain(part))
-            .filter_map(|part| {
-                part.split_once('=')
-                    .map(|(_, v)| v.trim_matches([' ', '\t']))
+        let domain = domains()
+            .map(|a| {
+                a.value
+                    .strip_prefix('.')
+                    .unwrap_or(a.value)
+                    .to_ascii_lowercase()
             })
-            .map(|v| v.strip_prefix('.').unwrap_or(v).to_ascii_lowercase())
             .filter(|v| !v.is_empty())
             .last()?;
         // RFC 6265 §5.1.3's domain-match, the host in any case (the domain is lowercase).
@@ -609,31 +603,24 @@ impl LocationMap {
         if !lies_in(self.upstream_host()) || lies_in(client_host) {
             return None;
         }
-        let kept: Vec<&str> = set_cookie
-            .split(';')
-            .enumerate()
-            .filter(|(i, part)| *i == 0 || !is_domain(part))
-            .map(|(_, part)| part)
-            .collect();
-        Some(kept.join(";"))
+        // Each `Domain` attribute goes with the `;` before it.
+        let mut kept = String::with_capacity(set_cookie.len());
+        let mut from = 0;
+        for attribute in domains() {
+            kept.push_str(&set_cookie[from..attribute.part.start - 1]);
+            from = attribute.part.end;
+        }
+        kept.push_str(&set_cookie[from..]);
+        Some(kept)
     }
 
     /// [`Self::client_set_cookie`]'s `Path` mapping; `None` when unchanged.
     fn client_cookie_path(&self, set_cookie: &str) -> Option<String> {
-        // Browsers take the last `Path` attribute; the first `;`-separated part is the cookie itself.
-        let mut attribute = None;
-        let mut at = 0;
-        for (i, part) in set_cookie.split(';').enumerate() {
-            if let Some((name, value)) = part.split_once('=').filter(|_| i > 0) {
-                // Browsers trim spaces and tabs only.
-                if name.trim_matches([' ', '\t']).eq_ignore_ascii_case("path") {
-                    let value = value.trim_matches([' ', '\t']);
-                    attribute = Some((at + name.len() + 1, at + part.len(), value));
-                }
-            }
-            at += part.len() + 1;
-        }
-        let (start, end, path) = attribute?;
+        // Browsers take the last `Path` attribute.
+        let attribute = cookie_attributes(set_cookie)
+            .filter(|a| a.name.eq_ignore_ascii_case("path"))
+            .last()?;
+        let (start, end, path) = (attribute.value_at, attribute.part.end, attribute.value);
         // Whether a cookie for `path` is sent with requests for `target` (RFC 6265's path-match).
         let covers = |target: &str| {
             target
@@ -687,6 +674,35 @@ impl LocationMap {
         }
         Some(mapped)
     }
+}
+
+/// One attribute of a `Set-Cookie` value, as browsers split it (RFC 6265 §5.2): `part` is its byte range between
+/// `;`s, `value_at` where its value starts (after `=`, untrimmed); `name` and `value` trimmed of spaces and tabs
+/// only, as browsers trim them.
+struct CookieAttribute<'a> {
+    part: std::ops::Range<usize>,
+    value_at: usize,
+    name: &'a str,
+    value: &'a str,
+}
+
+/// The attributes of `set_cookie` that have an `=`, in order — past its first `;`-separated part, the cookie itself.
+fn cookie_attributes(set_cookie: &str) -> impl Iterator<Item = CookieAttribute<'_>> {
+    let mut at = 0;
+    set_cookie
+        .split(';')
+        .enumerate()
+        .filter_map(move |(i, part)| {
+            let start = at;
+            at += part.len() + 1;
+            let (name, value) = part.split_once('=').filter(|_| i > 0)?;
+            Some(CookieAttribute {
+                part: start..start + part.len(),
+                value_at: start + name.len() + 1,
+                name: name.trim_matches([' ', '\t']),
+                value: value.trim_matches([' ', '\t']),
+            })
+        })
 }
 
 /// The host of an authority (`host[:port]`, `[v6]:port`), its port dropped.
