@@ -43,6 +43,13 @@ const pngOf = (colour, channels, ...chunks) => {
   return Buffer.concat([signature, chunk("IHDR", header), ...chunks, pixels, chunk("IEND", Buffer.alloc(0))]);
 };
 
+// A chunk from `chunk` with its CRC's last bit flipped: its CRC is not its data's.
+const badCrc = (framed) => {
+  const copy = Buffer.from(framed);
+  copy[copy.length - 1] ^= 1;
+  return copy;
+};
+
 // An indexed-colour one, and a two-colour palette to put there.
 const palette = chunk("PLTE", Buffer.from([200, 80, 40, 20, 80, 200]));
 const indexedPng = (...chunks) => pngOf(3, 1, ...chunks);
@@ -1252,11 +1259,6 @@ test("a truecolour PNG whose first PLTE has no entry is refused 502 as corrupt; 
   // image. But a first PLTE of no entry is taken, and png_set_PLTE stops with "Invalid palette" whatever the colour
   // type; the png crate (Skia's Rust codec) refuses it too (ChunkLengthWrong): no browser draws it, yet it was served.
   const empty = chunk("PLTE", Buffer.alloc(0));
-  const badCrc = (framed) => {
-    const copy = Buffer.from(framed);
-    copy[copy.length - 1] ^= 1;
-    return copy;
-  };
   const cfWorker = await failingResizer();
   try {
     for (const [name, body] of [
@@ -1322,6 +1324,39 @@ test("a PNG whose IHDR no decoder accepts (a zero side, a bit depth or interlace
     const answer = await get(worker, `/images/20/photos/ihdr-${name}.png`);
     assert.equal(answer.status, 502, `${name}: ${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
     assert.match(JSON.parse(answer.body).error.message, /^the source image is cut short or corrupt/, name);
+  }
+});
+
+test("a PNG whose IHDR's CRC is wrong, or an indexed PNG whose PLTE's CRC is wrong, is refused 502 as corrupt; a truecolour or greyscale PNG's is drawn, its original served", async () => {
+  // Chrome's png crate refuses any critical chunk whose CRC is wrong (headless Chromium fired onerror for each of
+  // these). Firefox's libpng refuses the IHDR's and an indexed PNG's PLTE's (critical there), but reads a truecolour
+  // or greyscale PNG's PLTE as ancillary and only warns: Firefox draws those, so their originals are served. Where
+  // the resize fails (cf-image mode, Cloudflare's error here) the refused ones were served as a 200 no browser shows.
+  const plain = pngOf(2, 3);
+  // The IHDR's CRC: the signature's 8 bytes, then its length, type and 13 bytes of data, then the CRC's 4.
+  const badHeader = Buffer.from(plain);
+  badHeader[32] ^= 1;
+  const cfWorker = await failingResizer();
+  try {
+    for (const [name, body, message] of [
+      ["ihdr-bad-crc", badHeader, "the source image is cut short or corrupt: its header does not say its size"],
+      ["indexed-palette-bad-crc", indexedPng(badCrc(palette)), "the source image is cut short or corrupt: its header says its size, but it breaks off before its first pixel"],
+    ]) {
+      fixtures[`/photos/${name}.png`] = { type: "image/png", body };
+      const answer = await get(cfWorker, `/images/20/photos/${name}.png`);
+      assert.equal(answer.status, 502, `${name}: ${answer.headers.get("x-image-transform")} ${answer.body.length} bytes`);
+      assert.equal(JSON.parse(answer.body).error.message, message, name);
+    }
+    for (const [name, body] of [
+      ["ihdr-crc-intact", plain],
+      ["indexed-palette-crc-intact", indexedPng(palette)],
+      ["rgb-palette-bad-crc", pngOf(2, 3, badCrc(palette))],
+      ["grey-palette-bad-crc", pngOf(0, 1, badCrc(palette))],
+    ]) {
+      await servedAsOriginal(cfWorker, name, body);
+    }
+  } finally {
+    await cfWorker.stop();
   }
 });
 

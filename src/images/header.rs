@@ -15,11 +15,12 @@ pub enum Declared {
     /// (width, height) as its header declares them.
     Size(u32, u32),
     /// Not said: another format, a header this does not read (an AVIF with no `ispe` in its `meta` and no track
-    /// header, or one whose boxes break off or claim less than their own header), or an image that ends first.
+    /// header, or one whose boxes break off or claim less than their own header), a PNG `IHDR` no decoder accepts
+    /// (invalid, or its CRC wrong), or an image that ends first.
     Unknown,
     /// A PNG whose `IHDR` says its size, but that ends (cut short, or at `IEND`) or breaks (a chunk no decoder reads
-    /// past, an indexed one with no `PLTE` or a `PLTE` of an invalid length, a `PLTE` of no entry taken as any
-    /// image's palette) before its first `IDAT`: no pixel of it is drawn.
+    /// past, an indexed one with no `PLTE` or a `PLTE` of an invalid length or a wrong CRC, a `PLTE` of no entry
+    /// taken as any image's palette) before its first `IDAT`: no pixel of it is drawn.
     NoPixels,
     /// A JPEG whose frame header lies past the bytes read: its segments go on at this offset of the image, to be
     /// followed with [`jpeg_segments`]. An encoder may put as many APPn segments before the frame header as it
@@ -126,6 +127,13 @@ fn declared_size(head: &[u8], image_len: u64) -> Option<Declared> {
             || filter != 0
             || interlace > 1
         {
+            return Some(Declared::Unknown);
+        }
+        // An IHDR whose CRC is not its data's: every browser refuses the image before any pixel — libpng's
+        // png_crc_finish makes a critical chunk's CRC error a chunk error (Firefox sets no other CRC action), the
+        // png crate (Chrome's) a CrcMismatch for any critical chunk — so, like an IHDR no decoder accepts, it says
+        // no size. A first read too short to hold the CRC is an image cut short, which the walk finds so.
+        if head.get(8..33).is_some_and(|ihdr| !png_crc_intact(ihdr)) {
             return Some(Declared::Unknown);
         }
         // An animated PNG says so in an `acTL` chunk before its first `IDAT`: its chunks are followed from `IHDR`.
@@ -925,6 +933,13 @@ pub struct ChunkWalk {
 ///   features, which alone would allow it).
 /// - Safari decodes with ImageIO, whose source is not public: not checked. If it draws such an image, this rule
 ///   must serve it again.
+///
+/// A `PLTE` whose CRC is wrong follows the same split. The png crate refuses any critical chunk whose CRC is wrong
+/// (`CrcMismatch`; Skia ignores checksums only in fuzzing builds): headless Chromium 148 (Debian's) fired `onerror`
+/// for an indexed, an RGB and a greyscale PNG with one, and for an `IHDR` with one (December 2026). libpng stops at an
+/// indexed PNG's (`png_crc_finish_critical`, critical there), but handles a truecolour or greyscale PNG's as
+/// ancillary — a warning, and a truecolour one's entries are still taken — so Firefox draws those: only the indexed
+/// PNG's stops every browser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Palette {
     /// Nothing more to check: not a PNG, a greyscale one, or a truecolour one past the point where a `PLTE` could
@@ -949,21 +964,29 @@ impl Palette {
         }
     }
 
-    /// Whether a chunk of type `kind` and data `length` is a `tRNS` that would settle the palette if libpng took
-    /// it — an RGB PNG's, before any `PLTE` was taken — so that whether it is intact (its CRC) decides the image.
-    fn takes_trns(self, kind: &[u8], length: u64) -> bool {
-        self == Palette::Suggested { alpha: false }
-            && kind == b"tRNS"
-            && length == TRNS_RGB_BYTES as u64
+    /// Whether a chunk of type `kind` and data `length` is one whose CRC decides the image, so that whether it is
+    /// intact is read: an indexed PNG's first `PLTE` of a valid length (a wrong CRC stops every browser), and a
+    /// `tRNS` that would settle the palette if libpng took it — an RGB PNG's, before any `PLTE` was taken — which
+    /// libpng discards when its CRC is wrong.
+    fn crc_decides(self, kind: &[u8], length: u64) -> bool {
+        match (self, kind) {
+            (Palette::Needed, b"PLTE") => valid_palette_length(length),
+            (Palette::Suggested { alpha: false }, b"tRNS") => length == TRNS_RGB_BYTES as u64,
+            _ => false,
+        }
     }
 
-    /// After a chunk of type `kind` and data `length` before the first `IDAT`: the next state, or `None` where the
-    /// decoder stops (no pixel is drawn).
-    fn after(self, kind: &[u8], length: u64) -> Option<Self> {
+    /// After a chunk of type `kind` and data `length` before the first `IDAT`, `intact` unless it is one whose CRC
+    /// decides the image ([`Self::crc_decides`]) and that CRC is wrong: the next state, or `None` where the decoder
+    /// stops (no pixel is drawn).
+    fn after(self, kind: &[u8], length: u64, intact: bool) -> Option<Self> {
         let invalid = length > MAX_PALETTE_BYTES || !length.is_multiple_of(3);
         Some(match (self, kind) {
             // libpng's "invalid" (a chunk error in an indexed PNG), png_set_PLTE's "Invalid palette" for no entry.
             (Palette::Needed, b"PLTE") if invalid || length == 0 => return None,
+            // A CRC error in the palette an indexed PNG needs: libpng's "CRC error" (a chunk error: it is critical
+            // there), the png crate's CrcMismatch.
+            (Palette::Needed, b"PLTE") if !intact => return None,
             (Palette::Needed, b"PLTE") => Palette::Taken,
             (Palette::Taken, b"PLTE") => return None,
             // "invalid": skipped, a warning; the next PLTE is still the first taken.
@@ -971,10 +994,11 @@ impl Palette {
             (Palette::Suggested { .. }, b"PLTE") if length == 0 => return None,
             (Palette::Suggested { .. }, b"PLTE") => Palette::Settled,
             // A tRNS that libpng took (of the 6 bytes an RGB one has; in a PNG with an alpha channel it is invalid,
-            // skipped; one whose CRC is wrong is discarded, and never reaches here) makes any later PLTE "out of
-            // place": skipped, a warning. A bKGD does not in Firefox, whose libpng is built without reading it (see
-            // above).
-            (Palette::Suggested { alpha: false }, b"tRNS") if length == TRNS_RGB_BYTES as u64 => {
+            // skipped; one whose CRC is wrong is discarded, a warning) makes any later PLTE "out of place": skipped,
+            // a warning. A bKGD does not in Firefox, whose libpng is built without reading it (see above).
+            (Palette::Suggested { alpha: false }, b"tRNS")
+                if length == TRNS_RGB_BYTES as u64 && intact =>
+            {
                 Palette::Settled
             }
             // libpng's "Missing PLTE before IDAT", the png crate's PaletteRequired.
@@ -997,6 +1021,11 @@ fn png_crc_intact(chunk: &[u8]) -> bool {
 
 /// The most bytes a PNG's `PLTE` may hold: 256 entries of 3 bytes (§11.2.3).
 const MAX_PALETTE_BYTES: u64 = 3 * 256;
+
+/// Whether a `PLTE` of `length` bytes holds 1 to 256 whole entries.
+fn valid_palette_length(length: u64) -> bool {
+    (1..=MAX_PALETTE_BYTES).contains(&length) && length.is_multiple_of(3)
+}
 
 /// The largest length a PNG chunk may say: a PNG four-byte unsigned integer is at most 2^31 - 1 (§7.1).
 const MAX_PNG_CHUNK_LENGTH: u64 = 0x7FFF_FFFF;
@@ -1080,11 +1109,12 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
             }
             // Past the first IDAT the first frame's pixels are drawn, whatever a later PLTE is (in an indexed
             // APNG libpng's "duplicate" then ends the animation, not the image): the palette is checked before it.
-            // A tRNS that would spare a later PLTE counts only with its CRC intact: libpng discards an ancillary
-            // chunk whose CRC is wrong (png_crc_finish's warning, by default), never recording it. Where its bytes
-            // run past this window, the walk goes on from it with the next (a window holds far more than one).
-            let taken = if walk.palette.takes_trns(kind, length) {
-                match window.get(at..at + 12 + TRNS_RGB_BYTES) {
+            // An indexed PNG's PLTE, or a tRNS that would spare a later PLTE, counts only with its CRC intact:
+            // libpng stops at a critical chunk whose CRC is wrong and discards an ancillary one (png_crc_finish's
+            // chunk error and warning, by default), never recording it. Where its bytes run past this window, the
+            // walk goes on from it with the next (a window holds far more than one: these are at most 780 bytes).
+            let intact = if walk.palette.crc_decides(kind, length) {
+                match window.get(at..at + 12 + length as usize) {
                     Some(chunk) => png_crc_intact(chunk),
                     None if at != 0 && !ended => {
                         return Declared::Chunks(ChunkWalk {
@@ -1098,11 +1128,9 @@ fn chunks_in(window: &[u8], ended: bool, mut walk: ChunkWalk) -> Declared {
             } else {
                 true
             };
-            if taken {
-                match walk.palette.after(kind, length) {
-                    Some(palette) => walk.palette = palette,
-                    None => return Declared::NoPixels,
-                }
+            match walk.palette.after(kind, length, intact) {
+                Some(palette) => walk.palette = palette,
+                None => return Declared::NoPixels,
             }
         }
         match kind {
@@ -1192,7 +1220,24 @@ mod tests {
 
     /// What [`declared`] finds in `image`, read whole.
     fn whole(image: &[u8]) -> Declared {
-        declared(image, image.len() as u64)
+        let image = ihdr_sealed(image);
+        declared(&image, image.len() as u64)
+    }
+
+    /// `image` with a PNG's `IHDR` CRC made its data's, as an encoder writes it: the tests build an `IHDR` and
+    /// change its bytes, and every reading helper takes the image so; a wrong CRC is read by its own test, which
+    /// calls [`declared`] itself. Anything else is kept as it is.
+    fn ihdr_sealed(image: &[u8]) -> Vec<u8> {
+        let mut image = image.to_vec();
+        if image.starts_with(b"\x89PNG\r\n\x1a\n") && image.get(12..16) == Some(b"IHDR") {
+            if let Some(data) = image.get(12..29) {
+                let crc = crate::gateway::inflate::crc32(data).to_be_bytes();
+                if let Some(at) = image.get_mut(29..33) {
+                    at.copy_from_slice(&crc);
+                }
+            }
+        }
+        image
     }
 
     fn png(width: u32, height: u32) -> Vec<u8> {
@@ -2185,6 +2230,7 @@ mod tests {
     /// `image` followed as the handler follows it: window by window of [`SIZE_BYTES`] from where each walk says,
     /// with the number of windows read.
     fn walked(image: &[u8]) -> (Declared, usize) {
+        let image = &ihdr_sealed(image)[..];
         let window = |at: u64| {
             let from = (at as usize).min(image.len());
             &image[from..(from + SIZE_BYTES).min(image.len())]
@@ -2205,6 +2251,7 @@ mod tests {
 
     /// Where each window [`walked`] would ask for starts, past the first.
     fn walked_reads(image: &[u8]) -> Vec<u64> {
+        let image = &ihdr_sealed(image)[..];
         let window = |at: u64| {
             let from = (at as usize).min(image.len());
             &image[from..(from + SIZE_BYTES).min(image.len())]
@@ -2701,6 +2748,67 @@ mod tests {
     }
 
     #[test]
+    fn a_png_whose_ihdr_crc_is_wrong_says_no_size() {
+        // Chrome's png crate refuses a critical chunk whose CRC is wrong (CrcMismatch), and Firefox's libpng too (its
+        // "CRC error" is a chunk error for one): no browser reads the size, as for an IHDR no decoder accepts.
+        let image = ihdr_sealed(&png_then(&[(b"IDAT", 100), (b"IEND", 0)]));
+        let read = |image: &[u8]| declared(image, image.len() as u64);
+        assert_eq!(read(&image), Declared::Size(40, 30), "intact");
+        // A changed width or height byte, or a changed CRC byte.
+        for at in [19, 23, 29, 32] {
+            let mut wrong = image.clone();
+            wrong[at] ^= 1;
+            assert_eq!(read(&wrong), Declared::Unknown, "byte {at} changed");
+        }
+        // Cut inside the CRC: cut short before its pixels, whatever the CRC would have said.
+        assert_eq!(read(&image[..31]), Declared::NoPixels);
+    }
+
+    #[test]
+    fn an_indexed_png_whose_palette_crc_is_wrong_has_no_pixels_while_other_colour_types_are_drawn()
+    {
+        // A PLTE's CRC error stops libpng in an indexed PNG (critical there) and the png crate in any: no browser
+        // draws it. In a truecolour or greyscale PNG libpng handles it as ancillary (a warning; a truecolour one's
+        // entries still taken), so Firefox draws it, though Chromium does not.
+        let with = |colour: u8, before: usize, crc_intact: bool| {
+            let mut image = png_then(&[
+                (b"tEXt", before),
+                (b"PLTE", 6),
+                (b"IDAT", 100),
+                (b"IEND", 0),
+            ]);
+            image[25] = colour;
+            if !crc_intact {
+                // The PLTE's CRC: after the IHDR (33 bytes), the tEXt (12 + before) and the PLTE's 8 + 6.
+                image[33 + 12 + before + 14] ^= 1;
+            }
+            image
+        };
+        // Within the first window, and straddling its end (the PLTE's data and CRC in the next window).
+        for before in [4, SIZE_BYTES - 33 - 12 - 10] {
+            assert_eq!(walked(&with(3, before, true)).0, Declared::Size(40, 30));
+            assert_eq!(
+                walked(&with(3, before, false)).0,
+                Declared::NoPixels,
+                "{before}"
+            );
+            for colour in [0, 2, 4, 6] {
+                assert_eq!(
+                    walked(&with(colour, before, false)).0,
+                    Declared::Size(40, 30),
+                    "colour type {colour}, {before}"
+                );
+            }
+        }
+        // A truecolour PNG's PLTE whose CRC is wrong is still the palette libpng takes: an empty one after it is a
+        // benign "duplicate".
+        let mut taken = png_then(&[(b"PLTE", 6), (b"PLTE", 0), (b"IDAT", 100), (b"IEND", 0)]);
+        taken[25] = 2;
+        taken[33 + 14] ^= 1;
+        assert_eq!(walked(&taken).0, Declared::Size(40, 30));
+    }
+
+    #[test]
     fn a_truecolour_png_whose_first_palette_taken_has_no_entry_has_no_pixels() {
         // A truecolour PNG's PLTE is a suggestion, but libpng takes the first of a valid length, and png_set_PLTE
         // stops at one of no entry ("Invalid palette", whatever the colour type); the png crate refuses it too
@@ -2798,8 +2906,8 @@ mod tests {
         let at = png_then(&[]).len();
         let mut out = image[..at].to_vec();
         out.extend([0, 0, 0, 3]);
-        out.extend(b"PLTE");
-        out.extend([0; 7]);
+        out.extend(b"PLTE\0\0\0");
+        out.extend(crate::gateway::inflate::crc32(b"PLTE\0\0\0").to_be_bytes());
         out.extend(&image[at..]);
         out
     }
