@@ -23,25 +23,10 @@ pub fn directive<'a>(list: &'a str, name: &str) -> Option<Option<&'a str>> {
     })
 }
 
-/// A list's members, split at the commas outside a quoted string (RFC 9110 §5.6.4, `\` escaping): a field list
-/// (`no-cache="Set-Cookie, max-age"`) is one argument, and nothing in it is taken for a directive of its own.
+/// A list's members, split at the commas outside a quoted string: a field list (`no-cache="Set-Cookie, max-age"`)
+/// is one argument, and nothing in it is taken for a directive of its own.
 fn items(list: &str) -> Vec<&str> {
-    let (mut members, mut start, mut quoted, mut escaped) = (Vec::new(), 0, false, false);
-    for (at, byte) in list.bytes().enumerate() {
-        match byte {
-            _ if escaped => escaped = false,
-            b'\\' if quoted => escaped = true,
-            b'"' => quoted = !quoted,
-            // A comma is one byte, so `at` is a char boundary.
-            b',' if !quoted => {
-                members.push(&list[start..at]);
-                start = at + 1;
-            }
-            _ => {}
-        }
-    }
-    members.push(&list[start..]);
-    members
+    crate::field_list::split_unquoted(list, b',')
 }
 
 #[cfg(test)]

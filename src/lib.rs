@@ -11,6 +11,7 @@ pub mod conditional;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod field_list;
 pub mod gateway;
 pub mod health;
 pub mod images;

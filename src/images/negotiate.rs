@@ -5,6 +5,7 @@
 //! "not acceptable".
 
 use super::transform::FormatChoice;
+use crate::field_list::split_unquoted;
 
 /// The format a variant is produced in, before the source is seen (`Original` = the source's format).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +42,14 @@ impl Negotiated {
 
 /// The weight `accept` gives `media` when it lists it by name, in thousandths: its highest `q` (1000 when none is
 /// given); 0 when it is not listed, or only with a `q` that is 0 or not a qvalue ([`qvalue`]: `inf`, `NaN`, `1e0`,
-/// `0.0001`, `1.0000`, `5` refuse the type).
+/// `0.0001`, `1.0000`, `5` refuse the type). Members and parameters are read as RFC 9110 lists (§5.6.1, §5.6.6), split only outside quoted strings: a `,` or
+/// `;` in a quoted parameter value (`image/avif;x="a,b";q=0`) ends neither the member nor the parameter.
 fn weight(accept: &str, media: &str) -> u16 {
-    accept
-        .split(',')
+    split_unquoted(accept, b',')
+        .into_iter()
         .filter_map(|item| {
-            let mut parts = item.split(';').map(str::trim);
+            let parameters = split_unquoted(item, b';');
+            let mut parts = parameters.into_iter().map(str::trim);
             if !parts.next().unwrap_or("").eq_ignore_ascii_case(media) {
                 return None;
             }
@@ -331,6 +334,27 @@ mod tests {
                 negotiate(FormatChoice::Auto, accept),
                 expected,
                 "{accept:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_quoted_parameter_value_ends_neither_the_member_nor_the_parameter() {
+        // A quoted parameter value (RFC 9110 §5.6.4) may hold `,` and `;`: the `q` after it is the type's own, and a
+        // `q=0` inside it is no weight. Splitting at every comma gave AVIF the top weight its `q=0` refused.
+        for (accept, expected) in [
+            ("image/avif;x=\"a,b\";q=0, image/webp", Negotiated::Webp),
+            ("image/avif;x=\"a;q=0\", image/webp;q=0.5", Negotiated::Avif),
+            // An escaped quote (`\"`) does not close the quoted string.
+            (
+                "image/avif;x=\"\\\";q=0\", image/webp;q=0.5",
+                Negotiated::Avif,
+            ),
+        ] {
+            assert_eq!(
+                negotiate(FormatChoice::Auto, Some(accept)),
+                expected,
+                "{accept}"
             );
         }
     }
