@@ -29,7 +29,7 @@ use super::headers::{
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
-use super::key_set::{KeySetMemory, Lookup, REFRESH_STALE_MS};
+use super::key_set::{KeySetMemory, Lookup, ReadFailure, REFRESH_STALE_MS};
 use super::request_url::{normalise_path, RequestUrl};
 use super::routes::{is_retryable_method, AuthPolicy, Matched, Route};
 use super::token_cache::{Recall, VerifiedTokens};
@@ -969,7 +969,7 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
         ),
     };
     let outcome = match read_and_keep(call, read.read, now).await {
-        Err(error) => {
+        Err((error, kind)) => {
             // No request reads again for the hold (`KeySetMemory::failed`): a broken or missing document costs one
             // KV read per hold in an isolate, not one per request.
             let at = respond::now_ms();
@@ -980,7 +980,7 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
             let hold_ms = call.isolate.config.gateway.jwks_hold_ms;
             let lent = JWKS.with(|m| {
                 let mut memory = m.borrow_mut();
-                memory.failed(read.read, at, hold_ms, detail.clone());
+                memory.failed(read.read, at, hold_ms, kind, detail.clone());
                 memory.grace(at, ttl_ms)
             });
             match lent {
@@ -996,23 +996,29 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
                 None => Err(error),
             }
         }
-        kept => kept,
+        Ok(keys) => Ok(keys),
     };
     read.lead.publish(outcome.clone());
     outcome
 }
 
-/// Read `read` of the JWKS (started at `now`), kept by the key set's memory.
-async fn read_and_keep(call: &Call, read: u64, now: u64) -> ApiResult<Rc<Jwks>> {
+/// Read `read` of the JWKS (started at `now`), kept by the key set's memory; or why not, and whether that says
+/// anything of the document (`ReadFailure`: KV erring does not).
+async fn read_and_keep(
+    call: &Call,
+    read: u64,
+    now: u64,
+) -> Result<Rc<Jwks>, (ApiError, ReadFailure)> {
     // No document is the deployment's fault, as one that is no JWKS is: read as an empty set, it answered every
     // token 401 `unknown key id`, telling clients to throw away tokens that were fine. Not kept: the next request
     // reads again, so the document is used as soon as it is written.
-    let text = read_jwks(call).await?.ok_or_else(|| {
-        ApiError::internal(format!(
-            "JWKS: CONFIG_KV has no {:?} document",
-            bindings::JWKS_KEY
-        ))
-    })?;
+    let text = read_jwks(call)
+        .await
+        .map_err(|e| (e, ReadFailure::Store))?
+        .ok_or_else(|| {
+            let missing = format!("JWKS: CONFIG_KV has no {:?} document", bindings::JWKS_KEY);
+            (ApiError::internal(missing), ReadFailure::Document)
+        })?;
     JWKS.with(|m| {
         m.borrow_mut().keep(read, now, text, |text| {
             let (keys, skipped) = Jwks::parse(text)?;
@@ -1025,7 +1031,12 @@ async fn read_and_keep(call: &Call, read: u64, now: u64) -> ApiResult<Rc<Jwks>> 
             Ok(keys)
         })
     })
-    .map_err(|e: String| ApiError::internal(format!("JWKS: {e}")))
+    .map_err(|e: String| {
+        (
+            ApiError::internal(format!("JWKS: {e}")),
+            ReadFailure::Document,
+        )
+    })
 }
 
 /// The JWKS document in `CONFIG_KV`, if there is one.

@@ -18,6 +18,10 @@
 //! (`GATEWAY_JWKS_HOLD_MS`, [`KeySetMemory::failed`]): meanwhile requests use the kept set while it may be lent
 //! ([`KeySetMemory::grace`]) and are otherwise answered that failure ([`Lookup::Held`]) without a read of their own
 //! — before, while the document was broken or missing every JWT request read KV again, and logged it.
+//!
+//! Which failure it was matters to an older read that ends after it ([`ReadFailure`]): a document found missing or
+//! no JWKS is newer word of the document than what the older read found, while KV erring says nothing of it — the
+//! older read's good document is then the newest known, and is kept (lifting the hold) rather than a hiccup's.
 
 use std::rc::Rc;
 
@@ -42,11 +46,21 @@ pub enum Lookup<K> {
     Held { detail: String },
 }
 
-/// A read that failed: until when it holds off the next read, why it failed, and its number (a read that started
-/// before it and fails after it sets no hold of its own).
+/// Why a read found no key set: what it says of the document an older read, ending after it, found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFailure {
+    /// The document is missing or is no JWKS: newer word of it than an older read's, which is not kept over it.
+    Document,
+    /// KV erred (a hiccup, an outage): nothing is known of the document, so an older read's good one is kept.
+    Store,
+}
+
+/// A read that failed: until when it holds off the next read, why it failed (and what it says of the document),
+/// and its number (a read that started before it and fails after it sets no hold of its own).
 struct Failed {
     until_ms: u64,
     detail: String,
+    kind: ReadFailure,
     read: u64,
 }
 
@@ -126,11 +140,13 @@ impl<K> KeySetMemory<K> {
     }
 
     /// The key set read `read` (started at `started_ms`) found in `document`: the kept set when the document is
-    /// unchanged, else `parse`'s, kept unless a read that started later has been kept meanwhile — or has failed:
-    /// what a later read found (a document broken or gone, KV erring) is newer than this read's document, which
-    /// neither lifts that read's hold nor restarts the kept set's age; its own request (and its waiters) use it all
-    /// the same, and the next read after the hold decides. (Before, a stalled read ending after a newer one failed
-    /// was kept for a whole TTL, and lifted the hold the newer failure had set.)
+    /// unchanged, else `parse`'s, kept unless a read that started later has been kept meanwhile — or has found the
+    /// document broken or gone ([`ReadFailure::Document`]): that is newer than this read's document, which neither
+    /// lifts that read's hold nor restarts the kept set's age; its own request (and its waiters) use it all the
+    /// same, and the next read after the hold decides. (Before, a stalled read ending after a newer one failed was
+    /// kept for a whole TTL, and lifted the hold the newer failure had set.) A later read that failed because KV
+    /// erred ([`ReadFailure::Store`]) read no document: this one's is the newest known, kept, and lifts that hold
+    /// (before, a KV hiccup beat a good read, and requests were answered 500 or lent the older set meanwhile).
     pub fn keep<E>(
         &mut self,
         read: u64,
@@ -139,7 +155,10 @@ impl<K> KeySetMemory<K> {
         parse: impl FnOnce(&str) -> Result<K, E>,
     ) -> Result<Rc<K>, E> {
         self.finished(read);
-        let newer_failed = self.failed.as_ref().is_some_and(|f| f.read > read);
+        let newer_failed = self
+            .failed
+            .as_ref()
+            .is_some_and(|f| f.read > read && f.kind == ReadFailure::Document);
         if let Some(kept) = self.kept.as_mut().filter(|k| k.document == document) {
             if kept.read < read && !newer_failed {
                 kept.at_ms = started_ms;
@@ -180,7 +199,14 @@ impl<K> KeySetMemory<K> {
     /// nothing off (a later read found the document), nor does one that started before the failed read that set the
     /// hold: a stalled read failing during (or after) the hold a later read set would restart it, and extend it —
     /// a hold is set by the newest read alone.
-    pub fn failed(&mut self, read: u64, now_ms: u64, hold_ms: u64, detail: String) {
+    pub fn failed(
+        &mut self,
+        read: u64,
+        now_ms: u64,
+        hold_ms: u64,
+        kind: ReadFailure,
+        detail: String,
+    ) {
         self.finished(read);
         if self.kept.as_ref().is_some_and(|k| k.read > read)
             || self.failed.as_ref().is_some_and(|f| f.read > read)
@@ -190,6 +216,7 @@ impl<K> KeySetMemory<K> {
         self.failed = Some(Failed {
             until_ms: now_ms.saturating_add(hold_ms),
             detail,
+            kind,
             read,
         });
     }
@@ -251,6 +278,36 @@ mod tests {
 
     fn parse(doc: &str) -> Result<String, String> {
         Ok(format!("parsed {doc}"))
+    }
+
+    /// Cold: read 1 stalls, and read 2 (past the stall bound) fails with `kind`, holding off reads for `hold`.
+    /// Gives the memory and the two reads' numbers.
+    fn stalled_then_failed(
+        hold: u64,
+        kind: ReadFailure,
+        detail: &str,
+    ) -> (KeySetMemory<String>, u64, u64) {
+        let mut memory = KeySetMemory::default();
+        let stalled = read(&mut memory, 0);
+        let newer = read(&mut memory, REFRESH_STALE_MS);
+        memory.failed(newer, REFRESH_STALE_MS, hold, kind, detail.into());
+        (memory, stalled, newer)
+    }
+
+    /// Warm: the set `"a"` kept at 0 lapses, read 2 (at the TTL) stalls, and read 3 fails with `kind` past the stall
+    /// bound, holding off reads for `hold` (the set lent meanwhile). Gives the memory, the kept set and read 2.
+    fn lapsed_then_failed(
+        hold: u64,
+        kind: ReadFailure,
+        detail: &str,
+    ) -> (KeySetMemory<String>, Rc<String>, u64) {
+        let mut memory = KeySetMemory::default();
+        let first = read(&mut memory, 0);
+        let kept = memory.keep(first, 0, "a".into(), parse).unwrap();
+        let stalled = read(&mut memory, TTL);
+        let failing = read(&mut memory, TTL + REFRESH_STALE_MS);
+        memory.failed(failing, TTL + REFRESH_STALE_MS, hold, kind, detail.into());
+        (memory, kept, stalled)
     }
 
     #[test]
@@ -466,7 +523,13 @@ mod tests {
         // Cold: a failed read is answered to every request of the hold, none reading; then one reads again.
         let mut memory = KeySetMemory::default();
         let first = read(&mut memory, 0);
-        memory.failed(first, 5, HOLD, "JWKS: no document".into());
+        memory.failed(
+            first,
+            5,
+            HOLD,
+            ReadFailure::Document,
+            "JWKS: no document".into(),
+        );
         for now in [5, 6, HOLD + 4] {
             assert_eq!(held(&mut memory, now), "JWKS: no document", "{now}");
         }
@@ -481,14 +544,26 @@ mod tests {
         // Warm: past the TTL a failed re-read lends the kept set for the hold without another read, within its grace.
         let start = HOLD + 5;
         let lapsed = read(&mut memory, start + TTL);
-        memory.failed(lapsed, start + TTL, HOLD, "JWKS: broken".into());
+        memory.failed(
+            lapsed,
+            start + TTL,
+            HOLD,
+            ReadFailure::Document,
+            "JWKS: broken".into(),
+        );
         for now in [start + TTL, start + TTL + HOLD - 1] {
             assert!(Rc::ptr_eq(&used(&mut memory, now), &keys), "{now}");
         }
         assert_eq!(memory.reads(), 3, "one read for the hold");
         let next = read(&mut memory, start + TTL + HOLD);
         // Past the grace, the hold answers the failure.
-        memory.failed(next, start + 2 * TTL, HOLD, "JWKS: broken".into());
+        memory.failed(
+            next,
+            start + 2 * TTL,
+            HOLD,
+            ReadFailure::Document,
+            "JWKS: broken".into(),
+        );
         assert_eq!(held(&mut memory, start + 2 * TTL + 1), "JWKS: broken");
         assert_eq!(memory.reads(), 4);
 
@@ -501,9 +576,21 @@ mod tests {
         memory
             .keep(quick, t + REFRESH_STALE_MS, "a".into(), parse)
             .unwrap();
-        memory.failed(slow, t + REFRESH_STALE_MS + 1, HOLD, "late".into());
+        memory.failed(
+            slow,
+            t + REFRESH_STALE_MS + 1,
+            HOLD,
+            ReadFailure::Document,
+            "late".into(),
+        );
         let after = read(&mut memory, t + REFRESH_STALE_MS + TTL);
-        memory.failed(after, t + REFRESH_STALE_MS + TTL, 0, "no hold".into());
+        memory.failed(
+            after,
+            t + REFRESH_STALE_MS + TTL,
+            0,
+            ReadFailure::Document,
+            "no hold".into(),
+        );
         read(&mut memory, t + REFRESH_STALE_MS + TTL);
     }
 
@@ -511,15 +598,14 @@ mod tests {
     fn a_read_begun_before_the_hold_that_fails_during_it_does_not_extend_it() {
         const HOLD: u64 = 1_000;
         // Cold: read 1 stalls, read 2 (past the stall bound) fails and holds off reads until 2 s + HOLD.
-        let mut memory = KeySetMemory::<String>::default();
-        let stalled = read(&mut memory, 0);
-        let newer = read(&mut memory, REFRESH_STALE_MS);
-        memory.failed(newer, REFRESH_STALE_MS, HOLD, "JWKS: broken".into());
+        let (mut memory, stalled, newer) =
+            stalled_then_failed(HOLD, ReadFailure::Document, "JWKS: broken");
         // The stalled read fails near the hold's end: before, it restarted the hold (until 2 s + 2 * HOLD - 1).
         memory.failed(
             stalled,
             REFRESH_STALE_MS + HOLD - 1,
             HOLD,
+            ReadFailure::Document,
             "JWKS: stalled".into(),
         );
         match memory.lookup(REFRESH_STALE_MS + HOLD - 1, TTL) {
@@ -531,18 +617,22 @@ mod tests {
         let next = read(&mut memory, REFRESH_STALE_MS + HOLD);
         assert!(next > newer, "the hold the newest read set ends on time");
         // Failing after that hold too (no newer read failed or kept since): still no hold of its own.
-        let mut memory = KeySetMemory::<String>::default();
-        let stalled = read(&mut memory, 0);
-        let newer = read(&mut memory, REFRESH_STALE_MS);
-        memory.failed(newer, REFRESH_STALE_MS, HOLD, "JWKS: broken".into());
-        memory.failed(stalled, REFRESH_STALE_MS + HOLD, HOLD, "late".into());
+        let (mut memory, stalled, _) =
+            stalled_then_failed(HOLD, ReadFailure::Document, "JWKS: broken");
+        memory.failed(
+            stalled,
+            REFRESH_STALE_MS + HOLD,
+            HOLD,
+            ReadFailure::Document,
+            "late".into(),
+        );
         read(&mut memory, REFRESH_STALE_MS + HOLD);
         // A newer read's failure still sets its own hold after an older one's.
         let mut memory = KeySetMemory::<String>::default();
         let first = read(&mut memory, 0);
-        memory.failed(first, 0, HOLD, "first".into());
+        memory.failed(first, 0, HOLD, ReadFailure::Document, "first".into());
         let second = read(&mut memory, HOLD);
-        memory.failed(second, HOLD, HOLD, "second".into());
+        memory.failed(second, HOLD, HOLD, ReadFailure::Document, "second".into());
         match memory.lookup(2 * HOLD - 1, TTL) {
             Lookup::Held { detail } => assert_eq!(detail, "second"),
             other => panic!("within the second hold: {other:?}"),
@@ -554,10 +644,8 @@ mod tests {
         const HOLD: u64 = 1_000;
         // Cold: read 1 stalls, read 2 (past the stall bound) fails — the document is broken or gone, or KV erred —
         // and holds off reads. Read 1 then ends with the document as it was before: what read 2 saw is newer.
-        let mut memory = KeySetMemory::<String>::default();
-        let older = read(&mut memory, 0);
-        let newer = read(&mut memory, REFRESH_STALE_MS);
-        memory.failed(newer, REFRESH_STALE_MS, HOLD, "JWKS: broken".into());
+        let (mut memory, older, newer) =
+            stalled_then_failed(HOLD, ReadFailure::Document, "JWKS: broken");
         let keys = memory.keep(older, 0, "old".into(), parse).expect("parsed");
         assert_eq!(*keys, "parsed old", "its own request uses what it read");
         // Before, the older document was kept for a whole TTL and the newer read's hold lifted.
@@ -573,22 +661,49 @@ mod tests {
         );
         // Warm: the kept set lapses, read 2 stalls, read 3 fails (the kept set lent for the hold); read 2 ending
         // with the same document restarts neither its age nor lifts the hold: once the hold ends, a read is made.
-        let mut memory = KeySetMemory::<String>::default();
-        let first = read(&mut memory, 0);
-        memory.keep(first, 0, "a".into(), parse).unwrap();
-        let stalled = read(&mut memory, TTL);
-        let failing = read(&mut memory, TTL + REFRESH_STALE_MS);
-        memory.failed(failing, TTL + REFRESH_STALE_MS, HOLD, "JWKS: KV".into());
+        let (mut memory, _, stalled) =
+            lapsed_then_failed(HOLD, ReadFailure::Document, "JWKS: broken");
         memory.keep(stalled, TTL, "a".into(), parse).unwrap();
         used(&mut memory, TTL + REFRESH_STALE_MS + HOLD - 1);
         read(&mut memory, TTL + REFRESH_STALE_MS + HOLD);
         // A newer read's success still replaces an older failure, as ever.
         let mut memory = KeySetMemory::<String>::default();
         let first = read(&mut memory, 0);
-        memory.failed(first, 0, HOLD, "JWKS: broken".into());
+        memory.failed(first, 0, HOLD, ReadFailure::Document, "JWKS: broken".into());
         let second = read(&mut memory, HOLD);
         let kept = memory.keep(second, HOLD, "b".into(), parse).unwrap();
         assert!(Rc::ptr_eq(&used(&mut memory, HOLD + 1), &kept));
+    }
+
+    #[test]
+    fn an_older_good_read_ending_after_a_newer_one_failed_on_kv_is_kept_and_lifts_the_hold() {
+        const HOLD: u64 = 1_000;
+        // Cold: read 1 stalls, read 2 fails because KV erred (a hiccup: it says nothing of the document), then read
+        // 1 ends with a good document — the newest word of it. Before, the hiccup's hold stood over it: requests
+        // were answered 500 until the hold ended, then read again.
+        let kv = "reading the JWKS from KV";
+        let (mut memory, older, _) = stalled_then_failed(HOLD, ReadFailure::Store, kv);
+        let keys = memory.keep(older, 0, "good".into(), parse).expect("parsed");
+        assert!(
+            Rc::ptr_eq(&used(&mut memory, REFRESH_STALE_MS + 1), &keys),
+            "kept, the hold lifted"
+        );
+        assert!(
+            Rc::ptr_eq(&used(&mut memory, TTL - 1), &keys),
+            "fresh for its TTL from its own start"
+        );
+        read(&mut memory, TTL);
+        // Warm: the kept set lapses, read 2 stalls, read 3 fails on KV (the set lent for the hold); read 2 ends with
+        // the same document: its age restarts from read 2's start and the hold is lifted — no read once it ends.
+        let (mut memory, kept, stalled) = lapsed_then_failed(HOLD, ReadFailure::Store, kv);
+        memory.keep(stalled, TTL, "a".into(), parse).unwrap();
+        assert!(
+            Rc::ptr_eq(&used(&mut memory, TTL + REFRESH_STALE_MS + HOLD), &kept),
+            "fresh again from the stalled read's start"
+        );
+        read(&mut memory, 2 * TTL);
+        // A document found broken by the newer read still stands over the older read's (`ReadFailure::Document`,
+        // the test above): only KV erring gives way.
     }
 
     #[test]
@@ -601,7 +716,13 @@ mod tests {
         assert!(Rc::ptr_eq(&used(&mut memory, T + 1), &keys));
         memory.age(TTL);
         let again = read(&mut memory, T + 1);
-        memory.failed(again, T + 1, 10 * TTL, "broken".into());
+        memory.failed(
+            again,
+            T + 1,
+            10 * TTL,
+            ReadFailure::Document,
+            "broken".into(),
+        );
         assert!(
             Rc::ptr_eq(&used(&mut memory, T + 2), &keys),
             "lent: TTL old, within its grace"
