@@ -2508,6 +2508,28 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a fill the origin answers 429 or 503 with Retry-After is every coalesced waiter's answer: one origin request", async () => {
+    // Before, a 429 was the lead's alone (not held, not shared): each of the 4 waiters asked the rate-limiting origin
+    // again as soon as the lead's answer came.
+    for (const [status, cookie] of [[429, false], [503, false], [429, true]]) {
+      origin.reset();
+      let asked = 0;
+      origin.handle(async (req, body, res) => {
+        asked += 1;
+        if (asked === 1) await untilWaiting(worker, 4);
+        const headers = { "content-type": "text/plain", "retry-after": "30", ...(cookie ? { "set-cookie": "lb=a" } : {}) };
+        res.writeHead(status, headers).end("slow down");
+      });
+      const path = `/gw/cached?limited-fill-${status}-${cookie}=${Date.now()}`;
+      const answers = await Promise.all(Array.from({ length: 5 }, () => worker.fetch(path)));
+      const seen = await Promise.all(answers.map(async (r) => `${r.status} ${r.headers.get("retry-after")} ${await r.text()}`));
+      assert.deepEqual(seen, Array(5).fill(`${status} 30 slow down`), `${status}${cookie ? " with a cookie" : ""}`);
+      // One that sets a cookie is its visitor's (a sticky balancer's, or a session): each waiter asks for its own.
+      assert.equal(asked, cookie ? 5 : 1, `origin requests for five requests answered ${status}${cookie ? " with a cookie" : ""}`);
+    }
+    origin.reset();
+  });
+
   test("during an origin outage 20 concurrent requests make 1 origin request: stale where allowed, else the error", async () => {
     origin.reset();
     version = 7;

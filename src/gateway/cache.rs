@@ -1199,6 +1199,15 @@ pub fn purge_answer(
     )
 }
 
+/// Whether an answer with `status` that is not stored is still held whole and handed to a fill's coalesced waiters
+/// (unless it sets a cookie): an origin error (5xx) or a 429, the origin pushing back on the key. Each waiter asking
+/// again sent a rate-limiting origin one request per waiter as soon as it had said to slow down (a 429 was the
+/// lead's alone), where a 5xx cost one per key. A 429 stays a status-only answer ([`shared_fill_answer`]): a requester
+/// that sent credentials the fill left out asks for its own, as a rate limit may be by who asks.
+pub fn origin_pushback(status: u16) -> bool {
+    status >= 500 || status == 429
+}
+
 /// Statuses the Fetch standard gives no body: a response with one of them must be built without a body.
 pub fn null_body(status: u16) -> bool {
     matches!(status, 101 | 103 | 204 | 205 | 304)
@@ -3029,6 +3038,16 @@ mod tests {
                 error.contains(field) && error.contains("at most"),
                 "{error}"
             );
+        }
+    }
+
+    #[test]
+    fn an_origin_error_or_a_429_is_held_for_the_waiters_and_nothing_else_unstored_is() {
+        for status in [429, 500, 502, 503, 504, 599] {
+            assert!(origin_pushback(status), "{status}");
+        }
+        for status in [200, 304, 400, 401, 403, 404, 406, 428, 431] {
+            assert!(!origin_pushback(status), "{status}");
         }
     }
 

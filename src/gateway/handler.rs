@@ -16,10 +16,10 @@ use worker::{js_sys, web_sys, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
     cache_key, invalidates, keep_purge_made, lifts_refresh_hold, not_modified, null_body,
-    purge_answer, purge_marks, purged_since, refresh_due, refresh_hold_ms, settle_put,
-    shared_fill_answer, storable, stretched_lifetime, tags_for, tags_left_out, valid_tag,
-    write_marks, CachePolicy, FillAnswer, Freshness, KeyHolds, KeyId, PutFailed, StoredMeta,
-    Writes, PASS_MS, PURGE_MARK_TTL_SECS, PURGE_RETRY_MS,
+    origin_pushback, purge_answer, purge_marks, purged_since, refresh_due, refresh_hold_ms,
+    settle_put, shared_fill_answer, storable, stretched_lifetime, tags_for, tags_left_out,
+    valid_tag, write_marks, CachePolicy, FillAnswer, Freshness, KeyHolds, KeyId, PutFailed,
+    StoredMeta, Writes, PASS_MS, PURGE_MARK_TTL_SECS, PURGE_RETRY_MS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
@@ -1982,13 +1982,14 @@ const STORE_LIMIT_MS: u64 = 5_000;
 /// the put nor fires the timer, and the waiting future would hold the fill's answer in the isolate for good.
 const PUT_FOLLOW_MS: u64 = 20_000;
 
-/// Whether a waiter takes the lead's answer: one meant for any requester (stored), or an origin error (5xx, held
-/// whole, no `Set-Cookie`) — the fill carried no requester's credentials on a shared policy, and on a per-user one
-/// the key is the user's, so the error is every waiter's too; sharing it keeps an outage at one origin request per
-/// key, each waiter then serving its stale copy (stale-if-error) or the error.
+/// Whether a waiter takes the lead's answer: one meant for any requester (stored), or an origin error or a 429
+/// (`cache::origin_pushback`, held whole, no `Set-Cookie`) — the fill carried no requester's credentials on a shared
+/// policy, and on a per-user one the key is the user's, so the error is every waiter's too; sharing it keeps an
+/// outage, or an origin saying to slow down, at one origin request per key, each waiter then serving its stale copy
+/// (stale-if-error, for a 5xx) or the answer.
 fn shareable(f: &Fetched) -> bool {
     f.storable
-        || f.status >= 500
+        || origin_pushback(f.status)
             && matches!(f.body, FetchedBody::Held(_))
             && !f.headers.iter().any(|(k, _)| k == "set-cookie")
 }
@@ -2251,7 +2252,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     let body = match response.body() {
         // Never stored, nor (but for an origin error) shared: streamed on at once — an event stream, a personal
         // answer or a redirect is not held back for the fill's body budget.
-        ResponseBody::Stream(stream) if !for_anyone && status < 500 => {
+        ResponseBody::Stream(stream) if !for_anyone && !origin_pushback(status) => {
             FetchedBody::Streamed(RefCell::new(Some(stream.clone())))
         }
         // Declared larger than a fill may hold: not read at all.
