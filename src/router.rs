@@ -23,6 +23,7 @@ pub enum RouteId {
     DebugCoalesce,
     DebugJwksAge,
     DebugRefreshHoldsAge,
+    DebugEdgeCacheAge,
     GatewayPurge,
     // render
     RenderHome,
@@ -143,6 +144,15 @@ pub const ROUTES: &[RouteSpec] = &[
         id: RouteId::DebugRefreshHoldsAge,
         method: "POST",
         pattern: "/__debug/refresh-holds/age",
+        debug_only: true,
+        head: true,
+    },
+    // Ages the isolate's stored edge-cache copies by `?ms=` (`cache::CopyAging`): the edge cache's tests see a copy's
+    // TTL pass without waiting it out.
+    RouteSpec {
+        id: RouteId::DebugEdgeCacheAge,
+        method: "POST",
+        pattern: "/__debug/edge-cache/age",
         debug_only: true,
         head: true,
     },

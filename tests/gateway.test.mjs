@@ -9,7 +9,7 @@ import { startOrigin, delay } from "./support/origin.mjs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
-import { ROOT, chunkedBody, onOneConnection, startWorker, until, untilWaiting } from "./support/worker.mjs";
+import { ROOT, age, chunkedBody, onOneConnection, startWorker, until, untilWaiting } from "./support/worker.mjs";
 import { b64url, json64, jwksOf, makeKeys, signWith, token } from "./support/gateway-tokens.mjs";
 import { DEMO_USERS, hashPassword, seed } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
@@ -2536,11 +2536,8 @@ describe("edge cache", () => {
     origin.handle(versioned());
     const path = `/gw/sie?outage=${Date.now()}`;
     assert.equal((await (await worker.fetch(path)).json()).version, 7);
-    // Taken once the answer is in: the copy counts as stored from its origin request, which a cold isolate makes
-    // well after the fetch began (its purge-mark reads first).
-    const primed = Date.now();
-    // The copy's TTL is 1 s (±10%): past it, a request asks the origin and may serve the copy if that fails.
-    await until(() => Date.now() > primed + 1_200, { what: "the stored copy's TTL to pass" });
+    // The copy's TTL is 1 s (±10%): aged past it, a request asks the origin and may serve the copy if that fails.
+    await age(worker, "edge-cache", 1_200);
     const outage = (req, body, res) =>
       untilWaiting(worker, 19).then(() => {
         res.writeHead(503, { "content-type": "text/plain" });
@@ -3070,10 +3067,9 @@ describe("edge cache", () => {
     origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end(`copy ${++n}`));
     const path = `/gw/swr?nostore-refresh=${Date.now()}`;
     assert.equal(await (await worker.fetch(path)).text(), "copy 1");
-    const primed = Date.now();
     await until(async () => (await worker.fetch(path)).headers.get("x-cache") === "HIT", { what: "the copy stored" });
-    // The copy's TTL is 1 s (±10%): past it, it is served stale while a refresh goes on.
-    await until(() => Date.now() > primed + 1_200, { what: "the stored copy's TTL to pass" });
+    // The copy's TTL is 1 s (±10%): aged past it, it is served stale while a refresh goes on.
+    await age(worker, "edge-cache", 1_200);
     for (let i = 0; i < 3; i++) {
       const r = await worker.fetch(path, { headers: { "cache-control": "no-store" } });
       assert.equal(`${r.headers.get("x-cache")} ${await r.text()}`, "STALE copy 1");
@@ -3101,14 +3097,13 @@ describe("edge cache", () => {
     }, { what: () => `no refresh running (last seen: ${seen})` });
   }
 
-  /** Waits until `copy` of `path` is stored (a HIT of it), then out its 1 s TTL (±10%) from when the wait began. */
-  async function untilStale(path, copy) {
-    const primed = Date.now();
+  /** Waits until `copy` of `path` is stored in `w` (a HIT of it), then ages it past its 1 s TTL (±10%). */
+  async function untilStale(path, copy, w = worker) {
     await until(async () => {
-      const r = await worker.fetch(path);
+      const r = await w.fetch(path);
       return r.headers.get("x-cache") === "HIT" && (await r.text()) === copy;
     }, { what: `${copy} stored` });
-    await until(() => Date.now() > primed + 1_200, { what: `${copy}'s TTL to pass` });
+    await age(w, "edge-cache", 1_200);
   }
 
   /** Stores "copy 1" of a fresh `/gw/swr` key (the origin numbers its answers) and waits out its TTL. */
@@ -3213,7 +3208,6 @@ describe("edge cache", () => {
     t.after(() => own.stop());
     const noRefresh = () =>
       until(async () => (await (await own.fetch("/__debug/coalesce")).json()).refreshing === 0, { what: "no refresh running" });
-    const age = async (ms) => assert.equal((await own.fetch(`/__debug/refresh-holds/age?ms=${ms}`, { method: "POST" })).status, 200);
     origin.reset();
     let n = 0;
     let limited = null;
@@ -3245,16 +3239,11 @@ describe("edge cache", () => {
       const path = `/gw/swr?limited-${index}-${Date.now()}`;
       const first = await own.fetch(path);
       const copy = await first.text();
-      const primed = Date.now();
-      await until(async () => {
-        const r = await own.fetch(path);
-        return r.headers.get("x-cache") === "HIT" && (await r.text()) === copy;
-      }, { what: `${copy} stored` });
-      await until(() => Date.now() > primed + 1_200, { what: `${copy}'s TTL to pass` });
+      await untilStale(path, copy, own);
       limited = headers;
       const seen = [];
       for (const [i, ms] of ages.entries()) {
-        if (ms) await age(ms);
+        if (ms) await age(own, "refresh-holds", ms);
         const before = n;
         const r = await own.fetch(path);
         assert.equal(`${r.headers.get("x-cache")} ${await r.text()}`, `STALE ${copy}`, `${what}: request ${i + 1}`);
@@ -3837,6 +3826,12 @@ describe("edge cache", () => {
     origin.handle(versioned());
     const path = `${route}?k=${Date.now()}`;
     assert.equal((await (await worker.fetch(path)).json()).version, 1);
+    // Stored (a HIT), then aged past its 1 s TTL: the next request asks the origin, which says it is gone.
+    await until(async () => {
+      const r = await worker.fetch(path);
+      return r.headers.get("x-cache") === "HIT" && (await r.json()).version === 1;
+    }, { what: "the copy stored" });
+    await age(worker, "edge-cache", 1_200);
     origin.handle((req, body, res) => {
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("gone");
@@ -3896,6 +3891,10 @@ describe("edge cache", () => {
     const path = `/gw/sie?k=${Date.now()}`;
     const primed = Date.now();
     assert.equal((await (await worker.fetch(path)).json()).version, 5);
+    await until(async () => (await worker.fetch(path)).headers.get("x-cache") === "HIT", { what: "the copy stored" });
+    // Aged past its 1 s TTL: its Age counts the aging as time passed.
+    const AGED_MS = 1_200;
+    await age(worker, "edge-cache", AGED_MS);
     origin.handle((req, body, res) => {
       res.writeHead(503);
       res.end("down for maintenance");
@@ -3908,7 +3907,8 @@ describe("edge cache", () => {
     assert.equal(stale.status, 200);
     assert.equal(JSON.parse(stale.text).version, 5);
     assert.match(stale.age ?? "", /^[0-9]+$/, "a stale copy says its age");
-    assert.ok(Number(stale.age) * 1000 <= Date.now() - primed, `Age ${stale.age} within the time since it was stored`);
+    assert.ok(Number(stale.age) >= 1, `Age ${stale.age}: the copy aged past its TTL`);
+    assert.ok(Number(stale.age) * 1000 <= Date.now() - primed + AGED_MS, `Age ${stale.age} within the time since it was stored`);
     origin.handle(async (req, body, res) => {
       await delay(1000);
       res.end("late");
@@ -3921,6 +3921,8 @@ describe("edge cache", () => {
     downOrigin.handle(versioned());
     const downPath = `/gw/sie-down?k=${Date.now()}`;
     await (await worker.fetch(downPath)).arrayBuffer();
+    await until(async () => (await worker.fetch(downPath)).headers.get("x-cache") === "HIT", { what: "the copy stored" });
+    await age(worker, "edge-cache", AGED_MS);
     await downOrigin.stop();
     const served = await until(async () => {
       const r = await worker.fetch(downPath);

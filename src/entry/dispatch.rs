@@ -166,7 +166,7 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
                         "refreshing": gateway::handler::refreshes_running() }),
             )
         }
-        RouteId::DebugJwksAge | RouteId::DebugRefreshHoldsAge => {
+        RouteId::DebugJwksAge | RouteId::DebugRefreshHoldsAge | RouteId::DebugEdgeCacheAge => {
             let url = call.req.url().or_internal("reading the request URL")?;
             let ms = url
                 .query_pairs()
@@ -175,10 +175,10 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
                 .ok_or_else(|| {
                     ApiError::bad_request("invalid_ms", "?ms= must be a number of milliseconds")
                 })?;
-            if id == RouteId::DebugJwksAge {
-                gateway::handler::age_jwks(ms);
-            } else {
-                gateway::handler::age_refresh_holds(ms);
+            match id {
+                RouteId::DebugJwksAge => gateway::handler::age_jwks(ms),
+                RouteId::DebugRefreshHoldsAge => gateway::handler::age_refresh_holds(ms),
+                _ => gateway::handler::age_stored_copies(ms),
             }
             super::respond::json(200, &serde_json::json!({ "aged_ms": ms }))
         }

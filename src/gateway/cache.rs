@@ -1208,6 +1208,37 @@ pub fn origin_pushback(status: u16) -> bool {
     status >= 500 || status == 429
 }
 
+/// The debug seam's aging of stored copies (`POST /__debug/edge-cache/age?ms=`, DEBUG_ROUTES only): when each aging
+/// was made and by how much. A copy whose fill asked the origin at or before an aging is that much older to its
+/// freshness ([`StoredMeta::freshness`]) and its `Age`; one filled after it is not, so a refresh stored after an
+/// aging is fresh. The stored time itself is left as it is (purge marks and `If-Modified-Since` compare it).
+/// Freshness is the gateway's own reading of that time — the Cache API's `max-age` on a stored copy is only how long
+/// it is kept ([`StoredMeta::retention_secs`]: its TTL and longest stale window) —, so this ages what decides a HIT,
+/// a STALE or a miss, and tests see a TTL pass without waiting it out.
+#[derive(Debug, Default)]
+pub struct CopyAging(Vec<(u64, u64)>);
+
+/// The most agings [`CopyAging`] remembers (the oldest forgotten first): a debug seam's memory stays bounded.
+const MAX_AGINGS: usize = 64;
+
+impl CopyAging {
+    /// Ages every copy filled at or before `now_ms` by `ms` more.
+    pub fn age(&mut self, now_ms: u64, ms: u64) {
+        if self.0.len() >= MAX_AGINGS {
+            self.0.remove(0);
+        }
+        self.0.push((now_ms, ms));
+    }
+
+    /// How much older than its stored time says a copy whose fill asked the origin at `stored_at_ms` is.
+    pub fn aged_ms(&self, stored_at_ms: u64) -> u64 {
+        self.0
+            .iter()
+            .filter(|(at, _)| stored_at_ms <= *at)
+            .fold(0, |sum, (_, ms)| sum.saturating_add(*ms))
+    }
+}
+
 /// Statuses the Fetch standard gives no body: a response with one of them must be built without a body.
 pub fn null_body(status: u16) -> bool {
     matches!(status, 101 | 103 | 204 | 205 | 304)
@@ -3049,6 +3080,41 @@ mod tests {
         for status in [200, 304, 400, 401, 403, 404, 406, 428, 431] {
             assert!(!origin_pushback(status), "{status}");
         }
+    }
+
+    #[test]
+    fn aged_copies_are_older_by_the_agings_made_after_their_fill_and_no_others() {
+        let mut aging = CopyAging::default();
+        assert_eq!(aging.aged_ms(1_000), 0, "none made");
+        aging.age(2_000, 1_200);
+        assert_eq!(aging.aged_ms(1_000), 1_200, "filled before the aging");
+        assert_eq!(aging.aged_ms(2_000), 1_200, "in its millisecond");
+        assert_eq!(
+            aging.aged_ms(2_001),
+            0,
+            "filled after it: a refresh stored since is fresh"
+        );
+        aging.age(3_000, u64::MAX);
+        assert_eq!(aging.aged_ms(1_000), u64::MAX, "saturates");
+        assert_eq!(aging.aged_ms(2_500), u64::MAX);
+        for i in 0..MAX_AGINGS as u64 {
+            aging.age(4_000 + i, 1);
+        }
+        assert_eq!(aging.0.len(), MAX_AGINGS, "bounded");
+        assert_eq!(aging.aged_ms(4_000), MAX_AGINGS as u64);
+        // Aged 1.2 s, a 1 s copy filled just now is stale; what decides it is the gateway's own clock reading.
+        let meta = StoredMeta {
+            stored_at_ms: 10_000,
+            ttl_ms: 1_000,
+            swr_ms: 3_600_000,
+            sie_ms: 0,
+            tags: Vec::new(),
+        };
+        let mut aging = CopyAging::default();
+        assert_eq!(meta.freshness(10_001), Freshness::Fresh);
+        aging.age(10_001, 1_200);
+        let aged = aging.aged_ms(meta.stored_at_ms);
+        assert_eq!(meta.freshness(10_001 + aged), Freshness::StaleRevalidate);
     }
 
     #[test]

@@ -18,8 +18,8 @@ use super::cache::{
     cache_key, invalidates, keep_purge_made, lifts_refresh_hold, not_modified, null_body,
     origin_pushback, purge_answer, purge_marks, purged_since, refresh_due, refresh_hold_ms,
     settle_put, shared_fill_answer, storable, stretched_lifetime, tags_for, tags_left_out,
-    valid_tag, write_marks, CachePolicy, FillAnswer, Freshness, KeyHolds, KeyId, PutFailed,
-    StoredMeta, Writes, PASS_MS, PURGE_MARK_TTL_SECS, PURGE_RETRY_MS,
+    valid_tag, write_marks, CachePolicy, CopyAging, FillAnswer, Freshness, KeyHolds, KeyId,
+    PutFailed, StoredMeta, Writes, PASS_MS, PURGE_MARK_TTL_SECS, PURGE_RETRY_MS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
@@ -907,6 +907,13 @@ pub fn age_jwks(ms: u64) {
 /// tests see a configured hold or an origin's `Retry-After` end by, without waiting it out.
 pub fn age_refresh_holds(ms: u64) {
     REFRESH_HOLDS.with(|h| h.borrow_mut().age(ms));
+}
+
+/// Ages the stored copies this isolate reads by `ms` (`cache::CopyAging`): the debug route the tests see a copy's
+/// TTL pass by, without waiting it out. Copies filled after the call are not aged.
+pub fn age_stored_copies(ms: u64) {
+    let now = respond::now_ms();
+    COPY_AGING.with(|a| a.borrow_mut().age(now, ms));
 }
 
 /// The key of [`JWKS_READS`]: one read at a time is waited for.
@@ -1920,6 +1927,8 @@ thread_local! {
     static REFRESH_HOLDS: RefCell<KeyHolds> = RefCell::new(KeyHolds::default());
     /// Stale-while-revalidate refreshes running now (for the debug route the tests read).
     static REFRESHING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// How far the debug route aged this isolate's stored copies (`cache::CopyAging`; none without DEBUG_ROUTES).
+    static COPY_AGING: RefCell<CopyAging> = RefCell::new(CopyAging::default());
 }
 
 /// Ends a failed refresh's hold on the key once a fill of it gets the origin's answer (not a 5xx, a 429, a timeout or
@@ -2635,7 +2644,11 @@ async fn cached(
             Err(failure) => Err(failure.into_error()),
         };
     };
-    let freshness = meta.freshness(now);
+    // The copy's clock: as the runtime's, but for how far the debug route aged it (`cache::CopyAging`, 0 unless it
+    // was asked).
+    let aged_ms = COPY_AGING.with(|a| a.borrow().aged_ms(meta.stored_at_ms));
+    let copy_clock = |now: u64| now.saturating_add(aged_ms);
+    let freshness = meta.freshness(copy_clock(now));
     // Only a copy it may be served without the origin: fresh, or within its stale-while-revalidate window (whose
     // refresh goes on in the background).
     if asked.only_if_cached && matches!(freshness, Freshness::StaleIfError | Freshness::Expired) {
@@ -2646,10 +2659,10 @@ async fn cached(
     // fresh just before its own TTL ended said an `Age` past the `max-age` its freshness had chosen. A STALE one is
     // as old as when it is served (stale-if-error answers after the origin failed).
     let serve_stored = |response: Response, served: Served| {
-        let age_ms = match served {
+        let age_ms = copy_clock(match served {
             Served::Hit => now,
             _ => respond::now_ms(),
-        }
+        })
         .saturating_sub(meta.stored_at_ms);
         let kept = response
             .headers()
@@ -2737,7 +2750,7 @@ async fn cached(
                 }
             }
             // The window is checked again once the origin has failed (its timeouts may have outlasted it).
-            let within = meta.freshness(respond::now_ms()) != Freshness::Expired;
+            let within = meta.freshness(copy_clock(respond::now_ms())) != Freshness::Expired;
             if is_origin_error(&outcome) && within {
                 if let Ok(fetched) = &outcome {
                     fetched.body.discard();
@@ -2754,7 +2767,7 @@ async fn cached(
                 Ok(r) => r.status_code() >= 500,
                 Err(e) => matches!(e.status(), 502 | 504),
             };
-            if failed && meta.freshness(respond::now_ms()) != Freshness::Expired {
+            if failed && meta.freshness(copy_clock(respond::now_ms())) != Freshness::Expired {
                 return Ok(serve_stored(response, Served::Stale));
             }
             answer

@@ -1,6 +1,7 @@
 // The one harness: serves the built Worker (build/index.js) on workerd through the Miniflare API, with the bindings
 // read from wrangler.toml (never copied here), D1 migrated with `wrangler d1 migrations apply`, and each instance's
 // state in its own directory so tests do not share data unless they ask to (restart with the same `stateDir`).
+import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -191,6 +192,16 @@ export async function untilWaiting(worker, n) {
     },
     { what: () => `${n} requests waiting on one fill in the Worker (last seen: ${seen})` },
   );
+}
+
+/**
+ * Ages one of the Worker isolate's memories by `ms` through its debug route (`/__debug/<memory>/age`, DEBUG_ROUTES
+ * only): `edge-cache` (the stored copies' freshness), `refresh-holds`, `jwks`. A test sees a TTL, a window or a hold
+ * end without waiting it out.
+ */
+export async function age(worker, memory, ms) {
+  const r = await worker.fetch(`/__debug/${memory}/age?ms=${ms}`, { method: "POST" });
+  assert.equal(r.status, 200, `${memory} aged by ${ms} ms: ${await r.text()}`);
 }
 
 /** A raw HTTP/1.1 chunked body of `total` bytes of `fill` (a multiple of 64 KiB) in 64 KiB chunks, as parts to write. */
