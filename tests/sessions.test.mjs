@@ -621,13 +621,16 @@ test("a check, login or session list that D1 cannot read answers 503 session_sto
   await still.arrayBuffer();
 });
 
-test("a cached check's or a login's first D1 read that fails at the client's bookmark is made once more at the primary, and only a read that started at a bookmark", async (t) => {
+test("a cached check's or a login's first D1 read that fails at the client's bookmark is made once more at the primary, and only a read that started at a bookmark; the isolate then starts that bookmark's requests at the primary", async (t) => {
   // workerd's withSession takes any non-empty string, so D1 judges a bookmark only at the query that carries it: one
   // it refuses (another database's, one from before a restore) failed every cached check — and every login — of that
   // client with 503, and the 503 carried no bookmark to replace it. Miniflare ignores bookmarks, so the refusal itself
   // cannot be staged, nor a primary answering where the bookmark's read failed: a read that fails whatever its
   // bookmark (the table renamed away) shows that the read is made again (logged, once), only for a request that sent a
   // bookmark — and, the primary failing too, still the 503. That the retry's answer is served is the code's to show.
+  // Pages, room tickets and gateway routes hand no bookmark back, so the client kept sending the one that failed, and
+  // each of its requests paid the failed read and the retry: the isolate remembers it and starts its requests at the
+  // primary (no retry, on any route), while another bookmark is still tried first.
   const { w, wdb, wkv } = await ownWorker(t);
   const signIn = await w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }));
   assert.equal(signIn.status, 200);
@@ -636,13 +639,18 @@ test("a cached check's or a login's first D1 read that fails at the client's boo
   await signIn.arrayBuffer();
   await wkv.delete(`session:${sessionId(token)}`);
   const retries = (id) => w.jsonLogs().filter((l) => l.msg === "session_read_retried_at_primary" && l.request_id === id);
-  const atBookmark = { headers: { "x-d1-bookmark": bookmark } };
+  // Bookmark-shaped values of their own (Miniflare reads at any alike).
+  const [another, third] = ["0c", "0d"].map((n) => `000000${n}-00000001-00000000-${"0".repeat(32)}`);
+  const at = (b) => ({ headers: { "x-d1-bookmark": b } });
   const signInAt = (init) => w.fetch("/auth/login", { ...json({ email: ALICE.email, password: ALICE.password }), ...init, headers: { "content-type": "application/json", ...init.headers } });
   const cases = [
-    ["GET /auth/session at the client's bookmark", "sessions", () => w.fetch("/auth/session", withCookie(token, atBookmark)), 1],
+    ["GET /auth/session at the client's bookmark", "sessions", () => w.fetch("/auth/session", withCookie(token, at(bookmark))), 1],
     ["GET /auth/session without a bookmark (already the primary)", "sessions", () => w.fetch("/auth/session", withCookie(token)), 0],
-    ["POST /auth/login at the client's bookmark (the account)", "users", () => signInAt(atBookmark), 1],
+    ["POST /auth/login at the client's bookmark (the account)", "users", () => signInAt(at(another)), 1],
     ["POST /auth/login without a bookmark", "users", () => signInAt({ headers: {} }), 0],
+    ["GET /auth/session at a bookmark a read failed at before (started at the primary)", "sessions", () => w.fetch("/auth/session", withCookie(token, at(bookmark))), 0],
+    ["POST /rooms/{id}/ticket at a bookmark a login's read failed at before", "sessions", () => w.fetch("/rooms/d1-down/ticket", withCookie(token, { method: "POST", ...at(another) })), 0],
+    ["GET /auth/session at a bookmark no read failed at", "sessions", () => w.fetch("/auth/session", withCookie(token, at(third))), 1],
   ];
   for (const [what, table, send, expected] of cases) {
     const r = await whileBroken(wdb, tableAway(table), send);
@@ -652,6 +660,11 @@ test("a cached check's or a login's first D1 read that fails at the client's boo
     await until(() => w.jsonLogs().some((l) => l.request_id === id && l.msg !== "session_read_retried_at_primary"), { what: `${what}: the request's log lines` });
     assert.equal(retries(id).length, expected, `${what}: reads made again at the primary`);
   }
+  // D1 whole again, the remembered bookmark's request is served (from the primary) and hands back a bookmark to keep.
+  const healed = await w.fetch("/auth/session", withCookie(token, at(bookmark)));
+  assert.equal(healed.status, 200, "served at the primary");
+  assert.match(healed.headers.get("x-d1-bookmark") ?? "", /^[0-9a-f-]+$/, "a bookmark back");
+  await healed.arrayBuffer();
 });
 
 test("a logout (or login) whose request carries a second value of the cookie (one planted) still ends the session it names", async () => {

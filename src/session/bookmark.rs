@@ -2,6 +2,8 @@
 //! back on the next request, so that request's D1 session starts at least as new as the last write the client saw.
 //! A header that cannot be a bookmark is ignored (the request then starts from the primary), never an error.
 
+use std::collections::VecDeque;
+
 /// The header carrying the bookmark both ways.
 pub const HEADER: &str = "x-d1-bookmark";
 
@@ -21,12 +23,60 @@ pub fn accept(header: Option<&str>) -> Option<&str> {
 /// Where a request's D1 session starts: a strict check (refresh, the session list, other sensitive routes) always
 /// at the primary, since it promises that a revoked session is refused at once — a client's bookmark only bounds
 /// how stale a replica may be, and an old one (kept from before a logout elsewhere) would admit a replica that has
-/// not seen the revocation. Other requests start at the client's bookmark when it has a bookmark's shape.
-pub fn start(header: Option<&str>, strict: bool) -> &str {
+/// not seen the revocation. Other requests start at the client's bookmark when it has a bookmark's shape and no read
+/// at it has failed in this isolate (`failed`).
+pub fn start<'a>(header: Option<&'a str>, strict: bool, failed: &Failed) -> &'a str {
     if strict {
         return FIRST_PRIMARY;
     }
-    accept(header).unwrap_or(FIRST_PRIMARY)
+    match accept(header) {
+        Some(bookmark) if !failed.contains(bookmark) => bookmark,
+        _ => FIRST_PRIMARY,
+    }
+}
+
+/// Client bookmarks one isolate remembers as failed, at most: a bookmark forgotten costs its next request one failed
+/// read and the retry again, no more, so a client inventing bookmarks to push others out gains nothing.
+pub const REMEMBERED_FAILURES: usize = 256;
+
+/// The client bookmarks a read failed at in this isolate (the latest [`REMEMBERED_FAILURES`], the oldest forgotten
+/// first): a request carrying one starts at the primary ([`start`]). D1 judges a bookmark only at a query, so one it
+/// refuses (another database's, one from before a restore) failed the first read of every request sent with it, each
+/// then made again at the primary ([`Reads::retry_at_primary`]) — and the routes whose answers hand no bookmark back
+/// (pages, room tickets and state, gateway routes with `session` auth; an error answer) left the client sending it,
+/// paying a failed read and a retry per request. A bookmark whose read failed for another cause (D1 down) is
+/// remembered too: starting at the primary reads what is current, so a wrong guess costs replica reads, never
+/// freshness — and while D1 is down it saves each such request the read at the bookmark.
+#[derive(Debug)]
+pub struct Failed {
+    latest: VecDeque<String>,
+    capacity: usize,
+}
+
+impl Failed {
+    /// An empty memory of at most `capacity` bookmarks.
+    pub const fn new(capacity: usize) -> Self {
+        Self {
+            latest: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    /// Whether a read at `bookmark` failed here (and is still remembered).
+    pub fn contains(&self, bookmark: &str) -> bool {
+        self.latest.iter().any(|b| b == bookmark)
+    }
+
+    /// Remembers that a read at `bookmark` failed, forgetting the oldest when full.
+    pub fn remember(&mut self, bookmark: &str) {
+        if self.capacity == 0 || self.contains(bookmark) {
+            return;
+        }
+        if self.latest.len() == self.capacity {
+            self.latest.pop_front();
+        }
+        self.latest.push_back(bookmark.to_owned());
+    }
 }
 
 /// Where a request's D1 reads stand against the client's bookmark (the store's copy decides [`Reads::may_lag`] and
@@ -120,10 +170,48 @@ mod tests {
     #[test]
     fn strict_checks_start_at_the_primary_whatever_the_client_sends() {
         let real = "0000000b-00000001-00004f6f-43d4ce6c0a8a2b5ec5b7a7b6e0f45d4c";
-        assert_eq!(start(Some(real), true), FIRST_PRIMARY);
-        assert_eq!(start(None, true), FIRST_PRIMARY);
-        assert_eq!(start(Some(real), false), real);
-        assert_eq!(start(Some("garbage!"), false), FIRST_PRIMARY);
+        let none = Failed::new(REMEMBERED_FAILURES);
+        assert_eq!(start(Some(real), true, &none), FIRST_PRIMARY);
+        assert_eq!(start(None, true, &none), FIRST_PRIMARY);
+        assert_eq!(start(Some(real), false, &none), real);
+        assert_eq!(start(Some("garbage!"), false, &none), FIRST_PRIMARY);
+    }
+
+    #[test]
+    fn a_bookmark_a_read_failed_at_starts_later_requests_at_the_primary_and_no_other() {
+        let refused = "0000000b-00000001-00004f6f-43d4ce6c0a8a2b5ec5b7a7b6e0f45d4c";
+        let other = "0000000b-00000002-00004f6f-43d4ce6c0a8a2b5ec5b7a7b6e0f45d4c";
+        let mut failed = Failed::new(REMEMBERED_FAILURES);
+        failed.remember(refused);
+        assert_eq!(start(Some(refused), false, &failed), FIRST_PRIMARY);
+        assert_eq!(
+            start(Some(&format!(" {refused} ")), false, &failed),
+            FIRST_PRIMARY,
+            "as D1 is sent it"
+        );
+        assert_eq!(
+            start(Some(other), false, &failed),
+            other,
+            "another bookmark is still tried"
+        );
+    }
+
+    #[test]
+    fn failed_bookmarks_are_bounded_the_oldest_forgotten_first() {
+        let mut failed = Failed::new(3);
+        for b in ["01", "02", "02", "03"] {
+            failed.remember(b);
+        }
+        assert!(
+            failed.contains("01"),
+            "a bookmark remembered twice takes one place"
+        );
+        failed.remember("04");
+        assert!(!failed.contains("01"), "the oldest is forgotten when full");
+        assert!(["02", "03", "04"].iter().all(|b| failed.contains(b)));
+        let mut off = Failed::new(0);
+        off.remember("01");
+        assert!(!off.contains("01"));
     }
 
     #[test]

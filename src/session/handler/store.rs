@@ -150,6 +150,14 @@ pub struct Store {
     reads: Cell<bookmark::Reads>,
     /// The request this store reads for, named in the lines it logs.
     request_id: String,
+    /// The client's bookmark `db` started at, if it did: remembered in [`FAILED`] when a read at it fails.
+    client_bookmark: Option<String>,
+}
+
+thread_local! {
+    /// The client bookmarks a read failed at in this isolate: their requests start at the primary.
+    static FAILED: RefCell<bookmark::Failed> =
+        const { RefCell::new(bookmark::Failed::new(bookmark::REMEMBERED_FAILURES)) };
 }
 
 /// A D1 session whose first query goes to the primary, where every write lands.
@@ -165,19 +173,22 @@ impl Store {
     pub fn open(call: &Call, strict: bool) -> ApiResult<Self> {
         let header = call.req.headers().get(bookmark::HEADER).ok().flatten();
         let db = call.env.d1(bindings::DB).or_internal("opening D1")?;
-        let start = bookmark::start(header.as_deref(), strict);
+        let start =
+            FAILED.with(|failed| bookmark::start(header.as_deref(), strict, &failed.borrow()));
         let (session, at_client_bookmark) = match db.with_session(Some(start)) {
             Ok(session) => (session, start != bookmark::FIRST_PRIMARY),
             // workerd's `withSession` takes any non-empty string: a bookmark D1 refuses fails at its first query,
             // which is then made again at the primary ([`Store::read`]).
             Err(_) => (at_primary(&db)?, false),
         };
+        let client_bookmark = at_client_bookmark.then(|| start.to_owned());
         Ok(Self {
             db: RefCell::new(Rc::new(session)),
             database: db,
             kv: call.env.kv(bindings::CONFIG_KV).or_internal("opening KV")?,
             reads: Cell::new(bookmark::Reads::new(at_client_bookmark)),
             request_id: call.request_id.clone(),
+            client_bookmark,
         })
     }
 
@@ -198,7 +209,8 @@ impl Store {
     /// `session_store_unavailable` for that client on every cached check and login until it dropped the header. Read
     /// at the primary, the answer carries a bookmark the client keeps instead. The store's session is at the primary
     /// from then on, and a request retries once; an answer read at the bookmark before still may lag
-    /// ([`bookmark::Reads`]).
+    /// ([`bookmark::Reads`]). The bookmark is remembered ([`FAILED`]): this isolate starts its next requests at the
+    /// primary, so a client that keeps sending it (no answer handed it a new one) pays the failed read once.
     async fn read<T, F, Fut>(&self, doing: &str, query: F) -> ApiResult<T>
     where
         F: Fn(Rc<D1DatabaseSession>) -> Fut,
@@ -220,6 +232,9 @@ impl Store {
             "session_read_retried_at_primary",
             serde_json::json!({"request_id": self.request_id, "doing": doing, "detail": failure.to_string()}),
         );
+        if let Some(failed_at) = &self.client_bookmark {
+            FAILED.with(|failed| failed.borrow_mut().remember(failed_at));
+        }
         *self.db.borrow_mut() = Rc::new(at_primary(&self.database)?);
         self.reads.set(retry);
         let read = query(self.db()).await?;
@@ -734,6 +749,7 @@ pub async fn fill_cache(
         kv: env.kv(bindings::CONFIG_KV).or_internal("opening KV")?,
         reads: Cell::new(bookmark::Reads::new(false)),
         request_id,
+        client_bookmark: None,
     };
     store.refill(id, entry, cache_secs).await
 }
@@ -806,6 +822,7 @@ pub async fn touch(
         kv,
         reads: Cell::new(bookmark::Reads::new(false)),
         request_id,
+        client_bookmark: None,
     };
     match store.session(&id).await? {
         Some(record) if record.revoked_at.is_none() => {
