@@ -91,12 +91,12 @@ async fn issue_ticket(
     name: &str,
     user_id: &str,
     session: Option<String>,
+    expires_ms: u64,
 ) -> ApiResult<Response> {
     // A bearer credential: from the runtime's CSPRNG or a 500, never the pool's Math.random fallback.
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).or_internal("reading random bytes for a room ticket")?;
     let ticket = hex::encode(bytes);
-    let expires_ms = call.started_ms + call.isolate.config.rooms.ticket_ttl_ms;
     let grant = TicketGrant {
         ticket: ticket.clone(),
         user_id: user_id.to_owned(),
@@ -360,7 +360,7 @@ pub async fn ticket(call: &Call) -> ApiResult<Response> {
     let limit =
         crate::ratelimit::handler::limit(call, policy, Some(&user), "/rooms/ticket").await?;
     Ok(limit.apply(no_store(
-        issue_ticket(call, &name, &user, Some(session)).await?,
+        issue_ticket(call, &name, &user, Some(session), ticket_expiry(call)).await?,
     )))
 }
 
@@ -384,14 +384,27 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-/// `POST /__debug/rooms/{id}/ticket?user=…` (debug routes only): a ticket without a session, for tests.
+/// When a ticket issued now expires (`ROOMS_TICKET_TTL_SECONDS`).
+fn ticket_expiry(call: &Call) -> u64 {
+    call.started_ms + call.isolate.config.rooms.ticket_ttl_ms
+}
+
+/// `POST /__debug/rooms/{id}/ticket?user=…[&expired=1]` (debug routes only): a ticket without a session, for tests —
+/// `expired=1` makes one that expired a millisecond before it was issued, so a test shows the room refusing an
+/// expired ticket without waiting out `ROOMS_TICKET_TTL_SECONDS`.
 pub async fn debug_ticket(call: &Call) -> ApiResult<Response> {
     let url = call.req.url().or_internal("reading the request url")?;
-    let user = url
-        .query_pairs()
-        .find(|(k, _)| k == "user")
-        .map_or_else(|| "debug".to_owned(), |(_, v)| v.into_owned());
-    issue_ticket(call, &room_name(call)?, &user, None).await
+    let param = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let user = param("user").unwrap_or_else(|| "debug".to_owned());
+    let expires_ms = match param("expired").as_deref() {
+        Some("1") => call.started_ms.saturating_sub(1),
+        _ => ticket_expiry(call),
+    };
+    issue_ticket(call, &room_name(call)?, &user, None, expires_ms).await
 }
 
 /// The signed-in user's id (session cookie, cached check), or 401 (clearing a cookie that names no live session).
