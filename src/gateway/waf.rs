@@ -2375,10 +2375,13 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
                 })
             };
             // By `=` alone, as sqlmap's `([RANDNUM]=[RANDNUM1])*[RANDNUM1]` compares: `total=(2>1)*10` is a
-            // formula's TRUE times a number.
-            let compared = number(open + 1).and_then(|(_, end, _)| {
-                (comparison_at(text, end)? == b"=")
-                    .then(|| number(end + 1).map(|(_, end, _)| end))
+            // formula's TRUE times a number. Blanks and parentheses around the operands as SQL reads them, as
+            // sqlmap's tampers and hand-edited probes write them (`(1234 = 1234)*5678`, `((1234=1234))*5678`).
+            let past = |at: usize, over: &[u8]| text.len() - skip(&text[at..], over).len();
+            let compared = number(past(open, b" (")).and_then(|(_, end, _)| {
+                let at = past(end, b" ");
+                (comparison_at(text, at)? == b"=")
+                    .then(|| number(past(at + 1, b" ")).map(|(_, end, _)| end))
                     .flatten()
             });
             if compared.is_some_and(|end| multiplied(text, end)) {
@@ -2433,17 +2436,18 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
     })
 }
 
-/// Whether `text` from `end` closes a parenthesis and multiplies the condition in it by a number, ending the
-/// statement ([`chain_ends`]): sqlmap's `([condition])*5678`, the row's id when the condition holds and 0 when not.
+/// Whether `text` from `end` closes a parenthesis (or more) and multiplies the condition in it by a number, maybe in
+/// parentheses, ending the statement ([`chain_ends`]): sqlmap's `([condition])*5678`, the row's id when the condition
+/// holds and 0 when not (`((1234=1234))*5678`, `(1234=1234)*(5678)` alike).
 fn multiplied(text: &[u8], end: usize) -> bool {
     let rest = skip(&text[end..], b" ");
-    let Some(rest) = rest.strip_prefix(b")") else {
+    if !rest.starts_with(b")") {
+        return false;
+    }
+    let Some(factor) = skip(rest, b" )").strip_prefix(b"*") else {
         return false;
     };
-    let Some(factor) = skip(rest, b" ").strip_prefix(b"*") else {
-        return false;
-    };
-    let factor = skip(factor, b" ");
+    let factor = skip(factor, b" (");
     let len = number_len(factor);
     len > 0 && chain_ends(text, text.len() - factor.len() + len)
 }
@@ -10844,10 +10848,22 @@ mod tests {
                 "id=(5678%3D1234)*5678",
                 "id=(ascii(substr(user()%2C1%2C1))%3E64)*5678",
                 "id=(ord(mid((ifnull(cast(current_user()+as+nchar)%2C0x20))%2C1%2C1))%3E64)*5678",
+                // Blanks inside, nested parentheses, a factor in parentheses: SQL reads each as the glued shape.
+                "id=(1234+%3D+1234)*5678",
+                "id=((1234%3D1234))*5678",
+                "id=(1234%3D1234)*(5678)",
+                "id=(+(1234%3D1234)+)+*+(+5678+)",
             ],
             "sqli-tautology",
         );
-        passes(&["(1=1)", "(1=1)*5 apples", "(2=2)*3 is six", "x=(1)*(2)"]);
+        passes(&[
+            "(1=1)",
+            "(1=1)*5 apples",
+            "(2=2)*3 is six",
+            "x=(1)*(2)",
+            "((2 = 2))*(3) is six",
+            "total=((2>1))*(10)",
+        ]);
     }
 
     #[test]
