@@ -4317,6 +4317,17 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("if(ascii(substr(current_user,1,1))>64,1,0)")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("length(pg_catalog.version())>1")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("if(user() like 'r%',1,0)")}`, "sqli-tautology"],
+    // The eleventh review: sqlmap's (N=N)*N spaced, nested, its factor in parentheses; a column read a character at a
+    // time in a literal's list; the whole-value if() with sqlmap's `and N=N` after it.
+    [`/gw/open/search?id=${encodeURIComponent("(1234 = 1234)*5678")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("((1234=1234))*5678")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("(1234=1234)*(5678)")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 97 in (ascii(substr(password,1,1)))")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("if(ascii(substr(user(),1,1))>64,1,0) and 1=1")}`, "sqli-tautology"],
+    // Coverage only (already refused at c552d93, by the sleep call): time probes concatenated into a quoted value.
+    [`/gw/open/search?q=${encodeURIComponent("'+if(1=1,sleep(5),0)+'")}`, "sqli-function"],
+    [`/gw/open/search?q=${encodeURIComponent("'||(select case when 1=1 then pg_sleep(5) else 0 end)||'")}`, "sqli-function"],
+    [`/gw/open/search?q=%27%2b(select*from(select(sleep(5)))a)%2b%27`, "sqli-function"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -4511,6 +4522,8 @@ describe("WAF", () => {
     // The tenth review: a Laravel snippet (PHP's auth()->user(), not MySQL's user()), a spreadsheet's IF.
     `/gw/open/search?code=${encodeURIComponent("$hasRoles = count(auth()->user()->roles) > 0;")}&f=${encodeURIComponent("=IF(LEN(A1)>1,1,0)")}&c=${encodeURIComponent("chapters 1-2 and 3")}`,
     `/gw/open/search?q=${encodeURIComponent("1 and 2 and 3 = 6 total")}&n=${encodeURIComponent("1, 2 and 3 not in (4) list")}&m=${encodeURIComponent("(2=2)*3 is six")}`,
+    // The eleventh review: a size or a count glued to its unit after a comparison, no SQL a query could run.
+    `/gw/open/search?size=${encodeURIComponent("10*20 and 5=5 cm")}&dims=${encodeURIComponent("2*3 or 4=4 inches")}`,
   ];
   const benignBodies = [
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.

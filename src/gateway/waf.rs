@@ -2332,6 +2332,20 @@ impl<'a> Calls<'a> {
         keyword || compares.get(first).is_some_and(|&c| (c as usize) < at)
     }
 
+    /// Whether the first call of one of [`BLIND_FUNCTIONS`] between the `(` at `open` and the `)` at `close` (of the
+    /// text) wraps another (`ascii(substr(password,1,1))`, `length(hex(pw))`): a column read a character at a time.
+    fn nested_blind(&self, open: usize, close: usize) -> bool {
+        let blind = &self.index().blind;
+        let first = blind.partition_point(|&b| b as usize <= open);
+        let Some(&outer) = blind.get(first).filter(|&&b| (b as usize) < close) else {
+            return false;
+        };
+        let end = self
+            .matched(outer as usize)
+            .map_or(close, |end| end.min(close));
+        blind.get(first + 1).is_some_and(|&b| (b as usize) < end)
+    }
+
     /// Whether the text between the `(` at `open` and the `)` at `close` (of the text) calls one of [`SERVER_READS`],
     /// reads a server's variable (`@@version`) or names the account without parentheses, as SQL's standard spells
     /// it and sqlmap's PostgreSQL and SQL Server probes do (`current_user`, `session_user`, `system_user`).
@@ -3926,8 +3940,12 @@ fn always_true(
                     // `id=1 and 1 in (ascii(substr(user(),1,1)))`, true for one character and false for the others.
                     // (`text` is a suffix of the text `calls` indexes.)
                     let base = calls.text.len() - text.len();
+                    // Or one wrapping another, reading a column a character or a length at a time as the
+                    // comparison `id=1 and ascii(substr(password,1,1))>64` does: `id=1 and 97 in
+                    // (ascii(substr(password,1,1)))`.
                     let reads = calls.wraps_blind(text, open)
-                        && calls.reads_server(base + open, base + close);
+                        && (calls.reads_server(base + open, base + close)
+                            || calls.nested_blind(base + open, base + close));
                     if (holds || reads) && chain_ends(text, close + 1) {
                         return true;
                     }
@@ -4017,8 +4035,10 @@ fn always_true(
         {
             // Two literals compared in a numeric injection, true or false: blind injection asks both
             // (`id=1 and 1=1`, `id=1 and 1=2`) and reads the difference — glued, as code writes them ("5 and 10
-            // = 15" is arithmetic; a false one reads no data).
-            return true;
+            // = 15" is arithmetic; a false one reads no data). Not before a word SQL cannot read there ("size=10*20
+            // and 5=5 cm", "dims=2*3 or 4=4 inches": a unit): the query would fail whatever it asks, and no
+            // sqlmap suffix ends so (they end the value, comment the rest out or go on with SQL).
+            return !unit_after(&text[end..]);
         } else if after_number
             && !literal(left, left_quoted)
             && quoted
@@ -4041,6 +4061,57 @@ fn always_true(
         let after = &text[skip(end, b" )")..];
         after_number || ((comment_after(after) || open_quote_after(after, quotes)) && closes())
     })
+}
+
+/// Words SQL reads after a comparison's right operand: an operator, a clause, a set operation or a `case`'s word.
+const AFTER_OPERAND: &[&[u8]] = &[
+    b"and",
+    b"or",
+    b"xor",
+    b"not",
+    b"is",
+    b"in",
+    b"like",
+    b"rlike",
+    b"regexp",
+    b"between",
+    b"sounds",
+    b"div",
+    b"mod",
+    b"collate",
+    b"escape",
+    b"order",
+    b"group",
+    b"having",
+    b"limit",
+    b"offset",
+    b"union",
+    b"intersect",
+    b"except",
+    b"minus",
+    b"procedure",
+    b"into",
+    b"for",
+    b"lock",
+    b"window",
+    b"then",
+    b"else",
+    b"end",
+    b"when",
+    b"fetch",
+    b"returning",
+    b"on",
+    b"using",
+    b"where",
+    b"from",
+    b"as",
+];
+
+/// Whether `rest` (after a comparison's right operand, blanks and `)` skipped) goes on with a word SQL cannot read
+/// there ([`AFTER_OPERAND`]), as prose does with a unit ("5=5 cm", "4=4 inches").
+fn unit_after(rest: &[u8]) -> bool {
+    let (name, _) = word(skip(rest, b" )"));
+    name.first().is_some_and(u8::is_ascii_alphabetic) && !AFTER_OPERAND.contains(&name)
 }
 
 /// The comparison operator `text` holds at `at`, if any: a word operator ends where a word does, glued to the right
@@ -4533,7 +4604,11 @@ fn chain_ends(text: &[u8], end: usize) -> bool {
         if ends_statement(rest) {
             return true;
         }
-        let Some((keeps, value, next)) = chain_link(rest) else {
+        // `and 1=1` read whole first: as a link, `and 1` would leave `=1`.
+        let Some((keeps, value, next)) = holding_comparison_link(rest)
+            .map(|next| (Keeps::Any, 1.0, next))
+            .or_else(|| chain_link(rest))
+        else {
             return false;
         };
         if !keeps.keeps(value) {
@@ -4542,6 +4617,34 @@ fn chain_ends(text: &[u8], end: usize) -> bool {
         count_reads!(NUMBER_READS, rest.len() - next.len());
         rest = next;
     }
+}
+
+/// `rest` past its `and` (or `&&`) and two glued whole numbers compared by `=` that are equal (`and 1=1`), blanks and `)`
+/// after them skipped: a link that keeps a predicate's truth as `and 1` does, sqlmap's suffix after a whole-value
+/// probe (`if(ascii(substr(user(),1,1))>64,1,0) and 1=1`). None when `rest` starts with none.
+fn holding_comparison_link(rest: &[u8]) -> Option<&[u8]> {
+    let tail = rest
+        .strip_prefix(b"and ")
+        .or_else(|| rest.strip_prefix(b"&&"))?;
+    let tail = skip(tail, b" ");
+    // Digits alone, as sqlmap's `[RANDNUM]` spells them, within a few bytes: the chain's own links read numbers
+    // in their other spellings.
+    let digits = |text: &[u8]| {
+        text.iter()
+            .take(20)
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let left = digits(tail);
+    let right_side = tail.get(left..)?.strip_prefix(b"=")?;
+    let right = digits(right_side);
+    let after = &right_side[right..];
+    (left > 0
+        && tail[..left] == right_side[..right]
+        && !after
+            .first()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.')))
+    .then(|| skip(after, b" )"))
 }
 
 /// Whether `text` from `at`, after the bare operand `left` of a numeric injection's `and`/`or`, is a predicate that
@@ -10738,6 +10841,28 @@ mod tests {
     }
 
     #[test]
+    fn a_glued_comparison_before_a_unit_is_prose() {
+        // A number, arithmetic maybe, then `and`/`or` and two glued literals compared: sqlmap ends the value there,
+        // comments the rest out or goes on with SQL; a unit after it is prose, and a query it reached would fail.
+        passes(&[
+            "size=10*20 and 5=5 cm",
+            "dims=2*3 or 4=4 inches",
+            "rooms=1 and 2=2 beds",
+            "10 and 5=5 cm",
+        ]);
+        refused(
+            &[
+                "id=1+and+5%3D5",
+                "id=10*20+and+5%3D5--",
+                "id=1+and+5%3D5+order+by+1",
+                "id=1)+and+5%3D5+and+(3%3D3",
+                "id=1+or+4%3D4+limit+1",
+            ],
+            "sqli-tautology",
+        );
+    }
+
+    #[test]
     fn a_spreadsheet_formula_multiplying_a_comparison_passes() {
         passes(&[
             "=(1=1)*1",
@@ -10875,11 +11000,17 @@ mod tests {
                 "id=1+and+1+in+(ascii(substr(user()%2C1%2C1)))--",
                 "id=1+and+64+not+in+(ascii(substr(user()%2C1%2C1)))",
                 "id=1+and+1+in+(length(database()))",
+                // A column read a character at a time: a blind call wrapping another.
+                "id=1+and+97+in+(ascii(substr(password%2C1%2C1)))",
+                "id=1+and+97+in+(ord(mid(password%2C1%2C1)))--",
+                "id=1+and+5+not+in+(length(hex(password)))",
             ],
             "sqli-tautology",
         );
         passes(&[
             "pick 1 and 2 in (3) and 4",
+            "x=1 and 2 in (len(s))",
+            "x=1 and 97 in (ascii(substr(password,1,1))) of the docs",
             "1, 2 and 3 not in (4) list",
             "x=1 and 1 in (f(2),3)",
             "id=1 or 1 in (2)",
@@ -10918,10 +11049,16 @@ mod tests {
                 "id=if(ascii(substr(user()%2C1%2C1))+between+64+and+128%2C1%2C0)",
                 "id=if(ascii(substr(user()%2C1%2C1))+in+(97)%2C1%2C0)",
                 "id=iif(system_user+like+'s%25'%2C1%2C0)",
+                // sqlmap's `and N=N` suffix after the probe keeps its truth, as `and 1` does.
+                "id=if(ascii(substr(user()%2C1%2C1))%3E64%2C1%2C0)+and+1%3D1",
+                "id=if(ascii(substr(user()%2C1%2C1))%3E64%2C1%2C0)+and+1%3D1--",
+                "id=ascii(substr(user()%2C1%2C1))%3E64+and+5%3D5+and+1",
             ],
             "sqli-tautology",
         );
         passes(&[
+            "if(length(database())>1, a, b) and 1=1 more",
+            "x=if(ascii(substr(user(),1,1))>64,1,0) and 1=1 of them",
             "=IF(ISNUMBER(SEARCH(\"like\",A1)),1,0)",
             "score=if(len(A1) in range,1,0) maybe",
             "x=if(user_liked(a),1,0)",
