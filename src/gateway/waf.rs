@@ -18,6 +18,9 @@ thread_local! {
     static CALL_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Bytes [`number_len`] and a literal predicate's chain read, for the tests that bound them.
     static NUMBER_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Bytes read looking for a server's variable or an account named without parentheses ([`Calls::reads_server`]),
+    /// for the test that bounds it.
+    static VARIABLE_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Bytes the chains of literals after an injection's number or quote, and the condition of a call picking by
     /// one (`elt(1=1,5)`), read, for the tests that bound them.
     static LINK_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
@@ -2195,6 +2198,10 @@ struct CallIndex {
     /// The `(` of each call of a function that reads the server's own data ([`SERVER_READS`]: `user(`,
     /// `database(`, `version(`), in order.
     reads: Vec<u32>,
+    /// Where each server's variable (`@@version`'s `@@`) and each account named without parentheses
+    /// (`current_user`, `session_user`, `system_user` as words) ends, by where it starts, in order: found once per
+    /// text, not from each call that asks ([`Calls::reads_server`]).
+    variables: Vec<(u32, u32)>,
 }
 
 /// Functions that return the server's own data — the account, the database, the version — which a blind probe reads
@@ -2262,11 +2269,27 @@ impl<'a> Calls<'a> {
                     _ => {}
                 }
             }
+            let mut variables: Vec<(u32, u32)> = memchr::memmem::find_iter(text, b"@@")
+                .map(|at| (at as u32, at as u32 + 2))
+                .collect();
+            for name in [&b"current_user"[..], b"session_user", b"system_user"] {
+                let ident = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+                variables.extend(memchr::memmem::find_iter(text, name).filter_map(|at| {
+                    let end = at + name.len();
+                    let glued =
+                        (at > 0 && ident(&text[at - 1])) || text.get(end).is_some_and(ident);
+                    (!glued).then_some((at as u32, end as u32))
+                }));
+            }
+            count_reads!(VARIABLE_READS, 4 * text.len());
+            // `@@` and the names share no byte, so sorted by start they are sorted by end too.
+            variables.sort_unstable();
             CallIndex {
                 parens,
                 blind,
                 compares,
                 reads,
+                variables,
             }
         })
     }
@@ -2350,14 +2373,19 @@ impl<'a> Calls<'a> {
     /// reads a server's variable (`@@version`) or names the account without parentheses, as SQL's standard spells
     /// it and sqlmap's PostgreSQL and SQL Server probes do (`current_user`, `session_user`, `system_user`).
     fn reads_server(&self, open: usize, close: usize) -> bool {
-        let reads = &self.index().reads;
-        let first = reads.partition_point(|&r| r as usize <= open);
-        let inside = &self.text[open..close];
-        reads.get(first).is_some_and(|&r| (r as usize) < close)
-            || memchr::memmem::find(inside, b"@@").is_some()
-            || [&b"current_user"[..], b"session_user", b"system_user"]
-                .iter()
-                .any(|name| keyword_at(inside, name).is_some())
+        let index = self.index();
+        let first = index.reads.partition_point(|&r| r as usize <= open);
+        let variable = index
+            .variables
+            .partition_point(|&(start, _)| start as usize <= open);
+        index
+            .reads
+            .get(first)
+            .is_some_and(|&r| (r as usize) < close)
+            || index
+                .variables
+                .get(variable)
+                .is_some_and(|&(_, end)| end as usize <= close)
     }
 }
 
@@ -11098,6 +11126,31 @@ mod tests {
             "$x=count(Auth :: user()->roles)>0;",
             "n=len(platform.version())>3;",
         ]);
+    }
+
+    #[test]
+    fn a_servers_variable_or_account_is_looked_for_once_per_text() {
+        // Whole-value `if`s nested within a call's window, each asking whether it reads the server's data (`@@`, an
+        // account named without parentheses): looked for once over the text by the call index, not over each
+        // call's window (which read ~200 times the text here).
+        let unit = "a=if(1=1,".repeat(100) + &")".repeat(100) + ";";
+        let text = unit.repeat(64 * 1024 / unit.len());
+        VARIABLE_READS.with(|c| c.set(0));
+        assert!(!tautology(text.as_bytes()));
+        let reads = VARIABLE_READS.with(std::cell::Cell::get);
+        assert!(
+            reads <= 4 * text.len(),
+            "{reads} bytes read for {}",
+            text.len()
+        );
+        refused(
+            &[
+                "id=if(ascii(substr(@@hostname%2C1%2C1))%3E52%2C1%2C0)",
+                "id=if(length(session_user)%3E1%2C1%2C0)",
+            ],
+            "sqli-tautology",
+        );
+        passes(&["x=if(len(current_users)>1,1,0)"]);
     }
 
     #[test]
