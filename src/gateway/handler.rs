@@ -1815,8 +1815,8 @@ impl Served {
 struct Spec {
     url: String,
     headers: Vec<(String, String)>,
-    /// How a redirect's `Location` maps back to the client's paths.
-    location: LocationMap,
+    /// How a redirect's `Location` maps back to the client's paths: the route's own, shared.
+    location: Rc<LocationMap>,
     /// The authority the client asked (`host[:port]`), which a cookie's `Domain` is judged against
     /// ([`LocationMap::client_set_cookie`]).
     client_authority: String,

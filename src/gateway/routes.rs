@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use serde::Deserialize;
 
@@ -103,8 +104,9 @@ pub struct Route {
     pub cache: Option<String>,
     pub timeout_ms: u64,
     pub retries: u32,
-    /// How the origin's redirects map back under this route (worked out once, not per request).
-    pub location: LocationMap,
+    /// How the origin's redirects map back under this route (worked out once, not per request; shared by the edge
+    /// cache's fills, which outlive the request, rather than copied into each).
+    pub location: Rc<LocationMap>,
     /// `waf_body`: the WAF's mode for this route's request bodies instead of the global one.
     pub waf_body: Option<WafMode>,
 }
@@ -617,7 +619,7 @@ fn validate(
         path: raw.path,
         segments,
         methods,
-        location: LocationMap::new(&upstream, strip_prefix.as_deref()),
+        location: Rc::new(LocationMap::new(&upstream, strip_prefix.as_deref())),
         upstream,
         strip_prefix,
         auth: raw.auth,
