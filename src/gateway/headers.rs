@@ -207,47 +207,100 @@ const HOST_OVERRIDE: &[&str] = &[
 /// coding, language…), how it may be stored and whose it is — meant for every recipient (RFC 9110 §7.6.1 forbids
 /// listing them) and read by the gateway itself (the WAF reads a body by its Content-Type and Content-Encoding; the
 /// edge cache stores no answer with a cookie or `no-store`), so the message forwarded is the one that was read.
-fn end_to_end(name: &str) -> bool {
-    name.starts_with("content-")
-        || matches!(name, "cache-control" | "expires" | "vary" | "set-cookie")
+fn end_to_end(name: &[u8]) -> bool {
+    name.starts_with(b"content-")
+        || matches!(
+            name,
+            b"cache-control" | b"expires" | b"vary" | b"set-cookie"
+        )
 }
 
+/// Names the gateway sets itself from what it verified: a client's own would be taken for them. The forwarding
+/// headers (`Forwarded`; `X-Forwarded-*` in [`GATEWAY_SET_PREFIXES`]), the request's id (checked, then set) and
+/// `traceparent` (re-set from the trace context; `tracestate` passes on with it).
+const GATEWAY_SET: &[&str] = &["forwarded", "x-request-id", "traceparent"];
+
+/// Name prefixes of [`GATEWAY_SET`] headers: `X-User-*` (the verified identity), `X-Forwarded-*` and `Cf-*` (the
+/// edge's own, Cloudflare Access's `Cf-Access-*` among them).
+const GATEWAY_SET_PREFIXES: &[&str] = &["x-user-", "x-forwarded-", "cf-"];
+
+/// Every name [`forward_request_header`] drops, and every prefix, each sorted for a binary search (one lookup per
+/// header, not a scan of each list); made once per isolate from the lists above, which stay the record of why. No
+/// prefix starts another, so the one a name may start with is the greatest prefix not after it.
+struct Dropped {
+    names: Vec<&'static str>,
+    prefixes: Vec<&'static str>,
+}
+
+static DROPPED: std::sync::LazyLock<Dropped> = std::sync::LazyLock::new(|| {
+    let mut names = [
+        HOP_BY_HOP,
+        GATEWAY_SET,
+        CLIENT_ADDRESS,
+        TLS_CLIENT,
+        IDENTITY,
+        METHOD_OVERRIDE,
+        TARGET_OVERRIDE,
+        HOST_OVERRIDE,
+    ]
+    .concat();
+    names.sort_unstable();
+    names.dedup();
+    let mut prefixes = [GATEWAY_SET_PREFIXES, TLS_CLIENT_PREFIXES, IDENTITY_PREFIXES].concat();
+    prefixes.sort_unstable();
+    Dropped { names, prefixes }
+});
+
+/// The longest header name [`forward_request_header`] lowers on the stack; a longer one (none of the lists' is
+/// half as long) is lowered on the heap.
+const NAME_ON_STACK: usize = 64;
+
 /// Whether a request header is forwarded to the origin. `connection_listed` are the names the client's `Connection`
-/// header marks as hop-by-hop (but for [`end_to_end`] fields). Client-sent `X-User-*` and forwarding headers are always
-/// dropped (the gateway sets its own), as are [`CLIENT_ADDRESS`], [`TLS_CLIENT`], [`IDENTITY`], [`METHOD_OVERRIDE`],
-/// [`TARGET_OVERRIDE`] and [`HOST_OVERRIDE`] headers,
-/// `x-request-id` (the request's id, checked, is set) and `traceparent` (re-set from the trace context; `tracestate`
-/// passes on with it) — in any spelling with `_` for `-` too (`X_User_Id`), which CGI-style servers read as the same
-/// variable; for that reason a `Content-*` field spelled with `_` is dropped too (the WAF read the body by the real
-/// ones).
+/// header marks as hop-by-hop (but for [`end_to_end`] fields). Client-sent [`GATEWAY_SET`] headers are always
+/// dropped (the gateway sets its own), as are [`HOP_BY_HOP`], [`CLIENT_ADDRESS`], [`TLS_CLIENT`], [`IDENTITY`],
+/// [`METHOD_OVERRIDE`], [`TARGET_OVERRIDE`] and [`HOST_OVERRIDE`] headers — in any spelling with `_` for `-` too
+/// (`X_User_Id`), which CGI-style servers read as the same variable; for that reason a `Content-*` field spelled
+/// with `_` is dropped too (the WAF read the body by the real ones). Called for every header of every proxied
+/// request: the name is lowered in a stack buffer and looked up once ([`DROPPED`]).
 pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool {
-    let mut name = name.to_ascii_lowercase();
-    if connection_listed.contains(&name) && !end_to_end(&name) {
+    let mut stack = [0u8; NAME_ON_STACK];
+    let mut heap = Vec::new();
+    let lower: &mut [u8] = match stack.get_mut(..name.len()) {
+        Some(buffer) => {
+            buffer.copy_from_slice(name.as_bytes());
+            buffer
+        }
+        None => {
+            heap.extend_from_slice(name.as_bytes());
+            heap.as_mut_slice()
+        }
+    };
+    lower.make_ascii_lowercase();
+    if !end_to_end(lower) && connection_listed.iter().any(|n| n.as_bytes() == &*lower) {
         return false;
     }
-    if name.contains('_') {
-        name = name.replace('_', "-");
+    if lower.contains(&b'_') {
+        for byte in lower.iter_mut().filter(|b| **b == b'_') {
+            *byte = b'-';
+        }
         // The body's description in that spelling (`Content_Encoding`) is the variable a CGI-style server reads for
         // the real field: forwarded, it would have the origin decode or type a body the WAF read without it.
-        if name.starts_with("content-") {
+        if lower.starts_with(b"content-") {
             return false;
         }
     }
-    !(HOP_BY_HOP.contains(&name.as_str())
-        || name.starts_with("x-user-")
-        || name.starts_with("x-forwarded-")
-        || name == "forwarded"
-        || name == "traceparent"
-        || name == "x-request-id"
-        || name.starts_with("cf-")
-        || CLIENT_ADDRESS.contains(&name.as_str())
-        || TLS_CLIENT.contains(&name.as_str())
-        || TLS_CLIENT_PREFIXES.iter().any(|p| name.starts_with(p))
-        || IDENTITY.contains(&name.as_str())
-        || IDENTITY_PREFIXES.iter().any(|p| name.starts_with(p))
-        || METHOD_OVERRIDE.contains(&name.as_str())
-        || TARGET_OVERRIDE.contains(&name.as_str())
-        || HOST_OVERRIDE.contains(&name.as_str()))
+    let dropped = &*DROPPED;
+    let lower = &*lower;
+    let after = dropped.prefixes.partition_point(|p| p.as_bytes() <= lower);
+    let prefixed = after
+        .checked_sub(1)
+        .and_then(|at| dropped.prefixes.get(at))
+        .is_some_and(|p| lower.starts_with(p.as_bytes()));
+    !prefixed
+        && dropped
+            .names
+            .binary_search_by(|n| n.as_bytes().cmp(lower))
+            .is_err()
 }
 
 /// A `Cookie` header without the cookies named `drop` (edgekit's own session and device cookies, which no origin
@@ -279,7 +332,7 @@ pub fn without_cookies(header: &str, drop: &[&str]) -> Option<String> {
 pub fn forward_response_header(name: &str, connection_listed: &[String]) -> bool {
     let name = name.to_ascii_lowercase();
     !(HOP_BY_HOP.contains(&name.as_str()) && name != "content-length"
-        || connection_listed.contains(&name) && !end_to_end(&name))
+        || connection_listed.contains(&name) && !end_to_end(name.as_bytes()))
 }
 
 /// The request headers a fill for a shared policy carries: its answer goes to every requester of the key, and the
@@ -1043,6 +1096,63 @@ mod tests {
         assert!(!forward_response_header("x-hop", &listed));
         assert!(!forward_response_header("transfer-encoding", &[]));
         assert!(!forward_response_header("x-hop", &["x-hop".into()]));
+    }
+
+    /// Coverage for the one-lookup table (`DROPPED`): it holds every list's names and prefixes, in every spelling a
+    /// client may send them, and no more than they name.
+    #[test]
+    fn every_listed_name_and_prefix_is_dropped_in_any_spelling() {
+        let names = [
+            HOP_BY_HOP,
+            GATEWAY_SET,
+            CLIENT_ADDRESS,
+            TLS_CLIENT,
+            IDENTITY,
+            METHOD_OVERRIDE,
+            TARGET_OVERRIDE,
+            HOST_OVERRIDE,
+        ]
+        .concat();
+        let prefixes = [GATEWAY_SET_PREFIXES, TLS_CLIENT_PREFIXES, IDENTITY_PREFIXES].concat();
+        // The lookup takes the greatest prefix not after a name as its only candidate: no prefix may start another.
+        for p in &prefixes {
+            for q in prefixes.iter().filter(|q| q != &p) {
+                assert!(!q.starts_with(p), "{p} starts {q}");
+            }
+        }
+        let spellings = |name: &str| {
+            [
+                name.to_owned(),
+                name.to_ascii_uppercase(),
+                name.replace('-', "_"),
+            ]
+        };
+        for name in names.iter().copied() {
+            for spelled in spellings(name) {
+                assert!(!forward_request_header(&spelled, &[]), "{spelled}");
+            }
+            // A name beside a listed one, not under a listed prefix, passes.
+            let longer = format!("{name}z");
+            if !prefixes.iter().any(|p| longer.starts_with(p)) {
+                assert!(forward_request_header(&longer, &[]), "{longer}");
+            }
+        }
+        for prefix in prefixes.iter().copied() {
+            for spelled in spellings(format!("{prefix}anything").as_str()) {
+                assert!(!forward_request_header(&spelled, &[]), "{spelled}");
+            }
+            assert!(!forward_request_header(prefix, &[]), "{prefix}");
+        }
+        // A name longer than the stack buffer is read whole: dropped by its prefix, or passed.
+        let long = "z".repeat(NAME_ON_STACK);
+        assert!(!forward_request_header(&format!("X-Envoy-{long}"), &[]));
+        assert!(!forward_request_header(&format!("content_{long}"), &[]));
+        assert!(forward_request_header(&format!("X-{long}"), &[]));
+        let listed = connection_tokens(Some(format!("x-{long}").as_str()));
+        assert!(!forward_request_header(
+            &format!("X-{}", long.to_ascii_uppercase()),
+            &listed
+        ));
     }
 
     #[test]
