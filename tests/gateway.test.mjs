@@ -659,6 +659,8 @@ describe("route table and proxy", () => {
       "x-auth-subject": "admin",
       "x-auth-roles": "admin",
       "x-auth-groups": "admins",
+      "x-auth-audience": "admin-api", // …and the audience and expiry of the token it verified
+      "x-auth-expiresin": "2099-01-01 00:00:00 +0000 UTC",
       "x-azure-clientip": "10.0.0.1", // Azure Front Door
       "x-azure-socketip": "10.0.0.1",
       "x-azure-fdid": "00000000-0000-0000-0000-000000000001",
