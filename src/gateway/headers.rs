@@ -650,14 +650,24 @@ impl LocationMap {
             .filter(|v| !v.is_empty())
             .last()?;
         // RFC 6265 §5.1.3's domain-match, the host in any case (the domain is lowercase).
-        let lies_in = |host: &str| {
+        let lies_in = |host: &str, domain: &str| {
             let host = host.as_bytes();
             host.len().checked_sub(domain.len()).is_some_and(|head| {
                 host[head..].eq_ignore_ascii_case(domain.as_bytes())
                     && (head == 0 || host[head - 1] == b'.')
             })
         };
-        if !lies_in(self.upstream_host()) || lies_in(client_host) {
+        // A trailing dot names the same host in DNS (`app.internal.`, absolute): the origin means its own by it, so
+        // it is read without one on the upstream's side. Browsers match the client's host as spelled, a trailing dot
+        // making another host (RFC 6265bis dropped its "ignore the attribute" note for this: httpwg/http-extensions
+        // #1758, #2087): `Domain=example.com.` is refused on `shop.example.com` — removed here — and kept on
+        // `shop.example.com.`, `Domain=example.com` the other way round.
+        let absolute = |name: &str| name.strip_suffix('.').unwrap_or(name).to_owned();
+        let upstream_domain = absolute(&domain);
+        if upstream_domain.is_empty()
+            || !lies_in(&absolute(self.upstream_host()), &upstream_domain)
+            || lies_in(client_host, &domain)
+        {
             return None;
         }
         // Each `Domain` attribute goes with the `;` before it.
@@ -1693,6 +1703,14 @@ mod tests {
             ("sid=1; Domain=other.org", None),
             ("sid=1; Domain=pp.internal", None),
             ("sid=1; Domain=app.internal; Domain=example.com", None),
+            // A trailing dot names the upstream all the same (a browser on api.example.com refuses the cookie).
+            ("sid=1; Domain=app.internal.", Some("sid=1")),
+            (
+                "sid=1; Domain=.APP.Internal.; Path=/",
+                Some("sid=1; Path=/"),
+            ),
+            ("sid=1; Domain=internal.", Some("sid=1")),
+            ("sid=1; Domain=example.com.", None),
             // The cookie's own value is no attribute.
             ("Domain=app.internal", None),
             ("sid=1; HttpOnly", None),
@@ -1709,6 +1727,28 @@ mod tests {
         assert_eq!(
             same.client_set_cookie("a=1; Domain=example.com", "www.example.com"),
             None
+        );
+        // Browsers match the client's host as spelled: with its trailing dot, `example.com` does not cover it and
+        // `example.com.` does; an upstream spelled with one is the same host.
+        let shared = LocationMap::new("https://app.example.com", None);
+        for (set_cookie, client, kept) in [
+            ("a=1; Domain=example.com", "shop.example.com.", Some("a=1")),
+            ("a=1; Domain=example.com.", "shop.example.com.", None),
+            ("a=1; Domain=example.com.", "shop.example.com", Some("a=1")),
+            ("a=1; Domain=example.com", "shop.example.com", None),
+        ] {
+            assert_eq!(
+                shared.client_set_cookie(set_cookie, client).as_deref(),
+                kept,
+                "{set_cookie} for {client}"
+            );
+        }
+        let absolute = LocationMap::new("http://app.internal.:8080", None);
+        assert_eq!(
+            absolute
+                .client_set_cookie("a=1; Domain=app.internal", "api.example.com")
+                .as_deref(),
+            Some("a=1")
         );
         // No client host known: nothing judged.
         let unknown = LocationMap::new("http://app.internal", None);
