@@ -236,21 +236,33 @@ struct Dropped {
     prefixes: Vec<&'static str>,
 }
 
+impl Dropped {
+    /// Every list's names and every prefix, as listed (unsorted).
+    fn listed() -> Self {
+        Self {
+            names: [
+                HOP_BY_HOP,
+                GATEWAY_SET,
+                CLIENT_ADDRESS,
+                TLS_CLIENT,
+                IDENTITY,
+                METHOD_OVERRIDE,
+                TARGET_OVERRIDE,
+                HOST_OVERRIDE,
+            ]
+            .concat(),
+            prefixes: [GATEWAY_SET_PREFIXES, TLS_CLIENT_PREFIXES, IDENTITY_PREFIXES].concat(),
+        }
+    }
+}
+
 static DROPPED: std::sync::LazyLock<Dropped> = std::sync::LazyLock::new(|| {
-    let mut names = [
-        HOP_BY_HOP,
-        GATEWAY_SET,
-        CLIENT_ADDRESS,
-        TLS_CLIENT,
-        IDENTITY,
-        METHOD_OVERRIDE,
-        TARGET_OVERRIDE,
-        HOST_OVERRIDE,
-    ]
-    .concat();
+    let Dropped {
+        mut names,
+        mut prefixes,
+    } = Dropped::listed();
     names.sort_unstable();
     names.dedup();
-    let mut prefixes = [GATEWAY_SET_PREFIXES, TLS_CLIENT_PREFIXES, IDENTITY_PREFIXES].concat();
     prefixes.sort_unstable();
     Dropped { names, prefixes }
 });
@@ -1116,18 +1128,7 @@ mod tests {
     /// client may send them, and no more than they name.
     #[test]
     fn every_listed_name_and_prefix_is_dropped_in_any_spelling() {
-        let names = [
-            HOP_BY_HOP,
-            GATEWAY_SET,
-            CLIENT_ADDRESS,
-            TLS_CLIENT,
-            IDENTITY,
-            METHOD_OVERRIDE,
-            TARGET_OVERRIDE,
-            HOST_OVERRIDE,
-        ]
-        .concat();
-        let prefixes = [GATEWAY_SET_PREFIXES, TLS_CLIENT_PREFIXES, IDENTITY_PREFIXES].concat();
+        let Dropped { names, prefixes } = Dropped::listed();
         // The lookup takes the greatest prefix not after a name as its only candidate: no prefix may start another.
         for p in &prefixes {
             for q in prefixes.iter().filter(|q| q != &p) {
