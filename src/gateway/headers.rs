@@ -93,10 +93,10 @@ const TLS_CLIENT_PREFIXES: &[&str] = &[
 /// `X-Anonymous-Consumer`, and its OAuth 2.0 plugin's `X-Authenticated-Userid` / `-Scope`; Kong's OIDC plugin's
 /// `X-Userinfo` and `X-Id-Token`; Keycloak Gatekeeper's (Louketo Proxy's) `X-Auth-Userid`, `-Subject`, `-Roles`,
 /// `-Groups`, and `-Audience` and `-ExpiresIn`, the audience and expiry of the token it verified, which an origin
-/// behind it checks the request by as it would the user (an app reading `X-Auth-Expiresin` as its session's end; Border0
-/// sets that one too) and no client sends as its own (not its `X-Auth-Username` and `X-Auth-Email`, credentials
-/// some APIs take beside a password or key: Cloudflare's API reads `X-Auth-Email`); Azure Front Door's `X-Azure-FDID`, by which an origin admits only its own
-/// Front Door's requests; and [`IDENTITY_PREFIXES`]. The gateway is the edge's authentication layer: a client must
+/// behind it checks the request by as it would the user (an app reading `X-Auth-Expiresin` as its session's end;
+/// Border0 sets that one too) and no client sends as its own (not its `X-Auth-Username` and `X-Auth-Email`,
+/// credentials some APIs take beside a password or key: Cloudflare's API reads `X-Auth-Email`); Azure Front Door's
+/// `X-Azure-FDID`, by which an origin admits only its own Front Door's requests; and [`IDENTITY_PREFIXES`]. The gateway is the edge's authentication layer: a client must
 /// not present itself as signed in by another one, or as come through another.
 /// (oauth2-proxy's `X-Forwarded-User/-Email/-Groups` go with the `X-Forwarded-*` family, Cloudflare Access's
 /// `Cf-Access-*` with every `Cf-*`.)
