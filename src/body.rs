@@ -5,6 +5,7 @@
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::field_list::split_unquoted;
 
 /// A `Content-Type`'s media type without its parameters, lower-case: `Text/HTML; charset=utf-8` → `text/html`.
 pub fn media_type(content_type: &str) -> String {
@@ -18,32 +19,18 @@ pub fn media_type(content_type: &str) -> String {
 
 /// The value of a `Content-Type`'s parameter `name` (case-insensitive name, quotes removed): `charset` of
 /// `application/json; Charset="UTF-8"` → `UTF-8`. A `;` inside a quoted value separates nothing
-/// (`profile="a;charset=latin1"` names no charset).
+/// (`profile="a;charset=latin1"` names no charset, nor does `profile="a\";charset=latin1"`: `\"` is escaped).
 fn parameter<'a>(content_type: &'a str, name: &str) -> Option<&'a str> {
-    let mut quoted = false;
-    // The segments after the media type, each ending at a `;` outside quotes (or the end).
-    let mut start = None;
-    let ends = content_type
-        .char_indices()
-        .filter(|&(_, c)| {
-            if c == '"' {
-                quoted = !quoted;
-            }
-            c == ';' && !quoted
+    // The segments after the media type, split by the one RFC 9110 reader (`\"` does not close a quoted value).
+    split_unquoted(content_type, b';')
+        .into_iter()
+        .skip(1)
+        .find_map(|param| {
+            let (key, value) = param.split_once('=')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim().trim_matches('"'))
         })
-        .map(|(at, _)| at)
-        .chain(std::iter::once(content_type.len()));
-    ends.filter_map(|end| {
-        let segment = start.map(|from: usize| &content_type[from..end]);
-        start = Some(end + 1);
-        segment
-    })
-    .find_map(|param| {
-        let (key, value) = param.split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| value.trim().trim_matches('"'))
-    })
 }
 
 /// Charset labels whose bytes a UTF-8 reading takes as meant: the WHATWG Encoding Standard's labels of UTF-8, and
@@ -366,6 +353,13 @@ mod tests {
             ("text/html; CHARSET=\"UTF-16\"", Some("UTF-16")),
             ("text/html; charset=iso-8859-1", Some("iso-8859-1")),
             ("text/html; profile=\"a;charset=latin1\"", None),
+            // `\"` inside a quoted string is an escaped quote (RFC 9110 §5.6.4), not its end: the `;` after it is
+            // still quoted, and the charset after the real closing quote is the type's own.
+            ("text/html; profile=\"a\\\";charset=latin1\"", None),
+            (
+                "text/html; profile=\"a\\\";charset=utf-8\"; charset=latin1",
+                Some("latin1"),
+            ),
         ];
         for (ct, expected) in cases {
             assert_eq!(non_utf8_charset(ct), *expected, "{ct:?}");

@@ -1,6 +1,6 @@
 //! Reading HTTP field values (RFC 9110 §5.6): a list split at its commas, a member at its `;` parameters, each only
 //! outside a quoted string — one reader for every field that may quote (`Cache-Control`'s field lists, `Accept`'s
-//! parameters), so a `,` or `;` inside quotes separates nothing, in any of them. Pure.
+//! and `Content-Type`'s parameters), so a `,` or `;` inside quotes separates nothing, in any of them. Pure.
 
 /// `value`'s parts between the `separator`s (`b','` for a list's members, `b';'` for a member's parameters) outside a
 /// quoted string (§5.6.4: `"` opens and closes one, `\` escapes the next byte inside it), untrimmed: one more part
