@@ -185,10 +185,11 @@ impl CachePolicies {
             // A per-user policy's answers are one user's: a browser or CDN cache in front, keyed by the URL alone,
             // must be told to keep them to that user or not at all, or it serves one user's answer to the next.
             // `private` bare: a qualified one (`private="Set-Cookie"`) keeps only the fields it lists from shared
-            // caches, and lets them store the rest (RFC 9111 §5.2.2.7).
+            // caches, and lets them store the rest (RFC 9111 §5.2.2.7); one inside a quoted argument
+            // (`no-cache="Set-Cookie, private, Vary"`) is no directive.
             let kept_private = |value: &str| {
-                value
-                    .split(',')
+                crate::field_list::split_unquoted(value, b',')
+                    .into_iter()
                     .any(|directive| directive.trim().eq_ignore_ascii_case("private"))
                     || has_directive(value, "no-store")
             };
@@ -1357,6 +1358,9 @@ mod tests {
             ("private, max-age=60", "private=\"set-cookie\", max-age=60"),
             // Surrogate-Control has no `private`: a CDN keeps this 60 s for everyone.
             ("private, max-age=60", "private, max-age=60"),
+            // A `private` only inside a quoted field list is an argument, not the directive: a shared cache
+            // stores this 60 s for everyone.
+            ("no-cache=\"Set-Cookie, private, Vary\", max-age=60", ""),
         ] {
             let leaky = serde_json::json!({"mine": {"ttl": 60, "shared": false,
                 "cache_control": cache_control, "surrogate_control": surrogate_control}});
