@@ -42,8 +42,9 @@ impl Negotiated {
 
 /// The weight `accept` gives `media` when it lists it by name, in thousandths: its highest `q` (1000 when none is
 /// given); 0 when it is not listed, or only with a `q` that is 0 or not a qvalue ([`qvalue`]: `inf`, `NaN`, `1e0`,
-/// `0.0001`, `1.0000`, `5` refuse the type). Members and parameters are read as RFC 9110 lists (§5.6.1, §5.6.6), split only outside quoted strings: a `,` or
-/// `;` in a quoted parameter value (`image/avif;x="a,b";q=0`) ends neither the member nor the parameter.
+/// `0.0001`, `1.0000`, `5` refuse the type). Members and parameters are read as RFC 9110 lists (§5.6.1, §5.6.6),
+/// split only outside quoted strings: a `,` or `;` in a quoted parameter value (`image/avif;x="a,b";q=0`) ends neither
+/// the member nor the parameter.
 fn weight(accept: &str, media: &str) -> u16 {
     split_unquoted(accept, b',')
         .into_iter()
