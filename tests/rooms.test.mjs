@@ -279,6 +279,14 @@ describe("rooms", () => {
     assert.equal(await joinStatus(`${base}?ticket=${await ticket(w, "ticket-expiry")}`), 101, "a live ticket for the room joins");
   });
 
+  test("the debug ticket route's expired= takes 1 or nothing: any other value is a 400, never a live ticket a test would take for an expired one", async () => {
+    for (const value of ["0", "true", "yes", ""]) {
+      const r = await w.fetch(`/__debug/rooms/ticket-expiry/ticket?user=tester&expired=${value}`, { method: "POST" });
+      assert.equal(r.status, 400, `expired=${value}`);
+      assert.equal((await r.json()).error.code, "invalid_parameter", `expired=${value}`);
+    }
+  });
+
   test("a handshake the runtime would refuse is refused before the ticket is spent (RFC 6455 §4.2)", async () => {
     const base = w.url.href.replace(/^http/, "ws") + "rooms/handshake/ws";
     const t = await ticket(w, "handshake");

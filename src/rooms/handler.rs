@@ -391,7 +391,7 @@ fn ticket_expiry(call: &Call) -> u64 {
 
 /// `POST /__debug/rooms/{id}/ticket?user=…[&expired=1]` (debug routes only): a ticket without a session, for tests —
 /// `expired=1` makes one that expired a millisecond before it was issued, so a test shows the room refusing an
-/// expired ticket without waiting out `ROOMS_TICKET_TTL_SECONDS`.
+/// expired ticket without waiting out `ROOMS_TICKET_TTL_SECONDS`; any other `expired` value is a 400.
 pub async fn debug_ticket(call: &Call) -> ApiResult<Response> {
     let url = call.req.url().or_internal("reading the request url")?;
     let param = |name: &str| {
@@ -401,8 +401,15 @@ pub async fn debug_ticket(call: &Call) -> ApiResult<Response> {
     };
     let user = param("user").unwrap_or_else(|| "debug".to_owned());
     let expires_ms = match param("expired").as_deref() {
+        None => ticket_expiry(call),
         Some("1") => call.started_ms.saturating_sub(1),
-        _ => ticket_expiry(call),
+        // A test asking for `expired=true` (or `0`) must not get a live ticket and pass for the wrong reason.
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("parameter `expired` must be 1 or absent, got {other:?}"),
+            ))
+        }
     };
     issue_ticket(call, &room_name(call)?, &user, None, expires_ms).await
 }
