@@ -161,7 +161,7 @@ impl Policy {
         if name.len() > 32 || !is_token(name, b"_-") {
             return Err("names must be 1-32 characters of a-z, 0-9, _ and -".into());
         }
-        let raw: RawPolicy = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        let raw = RawPolicy::read(value)?;
         if raw.limit == 0 || raw.limit > MAX_LIMIT {
             return Err(format!(
                 "limit must be between 1 and {MAX_LIMIT}, got {}",
@@ -275,6 +275,27 @@ impl Policy {
             binding,
             check: raw.check,
             shard_key: None,
+        })
+    }
+}
+
+impl RawPolicy {
+    /// Reads a policy's fields. serde names a missing or an unknown field, never a mistyped one (`limit = "600"` and
+    /// `shards = "16"` both read "invalid type: string, expected u32"): on an error, each field is read alone beside
+    /// valid required ones, and the first that fails is named.
+    fn read(value: Value) -> Result<Self, String> {
+        serde_json::from_value(value.clone()).map_err(|error| {
+            let alone = |name: &String, field: &Value| {
+                let mut one = serde_json::json!({ "limit": 1, "window": 1, "key": "ip" });
+                one[name.as_str()] = field.clone();
+                serde_json::from_value::<Self>(one)
+                    .err()
+                    .map(|e| format!("{name}: {e}"))
+            };
+            value
+                .as_object()
+                .and_then(|fields| fields.iter().find_map(|(name, field)| alone(name, field)))
+                .unwrap_or_else(|| error.to_string())
         })
     }
 }
@@ -538,5 +559,31 @@ mod tests {
             parse(json!(["not", "a", "table"])).is_err(),
             "a list is not a table"
         );
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named() {
+        // serde names a missing or unknown field, never a mistyped one: `limit = "600"` and `shards = "16"` both read
+        // "invalid type: string, expected u32", leaving the operator to guess which of the policy's fields it meant.
+        let ok = json!({ "limit": 10, "window": 60, "key": "ip" });
+        let cases: Vec<(&str, Value)> = vec![
+            ("limit", json!("600")),
+            ("limit", json!(5_000_000_000_u64)),
+            ("window", json!(1.5)),
+            ("shards", json!("16")),
+            ("check", json!("yes")),
+            ("hot_keys", json!({"ip:203.0.113.7": "4"})),
+        ];
+        for (field, value) in cases {
+            let mut policy = ok.clone();
+            policy[field] = value;
+            let error = parse(json!({ "api": policy })).expect_err("invalid");
+            assert!(
+                error
+                    .problem
+                    .starts_with(&format!("policy `api`: {field}: ")),
+                "{field}: {error}"
+            );
+        }
     }
 }
