@@ -55,12 +55,11 @@ pub enum ReadFailure {
     Store,
 }
 
-/// A read that failed: until when it holds off the next read, why it failed (and what it says of the document),
-/// and its number (a read that started before it and fails after it sets no hold of its own).
+/// A read that failed: until when it holds off the next read, why it failed, and its number (a read that started
+/// before it and fails after it sets no hold of its own).
 struct Failed {
     until_ms: u64,
     detail: String,
-    kind: ReadFailure,
     read: u64,
 }
 
@@ -87,6 +86,9 @@ pub struct KeySetMemory<K> {
     refresh_since: Option<u64>,
     /// The last read that failed, while it holds off the next ([`Self::failed`]).
     failed: Option<Failed>,
+    /// The newest read that found the document missing or no JWKS (0: none): an older read's document is not kept
+    /// over it, whichever failure set the hold since (a later KV error says nothing of the document).
+    document_failed: u64,
 }
 
 impl<K> Default for KeySetMemory<K> {
@@ -98,6 +100,7 @@ impl<K> Default for KeySetMemory<K> {
             read_started: 0,
             refresh_since: None,
             failed: None,
+            document_failed: 0,
         }
     }
 }
@@ -141,9 +144,9 @@ impl<K> KeySetMemory<K> {
 
     /// The key set read `read` (started at `started_ms`) found in `document`: the kept set when the document is
     /// unchanged, else `parse`'s, kept unless a read that started later has been kept meanwhile — or has found the
-    /// document broken or gone ([`ReadFailure::Document`]): that is newer than this read's document, which neither
-    /// lifts that read's hold nor restarts the kept set's age; its own request (and its waiters) use it all the
-    /// same, and the next read after the hold decides. (Before, a stalled read ending after a newer one failed was
+    /// document broken or gone ([`ReadFailure::Document`], remembered whatever failure set the hold since): that is
+    /// newer than this read's document, which neither lifts the hold nor restarts the kept set's age; its own request
+    /// (and its waiters) use it all the same, and the next read after the hold decides. (Before, a stalled read ending after a newer one failed was
     /// kept for a whole TTL, and lifted the hold the newer failure had set.) A later read that failed because KV
     /// erred ([`ReadFailure::Store`]) read no document: this one's is the newest known, kept, and lifts that hold
     /// (before, a KV hiccup beat a good read, and requests were answered 500 or lent the older set meanwhile).
@@ -155,10 +158,7 @@ impl<K> KeySetMemory<K> {
         parse: impl FnOnce(&str) -> Result<K, E>,
     ) -> Result<Rc<K>, E> {
         self.finished(read);
-        let newer_failed = self
-            .failed
-            .as_ref()
-            .is_some_and(|f| f.read > read && f.kind == ReadFailure::Document);
+        let newer_failed = self.document_failed > read;
         if let Some(kept) = self.kept.as_mut().filter(|k| k.document == document) {
             if kept.read < read && !newer_failed {
                 kept.at_ms = started_ms;
@@ -208,6 +208,9 @@ impl<K> KeySetMemory<K> {
         detail: String,
     ) {
         self.finished(read);
+        if kind == ReadFailure::Document {
+            self.document_failed = self.document_failed.max(read);
+        }
         if self.kept.as_ref().is_some_and(|k| k.read > read)
             || self.failed.as_ref().is_some_and(|f| f.read > read)
         {
@@ -216,7 +219,6 @@ impl<K> KeySetMemory<K> {
         self.failed = Some(Failed {
             until_ms: now_ms.saturating_add(hold_ms),
             detail,
-            kind,
             read,
         });
     }
@@ -266,6 +268,13 @@ mod tests {
         match memory.lookup(now, TTL) {
             Lookup::Use(keys) => keys,
             other => panic!("expected a key set, got {other:?}"),
+        }
+    }
+
+    fn held(memory: &mut KeySetMemory<String>, now: u64) -> String {
+        match memory.lookup(now, TTL) {
+            Lookup::Held { detail } => detail,
+            other => panic!("expected the failure held, got {other:?}"),
         }
     }
 
@@ -516,10 +525,6 @@ mod tests {
     #[test]
     fn a_failed_read_holds_off_the_next_lending_the_kept_set_or_answering_the_failure() {
         const HOLD: u64 = 1_000;
-        let held = |memory: &mut KeySetMemory<String>, now| match memory.lookup(now, TTL) {
-            Lookup::Held { detail } => detail,
-            other => panic!("expected the failure held, got {other:?}"),
-        };
         // Cold: a failed read is answered to every request of the hold, none reading; then one reads again.
         let mut memory = KeySetMemory::default();
         let first = read(&mut memory, 0);
@@ -704,6 +709,48 @@ mod tests {
         read(&mut memory, 2 * TTL);
         // A document found broken by the newer read still stands over the older read's (`ReadFailure::Document`,
         // the test above): only KV erring gives way.
+    }
+
+    #[test]
+    fn a_document_found_gone_stays_newer_than_an_older_read_after_a_later_read_fails_on_kv() {
+        const HOLD: u64 = 1_000;
+        // Cold: read 1 stalls, read 2 finds no document, and after its hold read 3 fails because KV erred; then read 1
+        // ends with the document it found before read 2 began. Read 2's word is still newer than read 1's: before,
+        // read 3's hiccup replaced the failure that said so, and read 1's old document was kept for a whole TTL.
+        let (mut memory, older, _) =
+            stalled_then_failed(HOLD, ReadFailure::Document, "JWKS: no document");
+        let after = REFRESH_STALE_MS + HOLD;
+        let hiccup = read(&mut memory, after);
+        let kv = "reading the JWKS from KV";
+        memory.failed(hiccup, after, HOLD, ReadFailure::Store, kv.into());
+        memory.keep(older, 0, "old".into(), parse).unwrap();
+        assert_eq!(
+            held(&mut memory, after + 1),
+            kv,
+            "not kept: the hold stands"
+        );
+        read(&mut memory, after + HOLD);
+        // The same when the document's failure ends after the hiccup's (it set no hold of its own, being older).
+        let mut memory = KeySetMemory::default();
+        let older = read(&mut memory, 0);
+        let gone = read(&mut memory, REFRESH_STALE_MS);
+        let hiccup = read(&mut memory, 2 * REFRESH_STALE_MS);
+        memory.failed(
+            hiccup,
+            2 * REFRESH_STALE_MS,
+            HOLD,
+            ReadFailure::Store,
+            kv.into(),
+        );
+        memory.failed(
+            gone,
+            2 * REFRESH_STALE_MS,
+            HOLD,
+            ReadFailure::Document,
+            "gone".into(),
+        );
+        memory.keep(older, 0, "old".into(), parse).unwrap();
+        assert_eq!(held(&mut memory, 2 * REFRESH_STALE_MS + 1), kv);
     }
 
     #[test]
