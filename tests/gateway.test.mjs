@@ -2534,6 +2534,41 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a fill's 429 is handed only to the waiters from the address the fill named; one from another asks for its own", async () => {
+    // An origin limiting by the client's address (the X-Forwarded-For a shared fill names): 203.0.113.7 is over its
+    // limit, other addresses are not. Before, every waiter got 203.0.113.7's 429 and its Retry-After.
+    origin.reset();
+    const limited = "203.0.113.7";
+    let asked = 0;
+    let leadAsked;
+    const leadArrived = new Promise((resolve) => (leadAsked = resolve));
+    origin.handle(async (req, body, res) => {
+      asked += 1;
+      const client = req.headers["x-forwarded-for"];
+      if (asked === 1) {
+        leadAsked();
+        await untilWaiting(worker, 4);
+      }
+      if (client === limited) res.writeHead(429, { "content-type": "text/plain", "retry-after": "30" }).end("slow down");
+      else res.writeHead(200, { "content-type": "text/plain" }).end(`welcome ${client}`);
+    });
+    const path = `/gw/cached?limited-by-address=${Date.now()}`;
+    const from = (ip) => worker.fetch(path, { headers: { "cf-connecting-ip": ip } });
+    // The limited address leads the fill (its request reached the origin before the others were sent).
+    const lead = from(limited);
+    await leadArrived;
+    const others = [limited, limited, "198.51.100.9", "192.0.2.44"].map(from);
+    const answers = await Promise.all([lead, ...others]);
+    const seen = await Promise.all(answers.map(async (r) => `${r.status} ${r.headers.get("retry-after")} ${await r.text()}`));
+    assert.deepEqual(seen, [
+      ...Array(3).fill("429 30 slow down"),
+      "200 null welcome 198.51.100.9",
+      "200 null welcome 192.0.2.44",
+    ]);
+    assert.equal(asked, 3, "one fill for the limited address and its waiters, one request for each other address");
+    origin.reset();
+  });
+
   test("during an origin outage 20 concurrent requests make 1 origin request: stale where allowed, else the error", async () => {
     origin.reset();
     version = 7;

@@ -1204,9 +1204,25 @@ pub fn purge_answer(
 /// (unless it sets a cookie): an origin error (5xx) or a 429, the origin pushing back on the key. Each waiter asking
 /// again sent a rate-limiting origin one request per waiter as soon as it had said to slow down (a 429 was the
 /// lead's alone), where a 5xx cost one per key. A 429 stays a status-only answer ([`shared_fill_answer`]): a requester
-/// that sent credentials the fill left out asks for its own, as a rate limit may be by who asks.
+/// that sent credentials the fill left out asks for its own, as a rate limit may be by who asks; so does one from
+/// another address than the fill named ([`fill_answer_reaches`]).
 pub fn origin_pushback(status: u16) -> bool {
     status >= 500 || status == 429
+}
+
+/// Whether a fill's answer with `status` is also the answer to a coalesced waiter whose own fill would have named
+/// `own_client` as its client, the fill having named `fill_client` (each its `X-Forwarded-For`, `None` when none is
+/// sent). A 429 is for the subject of the limit (RFC 6585 §4): an origin limiting by the client's address answers
+/// one address's 429 while another's requests are still welcome, so it is handed on only to a waiter of the same
+/// address — another asks for its own (before, every waiter got the lead's 429 and its `Retry-After`, meant for
+/// someone else). A 5xx is the origin's state, every requester's alike (RFC 9110 §15.6.4: a 503 is the server's
+/// overload, not the client's).
+pub fn fill_answer_reaches(
+    status: u16,
+    fill_client: Option<&str>,
+    own_client: Option<&str>,
+) -> bool {
+    status != 429 || fill_client == own_client
 }
 
 /// The debug seam's aging of stored copies (`POST /__debug/edge-cache/age?ms=`, DEBUG_ROUTES only): when each aging
@@ -3119,6 +3135,25 @@ mod tests {
         aging.age(10_001, 1_200);
         let aged = aging.aged_ms(meta.stored_at_ms);
         assert_eq!(meta.freshness(10_001 + aged), Freshness::StaleRevalidate);
+    }
+
+    #[test]
+    fn a_fills_429_reaches_only_waiters_of_the_address_it_named_and_a_5xx_reaches_every_one() {
+        let (lead, other) = (Some("203.0.113.7"), Some("198.51.100.9"));
+        assert!(
+            fill_answer_reaches(429, lead, lead),
+            "the lead's own address"
+        );
+        assert!(
+            fill_answer_reaches(429, None, None),
+            "no address named, none sent"
+        );
+        for (fill, own) in [(lead, other), (lead, None), (None, other)] {
+            assert!(!fill_answer_reaches(429, fill, own), "{fill:?} to {own:?}");
+        }
+        for status in [200, 404, 500, 503, 504] {
+            assert!(fill_answer_reaches(status, lead, other), "{status}");
+        }
     }
 
     #[test]

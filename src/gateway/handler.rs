@@ -15,11 +15,11 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, invalidates, keep_purge_made, lifts_refresh_hold, not_modified, null_body,
-    origin_pushback, purge_answer, purge_marks, purged_since, refresh_due, refresh_hold_ms,
-    settle_put, shared_fill_answer, storable, stretched_lifetime, tags_for, tags_left_out,
-    valid_tag, write_marks, CachePolicy, CopyAging, FillAnswer, Freshness, KeyHolds, KeyId,
-    PutFailed, StoredMeta, Writes, PASS_MS, PURGE_MARK_TTL_SECS, PURGE_RETRY_MS,
+    cache_key, fill_answer_reaches, invalidates, keep_purge_made, lifts_refresh_hold, not_modified,
+    null_body, origin_pushback, purge_answer, purge_marks, purged_since, refresh_due,
+    refresh_hold_ms, settle_put, shared_fill_answer, storable, stretched_lifetime, tags_for,
+    tags_left_out, valid_tag, write_marks, CachePolicy, CopyAging, FillAnswer, Freshness, KeyHolds,
+    KeyId, PutFailed, StoredMeta, Writes, PASS_MS, PURGE_MARK_TTL_SECS, PURGE_RETRY_MS,
 };
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
@@ -1850,6 +1850,9 @@ struct Fetched {
     /// What it is to a requester that sent more than a shared fill carried (`cache::FillAnswer`; always `Anyone`
     /// for a per-user policy, whose fills carry the request).
     fill_answer: FillAnswer,
+    /// The client the fill named to the origin (its `X-Forwarded-For`): a 429 reaches only waiters of the same one
+    /// (`cache::fill_answer_reaches`).
+    client: Option<String>,
     /// When its origin request was made: what a stored copy is dated from (and a HIT from the fill its `Age`).
     requested_at: u64,
     /// How long the origin took to send the answer's headers.
@@ -2336,6 +2339,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         tags,
         storable,
         fill_answer,
+        client: header_list::get(&spec.headers, "x-forwarded-for").map(str::to_owned),
         requested_at,
         origin_ms,
     });
@@ -2542,7 +2546,8 @@ fn is_origin_error(outcome: &Result<Rc<Fetched>, Failure>) -> bool {
 }
 
 /// The answer to a fill for this request: as fetched, or, when the origin's answer may depend on what the fill left
-/// out (`FillAnswer::StatusOnly` or `Personal`) and the requester sent some of it, the answer to its own request.
+/// out (`FillAnswer::StatusOnly` or `Personal`) and the requester sent some of it, or is a 429 the fill got for
+/// another client's address (`cache::fill_answer_reaches`), the answer to its own request.
 async fn answer_fetched(
     f: &Fetched,
     spec: &Spec,
@@ -2551,7 +2556,9 @@ async fn answer_fetched(
     asked: &Asked,
     own: &OwnRequest<'_>,
 ) -> ApiResult<Response> {
-    if f.fill_answer == FillAnswer::Anyone || !own.tailored() {
+    let own_client = header_list::get(&spec.headers, "x-forwarded-for");
+    let reaches = fill_answer_reaches(f.status, f.client.as_deref(), own_client);
+    if reaches && (f.fill_answer == FillAnswer::Anyone || !own.tailored()) {
         return Ok(fetched_response(f, policy, served, asked));
     }
     f.body.discard();
