@@ -341,13 +341,29 @@ mod tests {
 
     #[test]
     fn debug_routes_exist_only_when_enabled() {
-        let router = Router::new(true);
-        assert!(matches!(
-            router.resolve("GET", "/__debug/panic"),
-            Resolved::Found {
-                id: RouteId::DebugPanic,
-                ..
-            }
-        ));
+        // Every route under /__debug/ (a parameter filled in): served with DEBUG_ROUTES, and a 404 — not a 405
+        // naming its method — without. Before, only the first half was asserted, and for /__debug/panic alone.
+        let (on, off) = (Router::new(true), Router::new(false));
+        let debug: Vec<&RouteSpec> = ROUTES
+            .iter()
+            .filter(|s| s.pattern.starts_with("/__debug/"))
+            .collect();
+        assert!(debug.len() >= 7, "the debug routes: {debug:?}");
+        for spec in debug {
+            let path = spec
+                .pattern
+                .split('/')
+                .map(|part| if part.starts_with('{') { "x" } else { part })
+                .collect::<Vec<_>>()
+                .join("/");
+            assert!(
+                matches!(on.resolve(spec.method, &path), Resolved::Found { id, .. } if id == spec.id),
+                "{path} with DEBUG_ROUTES"
+            );
+            assert!(
+                matches!(off.resolve(spec.method, &path), Resolved::NotFound),
+                "{path} without DEBUG_ROUTES"
+            );
+        }
     }
 }
