@@ -5042,37 +5042,52 @@ describe("configuration", () => {
   };
 
   test("a cached entry whose purge time KV is slow to give is a miss after the route's timeout, and a hit once the read answers", async (t) => {
-    // CONFIG_KV stands in for a slow KV: each purge-time read answers "never purged" after 1.5 s, five times the
-    // route's timeout_ms.
+    // CONFIG_KV stands in for a slow KV: each purge-time read answers "never purged" only once the test lets it (the
+    // origin holds its /kv/ requests), well past the route's timeout_ms. That is 2 s, not 300 ms: the origin's own
+    // answer must come within it, and on a loaded machine 300 ms was a window the page could miss (a 504).
     const own = await startOrigin();
     t.after(() => own.stop());
+    const held = [];
+    let holding = true;
+    own.handle((req, body, res) => {
+      if (!req.url.startsWith("/kv/")) return res.writeHead(200, { "content-type": "text/plain" }).end("page");
+      if (holding) return held.push(res);
+      res.end("");
+    });
     const w = await cachedRouteOverKv(
       own.url,
-      `(key) => key.startsWith("gateway:purge:")
-        ? new Promise((resolve) => setTimeout(() => resolve(null), 1500))
-        : Promise.resolve(null)`,
+      `async (key) => {
+        if (key.startsWith("gateway:purge:")) await (await fetch(${JSON.stringify(own.url)} + "/kv/" + encodeURIComponent(key))).text();
+        return null;
+      }`,
+      { timeout_ms: 2_000 },
     );
+    const pages = () => own.requests.filter((r) => r.path === "/c/page").length;
     try {
       const first = await w.fetch("/c/page");
       assert.equal(first.headers.get("x-cache"), "MISS");
       await first.arrayBuffer();
       // Stored; its purge time is not known to the isolate yet, and KV takes longer than the route allows.
-      const held = await w.fetch("/c/page");
-      assert.equal(held.status, 200);
-      assert.equal(held.headers.get("x-cache"), "MISS", "not held for as long as KV takes");
-      await held.arrayBuffer();
-      assert.equal(own.requests.length, 2, "asked of the origin");
+      const miss = await w.fetch("/c/page");
+      assert.equal(miss.status, 200);
+      assert.equal(miss.headers.get("x-cache"), "MISS", "not held for as long as KV takes");
+      await miss.arrayBuffer();
+      assert.equal(pages(), 2, "asked of the origin");
       assert.ok(
-        w.jsonLogs().some((l) => l.msg === "purge time unreadable; serving from the origin" && /did not answer in 300 ms/.test(l.detail)),
+        w.jsonLogs().some((l) => l.msg === "purge time unreadable; serving from the origin" && /did not answer in 2000 ms/.test(l.detail)),
         "logged",
       );
       // The read went on in the background: once it answers, the time it brought serves the stored copy.
+      holding = false;
+      for (const res of held.splice(0)) res.end("");
       await until(async () => {
         const r = await w.fetch("/c/page");
         await r.arrayBuffer();
         return r.headers.get("x-cache") === "HIT";
       }, { ms: 15_000, what: "a HIT once the purge time is read" });
     } finally {
+      holding = false;
+      for (const res of held.splice(0)) res.end("");
       await w.stop();
     }
   });
