@@ -189,6 +189,20 @@ pub fn json_document(text: &str) -> Result<Value, String> {
     })
 }
 
+/// `value` read as a `T` (a route, a cache or rate-limit policy), an error naming the field it is in: serde names a
+/// missing or unknown field, never one of the wrong type (`limit = "600"` read "invalid type: string \"600\",
+/// expected u32", leaving the operator to guess which field it meant), so the path to it is put first
+/// (`limit: invalid type…`, `hot_keys.ip:203.0.113.7: …`).
+pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        match path.as_str() {
+            "" | "." => e.into_inner().to_string(),
+            _ => format!("{path}: {}", e.into_inner()),
+        }
+    })
+}
+
 /// A JSON value built like `serde_json::Value`, but failing on an object's second use of a key: for config vars and
 /// for request bodies whose fields decide something (a login's email), where a reader that keeps the first of two
 /// keys would see another request than the one served.

@@ -178,7 +178,7 @@ impl CachePolicies {
             .ok_or_else(|| "must be an object of policy name → policy".to_owned())?;
         for (name, raw) in object {
             let policy: CachePolicy =
-                serde_json::from_value(raw.clone()).map_err(|e| format!("policy {name:?}: {e}"))?;
+                crate::config::typed(raw.clone()).map_err(|e| format!("policy {name:?}: {e}"))?;
             if policy.ttl == 0 {
                 return Err(format!("policy {name:?}: ttl must be at least 1 second"));
             }
@@ -1400,6 +1400,10 @@ mod tests {
         assert!(CachePolicies::with_overrides(Some(&bad))
             .expect_err("unknown")
             .contains("\"typo\""));
+        // A value of the wrong type names its field, not only its policy.
+        let mistyped = serde_json::json!({"short": {"ttl": "5", "shared": true, "cache_control": "", "surrogate_control": ""}});
+        let e = CachePolicies::with_overrides(Some(&mistyped)).expect_err("mistyped");
+        assert!(e.contains("policy \"short\": ttl: invalid type"), "{e}");
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl RouteTable {
                 .map(|n| format!("route {index} ({n:?})"))
                 .unwrap_or_else(|| format!("route {index}"));
             let raw: RawRoute =
-                serde_json::from_value(item.clone()).map_err(|e| format!("{label}: {e}"))?;
+                crate::config::typed(item.clone()).map_err(|e| format!("{label}: {e}"))?;
             let route = validate(raw, index, policies, rate_limit_policies)
                 .map_err(|e| format!("{label}: {e}"))?;
             // A route's name keys its cache entries and names its purge tag (`route:<name>`): unique, and of
@@ -1063,6 +1063,15 @@ mod tests {
             (
                 json!([{"path": "/a", "upstream": "http://a", "retries": 9}]),
                 "retries",
+            ),
+            // A value of the wrong type names its field (serde alone said only "invalid type: string").
+            (
+                json!([{"path": "/a", "upstream": "http://a", "timeout_ms": "5000"}]),
+                "route 0: timeout_ms: invalid type",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a", "methods": ["GET", 7]}]),
+                "route 0: methods[1]: invalid type",
             ),
             (
                 json!([{"path": "/a", "upstream": "http://a", "permissions": ["x"]}]),

@@ -161,7 +161,7 @@ impl Policy {
         if name.len() > 32 || !is_token(name, b"_-") {
             return Err("names must be 1-32 characters of a-z, 0-9, _ and -".into());
         }
-        let raw = RawPolicy::read(value)?;
+        let raw: RawPolicy = crate::config::typed(value)?;
         if raw.limit == 0 || raw.limit > MAX_LIMIT {
             return Err(format!(
                 "limit must be between 1 and {MAX_LIMIT}, got {}",
@@ -275,27 +275,6 @@ impl Policy {
             binding,
             check: raw.check,
             shard_key: None,
-        })
-    }
-}
-
-impl RawPolicy {
-    /// Reads a policy's fields. serde names a missing or an unknown field, never a mistyped one (`limit = "600"` and
-    /// `shards = "16"` both read "invalid type: string, expected u32"): on an error, each field is read alone beside
-    /// valid required ones, and the first that fails is named.
-    fn read(value: Value) -> Result<Self, String> {
-        serde_json::from_value(value.clone()).map_err(|error| {
-            let alone = |name: &String, field: &Value| {
-                let mut one = serde_json::json!({ "limit": 1, "window": 1, "key": "ip" });
-                one[name.as_str()] = field.clone();
-                serde_json::from_value::<Self>(one)
-                    .err()
-                    .map(|e| format!("{name}: {e}"))
-            };
-            value
-                .as_object()
-                .and_then(|fields| fields.iter().find_map(|(name, field)| alone(name, field)))
-                .unwrap_or_else(|| error.to_string())
         })
     }
 }
@@ -579,9 +558,7 @@ mod tests {
             policy[field] = value;
             let error = parse(json!({ "api": policy })).expect_err("invalid");
             assert!(
-                error
-                    .problem
-                    .starts_with(&format!("policy `api`: {field}: ")),
+                error.problem.starts_with(&format!("policy `api`: {field}")),
                 "{field}: {error}"
             );
         }
