@@ -4369,6 +4369,13 @@ describe("WAF", () => {
     [`/gw/open/search?q=${encodeURIComponent("'+if(1=1,sleep(5),0)+'")}`, "sqli-function"],
     [`/gw/open/search?q=${encodeURIComponent("'||(select case when 1=1 then pg_sleep(5) else 0 end)||'")}`, "sqli-function"],
     [`/gw/open/search?q=%27%2b(select*from(select(sleep(5)))a)%2b%27`, "sqli-function"],
+    // The eleventh review's review: a probe before a word SQL reads there (SQLite's glob, SQL Server's next statement
+    // of the batch, which needs no `;`), and sqlmap's `and N=N` suffix spelled by hand.
+    [`/gw/open/search?id=${encodeURIComponent("1 and 5=5 glob 1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 5=5 select password from users")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 5=5 print 1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("if(ascii(substr(user(),1,1))>64,1,0) and 1 = 1.0")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("if(ascii(substr(user(),1,1))>64,1,0) and 0x1=1")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

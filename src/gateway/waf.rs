@@ -4617,19 +4617,7 @@ impl Keeps {
 /// SQL's spellings, a constant expression too (`and -(-1)`), `true` or `false`. Returns what the operator keeps a
 /// truth with, the literal's value and `rest` past both (blanks and `)` skipped); None when `rest` starts with none.
 fn chain_link(rest: &[u8]) -> Option<(Keeps, f64, &[u8])> {
-    let (keeps, tail) = [
-        (Keeps::Nonzero, &b"and"[..]),
-        (Keeps::Nonzero, b"&&"),
-        (Keeps::Any, b"or"),
-        (Keeps::Any, b"||"),
-        (Keeps::Zero, b"xor"),
-    ]
-    .into_iter()
-    .find_map(|(keeps, op)| {
-        let tail = rest.strip_prefix(op)?;
-        (!op[0].is_ascii_alphabetic() || matches!(tail.first(), Some(b' ' | b'(')))
-            .then(|| (keeps, skip(tail, b" (")))
-    })?;
+    let (keeps, tail) = chain_operator(rest)?;
     let (len, value) = match const_expression(tail) {
         Some((len, value, _)) => (len, value),
         None => match word(tail).0 {
@@ -4645,6 +4633,25 @@ fn chain_link(rest: &[u8]) -> Option<(Keeps, f64, &[u8])> {
         return None;
     }
     Some((keeps, value, skip(&tail[len..], b" )")))
+}
+
+/// The operator of a chain's link `rest` starts with — `and`/`or` (MySQL's `xor` too) before a blank or glued to a
+/// `(` (`and(1)`), as SQL reads them; `&&`/`||` glued to anything — with what it keeps a truth with, and `rest` past
+/// it (blanks and `(` skipped).
+fn chain_operator(rest: &[u8]) -> Option<(Keeps, &[u8])> {
+    [
+        (Keeps::Nonzero, &b"and"[..]),
+        (Keeps::Nonzero, b"&&"),
+        (Keeps::Any, b"or"),
+        (Keeps::Any, b"||"),
+        (Keeps::Zero, b"xor"),
+    ]
+    .into_iter()
+    .find_map(|(keeps, op)| {
+        let tail = rest.strip_prefix(op)?;
+        (!op[0].is_ascii_alphabetic() || matches!(tail.first(), Some(b' ' | b'(')))
+            .then(|| (keeps, skip(tail, b" (")))
+    })
 }
 
 /// Whether `text` is an `or`/`and`/`||`/`&&` and then a quote left open to the end (an odd number of that quote
@@ -4721,13 +4728,11 @@ fn chain_ends(text: &[u8], end: usize) -> bool {
         if ends_statement(rest) {
             return true;
         }
-        // `and 1=1` read whole first: as a link, `and 1` would leave `=1`.
-        let Some((keeps, value, next)) = holding_comparison_link(rest)
-            .map(|next| (Keeps::Any, 1.0, next))
-            .or_else(|| chain_link(rest))
-        else {
+        let Some((keeps, value, next)) = chain_link(rest) else {
             return false;
         };
+        // `and 1=1`: the link's literal compared, as a whole a link that keeps the truth of the comparison's.
+        let (value, next) = compared(value, next).unwrap_or((value, next));
         if !keeps.keeps(value) {
             return false;
         }
@@ -4736,32 +4741,40 @@ fn chain_ends(text: &[u8], end: usize) -> bool {
     }
 }
 
-/// `rest` past its `and` (or `&&`) and two glued whole numbers compared by `=` that are equal (`and 1=1`), blanks and `)`
-/// after them skipped: a link that keeps a predicate's truth as `and 1` does, sqlmap's suffix after a whole-value
-/// probe (`if(ascii(substr(user(),1,1))>64,1,0) and 1=1`). None when `rest` starts with none.
-fn holding_comparison_link(rest: &[u8]) -> Option<&[u8]> {
-    let tail = rest
-        .strip_prefix(b"and ")
-        .or_else(|| rest.strip_prefix(b"&&"))?;
-    let tail = skip(tail, b" ");
-    // Digits alone, as sqlmap's `[RANDNUM]` spells them, within a few bytes: the chain's own links read numbers
-    // in their other spellings.
-    let digits = |text: &[u8]| {
-        text.iter()
-            .take(20)
-            .take_while(|b| b.is_ascii_digit())
-            .count()
+/// A link's literal `left` compared to a constant by what `rest` (after the literal, blanks and `)` skipped) starts
+/// with (`and 1=1`, `and 1 = 1.0`, `&& 0x1=1`, `or 1<2`, `and(2=2)`): the comparison's truth (1 or 0) and `rest`
+/// past it (blanks and `)` skipped) — sqlmap's suffix after a whole-value probe
+/// (`if(ascii(substr(user(),1,1))>64,1,0) and 1=1`) and its hand-edited spellings. None when `rest` starts with none.
+fn compared(left: f64, rest: &[u8]) -> Option<(f64, &[u8])> {
+    let (operator, right_at) = [
+        &b"<=>"[..],
+        b"==",
+        b"!=",
+        b"<>",
+        b"<=",
+        b">=",
+        b"=",
+        b"<",
+        b">",
+    ]
+    .into_iter()
+    .find_map(|op| Some((op, skip(rest.strip_prefix(op)?, b" "))))?;
+    let (len, right, _) = const_expression(right_at)?;
+    if right_at
+        .get(len)
+        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
+        return None;
+    }
+    let holds = match operator {
+        b"=" | b"==" | b"<=>" => left == right,
+        b"!=" | b"<>" => left != right,
+        b"<=" => left <= right,
+        b">=" => left >= right,
+        b"<" => left < right,
+        _ => left > right,
     };
-    let left = digits(tail);
-    let right_side = tail.get(left..)?.strip_prefix(b"=")?;
-    let right = digits(right_side);
-    let after = &right_side[right..];
-    (left > 0
-        && tail[..left] == right_side[..right]
-        && !after
-            .first()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.')))
-    .then(|| skip(after, b" )"))
+    Some((f64::from(u8::from(holds)), skip(&right_at[len..], b" )")))
 }
 
 /// Whether `text` from `at`, after the bare operand `left` of a numeric injection's `and`/`or`, is a predicate that
@@ -11184,12 +11197,22 @@ mod tests {
                 "id=if(ascii(substr(user()%2C1%2C1))%3E64%2C1%2C0)+and+1%3D1",
                 "id=if(ascii(substr(user()%2C1%2C1))%3E64%2C1%2C0)+and+1%3D1--",
                 "id=ascii(substr(user()%2C1%2C1))%3E64+and+5%3D5+and+1",
+                // The suffix spelled by hand: any two constants compared that hold, blanks or parentheses around.
+                "id=if(ascii(substr(user()%2C1%2C1))%3E64%2C1%2C0)+and+1%3D1.0",
+                "id=if(ascii(substr(user()%2C1%2C1))%3E64%2C1%2C0)+and+0x1%3D1",
+                "id=if(ascii(substr(user()%2C1%2C1))%3E64%2C1%2C0)+and+1+%3D+1",
+                "id=if(ascii(substr(user()%2C1%2C1))%3E64%2C1%2C0)+and(1%3D1)",
+                "id=if(ascii(substr(user()%2C1%2C1))%3E64%2C1%2C0)+and+1%3D1e0--",
+                "id=if(ascii(substr(user()%2C1%2C1))%3E64%2C1%2C0)+and+1%3C%3E2",
+                "id=if(ascii(substr(user()%2C1%2C1))%3E64%2C1%2C0)+or+1%3D2",
+                "id=ascii(substr(user()%2C1%2C1))%3E64+%26%26+1%3C2",
             ],
             "sqli-tautology",
         );
         passes(&[
             "if(length(database())>1, a, b) and 1=1 more",
             "x=if(ascii(substr(user(),1,1))>64,1,0) and 1=1 of them",
+            "x=if(ascii(substr(user(),1,1))>64,1,0) and 1 = 1.0 of them",
             "=IF(ISNUMBER(SEARCH(\"like\",A1)),1,0)",
             "score=if(len(A1) in range,1,0) maybe",
             "x=if(user_liked(a),1,0)",
