@@ -661,8 +661,12 @@ impl LocationMap {
             })
             .filter(|v| !v.is_empty())
             .last()?;
-        // RFC 6265 §5.1.3's domain-match, the host in any case (the domain is lowercase).
+        // RFC 6265 §5.1.3's domain-match, the host in any case (the domain is lowercase). An IP address is matched
+        // whole: only a host name lies in a parent domain (`10.0.0.5` does not lie in `0.0.5`).
         let lies_in = |host: &str, domain: &str| {
+            if host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok() {
+                return host.eq_ignore_ascii_case(domain);
+            }
             let host = host.as_bytes();
             host.len().checked_sub(domain.len()).is_some_and(|head| {
                 host[head..].eq_ignore_ascii_case(domain.as_bytes())
@@ -1757,6 +1761,21 @@ mod tests {
             unknown.client_set_cookie("a=1; Domain=app.internal", ""),
             None
         );
+        // An upstream named by its IP address lies in no parent domain: a `Domain` naming part of it names neither
+        // host, and is kept as the browser's to refuse.
+        let ip = LocationMap::new("http://10.0.0.5:8080", None);
+        for (set_cookie, removed) in [
+            ("a=1; Domain=10.0.0.5", Some("a=1")),
+            ("a=1; Domain=0.0.5", None),
+            ("a=1; Domain=.5", None),
+        ] {
+            assert_eq!(
+                ip.client_set_cookie(set_cookie, "api.example.com")
+                    .as_deref(),
+                removed,
+                "{set_cookie}"
+            );
+        }
         let v6 = LocationMap::new("http://[fd00::1]:8080", None);
         assert_eq!(
             v6.client_set_cookie("a=1; Domain=[fd00::1]", "[::1]:8787")
