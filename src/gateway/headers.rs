@@ -651,15 +651,17 @@ impl LocationMap {
         }
         let domains =
             || cookie_attributes(set_cookie).filter(|a| a.name.eq_ignore_ascii_case("domain"));
-        // Browsers ignore an empty `Domain` and take the last other one, its leading dot dropped.
+        // Browsers ignore an empty `Domain` and take the last other one, its leading dot dropped. `Domain=.` is not
+        // empty: it leaves an empty domain, which every browser refuses the cookie for (httpwg/http-extensions#1744),
+        // so it names neither host.
         let domain = domains()
+            .filter(|a| !a.value.is_empty())
             .map(|a| {
                 a.value
                     .strip_prefix('.')
                     .unwrap_or(a.value)
                     .to_ascii_lowercase()
             })
-            .filter(|v| !v.is_empty())
             .last()?;
         // RFC 6265 §5.1.3's domain-match, the host in any case (the domain is lowercase). An IP address is matched
         // whole: only a host name lies in a parent domain (`10.0.0.5` does not lie in `0.0.5`).
@@ -1702,6 +1704,10 @@ mod tests {
             ),
             // An empty Domain is ignored: the last other one counts.
             ("sid=1; Domain=app.internal; Domain=", Some("sid=1")),
+            // `Domain=.` is no empty one: the last, it names neither host (browsers refuse the cookie).
+            ("sid=1; Domain=app.internal; Domain=.", None),
+            ("sid=1; Domain=.", None),
+            ("sid=1; Domain=..", None),
             // The client's host lies in it, or it names neither host: kept.
             ("sid=1; Domain=example.com", None),
             ("sid=1; Domain=api.example.com", None),
