@@ -1071,7 +1071,12 @@ mod tests {
             ),
             (
                 json!([{"path": "/a", "upstream": "http://a", "methods": ["GET", 7]}]),
-                "route 0: methods[1]: invalid type",
+                "route 0: methods: invalid type",
+            ),
+            // A missing field is named by serde itself, and no field beside it is blamed.
+            (
+                json!([{"name": "a", "path": "/a"}]),
+                "route 0 (\"a\"): missing field `upstream`",
             ),
             (
                 json!([{"path": "/a", "upstream": "http://a", "permissions": ["x"]}]),
