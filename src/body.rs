@@ -22,15 +22,14 @@ pub fn media_type(content_type: &str) -> String {
 /// (`profile="a;charset=latin1"` names no charset, nor does `profile="a\";charset=latin1"`: `\"` is escaped).
 fn parameter<'a>(content_type: &'a str, name: &str) -> Option<&'a str> {
     // The segments after the media type, split by the one RFC 9110 reader (`\"` does not close a quoted value).
-    split_unquoted(content_type, b';')
-        .into_iter()
-        .skip(1)
-        .find_map(|param| {
-            let (key, value) = param.split_once('=')?;
-            key.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| value.trim().trim_matches('"'))
-        })
+    let segments = split_unquoted(content_type, b';');
+    let (_media_type, parameters) = segments.split_first()?;
+    parameters.iter().find_map(|param| {
+        let (key, value) = param.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().trim_matches('"'))
+    })
 }
 
 /// Charset labels whose bytes a UTF-8 reading takes as meant: the WHATWG Encoding Standard's labels of UTF-8, and
