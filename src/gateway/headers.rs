@@ -1686,53 +1686,62 @@ mod tests {
 
     #[test]
     fn a_cookie_domain_naming_the_upstream_and_not_the_clients_host_is_removed() {
+        // Each Set-Cookie as `upstream` maps it for a client on `client_host`: `None` when kept as sent.
+        let judged = |upstream: &LocationMap, client_host: &str, cases: &[(&str, Option<&str>)]| {
+            for (set_cookie, expected) in cases {
+                assert_eq!(
+                    upstream
+                        .client_set_cookie(set_cookie, client_host)
+                        .as_deref(),
+                    *expected,
+                    "{set_cookie} for {client_host}"
+                );
+            }
+        };
         let map = LocationMap::new("http://App.Internal:8080", Some("/gw"));
-        for (set_cookie, client) in [
-            (
-                "sid=1; Domain=app.internal; HttpOnly",
-                Some("sid=1; HttpOnly"),
-            ),
-            (
-                "sid=1; domain = .APP.internal; Path=/account",
-                Some("sid=1; Path=/gw/account"),
-            ),
-            // A domain the upstream lies in, also spelled after an earlier one browsers do not take.
-            ("sid=1; Domain=internal", Some("sid=1")),
-            (
-                "sid=1; Domain=example.com; Domain=app.internal; Secure",
-                Some("sid=1; Secure"),
-            ),
-            // An empty Domain is ignored: the last other one counts.
-            ("sid=1; Domain=app.internal; Domain=", Some("sid=1")),
-            // `Domain=.` is no empty one: the last, it names neither host (browsers refuse the cookie).
-            ("sid=1; Domain=app.internal; Domain=.", None),
-            ("sid=1; Domain=.", None),
-            ("sid=1; Domain=..", None),
-            // The client's host lies in it, or it names neither host: kept.
-            ("sid=1; Domain=example.com", None),
-            ("sid=1; Domain=api.example.com", None),
-            ("sid=1; Domain=other.org", None),
-            ("sid=1; Domain=pp.internal", None),
-            ("sid=1; Domain=app.internal; Domain=example.com", None),
-            // A trailing dot names the upstream all the same (a browser on api.example.com refuses the cookie).
-            ("sid=1; Domain=app.internal.", Some("sid=1")),
-            (
-                "sid=1; Domain=.APP.Internal.; Path=/",
-                Some("sid=1; Path=/"),
-            ),
-            ("sid=1; Domain=internal.", Some("sid=1")),
-            ("sid=1; Domain=example.com.", None),
-            // The cookie's own value is no attribute.
-            ("Domain=app.internal", None),
-            ("sid=1; HttpOnly", None),
-        ] {
-            assert_eq!(
-                map.client_set_cookie(set_cookie, "api.example.com:443")
-                    .as_deref(),
-                client,
-                "{set_cookie}"
-            );
-        }
+        judged(
+            &map,
+            "api.example.com:443",
+            &[
+                (
+                    "sid=1; Domain=app.internal; HttpOnly",
+                    Some("sid=1; HttpOnly"),
+                ),
+                (
+                    "sid=1; domain = .APP.internal; Path=/account",
+                    Some("sid=1; Path=/gw/account"),
+                ),
+                // A domain the upstream lies in, also spelled after an earlier one browsers do not take.
+                ("sid=1; Domain=internal", Some("sid=1")),
+                (
+                    "sid=1; Domain=example.com; Domain=app.internal; Secure",
+                    Some("sid=1; Secure"),
+                ),
+                // An empty Domain is ignored: the last other one counts.
+                ("sid=1; Domain=app.internal; Domain=", Some("sid=1")),
+                // `Domain=.` is no empty one: the last, it names neither host (browsers refuse the cookie).
+                ("sid=1; Domain=app.internal; Domain=.", None),
+                ("sid=1; Domain=.", None),
+                ("sid=1; Domain=..", None),
+                // The client's host lies in it, or it names neither host: kept.
+                ("sid=1; Domain=example.com", None),
+                ("sid=1; Domain=api.example.com", None),
+                ("sid=1; Domain=other.org", None),
+                ("sid=1; Domain=pp.internal", None),
+                ("sid=1; Domain=app.internal; Domain=example.com", None),
+                // A trailing dot names the upstream all the same (a browser on api.example.com refuses the cookie).
+                ("sid=1; Domain=app.internal.", Some("sid=1")),
+                (
+                    "sid=1; Domain=.APP.Internal.; Path=/",
+                    Some("sid=1; Path=/"),
+                ),
+                ("sid=1; Domain=internal.", Some("sid=1")),
+                ("sid=1; Domain=example.com.", None),
+                // The cookie's own value is no attribute.
+                ("Domain=app.internal", None),
+                ("sid=1; HttpOnly", None),
+            ],
+        );
         // A client on the upstream's own host (a Worker in front of its zone's origin) keeps it.
         let same = LocationMap::new("https://example.com", None);
         assert_eq!(
@@ -1742,18 +1751,22 @@ mod tests {
         // Browsers match the client's host as spelled: with its trailing dot, `example.com` does not cover it and
         // `example.com.` does; an upstream spelled with one is the same host.
         let shared = LocationMap::new("https://app.example.com", None);
-        for (set_cookie, client, kept) in [
-            ("a=1; Domain=example.com", "shop.example.com.", Some("a=1")),
-            ("a=1; Domain=example.com.", "shop.example.com.", None),
-            ("a=1; Domain=example.com.", "shop.example.com", Some("a=1")),
-            ("a=1; Domain=example.com", "shop.example.com", None),
-        ] {
-            assert_eq!(
-                shared.client_set_cookie(set_cookie, client).as_deref(),
-                kept,
-                "{set_cookie} for {client}"
-            );
-        }
+        judged(
+            &shared,
+            "shop.example.com.",
+            &[
+                ("a=1; Domain=example.com", Some("a=1")),
+                ("a=1; Domain=example.com.", None),
+            ],
+        );
+        judged(
+            &shared,
+            "shop.example.com",
+            &[
+                ("a=1; Domain=example.com.", Some("a=1")),
+                ("a=1; Domain=example.com", None),
+            ],
+        );
         let absolute = LocationMap::new("http://app.internal.:8080", None);
         assert_eq!(
             absolute
@@ -1770,18 +1783,15 @@ mod tests {
         // An upstream named by its IP address lies in no parent domain: a `Domain` naming part of it names neither
         // host, and is kept as the browser's to refuse.
         let ip = LocationMap::new("http://10.0.0.5:8080", None);
-        for (set_cookie, removed) in [
-            ("a=1; Domain=10.0.0.5", Some("a=1")),
-            ("a=1; Domain=0.0.5", None),
-            ("a=1; Domain=.5", None),
-        ] {
-            assert_eq!(
-                ip.client_set_cookie(set_cookie, "api.example.com")
-                    .as_deref(),
-                removed,
-                "{set_cookie}"
-            );
-        }
+        judged(
+            &ip,
+            "api.example.com",
+            &[
+                ("a=1; Domain=10.0.0.5", Some("a=1")),
+                ("a=1; Domain=0.0.5", None),
+                ("a=1; Domain=.5", None),
+            ],
+        );
         let v6 = LocationMap::new("http://[fd00::1]:8080", None);
         assert_eq!(
             v6.client_set_cookie("a=1; Domain=[fd00::1]", "[::1]:8787")
