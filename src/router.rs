@@ -24,6 +24,7 @@ pub enum RouteId {
     DebugJwksAge,
     DebugRefreshHoldsAge,
     DebugEdgeCacheAge,
+    DebugFailedBookmarksAge,
     GatewayPurge,
     // render
     RenderHome,
@@ -153,6 +154,15 @@ pub const ROUTES: &[RouteSpec] = &[
         id: RouteId::DebugEdgeCacheAge,
         method: "POST",
         pattern: "/__debug/edge-cache/age",
+        debug_only: true,
+        head: true,
+    },
+    // Ages the isolate's remembered failed D1 bookmarks by `?ms=` (`bookmark::Failed::age`): the sessions tests see
+    // one forgotten after `SESSION_FAILED_BOOKMARK_SECS` without waiting it out.
+    RouteSpec {
+        id: RouteId::DebugFailedBookmarksAge,
+        method: "POST",
+        pattern: "/__debug/failed-bookmarks/age",
         debug_only: true,
         head: true,
     },

@@ -173,7 +173,7 @@ test("debug routes do not exist unless DEBUG_ROUTES is on", async (t) => {
   const response = await plain.fetch("/__debug/panic");
   assert.equal(response.status, 404);
   // Nor the routes that age an isolate's memory (the tests' clock): each is a 404, not a 405 naming POST.
-  for (const path of ["/__debug/jwks/age?ms=1000", "/__debug/refresh-holds/age?ms=1000", "/__debug/edge-cache/age?ms=1000"]) {
+  for (const path of ["/__debug/jwks/age?ms=1000", "/__debug/refresh-holds/age?ms=1000", "/__debug/edge-cache/age?ms=1000", "/__debug/failed-bookmarks/age?ms=1000"]) {
     const aged = await plain.fetch(path, { method: "POST" });
     assert.equal(aged.status, 404, path);
     await aged.arrayBuffer();

@@ -166,7 +166,10 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
                         "refreshing": gateway::handler::refreshes_running() }),
             )
         }
-        RouteId::DebugJwksAge | RouteId::DebugRefreshHoldsAge | RouteId::DebugEdgeCacheAge => {
+        RouteId::DebugJwksAge
+        | RouteId::DebugRefreshHoldsAge
+        | RouteId::DebugEdgeCacheAge
+        | RouteId::DebugFailedBookmarksAge => {
             let url = call.req.url().or_internal("reading the request URL")?;
             let ms = url
                 .query_pairs()
@@ -178,6 +181,7 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
             match id {
                 RouteId::DebugJwksAge => gateway::handler::age_jwks(ms),
                 RouteId::DebugRefreshHoldsAge => gateway::handler::age_refresh_holds(ms),
+                RouteId::DebugFailedBookmarksAge => session::handler::age_failed_bookmarks(ms),
                 _ => gateway::handler::age_stored_copies(ms),
             }
             super::respond::json(200, &serde_json::json!({ "aged_ms": ms }))

@@ -24,13 +24,13 @@ pub fn accept(header: Option<&str>) -> Option<&str> {
 /// at the primary, since it promises that a revoked session is refused at once — a client's bookmark only bounds
 /// how stale a replica may be, and an old one (kept from before a logout elsewhere) would admit a replica that has
 /// not seen the revocation. Other requests start at the client's bookmark when it has a bookmark's shape and no read
-/// at it has failed in this isolate (`failed`).
-pub fn start<'a>(header: Option<&'a str>, strict: bool, failed: &Failed) -> &'a str {
+/// at it has failed in this isolate within the time `failed` remembers it for (at `now_ms`).
+pub fn start<'a>(header: Option<&'a str>, strict: bool, failed: &Failed, now_ms: u64) -> &'a str {
     if strict {
         return FIRST_PRIMARY;
     }
     match accept(header) {
-        Some(bookmark) if !failed.contains(bookmark) => bookmark,
+        Some(bookmark) if !failed.contains(bookmark, now_ms) => bookmark,
         _ => FIRST_PRIMARY,
     }
 }
@@ -40,16 +40,23 @@ pub fn start<'a>(header: Option<&'a str>, strict: bool, failed: &Failed) -> &'a 
 pub const REMEMBERED_FAILURES: usize = 256;
 
 /// The client bookmarks a read failed at in this isolate (the latest [`REMEMBERED_FAILURES`], the oldest forgotten
-/// first): a request carrying one starts at the primary ([`start`]). D1 judges a bookmark only at a query, so one it
-/// refuses (another database's, one from before a restore) failed the first read of every request sent with it, each
-/// then made again at the primary ([`Reads::retry_at_primary`]) — and the routes whose answers hand no bookmark back
-/// (pages, room tickets and state, gateway routes with `session` auth; an error answer) left the client sending it,
-/// paying a failed read and a retry per request. A bookmark whose read failed for another cause (D1 down) is
-/// remembered too: starting at the primary reads what is current, so a wrong guess costs replica reads, never
-/// freshness — and while D1 is down it saves each such request the read at the bookmark.
+/// first), each for a set time after the read that failed at it (`SESSION_FAILED_BOOKMARK_SECS`): a request carrying
+/// one starts at the primary ([`start`]). D1 judges a bookmark only at a query, so one it refuses (another database's,
+/// one from before a restore) failed the first read of every request sent with it, each then made again at the
+/// primary ([`Reads::retry_at_primary`]) — and the routes whose answers hand no bookmark back (pages, room tickets and
+/// state, gateway routes with `session` auth; an error answer) left the client sending it, paying a failed read and a
+/// retry per request. A bookmark whose read failed for another cause (D1 down) is remembered too: starting at the
+/// primary reads what is current, so a wrong guess costs replica reads, never freshness — and while D1 is down it
+/// saves each such request the read at the bookmark. The time bounds that cost: kept until the isolate ended, an
+/// outage's bookmarks sent every such client's reads to the primary long after D1 served replicas again. The cause
+/// cannot be told from the failure (Miniflare ignores bookmarks, and a refused bookmark and an outage both fail the
+/// read), and forgetting an entry once a read at the primary succeeds for it would forget a refused bookmark at its
+/// first request served there: every other request of its client would pay the failed read again. So an entry is
+/// forgotten by time alone; a refused bookmark still sent costs one failed read per that time per isolate.
 #[derive(Debug)]
 pub struct Failed {
-    latest: VecDeque<String>,
+    /// Each bookmark with the time (ms) it is remembered until, the earliest remembered first.
+    latest: VecDeque<(String, u64)>,
     capacity: usize,
 }
 
@@ -62,20 +69,34 @@ impl Failed {
         }
     }
 
-    /// Whether a read at `bookmark` failed here (and is still remembered).
-    pub fn contains(&self, bookmark: &str) -> bool {
-        self.latest.iter().any(|b| b == bookmark)
+    /// Whether a read at `bookmark` failed here and is still remembered at `now_ms`.
+    pub fn contains(&self, bookmark: &str, now_ms: u64) -> bool {
+        self.latest
+            .iter()
+            .any(|(b, until)| b == bookmark && now_ms < *until)
     }
 
-    /// Remembers that a read at `bookmark` failed, forgetting the oldest when full.
-    pub fn remember(&mut self, bookmark: &str) {
-        if self.capacity == 0 || self.contains(bookmark) {
+    /// Remembers that a read at `bookmark` failed at `now_ms`, for `for_ms` (0 remembers nothing); the entries
+    /// whose time is over are forgotten, and the oldest when full.
+    pub fn remember(&mut self, bookmark: &str, now_ms: u64, for_ms: u64) {
+        self.latest
+            .retain(|(b, until)| now_ms < *until && b != bookmark);
+        if self.capacity == 0 || for_ms == 0 {
             return;
         }
         if self.latest.len() == self.capacity {
             self.latest.pop_front();
         }
-        self.latest.push_back(bookmark.to_owned());
+        self.latest
+            .push_back((bookmark.to_owned(), now_ms.saturating_add(for_ms)));
+    }
+
+    /// Moves every entry's end `ms` into the past, as if that long had passed: the tests' way (through a debug route)
+    /// to see an entry forgotten without waiting it out.
+    pub fn age(&mut self, ms: u64) {
+        for (_, until) in &mut self.latest {
+            *until = until.saturating_sub(ms);
+        }
     }
 }
 
@@ -171,10 +192,10 @@ mod tests {
     fn strict_checks_start_at_the_primary_whatever_the_client_sends() {
         let real = "0000000b-00000001-00004f6f-43d4ce6c0a8a2b5ec5b7a7b6e0f45d4c";
         let none = Failed::new(REMEMBERED_FAILURES);
-        assert_eq!(start(Some(real), true, &none), FIRST_PRIMARY);
-        assert_eq!(start(None, true, &none), FIRST_PRIMARY);
-        assert_eq!(start(Some(real), false, &none), real);
-        assert_eq!(start(Some("garbage!"), false, &none), FIRST_PRIMARY);
+        assert_eq!(start(Some(real), true, &none, 0), FIRST_PRIMARY);
+        assert_eq!(start(None, true, &none, 0), FIRST_PRIMARY);
+        assert_eq!(start(Some(real), false, &none, 0), real);
+        assert_eq!(start(Some("garbage!"), false, &none, 0), FIRST_PRIMARY);
     }
 
     #[test]
@@ -182,36 +203,70 @@ mod tests {
         let refused = "0000000b-00000001-00004f6f-43d4ce6c0a8a2b5ec5b7a7b6e0f45d4c";
         let other = "0000000b-00000002-00004f6f-43d4ce6c0a8a2b5ec5b7a7b6e0f45d4c";
         let mut failed = Failed::new(REMEMBERED_FAILURES);
-        failed.remember(refused);
-        assert_eq!(start(Some(refused), false, &failed), FIRST_PRIMARY);
+        failed.remember(refused, 1_000, 60_000);
+        assert_eq!(start(Some(refused), false, &failed, 1_000), FIRST_PRIMARY);
         assert_eq!(
-            start(Some(&format!(" {refused} ")), false, &failed),
+            start(Some(&format!(" {refused} ")), false, &failed, 1_000),
             FIRST_PRIMARY,
             "as D1 is sent it"
         );
         assert_eq!(
-            start(Some(other), false, &failed),
+            start(Some(other), false, &failed, 1_000),
             other,
             "another bookmark is still tried"
         );
     }
 
     #[test]
+    fn a_failed_bookmark_is_forgotten_its_set_time_after_the_read_that_failed_at_it() {
+        // An outage's bookmarks were remembered until 256 later ones pushed them out or the isolate ended: long
+        // after D1 served again, their clients' reads all went to the primary.
+        let outage = "0000000b-00000001-00004f6f-43d4ce6c0a8a2b5ec5b7a7b6e0f45d4c";
+        let mut failed = Failed::new(REMEMBERED_FAILURES);
+        failed.remember(outage, 1_000, 60_000);
+        assert_eq!(start(Some(outage), false, &failed, 60_999), FIRST_PRIMARY);
+        assert_eq!(
+            start(Some(outage), false, &failed, 61_000),
+            outage,
+            "tried at the bookmark again once its time is over"
+        );
+        // Failing again there, it is remembered afresh, from that failure on.
+        failed.remember(outage, 61_000, 60_000);
+        assert!(failed.contains(outage, 120_999));
+        assert!(!failed.contains(outage, 121_000));
+        assert_eq!(failed.latest.len(), 1, "one entry per bookmark");
+        // Aged (the debug route), as if the time had passed.
+        failed.age(59_999);
+        assert!(failed.contains(outage, 61_000));
+        failed.age(1);
+        assert!(!failed.contains(outage, 61_000));
+        // An entry whose time is over takes no place once another is remembered.
+        failed.remember("01", 61_000, 60_000);
+        assert_eq!(failed.latest.len(), 1);
+        // A time of 0 (`SESSION_FAILED_BOOKMARK_SECS` 0) remembers nothing.
+        failed.remember("02", 61_000, 0);
+        assert!(!failed.contains("02", 61_000));
+    }
+
+    #[test]
     fn failed_bookmarks_are_bounded_the_oldest_forgotten_first() {
         let mut failed = Failed::new(3);
         for b in ["01", "02", "02", "03"] {
-            failed.remember(b);
+            failed.remember(b, 0, 60_000);
         }
         assert!(
-            failed.contains("01"),
+            failed.contains("01", 0),
             "a bookmark remembered twice takes one place"
         );
-        failed.remember("04");
-        assert!(!failed.contains("01"), "the oldest is forgotten when full");
-        assert!(["02", "03", "04"].iter().all(|b| failed.contains(b)));
+        failed.remember("04", 0, 60_000);
+        assert!(
+            !failed.contains("01", 0),
+            "the oldest is forgotten when full"
+        );
+        assert!(["02", "03", "04"].iter().all(|b| failed.contains(b, 0)));
         let mut off = Failed::new(0);
-        off.remember("01");
-        assert!(!off.contains("01"));
+        off.remember("01", 0, 60_000);
+        assert!(!off.contains("01", 0));
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub struct SessionConfig {
     /// access token and keeps its session token. Bounds how fast anyone can push retired ids out of the remembered
     /// ones (`store::RETIRED_PER_SESSION`), which reuse detection reads.
     pub rotate_min_secs: u64,
+    /// `SESSION_FAILED_BOOKMARK_SECS`: how long after a D1 read failed at a client's bookmark this isolate starts
+    /// that bookmark's requests at the primary (`bookmark::Failed`); 0 remembers none.
+    pub failed_bookmark_secs: u64,
     /// `SESSION_COOKIE_NAME`.
     pub cookie_name: String,
     /// The device cookie's name, made from the session cookie's once ([`super::device::cookie_name`]).
@@ -124,6 +127,7 @@ impl SessionConfig {
             touch_secs,
             reuse_grace_secs: vars.u64_in("SESSION_REUSE_GRACE_SECS", 30, 0, 3600)?,
             rotate_min_secs: vars.u64_in("SESSION_ROTATE_MIN_SECS", 60, 0, 3600)?,
+            failed_bookmark_secs: vars.u64_in("SESSION_FAILED_BOOKMARK_SECS", 60, 0, 3600)?,
             device_cookie_name: super::device::cookie_name(&cookie_name),
             cookie_name,
             pbkdf2_iterations: vars.u64_in(
@@ -210,6 +214,12 @@ mod tests {
             ("SESSION_CACHE_SECS", json!(-1), "whole number"),
             ("SESSION_REUSE_GRACE_SECS", json!(7200), "between"),
             ("SESSION_ROTATE_MIN_SECS", json!(3601), "between"),
+            ("SESSION_FAILED_BOOKMARK_SECS", json!(3601), "between"),
+            (
+                "SESSION_FAILED_BOOKMARK_SECS",
+                json!("a minute"),
+                "whole number",
+            ),
             ("SESSION_COOKIE_NAME", json!("a b"), "letters"),
             ("SESSION_MAX_SECS", json!(120), "at least"),
             ("SESSION_TOUCH_SECS", json!(86_401), "between"),

@@ -7,6 +7,8 @@
 mod kdf;
 mod store;
 
+pub use store::age_failed_bookmarks;
+
 use serde::Serialize;
 use serde_json::json;
 use worker::Response;

@@ -152,12 +152,21 @@ pub struct Store {
     request_id: String,
     /// The client's bookmark `db` started at, if it did: remembered in [`FAILED`] when a read at it fails.
     client_bookmark: Option<String>,
+    /// How long [`FAILED`] remembers it then (`SESSION_FAILED_BOOKMARK_SECS`, in ms).
+    remember_failed_ms: u64,
 }
 
 thread_local! {
-    /// The client bookmarks a read failed at in this isolate: their requests start at the primary.
+    /// The client bookmarks a read failed at in this isolate: their requests start at the primary until their time
+    /// (`SESSION_FAILED_BOOKMARK_SECS`) is over.
     static FAILED: RefCell<bookmark::Failed> =
         const { RefCell::new(bookmark::Failed::new(bookmark::REMEMBERED_FAILURES)) };
+}
+
+/// Ages this isolate's remembered failed bookmarks by `ms` ([`bookmark::Failed::age`]): the debug route the tests see
+/// one forgotten by, without waiting its time out.
+pub fn age_failed_bookmarks(ms: u64) {
+    FAILED.with(|failed| failed.borrow_mut().age(ms));
 }
 
 /// A D1 session whose first query goes to the primary, where every write lands.
@@ -173,8 +182,9 @@ impl Store {
     pub fn open(call: &Call, strict: bool) -> ApiResult<Self> {
         let header = call.req.headers().get(bookmark::HEADER).ok().flatten();
         let db = call.env.d1(bindings::DB).or_internal("opening D1")?;
-        let start =
-            FAILED.with(|failed| bookmark::start(header.as_deref(), strict, &failed.borrow()));
+        let now_ms = js_sys::Date::now() as u64;
+        let start = FAILED
+            .with(|failed| bookmark::start(header.as_deref(), strict, &failed.borrow(), now_ms));
         let (session, at_client_bookmark) = match db.with_session(Some(start)) {
             Ok(session) => (session, start != bookmark::FIRST_PRIMARY),
             // workerd's `withSession` takes any non-empty string: a bookmark D1 refuses fails at its first query,
@@ -189,6 +199,12 @@ impl Store {
             reads: Cell::new(bookmark::Reads::new(at_client_bookmark)),
             request_id: call.request_id.clone(),
             client_bookmark,
+            remember_failed_ms: call
+                .isolate
+                .config
+                .session
+                .failed_bookmark_secs
+                .saturating_mul(1_000),
         })
     }
 
@@ -210,7 +226,8 @@ impl Store {
     /// at the primary, the answer carries a bookmark the client keeps instead. The store's session is at the primary
     /// from then on, and a request retries once; an answer read at the bookmark before still may lag
     /// ([`bookmark::Reads`]). The bookmark is remembered ([`FAILED`]): this isolate starts its next requests at the
-    /// primary, so a client that keeps sending it (no answer handed it a new one) pays the failed read once.
+    /// primary for `SESSION_FAILED_BOOKMARK_SECS`, so a client that keeps sending it (no answer handed it a new one)
+    /// pays the failed read once per that time.
     async fn read<T, F, Fut>(&self, doing: &str, query: F) -> ApiResult<T>
     where
         F: Fn(Rc<D1DatabaseSession>) -> Fut,
@@ -233,7 +250,12 @@ impl Store {
             serde_json::json!({"request_id": self.request_id, "doing": doing, "detail": failure.to_string()}),
         );
         if let Some(failed_at) = &self.client_bookmark {
-            FAILED.with(|failed| failed.borrow_mut().remember(failed_at));
+            let now_ms = js_sys::Date::now() as u64;
+            FAILED.with(|failed| {
+                failed
+                    .borrow_mut()
+                    .remember(failed_at, now_ms, self.remember_failed_ms)
+            });
         }
         *self.db.borrow_mut() = Rc::new(at_primary(&self.database)?);
         self.reads.set(retry);
@@ -750,6 +772,7 @@ pub async fn fill_cache(
         reads: Cell::new(bookmark::Reads::new(false)),
         request_id,
         client_bookmark: None,
+        remember_failed_ms: 0,
     };
     store.refill(id, entry, cache_secs).await
 }
@@ -823,6 +846,7 @@ pub async fn touch(
         reads: Cell::new(bookmark::Reads::new(false)),
         request_id,
         client_bookmark: None,
+        remember_failed_ms: 0,
     };
     match store.session(&id).await? {
         Some(record) if record.revoked_at.is_none() => {
