@@ -72,6 +72,18 @@ async function ownWorker(t, vars = {}) {
   return { w, wdb, wkv };
 }
 
+/** `w` (as `ownWorker` makes it) with ALICE signed in and no cache entry for her session, so a cached check reads
+ * D1: her `token` and the `bookmark` her login handed back. */
+async function signedInUncached(w, wkv) {
+  const signIn = await w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }));
+  assert.equal(signIn.status, 200);
+  const token = cookieOf(signIn);
+  const bookmark = signIn.headers.get("x-d1-bookmark");
+  await signIn.arrayBuffer();
+  await wkv.delete(`session:${sessionId(token)}`);
+  return { token, bookmark };
+}
+
 /** The statements that take D1's `table` out of reach and bring it back. */
 const tableAway = (table) => [`ALTER TABLE ${table} RENAME TO ${table}_away`, `ALTER TABLE ${table}_away RENAME TO ${table}`];
 
@@ -595,12 +607,8 @@ test("a check, login or session list that D1 cannot read answers 503 session_sto
       { name: "either", path: "/gw/either", upstream: "http://127.0.0.1:9", auth: "jwt_or_session" },
     ],
   });
-  const signIn = await w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }));
-  assert.equal(signIn.status, 200);
-  const token = cookieOf(signIn);
-  await signIn.arrayBuffer();
   // No cache entry: a cached check reads D1.
-  await wkv.delete(`session:${sessionId(token)}`);
+  const { token } = await signedInUncached(w, wkv);
   const column = ["ALTER TABLE sessions RENAME COLUMN user_agent TO user_agent_away", "ALTER TABLE sessions RENAME COLUMN user_agent_away TO user_agent"];
   for (const [what, breaking, send] of [
     ["GET /auth/sessions (strict check)", tableAway("sessions"), () => w.fetch("/auth/sessions", withCookie(token))],
@@ -639,12 +647,7 @@ test("a cached check's or a login's first D1 read that fails at the client's boo
   // each of its requests paid the failed read and the retry: the isolate remembers it and starts its requests at the
   // primary (no retry, on any route), while another bookmark is still tried first.
   const { w, wdb, wkv } = await ownWorker(t);
-  const signIn = await w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }));
-  assert.equal(signIn.status, 200);
-  const token = cookieOf(signIn);
-  const bookmark = signIn.headers.get("x-d1-bookmark");
-  await signIn.arrayBuffer();
-  await wkv.delete(`session:${sessionId(token)}`);
+  const { token, bookmark } = await signedInUncached(w, wkv);
   // Bookmark-shaped values of their own (Miniflare reads at any alike).
   const [another, third] = ["0c", "0d"].map((n) => `000000${n}-00000001-00000000-${"0".repeat(32)}`);
   const at = (b) => ({ headers: { "x-d1-bookmark": b } });
@@ -679,12 +682,7 @@ test("a bookmark a read failed at is remembered SESSION_FAILED_BOOKMARK_SECS aft
   // between them: its cache fill would answer the next.)
   for (const [secs, remembered] of [[600, true], [0, false]]) {
     const { w, wdb, wkv } = await ownWorker(t, { SESSION_FAILED_BOOKMARK_SECS: secs });
-    const signIn = await w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }));
-    assert.equal(signIn.status, 200);
-    const token = cookieOf(signIn);
-    const bookmark = signIn.headers.get("x-d1-bookmark");
-    await signIn.arrayBuffer();
-    await wkv.delete(`session:${sessionId(token)}`);
+    const { token, bookmark } = await signedInUncached(w, wkv);
     const check = () => w.fetch("/auth/session", withCookie(token, { headers: { "x-d1-bookmark": bookmark } }));
     const retriedInOutage = async (what) => {
       const r = await whileBroken(wdb, tableAway("sessions"), check);
