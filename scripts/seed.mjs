@@ -35,15 +35,19 @@ export async function hashPassword(password, iterations = 100_000, { asSent = fa
 /** Inserts the demo users (existing ones are left as they are) and publishes the signing key's public JWK. */
 export async function seedSessions(env) {
   if (env.DB) {
-    for (const user of DEMO_USERS) {
-      const h = await hashPassword(user.password);
-      await env.DB.prepare(
-        `INSERT OR IGNORE INTO users (id, email, password_algorithm, password_iterations, password_salt, password_hash,
-           permissions, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
-      )
-        .bind(user.id, user.email, h.algorithm, h.iterations, h.salt, h.hash, JSON.stringify(user.permissions), Date.now())
-        .run();
-    }
+    // One batch, not a call per user: through Miniflare's synchronous proxy (the tests' bindings) each call is a
+    // round trip that can answer out of turn, failing every later D1 call of the test file with it.
+    const hashes = await Promise.all(DEMO_USERS.map((user) => hashPassword(user.password)));
+    const insert = env.DB.prepare(
+      `INSERT OR IGNORE INTO users (id, email, password_algorithm, password_iterations, password_salt, password_hash,
+         permissions, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
+    );
+    await env.DB.batch(
+      DEMO_USERS.map((user, i) => {
+        const h = hashes[i];
+        return insert.bind(user.id, user.email, h.algorithm, h.iterations, h.salt, h.hash, JSON.stringify(user.permissions), Date.now());
+      }),
+    );
   }
   if (env.AUTH_SIGNING_KEY) {
     const pub = publicJwk(env.AUTH_SIGNING_KEY);
