@@ -876,6 +876,128 @@ describe("rooms", () => {
     assert.notEqual(two.headers.get("content-security-policy"), csp, "a fresh nonce per response");
     await two.text();
   });
+
+  test("awareness messages are y-protocols awareness updates the room relays", async () => {
+    // Guards the raw encoding the room decodes, independent of the provider.
+    const doc = new Y.Doc();
+    const awareness = new awarenessProtocol.Awareness(doc);
+    awareness.setLocalState({ user: { name: "raw" } });
+    const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]);
+    try {
+      const watcher = await client(w, "raw-awareness");
+      const raw = await rawSocket(w, "raw-awareness");
+      raw.ws.send(Buffer.concat([Buffer.from([1]), encodeVarUint8Array(update)]));
+      await until(() => watcher.provider.awareness.getStates().get(doc.clientID)?.user?.name === "raw", {
+        what: "watcher sees the raw client's presence",
+      });
+      raw.ws.close();
+      await until(() => !watcher.provider.awareness.getStates().has(doc.clientID), {
+        what: "presence removed after the raw socket closed",
+      });
+      destroyAll(watcher);
+    } finally {
+      awareness.destroy();
+    }
+  });
+
+  test("the room relays awareness news only: the copies clients send back go nowhere", async () => {
+    // Every y-websocket client re-sends each awareness update it applies; relaying those copies costs n² messages per
+    // presence change. The room applies y-protocols' clock rule and forwards only what is new.
+    const doc = new Y.Doc();
+    const awareness = new awarenessProtocol.Awareness(doc);
+    const frame = () =>
+      Buffer.concat([Buffer.from([1]), encodeVarUint8Array(awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]))]);
+    try {
+      const watcher = await rawSocket(w, "awareness-echo");
+      const sender = await rawSocket(w, "awareness-echo");
+      awareness.setLocalState({ n: 1 });
+      const first = frame();
+      awareness.setLocalState({ n: 2 });
+      sender.ws.send(first);
+      sender.ws.send(first); // the copy a peer sends back: same clock
+      sender.ws.send(frame());
+      const clocks = (state) => awarenessOf(state.frames, doc.clientID).map(([clock]) => clock);
+      await until(() => clocks(watcher).includes(2) && clocks(sender).includes(2), { what: "the second state relayed" });
+      assert.deepEqual(clocks(watcher), [1, 2], "the watcher got each state once");
+      assert.deepEqual(clocks(sender), [1, 2], "the sender got its own news back once each (keep-alive)");
+      watcher.ws.close();
+      sender.ws.close();
+    } finally {
+      awareness.destroy();
+    }
+  });
+
+  test("an awareness client belongs to the user who announced it: another member cannot rewrite or remove it", async () => {
+    const doc = new Y.Doc();
+    const awareness = new awarenessProtocol.Awareness(doc);
+    const frame = () =>
+      Buffer.concat([Buffer.from([1]), encodeVarUint8Array(awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]))]);
+    /** A forged awareness frame for `doc`'s client: `clock`, `state` (null: a removal). */
+    const forged = (clock, state) => {
+      const e = encoding.createEncoder();
+      encoding.writeVarUint(e, 1);
+      encoding.writeVarUint(e, doc.clientID);
+      encoding.writeVarUint(e, clock);
+      encoding.writeVarString(e, JSON.stringify(state));
+      return Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(e))]);
+    };
+    const seen = (socket) => awarenessOf(socket.frames, doc.clientID);
+    try {
+      const watcher = await rawSocket(w, "awareness-owner", "carol");
+      const alice = await rawSocket(w, "awareness-owner", "alice");
+      const bob = await rawSocket(w, "awareness-owner", "bob");
+      awareness.setLocalState({ name: "alice" });
+      alice.ws.send(frame());
+      await until(() => seen(watcher).length === 1, { what: "alice's presence relayed" });
+      // Bob names alice's client with newer clocks: a new state, then a removal. His awareness query is answered
+      // after both were handled (one socket's messages are handled in order).
+      await until(() => seen(bob).length === 1, { what: "alice's presence at bob" });
+      bob.frames.length = 0;
+      bob.ws.send(forged(5, { name: "mallory" }));
+      bob.ws.send(forged(6, null));
+      bob.ws.send(Buffer.from([3]));
+      await until(() => bob.frames.some((f) => f[0] === 1), { what: "bob's awareness query answered" });
+      assert.deepEqual(seen(bob), [[1, { name: "alice" }]], "the room still holds alice's own state (and relayed nothing of bob's)");
+      awareness.setLocalState({ name: "alice", typing: true });
+      alice.ws.send(frame());
+      await until(() => seen(watcher).length === 2, { what: "alice's renewal relayed" });
+      assert.deepEqual(seen(watcher), [[1, { name: "alice" }], [2, { name: "alice", typing: true }]], "nothing of bob's");
+      assert.equal(bob.closed, null, "bob's socket stays open (the entries are dropped, as copies are)");
+      for (const s of [watcher, alice, bob]) s.ws.close();
+    } finally {
+      awareness.destroy();
+    }
+  });
+
+  test("an anonymous join of a room that was never set up is refused without storing anything", async () => {
+    // Each room is a Durable Object; a join with a made-up name and ticket must not leave a stored object behind
+    // (anyone could otherwise fill storage with rooms). Measured on Miniflare's files: what the object wrote to its
+    // SQLite write-ahead log, against a room that really was set up (a ticket issued), which must show writes.
+    const written = await walBytesOf(w);
+    await ticket(w, "really-made");
+    assert.ok(written("really-made") > 0, "issuing a ticket stores the room (the measurement sees writes)");
+    const ws = (room, query) => w.url.href.replace(/^http/, "ws") + `rooms/${room}/ws${query}`;
+    assert.equal(await refusedWith(ws("made-up-1", "?ticket=forged")), 401);
+    assert.equal(await refusedWith(ws("made-up-2", "")), 401);
+    assert.equal(written("made-up-1"), 0, "a forged ticket wrote nothing");
+    assert.equal(written("made-up-2"), 0, "no ticket wrote nothing");
+    assert.equal(await refusedWith(ws("really-made", "?ticket=forged")), 401, "a set-up room refuses a forged ticket too");
+  });
+
+  test("the room's close frame echoes the code its client closed with (RFC 6455 §5.5.1), and answers a close without one", async () => {
+    for (const [code, reason] of [[4000, "done"], [1000, ""], [1001, "going away"], [3000, "x".repeat(123)]]) {
+      const s = await rawSocket(w, "echo-close", `closer-${code}`);
+      s.ws.close(code, reason);
+      await until(() => s.closed, { what: `the answer to a close with ${code}` });
+      assert.equal(s.closed.code, code, `closed with ${code}, answered ${s.closed.code} (${s.closed.reason})`);
+    }
+    // A close frame without a code (1005 on the receiving side): answered, with a close frame the client reads.
+    const deaf = await deafSocket(w, "echo-close", "closer-none");
+    await deaf.send(Buffer.alloc(0), 0x8);
+    await until(() => closeFrame(deaf.data) !== undefined, { what: "an answer to a close without a code" });
+    assert.equal(closeFrame(deaf.data).length, 0, "an empty close: no code to echo (1000 'bye' was sent before)");
+    deaf.sock.destroy();
+  });
 });
 
 test("every update another client saw survives a restart with persistence", async () => {
@@ -1063,124 +1185,6 @@ test("an update that waits longer than ROOMS_WAITING_TTL_SECONDS for what it fol
     await until(() => newcomer.text.toString() === "one two ", { what: "the resent edit taken" });
     destroyAll(newcomer);
     raw.ws.close();
-  } finally {
-    await w.stop();
-  }
-});
-
-test("awareness messages are y-protocols awareness updates the room relays", async () => {
-  // Guards the raw encoding the room decodes, independent of the provider.
-  const doc = new Y.Doc();
-  const awareness = new awarenessProtocol.Awareness(doc);
-  awareness.setLocalState({ user: { name: "raw" } });
-  const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]);
-  const w = await startWorker({ vars: VARS });
-  try {
-    const watcher = await client(w, "raw-awareness");
-    const raw = await rawSocket(w, "raw-awareness");
-    raw.ws.send(Buffer.concat([Buffer.from([1]), encodeVarUint8Array(update)]));
-    await until(() => watcher.provider.awareness.getStates().get(doc.clientID)?.user?.name === "raw", {
-      what: "watcher sees the raw client's presence",
-    });
-    raw.ws.close();
-    await until(() => !watcher.provider.awareness.getStates().has(doc.clientID), {
-      what: "presence removed after the raw socket closed",
-    });
-    destroyAll(watcher);
-  } finally {
-    awareness.destroy();
-    await w.stop();
-  }
-});
-
-test("the room relays awareness news only: the copies clients send back go nowhere", async () => {
-  // Every y-websocket client re-sends each awareness update it applies; relaying those copies costs n² messages per
-  // presence change. The room applies y-protocols' clock rule and forwards only what is new.
-  const doc = new Y.Doc();
-  const awareness = new awarenessProtocol.Awareness(doc);
-  const frame = () =>
-    Buffer.concat([Buffer.from([1]), encodeVarUint8Array(awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]))]);
-  const w = await startWorker({ vars: VARS });
-  try {
-    const watcher = await rawSocket(w, "awareness-echo");
-    const sender = await rawSocket(w, "awareness-echo");
-    awareness.setLocalState({ n: 1 });
-    const first = frame();
-    awareness.setLocalState({ n: 2 });
-    sender.ws.send(first);
-    sender.ws.send(first); // the copy a peer sends back: same clock
-    sender.ws.send(frame());
-    const clocks = (state) => awarenessOf(state.frames, doc.clientID).map(([clock]) => clock);
-    await until(() => clocks(watcher).includes(2) && clocks(sender).includes(2), { what: "the second state relayed" });
-    assert.deepEqual(clocks(watcher), [1, 2], "the watcher got each state once");
-    assert.deepEqual(clocks(sender), [1, 2], "the sender got its own news back once each (keep-alive)");
-    watcher.ws.close();
-    sender.ws.close();
-  } finally {
-    awareness.destroy();
-    await w.stop();
-  }
-});
-
-test("an awareness client belongs to the user who announced it: another member cannot rewrite or remove it", async () => {
-  const doc = new Y.Doc();
-  const awareness = new awarenessProtocol.Awareness(doc);
-  const frame = () =>
-    Buffer.concat([Buffer.from([1]), encodeVarUint8Array(awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]))]);
-  /** A forged awareness frame for `doc`'s client: `clock`, `state` (null: a removal). */
-  const forged = (clock, state) => {
-    const e = encoding.createEncoder();
-    encoding.writeVarUint(e, 1);
-    encoding.writeVarUint(e, doc.clientID);
-    encoding.writeVarUint(e, clock);
-    encoding.writeVarString(e, JSON.stringify(state));
-    return Buffer.concat([Buffer.from([1]), encodeVarUint8Array(encoding.toUint8Array(e))]);
-  };
-  const seen = (socket) => awarenessOf(socket.frames, doc.clientID);
-  const w = await startWorker({ vars: VARS });
-  try {
-    const watcher = await rawSocket(w, "awareness-owner", "carol");
-    const alice = await rawSocket(w, "awareness-owner", "alice");
-    const bob = await rawSocket(w, "awareness-owner", "bob");
-    awareness.setLocalState({ name: "alice" });
-    alice.ws.send(frame());
-    await until(() => seen(watcher).length === 1, { what: "alice's presence relayed" });
-    // Bob names alice's client with newer clocks: a new state, then a removal. His awareness query is answered
-    // after both were handled (one socket's messages are handled in order).
-    await until(() => seen(bob).length === 1, { what: "alice's presence at bob" });
-    bob.frames.length = 0;
-    bob.ws.send(forged(5, { name: "mallory" }));
-    bob.ws.send(forged(6, null));
-    bob.ws.send(Buffer.from([3]));
-    await until(() => bob.frames.some((f) => f[0] === 1), { what: "bob's awareness query answered" });
-    assert.deepEqual(seen(bob), [[1, { name: "alice" }]], "the room still holds alice's own state (and relayed nothing of bob's)");
-    awareness.setLocalState({ name: "alice", typing: true });
-    alice.ws.send(frame());
-    await until(() => seen(watcher).length === 2, { what: "alice's renewal relayed" });
-    assert.deepEqual(seen(watcher), [[1, { name: "alice" }], [2, { name: "alice", typing: true }]], "nothing of bob's");
-    assert.equal(bob.closed, null, "bob's socket stays open (the entries are dropped, as copies are)");
-    for (const s of [watcher, alice, bob]) s.ws.close();
-  } finally {
-    awareness.destroy();
-    await w.stop();
-  }
-});
-
-test("an anonymous join of a room that was never set up is refused without storing anything", async () => {
-  // Each room is a Durable Object; a join with a made-up name and ticket must not leave a stored object behind
-  // (anyone could otherwise fill storage with rooms). Measured on Miniflare's files: what the object wrote to its
-  // SQLite write-ahead log, against a room that really was set up (a ticket issued), which must show writes.
-  const w = await startWorker({ vars: VARS });
-  try {
-    const written = await walBytesOf(w);
-    await ticket(w, "really-made");
-    assert.ok(written("really-made") > 0, "issuing a ticket stores the room (the measurement sees writes)");
-    const ws = (room, query) => w.url.href.replace(/^http/, "ws") + `rooms/${room}/ws${query}`;
-    assert.equal(await refusedWith(ws("made-up-1", "?ticket=forged")), 401);
-    assert.equal(await refusedWith(ws("made-up-2", "")), 401);
-    assert.equal(written("made-up-1"), 0, "a forged ticket wrote nothing");
-    assert.equal(written("made-up-2"), 0, "no ticket wrote nothing");
-    assert.equal(await refusedWith(ws("really-made", "?ticket=forged")), 401, "a set-up room refuses a forged ticket too");
   } finally {
     await w.stop();
   }
@@ -2059,26 +2063,6 @@ test("a login that ends the browser's earlier session ends that session's room a
     assert.equal(closeCode(tab.data), 1008);
   } finally {
     raw.forEach((s) => s.sock.destroy());
-    await w.stop();
-  }
-});
-
-test("the room's close frame echoes the code its client closed with (RFC 6455 §5.5.1), and answers a close without one", async () => {
-  const w = await startWorker({ vars: VARS });
-  try {
-    for (const [code, reason] of [[4000, "done"], [1000, ""], [1001, "going away"], [3000, "x".repeat(123)]]) {
-      const s = await rawSocket(w, "echo-close", `closer-${code}`);
-      s.ws.close(code, reason);
-      await until(() => s.closed, { what: `the answer to a close with ${code}` });
-      assert.equal(s.closed.code, code, `closed with ${code}, answered ${s.closed.code} (${s.closed.reason})`);
-    }
-    // A close frame without a code (1005 on the receiving side): answered, with a close frame the client reads.
-    const deaf = await deafSocket(w, "echo-close", "closer-none");
-    await deaf.send(Buffer.alloc(0), 0x8);
-    await until(() => closeFrame(deaf.data) !== undefined, { what: "an answer to a close without a code" });
-    assert.equal(closeFrame(deaf.data).length, 0, "an empty close: no code to echo (1000 'bye' was sent before)");
-    deaf.sock.destroy();
-  } finally {
     await w.stop();
   }
 });
