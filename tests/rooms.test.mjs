@@ -350,7 +350,7 @@ describe("rooms", () => {
       ["truncated sync payload", Buffer.from([0, 2, 50, 1, 2]), 1007],
       ["an update that does not decode", Buffer.from([0, 2, 3, 0xff, 0xff, 0xff]), 1007],
       ["a frame over ROOMS_MAX_MESSAGE_BYTES", Buffer.concat([Buffer.from([0, 2]), Buffer.alloc(5000, 1)]), 1009],
-      ["a text frame", "hello", 1008],
+      ["a text frame", "hello", 1003],
       // Sync step 1 whose state vector declares 2^23 entries in four bytes (yrs reserved ~285 MB for it).
       ["a state vector declaring more entries than it holds", Buffer.from([0, 0, 4, 0x80, 0x80, 0x80, 0x04]), 1007],
       ["an update of values nested 1,990 deep", syncUpdate(nestedArrays(1990)), 1007],
@@ -879,14 +879,12 @@ describe("rooms", () => {
 
   test("awareness messages are y-protocols awareness updates the room relays", async () => {
     // Guards the raw encoding the room decodes, independent of the provider.
-    const doc = new Y.Doc();
-    const awareness = new awarenessProtocol.Awareness(doc);
+    const { doc, awareness, frame } = awarenessClient();
     awareness.setLocalState({ user: { name: "raw" } });
-    const update = awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]);
     try {
       const watcher = await client(w, "raw-awareness");
       const raw = await rawSocket(w, "raw-awareness");
-      raw.ws.send(Buffer.concat([Buffer.from([1]), encodeVarUint8Array(update)]));
+      raw.ws.send(frame());
       await until(() => watcher.provider.awareness.getStates().get(doc.clientID)?.user?.name === "raw", {
         what: "watcher sees the raw client's presence",
       });
@@ -903,10 +901,7 @@ describe("rooms", () => {
   test("the room relays awareness news only: the copies clients send back go nowhere", async () => {
     // Every y-websocket client re-sends each awareness update it applies; relaying those copies costs n² messages per
     // presence change. The room applies y-protocols' clock rule and forwards only what is new.
-    const doc = new Y.Doc();
-    const awareness = new awarenessProtocol.Awareness(doc);
-    const frame = () =>
-      Buffer.concat([Buffer.from([1]), encodeVarUint8Array(awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]))]);
+    const { doc, awareness, frame } = awarenessClient();
     try {
       const watcher = await rawSocket(w, "awareness-echo");
       const sender = await rawSocket(w, "awareness-echo");
@@ -928,10 +923,7 @@ describe("rooms", () => {
   });
 
   test("an awareness client belongs to the user who announced it: another member cannot rewrite or remove it", async () => {
-    const doc = new Y.Doc();
-    const awareness = new awarenessProtocol.Awareness(doc);
-    const frame = () =>
-      Buffer.concat([Buffer.from([1]), encodeVarUint8Array(awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]))]);
+    const { doc, awareness, frame } = awarenessClient();
     /** A forged awareness frame for `doc`'s client: `clock`, `state` (null: a removal). */
     const forged = (clock, state) => {
       const e = encoding.createEncoder();
@@ -1242,7 +1234,7 @@ test("a socket the room closed is no longer a member and is not heard, though it
     const deaf = await deafSocket(w, "hung", "hung-user");
     deaf.sendText("hello");
     await until(() => closeCode(deaf.data) !== undefined, { what: "the room's close frame" });
-    assert.equal(closeCode(deaf.data), 1008);
+    assert.equal(closeCode(deaf.data), 1003, "a text frame: data the room cannot accept");
     // The hung client keeps its connection open; both places are free for others.
     const [ann, bob] = [await rawSocket(w, "hung", "ann"), await rawSocket(w, "hung", "bob")];
     sockets.push(ann.ws, bob.ws);
@@ -1505,6 +1497,15 @@ async function walBytesOf(w) {
   const rooms = await w.mf.getDurableObjectNamespace("ROOMS");
   return (room) =>
     statSync(join(w.stateDir, "v3/do/-Room", `${rooms.idFromName(`room:${room}`).toString()}.sqlite-wal`), { throwIfNoEntry: false })?.size ?? 0;
+}
+
+/** One y-protocols awareness client of its own doc; `frame()` is the awareness message announcing its state now. */
+function awarenessClient() {
+  const doc = new Y.Doc();
+  const awareness = new awarenessProtocol.Awareness(doc);
+  const frame = () =>
+    Buffer.concat([Buffer.from([1]), encodeVarUint8Array(awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]))]);
+  return { doc, awareness, frame };
 }
 
 /** [clock, state] of every entry about awareness client `clientId` in the awareness frames received. */

@@ -1569,7 +1569,7 @@ impl DurableObject for Room {
             WebSocketIncomingMessage::String(_) => {
                 self.refuse(
                     &ws,
-                    close::POLICY,
+                    close::UNSUPPORTED_DATA,
                     "text frames are not y-protocols messages",
                 )
                 .await

@@ -170,9 +170,12 @@ pub fn echoable_close_code(code: u16) -> bool {
 
 /// Close codes a room uses (RFC 6455 §7.4.1).
 pub mod close {
+    /// A text frame: y-protocols messages are binary, and RFC 6455 §7.4.1 names this code for a type of data the
+    /// endpoint cannot accept (1008, which a text frame got before, says a rule was broken).
+    pub const UNSUPPORTED_DATA: u16 = 1003;
     /// A frame that is not a valid y-protocols message or update.
     pub const INVALID_DATA: u16 = 1007;
-    /// Over the update rate, or a text frame.
+    /// A rule broken: a rate or byte budget, the bounds on presence, or the socket's session ended.
     pub const POLICY: u16 = 1008;
     /// A frame over `max_message_bytes`.
     pub const TOO_BIG: u16 = 1009;
