@@ -1311,19 +1311,21 @@ fn without_redundant_separators(text: &[u8]) -> Option<Vec<u8>> {
 
 /// Whether `text` holds a `..` path segment spelled with the fullwidth full stop, solidus or reverse solidus
 /// (`．．／`), which [`unfold`] keeps for prose's sake and which Windows' best-fit mapping (a program on the ANSI file
-/// APIs: PHP, CGI, much of what IIS runs) and NFKC normalisation read as `../`: two dots at the text's start or
-/// after ASCII punctuation or a blank (a separator, a value's `=` or quote) that a separator follows, or a separator
-/// before and the text's end. Prose's ellipsis (`そして．．．／次`) is three dots after a word.
+/// APIs: PHP, CGI, much of what IIS runs) and NFKC normalisation read as `../` — or with the look-alikes OWASP CRS's
+/// rule 930100 reads as a path's dots and separators, spelled `%u2215`, `%u2216`, `%u2024` in IIS's `%u` escapes:
+/// U+2215 DIVISION SLASH, U+2216 SET MINUS and U+2024 ONE DOT LEADER (`..∕..∕etc∕passwd`): two dots at the text's
+/// start or after ASCII punctuation or a blank (a separator, a value's `=` or quote) that a separator follows, or a
+/// separator before and the text's end. Prose's ellipsis (`そして．．．／次`) is three dots after a word.
 fn fullwidth_parent_segment(text: &str) -> bool {
-    if !text.contains(['．', '／', '＼']) {
+    if !text.contains(['．', '／', '＼', '\u{2215}', '\u{2216}', '\u{2024}']) {
         return false;
     }
     let folded: String = text
         .chars()
         .map(|c| match c {
-            '．' => '.',
-            '／' => '/',
-            '＼' => '\\',
+            '．' | '\u{2024}' => '.',
+            '／' | '\u{2215}' => '/',
+            '＼' | '\u{2216}' => '\\',
             c => c,
         })
         .collect();
@@ -9196,6 +9198,11 @@ mod tests {
             ("/files", Some("f=%EF%BC%8E%EF%BC%8E%EF%BC%BCwindows")),
             ("/files", Some("f=a%EF%BC%8F%EF%BC%8E%EF%BC%8E")),
             ("/files/%EF%BC%8E%EF%BC%8E%EF%BC%8Fsecret", None),
+            // IIS's `%u` escapes of the look-alikes OWASP CRS reads as separators and dots, and their UTF-8.
+            ("/files", Some("f=..%u2215..%u2215etc%u2215passwd")),
+            ("/files", Some("f=..%u2216..%u2216secret")),
+            ("/files", Some("f=%u2024%u2024%u2215secret")),
+            ("/files", Some("f=..%E2%88%95secret")),
         ] {
             assert_eq!(
                 inspect_url(&c, path, query).map(|h| h.rule),
@@ -9210,6 +9217,11 @@ mod tests {
             "価格は１．５／個です",
             "待って．．",
             "待って．．／次",
+            // Maths and typography with the look-alikes: a ratio, a set difference, a leader.
+            "ratio a∕b and a∕∕b",
+            "A ∖ B is the set difference",
+            "Chapter 1 ․․․ 12",
+            "wait․․∕next",
         ]);
     }
 
