@@ -3935,6 +3935,18 @@ fn always_true(
         if truthy && (before_end(at) || open_after) {
             return true;
         }
+        // A string left open that MySQL reads as the number it starts with, where a comparison follows that number:
+        // `' or '1=1` and `'or'1=1` are `'' or '1=1'`, true as `'1'` is ("'90s pop" is prose).
+        if left_open && left_quoted && end == text.len() && !after_number {
+            let content = self::skip(left, b" ");
+            let n = number_len(content);
+            if n > 0
+                && comparison_at(content, n).is_some()
+                && sql_number(&content[..n]).is_some_and(|v| v != 0.0)
+            {
+                return true;
+            }
+        }
         // `true` itself ending a numeric injection (`id=1 and true`): no number stands for it ("rooms=1 or 2" is
         // prose), and a word after it is prose ("1 and true love") — a chain of literals is not (`id=1 and true and
         // 1`).
@@ -3972,7 +3984,7 @@ fn always_true(
                     let reads = calls.wraps_blind(text, open)
                         && (calls.reads_server(base + open, base + close)
                             || calls.nested_blind(base + open, base + close));
-                    if (holds || reads) && chain_ends(text, close + 1) {
+if (holds || reads) && chain_ends(text, close + 1) {
                         return true;
                     }
                 }
@@ -11166,6 +11178,26 @@ mod tests {
             "1, 2 and 3 not in (4) list",
             "x=1 and 1 in (f(2),3)",
             "id=1 or 1 in (2)",
+        ]);
+    }
+
+    #[test]
+    fn a_string_left_open_that_mysql_reads_as_its_leading_number_is_caught() {
+        // `'or'1=1` is `''or'1=1'`: MySQL reads `'1=1'` as 1, with or without blanks around the `or`.
+        refused(
+            &[
+                "id=%27or%271=1",
+                "id=%27+or+%271=1",
+                "id=%27||%272>1",
+                "id=x%27+or+%27+1=1",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "I like 'jazz' or '90s pop",
+            "rated 'good' or '5 stars",
+            "He said 'yes' or '1=1 is always true'",
+            "'A' or '0=0",
         ]);
     }
 
