@@ -3984,7 +3984,18 @@ fn always_true(
                     let reads = calls.wraps_blind(text, open)
                         && (calls.reads_server(base + open, base + close)
                             || calls.nested_blind(base + open, base + close));
-if (holds || reads) && chain_ends(text, close + 1) {
+                    // Or the list is one such call of a column, as `id=1 and length(password)>5` compares one:
+                    // `id=1 and 5 in (length(password))`.
+                    let item = self::skip(&text[open + 1..close], b" ");
+                    let (name, after_name) = word(item);
+                    let paren = close - self::skip(after_name, b" ").len();
+                    let blind_item = !negated
+                        && BLIND_FUNCTIONS.contains(&name)
+                        && text.get(paren) == Some(&b'(')
+                        && calls
+                            .close(text, paren)
+                            .is_some_and(|end| skip(end + 1, b" ") == close);
+                    if (holds || reads || blind_item) && chain_ends(text, close + 1) {
                         return true;
                     }
                 }
@@ -11168,12 +11179,18 @@ mod tests {
                 "id=1+and+97+in+(ascii(substr(password%2C1%2C1)))",
                 "id=1+and+97+in+(ord(mid(password%2C1%2C1)))--",
                 "id=1+and+5+not+in+(length(hex(password)))",
+                // A list of one blind call of a column, as `id=1 and length(password)>5` compares one (and so
+                // `x=1 and 2 in (len(s))`, refused as `x=1 and len(s)>2` always was).
+                "id=1+and+5+in+(length(password))",
+                "id=1+and+5+in+(+length+(password)+)--",
+                "x=1 and 2 in (len(s))",
             ],
             "sqli-tautology",
         );
         passes(&[
             "pick 1 and 2 in (3) and 4",
-            "x=1 and 2 in (len(s))",
+            "x=1 and 2 in (len(s), 3)",
+            "x=1 and 2 in (len(s)) of the list",
             "x=1 and 97 in (ascii(substr(password,1,1))) of the docs",
             "1, 2 and 3 not in (4) list",
             "x=1 and 1 in (f(2),3)",
