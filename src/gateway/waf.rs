@@ -4100,6 +4100,18 @@ fn always_true(
             // A column's pattern read a character at a time in a numeric injection (`id=1 and password like
             // 'a%'`, `id=1 and password regexp '^a'`).
             return true;
+        } else if after_number
+            && equality
+            && !left_quoted
+            && !quoted
+            && !literal(left, false)
+            && !literal(right, false)
+            && ends_statement(&text[skip(end, b" )")..])
+        {
+            // Two names compared in a numeric injection that ends the value (`id=1 or x=y`): a column against a
+            // column, the probe's condition whatever the data makes of it, as a name's ordering is (`id=1 or
+            // id>0`). Prose and code go on past it ("if a=1 or b=c then").
+            return true;
         } else if equality || (literal(left, left_quoted) && literal(right, quoted)) {
             return holds(left, comparison, right);
         }
@@ -11215,6 +11227,29 @@ mod tests {
             "rated 'good' or '5 stars",
             "He said 'yes' or '1=1 is always true'",
             "'A' or '0=0",
+        ]);
+    }
+
+    #[test]
+    fn two_names_compared_at_the_end_of_a_numeric_injection_are_caught() {
+        refused(
+            &[
+                "id=1+OR+x=y",
+                "id=1+and+a%3Db",
+                "id=1+or+x=y--",
+                "id=1)+or+(x=y",
+            ],
+            "sqli-tautology",
+        );
+        // Prose and code go on past the comparison, or compare no two names.
+        passes(&[
+            "if a=1 or b=c then stop",
+            "a or b=c",
+            "x=y",
+            "x=1 or y=2",
+            "rating=5 or a=b and more",
+            "Where 1 and x=y, the form is symmetric",
+            "if x=1 and y==z:",
         ]);
     }
 
