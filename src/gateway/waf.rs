@@ -5347,6 +5347,19 @@ fn operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8], usize, bool)>
         }
         _ => {
             let (value, end) = literal(at, false);
+            // A number with a fraction or an exponent ends where MySQL's reading of it does, and a word glued to it
+            // is a word of its own: `5=5.0limit 1` is `5=5.0 limit 1` (as `1.0union select` is). Digits alone glued
+            // to a letter are a name (`5limit`), and hexadecimal (`0x1e`) is read whole.
+            let n = number_len(value);
+            let glued = value.first().is_some_and(u8::is_ascii_digit)
+                && !value.starts_with(b"0x")
+                && value[..n].iter().any(|b| matches!(b, b'.' | b'e'))
+                && value.get(n).is_some_and(u8::is_ascii_alphabetic);
+            let (value, end) = if glued {
+                (&value[..n], end - (value.len() - n))
+            } else {
+                (value, end)
+            };
             (!value.is_empty()).then_some((value, end, false))
         }
     }
@@ -11250,6 +11263,24 @@ mod tests {
             "rating=5 or a=b and more",
             "Where 1 and x=y, the form is symmetric",
             "if x=1 and y==z:",
+        ]);
+    }
+
+    #[test]
+    fn a_number_glued_to_a_keyword_is_read_as_mysql_reads_it() {
+        // `5.0limit` is `5.0 limit` to MySQL's lexer (a fraction or an exponent ends the number).
+        refused(
+            &[
+                "id=1+and+5=5.0limit+1",
+                "id=1+and+5=5e0limit+1",
+                "id=1+and+5=5.0order+by+1",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "size=10*20 and 5=5.0cm",
+            "version 1.0beta and 2.0rc1",
+            "id=1 and 1.5e3x",
         ]);
     }
 
