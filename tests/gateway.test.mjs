@@ -4376,6 +4376,13 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 and 5=5 print 1")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("if(ascii(substr(user(),1,1))>64,1,0) and 1 = 1.0")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("if(ascii(substr(user(),1,1))>64,1,0) and 0x1=1")}`, "sqli-tautology"],
+    // The twelfth review: a quote glued to `or` before a string MySQL reads as 1, two names compared, a list of one
+    // blind call of a column, a number glued to a keyword, and IIS's `%u` escape of DIVISION SLASH.
+    ["/gw/open/search?id=%27or%271=1", "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 OR x=y")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 5 in (length(password))")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 5=5.0limit 1")}`, "sqli-tautology"],
+    ["/gw/open/search?f=..%u2215..%u2215etc%u2215passwd", "traversal-dotdot"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -4572,8 +4579,17 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("1 and 2 and 3 = 6 total")}&n=${encodeURIComponent("1, 2 and 3 not in (4) list")}&m=${encodeURIComponent("(2=2)*3 is six")}`,
     // The eleventh review: a size or a count glued to its unit after a comparison, no SQL a query could run.
     `/gw/open/search?size=${encodeURIComponent("10*20 and 5=5 cm")}&dims=${encodeURIComponent("2*3 or 4=4 inches")}`,
+    // The twelfth review's sweep: maths that compares names, a quote before a number, a unit glued to a decimal,
+    // the look-alike slash in a ratio (they passed before its rules too: they pin how far those rules reach).
+    `/gw/open/search?q=${encodeURIComponent("a or b=c")}&n=${encodeURIComponent("if a=1 or b=c then stop")}&m=${encodeURIComponent("Let x=y and y=z, then x=z")}`,
+    `/gw/open/search?q=${encodeURIComponent("I like 'jazz' or '90s pop")}&n=${encodeURIComponent("size=10*20 and 5=5.0cm")}&m=${encodeURIComponent("ratio a∕b, set A ∖ B")}`,
   ];
   const benignBodies = [
+    // The twelfth review's sweep: a help-desk ticket quoting SQL, code inside JSON, an address, Markdown (passed
+    // before its rules too: they pin how far those rules reach).
+    ["text/plain", "Ticket #4521: SELECT * FROM orders WHERE id = 5 returns nothing since the upgrade; is 1 or 2 rows normal? Rate 4.5stars."],
+    ["application/json", JSON.stringify({ code: "if (x == 1 or y == z):\n    print('yes')", note: "check len(s) > 0 and 1 in (1,2)", q: "1 or 2", m: "x=y" })],
+    ["application/x-www-form-urlencoded", `address=${encodeURIComponent("Apt. 5, 1 Main St; or c/o John O'Neil, 12 Elm Rd.")}&md=${encodeURIComponent("# Notes\n\n- item 1 or 2\n- `x = y`\n- Meet at '5pm' or '6pm'")}`],
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.
     ["application/json", JSON.stringify({ $schema: "https://json-schema.org/draft/2020-12/schema", $id: "user", properties: { a: { $ref: "#/$defs/a" } }, $defs: { a: { type: "string" } } })],
     ["application/json", JSON.stringify({ _id: { $oid: "5f1c2a3e8b7d4c6e9a0f1d2e" }, at: { $date: "2026-01-01T00:00:00Z" }, price: "$5", op: "$gt" })],
