@@ -7,6 +7,7 @@
 pub mod bindings;
 pub mod body;
 pub mod cache_control;
+pub mod client_address;
 pub mod conditional;
 pub mod config;
 pub mod cors;

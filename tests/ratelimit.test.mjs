@@ -143,6 +143,16 @@ test("keys are independent: each client key gets its own limit", async () => {
   assert.deepEqual(b.map((r) => r.status), [200, 200]);
 });
 
+test("a CF-Connecting-IP that is no address is no client address: an ip policy refuses it 400 client_ip_unknown, uncounted", async () => {
+  // Before, such a value was keyed as sent (ip:not-an-address): a budget per spelling, while the origin was sent it
+  // in X-Forwarded-For. Now every reader takes it as no address (src/client_address.rs).
+  for (const sent of ["not-an-address", "203.0.113.90, 10.0.0.1", "203.0.113.90:443"]) {
+    const r = await check("by_ip", undefined, { "cf-connecting-ip": sent });
+    assert.equal(r.status, 400, sent);
+    assert.equal((await r.json()).error.code, "client_ip_unknown", sent);
+  }
+});
+
 test("behind Cloudflare's Pseudo IPv4 (Overwrite Headers) a client is limited by the /64 of its CF-Connecting-IPv6, not by the class E address hashed from it", async () => {
   // Each address of one /64 gets another pseudo address: counted by those, every request had a fresh budget.
   const pseudo = (n, v6) => check("by_ip", undefined, { "cf-connecting-ip": `240.16.7.${n}`, "cf-connecting-ipv6": v6 });

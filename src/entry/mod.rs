@@ -16,6 +16,7 @@ use std::rc::Rc;
 
 use worker::{event, Context, Env, Request, Response};
 
+use crate::client_address::ClientAddress;
 use crate::error::ApiError;
 use crate::observability::log::{clipped, panic_line, sampled, RequestLog, MAX_ECHO_BYTES};
 use crate::observability::request_id;
@@ -39,6 +40,18 @@ pub struct Call {
     /// closing line of its own after the request line (a streamed page's end) follows the same draw, so a sampled
     /// page has both lines or neither.
     pub log_success: bool,
+}
+
+impl Call {
+    /// The client's address, from the headers Cloudflare's edge sets (see [`ClientAddress`]): what every rate-limit
+    /// key, session record, `X-Forwarded-For` and cache fill names the client by.
+    pub fn client_address(&self) -> Option<ClientAddress> {
+        let header = |name: &str| self.req.headers().get(name).ok().flatten();
+        ClientAddress::read(
+            header("cf-connecting-ip").as_deref(),
+            header("cf-connecting-ipv6").as_deref(),
+        )
+    }
 }
 
 #[event(start)]

@@ -223,8 +223,8 @@ pub fn refused_here(call: &Call, policy_name: &str, key: &str) -> ApiResult<()> 
     }
 }
 
-/// Resolves the key policy `policy_name` limits for this request (see [`KeySource`]): the client IP from
-/// `CF-Connecting-IP`, the API-key header the policy names, and `user_id`, which the caller must have verified
+/// Resolves the key policy `policy_name` limits for this request (see [`KeySource`]): the client's address
+/// ([`Call::client_address`]), the API-key header the policy names, and `user_id`, which the caller must have verified
 /// (session or access token). `route` is the route pattern, for `route_user` policies.
 pub fn resolve_key(
     call: &Call,
@@ -234,15 +234,12 @@ pub fn resolve_key(
 ) -> ApiResult<String> {
     let policy = policy(call, policy_name)?;
     let header = |name: &str| call.req.headers().get(name).ok().flatten();
-    let client_ip = header("cf-connecting-ip");
-    let client_ipv6 = header("cf-connecting-ipv6");
     let api_key = match &policy.key {
         KeySource::ApiKey { header: name } => header(name),
         _ => None,
     };
     let inputs = KeyInputs {
-        client_ip: client_ip.as_deref(),
-        client_ipv6: client_ipv6.as_deref(),
+        client: call.client_address(),
         user_id,
         api_key: api_key.as_deref(),
         route,

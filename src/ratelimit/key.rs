@@ -10,16 +10,14 @@ use durable_objects::ratelimit::protocol::MAX_KEY_BYTES;
 use sha2::{Digest, Sha256};
 
 use super::policy::KeySource;
+use crate::client_address::ClientAddress;
 use crate::error::ApiError;
 
 /// What a request offers to identify its client. `user_id` must already be verified by the caller.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct KeyInputs<'a> {
-    /// `CF-Connecting-IP`.
-    pub client_ip: Option<&'a str>,
-    /// `CF-Connecting-IPv6`: the client's IPv6 address where the zone's Pseudo IPv4 setting is "Overwrite Headers"
-    /// (read only beside a pseudo `client_ip`: see [`limited_address`]).
-    pub client_ipv6: Option<&'a str>,
+    /// The client's address (`None`: missing or malformed); an `ip` key is its [`ClientAddress::limited`] network.
+    pub client: Option<ClientAddress>,
     pub user_id: Option<&'a str>,
     /// The value of the policy's API-key header.
     pub api_key: Option<&'a str>,
@@ -86,9 +84,9 @@ fn resolve_raw(source: &KeySource, inputs: &KeyInputs) -> Result<String, KeyErro
     }
     let user = inputs.user_id.filter(|u| !u.is_empty());
     match source {
-        KeySource::ClientIp => present(inputs.client_ip)
-            .map(|ip| limited_address(ip, present(inputs.client_ipv6)))
-            .map(|ip| format!("ip:{}", client_network(ip)))
+        KeySource::ClientIp => inputs
+            .client
+            .map(|client| format!("ip:{}", client_network(client.limited())))
             .ok_or(KeyError::NoClientIp),
         KeySource::User => user.map(|u| format!("user:{u}")).ok_or(KeyError::NoUser),
         KeySource::RouteUser => user
@@ -151,7 +149,10 @@ pub fn normalise_resolved(key: &str) -> String {
         return format!("state:{}", normalise_resolved(own));
     }
     match key.strip_prefix("ip:") {
-        Some(ip) => format!("ip:{}", client_network(written_address(ip))),
+        Some(ip) => match written_address(ip).parse::<IpAddr>() {
+            Ok(ip) => format!("ip:{}", client_network(ip)),
+            Err(_) => key.to_owned(),
+        },
         None => key.to_owned(),
     }
 }
@@ -164,43 +165,26 @@ fn written_address(ip: &str) -> &str {
         .unwrap_or(ip)
 }
 
-/// The address to limit: `CF-Connecting-IP`, unless it is a class E address (240.0.0.0/4, which no client on the
-/// internet has) and `CF-Connecting-IPv6` holds an IPv6 address. Cloudflare's Pseudo IPv4 "Overwrite Headers" puts
-/// there a class E address hashed from the client's whole IPv6 address and moves that address to
-/// `CF-Connecting-IPv6`: limited by the pseudo address, a client choosing another interface id in its /64 (2^64 of
-/// them) got a fresh budget for every request. A `CF-Connecting-IPv6` beside a real address is ignored: a client can
-/// send that header itself, while only Cloudflare sets a class E `CF-Connecting-IP`.
-fn limited_address<'a>(ip: &'a str, ipv6: Option<&'a str>) -> &'a str {
-    let pseudo = ip
-        .parse::<std::net::Ipv4Addr>()
-        .is_ok_and(|v4| v4.octets()[0] >= 240);
-    match ipv6 {
-        Some(v6) if pseudo && v6.parse::<std::net::Ipv6Addr>().is_ok() => v6,
-        _ => ip,
-    }
-}
-
-/// The address a client is limited by: an IPv4 address itself, an IPv6 address by its /64 (one subscriber usually
-/// holds a whole /64, so per-address limits would be trivial to evade). Unparseable input is kept as given.
-fn client_network(ip: &str) -> String {
-    match ip.parse::<IpAddr>() {
-        Ok(IpAddr::V4(v4)) => v4.to_string(),
-        // An IPv4 client seen through a dual-stack listener (`::ffff:a.b.c.d`) is that IPv4 address: by /64 every
-        // IPv4 client would share one key.
-        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-        Err(_) => ip.to_owned(),
+/// The network a client is limited by: an IPv4 address itself, an IPv6 address by its /64 (one subscriber usually
+/// holds a whole /64, so per-address limits would be trivial to evade). An IPv4 client seen through a dual-stack
+/// listener (`::ffff:a.b.c.d`) is that IPv4 address: by /64 every IPv4 client would share one key.
+fn client_network(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn client(ip: &str, ipv6: Option<&str>) -> Option<ClientAddress> {
+        ClientAddress::read(Some(ip), ipv6)
+    }
 
     #[test]
     fn hot_key_entries_must_have_the_form_their_policys_keys_resolve_to() {
@@ -258,7 +242,7 @@ mod tests {
         let resolved = resolve(
             &KeySource::ClientIp,
             &KeyInputs {
-                client_ip: Some("2001:db8::1"),
+                client: client("2001:db8::1", None),
                 ..KeyInputs::default()
             },
         )
@@ -292,8 +276,7 @@ mod tests {
     fn behind_pseudo_ipv4_a_client_is_limited_by_the_64_of_its_real_ipv6_address() {
         let key = |ip: &str, ipv6: Option<&str>| {
             let inputs = KeyInputs {
-                client_ip: Some(ip),
-                client_ipv6: ipv6,
+                client: client(ip, ipv6),
                 ..KeyInputs::default()
             };
             resolve(&KeySource::ClientIp, &inputs).expect("resolved")
@@ -338,9 +321,10 @@ mod tests {
 
     #[test]
     fn ipv4_mapped_addresses_are_their_ipv4_address() {
-        assert_eq!(client_network("::ffff:203.0.113.7"), "203.0.113.7");
-        assert_eq!(client_network("::ffff:198.51.100.1"), "198.51.100.1");
-        assert_eq!(client_network("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        let network = |ip: &str| client_network(ip.parse().expect("an address"));
+        assert_eq!(network("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(network("::ffff:198.51.100.1"), "198.51.100.1");
+        assert_eq!(network("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
     }
 
     #[test]
@@ -352,7 +336,7 @@ mod tests {
             for user in ["u1", "u1|state", long.as_str()] {
                 fn inputs(user_id: &str) -> KeyInputs<'_> {
                     KeyInputs {
-                        client_ip: Some("203.0.113.7"),
+                        client: client("203.0.113.7", None),
                         user_id: Some(user_id),
                         route: "/rooms/state",
                         ..KeyInputs::default()
@@ -404,8 +388,7 @@ mod tests {
     #[test]
     fn each_source_resolves_to_its_prefixed_key() {
         let inputs = KeyInputs {
-            client_ip: Some("203.0.113.7"),
-            client_ipv6: None,
+            client: client("203.0.113.7", None),
             user_id: Some("u-42"),
             api_key: Some("secret-key"),
             route: "/rooms/{id}/ws",
@@ -462,7 +445,7 @@ mod tests {
         ];
         for (ip, expected) in cases {
             let inputs = KeyInputs {
-                client_ip: Some(ip),
+                client: client(ip, None),
                 ..KeyInputs::default()
             };
             assert_eq!(
@@ -556,17 +539,14 @@ mod tests {
 
     #[test]
     fn missing_inputs_say_what_is_missing() {
-        let none = KeyInputs {
-            client_ip: Some("  "),
-            ..KeyInputs::default()
-        };
+        let none = KeyInputs::default();
         let api = KeySource::ApiKey {
             header: "x-api-key".into(),
         };
         assert_eq!(
             resolve(&KeySource::ClientIp, &none),
             Err(KeyError::NoClientIp),
-            "blank ip"
+            "no address (missing or malformed: `client_address`)"
         );
         assert_eq!(
             resolve(&KeySource::User, &none),
