@@ -584,6 +584,25 @@ describe("route table and proxy", () => {
     assert.equal(seen["x-hostname"], "kept", "a name that merely starts alike passes");
   });
 
+  test("X-Forwarded-For names the client's address as every other reader does: canonical, an IPv4-mapped one as IPv4, and none that is no address", async () => {
+    // The address appended is the one the rate limiter keys and a session records (src/client_address.rs). Before,
+    // it was CF-Connecting-IP as sent: another spelling of the address the limiter had read, and a value such as
+    // "203.0.113.7, 10.0.0.1" made 10.0.0.1 the list's last hop, which an origin reads as the client.
+    for (const [sent, list, named] of [
+      ["2001:DB8:0:0::0007", "198.51.100.1", "198.51.100.1, 2001:db8::7"],
+      ["::ffff:203.0.113.7", "198.51.100.1", "198.51.100.1, 203.0.113.7"],
+      ["::ffff:203.0.113.7", "198.51.100.1, 203.0.113.7", "198.51.100.1, 203.0.113.7"],
+      ["203.0.113.7, 10.0.0.1", "198.51.100.1", "198.51.100.1"],
+      ["not-an-address", "198.51.100.1", "198.51.100.1"],
+    ]) {
+      origin.reset();
+      const r = await worker.fetch("/gw/open/echo", { headers: { "cf-connecting-ip": sent, "x-forwarded-for": list } });
+      assert.equal(r.status, 200, sent);
+      await r.arrayBuffer();
+      assert.equal(lastRequest().headers["x-forwarded-for"], named, `${sent} after ${list}`);
+    }
+  });
+
   test("headers that vouch for the client's TLS certificate, its scheme or its address behind another proxy never reach the origin", async () => {
     // Each is what a TLS-terminating proxy in front of some origin sets, and the origin believes it: a client's own
     // would authenticate it with a certificate it only holds the public half of (certificates are public) or mark a
@@ -2547,7 +2566,7 @@ describe("edge cache", () => {
       const client = req.headers["x-forwarded-for"];
       if (asked === 1) {
         leadAsked();
-        await untilWaiting(worker, 4);
+        await untilWaiting(worker, 5);
       }
       if (client === limited) res.writeHead(429, { "content-type": "text/plain", "retry-after": "30" }).end("slow down");
       else res.writeHead(200, { "content-type": "text/plain" }).end(`welcome ${client}`);
@@ -2557,11 +2576,13 @@ describe("edge cache", () => {
     // The limited address leads the fill (its request reached the origin before the others were sent).
     const lead = from(limited);
     await leadArrived;
-    const others = [limited, limited, "198.51.100.9", "192.0.2.44"].map(from);
+    // ::ffff:203.0.113.7 is the limited address seen through a dual-stack listener: one client to the rate limiter,
+    // and now to the fill too (before, its own request named it to the origin as written, and was welcomed).
+    const others = [limited, limited, `::ffff:${limited}`, "198.51.100.9", "192.0.2.44"].map(from);
     const answers = await Promise.all([lead, ...others]);
     const seen = await Promise.all(answers.map(async (r) => `${r.status} ${r.headers.get("retry-after")} ${await r.text()}`));
     assert.deepEqual(seen, [
-      ...Array(3).fill("429 30 slow down"),
+      ...Array(4).fill("429 30 slow down"),
       "200 null welcome 198.51.100.9",
       "200 null welcome 192.0.2.44",
     ]);

@@ -519,6 +519,32 @@ test("a login carrying a garbage, unknown or expired earlier cookie is answered 
   await lives.arrayBuffer();
 });
 
+test("a session records the client's address as every other reader names it: canonical, an IPv4-mapped one as IPv4; a malformed one is no address and the login is refused", async () => {
+  // The address a session records and the key of the login's rate limit are one reading of CF-Connecting-IP
+  // (src/client_address.rs). Before, the session kept the header's spelling (the limiter had already taken
+  // ::ffff:198.51.100.7 as 198.51.100.7), and a value that is no address was both keyed and recorded as sent.
+  const from = (ip) => worker.fetch("/auth/login", { ...json({ email: ALICE.email, password: ALICE.password }), headers: { "content-type": "application/json", "cf-connecting-ip": ip } });
+  for (const [sent, recorded] of [
+    ["2001:DB8:0:0::0007", "2001:db8::7"],
+    ["::ffff:198.51.100.7", "198.51.100.7"],
+    ["198.51.100.8", "198.51.100.8"],
+  ]) {
+    const r = await from(sent);
+    assert.equal(r.status, 200, sent);
+    const token = cookieOf(r);
+    await r.arrayBuffer();
+    const { sessions } = await (await get("/auth/sessions", token)).json();
+    assert.equal(sessions.find((s) => s.current).ip, recorded, sent);
+  }
+  for (const sent of ["not-an-address", "198.51.100.9, 10.0.0.1"]) {
+    const before = await db.prepare("SELECT COUNT(*) AS n FROM sessions").first();
+    const r = await from(sent);
+    await expectError(r, 400, "client_ip_unknown", sent);
+    assert.equal(r.headers.get("set-cookie"), null, `${sent}: no cookie`);
+    assert.deepEqual(await db.prepare("SELECT COUNT(*) AS n FROM sessions").first(), before, `${sent}: no session made`);
+  }
+});
+
 test("a login whose ending of the earlier session fails is refused 503 and leaves nothing behind: no new session beside the old one", async (t) => {
   // A login ends the session the browser's cookie named (a new authentication never leaves the old one alive beside
   // it). When that revocation failed in D1 the login was answered 200 anyway, after its new session row was written:

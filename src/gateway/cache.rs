@@ -4,6 +4,7 @@
 //! random bytes are parameters.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -1211,16 +1212,16 @@ pub fn origin_pushback(status: u16) -> bool {
 }
 
 /// Whether a fill's answer with `status` is also the answer to a coalesced waiter whose own fill would have named
-/// `own_client` as its client, the fill having named `fill_client` (each its `X-Forwarded-For`, `None` when none is
-/// sent). A 429 is for the subject of the limit (RFC 6585 §4): an origin limiting by the client's address answers
+/// `own_client` as its client, the fill having named `fill_client` (each the address its `X-Forwarded-For` ends
+/// with, `crate::client_address::ClientAddress::named`; `None` when there is none). A 429 is for the subject of the limit (RFC 6585 §4): an origin limiting by the client's address answers
 /// one address's 429 while another's requests are still welcome, so it is handed on only to a waiter of the same
 /// address — another asks for its own (before, every waiter got the lead's 429 and its `Retry-After`, meant for
 /// someone else). A 5xx is the origin's state, every requester's alike (RFC 9110 §15.6.4: a 503 is the server's
 /// overload, not the client's).
 pub fn fill_answer_reaches(
     status: u16,
-    fill_client: Option<&str>,
-    own_client: Option<&str>,
+    fill_client: Option<IpAddr>,
+    own_client: Option<IpAddr>,
 ) -> bool {
     status != 429 || fill_client == own_client
 }
@@ -3143,7 +3144,7 @@ mod tests {
 
     #[test]
     fn a_fills_429_reaches_only_waiters_of_the_address_it_named_and_a_5xx_reaches_every_one() {
-        let (lead, other) = (Some("203.0.113.7"), Some("198.51.100.9"));
+        let (lead, other) = ("203.0.113.7".parse().ok(), "198.51.100.9".parse().ok());
         assert!(
             fill_answer_reaches(429, lead, lead),
             "the lead's own address"

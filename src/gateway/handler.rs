@@ -5,6 +5,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ use super::token_cache::{Recall, VerifiedTokens};
 use super::trace::{self, continue_or_start, TraceContext};
 use super::waf::{self, Hit, WafConfig, WafMode};
 use crate::bindings;
+use crate::client_address::ClientAddress;
 use crate::entry::body::{read_or_pass, Prefix};
 use crate::entry::coalesce::{self, InFlight, Lead};
 use crate::entry::{header_list, log, respond, Call};
@@ -390,6 +392,7 @@ async fn forward(
     .await?;
 
     let headers = origin_headers(call, route, incoming, url, trace, identity);
+    let client = call.client_address().map(ClientAddress::named);
     // A HEAD whose GET the runtime may gzip or br for this client (its own Accept-Encoding: the Worker's is the
     // runtime's `br, gzip`, whatever was sent) is told no length: the coded body's differs (RFC 9110 §8.6).
     let head_may_code = method == "HEAD"
@@ -417,11 +420,8 @@ async fn forward(
             };
             let spec = Spec {
                 url: target,
-                headers: cache_fill_headers(
-                    &headers,
-                    policy.shared,
-                    header_list::get(incoming, "cf-connecting-ip"),
-                ),
+                headers: cache_fill_headers(&headers, policy.shared, client),
+                client,
                 location: route.location.clone(),
                 client_authority: url.authority.to_owned(),
                 timeout_ms: route.timeout_ms,
@@ -1502,7 +1502,10 @@ fn origin_headers(
     // the field is removed as received, and the gateway's own, naming the address seen, added after).
     let came_with = header_list::get(incoming, "x-forwarded-for")
         .filter(|_| !listed.iter().any(|name| name == "x-forwarded-for"));
-    if let Some(xff) = forwarded_for(came_with, header_list::get(incoming, "cf-connecting-ip")) {
+    let client = call
+        .client_address()
+        .map(|client| client.named().to_string());
+    if let Some(xff) = forwarded_for(came_with, client.as_deref()) {
         out.push(("x-forwarded-for".into(), xff));
     }
     out.push(("x-forwarded-proto".into(), url.scheme.to_owned()));
@@ -1820,6 +1823,9 @@ struct Spec {
     /// The authority the client asked (`host[:port]`), which a cookie's `Domain` is judged against
     /// ([`LocationMap::client_set_cookie`]).
     client_authority: String,
+    /// The requester's address ([`ClientAddress::named`]; `None`: missing or malformed), the last entry of the
+    /// `X-Forwarded-For` its fill sends.
+    client: Option<IpAddr>,
     timeout_ms: u64,
     retries: u32,
     route: String,
@@ -1850,9 +1856,10 @@ struct Fetched {
     /// What it is to a requester that sent more than a shared fill carried (`cache::FillAnswer`; always `Anyone`
     /// for a per-user policy, whose fills carry the request).
     fill_answer: FillAnswer,
-    /// The client the fill named to the origin (its `X-Forwarded-For`): a 429 reaches only waiters of the same one
-    /// (`cache::fill_answer_reaches`).
-    client: Option<String>,
+    /// The client the fill named to the origin (the last entry of its `X-Forwarded-For`): a 429 reaches only
+    /// waiters of the same one (`cache::fill_answer_reaches`). An address, not the header's text: nothing to
+    /// allocate on every fill for the 429 that alone reads it.
+    client: Option<IpAddr>,
     /// When its origin request was made: what a stored copy is dated from (and a HIT from the fill its `Age`).
     requested_at: u64,
     /// How long the origin took to send the answer's headers.
@@ -2339,7 +2346,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         tags,
         storable,
         fill_answer,
-        client: header_list::get(&spec.headers, "x-forwarded-for").map(str::to_owned),
+        client: spec.client,
         requested_at,
         origin_ms,
     });
@@ -2556,8 +2563,7 @@ async fn answer_fetched(
     asked: &Asked,
     own: &OwnRequest<'_>,
 ) -> ApiResult<Response> {
-    let own_client = header_list::get(&spec.headers, "x-forwarded-for");
-    let reaches = fill_answer_reaches(f.status, f.client.as_deref(), own_client);
+    let reaches = fill_answer_reaches(f.status, f.client, spec.client);
     if reaches && (f.fill_answer == FillAnswer::Anyone || !own.tailored()) {
         return Ok(fetched_response(f, policy, served, asked));
     }

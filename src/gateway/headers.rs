@@ -2,6 +2,7 @@
 //! identity), and the forwarding headers the origin receives. Pure: works on name/value pairs.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus ones that only make sense on one connection; never forwarded.
 /// `Expect` among them: its `100-continue` is the client's exchange with the edge, and an origin's interim 100
@@ -499,7 +500,7 @@ pub const FILL_ACCEPT_ENCODING: &str = "gzip, br";
 pub fn cache_fill_headers(
     forwarded: &[(String, String)],
     shared: bool,
-    client_ip: Option<&str>,
+    client: Option<IpAddr>,
 ) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = forwarded
         .iter()
@@ -514,8 +515,8 @@ pub fn cache_fill_headers(
         })
         .cloned()
         .collect();
-    if let (true, Some(ip)) = (shared, client_ip) {
-        headers.push(("x-forwarded-for".to_owned(), ip.to_owned()));
+    if let (true, Some(ip)) = (shared, client) {
+        headers.push(("x-forwarded-for".to_owned(), ip.to_string()));
     }
     headers.push((
         "accept-encoding".to_owned(),
@@ -1471,8 +1472,9 @@ mod tests {
                 .map(|(_, v)| v)
                 .collect::<Vec<_>>()
         };
-        assert_eq!(xff(false, Some("203.0.113.7")), ["10.0.0.1, 203.0.113.7"]);
-        assert_eq!(xff(true, Some("203.0.113.7")), ["203.0.113.7"]);
+        let ip = "203.0.113.7".parse().ok();
+        assert_eq!(xff(false, ip), ["10.0.0.1, 203.0.113.7"]);
+        assert_eq!(xff(true, ip), ["203.0.113.7"]);
         assert!(xff(true, None).is_empty(), "no address known: none claimed");
         // Whatever else a requester sends could tailor the shared answer: an API key, a tenant, a language.
         for name in ["x-api-key", "x-tenant", "x-custom", "referer"] {

@@ -272,8 +272,9 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
 
 /// The per-address budget (`SESSION_IP_POLICY`) of requests whose credential (a session cookie, a room ticket) costs
 /// storage reads to find unknown: its policy and this address's key — or `Err(429)`, before any read, when this
-/// isolate already knows the address over it. `None` without the policy, or without a client address (never on
-/// Cloudflare, which sets CF-Connecting-IP). Only failures are counted ([`count_failed`]).
+/// isolate already knows the address over it. `None` without the policy, or without a client address (missing or
+/// malformed, `crate::client_address`: never on Cloudflare, which sets CF-Connecting-IP). Only failures are counted
+/// ([`count_failed`]).
 ///
 /// The key is the address's own under the policy, apart from the one refresh, logout and the session lists spend
 /// ([`token::unknown_credentials_key`]): those count every call, a busy NAT's honest ones included, and an address
@@ -707,7 +708,10 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         .ok()
         .flatten()
         .map(|ua| ua.chars().take(MAX_USER_AGENT).collect::<String>());
-    let ip = call.req.headers().get("cf-connecting-ip").ok().flatten();
+    // The client's address as it is named everywhere (`client_address`): canonical, none when malformed.
+    let ip = call
+        .client_address()
+        .map(|client| client.named().to_string());
     // The session the browser held before (its cookie is replaced by this answer's) ends, in the transaction that
     // starts the new one: a new authentication starts a new session, never beside a live old one (OWASP session
     // management), so a revocation D1 cannot make fails the login too (503, no session made). A token a refresh
