@@ -535,6 +535,9 @@ pub struct LocationMap {
     pub upstream_path: String,
     /// The stripped route prefix (`/gw`), or empty.
     pub prefix: String,
+    /// The upstream's host as the runtime's URL parser writes it — lower case, a name in A-labels
+    /// (`xn--bcher-kva.example` for `bücher.example`) — which a cookie's `Domain` is judged against.
+    upstream_host: String,
 }
 
 impl LocationMap {
@@ -544,17 +547,15 @@ impl LocationMap {
         let path_at = upstream[after_scheme..]
             .find('/')
             .map_or(upstream.len(), |at| after_scheme + at);
+        let upstream_origin = &upstream[..path_at];
+        let spelled = host_of(&upstream_origin[after_scheme..]);
+        let upstream_host = ascii_host(spelled).unwrap_or_else(|| spelled.to_ascii_lowercase());
         Self {
-            upstream_origin: upstream[..path_at].to_owned(),
+            upstream_origin: upstream_origin.to_owned(),
             upstream_path: upstream[path_at..].trim_end_matches('/').to_owned(),
             prefix: strip_prefix.unwrap_or("").trim_end_matches('/').to_owned(),
+            upstream_host,
         }
-    }
-
-    /// The upstream's host, without scheme or port, as the route spells it.
-    fn upstream_host(&self) -> &str {
-        let after_scheme = self.upstream_origin.find("://").map_or(0, |at| at + 3);
-        host_of(&self.upstream_origin[after_scheme..])
     }
 
     /// Where a redirect from the origin sends the client through the gateway, as nginx's `proxy_redirect default`
@@ -634,7 +635,8 @@ impl LocationMap {
     /// a browser ignores such a cookie entirely (RFC 6265 §5.3 step 6) — a login through the gateway would never
     /// stick — and without one the cookie is the client's host's alone, the narrowest scope (nginx's
     /// `proxy_cookie_domain` maps it to a name instead). A `Domain` the client's host lies in (`example.com`) is kept,
-    /// and so is one naming neither host (the origin's own mistake, which the browser refuses anyway).
+    /// and so is one naming neither host (the origin's own mistake, which the browser refuses anyway). Names are
+    /// compared in A-labels ([`ascii_host`]): `Domain=bücher.example` names the upstream `xn--bcher-kva.example`.
     pub fn client_set_cookie(&self, set_cookie: &str, client_authority: &str) -> Option<String> {
         let pathed = self.client_cookie_path(set_cookie);
         let cookie = pathed.as_deref().unwrap_or(set_cookie);
@@ -655,15 +657,14 @@ impl LocationMap {
         // Browsers ignore an empty `Domain` and take the last other one, its leading dot dropped. `Domain=.` is not
         // empty: it leaves an empty domain, which every browser refuses the cookie for (httpwg/http-extensions#1744),
         // so it names neither host.
+        // A name in UTF-8 (`bücher.example`) is read in A-labels, as the runtime writes both hosts: one domain is
+        // judged alike in either spelling. One IDNA refuses names neither host.
         let domain = domains()
             .filter(|a| !a.value.is_empty())
-            .map(|a| {
-                a.value
-                    .strip_prefix('.')
-                    .unwrap_or(a.value)
-                    .to_ascii_lowercase()
-            })
-            .last()?;
+            .map(|a| a.value.strip_prefix('.').unwrap_or(a.value))
+            .last()
+            .and_then(ascii_host)?;
+        let client_host = ascii_host(client_host).unwrap_or_else(|| client_host.to_owned());
         // RFC 6265 §5.1.3's domain-match, the host in any case (the domain is lowercase). An IP address is matched
         // whole: only a host name lies in a parent domain (`10.0.0.5` does not lie in `0.0.5`).
         let lies_in = |host: &str, domain: &str| {
@@ -684,8 +685,8 @@ impl LocationMap {
         let absolute = |name: &str| name.strip_suffix('.').unwrap_or(name).to_owned();
         let upstream_domain = absolute(&domain);
         if upstream_domain.is_empty()
-            || !lies_in(&absolute(self.upstream_host()), &upstream_domain)
-            || lies_in(client_host, &domain)
+            || !lies_in(&absolute(&self.upstream_host), &upstream_domain)
+            || lies_in(&client_host, &domain)
         {
             return None;
         }
@@ -801,6 +802,21 @@ fn host_of(authority: &str) -> &str {
     authority
         .rsplit_once(':')
         .map_or(authority, |(host, _)| host)
+}
+
+/// A host name or cookie domain as the runtime's URL parser writes a host: ASCII lower-cased, and one with other
+/// characters through IDNA's ToASCII (UTS #46, the `url` crate's own host parser: `BÜCHER.example` is
+/// `xn--bcher-kva.example`, a trailing dot kept). `None` for a name IDNA refuses. An ASCII one is only lower-cased:
+/// a `Domain` is matched as spelled (`0.0.5` is no address), and a host the runtime gives is written so already.
+fn ascii_host(name: &str) -> Option<String> {
+    if name.is_ascii() {
+        return Some(name.to_ascii_lowercase());
+    }
+    match url::Host::parse(name).ok()? {
+        url::Host::Domain(domain) => Some(domain),
+        // Full-width digits and dots read as an address: named in UTF-8, it is no spelling of the upstream's.
+        url::Host::Ipv4(_) | url::Host::Ipv6(_) => None,
+    }
 }
 
 /// A path-absolute URL path (no query or fragment) with its dot segments removed as a browser removes them (RFC 3986
@@ -1686,20 +1702,21 @@ mod tests {
         assert_eq!(plain.client_location("/a/../b", "").as_deref(), Some("/b"));
     }
 
+    /// Each Set-Cookie as `upstream` maps it for a client on `client_host`: `None` when kept as sent.
+    fn judged(upstream: &LocationMap, client_host: &str, cases: &[(&str, Option<&str>)]) {
+        for (set_cookie, expected) in cases {
+            assert_eq!(
+                upstream
+                    .client_set_cookie(set_cookie, client_host)
+                    .as_deref(),
+                *expected,
+                "{set_cookie} for {client_host}"
+            );
+        }
+    }
+
     #[test]
     fn a_cookie_domain_naming_the_upstream_and_not_the_clients_host_is_removed() {
-        // Each Set-Cookie as `upstream` maps it for a client on `client_host`: `None` when kept as sent.
-        let judged = |upstream: &LocationMap, client_host: &str, cases: &[(&str, Option<&str>)]| {
-            for (set_cookie, expected) in cases {
-                assert_eq!(
-                    upstream
-                        .client_set_cookie(set_cookie, client_host)
-                        .as_deref(),
-                    *expected,
-                    "{set_cookie} for {client_host}"
-                );
-            }
-        };
         let map = LocationMap::new("http://App.Internal:8080", Some("/gw"));
         judged(
             &map,
@@ -1799,6 +1816,50 @@ mod tests {
             v6.client_set_cookie("a=1; Domain=[fd00::1]", "[::1]:8787")
                 .as_deref(),
             Some("a=1")
+        );
+    }
+
+    #[test]
+    fn an_internationalised_cookie_domain_is_judged_alike_in_either_spelling() {
+        // The runtime hands the Worker the client's host in A-labels (`www.xn--bcher-kva.example`), as the URL
+        // parser writes it; a route may name its upstream in either spelling, and an origin its cookie's `Domain`.
+        for upstream in ["https://bücher.example", "https://xn--bcher-kva.example"] {
+            let map = LocationMap::new(upstream, None);
+            judged(
+                &map,
+                "api.example.com",
+                &[
+                    ("a=1; Domain=bücher.example", Some("a=1")),
+                    ("a=1; Domain=xn--bcher-kva.example", Some("a=1")),
+                    ("a=1; Domain=.BÜCHER.Example.; Path=/", Some("a=1; Path=/")),
+                    ("a=1; Domain=XN--BCHER-KVA.example", Some("a=1")),
+                    // Another name, or one IDNA cannot write in ASCII, names neither host: kept.
+                    ("a=1; Domain=bucher.example", None),
+                    ("a=1; Domain=xn--bcher-kva.other", None),
+                    ("a=1; Domain=bü\u{7f}cher.example", None),
+                ],
+            );
+            // A client on the upstream's own zone: the domain covers it in either spelling, and is kept.
+            for client_host in ["www.xn--bcher-kva.example", "www.bücher.example"] {
+                judged(
+                    &map,
+                    client_host,
+                    &[
+                        ("a=1; Domain=bücher.example", None),
+                        ("a=1; Domain=xn--bcher-kva.example", None),
+                    ],
+                );
+            }
+        }
+        // A client host in another zone than the internal upstream's, named in UTF-8: only the upstream's name goes.
+        let internal = LocationMap::new("http://app.internal:8080", None);
+        judged(
+            &internal,
+            "shop.xn--bcher-kva.example",
+            &[
+                ("a=1; Domain=app.internal", Some("a=1")),
+                ("a=1; Domain=bücher.example", None),
+            ],
         );
     }
 
