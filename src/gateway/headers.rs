@@ -538,6 +538,9 @@ pub struct LocationMap {
     /// The upstream's host as the runtime's URL parser writes it — lower case, a name in A-labels
     /// (`xn--bcher-kva.example` for `bücher.example`) — which a cookie's `Domain` is judged against.
     upstream_host: String,
+    /// [`Self::upstream_origin`] with that host: the origin the runtime asks (its `Host`), which an origin building
+    /// absolute redirects writes back.
+    asked_origin: String,
 }
 
 impl LocationMap {
@@ -550,7 +553,9 @@ impl LocationMap {
         let upstream_origin = &upstream[..path_at];
         let spelled = host_of(&upstream_origin[after_scheme..]);
         let upstream_host = ascii_host(spelled).unwrap_or_else(|| spelled.to_ascii_lowercase());
+        let port = &upstream_origin[after_scheme + spelled.len()..];
         Self {
+            asked_origin: format!("{}{upstream_host}{port}", &upstream_origin[..after_scheme]),
             upstream_origin: upstream_origin.to_owned(),
             upstream_path: upstream[path_at..].trim_end_matches('/').to_owned(),
             prefix: strip_prefix.unwrap_or("").trim_end_matches('/').to_owned(),
@@ -558,9 +563,39 @@ impl LocationMap {
         }
     }
 
+    /// What follows the upstream's origin in `url`, written as the route spells it or as the runtime asks it
+    /// (`https://xn--bcher-kva.example` for a route's `https://bücher.example`), in any case; `None` when `url` is
+    /// not on it.
+    fn on_upstream<'a>(&self, url: &'a str) -> Option<&'a str> {
+        let spelled = [&self.upstream_origin, &self.asked_origin]
+            .into_iter()
+            .find_map(|origin| {
+                url.get(..origin.len())
+                    .filter(|head| head.eq_ignore_ascii_case(origin))
+                    .map(|_| &url[origin.len()..])
+            });
+        if spelled.is_some() || url.is_ascii() {
+            return spelled;
+        }
+        // A host written in UTF-8 (`https://bücher.example/…`), read in A-labels as the runtime reads it.
+        let at = url.find("://")? + 3;
+        let end = url[at..]
+            .find(['/', '?', '#', '\\'])
+            .map_or(url.len(), |e| at + e);
+        let host = host_of(&url[at..end]);
+        let read = format!(
+            "{}{}{}",
+            &url[..at],
+            ascii_host(host)?,
+            &url[at + host.len()..end]
+        );
+        read.eq_ignore_ascii_case(&self.asked_origin)
+            .then(|| &url[end..])
+    }
+
     /// Where a redirect from the origin sends the client through the gateway, as nginx's `proxy_redirect default`
     /// does: a `Location` on the upstream — path-absolute (`/docs/`), or absolute on the upstream's own origin
-    /// (which leaks an internal address) — under its base path is mapped back under the route's prefix
+    /// (which leaks an internal address; its host in UTF-8 or in A-labels, [`Self::on_upstream`]) — under its base path is mapped back under the route's prefix
     /// (`/gw/docs/`, path-absolute, so it resolves against whatever host the client used). Anything else (another
     /// site, a path outside the upstream's base, a query or fragment alone) is left as it is: `None`. Dot segments are
     /// resolved first, as the client will resolve them ([`resolve_dot_segments`]): `/base/../base/x` is `/base/x`,
@@ -580,10 +615,7 @@ impl LocationMap {
         } else if location.starts_with('/') && !location.starts_with("//") {
             location
         } else {
-            let rest = location
-                .get(..self.upstream_origin.len())
-                .filter(|head| head.eq_ignore_ascii_case(&self.upstream_origin))
-                .map(|_| &location[self.upstream_origin.len()..])?;
+            let rest = self.on_upstream(location)?;
             if !(rest.is_empty() || rest.starts_with(['/', '?', '#'])) {
                 return None; // http://origin:80801/… is another authority
             }
@@ -612,10 +644,7 @@ impl LocationMap {
         if read.is_empty() || read.starts_with(['/', '\\']) || first.contains(':') {
             return None;
         }
-        let asked = asked
-            .get(..self.upstream_origin.len())
-            .filter(|head| head.eq_ignore_ascii_case(&self.upstream_origin))
-            .map(|_| &asked[self.upstream_origin.len()..])?;
+        let asked = self.on_upstream(asked)?;
         let asked = &asked[..asked.find(['?', '#']).unwrap_or(asked.len())];
         let directory = &asked[..=asked.rfind('/')?];
         let joined = format!("{directory}{path}");
@@ -1571,6 +1600,40 @@ mod tests {
         );
         let stripped = LocationMap::new("http://o:8080", Some("/gw"));
         assert_eq!(stripped.client_location("/", "").as_deref(), Some("/gw/"));
+    }
+
+    #[test]
+    fn a_redirect_to_an_internationalised_upstream_is_mapped_in_either_spelling() {
+        // The runtime asks `https://bücher.example` as `xn--bcher-kva.example` (its Host header), and an origin
+        // building absolute redirects from that Host writes the A-labels back.
+        for upstream in [
+            "https://bücher.example/base",
+            "https://xn--bcher-kva.example/base",
+        ] {
+            let map = LocationMap::new(upstream, Some("/gw"));
+            for (location, client) in [
+                (
+                    "https://xn--bcher-kva.example/base/docs/",
+                    Some("/gw/docs/"),
+                ),
+                ("https://XN--BCHER-KVA.example/base?x=1", Some("/gw?x=1")),
+                ("https://bücher.example/base/docs/", Some("/gw/docs/")),
+                ("https://xn--bcher-kva.example.evil/base/x", None),
+                ("https://bücher.example.evil/base/x", None),
+            ] {
+                assert_eq!(
+                    map.client_location(location, "").as_deref(),
+                    client,
+                    "{location} from {upstream}"
+                );
+            }
+            // A relative one is resolved against the URL asked, as the route spells it.
+            assert_eq!(
+                map.client_location("login", &format!("{upstream}/a/b"))
+                    .as_deref(),
+                Some("/gw/a/login")
+            );
+        }
     }
 
     #[test]
