@@ -25,8 +25,8 @@ use super::cache::{
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
     forward_request_header, forward_response_header, forwarded_for, head_keeps_origin_length,
-    max_forwards, per_exchange, runtime_may_code, tailors_answer, without_cookies, LocationMap,
-    SHARED_FILL,
+    length_forbidden, max_forwards, per_exchange, runtime_may_code, tailors_answer,
+    without_cookies, LocationMap, SHARED_FILL,
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
@@ -1694,8 +1694,10 @@ fn pass_through(
     let listed = connection_tokens(header_list::get(&pairs, "connection"));
     pairs.retain(|(k, _)| forward_response_header(k, &listed));
     // The origin's HEAD says the length of its bytes, which the GET's body, coded or decoded by the runtime, would
-    // not have.
-    if head && !head_keeps_origin_length(header_list::get(&pairs, "content-encoding"), may_code) {
+    // not have; a 204 says none at all.
+    if head && !head_keeps_origin_length(header_list::get(&pairs, "content-encoding"), may_code)
+        || length_forbidden(response.status())
+    {
         pairs.retain(|(k, _)| k != "content-length");
     }
     map_to_client(&mut pairs, location, client_authority, asked);

@@ -933,6 +933,12 @@ pub fn head_keeps_origin_length(content_encoding: Option<&str>, may_code: bool) 
     }
 }
 
+/// Whether an answer of this status must carry no `Content-Length`, whatever the origin sent (RFC 9110 §8.6: a 1xx
+/// or 204). The runtime drops an origin's from a GET's answer itself, but passes a HEAD's on.
+pub fn length_forbidden(status: u16) -> bool {
+    matches!(status, 100..=199 | 204)
+}
+
 /// The names a `Connection` header lists.
 pub fn connection_tokens(value: Option<&str>) -> Vec<String> {
     value
