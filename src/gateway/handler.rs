@@ -1502,10 +1502,8 @@ fn origin_headers(
     // the field is removed as received, and the gateway's own, naming the address seen, added after).
     let came_with = header_list::get(incoming, "x-forwarded-for")
         .filter(|_| !listed.iter().any(|name| name == "x-forwarded-for"));
-    let client = call
-        .client_address()
-        .map(|client| client.named().to_string());
-    if let Some(xff) = forwarded_for(came_with, client.as_deref()) {
+    let client = call.client_address().map(ClientAddress::named);
+    if let Some(xff) = forwarded_for(came_with, client) {
         out.push(("x-forwarded-for".into(), xff));
     }
     out.push(("x-forwarded-proto".into(), url.scheme.to_owned()));

@@ -949,16 +949,22 @@ pub fn connection_tokens(value: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// `X-Forwarded-For` for the origin: the client address appended to any list a trusted hop already made (unless
-/// that hop already put it last, as Cloudflare's edge does for the Worker).
-pub fn forwarded_for(existing: Option<&str>, client_ip: Option<&str>) -> Option<String> {
-    match (existing.map(str::trim).filter(|s| !s.is_empty()), client_ip) {
-        (Some(list), Some(ip)) if list.rsplit(',').next().map(str::trim) == Some(ip) => {
-            Some(list.to_owned())
-        }
+/// `X-Forwarded-For` for the origin: the client address (`ClientAddress::named`) appended to any list a trusted hop
+/// already made — unless that hop already put it last, as Cloudflare's edge does for the Worker. The last entry is
+/// compared as an address, not as text: `2001:DB8::7` or `::ffff:203.0.113.7` there is the client `2001:db8::7` or
+/// `203.0.113.7` already named, and appending it in the other spelling made one hop look like two.
+pub fn forwarded_for(existing: Option<&str>, client: Option<IpAddr>) -> Option<String> {
+    let named_last = |list: &str, ip: IpAddr| {
+        list.rsplit(',')
+            .next()
+            .and_then(|last| last.trim().parse::<IpAddr>().ok())
+            .is_some_and(|last| last.to_canonical() == ip)
+    };
+    match (existing.map(str::trim).filter(|s| !s.is_empty()), client) {
+        (Some(list), Some(ip)) if named_last(list, ip) => Some(list.to_owned()),
         (Some(list), Some(ip)) => Some(format!("{list}, {ip}")),
         (Some(list), None) => Some(list.to_owned()),
-        (None, Some(ip)) => Some(ip.to_owned()),
+        (None, Some(ip)) => Some(ip.to_string()),
         (None, None) => None,
     }
 }
@@ -2063,24 +2069,46 @@ mod tests {
 
     #[test]
     fn forwarded_for_appends_the_client() {
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
         assert_eq!(
-            forwarded_for(None, Some("1.2.3.4")).as_deref(),
+            forwarded_for(None, ip("1.2.3.4")).as_deref(),
             Some("1.2.3.4")
         );
         assert_eq!(
-            forwarded_for(Some("9.9.9.9"), Some("1.2.3.4")).as_deref(),
+            forwarded_for(Some("9.9.9.9"), ip("1.2.3.4")).as_deref(),
             Some("9.9.9.9, 1.2.3.4")
         );
         assert_eq!(forwarded_for(Some(" "), None), None);
         assert_eq!(
-            forwarded_for(Some("9.9.9.9, 1.2.3.4"), Some("1.2.3.4")).as_deref(),
+            forwarded_for(Some("9.9.9.9, 1.2.3.4"), ip("1.2.3.4")).as_deref(),
             Some("9.9.9.9, 1.2.3.4"),
             "not twice when the last hop already named the client"
         );
         assert_eq!(
-            forwarded_for(Some("1.2.3.4, 9.9.9.9"), Some("1.2.3.4")).as_deref(),
+            forwarded_for(Some("1.2.3.4, 9.9.9.9"), ip("1.2.3.4")).as_deref(),
             Some("1.2.3.4, 9.9.9.9, 1.2.3.4")
         );
+        // The last hop named the client in another spelling of the same address: still not twice.
+        for last in ["2001:DB8::7", "2001:db8:0:0::0007", " 2001:db8::7"] {
+            let list = format!("9.9.9.9,{last}");
+            assert_eq!(
+                forwarded_for(Some(&list), ip("2001:db8::7")).as_deref(),
+                Some(list.as_str()),
+                "{last}"
+            );
+        }
+        assert_eq!(
+            forwarded_for(Some("9.9.9.9, ::ffff:1.2.3.4"), ip("1.2.3.4")).as_deref(),
+            Some("9.9.9.9, ::ffff:1.2.3.4")
+        );
+        // A last entry that is another address, or no address (a port, brackets), is another hop.
+        for last in ["1.2.3.5", "1.2.3.4:443", "[2001:db8::7]", "unknown"] {
+            assert_eq!(
+                forwarded_for(Some(last), ip("1.2.3.4")),
+                Some(format!("{last}, 1.2.3.4")),
+                "{last}"
+            );
+        }
     }
 
     #[test]
