@@ -196,7 +196,8 @@ export async function untilWaiting(worker, n) {
 
 /**
  * Ages one of the Worker isolate's memories by `ms` through its debug route (`/__debug/<memory>/age`, DEBUG_ROUTES
- * only): `edge-cache` (the stored copies' freshness), `refresh-holds`, `jwks`. A test sees a TTL, a window or a hold
+ * only): `edge-cache` (the stored copies' freshness), `refresh-holds`, `jwks`, `failed-bookmarks` (the D1 bookmarks a
+ * read failed at). A test sees a TTL, a window or a hold
  * end without waiting it out.
  */
 export async function age(worker, memory, ms) {
