@@ -25,8 +25,8 @@ use super::cache::{
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
     forward_request_header, forward_response_header, forwarded_for, head_keeps_origin_length,
-    length_forbidden, max_forwards, per_exchange, runtime_may_code, tailors_answer,
-    without_cookies, LocationMap, SHARED_FILL,
+    length_withheld, max_forwards, per_exchange, runtime_may_code, tailors_answer, without_cookies,
+    LocationMap, SHARED_FILL,
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
@@ -1692,9 +1692,9 @@ fn pass_through(
     let listed = connection_tokens(header_list::get(&pairs, "connection"));
     pairs.retain(|(k, _)| forward_response_header(k, &listed));
     // The origin's HEAD says the length of its bytes, which the GET's body, coded or decoded by the runtime, would
-    // not have; a 204 says none at all.
+    // not have; a 204 or 304 says none at all (`length_withheld`).
     if head && !head_keeps_origin_length(header_list::get(&pairs, "content-encoding"), may_code)
-        || length_forbidden(response.status())
+        || length_withheld(response.status())
     {
         pairs.retain(|(k, _)| k != "content-length");
     }
@@ -2505,10 +2505,11 @@ fn fetched_answer(f: &Fetched, policy: &CachePolicy, served: Served, asked: &Ask
         };
         let _ = headers.set("x-cache", served.label());
         // A GET's body the runtime may code has another length than this one (RFC 9110 §8.6), as in
-        // `client_response`.
+        // `client_response`; a 204 or 304 says none (`length_withheld`).
         if asked.head
             && asked.may_code
             && header_list::get(&f.headers, "content-encoding").is_none()
+            || length_withheld(f.status)
         {
             let _ = headers.delete("content-length");
         }

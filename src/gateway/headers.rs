@@ -933,10 +933,12 @@ pub fn head_keeps_origin_length(content_encoding: Option<&str>, may_code: bool) 
     }
 }
 
-/// Whether an answer of this status must carry no `Content-Length`, whatever the origin sent (RFC 9110 §8.6: a 1xx
-/// or 204). The runtime drops an origin's from a GET's answer itself, but passes a HEAD's on.
-pub fn length_forbidden(status: u16) -> bool {
-    matches!(status, 100..=199 | 204)
+/// Whether an answer of this status goes out with no `Content-Length`, whatever the origin sent (RFC 9110 §8.6): a
+/// 1xx or 204 must carry none, and a 304 only the length of the 200 the client would get — which the gateway cannot
+/// vouch for, the origin having been asked in the runtime's gzip or br while the client is sent the body decoded or
+/// coded anew. The runtime drops an origin's from a GET's answer itself, but passes a HEAD's on.
+pub fn length_withheld(status: u16) -> bool {
+    matches!(status, 100..=199 | 204 | 304)
 }
 
 /// The names a `Connection` header lists.
