@@ -552,7 +552,8 @@ impl LocationMap {
             .map_or(upstream.len(), |at| after_scheme + at);
         let upstream_origin = &upstream[..path_at];
         let spelled = host_of(&upstream_origin[after_scheme..]);
-        let upstream_host = ascii_host(spelled).unwrap_or_else(|| spelled.to_ascii_lowercase());
+        let upstream_host =
+            ascii_host(spelled).map_or_else(|| spelled.to_ascii_lowercase(), Cow::into_owned);
         let port = &upstream_origin[after_scheme + spelled.len()..];
         Self {
             asked_origin: format!("{}{upstream_host}{port}", &upstream_origin[..after_scheme]),
@@ -693,7 +694,7 @@ impl LocationMap {
             .map(|a| a.value.strip_prefix('.').unwrap_or(a.value))
             .last()
             .and_then(ascii_host)?;
-        let client_host = ascii_host(client_host).unwrap_or_else(|| client_host.to_owned());
+        let client_host = ascii_host(client_host).unwrap_or(Cow::Borrowed(client_host));
         // RFC 6265 §5.1.3's domain-match, the host in any case (the domain is lowercase). An IP address is matched
         // whole: only a host name lies in a parent domain (`10.0.0.5` does not lie in `0.0.5`).
         let lies_in = |host: &str, domain: &str| {
@@ -837,15 +838,17 @@ fn host_of(authority: &str) -> &str {
 /// characters through IDNA's ToASCII (UTS #46, the `url` crate's own host parser: `BÜCHER.example` is
 /// `xn--bcher-kva.example`, a trailing dot kept). `None` for a name IDNA refuses. An ASCII one is only lower-cased:
 /// a `Domain` is matched as spelled (`0.0.5` is no address), and a host the runtime gives is written so already.
-fn ascii_host(name: &str) -> Option<String> {
+/// Borrowed when already so (the common case: nothing allocated per header). Full-width digits and dots that read as
+/// an address (`１０.０.０.５`) are that address, as browsers canonicalise a cookie's `Domain` to it.
+fn ascii_host(name: &str) -> Option<Cow<'_, str>> {
     if name.is_ascii() {
-        return Some(name.to_ascii_lowercase());
+        return Some(if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        });
     }
-    match url::Host::parse(name).ok()? {
-        url::Host::Domain(domain) => Some(domain),
-        // Full-width digits and dots read as an address: named in UTF-8, it is no spelling of the upstream's.
-        url::Host::Ipv4(_) | url::Host::Ipv6(_) => None,
-    }
+    Some(Cow::Owned(url::Host::parse(name).ok()?.to_string()))
 }
 
 /// A path-absolute URL path (no query or fragment) with its dot segments removed as a browser removes them (RFC 3986
@@ -1886,6 +1889,9 @@ mod tests {
                 ("a=1; Domain=10.0.0.5", Some("a=1")),
                 ("a=1; Domain=0.0.5", None),
                 ("a=1; Domain=.5", None),
+                // Full-width digits and dots, which a browser reads as the address itself.
+                ("a=1; Domain=１０.０.０.５", Some("a=1")),
+                ("a=1; Domain=０.０.５", None),
             ],
         );
         let v6 = LocationMap::new("http://[fd00::1]:8080", None);
