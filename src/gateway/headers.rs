@@ -554,9 +554,13 @@ impl LocationMap {
         let spelled = host_of(&upstream_origin[after_scheme..]);
         let upstream_host =
             ascii_host(spelled).map_or_else(|| spelled.to_ascii_lowercase(), Cow::into_owned);
-        let port = &upstream_origin[after_scheme + spelled.len()..];
+        let scheme = &upstream_origin[..after_scheme];
+        // The URL parser drops a scheme's default port: `https://app.example:443` is asked as `app.example`.
+        let port = Some(&upstream_origin[after_scheme + spelled.len()..])
+            .filter(|port| *port != default_port(scheme))
+            .unwrap_or("");
         Self {
-            asked_origin: format!("{}{upstream_host}{port}", &upstream_origin[..after_scheme]),
+            asked_origin: format!("{scheme}{upstream_host}{port}"),
             upstream_origin: upstream_origin.to_owned(),
             upstream_path: upstream[path_at..].trim_end_matches('/').to_owned(),
             prefix: strip_prefix.unwrap_or("").trim_end_matches('/').to_owned(),
@@ -571,9 +575,17 @@ impl LocationMap {
         let spelled = [&self.upstream_origin, &self.asked_origin]
             .into_iter()
             .find_map(|origin| {
-                url.get(..origin.len())
+                let rest = url
+                    .get(..origin.len())
                     .filter(|head| head.eq_ignore_ascii_case(origin))
-                    .map(|_| &url[origin.len()..])
+                    .map(|_| &url[origin.len()..])?;
+                // The scheme's default port written out names the same origin (`https://app.example:443/`).
+                let scheme = &origin[..origin.find("://").map_or(0, |at| at + 3)];
+                Some(
+                    rest.strip_prefix(default_port(scheme))
+                        .filter(|after| after.is_empty() || after.starts_with(['/', '?', '#']))
+                        .unwrap_or(rest),
+                )
             });
         if spelled.is_some() || url.is_ascii() {
             return spelled;
@@ -584,12 +596,11 @@ impl LocationMap {
             .find(['/', '?', '#', '\\'])
             .map_or(url.len(), |e| at + e);
         let host = host_of(&url[at..end]);
-        let read = format!(
-            "{}{}{}",
-            &url[..at],
-            ascii_host(host)?,
-            &url[at + host.len()..end]
-        );
+        let port = &url[at + host.len()..end];
+        let port = Some(port)
+            .filter(|port| *port != default_port(&url[..at]))
+            .unwrap_or("");
+        let read = format!("{}{}{port}", &url[..at], ascii_host(host)?);
         read.eq_ignore_ascii_case(&self.asked_origin)
             .then(|| &url[end..])
     }
@@ -849,6 +860,18 @@ fn ascii_host(name: &str) -> Option<Cow<'_, str>> {
         });
     }
     Some(Cow::Owned(url::Host::parse(name).ok()?.to_string()))
+}
+
+/// The default port of a scheme written with its `://` (`https://`), as an authority's suffix (`:443`); empty for
+/// another scheme.
+fn default_port(scheme: &str) -> &'static str {
+    if scheme.eq_ignore_ascii_case("https://") {
+        ":443"
+    } else if scheme.eq_ignore_ascii_case("http://") {
+        ":80"
+    } else {
+        ""
+    }
 }
 
 /// A path-absolute URL path (no query or fragment) with its dot segments removed as a browser removes them (RFC 3986
@@ -1637,6 +1660,24 @@ mod tests {
                 ("https://bücher.example/base/docs/", Some("/gw/docs/")),
                 ("https://xn--bcher-kva.example.evil/base/x", None),
                 ("https://bücher.example.evil/base/x", None),
+                // The scheme's default port written out is the same origin; another port, or the upstream's name
+                // as userinfo before another host, is not.
+                (
+                    "https://xn--bcher-kva.example:443/base/docs/",
+                    Some("/gw/docs/"),
+                ),
+                ("https://bücher.example:443/base?x=1#f", Some("/gw?x=1#f")),
+                ("https://BÜCHER.example/base/x?q=1#f", Some("/gw/x?q=1#f")),
+                ("https://xn--bcher-kva.example:4430/base/x", None),
+                ("https://bücher.example:4430/base/x", None),
+                (
+                    "https://xn--bcher-kva.example:443@evil.example/base/x",
+                    None,
+                ),
+                ("https://xn--bcher-kva.example@evil.example/base/x", None),
+                ("https://bücher.example@evil.example/base/x", None),
+                ("https://BÜCHER.example:443@evil.example/base/x", None),
+                ("//xn--bcher-kva.example/base/x", None),
             ] {
                 assert_eq!(
                     map.client_location(location, "").as_deref(),
@@ -1651,6 +1692,40 @@ mod tests {
                 Some("/gw/a/login")
             );
         }
+    }
+
+    #[test]
+    fn a_redirect_to_an_upstream_named_with_its_default_port_is_mapped_without_it() {
+        // The runtime drops the default port from the URL it asks (`Host: app.example`), and an origin building
+        // absolute redirects from its Host writes none back; the route's spelling is mapped all the same.
+        for (upstream, location) in [
+            (
+                "https://app.example:443/base",
+                "https://app.example/base/x?q=1",
+            ),
+            (
+                "http://App.Example:80/base",
+                "http://app.example/base/x?q=1",
+            ),
+            (
+                "https://app.example:443/base",
+                "https://app.example:443/base/x?q=1",
+            ),
+        ] {
+            let map = LocationMap::new(upstream, Some("/gw"));
+            assert_eq!(
+                map.client_location(location, "").as_deref(),
+                Some("/gw/x?q=1"),
+                "{location} from {upstream}"
+            );
+            assert_eq!(
+                map.client_location("https://app.example.evil/base/x", ""),
+                None
+            );
+        }
+        // Another scheme's default port is another origin.
+        let map = LocationMap::new("https://app.example:80/base", Some("/gw"));
+        assert_eq!(map.client_location("https://app.example/base/x", ""), None);
     }
 
     #[test]
