@@ -2,6 +2,7 @@
 // workerd: convergence, late joiners, presence, durability across a restart, reconnects, tickets, bad frames.
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { cpSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -1015,6 +1016,46 @@ test("every update another client saw survives a restart with persistence", asyn
     assert.equal(c.text.toString(), seen, "the text after the restart");
     assert.equal(c.doc.getMap("meta").get("title"), "kept", "the map after the restart");
     destroyAll(c);
+  } finally {
+    await w.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test("a join the room cannot load its document for is answered 500 with the ticket unspent: the same ticket joins once the document loads", async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), "edgekit-rooms-"));
+  cpSync(migratedTemplate(), stateDir, { recursive: true });
+  const room = "unloadable";
+  // A tiny compaction threshold, so the document is stored as a snapshot; a long ticket life outlasts two restarts.
+  const vars = { ...VARS, ROOMS_COMPACT_AFTER_UPDATES: 2, ROOMS_TICKET_TTL_SECONDS: 3600 };
+  let w = await startWorker({ vars, stateDir });
+  const rooms = await w.mf.getDurableObjectNamespace("ROOMS");
+  const file = join(stateDir, "v3/do/-Room", `${rooms.idFromName(`room:${room}`).toString()}.sqlite`);
+  // The room object's own SQLite file, changed with the sqlite3 shell while no workerd has it open.
+  const roomSql = (statement) => execFileSync("sqlite3", [file, statement], { encoding: "utf8" }).trim();
+  let held;
+  try {
+    const writer = await client(w, room);
+    for (let n = 0; n < 5; n++) writer.text.insert(0, `${n}`);
+    const reader = await client(w, room);
+    await until(() => reader.text.length === 5, { what: "the room stored the five edits" });
+    destroyAll(writer, reader);
+  } finally {
+    await w.stop();
+  }
+  try {
+    assert.equal(roomSql("SELECT count(*) FROM room_snapshot"), "1", "the document is a stored snapshot");
+    roomSql("UPDATE room_snapshot SET data = x'ff'");
+    w = await startWorker({ vars, stateDir });
+    held = await ticket(w, room);
+    const url = `${w.url.href.replace(/^http/, "ws")}rooms/${room}/ws?ticket=${held}`;
+    assert.equal(await joinStatus(url), 500, "a document that does not rebuild is a 500");
+    assert.ok(w.jsonLogs().some((l) => l.msg === "room_document_unloadable"), "and is logged");
+    await w.stop();
+    // Mended (here: emptied), the room loads again, and the ticket the failed join did not use admits its holder.
+    roomSql("DELETE FROM room_snapshot; DELETE FROM room_updates; DELETE FROM room_waiting");
+    w = await startWorker({ vars, stateDir });
+    assert.equal(await joinStatus(`${w.url.href.replace(/^http/, "ws")}rooms/${room}/ws?ticket=${held}`), 101, "the kept ticket joins");
   } finally {
     await w.stop();
     rmSync(stateDir, { recursive: true, force: true });

@@ -1034,6 +1034,16 @@ impl Room {
         if let Some(refusal) = self.join_refusal(&settings, &holder.user_id) {
             return refusal;
         }
+        // The document is loaded before the ticket is spent: a room that cannot load it answers 500 with the ticket
+        // kept, and the client's retry joins once it loads (spent first, the retry was a 401 for a ticket never used).
+        if let Err(e) = self.ensure_loaded() {
+            self.unloadable(&e, request_id(&req).as_deref());
+            return json_error(
+                500,
+                "room_unavailable",
+                "the room document could not be loaded",
+            );
+        }
         // Consumed by the same statement that reads it: a ticket admits one socket, once.
         let rows: Vec<TicketRow> = self
             .sql
@@ -1050,14 +1060,6 @@ impl Room {
         else {
             return ticket_invalid();
         };
-        if let Err(e) = self.ensure_loaded() {
-            self.unloadable(&e, request_id(&req).as_deref());
-            return json_error(
-                500,
-                "room_unavailable",
-                "the room document could not be loaded",
-            );
-        }
 
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
