@@ -21,6 +21,8 @@ import { DEMO_USERS, seed } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
 
 const VARS = { ROOMS_MAX_MESSAGE_BYTES: 4096, ROOMS_MAX_DOCUMENT_BYTES: 65536 };
+/** How long a test waits for a room to get through hundreds of frames it sent at once (a loaded machine is slow). */
+const SLOW_ROOM_MS = 60_000;
 /** Waits until a refused ticket's count, made after its answer, met the address's `session-ip` limit. */
 const untilOverBudget = (w) =>
   until(() => w.jsonLogs().some((l) => l.msg === "rate limit exceeded by a request counted after its response" && l.policy === "session-ip"), {
@@ -558,43 +560,6 @@ describe("rooms", () => {
     newcomer.ws.close();
   });
 
-  test("awareness news spends the socket's rate tokens, copies do not: a socket relaying its own presence in a loop is closed with 1008", async () => {
-    const room = "chatty";
-    const watcher = await client(w, room, { name: "watcher" });
-    const chatty = await rawSocket(w, room);
-    // Its own one client, a new clock each time: every frame is news, relayed to every member. The default bucket
-    // holds 200 tokens (ROOMS_UPDATE_BURST) refilled at 60 per second; 400 frames sent at once go past it.
-    const frame = (clock) => awareness([[910_000, clock, JSON.stringify({ user: { name: "chatty" }, cursor: clock })]]);
-    for (let clock = 1; clock <= 400 && !chatty.closed; clock++) chatty.ws.send(frame(clock));
-    await until(() => chatty.closed, { what: "the chatty socket closed" });
-    assert.equal(chatty.closed.code, 1008, chatty.closed.reason);
-    assert.match(chatty.closed.reason, /rate/);
-    // The watcher, a real y-websocket client, sent back every one of those changes it received: copies are not news
-    // and cost it nothing.
-    assert.equal(watcher.provider.wsconnected, true, "the watcher echoing the flood was not closed");
-    destroyAll(watcher);
-  });
-
-  test("copies of presence are free only as far as the frames the room sent: a socket looping one copy, or auth messages, is closed with 1008", async () => {
-    const room = "copy-loop";
-    const watcher = await client(w, room, { name: "watcher" });
-    const looper = await rawSocket(w, room);
-    // One state, news once (a token), then the same frame again and again: copies the room decodes and compares and
-    // never relays. The room sent this socket one awareness frame of its own (the watcher's presence on joining)
-    // and broadcasts none meanwhile, so past 16 copies each costs a token of the 200-token bucket.
-    const frame = awareness([[920_000, 1, JSON.stringify({ user: { name: "looper" }, pad: "x".repeat(2000) })]]);
-    for (let i = 0; i < 400 && !looper.closed; i++) looper.ws.send(frame);
-    await until(() => looper.closed, { what: "the copy loop closed" });
-    assert.equal(looper.closed.code, 1008, looper.closed.reason);
-    assert.match(looper.closed.reason, /copies/);
-    const auth = await rawSocket(w, room, "auth-looper");
-    for (let i = 0; i < 400 && !auth.closed; i++) auth.ws.send(Buffer.from([2, 0, 5]));
-    await until(() => auth.closed, { what: "the auth loop closed" });
-    assert.equal(auth.closed.code, 1008, auth.closed.reason);
-    assert.equal(watcher.provider.wsconnected, true, "the watcher, echoing the looper's one state, stays");
-    destroyAll(watcher);
-  });
-
   /** Writes a room of ~60 KB (the 64 KB limit of this suite) through `writer`, in updates under the 4 KB message limit. */
   function fill60k(writer) {
     const local = new Y.Doc();
@@ -618,7 +583,7 @@ describe("rooms", () => {
     const looper = await rawSocket(w, room);
     const before = looper.frames.reduce((n, f) => n + f.length, 0);
     for (let i = 0; i < 150; i++) looper.ws.send(Buffer.from([0, 0, 1, 0]));
-    await until(() => looper.closed, { what: "the looping socket closed" });
+    await until(() => looper.closed, { what: "the looping socket closed", ms: SLOW_ROOM_MS });
     assert.equal(looper.closed.code, 1008, looper.closed.reason);
     assert.match(looper.closed.reason, /byte rate/);
     const sent = looper.frames.reduce((n, f) => n + f.length, 0) - before;
@@ -643,20 +608,20 @@ describe("rooms", () => {
     // same member does not: the budget is the member's, and it is kept after the first socket closed.
     const first = await rawSocket(w, room, "looper");
     for (let i = 0; i < 45; i++) first.ws.send(Buffer.from([0, 0, 1, 0]));
-    await until(() => steps2(first) === 45, { what: "the first socket's 45 answers" });
+    await until(() => steps2(first) === 45, { what: "the first socket's 45 answers", ms: SLOW_ROOM_MS });
     assert.equal(first.closed, null, "45 answers are within the budget");
     first.ws.close();
     await until(() => first.closed, { what: "the first socket closed" });
     const again = await rawSocket(w, room, "looper");
     for (let i = 0; i < 45; i++) again.ws.send(Buffer.from([0, 0, 1, 0]));
-    await until(() => again.closed || steps2(again) === 45, { what: "the reconnected socket answered or closed" });
+    await until(() => again.closed || steps2(again) === 45, { what: "the reconnected socket answered or closed", ms: SLOW_ROOM_MS });
     assert.ok(again.closed, `a fresh socket got ${steps2(again)} more answers: the budget started again`);
     assert.equal(again.closed.code, 1008, again.closed.reason);
     assert.match(again.closed.reason, /byte rate/);
     // Another member's budget is their own.
     const other = await rawSocket(w, room, "other");
     for (let i = 0; i < 45; i++) other.ws.send(Buffer.from([0, 0, 1, 0]));
-    await until(() => steps2(other) === 45, { what: "another member's 45 answers" });
+    await until(() => steps2(other) === 45, { what: "another member's 45 answers", ms: SLOW_ROOM_MS });
     assert.equal(other.closed, null, "another member is not refused");
     destroyAll(reader);
     for (const s of [writer, other]) s.ws.close();
@@ -693,34 +658,6 @@ describe("rooms", () => {
     await until(() => awarenessOf(newcomer.frames, 9115).length === 1 || alice.closed, { what: "the new clients relayed" });
     assert.equal(alice.closed, null, "the socket stays open");
     for (const s of [alice, newcomer]) s.ws.close();
-  });
-
-  test("a member's sockets share one update rate: four sockets of one user sending 100 updates each are refused past the burst, another user's are not", async () => {
-    const room = "one-rate";
-    const sockets = await Promise.all([1, 2, 3, 4].map(() => rawSocket(w, room, "many-tabs")));
-    const other = await rawSocket(w, room, "one-tab");
-    // ROOMS_UPDATE_BURST is 200 (refilled at 60/s): 100 each is within a socket's share alone, 400 is twice the user's.
-    const send = (s, tag) => {
-      const local = new Y.Doc();
-      const updates = [];
-      local.on("update", (u) => updates.push(u));
-      for (let i = 0; i < 100 && !s.closed; i++) {
-        local.getText("text").insert(0, tag);
-        s.ws.send(syncUpdate(updates.at(-1)));
-      }
-    };
-    sockets.forEach((s, i) => send(s, `${i}`));
-    await until(() => sockets.some((s) => s.closed), { what: "a socket of the user closed" });
-    const closed = sockets.filter((s) => s.closed);
-    closed.forEach((s) => assert.equal(s.closed.code, 1008, s.closed.reason));
-    assert.match(closed[0].closed.reason, /rate/);
-    // Another user's bucket is their own.
-    send(other, "o");
-    const reader = await client(w, room);
-    await until(() => reader.text.toString().split("o").length - 1 === 100, { what: "the other user's 100 updates kept" });
-    assert.equal(other.closed, null, "the other user stays connected");
-    destroyAll(reader);
-    for (const s of [...sockets, other]) s.ws.close();
   });
 
   test("a room keeps no more presence than a newcomer's echo of it can carry: news past it is dropped without closing, and newcomers stay", async () => {
@@ -990,6 +927,86 @@ describe("rooms", () => {
     await until(() => closeFrame(deaf.data) !== undefined, { what: "an answer to a close without a code" });
     assert.equal(closeFrame(deaf.data).length, 0, "an empty close: no code to echo (1000 'bye' was sent before)");
     deaf.sock.destroy();
+  });
+});
+
+// Tests that send a member's messages past the bucket (ROOMS_UPDATE_BURST, 200) in one go. At the default refill of
+// 60 per second a room that took more than ~3.3 s over 400 frames (a loaded machine) was refilled as fast as it
+// spent, closed no socket, and the test timed out; refilled at 1 per second, the 200 frames past the burst would
+// need over three minutes. The room's work queued by the test gets SLOW_ROOM_MS, not until's 5 s.
+describe("rooms whose message buckets refill slowly", () => {
+  let w;
+  before(async () => {
+    w = await startWorker({ vars: { ...VARS, ROOMS_UPDATES_PER_SECOND: 1 } });
+  });
+  after(async () => {
+    await w?.stop();
+  });
+
+  test("awareness news spends the socket's rate tokens, copies do not: a socket relaying its own presence in a loop is closed with 1008", async () => {
+    const room = "chatty";
+    const watcher = await client(w, room, { name: "watcher" });
+    const chatty = await rawSocket(w, room);
+    // Its own one client, a new clock each time: every frame is news, relayed to every member. The default bucket
+    // holds 200 tokens (ROOMS_UPDATE_BURST), refilled at 1 per second here: 400 frames go past it however slowly the
+    // room takes them.
+    const frame = (clock) => awareness([[910_000, clock, JSON.stringify({ user: { name: "chatty" }, cursor: clock })]]);
+    for (let clock = 1; clock <= 400 && !chatty.closed; clock++) chatty.ws.send(frame(clock));
+    await until(() => chatty.closed, { what: "the chatty socket closed", ms: SLOW_ROOM_MS });
+    assert.equal(chatty.closed.code, 1008, chatty.closed.reason);
+    assert.match(chatty.closed.reason, /rate/);
+    // The watcher, a real y-websocket client, sent back every one of those changes it received: copies are not news
+    // and cost it nothing.
+    assert.equal(watcher.provider.wsconnected, true, "the watcher echoing the flood was not closed");
+    destroyAll(watcher);
+  });
+
+  test("copies of presence are free only as far as the frames the room sent: a socket looping one copy, or auth messages, is closed with 1008", async () => {
+    const room = "copy-loop";
+    const watcher = await client(w, room, { name: "watcher" });
+    const looper = await rawSocket(w, room);
+    // One state, news once (a token), then the same frame again and again: copies the room decodes and compares and
+    // never relays. The room sent this socket one awareness frame of its own (the watcher's presence on joining)
+    // and broadcasts none meanwhile, so past 16 copies each costs a token of the 200-token bucket.
+    const frame = awareness([[920_000, 1, JSON.stringify({ user: { name: "looper" }, pad: "x".repeat(2000) })]]);
+    for (let i = 0; i < 400 && !looper.closed; i++) looper.ws.send(frame);
+    await until(() => looper.closed, { what: "the copy loop closed", ms: SLOW_ROOM_MS });
+    assert.equal(looper.closed.code, 1008, looper.closed.reason);
+    assert.match(looper.closed.reason, /copies/);
+    const auth = await rawSocket(w, room, "auth-looper");
+    for (let i = 0; i < 400 && !auth.closed; i++) auth.ws.send(Buffer.from([2, 0, 5]));
+    await until(() => auth.closed, { what: "the auth loop closed", ms: SLOW_ROOM_MS });
+    assert.equal(auth.closed.code, 1008, auth.closed.reason);
+    assert.equal(watcher.provider.wsconnected, true, "the watcher, echoing the looper's one state, stays");
+    destroyAll(watcher);
+  });
+
+  test("a member's sockets share one update rate: four sockets of one user sending 100 updates each are refused past the burst, another user's are not", async () => {
+    const room = "one-rate";
+    const sockets = await Promise.all([1, 2, 3, 4].map(() => rawSocket(w, room, "many-tabs")));
+    const other = await rawSocket(w, room, "one-tab");
+    // ROOMS_UPDATE_BURST is 200 (refilled at 1/s here): 100 each is within a socket's share alone, 400 is twice the user's.
+    const send = (s, tag) => {
+      const local = new Y.Doc();
+      const updates = [];
+      local.on("update", (u) => updates.push(u));
+      for (let i = 0; i < 100 && !s.closed; i++) {
+        local.getText("text").insert(0, tag);
+        s.ws.send(syncUpdate(updates.at(-1)));
+      }
+    };
+    sockets.forEach((s, i) => send(s, `${i}`));
+    await until(() => sockets.some((s) => s.closed), { what: "a socket of the user closed", ms: SLOW_ROOM_MS });
+    const closed = sockets.filter((s) => s.closed);
+    closed.forEach((s) => assert.equal(s.closed.code, 1008, s.closed.reason));
+    assert.match(closed[0].closed.reason, /rate/);
+    // Another user's bucket is their own.
+    send(other, "o");
+    const reader = await client(w, room);
+    await until(() => reader.text.toString().split("o").length - 1 === 100, { what: "the other user's 100 updates kept" });
+    assert.equal(other.closed, null, "the other user stays connected");
+    destroyAll(reader);
+    for (const s of [...sockets, other]) s.ws.close();
   });
 });
 
@@ -1912,11 +1929,12 @@ test("a member's message bucket is kept across a restart, and is at worst empty 
   } finally {
     await w.stop();
   }
-  // Kept at the same settings: a second or two refilled, not 40 — 15 more close the socket.
+  // Kept at the same settings: the restart's seconds refilled, not 40 — 35 more close the socket, as long as the
+  // restart took under 35 s (15 more allowed only 15 s, which a loaded machine's restart and join can approach).
   w = await startWorker({ vars: { ...VARS, ROOMS_UPDATE_BURST: 40, ROOMS_UPDATES_PER_SECOND: 1 }, stateDir });
   try {
     const spender = await rawSocket(w, room, "spender");
-    for (let i = 0; i < 15; i++) spender.ws.send(sync1);
+    for (let i = 0; i < 35; i++) spender.ws.send(sync1);
     await until(() => spender.closed, { what: "the socket closed: its bucket was kept across the restart" });
     assert.equal(spender.closed.code, 1008, spender.closed.reason);
   } finally {
