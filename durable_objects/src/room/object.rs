@@ -478,6 +478,17 @@ impl Room {
         );
     }
 
+    /// Loads the document for `req`, or answers 500 `room_unavailable` (logged) when it does not load.
+    fn unavailable_unless_loaded(&self, req: &Request) -> Option<Result<Response>> {
+        let e = self.ensure_loaded().err()?;
+        self.unloadable(&e, request_id(req).as_deref());
+        Some(json_error(
+            500,
+            "room_unavailable",
+            "the room document could not be loaded",
+        ))
+    }
+
     /// Makes sure the document is in memory (rebuilt from snapshot + log after eviction or hibernation).
     fn ensure_loaded(&self) -> std::result::Result<(), String> {
         if self.inner.borrow().loaded.is_some() {
@@ -1036,13 +1047,8 @@ impl Room {
         }
         // The document is loaded before the ticket is spent: a room that cannot load it answers 500 with the ticket
         // kept, and the client's retry joins once it loads (spent first, the retry was a 401 for a ticket never used).
-        if let Err(e) = self.ensure_loaded() {
-            self.unloadable(&e, request_id(&req).as_deref());
-            return json_error(
-                500,
-                "room_unavailable",
-                "the room document could not be loaded",
-            );
+        if let Some(unavailable) = self.unavailable_unless_loaded(&req) {
+            return unavailable;
         }
         // Consumed by the same statement that reads it: a ticket admits one socket, once.
         let rows: Vec<TicketRow> = self
@@ -1529,13 +1535,8 @@ impl DurableObject for Room {
             }
             (Method::Get, PATH_CONNECT) => self.join(req).await,
             (Method::Get, PATH_STATE) => {
-                if let Err(e) = self.ensure_loaded() {
-                    self.unloadable(&e, request_id(&req).as_deref());
-                    return json_error(
-                        500,
-                        "room_unavailable",
-                        "the room document could not be loaded",
-                    );
+                if let Some(unavailable) = self.unavailable_unless_loaded(&req) {
+                    return unavailable;
                 }
                 let name = self.name()?;
                 let inner = self.inner.borrow();
