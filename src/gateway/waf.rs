@@ -1924,7 +1924,7 @@ fn stacked(text: &[u8]) -> bool {
     memchr::memchr_iter(b';', text).any(|at| {
         statement_starts(&text[at + 1..], false)
             || (breaks_out(&text[..at]) && stacked_select(&text[at + 1..]))
-    }) || after_leading_numbers(text).any(|(end, _)| {
+    }) || after_leading_numbers(text).any(|(end, _, _)| {
         // SQL Server runs statements that nothing but blanks separates: `id=1 drop table users`, after a number
         // the value starts with (a numeric injection). Read within a window: with no `;` to end them, these
         // readings must not each run to the text's end.
@@ -2852,10 +2852,13 @@ const DETERMINERS: &[&[u8]] = &[
 /// Where each number a value starts with ends — the text's, or one after `=` — where a numeric injection sits: in
 /// any of SQL's spellings [`number_len`] reads, signed, with a fraction or an exponent, or hexadecimal (`id=-1 and
 /// 1=2`, `id=1.0 and 1=2`, `id=0x1 and 1=2`, as `id=1 and 1=2`). The `=` of a comparison (`>=`, `<=`, `!=`, `==`)
-/// starts no value: `age>=18 and age<=65` is a filter, not `1 and id>0`; `if n==1 and len(s)>5:` is code.
-fn after_leading_numbers(text: &[u8]) -> impl Iterator<Item = (usize, bool)> + '_ {
-    value_starts(text).filter_map(|start| {
+/// starts no value: `age>=18 and age<=65` is a filter, not `1 and id>0`; `if n==1 and len(s)>5:` is code. With
+/// each, whether it is the value's own ([`own_value`]).
+fn after_leading_numbers(text: &[u8]) -> impl Iterator<Item = (usize, bool, bool)> + '_ {
+    let first_equals = memchr::memchr(b'=', text);
+    value_starts(text).filter_map(move |start| {
         let plain = after_arithmetic(text, start);
+        let own = own_value(text, start, first_equals);
         // A sign glued to its number: "- 1 and 1 is true" is a list's entry. A number only code spells
         // (`(1)`, `--1`, `~0`) stands for its value.
         let rest = &text[start..];
@@ -2864,13 +2867,27 @@ fn after_leading_numbers(text: &[u8]) -> impl Iterator<Item = (usize, bool)> + '
             // a condition must still follow it ("chapters 1-2 and 3" has none).
             let glued = !rest[..len].contains(&b' ') && !matches!(rest[0], b'-' | b'+');
             if coded_number(&rest[..len], false) || glued {
-                return Some((start + len, plain));
+                return Some((start + len, plain, own));
             }
         }
         let len = number_len(rest);
-        (len > 0 && !(matches!(rest[0], b'-' | b'+') && rest.get(1) == Some(&b' ')))
-            .then_some((start + len, plain))
+        (len > 0 && !(matches!(rest[0], b'-' | b'+') && rest.get(1) == Some(&b' '))).then_some((
+            start + len,
+            plain,
+            own,
+        ))
     })
+}
+
+/// Whether the value starting at `start` is the text's own: its start, or after the first `=` with a key before it
+/// (`id=1 or x=y`, a query's or a form's pair), not a `name=value` written inside prose or a ticket ("I set
+/// debug=1 and mode=verbose"). `first_equals` is where the text's first `=` is.
+fn own_value(text: &[u8], start: usize, first_equals: Option<usize>) -> bool {
+    start == 0
+        || (first_equals == Some(start - 1)
+            && text[..start - 1].iter().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'[' | b']')
+            }))
 }
 
 /// Where the values a numeric injection may sit at start: the text's start and after each `=` but a comparison's
@@ -3349,16 +3366,16 @@ fn tautology(text: &[u8]) -> bool {
             .is_ok()
     };
     let calls = Calls::new(text);
-    after_leading_numbers(text).any(|(end, plain)| {
+    after_leading_numbers(text).any(|(end, plain, own)| {
         regexp_probe(text, end, &calls)
             || after_literal_links(&text[end..])
-                .any(|rest| always_true(rest, true, plain, &quotes, &calls, &|| true))
+                .any(|rest| always_true(rest, Some(own), plain, &quotes, &calls, &|| true))
     }) || coded_leading_number(text)
         || blind_value(text, &calls)
         || case_value(text)
         || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
             after_literal_links(&text[i + 1..])
-                .any(|rest| always_true(rest, false, false, &quotes, &calls, &|| closes(i)))
+                .any(|rest| always_true(rest, None, false, &quotes, &calls, &|| closes(i)))
                 || (null_test(&text[i + 1..], &quotes, &calls) && closes(i))
         })
 }
@@ -3687,17 +3704,20 @@ impl<'a> QuoteParity<'a> {
 /// operands maybe in parentheses
 /// (`or(1)=(1)`); or a true operand (`true`, a number but 0) that a comment or the statement's end follows (`' or
 /// true#`, `1 or 1--`), and so a literal's `in (…)`, `between … and …`, `is [not] null` or a `not` before a
-/// literal (`' or 1 in (1)--`, `' or not 0--`). After a number a value starts with (`after_number`: `id=1 or id>0`,
-/// a numeric injection), a name's ordering is one too; after a quote, a name's ordering is one when a comment
+/// literal (`' or 1 in (1)--`, `' or not 0--`). After a number a value starts with (`number` is `Some`, holding
+/// whether the value is the text's own, [`own_value`]: `id=1 or id>0`, a numeric injection), a name's ordering is
+/// one too; after a quote, a name's ordering is one when a comment
 /// follows it, or an `or`/`and` and a quote left open for the query's own to close (`' or id>0 or '`).
 fn always_true(
     text: &[u8],
-    after_number: bool,
+    number: Option<bool>,
     plain: bool,
     quotes: &QuoteParity<'_>,
     calls: &Calls<'_>,
     closes: &dyn Fn() -> bool,
 ) -> bool {
+    let after_number = number.is_some();
+    let own_value = number == Some(true);
     let skip = |mut at: usize, over: &[u8]| {
         while text.get(at).is_some_and(|b| over.contains(b)) {
             at += 1;
@@ -4100,7 +4120,7 @@ fn always_true(
             // A column's pattern read a character at a time in a numeric injection (`id=1 and password like
             // 'a%'`, `id=1 and password regexp '^a'`).
             return true;
-        } else if after_number
+        } else if own_value
             && equality
             && !left_quoted
             && !quoted
@@ -4110,7 +4130,8 @@ fn always_true(
         {
             // Two names compared in a numeric injection that ends the value (`id=1 or x=y`): a column against a
             // column, the probe's condition whatever the data makes of it, as a name's ordering is (`id=1 or
-            // id>0`). Prose and code go on past it ("if a=1 or b=c then").
+            // id>0`). Prose and code go on past it ("if a=1 or b=c then"); a ticket's settings are no value of
+            // their own ("I set debug=1 and mode=verbose").
             return true;
         } else if equality || (literal(left, left_quoted) && literal(right, quoted)) {
             return holds(left, comparison, right);
@@ -4364,7 +4385,7 @@ fn column_count_probe(text: &[u8]) -> bool {
         return false;
     }
     let closing = std::cell::OnceCell::new();
-    after_leading_numbers(text).any(|(end, _)| probe(&text[end..], true))
+    after_leading_numbers(text).any(|(end, _, _)| probe(&text[end..], true))
         || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
             probe(&text[i + 1..], false)
                 && closing
@@ -4439,7 +4460,7 @@ fn having_probe(text: &[u8]) -> bool {
         }
     };
     let closing = std::cell::OnceCell::new();
-    after_leading_numbers(text).any(|(end, _)| probe(&text[end..]))
+    after_leading_numbers(text).any(|(end, _, _)| probe(&text[end..]))
         || memchr::memchr2_iter(b'\'', b'"', text).any(|i| {
             probe(&text[i + 1..])
                 && closing
@@ -11263,6 +11284,12 @@ mod tests {
             "rating=5 or a=b and more",
             "Where 1 and x=y, the form is symmetric",
             "if x=1 and y==z:",
+            // Settings quoted in a ticket or a note: a `name=value` inside the text, not the value itself.
+            "I set debug=1 and mode=verbose",
+            "config: workers=4 and queue=redis",
+            "Filter with status=1 and type=admin",
+            "the filter a=1 or b=c",
+            "note=I set debug=1 and mode=verbose",
         ]);
     }
 
