@@ -3960,8 +3960,10 @@ fn always_true(
         if left_open && left_quoted && end == text.len() && !after_number {
             let content = self::skip(left, b" ");
             let n = number_len(content);
+            // Blanks may part the number from its comparison: `'or'1 =1` is `'1 =1'`, 1 as well.
+            let blanks = content[n..].iter().take_while(|&&b| b == b' ').count();
             if n > 0
-                && comparison_at(content, n).is_some()
+                && comparison_at(content, n + blanks).is_some()
                 && sql_number(&content[..n]).is_some_and(|v| v != 0.0)
             {
                 return true;
@@ -11253,6 +11255,9 @@ mod tests {
                 "id=%27+or+%271=1",
                 "id=%27||%272>1",
                 "id=x%27+or+%27+1=1",
+                "id=%27or%271+=1",
+                "id=%27or%271/**/=1",
+                "id=%27or%271%0b%3E0",
             ],
             "sqli-tautology",
         );
