@@ -1313,18 +1313,21 @@ fn without_redundant_separators(text: &[u8]) -> Option<Vec<u8>> {
 /// (`．．／`), which [`unfold`] keeps for prose's sake and which Windows' best-fit mapping (a program on the ANSI file
 /// APIs: PHP, CGI, much of what IIS runs) and NFKC normalisation read as `../` — or with the look-alikes OWASP CRS's
 /// rule 930100 reads as a path's dots and separators, spelled `%u2215`, `%u2216`, `%u2024` in IIS's `%u` escapes:
-/// U+2215 DIVISION SLASH, U+2216 SET MINUS and U+2024 ONE DOT LEADER (`..∕..∕etc∕passwd`): two dots at the text's
+/// U+2215 DIVISION SLASH, U+2216 SET MINUS and U+2024 ONE DOT LEADER (`..∕..∕etc∕passwd`), and the private-use
+/// U+EFC8 and U+F025 the same rule reads as separators (`..%uEFC8..%uF025etc`): two dots at the text's
 /// start or after ASCII punctuation or a blank (a separator, a value's `=` or quote) that a separator follows, or a
 /// separator before and the text's end. Prose's ellipsis (`そして．．．／次`) is three dots after a word.
 fn fullwidth_parent_segment(text: &str) -> bool {
-    if !text.contains(['．', '／', '＼', '\u{2215}', '\u{2216}', '\u{2024}']) {
+    if !text.contains([
+        '．', '／', '＼', '\u{2215}', '\u{2216}', '\u{2024}', '\u{efc8}', '\u{f025}',
+    ]) {
         return false;
     }
     let folded: String = text
         .chars()
         .map(|c| match c {
             '．' | '\u{2024}' => '.',
-            '／' | '\u{2215}' => '/',
+            '／' | '\u{2215}' | '\u{efc8}' | '\u{f025}' => '/',
             '＼' | '\u{2216}' => '\\',
             c => c,
         })
@@ -9274,6 +9277,9 @@ mod tests {
             ("/files", Some("f=..%u2216..%u2216secret")),
             ("/files", Some("f=%u2024%u2024%u2215secret")),
             ("/files", Some("f=..%E2%88%95secret")),
+            // And the private-use code points CRS's rule 930100 lists as separators beside them.
+            ("/files", Some("f=..%uEFC8..%uEFC8etc%uEFC8passwd")),
+            ("/files", Some("f=..%uF025..%uF025etc")),
         ] {
             assert_eq!(
                 inspect_url(&c, path, query).map(|h| h.rule),
