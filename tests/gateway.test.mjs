@@ -4428,6 +4428,10 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 and 5 in (length(password))")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and 5=5.0limit 1")}`, "sqli-tautology"],
     ["/gw/open/search?f=..%u2215..%u2215etc%u2215passwd", "traversal-dotdot"],
+    // Its review: a blank before the open string's comparison (`'1 =1'` is 1 too), and the private-use separator
+    // CRS's rule 930100 lists beside `%u2215`.
+    [`/gw/open/search?id=${encodeURIComponent("'or'1 =1")}`, "sqli-tautology"],
+    ["/gw/open/search?f=..%uEFC8..%uEFC8etc%uEFC8passwd", "traversal-dotdot"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -4628,6 +4632,8 @@ describe("WAF", () => {
     // the look-alike slash in a ratio (they passed before its rules too: they pin how far those rules reach).
     `/gw/open/search?q=${encodeURIComponent("a or b=c")}&n=${encodeURIComponent("if a=1 or b=c then stop")}&m=${encodeURIComponent("Let x=y and y=z, then x=z")}`,
     `/gw/open/search?q=${encodeURIComponent("I like 'jazz' or '90s pop")}&n=${encodeURIComponent("size=10*20 and 5=5.0cm")}&m=${encodeURIComponent("ratio a∕b, set A ∖ B")}`,
+    // Its review: settings quoted in a ticket, a `name=value` inside the text (refused by the names rule before).
+    `/gw/open/search?note=${encodeURIComponent("I set debug=1 and mode=verbose")}&cfg=${encodeURIComponent("config: workers=4 and queue=redis")}`,
   ];
   const benignBodies = [
     // The twelfth review's sweep: a help-desk ticket quoting SQL, code inside JSON, an address, Markdown (passed
