@@ -906,8 +906,16 @@ test("a join the room cannot load its document for is answered 500 with the tick
   let w = await startWorker({ vars, stateDir });
   const rooms = await w.mf.getDurableObjectNamespace("ROOMS");
   const file = join(stateDir, "v3/do/-Room", `${rooms.idFromName(`room:${room}`).toString()}.sqlite`);
-  // The room object's own SQLite file, changed with the sqlite3 shell while no workerd has it open.
-  const roomSql = (statement) => execFileSync("sqlite3", [file, statement], { encoding: "utf8" }).trim();
+  // The room object's own SQLite file, changed while no workerd has it open, through python3's standard sqlite3
+  // module (python3 is set up for schemathesis already): runs the statements, prints the first value read.
+  const python = [
+    "import sqlite3, sys",
+    "db, rows = sqlite3.connect(sys.argv[1]), []",
+    "for statement in sys.argv[2].split(';'): rows = db.execute(statement).fetchall() or rows",
+    "db.commit()",
+    "print(rows[0][0] if rows else '')",
+  ].join("\n");
+  const roomSql = (statement) => execFileSync("python3", ["-c", python, file, statement], { encoding: "utf8" }).trim();
   let held;
   try {
     const writer = await client(w, room);
