@@ -28,7 +28,7 @@ import {
   refusedWith,
   destroyAll,
   live,
-  joinFrom,
+  joinAnswer,
   deafSocket,
   closeFrame,
   closeCode,
@@ -325,11 +325,7 @@ test("DELETE /auth/sessions ends the room access of every session of the user, a
     const [thiefs, owners, bobs] = [await join(await issue(thief)), await join(await issue(owner)), await join(await issue(bob))];
     const out = await w.fetch("/auth/sessions", { method: "DELETE", headers: { cookie: cookieOf(owner) } });
     assert.equal(out.status, 204, "every session of the user ended");
-    const refusal = async (t, ip) => {
-      const answer = await joinFrom(w, "ending-all", t, ip);
-      if (answer.ws) answer.ws.terminate();
-      return `${answer.status} ${answer.body ? JSON.parse(answer.body).error.code : ""}`;
-    };
+    const refusal = (t, ip) => joinAnswer(w, "ending-all", t, ip);
     assert.equal(await refusal(thiefUnused, "203.0.113.61"), "401 session_ended", "the other session's ticket minted before no longer joins");
     assert.equal(await refusal(ownerUnused, "203.0.113.62"), "401 session_ended", "nor the caller's own");
     for (const [s, what] of [[thiefs, "the other session's"], [owners, "the caller's"]]) {
@@ -365,9 +361,7 @@ test("a login that ends the browser's earlier session ends that session's room a
     });
     assert.equal(again.status, 200, "signed in again");
     await again.arrayBuffer();
-    const answer = await joinFrom(w, "relogin", unused, "203.0.113.63");
-    if (answer.ws) answer.ws.terminate();
-    assert.equal(`${answer.status} ${answer.body ? JSON.parse(answer.body).error.code : ""}`, "401 session_ended", "the earlier session's ticket no longer joins");
+    assert.equal(await joinAnswer(w, "relogin", unused, "203.0.113.63"), "401 session_ended", "the earlier session's ticket no longer joins");
     await until(() => closeCode(tab.data) !== undefined, { ms: 8000, what: "the earlier session's socket closed" });
     assert.equal(closeCode(tab.data), 1008);
   } finally {
@@ -469,10 +463,7 @@ test("a join the room's own limits refuse (full) is answered 429 before the tick
   const member = await rawSocket(w, "full-first", "bob");
   const out = await w.fetch("/auth/logout", { method: "POST", headers: { cookie } });
   assert.equal(out.status, 204, "logged out");
-  const join = async () => {
-    const answer = await joinFrom(w, "full-first", hers, "203.0.113.21");
-    return `${answer.status} ${answer.body ? JSON.parse(answer.body).error.code : ""}`;
-  };
+  const join = () => joinAnswer(w, "full-first", hers, "203.0.113.21");
   assert.equal(await join(), "429 room_full", "the full room refuses from memory, its session not asked");
   member.ws.close();
   await until(() => member.closed !== null, { what: "the member's socket closed" });
@@ -497,11 +488,7 @@ test("a ticket whose session the room found ended is refused 401 session_ended a
   const [hers, his] = [await login(ALICE), await login(BOB)];
   const [first, second, live] = [await issue(hers), await issue(hers), await issue(his)];
   assert.equal((await w.fetch("/auth/logout", { method: "POST", headers: { cookie: hers } })).status, 204, "logged out");
-  const join = async (ticketValue, ip) => {
-    const answer = await joinFrom(w, "ended-remembered", ticketValue, ip);
-    if (answer.ws) answer.ws.terminate();
-    return `${answer.status} ${answer.body ? JSON.parse(answer.body).error.code : ""}`;
-  };
+  const join = (ticketValue, ip) => joinAnswer(w, "ended-remembered", ticketValue, ip);
   assert.equal(await join(first, "203.0.113.31"), "401 session_ended", "the room asks D1 once and finds the session ended");
   await db.exec("ALTER TABLE sessions RENAME TO sessions_away");
   try {
@@ -611,9 +598,7 @@ test("a session past a lowered SESSION_MAX_SECS has ended for rooms too: its unu
     const checked = await w.fetch("/auth/sessions", { headers: { cookie: cookieOf(token) } });
     assert.equal(checked.status, 401, "the Worker holds the session ended");
     await checked.arrayBuffer();
-    const answer = await joinFrom(w, "max-lowered", unused, "203.0.113.41");
-    if (answer.ws) answer.ws.terminate();
-    assert.equal(`${answer.status} ${answer.body ? JSON.parse(answer.body).error.code : ""}`, "401 session_ended", "its ticket no longer joins");
+    assert.equal(await joinAnswer(w, "max-lowered", unused, "203.0.113.41"), "401 session_ended", "its ticket no longer joins");
     await until(() => closeCode(mine.data) !== undefined, { ms: 8000, what: "the ended session's socket closed" });
     assert.equal(closeCode(mine.data), 1008);
   } finally {
@@ -644,11 +629,7 @@ test("a ticket the room found ended only by a lowered SESSION_MAX_SECS joins onc
       .bind(Date.now() - 2 * 3600_000, Date.now() + 3600_000, createHash("sha256").update(token).digest("hex"))
       .run();
     assert.equal(aged.meta.changes, 1, "the session's row");
-    const join = async (ticketValue, ip) => {
-      const answer = await joinFrom(w, "max-raised", ticketValue, ip);
-      if (answer.ws) answer.ws.terminate();
-      return `${answer.status} ${answer.body ? JSON.parse(answer.body).error.code : ""}`;
-    };
+    const join = (ticketValue, ip) => joinAnswer(w, "max-raised", ticketValue, ip);
     assert.equal(await join(first, "203.0.113.51"), "401 session_ended", "past the limit: ended (and its other ticket marked)");
     await w.stop();
     // The limit raised again to three hours: the session, two hours old, is live for the Worker and D1 alike.

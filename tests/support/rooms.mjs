@@ -201,6 +201,14 @@ export function joinFrom(w, room, ticketValue, ip) {
   });
 }
 
+/** A join of `room` with `ticketValue` from `ip`, said as `"<status> <error code>"` (`"101 "` when admitted, its socket
+ *  then dropped): how the tests of refused tickets read a join's answer. */
+export async function joinAnswer(w, room, ticketValue, ip) {
+  const answer = await joinFrom(w, room, ticketValue, ip);
+  if (answer.ws) answer.ws.terminate();
+  return `${answer.status} ${answer.body ? JSON.parse(answer.body).error.code : ""}`;
+}
+
 /** A socket that completes the handshake and then never answers the room's close frame, like a client that hung. */
 export async function deafSocket(w, room, user, t) {
   t ??= await ticket(w, room, user);
