@@ -392,7 +392,7 @@ async fn forward(
     .await?;
 
     let headers = origin_headers(call, route, incoming, url, trace, identity);
-    let client = call.client_address().map(ClientAddress::named);
+    let client = named_client(incoming);
     // A HEAD whose GET the runtime may gzip or br for this client (its own Accept-Encoding: the Worker's is the
     // runtime's `br, gzip`, whatever was sent) is told no length: the coded body's differs (RFC 9110 §8.6).
     let head_may_code = method == "HEAD"
@@ -1465,6 +1465,17 @@ fn prefix_error(
 
 // ---- origin requests --------------------------------------------------------------------------------------------
 
+/// The client's address as the origin is told it ([`ClientAddress::named`]), read from the headers the gateway
+/// already collected (`incoming`) — the reader [`Call::client_address`] uses, without asking the runtime's `Headers`
+/// across the wasm boundary again on every proxied request.
+fn named_client(incoming: &[(String, String)]) -> Option<IpAddr> {
+    ClientAddress::read(
+        header_list::get(incoming, "cf-connecting-ip"),
+        header_list::get(incoming, "cf-connecting-ipv6"),
+    )
+    .map(ClientAddress::named)
+}
+
 /// The headers the origin receives.
 fn origin_headers(
     call: &Call,
@@ -1502,7 +1513,7 @@ fn origin_headers(
     // the field is removed as received, and the gateway's own, naming the address seen, added after).
     let came_with = header_list::get(incoming, "x-forwarded-for")
         .filter(|_| !listed.iter().any(|name| name == "x-forwarded-for"));
-    let client = call.client_address().map(ClientAddress::named);
+    let client = named_client(incoming);
     if let Some(xff) = forwarded_for(came_with, client) {
         out.push(("x-forwarded-for".into(), xff));
     }
