@@ -329,10 +329,18 @@ async fn preflight_answer(
         ));
     }
     crate::entry::body::drain(&mut call.req).await;
-    let headers: Vec<(String, String)> = origin_headers(call, route, incoming, url, trace, None)
-        .into_iter()
-        .filter(|(name, _)| forward_on_preflight(name))
-        .collect();
+    let headers: Vec<(String, String)> = origin_headers(
+        call,
+        route,
+        incoming,
+        named_client(incoming),
+        url,
+        trace,
+        None,
+    )
+    .into_iter()
+    .filter(|(name, _)| forward_on_preflight(name))
+    .collect();
     let target = route.upstream_url(url.path, url.query);
     let response = send(
         &target,
@@ -391,8 +399,8 @@ async fn forward(
     )
     .await?;
 
-    let headers = origin_headers(call, route, incoming, url, trace, identity);
     let client = named_client(incoming);
+    let headers = origin_headers(call, route, incoming, client, url, trace, identity);
     // A HEAD whose GET the runtime may gzip or br for this client (its own Accept-Encoding: the Worker's is the
     // runtime's `br, gzip`, whatever was sent) is told no length: the coded body's differs (RFC 9110 §8.6).
     let head_may_code = method == "HEAD"
@@ -1476,11 +1484,12 @@ fn named_client(incoming: &[(String, String)]) -> Option<IpAddr> {
     .map(ClientAddress::named)
 }
 
-/// The headers the origin receives.
+/// The headers the origin receives; `client` is the requester's address ([`named_client`]).
 fn origin_headers(
     call: &Call,
     route: &Route,
     incoming: &[(String, String)],
+    client: Option<IpAddr>,
     url: RequestUrl<'_>,
     trace: &TraceContext,
     identity: Option<&Verified>,
@@ -1513,7 +1522,6 @@ fn origin_headers(
     // the field is removed as received, and the gateway's own, naming the address seen, added after).
     let came_with = header_list::get(incoming, "x-forwarded-for")
         .filter(|_| !listed.iter().any(|name| name == "x-forwarded-for"));
-    let client = named_client(incoming);
     if let Some(xff) = forwarded_for(came_with, client) {
         out.push(("x-forwarded-for".into(), xff));
     }
