@@ -182,9 +182,9 @@ impl Store {
     pub fn open(call: &Call, strict: bool) -> ApiResult<Self> {
         let header = call.req.headers().get(bookmark::HEADER).ok().flatten();
         let db = call.env.d1(bindings::DB).or_internal("opening D1")?;
-        let now_ms = js_sys::Date::now() as u64;
-        let start = FAILED
-            .with(|failed| bookmark::start(header.as_deref(), strict, &failed.borrow(), now_ms));
+        let start = FAILED.with(|failed| {
+            bookmark::start(header.as_deref(), strict, &failed.borrow(), call.started_ms)
+        });
         let (session, at_client_bookmark) = match db.with_session(Some(start)) {
             Ok(session) => (session, start != bookmark::FIRST_PRIMARY),
             // workerd's `withSession` takes any non-empty string: a bookmark D1 refuses fails at its first query,
