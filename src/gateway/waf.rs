@@ -4805,19 +4805,9 @@ fn chain_ends(text: &[u8], end: usize) -> bool {
 /// past it (blanks and `)` skipped) — sqlmap's suffix after a whole-value probe
 /// (`if(ascii(substr(user(),1,1))>64,1,0) and 1=1`) and its hand-edited spellings. None when `rest` starts with none.
 fn compared(left: f64, rest: &[u8]) -> Option<(f64, &[u8])> {
-    let (operator, right_at) = [
-        &b"<=>"[..],
-        b"==",
-        b"!=",
-        b"<>",
-        b"<=",
-        b">=",
-        b"=",
-        b"<",
-        b">",
-    ]
-    .into_iter()
-    .find_map(|op| Some((op, skip(rest.strip_prefix(op)?, b" "))))?;
+    // The symbols alone: a word (`and 1 like 1`) is left to the chain's own reading.
+    let operator = comparison_at(rest, 0).filter(|op| !op[0].is_ascii_alphabetic())?;
+    let right_at = skip(&rest[operator.len()..], b" ");
     let (len, right, _) = const_expression(right_at)?;
     if right_at
         .get(len)
@@ -4825,14 +4815,9 @@ fn compared(left: f64, rest: &[u8]) -> Option<(f64, &[u8])> {
     {
         return None;
     }
-    let holds = match operator {
-        b"=" | b"==" | b"<=>" => left == right,
-        b"!=" | b"<>" => left != right,
-        b"<=" => left <= right,
-        b">=" => left >= right,
-        b"<" => left < right,
-        _ => left > right,
-    };
+    let holds = left
+        .partial_cmp(&right)
+        .is_some_and(|order| ordered_holds(operator, order));
     Some((f64::from(u8::from(holds)), skip(&right_at[len..], b" )")))
 }
 
@@ -5278,6 +5263,12 @@ fn holds(left: &[u8], comparison: &[u8], right: &[u8]) -> bool {
             _ => left.cmp(right),
         },
     };
+    ordered_holds(comparison, order)
+}
+
+/// Whether a comparison [`comparison_at`] reads holds between operands in `order` (an equality's kin — `=`, `==`,
+/// `<=>`, `like` and the rest — holds when they are equal).
+fn ordered_holds(comparison: &[u8], order: std::cmp::Ordering) -> bool {
     match comparison {
         b"<>" | b"!=" => order.is_ne(),
         b"<=" => order.is_le(),
