@@ -18,9 +18,10 @@
 //!   that header itself, while only Cloudflare sets a class E `CF-Connecting-IP`.
 //! - A missing, empty or malformed `CF-Connecting-IP` (never on Cloudflare, which sets it on every request; under
 //!   Miniflare a client chooses it) is no address (`None`): an `ip` rate limit refuses the request 400
-//!   `client_ip_unknown` (the login's policy is always keyed `ip`, so no session is made, and none records a
-//!   malformed address), no `X-Forwarded-For` entry is added, and a cache fill names no client. Before, the limiter keyed such a value as given (`ip:not-an-address`, a budget per spelling) and the
-//!   origin was sent it in `X-Forwarded-For` (`203.0.113.7, 10.0.0.1` made `10.0.0.1` the list's last hop).
+//!   `client_ip_unknown` (the login's policy is always keyed `ip`, so no session is made, and none records a malformed
+//!   address), no `X-Forwarded-For` entry is added, and a cache fill names no client. Before, the limiter keyed such a
+//!   value as given (`ip:not-an-address`, a budget per spelling) and the origin was sent it in `X-Forwarded-For`
+//!   (`203.0.113.7, 10.0.0.1` made `10.0.0.1` the list's last hop).
 
 use std::net::{IpAddr, Ipv6Addr};
 

@@ -1212,12 +1212,12 @@ pub fn origin_pushback(status: u16) -> bool {
 }
 
 /// Whether a fill's answer with `status` is also the answer to a coalesced waiter whose own fill would have named
-/// `own_client` as its client, the fill having named `fill_client` (each the address its `X-Forwarded-For` ends
-/// with, `crate::client_address::ClientAddress::named`; `None` when there is none). A 429 is for the subject of the limit (RFC 6585 §4): an origin limiting by the client's address answers
-/// one address's 429 while another's requests are still welcome, so it is handed on only to a waiter of the same
-/// address — another asks for its own (before, every waiter got the lead's 429 and its `Retry-After`, meant for
-/// someone else). A 5xx is the origin's state, every requester's alike (RFC 9110 §15.6.4: a 503 is the server's
-/// overload, not the client's).
+/// `own_client` as its client, the fill having named `fill_client` (each the address its `X-Forwarded-For` ends with,
+/// `crate::client_address::ClientAddress::named`; `None` when there is none). A 429 is for the subject of the limit
+/// (RFC 6585 §4): an origin limiting by the client's address answers one address's 429 while another's requests are
+/// still welcome, so it is handed on only to a waiter of the same address — another asks for its own (before, every
+/// waiter got the lead's 429 and its `Retry-After`, meant for someone else). A 5xx is the origin's state, every
+/// requester's alike (RFC 9110 §15.6.4: a 503 is the server's overload, not the client's).
 pub fn fill_answer_reaches(
     status: u16,
     fill_client: Option<IpAddr>,

@@ -605,14 +605,14 @@ impl LocationMap {
             .then(|| &url[end..])
     }
 
-    /// Where a redirect from the origin sends the client through the gateway, as nginx's `proxy_redirect default`
-    /// does: a `Location` on the upstream — path-absolute (`/docs/`), or absolute on the upstream's own origin
-    /// (which leaks an internal address; its host in UTF-8 or in A-labels, [`Self::on_upstream`]) — under its base path is mapped back under the route's prefix
-    /// (`/gw/docs/`, path-absolute, so it resolves against whatever host the client used). Anything else (another
-    /// site, a path outside the upstream's base, a query or fragment alone) is left as it is: `None`. Dot segments are
-    /// resolved first, as the client will resolve them ([`resolve_dot_segments`]): `/base/../base/x` is `/base/x`,
-    /// mapped to `/gw/x` (not `/gw/../base/x`, which the client reads as `/base/x`, outside the route), and
-    /// `/other/../base/x` is on the base too.
+    /// Where a redirect from the origin sends the client through the gateway, as nginx's `proxy_redirect default` does:
+    /// a `Location` on the upstream — path-absolute (`/docs/`), or absolute on the upstream's own origin (which leaks
+    /// an internal address; its host in UTF-8 or in A-labels, [`Self::on_upstream`]) — under its base path is mapped
+    /// back under the route's prefix (`/gw/docs/`, path-absolute, so it resolves against whatever host the client
+    /// used). Anything else (another site, a path outside the upstream's base, a query or fragment alone) is left as it
+    /// is: `None`. Dot segments are resolved first, as the client will resolve them ([`resolve_dot_segments`]):
+    /// `/base/../base/x` is `/base/x`, mapped to `/gw/x` (not `/gw/../base/x`, which the client reads as `/base/x`,
+    /// outside the route), and `/other/../base/x` is on the base too.
     ///
     /// A relative path reference (`../list`, Spring's `redirect:../list`, or `login`) is resolved against `asked`,
     /// the upstream URL the request went to, as the origin meant it, and mapped likewise when it lands under the

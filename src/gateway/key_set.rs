@@ -146,10 +146,11 @@ impl<K> KeySetMemory<K> {
     /// unchanged, else `parse`'s, kept unless a read that started later has been kept meanwhile — or has found the
     /// document broken or gone ([`ReadFailure::Document`], remembered whatever failure set the hold since): that is
     /// newer than this read's document, which neither lifts the hold nor restarts the kept set's age; its own request
-    /// (and its waiters) use it all the same, and the next read after the hold decides. (Before, a stalled read ending after a newer one failed was
-    /// kept for a whole TTL, and lifted the hold the newer failure had set.) A later read that failed because KV
-    /// erred ([`ReadFailure::Store`]) read no document: this one's is the newest known, kept, and lifts that hold
-    /// (before, a KV hiccup beat a good read, and requests were answered 500 or lent the older set meanwhile).
+    /// (and its waiters) use it all the same, and the next read after the hold decides. (Before, a stalled read ending
+    /// after a newer one failed was kept for a whole TTL, and lifted the hold the newer failure had set.) A later read
+    /// that failed because KV erred ([`ReadFailure::Store`]) read no document: this one's is the newest known, kept,
+    /// and lifts that hold (before, a KV hiccup beat a good read, and requests were answered 500 or lent the older set
+    /// meanwhile).
     pub fn keep<E>(
         &mut self,
         read: u64,
