@@ -572,37 +572,46 @@ impl LocationMap {
     /// (`https://xn--bcher-kva.example` for a route's `https://bücher.example`), in any case; `None` when `url` is
     /// not on it.
     fn on_upstream<'a>(&self, url: &'a str) -> Option<&'a str> {
-        let spelled = [&self.upstream_origin, &self.asked_origin]
+        if let Some(rest) = self.after_origin(url) {
+            return Some(rest);
+        }
+        if url.is_ascii() {
+            return None;
+        }
+        // A host written in UTF-8 (`https://bücher.example/…`), read in A-labels as the runtime reads it; the rest of
+        // `url` is read as written.
+        let at = url.find("://")? + 3;
+        let end = url[at..]
+            .find(['/', '?', '#', '\\'])
+            .map_or(url.len(), |e| at + e);
+        let host = host_of(&url[at..end]);
+        let read = format!(
+            "{}{}{}",
+            &url[..at],
+            ascii_host(host)?,
+            &url[at + host.len()..]
+        );
+        let rest = self.after_origin(&read)?.len();
+        Some(&url[url.len() - rest..])
+    }
+
+    /// What follows the upstream's origin in `url`, as the route spells it or as the runtime asks it, in any case and
+    /// with the scheme's default port written or not (`https://app.example:443/` names `https://app.example`).
+    fn after_origin<'a>(&self, url: &'a str) -> Option<&'a str> {
+        [&self.upstream_origin, &self.asked_origin]
             .into_iter()
             .find_map(|origin| {
                 let rest = url
                     .get(..origin.len())
                     .filter(|head| head.eq_ignore_ascii_case(origin))
                     .map(|_| &url[origin.len()..])?;
-                // The scheme's default port written out names the same origin (`https://app.example:443/`).
                 let scheme = &origin[..origin.find("://").map_or(0, |at| at + 3)];
                 Some(
                     rest.strip_prefix(default_port(scheme))
                         .filter(|after| after.is_empty() || after.starts_with(['/', '?', '#']))
                         .unwrap_or(rest),
                 )
-            });
-        if spelled.is_some() || url.is_ascii() {
-            return spelled;
-        }
-        // A host written in UTF-8 (`https://bücher.example/…`), read in A-labels as the runtime reads it.
-        let at = url.find("://")? + 3;
-        let end = url[at..]
-            .find(['/', '?', '#', '\\'])
-            .map_or(url.len(), |e| at + e);
-        let host = host_of(&url[at..end]);
-        let port = &url[at + host.len()..end];
-        let port = Some(port)
-            .filter(|port| *port != default_port(&url[..at]))
-            .unwrap_or("");
-        let read = format!("{}{}{port}", &url[..at], ascii_host(host)?);
-        read.eq_ignore_ascii_case(&self.asked_origin)
-            .then(|| &url[end..])
+            })
     }
 
     /// Where a redirect from the origin sends the client through the gateway, as nginx's `proxy_redirect default` does:
