@@ -80,7 +80,8 @@ pub enum KeySource {
     User,
     /// An API key from a request header (stored only as a SHA-256 digest).
     ApiKey { header: String },
-    /// The route pattern and the verified user id: one limit per user per route.
+    /// The route pattern as written and the verified user id: one limit per user per route path (gateway routes
+    /// written with the same path, for other methods, share it).
     RouteUser,
 }
 
