@@ -438,6 +438,27 @@ test("the Link header preloads the critical resources for everyone; the page pre
   assert.ok((await product.text()).includes('<link rel="preload" href="&#x2F;assets&#x2F;gallery.js" as="script">'));
 });
 
+test("a manifest resource that does not read is left out (one line a page, naming the first) and the other preloads are kept", async (t) => {
+  t.after(() => seedContent(kv));
+  await kv.put("manifest:product", JSON.stringify({ resources: [
+    { href: "/assets/app.css", as: "style", critical: true },
+    { href: "/assets/no-as.js", critical: true },
+    { href: "/assets/b.css", as: "style", critical: "yes" },
+    { href: "/assets/gallery.js", as: "script" },
+  ] }));
+  const id = `manifest-skip-${randomBytes(4).toString("hex")}`;
+  const page = await get("/p/product", { headers: withVisitor(VISITOR, { "x-request-id": id }) });
+  assert.equal(page.headers.get("link"), "</assets/app.css>; rel=preload; as=style", "the critical preload kept");
+  const body = await page.text();
+  assert.ok(body.includes('<link rel="preload" href="&#x2F;assets&#x2F;gallery.js" as="script">'), "the later preload kept");
+  assert.ok(!body.includes("no-as") && !body.includes("b.css"), "the unreadable ones left out");
+  const line = await until(() => worker.jsonLogs().find((l) => l.msg === "content_kv_resources_skipped" && l.request_id === id), {
+    what: "the skipped resources' line",
+  });
+  assert.deepEqual([line.key, line.skipped, line.index, line.error], ["manifest:product", 2, 1, "missing field `as`"]);
+  assert.equal(worker.jsonLogs().filter((l) => l.msg === "content_kv_resources_skipped" && l.request_id === id).length, 1);
+});
+
 test("?render=whole sends the same page in one piece; pages are private; bad input answers JSON errors", async () => {
   const streamed = await get("/", { headers: withVisitor() });
   const whole = await get("/?render=whole", { headers: withVisitor() });

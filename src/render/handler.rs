@@ -272,6 +272,15 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         );
     }
 
+    if let Some((index, error)) = &manifest.first_skipped {
+        // One line a page for all of them, naming the first (where and why, as the catalog's lines do).
+        log::warn(
+            "content_kv_resources_skipped",
+            serde_json::json!({"key": keys::logged(&manifest_key), "skipped": manifest.skipped,
+                "index": index, "error": error, "request_id": call.request_id}),
+        );
+    }
+
     let country = personal::country(
         respond::cf_string(call.req.inner(), "country").as_deref(),
         &geo,

@@ -4,10 +4,41 @@
 
 use serde::Deserialize;
 
-/// A page type's bundle manifest.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// A page type's bundle manifest, `{"resources": [...]}`, each resource read on its own: one that does not read
+/// (no `href` or `as`, a `critical` that is not a boolean, not an object) is left out and counted — refusing the
+/// whole manifest for it took every preload off every page of the type. A document of another shape is still
+/// malformed as a whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
     pub resources: Vec<Resource>,
+    /// How many resources were left out.
+    pub skipped: usize,
+    /// The first left out: its index in `resources` and serde's reason, without quoted input
+    /// (`crate::body::strip_input`), so a page logs one line for all of them.
+    pub first_skipped: Option<(usize, String)>,
+}
+
+impl<'de> Deserialize<'de> for Manifest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            resources: Vec<serde_json::Value>,
+        }
+        let raw = Raw::deserialize(deserializer)?;
+        let mut manifest = Manifest::default();
+        for (index, item) in raw.resources.into_iter().enumerate() {
+            match Resource::deserialize(item) {
+                Ok(resource) => manifest.resources.push(resource),
+                Err(e) => {
+                    manifest.skipped += 1;
+                    manifest
+                        .first_skipped
+                        .get_or_insert_with(|| (index, crate::body::strip_input(&e)));
+                }
+            }
+        }
+        Ok(manifest)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -217,6 +248,37 @@ mod tests {
                 "<link>: {href}"
             );
         }
+    }
+
+    #[test]
+    fn a_resource_the_manifest_cannot_read_is_left_out_and_the_others_are_kept() {
+        // One entry without `as`, one whose `critical` is not a boolean, one that is not an object: each is left
+        // out (counted, the first named by index and why); refusing the whole manifest for them took every preload
+        // off every page of the type.
+        let m: Manifest = serde_json::from_value(serde_json::json!({"resources": [
+            {"href": "/a.css", "as": "style", "critical": true},
+            {"href": "/no-as.js", "critical": true},
+            {"href": "/b.css", "as": "style", "critical": "yes"},
+            "/c.css",
+            {"href": "/hero.avif", "as": "image"}
+        ]}))
+        .expect("manifest");
+        assert_eq!(
+            link_header(&m).as_deref(),
+            Some("</a.css>; rel=preload; as=style")
+        );
+        let later: Vec<&str> = later_preloads(&m, false)
+            .iter()
+            .map(|r| r.href.as_str())
+            .collect();
+        assert_eq!(later, ["/hero.avif"]);
+        assert_eq!(m.skipped, 3);
+        let (index, error) = m.first_skipped.as_ref().expect("the first left out");
+        assert_eq!(*index, 1);
+        assert_eq!(error, "missing field `as`");
+        // A document that is not a manifest is still malformed as a whole.
+        assert!(serde_json::from_value::<Manifest>(serde_json::json!({"resources": {}})).is_err());
+        assert!(serde_json::from_value::<Manifest>(serde_json::json!([])).is_err());
     }
 
     #[test]
