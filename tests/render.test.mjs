@@ -466,9 +466,12 @@ test("?render=whole sends the same page in one piece; pages are private; bad inp
   const unNonced = async (r) => (await r.text()).replace(/ nonce="[0-9a-f]{32}"/g, "");
   assert.equal(await unNonced(whole), await unNonced(streamed));
   for (const r of [streamed, whole]) assert.equal(r.headers.get("cache-control"), "private, no-store");
-  const missing = await get("/p/nope");
-  assert.equal(missing.status, 404);
-  assert.equal((await missing.json()).error.code, "not_found");
+  // The home page is `/` alone, not also `/p/home` (nor its percent-encoded spelling).
+  for (const path of ["/p/nope", "/p/home", "/p/%68ome"]) {
+    const missing = await get(path);
+    assert.equal(missing.status, 404, path);
+    assert.equal((await missing.json()).error.code, "not_found", path);
+  }
   const bad = await get("/?render=sideways");
   assert.equal(bad.status, 400);
   assert.equal((await bad.json()).error.code, "invalid_render_mode");

@@ -262,9 +262,14 @@ impl RenderConfig {
         })
     }
 
-    /// The page at `/` (`None`) or `/p/{name}`.
+    /// The page at `/` (`None`) or `/p/{name}`; `/p/home` is none, the home page being `/` alone (one page at
+    /// two addresses).
     pub fn page(&self, name: Option<&str>) -> Option<&PageSpec> {
-        self.pages.get(name.unwrap_or(HOME_PAGE))
+        match name {
+            None => self.pages.get(HOME_PAGE),
+            Some(HOME_PAGE) => None,
+            Some(name) => self.pages.get(name),
+        }
     }
 
     /// Where a fragment is fetched from on a KV miss.
@@ -312,6 +317,8 @@ mod tests {
             "trailing slash of the origin is dropped"
         );
         assert!(config.page(Some("nope")).is_none());
+        // The home page is `/` alone: `/p/home` named it at a second address.
+        assert!(config.page(Some(HOME_PAGE)).is_none(), "/p/home");
     }
 
     #[test]
