@@ -206,6 +206,18 @@ test("a fragment the origin marks no-store, private or no-cache is shown but not
   assert.ok(Math.abs(expires["fragment:footer"] - (before + 600)) <= 5, `footer: max-age 600, not ttl_s 3600 (${expires["fragment:footer"] - before})`);
 });
 
+test("a fragment the origin answers with Vary: * is shown but not written back (it never matches a later request)", async () => {
+  // RFC 9111 §4.1: only a revalidation could serve it again, which a KV read cannot do; it was kept for ttl_s.
+  await originServes({ hero: { headers: { vary: "Accept-Encoding, *", "cache-control": "public, max-age=600" } } });
+  const page = await (await get("/", { headers: withVisitor() })).text();
+  assert.ok(page.includes("hero from origin"), "shown on the page");
+  const kept = await until(() => worker.jsonLogs().find((l) => l.msg === "fragment_not_written_back" && l.fragment === "hero"), {
+    what: "the hero's not-written-back line",
+  });
+  assert.equal(kept.reason, "the origin said Vary: *");
+  assert.equal(await kv.get("fragment:hero"), null, "the line is written in place of the write-back");
+});
+
 test("with REQUEST_LOG_PERCENT=0 a fragment kept out of KV writes no line on every page that fetches it", async (t) => {
   // A no-store fragment is fetched, and kept out, on every page: its line is the origin's choice met, not a failure,
   // and was written unsampled, one per fragment per page however quiet successes were asked to be.

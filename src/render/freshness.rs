@@ -6,7 +6,8 @@
 //! shortens its stay, and one shorter than KV's 60 s minimum TTL keeps it out (stored for 60 s it would be served
 //! stale). A field aimed at CDNs (RFC 9213's `CDN-Cache-Control`, Cloudflare's own, `Surrogate-Control`) says the
 //! lifetime when present, as it does for a CDN; `no-store` or `private` in any of them keeps it out, as the
-//! gateway's edge cache reads them. No such field: `ttl_s`, the operator's setting. `Expires` is not read. Pure.
+//! gateway's edge cache reads them. A `Vary: *` keeps it out too (§4.1: it never matches a later request). No such
+//! field: `ttl_s`, the operator's setting. `Expires` is not read. Pure.
 
 use crate::cache_control::directive;
 
@@ -40,6 +41,15 @@ pub fn write_back_ttl(
                 return Err(format!("the origin said {name}: {refused}"));
             }
         }
+    }
+    // A Vary with `*` never matches a later request (RFC 9111 §4.1): as `no-cache`, only a revalidation could serve
+    // it, which a KV read cannot do. A Vary naming fields matches every later fetch, which sends none of a visitor's.
+    let vary = field("vary");
+    if vary
+        .as_deref()
+        .is_some_and(|v| v.split(',').any(|member| member.trim() == "*"))
+    {
+        return Err("the origin said Vary: *".to_owned());
     }
     // `no-cache` with a field list (`no-cache="Set-Cookie"`) bars only those fields; KV keeps no field.
     let governing = targeted
@@ -124,6 +134,23 @@ mod tests {
         }
         let reason = ttl(&[("cache-control", "no-store")], 300).unwrap_err();
         assert_eq!(reason, "the origin said cache-control: no-store");
+    }
+
+    #[test]
+    fn vary_star_keeps_a_fragment_out_of_kv_and_a_vary_on_fields_does_not() {
+        // RFC 9111 §4.1: a stored answer whose Vary has `*` never matches a later request, so a cache that cannot
+        // revalidate (a KV read) may not serve it — it was written back and served for ttl_s. A Vary naming fields
+        // matches every later fetch: the fragment request carries none of the visitor's fields.
+        for vary in ["*", " * ", "Accept-Encoding, *", "accept-language,*"] {
+            assert_eq!(
+                ttl(&[("vary", vary), ("cache-control", "max-age=600")], 300),
+                Err("the origin said Vary: *".to_owned()),
+                "Vary: {vary}"
+            );
+        }
+        for vary in ["Accept-Encoding", "Accept-Language, Cookie", ""] {
+            assert_eq!(ttl(&[("vary", vary)], 300), Ok(300), "Vary: {vary}");
+        }
     }
 
     #[test]
