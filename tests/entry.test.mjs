@@ -157,13 +157,57 @@ test("with REQUEST_LOG_PERCENT=0 successes are not logged but errors still are",
   assert.equal(quiet.jsonLogs().filter((l) => l.request_id === "quiet-ok").length, 0);
 });
 
-test("a panic is logged and answered 500, and the next requests are served normally", async () => {
-  const panicked = await worker.fetch("/__debug/panic");
-  assert.equal(panicked.status, 500);
-  await panicked.arrayBuffer();
-  await until(() => worker.jsonLogs().find((l) => l.msg === "panic"), { what: "the panic log line" });
-  const next = await Promise.all([worker.fetch("/health"), worker.fetch("/health/ready")]);
-  assert.deepEqual(next.map((r) => r.status), [200, 200]);
+test("a panic answers 500 to every request the isolate was serving, JSON to the one that panicked, and logs each", async (t) => {
+  // panic = "abort" stops the Wasm instance: the panicking request and one waiting on its origin were left to the
+  // runtime's hung-request detection, a plain-text 500 without x-request-id or a log line (src/entry/in_flight.rs).
+  // workerd reads no body made in another request's context, so the one in flight gets the status and headers alone.
+  const origin = await startOrigin();
+  const w = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "held", path: "/held", upstream: origin.url }] } });
+  let release;
+  const held = new Promise((resolve) => (release = resolve));
+  t.after(async () => {
+    release();
+    await w.stop();
+    await origin.stop();
+  });
+  origin.handle(async (req, body, res) => {
+    await held;
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end("{}");
+  });
+  const waiting = w.fetch("/held", { headers: { "x-request-id": "in-flight-at-panic" } });
+  await until(() => origin.requests.length === 1, { what: "the held request at the origin" });
+  const panicked = await w.fetch("/__debug/panic", { headers: { "x-request-id": "panicking" } });
+  const inFlight = await waiting;
+  release();
+  for (const [response, id] of [[panicked, "panicking"], [inFlight, "in-flight-at-panic"]]) {
+    assert.equal(response.status, 500, id);
+    assert.equal(response.headers.get("x-request-id"), id);
+    assert.equal(response.headers.get("x-content-type-options"), "nosniff", id);
+    assert.equal(response.headers.get("cache-control"), "no-store", id);
+  }
+  assert.equal(panicked.headers.get("content-type"), "application/json; charset=utf-8");
+  assert.deepEqual(await panicked.json(), { error: { code: "internal_error", message: "the edge could not complete this request" } });
+  assert.equal(inFlight.headers.get("content-type"), null);
+  assert.equal(await inFlight.text(), "");
+  const lines = await until(
+    () => {
+      const logs = w.jsonLogs();
+      const found = [
+        logs.find((l) => l.msg === "panic"),
+        ...["panicking", "in-flight-at-panic"].map((id) => logs.find((l) => l.msg === "request" && l.request_id === id)),
+      ];
+      return found.every(Boolean) && found;
+    },
+    { what: () => JSON.stringify(w.jsonLogs()) },
+  );
+  assert.match(lines[0].panic, /deliberate panic/);
+  for (const line of lines.slice(1)) {
+    assert.deepEqual([line.status, line.level, line.error_code], [500, "error", "internal_error"], line.request_id);
+  }
+  assert.deepEqual(lines.slice(1).map((l) => l.path), ["/__debug/panic", "/held"]);
+  const next = await Promise.all([w.fetch("/health"), w.fetch("/health/ready"), w.fetch("/held")]);
+  assert.deepEqual(next.map((r) => r.status), [200, 200, 200]);
   await Promise.all(next.map((r) => r.arrayBuffer()));
 });
 

@@ -7,6 +7,7 @@ pub mod coalesce;
 mod dispatch;
 mod env_vars;
 pub mod header_list;
+mod in_flight;
 mod isolate;
 pub mod log;
 pub mod respond;
@@ -71,26 +72,59 @@ fn start() {
             "{}",
             panic_line(service.as_deref(), &message, location.as_deref())
         );
+        // The instance stops after this hook: the requests it was serving are answered now.
+        in_flight::answer_all();
     }));
 }
 
-#[event(fetch)]
-async fn fetch(
+/// What the entry reads of a request before its handler runs: what its answer and its log line name it by.
+#[derive(Clone)]
+pub struct Arrived {
+    pub request_id: String,
+    /// As the client sent it (see [`Call::method`]).
+    pub method: String,
+    pub path: String,
+    /// Milliseconds since the epoch when it arrived.
+    pub started_ms: u64,
+    /// Kept to read `cf.colo` only if the request is logged.
+    for_log: worker::web_sys::Request,
+}
+
+/// The Worker's fetch export (what `#[event(fetch)]` would generate, but answered through [`in_flight::serve`], so
+/// that a panic answers the requests in flight with JSON rather than leaving them to the runtime).
+#[worker::wasm_bindgen::prelude::wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
+pub fn fetch(
     raw: worker::web_sys::Request,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+) -> worker::js_sys::Promise {
+    let started_ms = respond::now_ms();
+    respond::defer_cf(&raw);
+    let for_log = Clone::clone(&raw);
+    let req = Request::from(raw);
+    let incoming_id = req.headers().get("x-request-id").ok().flatten();
+    let arrived = Arrived {
+        request_id: request_id::accept_or_generate(incoming_id.as_deref(), respond::random_bytes()),
+        method: for_log.method(),
+        path: req.path(),
+        started_ms,
+        for_log,
+    };
+    let ctx = Context::new(ctx);
+    in_flight::serve(arrived.clone(), async move {
+        handle(req, arrived, env, ctx)
+            .await
+            .map(worker::wasm_bindgen::JsValue::from)
+            .map_err(worker::wasm_bindgen::JsValue::from)
+    })
+}
+
+async fn handle(
+    req: Request,
+    arrived: Arrived,
     env: Env,
     ctx: Context,
 ) -> worker::Result<worker::web_sys::Response> {
-    let started_ms = respond::now_ms();
-    respond::defer_cf(&raw);
-    // Kept to read `cf.colo` only if the request is logged.
-    let for_log = Clone::clone(&raw);
-    let method = raw.method();
-    let req = Request::from(raw);
-    let path = req.path();
-    let incoming_id = req.headers().get("x-request-id").ok().flatten();
-    let request_id =
-        request_id::accept_or_generate(incoming_id.as_deref(), respond::random_bytes());
-
     let isolate = isolate::get(&env);
     let log_percent = isolate
         .as_ref()
@@ -110,9 +144,9 @@ async fn fetch(
                 ctx,
                 isolate,
                 params: HashMap::new(),
-                request_id: request_id.clone(),
-                method: method.clone(),
-                started_ms,
+                request_id: arrived.request_id.clone(),
+                method: arrived.method.clone(),
+                started_ms: arrived.started_ms,
                 log_success: sampled(200, log_percent, roll),
             };
             dispatch::dispatch(call).await
@@ -123,7 +157,7 @@ async fn fetch(
         Ok(response) => (response, None),
         Err(error) => (respond::error_response(&error), Some(error)),
     };
-    let stamped = |r: Response| respond::with_header(r, "x-request-id", &request_id);
+    let stamped = |r: Response| respond::with_header(r, "x-request-id", &arrived.request_id);
     // Built here rather than by workers-rs, whose conversion panics on a response the runtime refuses.
     let (response, error) = match respond::into_raw(stamped(response)) {
         Ok(raw) => (raw, error),
@@ -139,33 +173,36 @@ async fn fetch(
     };
 
     let status = response.status();
-    if !sampled(status, log_percent, roll) {
-        return Ok(response);
+    if sampled(status, log_percent, roll) {
+        write_request_line(&arrived, status, error.as_ref());
     }
+    Ok(response)
+}
+
+/// The request's log line, through the console method of its level, as for every other line (`entry::log`).
+fn write_request_line(arrived: &Arrived, status: u16, error: Option<&ApiError>) {
     let level = RequestLog::level_for(status);
     let service = log::service();
     let line = RequestLog {
         level,
         msg: "request",
         service: service.as_deref(),
-        method: &method,
+        method: &arrived.method,
         // A path is echoed at most MAX_ECHO_BYTES long (one request must not write a 20 KB line).
-        path: &clipped(&path, MAX_ECHO_BYTES),
+        path: &clipped(&arrived.path, MAX_ECHO_BYTES),
         status,
-        duration_ms: respond::now_ms().saturating_sub(started_ms),
-        request_id: &request_id,
-        colo: &respond::cf_string(&for_log, "colo").unwrap_or_default(),
-        error_code: error.as_ref().map(ApiError::code),
-        detail: error.as_ref().and_then(ApiError::internal_detail),
+        duration_ms: respond::now_ms().saturating_sub(arrived.started_ms),
+        request_id: &arrived.request_id,
+        colo: &respond::cf_string(&arrived.for_log, "colo").unwrap_or_default(),
+        error_code: error.map(ApiError::code),
+        detail: error.and_then(ApiError::internal_detail),
     }
     .to_line();
-    // The console method of the line's level, as for every other line (`entry::log`).
     match level {
         "error" => worker::console_error!("{line}"),
         "warn" => worker::console_warn!("{line}"),
         _ => worker::console_log!("{line}"),
     }
-    Ok(response)
 }
 
 /// `work`'s output, or `None` when `timer` fires first (`work` dropped: a runtime call it made goes on unawaited).

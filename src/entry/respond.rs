@@ -20,23 +20,38 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult<Response> {
 
 /// The response for an error: its status, its headers and `{"error":{"code","message"}}`. Cannot fail.
 pub fn error_response(error: &ApiError) -> Response {
+    match Response::from_bytes(error.body().into_bytes()) {
+        Ok(response) => response
+            .with_status(error.status())
+            .with_headers(error_headers(error, true)),
+        // from_bytes only builds a Rust value; this arm keeps the no-panic promise without unwrap.
+        Err(_) => error_head(error),
+    }
+}
+
+/// The response for an error without its JSON body: its status and headers alone. For an answer that cannot carry a
+/// body (a request answered from another request's code, whose body the runtime would refuse to read).
+pub fn error_head(error: &ApiError) -> Response {
+    Response::empty()
+        .map(|r| r.with_status(error.status()))
+        .unwrap_or_else(|_| Response::builder().empty())
+        .with_headers(error_headers(error, false))
+}
+
+/// An error's headers: its own, and the defaults every error says (`content-type` only when a body goes with them).
+fn error_headers(error: &ApiError, body: bool) -> Headers {
     let headers = Headers::new();
     let defaults = [
         ("content-type", "application/json; charset=utf-8"),
         ("cache-control", "no-store"),
         ("x-content-type-options", NOSNIFF),
     ];
+    let defaults = if body { &defaults[..] } else { &defaults[1..] };
     // Appended: two `set-cookie` or `www-authenticate` lines are two, not the last alone.
-    for (name, value) in error.response_headers(&defaults) {
+    for (name, value) in error.response_headers(defaults) {
         let _ = headers.append(name, value);
     }
-    match Response::from_bytes(error.body().into_bytes()) {
-        Ok(response) => response.with_status(error.status()).with_headers(headers),
-        // from_bytes only builds a Rust value; this arm keeps the no-panic promise without unwrap.
-        Err(_) => Response::empty()
-            .map(|r| r.with_status(error.status()))
-            .unwrap_or_else(|_| Response::builder().empty()),
-    }
+    headers
 }
 
 /// The runtime's `Response` for `response`, or the JS error that refused it (a status outside 200..=599, a body on a

@@ -1,0 +1,93 @@
+//! The requests in flight in this isolate, each with a way to answer it that needs no more of the Wasm instance.
+//!
+//! A panic aborts the instance (`panic = "abort"`, as workers-rs requires on stable Rust): no future of it is polled
+//! again, so every request it was serving — the one that panicked included — waited for the runtime's hung-request
+//! detection and got its plain-text 500 (no JSON, no `x-request-id`). Each request's answer is therefore the first of
+//! two promises ([`serve`]): its handler's, and one the panic hook settles ([`answer_all`]) with the 500 any other
+//! internal error gets, before the instance stops. The race runs in JavaScript, which the abort leaves running.
+//!
+//! The hook runs in the runtime's context of the request whose code panicked, and workerd refuses to read a body made
+//! in one request's context for another ("Cannot perform I/O on behalf of a different request"): that request gets
+//! the JSON body, the others the same status and headers without one.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+
+use worker::wasm_bindgen::JsValue;
+use worker::{js_sys, wasm_bindgen_futures};
+
+use crate::error::ApiError;
+
+/// What answering a request without its handler takes: the resolver of its second promise, and what its answer and
+/// its request log line say.
+struct Pending {
+    answer: js_sys::Function,
+    request: super::Arrived,
+}
+
+thread_local! {
+    /// The next key, and the requests not yet answered by their handler.
+    static PENDING: RefCell<(u64, HashMap<u64, Pending>)> = RefCell::new((0, HashMap::new()));
+    /// The key of the request whose handler is being polled, if any: the one a panic interrupts.
+    static POLLING: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// The promise the runtime awaits for `request`: `work`'s outcome, unless the isolate panics first.
+pub fn serve<F>(request: super::Arrived, work: F) -> js_sys::Promise
+where
+    F: Future<Output = Result<JsValue, JsValue>> + 'static,
+{
+    let mut answer = None;
+    let rescue = js_sys::Promise::new(&mut |resolve, _reject| answer = Some(resolve));
+    let Some(answer) = answer else {
+        // The executor runs synchronously (ECMAScript's Promise constructor): never reached.
+        return wasm_bindgen_futures::future_to_promise(work);
+    };
+    let key = PENDING.with(|cell| {
+        let mut pending = cell.borrow_mut();
+        let key = pending.0;
+        pending.0 = key.wrapping_add(1);
+        pending.1.insert(key, Pending { answer, request });
+        key
+    });
+    let mut work = Box::pin(work);
+    let polled = futures_util::future::poll_fn(move |cx| {
+        let outer = POLLING.replace(Some(key));
+        let poll = work.as_mut().poll(cx);
+        POLLING.set(outer);
+        poll
+    });
+    let work = wasm_bindgen_futures::future_to_promise(async move {
+        let outcome = polled.await;
+        PENDING.with(|cell| cell.borrow_mut().1.remove(&key));
+        outcome
+    });
+    js_sys::Promise::race(&js_sys::Array::of2(&work, &rescue))
+}
+
+/// Answers every request in flight with a 500 `internal_error` (with its JSON body the one whose handler panicked) and
+/// writes its request log line: called by the panic hook, whose instance stops after it. A request whose answer
+/// already went out (a streamed body) is not in flight.
+pub fn answer_all() {
+    let panicked = POLLING.get();
+    // Not while the panic interrupted [`serve`] itself (the list borrowed): those requests keep the runtime's 500.
+    let pending = PENDING.with(|cell| {
+        cell.try_borrow_mut()
+            .map(|mut pending| std::mem::take(&mut pending.1))
+            .unwrap_or_default()
+    });
+    for (key, Pending { answer, request }) in pending {
+        let error = ApiError::internal("the isolate panicked while serving this request");
+        let response = if Some(key) == panicked {
+            super::respond::error_response(&error)
+        } else {
+            super::respond::error_head(&error)
+        };
+        let response = super::respond::with_header(response, "x-request-id", &request.request_id);
+        if let Ok(raw) = super::respond::into_raw(response) {
+            let _ = answer.call1(&JsValue::UNDEFINED, &raw);
+        }
+        super::write_request_line(&request, 500, Some(&error));
+    }
+}
