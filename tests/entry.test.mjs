@@ -391,6 +391,9 @@ test("a response the runtime refuses (origin status 600) answers 502 JSON and do
   assert.equal(response.headers.get("x-request-id"), "odd-status");
   const line = await until(() => w.jsonLogs().find((l) => l.msg === "request" && l.request_id === "odd-status"), { what: "the request's log line" });
   assert.equal(line.status, 502);
+  // The gateway's own line about the failure names the route, and its code under the request line's field name.
+  const gateway = w.jsonLogs().find((l) => l.msg === "gateway" && l.request_id === "odd-status");
+  assert.deepEqual([gateway?.route, gateway?.error_code, gateway?.detail], ["odd", line.error_code, line.detail]);
   assert.equal(w.jsonLogs().filter((l) => l.msg === "panic").length, 0, "no panic");
 });
 

@@ -119,7 +119,7 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
             if let Some(detail) = error.internal_detail() {
                 log::warn(
                     "gateway",
-                    serde_json::json!({"route": route.name, "code": error.code(),
+                    serde_json::json!({"route": route.name, "error_code": error.code(),
                         "detail": detail, "request_id": call.request_id}),
                 );
             }
