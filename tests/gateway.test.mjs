@@ -821,7 +821,7 @@ describe("route table and proxy", () => {
     assert.equal(same.headers.getSetCookie()[0], `sid=1; Domain=${upstreamHost}; Path=/gw/open; HttpOnly`);
   });
 
-  test("dot segments in a redirect are resolved before it is mapped back, as the client will resolve them", async () => {
+  test("a redirect is resolved as the client will resolve it (dot segments, scheme-relative, a percent-encoded host) before it is mapped back", async () => {
     origin.reset();
     const answers = {
       // Route "item": upstream …/v2, prefix /gw/open. Left unresolved, the first two reached /gw/v2/… and /v2/….
@@ -839,6 +839,11 @@ describe("route table and proxy", () => {
       // past the prefix to /v2/items/2.
       "/v2/items/10": "../../v2/items/2",
       "/v2/items/11": "../12?x=1",
+      // On the upstream as the client's URL parser reads it: scheme-relative (on the scheme the origin was asked
+      // with), and the host percent-encoded (WHATWG URL decodes it). Left as written, both sent the client to the
+      // origin's own address.
+      "/v2/items/12": `//127.0.0.1:${origin.port}/v2/items/12/x`,
+      "/v2/items/13": `http://127%2E0.0.1:${origin.port}/v2/items/13?y=1`,
     };
     origin.handle((req, body, res) => {
       const location = answers[req.url];
@@ -855,6 +860,8 @@ describe("route table and proxy", () => {
       ["/gw/open/dots", "/gw/open/x"],
       ["/gw/open/items/10", "/gw/open/items/2"],
       ["/gw/open/items/11", "/gw/open/12?x=1"],
+      ["/gw/open/items/12", "/gw/open/items/12/x"],
+      ["/gw/open/items/13", "/gw/open/items/13?y=1"],
     ];
     for (const [path, expected] of cases) {
       const r = await rawRequest(path);

@@ -529,8 +529,9 @@ pub fn cache_fill_headers(
 /// authority, and the base path it is mounted under) and the route prefix the gateway strips.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocationMap {
-    /// `http://origin:8080`, no trailing slash.
-    pub upstream_origin: String,
+    /// The upstream's origin as the URL parser reads it (`None` only for a URL it refuses, which the configuration
+    /// does not pass): an absolute or scheme-relative `Location` on it is on the upstream ([`Self::on_upstream`]).
+    upstream: Option<url::Url>,
     /// The upstream URL's path without its trailing slash (`/base`, or empty).
     pub upstream_path: String,
     /// The stripped route prefix (`/gw`), or empty.
@@ -538,9 +539,6 @@ pub struct LocationMap {
     /// The upstream's host as the runtime's URL parser writes it — lower case, a name in A-labels
     /// (`xn--bcher-kva.example` for `bücher.example`) — which a cookie's `Domain` is judged against.
     upstream_host: String,
-    /// [`Self::upstream_origin`] with that host: the origin the runtime asks (its `Host`), which an origin building
-    /// absolute redirects writes back.
-    asked_origin: String,
 }
 
 impl LocationMap {
@@ -550,68 +548,46 @@ impl LocationMap {
         let path_at = upstream[after_scheme..]
             .find('/')
             .map_or(upstream.len(), |at| after_scheme + at);
-        let upstream_origin = &upstream[..path_at];
-        let spelled = host_of(&upstream_origin[after_scheme..]);
+        let spelled = host_of(&upstream[after_scheme..path_at]);
         let upstream_host =
             ascii_host(spelled).map_or_else(|| spelled.to_ascii_lowercase(), Cow::into_owned);
-        let scheme = &upstream_origin[..after_scheme];
-        // The URL parser drops a scheme's default port: `https://app.example:443` is asked as `app.example`.
-        let port = Some(&upstream_origin[after_scheme + spelled.len()..])
-            .filter(|port| *port != default_port(scheme))
-            .unwrap_or("");
         Self {
-            asked_origin: format!("{scheme}{upstream_host}{port}"),
-            upstream_origin: upstream_origin.to_owned(),
+            upstream: url::Url::parse(&upstream[..path_at]).ok(),
             upstream_path: upstream[path_at..].trim_end_matches('/').to_owned(),
             prefix: strip_prefix.unwrap_or("").trim_end_matches('/').to_owned(),
             upstream_host,
         }
     }
 
-    /// What follows the upstream's origin in `url`, written as the route spells it or as the runtime asks it
-    /// (`https://xn--bcher-kva.example` for a route's `https://bücher.example`), in any case; `None` when `url` is
-    /// not on it.
+    /// What follows the upstream's origin in `url` (absolute, `https://…`, or scheme-relative, `//…`, RFC 3986 §4.2,
+    /// which the origin's client reads on the scheme it asked with); `None` when `url` is not on it. Its authority is
+    /// read by the URL parser, as the runtime and browsers read it (WHATWG URL): a host in any case, in UTF-8 or in
+    /// A-labels (`https://bücher.example` is asked as `xn--bcher-kva.example`, which an origin writes back),
+    /// percent-encoded (`app%2Eexample` is `app.example`), an IPv4 address in another form (`127.1`), the scheme's
+    /// default port written or not (`https://app.example:443`); never a host after userinfo that spells the
+    /// upstream's (`https://app.example@evil.example`). The rest of `url` is read as written.
     fn on_upstream<'a>(&self, url: &'a str) -> Option<&'a str> {
-        if let Some(rest) = self.after_origin(url) {
-            return Some(rest);
-        }
-        if url.is_ascii() {
-            return None;
-        }
-        // A host written in UTF-8 (`https://bücher.example/…`), read in A-labels as the runtime reads it; the rest of
-        // `url` is read as written.
-        let at = url.find("://")? + 3;
+        let upstream = self.upstream.as_ref()?;
+        let at = if url.starts_with("//") {
+            2
+        } else {
+            let colon = url.find("://")?;
+            // A scheme (RFC 3986 §3.1), so that `?next=http://…` is not read as one.
+            let scheme = &url[..colon];
+            let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+            if !is_scheme {
+                return None;
+            }
+            colon + 3
+        };
         let end = url[at..]
             .find(['/', '?', '#', '\\'])
             .map_or(url.len(), |e| at + e);
-        let host = host_of(&url[at..end]);
-        let read = format!(
-            "{}{}{}",
-            &url[..at],
-            ascii_host(host)?,
-            &url[at + host.len()..]
-        );
-        let rest = self.after_origin(&read)?.len();
-        Some(&url[url.len() - rest..])
-    }
-
-    /// What follows the upstream's origin in `url`, as the route spells it or as the runtime asks it, in any case and
-    /// with the scheme's default port written or not (`https://app.example:443/` names `https://app.example`).
-    fn after_origin<'a>(&self, url: &'a str) -> Option<&'a str> {
-        [&self.upstream_origin, &self.asked_origin]
-            .into_iter()
-            .find_map(|origin| {
-                let rest = url
-                    .get(..origin.len())
-                    .filter(|head| head.eq_ignore_ascii_case(origin))
-                    .map(|_| &url[origin.len()..])?;
-                let scheme = &origin[..origin.find("://").map_or(0, |at| at + 3)];
-                Some(
-                    rest.strip_prefix(default_port(scheme))
-                        .filter(|after| after.is_empty() || after.starts_with(['/', '?', '#']))
-                        .unwrap_or(rest),
-                )
-            })
+        let read = upstream.join(&url[..end]).ok()?;
+        (read.origin() == upstream.origin()).then(|| &url[end..])
     }
 
     /// Where a redirect from the origin sends the client through the gateway, as nginx's `proxy_redirect default` does:
@@ -869,18 +845,6 @@ fn ascii_host(name: &str) -> Option<Cow<'_, str>> {
         });
     }
     Some(Cow::Owned(url::Host::parse(name).ok()?.to_string()))
-}
-
-/// The default port of a scheme written with its `://` (`https://`), as an authority's suffix (`:443`); empty for
-/// another scheme.
-fn default_port(scheme: &str) -> &'static str {
-    if scheme.eq_ignore_ascii_case("https://") {
-        ":443"
-    } else if scheme.eq_ignore_ascii_case("http://") {
-        ":80"
-    } else {
-        ""
-    }
 }
 
 /// A path-absolute URL path (no query or fragment) with its dot segments removed as a browser removes them (RFC 3986
@@ -1686,7 +1650,14 @@ mod tests {
                 ("https://xn--bcher-kva.example@evil.example/base/x", None),
                 ("https://bücher.example@evil.example/base/x", None),
                 ("https://BÜCHER.example:443@evil.example/base/x", None),
-                ("//xn--bcher-kva.example/base/x", None),
+                // Scheme-relative (RFC 3986 §4.2): the origin's client resolves it against the URL it was asked, on
+                // the upstream's scheme, so it names the upstream; the gateway's client would go to that host.
+                ("//xn--bcher-kva.example/base/x", Some("/gw/x")),
+                ("//bücher.example/base/x?q=1", Some("/gw/x?q=1")),
+                ("//xn--bcher-kva.example:443/base", Some("/gw")),
+                ("//xn--bcher-kva.example:4430/base/x", None),
+                ("//xn--bcher-kva.example@evil.example/base/x", None),
+                ("//evil.example/base/x", None),
             ] {
                 assert_eq!(
                     map.client_location(location, "").as_deref(),
@@ -1701,6 +1672,47 @@ mod tests {
                 Some("/gw/a/login")
             );
         }
+    }
+
+    #[test]
+    fn a_redirect_to_the_upstream_is_mapped_however_a_url_parser_reads_its_host() {
+        // The WHATWG URL parser (browsers, workerd's fetch) percent-decodes a host before reading it:
+        // `https://app%2Eexample/` is `https://app.example/`, a scheme-relative `//app.example/` is on the scheme the
+        // origin was asked with, and an IPv4 address may be written in other forms.
+        let map = LocationMap::new("https://app.example/base", Some("/gw"));
+        let local = LocationMap::new("http://127.0.0.1:8080/base", Some("/gw"));
+        for (map, location, client) in [
+            (&map, "https://app%2Eexample/base/x", Some("/gw/x")),
+            (&map, "https://%61pp.example/base/x?q=1", Some("/gw/x?q=1")),
+            (&map, "HTTPS://APP%2eEXAMPLE:443/base", Some("/gw")),
+            (&map, "//app.example/base/x", Some("/gw/x")),
+            (&map, "//app%2Eexample/base/x", Some("/gw/x")),
+            (&map, "//APP.example:443/base/x#f", Some("/gw/x#f")),
+            (&map, "//app.example:80/base/x", None),
+            (&map, "http://app.example/base/x", None),
+            (&map, "https://app%2Eexample.evil/base/x", None),
+            (&map, "https://app%2Eexample%40evil.example/base/x", None),
+            (&map, "https://app.example%2Fbase/x", None),
+            (&map, "//app.example@evil.example/base/x", None),
+            (&map, "//app.example/other/x", None),
+            (&local, "//127.0.0.1:8080/base/x", Some("/gw/x")),
+            (&local, "http://127.1:8080/base/x", Some("/gw/x")),
+            (&local, "http://0x7f.0.0.1:8080/base/x", Some("/gw/x")),
+            (&local, "//127.0.0.1/base/x", None),
+            (&local, "//127.0.0.1:8080//evil.example/x", None),
+        ] {
+            assert_eq!(
+                map.client_location(location, "").as_deref(),
+                client,
+                "{location}"
+            );
+        }
+        // A relative reference is resolved against a URL asked in any of those spellings.
+        assert_eq!(
+            map.client_location("login", "https://app%2Eexample/base/a/b")
+                .as_deref(),
+            Some("/gw/a/login")
+        );
     }
 
     #[test]
