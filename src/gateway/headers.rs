@@ -935,9 +935,11 @@ pub fn head_keeps_origin_length(content_encoding: Option<&str>, may_code: bool) 
 /// Whether an answer of this status goes out with no `Content-Length`, whatever the origin sent (RFC 9110 §8.6): a
 /// 1xx or 204 must carry none, and a 304 only the length of the 200 the client would get — which the gateway cannot
 /// vouch for, the origin having been asked in the runtime's gzip or br while the client is sent the body decoded or
-/// coded anew. The runtime drops an origin's from a GET's answer itself, but passes a HEAD's on.
+/// coded anew. The runtime drops an origin's from a GET's answer itself, but passes a HEAD's on. A 205 has no content
+/// (§15.3.6), whatever the origin says: its body is dropped (`cache::null_body`) and the runtime writes
+/// `Content-Length: 0` on a GET's answer and a HEAD's alike, which a HEAD passing the origin's on contradicted (`5`).
 pub fn length_withheld(status: u16) -> bool {
-    matches!(status, 100..=199 | 204 | 304)
+    matches!(status, 100..=199 | 204 | 205 | 304)
 }
 
 /// The names a `Connection` header lists.
