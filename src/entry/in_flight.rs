@@ -2,9 +2,10 @@
 //!
 //! A panic aborts the instance (`panic = "abort"`, as workers-rs requires on stable Rust): no future of it is polled
 //! again, so every request it was serving — the one that panicked included — waited for the runtime's hung-request
-//! detection and got its plain-text 500 (no JSON, no `x-request-id`). Each request's answer is therefore the first of
-//! two promises ([`serve`]): its handler's, and one the panic hook settles ([`answer_all`]) with the 500 any other
-//! internal error gets, before the instance stops. The race runs in JavaScript, which the abort leaves running.
+//! detection and got its plain-text 500 (no JSON, no `x-request-id`). Each request's promise ([`serve`]) therefore
+//! keeps its resolver here until its handler ends, and the panic hook settles every one still kept ([`answer_all`])
+//! with the 500 any other internal error gets, before the instance stops: the promise is JavaScript's, which the
+//! abort leaves running.
 //!
 //! The hook runs in the runtime's context of the request whose code panicked, and workerd refuses to read a body made
 //! in one request's context for another ("Cannot perform I/O on behalf of a different request"): that request gets
@@ -13,6 +14,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
+use std::rc::Rc;
 
 use worker::wasm_bindgen::JsValue;
 use worker::{js_sys, wasm_bindgen_futures};
@@ -23,7 +25,7 @@ use crate::error::ApiError;
 /// its request log line say.
 struct Pending {
     answer: js_sys::Function,
-    request: super::Arrived,
+    request: Rc<super::Arrived>,
 }
 
 thread_local! {
@@ -33,37 +35,49 @@ thread_local! {
     static POLLING: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
-/// The promise the runtime awaits for `request`: `work`'s outcome, unless the isolate panics first.
-pub fn serve<F>(request: super::Arrived, work: F) -> js_sys::Promise
+/// The promise the runtime awaits for `request`: `work`'s outcome, unless the isolate panics first. One promise, as
+/// `wasm_bindgen_futures::future_to_promise` makes, whose resolver is kept in [`PENDING`] until `work` ends: the
+/// panic hook can settle it, and a request costs no second promise or race.
+pub fn serve<F>(request: Rc<super::Arrived>, work: F) -> js_sys::Promise
 where
     F: Future<Output = Result<JsValue, JsValue>> + 'static,
 {
-    let mut answer = None;
-    let rescue = js_sys::Promise::new(&mut |resolve, _reject| answer = Some(resolve));
-    let Some(answer) = answer else {
-        // The executor runs synchronously (ECMAScript's Promise constructor): never reached.
-        return wasm_bindgen_futures::future_to_promise(work);
-    };
-    let key = PENDING.with(|cell| {
-        let mut pending = cell.borrow_mut();
-        let key = pending.0;
-        pending.0 = key.wrapping_add(1);
-        pending.1.insert(key, Pending { answer, request });
-        key
-    });
-    let mut work = Box::pin(work);
-    let polled = futures_util::future::poll_fn(move |cx| {
-        let outer = POLLING.replace(Some(key));
-        let poll = work.as_mut().poll(cx);
-        POLLING.set(outer);
-        poll
-    });
-    let work = wasm_bindgen_futures::future_to_promise(async move {
-        let outcome = polled.await;
-        PENDING.with(|cell| cell.borrow_mut().1.remove(&key));
-        outcome
-    });
-    js_sys::Promise::race(&js_sys::Array::of2(&work, &rescue))
+    let mut work = Some(work);
+    let mut request = Some(request);
+    js_sys::Promise::new(&mut |resolve, reject| {
+        // The executor runs once, synchronously (ECMAScript's Promise constructor).
+        let (Some(work), Some(request)) = (work.take(), request.take()) else {
+            return;
+        };
+        let key = PENDING.with(|cell| {
+            let mut pending = cell.borrow_mut();
+            let key = pending.0;
+            pending.0 = key.wrapping_add(1);
+            let answer = resolve;
+            pending.1.insert(key, Pending { answer, request });
+            key
+        });
+        wasm_bindgen_futures::spawn_local(async move {
+            let mut work = std::pin::pin!(work);
+            let outcome = futures_util::future::poll_fn(|cx| {
+                let outer = POLLING.replace(Some(key));
+                let poll = work.as_mut().poll(cx);
+                POLLING.set(outer);
+                poll
+            })
+            .await;
+            let pending = PENDING.with(|cell| cell.borrow_mut().1.remove(&key));
+            let settled = match (outcome, pending) {
+                (Ok(value), Some(Pending { answer, .. })) => {
+                    answer.call1(&JsValue::UNDEFINED, &value)
+                }
+                (Err(error), Some(_)) => reject.call1(&JsValue::UNDEFINED, &error),
+                // Answered by the panic hook, whose instance stops: not reached.
+                (_, None) => Ok(JsValue::UNDEFINED),
+            };
+            drop(settled);
+        });
+    })
 }
 
 /// Answers every request in flight with a 500 `internal_error` (with its JSON body the one whose handler panicked) and

@@ -78,7 +78,6 @@ fn start() {
 }
 
 /// What the entry reads of a request before its handler runs: what its answer and its log line name it by.
-#[derive(Clone)]
 pub struct Arrived {
     pub request_id: String,
     /// As the client sent it (see [`Call::method`]).
@@ -103,15 +102,15 @@ pub fn fetch(
     let for_log = Clone::clone(&raw);
     let req = Request::from(raw);
     let incoming_id = req.headers().get("x-request-id").ok().flatten();
-    let arrived = Arrived {
+    let arrived = Rc::new(Arrived {
         request_id: request_id::accept_or_generate(incoming_id.as_deref(), respond::random_bytes()),
         method: for_log.method(),
         path: req.path(),
         started_ms,
         for_log,
-    };
+    });
     let ctx = Context::new(ctx);
-    in_flight::serve(arrived.clone(), async move {
+    in_flight::serve(Rc::clone(&arrived), async move {
         handle(req, arrived, env, ctx)
             .await
             .map(worker::wasm_bindgen::JsValue::from)
@@ -121,7 +120,7 @@ pub fn fetch(
 
 async fn handle(
     req: Request,
-    arrived: Arrived,
+    arrived: Rc<Arrived>,
     env: Env,
     ctx: Context,
 ) -> worker::Result<worker::web_sys::Response> {
