@@ -4104,6 +4104,13 @@ describe("WAF", () => {
     ["/gw/open/files?f=%252e%252e%252f%252e%252e%252fsecret", "traversal-dotdot"],
     ["/gw/open/files/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "traversal-dotdot"],
     ["/gw/open/files?f=..%5C..%5Cwindows%5Cwin.ini", "traversal-dotdot"],
+    // The tamper sweep: a blind call of a column in a list with more members or in parentheses of its own, two
+    // names in a range, sqlmap's `percentage` (a `%` classic ASP drops) and `scientific` (`1.e` MySQL drops).
+    ["/gw/open/search?id=1%20and%205%20in%20((length(password)))", "sqli-tautology"],
+    ["/gw/open/search?id=1%20and%205%20in%20(length(password)%2C-1)", "sqli-tautology"],
+    ["/gw/open/search?id=1%20or%20x%20between%20y%20and%20y", "sqli-tautology"],
+    ["/gw/open/search?id=%1%20%U%N%I%O%N%20%A%L%L%20%S%E%L%E%C%T%20%N%U%L%L%%2C%N%U%L%L%%23", "sqli-union"],
+    ["/gw/open/search?id=1%20AND%20SLEEP%201.e%285%201.e%29", "sqli-function"],
     // Spellings a lenient reader undoes: browsers (references, tabs in a scheme), NFKC back ends (fullwidth),
     // old IIS/Tomcat (overlong UTF-8), and input encoded past any round a filter stops at.
     ["/gw/open/search?next=java%09script:prompt(1)", "xss-scheme"],
@@ -4644,6 +4651,9 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("I like 'jazz' or '90s pop")}&n=${encodeURIComponent("size=10*20 and 5=5.0cm")}&m=${encodeURIComponent("ratio a∕b, set A ∖ B")}`,
     // Its review: settings quoted in a ticket, a `name=value` inside the text (refused by the names rule before).
     `/gw/open/search?note=${encodeURIComponent("I set debug=1 and mode=verbose")}&cfg=${encodeURIComponent("config: workers=4 and queue=redis")}`,
+    // Beside the tamper sweep's rules: a range of names, a list, a percentage, an outline's `1.e`.
+    `/gw/open/search?q=${encodeURIComponent("pick a date between monday and friday")}&n=${encodeURIComponent("x=1 and 2 in (len(s), len(t))")}&m=${encodeURIComponent("50% off, or 25% for members")}`,
+    `/gw/open/search?q=${encodeURIComponent("see section 1.e (the sleep 1.e) of the guide")}&r=${encodeURIComponent("rate=5 or x between y and z later")}`,
   ];
   const benignBodies = [
     // The twelfth review's sweep: a help-desk ticket quoting SQL, code inside JSON, an address, Markdown (passed
@@ -4685,6 +4695,9 @@ describe("WAF", () => {
     ["application/json", JSON.stringify({ name: "Seán O'Brien", bio: "I select wines for a living; drop by!" })],
     ["application/x-www-form-urlencoded", "name=O%27Brien&comment=Great+post+%F0%9F%91%8D+see+https%3A%2F%2Fexample.org"],
     ["text/plain", "Meet me at the union hall; we will select a chair."],
+    // Beside the tamper sweep's rules: help-desk prose with like, between and in (…), maths, code in JSON, Markdown.
+    ["text/plain", "Ticket #88: I'd like 1 like button per post; values between min and max; growth 5%-10% (1% = 100bp); see 1.e) below."],
+    ["application/json", JSON.stringify({ code: "if n in (len(a), -1):\n    return x between y and z", md: "- 2 in (1, 2, 3) is true\n- **100%** sure" })],
     ["text/plain", "Release notes\n# Fixes\n- the union -- and select boxes -- line up\nhello; update me set later"],
     // The second payload review: a statement's verb after a `;`, then more than a kilobyte of prose.
     ["text/plain", `Thanks; update coming soon. ${"We will get back to you with more details in a while, and thanks again. ".repeat(16)}`],

@@ -1671,6 +1671,19 @@ fn sql_gap(mut text: &[u8], parens: bool) -> &[u8] {
                 &rest[digits..]
             }
             [b'*', b'/', rest @ ..] => rest,
+            // MySQL's lexer drops a number written `1.e` before an operator or parenthesis (GoSecure's scientific
+            // notation bug, sqlmap's `scientific`: `sleep 1.e(5 1.e)` calls `sleep(5)`).
+            [b'0'..=b'9', ..] => {
+                let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
+                match &text[digits..] {
+                    [b'.', b'e', rest @ ..]
+                        if rest.first().is_none_or(|b| b" (),.*^/|&".contains(b)) =>
+                    {
+                        rest
+                    }
+                    _ => return text,
+                }
+            }
             [b'/', b'*', rest @ ..] => {
                 let window = &rest[..rest.len().min(GAP_WINDOW)];
                 match memchr::memmem::find(window, b"*/") {
@@ -3930,6 +3943,16 @@ fn always_true(
         // A name's or call's `in (…)`, `between … and …`, `is [not] null`, with a comment after it as a name's
         // ordering needs (`' or id between 1 and 2--`).
         if call || !(literal(left, left_quoted) || left == b"not" || left == b"true") {
+            // A name between two names ending a numeric injection's own value (`id=1 or x between y and y`): two
+            // names compared (`id=1 or x=y`) in the range's spelling, as sqlmap's `between` tamper writes one.
+            if own_value
+                && !call
+                && !left_quoted
+                && names_between(&text[at..])
+                    .is_some_and(|n| ends_statement(&text[skip(at + n, b" )")..]))
+            {
+                return true;
+            }
             // A blind function's call in a numeric injection needs no comment after it, as its comparison needs
             // none: `id=1 and length(database()) between 1 and 9`.
             let end_reads =
@@ -4009,17 +4032,11 @@ fn always_true(
                     let reads = calls.wraps_blind(text, open)
                         && (calls.reads_server(base + open, base + close)
                             || calls.nested_blind(base + open, base + close));
-                    // Or the list is one such call of a column, as `id=1 and length(password)>5` compares one:
-                    // `id=1 and 5 in (length(password))`.
-                    let item = self::skip(&text[open + 1..close], b" ");
-                    let (name, after_name) = word(item);
-                    let paren = close - self::skip(after_name, b" ").len();
-                    let blind_item = !negated
-                        && BLIND_FUNCTIONS.contains(&name)
-                        && text.get(paren) == Some(&b'(')
-                        && calls
-                            .close(text, paren)
-                            .is_some_and(|end| skip(end + 1, b" ") == close);
+                    // Or the list holds one such call of a column, as `id=1 and length(password)>5` compares one:
+                    // `id=1 and 5 in (length(password))` — maybe in parentheses of its own (`… in
+                    // ((length(password)))`), beside numbers that are not the literal, which never hold (`… in
+                    // (length(password),-1)`).
+                    let blind_item = !negated && blind_list(text, open, close, left, calls);
                     if (holds || reads || blind_item) && chain_ends(text, close + 1) {
                         return true;
                     }
@@ -4776,6 +4793,66 @@ fn predicate_end(text: &[u8], at: usize, left: &[u8], calls: &Calls<'_>) -> Opti
     (!tail.first().is_some_and(ident)).then(|| text.len() - tail.len())
 }
 
+/// Whether the list between the `(` at `open` and the `)` at `close` of `text` (a suffix of the text `calls`
+/// indexes) is, for the literal `left` before its `in`, one call of one of [`BLIND_FUNCTIONS`] and numbers other
+/// than `left` (or `null`): `5 in (length(password), -1)` holds just when `length(password)=5` does. Each member may
+/// stand in parentheses of its own (`5 in ((length(password)))`). The list is read once, member by member.
+fn blind_list(text: &[u8], open: usize, close: usize, left: &[u8], calls: &Calls<'_>) -> bool {
+    let gap = |at: usize, over: &[u8]| close - skip(&text[at..close], over).len();
+    let mut blind_calls = 0;
+    let mut at = open + 1;
+    loop {
+        let start = gap(at, b" (");
+        let (name, after_name) = word(&text[start..close]);
+        let end = if BLIND_FUNCTIONS.contains(&name) {
+            let paren = close - skip(after_name, b" ").len();
+            if text.get(paren) != Some(&b'(') {
+                return false;
+            }
+            let Some(end) = calls.close(text, paren) else {
+                return false;
+            };
+            blind_calls += 1;
+            end + 1
+        } else if name == b"null" {
+            start + name.len()
+        } else {
+            let n = number_len(&text[start..close]);
+            let member = &text[start..start + n];
+            if n == 0
+                || member == left
+                || sql_number(member).is_some_and(|v| sql_number(left) == Some(v))
+            {
+                return false;
+            }
+            start + n
+        };
+        at = gap(end, b" )");
+        match text.get(at) {
+            _ if at == close => return blind_calls == 1,
+            Some(b',') => at += 1,
+            _ => return false,
+        }
+    }
+}
+
+/// A name between two names (`x between y and y`, `x not between y and z`) that `rest` starts with: the range
+/// spelling of two names compared. How long it is.
+fn names_between(rest: &[u8]) -> Option<usize> {
+    fn name(text: &[u8]) -> Option<&[u8]> {
+        let (name, after) = word(text);
+        (name
+            .first()
+            .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+            && name != b"and")
+            .then_some(after)
+    }
+    let range = skip(rest.strip_prefix(b"not ").unwrap_or(rest), b" ").strip_prefix(b"between ")?;
+    let low = name(skip(range, b" "))?;
+    let high = name(skip(skip(low, b" ").strip_prefix(b"and ")?, b" "))?;
+    Some(rest.len() - high.len())
+}
+
 /// Whether `text` from `end` ends the statement ([`ends_statement`]: the value's end, a comment or `;`), or first
 /// a chain of `and`/`or` and literals that keeps a predicate's truth (`… and 1`, `… or 0`): "chapters 1 and 2 and
 /// 3" has no predicate before it.
@@ -5415,17 +5492,26 @@ fn signed_number_operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8],
 
 /// A percent-decoded `raw` scanned, and again with its JSON escapes decoded when it holds one (a `\` and one of
 /// `"\/bfnrtu`: `java\tscript:`, `text\/html`, `\/etc\/passwd`, `\u003c`): JSON carried in a query or form value (GraphQL's `variables={"q":"\u003cscript…"}`, Slack's `payload=`) is decoded by
-/// the origin, which no reading of JSON bodies sees. Input still encoded after [`DECODE_ROUNDS`] is a hit itself.
+/// the origin, which no reading of JSON bodies sees; and again without the `%` signs decoding left, which escape
+/// nothing and which classic ASP drops. Input still encoded after [`DECODE_ROUNDS`] is a hit itself.
 fn screen(config: &WafConfig, raw: &str, plus_is_space: bool, part: &'static str) -> Option<Hit> {
     if config.rules.is_empty() {
         return None;
     }
     match decode(raw, plus_is_space) {
-        Some(text) => scan(config, &text, part).or_else(|| {
-            has_json_escape(text.as_bytes())
-                .then(|| scan(config, &json_unescaped(&text), part))
-                .flatten()
-        }),
+        Some(text) => scan(config, &text, part)
+            .or_else(|| {
+                has_json_escape(text.as_bytes())
+                    .then(|| scan(config, &json_unescaped(&text), part))
+                    .flatten()
+            })
+            // A `%` that escapes nothing, as classic ASP reads it: dropped (`%S%E%L%E%C%T` is `SELECT`, sqlmap's
+            // `percentage`). Once decoded, every `%` left escapes nothing.
+            .or_else(|| {
+                text.contains('%')
+                    .then(|| scan(config, &text.replace('%', ""), part))
+                    .flatten()
+            }),
         None => Some(Hit {
             rule: "encoding-depth",
             part,
@@ -11229,12 +11315,20 @@ mod tests {
                 "id=1+and+5+in+(length(password))",
                 "id=1+and+5+in+(+length+(password)+)--",
                 "x=1 and 2 in (len(s))",
+                // The call in parentheses of its own, or beside numbers that are not the literal, which never hold:
+                // `length(password)=5` still (and so `x=1 and 2 in (len(s), 3)`, `x=1 and len(s)=2`).
+                "id=1+and+5+in+((length(password)))",
+                "id=1+and+5+in+(length(password)%2C-1)",
+                "id=1+and+5+in+(-1%2C+(+length(password)+)%2C+null)--",
+                "x=1 and 2 in (len(s), 3)",
             ],
             "sqli-tautology",
         );
         passes(&[
             "pick 1 and 2 in (3) and 4",
-            "x=1 and 2 in (len(s), 3)",
+            // Two calls, or a word beside the call: no one column's probe.
+            "x=1 and 2 in (len(s), len(t))",
+            "x=1 and 2 in (len(s), three)",
             "x=1 and 2 in (len(s)) of the list",
             "x=1 and 97 in (ascii(substr(password,1,1))) of the docs",
             "1, 2 and 3 not in (4) list",
@@ -11255,6 +11349,8 @@ mod tests {
                 "id=%27or%271+=1",
                 "id=%27or%271/**/=1",
                 "id=%27or%271%0b%3E0",
+                // Coverage only (refused before): a word comparison, `'1 like 1'` read as 1.
+                "id=%27or%271+like+1",
             ],
             "sqli-tautology",
         );
@@ -11274,9 +11370,17 @@ mod tests {
                 "id=1+and+a%3Db",
                 "id=1+or+x=y--",
                 "id=1)+or+(x=y",
+                // In a range's spelling, as sqlmap's `between` tamper writes a comparison.
+                "id=1+or+x+between+y+and+y",
+                "id=1+and+x+not+between+y+and+z--",
             ],
             "sqli-tautology",
         );
+        passes(&[
+            "we meet x between y and z",
+            "id=1 or x between y and z later",
+            "pick 1 or a between b and c then",
+        ]);
         // Prose and code go on past the comparison, or compare no two names.
         passes(&[
             "if a=1 or b=c then stop",
@@ -11458,5 +11562,41 @@ mod tests {
                 text.len()
             );
         }
+    }
+
+    #[test]
+    fn a_percent_sign_that_escapes_nothing_is_read_dropped_as_classic_asp_drops_it() {
+        // sqlmap's `percentage`: a `%` before each character, which IIS's ASP removes where it escapes nothing.
+        refused(&["id=%1%20%A%N%D%20%1%%3D%1"], "sqli-tautology");
+        refused(&["id=%1%20%A%N%D%20%S%L%E%E%P%%28%5%%29"], "sqli-function");
+        refused(
+            &["id=%1%20%U%N%I%O%N%20%A%L%L%20%S%E%L%E%C%T%20%N%U%L%L%%2C%N%U%L%L%%23"],
+            "sqli-union",
+        );
+        passes(&[
+            "50% off, or 25% for members",
+            "growth was 5%-10% and 1% = 100 basis points",
+        ]);
+        assert_eq!(
+            inspect_url(&config(), "/api", Some("q=100%25%20sure%2C%20or%20so")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_number_written_1_e_before_a_parenthesis_is_read_as_mysql_drops_it() {
+        // sqlmap's `scientific`: MySQL's lexer reads `sleep 1.e(5 1.e)` as `sleep(5)`.
+        refused(
+            &[
+                "id=1%20AND%20SLEEP%201.e%285%201.e%29",
+                "id=1%3BSELECT%20SLEEP%201.e%285%201.e%29%23",
+                "id=1%20AND%20BENCHMARK%201.e%285000000%201.e%2CMD5%201.e%281%201.e%29%201.e%29",
+            ],
+            "sqli-function",
+        );
+        passes(&[
+            "see section 1.e (the sleep 1.e) of the guide",
+            "sleep 1.e(8h) a night",
+        ]);
     }
 }
