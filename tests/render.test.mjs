@@ -112,11 +112,17 @@ test("only the origin's own non-empty text/html answers are taken: a redirect, a
       res.writeHead(200, { "content-type": "text/html" });
       res.end('<section data-origin="elsewhere">injected</section>');
     });
-    for (const [what, hero] of [
+    for (const [what, hero, reason] of [
       ["a redirect to another host", { status: 302, headers: { location: `${elsewhere.url}/hero` }, body: "" }],
-      ["JSON, not HTML", { headers: { "content-type": "application/json" }, body: '{"hero":1}' }],
-      ["an empty content type", { headers: { "content-type": "" }, body: '{"hero":1}' }],
-      ["text/htmlx", { headers: { "content-type": "text/htmlx" }, body: '{"hero":1}' }],
+      // Another type's reason names it as sent (it printed Rust's debug form, `Some("application/json")`).
+      ["JSON, not HTML", { headers: { "content-type": "application/json" }, body: '{"hero":1}' }, "origin answered application/json, not text/html"],
+      [
+        "XHTML, not HTML",
+        { headers: { "content-type": "application/xhtml+xml" }, body: '<section xmlns="http://www.w3.org/1999/xhtml">{"hero"}</section>' },
+        "origin answered application/xhtml+xml, not text/html",
+      ],
+      ["an empty content type", { headers: { "content-type": "" }, body: '{"hero":1}' }, "origin answered no Content-Type, not text/html"],
+      ["text/htmlx", { headers: { "content-type": "text/htmlx" }, body: '{"hero":1}' }, "origin answered text/htmlx, not text/html"],
       ["an empty body", { body: "" }],
       ["a body of whitespace", { body: " \n " }],
       // UTF-16 of ASCII markup is valid UTF-8 (a NUL before every character): the charset it names decides.
@@ -131,13 +137,16 @@ test("only the origin's own non-empty text/html answers are taken: a redirect, a
       ],
     ]) {
       await originServes({ hero });
-      const failures = () => worker.jsonLogs().filter((l) => l.msg === "fragment_origin_failed" && l.fragment === "hero").length;
-      const failedBefore = failures();
-      const page = await (await get("/", { headers: withVisitor() })).text();
+      const id = `not-taken-${randomBytes(4).toString("hex")}`;
+      const page = await (await get("/", { headers: withVisitor(VISITOR, { "x-request-id": id }) })).text();
       assert.ok(page.includes('<section class="hero"></section>'), `${what}: the hero's fallback`);
       assert.ok(!page.includes("injected") && !page.includes('{"hero"') && !page.includes("\u0000"), `${what}: nothing of it on the page`);
       assert.ok(page.includes("footer from origin"), `${what}: the rest of the page`);
-      await until(() => failures() > failedBefore, { what: `${what}: logged` });
+      const failed = await until(
+        () => worker.jsonLogs().find((l) => l.msg === "fragment_origin_failed" && l.fragment === "hero" && l.request_id === id),
+        { what: `${what}: logged` },
+      );
+      if (reason) assert.equal(failed.reason, reason, what);
       assert.equal(await kv.get("fragment:hero"), null, `${what}: not written back`);
     }
     assert.equal(elsewhere.requests.length, 0, "the redirect was not followed");

@@ -625,7 +625,11 @@ async fn fetch_origin(
     );
     let content_type = response.headers().get("content-type").ok().flatten();
     if content_type.as_deref().map(crate::body::media_type) != Some("text/html".to_owned()) {
-        return Err(format!("origin answered {content_type:?}, not text/html"));
+        // Named as sent: `{:?}` wrote Rust's `Some("application/xhtml+xml")` into the log line.
+        return Err(match content_type.as_deref().map(str::trim) {
+            None | Some("") => "origin answered no Content-Type, not text/html".to_owned(),
+            Some(sent) => format!("origin answered {sent}, not text/html"),
+        });
     }
     // The page is UTF-8: a fragment the origin says is in another charset is not taken as UTF-8 bytes (UTF-16 of
     // ASCII markup is valid UTF-8, a NUL before every character, and was written into pages and back to KV) — unless
