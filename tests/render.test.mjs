@@ -481,6 +481,36 @@ test("a manifest resource that does not read is left out (one line a page, namin
   assert.equal(worker.jsonLogs().filter((l) => l.msg === "content_kv_resources_skipped" && l.request_id === id).length, 1);
 });
 
+test("a flags feature that is not a boolean is off and logged, and the other features and the A/B test are kept", async (t) => {
+  // The document was refused as a whole for it: the running experiment (x-variant) and every feature went with it.
+  t.after(() => seedContent(kv));
+  const flags = (features) => JSON.stringify({
+    experiment: { name: "offers-headline", variants: [{ name: "control", headline: "Today's offers" }] },
+    features,
+  });
+  const page = async (features) => {
+    await kv.put("flags", flags(features));
+    const id = `flags-${randomBytes(4).toString("hex")}`;
+    const response = await get("/p/product", { headers: withVisitor(VISITOR, { "x-request-id": id }) });
+    return { id, response, body: await response.text() };
+  };
+  const skipped = (id) => worker.jsonLogs().filter((l) => l.msg === "content_kv_features_skipped" && l.request_id === id);
+
+  const off = await page({ shipping_banner: "yes" });
+  assert.equal(off.response.headers.get("x-variant"), "control", "the experiment kept");
+  assert.ok(!off.body.includes('class="shipping"'), "a feature that does not read is off");
+  const line = await until(() => skipped(off.id)[0], { what: "the skipped feature's line" });
+  assert.deepEqual([line.key, line.skipped, line.feature, line.error], ["flags", 1, "shipping_banner", "invalid type: string, expected a boolean"]);
+  assert.equal(worker.jsonLogs().filter((l) => l.msg === "content_kv_malformed" && l.request_id === off.id).length, 0);
+
+  const on = await page({ other: 1, shipping_banner: true, more: null });
+  assert.equal(on.response.headers.get("x-variant"), "control");
+  assert.ok(on.body.includes('<p class="shipping">'), "the features that read are kept");
+  const both = await until(() => skipped(on.id)[0], { what: "the two skipped features' line" });
+  assert.deepEqual([both.skipped, both.feature], [2, "more"], "one line a page, naming the first by name");
+  assert.equal(skipped(on.id).length, 1);
+});
+
 test("?render=whole sends the same page in one piece; pages are private; bad input answers JSON errors", async () => {
   const streamed = await get("/", { headers: withVisitor() });
   const whole = await get("/?render=whole", { headers: withVisitor() });

@@ -281,6 +281,15 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         );
     }
 
+    if let Some((feature, error)) = &flags.features.first_skipped {
+        // One line a page for all of them, naming the first, as the manifest's does.
+        log::warn(
+            "content_kv_features_skipped",
+            serde_json::json!({"key": keys::FLAGS, "skipped": flags.features.skipped,
+                "feature": feature, "error": error, "request_id": call.request_id}),
+        );
+    }
+
     let country = personal::country(
         respond::cf_string(call.req.inner(), "country").as_deref(),
         &geo,

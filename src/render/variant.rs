@@ -16,12 +16,50 @@ pub struct Flags {
     pub experiment: Option<Experiment>,
     /// Named on/off switches (`shipping_banner` shows the free-shipping line in the offers block).
     #[serde(default)]
-    pub features: BTreeMap<String, bool>,
+    pub features: Features,
 }
 
 impl Flags {
     pub fn enabled(&self, feature: &str) -> bool {
-        self.features.get(feature).copied().unwrap_or(false)
+        self.features.on.get(feature).copied().unwrap_or(false)
+    }
+}
+
+/// The `features` object, each switch read on its own: one that is not a boolean (`"shipping_banner": "yes"`) is
+/// off, counted and the first (in name order) named — refusing the whole document for it also ended the running
+/// experiment, for every visitor. A `features` that is not an object is still malformed as a whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Features {
+    on: BTreeMap<String, bool>,
+    /// How many switches were left out.
+    pub skipped: usize,
+    /// The first left out: its name (at most [`MAX_LOGGED_FEATURE`] characters) and serde's reason, without quoted
+    /// input (`crate::body::strip_input`), so a page logs one line for all of them.
+    pub first_skipped: Option<(String, String)>,
+}
+
+/// The longest feature name a skipped feature's log line repeats.
+pub const MAX_LOGGED_FEATURE: usize = 64;
+
+impl<'de> Deserialize<'de> for Features {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
+        let mut features = Features::default();
+        for (name, value) in raw {
+            match bool::deserialize(value) {
+                Ok(on) => {
+                    features.on.insert(name, on);
+                }
+                Err(e) => {
+                    features.skipped += 1;
+                    features.first_skipped.get_or_insert_with(|| {
+                        let name = name.chars().take(MAX_LOGGED_FEATURE).collect();
+                        (name, crate::body::strip_input(&e))
+                    });
+                }
+            }
+        }
+        Ok(features)
     }
 }
 
@@ -169,6 +207,37 @@ mod tests {
         assert_eq!(assign(&bad, "u"), None, "unsafe header value");
         assert!(flags(true).enabled("shipping_banner"));
         assert!(!flags(true).enabled("other"));
+    }
+
+    #[test]
+    fn a_feature_that_is_not_a_boolean_is_off_and_the_rest_of_the_document_is_kept() {
+        // Refusing the whole document for one such switch took the experiment (x-variant) and every feature away.
+        let f: Flags = serde_json::from_value(serde_json::json!({
+            "experiment": {"name": "offers", "variants": [{"name": "control", "headline": "Today's offers"}]},
+            "features": {"shipping_banner": "yes", "dark_mode": true, "beta": 1, "off": false}
+        }))
+        .expect("flags");
+        assert_eq!(assign(&f, "u").map(|v| v.name.as_str()), Some("control"));
+        assert!(f.enabled("dark_mode"));
+        assert!(!f.enabled("shipping_banner") && !f.enabled("beta") && !f.enabled("off"));
+        assert_eq!(f.features.skipped, 2);
+        assert_eq!(
+            f.features.first_skipped,
+            Some((
+                "beta".to_owned(),
+                "invalid type: integer, expected a boolean".to_owned()
+            ))
+        );
+        // A long name is cut for the log line.
+        let long = "f".repeat(200);
+        let f: Flags =
+            serde_json::from_value(serde_json::json!({"features": {long.as_str(): null}}))
+                .expect("flags");
+        let (name, _) = f.features.first_skipped.expect("skipped");
+        assert_eq!(name.len(), MAX_LOGGED_FEATURE);
+        // A `features` that is not an object is still malformed as a whole.
+        assert!(serde_json::from_value::<Flags>(serde_json::json!({"features": ["a"]})).is_err());
+        assert!(serde_json::from_value::<Flags>(serde_json::json!({"features": {}})).is_ok());
     }
 
     #[test]
