@@ -43,7 +43,8 @@ pub fn write_back_ttl(
         }
     }
     // A Vary with `*` never matches a later request (RFC 9111 §4.1): as `no-cache`, only a revalidation could serve
-    // it, which a KV read cannot do. A Vary naming fields matches every later fetch, which sends none of a visitor's.
+    // it, which a KV read cannot do. A Vary naming fields is not read: the fetch sends no field of
+    // the visitor's but the page's `x-request-id` (which no origin varies on).
     let vary = field("vary");
     if vary
         .as_deref()
