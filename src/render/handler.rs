@@ -272,22 +272,26 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         );
     }
 
-    if let Some((index, error)) = &manifest.first_skipped {
-        // One line a page for all of them, naming the first (where and why, as the catalog's lines do).
-        log::warn(
+    // One line a page for each document's members left out, naming the first (where and why, as the catalog's do).
+    let skips = [
+        (
             "content_kv_resources_skipped",
-            serde_json::json!({"key": keys::logged(&manifest_key), "skipped": manifest.skipped,
-                "index": index, "error": error, "request_id": call.request_id}),
-        );
-    }
-
-    if let Some((feature, error)) = &flags.features.first_skipped {
-        // One line a page for all of them, naming the first, as the manifest's does.
-        log::warn(
+            manifest
+                .skipped
+                .line(keys::logged(&manifest_key), "index", &call.request_id),
+        ),
+        (
             "content_kv_features_skipped",
-            serde_json::json!({"key": keys::FLAGS, "skipped": flags.features.skipped,
-                "feature": feature, "error": error, "request_id": call.request_id}),
-        );
+            flags
+                .features
+                .skipped
+                .line(keys::FLAGS, "feature", &call.request_id),
+        ),
+    ];
+    for (event, line) in skips {
+        if let Some(line) = line {
+            log::warn(event, line);
+        }
     }
 
     let country = personal::country(

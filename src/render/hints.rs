@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 
+use super::skips::Skips;
+
 /// A page type's bundle manifest, `{"resources": [...]}`, each resource read on its own: one that does not read
 /// (no `href` or `as`, a `critical` that is not a boolean, not an object) is left out and counted — refusing the
 /// whole manifest for it took every preload off every page of the type. A document of another shape is still
@@ -11,11 +13,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
     pub resources: Vec<Resource>,
-    /// How many resources were left out.
-    pub skipped: usize,
-    /// The first left out: its index in `resources` and serde's reason, without quoted input
-    /// (`crate::body::strip_input`), so a page logs one line for all of them.
-    pub first_skipped: Option<(usize, String)>,
+    /// The resources left out, the first named by its index in `resources`.
+    pub skipped: Skips<usize>,
 }
 
 impl<'de> Deserialize<'de> for Manifest {
@@ -29,12 +28,7 @@ impl<'de> Deserialize<'de> for Manifest {
         for (index, item) in raw.resources.into_iter().enumerate() {
             match Resource::deserialize(item) {
                 Ok(resource) => manifest.resources.push(resource),
-                Err(e) => {
-                    manifest.skipped += 1;
-                    manifest
-                        .first_skipped
-                        .get_or_insert_with(|| (index, crate::body::strip_input(&e)));
-                }
+                Err(e) => manifest.skipped.note(|| index, &e),
             }
         }
         Ok(manifest)
@@ -272,8 +266,8 @@ mod tests {
             .map(|r| r.href.as_str())
             .collect();
         assert_eq!(later, ["/hero.avif"]);
-        assert_eq!(m.skipped, 3);
-        let (index, error) = m.first_skipped.as_ref().expect("the first left out");
+        assert_eq!(m.skipped.count, 3);
+        let (index, error) = m.skipped.first.as_ref().expect("the first left out");
         assert_eq!(*index, 1);
         assert_eq!(error, "missing field `as`");
         // A document that is not a manifest is still malformed as a whole.

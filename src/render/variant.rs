@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::keys;
 use super::plan::is_token;
+use super::skips::Skips;
 
 /// The flags document.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -31,11 +32,8 @@ impl Flags {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Features {
     on: BTreeMap<String, bool>,
-    /// How many switches were left out.
-    pub skipped: usize,
-    /// The first left out: its name (at most [`MAX_LOGGED_FEATURE`] characters) and serde's reason, without quoted
-    /// input (`crate::body::strip_input`), so a page logs one line for all of them.
-    pub first_skipped: Option<(String, String)>,
+    /// The switches left out, the first named (at most [`MAX_LOGGED_FEATURE`] characters).
+    pub skipped: Skips<String>,
 }
 
 /// The longest feature name a skipped feature's log line repeats.
@@ -50,13 +48,9 @@ impl<'de> Deserialize<'de> for Features {
                 Ok(on) => {
                     features.on.insert(name, on);
                 }
-                Err(e) => {
-                    features.skipped += 1;
-                    features.first_skipped.get_or_insert_with(|| {
-                        let name = name.chars().take(MAX_LOGGED_FEATURE).collect();
-                        (name, crate::body::strip_input(&e))
-                    });
-                }
+                Err(e) => features
+                    .skipped
+                    .note(|| name.chars().take(MAX_LOGGED_FEATURE).collect(), &e),
             }
         }
         Ok(features)
@@ -220,9 +214,9 @@ mod tests {
         assert_eq!(assign(&f, "u").map(|v| v.name.as_str()), Some("control"));
         assert!(f.enabled("dark_mode"));
         assert!(!f.enabled("shipping_banner") && !f.enabled("beta") && !f.enabled("off"));
-        assert_eq!(f.features.skipped, 2);
+        assert_eq!(f.features.skipped.count, 2);
         assert_eq!(
-            f.features.first_skipped,
+            f.features.skipped.first,
             Some((
                 "beta".to_owned(),
                 "invalid type: integer, expected a boolean".to_owned()
@@ -233,7 +227,7 @@ mod tests {
         let f: Flags =
             serde_json::from_value(serde_json::json!({"features": {long.as_str(): null}}))
                 .expect("flags");
-        let (name, _) = f.features.first_skipped.expect("skipped");
+        let (name, _) = f.features.skipped.first.expect("skipped");
         assert_eq!(name.len(), MAX_LOGGED_FEATURE);
         // A `features` that is not an object is still malformed as a whole.
         assert!(serde_json::from_value::<Flags>(serde_json::json!({"features": ["a"]})).is_err());
