@@ -824,7 +824,7 @@ describe("route table and proxy", () => {
     assert.equal(same.headers.getSetCookie()[0], `sid=1; Domain=${upstreamHost}; Path=/gw/open; HttpOnly`);
   });
 
-  test("a redirect is resolved as the client will resolve it (dot segments, scheme-relative, a percent-encoded host) before it is mapped back", async () => {
+  test("a redirect is resolved as the client will resolve it (dot segments, scheme-relative, a percent-encoded host, backslashes, a tab) before it is mapped back", async () => {
     origin.reset();
     const answers = {
       // Route "item": upstream …/v2, prefix /gw/open. Left unresolved, the first two reached /gw/v2/… and /v2/….
@@ -847,6 +847,11 @@ describe("route table and proxy", () => {
       // origin's own address.
       "/v2/items/12": `//127.0.0.1:${origin.port}/v2/items/12/x`,
       "/v2/items/13": `http://127%2E0.0.1:${origin.port}/v2/items/13?y=1`,
+      // So are a `\` for a `/` (WHATWG URL reads them alike on http), `///` and a tab, which were left as written.
+      "/v2/items/14": `/\\127.0.0.1:${origin.port}/v2/items/14/x`,
+      "/v2/items/15": `http:\\\\127.0.0.1:${origin.port}\\v2\\items\\15?z=\\`,
+      "/v2/items/16": `http:///127.0.0.1:${origin.port}/v2/items/16`,
+      "/v2/items/17": `/\t/127.0.0.1:${origin.port}/v2/items/17`,
     };
     origin.handle((req, body, res) => {
       const location = answers[req.url];
@@ -865,6 +870,10 @@ describe("route table and proxy", () => {
       ["/gw/open/items/11", "/gw/open/12?x=1"],
       ["/gw/open/items/12", "/gw/open/items/12/x"],
       ["/gw/open/items/13", "/gw/open/items/13?y=1"],
+      ["/gw/open/items/14", "/gw/open/items/14/x"],
+      ["/gw/open/items/15", "/gw/open/items/15?z=\\"],
+      ["/gw/open/items/16", "/gw/open/items/16"],
+      ["/gw/open/items/17", "/gw/open/items/17"],
     ];
     for (const [path, expected] of cases) {
       const r = await rawRequest(path);

@@ -559,35 +559,22 @@ impl LocationMap {
         }
     }
 
-    /// What follows the upstream's origin in `url` (absolute, `https://…`, or scheme-relative, `//…`, RFC 3986 §4.2,
-    /// which the origin's client reads on the scheme it asked with); `None` when `url` is not on it. Its authority is
-    /// read by the URL parser, as the runtime and browsers read it (WHATWG URL): a host in any case, in UTF-8 or in
-    /// A-labels (`https://bücher.example` is asked as `xn--bcher-kva.example`, which an origin writes back),
-    /// percent-encoded (`app%2Eexample` is `app.example`), an IPv4 address in another form (`127.1`), the scheme's
-    /// default port written or not (`https://app.example:443`); never a host after userinfo that spells the
-    /// upstream's (`https://app.example@evil.example`). The rest of `url` is read as written.
-    fn on_upstream<'a>(&self, url: &'a str) -> Option<&'a str> {
+    /// What follows the upstream's origin in `read` (absolute, `https://…`, or scheme-relative, `//…`, RFC 3986 §4.2,
+    /// which the origin's client reads on the scheme it asked with); `None` when it is not on it. `read` is a URL as the
+    /// runtime and browsers read it (WHATWG URL, [`read_with_authority`]): `https:\\app.example\x`, `/\app.example`
+    /// and a tab inside are the client's `https://app.example/x` and `//app.example`. Its authority is read by the URL
+    /// parser: a host in any case, in UTF-8 or in A-labels (`https://bücher.example` is asked as
+    /// `xn--bcher-kva.example`, which an origin writes back), percent-encoded (`app%2Eexample` is `app.example`), an
+    /// IPv4 address in another form (`127.1`), the scheme's default port written or not (`https://app.example:443`);
+    /// never a host after userinfo that spells the upstream's (`https://app.example@evil.example`).
+    fn on_upstream(&self, mut read: String) -> Option<String> {
         let upstream = self.upstream.as_ref()?;
-        let at = if url.starts_with("//") {
-            2
-        } else {
-            let colon = url.find("://")?;
-            // A scheme (RFC 3986 §3.1), so that `?next=http://…` is not read as one.
-            let scheme = &url[..colon];
-            let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-                && scheme
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-            if !is_scheme {
-                return None;
-            }
-            colon + 3
-        };
-        let end = url[at..]
-            .find(['/', '?', '#', '\\'])
-            .map_or(url.len(), |e| at + e);
-        let read = upstream.join(&url[..end]).ok()?;
-        (read.origin() == upstream.origin()).then(|| &url[end..])
+        let at = read.find("//")? + 2;
+        let end = read[at..]
+            .find(['/', '?', '#'])
+            .map_or(read.len(), |e| at + e);
+        let joined = upstream.join(&read[..end]).ok()?;
+        (joined.origin() == upstream.origin()).then(|| read.split_off(end))
     }
 
     /// Where a redirect from the origin sends the client through the gateway, as nginx's `proxy_redirect default` does:
@@ -607,16 +594,16 @@ impl LocationMap {
     /// fragment alone (`?page=2`) names the same document on both sides and is left as it is.
     pub fn client_location(&self, location: &str, asked: &str) -> Option<String> {
         let relative = self.resolve_relative(location, asked);
+        let on_upstream;
         let path = if let Some(resolved) = &relative {
             resolved.as_str()
-        } else if location.starts_with('/') && !location.starts_with("//") {
+        } else if let Some(read) = read_with_authority(location) {
+            on_upstream = self.on_upstream(read)?;
+            on_upstream.as_str()
+        } else if location.starts_with('/') {
             location
         } else {
-            let rest = self.on_upstream(location)?;
-            if !(rest.is_empty() || rest.starts_with(['/', '?', '#'])) {
-                return None; // http://origin:80801/… is another authority
-            }
-            rest
+            return None;
         };
         let end = path.find(['?', '#']).unwrap_or(path.len());
         let resolved = resolve_dot_segments(&path[..end]).map(|p| format!("{p}{}", &path[end..]));
@@ -629,6 +616,8 @@ impl LocationMap {
     /// A relative path reference (`../list?x`, `login`), resolved against the path of `asked` (an upstream URL) into a
     /// path-absolute one; `None` for anything else (a scheme, `//host`, `/path`, a query or fragment alone).
     fn resolve_relative(&self, location: &str, asked: &str) -> Option<String> {
+        // Leading and trailing C0 controls and spaces are trimmed as browsers trim them: ` //host` is no path.
+        let location = location.trim_matches(|c: char| c <= ' ');
         let end = location.find(['?', '#']).unwrap_or(location.len());
         let (path, tail) = location.split_at(end);
         // Read as browsers read it (tabs and line breaks dropped, `\` as `/`): a network or absolute path, or a
@@ -641,7 +630,7 @@ impl LocationMap {
         if read.is_empty() || read.starts_with(['/', '\\']) || first.contains(':') {
             return None;
         }
-        let asked = self.on_upstream(asked)?;
+        let asked = self.on_upstream(read_with_authority(asked)?)?;
         let asked = &asked[..asked.find(['?', '#']).unwrap_or(asked.len())];
         let directory = &asked[..=asked.rfind('/')?];
         let joined = format!("{directory}{path}");
@@ -828,6 +817,47 @@ fn host_of(authority: &str) -> &str {
     authority
         .rsplit_once(':')
         .map_or(authority, |(host, _)| host)
+}
+
+/// `url` as the WHATWG URL parser (browsers, the runtime's fetch) reads it against an `http` or `https` base, when it
+/// names an authority: leading and trailing C0 controls and spaces trimmed, tabs and line breaks dropped, the run of
+/// two or more `/` or `\` that opens it or follows an `http:` or `https:` scheme written `//` (`https:\\app.example`,
+/// `/\app.example`, `///app.example` name the host `app.example`), and a `\` in its path read as `/`. `None` for
+/// anything else: a path (`/x`), a relative reference, another scheme (`foo:bar`, which is never on an `http`
+/// upstream), and `https:/host` or `https:host`, which a client on the same scheme reads as a path on its own host.
+fn read_with_authority(url: &str) -> Option<String> {
+    let read: String = url
+        .trim_matches(|c: char| c <= ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+        .collect();
+    let slash = |c: char| c == '/' || c == '\\';
+    let (scheme, after) = match read.split_once(':') {
+        Some((scheme, after))
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+        {
+            (Some(scheme), after)
+        }
+        _ => (None, read.as_str()),
+    };
+    let authority = after.trim_start_matches(slash);
+    if after.len() - authority.len() < 2 {
+        return None;
+    }
+    // The authority ends at the path, query or fragment (`\` is a path's `/` on a special scheme).
+    let path_at = authority
+        .find(['/', '\\', '?', '#'])
+        .unwrap_or(authority.len());
+    let tail_at = authority[path_at..]
+        .find(['?', '#'])
+        .map_or(authority.len(), |at| path_at + at);
+    Some(format!(
+        "{}//{}{}{}",
+        scheme.map_or(String::new(), |s| format!("{s}:")),
+        &authority[..path_at],
+        authority[path_at..tail_at].replace('\\', "/"),
+        &authority[tail_at..]
+    ))
 }
 
 /// A host name or cookie domain as the runtime's URL parser writes a host: ASCII lower-cased, and one with other
@@ -1697,6 +1727,24 @@ mod tests {
             (&map, "https://app.example%2Fbase/x", None),
             (&map, "//app.example@evil.example/base/x", None),
             (&map, "//app.example/other/x", None),
+            // Read as the client's parser reads it: a run of `/` or `\` after an `http(s):` scheme or opening the
+            // reference names the host, tabs and line breaks are dropped, leading spaces trimmed, `\` in the path is `/`.
+            (&map, "https:\\\\app.example\\base\\x", Some("/gw/x")),
+            (&map, "https:///app.example/base/x", Some("/gw/x")),
+            (&map, "/\\app.example/base/x", Some("/gw/x")),
+            (&map, "\\\\app.example/base/x?q=\\", Some("/gw/x?q=\\")),
+            (&map, "\\/app.example/base", Some("/gw")),
+            (&map, "///app.example/base/x", Some("/gw/x")),
+            (&map, "/\t/app.example/base/x", Some("/gw/x")),
+            (&map, " //app.example/base/x", Some("/gw/x")),
+            (&map, "ht\ttps://app.example/base/x", Some("/gw/x")),
+            (&map, "/\\evil.example/base/x", None),
+            (&map, "https:\\\\evil.example/base/x", None),
+            (&map, " //evil.example/base/x", None),
+            // Which a client on `https` reads as a path on its own host, and one on `http` as another host: left.
+            (&map, "https:/app.example/base/x", None),
+            (&map, "https:app.example/base/x", None),
+            (&map, "foo:bar", None),
             (&local, "//127.0.0.1:8080/base/x", Some("/gw/x")),
             (&local, "http://127.1:8080/base/x", Some("/gw/x")),
             (&local, "http://0x7f.0.0.1:8080/base/x", Some("/gw/x")),
