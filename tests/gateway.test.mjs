@@ -112,10 +112,14 @@ after(async () => {
 
 const bearer = (t) => ({ authorization: `Bearer ${t}` });
 
-/** One request over node:http: { status, headers (a Headers), body (text), bytes (as received, not decoded) }. */
+/**
+ * One request over node:http: { status, headers (a Headers), body (text), bytes (as received, not decoded) }. On a
+ * connection of its own (agent: false): node's keep-alive pool handed it a connection workerd had closed once
+ * (ECONNRESET, "socket hang up", in a full run), which worker.fetch retries and this would not.
+ */
 function rawRequest(path, { method = "GET", headers = {}, body } = {}) {
   return new Promise((resolveResponse, reject) => {
-    const req = httpRequest(new URL(path, worker.url), { method, headers }, (res) => {
+    const req = httpRequest(new URL(path, worker.url), { method, headers, agent: false }, (res) => {
       const chunks = [];
       res.on("data", (c) => chunks.push(c));
       res.on("end", () => {
