@@ -21,8 +21,8 @@ use worker::{js_sys, wasm_bindgen_futures};
 
 use crate::error::ApiError;
 
-/// What answering a request without its handler takes: the resolver of its second promise, and what its answer and
-/// its request log line say.
+/// What answering a request without its handler takes: the resolver of its promise, and what its answer and its
+/// request log line say.
 struct Pending {
     answer: js_sys::Function,
     request: Rc<super::Arrived>,
