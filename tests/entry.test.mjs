@@ -157,10 +157,12 @@ test("with REQUEST_LOG_PERCENT=0 successes are not logged but errors still are",
   assert.equal(quiet.jsonLogs().filter((l) => l.request_id === "quiet-ok").length, 0);
 });
 
-test("a panic answers 500 to every request the isolate was serving, JSON to the one that panicked, and logs each", async (t) => {
-  // panic = "abort" stops the Wasm instance: the panicking request and one waiting on its origin were left to the
-  // runtime's hung-request detection, a plain-text 500 without x-request-id or a log line (src/entry/in_flight.rs).
-  // workerd reads no body made in another request's context, so the one in flight gets the status and headers alone.
+/**
+ * A Worker with a gateway request held at its origin (`x-request-id: in-flight-at-panic`) while `panicPath` makes
+ * the isolate panic. Returns the Worker, the held request's answer and the panicking request's, and the log lines
+ * of the panic and of each request id in `ids` once all are written.
+ */
+async function panicBesideHeldRequest(t, panicPath, ids) {
   const origin = await startOrigin();
   const w = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "held", path: "/held", upstream: origin.url }] } });
   let release;
@@ -177,38 +179,65 @@ test("a panic answers 500 to every request the isolate was serving, JSON to the 
   });
   const waiting = w.fetch("/held", { headers: { "x-request-id": "in-flight-at-panic" } });
   await until(() => origin.requests.length === 1, { what: "the held request at the origin" });
-  const panicked = await w.fetch("/__debug/panic", { headers: { "x-request-id": "panicking" } });
+  const panicked = await w.fetch(panicPath, { headers: { "x-request-id": "panicking" } });
   const inFlight = await waiting;
   release();
-  for (const [response, id] of [[panicked, "panicking"], [inFlight, "in-flight-at-panic"]]) {
-    assert.equal(response.status, 500, id);
-    assert.equal(response.headers.get("x-request-id"), id);
-    assert.equal(response.headers.get("x-content-type-options"), "nosniff", id);
-    assert.equal(response.headers.get("cache-control"), "no-store", id);
-  }
-  assert.equal(panicked.headers.get("content-type"), "application/json; charset=utf-8");
-  assert.deepEqual(await panicked.json(), { error: { code: "internal_error", message: "the edge could not complete this request" } });
-  assert.equal(inFlight.headers.get("content-type"), null);
-  assert.equal(await inFlight.text(), "");
   const lines = await until(
     () => {
       const logs = w.jsonLogs();
       const found = [
         logs.find((l) => l.msg === "panic"),
-        ...["panicking", "in-flight-at-panic"].map((id) => logs.find((l) => l.msg === "request" && l.request_id === id)),
+        ...ids.map((id) => logs.find((l) => l.msg === "request" && l.request_id === id)),
       ];
       return found.every(Boolean) && found;
     },
     { what: () => JSON.stringify(w.jsonLogs()) },
   );
   assert.match(lines[0].panic, /deliberate panic/);
-  for (const line of lines.slice(1)) {
-    assert.deepEqual([line.status, line.level, line.error_code], [500, "error", "internal_error"], line.request_id);
-  }
-  assert.deepEqual(lines.slice(1).map((l) => l.path), ["/__debug/panic", "/held"]);
+  return { w, panicked, inFlight, lines: lines.slice(1) };
+}
+
+/** The bodiless 500 the panic hook gives a request other than the panicking one, and its request line. */
+async function assertAnsweredBodiless(response, line) {
+  assert.equal(response.status, 500);
+  assert.equal(response.headers.get("x-request-id"), "in-flight-at-panic");
+  assert.equal(response.headers.get("x-content-type-options"), "nosniff");
+  assert.equal(response.headers.get("cache-control"), "no-store");
+  assert.equal(response.headers.get("content-type"), null);
+  assert.equal(await response.text(), "");
+  assert.deepEqual([line.path, line.status, line.level, line.error_code], ["/held", 500, "error", "internal_error"]);
+}
+
+/** After a panic the next requests are served by a new instance: the app's routes and the gateway's alike. */
+async function assertServedAfterPanic(w) {
   const next = await Promise.all([w.fetch("/health"), w.fetch("/health/ready"), w.fetch("/held")]);
   assert.deepEqual(next.map((r) => r.status), [200, 200, 200]);
   await Promise.all(next.map((r) => r.arrayBuffer()));
+}
+
+test("a panic answers 500 to every request the isolate was serving, JSON to the one that panicked, and logs each", async (t) => {
+  // panic = "abort" stops the Wasm instance: the panicking request and one waiting on its origin were left to the
+  // runtime's hung-request detection, a plain-text 500 without x-request-id or a log line (src/entry/in_flight.rs).
+  // workerd reads no body made in another request's context, so the one in flight gets the status and headers alone.
+  const { w, panicked, inFlight, lines } = await panicBesideHeldRequest(t, "/__debug/panic", ["panicking", "in-flight-at-panic"]);
+  assert.equal(panicked.status, 500);
+  assert.equal(panicked.headers.get("x-request-id"), "panicking");
+  assert.equal(panicked.headers.get("x-content-type-options"), "nosniff");
+  assert.equal(panicked.headers.get("cache-control"), "no-store");
+  assert.equal(panicked.headers.get("content-type"), "application/json; charset=utf-8");
+  assert.deepEqual(await panicked.json(), { error: { code: "internal_error", message: "the edge could not complete this request" } });
+  assert.deepEqual([lines[0].path, lines[0].status, lines[0].level, lines[0].error_code], ["/__debug/panic", 500, "error", "internal_error"]);
+  await assertAnsweredBodiless(inFlight, lines[1]);
+  await assertServedAfterPanic(w);
+});
+
+test("a panic in a waitUntil task, no request's handler, answers every request in flight 500 without a body", async (t) => {
+  // The request that left the task was answered before it ran; the one held at its origin was in flight.
+  const { w, panicked, inFlight, lines } = await panicBesideHeldRequest(t, "/__debug/panic?in=wait_until", ["in-flight-at-panic"]);
+  assert.equal(panicked.status, 202);
+  assert.deepEqual(await panicked.json(), { panic: "wait_until" });
+  await assertAnsweredBodiless(inFlight, lines[0]);
+  await assertServedAfterPanic(w);
 });
 
 // The routes that age an isolate's memory (the tests' clock), DEBUG_ROUTES only.

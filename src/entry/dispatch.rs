@@ -149,10 +149,23 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
         RouteId::RoomTicket => rooms::handler::ticket(&call).await,
         RouteId::RoomState => rooms::handler::authorised_state(&call).await,
         RouteId::DebugRoomTicket => rooms::handler::debug_ticket(&call).await,
-        RouteId::DebugPanic => panic!(
-            "deliberate panic from /__debug/panic (request {})",
-            call.request_id
-        ),
+        // `?in=wait_until`: the panic comes from a task the request left to `waitUntil`, after its answer (a panic
+        // that is no handler's, for the recovery test of the others in flight).
+        RouteId::DebugPanic => {
+            let url = call.req.url().or_internal("reading the request URL")?;
+            let message = format!(
+                "deliberate panic from /__debug/panic (request {})",
+                call.request_id
+            );
+            if url
+                .query_pairs()
+                .any(|(k, v)| k == "in" && v == "wait_until")
+            {
+                call.ctx.wait_until(async move { panic!("{message}") });
+                return super::respond::json(202, &serde_json::json!({ "panic": "wait_until" }));
+            }
+            panic!("{message}")
+        }
         // `waiting`: requests waiting on another's fill, fragment, image or key set; those waiting on a purge-mark
         // read (which comes before a fill) are counted apart, so "all wait on the fill" is not seen true early.
         RouteId::DebugCoalesce => {
