@@ -90,7 +90,9 @@ pub struct Arrived {
 }
 
 /// The Worker's fetch export (what `#[event(fetch)]` would generate, but answered through [`in_flight::serve`], so
-/// that a panic answers the requests in flight with JSON rather than leaving them to the runtime).
+/// that a panic answers the requests in flight with JSON rather than leaving them to the runtime). One difference:
+/// an `Err` of [`handle`] (only when even the error's own response cannot be built) rejects the promise, leaving the
+/// answer to the runtime as an uncaught exception, where the macro logged it and answered a text 500 itself.
 #[worker::wasm_bindgen::prelude::wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
 pub fn fetch(
     raw: worker::web_sys::Request,
