@@ -4667,6 +4667,8 @@ describe("WAF", () => {
     // Beside the tamper sweep's rules: a range of names, a list, a percentage, an outline's `1.e`.
     `/gw/open/search?q=${encodeURIComponent("pick a date between monday and friday")}&n=${encodeURIComponent("x=1 and 2 in (len(s), len(t))")}&m=${encodeURIComponent("50% off, or 25% for members")}`,
     `/gw/open/search?q=${encodeURIComponent("see section 1.e (the sleep 1.e) of the guide")}&r=${encodeURIComponent("rate=5 or x between y and z later")}`,
+    // A range of two names at a value's end is English's: a comparison's spelling names one bound twice.
+    `/gw/open/search?n=${encodeURIComponent("2 or more between jan and feb")}`,
   ];
   const benignBodies = [
     // The twelfth review's sweep: a help-desk ticket quoting SQL, code inside JSON, an address, Markdown (passed

@@ -3943,8 +3943,8 @@ fn always_true(
         // A name's or call's `in (…)`, `between … and …`, `is [not] null`, with a comment after it as a name's
         // ordering needs (`' or id between 1 and 2--`).
         if call || !(literal(left, left_quoted) || left == b"not" || left == b"true") {
-            // A name between two names ending a numeric injection's own value (`id=1 or x between y and y`): two
-            // names compared (`id=1 or x=y`) in the range's spelling, as sqlmap's `between` tamper writes one.
+            // A name between one name twice ending a numeric injection's own value (`id=1 or x between y and y`):
+            // two names compared (`id=1 or x=y`) in the range's spelling, as sqlmap's `between` tamper writes one.
             if own_value
                 && !call
                 && !left_quoted
@@ -4836,21 +4836,22 @@ fn blind_list(text: &[u8], open: usize, close: usize, left: &[u8], calls: &Calls
     }
 }
 
-/// A name between two names (`x between y and y`, `x not between y and z`) that `rest` starts with: the range
-/// spelling of two names compared. How long it is.
+/// A name between one name twice (`x between y and y`, `x not between y and y`) that `rest` starts with: `x=y`
+/// (`x<>y`) in the range's spelling, as sqlmap's `between` tamper writes a comparison. How long it is. Two other
+/// names are English's range ("2 or more between jan and feb", "3 or so between march and april").
 fn names_between(rest: &[u8]) -> Option<usize> {
-    fn name(text: &[u8]) -> Option<&[u8]> {
+    fn name(text: &[u8]) -> Option<(&[u8], &[u8])> {
         let (name, after) = word(text);
         (name
             .first()
             .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
             && name != b"and")
-            .then_some(after)
+            .then_some((name, after))
     }
     let range = skip(rest.strip_prefix(b"not ").unwrap_or(rest), b" ").strip_prefix(b"between ")?;
-    let low = name(skip(range, b" "))?;
-    let high = name(skip(skip(low, b" ").strip_prefix(b"and ")?, b" "))?;
-    Some(rest.len() - high.len())
+    let (low, after) = name(skip(range, b" "))?;
+    let (high, after) = name(skip(skip(after, b" ").strip_prefix(b"and ")?, b" "))?;
+    (low == high).then(|| rest.len() - after.len())
 }
 
 /// Whether `text` from `end` ends the statement ([`ends_statement`]: the value's end, a comment or `;`), or first
@@ -11372,14 +11373,18 @@ mod tests {
                 "id=1)+or+(x=y",
                 // In a range's spelling, as sqlmap's `between` tamper writes a comparison.
                 "id=1+or+x+between+y+and+y",
-                "id=1+and+x+not+between+y+and+z--",
+                "id=1+and+x+not+between+y+and+y--",
             ],
             "sqli-tautology",
         );
         passes(&[
             "we meet x between y and z",
-            "id=1 or x between y and z later",
-            "pick 1 or a between b and c then",
+            "id=1 or x between y and y later",
+            "pick 1 or a between b and b then",
+            // Two bounds that differ are English's range, not a comparison's spelling.
+            "2 or more between jan and feb",
+            "3 or so between march and april",
+            "id=1 or x not between y and z",
         ]);
         // Prose and code go on past the comparison, or compare no two names.
         passes(&[
