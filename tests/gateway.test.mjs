@@ -4124,6 +4124,8 @@ describe("WAF", () => {
     ["/gw/open/search?id=1%20or%20x%20between%20y%20and%20y", "sqli-tautology"],
     ["/gw/open/search?id=%1%20%U%N%I%O%N%20%A%L%L%20%S%E%L%E%C%T%20%N%U%L%L%%2C%N%U%L%L%%23", "sqli-union"],
     ["/gw/open/search?id=1%20AND%20SLEEP%201.e%285%201.e%29", "sqli-function"],
+    // `scientific` spread through a blind probe's nested calls: read without the `1.e` MySQL drops, by every rule.
+    ["/gw/open/search?id=1%20OR%20IFNULL%201.e%28ASCII%201.e%28SUBSTR%201.e%28user%201.e%28%201.e%29%201.e%2C1%201.e%2C1%201.e%29%201.e%29%201.e%2C0%201.e%29%3E64", "sqli-tautology"],
     // Spellings a lenient reader undoes: browsers (references, tabs in a scheme), NFKC back ends (fullwidth),
     // old IIS/Tomcat (overlong UTF-8), and input encoded past any round a filter stops at.
     ["/gw/open/search?next=java%09script:prompt(1)", "xss-scheme"],

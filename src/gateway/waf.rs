@@ -1671,19 +1671,6 @@ fn sql_gap(mut text: &[u8], parens: bool) -> &[u8] {
                 &rest[digits..]
             }
             [b'*', b'/', rest @ ..] => rest,
-            // MySQL's lexer drops a number written `1.e` before an operator or parenthesis (GoSecure's scientific
-            // notation bug, sqlmap's `scientific`: `sleep 1.e(5 1.e)` calls `sleep(5)`).
-            [b'0'..=b'9', ..] => {
-                let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
-                match &text[digits..] {
-                    [b'.', b'e', rest @ ..]
-                        if rest.first().is_none_or(|b| b" (),.*^/|&".contains(b)) =>
-                    {
-                        rest
-                    }
-                    _ => return text,
-                }
-            }
             [b'/', b'*', rest @ ..] => {
                 let window = &rest[..rest.len().min(GAP_WINDOW)];
                 match memchr::memmem::find(window, b"*/") {
@@ -5494,7 +5481,8 @@ fn signed_number_operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8],
 /// A percent-decoded `raw` scanned, and again with its JSON escapes decoded when it holds one (a `\` and one of
 /// `"\/bfnrtu`: `java\tscript:`, `text\/html`, `\/etc\/passwd`, `\u003c`): JSON carried in a query or form value (GraphQL's `variables={"q":"\u003cscript…"}`, Slack's `payload=`) is decoded by
 /// the origin, which no reading of JSON bodies sees; and again without the `%` signs decoding left, which escape
-/// nothing and which classic ASP drops. Input still encoded after [`DECODE_ROUNDS`] is a hit itself.
+/// nothing and which classic ASP drops; and, by the SQL rules, without the numbers MySQL's lexer drops
+/// ([`without_dropped_numbers`]). Input still encoded after [`DECODE_ROUNDS`] is a hit itself.
 fn screen(config: &WafConfig, raw: &str, plus_is_space: bool, part: &'static str) -> Option<Hit> {
     if config.rules.is_empty() {
         return None;
@@ -5512,6 +5500,18 @@ fn screen(config: &WafConfig, raw: &str, plus_is_space: bool, part: &'static str
                 text.contains('%')
                     .then(|| scan(config, &text.replace('%', ""), part))
                     .flatten()
+            })
+            .or_else(|| {
+                let sql = WafConfig {
+                    rules: vec![RuleSet::Sqli],
+                    ..config.clone()
+                };
+                config
+                    .rules
+                    .contains(&RuleSet::Sqli)
+                    .then(|| without_dropped_numbers(&text))
+                    .flatten()
+                    .and_then(|read| scan(&sql, &read, part))
             }),
         None => Some(Hit {
             rule: "encoding-depth",
@@ -5524,6 +5524,47 @@ fn screen(config: &WafConfig, raw: &str, plus_is_space: bool, part: &'static str
 fn has_json_escape(text: &[u8]) -> bool {
     memchr::memchr_iter(b'\\', text)
         .any(|at| text.get(at + 1).is_some_and(|b| b"\"\\/bfnrtu".contains(b)))
+}
+
+/// `text` without the numbers MySQL's lexer drops, when it holds one: digits and `.e` (or `.E`) starting a token
+/// and glued before one of `(),.*^/|&`, with the blanks before them — sqlmap's `scientific` (GoSecure's scientific
+/// notation bug) writes ` 1.e` before each of those and between a call's name and its `(`, so `ifnull 1.e(ascii
+/// 1.e(substr 1.e(user 1.e( 1.e) 1.e,1 1.e,1 1.e) 1.e) 1.e,0 1.e)>64` is `ifnull(ascii(substr(user(),1,1)),0)>64`
+/// to MySQL. One pass over the text; "version 1.e5", "see 1.e) below" and "section 1.e (optional)" lose nothing
+/// that reads as code.
+fn without_dropped_numbers(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    for dot in memchr::memchr_iter(b'.', bytes) {
+        let start = dot
+            - bytes[..dot]
+                .iter()
+                .rev()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+        let dropped = start < dot
+            && start >= copied
+            && (start == 0
+                || !(bytes[start - 1].is_ascii_alphanumeric()
+                    || b"_.".contains(&bytes[start - 1])))
+            && matches!(bytes.get(dot + 1), Some(b'e' | b'E'))
+            && bytes.get(dot + 2).is_some_and(|b| b"(),.*^/|&".contains(b));
+        if dropped {
+            let blanks = bytes[copied..start]
+                .iter()
+                .rev()
+                .take_while(|b| b.is_ascii_whitespace())
+                .count();
+            let out = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
+            out.extend_from_slice(&bytes[copied..start - blanks]);
+            copied = dot + 2;
+        }
+    }
+    let mut out = out?;
+    out.extend_from_slice(&bytes[copied..]);
+    // Only ASCII bytes were removed, between whole characters.
+    String::from_utf8(out).ok()
 }
 
 /// Checks a request line: the raw path (decoded here) and raw query (decoded with `+` as space).
@@ -11599,9 +11640,22 @@ mod tests {
             ],
             "sqli-function",
         );
+        // Spread through a blind probe's nested calls, which every rule reads, not only a call's name and `(`
+        // (sqlmap's `scientific` on `1 OR IFNULL(ASCII(SUBSTR(user(),1,1)),0)>64`, and on a column's length).
+        refused(
+            &[
+                "id=1%20OR%20IFNULL%201.e%28ASCII%201.e%28SUBSTR%201.e%28user%201.e%28%201.e%29%201.e%2C1%201.e%2C1%201.e%29%201.e%29%201.e%2C0%201.e%29%3E64",
+                "id=1%20AND%20LENGTH%201.e%28password%201.e%29%3E1",
+                "id=1%20AND%201.E%281=1%201.E%29",
+            ],
+            "sqli-tautology",
+        );
         passes(&[
             "see section 1.e (the sleep 1.e) of the guide",
             "sleep 1.e(8h) a night",
+            "version 1.e5, see 1.e) below",
+            "Steps 1.a, 1.b, 1.e (optional)",
+            "ascii 1.e(x) and user 1.e() tables",
         ]);
     }
 }
