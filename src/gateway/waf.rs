@@ -4781,12 +4781,12 @@ fn predicate_end(text: &[u8], at: usize, left: &[u8], calls: &Calls<'_>) -> Opti
 }
 
 /// Whether the list between the `(` at `open` and the `)` at `close` of `text` (a suffix of the text `calls`
-/// indexes) is, for the literal `left` before its `in`, one call of one of [`BLIND_FUNCTIONS`] and numbers other
-/// than `left` (or `null`): `5 in (length(password), -1)` holds just when `length(password)=5` does. Each member may
+/// indexes) is, for the literal `left` before its `in`, one call of one of [`BLIND_FUNCTIONS`] (maybe written again)
+/// and numbers other than `left` (or `null`): `5 in (length(password), -1)` holds just when `length(password)=5` does. Each member may
 /// stand in parentheses of its own (`5 in ((length(password)))`). The list is read once, member by member.
 fn blind_list(text: &[u8], open: usize, close: usize, left: &[u8], calls: &Calls<'_>) -> bool {
     let gap = |at: usize, over: &[u8]| close - skip(&text[at..close], over).len();
-    let mut blind_calls = 0;
+    let mut first_call: Option<&[u8]> = None;
     let mut at = open + 1;
     loop {
         let start = gap(at, b" (");
@@ -4799,7 +4799,12 @@ fn blind_list(text: &[u8], open: usize, close: usize, left: &[u8], calls: &Calls
             let Some(end) = calls.close(text, paren) else {
                 return false;
             };
-            blind_calls += 1;
+            // The same call again adds no member that could hold otherwise (`5 in (length(password),
+            // length(password))`); another call is another probe's.
+            let call = &text[start..=end];
+            if *first_call.get_or_insert(call) != call {
+                return false;
+            }
             end + 1
         } else if name == b"null" {
             start + name.len()
@@ -4816,7 +4821,7 @@ fn blind_list(text: &[u8], open: usize, close: usize, left: &[u8], calls: &Calls
         };
         at = gap(end, b" )");
         match text.get(at) {
-            _ if at == close => return blind_calls == 1,
+            _ if at == close => return first_call.is_some(),
             Some(b',') => at += 1,
             _ => return false,
         }
@@ -11363,6 +11368,8 @@ mod tests {
                 "id=1+and+5+in+(length(password)%2C-1)",
                 "id=1+and+5+in+(-1%2C+(+length(password)+)%2C+null)--",
                 "x=1 and 2 in (len(s), 3)",
+                // The one call twice: `length(password)=5` still.
+                "id=1+and+5+in+(length(password)%2Clength(password))",
             ],
             "sqli-tautology",
         );
