@@ -5507,16 +5507,18 @@ fn screen(config: &WafConfig, raw: &str, plus_is_space: bool, part: &'static str
                     .flatten()
             })
             .or_else(|| {
+                let read = config
+                    .rules
+                    .contains(&RuleSet::Sqli)
+                    .then(|| without_dropped_numbers(&text))
+                    .flatten()?;
+                // Made only for a text that holds such a number: every other value was costing a copy of the
+                // configuration.
                 let sql = WafConfig {
                     rules: vec![RuleSet::Sqli],
                     ..config.clone()
                 };
-                config
-                    .rules
-                    .contains(&RuleSet::Sqli)
-                    .then(|| without_dropped_numbers(&text))
-                    .flatten()
-                    .and_then(|read| scan(&sql, &read, part))
+                scan(&sql, &read, part)
             }),
         None => Some(Hit {
             rule: "encoding-depth",
