@@ -511,6 +511,27 @@ test("a flags feature that is not a boolean is off and logged, and the other fea
   assert.equal(skipped(on.id).length, 1);
 });
 
+test("a flags experiment that does not read is none and logged, and the features are kept", async (t) => {
+  // The document was refused as a whole for it: every feature went with the experiment.
+  t.after(() => seedContent(kv));
+  await kv.put("flags", JSON.stringify({
+    experiment: { name: "offers-headline", variants: [{ name: "control" }] },
+    features: { shipping_banner: true },
+  }));
+  const id = `experiment-${randomBytes(4).toString("hex")}`;
+  const response = await get("/p/product", { headers: withVisitor(VISITOR, { "x-request-id": id }) });
+  const body = await response.text();
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("x-variant"), null, "no visitor is assigned");
+  assert.ok(body.includes('<p class="shipping">'), "the features are kept");
+  const line = await until(
+    () => worker.jsonLogs().find((l) => l.msg === "content_kv_experiment_skipped" && l.request_id === id),
+    { what: "the skipped experiment's line" },
+  );
+  assert.deepEqual([line.key, line.skipped, line.member, line.error], ["flags", 1, "experiment", "missing field `headline`"]);
+  assert.equal(worker.jsonLogs().filter((l) => l.msg === "content_kv_malformed" && l.request_id === id).length, 0);
+});
+
 test("?render=whole sends the same page in one piece; pages are private; bad input answers JSON errors", async () => {
   const streamed = await get("/", { headers: withVisitor() });
   const whole = await get("/?render=whole", { headers: withVisitor() });

@@ -287,6 +287,12 @@ pub async fn page(call: Call) -> ApiResult<Response> {
                 .skipped
                 .line(keys::FLAGS, "feature", &call.request_id),
         ),
+        (
+            "content_kv_experiment_skipped",
+            flags
+                .experiment_skipped
+                .line(keys::FLAGS, "member", &call.request_id),
+        ),
     ];
     for (event, line) in skips {
         if let Some(line) = line {

@@ -10,14 +10,42 @@ use super::keys;
 use super::plan::is_token;
 use super::skips::Skips;
 
-/// The flags document.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// The flags document. Its experiment is read on its own: one that does not read (a variant without `headline`, a
+/// `name` that is not a string) is none — no visitor is assigned, as for a variant name that is no token — and the
+/// features are kept; refusing the whole document for it took every feature off every page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
-    #[serde(default)]
     pub experiment: Option<Experiment>,
+    /// The experiment when it did not read (named `experiment`), for the page's log line.
+    pub experiment_skipped: Skips<&'static str>,
     /// Named on/off switches (`shipping_banner` shows the free-shipping line in the offers block).
-    #[serde(default)]
     pub features: Features,
+}
+
+impl<'de> Deserialize<'de> for Flags {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            #[serde(default)]
+            experiment: serde_json::Value,
+            #[serde(default)]
+            features: Features,
+        }
+        let raw = Raw::deserialize(deserializer)?;
+        let mut experiment_skipped = Skips::default();
+        let experiment = match Option::<Experiment>::deserialize(raw.experiment) {
+            Ok(experiment) => experiment,
+            Err(e) => {
+                experiment_skipped.note(|| "experiment", &e);
+                None
+            }
+        };
+        Ok(Self {
+            experiment,
+            experiment_skipped,
+            features: raw.features,
+        })
+    }
 }
 
 impl Flags {
@@ -201,6 +229,31 @@ mod tests {
         assert_eq!(assign(&bad, "u"), None, "unsafe header value");
         assert!(flags(true).enabled("shipping_banner"));
         assert!(!flags(true).enabled("other"));
+    }
+
+    #[test]
+    fn an_experiment_that_does_not_read_is_none_and_the_features_are_kept() {
+        // Refusing the whole document for it took every feature off every page.
+        let f: Flags = serde_json::from_value(serde_json::json!({
+            "experiment": {"name": "offers", "variants": [{"name": "control"}]},
+            "features": {"shipping_banner": true}
+        }))
+        .expect("flags");
+        assert_eq!(f.experiment, None);
+        assert_eq!(assign(&f, "u"), None);
+        assert!(f.enabled("shipping_banner"));
+        assert_eq!(
+            f.experiment_skipped.first,
+            Some(("experiment", "missing field `headline`".to_owned()))
+        );
+        // Absent or null: none, and nothing left out.
+        for doc in [
+            serde_json::json!({}),
+            serde_json::json!({"experiment": null}),
+        ] {
+            let f: Flags = serde_json::from_value(doc).expect("flags");
+            assert_eq!((f.experiment, f.experiment_skipped.count), (None, 0));
+        }
     }
 
     #[test]
