@@ -42,11 +42,10 @@ pub fn serve<F>(request: Rc<super::Arrived>, work: F) -> js_sys::Promise
 where
     F: Future<Output = Result<JsValue, JsValue>> + 'static,
 {
-    let mut work = Some(work);
-    let mut request = Some(request);
+    let mut started = Some((request, work));
     js_sys::Promise::new(&mut |resolve, reject| {
         // The executor runs once, synchronously (ECMAScript's Promise constructor).
-        let (Some(work), Some(request)) = (work.take(), request.take()) else {
+        let Some((request, work)) = started.take() else {
             return;
         };
         let key = PENDING.with(|cell| {
@@ -67,7 +66,8 @@ where
             })
             .await;
             let pending = PENDING.with(|cell| cell.borrow_mut().1.remove(&key));
-            let settled = match (outcome, pending) {
+            // A promise's own resolve and reject functions do not throw.
+            let _ = match (outcome, pending) {
                 (Ok(value), Some(Pending { answer, .. })) => {
                     answer.call1(&JsValue::UNDEFINED, &value)
                 }
@@ -75,7 +75,6 @@ where
                 // Answered by the panic hook, whose instance stops: not reached.
                 (_, None) => Ok(JsValue::UNDEFINED),
             };
-            drop(settled);
         });
     })
 }
