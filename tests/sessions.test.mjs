@@ -5,6 +5,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createPublicKey, verify, randomBytes, createHash } from "node:crypto";
 import { request as httpRequest } from "node:http";
+import { rmSync } from "node:fs";
 import { age, startWorker, until } from "./support/worker.mjs";
 import { seed, hashPassword, DEMO_USERS } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
@@ -1710,6 +1711,32 @@ test("the signing key is configuration: invalid refuses to start, unset refuses 
   t.after(() => unset.stop());
   await seed({ CONFIG_KV: await unset.mf.getKVNamespace("CONFIG_KV"), DB: await unset.mf.getD1Database("DB") });
   await expectError(await unset.fetch("/auth/login", json({ email: BOB.email, password: BOB.password })), 500, "internal_error", "no key");
+});
+
+test("a refresh that cannot sign an access token (AUTH_SIGNING_KEY deleted since the login) is refused before it rotates: the cookie keeps working", async (t) => {
+  const keyed = await startWorker({ vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS } });
+  await seed({ CONFIG_KV: await keyed.mf.getKVNamespace("CONFIG_KV"), DB: await keyed.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const signIn = await keyed.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
+  assert.equal(signIn.status, 200);
+  const token = cookieOf(signIn);
+  await signIn.arrayBuffer();
+  await keyed.stop({ keepState: true });
+  // The same D1 and KV, served by a deployment whose secret was deleted.
+  const keyless = await startWorker({ vars: { AUTH_SIGNING_KEY: "", RATE_LIMIT_POLICIES: GENEROUS }, stateDir: keyed.stateDir });
+  t.after(async () => {
+    await keyless.stop();
+    rmSync(keyed.stateDir, { recursive: true, force: true });
+  });
+  const refreshed = await keyless.fetch("/auth/refresh", withCookie(token, { method: "POST" }));
+  await expectError(refreshed, 500, "internal_error", "refresh without a signing key");
+  assert.equal(refreshed.headers.get("set-cookie"), null, "no cookie: none was made");
+  const wdb = await keyless.mf.getD1Database("DB");
+  const row = await wdb.prepare("SELECT revoked_at FROM sessions WHERE id = ?1").bind(sessionId(token)).first();
+  assert.deepEqual(row, { revoked_at: null }, "the session still has the browser's token: it was not rotated");
+  // The strict list reads D1: the token the browser holds is still the session's, not one retired for a token never sent.
+  const listed = await keyless.fetch("/auth/sessions", withCookie(token));
+  assert.equal(listed.status, 200, "the browser's cookie still signs it in");
+  await listed.arrayBuffer();
 });
 
 test("a browser that signed in keeps its own login limit while others exhaust the email's (trusted-device cookies)", async (t) => {

@@ -870,11 +870,18 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
         config.idle_secs * 1000,
         config.max_secs * 1000,
     );
-    // Before the rotation: once it lands, the new token exists only in this answer, and a session ending within the
-    // second would get no access token with it (`issued`) — the old token retired, the new one never delivered.
-    if jwt::expiry_secs(now, config.access_ttl_secs, expires_at).is_none() {
-        return Err(ended_at_issue(&config.cookie_name));
-    }
+    let record = SessionRecord {
+        expires_at,
+        last_seen_at: now,
+        ..record
+    };
+    // The answer (its access token signed, its cookie set) is made before the rotation: once that lands, the new
+    // token exists only in this answer, so whatever would keep it from being sent — a session ending within the
+    // second (no access token: `issued`), no AUTH_SIGNING_KEY (a secret deleted since the session began) — must
+    // fail the refresh first. After the rotation it retired the browser's token for one never delivered: the
+    // user was signed out, and the browser's next refresh past SESSION_REUSE_GRACE_SECS revoked the session as
+    // reused (a `session_reuse` alarm for no thief).
+    let answer = issued(&call, Some(&token), &record, now)?;
     if !store
         .rotate(
             &old_id,
@@ -918,11 +925,6 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
             json!({"request_id": call.request_id, "detail": e.to_string()}),
         );
     }
-    let record = SessionRecord {
-        expires_at,
-        last_seen_at: now,
-        ..record
-    };
     // A refill, not a plain write: a reuse detection may already have revoked the session rotated into.
     if let Err(e) = store
         .refill(
@@ -937,7 +939,7 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
             json!({"request_id": call.request_id, "detail": e.to_string()}),
         );
     }
-    Ok(finish(issued(&call, Some(&token), &record, now)?, &store))
+    Ok(finish(answer, &store))
 }
 
 /// Revokes the sessions `tokens` name in D1 (or, for a token a refresh retired, the session it became), in one
