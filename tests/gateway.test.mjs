@@ -1983,7 +1983,7 @@ describe("JWT", () => {
     assert.equal(lastRequest().headers["x-user-permissions"], "read,write");
   });
 
-  test("untrusted JWKS keys are skipped: a small-order Ed25519 key (whose forged signature is refused) and keys meant for other uses", async () => {
+  test("untrusted JWKS keys are skipped: a small-order Ed25519 key (whose forged signature is refused), keys meant for other uses and one published with its private half", async () => {
     // The identity point verifies R = identity, S = 0 over any message in verifiers without a small-order check.
     const identity = Buffer.alloc(32);
     identity[0] = 1;
@@ -1995,6 +1995,8 @@ describe("JWT", () => {
     const ed = misuse["misuse-ed1"].publicJwk;
     doc.keys.push({ ...ed, kid: "for-encryption", alg: "EdDSA", use: "enc" });
     doc.keys.push({ ...ed, kid: "sign-only", alg: "EdDSA", key_ops: ["sign"] });
+    // A key published with its private half (`d`): whoever reads the key set can sign with it.
+    doc.keys.push({ ...misuse["misuse-ed1"].privateKey.export({ format: "jwk" }), kid: "exposed", alg: "EdDSA", use: "sig" });
     await kv.put("jwks", JSON.stringify(await keepingOthers(doc)));
     // The document was re-read once a key only it holds is accepted.
     await until(async () => {
@@ -2007,8 +2009,9 @@ describe("JWT", () => {
     assert.equal(r.status, 401);
     assert.equal(describeOf(r), "unknown key id");
     await r.arrayBuffer();
-    for (const kid of ["for-encryption", "sign-only"]) {
-      // Genuinely signed by the key's private half: refused because the key is not published for verifying.
+    for (const kid of ["for-encryption", "sign-only", "exposed"]) {
+      // Genuinely signed by the key's private half: refused because the key is not published for verifying (or is
+      // published with its private half).
       const signed = token({ [kid]: misuse["misuse-ed1"] }, kid);
       const refused = await worker.fetch("/gw/secure", { headers: bearer(signed) });
       assert.equal(refused.status, 401, kid);
@@ -2022,6 +2025,7 @@ describe("JWT", () => {
     assert.ok(reasons.some((p) => /use "enc" is not sig/.test(p)), JSON.stringify(reasons));
     assert.ok(reasons.some((p) => /key_ops \["sign"\] does not include verify/.test(p)), JSON.stringify(reasons));
     assert.ok(reasons.some((p) => /weak or non-canonical Ed25519 key/.test(p)), JSON.stringify(reasons));
+    assert.ok(reasons.some((p) => /private key member d present/.test(p)), JSON.stringify(reasons));
   });
 
   test("a cold isolate's concurrent first requests share one JWKS read; a failed one fails them all and the next request reads again", async (t) => {

@@ -87,7 +87,7 @@ struct JwksDocument {
 
 impl Jwks {
     /// Parses a JWKS document. Keys that cannot be used (unknown type, `alg` not matching the key type, bad
-    /// material, `use` other than `sig`) are left out and described in the second value, so one bad key does not
+    /// material, `use` other than `sig`, a private half published) are left out and described in the second value, so one bad key does not
     /// lock everyone out; a document that is not a JWKS at all is an error.
     pub fn parse(text: &str) -> Result<(Self, Vec<String>), String> {
         let doc: JwksDocument =
@@ -166,6 +166,19 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
         if !list.iter().any(|op| op.as_str() == Some("verify")) {
             return Err(format!("key_ops {ops} does not include verify"));
         }
+    }
+    // RFC 7517 §9.2/§9.3, RFC 7518 §6.2.2/§6.3.2, RFC 8037 §2: `d` (and RSA's `p`, `q`, `dp`, `dq`, `qi`, `oth`) are
+    // the private key. A key set is a public document (copied from an identity provider, pasted by an operator); one
+    // carrying them has leaked the key, and anyone who read it can sign tokens it verifies. Such a key is skipped,
+    // not its private half dropped and the rest trusted (before, a pasted private JWK verified as if public).
+    if let Some(name) = value
+        .as_object()
+        .filter(|_| member("kty").ok().flatten() != Some("oct"))
+        .and_then(|o| PRIVATE_MEMBERS.iter().find(|name| o.contains_key(**name)))
+    {
+        return Err(format!(
+            "private key member {name} present: the key is exposed by the key set, publish its public half only"
+        ));
     }
     let jwk: JsonWebKey<'_> =
         serde_json::from_value(value.clone()).map_err(|e| format!("not a JWK: {e}"))?;
@@ -267,6 +280,9 @@ fn public_key_info(material: &Material) -> Option<PublicKeyInfo> {
         verify_as,
     })
 }
+
+/// The JWK members that hold a private key (RFC 7518 §6.2.2 for EC and OKP's `d`, §6.3.2 for RSA's).
+const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
 
 /// RSA keys shorter than this are refused: 1024-bit moduli are within reach of factoring, and every common identity
 /// provider signs with 2048 bits or more.
@@ -1853,6 +1869,56 @@ mod tests {
                 "key 0: weak or non-canonical Ed25519 key".to_owned(),
                 "key 1: RSA key of 1024 bits; at least 2048 are required".to_owned(),
             ]
+        );
+    }
+
+    #[test]
+    fn a_key_published_with_its_private_half_is_skipped() {
+        // A private JWK pasted into the key set (or an identity provider serving one): whoever read the document can
+        // sign. Before, each of these was kept and verified tokens as if it were public.
+        let (_, _, pair) = ed(json!({}));
+        let mut ed_private =
+            serde_json::to_value(jwt_compact::jwk::JsonWebKey::from(&pair.pk)).expect("jwk");
+        ed_private["kid"] = json!("e1");
+        ed_private["d"] = json!(base64url(&pair.sk.seed()[..]));
+        let (keys, skipped) = Jwks::parse(
+            &json!({"keys": [
+                ed_private,
+                {"kty": "EC", "crv": "P-256", "kid": "ec", "x": P256_X, "y": P256_Y, "d": P256_X},
+                {"kty": "RSA", "kid": "rsa-d", "n": RSA_2048_N, "e": "AQAB", "d": "AQAB"},
+                // RSA's other private members alone are the private key too (its CRT form).
+                {"kty": "RSA", "kid": "rsa-p", "n": RSA_2048_N, "e": "AQAB", "p": "AQAB", "q": "AQAB"},
+                // The public halves are kept, and so is a symmetric key, whose `k` is its whole point.
+                {"kty": "RSA", "kid": "rsa", "n": RSA_2048_N, "e": "AQAB"},
+                {"kty": "EC", "crv": "P-256", "kid": "ec-public", "x": P256_X, "y": P256_Y},
+                {"kty": "oct", "kid": "h1", "k": K},
+            ]})
+            .to_string(),
+        )
+        .expect("document parses");
+        let exposed = |i: usize, name: &str| {
+            format!(
+                "key {i}: private key member {name} present: the key is exposed by the key set, publish its \
+                 public half only"
+            )
+        };
+        assert_eq!(
+            skipped,
+            vec![
+                exposed(0, "d"),
+                exposed(1, "d"),
+                exposed(2, "d"),
+                exposed(3, "p")
+            ]
+        );
+        assert_eq!(keys.len(), 3, "{keys:?}");
+        assert_eq!(
+            runtime_check(&ed(json!({})).0, &keys, &policy())
+                .err()
+                .map(|e| e.0)
+                .as_deref(),
+            Some("unknown key id"),
+            "a token of the exposed Ed25519 key names a kid no key answers to"
         );
     }
 
