@@ -1917,6 +1917,29 @@ mod tests {
         );
     }
 
+    /// Coverage only (these were refused at 921e2e0 already, by jwt-compact and the rsa crate): the key shapes an
+    /// attacker's or a careless operator's document may hold that no verifier should trust, each skipped.
+    #[test]
+    fn keys_of_other_curves_bad_exponents_and_wrong_lengths_are_skipped() {
+        let cases = [
+            // e = 1 makes the signature its own padded message; even exponents are no RSA key.
+            json!({"kty": "RSA", "n": RSA_2048_N, "e": "AQ"}),
+            json!({"kty": "RSA", "n": RSA_2048_N, "e": "Ag"}),
+            json!({"kty": "RSA", "n": RSA_2048_N, "e": "AQAA"}),
+            json!({"kty": "EC", "crv": "P-384", "x": P256_X, "y": P256_Y}),
+            json!({"kty": "EC", "crv": "secp256k1", "x": P256_X, "y": P256_Y}),
+            json!({"kty": "EC", "crv": "P-256", "x": &P256_X[..40], "y": P256_Y}),
+            json!({"kty": "OKP", "crv": "X448", "x": P256_X}),
+            json!({"kty": "OKP", "crv": "Ed448", "x": P256_X}),
+            json!({"kty": "OKP", "crv": "Ed25519", "x": &P256_X[..40]}),
+        ];
+        for key in cases {
+            let (keys, skipped) =
+                Jwks::parse(&json!({ "keys": [key.clone()] }).to_string()).expect("a JWKS");
+            assert!(keys.is_empty() && skipped.len() == 1, "{key}: {skipped:?}");
+        }
+    }
+
     #[test]
     fn a_key_published_with_its_private_half_is_skipped() {
         // A private JWK pasted into the key set (or an identity provider serving one): whoever read the document can
