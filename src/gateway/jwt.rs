@@ -1706,14 +1706,20 @@ mod tests {
         (token, jwks(json!([public])), pair)
     }
 
+    /// The public JWK of `pair` under `kid`.
+    fn ed_public(pair: &ed25519_compact::KeyPair, kid: &str) -> Value {
+        let mut public =
+            serde_json::to_value(jwt_compact::jwk::JsonWebKey::from(&pair.pk)).expect("jwk");
+        public["kid"] = json!(kid);
+        public
+    }
+
     #[test]
     fn an_ed25519_key_naming_its_algorithm_ed25519_verifies_eddsa_tokens() {
         // RFC 9864 registers `Ed25519` as the JOSE algorithm of EdDSA on that curve, and WebCrypto's JWK export of an
         // Ed25519 key writes `"alg": "Ed25519"` (node's does): such a published key is the signing key's public half.
         let (token, _, pair) = ed(json!({}));
-        let mut public =
-            serde_json::to_value(jwt_compact::jwk::JsonWebKey::from(&pair.pk)).expect("jwk");
-        public["kid"] = json!("e1");
+        let mut public = ed_public(&pair, "e1");
         public["alg"] = json!("Ed25519");
         let (keys, skipped) =
             Jwks::parse(&json!({ "keys": [public.clone()] }).to_string()).expect("jwks");
@@ -1945,9 +1951,7 @@ mod tests {
         // A private JWK pasted into the key set (or an identity provider serving one): whoever read the document can
         // sign. Before, each of these was kept and verified tokens as if it were public.
         let (_, _, pair) = ed(json!({}));
-        let mut ed_private =
-            serde_json::to_value(jwt_compact::jwk::JsonWebKey::from(&pair.pk)).expect("jwk");
-        ed_private["kid"] = json!("e1");
+        let mut ed_private = ed_public(&pair, "e1");
         ed_private["d"] = json!(base64url(&pair.sk.seed()[..]));
         let (keys, skipped) = Jwks::parse(
             &json!({"keys": [
