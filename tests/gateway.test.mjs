@@ -2079,6 +2079,35 @@ describe("JWT", () => {
     await published.arrayBuffer();
   });
 
+  test("a JWKS document over 128 KiB is refused unparsed, as one that is no JWKS: 500 naming its size in the log", async (t) => {
+    // Before, any size was parsed on each read, and the parse is not linear in the keys: 10,000 RSA keys took
+    // seconds of CPU, which every request of a cold isolate waited on.
+    const big = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "secure", path: "/gw/secure", upstream: origin.url, auth: "jwt" }] } });
+    t.after(() => big.stop());
+    const bigKv = await big.mf.getKVNamespace("CONFIG_KV");
+    const age = async (ms) => assert.equal((await big.fetch(`/__debug/jwks/age?ms=${ms}`, { method: "POST" })).status, 200);
+    const fresh = makeKeys("big-");
+    const asked = () => big.fetch("/gw/secure", { headers: bearer(token(fresh, "big-ed1")) });
+    const doc = jwksOf(fresh);
+    const rsa = fresh["big-rsa1"].publicJwk;
+    for (let i = 0; JSON.stringify(doc).length <= 128 * 1024; i++) doc.keys.push({ ...rsa, kid: `filler-${i}`, alg: "RS256" });
+    const text = JSON.stringify(doc);
+    await bigKv.put("jwks", text);
+    const refused = await asked();
+    const body = await refused.json();
+    assert.equal(refused.status, 500, JSON.stringify(body));
+    assert.equal(body.error.code, "internal_error");
+    assert.equal(refused.headers.get("www-authenticate"), null, "the token is not blamed");
+    const line = big.jsonLogs().find((l) => l.msg === "request" && l.status === 500);
+    assert.match(line?.detail ?? "", new RegExp(`document of ${text.length} bytes; at most 131072 are read`), JSON.stringify(line));
+    // The same keys without the filler are read once the failed read's hold (1 s, seen lapsed) is over.
+    await bigKv.put("jwks", JSON.stringify(jwksOf(fresh)));
+    await age(1000);
+    const read = await asked();
+    assert.equal(read.status, 200, describeOf(read));
+    await read.arrayBuffer();
+  });
+
   test("a JWKS document rewritten broken keeps the last set read in use for its TTL again, logged, then answers 500", async (t) => {
     // Before, the first re-read after the TTL failed and every bearer token was answered 500 from then on: one bad
     // write of the document took every JWT route down within a TTL. The TTL, its grace and the failed read's hold
