@@ -3908,6 +3908,25 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a per-user policy stores an answer saying Vary: Authorization, as its key holds the credentials", async () => {
+    origin.reset();
+    // A token-authenticated API says its answers vary by the token, as it must tell a shared cache.
+    origin.handle((req, body, res) =>
+      res.writeHead(200, { "content-type": "text/plain", vary: "Authorization" }).end(`for ${req.headers["x-user-id"]}`));
+    const path = `/gw/me/vary?${Date.now()}`;
+    const dana = token(keys, "ed1", { sub: "dana" });
+    for (const state of ["MISS", "HIT"]) {
+      const r = await worker.fetch(path, { headers: bearer(dana) });
+      assert.equal(await r.text(), "for dana", state);
+      assert.equal(r.headers.get("x-cache"), state, "stored under dana's key, and served from it");
+    }
+    const erin = await worker.fetch(path, { headers: bearer(token(keys, "ed1", { sub: "erin" })) });
+    assert.equal(await erin.text(), "for erin", "another user's token is not served dana's answer");
+    assert.equal(erin.headers.get("x-cache"), "MISS");
+    assert.equal(origin.requests.length, 2, "one origin request per user");
+    origin.reset();
+  });
+
   test("answers from a stored copy (HIT, 304, STALE) carry x-cache alone, not the Cache API's cf-cache-status", async () => {
     origin.reset();
     origin.handle((req, body, res) => {

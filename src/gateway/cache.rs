@@ -623,12 +623,22 @@ fn encode(s: &str) -> String {
 /// Whether an origin answer may be stored in the edge cache and handed to other requests for the same key: a
 /// cacheable status (2xx but 206, 301, 308, 404, 410), no `Set-Cookie`, no `Cache-Control: no-store`, no `private`
 /// unless the policy keys entries per user, no `Vary` beyond `Accept-Encoding` and `Origin` (the key includes no
-/// other request header; `Origin` is in it), and not an event stream (`text/event-stream` is live: it goes to its requester as it is written). Freshness directives (`max-age`, `no-cache`, …) do not count: the route's policy sets the edge TTL, as an
+/// other request header; `Origin` is in it) — and `Authorization` on a per-user policy, whose key holds the digest of
+/// the `Authorization` its fill carries ([`cache_key`]), so a copy is served only to requests sending the same one
+/// (refused, an origin saying `Vary: Authorization` on its per-token answers, as token-authenticated APIs do, had
+/// every request of a personalised route go to it) —, and not an event stream (`text/event-stream` is live: it goes to its requester as it is written). Freshness directives (`max-age`, `no-cache`, …) do not count: the route's policy sets the edge TTL, as an
 /// edge TTL override does on a CDN. Header names lower-case, as the runtime gives them.
 pub fn storable(status: u16, headers: &[(String, String)], per_user: bool) -> bool {
     storable_status(status)
         && for_anyone(headers, per_user)
-        && varies_only_by(headers, &["origin"])
+        && varies_only_by(
+            headers,
+            if per_user {
+                &["origin", "authorization"]
+            } else {
+                &["origin"]
+            },
+        )
         && !headers.iter().any(|(name, value)| {
             name == "content-type" && crate::body::media_type(value) == "text/event-stream"
         })
@@ -1450,6 +1460,15 @@ mod tests {
         assert!(
             !storable(200, &h(&[("vary", "Cookie")]), true),
             "Vary still matters per user"
+        );
+        // A per-user key holds the fill's `Authorization` (its digest): an answer by it is that key's alone.
+        assert!(
+            storable(200, &h(&[("vary", "Authorization, Accept-Encoding")]), true),
+            "Vary: Authorization is the key's own per user"
+        );
+        assert!(
+            !storable(200, &h(&[("vary", "Authorization")]), false),
+            "a shared key holds no credentials"
         );
         assert!(storable(
             200,
