@@ -3927,6 +3927,29 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a per-user answer tells the browser it varies by the credentials (Authorization, Cookie)", async () => {
+    origin.reset();
+    origin.handle((req, body, res) =>
+      res.writeHead(200, { "content-type": "text/plain", etag: '"p1"' }).end(`for ${req.headers["x-user-id"]}`));
+    const fields = (r) => (r.headers.get("vary") ?? "").split(",").map((f) => f.trim().toLowerCase()).sort();
+    // Told `private, max-age=30` without them, a browser answered the next user signed in on it (a token of its
+    // own, or a session cookie) with the first one's copy from its own cache, never asking the gateway.
+    const path = `/gw/me/browser?${Date.now()}`;
+    const headers = bearer(token(keys, "ed1", { sub: "frank" }));
+    for (const [state, extra] of [["MISS", {}], ["HIT", {}], ["HIT", { "if-none-match": '"p1"' }]]) {
+      const r = await worker.fetch(path, { headers: { ...headers, ...extra } });
+      await r.arrayBuffer();
+      assert.equal(r.headers.get("x-cache"), state);
+      assert.equal(r.headers.get("cache-control"), "private, max-age=30");
+      assert.deepEqual(fields(r), ["accept-encoding", "authorization", "cookie", "origin"], `${state} ${r.status}`);
+    }
+    // A shared policy's answer is every requester's: it varies by neither.
+    const shared = await worker.fetch(`/gw/cached?browser=${Date.now()}`, { headers });
+    await shared.arrayBuffer();
+    assert.deepEqual(fields(shared), ["accept-encoding", "origin"]);
+    origin.reset();
+  });
+
   test("answers from a stored copy (HIT, 304, STALE) carry x-cache alone, not the Cache API's cf-cache-status", async () => {
     origin.reset();
     origin.handle((req, body, res) => {

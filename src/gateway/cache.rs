@@ -89,6 +89,20 @@ impl CachePolicy {
         };
         (browser.to_owned(), surrogate)
     }
+
+    /// The `Vary` a client is told for an answer from this policy's stored copies. Every one varies by
+    /// `Accept-Encoding` (the copy is decoded, and the runtime codes each answer as its client accepts) and `Origin`
+    /// (entries are kept per requesting site). A per-user one also by `Authorization` and `Cookie`, the credentials
+    /// its key holds or its user comes from (a bearer token, a session cookie): told `private, max-age=30` and
+    /// varying by neither, a browser handed the next user signed in on it the first one's answer from its own cache,
+    /// without asking (RFC 9111 §4.1).
+    pub fn client_vary(&self) -> &'static str {
+        if self.shared {
+            "Accept-Encoding, Origin"
+        } else {
+            "Accept-Encoding, Origin, Authorization, Cookie"
+        }
+    }
 }
 
 /// The table of named policies: the built-in four, overridden or extended by `GATEWAY_CACHE_POLICIES`.
@@ -2592,6 +2606,24 @@ mod tests {
             seen_high |= ttl > 65_000;
         }
         assert!(seen_low && seen_high, "the whole ±10% range is used");
+    }
+
+    #[test]
+    fn a_per_user_answer_tells_browsers_it_varies_by_the_credentials_its_key_holds() {
+        let p = CachePolicies::default();
+        let personal = p.get("api-personalized").expect("policy");
+        assert_eq!(
+            personal.client_vary(),
+            "Accept-Encoding, Origin, Authorization, Cookie"
+        );
+        for shared in ["api-public", "static-immutable", "html-dynamic"] {
+            let policy = p.get(shared).expect("policy");
+            assert_eq!(
+                policy.client_vary(),
+                "Accept-Encoding, Origin",
+                "{shared}: one answer for every requester"
+            );
+        }
     }
 
     #[test]

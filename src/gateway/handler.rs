@@ -2467,7 +2467,8 @@ fn client_response(
     // the Cache API does not key on it). Without it, a browser or a CDN in front that kept the gzip answer handed
     // it to a client that cannot read gzip (RFC 9110 §12.5.5; a 304 says it too, §15.4.5). By `Origin` too: entries
     // are kept per requesting site (`cache::cache_key`), and a CDN in front must not hand one site's grant to another.
-    let _ = out.set("vary", "Accept-Encoding, Origin");
+    // A per-user answer by the credentials too (`CachePolicy::client_vary`).
+    let _ = out.set("vary", policy.client_vary());
     let _ = out.set("x-cache", served.label());
     let body = if asked.head || null_body(status) {
         ResponseBody::Empty
