@@ -1467,23 +1467,36 @@ mod tests {
         for headers in refused {
             assert!(!storable(200, &h(headers), false), "{headers:?}");
         }
-        assert!(
-            storable(200, &h(&[("cache-control", "private, max-age=60")]), true),
-            "private is fine per user"
-        );
-        assert!(
-            !storable(200, &h(&[("vary", "Cookie")]), true),
-            "Vary still matters per user"
-        );
-        // A per-user key holds the fill's `Authorization` (its digest): an answer by it is that key's alone.
-        assert!(
-            storable(200, &h(&[("vary", "Authorization, Accept-Encoding")]), true),
-            "Vary: Authorization is the key's own per user"
-        );
-        assert!(
-            !storable(200, &h(&[("vary", "Authorization")]), false),
-            "a shared key holds no credentials"
-        );
+        // (headers, per user, stored, why)
+        for (headers, per_user, stored, why) in [
+            (
+                ("cache-control", "private, max-age=60"),
+                true,
+                true,
+                "private is fine per user",
+            ),
+            (
+                ("vary", "Cookie"),
+                true,
+                false,
+                "Vary still matters per user",
+            ),
+            // A per-user key holds the fill's `Authorization` (its digest): an answer by it is that key's alone.
+            (
+                ("vary", "Authorization, Accept-Encoding"),
+                true,
+                true,
+                "Vary: Authorization is the key's own per user",
+            ),
+            (
+                ("vary", "Authorization"),
+                false,
+                false,
+                "a shared key holds no credentials",
+            ),
+        ] {
+            assert_eq!(storable(200, &h(&[headers]), per_user), stored, "{why}");
+        }
         assert!(storable(
             200,
             &h(&[
