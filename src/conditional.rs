@@ -173,6 +173,23 @@ fn instant(
     Some(at.and_utc().timestamp())
 }
 
+/// `secs` since the epoch as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7), the form a sender
+/// MUST generate; `None` for an instant chrono cannot place (years past 262143).
+pub fn imf_fixdate(secs: i64) -> Option<String> {
+    use chrono::{Datelike, Timelike};
+    let at = chrono::DateTime::from_timestamp(secs, 0)?;
+    let (weekday, _, _) = DAYS.iter().find(|(_, _, day)| *day == at.weekday())?;
+    Some(format!(
+        "{weekday}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        at.day(),
+        MONTHS[at.month0() as usize],
+        at.year(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    ))
+}
+
 /// A number written in `digits` ASCII digits (a range: asctime-date's day has one or two).
 fn number(text: &str, digits: std::ops::RangeInclusive<usize>) -> Option<u32> {
     if !digits.contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_digit()) {
@@ -190,6 +207,19 @@ fn opaque(etag: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instant_is_written_as_the_imf_fixdate_it_is_read_from() {
+        assert_eq!(
+            imf_fixdate(784_111_777).as_deref(),
+            Some("Sun, 06 Nov 1994 08:49:37 GMT"),
+            "RFC 9110's own example"
+        );
+        for secs in [0, 951_782_400, 1_796_327_037, 4_102_444_799] {
+            let written = imf_fixdate(secs).expect("a date");
+            assert_eq!(http_date(&written), Some(secs), "{written}");
+        }
+    }
 
     #[test]
     fn if_none_match_compares_weakly_and_star_matches_any_tag() {

@@ -3518,6 +3518,32 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a MISS says the Date the HIT after it says, not an origin's older one whose Age the policy replaced", async () => {
+    origin.reset();
+    // An origin behind a CDN of its own: its answer was made 100 s ago, and says so by Date and Age.
+    const made = new Date(Date.now() - 100_000).toUTCString();
+    origin.handle((req, body, res) => {
+      res.writeHead(200, { "content-type": "text/plain", date: made, age: "100" });
+      res.end("relayed");
+    });
+    const path = `/gw/cached?dated=${Date.now()}`;
+    const miss = await worker.fetch(path);
+    await miss.text();
+    assert.equal(miss.headers.get("x-cache"), "MISS");
+    assert.equal(miss.headers.get("age"), null, "the policy's freshness counts from the fill");
+    // Dated 100 s back with max-age=60 and no Age, a browser took the MISS for stale on arrival.
+    assert.notEqual(miss.headers.get("date"), made, "not the origin's Date");
+    const hit = await worker.fetch(path);
+    await hit.text();
+    assert.equal(hit.headers.get("x-cache"), "HIT");
+    assert.equal(miss.headers.get("date"), hit.headers.get("date"), "one copy, one Date");
+    const since = await worker.fetch(path, { headers: { "if-modified-since": hit.headers.get("date") } });
+    assert.equal(since.status, 304, "its Date sent back is answered as not modified");
+    assert.equal(since.headers.get("date"), hit.headers.get("date"));
+    assert.equal(origin.requests.length, 1);
+    origin.reset();
+  });
+
   test("a MISS answers If-Modified-Since as the HIT after it does: by when the copy was fetched, not by its origin's Date or its absence", async () => {
     origin.reset();
     for (const date of [null, "Sun, 06 Nov 1994 08:49:37 GMT"]) {

@@ -2469,6 +2469,16 @@ fn client_response(
     // are kept per requesting site (`cache::cache_key`), and a CDN in front must not hand one site's grant to another.
     // A per-user answer by the credentials too (`CachePolicy::client_vary`).
     let _ = out.set("vary", policy.client_vary());
+    // Dated as its `Age` counts: from its fill's origin request (the second after, as `not_modified` reads it). With
+    // the origin's `Date` — 100 s old from an origin behind a CDN of its own, whose `Age` the policy's headers
+    // replace — a MISS looked that much older to a browser than the HIT after it (the Cache API dates a copy at its
+    // put), and a 60 s policy's answer was stale on arrival.
+    let dated = i64::try_from(stored_at_ms.div_ceil(1000))
+        .ok()
+        .and_then(crate::conditional::imf_fixdate);
+    if let Some(date) = dated {
+        let _ = out.set("date", &date);
+    }
     let _ = out.set("x-cache", served.label());
     let body = if asked.head || null_body(status) {
         ResponseBody::Empty
