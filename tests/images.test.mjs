@@ -813,16 +813,28 @@ test("a HEAD that misses makes and stores the variant, and is told the Content-L
   assert.equal(missed.headers.get("content-length"), String(missed.body.length), "a GET that misses says it too");
 });
 
-test("the source request carries the image request's x-request-id, so the origin's logs line up with it", async () => {
+test("the source request carries the image request's x-request-id and continues its trace, so the origin's logs and traces line up with it", async () => {
   origin.requests.length = 0;
-  const response = await get(worker, "/images/123/photos/land.jpg", { "x-request-id": "image-trace-1" });
+  const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const response = await get(worker, "/images/123/photos/land.jpg", {
+    "x-request-id": "image-trace-1",
+    traceparent: parent,
+    tracestate: "congo=t61rcWkgMzE",
+  });
   assert.equal(response.status, 200);
   assert.equal(response.headers.get("x-cache"), "MISS");
   assert.deepEqual(origin.requests.map((r) => [r.path, r.headers["x-request-id"]]), [["/photos/land.jpg", "image-trace-1"]]);
-  // A fresh id for a request that sent none is the one the origin sees too.
+  // W3C Trace Context, as the gateway's origin requests carry it: the caller's trace and flags, a span of the edge's.
+  const asked = origin.requests[0].headers;
+  assert.match(asked.traceparent ?? "", /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/, "the caller's trace continued");
+  assert.notEqual(asked.traceparent, parent, "with a new span id");
+  assert.equal(asked.tracestate, "congo=t61rcWkgMzE", "its tracestate with it");
+  // A fresh id for a request that sent none is the one the origin sees too, and a new trace is started.
   origin.requests.length = 0;
   const fresh = await get(worker, "/images/124/photos/land.jpg");
   assert.equal(origin.requests[0]?.headers["x-request-id"], fresh.headers.get("x-request-id"));
+  assert.match(origin.requests[0]?.headers.traceparent ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/, "a new trace");
+  assert.equal(origin.requests[0]?.headers.tracestate, undefined, "no state for a trace started here");
 });
 
 test("origin 404 → 404, not an image → 415 (by its label or, for an original, its bytes), empty → 502, too large → 413, failed transform → the original, marked", async () => {

@@ -93,6 +93,27 @@ test("the shell reaches the client while a fragment is still being answered, and
   assert.ok(end.duration_ms >= request.duration_ms, `to the end ${end.duration_ms} ms, to the headers ${request.duration_ms} ms`);
 });
 
+test("a fragment fetch continues the page's trace with a span of its own, as the gateway's origin requests do", async () => {
+  const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const page = await get("/", { headers: withVisitor(VISITOR, { traceparent: parent, tracestate: "congo=t61rcWkgMzE" }) });
+  await page.text();
+  const fragments = () => origin.requests.filter((r) => r.path.startsWith("/fragments/"));
+  const asked = await until(() => fragments().length === FRAGMENTS.length && fragments(), { what: "every fragment asked of the origin" });
+  for (const { path, headers } of asked) {
+    assert.match(headers.traceparent ?? "", /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/, `${path}: the page's trace`);
+    assert.notEqual(headers.traceparent, parent, `${path}: a new span id`);
+    assert.equal(headers.tracestate, "congo=t61rcWkgMzE", `${path}: the trace's state with it`);
+  }
+  // A page that brings no trace starts one, the same for every fragment of the page.
+  await originServes();
+  await (await get("/", { headers: withVisitor() })).text();
+  await until(() => fragments().length === FRAGMENTS.length, { what: "every fragment asked again" });
+  const started = new Set(origin.requests.map((r) => r.headers.traceparent?.split("-")[1]));
+  assert.equal(started.size, 1, `one new trace for the page: ${[...started]}`);
+  assert.match([...started][0] ?? "", /^[0-9a-f]{32}$/);
+  assert.ok(origin.requests.every((r) => r.headers.tracestate === undefined), "no state for a trace started here");
+});
+
 test("an origin 500 gives the fragment's fallback and the rest of the page", async () => {
   await originServes({ hero: { status: 500 } });
   const response = await get("/", { headers: withVisitor() });

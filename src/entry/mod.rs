@@ -44,6 +44,19 @@ pub struct Call {
 }
 
 impl Call {
+    /// The trace fields of an origin request made for this request (a render fragment, an image source): its
+    /// incoming `traceparent` continued with a new span id, else a new trace (`observability::trace`), as the
+    /// gateway's origin requests carry it.
+    pub fn origin_trace(&self) -> Vec<(&'static str, String)> {
+        let header = |name: &str| self.req.headers().get(name).ok().flatten();
+        let trace = crate::observability::trace::continue_or_start(
+            header("traceparent").as_deref(),
+            respond::trace_random(),
+            self.isolate.config.gateway.trace_sample_percent,
+        );
+        crate::observability::trace::origin_fields(&trace, header("tracestate").as_deref())
+    }
+
     /// The client's address, from the headers Cloudflare's edge sets (see [`ClientAddress`]): what every rate-limit
     /// key, session record, `X-Forwarded-For` and cache fill names the client by.
     pub fn client_address(&self) -> Option<ClientAddress> {

@@ -160,6 +160,16 @@ thread_local! {
         const { std::cell::RefCell::new(([0; POOL_BYTES], POOL_BYTES)) };
 }
 
+/// The random bytes a trace context takes (`observability::trace::continue_or_start`): new ids and the sampling roll.
+pub fn trace_random() -> [u8; crate::observability::trace::RANDOM_BYTES] {
+    const N: usize = crate::observability::trace::RANDOM_BYTES;
+    let (a, b) = (random_bytes(), random_bytes());
+    let mut out = [0u8; N];
+    out[..16].copy_from_slice(&a);
+    out[16..].copy_from_slice(&b[..N - 16]);
+    out
+}
+
 /// 16 random bytes from WebCrypto (`getRandomValues`, drawn from a per-isolate pool of its output), falling back to
 /// `Math.random` for this draw only if that ever fails (the pool never holds fallback bytes, so the next draw asks
 /// WebCrypto again).

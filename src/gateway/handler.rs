@@ -34,7 +34,6 @@ use super::key_set::{KeySetMemory, Lookup, ReadFailure, REFRESH_STALE_MS};
 use super::request_url::{normalise_path, RequestUrl};
 use super::routes::{is_retryable_method, AuthPolicy, Matched, Route};
 use super::token_cache::{Recall, VerifiedTokens};
-use super::trace::{self, continue_or_start, TraceContext};
 use super::waf::{self, Hit, WafConfig, WafMode};
 use crate::bindings;
 use crate::client_address::ClientAddress;
@@ -43,6 +42,7 @@ use crate::entry::coalesce::{self, InFlight, Lead};
 use crate::entry::{header_list, log, respond, Call};
 use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::observability::log::Level;
+use crate::observability::trace::{self, continue_or_start, TraceContext};
 use crate::ratelimit::headers::RateLimitHeaders;
 use crate::{ratelimit, session};
 
@@ -69,7 +69,7 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
     // Every answer of the gateway's, its own 404 and 405 too, says the trace it is part of.
     let trace = continue_or_start(
         header_list::get(&incoming, "traceparent"),
-        trace_random(),
+        respond::trace_random(),
         isolate.config.gateway.trace_sample_percent,
     );
     let routes = &isolate.config.gateway.routes;
@@ -647,15 +647,6 @@ fn blocked(hit: &Hit) -> ApiError {
 
 fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
-}
-
-fn trace_random() -> [u8; trace::RANDOM_BYTES] {
-    let a = respond::random_bytes();
-    let b = respond::random_bytes();
-    let mut out = [0u8; trace::RANDOM_BYTES];
-    out[..16].copy_from_slice(&a);
-    out[16..].copy_from_slice(&b[..trace::RANDOM_BYTES - 16]);
-    out
 }
 
 // ---- authentication -------------------------------------------------------------------------------------------
@@ -1539,14 +1530,13 @@ fn origin_headers(
         out.push(("max-forwards".into(), (left - 1).to_string()));
     }
     out.push(("x-request-id".into(), call.request_id.clone()));
-    out.push(("traceparent".into(), trace.header()));
     // `tracestate` belongs to the `traceparent` it came with: kept only when that trace is continued, and only a
-    // valid list, cut to the size the spec asks to be passed on (`trace::tracestate`) — and never one the client's
+    // valid list, cut to the size the spec asks to be passed on (`trace::origin_fields`) — and never one the client's
     // `Connection` lists, which was meant for the edge alone like any other field it names.
-    if trace.continued && forward_request_header("tracestate", &listed) {
-        if let Some(state) = trace::tracestate(header_list::get(incoming, "tracestate")) {
-            out.push(("tracestate".into(), state));
-        }
+    let state = header_list::get(incoming, "tracestate")
+        .filter(|_| forward_request_header("tracestate", &listed));
+    for (name, value) in trace::origin_fields(trace, state) {
+        out.push((name.into(), value));
     }
     if let Some(user) = identity {
         out.push(("x-user-id".into(), user.sub.clone()));

@@ -12,5 +12,4 @@ pub mod key_set;
 pub mod request_url;
 pub mod routes;
 pub mod token_cache;
-pub mod trace;
 pub mod waf;

@@ -151,11 +151,16 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
     let lead = Lead::claim_at(&MAKING, &key, crate::entry::respond::now_ms(), making_ms);
 
     let source_url = request.source.url_under(origin);
+    let trace = call.origin_trace();
+    let asking = Asking {
+        request_id: &call.request_id,
+        trace: &trace,
+    };
     let variant = match config.mode {
-        ImagesMode::Binding => via_binding(call, config, &request, format, &source_url).await?,
-        ImagesMode::CfImage => {
-            via_cf_image(config, &request, format, &source_url, &call.request_id).await?
+        ImagesMode::Binding => {
+            via_binding(call, config, &request, format, &source_url, asking).await?
         }
+        ImagesMode::CfImage => via_cf_image(config, &request, format, &source_url, asking).await?,
     };
     let made = variant.made;
     let marked = move |response: Response| match made.mark() {
@@ -577,11 +582,20 @@ fn not_an_image() -> ApiError {
     ApiError::unsupported_media_type("the source is not a JPEG, PNG, WebP, AVIF or GIF image")
 }
 
+/// Who a source request is made for: the image request's `x-request-id` and the trace fields its source fetches
+/// carry (`Call::origin_trace`, drawn once, so every fetch of one image request is in one trace).
+#[derive(Clone, Copy)]
+struct Asking<'a> {
+    request_id: &'a str,
+    trace: &'a [(&'static str, String)],
+}
+
 /// One source request: redirects are not followed (a 3xx is refused by [`checked_source`]), so an open redirect on
 /// the origin cannot point the Worker at another host or at plain http; and the whole exchange, headers and body,
 /// is cut off after `IMAGES_SOURCE_TIMEOUT_MS` (504), so a trickling origin cannot hold the request open. It carries
-/// the request's `x-request-id`, so the origin's logs line up with the image request that asked (as the gateway's
-/// and render's origin requests do).
+/// the request's `x-request-id` and its trace (`traceparent`, with a continued trace's `tracestate`), so the
+/// origin's logs and traces line up with the image request that asked (as the gateway's and render's origin
+/// requests do).
 struct SourceRequest {
     init: web_sys::RequestInit,
     timeout: web_sys::AbortSignal,
@@ -589,13 +603,16 @@ struct SourceRequest {
 }
 
 impl SourceRequest {
-    fn new(config: &ImagesConfig, request_id: &str) -> Self {
+    fn new(config: &ImagesConfig, asking: Asking) -> Self {
         let init = web_sys::RequestInit::new();
         init.set_redirect(web_sys::RequestRedirect::Manual);
         // A request id is 1 to 128 characters of a header-safe alphabet (`observability::request_id`): `set` cannot
         // refuse it, and a source request without it would still be a good one.
         if let Ok(headers) = web_sys::Headers::new() {
-            let _ = headers.set("x-request-id", request_id);
+            let _ = headers.set("x-request-id", asking.request_id);
+            for (name, value) in asking.trace {
+                let _ = headers.set(name, value);
+            }
             init.set_headers(headers.as_ref());
         }
         let timeout = web_sys::AbortSignal::timeout_with_u32(config.source_timeout_ms);
@@ -645,9 +662,9 @@ impl SourceRequest {
 async fn fetch_source(
     url: &str,
     config: &ImagesConfig,
-    request_id: &str,
+    asking: Asking<'_>,
 ) -> ApiResult<(web_sys::Blob, String)> {
-    let source = SourceRequest::new(config, request_id);
+    let source = SourceRequest::new(config, asking);
     let response = source.send(url, "fetching the source").await?;
     checked_source(response, config, &source).await
 }
@@ -660,13 +677,13 @@ async fn via_cf_image(
     request: &ImageRequest,
     format: Negotiated,
     source_url: &str,
-    request_id: &str,
+    asking: Asking<'_>,
 ) -> ApiResult<Variant> {
-    let variant = cf_image_fetch(config, request, format, source_url, request_id).await?;
+    let variant = cf_image_fetch(config, request, format, source_url, asking).await?;
     if variant.made == Made::Variant {
         let shown = shown_as(format, &variant.body, &variant.mime).await?;
         if shown != format {
-            return cf_image_fetch(config, request, shown, source_url, request_id).await;
+            return cf_image_fetch(config, request, shown, source_url, asking).await;
         }
     }
     Ok(variant)
@@ -680,10 +697,10 @@ async fn cf_image_fetch(
     request: &ImageRequest,
     format: Negotiated,
     source_url: &str,
-    request_id: &str,
+    asking: Asking<'_>,
 ) -> ApiResult<Variant> {
     let options = CfImage::new(&request.transform, format, config.limits.max_side);
-    let source = SourceRequest::new(config, request_id);
+    let source = SourceRequest::new(config, asking);
     let cf = js_sys::JSON::parse(&options.cf_json())
         .map_err(js_internal("building cf.image options"))?;
     Reflect::set(&source.init, &JsValue::from_str("cf"), &cf)
@@ -698,7 +715,7 @@ async fn cf_image_fetch(
         let (body, mime) = checked_source(response, config, &source).await?;
         crate::entry::log::warn(
             "cf.image was not applied (no Cf-Resized header): is Image Resizing enabled for the zone?",
-            serde_json::json!({"request_id": request_id}),
+            serde_json::json!({"request_id": asking.request_id}),
         );
         return Ok(Variant {
             body,
@@ -707,7 +724,7 @@ async fn cf_image_fetch(
         });
     }
     if resized.is_some_and(|v| v.contains("err=")) {
-        let (body, mime) = fetch_source(source_url, config, request_id).await?;
+        let (body, mime) = fetch_source(source_url, config, asking).await?;
         return Ok(Variant {
             body,
             mime,
@@ -731,6 +748,7 @@ async fn via_binding(
     request: &ImageRequest,
     format: Negotiated,
     source_url: &str,
+    asking: Asking<'_>,
 ) -> ApiResult<Variant> {
     // Looked up first: without the binding no source is worth fetching.
     let images = images_binding(&call.env).map_err(|problem| {
@@ -738,7 +756,7 @@ async fn via_binding(
             "the {IMAGES_BINDING} binding {problem} ([images] in wrangler.toml)"
         ))
     })?;
-    let (source, labelled) = fetch_source(source_url, config, &call.request_id).await?;
+    let (source, labelled) = fetch_source(source_url, config, asking).await?;
     // The source's format is what its bytes are, as Cloudflare reads it in cf-image mode: a transparent logo served
     // `image/jpeg` stays a PNG (a JPEG has no alpha), a photo served `image/png` a JPEG. The label still decides
     // whether it is an image at all (415); bytes of no format known here are left to the binding under it.

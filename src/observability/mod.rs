@@ -2,3 +2,4 @@
 
 pub mod log;
 pub mod request_id;
+pub mod trace;

@@ -391,6 +391,8 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         products: &catalog.products,
     });
 
+    // Drawn once a page: every fragment fetch of one page is in its trace.
+    let trace: Rc<[(&'static str, String)]> = call.origin_trace().into();
     let (started_ms, log_success) = (call.started_ms, call.log_success);
     let ctx = Rc::new(call.ctx);
     let request_id: Rc<str> = call.request_id.into();
@@ -416,6 +418,7 @@ pub async fn page(call: Call) -> ApiResult<Response> {
                     name: name.clone(),
                     spec,
                     request_id: request_id.clone(),
+                    trace: trace.clone(),
                     log_success,
                     timeout_ms: config.origin_timeout_ms,
                     max_bytes: config.max_fragment_bytes,
@@ -474,6 +477,8 @@ struct Fragment {
     name: String,
     spec: FragmentSpec,
     request_id: Rc<str>,
+    /// The trace fields each origin fetch carries (`Call::origin_trace`).
+    trace: Rc<[(&'static str, String)]>,
     /// Whether this page's successes are logged (`REQUEST_LOG_PERCENT`): a fragment kept out of KV as the origin
     /// asked is one, on every page that fetches it.
     log_success: bool,
@@ -545,9 +550,9 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
     let (answer, answered) = oneshot::channel::<Result<String, String>>();
     let (kv, url, ttl) = (f.kv.clone(), f.url.clone(), f.spec.ttl_s);
     let (timeout_ms, max_bytes, name) = (f.timeout_ms, f.max_bytes, f.name.clone());
-    let (request_id, log_success) = (f.request_id.clone(), f.log_success);
+    let (request_id, trace, log_success) = (f.request_id.clone(), f.trace.clone(), f.log_success);
     f.ctx.wait_until(async move {
-        let fetched = fetch_origin(&url, timeout_ms, max_bytes, ttl, &request_id).await;
+        let fetched = fetch_origin(&url, timeout_ms, max_bytes, ttl, &request_id, &trace).await;
         if let Err(reason) = &fetched {
             // Said here too: the page may have stopped waiting, and then no one else hears of it.
             log::warn(
@@ -618,15 +623,17 @@ async fn fetch_origin(
     max_bytes: u32,
     ttl_s: u64,
     request_id: &str,
+    trace: &[(&'static str, String)],
 ) -> Result<(String, Result<u64, String>), String> {
     let init = web_sys::RequestInit::new();
     init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(timeout_ms)));
     init.set_redirect(web_sys::RequestRedirect::Manual);
-    // The page's request id, so the origin's logs line up with the page that asked.
+    // The page's request id and trace, so the origin's logs and traces line up with the page that asked.
     let headers = web_sys::Headers::new().map_err(|e| js_message(&e))?;
-    headers
-        .set("x-request-id", request_id)
-        .map_err(|e| js_message(&e))?;
+    let fields = [("x-request-id", request_id.to_owned())];
+    for (name, value) in fields.iter().chain(trace) {
+        headers.set(name, value).map_err(|e| js_message(&e))?;
+    }
     init.set_headers(headers.as_ref());
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let response: web_sys::Response = JsFuture::from(global.fetch_with_str_and_init(url, &init))

@@ -1,9 +1,10 @@
-//! W3C Trace Context (`traceparent`): a valid incoming header is continued with a new span id (same trace id and
-//! flags), an invalid or missing one starts a new trace — sampled (flag 01) for `GATEWAY_TRACE_SAMPLE_PERCENT` of
-//! them, so an origin whose tracer follows its parent's decision (OpenTelemetry's default `ParentBased` sampler) does
-//! not record every request the edge starts. Pure: the random bytes are a parameter.
+//! W3C Trace Context (`traceparent`) on the Worker's origin requests — the gateway's, render's fragment fetches and
+//! the image source fetch: a valid incoming header is continued with a new span id (same trace id and flags), an
+//! invalid or missing one starts a new trace — sampled (flag 01) for `GATEWAY_TRACE_SAMPLE_PERCENT` of them, so an
+//! origin whose tracer follows its parent's decision (OpenTelemetry's default `ParentBased` sampler) does not record
+//! every request the edge starts. Pure: the random bytes are a parameter.
 
-/// The trace context of one request as it leaves the gateway.
+/// The trace context of one request as it leaves the Worker for an origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {
     pub trace_id: String,
@@ -18,6 +19,19 @@ impl TraceContext {
     pub fn header(&self) -> String {
         format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
     }
+}
+
+/// The trace fields an origin request carries: `traceparent`, and the incoming `tracestate` ([`tracestate`]) when
+/// the trace is continued — it belongs to the `traceparent` it came with, and says nothing of a trace started here.
+pub fn origin_fields(
+    trace: &TraceContext,
+    incoming_state: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut fields = vec![("traceparent", trace.header())];
+    if let Some(state) = tracestate(incoming_state).filter(|_| trace.continued) {
+        fields.push(("tracestate", state));
+    }
+    fields
 }
 
 fn is_lower_hex(s: &str, len: usize) -> bool {
@@ -215,6 +229,29 @@ mod tests {
             *b = i as u8 + 1;
         }
         r
+    }
+
+    #[test]
+    fn an_origin_request_carries_the_traceparent_and_a_continued_traces_tracestate_only() {
+        let continued = continue_or_start(Some(VALID), random(), 0);
+        assert_eq!(
+            origin_fields(&continued, Some("vendor=a, other=b")),
+            vec![
+                ("traceparent", continued.header()),
+                ("tracestate", "vendor=a,other=b".to_owned())
+            ]
+        );
+        assert_eq!(
+            origin_fields(&continued, Some("not a list")),
+            vec![("traceparent", continued.header())],
+            "an invalid list is dropped"
+        );
+        let started = continue_or_start(None, random(), 100);
+        assert_eq!(
+            origin_fields(&started, Some("vendor=a")),
+            vec![("traceparent", started.header())],
+            "a new trace takes no state from another"
+        );
     }
 
     #[test]
