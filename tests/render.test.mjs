@@ -236,17 +236,28 @@ test("a fragment the origin marks no-store, private or no-cache is shown but not
   assert.ok(Math.abs(expires["fragment:footer"] - (before + 600)) <= 5, `footer: max-age 600, not ttl_s 3600 (${expires["fragment:footer"] - before})`);
 });
 
-test("a fragment the origin answers with Vary: * is shown but not written back (it never matches a later request)", async () => {
-  // RFC 9111 §4.1: only a revalidation could serve it again, which a KV read cannot do; it was kept for ttl_s.
-  await originServes({ hero: { headers: { vary: "Accept-Encoding, *", "cache-control": "public, max-age=600" } } });
-  const id = `vary-star-${randomBytes(4).toString("hex")}`;
-  const page = await (await get("/", { headers: withVisitor(VISITOR, { "x-request-id": id }) })).text();
-  assert.ok(page.includes("hero from origin"), "shown on the page");
-  const kept = await until(() => worker.jsonLogs().find((l) => l.msg === "fragment_not_written_back" && l.request_id === id), {
-    what: "the hero's not-written-back line",
-  });
-  assert.equal(kept.reason, "the origin said Vary: *");
-  assert.equal(await kv.get("fragment:hero"), null, "the line is written in place of the write-back");
+test("a fragment the origin answers with Vary: *, or varying on a field every fetch sends anew, is shown but not written back (it never matches a later request)", async () => {
+  // RFC 9111 §4.1: only a revalidation could serve it again, which a KV read cannot do; it was kept for ttl_s. An
+  // answer varying on the page's request id or trace was chosen for that page's fetch, and was served to every page.
+  for (const [vary, reason] of [
+    ["Accept-Encoding, *", "the origin said Vary: *"],
+    ["X-Request-Id", "the origin said Vary: x-request-id, which the fetch sends anew every time"],
+    ["Accept-Encoding, traceparent", "the origin said Vary: traceparent, which the fetch sends anew every time"],
+  ]) {
+    await originServes({ hero: { headers: { vary, "cache-control": "public, max-age=600" } } });
+    const id = `vary-${randomBytes(4).toString("hex")}`;
+    const page = await (await get("/", { headers: withVisitor(VISITOR, { "x-request-id": id }) })).text();
+    assert.ok(page.includes("hero from origin"), `Vary: ${vary}: shown on the page`);
+    const kept = await until(() => worker.jsonLogs().find((l) => l.msg === "fragment_not_written_back" && l.request_id === id), {
+      what: `Vary: ${vary}: the hero's not-written-back line`,
+    });
+    assert.equal(kept.reason, reason);
+    assert.equal(await kv.get("fragment:hero"), null, `Vary: ${vary}: the line is written in place of the write-back`);
+  }
+  // A Vary on a field the fetch sends alike every time (or never) matches every later fetch: written back.
+  await originServes({ hero: { headers: { vary: "Accept-Encoding, Cookie", "cache-control": "public, max-age=600" } } });
+  await (await get("/", { headers: withVisitor() })).text();
+  await until(async () => (await kv.get("fragment:hero")) !== null, { what: "the hero written back" });
 });
 
 test("with REQUEST_LOG_PERCENT=0 a fragment kept out of KV writes no line on every page that fetches it", async (t) => {

@@ -6,8 +6,10 @@
 //! shortens its stay, and one shorter than KV's 60 s minimum TTL keeps it out (stored for 60 s it would be served
 //! stale). A field aimed at CDNs (RFC 9213's `CDN-Cache-Control`, Cloudflare's own, `Surrogate-Control`) says the
 //! lifetime when present, as it does for a CDN; `no-store` or `private` in any of them keeps it out, as the
-//! gateway's edge cache reads them. A `Vary: *` keeps it out too (§4.1: it never matches a later request). No such
-//! field: `ttl_s`, the operator's setting. `Expires` is not read. Pure.
+//! gateway's edge cache reads them. A `Vary` of `*`, or naming a field the fragment fetch sends differently every time
+//! ([`PER_FETCH`]: the page's `x-request-id`, its trace), keeps it out too (§4.1: it never matches a later request;
+//! a KV copy has no key per field, so it would be served to fetches it does not match). No such field: `ttl_s`,
+//! the operator's setting. `Expires` is not read. Pure.
 
 use crate::cache_control::directive;
 
@@ -17,6 +19,14 @@ const TARGETED: [&str; 3] = [
     "cdn-cache-control",
     "surrogate-control",
 ];
+
+/// The request fields a fragment fetch sends with a new value on every page: the page's `x-request-id` and trace
+/// (`traceparent`, a continued trace's `tracestate`), which the Worker sets, and `CF-Ray`, which Cloudflare's edge
+/// adds to each request it passes to an origin. An answer that varies on one was chosen for that one fetch.
+/// Every other field is the same on every fetch — one the runtime sets alike each time (`Accept-Encoding`), or one
+/// it never sends (`Cookie`, `Accept-Language`: absent matches absent, §4.1) — so a `Vary` naming those matches every
+/// later fetch and the copy is kept.
+pub const PER_FETCH: [&str; 4] = ["x-request-id", "traceparent", "tracestate", "cf-ray"];
 
 /// The TTL to write a fragment back with, at most `ttl_s`, or why it is not written back. `field` gives a response
 /// header's value by lower-case name (repeated fields joined with `,`, as the runtime gives them); `min_ttl_s` is
@@ -42,15 +52,18 @@ pub fn write_back_ttl(
             }
         }
     }
-    // A Vary with `*` never matches a later request (RFC 9111 §4.1): as `no-cache`, only a revalidation could serve
-    // it, which a KV read cannot do. A Vary naming fields is not read: the fetch sends no field of
-    // the visitor's but the page's `x-request-id` (which no origin varies on).
-    let vary = field("vary");
-    if vary
-        .as_deref()
-        .is_some_and(|v| v.split(',').any(|member| member.trim() == "*"))
-    {
-        return Err("the origin said Vary: *".to_owned());
+    // A Vary with `*` never matches a later request (RFC 9111 §4.1), nor one naming a field every fetch sends anew
+    // (PER_FETCH): as `no-cache`, only a revalidation could serve it, which a KV read cannot do.
+    let vary = field("vary").unwrap_or_default();
+    for member in vary.split(',').map(str::trim) {
+        if member == "*" {
+            return Err("the origin said Vary: *".to_owned());
+        }
+        if let Some(name) = PER_FETCH.iter().find(|f| f.eq_ignore_ascii_case(member)) {
+            return Err(format!(
+                "the origin said Vary: {name}, which the fetch sends anew every time"
+            ));
+        }
     }
     // `no-cache` with a field list (`no-cache="Set-Cookie"`) bars only those fields; KV keeps no field.
     let governing = targeted
@@ -138,10 +151,12 @@ mod tests {
     }
 
     #[test]
-    fn vary_star_keeps_a_fragment_out_of_kv_and_a_vary_on_fields_does_not() {
+    fn a_vary_no_later_fetch_matches_keeps_a_fragment_out_of_kv_and_a_vary_on_fields_sent_alike_does_not(
+    ) {
         // RFC 9111 §4.1: a stored answer whose Vary has `*` never matches a later request, so a cache that cannot
-        // revalidate (a KV read) may not serve it — it was written back and served for ttl_s. A Vary naming fields
-        // matches every later fetch: the fragment request carries none of the visitor's fields.
+        // revalidate (a KV read) may not serve it — it was written back and served for ttl_s. Nor does one that
+        // varies on a field every fetch sends anew (the page's request id, its trace): it was chosen for that fetch,
+        // and was written back and served to every page after it.
         for vary in ["*", " * ", "Accept-Encoding, *", "accept-language,*"] {
             assert_eq!(
                 ttl(&[("vary", vary), ("cache-control", "max-age=600")], 300),
@@ -149,7 +164,28 @@ mod tests {
                 "Vary: {vary}"
             );
         }
-        for vary in ["Accept-Encoding", "Accept-Language, Cookie", ""] {
+        for (vary, named) in [
+            ("x-request-id", "x-request-id"),
+            ("Accept-Encoding, X-Request-ID", "x-request-id"),
+            (" traceparent ", "traceparent"),
+            ("TraceState", "tracestate"),
+            ("cf-ray", "cf-ray"),
+        ] {
+            assert_eq!(
+                ttl(&[("vary", vary), ("cache-control", "max-age=600")], 300),
+                Err(format!(
+                    "the origin said Vary: {named}, which the fetch sends anew every time"
+                )),
+                "Vary: {vary}"
+            );
+        }
+        // A field the fetch sends alike every time, or never (absent matches absent), matches every later fetch.
+        for vary in [
+            "Accept-Encoding",
+            "Accept-Language, Cookie",
+            "",
+            "x-request-id-not",
+        ] {
             assert_eq!(ttl(&[("vary", vary)], 300), Ok(300), "Vary: {vary}");
         }
     }
