@@ -167,7 +167,7 @@ test("only the origin's own non-empty text/html answers are taken: a redirect, a
         () => worker.jsonLogs().find((l) => l.msg === "fragment_origin_failed" && l.fragment === "hero" && l.request_id === id),
         { what: `${what}: logged` },
       );
-      if (reason) assert.equal(failed.reason, reason, what);
+      if (reason) assert.equal(failed.detail, reason, what);
       assert.equal(await kv.get("fragment:hero"), null, `${what}: not written back`);
     }
     assert.equal(elsewhere.requests.length, 0, "the redirect was not followed");
@@ -225,9 +225,9 @@ test("a fragment the origin marks no-store, private or no-cache is shown but not
   for (const name of FRAGMENTS) assert.ok(page.includes(`${name} from origin`), `${name}: shown on the page`);
   const kept = () => worker.jsonLogs().filter((l) => l.msg === "fragment_not_written_back");
   await until(() => ["hero", "feed", "nav"].every((n) => kept().some((l) => l.fragment === n)), { what: () => JSON.stringify(kept()) });
-  assert.match(kept().find((l) => l.fragment === "hero").reason, /no-store/);
-  assert.match(kept().find((l) => l.fragment === "feed").reason, /private/);
-  assert.match(kept().find((l) => l.fragment === "nav").reason, /30 s/);
+  assert.match(kept().find((l) => l.fragment === "hero").detail, /no-store/);
+  assert.match(kept().find((l) => l.fragment === "feed").detail, /private/);
+  assert.match(kept().find((l) => l.fragment === "nav").detail, /30 s/);
   await until(async () => (await kv.list({ prefix: "fragment:" })).keys.length === 2, { what: "header and footer written back" });
   const { keys } = await kv.list({ prefix: "fragment:" });
   const expires = Object.fromEntries(keys.map((k) => [k.name, k.expiration]));
@@ -251,7 +251,7 @@ test("a fragment the origin answers with Vary: *, or varying on a field every fe
     const kept = await until(() => worker.jsonLogs().find((l) => l.msg === "fragment_not_written_back" && l.request_id === id), {
       what: `Vary: ${vary}: the hero's not-written-back line`,
     });
-    assert.equal(kept.reason, reason);
+    assert.equal(kept.detail, reason);
     assert.equal(await kv.get("fragment:hero"), null, `Vary: ${vary}: the line is written in place of the write-back`);
   }
   // A Vary on a field the fetch sends alike every time (or never) matches every later fetch: written back.
@@ -343,9 +343,9 @@ test("a fragment origin's answer is bounded: over RENDER_MAX_FRAGMENT_BYTES or R
   assert.ok(page.includes("footer from origin"));
   const failed = (name) => w.jsonLogs().find((l) => l.msg === "fragment_origin_failed" && l.fragment === name);
   const hero = await until(() => failed("hero"), { what: "the hero's refusal logged" });
-  assert.match(hero.reason, /larger than 1024 bytes/);
+  assert.match(hero.detail, /larger than 1024 bytes/);
   const feed = await until(() => failed("feed"), { what: "the feed's timeout logged" });
-  assert.match(feed.reason, /body unreadable/, "timed out mid-body");
+  assert.match(feed.detail, /body unreadable/, "timed out mid-body");
   await until(async () => (await wkv.get("fragment:footer")) !== null, { what: "the good fragments written back" });
   assert.equal(await wkv.get("fragment:hero"), null, "the oversize fragment is not written back");
   assert.equal(await wkv.get("fragment:feed"), null, "nor the timed-out one");
@@ -377,7 +377,7 @@ test("KV values are held to RENDER_MAX_FRAGMENT_BYTES too, and an empty KV fragm
   const logged = (key) => w.jsonLogs().find((l) => l.msg === "content_kv_read_failed" && l.key === key);
   for (const key of ["fragment:hero", "css:critical"]) {
     const line = await until(() => logged(key), { what: `${key} logged` });
-    assert.match(line.error, /larger than 1024 bytes/);
+    assert.match(line.detail, /larger than 1024 bytes/);
     assert.equal(line.request_id, id, `${key}: the warning names the page's request`);
   }
   const malformed = await until(() => w.jsonLogs().find((l) => l.msg === "content_kv_malformed" && l.key === "flags"), {
@@ -417,7 +417,7 @@ test("a malformed preferences document is logged by where and why, never by what
       { what: "the malformed preferences logged" },
     );
     assert.equal(line.key, "prefs:visitor:*");
-    assert.match(line.error, /invalid type: string/, "why");
+    assert.match(line.detail, /invalid type: string/, "why");
     assert.equal(line.line, 1, "where");
     assert.ok(!JSON.stringify(line).includes("Private-Name"), `no stored value in the log: ${JSON.stringify(line).slice(0, 200)}`);
   } finally {
@@ -509,7 +509,7 @@ test("a manifest resource that does not read is left out (one line a page, namin
   const line = await until(() => worker.jsonLogs().find((l) => l.msg === "content_kv_resources_skipped" && l.request_id === id), {
     what: "the skipped resources' line",
   });
-  assert.deepEqual([line.key, line.skipped, line.index, line.error], ["manifest:product", 2, 1, "missing field `as`"]);
+  assert.deepEqual([line.key, line.skipped, line.index, line.detail], ["manifest:product", 2, 1, "missing field `as`"]);
   assert.equal(worker.jsonLogs().filter((l) => l.msg === "content_kv_resources_skipped" && l.request_id === id).length, 1);
 });
 
@@ -532,7 +532,7 @@ test("a flags feature that is not a boolean is off and logged, and the other fea
   assert.equal(off.response.headers.get("x-variant"), "control", "the experiment kept");
   assert.ok(!off.body.includes('class="shipping"'), "a feature that does not read is off");
   const line = await until(() => skipped(off.id)[0], { what: "the skipped feature's line" });
-  assert.deepEqual([line.key, line.skipped, line.feature, line.error], ["flags", 1, "shipping_banner", "invalid type: string, expected a boolean"]);
+  assert.deepEqual([line.key, line.skipped, line.feature, line.detail], ["flags", 1, "shipping_banner", "invalid type: string, expected a boolean"]);
   assert.equal(worker.jsonLogs().filter((l) => l.msg === "content_kv_malformed" && l.request_id === off.id).length, 0);
 
   const on = await page({ other: 1, shipping_banner: true, more: null });
@@ -560,7 +560,7 @@ test("a flags experiment that does not read is none and logged, and the features
     () => worker.jsonLogs().find((l) => l.msg === "content_kv_experiment_skipped" && l.request_id === id),
     { what: "the skipped experiment's line" },
   );
-  assert.deepEqual([line.key, line.skipped, line.member, line.error], ["flags", 1, "experiment", "missing field `headline`"]);
+  assert.deepEqual([line.key, line.skipped, line.member, line.detail], ["flags", 1, "experiment", "missing field `headline`"]);
   assert.equal(worker.jsonLogs().filter((l) => l.msg === "content_kv_malformed" && l.request_id === id).length, 0);
 });
 
@@ -798,7 +798,7 @@ test("geo's codes are read in any case, and a code of another shape is logged na
   await (await worker.mf.dispatchFetch(new URL("/", worker.url), { headers: withVisitor(VISITOR, { "x-request-id": id }), cf: { country: "JP" } })).arrayBuffer();
   const line = await until(() => worker.jsonLogs().find((l) => l.msg === "content_kv_malformed" && l.request_id === id), { what: "the malformed geo line" });
   assert.equal(line.key, "geo");
-  assert.match(line.error, /countries\.JP\.currency/);
+  assert.match(line.detail, /countries\.JP\.currency/);
   assert.ok(!JSON.stringify(line).includes("yens"), "the value is not echoed");
 });
 
@@ -980,7 +980,7 @@ test("a sku the catalog lists twice is offered once (the first), and the second 
   });
   assert.equal(line.sku, "mug");
   assert.equal(line.index, 2);
-  assert.match(line.error, /duplicate sku/);
+  assert.match(line.detail, /duplicate sku/);
   assert.equal(worker.jsonLogs().filter((l) => l.msg === "content_kv_product_skipped" && l.request_id === id).length, 1, "logged once");
 });
 

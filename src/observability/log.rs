@@ -135,6 +135,50 @@ pub fn panic_line(service: Option<&str>, message: &str, location: Option<&str>) 
 mod tests {
     use super::*;
 
+    /// Whether a source line names a log field `error` (not an error body's object) or `reason`: what went wrong, in
+    /// words, is `detail` in every line, as in the request line ([`RequestLog::detail`]) — render's lines said
+    /// `error` and `reason`, so one query found some of them and missed the others.
+    fn drifted(line: &str) -> bool {
+        ["\"error\":", "\"reason\":"].iter().any(|field| {
+            line.match_indices(field)
+                .any(|(at, _)| !line[at + field.len()..].trim_start().starts_with('{'))
+        })
+    }
+
+    #[test]
+    fn every_log_line_calls_what_went_wrong_detail() {
+        assert!(drifted(r#"json!({"key": key, "error": e})"#));
+        assert!(drifted(r#"json!({"fragment": name, "reason": reason})"#));
+        assert!(
+            !drifted(r#"json!({"error": {"code": code}})"#),
+            "an error body"
+        );
+        assert!(!drifted(r#"json!({"key": key, "detail": e})"#));
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        crate::boundary::rust_files(&root.join("src"), &mut files);
+        crate::boundary::rust_files(&root.join("durable_objects/src"), &mut files);
+        assert!(files.len() > 5, "found the sources");
+        let offenders: Vec<String> = files
+            .iter()
+            // This file spells the drifted names in its own checks.
+            .filter(|path| !path.ends_with("src/observability/log.rs"))
+            .flat_map(|path| {
+                let source = std::fs::read_to_string(path).unwrap_or_default();
+                source
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, line)| drifted(line))
+                    .map(|(at, line)| format!("{}:{}: {}", path.display(), at + 1, line.trim()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(
+            offenders.is_empty(),
+            "log fields to call detail: {offenders:#?}"
+        );
+    }
+
     #[test]
     fn a_request_line_is_one_json_object_with_every_field() {
         let line = RequestLog {

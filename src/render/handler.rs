@@ -116,7 +116,7 @@ async fn kv_text(kv: &KvStore, key: &str, max_bytes: u32, request_id: &str) -> O
     read.await.unwrap_or_else(|error| {
         log::warn(
             "content_kv_read_failed",
-            serde_json::json!({"key": keys::logged(key), "error": error, "request_id": request_id}),
+            serde_json::json!({"key": keys::logged(key), "detail": error, "request_id": request_id}),
         );
         None
     })
@@ -161,7 +161,7 @@ impl Content<'_> {
         serde_json::from_str(&text).unwrap_or_else(|e| {
             log::warn(
                 "content_kv_malformed",
-                serde_json::json!({"key": keys::logged(key), "error": crate::body::strip_input(&e),
+                serde_json::json!({"key": keys::logged(key), "detail": crate::body::strip_input(&e),
                     "line": e.line(), "column": e.column(), "request_id": self.request_id}),
             );
             T::default()
@@ -260,7 +260,7 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         log::warn(
             "content_kv_product_skipped",
             serde_json::json!({"key": keys::CATALOG, "index": skipped.index, "sku": skipped.sku,
-                "error": skipped.error, "request_id": call.request_id}),
+                "detail": skipped.error, "request_id": call.request_id}),
         );
     }
     if catalog.skipped_total > catalog.skipped.len() {
@@ -498,7 +498,7 @@ async fn load_fragment(f: Fragment) -> Html {
         };
         log::warn(
             "fragment_fallback",
-            serde_json::json!({"fragment": f.name, "reason": reason, "request_id": &*f.request_id}),
+            serde_json::json!({"fragment": f.name, "detail": reason, "request_id": &*f.request_id}),
         );
     }
     html
@@ -557,7 +557,7 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
             // Said here too: the page may have stopped waiting, and then no one else hears of it.
             log::warn(
                 "fragment_origin_failed",
-                serde_json::json!({"fragment": name, "reason": reason, "request_id": &*request_id}),
+                serde_json::json!({"fragment": name, "detail": reason, "request_id": &*request_id}),
             );
         }
         let (fetched, write_back) = match fetched {
@@ -580,7 +580,7 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
                 log::write(
                     Level::Info,
                     "fragment_not_written_back",
-                    serde_json::json!({"fragment": name, "reason": reason, "request_id": &*request_id}),
+                    serde_json::json!({"fragment": name, "detail": reason, "request_id": &*request_id}),
                 );
                 return;
             }
@@ -599,7 +599,7 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
         if let Err(e) = written {
             log::warn(
                 "fragment_write_back_failed",
-                serde_json::json!({"key": key, "error": e, "request_id": &*request_id}),
+                serde_json::json!({"key": key, "detail": e, "request_id": &*request_id}),
             );
         }
         drop(lead);

@@ -33,11 +33,11 @@ impl<K> Skips<K> {
 }
 
 impl<K: Serialize> Skips<K> {
-    /// The page's line about them (`{"key", "skipped", <at>: where the first was, "error", "request_id"}`), or none
+    /// The page's line about them (`{"key", "skipped", <at>: where the first was, "detail" (why), "request_id"}`), or none
     /// when every member read.
     pub fn line(&self, key: &str, at: &str, request_id: &str) -> Option<serde_json::Value> {
         let (first, error) = self.first.as_ref()?;
-        let mut line = serde_json::json!({"key": key, "skipped": self.count, "error": error,
+        let mut line = serde_json::json!({"key": key, "skipped": self.count, "detail": error,
             "request_id": request_id});
         line[at] = serde_json::json!(first);
         Some(line)
@@ -66,7 +66,7 @@ mod tests {
             skips.line("flags", "feature", "r1"),
             Some(
                 serde_json::json!({"key": "flags", "skipped": 2, "feature": "beta",
-                "error": "invalid type: integer, expected a boolean", "request_id": "r1"})
+                "detail": "invalid type: integer, expected a boolean", "request_id": "r1"})
             )
         );
     }
