@@ -1,5 +1,6 @@
 //! The API gateway: configured routes to origins with JWT/session auth, rate limits, a WAF, an edge cache with
-//! stampede protection and W3C trace propagation. Pure rules live in the modules below; `handler` is the runtime.
+//! stampede protection and W3C trace propagation (`observability::trace`, shared with render and images). Pure rules
+//! live in the modules below; `handler` is the runtime.
 
 pub mod cache;
 pub mod config;
