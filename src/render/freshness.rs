@@ -7,7 +7,7 @@
 //! stale). A field aimed at CDNs (RFC 9213's `CDN-Cache-Control`, Cloudflare's own, `Surrogate-Control`) says the
 //! lifetime when present, as it does for a CDN; `no-store` or `private` in any of them keeps it out, as the
 //! gateway's edge cache reads them. A `Vary` of `*`, or naming a field the fragment fetch sends differently every time
-//! ([`PER_FETCH`]: the page's `x-request-id`, its trace), keeps it out too (§4.1: it never matches a later request;
+//! ([`PER_FETCH`]: the page's `x-request-id`, its trace, the visitor's address), keeps it out too (§4.1: it never matches a later request;
 //! a KV copy has no key per field, so it would be served to fetches it does not match). No such field: `ttl_s`,
 //! the operator's setting. `Expires` is not read. Pure.
 
@@ -21,12 +21,24 @@ const TARGETED: [&str; 3] = [
 ];
 
 /// The request fields a fragment fetch sends with a new value on every page: the page's `x-request-id` and trace
-/// (`traceparent`, a continued trace's `tracestate`), which the Worker sets, and `CF-Ray`, which Cloudflare's edge
-/// adds to each request it passes to an origin. An answer that varies on one was chosen for that one fetch.
-/// Every other field is the same on every fetch — one the runtime sets alike each time (`Accept-Encoding`), or one
-/// it never sends (`Cookie`, `Accept-Language`: absent matches absent, §4.1) — so a `Vary` naming those matches every
-/// later fetch and the copy is kept.
-pub const PER_FETCH: [&str; 4] = ["x-request-id", "traceparent", "tracestate", "cf-ray"];
+/// (`traceparent`, a continued trace's `tracestate`), which the Worker sets; `CF-Ray`, which Cloudflare's edge adds
+/// to each request it passes to an origin; and the visitor's address, which Cloudflare puts on a Worker's
+/// subrequests (`CF-Connecting-IP` and `X-Real-IP` — "the client's IP", Workers' Headers reference — and the
+/// address fields it sends origins: `X-Forwarded-For`, `True-Client-IP`, `CF-Connecting-IPv6`). An answer that
+/// varies on one was chosen for that one fetch, or that one visitor. Every other field is the same on every fetch —
+/// one the runtime sets alike each time (`Accept-Encoding`), or one it never sends (`Cookie`, `Accept-Language`:
+/// absent matches absent, §4.1) — so a `Vary` naming those matches every later fetch and the copy is kept.
+pub const PER_FETCH: [&str; 9] = [
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+    "cf-ray",
+    "cf-connecting-ip",
+    "cf-connecting-ipv6",
+    "x-real-ip",
+    "x-forwarded-for",
+    "true-client-ip",
+];
 
 /// The TTL to write a fragment back with, at most `ttl_s`, or why it is not written back. `field` gives a response
 /// header's value by lower-case name (repeated fields joined with `,`, as the runtime gives them); `min_ttl_s` is
@@ -170,6 +182,9 @@ mod tests {
             (" traceparent ", "traceparent"),
             ("TraceState", "tracestate"),
             ("cf-ray", "cf-ray"),
+            ("CF-Connecting-IP", "cf-connecting-ip"),
+            ("Accept, X-Forwarded-For", "x-forwarded-for"),
+            ("x-real-ip", "x-real-ip"),
         ] {
             assert_eq!(
                 ttl(&[("vary", vary), ("cache-control", "max-age=600")], 300),
