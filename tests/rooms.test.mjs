@@ -1081,6 +1081,49 @@ test("an update that waits longer than ROOMS_WAITING_TTL_SECONDS for what it fol
   }
 });
 
+test("deletions of ids nobody has wait no longer than ROOMS_WAITING_TTL_SECONDS, also across a restart: a room a member filled with them takes edits again", async () => {
+  // yrs keeps a deletion of an id it lacks pending, and it counts towards ROOMS_MAX_DOCUMENT_BYTES: a member
+  // sending them filled a room until it refused every insert with 1009, for good. They now go with the TTL.
+  const stateDir = mkdtempSync(join(tmpdir(), "edgekit-rooms-"));
+  cpSync(migratedTemplate(), stateDir, { recursive: true });
+  /** An update of no structs deleting clock 0 of 200 clients the room never saw, from `first` on. */
+  const deletionsOfUnknownIds = (first) => {
+    const e = encoding.createEncoder();
+    encoding.writeVarUint(e, 0);
+    encoding.writeVarUint(e, 200);
+    for (let client = first; client < first + 200; client++) {
+      for (const n of [client, 1, 0, 1]) encoding.writeVarUint(e, n); // client, one range: clock 0, length 1
+    }
+    return encoding.toUint8Array(e);
+  };
+  // Filled under a TTL of an hour, so none expires while they are sent, however slow the machine...
+  let w = await startWorker({ vars: { ...VARS, ROOMS_WAITING_TTL_SECONDS: 3600 }, stateDir });
+  try {
+    const filler = await rawSocket(w, "undeletable", "mallory");
+    for (let i = 0; i < 80; i++) filler.ws.send(syncUpdate(deletionsOfUnknownIds(1_000_000 + i * 200)));
+    await until(() => filler.closed, { what: "the filler closed", ms: SLOW_ROOM_MS });
+    assert.equal(filler.closed.code, 1009, "the deletions filled the room");
+    const full = Date.now();
+    await w.stop();
+    // ...then the room starts again under a TTL of a second: what it loads keeps when the deletions came. (The TTL
+    // is wall-clock time in the room: this waits for time itself, not for the room.)
+    w = await startWorker({ vars: { ...VARS, ROOMS_WAITING_TTL_SECONDS: 1 }, stateDir });
+    await until(() => Date.now() > full + 1_500, { what: "the TTL passed", ms: 5_000, every: 100 });
+    const author = new Y.Doc();
+    author.getText("text").insert(0, "y".repeat(1024));
+    const writer = await rawSocket(w, "undeletable");
+    writer.ws.send(syncUpdate(Y.encodeStateAsUpdate(author)));
+    const newcomer = await client(w, "undeletable");
+    await until(() => newcomer.text.length === 1024, { what: "the edit taken", ms: SLOW_ROOM_MS });
+    assert.equal(writer.closed, null, "the edit was not refused");
+    destroyAll(newcomer);
+    writer.ws.close();
+  } finally {
+    await w.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
 test("a socket the room closed is no longer a member and is not heard, though its client never answers the close", async () => {
   const w = await startWorker({ vars: { ...VARS, ROOMS_MAX_MEMBERS: 2 } });
   const sockets = [];

@@ -25,6 +25,12 @@ pub struct RoomDoc {
     waiting: Vec<Waiting>,
     /// Held-back updates that yrs refused once they were ready (and that were dropped).
     dropped: usize,
+    /// When the oldest of the deletions yrs keeps pending (of ids the document lacks) arrived: they wait as
+    /// [`Waiting`] structs do, and go with them past the TTL (see [`RoomDoc::expire`]). `None`: none is pending.
+    pending_deletes_since: Option<u64>,
+    /// The pending deletions expired: the next [`RoomDoc::snapshot`] leaves them out (the document is then rebuilt
+    /// from it, see `log::expire`: yrs has no way to forget them in place).
+    pending_deletes_expired: bool,
     /// How deep the items inside nested types sit (see [`super::depth`]).
     depths: Depths,
     /// Which items name a right origin (see [`super::ends`]).
@@ -267,6 +273,8 @@ impl RoomDoc {
             doc: Doc::new(),
             waiting: Vec::new(),
             dropped: 0,
+            pending_deletes_since: None,
+            pending_deletes_expired: false,
             depths: Depths::default(),
             ends: RightOrigins::default(),
             replaying_log: false,
@@ -433,7 +441,26 @@ impl RoomDoc {
         if applied.integrated && watched != self.watched() {
             applied.released = self.retry_waiting();
         }
+        if applied.pending_changed || self.pending_deletes_since.is_some() {
+            self.note_pending_deletes(since);
+        }
         Ok(applied)
+    }
+
+    /// Keeps [`RoomDoc::pending_deletes_since`] after an update that arrived at `since`: the oldest arrival while
+    /// deletions are pending (a rebuild replays the log before what waits, which carries the older time).
+    fn note_pending_deletes(&mut self, since: u64) {
+        let pending = self.doc.transact().store().pending_ds().is_some();
+        self.pending_deletes_since = match (pending, self.pending_deletes_since) {
+            (false, _) => None,
+            (true, Some(oldest)) => Some(oldest.min(since)),
+            (true, None) => Some(since),
+        };
+    }
+
+    /// Whether yrs keeps deletions of ids the document lacks pending.
+    pub fn has_pending_deletes(&self) -> bool {
+        self.pending_deletes_since.is_some()
     }
 
     /// The clocks the document has of the clients waiting updates look at (empty when none waits).
@@ -618,9 +645,19 @@ impl RoomDoc {
     }
 
     /// The whole document as v1 updates, for compaction: what it integrated, what it keeps pending and what waits
-    /// (as in [`RoomDoc::diff`]); rebuilt in that order they make this document again.
+    /// (as in [`RoomDoc::diff`]); rebuilt in that order they make this document again. The pending deletions are
+    /// stored as waiting, with when the oldest of them arrived (a reload keeps their age), or left out once expired.
     pub fn snapshot(&self) -> Snapshot {
-        self.parts_past(&StateVector::default())
+        let mut snapshot = self.parts_past(&StateVector::default());
+        let deletes_pending = self.doc.transact().store().pending_ds().is_some();
+        if let (Some(since), true) = (self.pending_deletes_since, deletes_pending) {
+            // The last pending part (see `parts_past`).
+            let deletes = snapshot.pending.pop();
+            if !self.pending_deletes_expired {
+                snapshot.waiting.extend(deletes.map(|bytes| (bytes, since)));
+            }
+        }
+        snapshot
     }
 
     fn parts_past(&self, sv: &StateVector) -> Snapshot {
@@ -648,9 +685,13 @@ impl RoomDoc {
         }
     }
 
-    /// When the oldest waiting update arrived (`None`: none waits).
+    /// When the oldest waiting update, or pending deletion, arrived (`None`: none waits).
     pub fn oldest_waiting(&self) -> Option<u64> {
-        self.waiting.iter().map(|w| w.since).min()
+        self.waiting
+            .iter()
+            .map(|w| w.since)
+            .chain(self.pending_deletes_since)
+            .min()
     }
 
     /// Drops the waiting updates that arrived before `before`: how many. An honest room's waiting updates are
@@ -658,10 +699,22 @@ impl RoomDoc {
     /// sends them again with its next sync step 2 (Yjs includes what it keeps pending); ones that wait on what never
     /// comes — a member can send up to [`MAX_WAITING`] — would otherwise be held, weighed and sent to every newcomer
     /// for good, with no way for anyone to delete them.
+    /// Deletions yrs keeps pending go too once the oldest of them is past it (they are kept as one delete set), and
+    /// the document must then be rebuilt from its [`RoomDoc::snapshot`]: a member can send deletions of ids nobody
+    /// has as fast as its rate allows, and kept for good they filled the room to its size limit.
     pub fn expire(&mut self, before: u64) -> usize {
         let had = self.waiting.len();
         self.waiting.retain(|w| w.since >= before);
-        had - self.waiting.len()
+        let deletes = self
+            .pending_deletes_since
+            .is_some_and(|since| since < before);
+        self.pending_deletes_expired |= deletes;
+        had - self.waiting.len() + usize::from(deletes)
+    }
+
+    /// Whether [`RoomDoc::expire`] dropped pending deletions, which the document still holds until it is rebuilt.
+    pub fn must_rebuild(&self) -> bool {
+        self.pending_deletes_expired
     }
 
     /// [`RoomDoc::to_json`] as text, rendered once per change of the document.

@@ -240,6 +240,7 @@ pub fn accept(
     if !only_deletes && loaded.stored_bytes_with(news) > max_document_bytes {
         return Err(full());
     }
+    let had_pending_deletes = loaded.doc.has_pending_deletes();
     let mut applied = apply_or_reload(loaded, store, prepared, now)?;
     // Nothing the room did not have (a reconnecting client's sync step 2 repeats its whole delete set): nothing to
     // store or broadcast.
@@ -296,8 +297,11 @@ pub fn accept(
     let relay = taken.map(<[u8]>::to_vec).into_iter().collect();
     // Stored: from here on a failure must not lose the relay (the other members would miss a stored update until
     // they reconnected, and its sender, closed, would resend what the room holds).
+    // Deletions of ids the room lacks that are the first to be pending are folded at once: a snapshot stores them
+    // with when they came, so a reload does not make them young again (see `RoomDoc::expire`).
+    let deletes_began = !had_pending_deletes && loaded.doc.has_pending_deletes();
     let mut not_compacted = None;
-    let compacted = policy.due(loaded.stats)
+    let compacted = (policy.due(loaded.stats) || deletes_began)
         && match compact(loaded, store) {
             Ok(()) => true,
             Err(AcceptError::Store(e)) => {
@@ -333,6 +337,9 @@ pub fn expire(
     {
         loaded.doc.expire(before);
         compact(loaded, store)?;
+        if loaded.doc.must_rebuild() {
+            *loaded = load(store, now)?;
+        }
     }
     Ok(())
 }
@@ -1638,6 +1645,69 @@ mod tests {
         assert_eq!(reloaded.doc.snapshot().waiting.len(), 0);
     }
 
+    /// An update of no structs deleting clock 0 of each of the `n` clients from `first` on: ids nobody has.
+    fn deletions_of_unknown_ids(first: u64, n: u64) -> Vec<u8> {
+        use yrs::encoding::write::Write;
+        let mut update = vec![0];
+        update.write_var(n);
+        for client in first..first + n {
+            update.write_var(client);
+            update.extend([1, 0, 1]); // one range: clock 0, length 1
+        }
+        update
+    }
+
+    #[test]
+    fn deletions_of_ids_nobody_has_wait_no_longer_than_the_ttl_so_a_room_they_filled_takes_edits_again(
+    ) {
+        // yrs keeps a deletion of an id it lacks pending, for good: a member sending them filled a room to its
+        // size limit in 55 messages, after which it refused every insert (1009), however long anyone waited. They
+        // now wait as out-of-order structs do, and go with the TTL — also across a reload.
+        const TTL: u64 = 1_000;
+        const LIMIT: u64 = 64 * 1024;
+        let at = |loaded: &mut Loaded, store: &mut MemoryStore, u: &[u8], now: u64| {
+            let rules = Rules {
+                compaction: policy(1_000),
+                max_document_bytes: LIMIT,
+                waiting_ttl_ms: TTL,
+            };
+            accept(loaded, store, rules, u, now).map(|o| o.accepted)
+        };
+        let mut store = MemoryStore::default();
+        let mut loaded = load(&mut store, 0).expect("an empty room loads");
+        let mut sent = 0;
+        let refused = loop {
+            let u = deletions_of_unknown_ids(1_000_000 + sent * 200, 200);
+            match at(&mut loaded, &mut store, &u, 0) {
+                Ok(Accepted::Stored { .. }) => sent += 1,
+                other => break other,
+            }
+            assert!(sent < 1_000, "the limit never applied");
+        };
+        assert_eq!(refused, Err(AcceptError::DocumentFull { limit: LIMIT }));
+        let doc = Doc::with_client_id(9);
+        let text = doc.get_or_insert_text("text");
+        let edit = edit_of(&doc, &|txn| text.insert(txn, 0, &"y".repeat(1024)));
+        assert_eq!(
+            at(&mut loaded, &mut store, &edit, TTL - 1),
+            Err(AcceptError::DocumentFull { limit: LIMIT }),
+            "within the TTL they count"
+        );
+        // The object hibernates and is loaded again before the TTL has passed: when they came is kept.
+        let mut loaded = load(&mut store, TTL - 1).expect("reloads");
+        assert!(
+            matches!(
+                at(&mut loaded, &mut store, &edit, TTL + 1),
+                Ok(Accepted::Stored { .. })
+            ),
+            "past the TTL they are dropped and the edit is taken"
+        );
+        let reloaded = load(&mut store, TTL + 1).expect("reloads");
+        assert_eq!(reloaded.doc.to_json()["text"], "y".repeat(1024));
+        assert_eq!(reloaded.doc.oldest_waiting(), None, "nothing waits");
+        assert!(store.bytes() < 2 * 1024, "storage freed: {}", store.bytes());
+    }
+
     #[test]
     fn the_part_of_a_waiting_update_left_waiting_keeps_when_it_came() {
         let (_, _, mut store, mut loaded) = writer_and_room();
@@ -1700,7 +1770,15 @@ mod tests {
                 "clock {clock}: {outcome:?}"
             );
         }
-        assert_eq!(store.stored.log.len(), 2);
+        // The first is folded at once, kept with when it came (see `RoomDoc::expire`); the second is logged.
+        assert_eq!(store.stored.waiting.len(), 1);
+        assert_eq!(store.stored.log.len(), 1);
+        let reloaded = load(&mut store, 0).expect("reloads");
+        assert_eq!(
+            reloaded.doc.snapshot(),
+            loaded.doc.snapshot(),
+            "both deletions are kept"
+        );
     }
 
     #[test]
