@@ -463,6 +463,16 @@ impl RoomDoc {
         self.pending_deletes_since.is_some()
     }
 
+    /// The deletions yrs keeps pending, as an update of no structs (`None`: none).
+    pub fn pending_deletes(&self) -> Option<Vec<u8>> {
+        use yrs::updates::encoder::Encode;
+        let txn = self.doc.transact();
+        let deletes = txn.store().pending_ds()?;
+        let mut update = vec![0];
+        update.extend(deletes.encode_v1());
+        Some(update)
+    }
+
     /// The clocks the document has of the clients waiting updates look at (empty when none waits).
     fn watched(&self) -> Vec<(u64, u32)> {
         if self.waiting.is_empty() {
@@ -668,11 +678,8 @@ impl RoomDoc {
         if let Some(structs) = store.pending_update() {
             pending.push(structs.update.encode_v1());
         }
-        if let Some(deletes) = store.pending_ds() {
-            // An update of no structs and this delete set.
-            let mut update = vec![0];
-            update.extend(deletes.encode_v1());
-            pending.push(update);
+        if let Some(deletes) = self.pending_deletes() {
+            pending.push(deletes);
         }
         Snapshot {
             doc: txn.encode_diff_v1(sv),

@@ -283,10 +283,24 @@ pub fn accept(
             .append_waiting(part, now)
             .map_err(AcceptError::Store)?;
     }
+    // The first deletions of ids the room lacks to be pending are also written as waiting, with when they came: a
+    // reload replays the log as arriving then, and would make them young again (see `RoomDoc::expire`).
+    let deletes_began = (!had_pending_deletes)
+        .then(|| loaded.doc.pending_deletes())
+        .flatten();
+    if let Some(part) = &deletes_began {
+        store
+            .append_waiting(part, now)
+            .map_err(AcceptError::Store)?;
+    }
     if let Some(part) = taken {
         store.append(part).map_err(AcceptError::Store)?;
     }
-    for part in applied.to_log(bytes) {
+    for part in applied
+        .to_log(bytes)
+        .into_iter()
+        .chain(deletes_began.as_deref())
+    {
         loaded.stats.entries += 1;
         loaded.stats.bytes += part.len() as u64;
     }
@@ -297,11 +311,8 @@ pub fn accept(
     let relay = taken.map(<[u8]>::to_vec).into_iter().collect();
     // Stored: from here on a failure must not lose the relay (the other members would miss a stored update until
     // they reconnected, and its sender, closed, would resend what the room holds).
-    // Deletions of ids the room lacks that are the first to be pending are folded at once: a snapshot stores them
-    // with when they came, so a reload does not make them young again (see `RoomDoc::expire`).
-    let deletes_began = !had_pending_deletes && loaded.doc.has_pending_deletes();
     let mut not_compacted = None;
-    let compacted = (policy.due(loaded.stats) || deletes_began)
+    let compacted = policy.due(loaded.stats)
         && match compact(loaded, store) {
             Ok(()) => true,
             Err(AcceptError::Store(e)) => {
@@ -1706,6 +1717,17 @@ mod tests {
         assert_eq!(reloaded.doc.to_json()["text"], "y".repeat(1024));
         assert_eq!(reloaded.doc.oldest_waiting(), None, "nothing waits");
         assert!(store.bytes() < 2 * 1024, "storage freed: {}", store.bytes());
+        // A deletion of an unknown id that is only logged (no compaction since) keeps when it came across a reload.
+        let mut store = MemoryStore::default();
+        let mut loaded = load(&mut store, 0).expect("an empty room loads");
+        let u = deletions_of_unknown_ids(5, 1);
+        assert_eq!(
+            at(&mut loaded, &mut store, &u, 0),
+            Ok(Accepted::Stored { compacted: false })
+        );
+        assert!(store.stored.snapshot.is_none(), "not folded");
+        let reloaded = load(&mut store, TTL - 1).expect("reloads");
+        assert_eq!(reloaded.doc.oldest_waiting(), Some(0), "its age is kept");
     }
 
     #[test]
@@ -1770,9 +1792,9 @@ mod tests {
                 "clock {clock}: {outcome:?}"
             );
         }
-        // The first is folded at once, kept with when it came (see `RoomDoc::expire`); the second is logged.
+        // Both are logged; the first, which began the pending set, is also kept with when it came.
+        assert_eq!(store.stored.log.len(), 2);
         assert_eq!(store.stored.waiting.len(), 1);
-        assert_eq!(store.stored.log.len(), 1);
         let reloaded = load(&mut store, 0).expect("reloads");
         assert_eq!(
             reloaded.doc.snapshot(),
