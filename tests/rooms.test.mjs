@@ -230,6 +230,34 @@ describe("rooms", () => {
     destroyAll(a, b);
   });
 
+  test("a frame of exactly ROOMS_MAX_MESSAGE_BYTES is taken, one byte more closes 1009, and an empty binary frame closes 1007", async () => {
+    const room = "frame-cap";
+    /** A sync update frame inserting `n` characters, and its length. */
+    const frameOf = (n) => {
+      const doc = new Y.Doc();
+      doc.getText("text").insert(0, "z".repeat(n));
+      return syncUpdate(Y.encodeStateAsUpdate(doc));
+    };
+    let n = 3_900;
+    while (frameOf(n).length < VARS.ROOMS_MAX_MESSAGE_BYTES) n++;
+    assert.equal(frameOf(n).length, VARS.ROOMS_MAX_MESSAGE_BYTES, "a frame of the cap exactly");
+    const over = await rawSocket(w, room);
+    over.ws.send(frameOf(n + 1));
+    await until(() => over.closed, { what: "the frame over the cap refused" });
+    assert.equal(over.closed.code, 1009, over.closed.reason);
+    const empty = await rawSocket(w, room);
+    empty.ws.send(Buffer.alloc(0));
+    await until(() => empty.closed, { what: "the empty frame refused" });
+    assert.equal(empty.closed.code, 1007, empty.closed.reason);
+    const at = await rawSocket(w, room);
+    at.ws.send(frameOf(n));
+    const newcomer = await client(w, room);
+    await until(() => newcomer.text.length === n, { what: "the frame at the cap taken" });
+    assert.equal(at.closed, null, "its socket stays");
+    destroyAll(newcomer);
+    at.ws.close();
+  });
+
   test("a room stops growing at ROOMS_MAX_DOCUMENT_BYTES: the update past it closes its socket with 1009, the rest stays", async () => {
     const room = "size-limit";
     const writer = await rawSocket(w, room);
