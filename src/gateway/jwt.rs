@@ -8,6 +8,7 @@ use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Rsa, RsaPublicKey};
 use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::{Algorithm, AlgorithmExt, Claims, ParseError, UntrustedToken, ValidationError};
 use serde::Deserialize;
+use std::collections::HashMap;
 
 /// Why a token was refused; the text is the `error_description`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,23 +103,33 @@ impl Jwks {
             serde_json::from_str(text).map_err(|e| format!("not a JWKS document: {e}"))?;
         let mut keys = Vec::new();
         let mut skipped = Vec::new();
+        // The algorithms each kid is kept for, so that a key's kid is looked up once rather than against every key
+        // kept before it (quadratic in the keys).
+        let mut kept_for: HashMap<String, Vec<Alg>> = HashMap::new();
         for (index, value) in doc.keys.iter().enumerate() {
             match parse_key(value) {
                 // Two keys under one kid for one algorithm: a token could name either, so the later is left out
                 // (and said) rather than silently never used. Keys sharing a kid for different algorithms stay:
                 // the token's `alg` picks between them.
                 Ok(key)
-                    if key.kid.is_some()
-                        && keys.iter().any(|k: &Key| {
-                            k.kid == key.kid && k.allowed.iter().any(|a| key.allowed.contains(a))
-                        }) =>
+                    if key
+                        .kid
+                        .as_ref()
+                        .and_then(|kid| kept_for.get(kid))
+                        .is_some_and(|algs| algs.iter().any(|a| key.allowed.contains(a))) =>
                 {
                     skipped.push(format!(
                         "key {index}: kid {:?} is already used by an earlier key for the same algorithm",
                         key.kid.as_deref().unwrap_or("")
                     ));
                 }
-                Ok(key) => keys.push(key),
+                Ok(key) => {
+                    if let Some(kid) = &key.kid {
+                        let algs = kept_for.entry(kid.clone()).or_default();
+                        algs.extend(key.allowed.iter().copied());
+                    }
+                    keys.push(key);
+                }
                 Err(problem) => skipped.push(format!("key {index}: {problem}")),
             }
         }
@@ -1742,9 +1753,7 @@ mod tests {
     #[test]
     fn keys_sharing_a_kid_are_picked_by_algorithm_and_same_algorithm_duplicates_are_skipped() {
         let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([9; 32]));
-        let mut public =
-            serde_json::to_value(jwt_compact::jwk::JsonWebKey::from(&pair.pk)).expect("jwk");
-        public["kid"] = json!("h1");
+        let public = ed_public(&pair, "h1");
         let (keys, skipped) = Jwks::parse(
             &json!({"keys": [
                 public,
