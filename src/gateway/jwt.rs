@@ -91,8 +91,9 @@ impl Jwks {
     /// material, `use` other than `sig`, a private half published) are left out and described in the second value, so one bad key does not
     /// lock everyone out; a document that is not a JWKS at all is an error.
     pub fn parse(text: &str) -> Result<(Self, Vec<String>), String> {
-        // Bounded before it is read: every request waits on the parse of the isolate's first read, and 10,000 keys
-        // (3.9 MB of RSA keys) took 2.6 s of native CPU to parse, past a Worker's CPU limit, each re-read again.
+        // Bounded, in bytes, before it is read: every request of a cold isolate waits on this parse, and each key
+        // costs CPU (an RSA modulus, an Ed25519 point check) — 10,000 RSA keys (3.9 MB) took 2 s in a host debug
+        // build, each re-read again.
         if text.len() > MAX_JWKS_BYTES {
             return Err(format!(
                 "document of {} bytes; at most {MAX_JWKS_BYTES} are read",
@@ -1922,6 +1923,22 @@ mod tests {
             Some(format!(
                 "document of {} bytes; at most {MAX_JWKS_BYTES} are read",
                 MAX_JWKS_BYTES + 1
+            ))
+        );
+        // Counted in bytes, as KV stores the document, not in characters: one of two-byte characters that fits the
+        // bound in characters is over it in bytes.
+        let wide = |n: usize| {
+            json!({"keys": [{"kty": "RSA", "kid": "é".repeat(n), "n": RSA_2048_N, "e": "AQAB"}]})
+                .to_string()
+        };
+        let n = MAX_JWKS_BYTES - wide(0).len();
+        let wide = wide(n);
+        assert_eq!(wide.chars().count(), MAX_JWKS_BYTES);
+        assert_eq!(
+            Jwks::parse(&wide).err(),
+            Some(format!(
+                "document of {} bytes; at most {MAX_JWKS_BYTES} are read",
+                MAX_JWKS_BYTES + n
             ))
         );
         let many = document(10_000, 0);
