@@ -303,7 +303,9 @@ fn public_key_info(material: &Material) -> Option<PublicKeyInfo> {
 
 /// The largest JWKS document read (128 KiB): an identity provider's set is a few KiB (a handful of keys, even with
 /// their `x5c` certificates), and this holds hundreds of RSA keys, while bounding the parse each read costs. Nimbus
-/// JOSE's `RemoteJWKSet` refuses documents over 50 KiB for the same reason.
+/// JOSE's `RemoteJWKSet` refuses documents over 50 KiB for the same reason. A bound on an input's parse, not a
+/// setting (as the image header's window and `tracestate`'s size are): no real key set comes near it, and a var would
+/// let a deployment lift what it bounds.
 pub const MAX_JWKS_BYTES: usize = 128 * 1024;
 
 /// The JWK members that hold a private key (RFC 7518 §6.2.2 for EC and OKP's `d`, §6.3.2 for RSA's).
