@@ -2433,6 +2433,15 @@ fn client_response(
     // are the fill's alone: a stored copy, or a waiter handed another request's fill, does not repeat them (the
     // gateway sets this request's own ids and trace on every answer).
     let own_exchange = served == Served::Led;
+    // Dated as its `Age` counts: from its fill's origin request (the second after, as `not_modified` reads it). With
+    // the origin's `Date` — 100 s old from an origin behind a CDN of its own, whose `Age` the policy's headers
+    // replace — a MISS looked that much older to a browser than the HIT after it, and a 60 s policy's answer was
+    // stale on arrival. A HIT needs it too: the Cache API dates a copy at its put (Miniflare: the second of it,
+    // rounded down), up to the fill's origin time and a second apart from this. The `Date` there was is left out
+    // of the list below rather than replaced after it: one header crossing into the runtime per answer, as before.
+    let dated = i64::try_from(stored_at_ms.div_ceil(1000))
+        .ok()
+        .and_then(crate::conditional::imf_fixdate);
     let out = header_list::build(headers.iter().filter(|(k, _)| {
         k != StoredMeta::HEADER
             && k != StoredMeta::STATUS_HEADER
@@ -2443,6 +2452,7 @@ fn client_response(
             // CDN's on the fill: beside the gateway's `x-cache` it misleads (`HIT` on a STALE answer or a 304).
             && k != "cf-cache-status"
             && (k != "content-length" || head_length)
+            && (k != "date" || dated.is_none())
             && (own_exchange || !per_exchange(k))
     }));
     let (cache_control, surrogate_control) = policy.client_headers(status);
@@ -2459,13 +2469,6 @@ fn client_response(
     // are kept per requesting site (`cache::cache_key`), and a CDN in front must not hand one site's grant to another.
     // A per-user answer by the credentials too (`CachePolicy::client_vary`).
     let _ = out.set("vary", policy.client_vary());
-    // Dated as its `Age` counts: from its fill's origin request (the second after, as `not_modified` reads it). With
-    // the origin's `Date` — 100 s old from an origin behind a CDN of its own, whose `Age` the policy's headers
-    // replace — a MISS looked that much older to a browser than the HIT after it (the Cache API dates a copy at its
-    // put), and a 60 s policy's answer was stale on arrival.
-    let dated = i64::try_from(stored_at_ms.div_ceil(1000))
-        .ok()
-        .and_then(crate::conditional::imf_fixdate);
     if let Some(date) = dated {
         let _ = out.set("date", &date);
     }
