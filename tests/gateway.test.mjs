@@ -51,6 +51,8 @@ function routes() {
     { name: "cached-notes", path: "/gw/cached/notes", methods: ["PUT"], upstream: up },
     { name: "html", path: "/gw/html", upstream: up, cache: "html-dynamic" },
     { name: "personal", path: "/gw/me", upstream: up, auth: "jwt", cache: "api-personalized" },
+    // Per user, the user from a bearer token or else the session cookie.
+    { name: "personal-either", path: "/gw/yours", upstream: up, auth: "jwt_or_session", cache: "api-personalized" },
     { name: "sie", path: "/gw/sie", upstream: up, cache: "short-sie", timeout_ms: 300 },
     { name: "sie-down", path: "/gw/sie-down", upstream: downOrigin.url, cache: "short-sie", timeout_ms: 500 },
     // The same policy with the default timeout: for tests whose origin holds its answer until every request arrived.
@@ -184,11 +186,11 @@ function codedUpload(path, body, coding) {
   });
 }
 
-async function login() {
+async function login(user = ALICE) {
   const r = await worker.fetch("/auth/login", {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email: ALICE.email, password: ALICE.password }),
+    body: JSON.stringify({ email: user.email, password: user.password }),
   });
   assert.equal(r.status, 200, "demo login");
   const { access_token: accessToken } = await r.json();
@@ -3940,6 +3942,33 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a per-user answer saying Vary: Authorization to a session user is stored by the user and the Authorization its fill sent", async () => {
+    origin.reset();
+    origin.handle((req, body, res) =>
+      res.writeHead(200, { "content-type": "text/plain", vary: "Authorization" })
+        .end(`for ${req.headers["x-user-id"]} by ${req.headers.authorization ?? "none"}`));
+    const path = `/gw/yours?${Date.now()}`;
+    const alice = (await login()).cookie;
+    const bob = (await login(DEMO_USERS.find((u) => u.email === "bob@example.com"))).cookie;
+    // Another scheme than Bearer is the origin's: the user comes from the cookie, and the origin may answer by it.
+    const basic = "Basic b3JpZ2luOnNlY3JldA==";
+    // (cookie, Authorization, x-cache, the answer, why)
+    for (const [cookie, authorization, state, answer, why] of [
+      [alice, undefined, "MISS", "for user-alice by none", "the first fill"],
+      [alice, undefined, "HIT", "for user-alice by none", "stored, though it says Vary: Authorization"],
+      [alice, basic, "MISS", `for user-alice by ${basic}`, "an Authorization the copy's fill did not send is not served it"],
+      [bob, basic, "MISS", `for user-bob by ${basic}`, "nor is another user sending the same Authorization"],
+      [bob, basic, "HIT", `for user-bob by ${basic}`, "who has a copy of their own"],
+    ]) {
+      const r = await worker.fetch(path, { headers: { cookie, ...(authorization ? { authorization } : {}) } });
+      assert.equal(await r.text(), answer, why);
+      assert.equal(r.headers.get("x-cache"), state, why);
+      assert.match(r.headers.get("vary") ?? "", /\bCookie\b/, "the user comes from the cookie: a browser keys its copy by it");
+    }
+    assert.equal(origin.requests.length, 3);
+    origin.reset();
+  });
+
   test("a per-user answer tells the browser it varies by the credentials (Authorization, Cookie)", async () => {
     origin.reset();
     origin.handle((req, body, res) =>
@@ -3953,6 +3982,7 @@ describe("edge cache", () => {
       const r = await worker.fetch(path, { headers: { ...headers, ...extra } });
       await r.arrayBuffer();
       assert.equal(r.headers.get("x-cache"), state);
+      assert.equal(r.status, extra["if-none-match"] ? 304 : 200, "a 304 says what its 200 would (RFC 9110 §15.4.5)");
       assert.equal(r.headers.get("cache-control"), "private, max-age=30");
       assert.deepEqual(fields(r), ["accept-encoding", "authorization", "cookie", "origin"], `${state} ${r.status}`);
     }
