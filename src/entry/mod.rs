@@ -55,6 +55,7 @@ impl Call {
             self.isolate.config.gateway.trace_sample_percent,
         );
         crate::observability::trace::origin_fields(&trace, header("tracestate").as_deref())
+            .collect()
     }
 
     /// The client's address, from the headers Cloudflare's edge sets (see [`ClientAddress`]): what every rate-limit
