@@ -104,6 +104,9 @@ test("a fragment fetch continues the page's trace with a span of its own, as the
     assert.notEqual(headers.traceparent, parent, `${path}: a new span id`);
     assert.equal(headers.tracestate, "congo=t61rcWkgMzE", `${path}: the trace's state with it`);
   }
+  // Each fetch is a request of its own: W3C's parent-id is "the ID of this request as known by the caller".
+  const spans = new Set(asked.map((r) => r.headers.traceparent?.split("-")[2]));
+  assert.equal(spans.size, FRAGMENTS.length, `a span id per fragment fetch: ${[...spans]}`);
   // A page that brings no trace starts one, the same for every fragment of the page.
   await originServes();
   await (await get("/", { headers: withVisitor() })).text();

@@ -21,6 +21,7 @@ use crate::client_address::ClientAddress;
 use crate::error::ApiError;
 use crate::observability::log::{clipped, panic_line, sampled, RequestLog, MAX_ECHO_BYTES};
 use crate::observability::request_id;
+use crate::observability::trace::OriginTrace;
 
 pub use isolate::Isolate;
 
@@ -44,18 +45,17 @@ pub struct Call {
 }
 
 impl Call {
-    /// The trace fields of an origin request made for this request (a render fragment, an image source): its
-    /// incoming `traceparent` continued with a new span id, else a new trace (`observability::trace`), as the
-    /// gateway's origin requests carry it.
-    pub fn origin_trace(&self) -> Vec<(&'static str, String)> {
+    /// The trace this request's origin fetches continue (a render fragment's, an image source's): its incoming
+    /// `traceparent` continued, else a new trace (`observability::trace`), as the gateway's origin requests carry
+    /// it. Each fetch takes its fields with a span id of its own ([`respond::span_random`]).
+    pub fn origin_trace(&self) -> OriginTrace {
         let header = |name: &str| self.req.headers().get(name).ok().flatten();
         let trace = crate::observability::trace::continue_or_start(
             header("traceparent").as_deref(),
             respond::trace_random(),
             self.isolate.config.gateway.trace_sample_percent,
         );
-        crate::observability::trace::origin_fields(&trace, header("tracestate").as_deref())
-            .collect()
+        OriginTrace::new(trace, header("tracestate").as_deref())
     }
 
     /// The client's address, from the headers Cloudflare's edge sets (see [`ClientAddress`]): what every rate-limit

@@ -170,6 +170,14 @@ pub fn trace_random() -> [u8; crate::observability::trace::RANDOM_BYTES] {
     out
 }
 
+/// The random bytes of one origin fetch's span id (`observability::trace::OriginTrace::fields`).
+pub fn span_random() -> [u8; crate::observability::trace::SPAN_BYTES] {
+    const N: usize = crate::observability::trace::SPAN_BYTES;
+    let mut out = [0u8; N];
+    out.copy_from_slice(&random_bytes()[..N]);
+    out
+}
+
 /// 16 random bytes from WebCrypto (`getRandomValues`, drawn from a per-isolate pool of its output), falling back to
 /// `Math.random` for this draw only if that ever fails (the pool never holds fallback bytes, so the next draw asks
 /// WebCrypto again).

@@ -33,6 +33,7 @@ use crate::entry::coalesce::{self, InFlight, Lead};
 use crate::entry::respond::with_header;
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::observability::trace::OriginTrace;
 
 /// Binding name of the Images binding (wrangler.toml `[images] binding = "IMAGES"`).
 pub const IMAGES_BINDING: &str = "IMAGES";
@@ -582,12 +583,12 @@ fn not_an_image() -> ApiError {
     ApiError::unsupported_media_type("the source is not a JPEG, PNG, WebP, AVIF or GIF image")
 }
 
-/// Who a source request is made for: the image request's `x-request-id` and the trace fields its source fetches
-/// carry (`Call::origin_trace`, drawn once, so every fetch of one image request is in one trace).
+/// Who a source request is made for: the image request's `x-request-id` and the trace its source fetches continue
+/// (`Call::origin_trace`, drawn once, so every fetch of one image request is in one trace, each its own span).
 #[derive(Clone, Copy)]
 struct Asking<'a> {
     request_id: &'a str,
-    trace: &'a [(&'static str, String)],
+    trace: &'a OriginTrace,
 }
 
 /// One source request: redirects are not followed (a 3xx is refused by [`checked_source`]), so an open redirect on
@@ -610,8 +611,8 @@ impl SourceRequest {
         // refuse it, and a source request without it would still be a good one.
         if let Ok(headers) = web_sys::Headers::new() {
             let _ = headers.set("x-request-id", asking.request_id);
-            for (name, value) in asking.trace {
-                let _ = headers.set(name, value);
+            for (name, value) in asking.trace.fields(crate::entry::respond::span_random()) {
+                let _ = headers.set(name, &value);
             }
             init.set_headers(headers.as_ref());
         }

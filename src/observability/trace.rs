@@ -1,8 +1,9 @@
 //! W3C Trace Context (`traceparent`) on the Worker's origin requests — the gateway's, render's fragment fetches and
-//! the image source fetch: a valid incoming header is continued with a new span id (same trace id and flags), an
-//! invalid or missing one starts a new trace — sampled (flag 01) for `GATEWAY_TRACE_SAMPLE_PERCENT` of them, so an
-//! origin whose tracer follows its parent's decision (OpenTelemetry's default `ParentBased` sampler) does not record
-//! every request the edge starts. Pure: the random bytes are a parameter.
+//! the image source fetch: a valid incoming header is continued with a new span id for each origin request (same
+//! trace id and flags; [`OriginTrace`] for a request that makes several), an invalid or missing one starts a new
+//! trace — sampled (flag 01) for `GATEWAY_TRACE_SAMPLE_PERCENT` of them, so an origin whose tracer follows its
+//! parent's decision (OpenTelemetry's default `ParentBased` sampler) does not record every request the edge starts.
+//! Pure: the random bytes are a parameter.
 
 /// The trace context of one request as it leaves the Worker for an origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +33,55 @@ pub fn origin_fields(
         .continued
         .then(|| tracestate(incoming_state))
         .flatten();
-    std::iter::once(("traceparent", trace.header())).chain(state.map(|s| ("tracestate", s)))
+    fields(trace.header(), state)
+}
+
+fn fields(
+    traceparent: String,
+    state: Option<String>,
+) -> impl Iterator<Item = (&'static str, String)> {
+    std::iter::once(("traceparent", traceparent)).chain(state.map(|s| ("tracestate", s)))
+}
+
+/// The trace one request's origin fetches continue (render's fragments, the image source): its trace id, flags and
+/// forwarded `tracestate` drawn once for the request, and a span id of each fetch's own — W3C's `parent-id` is "the
+/// ID of this request as known by the caller", and a page's fetches are as many requests (the Worker records no span
+/// they could share as their parent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginTrace {
+    trace: TraceContext,
+    state: Option<String>,
+}
+
+impl OriginTrace {
+    /// The request's trace ([`continue_or_start`]) with the `tracestate` it came with.
+    pub fn new(trace: TraceContext, incoming_state: Option<&str>) -> Self {
+        let state = trace
+            .continued
+            .then(|| tracestate(incoming_state))
+            .flatten();
+        OriginTrace { trace, state }
+    }
+
+    /// One fetch's fields ([`origin_fields`]), its span id from `random`.
+    pub fn fields(&self, random: [u8; SPAN_BYTES]) -> impl Iterator<Item = (&'static str, String)> {
+        let TraceContext {
+            trace_id, flags, ..
+        } = &self.trace;
+        let traceparent = format!("00-{trace_id}-{}-{flags}", span_id(random));
+        fields(traceparent, self.state.clone())
+    }
+}
+
+/// Bytes of randomness a span id takes.
+pub const SPAN_BYTES: usize = 8;
+
+/// A span id of `random`, never all zeros (an invalid `parent-id`).
+fn span_id(mut random: [u8; SPAN_BYTES]) -> String {
+    if random.iter().all(|b| *b == 0) {
+        random[SPAN_BYTES - 1] = 1;
+    }
+    hex::encode(random)
 }
 
 fn is_lower_hex(s: &str, len: usize) -> bool {
@@ -53,11 +102,9 @@ pub fn continue_or_start(
     random: [u8; RANDOM_BYTES],
     sample_percent: u64,
 ) -> TraceContext {
-    let mut span = random[16..24].to_vec();
-    if span.iter().all(|b| *b == 0) {
-        span[7] = 1;
-    }
-    let span_id = hex::encode(&span);
+    let mut span = [0u8; SPAN_BYTES];
+    span.copy_from_slice(&random[16..16 + SPAN_BYTES]);
+    let span_id = span_id(span);
     if let Some((trace_id, flags)) = incoming.and_then(parse) {
         return TraceContext {
             trace_id,
@@ -254,6 +301,53 @@ mod tests {
             origin_fields(&started, Some("vendor=a")),
             vec![("traceparent", started.header())],
             "a new trace takes no state from another"
+        );
+    }
+
+    #[test]
+    fn each_origin_fetch_of_a_request_has_a_span_of_its_own_in_the_requests_trace() {
+        let fetch = |trace: &OriginTrace, span: [u8; SPAN_BYTES]| -> Vec<(&str, String)> {
+            trace.fields(span).collect()
+        };
+        let continued = OriginTrace::new(
+            continue_or_start(Some(VALID), random(), 0),
+            Some("vendor=a, other=b"),
+        );
+        let state = ("tracestate", "vendor=a,other=b".to_owned());
+        assert_eq!(
+            fetch(&continued, [1, 2, 3, 4, 5, 6, 7, 8]),
+            vec![
+                (
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-0102030405060708-01".to_owned()
+                ),
+                state.clone()
+            ]
+        );
+        assert_eq!(
+            fetch(&continued, [9; SPAN_BYTES]),
+            vec![
+                (
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-0909090909090909-01".to_owned()
+                ),
+                state
+            ],
+            "another fetch: the same trace and state, another span"
+        );
+        assert_eq!(
+            fetch(&continued, [0; SPAN_BYTES])[0].1,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000001-01",
+            "never an all-zero span id"
+        );
+        let started = OriginTrace::new(continue_or_start(None, random(), 0), Some("vendor=a"));
+        assert_eq!(
+            fetch(&started, [1; SPAN_BYTES]),
+            vec![(
+                "traceparent",
+                "00-0102030405060708090a0b0c0d0e0f10-0101010101010101-00".to_owned()
+            )],
+            "a new trace, unsampled at 0 %, takes no state from another"
         );
     }
 

@@ -34,6 +34,7 @@ use crate::entry::within_ms;
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::observability::log::Level;
+use crate::observability::trace::OriginTrace;
 
 /// The `?render=` mode, read from the raw URL (the `url` crate's parser would add its IDNA tables to the wasm).
 fn mode(req: &Request) -> ApiResult<Mode> {
@@ -391,8 +392,8 @@ pub async fn page(call: Call) -> ApiResult<Response> {
         products: &catalog.products,
     });
 
-    // Drawn once a page: every fragment fetch of one page is in its trace.
-    let trace: Rc<[(&'static str, String)]> = call.origin_trace().into();
+    // Drawn once a page: every fragment fetch of one page is in its trace (each with a span id of its own).
+    let trace = Rc::new(call.origin_trace());
     let (started_ms, log_success) = (call.started_ms, call.log_success);
     let ctx = Rc::new(call.ctx);
     let request_id: Rc<str> = call.request_id.into();
@@ -477,8 +478,8 @@ struct Fragment {
     name: String,
     spec: FragmentSpec,
     request_id: Rc<str>,
-    /// The trace fields each origin fetch carries (`Call::origin_trace`).
-    trace: Rc<[(&'static str, String)]>,
+    /// The page's trace, which each origin fetch continues (`Call::origin_trace`).
+    trace: Rc<OriginTrace>,
     /// Whether this page's successes are logged (`REQUEST_LOG_PERCENT`): a fragment kept out of KV as the origin
     /// asked is one, on every page that fetches it.
     log_success: bool,
@@ -623,16 +624,17 @@ async fn fetch_origin(
     max_bytes: u32,
     ttl_s: u64,
     request_id: &str,
-    trace: &[(&'static str, String)],
+    trace: &OriginTrace,
 ) -> Result<(String, Result<u64, String>), String> {
     let init = web_sys::RequestInit::new();
     init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(timeout_ms)));
     init.set_redirect(web_sys::RequestRedirect::Manual);
     // The page's request id and trace, so the origin's logs and traces line up with the page that asked.
     let headers = web_sys::Headers::new().map_err(|e| js_message(&e))?;
-    let fields = [("x-request-id", request_id.to_owned())];
-    for (name, value) in fields.iter().chain(trace) {
-        headers.set(name, value).map_err(|e| js_message(&e))?;
+    let fields = std::iter::once(("x-request-id", request_id.to_owned()))
+        .chain(trace.fields(respond::span_random()));
+    for (name, value) in fields {
+        headers.set(name, &value).map_err(|e| js_message(&e))?;
     }
     init.set_headers(headers.as_ref());
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
