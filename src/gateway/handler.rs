@@ -1031,7 +1031,7 @@ async fn read_and_keep(
             if !skipped.is_empty() {
                 log::warn(
                     "jwks keys skipped",
-                    serde_json::json!({"problems": skipped, "request_id": call.request_id}),
+                    serde_json::json!({"detail": skipped.join("; "), "request_id": call.request_id}),
                 );
             }
             Ok(keys)
