@@ -29,11 +29,15 @@ pub fn origin_fields(
     trace: &TraceContext,
     incoming_state: Option<&str>,
 ) -> impl Iterator<Item = (&'static str, String)> {
-    let state = trace
+    fields(trace.header(), forwarded_state(trace, incoming_state))
+}
+
+/// The incoming `tracestate` an origin request carries ([`tracestate`]): only with the trace it came with.
+fn forwarded_state(trace: &TraceContext, incoming_state: Option<&str>) -> Option<String> {
+    trace
         .continued
         .then(|| tracestate(incoming_state))
-        .flatten();
-    fields(trace.header(), state)
+        .flatten()
 }
 
 fn fields(
@@ -56,10 +60,7 @@ pub struct OriginTrace {
 impl OriginTrace {
     /// The request's trace ([`continue_or_start`]) with the `tracestate` it came with.
     pub fn new(trace: TraceContext, incoming_state: Option<&str>) -> Self {
-        let state = trace
-            .continued
-            .then(|| tracestate(incoming_state))
-            .flatten();
+        let state = forwarded_state(&trace, incoming_state);
         OriginTrace { trace, state }
     }
 
