@@ -5534,7 +5534,8 @@ fn has_json_escape(text: &[u8]) -> bool {
 }
 
 /// `text` without the numbers MySQL's lexer drops, when it holds one: digits and `.e` (or `.E`) starting a token
-/// and glued before one of `(),.*^/|&`, with the blanks before them — sqlmap's `scientific` (GoSecure's scientific
+/// and before one of `(),.*^/|&` (glued or after blanks: `sleep 1.e (5)` is `sleep(5)` too), with the blanks
+/// before them — sqlmap's `scientific` (GoSecure's scientific
 /// notation bug) writes ` 1.e` before each of those and between a call's name and its `(`, so `ifnull 1.e(ascii
 /// 1.e(substr 1.e(user 1.e( 1.e) 1.e,1 1.e,1 1.e) 1.e) 1.e,0 1.e)>64` is `ifnull(ascii(substr(user(),1,1)),0)>64`
 /// to MySQL. One pass over the text; "version 1.e5", "see 1.e) below" and "section 1.e (optional)" lose nothing
@@ -5556,7 +5557,10 @@ fn without_dropped_numbers(text: &str) -> Option<String> {
                 || !(bytes[start - 1].is_ascii_alphanumeric()
                     || b"_.".contains(&bytes[start - 1])))
             && matches!(bytes.get(dot + 1), Some(b'e' | b'E'))
-            && bytes.get(dot + 2).is_some_and(|b| b"(),.*^/|&".contains(b));
+            && bytes[dot + 2..]
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|b| b"(),.*^/|&".contains(b));
         if dropped {
             let blanks = bytes[copied..start]
                 .iter()
@@ -11665,6 +11669,23 @@ mod tests {
             "version 1.e5, see 1.e) below",
             "Steps 1.a, 1.b, 1.e (optional)",
             "ascii 1.e(x) and user 1.e() tables",
+        ]);
+    }
+
+    #[test]
+    fn a_number_written_1_e_and_blanks_before_a_parenthesis_is_dropped_too() {
+        refused(
+            &[
+                "id=1+and+sleep+1.e+(5)",
+                "id=sleep+1.e+(5)",
+                "id=sleep+1.e++(5+1.e+)",
+            ],
+            "sqli-function",
+        );
+        passes(&[
+            "see section 1.e (the sleep 1.e) of the guide",
+            "Steps 1.a, 1.b, 1.e (optional)",
+            "sleep 1.e (8h) a night",
         ]);
     }
 }
