@@ -5503,7 +5503,7 @@ fn screen(config: &WafConfig, raw: &str, plus_is_space: bool, part: &'static str
             // `percentage`). Once decoded, every `%` left escapes nothing.
             .or_else(|| {
                 text.contains('%')
-                    .then(|| scan(config, &text.replace('%', ""), part))
+                    .then(|| scan(config, &without_percent_signs(&text), part))
                     .flatten()
             })
             .or_else(|| {
@@ -5525,6 +5525,30 @@ fn screen(config: &WafConfig, raw: &str, plus_is_space: bool, part: &'static str
             part,
         }),
     }
+}
+
+/// `text` without the `%` signs classic ASP drops, as sqlmap's `percentage` writes one before each character
+/// (`%1 %O%R %1%=%1`), but those a number no `%` stands before ends, where the text writes no letter after a `%`:
+/// a percentage ("up 1% or 1%=1%" is prose, not `1 or 1=1`). A keyword written so (`1 %O%R 1%=1`) drops them all.
+fn without_percent_signs(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let keyword = memchr::memchr_iter(b'%', bytes)
+        .any(|at| bytes.get(at + 1).is_some_and(u8::is_ascii_alphabetic));
+    let mut out = String::with_capacity(text.len());
+    // Whether the digits the text has last run through had no `%` before them.
+    let mut bare = false;
+    let mut before = None;
+    for c in text.chars() {
+        let digit = c.is_ascii_digit();
+        if digit && !before.is_some_and(|b: char| b.is_ascii_digit()) {
+            bare = before != Some('%');
+        }
+        if c != '%' || (!keyword && bare && before.is_some_and(|b: char| b.is_ascii_digit())) {
+            out.push(c);
+        }
+        before = Some(c);
+    }
+    out
 }
 
 /// Whether `text` holds a JSON escape: a `\` followed by one of `"\/bfnrtu`.
@@ -11687,5 +11711,27 @@ mod tests {
             "Steps 1.a, 1.b, 1.e (optional)",
             "sleep 1.e (8h) a night",
         ]);
+    }
+
+    #[test]
+    fn a_percent_sign_after_a_number_is_kept_unless_the_text_writes_a_keyword_with_percent_signs() {
+        passes(&[
+            "Shares were up 1% or 1%=1% this week",
+            "up 1% or 1%=1%",
+            "rates: 5% or 5%=5% flat",
+        ]);
+        assert_eq!(
+            inspect_url(&config(), "/api", Some("q=up+1%25+or+1%25%3D1%25")),
+            None
+        );
+        // Every character behind a `%` (sqlmap's `percentage`), or a keyword so and a number left bare.
+        refused(
+            &[
+                "id=%1%20%O%R%20%1%%3D%1",
+                "id=1%20%O%R%201%%3D1",
+                "id=%27%|%|%27%1%27%%3D%27%1",
+            ],
+            "sqli-tautology",
+        );
     }
 }
