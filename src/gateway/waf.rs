@@ -3916,6 +3916,10 @@ fn always_true(
             return true;
         }
     }
+    // Arithmetic with numbers on the call is the call still (`length(password)+0>5`).
+    if call {
+        end = past_arithmetic(text, end);
+    }
     let at = skip(end, b" )");
     let Some(comparison) = comparison_at(text, at) else {
         // A literal's range or null test that holds, or `not` before 0 or before two glued literals compared,
@@ -4805,7 +4809,7 @@ fn blind_list(text: &[u8], open: usize, close: usize, left: &[u8], calls: &Calls
             if *first_call.get_or_insert(call) != call {
                 return false;
             }
-            end + 1
+            past_arithmetic(text, end + 1)
         } else if name == b"null" {
             start + name.len()
         } else {
@@ -4825,6 +4829,37 @@ fn blind_list(text: &[u8], open: usize, close: usize, left: &[u8], calls: &Calls
             Some(b',') => at += 1,
             _ => return false,
         }
+    }
+}
+
+/// Where arithmetic with numbers on an operand that ends at `end` of `text` ends (`+0`, ` * 1`, `-1+2`), or `end`
+/// when none follows: every dialect reads `length(password)+0` as the number the call returns. Read within
+/// [`OPERAND_WINDOW`], as every look-ahead here; a `--` or `/*` is a comment, not an operator.
+fn past_arithmetic(text: &[u8], mut end: usize) -> usize {
+    let limit = text.len().min(end + OPERAND_WINDOW);
+    loop {
+        let at = limit - skip(&text[end..limit], b" ").len();
+        let Some(&op) = text.get(at).filter(|_| at < limit) else {
+            return end;
+        };
+        if !matches!(op, b'+' | b'-' | b'*' | b'/' | b'%')
+            || matches!(
+                (op, text.get(at + 1)),
+                (b'-', Some(b'-')) | (b'/', Some(b'*'))
+            )
+        {
+            return end;
+        }
+        let number = limit - skip(&text[at + 1..limit], b" ").len();
+        let n = number_len(&text[number..limit]);
+        if n == 0
+            || text
+                .get(number + n)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+        {
+            return end;
+        }
+        end = number + n;
     }
 }
 
@@ -11696,6 +11731,26 @@ mod tests {
         ]);
     }
 
+    #[test]
+    fn a_blind_call_with_arithmetic_on_it_is_read_as_the_call() {
+        // `length(password)+0` is `length(password)` to every dialect: the probe compared or listed still.
+        refused(
+            &[
+                "id=1+and+5+in+(length(password)%2B0)",
+                "id=1+and+5+in+(length(password)+%2B+0)--",
+                "id=1+and+5+in+(length(password)*1%2C-1)",
+                "id=1+and+length(password)%2B0%3E5",
+                "id=1+and+length(password)+-+1+%3E+5--",
+                "id=1+and+ascii(substr(password%2C1%2C1))*1%3E64",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "x=1 and 2 in (len(s)+1) of the list",
+            "page 1 and length(side)+2 > 5 cm",
+            "x=1 and 2 in (len(s)+t)",
+        ]);
+    }
     #[test]
     fn a_number_written_1_e_and_blanks_before_a_parenthesis_is_dropped_too() {
         refused(
