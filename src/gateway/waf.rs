@@ -3841,7 +3841,16 @@ fn always_true(
     let Some((left, mut end, left_quoted)) =
         closed_left.or_else(|| (!after_number).then(open_left).flatten())
     else {
-        return false;
+        // A variable's `in (…)` (MySQL's `@x`, `@@version`), as a literal's: `id=1 and @x in (length(password))`.
+        let name = self::skip(text[left_at..].strip_prefix(b"@").unwrap_or(b""), b"@");
+        let len = name
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+            .count();
+        let end = text.len() - name.len() + len;
+        return after_number
+            && len > 0
+            && literal_in_list(text, skip(end, b" )"), &text[left_at..end], b"", calls);
     };
     // A number only code spells (`~0`, `-(-1)`, `--1`) ending a numeric injection, maybe before a chain of
     // literals: `id=1 and ~0` is `id=1 and true` ("rooms 1 and 2" is prose).
@@ -3992,47 +4001,13 @@ fn always_true(
         if after_number && left == b"true" && !left_quoted && chain_ends(text, end) {
             return true;
         }
-        // A literal's `in (…)` that holds, ending a numeric injection (`id=1 and 1 in (1)`): its list holds the
-        // literal itself; maybe a chain of literals after it (`… and 1`).
-        if after_number && !left_quoted && literal(left, false) {
-            // `not in (…)` only for a call reading the server's data, true for all but one character.
-            let negated = text[at..].starts_with(b"not ");
-            let list = self::skip(
-                text[at..].strip_prefix(b"not ").unwrap_or(&text[at..]),
-                b" ",
-            )
-            .strip_prefix(b"in")
-            .map(|r| self::skip(r, b" "))
-            .and_then(|r| r.strip_prefix(b"("));
-            if let Some(list) = list {
-                // To the `)` that closes it, past the calls in it, within a window as every look-ahead here.
-                let open = text.len() - list.len() - 1;
-                if let Some(close) = calls.close(text, open) {
-                    let items = &text[open + 1..close];
-                    let holds = !negated
-                        && items
-                            .split(|&b| b == b',')
-                            .any(|item| skip_back(self::skip(item, b" "), b" ") == left);
-                    // Or a call of one of [`BLIND_FUNCTIONS`] in it reading the server's data, as `1=ascii(…)` does:
-                    // `id=1 and 1 in (ascii(substr(user(),1,1)))`, true for one character and false for the others.
-                    // (`text` is a suffix of the text `calls` indexes.)
-                    let base = calls.text.len() - text.len();
-                    // Or one wrapping another, reading a column a character or a length at a time as the
-                    // comparison `id=1 and ascii(substr(password,1,1))>64` does: `id=1 and 97 in
-                    // (ascii(substr(password,1,1)))`.
-                    let reads = calls.wraps_blind(text, open)
-                        && (calls.reads_server(base + open, base + close)
-                            || calls.nested_blind(base + open, base + close));
-                    // Or the list holds one such call of a column, as `id=1 and length(password)>5` compares one:
-                    // `id=1 and 5 in (length(password))` — maybe in parentheses of its own (`… in
-                    // ((length(password)))`), beside numbers that are not the literal, which never hold (`… in
-                    // (length(password),-1)`).
-                    let blind_item = !negated && blind_list(text, open, close, left, calls);
-                    if (holds || reads || blind_item) && chain_ends(text, close + 1) {
-                        return true;
-                    }
-                }
-            }
+        // A literal's `in (…)` that holds or lists a blind call, ending a numeric injection (`id=1 and 1 in (1)`,
+        // `id=1 and 'a' in (substr(password,1,1))`, `id=1 and true in (length(password))`).
+        if after_number
+            && (literal(left, left_quoted) || left == b"true")
+            && literal_in_list(text, at, &text[left_at..end], left, calls)
+        {
+            return true;
         }
         // After a quote, an `or` and a quote left open may follow it too (`' or 1 in (1) or '`).
         return (literal(left, left_quoted) || left == b"not")
@@ -4782,6 +4757,41 @@ fn predicate_end(text: &[u8], at: usize, left: &[u8], calls: &Calls<'_>) -> Opti
     let is = is.strip_prefix(b"not ").map_or(is, |r| skip(r, b" "));
     let tail = is.strip_prefix(b"null")?;
     (!tail.first().is_some_and(ident)).then(|| text.len() - tail.len())
+}
+
+/// Whether `text` from `at`, after the literal `left` (spelled `spelled`: a string's with its quotes) of a numeric
+/// injection's `and`/`or`, is its `[not] in (…)` ending the statement (maybe after a chain of literals, `… and 1`)
+/// whose truth is the probe's: a list holding the literal itself (`1 in (1)`, `'a' in ('a')`), a call of one of
+/// [`BLIND_FUNCTIONS`] reading the server's data or wrapping another (`1 in (ascii(substr(user(),1,1)))`, `97 in
+/// (ascii(substr(password,1,1)))`), or one call of a column ([`blind_list`]: `5 in (length(password))`, `5 not in
+/// (length(password))`, `length(password)<>5`).
+fn literal_in_list(text: &[u8], at: usize, spelled: &[u8], left: &[u8], calls: &Calls<'_>) -> bool {
+    // `not in (…)` only for a call reading the server's data, true for all but one character.
+    let negated = text[at..].starts_with(b"not ");
+    let Some(list) = skip(
+        text[at..].strip_prefix(b"not ").unwrap_or(&text[at..]),
+        b" ",
+    )
+    .strip_prefix(b"in")
+    .map(|r| skip(r, b" "))
+    .and_then(|r| r.strip_prefix(b"(")) else {
+        return false;
+    };
+    // To the `)` that closes it, past the calls in it, within a window as every look-ahead here.
+    let open = text.len() - list.len() - 1;
+    let Some(close) = calls.close(text, open) else {
+        return false;
+    };
+    let holds = !negated
+        && text[open + 1..close]
+            .split(|&b| b == b',')
+            .any(|item| skip_back(skip(item, b" "), b" ") == spelled);
+    // (`text` is a suffix of the text `calls` indexes.)
+    let base = calls.text.len() - text.len();
+    let reads = calls.wraps_blind(text, open)
+        && (calls.reads_server(base + open, base + close)
+            || calls.nested_blind(base + open, base + close));
+    (holds || reads || blind_list(text, open, close, left, calls)) && chain_ends(text, close + 1)
 }
 
 /// Whether the list between the `(` at `open` and the `)` at `close` of `text` (a suffix of the text `calls`
@@ -11751,6 +11761,45 @@ mod tests {
             "x=1 and 2 in (len(s)+t)",
         ]);
     }
+
+    #[test]
+    fn a_blind_call_in_a_negated_list_is_caught() {
+        // `5 not in (length(password))` is `length(password)<>5`, the probe's other half.
+        refused(
+            &[
+                "id=1+and+5+not+in+(length(password))",
+                "id=1+and+5+not+in+((length(password))%2C-1)--",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "x=1 and 2 not in (len(s)) of the list",
+            "1, 2 and 3 not in (4) list",
+        ]);
+    }
+
+    #[test]
+    fn a_string_true_or_a_variable_listed_against_a_blind_call_is_caught() {
+        refused(
+            &[
+                "id=1+and+%27a%27+in+(substr(password%2C1%2C1))",
+                "id=1+and+%22a%22+in+(substr(password%2C1%2C1))--",
+                "id=1+and+%27r%27+in+(substr(user()%2C1%2C1))",
+                "id=1+and+true+in+(length(password))",
+                "id=1+and+%40x+in+(length(password))",
+                "id=1+and+%40x+not+in+(length(password))--",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "O'Brien and 'a' in (substr(s,1,1)) of the docs",
+            "x=1 and true in (length(s)) terms",
+            "mail 1 and @x in (length(s)) later",
+            "x=1 and 'a' in (b)",
+            "x=1 and @x in (2)",
+        ]);
+    }
+
     #[test]
     fn a_number_written_1_e_and_blanks_before_a_parenthesis_is_dropped_too() {
         refused(
