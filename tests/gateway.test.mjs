@@ -4583,6 +4583,15 @@ describe("WAF", () => {
     // CRS's rule 930100 lists beside `%u2215`.
     [`/gw/open/search?id=${encodeURIComponent("'or'1 =1")}`, "sqli-tautology"],
     ["/gw/open/search?f=..%uEFC8..%uEFC8etc%uEFC8passwd", "traversal-dotdot"],
+    // The WAF's known gaps: arithmetic on a blind call, a negated list of one, a string, `true` or a variable before
+    // the list, and a blank between `1.e` and its `(`.
+    [`/gw/open/search?id=${encodeURIComponent("1 and 5 in (length(password)+0)")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and length(password)+0>5")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 5 not in (length(password))")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 'a' in (substr(password,1,1))")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and true in (length(password))")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and @x in (length(password))")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and sleep 1.e (5)")}`, "sqli-function"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -4790,6 +4799,8 @@ describe("WAF", () => {
     `/gw/open/search?q=${encodeURIComponent("see section 1.e (the sleep 1.e) of the guide")}&r=${encodeURIComponent("rate=5 or x between y and z later")}`,
     // A range of two names at a value's end is English's: a comparison's spelling names one bound twice.
     `/gw/open/search?n=${encodeURIComponent("2 or more between jan and feb")}`,
+    // Percentages around a comparison: no `%` before a character, as classic ASP's dropped ones stand.
+    `/gw/open/search?q=${encodeURIComponent("Shares were up 1% or 1%=1% this week")}`,
   ];
   const benignBodies = [
     // The twelfth review's sweep: a help-desk ticket quoting SQL, code inside JSON, an address, Markdown (passed
