@@ -110,6 +110,9 @@ pub struct Applied {
     pub pending_changed: bool,
     /// Ranges this update newly deleted (each can split an item, growing the snapshot).
     pub deleted_ranges: usize,
+    /// A set of deletions yrs keeps pending began with this update (none was, or none of those that were still
+    /// is): dated by its arrival (see [`RoomDoc::expire`]).
+    pub deletes_began: bool,
     /// What the update changed, alone, as a v1 update: the structs it integrated and the ranges it newly deleted —
     /// for a reconnect's sync step 2 a small part of its bytes, which repeat the client's whole delete set. `None`
     /// when nothing was integrated, when anything of it went pending in yrs or when structs were integrated past a
@@ -413,6 +416,11 @@ impl RoomDoc {
     ) -> Result<Applied, ApplyError> {
         // What the waiting updates look at, before: only a change there can let one of them continue.
         let watched = self.watched();
+        // The deletions pending before, and the update's own while some are (see `note_pending_deletes`).
+        let deletes_before = self.pending_delete_ids();
+        let deletes_sent = deletes_before
+            .as_ref()
+            .map(|_| prepared.update.delete_set().clone());
         let mut applied = match prepared.split {
             None => {
                 let (needs, state) = prepared.whole.as_ref().map(|(n, s)| (n, s)).unzip();
@@ -441,21 +449,43 @@ impl RoomDoc {
         if applied.integrated && watched != self.watched() {
             applied.released = self.retry_waiting();
         }
-        if applied.pending_changed || self.pending_deletes_since.is_some() {
-            self.note_pending_deletes(since);
-        }
+        applied.deletes_began = self.note_pending_deletes(since, deletes_before, deletes_sent);
         Ok(applied)
     }
 
-    /// Keeps [`RoomDoc::pending_deletes_since`] after an update that arrived at `since`: the oldest arrival while
-    /// deletions are pending (a rebuild replays the log before what waits, which carries the older time).
-    fn note_pending_deletes(&mut self, since: u64) {
-        let pending = self.doc.transact().store().pending_ds().is_some();
-        self.pending_deletes_since = match (pending, self.pending_deletes_since) {
-            (false, _) => None,
-            (true, Some(oldest)) => Some(oldest.min(since)),
-            (true, None) => Some(since),
+    /// The ids of the deletions yrs keeps pending (`None`: none).
+    fn pending_delete_ids(&self) -> Option<IdSet> {
+        self.doc.transact().store().pending_ds().cloned()
+    }
+
+    /// Keeps [`RoomDoc::pending_deletes_since`] after an update that arrived at `since`, given the pending deletions
+    /// `before` it and the update's own (`sent`, when some were pending): a set that goes on keeps its date, made
+    /// older by an update that brings some of it (a rebuild replays the log before the waiting row that dates the
+    /// set); a set none of whose ids was pending before is new, and dated `since` — not by a set that was resolved
+    /// (its row, left until the next compaction, is replayed on a reload, and must not date the sets after it).
+    /// Whether a set began.
+    fn note_pending_deletes(
+        &mut self,
+        since: u64,
+        before: Option<IdSet>,
+        sent: Option<IdSet>,
+    ) -> bool {
+        let Some(after) = self.pending_delete_ids() else {
+            self.pending_deletes_since = None;
+            return false;
         };
+        let overlaps = |a: &IdSet| !a.intersect(&after).is_empty();
+        match (self.pending_deletes_since, before) {
+            (Some(oldest), Some(before)) if overlaps(&before) => {
+                let brought = sent.as_ref().is_some_and(overlaps);
+                self.pending_deletes_since = Some(if brought { oldest.min(since) } else { oldest });
+                false
+            }
+            _ => {
+                self.pending_deletes_since = Some(since);
+                true
+            }
+        }
     }
 
     /// Whether yrs keeps deletions of ids the document lacks pending.
@@ -628,6 +658,7 @@ impl RoomDoc {
             effect: effect_holds_all.then(|| txn.encode_update_v1()),
             pending_changed: pending_after != pending_before,
             deleted_ranges,
+            deletes_began: false,
             waits: None,
             given: None,
             released: Vec::new(),

@@ -240,7 +240,6 @@ pub fn accept(
     if !only_deletes && loaded.stored_bytes_with(news) > max_document_bytes {
         return Err(full());
     }
-    let had_pending_deletes = loaded.doc.has_pending_deletes();
     let mut applied = apply_or_reload(loaded, store, prepared, now)?;
     // Nothing the room did not have (a reconnecting client's sync step 2 repeats its whole delete set): nothing to
     // store or broadcast.
@@ -283,9 +282,10 @@ pub fn accept(
             .append_waiting(part, now)
             .map_err(AcceptError::Store)?;
     }
-    // The first deletions of ids the room lacks to be pending are also written as waiting, with when they came: a
-    // reload replays the log as arriving then, and would make them young again (see `RoomDoc::expire`).
-    let deletes_began = (!had_pending_deletes)
+    // A set of deletions of ids the room lacks that begins is also written as waiting, with when it came: a reload
+    // replays the log as arriving then, and would make them young again (see `RoomDoc::expire`).
+    let deletes_began = applied
+        .deletes_began
         .then(|| loaded.doc.pending_deletes())
         .flatten();
     if let Some(part) = &deletes_began {
@@ -1728,6 +1728,59 @@ mod tests {
         assert!(store.stored.snapshot.is_none(), "not folded");
         let reloaded = load(&mut store, TTL - 1).expect("reloads");
         assert_eq!(reloaded.doc.oldest_waiting(), Some(0), "its age is kept");
+    }
+
+    #[test]
+    fn a_set_of_pending_deletions_is_dated_by_its_own_arrivals_live_and_after_a_reload() {
+        // A pending set that resolved leaves its waiting row behind until the next compaction; replayed on a reload,
+        // it dated a later set by the first set's arrival, and a set begun by the message that resolved the one
+        // before took that one's age live: both expired before their TTL (and the live room and its reload differed).
+        const TTL: u64 = 1_000;
+        let offer_at = |loaded: &mut Loaded, store: &mut MemoryStore, u: &[u8], now: u64| {
+            let rules = Rules {
+                waiting_ttl_ms: TTL,
+                ..rules(policy(1_000))
+            };
+            let outcome = accept(loaded, store, rules, u, now).expect("taken");
+            assert_eq!(outcome.accepted, Accepted::Stored { compacted: false });
+        };
+        // Client 5's first item, which the deletions of 5:0 wait for.
+        let five = Doc::with_client_id(5);
+        let text = five.get_or_insert_text("text");
+        let item = edit_of(&five, &|txn| text.insert(txn, 0, "x"));
+        let resolving_and_new =
+            yrs::merge_updates_v1([item.as_slice(), &deletions_of_unknown_ids(7, 1)])
+                .expect("merges");
+        for (case, later) in [
+            (
+                "a set begun after the first resolved",
+                vec![(item.clone(), 1), (deletions_of_unknown_ids(6, 1), 500)],
+            ),
+            (
+                "a set begun by the message that resolved the first",
+                vec![(resolving_and_new, 500)],
+            ),
+        ] {
+            let (_, _, mut store, mut loaded) = writer_and_room();
+            offer_at(&mut loaded, &mut store, &deletions_of_unknown_ids(5, 1), 0);
+            for (u, now) in &later {
+                offer_at(&mut loaded, &mut store, u, *now);
+            }
+            assert!(loaded.doc.has_pending_deletes(), "{case}: a set waits");
+            assert_eq!(loaded.doc.oldest_waiting(), Some(500), "{case}: live");
+            let mut reloaded = load(&mut store, 900).expect("reloads");
+            assert_eq!(reloaded.doc.oldest_waiting(), Some(500), "{case}: reloaded");
+            expire(&mut reloaded, &mut store, TTL, TTL + 1).expect("expires");
+            assert!(
+                reloaded.doc.has_pending_deletes(),
+                "{case}: kept past the first set's TTL"
+            );
+            expire(&mut reloaded, &mut store, TTL, 500 + TTL + 1).expect("expires");
+            assert!(
+                !reloaded.doc.has_pending_deletes(),
+                "{case}: gone past its own"
+            );
+        }
     }
 
     #[test]
