@@ -1598,15 +1598,26 @@ mod tests {
         assert_eq!(map_depth(&load(&mut store, 0).expect("reloads").doc), 1);
     }
 
+    /// [`accept`] in a room whose waiting updates are kept `ttl` ms (and compacted after 1,000 entries).
+    fn accept_under_ttl(
+        loaded: &mut Loaded,
+        store: &mut MemoryStore,
+        ttl: u64,
+        u: &[u8],
+        now: u64,
+    ) -> Result<Outcome, AcceptError> {
+        let rules = Rules {
+            waiting_ttl_ms: ttl,
+            ..rules(policy(1_000))
+        };
+        accept(loaded, store, rules, u, now)
+    }
+
     #[test]
     fn what_waits_past_its_ttl_is_dropped_and_what_it_let_continue_is_kept() {
         const TTL: u64 = 1_000;
         let at = |loaded: &mut Loaded, store: &mut MemoryStore, u: &[u8], now: u64| {
-            let rules = Rules {
-                waiting_ttl_ms: TTL,
-                ..rules(policy(1_000))
-            };
-            accept(loaded, store, rules, u, now).map(|o| o.accepted)
+            accept_under_ttl(loaded, store, TTL, u, now).map(|o| o.accepted)
         };
         let (_, _, mut store, mut loaded) = writer_and_room();
         let runs = typed_runs(4);
@@ -1737,11 +1748,7 @@ mod tests {
         // before took that one's age live: both expired before their TTL (and the live room and its reload differed).
         const TTL: u64 = 1_000;
         let offer_at = |loaded: &mut Loaded, store: &mut MemoryStore, u: &[u8], now: u64| {
-            let rules = Rules {
-                waiting_ttl_ms: TTL,
-                ..rules(policy(1_000))
-            };
-            let outcome = accept(loaded, store, rules, u, now).expect("taken");
+            let outcome = accept_under_ttl(loaded, store, TTL, u, now).expect("taken");
             assert_eq!(outcome.accepted, Accepted::Stored { compacted: false });
         };
         // Client 5's first item, which the deletions of 5:0 wait for.
