@@ -205,6 +205,14 @@ fn clock_of(state: &StateVector) -> impl Fn(u64) -> u32 + Copy + '_ {
     |client| state.get(&yrs::ClientID::new(client))
 }
 
+/// An update of no structs deleting `ids`.
+fn deletes_update(ids: &IdSet) -> Vec<u8> {
+    use yrs::updates::encoder::Encode;
+    let mut update = vec![0];
+    update.extend(ids.encode_v1());
+    update
+}
+
 /// A v1 update that decoded (and what its shape check counted); applying it may still be refused.
 pub struct CheckedUpdate {
     update: Update,
@@ -449,6 +457,14 @@ impl RoomDoc {
         if applied.integrated && watched != self.watched() {
             applied.released = self.retry_waiting();
         }
+        if let Some(before) = &deletes_before {
+            // Deletions pending before that yrs now applied (their ids arrived): members were never sent them (see
+            // `without_pending_deletes`), so they go to every member now.
+            let resolved = before.diff(&self.pending_delete_ids().unwrap_or_default());
+            if !resolved.is_empty() {
+                applied.released.push(deletes_update(&resolved));
+            }
+        }
         applied.deletes_began = self.note_pending_deletes(since, deletes_before, deletes_sent);
         Ok(applied)
     }
@@ -495,12 +511,37 @@ impl RoomDoc {
 
     /// The deletions yrs keeps pending, as an update of no structs (`None`: none).
     pub fn pending_deletes(&self) -> Option<Vec<u8>> {
+        self.pending_delete_ids().map(|ids| deletes_update(&ids))
+    }
+
+    /// `part` (a v1 update the room took) without the deletions the room keeps pending, for its members (`None`:
+    /// nothing is left of it). A Yjs client keeps a deletion it cannot apply pending and sends it back whole in
+    /// every sync step 2, so deletions of ids nobody has, sent on, made each later step 2 of a member larger than
+    /// the message cap (closed 1009 on every reconnect) and came back after the room dropped them; they reach the
+    /// members when their ids arrive (see [`Applied::released`]).
+    pub fn without_pending_deletes(&self, part: &[u8]) -> Option<Vec<u8>> {
         use yrs::updates::encoder::Encode;
-        let txn = self.doc.transact();
-        let deletes = txn.store().pending_ds()?;
-        let mut update = vec![0];
-        update.extend(deletes.encode_v1());
-        Some(update)
+        let Some(pending) = self.pending_delete_ids() else {
+            return Some(part.to_vec());
+        };
+        // A part the room took was checked and decoded as it arrived.
+        let Ok((_, needs)) = super::shape::check_update_needs(part) else {
+            return Some(part.to_vec());
+        };
+        let at = needs.delete_set_at;
+        let Some(deletes) = part.get(at..).and_then(|ds| IdSet::decode_v1(ds).ok()) else {
+            return Some(part.to_vec());
+        };
+        let kept = deletes.diff(&pending);
+        if kept == deletes {
+            return Some(part.to_vec());
+        }
+        if needs.runs.is_empty() && kept.is_empty() {
+            return None;
+        }
+        let mut out = part[..at].to_vec();
+        out.extend(kept.encode_v1());
+        Some(out)
     }
 
     /// The clocks the document has of the clients waiting updates look at (empty when none waits).
@@ -672,7 +713,8 @@ impl RoomDoc {
     }
 
     /// The updates a peer with state vector `sv` lacks: what the document integrated past `sv` (the sync step 2
-    /// payload), then what it keeps pending, if anything. yrs would merge them into one update, but its merge drops
+    /// payload), then the structs it keeps pending, if any (not its pending deletions: see
+    /// [`RoomDoc::without_pending_deletes`]). yrs would merge them into one update, but its merge drops
     /// structs integrated past a gap (see [`inserted_past_a_gap`]) when pending structs of their client fall into
     /// that gap, so they are kept apart.
     pub fn diff(&self, sv: &[u8]) -> Result<Vec<Vec<u8>>, DocError> {
@@ -681,7 +723,8 @@ impl RoomDoc {
         let sv = StateVector::decode_v1(sv)
             .map_err(|e| DocError(format!("state vector does not decode: {e}")))?;
         // Not what waits: it may yet be refused when it continues, and a member holding it would then never sync.
-        let Snapshot { doc, pending, .. } = self.parts_past(&sv);
+        // Nor the pending deletions: see `without_pending_deletes`.
+        let Snapshot { doc, pending, .. } = self.parts_past(&sv, false);
         Ok(std::iter::once(doc).chain(pending).collect())
     }
 
@@ -689,7 +732,7 @@ impl RoomDoc {
     /// (as in [`RoomDoc::diff`]); rebuilt in that order they make this document again. The pending deletions are
     /// stored as waiting, with when the oldest of them arrived (a reload keeps their age), or left out once expired.
     pub fn snapshot(&self) -> Snapshot {
-        let mut snapshot = self.parts_past(&StateVector::default());
+        let mut snapshot = self.parts_past(&StateVector::default(), true);
         let deletes_pending = self.doc.transact().store().pending_ds().is_some();
         if let (Some(since), true) = (self.pending_deletes_since, deletes_pending) {
             // The last pending part (see `parts_past`).
@@ -701,7 +744,9 @@ impl RoomDoc {
         snapshot
     }
 
-    fn parts_past(&self, sv: &StateVector) -> Snapshot {
+    /// What a peer with state `sv` lacks, and what the document keeps pending: with its pending deletions (the last
+    /// pending part) when `deletes`.
+    fn parts_past(&self, sv: &StateVector, deletes: bool) -> Snapshot {
         use yrs::updates::encoder::Encode;
         let txn = self.doc.transact();
         let mut pending = Vec::new();
@@ -709,9 +754,7 @@ impl RoomDoc {
         if let Some(structs) = store.pending_update() {
             pending.push(structs.update.encode_v1());
         }
-        if let Some(deletes) = self.pending_deletes() {
-            pending.push(deletes);
-        }
+        pending.extend(self.pending_deletes().filter(|_| deletes));
         Snapshot {
             doc: txn.encode_diff_v1(sv),
             pending,

@@ -308,7 +308,11 @@ pub fn accept(
         splits.unwrap_or_else(|| loaded.splits.saturating_add(split_weight(&applied, bytes)));
     // Relayed: what the room took, not what waits (it may yet be refused when it continues, and a member holding it
     // would then never sync); what waited and continues now goes to everyone.
-    let relay = taken.map(<[u8]>::to_vec).into_iter().collect();
+    // Nor the deletions it keeps pending (see `RoomDoc::without_pending_deletes`).
+    let relay = taken
+        .and_then(|part| loaded.doc.without_pending_deletes(part))
+        .into_iter()
+        .collect();
     // Stored: from here on a failure must not lose the relay (the other members would miss a stored update until
     // they reconnected, and its sender, closed, would resend what the room holds).
     let mut not_compacted = None;
@@ -1788,6 +1792,59 @@ mod tests {
                 "{case}: gone past its own"
             );
         }
+    }
+
+    #[test]
+    fn deletions_of_ids_the_room_lacks_reach_no_member_until_their_ids_arrive() {
+        // Members keep a deletion they cannot apply pending, as Yjs does, and send it back in every sync step 2: a
+        // member's deletions of made-up ids, relayed or sent to newcomers, made every later step 2 of theirs larger
+        // than the message cap (closed 1009 on each reconnect), and brought the set back after the room dropped it.
+        let (_, _, mut store, mut loaded) = writer_and_room();
+        let member = Doc::new();
+        let take = |doc: &Doc, parts: &[Vec<u8>]| {
+            let mut txn = doc.transact_mut();
+            for part in parts {
+                txn.apply_update(yrs::Update::decode_v1(part).expect("decodes"))
+                    .expect("applies");
+            }
+        };
+        let five = Doc::with_client_id(5);
+        let text = five.get_or_insert_text("text");
+        let item = edit_of(&five, &|txn| text.insert(txn, 0, "x"));
+        let other = Doc::with_client_id(6);
+        let kept = other.get_or_insert_text("text");
+        let edit = edit_of(&other, &|txn| kept.insert(txn, 0, "y"));
+        // A deletion of 5:0 with an edit the room can take: the edit is relayed, the deletion is not.
+        let both = yrs::merge_updates_v1([edit.as_slice(), &deletions_of_unknown_ids(5, 1)])
+            .expect("merges");
+        let outcome =
+            accept(&mut loaded, &mut store, rules(policy(1_000)), &both, 0).expect("taken");
+        take(&member, &outcome.relay);
+        take(&member, &outcome.released);
+        let newcomer = Doc::new();
+        take(&newcomer, &loaded.doc.diff(&[0]).expect("diff"));
+        // Read with no transaction held: a text is got through a write transaction.
+        let seen = |doc: &Doc| {
+            let text = doc.get_or_insert_text("text");
+            let txn = doc.transact();
+            (text.get_string(&txn), txn.store().pending_ds().is_some())
+        };
+        for (who, doc) in [("member", &member), ("newcomer", &newcomer)] {
+            assert_eq!(
+                seen(doc),
+                ("y".into(), false),
+                "{who}: the edit, no deletion pending"
+            );
+        }
+        // 5:0 arrives: the room deletes it, and every member is told.
+        let outcome =
+            accept(&mut loaded, &mut store, rules(policy(1_000)), &item, 1).expect("taken");
+        for doc in [&member, &newcomer] {
+            take(doc, &outcome.relay);
+            take(doc, &outcome.released);
+            assert_eq!(seen(doc), ("y".into(), false));
+        }
+        assert_eq!(loaded.doc.to_json()["text"], "y");
     }
 
     #[test]
