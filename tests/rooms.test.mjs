@@ -1153,6 +1153,51 @@ test("deletions of ids nobody has wait no longer than ROOMS_WAITING_TTL_SECONDS,
   }
 });
 
+test("a deletion of an id the room lacks reaches no member until the id arrives, then every member", async () => {
+  // Yjs keeps a deletion it cannot apply pending and sends it back in every sync step 2: relayed, or sent to
+  // newcomers, a member's deletions of made-up ids made each later step 2 of theirs larger than the message cap
+  // (closed 1009 on every reconnect). An honest one, of an id still on its way, must still reach everyone.
+  const w = await startWorker({ vars: VARS });
+  const author = new Y.Doc();
+  author.getText("text").insert(0, "x");
+  const item = Y.encodeStateAsUpdate(author);
+  const deleter = new Y.Doc();
+  Y.applyUpdate(deleter, item);
+  let deletion;
+  deleter.on("update", (u) => (deletion = u));
+  deleter.getText("text").delete(0, 1);
+  // Markers sent after each step: a member that has one has been sent all the room relayed before it.
+  const marker = new Y.Doc();
+  const edits = [];
+  marker.on("update", (u) => edits.push(u));
+  try {
+    const member = await client(w, "deletions");
+    const raw = await rawSocket(w, "deletions");
+    raw.ws.send(syncUpdate(deletion));
+    marker.getText("text").insert(0, "y");
+    raw.ws.send(syncUpdate(edits[0]));
+    await until(() => member.text.toString() === "y", { what: "the first marker relayed" });
+    assert.equal(member.doc.store.pendingDs, null, "the deletion was not relayed");
+    const newcomer = await client(w, "deletions");
+    assert.equal(newcomer.text.toString(), "y");
+    assert.equal(newcomer.doc.store.pendingDs, null, "nor sent to a newcomer");
+    // The deleted item arrives: the room deletes it, and tells every member.
+    raw.ws.send(syncUpdate(item));
+    marker.getText("text").insert(1, "z");
+    raw.ws.send(syncUpdate(edits[1]));
+    for (const [who, doc] of [["member", member], ["newcomer", newcomer]]) {
+      await until(() => doc.text.toString().includes("z"), { what: `the second marker relayed to the ${who}` });
+      assert.equal(doc.text.toString(), "yz", `the ${who} has the item deleted`);
+      assert.equal(doc.doc.store.pendingDs, null, `the ${who} keeps nothing pending`);
+    }
+    assert.equal(raw.closed, null, "nothing was refused");
+    destroyAll(member, newcomer);
+    raw.ws.close();
+  } finally {
+    await w.stop();
+  }
+});
+
 test("a socket the room closed is no longer a member and is not heard, though its client never answers the close", async () => {
   const w = await startWorker({ vars: { ...VARS, ROOMS_MAX_MEMBERS: 2 } });
   const sockets = [];
