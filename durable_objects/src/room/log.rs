@@ -1813,9 +1813,11 @@ mod tests {
         let item = edit_of(&five, &|txn| text.insert(txn, 0, "x"));
         let other = Doc::with_client_id(6);
         let kept = other.get_or_insert_text("text");
-        let edit = edit_of(&other, &|txn| kept.insert(txn, 0, "y"));
-        // A deletion of 5:0 with an edit the room can take: the edit is relayed, the deletion is not.
-        let both = yrs::merge_updates_v1([edit.as_slice(), &deletions_of_unknown_ids(5, 1)])
+        let edit = edit_of(&other, &|txn| kept.insert(txn, 0, "yz"));
+        let unz = edit_of(&other, &|txn| kept.remove_range(txn, 1, 1));
+        // A deletion of 5:0 with an edit the room can take and a deletion of its z: the edit and the deletion the
+        // room applied are relayed, the deletion of 5:0 is not.
+        let both = yrs::merge_updates_v1([edit.as_slice(), &unz, &deletions_of_unknown_ids(5, 1)])
             .expect("merges");
         let outcome =
             accept(&mut loaded, &mut store, rules(policy(1_000)), &both, 0).expect("taken");
