@@ -123,8 +123,9 @@ pub struct Applied {
     pub waits: Option<Vec<u8>>,
     /// When the update was cut: the part of it given to yrs (`None`: all of it, or none).
     pub given: Option<Vec<u8>>,
-    /// Waiting updates (or parts) this update let continue, as yrs integrated them: news for the room's members,
-    /// who are not sent what waits (it may yet be refused when it continues).
+    /// Waiting updates (or parts) this update let continue, as yrs integrated them, and the pending deletions it let
+    /// yrs apply (as an update of no structs): news for the room's members, who are not sent what waits (it may yet
+    /// be refused when it continues) nor deletions of ids the room lacks (see [`RoomDoc::without_pending_deletes`]).
     pub released: Vec<Vec<u8>>,
 }
 
