@@ -18,8 +18,13 @@ pub struct TraceContext {
 impl TraceContext {
     /// The `traceparent` header value for the origin request.
     pub fn header(&self) -> String {
-        format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
+        traceparent(&self.trace_id, &self.span_id, &self.flags)
     }
+}
+
+/// A version-00 `traceparent` value.
+fn traceparent(trace_id: &str, span_id: &str, flags: &str) -> String {
+    format!("00-{trace_id}-{span_id}-{flags}")
 }
 
 /// The trace fields an origin request carries: `traceparent`, and the incoming `tracestate` ([`tracestate`]) when
@@ -69,8 +74,10 @@ impl OriginTrace {
         let TraceContext {
             trace_id, flags, ..
         } = &self.trace;
-        let traceparent = format!("00-{trace_id}-{}-{flags}", span_id(random));
-        fields(traceparent, self.state.clone())
+        fields(
+            traceparent(trace_id, &span_id(random), flags),
+            self.state.clone(),
+        )
     }
 }
 
