@@ -458,15 +458,17 @@ impl RoomDoc {
         if applied.integrated && watched != self.watched() {
             applied.released = self.retry_waiting();
         }
+        let deletes_after = self.pending_delete_ids();
         if let Some(before) = &deletes_before {
             // Deletions pending before that yrs now applied (their ids arrived): members were never sent them (see
             // `without_pending_deletes`), so they go to every member now.
-            let resolved = before.diff(&self.pending_delete_ids().unwrap_or_default());
+            let resolved = before.diff(deletes_after.as_ref().unwrap_or(&IdSet::default()));
             if !resolved.is_empty() {
                 applied.released.push(deletes_update(&resolved));
             }
         }
-        applied.deletes_began = self.note_pending_deletes(since, deletes_before, deletes_sent);
+        applied.deletes_began =
+            self.note_pending_deletes(since, deletes_before, deletes_sent, deletes_after);
         Ok(applied)
     }
 
@@ -480,14 +482,15 @@ impl RoomDoc {
     /// older by an update that brings some of it (a rebuild replays the log before the waiting row that dates the
     /// set); a set none of whose ids was pending before is new, and dated `since` — not by a set that was resolved
     /// (its row, left until the next compaction, is replayed on a reload, and must not date the sets after it).
-    /// Whether a set began.
+    /// Whether a set began. `after`: the deletions pending after the update.
     fn note_pending_deletes(
         &mut self,
         since: u64,
         before: Option<IdSet>,
         sent: Option<IdSet>,
+        after: Option<IdSet>,
     ) -> bool {
-        let Some(after) = self.pending_delete_ids() else {
+        let Some(after) = after else {
             self.pending_deletes_since = None;
             return false;
         };
