@@ -1267,7 +1267,7 @@ describe("route table and proxy", () => {
     origin.reset();
   });
 
-  test("idempotent methods are retried after a connection failure; POST is not", async () => {
+  test("idempotent methods are retried after a connection failure, each attempt a span of its own; POST is not", async () => {
     let calls = 0;
     origin.reset();
     origin.handle((req, body, res) => {
@@ -1275,10 +1275,15 @@ describe("route table and proxy", () => {
       if (calls === 1) return req.socket.destroy();
       res.end("second try");
     });
-    const get = await worker.fetch("/gw/open/flaky");
+    const get = await worker.fetch("/gw/open/flaky", { headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" } });
     assert.equal(get.status, 200);
     assert.equal(await get.text(), "second try");
     assert.equal(calls, 2, "one retry");
+    // W3C Trace Context: each request the origin receives is its own span — the same trace and flags, a new parent-id.
+    const [first, retry] = origin.requests.map((r) => r.headers.traceparent);
+    for (const sent of [first, retry]) assert.match(sent, /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
+    assert.notEqual(retry.split("-")[2], first.split("-")[2], "the retry's span is not the failed attempt's");
+    assert.ok(![first, retry].some((sent) => sent.includes("00f067aa0ba902b7")), "neither is the caller's span");
     calls = 0;
     const post = await worker.fetch("/gw/open/flaky", { method: "POST", body: "x", headers: { "content-type": "text/plain" } });
     assert.equal(post.status, 502);

@@ -1593,7 +1593,7 @@ enum Timing {
 
 /// One request to the origin, up to `retries` more times on connection failure or timeout; each attempt is
 /// aborted when its timeout passes before the answer's headers arrive (for a streamed body: with no step of the
-/// body for that long, or that long after it was sent).
+/// body for that long, or that long after it was sent), and a retry's `traceparent` names a span of its own.
 async fn send(
     url: &str,
     method: &str,
@@ -1606,7 +1606,7 @@ async fn send(
     let mut last = Failure::Unreachable("no attempt".into());
     // A streamed body's timeout counts from its progress ([`Sending`]), kept here like `HeadersOnly`'s.
     let sending = body.sending();
-    for _ in 0..=retries {
+    for attempt in 0..=retries {
         let (timeout, controller) = match (timing, sending) {
             (Timing::Runtime, None) => (
                 web_sys::AbortSignal::timeout_with_u32(
@@ -1628,7 +1628,17 @@ async fn send(
         // wants a `Request` object built first (2.6% of the CPU samples of a proxied request, bench/profile.mjs).
         let init = web_sys::RequestInit::new();
         init.set_method(method);
-        init.set_headers(header_list::build(headers).0.as_ref());
+        let attempt_headers = header_list::build(headers);
+        // Each attempt is a request of its own, with a span of its own in the request's trace; the first sends the
+        // headers as built, so a request that is not retried draws nothing more.
+        if attempt > 0 {
+            if let Some(retried) = header_list::get(headers, "traceparent")
+                .and_then(|sent| trace::retry_traceparent(sent, respond::span_random()))
+            {
+                let _ = attempt_headers.set("traceparent", &retried);
+            }
+        }
+        init.set_headers(attempt_headers.0.as_ref());
         init.set_redirect(web_sys::RequestRedirect::Manual);
         if let Some(body) = body.js() {
             init.set_body(&body);

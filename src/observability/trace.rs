@@ -1,6 +1,7 @@
 //! W3C Trace Context (`traceparent`) on the Worker's origin requests — the gateway's, render's fragment fetches and
 //! the image source fetch: a valid incoming header is continued with a new span id for each origin request (same
-//! trace id and flags; [`OriginTrace`] for a request that makes several), an invalid or missing one starts a new
+//! trace id and flags; [`OriginTrace`] for a request that makes several, [`retry_traceparent`] for each retry of
+//! one), an invalid or missing one starts a new
 //! trace — sampled (flag 01) for `GATEWAY_TRACE_SAMPLE_PERCENT` of them, so an origin whose tracer follows its
 //! parent's decision (OpenTelemetry's default `ParentBased` sampler) does not record every request the edge starts.
 //! Pure: the random bytes are a parameter.
@@ -79,6 +80,15 @@ impl OriginTrace {
             self.state.clone(),
         )
     }
+}
+
+/// The `traceparent` of a retry of an origin request that sent `sent` (a value [`TraceContext::header`] or
+/// [`OriginTrace::fields`] wrote): the same trace and flags, a span id of its own from `random` — each attempt is a
+/// request to the origin of its own, and W3C's `parent-id` is "the ID of this request as known by the caller". `None`
+/// for a value that is no `traceparent`.
+pub fn retry_traceparent(sent: &str, random: [u8; SPAN_BYTES]) -> Option<String> {
+    let (trace_id, flags) = parse(sent)?;
+    Some(traceparent(&trace_id, &span_id(random), &flags))
 }
 
 /// Bytes of randomness a span id takes.
@@ -357,6 +367,27 @@ mod tests {
             )],
             "a new trace, unsampled at 0 %, takes no state from another"
         );
+    }
+
+    #[test]
+    fn a_retried_origin_request_has_a_span_of_its_own_in_the_same_trace() {
+        for flags in ["00", "01", "03"] {
+            let sent = format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}");
+            assert_eq!(
+                retry_traceparent(&sent, [1, 2, 3, 4, 5, 6, 7, 8]).as_deref(),
+                Some(
+                    format!("00-4bf92f3577b34da6a3ce929d0e0e4736-0102030405060708-{flags}")
+                        .as_str()
+                )
+            );
+        }
+        let started = continue_or_start(None, random(), 100).header();
+        let retry = retry_traceparent(&started, [0; SPAN_BYTES]).expect("a traceparent");
+        assert_eq!(
+            retry, "00-0102030405060708090a0b0c0d0e0f10-0000000000000001-01",
+            "a started trace too; never an all-zero span id"
+        );
+        assert_eq!(retry_traceparent("garbage", [1; SPAN_BYTES]), None);
     }
 
     #[test]
