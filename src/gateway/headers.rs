@@ -622,10 +622,7 @@ impl LocationMap {
         let (path, tail) = location.split_at(end);
         // Read as browsers read it (tabs and line breaks dropped, `\` as `/`): a network or absolute path, or a
         // first segment with a `:` (a scheme, RFC 3986 §4.2), is no relative path.
-        let read: String = path
-            .chars()
-            .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
-            .collect();
+        let read: String = url_chars(path).collect();
         let first = read.split(['/', '\\']).next().unwrap_or("");
         if read.is_empty() || read.starts_with(['/', '\\']) || first.contains(':') {
             return None;
@@ -766,11 +763,7 @@ impl LocationMap {
         };
         // `//host` (or `/\host`, which browsers read alike, also with tabs or line breaks between, which they
         // drop) would send the client to another site.
-        let read: String = mapped
-            .chars()
-            .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
-            .take(2)
-            .collect();
+        let read: String = url_chars(&mapped).take(2).collect();
         if read == "//" || read == "/\\" {
             return None;
         }
@@ -819,6 +812,12 @@ fn host_of(authority: &str) -> &str {
         .map_or(authority, |(host, _)| host)
 }
 
+/// The characters of `text` as the WHATWG URL parser (browsers, the runtime's fetch) reads a URL's: tabs and line
+/// breaks dropped wherever they stand (`/\t/evil.example` is `//evil.example`).
+fn url_chars(text: &str) -> impl Iterator<Item = char> + '_ {
+    text.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+}
+
 /// `url` as the WHATWG URL parser (browsers, the runtime's fetch) reads it against an `http` or `https` base, when it
 /// names an authority: leading and trailing C0 controls and spaces trimmed, tabs and line breaks dropped, the run of
 /// two or more `/` or `\` that opens it or follows an `http:` or `https:` scheme written `//` (`https:\\app.example`,
@@ -826,11 +825,7 @@ fn host_of(authority: &str) -> &str {
 /// anything else: a path (`/x`), a relative reference, another scheme (`foo:bar`, which is never on an `http`
 /// upstream), and `https:/host` or `https:host`, which a client on the same scheme reads as a path on its own host.
 fn read_with_authority(url: &str) -> Option<String> {
-    let read: String = url
-        .trim_matches(|c: char| c <= ' ')
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
-        .collect();
+    let read: String = url_chars(url.trim_matches(|c: char| c <= ' ')).collect();
     let slash = |c: char| c == '/' || c == '\\';
     let (scheme, after) = match read.split_once(':') {
         Some((scheme, after))
@@ -882,9 +877,7 @@ fn ascii_host(name: &str) -> Option<Cow<'_, str>> {
 /// `.%2E`), a `\` read as `/`, and tabs and line breaks dropped — so the path is the one the client will ask for.
 /// `None` when it holds no dot segment (it is then read as it is written).
 pub fn resolve_dot_segments(path: &str) -> Option<String> {
-    let read: String = path
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+    let read: String = url_chars(path)
         .map(|c| if c == '\\' { '/' } else { c })
         .collect();
     let one = |s: &str| s == "." || s.eq_ignore_ascii_case("%2e");
