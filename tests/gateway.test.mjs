@@ -4597,6 +4597,12 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 and true in (length(password))")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and @x in (length(password))")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and sleep 1.e (5)")}`, "sqli-function"],
+    // MySQL's `div` and `mod` on a blind call or before a subquery, and arithmetic on the whole value's probe.
+    [`/gw/open/search?id=${encodeURIComponent("1 div (select length(password) from users)")}`, "sqli-subquery"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and length(password) div 1>5")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and ascii(substr(password,1,1)) mod 256>64")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("length(database())+0>1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("length(database()) div 1>1")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -4806,6 +4812,9 @@ describe("WAF", () => {
     `/gw/open/search?n=${encodeURIComponent("2 or more between jan and feb")}`,
     // Percentages around a comparison: no `%` before a character, as classic ASP's dropped ones stand.
     `/gw/open/search?q=${encodeURIComponent("Shares were up 1% or 1%=1% this week")}`,
+    // Beside the div/mod and whole-value arithmetic rules: prose and values with div, mod, length and database.
+    `/gw/open/search?q=${encodeURIComponent("Install the mod (select 2 files from the list) and put the div 1 mod 2 rule in the grid")}&n=${encodeURIComponent("In MySQL 7 div 2 = 3 and 7 mod 2 = 1; see length(database names) div 2")}`,
+    `/gw/open/search?size=${encodeURIComponent("length(database())+1 chars")}&cols=${encodeURIComponent("length(row) div 2")}&x=${encodeURIComponent("length(database()) mod 2 > 0 checks parity")}`,
   ];
   const benignBodies = [
     // The twelfth review's sweep: a help-desk ticket quoting SQL, code inside JSON, an address, Markdown (passed

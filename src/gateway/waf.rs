@@ -2461,7 +2461,8 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
                 && chain_ends(text, close + 1)
                 && (!server_if || calls.reads_server(paren, close));
         }
-        let after = text.len() - skip(&text[close + 1..], b" )").len();
+        // Arithmetic with numbers on the call is the call still (`length(database())+0>1`).
+        let after = text.len() - skip(&text[past_arithmetic(text, close + 1)..], b" )").len();
         let end = match comparison_at(text, after) {
             Some(comparison) => {
                 let right = text.len() - skip(&text[after + comparison.len()..], b" (").len();
@@ -2579,7 +2580,15 @@ fn subquery(text: &[u8]) -> bool {
                 // MySQL reads a number glued to a word as two tokens: `1and(select 1)` is `1 and (select 1)`.
                 let word = &context[start..];
                 let keyword = &word[word.iter().take_while(|b| b.is_ascii_digit()).count()..];
+                // MySQL's `div` and `mod` after a number or a `)` (`1 div (select …)`, `1mod(select …)`): "a mod
+                // (select one)" is prose.
+                let divides = matches!(keyword, b"div" | b"mod")
+                    && (word.len() > keyword.len()
+                        || skip_back(&context[..start], b" ")
+                            .last()
+                            .is_some_and(|b| b.is_ascii_digit() || *b == b')'));
                 OPERAND_KEYWORDS.contains(&keyword)
+                    || divides
                     || (context.len() == open.len() && GLUED_SUBQUERY_KEYWORDS.contains(&keyword))
             }
             _ => false,
@@ -4842,25 +4851,17 @@ fn blind_list(text: &[u8], open: usize, close: usize, left: &[u8], calls: &Calls
     }
 }
 
-/// Where arithmetic with numbers on an operand that ends at `end` of `text` ends (`+0`, ` * 1`, `-1+2`), or `end`
-/// when none follows: every dialect reads `length(password)+0` as the number the call returns. Read within
-/// [`OPERAND_WINDOW`], as every look-ahead here; a `--` or `/*` is a comment, not an operator.
+/// Where arithmetic with numbers on an operand that ends at `end` of `text` ends (`+0`, ` * 1`, `-1+2`, MySQL's
+/// ` div 1` and ` mod 100`), or `end` when none follows: every dialect reads `length(password)+0` as the number the
+/// call returns. Read within [`OPERAND_WINDOW`], as every look-ahead here, and by [`arithmetic_operator`], as a
+/// constant expression is: a comment is no operator.
 fn past_arithmetic(text: &[u8], mut end: usize) -> usize {
     let limit = text.len().min(end + OPERAND_WINDOW);
     loop {
-        let at = limit - skip(&text[end..limit], b" ").len();
-        let Some(&op) = text.get(at).filter(|_| at < limit) else {
+        let Some((_, after)) = arithmetic_operator(&text[..limit], end) else {
             return end;
         };
-        if !matches!(op, b'+' | b'-' | b'*' | b'/' | b'%')
-            || matches!(
-                (op, text.get(at + 1)),
-                (b'-', Some(b'-')) | (b'/', Some(b'*'))
-            )
-        {
-            return end;
-        }
-        let number = limit - skip(&text[at + 1..limit], b" ").len();
+        let number = limit - skip(&text[after..limit], b" ").len();
         let n = number_len(&text[number..limit]);
         if n == 0
             || text
@@ -5218,38 +5219,10 @@ fn const_expression(text: &[u8]) -> Option<(usize, f64, bool)> {
             };
             Some(if negative { -value } else { value })
         }
-        /// The operator after the blanks at `at`, and where the term after it starts, or `None`.
-        fn operator(&self) -> Option<(u8, usize)> {
-            let mut at = self.at;
-            while self.text.get(at) == Some(&b' ') {
-                at += 1;
-            }
-            // MySQL's `div` (integer division) and `mod`, words with a blank or a parenthesis on each side (`1 div
-            // 1`, `1 div(1)`, `(1)mod(1)`): glued to a digit they are part of a name (`1div1`).
-            if at > self.at || self.at.checked_sub(1).is_some_and(|i| self.text[i] == b')') {
-                for (word, op) in [(&b"div"[..], b'd'), (b"mod", b'%')] {
-                    let after = at + word.len();
-                    if self.text[at..].starts_with(word)
-                        && matches!(self.text.get(after), Some(b' ' | b'('))
-                    {
-                        return Some((op, after));
-                    }
-                }
-            }
-            let op = *self.text.get(at)?;
-            let next = self.text.get(at + 1).copied();
-            let comment = match op {
-                b'-' => next == Some(b'-') && matches!(self.text.get(at + 2), None | Some(b' ')),
-                b'/' => next == Some(b'*'),
-                b'+' | b'*' | b'%' => false,
-                _ => return None,
-            };
-            (!comment && next != Some(b'>')).then_some((op, at + 1))
-        }
         fn expression(&mut self, depth: usize) -> Option<f64> {
             let mut sum = 0.0;
             let mut product = self.term(depth)?;
-            while let Some((op, after)) = self.operator() {
+            while let Some((op, after)) = arithmetic_operator(self.text, self.at) {
                 let saved = (self.at, self.terms, self.compound);
                 self.at = after;
                 self.blanks();
@@ -5289,6 +5262,32 @@ fn const_expression(text: &[u8]) -> Option<(usize, f64, bool)> {
     value
         .is_finite()
         .then_some((reader.at, value, reader.compound))
+}
+
+/// The arithmetic operator after the blanks at `at` of `text`, where an operand ends, and where the term after it
+/// starts: `+`, `-`, `*`, `/`, `%` (`d` for MySQL's `div`, `%` for its `mod`), or `None`. `div` and `mod` (integer
+/// division and remainder) are words with a blank or a parenthesis on each side (`1 div 1`, `1 div(1)`, `(1)mod(1)`):
+/// glued to a digit they are part of a name (`1div1`). `-- ` (or `--` at the end) is MySQL's comment, `/*` a
+/// comment's start and `->` an operator of JSON: none is arithmetic.
+fn arithmetic_operator(text: &[u8], end: usize) -> Option<(u8, usize)> {
+    let at = text.len() - skip(&text[end..], b" ").len();
+    if at > end || end.checked_sub(1).is_some_and(|i| text[i] == b')') {
+        for (word, op) in [(&b"div"[..], b'd'), (b"mod", b'%')] {
+            let after = at + word.len();
+            if text[at..].starts_with(word) && matches!(text.get(after), Some(b' ' | b'(')) {
+                return Some((op, after));
+            }
+        }
+    }
+    let op = *text.get(at)?;
+    let next = text.get(at + 1).copied();
+    let comment = match op {
+        b'-' => next == Some(b'-') && matches!(text.get(at + 2), None | Some(b' ')),
+        b'/' => next == Some(b'*'),
+        b'+' | b'*' | b'%' => false,
+        _ => return None,
+    };
+    (!comment && next != Some(b'>')).then_some((op, at + 1))
 }
 
 /// The value of `text` when all of it is a compound [`const_expression`] (`-(-1)`, `1-1`, `2*3`).
@@ -11752,6 +11751,15 @@ mod tests {
                 "id=1+and+length(password)%2B0%3E5",
                 "id=1+and+length(password)+-+1+%3E+5--",
                 "id=1+and+ascii(substr(password%2C1%2C1))*1%3E64",
+                // MySQL's `div` and `mod` are arithmetic too, as in a constant expression.
+                "id=1+and+length(password)+div+1%3E5",
+                "id=1+and+length(password)+DIV+1%3D8--",
+                "id=1+and+ascii(substr(password%2C1%2C1))+mod+256%3E64",
+                "id=1+and+5+in+(length(password)+div+1)",
+                // The whole value's probe likewise.
+                "id=length(database())%2B0%3E1",
+                "id=length(database())+div+1%3E1",
+                "id=ascii(substr(user()%2C1%2C1))+mod+256%3E64",
             ],
             "sqli-tautology",
         );
@@ -11759,6 +11767,29 @@ mod tests {
             "x=1 and 2 in (len(s)+1) of the list",
             "page 1 and length(side)+2 > 5 cm",
             "x=1 and 2 in (len(s)+t)",
+            "cols=length(row) div 2",
+            "size=length(database())+1 chars",
+            "x=length(database()) mod 2 > 0 checks parity",
+            "In MySQL 7 div 2 = 3 and 7 mod 2 = 1; see length(database names) div 2",
+        ]);
+    }
+
+    #[test]
+    fn a_subquery_after_div_or_mod_is_caught() {
+        // MySQL's `div` and `mod` are operators: a subquery after them stands where an operand does.
+        refused(
+            &[
+                "id=1+div+(select+length(password)+from+users)",
+                "id=1+div+(select+(case+when+(ascii(substr(user()%2C1%2C1))%3E64)+then+1+else+0+end))",
+                "id=1+and+1+mod+(select+1)",
+                "id=(1)div(select+1)",
+            ],
+            "sqli-subquery",
+        );
+        passes(&[
+            "Install the mod (select 2 files from the list) and put the div 1 mod 2 rule in the grid",
+            "grid=12 div (3) columns",
+            "12 mod (select one) of the two",
         ]);
     }
 
