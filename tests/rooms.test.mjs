@@ -108,7 +108,7 @@ describe("rooms", () => {
     first.close();
     const other = await ticket(w, "elsewhere");
     assert.equal(await refusedWith(`${base}?ticket=${other}`), 401, "a ticket for another room");
-    assert.equal(refusedWith.headers["content-type"], "application/json; charset=utf-8", "labelled as the Worker's errors");
+    assert.equal(refusedWith.headers["content-type"], "application/json", "labelled as the Worker's answers");
     const plain = await w.fetch("/rooms/tickets/ws");
     assert.equal(plain.status, 426, "a plain GET is told to upgrade");
     // A HEAD of the join is no handshake: refused before the room, its ticket left for the real join. (A HEAD that

@@ -11,6 +11,9 @@ use crate::error::{ApiError, ApiResult, OrInternal};
 /// as the type it is labelled, never sniffed (a JSON error echoing the request's path, read as HTML, could run).
 pub const NOSNIFF: &str = "nosniff";
 
+/// The `Content-Type` of every JSON answer the Worker makes, successes and errors alike.
+pub const JSON_TYPE: &str = "application/json";
+
 /// A JSON response with `status`.
 pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult<Response> {
     Ok(Response::from_json(value)
@@ -42,7 +45,9 @@ pub fn error_head(error: &ApiError) -> Response {
 fn error_headers(error: &ApiError, body: bool) -> Headers {
     let headers = Headers::new();
     let defaults = [
-        ("content-type", "application/json; charset=utf-8"),
+        // As every success says it (`json`, through workers-rs' `from_json`): JSON has no charset parameter (RFC
+        // 8259 §11), and errors said `; charset=utf-8`, a second spelling for one type.
+        ("content-type", JSON_TYPE),
         ("cache-control", "no-store"),
         ("x-content-type-options", NOSNIFF),
     ];

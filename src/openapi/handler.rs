@@ -9,7 +9,7 @@ use crate::error::{ApiResult, OrInternal};
 pub fn document() -> ApiResult<Response> {
     let response = Response::from_bytes(DOCUMENT.as_bytes().to_vec())
         .or_internal("building the OpenAPI response")?;
-    let response = with_header(response, "content-type", "application/json");
+    let response = with_header(response, "content-type", crate::entry::respond::JSON_TYPE);
     Ok(with_header(
         response,
         "cache-control",

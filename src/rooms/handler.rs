@@ -199,7 +199,7 @@ async fn state(call: &Call, name: &str) -> ApiResult<Response> {
         .or_internal("reading the room state")?;
     let mut out = Response::from_bytes(body).or_internal("building the room state")?;
     out.headers_mut()
-        .set("content-type", "application/json")
+        .set("content-type", respond::JSON_TYPE)
         .or_internal("setting a header")?;
     Ok(out)
 }

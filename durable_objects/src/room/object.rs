@@ -276,13 +276,10 @@ fn request_id(req: &Request) -> Option<String> {
 /// An error answer in the Worker's shape (`{"error": {"code", "message"}}`, `no-store`): a join's refusal goes
 /// straight back to the client.
 fn json_error(status: u16, code: &str, message: &str) -> Result<Response> {
+    // `from_json` labels it `application/json`, as the Worker labels its own answers, which these reach clients beside.
     let mut response =
         Response::from_json(&serde_json::json!({"error": {"code": code, "message": message}}))?
             .with_status(status);
-    // As the Worker labels its own errors, which these reach clients beside.
-    response
-        .headers_mut()
-        .set("content-type", "application/json; charset=utf-8")?;
     response.headers_mut().set("cache-control", "no-store")?;
     Ok(response)
 }
