@@ -1671,3 +1671,44 @@ test("a member's message bucket is kept across a restart, and is at worst empty 
     rmSync(stateDir, { recursive: true, force: true });
   }
 });
+
+test("a panic in a room's object: its caller is answered 500 and logged, the members stay connected and relayed, the document is intact", async (t) => {
+  // Under Miniflare the Worker and its objects share one isolate and one Wasm instance: the object's panic stops the
+  // instance the Worker's requests run in too, so the panic hook answers the request waiting on the object (the
+  // bodiless 500 of a request that did not panic itself: src/entry/in_flight.rs) and a new instance serves the next
+  // call. The hibernatable sockets are the runtime's, not the instance's.
+  const w = await startWorker({ vars: VARS });
+  t.after(() => w.stop());
+  const room = "panicking-room";
+  const [a, b] = [await client(w, room, { user: "a" }), await client(w, room, { user: "b" })];
+  const closed = [];
+  for (const c of [a, b]) c.provider.on("connection-close", (event) => closed.push(event?.code));
+  a.text.insert(0, "before");
+  await until(() => b.text.toString() === "before", { what: "b has a's edit" });
+
+  const refused = await w.fetch("/__debug/panic?in=room&room=no%20such");
+  assert.equal(refused.status, 400, "a room name no room can have panics nothing");
+  assert.equal((await refused.json()).error.code, "invalid_room");
+
+  const answer = await w.fetch(`/__debug/panic?in=room&room=${room}`, { headers: { "x-request-id": "room-panic" } });
+  assert.deepEqual([answer.status, answer.headers.get("x-request-id"), await answer.text()], [500, "room-panic", ""]);
+  const [panic, line] = await until(() => {
+    const logs = w.jsonLogs();
+    const found = [logs.find((l) => l.msg === "panic"), logs.find((l) => l.msg === "request" && l.request_id === "room-panic")];
+    return found.every(Boolean) && found;
+  }, { what: () => JSON.stringify(w.jsonLogs().slice(-5)) });
+  assert.match(panic.location, /^durable_objects\/src\/room\/object\.rs:/, "the panic is the object's");
+  assert.match(panic.panic, /deliberate panic in room "panicking-room" \(request "room-panic"\)/);
+  assert.deepEqual([line.status, line.error_code], [500, "internal_error"]);
+
+  // The members' sockets outlive the instance: an edit after the panic reaches the other member, none was closed.
+  a.text.insert(6, " after");
+  await until(() => b.text.toString() === "before after", { what: () => `b has a's edit after the panic: ${b.text.toString()}` });
+  assert.deepEqual(closed, [], "no member's socket closed");
+  // The object's new instance reads the document from storage: a newcomer is sent all of it.
+  const newcomer = await client(w, room, { user: "c" });
+  assert.equal(newcomer.text.toString(), "before after");
+  const state = await w.fetch(`/__debug/coalesce`);
+  assert.equal(state.status, 200, "the Worker serves after the object's panic");
+  await state.arrayBuffer();
+});

@@ -150,21 +150,29 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
         RouteId::RoomState => rooms::handler::authorised_state(&call).await,
         RouteId::DebugRoomTicket => rooms::handler::debug_ticket(&call).await,
         // `?in=wait_until`: the panic comes from a task the request left to `waitUntil`, after its answer (a panic
-        // that is no handler's, for the recovery test of the others in flight).
+        // that is no handler's, for the recovery test of the others in flight); `?in=room&room={id}`: from the room
+        // object's code, what the room's members and this request then see (the object's answer passed on).
         RouteId::DebugPanic => {
             let url = call.req.url().or_internal("reading the request URL")?;
+            let param = |name: &str| {
+                url.query_pairs()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.into_owned())
+            };
             let message = format!(
                 "deliberate panic from /__debug/panic (request {})",
                 call.request_id
             );
-            if url
-                .query_pairs()
-                .any(|(k, v)| k == "in" && v == "wait_until")
-            {
-                call.ctx.wait_until(async move { panic!("{message}") });
-                return super::respond::json(202, &serde_json::json!({ "panic": "wait_until" }));
+            match param("in").as_deref() {
+                Some("wait_until") => {
+                    call.ctx.wait_until(async move { panic!("{message}") });
+                    super::respond::json(202, &serde_json::json!({ "panic": "wait_until" }))
+                }
+                Some("room") => {
+                    rooms::handler::debug_panic(&call, &param("room").unwrap_or_default()).await
+                }
+                _ => panic!("{message}"),
             }
-            panic!("{message}")
         }
         // `waiting`: requests waiting on another's fill, fragment, image or key set; those waiting on a purge-mark
         // read (which comes before a fill) are counted apart, so "all wait on the fill" is not seen true early.

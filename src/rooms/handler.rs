@@ -414,6 +414,26 @@ pub async fn debug_ticket(call: &Call) -> ApiResult<Response> {
     issue_ticket(call, &room_name(call)?, &user, None, expires_ms).await
 }
 
+/// `/__debug/panic?in=room&room={name}` (debug routes only): makes the room's object panic, and answers what the
+/// object's call came back with — as a ticket's or a join's caller would meet it.
+pub async fn debug_panic(call: &Call, name: &str) -> ApiResult<Response> {
+    if !valid_room_name(name) {
+        return Err(ApiError::bad_request(
+            "invalid_room",
+            "?room= names the room whose object panics: 1 to 64 of A-Z a-z 0-9 - _ .",
+        ));
+    }
+    room_fetch(
+        call,
+        name,
+        room::PATH_DEBUG_PANIC,
+        Method::Post,
+        room_headers(call, name)?,
+        None,
+    )
+    .await
+}
+
 /// The signed-in user's id (session cookie, cached check), or 401 (clearing a cookie that names no live session).
 async fn signed_in_user(call: &Call) -> ApiResult<String> {
     let caller = crate::session::handler::current_user(call, false).await?;

@@ -29,8 +29,8 @@ use super::log::{self, AcceptError, Accepted, Loaded, Outcome, Stored, UpdateSto
 use super::presence::{self, Announced, Presence};
 use super::protocol::{
     close, echoable_close_code, session_ended, RoomSettings, TicketGrant, FAMILY_OF_LIVE_SESSION,
-    HEADER_ROOM, HEADER_SETTINGS, LIVE_FAMILIES, NO_LIMIT_MARK, PATH_CONNECT, PATH_STATE,
-    PATH_TICKET, SESSIONS_BINDING, TICKET_PARAM,
+    HEADER_ROOM, HEADER_SETTINGS, LIVE_FAMILIES, NO_LIMIT_MARK, PATH_CONNECT, PATH_DEBUG_PANIC,
+    PATH_STATE, PATH_TICKET, SESSIONS_BINDING, TICKET_PARAM,
 };
 use super::wire::{self, AwarenessEntry, Message};
 use crate::log::{self as events, Level};
@@ -1551,6 +1551,11 @@ impl DurableObject for Room {
                     .set("content-type", "application/json")?;
                 Ok(response)
             }
+            (Method::Post, PATH_DEBUG_PANIC) => panic!(
+                "deliberate panic in room {:?} (request {:?})",
+                self.name()?.unwrap_or_default(),
+                request_id(&req).unwrap_or_default()
+            ),
             _ => json_error(404, "not_found", "unknown room path"),
         }
     }

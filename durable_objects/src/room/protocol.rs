@@ -14,6 +14,9 @@ pub const BINDING: &str = "ROOMS";
 pub const PATH_CONNECT: &str = "/connect";
 pub const PATH_TICKET: &str = "/ticket";
 pub const PATH_STATE: &str = "/state";
+/// A deliberate panic in the object, for the tests of what a Durable Object's panic does (the Worker calls it only
+/// from `/__debug/panic?in=room`, a `DEBUG_ROUTES` route: no other request the Worker sends a room has this path).
+pub const PATH_DEBUG_PANIC: &str = "/__debug/panic";
 
 /// Header carrying the room's name (the object stores it, to report to the directory after hibernation).
 pub const HEADER_ROOM: &str = "x-room-name";
