@@ -244,6 +244,39 @@ test("a panic in a waitUntil task, no request's handler, answers every request i
   await assertServedAfterPanic(w);
 });
 
+test("a panic while an answer's body is produced: the client gets the headers and what was sent, then the body ends at once", async (t) => {
+  // A streamed page's body is produced after its handler returned: the request is no longer in flight (its line
+  // written at its headers, a 200), so the hook answers nothing, and the body's stream stops with the instance.
+  // workerd then ends the chunked body as if whole (a plain JavaScript Worker whose body stream errors is ended so too
+  // under this Miniflare): the client is not left hanging, but only the panic line tells the body was cut off.
+  const w = await startWorker();
+  t.after(() => w.stop());
+  const answer = await new Promise((resolve, reject) => {
+    const target = new URL("/__debug/panic?in=stream", w.url);
+    const req = httpRequest(target, { headers: { "x-request-id": "stream-panic" }, agent: false }, (res) => {
+      let body = "";
+      res.on("data", (chunk) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body, ended: "end" }));
+      res.on("error", (e) => resolve({ status: res.statusCode, headers: res.headers, body, ended: e.code ?? e.message }));
+      res.on("aborted", () => resolve({ status: res.statusCode, headers: res.headers, body, ended: "aborted" }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+  assert.deepEqual([answer.status, answer.headers["x-request-id"], answer.body], [200, "stream-panic", "the first chunk\n"]);
+  assert.ok(["end", "aborted", "ECONNRESET"].includes(answer.ended), answer.ended);
+  const [panic, line] = await until(() => {
+    const logs = w.jsonLogs();
+    const found = [logs.find((l) => l.msg === "panic"), logs.find((l) => l.msg === "request" && l.request_id === "stream-panic")];
+    return found.every(Boolean) && found;
+  }, { what: () => JSON.stringify(w.jsonLogs()) });
+  assert.match(panic.panic, /deliberate panic from \/__debug\/panic \(request stream-panic\) in its body/);
+  assert.deepEqual([line.status, line.error_code], [200, undefined], "its line was written at its headers");
+  const next = await w.fetch("/health");
+  assert.equal(next.status, 200, "the next request is served by a new instance");
+  await next.arrayBuffer();
+});
+
 // The routes that age an isolate's memory (the tests' clock), DEBUG_ROUTES only.
 const AGING_ROUTES = ["/__debug/jwks/age", "/__debug/refresh-holds/age", "/__debug/edge-cache/age", "/__debug/failed-bookmarks/age"];
 
