@@ -12,7 +12,7 @@
 pub mod keys;
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::de::DeserializeOwned;
@@ -109,20 +109,20 @@ impl<'a> Vars<'a> {
 
     /// An unsigned integer in `min..=max` (a JSON number or a decimal string), or `default` when unset.
     pub fn u64_in(&self, key: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
-        let value = match self.raw(key) {
+        match self.raw(key) {
             None => return Ok(default),
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
             Some(_) => None,
         }
-        .ok_or_else(|| ConfigError::new(key, "must be a whole number"))?;
-        if value < min || value > max {
-            return Err(ConfigError::new(
+        .filter(|v| (min..=max).contains(v))
+        // One sentence for either slip, so `"lots"` or `-1` is told the range too, not only that it is no number.
+        .ok_or_else(|| {
+            ConfigError::new(
                 key,
-                format!("must be between {min} and {max}"),
-            ));
-        }
-        Ok(value)
+                format!("must be a whole number between {min} and {max}"),
+            )
+        })
     }
 
     /// A boolean (`true`/`false`, as JSON or as a string), or `default` when unset.
@@ -159,16 +159,96 @@ impl<'a> Vars<'a> {
 
     /// A structured setting: a wrangler.toml table var, or a JSON document in a string var/secret.
     pub fn json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ConfigError> {
-        let value = match self.raw(key) {
-            None => return Ok(None),
-            Some(Value::String(s)) => {
-                json_document(&s).map_err(|problem| ConfigError::new(key, problem))?
-            }
-            Some(v) => v,
+        let Some(value) = self.document(key)? else {
+            return Ok(None);
         };
         serde_json::from_value(value)
             .map(Some)
             .map_err(|e| ConfigError::new(key, e.to_string()))
+    }
+
+    /// A structured setting read as one `T` of named fields (`GATEWAY_WAF`): an error names the field ([`typed`]).
+    pub fn table<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ConfigError> {
+        self.document(key)?
+            .map(typed)
+            .transpose()
+            .map_err(|problem| ConfigError::new(key, problem))
+    }
+
+    /// A list setting (`IMAGES_ALLOWED_WIDTHS`), each entry read as a `T`: an error names the entry (`entry 2: …`),
+    /// as the checks of its values do, where serde named only the type it wanted.
+    pub fn list<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Vec<T>>, ConfigError> {
+        let Some(value) = self.document(key)? else {
+            return Ok(None);
+        };
+        let Value::Array(items) = value else {
+            return Err(ConfigError::new(
+                key,
+                format!("must be a list, not {}", kind(&value)),
+            ));
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                serde_json::from_value(item)
+                    .map_err(|e| ConfigError::new(key, format!("entry {i}: {e}")))
+            })
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    /// A table of name → `T` (`RENDER_FRAGMENTS`), each entry read with [`typed`]: an error names the entry as
+    /// `<what> "<name>"` and, in it, the field.
+    pub fn entries<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        what: &str,
+    ) -> Result<Option<BTreeMap<String, T>>, ConfigError> {
+        let Some(value) = self.document(key)? else {
+            return Ok(None);
+        };
+        let Value::Object(entries) = value else {
+            return Err(ConfigError::new(
+                key,
+                format!(
+                    "must be a table of {what} name → {what}, not {}",
+                    kind(&value)
+                ),
+            ));
+        };
+        entries
+            .into_iter()
+            .map(|(name, entry)| {
+                typed(entry)
+                    .map(|parsed| (name.clone(), parsed))
+                    .map_err(|problem| ConfigError::new(key, format!("{what} {name:?}: {problem}")))
+            })
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    /// The JSON value of `key`: a table var as given, a string var parsed as one document ([`json_document`]).
+    fn document(&self, key: &str) -> Result<Option<Value>, ConfigError> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => json_document(&s)
+                .map(Some)
+                .map_err(|problem| ConfigError::new(key, problem)),
+            Some(v) => Ok(Some(v)),
+        }
+    }
+}
+
+/// What kind of JSON value `value` is, for an error that says what was given instead.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "true or false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a table",
     }
 }
 
@@ -195,7 +275,16 @@ pub fn json_document(text: &str) -> Result<Value, String> {
 /// removal changes it (serde reads an object's fields in order and stops at the first that fails), put first:
 /// `limit: invalid type…`. Found by reading `T` again, not by a path-tracking deserializer: serde_path_to_error did
 /// it for nested values too, but its second instantiation of every config type's reader cost 8.6 KB gzip of wasm.
+///
+/// `value` must be an object: serde reads a struct from a list too, its fields by position, so `GATEWAY_WAF = ["off"]`
+/// switched the WAF off, `[]` took every default and a policy written `[10, 60, "ip"]` was served, each silently.
 pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, String> {
+    if !value.is_object() {
+        return Err(format!(
+            "must be a table of named fields, not {}",
+            kind(&value)
+        ));
+    }
     serde_json::from_value(value.clone()).map_err(|error| {
         let read_again = |v| serde_json::from_value::<T>(v).err().map(|e| e.to_string());
         field_named(&value, error.to_string(), &read_again)
@@ -954,9 +1043,37 @@ mod tests {
     #[test]
     fn an_invalid_value_names_its_key_and_not_its_value() {
         let cases: &[(&str, Value, &str)] = &[
-            ("MAX_BODY_BYTES", json!("lots"), "must be a whole number"),
-            ("MAX_BODY_BYTES", json!(0), "between 1 and"),
-            ("MAX_BODY_BYTES", json!(-5), "must be a whole number"),
+            // What is allowed, whatever the slip: no number, a negative, an exponent, too large.
+            (
+                "MAX_BODY_BYTES",
+                json!("lots"),
+                "whole number between 1 and 16777216",
+            ),
+            (
+                "MAX_BODY_BYTES",
+                json!(0),
+                "whole number between 1 and 16777216",
+            ),
+            (
+                "MAX_BODY_BYTES",
+                json!(-5),
+                "whole number between 1 and 16777216",
+            ),
+            (
+                "MAX_BODY_BYTES",
+                json!("1e3"),
+                "whole number between 1 and 16777216",
+            ),
+            (
+                "MAX_BODY_BYTES",
+                json!(1.5),
+                "whole number between 1 and 16777216",
+            ),
+            (
+                "MAX_BODY_BYTES",
+                json!("18446744073709551616"),
+                "whole number between 1 and 16777216",
+            ),
             ("ENVIRONMENT", json!("staging-ish"), "must be one of"),
             ("SERVICE_NAME", json!(42), "must be a string"),
             ("DEBUG_ROUTES", json!("on"), "must be true or false"),
@@ -1123,6 +1240,129 @@ mod tests {
         );
         let error = vars.json::<Value>("TRAILING").expect_err("two documents");
         assert!(error.problem.starts_with("is not valid JSON"), "{error}");
+    }
+
+    /// serde reads a struct from a list as well, its fields by position: `GATEWAY_WAF = ["off"]` switched the WAF off,
+    /// `[]` took the defaults, and a policy, route or fragment written as a list was served, each without a word.
+    #[test]
+    fn a_setting_of_named_fields_written_as_a_list_is_refused() {
+        let mut policies = source(&[])["RATE_LIMIT_POLICIES"].clone();
+        policies["positional"] = json!([10, 60, "ip"]);
+        let cases: &[(&str, Value, &str)] = &[
+            (
+                "GATEWAY_WAF",
+                json!(["off"]),
+                "must be a table of named fields, not a list",
+            ),
+            (
+                "GATEWAY_WAF",
+                json!("[]"),
+                "must be a table of named fields, not a list",
+            ),
+            (
+                "RATE_LIMIT_POLICIES",
+                policies,
+                "policy `positional`: must be a table of named fields, not a list",
+            ),
+            (
+                "GATEWAY_ROUTES",
+                json!([["open", "/open", "https://o.example"]]),
+                "route 0: must be a table of named fields, not a list",
+            ),
+            (
+                "GATEWAY_CACHE_POLICIES",
+                json!({"p": [60, 0, 0, true, "public", "max-age=60"]}),
+                "policy \"p\": must be a table of named fields, not a list",
+            ),
+            (
+                "RENDER_FRAGMENTS",
+                json!({"header": [300, 1000, "<header></header>"]}),
+                "fragment \"header\": must be a table of named fields, not a list",
+            ),
+            (
+                "RENDER_PAGES",
+                json!({"home": ["home", "Home", []]}),
+                "page \"home\": must be a table of named fields, not a list",
+            ),
+            (
+                "RENDER_PAGES",
+                json!(["home"]),
+                "must be a table of page name → page, not a list",
+            ),
+        ];
+        for (key, value, problem) in cases {
+            let error = Config::parse(&source(&[(key, value.clone())])).expect_err(key);
+            assert_eq!(error.key, *key, "{key}={value}: {error}");
+            assert_eq!(&error.problem, problem, "{key}={value}");
+        }
+    }
+
+    /// README: "inside a table var the bad entry is named". serde named only the type it wanted (`invalid type:
+    /// string "300", expected u64`), leaving the operator to find which fragment, which field, which list entry.
+    #[test]
+    fn a_bad_entry_of_a_structured_setting_is_named_with_its_field() {
+        let cases: &[(&str, Value, &str)] = &[
+            (
+                "RENDER_FRAGMENTS",
+                json!({"header": {"ttl_s": 300, "budget_ms": 1000, "fallback": ""},
+                       "nav": {"ttl_s": "300", "budget_ms": 1000, "fallback": ""}}),
+                "fragment \"nav\": ttl_s: invalid type: string \"300\", expected u64",
+            ),
+            (
+                "RENDER_FRAGMENTS",
+                json!({"nav": {"ttl_s": 300, "budget_ms": 1000}}),
+                "fragment \"nav\": missing field `fallback`",
+            ),
+            (
+                "RENDER_PAGES",
+                json!({"home": {"page_type": "home", "title": "Home", "slots": "@offers"}}),
+                "page \"home\": slots: invalid type: string \"@offers\", expected a sequence",
+            ),
+            (
+                "GATEWAY_WAF",
+                json!({"mode": "block", "max_header_bytes": "32k"}),
+                "max_header_bytes: invalid type: string \"32k\", expected usize",
+            ),
+            (
+                "IMAGES_ALLOWED_WIDTHS",
+                json!([320, "640"]),
+                "entry 1: invalid type: string \"640\", expected u32",
+            ),
+            (
+                "IMAGES_ALLOWED_HEIGHTS",
+                json!([180, -1]),
+                "entry 1: invalid value: integer `-1`, expected u32",
+            ),
+            (
+                "IMAGES_SOURCE_PREFIXES",
+                json!(["photos/", 7]),
+                "entry 1: invalid type: integer `7`, expected a string",
+            ),
+            (
+                "SESSION_TRUSTED_ORIGINS",
+                json!(["https://app.example", {"origin": "https://b.example"}]),
+                "entry 1: invalid type: map, expected a string",
+            ),
+            (
+                "GATEWAY_CORS_ORIGINS",
+                json!("\"*\""),
+                "must be a list, not a string",
+            ),
+            (
+                "IMAGES_ALLOWED_WIDTHS",
+                json!(320),
+                "must be a list, not a number",
+            ),
+        ];
+        for (key, value, problem) in cases {
+            let mut pairs = vec![(*key, value.clone())];
+            if *key == "IMAGES_ALLOWED_HEIGHTS" {
+                pairs.push(("IMAGES_ALLOWED_WIDTHS", json!([320])));
+            }
+            let error = Config::parse(&source(&pairs)).expect_err(key);
+            assert_eq!(error.key, *key, "{key}={value}: {error}");
+            assert_eq!(&error.problem, problem, "{key}={value}");
+        }
     }
 
     #[test]

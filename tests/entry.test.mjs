@@ -310,13 +310,21 @@ test("an aging debug route takes ?ms= as a whole number of milliseconds: anythin
 });
 
 test("an invalid configuration value fails every request with a 500 naming the key, not the value", async (t) => {
+  // `says`: what the message must tell besides the key — what is allowed, and inside a table var the entry and field.
   const cases = [
-    { vars: { MAX_BODY_BYTES: "lots" }, key: "MAX_BODY_BYTES", value: "lots" },
+    { vars: { MAX_BODY_BYTES: "lots" }, key: "MAX_BODY_BYTES", value: "lots", says: "whole number between 1 and 16777216" },
     { vars: { MAX_BODY_BYTES: "987654321" }, key: "MAX_BODY_BYTES", value: "987654321" },
     { vars: { ENVIRONMENT: "staging-ish" }, key: "ENVIRONMENT", value: "staging-ish" },
     { vars: { ENVIRONMENT: "production", DEBUG_ROUTES: true }, key: "DEBUG_ROUTES" },
+    // A wrangler.toml array where a table belongs: serde read it by position, and the WAF served switched off.
+    { vars: { GATEWAY_WAF: ["off"] }, key: "GATEWAY_WAF", says: "must be a table of named fields, not a list" },
+    {
+      vars: { RENDER_FRAGMENTS: { header: { ttl_s: "300", budget_ms: 1000, fallback: "<header></header>" } } },
+      key: "RENDER_FRAGMENTS",
+      says: 'fragment "header": ttl_s: invalid type',
+    },
   ];
-  for (const { vars, key, value } of cases) {
+  for (const { vars, key, value, says } of cases) {
     const bad = await startWorker({ vars });
     t.after(() => bad.stop());
     for (const path of ["/health", "/anything"]) {
@@ -325,6 +333,7 @@ test("an invalid configuration value fails every request with a 500 naming the k
       const body = await response.json();
       assert.equal(body.error.code, "config_invalid");
       assert.match(body.error.message, new RegExp(key));
+      if (says) assert.ok(body.error.message.includes(says), `${key}: ${body.error.message}`);
       if (value) assert.ok(!body.error.message.includes(value), `the value is not echoed: ${body.error.message}`);
       assert.ok(response.headers.get("x-request-id"));
     }

@@ -62,7 +62,7 @@ impl GatewayConfig {
                 .map_err(|e| ConfigError::new("GATEWAY_ROUTES", e))?,
         };
         let waf = vars
-            .json::<WafConfig>("GATEWAY_WAF")?
+            .table::<WafConfig>("GATEWAY_WAF")?
             .unwrap_or_default()
             .validate()
             .map_err(|e| ConfigError::new("GATEWAY_WAF", e))?;
@@ -92,7 +92,7 @@ impl GatewayConfig {
                 16 * 1024 * 1024,
             )?,
             cache_fill_body_ms: vars.u64_in("GATEWAY_CACHE_FILL_BODY_MS", 10_000, 100, 120_000)?,
-            cors: ErrorReaders::parse(vars.json("GATEWAY_CORS_ORIGINS")?)?,
+            cors: ErrorReaders::parse(vars.list("GATEWAY_CORS_ORIGINS")?)?,
             trace_sample_percent: vars.u64_in("GATEWAY_TRACE_SAMPLE_PERCENT", 100, 0, 100)?,
         })
     }

@@ -69,7 +69,7 @@ impl ImagesConfig {
             .transpose()?;
         let max_side = vars.u64_in("IMAGES_MAX_SIDE", 4096, 16, 12_000)? as u32;
         let sizes = |key: &str| -> Result<Vec<u32>, ConfigError> {
-            let listed: Vec<u32> = vars.json(key)?.unwrap_or_default();
+            let listed: Vec<u32> = vars.list(key)?.unwrap_or_default();
             match listed.iter().position(|w| *w == 0 || *w > max_side) {
                 Some(i) => Err(ConfigError::new(
                     key,
@@ -89,7 +89,7 @@ impl ImagesConfig {
                 "needs IMAGES_ALLOWED_WIDTHS: the lists bound the variants together",
             ));
         }
-        let source_prefixes: Vec<String> = vars.json("IMAGES_SOURCE_PREFIXES")?.unwrap_or_default();
+        let source_prefixes: Vec<String> = vars.list("IMAGES_SOURCE_PREFIXES")?.unwrap_or_default();
         for (i, p) in source_prefixes.iter().enumerate() {
             // Compared with decoded request paths, so written decoded: `ph%6Ftos/` could never match.
             let well_formed = p.is_empty()

@@ -195,8 +195,9 @@ impl RenderConfig {
         )? as u32;
         let content_budget_ms = vars.u64_in("RENDER_CONTENT_BUDGET_MS", 1_000, 10, 10_000)? as u32;
         let csp = parse_csp(&vars.string_or("RENDER_CSP", DEFAULT_CSP)?)?;
-        let fragments: BTreeMap<String, FragmentSpec> =
-            vars.json("RENDER_FRAGMENTS")?.unwrap_or_default();
+        let fragments: BTreeMap<String, FragmentSpec> = vars
+            .entries("RENDER_FRAGMENTS", "fragment")?
+            .unwrap_or_default();
         for (name, spec) in &fragments {
             let problem = if !is_token(name) {
                 Some("names must match [a-z0-9_-]{1,64}".to_owned())
@@ -216,7 +217,8 @@ impl RenderConfig {
                 ));
             }
         }
-        let raw_pages: BTreeMap<String, RawPage> = vars.json("RENDER_PAGES")?.unwrap_or_default();
+        let raw_pages: BTreeMap<String, RawPage> =
+            vars.entries("RENDER_PAGES", "page")?.unwrap_or_default();
         let mut pages = BTreeMap::new();
         for (name, raw) in raw_pages {
             let bad = |problem: String| {

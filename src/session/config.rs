@@ -149,7 +149,7 @@ impl SessionConfig {
 
 fn parse_trusted_origins(vars: &Vars) -> Result<Vec<String>, ConfigError> {
     const KEY: &str = "SESSION_TRUSTED_ORIGINS";
-    let listed: Vec<String> = vars.json(KEY)?.unwrap_or_default();
+    let listed: Vec<String> = vars.list(KEY)?.unwrap_or_default();
     crate::cors::parse_origins(KEY, &listed)
 }
 
