@@ -69,7 +69,7 @@ impl ImagesConfig {
             .transpose()?;
         let max_side = vars.u64_in("IMAGES_MAX_SIDE", 4096, 16, 12_000)? as u32;
         let sizes = |key: &str| -> Result<Vec<u32>, ConfigError> {
-            let listed: Vec<u32> = vars.list(key)?.unwrap_or_default();
+            let listed: Vec<u32> = restricting(vars.list(key)?, key)?;
             match listed.iter().position(|w| *w == 0 || *w > max_side) {
                 Some(i) => Err(ConfigError::new(
                     key,
@@ -89,7 +89,10 @@ impl ImagesConfig {
                 "needs IMAGES_ALLOWED_WIDTHS: the lists bound the variants together",
             ));
         }
-        let source_prefixes: Vec<String> = vars.list("IMAGES_SOURCE_PREFIXES")?.unwrap_or_default();
+        let source_prefixes: Vec<String> = restricting(
+            vars.list("IMAGES_SOURCE_PREFIXES")?,
+            "IMAGES_SOURCE_PREFIXES",
+        )?;
         for (i, p) in source_prefixes.iter().enumerate() {
             // Compared with decoded request paths, so written decoded: `ph%6Ftos/` could never match.
             let well_formed = p.is_empty()
@@ -157,6 +160,19 @@ impl ImagesConfig {
     }
 }
 
+/// A list that bounds what requests may ask for, unset (empty) when it bounds nothing. Written `[]` it is refused: an
+/// empty list reads as "nothing allowed" to whoever wrote it (a template that emptied it, say), and was served as no
+/// bound at all — every size, every source path.
+fn restricting<T>(listed: Option<Vec<T>>, key: &str) -> Result<Vec<T>, ConfigError> {
+    match listed {
+        Some(listed) if listed.is_empty() => Err(ConfigError::new(
+            key,
+            "must list at least one entry: an empty list would allow any; leave it unset for that",
+        )),
+        listed => Ok(listed.unwrap_or_default()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -168,6 +184,30 @@ mod tests {
     fn parse(pairs: &[(&'static str, Value)]) -> Result<ImagesConfig, ConfigError> {
         let src: HashMap<&str, Value> = pairs.iter().cloned().collect();
         ImagesConfig::parse(&Vars::new(&src))
+    }
+
+    /// `[]` was taken as unset, so a list emptied to allow nothing allowed everything.
+    #[test]
+    fn an_empty_list_that_would_bound_nothing_is_refused() {
+        for (key, with) in [
+            ("IMAGES_ALLOWED_WIDTHS", None),
+            (
+                "IMAGES_ALLOWED_HEIGHTS",
+                Some(("IMAGES_ALLOWED_WIDTHS", json!([320]))),
+            ),
+            ("IMAGES_SOURCE_PREFIXES", None),
+        ] {
+            for empty in [json!([]), json!("[]")] {
+                let mut pairs = vec![(key, empty.clone())];
+                pairs.extend(with.clone());
+                let error = parse(&pairs).expect_err(key);
+                assert_eq!(error.key, key, "{empty}: {error}");
+                assert!(error.problem.contains("at least one entry"), "{error}");
+            }
+            let mut unset = vec![(key, json!(""))];
+            unset.extend(with);
+            parse(&unset).expect("an empty string is unset");
+        }
     }
 
     #[test]
