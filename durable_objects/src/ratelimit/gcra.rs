@@ -339,6 +339,63 @@ mod tests {
         }
     }
 
+    /// Coverage only (it passed before it was written): a refusal's `retry_after_ms` is the first moment a request
+    /// passes — `Retry-After` is built from it — and its `reset_ms` the first moment the whole quota is back, for
+    /// ratios whose interval is no whole number of ms, a client retrying at once, early or as told.
+    #[test]
+    fn a_refusal_says_exactly_when_the_next_request_passes_and_the_quota_is_full() {
+        for (limit, window_ms) in [
+            (1, 1),
+            (3, 10),
+            (7, 1000),
+            (30, 100),
+            (10, 3_600_000),
+            (999_999, 7),
+            (MAX_LIMIT, MAX_WINDOW_MS),
+        ] {
+            let quota = Quota::new(limit, window_ms).expect("valid");
+            let mut now = 1_700_000_000_000;
+            // The whole window spent: the first request is refused, whatever the limit.
+            let mut state = Some(KeyState {
+                tat_ms: now + window_ms,
+                tat_frac: 0,
+                scale: limit,
+            });
+            let mut refusals = 0;
+            for step in 0..300u64 {
+                let (d, next) = take(state, quota, now);
+                state = next.or(state);
+                if d.allowed {
+                    continue;
+                }
+                refusals += 1;
+                let why = format!("{limit} per {window_ms} ms, step {step}");
+                let retry = d.retry_after_ms;
+                assert!(retry >= 1, "{why}: retry {retry}");
+                assert!(take(state, quota, now + retry).0.allowed, "{why}: at retry");
+                assert!(
+                    !take(state, quota, now + retry - 1).0.allowed,
+                    "{why}: 1 ms early"
+                );
+                assert_eq!(
+                    peek(state, quota, now + d.reset_ms).remaining,
+                    limit,
+                    "{why}: full at reset"
+                );
+                assert!(
+                    peek(state, quota, now + d.reset_ms - 1).remaining < limit,
+                    "{why}: not before"
+                );
+                // Retry now, as told, or a little early: the next refusal counts from there.
+                now += [0, retry, retry / 2][(step % 3) as usize];
+            }
+            assert!(
+                refusals > 0,
+                "{limit} per {window_ms} ms: refused at least once"
+            );
+        }
+    }
+
     #[test]
     fn a_shortened_window_or_a_clock_stepping_back_refuses_for_at_most_one_window() {
         let hourly = Quota::new(10, 3_600_000).expect("valid");
