@@ -866,6 +866,34 @@ test("refresh, logout and the session lists are limited per address (SESSION_IP_
   await cached.arrayBuffer();
 });
 
+test("a refresh, logout or session list that passes SESSION_IP_POLICY says where the address stands: RateLimit-Policy and RateLimit on its answer", async (t) => {
+  // Every other limited answer (a login, a room ticket, a gateway route, the check route) carries the fields; these
+  // four routes counted the request and dropped them, so a client learnt its standing only from the 429.
+  const { w } = await ownWorker(t, { RATE_LIMIT_POLICIES: { ...GENEROUS, "session-ip": { limit: 5, window: 60, key: "ip" } } });
+  const signIn = await w.fetch("/auth/login", json({ email: ALICE.email, password: ALICE.password }));
+  assert.equal(signIn.status, 200);
+  const first = cookieOf(signIn);
+  await signIn.arrayBuffer();
+  const answers = [];
+  const send = async (method, path, token) => {
+    const r = await w.fetch(path, withCookie(token, { method }));
+    answers.push([`${method} ${path}`, r]);
+    return r;
+  };
+  assert.equal((await send("GET", "/auth/sessions", first)).status, 200);
+  const refreshed = await send("POST", "/auth/refresh", first);
+  assert.equal(refreshed.status, 200);
+  const second = cookieOf(refreshed);
+  assert.equal((await send("GET", "/auth/sessions", second)).status, 200);
+  assert.equal((await send("DELETE", "/auth/sessions", second)).status, 204);
+  assert.equal((await send("POST", "/auth/logout", second)).status, 204);
+  for (const [[what, r], remaining] of answers.map((a, i) => [a, 4 - i])) {
+    assert.equal(r.headers.get("ratelimit-policy"), '"session-ip";q=5;w=60', what);
+    assert.match(r.headers.get("ratelimit") ?? "", new RegExp(`^"session-ip";r=${remaining};t=\\d+$`), what);
+    await r.arrayBuffer();
+  }
+});
+
 test("cached checks that read D1 and find no session count per address (SESSION_IP_POLICY): made-up cookies cannot loop D1 reads through /auth/session, room tickets or gateway routes, and signed-in users are not counted", async (t) => {
   const w = await startWorker({
     vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: { ...GENEROUS, "session-ip": { limit: 3, window: 60, key: "ip" } } },

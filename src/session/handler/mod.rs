@@ -838,24 +838,33 @@ fn upgrade_password_later(
 /// a well-formed session cookie reads nothing, and a state-changing one from another origin is refused (403) first:
 /// a page on any site can send such requests in any number (its `no-cors` POSTs carry no `SameSite=Lax` cookie), and
 /// counted they spent the budget of everyone at the user's address — whose logout then answered 429 and left the
-/// session alive, and whose refreshes failed.
-async fn limited(call: &Call, route: &str, works: bool) -> ApiResult<()> {
+/// session alive, and whose refreshes failed. `Some`: the headers of the limit the request passed, for its answer
+/// ([`stamped`]), as every other limited route gives them.
+async fn limited(call: &Call, route: &str, works: bool) -> ApiResult<Option<RateLimitHeaders>> {
     if !works {
-        return Ok(());
+        return Ok(None);
     }
     if !origin_check::is_safe_method(&call.method) {
         refuse_cross_origin(call)?;
     }
-    if let Some(policy) = &call.isolate.config.session.session_ip_policy {
-        ratelimit::limit(call, policy, None, route).await?;
+    match &call.isolate.config.session.session_ip_policy {
+        Some(policy) => Ok(Some(ratelimit::limit(call, policy, None, route).await?)),
+        None => Ok(None),
     }
-    Ok(())
+}
+
+/// `response` with the `RateLimit-Policy`/`RateLimit` of the limit its request passed ([`limited`]), if any.
+fn stamped(limit: Option<&RateLimitHeaders>, response: Response) -> Response {
+    match limit {
+        Some(limit) => limit.apply(response),
+        None => response,
+    }
 }
 
 /// `POST /auth/refresh`: rotates the session token (the old one stops working at once) and issues a new access JWT.
 /// Of concurrent refreshes of one session exactly one succeeds; the others get 401 `session_rotated`.
 pub async fn refresh(call: Call) -> ApiResult<Response> {
-    limited(&call, "/auth/refresh", has_token(&call)).await?;
+    let limit = limited(&call, "/auth/refresh", has_token(&call)).await?;
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
     let (old_id, record) = check(&call, &store, true)
@@ -910,7 +919,8 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
         // SESSION_REUSE_GRACE_SECS would revoke the user's own session as a reused one.
         if let Some(current) = store.session(&old_id).await? {
             if current.status(now) == Status::Active {
-                return Ok(finish(issued(&call, None, &current, now)?, &store));
+                let answer = finish(issued(&call, None, &current, now)?, &store);
+                return Ok(stamped(limit.as_ref(), answer));
             }
         }
         return Err(invalid("the session ended during the refresh"));
@@ -939,7 +949,7 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
             json!({"request_id": call.request_id, "detail": e.to_string()}),
         );
     }
-    Ok(finish(answer, &store))
+    Ok(stamped(limit.as_ref(), finish(answer, &store)))
 }
 
 /// Revokes the sessions `tokens` name in D1 (or, for a token a refresh retired, the session it became), in one
@@ -1030,7 +1040,7 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
     let header = call.req.headers().get("cookie").ok().flatten();
     let tokens = token::tokens(header.as_deref(), &config.cookie_name);
     let tokens = &tokens[..tokens.len().min(MAX_ENDED_TOKENS)];
-    limited(&call, "/auth/logout", !tokens.is_empty()).await?;
+    let limit = limited(&call, "/auth/logout", !tokens.is_empty()).await?;
     let store = Store::open(&call, true)?;
     end_sessions(
         &store,
@@ -1040,7 +1050,7 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
         &call.request_id,
     )
     .await?;
-    signed_out(config, &store)
+    Ok(stamped(limit.as_ref(), signed_out(config, &store)?))
 }
 
 /// Values of the session cookie one logout (or login) ends at most: more than a browser keeps for one site (Chrome
@@ -1071,7 +1081,7 @@ const MAX_REVOCATION_ENTRIES: usize = 40;
 /// `DELETE /auth/sessions`: ends every session of the caller's user — the way out when `GET /auth/sessions` lists
 /// one they do not know (a stolen token) — and clears the cookie. A strict check: the caller's session must be live.
 pub async fn end_all(call: Call) -> ApiResult<Response> {
-    limited(&call, "/auth/sessions", has_token(&call)).await?;
+    let limit = limited(&call, "/auth/sessions", has_token(&call)).await?;
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
     let (id, record) = check(&call, &store, true)
@@ -1097,14 +1107,14 @@ pub async fn end_all(call: Call) -> ApiResult<Response> {
         Some(&call.request_id),
     )
     .await;
-    signed_out(config, &store)
+    Ok(stamped(limit.as_ref(), signed_out(config, &store)?))
 }
 
 /// `GET /auth/sessions` (auth policy `session`, strict: always D1): the caller's active sessions, for reviewing
 /// where the account is logged in. Sensitive (it shows IPs and devices), so a revoked session is refused at once.
 /// At most 50: the caller's own first (`current`), then the newest; `truncated` says whether the user has more.
 pub async fn sessions(call: Call) -> ApiResult<Response> {
-    limited(&call, "/auth/sessions", has_token(&call)).await?;
+    let limit = limited(&call, "/auth/sessions", has_token(&call)).await?;
     let store = Store::open(&call, true)?;
     let (id, record) = check(&call, &store, true)
         .await?
@@ -1122,5 +1132,5 @@ pub async fn sessions(call: Call) -> ApiResult<Response> {
         })
         .collect();
     let body = json!({ "user": user_view(&record), "sessions": items, "truncated": truncated });
-    Ok(finish(json(200, &body)?, &store))
+    Ok(stamped(limit.as_ref(), finish(json(200, &body)?, &store)))
 }
