@@ -2009,6 +2009,11 @@ test("login attempts are limited per IP and per email, the same for known and un
       continue;
     }
     if (status === 429) assert.match(response.headers.get("retry-after") ?? "", /^[1-9][0-9]*$/, `${what}: Retry-After`);
+    if (what === "bob wrong #2") {
+      // A wrong password passed both limits and was counted by both: its 401 says how many attempts are left.
+      assert.equal(response.headers.get("ratelimit-policy"), '"login-ip";q=10;w=60, "login-email";q=3;w=60', `${what}: policies`);
+      assert.match(response.headers.get("ratelimit") ?? "", /^"login-ip";r=8;t=\d+, "login-email";r=1;t=\d+$/, `${what}: state`);
+    }
     await expectError(response, status, code, what);
   }
 });

@@ -676,7 +676,11 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     }
     let user = match user {
         Some(user) if matched && user.password.is_ok() => user,
-        _ => return Err(invalid_credentials()),
+        // Counted by both limits, as a success is: its answer says how many attempts are left, as a success's does.
+        _ => {
+            let limits = RateLimitHeaders::joined(&[&ip_limit, &account_limit]);
+            return Err(invalid_credentials().with_headers(limits));
+        }
     };
     // Gateway routes will not send this user as X-User-ID (500 there, and the access token below is refused): said
     // here, where the operator can tie it to the account, not first by a gateway route's 500. Pages and rooms still
