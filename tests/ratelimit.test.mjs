@@ -56,6 +56,8 @@ before(async () => {
   const GATEWAY_ROUTES = [
     { name: "limited-down", path: "/gw/down", upstream: origin.url, rate_limit: "down_open" },
     { name: "limited-up", path: "/gw/up", upstream: origin.url, rate_limit: "exact" },
+    // Nothing listens on port 1: the request passes its limit, then the origin cannot be reached.
+    { name: "limited-unreachable", path: "/gw/unreachable", upstream: "http://127.0.0.1:1", rate_limit: "exact", retries: 0 },
   ];
   worker = await startWorker({ vars: { RATE_LIMIT_POLICIES: POLICIES, GATEWAY_ROUTES } });
 });
@@ -729,6 +731,15 @@ test("a route's limits replace the origin's RateLimit fields, also when failing 
   assert.equal(await down.text(), "from the origin");
   assert.equal(down.headers.get("ratelimit-policy"), '"down_open";q=5;w=3600');
   assert.equal(down.headers.get("ratelimit"), null, "no standing is known, so none is reported");
+});
+
+test("a request counted by a route's limit and then failed by the gateway (origin unreachable) says where the client stands", async () => {
+  // The limit spent one of the client's requests: the 502 says so, as an answer from the origin would.
+  const r = await worker.fetch("/gw/unreachable", { headers: { "x-api-key": "client-gw-unreachable" } });
+  assert.equal(r.status, 502);
+  assert.equal((await r.json()).error.code, "bad_gateway");
+  assert.equal(r.headers.get("ratelimit-policy"), '"exact";q=10;w=3600');
+  assert.match(r.headers.get("ratelimit") ?? "", /^"exact";r=9;t=\d+$/);
 });
 
 test("state survives a restart with persistence on", async () => {

@@ -222,8 +222,8 @@ async fn proxy_route(
     let limited = rate_limit(call, route, user, false).await?;
     // RFC 9110 §7.6.2: an OPTIONS (or TRACE) with no hop left is answered here, as its final recipient, with what
     // the route serves; one with hops left goes on with one fewer (`origin_headers`).
-    let response = if max_forwards(method, header_list::get(incoming, "max-forwards")) == Some(0) {
-        final_recipient_answer(call, url, false).await?
+    let answered = if max_forwards(method, header_list::get(incoming, "max-forwards")) == Some(0) {
+        final_recipient_answer(call, url, false).await
     } else {
         forward(
             call,
@@ -235,12 +235,18 @@ async fn proxy_route(
             content_length,
             incoming,
         )
-        .await?
+        .await
     };
-    Ok(RateLimitHeaders::apply_all(
-        &limited.iter().collect::<Vec<_>>(),
-        response,
-    ))
+    // The limits counted this request whatever comes of it: a failure of the gateway's own (origin unreachable or
+    // late, 502/504) says where the client stands too, as the origin's answer does.
+    let limited = limited.iter().collect::<Vec<_>>();
+    match answered {
+        Ok(response) => Ok(RateLimitHeaders::apply_all(&limited, response)),
+        Err(failed) if !limited.is_empty() => {
+            Err(failed.with_headers(RateLimitHeaders::joined(&limited)))
+        }
+        Err(failed) => Err(failed),
+    }
 }
 
 /// The answer to an OPTIONS with no hop left (`Max-Forwards: 0`, RFC 9110 §7.6.2), which the gateway must not forward
