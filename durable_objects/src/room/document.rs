@@ -27,6 +27,7 @@ pub struct RoomDoc {
     dropped: usize,
     /// When the oldest of the deletions yrs keeps pending (of ids the document lacks) arrived: they wait as
     /// [`Waiting`] structs do, and go with them past the TTL (see [`RoomDoc::expire`]). `None`: none is pending.
+    /// Invariant: `Some` exactly when yrs holds pending deletions — the per-message path asks this, not yrs.
     pending_deletes_since: Option<u64>,
     /// The pending deletions expired: the next [`RoomDoc::snapshot`] leaves them out (the document is then rebuilt
     /// from it, see `log::expire`: yrs has no way to forget them in place).
@@ -317,6 +318,7 @@ impl RoomDoc {
                 .map(|(_, needs)| needs);
             room.integrate(update, needs.as_ref(), None, None, false)
                 .map_err(DocError::from)?;
+            room.settle_pending_deletes(now);
         }
         let mut skipped = 0;
         // What waits is judged as when it continued live (it was never relayed, and one refused then stays stored).
@@ -331,6 +333,7 @@ impl RoomDoc {
                 .is_err()
             {
                 skipped += 1;
+                room.settle_pending_deletes(since);
             }
         }
         room.replaying_log = false;
@@ -430,6 +433,8 @@ impl RoomDoc {
         let deletes_sent = deletes_before
             .as_ref()
             .map(|_| prepared.update.delete_set().clone());
+        // Only an update that deletes can leave deletions pending where none were (what waits carries none).
+        let may_pend = deletes_before.is_some() || !prepared.update.delete_set().is_empty();
         let mut applied = match prepared.split {
             None => {
                 let (needs, state) = prepared.whole.as_ref().map(|(n, s)| (n, s)).unzip();
@@ -458,7 +463,11 @@ impl RoomDoc {
         if applied.integrated && watched != self.watched() {
             applied.released = self.retry_waiting();
         }
-        let deletes_after = self.pending_delete_ids();
+        let deletes_after = if may_pend {
+            self.read_pending_delete_ids()
+        } else {
+            None
+        };
         if let Some(before) = &deletes_before {
             // Deletions pending before that yrs now applied (their ids arrived): members were never sent them (see
             // `without_pending_deletes`), so they go to every member now.
@@ -472,9 +481,24 @@ impl RoomDoc {
         Ok(applied)
     }
 
-    /// The ids of the deletions yrs keeps pending (`None`: none).
+    /// The ids of the deletions yrs keeps pending (`None`: none), read only when some are: every message asks, and
+    /// [`RoomDoc::pending_deletes_since`] answers the usual "none" without a transaction.
     fn pending_delete_ids(&self) -> Option<IdSet> {
+        self.pending_deletes_since?;
+        self.read_pending_delete_ids()
+    }
+
+    /// [`RoomDoc::pending_delete_ids`] as yrs holds them, for where they may have changed.
+    fn read_pending_delete_ids(&self) -> Option<IdSet> {
         self.doc.transact().store().pending_ds().cloned()
+    }
+
+    /// Sets [`RoomDoc::pending_deletes_since`] from what yrs holds, after the document changed outside
+    /// [`RoomDoc::apply_cut`]'s account (a snapshot loaded, a stored update yrs refused part-way): deletions it did
+    /// not date are dated `since`.
+    fn settle_pending_deletes(&mut self, since: u64) {
+        let pending = self.read_pending_delete_ids().is_some();
+        self.pending_deletes_since = pending.then(|| self.pending_deletes_since.unwrap_or(since));
     }
 
     /// Keeps [`RoomDoc::pending_deletes_since`] after an update that arrived at `since`, given the pending deletions
@@ -511,6 +535,12 @@ impl RoomDoc {
     /// Whether yrs keeps deletions of ids the document lacks pending.
     pub fn has_pending_deletes(&self) -> bool {
         self.pending_deletes_since.is_some()
+    }
+
+    /// Whether [`RoomDoc::pending_deletes_since`] says what a read of yrs' pending deletions says.
+    #[cfg(test)]
+    pub(crate) fn pending_deletes_cached_as_read(&self) -> bool {
+        self.pending_deletes_since.is_some() == self.read_pending_delete_ids().is_some()
     }
 
     /// The deletions yrs keeps pending, as an update of no structs (`None`: none).

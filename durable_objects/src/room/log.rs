@@ -767,6 +767,8 @@ mod tests {
                 accept_update(&mut loaded, &mut store, policy(compact_every), u64::MAX, u).expect("accepted");
                 let rebuilt = load(&mut store, 0).expect("rebuilds at every step").doc;
                 prop_assert_eq!(content(&rebuilt), content(&loaded.doc), "storage and memory differ");
+                prop_assert!(loaded.doc.pending_deletes_cached_as_read(), "live: cached pending deletions");
+                prop_assert!(rebuilt.pending_deletes_cached_as_read(), "reloaded: cached pending deletions");
                 prop_assert_eq!(rebuilt.state_vector(), loaded.doc.state_vector());
             }
             prop_assert_eq!(content(&loaded.doc), content(&live), "the room did not converge");
@@ -1790,6 +1792,61 @@ mod tests {
             assert!(
                 !reloaded.doc.has_pending_deletes(),
                 "{case}: gone past its own"
+            );
+        }
+    }
+
+    #[test]
+    fn the_cached_pending_deletions_say_what_yrs_holds_live_across_reloads_and_expiry() {
+        // The room answers "are deletions pending?" from when the oldest arrived, not by reading yrs on every
+        // message: the two must agree after every message, on every reload and after every expiry — also for a
+        // snapshot that holds deletions of ids it lacks (written by no build today; a reload must date them).
+        const TTL: u64 = 1_000;
+        let five = Doc::with_client_id(5);
+        let text = five.get_or_insert_text("text");
+        let item = edit_of(&five, &|txn| text.insert(txn, 0, "x"));
+        let resolving_and_new =
+            yrs::merge_updates_v1([item.as_slice(), &deletions_of_unknown_ids(7, 1)])
+                .expect("merges");
+        let messages = [
+            (deletions_of_unknown_ids(5, 1), 0),
+            (deletions_of_unknown_ids(6, 2), 10),
+            (deletions_of_unknown_ids(6, 2), 20),
+            (resolving_and_new, 30),
+            (edit_of(&five, &|txn| text.insert(txn, 1, "y")), 40),
+            (deletions_of_unknown_ids(9, 1), 2_000),
+            (edit_of(&five, &|txn| text.insert(txn, 2, "z")), 3_500),
+        ];
+        let agree = |doc: &RoomDoc, step: &str| {
+            assert!(doc.pending_deletes_cached_as_read(), "{step}");
+        };
+        let mut store = MemoryStore {
+            stored: Stored {
+                snapshot: Some(deletions_of_unknown_ids(3, 1)),
+                log: Vec::new(),
+                waiting: Vec::new(),
+            },
+        };
+        let mut loaded = load(&mut store, 0).expect("loads");
+        agree(
+            &loaded.doc,
+            "a snapshot holding deletions of ids it lacks, loaded",
+        );
+        for (i, (u, now)) in messages.iter().enumerate() {
+            accept_under_ttl(&mut loaded, &mut store, TTL, u, *now).expect("taken");
+            agree(&loaded.doc, &format!("message {i}, live"));
+            agree(
+                &load(&mut store, *now).expect("reloads").doc,
+                &format!("message {i}, reloaded"),
+            );
+            // Expired on a copy of the room, which goes on with the next message.
+            let mut aside = store.clone();
+            let mut expired = load(&mut aside, *now).expect("reloads");
+            expire(&mut expired, &mut aside, TTL, now + TTL + 1).expect("expires");
+            agree(&expired.doc, &format!("message {i}, expired"));
+            agree(
+                &load(&mut aside, now + TTL + 1).expect("reloads").doc,
+                &format!("message {i}, expired and reloaded"),
             );
         }
     }
