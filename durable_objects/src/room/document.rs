@@ -747,8 +747,9 @@ impl RoomDoc {
     }
 
     /// The updates a peer with state vector `sv` lacks: what the document integrated past `sv` (the sync step 2
-    /// payload), then the structs it keeps pending, if any (not its pending deletions: see
-    /// [`RoomDoc::without_pending_deletes`]). yrs would merge them into one update, but its merge drops
+    /// payload), then the structs it keeps pending, if any (none from live updates, which the order check holds
+    /// back first; only a stored update today's check refuses can leave some) — not its pending deletions: see
+    /// [`RoomDoc::without_pending_deletes`]. yrs would merge them into one update, but its merge drops
     /// structs integrated past a gap (see [`inserted_past_a_gap`]) when pending structs of their client fall into
     /// that gap, so they are kept apart.
     pub fn diff(&self, sv: &[u8]) -> Result<Vec<Vec<u8>>, DocError> {
