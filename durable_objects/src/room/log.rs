@@ -1750,6 +1750,18 @@ mod tests {
         assert_eq!(reloaded.doc.oldest_waiting(), Some(0), "its age is kept");
     }
 
+    /// Client 5's document and first item, which the deletions of 5:0 wait for, and that item with a deletion of
+    /// 7:0 (which no one has): the message that resolves one pending set and begins another.
+    fn item_of_five() -> (Doc, yrs::TextRef, Vec<u8>, Vec<u8>) {
+        let five = Doc::with_client_id(5);
+        let text = five.get_or_insert_text("text");
+        let item = edit_of(&five, &|txn| text.insert(txn, 0, "x"));
+        let resolving_and_new =
+            yrs::merge_updates_v1([item.as_slice(), &deletions_of_unknown_ids(7, 1)])
+                .expect("merges");
+        (five, text, item, resolving_and_new)
+    }
+
     #[test]
     fn a_set_of_pending_deletions_is_dated_by_its_own_arrivals_live_and_after_a_reload() {
         // A pending set that resolved leaves its waiting row behind until the next compaction; replayed on a reload,
@@ -1760,13 +1772,7 @@ mod tests {
             let outcome = accept_under_ttl(loaded, store, TTL, u, now).expect("taken");
             assert_eq!(outcome.accepted, Accepted::Stored { compacted: false });
         };
-        // Client 5's first item, which the deletions of 5:0 wait for.
-        let five = Doc::with_client_id(5);
-        let text = five.get_or_insert_text("text");
-        let item = edit_of(&five, &|txn| text.insert(txn, 0, "x"));
-        let resolving_and_new =
-            yrs::merge_updates_v1([item.as_slice(), &deletions_of_unknown_ids(7, 1)])
-                .expect("merges");
+        let (_, _, item, resolving_and_new) = item_of_five();
         for (case, later) in [
             (
                 "a set begun after the first resolved",
@@ -1805,12 +1811,7 @@ mod tests {
         // message: the two must agree after every message, on every reload and after every expiry — also for a
         // snapshot that holds deletions of ids it lacks (written by no build today; a reload must date them).
         const TTL: u64 = 1_000;
-        let five = Doc::with_client_id(5);
-        let text = five.get_or_insert_text("text");
-        let item = edit_of(&five, &|txn| text.insert(txn, 0, "x"));
-        let resolving_and_new =
-            yrs::merge_updates_v1([item.as_slice(), &deletions_of_unknown_ids(7, 1)])
-                .expect("merges");
+        let (five, text, _, resolving_and_new) = item_of_five();
         let messages = [
             (deletions_of_unknown_ids(5, 1), 0),
             (deletions_of_unknown_ids(6, 2), 10),
