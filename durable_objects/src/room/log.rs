@@ -1988,6 +1988,39 @@ mod tests {
     }
 
     #[test]
+    fn an_echo_of_structs_yrs_keeps_pending_waits_once_per_ttl() {
+        // Structs yrs keeps pending come only from a stored row today's check refuses (here a byte after its delete
+        // set): an item whose parent 7:0 the room lacks. A newcomer is sent them, and its Yjs echoes them in each
+        // sync step 2: the order check holds the echo back as waiting (relayed to no one), once per TTL.
+        const TTL: u64 = 100;
+        let mut store = MemoryStore::default();
+        store
+            .stored
+            .log
+            .push(vec![1, 1, 7, 1, 4, 0, 7, 0, 1, b'k', 0, 0]);
+        let mut loaded = load(&mut store, 0).expect("loads");
+        let sent = loaded.doc.diff(&[0]).expect("a newcomer's reply");
+        assert_eq!(sent.len(), 2, "the document, then the pending structs");
+        let stored = Accepted::Stored { compacted: false };
+        // When each echo arrives, what it comes to, and when the waiting row it leaves arrived.
+        for (now, accepted, since) in [
+            (0, stored, 0),
+            (10, Accepted::Empty, 0),
+            (TTL + 1, stored, TTL + 1),
+        ] {
+            let outcome =
+                accept_under_ttl(&mut loaded, &mut store, TTL, &sent[1], now).expect("taken");
+            assert_eq!(outcome.accepted, accepted, "echo at {now}");
+            assert!(outcome.relay.is_empty(), "echo at {now}: relayed to no one");
+            assert_eq!(
+                store.stored.waiting,
+                [(sent[1].clone(), since)],
+                "echo at {now}"
+            );
+        }
+    }
+
+    #[test]
     fn deletions_of_ids_the_room_lacks_reach_no_member_until_their_ids_arrive() {
         // Members keep a deletion they cannot apply pending, as Yjs does, and send it back in every sync step 2: a
         // member's deletions of made-up ids, relayed or sent to newcomers, made every later step 2 of theirs larger
