@@ -181,17 +181,12 @@ impl<'a> Vars<'a> {
         let Some(value) = self.document(key)? else {
             return Ok(None);
         };
-        let Value::Array(items) = value else {
-            return Err(ConfigError::new(
-                key,
-                format!("must be a list, not {}", kind(&value)),
-            ));
-        };
-        items
-            .into_iter()
+        as_list(&value)
+            .map_err(|problem| ConfigError::new(key, problem))?
+            .iter()
             .enumerate()
             .map(|(i, item)| {
-                serde_json::from_value(item)
+                serde_json::from_value(item.clone())
                     .map_err(|e| ConfigError::new(key, format!("entry {i}: {e}")))
             })
             .collect::<Result<_, _>>()
@@ -208,19 +203,11 @@ impl<'a> Vars<'a> {
         let Some(value) = self.document(key)? else {
             return Ok(None);
         };
-        let Value::Object(entries) = value else {
-            return Err(ConfigError::new(
-                key,
-                format!(
-                    "must be a table of {what} name → {what}, not {}",
-                    kind(&value)
-                ),
-            ));
-        };
-        entries
-            .into_iter()
+        as_table(&value, what)
+            .map_err(|problem| ConfigError::new(key, problem))?
+            .iter()
             .map(|(name, entry)| {
-                typed(entry)
+                typed(entry.clone())
                     .map(|parsed| (name.clone(), parsed))
                     .map_err(|problem| ConfigError::new(key, format!("{what} {name:?}: {problem}")))
             })
@@ -238,6 +225,28 @@ impl<'a> Vars<'a> {
             Some(v) => Ok(Some(v)),
         }
     }
+}
+
+/// A list var's entries (`GATEWAY_ROUTES`, `IMAGES_ALLOWED_WIDTHS`), or an error saying what was given instead:
+/// the one wording for every list var, whichever reader takes its entries.
+pub fn as_list(value: &Value) -> Result<&Vec<Value>, String> {
+    value
+        .as_array()
+        .ok_or_else(|| format!("must be a list, not {}", kind(value)))
+}
+
+/// A table var's entries by name (`RATE_LIMIT_POLICIES`, `GATEWAY_CACHE_POLICIES`, `RENDER_PAGES`), or an error
+/// saying what was given instead: the one wording for every table of `what`s, whichever reader takes its entries.
+pub fn as_table<'v>(
+    value: &'v Value,
+    what: &str,
+) -> Result<&'v serde_json::Map<String, Value>, String> {
+    value.as_object().ok_or_else(|| {
+        format!(
+            "must be a table of {what} name → {what}, not {}",
+            kind(value)
+        )
+    })
 }
 
 /// What kind of JSON value `value` is, for an error that says what was given instead.
@@ -1350,6 +1359,22 @@ mod tests {
                 "RENDER_PAGES",
                 json!(["home"]),
                 "must be a table of page name → page, not a list",
+            ),
+            // A table of entries written as a list, or a list as a table: every such var says it in one wording.
+            (
+                "RATE_LIMIT_POLICIES",
+                json!([]),
+                "must be a table of policy name → policy, not a list",
+            ),
+            (
+                "GATEWAY_CACHE_POLICIES",
+                json!("[]"),
+                "must be a table of policy name → policy, not a list",
+            ),
+            (
+                "GATEWAY_ROUTES",
+                json!({"open": {"path": "/open", "upstream": "https://o.example"}}),
+                "must be a list, not a table",
             ),
         ];
         for (key, value, problem) in cases {

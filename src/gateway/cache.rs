@@ -188,9 +188,7 @@ impl CachePolicies {
         let Some(value) = overrides else {
             return Ok(policies);
         };
-        let object = value
-            .as_object()
-            .ok_or_else(|| "must be an object of policy name → policy".to_owned())?;
+        let object = crate::config::as_table(value, "policy")?;
         for (name, raw) in object {
             let policy: CachePolicy =
                 crate::config::typed(raw.clone()).map_err(|e| format!("policy {name:?}: {e}"))?;

@@ -160,9 +160,7 @@ impl RouteTable {
         policies: &CachePolicies,
         rate_limit_policies: Option<&[String]>,
     ) -> Result<Self, String> {
-        let items = value
-            .as_array()
-            .ok_or_else(|| "must be an array of routes".to_owned())?;
+        let items = crate::config::as_list(value)?;
         let mut routes = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             let label = item
@@ -1019,7 +1017,7 @@ mod tests {
     #[test]
     fn a_bad_entry_is_named_with_the_rule_it_broke() {
         let cases = [
-            (json!({"x": 1}), "must be an array"),
+            (json!({"x": 1}), "must be a list, not a table"),
             (
                 json!([{"name": "a", "path": "nope", "upstream": "http://a"}]),
                 "route 0 (\"a\"): path",

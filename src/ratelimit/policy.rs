@@ -289,7 +289,11 @@ pub struct RateLimitConfig {
 impl RateLimitConfig {
     /// Reads and validates [`POLICIES_KEY`]; unset means no policies.
     pub fn parse(vars: &Vars) -> Result<Self, ConfigError> {
-        let raw: BTreeMap<String, Value> = vars.json(POLICIES_KEY)?.unwrap_or_default();
+        let raw = vars
+            .json::<Value>(POLICIES_KEY)?
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        let raw = crate::config::as_table(&raw, "policy")
+            .map_err(|problem| ConfigError::new(POLICIES_KEY, problem))?;
         let shard_key = match vars.optional_string(SHARD_KEY_KEY)? {
             None => None,
             Some(secret) if secret.len() < MIN_SHARD_KEY_BYTES => {
@@ -302,11 +306,11 @@ impl RateLimitConfig {
         };
         let mut policies = BTreeMap::new();
         for (name, value) in raw {
-            let mut policy = Policy::parse(&name, value).map_err(|problem| {
+            let mut policy = Policy::parse(name, value.clone()).map_err(|problem| {
                 ConfigError::new(POLICIES_KEY, format!("policy `{name}`: {problem}"))
             })?;
             policy.shard_key = shard_key.clone();
-            policies.insert(name, policy);
+            policies.insert(name.clone(), policy);
         }
         Ok(Self { policies })
     }
