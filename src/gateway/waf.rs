@@ -82,6 +82,14 @@ impl WafConfig {
         if self.max_header_bytes < 1024 {
             return Err("max_header_bytes must be at least 1024".to_owned());
         }
+        // 0 would refuse every request with a body (403 `size-body`), where a reader may take it for "no cap".
+        if self.max_body_bytes == 0 {
+            return Err(
+                "max_body_bytes must be at least 1 (0 would refuse every request with a body; a route's methods \
+                 keep bodies out)"
+                    .to_owned(),
+            );
+        }
         // 0 would forward every body uninspected while the WAF looks switched on.
         if self.inspect_body_bytes == 0 {
             return Err(
@@ -10393,6 +10401,27 @@ mod tests {
         assert!(error.contains("inspect_body_bytes"), "{error}");
         assert!(WafConfig {
             inspect_body_bytes: 1,
+            ..config()
+        }
+        .validate()
+        .is_ok());
+    }
+
+    /// `max_body_bytes = 0` refused every request with a body (403 `size-body`) while reading like "no cap", as 0
+    /// means in many proxies' settings.
+    #[test]
+    fn a_body_cap_of_zero_is_refused() {
+        let zero = WafConfig {
+            max_body_bytes: 0,
+            ..config()
+        };
+        let error = zero.validate().expect_err("0 refuses every body");
+        assert!(
+            error.contains("max_body_bytes must be at least 1"),
+            "{error}"
+        );
+        assert!(WafConfig {
+            max_body_bytes: 1,
             ..config()
         }
         .validate()
