@@ -1161,6 +1161,14 @@ mod tests {
                 error.to_string().contains(key),
                 "message names the key: {error}"
             );
+            // And not the value, as the name says: it may be a secret.
+            let given = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
+            assert!(
+                !error.problem.contains(&given),
+                "the value is not echoed: {error}"
+            );
         }
     }
 
