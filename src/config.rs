@@ -1011,6 +1011,21 @@ mod tests {
             assert!(taken.len() >= 5, "{key}: {taken:?}");
             assert_eq!(readme_fields(heading), taken, "{key}");
         }
+        // The render entries are told in a paragraph, not a table: each field their reader takes is named in it.
+        let readme = include_str!("../README.md");
+        for key in ["RENDER_FRAGMENTS", "RENDER_PAGES"] {
+            let heading = format!("`{key}` entry (");
+            let start = readme.find(&heading).expect(key);
+            let paragraph = readme[start..].split("\n\n").next().unwrap_or_default();
+            let taken = fields_taken(key, |e| json!({ "header": e }));
+            assert!(taken.len() >= 3, "{key}: {taken:?}");
+            for field in taken {
+                assert!(
+                    paragraph.contains(&format!("`{field}`")),
+                    "{key}: README's entry paragraph does not name `{field}`"
+                );
+            }
+        }
     }
 
     /// README names the prefixes `config::keys` takes as edgekit's: the list it gives is the one derived.
