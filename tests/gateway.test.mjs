@@ -4603,6 +4603,13 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 and ascii(substr(password,1,1)) mod 256>64")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("length(database())+0>1")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("length(database()) div 1>1")}`, "sqli-tautology"],
+    // Their review: the operators in capitals, past comments and line breaks, glued, and MySQL's mod() as a call.
+    [`/gw/open/search?id=${encodeURIComponent("1 DIV (SELECT length(password) FROM users)")}`, "sqli-subquery"],
+    [`/gw/open/search?id=${encodeURIComponent("1\ndiv\n(select length(password) from users)")}`, "sqli-subquery"],
+    [`/gw/open/search?id=${encodeURIComponent("-1 and 1mod(select 1)")}`, "sqli-subquery"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and length(password)/**/div/**/1>5")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and length(password)\nmod\n2=1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and mod(length(password),2)=1")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -4815,12 +4822,17 @@ describe("WAF", () => {
     // Beside the div/mod and whole-value arithmetic rules: prose and values with div, mod, length and database.
     `/gw/open/search?q=${encodeURIComponent("Install the mod (select 2 files from the list) and put the div 1 mod 2 rule in the grid")}&n=${encodeURIComponent("In MySQL 7 div 2 = 3 and 7 mod 2 = 1; see length(database names) div 2")}`,
     `/gw/open/search?size=${encodeURIComponent("length(database())+1 chars")}&cols=${encodeURIComponent("length(row) div 2")}&x=${encodeURIComponent("length(database()) mod 2 > 0 checks parity")}`,
+    // Their review: a game's mod after its version, a grid's count, and a constant with a name (it reads nothing).
+    `/gw/open/search?q=${encodeURIComponent("Install the Fabric 1.20.1 mod (select 'Fabric' from the dropdown)")}&n=${encodeURIComponent("Skyrim SE 1.6 mod (select 1 of 3 options)")}`,
+    `/gw/open/search?q=${encodeURIComponent("Grid of 12 div (select 3 columns)")}&n=${encodeURIComponent("12 div (select 2 items)")}`,
   ];
   const benignBodies = [
     // The twelfth review's sweep: a help-desk ticket quoting SQL, code inside JSON, an address, Markdown (passed
     // before its rules too: they pin how far those rules reach).
     ["text/plain", "Ticket #4521: SELECT * FROM orders WHERE id = 5 returns nothing since the upgrade; is 1 or 2 rows normal? Rate 4.5stars."],
     ["application/json", JSON.stringify({ code: "if (x == 1 or y == z):\n    print('yes')", note: "check len(s) > 0 and 1 in (1,2)", q: "1 or 2", m: "x=y" })],
+    // A mod list and a rich-text editor's grid posted as JSON.
+    ["application/json", JSON.stringify({ mods: "A 1.5 mod (select 2 files) and the Forge 1.20 mod (select * from the zip)", html: "<div class=\"grid\">Use 3 mod (select 1) for the demo</div>" })],
     ["application/x-www-form-urlencoded", `address=${encodeURIComponent("Apt. 5, 1 Main St; or c/o John O'Neil, 12 Elm Rd.")}&md=${encodeURIComponent("# Notes\n\n- item 1 or 2\n- `x = y`\n- Meet at '5pm' or '6pm'")}`],
     // JSON Schema's keywords and MongoDB's extended JSON: keys with a `$` that name no query operator.
     ["application/json", JSON.stringify({ $schema: "https://json-schema.org/draft/2020-12/schema", $id: "user", properties: { a: { $ref: "#/$defs/a" } }, $defs: { a: { type: "string" } } })],

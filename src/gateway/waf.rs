@@ -2575,34 +2575,71 @@ fn subquery(text: &[u8]) -> bool {
                 .count();
             digits > 0 && !before[..before.len() - digits].last().is_some_and(ident)
         });
-        let at_value = if !compared && matches!(context.last(), None | Some(b'=')) {
+        let mut at_value = if !compared && matches!(context.last(), None | Some(b'=')) {
             Select::Value
         } else {
             Select::Operand
         };
         let place = match context.last() {
             None => true,
-            Some(b) if b"=<>(,+-*/|&!~^%".contains(b) => true,
+            Some(b) if operand_follows(b) => true,
             Some(b) if ident(b) => {
                 let start = context.iter().rposition(|b| !ident(b)).map_or(0, |p| p + 1);
                 // MySQL reads a number glued to a word as two tokens: `1and(select 1)` is `1 and (select 1)`.
                 let word = &context[start..];
                 let keyword = &word[word.iter().take_while(|b| b.is_ascii_digit()).count()..];
-                // MySQL's `div` and `mod` after a number or a `)` (`1 div (select …)`, `1mod(select …)`): "a mod
-                // (select one)" is prose.
-                let divides = matches!(keyword, b"div" | b"mod")
-                    && (word.len() > keyword.len()
-                        || skip_back(&context[..start], b" ")
-                            .last()
-                            .is_some_and(|b| b.is_ascii_digit() || *b == b')'));
-                OPERAND_KEYWORDS.contains(&keyword)
-                    || divides
-                    || (context.len() == open.len() && GLUED_SUBQUERY_KEYWORDS.contains(&keyword))
+                if matches!(keyword, b"div" | b"mod") {
+                    at_value = Select::Divided;
+                    divides(&context[..context.len() - keyword.len()])
+                } else {
+                    OPERAND_KEYWORDS.contains(&keyword)
+                        || (context.len() == open.len()
+                            && GLUED_SUBQUERY_KEYWORDS.contains(&keyword))
+                }
             }
             _ => false,
         };
         place && reads_as_subquery(&text[at + 6..], at_value)
     })
+}
+
+/// Whether an operand stands after `b`, an operator's last character (`=`, `(`, `,`, `+`, `|`…).
+fn operand_follows(b: &u8) -> bool {
+    b"=<>(,+-*/|&!~^%".contains(b)
+}
+
+/// Whether MySQL's `div` or `mod` after `before` is an operator [`subquery`] reads a subquery after: after a `)`
+/// (`(1)div(select …)`) or after a number that stands where an operand does — at the text's start, after an operator
+/// or an [`OPERAND_KEYWORDS`] word (`id=1 div (select …)`, `1 and 1mod(select …)`). A number after a word is prose's:
+/// a version ("the Fabric 1.20.1 mod (select 'Fabric' from the list)", "a 1.5 mod (select 2 files)") or a count
+/// ("Grid of 12 div (select 3 columns)").
+fn divides(before: &[u8]) -> bool {
+    let before = skip_back(before, b" ");
+    if before.last() == Some(&b')') {
+        return true;
+    }
+    let token = before
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+        .count();
+    let (context, number) = before.split_at(before.len() - token);
+    if !number.first().is_some_and(u8::is_ascii_digit) {
+        return false;
+    }
+    let context = skip_back(context, b" ");
+    match context.last() {
+        None => true,
+        Some(b) if operand_follows(b) => true,
+        Some(b) if b.is_ascii_alphanumeric() || *b == b'_' => {
+            let start = context
+                .iter()
+                .rposition(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                .map_or(0, |p| p + 1);
+            OPERAND_KEYWORDS.contains(&&context[start..])
+        }
+        _ => false,
+    }
 }
 
 /// Where a `select` stands, for [`reads_as_subquery`].
@@ -2615,6 +2652,10 @@ enum Select {
     Value,
     /// After a `;`, where no `)` ends it.
     Stacked,
+    /// After MySQL's `div` or `mod` ([`divides`]): as an operand, but a number with a word after it reads nothing
+    /// (an alias: `select 2 items`), so "12 div (select 2 items)" is prose; `1 div (select 1)` is refused as
+    /// `1 and (select 1)` is.
+    Divided,
 }
 
 /// Whether what follows a subquery's `select` reads as one ([`subquery`]), within [`STATEMENT_WINDOW`]. At a value's
@@ -2751,15 +2792,21 @@ fn judged(window: &[u8], end: usize, from: bool, at: Select) -> bool {
     let dotted = list
         .windows(3)
         .any(|w| ident(&w[0]) && w[1] == b'.' && ident(&w[2]));
-    let code = list.iter().any(|b| b"(@*'\"`".contains(b))
-        || list.first().is_some_and(u8::is_ascii_digit)
-        || word(list).0 == b"case"
-        || dotted;
+    // Code by its marks (a call, `@`, `*`, a quote, `case`, a dotted name), or by a number that opens it.
+    let marked = list.iter().any(|b| b"(@*'\"`".contains(b)) || word(list).0 == b"case" || dotted;
+    let code = marked || list.first().is_some_and(u8::is_ascii_digit);
     let constants = list
         .iter()
         .all(|b| b.is_ascii_digit() || b", .".contains(b));
     if !from {
-        return code && !stacked && !(at == Select::Value && constants);
+        // Constants alone at a value's start; after `div` or `mod`, a number with a word after it and no mark of
+        // code, a constant's alias at most.
+        let reads_nothing = match at {
+            Select::Value => constants,
+            Select::Divided => !constants && !marked,
+            _ => false,
+        };
+        return code && !stacked && !reads_nothing;
     }
     let code = code && !stacked;
     let table = skip(&window[end + 4..], b" ");
@@ -11798,6 +11845,11 @@ mod tests {
                 "id=1+div+(select+(case+when+(ascii(substr(user()%2C1%2C1))%3E64)+then+1+else+0+end))",
                 "id=1+and+1+mod+(select+1)",
                 "id=(1)div(select+1)",
+                // The number before them where an operand stands: a sign, `and`, glued, in any case, a line break.
+                "id=-1+div+(select+length(password)+from+users)",
+                "id=1+and+1mod(select+1)",
+                "id=1+DIV+(SELECT+length(password)+FROM+users)",
+                "id=1%0adiv%0a(select+length(password)+from+users)",
             ],
             "sqli-subquery",
         );
@@ -11805,6 +11857,16 @@ mod tests {
             "Install the mod (select 2 files from the list) and put the div 1 mod 2 rule in the grid",
             "grid=12 div (3) columns",
             "12 mod (select one) of the two",
+            // A version or a count after a word is prose's number, not an operand: a game's mod, a grid's columns.
+            "Install the Fabric 1.20.1 mod (select 'Fabric' from the dropdown)",
+            "Download the 1.20 mod (select * from the zip)",
+            "Skyrim SE 1.6 mod (select 1 of 3 options)",
+            "A 1.5 mod (select 2 files)",
+            "Grid of 12 div (select 3 columns)",
+            "Use 3 mod (select 1) for the demo",
+            // A number with a word after it is a constant and its alias at most: it reads nothing.
+            "12 div (select 2 items)",
+            "Show 12 div (select 2 items) per row",
         ]);
     }
 
