@@ -1284,6 +1284,8 @@ describe("route table and proxy", () => {
     for (const sent of [first, retry]) assert.match(sent, /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
     assert.notEqual(retry.split("-")[2], first.split("-")[2], "the retry's span is not the failed attempt's");
     assert.ok(![first, retry].some((sent) => sent.includes("00f067aa0ba902b7")), "neither is the caller's span");
+    // The answer names the span the edge gave the request — its first origin request's (README: Gateway).
+    assert.equal(get.headers.get("traceparent"), first, "the answer's traceparent is the request's span");
     calls = 0;
     const post = await worker.fetch("/gw/open/flaky", { method: "POST", body: "x", headers: { "content-type": "text/plain" } });
     assert.equal(post.status, 502);
