@@ -47,9 +47,12 @@ let worker;
 // An origin that reports limits of its own, behind gateway routes limited by the policies above.
 let origin;
 const ORIGIN_LIMITS = { "ratelimit-policy": '"origin";q=100;w=60', ratelimit: '"origin";r=0;t=60' };
+// The answers of /gw/late the origin holds until the test lets them go: the route's timeout passes first, no sleep.
+const heldAnswers = [];
 before(async () => {
   origin = await startOrigin();
   origin.handle((req, body, res) => {
+    if (req.url.startsWith("/gw/late")) return new Promise((resolve) => heldAnswers.push(() => resolve(res.end("late"))));
     res.writeHead(200, { "content-type": "text/plain", ...ORIGIN_LIMITS });
     res.end("from the origin");
   });
@@ -58,6 +61,10 @@ before(async () => {
     { name: "limited-up", path: "/gw/up", upstream: origin.url, rate_limit: "exact" },
     // Nothing listens on port 1: the request passes its limit, then the origin cannot be reached.
     { name: "limited-unreachable", path: "/gw/unreachable", upstream: "http://127.0.0.1:1", rate_limit: "exact", retries: 0 },
+    { name: "unlimited-unreachable", path: "/gw/nowhere", upstream: "http://127.0.0.1:1", retries: 0 },
+    // Keyed by address, so a CORS preflight (which carries no API key) is counted by it.
+    { name: "ip-unreachable", path: "/gw/ip-unreachable", upstream: "http://127.0.0.1:1", rate_limit: "unchecked", retries: 0 },
+    { name: "limited-late", path: "/gw/late", upstream: origin.url, rate_limit: "exact", timeout_ms: 300, retries: 0 },
   ];
   worker = await startWorker({ vars: { RATE_LIMIT_POLICIES: POLICIES, GATEWAY_ROUTES } });
 });
@@ -740,6 +747,31 @@ test("a request counted by a route's limit and then failed by the gateway (origi
   assert.equal((await r.json()).error.code, "bad_gateway");
   assert.equal(r.headers.get("ratelimit-policy"), '"exact";q=10;w=3600');
   assert.match(r.headers.get("ratelimit") ?? "", /^"exact";r=9;t=\d+$/);
+  const unlimited = await worker.fetch("/gw/nowhere");
+  assert.equal(unlimited.status, 502);
+  await unlimited.arrayBuffer();
+  assert.equal(unlimited.headers.get("ratelimit-policy"), null, "a route without limits: no empty field");
+  assert.equal(unlimited.headers.get("ratelimit"), null);
+});
+
+test("a counted request the origin answers too late (504) says where the client stands", async () => {
+  const r = await worker.fetch("/gw/late", { headers: { "x-api-key": "client-gw-late" } });
+  for (const release of heldAnswers.splice(0)) release();
+  assert.equal(r.status, 504);
+  assert.equal((await r.json()).error.code, "gateway_timeout");
+  assert.equal(r.headers.get("ratelimit-policy"), '"exact";q=10;w=3600');
+  assert.match(r.headers.get("ratelimit") ?? "", /^"exact";r=9;t=\d+$/);
+});
+
+test("a CORS preflight counted by a route's address limit and then failed by the gateway (502) says where the client stands", async () => {
+  const r = await worker.fetch("/gw/ip-unreachable", {
+    method: "OPTIONS",
+    headers: { origin: "https://app.example", "access-control-request-method": "GET", "cf-connecting-ip": "198.51.100.61" },
+  });
+  assert.equal(r.status, 502);
+  assert.equal((await r.json()).error.code, "bad_gateway");
+  assert.equal(r.headers.get("ratelimit-policy"), '"unchecked";q=2;w=3600');
+  assert.match(r.headers.get("ratelimit") ?? "", /^"unchecked";r=1;t=\d+$/);
 });
 
 test("state survives a restart with persistence on", async () => {

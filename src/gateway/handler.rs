@@ -239,14 +239,7 @@ async fn proxy_route(
     };
     // The limits counted this request whatever comes of it: a failure of the gateway's own (origin unreachable or
     // late, 502/504) says where the client stands too, as the origin's answer does.
-    let limited = limited.iter().collect::<Vec<_>>();
-    match answered {
-        Ok(response) => Ok(RateLimitHeaders::apply_all(&limited, response)),
-        Err(failed) if !limited.is_empty() => {
-            Err(failed.with_headers(RateLimitHeaders::joined(&limited)))
-        }
-        Err(failed) => Err(failed),
-    }
+    RateLimitHeaders::stamp_all(&limited.iter().collect::<Vec<_>>(), answered)
 }
 
 /// The answer to an OPTIONS with no hop left (`Max-Forwards: 0`, RFC 9110 §7.6.2), which the gateway must not forward
@@ -296,13 +289,10 @@ async fn rate_limit(
         match ratelimit::handler::enforce(call, policy, key).await {
             Ok(passed) => limited.push(passed),
             // A 429 also lists the policies that counted this request before the one that refused it.
-            Err(refused) if refused.status() == 429 && !limited.is_empty() => {
-                let passed = RateLimitHeaders::joined(&limited.iter().collect::<Vec<_>>());
-                return Err(passed
-                    .into_iter()
-                    .fold(refused, |e, (name, value)| e.with_list_head(name, value)));
+            Err(refused) => {
+                let passed = limited.iter().collect::<Vec<_>>();
+                return Err(RateLimitHeaders::listed_on(&passed, refused));
             }
-            Err(refused) => return Err(refused),
         }
     }
     Ok(limited)
@@ -325,14 +315,23 @@ async fn preflight_answer(
 ) -> ApiResult<Response> {
     screen_request(call, route, asked, incoming, url)?;
     let limited = rate_limit(call, route, None, true).await?;
+    let answered = preflight_forwarded(call, route, trace, incoming, url).await;
+    // Counted whatever comes of it, as a request `proxy_route` forwards is.
+    RateLimitHeaders::stamp_all(&limited.iter().collect::<Vec<_>>(), answered)
+}
+
+/// The answer to an admitted preflight ([`preflight_answer`]), before its rate-limit fields.
+async fn preflight_forwarded(
+    call: &mut Call,
+    route: &Route,
+    trace: &TraceContext,
+    incoming: &[(String, String)],
+    url: RequestUrl<'_>,
+) -> ApiResult<Response> {
     // A preflight is an OPTIONS too: with no hop left it is not forwarded (RFC 9110 §7.6.2), and answered without the
     // origin's CORS headers, which only the origin can give; with hops left it goes on with one fewer.
     if max_forwards("OPTIONS", header_list::get(incoming, "max-forwards")) == Some(0) {
-        let answer = final_recipient_answer(call, url, true).await?;
-        return Ok(RateLimitHeaders::apply_all(
-            &limited.iter().collect::<Vec<_>>(),
-            answer,
-        ));
+        return final_recipient_answer(call, url, true).await;
     }
     crate::entry::body::drain(&mut call.req).await;
     let headers: Vec<(String, String)> = origin_headers(
@@ -366,14 +365,10 @@ async fn preflight_answer(
         .into_iter()
         .filter(|(name, _)| name.starts_with("access-control-") || name == "vary")
         .collect();
-    let answer = Response::builder()
+    Ok(Response::builder()
         .with_status(response.status())
         .with_headers(header_list::build(&cors))
-        .empty();
-    Ok(RateLimitHeaders::apply_all(
-        &limited.iter().collect::<Vec<_>>(),
-        answer,
-    ))
+        .empty())
 }
 
 /// Forwards an admitted request: from the edge cache for cacheable GET/HEAD, else to the origin.

@@ -267,6 +267,23 @@ impl RateLimitHeaders {
         Self::apply_all(&[self], response)
     }
 
+    /// The answer to a request this limit counted, whatever it is: a success stamped ([`Self::apply`]), an error
+    /// with the fields too ([`RateLimitHeaders::listed_on`]) — the request spent a unit of the quota either way.
+    pub fn stamp(&self, answered: ApiResult<Response>) -> ApiResult<Response> {
+        Self::stamp_all(&[self], answered)
+    }
+
+    /// [`RateLimitHeaders::stamp`] for several policies that counted the request, listed in one field each.
+    pub fn stamp_all(
+        limits: &[&RateLimitHeaders],
+        answered: ApiResult<Response>,
+    ) -> ApiResult<Response> {
+        match answered {
+            Ok(response) => Ok(Self::apply_all(limits, response)),
+            Err(error) => Err(Self::listed_on(limits, error)),
+        }
+    }
+
     /// [`RateLimitHeaders::apply`] for several policies the request passed, listed in one field each.
     pub fn apply_all(limits: &[&RateLimitHeaders], response: Response) -> Response {
         if limits.is_empty() {

@@ -44,6 +44,18 @@ impl RateLimitHeaders {
         pairs
     }
 
+    /// `error` answering a request `limits` counted, with their fields: the fields describe the client's quota
+    /// whatever the answer's status (draft-ietf-httpapi-ratelimit-headers), and the request spent a unit of it. Put
+    /// in front of the fields `error` has (a 429 of a later limit names the one that refused), else set.
+    pub fn listed_on(limits: &[&RateLimitHeaders], error: ApiError) -> ApiError {
+        if limits.is_empty() {
+            return error;
+        }
+        Self::joined(limits)
+            .into_iter()
+            .fold(error, |e, (name, value)| e.with_list_head(name, value))
+    }
+
     /// Header name/value pairs, lower-case names.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
         let mut pairs = vec![("ratelimit-policy", self.policy_value())];
@@ -90,6 +102,48 @@ mod tests {
             ]
         );
         assert_eq!(RateLimitHeaders::joined(&[&ip]), ip.pairs());
+    }
+
+    #[test]
+    fn an_error_to_a_counted_request_lists_the_limits_that_counted_it() {
+        let ip = headers(Some((8, 60)));
+        let fields = |e: &ApiError| {
+            e.headers()
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+        };
+        let failed = RateLimitHeaders::listed_on(&[&ip], ApiError::bad_gateway("down"));
+        assert_eq!(
+            fields(&failed),
+            vec![
+                "ratelimit-policy=\"api\";q=100;w=60",
+                "ratelimit=\"api\";r=8;t=60"
+            ],
+            "an error of its own: the counted limit's fields"
+        );
+        let email = RateLimitHeaders {
+            policy: "login-email".into(),
+            limit: 3,
+            window_s: 60,
+            standing: Some((0, 20)),
+        };
+        let refused = RateLimitHeaders::listed_on(&[&ip], email.refusal(20_000));
+        assert_eq!(
+            fields(&refused),
+            vec![
+                "retry-after=20",
+                "ratelimit-policy=\"api\";q=100;w=60, \"login-email\";q=3;w=60",
+                "ratelimit=\"api\";r=8;t=60, \"login-email\";r=0;t=20"
+            ],
+            "a later limit's 429: the counted one first, one field each"
+        );
+        let plain = ApiError::bad_gateway("down");
+        assert_eq!(
+            RateLimitHeaders::listed_on(&[], plain).headers(),
+            &[] as &[(&str, String)],
+            "no limit: no empty field"
+        );
     }
 
     fn headers(standing: Option<(u32, u64)>) -> RateLimitHeaders {
