@@ -851,11 +851,13 @@ test("refresh, logout and the session lists are limited per address (SESSION_IP_
   t.after(() => w.stop());
   const forged = "A".repeat(43);
   const statuses = [];
-  for (const [method, path] of [["POST", "/auth/logout"], ["POST", "/auth/refresh"], ["GET", "/auth/sessions"], ["DELETE", "/auth/sessions"]]) {
+  for (const [i, [method, path]] of [["POST", "/auth/logout"], ["POST", "/auth/refresh"], ["GET", "/auth/sessions"], ["DELETE", "/auth/sessions"]].entries()) {
     const r = await w.fetch(path, withCookie(forged, { method }));
     statuses.push(r.status);
+    // Counted, whatever the answer: the forged cookie's 401 says where the address stands too.
+    assert.equal(r.headers.get("ratelimit-policy"), '"session-ip";q=3;w=60', path);
+    assert.match(r.headers.get("ratelimit") ?? "", new RegExp(`^"session-ip";r=${Math.max(2 - i, 0)};t=\\d+$`), path);
     if (r.status === 429) {
-      assert.match(r.headers.get("ratelimit-policy") ?? "", /"session-ip"/, path);
       assert.equal((await r.json()).error.code, "rate_limited", path);
     } else await r.arrayBuffer();
   }
@@ -1989,33 +1991,53 @@ test("login attempts are limited per IP and per email, the same for known and un
   t.after(() => limited.stop());
   await seed({ CONFIG_KV: await limited.mf.getKVNamespace("CONFIG_KV"), DB: await limited.mf.getD1Database("DB") });
   const attempt = (email, password) => limited.fetch("/auth/login", json({ email, password }));
+  // `left`: the attempts login-ip and login-email leave after the step, as its answer lists them whatever its status
+  // (a wrong password's 401 and the email limit's 429 too); an unknown email's are a known one's.
   const steps = [
-    ...[1, 2, 3].map((n) => ({ what: `bob wrong #${n}`, email: BOB.email, password: "x", status: 401, code: "invalid_credentials" })),
-    { what: "bob, right password, over the email limit", email: BOB.email, password: BOB.password, status: 429, code: "rate_limited" },
-    ...[1, 2, 3].map((n) => ({ what: `unknown wrong #${n}`, email: "nobody@example.com", password: "x", status: 401, code: "invalid_credentials" })),
-    { what: "unknown email over the email limit, like a known one", email: "nobody@example.com", password: "x", status: 429, code: "rate_limited" },
-    { what: "alice, another email, still allowed", email: ALICE.email, password: ALICE.password, status: 200 },
-    { what: "alice wrong", email: ALICE.email, password: "x", status: 401, code: "invalid_credentials" },
-    { what: "alice right but over the IP limit", email: ALICE.email, password: ALICE.password, status: 429, code: "rate_limited" },
+    ...[1, 2, 3].map((n) => ({ what: `bob wrong #${n}`, email: BOB.email, password: "x", status: 401, code: "invalid_credentials", left: [10 - n, 3 - n] })),
+    { what: "bob, right password, over the email limit", email: BOB.email, password: BOB.password, status: 429, code: "rate_limited", left: [6, 0] },
+    ...[1, 2, 3].map((n) => ({ what: `unknown wrong #${n}`, email: "nobody@example.com", password: "x", status: 401, code: "invalid_credentials", left: [6 - n, 3 - n] })),
+    { what: "unknown email over the email limit, like a known one", email: "nobody@example.com", password: "x", status: 429, code: "rate_limited", left: [2, 0] },
+    { what: "alice, another email, still allowed", email: ALICE.email, password: ALICE.password, status: 200, left: [1, 2] },
+    { what: "alice wrong", email: ALICE.email, password: "x", status: 401, code: "invalid_credentials", left: [0, 1] },
+    { what: "alice right but over the IP limit", email: ALICE.email, password: ALICE.password, status: 429, code: "rate_limited", left: [0] },
   ];
-  for (const { what, email, password, status, code } of steps) {
+  for (const { what, email, password, status, code, left } of steps) {
     const response = await attempt(email, password);
+    // Both limits apply to a login, and both are reported, as the lists the RateLimit header fields are; a request
+    // login-ip refuses is not asked of the email's limit.
+    const [ip, mail] = left;
+    const policies = ['"login-ip";q=10;w=60', '"login-email";q=3;w=60'].slice(0, left.length).join(", ");
+    const state = [`"login-ip";r=${ip};t=\\d+`, `"login-email";r=${mail};t=\\d+`].slice(0, left.length).join(", ");
+    assert.equal(response.headers.get("ratelimit-policy"), policies, `${what}: policies`);
+    assert.match(response.headers.get("ratelimit") ?? "", new RegExp(`^${state}$`), `${what}: state`);
     if (status === 200) {
       assert.equal(response.status, 200, what);
-      // Both limits apply to a login, and both are reported, as the lists the RateLimit header fields are.
-      assert.equal(response.headers.get("ratelimit-policy"), '"login-ip";q=10;w=60, "login-email";q=3;w=60', `${what}: policies`);
-      assert.match(response.headers.get("ratelimit") ?? "", /^"login-ip";r=1;t=\d+, "login-email";r=2;t=\d+$/, `${what}: state`);
       await response.arrayBuffer();
       continue;
     }
     if (status === 429) assert.match(response.headers.get("retry-after") ?? "", /^[1-9][0-9]*$/, `${what}: Retry-After`);
-    if (what === "bob wrong #2") {
-      // A wrong password passed both limits and was counted by both: its 401 says how many attempts are left.
-      assert.equal(response.headers.get("ratelimit-policy"), '"login-ip";q=10;w=60, "login-email";q=3;w=60', `${what}: policies`);
-      assert.match(response.headers.get("ratelimit") ?? "", /^"login-ip";r=8;t=\d+, "login-email";r=1;t=\d+$/, `${what}: state`);
-    }
     await expectError(response, status, code, what);
   }
+});
+
+test("a login refused for its body (400) after login-ip counted it says where the address stands", async (t) => {
+  // The address spent an attempt on it, as on a wrong password: the 400 lists login-ip, and no email's limit (none
+  // was read). A cross-origin login is refused before it is counted, and lists nothing.
+  const { w } = await ownWorker(t, { RATE_LIMIT_POLICIES: { ...GENEROUS, "login-ip": { limit: 10, window: 60, key: "ip" } } });
+  const cases = [
+    ["not JSON", { method: "POST", headers: { "content-type": "application/json" }, body: "{" }, 400, "invalid_json"],
+    ["no password", json({ email: ALICE.email }), 400, "invalid_json"],
+  ];
+  for (const [i, [what, init, status, code]] of cases.entries()) {
+    const r = await w.fetch("/auth/login", init);
+    assert.equal(r.headers.get("ratelimit-policy"), '"login-ip";q=10;w=60', what);
+    assert.match(r.headers.get("ratelimit") ?? "", new RegExp(`^"login-ip";r=${9 - i};t=\\d+$`), what);
+    await expectError(r, status, code, what);
+  }
+  const foreign = await w.fetch("/auth/login", { ...json({ email: ALICE.email, password: "x" }), headers: { "content-type": "application/json", origin: "https://elsewhere.example" } });
+  assert.equal(foreign.headers.get("ratelimit-policy"), null, "refused before it is counted");
+  await expectError(foreign, 403, "cross_origin_refused", "cross-origin");
 });
 
 test("a refresh when the session ends within the second gets no access token expired at issue, and keeps its token", async () => {

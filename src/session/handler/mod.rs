@@ -603,6 +603,24 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
             return Err(refused);
         }
     };
+    // Every answer from here on was counted by login-ip, and once the email's (or device's) limit is asked by that
+    // too: each says where the client stands under them (a wrong password's 401, a bad body's 400, a 429 of the
+    // email's limit listing login-ip first), as an answer to a counted request does everywhere.
+    let mut account_limit = None;
+    let answered = attempt(call, &mut account_limit).await;
+    let counted: Vec<&RateLimitHeaders> = std::iter::once(&ip_limit)
+        .chain(account_limit.as_ref())
+        .collect();
+    RateLimitHeaders::stamp_all(&counted, answered)
+}
+
+/// [`login`] once login-ip counted it: reads the credentials, has the email's limit (or the trusted device's) count
+/// it — its headers left in `account_limit`, for the answer — and signs in.
+async fn attempt(
+    mut call: Call,
+    account_limit: &mut Option<RateLimitHeaders>,
+) -> ApiResult<Response> {
+    let config = &call.isolate.config.session;
     let max = call.isolate.config.core.max_body_bytes;
     // A key given twice is refused (400 invalid_json), not read as its last value: see `LoginBody::from_value`.
     let crate::config::Unique(value) = read_json(&mut call.req, max).await?;
@@ -645,7 +663,7 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         .device_key
         .as_ref()
         .and_then(|key| key.trusted(sent(), account, now_secs, config.device_ttl_secs));
-    let account_limit = match device {
+    let limit = match device {
         Some(id) => {
             let device_key = format!("device:{id}");
             ratelimit::enforce(&call, &config.login_device_policy, &device_key).await?
@@ -655,6 +673,7 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
             ratelimit::enforce(&call, &config.login_email_policy, &email_key).await?
         }
     };
+    *account_limit = Some(limit);
 
     let stored = stored.unwrap_or_else(|| PasswordHash::dummy(config.pbkdf2_iterations));
     let derived = kdf::pbkdf2_sha256(
@@ -676,11 +695,8 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
     }
     let user = match user {
         Some(user) if matched && user.password.is_ok() => user,
-        // Counted by both limits, as a success is: its answer says how many attempts are left, as a success's does.
-        _ => {
-            let limits = RateLimitHeaders::joined(&[&ip_limit, &account_limit]);
-            return Err(invalid_credentials().with_headers(limits));
-        }
+        // Counted by both limits, as a success is: its answer says how many attempts are left (`login`).
+        _ => return Err(invalid_credentials()),
     };
     // Gateway routes will not send this user as X-User-ID (500 there, and the access token below is refused): said
     // here, where the operator can tie it to the account, not first by a gateway route's 500. Pages and rooms still
@@ -782,8 +798,7 @@ pub async fn login(mut call: Call) -> ApiResult<Response> {
         let set = device::set_cookie(device_cookie, &value, config.device_ttl_secs);
         response = with_appended_header(response, "set-cookie", &set);
     }
-    let limited = RateLimitHeaders::apply_all(&[&ip_limit, &account_limit], response);
-    Ok(finish(limited, &store))
+    Ok(finish(response, &store))
 }
 
 /// Re-hashes a password stored at a lower PBKDF2 cost than `PASSWORD_PBKDF2_ITERATIONS` (a cost raised since it was
@@ -842,8 +857,8 @@ fn upgrade_password_later(
 /// a well-formed session cookie reads nothing, and a state-changing one from another origin is refused (403) first:
 /// a page on any site can send such requests in any number (its `no-cors` POSTs carry no `SameSite=Lax` cookie), and
 /// counted they spent the budget of everyone at the user's address — whose logout then answered 429 and left the
-/// session alive, and whose refreshes failed. `Some`: the headers of the limit the request passed, for its answer
-/// ([`stamped`]), as every other limited route gives them.
+/// session alive, and whose refreshes failed. `Some`: the headers of the limit that counted the request, for its
+/// answer whatever it is ([`stamped`]: a forged cookie's 401 too), as every other limited route gives them.
 async fn limited(call: &Call, route: &str, works: bool) -> ApiResult<Option<RateLimitHeaders>> {
     if !works {
         return Ok(None);
@@ -857,11 +872,11 @@ async fn limited(call: &Call, route: &str, works: bool) -> ApiResult<Option<Rate
     }
 }
 
-/// `response` with the `RateLimit-Policy`/`RateLimit` of the limit its request passed ([`limited`]), if any.
-fn stamped(limit: Option<&RateLimitHeaders>, response: Response) -> Response {
+/// `answered` with the `RateLimit-Policy`/`RateLimit` of the limit that counted its request ([`limited`]), if any.
+fn stamped(limit: Option<&RateLimitHeaders>, answered: ApiResult<Response>) -> ApiResult<Response> {
     match limit {
-        Some(limit) => limit.apply(response),
-        None => response,
+        Some(limit) => limit.stamp(answered),
+        None => answered,
     }
 }
 
@@ -869,6 +884,11 @@ fn stamped(limit: Option<&RateLimitHeaders>, response: Response) -> Response {
 /// Of concurrent refreshes of one session exactly one succeeds; the others get 401 `session_rotated`.
 pub async fn refresh(call: Call) -> ApiResult<Response> {
     let limit = limited(&call, "/auth/refresh", has_token(&call)).await?;
+    stamped(limit.as_ref(), rotate(call).await)
+}
+
+/// [`refresh`] once its request is counted.
+async fn rotate(call: Call) -> ApiResult<Response> {
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
     let (old_id, record) = check(&call, &store, true)
@@ -923,8 +943,7 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
         // SESSION_REUSE_GRACE_SECS would revoke the user's own session as a reused one.
         if let Some(current) = store.session(&old_id).await? {
             if current.status(now) == Status::Active {
-                let answer = finish(issued(&call, None, &current, now)?, &store);
-                return Ok(stamped(limit.as_ref(), answer));
+                return Ok(finish(issued(&call, None, &current, now)?, &store));
             }
         }
         return Err(invalid("the session ended during the refresh"));
@@ -953,7 +972,7 @@ pub async fn refresh(call: Call) -> ApiResult<Response> {
             json!({"request_id": call.request_id, "detail": e.to_string()}),
         );
     }
-    Ok(stamped(limit.as_ref(), finish(answer, &store)))
+    Ok(finish(answer, &store))
 }
 
 /// Revokes the sessions `tokens` name in D1 (or, for a token a refresh retired, the session it became), in one
@@ -1045,16 +1064,19 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
     let tokens = token::tokens(header.as_deref(), &config.cookie_name);
     let tokens = &tokens[..tokens.len().min(MAX_ENDED_TOKENS)];
     let limit = limited(&call, "/auth/logout", !tokens.is_empty()).await?;
-    let store = Store::open(&call, true)?;
-    end_sessions(
-        &store,
-        tokens,
-        now_ms(),
-        config.cache_secs,
-        &call.request_id,
-    )
-    .await?;
-    Ok(stamped(limit.as_ref(), signed_out(config, &store)?))
+    let ended = async {
+        let store = Store::open(&call, true)?;
+        end_sessions(
+            &store,
+            tokens,
+            now_ms(),
+            config.cache_secs,
+            &call.request_id,
+        )
+        .await?;
+        signed_out(config, &store)
+    };
+    stamped(limit.as_ref(), ended.await)
 }
 
 /// Values of the session cookie one logout (or login) ends at most: more than a browser keeps for one site (Chrome
@@ -1086,6 +1108,11 @@ const MAX_REVOCATION_ENTRIES: usize = 40;
 /// one they do not know (a stolen token) — and clears the cookie. A strict check: the caller's session must be live.
 pub async fn end_all(call: Call) -> ApiResult<Response> {
     let limit = limited(&call, "/auth/sessions", has_token(&call)).await?;
+    stamped(limit.as_ref(), revoke_all(call).await)
+}
+
+/// [`end_all`] once its request is counted.
+async fn revoke_all(call: Call) -> ApiResult<Response> {
     let config = &call.isolate.config.session;
     let store = Store::open(&call, true)?;
     let (id, record) = check(&call, &store, true)
@@ -1111,7 +1138,7 @@ pub async fn end_all(call: Call) -> ApiResult<Response> {
         Some(&call.request_id),
     )
     .await;
-    Ok(stamped(limit.as_ref(), signed_out(config, &store)?))
+    signed_out(config, &store)
 }
 
 /// `GET /auth/sessions` (auth policy `session`, strict: always D1): the caller's active sessions, for reviewing
@@ -1119,6 +1146,11 @@ pub async fn end_all(call: Call) -> ApiResult<Response> {
 /// At most 50: the caller's own first (`current`), then the newest; `truncated` says whether the user has more.
 pub async fn sessions(call: Call) -> ApiResult<Response> {
     let limit = limited(&call, "/auth/sessions", has_token(&call)).await?;
+    stamped(limit.as_ref(), list_sessions(call).await)
+}
+
+/// [`sessions`] once its request is counted.
+async fn list_sessions(call: Call) -> ApiResult<Response> {
     let store = Store::open(&call, true)?;
     let (id, record) = check(&call, &store, true)
         .await?
@@ -1136,5 +1168,5 @@ pub async fn sessions(call: Call) -> ApiResult<Response> {
         })
         .collect();
     let body = json!({ "user": user_view(&record), "sessions": items, "truncated": truncated });
-    Ok(stamped(limit.as_ref(), finish(json(200, &body)?, &store)))
+    Ok(finish(json(200, &body)?, &store))
 }
