@@ -1712,3 +1712,26 @@ test("a panic in a room's object: its caller is answered 500 and logged, the mem
   assert.equal(state.status, 200, "the Worker serves after the object's panic");
   await state.arrayBuffer();
 });
+
+test("a room's object panics on its debug path only when the settings its request carries turn DEBUG_ROUTES on: any other request there is its 404", async (t) => {
+  // The Worker sends that path from a DEBUG_ROUTES route alone, but the check is the object's too: a production Worker
+  // says debug_routes false in every room request's settings, so no route of it (nor one added later) can make its
+  // rooms panic by sending the path. Called here through the runtime's namespace API, as the Worker calls it.
+  const w = await startWorker({ vars: { ...VARS, DEBUG_ROUTES: false } });
+  t.after(() => w.stop());
+  const ns = await w.mf.getDurableObjectNamespace("ROOMS");
+  const stub = ns.get(ns.idFromName("room:debug-path"));
+  const settings = { max_message_bytes: 4096, updates_per_second: 60, update_burst: 200, max_members: 10, compaction: { max_entries: 500, max_bytes: 1048576 }, directory_shards: 1 };
+  const panicAt = (headers) => stub.fetch("https://room/__debug/panic", { method: "POST", headers: { "x-room-name": "debug-path", ...headers } });
+  for (const [what, headers] of [
+    ["no settings", {}],
+    ["settings from before the flag", { "x-room-settings": JSON.stringify(settings) }],
+    ["settings of a Worker without DEBUG_ROUTES", { "x-room-settings": JSON.stringify({ ...settings, debug_routes: false }) }],
+  ]) {
+    const answer = await panicAt(headers);
+    assert.deepEqual([answer.status, (await answer.json()).error?.code], [404, "not_found"], what);
+  }
+  assert.ok(!w.jsonLogs().some((l) => l.msg === "panic"), "nothing panicked");
+  // With the flag on (the settings a DEBUG_ROUTES Worker sends), the same request is the panic the test above makes
+  // through /__debug/panic?in=room: so the 404s here are the flag's, not a path the object does not know.
+});

@@ -273,6 +273,15 @@ fn request_id(req: &Request) -> Option<String> {
     req.headers().get("x-request-id").ok().flatten()
 }
 
+/// Whether this request's own settings (the Worker's validated configuration, not the ones the room stored from an
+/// earlier request) turn on the debug routes: without them the room's debug path is an unknown one.
+fn debug_routes(req: &Request) -> Result<bool> {
+    Ok(match req.headers().get(HEADER_SETTINGS)? {
+        Some(raw) => serde_json::from_str::<RoomSettings>(&raw)?.debug_routes,
+        None => false,
+    })
+}
+
 /// An error answer in the Worker's shape (`{"error": {"code", "message"}}`, `no-store`): a join's refusal goes
 /// straight back to the client.
 fn json_error(status: u16, code: &str, message: &str) -> Result<Response> {
@@ -1551,7 +1560,7 @@ impl DurableObject for Room {
                     .set("content-type", "application/json")?;
                 Ok(response)
             }
-            (Method::Post, PATH_DEBUG_PANIC) => panic!(
+            (Method::Post, PATH_DEBUG_PANIC) if debug_routes(&req)? => panic!(
                 "deliberate panic in room {:?} (request {:?})",
                 self.name()?.unwrap_or_default(),
                 request_id(&req).unwrap_or_default()
