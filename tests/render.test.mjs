@@ -592,6 +592,20 @@ test("?render=whole sends the same page in one piece; pages are private; bad inp
   assert.equal((await escapedName.json()).error.code, "invalid_render_mode");
 });
 
+test("a render parameter given more than once is 400, whatever its values: the page never picks one of them", async () => {
+  // The first one used to win: `whole&render=sideways` was a 200 though `sideways` alone is a 400, and
+  // `stream&render=whole` streamed. A repeated image parameter is refused the same way.
+  for (const query of ["render=whole&render=sideways", "render=stream&render=whole", "render=whole&render=whole", "render=whole&%72ender=stream"]) {
+    const repeated = await get(`/?${query}`, { headers: withVisitor() });
+    assert.equal(repeated.status, 400, query);
+    assert.deepEqual(await repeated.json(), {
+      error: { code: "invalid_render_mode", message: "parameter `render` is given more than once" },
+    }, query);
+  }
+  // Other parameters beside one `render` are still not read.
+  assert.equal((await get("/?render=whole&a=1&a=2", { headers: withVisitor() })).status, 200);
+});
+
 test("preconditions on a page: an If-Match naming a tag is 412 and If-None-Match: * is 304 (a page has no entity tag), before any fragment is fetched", async () => {
   // RFC 9110 §13.1.1, §13.1.2, §13.2: the Worker renders the page, so it answers for it as its origin. A page has no
   // ETag (each response carries a fresh CSP nonce), so a list of tags never names it and `*` names it always.

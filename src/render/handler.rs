@@ -38,9 +38,7 @@ use crate::observability::trace::OriginTrace;
 
 /// The `?render=` mode, read from the raw URL (the `url` crate's parser would add its IDNA tables to the wasm).
 fn mode(req: &Request) -> ApiResult<Mode> {
-    render_mode(&req.inner().url()).ok_or_else(|| {
-        ApiError::bad_request("invalid_render_mode", "render must be stream or whole")
-    })
+    render_mode(&req.inner().url()).map_err(|why| ApiError::bad_request("invalid_render_mode", why))
 }
 
 /// The page's answer to its preconditions (RFC 9110 §13.2.2), evaluated before anything is read (a 304 is then given

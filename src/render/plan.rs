@@ -64,21 +64,27 @@ pub enum Mode {
     Whole,
 }
 
-/// The mode named by the `render` query parameter of `url` (`stream` when absent); `None` for any other value.
+/// The mode named by the `render` query parameter of `url` (`stream` when absent), or why it names none: a value
+/// other than `stream` or `whole`, or the parameter given more than once (whatever its values: taking the first let
+/// `?render=whole&render=sideways` pass though `sideways` alone is refused, as a repeated image parameter is).
 /// Name and value are percent-decoded first, as any URL parser would read them (`?render=%77hole` is `whole`).
-pub fn render_mode(url: &str) -> Option<Mode> {
+pub fn render_mode(url: &str) -> Result<Mode, &'static str> {
     let query = url.split_once('?').map_or("", |(_, q)| q);
     let query = query.split_once('#').map_or(query, |(q, _)| q);
     let decoded = |part: &str| percent_decode_str(part).decode_utf8_lossy().into_owned();
-    let value = query
+    let mut values = query
         .split('&')
         .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-        .find(|(key, _)| decoded(key) == "render")
+        .filter(|(key, _)| decoded(key) == "render")
         .map(|(_, value)| decoded(value));
+    let value = values.next();
+    if values.next().is_some() {
+        return Err("parameter `render` is given more than once");
+    }
     match value.as_deref() {
-        None | Some("stream") => Some(Mode::Stream),
-        Some("whole") => Some(Mode::Whole),
-        Some(_) => None,
+        None | Some("stream") => Ok(Mode::Stream),
+        Some("whole") => Ok(Mode::Whole),
+        Some(_) => Err("render must be stream or whole"),
     }
 }
 
@@ -325,19 +331,27 @@ mod tests {
 
     #[test]
     fn the_render_parameter_selects_the_mode() {
+        const INVALID: &str = "render must be stream or whole";
+        const REPEATED: &str = "parameter `render` is given more than once";
         let cases = [
-            ("https://x/", Some(Mode::Stream)),
-            ("https://x/?a=1", Some(Mode::Stream)),
-            ("https://x/?render=stream", Some(Mode::Stream)),
-            ("https://x/?a=1&render=whole", Some(Mode::Whole)),
-            ("https://x/?render=whole#frag", Some(Mode::Whole)),
-            ("https://x/?render=sideways", None),
-            ("https://x/?render", None),
-            ("https://x/?render=%77hole", Some(Mode::Whole)),
-            ("https://x/?%72ender=whole", Some(Mode::Whole)),
-            ("https://x/?render=%73tream", Some(Mode::Stream)),
-            ("https://x/?render=%77hol", None),
-            ("https://x/?render=%ff", None),
+            ("https://x/", Ok(Mode::Stream)),
+            ("https://x/?a=1", Ok(Mode::Stream)),
+            ("https://x/?render=stream", Ok(Mode::Stream)),
+            ("https://x/?a=1&render=whole", Ok(Mode::Whole)),
+            ("https://x/?render=whole#frag", Ok(Mode::Whole)),
+            ("https://x/?render=sideways", Err(INVALID)),
+            ("https://x/?render", Err(INVALID)),
+            ("https://x/?render=%77hole", Ok(Mode::Whole)),
+            ("https://x/?%72ender=whole", Ok(Mode::Whole)),
+            ("https://x/?render=%73tream", Ok(Mode::Stream)),
+            ("https://x/?render=%77hol", Err(INVALID)),
+            ("https://x/?render=%ff", Err(INVALID)),
+            // Given twice, the parameter names no mode, whichever its values (the first one used to win).
+            ("https://x/?render=whole&render=sideways", Err(REPEATED)),
+            ("https://x/?render=stream&render=whole", Err(REPEATED)),
+            ("https://x/?render=whole&render=whole", Err(REPEATED)),
+            ("https://x/?render=whole&%72ender=stream", Err(REPEATED)),
+            ("https://x/?render=whole&a=1&a=2", Ok(Mode::Whole)),
         ];
         for (url, expected) in cases {
             assert_eq!(render_mode(url), expected, "{url}");
