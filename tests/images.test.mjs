@@ -733,6 +733,27 @@ test("invalid, zero, over-limit and unknown parameters answer 400 naming the par
   assert.equal(origin.requests.length, 0, "nothing was fetched for a bad request");
 });
 
+test("a side of more digits than any limit is refused as over the limit, not as no whole number", async () => {
+  // A dated folder (`/images/20240101/…`) is read as the size; it and a long query value are whole numbers, and
+  // were told they "must be a whole number of pixels".
+  const cases = [
+    ["/images/20240101/photos/land.jpg", "parameter `w` is over the limit: 20240101 px at dpr 1 (max 2000)"],
+    ["/images/photos/land.jpg?h=123456", "parameter `h` is over the limit: 123456 px at dpr 1 (max 2000)"],
+    ["/images/photos/land.jpg?w=99999999999", "parameter `w` is over the limit: more than 999999999 px (max 2000)"],
+  ];
+  origin.requests.length = 0;
+  for (const [path, message] of cases) {
+    const response = await get(worker, path);
+    assert.equal(response.status, 400, path);
+    assert.deepEqual(JSON.parse(response.body), { error: { code: "invalid_parameter", message } }, path);
+  }
+  assert.equal(origin.requests.length, 0, "nothing was fetched for a bad request");
+  // Leading zeros are not digits of the size: `w=000000300` is the 300 px variant.
+  const padded = await get(worker, "/images/photos/land.jpg?w=000000300");
+  assert.equal(padded.status, 200);
+  assert.deepEqual(await decoded(padded.body), await decoded((await get(worker, "/images/300/photos/land.jpg")).body));
+});
+
 const sign = (canonical, path, exp) => createHmac("sha256", SECRET).update(`${canonical}\n${path}\n${exp}`).digest("hex");
 
 test("signed URLs: a valid signature is served in any URL form; missing, wrong and expired ones are 403", async () => {

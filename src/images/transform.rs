@@ -144,14 +144,28 @@ fn bad(param: &str, rule: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request("invalid_parameter", format!("parameter `{param}` {rule}"))
 }
 
-/// A positive whole number of at most 5 digits (signs, decimals and spaces are refused).
-fn parse_side(param: &str, value: &str) -> Result<u32, ApiError> {
-    if value.is_empty() || value.len() > 5 || !value.bytes().all(|b| b.is_ascii_digit()) {
+/// A positive whole number (signs, decimals and spaces are refused). One of more digits than any side can have is
+/// over the limit, not "no whole number": `/images/20240101/a.jpg` (a dated folder read as the size) was told its
+/// `w` "must be a whole number of pixels". A number of up to 9 significant digits is returned for [`check_limits`]
+/// to name with the dpr it is taken at; a longer one is refused here, naming the limit.
+fn parse_side(param: &str, value: &str, max_side: u32) -> Result<u32, ApiError> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad(param, "must be a whole number of pixels"));
     }
-    let n: u32 = value
-        .parse()
-        .map_err(|_| bad(param, "must be a whole number of pixels"))?;
+    let significant = value.trim_start_matches('0');
+    if significant.len() > 9 {
+        return Err(bad(
+            param,
+            format!("is over the limit: more than 999999999 px (max {max_side})"),
+        ));
+    }
+    let n: u32 = if significant.is_empty() {
+        0
+    } else {
+        significant
+            .parse()
+            .map_err(|_| bad(param, "must be a whole number of pixels"))?
+    };
     if n == 0 {
         return Err(bad(param, "must be at least 1"));
     }
@@ -209,8 +223,8 @@ pub fn parse(rest: &str, query: Option<&str>, limits: &Limits) -> Result<ImageRe
     let mut width = None;
     let mut height = None;
     if let Some((w, h)) = path_size {
-        width = Some(parse_side("w", w)?);
-        height = h.map(|h| parse_side("h", h)).transpose()?;
+        width = Some(parse_side("w", w, limits.max_side)?);
+        height = h.map(|h| parse_side("h", h, limits.max_side)).transpose()?;
     }
     let mut fit = None;
     let mut quality = None;
@@ -232,8 +246,8 @@ pub fn parse(rest: &str, query: Option<&str>, limits: &Limits) -> Result<ImageRe
         }
         seen.push(name.clone());
         match name.as_str() {
-            "w" => width = Some(parse_side("w", &value)?),
-            "h" => height = Some(parse_side("h", &value)?),
+            "w" => width = Some(parse_side("w", &value, limits.max_side)?),
+            "h" => height = Some(parse_side("h", &value, limits.max_side)?),
             "fit" => {
                 fit = Some(
                     Fit::ALL
@@ -248,7 +262,7 @@ pub fn parse(rest: &str, query: Option<&str>, limits: &Limits) -> Result<ImageRe
                 )
             }
             "q" => {
-                let q = parse_side("q", &value).map_err(|_| bad("q", "must be 1 to 100"))?;
+                let q = parse_side("q", &value, 100).map_err(|_| bad("q", "must be 1 to 100"))?;
                 if q > 100 {
                     return Err(bad("q", "must be 1 to 100"));
                 }
@@ -456,6 +470,50 @@ mod tests {
             "a.png",
             "without one, it is the size"
         );
+    }
+
+    #[test]
+    fn a_side_of_many_digits_is_over_the_limit_not_no_number() {
+        // A dated folder read as the size, and sides past any limit: each a whole number, so the error says the
+        // limit it is over (it said "must be a whole number of pixels").
+        let cases = [
+            (
+                "20240101/a.jpg",
+                None,
+                "parameter `w` is over the limit: 20240101 px at dpr 1 (max 2000)",
+            ),
+            (
+                "300x123456/a.jpg",
+                None,
+                "parameter `h` is over the limit: 123456 px at dpr 1 (max 2000)",
+            ),
+            (
+                "a.jpg",
+                Some("w=99999999999"),
+                "parameter `w` is over the limit: more than 999999999 px (max 2000)",
+            ),
+            (
+                "a.jpg",
+                Some("h=000000000000000000004000"),
+                "parameter `h` is over the limit: 4000 px at dpr 1 (max 2000)",
+            ),
+        ];
+        for (rest, query, message) in cases {
+            let error = parse(rest, query, &limits()).expect_err("over the limit");
+            assert_eq!(
+                (error.status(), error.message()),
+                (400, message),
+                "{rest}?{query:?}"
+            );
+        }
+        // Leading zeros do not count: a side within the limit, however spelt, is that side.
+        assert_eq!(
+            ok("a.jpg", Some("w=000000000300")).transform.width,
+            Some(300)
+        );
+        assert_eq!(ok("a.jpg", Some("q=0000000080")).transform.quality, 80);
+        let zero = parse("a.jpg", Some("w=0000000000000"), &limits()).expect_err("zero");
+        assert_eq!(zero.message(), "parameter `w` must be at least 1");
     }
 
     #[test]
