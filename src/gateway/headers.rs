@@ -1153,6 +1153,11 @@ mod tests {
             ("Content_Encoding", false),
             ("content_type", false),
             ("content-language", true),
+            // A WebSocket handshake's own fields, which a route that accepts WebSockets hands its origin.
+            ("Sec-WebSocket-Protocol", true),
+            ("Sec-WebSocket-Extensions", true),
+            ("Sec-WebSocket-Key", true),
+            ("Sec-WebSocket-Version", true),
         ];
         for (name, forwarded) in cases {
             assert_eq!(forward_request_header(name, &listed), forwarded, "{name}");
