@@ -5,7 +5,8 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, sign } from "node:crypto";
 import { request as httpRequest } from "node:http";
-import { startOrigin, delay } from "./support/origin.mjs";
+import { startOrigin, startWebSocketOrigin, delay } from "./support/origin.mjs";
+import WebSocket from "ws";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
@@ -16,6 +17,7 @@ import { generateSigningJwk } from "../scripts/dev-key.mjs";
 
 let origin;
 let downOrigin;
+let wsOrigin;
 let worker;
 let keys;
 let kv;
@@ -72,12 +74,16 @@ function routes() {
     { name: "watched", path: "/gw/watched", methods: ["POST"], upstream: up, waf_body: "log" },
     // Under the off route, one whose bodies are checked in the global mode.
     { name: "raw-meta", path: "/gw/raw/meta", methods: ["PUT"], upstream: up },
+    // WebSockets proxied, with the checks of a GET; the timeout covers the handshake alone.
+    { name: "ws", path: "/gw/ws", upstream: wsOrigin.url, strip_prefix: "/gw/ws", auth: "jwt", rate_limit: "gw-ws", websocket: true, timeout_ms: 500 },
+    { name: "ws-down", path: "/gw/ws-down", upstream: "http://127.0.0.1:9", websocket: true, timeout_ms: 2000 },
   ];
 }
 
 before(async () => {
   origin = await startOrigin();
   downOrigin = await startOrigin();
+  wsOrigin = await startWebSocketOrigin();
   keys = makeKeys();
   worker = await startWorker({
     vars: {
@@ -89,6 +95,7 @@ before(async () => {
         "gw-user-open": { limit: 3, window: 60, key: "user", shards: 2, failure: "open" },
         "gw-key": { limit: 2, window: 60, key: "api_key" },
         "gw-ip": { limit: 4, window: 60, key: "ip" },
+        "gw-ws": { limit: 3, window: 60, key: "user" },
       },
       AUTH_SIGNING_KEY: JSON.stringify(SESSION_KEY),
       GATEWAY_WAF: { max_body_bytes: MAX_BODY_BYTES },
@@ -110,6 +117,7 @@ after(async () => {
   await worker?.stop();
   await origin?.stop();
   await downOrigin?.stop();
+  await wsOrigin?.stop();
 });
 
 const bearer = (t) => ({ authorization: `Bearer ${t}` });
@@ -927,6 +935,7 @@ describe("route table and proxy", () => {
     });
     assert.equal(handshake.status, 501);
     assert.equal(JSON.parse(handshake.body).error.code, "upgrade_unsupported");
+    assert.equal(JSON.parse(handshake.body).error.message, "route open does not accept WebSocket connections");
     const query = JSON.stringify({ query: { term: { owner: "alice" } } });
     const search = await rawRequest("/gw/open/index/_search", { headers: { "content-type": "application/json", "content-length": Buffer.byteLength(query) }, body: query });
     assert.equal(search.status, 400, "not forwarded as a search without its query");
@@ -5249,6 +5258,128 @@ describe("WAF", () => {
     );
     const seen = origin.requests.find((r) => r.path === "/open/small-broken");
     assert.ok(!seen || seen.aborted, `the origin got ${seen?.body.length} bytes as a complete body`);
+  });
+});
+
+/**
+ * Opens a WebSocket through the Worker: { status: 101, ws, headers (of the 101) } once open, or { status, headers,
+ * body } when the handshake is answered without an upgrade.
+ */
+function openSocket(path, { headers = {}, protocols = [] } = {}) {
+  return new Promise((resolve, reject) => {
+    let upgraded;
+    const ws = new WebSocket(new URL(path, worker.url).href.replace(/^http/, "ws"), protocols, { headers });
+    ws.on("upgrade", (res) => (upgraded = res.headers));
+    ws.on("open", () => resolve({ status: 101, ws, headers: upgraded }));
+    ws.on("unexpected-response", (req, res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+    });
+    ws.on("error", reject);
+  });
+}
+
+/** The next message `ws` receives: { text, binary }. */
+const nextMessage = (ws) =>
+  new Promise((resolve) => ws.once("message", (data, binary) => resolve({ text: data.toString(), binary })));
+
+/** The close `ws` sees: { code, reason }. */
+const closed = (ws) => new Promise((resolve) => ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })));
+
+describe("WebSocket routes", () => {
+  test("a handshake with a valid token is proxied: messages echo both ways, the origin sees the gateway's headers, closes cross both ways", async () => {
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const opened = await openSocket("/gw/ws/chat?room=7", {
+      protocols: ["chat.v1", "chat.v0"],
+      headers: {
+        ...bearer(token(keys, "ed1", { sub: "ws-user-1" })),
+        "x-user-id": "admin",
+        "x-request-id": "ws-req-1",
+        traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+      },
+    });
+    assert.equal(opened.status, 101, opened.body);
+    const { ws } = opened;
+    assert.equal(ws.protocol, "chat.v1", "the protocol the origin chose reaches the client");
+    assert.equal(opened.headers["x-trace-id"], traceId);
+    assert.equal(opened.headers["ratelimit-policy"], '"gw-ws";q=3;w=60');
+    const seen = wsOrigin.handshakes.at(-1);
+    assert.equal(seen.path, "/chat?room=7");
+    assert.equal(seen.headers.upgrade, "websocket");
+    assert.equal(seen.headers["sec-websocket-version"], "13");
+    assert.equal(seen.headers["sec-websocket-protocol"], "chat.v1,chat.v0");
+    assert.equal(seen.headers["x-user-id"], "ws-user-1", "from the verified token, not the client's");
+    assert.equal(seen.headers["x-user-permissions"], "read");
+    assert.equal(seen.headers["x-request-id"], "ws-req-1");
+    assert.match(seen.headers.traceparent, new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+    assert.equal(seen.headers["x-forwarded-proto"], "http");
+    assert.match(seen.headers["x-forwarded-host"], /^127\.0\.0\.1:\d+$/);
+    assert.equal(seen.headers.authorization?.startsWith("Bearer "), true);
+
+    ws.send("hello");
+    assert.deepEqual(await nextMessage(ws), { text: "echo:hello", binary: false });
+    ws.send(Buffer.from([1, 2, 3]));
+    const binary = await nextMessage(ws);
+    assert.equal(binary.binary, true);
+    assert.equal(binary.text, "echo:\x01\x02\x03");
+    // The client's close reaches the origin, code and reason.
+    const closes = wsOrigin.closes.length;
+    const ended = closed(ws);
+    ws.close(4000, "client bye");
+    await ended;
+    await until(() => wsOrigin.closes.length > closes, { what: "the origin to see the close" });
+    assert.deepEqual(wsOrigin.closes.at(-1), { code: 4000, reason: "client bye" });
+
+    // The origin's close reaches the client.
+    const again = await openSocket("/gw/ws/chat", { headers: bearer(token(keys, "ed1", { sub: "ws-user-1" })) });
+    assert.equal(again.status, 101, again.body);
+    const byOrigin = closed(again.ws);
+    again.ws.send("bye");
+    assert.deepEqual(await byOrigin, { code: 4001, reason: "origin bye" });
+  });
+
+  test("a handshake is refused as a GET would be: 401 without a token, 403 by the WAF, 429 past the limit, none reaching the origin", async () => {
+    const asked = wsOrigin.handshakes.length;
+    const anonymous = await openSocket("/gw/ws/chat");
+    assert.equal(anonymous.status, 401);
+    const attack = await openSocket("/gw/ws/chat?q=" + encodeURIComponent("x' union select password from users--"), {
+      headers: bearer(token(keys, "ed1", { sub: "ws-user-2" })),
+    });
+    assert.equal(attack.status, 403);
+    assert.equal(attack.headers["x-waf-rule"], "sqli-union");
+    const user3 = bearer(token(keys, "ed1", { sub: "ws-user-3" }));
+    for (let i = 0; i < 3; i += 1) {
+      const { ws, status } = await openSocket("/gw/ws/chat", { headers: user3 });
+      assert.equal(status, 101, `handshake ${i}`);
+      const ended = closed(ws);
+      ws.close(1000);
+      await ended;
+    }
+    const over = await openSocket("/gw/ws/chat", { headers: user3 });
+    assert.equal(over.status, 429);
+    assert.equal(wsOrigin.handshakes.length, asked + 3, "only the admitted handshakes reached the origin");
+  });
+
+  test("an origin that does not upgrade has its answer passed back; an unreachable one is 502, a silent one 504, and the timeout never cuts an open socket", async () => {
+    const user = bearer(token(keys, "ed1", { sub: "ws-user-4" }));
+    // Open through the timeout of the silent handshake below: the route's timeout covers a handshake, not a socket.
+    const open = await openSocket("/gw/ws/chat", { headers: bearer(token(keys, "ed1", { sub: "ws-user-5" })) });
+    assert.equal(open.status, 101, open.body);
+    const refused = await openSocket("/gw/ws/refuse", { headers: user });
+    assert.equal(refused.status, 403);
+    assert.deepEqual(JSON.parse(refused.body), { refused: true }, "the origin's own answer");
+    const down = await openSocket("/gw/ws-down/chat");
+    assert.equal(down.status, 502);
+    assert.equal(JSON.parse(down.body).error.code, "bad_gateway");
+    const silent = await openSocket("/gw/ws/hang", { headers: user });
+    assert.equal(silent.status, 504);
+    assert.equal(JSON.parse(silent.body).error.code, "gateway_timeout");
+    open.ws.send("still there");
+    assert.deepEqual(await nextMessage(open.ws), { text: "echo:still there", binary: false }, "the socket outlived the route's timeout");
+    const ended = closed(open.ws);
+    open.ws.close(1000);
+    await ended;
   });
 });
 

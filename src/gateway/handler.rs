@@ -1,7 +1,7 @@
 //! The gateway at runtime: resolves a configured route, runs the WAF, authenticates (JWT from the KV JWKS, cached in
 //! the isolate), proxies to the origin with the body streamed both ways (timeouts, retries for idempotent methods),
-//! serves cacheable GETs from the Cache API (stale-while-revalidate, stale-if-error, per-key request coalescing), and
-//! answers the admin purge-by-tag route. The rules it applies live in the pure sibling modules.
+//! serves cacheable GETs from the Cache API (stale-while-revalidate, stale-if-error, per-key request coalescing),
+//! hands WebSocket handshakes on routes that accept them to the origin, and answers the admin purge-by-tag route. The rules it applies live in the pure sibling modules.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use worker::wasm_bindgen::closure::Closure;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::ext::ResponseExt;
 use worker::{js_sys, web_sys, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
@@ -171,19 +172,21 @@ async fn proxy_route(
 ) -> ApiResult<Response> {
     let content_length = screen_request(call, route, method, incoming, url)?;
 
-    // A WebSocket handshake would reach the origin as a plain GET (`Upgrade` is hop-by-hop, and the proxy passes
-    // no 101 on): refused as such, not answered with whatever that GET gets (or a cached copy). Other upgrades
-    // (`h2c`) are offers a server may ignore, and are.
+    // A WebSocket handshake is proxied on a route that opts in (`websocket`, a GET route), after the same checks as
+    // a GET ([`open_websocket`]). Elsewhere it would reach the origin as a plain GET (`Upgrade` is hop-by-hop): refused
+    // as such, not answered with whatever that GET gets (or a cached copy). Other upgrades (`h2c`) are offers a server
+    // may ignore, and are.
     let websocket = header_list::get(incoming, "upgrade").is_some_and(|u| {
         u.split(',')
             .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
     });
-    if websocket {
-        return Err(ApiError::new(
-            501,
-            "upgrade_unsupported",
-            "the gateway does not proxy WebSocket connections",
-        ));
+    if websocket && !(route.websocket && method == "GET") {
+        let message = if route.websocket {
+            format!("a WebSocket handshake is a GET, not a {method}")
+        } else {
+            format!("route {} does not accept WebSocket connections", route.name)
+        };
+        return Err(ApiError::new(501, "upgrade_unsupported", message));
     }
     // The runtime's fetch sends no body with GET or HEAD: one sent would be dropped, and the origin answer a
     // request the client did not make (a search without its query).
@@ -224,6 +227,8 @@ async fn proxy_route(
     // the route serves; one with hops left goes on with one fewer (`origin_headers`).
     let answered = if max_forwards(method, header_list::get(incoming, "max-forwards")) == Some(0) {
         final_recipient_answer(call, url, false).await
+    } else if websocket {
+        open_websocket(call, route, trace, url, identity.as_ref(), incoming).await
     } else {
         forward(
             call,
@@ -496,6 +501,65 @@ async fn forward(
         )),
         Err(failure) => Err(failure.into_error()),
     }
+}
+
+/// An admitted WebSocket handshake on a route that accepts them, sent to the origin as a handshake of its own: the
+/// headers a GET of the route gets (forwarding, identity, trace) and `Upgrade`/`Connection`, which are hop-by-hop
+/// elsewhere; the client's `Sec-WebSocket-*` fields pass as any end-to-end field. Never from the edge cache, never
+/// retried; the route's timeout covers the handshake only (`Timing::HeadersOnly`: the timer is dropped once the
+/// origin answers, so it never cuts an open socket off). The origin's 101 goes back with its socket, which the runtime
+/// then relays frame by frame, closes included; an origin that does not upgrade has its answer passed back as any.
+async fn open_websocket(
+    call: &Call,
+    route: &Route,
+    trace: &TraceContext,
+    url: RequestUrl<'_>,
+    identity: Option<&Verified>,
+    incoming: &[(String, String)],
+) -> ApiResult<Response> {
+    let client = named_client(incoming);
+    let mut headers = origin_headers(call, route, incoming, client, url, trace, identity);
+    headers.push(("upgrade".into(), "websocket".into()));
+    headers.push(("connection".into(), "Upgrade".into()));
+    let target = route.upstream_url(url.path, url.query);
+    let started = respond::now_ms();
+    let response = send(
+        &target,
+        "GET",
+        &headers,
+        &OutBody::None,
+        route.timeout_ms,
+        0,
+        Timing::HeadersOnly,
+    )
+    .await
+    .map_err(Failure::into_error)?;
+    let timing = [(
+        "server-timing".to_owned(),
+        format!("origin;dur={}", respond::now_ms().saturating_sub(started)),
+    )];
+    let Some(socket) = response.websocket() else {
+        return Ok(pass_through(
+            response,
+            &timing,
+            &route.location,
+            url.authority,
+            &target,
+            false,
+            false,
+        ));
+    };
+    // The origin's fields for the client (its chosen `Sec-WebSocket-Protocol`, cookies it sets), but those of its own
+    // leg of the handshake, which the runtime writes anew for the client's.
+    let mut pairs = header_list::read(&worker::Headers(response.headers()));
+    let listed = connection_tokens(header_list::get(&pairs, "connection"));
+    pairs.retain(|(k, _)| forward_response_header(k, &listed) && k != "sec-websocket-accept");
+    map_to_client(&mut pairs, &route.location, url.authority, &target);
+    Ok(Response::builder()
+        .with_status(101)
+        .with_headers(header_list::build(pairs.iter().chain(&timing)))
+        .with_websocket(socket.into())
+        .empty())
 }
 
 /// After a write to `url` that the origin answered without error (`cache::invalidates`), the stored answers the
@@ -1675,7 +1739,10 @@ async fn send(
         match answer {
             // A status no response can carry (the runtime refuses to build one outside 200..=599): a bad answer,
             // not one to pass on or retry.
-            Ok(response) if !(200..=599).contains(&response.status()) => {
+            // (A 101 comes with the socket of a WebSocket handshake the origin accepted, `open_websocket`.)
+            Ok(response)
+                if !(200..=599).contains(&response.status()) && response.websocket().is_none() =>
+            {
                 if let Some(body) = response.body() {
                     let _ = body.cancel();
                 }

@@ -53,6 +53,9 @@ struct RawRoute {
     retries: u32,
     /// The WAF's mode for this route's request bodies, when not the global one (see [`Route::body_waf`]).
     waf_body: Option<WafMode>,
+    /// Whether a WebSocket handshake (a GET with `Upgrade: websocket`) is proxied to the origin.
+    #[serde(default)]
+    websocket: bool,
 }
 
 /// `rate_limit`: one policy name, or a list of them that all apply (say a per-key policy with a per-IP one, so
@@ -109,6 +112,9 @@ pub struct Route {
     pub location: Rc<LocationMap>,
     /// `waf_body`: the WAF's mode for this route's request bodies instead of the global one.
     pub waf_body: Option<WafMode>,
+    /// `websocket`: a WebSocket handshake is proxied to the origin (its 101 and socket passed back); otherwise
+    /// refused 501. Only on a route that serves GET, the handshake's method.
+    pub websocket: bool,
 }
 
 impl Route {
@@ -607,6 +613,9 @@ fn validate(
     if raw.retries > 5 {
         return Err(format!("retries must be 0..=5, got {}", raw.retries));
     }
+    if raw.websocket && !methods.iter().any(|m| m == "GET") {
+        return Err("websocket needs GET among methods: a WebSocket handshake is a GET".to_owned());
+    }
     // Kept as `/` and its segments (`/` alone strips nothing).
     let strip_prefix = strip_prefix.and_then(|p| {
         let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
@@ -627,6 +636,7 @@ fn validate(
         timeout_ms: raw.timeout_ms,
         retries: raw.retries,
         waf_body: raw.waf_body,
+        websocket: raw.websocket,
     })
 }
 
@@ -1154,6 +1164,42 @@ mod tests {
             error.contains("route 0 (\"x\")") && error.contains("unknown variant `skip`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_route_accepts_websockets_only_when_it_opts_in_and_serves_get() {
+        let routes = table(json!([
+            {"name": "chat", "path": "/chat", "upstream": "http://a", "websocket": true},
+            {"name": "feed", "path": "/feed", "methods": ["GET", "POST"], "upstream": "http://a"},
+        ]));
+        let accepts = |name: &str| {
+            routes
+                .routes
+                .iter()
+                .find(|r| r.name == name)
+                .expect(name)
+                .websocket
+        };
+        assert!(accepts("chat"));
+        assert!(!accepts("feed"), "off unless the route says so");
+        for value in [
+            json!([{"name": "push", "path": "/push", "methods": ["POST"], "upstream": "http://a", "websocket": true}]),
+            json!([{"name": "push", "path": "/push", "methods": ["HEAD"], "upstream": "http://a", "websocket": true}]),
+        ] {
+            let error = RouteTable::parse(&value, &CachePolicies::default(), None)
+                .expect_err("a handshake is a GET");
+            assert!(
+                error.contains("route 0 (\"push\")") && error.contains("websocket needs GET"),
+                "{error}"
+            );
+        }
+        let error = RouteTable::parse(
+            &json!([{"name": "x", "path": "/a", "upstream": "http://a", "websocket": "yes"}]),
+            &CachePolicies::default(),
+            None,
+        )
+        .expect_err("not a boolean");
+        assert!(error.contains("route 0 (\"x\")"), "{error}");
     }
 
     #[test]

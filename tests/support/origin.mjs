@@ -69,3 +69,49 @@ function defaultHandler(req, body, res) {
 
 /** A promise that resolves after `ms`: for an origin that must answer late (a simulated slow upstream). */
 export const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A WebSocket origin on 127.0.0.1 (the `ws` package): it records each handshake's path and headers (`handshakes`),
+ * accepts the first protocol offered, echoes every message back as `echo:<message>`, answers the message `bye` by
+ * closing with 4001 "origin bye", and records each close its client sends (`closes`: code, reason). A handshake for
+ * a path starting `/refuse` is answered 403 with a JSON body and no upgrade; one for `/hang` is never answered.
+ * Returns { url, handshakes, closes, stop() }.
+ */
+export async function startWebSocketOrigin() {
+  const { WebSocketServer } = await import("ws");
+  const handshakes = [];
+  const closes = [];
+  const held = new Set();
+  const server = createServer((req, res) => res.writeHead(426, { upgrade: "websocket" }).end());
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => [...offered][0] ?? false });
+  server.on("upgrade", (req, socket, head) => {
+    handshakes.push({ path: req.url, headers: req.headers });
+    held.add(socket);
+    socket.on("close", () => held.delete(socket));
+    if (req.url.startsWith("/refuse")) {
+      const body = JSON.stringify({ refused: true });
+      socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+      return;
+    }
+    if (req.url.startsWith("/hang")) return;
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on("message", (data, binary) => {
+        if (!binary && data.toString() === "bye") ws.close(4001, "origin bye");
+        else ws.send(binary ? Buffer.concat([Buffer.from("echo:"), data]) : `echo:${data}`, { binary });
+      });
+      ws.on("close", (code, reason) => closes.push({ code, reason: reason.toString() }));
+    });
+  });
+  await new Promise((resolveListen) => server.listen(0, "127.0.0.1", resolveListen));
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    handshakes,
+    closes,
+    async stop() {
+      for (const socket of held) socket.destroy();
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
