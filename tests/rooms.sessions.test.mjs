@@ -686,3 +686,31 @@ test("a ticket of a session a join found ended under settings without a session 
     await w.stop();
   }
 });
+
+test("a ticket or state read the limit counted carries RateLimit-Policy/RateLimit on its 500 too (the rooms namespace unbound: the room cannot be reached)", async (t) => {
+  // The ticket and state routes added the limit's fields to a success only: a room that could not be reached after
+  // the request spent a unit of the user's quota answered 500 without them, so the client could not tell it had.
+  const KEY = generateSigningJwk("rooms-unbound-key");
+  const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
+  const { durableObjects } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const { ROOMS: _unbound, ...others } = durableObjects;
+  const w = await startWorker({
+    vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: { "rooms-ticket": { limit: 4, window: 60, key: "user" } } },
+    workerOptions: { durableObjects: others },
+  });
+  t.after(() => w.stop());
+  await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+  const cookie = cookieOf(await loginToken(w, ALICE));
+  for (const [what, path, init] of [
+    ["ticket", "/rooms/unbound/ticket", { method: "POST", headers: { cookie } }],
+    ["state", "/rooms/unbound/state", { headers: { cookie } }],
+  ]) {
+    for (const remaining of [3, 2]) {
+      const r = await w.fetch(path, init);
+      assert.equal(r.status, 500, `${what}: the room cannot be reached`);
+      assert.equal((await r.json()).error.code, "internal_error", what);
+      assert.equal(r.headers.get("ratelimit-policy"), '"rooms-ticket";q=4;w=60', `${what}: the policy that counted it`);
+      assert.match(r.headers.get("ratelimit") ?? "", new RegExp(`^"rooms-ticket";r=${remaining};t=\\d+$`), `${what}: the unit it spent`);
+    }
+  }
+});

@@ -547,5 +547,5 @@ async fn check_route(call: &Call, limited: bool) -> ApiResult<Response> {
         remaining: headers.standing.map(|(r, _)| r),
         reset: headers.standing.map(|(_, t)| t),
     };
-    Ok(headers.apply(json(200, &body)?))
+    headers.stamp(json(200, &body))
 }

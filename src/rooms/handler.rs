@@ -359,9 +359,9 @@ pub async fn ticket(call: &Call) -> ApiResult<Response> {
     let policy = &call.isolate.config.rooms.ticket_policy;
     let limit =
         crate::ratelimit::handler::limit(call, policy, Some(&user), "/rooms/ticket").await?;
-    Ok(limit.apply(no_store(
-        issue_ticket(call, &name, &user, Some(session), ticket_expiry(call)).await?,
-    )))
+    // Counted: the answer carries the limit's fields whatever it is (a room that cannot be reached: a 500 with them).
+    let issued = issue_ticket(call, &name, &user, Some(session), ticket_expiry(call)).await;
+    limit.stamp(issued.map(no_store))
 }
 
 /// `GET /rooms/{id}/state`, for signed-in users (`no-store`: a document is private to a room's members), limited
@@ -376,7 +376,7 @@ pub async fn authorised_state(call: &Call) -> ApiResult<Response> {
     let policy = &call.isolate.config.rooms.ticket_policy;
     let own = ratelimit::resolve_key(call, policy, Some(&user), "/rooms/state")?;
     let limit = ratelimit::enforce(call, policy, &key::state_budget(&own)).await?;
-    Ok(limit.apply(no_store(state(call, &name).await?)))
+    limit.stamp(state(call, &name).await.map(no_store))
 }
 
 fn no_store(mut response: Response) -> Response {
