@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startOrigin } from "./support/origin.mjs";
-import { ROOT, onceMoreIfClosed, startWorker, until } from "./support/worker.mjs";
+import { ROOT, onceMoreIfClosed, panicInObject, startWorker, until } from "./support/worker.mjs";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import WebSocket from "ws";
 
@@ -860,4 +860,36 @@ test("a take the limiter object finds past its deadline, while the Worker still 
   } finally {
     await w.stop();
   }
+});
+
+test("a panic in a rate limiter object: the request waiting on it is answered 500 and logged, and the object's next take counts on the state it stored", async (t) => {
+  // The limiter had no debug panic: nothing showed that a panic in it is answered, logged and recovered from.
+  const w = await startWorker({ vars: { RATE_LIMIT_POLICIES: { panicky: api(5, { shards: 1 }) } } });
+  t.after(() => w.stop());
+  const check = async () => {
+    const r = await w.fetch("/ratelimit/panicky/check", { headers: { "x-api-key": "panicky-client" } });
+    await r.arrayBuffer();
+    return `${r.status} ${r.headers.get("ratelimit")}`;
+  };
+  assert.match(await check(), /^200 "panicky";r=4;t=\d+$/);
+  for (const query of ["in=ratelimiter&policy=no-such", "in=ratelimiter", "in=ratelimiter&policy=panicky&shard=1"]) {
+    const refused = await w.fetch(`/__debug/panic?${query}`);
+    assert.deepEqual([refused.status, (await refused.json()).error.code], [400, "invalid_parameter"], `${query}: no such object`);
+  }
+
+  const panic = await panicInObject(w, "in=ratelimiter&policy=panicky", "limiter-panic");
+  assert.match(panic.location, /^durable_objects\/src\/ratelimit\/object\.rs:/, "the panic is the object's");
+  assert.match(panic.panic, /deliberate panic in the rate limiter \(request "limiter-panic"\)/);
+
+  // A new instance of the object answers the next take, on the state stored before the panic.
+  assert.match(await check(), /^200 "panicky";r=3;t=\d+$/, "the next take is decided and counted");
+  // The object's debug path without the Worker's flag (a request no DEBUG_ROUTES Worker sent) is its 404.
+  const ns = await w.mf.getDurableObjectNamespace("RATE_LIMITER");
+  const stub = ns.get(ns.idFromName("panicky:0"));
+  for (const [what, headers] of [["no flag", {}], ["flag off", { "x-edgekit-debug-routes": "off" }], ["not the exact value", { "x-edgekit-debug-routes": "true" }]]) {
+    const r = await stub.fetch("https://ratelimiter/__debug/panic", { method: "POST", headers });
+    assert.equal(r.status, 404, what);
+    await r.arrayBuffer();
+  }
+  assert.equal(w.jsonLogs().filter((l) => l.msg === "panic").length, 1, "only the debug route's request panicked");
 });

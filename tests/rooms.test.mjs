@@ -14,7 +14,7 @@ import * as Y from "yjs";
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
-import { ROOT, migratedTemplate, startWorker, until } from "./support/worker.mjs";
+import { ROOT, migratedTemplate, panicInObject, startWorker, until } from "./support/worker.mjs";
 import {
   VARS,
   SLOW_ROOM_MS,
@@ -1690,16 +1690,9 @@ test("a panic in a room's object: its caller is answered 500 and logged, the mem
   assert.equal(refused.status, 400, "a room name no room can have panics nothing");
   assert.equal((await refused.json()).error.code, "invalid_room");
 
-  const answer = await w.fetch(`/__debug/panic?in=room&room=${room}`, { headers: { "x-request-id": "room-panic" } });
-  assert.deepEqual([answer.status, answer.headers.get("x-request-id"), await answer.text()], [500, "room-panic", ""]);
-  const [panic, line] = await until(() => {
-    const logs = w.jsonLogs();
-    const found = [logs.find((l) => l.msg === "panic"), logs.find((l) => l.msg === "request" && l.request_id === "room-panic")];
-    return found.every(Boolean) && found;
-  }, { what: () => JSON.stringify(w.jsonLogs().slice(-5)) });
+  const panic = await panicInObject(w, `in=room&room=${room}`, "room-panic");
   assert.match(panic.location, /^durable_objects\/src\/room\/object\.rs:/, "the panic is the object's");
   assert.match(panic.panic, /deliberate panic in room "panicking-room" \(request "room-panic"\)/);
-  assert.deepEqual([line.status, line.error_code], [500, "internal_error"]);
 
   // The members' sockets outlive the instance: an edit after the panic reaches the other member, none was closed.
   a.text.insert(6, " after");
@@ -1734,4 +1727,41 @@ test("a room's object panics on its debug path only when the settings its reques
   assert.ok(!w.jsonLogs().some((l) => l.msg === "panic"), "nothing panicked");
   // With the flag on (the settings a DEBUG_ROUTES Worker sends), the same request is the panic the test above makes
   // through /__debug/panic?in=room: so the 404s here are the flag's, not a path the object does not know.
+});
+
+test("a panic in a room-directory shard: the request waiting on it is answered 500 and logged, and the shard's next listing is served from what it stored", async (t) => {
+  // The directory had no debug panic: nothing showed that a panic in it is answered, logged and recovered from.
+  const w = await startWorker({ vars: { ...VARS, ROOMS_DIRECTORY_SHARDS: 1 } });
+  t.after(() => w.stop());
+  const ns = await w.mf.getDurableObjectNamespace("ROOM_DIRECTORY");
+  const shard = ns.get(ns.idFromName("room-directory:0"));
+  const report = { room: "listed-before", members: 2, updated_ms: Date.now(), seq: 1, report_ms: 3_600_000 };
+  const reported = await shard.fetch("https://room-directory/report", { method: "POST", body: JSON.stringify(report) });
+  assert.equal(reported.status, 204, "a room reported to the shard");
+  const listing = async () => {
+    const r = await w.fetch("/rooms");
+    assert.equal(r.status, 200);
+    return r.json();
+  };
+  assert.deepEqual(await listing(), { rooms: [{ room: "listed-before", members: 2 }] });
+  for (const query of ["in=directory&shard=1", "in=directory&shard=x"]) {
+    const refused = await w.fetch(`/__debug/panic?${query}`);
+    assert.deepEqual([refused.status, (await refused.json()).error.code], [400, "invalid_parameter"], `${query}: a shard there is not`);
+  }
+
+  const panic = await panicInObject(w, "in=directory", "directory-panic");
+  assert.match(panic.location, /^durable_objects\/src\/room_directory\/object\.rs:/, "the panic is the shard's");
+  assert.match(panic.panic, /deliberate panic in a room-directory shard \(request "directory-panic"\)/);
+
+  // The shard's next request is served by a new instance, on its storage: the listing is whole (no `incomplete`).
+  const count = await shard.fetch("https://room-directory/count");
+  assert.deepEqual([count.status, await count.json()], [200, { rows: 1 }], "the shard answers after its panic");
+  assert.deepEqual(await listing(), { rooms: [{ room: "listed-before", members: 2 }] }, "and lists what it stored");
+  // The object's debug path without the Worker's flag (a request no DEBUG_ROUTES Worker sent) is its 404.
+  for (const [what, headers] of [["no flag", {}], ["flag off", { "x-edgekit-debug-routes": "off" }], ["not the exact value", { "x-edgekit-debug-routes": "true" }]]) {
+    const r = await shard.fetch("https://room-directory/__debug/panic", { method: "POST", headers });
+    assert.equal(r.status, 404, what);
+    await r.arrayBuffer();
+  }
+  assert.equal(w.jsonLogs().filter((l) => l.msg === "panic").length, 1, "only the debug route's request panicked");
 });

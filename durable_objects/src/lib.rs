@@ -2,6 +2,7 @@
 //! a `protocol` shared with the Worker that calls it (binding name, object naming, wire types), and an `object`
 //! module, the thin `#[durable_object]` glue that is the only part touching the runtime.
 
+pub mod debug_panic;
 pub mod hash;
 pub mod log;
 pub mod ratelimit;

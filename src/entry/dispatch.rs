@@ -149,44 +149,7 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
         RouteId::RoomTicket => rooms::handler::ticket(&call).await,
         RouteId::RoomState => rooms::handler::authorised_state(&call).await,
         RouteId::DebugRoomTicket => rooms::handler::debug_ticket(&call).await,
-        // `?in=wait_until`: the panic comes from a task the request left to `waitUntil`, after its answer (a panic
-        // that is no handler's, for the recovery test of the others in flight); `?in=stream`: from the body of the
-        // answer, after its headers and a first chunk went out (as a streamed page's or a proxied body's producer
-        // would); `?in=room&room={id}`: from the room object's code, what the room's members and this request then
-        // see (the object's answer passed on).
-        RouteId::DebugPanic => {
-            let url = call.req.url().or_internal("reading the request URL")?;
-            let param = |name: &str| {
-                url.query_pairs()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.into_owned())
-            };
-            let message = format!(
-                "deliberate panic from /__debug/panic (request {})",
-                call.request_id
-            );
-            match param("in").as_deref() {
-                Some("wait_until") => {
-                    call.ctx.wait_until(async move { panic!("{message}") });
-                    super::respond::json(202, &serde_json::json!({ "panic": "wait_until" }))
-                }
-                Some("stream") => {
-                    use futures_util::StreamExt;
-                    let body = futures_util::stream::iter([true, false]).map(move |first| {
-                        if first {
-                            Ok::<_, worker::Error>(b"the first chunk\n".to_vec())
-                        } else {
-                            panic!("{message} in its body")
-                        }
-                    });
-                    Response::from_stream(body).or_internal("building a streamed answer")
-                }
-                Some("room") => {
-                    rooms::handler::debug_panic(&call, &param("room").unwrap_or_default()).await
-                }
-                _ => panic!("{message}"),
-            }
-        }
+        RouteId::DebugPanic => super::debug_panic::serve(&call).await,
         // `waiting`: requests waiting on another's fill, fragment, image or key set; those waiting on a purge-mark
         // read (which comes before a fill) are counted apart, so "all wait on the fill" is not seen true early.
         RouteId::DebugCoalesce => {

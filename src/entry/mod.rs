@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod coalesce;
+pub mod debug_panic;
 mod dispatch;
 mod env_vars;
 pub mod header_list;

@@ -423,15 +423,8 @@ pub async fn debug_panic(call: &Call, name: &str) -> ApiResult<Response> {
             "?room= names the room whose object panics: 1 to 64 of A-Z a-z 0-9 - _ .",
         ));
     }
-    room_fetch(
-        call,
-        name,
-        room::PATH_DEBUG_PANIC,
-        Method::Post,
-        room_headers(call, name)?,
-        None,
-    )
-    .await
+    crate::entry::debug_panic::in_object(call, room_stub(call, name)?, room_headers(call, name)?)
+        .await
 }
 
 /// The signed-in user's id (session cookie, cached check), or 401 (clearing a cookie that names no live session).

@@ -182,6 +182,27 @@ export async function until(predicate, { ms = 5000, what = "condition", every = 
   }
 }
 
+/**
+ * Makes a Durable Object panic through `/__debug/panic?{query}` (a DEBUG_ROUTES route; `in=room|ratelimiter|directory`)
+ * as request `requestId`, and checks what README ("panic") says its caller meets under Miniflare, where the Worker and
+ * its objects share one Wasm instance: the bodiless 500 of a request that did not panic itself, with its
+ * `x-request-id`, and its request line (500 `internal_error`). Returns the panic's log line, once logged.
+ */
+export async function panicInObject(w, query, requestId) {
+  const answer = await w.fetch(`/__debug/panic?${query}`, { headers: { "x-request-id": requestId } });
+  assert.deepEqual([answer.status, answer.headers.get("x-request-id"), await answer.text()], [500, requestId, ""], `the answer to ${query}`);
+  const [panic, line] = await until(() => {
+    const logs = w.jsonLogs();
+    const found = [
+      logs.find((l) => l.msg === "panic" && l.panic?.includes(`(request "${requestId}")`)),
+      logs.find((l) => l.msg === "request" && l.request_id === requestId),
+    ];
+    return found.every(Boolean) && found;
+  }, { what: () => JSON.stringify(w.jsonLogs().slice(-5)) });
+  assert.deepEqual([line.status, line.error_code], [500, "internal_error"], "its request line");
+  return panic;
+}
+
 /** Resolves once `n` requests of `worker`'s isolate wait on another's work (GET /__debug/coalesce). */
 export async function untilWaiting(worker, n) {
   let seen;

@@ -13,6 +13,7 @@ use worker::{
 use super::gcra::KeyState;
 use super::limiter::{self, KeyStore, LimiterError};
 use super::protocol::{PingReply, TakeRequest, LATE_HEADER, PING_PATH, STANDING_PATH, TAKE_PATH};
+use crate::debug_panic;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS keys (key TEXT PRIMARY KEY, tat_ms INTEGER NOT NULL, \
@@ -197,8 +198,17 @@ impl DurableObject for RateLimiter {
         if req.method() != Method::Post {
             return Response::error("rate limiter paths take POST", 405);
         }
+        let path = req.path();
+        let header = |name: &str| req.headers().get(name).ok().flatten();
+        debug_panic::panic_if_asked(
+            true,
+            &path,
+            || debug_panic::header_on(header(debug_panic::HEADER).as_deref()),
+            || "the rate limiter".to_owned(),
+            || header("x-request-id"),
+        );
         let store = SqlStore(&self.sql);
-        match req.path().as_str() {
+        match path.as_str() {
             TAKE_PATH => {
                 self.takes.set(self.takes.get() + 1);
                 let Ok(take) = req.json::<TakeRequest>().await else {

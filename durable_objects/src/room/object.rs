@@ -29,10 +29,11 @@ use super::log::{self, AcceptError, Accepted, Loaded, Outcome, Stored, UpdateSto
 use super::presence::{self, Announced, Presence};
 use super::protocol::{
     close, echoable_close_code, session_ended, RoomSettings, TicketGrant, FAMILY_OF_LIVE_SESSION,
-    HEADER_ROOM, HEADER_SETTINGS, LIVE_FAMILIES, NO_LIMIT_MARK, PATH_CONNECT, PATH_DEBUG_PANIC,
-    PATH_STATE, PATH_TICKET, SESSIONS_BINDING, TICKET_PARAM,
+    HEADER_ROOM, HEADER_SETTINGS, LIVE_FAMILIES, NO_LIMIT_MARK, PATH_CONNECT, PATH_STATE,
+    PATH_TICKET, SESSIONS_BINDING, TICKET_PARAM,
 };
 use super::wire::{self, AwarenessEntry, Message};
+use crate::debug_panic;
 use crate::log::{self as events, Level};
 use crate::room_directory::protocol as directory;
 
@@ -1520,6 +1521,13 @@ impl DurableObject for Room {
             };
         }
         self.remember(&req)?;
+        debug_panic::panic_if_asked(
+            req.method() == Method::Post,
+            &path,
+            || debug_routes(&req).unwrap_or(false),
+            || format!("room {:?}", self.name().ok().flatten().unwrap_or_default()),
+            || request_id(&req),
+        );
         match (req.method(), req.path().as_str()) {
             (Method::Post, PATH_TICKET) => {
                 let grant: TicketGrant = req.json().await?;
@@ -1560,11 +1568,6 @@ impl DurableObject for Room {
                     .set("content-type", "application/json")?;
                 Ok(response)
             }
-            (Method::Post, PATH_DEBUG_PANIC) if debug_routes(&req)? => panic!(
-                "deliberate panic in room {:?} (request {:?})",
-                self.name()?.unwrap_or_default(),
-                request_id(&req).unwrap_or_default()
-            ),
             _ => json_error(404, "not_found", "unknown room path"),
         }
     }

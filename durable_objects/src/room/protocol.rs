@@ -14,10 +14,6 @@ pub const BINDING: &str = "ROOMS";
 pub const PATH_CONNECT: &str = "/connect";
 pub const PATH_TICKET: &str = "/ticket";
 pub const PATH_STATE: &str = "/state";
-/// A deliberate panic in the object, for the tests of what a Durable Object's panic does (the Worker calls it only
-/// from `/__debug/panic?in=room`, a `DEBUG_ROUTES` route: no other request the Worker sends a room has this path),
-/// and only for a request whose [`RoomSettings::debug_routes`] is on: any other is the object's 404.
-pub const PATH_DEBUG_PANIC: &str = "/__debug/panic";
 
 /// Header carrying the room's name (the object stores it, to report to the directory after hibernation).
 pub const HEADER_ROOM: &str = "x-room-name";
@@ -73,7 +69,7 @@ pub struct RoomSettings {
     #[serde(default)]
     pub session_max_ms: u64,
     /// Whether the Worker's configuration turns on its debug routes (`DEBUG_ROUTES`, refused in production): the
-    /// room's own debug path ([`PATH_DEBUG_PANIC`]) acts only on a request whose settings say so, so no other route
+    /// room's own debug path ([`crate::debug_panic::PATH`]) acts only on a request whose settings say so, so no other route
     /// of the Worker, nor one added later, can make a production room panic by sending that path. Absent (a Worker
     /// before it): off.
     #[serde(default)]

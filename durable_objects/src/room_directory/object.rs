@@ -3,11 +3,12 @@
 //! a shard stores is bounded by the rooms reported within their last three intervals, whether or not anyone lists.
 
 use worker::{
-    durable_object, wasm_bindgen, Date, DurableObject, Env, Request, Response, Result, SqlStorage,
-    State,
+    durable_object, wasm_bindgen, Date, DurableObject, Env, Method, Request, Response, Result,
+    SqlStorage, State,
 };
 
 use super::protocol::{list_limit, Count, Listed, Report, PATH_COUNT, PATH_LIST, PATH_REPORT};
+use crate::debug_panic;
 
 /// Stale rows a report deletes at most (oldest first is not needed: any stale row is as deletable as another).
 const PRUNE_PER_REPORT: i64 = 16;
@@ -45,8 +46,17 @@ impl DurableObject for RoomDirectory {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let path = req.path();
+        let header = |name: &str| req.headers().get(name).ok().flatten();
+        debug_panic::panic_if_asked(
+            req.method() == Method::Post,
+            &path,
+            || debug_panic::header_on(header(debug_panic::HEADER).as_deref()),
+            || "a room-directory shard".to_owned(),
+            || header("x-request-id"),
+        );
         self.schema()?;
-        match req.path().as_str() {
+        match path.as_str() {
             PATH_REPORT => {
                 // A body that is no report is the caller's fault: answered 400, not thrown (a throw reached the room
                 // as the parser's text and was logged here as an uncaught exception).
