@@ -4856,6 +4856,10 @@ describe("WAF", () => {
     ["text/plain", "ok = len(current_user()) > 0;\nx = upper(user()) > 3;"],
     // Its review: a form's formula ordering two numbers, TRUE times 10 — sqlmap's (1234=1234)*5678 compares by = alone.
     ["application/x-www-form-urlencoded", `total=${encodeURIComponent("(2>1)*10")}`],
+    // Stop 43's WAF review: a rich-text editor's HTML, a parenthesis opening with `select` after a tag's `>`.
+    ["text/html", "<span>(12)</span><div>(select an option)</div>"],
+    ["application/json", JSON.stringify({ html: "<ul><li>(3)</li><li>(select 2 sizes)</li></ul><p>Pick <b>(select 1 or 2)</b></p><table><tr><td>12</td><td>(select 3 items)</td></tr></table><div>(select * that apply)</div>" })],
+    ["application/x-www-form-urlencoded", `body=${encodeURIComponent("<div class=\"mod\">(select 2 mods)</div><br/>(select 1 of 3)")}`],
     // CSS escapes decoded: a local sheet and a quote's code point stay benign.
     ["text/css", "@\\69mport url(the\\6de.css);\nq::before { content: \"\\201C\" }"],
     // System.Text.Json's and Json.NET's type discriminators and reference ids: a .NET type's name, no BSON type.

@@ -2582,7 +2582,8 @@ fn subquery(text: &[u8]) -> bool {
         };
         let place = match context.last() {
             None => true,
-            Some(b) if operand_follows(b) => true,
+            // A tag's `>` is no comparison: a rich-text editor's `<div>(select 3 items)</div>`.
+            Some(b) if operand_follows(b) => !ends_tag(context),
             Some(b) if ident(b) => {
                 let start = context.iter().rposition(|b| !ident(b)).map_or(0, |p| p + 1);
                 // MySQL reads a number glued to a word as two tokens: `1and(select 1)` is `1 and (select 1)`.
@@ -2601,6 +2602,45 @@ fn subquery(text: &[u8]) -> bool {
         };
         place && reads_as_subquery(&text[at + 6..], at_value)
     })
+}
+
+/// Whether `text` ends with an HTML tag's `>`: a closing tag (`</div>`, which no SQL spells: `/` starts no operand),
+/// or an opening one (`<div>`, `<p class="a">`, `<br/>`) whose `<` follows no number, `)`, quote or `@` (the text's
+/// start, another tag's `>`, a word: "Pick <b>(select 2)</b>"): `1<a>(select 1)` compares, `(1<a)>(select 1)`, and
+/// stays SQL. Its name is a letter and letters, digits or `-`, its attributes hold no `<` or `>`; read back within
+/// [`TAG_WINDOW`], to the `<` or `>` before it, so each `>` of a text is read back over bytes no other's reading
+/// covers.
+fn ends_tag(text: &[u8]) -> bool {
+    let Some(inner) = text.strip_suffix(b">") else {
+        return false;
+    };
+    let window = &inner[inner.len().saturating_sub(TAG_WINDOW)..];
+    let Some(open) = memchr::memrchr2(b'<', b'>', window) else {
+        return false;
+    };
+    if window[open] != b'<' {
+        return false;
+    }
+    let tag = &window[open + 1..];
+    let (closing, tag) = match tag.strip_prefix(b"/") {
+        Some(rest) => (true, rest),
+        None => (false, tag),
+    };
+    if !tag.first().is_some_and(u8::is_ascii_alphabetic) {
+        return false;
+    }
+    let name = tag
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
+        .count();
+    if !matches!(tag.get(name), None | Some(b' ' | b'/')) {
+        return false;
+    }
+    let before = skip_back(&inner[..inner.len() - window.len() + open], b" ");
+    closing
+        || !before
+            .last()
+            .is_some_and(|b| b.is_ascii_digit() || b")]'\"`@".contains(b))
 }
 
 /// Whether an operand stands after `b`, an operator's last character (`=`, `(`, `,`, `+`, `|`…).
@@ -11868,6 +11908,42 @@ mod tests {
             "12 div (select 2 items)",
             "Show 12 div (select 2 items) per row",
         ]);
+    }
+
+    #[test]
+    fn a_tags_closing_bracket_before_a_parenthesised_select_compares_nothing() {
+        // A rich-text editor's HTML: a tag's `>` is no comparison.
+        passes(&[
+            "<span>(12)</span><div>(select an option)</div>",
+            "<p>(select 3 items)</p>",
+            "<td>12</td><td>(select 3 items)</td>",
+            "<span>12</span> <div>(select 2 colors)</div>",
+            "<div class=\"mod\">(select 2 mods)</div>",
+            "<li>(select *)</li>",
+            "<p>Pick <b>(select 1 or 2)</b></p>",
+            "<mod>12</mod>(select 3 columns)",
+            "<br/>(select 2 seats)",
+            "<br />(select 2 seats)",
+        ]);
+        assert_eq!(
+            inspect_body(
+                &config(),
+                Some("application/json"),
+                br#"{"html":"<ul><li>(3)</li><li>(select 2 sizes)</li></ul><div>(select * that apply)</div>"}"#
+            )
+            .map(|h| h.rule),
+            None
+        );
+        // SQL's `>` still compares: after a number, a name or a `<` that a number's operand precedes.
+        refused(
+            &[
+                "id=1%3E(select+1)",
+                "id=1+and+1%3E+(select+length(password)+from+users)",
+                "id=1+and+0%3Cid%3E(select+1)",
+                "id=1+and+(0)%3Cid%3E(select+1)",
+            ],
+            "sqli-subquery",
+        );
     }
 
     #[test]
