@@ -4621,6 +4621,18 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("1 and length(password)/**/div/**/1>5")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and length(password)\nmod\n2=1")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and mod(length(password),2)=1")}`, "sqli-tautology"],
+    // Stop 43's WAF review: the whole value's probe inside a numeric function, a number in parentheses after `div`
+    // or `mod`, a number and arithmetic before the blind call (and the review's forms the rules already read).
+    [`/gw/open/search?id=${encodeURIComponent("mod(length(database()),2)=1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("abs(length(database()))>1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("round(length(database()),0)>1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and length(database()) div (1)>1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and ascii(substr(password,1,1)) mod (256)>64")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 5 div length(password)>0")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 5+length(password)>0")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("0+length(database())>1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and abs(length(database()))>1")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and 5 div (1)=5")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -4836,6 +4848,9 @@ describe("WAF", () => {
     // Their review: a game's mod after its version, a grid's count, and a constant with a name (it reads nothing).
     `/gw/open/search?q=${encodeURIComponent("Install the Fabric 1.20.1 mod (select 'Fabric' from the dropdown)")}&n=${encodeURIComponent("Skyrim SE 1.6 mod (select 1 of 3 options)")}`,
     `/gw/open/search?q=${encodeURIComponent("Grid of 12 div (select 3 columns)")}&n=${encodeURIComponent("12 div (select 2 items)")}`,
+    // Stop 43's WAF review: homework, spreadsheet formulas and settings with mod, div, abs( and round(.
+    `/gw/open/search?q=${encodeURIComponent("Homework: 17 mod 5 = 2 and 17 div 5 = 3, so abs(-3) = 3 and round(2.5) = 3")}&f=${encodeURIComponent("=IF(MOD(LEN(A2),2)=1,\"odd\",\"even\")")}`,
+    `/gw/open/search?f=${encodeURIComponent("=MOD(LEN(A1),2)=1")}&g=${encodeURIComponent("=ABS(LEN(A1))>1")}&x=${encodeURIComponent("abs(len(s))>1")}&n=${encodeURIComponent("2+length(name)>3")}`,
   ];
   const benignBodies = [
     // The twelfth review's sweep: a help-desk ticket quoting SQL, code inside JSON, an address, Markdown (passed
@@ -4856,10 +4871,14 @@ describe("WAF", () => {
     ["text/plain", "ok = len(current_user()) > 0;\nx = upper(user()) > 3;"],
     // Its review: a form's formula ordering two numbers, TRUE times 10 — sqlmap's (1234=1234)*5678 compares by = alone.
     ["application/x-www-form-urlencoded", `total=${encodeURIComponent("(2>1)*10")}`],
-    // Stop 43's WAF review: a rich-text editor's HTML, a parenthesis opening with `select` after a tag's `>`.
+    // Stop 43's WAF review: a rich-text editor's HTML, a parenthesis opening with `select` after a tag's `>`, and
+    // code, CSS and prose with mod, div, abs( and round(.
     ["text/html", "<span>(12)</span><div>(select an option)</div>"],
     ["application/json", JSON.stringify({ html: "<ul><li>(3)</li><li>(select 2 sizes)</li></ul><p>Pick <b>(select 1 or 2)</b></p><table><tr><td>12</td><td>(select 3 items)</td></tr></table><div>(select * that apply)</div>" })],
     ["application/x-www-form-urlencoded", `body=${encodeURIComponent("<div class=\"mod\">(select 2 mods)</div><br/>(select 1 of 3)")}`],
+    ["text/plain", "Python: divmod(17, 5) == (3, 2); abs(len(s)) > 0; round(len(x) / 2) > 1\nJS: Math.abs(a.length) > 1 && Math.round(b.length / 2) >= 1\nLua: 5 % 2 == 1 and math.abs(-5) == 5"],
+    ["text/css", ".grid { width: calc(100% / 3) } .a { margin: round(2.5px, 1px) } div.mod { top: abs(-1px) }"],
+    ["text/plain", "Install the Skyrim mod (select 3 files); I installed 2 mods (select * from the zip); abs(12) is 12, round(2.4) is 2, mod(7,2) is 1"],
     // CSS escapes decoded: a local sheet and a quote's code point stay benign.
     ["text/css", "@\\69mport url(the\\6de.css);\nq::before { content: \"\\201C\" }"],
     // System.Text.Json's and Json.NET's type discriminators and reference ids: a .NET type's name, no BSON type.

@@ -2449,11 +2449,26 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
                 .count();
             (&text[at..at + len], at + len)
         });
-        if !BLIND_FUNCTIONS.contains(&name) {
-            return false;
-        }
+        // After a number and arithmetic too (`id=0+length(database())>1`).
+        let (name, name_end) = match name.first() {
+            Some(b) if b.is_ascii_digit() => match call_after_arithmetic(text, name_end, calls) {
+                Some(at) => {
+                    let (called, _) = word(&text[at..]);
+                    (called, at + called.len())
+                }
+                None => return false,
+            },
+            _ => (name, name_end),
+        };
         let paren = text.len() - skip(&text[name_end..], b" ").len();
         if text.get(paren) != Some(&b'(') {
+            return false;
+        }
+        // Or any call wrapping one, as a numeric function does (`mod(length(database()),2)=1`,
+        // `abs(length(database()))>1`, `round(…)`, `floor(…)`).
+        if !(BLIND_FUNCTIONS.contains(&name)
+            || (!name.is_empty() && calls.wraps_blind(text, paren)))
+        {
             return false;
         }
         let Some(close) = calls.close(text, paren) else {
@@ -3939,6 +3954,15 @@ fn always_true(
         .or_else(|| quoted_call_name(text, left_at).map(|(name, end)| (name, end, false)))
         .or_else(|| spaced_call().map(|(name, end)| (name, end, false)))
         .or_else(|| operand_at(left_at, true));
+    // A blind call after a number and arithmetic is the operand (`id=1 and 5+length(password)>0`, `' and
+    // 5+length(password)>0--`).
+    let (left_at, closed_left) = match closed_left {
+        Some((_, end, false)) => match call_after_arithmetic(text, end, calls) {
+            Some(name) => (name, operand_at(name, true)),
+            None => (left_at, closed_left),
+        },
+        _ => (left_at, closed_left),
+    };
     // Only a string left open is closed by the query's quote: a closed one at the end (`'x' or '1'`) meets that
     // quote as a doubled one, a string that never ends.
     let left_open = closed_left.is_none();
@@ -4949,15 +4973,18 @@ fn blind_list(text: &[u8], open: usize, close: usize, left: &[u8], calls: &Calls
 /// Where arithmetic with numbers on an operand that ends at `end` of `text` ends (`+0`, ` * 1`, `-1+2`, MySQL's
 /// ` div 1` and ` mod 100`), or `end` when none follows: every dialect reads `length(password)+0` as the number the
 /// call returns. Read within [`OPERAND_WINDOW`], as every look-ahead here, and by [`arithmetic_operator`], as a
-/// constant expression is: a comment is no operator.
+/// constant expression is: a comment is no operator. A term in parentheses is a number too (` div (1)`, `+(0)`,
+/// ` mod ((256))`), as [`const_expression`] reads it, and the operand may close parentheses before the operator
+/// (`(length(password))+0`).
 fn past_arithmetic(text: &[u8], mut end: usize) -> usize {
     let limit = text.len().min(end + OPERAND_WINDOW);
     loop {
-        let Some((_, after)) = arithmetic_operator(&text[..limit], end) else {
+        let closed = limit - skip(&text[end..limit], b")").len();
+        let Some((_, after)) = arithmetic_operator(&text[..limit], closed) else {
             return end;
         };
         let number = limit - skip(&text[after..limit], b" ").len();
-        let n = number_len(&text[number..limit]);
+        let n = const_expression(&text[number..limit]).map_or(0, |(len, _, _)| len);
         if n == 0
             || text
                 .get(number + n)
@@ -4967,6 +4994,27 @@ fn past_arithmetic(text: &[u8], mut end: usize) -> usize {
         }
         end = number + n;
     }
+}
+
+/// Where a call starts after arithmetic on a number that ends at `end` of `text` (`5+length(password)`, `0 + ascii(…)`,
+/// MySQL's `5 div length(…)` and `1 mod (length(…))`), when it is one of [`BLIND_FUNCTIONS`] or wraps one: every
+/// dialect reads the sum as the number the call returns, shifted, so the call is the probe's operand, as
+/// [`past_arithmetic`] reads arithmetic after it. `None` otherwise ("x=1 and 2*f(y)>3" is algebra). The number is
+/// the caller's reading; only an operator and a name are read here, within [`OPERAND_WINDOW`].
+fn call_after_arithmetic(text: &[u8], end: usize, calls: &Calls<'_>) -> Option<usize> {
+    let limit = text.len().min(end + OPERAND_WINDOW);
+    // Past the `)` of a number in parentheses (`1 and (5)+length(…)`).
+    let end = limit - skip(&text[end..limit], b")").len();
+    let (_, after) = arithmetic_operator(&text[..limit], end)?;
+    let name = limit - skip(&text[after..limit], b" (").len();
+    let (called, _) = word(&text[name..limit]);
+    let paren = limit - skip(&text[name + called.len()..limit], b" ").len();
+    (called
+        .first()
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+        && text.get(paren) == Some(&b'(')
+        && (BLIND_FUNCTIONS.contains(&called) || calls.wraps_blind(text, paren)))
+    .then_some(name)
 }
 
 /// A name between one name twice (`x between y and y`, `x not between y and y`) that `rest` starts with: `x=y`
@@ -11907,6 +11955,78 @@ mod tests {
             // A number with a word after it is a constant and its alias at most: it reads nothing.
             "12 div (select 2 items)",
             "Show 12 div (select 2 items) per row",
+        ]);
+    }
+
+    #[test]
+    fn a_whole_value_probe_inside_a_numeric_function_is_caught() {
+        // MySQL's `mod()` and any numeric function wrapping the probe: the value read is the call's.
+        refused(
+            &[
+                "id=mod(length(database())%2C2)%3D1",
+                "id=mod(length(database()),2)=1",
+                "id=abs(length(database()))%3E1",
+                "id=floor(length(database()))%3E1",
+                "id=ceil(length(database()))%3E1",
+                "id=round(length(database())%2C0)%3E1",
+                "id=sign(length(database()))%3D1",
+                "id=abs(ascii(substr(user()%2C1%2C1)))%3E64",
+                "id=abs(length(database()))+between+1+and+9",
+            ],
+            "sqli-tautology",
+        );
+        // No server's data read: spreadsheet formulas, code, prose.
+        passes(&[
+            "=IF(MOD(LEN(A2),2)=1,\"odd\",\"even\") and =ABS(LEN(B2))>1",
+            "f==MOD(LEN(A1),2)=1",
+            "x=abs(len(s))>1",
+            "x=round(length(name))>3",
+            "q=abs(length(database names)) between 1 and 9",
+            "abs(12) is 12, round(2.4) is 2, mod(7,2) is 1",
+            "SQL tutorial: SELECT MOD(LENGTH(name), 2) FROM users WHERE ABS(price) > 10",
+        ]);
+    }
+
+    #[test]
+    fn arithmetic_around_a_blind_call_reads_a_number_in_parentheses_or_before_it() {
+        refused(
+            &[
+                // A number in parentheses after the operator, `div (1)` with a blank before it too.
+                "id=1+and+length(database())+div+(1)%3E1",
+                "id=1+and+length(password)+div(1)%3E5",
+                "id=1+and+length(password)%2B(0)%3E5",
+                "id=1+and+length(password)+div+((1))%3E5",
+                "id=1+and+ascii(substr(password%2C1%2C1))+mod+(256)%3E64",
+                "id=1+and+5+in+(length(password)+div+(1))",
+                "id=length(database())+div+(1)%3E1",
+                // After the call's own parentheses close.
+                "id=(length(database()))div(1)%3E1",
+                "id=1+and+(length(password))+div+(1)%3E5",
+                // A number and an operator before the call.
+                "id=1+and+5+div+length(password)%3E0",
+                "id=1+and+5+div+(length(database()))%3E0",
+                "id=1+and+5+mod+length(password)%3E0",
+                "id=1+and+5%2Blength(password)%3E0",
+                "id=1+and+5+%2B+length(password)+%3E+0",
+                "id=1+and+(5)%2Blength(password)%3E0",
+                "id=1+and+0%2Bascii(substr(password%2C1%2C1))%3E64",
+                "id=0%2Blength(database())%3E1",
+                // After a quote, as a comparison of the call is.
+                "id=1%27+and+5%2Blength(password)%3E0--+",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "it's 5+len(x) > 3 -- ok",
+            "Homework: 17 mod 5 = 2 and 17 div 5 = 3, so abs(-3) = 3 and round(2.5) = 3",
+            "x=17 mod 5 and y=abs(-3)>0",
+            "n=2+length(name)>3",
+            "id=5 div (length(name))",
+            "cols=length(row) div (2) per row",
+            "Python: divmod(17, 5) == (3, 2); abs(len(s)) > 0; round(len(x) / 2) > 1",
+            "JS: Math.abs(a.length) > 1 && Math.round(b.length / 2) >= 1",
+            "In Lua 5 % 2 == 1 and math.abs(-5) == 5",
+            ".grid { width: calc(100% / 3) } .a { margin: round(2.5px, 1px) } div.mod { top: abs(-1px) }",
         ]);
     }
 
