@@ -792,6 +792,23 @@ test("signed URLs: a valid signature is served in any URL form; missing, wrong a
   assert.equal(origin.requests.length, 0, "refused signatures never fetch");
 });
 
+test("a signed URL's exp is a number however zero-padded, and one of more than 12 digits is refused as too late, not as no time", async () => {
+  // The signature covers exp as a number: a padded spelling of a signed time was told it "must be a Unix time in
+  // seconds", which it is.
+  const exp = Math.floor(Date.now() / 1000) + 600;
+  const canonical = "w=300&h=200&fit=scale-down&q=85&dpr=1&format=auto";
+  const padded = await get(signed, `/images/300x200/photos/land.jpg?exp=000${exp}&sig=${sign(canonical, "photos/land.jpg", exp)}`);
+  assert.equal(padded.status, 200, padded.body);
+  // A time in milliseconds (13 digits) says which rule it breaks, before any fetch.
+  origin.requests.length = 0;
+  const ms = exp * 1000;
+  const late = await get(signed, `/images/300x200/photos/land.jpg?exp=${ms}&sig=${sign(canonical, "photos/land.jpg", ms)}`);
+  assert.equal(late.status, 400);
+  assert.deepEqual(JSON.parse(late.body), { error: { code: "invalid_parameter",
+    message: "parameter `exp` is later than any Unix time in seconds this takes (at most 12 digits; one in milliseconds has 13)" } });
+  assert.equal(origin.requests.length, 0, "nothing was fetched for a bad request");
+});
+
 test("variants are cached: the second request is a HIT, and ?w=&h= shares the entry with /{w}x{h}/", async () => {
   origin.requests.length = 0;
   const first = await get(worker, "/images/300x200/photos/cache.jpg");

@@ -172,6 +172,23 @@ fn parse_side(param: &str, value: &str, max_side: u32) -> Result<u32, ApiError> 
     Ok(n)
 }
 
+/// A Unix time in seconds, leading zeros aside (the signature covers the number, not its spelling): at most 12
+/// significant digits, past which it is refused as too late rather than as no time — `exp=1700000000000` is one in
+/// milliseconds, and `exp=0001700000000` (13 digits, 10 of them the time) was told it "must be a Unix time in seconds".
+fn parse_exp(value: &str) -> Result<u64, ApiError> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("exp", "must be a Unix time in seconds"));
+    }
+    let significant = value.trim_start_matches('0');
+    if significant.len() > 12 {
+        return Err(bad(
+            "exp",
+            "is later than any Unix time in seconds this takes (at most 12 digits; one in milliseconds has 13)",
+        ));
+    }
+    Ok(significant.parse::<u64>().unwrap_or(0))
+}
+
 fn parse_dpr(value: &str) -> Result<u32, ApiError> {
     let rule = "must be a number from 1 to 4 with at most two decimals";
     let (whole, frac) = value.split_once('.').unwrap_or((value, ""));
@@ -280,16 +297,7 @@ pub fn parse(rest: &str, query: Option<&str>, limits: &Limits) -> Result<ImageRe
                 })
             }
             "sig" => signature.sig = Some(value),
-            "exp" => {
-                signature.exp = Some(
-                    (!value.is_empty()
-                        && value.len() <= 12
-                        && value.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| value.parse::<u64>().ok())
-                    .flatten()
-                    .ok_or_else(|| bad("exp", "must be a Unix time in seconds"))?,
-                )
-            }
+            "exp" => signature.exp = Some(parse_exp(&value)?),
             _ => {
                 return Err(ApiError::bad_request(
                     "unknown_parameter",
@@ -469,6 +477,31 @@ mod tests {
             ok("1984/a.png", None).source.as_str(),
             "a.png",
             "without one, it is the size"
+        );
+    }
+
+    #[test]
+    fn an_exp_of_many_digits_is_a_time_or_too_late_not_no_time() {
+        // Leading zeros are not digits of the time: the signature covers the number (it was told it "must be a
+        // Unix time in seconds").
+        for spelt in ["0001700000000", "00000000000000001700000000"] {
+            let r = ok("a.png", Some(&format!("exp={spelt}&sig=abc")));
+            assert_eq!(r.signature.exp, Some(1_700_000_000), "{spelt}");
+        }
+        assert_eq!(ok("a.png", Some("exp=000")).signature.exp, Some(0));
+        // Past 12 significant digits it is too late to be meant, named so (13 is a time in milliseconds).
+        for long in ["1700000000000", "99999999999999999999999"] {
+            let error = parse("a.png", Some(&format!("exp={long}")), &limits()).expect_err(long);
+            assert_eq!(
+                (error.status(), error.message()),
+                (400, "parameter `exp` is later than any Unix time in seconds this takes (at most 12 digits; one in milliseconds has 13)"),
+                "{long}"
+            );
+        }
+        let error = parse("a.png", Some("exp=-1"), &limits()).expect_err("a sign");
+        assert_eq!(
+            error.message(),
+            "parameter `exp` must be a Unix time in seconds"
         );
     }
 
