@@ -754,6 +754,15 @@ test("a side of more digits than any limit is refused as over the limit, not as 
   assert.deepEqual(await decoded(padded.body), await decoded((await get(worker, "/images/300/photos/land.jpg")).body));
 });
 
+test("a dpr spelt with zeros that add no digit is that ratio: dpr=02 is 2 and dpr=1.500 is 1.5, not a 400", async () => {
+  // They were told they "must be a number from 1 to 4 with at most two decimals"; `w=000000300` is 300 likewise.
+  for (const [spelt, plain] of [["02", "2"], ["1.500", "1.5"]]) {
+    const response = await get(worker, `/images/photos/land.jpg?w=100&dpr=${spelt}`);
+    assert.equal(response.status, 200, `dpr=${spelt}: ${response.body}`);
+    assert.deepEqual(await decoded(response.body), await decoded((await get(worker, `/images/photos/land.jpg?w=100&dpr=${plain}`)).body), spelt);
+  }
+});
+
 const sign = (canonical, path, exp) => createHmac("sha256", SECRET).update(`${canonical}\n${path}\n${exp}`).digest("hex");
 
 test("signed URLs: a valid signature is served in any URL form; missing, wrong and expired ones are 403", async () => {

@@ -189,13 +189,21 @@ fn parse_exp(value: &str) -> Result<u64, ApiError> {
     Ok(significant.parse::<u64>().unwrap_or(0))
 }
 
+/// A ratio from 1 to 4 in hundredths. Zeros that are no digit of it — leading ones, trailing decimals — are aside, as
+/// a side's leading zeros are: `dpr=02` and `dpr=1.500` (`toFixed(3)`) are 2 and 1.5 (they were told they "must be a
+/// number from 1 to 4 with at most two decimals").
 fn parse_dpr(value: &str) -> Result<u32, ApiError> {
     let rule = "must be a number from 1 to 4 with at most two decimals";
     let (whole, frac) = value.split_once('.').unwrap_or((value, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || whole.len() > 1 || frac.len() > 2 || !digits(whole) || !digits(frac) {
+    if whole.is_empty() || !digits(whole) || !digits(frac) {
         return Err(bad("dpr", rule));
     }
+    let (whole, frac) = (whole.trim_start_matches('0'), frac.trim_end_matches('0'));
+    if whole.len() > 1 || frac.len() > 2 {
+        return Err(bad("dpr", rule));
+    }
+    let whole = if whole.is_empty() { "0" } else { whole };
     let frac_value = match frac.len() {
         0 => 0,
         1 => frac.parse::<u32>().map_err(|_| bad("dpr", rule))? * 10,
@@ -573,6 +581,11 @@ mod tests {
             ("a.jpg", Some("dpr=5"), "`dpr`"),
             ("a.jpg", Some("dpr=1.234"), "`dpr`"),
             ("a.jpg", Some("dpr=NaN"), "`dpr`"),
+            ("a.jpg", Some("dpr=00"), "`dpr`"),
+            ("a.jpg", Some("dpr=0.5"), "`dpr`"),
+            ("a.jpg", Some("dpr=.5"), "`dpr`"),
+            ("a.jpg", Some("dpr=10"), "`dpr`"),
+            ("a.jpg", Some("dpr=1.2340"), "`dpr`"),
             ("a.jpg", Some("format=gif"), "`format`"),
             ("a.jpg", Some("exp=soon"), "`exp`"),
             ("a.jpg", Some("width=300"), "`width`"),
@@ -652,6 +665,12 @@ mod tests {
             ("1.50", "1.5"),
             ("2.25", "2.25"),
             ("4", "4"),
+            // Zeros that add no digit are aside (they were refused).
+            ("02", "2"),
+            ("0001.5", "1.5"),
+            ("1.500", "1.5"),
+            ("2.2500000", "2.25"),
+            ("3.", "3"),
         ] {
             let t = ok("a.jpg", Some(&format!("dpr={given}"))).transform;
             assert_eq!(t.dpr(), printed, "{given}");
