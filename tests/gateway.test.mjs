@@ -5384,6 +5384,32 @@ describe("WebSocket routes", () => {
     assert.equal(wsOrigin.handshakes.length, asked + 3, "only the admitted handshakes reached the origin");
   });
 
+  test("a handshake the runtime could not answer with a socket is refused before the origin: Upgrade in a list, another version, no key", async () => {
+    const asked = wsOrigin.handshakes.length;
+    const user = bearer(token(keys, "ed1", { sub: "ws-user-6" }));
+    const handshake = { connection: "Upgrade", upgrade: "websocket", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", ...user };
+    // The runtime takes only `Upgrade: websocket` alone for a handshake: a 101 with a socket for this one was its 500.
+    const listed = await rawRequest("/gw/ws/chat", { headers: { ...handshake, upgrade: "websocket, h2c" } });
+    assert.equal(listed.status, 501, listed.body);
+    assert.equal(JSON.parse(listed.body).error.code, "upgrade_unsupported");
+    const version = await rawRequest("/gw/ws/chat", { headers: { ...handshake, "sec-websocket-version": "8" } });
+    assert.equal(version.status, 426, version.body);
+    assert.equal(JSON.parse(version.body).error.code, "websocket_version");
+    assert.equal(version.headers.get("sec-websocket-version"), "13");
+    const { "sec-websocket-key": _, ...keyless } = handshake;
+    const noKey = await rawRequest("/gw/ws/chat", { headers: keyless });
+    assert.equal(noKey.status, 400, noKey.body);
+    assert.equal(JSON.parse(noKey.body).error.code, "bad_handshake");
+    assert.equal(wsOrigin.handshakes.length, asked, "none reached the origin");
+    // Refused uncounted: the user's three handshakes are all still there.
+    const open = await openSocket("/gw/ws/chat", { headers: user });
+    assert.equal(open.status, 101, open.body);
+    assert.match(open.headers.ratelimit, /^"gw-ws";r=2;t=\d+$/);
+    const ended = closed(open.ws);
+    open.ws.close(1000);
+    await ended;
+  });
+
   test("an origin that does not upgrade has its answer passed back; an unreachable one is 502, a silent one 504, and the timeout never cuts an open socket", async () => {
     const user = bearer(token(keys, "ed1", { sub: "ws-user-4" }));
     // Open through the timeout of the silent handshake below: the route's timeout covers a handshake, not a socket.

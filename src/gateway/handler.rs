@@ -36,6 +36,7 @@ use super::request_url::{normalise_path, RequestUrl};
 use super::routes::{is_retryable_method, AuthPolicy, Matched, Route};
 use super::token_cache::{Recall, VerifiedTokens};
 use super::waf::{self, Hit, WafConfig, WafMode};
+use super::websocket::{self, Upgrade};
 use crate::bindings;
 use crate::client_address::ClientAddress;
 use crate::entry::body::{read_or_pass, Prefix};
@@ -175,18 +176,33 @@ async fn proxy_route(
     // A WebSocket handshake is proxied on a route that opts in (`websocket`, a GET route), after the same checks as
     // a GET ([`open_websocket`]). Elsewhere it would reach the origin as a plain GET (`Upgrade` is hop-by-hop): refused
     // as such, not answered with whatever that GET gets (or a cached copy). Other upgrades (`h2c`) are offers a server
-    // may ignore, and are.
-    let websocket = header_list::get(incoming, "upgrade").is_some_and(|u| {
-        u.split(',')
-            .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
-    });
-    if websocket && !(route.websocket && method == "GET") {
-        let message = if route.websocket {
-            format!("a WebSocket handshake is a GET, not a {method}")
+    // may ignore, and are. One the runtime would not let the gateway answer with a socket is refused before the
+    // origin is asked and the limits count it: it checks the client's version and key only once handed the 101,
+    // after the origin opened a socket (`rooms::handshake`, whose joins have the same need).
+    let upgrade = websocket::upgrade(header_list::get(incoming, "upgrade"));
+    let websocket = upgrade != Upgrade::None;
+    if websocket {
+        let unsupported = if !route.websocket {
+            Some(format!(
+                "route {} does not accept WebSocket connections",
+                route.name
+            ))
+        } else if method != "GET" {
+            Some(format!("a WebSocket handshake is a GET, not a {method}"))
+        } else if upgrade == Upgrade::Listed {
+            Some("a WebSocket handshake's Upgrade field must name websocket alone".to_owned())
         } else {
-            format!("route {} does not accept WebSocket connections", route.name)
+            None
         };
-        return Err(ApiError::new(501, "upgrade_unsupported", message));
+        if let Some(message) = unsupported {
+            return Err(ApiError::new(501, "upgrade_unsupported", message));
+        }
+        if let Some(refused) = crate::rooms::handshake::refusal(
+            header_list::get(incoming, "sec-websocket-version"),
+            header_list::get(incoming, "sec-websocket-key"),
+        ) {
+            return Err(refused);
+        }
     }
     // The runtime's fetch sends no body with GET or HEAD: one sent would be dropped, and the origin answer a
     // request the client did not make (a search without its query).

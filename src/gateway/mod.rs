@@ -14,3 +14,4 @@ pub mod request_url;
 pub mod routes;
 pub mod token_cache;
 pub mod waf;
+pub mod websocket;
