@@ -77,6 +77,8 @@ function routes() {
     // WebSockets proxied, with the checks of a GET; the timeout covers the handshake alone.
     { name: "ws", path: "/gw/ws", upstream: wsOrigin.url, strip_prefix: "/gw/ws", auth: "jwt", rate_limit: "gw-ws", websocket: true, timeout_ms: 500 },
     { name: "ws-down", path: "/gw/ws-down", upstream: "http://127.0.0.1:9", websocket: true, timeout_ms: 2000 },
+    // Signed in by the session cookie, which a browser sends on a handshake any page opens (no CORS check).
+    { name: "ws-session", path: "/gw/ws-session", upstream: wsOrigin.url, strip_prefix: "/gw/ws-session", auth: "session", websocket: true },
   ];
 }
 
@@ -5407,6 +5409,23 @@ describe("WebSocket routes", () => {
     assert.match(open.headers.ratelimit, /^"gw-ws";r=2;t=\d+$/);
     const ended = closed(open.ws);
     open.ws.close(1000);
+    await ended;
+  });
+
+  test("a handshake signed in by the session cookie is refused from another origin's page (cross-site WebSocket hijacking), passed from its own", async () => {
+    const { cookie } = await login();
+    const asked = wsOrigin.handshakes.length;
+    for (const from of [{ origin: "https://evil.example" }, { origin: "https://evil.example", "sec-fetch-site": "same-site" }]) {
+      const hijack = await openSocket("/gw/ws-session/chat", { headers: { cookie, ...from } });
+      assert.equal(hijack.status, 403, `${JSON.stringify(from)}: ${hijack.body}`);
+      assert.equal(JSON.parse(hijack.body).error.code, "cross_origin_refused");
+    }
+    assert.equal(wsOrigin.handshakes.length, asked, "no hijacked handshake reached the origin");
+    const own = await openSocket("/gw/ws-session/chat", { headers: { cookie, origin: new URL(worker.url).origin } });
+    assert.equal(own.status, 101, own.body);
+    assert.equal(wsOrigin.handshakes.at(-1).headers["x-user-email"], ALICE.email);
+    const ended = closed(own.ws);
+    own.ws.close(1000);
     await ended;
   });
 

@@ -219,6 +219,16 @@ async fn proxy_route(
     // Authentication and permissions: a token is verified at most once per request.
     let mut token = VerifiedOnce::default();
     let identity = authenticate(call, route, &mut token, incoming).await?;
+    // A browser sends its cookies on the handshake of a WebSocket that any page opens, and no CORS check stands
+    // between that page and the socket: one signed in by the session cookie (no bearer token decided) must come
+    // from this site's own pages, as a state-changing request must (`session::origin_check`).
+    if websocket
+        && identity.is_some()
+        && !token.done()
+        && matches!(route.auth, AuthPolicy::Session | AuthPolicy::JwtOrSession)
+    {
+        session::handler::refuse_cross_origin(call)?;
+    }
     if let Some(user) = &identity {
         if let Some(missing) = user.missing(&route.permissions) {
             let error = ApiError::forbidden(

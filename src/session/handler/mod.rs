@@ -191,8 +191,9 @@ fn cookie_token(call: &Call) -> CookieToken {
 }
 
 /// 403 `cross_origin_refused` for a request another origin's page started (see `origin_check`); callers ask for
-/// logins and for state-changing requests that carry a session cookie.
-fn refuse_cross_origin(call: &Call) -> ApiResult<()> {
+/// logins, for state-changing requests that carry a session cookie, and for WebSocket handshakes the gateway
+/// proxies with one.
+pub fn refuse_cross_origin(call: &Call) -> ApiResult<()> {
     let headers = call.req.headers();
     let sec_fetch_site = headers.get("sec-fetch-site").ok().flatten();
     let origin = headers.get("origin").ok().flatten();
