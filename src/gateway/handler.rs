@@ -1,7 +1,8 @@
 //! The gateway at runtime: resolves a configured route, runs the WAF, authenticates (JWT from the KV JWKS, cached in
 //! the isolate), proxies to the origin with the body streamed both ways (timeouts, retries for idempotent methods),
 //! serves cacheable GETs from the Cache API (stale-while-revalidate, stale-if-error, per-key request coalescing),
-//! hands WebSocket handshakes on routes that accept them to the origin, and answers the admin purge-by-tag route. The rules it applies live in the pure sibling modules.
+//! hands WebSocket handshakes on routes that accept them to the origin, and answers the admin purge-by-tag route.
+//! The rules it applies live in the pure sibling modules.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
