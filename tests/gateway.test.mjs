@@ -4635,6 +4635,10 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("0+length(database())>1")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and abs(length(database()))>1")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("1 and 5 div (1)=5")}`, "sqli-tautology"],
+    // Its review: a word's or a literal's `<` before a tag-shaped `>` compares (`(0<1)>(select …)`), passed on h_waf-work.
+    [`/gw/open/search?id=${encodeURIComponent("false<true>(select count(*) from users where password like 'a%')")}`, "sqli-subquery"],
+    [`/gw/open/search?id=${encodeURIComponent("1' and x<a>(select password from users limit 1)-- ")}`, "sqli-subquery"],
+    [`/gw/open/search?id=${encodeURIComponent("1 and {x 0}<true>(select 0)")}`, "sqli-subquery"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -4881,6 +4885,8 @@ describe("WAF", () => {
     ["text/plain", "Python: divmod(17, 5) == (3, 2); abs(len(s)) > 0; round(len(x) / 2) > 1\nJS: Math.abs(a.length) > 1 && Math.round(b.length / 2) >= 1\nLua: 5 % 2 == 1 and math.abs(-5) == 5"],
     ["text/css", ".grid { width: calc(100% / 3) } .a { margin: round(2.5px, 1px) } div.mod { top: abs(-1px) }"],
     ["text/plain", "Install the Skyrim mod (select 3 files); I installed 2 mods (select * from the zip); abs(12) is 12, round(2.4) is 2, mod(7,2) is 1"],
+    // Its review: a tag after a number or a word whose parenthesis a closing tag follows.
+    ["text/html", "<p>Price 12<div>(select 2 colors)</div></p><p>Choose <i>(select 2)</i> from the list</p><p>Step 1:<b>(select 3)</b></p>"],
     // CSS escapes decoded: a local sheet and a quote's code point stay benign.
     ["text/css", "@\\69mport url(the\\6de.css);\nq::before { content: \"\\201C\" }"],
     // System.Text.Json's and Json.NET's type discriminators and reference ids: a .NET type's name, no BSON type.

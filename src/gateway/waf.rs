@@ -2598,7 +2598,7 @@ fn subquery(text: &[u8]) -> bool {
         let place = match context.last() {
             None => true,
             // A tag's `>` is no comparison: a rich-text editor's `<div>(select 3 items)</div>`.
-            Some(b) if operand_follows(b) => !ends_tag(context),
+            Some(b) if operand_follows(b) => !ends_tag(context, &text[open.len()..]),
             Some(b) if ident(b) => {
                 let start = context.iter().rposition(|b| !ident(b)).map_or(0, |p| p + 1);
                 // MySQL reads a number glued to a word as two tokens: `1and(select 1)` is `1 and (select 1)`.
@@ -2619,13 +2619,17 @@ fn subquery(text: &[u8]) -> bool {
     })
 }
 
-/// Whether `text` ends with an HTML tag's `>`: a closing tag (`</div>`, which no SQL spells: `/` starts no operand),
-/// or an opening one (`<div>`, `<p class="a">`, `<br/>`) whose `<` follows no number, `)`, quote or `@` (the text's
-/// start, another tag's `>`, a word: "Pick <b>(select 2)</b>"): `1<a>(select 1)` compares, `(1<a)>(select 1)`, and
-/// stays SQL. Its name is a letter and letters, digits or `-`, its attributes hold no `<` or `>`; read back within
-/// [`TAG_WINDOW`], to the `<` or `>` before it, so each `>` of a text is read back over bytes no other's reading
-/// covers.
-fn ends_tag(text: &[u8]) -> bool {
+/// Whether `text` ends with an HTML tag's `>` that SQL cannot read as a comparison before `rest` (the `(` of a
+/// parenthesis and what follows it): a closing tag (`</div>`, `</td >`: `<` then `/` starts no operand); a
+/// self-closing one (`<br/>`: `/` then `>` ends none); or an opening one (`<div>`, `<p class="a">`) whose `<` follows
+/// no operand — the text's start, another tag's `>`, `=`, `(`, `,`, `;` or `:`, with no quote in the tag that could
+/// close a string around that `<` (`id=<b>(select 1)` is no SQL either) — or whose parenthesis closes, holding no
+/// parenthesis, quote or comment, right before a closing tag ("Pick <b>(select 1 or 2)</b>": SQL cannot read
+/// `…)</b>`). A word's or a literal's `<` otherwise compares (`false<true>(select …)` is `(0<1)>(select …)`, `x<a>(select
+/// …)` of two columns too). Its name is a letter and letters, digits or `-`, its attributes hold no `<` or `>`; read
+/// back within [`TAG_WINDOW`] to the `<` or `>` before it, and forward to the first `(`, `)`, `<`, quote or comment,
+/// so each `>` and each `(` of a text is read over bytes no other's reading covers.
+fn ends_tag(text: &[u8], rest: &[u8]) -> bool {
     let Some(inner) = text.strip_suffix(b">") else {
         return false;
     };
@@ -2637,10 +2641,15 @@ fn ends_tag(text: &[u8]) -> bool {
         return false;
     }
     let tag = &window[open + 1..];
-    let (closing, tag) = match tag.strip_prefix(b"/") {
-        Some(rest) => (true, rest),
-        None => (false, tag),
-    };
+    if let Some(closing) = tag.strip_prefix(b"/") {
+        // A closing tag holds a name alone, so no quote or comment stands between its `<` and `>`.
+        let name = closing
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
+            .count();
+        return closing.first().is_some_and(u8::is_ascii_alphabetic)
+            && closing[name..].iter().all(|b| *b == b' ');
+    }
     if !tag.first().is_some_and(u8::is_ascii_alphabetic) {
         return false;
     }
@@ -2651,11 +2660,32 @@ fn ends_tag(text: &[u8]) -> bool {
     if !matches!(tag.get(name), None | Some(b' ' | b'/')) {
         return false;
     }
+    // `*/>` ends a comment, not a tag.
+    if tag.ends_with(b"/") && !tag.ends_with(b"*/") {
+        return true;
+    }
     let before = skip_back(&inner[..inner.len() - window.len() + open], b" ");
-    closing
-        || !before
-            .last()
-            .is_some_and(|b| b.is_ascii_digit() || b")]'\"`@".contains(b))
+    let quoted = tag.iter().any(|b| b"'\"`[]$".contains(b));
+    (!quoted && before.last().is_none_or(|b| b">=(,;:".contains(b))) || closes_before_tag(rest)
+}
+
+/// Whether the parenthesis `rest` opens closes before a closing tag (`(select 3 items)</p>`), read to its `)` within
+/// [`TAG_WINDOW`]; a parenthesis, `<`, quote or comment on the way answers no (SQL might close it elsewhere).
+fn closes_before_tag(rest: &[u8]) -> bool {
+    let inside = &rest[1.min(rest.len())..rest.len().min(TAG_WINDOW)];
+    let Some(close) = inside.iter().position(|b| b"()<'\"`[$#".contains(b)) else {
+        return false;
+    };
+    let held = &inside[..close];
+    if inside[close] != b')'
+        || memchr::memmem::find(held, b"--").is_some()
+        || memchr::memmem::find(held, b"/*").is_some()
+    {
+        return false;
+    }
+    skip(&rest[1 + close + 1..], b" ")
+        .strip_prefix(b"</")
+        .is_some_and(|tag| tag.first().is_some_and(u8::is_ascii_alphabetic))
 }
 
 /// Whether an operand stands after `b`, an operator's last character (`=`, `(`, `,`, `+`, `|`…).
@@ -12064,6 +12094,35 @@ mod tests {
             ],
             "sqli-subquery",
         );
+    }
+
+    #[test]
+    fn a_tag_shaped_comparison_after_a_word_or_literal_still_reads_the_subquery() {
+        // `false<true>(select …)` is `(0<1)>(select …)`, `x<a>(select …)` compares two columns, a quote in a tag may
+        // close a string around its `<`: only a closing tag after the parenthesis, or no operand before the `<`,
+        // makes the `>` a tag's.
+        refused(
+            &[
+                "id=false%3Ctrue%3E(select+count(*)+from+users+where+password+like+%27a%25%27)",
+                "id=1%27+and+x%3Ca%3E(select+password+from+users+limit+1)--+",
+                "id=1%27+or+false%3Ctrue%3E(select+0)+or+%27",
+                "id=1+and+%7Bx+0%7D%3Ctrue%3E(select+0)",
+                "id=@@autocommit%3Ctrue%3E(select+0)",
+                "id=1%27+and+x%3Ca+-1%3E(select+0)--+",
+                "id=1%22+and+x%3Ca%3E(select+1)--+",
+                "id=1+and+1%3C%27(+%3Cb+%27%3E(select+0)",
+                "id=x%3C%27%3C%2Fb+%27%3E(select+0)",
+                "id=1%27+and+x%3Ca%3E(select+0+%2F*)%3C%2Fb%3E*%2F+from+users)--+",
+            ],
+            "sqli-subquery",
+        );
+        passes(&[
+            "Price 12<div>(select 2 colors)</div>",
+            "<p>Choose <i>(select 2)</i> from the list</p>",
+            "<p>Step 1:<b>(select 3)</b></p>",
+            "<p>(select 3 items) then continue</p>",
+            "<img src=\"a.png\"/>(select 3 images)",
+        ]);
     }
 
     #[test]
