@@ -4639,6 +4639,9 @@ describe("WAF", () => {
     [`/gw/open/search?id=${encodeURIComponent("false<true>(select count(*) from users where password like 'a%')")}`, "sqli-subquery"],
     [`/gw/open/search?id=${encodeURIComponent("1' and x<a>(select password from users limit 1)-- ")}`, "sqli-subquery"],
     [`/gw/open/search?id=${encodeURIComponent("1 and {x 0}<true>(select 0)")}`, "sqli-subquery"],
+    // And a sign before the blind call after arithmetic, or before the whole value's number (passed on h_waf-work).
+    [`/gw/open/search?id=${encodeURIComponent("1 and 5+-length(database())<0")}`, "sqli-tautology"],
+    [`/gw/open/search?id=${encodeURIComponent("-5+length(database())>1")}`, "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

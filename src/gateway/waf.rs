@@ -2439,7 +2439,8 @@ fn blind_value(text: &[u8], calls: &Calls<'_>) -> bool {
                 return true;
             }
         }
-        let at = text.len() - skip(&text[start..], b" (").len();
+        // A sign before it too (`id=-5+length(database())>1`, `id=-length(database())<-1`).
+        let at = text.len() - skip(&text[start..], b" (+-~").len();
         // Its name maybe quoted, as MySQL's `` ` `` and PostgreSQL's `"` quote it (`` `ascii`(…) ``, `"length" (…)`).
         let (name, name_end) = quoted_name(text, at).unwrap_or_else(|| {
             let len = text[at..]
@@ -5036,7 +5037,8 @@ fn call_after_arithmetic(text: &[u8], end: usize, calls: &Calls<'_>) -> Option<u
     // Past the `)` of a number in parentheses (`1 and (5)+length(…)`).
     let end = limit - skip(&text[end..limit], b")").len();
     let (_, after) = arithmetic_operator(&text[..limit], end)?;
-    let name = limit - skip(&text[after..limit], b" (").len();
+    // A sign before the call is arithmetic too (`5+-length(…)`, `5 - -length(…)`, `5+~length(…)`).
+    let name = limit - skip(&text[after..limit], b" (+-~").len();
     let (called, _) = word(&text[name..limit]);
     let paren = limit - skip(&text[name + called.len()..limit], b" ").len();
     (called
@@ -12094,6 +12096,30 @@ mod tests {
             ],
             "sqli-subquery",
         );
+    }
+
+    #[test]
+    fn a_blind_call_after_a_sign_is_the_probe_still() {
+        // A sign between the arithmetic and the call, or before the whole value's number, changes no reading.
+        refused(
+            &[
+                "id=1+and+5%2B-length(database())%3C0",
+                "id=1+and+5%2B%2Blength(password)%3E0",
+                "id=1+and+5%2B~length(database())%3E0",
+                "id=1+and+5-+-length(password)%3E0",
+                "id=1+and+5%2B-abs(length(password))%3C0",
+                "id=-5%2Blength(database())%3E1",
+                "id=-length(database())%3C-1",
+                "id=-mod(length(database())%2C2)%3D-1",
+            ],
+            "sqli-tautology",
+        );
+        passes(&[
+            "x=-5+len(s)>1",
+            "n=-abs(length(name))<-1",
+            "=-MOD(LEN(A1),2)=-1",
+            "total = 5+-len(items) > 0",
+        ]);
     }
 
     #[test]
