@@ -1502,8 +1502,11 @@ impl DurableObject for Room {
         // A join needs a ticket, and a room that was never set up (no ticket issued, state never read) holds none:
         // refused before anything is written, so a made-up room name in an anonymous join leaves no stored object.
         // The state of a room that was never set up is an empty one, likewise answered without writing anything.
+        // The method and path read once: each is a crossing to the runtime (the path a URL parsed anew), and every
+        // request to the room asks them up to three times below.
+        let method = req.method();
         let path = req.path();
-        if req.method() == Method::Get
+        if method == Method::Get
             && (path == PATH_CONNECT || path == PATH_STATE)
             && !self.set_up()?
         {
@@ -1522,13 +1525,13 @@ impl DurableObject for Room {
         }
         self.remember(&req)?;
         debug_panic::panic_if_asked(
-            req.method() == Method::Post,
+            method == Method::Post,
             &path,
             || debug_routes(&req).unwrap_or(false),
             || format!("room {:?}", self.name().ok().flatten().unwrap_or_default()),
             || request_id(&req),
         );
-        match (req.method(), req.path().as_str()) {
+        match (method, path.as_str()) {
             (Method::Post, PATH_TICKET) => {
                 let grant: TicketGrant = req.json().await?;
                 let now = Date::now().as_millis() as i64;
