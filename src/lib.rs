@@ -24,6 +24,7 @@ pub mod render;
 pub mod rooms;
 pub mod router;
 pub mod session;
+pub mod websocket;
 
 pub mod entry;
 

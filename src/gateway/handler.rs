@@ -37,7 +37,6 @@ use super::request_url::{normalise_path, RequestUrl};
 use super::routes::{is_retryable_method, AuthPolicy, Matched, Route};
 use super::token_cache::{Recall, VerifiedTokens};
 use super::waf::{self, Hit, WafConfig, WafMode};
-use super::websocket::{self, Upgrade};
 use crate::bindings;
 use crate::client_address::ClientAddress;
 use crate::entry::body::{read_or_pass, Prefix};
@@ -47,6 +46,7 @@ use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::observability::log::Level;
 use crate::observability::trace::{self, continue_or_start, TraceContext};
 use crate::ratelimit::headers::RateLimitHeaders;
+use crate::websocket::{self, Upgrade};
 use crate::{ratelimit, session};
 
 /// The challenge of a 403 to a bearer token that lacks a permission the route needs (RFC 6750 §3.1).
@@ -179,7 +179,7 @@ async fn proxy_route(
     // as such, not answered with whatever that GET gets (or a cached copy). Other upgrades (`h2c`) are offers a server
     // may ignore, and are. One the runtime would not let the gateway answer with a socket is refused before the
     // origin is asked and the limits count it: it checks the client's version and key only once handed the 101,
-    // after the origin opened a socket (`rooms::handshake`, whose joins have the same need).
+    // after the origin opened a socket (`crate::websocket`, which a room's join reads its handshake with too).
     let upgrade = websocket::upgrade(header_list::get(incoming, "upgrade"));
     let websocket = upgrade != Upgrade::None;
     if websocket {
@@ -198,7 +198,7 @@ async fn proxy_route(
         if let Some(message) = unsupported {
             return Err(ApiError::new(501, "upgrade_unsupported", message));
         }
-        if let Some(refused) = crate::rooms::handshake::refusal(
+        if let Some(refused) = websocket::refusal(
             header_list::get(incoming, "sec-websocket-version"),
             header_list::get(incoming, "sec-websocket-key"),
         ) {

@@ -14,4 +14,3 @@ pub mod request_url;
 pub mod routes;
 pub mod token_cache;
 pub mod waf;
-pub mod websocket;

@@ -18,6 +18,7 @@ use crate::entry::log;
 use crate::entry::respond::{self, cf_string, json};
 use crate::entry::Call;
 use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::websocket::{self, Upgrade};
 
 /// The room named by the `{id}` route parameter, checked.
 fn room_name(call: &Call) -> ApiResult<String> {
@@ -135,7 +136,7 @@ pub async fn join(call: &Call) -> ApiResult<Response> {
     // before the room sees its ticket).
     let name = room_name(call)?;
     let upgrade = call.req.headers().get("upgrade").ok().flatten();
-    if !upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
+    if websocket::upgrade(upgrade.as_deref()) != Upgrade::WebSocket {
         return Err(ApiError::new(
             426,
             "upgrade_required",
@@ -145,7 +146,7 @@ pub async fn join(call: &Call) -> ApiResult<Response> {
     }
     let header = |name| call.req.headers().get(name).ok().flatten();
     let (version, key) = (header("sec-websocket-version"), header("sec-websocket-key"));
-    if let Some(refusal) = super::handshake::refusal(version.as_deref(), key.as_deref()) {
+    if let Some(refusal) = websocket::refusal(version.as_deref(), key.as_deref()) {
         return Err(refusal);
     }
     // Anyone may send a join, and the room's object (which every member's messages wait on) reads its tickets for

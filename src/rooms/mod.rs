@@ -1,9 +1,9 @@
 //! Rooms: collaborative Yjs documents on Durable Objects (`durable_objects::room`), joined with single-use tickets
-//! and listed by a sharded directory. This module holds the pure parts the Worker needs: the configuration section,
-//! the demo page and the handshake check; `handler` is the runtime side.
+//! and listed by a sharded directory. This module holds the pure parts the Worker needs: the configuration section
+//! and the demo page (a join's handshake is read by `crate::websocket`, as a gateway route's is); `handler` is the
+//! runtime side.
 
 pub mod handler;
-pub mod handshake;
 pub mod page;
 
 use durable_objects::room::log::CompactionPolicy;

@@ -1,0 +1,126 @@
+//! What a WebSocket opening handshake must be (RFC 6455 §4.2.1–4.2.2), read as the runtime reads it, for the two
+//! places that take one: a room's join and a gateway route with `websocket = true`. Pure.
+//!
+//! The runtime takes only `Upgrade: websocket` alone for a handshake ([`upgrade`]), and checks
+//! `Sec-WebSocket-Version` and `Sec-WebSocket-Key` ([`refusal`]) only when the Worker hands it the 101 — after the
+//! room object has consumed the single-use ticket, or the gateway's origin has opened its socket and the route's
+//! limits have counted the request: a client whose handshake it then refused (a plain 400 in text, or a 500) had
+//! lost its ticket or a unit of its quota for nothing. Checked here first, the refusal is ours, in JSON, and nothing
+//! is spent.
+
+use base64::Engine;
+
+use crate::error::ApiError;
+
+/// The only protocol version RFC 6455 defines.
+pub const VERSION: &str = "13";
+
+/// Why a request that asks to upgrade to WebSocket is no opening handshake, given its `Sec-WebSocket-Version` and
+/// `Sec-WebSocket-Key`: another version is answered 426 naming the one understood (§4.2.2), a key that is missing
+/// or not the base64 of 16 bytes 400 (§4.2.1).
+pub fn refusal(version: Option<&str>, key: Option<&str>) -> Option<ApiError> {
+    if version.map(str::trim) != Some(VERSION) {
+        return Some(
+            ApiError::new(
+                426,
+                "websocket_version",
+                "this endpoint speaks WebSocket version 13 only (Sec-WebSocket-Version)",
+            )
+            .with_header("sec-websocket-version", VERSION)
+            .with_header("upgrade", "websocket"),
+        );
+    }
+    let nonce = key.map(|k| base64::engine::general_purpose::STANDARD.decode(k.trim()));
+    if !matches!(nonce, Some(Ok(bytes)) if bytes.len() == 16) {
+        return Some(ApiError::bad_request(
+            "bad_handshake",
+            "Sec-WebSocket-Key must be the base64 of 16 bytes",
+        ));
+    }
+    None
+}
+
+/// What a request's `Upgrade` field asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upgrade {
+    /// No WebSocket: no field, or other protocols only (`h2c`), offers a server may ignore.
+    None,
+    /// `Upgrade: websocket` (in any case): a handshake the runtime can answer with a socket.
+    WebSocket,
+    /// `websocket` in a list with other protocols (`websocket, h2c`): the runtime takes the request for a plain one
+    /// and refuses a 101 with a socket for it (workerd: "Worker tried to return a WebSocket in a response to a
+    /// request which did not contain the header \"Upgrade: websocket\"", a 500).
+    Listed,
+}
+
+/// What the `Upgrade` field `value` asks for.
+pub fn upgrade(value: Option<&str>) -> Upgrade {
+    match value {
+        None => Upgrade::None,
+        Some(v) if v.trim().eq_ignore_ascii_case("websocket") => Upgrade::WebSocket,
+        Some(v)
+            if v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("websocket")) =>
+        {
+            Upgrade::Listed
+        }
+        Some(_) => Upgrade::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+    #[test]
+    fn a_version_13_handshake_with_a_16_byte_key_passes() {
+        assert!(refusal(Some("13"), Some(KEY)).is_none());
+        assert!(refusal(Some(" 13 "), Some(KEY)).is_none());
+    }
+
+    #[test]
+    fn another_or_no_version_is_told_the_one_understood() {
+        for version in [None, Some("8"), Some("13, 8"), Some("")] {
+            let error = refusal(version, Some(KEY)).expect("refused");
+            assert_eq!(error.status(), 426, "{version:?}");
+            assert!(error
+                .headers()
+                .iter()
+                .any(|(name, value)| *name == "sec-websocket-version" && value == "13"));
+        }
+    }
+
+    #[test]
+    fn a_missing_or_malformed_key_is_a_bad_request() {
+        for key in [
+            None,
+            Some(""),
+            Some("x"),
+            Some("dGhlIHNhbXBsZSBub25j"),
+            Some("!!!!"),
+        ] {
+            let error = refusal(Some("13"), key).expect("refused");
+            assert_eq!(error.status(), 400, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn upgrade_reads_websocket_alone_as_a_handshake_and_in_a_list_as_one_the_runtime_cannot_answer()
+    {
+        let cases = [
+            (None, Upgrade::None),
+            (Some("h2c"), Upgrade::None),
+            (Some("websocketx"), Upgrade::None),
+            (Some("websocket"), Upgrade::WebSocket),
+            (Some("WebSocket"), Upgrade::WebSocket),
+            (Some(" websocket "), Upgrade::WebSocket),
+            (Some("websocket, h2c"), Upgrade::Listed),
+            (Some("h2c,WEBSOCKET"), Upgrade::Listed),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(upgrade(value), expected, "{value:?}");
+        }
+    }
+}
