@@ -1,6 +1,7 @@
 //! Runtime side of rate limiting: `enforce` (one policy, one key: the contract other capabilities call), `limit`
-//! (resolve the key from the request, then enforce), stamping the headers on a response, and the public route
-//! `GET /ratelimit/{policy}/check`, which is limited by the named policy through exactly the same path.
+//! (resolve the key from the request, then enforce), stamping the headers on a counted request's answer (an error
+//! too), and the public route `GET /ratelimit/{policy}/check`, which is limited by the named policy through exactly
+//! the same path.
 
 use std::cell::RefCell;
 use std::future::Future;

@@ -1,6 +1,7 @@
 //! The IETF RateLimit headers (draft-ietf-httpapi-ratelimit-headers): `RateLimit-Policy: "<name>";q=<limit>;w=<window>`
 //! and `RateLimit: "<name>";r=<remaining>;t=<seconds to reset>`, and the 429 error that carries them with
-//! `Retry-After`. Pure; `RateLimitHeaders::apply` (in the handler) stamps them on a runtime response.
+//! `Retry-After`, and an error to a counted request with them ([`RateLimitHeaders::listed_on`]). Pure;
+//! `RateLimitHeaders::stamp` (in the handler) puts them on a counted request's answer, whatever it is.
 
 use crate::error::ApiError;
 

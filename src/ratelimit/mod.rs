@@ -4,8 +4,9 @@
 //!
 //! Other capabilities call [`handler::limit`] (resolve the policy's key from the request, then enforce) or
 //! [`handler::enforce`] with a key they resolved themselves ([`key::resolve`]), and stamp the returned headers on
-//! their response with `RateLimitHeaders::apply`. A refusal is an `ApiError` 429 carrying the headers and
-//! `Retry-After`; returning it with `?` is all a handler does. The life of a limited request:
+//! whatever answers the counted request, an error too, with `RateLimitHeaders::stamp` (`stamp_all` for several).
+//! A refusal is an `ApiError` 429 carrying the headers and `Retry-After`; returning it with `?` is all a handler
+//! does. The life of a limited request:
 //! 1. [`plan`]: a key this isolate saw refused, still inside its retry time, is refused here (no round trip);
 //!    a split key picks its next part not known exhausted;
 //! 2. one `POST /take` to object `<policy>:<fnv1a64(key) % shards>`, which decides with GCRA and stores the new
