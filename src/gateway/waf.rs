@@ -1705,6 +1705,13 @@ fn skip_back<'a>(text: &'a [u8], over: &[u8]) -> &'a [u8] {
     &text[..text.len() - n]
 }
 
+/// Where the name (letters, digits, `_`) that `text` ends with starts: `text.len()` when it ends with none.
+fn name_start(text: &[u8]) -> usize {
+    text.iter()
+        .rposition(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+        .map_or(0, |i| i + 1)
+}
+
 /// Whether a scheme found after `before` (the text before collapsing) and followed by `after` stands where a reader
 /// may take it for a URL: anywhere but after a word, or a word and `:`, and blanks (spaces or tabs) on the same
 /// line — that is prose ("I read JavaScript: The Good Parts", "Book review: JavaScript: …"). So the value's start
@@ -2252,10 +2259,7 @@ impl<'a> Calls<'a> {
                             blind.push(at as u32);
                         }
                         let before = skip_back(&text[..at], b" ");
-                        let start = before
-                            .iter()
-                            .rposition(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
-                            .map_or(0, |i| i + 1);
+                        let start = name_start(before);
                         // A method or a static call (`platform.version()`, PHP's `auth()->user()` and
                         // `Auth::user()`) is another language's: SQL writes none of `.`, `->` or `::` before a call.
                         // Blanks around the operator too (`$request-> user()`, `Auth :: user()`), but PostgreSQL's
@@ -2524,10 +2528,7 @@ fn multiplied(text: &[u8], end: usize) -> bool {
 /// or with one quoted by `` ` `` or `"` and glued to the `(`.
 fn blind_call_name(before: &[u8]) -> bool {
     fn name_in(text: &[u8]) -> (usize, &[u8]) {
-        let start = text
-            .iter()
-            .rposition(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
-            .map_or(0, |i| i + 1);
+        let start = name_start(text);
         (start, &text[start..])
     }
     if let Some((&quote @ (b'`' | b'"'), inner)) = before.split_last() {
@@ -2718,10 +2719,7 @@ fn divides(before: &[u8]) -> bool {
         None => true,
         Some(b) if operand_follows(b) => true,
         Some(b) if b.is_ascii_alphanumeric() || *b == b'_' => {
-            let start = context
-                .iter()
-                .rposition(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
-                .map_or(0, |p| p + 1);
+            let start = name_start(context);
             OPERAND_KEYWORDS.contains(&&context[start..])
         }
         _ => false,
@@ -11256,10 +11254,7 @@ mod tests {
         // The calls inside it: a `(` after its own (`inside[0]`).
         let wraps = memchr::memchr_iter(b'(', &inside[1..]).any(|at| {
             let name = skip_back(&inside[..=at], b" ");
-            let start = name
-                .iter()
-                .rposition(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
-                .map_or(0, |i| i + 1);
+            let start = name_start(name);
             BLIND_FUNCTIONS.contains(&&name[start..])
         });
         (wraps, close.map(|close| paren + close))
