@@ -144,49 +144,57 @@ fn bad(param: &str, rule: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request("invalid_parameter", format!("parameter `{param}` {rule}"))
 }
 
+/// Why a query or path value is no number [`whole_number`] takes.
+enum NotWhole {
+    /// Empty, or other than ASCII digits (a sign, a decimal point, a space).
+    NoNumber,
+    /// More significant digits than the caller takes.
+    TooLong,
+}
+
+/// A whole number spelt in ASCII digits alone, its leading zeros aside (they add no digit, and a signature covers the
+/// number, not its spelling), of at most `max_digits` (≤ 19) significant digits.
+fn whole_number(value: &str, max_digits: usize) -> Result<u64, NotWhole> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NotWhole::NoNumber);
+    }
+    let significant = value.trim_start_matches('0');
+    if significant.len() > max_digits {
+        return Err(NotWhole::TooLong);
+    }
+    Ok(significant.parse().unwrap_or(0))
+}
+
 /// A positive whole number (signs, decimals and spaces are refused). One of more digits than any side can have is
 /// over the limit, not "no whole number": `/images/20240101/a.jpg` (a dated folder read as the size) was told its
 /// `w` "must be a whole number of pixels". A number of up to 9 significant digits is returned for [`check_limits`]
 /// to name with the dpr it is taken at; a longer one is refused here, naming the limit.
 fn parse_side(param: &str, value: &str, max_side: u32) -> Result<u32, ApiError> {
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad(param, "must be a whole number of pixels"));
-    }
-    let significant = value.trim_start_matches('0');
-    if significant.len() > 9 {
-        return Err(bad(
+    let n = whole_number(value, 9).map_err(|why| match why {
+        NotWhole::NoNumber => bad(param, "must be a whole number of pixels"),
+        NotWhole::TooLong => bad(
             param,
             format!("is over the limit: more than 999999999 px (max {max_side})"),
-        ));
-    }
-    let n: u32 = if significant.is_empty() {
-        0
-    } else {
-        significant
-            .parse()
-            .map_err(|_| bad(param, "must be a whole number of pixels"))?
-    };
+        ),
+    })?;
     if n == 0 {
         return Err(bad(param, "must be at least 1"));
     }
-    Ok(n)
+    // At most 9 digits: below u32::MAX.
+    Ok(n as u32)
 }
 
-/// A Unix time in seconds, leading zeros aside (the signature covers the number, not its spelling): at most 12
-/// significant digits, past which it is refused as too late rather than as no time — `exp=1700000000000` is one in
-/// milliseconds, and `exp=0001700000000` (13 digits, 10 of them the time) was told it "must be a Unix time in seconds".
+/// A Unix time in seconds, leading zeros aside: at most 12 significant digits, past which it is refused as too late
+/// rather than as no time — `exp=1700000000000` is one in milliseconds, and `exp=0001700000000` (13 digits, 10 of
+/// them the time) was told it "must be a Unix time in seconds".
 fn parse_exp(value: &str) -> Result<u64, ApiError> {
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad("exp", "must be a Unix time in seconds"));
-    }
-    let significant = value.trim_start_matches('0');
-    if significant.len() > 12 {
-        return Err(bad(
+    whole_number(value, 12).map_err(|why| match why {
+        NotWhole::NoNumber => bad("exp", "must be a Unix time in seconds"),
+        NotWhole::TooLong => bad(
             "exp",
             "is later than any Unix time in seconds this takes (at most 12 digits; one in milliseconds has 13)",
-        ));
-    }
-    Ok(significant.parse::<u64>().unwrap_or(0))
+        ),
+    })
 }
 
 /// A ratio from 1 to 4 in hundredths. Zeros that are no digit of it — leading ones, trailing decimals — are aside, as
