@@ -189,6 +189,8 @@ async fn proxy_route(
                 route.name
             ))
         } else if method != "GET" {
+            // Not reached under workerd, which answers a HEAD, POST… handshake 500 itself before the Worker runs
+            // (README; probed with POST, HEAD and DELETE on a `websocket` route): kept for a runtime that passes one on.
             Some(format!("a WebSocket handshake is a GET, not a {method}"))
         } else if upgrade == Upgrade::Listed {
             Some("a WebSocket handshake's Upgrade field must name websocket alone".to_owned())
