@@ -716,8 +716,6 @@ impl Config {
         // the limit of its time: told the absolute limit now, they end what a lowered one ended.
         let mut rooms = crate::rooms::RoomsConfig::parse(vars)?;
         rooms.settings.session_max_ms = session.max_secs * 1000;
-        // A room's debug path acts only when the settings the Worker sends it say so (see `RoomSettings`).
-        rooms.settings.debug_routes = core.debug_routes;
         Ok(Self {
             core,
             auth,

@@ -1706,10 +1706,10 @@ test("a panic in a room's object: its caller is answered 500 and logged, the mem
   await state.arrayBuffer();
 });
 
-test("a room's object panics on its debug path only when the settings its request carries turn DEBUG_ROUTES on: any other request there is its 404", async (t) => {
-  // The Worker sends that path from a DEBUG_ROUTES route alone, but the check is the object's too: a production Worker
-  // says debug_routes false in every room request's settings, so no route of it (nor one added later) can make its
-  // rooms panic by sending the path. Called here through the runtime's namespace API, as the Worker calls it.
+test("a room's object panics on its debug path only when its request carries the Worker's DEBUG_ROUTES header: any other request there is its 404", async (t) => {
+  // The Worker sends that path from a DEBUG_ROUTES route alone, but the check is the object's too, by the header every
+  // object class reads (x-edgekit-debug-routes: on), which no route of a production Worker (nor one added later) sends.
+  // Settings, however they read, turn nothing on. Called here through the runtime's namespace API, as the Worker calls it.
   const w = await startWorker({ vars: { ...VARS, DEBUG_ROUTES: false } });
   t.after(() => w.stop());
   const ns = await w.mf.getDurableObjectNamespace("ROOMS");
@@ -1720,12 +1720,15 @@ test("a room's object panics on its debug path only when the settings its reques
     ["no settings", {}],
     ["settings from before the flag", { "x-room-settings": JSON.stringify(settings) }],
     ["settings of a Worker without DEBUG_ROUTES", { "x-room-settings": JSON.stringify({ ...settings, debug_routes: false }) }],
+    ["settings saying debug_routes, without the header", { "x-room-settings": JSON.stringify({ ...settings, debug_routes: true }) }],
+    ["the header off", { "x-room-settings": JSON.stringify(settings), "x-edgekit-debug-routes": "off" }],
+    ["the header not the exact value", { "x-room-settings": JSON.stringify(settings), "x-edgekit-debug-routes": "true" }],
   ]) {
     const answer = await panicAt(headers);
     assert.deepEqual([answer.status, (await answer.json()).error?.code], [404, "not_found"], what);
   }
   assert.ok(!w.jsonLogs().some((l) => l.msg === "panic"), "nothing panicked");
-  // With the flag on (the settings a DEBUG_ROUTES Worker sends), the same request is the panic the test above makes
+  // With the header on (as a DEBUG_ROUTES Worker sends it), the same request is the panic the test above makes
   // through /__debug/panic?in=room: so the 404s here are the flag's, not a path the object does not know.
 });
 

@@ -7,9 +7,8 @@
 
 /// The object path of the deliberate panic (`POST`).
 pub const PATH: &str = "/__debug/panic";
-/// The header with which a Worker whose `DEBUG_ROUTES` is on says so on its debug panic request to a rate limiter
-/// or a directory shard (a room reads the flag from the settings every request to it carries,
-/// `RoomSettings::debug_routes`).
+/// The header with which a Worker whose `DEBUG_ROUTES` is on says so on its debug panic request to an object of
+/// any class.
 pub const HEADER: &str = "x-edgekit-debug-routes";
 /// [`HEADER`]'s value when `DEBUG_ROUTES` is on; any other value, or none, is off.
 pub const ON: &str = "on";

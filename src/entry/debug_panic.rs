@@ -64,8 +64,8 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
     }
 }
 
-/// Makes the object behind `stub` panic: [`debug_panic::PATH`] with `headers` (a room's carry its settings, whose
-/// `debug_routes` is its flag), the request id and [`debug_panic::HEADER`] from the Worker's own validated
+/// Makes the object behind `stub` panic: [`debug_panic::PATH`] with `headers` (a room's carry its name and
+/// settings), the request id and [`debug_panic::HEADER`] from the Worker's own validated
 /// `DEBUG_ROUTES` — on, or this route would not be served. Answers what the call came back with.
 pub async fn in_object(call: &Call, stub: Stub, headers: Headers) -> ApiResult<Response> {
     let debug_routes = if call.isolate.config.core.debug_routes {

@@ -67,8 +67,6 @@ impl RoomsConfig {
                 )?,
                 // Set from the session settings by `Config::parse` (see there).
                 session_max_ms: 0,
-                // Set from `DEBUG_ROUTES` by `Config::parse`.
-                debug_routes: false,
             },
             ticket_ttl_ms: vars.u64_in("ROOMS_TICKET_TTL_SECONDS", 60, 5, 3600)? * 1000,
             ticket_policy: vars.string_or("ROOMS_TICKET_POLICY", "rooms-ticket")?,

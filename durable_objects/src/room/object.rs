@@ -274,15 +274,6 @@ fn request_id(req: &Request) -> Option<String> {
     req.headers().get("x-request-id").ok().flatten()
 }
 
-/// Whether this request's own settings (the Worker's validated configuration, not the ones the room stored from an
-/// earlier request) turn on the debug routes: without them the room's debug path is an unknown one.
-fn debug_routes(req: &Request) -> Result<bool> {
-    Ok(match req.headers().get(HEADER_SETTINGS)? {
-        Some(raw) => serde_json::from_str::<RoomSettings>(&raw)?.debug_routes,
-        None => false,
-    })
-}
-
 /// An error answer in the Worker's shape (`{"error": {"code", "message"}}`, `no-store`): a join's refusal goes
 /// straight back to the client.
 fn json_error(status: u16, code: &str, message: &str) -> Result<Response> {
@@ -1527,7 +1518,15 @@ impl DurableObject for Room {
         debug_panic::panic_if_asked(
             method == Method::Post,
             &path,
-            || debug_routes(&req).unwrap_or(false),
+            || {
+                debug_panic::header_on(
+                    req.headers()
+                        .get(debug_panic::HEADER)
+                        .ok()
+                        .flatten()
+                        .as_deref(),
+                )
+            },
             || format!("room {:?}", self.name().ok().flatten().unwrap_or_default()),
             || request_id(&req),
         );

@@ -68,12 +68,6 @@ pub struct RoomSettings {
     /// refuses it at its next check). 0 (settings stored before it): no limit but D1's expiry.
     #[serde(default)]
     pub session_max_ms: u64,
-    /// Whether the Worker's configuration turns on its debug routes (`DEBUG_ROUTES`, refused in production): the
-    /// room's own debug path ([`crate::debug_panic::PATH`]) acts only on a request whose settings say so, so no other route
-    /// of the Worker, nor one added later, can make a production room panic by sending that path. Absent (a Worker
-    /// before it): off.
-    #[serde(default)]
-    pub debug_routes: bool,
 }
 
 impl RoomSettings {
