@@ -17,8 +17,53 @@ use worker::Delay;
 
 use super::respond;
 
-/// The outcome of one piece of work, filled in by its lead.
-pub type Slot<T> = Rc<RefCell<Option<T>>>;
+/// One piece of work as its lead and its waiters share it: the outcome, filled in by its lead, and the work that
+/// took over from it when a waiter found that outcome superseded (its key asked again). Waiters leaving the same work
+/// follow it there, however late their timers let them look: polled, a waiter may see the outcome only once the
+/// work asked again is done and released, and would otherwise ask a third time.
+pub struct Work<T> {
+    outcome: RefCell<Option<T>>,
+    successor: RefCell<Option<Slot<T>>>,
+}
+
+/// The shared handle on one piece of work.
+pub type Slot<T> = Rc<Work<T>>;
+
+impl<T> Default for Work<T> {
+    fn default() -> Self {
+        Self {
+            outcome: RefCell::new(None),
+            successor: RefCell::new(None),
+        }
+    }
+}
+
+impl<T: Clone> Work<T> {
+    /// The lead's outcome, once it has one.
+    pub fn outcome(&self) -> Option<T> {
+        self.outcome.borrow().clone()
+    }
+
+    /// Whether the lead has handed out its outcome.
+    pub fn is_done(&self) -> bool {
+        self.outcome.borrow().is_some()
+    }
+
+    /// The work that took over from this one, if a waiter leaving it found or led any.
+    pub fn successor(&self) -> Option<Slot<T>> {
+        self.successor.borrow().clone()
+    }
+
+    /// Names `next` the work that took over from this one, unless one already did: the first to take over stands,
+    /// so every waiter leaving this work meets the same one. `next` is a claim made after this one's (claims are
+    /// only ever made afresh), so successors never loop back.
+    pub fn hand_over(&self, next: &Slot<T>) {
+        let mut successor = self.successor.borrow_mut();
+        if successor.is_none() && !std::ptr::eq(self, Rc::as_ptr(next)) {
+            *successor = Some(next.clone());
+        }
+    }
+}
 
 /// Work in progress in this isolate, by key (a `thread_local!` per kind of work): its slot and the time (ms) its
 /// claim lapses.
@@ -95,9 +140,14 @@ impl<T: Clone + 'static> Lead<T> {
         }
     }
 
+    /// The work this lead does, as its waiters see it.
+    pub fn slot(&self) -> &Slot<T> {
+        &self.slot
+    }
+
     /// Hands the outcome to the waiters (they read it at their next look, even after the claim is released).
     pub fn publish(&self, outcome: T) {
-        *self.slot.borrow_mut() = Some(outcome);
+        *self.slot.outcome.borrow_mut() = Some(outcome);
     }
 
     /// [`Self::publish`], and the claim stands from `now_ms` for at most `keep_ms` more (while the lead stores the
@@ -162,6 +212,16 @@ pub fn in_progress_within<T: 'static>(
             .filter(|c| c.since_ms.saturating_add(fresh_ms) > now_ms)
             .and_then(|c| c.live(now_ms))
             .cloned()
+    })
+}
+
+/// How many claims of the kind `in_flight` holds stand at `now_ms` (for the debug route the tests read).
+pub fn claims_at<T: 'static>(in_flight: &'static LocalKey<InFlight<T>>, now_ms: u64) -> usize {
+    in_flight.with(|m| {
+        m.borrow()
+            .values()
+            .filter(|c| c.live(now_ms).is_some())
+            .count()
     })
 }
 
@@ -233,7 +293,7 @@ pub async fn wait<T: Clone + 'static>(
     let started = respond::now_ms();
     let _counted = Waiting::start(kind(in_flight));
     loop {
-        if let Some(outcome) = slot.borrow().clone() {
+        if let Some(outcome) = slot.outcome() {
             return Some(outcome);
         }
         let now = respond::now_ms();
@@ -399,11 +459,35 @@ mod tests {
     }
 
     #[test]
+    fn the_first_work_to_take_over_stands_and_outlives_its_release() {
+        let left = Lead::<u32>::claim_at(&WORK, "h", 0, 10_000);
+        let slot = left.slot().clone();
+        left.publish(1);
+        drop(left);
+        let again = Lead::<u32>::claim_at(&WORK, "h", 5, 10_000);
+        slot.hand_over(again.slot());
+        let later = Lead::<u32>::claim_at(&WORK, "h", 6, 10_000);
+        slot.hand_over(later.slot());
+        slot.hand_over(&slot.clone());
+        again.publish(2);
+        drop(again);
+        drop(later);
+        assert!(in_progress_at(&WORK, "h", 7).is_none());
+        let next = slot.successor().expect("the work asked again");
+        assert_eq!(
+            next.outcome(),
+            Some(2),
+            "a waiter still holding the left work finds the first one that took over, done and released"
+        );
+        assert!(next.successor().is_none());
+    }
+
+    #[test]
     fn publishing_dates_the_claim_afresh_and_dropping_releases_it() {
         let lead = Lead::<u32>::claim_at(&WORK, "p", 0, 10_000);
         lead.publish_at(7, 9_000, 5_000);
         let slot = in_progress_at(&WORK, "p", 13_999).expect("held while its outcome is stored");
-        assert_eq!(*slot.borrow(), Some(7));
+        assert_eq!(slot.outcome(), Some(7));
         assert!(in_progress_at(&WORK, "p", 14_000).is_none());
         drop(lead);
         let held = Lead::<u32>::claim_at(&WORK, "q", 0, 10_000);

@@ -152,12 +152,14 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
         RouteId::DebugPanic => super::debug_panic::serve(&call).await,
         // `waiting`: requests waiting on another's fill, fragment, image or key set; those waiting on a purge-mark
         // read (which comes before a fill) are counted apart, so "all wait on the fill" is not seen true early.
+        // `fills`: gateway cache fills claimed now (under way, or answered and being stored).
         RouteId::DebugCoalesce => {
             let purge_reads = gateway::handler::purge_reads_waiting();
             super::respond::json(
                 200,
                 &serde_json::json!({ "waiting": super::coalesce::waiting().saturating_sub(purge_reads),
                         "purge_reads_waiting": purge_reads,
+                        "fills": gateway::handler::fills_in_progress(),
                         "room_listings": rooms::handler::listings_asked(),
                         "jwks_reads": gateway::handler::jwks_reads(),
                         "refreshing": gateway::handler::refreshes_running() }),

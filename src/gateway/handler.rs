@@ -2170,23 +2170,25 @@ fn fill_budget_ms(spec: &Spec) -> u64 {
 /// waiter may have taken over: one takes over, the others wait for it); one that overran every attempt's timeout,
 /// or was handed an answer meant for the lead alone (`shareable`), fetches itself. With the outcome, its `x-cache`
 /// state: `HIT` for a stored answer that was complete when this request came (its Cache API write still under
-/// way), `MISS` otherwise — this request's own fill, or one it joined. `left_fill`: when the fill of an earlier ask was
-/// found superseded, its origin request's time — no fill asked at or before it is taken again.
+/// way), `MISS` otherwise — this request's own fill, or one it joined — and the fill whose answer it is. A fill found
+/// superseded is left for the one asked again in its place ([`coalesce::Work::successor`]): the first waiter to leave
+/// it leads that one, and every later one follows it there, whenever its timer lets it look. `left_fill`: the fill an
+/// earlier ask took and found superseded — no fill asked at or before it is taken again.
 async fn coalesced_fetch(
     ctx: Option<&worker::Context>,
     spec: &Spec,
     policy: &CachePolicy,
-    left_fill: Option<u64>,
-) -> (Outcome, Served) {
+    left_fill: Option<&LeftFill>,
+) -> (Outcome, Served, Option<FillSlot>) {
     // Every attempt's wait for headers, then the body's time to arrive whole, and a second of slack.
     // A lead taken over by another waiter gets the budget afresh, within twice it in all.
     let budget_ms = coalesce::hold_ms(fill_budget_ms(spec));
     let first = respond::now_ms();
-    let mut since = (first, None::<coalesce::Slot<Outcome>>);
+    let mut since = (first, None::<FillSlot>);
     // The key's digest, taken once: the isolate's maps (passes, writes, fills in progress) hold keys by it.
     let id = KeyId::of(&spec.key);
     if ctx.is_some() && passing(&id, first) {
-        return (Err(Failure::Passed), Served::Led);
+        return (Err(Failure::Passed), Served::Led, None);
     }
     let claimed = id.memory_key();
     // The fills of requests saying `no-store` (stored nowhere) are claimed apart: only other `no-store` requests join
@@ -2196,15 +2198,15 @@ async fn coalesced_fetch(
     // (Writes made since are concurrent with this request; waiting out fills for those too queued every waiter
     // behind one fill after another, each serving only its lead, while writes kept coming to a hot key.)
     let written_before = WRITES.with(|w| w.borrow().last(&id));
+    // The last ordinary fill found superseded for this request (a purge or a write made since its origin request):
+    // not waited for again, and the fill this request leads, if it leads one, takes over from it.
+    let mut left_slot = left_fill.map(|l| l.slot.clone());
     for key in std::iter::once(claimed.as_str()).chain(unstored.as_deref()) {
-        // A fill whose answer a purge or a write made since its origin request supersedes: not waited for again.
-        let mut superseded: Option<coalesce::Slot<Outcome>> = None;
         // Complete, an ordinary fill's answer is being stored (a `HIT`); a `no-store` one's never is.
         let stored = key == claimed;
-        while let Some(slot) = coalesce::in_progress(&IN_FLIGHT, key) {
-            if superseded.as_ref().is_some_and(|p| Rc::ptr_eq(p, &slot)) {
-                break;
-            }
+        let mut superseded = if stored { left_slot.take() } else { None };
+        let mut next = next_fill(key, superseded.as_ref());
+        while let Some(slot) = next.take() {
             let now = respond::now_ms();
             if !since.1.as_ref().is_some_and(|s| Rc::ptr_eq(s, &slot)) {
                 since = (now, Some(slot.clone()));
@@ -2215,13 +2217,14 @@ async fn coalesced_fetch(
             if left == 0 {
                 break;
             }
-            let complete = slot.borrow().is_some();
+            // A fill complete when first looked at, before this request left any: a `HIT`.
+            let complete = superseded.is_none() && slot.is_done();
             match coalesce::wait(&IN_FLIGHT, key, &slot, Some(left)).await {
                 // A personal answer (its fetcher passed the key): this request asks as its own too.
                 Some(Ok(fetched))
                     if fetched.fill_answer == FillAnswer::Personal && ctx.is_some() =>
                 {
-                    return (Err(Failure::Passed), Served::Led)
+                    return (Err(Failure::Passed), Served::Led, None)
                 }
                 Some(Ok(fetched)) if !shareable(&fetched) => break,
                 // Asked of the origin before a purge this isolate made or read, or before a write to its URL (a
@@ -2232,18 +2235,27 @@ async fn coalesced_fetch(
                 // turn, one after another.
                 Some(Ok(fetched))
                     if fetched.storable
-                        && (left_fill.is_some_and(|at| fetched.requested_at <= at)
+                        && (left_fill.is_some_and(|l| fetched.requested_at <= l.requested_at)
                             || fetched.requested_at <= first && purged_here(&fetched)
                             || written_before.is_some_and(|at| at >= fetched.requested_at)) =>
                 {
+                    next = next_fill(key, Some(&slot));
                     superseded = Some(slot);
                 }
                 Some(Ok(fetched)) if stored && complete && fetched.storable => {
-                    return (Ok(fetched), Served::Hit)
+                    return (Ok(fetched), Served::Hit, Some(slot))
                 }
-                Some(outcome) => return (outcome, Served::Joined),
-                None => {}
+                Some(outcome) => return (outcome, Served::Joined, Some(slot)),
+                // Its lead went away without an answer, or this request's budget for it ran out: whatever took the
+                // key over, if anything (the same fill, overrun, ends the loop at `left == 0`).
+                None => {
+                    next = coalesce::in_progress(&IN_FLIGHT, key)
+                        .filter(|s| !superseded.as_ref().is_some_and(|p| Rc::ptr_eq(p, s)));
+                }
             }
+        }
+        if stored {
+            left_slot = superseded;
         }
     }
     // A request saying `no-store` takes a fill another leads (stored by that one), but never leads one ordinary
@@ -2256,20 +2268,24 @@ async fn coalesced_fetch(
         let outcome = fetch(spec, policy).await;
         origin_answered(&id, &outcome);
         lead.publish(outcome.clone());
-        return (outcome, Served::Led);
+        return (outcome, Served::Led, None);
     }
     // The claim lapses after the fill's own budget (every attempt's wait for headers and the body's) and the second
     // of slack its waiters get: a lead whose request was cancelled may never be dropped on Cloudflare, and its key
     // must not hold every request for it until each waiter's budget (counted from when the waiter came) runs out;
     // a live lead finishing at its budget's end keeps its waiters (no second origin request).
     let lead = Lead::claim_at(&IN_FLIGHT, &claimed, respond::now_ms(), budget_ms);
+    if let Some(left) = &left_slot {
+        left.hand_over(lead.slot());
+    }
+    let slot = lead.slot().clone();
     let outcome = fetch(spec, policy).await;
     origin_answered(&id, &outcome);
     // The waiters have the answer at once; the key stays claimed until it is stored (STORE_LIMIT_MS at most), so a
     // request arriving meanwhile takes this answer too instead of asking the origin again.
     lead.publish_at(outcome.clone(), respond::now_ms(), STORE_LIMIT_MS);
     let Ok(fetched) = &outcome else {
-        return (outcome, Served::Led);
+        return (outcome, Served::Led, Some(slot));
     };
     // Shared with the waiters, but not stored where the policy keeps it for no time (`negative_ttl` 0).
     if fetched.storable && policy.stores(fetched.status) {
@@ -2329,7 +2345,34 @@ async fn coalesced_fetch(
             None => storing.await,
         }
     }
-    (outcome, Served::Led)
+    (outcome, Served::Led, Some(slot))
+}
+
+/// The fill of a key as its requests share it.
+type FillSlot = coalesce::Slot<Outcome>;
+
+/// A fill a request took and then found superseded (`joined_before_a_purge`): its origin request's time, and the fill.
+struct LeftFill {
+    requested_at: u64,
+    slot: FillSlot,
+}
+
+/// The fill to wait on for `key` after leaving `superseded` (if it left one): the fill asked again in its place,
+/// else the one in progress unless it is the one left (then none: this request leads — and hands it over).
+fn next_fill(key: &str, superseded: Option<&FillSlot>) -> Option<FillSlot> {
+    if let Some(next) = superseded.and_then(|s| s.successor()) {
+        return Some(next);
+    }
+    let current = coalesce::in_progress(&IN_FLIGHT, key)?;
+    match superseded {
+        Some(left) if Rc::ptr_eq(left, &current) => None,
+        Some(left) => {
+            // Another request took the key over: the waiters leaving the same fill follow this one too.
+            left.hand_over(&current);
+            Some(current)
+        }
+        None => Some(current),
+    }
 }
 
 /// Fetches the answer of one fill: held whole when it is small and quick enough, and marked storable when it is
@@ -2861,7 +2904,7 @@ async fn cached(
                 call.ctx.wait_until(async move {
                     let _refreshing = refreshing;
                     // Already in the background: the store is awaited here.
-                    let (outcome, _) = coalesced_fetch(None, &spec, &policy, None).await;
+                    let (outcome, _, _) = coalesced_fetch(None, &spec, &policy, None).await;
                     // A 5xx, no answer, or a 429 (held for its `Retry-After`, bounded): `cache::refresh_hold_ms`.
                     let at = respond::now_ms();
                     let retry_after = outcome.as_ref().ok().and_then(|f| {
@@ -2929,13 +2972,19 @@ async fn cached(
 /// purge of its answer's own tags ([`joined_before_a_purge`]). A stored copy's marks say nothing of the tags the
 /// origin gives its next answer, so a request with an expired copy reads the joined answer's marks too.
 async fn fill(call: &Call, spec: &Spec, policy: &CachePolicy, came: u64) -> (Outcome, Served) {
-    let (outcome, served) = coalesced_fetch(Some(&call.ctx), spec, policy, None).await;
+    let (outcome, served, slot) = coalesced_fetch(Some(&call.ctx), spec, policy, None).await;
     if joined_before_a_purge(call, &outcome, served, policy, came, spec.timeout_ms).await {
-        // The fill is superseded, and this request asks again (through another waiter's fill, when one already took
-        // the lead), leaving that fill by its time: a mark that could not be read keeps no purge time, and the fill,
-        // complete and still being stored, was found again and served as a `HIT`.
-        let left_fill = outcome.as_ref().ok().map(|f| f.requested_at);
-        return coalesced_fetch(Some(&call.ctx), spec, policy, left_fill).await;
+        // The fill is superseded, and this request asks again — through the fill asked in its place when another
+        // waiter leaving it already leads one (done, maybe, by the time this request's marks were read) — leaving
+        // that fill by its time: a mark that could not be read keeps no purge time, and the fill, complete and
+        // still being stored, was found again and served as a `HIT`.
+        let left = outcome.as_ref().ok().zip(slot).map(|(f, slot)| LeftFill {
+            requested_at: f.requested_at,
+            slot,
+        });
+        let (outcome, served, _) =
+            coalesced_fetch(Some(&call.ctx), spec, policy, left.as_ref()).await;
+        return (outcome, served);
     }
     (outcome, served)
 }
@@ -3043,6 +3092,12 @@ async fn purged(call: &Call, meta: &StoredMeta, now: u64, timeout_ms: u64) -> bo
         }
     }
     meta.purged(|t| times.get(t).copied().flatten())
+}
+
+/// How many cache fills this isolate has claimed now: under way, or answered and being stored (for the debug route
+/// the tests read).
+pub fn fills_in_progress() -> usize {
+    coalesce::claims_at(&IN_FLIGHT, respond::now_ms())
 }
 
 /// How many requests of this isolate wait on another's purge-mark read now (for the debug route the tests read:
