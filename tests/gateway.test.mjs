@@ -5521,6 +5521,16 @@ describe("configuration", () => {
     });
   };
 
+  /**
+   * A CONFIG_KV `get` (for `cachedRouteOverKv`) that asks `origin` for each purge mark (`GET /kv/{key}`, its body the
+   * mark; empty: none) and holds no other key.
+   */
+  const marksFrom = (origin) => `async (key) => {
+    if (!key.startsWith("gateway:purge:")) return null;
+    const text = await (await fetch(${JSON.stringify(origin)} + "/kv/" + encodeURIComponent(key))).text();
+    return text === "" ? null : text;
+  }`;
+
   test("a cached entry whose purge time KV is slow to give is a miss after the route's timeout, and a hit once the read answers", async (t) => {
     // CONFIG_KV stands in for a slow KV: each purge-time read answers "never purged" only once the test lets it (the
     // origin holds its /kv/ requests), well past the route's timeout_ms. That is 2 s, not 300 ms: the origin's own
@@ -5655,11 +5665,7 @@ describe("configuration", () => {
     });
     const w = await cachedRouteOverKv(
       own.url,
-      `async (key) => {
-        if (!key.startsWith("gateway:purge:")) return null;
-        const text = await (await fetch(${JSON.stringify(own.url)} + "/kv/" + encodeURIComponent(key))).text();
-        return text === "" ? null : text;
-      }`,
+      marksFrom(own.url),
       // Every hit reads the marks it needs: a purge anywhere holds for the next request (as KV shows it).
       { timeout_ms: 20_000, vars: { GATEWAY_PURGE_SYNC_MS: 0 } },
     );
@@ -5726,11 +5732,7 @@ describe("configuration", () => {
     });
     const w = await cachedRouteOverKv(
       own.url,
-      `async (key) => {
-        if (!key.startsWith("gateway:purge:")) return null;
-        const text = await (await fetch(${JSON.stringify(own.url)} + "/kv/" + encodeURIComponent(key))).text();
-        return text === "" ? null : text;
-      }`,
+      marksFrom(own.url),
       // Every hit reads the marks it needs: a purge anywhere holds for the next request (as KV shows it).
       { timeout_ms: 20_000, vars: { GATEWAY_PURGE_SYNC_MS: 0 } },
     );
@@ -5821,11 +5823,7 @@ describe("configuration", () => {
     });
     const w = await cachedRouteOverKv(
       own.url,
-      `async (key) => {
-        if (!key.startsWith("gateway:purge:")) return null;
-        const text = await (await fetch(${JSON.stringify(own.url)} + "/kv/" + encodeURIComponent(key))).text();
-        return text === "" ? null : text;
-      }`,
+      marksFrom(own.url),
       { timeout_ms: 20_000, vars: { GATEWAY_PURGE_SYNC_MS: 0 } },
     );
     const pages = () => own.requests.filter((r) => r.path === "/c/page").length;
@@ -5887,11 +5885,7 @@ describe("configuration", () => {
       const policy = { ttl: 1, stale_while_revalidate: 0, stale_if_error: sie, shared: true, cache_control: "public, max-age=1", surrogate_control: "max-age=1" };
       const w = await cachedRouteOverKv(
         own.url,
-        `async (key) => {
-          if (!key.startsWith("gateway:purge:")) return null;
-          const text = await (await fetch(${JSON.stringify(own.url)} + "/kv/" + encodeURIComponent(key))).text();
-          return text === "" ? null : text;
-        }`,
+        marksFrom(own.url),
         {
           timeout_ms: 20_000,
           vars: {
