@@ -5800,59 +5800,61 @@ describe("configuration", () => {
     }
   });
 
-  test("requests leaving one superseded fill share the fill asked again, even those that learn it only once that fill is done and stored", async (t) => {
-    // CONFIG_KV stands in for a KV whose purge-mark reads the test answers one by one (GATEWAY_PURGE_SYNC_MS 0: each
-    // request reads its own). Three requests join a fill asked before a purge of its tag; one learns of the purge at
-    // once, leaves the fill and asks again; the others learn of it only once that second fill is answered, stored and
-    // released — as a waiter whose timer fires late on a loaded machine does. They take the second fill's answer.
-    const own = await startOrigin();
-    t.after(() => own.stop());
-    let mark = "";
-    let copies = 0;
-    let holding = true;
-    const held = [];
-    const reads = [];
-    own.handle((req, body, res) => {
-      if (req.url.startsWith("/kv/")) {
-        if (decodeURIComponent(req.url.slice(4)) !== "gateway:purge:t") return res.end("");
-        return reads.push(() => res.end(mark));
+  for (const [kind, sent] of [["", {}], [" (requests saying no-store, whose fills are claimed apart)", { "cache-control": "no-store" }]]) {
+    test(`requests leaving one superseded fill share the fill asked again, even those that learn it only once that fill is done${kind}`, async (t) => {
+      // CONFIG_KV stands in for a KV whose purge-mark reads the test answers one by one (GATEWAY_PURGE_SYNC_MS 0: each
+      // request reads its own). Three requests join a fill asked before a purge of its tag; one learns of the purge at
+      // once, leaves the fill and asks again; the others learn of it only once that second fill is answered (and stored)
+      // and released — as a waiter whose timer fires late on a loaded machine does. They take the second fill's answer.
+      const own = await startOrigin();
+      t.after(() => own.stop());
+      let mark = "";
+      let copies = 0;
+      let holding = true;
+      const held = [];
+      const reads = [];
+      own.handle((req, body, res) => {
+        if (req.url.startsWith("/kv/")) {
+          if (decodeURIComponent(req.url.slice(4)) !== "gateway:purge:t") return res.end("");
+          return reads.push(() => res.end(mark));
+        }
+        const answer = () => res.writeHead(200, { "content-type": "text/plain", "cache-tag": "t" }).end(`page ${++copies}`);
+        if (holding) return held.push(answer);
+        answer();
+      });
+      const w = await cachedRouteOverKv(
+        own.url,
+        marksFrom(own.url),
+        { timeout_ms: 20_000, vars: { GATEWAY_PURGE_SYNC_MS: 0 } },
+      );
+      const pages = () => own.requests.filter((r) => r.path === "/c/page").length;
+      const fills = async () => (await (await w.fetch("/__debug/coalesce")).json()).fills;
+      try {
+        const first = w.fetch("/c/page", { headers: sent });
+        await until(() => held.length === 1, { what: "the fill's origin request" });
+        const joined = Array.from({ length: 3 }, () => w.fetch("/c/page", { headers: sent }));
+        await untilWaiting(w, 3);
+        // The tag is purged after the fill asked the origin, before its answer.
+        mark = String(Date.now() + 1);
+        holding = false;
+        held.splice(0).forEach((answer) => answer());
+        assert.equal(await (await first).text(), "page 1", "the fill's own request takes its answer");
+        await until(() => reads.length === 3, { what: "each joined request reading the tag's purge mark" });
+        const answers = joined.map(async (r) => `${(await r).headers.get("x-cache")} ${await (await r).text()}`);
+        reads.shift()();
+        assert.equal(await Promise.race(answers), "MISS page 2", "the first to learn of the purge asks again");
+        await until(async () => (await fills()) === 0, { what: "the fill asked again done and released" });
+        reads.splice(0).forEach((answer) => answer());
+        assert.deepEqual(await Promise.all(answers), ["MISS page 2", "MISS page 2", "MISS page 2"], "all three share the fill asked again");
+        assert.equal(pages(), 2, "asked of the origin again, once for all three");
+      } finally {
+        holding = false;
+        held.splice(0).forEach((answer) => answer());
+        reads.splice(0).forEach((answer) => answer());
+        await w.stop();
       }
-      const answer = () => res.writeHead(200, { "content-type": "text/plain", "cache-tag": "t" }).end(`page ${++copies}`);
-      if (holding) return held.push(answer);
-      answer();
     });
-    const w = await cachedRouteOverKv(
-      own.url,
-      marksFrom(own.url),
-      { timeout_ms: 20_000, vars: { GATEWAY_PURGE_SYNC_MS: 0 } },
-    );
-    const pages = () => own.requests.filter((r) => r.path === "/c/page").length;
-    const fills = async () => (await (await w.fetch("/__debug/coalesce")).json()).fills;
-    try {
-      const first = w.fetch("/c/page");
-      await until(() => held.length === 1, { what: "the fill's origin request" });
-      const joined = Array.from({ length: 3 }, () => w.fetch("/c/page"));
-      await untilWaiting(w, 3);
-      // The tag is purged after the fill asked the origin, before its answer.
-      mark = String(Date.now() + 1);
-      holding = false;
-      held.splice(0).forEach((answer) => answer());
-      assert.equal(await (await first).text(), "page 1", "the fill's own request takes its answer");
-      await until(() => reads.length === 3, { what: "each joined request reading the tag's purge mark" });
-      const answers = joined.map(async (r) => `${(await r).headers.get("x-cache")} ${await (await r).text()}`);
-      reads.shift()();
-      assert.equal(await Promise.race(answers), "MISS page 2", "the first to learn of the purge asks again");
-      await until(async () => (await fills()) === 0, { what: "the fill asked again stored and released" });
-      reads.splice(0).forEach((answer) => answer());
-      assert.deepEqual(await Promise.all(answers), ["MISS page 2", "MISS page 2", "MISS page 2"], "all three share the fill asked again");
-      assert.equal(pages(), 2, "asked of the origin again, once for all three");
-    } finally {
-      holding = false;
-      held.splice(0).forEach((answer) => answer());
-      reads.splice(0).forEach((answer) => answer());
-      await w.stop();
-    }
-  });
+  }
 
   for (const [copy, sie] of [["an expired copy", 0], ["a copy in its stale-if-error window", 3600]]) {
     test(`a request with ${copy} that joined a fill asked before a purge of the fill's own tags is not served that fill`, async (t) => {

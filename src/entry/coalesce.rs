@@ -6,10 +6,10 @@
 //! every caller (a readiness probe, the room listing), so unauthenticated routes that fan out cost one run per
 //! isolate and interval however often they are asked.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::thread::LocalKey;
 use std::time::Duration;
 
@@ -20,10 +20,14 @@ use super::respond;
 /// One piece of work as its lead and its waiters share it: the outcome, filled in by its lead, and the work that
 /// took over from it when a waiter found that outcome superseded (its key asked again). Waiters leaving the same work
 /// follow it there, however late their timers let them look: polled, a waiter may see the outcome only once the
-/// work asked again is done and released, and would otherwise ask a third time.
+/// work asked again is done and released, and would otherwise ask a third time. The link is weak — a waiter whose
+/// request was cancelled, its future never dropped, keeps the work it waited on but no chain of later ones — and
+/// work taken over to is kept, released, under its key until its claim's deadline ([`Lead`]'s drop).
 pub struct Work<T> {
     outcome: RefCell<Option<T>>,
-    successor: RefCell<Option<Slot<T>>>,
+    successor: RefCell<Weak<Work<T>>>,
+    /// Whether some work was left for this one (then it outlives its release, for the waiters still to follow).
+    taken_over_to: Cell<bool>,
 }
 
 /// The shared handle on one piece of work.
@@ -33,7 +37,8 @@ impl<T> Default for Work<T> {
     fn default() -> Self {
         Self {
             outcome: RefCell::new(None),
-            successor: RefCell::new(None),
+            successor: RefCell::new(Weak::new()),
+            taken_over_to: Cell::new(false),
         }
     }
 }
@@ -49,18 +54,20 @@ impl<T: Clone> Work<T> {
         self.outcome.borrow().is_some()
     }
 
-    /// The work that took over from this one, if a waiter leaving it found or led any.
+    /// The work that took over from this one, if a waiter leaving it found or led any and it is still kept.
     pub fn successor(&self) -> Option<Slot<T>> {
-        self.successor.borrow().clone()
+        self.successor.borrow().upgrade()
     }
 
-    /// Names `next` the work that took over from this one, unless one already did: the first to take over stands,
-    /// so every waiter leaving this work meets the same one. `next` is a claim made after this one's (claims are
-    /// only ever made afresh), so successors never loop back.
+    /// Names `next` — the claim standing on this work's key now — the work that took over from this one, unless one
+    /// still kept already did: the first to take over stands, so every waiter leaving this work meets the same one.
+    /// A claim on one key is only ever made afresh, so the successors of work on one key never loop back; callers
+    /// never link work across keys.
     pub fn hand_over(&self, next: &Slot<T>) {
         let mut successor = self.successor.borrow_mut();
-        if successor.is_none() && !std::ptr::eq(self, Rc::as_ptr(next)) {
-            *successor = Some(next.clone());
+        if successor.strong_count() == 0 && !std::ptr::eq(self, Rc::as_ptr(next)) {
+            *successor = Rc::downgrade(next);
+            next.taken_over_to.set(true);
         }
     }
 }
@@ -69,12 +76,14 @@ impl<T: Clone> Work<T> {
 /// claim lapses.
 pub type InFlight<T> = RefCell<HashMap<String, Claimed<T>>>;
 
-/// A claim as the isolate holds it: the lead's slot, when (ms) it was made, and until when (ms) it stands without
-/// being released.
+/// A claim as the isolate holds it: the lead's slot, when (ms) it was made, until when (ms) it stands without being
+/// released, its first deadline, and whether it was released (kept only as work taken over to, joined by no one).
 pub struct Claimed<T> {
     slot: Slot<T>,
     since_ms: u64,
     until_ms: u64,
+    deadline_ms: u64,
+    released: bool,
 }
 
 impl<T> Claimed<T> {
@@ -82,7 +91,12 @@ impl<T> Claimed<T> {
     /// (a wasm future the runtime abandons is not), so a claim lapses at its own deadline rather than holding its
     /// key — and every request that joins it — until each waiter's budget runs out.
     fn live(&self, now_ms: u64) -> Option<&Slot<T>> {
-        (now_ms < self.until_ms).then_some(&self.slot)
+        (!self.released && self.kept(now_ms)).then_some(&self.slot)
+    }
+
+    /// Whether the isolate still keeps this claim at `now_ms` (standing, or released and kept as work taken over to).
+    fn kept(&self, now_ms: u64) -> bool {
+        now_ms < self.until_ms
     }
 }
 
@@ -101,7 +115,10 @@ pub fn hold_ms(budget_ms: u64) -> u64 {
 }
 
 /// A request's claim on `key`: held while it does the work; dropping it (done, or the request went away) releases
-/// the key, so waiters never wait for work that nobody is doing.
+/// the key, so waiters never wait for work that nobody is doing. Work some other was left for ([`Work::hand_over`])
+/// and done stays under its key, released (joined by no one), until the claim's first deadline, however soon it was
+/// released: the waiters leaving that other work, however late they look, find its outcome through their weak link.
+/// One such per key at most, replaced by the key's next claim.
 pub struct Lead<T: 'static> {
     in_flight: &'static LocalKey<InFlight<T>>,
     key: String,
@@ -123,13 +140,15 @@ impl<T: Clone + 'static> Lead<T> {
         in_flight.with(|m| {
             let mut map = m.borrow_mut();
             // Lapsed claims go: an abandoned lead's key, never asked for again, would stay for the isolate's life.
-            map.retain(|_, c| c.live(now_ms).is_some());
+            map.retain(|_, c| c.kept(now_ms));
             map.insert(
                 key.to_owned(),
                 Claimed {
                     slot: slot.clone(),
                     since_ms: now_ms,
                     until_ms,
+                    deadline_ms: until_ms,
+                    released: false,
                 },
             )
         });
@@ -170,10 +189,16 @@ impl<T: 'static> Drop for Lead<T> {
     fn drop(&mut self) {
         self.in_flight.with(|m| {
             let mut map = m.borrow_mut();
-            if map
-                .get(&self.key)
-                .is_some_and(|c| Rc::ptr_eq(&c.slot, &self.slot))
-            {
+            let Some(claimed) = map
+                .get_mut(&self.key)
+                .filter(|c| Rc::ptr_eq(&c.slot, &self.slot))
+            else {
+                return;
+            };
+            if self.slot.taken_over_to.get() && self.slot.outcome.borrow().is_some() {
+                claimed.released = true;
+                claimed.until_ms = claimed.deadline_ms;
+            } else {
                 map.remove(&self.key);
             }
         });
@@ -459,27 +484,73 @@ mod tests {
     }
 
     #[test]
-    fn the_first_work_to_take_over_stands_and_outlives_its_release() {
+    fn work_taken_over_to_is_found_through_the_link_after_its_release_until_its_deadline() {
         let left = Lead::<u32>::claim_at(&WORK, "h", 0, 10_000);
         let slot = left.slot().clone();
         left.publish(1);
         drop(left);
         let again = Lead::<u32>::claim_at(&WORK, "h", 5, 10_000);
         slot.hand_over(again.slot());
-        let later = Lead::<u32>::claim_at(&WORK, "h", 6, 10_000);
-        slot.hand_over(later.slot());
         slot.hand_over(&slot.clone());
         again.publish(2);
         drop(again);
-        drop(later);
-        assert!(in_progress_at(&WORK, "h", 7).is_none());
-        let next = slot.successor().expect("the work asked again");
+        assert!(
+            in_progress_at(&WORK, "h", 7).is_none(),
+            "released: a request arriving now joins no one"
+        );
+        assert_eq!(claims_at(&WORK, 7), 0);
+        let next = slot
+            .successor()
+            .expect("kept for the waiters leaving the work");
         assert_eq!(
             next.outcome(),
             Some(2),
-            "a waiter still holding the left work finds the first one that took over, done and released"
+            "a waiter still holding the left work finds the work asked again, done and released"
         );
         assert!(next.successor().is_none());
+        drop(next);
+        // Past the claim's deadline the next claim on any key drops it: the link does not keep it.
+        let other = Lead::<u32>::claim_at(&WORK, "other-h", 10_005, 1_000);
+        assert!(slot.successor().is_none());
+        drop(other);
+    }
+
+    #[test]
+    fn the_first_work_to_take_over_stands_while_it_is_kept() {
+        let left = Lead::<u32>::claim_at(&WORK, "s1", 0, 10_000);
+        let slot = left.slot().clone();
+        drop(left);
+        let first = Lead::<u32>::claim_at(&WORK, "s1", 5, 10_000);
+        slot.hand_over(first.slot());
+        let second = Lead::<u32>::claim_at(&WORK, "s1", 6, 10_000);
+        slot.hand_over(second.slot());
+        assert!(Rc::ptr_eq(&slot.successor().expect("linked"), first.slot()));
+        drop(first);
+        drop(second);
+        assert!(
+            slot.successor().is_none(),
+            "replaced before it was done, nothing keeps it: no answer to find"
+        );
+        let third = Lead::<u32>::claim_at(&WORK, "s1", 7, 10_000);
+        slot.hand_over(third.slot());
+        assert!(
+            Rc::ptr_eq(&slot.successor().expect("relinked"), third.slot()),
+            "a link to work no longer kept gives way"
+        );
+        drop(third);
+        assert!(in_progress_at(&WORK, "s1", 8).is_none());
+    }
+
+    #[test]
+    fn a_lead_dropped_without_an_outcome_releases_its_key_though_work_was_left_for_it() {
+        let left = Lead::<u32>::claim_at(&WORK, "n", 0, 10_000);
+        let slot = left.slot().clone();
+        drop(left);
+        let gone = Lead::<u32>::claim_at(&WORK, "n", 5, 10_000);
+        slot.hand_over(gone.slot());
+        drop(gone);
+        assert!(WORK.with(|m| !m.borrow().contains_key("n")));
+        assert!(slot.successor().is_none());
     }
 
     #[test]

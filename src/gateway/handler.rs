@@ -2172,14 +2172,15 @@ fn fill_budget_ms(spec: &Spec) -> u64 {
 /// state: `HIT` for a stored answer that was complete when this request came (its Cache API write still under
 /// way), `MISS` otherwise — this request's own fill, or one it joined — and the fill whose answer it is. A fill found
 /// superseded is left for the one asked again in its place ([`coalesce::Work::successor`]): the first waiter to leave
-/// it leads that one, and every later one follows it there, whenever its timer lets it look. `left_fill`: the fill an
-/// earlier ask took and found superseded — no fill asked at or before it is taken again.
+/// it leads that one (or finds another request leading the key), and every later one follows it there, however late
+/// its timer lets it look within that fill's budget. `left_fill`: the fill an earlier ask took and found superseded —
+/// no fill asked at or before it is taken again.
 async fn coalesced_fetch(
     ctx: Option<&worker::Context>,
     spec: &Spec,
     policy: &CachePolicy,
     left_fill: Option<&LeftFill>,
-) -> (Outcome, Served, Option<FillSlot>) {
+) -> (Outcome, Served, Option<FillRef>) {
     // Every attempt's wait for headers, then the body's time to arrive whole, and a second of slack.
     // A lead taken over by another waiter gets the budget afresh, within twice it in all.
     let budget_ms = coalesce::hold_ms(fill_budget_ms(spec));
@@ -2198,13 +2199,23 @@ async fn coalesced_fetch(
     // (Writes made since are concurrent with this request; waiting out fills for those too queued every waiter
     // behind one fill after another, each serving only its lead, while writes kept coming to a hot key.)
     let written_before = WRITES.with(|w| w.borrow().last(&id));
-    // The last ordinary fill found superseded for this request (a purge or a write made since its origin request):
-    // not waited for again, and the fill this request leads, if it leads one, takes over from it.
-    let mut left_slot = left_fill.map(|l| l.slot.clone());
+    // The last fill of each kind (ordinary, `no-store`) found superseded for this request (a purge or a write made
+    // since its origin request): not waited for again, and the fill this request leads, if it leads one of that
+    // kind, takes over from it. Fills of the two kinds are claimed under two keys and never linked to each other.
+    let (mut left_ordinary, mut left_unstored) = match left_fill {
+        Some(l) if l.unstored => (None, Some(l.slot.clone())),
+        Some(l) => (Some(l.slot.clone()), None),
+        None => (None, None),
+    };
     for key in std::iter::once(claimed.as_str()).chain(unstored.as_deref()) {
         // Complete, an ordinary fill's answer is being stored (a `HIT`); a `no-store` one's never is.
         let stored = key == claimed;
-        let mut superseded = if stored { left_slot.take() } else { None };
+        let left_slot = if stored {
+            &mut left_ordinary
+        } else {
+            &mut left_unstored
+        };
+        let mut superseded = left_slot.take();
         let mut next = next_fill(key, superseded.as_ref());
         while let Some(slot) = next.take() {
             let now = respond::now_ms();
@@ -2243,9 +2254,22 @@ async fn coalesced_fetch(
                     superseded = Some(slot);
                 }
                 Some(Ok(fetched)) if stored && complete && fetched.storable => {
-                    return (Ok(fetched), Served::Hit, Some(slot))
+                    return (
+                        Ok(fetched),
+                        Served::Hit,
+                        Some(FillRef {
+                            slot,
+                            unstored: false,
+                        }),
+                    )
                 }
-                Some(outcome) => return (outcome, Served::Joined, Some(slot)),
+                Some(outcome) => {
+                    let fill = FillRef {
+                        slot,
+                        unstored: !stored,
+                    };
+                    return (outcome, Served::Joined, Some(fill));
+                }
                 // Its lead went away without an answer, or this request's budget for it ran out: whatever took the
                 // key over, if anything (the same fill, overrun, ends the loop at `left == 0`).
                 None => {
@@ -2254,9 +2278,7 @@ async fn coalesced_fetch(
                 }
             }
         }
-        if stored {
-            left_slot = superseded;
-        }
+        *left_slot = superseded;
     }
     // A request saying `no-store` takes a fill another leads (stored by that one), but never leads one ordinary
     // requests join: what it fetches is not stored (RFC 9111 §5.2.1.5), so each of them would get an answer kept
@@ -2265,6 +2287,9 @@ async fn coalesced_fetch(
     // answered.
     if let Some(unstored) = &unstored {
         let lead = Lead::claim_at(&IN_FLIGHT, unstored, respond::now_ms(), budget_ms);
+        if let Some(left) = &left_unstored {
+            left.hand_over(lead.slot());
+        }
         let outcome = fetch(spec, policy).await;
         origin_answered(&id, &outcome);
         lead.publish(outcome.clone());
@@ -2275,17 +2300,20 @@ async fn coalesced_fetch(
     // must not hold every request for it until each waiter's budget (counted from when the waiter came) runs out;
     // a live lead finishing at its budget's end keeps its waiters (no second origin request).
     let lead = Lead::claim_at(&IN_FLIGHT, &claimed, respond::now_ms(), budget_ms);
-    if let Some(left) = &left_slot {
+    if let Some(left) = &left_ordinary {
         left.hand_over(lead.slot());
     }
-    let slot = lead.slot().clone();
+    let fill = FillRef {
+        slot: lead.slot().clone(),
+        unstored: false,
+    };
     let outcome = fetch(spec, policy).await;
     origin_answered(&id, &outcome);
     // The waiters have the answer at once; the key stays claimed until it is stored (STORE_LIMIT_MS at most), so a
     // request arriving meanwhile takes this answer too instead of asking the origin again.
     lead.publish_at(outcome.clone(), respond::now_ms(), STORE_LIMIT_MS);
     let Ok(fetched) = &outcome else {
-        return (outcome, Served::Led, Some(slot));
+        return (outcome, Served::Led, Some(fill));
     };
     // Shared with the waiters, but not stored where the policy keeps it for no time (`negative_ttl` 0).
     if fetched.storable && policy.stores(fetched.status) {
@@ -2345,16 +2373,23 @@ async fn coalesced_fetch(
             None => storing.await,
         }
     }
-    (outcome, Served::Led, Some(slot))
+    (outcome, Served::Led, Some(fill))
 }
 
 /// The fill of a key as its requests share it.
 type FillSlot = coalesce::Slot<Outcome>;
 
+/// A fill whose answer a request took: its slot, and whether it is a `no-store` one (claimed under a key of its own).
+struct FillRef {
+    slot: FillSlot,
+    unstored: bool,
+}
+
 /// A fill a request took and then found superseded (`joined_before_a_purge`): its origin request's time, and the fill.
 struct LeftFill {
     requested_at: u64,
     slot: FillSlot,
+    unstored: bool,
 }
 
 /// The fill to wait on for `key` after leaving `superseded` (if it left one): the fill asked again in its place,
@@ -2972,15 +3007,16 @@ async fn cached(
 /// purge of its answer's own tags ([`joined_before_a_purge`]). A stored copy's marks say nothing of the tags the
 /// origin gives its next answer, so a request with an expired copy reads the joined answer's marks too.
 async fn fill(call: &Call, spec: &Spec, policy: &CachePolicy, came: u64) -> (Outcome, Served) {
-    let (outcome, served, slot) = coalesced_fetch(Some(&call.ctx), spec, policy, None).await;
+    let (outcome, served, taken) = coalesced_fetch(Some(&call.ctx), spec, policy, None).await;
     if joined_before_a_purge(call, &outcome, served, policy, came, spec.timeout_ms).await {
         // The fill is superseded, and this request asks again — through the fill asked in its place when another
         // waiter leaving it already leads one (done, maybe, by the time this request's marks were read) — leaving
         // that fill by its time: a mark that could not be read keeps no purge time, and the fill, complete and
         // still being stored, was found again and served as a `HIT`.
-        let left = outcome.as_ref().ok().zip(slot).map(|(f, slot)| LeftFill {
+        let left = outcome.as_ref().ok().zip(taken).map(|(f, fill)| LeftFill {
             requested_at: f.requested_at,
-            slot,
+            slot: fill.slot,
+            unstored: fill.unstored,
         });
         let (outcome, served, _) =
             coalesced_fetch(Some(&call.ctx), spec, policy, left.as_ref()).await;
