@@ -22,7 +22,8 @@ use super::respond;
 /// follow it there, however late their timers let them look: polled, a waiter may see the outcome only once the
 /// work asked again is done and released, and would otherwise ask a third time. The link is weak — a waiter whose
 /// request was cancelled, its future never dropped, keeps the work it waited on but no chain of later ones — and
-/// work taken over to is kept, released, under its key at least until its claim's deadline ([`Lead`]'s drop).
+/// work taken over to is kept, released, under its key until its claim's deadline or the key's next claim, whichever
+/// comes first ([`Lead`]'s drop).
 pub struct Work<T> {
     outcome: RefCell<Option<T>>,
     successor: RefCell<Weak<Work<T>>>,
@@ -59,43 +60,27 @@ impl<T: Clone> Work<T> {
     pub fn successor(&self) -> Option<Slot<T>> {
         self.successor.borrow().upgrade()
     }
-}
 
-/// Names `next` — the claim standing on `key` now — the work that took over from `left` (work on the same key),
-/// unless work that took over already stands: done, or still the standing claim on `key` at `now_ms`. The first to
-/// take over stands, so every waiter leaving `left` meets the same one; one that went away without an outcome, or
-/// lapsed, gives way though waiters still hold it (else each of them, leaving it, asked the origin again). A claim on
-/// one key is only ever made afresh, so the successors of work on one key never loop back; callers never link work
-/// across keys.
-pub fn hand_over_at<T: 'static>(
-    in_flight: &'static LocalKey<InFlight<T>>,
-    key: &str,
-    left: &Slot<T>,
-    next: &Slot<T>,
-    now_ms: u64,
-) {
-    if Rc::ptr_eq(left, next) {
-        return;
+    /// Names `next` — the claim standing on this work's key now — the work that took over from this one, unless work
+    /// that took over is done already: the first to take over and answer stands, so every waiter leaving this work
+    /// meets the same answer. Work that took over and is not done is not the standing claim (`next` is): its lead went
+    /// away without an outcome, or its claim lapsed or was replaced, and its own waiters leave it ([`wait`]); it gives
+    /// way though they still hold it (else each of them, leaving it, asked the origin again). A claim on one key is
+    /// only ever made afresh, so the successors of work on one key never loop back; callers never link work across
+    /// keys.
+    pub fn hand_over(&self, next: &Slot<T>) {
+        if std::ptr::eq(self, Rc::as_ptr(next)) {
+            return;
+        }
+        let mut successor = self.successor.borrow_mut();
+        let stands = successor
+            .upgrade()
+            .is_some_and(|s| Rc::ptr_eq(&s, next) || s.outcome.borrow().is_some());
+        if !stands {
+            *successor = Rc::downgrade(next);
+            next.taken_over_to.set(true);
+        }
     }
-    let standing = left
-        .successor
-        .borrow()
-        .upgrade()
-        .filter(|s| s.outcome.borrow().is_some() || leads(in_flight, key, s, now_ms));
-    if standing.is_none() {
-        *left.successor.borrow_mut() = Rc::downgrade(next);
-        next.taken_over_to.set(true);
-    }
-}
-
-/// [`hand_over_at`] now.
-pub fn hand_over<T: 'static>(
-    in_flight: &'static LocalKey<InFlight<T>>,
-    key: &str,
-    left: &Slot<T>,
-    next: &Slot<T>,
-) {
-    hand_over_at(in_flight, key, left, next, respond::now_ms());
 }
 
 /// Work in progress in this isolate, by key (a `thread_local!` per kind of work): its slot and the time (ms) its
@@ -141,11 +126,11 @@ pub fn hold_ms(budget_ms: u64) -> u64 {
 }
 
 /// A request's claim on `key`: held while it does the work; dropping it (done, or the request went away) releases
-/// the key, so waiters never wait for work that nobody is doing. Work some other was left for ([`hand_over`]) and
-/// done stays under its key, released (joined by no one), at least until the claim's first deadline, however soon it
-/// was released — until the next claim on any key made past that deadline: the waiters leaving that other work,
-/// however late they look, find its outcome through their weak link. One such per key at most, replaced by the
-/// key's next claim.
+/// the key, so waiters never wait for work that nobody is doing. Work some other was left for ([`Work::hand_over`])
+/// and done stays under its key, released (joined by no one), however soon it was released, until the key's next
+/// claim or the claim's first deadline (then until the next claim on any key: lapsed entries go then): the waiters
+/// leaving that other work, however late they look, find its outcome through their weak link. One such per key at
+/// most.
 pub struct Lead<T: 'static> {
     in_flight: &'static LocalKey<InFlight<T>>,
     key: String,
@@ -517,8 +502,8 @@ mod tests {
         left.publish(1);
         drop(left);
         let again = Lead::<u32>::claim_at(&WORK, "h", 5, 10_000);
-        hand_over_at(&WORK, "h", &slot, again.slot(), 5);
-        hand_over_at(&WORK, "h", &slot, &slot.clone(), 5);
+        slot.hand_over(again.slot());
+        slot.hand_over(&slot.clone());
         again.publish(2);
         drop(again);
         assert!(
@@ -548,19 +533,19 @@ mod tests {
         let slot = left.slot().clone();
         drop(left);
         let first = Lead::<u32>::claim_at(&WORK, "s1", 5, 10_000);
-        hand_over_at(&WORK, "s1", &slot, first.slot(), 5);
-        hand_over_at(&WORK, "s1", &slot, &slot.clone(), 5);
+        slot.hand_over(first.slot());
+        slot.hand_over(&slot.clone());
         assert!(Rc::ptr_eq(&slot.successor().expect("linked"), first.slot()));
         // Replaced by a later claim (its waiters' budgets ran out), its waiters leave it too: it gives way.
         let second = Lead::<u32>::claim_at(&WORK, "s1", 6, 10_000);
-        hand_over_at(&WORK, "s1", &slot, second.slot(), 6);
+        slot.hand_over(second.slot());
         assert!(Rc::ptr_eq(
             &slot.successor().expect("relinked"),
             second.slot()
         ));
         second.publish(2);
         let third = Lead::<u32>::claim_at(&WORK, "s1", 7, 10_000);
-        hand_over_at(&WORK, "s1", &slot, third.slot(), 7);
+        slot.hand_over(third.slot());
         assert!(
             Rc::ptr_eq(&slot.successor().expect("linked"), second.slot()),
             "done, it stands"
@@ -573,7 +558,7 @@ mod tests {
             "replaced before its release, nothing keeps it once its lead is dropped"
         );
         let fourth = Lead::<u32>::claim_at(&WORK, "s1", 8, 10_000);
-        hand_over_at(&WORK, "s1", &slot, fourth.slot(), 8);
+        slot.hand_over(fourth.slot());
         assert!(
             Rc::ptr_eq(&slot.successor().expect("relinked"), fourth.slot()),
             "a link to work no longer held gives way"
@@ -588,20 +573,20 @@ mod tests {
         let slot = left.slot().clone();
         drop(left);
         let gone = Lead::<u32>::claim_at(&WORK, "d", 5, 10_000);
-        hand_over_at(&WORK, "d", &slot, gone.slot(), 5);
+        slot.hand_over(gone.slot());
         // Its waiters still hold it when its request goes away with no answer.
         let held = gone.slot().clone();
         drop(gone);
         let next = Lead::<u32>::claim_at(&WORK, "d", 6, 10_000);
-        hand_over_at(&WORK, "d", &slot, next.slot(), 6);
+        slot.hand_over(next.slot());
         assert!(
             Rc::ptr_eq(&slot.successor().expect("linked"), next.slot()),
             "the waiters leaving the left work meet the one that leads now"
         );
-        // A lead abandoned, never dropped, whose claim lapsed: the same.
+        // A lead abandoned, never dropped, whose claim lapsed and whose key was claimed afresh: the same.
         std::mem::forget(next);
         let after = Lead::<u32>::claim_at(&WORK, "d", 10_006, 10_000);
-        hand_over_at(&WORK, "d", &slot, after.slot(), 10_006);
+        slot.hand_over(after.slot());
         assert!(Rc::ptr_eq(
             &slot.successor().expect("relinked"),
             after.slot()
@@ -616,7 +601,7 @@ mod tests {
         let slot = left.slot().clone();
         drop(left);
         let gone = Lead::<u32>::claim_at(&WORK, "n", 5, 10_000);
-        hand_over_at(&WORK, "n", &slot, gone.slot(), 5);
+        slot.hand_over(gone.slot());
         drop(gone);
         assert!(WORK.with(|m| !m.borrow().contains_key("n")));
         assert!(slot.successor().is_none());

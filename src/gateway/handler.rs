@@ -2173,8 +2173,8 @@ fn fill_budget_ms(spec: &Spec) -> u64 {
 /// way), `MISS` otherwise — this request's own fill, or one it joined — and the fill whose answer it is. A fill found
 /// superseded is left for the one asked again in its place ([`coalesce::Work::successor`]): the first waiter to leave
 /// it leads that one (or finds another request leading the key), and a later one follows it there while it is in
-/// progress or done and kept (until its claim's deadline at least); one that went away unanswered gives way to the
-/// next. Fills of the two kinds are never linked: a `no-store` request leaving an ordinary fill, with no ordinary
+/// progress or done and kept (until the key's next claim or its claim's deadline); one that went away unanswered
+/// gives way to the next. Fills of the two kinds are never linked: a `no-store` request leaving an ordinary fill, with no ordinary
 /// fill asked again, leads a `no-store` one that later `no-store` leavers join only while it is in progress.
 /// `left_fill`: the fill an earlier ask took and found superseded — no fill asked at or before it is taken again.
 async fn coalesced_fetch(
@@ -2279,7 +2279,7 @@ async fn coalesced_fetch(
                         .filter(|s| !superseded.as_ref().is_some_and(|p| Rc::ptr_eq(p, s)));
                     // The waiters leaving the same superseded fill meet that one too, not the fill gone away.
                     if let (Some(left), Some(current)) = (&superseded, &next) {
-                        coalesce::hand_over(&IN_FLIGHT, key, left, current);
+                        left.hand_over(current);
                     }
                 }
             }
@@ -2294,7 +2294,7 @@ async fn coalesced_fetch(
     if let Some(unstored) = &unstored {
         let lead = Lead::claim_at(&IN_FLIGHT, unstored, respond::now_ms(), budget_ms);
         if let Some(left) = &left_unstored {
-            coalesce::hand_over(&IN_FLIGHT, unstored, left, lead.slot());
+            left.hand_over(lead.slot());
         }
         let outcome = fetch(spec, policy).await;
         origin_answered(&id, &outcome);
@@ -2307,7 +2307,7 @@ async fn coalesced_fetch(
     // a live lead finishing at its budget's end keeps its waiters (no second origin request).
     let lead = Lead::claim_at(&IN_FLIGHT, &claimed, respond::now_ms(), budget_ms);
     if let Some(left) = &left_ordinary {
-        coalesce::hand_over(&IN_FLIGHT, &claimed, left, lead.slot());
+        left.hand_over(lead.slot());
     }
     let fill = FillRef {
         slot: lead.slot().clone(),
@@ -2409,7 +2409,7 @@ fn next_fill(key: &str, superseded: Option<&FillSlot>) -> Option<FillSlot> {
         Some(left) if Rc::ptr_eq(left, &current) => None,
         Some(left) => {
             // Another request took the key over: the waiters leaving the same fill follow this one too.
-            coalesce::hand_over(&IN_FLIGHT, key, left, &current);
+            left.hand_over(&current);
             Some(current)
         }
         None => Some(current),
