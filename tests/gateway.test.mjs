@@ -5531,6 +5531,35 @@ describe("configuration", () => {
     return text === "" ? null : text;
   }`;
 
+  /**
+   * An origin for `cachedRouteOverKv` whose page answers ("page 1", "page 2", … in the order given, tagged `tag` if
+   * set) are held while `holding` and given by `release()`; `kv(key, res)` answers the `marksFrom` reads (`GET
+   * /kv/{key}`). `pages()` counts the page requests it was asked.
+   */
+  const heldPages = async (t, { tag, kv } = {}) => {
+    const own = await startOrigin();
+    t.after(() => own.stop());
+    let copies = 0;
+    const origin = {
+      own,
+      holding: true,
+      held: [],
+      pages: () => own.requests.filter((r) => r.path === "/c/page").length,
+      release() {
+        origin.holding = false;
+        origin.held.splice(0).forEach((answer) => answer());
+      },
+    };
+    own.handle((req, body, res) => {
+      if (kv && req.url.startsWith("/kv/")) return kv(decodeURIComponent(req.url.slice(4)), res);
+      const headers = { "content-type": "text/plain", ...(tag ? { "cache-tag": tag } : {}) };
+      const answer = () => res.writeHead(200, headers).end(`page ${++copies}`);
+      if (origin.holding) return origin.held.push(answer);
+      answer();
+    });
+    return origin;
+  };
+
   test("a cached entry whose purge time KV is slow to give is a miss after the route's timeout, and a hit once the read answers", async (t) => {
     // CONFIG_KV stands in for a slow KV: each purge-time read answers "never purged" only once the test lets it (the
     // origin holds its /kv/ requests), well past the route's timeout_ms. That is 2 s, not 300 ms: the origin's own
@@ -5718,44 +5747,31 @@ describe("configuration", () => {
     // CONFIG_KV stands in for a KV whose purge marks the test sets (a purge made elsewhere: KV shows it to every read
     // from then on). With no copy stored, a request joins the fill under way; one asked of the origin before a purge
     // this isolate made or read is superseded, and must be as well when the purge was made in another isolate.
-    const own = await startOrigin();
-    t.after(() => own.stop());
     let mark = "";
-    let copies = 0;
-    let holding = true;
-    const held = [];
-    own.handle((req, body, res) => {
-      if (req.url.startsWith("/kv/")) return res.end(mark);
-      const answer = () => res.writeHead(200, { "content-type": "text/plain" }).end(`page ${++copies}`);
-      if (holding) return held.push(answer);
-      answer();
-    });
+    const origin = await heldPages(t, { kv: (key, res) => res.end(mark) });
     const w = await cachedRouteOverKv(
-      own.url,
-      marksFrom(own.url),
+      origin.own.url,
+      marksFrom(origin.own.url),
       // Every hit reads the marks it needs: a purge anywhere holds for the next request (as KV shows it).
       { timeout_ms: 20_000, vars: { GATEWAY_PURGE_SYNC_MS: 0 } },
     );
-    const pages = () => own.requests.filter((r) => r.path === "/c/page").length;
     try {
       // The first request's fill: its origin request is under way (the test holds the answer).
       const first = w.fetch("/c/page");
-      await until(() => held.length === 1, { what: "the fill's origin request" });
+      await until(() => origin.held.length === 1, { what: "the fill's origin request" });
       // The purge lands, then a second request comes and waits on the fill.
       mark = String(Date.now() + 1);
       const second = w.fetch("/c/page");
       await untilWaiting(w, 1);
-      holding = false;
-      held.splice(0).forEach((answer) => answer());
+      origin.release();
       const led = await first;
       assert.equal(await led.text(), "page 1", "the fill's own request takes its answer");
       const late = await second;
       assert.equal(await late.text(), "page 2", "the request after the purge is not served the answer asked before it");
       assert.equal(late.headers.get("x-cache"), "MISS");
-      assert.equal(pages(), 2, "asked of the origin again");
+      assert.equal(origin.pages(), 2, "asked of the origin again");
     } finally {
-      holding = false;
-      held.splice(0).forEach((answer) => answer());
+      origin.release();
       await w.stop();
     }
   });
@@ -5763,39 +5779,27 @@ describe("configuration", () => {
   test("a request that joined a fill asked before it came, whose purge mark cannot be read, asks again and is not served that fill", async (t) => {
     // CONFIG_KV stands in for a KV that fails every purge-mark read: an unreadable mark counts as a purge, so the
     // joined answer is superseded as a stored copy would be; the request asks the origin again (once).
-    const own = await startOrigin();
-    t.after(() => own.stop());
-    let copies = 0;
-    let holding = true;
-    const held = [];
-    own.handle((req, body, res) => {
-      const answer = () => res.writeHead(200, { "content-type": "text/plain" }).end(`page ${++copies}`);
-      if (holding) return held.push(answer);
-      answer();
-    });
+    const origin = await heldPages(t);
     const w = await cachedRouteOverKv(
-      own.url,
+      origin.own.url,
       `async (key) => {
         if (key.startsWith("gateway:purge:")) throw new Error("KV is down");
         return null;
       }`,
       { timeout_ms: 20_000 },
     );
-    const pages = () => own.requests.filter((r) => r.path === "/c/page").length;
     try {
       const first = w.fetch("/c/page");
-      await until(() => held.length === 1, { what: "the fill's origin request" });
+      await until(() => origin.held.length === 1, { what: "the fill's origin request" });
       const joined = Array.from({ length: 3 }, () => w.fetch("/c/page"));
       await untilWaiting(w, 3);
-      holding = false;
-      held.splice(0).forEach((answer) => answer());
+      origin.release();
       assert.equal(await (await first).text(), "page 1", "the fill's own request takes its answer");
       const late = await Promise.all(joined.map(async (r) => `${(await r).headers.get("x-cache")} ${await (await r).text()}`));
       assert.deepEqual(late, ["MISS page 2", "MISS page 2", "MISS page 2"], "counted purged, so not served");
-      assert.equal(pages(), 2, "asked of the origin again, once for all three");
+      assert.equal(origin.pages(), 2, "asked of the origin again, once for all three");
     } finally {
-      holding = false;
-      held.splice(0).forEach((answer) => answer());
+      origin.release();
       await w.stop();
     }
   });
@@ -5806,38 +5810,26 @@ describe("configuration", () => {
       // request reads its own). Three requests join a fill asked before a purge of its tag; one learns of the purge at
       // once, leaves the fill and asks again; the others learn of it only once that second fill is answered (and stored)
       // and released — as a waiter whose timer fires late on a loaded machine does. They take the second fill's answer.
-      const own = await startOrigin();
-      t.after(() => own.stop());
       let mark = "";
-      let copies = 0;
-      let holding = true;
-      const held = [];
       const reads = [];
-      own.handle((req, body, res) => {
-        if (req.url.startsWith("/kv/")) {
-          if (decodeURIComponent(req.url.slice(4)) !== "gateway:purge:t") return res.end("");
-          return reads.push(() => res.end(mark));
-        }
-        const answer = () => res.writeHead(200, { "content-type": "text/plain", "cache-tag": "t" }).end(`page ${++copies}`);
-        if (holding) return held.push(answer);
-        answer();
+      const origin = await heldPages(t, {
+        tag: "t",
+        kv: (key, res) => (key === "gateway:purge:t" ? reads.push(() => res.end(mark)) : res.end("")),
       });
       const w = await cachedRouteOverKv(
-        own.url,
-        marksFrom(own.url),
+        origin.own.url,
+        marksFrom(origin.own.url),
         { timeout_ms: 20_000, vars: { GATEWAY_PURGE_SYNC_MS: 0 } },
       );
-      const pages = () => own.requests.filter((r) => r.path === "/c/page").length;
       const fills = async () => (await (await w.fetch("/__debug/coalesce")).json()).fills;
       try {
         const first = w.fetch("/c/page", { headers: sent });
-        await until(() => held.length === 1, { what: "the fill's origin request" });
+        await until(() => origin.held.length === 1, { what: "the fill's origin request" });
         const joined = Array.from({ length: 3 }, () => w.fetch("/c/page", { headers: sent }));
         await untilWaiting(w, 3);
         // The tag is purged after the fill asked the origin, before its answer.
         mark = String(Date.now() + 1);
-        holding = false;
-        held.splice(0).forEach((answer) => answer());
+        origin.release();
         assert.equal(await (await first).text(), "page 1", "the fill's own request takes its answer");
         await until(() => reads.length === 3, { what: "each joined request reading the tag's purge mark" });
         const answers = joined.map(async (r) => `${(await r).headers.get("x-cache")} ${await (await r).text()}`);
@@ -5846,10 +5838,9 @@ describe("configuration", () => {
         await until(async () => (await fills()) === 0, { what: "the fill asked again done and released" });
         reads.splice(0).forEach((answer) => answer());
         assert.deepEqual(await Promise.all(answers), ["MISS page 2", "MISS page 2", "MISS page 2"], "all three share the fill asked again");
-        assert.equal(pages(), 2, "asked of the origin again, once for all three");
+        assert.equal(origin.pages(), 2, "asked of the origin again, once for all three");
       } finally {
-        holding = false;
-        held.splice(0).forEach((answer) => answer());
+        origin.release();
         reads.splice(0).forEach((answer) => answer());
         await w.stop();
       }
