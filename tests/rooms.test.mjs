@@ -15,6 +15,8 @@ import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { ROOT, migratedTemplate, panicInObject, startWorker, until } from "./support/worker.mjs";
+import { generateSigningJwk } from "../scripts/dev-key.mjs";
+import { DEMO_USERS, seed } from "../scripts/seed.mjs";
 import {
   VARS,
   SLOW_ROOM_MS,
@@ -37,6 +39,8 @@ import {
   awarenessClient,
   awarenessOf,
   encodeVarUint8Array,
+  loginToken,
+  cookieOf,
 } from "./support/rooms.mjs";
 
 afterEach(() => destroyAll(...live));
@@ -926,13 +930,16 @@ test("every update another client saw survives a restart with persistence", asyn
   }
 });
 
-test("a join the room cannot load its document for is answered 500 with the ticket unspent: the same ticket joins once the document loads", async () => {
+test("a join the room cannot load its document for is answered 500 with the ticket unspent: the same ticket joins once the document loads; a state read is told the room's own 500", async () => {
   const stateDir = mkdtempSync(join(tmpdir(), "edgekit-rooms-"));
   cpSync(migratedTemplate(), stateDir, { recursive: true });
   const room = "unloadable";
   // A tiny compaction threshold, so the document is stored as a snapshot; a long ticket life outlasts two restarts.
-  const vars = { ...VARS, ROOMS_COMPACT_AFTER_UPDATES: 2, ROOMS_TICKET_TTL_SECONDS: 3600 };
+  // A signing key and the demo users (persisted with the rest), for a signed-in state read.
+  const key = JSON.stringify(generateSigningJwk("rooms-unloadable-key"));
+  const vars = { ...VARS, ROOMS_COMPACT_AFTER_UPDATES: 2, ROOMS_TICKET_TTL_SECONDS: 3600, AUTH_SIGNING_KEY: key };
   let w = await startWorker({ vars, stateDir });
+  await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: await w.mf.getD1Database("DB"), AUTH_SIGNING_KEY: key });
   const rooms = await w.mf.getDurableObjectNamespace("ROOMS");
   const file = join(stateDir, "v3/do/-Room", `${rooms.idFromName(`room:${room}`).toString()}.sqlite`);
   // The room object's own SQLite file, changed while no workerd has it open, through python3's standard sqlite3
@@ -963,6 +970,17 @@ test("a join the room cannot load its document for is answered 500 with the tick
     const url = `${w.url.href.replace(/^http/, "ws")}rooms/${room}/ws?ticket=${held}`;
     assert.equal(await joinStatus(url), 500, "a document that does not rebuild is a 500");
     assert.ok(w.jsonLogs().some((l) => l.msg === "room_document_unloadable"), "and is logged");
+    // A state read meets the same refusal: the room's code and message, not the Worker's generic 500, with the read
+    // limit's fields.
+    const alice = DEMO_USERS.find((u) => u.email === "alice@example.com");
+    const state = await w.fetch(`/rooms/${room}/state`, { headers: { cookie: cookieOf(await loginToken(w, alice)) } });
+    assert.equal(state.status, 500);
+    assert.deepEqual(await state.json(), {
+      error: { code: "room_unavailable", message: "the room document could not be loaded" },
+    });
+    assert.equal(state.headers.get("cache-control"), "no-store");
+    assert.match(state.headers.get("content-type"), /^application\/json/);
+    assert.ok(state.headers.get("ratelimit-policy"), "the read counted carries its limit's fields");
     await w.stop();
     // Mended (here: emptied), the room loads again, and the ticket the failed join did not use admits its holder.
     roomSql("DELETE FROM room_snapshot; DELETE FROM room_updates; DELETE FROM room_waiting");

@@ -187,6 +187,17 @@ async fn state(call: &Call, name: &str) -> ApiResult<Response> {
     )
     .await?;
     if response.status_code() != 200 {
+        // The room's own refusal — its JSON error, 500 `room_unavailable` when its stored document does not load —
+        // goes to the client as the room wrote it, as a join's does; anything else is the Worker's 500.
+        let room_error = response
+            .headers()
+            .get("content-type")
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.starts_with("application/json"));
+        if room_error && response.status_code() >= 400 {
+            return Ok(response);
+        }
         return Err(ApiError::internal(format!(
             "room state answered {}",
             response.status_code()
@@ -380,9 +391,8 @@ pub async fn authorised_state(call: &Call) -> ApiResult<Response> {
     limit.stamp(state(call, &name).await.map(no_store))
 }
 
-fn no_store(mut response: Response) -> Response {
-    let _ = response.headers_mut().set("cache-control", "no-store");
-    response
+fn no_store(response: Response) -> Response {
+    respond::with_header(response, "cache-control", "no-store")
 }
 
 /// When a ticket issued now expires (`ROOMS_TICKET_TTL_SECONDS`).
