@@ -63,20 +63,17 @@ impl<T: Clone> Work<T> {
 
     /// Names `next` — the claim standing on this work's key now — the work that took over from this one, unless work
     /// that took over is done already: the first to take over and answer stands, so every waiter leaving this work
-    /// meets the same answer. Work that took over and is not done is not the standing claim (`next` is): its lead went
-    /// away without an outcome, or its claim lapsed or was replaced, and its own waiters leave it ([`wait`]); it gives
-    /// way though they still hold it (else each of them, leaving it, asked the origin again). A claim on one key is
-    /// only ever made afresh, so the successors of work on one key never loop back; callers never link work across
-    /// keys.
+    /// meets the same answer. Work that took over and is not done is `next` itself (linked again, nothing changes) or
+    /// no longer the standing claim: its lead went away without an outcome, or its claim lapsed or was replaced, and
+    /// its own waiters leave it ([`wait`]); it gives way though they still hold it (else each of them, leaving it,
+    /// asked the origin again). A claim on one key is only ever made afresh, so the successors of work on one key never
+    /// loop back; callers never link work across keys.
     pub fn hand_over(&self, next: &Slot<T>) {
         if std::ptr::eq(self, Rc::as_ptr(next)) {
             return;
         }
         let mut successor = self.successor.borrow_mut();
-        let stands = successor
-            .upgrade()
-            .is_some_and(|s| Rc::ptr_eq(&s, next) || s.outcome.borrow().is_some());
-        if !stands {
+        if !successor.upgrade().is_some_and(|s| s.is_done()) {
             *successor = Rc::downgrade(next);
             next.taken_over_to.set(true);
         }

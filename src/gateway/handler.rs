@@ -2174,9 +2174,10 @@ fn fill_budget_ms(spec: &Spec) -> u64 {
 /// superseded is left for the one asked again in its place ([`coalesce::Work::successor`]): the first waiter to leave
 /// it leads that one (or finds another request leading the key), and a later one follows it there while it is in
 /// progress or done and kept (until the key's next claim or its claim's deadline); one that went away unanswered
-/// gives way to the next. Fills of the two kinds are never linked: a `no-store` request leaving an ordinary fill, with no ordinary
-/// fill asked again, leads a `no-store` one that later `no-store` leavers join only while it is in progress.
-/// `left_fill`: the fill an earlier ask took and found superseded — no fill asked at or before it is taken again.
+/// gives way to the next. Fills of the two kinds are never linked: a `no-store` request leaving an ordinary fill,
+/// with no ordinary fill asked again, leads a `no-store` one that later `no-store` leavers join only while it is in
+/// progress. `left_fill`: the fill an earlier ask took and found superseded — no fill asked at or before it is taken
+/// again.
 async fn coalesced_fetch(
     ctx: Option<&worker::Context>,
     spec: &Spec,
