@@ -419,6 +419,14 @@ mod tests {
         static WORK: InFlight<u32> = RefCell::new(HashMap::new());
     }
 
+    /// Work claimed on `key` at 0 whose lead was dropped without an outcome: the work a waiter left.
+    fn left_work(key: &str) -> Slot<u32> {
+        let left = Lead::<u32>::claim_at(&WORK, key, 0, 10_000);
+        let slot = left.slot().clone();
+        drop(left);
+        slot
+    }
+
     #[test]
     fn an_abandoned_claim_lapses_at_its_deadline_and_the_next_request_leads() {
         // A lead whose request was cancelled: its future is never polled or dropped again.
@@ -526,9 +534,7 @@ mod tests {
 
     #[test]
     fn the_first_work_to_take_over_stands_while_it_is_claimed_or_done() {
-        let left = Lead::<u32>::claim_at(&WORK, "s1", 0, 10_000);
-        let slot = left.slot().clone();
-        drop(left);
+        let slot = left_work("s1");
         let first = Lead::<u32>::claim_at(&WORK, "s1", 5, 10_000);
         slot.hand_over(first.slot());
         slot.hand_over(&slot.clone());
@@ -566,9 +572,7 @@ mod tests {
 
     #[test]
     fn work_taken_over_to_that_went_away_without_an_outcome_gives_way_though_waiters_hold_it() {
-        let left = Lead::<u32>::claim_at(&WORK, "d", 0, 10_000);
-        let slot = left.slot().clone();
-        drop(left);
+        let slot = left_work("d");
         let gone = Lead::<u32>::claim_at(&WORK, "d", 5, 10_000);
         slot.hand_over(gone.slot());
         // Its waiters still hold it when its request goes away with no answer.
@@ -594,9 +598,7 @@ mod tests {
 
     #[test]
     fn a_lead_dropped_without_an_outcome_releases_its_key_though_work_was_left_for_it() {
-        let left = Lead::<u32>::claim_at(&WORK, "n", 0, 10_000);
-        let slot = left.slot().clone();
-        drop(left);
+        let slot = left_work("n");
         let gone = Lead::<u32>::claim_at(&WORK, "n", 5, 10_000);
         slot.hand_over(gone.slot());
         drop(gone);
