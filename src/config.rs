@@ -961,21 +961,19 @@ mod tests {
             .split_once("unknown field `zz_unknown`, expected ")
             .unwrap_or_else(|| panic!("{key}: {error}"))
             .1;
-        listed
-            .split('`')
-            .skip(1)
-            .step_by(2)
-            .map(str::to_owned)
-            .collect()
+        // The names are the backquoted words: every second piece after the first backquote.
+        let (_, names) = listed.split_once('`').unwrap_or_default();
+        names.split('`').step_by(2).map(str::to_owned).collect()
     }
 
     /// The `| `field` |` rows of the README table after the line starting `heading`.
     fn readme_fields(heading: &str) -> BTreeSet<String> {
         let readme = include_str!("../README.md");
         let start = readme.find(heading).expect(heading);
-        readme[start..]
+        // From the line after the heading's.
+        let (_, after) = readme[start..].split_once('\n').unwrap_or_default();
+        after
             .lines()
-            .skip(1)
             .skip_while(|line| !line.starts_with('|'))
             .take_while(|line| line.starts_with('|'))
             .filter_map(|line| line.strip_prefix("| `")?.split_once('`'))
