@@ -53,13 +53,15 @@ pub fn write_back_ttl(
     let targeted = TARGETED
         .iter()
         .find_map(|name| Some((*name, field(name).filter(|v| !v.trim().is_empty())?)));
-    let lists = targeted
+    // Refusals count in every one of them, not only the one that says the lifetime (an origin telling any cache
+    // not to keep an answer means KV too, as the gateway's edge cache reads them).
+    let lists = TARGETED
         .iter()
-        .map(|(name, value)| (*name, value.as_str()))
-        .chain(cache_control.as_deref().map(|v| ("cache-control", v)));
+        .filter_map(|name| Some((*name, field(name)?)))
+        .chain(cache_control.clone().map(|v| ("cache-control", v)));
     for (name, value) in lists {
         for refused in ["no-store", "private"] {
-            if directive(value, refused).is_some() {
+            if directive(&value, refused).is_some() {
                 return Err(format!("the origin said {name}: {refused}"));
             }
         }
@@ -155,6 +157,16 @@ mod tests {
                 ("cdn-cache-control", "max-age=600"),
             ],
             &[("surrogate-control", "no-cache")],
+            // A less specific targeted field's `no-store` or `private` counts too, beside the one that says the
+            // lifetime: the gateway's edge cache reads them all.
+            &[
+                ("cloudflare-cdn-cache-control", "max-age=600"),
+                ("surrogate-control", "no-store"),
+            ],
+            &[
+                ("cdn-cache-control", "max-age=600"),
+                ("surrogate-control", "private"),
+            ],
         ] {
             assert!(ttl(fields, 300).is_err(), "{fields:?}");
         }
