@@ -963,7 +963,12 @@ test("origin 404 → 404, not an image → 415 (by its label or, for an original
   }
   const unconfigured = await startWorker();
   try {
-    assert.equal((await get(unconfigured, "/images/300/photos/land.jpg")).status, 404, "no IMAGES_ORIGIN");
+    // Every URL under /images, well-formed or not: without an origin there is no image service to be told about it.
+    for (const path of ["/images/300/photos/land.jpg", "/images/0/photos/land.jpg", "/images/300/photos/land.jpg?format=bogus"]) {
+      const answer = await get(unconfigured, path);
+      assert.equal(answer.status, 404, `no IMAGES_ORIGIN: ${path}`);
+      assert.equal(JSON.parse(answer.body).error.code, "not_found", path);
+    }
   } finally {
     await unconfigured.stop();
   }

@@ -79,17 +79,18 @@ impl Made {
 
 pub async fn serve(call: &Call) -> ApiResult<Response> {
     let config = &call.isolate.config.images;
+    // Without an origin there is no image service to ask about: every URL under it is 404, well-formed or not.
+    let Some(origin) = &config.origin else {
+        return Err(ApiError::not_found(
+            "no image origin is configured (IMAGES_ORIGIN)",
+        ));
+    };
     let url = call.req.url().or_internal("reading the request URL")?;
     let rest = call.params.get("path").map(String::as_str).unwrap_or("");
     let request = transform::parse(rest, url.query(), &config.limits)?;
     if let Some(secret) = &config.signing_secret {
         signature::verify(secret, &request, call.started_ms / 1000)?;
     }
-    let Some(origin) = &config.origin else {
-        return Err(ApiError::not_found(
-            "no image origin is configured (IMAGES_ORIGIN)",
-        ));
-    };
     // Said to the client on a HIT and a MISS alike (the stored copy keeps the full TTL: every request is verified
     // before the cache is read).
     let signed_exp = config.signing_secret.as_ref().and(request.signature.exp);
