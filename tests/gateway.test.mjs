@@ -5950,6 +5950,56 @@ describe("configuration", () => {
     }
   });
 
+  test("where the WAF only logs, a path climbing above its upstream base is refused, and an admin area's POST never falls to an open route", async (t) => {
+    // With the traversal rules blocking, `..` never gets this far; in log mode the route table is the only guard.
+    const own = await startOrigin();
+    t.after(() => own.stop());
+    const w = await startWorker({
+      vars: {
+        GATEWAY_ROUTES: [
+          { name: "api", path: "/api", methods: ["GET", "POST"], upstream: `${own.url}/v2`, strip_prefix: "/api" },
+          { name: "admin", path: "/api/admin", methods: ["POST"], upstream: `${own.url}/v2`, strip_prefix: "/api", auth: "jwt", permissions: ["admin"] },
+          { name: "status", path: "/api/admin/status", methods: ["GET"], upstream: `${own.url}/v2`, strip_prefix: "/api" },
+        ],
+        GATEWAY_WAF: { mode: "log" },
+      },
+    });
+    // The request target as written: node's URL would resolve `%2e%2e` before sending.
+    const { port } = new URL(w.url);
+    const raw = (path, method = "GET") =>
+      new Promise((done, reject) => {
+        const req = httpRequest({ host: "127.0.0.1", port, path, method, agent: false }, (res) => {
+          const chunks = [];
+          res.on("data", (c) => chunks.push(c));
+          res.on("end", () => done({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    try {
+      // `..;` is a dot segment to Tomcat, Spring and Jetty, not to a URL parser: it reaches the Worker as sent.
+      for (const path of ["/api/..;/api/x", "/api/x/..;/..;/api/y", "/api/..;x=1/api/x"]) {
+        const r = await raw(path);
+        assert.equal(r.status, 400, path);
+        assert.equal(JSON.parse(r.body).error.code, "ambiguous_path", path);
+      }
+      assert.deepEqual(own.requests.map((r) => r.url), [], "nothing reached the origin outside /v2");
+      // Inside the part appended to the base, dot segments are the origin's to resolve; `%2e%2e` the runtime
+      // resolves against the client's path before the Worker sees it.
+      for (const [path, forwarded] of [["/api/x/..;/y", "/v2/x/..;/y"], ["/api/%2e%2e/api/x", "/v2/x"]]) {
+        const r = await raw(path);
+        assert.equal(r.status, 200, path);
+        assert.equal(own.requests.at(-1).url, forwarded, path);
+      }
+      // The open status page serves GET only; its POST meets the admin area's checks, not the open /api's.
+      const post = await raw("/api/admin/status", "POST");
+      assert.equal(post.status, 405);
+      assert.equal(own.requests.length, 2, "the POST never reached the origin");
+    } finally {
+      await w.stop();
+    }
+  });
+
   test("a route's waf_body block refuses its over-size bodies where the WAF only logs, declared or counted", async (t) => {
     const own = await startOrigin();
     t.after(() => own.stop());

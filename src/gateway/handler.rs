@@ -697,8 +697,8 @@ fn screen_request(
 fn ambiguous_path() -> ApiError {
     ApiError::bad_request(
         "ambiguous_path",
-        "the path meets a route with other checks when read as many origins read it (an escaped slash as a \
-         separator, `;` parameters dropped, dot segments resolved)",
+        "the path meets a route with other checks, or climbs above its route's upstream path, when read as many \
+         origins read it (an escaped slash as a separator, `;` parameters dropped, dot segments resolved)",
     )
 }
 

@@ -5,10 +5,10 @@
 //! path's segments start with the pattern's (so `/api` serves `/api/users/7` too). Among matching routes the most
 //! specific wins: more segments first, then literal segments before parameters, left to right. Routes of one pattern
 //! may split its methods between them. If none of the most specific pattern's routes takes the method, a broader
-//! route may serve it only when it checks as they do (same auth and rate limits, their permissions or more: a GET
-//! route under `/api` that only sets another cache policy); otherwise the answer is 405 with the methods of the
-//! routes asked in `Allow` — an open `/api` must not take the POST or DELETE of an `/api/admin` set for GET with a
-//! permission.
+//! route may serve it only when it checks as they do and as every route between (same auth and rate limits, their
+//! permissions or more: a GET route under `/api` that only sets another cache policy); otherwise the answer is 405
+//! with the methods of the routes asked in `Allow` — an open `/api` must not take the POST or DELETE of an
+//! `/api/admin` set for GET with a permission.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -246,22 +246,23 @@ impl RouteTable {
     fn resolve_as(&self, method: &str, path: &str, letters: Letters) -> Matched<'_> {
         let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let mut allowed: Vec<String> = Vec::new();
-        // A route of the most specific matching pattern, and whether all of that pattern's routes check alike.
-        // Routes are sorted most specific first, and matching routes of one specificity share one pattern.
-        let mut first: Option<&Route> = None;
-        let mut uniform = true;
+        // Every matching route met so far, asked or not. Routes are sorted most specific first, and matching
+        // routes of one specificity share one pattern.
+        let mut met: Vec<&Route> = Vec::new();
         for route in &self.routes {
             let Some(params) = match_segments(&route.segments, &parts, letters) else {
                 continue;
             };
-            match first {
-                None => first = Some(route),
-                Some(f) if same_pattern(&f.segments, &route.segments, Letters::Exact) => {
-                    uniform &= f.checks_as(route) && route.checks_as(f);
-                }
-                // A broader route, asked only when it checks as the specific pattern's routes do.
-                Some(f) if !(uniform && route.checks_as(f)) => continue,
-                Some(_) => {}
+            // A broader route is asked only when it checks as every more specific route met — the skipped ones
+            // too: an open `/api` must not take, past an `/api/admin` with a permission, the POST an open
+            // `/api/admin/status` page does not serve.
+            // (Its own pattern's routes split that pattern's methods between them: not compared.)
+            let asked = met.iter().all(|m| {
+                same_pattern(&m.segments, &route.segments, Letters::Exact) || route.checks_as(m)
+            });
+            met.push(route);
+            if !asked {
+                continue;
             }
             if route.accepts(method) {
                 return Matched::Route { route, params };
@@ -300,7 +301,8 @@ impl RouteTable {
     /// go unchecked (`waf_body`). A path both readings route to routes with the same auth, permissions, rate
     /// limits, cache policy and body WAF mode (`/open/any%2Fthing` under `/open`, `group%2Fproject` as a
     /// parameter) is not ambiguous. `waf` is the global WAF mode, a route's body mode when it sets none. (Escapes
-    /// are upper-case after `request_url::normalise_path`.)
+    /// are upper-case after `request_url::normalise_path`.) So is a path whose dot segments, read so, climb above
+    /// the part of it appended to its route's upstream base.
     pub fn ambiguous(&self, method: &str, path: &str, waf: WafMode) -> bool {
         // Dot segments reach here as `%2e` decoded by `normalise_path` (the runtime resolves literal ones).
         if !path.contains(';')
@@ -317,23 +319,16 @@ impl RouteTable {
                     && self.differ(actual, self.resolve_as(method, path, Letters::AnyCase), waf)
             };
         }
-        let slashes = path.replace("%2F", "/").replace("%5C", "/");
-        // As the origin reads it: `;` parameters dropped, then dot segments resolved (`/x/..;/admin` is `/admin`).
-        let mut segments: Vec<&str> = Vec::new();
-        for segment in slashes
-            .split('/')
-            .map(|s| s.split(';').next().unwrap_or(""))
-        {
-            match segment {
-                "" | "." => {}
-                ".." => {
-                    segments.pop();
-                }
-                s => segments.push(s),
+        let read = origin_reading(path).0.join("/");
+        let actual = self.resolve(method, path);
+        // The origin resolves the dot segments of what is appended to its base, not of the client's path: one
+        // climbing above that part reaches the origin outside the base (`/api/..;/api/x` stripped of `/api` and
+        // sent to `https://o/v2` is Tomcat's `/api/x`), whichever route the client's path resolves to.
+        if let Matched::Route { route, .. } = &actual {
+            if origin_reading(route.appended_path(path)).1 {
+                return true;
             }
         }
-        let read = segments.join("/");
-        let actual = self.resolve(method, path);
         self.differ(actual.clone(), self.resolve(method, &read), waf)
             || matches!(actual, Matched::Route { .. })
                 && self.differ(
@@ -389,15 +384,20 @@ impl Route {
             || (method == "HEAD" && self.methods.iter().any(|m| m == "GET"))
     }
 
-    /// The origin URL for a request path and query: prefix stripped, appended to the upstream base.
-    pub fn upstream_url(&self, path: &str, query: Option<&str>) -> String {
-        let rest = match &self.strip_prefix {
+    /// The part of a request path appended to the upstream base: the path, its `strip_prefix` stripped.
+    fn appended_path<'p>(&self, path: &'p str) -> &'p str {
+        match &self.strip_prefix {
             Some(prefix) => match path.strip_prefix(prefix.as_str()) {
                 Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
                 _ => path,
             },
             None => path,
-        };
+        }
+    }
+
+    /// The origin URL for a request path and query: prefix stripped, appended to the upstream base.
+    pub fn upstream_url(&self, path: &str, query: Option<&str>) -> String {
+        let rest = self.appended_path(path);
         let rest = if rest.starts_with('/') || rest.is_empty() {
             rest.to_owned()
         } else {
@@ -415,6 +415,26 @@ impl Route {
             None => format!("{}{rest}", self.upstream),
         }
     }
+}
+
+/// A path's segments as many origins read it — an escaped slash or backslash (`%2F`, `%5C`) as a separator, a
+/// segment's `;` parameters dropped (Tomcat, Spring, Jetty), dot segments resolved (`/x/..;/admin` is `/admin`) —
+/// and whether a `..` climbed above its first segment (dropped there, as a URL parser drops it at the root).
+fn origin_reading(path: &str) -> (Vec<String>, bool) {
+    let slashes = path.replace("%2F", "/").replace("%5C", "/");
+    let mut segments: Vec<String> = Vec::new();
+    let mut climbed = false;
+    for segment in slashes
+        .split('/')
+        .map(|s| s.split(';').next().unwrap_or(""))
+    {
+        match segment {
+            "" | "." => {}
+            ".." => climbed |= segments.pop().is_none(),
+            s => segments.push(s.to_owned()),
+        }
+    }
+    (segments, climbed)
 }
 
 fn overlap(a: &[String], b: &[String]) -> bool {
@@ -743,6 +763,32 @@ mod tests {
         );
     }
 
+    /// The origin resolves dot segments (the runtime's fetch those spelled `..`, Tomcat, Spring and Jetty `..;`)
+    /// against the upstream URL, not the client's path: one that climbs above the part of the path appended to
+    /// the upstream base would reach the origin outside it, whatever route the client's path resolves to.
+    #[test]
+    fn a_path_whose_dot_segments_climb_above_the_upstream_base_is_ambiguous() {
+        let t = table(json!([
+            {"name": "api", "path": "/api", "strip_prefix": "/api", "upstream": "http://a/v2"},
+            {"name": "root", "path": "/", "upstream": "http://b/site"},
+        ]));
+        for path in [
+            "/api/../api/x",
+            "/api/..;/api/x",
+            "/api/..;x=1/api/x",
+            "/api/x/../../api/y",
+            "/api/..%2Fapi/x",
+            "/docs/../../x",
+            "/..;/x",
+        ] {
+            assert!(t.ambiguous("GET", path, WafMode::Block), "{path}");
+        }
+        // Dot segments that stay inside the appended part resolve where the client's path does.
+        for path in ["/api/x/../y", "/api/x/..;/y", "/docs/a/../b", "/api/./x"] {
+            assert!(!t.ambiguous("GET", path, WafMode::Block), "{path}");
+        }
+    }
+
     #[test]
     fn the_most_specific_matching_route_wins() {
         let t = table(json!([
@@ -803,6 +849,34 @@ mod tests {
             panic!("the broader route still serves its own paths");
         };
         assert_eq!(route.name, "all");
+    }
+
+    #[test]
+    fn a_broader_route_is_asked_only_when_it_checks_as_every_more_specific_route_met() {
+        // An open GET page under an admin area must not open the area's POST to `/api`: `/api` checks as the
+        // page, but not as `/api/admin`, which stands between them.
+        let t = table(json!([
+            {"name": "all", "path": "/api", "methods": ["GET", "POST"], "upstream": "http://a"},
+            {"name": "admin", "path": "/api/admin", "methods": ["POST"], "upstream": "http://a",
+             "auth": "jwt", "permissions": ["admin"]},
+            {"name": "status", "path": "/api/admin/status", "methods": ["GET"], "upstream": "http://a"},
+        ]));
+        assert_eq!(
+            t.resolve("POST", "/api/admin/status"),
+            Matched::MethodNotAllowed {
+                allowed: vec!["GET".into(), "HEAD".into()]
+            }
+        );
+        for (method, path, name) in [
+            ("POST", "/api/admin/other", "admin"),
+            ("GET", "/api/admin/status", "status"),
+            ("POST", "/api/other", "all"),
+        ] {
+            match t.resolve(method, path) {
+                Matched::Route { route, .. } => assert_eq!(route.name, name, "{method} {path}"),
+                other => panic!("{method} {path}: expected {name}, got {other:?}"),
+            }
+        }
     }
 
     #[test]
