@@ -11,9 +11,12 @@ pub const EXPOSED: &str =
                            X-Request-Id, X-Trace-Id, traceparent, X-D1-Bookmark";
 
 /// Request headers a trusted page may send to the app's routes beyond the CORS-safelisted ones; `Authorization` for
-/// the routes that take a bearer token (`POST /admin/gateway/purge` from an operator's dashboard).
+/// the routes that take a bearer token (`POST /admin/gateway/purge` from an operator's dashboard); the W3C trace
+/// pair a traced page sends together (a preflight naming `tracestate` with `traceparent` allowed alone fails, and
+/// the page's request is never sent); the validators a page revalidating a page or an image sends.
 const ALLOWED_REQUEST_HEADERS: &str =
-    "Authorization, Content-Type, X-D1-Bookmark, X-Request-Id, traceparent";
+    "Authorization, Content-Type, X-D1-Bookmark, X-Request-Id, traceparent, \
+     tracestate, If-Match, If-None-Match";
 
 /// How long a browser may reuse a preflight's answer.
 const PREFLIGHT_MAX_AGE_SECS: u32 = 600;
@@ -76,16 +79,26 @@ pub fn parse_origins(
 }
 
 /// A configured origin (one whose pages may read answers, or act with a session): `http(s)://host[:port]` exactly as browsers send `Origin` (no path, not even `/`,
-/// no credentials, query or fragment, no default port — browsers leave it out), returned lower-cased.
-pub fn parse_origin(value: &str) -> Result<String, &'static str> {
+/// no credentials, query or fragment, no default port — browsers leave it out), returned lower-cased. It is compared
+/// as text with what browsers send, the URL standard's serialisation: one spelt otherwise (`127.1`, an uncompressed
+/// or mapped IPv6 address, a name beyond ASCII) would never match, so it is refused with their spelling named.
+pub fn parse_origin(value: &str) -> Result<String, String> {
     const NOT_AN_ORIGIN: &str =
         "must be an origin as browsers send it: http(s)://host[:port], no path, no default port";
     let origin = value.to_ascii_lowercase();
+    if let Some(sent) = url::Url::parse(value)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https"))
+        .map(|url| url.origin().ascii_serialization())
+        .filter(|sent| *sent != origin)
+    {
+        return Err(format!("{NOT_AN_ORIGIN} (browsers send {sent})"));
+    }
     let (scheme, rest) = origin.split_once("://").ok_or(NOT_AN_ORIGIN)?;
     let default_port = match scheme {
         "https" => "443",
         "http" => "80",
-        _ => return Err(NOT_AN_ORIGIN),
+        _ => return Err(NOT_AN_ORIGIN.to_owned()),
     };
     // An IPv6 literal keeps its colons inside brackets.
     let (host_ok, port) = match rest.strip_prefix('[') {
@@ -119,7 +132,7 @@ pub fn parse_origin(value: &str) -> Result<String, &'static str> {
     if host_ok && port_ok {
         Ok(origin)
     } else {
-        Err(NOT_AN_ORIGIN)
+        Err(NOT_AN_ORIGIN.to_owned())
     }
 }
 
@@ -151,6 +164,22 @@ mod tests {
             .iter()
             .any(|(n, v)| *n == "access-control-allow-headers" && v.contains("Content-Type")));
         assert_eq!(preflight("https://app.example", "DELETE", &["POST"]), None);
+    }
+
+    /// A traced page sends `tracestate` beside `traceparent` (W3C Trace Context: a pair), and a page revalidating
+    /// what it read sends its validators: a preflight naming any of them is answered with it allowed.
+    #[test]
+    fn a_preflight_allows_the_trace_pair_and_validators() {
+        let answer = preflight("https://app.example", "GET", &["GET"]).expect("served");
+        let allowed = answer
+            .iter()
+            .find(|(n, _)| *n == "access-control-allow-headers")
+            .map(|(_, v)| v.to_ascii_lowercase())
+            .expect("listed");
+        let allowed: Vec<&str> = allowed.split(", ").collect();
+        for name in ["traceparent", "tracestate", "if-match", "if-none-match"] {
+            assert!(allowed.contains(&name), "{name} in {allowed:?}");
+        }
     }
 
     #[test]
@@ -187,5 +216,32 @@ mod tests {
         ] {
             assert!(parse_origin(bad).is_err(), "{bad}");
         }
+    }
+
+    /// An origin is compared as text with the `Origin` a browser sends, which is the URL standard's serialisation:
+    /// a host spelt any other way would never match, and its pages would silently get no CORS and be refused.
+    #[test]
+    fn an_origin_spelt_otherwise_than_browsers_send_it_is_refused_naming_their_spelling() {
+        for (spelt, sent) in [
+            ("http://[0:0:0:0:0:0:0:1]:5173", "http://[::1]:5173"),
+            ("http://127.1:5173", "http://127.0.0.1:5173"),
+            ("http://[::ffff:127.0.0.1]", "http://[::ffff:7f00:1]"),
+            ("http://0x7f.0.0.1", "http://127.0.0.1"),
+            ("https://app.example.", "https://app.example."),
+        ] {
+            match parse_origin(spelt) {
+                Err(problem) if spelt != sent => {
+                    assert!(problem.contains(sent), "{spelt}: {problem}")
+                }
+                Ok(origin) if spelt == sent => assert_eq!(origin, sent),
+                other => panic!("{spelt}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            parse_origin("https://Bücher.example"),
+            Err("must be an origin as browsers send it: http(s)://host[:port], no path, no default port \
+                 (browsers send https://xn--bcher-kva.example)"
+                .to_owned())
+        );
     }
 }

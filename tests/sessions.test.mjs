@@ -248,6 +248,11 @@ test("a page of a SESSION_TRUSTED_ORIGINS origin can log in across origins: its 
   assert.equal(ok.headers.get("access-control-allow-credentials"), "true");
   assert.match(ok.headers.get("access-control-allow-methods"), /POST/);
   assert.match(ok.headers.get("access-control-allow-headers"), /Content-Type/i);
+  // A page with a tracer sends the W3C pair; a browser sends the login only if both are allowed.
+  const traced = await worker.fetch("/auth/login", { method: "OPTIONS", headers: { origin: TRUSTED, "access-control-request-method": "POST", "access-control-request-headers": "content-type,traceparent,tracestate" } });
+  assert.equal(traced.status, 204);
+  const allowed = traced.headers.get("access-control-allow-headers").toLowerCase().split(", ");
+  for (const name of ["content-type", "traceparent", "tracestate"]) assert.ok(allowed.includes(name), `${name} in ${allowed}`);
   assert.equal(ok.headers.get("vary"), "Origin", "named once");
   assert.equal(ok.headers.get("x-content-type-options"), "nosniff", "an answer of the app's own, as every other");
   // A route taking a bearer token (an operator's dashboard purging by tag): the page may send Authorization.
