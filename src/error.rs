@@ -20,6 +20,8 @@ pub struct ApiError {
     message: String,
     headers: Vec<(&'static str, String)>,
     internal: Option<String>,
+    /// Members beside `error` in the body, for a failure that also reports what was done ([`Self::with_fields`]).
+    fields: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 #[derive(Serialize)]
@@ -49,6 +51,7 @@ impl ApiError {
             message,
             headers: Vec::new(),
             internal: None,
+            fields: None,
         }
     }
 
@@ -188,6 +191,14 @@ impl ApiError {
         self
     }
 
+    /// Adds members beside `error` to the body (a purge that marked some tags and not others says which): the
+    /// answer stays an error — its status, `error`, headers and log line — with what was done kept. A member named
+    /// `error` is not taken.
+    pub fn with_fields(mut self, fields: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.fields = Some(Box::new(fields));
+        self
+    }
+
     /// Attaches what went wrong inside, for the log line only.
     pub fn with_internal(mut self, detail: impl Into<String>) -> Self {
         self.internal = Some(detail.into());
@@ -244,8 +255,19 @@ impl ApiError {
                 message: &self.message,
             },
         };
-        // Serialising two strings cannot fail; the fallback keeps the contract even so.
-        serde_json::to_string(&body).unwrap_or_else(|_| {
+        let text = match &self.fields {
+            None => serde_json::to_string(&body),
+            Some(fields) => serde_json::to_value(&body).map(|mut all| {
+                if let serde_json::Value::Object(all) = &mut all {
+                    for (name, value) in fields.iter() {
+                        all.entry(name.as_str()).or_insert_with(|| value.clone());
+                    }
+                }
+                all.to_string()
+            }),
+        };
+        // Serialising strings and JSON values cannot fail; the fallback keeps the contract even so.
+        text.unwrap_or_else(|_| {
             r#"{"error":{"code":"internal_error","message":"error body"}}"#.to_owned()
         })
     }
@@ -295,6 +317,22 @@ impl<T, E: fmt::Display> OrInternal<T> for Result<T, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failure that also reports what was done keeps its members beside `error`, which they cannot replace.
+    #[test]
+    fn fields_stand_beside_the_error() {
+        let serde_json::Value::Object(fields) =
+            serde_json::json!({"purged": ["a"], "error": {"code": "not_this"}})
+        else {
+            unreachable!()
+        };
+        let error = ApiError::new(503, "purge_incomplete", "1 of 2").with_fields(fields);
+        let body: serde_json::Value = serde_json::from_str(&error.body()).expect("JSON");
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "purge_incomplete", "message": "1 of 2"}, "purged": ["a"]})
+        );
+    }
 
     #[test]
     fn every_constructor_maps_to_its_status_and_a_json_body() {

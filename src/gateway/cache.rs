@@ -1193,33 +1193,29 @@ pub fn purge_answer(
     requested: &[String],
     failed_marks: &[String],
     at_ms: u64,
-) -> (u16, Option<&'static str>, serde_json::Value) {
+) -> Result<serde_json::Value, crate::error::ApiError> {
     if failed_marks.is_empty() {
-        return (
-            200,
-            None,
-            serde_json::json!({"purged": requested, "at_ms": at_ms}),
-        );
+        return Ok(serde_json::json!({"purged": requested, "at_ms": at_ms}));
     }
     let (failed, purged): (Vec<&String>, Vec<&String>) = requested
         .iter()
         .partition(|tag| failed_marks.contains(&tag_key(tag)));
-    (
-        503,
-        Some("1"),
-        serde_json::json!({
-            "error": {
-                "code": "purge_incomplete",
-                "message": format!(
-                    "{} of {} tags could not be marked purged; send them again",
-                    failed.len(),
-                    requested.len()
-                ),
-            },
-            "purged": purged,
-            "failed": failed,
-            "at_ms": at_ms,
-        }),
+    let message = format!(
+        "{} of {} tags could not be marked purged; send them again",
+        failed.len(),
+        requested.len()
+    );
+    let serde_json::Value::Object(fields) = serde_json::json!({
+        "purged": purged,
+        "failed": failed,
+        "at_ms": at_ms,
+    }) else {
+        unreachable!("json! of an object literal is an object")
+    };
+    Err(
+        crate::error::ApiError::new(503, "purge_incomplete", message)
+            .with_header("retry-after", "1")
+            .with_fields(fields),
     )
 }
 
@@ -1909,20 +1905,24 @@ mod tests {
     #[test]
     fn a_purge_names_the_tags_it_could_not_mark_and_asks_for_them_again() {
         let tags = |t: &[&str]| t.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        let (status, retry, body) = purge_answer(&tags(&["A", "b"]), &[], 7);
-        assert_eq!((status, retry), (200, None));
+        let failed = |requested: &[&str], failed: &[&str]| {
+            let error = purge_answer(&tags(requested), &tags(failed), 7).expect_err("a 503");
+            let body: serde_json::Value = serde_json::from_str(&error.body()).expect("JSON");
+            (error, body)
+        };
+        let body = purge_answer(&tags(&["A", "b"]), &[], 7).expect("a 200");
         assert_eq!(body, serde_json::json!({"purged": ["A", "b"], "at_ms": 7}));
-        let (status, retry, body) = purge_answer(&tags(&["a", "b", "c"]), &tags(&["b"]), 7);
-        assert_eq!((status, retry), (503, Some("1")));
+        let (error, body) = failed(&["a", "b", "c"], &["b"]);
+        assert_eq!((error.status(), error.code()), (503, "purge_incomplete"));
+        assert_eq!(error.headers(), [("retry-after", "1".to_owned())]);
         assert_eq!(body["purged"], serde_json::json!(["a", "c"]));
         assert_eq!(body["failed"], serde_json::json!(["b"]));
         assert_eq!(body["error"]["code"], "purge_incomplete");
         assert_eq!(body["at_ms"], 7);
         // As the 200 names them: the tags as listed, in the request's order, each spelling of a failed mark failed.
-        let (_, _, body) = purge_answer(
-            &tags(&["Product-42", "news", "product-42", "Sale"]),
-            &tags(&["product-42"]),
-            7,
+        let (_, body) = failed(
+            &["Product-42", "news", "product-42", "Sale"],
+            &["product-42"],
         );
         assert_eq!(body["purged"], serde_json::json!(["news", "Sale"]));
         assert_eq!(
