@@ -1156,8 +1156,9 @@ async fn read_jwks(call: &Call) -> ApiResult<Option<String>> {
 enum OutBody {
     None,
     Bytes(Vec<u8>),
-    /// A body streamed to the origin, its progress noted.
-    Stream(JsValue, Sending),
+    /// A body streamed to the origin, its progress noted; unsized, with the controller that aborts the origin
+    /// request when the client's body breaks off.
+    Stream(JsValue, Sending, Option<web_sys::AbortController>),
     /// An unsized (chunked) body, counted on its way to the origin.
     Capped(CappedBody),
 }
@@ -1252,16 +1253,34 @@ impl Sending {
 }
 
 /// A streamed body with its progress noted ([`Sending`]); with a known length it keeps it (the runtime sends a
-/// `Content-Length`, not chunks, which origins such as object stores require).
+/// `Content-Length`, not chunks, which origins such as object stores require). Without one, a client's body that
+/// breaks off aborts the origin request, as [`capped`] does: the failing stream alone ends the chunked request
+/// cleanly, and the origin took the bytes so far for the whole upload. (With one, the pipe into the
+/// `FixedLengthStream` fails the request short of its length.)
 fn streamed(stream: web_sys::ReadableStream, length: Option<u64>) -> ApiResult<OutBody> {
     let sending = Sending::new();
-    let chunks =
-        sending.note(wasm_streams::ReadableStream::from_raw(stream.unchecked_into()).into_stream());
-    let noted: web_sys::ReadableStream = wasm_streams::ReadableStream::from_stream(chunks)
-        .into_raw()
-        .unchecked_into();
+    let abort = match length {
+        Some(_) => None,
+        None => Some(
+            web_sys::AbortController::new()
+                .map_err(|e| ApiError::internal(format!("AbortController: {e:?}")))?,
+        ),
+    };
+    let cut = abort.clone();
+    let chunks = futures_util::StreamExt::inspect(
+        wasm_streams::ReadableStream::from_raw(stream.unchecked_into()).into_stream(),
+        move |chunk: &Result<JsValue, JsValue>| {
+            if let (Err(_), Some(cut)) = (chunk, &cut) {
+                cut.abort();
+            }
+        },
+    );
+    let noted: web_sys::ReadableStream =
+        wasm_streams::ReadableStream::from_stream(sending.note(chunks))
+            .into_raw()
+            .unchecked_into();
     let Some(length) = length else {
-        return Ok(OutBody::Stream(noted.into(), sending));
+        return Ok(OutBody::Stream(noted.into(), sending, abort));
     };
     let fixed = match u32::try_from(length) {
         Ok(n) => worker::worker_sys::FixedLengthStream::new(n),
@@ -1271,7 +1290,7 @@ fn streamed(stream: web_sys::ReadableStream, length: Option<u64>) -> ApiResult<O
     let transform: &web_sys::TransformStream = fixed.as_ref();
     // The pipe's own outcome is the fetch's: a body that breaks off fails the origin request.
     let _ = noted.pipe_to(&transform.writable());
-    Ok(OutBody::Stream(transform.readable().into(), sending))
+    Ok(OutBody::Stream(transform.readable().into(), sending, None))
 }
 
 /// A chunked body on its way to the origin, counted against the WAF's `max_body_bytes`.
@@ -1294,7 +1313,7 @@ impl OutBody {
         match self {
             Self::None => None,
             Self::Bytes(b) => Some(js_sys::Uint8Array::from(b.as_slice()).into()),
-            Self::Stream(s, _) | Self::Capped(CappedBody { stream: s, .. }) => Some(s.clone()),
+            Self::Stream(s, ..) | Self::Capped(CappedBody { stream: s, .. }) => Some(s.clone()),
         }
     }
 
@@ -1305,7 +1324,7 @@ impl OutBody {
     /// The progress of a streamed body, which its origin request's timeout counts from.
     fn sending(&self) -> Option<&Sending> {
         match self {
-            Self::Stream(_, sending) | Self::Capped(CappedBody { sending, .. }) => Some(sending),
+            Self::Stream(_, sending, _) | Self::Capped(CappedBody { sending, .. }) => Some(sending),
             _ => None,
         }
     }
@@ -1326,6 +1345,7 @@ impl OutBody {
     fn abort_signal(&self) -> Option<web_sys::AbortSignal> {
         match self {
             Self::Capped(c) => Some(c.abort.signal()),
+            Self::Stream(_, _, abort) => abort.as_ref().map(web_sys::AbortController::signal),
             _ => None,
         }
     }
