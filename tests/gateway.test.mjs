@@ -840,6 +840,25 @@ describe("route table and proxy", () => {
     assert.equal(same.headers.getSetCookie()[0], `sid=1; Domain=${upstreamHost}; Path=/gw/open; HttpOnly`);
   });
 
+  test("an origin cannot set or clear the edge's own session and device cookies; its other cookies pass", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => {
+      const cookies = [
+        "__Host-edgekit_session=chosen-by-origin; Path=/; Secure; HttpOnly",
+        "__Secure-edgekit_session_device=; Max-Age=0; Path=/auth/login; Secure",
+        "session=flask; Path=/",
+      ];
+      res.writeHead(200, { "content-type": "text/plain", "set-cookie": cookies }).end("ok");
+    });
+    for (const path of ["/gw/open/login", "/gw/cached/login"]) {
+      const r = await worker.fetch(path);
+      assert.equal(r.status, 200, path);
+      const set = r.headers.getSetCookie();
+      assert.deepEqual(set.map((c) => c.split("=")[0]), ["session"], `${path}: ${set}`);
+      await r.arrayBuffer();
+    }
+  });
+
   test("a redirect is resolved as the client will resolve it (dot segments, scheme-relative, a percent-encoded host, backslashes, a tab) before it is mapped back", async () => {
     origin.reset();
     const answers = {

@@ -27,8 +27,8 @@ use super::cache::{
 use super::headers::{
     cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
     forward_request_header, forward_response_header, forwarded_for, head_keeps_origin_length,
-    length_withheld, max_forwards, per_exchange, runtime_may_code, tailors_answer, without_cookies,
-    LocationMap, SHARED_FILL,
+    length_withheld, max_forwards, per_exchange, runtime_may_code, sets_cookie_named,
+    tailors_answer, without_cookies, LocationMap, SHARED_FILL,
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
@@ -41,7 +41,7 @@ use crate::bindings;
 use crate::client_address::ClientAddress;
 use crate::entry::body::{read_or_pass, Prefix};
 use crate::entry::coalesce::{self, InFlight, Lead};
-use crate::entry::{header_list, log, respond, Call};
+use crate::entry::{header_list, log, respond, Call, Isolate};
 use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::observability::log::Level;
 use crate::observability::trace::{self, continue_or_start, TraceContext};
@@ -467,6 +467,7 @@ async fn forward(
                 client,
                 location: route.location.clone(),
                 client_authority: url.authority.to_owned(),
+                isolate: call.isolate.clone(),
                 timeout_ms: route.timeout_ms,
                 retries: route.retries,
                 route: route.name.clone(),
@@ -522,9 +523,12 @@ async fn forward(
         Ok(response) => Ok(pass_through(
             response,
             &[("server-timing".into(), format!("origin;dur={origin_ms}"))],
-            &route.location,
-            url.authority,
-            &target,
+            &ToClient {
+                location: &route.location,
+                authority: url.authority,
+                asked: &target,
+                own_cookies: own_cookies(&call.isolate),
+            },
             method == "HEAD",
             head_may_code,
         )),
@@ -567,23 +571,21 @@ async fn open_websocket(
         "server-timing".to_owned(),
         format!("origin;dur={}", respond::now_ms().saturating_sub(started)),
     )];
+    let to = ToClient {
+        location: &route.location,
+        authority: url.authority,
+        asked: &target,
+        own_cookies: own_cookies(&call.isolate),
+    };
     let Some(socket) = response.websocket() else {
-        return Ok(pass_through(
-            response,
-            &timing,
-            &route.location,
-            url.authority,
-            &target,
-            false,
-            false,
-        ));
+        return Ok(pass_through(response, &timing, &to, false, false));
     };
     // The origin's fields for the client (its chosen `Sec-WebSocket-Protocol`, cookies it sets), but those of its own
     // leg of the handshake, which the runtime writes anew for the client's.
     let mut pairs = header_list::read(&worker::Headers(response.headers()));
     let listed = connection_tokens(header_list::get(&pairs, "connection"));
     pairs.retain(|(k, _)| forward_response_header(k, &listed) && k != "sec-websocket-accept");
-    map_to_client(&mut pairs, &route.location, url.authority, &target);
+    map_to_client(&mut pairs, &to);
     Ok(Response::builder()
         .with_status(101)
         .with_headers(header_list::build(pairs.iter().chain(&timing)))
@@ -1817,9 +1819,7 @@ async fn send(
 fn pass_through(
     response: web_sys::Response,
     extra: &[(String, String)],
-    location: &LocationMap,
-    client_authority: &str,
-    asked: &str,
+    to: &ToClient<'_>,
     head: bool,
     may_code: bool,
 ) -> Response {
@@ -1834,7 +1834,7 @@ fn pass_through(
     {
         pairs.retain(|(k, _)| k != "content-length");
     }
-    map_to_client(&mut pairs, location, client_authority, asked);
+    map_to_client(&mut pairs, to);
     let body = match response.body() {
         Some(stream) if !null_body(response.status()) => ResponseBody::Stream(stream),
         _ => ResponseBody::Empty,
@@ -1867,22 +1867,38 @@ fn flushed_uncompressed(headers: &[(String, String)]) -> bool {
 /// variant) and is mapped as Apache's `ProxyPassReverse` maps it: left as the origin wrote it, a client following or
 /// caching by it reached a path the gateway does not route (`/items/9` for `/gw/items/9`), or the upstream's own
 /// internal address.
-fn map_to_client(
-    pairs: &mut [(String, String)],
-    location: &LocationMap,
-    client_authority: &str,
-    asked: &str,
-) {
+fn map_to_client(pairs: &mut Vec<(String, String)>, to: &ToClient<'_>) {
+    // The edge's own session and device cookies are not the origin's: one it set would log the user out, or into a
+    // session of its choosing (it never sees them: `origin_headers` drops them from the requests it gets).
+    pairs
+        .retain(|(name, value)| name != "set-cookie" || !sets_cookie_named(value, &to.own_cookies));
     for (name, value) in pairs.iter_mut() {
         let mapped = match name.as_str() {
-            "location" | "content-location" => location.client_location(value, asked),
-            "set-cookie" => location.client_set_cookie(value, client_authority),
+            "location" | "content-location" => to.location.client_location(value, to.asked),
+            "set-cookie" => to.location.client_set_cookie(value, to.authority),
             _ => None,
         };
         if let Some(mapped) = mapped {
             *value = mapped;
         }
     }
+}
+
+/// How an origin's answer is told to its client ([`map_to_client`]).
+struct ToClient<'a> {
+    location: &'a LocationMap,
+    /// The authority the client asked (`host[:port]`).
+    authority: &'a str,
+    /// The origin URL asked, which a relative `Location` is read against.
+    asked: &'a str,
+    /// The session cookie's and the device cookie's names.
+    own_cookies: [&'a str; 2],
+}
+
+/// The edge's own cookies' names, which no origin answer may set ([`map_to_client`]).
+fn own_cookies(isolate: &Isolate) -> [&str; 2] {
+    let session = &isolate.config.session;
+    [&session.cookie_name, &session.device_cookie_name]
 }
 
 // ---- edge cache -------------------------------------------------------------------------------------------------
@@ -1959,6 +1975,8 @@ struct Spec {
     /// The authority the client asked (`host[:port]`), which a cookie's `Domain` is judged against
     /// ([`LocationMap::client_set_cookie`]).
     client_authority: String,
+    /// The isolate's settings, for the edge's own cookie names ([`own_cookies`]).
+    isolate: Rc<Isolate>,
     /// The requester's address ([`ClientAddress::named`]; `None`: missing or malformed), the last entry of the
     /// `X-Forwarded-For` its fill sends.
     client: Option<IpAddr>,
@@ -1976,6 +1994,17 @@ struct Spec {
     /// (RFC 9111 §5.2.1.5; a stored copy still answers it). Such a request joins a fill another leads but leads
     /// none, and starts no stale-while-revalidate refresh.
     store: bool,
+}
+
+impl Spec {
+    fn to_client(&self) -> ToClient<'_> {
+        ToClient {
+            location: &self.location,
+            authority: &self.client_authority,
+            asked: &self.url,
+            own_cookies: own_cookies(&self.isolate),
+        }
+    }
 }
 
 /// An origin response of one fill, handed to the fill's waiters when it is `shareable` (stored, or a 5xx).
@@ -2526,12 +2555,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         FetchedBody::Held(blob) if !null_body(status) => Some(blob.size() as u64),
         _ => None,
     };
-    map_to_client(
-        &mut pairs,
-        &spec.location,
-        &spec.client_authority,
-        &spec.url,
-    );
+    map_to_client(&mut pairs, &spec.to_client());
     let mut headers = Vec::new();
     for (k, v) in pairs {
         // A gzip or br body is decoded by the runtime as it is read (held or streamed), so its length and encoding
@@ -2826,9 +2850,7 @@ async fn own_answer(spec: &Spec, asked: &Asked, own: &OwnRequest<'_>) -> ApiResu
     let response = pass_through(
         response,
         &timing,
-        &spec.location,
-        &spec.client_authority,
-        &spec.url,
+        &spec.to_client(),
         asked.head,
         asked.may_code,
     );

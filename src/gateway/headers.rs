@@ -344,6 +344,14 @@ pub fn without_cookies(header: &str, drop: &[&str]) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("; "))
 }
 
+/// Whether a `Set-Cookie` line sets (or clears) a cookie named one of `names`: its name is what comes before the
+/// first `=` of its first `;`-separated part (RFC 6265 §5.2), compared exactly, as browsers compare names.
+pub fn sets_cookie_named(set_cookie: &str, names: &[&str]) -> bool {
+    let pair = set_cookie.split(';').next().unwrap_or("");
+    let name = pair.split_once('=').map_or("", |(name, _)| name).trim();
+    names.contains(&name)
+}
+
 /// Whether an origin response header is passed back to the client (and kept in a stored copy): not hop-by-hop, nor
 /// listed in the origin's `Connection` (but for [`end_to_end`] fields).
 pub fn forward_response_header(name: &str, connection_listed: &[String]) -> bool {
@@ -1026,6 +1034,28 @@ pub fn email_header(email: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The edge's own session and device cookies are not the origin's to set or clear.
+    #[test]
+    fn a_set_cookie_line_is_named_by_its_first_pair() {
+        let own = ["__Host-edgekit_session", "__Secure-edgekit_session_device"];
+        for line in [
+            "__Host-edgekit_session=abc; Path=/; Secure",
+            "__Host-edgekit_session=; Max-Age=0",
+            " __Secure-edgekit_session_device = x",
+        ] {
+            assert!(sets_cookie_named(line, &own), "{line}");
+        }
+        for line in [
+            "session=abc; Path=/",
+            "__host-edgekit_session=abc",
+            "theme=dark; Comment=__Host-edgekit_session=x",
+            "__Host-edgekit_session",
+            "",
+        ] {
+            assert!(!sets_cookie_named(line, &own), "{line}");
+        }
+    }
 
     #[test]
     fn per_exchange_headers_are_ids_trace_and_timing_never_the_representation() {
