@@ -53,6 +53,8 @@ function routes() {
     { name: "cached-notes", path: "/gw/cached/notes", methods: ["PUT"], upstream: up },
     { name: "html", path: "/gw/html", upstream: up, cache: "html-dynamic" },
     { name: "personal", path: "/gw/me", upstream: up, auth: "jwt", cache: "api-personalized" },
+    // Shared among those signed in: one copy for every reader, told to clients as a per-user answer.
+    { name: "catalog", path: "/gw/catalog", upstream: up, auth: "jwt", cache: "api-public" },
     // Per user, the user from a bearer token or else the session cookie.
     { name: "personal-either", path: "/gw/yours", upstream: up, auth: "jwt_or_session", cache: "api-personalized" },
     { name: "sie", path: "/gw/sie", upstream: up, cache: "short-sie", timeout_ms: 300 },
@@ -838,6 +840,29 @@ describe("route table and proxy", () => {
     const same = await worker.fetch("/gw/open/login");
     assert.equal(new URL(worker.url).hostname, upstreamHost);
     assert.equal(same.headers.getSetCookie()[0], `sid=1; Domain=${upstreamHost}; Path=/gw/open; HttpOnly`);
+  });
+
+  test("a shared policy on a signed-in route shares its copy among readers but tells no cache in front to share it", async () => {
+    origin.reset();
+    origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain", "cache-control": "public, max-age=600" }).end("catalog"));
+    const answers = [];
+    for (const sub of ["reader-1", "reader-2"]) {
+      const r = await worker.fetch("/gw/catalog/books", { headers: bearer(token(keys, "ed1", { sub })) });
+      assert.equal(r.status, 200, sub);
+      assert.equal(await r.text(), "catalog");
+      answers.push(r);
+    }
+    assert.deepEqual(answers.map((r) => r.headers.get("x-cache")), ["MISS", "HIT"], "one copy for every reader");
+    assert.equal(origin.requests.length, 1);
+    for (const r of answers) {
+      // RFC 9111 §3.5: `public` would let a shared cache in front serve it to a request with no credentials.
+      assert.equal(r.headers.get("cache-control"), "private, max-age=60, stale-while-revalidate=30, stale-if-error=300");
+      assert.equal(r.headers.get("surrogate-control"), "no-store");
+      assert.match(r.headers.get("vary"), /Authorization, Cookie/);
+    }
+    const anonymous = await worker.fetch("/gw/catalog/books");
+    assert.equal(anonymous.status, 401, "the gateway's own copy still goes only to those the route admits");
+    await anonymous.arrayBuffer();
   });
 
   test("an origin cannot set or clear the edge's own session and device cookies; its other cookies pass", async () => {

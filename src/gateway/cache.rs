@@ -36,6 +36,9 @@ pub struct CachePolicy {
     /// says. Clients are told `no-cache` for them, never the policy's `Cache-Control` (`immutable`).
     #[serde(default = "default_negative_ttl")]
     pub negative_ttl: u64,
+    /// Clients are told as for a per-user policy though copies are shared ([`Self::behind_sign_in`]).
+    #[serde(skip)]
+    pub told_per_user: bool,
 }
 
 /// [`CachePolicy::negative_ttl`] unless a policy says otherwise: three minutes, as CDNs keep a 404 by default.
@@ -68,6 +71,44 @@ impl CachePolicy {
         }
     }
 
+    /// This policy as the clients of a route that signs them in (`auth` other than `none`) are told it. Its copies
+    /// are still shared by everyone the route admits — the gateway checks each request before its cache — but a
+    /// cache in front of the gateway checks no one: `public` lets such a cache serve the answer to a request with
+    /// other credentials or none (RFC 9111 §3.5), as does a `Surrogate-Control` lifetime a CDN. So clients are told
+    /// as for a per-user policy: `private` (`public` and `s-maxage` dropped), `Surrogate-Control: no-store`, and a
+    /// `Vary` naming the credentials, so a browser does not hand the next person signed in on it the first one's copy.
+    pub fn behind_sign_in(&self) -> CachePolicy {
+        if !self.shared {
+            return self.clone();
+        }
+        let kept: Vec<&str> = self
+            .cache_control
+            .split(',')
+            .map(str::trim)
+            .filter(|d| {
+                let name = d.split('=').next().unwrap_or("").trim();
+                !d.is_empty()
+                    && !name.eq_ignore_ascii_case("public")
+                    && !name.eq_ignore_ascii_case("s-maxage")
+            })
+            .collect();
+        let private = kept.iter().any(|d| {
+            let name = d.split('=').next().unwrap_or("").trim();
+            name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store")
+        });
+        let cache_control = match (private, kept.is_empty()) {
+            (true, _) => kept.join(", "),
+            (false, true) => "private".to_owned(),
+            (false, false) => format!("private, {}", kept.join(", ")),
+        };
+        CachePolicy {
+            cache_control,
+            surrogate_control: "no-store".to_owned(),
+            told_per_user: true,
+            ..self.clone()
+        }
+    }
+
     /// The `Cache-Control` and `Surrogate-Control` a client is told for an answer with `status` from this policy. A
     /// redirect or absence is `no-cache` for browsers; on a per-user policy it stays `private` and a CDN in front
     /// keeps none of it (a redirect to `/users/alice/home` is Alice's), as it keeps none where the policy says
@@ -76,13 +117,14 @@ impl CachePolicy {
         if (200..300).contains(&status) || status == 304 {
             return (self.cache_control.clone(), self.surrogate_control.clone());
         }
-        let keeps_none = !self.shared || has_directive(&self.surrogate_control, "no-store");
+        let for_anyone = self.shared && !self.told_per_user;
+        let keeps_none = !for_anyone || has_directive(&self.surrogate_control, "no-store");
         let surrogate = if keeps_none {
             "no-store".to_owned()
         } else {
             format!("max-age={}", self.ttl_for(status))
         };
-        let browser = if self.shared {
+        let browser = if for_anyone {
             "no-cache"
         } else {
             "private, no-cache"
@@ -97,7 +139,7 @@ impl CachePolicy {
     /// varying by neither, a browser handed the next user signed in on it the first one's answer from its own cache,
     /// without asking (RFC 9111 §4.1).
     pub fn client_vary(&self) -> &'static str {
-        if self.shared {
+        if self.shared && !self.told_per_user {
             "Accept-Encoding, Origin"
         } else {
             "Accept-Encoding, Origin, Authorization, Cookie"
@@ -119,6 +161,7 @@ impl Default for CachePolicies {
             cache_control: cc.to_owned(),
             surrogate_control: sc.to_owned(),
             negative_ttl: default_negative_ttl(),
+            told_per_user: false,
         };
         let mut map = BTreeMap::new();
         map.insert(
@@ -1903,6 +1946,47 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_policy_behind_sign_in_is_told_private_and_by_credentials() {
+        let policies = CachePolicies::default();
+        for (name, told) in [
+            (
+                "api-public",
+                "private, max-age=60, stale-while-revalidate=30, stale-if-error=300",
+            ),
+            ("static-immutable", "private, max-age=31536000, immutable"),
+            ("html-dynamic", "private, max-age=0, must-revalidate"),
+        ] {
+            let policy = policies.get(name).expect("built in").behind_sign_in();
+            assert!(
+                policy.shared,
+                "{name}: copies still shared among the admitted"
+            );
+            for status in [200, 304] {
+                assert_eq!(
+                    policy.client_headers(status),
+                    (told.to_owned(), "no-store".to_owned()),
+                    "{name} {status}"
+                );
+            }
+            assert_eq!(
+                policy.client_headers(404),
+                ("private, no-cache".to_owned(), "no-store".to_owned())
+            );
+            assert_eq!(
+                policy.client_vary(),
+                "Accept-Encoding, Origin, Authorization, Cookie"
+            );
+        }
+        let custom = CachePolicy {
+            cache_control: "s-maxage=600, PUBLIC".into(),
+            ..policies.get("api-public").expect("built in").clone()
+        };
+        assert_eq!(custom.behind_sign_in().cache_control, "private");
+        let personal = policies.get("api-personalized").expect("built in");
+        assert_eq!(&personal.behind_sign_in(), personal, "already per user");
+    }
+
+    #[test]
     fn a_purge_names_the_tags_it_could_not_mark_and_asks_for_them_again() {
         let tags = |t: &[&str]| t.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         let failed = |requested: &[&str], failed: &[&str]| {
@@ -2687,6 +2771,7 @@ mod tests {
             cache_control: "public, max-age=60".into(),
             surrogate_control: "max-age=60".into(),
             negative_ttl: 0,
+            told_per_user: false,
         };
         for status in [301, 308, 404, 410] {
             assert!(!policy.stores(status), "{status}");
@@ -3064,6 +3149,7 @@ mod tests {
             cache_control: String::new(),
             surrogate_control: String::new(),
             negative_ttl: MAX_POLICY_SECS,
+            told_per_user: false,
         };
         for status in [200, 301, 404] {
             let meta = StoredMeta::for_fill(&longest, status, 0, [0xff, 0xff], Vec::new());

@@ -450,8 +450,12 @@ async fn forward(
         let policy = gateway
             .cache_policies
             .get(policy_name)
-            .ok_or_else(|| ApiError::internal(format!("cache policy {policy_name} vanished")))?
-            .clone();
+            .ok_or_else(|| ApiError::internal(format!("cache policy {policy_name} vanished")))?;
+        // Shared among those the route admits, but no cache in front can tell who that is.
+        let policy = match route.auth {
+            AuthPolicy::None => policy.clone(),
+            _ => policy.behind_sign_in(),
+        };
         let authorization = header_list::get(&headers, "authorization");
         let site = header_list::get(&headers, "origin");
         if let Some(key) = cache_key(&route.name, url, &policy, identity, authorization, site) {
