@@ -3493,6 +3493,11 @@ describe("edge cache", () => {
       return r.status === 200 && r.headers.get("x-cache") === "HIT" && text === "the copy";
     }, { what: "the stored copy served to an only-if-cached request" });
     assert.equal(origin.requests.length, 1);
+    // A Range request is never served from a copy and goes to the origin — but not when it said only-if-cached.
+    const ranged = await worker.fetch(path, { headers: { range: "bytes=0-3", "cache-control": "only-if-cached" } });
+    assert.equal(ranged.status, 504);
+    assert.equal((await ranged.json()).error.code, "not_cached");
+    assert.equal(origin.requests.length, 1, "the origin is not asked");
     origin.reset();
   });
 

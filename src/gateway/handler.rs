@@ -496,6 +496,15 @@ async fn forward(
             return cached(call, spec, policy, asked, own).await;
         }
     }
+    // A request of a cached route no stored copy can answer — a Range request, or one without the credentials a
+    // per-user policy keys on — asks the origin; one that said `only-if-cached` must not (RFC 9111 §5.2.1.7).
+    if route.cache.is_some()
+        && matches!(method, "GET" | "HEAD")
+        && header_list::get(incoming, "cache-control")
+            .is_some_and(|list| crate::cache_control::directive(list, "only-if-cached").is_some())
+    {
+        return Err(not_cached());
+    }
     let started = respond::now_ms();
     let retries = if is_retryable_method(method) && !body.is_stream() {
         route.retries
