@@ -561,7 +561,10 @@ impl LocationMap {
             ascii_host(spelled).map_or_else(|| spelled.to_ascii_lowercase(), Cow::into_owned);
         Self {
             upstream: url::Url::parse(&upstream[..path_at]).ok(),
-            upstream_path: upstream[path_at..].trim_end_matches('/').to_owned(),
+            // As the runtime sends it, and the origin writes it back (`/docs/café` is `/docs/caf%C3%A9`).
+            upstream_path: super::request_url::url_escaped(
+                upstream[path_at..].trim_end_matches('/'),
+            ),
             prefix: strip_prefix.unwrap_or("").trim_end_matches('/').to_owned(),
             upstream_host,
         }
@@ -1954,6 +1957,26 @@ mod tests {
             "no open redirect"
         );
         assert_eq!(plain.client_location("/a/../b", "").as_deref(), Some("/b"));
+    }
+
+    /// An upstream base the URL parser escapes (`/docs/café`) is asked, and written back by the origin, escaped:
+    /// its redirects and cookie paths map back as an ASCII base's do.
+    #[test]
+    fn an_escaped_upstream_base_maps_back() {
+        let map = LocationMap::new("https://o.internal/docs/café", Some("/d"));
+        for location in ["/docs/caf%C3%A9/x", "https://o.internal/docs/caf%C3%A9/x"] {
+            assert_eq!(
+                map.client_location(location, "https://o.internal/docs/caf%C3%A9/a")
+                    .as_deref(),
+                Some("/d/x"),
+                "{location}"
+            );
+        }
+        assert_eq!(
+            map.client_set_cookie("a=1; Path=/docs/caf%C3%A9/x", "edge.example")
+                .as_deref(),
+            Some("a=1; Path=/d/x")
+        );
     }
 
     /// Each Set-Cookie as `upstream` maps it for a client on `client_host`: `None` when kept as sent.

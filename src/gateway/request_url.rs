@@ -91,15 +91,24 @@ pub fn normalise_path(path: &str) -> std::borrow::Cow<'_, str> {
 /// (`/docs/café` arrives as `/docs/caf%C3%A9`) — escaped as it does, then [`normalise_path`]. Written as it is, such
 /// a route never matched a request.
 pub fn as_requested(path: &str) -> String {
-    // `percent-encoding` escapes every byte beyond ASCII besides the set, in upper-case hex.
+    normalise_path(&url_escaped(path)).into_owned()
+}
+
+/// `path` with what a WHATWG URL escapes in a path escaped as it does (its path percent-encode set: controls,
+/// space, `"`, `#`, `<`, `>`, `?`, `` ` ``, `{`, `}`, and every byte beyond ASCII, in upper-case hex): the spelling
+/// the runtime sends a configured path in, and an origin writes back.
+pub fn url_escaped(path: &str) -> String {
     const ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
         .add(b' ')
         .add(b'"')
+        .add(b'#')
         .add(b'<')
         .add(b'>')
-        .add(b'`');
-    let escaped = percent_encoding::utf8_percent_encode(path, ESCAPED).to_string();
-    normalise_path(&escaped).into_owned()
+        .add(b'?')
+        .add(b'`')
+        .add(b'{')
+        .add(b'}');
+    percent_encoding::utf8_percent_encode(path, ESCAPED).to_string()
 }
 
 #[cfg(test)]
@@ -114,6 +123,7 @@ mod tests {
             "/promo/50%off",
             "/%61pi//x",
             "/caf%c3%a9",
+            "/tpl/{id}",
         ] {
             let request = url::Url::parse(&format!("http://h{raw}")).expect("parses");
             assert_eq!(as_requested(raw), normalise_path(request.path()), "{raw}");
