@@ -66,6 +66,13 @@ impl GatewayConfig {
             .unwrap_or_default()
             .validate()
             .map_err(|e| ConfigError::new("GATEWAY_WAF", e))?;
+        let admin_permission = vars.string_or("GATEWAY_ADMIN_PERMISSION", "gateway:admin")?;
+        if !super::jwt::header_list_item(&admin_permission) {
+            return Err(ConfigError::new(
+                "GATEWAY_ADMIN_PERMISSION",
+                "no token can hold it: a permission is non-empty printable ASCII without spaces or commas",
+            ));
+        }
         Ok(Self {
             routes,
             cache_policies,
@@ -75,7 +82,7 @@ impl GatewayConfig {
             jwks_ttl_secs: vars.u64_in("GATEWAY_JWKS_TTL_SECONDS", 60, 0, 86_400)?,
             jwks_hold_ms: vars.u64_in("GATEWAY_JWKS_HOLD_MS", 1_000, 0, 300_000)?,
             jwt_cache_entries: vars.u64_in("GATEWAY_JWT_CACHE_ENTRIES", 10_000, 0, 1_000_000)?,
-            admin_permission: vars.string_or("GATEWAY_ADMIN_PERMISSION", "gateway:admin")?,
+            admin_permission,
             purge_sync_ms: vars.u64_in("GATEWAY_PURGE_SYNC_MS", 5_000, 0, 60_000)?,
             // At most what an origin's Retry-After may hold a key for: a configured hold is never the longer.
             refresh_hold_ms: vars.u64_in(
@@ -135,6 +142,11 @@ mod tests {
                 "\"p\"",
             ),
             ("GATEWAY_JWT_LEEWAY_SECONDS", json!(9999), "between"),
+            (
+                "GATEWAY_ADMIN_PERMISSION",
+                json!("gateway admin"),
+                "no token can hold it",
+            ),
             ("GATEWAY_TRACE_SAMPLE_PERCENT", json!(101), "between"),
             (
                 "GATEWAY_CORS_ORIGINS",

@@ -615,6 +615,16 @@ fn validate(
     if raw.auth == AuthPolicy::None && !raw.permissions.is_empty() {
         return Err("permissions need an auth policy other than none".to_owned());
     }
+    // A name no token or user can hold (`read, write`, ` admin`) would lock the route for everyone, silently.
+    if let Some(bad) = raw
+        .permissions
+        .iter()
+        .find(|p| !super::jwt::header_list_item(p))
+    {
+        return Err(format!(
+            "permission {bad:?} can never be held: permissions are non-empty printable ASCII without spaces or commas"
+        ));
+    }
     if let Some(name) = &raw.cache {
         if policies.get(name).is_none() {
             return Err(format!(
@@ -1187,6 +1197,14 @@ mod tests {
             (
                 json!([{"name": "a;b", "path": "/a", "upstream": "http://a"}]),
                 "a name is 1 to 64",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a", "auth": "jwt", "permissions": ["read, write"]}]),
+                "permission \"read, write\" can never be held",
+            ),
+            (
+                json!([{"path": "/a", "upstream": "http://a", "auth": "jwt", "permissions": [" admin"]}]),
+                "can never be held",
             ),
         ];
         for (value, expected) in cases {
