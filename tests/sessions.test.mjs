@@ -5,6 +5,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createPublicKey, verify, randomBytes, createHash } from "node:crypto";
 import { request as httpRequest } from "node:http";
+import { connect } from "node:net";
 import { rmSync } from "node:fs";
 import { age, startWorker, until } from "./support/worker.mjs";
 import { seed, hashPassword, DEMO_USERS } from "../scripts/seed.mjs";
@@ -213,6 +214,28 @@ test("the whole flow: login, session route, refresh, logout, then refused everyw
   assert.equal(outAgain.status, 204);
   assert.match(outAgain.headers.get("set-cookie"), /__Host-edgekit_session=;.*Max-Age=0/);
   assert.equal(await kv.get(`session:${sessionId(madeUp)}`), null, "no KV write for an id nothing knows");
+});
+
+test("a session cookie sent in a second Cookie field (joined by the runtime with \", \") is read", async () => {
+  const { token } = await loggedIn();
+  // Two Cookie fields, as an HTTP/1.1 client may send them, written on the socket (node:http joins them with `; `).
+  const { hostname, port } = new URL(worker.url);
+  const answer = await new Promise((resolve, reject) => {
+    const sock = connect(Number(port), hostname, () =>
+      sock.write(`GET /auth/session HTTP/1.1\r\nHost: x\r\nCookie: theme=dark\r\nCookie: __Host-edgekit_session=${token}\r\nConnection: close\r\n\r\n`),
+    );
+    let text = "";
+    // The status line is all the test reads: taken as soon as it came, the socket closed.
+    sock.on("data", (d) => {
+      text += d;
+      if (text.includes("\r\n")) {
+        sock.destroy();
+        resolve(text);
+      }
+    });
+    sock.on("error", reject);
+  });
+  assert.match(answer, /^HTTP\/1\.1 200 /, answer.slice(0, 200));
 });
 
 test("a user whose permissions column is not a JSON list holds none, at login and at every check alike", async () => {

@@ -38,11 +38,13 @@ pub fn read_cookie(header: Option<&str>, name: &str) -> CookieToken {
 }
 
 /// The values of every cookie named `name` in a `Cookie` header, trimmed, in order (a browser sends several when
-/// cookies of one name were set for different domains or paths).
+/// cookies of one name were set for different domains or paths). Pairs are split at `;` and at `,`: two `Cookie`
+/// fields reach the Worker joined by `, ` (as `gateway::headers::without_cookies` reads them), and a token never
+/// holds a comma (a comma inside another cookie's value can only add a value, which makes the cookie garbled).
 pub fn cookie_values<'a>(header: Option<&'a str>, name: &'a str) -> impl Iterator<Item = &'a str> {
     header
         .into_iter()
-        .flat_map(|h| h.split(';'))
+        .flat_map(|h| h.split([';', ',']))
         .filter_map(move |pair| {
             let (k, v) = pair.split_once('=')?;
             (k.trim() == name).then(|| v.trim())
@@ -154,6 +156,16 @@ mod tests {
             ),
             (
                 Some("edgekit_session=' OR 1=1 --".into()),
+                CookieToken::Garbled,
+            ),
+            // Two `Cookie` fields reach the Worker joined by `, ` (as the gateway reads them when it drops this
+            // cookie from a proxied request): the session cookie in the second is found.
+            (
+                Some(format!("a=1, edgekit_session={token}")),
+                CookieToken::Token(token.clone()),
+            ),
+            (
+                Some(format!("edgekit_session={token}, edgekit_session={token}")),
                 CookieToken::Garbled,
             ),
         ];
