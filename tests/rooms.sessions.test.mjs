@@ -78,7 +78,15 @@ describe("rooms behind a real session", () => {
     });
     try {
       await until(() => provider.synced, { what: "the session client synced" });
-      doc.getText("text").insert(0, "written by alice");
+      // One root of each kind a Yjs editor declares: a text, an array of plain values, and y-prosemirror's XML
+      // fragment (a paragraph holding "hello"). The room knows none of their types (Yjs does not send them).
+      const paragraph = new Y.XmlElement("paragraph");
+      paragraph.insert(0, [new Y.XmlText("hello")]);
+      doc.transact(() => {
+        doc.getText("text").insert(0, "written by alice");
+        doc.getArray("todos").push([1, "two", { done: true }]);
+        doc.getXmlFragment("prosemirror").insert(0, [paragraph]);
+      });
       const state = await until(
         async () => {
           const r = await w.fetch("/rooms/signed/state", { headers: { cookie } });
@@ -87,7 +95,17 @@ describe("rooms behind a real session", () => {
         },
         { what: "the state to show the edit" },
       );
-      assert.ok(state);
+      // Each root as Yjs' own toJSON() reads it (an XML fragment: its XML text).
+      assert.deepEqual(state.document, {
+        text: "written by alice",
+        todos: [1, "two", { done: true }],
+        prosemirror: "<paragraph>hello</paragraph>",
+      });
+      assert.deepEqual(state.document, {
+        text: doc.getText("text").toJSON(),
+        todos: doc.getArray("todos").toJSON(),
+        prosemirror: doc.getXmlFragment("prosemirror").toJSON(),
+      });
       const base = w.url.href.replace(/^http/, "ws") + "rooms/signed/ws";
       assert.equal(await refusedWith(`${base}?ticket=${t}`), 401, "the session's ticket is single-use");
     } finally {

@@ -843,8 +843,9 @@ impl RoomDoc {
         text
     }
 
-    /// The document as JSON, one key per root type. Roots whose type no client declared to us are read as text
-    /// when they hold a sequence and as a map otherwise (Yjs does not encode root types).
+    /// The document as JSON, one key per root type, as Yjs' `toJSON()` of each reads it: a text as its string, an
+    /// array as its array, an XML fragment as its XML text, a map as its object. Yjs does not encode root types and
+    /// the room declares none, so each is read as the kind its content shows ([`RootKind::of`]).
     pub fn to_json(&self) -> Value {
         let txn = self.doc.transact();
         let mut roots = Map::new();
@@ -852,19 +853,65 @@ impl RoomDoc {
             let value = match out {
                 Out::YText(text) => Value::String(text.get_string(&txn)),
                 // Read as the kind it looks like now, without declaring it: a root declared while its sequence
-                // was empty (all deleted) would stay a map, and every later read would miss its text.
-                Out::UndefinedRef(branch) if branch.len() > 0 => {
-                    Value::String(yrs::TextRef::from(branch).get_string(&txn))
-                }
-                Out::UndefinedRef(branch) => any_to_json(&yrs::types::ToJson::to_json(
-                    &Out::YMap(yrs::MapRef::from(branch)),
-                    &txn,
-                )),
+                // was empty (all deleted) would stay a map, and every later read would miss its content.
+                Out::UndefinedRef(branch) => match RootKind::of(branch, &txn) {
+                    RootKind::Text => Value::String(yrs::TextRef::from(branch).get_string(&txn)),
+                    RootKind::Xml => {
+                        Value::String(yrs::XmlFragmentRef::from(branch).get_string(&txn))
+                    }
+                    RootKind::Array => any_to_json(&yrs::types::ToJson::to_json(
+                        &yrs::ArrayRef::from(branch),
+                        &txn,
+                    )),
+                    RootKind::Map => any_to_json(&yrs::types::ToJson::to_json(
+                        &yrs::MapRef::from(branch),
+                        &txn,
+                    )),
+                },
                 other => any_to_json(&yrs::types::ToJson::to_json(&other, &txn)),
             };
             roots.insert(name.to_owned(), value);
         }
         Value::Object(roots)
+    }
+}
+
+/// The kind a root of undeclared type reads as, by what its sequence holds now (deleted items do not count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RootKind {
+    /// Strings or embeds: a `Y.Text`.
+    Text,
+    /// XML elements or XML texts: a `Y.XmlFragment` (y-prosemirror's, say).
+    Xml,
+    /// Other values or types: a `Y.Array`.
+    Array,
+    /// No sequence: a `Y.Map` (also a text or array whose content was all deleted, which reads as `{}`).
+    Map,
+}
+
+impl RootKind {
+    fn of<T: ReadTxn>(branch: yrs::branch::BranchPtr, txn: &T) -> Self {
+        use yrs::Text;
+        if branch.len() == 0 {
+            return RootKind::Map;
+        }
+        // yrs keeps a branch's items private; a text diff is the one public walk of them that is safe on any root:
+        // it steps item to item, skips deleted ones, and yields strings and embeds as values and nested types as
+        // themselves (array values not at all). yrs' array reads, by contrast, loop for good on a root holding
+        // non-ASCII text (see the README), so they are used only once no text is left.
+        let mut xml = false;
+        for chunk in yrs::TextRef::from(branch).diff(txn, |_| ()) {
+            match chunk.insert {
+                Out::Any(_) => return RootKind::Text,
+                Out::YXmlElement(_) | Out::YXmlText(_) => xml = true,
+                _ => {}
+            }
+        }
+        if xml {
+            RootKind::Xml
+        } else {
+            RootKind::Array
+        }
     }
 }
 
@@ -1058,6 +1105,97 @@ mod tests {
         assert!(!Rc::ptr_eq(&first, &second), "a change renders anew");
         assert_eq!(&*second, room.to_json().to_string());
         assert_eq!(second.len(), r#"{"t":"ab"}"#.len());
+    }
+
+    /// The room's JSON after each doc `f` writes (as client `client`) is applied, whole, to a fresh room (which, as
+    /// live, declares no root type).
+    fn json_of(docs: &[(u64, &dyn Fn(&Doc))]) -> Value {
+        let mut room = RoomDoc::new();
+        for (client, f) in docs {
+            let doc = Doc::with_client_id(*client);
+            f(&doc);
+            let update = doc
+                .transact()
+                .encode_state_as_update_v1(&StateVector::default());
+            offer(&mut room, &update).expect("applies");
+        }
+        room.to_json()
+    }
+
+    #[test]
+    fn an_array_root_renders_as_its_array() {
+        // A Yjs client's `doc.getArray("todos").push([1, "two", {done: true}])`.
+        let json = json_of(&[(7, &|doc| {
+            let todos = doc.get_or_insert_array("todos");
+            let txn = &mut doc.transact_mut();
+            todos.push_back(txn, 1);
+            todos.push_back(txn, "two");
+            todos.push_back(txn, yrs::any!({ "done": true }));
+        })]);
+        assert_eq!(
+            json,
+            serde_json::json!({ "todos": [1, "two", { "done": true }] })
+        );
+    }
+
+    #[test]
+    fn an_xml_fragment_root_renders_as_its_xml() {
+        use yrs::{XmlElementPrelim, XmlFragment, XmlTextPrelim};
+        // y-prosemirror's `getXmlFragment("prosemirror")` holding one paragraph "héllo" (non-ASCII on purpose).
+        let json = json_of(&[(7, &|doc| {
+            let fragment = doc.get_or_insert_xml_fragment("prosemirror");
+            let txn = &mut doc.transact_mut();
+            let paragraph = fragment.push_back(txn, XmlElementPrelim::empty("paragraph"));
+            paragraph.push_back(txn, XmlTextPrelim::new("héllo"));
+        })]);
+        assert_eq!(
+            json,
+            serde_json::json!({ "prosemirror": "<paragraph>héllo</paragraph>" })
+        );
+    }
+
+    #[test]
+    fn text_and_map_roots_still_render_as_text_and_map() {
+        use yrs::Text;
+        let json = json_of(&[(7, &|doc| {
+            let text = doc.get_or_insert_text("text");
+            let meta = doc.get_or_insert_map("meta");
+            let txn = &mut doc.transact_mut();
+            text.insert(txn, 0, "héllo 👋");
+            let bold = yrs::types::Attrs::from([("b".into(), true.into())]);
+            text.format(txn, 0, 2, bold);
+            text.insert_embed(txn, 1, yrs::any!({ "image": "x.png" }));
+            meta.insert(txn, "n", 2);
+        })]);
+        assert_eq!(
+            json,
+            serde_json::json!({ "text": "héllo 👋", "meta": { "n": 2 } })
+        );
+    }
+
+    #[test]
+    fn deleted_items_do_not_decide_a_roots_kind() {
+        use yrs::Text;
+        // Root "r" once held text (client 7, deleted), now array items (client 8); root "gone" held an array,
+        // all deleted: no sequence is left, so it reads as the (empty) map.
+        let json = json_of(&[
+            (7, &|doc| {
+                let text = doc.get_or_insert_text("r");
+                let txn = &mut doc.transact_mut();
+                text.insert(txn, 0, "héllo");
+                let len = text.len(txn);
+                text.remove_range(txn, 0, len);
+            }),
+            (8, &|doc| {
+                let r = doc.get_or_insert_array("r");
+                let gone = doc.get_or_insert_array("gone");
+                let txn = &mut doc.transact_mut();
+                r.push_back(txn, 1);
+                gone.push_back(txn, 1);
+                gone.remove(txn, 0);
+            }),
+        ]);
+        assert_eq!(json, serde_json::json!({ "r": [1], "gone": {} }));
     }
 
     const K: u64 = 1;
