@@ -294,9 +294,13 @@ impl Presence {
             .collect()
     }
 
-    /// Forgets the clients closed socket `socket` announced and returns the removal entries to broadcast (clock + 1,
-    /// state null: what y-protocols' `removeAwarenessStates` sends, which every peer accepts). A client that has
-    /// since been announced by another socket (it reconnected before its old socket closed) stays.
+    /// Forgets the clients closed socket `socket` announced and returns the removal entries to broadcast: state null
+    /// at the client's current clock, as the y-websocket server sends them (y-protocols' `removeAwarenessStates` of a
+    /// remote client; only a client removing itself moves its clock on), which every peer holding the state accepts.
+    /// Not one past it: y-websocket keeps a client's id and clock across a reconnect, so its first renewal, one
+    /// clock on, must be news — past a removal at clock + 1 it was dropped as well, and the user stayed hidden until
+    /// the second renewal, ~30 s. A client that has since been announced by another socket (it reconnected before
+    /// its old socket closed) stays.
     pub fn remove_socket(
         &mut self,
         from: (u64, &str),
@@ -309,7 +313,7 @@ impl Presence {
             if known.is_some_and(|k| k.socket != socket && k.state.is_some()) {
                 continue;
             }
-            let clock = known.map_or(*clock, |k| k.clock.max(*clock)) + 1;
+            let clock = known.map_or(*clock, |k| k.clock.max(*clock));
             self.put(
                 *client_id,
                 Known {
@@ -477,14 +481,46 @@ mod tests {
         let removals = presence.remove_socket((1, "u"), &a);
         assert_eq!(
             removals,
-            vec![entry(10, 3, None)],
-            "removal bumps the clock and nulls the state"
+            vec![entry(10, 2, None)],
+            "removal nulls the state at the client's clock"
         );
         assert_eq!(
             presence.snapshot(),
             vec![entry(20, 5, Some("{}"))],
             "the other socket's client stays"
         );
+    }
+
+    #[test]
+    fn a_quick_reconnect_shows_again_at_the_first_renewal() {
+        // y-websocket keeps its client id and awareness clock across a reconnect: the client at clock 5 drops,
+        // announces clock 5 again on its new socket, and renews at 6 fifteen seconds later. The removal goes out at
+        // the current clock, as the y-websocket server sends it, so the renewal at 6 is news for the room and for
+        // peers (y-protocols takes a null state at the clock it holds, and a state at a newer one).
+        let mut presence = Presence::default();
+        let (mut old, mut new) = (Announced::new(), Announced::new());
+        presence.apply((1, "u"), &[entry(10, 5, Some("{}"))], &mut old);
+        assert_eq!(
+            presence.remove_socket((1, "u"), &old),
+            vec![entry(10, 5, None)],
+            "the removal is at the client's current clock"
+        );
+        assert!(
+            presence
+                .apply((2, "u"), &[entry(10, 5, Some("{}"))], &mut new)
+                .fresh
+                .is_empty(),
+            "the reconnect's announcement at the same clock is no news (nor for peers)"
+        );
+        assert_eq!(
+            presence
+                .apply((2, "u"), &[entry(10, 6, Some("{}"))], &mut new)
+                .fresh,
+            vec![entry(10, 6, Some("{}"))],
+            "the first renewal is broadcast"
+        );
+        assert_eq!(presence.snapshot(), vec![entry(10, 6, Some("{}"))]);
+        assert_eq!(new.get(&10), Some(&6), "and the new socket owns the client");
     }
 
     #[test]
@@ -536,7 +572,7 @@ mod tests {
         presence.apply((1, "u"), &[entry(10, 2, Some("{}"))], &mut a);
         assert_eq!(
             presence.remove_socket((1, "u"), &a),
-            vec![entry(10, 3, None)]
+            vec![entry(10, 2, None)]
         );
         assert!(presence
             .apply((2, "u"), &[entry(10, 2, Some("{}"))], &mut b)
@@ -572,7 +608,7 @@ mod tests {
         let announced: Announced = [(10, 7)].into_iter().collect();
         assert_eq!(
             presence.remove_socket((1, "u"), &announced),
-            vec![entry(10, 8, None)],
+            vec![entry(10, 7, None)],
             "state forgotten, clock kept"
         );
     }
