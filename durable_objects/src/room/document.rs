@@ -1109,7 +1109,10 @@ mod tests {
 
     /// The room's JSON after each doc `f` writes (as client `client`) is applied, whole, to a fresh room (which, as
     /// live, declares no root type).
-    fn json_of(docs: &[(u64, &dyn Fn(&Doc))]) -> Value {
+    /// A client id and what it writes to its doc.
+    type Writer<'a> = (u64, &'a dyn Fn(&Doc));
+
+    fn json_of(docs: &[Writer<'_>]) -> Value {
         let mut room = RoomDoc::new();
         for (client, f) in docs {
             let doc = Doc::with_client_id(*client);
