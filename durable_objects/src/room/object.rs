@@ -1083,7 +1083,7 @@ impl Room {
                 .loaded
                 .as_ref()
                 .map(|l| wire::encode_sync_step1(&l.doc.state_vector()));
-            (step1, inner.presence.snapshot())
+            (step1, inner.presence.snapshot(Date::now().as_millis()))
         };
         let mut sent = 0;
         if let Some(step1) = step1 {
@@ -1438,6 +1438,7 @@ impl Room {
                     (attachment.sid, &attachment.user),
                     &entries,
                     &mut announced,
+                    Date::now().as_millis(),
                 );
                 if applied.announced_changed {
                     attachment.announced = announced.into_iter().collect();
@@ -1460,7 +1461,11 @@ impl Room {
                         .refuse(ws, close::POLICY, "awareness queries over their byte rate")
                         .await;
                 }
-                let presence = self.inner.borrow().presence.snapshot();
+                let presence = self
+                    .inner
+                    .borrow()
+                    .presence
+                    .snapshot(Date::now().as_millis());
                 let frame = wire::encode_awareness(&presence);
                 self.paid_reply(ws, frame.len());
                 self.echo_credit(ws, |credit, _| credit.sent_own(presence.len()));

@@ -105,7 +105,14 @@ struct Known {
     /// The user whose socket announced it, who alone may change it (kept with the tombstone: a client that left,
     /// or whose socket dropped before it reconnected, is not another member's to take).
     user: String,
+    /// When its state was last set or renewed (ms since the epoch): a state older than [`OUTDATED_MS`] is not shown
+    /// to newcomers ([`Presence::snapshot`]).
+    renewed_ms: u64,
 }
+
+/// How long a state stands without a renewal: y-protocols' `outdatedTimeout` (clients renew every 15 s), after
+/// which the y-websocket server drops a remote client's state and every client drops its peers'.
+pub const OUTDATED_MS: u64 = 30_000;
 
 /// Latest awareness states by client id, with the socket that announced each.
 #[derive(Debug, Default)]
@@ -139,6 +146,7 @@ impl Presence {
         from: (u64, &str),
         entries: &[AwarenessEntry],
         announced: &mut Announced,
+        now_ms: u64,
     ) -> Applied {
         let (socket, user) = from;
         let mut fresh = Vec::new();
@@ -159,6 +167,7 @@ impl Presence {
                     weight: e.state.as_deref().map_or(0, echo_len),
                     socket,
                     user: user.to_owned(),
+                    renewed_ms: now_ms,
                 },
             );
             announced_changed |= match e.state {
@@ -280,10 +289,14 @@ impl Presence {
         clock < e.clock || (clock == e.clock && e.state.is_none() && present)
     }
 
-    /// Every present state, as entries for a newcomer (empty when nothing is known).
-    pub fn snapshot(&self) -> Vec<AwarenessEntry> {
+    /// Every present state renewed within [`OUTDATED_MS`] of `now_ms`, as entries for a newcomer (empty when nothing
+    /// is known). An older one belongs to a client that stopped renewing while its socket stayed open (a frozen tab,
+    /// a half-open connection): the room keeps it (its clock still rules what is news), but a newcomer shown it
+    /// would show a user who is not there, as the y-websocket server, which drops it, does not.
+    pub fn snapshot(&self, now_ms: u64) -> Vec<AwarenessEntry> {
         self.clients
             .iter()
+            .filter(|(_, k)| now_ms.saturating_sub(k.renewed_ms) < OUTDATED_MS)
             .filter_map(|(client_id, k)| {
                 k.state.as_ref().map(|state| AwarenessEntry {
                     client_id: *client_id,
@@ -322,6 +335,7 @@ impl Presence {
                     weight: 0,
                     socket,
                     user: user.to_owned(),
+                    renewed_ms: 0,
                 },
             );
             removals.push(AwarenessEntry {
@@ -372,15 +386,41 @@ mod tests {
         }
     }
 
+    /// A state not renewed for [`OUTDATED_MS`] is not shown to newcomers, but still rules what is news: the
+    /// client's renewal, one clock on, shows it again.
+    #[test]
+    fn a_state_not_renewed_for_the_outdated_timeout_is_not_shown_to_newcomers() {
+        let mut presence = Presence::default();
+        let mut announced = Announced::new();
+        let entry = |clock| AwarenessEntry {
+            client_id: 10,
+            clock,
+            state: Some(r#"{"user":{"name":"ann"}}"#.to_owned()),
+        };
+        let from = (1, "ann");
+        let applied = presence.apply(from, &[entry(5)], &mut announced, 1_000);
+        assert_eq!(applied.fresh.len(), 1);
+        assert_eq!(presence.snapshot(1_000 + OUTDATED_MS - 1), vec![entry(5)]);
+        assert_eq!(presence.snapshot(1_000 + OUTDATED_MS), vec![]);
+        // An echo of the old state is still no news; the renewal is, and shows it again.
+        let echo = presence.apply(from, &[entry(5)], &mut announced, 40_000);
+        assert!(echo.fresh.is_empty());
+        assert_eq!(presence.snapshot(40_000), vec![]);
+        let renewed = presence.apply(from, &[entry(6)], &mut announced, 41_000);
+        assert_eq!(renewed.fresh, vec![entry(6)]);
+        assert_eq!(presence.snapshot(41_000), vec![entry(6)]);
+    }
+
     #[test]
     fn a_client_is_its_announcing_users_even_after_its_socket_closed() {
         let mut presence = Presence::default();
         let (mut alice, mut bob) = (Announced::new(), Announced::new());
-        presence.apply((1, "alice"), &[entry(10, 1, Some("{}"))], &mut alice);
+        presence.apply((1, "alice"), &[entry(10, 1, Some("{}"))], &mut alice, 0);
         let forged = presence.apply(
             (2, "bob"),
             &[entry(10, 5, Some("{\"evil\":1}")), entry(10, 6, None)],
             &mut bob,
+            0,
         );
         assert!(
             forged.fresh.is_empty(),
@@ -390,13 +430,13 @@ mod tests {
         // Alice's socket drops; before her client reconnects, bob tries to take the id over.
         presence.remove_socket((1, "alice"), &alice);
         assert!(presence
-            .apply((2, "bob"), &[entry(10, 9, Some("{}"))], &mut bob)
+            .apply((2, "bob"), &[entry(10, 9, Some("{}"))], &mut bob, 0)
             .fresh
             .is_empty());
         let mut again = Announced::new();
-        let back = presence.apply((3, "alice"), &[entry(10, 3, Some("{}"))], &mut again);
+        let back = presence.apply((3, "alice"), &[entry(10, 3, Some("{}"))], &mut again, 0);
         assert_eq!(back.fresh.len(), 1, "alice's reconnected client comes back");
-        assert_eq!(presence.snapshot(), vec![entry(10, 3, Some("{}"))]);
+        assert_eq!(presence.snapshot(0), vec![entry(10, 3, Some("{}"))]);
     }
 
     #[test]
@@ -457,7 +497,7 @@ mod tests {
         let mut presence = Presence::default();
         let mut a = Announced::new();
         let mut b = Announced::new();
-        let first = presence.apply((1, "u"), &[entry(10, 1, Some("{}"))], &mut a);
+        let first = presence.apply((1, "u"), &[entry(10, 1, Some("{}"))], &mut a, 0);
         assert_eq!(
             first.fresh,
             vec![entry(10, 1, Some("{}"))],
@@ -466,17 +506,17 @@ mod tests {
         assert!(first.announced_changed, "and changes the socket's record");
         assert!(
             presence
-                .apply((1, "u"), &[entry(10, 2, Some("{\"x\":1}"))], &mut a)
+                .apply((1, "u"), &[entry(10, 2, Some("{\"x\":1}"))], &mut a, 0)
                 .announced_changed,
             "a newer clock is recorded"
         );
         assert_eq!(
-            presence.apply((1, "u"), &[entry(10, 2, Some("{\"x\":1}"))], &mut a),
+            presence.apply((1, "u"), &[entry(10, 2, Some("{\"x\":1}"))], &mut a, 0),
             Applied::default(),
             "a repeat is neither news nor a change"
         );
-        presence.apply((2, "u"), &[entry(20, 5, Some("{}"))], &mut b);
-        assert_eq!(presence.snapshot().len(), 2, "both clients are present");
+        presence.apply((2, "u"), &[entry(20, 5, Some("{}"))], &mut b, 0);
+        assert_eq!(presence.snapshot(0).len(), 2, "both clients are present");
 
         let removals = presence.remove_socket((1, "u"), &a);
         assert_eq!(
@@ -485,7 +525,7 @@ mod tests {
             "removal nulls the state at the client's clock"
         );
         assert_eq!(
-            presence.snapshot(),
+            presence.snapshot(0),
             vec![entry(20, 5, Some("{}"))],
             "the other socket's client stays"
         );
@@ -499,7 +539,7 @@ mod tests {
         // peers (y-protocols takes a null state at the clock it holds, and a state at a newer one).
         let mut presence = Presence::default();
         let (mut old, mut new) = (Announced::new(), Announced::new());
-        presence.apply((1, "u"), &[entry(10, 5, Some("{}"))], &mut old);
+        presence.apply((1, "u"), &[entry(10, 5, Some("{}"))], &mut old, 0);
         assert_eq!(
             presence.remove_socket((1, "u"), &old),
             vec![entry(10, 5, None)],
@@ -507,19 +547,19 @@ mod tests {
         );
         assert!(
             presence
-                .apply((2, "u"), &[entry(10, 5, Some("{}"))], &mut new)
+                .apply((2, "u"), &[entry(10, 5, Some("{}"))], &mut new, 0)
                 .fresh
                 .is_empty(),
             "the reconnect's announcement at the same clock is no news (nor for peers)"
         );
         assert_eq!(
             presence
-                .apply((2, "u"), &[entry(10, 6, Some("{}"))], &mut new)
+                .apply((2, "u"), &[entry(10, 6, Some("{}"))], &mut new, 0)
                 .fresh,
             vec![entry(10, 6, Some("{}"))],
             "the first renewal is broadcast"
         );
-        assert_eq!(presence.snapshot(), vec![entry(10, 6, Some("{}"))]);
+        assert_eq!(presence.snapshot(0), vec![entry(10, 6, Some("{}"))]);
         assert_eq!(new.get(&10), Some(&6), "and the new socket owns the client");
     }
 
@@ -527,12 +567,13 @@ mod tests {
     fn echoes_from_other_sockets_are_not_news_and_not_theirs() {
         let mut presence = Presence::default();
         let (mut a, mut b) = (Announced::new(), Announced::new());
-        presence.apply((1, "u"), &[entry(10, 4, Some("{}"))], &mut a);
+        presence.apply((1, "u"), &[entry(10, 4, Some("{}"))], &mut a, 0);
         // Socket 2's y-websocket provider sends back what it applied: same clock.
         let echo = presence.apply(
             (2, "u"),
             &[entry(10, 4, Some("{}")), entry(20, 1, Some("{}"))],
             &mut b,
+            0,
         );
         assert_eq!(
             echo.fresh,
@@ -546,7 +587,7 @@ mod tests {
         );
         assert_eq!(
             presence
-                .apply((2, "u"), &[entry(10, 3, Some("{\"old\":1}"))], &mut b)
+                .apply((2, "u"), &[entry(10, 3, Some("{\"old\":1}"))], &mut b, 0)
                 .fresh,
             vec![],
             "an older clock is refused"
@@ -559,29 +600,29 @@ mod tests {
         let mut presence = Presence::default();
         let mut a = Announced::new();
         assert!(presence
-            .apply((1, "u"), &[entry(10, 0, Some("{}"))], &mut a)
+            .apply((1, "u"), &[entry(10, 0, Some("{}"))], &mut a, 0)
             .fresh
             .is_empty());
-        assert!(presence.snapshot().is_empty());
+        assert!(presence.snapshot(0).is_empty());
     }
 
     #[test]
     fn a_late_echo_after_leaving_does_not_bring_the_client_back() {
         let mut presence = Presence::default();
         let (mut a, mut b) = (Announced::new(), Announced::new());
-        presence.apply((1, "u"), &[entry(10, 2, Some("{}"))], &mut a);
+        presence.apply((1, "u"), &[entry(10, 2, Some("{}"))], &mut a, 0);
         assert_eq!(
             presence.remove_socket((1, "u"), &a),
             vec![entry(10, 2, None)]
         );
         assert!(presence
-            .apply((2, "u"), &[entry(10, 2, Some("{}"))], &mut b)
+            .apply((2, "u"), &[entry(10, 2, Some("{}"))], &mut b, 0)
             .fresh
             .is_empty());
-        assert!(presence.snapshot().is_empty(), "no ghost for newcomers");
+        assert!(presence.snapshot(0).is_empty(), "no ghost for newcomers");
         assert!(
             presence
-                .apply((2, "u"), &[entry(10, 4, Some("{}"))], &mut b)
+                .apply((2, "u"), &[entry(10, 4, Some("{}"))], &mut b, 0)
                 .fresh
                 .len()
                 == 1,
@@ -593,13 +634,13 @@ mod tests {
     fn a_client_that_moved_to_a_new_socket_survives_the_old_one_closing() {
         let mut presence = Presence::default();
         let (mut old, mut new) = (Announced::new(), Announced::new());
-        presence.apply((1, "u"), &[entry(10, 2, Some("{}"))], &mut old);
-        presence.apply((2, "u"), &[entry(10, 3, Some("{}"))], &mut new);
+        presence.apply((1, "u"), &[entry(10, 2, Some("{}"))], &mut old, 0);
+        presence.apply((2, "u"), &[entry(10, 3, Some("{}"))], &mut new, 0);
         assert!(
             presence.remove_socket((1, "u"), &old).is_empty(),
             "nothing to remove"
         );
-        assert_eq!(presence.snapshot(), vec![entry(10, 3, Some("{}"))]);
+        assert_eq!(presence.snapshot(0), vec![entry(10, 3, Some("{}"))]);
     }
 
     #[test]
@@ -617,15 +658,15 @@ mod tests {
     fn a_client_announcing_null_leaves_on_its_own() {
         let mut presence = Presence::default();
         let mut a = Announced::new();
-        presence.apply((1, "u"), &[entry(10, 1, Some("{}"))], &mut a);
-        let left = presence.apply((1, "u"), &[entry(10, 2, None)], &mut a);
+        presence.apply((1, "u"), &[entry(10, 1, Some("{}"))], &mut a, 0);
+        let left = presence.apply((1, "u"), &[entry(10, 2, None)], &mut a, 0);
         assert_eq!(
             left.fresh,
             vec![entry(10, 2, None)],
             "the removal is broadcast"
         );
         assert!(a.is_empty(), "nothing left to remove on close");
-        assert!(presence.snapshot().is_empty(), "no state left");
+        assert!(presence.snapshot(0).is_empty(), "no state left");
     }
 
     #[test]
@@ -636,7 +677,7 @@ mod tests {
         // Mallory fills her share: 8 clients of 8 KiB.
         let mallory: Vec<_> = (1..=8).map(|id| entry(id, 1, Some(&state))).collect();
         assert!(!presence.over_budget("mallory", &mallory));
-        presence.apply((1, "mallory"), &mallory, &mut announced);
+        presence.apply((1, "mallory"), &mallory, &mut announced, 0);
         assert_eq!(presence.bytes, 64 * 1024);
         assert!(
             presence.over_budget("mallory", &[entry(9, 1, Some("{}"))]),
@@ -663,6 +704,7 @@ mod tests {
                 (member, &format!("m{member}")),
                 &states,
                 &mut Announced::new(),
+                0,
             );
         }
         assert_eq!(room.bytes, MAX_PRESENCE_BYTES);
@@ -688,7 +730,7 @@ mod tests {
                 Budget::Fits,
                 "member {member}"
             );
-            room.apply((member, &user), &news, &mut Announced::new());
+            room.apply((member, &user), &news, &mut Announced::new(), 0);
         }
         assert_eq!(room.present, 3);
         // 3 × (1,000 + 24) held: a fourth state of 1,000 would make an echo of 4,096 bytes and more.
@@ -699,7 +741,7 @@ mod tests {
             room.budget("m0", &[entry(0, 2, Some(&"t".repeat(1_000)))], limit),
             Budget::Fits
         );
-        room.apply((0, "m0"), &[entry(0, 2, None)], &mut Announced::new());
+        room.apply((0, "m0"), &[entry(0, 2, None)], &mut Announced::new(), 0);
         assert_eq!(room.present, 2);
         assert_eq!(room.budget("m9", &fourth, limit), Budget::Fits);
         // A room over a limit lowered since still takes what does not grow it: a renewal, a removal.
@@ -727,7 +769,7 @@ mod tests {
         let mut announced = Announced::new();
         let state = "x".repeat(8 * 1024);
         let held: Vec<_> = (1..=8).map(|id| entry(id, 5, Some(&state))).collect();
-        presence.apply((1, "mallory"), &held, &mut announced);
+        presence.apply((1, "mallory"), &held, &mut announced, 0);
         // Removals at an old clock (not news) beside one new client: judged on what would be taken.
         let mut message: Vec<_> = (1..=8).map(|id| entry(id, 1, None)).collect();
         message.push(entry(9, 1, Some(&state)));
@@ -762,7 +804,7 @@ mod tests {
         let mut presence = Presence::default();
         for id in 0..(MAX_TOMBSTONES as u64 + 10) {
             let mut a = Announced::new();
-            presence.apply((id, "u"), &[entry(id, 1, Some("{}"))], &mut a);
+            presence.apply((id, "u"), &[entry(id, 1, Some("{}"))], &mut a, 0);
             presence.remove_socket((id, "u"), &a);
         }
         assert!(presence.clients.len() <= MAX_TOMBSTONES + 1);
@@ -772,7 +814,7 @@ mod tests {
     fn churning_invented_clients_evicts_only_the_churners_tombstones() {
         let mut presence = Presence::default();
         let mut alice = Announced::new();
-        presence.apply((1, "alice"), &[entry(7, 1, Some("{}"))], &mut alice);
+        presence.apply((1, "alice"), &[entry(7, 1, Some("{}"))], &mut alice, 0);
         presence.remove_socket((1, "alice"), &alice);
         let mut bob = Announced::new();
         for id in 100..(100 + MAX_TOMBSTONES as u64 + 5) {
@@ -780,11 +822,12 @@ mod tests {
                 (2, "bob"),
                 &[entry(id, 1, Some("{}")), entry(id, 2, None)],
                 &mut bob,
+                0,
             );
         }
         assert!(
             presence
-                .apply((2, "bob"), &[entry(7, 9, Some("{}"))], &mut bob)
+                .apply((2, "bob"), &[entry(7, 9, Some("{}"))], &mut bob, 0)
                 .fresh
                 .is_empty(),
             "alice's client id is still hers"
