@@ -977,6 +977,28 @@ test("a catalog with many products it cannot price writes a bounded number of lo
   assert.equal(lines[0].sku, "bad-0");
 });
 
+test("a product priced neither in the visitor's currency nor the default one is left off the page, and logged", async (t) => {
+  t.after(() => seedContent(kv));
+  await kv.put(
+    "catalog",
+    JSON.stringify([
+      { sku: "mug", name: "Edge mug", prices: { USD: 1200 } },
+      { sku: "pound-only", name: "Pound only", prices: { GBP: 900 } },
+      { sku: "unpriced", name: "Unpriced", prices: {} },
+    ]),
+  );
+  const id = `catalog-unpriced-${randomBytes(4).toString("hex")}`;
+  const page = await (await get("/", { headers: withVisitor(VISITOR, { "x-request-id": id }), country: "US" })).text();
+  assert.ok(page.includes('data-sku="mug"'));
+  assert.ok(!page.includes("pound-only") && !page.includes('data-sku="unpriced"'), "neither can be shown");
+  const line = await until(() => worker.jsonLogs().find((l) => l.msg === "content_kv_products_unpriced" && l.request_id === id), {
+    what: "the unpriced products' line",
+  });
+  assert.equal(line.sku, "pound-only", "the first named");
+  assert.equal(line.count, 2);
+  assert.equal(line.currency, "USD");
+});
+
 test("a sku the catalog lists twice is offered once (the first), and the second is logged as left out", async (t) => {
   t.after(() => seedContent(kv));
   await kv.put(

@@ -259,7 +259,26 @@ pub fn from_accept_language(header: &str) -> Option<&'static str> {
     best.map(|(_, l)| l)
 }
 
-/// The locale for this visitor and what decided it.
+/// Whether an `Accept-Language` header refuses `locale` outright: an item naming it (its language range is the
+/// locale itself, in any case) with `q=0` (RFC 9110 §12.5.4: "not acceptable"). `de-AT;q=0` refuses only Austrian
+/// German, not `de`.
+fn refuses(header: &str, locale: &str) -> bool {
+    header.split(',').any(|item| {
+        let mut parts = item.split(';');
+        let tag = parts.next().unwrap_or("").trim();
+        tag.eq_ignore_ascii_case(locale)
+            && parts.any(|p| {
+                let p = p.trim();
+                p.get(..2)
+                    .is_some_and(|name| name.eq_ignore_ascii_case("q="))
+                    && p.get(2..).and_then(qvalue) == Some(0)
+            })
+    })
+}
+
+/// The locale for this visitor and what decided it. The country's locale is passed over when the visitor's
+/// `Accept-Language` refuses it (`de;q=0, es` from Germany, `es` not offered: the default, not German); the
+/// default stands even then, as there is nothing else to serve.
 pub fn choose_locale(
     prefs: &Preferences,
     accept_language: Option<&str>,
@@ -277,6 +296,7 @@ pub fn choose_locale(
         .countries
         .get(country)
         .and_then(|c| supported(&c.locale))
+        .filter(|l| !accept_language.is_some_and(|h| refuses(h, l)))
     {
         return (l, LocaleSource::Country);
     }
@@ -448,6 +468,26 @@ mod tests {
             (&none, Some("pt"), "JP", ("ja", LocaleSource::Country)),
             (&none, None, "DE", ("de", LocaleSource::Country)),
             (&none, None, "BR", ("en", LocaleSource::Default)),
+            // The country's locale refused outright: the default; refused only in a regional form: the country's.
+            (
+                &none,
+                Some("de;q=0, es"),
+                "DE",
+                ("en", LocaleSource::Default),
+            ),
+            (&none, Some("DE;Q=0"), "DE", ("en", LocaleSource::Default)),
+            (
+                &none,
+                Some("de-AT;q=0"),
+                "DE",
+                ("de", LocaleSource::Country),
+            ),
+            (
+                &none,
+                Some("de;q=0.1, es"),
+                "DE",
+                ("de", LocaleSource::AcceptLanguage),
+            ),
         ];
         for (prefs, accept, country, expected) in cases {
             assert_eq!(
