@@ -81,21 +81,22 @@ impl CachePolicy {
         if !self.shared {
             return self.clone();
         }
-        let kept: Vec<&str> = self
-            .cache_control
-            .split(',')
+        // Split as every list here is (a quoted argument's commas are not separators).
+        let name = |d: &str| {
+            d.split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        };
+        let kept: Vec<&str> = crate::field_list::split_unquoted(&self.cache_control, b',')
+            .into_iter()
             .map(str::trim)
-            .filter(|d| {
-                let name = d.split('=').next().unwrap_or("").trim();
-                !d.is_empty()
-                    && !name.eq_ignore_ascii_case("public")
-                    && !name.eq_ignore_ascii_case("s-maxage")
-            })
+            .filter(|d| !d.is_empty() && !matches!(name(d).as_str(), "public" | "s-maxage"))
             .collect();
-        let private = kept.iter().any(|d| {
-            let name = d.split('=').next().unwrap_or("").trim();
-            name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store")
-        });
+        let private = kept
+            .iter()
+            .any(|d| matches!(name(d).as_str(), "private" | "no-store"));
         let cache_control = match (private, kept.is_empty()) {
             (true, _) => kept.join(", "),
             (false, true) => "private".to_owned(),
@@ -149,7 +150,12 @@ impl CachePolicy {
 
 /// The table of named policies: the built-in four, overridden or extended by `GATEWAY_CACHE_POLICIES`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CachePolicies(BTreeMap<String, CachePolicy>);
+pub struct CachePolicies {
+    policies: BTreeMap<String, CachePolicy>,
+    /// Each policy as a signed-in route's clients are told it ([`CachePolicy::behind_sign_in`]), made once with the
+    /// table rather than on every request.
+    signed_in: BTreeMap<String, CachePolicy>,
+}
 
 impl Default for CachePolicies {
     fn default() -> Self {
@@ -201,7 +207,7 @@ impl Default for CachePolicies {
                 "max-age=10, stale-while-revalidate=60, stale-if-error=600",
             ),
         );
-        Self(map)
+        Self::of(map)
     }
 }
 
@@ -227,10 +233,10 @@ pub const MAX_TAGS: usize = 16;
 impl CachePolicies {
     /// The built-ins with `overrides` (a JSON object of name → policy) applied; errors name the policy.
     pub fn with_overrides(overrides: Option<&serde_json::Value>) -> Result<Self, String> {
-        let mut policies = Self::default();
         let Some(value) = overrides else {
-            return Ok(policies);
+            return Ok(Self::default());
         };
+        let mut policies = Self::default().policies;
         let object = crate::config::as_table(value, "policy")?;
         for (name, raw) in object {
             let policy: CachePolicy =
@@ -273,17 +279,38 @@ impl CachePolicies {
                     ));
                 }
             }
-            policies.0.insert(name.clone(), policy);
+            policies.insert(name.clone(), policy);
         }
-        Ok(policies)
+        Ok(Self::of(policies))
+    }
+
+    /// The table of `policies`, each also as signed-in routes tell it.
+    fn of(policies: BTreeMap<String, CachePolicy>) -> Self {
+        let signed_in = policies
+            .iter()
+            .map(|(name, policy)| (name.clone(), policy.behind_sign_in()))
+            .collect();
+        Self {
+            policies,
+            signed_in,
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&CachePolicy> {
-        self.0.get(name)
+        self.policies.get(name)
+    }
+
+    /// The policy `name` as a route tells its clients: [`CachePolicy::behind_sign_in`]'s form when the route signs
+    /// them in.
+    pub fn for_route(&self, name: &str, signed_in: bool) -> Option<&CachePolicy> {
+        match signed_in {
+            true => self.signed_in.get(name),
+            false => self.policies.get(name),
+        }
     }
 
     pub fn names(&self) -> Vec<&str> {
-        self.0.keys().map(String::as_str).collect()
+        self.policies.keys().map(String::as_str).collect()
     }
 }
 
@@ -1982,6 +2009,28 @@ mod tests {
             ..policies.get("api-public").expect("built in").clone()
         };
         assert_eq!(custom.behind_sign_in().cache_control, "private");
+        let quoted = CachePolicy {
+            cache_control: "public, no-cache=\"Set-Cookie, public\"".into(),
+            ..custom
+        };
+        assert_eq!(
+            quoted.behind_sign_in().cache_control,
+            "private, no-cache=\"Set-Cookie, public\"",
+            "a quoted argument is one member"
+        );
+        assert_eq!(
+            policies.for_route("api-public", true),
+            Some(
+                &policies
+                    .get("api-public")
+                    .expect("built in")
+                    .behind_sign_in()
+            )
+        );
+        assert_eq!(
+            policies.for_route("api-public", false),
+            policies.get("api-public")
+        );
         let personal = policies.get("api-personalized").expect("built in");
         assert_eq!(&personal.behind_sign_in(), personal, "already per user");
     }

@@ -447,15 +447,12 @@ async fn forward(
     let cacheable =
         matches!(method, "GET" | "HEAD") && header_list::get(incoming, "range").is_none();
     if let (true, Some(policy_name)) = (cacheable, &route.cache) {
+        // On a signed-in route, shared among those it admits, but told as no cache in front can tell who that is.
         let policy = gateway
             .cache_policies
-            .get(policy_name)
-            .ok_or_else(|| ApiError::internal(format!("cache policy {policy_name} vanished")))?;
-        // Shared among those the route admits, but no cache in front can tell who that is.
-        let policy = match route.auth {
-            AuthPolicy::None => policy.clone(),
-            _ => policy.behind_sign_in(),
-        };
+            .for_route(policy_name, route.auth != AuthPolicy::None)
+            .ok_or_else(|| ApiError::internal(format!("cache policy {policy_name} vanished")))?
+            .clone();
         let authorization = header_list::get(&headers, "authorization");
         let site = header_list::get(&headers, "origin");
         if let Some(key) = cache_key(&route.name, url, &policy, identity, authorization, site) {
