@@ -234,10 +234,10 @@ fn qvalue(text: &str) -> Option<u32> {
     }
 }
 
-/// The best supported locale in an `Accept-Language` header (by q-value, then order); `q=0` means "not this".
-pub fn from_accept_language(header: &str) -> Option<&'static str> {
-    let mut best: Option<(u32, &'static str)> = None;
-    for item in header.split(',') {
+/// An `Accept-Language` header's items: each language range with its qvalue in thousandths (1000 without one;
+/// `None` for one that is not a qvalue).
+fn language_items(header: &str) -> impl Iterator<Item = (&str, Option<u32>)> {
+    header.split(',').map(|item| {
         let mut parts = item.split(';');
         let tag = parts.next().unwrap_or("").trim();
         // Parameter names are case-insensitive (RFC 9110 §5.6.6): `Q=0` refuses a language as `q=0` does.
@@ -249,6 +249,14 @@ pub fn from_accept_language(header: &str) -> Option<&'static str> {
                     .and_then(|_| p.get(2..))
             })
             .map_or(Some(1000), qvalue);
+        (tag, q)
+    })
+}
+
+/// The best supported locale in an `Accept-Language` header (by q-value, then order); `q=0` means "not this".
+pub fn from_accept_language(header: &str) -> Option<&'static str> {
+    let mut best: Option<(u32, &'static str)> = None;
+    for (tag, q) in language_items(header) {
         let (Some(q), Some(locale)) = (q, supported(tag)) else {
             continue;
         };
@@ -263,17 +271,7 @@ pub fn from_accept_language(header: &str) -> Option<&'static str> {
 /// locale itself, in any case) with `q=0` (RFC 9110 §12.5.4: "not acceptable"). `de-AT;q=0` refuses only Austrian
 /// German, not `de`.
 fn refuses(header: &str, locale: &str) -> bool {
-    header.split(',').any(|item| {
-        let mut parts = item.split(';');
-        let tag = parts.next().unwrap_or("").trim();
-        tag.eq_ignore_ascii_case(locale)
-            && parts.any(|p| {
-                let p = p.trim();
-                p.get(..2)
-                    .is_some_and(|name| name.eq_ignore_ascii_case("q="))
-                    && p.get(2..).and_then(qvalue) == Some(0)
-            })
-    })
+    language_items(header).any(|(tag, q)| q == Some(0) && tag.eq_ignore_ascii_case(locale))
 }
 
 /// The locale for this visitor and what decided it. The country's locale is passed over when the visitor's
