@@ -391,19 +391,16 @@ pub async fn page(call: Call) -> ApiResult<Response> {
     });
     // A product priced neither in the visitor's currency nor the default one is left off this page (the offers
     // cannot show it): said once a page, naming the first, as the catalog's skipped products are.
-    let mut unpriced = catalog
-        .products
-        .iter()
-        .filter(|p| personal::price(p, &currency, &geo.default_currency).is_none());
-    if let Some(first) = unpriced.next() {
+    if let Some((first, count)) = offers.unpriced {
         let sku: String = first.sku.chars().take(personal::MAX_LOGGED_SKU).collect();
         log::warn(
             "content_kv_products_unpriced",
             serde_json::json!({"key": keys::CATALOG, "currency": currency,
-                "default_currency": geo.default_currency, "sku": sku, "count": 1 + unpriced.count(),
+                "default_currency": geo.default_currency, "sku": sku, "count": count,
                 "request_id": call.request_id}),
         );
     }
+    let offers = offers.html;
 
     // Drawn once a page: every fragment fetch of one page is in its trace (each with a span id of its own).
     let trace = Rc::new(call.origin_trace());

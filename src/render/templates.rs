@@ -111,8 +111,15 @@ pub struct Offers<'a> {
     pub products: &'a [Product],
 }
 
+/// The offers block, and the products it left out: priced neither in the visitor's currency nor the default one.
+pub struct Offered<'a> {
+    pub html: Html,
+    /// The first product left out, and how many were.
+    pub unpriced: Option<(&'a Product, usize)>,
+}
+
 /// The personalised block: greeting, the variant's headline and the catalog priced for the visitor's country.
-pub fn offers(o: &Offers) -> Html {
+pub fn offers<'a>(o: &Offers<'a>) -> Offered<'a> {
     let m = messages(o.locale);
     let mut out = Html::new();
     out.push_lit("<section class=\"offers\" data-country=\"")
@@ -139,8 +146,11 @@ pub fn offers(o: &Offers) -> Html {
             .push_lit("</p>");
     }
     out.push_lit("<ul>");
+    let mut unpriced: Option<(&Product, usize)> = None;
     for product in o.products {
         let Some((amount, currency)) = price(product, o.currency, o.default_currency) else {
+            let (first, count) = unpriced.unwrap_or((product, 0));
+            unpriced = Some((first, count + 1));
             continue;
         };
         // The currency its price is shown in: the section's, or the default one for a product not priced in it.
@@ -155,7 +165,10 @@ pub fn offers(o: &Offers) -> Html {
             .push_lit("</span></li>");
     }
     out.push_lit("</ul></section>\n");
-    out
+    Offered {
+        html: out,
+        unpriced,
+    }
 }
 
 /// Closes the frame opened by [`shell`].
@@ -236,7 +249,8 @@ mod tests {
             variant: Some(&variant),
             shipping_banner: false,
             products: &products,
-        });
+        })
+        .html;
         let s = html.as_str();
         assert!(!s.contains("<img"), "{s}");
         assert!(!s.contains("<b>"), "{s}");
@@ -269,6 +283,7 @@ mod tests {
             shipping_banner: false,
             products: &products,
         })
+        .html
         .into_string();
         assert!(
             s.contains("data-country=\"DE\" data-currency=\"EUR\""),
@@ -297,7 +312,7 @@ mod tests {
             shipping_banner: true,
             products: &products,
         };
-        let s = offers(&base).into_string();
+        let s = offers(&base).html.into_string();
         assert!(s.contains("おかえりなさい、Aikoさん"), "{s}");
         assert!(s.contains("本日のおすすめ"), "default headline: {s}");
         assert!(s.contains("全品送料無料"), "banner flag: {s}");
@@ -311,6 +326,7 @@ mod tests {
             shipping_banner: false,
             ..base
         })
+        .html
         .into_string();
         assert!(s.contains("<h2>Deals</h2>"), "{s}");
         assert!(!s.contains("全品送料無料"), "{s}");
