@@ -1275,13 +1275,11 @@ pub fn purge_answer(
         failed.len(),
         requested.len()
     );
-    let serde_json::Value::Object(fields) = serde_json::json!({
-        "purged": purged,
-        "failed": failed,
-        "at_ms": at_ms,
-    }) else {
-        unreachable!("json! of an object literal is an object")
-    };
+    let fields = serde_json::Map::from_iter([
+        ("purged".to_owned(), serde_json::json!(purged)),
+        ("failed".to_owned(), serde_json::json!(failed)),
+        ("at_ms".to_owned(), at_ms.into()),
+    ]);
     Err(
         crate::error::ApiError::new(503, "purge_incomplete", message)
             .with_header("retry-after", "1")
