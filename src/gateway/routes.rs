@@ -260,18 +260,18 @@ impl RouteTable {
             let asked = met.iter().all(|m| {
                 same_pattern(&m.segments, &route.segments, Letters::Exact) || route.checks_as(m)
             });
-            met.push(route);
-            if !asked {
-                continue;
-            }
-            if route.accepts(method) {
-                return Matched::Route { route, params };
-            }
-            for m in route.allowed() {
-                if !allowed.iter().any(|a| a == m) {
-                    allowed.push(m.to_owned());
+            if asked {
+                if route.accepts(method) {
+                    return Matched::Route { route, params };
+                }
+                for m in route.allowed() {
+                    if !allowed.iter().any(|a| a == m) {
+                        allowed.push(m.to_owned());
+                    }
                 }
             }
+            // Kept only past the first route (a request its most specific route serves allocates nothing here).
+            met.push(route);
         }
         if allowed.is_empty() {
             Matched::NotFound
