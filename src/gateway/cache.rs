@@ -286,10 +286,11 @@ impl CachePolicies {
 
     /// The table of `policies`, each also as signed-in routes tell it.
     fn of(policies: BTreeMap<String, CachePolicy>) -> Self {
-        let signed_in = policies
-            .iter()
-            .map(|(name, policy)| (name.clone(), policy.behind_sign_in()))
-            .collect();
+        // Inserted one by one: a collected map pulled in the standard library's bulk build, ~2.6 KB of wasm gzip.
+        let mut signed_in = BTreeMap::new();
+        for (name, policy) in &policies {
+            signed_in.insert(name.clone(), policy.behind_sign_in());
+        }
         Self {
             policies,
             signed_in,
