@@ -1949,6 +1949,40 @@ test("a session older than a lowered SESSION_MAX_SECS is refused at once, and a 
   assert.deepEqual(sessions.map((s) => s.current), [true], "only the session a check accepts");
 });
 
+test("a refresh within SESSION_ROTATE_MIN_SECS of a session under a lowered SESSION_MAX_SECS gets a token ending at that limit", async (t) => {
+  const w = await startWorker({
+    vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS, SESSION_IDLE_SECS: 600, SESSION_MAX_SECS: 3600, SESSION_TOUCH_SECS: 300, AUTH_ACCESS_TTL_SECS: 900 },
+  });
+  t.after(() => w.stop());
+  const wdb = await w.mf.getD1Database("DB");
+  const wkv = await w.mf.getKVNamespace("CONFIG_KV");
+  await seed({ CONFIG_KV: wkv, DB: wdb });
+  const signedIn = await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
+  assert.equal(signedIn.status, 200);
+  const token = cookieOf(signedIn);
+  await signedIn.arrayBuffer();
+  // Made 59 minutes ago under a longer limit, and rotated just now: its stored idle expiry (10 minutes ahead) passes
+  // the hour the limit leaves it, which ends in a minute.
+  const createdAt = Date.now() - 3_540_000;
+  const limit = createdAt + 3_600_000;
+  await wdb.prepare("UPDATE sessions SET created_at = ?2, rotated_at = ?3 WHERE id = ?1").bind(sessionId(token), createdAt, Date.now()).run();
+  await wkv.delete(`session:${sessionId(token)}`);
+  const refreshed = await w.fetch("/auth/refresh", withCookie(token, { method: "POST" }));
+  assert.equal(refreshed.status, 200);
+  assert.equal(refreshed.headers.get("set-cookie"), null, "not rotated: the session token is kept");
+  const body = await refreshed.json();
+  const { claims } = await verifyAccessToken(body.access_token);
+  assert.ok(claims.exp * 1000 <= limit, `exp ${claims.exp * 1000} within the session's limit ${limit}`);
+  assert.ok(body.session.expires_at <= limit, `session.expires_at ${body.session.expires_at} within the limit ${limit}`);
+  // The user's own views of the session say when it ends too.
+  const current = await w.fetch("/auth/session", withCookie(token));
+  assert.equal(current.status, 200);
+  assert.equal((await current.json()).session.expires_at, limit, "GET /auth/session");
+  const listed = await w.fetch("/auth/sessions", withCookie(token));
+  assert.equal(listed.status, 200);
+  assert.deepEqual((await listed.json()).sessions.map((s) => s.expires_at), [limit], "GET /auth/sessions");
+});
+
 test("device entries expire after SESSION_DEVICE_TTL_SECS, whatever the browser keeps", async (t) => {
   const short = await startWorker({
     vars: {

@@ -48,6 +48,12 @@ impl SessionRecord {
         now_ms >= self.created_at.saturating_add(max_ms)
     }
 
+    /// When the session ends at the latest: its stored expiry, or its absolute limit (`created_at + max_ms`) when a
+    /// lowered `SESSION_MAX_SECS` put that first (see [`Self::past_limit`]).
+    pub fn ends_at(&self, max_ms: u64) -> u64 {
+        self.expires_at.min(self.created_at.saturating_add(max_ms))
+    }
+
     /// Last-seen (and with it the sliding expiry) is written at most once per `touch_ms`.
     pub fn touch_due(&self, now_ms: u64, touch_ms: u64) -> bool {
         now_ms >= self.last_seen_at.saturating_add(touch_ms)
@@ -246,6 +252,8 @@ mod tests {
             "at it, whatever the stored expiry says"
         );
         assert!(!r.past_limit(9_999, 60_000));
+        assert_eq!(r.ends_at(5_000), 5_000, "the lowered limit comes first");
+        assert_eq!(r.ends_at(60_000), 10_000, "the stored expiry comes first");
     }
 
     #[test]

@@ -532,7 +532,10 @@ fn issued(
     // limit caps): the gateway verifies it without D1, so a token outliving the session would keep serving requests
     // for a session that no longer exists. `expires_in` is its `exp` less its `iat`, both in whole seconds; a session
     // ending within the second gets no token (a refresh checks before it rotates).
-    let exp_secs = jwt::expiry_secs(now, config.access_ttl_secs, record.expires_at)
+    // A session older than a lowered SESSION_MAX_SECS may still hold an expiry written under the longer one: a refresh
+    // within SESSION_ROTATE_MIN_SECS, which does not rewrite it, must not sign a token past the limit.
+    let ends_at = record.ends_at(config.max_secs * 1000);
+    let exp_secs = jwt::expiry_secs(now, config.access_ttl_secs, ends_at)
         .ok_or_else(|| ended_at_issue(&config.cookie_name))?;
     let ttl_secs = exp_secs.saturating_sub(now / 1000);
     let access = jwt::issue(
@@ -549,7 +552,7 @@ fn issued(
         "token_type": "Bearer",
         "expires_in": ttl_secs,
         "user": user_view(record),
-        "session": { "expires_at": record.expires_at },
+        "session": { "expires_at": ends_at },
     });
     let response = json(200, &body)?;
     let Some(token) = token else {
@@ -1088,11 +1091,12 @@ const MAX_ENDED_TOKENS: usize = 256;
 /// `GET /auth/session` (auth policy `session`, cached check): the current user.
 pub async fn session(call: Call) -> ApiResult<Response> {
     let store = Store::open(&call, false)?;
+    let config = &call.isolate.config.session;
     let (_, record) = check(&call, &store, false)
         .await?
-        .into_user(&call.isolate.config.session.cookie_name)?;
-    let body =
-        json!({ "user": user_view(&record), "session": { "expires_at": record.expires_at } });
+        .into_user(&config.cookie_name)?;
+    let ends_at = record.ends_at(config.max_secs * 1000);
+    let body = json!({ "user": user_view(&record), "session": { "expires_at": ends_at } });
     Ok(finish(json(200, &body)?, &store))
 }
 

@@ -615,8 +615,9 @@ impl Store {
         let mut listed = self
             .db()
             .prepare(
-                "SELECT id, created_at, last_seen_at, expires_at, user_agent, ip FROM sessions \
-                 WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 AND created_at > ?3 \
+                // The expiry shown is capped at the absolute limit, which a lowered SESSION_MAX_SECS may put first.
+                "SELECT id, created_at, last_seen_at, MIN(expires_at, created_at + ?6) AS expires_at, user_agent, ip \
+                 FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 AND created_at > ?3 \
                  ORDER BY id = ?4 DESC, created_at DESC LIMIT ?5",
             )
             .bind(&[
@@ -625,6 +626,7 @@ impl Store {
                 num(now_ms.saturating_sub(max_ms)),
                 JsValue::from_str(current_id),
                 JsValue::from_f64(f64::from(MAX_LISTED_SESSIONS + 1)),
+                num(max_ms),
             ])
             .or_internal("binding the session list")?
             .all()
