@@ -3711,6 +3711,22 @@ describe("edge cache", () => {
     assert.equal((await after.json()).version, 11);
   });
 
+  test("a purge refused for its token (401, 403) is read before its answer, and the connection stays open for the next request", async () => {
+    // Refused before its body is read, as a gateway route's 401 is: answered with the upload still coming, workerd
+    // closed the connection after it, and the request sent behind it was lost.
+    const size = 3 * 1024 * 1024;
+    const next = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    const reader = token(keys, "ed1", { permissions: ["read"] });
+    for (const [what, authorization, status] of [
+      ["no token", "", 401],
+      ["a token without the admin permission", `Authorization: Bearer ${reader}\r\n`, 403],
+    ]) {
+      const head = `POST /admin/gateway/purge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${authorization}Content-Length: ${size}\r\n\r\n`;
+      const { statuses, ended } = await onOneConnection(worker.url, [head, Buffer.alloc(size, " "), next], { answers: 2, what: `${what}: two answers` });
+      assert.deepEqual(statuses, [status, 200], `${what}: the answers on one connection (it ended: ${ended})`);
+    }
+  });
+
   test("a write the origin accepts invalidates the stored answer for its URL (RFC 9111 §4.4): the writer reads its own write", async () => {
     origin.reset();
     let current = "old";

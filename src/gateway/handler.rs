@@ -3280,16 +3280,8 @@ async fn read_purge_time(
     (tag, Ok(at))
 }
 
-#[derive(Deserialize)]
-struct PurgeRequest {
-    tags: Vec<String>,
-}
-
-/// `POST /admin/gateway/purge` `{"tags": [...]}`: needs a JWT carrying the admin permission; every cached entry
-/// with one of the tags, stored before now, is treated as a miss from then on. Each mark is written whatever became
-/// of another's (`cache::purge_answer`: 200, or 503 with `Retry-After: 1` naming the tags not marked); one Workers KV
-/// refuses for its one-write-a-second-per-key limit is written again a second later.
-pub async fn purge(call: &mut Call) -> ApiResult<Response> {
+/// A purge's token: verified, and carrying the admin permission (401, or 403 naming the permission).
+async fn purge_admitted(call: &Call) -> ApiResult<()> {
     let mut token = VerifiedOnce::default();
     let authorization = header(&call.req, "authorization");
     let user = verify_bearer(call, &mut token, authorization.as_deref()).await?;
@@ -3300,6 +3292,24 @@ pub async fn purge(call: &mut Call) -> ApiResult<Response> {
             format!("purging needs the permission {admin}"),
         )
         .with_header("www-authenticate", INSUFFICIENT_SCOPE));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct PurgeRequest {
+    tags: Vec<String>,
+}
+
+/// `POST /admin/gateway/purge` `{"tags": [...]}`: needs a JWT carrying the admin permission; every cached entry
+/// with one of the tags, stored before now, is treated as a miss from then on. Each mark is written whatever became
+/// of another's (`cache::purge_answer`: 200, or 503 with `Retry-After: 1` naming the tags not marked); one Workers KV
+/// refuses for its one-write-a-second-per-key limit is written again a second later.
+pub async fn purge(call: &mut Call) -> ApiResult<Response> {
+    if let Err(refused) = purge_admitted(call).await {
+        // Refused before its body was read: drained so the client sees the answer (as a gateway route's 401 is).
+        crate::entry::body::drain(&mut call.req).await;
+        return Err(refused);
     }
     let max = call.isolate.config.core.max_body_bytes;
     let request: PurgeRequest = crate::entry::body::read_json(&mut call.req, max).await?;
