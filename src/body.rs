@@ -138,6 +138,15 @@ pub fn require_identity_encoding(content_encoding: Option<&str>) -> Result<(), A
     }
 }
 
+/// The `Content-Length` a request's body is read by: none when it also names a `Transfer-Encoding`, which overrides
+/// it (RFC 9112 §6.3) — the runtime reads such a body by its chunks, so the length beside them says nothing of it.
+pub fn declared_length<'a>(
+    content_length: Option<&'a str>,
+    transfer_encoding: Option<&str>,
+) -> Option<&'a str> {
+    content_length.filter(|_| transfer_encoding.is_none())
+}
+
 /// 413 when a declared or actual length exceeds `max` bytes.
 pub fn require_size(len: u64, max: u64) -> Result<(), ApiError> {
     if len > max {
@@ -386,6 +395,14 @@ mod tests {
                 "{coded}"
             );
         }
+    }
+
+    #[test]
+    fn a_length_beside_a_transfer_encoding_declares_nothing() {
+        assert_eq!(declared_length(Some("10"), None), Some("10"));
+        assert_eq!(declared_length(Some("10"), Some("chunked")), None);
+        assert_eq!(declared_length(None, Some("chunked")), None);
+        assert_eq!(declared_length(None, None), None);
     }
 
     #[test]

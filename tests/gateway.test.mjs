@@ -5308,6 +5308,23 @@ describe("WAF", () => {
     origin.reset();
   });
 
+  test("a chunked upload that also declares a Content-Length is read by its chunks: max_body_bytes holds, and the length refuses nothing", async () => {
+    // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and the runtime reads the body by its chunks. The
+    // declared 10 bytes were believed: the whole 6 MiB body was read into memory and forwarded past max_body_bytes.
+    origin.reset();
+    origin.handle((req, body, res) => res.end(String(body.length)));
+    const head = (path, length) =>
+      `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${length}\r\nTransfer-Encoding: chunked\r\n\r\n`;
+    const over = await onOneConnection(worker.url, [head("/gw/open/te-cl-over", 10), ...chunkedBody(MAX_BODY_BYTES + 2 * 1024 * 1024, "b")], { what: "the answer to the long body" });
+    assert.deepEqual(over.statuses, [403], "a body past max_body_bytes is refused, whatever length it declares");
+    const seen = await until(() => origin.requests.find((r) => r.path === "/open/te-cl-over"), { what: "the origin's record of the cut upload" });
+    assert.equal(seen.aborted, true, `the origin's request was cut off (it got ${seen.body.length} bytes)`);
+    const under = await onOneConnection(worker.url, [head("/gw/open/te-cl-under", MAX_BODY_BYTES + 1), ...chunkedBody(64 * 1024, "b")], { what: "the answer to the short body" });
+    assert.deepEqual(under.statuses, [200], "a declared length past max_body_bytes beside chunks refuses nothing");
+    assert.equal(origin.requests.find((r) => r.path === "/open/te-cl-under")?.body.length, 64 * 1024);
+    origin.reset();
+  });
+
   test("a chunked upload cut off at max_body_bytes is read before its 403, and the connection stays open for the next request", async () => {
     // The counting stream let the rest of the body go unread (it cancelled it): workerd closed the connection after
     // the 403, and the request sent behind the upload on it was lost.

@@ -13,7 +13,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Delay, Request};
 
 use crate::body::{
-    awaits_continue, continue_refused, parse_json, require_identity_encoding,
+    awaits_continue, continue_refused, declared_length, parse_json, require_identity_encoding,
     require_json_content_type, require_size, too_large,
 };
 use crate::error::{ApiError, ApiResult};
@@ -120,7 +120,10 @@ pub async fn read_json<T: DeserializeOwned>(req: &mut Request, max_bytes: u64) -
         drain(req).await;
         return Err(refused);
     }
-    if let Some(declared) = req.headers().get("content-length").ok().flatten() {
+    let content_length = req.headers().get("content-length").ok().flatten();
+    let transfer_encoding = req.headers().get("transfer-encoding").ok().flatten();
+    if let Some(declared) = declared_length(content_length.as_deref(), transfer_encoding.as_deref())
+    {
         let declared: u64 = declared.trim().parse().map_err(|_| {
             ApiError::bad_request("invalid_header", "content-length is not a number")
         })?;

@@ -669,7 +669,8 @@ async fn delete_stored(key: &str) -> Option<String> {
 /// per route — the path's ambiguity for the method it is routed by. The headers and request line are checked in
 /// the global mode; the declared body size in `route`'s body mode (`waf_body`), as its counted size is: else a
 /// client escapes a `block` route's size rule, where the WAF only logs, by sending `Content-Length`.
-/// Returns the declared body length.
+/// Returns the declared body length (none beside a `Transfer-Encoding`, which overrides it:
+/// `body::declared_length`).
 fn screen_request(
     call: &Call,
     route: &Route,
@@ -679,8 +680,11 @@ fn screen_request(
 ) -> ApiResult<Option<u64>> {
     let gateway = &call.isolate.config.gateway;
     let header_bytes: usize = incoming.iter().map(|(k, v)| k.len() + v.len()).sum();
-    let content_length =
-        header_list::get(incoming, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    let content_length = crate::body::declared_length(
+        header_list::get(incoming, "content-length"),
+        header_list::get(incoming, "transfer-encoding"),
+    )
+    .and_then(|v| v.trim().parse::<u64>().ok());
     let global = gateway.waf.mode;
     waf_verdict(
         call,
