@@ -184,8 +184,11 @@ pub fn continue_refused() -> ApiError {
     )
 }
 
-/// Parses JSON, answering 400 `invalid_json` with where and why parsing failed (never echoing the body).
+/// Parses JSON, answering 400 `invalid_json` with where and why parsing failed (never echoing the body). A leading
+/// byte order mark is not part of the text (RFC 8259 §8.1 lets a parser ignore it, as Express, ASP.NET and Jackson
+/// do, and as the WAF reads a body).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     serde_json::from_slice(bytes).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Data => "does not match the expected fields",
@@ -435,6 +438,10 @@ mod tests {
             );
         }
         assert!(parse_json::<Login>(br#"{"email":"a@b.c"}"#).is_ok());
+        assert!(
+            parse_json::<Login>(b"\xEF\xBB\xBF{\"email\":\"a@b.c\"}").is_ok(),
+            "a leading byte order mark is not part of the JSON text"
+        );
         let missing = parse_json::<Login>(b"{}").expect_err("missing");
         assert!(
             missing.message().contains("missing field `email`"),
