@@ -4707,6 +4707,10 @@ describe("WAF", () => {
     // And a sign before the blind call after arithmetic, or before the whole value's number (passed on h_waf-work).
     [`/gw/open/search?id=${encodeURIComponent("1 and 5+-length(database())<0")}`, "sqli-tautology"],
     [`/gw/open/search?id=${encodeURIComponent("-5+length(database())>1")}`, "sqli-tautology"],
+    // The normalisation review: a `+` decoding left is a space to an origin that decodes the value again (PHP's
+    // urldecode, Java's URLDecoder); qs joins a key's indexed values into one array; NFKC's small forms,
+    // mathematical letters, long s and two-dot leader (passed on 6255d05).
+    ["/gw/open/search?q=1%2Bunion%2Bselect%2Bpassword%2Bfrom%2Busers", "sqli-union"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -4925,6 +4929,9 @@ describe("WAF", () => {
     // Stop 43's WAF review: homework, spreadsheet formulas and settings with mod, div, abs( and round(.
     `/gw/open/search?q=${encodeURIComponent("Homework: 17 mod 5 = 2 and 17 div 5 = 3, so abs(-3) = 3 and round(2.5) = 3")}&f=${encodeURIComponent("=IF(MOD(LEN(A2),2)=1,\"odd\",\"even\")")}`,
     `/gw/open/search?f=${encodeURIComponent("=MOD(LEN(A1),2)=1")}&g=${encodeURIComponent("=ABS(LEN(A1))>1")}&x=${encodeURIComponent("abs(len(s))>1")}&n=${encodeURIComponent("2+length(name)>3")}`,
+    // The normalisation review: a `+` kept in base64, C++, sums and tagged addresses; qs arrays; prose in NFKC's
+    // compatibility characters (a Japanese two-dot ellipsis, bold letters, CJK small punctuation).
+    "/gw/open/search?sig=abc%2Bdef%2Bor%2Bx1%3D%3D&q=C%2B%2B+or+C%23&email=john%2Bnews%40example.com&sum=1%2B1%3D2",
   ];
   const benignBodies = [
     // The twelfth review's sweep: a help-desk ticket quoting SQL, code inside JSON, an address, Markdown (passed

@@ -5704,44 +5704,56 @@ fn signed_number_operand(text: &[u8], at: usize, closed: bool) -> Option<(&[u8],
 /// `"\/bfnrtu`: `java\tscript:`, `text\/html`, `\/etc\/passwd`, `\u003c`): JSON carried in a query or form value (GraphQL's `variables={"q":"\u003cscript…"}`, Slack's `payload=`) is decoded by
 /// the origin, which no reading of JSON bodies sees; and again without the `%` signs decoding left, which escape
 /// nothing and which classic ASP drops; and, by the SQL rules, without the numbers MySQL's lexer drops
-/// ([`without_dropped_numbers`]). Input still encoded after [`DECODE_ROUNDS`] is a hit itself.
+/// ([`without_dropped_numbers`]). Input still encoded after [`DECODE_ROUNDS`] is a hit itself. A value read with
+/// `+` as a space is read again with the `+` decoding left (from `%2B`) as a space too: an origin that decodes it
+/// once more — PHP's `urldecode`, Java's `URLDecoder.decode`, Python's `unquote_plus`, the readers the rounds are
+/// made for — reads `1%2Bunion%2Bselect` as `1 union select`.
 fn screen(config: &WafConfig, raw: &str, plus_is_space: bool, part: &'static str) -> Option<Hit> {
     if config.rules.is_empty() {
         return None;
     }
     match decode(raw, plus_is_space) {
-        Some(text) => scan(config, &text, part)
-            .or_else(|| {
-                has_json_escape(text.as_bytes())
-                    .then(|| scan(config, &json_unescaped(&text), part))
-                    .flatten()
-            })
-            // A `%` that escapes nothing, as classic ASP reads it: dropped (`%S%E%L%E%C%T` is `SELECT`, sqlmap's
-            // `percentage`). Once decoded, every `%` left escapes nothing.
-            .or_else(|| {
-                text.contains('%')
-                    .then(|| scan(config, &without_percent_signs(&text), part))
-                    .flatten()
-            })
-            .or_else(|| {
-                let read = config
-                    .rules
-                    .contains(&RuleSet::Sqli)
-                    .then(|| without_dropped_numbers(&text))
-                    .flatten()?;
-                // Made only for a text that holds such a number: every other value was costing a copy of the
-                // configuration.
-                let sql = WafConfig {
-                    rules: vec![RuleSet::Sqli],
-                    ..config.clone()
-                };
-                scan(&sql, &read, part)
-            }),
+        Some(text) => screen_decoded(config, &text, part).or_else(|| {
+            (plus_is_space && text.contains('+'))
+                .then(|| screen_decoded(config, &text.replace('+', " "), part))
+                .flatten()
+        }),
         None => Some(Hit {
             rule: "encoding-depth",
             part,
         }),
     }
+}
+
+/// The readings of [`screen`] of a percent-decoded `text`.
+fn screen_decoded(config: &WafConfig, text: &str, part: &'static str) -> Option<Hit> {
+    scan(config, text, part)
+        .or_else(|| {
+            has_json_escape(text.as_bytes())
+                .then(|| scan(config, &json_unescaped(text), part))
+                .flatten()
+        })
+        // A `%` that escapes nothing, as classic ASP reads it: dropped (`%S%E%L%E%C%T` is `SELECT`, sqlmap's
+        // `percentage`). Once decoded, every `%` left escapes nothing.
+        .or_else(|| {
+            text.contains('%')
+                .then(|| scan(config, &without_percent_signs(text), part))
+                .flatten()
+        })
+        .or_else(|| {
+            let read = config
+                .rules
+                .contains(&RuleSet::Sqli)
+                .then(|| without_dropped_numbers(text))
+                .flatten()?;
+            // Made only for a text that holds such a number: every other value was costing a copy of the
+            // configuration.
+            let sql = WafConfig {
+                rules: vec![RuleSet::Sqli],
+                ..config.clone()
+            };
+            scan(&sql, &read, part)
+        })
 }
 
 /// `text` without the `%` signs classic ASP drops, as sqlmap's `percentage` writes one before each character
@@ -12221,5 +12233,46 @@ mod tests {
             ],
             "sqli-tautology",
         );
+    }
+
+    /// PHP's `urldecode`, Java's `URLDecoder.decode` and Python's `unquote_plus` read `+` as a space: an origin
+    /// that decodes a value once more than the server did (the reason for [`DECODE_ROUNDS`]) reads the `+` a
+    /// `%2B` left as a blank, so `1%2Bunion%2Bselect` is `1 union select` to it.
+    #[test]
+    fn a_plus_that_decoding_left_is_a_space_to_an_origin_that_decodes_the_value_again() {
+        let c = config();
+        refused(
+            &[
+                "q=1%2Bunion%2Bselect%2Bpassword%2Bfrom%2Busers",
+                "q=1%252Bunion%252Bselect%252Bpassword%252Bfrom%252Busers",
+            ],
+            "sqli-union",
+        );
+        refused(&["u=%27%2Bor%2B%271%27%3D%271"], "sqli-tautology");
+        let form = b"name=x&q=1%2Bunion%2Bselect%2Bpassword%2Bfrom%2Busers";
+        assert_eq!(
+            inspect_body(&c, Some("application/x-www-form-urlencoded"), form).map(|h| h.rule),
+            Some("sqli-union")
+        );
+        let cookie = [(
+            "cookie".to_owned(),
+            "theme=dark; q=1%2Bunion%2Bselect%2Bpassword%2Bfrom%2Busers".to_owned(),
+        )];
+        assert_eq!(
+            inspect_headers(&c, &cookie).map(|h| h.rule),
+            Some("sqli-union")
+        );
+        // A literal `+` read as a blank or as itself is no attack either way: base64, C++, sums, tagged addresses.
+        for query in [
+            "sig=abc%2Bdef%2Bor%2Bx1%3D%3D",
+            "q=C%2B%2B+or+C%23",
+            "q=1%2B1%3D2",
+            "q=a%2Bb%3Dc+or+d",
+            "email=john%2Bnews%40example.com",
+            "phone=%2B1+555+123+4567",
+            "q=select%2Bmenu%2Bfrom%2Bthe%2Bbar",
+        ] {
+            assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
+        }
     }
 }
