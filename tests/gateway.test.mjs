@@ -4711,6 +4711,7 @@ describe("WAF", () => {
     // urldecode, Java's URLDecoder); qs joins a key's indexed values into one array; NFKC's small forms,
     // mathematical letters, long s and two-dot leader (passed on 6255d05).
     ["/gw/open/search?q=1%2Bunion%2Bselect%2Bpassword%2Bfrom%2Busers", "sqli-union"],
+    ["/gw/open/search?id%5B0%5D=1+union%2F*&id%5B1%5D=*%2Fselect+password+from+users", "sqli-union"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -4932,6 +4933,7 @@ describe("WAF", () => {
     // The normalisation review: a `+` kept in base64, C++, sums and tagged addresses; qs arrays; prose in NFKC's
     // compatibility characters (a Japanese two-dot ellipsis, bold letters, CJK small punctuation).
     "/gw/open/search?sig=abc%2Bdef%2Bor%2Bx1%3D%3D&q=C%2B%2B+or+C%23&email=john%2Bnews%40example.com&sum=1%2B1%3D2",
+    "/gw/open/search?tags%5B0%5D=red&tags%5B1%5D=green&tags%5B2%5D=blue&tags%5B%5D=union+hall",
   ];
   const benignBodies = [
     // The twelfth review's sweep: a help-desk ticket quoting SQL, code inside JSON, an address, Markdown (passed

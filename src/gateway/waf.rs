@@ -5892,30 +5892,59 @@ pub fn inspect_headers(config: &WafConfig, headers: &[(String, String)]) -> Opti
 
 /// The values of each key a query or form repeats, joined with `,` as ASP.NET joins them (`id=1 union/*&id=*/select`
 /// is `1 union/*,*/select` to it): a reading of the whole no single pair gives. Keys are compared percent-decoded
-/// and case-insensitively (ASP.NET's are); the values stay encoded, for [`screen`] to decode.
+/// and case-insensitively (ASP.NET's are), and without a last `[]` or `[n]`: Express's query and form parser (qs)
+/// reads `id[0]=a&id[1]=b`, `id[]=a&id[]=b` and `id=a&id[]=b` as one array, in its indices' order, which a string
+/// built from it joins with `,` (`` `… ${req.query.id}` ``) — values with indices are joined in that order too when
+/// it is another. The values stay encoded, for [`screen`] to decode.
 fn repeated_values(text: &str) -> Vec<String> {
     // One pair repeats nothing (the common query): no map, no decoded keys.
     if !text.contains('&') {
         return Vec::new();
     }
-    let mut values: Vec<Vec<&str>> = Vec::new();
+    let mut values: Vec<Vec<(Option<u64>, &str)>> = Vec::new();
     let mut index = std::collections::HashMap::new();
     for pair in text.split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = decode(key, true)
+        let mut key = decode(key, true)
             .unwrap_or_else(|| key.to_owned())
             .to_lowercase();
+        let position = array_index(&key).map(|(base, position)| {
+            key.truncate(base);
+            position
+        });
         let at = *index.entry(key).or_insert_with(|| {
             values.push(Vec::new());
             values.len() - 1
         });
-        values[at].push(value);
+        values[at].push((position.flatten(), value));
     }
-    values
-        .into_iter()
-        .filter(|values| values.len() > 1)
-        .map(|values| values.join(","))
-        .collect()
+    let mut joined = Vec::new();
+    for mut values in values.into_iter().filter(|values| values.len() > 1) {
+        let join = |values: &[(Option<u64>, &str)]| {
+            values
+                .iter()
+                .map(|&(_, value)| value)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        joined.push(join(&values));
+        if values.windows(2).any(|w| w[0].0 > w[1].0) {
+            values.sort_by_key(|&(position, _)| position);
+            joined.push(join(&values));
+        }
+    }
+    joined
+}
+
+/// Where the key's name ends before a last `[]` or `[n]` (qs's array brackets), and `n` when one is given.
+fn array_index(key: &str) -> Option<(usize, Option<u64>)> {
+    let open = key.strip_suffix(']')?.rfind('[')?;
+    let inside = &key[open + 1..key.len() - 1];
+    if inside.is_empty() {
+        return Some((open, None));
+    }
+    (inside.len() <= 9 && inside.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| (open, inside.parse().ok()))
 }
 
 /// Header and declared body size rules.
@@ -12274,5 +12303,29 @@ mod tests {
         ] {
             assert_eq!(inspect_url(&c, "/api", Some(query)), None, "{query}");
         }
+    }
+
+    /// Express's query parser (qs) reads `id[0]=a&id[1]=b`, `id[]=a&id[]=b` and `id=a&id[]=b` as one array, in its
+    /// indices' order, which a string built from it joins with `,`: `id[0]=1 union/*&id[1]=*/select …` is
+    /// `1 union/*,*/select …` to a query written as `` `… ${req.query.id}` ``.
+    #[test]
+    fn a_key_an_array_index_repeats_is_read_as_its_values_joined() {
+        refused(
+            &[
+                "id[0]=1+union/*&id[1]=*/select+password+from+users",
+                "id=1+union/*&id[]=*/select+password+from+users",
+                "id%5B0%5D=1+union/*&id%5B1%5D=*/select+password+from+users",
+                "id[1]=*/select+password+from+users&id[0]=1+union/*",
+            ],
+            "sqli-union",
+        );
+        assert_eq!(
+            inspect_url(
+                &config(),
+                "/api",
+                Some("tags[0]=red&tags[1]=green&tags[2]=blue&filter[a]=1&filter[b]=2")
+            ),
+            None
+        );
     }
 }
