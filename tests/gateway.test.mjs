@@ -4712,6 +4712,10 @@ describe("WAF", () => {
     // mathematical letters, long s and two-dot leader (passed on 6255d05).
     ["/gw/open/search?q=1%2Bunion%2Bselect%2Bpassword%2Bfrom%2Busers", "sqli-union"],
     ["/gw/open/search?id%5B0%5D=1+union%2F*&id%5B1%5D=*%2Fselect+password+from+users", "sqli-union"],
+    ["/gw/open/search?q=%EF%B9%A4script%EF%B9%A5prompt(1)", "xss-script"],
+    ["/gw/open/search?q=%3C%F0%9D%90%AC%F0%9D%90%9C%F0%9D%90%AB%F0%9D%90%A2%F0%9D%90%A9%F0%9D%90%AD%3Eprompt(1)", "xss-script"],
+    ["/gw/open/search?id=1+union+%C5%BFelect+password+from+users", "sqli-union"],
+    ["/gw/open/search?u=%27+or+%271%27%EF%B9%A6%271", "sqli-tautology"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],
@@ -4934,6 +4938,7 @@ describe("WAF", () => {
     // compatibility characters (a Japanese two-dot ellipsis, bold letters, CJK small punctuation).
     "/gw/open/search?sig=abc%2Bdef%2Bor%2Bx1%3D%3D&q=C%2B%2B+or+C%23&email=john%2Bnews%40example.com&sum=1%2B1%3D2",
     "/gw/open/search?tags%5B0%5D=red&tags%5B1%5D=green&tags%5B2%5D=blue&tags%5B%5D=union+hall",
+    `/gw/open/search?q=${encodeURIComponent("そして‥次へ。待って‥‥／")}&b=${encodeURIComponent("𝐒𝐞𝐥𝐞𝐜𝐭 𝐚 𝐬𝐞𝐚𝐭 𝐟𝐫𝐨𝐦 𝐭𝐡𝐞 𝐥𝐢𝐬𝐭")}&c=${encodeURIComponent("你好﹐世界﹒再见﹗")}`,
   ];
   const benignBodies = [
     // The twelfth review's sweep: a help-desk ticket quoting SQL, code inside JSON, an address, Markdown (passed

@@ -387,9 +387,11 @@ fn latin1_blanks(bytes: &[u8]) -> Cow<'_, str> {
 
 /// The text as a browser or a lenient back end reads it, lower-cased: character references decoded
 /// ([`decode_references`]) and the fullwidth forms of ASCII (U+FF01–U+FF5E) and the ideographic space folded to
-/// ASCII (`＜script＞`: NFKC normalisation, which some back ends apply, makes it `<script>`) — but for the fullwidth
-/// full stop, solidus and reverse solidus, which Japanese and Chinese prose writes (`そして．．．／次`) and which
-/// would read as traversal.
+/// ASCII (`＜script＞`: NFKC normalisation, which some back ends apply, makes it `<script>`), and so the other
+/// characters NFKC makes ASCII of ([`compatibility_ascii`]: `﹤script﹥`, `<𝐬𝐜𝐫𝐢𝐩𝐭>`, `ſelect`) — but for the
+/// fullwidth full stop, solidus and reverse solidus (and the small full stop and reverse solidus, and the two-dot
+/// leader), which Japanese and Chinese prose writes (`そして．．．／次`) and which would read as traversal
+/// ([`fullwidth_parent_segment`] reads them where a path does).
 fn unfold(input: &str) -> String {
     let decoded = if input.contains('&') {
         Cow::Owned(decode_references(input))
@@ -399,16 +401,156 @@ fn unfold(input: &str) -> String {
     if decoded.is_ascii() {
         return decoded.to_lowercase();
     }
-    let folded: String = decoded
-        .chars()
-        .map(|c| match c {
-            '．' | '／' | '＼' => c,
-            '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
-            '\u{3000}' => ' ',
-            c => c,
-        })
-        .collect();
+    let mut folded = String::with_capacity(decoded.len());
+    for c in decoded.chars() {
+        match c {
+            '．' | '／' | '＼' => folded.push(c),
+            '\u{FF01}'..='\u{FF5E}' => {
+                folded.push(char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c))
+            }
+            '\u{3000}' => folded.push(' '),
+            c => match compatibility_ascii(c) {
+                Some(ascii) => folded.push_str(ascii),
+                None => folded.push(c),
+            },
+        }
+    }
     folded.to_lowercase()
+}
+
+/// ASCII letters and digits, sliced by [`compatibility_ascii`].
+const ALPHANUMERIC: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// NFKC's other mappings to ASCII that spell signatures, sorted: the long s, the Greek question mark (`;` even to
+/// NFC) and varia, the letterlike symbols that fill the mathematical alphabets' holes (`ℯ`, `ℎ`), Roman numerals,
+/// the CJK vertical and small form variants of punctuation (not the small full stop and reverse solidus, which
+/// prose writes: [`fullwidth_parent_segment`]) and the Latin ligatures (`load_ﬁle`).
+const COMPATIBILITY: &[(char, &str)] = &[
+    ('\u{17F}', "s"),
+    ('\u{37E}', ";"),
+    ('\u{1FEF}', "`"),
+    ('\u{2102}', "C"),
+    ('\u{210A}', "g"),
+    ('\u{210B}', "H"),
+    ('\u{210C}', "H"),
+    ('\u{210D}', "H"),
+    ('\u{210E}', "h"),
+    ('\u{2110}', "I"),
+    ('\u{2111}', "I"),
+    ('\u{2112}', "L"),
+    ('\u{2113}', "l"),
+    ('\u{2115}', "N"),
+    ('\u{2119}', "P"),
+    ('\u{211A}', "Q"),
+    ('\u{211B}', "R"),
+    ('\u{211C}', "R"),
+    ('\u{211D}', "R"),
+    ('\u{2124}', "Z"),
+    ('\u{2128}', "Z"),
+    ('\u{212C}', "B"),
+    ('\u{212D}', "C"),
+    ('\u{212F}', "e"),
+    ('\u{2130}', "E"),
+    ('\u{2131}', "F"),
+    ('\u{2133}', "M"),
+    ('\u{2134}', "o"),
+    ('\u{2139}', "i"),
+    ('\u{2145}', "D"),
+    ('\u{2146}', "d"),
+    ('\u{2147}', "e"),
+    ('\u{2148}', "i"),
+    ('\u{2149}', "j"),
+    ('\u{2160}', "I"),
+    ('\u{2161}', "II"),
+    ('\u{2162}', "III"),
+    ('\u{2163}', "IV"),
+    ('\u{2164}', "V"),
+    ('\u{2165}', "VI"),
+    ('\u{2166}', "VII"),
+    ('\u{2167}', "VIII"),
+    ('\u{2168}', "IX"),
+    ('\u{2169}', "X"),
+    ('\u{216A}', "XI"),
+    ('\u{216B}', "XII"),
+    ('\u{216C}', "L"),
+    ('\u{216D}', "C"),
+    ('\u{216E}', "D"),
+    ('\u{216F}', "M"),
+    ('\u{2170}', "i"),
+    ('\u{2171}', "ii"),
+    ('\u{2172}', "iii"),
+    ('\u{2173}', "iv"),
+    ('\u{2174}', "v"),
+    ('\u{2175}', "vi"),
+    ('\u{2176}', "vii"),
+    ('\u{2177}', "viii"),
+    ('\u{2178}', "ix"),
+    ('\u{2179}', "x"),
+    ('\u{217A}', "xi"),
+    ('\u{217B}', "xii"),
+    ('\u{217C}', "l"),
+    ('\u{217D}', "c"),
+    ('\u{217E}', "d"),
+    ('\u{217F}', "m"),
+    ('\u{FB00}', "ff"),
+    ('\u{FB01}', "fi"),
+    ('\u{FB02}', "fl"),
+    ('\u{FB03}', "ffi"),
+    ('\u{FB04}', "ffl"),
+    ('\u{FB05}', "st"),
+    ('\u{FB06}', "st"),
+    ('\u{FE10}', ","),
+    ('\u{FE13}', ":"),
+    ('\u{FE14}', ";"),
+    ('\u{FE15}', "!"),
+    ('\u{FE16}', "?"),
+    ('\u{FE33}', "_"),
+    ('\u{FE34}', "_"),
+    ('\u{FE35}', "("),
+    ('\u{FE36}', ")"),
+    ('\u{FE37}', "{"),
+    ('\u{FE38}', "}"),
+    ('\u{FE47}', "["),
+    ('\u{FE48}', "]"),
+    ('\u{FE4D}', "_"),
+    ('\u{FE4E}', "_"),
+    ('\u{FE4F}', "_"),
+    ('\u{FE50}', ","),
+    ('\u{FE54}', ";"),
+    ('\u{FE55}', ":"),
+    ('\u{FE56}', "?"),
+    ('\u{FE57}', "!"),
+    ('\u{FE59}', "("),
+    ('\u{FE5A}', ")"),
+    ('\u{FE5B}', "{"),
+    ('\u{FE5C}', "}"),
+    ('\u{FE5F}', "#"),
+    ('\u{FE60}', "&"),
+    ('\u{FE61}', "*"),
+    ('\u{FE62}', "+"),
+    ('\u{FE63}', "-"),
+    ('\u{FE64}', "<"),
+    ('\u{FE65}', ">"),
+    ('\u{FE66}', "="),
+    ('\u{FE69}', "$"),
+    ('\u{FE6A}', "%"),
+    ('\u{FE6B}', "@"),
+];
+
+/// The ASCII NFKC makes of `c`, for the characters beyond the fullwidth forms that spell signatures: the
+/// mathematical alphanumeric symbols "fancy text" generators write (thirteen alphabets of `A`–`Z` `a`–`z` from
+/// U+1D400, five of digits from U+1D7CE: `<𝐬𝐜𝐫𝐢𝐩𝐭>`), the circled letters (`ⓢⓒⓡⓘⓟⓣ`) and [`COMPATIBILITY`].
+fn compatibility_ascii(c: char) -> Option<&'static str> {
+    let alphanumeric = |i: u32| ALPHANUMERIC.get(i as usize..i as usize + 1);
+    match u32::from(c) {
+        cp @ 0x1D400..=0x1D6A3 => alphanumeric((cp - 0x1D400) % 52),
+        cp @ 0x1D7CE..=0x1D7FF => alphanumeric(52 + (cp - 0x1D7CE) % 10),
+        cp @ 0x24B6..=0x24E9 => alphanumeric(cp - 0x24B6),
+        _ => COMPATIBILITY
+            .binary_search_by_key(&c, |&(k, _)| k)
+            .ok()
+            .map(|i| COMPATIBILITY[i].1),
+    }
 }
 
 /// Named character references the signatures can be spelled with (HTML's names, matched case-insensitively).
@@ -12327,5 +12469,55 @@ mod tests {
             ),
             None
         );
+    }
+
+    /// NFKC, which the fullwidth fold stands for (Java's `Normalizer`, Python's `unicodedata.normalize`, the
+    /// canonicalisation some back ends apply to input), makes ASCII of more than the fullwidth forms: the small form
+    /// variants (`﹤script﹥`), the mathematical letters and digits "fancy text" generators write (`<𝐬𝐜𝐫𝐢𝐩𝐭>`), the
+    /// long s (`ſelect`), circled letters, ligatures (`load_ﬁle`), Roman numerals' letters (`ⅽ`).
+    #[test]
+    fn compatibility_characters_nfkc_makes_ascii_are_read_as_that_ascii() {
+        refused(
+            &[
+                "q=%EF%B9%A4script%EF%B9%A5prompt(1)",
+                "q=%3C%F0%9D%90%AC%F0%9D%90%9C%F0%9D%90%AB%F0%9D%90%A2%F0%9D%90%A9%F0%9D%90%AD%3Eprompt(1)",
+                "q=%3C%F0%9D%93%88%F0%9D%92%B8%F0%9D%93%87%F0%9D%92%BE%F0%9D%93%85%F0%9D%93%89%3Eprompt(1)",
+                "q=%3C%E2%93%A2%E2%93%92%E2%93%A1%E2%93%98%E2%93%9F%E2%93%A3%3Eprompt(1)",
+                "q=%3C%C5%BFcript%3Eprompt(1)",
+            ],
+            "xss-script",
+        );
+        refused(
+            &[
+                "id=1+union+%C5%BFelect+password+from+users",
+                "id=1+union+sele%E2%85%BDt+password+from+users",
+                "id=1+union+%F0%9D%98%B4%F0%9D%98%A6%F0%9D%98%AD%F0%9D%98%A6%F0%9D%98%A4%F0%9D%98%B5+password+from+users",
+            ],
+            "sqli-union",
+        );
+        refused(
+            &[
+                "u=%27+or+%271%27%EF%B9%A6%271",
+                "u=%27+or+%EF%B8%B51%EF%B8%B6%EF%B9%A6%EF%B8%B51%EF%B8%B6--+-",
+            ],
+            "sqli-tautology",
+        );
+        refused(&["f=load_%EF%AC%81le(%27x%27)"], "sqli-function");
+        refused(&["id=1%CD%BEdrop+table+users"], "sqli-stacked");
+        passes(&[
+            "そして‥次へ。待って‥‥",
+            "𝐒𝐞𝐥𝐞𝐜𝐭 𝐚 𝐬𝐞𝐚𝐭 𝐟𝐫𝐨𝐦 𝐭𝐡𝐞 𝐥𝐢𝐬𝐭 𝐨𝐫 𝐝𝐫𝐨𝐩 𝐮𝐬 𝐚 𝐥𝐢𝐧𝐞",
+            "你好﹐世界﹒再见﹗（笑）",
+            "Ⓢⓔⓛⓔⓒⓣ ⓐ ⓢⓔⓐⓣ; ⓤⓝⓘⓞⓝ ⓗⓐⓛⓛ",
+            "ﬁnd the ﬁle and ﬂoor plan",
+            "Chapter Ⅻ and ⅽ. 1900",
+            "Τι κάνεις; καλά",
+        ]);
+    }
+
+    /// [`compatibility_ascii`] finds its characters by binary search.
+    #[test]
+    fn the_compatibility_table_is_sorted() {
+        assert!(COMPATIBILITY.windows(2).all(|w| w[0].0 < w[1].0));
     }
 }
