@@ -4716,6 +4716,9 @@ describe("WAF", () => {
     ["/gw/open/search?q=%3C%F0%9D%90%AC%F0%9D%90%9C%F0%9D%90%AB%F0%9D%90%A2%F0%9D%90%A9%F0%9D%90%AD%3Eprompt(1)", "xss-script"],
     ["/gw/open/search?id=1+union+%C5%BFelect+password+from+users", "sqli-union"],
     ["/gw/open/search?u=%27+or+%271%27%EF%B9%A6%271", "sqli-tautology"],
+    ["/gw/open/files?f=%E2%80%A5%2F%E2%80%A5%2Fapp%2F.env", "traversal-dotdot"],
+    ["/gw/open/files?f=%EF%B9%92%EF%B9%92%2Fapp%2F.env", "traversal-dotdot"],
+    ["/gw/open/files?f=..%EF%B9%A8..%EF%B9%A8web.config", "traversal-dotdot"],
   ];
   const bodyAttacks = [
     ["application/x-www-form-urlencoded", "name=x&comment=%3Cscript%3Esteal()%3C%2Fscript%3E", "xss-script"],

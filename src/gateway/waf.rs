@@ -1464,24 +1464,28 @@ fn without_redundant_separators(text: &[u8]) -> Option<Vec<u8>> {
 /// APIs: PHP, CGI, much of what IIS runs) and NFKC normalisation read as `../` — or with the look-alikes OWASP CRS's
 /// rule 930100 reads as a path's dots and separators, spelled `%u2215`, `%u2216`, `%u2024` in IIS's `%u` escapes:
 /// U+2215 DIVISION SLASH, U+2216 SET MINUS and U+2024 ONE DOT LEADER (`..∕..∕etc∕passwd`), and the private-use
-/// U+EFC8 and U+F025 the same rule reads as separators (`..%uEFC8..%uF025etc`): two dots at the text's
+/// U+EFC8 and U+F025 the same rule reads as separators (`..%uEFC8..%uF025etc`) — or with NFKC's other dots and
+/// reverse solidus: the small full stop `﹒` and reverse solidus `﹨`, and the two-dot leader `‥` (and its vertical
+/// form `︰`), which NFKC makes `..` (`‥/‥/app/.env`): two dots at the text's
 /// start or after ASCII punctuation or a blank (a separator, a value's `=` or quote) that a separator follows, or a
-/// separator before and the text's end. Prose's ellipsis (`そして．．．／次`) is three dots after a word.
+/// separator before and the text's end. Prose's ellipsis (`そして．．．／次`, `そして‥次`) is dots after a word.
 fn fullwidth_parent_segment(text: &str) -> bool {
     if !text.contains([
-        '．', '／', '＼', '\u{2215}', '\u{2216}', '\u{2024}', '\u{efc8}', '\u{f025}',
+        '．', '／', '＼', '\u{2215}', '\u{2216}', '\u{2024}', '\u{efc8}', '\u{f025}', '\u{fe52}',
+        '\u{fe68}', '\u{2025}', '\u{fe30}',
     ]) {
         return false;
     }
-    let folded: String = text
-        .chars()
-        .map(|c| match c {
-            '．' | '\u{2024}' => '.',
-            '／' | '\u{2215}' | '\u{efc8}' | '\u{f025}' => '/',
-            '＼' | '\u{2216}' => '\\',
-            c => c,
-        })
-        .collect();
+    let mut folded = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '．' | '\u{2024}' | '\u{fe52}' => folded.push('.'),
+            '\u{2025}' | '\u{fe30}' => folded.push_str(".."),
+            '／' | '\u{2215}' | '\u{efc8}' | '\u{f025}' => folded.push('/'),
+            '＼' | '\u{2216}' | '\u{fe68}' => folded.push('\\'),
+            c => folded.push(c),
+        }
+    }
     let bytes = folded.as_bytes();
     let separator = |at: usize| matches!(bytes.get(at), Some(b'/' | b'\\'));
     // A value starts after ASCII punctuation or a blank (`f=`, `"path":"`); prose's dots follow a word or a dot.
@@ -12519,5 +12523,24 @@ mod tests {
     #[test]
     fn the_compatibility_table_is_sorted() {
         assert!(COMPATIBILITY.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    /// NFKC's other spellings of a parent segment: the two-dot leader (`‥`, and its vertical form `︰`) is `..`, the
+    /// small full stop `﹒` a `.`, the small reverse solidus `﹨` a `\` — read where a `．．／` is, at a value's start
+    /// or after a separator, so Japanese prose's `‥` ellipsis passes.
+    #[test]
+    fn a_parent_segment_spelled_in_nfkc_compatibility_characters_is_caught() {
+        refused(
+            &[
+                "f=%E2%80%A5/%E2%80%A5/app/.env",
+                "f=%E2%80%A5%2F%E2%80%A5%2Fapp%2F.env",
+                "f=%EF%B8%B0/%EF%B8%B0/app/.env",
+                "f=%EF%B9%92%EF%B9%92/app/.env",
+                "f=..%EF%B9%A8..%EF%B9%A8web.config",
+                "f=app/%E2%80%A5",
+            ],
+            "traversal-dotdot",
+        );
+        passes(&["そして‥次の日", "待って‥／次", "価格は１﹒５です", "A﹨B"]);
     }
 }
