@@ -6246,22 +6246,56 @@ fn textual(media_type: &str) -> bool {
 /// bytes (their bytes spell signatures by chance — every PNG holds a NUL), while text sent under a binary type
 /// (for an origin that parses JSON whatever the type says, replacing bytes that are not UTF-8 as Go and Node do) is
 /// read to where such a parser would stop too. Text that starts like JSON is also read as JSON, whatever its type
-/// (its `\u003c` escapes decoded).
+/// (its `\u003c` escapes decoded). Textual content in UTF-16 or UTF-32 is also read decoded ([`wide_text`]).
 fn screen_content(config: &WafConfig, media_type: &str, bytes: &[u8]) -> Option<Hit> {
-    let text = if textual(media_type) {
-        lenient_utf8(bytes)
-    } else {
+    if !textual(media_type) {
         let end = bytes
             .iter()
             .position(|&b| b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n'))
             .unwrap_or(bytes.len());
-        lenient_utf8(&bytes[..end])
+        return screen_text(config, media_type, &lenient_utf8(&bytes[..end]));
+    }
+    screen_text(config, media_type, &lenient_utf8(bytes))
+        .or_else(|| wide_text(bytes).and_then(|text| screen_text(config, media_type, &text)))
+}
+
+/// A body in UTF-16 or UTF-32 decoded, as Jackson (Spring's JSON bodies) and XML parsers detect it without a
+/// charset: by its byte-order mark, or by the NULs around its first character, which JSON and XML start in ASCII
+/// (`{` is `7B 00` in UTF-16LE, `00 00 00 7B` in UTF-32BE). A code unit the prefix cuts is dropped; one that
+/// spells no character is U+FFFD.
+fn wide_text(bytes: &[u8]) -> Option<String> {
+    let (width, big) = match bytes {
+        [0, 0, 0xFE, 0xFF, ..] | [0, 0, 0, 1..=255, ..] => (4, true),
+        [0xFF, 0xFE, 0, 0, ..] | [1..=255, 0, 0, 0, ..] => (4, false),
+        [0xFE, 0xFF, ..] | [0, 1..=255, ..] => (2, true),
+        [0xFF, 0xFE, ..] | [1..=255, 0, ..] => (2, false),
+        _ => return None,
     };
+    let units = bytes.chunks_exact(width).map(|unit| {
+        unit.iter().enumerate().fold(0u32, |value, (i, &b)| {
+            let shift = 8 * if big { width - 1 - i } else { i };
+            value | (u32::from(b) << shift)
+        })
+    });
+    let text: String = if width == 4 {
+        units
+            .map(|unit| char::from_u32(unit).unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect()
+    } else {
+        char::decode_utf16(units.map(|unit| unit as u16))
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect()
+    };
+    Some(text)
+}
+
+/// Checks a body's content read as text ([`screen_content`]).
+fn screen_text(config: &WafConfig, media_type: &str, text: &str) -> Option<Hit> {
     let form = || {
         text.split('&')
             .find_map(|pair| screen(config, pair, true, "body"))
             .or_else(|| {
-                repeated_values(&text)
+                repeated_values(text)
                     .iter()
                     .find_map(|joined| screen(config, joined, true, "body"))
             })
@@ -6280,7 +6314,7 @@ fn screen_content(config: &WafConfig, media_type: &str, bytes: &[u8]) -> Option<
         .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n'])
         .starts_with(['{', '[']);
     if declared_json || looks_json {
-        let (strings, between, keys) = json_strings(&text);
+        let (strings, between, keys) = json_strings(text);
         // A key that is a MongoDB query operator (`{"user":{"$ne":null}}`): a driver given the parsed body runs it.
         let operator = config.rules.contains(&RuleSet::Sqli)
             && keys.iter().any(|&(k, string_value)| {
@@ -6309,7 +6343,7 @@ fn screen_content(config: &WafConfig, media_type: &str, bytes: &[u8]) -> Option<
             return hit;
         }
     }
-    screen(config, &text, false, "body")
+    screen(config, text, false, "body")
 }
 
 /// One part of a multipart form in the canonical shape ([`canonical_parts`]).
@@ -12542,5 +12576,98 @@ mod tests {
             "traversal-dotdot",
         );
         passes(&["そして‥次の日", "待って‥／次", "価格は１﹒５です", "A﹨B"]);
+    }
+
+    /// Jackson (Spring's JSON bodies) and every XML parser read a body in UTF-16 or UTF-32 without a charset, by
+    /// its byte-order mark or the NULs around its first ASCII character: an attack so spelled was read as bytes,
+    /// refused only by the traversal rule's NUL, and passed where that rule is not configured.
+    #[test]
+    fn a_textual_body_in_utf16_or_utf32_is_read_as_its_parsers_decode_it() {
+        let utf16 = |text: &str, big: bool, bom: bool| -> Vec<u8> {
+            let mut out = Vec::new();
+            for unit in std::iter::once(0xFEFF)
+                .filter(|_| bom)
+                .chain(text.encode_utf16())
+            {
+                out.extend(if big {
+                    unit.to_be_bytes()
+                } else {
+                    unit.to_le_bytes()
+                });
+            }
+            out
+        };
+        let utf32 = |text: &str, big: bool| -> Vec<u8> {
+            text.chars()
+                .flat_map(|c| {
+                    if big {
+                        u32::from(c).to_be_bytes()
+                    } else {
+                        u32::from(c).to_le_bytes()
+                    }
+                })
+                .collect()
+        };
+        let sql_and_xss = WafConfig {
+            rules: vec![RuleSet::Sqli, RuleSet::Xss],
+            ..WafConfig::default()
+        };
+        let json = r#"{"q":"1 union select password from users"}"#;
+        let xml = "<?xml version=\"1.0\"?><q>&lt;script&gt;prompt(1)&lt;/script&gt;</q>";
+        for (label, ct, body, rule) in [
+            (
+                "json utf-16le",
+                "application/json",
+                utf16(json, false, false),
+                "sqli-union",
+            ),
+            (
+                "json utf-16be",
+                "application/json",
+                utf16(json, true, false),
+                "sqli-union",
+            ),
+            (
+                "json utf-16le bom",
+                "application/json",
+                utf16(json, false, true),
+                "sqli-union",
+            ),
+            (
+                "json utf-32le",
+                "application/json",
+                utf32(json, false),
+                "sqli-union",
+            ),
+            (
+                "json utf-32be",
+                "application/json",
+                utf32(json, true),
+                "sqli-union",
+            ),
+            (
+                "xml utf-16le bom",
+                "application/xml",
+                utf16(xml, false, true),
+                "xss-script",
+            ),
+            (
+                "xml utf-16be",
+                "text/xml",
+                utf16(xml, true, false),
+                "xss-script",
+            ),
+        ] {
+            assert_eq!(
+                inspect_body(&sql_and_xss, Some(ct), &body).map(|h| h.rule),
+                Some(rule),
+                "{label}"
+            );
+        }
+        let benign = utf16(r#"{"name":"O'Brien","note":"see you at 5"}"#, false, true);
+        assert_eq!(
+            inspect_body(&sql_and_xss, Some("application/json"), &benign),
+            None
+        );
     }
 }
