@@ -234,6 +234,29 @@ describe("rooms", () => {
     destroyAll(a, b);
   });
 
+  test("a BigInt a number holds is refused 1007 (yrs would store and relay it as a number); one no double holds reaches the others as a BigInt", async () => {
+    const room = "bigints";
+    const a = await client(w, room);
+    const b = await client(w, room);
+    // Yjs writes a BigInt as lib0 tag 122 and reads it back as a BigInt; yrs rewrote 1700000000000n as a float64, so
+    // b and every newcomer read a number where a kept a BigInt.
+    a.doc.getMap("meta").set("at", 1700000000000n);
+    await until(() => !a.provider.wsconnected || b.doc.getMap("meta").has("at"), { what: "a closed, or b told" });
+    assert.equal(b.doc.getMap("meta").has("at"), false, "b was never sent the BigInt as a number");
+    const bad = await rawSocket(w, room);
+    const update = Y.encodeStateAsUpdate(a.doc);
+    bad.ws.send(syncUpdate(update));
+    await until(() => bad.closed, { what: "the sender closed" });
+    assert.equal(bad.closed.code, 1007, bad.closed.reason);
+    assert.match(bad.closed.reason, /BigInt/);
+    destroyAll(a);
+    const c = await client(w, room);
+    c.doc.getMap("meta").set("id", 2n ** 53n + 1n);
+    await until(() => b.doc.getMap("meta").has("id"), { what: "b told the id" });
+    assert.equal(b.doc.getMap("meta").get("id"), 2n ** 53n + 1n, "a BigInt, as c sent it");
+    destroyAll(b, c);
+  });
+
   test("a frame of exactly ROOMS_MAX_MESSAGE_BYTES is taken, one byte more closes 1009, and an empty binary frame closes 1007", async () => {
     const room = "frame-cap";
     /** A sync update frame inserting `n` characters, by one client (a random id's varint length varies). */

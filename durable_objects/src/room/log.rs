@@ -2327,6 +2327,81 @@ mod tests {
         );
     }
 
+    /// An update setting key "k" of root map "meta" (client 1) to the lib0 value `value`, as Yjs writes one.
+    fn meta_k_set_to(value: &[u8]) -> Vec<u8> {
+        [
+            &[1u8, 1, 1, 0, 40, 1, 4, b'm', b'e', b't', b'a', 1, b'k', 1][..],
+            value,
+            &[0],
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn a_bigint_the_room_would_store_as_a_number_is_refused_and_one_it_keeps_is_taken() {
+        // Yjs writes a JavaScript BigInt as lib0 tag 122 and reads it back as a BigInt; yrs reads it as an integer and
+        // writes that back as a number whenever one holds it. Taken, the relay and the snapshot said 1700000000000
+        // where its sender has 1700000000000n: every other member and newcomer read a number (Yjs: typeof "number"),
+        // the sender a BigInt, under equal state vectors, and /state read 1700000000000 before a restart and
+        // 1700000000000.0 after. (Bytes as Yjs 13.6 writes `map.set("k", 1700000000000n)`.)
+        let number_held = [&[122u8][..], &1_700_000_000_000i64.to_be_bytes()].concat();
+        let cases: &[(&str, Vec<u8>)] = &[
+            ("a BigInt a double holds", number_held.clone()),
+            (
+                "a small BigInt",
+                [&[122u8][..], &5i64.to_be_bytes()].concat(),
+            ),
+            (
+                "i64::MAX, read back as 2^63",
+                [&[122u8][..], &i64::MAX.to_be_bytes()].concat(),
+            ),
+            (
+                "one inside an array",
+                [&[117u8, 1][..], &number_held].concat(),
+            ),
+            (
+                "one inside an object",
+                [&[118u8, 1, 1, b'n'][..], &number_held].concat(),
+            ),
+        ];
+        for (what, value) in cases {
+            let (_, _, mut store, mut loaded) = writer_and_room();
+            let outcome = accept(
+                &mut loaded,
+                &mut store,
+                rules(policy(1)),
+                &meta_k_set_to(value),
+                0,
+            );
+            assert!(
+                matches!(&outcome, Err(AcceptError::Invalid(e)) if e.0.contains("BigInt")),
+                "{what}: {outcome:?}"
+            );
+            assert_eq!(store.stored, Stored::default(), "{what}: nothing stored");
+        }
+        // 2^53 + 1 has no double: yrs writes it back as a BigInt, as it came.
+        let kept = [&[122u8][..], &((1i64 << 53) + 1).to_be_bytes()].concat();
+        let (_, _, mut store, mut loaded) = writer_and_room();
+        let outcome = accept(
+            &mut loaded,
+            &mut store,
+            rules(policy(1)),
+            &meta_k_set_to(&kept),
+            0,
+        )
+        .expect("taken");
+        assert_eq!(outcome.relay, [meta_k_set_to(&kept)], "relayed as it came");
+        assert_eq!(
+            store.stored.snapshot,
+            Some(meta_k_set_to(&kept)),
+            "stored as it came"
+        );
+        assert_eq!(
+            load(&mut store, 0).expect("reloads").doc.to_json(),
+            serde_json::json!({ "meta": { "k": (1i64 << 53) + 1 } })
+        );
+    }
+
     trait EncodeHelper {
         fn encode_v1_helper(&self) -> Vec<u8>;
     }

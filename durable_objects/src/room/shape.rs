@@ -34,7 +34,7 @@ pub struct Shape {
 /// yrs would refuse or misread, it refuses what yrs accepts but Yjs cannot read — an info byte with bit 4 set (Yjs
 /// takes five bits for the content kind, yrs four), type kinds Yjs does not know or reads differently (above 6, and
 /// the XML hook), client ids past 2^53 − 1 (JavaScript numbers) — since the room would store and relay it to every
-/// client, none of which could then sync.
+/// client, none of which could then sync — and BigInt values yrs would write back as numbers (see `Reader::bigint`).
 pub fn check_update(bytes: &[u8]) -> Result<Shape, Refused> {
     check_update_needs(bytes).map(|(shape, _)| shape)
 }
@@ -321,13 +321,34 @@ impl Reader<'_> {
         u32::try_from(text.encode_utf16().count()).map_err(|_| Refused("a string is too long"))
     }
 
+    /// A lib0 BigInt (tag 122), refused when yrs would write it back as a number: it reads every integer as one
+    /// `i64` and writes it as the smallest number kind that holds it (int32, float32, float64), a BigInt only past
+    /// those. Taken, the sender would keep a BigInt (`1700000000000n`) where every other member, every newcomer and
+    /// the room's snapshot read a number, under equal state vectors (and `/state` an integer before a restart, a
+    /// float after).
+    fn bigint(&mut self) -> Result<(), Refused> {
+        let start = self.at;
+        self.advance(8)?;
+        let mut be = [0; 8];
+        be.copy_from_slice(&self.bytes[start..self.at]);
+        let n = i64::from_be_bytes(be);
+        // yrs' own test (`Any::encode`): within int32, or a float64 that converts back to it (which float32 implies).
+        if (-0x7FFF_FFFF..=0x7FFF_FFFF).contains(&n) || (n as f64) as i64 == n {
+            return Err(Refused(
+                "a BigInt value a number holds: the room would store and relay it as a number",
+            ));
+        }
+        Ok(())
+    }
+
     /// A lib0 `Any` value.
     fn any(&mut self, depth: usize) -> Result<(), Refused> {
         match self.u8()? {
             120 | 121 | 126 | 127 => Ok(()), // true, false, null, undefined
             125 => self.var().map(drop),     // integer
             124 => self.advance(4),          // float32
-            122 | 123 => self.advance(8),    // bigint, float64
+            122 => self.bigint(),            // bigint
+            123 => self.advance(8),          // float64
             119 | 116 => self.buf(),         // string, buffer
             tag @ (117 | 118) => {
                 if depth >= MAX_NESTING {
