@@ -2402,6 +2402,122 @@ mod tests {
         );
     }
 
+    /// A memory store whose writes fail where `fails` says (bit i: the i-th write, of any kind, modulo 64).
+    struct Flaky {
+        store: MemoryStore,
+        fails: u64,
+        writes: u32,
+    }
+
+    impl Flaky {
+        fn fail_now(&mut self) -> bool {
+            let i = self.writes % 64;
+            self.writes += 1;
+            self.fails & (1 << i) != 0
+        }
+    }
+
+    impl UpdateStore for Flaky {
+        fn load(&mut self) -> Result<Stored, String> {
+            self.store.load()
+        }
+        fn append(&mut self, update: &[u8]) -> Result<(), String> {
+            if self.fail_now() {
+                return Err("SQLITE_FULL".into());
+            }
+            self.store.append(update)
+        }
+        fn append_waiting(&mut self, update: &[u8], since: u64) -> Result<(), String> {
+            if self.fail_now() {
+                return Err("SQLITE_FULL".into());
+            }
+            self.store.append_waiting(update, since)
+        }
+        fn compact(&mut self, snapshot: Snapshot) -> Result<(), String> {
+            if self.fail_now() {
+                return Err("SQLITE_FULL".into());
+            }
+            self.store.compact(snapshot)
+        }
+    }
+
+    /// The yrs snapshot (state vector and delete set) of what a room document integrated.
+    fn integrated(doc: &RoomDoc) -> yrs::Snapshot {
+        let d = Doc::new();
+        let whole = doc.diff(&[0]).expect("diff");
+        d.transact_mut()
+            .apply_update(yrs::Update::decode_v1(&whole[0]).expect("decodes"))
+            .expect("applies");
+        let snapshot = d.transact().snapshot();
+        snapshot
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(std::env::var("ROOM_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(96)))]
+
+        #[test]
+        fn what_members_were_sent_is_stored_whatever_write_fails(
+            edits in prop::collection::vec(edit(), 1..30),
+            order in any::<u64>(),
+            compact_every in 1..6u64,
+            fails in any::<u64>(),
+            ttl in 1..20u64,
+            limit in prop_oneof![Just(u64::MAX), 300..3000u64],
+        ) {
+            let updates = client_updates(&edits);
+            let mut delivery: Vec<&Vec<u8>> = updates.iter().chain(updates.iter().step_by(3)).collect();
+            let mut seed = order | 1;
+            for i in (1..delivery.len()).rev() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                delivery.swap(i, (seed % (i as u64 + 1)) as usize);
+            }
+            let mut store = Flaky { store: MemoryStore::default(), fails: fails & fails.rotate_left(17), writes: 0 };
+            let mut loaded: Option<Loaded> = None;
+            // A member that sent nothing: what it was sent.
+            let observer = Doc::new();
+            for (step, u) in delivery.into_iter().enumerate() {
+                if loaded.is_none() {
+                    loaded = Some(load(&mut store, 0).expect("loads"));
+                }
+                let room = loaded.as_mut().expect("loaded");
+                let now = step as u64;
+                let r = Rules { compaction: policy(compact_every), max_document_bytes: limit, waiting_ttl_ms: ttl };
+                match accept(room, &mut store, r, u, now) {
+                    Ok(outcome) => {
+                        for part in outcome.relay.iter().chain(&outcome.released) {
+                            observer.transact_mut()
+                                .apply_update(yrs::Update::decode_v1(part).expect("decodes"))
+                                .expect("applies");
+                        }
+                        if outcome.not_compacted.is_some() {
+                            loaded = None;
+                        }
+                    }
+                    Err(AcceptError::Store(_)) => loaded = None,
+                    Err(AcceptError::DocumentFull { .. }) => {}
+                    Err(e) => prop_assert!(false, "step {step}: {e:?}"),
+                }
+                let stored = load(&mut store.store, now).expect("rebuilds");
+                prop_assert_eq!(stored.skipped, 0, "step {}: stored updates skipped", step);
+                if let Some(room) = &loaded {
+                    prop_assert_eq!(content(&stored.doc), content(&room.doc), "step {}: storage and memory differ", step);
+                    let sv = |d: &RoomDoc| StateVector::decode_v1(&d.state_vector()).expect("decodes");
+                    prop_assert_eq!(sv(&stored.doc), sv(&room.doc), "step {}: state vectors differ", step);
+                }
+                let kept = integrated(&stored.doc);
+                let seen = observer.transact().snapshot();
+                for (client, clock) in seen.state_map.iter() {
+                    prop_assert!(kept.state_map.get(client) >= *clock,
+                        "step {}: a member was sent {:?} up to {} the store holds to {}", step, client, clock, kept.state_map.get(client));
+                }
+                prop_assert!(seen.delete_set.diff(&kept.delete_set).is_empty(),
+                    "step {}: a member was sent deletions the store lacks", step);
+            }
+        }
+    }
+
     trait EncodeHelper {
         fn encode_v1_helper(&self) -> Vec<u8>;
     }
