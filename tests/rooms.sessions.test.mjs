@@ -114,6 +114,40 @@ describe("rooms behind a real session", () => {
     }
   });
 
+  test("the state writes numbers as JSON.stringify does: a Date.now() without a fraction", async () => {
+    const cookie = await sessionCookie(ALICE);
+    const issued = await w.fetch("/rooms/numbers/ticket", { method: "POST", headers: { cookie } });
+    assert.equal(issued.status, 201);
+    const doc = new Y.Doc();
+    const provider = new WebsocketProvider(w.url.href.replace(/^http/, "ws") + "rooms/numbers", "ws", doc, {
+      WebSocketPolyfill: WebSocket,
+      params: { ticket: (await issued.json()).ticket },
+      disableBc: true,
+      maxBackoffTime: 200,
+    });
+    try {
+      await until(() => provider.synced, { what: "synced" });
+      // lib0 sends an integer past int32 as a float (float64 here, float32 for 2 ** 60), which yrs keeps as a float.
+      doc.getMap("meta").set("at", 1700000000123);
+      doc.getMap("meta").set("big", 2 ** 60);
+      doc.getMap("meta").set("half", 1.5);
+      const expected = JSON.stringify(doc.getMap("meta").toJSON());
+      const text = await until(
+        async () => {
+          const r = await w.fetch("/rooms/numbers/state", { headers: { cookie } });
+          const body = r.status === 200 ? await r.text() : "";
+          return body.includes('"half"') ? body : null;
+        },
+        { what: "the state to show the edit" },
+      );
+      assert.ok(text.includes(`"meta":${expected}`), `${text} writes ${expected}`);
+      assert.equal(expected, '{"at":1700000000123,"big":1152921504606847000,"half":1.5}');
+    } finally {
+      provider.destroy();
+      doc.destroy();
+    }
+  });
+
   test("shared types nest at most 128 deep: a chain at the limit is stored, shown by /state and deleted; one level more closes its socket with 1007", async () => {
     // Deleting a shared type recurses into the types it holds (in yrs and in Yjs): a chain thousands deep, sent a
     // level at a time, would overflow the room's stack on every deletion of it.

@@ -915,14 +915,26 @@ impl RootKind {
     }
 }
 
+/// A number as `JSON.stringify` writes it: an integral one in digits, without a fraction — lib0 writes every integer
+/// past int32 as a float (a `Date.now()` is a float64), which serde_json would write as `1700000000123.0`, refused as
+/// an integer by typed readers — from Rust's shortest round-trip digits, as JavaScript's (`2 ** 60` is
+/// `1152921504606847000`), where an `i64` holds them; others as serde_json writes them (NaN and infinities as `null`,
+/// as JavaScript does).
+fn number_to_json(n: f64) -> Value {
+    if n.fract() == 0.0 {
+        if let Ok(digits) = format!("{n}").parse::<i64>() {
+            return Value::from(digits);
+        }
+    }
+    serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
+}
+
 fn any_to_json(any: &Any) -> Value {
     match any {
         Any::Null | Any::Undefined => Value::Null,
         Any::Bool(b) => Value::Bool(*b),
         Any::Number(yrs::any::Number::Int(n)) => Value::from(*n),
-        Any::Number(yrs::any::Number::Float(n)) => {
-            serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number)
-        }
+        Any::Number(yrs::any::Number::Float(n)) => number_to_json(*n),
         Any::String(s) => Value::String(s.to_string()),
         Any::Buffer(b) => Value::Array(b.iter().map(|x| Value::from(*x)).collect()),
         Any::Array(items) => Value::Array(items.iter().map(any_to_json).collect()),
@@ -1105,6 +1117,26 @@ mod tests {
         assert!(!Rc::ptr_eq(&first, &second), "a change renders anew");
         assert_eq!(&*second, room.to_json().to_string());
         assert_eq!(second.len(), r#"{"t":"ab"}"#.len());
+    }
+
+    #[test]
+    fn numbers_render_as_json_stringify_writes_them() {
+        // Yjs 13.6's update for a map "m" set to a: 1700000000123 (a `Date.now()`), b: 2 ** 40, c: 2 ** 60, d: -0,
+        // e: 1.5, f: -(2 ** 33), h: 3 — lib0 writes an integer past int32 as a float32 or float64, which yrs reads as a
+        // float. JSON.stringify(doc.toJSON()) writes the line below; the room wrote "a":1700000000123.0, which a typed
+        // reader refuses as an integer (Go's encoding/json into an int64, serde into a u64).
+        let yjs: &[u8] = &[
+            1, 7, 1, 0, 40, 1, 1, b'm', 1, b'a', 1, 123, 66, 120, 188, 254, 86, 135, 176, 0, 40, 1,
+            1, b'm', 1, b'b', 1, 124, 83, 128, 0, 0, 40, 1, 1, b'm', 1, b'c', 1, 124, 93, 128, 0,
+            0, 40, 1, 1, b'm', 1, b'd', 1, 125, 64, 40, 1, 1, b'm', 1, b'e', 1, 124, 63, 192, 0, 0,
+            40, 1, 1, b'm', 1, b'f', 1, 124, 208, 0, 0, 0, 40, 1, 1, b'm', 1, b'h', 1, 125, 3, 0,
+        ];
+        let mut room = RoomDoc::new();
+        offer(&mut room, yjs).expect("applies");
+        assert_eq!(
+            &*room.json_text(),
+            r#"{"m":{"a":1700000000123,"b":1099511627776,"c":1152921504606847000,"d":0,"e":1.5,"f":-8589934592,"h":3}}"#
+        );
     }
 
     /// The room's JSON after each doc `f` writes (as client `client`) is applied, whole, to a fresh room (which, as
