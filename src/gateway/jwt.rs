@@ -251,7 +251,14 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
         // `Ed25519` (RFC 9864) is the name WebCrypto's JWK export gives an Ed25519 key.
         Some(name) => match Alg::from_name(name) {
             Some(alg) if alg == implied => vec![alg],
-            _ => return Err(format!("alg {name:?} does not fit the key type")),
+            Some(_) => return Err(format!("alg {name:?} does not fit the key type")),
+            // An algorithm of the right family (PS256, RS512, ES384…) or meant for encryption: said as unsupported,
+            // not as a key type mismatch the operator would look for in `kty`.
+            None => {
+                return Err(format!(
+                    "alg {name:?} is not supported (HS256, RS256, ES256 and EdDSA or Ed25519 are verified)"
+                ))
+            }
         },
     };
     let public = public_key_info(&material);
@@ -1972,6 +1979,42 @@ mod tests {
                 Jwks::parse(&json!({ "keys": [key.clone()] }).to_string()).expect("a JWKS");
             assert!(keys.is_empty() && skipped.len() == 1, "{key}: {skipped:?}");
         }
+    }
+
+    /// Identity providers publish keys for algorithms the gateway does not verify (Keycloak's RS512 or ES384 realm
+    /// keys, Auth0's PS256, an enc key's RSA-OAEP): the log says the algorithm is unsupported, and names those it
+    /// verifies. Before, it said the `alg` "does not fit the key type" of an RSA key marked RS512, sending the
+    /// operator to look for a wrong `kty`. A supported algorithm on the wrong key type is still said to be that.
+    #[test]
+    fn a_key_for_an_algorithm_not_verified_here_is_skipped_as_unsupported() {
+        let (keys, skipped) = Jwks::parse(
+            &json!({"keys": [
+                {"kty": "RSA", "kid": "ps", "alg": "PS256", "n": RSA_2048_N, "e": "AQAB"},
+                {"kty": "RSA", "kid": "rs512", "alg": "RS512", "n": RSA_2048_N, "e": "AQAB"},
+                {"kty": "RSA", "kid": "oaep", "alg": "RSA-OAEP", "n": RSA_2048_N, "e": "AQAB"},
+                {"kty": "oct", "kid": "hs512", "alg": "HS512", "k": K},
+                {"kty": "EC", "kid": "es", "alg": "ES256", "crv": "P-256", "x": P256_X, "y": P256_Y},
+                {"kty": "EC", "kid": "rs-on-ec", "alg": "RS256", "crv": "P-256", "x": P256_X, "y": P256_Y},
+            ]})
+            .to_string(),
+        )
+        .expect("document parses");
+        assert_eq!(keys.len(), 1, "{skipped:?}");
+        let unsupported = |i: usize, alg: &str| {
+            format!(
+                "key {i}: alg {alg:?} is not supported (HS256, RS256, ES256 and EdDSA or Ed25519 are verified)"
+            )
+        };
+        assert_eq!(
+            skipped,
+            vec![
+                unsupported(0, "PS256"),
+                unsupported(1, "RS512"),
+                unsupported(2, "RSA-OAEP"),
+                unsupported(3, "HS512"),
+                "key 5: alg \"RS256\" does not fit the key type".to_owned(),
+            ]
+        );
     }
 
     #[test]
