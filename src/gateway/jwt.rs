@@ -5,7 +5,7 @@
 //! the one step the edge does better natively — public-key arithmetic — can be handed out ([`Screened::verifier`]).
 
 use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Rsa, RsaPublicKey};
-use jwt_compact::jwk::JsonWebKey;
+use jwt_compact::jwk::{JsonWebKey, JwkError};
 use jwt_compact::{Algorithm, AlgorithmExt, Claims, ParseError, UntrustedToken, ValidationError};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -231,9 +231,14 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
         }
         JsonWebKey::EllipticCurve { .. } => (
             Alg::Es256,
-            Material::Es256(
-                <Es256 as Algorithm>::VerifyingKey::try_from(&jwk).map_err(|e| e.to_string())?,
-            ),
+            Material::Es256(<Es256 as Algorithm>::VerifyingKey::try_from(&jwk).map_err(
+                |e| match e {
+                    // Curve and lengths are checked first: the p256 crate's one refusal left is the point's, which
+                    // it words "signature error".
+                    JwkError::Custom(_) => "EC key (x, y) is not a point on P-256".to_owned(),
+                    other => other.to_string(),
+                },
+            )?),
         ),
         JsonWebKey::KeyPair { .. } => {
             let key =
@@ -1979,6 +1984,23 @@ mod tests {
                 Jwks::parse(&json!({ "keys": [key.clone()] }).to_string()).expect("a JWKS");
             assert!(keys.is_empty() && skipped.len() == 1, "{key}: {skipped:?}");
         }
+    }
+
+    /// A P-256 key whose coordinates have the right length but are no point on the curve (a corrupted or hand-edited
+    /// key, or an invalid-curve attack's) is skipped saying so. Before, the log said only "signature error", which
+    /// reads as a token's failure, not the key's.
+    #[test]
+    fn an_ec_key_off_its_curve_is_skipped_saying_so() {
+        let (keys, skipped) = Jwks::parse(
+            &json!({"keys": [
+                {"kty": "EC", "kid": "off", "crv": "P-256", "x": P256_X, "y": P256_X},
+                {"kty": "EC", "kid": "on", "crv": "P-256", "x": P256_X, "y": P256_Y},
+            ]})
+            .to_string(),
+        )
+        .expect("document parses");
+        assert_eq!(keys.len(), 1, "{skipped:?}");
+        assert_eq!(skipped, ["key 0: EC key (x, y) is not a point on P-256"]);
     }
 
     /// Identity providers publish keys for algorithms the gateway does not verify (Keycloak's RS512 or ES384 realm
