@@ -9,9 +9,9 @@
 //! - it is within a small edit distance of one (a typo: 1 edit up to 8 characters, 2 up to 16, 3 beyond, so
 //!   `_SECS` for `_SECONDS` is caught on every long key);
 //! - its `_`-separated words are a known key's, each the same, a synonym (`SIZE`/`BYTES`, `SECRET`/`KEY`,
-//!   `SEC`/`SECONDS`, `SESSION`/`AUTH`/`JWT`) or within one slip (`MAX_BODY_SIZE`, `IMAGES_SIGNING_KEY`), or those
-//!   words with some left out or added (`RATE_LIMITS` for `RATE_LIMIT_POLICIES`, `PASSWORD_ITERATIONS`), at least
-//!   two of them matched;
+//!   `SEC`/`SECONDS`, `SESSION`/`AUTH`/`JWT`), the other unit (`GATEWAY_JWKS_TTL_MS`) or within one slip
+//!   (`MAX_BODY_SIZE`, `IMAGES_SIGNING_KEY`), or those words with some left out or added (`RATE_LIMITS` for
+//!   `RATE_LIMIT_POLICIES`, `PASSWORD_ITERATIONS`), at least two of them matched;
 //! - it starts with a prefix edgekit owns: the words that two or more known keys sharing a first word all share
 //!   (`GATEWAY_`, `SESSION_`, `ROOMS_`…, `RATE_LIMIT_` — not `RATE_`, which `RATE_CARD_URL` starts with too), which
 //!   no other code in this Worker reads.
@@ -31,10 +31,27 @@ pub struct UnreadKey {
 impl UnreadKey {
     /// The sentence its log line carries.
     pub fn problem(&self) -> String {
-        format!(
+        let mut problem = format!(
             "`{}` is set but edgekit reads no such key, so its default applies; did you mean `{}`?",
             self.key, self.did_you_mean
-        )
+        );
+        // Renamed without converting its value, a duration would be read a thousand times too long or short.
+        let unit = |key: &str| {
+            let last = key.rsplit(['_', '-']).next().unwrap_or(key);
+            match canonical(&last.to_ascii_uppercase()) {
+                "SECONDS" => Some("seconds"),
+                "MS" => Some("milliseconds"),
+                _ => None,
+            }
+        };
+        if let (Some(written), Some(meant)) = (unit(&self.key), unit(&self.did_you_mean)) {
+            if written != meant {
+                problem.push_str(&format!(
+                    " It counts {meant}, not {written}: convert the value."
+                ));
+            }
+        }
+        problem
     }
 }
 
@@ -133,8 +150,8 @@ impl Key {
 
     /// How close `known` is, lower first, when this key could be a slip for it: (0, _) the same but for case or
     /// separators; (1, d) the same words, each the same or a synonym or one slip away (the first only as its plural or
-    /// singular: `MAX_BODY_SIZE`, `IMAGES_SIGNING_KEY`); (2, d) those words with some left out or added; (3, d) a typo
-    /// `d` edits away.
+    /// singular: `MAX_BODY_SIZE`, `IMAGES_SIGNING_KEY`; a unit word as the other unit: `GATEWAY_JWKS_TTL_MS`); (2, d)
+    /// those words with some left out or added; (3, d) a typo `d` edits away.
     ///
     /// Every var is ranked against every known key once per isolate start, so the edit table is filled only where
     /// it can matter: two lengths further apart than the typo budget are that many edits apart already.
@@ -151,7 +168,7 @@ impl Key {
             && mine
                 .iter()
                 .zip(&theirs)
-                .all(|(a, b)| same_word(canonical(a), canonical(b)))
+                .all(|(a, b)| same_word(canonical(a), canonical(b)) || other_unit(a, b))
         {
             return Some((1, distance(&self.normal, &known.normal)));
         }
@@ -222,6 +239,13 @@ fn canonical(word: &str) -> &str {
         "SESSION" | "SESSIONS" | "AUTH" | "JWT" => "AUTH",
         _ => word,
     }
+}
+
+/// Whether two words are the two units edgekit's durations come in (`_SECONDS`, `_MS`, in any spelling): a key
+/// written in the other unit has the same words as the one meant, and only its value needs converting.
+fn other_unit(a: &str, b: &str) -> bool {
+    let unit = |w: &str| matches!(canonical(w), "SECONDS" | "MS");
+    unit(a) && unit(b)
 }
 
 /// Equal, or one slip apart when both are long enough for a slip to be one (`LIMITS`/`LIMIT`).
@@ -340,6 +364,41 @@ mod tests {
         ] {
             assert_eq!(meant(written).as_deref(), Some(key), "{written}");
         }
+    }
+
+    /// A key written in the other unit (`_MS` for `_SECONDS`, or back) is the key meant: the same words, the value
+    /// to convert. Before, the unit word counted as a typo and the nearest key by letters won — another knob in the
+    /// same unit: `GATEWAY_JWKS_HOLD_SECONDS` was told to be `GATEWAY_JWKS_TTL_SECONDS`, `GATEWAY_JWKS_TTL_MS`
+    /// `GATEWAY_JWKS_HOLD_MS`, and following the hint would have set the wrong one.
+    #[test]
+    fn a_key_written_in_another_unit_is_the_key_meant() {
+        let known = crate::config::Config::known_keys();
+        for (written, key) in [
+            ("GATEWAY_JWKS_TTL_MS", "GATEWAY_JWKS_TTL_SECONDS"),
+            ("GATEWAY_JWKS_HOLD_SECONDS", "GATEWAY_JWKS_HOLD_MS"),
+            ("GATEWAY_JWKS_HOLD_SECS", "GATEWAY_JWKS_HOLD_MS"),
+            ("GATEWAY_REFRESH_HOLD_SECONDS", "GATEWAY_REFRESH_HOLD_MS"),
+            ("SESSION_IDLE_MS", "SESSION_IDLE_SECS"),
+            ("ROOMS_LIST_MEMORY_SECONDS", "ROOMS_LIST_MEMORY_MS"),
+        ] {
+            let found = unread_keys([written], &known);
+            assert_eq!(
+                found.first().map(|u| u.did_you_mean.as_str()),
+                Some(key),
+                "{written}"
+            );
+        }
+        // The hint says the value is to be converted: renamed as it is, 30000 ms would be read as 30000 s.
+        let found = unread_keys(["GATEWAY_JWKS_TTL_MS"], &known);
+        assert_eq!(
+            found[0].problem(),
+            "`GATEWAY_JWKS_TTL_MS` is set but edgekit reads no such key, so its default applies; did you mean \
+             `GATEWAY_JWKS_TTL_SECONDS`? It counts seconds, not milliseconds: convert the value."
+        );
+        // A key in the same unit says nothing of it.
+        assert!(!unread_keys(["GATEWAY_JWKS_TTL_SECS"], &known)[0]
+            .problem()
+            .contains("convert"));
     }
 
     /// Other words operators use for what a key's word says (`SIZE` for `BYTES`, `SECRET` for `KEY`, `SEC` for
