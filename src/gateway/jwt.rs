@@ -89,7 +89,8 @@ struct JwksDocument {
 impl Jwks {
     /// Parses a JWKS document. Keys that cannot be used (unknown type, `alg` not matching the key type, bad
     /// material, `use` other than `sig`, a private half published) are left out and described in the second value, so one bad key does not
-    /// lock everyone out; a document that is not a JWKS at all is an error.
+    /// lock everyone out (the first [`MAX_SKIPPED_REASONS`] reasons, then how many more); a document that is not a
+    /// JWKS at all is an error.
     pub fn parse(text: &str) -> Result<(Self, Vec<String>), String> {
         // Bounded, in bytes, before it is read: every request of a cold isolate waits on this parse, and each key
         // costs CPU (an RSA modulus, an Ed25519 point check) — 10,000 RSA keys (3.9 MB) took 2 s in a host debug
@@ -104,6 +105,18 @@ impl Jwks {
             serde_json::from_str(text).map_err(|e| format!("not a JWKS document: {e}"))?;
         let mut keys = Vec::new();
         let mut skipped = Vec::new();
+        let mut more = 0usize;
+        // The first reasons, each cut short, and a count of the rest: they go into one log line.
+        let mut skip = |reason: String| {
+            if skipped.len() < MAX_SKIPPED_REASONS {
+                skipped.push(match reason.char_indices().nth(MAX_REASON_CHARS) {
+                    Some((end, _)) => format!("{}…", &reason[..end]),
+                    None => reason,
+                });
+            } else {
+                more += 1;
+            }
+        };
         // The algorithms each kid is kept for, so that a key's kid is looked up once rather than against every key
         // kept before it (quadratic in the keys).
         let mut kept_for: HashMap<String, Vec<Alg>> = HashMap::new();
@@ -119,7 +132,7 @@ impl Jwks {
                         .and_then(|kid| kept_for.get(kid))
                         .is_some_and(|algs| algs.iter().any(|a| key.allowed.contains(a))) =>
                 {
-                    skipped.push(format!(
+                    skip(format!(
                         "key {index}: kid {:?} is already used by an earlier key for the same algorithm",
                         key.kid.as_deref().unwrap_or("")
                     ));
@@ -131,8 +144,11 @@ impl Jwks {
                     }
                     keys.push(key);
                 }
-                Err(problem) => skipped.push(format!("key {index}: {problem}")),
+                Err(problem) => skip(format!("key {index}: {problem}")),
             }
+        }
+        if more > 0 {
+            skipped.push(format!("and {more} more keys skipped"));
         }
         Ok((Self { keys }, skipped))
     }
@@ -319,6 +335,13 @@ fn public_key_info(material: &Material) -> Option<PublicKeyInfo> {
 /// setting (as the image header's window and `tracestate`'s size are): no real key set comes near it, and a var would
 /// let a deployment lift what it bounds.
 pub const MAX_JWKS_BYTES: usize = 128 * 1024;
+
+/// How many reasons for skipped keys [`Jwks::parse`] gives (then how many more there were): a real key set skips a
+/// few (Keycloak's encryption key), while a document of 65,000 malformed entries fits [`MAX_JWKS_BYTES`] and its
+/// reasons, all given, made a 6 MB log line.
+const MAX_SKIPPED_REASONS: usize = 16;
+/// How many characters of a reason are given: one quoting a key's member (a 2048-bit `n`) ran to hundreds.
+const MAX_REASON_CHARS: usize = 200;
 
 /// The JWK members that hold a private key (RFC 7518 §6.2.2 for EC and OKP's `d`, §6.3.2 for RSA's).
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
@@ -1912,6 +1935,42 @@ mod tests {
                 "key 0: weak or non-canonical Ed25519 key".to_owned(),
                 "key 1: RSA key of 1024 bits; at least 2048 are required".to_owned(),
             ]
+        );
+    }
+
+    /// The reasons keys were skipped go into one log line per read (`jwks keys skipped`): a document within its bound
+    /// of `[0,0,…]` made 65,527 of them, a 6 MB line, and a reason quoting a key's member (a 2048-bit `n` in the
+    /// wrong alphabet) ran to hundreds of characters. The first few are given, each cut short, and the rest counted.
+    #[test]
+    fn the_reasons_for_skipped_keys_are_bounded_in_number_and_length() {
+        let many = format!("{{\"keys\":[{}0]}}", "0,".repeat(999));
+        let (keys, skipped) = Jwks::parse(&many).expect("a JWKS");
+        assert!(keys.is_empty());
+        assert_eq!(skipped.len(), MAX_SKIPPED_REASONS + 1, "{skipped:?}");
+        assert!(skipped[0].starts_with("key 0: not a JWK"), "{skipped:?}");
+        assert_eq!(
+            skipped[MAX_SKIPPED_REASONS],
+            format!("and {} more keys skipped", 1000 - MAX_SKIPPED_REASONS)
+        );
+        // Up to the bound, every reason is given.
+        let fit = format!("{{\"keys\":[{}0]}}", "0,".repeat(MAX_SKIPPED_REASONS - 1));
+        assert_eq!(
+            Jwks::parse(&fit).expect("a JWKS").1.len(),
+            MAX_SKIPPED_REASONS
+        );
+        // A reason quoting a long value is cut short (on a character boundary).
+        let standard = RSA_2048_N.replace('-', "+").replace('_', "/");
+        let (_, skipped) = Jwks::parse(
+            &json!({"keys": [{"kty": "RSA", "kid": "é".repeat(400), "n": standard, "e": "AQAB"}]})
+                .to_string(),
+        )
+        .expect("a JWKS");
+        assert_eq!(skipped.len(), 1);
+        assert!(
+            skipped[0].starts_with("key 0: not a JWK: invalid value")
+                && skipped[0].ends_with('…')
+                && skipped[0].chars().count() == MAX_REASON_CHARS + 1,
+            "{skipped:?}"
         );
     }
 
