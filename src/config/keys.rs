@@ -78,13 +78,34 @@ pub fn unread_keys<'a>(
                 .map(|(_, k)| k);
             let did_you_mean = match (nearest, prefix) {
                 (Some(k), _) => k.raw.clone(),
-                // Only the prefix says it is ours: the nearest key under that prefix.
-                (None, Some(p)) => known
-                    .iter()
-                    .filter(|k| k.normal.starts_with(p.as_str()))
-                    .min_by_key(|k| (distance(&unknown.normal, &k.normal), k.raw.clone()))?
-                    .raw
-                    .clone(),
+                // Only the prefix says it is ours: the key sharing the most of its words beyond the prefix's
+                // (wherever they stand: `JWT_LEEWAY_SECS` is `GATEWAY_JWT_LEEWAY_SECONDS`), else the nearest key
+                // under that prefix.
+                (None, Some(p)) => {
+                    let prefix_words = p.split('_').filter(|w| !w.is_empty()).count();
+                    known
+                        .iter()
+                        .map(|k| (unknown.shared_words(k), k))
+                        .filter(|(shared, _)| *shared > prefix_words)
+                        .max_by(|(a, ka), (b, kb)| {
+                            a.cmp(b).then_with(|| {
+                                distance(&unknown.normal, &kb.normal)
+                                    .cmp(&distance(&unknown.normal, &ka.normal))
+                                    .then_with(|| kb.raw.cmp(&ka.raw))
+                            })
+                        })
+                        .map(|(_, k)| k)
+                        .or_else(|| {
+                            known
+                                .iter()
+                                .filter(|k| k.normal.starts_with(p.as_str()))
+                                .min_by_key(|k| {
+                                    (distance(&unknown.normal, &k.normal), k.raw.clone())
+                                })
+                        })?
+                        .raw
+                        .clone()
+                }
                 (None, None) => return None,
             };
             Some(UnreadKey {
@@ -146,6 +167,13 @@ impl Key {
     /// Its `_`-separated words, as written (compared as [`canonical`] spells them where synonyms count).
     fn words(&self) -> Vec<&str> {
         self.normal.split('_').filter(|w| !w.is_empty()).collect()
+    }
+
+    /// How many of this key's words (as [`canonical`] spells them) `known` has too, wherever they stand.
+    fn shared_words(&self, known: &Key) -> usize {
+        let theirs: BTreeSet<&str> = known.words().into_iter().map(canonical).collect();
+        let mine: BTreeSet<&str> = self.words().into_iter().map(canonical).collect();
+        mine.intersection(&theirs).count()
     }
 
     /// How close `known` is, lower first, when this key could be a slip for it: (0, _) the same but for case or
@@ -399,6 +427,30 @@ mod tests {
         assert!(!unread_keys(["GATEWAY_JWKS_TTL_SECS"], &known)[0]
             .problem()
             .contains("convert"));
+    }
+
+    /// A key that only an owned prefix marks as edgekit's is told the known key sharing its words past that prefix,
+    /// wherever they stand, before the nearest key by letters under the prefix: `JWT_LEEWAY_SECS` was told
+    /// `JWT_AUDIENCE`, the leeway being `GATEWAY_JWT_LEEWAY_SECONDS`.
+    #[test]
+    fn a_prefixed_key_is_told_the_key_sharing_its_words() {
+        let known = crate::config::Config::known_keys();
+        for (written, key) in [
+            ("JWT_LEEWAY_SECS", "GATEWAY_JWT_LEEWAY_SECONDS"),
+            ("JWT_LEEWAY", "GATEWAY_JWT_LEEWAY_SECONDS"),
+            ("JWT_JWKS_TTL_SECONDS", "GATEWAY_JWKS_TTL_SECONDS"),
+            ("JWT_MAX_BYTES", "GATEWAY_JWT_MAX_BYTES"),
+            // Nothing shared past the prefix: the nearest key under it, as before.
+            ("RATE_LIMIT_WINDOW", "RATE_LIMIT_POLICIES"),
+            ("JWT_SOMETHING_NEW", "JWT_AUDIENCE"),
+        ] {
+            let found = unread_keys([written], &known);
+            assert_eq!(
+                found.first().map(|u| u.did_you_mean.as_str()),
+                Some(key),
+                "{written}"
+            );
+        }
     }
 
     /// Other words operators use for what a key's word says (`SIZE` for `BYTES`, `SECRET` for `KEY`, `SEC` for
