@@ -244,6 +244,21 @@ impl CachePolicies {
             if policy.ttl == 0 {
                 return Err(format!("policy {name:?}: ttl must be at least 1 second"));
             }
+            // Sent as header fields: the runtime refuses a value with a line break or a NUL, and the answer went out
+            // without the field — and without the origin's `Cache-Control`, which the policy's replaces.
+            for (field, value) in [
+                ("cache_control", &policy.cache_control),
+                ("surrogate_control", &policy.surrogate_control),
+            ] {
+                if !value
+                    .bytes()
+                    .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+                {
+                    return Err(format!(
+                        "policy {name:?}: {field} must be visible ASCII, spaces and tabs (a header value)"
+                    ));
+                }
+            }
             // A per-user policy's answers are one user's: a browser or CDN cache in front, keyed by the URL alone,
             // must be told to keep them to that user or not at all, or it serves one user's answer to the next.
             // `private` bare: a qualified one (`private="Set-Cookie"`) keeps only the fields it lists from shared
@@ -1492,6 +1507,33 @@ mod tests {
         let mistyped = serde_json::json!({"short": {"ttl": "5", "shared": true, "cache_control": "", "surrogate_control": ""}});
         let e = CachePolicies::with_overrides(Some(&mistyped)).expect_err("mistyped");
         assert!(e.contains("policy \"short\": ttl: invalid type"), "{e}");
+    }
+
+    /// The runtime refuses a header value holding a line break or a NUL, and the gateway's answer then went out with
+    /// no `Cache-Control` at all (the origin's is dropped for the policy's): a per-user answer without its `private`.
+    #[test]
+    fn a_policy_header_that_is_no_header_value_is_refused_naming_its_field() {
+        for (field, value) in [
+            ("cache_control", "private,\nmax-age=60"),
+            ("cache_control", "private, max-age=60\r"),
+            ("cache_control", "private\u{0}, max-age=60"),
+            ("cache_control", "private, max-age=60 \u{2013} no-transform"),
+            ("surrogate_control", "no-store\n"),
+            ("surrogate_control", "no-store\u{7f}"),
+        ] {
+            let mut policy = serde_json::json!({"ttl": 60, "shared": false,
+                "cache_control": "private, max-age=60", "surrogate_control": "no-store"});
+            policy[field] = serde_json::json!(value);
+            let e = CachePolicies::with_overrides(Some(&serde_json::json!({ "mine": policy })))
+                .expect_err(value);
+            assert!(
+                e.starts_with(&format!("policy \"mine\": {field} must be")),
+                "{value:?}: {e}"
+            );
+        }
+        let tabbed = serde_json::json!({"mine": {"ttl": 60, "shared": true,
+            "cache_control": " public,\tmax-age=60 ", "surrogate_control": ""}});
+        assert!(CachePolicies::with_overrides(Some(&tabbed)).is_ok());
     }
 
     #[test]
