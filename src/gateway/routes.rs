@@ -582,6 +582,16 @@ fn validate(
         }
     }
     let upstream = raw.upstream.trim_end_matches('/').to_owned();
+    // The runtime sends a fetched URL's `user:password@` nowhere (no `Authorization` either): the origin would get
+    // every request unauthenticated. Said without the URL, which would quote the password to every request.
+    let authority = upstream.split("://").nth(1).unwrap_or("");
+    if authority.split(['/', '?', '#']).next().unwrap_or("").contains('@') {
+        return Err(
+            "upstream must not hold credentials (`user:password@`): the runtime sends them nowhere, so the origin \
+             would get none"
+                .to_owned(),
+        );
+    }
     let scheme_ok = upstream.starts_with("http://") || upstream.starts_with("https://");
     let host = upstream.split("://").nth(1).unwrap_or("");
     if !scheme_ok
@@ -1212,6 +1222,32 @@ mod tests {
                 .expect_err("must be refused");
             assert!(error.contains(expected), "{value}: {error}");
         }
+    }
+
+    /// The runtime sends no `user:password@` of a fetched URL (no `Authorization` either: seen in workerd, the origin
+    /// got neither), so such a route was served with its origin's every request unauthenticated. Refused without
+    /// quoting the URL: the error is the answer every request gets, and the password is a secret.
+    #[test]
+    fn an_upstream_with_credentials_is_refused_without_quoting_them() {
+        for upstream in [
+            "https://user:s3cret@o.example",
+            "https://user@o.example/v1",
+            "http://:s3cret@127.0.0.1:8080",
+            "https://user:s3cret@o.example:99999",
+        ] {
+            let error = RouteTable::parse(
+                &json!([{"name": "r", "path": "/a", "upstream": upstream}]),
+                &CachePolicies::default(),
+                None,
+            )
+            .expect_err(upstream);
+            assert!(
+                error.starts_with("route 0 (\"r\"): upstream must not hold credentials"),
+                "{upstream}: {error}"
+            );
+            assert!(!error.contains("s3cret"), "{upstream}: {error}");
+        }
+        table(json!([{"path": "/a", "upstream": "https://o.example/@me"}]));
     }
 
     #[test]
