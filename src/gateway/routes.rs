@@ -636,10 +636,22 @@ fn validate(
         ));
     }
     if let Some(name) = &raw.cache {
-        if policies.get(name).is_none() {
+        let Some(policy) = policies.get(name) else {
             return Err(format!(
                 "cache policy {name:?} is not defined (known: {})",
                 policies.names().join(", ")
+            ));
+        };
+        // Either would store nothing, and the route be served uncached without a word.
+        if !policy.shared && raw.auth == AuthPolicy::None {
+            return Err(format!(
+                "cache policy {name:?} is per user (shared: false), but the route's auth is none: no request has a \
+                 user, so nothing would be cached"
+            ));
+        }
+        if !methods.iter().any(|m| m == "GET" || m == "HEAD") {
+            return Err(format!(
+                "cache policy {name:?} applies to GET and HEAD, which the route's methods do not include"
             ));
         }
     }
@@ -1248,6 +1260,33 @@ mod tests {
             assert!(!error.contains("s3cret"), "{upstream}: {error}");
         }
         table(json!([{"path": "/a", "upstream": "https://o.example/@me"}]));
+    }
+
+    /// A cache policy that can store nothing on its route was taken and served as no cache at all, silently: a
+    /// per-user one (`shared: false`) keys by the signed-in user, whom an `auth: none` route never has, and no policy
+    /// stores the answers of a route without GET (or HEAD), the only methods answered from the cache.
+    #[test]
+    fn a_cache_policy_that_could_store_nothing_on_its_route_is_refused() {
+        for (route, expected) in [
+            (
+                json!({"name": "r", "path": "/a", "upstream": "http://a", "cache": "api-personalized"}),
+                "route 0 (\"r\"): cache policy \"api-personalized\" is per user",
+            ),
+            (
+                json!({"name": "r", "path": "/a", "methods": ["POST", "PUT"], "upstream": "http://a",
+                       "cache": "api-public"}),
+                "route 0 (\"r\"): cache policy \"api-public\" applies to GET and HEAD",
+            ),
+        ] {
+            let error = RouteTable::parse(&json!([route]), &CachePolicies::default(), None)
+                .expect_err(expected);
+            assert!(error.starts_with(expected), "{error}");
+        }
+        table(json!([
+            {"path": "/me", "upstream": "http://a", "auth": "jwt", "cache": "api-personalized"},
+            {"path": "/head", "methods": ["HEAD"], "upstream": "http://a", "cache": "api-public"},
+            {"path": "/rw", "methods": ["POST", "GET"], "upstream": "http://a", "cache": "api-public"},
+        ]));
     }
 
     #[test]
