@@ -585,7 +585,12 @@ fn validate(
     // The runtime sends a fetched URL's `user:password@` nowhere (no `Authorization` either): the origin would get
     // every request unauthenticated. Said without the URL, which would quote the password to every request.
     let authority = upstream.split("://").nth(1).unwrap_or("");
-    if authority.split(['/', '?', '#']).next().unwrap_or("").contains('@') {
+    if authority
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("")
+        .contains('@')
+    {
         return Err(
             "upstream must not hold credentials (`user:password@`): the runtime sends them nowhere, so the origin \
              would get none"
@@ -664,6 +669,12 @@ fn validate(
     }
     if raw.retries > 5 {
         return Err(format!("retries must be 0..=5, got {}", raw.retries));
+    }
+    // Taken and never applied otherwise: a POST or PATCH has been performed by the time its connection fails.
+    if raw.retries > 0 && !methods.iter().any(|m| is_retryable_method(m)) {
+        return Err(
+            "retries apply to GET, HEAD, OPTIONS, PUT and DELETE, which the route's methods do not include".to_owned(),
+        );
     }
     if raw.websocket && !methods.iter().any(|m| m == "GET") {
         return Err("websocket needs GET among methods: a WebSocket handshake is a GET".to_owned());
@@ -1286,6 +1297,28 @@ mod tests {
             {"path": "/me", "upstream": "http://a", "auth": "jwt", "cache": "api-personalized"},
             {"path": "/head", "methods": ["HEAD"], "upstream": "http://a", "cache": "api-public"},
             {"path": "/rw", "methods": ["POST", "GET"], "upstream": "http://a", "cache": "api-public"},
+        ]));
+    }
+
+    /// Retries apply to the methods that can be asked again ([`is_retryable_method`]): on a route of POST or PATCH
+    /// alone, `retries` was taken and never applied, its first connection failure answered 502 as with none.
+    #[test]
+    fn retries_on_a_route_with_no_method_to_retry_are_refused() {
+        let error = RouteTable::parse(
+            &json!([{"name": "r", "path": "/a", "methods": ["POST", "PATCH"], "upstream": "http://a", "retries": 2}]),
+            &CachePolicies::default(),
+            None,
+        )
+        .expect_err("nothing to retry");
+        assert!(
+            error.starts_with(
+                "route 0 (\"r\"): retries apply to GET, HEAD, OPTIONS, PUT and DELETE"
+            ),
+            "{error}"
+        );
+        table(json!([
+            {"path": "/w", "methods": ["POST"], "upstream": "http://a", "retries": 0},
+            {"path": "/rw", "methods": ["POST", "PUT"], "upstream": "http://a", "retries": 2},
         ]));
     }
 
