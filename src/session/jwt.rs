@@ -27,8 +27,13 @@ pub struct AccessClaims {
 /// that its `use`, `alg` and `key_ops`, when given, say it signs with EdDSA; returns the `kid`. Problems never quote
 /// the key.
 pub fn validate_signing_jwk(json: &str) -> Result<String, String> {
-    let value: serde_json::Value =
-        serde_json::from_str(json).map_err(|_| "is not valid JSON".to_owned())?;
+    // A repeated member is refused, as in every structured var (`config::Unique`: its error names the member, never
+    // a value); a syntax error says no more than that, as serde's could point into the key.
+    let crate::config::Unique(value) =
+        serde_json::from_str(json).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => e.to_string(),
+            _ => "is not valid JSON".to_owned(),
+        })?;
     let kid = value
         .get("kid")
         .and_then(|k| k.as_str())
@@ -302,5 +307,21 @@ pub(crate) mod tests {
             bare.as_object_mut().expect("object").remove(name);
         }
         assert_eq!(validate_signing_jwk(&bare.to_string()), Ok("k1".into()));
+    }
+
+    #[test]
+    fn a_signing_key_that_repeats_a_member_is_refused_naming_the_member_alone() {
+        let good = test_jwk("k1").to_string();
+        let d = test_jwk("k1")["d"].as_str().expect("d").to_owned();
+        // JSON leaves a repeated name's meaning open (RFC 8259 §4): a reader keeping the first takes `enc`.
+        let repeated =
+            good.replacen('{', r#"{"use":"enc","#, 1)
+                .replacen('}', r#","use":"sig"}"#, 1);
+        let refused = validate_signing_jwk(&repeated).expect_err("a repeated member");
+        assert!(refused.contains("`use`"), "{refused}");
+        assert!(!refused.contains(&d), "never quotes the key: {refused}");
+        let twice_d = good.replacen('}', &format!(r#","d":"{d}"}}"#), 1);
+        let refused = validate_signing_jwk(&twice_d).expect_err("a repeated d");
+        assert!(!refused.contains(&d), "never quotes the key: {refused}");
     }
 }
