@@ -634,6 +634,32 @@ test("a count after the response that this isolate refuses from memory is logged
   }
 });
 
+test("a count after the response that its limiter fails is logged, open or closed: an uncounted credential failure is never silent", async (t) => {
+  // SESSION_IP_POLICY counts unknown credentials after the answer. A limiter that failed such a count under
+  // `failure = "closed"` (503) or answered it 500 (a binding naming another object class, open or closed) left no line
+  // at all: the answer had gone out, and only a 429 was logged — the budget stopped counting and nothing said so.
+  const cases = [
+    ["uncounted-closed", { binding: "RATE_LIMITER_NOT_BOUND", failure: "closed" }, "198.51.100.71", 503],
+    ["uncounted-wrong", { binding: "ROOM_DIRECTORY", failure: "open" }, "198.51.100.72", 500],
+  ];
+  for (const [policy, extra, ip, status] of cases) {
+    const w = await startWorker({
+      vars: { SESSION_IP_POLICY: policy, RATE_LIMIT_POLICIES: { [policy]: { limit: 5, window: 3600, key: "ip", shards: 1, ...extra } } },
+    });
+    t.after(() => w.stop());
+    const r = await w.fetch("/auth/session", {
+      headers: { "cf-connecting-ip": ip, cookie: `__Host-edgekit_session=${randomBytes(32).toString("base64url")}` },
+    });
+    assert.equal(r.status, 401, `${policy}: the unknown cookie's answer`);
+    await r.arrayBuffer();
+    const line = await until(() => w.jsonLogs().find((l) => l.msg === "rate limiter failed a request counted after its response"), {
+      what: `${policy}: the lost count's line`,
+    });
+    assert.deepEqual([line.policy, line.status], [policy, status]);
+    assert.match(line.detail, new RegExp(`policy ${policy} object`), `${policy}: the detail names the policy and object`);
+  }
+});
+
 test("with RATE_LIMIT_SHARD_KEY a key's shard is HMAC-SHA256(secret, key) mod shards: one who knows the code cannot choose keys that share a shard", async () => {
   // FNV-1a is public: keys minted to land in one shard piled their load on one object.
   const secret = "a-deployment-secret-of-32-bytes!";

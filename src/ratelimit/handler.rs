@@ -88,15 +88,23 @@ pub fn count_after_response(call: &Call, policy_name: &str, key: String) {
             );
             return;
         }
-        // A limiter that fails (open or closed) only leaves this one uncounted.
+        // A limiter that fails (open or closed) only leaves this one uncounted — and says so: failing open is logged
+        // by `decide`; a 503 (failing closed) or a 500 (a take the object rejected) had no answer left to be logged
+        // with, so nothing told that the budget stopped counting.
         let (decided, late) = decide(&env, &request_id, policy, &key, Waiting::None).await;
-        if let Err(refusal) = decided {
-            if refusal.status() == 429 {
-                crate::entry::log::warn(
-                    "rate limit exceeded by a request counted after its response",
-                    serde_json::json!({ "policy": policy.name, "request_id": request_id }),
-                );
-            }
+        match decided {
+            Err(refusal) if refusal.status() == 429 => crate::entry::log::warn(
+                "rate limit exceeded by a request counted after its response",
+                serde_json::json!({ "policy": policy.name, "request_id": request_id }),
+            ),
+            Err(failed) => crate::entry::log::warn(
+                "rate limiter failed a request counted after its response",
+                serde_json::json!({
+                    "policy": policy.name, "request_id": request_id, "status": failed.status(),
+                    "detail": failed.internal_detail(),
+                }),
+            ),
+            Ok(_) => {}
         }
         if let Some(late) = late {
             late.await;
