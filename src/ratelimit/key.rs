@@ -113,8 +113,8 @@ pub fn state_budget(own: &str) -> String {
 pub const MAX_HOT_KEY_BYTES: usize = MAX_KEY_BYTES - 5;
 
 /// Whether `key` (a `hot_keys` entry) has the form `resolve` gives keys from `source`, so an entry that can never
-/// match a request (an address without `ip:`, a raw API key, a user id under an `ip` policy) is refused at start.
-/// `user` policies also limit login attempts by `email:` and `device:` keys.
+/// match a request (an address without `ip:`, a raw API key, an email as written, a user id under an `ip` policy)
+/// is refused at start. `user` policies also limit login attempts by `email:` and `device:` keys.
 pub fn could_resolve_to(source: &KeySource, key: &str) -> bool {
     let hex_of = |s: &str, n: usize| {
         s.len() == n
@@ -136,7 +136,14 @@ pub fn could_resolve_to(source: &KeySource, key: &str) -> bool {
     let (prefix, rest) = key.split_once(':').unwrap_or((key, ""));
     match source {
         KeySource::ClientIp => prefix == "ip" && written_address(rest).parse::<IpAddr>().is_ok(),
-        KeySource::User => matches!(prefix, "user" | "email" | "device") && !rest.is_empty(),
+        // A login's `email:` key is the SHA-256 of the normalised email, its `device:` key the device's 16-byte id,
+        // both in lower-case hex (`session::handler`): an email as written never matched one.
+        KeySource::User => match prefix {
+            "user" => !rest.is_empty(),
+            "email" => hex_of(rest, 64),
+            "device" => hex_of(rest, 32),
+            _ => false,
+        },
         KeySource::RouteUser => prefix == "route" && rest.contains("|user:"),
         KeySource::ApiKey { .. } => prefix == "key" && hex_of(rest, 32),
     }
@@ -203,13 +210,18 @@ mod tests {
         };
         let long = format!("long:{}", "ab".repeat(32));
         let at_most = format!("user:{}", "u".repeat(MAX_HOT_KEY_BYTES - 5));
+        let email_key = format!(
+            "email:{}",
+            hex::encode(Sha256::digest(b"alice@example.com"))
+        );
         for (source, key) in [
             (&KeySource::ClientIp, "ip:203.0.113.7"),
             (&KeySource::ClientIp, "ip:2001:db8:1:2:3:4:5:6"),
             (&KeySource::ClientIp, "ip:2001:db8:1:2::/64"),
             (&KeySource::User, "user:u-42"),
-            (&KeySource::User, "email:0f0f"),
-            (&KeySource::User, "device:0f0f"),
+            // A login's keys: the SHA-256 of the normalised email, the device id (16 bytes), in lower-case hex.
+            (&KeySource::User, &email_key),
+            (&KeySource::User, &format!("device:{}", "0f".repeat(16))),
             (&KeySource::User, &at_most),
             (&KeySource::User, &long),
             (&KeySource::RouteUser, "route:/rooms/{id}/ws|user:u-42"),
@@ -229,6 +241,15 @@ mod tests {
             (&KeySource::User, "ip:203.0.113.7"),
             (&KeySource::User, &too_long),
             (&KeySource::RouteUser, "route:/rooms/{id}/ws"),
+            // The email as written, or a digest in another spelling, is no key a login resolves to: it never matched.
+            (&KeySource::User, "email:alice@example.com"),
+            (
+                &KeySource::User,
+                &email_key.to_uppercase().replacen("EMAIL", "email", 1),
+            ),
+            (&KeySource::User, "email:0f0f"),
+            (&KeySource::User, "device:0f0f"),
+            (&KeySource::User, "device:alice-laptop"),
             (&api, "key:the-raw-api-key"),
             (&api, &format!("key:{}", digest("hot")[4..].to_uppercase())),
             (&api, "long:abc"),

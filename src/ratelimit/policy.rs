@@ -241,9 +241,10 @@ impl Policy {
         for (hot, parts) in raw.hot_keys {
             if !super::key::could_resolve_to(&key, &hot) {
                 return Err(format!(
-                    "hot_keys.{hot:?} is no key this policy's requests resolve to (an `ip:` address, `user:`/`email:`/\
-                     `device:` id, `key:` + 32 hex digits, `route:…|user:…` or `long:` + 64 hex digits, per its key \
-                     source, or `state:` and one; at most {} bytes)",
+                    "hot_keys.{hot:?} is no key this policy's requests resolve to (an `ip:` address, `user:` id, \
+                     `email:` + the 64 hex digits of the email's SHA-256, `device:` + 32 hex digits, `key:` + 32 hex \
+                     digits, `route:…|user:…` or `long:` + 64 hex digits, per its key source, or `state:` and one; at \
+                     most {} bytes)",
                     super::key::MAX_HOT_KEY_BYTES
                 ));
             }
@@ -510,6 +511,12 @@ mod tests {
                 "bad",
                 with("hot_keys", json!({"user:alice": 4})),
                 "no key this policy",
+            ),
+            (
+                "bad",
+                json!({ "limit": 10, "window": 60, "key": "user",
+                        "hot_keys": { "email:alice@example.com": 2 } }),
+                "the 64 hex digits of the email's SHA-256",
             ),
             ("bad", with("binding", json!("lower")), "binding must be"),
             (
