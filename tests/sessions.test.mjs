@@ -1913,9 +1913,10 @@ test("an access JWT never outlives the session it was issued from", async (t) =>
   assert.ok((await verifyAccessToken(again.access_token)).claims.exp * 1000 <= again.session.expires_at, "a refresh's token too");
 });
 
-test("a session older than a lowered SESSION_MAX_SECS is refused at once, and a refresh does not rotate it into an ended one", async (t) => {
+/** A worker whose sessions last 10 minutes idle and an hour at most (`extra` vars beside), and Bob signed in to it. */
+async function bobUnderAnHour(t, extra = {}) {
   const w = await startWorker({
-    vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS, SESSION_IDLE_SECS: 600, SESSION_MAX_SECS: 3600, SESSION_TOUCH_SECS: 300 },
+    vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS, SESSION_IDLE_SECS: 600, SESSION_MAX_SECS: 3600, SESSION_TOUCH_SECS: 300, ...extra },
   });
   t.after(() => w.stop());
   const wdb = await w.mf.getD1Database("DB");
@@ -1925,6 +1926,11 @@ test("a session older than a lowered SESSION_MAX_SECS is refused at once, and a 
   assert.equal(signedIn.status, 200);
   const token = cookieOf(signedIn);
   await signedIn.arrayBuffer();
+  return { w, wdb, wkv, token };
+}
+
+test("a session older than a lowered SESSION_MAX_SECS is refused at once, and a refresh does not rotate it into an ended one", async (t) => {
+  const { w, wdb, wkv, token } = await bobUnderAnHour(t);
   // Made two hours ago under a longer limit: its stored idle expiry (10 minutes ahead) was within that one.
   const key = `session:${sessionId(token)}`;
   await wdb.prepare("UPDATE sessions SET created_at = ?2 WHERE id = ?1").bind(sessionId(token), Date.now() - 7_200_000).run();
@@ -1952,17 +1958,7 @@ test("a session older than a lowered SESSION_MAX_SECS is refused at once, and a 
 });
 
 test("a refresh within SESSION_ROTATE_MIN_SECS of a session under a lowered SESSION_MAX_SECS gets a token ending at that limit", async (t) => {
-  const w = await startWorker({
-    vars: { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS, SESSION_IDLE_SECS: 600, SESSION_MAX_SECS: 3600, SESSION_TOUCH_SECS: 300, AUTH_ACCESS_TTL_SECS: 900 },
-  });
-  t.after(() => w.stop());
-  const wdb = await w.mf.getD1Database("DB");
-  const wkv = await w.mf.getKVNamespace("CONFIG_KV");
-  await seed({ CONFIG_KV: wkv, DB: wdb });
-  const signedIn = await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
-  assert.equal(signedIn.status, 200);
-  const token = cookieOf(signedIn);
-  await signedIn.arrayBuffer();
+  const { w, wdb, wkv, token } = await bobUnderAnHour(t, { AUTH_ACCESS_TTL_SECS: 900 });
   // Made 59 minutes ago under a longer limit, and rotated just now: its stored idle expiry (10 minutes ahead) passes
   // the hour the limit leaves it, which ends in a minute.
   const createdAt = Date.now() - 3_540_000;

@@ -602,6 +602,20 @@ mod tests {
     }
 
     /// Runs the edits on three client docs, sending each produced update to the room; returns the updates sent.
+    /// `updates` with every third one repeated, shuffled by `order` (xorshift, Fisher–Yates): a delivery out of
+    /// order with repeats.
+    fn delivered(updates: &[Vec<u8>], order: u64) -> Vec<&Vec<u8>> {
+        let mut delivery: Vec<&Vec<u8>> = updates.iter().chain(updates.iter().step_by(3)).collect();
+        let mut seed = order | 1;
+        for i in (1..delivery.len()).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            delivery.swap(i, (seed % (i as u64 + 1)) as usize);
+        }
+        delivery
+    }
+
     fn client_updates(edits: &[Edit]) -> Vec<Vec<u8>> {
         // Yjs counts text offsets in UTF-16 code units, as the browser clients do.
         let clients: Vec<Doc> = (1..=3)
@@ -753,14 +767,7 @@ mod tests {
             for u in &updates {
                 live.apply(CheckedUpdate::decode(u).expect("decodes"), 0).expect("applies");
             }
-            let mut delivery: Vec<&Vec<u8>> = updates.iter().chain(updates.iter().step_by(3)).collect();
-            let mut seed = order | 1;
-            for i in (1..delivery.len()).rev() {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                delivery.swap(i, (seed % (i as u64 + 1)) as usize);
-            }
+            let delivery = delivered(&updates, order);
             let mut store = MemoryStore::default();
             let mut loaded = load(&mut store, 0).expect("empty store loads");
             for u in delivery {
@@ -2465,14 +2472,7 @@ mod tests {
             limit in prop_oneof![Just(u64::MAX), 300..3000u64],
         ) {
             let updates = client_updates(&edits);
-            let mut delivery: Vec<&Vec<u8>> = updates.iter().chain(updates.iter().step_by(3)).collect();
-            let mut seed = order | 1;
-            for i in (1..delivery.len()).rev() {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                delivery.swap(i, (seed % (i as u64 + 1)) as usize);
-            }
+            let delivery = delivered(&updates, order);
             let mut store = Flaky { store: MemoryStore::default(), fails: fails & fails.rotate_left(17), writes: 0 };
             let mut loaded: Option<Loaded> = None;
             // A member that sent nothing: what it was sent.
