@@ -835,6 +835,22 @@ test("variants are cached: the second request is a HIT, and ?w=&h= shares the en
   const webp = await get(worker, "/images/300x200/photos/cache.jpg", { accept: "image/webp" });
   assert.equal(webp.headers.get("x-cache"), "MISS", "another negotiated format is another entry");
   assert.equal(origin.requests.length, 2);
+  // A fit that cannot change the variant is no variant of its own: with one side, cover and pad are contain, crop is
+  // scale-down; with none, every fit keeps the source's size (each was an entry, a source fetch and a transform).
+  const contain = await get(worker, "/images/photos/cache.jpg?w=260&fit=contain");
+  assert.equal(contain.headers.get("x-cache"), "MISS");
+  for (const spelt of ["?w=260&fit=cover", "?w=260&fit=pad", "?fit=cover&w=260"]) {
+    const same = await get(worker, `/images/photos/cache.jpg${spelt}`);
+    assert.equal(same.headers.get("x-cache"), "HIT", spelt);
+    assert.deepEqual(same.body, contain.body, spelt);
+  }
+  assert.equal((await get(worker, "/images/260/photos/cache.jpg")).headers.get("x-cache"), "MISS");
+  assert.equal((await get(worker, "/images/photos/cache.jpg?w=260&fit=crop")).headers.get("x-cache"), "HIT");
+  assert.equal((await get(worker, "/images/photos/cache.jpg")).headers.get("x-cache"), "MISS");
+  for (const fit of ["contain", "cover", "crop", "pad"]) {
+    assert.equal((await get(worker, `/images/photos/cache.jpg?fit=${fit}`)).headers.get("x-cache"), "HIT", `no side: ${fit}`);
+  }
+  assert.equal(origin.requests.length, 5, "three variants, three more source fetches");
 });
 
 test("concurrent misses for one variant share one source fetch and transform; the others read what it stored", async () => {

@@ -1,5 +1,5 @@
 //! The Cache API key of a variant: the settings it was made under (`ImagesConfig::variant_scope`), the source path,
-//! the canonical transform and the negotiated format, as a URL on a reserved host. Equivalent request URLs (`?w=300&h=200` and `/300x200/`) therefore share one entry, and the
+//! the canonical transform (its fit as the resizer is given it: `Transform::effective_fit`) and the negotiated format, as a URL on a reserved host. Equivalent request URLs (`?w=300&h=200` and `/300x200/`, `?w=300&fit=cover` and `?w=300&fit=contain`) therefore share one entry, and the
 //! `Accept` header only matters through the format it negotiated (so the entry itself never needs `Vary`).
 
 use super::negotiate::Negotiated;
@@ -17,7 +17,7 @@ pub fn cache_key(scope: &str, request: &ImageRequest, format: Negotiated) -> Str
     format!(
         "https://{CACHE_HOST}/{VERSION}/{scope}/{}?{}&out={}",
         request.source.as_str(),
-        request.transform.canonical(),
+        request.transform.variant(),
         format.as_str()
     )
 }
@@ -60,6 +60,45 @@ mod tests {
             cache_key("s", &a, Negotiated::Webp),
             cache_key("t", &a, Negotiated::Webp),
             "settings the variant depends on separate keys"
+        );
+    }
+
+    /// A `fit` that cannot change the variant — any, with no side asked for; `crop` beside `scale-down`, and `cover`
+    /// or `pad` beside `contain`, with one side — is no variant of its own: each spelling was a cache entry (and a
+    /// transform) of the same image, so an allow-listed source had five where it has one or two.
+    #[test]
+    fn a_fit_that_changes_nothing_shares_the_key_of_the_fit_it_equals() {
+        let limits = Limits {
+            max_side: 4096,
+            allowed_widths: vec![320],
+            allowed_heights: vec![],
+            source_prefixes: vec![],
+            default_quality: 85,
+        };
+        let key = |query: &str| {
+            let request = parse("p.jpg", Some(query), &limits).expect(query);
+            cache_key("s", &request, Negotiated::Webp)
+        };
+        for fit in ["contain", "cover", "crop", "pad"] {
+            assert_eq!(key(&format!("fit={fit}")), key(""), "no side: {fit}");
+        }
+        assert_eq!(key("w=320&fit=crop"), key("w=320"), "one side: crop");
+        for fit in ["cover", "pad"] {
+            assert_eq!(
+                key(&format!("h=320&fit={fit}")),
+                key("h=320&fit=contain"),
+                "one side: {fit}"
+            );
+        }
+        assert_ne!(
+            key("w=320&fit=contain"),
+            key("w=320"),
+            "contain may enlarge"
+        );
+        assert_ne!(
+            key("w=320&h=320&fit=cover"),
+            key("w=320&h=320&fit=pad"),
+            "both sides: as asked"
         );
     }
 }

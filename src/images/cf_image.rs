@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::negotiate::Negotiated;
-use super::transform::{Fit, Transform};
+use super::transform::Transform;
 
 /// `cf.image`: both sides (see [`CfImage::new`]), and only the other fields a transform sets.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -32,17 +32,11 @@ impl CfImage {
     /// every source whose derived side fits; a very tall or wide one is scaled down to fit, as in binding mode.
     pub fn new(t: &Transform, format: Negotiated, max_side: u32) -> Self {
         let bound = (u64::from(max_side) * 100 / u64::from(t.dpr_hundredths.max(1))).max(1) as u32;
-        let (width, height, fit) = match (t.width, t.height) {
-            (Some(w), Some(h)) => (w, h, t.fit),
-            (None, None) => (bound, bound, Fit::ScaleDown),
-            (w, h) => {
-                let fit = match t.fit {
-                    Fit::ScaleDown | Fit::Crop => Fit::ScaleDown,
-                    Fit::Contain | Fit::Cover | Fit::Pad => Fit::Contain,
-                };
-                (w.unwrap_or(bound), h.unwrap_or(bound), fit)
-            }
-        };
+        let (width, height, fit) = (
+            t.width.unwrap_or(bound),
+            t.height.unwrap_or(bound),
+            t.effective_fit(),
+        );
         Self {
             width,
             height,

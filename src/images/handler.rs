@@ -893,7 +893,7 @@ async fn transform_with_binding(
     Reflect::set(
         &options,
         &"fit".into(),
-        &request.transform.fit.as_str().into(),
+        &request.transform.effective_fit().as_str().into(),
     )?;
     let output = js_sys::Object::new();
     Reflect::set(&output, &"format".into(), &out_mime.into())?;

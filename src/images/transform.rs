@@ -99,6 +99,31 @@ impl Transform {
         }
     }
 
+    /// The fit the resizer is given: the one asked for when both sides are, else the one it equals there — with no
+    /// side, every fit keeps the source's size (`scale-down`); with one, `crop` never enlarges either
+    /// (`scale-down`) and `cover` and `pad` scale to it as `contain` does. The cache key names it, so spellings of
+    /// one variant share its entry (the signature covers the fit as asked).
+    pub fn effective_fit(&self) -> Fit {
+        match (self.width, self.height) {
+            (Some(_), Some(_)) => self.fit,
+            (None, None) => Fit::ScaleDown,
+            _ => match self.fit {
+                Fit::ScaleDown | Fit::Crop => Fit::ScaleDown,
+                Fit::Contain | Fit::Cover | Fit::Pad => Fit::Contain,
+            },
+        }
+    }
+
+    /// The variant this transform makes, for its cache key: [`Transform::canonical`] with the
+    /// [`Transform::effective_fit`].
+    pub fn variant(&self) -> String {
+        Transform {
+            fit: self.effective_fit(),
+            ..*self
+        }
+        .canonical()
+    }
+
     /// A side in device pixels (`css * dpr`, rounded).
     pub fn device(&self, css: u32) -> u32 {
         ((u64::from(css) * u64::from(self.dpr_hundredths) + 50) / 100) as u32
