@@ -1054,7 +1054,8 @@ test("cf-image mode: the source fetch carries the documented cf.image object; a 
   // origin — it forwards to the real origin and reports a resize error (`cf-resized: err=...`) for one path.
   const seen = [];
   const cfWorker = await startWorker({
-    vars: { IMAGES_ORIGIN: origin.url, IMAGES_MODE: "cf-image", IMAGES_SOURCE_PREFIXES: '["photos/"]' },
+    // The qualities listed bound `q` (the default, 85, among them).
+    vars: { IMAGES_ORIGIN: origin.url, IMAGES_MODE: "cf-image", IMAGES_SOURCE_PREFIXES: '["photos/"]', IMAGES_ALLOWED_QUALITIES: "[70, 85]" },
     workerOptions: {
       async outboundService(request) {
         seen.push({ url: new URL(request.url).pathname, image: request.cf?.image });
@@ -1080,6 +1081,10 @@ test("cf-image mode: the source fetch carries the documented cf.image object; a 
       },
     ]);
     seen.length = 0;
+    const unlisted = await get(cfWorker, "/images/photos/land.jpg?w=300&q=71");
+    assert.equal(unlisted.status, 400, "a quality IMAGES_ALLOWED_QUALITIES does not list");
+    assert.match(JSON.parse(unlisted.body).error.message, /`q`.*70, 85 \(IMAGES_ALLOWED_QUALITIES\)/);
+    assert.deepEqual(seen, [], "refused before any fetch");
     await get(cfWorker, "/images/640/photos/land.jpg");
     assert.deepEqual(
       seen[0].image,

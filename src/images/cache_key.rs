@@ -34,6 +34,7 @@ mod tests {
             max_side: 4096,
             allowed_widths: vec![],
             allowed_heights: vec![],
+            allowed_qualities: vec![],
             source_prefixes: vec![],
             default_quality: 85,
         };
@@ -72,6 +73,7 @@ mod tests {
             max_side: 4096,
             allowed_widths: vec![320],
             allowed_heights: vec![],
+            allowed_qualities: vec![],
             source_prefixes: vec![],
             default_quality: 85,
         };

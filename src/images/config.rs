@@ -23,6 +23,8 @@ pub struct Limits {
     pub allowed_widths: Vec<u32>,
     /// The only heights, when `allowed_widths` is set and this is not empty.
     pub allowed_heights: Vec<u32>,
+    /// If non-empty, the only qualities (`q`) a request may ask for; `default_quality` is one of them.
+    pub allowed_qualities: Vec<u8>,
     /// Source paths must start with one of these (each empty or ending in `/`); empty list = any path.
     pub source_prefixes: Vec<String>,
     /// Quality used when the request gives none.
@@ -89,6 +91,29 @@ impl ImagesConfig {
                 "needs IMAGES_ALLOWED_WIDTHS: the lists bound the variants together",
             ));
         }
+        let default_quality = vars.u64_in("IMAGES_DEFAULT_QUALITY", 85, 1, 100)? as u8;
+        let allowed_qualities: Vec<u8> = restricting(
+            vars.list::<u64>("IMAGES_ALLOWED_QUALITIES")?,
+            "IMAGES_ALLOWED_QUALITIES",
+        )?
+        .into_iter()
+        .enumerate()
+        .map(|(i, q)| match u8::try_from(q) {
+            Ok(q @ 1..=100) => Ok(q),
+            _ => Err(ConfigError::new(
+                "IMAGES_ALLOWED_QUALITIES",
+                format!("entry {i} ({q}) must be between 1 and 100"),
+            )),
+        })
+        .collect::<Result<_, _>>()?;
+        if !allowed_qualities.is_empty() && !allowed_qualities.contains(&default_quality) {
+            return Err(ConfigError::new(
+                "IMAGES_ALLOWED_QUALITIES",
+                format!(
+                    "must include IMAGES_DEFAULT_QUALITY ({default_quality}), the quality of a request that gives none"
+                ),
+            ));
+        }
         let source_prefixes: Vec<String> = restricting(
             vars.list("IMAGES_SOURCE_PREFIXES")?,
             "IMAGES_SOURCE_PREFIXES",
@@ -149,8 +174,9 @@ impl ImagesConfig {
                 max_side,
                 allowed_widths,
                 allowed_heights,
+                allowed_qualities,
                 source_prefixes,
-                default_quality: vars.u64_in("IMAGES_DEFAULT_QUALITY", 85, 1, 100)? as u8,
+                default_quality,
             },
             signing_secret,
             cache_ttl_secs: vars.u64_in("IMAGES_CACHE_TTL", 31_536_000, 1, 31_536_000)?,
@@ -196,6 +222,7 @@ mod tests {
                 Some(("IMAGES_ALLOWED_WIDTHS", json!([320]))),
             ),
             ("IMAGES_SOURCE_PREFIXES", None),
+            ("IMAGES_ALLOWED_QUALITIES", None),
         ] {
             for empty in [json!([]), json!("[]")] {
                 let mut pairs = vec![(key, empty.clone())];
@@ -271,6 +298,12 @@ mod tests {
         assert_eq!(c.mode, ImagesMode::CfImage);
         assert_eq!(c.origin.as_deref(), Some("https://img.example.com/base"));
         assert_eq!(c.limits.allowed_widths, vec![100, 300]);
+        let q = parse(&[
+            ("IMAGES_ALLOWED_QUALITIES", json!([60, 85])),
+            ("IMAGES_DEFAULT_QUALITY", json!(60)),
+        ])
+        .expect("qualities");
+        assert_eq!(q.limits.allowed_qualities, vec![60, 85]);
         assert!(c.signing_secret.is_some());
     }
 
@@ -328,6 +361,19 @@ mod tests {
                     ("IMAGES_ALLOWED_HEIGHTS", json!([0])),
                 ],
                 "IMAGES_ALLOWED_HEIGHTS",
+            ),
+            (
+                &[("IMAGES_ALLOWED_QUALITIES", json!([0]))],
+                "IMAGES_ALLOWED_QUALITIES",
+            ),
+            (
+                &[("IMAGES_ALLOWED_QUALITIES", json!([101]))],
+                "IMAGES_ALLOWED_QUALITIES",
+            ),
+            (
+                // The quality used when a request gives none must be one the list allows.
+                &[("IMAGES_ALLOWED_QUALITIES", json!([60, 75]))],
+                "IMAGES_ALLOWED_QUALITIES",
             ),
             (
                 &[("IMAGES_SOURCE_PREFIXES", json!(["../"]))],

@@ -376,6 +376,19 @@ pub fn parse(rest: &str, query: Option<&str>, limits: &Limits) -> Result<ImageRe
 
 fn check_limits(t: &Transform, limits: &Limits) -> Result<(), ApiError> {
     check_listed_sizes(t, &limits.allowed_widths, &limits.allowed_heights)?;
+    // Each quality is another transform and cache entry of every size: `IMAGES_ALLOWED_QUALITIES` bounds them as the
+    // sizes' lists bound sizes.
+    let qualities = &limits.allowed_qualities;
+    if !qualities.is_empty() && !qualities.contains(&t.quality) {
+        let list: Vec<String> = qualities.iter().map(u8::to_string).collect();
+        return Err(bad(
+            "q",
+            format!(
+                "must be one of {} (IMAGES_ALLOWED_QUALITIES)",
+                list.join(", ")
+            ),
+        ));
+    }
     for (param, side) in [("w", t.width), ("h", t.height)] {
         if let Some(css) = side {
             if t.device(css) > limits.max_side {
@@ -453,6 +466,7 @@ mod tests {
             max_side: 2000,
             allowed_widths: vec![],
             allowed_heights: vec![],
+            allowed_qualities: vec![],
             source_prefixes: vec![],
             default_quality: 85,
         }
@@ -687,6 +701,29 @@ mod tests {
         );
         let e = parse("private/a.jpg", Some("w=320"), &strict).expect_err("prefix");
         assert_eq!(e.status(), 403);
+    }
+
+    #[test]
+    fn qualities_are_bounded_by_their_list_when_one_is_set() {
+        let listed = Limits {
+            allowed_qualities: vec![60, 85],
+            ..limits()
+        };
+        for fine in ["q=60", "q=85", "q=060", ""] {
+            let query = (!fine.is_empty()).then_some(fine);
+            assert!(parse("a.jpg", query, &listed).is_ok(), "{fine}");
+        }
+        for query in ["q=61", "q=100", "w=300&q=1"] {
+            let e = parse("a.jpg", Some(query), &listed).expect_err(query);
+            assert_eq!(e.status(), 400, "{query}");
+            assert!(
+                e.message().contains("`q`")
+                    && e.message().contains("60, 85 (IMAGES_ALLOWED_QUALITIES)"),
+                "{query}: {e}"
+            );
+        }
+        // Without a list, any quality goes.
+        assert!(parse("a.jpg", Some("q=61"), &limits()).is_ok());
     }
 
     #[test]
