@@ -197,6 +197,13 @@ impl RouteTable {
                     "{label}: a name is 1 to 64 letters, digits, '-', '_' or '.'"
                 ));
             }
+            // The name is a segment of its cache keys' URLs, where `.` and `..` are dot segments a URL parser
+            // resolves: another route's keys could be reached.
+            if matches!(route.name.as_str(), "." | "..") {
+                return Err(format!(
+                    "{label}: a name is not `.` or `..` (a URL path reads them as dot segments)"
+                ));
+            }
             if let Some(twin) = routes.iter().find(|r: &&Route| {
                 same_pattern(&r.segments, &route.segments, Letters::AnyCase)
                     && !same_pattern(&r.segments, &route.segments, Letters::Exact)
@@ -1241,6 +1248,14 @@ mod tests {
             (
                 json!([{"name": "a;b", "path": "/a", "upstream": "http://a"}]),
                 "a name is 1 to 64",
+            ),
+            (
+                json!([{"name": "..", "path": "/a", "upstream": "http://a"}]),
+                "not `.` or `..`",
+            ),
+            (
+                json!([{"name": ".", "path": "/a", "upstream": "http://a"}]),
+                "not `.` or `..`",
             ),
             (
                 json!([{"path": "/a", "upstream": "http://a", "auth": "jwt", "permissions": ["read, write"]}]),
