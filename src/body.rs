@@ -211,6 +211,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// backticked values are left out — except a missing field's name, which comes from our schema, not the input.
 /// (`invalid type: string "hunter2", expected a map` → `invalid type: string, expected a map`.)
 pub fn strip_input(e: &serde_json::Error) -> String {
+    without_quoted(e, &['"', '`'])
+}
+
+/// serde_json's message without the strings it quotes (`"…"`), names and numbers (backticked) kept: for a document
+/// whose names are the reader's to know (a JWK's `kty` variants, its fields) but whose strings may be secrets (an HMAC
+/// key's `k` in the wrong alphabet: `invalid value: string "…", expected base64url-encoded data`).
+pub fn strip_strings(e: &serde_json::Error) -> String {
+    without_quoted(e, &['"'])
+}
+
+/// serde_json's message, its position suffix cut and each span between a pair of `quotes` left out (but a missing
+/// field's name).
+fn without_quoted(e: &serde_json::Error, quotes: &[char]) -> String {
     let message = e.to_string();
     let message = match message.find(" at line ") {
         Some(at) => &message[..at],
@@ -226,7 +239,7 @@ pub fn strip_input(e: &serde_json::Error) -> String {
     let mut escaped = false;
     for c in message.chars() {
         match quote {
-            None if c == '"' || c == '`' => {
+            None if quotes.contains(&c) => {
                 out.truncate(out.trim_end().len());
                 quote = Some(c);
             }

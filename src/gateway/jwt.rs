@@ -101,8 +101,10 @@ impl Jwks {
                 text.len()
             ));
         }
-        let doc: JwksDocument =
-            serde_json::from_str(text).map_err(|e| format!("not a JWKS document: {e}"))?;
+        let doc: JwksDocument = serde_json::from_str(text).map_err(|e| {
+            // Without the strings serde quotes: one where the list belongs may be a pasted key.
+            format!("not a JWKS document: {}", crate::body::strip_strings(&e))
+        })?;
         let mut keys = Vec::new();
         let mut skipped = Vec::new();
         let mut more = 0usize;
@@ -216,8 +218,10 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
             "private key member {name} present: the key is exposed by the key set, publish its public half only"
         ));
     }
-    let jwk: JsonWebKey<'_> =
-        serde_json::from_value(value.clone()).map_err(|e| format!("not a JWK: {e}"))?;
+    // Without the strings serde quotes (`invalid value: string "…"`): an HMAC `k` that is not base64url (a secret
+    // pasted in standard base64) is the secret itself, and this reason goes into a log line.
+    let jwk: JsonWebKey<'_> = serde_json::from_value(value.clone())
+        .map_err(|e| format!("not a JWK: {}", crate::body::strip_strings(&e)))?;
     let (implied, material) = match &jwk {
         // RFC 7518 §3.2: an HS256 key has at least 256 bits. An empty or short `k` (a template with its secret
         // unset) would let anyone who guesses it mint tokens.
@@ -1959,15 +1963,14 @@ mod tests {
             MAX_SKIPPED_REASONS
         );
         // A reason quoting a long value is cut short (on a character boundary).
-        let standard = RSA_2048_N.replace('-', "+").replace('_', "/");
         let (_, skipped) = Jwks::parse(
-            &json!({"keys": [{"kty": "RSA", "kid": "é".repeat(400), "n": standard, "e": "AQAB"}]})
+            &json!({"keys": [{"kty": "RSA", "n": RSA_2048_N, "e": "AQAB", "key_ops": ["é".repeat(400)]}]})
                 .to_string(),
         )
         .expect("a JWKS");
         assert_eq!(skipped.len(), 1);
         assert!(
-            skipped[0].starts_with("key 0: not a JWK: invalid value")
+            skipped[0].starts_with("key 0: key_ops [\"éé")
                 && skipped[0].ends_with('…')
                 && skipped[0].chars().count() == MAX_REASON_CHARS + 1,
             "{skipped:?}"
@@ -2143,6 +2146,38 @@ mod tests {
                 .as_deref(),
             Some("unknown key id"),
             "a token of the exposed Ed25519 key names a kid no key answers to"
+        );
+    }
+
+    #[test]
+    fn a_skipped_key_is_never_quoted_in_its_reason() {
+        // An HMAC secret pasted in standard base64 (`+`, `/`, padding) instead of base64url: the key is skipped, and
+        // its reason goes into a log line. serde's refusal quotes the string it refused — the secret itself.
+        let secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA+/==";
+        let (keys, skipped) = Jwks::parse(
+            &json!({"keys": [
+                {"kty": "oct", "kid": "h1", "k": secret},
+                {"kty": "oct", "kid": "h2", "k": format!("{secret}\"")},
+                // Names stay: the operator is told which key types there are.
+                {"kty": "XYZ", "kid": "x"},
+            ]})
+            .to_string(),
+        )
+        .expect("document parses");
+        assert!(keys.is_empty());
+        assert_eq!(
+            skipped,
+            vec![
+                "key 0: not a JWK: invalid value: string, expected base64url-encoded data",
+                "key 1: not a JWK: invalid value: string, expected base64url-encoded data",
+                "key 2: not a JWK: unknown variant `XYZ`, expected one of `RSA`, `EC`, `oct`, `OKP`",
+            ]
+        );
+        // A document that is no key set says so without the string it met.
+        let document = Jwks::parse(&json!({"keys": secret}).to_string()).err();
+        assert_eq!(
+            document.as_deref(),
+            Some("not a JWKS document: invalid type: string, expected a sequence")
         );
     }
 
