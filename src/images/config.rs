@@ -34,8 +34,8 @@ pub struct Limits {
 /// The shortest `IMAGES_SIGNING_SECRET`, in bytes: HMAC-SHA256's output length (RFC 2104 §3).
 pub const MIN_SIGNING_SECRET_BYTES: usize = 32;
 
-/// The images settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The images settings. Its `Debug` never prints the signing secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ImagesConfig {
     pub mode: ImagesMode,
     /// Base URL of the image origin (`http(s)://host[:port][/path]`, no trailing slash); unset = the route answers 404.
@@ -54,6 +54,21 @@ pub struct ImagesConfig {
     /// past which the original is stored in a variant's place), as a short hash in every cache key: after a change,
     /// variants made under the old settings are not served for a year.
     pub variant_scope: String,
+}
+
+impl std::fmt::Debug for ImagesConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImagesConfig")
+            .field("mode", &self.mode)
+            .field("origin", &self.origin)
+            .field("limits", &self.limits)
+            .field("signing", &self.signing_secret.is_some())
+            .field("cache_ttl_secs", &self.cache_ttl_secs)
+            .field("max_source_bytes", &self.max_source_bytes)
+            .field("source_timeout_ms", &self.source_timeout_ms)
+            .field("variant_scope", &self.variant_scope)
+            .finish()
+    }
 }
 
 impl ImagesConfig {
@@ -305,6 +320,10 @@ mod tests {
         .expect("qualities");
         assert_eq!(q.limits.allowed_qualities, vec![60, 85]);
         assert!(c.signing_secret.is_some());
+        assert!(
+            !format!("{c:?}").contains(&"s".repeat(32)),
+            "Debug never prints the secret"
+        );
     }
 
     #[test]

@@ -13,11 +13,19 @@ use crate::error::ApiError;
 pub const MAX_EMAIL: usize = 254;
 pub const MAX_PASSWORD: usize = 1024;
 
-/// The raw login body.
-#[derive(Debug, Deserialize)]
+/// The raw login body. Its `Debug` never prints the password.
+#[derive(Deserialize)]
 pub struct LoginBody {
     pub email: String,
     pub password: String,
+}
+
+impl std::fmt::Debug for LoginBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginBody")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A Unicode normalisation form (UAX #15).
@@ -39,8 +47,8 @@ impl Form {
     }
 }
 
-/// A login attempt that passed the shape rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A login attempt that passed the shape rules. Its `Debug` never prints the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub email: String,
     /// The password in NFKC (NIST SP 800-63B §5.1.1.2): the same secret whichever way a keyboard or input method
@@ -48,6 +56,14 @@ pub struct Credentials {
     pub password: String,
     /// The password as sent, when NFKC changed it: a hash stored before logins normalised was made from it.
     pub password_as_sent: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The normalised email (trimmed, lower-cased, NFC by `normalise`), or 400 `invalid_email` (the message never
@@ -139,6 +155,18 @@ mod tests {
             email: email.into(),
             password: password.into(),
         }
+    }
+
+    #[test]
+    fn debug_never_prints_a_password() {
+        let raw = body("a@b.c", "hunter2-secret");
+        assert!(!format!("{raw:?}").contains("hunter2"), "{raw:?}");
+        let checked = Credentials {
+            email: "a@b.c".into(),
+            password: "hunter2-secret".into(),
+            password_as_sent: Some("hunter2-as-sent".into()),
+        };
+        assert!(!format!("{checked:?}").contains("hunter2"), "{checked:?}");
     }
 
     /// Strings kept as they are (ASCII inputs have no other form).
