@@ -1,0 +1,206 @@
+// The published API contract (src/openapi) against the built Worker: the served document is the file, is valid
+// OpenAPI 3.x (when a validator is installed), and every answer to a table of inputs — successes and each kind of
+// refusal — has a status the document lists for its operation, a body matching the documented schema, and declares
+// every header the README promises that it carries (rate-limit fields, Retry-After, WWW-Authenticate, Cache-Control,
+// ETag, Set-Cookie). schemathesis (tests/fuzz) checks what the document declares is there; this checks the converse.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, startWorker } from "./support/worker.mjs";
+import { seed, DEMO_USERS } from "../scripts/seed.mjs";
+import { generateSigningJwk } from "../scripts/dev-key.mjs";
+
+const KEY = JSON.stringify(generateSigningJwk("contract-key"));
+const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
+const DOCUMENT = JSON.parse(readFileSync(join(ROOT, "src/openapi/openapi.json"), "utf8"));
+/** Headers the README promises on some answers: each one an answer carries must be declared for its status. */
+const PROMISED = ["ratelimit", "ratelimit-policy", "retry-after", "www-authenticate", "allow", "cache-control", "etag", "set-cookie"];
+
+let worker;
+let session;
+let access;
+before(async () => {
+  worker = await startWorker({
+    vars: {
+      DEBUG_ROUTES: false,
+      AUTH_SIGNING_KEY: KEY,
+      GATEWAY_ADMIN_PERMISSION: "admin",
+      RATE_LIMIT_POLICIES: {
+        "login-ip": { limit: 10_000, window: 60, key: "ip" },
+        "login-email": { limit: 10_000, window: 60, key: "user" },
+        "contract-once": { limit: 1, window: 3600, key: "ip", check: true },
+        "contract-key": { limit: 10, window: 60, key: "api_key", header: "x-api-key", check: true },
+      },
+    },
+  });
+  await seed({
+    CONFIG_KV: await worker.mf.getKVNamespace("CONFIG_KV"),
+    DB: await worker.mf.getD1Database("DB"),
+    CONTENT_KV: await worker.mf.getKVNamespace("CONTENT_KV"),
+    AUTH_SIGNING_KEY: KEY,
+  });
+  const login = await worker.fetch("/auth/login", jsonPost({ email: ALICE.email, password: ALICE.password }));
+  assert.equal(login.status, 200, `the demo user logs in: ${login.status === 200 ? "" : await login.clone().text()} ${worker.logs.slice(-3).join("\n")}`);
+  access = (await login.json()).access_token;
+  session = /__Host-edgekit_session=([^;]*)/.exec(login.headers.get("set-cookie"))[1];
+});
+after(() => worker?.stop());
+
+function jsonPost(body, headers = {}) {
+  return { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) };
+}
+const withSession = (init = {}) => ({ ...init, headers: { ...init.headers, cookie: `__Host-edgekit_session=${session}` } });
+const bearer = (init = {}) => ({ ...init, headers: { ...init.headers, authorization: `Bearer ${access}` } });
+
+/** `#/a/b` in the document. */
+function resolve(node) {
+  let seen = node;
+  while (seen && seen.$ref) seen = seen.$ref.slice(2).split("/").reduce((n, k) => n[k.replace(/~1/g, "/").replace(/~0/g, "~")], DOCUMENT);
+  return seen;
+}
+
+/** Problems of `value` against the JSON Schema subset the document uses. */
+function schemaProblems(schema, value, at = "body") {
+  schema = resolve(schema);
+  const problems = [];
+  const types = schema.type === undefined ? [] : [].concat(schema.type);
+  const typeOf = (v) => (v === null ? "null" : Array.isArray(v) ? "array" : Number.isInteger(v) ? "integer" : typeof v);
+  if (types.length && !types.some((t) => t === typeOf(value) || (t === "number" && typeof value === "number"))) {
+    return [`${at}: ${typeOf(value)} is not ${types.join("|")}`];
+  }
+  if ("const" in schema && value !== schema.const) problems.push(`${at}: not ${JSON.stringify(schema.const)}`);
+  if (schema.enum && !schema.enum.includes(value)) problems.push(`${at}: not one of ${schema.enum}`);
+  if (typeof value === "string" && schema.minLength !== undefined && [...value].length < schema.minLength) problems.push(`${at}: shorter than ${schema.minLength}`);
+  if (typeof value === "string" && schema.maxLength !== undefined && [...value].length > schema.maxLength) problems.push(`${at}: longer than ${schema.maxLength}`);
+  if (Array.isArray(value) && schema.minItems !== undefined && value.length < schema.minItems) problems.push(`${at}: fewer than ${schema.minItems}`);
+  if (Array.isArray(value) && schema.maxItems !== undefined && value.length > schema.maxItems) problems.push(`${at}: more than ${schema.maxItems}`);
+  if (typeof value === "string" && schema.pattern && !new RegExp(schema.pattern, "u").test(value)) problems.push(`${at}: ${JSON.stringify(value)} misses ${schema.pattern}`);
+  if (typeOf(value) === "object") {
+    for (const name of schema.required ?? []) if (!(name in value)) problems.push(`${at}.${name}: missing`);
+    for (const [name, member] of Object.entries(value)) {
+      const declared = schema.properties?.[name];
+      if (declared) problems.push(...schemaProblems(declared, member, `${at}.${name}`));
+      else if (schema.additionalProperties === false) problems.push(`${at}.${name}: not declared`);
+    }
+  }
+  if (Array.isArray(value) && schema.items) value.forEach((item, i) => problems.push(...schemaProblems(schema.items, item, `${at}[${i}]`)));
+  return problems;
+}
+
+/** Every way `response` (to `method` of documented `template`) departs from the document; its body is read. */
+async function departures(method, template, response) {
+  const operation = DOCUMENT.paths[template]?.[method.toLowerCase()];
+  if (!operation) return [`${method} ${template} is not documented`];
+  const documented = operation.responses[String(response.status)];
+  const text = await response.text();
+  if (!documented) return [`status ${response.status} is not documented (${text.slice(0, 160)})`];
+  const declared = resolve(documented);
+  const problems = [];
+  const headers = Object.fromEntries(Object.entries(declared.headers ?? {}).map(([name, h]) => [name.toLowerCase(), resolve(h)]));
+  for (const name of PROMISED) {
+    if (response.headers.has(name) && !headers[name]) problems.push(`header ${name}: ${response.headers.get(name)} is not declared`);
+  }
+  for (const [name, header] of Object.entries(headers)) {
+    const value = response.headers.get(name);
+    if (value === null) {
+      if (header.required) problems.push(`header ${name}: required, absent`);
+    } else if (header.schema) {
+      problems.push(...schemaProblems(header.schema, value, `header ${name}`));
+    }
+  }
+  const type = (response.headers.get("content-type") ?? "").split(";")[0].trim();
+  if (text.length && declared.content && !declared.content[type]) problems.push(`content type ${type} is not documented`);
+  if (type === "application/json" && declared.content?.[type]?.schema) {
+    problems.push(...schemaProblems(declared.content[type].schema, JSON.parse(text)));
+  }
+  return problems;
+}
+
+// [label, method, path sent, documented path, init, expected status]
+const CASES = [
+  ["health", "GET", "/health", "/health", {}, 200],
+  ["readiness", "GET", "/health/ready", "/health/ready", {}, 200],
+  ["the document", "GET", "/openapi.json", "/openapi.json", {}, 200],
+  ["login", "POST", "/auth/login", "/auth/login", () => jsonPost({ email: ALICE.email, password: ALICE.password }), 200],
+  ["login, wrong password", "POST", "/auth/login", "/auth/login", () => jsonPost({ email: ALICE.email, password: "wrong" }), 401],
+  ["login, bad JSON", "POST", "/auth/login", "/auth/login", () => jsonPost("{"), 400],
+  ["login, not JSON", "POST", "/auth/login", "/auth/login", { method: "POST", headers: { "content-type": "text/plain" }, body: "x" }, 415],
+  ["login, over the body cap", "POST", "/auth/login", "/auth/login", () => jsonPost({ email: ALICE.email, password: "p", pad: "x".repeat(70_000) }), 413],
+  ["login from another site", "POST", "/auth/login", "/auth/login", () => jsonPost({ email: ALICE.email, password: "x" }, { "sec-fetch-site": "cross-site", origin: "https://evil.example" }), 403],
+  ["session", "GET", "/auth/session", "/auth/session", () => withSession(), 200],
+  ["session, none", "GET", "/auth/session", "/auth/session", {}, 401],
+  ["session, unknown cookie", "GET", "/auth/session", "/auth/session", { headers: { cookie: `__Host-edgekit_session=${"A".repeat(43)}` } }, 401],
+  ["sessions", "GET", "/auth/sessions", "/auth/sessions", () => withSession(), 200],
+  ["sessions, none", "GET", "/auth/sessions", "/auth/sessions", {}, 401],
+  ["end all, none", "DELETE", "/auth/sessions", "/auth/sessions", { method: "DELETE" }, 401],
+  ["refresh, none", "POST", "/auth/refresh", "/auth/refresh", { method: "POST" }, 401],
+  ["refresh, unknown cookie", "POST", "/auth/refresh", "/auth/refresh", { method: "POST", headers: { cookie: `__Host-edgekit_session=${"A".repeat(43)}` } }, 401],
+  ["logout, none", "POST", "/auth/logout", "/auth/logout", { method: "POST" }, 204],
+  ["logout from another site", "POST", "/auth/logout", "/auth/logout", () => withSession({ method: "POST", headers: { "sec-fetch-site": "cross-site", origin: "https://evil.example" } }), 403],
+  ["rate-limit check", "GET", "/ratelimit/public/check", "/ratelimit/{policy}/check", {}, 200],
+  ["rate-limit check, unknown policy", "GET", "/ratelimit/nope/check", "/ratelimit/{policy}/check", {}, 404],
+  ["rate-limit check, first", "GET", "/ratelimit/contract-once/check", "/ratelimit/{policy}/check", {}, 200],
+  ["rate-limit check, over", "GET", "/ratelimit/contract-once/check", "/ratelimit/{policy}/check", {}, 429],
+  ["rate-limit check, no API key", "GET", "/ratelimit/contract-key/check", "/ratelimit/{policy}/check", {}, 401],
+  ["rooms", "GET", "/rooms", "/rooms", {}, 200],
+  ["room page", "GET", "/rooms/contract", "/rooms/{id}", {}, 200],
+  ["room page, bad name", "GET", "/rooms/...", "/rooms/{id}", {}, 400],
+  ["join, not a WebSocket", "GET", "/rooms/contract/ws", "/rooms/{id}/ws", {}, 426],
+  ["ticket", "POST", "/rooms/contract/ticket", "/rooms/{id}/ticket", () => withSession({ method: "POST" }), 201],
+  ["ticket, none", "POST", "/rooms/contract/ticket", "/rooms/{id}/ticket", { method: "POST" }, 401],
+  ["room state", "GET", "/rooms/contract/state", "/rooms/{id}/state", () => withSession(), 200],
+  ["room state, none", "GET", "/rooms/contract/state", "/rooms/{id}/state", {}, 401],
+  ["home", "GET", "/", "/", {}, 200],
+  ["home, bad render mode", "GET", "/?render=bad", "/", {}, 400],
+  ["home, If-None-Match: *", "GET", "/", "/", { headers: { "if-none-match": "*" } }, 304],
+  ["unknown page", "GET", "/p/no-such-page", "/p/{page}", {}, 404],
+  ["image, no origin configured", "GET", "/images/a.jpg", "/images/{path}", {}, 404],
+  ["purge", "POST", "/admin/gateway/purge", "/admin/gateway/purge", () => bearer(jsonPost({ tags: ["contract"] })), 200],
+  ["purge, no token", "POST", "/admin/gateway/purge", "/admin/gateway/purge", () => jsonPost({ tags: ["contract"] }), 401],
+  ["purge, bad token", "POST", "/admin/gateway/purge", "/admin/gateway/purge", () => jsonPost({ tags: ["contract"] }, { authorization: "Bearer not.a.token" }), 401],
+  ["purge, a tag outside printable ASCII", "POST", "/admin/gateway/purge", "/admin/gateway/purge", () => bearer(jsonPost({ tags: ["caf\u00e9"] })), 400],
+  ["purge, not JSON", "POST", "/admin/gateway/purge", "/admin/gateway/purge", () => bearer({ method: "POST", headers: { "content-type": "text/plain" }, body: "x" }), 415],
+];
+
+test("the served document is the file, and a valid OpenAPI 3.x document", async (t) => {
+  const served = await worker.fetch("/openapi.json");
+  assert.equal(served.status, 200);
+  assert.deepEqual(await served.json(), DOCUMENT);
+  let validate;
+  try {
+    ({ validate } = await import("@readme/openapi-parser"));
+  } catch {
+    t.skip("@readme/openapi-parser is not installed");
+    return;
+  }
+  const result = await validate(structuredClone(DOCUMENT));
+  assert.equal(result.valid, true, JSON.stringify(result.errors ?? result, null, 1));
+});
+
+test("every answer has a documented status, body and the headers it carries declared", async () => {
+  const found = [];
+  for (const [label, method, path, template, init, status] of CASES) {
+    const response = await worker.fetch(path, { method, ...(typeof init === "function" ? init() : init) });
+    const problems = response.status === status ? await departures(method, template, response) : [`status ${response.status}, not ${status}: ${await response.text()}`];
+    found.push(...problems.map((p) => `${label} (${method} ${path} → ${response.status}): ${p}`));
+  }
+  assert.deepEqual(found, []);
+});
+
+test("the document declares no header through a reference with siblings it would ignore", () => {
+  // OpenAPI 3.1 §4.8.23: a Reference Object's other members (bar summary and description) are ignored, so a
+  // `"required": true` beside a `$ref` promises nothing to a generated client.
+  const found = [];
+  const walk = (node, at) => {
+    if (!node || typeof node !== "object") return;
+    if (node.$ref) {
+      const extra = Object.keys(node).filter((k) => !["$ref", "summary", "description"].includes(k));
+      if (extra.length && !at.includes("/schema")) found.push(`${at}: ${extra.join(", ")}`);
+    }
+    for (const [k, v] of Object.entries(node)) walk(v, `${at}/${k}`);
+  };
+  walk(DOCUMENT, "#");
+  assert.deepEqual(found, []);
+});
+
