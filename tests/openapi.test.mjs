@@ -204,3 +204,25 @@ test("the document declares no header through a reference with siblings it would
   assert.deepEqual(found, []);
 });
 
+test("a request body the Worker refuses as malformed (400) is one the documented schema refuses too", async () => {
+  // A generated client validates against the schema: a body it lets through must not come back 400 for its shape.
+  const cases = [
+    ["/admin/gateway/purge", { tags: ["caf\u00e9"] }, "a tag outside ASCII"],
+    ["/admin/gateway/purge", { tags: ["a b"] }, "a tag with a space"],
+    ["/admin/gateway/purge", { tags: ["tab\there"] }, "a tag with a control character"],
+    ["/admin/gateway/purge", { tags: [] }, "no tags"],
+    ["/admin/gateway/purge", { tags: ["x".repeat(129)] }, "a tag too long"],
+    ["/auth/login", { email: ALICE.email, password: "" }, "an empty password"],
+    ["/auth/login", { email: ALICE.email, password: "p".repeat(1025) }, "a password too long"],
+    ["/auth/login", { email: ALICE.email }, "no password"],
+  ];
+  const found = [];
+  for (const [path, body, why] of cases) {
+    const response = await worker.fetch(path, bearer(jsonPost(body)));
+    await response.arrayBuffer();
+    const schema = DOCUMENT.paths[path].post.requestBody.content["application/json"].schema;
+    if (response.status !== 400) found.push(`${why}: answered ${response.status}`);
+    if (schemaProblems(schema, body).length === 0) found.push(`${why}: refused (400) but valid under the documented schema`);
+  }
+  assert.deepEqual(found, []);
+});
