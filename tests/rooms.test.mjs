@@ -1273,6 +1273,29 @@ test("a socket the room closed is no longer a member and is not heard, though it
   }
 });
 
+test("sockets the room closed whose client never answers still count against their user's 16: one user cannot pile them up", async () => {
+  // A closed socket whose client keeps the connection open stays in the runtime's list of the object's sockets (its
+  // frames are still delivered): uncounted, one user could refuse-and-rejoin at the ticket rate without end, every
+  // join and broadcast walking them all, until the object's hibernatable socket limit shut everyone out.
+  const w = await startWorker({ vars: VARS });
+  const held = [];
+  try {
+    for (let n = 0; n < 16; n++) {
+      const deaf = await deafSocket(w, "hoard", "hoarder");
+      held.push(deaf);
+      await deaf.sendText("hello");
+      await until(() => closeCode(deaf.data) !== undefined, { what: `the room's close frame for socket ${n}` });
+    }
+    const url = async (user) => w.url.href.replace(/^http/, "ws") + `rooms/hoard/ws?ticket=${await ticket(w, "hoard", user)}`;
+    assert.equal(await refusedWith(await url("hoarder")), 429, "the user's 16 unanswered closed sockets are their 16");
+    assert.equal(refusedWith.headers["content-type"], "application/json");
+    assert.equal(await joinStatus(await url("someone-else")), 101, "they are no members: others still join");
+  } finally {
+    held.forEach((d) => d.sock.destroy());
+    await w.stop();
+  }
+});
+
 test("the room directory lists live rooms and drops rooms whose reports stopped; a late report cannot undo a newer one", async () => {
   // Rooms with members report every ROOMS_DIRECTORY_REPORT_SECONDS (1 s here); a room is listed while its last
   // report is at most 3 intervals old. A "ghost" is a room whose reports stopped (the object went away without

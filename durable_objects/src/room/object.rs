@@ -904,8 +904,14 @@ impl Room {
     /// again after it (others may have joined meanwhile).
     fn join_refusal(&self, settings: &RoomSettings, user_id: &str) -> Option<Result<Response>> {
         // A full room refuses before the ticket is consumed, so the ticket can be used once there is space.
-        let members = self.members();
-        if members.len() as u32 >= settings.max_members {
+        let sockets: Vec<Attachment> = self
+            .state
+            .get_websockets()
+            .iter()
+            .map(Self::attachment)
+            .collect();
+        let members = sockets.iter().filter(|a| !a.gone).count();
+        if members as u32 >= settings.max_members {
             return Some(json_error(
                 429,
                 "room_full",
@@ -914,11 +920,12 @@ impl Room {
         }
         // One user's sockets are bounded too: tickets come at a minute's rate, and one member could otherwise take
         // every place in the room (and drive every socket's update rate). Checked before the ticket is consumed,
-        // like the room's own limit, so it can be used once a socket of theirs has closed.
-        let theirs = members
-            .iter()
-            .filter(|ws| Self::attachment(ws).user == user_id)
-            .count();
+        // like the room's own limit, so it can be used once a socket of theirs has closed. Counted with the sockets
+        // the room closed whose client has not answered the close: they are no members, but the runtime holds them
+        // (and delivers their frames) for as long as the client keeps the connection, and uncounted one user could
+        // pile them up without end at the ticket rate — every join and broadcast walking them, until the object's
+        // socket limit shut the room.
+        let theirs = sockets.iter().filter(|a| a.user == user_id).count();
         if theirs >= MAX_SOCKETS_PER_USER {
             return Some(json_error(
                 429,
