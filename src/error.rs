@@ -155,11 +155,17 @@ impl ApiError {
 
     /// 504: the origin did not answer within the route's timeout.
     pub fn gateway_timeout(timeout_ms: u64) -> Self {
-        Self::new(
-            504,
-            "gateway_timeout",
-            format!("the origin did not answer within {timeout_ms} ms"),
-        )
+        Self::gateway_timeout_after(timeout_ms, 1)
+    }
+
+    /// 504: the origin did not answer within the timeout each of `attempts` requests had, said when it was asked more
+    /// than once (a route's `retries`): the client waited that many timeouts, not one.
+    pub fn gateway_timeout_after(timeout_ms: u64, attempts: u32) -> Self {
+        let message = match attempts {
+            0 | 1 => format!("the origin did not answer within {timeout_ms} ms"),
+            n => format!("the origin did not answer within {timeout_ms} ms, asked {n} times"),
+        };
+        Self::new(504, "gateway_timeout", message)
     }
 
     /// Adds a response header (lower-case name) that this error needs. A second `vary` is merged into the first
@@ -544,5 +550,26 @@ mod tests {
         assert_eq!(of("content-type"), ["application/json"]);
         let plain = ApiError::not_found("x");
         assert_eq!(plain.response_headers(&defaults), defaults.to_vec());
+    }
+
+    /// A route that retries makes its client wait one timeout per attempt: the 504 says how many there were.
+    #[test]
+    fn a_retried_timeout_says_how_often_the_origin_was_asked() {
+        let message = |error: ApiError| {
+            let body: serde_json::Value = serde_json::from_str(&error.body()).expect("json body");
+            body["error"]["message"].as_str().map(str::to_owned)
+        };
+        assert_eq!(
+            message(ApiError::gateway_timeout(300)).as_deref(),
+            Some("the origin did not answer within 300 ms")
+        );
+        assert_eq!(
+            message(ApiError::gateway_timeout_after(300, 1)).as_deref(),
+            Some("the origin did not answer within 300 ms")
+        );
+        assert_eq!(
+            message(ApiError::gateway_timeout_after(300, 3)).as_deref(),
+            Some("the origin did not answer within 300 ms, asked 3 times")
+        );
     }
 }

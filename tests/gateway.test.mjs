@@ -42,6 +42,7 @@ function routes() {
     { name: "open", path: "/gw/open", methods: ["GET", "POST", "PUT", "DELETE"], upstream: up, strip_prefix: "/gw", timeout_ms: 2000, retries: 1 },
     { name: "item", path: "/gw/open/items/:id", methods: ["GET"], upstream: `${up}/v2`, strip_prefix: "/gw/open" },
     { name: "slow", path: "/gw/slow", upstream: up, timeout_ms: 300 },
+    { name: "slow-retried", path: "/gw/retried", methods: ["GET", "PUT"], upstream: up, timeout_ms: 300, retries: 1 },
     { name: "upload", path: "/gw/upload", methods: ["PUT"], upstream: up, timeout_ms: 1000 },
     { name: "nowhere", path: "/gw/nowhere", upstream: "http://127.0.0.1:9", timeout_ms: 2000 },
     { name: "secure", path: "/gw/secure", methods: ["GET", "POST"], upstream: up, auth: "jwt" },
@@ -1346,6 +1347,39 @@ describe("route table and proxy", () => {
     assert.equal(post.status, 502);
     await post.arrayBuffer();
     assert.equal(calls, 1, "POST is never retried");
+    origin.reset();
+  });
+
+  test("timeout_ms bounds each attempt: a retried timeout answers 504 saying how often the origin was asked, every attempt with the request's id", async () => {
+    // The retried route's timeout is 300 ms and it retries once: a client waits for two attempts, not 300 ms.
+    origin.reset();
+    let calls = 0;
+    origin.handle(async (req, body, res) => {
+      calls += 1;
+      if (calls === 1) await delay(1000);
+      res.end(`attempt ${calls}`);
+    });
+    const saved = await worker.fetch("/gw/retried/x", { method: "PUT", body: "same", headers: { "x-request-id": "retry-probe-1" } });
+    assert.equal(saved.status, 200);
+    assert.equal(await saved.text(), "attempt 2", "the retry's answer");
+    assert.deepEqual(
+      origin.requests.map((r) => [r.method, r.headers["x-request-id"], r.body.toString()]),
+      [["PUT", "retry-probe-1", "same"], ["PUT", "retry-probe-1", "same"]],
+      "each attempt carries the request's id and its whole body",
+    );
+    origin.reset();
+    origin.handle(async (req, body, res) => {
+      await delay(1000);
+      res.end("late");
+    });
+    const late = await worker.fetch("/gw/retried/y", { headers: { "x-request-id": "retry-probe-2" } });
+    assert.equal(late.status, 504);
+    assert.equal(late.headers.get("x-request-id"), "retry-probe-2");
+    assert.match(late.headers.get("server-timing") ?? "", /edge;dur=\d+/);
+    assert.deepEqual(await late.json(), {
+      error: { code: "gateway_timeout", message: "the origin did not answer within 300 ms, asked 2 times" },
+    });
+    assert.equal(origin.requests.length, 2, "asked once more after the first timeout");
     origin.reset();
   });
 

@@ -1682,7 +1682,11 @@ fn origin_headers(
 #[derive(Debug, Clone)]
 enum Failure {
     Unreachable(String),
-    Timeout(u64),
+    /// No answer within the timeout (ms) on the last of this many attempts.
+    Timeout {
+        ms: u64,
+        attempts: u32,
+    },
     /// The client's upload moved less than [`UPLOAD_STEP_BYTES`] in the route's timeout.
     ClientStalled(u64),
     /// Not fetched for this request: its key is passed to the origin ([`passing`]), and the request asks as its own.
@@ -1693,7 +1697,7 @@ impl Failure {
     fn into_error(self) -> ApiError {
         match self {
             Self::Unreachable(detail) => ApiError::bad_gateway(detail),
-            Self::Timeout(ms) => ApiError::gateway_timeout(ms),
+            Self::Timeout { ms, attempts } => ApiError::gateway_timeout_after(ms, attempts),
             Self::ClientStalled(ms) => ApiError::new(
                 408,
                 "request_timeout",
@@ -1820,7 +1824,12 @@ async fn send(
             Err(_) if timeout.aborted() && stall == Stall::Client => {
                 return Err(Failure::ClientStalled(timeout_ms))
             }
-            Err(_) if timeout.aborted() => last = Failure::Timeout(timeout_ms),
+            Err(_) if timeout.aborted() => {
+                last = Failure::Timeout {
+                    ms: timeout_ms,
+                    attempts: attempt + 1,
+                }
+            }
             Err(e) => last = Failure::Unreachable(worker::Error::from(e).to_string()),
         }
     }
