@@ -40,6 +40,21 @@ pub fn refusal(version: Option<&str>, key: Option<&str>) -> Option<ApiError> {
     None
 }
 
+/// Whether the subprotocol a server chose (its `Sec-WebSocket-Protocol`, `chosen`) may answer a client that offered
+/// `offered` (its own field, a comma-separated list): none, or exactly one of the values offered, compared as
+/// written (RFC 6455 §4.1: a client fails a connection whose server chose any other, or one when none was offered).
+pub fn protocol_offered(offered: Option<&str>, chosen: Option<&str>) -> bool {
+    match chosen {
+        None => true,
+        Some(chosen) => {
+            let chosen = chosen.trim();
+            offered.is_some_and(|list| list.split(',').any(|p| p.trim() == chosen))
+                && !chosen.is_empty()
+                && !chosen.contains(',')
+        }
+    }
+}
+
 /// What a request's `Upgrade` field asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upgrade {
@@ -103,6 +118,28 @@ mod tests {
         ] {
             let error = refusal(Some("13"), key).expect("refused");
             assert_eq!(error.status(), 400, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn a_server_may_choose_no_subprotocol_or_one_the_client_offered_and_no_other() {
+        let cases = [
+            (None, None, true),
+            (Some("chat.v1, chat.v0"), None, true),
+            (Some("chat.v1, chat.v0"), Some("chat.v0"), true),
+            (Some("chat.v1,chat.v0"), Some(" chat.v1 "), true),
+            (None, Some("chat.v1"), false),
+            (Some("chat.v1"), Some("chat.v2"), false),
+            (Some("chat.v1"), Some("CHAT.V1"), false),
+            (Some("a, b"), Some("a, b"), false),
+            (Some("a, , b"), Some(""), false),
+        ];
+        for (offered, chosen, ok) in cases {
+            assert_eq!(
+                protocol_offered(offered, chosen),
+                ok,
+                "{offered:?} answered {chosen:?}"
+            );
         }
     }
 

@@ -5558,6 +5558,18 @@ describe("WebSocket routes", () => {
     await ended;
   });
 
+  test("an origin that picks a subprotocol the client did not offer is a 502, its socket closed, not a 101 the client must fail", async () => {
+    const user = bearer(token(keys, "ed1", { sub: "ws-user-7" }));
+    for (const protocols of [["chat.v1"], []]) {
+      const closes = wsOrigin.closes.length;
+      const rogue = await openSocket("/gw/ws/unoffered", { headers: user, protocols });
+      assert.equal(rogue.status, 502, `offered ${JSON.stringify(protocols)}: ${rogue.status ?? rogue.body}`);
+      assert.equal(JSON.parse(rogue.body).error.code, "bad_gateway");
+      await until(() => wsOrigin.closes.length > closes, { what: "the origin's socket to be closed" });
+      assert.equal(wsOrigin.closes.at(-1).code, 1002);
+    }
+  });
+
   test("a handshake signed in by the session cookie is refused from another origin's page (cross-site WebSocket hijacking), passed from its own", async () => {
     const { cookie } = await login();
     const asked = wsOrigin.handshakes.length;

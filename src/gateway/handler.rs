@@ -593,6 +593,30 @@ async fn open_websocket(
     // The origin's fields for the client (its chosen `Sec-WebSocket-Protocol`, cookies it sets), but those of its own
     // leg of the handshake, which the runtime writes anew for the client's.
     let mut pairs = header_list::read(&worker::Headers(response.headers()));
+    // A subprotocol the client did not offer would make it fail the connection (RFC 6455 §4.1) after a 101: the
+    // origin's socket is closed as its protocol error, and the client told so in an answer it can read.
+    let chosen = header_list::get(&pairs, "sec-websocket-protocol");
+    if !websocket::protocol_offered(header_list::get(incoming, "sec-websocket-protocol"), chosen) {
+        let detail =
+            format!("the origin chose the subprotocol {chosen:?}, which the client did not offer");
+        let socket = worker::WebSocket::from(socket);
+        let closed = socket
+            .accept()
+            .and_then(|()| socket.close(Some(1002), Some("subprotocol not offered")));
+        if let Err(e) = closed {
+            log::warn(
+                "gateway: closing the origin's socket failed",
+                serde_json::json!({"route": route.name, "request_id": call.request_id,
+                    "detail": e.to_string()}),
+            );
+        }
+        return Err(ApiError::new(
+            502,
+            "bad_gateway",
+            "the origin answered the WebSocket handshake with a subprotocol the client did not offer",
+        )
+        .with_internal(detail));
+    }
     let listed = connection_tokens(header_list::get(&pairs, "connection"));
     pairs.retain(|(k, _)| forward_response_header(k, &listed) && k != "sec-websocket-accept");
     map_to_client(&mut pairs, &to);

@@ -74,7 +74,8 @@ export const delay = (ms) => new Promise((r) => setTimeout(r, ms));
  * A WebSocket origin on 127.0.0.1 (the `ws` package): it records each handshake's path and headers (`handshakes`),
  * accepts the first protocol offered, echoes every message back as `echo:<message>`, answers the message `bye` by
  * closing with 4001 "origin bye", and records each close its client sends (`closes`: code, reason). A handshake for
- * a path starting `/refuse` is answered 403 with a JSON body and no upgrade; one for `/hang` is never answered.
+ * a path starting `/refuse` is answered 403 with a JSON body and no upgrade; one for `/hang` is never answered; one for
+ * `/unoffered` is accepted with the subprotocol `unoffered.v9`, whatever the client offered (an origin at fault).
  * Returns { url, handshakes, closes, stop() }.
  */
 export async function startWebSocketOrigin() {
@@ -84,6 +85,11 @@ export async function startWebSocketOrigin() {
   const held = new Set();
   const server = createServer((req, res) => res.writeHead(426, { upgrade: "websocket" }).end());
   const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => [...offered][0] ?? false });
+  wss.on("headers", (headers, req) => {
+    if (!req.url.startsWith("/unoffered")) return;
+    const kept = headers.filter((h) => !/^sec-websocket-protocol:/i.test(h));
+    headers.splice(0, headers.length, ...kept, "Sec-WebSocket-Protocol: unoffered.v9");
+  });
   server.on("upgrade", (req, socket, head) => {
     handshakes.push({ path: req.url, headers: req.headers });
     held.add(socket);
