@@ -73,7 +73,7 @@ export const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 /**
  * A WebSocket origin on 127.0.0.1 (the `ws` package): it records each handshake's path and headers (`handshakes`),
  * accepts the first protocol offered, echoes every message back as `echo:<message>`, answers the message `bye` by
- * closing with 4001 "origin bye", and records each close its client sends (`closes`: code, reason). A handshake for
+ * closing with 4001 "origin bye", and records each close its client sends (`closes`: code, reason, the handshake's path). A handshake for
  * a path starting `/refuse` is answered 403 with a JSON body and no upgrade; one for `/hang` is never answered; one for
  * `/unoffered` is accepted with the subprotocol `unoffered.v9`, whatever the client offered (an origin at fault).
  * Returns { url, handshakes, closes, stop() }.
@@ -105,7 +105,7 @@ export async function startWebSocketOrigin() {
         if (!binary && data.toString() === "bye") ws.close(4001, "origin bye");
         else ws.send(binary ? Buffer.concat([Buffer.from("echo:"), data]) : `echo:${data}`, { binary });
       });
-      ws.on("close", (code, reason) => closes.push({ code, reason: reason.toString() }));
+      ws.on("close", (code, reason) => closes.push({ code, reason: reason.toString(), path: req.url }));
     });
   });
   await new Promise((resolveListen) => server.listen(0, "127.0.0.1", resolveListen));
