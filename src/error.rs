@@ -109,15 +109,6 @@ impl ApiError {
         .with_header("allow", allowed.join(", "))
     }
 
-    /// 501: a method this Worker serves on no path (RFC 9110 §9.1); a 405 would say it is known but not served here.
-    pub fn not_implemented(method: &str) -> Self {
-        Self::new(
-            501,
-            "not_implemented",
-            format!("method {method} is not implemented by this server"),
-        )
-    }
-
     /// 405 for a CORS preflight asking about a method (`asked`, from `Access-Control-Request-Method`) the target
     /// does not serve: that method is the one refused, and OPTIONS, served here as this preflight, joins `allowed`
     /// (RFC 9110 §15.5.6) — unless OPTIONS is what the preflight asks about: then the OPTIONS request it would clear

@@ -182,10 +182,6 @@ pub const ROUTES: &[RouteSpec] = &[
     },
 ];
 
-/// Every method the Worker serves on some path: the app's routes' and those a gateway route may be configured with.
-/// Any other (methods are case-sensitive: `get` too) is [`Resolved::NotImplemented`].
-pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-
 /// What a request resolves to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Resolved {
@@ -198,8 +194,6 @@ pub enum Resolved {
         allowed: Vec<&'static str>,
     },
     NotFound,
-    /// A method this Worker serves on no path (RFC 9110 §9.1: 501, not a 405, which says the method is known).
-    NotImplemented,
 }
 
 /// The compiled table; build once per isolate.
@@ -229,9 +223,6 @@ impl Router {
 
     /// Resolves a method and a path (without query) against the table.
     pub fn resolve(&self, method: &str, path: &str) -> Resolved {
-        if !METHODS.contains(&method) {
-            return Resolved::NotImplemented;
-        }
         let Ok(matched) = self.tree.at(path) else {
             return Resolved::NotFound;
         };
@@ -321,33 +312,6 @@ mod tests {
         ];
         for (method, path, expected) in cases {
             assert_eq!(&router.resolve(method, path), expected, "{method} {path}");
-        }
-    }
-
-    /// RFC 9110 §9.1 and §15.5.6: a method the server recognises on no resource (methods are case-sensitive, so
-    /// `get` is one) is a 501, on an app route, a gateway path or none; a 405 says the method is known there.
-    #[test]
-    fn a_method_the_worker_serves_nowhere_is_not_implemented_on_any_path() {
-        let router = Router::new(false);
-        for method in [
-            "PROPFIND", "TRACE", "CONNECT", "get", "Head", "FOO-BAR", "PURGE", "",
-        ] {
-            for path in ["/health", "/rooms/r/ws", "/nope"] {
-                assert_eq!(
-                    router.resolve(method, path),
-                    Resolved::NotImplemented,
-                    "{method} {path}"
-                );
-            }
-        }
-        for method in ["PUT", "PATCH"] {
-            assert_eq!(
-                router.resolve(method, "/health"),
-                Resolved::MethodNotAllowed {
-                    allowed: vec!["GET", "HEAD"]
-                },
-                "{method}: served on gateway routes, so known"
-            );
         }
     }
 

@@ -18,11 +18,6 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
     let found = match call.isolate.router.resolve(&method, &path) {
         // Paths the app does not serve go to the gateway's configured routes (which answer 404/405 themselves).
         Resolved::NotFound => return gateway::handler::serve(call).await,
-        Resolved::NotImplemented => {
-            // Read before answering, as for a 405 (an answer sent mid-upload reset the client's connection).
-            super::body::drain(&mut call.req).await;
-            return Err(ApiError::not_implemented(&method));
-        }
         Resolved::MethodNotAllowed { allowed } => Err(allowed),
         Resolved::Found { id, params } => Ok((id, params)),
     };

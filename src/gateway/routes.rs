@@ -20,8 +20,6 @@ use super::cache::CachePolicies;
 use super::headers::LocationMap;
 use super::request_url::as_requested;
 use super::waf::{WafConfig, WafMode};
-// A route's methods are among those the Worker serves at all (any other answers 501 before routing).
-use crate::router::METHODS;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -149,6 +147,8 @@ pub enum Matched<'a> {
     },
     NotFound,
 }
+
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// The compiled, validated table; routes are kept most specific first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

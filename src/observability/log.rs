@@ -101,15 +101,13 @@ pub struct RequestLog<'a> {
 }
 
 impl RequestLog<'_> {
-    /// The line as JSON; `error` level for 5xx, `warn` for 4xx and 501 (a method or upgrade the Worker serves nowhere:
-    /// the client's doing, which scanners would otherwise fill the error level with), else `info`.
+    /// The line as JSON; `error` level for 5xx, `warn` for 4xx, else `info`.
     pub fn to_line(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 
     pub fn level_for(status: u16) -> &'static str {
         match status {
-            501 => "warn",
             500.. => "error",
             400..=499 => "warn",
             _ => "info",
@@ -233,12 +231,6 @@ mod tests {
         assert_eq!(v["colo"], "DFW");
         assert_eq!(v["service"], "edge-a");
         assert_eq!(RequestLog::level_for(404), "warn");
-        assert_eq!(
-            RequestLog::level_for(501),
-            "warn",
-            "a method or upgrade the Worker does not serve is the client's, not an error"
-        );
-        assert_eq!(RequestLog::level_for(502), "error");
         assert_eq!(RequestLog::level_for(200), "info");
     }
 
