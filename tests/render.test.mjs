@@ -304,6 +304,38 @@ test("concurrent pages missing one fragment make one origin request for it, and 
   for (const page of pages) assert.ok(page.includes("hero from origin"), "each page has the fragment");
 });
 
+test("a fragment the origin says is for one fetch alone (private, no-store, Vary on the visitor) is not handed to concurrent pages: each asks for its own", async () => {
+  // Coalescing shares one origin answer with every page missing the fragment meanwhile: a shared cache's reuse. An
+  // answer KV may not keep because it was chosen for its one fetch — private (RFC 9111 §5.2.2.7), no-store, or
+  // varying on the visitor's address — went to the pages of other visitors waiting on it.
+  for (const headers of [{ "cache-control": "private" }, { "cache-control": "no-store" }, { vary: "CF-Connecting-IP" }]) {
+    let release;
+    const gate = new Promise((r) => (release = r));
+    let n = 0;
+    origin.reset();
+    for (const name of FRAGMENTS) await kv.put(`fragment:${name}`, `<section data-origin="${name}">${name} from kv</section>`);
+    await kv.delete("fragment:hero");
+    origin.handle(async (req, body, res) => {
+      n += 1;
+      const mine = n;
+      if (mine === 1) await gate; // the first page's answer is held until the second page waits on it
+      res.writeHead(200, { "content-type": "text/html", ...headers });
+      res.end(`<section data-origin="hero">hero for fetch ${mine}</section>`);
+    });
+    const first = get("/", { headers: withVisitor(`${"0".repeat(31)}1`) }).then((r) => r.text());
+    await until(() => origin.requests.length === 1, { what: "the first page's hero asked of the origin" });
+    const second = get("/", { headers: withVisitor(`${"0".repeat(31)}2`) }).then((r) => r.text());
+    await untilWaiting(worker, 1);
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    const what = JSON.stringify(headers);
+    assert.ok(a.includes("hero for fetch 1"), `${what}: the first page has its own answer`);
+    assert.ok(!b.includes("hero for fetch 1"), `${what}: the second page is not given the first page's answer`);
+    assert.ok(b.includes("hero for fetch 2"), `${what}: the second page asked for its own`);
+    assert.equal(await kv.get("fragment:hero"), null, `${what}: not written back`);
+  }
+});
+
 test("a fragment over its budget gets its fallback, and the origin's late answer is still written back", async () => {
   await originServes({ hero: { delayMs: 3000 } }); // hero's budget is 1500 ms (wrangler.toml)
   const page = await (await get("/", { headers: withVisitor() })).text();

@@ -40,29 +40,21 @@ pub const PER_FETCH: [&str; 9] = [
     "true-client-ip",
 ];
 
-/// The TTL to write a fragment back with, at most `ttl_s`, or why it is not written back. `field` gives a response
-/// header's value by lower-case name (repeated fields joined with `,`, as the runtime gives them); `min_ttl_s` is
-/// the shortest TTL KV takes.
-pub fn write_back_ttl(
-    field: impl Fn(&str) -> Option<String>,
-    ttl_s: u64,
-    min_ttl_s: u64,
-) -> Result<u64, String> {
-    let cache_control = field("cache-control");
-    // An empty targeted field is ignored, as if absent (RFC 9213 §2.1): the next one, or Cache-Control, rules.
-    let targeted = TARGETED
-        .iter()
-        .find_map(|name| Some((*name, field(name).filter(|v| !v.trim().is_empty())?)));
+/// Why an answer was chosen for its one fetch and may serve no other page — neither from KV nor to the pages that
+/// waited on that fetch (`entry::coalesce`), which is a shared cache's reuse too — or `None`: `no-store` or `private`
+/// in any of the fields, an unqualified `no-cache` in the one that governs (§5.2.2.4: no other request without a
+/// revalidation), a `Vary` of `*` or naming a [`PER_FETCH`] field. `field` is as for [`write_back_ttl`].
+pub fn for_one_fetch(field: impl Fn(&str) -> Option<String>) -> Option<String> {
     // Refusals count in every one of them, not only the one that says the lifetime (an origin telling any cache
     // not to keep an answer means KV too, as the gateway's edge cache reads them).
     let lists = TARGETED
         .iter()
         .filter_map(|name| Some((*name, field(name)?)))
-        .chain(cache_control.clone().map(|v| ("cache-control", v)));
+        .chain(field("cache-control").map(|v| ("cache-control", v)));
     for (name, value) in lists {
         for refused in ["no-store", "private"] {
             if directive(&value, refused).is_some() {
-                return Err(format!("the origin said {name}: {refused}"));
+                return Some(format!("the origin said {name}: {refused}"));
             }
         }
     }
@@ -71,25 +63,45 @@ pub fn write_back_ttl(
     let vary = field("vary").unwrap_or_default();
     for member in vary.split(',').map(str::trim) {
         if member == "*" {
-            return Err("the origin said Vary: *".to_owned());
+            return Some("the origin said Vary: *".to_owned());
         }
         if let Some(name) = PER_FETCH.iter().find(|f| f.eq_ignore_ascii_case(member)) {
-            return Err(format!(
+            return Some(format!(
                 "the origin said Vary: {name}, which the fetch sends anew every time"
             ));
         }
     }
     // `no-cache` with a field list (`no-cache="Set-Cookie"`) bars only those fields; KV keeps no field.
-    let governing = targeted
-        .as_ref()
-        .map(|(name, value)| (*name, value.as_str()))
-        .or(cache_control.as_deref().map(|v| ("cache-control", v)));
-    let Some((name, value)) = governing else {
+    let (name, value) = governing(&field)?;
+    directive(&value, "no-cache")
+        .is_some_and(|v| v.is_none())
+        .then(|| format!("the origin said {name}: no-cache"))
+}
+
+/// The field that says an answer's lifetime: the most specific targeted one that is not empty (an empty one is
+/// ignored, as if absent: RFC 9213 §2.1), else `Cache-Control`; with its name.
+fn governing(field: impl Fn(&str) -> Option<String>) -> Option<(&'static str, String)> {
+    TARGETED
+        .iter()
+        .find_map(|name| Some((*name, field(name).filter(|v| !v.trim().is_empty())?)))
+        .or_else(|| field("cache-control").map(|v| ("cache-control", v)))
+}
+
+/// The TTL to write a fragment back with, at most `ttl_s`, or why it is not written back. `field` gives a response
+/// header's value by lower-case name (repeated fields joined with `,`, as the runtime gives them); `min_ttl_s` is
+/// the shortest TTL KV takes.
+pub fn write_back_ttl(
+    field: impl Fn(&str) -> Option<String>,
+    ttl_s: u64,
+    min_ttl_s: u64,
+) -> Result<u64, String> {
+    if let Some(reason) = for_one_fetch(&field) {
+        return Err(reason);
+    }
+    let Some((name, value)) = governing(&field) else {
         return Ok(ttl_s);
     };
-    if directive(value, "no-cache").is_some_and(|v| v.is_none()) {
-        return Err(format!("the origin said {name}: no-cache"));
-    }
+    let value = value.as_str();
     // `s-maxage` is for shared caches, in Cache-Control only (a targeted field's `max-age` already is).
     let lifetime = (name == "cache-control")
         .then(|| directive(value, "s-maxage"))
@@ -136,6 +148,43 @@ mod tests {
             ttl_s,
             60,
         )
+    }
+
+    /// What keeps an answer to its own page (no other page gets it, not even one waiting on its fetch) is what says
+    /// who it is for or that it may not be reused; a lifetime too short for KV still serves the pages that waited.
+    #[test]
+    fn an_answer_for_one_fetch_is_told_apart_from_one_too_short_lived_for_kv() {
+        let one = |fields: &[(&str, &str)]| {
+            for_one_fetch(|name| {
+                fields
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        for fields in [
+            &[("cache-control", "private")][..],
+            &[("cache-control", "no-store")],
+            &[("cache-control", "no-cache")],
+            &[("cdn-cache-control", "private")],
+            &[("vary", "CF-Connecting-IP")],
+            &[("vary", "*")],
+        ] {
+            assert!(one(fields).is_some(), "{fields:?}");
+        }
+        for fields in [
+            &[][..],
+            &[("cache-control", "public, max-age=600")],
+            &[("cache-control", "max-age=30")],
+            &[("cache-control", "no-cache=\"set-cookie\"")],
+            &[("vary", "Accept-Encoding")],
+        ] {
+            assert_eq!(one(fields), None, "{fields:?}");
+        }
+        assert!(
+            ttl(&[("cache-control", "max-age=30")], 300).is_err(),
+            "too short for KV"
+        );
     }
 
     #[test]

@@ -518,10 +518,15 @@ async fn load_fragment(f: Fragment) -> Html {
 /// How long a fragment's write-back to KV may keep its fetch claimed.
 const WRITE_BACK_LIMIT_MS: u64 = 5_000;
 
+/// An origin fetch's outcome as the pages that waited on it see it: the markup, or `None` when the origin said it
+/// was chosen for that one fetch (`freshness::for_one_fetch`: private, no-store, …) — each waiting page then asks for
+/// its own, as no shared cache may hand it to them — or why the fetch failed.
+type Shared = Result<Option<String>, String>;
+
 thread_local! {
     /// Fragment origin fetches in progress in this isolate, by KV key: concurrent misses wait for the same one
     /// (`entry::coalesce`).
-    static FRAGMENT_FETCHES: InFlight<Result<String, String>> = RefCell::new(HashMap::new());
+    static FRAGMENT_FETCHES: InFlight<Shared> = RefCell::new(HashMap::new());
 }
 
 /// KV first; on a miss the origin — once per isolate for concurrent misses of one fragment: the others wait for
@@ -541,11 +546,25 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
     // No await between the KV miss and the claim: of concurrent misses exactly one leads.
     // The wait has no budget of its own: the fragment's budget ends it (within_budget drops this future).
     if let Some(slot) = coalesce::in_progress(&FRAGMENT_FETCHES, &key) {
-        let markup = coalesce::wait(&FRAGMENT_FETCHES, &key, &slot, None)
+        let shared = coalesce::wait(&FRAGMENT_FETCHES, &key, &slot, None)
             .await
             .unwrap_or_else(|| {
                 Err("the origin fetch this page waited on was abandoned".to_owned())
             })?;
+        if let Some(markup) = shared {
+            return Ok(Html::trusted(markup, TrustedSource::Fragment));
+        }
+        // The answer was for the page that asked alone: this page asks for its own (within its budget, which ends
+        // this future), uncoalesced and not written back — the next miss leads anew.
+        let (markup, _, _) = fetch_origin(
+            &f.url,
+            f.timeout_ms,
+            f.max_bytes,
+            f.spec.ttl_s,
+            &f.request_id,
+            &f.trace,
+        )
+        .await?;
         return Ok(Html::trusted(markup, TrustedSource::Fragment));
     }
     // Held until the answer is written back to KV, so a page arriving in between waits rather than asks again —
@@ -571,12 +590,15 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
                 serde_json::json!({"fragment": name, "detail": reason, "request_id": &*request_id}),
             );
         }
-        let (fetched, write_back) = match fetched {
-            Ok((markup, write_back)) => (Ok(markup), Some(write_back)),
-            Err(reason) => (Err(reason), None),
+        let (fetched, write_back, shared) = match fetched {
+            Ok((markup, write_back, for_one_fetch)) => {
+                let shared = Ok(for_one_fetch.is_none().then(|| markup.clone()));
+                (Ok(markup), Some(write_back), shared)
+            }
+            Err(reason) => (Err(reason.clone()), None, Err(reason)),
         };
         let markup = fetched.as_ref().ok().cloned();
-        lead.publish(fetched.clone());
+        lead.publish(shared);
         // The page may have stopped waiting (budget spent); the write-back happens regardless.
         let _ = answer.send(fetched);
         let (Some(markup), Some(write_back)) = (markup, write_back) else {
@@ -627,7 +649,8 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
 /// else is an error, and nothing of it is written back — fragments are trusted as the operator's own markup, so
 /// only the configured origin's own answers are taken (a redirect could lead anywhere), and an empty answer is not
 /// cached in place of the fallback. Read straight from the runtime's stream, so a body cut off mid-way is an
-/// error, never a shorter fragment.
+/// error, never a shorter fragment. With it: the TTL to write it back with, or why not, and why it may go to no
+/// other page, if the origin said so (`freshness::for_one_fetch`).
 async fn fetch_origin(
     url: &str,
     timeout_ms: u32,
@@ -635,7 +658,7 @@ async fn fetch_origin(
     ttl_s: u64,
     request_id: &str,
     trace: &OriginTrace,
-) -> Result<(String, Result<u64, String>), String> {
+) -> Result<(String, Result<u64, String>, Option<String>), String> {
     let init = web_sys::RequestInit::new();
     init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(timeout_ms)));
     init.set_redirect(web_sys::RequestRedirect::Manual);
@@ -656,11 +679,9 @@ async fn fetch_origin(
     if response.status() != 200 {
         return Err(format!("origin answered {}", response.status()));
     }
-    let write_back = freshness::write_back_ttl(
-        |name| response.headers().get(name).ok().flatten(),
-        ttl_s,
-        MIN_TTL_S,
-    );
+    let field = |name: &str| response.headers().get(name).ok().flatten();
+    let write_back = freshness::write_back_ttl(field, ttl_s, MIN_TTL_S);
+    let for_one_fetch = freshness::for_one_fetch(field);
     let content_type = response.headers().get("content-type").ok().flatten();
     if content_type.as_deref().map(crate::body::media_type) != Some("text/html".to_owned()) {
         // Named as sent: `{:?}` wrote Rust's `Some("application/xhtml+xml")` into the log line.
@@ -697,5 +718,5 @@ async fn fetch_origin(
     if blank(&markup) {
         return Err("origin answered an empty fragment".to_owned());
     }
-    Ok((markup, write_back))
+    Ok((markup, write_back, for_one_fetch))
 }
