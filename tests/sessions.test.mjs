@@ -216,16 +216,25 @@ test("the whole flow: login, session route, refresh, logout, then refused everyw
   assert.equal(await kv.get(`session:${sessionId(madeUp)}`), null, "no KV write for an id nothing knows");
 });
 
-test("a session cookie sent in a second Cookie field (joined by the runtime with \", \") is read", async () => {
-  const { token } = await loggedIn();
-  // Two Cookie fields, as an HTTP/1.1 client may send them, written on the socket (node:http joins them with `; `).
+test("a session cookie tossed inside another cookie's value (`x=a,__Host-…=token`, which a sibling subdomain can set) is none: it signs no visitor in to the planter's account, and locks no user out", async () => {
+  // Bob plays the page on a sibling subdomain: it cannot set a __Host- cookie, but it can set `theme` for the parent
+  // domain with a value holding a comma (browsers end a value only at `;`), which the browser then sends as is.
+  const { token: planted } = await loggedIn(BOB);
+  const tossed = `theme=a,__Host-edgekit_session=${planted}`;
+  const visitor = await worker.fetch("/auth/session", { headers: { cookie: tossed } });
+  await expectError(visitor, 401, "session_required", "a visitor without a session is not signed in as the planter");
+  const { token: own } = await loggedIn(ALICE);
+  const user = await worker.fetch("/auth/session", { headers: { cookie: `__Host-edgekit_session=${own}; ${tossed}` } });
+  assert.equal(user.status, 200, "the user's own cookie is the one value of the name");
+  assert.equal((await user.json()).user.email, ALICE.email);
+  // Two Cookie fields (RFC 6265 §5.4: a user agent sends one) reach the Worker joined by `, `, as a tossed value
+  // reads: a session cookie in the second is not read.
   const { hostname, port } = new URL(worker.url);
   const answer = await new Promise((resolve, reject) => {
     const sock = connect(Number(port), hostname, () =>
-      sock.write(`GET /auth/session HTTP/1.1\r\nHost: x\r\nCookie: theme=dark\r\nCookie: __Host-edgekit_session=${token}\r\nConnection: close\r\n\r\n`),
+      sock.write(`GET /auth/session HTTP/1.1\r\nHost: x\r\nCookie: theme=dark\r\nCookie: __Host-edgekit_session=${own}\r\nConnection: close\r\n\r\n`),
     );
     let text = "";
-    // The status line is all the test reads: taken as soon as it came, the socket closed.
     sock.on("data", (d) => {
       text += d;
       if (text.includes("\r\n")) {
@@ -235,7 +244,7 @@ test("a session cookie sent in a second Cookie field (joined by the runtime with
     });
     sock.on("error", reject);
   });
-  assert.match(answer, /^HTTP\/1\.1 200 /, answer.slice(0, 200));
+  assert.match(answer, /^HTTP\/1\.1 401 /, answer.slice(0, 200));
 });
 
 test("a user whose permissions column is not a JSON list holds none, at login and at every check alike", async () => {

@@ -38,13 +38,17 @@ pub fn read_cookie(header: Option<&str>, name: &str) -> CookieToken {
 }
 
 /// The values of every cookie named `name` in a `Cookie` header, trimmed, in order (a browser sends several when
-/// cookies of one name were set for different domains or paths). Pairs are split at `;` and at `,`: two `Cookie`
-/// fields reach the Worker joined by `, ` (as `gateway::headers::without_cookies` reads them), and a token never
-/// holds a comma (a comma inside another cookie's value can only add a value, which makes the cookie garbled).
+/// cookies of one name were set for different domains or paths). Pairs are split at `;` only, as browsers write
+/// them: a value holds commas and spaces as set (RFC 6265bis §5.6), so a page on a sibling subdomain, which cannot
+/// set a `__Host-` cookie, can still set `x=a,__Host-…=<token>` for the parent domain — split at `,` too, that
+/// piece was read as a session cookie: a visitor without one was signed in to the planter's account, and beside the
+/// user's own it made two values, refused until the planted cookie expired. Two `Cookie` fields reach the Worker
+/// joined by `, ` and read alike, a cookie of the name in the second being none: a user agent sends one field (RFC
+/// 6265 §5.4), and HTTP/2's cookie crumbs are joined with `; ` before a non-HTTP/2 reader (RFC 9113 §8.2.3).
 pub fn cookie_values<'a>(header: Option<&'a str>, name: &'a str) -> impl Iterator<Item = &'a str> {
     header
         .into_iter()
-        .flat_map(|h| h.split([';', ',']))
+        .flat_map(|h| h.split(';'))
         .filter_map(move |pair| {
             let (k, v) = pair.split_once('=')?;
             (k.trim() == name).then(|| v.trim())
@@ -158,11 +162,10 @@ mod tests {
                 Some("edgekit_session=' OR 1=1 --".into()),
                 CookieToken::Garbled,
             ),
-            // Two `Cookie` fields reach the Worker joined by `, ` (as the gateway reads them when it drops this
-            // cookie from a proxied request): the session cookie in the second is found.
+            // A comma is part of a value (see `cookie_values`): what follows one is no cookie of its own.
             (
                 Some(format!("a=1, edgekit_session={token}")),
-                CookieToken::Token(token.clone()),
+                CookieToken::Missing,
             ),
             (
                 Some(format!("edgekit_session={token}, edgekit_session={token}")),
@@ -175,6 +178,33 @@ mod tests {
                 expected,
                 "{header:?}"
             );
+        }
+    }
+
+    /// A page on a sibling subdomain cannot set a `__Host-` cookie, but it can set `x=a,__Host-…=<token>` for the
+    /// parent domain: browsers keep commas (and spaces) inside a value, which ends only at `;` (RFC 6265bis §5.6).
+    /// Read as a cookie of ours, that value signed a visitor without a session in to the planter's account, and beside
+    /// the visitor's own cookie made it two values (garbled): locked out until the planted cookie expired.
+    #[test]
+    fn a_cookie_of_the_name_inside_another_cookie_s_value_is_no_cookie_of_it() {
+        let (own, planted) = (new_token(&[1; 32]), new_token(&[2; 32]));
+        let name = "__Host-edgekit_session";
+        for tossed in [
+            format!("x=a,{name}={planted}"),
+            format!("x=a, {name}={planted}"),
+        ] {
+            assert_eq!(
+                read_cookie(Some(&tossed), name),
+                CookieToken::Missing,
+                "{tossed}"
+            );
+            let both = format!("{name}={own}; {tossed}");
+            assert_eq!(
+                read_cookie(Some(&both), name),
+                CookieToken::Token(own.clone()),
+                "{both}"
+            );
+            assert_eq!(tokens(Some(&both), name), vec![own.as_str()], "{both}");
         }
     }
 
