@@ -55,11 +55,16 @@ pub fn cookie_values<'a>(header: Option<&'a str>, name: &'a str) -> impl Iterato
         })
 }
 
-/// The well-formed tokens among the values of the cookie `name`, in order, each once: what a logout ends. Unlike
-/// [`read_cookie`], a planted second value does not hide the user's own token — a made-up one ends nothing.
-pub fn tokens<'a>(header: Option<&'a str>, name: &'a str) -> Vec<&'a str> {
+/// The well-formed tokens among the values of the cookie `name`, in order, each once, the first `at_most` of them:
+/// what a logout ends. Unlike [`read_cookie`], a planted second value does not hide the user's own token — a made-up
+/// one ends nothing. Collecting stops at `at_most`: each value is compared with those kept, so a header of thousands
+/// of distinct tokens (a 128 KiB one holds ~1,900) would cost time growing with their number squared.
+pub fn tokens<'a>(header: Option<&'a str>, name: &'a str, at_most: usize) -> Vec<&'a str> {
     let mut tokens: Vec<&str> = Vec::new();
     for value in cookie_values(header, name).filter(|v| is_token(v)) {
+        if tokens.len() == at_most {
+            break;
+        }
         if !tokens.contains(&value) {
             tokens.push(value);
         }
@@ -204,7 +209,7 @@ mod tests {
                 CookieToken::Token(own.clone()),
                 "{both}"
             );
-            assert_eq!(tokens(Some(&both), name), vec![own.as_str()], "{both}");
+            assert_eq!(tokens(Some(&both), name, 8), vec![own.as_str()], "{both}");
         }
     }
 
@@ -212,9 +217,10 @@ mod tests {
     fn every_well_formed_value_is_a_token_to_end_once() {
         let (a, b) = (new_token(&[1; 32]), new_token(&[2; 32]));
         let header = format!("s=x; s={a}; other={b}; s={b}; s={a}; s=");
-        assert_eq!(tokens(Some(&header), "s"), vec![a.as_str(), b.as_str()]);
-        assert!(tokens(Some("s=x"), "s").is_empty());
-        assert!(tokens(None, "s").is_empty());
+        assert_eq!(tokens(Some(&header), "s", 8), vec![a.as_str(), b.as_str()]);
+        assert_eq!(tokens(Some(&header), "s", 1), vec![a.as_str()]);
+        assert!(tokens(Some("s=x"), "s", 8).is_empty());
+        assert!(tokens(None, "s", 8).is_empty());
     }
 
     #[test]

@@ -741,11 +741,11 @@ async fn attempt(
     // management), so a revocation D1 cannot make fails the login too (503, no session made). A token a refresh
     // retired ends the session it became — how an owner who lost a rotation to a thief and signs in again ends the
     // thief's. Every well-formed value, as a logout ends them: a planted second value beside the user's kept it alive.
-    let before = token::tokens(cookies.as_deref(), &config.cookie_name);
-    let before: Vec<String> = before[..before.len().min(MAX_ENDED_TOKENS)]
-        .iter()
-        .map(|t| token::session_id(t))
-        .collect();
+    let before: Vec<String> =
+        token::tokens(cookies.as_deref(), &config.cookie_name, MAX_ENDED_TOKENS)
+            .iter()
+            .map(|t| token::session_id(t))
+            .collect();
     let (revoked, revoked_before) = store
         .insert_session(
             &NewSession {
@@ -1065,8 +1065,8 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
     // cookie authenticate nothing) the user's own token is still there, and a logout that ended nothing left their
     // session alive for whoever had copied it.
     let header = call.req.headers().get("cookie").ok().flatten();
-    let tokens = token::tokens(header.as_deref(), &config.cookie_name);
-    let tokens = &tokens[..tokens.len().min(MAX_ENDED_TOKENS)];
+    let tokens = token::tokens(header.as_deref(), &config.cookie_name, MAX_ENDED_TOKENS);
+    let tokens = &tokens[..];
     let limit = limited(&call, "/auth/logout", !tokens.is_empty()).await?;
     let ended = async {
         let store = Store::open(&call, true)?;
