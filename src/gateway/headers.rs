@@ -322,9 +322,10 @@ pub fn forward_request_header(name: &str, connection_listed: &[String]) -> bool 
 
 /// A `Cookie` header without the cookies named `drop` (edgekit's own session and device cookies, which no origin
 /// needs — it learns the user from `X-User-*` — and any origin could replay them), or None when nothing else is left.
-/// A header sent in several fields (HTTP/2 cookie crumbs, RFC 9113 §8.2.3, or by hand) reaches the Worker joined with
-/// `, `, so a pair is also cut at a comma before a dropped name (`a=1, __Host-…=x`): only such pieces go, and a
-/// value with commas of its own (JSON) is kept as written.
+/// A header sent by hand in several fields reaches the Worker joined with `, ` (HTTP/2 cookie crumbs come joined with
+/// `; `, RFC 9113 §8.2.3), so a pair is also cut at a comma before a dropped name (`a=1, __Host-…=x`): only such
+/// pieces go — more than the session's reading (`session::token`, which splits at `;` alone) would take for the
+/// cookie, never less — and a value with commas of its own (JSON) is kept as written.
 pub fn without_cookies(header: &str, drop: &[&str]) -> Option<String> {
     let dropped =
         |piece: &&str| drop.contains(&piece.split_once('=').map_or(*piece, |(k, _)| k).trim());

@@ -5,7 +5,8 @@
 //! Revocation bound: a cache entry carries `fresh_until` = the time it was written + `SESSION_CACHE_SECS`, and is
 //! never trusted after that, whatever KV's own TTL or propagation does. So a session revoked at time R passes a
 //! non-strict check nowhere after R + `SESSION_CACHE_SECS` (plus clock skew between locations); in the location
-//! that revoked it (logout deletes the entry) and on strict checks (always D1), it is refused at once.
+//! that revoked it (logout writes a revocation entry over the cached one) and on strict checks (always D1), it is
+//! refused at once.
 
 use serde::{Deserialize, Serialize};
 
