@@ -138,6 +138,13 @@ pub fn require_identity_encoding(content_encoding: Option<&str>) -> Result<(), A
     }
 }
 
+/// Whether the runtime hands over a fetched response's body decoded: with no `Content-Encoding`, `identity`, or
+/// exactly `gzip` or `br` (workerd's stream encodings, matched as sent). Any other coding (`deflate`, `x-gzip`,
+/// `GZIP`, a stack, an unknown token) stays on the bytes it reads, under the header that names it.
+pub fn runtime_decoded(content_encoding: Option<&str>) -> bool {
+    matches!(content_encoding, None | Some("gzip" | "br" | "identity"))
+}
+
 /// The `Content-Length` a request's body is read by: none when it also names a `Transfer-Encoding`, which overrides
 /// it (RFC 9112 §6.3) — the runtime reads such a body by its chunks, so the length beside them says nothing of it.
 pub fn declared_length<'a>(
@@ -387,6 +394,18 @@ mod tests {
         ];
         for (ct, expected) in cases {
             assert_eq!(non_utf8_charset(ct), *expected, "{ct:?}");
+        }
+    }
+
+    #[test]
+    fn the_runtime_decodes_gzip_and_br_as_sent_and_nothing_else() {
+        for decoded in [None, Some("gzip"), Some("br"), Some("identity")] {
+            assert!(runtime_decoded(decoded), "{decoded:?}");
+        }
+        for coded in [
+            "deflate", "x-gzip", "GZIP", "gzip, br", "zstd", "x-weird", "",
+        ] {
+            assert!(!runtime_decoded(Some(coded)), "{coded}");
         }
     }
 

@@ -4,6 +4,7 @@
 import { after, before, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { DEMO_USERS, seed, seedContent } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
 import { delay, startOrigin } from "./support/origin.mjs";
@@ -159,6 +160,18 @@ test("only the origin's own non-empty text/html answers are taken: a redirect, a
         "non-ASCII markup labelled ISO-8859-1",
         { headers: { "content-type": "text/html; charset=ISO-8859-1" }, body: Buffer.from('<section>{"hero"} café</section>', "utf8") },
       ],
+      // The runtime decodes `gzip` and `br` and nothing else: a coding's bytes that happen to be UTF-8 were taken
+      // as markup and written back, and deflate's were refused as "not UTF-8".
+      [
+        "a coding the runtime does not decode",
+        { headers: { "content-encoding": "x-weird" }, body: '<section>{"hero"} still coded</section>' },
+        "origin answered Content-Encoding x-weird, which the runtime does not decode",
+      ],
+      [
+        "deflate",
+        { headers: { "content-encoding": "deflate" }, body: deflateSync('<section>{"hero"} deflated</section>') },
+        "origin answered Content-Encoding deflate, which the runtime does not decode",
+      ],
     ]) {
       await originServes({ hero });
       const id = `not-taken-${randomBytes(4).toString("hex")}`;
@@ -187,6 +200,17 @@ test("an all-ASCII fragment labelled with a charset that extends ASCII (a servle
     const page = await (await get("/", { headers: withVisitor() })).text();
     assert.ok(page.includes(markup), `${charset}: the origin's fragment on the page`);
     await until(async () => (await kv.get("fragment:hero")) === markup, { what: `${charset}: the fragment written back` });
+  }
+});
+
+test("a fragment in gzip or br is decoded by the runtime and taken", async () => {
+  // Coverage beside the refusal of codings the runtime leaves on the bytes (the test above).
+  for (const [coding, encode] of [["gzip", gzipSync], ["br", brotliCompressSync]]) {
+    const markup = `<section data-origin="hero">hero in ${coding}</section>`;
+    await originServes({ hero: { headers: { "content-encoding": coding }, body: encode(markup) } });
+    const page = await (await get("/", { headers: withVisitor() })).text();
+    assert.ok(page.includes(markup), `${coding}: the origin's fragment on the page`);
+    await until(async () => (await kv.get("fragment:hero")) === markup, { what: `${coding}: the fragment written back` });
   }
 });
 

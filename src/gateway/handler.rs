@@ -2537,10 +2537,9 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     let origin_tags = header_list::get(&pairs, "cache-tag").map(str::to_owned);
     let declared =
         header_list::get(&pairs, "content-length").and_then(|l| l.trim().parse::<u64>().ok());
-    // The runtime decodes gzip and br bodies as it reads them, and only those (workerd's stream encodings): any
-    // other coding stays on the bytes, with its `Content-Encoding`, and is never stored.
+    // A coding the runtime does not decode stays on the bytes, with its `Content-Encoding`, and is never stored.
     let coding = header_list::get(&pairs, "content-encoding");
-    let decoded = matches!(coding, None | Some("gzip" | "br" | "identity"));
+    let decoded = crate::body::runtime_decoded(coding);
     let was_coded = matches!(coding, Some("gzip" | "br"));
     let tags = tags_for(&spec.route, origin_tags.as_deref());
     // An entry that could not carry every tag its origin gave would outlive a purge of one it left out: such an

@@ -690,6 +690,15 @@ async fn fetch_origin(
             Some(sent) => format!("origin answered {sent}, not text/html"),
         });
     }
+    // Bytes still in a coding are no markup: such a coding's output may be valid UTF-8 (and was taken, and written
+    // back), or was refused as "not UTF-8", which named the wrong cause.
+    let coding = response.headers().get("content-encoding").ok().flatten();
+    if !crate::body::runtime_decoded(coding.as_deref()) {
+        return Err(format!(
+            "origin answered Content-Encoding {}, which the runtime does not decode",
+            coding.as_deref().unwrap_or_default().trim()
+        ));
+    }
     // The page is UTF-8: a fragment the origin says is in another charset is not taken as UTF-8 bytes (UTF-16 of
     // ASCII markup is valid UTF-8, a NUL before every character, and was written into pages and back to KV) — unless
     // the charset extends ASCII and the body is all ASCII, which reads the same either way (a servlet container's
