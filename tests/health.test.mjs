@@ -177,3 +177,24 @@ test("/health/ready answers 503 and names the failing binding when D1 is not mig
   assert.equal(logged.level, "error", "a level, as every log line has");
   assert.deepEqual(body.checks.map((c) => c.binding), ["CONFIG_KV", "CONTENT_KV", "DB", "RATE_LIMITER", "ROOMS", "ROOM_DIRECTORY"]);
 });
+
+test("/health/ready checks the limiter namespaces the policies use: one named otherwise, with RATE_LIMITER unbound, is ready", async (t) => {
+  // `binding` is a policy's setting: a deployment whose every policy counts in `LIMITS` binds no RATE_LIMITER, and
+  // nothing asks it; readiness answered 503 for it forever (a deploy check or a load balancer kept it out).
+  const { unstable_getMiniflareWorkerOptions } = await import("wrangler");
+  const { join } = await import("node:path");
+  const { ROOT } = await import("./support/worker.mjs");
+  const fromToml = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const { RATE_LIMITER, ...others } = fromToml.durableObjects;
+  const policies = Object.fromEntries(Object.entries(fromToml.bindings.RATE_LIMIT_POLICIES).map(([name, p]) => [name, { ...p, binding: "LIMITS" }]));
+  const w = await startWorker({ vars: { RATE_LIMIT_POLICIES: policies }, workerOptions: { durableObjects: { ...others, LIMITS: RATE_LIMITER } } });
+  t.after(() => w.stop());
+  const response = await w.fetch("/health/ready");
+  const body = await response.json();
+  assert.equal(response.status, 200, JSON.stringify(body.checks));
+  assert.deepEqual(body.checks.find((c) => c.binding === "RATE_LIMITER"), { binding: "RATE_LIMITER", ok: true });
+  // And the namespace the policies do use is the one checked: its readiness object stored the ping.
+  const ns = await w.mf.getDurableObjectNamespace("LIMITS");
+  const reply = await (await ns.get(ns.idFromName("ratelimit:readiness")).fetch("https://ratelimiter/ping", { method: "POST" })).json();
+  assert.equal(reply.pings, 2, "one ping from /health/ready, one from this test");
+});

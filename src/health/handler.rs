@@ -178,17 +178,17 @@ async fn check_d1(call: &Call) -> Check {
 
 async fn check_limiter(call: &Call) -> Check {
     let outcome = async {
-        // Every namespace a policy counts in answers as a limiter. One that is no Durable Object namespace fails
-        // open (or closed) on every request with only a log line per request, and one bound to another class
-        // (`ROOMS`) answers each limited request 500 whatever the policy's failure mode: readiness says so once.
-        let bindings: std::collections::BTreeSet<&str> = std::iter::once(limiter::BINDING)
-            .chain(
-                call.isolate
-                    .config
-                    .ratelimit
-                    .policies()
-                    .map(|p| p.binding.as_str()),
-            )
+        // Every namespace a policy counts in answers as a limiter, and only those: one that is no Durable Object
+        // namespace fails open (or closed) on every request with only a log line per request, and one bound to
+        // another class (`ROOMS`) answers each limited request 500 whatever the policy's failure mode: readiness says
+        // so once. The default `RATE_LIMITER` is one of them only when a policy uses it: a deployment whose policies
+        // all name another binding need not bind it, and was never ready.
+        let bindings: std::collections::BTreeSet<&str> = call
+            .isolate
+            .config
+            .ratelimit
+            .policies()
+            .map(|p| p.binding.as_str())
             .collect();
         for binding in bindings {
             ping(call, binding)
