@@ -198,3 +198,26 @@ test("/health/ready checks the limiter namespaces the policies use: one named ot
   const reply = await (await ns.get(ns.idFromName("ratelimit:readiness")).fetch("https://ratelimiter/ping", { method: "POST" })).json();
   assert.equal(reply.pings, 2, "one ping from /health/ready, one from this test");
 });
+
+test("/health/ready answers 503 for a rooms namespace bound to another Durable Object class", async (t) => {
+  // wrangler.toml's `class_name` decides what answers: ROOM_DIRECTORY bound to the limiter's class left GET /rooms
+  // 503 and ROOMS bound to the directory's failed every room, while readiness, which only looked the binding up,
+  // said ready.
+  const { unstable_getMiniflareWorkerOptions } = await import("wrangler");
+  const { join } = await import("node:path");
+  const { ROOT } = await import("./support/worker.mjs");
+  const objects = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions.durableObjects;
+  for (const [binding, other] of [["ROOMS", "ROOM_DIRECTORY"], ["ROOM_DIRECTORY", "RATE_LIMITER"]]) {
+    const w = await startWorker({ workerOptions: { durableObjects: { ...objects, [binding]: objects[other] } } });
+    t.after(() => w.stop());
+    const response = await w.fetch("/health/ready");
+    const body = await response.json();
+    assert.equal(response.status, 503, `${binding} as ${other}'s class: ${JSON.stringify(body.checks)}`);
+    const failed = body.checks.filter((c) => !c.ok);
+    assert.deepEqual(failed.map((c) => c.binding), [binding], binding);
+    assert.match(failed[0].detail, /does not answer as/, binding);
+    assert.doesNotMatch(JSON.stringify(body), /answered|40[45]|unknown|take POST/, `${binding}: the object's answer stays in the log`);
+    const logged = await until(() => w.jsonLogs().find((l) => l.msg === "readiness" && l.binding === binding), { what: "the readiness log line" });
+    assert.match(logged.detail, /answered 40[45]/, binding);
+  }
+});

@@ -1,6 +1,7 @@
 //! Runtime side of health: `/health` answers from memory; `/health/ready` reads both KV namespaces, queries D1,
 //! pings the readiness Durable Object of every rate-limit namespace the policies count in (a SQLite write and read)
-//! and looks up the rooms' object namespaces (and the Images binding, when image requests use it), each check
+//! and reads an object of each of the rooms' namespaces, so one bound to another class fails (and the Images
+//! binding is looked up, when image requests use it), each check
 //! reported separately. A failing check names its binding with a fixed description; the runtime's own error text
 //! (SQL, exceptions) goes to the log only. One isolate checks at most once per [`READY_MEMORY_MS`], and concurrent
 //! probes share one check: the probe is unauthenticated, and each check writes to the limiter object.
@@ -68,22 +69,15 @@ fn timed_out(request_id: &str) -> Rc<Readiness> {
 }
 
 async fn check_all(call: &Call) -> Rc<Readiness> {
-    let (config_kv, content_kv, db, object) = futures_util::join!(
+    let (config_kv, content_kv, db, object, rooms, directory) = futures_util::join!(
         check_kv(call, bindings::CONFIG_KV),
         check_kv(call, bindings::CONTENT_KV),
         check_d1(call),
-        check_limiter(call)
+        check_limiter(call),
+        check_rooms(call),
+        check_directory(call)
     );
-    let namespaces = [room::BINDING, directory::BINDING].map(|binding| {
-        let bound = call.env.durable_object(binding).map(|_| ());
-        check(
-            call,
-            binding,
-            bound.map_err(|e| ("not bound", e.to_string())),
-        )
-    });
-    let mut checks = vec![config_kv, content_kv, db, object];
-    checks.extend(namespaces);
+    let mut checks = vec![config_kv, content_kv, db, object, rooms, directory];
     checks.extend(check_images(call));
     Rc::new(Readiness::from_checks(checks))
 }
@@ -198,6 +192,70 @@ async fn check_limiter(call: &Call) -> Check {
         Ok(())
     };
     check(call, limiter::BINDING, outcome.await)
+}
+
+/// The rooms' namespace answers as rooms do: a read of the state of [`room::READINESS_OBJECT`], a room never set
+/// up (the read writes nothing). A lookup alone passed a binding to another class (wrangler.toml's `class_name`),
+/// under which every room request fails.
+async fn check_rooms(call: &Call) -> Check {
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)] // read to see the answer is a room's state
+    struct State {
+        members: u64,
+    }
+    let outcome = read_object::<State>(
+        call,
+        room::BINDING,
+        room::READINESS_OBJECT,
+        room::PATH_STATE,
+        "does not answer as a room object: is its class_name Room? (see the log)",
+    )
+    .await;
+    check(call, room::BINDING, outcome)
+}
+
+/// The room directory's namespace answers as a directory shard: the row count of
+/// [`directory::READINESS_OBJECT`], an object no room reports to (a read). Bound to another class, `GET /rooms`
+/// answers 503.
+async fn check_directory(call: &Call) -> Check {
+    let outcome = read_object::<directory::Count>(
+        call,
+        directory::BINDING,
+        directory::READINESS_OBJECT,
+        directory::PATH_COUNT,
+        "does not answer as a room directory: is its class_name RoomDirectory? (see the log)",
+    )
+    .await;
+    check(call, directory::BINDING, outcome)
+}
+
+/// `GET path` of object `name` in namespace `binding`, read as a `T`; `wrong_class` is what the client is told when
+/// the object answers, but not as the class that path belongs to.
+async fn read_object<T: serde::de::DeserializeOwned>(
+    call: &Call,
+    binding: &str,
+    name: &str,
+    path: &str,
+    wrong_class: &'static str,
+) -> Outcome {
+    let stub = call
+        .env
+        .durable_object(binding)
+        .and_then(|ns| ns.get_by_name(name))
+        .map_err(|e| ("not bound", e.to_string()))?;
+    let mut response = stub
+        .fetch_with_str(&format!("https://readiness{path}"))
+        .await
+        .map_err(|e| ("unreachable (see the log)", e.to_string()))?;
+    let status = response.status_code();
+    if status != 200 {
+        return Err((wrong_class, format!("GET {path} answered {status}")));
+    }
+    response
+        .json::<T>()
+        .await
+        .map(|_| ())
+        .map_err(|e| (wrong_class, format!("GET {path}: {e}")))
 }
 
 /// Pings the readiness object of the limiter namespace `binding`: a SQLite write and read.

@@ -27,6 +27,10 @@ pub fn object_name(room: &str) -> String {
     format!("room:{room}")
 }
 
+/// The object `/health/ready` reads (`GET` [`PATH_STATE`]) to see that [`BINDING`] is bound to the room class. It
+/// is never set up (only read), so it stores nothing, and cannot be a room's: their names start `room:`.
+pub const READINESS_OBJECT: &str = "rooms:readiness";
+
 /// A room name: 1 to 64 of `A-Z a-z 0-9 - _ .`, not all dots (`.` and `..` are path segments no URL can keep:
 /// `/rooms/./ticket` reaches a client's runtime as `/rooms/ticket`).
 pub fn valid_room_name(name: &str) -> bool {
@@ -208,6 +212,8 @@ mod tests {
         // Renaming an object silently loses its data: this test fails first.
         assert_eq!(object_name("notes"), "room:notes");
         assert_eq!(BINDING, "ROOMS");
+        assert_eq!(READINESS_OBJECT, "rooms:readiness");
+        assert!(!READINESS_OBJECT.starts_with(&object_name("")));
     }
 
     #[test]

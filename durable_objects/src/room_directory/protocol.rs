@@ -32,6 +32,10 @@ pub fn object_name(shard: u32) -> String {
     format!("room-directory:{shard}")
 }
 
+/// The object `/health/ready` asks for its [`Count`] to see that [`BINDING`] is bound to the directory class: no
+/// room reports to it (shards are named by number), so the probe never adds to a real shard's load.
+pub const READINESS_OBJECT: &str = "room-directory:readiness";
+
 /// The shard a room reports to: FNV-1a (64-bit) of the name modulo `shards`. Stable across builds and platforms
 /// (never `DefaultHasher`, whose output may change between Rust releases).
 pub fn shard_of(room: &str, shards: u32) -> u32 {
@@ -136,6 +140,7 @@ mod tests {
         // Renaming a shard or changing the hash moves rooms to other shards: these fail first.
         assert_eq!(object_name(3), "room-directory:3");
         assert_eq!(BINDING, "ROOM_DIRECTORY");
+        assert_eq!(READINESS_OBJECT, "room-directory:readiness");
         let cases: &[(&str, u32, u32)] =
             &[("notes", 1, 0), ("notes", 4, 2), ("demo", 4, 2), ("", 4, 1)];
         for (room, shards, shard) in cases {
