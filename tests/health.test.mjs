@@ -221,3 +221,37 @@ test("/health/ready answers 503 for a rooms namespace bound to another Durable O
     assert.match(logged.detail, /answered 40[45]/, binding);
   }
 });
+
+test("/health/ready names the binding that does not answer, and reports the others", { timeout: 30_000 }, async (t) => {
+  // A limiter object that takes the ping and never answers (a stuck or overloaded namespace): the whole readiness
+  // answered `{"binding":"all","detail":"the checks timed out"}`, and its log line named no binding either, so an
+  // operator could not tell which one to look at.
+  const STUCK = `export class Stuck {
+    async fetch() { await new Promise((resolve) => setTimeout(resolve, 600_000)); return new Response("{}"); }
+  }
+  export default { fetch() { return new Response("stuck"); } };`;
+  const { unstable_getMiniflareWorkerOptions } = await import("wrangler");
+  const { join } = await import("node:path");
+  const { ROOT } = await import("./support/worker.mjs");
+  const { durableObjects } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const w = await startWorker({
+    vars: { RATE_LIMIT_POLICIES: { stuck: { limit: 5, window: 60, key: "ip", binding: "STUCK_LIMITER" } } },
+    workerOptions: { durableObjects: { ...durableObjects, STUCK_LIMITER: { className: "Stuck", scriptName: "stuck" } } },
+    extraWorkers: [{ name: "stuck", modules: true, script: STUCK }],
+  });
+  t.after(() => w.stop());
+  const response = await w.fetch("/health/ready");
+  assert.equal(response.status, 503);
+  const { checks } = await response.json();
+  assert.deepEqual(checks.map((c) => [c.binding, c.ok]), [
+    ["CONFIG_KV", true],
+    ["CONTENT_KV", true],
+    ["DB", true],
+    ["RATE_LIMITER", false],
+    ["ROOMS", true],
+    ["ROOM_DIRECTORY", true],
+  ]);
+  assert.match(checks[3].detail, /no answer in time/);
+  const logged = await until(() => w.jsonLogs().find((l) => l.msg === "readiness" && l.binding === "RATE_LIMITER"), { what: "the readiness log line" });
+  assert.match(logged.detail, /STUCK_LIMITER: no answer in \d+ ms/, "the log names the namespace that did not answer");
+});

@@ -13,7 +13,10 @@ use std::rc::Rc;
 use durable_objects::ratelimit::protocol::{self as limiter, PingReply};
 use durable_objects::room::protocol as room;
 use durable_objects::room_directory::protocol as directory;
-use worker::Response;
+use std::time::Duration;
+
+use futures_util::future::Either;
+use worker::{Delay, Response};
 
 use super::{Check, Health, Readiness};
 use crate::bindings;
@@ -39,8 +42,13 @@ pub fn health(call: &Call) -> ApiResult<Response> {
     json(200, &Health::new(&call.isolate.config.core.service_name))
 }
 
-/// How long one readiness check may take before it reports not ready.
+/// How long the readiness checks may take together before they report not ready (a backstop: each check has its
+/// own, shorter budget, [`CHECK_BUDGET_MS`]).
 const READY_BUDGET_MS: u64 = 3_000;
+
+/// How long one check may wait for its binding: one that has not answered by then fails alone, named, while the
+/// others report what they found (the whole readiness timing out said only that "the checks timed out").
+const CHECK_BUDGET_MS: u64 = 2_000;
 
 pub async fn ready(call: &Call) -> ApiResult<Response> {
     let sharing = Sharing {
@@ -102,6 +110,18 @@ fn check_images(call: &Call) -> Option<Check> {
 /// A check's outcome: `Err((what the client is told, what only the log gets))`.
 type Outcome = Result<(), (&'static str, String)>;
 
+/// `outcome`, or its failure once it has waited [`CHECK_BUDGET_MS`] for a binding that does not answer.
+async fn in_time(outcome: impl std::future::Future<Output = Outcome>) -> Outcome {
+    let timer = Delay::from(Duration::from_millis(CHECK_BUDGET_MS));
+    match futures_util::future::select(std::pin::pin!(outcome), timer).await {
+        Either::Left((outcome, _)) => outcome,
+        Either::Right(_) => Err((
+            "no answer in time (see the log)",
+            format!("no answer in {CHECK_BUDGET_MS} ms"),
+        )),
+    }
+}
+
 fn check(call: &Call, binding: &'static str, outcome: Outcome) -> Check {
     match outcome {
         Ok(()) => Check {
@@ -136,7 +156,7 @@ async fn check_kv(call: &Call, binding: &'static str) -> Check {
             .map(|_| ())
             .map_err(|e| ("read failed (see the log)", e.to_string()))
     };
-    check(call, binding, outcome.await)
+    check(call, binding, in_time(outcome).await)
 }
 
 async fn check_d1(call: &Call) -> Check {
@@ -167,7 +187,7 @@ async fn check_d1(call: &Call) -> Check {
             ))
         }
     };
-    check(call, bindings::DB, outcome.await)
+    check(call, bindings::DB, in_time(outcome).await)
 }
 
 async fn check_limiter(call: &Call) -> Check {
@@ -184,12 +204,16 @@ async fn check_limiter(call: &Call) -> Check {
             .policies()
             .map(|p| p.binding.as_str())
             .collect();
-        for binding in bindings {
-            ping(call, binding)
+        // All at once, each in its own budget: one that does not answer is named, as one that fails is.
+        let pings = bindings.into_iter().map(|binding| async move {
+            in_time(ping(call, binding))
                 .await
-                .map_err(|(what, detail)| (what, format!("binding {binding}: {detail}")))?;
-        }
-        Ok(())
+                .map_err(|(what, detail)| (what, format!("binding {binding}: {detail}")))
+        });
+        futures_util::future::join_all(pings)
+            .await
+            .into_iter()
+            .collect::<Outcome>()
     };
     check(call, limiter::BINDING, outcome.await)
 }
@@ -209,8 +233,8 @@ async fn check_rooms(call: &Call) -> Check {
         room::READINESS_OBJECT,
         room::PATH_STATE,
         "does not answer as a room object: is its class_name Room? (see the log)",
-    )
-    .await;
+    );
+    let outcome = in_time(outcome).await;
     check(call, room::BINDING, outcome)
 }
 
@@ -224,8 +248,8 @@ async fn check_directory(call: &Call) -> Check {
         directory::READINESS_OBJECT,
         directory::PATH_COUNT,
         "does not answer as a room directory: is its class_name RoomDirectory? (see the log)",
-    )
-    .await;
+    );
+    let outcome = in_time(outcome).await;
     check(call, directory::BINDING, outcome)
 }
 
