@@ -15,7 +15,8 @@ use durable_objects::room::protocol as room;
 use durable_objects::room_directory::protocol as directory;
 use std::time::Duration;
 
-use futures_util::future::Either;
+use futures_util::future::{Either, LocalBoxFuture};
+use futures_util::FutureExt;
 use worker::{Delay, Response};
 
 use super::{Check, Health, Readiness};
@@ -110,10 +111,11 @@ fn check_images(call: &Call) -> Option<Check> {
 /// A check's outcome: `Err((what the client is told, what only the log gets))`.
 type Outcome = Result<(), (&'static str, String)>;
 
-/// `outcome`, or its failure once it has waited [`CHECK_BUDGET_MS`] for a binding that does not answer.
-async fn in_time(outcome: impl std::future::Future<Output = Outcome>) -> Outcome {
+/// `outcome`, or its failure once it has waited [`CHECK_BUDGET_MS`] for a binding that does not answer. Boxed: one
+/// copy of the race serves every check (generic, it was one per check's future, ~4 KB of gzipped wasm).
+async fn in_time(outcome: LocalBoxFuture<'_, Outcome>) -> Outcome {
     let timer = Delay::from(Duration::from_millis(CHECK_BUDGET_MS));
-    match futures_util::future::select(std::pin::pin!(outcome), timer).await {
+    match futures_util::future::select(outcome, timer).await {
         Either::Left((outcome, _)) => outcome,
         Either::Right(_) => Err((
             "no answer in time (see the log)",
@@ -156,7 +158,7 @@ async fn check_kv(call: &Call, binding: &'static str) -> Check {
             .map(|_| ())
             .map_err(|e| ("read failed (see the log)", e.to_string()))
     };
-    check(call, binding, in_time(outcome).await)
+    check(call, binding, in_time(outcome.boxed_local()).await)
 }
 
 async fn check_d1(call: &Call) -> Check {
@@ -187,7 +189,7 @@ async fn check_d1(call: &Call) -> Check {
             ))
         }
     };
-    check(call, bindings::DB, in_time(outcome).await)
+    check(call, bindings::DB, in_time(outcome.boxed_local()).await)
 }
 
 async fn check_limiter(call: &Call) -> Check {
@@ -206,7 +208,7 @@ async fn check_limiter(call: &Call) -> Check {
             .collect();
         // All at once, each in its own budget: one that does not answer is named, as one that fails is.
         let pings = bindings.into_iter().map(|binding| async move {
-            in_time(ping(call, binding))
+            in_time(ping(call, binding).boxed_local())
                 .await
                 .map_err(|(what, detail)| (what, format!("binding {binding}: {detail}")))
         });
@@ -227,14 +229,15 @@ async fn check_rooms(call: &Call) -> Check {
     struct State {
         members: u64,
     }
-    let outcome = read_object::<State>(
+    let outcome = read_object(
         call,
         room::BINDING,
         room::READINESS_OBJECT,
         room::PATH_STATE,
+        |text| serde_json::from_str::<State>(text).map(|_| ()),
         "does not answer as a room object: is its class_name Room? (see the log)",
     );
-    let outcome = in_time(outcome).await;
+    let outcome = in_time(outcome.boxed_local()).await;
     check(call, room::BINDING, outcome)
 }
 
@@ -242,24 +245,26 @@ async fn check_rooms(call: &Call) -> Check {
 /// [`directory::READINESS_OBJECT`], an object no room reports to (a read). Bound to another class, `GET /rooms`
 /// answers 503.
 async fn check_directory(call: &Call) -> Check {
-    let outcome = read_object::<directory::Count>(
+    let outcome = read_object(
         call,
         directory::BINDING,
         directory::READINESS_OBJECT,
         directory::PATH_COUNT,
+        |text| serde_json::from_str::<directory::Count>(text).map(|_| ()),
         "does not answer as a room directory: is its class_name RoomDirectory? (see the log)",
     );
-    let outcome = in_time(outcome).await;
+    let outcome = in_time(outcome.boxed_local()).await;
     check(call, directory::BINDING, outcome)
 }
 
-/// `GET path` of object `name` in namespace `binding`, read as a `T`; `wrong_class` is what the client is told when
-/// the object answers, but not as the class that path belongs to.
-async fn read_object<T: serde::de::DeserializeOwned>(
+/// `GET path` of object `name` in namespace `binding`, its body read by `reads`; `wrong_class` is what the client is
+/// told when the object answers, but not as the class that path belongs to.
+async fn read_object(
     call: &Call,
     binding: &str,
     name: &str,
     path: &str,
+    reads: fn(&str) -> serde_json::Result<()>,
     wrong_class: &'static str,
 ) -> Outcome {
     let stub = call
@@ -275,11 +280,11 @@ async fn read_object<T: serde::de::DeserializeOwned>(
     if status != 200 {
         return Err((wrong_class, format!("GET {path} answered {status}")));
     }
-    response
-        .json::<T>()
+    let text = response
+        .text()
         .await
-        .map(|_| ())
-        .map_err(|e| (wrong_class, format!("GET {path}: {e}")))
+        .map_err(|e| (wrong_class, format!("GET {path}: {e}")))?;
+    reads(&text).map_err(|e| (wrong_class, format!("GET {path}: {e}")))
 }
 
 /// Pings the readiness object of the limiter namespace `binding`: a SQLite write and read.
