@@ -3369,6 +3369,28 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("stale requests whose refreshes joined one the origin answered for no cache (Set-Cookie) ask nothing more: one refresh", async () => {
+    // A 200 starting a session, and a 503 with a sticky balancer's cookie (an outage): neither is stored or shared.
+    for (const [status, cookie] of [[200, "sid=1"], [503, "lb=a"]]) {
+      const path = await staleCopy(`joined-refresh-${status}`);
+      let asked = 0;
+      origin.handle(async (req, body, res) => {
+        asked += 1;
+        // The first refresh is answered once the refreshes of the two stale requests after it wait on it.
+        if (asked === 1) await untilWaiting(worker, 2);
+        res.writeHead(status, { "content-type": "text/plain", "set-cookie": cookie }).end("not for the cache");
+      });
+      const first = await worker.fetch(path);
+      const answers = [first, ...(await Promise.all([worker.fetch(path), worker.fetch(path)]))];
+      const seen = await Promise.all(answers.map(async (r) => `${r.headers.get("x-cache")} ${await r.text()}`));
+      assert.deepEqual(seen, Array(3).fill("STALE copy 1"));
+      await untilNoRefresh();
+      // Before, each joined refresh, handed an answer it could not share, asked the origin again: 3 requests.
+      assert.equal(asked, 1, `${status}: the first refresh alone asks the origin`);
+    }
+    origin.reset();
+  });
+
   test("a key passed to the origin is not refreshed in its stale-while-revalidate window: a refresh is a shared fill too", async () => {
     const path = await staleCopy("pass-refresh");
     // The origin now answers each visitor its own (a session cookie): the first refresh's answer passes the key.

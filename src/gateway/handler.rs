@@ -2264,7 +2264,8 @@ fn fill_budget_ms(spec: &Spec) -> u64 {
 /// hands its answer to the waiters first, then stores it if cacheable (2xx/301/404/410, no `Set-Cookie`, not
 /// `no-store`) with its jittered TTL before the key is released. A waiter whose lead vanished looks again (another
 /// waiter may have taken over: one takes over, the others wait for it); one that overran every attempt's timeout,
-/// or was handed an answer meant for the lead alone (`shareable`), fetches itself. With the outcome, its `x-cache`
+/// or was handed an answer meant for the lead alone (`shareable`), fetches itself — but for a background refresh
+/// (no `ctx`), which takes that answer as it is. With the outcome, its `x-cache`
 /// state: `HIT` for a stored answer that was complete when this request came (its Cache API write still under
 /// way), `MISS` otherwise — this request's own fill, or one it joined — and the fill whose answer it is. A fill found
 /// superseded is left for the one asked again in its place ([`coalesce::Work::successor`]): the first waiter to leave
@@ -2336,7 +2337,10 @@ async fn coalesced_fetch(
                 {
                     return (Err(Failure::Passed), Served::Led, None)
                 }
-                Some(Ok(fetched)) if !shareable(&fetched) => break,
+                // An answer meant for the lead alone: a request asks the origin for its own. A background refresh
+                // (no `ctx`) wants no answer, and has the origin's word on the key already (the lead passed it, or
+                // holds its refreshes off): asked again, every refresh that joined this one made an origin request.
+                Some(Ok(fetched)) if !shareable(&fetched) && ctx.is_some() => break,
                 // Asked of the origin before a purge this isolate made or read, or before a write to its URL (a
                 // request that arrived after either joined it, or came while it is being stored): superseded, as the
                 // stored copy is. This request asks again — through another waiter's fill, when one already took the
@@ -3034,7 +3038,7 @@ async fn cached(
                 call.ctx.wait_until(async move {
                     let _refreshing = refreshing;
                     // Already in the background: the store is awaited here.
-                    let (outcome, _, _) = coalesced_fetch(None, &spec, &policy, None).await;
+                    let (outcome, served, _) = coalesced_fetch(None, &spec, &policy, None).await;
                     // A 5xx, no answer, or a 429 (held for its `Retry-After`, bounded): `cache::refresh_hold_ms`.
                     let at = respond::now_ms();
                     let retry_after = outcome.as_ref().ok().and_then(|f| {
@@ -3049,7 +3053,10 @@ async fn cached(
                         REFRESH_HOLDS.with(|h| h.borrow_mut().hold(id, at, held_ms));
                     }
                     if let Ok(fetched) = outcome {
-                        fetched.body.discard();
+                        // Only its own: a streamed body of a fill it joined is the lead's.
+                        if served == Served::Led {
+                            fetched.body.discard();
+                        }
                         if takes_down(&fetched, &policy) {
                             take_down(&spec).await;
                         }
