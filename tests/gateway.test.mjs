@@ -885,6 +885,27 @@ describe("route table and proxy", () => {
     }
   });
 
+  test("an origin's Clear-Site-Data cannot clear the edge's cookies; the data it may clear is still cleared", async () => {
+    // `"cookies"` (and `"*"`, every type) makes the browser delete every cookie of the site — the edge's session and
+    // device cookies with them: an origin's logout page logged the user out of the edge.
+    const cases = [
+      ['"cookies"', null],
+      ['"cache", "cookies", "storage"', '"cache", "storage"'],
+      ['"*"', '"cache", "storage", "executionContexts"'],
+      ['"storage"', '"storage"'],
+      ['"Cookies", "cache"', '"cache"'],
+    ];
+    for (const [sent, passed] of cases) {
+      origin.reset();
+      origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain", "clear-site-data": sent }).end("bye"));
+      const r = await worker.fetch(`/gw/open/logout?csd=${encodeURIComponent(sent)}`);
+      assert.equal(r.status, 200, sent);
+      assert.equal(r.headers.get("clear-site-data"), passed, sent);
+      await r.arrayBuffer();
+    }
+    origin.reset();
+  });
+
   test("a redirect is resolved as the client will resolve it (dot segments, scheme-relative, a percent-encoded host, backslashes, a tab) before it is mapped back", async () => {
     origin.reset();
     const answers = {

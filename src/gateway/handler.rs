@@ -25,10 +25,10 @@ use super::cache::{
     KeyId, PutFailed, StoredMeta, Writes, PASS_MS, PURGE_MARK_TTL_SECS, PURGE_RETRY_MS,
 };
 use super::headers::{
-    cache_fill_headers, connection_tokens, email_header, forward_on_preflight,
-    forward_request_header, forward_response_header, forwarded_for, head_keeps_origin_length,
-    length_withheld, max_forwards, per_exchange, runtime_may_code, sets_cookie_named,
-    tailors_answer, without_cookies, LocationMap, SHARED_FILL,
+    cache_fill_headers, clear_site_data_for_client, connection_tokens, email_header,
+    forward_on_preflight, forward_request_header, forward_response_header, forwarded_for,
+    head_keeps_origin_length, length_withheld, max_forwards, per_exchange, runtime_may_code,
+    sets_cookie_named, tailors_answer, without_cookies, LocationMap, SHARED_FILL,
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
@@ -1916,9 +1916,19 @@ fn flushed_uncompressed(headers: &[(String, String)]) -> bool {
 /// internal address.
 fn map_to_client(pairs: &mut Vec<(String, String)>, to: &ToClient<'_>) {
     // The edge's own session and device cookies are not the origin's: one it set would log the user out, or into a
-    // session of its choosing (it never sees them: `origin_headers` drops them from the requests it gets).
-    pairs
-        .retain(|(name, value)| name != "set-cookie" || !sets_cookie_named(value, &to.own_cookies));
+    // session of its choosing (it never sees them: `origin_headers` drops them from the requests it gets). Nor may
+    // it clear them with every other cookie of the site (`Clear-Site-Data: "cookies"`).
+    pairs.retain_mut(|(name, value)| match name.as_str() {
+        "set-cookie" => !sets_cookie_named(value, &to.own_cookies),
+        "clear-site-data" => match clear_site_data_for_client(value) {
+            Some(kept) => {
+                *value = kept;
+                true
+            }
+            None => false,
+        },
+        _ => true,
+    });
     for (name, value) in pairs.iter_mut() {
         let mapped = match name.as_str() {
             "location" | "content-location" => to.location.client_location(value, to.asked),

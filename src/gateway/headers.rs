@@ -353,6 +353,30 @@ pub fn sets_cookie_named(set_cookie: &str, names: &[&str]) -> bool {
     names.contains(&name)
 }
 
+/// The types an origin's `Clear-Site-Data` wildcard `"*"` stands for, but `"cookies"` (W3C Clear Site Data §3.1).
+const CLEARED_BUT_COOKIES: &str = "\"cache\", \"storage\", \"executionContexts\"";
+
+/// An origin's `Clear-Site-Data` as the client may be sent it, or None when nothing is left: without `"cookies"`,
+/// and with `"*"` read as every other type. Either would have the browser delete every cookie of the site, the
+/// edge's own session and device cookies with them, which no origin's answer may clear (as its `Set-Cookie` lines
+/// naming them are dropped): an origin clears its own cookies with `Set-Cookie`. Types are matched in any case
+/// (removing more than a browser would is safe).
+pub fn clear_site_data_for_client(value: &str) -> Option<String> {
+    let mut kept: Vec<&str> = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let kind = item.trim_matches('"');
+        if kind.eq_ignore_ascii_case("cookies") {
+            continue;
+        }
+        if kind == "*" {
+            kept.push(CLEARED_BUT_COOKIES);
+        } else {
+            kept.push(item);
+        }
+    }
+    (!kept.is_empty()).then(|| kept.join(", "))
+}
+
 /// Whether an origin response header is passed back to the client (and kept in a stored copy): not hop-by-hop, nor
 /// listed in the origin's `Connection` (but for [`end_to_end`] fields).
 pub fn forward_response_header(name: &str, connection_listed: &[String]) -> bool {
@@ -1038,6 +1062,32 @@ pub fn email_header(email: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clear_site_data_never_clears_cookies() {
+        let cases = [
+            ("\"cookies\"", None),
+            (" \"Cookies\" ", None),
+            (
+                "\"cache\", \"cookies\", \"storage\"",
+                Some("\"cache\", \"storage\""),
+            ),
+            (
+                "\"*\"",
+                Some("\"cache\", \"storage\", \"executionContexts\""),
+            ),
+            ("\"storage\"", Some("\"storage\"")),
+            ("\"cache\",,\"cookies\"", Some("\"cache\"")),
+            ("", None),
+        ];
+        for (sent, passed) in cases {
+            assert_eq!(
+                clear_site_data_for_client(sent).as_deref(),
+                passed,
+                "{sent}"
+            );
+        }
+    }
 
     /// The edge's own session and device cookies are not the origin's to set or clear.
     #[test]
