@@ -2836,6 +2836,19 @@ describe("edge cache", () => {
     const asked = origin.requests.filter((r) => r.url.includes("cookie="));
     assert.equal(asked.length, 5, "one fill, then each waiting request its own");
 
+    // Clear-Site-Data acts on its one visitor's browser, as Set-Cookie does: stored, every later visitor's cache or
+    // storage was wiped by each HIT.
+    origin.reset();
+    origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain", "clear-site-data": '"cache", "storage"' }).end("bye"));
+    const wipe = `/gw/cached?wipe=${Date.now()}`;
+    for (const _ of [1, 2]) {
+      const r = await worker.fetch(wipe);
+      assert.equal(r.headers.get("clear-site-data"), '"cache", "storage"');
+      assert.equal(r.headers.get("x-cache"), "MISS", "a Clear-Site-Data answer is not stored");
+      assert.equal(await r.text(), "bye");
+    }
+    assert.equal(origin.requests.length, 2);
+
     // The last: a CORS grant echoing the fill's Origin without saying `Vary: Origin` is an answer by Origin too.
     const echo = (req) => ({ "access-control-allow-origin": req.headers.origin ?? "*", "access-control-allow-credentials": "true" });
     for (const headers of [{ "cache-control": "private, max-age=60" }, { vary: "Origin" }, echo]) {

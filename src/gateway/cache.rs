@@ -719,7 +719,7 @@ fn encode(s: &str) -> String {
 }
 
 /// Whether an origin answer may be stored in the edge cache and handed to other requests for the same key: a
-/// cacheable status (2xx but 206, 301, 308, 404, 410), no `Set-Cookie`, no `Cache-Control: no-store`, no `private`
+/// cacheable status (2xx but 206, 301, 308, 404, 410), no `Set-Cookie` or `Clear-Site-Data`, no `Cache-Control: no-store`, no `private`
 /// unless the policy keys entries per user, no `Vary` beyond `Accept-Encoding` and `Origin` (the key includes no
 /// other request header; `Origin` is in it) — and `Authorization` on a per-user policy, whose key holds the digest of
 /// the `Authorization` its fill carries ([`cache_key`]), so a copy is served only to requests sending the same one
@@ -752,12 +752,13 @@ fn has_directive(value: &str, name: &str) -> bool {
     crate::cache_control::directive(value, name).is_some()
 }
 
-/// No `Set-Cookie`, no `no-store`, and no `private` unless entries are kept per user — in `Cache-Control` or in a
+/// No `Set-Cookie` or `Clear-Site-Data` ([`acts_on_its_visitor`]), no `no-store`, and no `private` unless entries are
+/// kept per user — in `Cache-Control` or in a
 /// field aimed at caches like this one (RFC 9213's `CDN-Cache-Control`, Cloudflare's own, `Surrogate-Control`):
 /// an origin telling CDNs alone not to keep an answer means the edge too.
 fn for_anyone(headers: &[(String, String)], per_user: bool) -> bool {
     headers.iter().all(|(name, value)| match name.as_str() {
-        "set-cookie" => false,
+        "set-cookie" | "clear-site-data" => false,
         "cache-control"
         | "cdn-cache-control"
         | "cloudflare-cdn-cache-control"
@@ -789,6 +790,14 @@ fn varies_only_by(headers: &[(String, String)], fields: &[&str]) -> bool {
             })
 }
 
+/// Whether an answer acts on its one visitor's browser — sets a cookie, or clears the site's data
+/// (`Clear-Site-Data`): handed to another requester, it would act on theirs.
+pub fn acts_on_its_visitor(headers: &[(String, String)]) -> bool {
+    headers
+        .iter()
+        .any(|(name, _)| name == "set-cookie" || name == "clear-site-data")
+}
+
 /// What the answer to a shared fill — which carried none of its requester's cookies or credentials, only `carried`
 /// — is to a requester that sent more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -813,7 +822,7 @@ pub fn shared_fill_answer(
     headers: &[(String, String)],
     carried: &[&str],
 ) -> FillAnswer {
-    let sets_cookie = headers.iter().any(|(name, _)| name == "set-cookie");
+    let sets_cookie = acts_on_its_visitor(headers);
     if status >= 500 {
         // An origin error is shared with the waiters whatever it says (a sticky load balancer's cookie on a 503):
         // passing the key would send every request to a failing origin.
@@ -1553,6 +1562,7 @@ mod tests {
         }
         let refused: &[&[(&str, &str)]] = &[
             &[("set-cookie", "sid=a")],
+            &[("clear-site-data", "\"cache\"")],
             &[("cache-control", "no-store")],
             &[("cache-control", "max-age=60, No-Store")],
             &[("cache-control", "private, max-age=60")],
@@ -1700,6 +1710,7 @@ mod tests {
         }
         for (status, list) in [
             (200, &[("set-cookie", "sid=NEW; Path=/")][..]),
+            (200, &[("clear-site-data", "\"storage\"")]),
             (403, &[("vary", "Cookie")]),
             (200, &[("cache-control", "private")]),
             (200, &[("cache-control", "no-store")]),

@@ -18,11 +18,12 @@ use worker::worker_sys::ext::ResponseExt;
 use worker::{js_sys, web_sys, Cache, Delay, Request, Response, ResponseBody};
 
 use super::cache::{
-    cache_key, fill_answer_reaches, invalidates, keep_purge_made, lifts_refresh_hold, not_modified,
-    null_body, origin_pushback, purge_answer, purge_marks, purged_since, refresh_due,
-    refresh_hold_ms, settle_put, shared_fill_answer, storable, stretched_lifetime, tags_for,
-    tags_left_out, valid_tag, write_marks, CachePolicy, CopyAging, FillAnswer, Freshness, KeyHolds,
-    KeyId, PutFailed, StoredMeta, Writes, PASS_MS, PURGE_MARK_TTL_SECS, PURGE_RETRY_MS,
+    acts_on_its_visitor, cache_key, fill_answer_reaches, invalidates, keep_purge_made,
+    lifts_refresh_hold, not_modified, null_body, origin_pushback, purge_answer, purge_marks,
+    purged_since, refresh_due, refresh_hold_ms, settle_put, shared_fill_answer, storable,
+    stretched_lifetime, tags_for, tags_left_out, valid_tag, write_marks, CachePolicy, CopyAging,
+    FillAnswer, Freshness, KeyHolds, KeyId, PutFailed, StoredMeta, Writes, PASS_MS,
+    PURGE_MARK_TTL_SECS, PURGE_RETRY_MS,
 };
 use super::headers::{
     cache_fill_headers, clear_site_data_for_client, connection_tokens, email_header,
@@ -2232,7 +2233,7 @@ fn shareable(f: &Fetched) -> bool {
     f.storable
         || origin_pushback(f.status)
             && matches!(f.body, FetchedBody::Held(_))
-            && !f.headers.iter().any(|(k, _)| k == "set-cookie")
+            && !acts_on_its_visitor(&f.headers)
 }
 
 /// Whether this isolate knows of a purge of one of a fetched answer's tags made since its origin request (the
