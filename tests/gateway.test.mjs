@@ -982,6 +982,24 @@ describe("route table and proxy", () => {
     assert.equal(page.headers.get("content-location"), "/gw/open/page.en", "a path the gateway routes");
   });
 
+  test("a Refresh's URL on the upstream maps back under the route's prefix, as a Location does (nginx's proxy_redirect)", async () => {
+    const cases = [
+      ["0; url=/open/login", "0; url=/gw/open/login"],
+      ["5;URL='/open/next?x=1'", "5;URL='/gw/open/next?x=1'"],
+      [`3, url=${"ORIGIN"}/open/away`, "3, url=/gw/open/away"],
+      ["0; url=https://elsewhere.example/x", "0; url=https://elsewhere.example/x"],
+      ["30", "30"],
+    ];
+    for (const [sent, passed] of cases) {
+      origin.reset();
+      origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain", refresh: sent.replace("ORIGIN", origin.url) }).end("wait"));
+      const r = await rawRequest("/gw/open/wait");
+      assert.equal(r.status, 200, sent);
+      assert.equal(r.headers.get("refresh"), passed, sent);
+    }
+    origin.reset();
+  });
+
   test("WebSocket handshakes answer 501, a GET or HEAD with a body 400, and Expect: 100-continue never reaches the origin", async () => {
     origin.reset();
     const handshake = await new Promise((resolve, reject) => {

@@ -1907,7 +1907,8 @@ fn flushed_uncompressed(headers: &[(String, String)]) -> bool {
         && header_list::get(headers, "content-encoding").is_none()
 }
 
-/// A redirect's `Location`, an answer's `Content-Location` and the `Path` of the cookies it sets, on the upstream,
+/// A redirect's `Location` (and a `Refresh`'s URL), an answer's `Content-Location` and the `Path` of the cookies it
+/// sets, on the upstream,
 /// mapped back under the route's prefix ([`LocationMap::client_location`], [`LocationMap::client_set_cookie`]), and a
 /// cookie's `Domain` naming the upstream and not `client_authority`'s host removed. The host is passed, not kept in
 /// the route's map: a map made per request would copy its strings on every proxied request.
@@ -1933,6 +1934,7 @@ fn map_to_client(pairs: &mut Vec<(String, String)>, to: &ToClient<'_>) {
     for (name, value) in pairs.iter_mut() {
         let mapped = match name.as_str() {
             "location" | "content-location" => to.location.client_location(value, to.asked),
+            "refresh" => to.location.client_refresh(value, to.asked),
             "set-cookie" => to.location.client_set_cookie(value, to.authority),
             _ => None,
         };

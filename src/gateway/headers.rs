@@ -671,6 +671,42 @@ impl LocationMap {
         Some(format!("{resolved}{tail}"))
     }
 
+    /// An origin's `Refresh` (`5; url=/login`: a redirect after a delay, which browsers follow) with its URL mapped
+    /// as a `Location`'s is ([`Self::client_location`]), as nginx's `proxy_redirect` maps both; `None` when it is
+    /// left as it is. The URL is found as HTML's declarative refresh reads it: after the delay, a `;` or `,`, and
+    /// `url=` (any case, blanks around it), maybe quoted (`url='/next'`: up to the closing quote).
+    pub fn client_refresh(&self, refresh: &str, asked: &str) -> Option<String> {
+        let after_delay =
+            refresh.find(|c: char| !(c.is_ascii_whitespace() || c.is_ascii_digit() || c == '.'))?;
+        let rest = &refresh[after_delay..];
+        let rest = rest.strip_prefix([';', ',']).unwrap_or(rest).trim_start();
+        let rest = match rest.get(..3) {
+            Some(word) if word.eq_ignore_ascii_case("url") => {
+                let named = rest[3..].trim_start();
+                named.strip_prefix('=').map_or(rest, str::trim_start)
+            }
+            _ => rest,
+        };
+        let (quote, rest) = match rest.chars().next() {
+            Some(q @ ('\'' | '"')) => (Some(q), &rest[1..]),
+            _ => (None, rest),
+        };
+        let url = match quote.and_then(|q| rest.find(q)) {
+            Some(end) => &rest[..end],
+            None => rest.trim_end(),
+        };
+        if url.is_empty() {
+            return None;
+        }
+        let start = refresh.len() - rest.len();
+        let mapped = self.client_location(url, asked)?;
+        Some(format!(
+            "{}{mapped}{}",
+            &refresh[..start],
+            &refresh[start + url.len()..]
+        ))
+    }
+
     /// A `Set-Cookie` whose `Path` lies on the upstream, mapped under the route's prefix as [`Self::client_location`]
     /// maps a redirect (nginx's `proxy_cookie_path`): an origin mounted at `/` that scopes a cookie to `/account`
     /// would otherwise set one the browser never sends back to `/gw/account`. A path that already covers the
@@ -1652,6 +1688,39 @@ mod tests {
         for name in ["x-api-key", "x-tenant", "x-custom", "referer"] {
             assert!(forward_on_cache_fill(name, false), "{name} per user");
             assert!(!forward_on_cache_fill(name, true), "{name} shared");
+        }
+    }
+
+    #[test]
+    fn a_refresh_url_maps_back_as_a_location_does() {
+        let map = LocationMap::new("http://127.0.0.1:8080/base/", Some("/gw/"));
+        let asked = "http://127.0.0.1:8080/base/page";
+        for (refresh, client) in [
+            ("0; url=/base/login", Some("0; url=/gw/login")),
+            ("0;URL=/base/login", Some("0;URL=/gw/login")),
+            (
+                "5, Url = '/base/next?x=1' ",
+                Some("5, Url = '/gw/next?x=1' "),
+            ),
+            ("1; url=\"/base/a\"b", Some("1; url=\"/gw/a\"b")),
+            ("2.5; http://127.0.0.1:8080/base/x", Some("2.5; /gw/x")),
+            ("0; url=next", Some("0; url=/gw/next")),
+            ("0; url=https://idp.example/x", None),
+            ("0; url=/other/x", None),
+            ("30", None),
+            ("0;", None),
+            ("0; url=", None),
+            ("0; url='", None),
+            ("", None),
+            // Relative, as a `Location` would be; a multi-byte letter where `url` might start.
+            ("0; url=é/x", Some("0; url=/gw/é/x")),
+            ("0; éé", Some("0; /gw/éé")),
+        ] {
+            assert_eq!(
+                map.client_refresh(refresh, asked).as_deref(),
+                client,
+                "{refresh}"
+            );
         }
     }
 
