@@ -534,6 +534,11 @@ test("a refused upload is read before its answer, and the connection stays open 
     ["a login over its size cap", declared("POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"), 413],
     // Refused once it passed the cap, part read: the rest was cancelled, and the connection closed or reset.
     ["a chunked login over its size cap", chunked("POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"), 413],
+    // Routes that take no body answered without reading the one sent: each reset the connection.
+    ["a room ticket asked for without a session", declared("POST /rooms/r/ticket HTTP/1.1\r\nHost: x\r\n"), 401],
+    ["a room ticket for a name no room can have", chunked("POST /rooms/a%2Fb/ticket HTTP/1.1\r\nHost: x\r\n"), 400],
+    ["a refresh without a session", declared("POST /auth/refresh HTTP/1.1\r\nHost: x\r\n"), 401],
+    ["a logout, answered 204", declared("POST /auth/logout HTTP/1.1\r\nHost: x\r\n"), 204],
   ]) {
     const next = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
     const { statuses, ended } = await onOneConnection(worker.url, [...parts, next], { answers: 2, what: `${what}: two answers` });

@@ -51,9 +51,27 @@ const CONTINUE_FIRST_BYTES_MS: u64 = 2_000;
 /// ([`DRAIN_CONTINUE_STALL_MS`] per read for a client that awaits `100 Continue`), so an early answer reaches the
 /// client; a body already read (or locked by a reader) is left alone.
 pub async fn drain(req: &mut Request) {
-    let expect = req.headers().get("expect").ok().flatten();
-    let stall_ms = awaits_continue(expect.as_deref()).then_some(DRAIN_CONTINUE_STALL_MS);
-    if let Some(body) = req.inner().body() {
+    drain_left(Unread::of(req)).await;
+}
+
+/// A request's body stream, held apart before its handler takes the request, so that what the handler left unread
+/// can be drained once it has answered ([`drain_left`]). `None` for a request without a body.
+pub struct Unread {
+    body: web_sys::ReadableStream,
+    stall_ms: Option<u64>,
+}
+
+impl Unread {
+    pub fn of(req: &Request) -> Option<Self> {
+        let expect = req.headers().get("expect").ok().flatten();
+        let stall_ms = awaits_continue(expect.as_deref()).then_some(DRAIN_CONTINUE_STALL_MS);
+        req.inner().body().map(|body| Self { body, stall_ms })
+    }
+}
+
+/// [`drain`] for a body held apart by [`Unread::of`]: a body its handler read (or locked) is left alone.
+pub async fn drain_left(unread: Option<Unread>) {
+    if let Some(Unread { body, stall_ms }) = unread {
         drain_within(body, stall_ms).await;
     }
 }

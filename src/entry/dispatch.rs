@@ -75,8 +75,13 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
         }
         Ok((id, params)) => {
             call.params = params;
+            // A body the route takes no body from (a room ticket, a refresh, a logout) or refused before reading is
+            // read and discarded before the answer, as a 405's is: answered unread, workerd reset the connection.
+            let unread = super::body::Unread::of(&call.req);
+            let answer = app_route(call, id).await;
+            super::body::drain_left(unread).await;
             // Every answer of the app's own routes is read as the type it says (its errors by `error_response`).
-            let answer = app_route(call, id).await.map(|response| {
+            let answer = answer.map(|response| {
                 if response.status_code() == 101 {
                     response
                 } else {
