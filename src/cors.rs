@@ -5,10 +5,11 @@
 //! echoed from a checked list, never reflected as sent; the lists are read here too
 //! ([`parse_origins`]). Pure.
 
-/// The headers such a page may read: why it was refused, when to retry, and the ids and bookmark to send back.
+/// The headers such a page may read: why it was refused, when to retry, and the ids, bookmark and entity tag to send
+/// back (`If-None-Match`/`If-Match`, which a preflight allows, name an `ETag` the page read).
 pub const EXPOSED: &str =
     "WWW-Authenticate, Retry-After, Allow, RateLimit, RateLimit-Policy, X-WAF-Rule, \
-                           X-Request-Id, X-Trace-Id, traceparent, X-D1-Bookmark";
+                           X-Request-Id, X-Trace-Id, traceparent, X-D1-Bookmark, ETag";
 
 /// Request headers a trusted page may send to the app's routes beyond the CORS-safelisted ones; `Authorization` for
 /// the routes that take a bearer token (`POST /admin/gateway/purge` from an operator's dashboard); the W3C trace
@@ -128,6 +129,17 @@ mod tests {
             .iter()
             .any(|(n, v)| *n == "access-control-allow-headers" && v.contains("Content-Type")));
         assert_eq!(preflight("https://app.example", "DELETE", &["POST"]), None);
+    }
+
+    /// The validators a preflight lets a page send are ones it read: an answer's `ETag` (an image's), which is no
+    /// CORS-safelisted response header, is exposed, or `If-None-Match`/`If-Match` could only name a guess.
+    #[test]
+    fn the_entity_tag_a_page_sends_back_is_readable() {
+        let exposed: Vec<String> = EXPOSED
+            .split(',')
+            .map(|name| name.trim().to_ascii_lowercase())
+            .collect();
+        assert!(exposed.iter().any(|name| name == "etag"), "{exposed:?}");
     }
 
     /// A traced page sends `tracestate` beside `traceparent` (W3C Trace Context: a pair), and a page revalidating
