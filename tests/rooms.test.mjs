@@ -1121,6 +1121,28 @@ test("a full room answers a made-up ticket 401, counted per address, not 429 roo
   admitted.ws.close();
 });
 
+test("a room's refusal of a join is logged with its code, as every error answer is, and reaches the client as the room wrote it", async (t) => {
+  // The room's own refusals (401 ticket_invalid, 429 room_full, …) went back as the room's response, so the request
+  // line said 401 or 429 with no `error_code`: a log query by code never saw them.
+  const w = await startWorker({ vars: { ...VARS, ROOMS_MAX_MEMBERS: 1 } });
+  t.after(() => w.stop());
+  const member = await rawSocket(w, "refusing", "alice");
+  const handshake = { upgrade: "websocket", connection: "Upgrade", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==" };
+  const cases = [
+    ["refused-made-up", randomBytes(32).toString("hex"), 401, "ticket_invalid"],
+    ["refused-full", await ticket(w, "refusing", "bob"), 429, "room_full"],
+  ];
+  for (const [id, value, status, code] of cases) {
+    const answer = await rawAnswer(w, `/rooms/refusing/ws?ticket=${value}`, { ...handshake, "x-request-id": id });
+    assert.equal(answer.status, status, id);
+    assert.equal(JSON.parse(answer.body).error.code, code, id);
+    assert.deepEqual([answer.headers["content-type"], answer.headers["cache-control"]], ["application/json", "no-store"], id);
+    const line = await until(() => w.jsonLogs().find((l) => l.msg === "request" && l.request_id === id), { what: `${id}'s request line` });
+    assert.deepEqual([line.status, line.error_code], [status, code], `${id}: the request line names the room's code`);
+  }
+  member.ws.close();
+});
+
 test("an update that waits longer than ROOMS_WAITING_TTL_SECONDS for what it follows is dropped", async () => {
   // A member can send updates that follow edits nobody has: the room keeps them waiting, but not for ever.
   const w = await startWorker({ vars: { ...VARS, ROOMS_WAITING_TTL_SECONDS: 1 } });

@@ -171,7 +171,39 @@ pub async fn join(call: &Call) -> ApiResult<Response> {
     if answer.status_code() == 401 {
         crate::session::handler::count_failed(call, budget);
     }
-    Ok(answer)
+    refusal_as_error(answer).await
+}
+
+/// `answer` from a room, or the room's refusal in it (a JSON error) as the Worker's own error (`super::room_refusal`):
+/// the same status, code, message and `Retry-After`, and the request's log line names the code.
+async fn refusal_as_error(mut answer: Response) -> ApiResult<Response> {
+    let status = answer.status_code();
+    if status < 400 || !is_json(&answer) {
+        return Ok(answer);
+    }
+    let body = answer
+        .bytes()
+        .await
+        .or_internal("reading the room's refusal")?;
+    let retry_after = answer.headers().get("retry-after").ok().flatten();
+    match super::room_refusal(status, &body, retry_after.as_deref()) {
+        Some(refusal) => Err(refusal),
+        // Not a refusal the room makes: passed on as it came.
+        None => Ok(Response::from_bytes(body)
+            .or_internal("building the room's answer")?
+            .with_status(status)
+            .with_headers(answer.headers().clone())),
+    }
+}
+
+/// Whether a room's answer is JSON (a refusal of the room's is; the runtime's own failures are text).
+fn is_json(answer: &Response) -> bool {
+    answer
+        .headers()
+        .get("content-type")
+        .ok()
+        .flatten()
+        .is_some_and(|t| t.starts_with("application/json"))
 }
 
 /// `GET /rooms/{id}/state` (after the caller is authorised): the document of the room `name` (checked by
@@ -189,14 +221,8 @@ async fn state(call: &Call, name: &str) -> ApiResult<Response> {
     if response.status_code() != 200 {
         // The room's own refusal — its JSON error, 500 `room_unavailable` when its stored document does not load —
         // goes to the client as the room wrote it, as a join's does; anything else is the Worker's 500.
-        let room_error = response
-            .headers()
-            .get("content-type")
-            .ok()
-            .flatten()
-            .is_some_and(|t| t.starts_with("application/json"));
-        if room_error && response.status_code() >= 400 {
-            return Ok(response);
+        if is_json(&response) && response.status_code() >= 400 {
+            return refusal_as_error(response).await;
         }
         return Err(ApiError::internal(format!(
             "room state answered {}",

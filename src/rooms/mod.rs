@@ -10,6 +10,7 @@ use durable_objects::room::log::CompactionPolicy;
 use durable_objects::room::protocol::RoomSettings;
 
 use crate::config::{ConfigError, Vars};
+use crate::error::ApiError;
 
 /// `[vars]` of the rooms capability.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,32 @@ impl RoomsConfig {
     }
 }
 
+/// A room object's refusal — its JSON error `body` with `status` (a join's 401 `ticket_invalid` or 429 `room_full`, a
+/// state read's 500 `room_unavailable`) — as the Worker's own error, with its code, message and `Retry-After`:
+/// answered through the one error path, the request's log line names its code, as every error answer's does (passed
+/// on as the room wrote it, a refused join was logged as a bare 401). `None` for anything else (left as it came).
+pub fn room_refusal(status: u16, body: &[u8], retry_after: Option<&str>) -> Option<ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Refusal {
+        error: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        code: String,
+        message: String,
+    }
+    if !(400..=599).contains(&status) {
+        return None;
+    }
+    let Refusal { error } = serde_json::from_slice(body).ok()?;
+    let code = durable_objects::room::protocol::refusal_code(&error.code)?;
+    let refusal = ApiError::new(status, code, error.message);
+    Some(match retry_after {
+        Some(seconds) => refusal.with_header("retry-after", seconds),
+        None => refusal,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -83,6 +110,43 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
+
+    #[test]
+    fn a_rooms_refusal_becomes_the_workers_error_with_its_code_message_and_retry_after() {
+        let body = br#"{"error":{"code":"reply_rate_exceeded","message":"join again shortly"}}"#;
+        let refusal = room_refusal(429, body, Some("7")).expect("a refusal");
+        assert_eq!(
+            (refusal.status(), refusal.code()),
+            (429, "reply_rate_exceeded")
+        );
+        assert_eq!(
+            refusal.body(),
+            r#"{"error":{"code":"reply_rate_exceeded","message":"join again shortly"}}"#,
+            "the body the room wrote"
+        );
+        assert_eq!(
+            refusal.response_headers(&[]),
+            vec![("retry-after", "7")],
+            "its Retry-After kept"
+        );
+        let cases: &[(u16, &[u8], &str)] = &[
+            (
+                401,
+                br#"{"error":{"code":"made_up","message":"x"}}"#,
+                "a code no room answers",
+            ),
+            (401, b"not json", "a body that is no JSON"),
+            (401, br#"{"error":{"code":"ticket_invalid"}}"#, "no message"),
+            (
+                200,
+                br#"{"error":{"code":"ticket_invalid","message":"x"}}"#,
+                "a success",
+            ),
+        ];
+        for (status, body, what) in cases {
+            assert!(room_refusal(*status, body, None).is_none(), "{what}");
+        }
+    }
 
     #[test]
     fn defaults_apply_and_bad_values_name_their_key() {

@@ -22,6 +22,26 @@ pub const HEADER_SETTINGS: &str = "x-room-settings";
 /// Query parameter carrying a ticket on `/rooms/{id}/ws`.
 pub const TICKET_PARAM: &str = "ticket";
 
+/// The codes of the refusals a room answers in JSON (`{"error":{"code","message"}}`: a join's 401/426/429/500/503,
+/// a state read's 500). The Worker answers each as its own error, so the request's log line names its code.
+pub const REFUSAL_CODES: &[&str] = &[
+    "ticket_required",
+    "session_ended",
+    "ticket_invalid",
+    "room_unavailable",
+    "room_full",
+    "too_many_connections",
+    "reply_rate_exceeded",
+    "upgrade_required",
+    "session_check_unavailable",
+    "not_found",
+];
+
+/// `code` as one of [`REFUSAL_CODES`], or `None` for a code no room answers.
+pub fn refusal_code(code: &str) -> Option<&'static str> {
+    REFUSAL_CODES.iter().copied().find(|known| *known == code)
+}
+
 /// The object that holds room `room`. Renaming this loses every room's data: a test pins the format.
 pub fn object_name(room: &str) -> String {
     format!("room:{room}")
@@ -206,6 +226,31 @@ pub fn location_hint(continent: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refusal whose code is not listed would reach its client as written but be logged without its code.
+    #[test]
+    fn every_code_the_room_refuses_with_is_listed() {
+        let source = include_str!("object.rs");
+        let mut found = 0;
+        for call in source.split("json_error(").skip(1) {
+            let Some(code) = call.split('"').nth(1) else {
+                continue;
+            };
+            if call
+                .split('"')
+                .next()
+                .is_some_and(|head| head.contains("status"))
+            {
+                continue; // the function's own definition
+            }
+            found += 1;
+            assert_eq!(refusal_code(code), Some(code), "{code} is in REFUSAL_CODES");
+        }
+        assert!(
+            found >= REFUSAL_CODES.len(),
+            "{found} refusals read in object.rs"
+        );
+    }
 
     #[test]
     fn object_names_are_pinned() {
