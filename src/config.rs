@@ -711,6 +711,15 @@ impl Config {
                     ));
                 }
             }
+            // Without it every login and refresh is 500 while `/health` and `/health/ready` say 200; a secret put
+            // without the `--env` the deploy used (secrets are per Worker) is the usual way to lose it.
+            if session.signing_key.is_none() {
+                return Err(ConfigError::new(
+                    "AUTH_SIGNING_KEY",
+                    "must be set when ENVIRONMENT is production (wrangler secret put AUTH_SIGNING_KEY, with the \
+                     deploy's --env if it has one)",
+                ));
+            }
         }
         // Rooms judge a ticket's and a socket's session by D1 alone, which holds the expiry a session was given under
         // the limit of its time: told the absolute limit now, they end what a lowered one ended.
@@ -1217,6 +1226,30 @@ mod tests {
         );
     }
 
+    /// A production Worker without its signing key answered `/health` and `/health/ready` 200 while every login
+    /// was 500: a `wrangler secret put` without the `--env` the deploy used (secrets are per Worker) went unseen.
+    #[test]
+    fn production_needs_the_signing_key() {
+        let without = source(&[
+            ("ENVIRONMENT", json!("production")),
+            ("RENDER_ORIGIN", json!("https://fragments.example")),
+        ]);
+        let error = Config::parse(&without).expect_err("refused");
+        assert_eq!(error.key, "AUTH_SIGNING_KEY", "{error}");
+        assert!(error.problem.contains("wrangler secret put"), "{error}");
+        let jwk = crate::session::jwt::tests::test_jwk("k1").to_string();
+        let with = source(&[
+            ("ENVIRONMENT", json!("production")),
+            ("RENDER_ORIGIN", json!("https://fragments.example")),
+            ("AUTH_SIGNING_KEY", json!(jwk)),
+        ]);
+        assert!(Config::parse(&with).is_ok());
+        assert!(
+            Config::parse(&source(&[])).is_ok(),
+            "unset is fine outside production"
+        );
+    }
+
     #[test]
     fn trusted_origins_are_https_in_production() {
         for key in ["RENDER_ORIGIN", "IMAGES_ORIGIN"] {
@@ -1262,8 +1295,10 @@ mod tests {
             .is_ok(),
             "http is fine locally"
         );
+        let jwk = crate::session::jwt::tests::test_jwk("k1").to_string();
         let secure = source(&[
             ("ENVIRONMENT", json!("production")),
+            ("AUTH_SIGNING_KEY", json!(jwk)),
             ("RENDER_ORIGIN", json!("https://fragments.example")),
             ("IMAGES_ORIGIN", json!("https://images.example")),
             ("SESSION_TRUSTED_ORIGINS", json!(["https://app.example"])),
@@ -1272,6 +1307,7 @@ mod tests {
         assert!(Config::parse(&secure).is_ok());
         let anyone = source(&[
             ("ENVIRONMENT", json!("production")),
+            ("AUTH_SIGNING_KEY", json!(jwk)),
             ("RENDER_ORIGIN", json!("https://fragments.example")),
             ("GATEWAY_CORS_ORIGINS", json!(["*"])),
         ]);
