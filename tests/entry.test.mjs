@@ -319,9 +319,8 @@ test("an invalid configuration value fails every request with a 500 naming the k
     { vars: { ENVIRONMENT: "staging-ish" }, key: "ENVIRONMENT", value: "staging-ish" },
     { vars: { ENVIRONMENT: "production", DEBUG_ROUTES: true }, key: "DEBUG_ROUTES" },
     // A production Worker without its signing secret (put without the deploy's --env) was ready, every login 500.
-    // ("" is unset, and overrides a key `npm start` may have written to .dev.vars, which the harness also reads.)
     {
-      vars: { ENVIRONMENT: "production", DEBUG_ROUTES: false, RENDER_ORIGIN: "https://fragments.example", AUTH_SIGNING_KEY: "" },
+      vars: { ENVIRONMENT: "production", DEBUG_ROUTES: false, RENDER_ORIGIN: "https://fragments.example" },
       key: "AUTH_SIGNING_KEY",
       says: "wrangler secret put AUTH_SIGNING_KEY",
     },

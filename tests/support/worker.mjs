@@ -58,7 +58,12 @@ export function applyMigrations(stateDir) {
 export async function startWorker({ vars = {}, stateDir, workerOptions = {}, extraWorkers = [], buildDir = "build" } = {}) {
   const dir = stateDir ?? mkdtempSync(join(tmpdir(), "edgekit-state-"));
   if (!stateDir) cpSync(migratedTemplate(), dir, { recursive: true });
-  const fromToml = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  // wrangler.toml alone: not the .dev.vars `npm start` writes (a signing key), which a CI checkout never has — with
+  // it, a test of a Worker without that secret passed locally and failed in CI. An env file that is not there makes
+  // wrangler read neither .dev.vars nor .env.
+  const fromToml = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml"), undefined, {
+    envFiles: [join(ROOT, "tests/support/no-env-file")],
+  }).workerOptions;
   const logs = [];
   const collect = (stream) => {
     let buffered = "";
