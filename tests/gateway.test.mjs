@@ -4328,11 +4328,16 @@ describe("edge cache", () => {
     assert.match(stale.age ?? "", /^[0-9]+$/, "a stale copy says its age");
     assert.ok(Number(stale.age) >= 1, `Age ${stale.age}: the copy aged past its TTL`);
     assert.ok(Number(stale.age) * 1000 <= Date.now() - primed + AGED_MS, `Age ${stale.age} within the time since it was stored`);
+    // The 503 holds the key's copy served without asking (the next test): that hold ended, the origin is asked.
+    await age(worker, "refresh-holds", 300_000);
+    let askedLate = 0;
     origin.handle(async (req, body, res) => {
+      askedLate += 1;
       await delay(1000);
       res.end("late");
     });
     const timedOut = await worker.fetch(path);
+    assert.equal(askedLate, 1, "the origin was asked, and timed out");
     assert.equal(timedOut.headers.get("x-cache"), "STALE", "timeout → stale");
     await timedOut.arrayBuffer();
     origin.reset();
@@ -4349,6 +4354,48 @@ describe("edge cache", () => {
       return r.headers.get("x-cache") === "STALE" ? { status: r.status } : null;
     }, { what: "a stale answer with the origin down" });
     assert.equal(served.status, 200);
+  });
+
+  test("stale-if-error answers a copy whose origin just failed without asking it again; a 429 holds nothing", async () => {
+    origin.reset();
+    let n = 0;
+    origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end(`copy ${++n}`));
+    const path = `/gw/sie?held=${Date.now()}`;
+    assert.equal(await (await worker.fetch(path)).text(), "copy 1");
+    await until(async () => (await worker.fetch(path)).headers.get("x-cache") === "HIT", { what: "the copy stored" });
+    await age(worker, "edge-cache", 1_200);
+    let asked = 0;
+    origin.handle((req, body, res) => {
+      asked += 1;
+      res.writeHead(503, { "content-type": "text/plain" }).end("down");
+    });
+    for (let i = 1; i <= 5; i++) {
+      const r = await worker.fetch(path);
+      assert.equal(`${r.status} ${r.headers.get("x-cache")} ${await r.text()}`, "200 STALE copy 1", `request ${i}`);
+    }
+    // Before, each request asked the origin (and waited out its timeout when it hung) for the copy it then served.
+    assert.equal(asked, 1, "the first request alone asks the origin: the others are served the copy at once");
+    // Once the hold ends (GATEWAY_REFRESH_HOLD_MS), the origin is asked again: here it is back.
+    origin.handle((req, body, res) => res.writeHead(200, { "content-type": "text/plain" }).end(`copy ${++n}`));
+    await age(worker, "refresh-holds", 300_000);
+    const back = await worker.fetch(path);
+    assert.equal(`${back.status} ${await back.text()}`, "200 copy 2", "asked again after the hold");
+    // A 429 is no error stale-if-error covers (RFC 5861 §4): each request is answered it, and asks.
+    const limited = `/gw/sie?held-429=${Date.now()}`;
+    assert.equal((await worker.fetch(limited)).status, 200);
+    await until(async () => (await worker.fetch(limited)).headers.get("x-cache") === "HIT", { what: "the copy stored" });
+    await age(worker, "edge-cache", 1_200);
+    asked = 0;
+    origin.handle((req, body, res) => {
+      asked += 1;
+      res.writeHead(429, { "content-type": "text/plain", "retry-after": "60" }).end("slow down");
+    });
+    for (let i = 1; i <= 2; i++) {
+      const r = await worker.fetch(limited);
+      assert.equal(`${r.status} ${await r.text()}`, "429 slow down", `429 request ${i}`);
+    }
+    assert.equal(asked, 2, "a 429 holds off no request");
+    origin.reset();
   });
 });
 

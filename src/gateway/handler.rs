@@ -1041,6 +1041,7 @@ pub fn age_jwks(ms: u64) {
 /// tests see a configured hold or an origin's `Retry-After` end by, without waiting it out.
 pub fn age_refresh_holds(ms: u64) {
     REFRESH_HOLDS.with(|h| h.borrow_mut().age(ms));
+    ORIGIN_DOWN.with(|h| h.borrow_mut().age(ms));
 }
 
 /// Ages the stored copies this isolate reads by `ms` (`cache::CopyAging`): the debug route the tests see a copy's
@@ -2160,6 +2161,9 @@ thread_local! {
     static WRITES: RefCell<Writes> = RefCell::new(Writes::default());
     /// Keys whose stale-while-revalidate refresh failed lately (`cache::KeyHolds`).
     static REFRESH_HOLDS: RefCell<KeyHolds> = RefCell::new(KeyHolds::default());
+    /// Keys whose last fill or refresh the origin failed with an error stale-if-error covers (a 5xx, no answer; not
+    /// a 429), for as long as a refresh hold: a copy in its stale-if-error window is served at once meanwhile.
+    static ORIGIN_DOWN: RefCell<KeyHolds> = RefCell::new(KeyHolds::default());
     /// Stale-while-revalidate refreshes running now (for the debug route the tests read).
     static REFRESHING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// How far the debug route aged this isolate's stored copies (`cache::CopyAging`; none without DEBUG_ROUTES).
@@ -2173,6 +2177,25 @@ thread_local! {
 fn origin_answered(id: &KeyId, outcome: &Outcome) {
     if lifts_refresh_hold(answered_status(outcome)) {
         REFRESH_HOLDS.with(|h| h.borrow_mut().lift(id));
+        ORIGIN_DOWN.with(|h| h.borrow_mut().lift(id));
+    }
+}
+
+/// How long a refresh hold `outcome` sets at `at` (`cache::refresh_hold_ms`, `hold_ms` configured), if any.
+fn hold_after(outcome: &Outcome, at: u64, hold_ms: u64) -> Option<u64> {
+    let retry_after = outcome.as_ref().ok().and_then(|f| {
+        f.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+            .map(|(_, v)| v.as_str())
+    });
+    refresh_hold_ms(answered_status(outcome), retry_after, at, hold_ms)
+}
+
+/// Holds the key in [`ORIGIN_DOWN`] when `outcome` is an error stale-if-error covers (a 429 is none).
+fn origin_down(id: KeyId, outcome: &Outcome, at: u64, hold_ms: u64) {
+    if let Some(held_ms) = hold_after(outcome, at, hold_ms).filter(|_| is_origin_error(outcome)) {
+        ORIGIN_DOWN.with(|h| h.borrow_mut().hold(id, at, held_ms));
     }
 }
 
@@ -3054,17 +3077,10 @@ async fn cached(
                     let (outcome, served, _) = coalesced_fetch(None, &spec, &policy, None).await;
                     // A 5xx, no answer, or a 429 (held for its `Retry-After`, bounded): `cache::refresh_hold_ms`.
                     let at = respond::now_ms();
-                    let retry_after = outcome.as_ref().ok().and_then(|f| {
-                        f.headers
-                            .iter()
-                            .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-                            .map(|(_, v)| v.as_str())
-                    });
-                    let held_ms =
-                        refresh_hold_ms(answered_status(&outcome), retry_after, at, hold_ms);
-                    if let Some(held_ms) = held_ms {
+                    if let Some(held_ms) = hold_after(&outcome, at, hold_ms) {
                         REFRESH_HOLDS.with(|h| h.borrow_mut().hold(id, at, held_ms));
                     }
+                    origin_down(id, &outcome, at, hold_ms);
                     if let Ok(fetched) = outcome {
                         // Only its own: a streamed body of a fill it joined is the lead's.
                         if served == Served::Led {
@@ -3079,7 +3095,15 @@ async fn cached(
             Ok(serve_stored(response, Served::Stale))
         }
         Freshness::StaleIfError => {
+            // The origin failed this key lately: the copy is served without asking it again (and waiting out its
+            // timeout, when it hangs) until the hold ends or another fill of the key gets its answer.
+            let id = KeyId::of(&spec.key);
+            if ORIGIN_DOWN.with(|h| h.borrow().held(&id, respond::now_ms())) {
+                return Ok(serve_stored(response, Served::Stale));
+            }
             let (outcome, served) = fill(call, &spec, &policy, came).await;
+            let hold_ms = call.isolate.config.gateway.refresh_hold_ms;
+            origin_down(id, &outcome, respond::now_ms(), hold_ms);
             if let Ok(fetched) = &outcome {
                 if takes_down(fetched, &policy) {
                     let spec = spec.clone();
