@@ -255,3 +255,22 @@ test("/health/ready names the binding that does not answer, and reports the othe
   const logged = await until(() => w.jsonLogs().find((l) => l.msg === "readiness" && l.binding === "RATE_LIMITER"), { what: "the readiness log line" });
   assert.match(logged.detail, /STUCK_LIMITER: no answer in \d+ ms/, "the log names the namespace that did not answer");
 });
+
+test("a 503 from /health/ready is an error answer: its request line names error_code not_ready and the failed bindings, from memory too", async (t) => {
+  // The Worker's own 503 was logged at error level without an error_code (the README promises one on every error
+  // answer; a line without one reads as an origin's status passed through), and a probe answered from the isolate's
+  // last check (5 s) wrote no other line: nothing said what was not ready.
+  const failing = await startWorker({ vars: { RATE_LIMIT_POLICIES: { typo: { limit: 5, window: 60, key: "ip", binding: "DB" } } } });
+  t.after(() => failing.stop());
+  for (const id of ["ready-first", "ready-memory"]) {
+    const response = await failing.fetch("/health/ready", { headers: { "x-request-id": id } });
+    assert.equal(response.status, 503);
+    const body = await response.json();
+    assert.equal(body.ready, false, "the readiness body is kept");
+    assert.ok(body.checks.some((c) => c.binding === "RATE_LIMITER" && !c.ok), JSON.stringify(body.checks));
+    assert.equal(body.error?.code, "not_ready", JSON.stringify(body));
+    const line = await until(() => failing.jsonLogs().find((l) => l.msg === "request" && l.request_id === id), { what: "the request line" });
+    assert.deepEqual([line.status, line.level, line.error_code], [503, "error", "not_ready"], id);
+    assert.match(line.detail ?? "", /RATE_LIMITER/, id);
+  }
+});

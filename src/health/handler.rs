@@ -61,7 +61,10 @@ pub async fn ready(call: &Call) -> ApiResult<Response> {
     };
     let timed_out = || timed_out(&call.request_id);
     let readiness = coalesce::shared(&sharing, || check_all(call), timed_out).await;
-    json(readiness.status(), &*readiness)
+    match readiness.not_ready() {
+        Some(error) => Err(error),
+        None => json(200, &*readiness),
+    }
 }
 
 fn timed_out(request_id: &str) -> Rc<Readiness> {

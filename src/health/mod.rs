@@ -7,6 +7,8 @@ pub mod handler;
 
 use serde::Serialize;
 
+use crate::error::ApiError;
+
 /// The newest migration this build needs (`migrations/NNNN_*.sql`), which sets `edge_meta.schema_version` to its
 /// number: `/health/ready` refuses a database at an older one.
 pub const SCHEMA_VERSION: u32 = 6;
@@ -77,6 +79,35 @@ impl Readiness {
             503
         }
     }
+
+    /// The 503 of a failed readiness, as the error answer it is: `error` (`not_ready`) beside `ready` and `checks`,
+    /// so the request line names its `error_code` and, in `detail`, the bindings that failed. Answered as a success,
+    /// its line said `error` with no code (as an origin's status passed through does), and a probe answered from
+    /// the isolate's last check wrote no other line naming what failed. `None` when ready.
+    pub fn not_ready(&self) -> Option<ApiError> {
+        if self.ready {
+            return None;
+        }
+        let failed: Vec<&str> = self
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.binding)
+            .collect();
+        let fields = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        };
+        Some(
+            ApiError::new(
+                503,
+                "not_ready",
+                "at least one binding failed its check; `checks` says which",
+            )
+            .with_fields(fields)
+            .with_internal(format!("not ready: {}", failed.join(", "))),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +131,41 @@ mod tests {
             detail: Some("migrations not applied"),
         };
         assert_eq!(Readiness::from_checks(vec![ok("KV"), failed]).status(), 503);
+    }
+
+    #[test]
+    fn a_failed_readiness_is_an_error_answer_naming_its_code_and_keeping_its_checks() {
+        let ok = Check {
+            binding: "KV",
+            ok: true,
+            detail: None,
+        };
+        let failed = |binding| Check {
+            binding,
+            ok: false,
+            detail: Some("no answer in time (see the log)"),
+        };
+        assert!(Readiness::from_checks(vec![ok]).not_ready().is_none());
+        let readiness = Readiness::from_checks(vec![
+            Check {
+                binding: "KV",
+                ok: true,
+                detail: None,
+            },
+            failed("DB"),
+            failed("ROOMS"),
+        ]);
+        let error = readiness.not_ready().expect("not ready");
+        assert_eq!((error.status(), error.code()), (503, "not_ready"));
+        assert_eq!(error.internal_detail(), Some("not ready: DB, ROOMS"));
+        let body: serde_json::Value = serde_json::from_str(&error.body()).expect("json");
+        assert_eq!(body["error"]["code"], "not_ready");
+        assert_eq!(body["ready"], false);
+        assert_eq!(
+            body["checks"],
+            serde_json::to_value(&readiness.checks).expect("checks"),
+            "the checks as a ready answer lists them"
+        );
     }
 
     /// The newest migration file is the version the build asks for, and it records that number: a migration added
