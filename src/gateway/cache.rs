@@ -758,7 +758,7 @@ fn has_directive(value: &str, name: &str) -> bool {
 /// an origin telling CDNs alone not to keep an answer means the edge too.
 fn for_anyone(headers: &[(String, String)], per_user: bool) -> bool {
     headers.iter().all(|(name, value)| match name.as_str() {
-        "set-cookie" | "clear-site-data" => false,
+        name if ACTS_ON_ITS_VISITOR.contains(&name) => false,
         "cache-control"
         | "cdn-cache-control"
         | "cloudflare-cdn-cache-control"
@@ -790,12 +790,15 @@ fn varies_only_by(headers: &[(String, String)], fields: &[&str]) -> bool {
             })
 }
 
-/// Whether an answer acts on its one visitor's browser — sets a cookie, or clears the site's data
-/// (`Clear-Site-Data`): handed to another requester, it would act on theirs.
+/// The fields with which an answer acts on its one visitor's browser: setting a cookie, clearing the site's data.
+const ACTS_ON_ITS_VISITOR: [&str; 2] = ["set-cookie", "clear-site-data"];
+
+/// Whether an answer acts on its one visitor's browser ([`ACTS_ON_ITS_VISITOR`]): handed to another requester, it
+/// would act on theirs.
 pub fn acts_on_its_visitor(headers: &[(String, String)]) -> bool {
     headers
         .iter()
-        .any(|(name, _)| name == "set-cookie" || name == "clear-site-data")
+        .any(|(name, _)| ACTS_ON_ITS_VISITOR.contains(&name.as_str()))
 }
 
 /// What the answer to a shared fill — which carried none of its requester's cookies or credentials, only `carried`

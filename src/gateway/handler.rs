@@ -2192,9 +2192,10 @@ fn hold_after(outcome: &Outcome, at: u64, hold_ms: u64) -> Option<u64> {
     refresh_hold_ms(answered_status(outcome), retry_after, at, hold_ms)
 }
 
-/// Holds the key in [`ORIGIN_DOWN`] when `outcome` is an error stale-if-error covers (a 429 is none).
-fn origin_down(id: KeyId, outcome: &Outcome, at: u64, hold_ms: u64) {
-    if let Some(held_ms) = hold_after(outcome, at, hold_ms).filter(|_| is_origin_error(outcome)) {
+/// Holds the key in [`ORIGIN_DOWN`] for `held_ms` (what [`hold_after`] gave `outcome`) when `outcome` is an error
+/// stale-if-error covers (a 429 is none).
+fn origin_down(id: KeyId, outcome: &Outcome, at: u64, held_ms: Option<u64>) {
+    if let Some(held_ms) = held_ms.filter(|_| is_origin_error(outcome)) {
         ORIGIN_DOWN.with(|h| h.borrow_mut().hold(id, at, held_ms));
     }
 }
@@ -3077,10 +3078,11 @@ async fn cached(
                     let (outcome, served, _) = coalesced_fetch(None, &spec, &policy, None).await;
                     // A 5xx, no answer, or a 429 (held for its `Retry-After`, bounded): `cache::refresh_hold_ms`.
                     let at = respond::now_ms();
-                    if let Some(held_ms) = hold_after(&outcome, at, hold_ms) {
+                    let held_ms = hold_after(&outcome, at, hold_ms);
+                    if let Some(held_ms) = held_ms {
                         REFRESH_HOLDS.with(|h| h.borrow_mut().hold(id, at, held_ms));
                     }
-                    origin_down(id, &outcome, at, hold_ms);
+                    origin_down(id, &outcome, at, held_ms);
                     if let Ok(fetched) = outcome {
                         // Only its own: a streamed body of a fill it joined is the lead's.
                         if served == Served::Led {
@@ -3102,8 +3104,11 @@ async fn cached(
                 return Ok(serve_stored(response, Served::Stale));
             }
             let (outcome, served) = fill(call, &spec, &policy, came).await;
-            let hold_ms = call.isolate.config.gateway.refresh_hold_ms;
-            origin_down(id, &outcome, respond::now_ms(), hold_ms);
+            let (at, hold_ms) = (
+                respond::now_ms(),
+                call.isolate.config.gateway.refresh_hold_ms,
+            );
+            origin_down(id, &outcome, at, hold_after(&outcome, at, hold_ms));
             if let Ok(fetched) = &outcome {
                 if takes_down(fetched, &policy) {
                     let spec = spec.clone();
