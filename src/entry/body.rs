@@ -63,9 +63,11 @@ pub struct Unread {
 
 impl Unread {
     pub fn of(req: &Request) -> Option<Self> {
+        // The body first: most app requests (pages, GETs) have none, and need no `Expect` read.
+        let body = req.inner().body()?;
         let expect = req.headers().get("expect").ok().flatten();
         let stall_ms = awaits_continue(expect.as_deref()).then_some(DRAIN_CONTINUE_STALL_MS);
-        req.inner().body().map(|body| Self { body, stall_ms })
+        Some(Self { body, stall_ms })
     }
 }
 
