@@ -1066,13 +1066,12 @@ pub async fn logout(call: Call) -> ApiResult<Response> {
     // session alive for whoever had copied it.
     let header = call.req.headers().get("cookie").ok().flatten();
     let tokens = token::tokens(header.as_deref(), &config.cookie_name, MAX_ENDED_TOKENS);
-    let tokens = &tokens[..];
     let limit = limited(&call, "/auth/logout", !tokens.is_empty()).await?;
     let ended = async {
         let store = Store::open(&call, true)?;
         end_sessions(
             &store,
-            tokens,
+            &tokens,
             now_ms(),
             config.cache_secs,
             &call.request_id,
