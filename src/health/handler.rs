@@ -86,8 +86,25 @@ async fn check_all(call: &Call) -> Rc<Readiness> {
         check_kv(call, bindings::CONTENT_KV),
         check_d1(call),
         check_limiter(call),
-        check_rooms(call),
-        check_directory(call)
+        // Each of the rooms' namespaces answers as its class: the state of a room never set up (the read writes
+        // nothing), the row count of a directory object no room reports to. A lookup alone passed a binding to
+        // another class (wrangler.toml's `class_name`), under which every room request, or `GET /rooms`, fails.
+        check_object(
+            call,
+            room::BINDING,
+            room::READINESS_OBJECT,
+            room::PATH_STATE,
+            |text| serde_json::from_str::<RoomState>(text).map(|_| ()),
+            "does not answer as a room object: is its class_name Room? (see the log)",
+        ),
+        check_object(
+            call,
+            directory::BINDING,
+            directory::READINESS_OBJECT,
+            directory::PATH_COUNT,
+            |text| serde_json::from_str::<directory::Count>(text).map(|_| ()),
+            "does not answer as a room directory: is its class_name RoomDirectory? (see the log)",
+        )
     );
     let mut checks = vec![config_kv, content_kv, db, object, rooms, directory];
     checks.extend(check_images(call));
@@ -223,45 +240,28 @@ async fn check_limiter(call: &Call) -> Check {
     check(call, limiter::BINDING, outcome.await)
 }
 
-/// The rooms' namespace answers as rooms do: a read of the state of [`room::READINESS_OBJECT`], a room never set
-/// up (the read writes nothing). A lookup alone passed a binding to another class (wrangler.toml's `class_name`),
-/// under which every room request fails.
-async fn check_rooms(call: &Call) -> Check {
-    #[derive(serde::Deserialize)]
-    #[allow(dead_code)] // read to see the answer is a room's state
-    struct State {
-        members: u64,
-    }
-    let outcome = read_object(
-        call,
-        room::BINDING,
-        room::READINESS_OBJECT,
-        room::PATH_STATE,
-        |text| serde_json::from_str::<State>(text).map(|_| ()),
-        "does not answer as a room object: is its class_name Room? (see the log)",
-    );
-    let outcome = in_time(outcome.boxed_local()).await;
-    check(call, room::BINDING, outcome)
+/// A room's state as far as readiness reads it: that the answer is one.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)] // read to see the answer is a room's state
+struct RoomState {
+    members: u64,
 }
 
-/// The room directory's namespace answers as a directory shard: the row count of
-/// [`directory::READINESS_OBJECT`], an object no room reports to (a read). Bound to another class, `GET /rooms`
-/// answers 503.
-async fn check_directory(call: &Call) -> Check {
-    let outcome = read_object(
-        call,
-        directory::BINDING,
-        directory::READINESS_OBJECT,
-        directory::PATH_COUNT,
-        |text| serde_json::from_str::<directory::Count>(text).map(|_| ()),
-        "does not answer as a room directory: is its class_name RoomDirectory? (see the log)",
-    );
+/// The check of namespace `binding`: `GET path` of its object `name`, the body read by `reads`, in its budget;
+/// `wrong_class` is what the client is told when the object answers, but not as the class that path belongs to.
+async fn check_object(
+    call: &Call,
+    binding: &'static str,
+    name: &str,
+    path: &str,
+    reads: fn(&str) -> serde_json::Result<()>,
+    wrong_class: &'static str,
+) -> Check {
+    let outcome = read_object(call, binding, name, path, reads, wrong_class);
     let outcome = in_time(outcome.boxed_local()).await;
-    check(call, directory::BINDING, outcome)
+    check(call, binding, outcome)
 }
 
-/// `GET path` of object `name` in namespace `binding`, its body read by `reads`; `wrong_class` is what the client is
-/// told when the object answers, but not as the class that path belongs to.
 async fn read_object(
     call: &Call,
     binding: &str,
