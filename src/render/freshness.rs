@@ -43,7 +43,7 @@ pub const PER_FETCH: [&str; 9] = [
 /// Why an answer was chosen for its one fetch and may serve no other page — neither from KV nor to the pages that
 /// waited on that fetch (`entry::coalesce`), which is a shared cache's reuse too — or `None`: `no-store` or `private`
 /// in any of the fields, an unqualified `no-cache` in the one that governs (§5.2.2.4: no other request without a
-/// revalidation), a `Vary` of `*` or naming a [`PER_FETCH`] field. `field` is as for [`write_back_ttl`].
+/// revalidation), a `Vary` of `*` or naming a [`PER_FETCH`] field. `field` is as for [`reuse`].
 pub fn for_one_fetch(field: impl Fn(&str) -> Option<String>) -> Option<String> {
     // Refusals count in every one of them, not only the one that says the lifetime (an origin telling any cache
     // not to keep an answer means KV too, as the gateway's edge cache reads them).
@@ -87,17 +87,29 @@ fn governing(field: impl Fn(&str) -> Option<String>) -> Option<(&'static str, St
         .or_else(|| field("cache-control").map(|v| ("cache-control", v)))
 }
 
-/// The TTL to write a fragment back with, at most `ttl_s`, or why it is not written back. `field` gives a response
-/// header's value by lower-case name (repeated fields joined with `,`, as the runtime gives them); `min_ttl_s` is
-/// the shortest TTL KV takes.
-pub fn write_back_ttl(
+/// Why an answer may serve no other page ([`for_one_fetch`]), and the TTL to write it back to KV with, at most
+/// `ttl_s`, or why it is not written back (such an answer never is). `field` gives a response header's value by
+/// lower-case name (repeated fields joined with `,`, as the runtime gives them); `min_ttl_s` is the shortest TTL KV
+/// takes.
+pub fn reuse(
+    field: impl Fn(&str) -> Option<String>,
+    ttl_s: u64,
+    min_ttl_s: u64,
+) -> (Option<String>, Result<u64, String>) {
+    let one = for_one_fetch(&field);
+    let ttl = match &one {
+        Some(reason) => Err(reason.clone()),
+        None => lifetime_ttl(&field, ttl_s, min_ttl_s),
+    };
+    (one, ttl)
+}
+
+/// The write-back TTL ([`reuse`]) of an answer [`for_one_fetch`] let through.
+fn lifetime_ttl(
     field: impl Fn(&str) -> Option<String>,
     ttl_s: u64,
     min_ttl_s: u64,
 ) -> Result<u64, String> {
-    if let Some(reason) = for_one_fetch(&field) {
-        return Err(reason);
-    }
     let Some((name, value)) = governing(&field) else {
         return Ok(ttl_s);
     };
@@ -138,7 +150,7 @@ mod tests {
     use super::*;
 
     fn ttl(fields: &[(&str, &str)], ttl_s: u64) -> Result<u64, String> {
-        write_back_ttl(
+        reuse(
             |name| {
                 fields
                     .iter()
@@ -148,6 +160,7 @@ mod tests {
             ttl_s,
             60,
         )
+        .1
     }
 
     /// What keeps an answer to its own page (no other page gets it, not even one waiting on its fetch) is what says

@@ -680,8 +680,7 @@ async fn fetch_origin(
         return Err(format!("origin answered {}", response.status()));
     }
     let field = |name: &str| response.headers().get(name).ok().flatten();
-    let write_back = freshness::write_back_ttl(field, ttl_s, MIN_TTL_S);
-    let for_one_fetch = freshness::for_one_fetch(field);
+    let (for_one_fetch, write_back) = freshness::reuse(field, ttl_s, MIN_TTL_S);
     let content_type = response.headers().get("content-type").ok().flatten();
     if content_type.as_deref().map(crate::body::media_type) != Some("text/html".to_owned()) {
         // Named as sent: `{:?}` wrote Rust's `Some("application/xhtml+xml")` into the log line.
