@@ -232,7 +232,9 @@ mod tests {
     fn every_code_the_room_refuses_with_is_listed() {
         let source = include_str!("object.rs");
         let mut found = 0;
-        for call in source.split("json_error(").skip(1) {
+        let mut calls = source.split("json_error(");
+        calls.next(); // the source before the first call
+        for call in calls {
             let Some(code) = call.split('"').nth(1) else {
                 continue;
             };
