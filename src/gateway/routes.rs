@@ -620,12 +620,15 @@ fn validate(
     if !scheme_ok
         || host.is_empty()
         || host.starts_with('/')
-        || upstream.contains(['?', '#', ' '])
+        || upstream.contains(['?', '#', '\\'])
+        // The URL parser reads `\` as `/` and drops tabs and line breaks: requests went where it read the URL,
+        // while the redirect and cookie maps kept the spelling.
+        || upstream.chars().any(|c| c.is_whitespace() || c.is_control())
         || !crate::config::parses_as_base(&upstream)
     {
         return Err(format!(
-            "upstream {:?} must be an absolute http(s) URL without query or `.`/`..` segments, with a valid host \
-             and port",
+            "upstream {:?} must be an absolute http(s) URL without query, fragment, blanks, backslash or `.`/`..` \
+             segments, with a valid host and port",
             raw.upstream
         ));
     }
@@ -1297,6 +1300,35 @@ mod tests {
             assert!(!error.contains("s3cret"), "{upstream}: {error}");
         }
         table(json!([{"path": "/a", "upstream": "https://o.example/@me"}]));
+    }
+
+    /// The URL parser reads a `\` in an http(s) URL as `/` and drops tabs and line breaks, so such an upstream was
+    /// taken and its requests went where the parser read it, while the route's redirect map kept the spelling: with
+    /// `http://o.example\v2` an origin's `Location: /v2/login` became `/api/v2/login` (base `/v2` never seen), and
+    /// with a tab or line break in the base no redirect was mapped back at all, the origin's own URL passed to the
+    /// client. Refused as `RENDER_ORIGIN` and `IMAGES_ORIGIN` are.
+    #[test]
+    fn an_upstream_the_url_parser_reads_otherwise_than_written_is_refused() {
+        for upstream in [
+            "http://o.example\\v2",
+            "http://o.example/v2\\x",
+            "http://o.example/v\t2",
+            "http://o.example/v2\n",
+            "http://o.example/v2\r",
+            "http://o.example/v2\u{7f}",
+            "http://o.example/v2\u{a0}",
+        ] {
+            let error = RouteTable::parse(
+                &json!([{"name": "r", "path": "/api", "upstream": upstream, "strip_prefix": "/api"}]),
+                &CachePolicies::default(),
+                None,
+            )
+            .expect_err(upstream);
+            assert!(
+                error.starts_with("route 0 (\"r\"): upstream "),
+                "{upstream:?}: {error}"
+            );
+        }
     }
 
     /// A cache policy that can store nothing on its route was taken and served as no cache at all, silently: a
