@@ -423,6 +423,7 @@ pub fn origin_url(key: &str, value: &str) -> Result<String, ConfigError> {
 /// Whether the runtime's URL parser (the `url` crate, as workers-rs uses) takes `value` as it is written, so every
 /// URL joined under it at request time parses too: a port out of range, a bad IPv6 literal or a path with dot
 /// segments (which parsing would fold away) is refused at start-up rather than failing every request with a 500.
+/// So is port 0: it parses, but no connection can be made to it (every request failed, 502).
 pub fn parses_as_base(value: &str) -> bool {
     // The path: what follows the host.
     let path = value
@@ -433,7 +434,7 @@ pub fn parses_as_base(value: &str) -> bool {
         let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
         decoded == "." || decoded == ".."
     });
-    !dot_segment && url::Url::parse(value).is_ok()
+    !dot_segment && url::Url::parse(value).is_ok_and(|url| url.port() != Some(0))
 }
 
 /// Deployment environment, from `ENVIRONMENT`.

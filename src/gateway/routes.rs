@@ -1178,6 +1178,11 @@ mod tests {
                 json!([{"path": "/a", "upstream": "http://a:99999"}]),
                 "route 0: upstream",
             ),
+            // Port 0 parses, but no connection can be made to it: every request was 502.
+            (
+                json!([{"path": "/a", "upstream": "http://a:0/v1"}]),
+                "route 0: upstream",
+            ),
             (
                 json!([{"path": "/a", "upstream": "http://a/v1/../admin"}]),
                 "route 0: upstream",

@@ -341,6 +341,10 @@ mod tests {
                 "IMAGES_ORIGIN",
             ),
             (
+                &[("IMAGES_ORIGIN", json!("https://img.example:0"))],
+                "IMAGES_ORIGIN",
+            ),
+            (
                 &[("IMAGES_ORIGIN", json!("https://img.example:http"))],
                 "IMAGES_ORIGIN",
             ),
