@@ -66,6 +66,19 @@ impl GatewayConfig {
             .unwrap_or_default()
             .validate()
             .map_err(|e| ConfigError::new("GATEWAY_WAF", e))?;
+        // Checked with the WAF's mode, which a route's body mode is compared in.
+        if let Some((route, method)) = routes.refused_as_ambiguous(waf.mode) {
+            return Err(ConfigError::new(
+                "GATEWAY_ROUTES",
+                format!(
+                    "route {:?}: path {} would answer every {method} 400 ambiguous_path: read as many origins read \
+                     it (a `;` parameter dropped, `%2F` or `%5C` a separator, `..;` resolved) it meets no route with \
+                     the same checks; write the path the origin reads, or add a route for that path with the same \
+                     checks",
+                    route.name, route.path
+                ),
+            ));
+        }
         let admin_permission = vars.string_or("GATEWAY_ADMIN_PERMISSION", "gateway:admin")?;
         if !super::jwt::header_list_item(&admin_permission) {
             return Err(ConfigError::new(
@@ -164,6 +177,56 @@ mod tests {
             assert_eq!(error.key, key, "{value}");
             assert!(error.problem.contains(expected), "{key}={value}: {error}");
         }
+    }
+
+    /// A route whose own path the ambiguity check refuses — a literal with a `;` parameter, an escaped slash or
+    /// backslash, a `..;` segment, read as origins read it, meets no route with the same checks — was taken, and every
+    /// request for it answered 400 `ambiguous_path`: a route that never served, without a word at start.
+    #[test]
+    fn a_route_the_ambiguity_check_would_refuse_every_request_of_is_refused() {
+        for (routes, named) in [
+            (
+                json!([{"name": "repo", "path": "/projects/group%2Fproject", "upstream": "http://o"}]),
+                "\"repo\"",
+            ),
+            (
+                json!([{"name": "m", "path": "/m;v=1", "upstream": "http://o"}]),
+                "\"m\"",
+            ),
+            (
+                json!([{"name": "w", "path": "/win%5Cpath", "upstream": "http://o"}]),
+                "\"w\"",
+            ),
+            (
+                json!([{"name": "up", "path": "/a/..;/b", "upstream": "http://o"}]),
+                "\"up\"",
+            ),
+            // Read so, it meets a route that checks otherwise.
+            (
+                json!([{"name": "open", "path": "/files", "upstream": "http://o"},
+                       {"name": "f", "path": "/files/a%2Fb", "upstream": "http://o", "auth": "jwt"}]),
+                "\"f\"",
+            ),
+        ] {
+            let error = parse(&[("GATEWAY_ROUTES", routes.clone())]).expect_err("refused");
+            assert_eq!(error.key, "GATEWAY_ROUTES", "{routes}");
+            assert!(
+                error.problem.contains(named) && error.problem.contains("ambiguous"),
+                "{routes}: {error}"
+            );
+        }
+        // Read so, it meets a route with the same checks, which lets it pass: served.
+        parse(&[(
+            "GATEWAY_ROUTES",
+            json!([{"name": "files", "path": "/files", "upstream": "http://o"},
+                   {"name": "f", "path": "/files/a%2Fb", "upstream": "http://o"}]),
+        )])
+        .expect("passes the check");
+        parse(&[(
+            "GATEWAY_ROUTES",
+            json!([{"path": "/docs/café/:id", "upstream": "http://o"}, {"path": "/m%3Bx", "upstream": "http://o"}]),
+        )])
+        .expect("nothing another reading routes elsewhere");
     }
 
     #[test]

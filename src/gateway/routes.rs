@@ -345,6 +345,28 @@ impl RouteTable {
                 )
     }
 
+    /// The first route, with a method of its, whose own path [`Self::ambiguous`] refuses (a literal with a `;`
+    /// parameter, an escaped slash or backslash, a `..;` segment, which read as origins read it meets no route with
+    /// the same checks): a route every request of which would answer 400 `ambiguous_path`. `waf` as there.
+    pub fn refused_as_ambiguous(&self, waf: WafMode) -> Option<(&Route, &str)> {
+        self.routes.iter().find_map(|route| {
+            let own: String = route
+                .segments
+                .iter()
+                .map(|segment| match segment {
+                    Segment::Literal(literal) => format!("/{literal}"),
+                    Segment::Param(name) => format!("/:{name}"),
+                })
+                .collect();
+            let own = if own.is_empty() { "/".to_owned() } else { own };
+            let method = route
+                .methods
+                .iter()
+                .find(|method| self.ambiguous(method, &own, waf))?;
+            Some((route, method.as_str()))
+        })
+    }
+
     /// Whether two resolutions of one request would check it differently. Body modes are compared as they apply
     /// (`waf` where a route sets none): a route that spells out the global mode checks bodies as one that is silent.
     fn differ(&self, a: Matched<'_>, b: Matched<'_>, waf: WafMode) -> bool {
