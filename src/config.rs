@@ -666,6 +666,23 @@ impl Config {
             max_token_bytes: gateway.jwt_max_bytes as usize,
         };
         let core = CoreConfig::parse(vars)?;
+        // A gateway route below an app route that takes every path under it (`/images/{*path}`) is never reached:
+        // the app's routes are resolved first (`entry::dispatch`), and answer every method, a 405 included.
+        let app = crate::router::Router::new(core.debug_routes);
+        let taken = |path: &str| app.resolve("GET", path) != crate::router::Resolved::NotFound;
+        if let Some(route) = gateway.routes.routes().iter().find(|route| {
+            let own = route.own_path();
+            taken(&own) && taken(&format!("{}/-", own.trim_end_matches('/')))
+        }) {
+            return Err(ConfigError::new(
+                "GATEWAY_ROUTES",
+                format!(
+                    "route {:?}: path {} lies under one of the app's own routes, which takes every path below it: \
+                     no request would reach the route",
+                    route.name, route.path
+                ),
+            ));
+        }
         let render = crate::render::plan::RenderConfig::parse(vars)?;
         // A visitor id written over the session cookie would sign the user out whenever their session is not
         // recognised (a session store failure included).
@@ -802,6 +819,37 @@ mod tests {
             policies("ip", "ip", "user"),
         )]))
         .expect("an email policy keyed by ip, as earlier builds took");
+    }
+
+    /// A gateway route under `/images/` was taken, and never reached: the app's `/images/{*path}` is resolved first
+    /// and answers every path below it (a 405 to any method but GET). Routes the app shadows in part (`/`, served
+    /// by the app at `/` alone; `/rooms/:id`, whose deeper paths the app does not serve) still serve the rest.
+    #[test]
+    fn a_gateway_route_the_app_takes_every_path_of_is_refused() {
+        let routes = |path: &str| json!([{"name": "r", "path": path, "upstream": "http://o.example", "methods": ["GET", "POST"]}]);
+        for path in ["/images/cdn", "/images/:id", "/images/a/b"] {
+            let error =
+                Config::parse(&source(&[("GATEWAY_ROUTES", routes(path))])).expect_err(path);
+            assert_eq!(error.key, "GATEWAY_ROUTES", "{error}");
+            assert!(
+                error
+                    .problem
+                    .contains(&format!("\"r\": path {path} lies under")),
+                "{error}"
+            );
+        }
+        for path in [
+            "/",
+            "/images",
+            "/imagesx",
+            "/Images/cdn",
+            "/rooms/:id",
+            "/health",
+            "/auth",
+            "/p/x",
+        ] {
+            Config::parse(&source(&[("GATEWAY_ROUTES", routes(path))])).expect(path);
+        }
     }
 
     #[test]

@@ -118,6 +118,25 @@ pub struct Route {
 }
 
 impl Route {
+    /// The route's own path, as a request for it is spelled (a parameter stands as `:name`, one segment).
+    pub fn own_path(&self) -> String {
+        let own: String = self
+            .segments
+            .iter()
+            .map(|segment| match segment {
+                Segment::Literal(literal) => format!("/{literal}"),
+                Segment::Param(name) => format!("/:{name}"),
+            })
+            .collect();
+        if own.is_empty() {
+            "/".to_owned()
+        } else {
+            own
+        }
+    }
+}
+
+impl Route {
     /// The WAF settings this route's request body is checked with: the global ones, in the route's `waf_body` mode
     /// when it sets one — `off` for an upload route whose content the rules misread (an editor posting HTML, a
     /// `br` upload to an object store), `log` to watch one before blocking, `block` to block on one route while the
@@ -350,15 +369,7 @@ impl RouteTable {
     /// the same checks): a route every request of which would answer 400 `ambiguous_path`. `waf` as there.
     pub fn refused_as_ambiguous(&self, waf: WafMode) -> Option<(&Route, &str)> {
         self.routes.iter().find_map(|route| {
-            let own: String = route
-                .segments
-                .iter()
-                .map(|segment| match segment {
-                    Segment::Literal(literal) => format!("/{literal}"),
-                    Segment::Param(name) => format!("/:{name}"),
-                })
-                .collect();
-            let own = if own.is_empty() { "/".to_owned() } else { own };
+            let own = route.own_path();
             let method = route
                 .methods
                 .iter()
