@@ -2156,6 +2156,34 @@ mod tests {
     }
 
     #[test]
+    fn a_deleted_range_of_no_length_is_refused_and_splits_nothing_in_the_rooms_memory() {
+        // A range of no length deletes nothing, so the room stored and relayed nothing for it — but yrs (as Yjs)
+        // splits the item it falls inside, and inside a surrogate pair each half becomes U+FFFD: the room's memory
+        // (its `/state`, its next snapshot, every newcomer's sync) read "\u{FFFD}\u{FFFD}" where storage and every
+        // member held the emoji, under equal state vectors.
+        let (doc, text, mut store, mut loaded) = writer_and_room();
+        let emoji = edit_of(&doc, &|txn| text.insert(txn, 0, "😀"));
+        accept_relaying(&mut loaded, &mut store, &emoji);
+        for (what, clock) in [("inside the surrogate pair", 1), ("at the item's start", 0)] {
+            let outcome = accept_update(
+                &mut loaded,
+                &mut store,
+                policy(1_000),
+                u64::MAX,
+                &deletions_of(&[(9, clock, 0)]),
+            );
+            assert!(
+                matches!(outcome, Err(AcceptError::Invalid(_))),
+                "{what}: {outcome:?}"
+            );
+        }
+        let reloaded = load(&mut store, 0).expect("reloads");
+        assert_eq!(loaded.doc.to_json(), serde_json::json!({"text": "😀"}));
+        assert_eq!(reloaded.doc.to_json(), loaded.doc.to_json());
+        assert_eq!(reloaded.doc.snapshot(), loaded.doc.snapshot());
+    }
+
+    #[test]
     fn deleting_every_other_character_is_weighed_by_the_items_it_splits() {
         // One long item, then one update deleting every other character: it splits the item into thousands, which
         // grows the snapshot about five times the update's size. Its allowance for splits is over the limit, so the
