@@ -691,6 +691,15 @@ impl RoomDoc {
                     })?;
                 // Refused where the depth is (not in a snapshot, which the room must always load, nor in the log).
                 let refuse = max_depth.is_some() && !self.replaying_log;
+                if let Some((client, clock)) = needs
+                    .restated_between_one_id(clock_of(state))
+                    .filter(|_| refuse)
+                {
+                    return Err(ApplyError::Refused(DocError(format!(
+                        "the struct at {client}#{clock} restates an item the room has and names its last clock as \
+                         right origin: its new part would sit between one id and itself"
+                    ))));
+                }
                 let marked = self
                     .ends
                     .measure(needs, clock_of(state), refuse)

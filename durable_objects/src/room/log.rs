@@ -2184,6 +2184,38 @@ mod tests {
     }
 
     #[test]
+    fn a_restatement_whose_new_part_would_sit_between_one_id_and_itself_is_refused() {
+        // The room has client 9's "abc" (9#0..3). A struct restating 9#1 as "xyz" and naming 9#2 as its right origin
+        // is cut by yrs at the room's clock: its new part, "z" at 9#3, takes 9#2 as its origin — between one id and
+        // itself, which the shape check refuses when declared. Taken, the room relayed that very item, read "abzc"
+        // live and "abcz" once compacted and reloaded.
+        let (doc, text, mut store, mut loaded) = writer_and_room();
+        let abc = edit_of(&doc, &|txn| text.insert(txn, 0, "abc"));
+        accept_relaying(&mut loaded, &mut store, &abc);
+        let crafted = [1, 1, 9, 1, 0x44, 9, 2, 3, b'x', b'y', b'z', 0];
+        let outcome = accept_update(&mut loaded, &mut store, policy(1), u64::MAX, &crafted);
+        assert!(
+            matches!(outcome, Err(AcceptError::Invalid(_))),
+            "{outcome:?}"
+        );
+        let reloaded = load(&mut store, 0).expect("reloads");
+        assert_eq!(loaded.doc.to_json(), serde_json::json!({"text": "abc"}));
+        assert_eq!(reloaded.doc.to_json(), loaded.doc.to_json());
+        // An honest restatement cut at the same place is taken: the writer's whole state, "abcd" merged in one item
+        // naming no right origin (a peer relaying it, or a reconnect with a stale state vector, sends it so).
+        edit_of(&doc, &|txn| text.insert(txn, 3, "d"));
+        let whole = doc
+            .transact()
+            .encode_state_as_update_v1(&yrs::StateVector::default());
+        assert!(
+            shape::check_update(&whole).is_ok_and(|s| s.structs == 1),
+            "one merged item"
+        );
+        accept_relaying(&mut loaded, &mut store, &whole);
+        assert_eq!(loaded.doc.to_json(), serde_json::json!({"text": "abcd"}));
+    }
+
+    #[test]
     fn deleting_every_other_character_is_weighed_by_the_items_it_splits() {
         // One long item, then one update deleting every other character: it splits the item into thousands, which
         // grows the snapshot about five times the update's size. Its allowance for splits is over the limit, so the

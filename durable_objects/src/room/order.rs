@@ -130,6 +130,22 @@ impl Needs {
         }
     }
 
+    /// The id of the first struct that restates the start of an item the document has (`known(client)` falls inside
+    /// it) and names as its right origin the document's last clock of that client: yrs cuts it there, and its new
+    /// part takes that id as its origin — an item between one id and itself, which the shape check refuses when it
+    /// is declared (see `shape::check_update`). An honest restatement (a merged item a peer relays) names the right
+    /// origin each of its pieces had, never its own left neighbour.
+    pub fn restated_between_one_id(&self, known: impl Fn(u64) -> u32) -> Option<(u64, u32)> {
+        self.runs.iter().find_map(|run| {
+            let have = known(run.client);
+            run.structs
+                .iter()
+                .filter(|s| !s.skip && s.clock < have && have < s.clock.saturating_add(s.len))
+                .find(|s| s.right_origin == Some((run.client, have - 1)))
+                .map(|s| (run.client, s.clock))
+        })
+    }
+
     /// Each client's run, by its index in [`Needs::runs`].
     pub(crate) fn run_of_client(&self) -> HashMap<u64, usize> {
         self.runs
