@@ -293,7 +293,7 @@ impl std::error::Error for ApiError {}
 
 /// One `Vary` value naming every field `a` and `b` name, each once (the first spelling kept), or `*` when either
 /// names it (RFC 9110 §12.5.5: `*` says the answer varies beyond the request's fields; nothing beside it matters).
-fn merged_vary(a: &str, b: &str) -> String {
+pub fn merged_vary(a: &str, b: &str) -> String {
     let mut names: Vec<&str> = Vec::new();
     for name in a.split(',').chain(b.split(',')).map(str::trim) {
         if name == "*" {

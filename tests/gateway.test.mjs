@@ -866,6 +866,37 @@ describe("route table and proxy", () => {
     await anonymous.arrayBuffer();
   });
 
+  test("a signed-in route's answer the gateway passes on varies by the credentials its user came from", async () => {
+    // The origin sees X-User-ID, never the cookie or the token the gateway read it from, so it cannot name them in
+    // `Vary`: a browser told `private, max-age=60` answered the next user signed in on it with the first one's copy,
+    // and a cache in front told `public` served it to requests with other credentials or none.
+    const { cookie } = await login();
+    for (const [path, headers] of [
+      ["/gw/session/me", { cookie }],
+      ["/gw/either/me", { cookie }],
+      ["/gw/either/me", bearer(token(keys, "ed1", { sub: "vary-reader" }))],
+      ["/gw/secure/me", bearer(token(keys, "ed1", { sub: "vary-reader" }))],
+      // A cached route's answer the policy does not store goes out with the origin's headers too.
+      ["/gw/catalog/vary-private", bearer(token(keys, "ed1", { sub: "vary-reader" }))],
+    ]) {
+      for (const cacheControl of ["private, max-age=60", "public, max-age=600"]) {
+        origin.reset();
+        origin.handle((req, body, res) =>
+          res.writeHead(200, { "content-type": "text/plain", "cache-control": cacheControl, vary: "Accept-Encoding" }).end("mine"),
+        );
+        const r = await worker.fetch(`${path}?cc=${encodeURIComponent(cacheControl)}`, { headers });
+        assert.equal(r.status, 200, path);
+        await r.arrayBuffer();
+        if (r.headers.get("x-cache") === "MISS" && cacheControl.startsWith("public")) continue; // stored: the policy's own
+        const vary = (r.headers.get("vary") ?? "").split(",").map((v) => v.trim().toLowerCase());
+        for (const name of ["accept-encoding", "authorization", "cookie"]) {
+          assert.ok(vary.includes(name), `${path} (${cacheControl}): Vary ${r.headers.get("vary")} names ${name}`);
+        }
+      }
+    }
+    origin.reset();
+  });
+
   test("an origin cannot set or clear the edge's own session and device cookies; its other cookies pass", async () => {
     origin.reset();
     origin.handle((req, body, res) => {

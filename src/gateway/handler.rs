@@ -260,7 +260,7 @@ async fn proxy_route(
     } else if websocket {
         open_websocket(call, route, trace, url, identity.as_ref(), incoming).await
     } else {
-        forward(
+        let forwarded = forward(
             call,
             route,
             method,
@@ -270,11 +270,26 @@ async fn proxy_route(
             content_length,
             incoming,
         )
-        .await
+        .await;
+        // The origin learns the user from `X-User-*`, never from the cookie or token the gateway read them from, so
+        // its `Vary` cannot name them: a signed-in route's answer varies by both, as a per-user policy's does
+        // (`CachePolicy::client_vary`). Else a browser told `private, max-age=60` answered the next user signed in
+        // on it with the first one's copy, and a cache in front told `public` served it to other credentials or none.
+        match identity {
+            Some(_) => forwarded.map(varies_by_credentials),
+            None => forwarded,
+        }
     };
     // The limits counted this request whatever comes of it: a failure of the gateway's own (origin unreachable or
     // late, 502/504) says where the client stands too, as the origin's answer does.
     RateLimitHeaders::stamp_all(&limited.iter().collect::<Vec<_>>(), answered)
+}
+
+/// `response` with `Authorization` and `Cookie` in its `Vary` (merged into what it says, `*` kept).
+fn varies_by_credentials(response: Response) -> Response {
+    let said = response.headers().get("vary").ok().flatten();
+    let vary = crate::error::merged_vary(said.as_deref().unwrap_or(""), "Authorization, Cookie");
+    respond::with_header(response, "vary", &vary)
 }
 
 /// The answer to an OPTIONS with no hop left (`Max-Forwards: 0`, RFC 9110 §7.6.2), which the gateway must not forward
