@@ -3844,6 +3844,17 @@ describe("edge cache", () => {
     const admin = await post(adminToken);
     assert.equal(admin.status, 200);
     assert.deepEqual((await admin.json()).purged, ["purge-me"]);
+    // Who took what down, and when, is on record whatever REQUEST_LOG_PERCENT samples: a purge is an operator's act.
+    const requestId = admin.headers.get("x-request-id");
+    const line = await until(
+      () => worker.jsonLogs().find((l) => l.msg === "gateway_purge" && l.request_id === requestId),
+      { what: "the purge's log line" },
+    );
+    assert.equal(line.level, "info");
+    assert.equal(line.user_id, "user-1");
+    assert.deepEqual(line.tags, ["purge-me"]);
+    assert.deepEqual(line.failed, []);
+    assert.equal(typeof line.at_ms, "number");
     version = 11;
     const after = await worker.fetch(path);
     assert.equal(after.headers.get("x-cache"), "MISS");
