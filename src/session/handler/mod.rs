@@ -44,6 +44,7 @@ pub async fn current_user(call: &Call, strict: bool) -> ApiResult<Caller> {
             user: Some(record.user()),
             session: Some(id),
             stale_cookie: None,
+            rotated: false,
         },
         Checked::Refused(_) => Caller {
             user: None,
@@ -51,14 +52,20 @@ pub async fn current_user(call: &Call, strict: bool) -> ApiResult<Caller> {
             stale_cookie: Some(token::clear_cookie(
                 &call.isolate.config.session.cookie_name,
             )),
+            rotated: false,
         },
-        Checked::Missing | Checked::Malformed | Checked::Rotated | Checked::Unconfirmed(_) => {
-            Caller {
-                user: None,
-                session: None,
-                stale_cookie: None,
-            }
-        }
+        Checked::Rotated => Caller {
+            user: None,
+            session: None,
+            stale_cookie: None,
+            rotated: true,
+        },
+        Checked::Missing | Checked::Malformed | Checked::Unconfirmed(_) => Caller {
+            user: None,
+            session: None,
+            stale_cookie: None,
+            rotated: false,
+        },
     })
 }
 
@@ -74,18 +81,24 @@ pub struct Caller {
     /// token a concurrent refresh has just retired (the browser is taking the new one, which a clear arriving after
     /// would remove) or for a garbled value (it costs no read, and may be a planted second value beside the user's).
     pub stale_cookie: Option<String>,
+    /// The cookie held a token a concurrent refresh has just rotated, into a session that lives: a route that needs
+    /// the user answers 401 `session_rotated` with `Retry-After: 1`, as `/auth/*` does, so a front end retries with
+    /// the cookie that refresh set (told `session_required`, it signed the user out of a live session).
+    pub rotated: bool,
 }
 
 impl Caller {
-    /// The user, or 401 `session_required` with `message` — clearing a stale cookie.
+    /// The user, or 401 `session_required` with `message` — clearing a stale cookie — or `session_rotated`.
     pub fn required(self, message: &'static str) -> ApiResult<SessionUser> {
         self.required_session(message).map(|(user, _)| user)
     }
 
-    /// The user and the id of their session, or 401 as [`Caller::required`].
+    /// The user and the id of their session, or 401 as [`Caller::required`] (`session_rotated` for a token a
+    /// concurrent refresh has just rotated).
     pub fn required_session(self, message: &'static str) -> ApiResult<(SessionUser, String)> {
         match (self.user.zip(self.session), self.stale_cookie) {
             (Some(user), _) => Ok(user),
+            (None, None) if self.rotated => Err(rotated()),
             (None, None) => Err(session_required(message)),
             (None, Some(clear)) => Err(session_required(message).with_header("set-cookie", clear)),
         }
