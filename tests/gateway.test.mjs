@@ -41,6 +41,8 @@ function routes() {
   return [
     { name: "open", path: "/gw/open", methods: ["GET", "POST", "PUT", "DELETE"], upstream: up, strip_prefix: "/gw", timeout_ms: 2000, retries: 1 },
     { name: "item", path: "/gw/open/items/:id", methods: ["GET"], upstream: `${up}/v2`, strip_prefix: "/gw/open" },
+    // An upstream with a base path, its prefix stripped whole: `/gw/based` is the origin's `/v2`.
+    { name: "based", path: "/gw/based", upstream: `${up}/v2`, strip_prefix: "/gw/based" },
     { name: "slow", path: "/gw/slow", upstream: up, timeout_ms: 300 },
     { name: "slow-retried", path: "/gw/retried", methods: ["GET", "PUT"], upstream: up, timeout_ms: 300, retries: 1 },
     { name: "upload", path: "/gw/upload", methods: ["PUT"], upstream: up, timeout_ms: 1000 },
@@ -290,6 +292,28 @@ describe("route table and proxy", () => {
     });
     assert.equal(bare, 200);
     assert.equal(lastRequest().url, "/open/signed?", "a bare ? is the client's request target too");
+  });
+
+  test("the route's prefix alone asks the upstream's base as written, with a trailing slash only when the client sent one", async () => {
+    // An origin that redirects its base with a slash to the one without (FastAPI's redirect_slashes, Laravel's rule).
+    origin.reset();
+    origin.handle((req, body, res) => {
+      if (req.url.split("?")[0] === "/v2/") {
+        res.writeHead(308, { location: "/v2" });
+        return res.end();
+      }
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end(req.url);
+    });
+    const plain = await worker.fetch("/gw/based?a=1", { redirect: "manual" });
+    assert.equal(plain.status, 200, "asked as /v2, not redirected back to itself");
+    assert.equal(await plain.text(), "/v2?a=1");
+    const slashed = await worker.fetch("/gw/based/", { redirect: "manual" });
+    assert.equal(slashed.status, 308);
+    assert.equal(slashed.headers.get("location"), "/gw/based", "the origin's redirect, mapped back under the route");
+    await slashed.arrayBuffer();
+    assert.deepEqual(origin.requests.map((r) => r.url), ["/v2?a=1", "/v2/"]);
+    origin.reset();
   });
 
   test("every spelling of a path meets the route, auth and prefix strip of its plain spelling", async () => {

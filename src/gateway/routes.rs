@@ -435,18 +435,18 @@ impl Route {
         }
     }
 
-    /// The origin URL for a request path and query: prefix stripped, appended to the upstream base.
+    /// The origin URL for a request path and query: prefix stripped, appended to the upstream base. The prefix
+    /// alone (`/api`) asks the base as written (`https://o/v2`), and `/api/` asks `https://o/v2/`: the slash is the
+    /// client's, as nginx's `proxy_pass` keeps it — asked `/v2/` for `/api`, an origin redirecting `/v2/` to `/v2`
+    /// had that redirect mapped back to `/api`, a loop. An upstream without a path is asked its root, `/`.
     pub fn upstream_url(&self, path: &str, query: Option<&str>) -> String {
         let rest = self.appended_path(path);
-        let rest = if rest.starts_with('/') || rest.is_empty() {
+        let after_scheme = self.upstream.find("://").map_or(0, |at| at + 3);
+        let has_base_path = self.upstream[after_scheme..].contains('/');
+        let rest = if rest.starts_with('/') || (rest.is_empty() && has_base_path) {
             rest.to_owned()
         } else {
             format!("/{rest}")
-        };
-        let rest = if rest.is_empty() {
-            "/".to_owned()
-        } else {
-            rest
         };
         // A bare `?` is kept: the request target is the client's, and an origin that signs or routes by it may
         // tell `/x?` from `/x`, as nginx and the runtime's URL do.
@@ -1186,12 +1186,41 @@ mod tests {
                 Some("a=1"),
                 "http://o:8080/base/v1/x?a=1",
             ),
-            (&routes[0], "/api", None, "http://o:8080/base/"),
+            (&routes[0], "/api", None, "http://o:8080/base"),
             (&routes[1], "/raw/y", Some(""), "https://o/raw/y?"),
             (&routes[1], "/raw/y", None, "https://o/raw/y"),
         ];
         for (route, path, query, expected) in cases {
             assert_eq!(route.upstream_url(path, query), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_route_prefix_alone_asks_the_upstream_base_as_written_and_a_trailing_slash_stays_the_clients(
+    ) {
+        let t = table(json!([
+            {"path": "/api", "upstream": "https://o/v2", "strip_prefix": "/api"},
+            {"path": "/root", "upstream": "https://o", "strip_prefix": "/root"},
+        ]));
+        let routes = t.routes();
+        let cases = [
+            // `/api` is the upstream's `/v2`, as `/api/x` is its `/v2/x`: asked as `/v2/`, an origin that redirects
+            // `/v2/` to `/v2` (FastAPI's `redirect_slashes`, Laravel's trailing-slash rule) had its redirect mapped
+            // back to `/api`, which asked `/v2/` again — a redirect loop.
+            (&routes[0], "/api", None, "https://o/v2"),
+            (&routes[0], "/api", Some("a=1"), "https://o/v2?a=1"),
+            (&routes[0], "/api/", None, "https://o/v2/"),
+            (&routes[0], "/api/x/", None, "https://o/v2/x/"),
+            // An upstream without a path has none to keep: its root is `/`.
+            (&routes[1], "/root", None, "https://o/"),
+            (&routes[1], "/root", Some(""), "https://o/?"),
+        ];
+        for (route, path, query, expected) in cases {
+            assert_eq!(
+                route.upstream_url(path, query),
+                expected,
+                "{path} {query:?}"
+            );
         }
     }
 
