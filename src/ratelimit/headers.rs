@@ -66,14 +66,21 @@ impl RateLimitHeaders {
         pairs
     }
 
-    /// The 429 for a refused request: these headers plus `Retry-After` (whole seconds, at least 1).
+    /// The 429 for a refused request: these headers plus `Retry-After` (whole seconds, at least 1), and `t` the same
+    /// moment (draft-ietf-httpapi-ratelimit-headers: `t` and `Retry-After` name one point in time; with `r=0`, `t` is
+    /// when the next request may pass, not when the whole quota is back).
     pub fn refusal(&self, retry_after_ms: u64) -> ApiError {
         let retry = seconds(retry_after_ms).max(1);
         let error = ApiError::too_many_requests(
             format!("rate limit `{}` exceeded; retry in {retry} s", self.policy),
             retry,
         );
-        self.pairs()
+        let refused = Self {
+            standing: self.standing.map(|(remaining, _)| (remaining, retry)),
+            ..self.clone()
+        };
+        refused
+            .pairs()
             .into_iter()
             .fold(error, |e, (name, value)| e.with_header(name, value))
     }
@@ -187,15 +194,39 @@ mod tests {
             vec![
                 "retry-after=2",
                 "ratelimit-policy=\"api\";q=100;w=60",
-                "ratelimit=\"api\";r=0;t=60"
+                "ratelimit=\"api\";r=0;t=2"
             ],
-            "Retry-After rounds up"
+            "Retry-After rounds up, and t with it"
         );
         assert_eq!(
             headers(Some((0, 1))).refusal(0).headers()[0].1,
             "1",
             "never Retry-After: 0"
         );
+    }
+
+    /// draft-ietf-httpapi-ratelimit-headers: on an answer with both fields, `t` names the moment `Retry-After` does
+    /// (-08 §5), and `Retry-After` is never earlier than the end of the effective window (-11 §6): "r=0;t=60" beside
+    /// "Retry-After: 2" told a client reading `t` to wait a whole window for a quota back in 2 s, and one reading
+    /// `Retry-After` that it could go on before `t`.
+    #[test]
+    fn a_refusals_t_is_its_retry_after() {
+        for (reset_s, retry_ms, retry_s) in [(60, 1_001, "2"), (60, 0, "1"), (2, 59_000, "59")] {
+            let error = headers(Some((0, reset_s))).refusal(retry_ms);
+            let field = |name: &str| {
+                error
+                    .headers()
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.clone())
+            };
+            assert_eq!(field("retry-after").as_deref(), Some(retry_s), "{retry_ms}");
+            assert_eq!(
+                field("ratelimit"),
+                Some(format!("\"api\";r=0;t={retry_s}")),
+                "{retry_ms} ms: t is Retry-After"
+            );
+        }
     }
 
     #[test]

@@ -132,7 +132,8 @@ fn known_exhausted(
 }
 
 /// The local refusal of a key whose every part is known exhausted: the earliest part to free up says when to
-/// retry, the last one to fill up again when the whole key's quota is back (the `t` of `RateLimit`).
+/// retry, the last one to fill up again when the whole key's quota is back (the 429's `t` is its `Retry-After`:
+/// [`RateLimitHeaders::refusal`]).
 fn refusal(policy: &Policy, exhausted: &[Option<Exhausted>], now_ms: u64) -> Plan {
     let known = exhausted.iter().flatten();
     let until = known.clone().map(|e| e.until_ms).min().unwrap_or(now_ms);
