@@ -2372,6 +2372,74 @@ describe("JWT", () => {
     assert.equal(await reads(), 3);
   });
 
+  test("a JWKS read KV does not answer is given up after 2 s: the last set read is lent, a cold isolate answers 500, and nobody waits on KV", { timeout: 20_000 }, async (t) => {
+    // Before, the read had no bound: the request that made it waited as long as KV took (forever, for a read that
+    // never answered), and once 2 s had passed every JWT request made a read of its own and waited on it too — a
+    // KV that stalls (rather than errs) held every JWT route, though the isolate had a key set to lend. A stand-in
+    // for CONFIG_KV reads the document from an origin of the test's, which holds the reads it is told to hold.
+    const kvOrigin = await startOrigin();
+    t.after(() => kvOrigin.stop());
+    const fresh = makeKeys("stall-");
+    const document = JSON.stringify(jwksOf(fresh));
+    const held = [];
+    let holding = false;
+    kvOrigin.handle((req, body, res) => {
+      if (holding) return held.push(res);
+      res.writeHead(200, { "content-type": "application/json" }).end(document);
+    });
+    const { kvNamespaces } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+    const standIn = (vars) =>
+      startWorker({
+        vars: { GATEWAY_ROUTES: [{ name: "secure", path: "/gw/secure", upstream: origin.url, auth: "jwt" }], ...vars },
+        workerOptions: {
+          kvNamespaces: Object.fromEntries(Object.entries(kvNamespaces).filter(([name]) => name !== "CONFIG_KV")),
+          wrappedBindings: { CONFIG_KV: { scriptName: "stand-in-kv" } },
+        },
+        extraWorkers: [{
+          name: "stand-in-kv",
+          modules: true,
+          script: `export default function () {
+            return {
+              get: async (key) => key === "jwks" ? await (await fetch(${JSON.stringify(kvOrigin.url)} + "/kv/jwks")).text() : null,
+              getWithMetadata: async () => ({ value: null, metadata: null }),
+              put: async () => {},
+              list: async () => ({ keys: [], list_complete: true }),
+              delete: async () => {},
+            };
+          }`,
+        }],
+      });
+    const asked = async (w) => {
+      const r = await w.fetch("/gw/secure", { headers: bearer(token(fresh, "stall-ed1")) });
+      const body = await r.text();
+      return r.status === 200 ? 200 : `${r.status} ${JSON.parse(body).error.code}`;
+    };
+    const reads = async (w) => (await (await w.fetch("/__debug/coalesce")).json()).jwks_reads;
+    const HOLD_MS = 300_000;
+
+    // Warm: the set is read, its TTL lapses, and KV stops answering.
+    const warm = await standIn({ GATEWAY_JWKS_HOLD_MS: HOLD_MS });
+    t.after(() => warm.stop());
+    assert.equal(await asked(warm), 200);
+    holding = true;
+    assert.equal((await warm.fetch("/__debug/jwks/age?ms=60000", { method: "POST" })).status, 200);
+    assert.equal(await asked(warm), 200, "the set read before is lent once the stalled read is given up");
+    const line = await until(() => warm.jsonLogs().find((l) => l.msg === "jwks read failed; the last key set read is used"), { what: "the lent set's warning" });
+    assert.match(line.detail, /KV did not answer the JWKS read in 2000 ms/);
+    // The given-up read holds off the next: lent without a read of their own.
+    for (let i = 0; i < 3; i++) assert.equal(await asked(warm), 200);
+    assert.equal(await reads(warm), 2, "one read of the document, one given up");
+
+    // Cold: nothing to lend, so the first read's failure is answered, and held, as KV erring is.
+    const cold = await standIn({ GATEWAY_JWKS_HOLD_MS: HOLD_MS });
+    t.after(() => cold.stop());
+    assert.equal(await asked(cold), "500 internal_error");
+    assert.equal(await asked(cold), "500 internal_error", "held: no second read");
+    assert.equal(await reads(cold), 1);
+    holding = false;
+    for (const res of held.splice(0)) res.writeHead(200, { "content-type": "application/json" }).end(document);
+  });
+
   test("a signing key exported by WebCrypto (key_ops [\"sign\"]) signs access tokens the gateway accepts once published", async (t) => {
     const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]);
     const signingKey = { ...(await crypto.subtle.exportKey("jwk", pair.privateKey)), kid: "webcrypto-issuer" };

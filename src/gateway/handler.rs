@@ -1196,16 +1196,27 @@ async fn read_and_keep(
     })
 }
 
-/// The JWKS document in `CONFIG_KV`, if there is one.
+/// The JWKS document in `CONFIG_KV`, if there is one; an error when KV errs or does not answer within
+/// [`REFRESH_STALE_MS`]. Unbounded, a read KV never answered held its request for good, and once the key set's
+/// memory took it as stalled (that long after it began) every JWT request made a read of its own and waited on it:
+/// a KV that stalls rather than errs held every JWT route, though the isolate had a set to lend. Given up, the read
+/// fails as KV erring does — the last set read is lent within its grace, the failure held off for
+/// `GATEWAY_JWKS_HOLD_MS`.
 async fn read_jwks(call: &Call) -> ApiResult<Option<String>> {
     let kv = call
         .env
         .kv(bindings::CONFIG_KV)
         .or_internal("opening CONFIG_KV")?;
-    kv.get(bindings::JWKS_KEY)
-        .text()
-        .await
-        .or_internal("reading the JWKS from KV")
+    let read = std::pin::pin!(kv.get(bindings::JWKS_KEY).text());
+    let limit = std::pin::pin!(Delay::from(Duration::from_millis(REFRESH_STALE_MS)));
+    match futures_util::future::select(read, limit).await {
+        futures_util::future::Either::Left((text, _)) => {
+            text.or_internal("reading the JWKS from KV")
+        }
+        futures_util::future::Either::Right(_) => Err(ApiError::internal(format!(
+            "KV did not answer the JWKS read in {REFRESH_STALE_MS} ms"
+        ))),
+    }
 }
 
 // ---- request body -----------------------------------------------------------------------------------------------
