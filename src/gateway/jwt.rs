@@ -244,9 +244,14 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
                     "RSA key of {bits} bits; at least {MIN_RSA_BITS} are required"
                 ));
             }
+            if bits > MAX_RSA_BITS {
+                return Err(format!(
+                    "RSA key of {bits} bits; at most {MAX_RSA_BITS} are supported"
+                ));
+            }
             (
                 Alg::Rs256,
-                Material::Rs256(RsaPublicKey::try_from(&jwk).map_err(|e| e.to_string())?),
+                Material::Rs256(RsaPublicKey::try_from(&jwk).map_err(|e| format!("RSA key: {e}"))?),
             )
         }
         JsonWebKey::EllipticCurve { .. } => (
@@ -353,6 +358,9 @@ const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
 /// RSA keys shorter than this are refused: 1024-bit moduli are within reach of factoring, and every common identity
 /// provider signs with 2048 bits or more.
 const MIN_RSA_BITS: usize = 2048;
+/// RSA keys longer than this are refused: the `rsa` crate jwt-compact builds keys with holds none longer
+/// (`RsaPublicKey::MAX_SIZE`), and said as its "modulus too large" the reason named neither the key type nor the bound.
+const MAX_RSA_BITS: usize = 4096;
 /// HS256 keys shorter than this are refused (RFC 7518 §3.2: at least the hash's 256 bits).
 const MIN_HMAC_BYTES: usize = 32;
 
@@ -2046,6 +2054,31 @@ mod tests {
                 Jwks::parse(&json!({ "keys": [key.clone()] }).to_string()).expect("a JWKS");
             assert!(keys.is_empty() && skipped.len() == 1, "{key}: {skipped:?}");
         }
+    }
+
+    /// An RSA key the wasm verifier cannot hold (over 4096 bits: the `rsa` crate's bound, which jwt-compact keeps) or
+    /// that is no RSA key says so, naming the key type and, for its size, the bits it has and the most read. Before,
+    /// the log said "modulus too large" or "invalid exponent", naming neither the key type nor the bound.
+    #[test]
+    fn an_rsa_key_too_large_or_malformed_is_skipped_saying_why() {
+        let huge = base64url(&[0xff; 1024]);
+        let (keys, skipped) = Jwks::parse(
+            &json!({"keys": [
+                {"kty": "RSA", "kid": "huge", "n": huge, "e": "AQAB"},
+                {"kty": "RSA", "kid": "even-e", "n": RSA_2048_N, "e": "AQAA"},
+                {"kty": "RSA", "kid": "ok", "n": RSA_2048_N, "e": "AQAB"},
+            ]})
+            .to_string(),
+        )
+        .expect("document parses");
+        assert_eq!(keys.len(), 1, "{skipped:?}");
+        assert_eq!(
+            skipped,
+            vec![
+                "key 0: RSA key of 8192 bits; at most 4096 are supported".to_owned(),
+                "key 1: RSA key: invalid exponent".to_owned(),
+            ]
+        );
     }
 
     /// A P-256 key whose coordinates have the right length but are no point on the curve (a corrupted or hand-edited
