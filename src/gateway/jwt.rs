@@ -220,8 +220,10 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
     }
     // Without the strings serde quotes (`invalid value: string "…"`): an HMAC `k` that is not base64url (a secret
     // pasted in standard base64) is the secret itself, and this reason goes into a log line.
-    let jwk: JsonWebKey<'_> = serde_json::from_value(value.clone())
-        .map_err(|e| format!("not a JWK: {}", crate::body::strip_strings(&e)))?;
+    let jwk: JsonWebKey<'_> = serde_json::from_value(value.clone()).map_err(|e| {
+        not_base64url(value)
+            .unwrap_or_else(|| format!("not a JWK: {}", crate::body::strip_strings(&e)))
+    })?;
     let (implied, material) = match &jwk {
         // RFC 7518 §3.2: an HS256 key has at least 256 bits. An empty or short `k` (a template with its secret
         // unset) would let anyone who guesses it mint tokens.
@@ -297,6 +299,26 @@ fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
         allowed,
         material,
         public,
+    })
+}
+
+/// Which of a JWK's key members (RFC 7518 §6: `n`, `e`, `x`, `y`, `k`) is base64 but not base64url, and how: with
+/// padding, or in the standard alphabet (as `urlsafe_b64encode` and `b64encode` write them). serde's refusal names
+/// no member, and its value cannot be quoted (a `k` is the secret).
+fn not_base64url(value: &serde_json::Value) -> Option<String> {
+    ["n", "e", "x", "y", "k"].into_iter().find_map(|name| {
+        let text = value.get(name)?.as_str()?;
+        if text.contains('=') {
+            Some(format!(
+                "{name} has base64 padding (=); JWK members are base64url without it"
+            ))
+        } else if text.contains(['+', '/']) {
+            Some(format!(
+                "{name} is in the standard base64 alphabet (+ or /); JWK members are base64url (- and _)"
+            ))
+        } else {
+            None
+        }
     })
 }
 
@@ -2081,6 +2103,34 @@ mod tests {
         );
     }
 
+    /// A key member in base64 with padding or in the standard alphabet — as Python's `urlsafe_b64encode` and
+    /// `b64encode` write them — is skipped naming the member and what is wrong with it (never its value). Before,
+    /// every such key said "invalid value: string, expected base64url-encoded data", naming no member.
+    #[test]
+    fn a_key_member_in_padded_or_standard_base64_is_named_in_its_reason() {
+        let (keys, skipped) = Jwks::parse(
+            &json!({"keys": [
+                {"kty": "RSA", "kid": "padded", "n": format!("{RSA_2048_N}=="), "e": "AQAB"},
+                {"kty": "EC", "kid": "standard", "crv": "P-256", "x": format!("/{}", &P256_X[1..]), "y": P256_Y},
+                {"kty": "oct", "kid": "h", "k": format!("{K}+")},
+                {"kty": "RSA", "kid": "ok", "n": RSA_2048_N, "e": "AQAB"},
+            ]})
+            .to_string(),
+        )
+        .expect("document parses");
+        assert_eq!(keys.len(), 1, "{skipped:?}");
+        assert_eq!(
+            skipped,
+            vec![
+                "key 0: n has base64 padding (=); JWK members are base64url without it".to_owned(),
+                "key 1: x is in the standard base64 alphabet (+ or /); JWK members are base64url (- and _)"
+                    .to_owned(),
+                "key 2: k is in the standard base64 alphabet (+ or /); JWK members are base64url (- and _)"
+                    .to_owned(),
+            ]
+        );
+    }
+
     /// A P-256 key whose coordinates have the right length but are no point on the curve (a corrupted or hand-edited
     /// key, or an invalid-curve attack's) is skipped saying so. Before, the log said only "signature error", which
     /// reads as a token's failure, not the key's.
@@ -2190,7 +2240,8 @@ mod tests {
         let (keys, skipped) = Jwks::parse(
             &json!({"keys": [
                 {"kty": "oct", "kid": "h1", "k": secret},
-                {"kty": "oct", "kid": "h2", "k": format!("{secret}\"")},
+                // Neither alphabet: serde's refusal, its string left out.
+                {"kty": "oct", "kid": "h2", "k": format!("{}!\"", &secret[..40])},
                 // Names stay: the operator is told which key types there are.
                 {"kty": "XYZ", "kid": "x"},
             ]})
@@ -2201,7 +2252,7 @@ mod tests {
         assert_eq!(
             skipped,
             vec![
-                "key 0: not a JWK: invalid value: string, expected base64url-encoded data",
+                "key 0: k has base64 padding (=); JWK members are base64url without it",
                 "key 1: not a JWK: invalid value: string, expected base64url-encoded data",
                 "key 2: not a JWK: unknown variant `XYZ`, expected one of `RSA`, `EC`, `oct`, `OKP`",
             ]
