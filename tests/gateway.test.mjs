@@ -246,6 +246,31 @@ async function keepingOthers(doc) {
   return { ...doc, keys: [...doc.keys, ...current.keys.filter((k) => !named.has(k.kid))] };
 }
 
+/**
+ * A Worker with `vars` whose CONFIG_KV is a stand-in (a wrapped binding in place of Miniflare's KV) answering `get`
+ * with the function `get` (JS source) and nothing else: a KV that is slow, or stuck, which Miniflare's own cannot be.
+ */
+function overStandInKv(vars, get) {
+  const { kvNamespaces } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const script = `export default function () {
+    return {
+      get: ${get},
+      getWithMetadata: async () => ({ value: null, metadata: null }),
+      put: async () => {},
+      list: async () => ({ keys: [], list_complete: true }),
+      delete: async () => {},
+    };
+  }`;
+  return startWorker({
+    vars,
+    workerOptions: {
+      kvNamespaces: Object.fromEntries(Object.entries(kvNamespaces).filter(([name]) => name !== "CONFIG_KV")),
+      wrappedBindings: { CONFIG_KV: { scriptName: "stand-in-kv" } },
+    },
+    extraWorkers: [{ name: "stand-in-kv", modules: true, script }],
+  });
+}
+
 const describeOf = (response) => /error_description="([^"]*)"/.exec(response.headers.get("www-authenticate") ?? "")?.[1];
 
 describe("route table and proxy", () => {
@@ -2387,28 +2412,11 @@ describe("JWT", () => {
       if (holding) return held.push(res);
       res.writeHead(200, { "content-type": "application/json" }).end(document);
     });
-    const { kvNamespaces } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
     const standIn = (vars) =>
-      startWorker({
-        vars: { GATEWAY_ROUTES: [{ name: "secure", path: "/gw/secure", upstream: origin.url, auth: "jwt" }], ...vars },
-        workerOptions: {
-          kvNamespaces: Object.fromEntries(Object.entries(kvNamespaces).filter(([name]) => name !== "CONFIG_KV")),
-          wrappedBindings: { CONFIG_KV: { scriptName: "stand-in-kv" } },
-        },
-        extraWorkers: [{
-          name: "stand-in-kv",
-          modules: true,
-          script: `export default function () {
-            return {
-              get: async (key) => key === "jwks" ? await (await fetch(${JSON.stringify(kvOrigin.url)} + "/kv/jwks")).text() : null,
-              getWithMetadata: async () => ({ value: null, metadata: null }),
-              put: async () => {},
-              list: async () => ({ keys: [], list_complete: true }),
-              delete: async () => {},
-            };
-          }`,
-        }],
-      });
+      overStandInKv(
+        { GATEWAY_ROUTES: [{ name: "secure", path: "/gw/secure", upstream: origin.url, auth: "jwt" }], ...vars },
+        `async (key) => key === "jwks" ? await (await fetch(${JSON.stringify(kvOrigin.url)} + "/kv/jwks")).text() : null`,
+      );
     const asked = async (w) => {
       const r = await w.fetch("/gw/secure", { headers: bearer(token(fresh, "stall-ed1")) });
       const body = await r.text();
@@ -5904,29 +5912,10 @@ describe("configuration", () => {
     }
   });
 
-  // A Worker with one cached route `/c` (api-public, timeout_ms 300) to `upstream`, whose CONFIG_KV is a stand-in
-  // (a wrapped binding in place of Miniflare's KV) answering `get` with the function `get` (JS source) and nothing
-  // else: a KV that is slow, or stuck, for the purge marks.
-  const cachedRouteOverKv = (upstream, get, { timeout_ms = 300, vars = {} } = {}) => {
-    const { kvNamespaces } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
-    const script = `export default function () {
-      return {
-        get: ${get},
-        getWithMetadata: async () => ({ value: null, metadata: null }),
-        put: async () => {},
-        list: async () => ({ keys: [], list_complete: true }),
-        delete: async () => {},
-      };
-    }`;
-    return startWorker({
-      vars: { GATEWAY_ROUTES: [{ name: "c", path: "/c", upstream, cache: "api-public", timeout_ms }], ...vars },
-      workerOptions: {
-        kvNamespaces: Object.fromEntries(Object.entries(kvNamespaces).filter(([name]) => name !== "CONFIG_KV")),
-        wrappedBindings: { CONFIG_KV: { scriptName: "stand-in-kv" } },
-      },
-      extraWorkers: [{ name: "stand-in-kv", modules: true, script }],
-    });
-  };
+  // A Worker with one cached route `/c` (api-public, timeout_ms 300) to `upstream`, over a stand-in CONFIG_KV
+  // (`overStandInKv`): a KV that is slow, or stuck, for the purge marks.
+  const cachedRouteOverKv = (upstream, get, { timeout_ms = 300, vars = {} } = {}) =>
+    overStandInKv({ GATEWAY_ROUTES: [{ name: "c", path: "/c", upstream, cache: "api-public", timeout_ms }], ...vars }, get);
 
   /**
    * A CONFIG_KV `get` (for `cachedRouteOverKv`) that asks `origin` for each purge mark (`GET /kv/{key}`, its body the
