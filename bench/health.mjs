@@ -1,20 +1,30 @@
 // GET /health: the built Rust Worker against the plain-JS reference (bench/reference/health.mjs), both straight on
-// workerd, loaded one after the other with the same wrk settings in this one run. Prints req/s, p50/p99, ratios.
-import { ensureWrk, load, ratio, report, serveEdgekit, serveScript, warm } from "./lib.mjs";
+// workerd, in alternating rounds (BENCH_ROUNDS, default 9, of BENCH_SECONDS, default 2) with the same wrk settings
+// in this one run, the Workers pinned to their own core (lib.mjs pinWorkers) so that wrk does not take CPU from the
+// Worker it loads. Prints each side's median run and the median of the per-round ratios, for req/s, p99 and the
+// workerd CPU time each request cost.
+import { alternate, ensureWrk, pairedRatios, pinWorkers, report, serveEdgekit, serveScript, warm } from "./lib.mjs";
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 8);
+const seconds = Number(process.env.BENCH_SECONDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 ensureWrk();
 const rust = await serveEdgekit();
 const js = await serveScript("bench/reference/health.mjs");
+const pinned = pinWorkers([rust, js]);
 try {
   warm(`${rust.url}health`);
   warm(`${js.url}health`);
-  const rows = report(`GET /health, wrk -t2 -c32 -d${seconds}s, 127.0.0.1`, [
-    { name: "edgekit (Rust/wasm)", ...load(`${rust.url}health`, { seconds }) },
-    { name: "reference (JS)", ...load(`${js.url}health`, { seconds }) },
-  ]);
-  ratio("req/s, Rust / JS", rows[0].rps, rows[1].rps);
-  ratio("p99 latency, Rust / JS (lower is better)", rows[0].p99, rows[1].p99);
+  const rows = report(
+    `GET /health, wrk -t2 -c32, ${ROUNDS} alternating rounds of ${seconds} s (median run), 127.0.0.1${pinned ? ", Workers pinned to core 1" : ""}`,
+    await alternate(
+      [
+        { name: "edgekit (Rust/wasm)", url: `${rust.url}health`, pid: rust.pid },
+        { name: "reference (JS)", url: `${js.url}health`, pid: js.pid },
+      ],
+      { rounds: ROUNDS, seconds },
+    ),
+  );
+  pairedRatios("Rust / JS", rows[0], rows[1]);
 } finally {
   await rust.stop();
   await js.stop();

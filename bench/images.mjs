@@ -1,13 +1,16 @@
 // GET /images/... cache hits: the built Rust Worker against the plain-JS reference (bench/reference/images.mjs),
-// both straight on workerd, loaded one after the other with the same wrk settings in this one run. Each Worker's
+// both straight on workerd, in alternating rounds (BENCH_ROUNDS, default 9, of BENCH_SECONDS, default 2) with the
+// same wrk settings in this one run, the Workers pinned to their own core (lib.mjs pinWorkers). Each Worker's
 // variant is produced once (edgekit resizes a real 1200×800 JPEG through the Images binding; the reference is
-// handed exactly those bytes), then every measured request is a Cache API hit. Prints req/s, p50/p99 and ratios.
+// handed exactly those bytes), then every measured request is a Cache API hit. Prints each side's median run and
+// the median of the per-round ratios, for req/s, p99 and the workerd CPU time each request cost.
 import { createServer } from "node:http";
 import assert from "node:assert/strict";
 import sharp from "sharp";
-import { ensureWrk, load, ratio, report, serveEdgekit, serveScript, warm } from "./lib.mjs";
+import { alternate, ensureWrk, pairedRatios, pinWorkers, report, serveEdgekit, serveScript, warm } from "./lib.mjs";
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 8);
+const seconds = Number(process.env.BENCH_SECONDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 const PATH = "/images/300x200/photos/bench.jpg";
 const ACCEPT = { accept: "image/webp,*/*" };
 ensureWrk();
@@ -27,6 +30,7 @@ const originUrl = `http://127.0.0.1:${origin.address().port}`;
 
 const rust = await serveEdgekit({ vars: { IMAGES_ORIGIN: originUrl } });
 const js = await serveScript("bench/reference/images.mjs", { bindings: { VARIANT_ORIGIN: `${originUrl}/variant` } });
+const pinned = pinWorkers([rust, js]);
 try {
   const first = await fetch(new URL(PATH, rust.url), { headers: ACCEPT });
   variant = Buffer.from(await first.arrayBuffer());
@@ -41,12 +45,17 @@ try {
   }
   warm(`${rust.url}${PATH.slice(1)}`, ACCEPT);
   warm(`${js.url}${PATH.slice(1)}`, ACCEPT);
-  const rows = report(`GET ${PATH} (cache hit, ${variant.length} B WebP), wrk -t2 -c32 -d${seconds}s, 127.0.0.1`, [
-    { name: "edgekit (Rust/wasm)", ...load(`${rust.url}${PATH.slice(1)}`, { seconds, headers: ACCEPT }) },
-    { name: "reference (JS)", ...load(`${js.url}${PATH.slice(1)}`, { seconds, headers: ACCEPT }) },
-  ]);
-  ratio("req/s, Rust / JS", rows[0].rps, rows[1].rps);
-  ratio("p99 latency, Rust / JS (lower is better)", rows[0].p99, rows[1].p99);
+  const rows = report(
+    `GET ${PATH} (cache hit, ${variant.length} B WebP), wrk -t2 -c32, ${ROUNDS} alternating rounds of ${seconds} s (median run), 127.0.0.1${pinned ? ", Workers pinned to core 1" : ""}`,
+    await alternate(
+      [
+        { name: "edgekit (Rust/wasm)", url: `${rust.url}${PATH.slice(1)}`, headers: ACCEPT, pid: rust.pid },
+        { name: "reference (JS)", url: `${js.url}${PATH.slice(1)}`, headers: ACCEPT, pid: js.pid },
+      ],
+      { rounds: ROUNDS, seconds },
+    ),
+  );
+  pairedRatios("Rust / JS", rows[0], rows[1]);
 } finally {
   await rust.stop();
   await js.stop();
