@@ -3,7 +3,8 @@
 // in this one run, the Workers pinned to their own core (lib.mjs pinWorkers) so that wrk does not take CPU from the
 // Worker it loads. Prints each side's median run and the median of the per-round ratios, for req/s, p99 and the
 // workerd CPU time each request cost.
-import { alternate, ensureWrk, pairedRatios, pinWorkers, report, serveEdgekit, serveScript, warm } from "./lib.mjs";
+import assert from "node:assert/strict";
+import { alternate, answerShape, ensureWrk, pairedRatios, pinWorkers, report, serveEdgekit, serveScript, warm } from "./lib.mjs";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
@@ -12,6 +13,7 @@ const rust = await serveEdgekit();
 const js = await serveScript("bench/reference/health.mjs");
 const pinned = pinWorkers([rust, js]);
 try {
+  assert.deepEqual(await answerShape(`${js.url}health`), await answerShape(`${rust.url}health`), "the reference answers with edgekit's status and headers");
   warm(`${rust.url}health`);
   warm(`${js.url}health`);
   const rows = report(

@@ -273,6 +273,17 @@ export function pairedRatio(label, a, b, field = "rps") {
   return value;
 }
 
+/**
+ * The status and header names of `url`'s answer (values — ids, timings — differ between Workers), for a benchmark to
+ * check that a reference answers as edgekit does before it is measured: a header one side leaves out is work that
+ * side does not do.
+ */
+export async function answerShape(url, headers = {}) {
+  const response = await fetch(url, { headers });
+  await response.arrayBuffer();
+  return [response.status, ...response.headers.keys()];
+}
+
 /** The gateway benchmarks' origin on 127.0.0.1: a small JSON answer of known length, as an API would give. */
 export async function benchOrigin() {
   const server = createServer((req, res) => {
