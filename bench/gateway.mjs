@@ -9,7 +9,7 @@
 // stands on — the Workers pinned to their own core (lib.mjs pinWorkers). Prints each case's median run
 // and the median of the per-round ratios, for req/s, p99 and the workerd CPU time each request cost.
 import assert from "node:assert/strict";
-import { alternate, benchOrigin, benchToken, ensureWrk, loadAsync, pairedRatios, pinWorkers, report, serveEdgekit, serveFloor, serveScript } from "./lib.mjs";
+import { alternate, answerShape, benchOrigin, benchToken, ensureWrk, loadAsync, pairedRatios, pinWorkers, report, serveEdgekit, serveFloor, serveScript } from "./lib.mjs";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
@@ -50,6 +50,11 @@ try {
     assert.equal(refused.status, 401, "no token, no proxy");
     await refused.arrayBuffer();
   }
+  // Every gateway does the same work on the measured request: the origin is sent the same header names, and the
+  // client gets the same status and header names back (values — ids, timings — differ).
+  const shapeOf = async (side) => ({ answer: await answerShape(new URL(API, side.url), AUTH), forwarded: origin.lastHeaderNames() });
+  const rustShape = await shapeOf(rust);
+  for (const side of gateways.slice(1)) assert.deepEqual(await shapeOf(side), rustShape, `${side.url} forwards and answers as edgekit does`);
   await (await fetch(new URL("cached/catalog", rust.url))).arrayBuffer();
   const hit = await fetch(new URL("cached/catalog", rust.url));
   assert.equal(hit.headers.get("x-cache"), "HIT", "the cached route is warm");

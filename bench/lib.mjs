@@ -284,9 +284,14 @@ export async function answerShape(url, headers = {}) {
   return [response.status, ...response.headers.keys()];
 }
 
-/** The gateway benchmarks' origin on 127.0.0.1: a small JSON answer of known length, as an API would give. */
+/**
+ * The gateway benchmarks' origin on 127.0.0.1: a small JSON answer of known length, as an API would give, and the
+ * header names of the last request it was sent (`lastHeaderNames`), to check that every gateway forwards the same.
+ */
 export async function benchOrigin() {
+  let last = [];
   const server = createServer((req, res) => {
+    last = req.rawHeaders;
     const body = JSON.stringify({ path: req.url, user: req.headers["x-user-id"] ?? null });
     res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
     res.end(body);
@@ -294,6 +299,8 @@ export async function benchOrigin() {
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   return {
     url: `http://127.0.0.1:${server.address().port}`,
+    /** The header names of the last request it was sent, lower-cased and sorted. */
+    lastHeaderNames: () => last.filter((_, i) => i % 2 === 0).map((name) => name.toLowerCase()).sort(),
     close: () => {
       server.closeAllConnections();
       server.close();

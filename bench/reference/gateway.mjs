@@ -4,7 +4,9 @@
 // the bearer JWT (kid → key from the JWKS in CONFIG_KV, cached in the isolate for 60 s; alg pinned per key; exp, nbf,
 // iss, aud; with TOKEN_CACHE="on", a token whose signature verified is remembered until the JWKS is re-read, as
 // edgekit's GATEWAY_JWT_CACHE_ENTRIES does, and only its claims are checked again), strip hop-by-hop and client-sent X-User-* headers, add X-Forwarded-*, x-request-id, a W3C traceparent
-// and identity headers, proxy with a timeout and stream the answer back with Server-Timing. Errors are JSON.
+// and identity headers, proxy with a timeout and stream the answer back with the trace ids, Server-Timing (origin and
+// edge) and `Vary: Authorization, Cookie`, as edgekit answers a signed-in route. Errors are JSON. bench/gateway.mjs
+// checks that the origin is sent, and the client gets back, the same header names from both gateways.
 const ROUTE_PREFIX = "/api";
 const ISSUER = "edgekit";
 const AUDIENCE = "edgekit-api";
@@ -112,6 +114,7 @@ export default {
     headers.set("x-user-id", claims.sub);
     headers.set("x-user-permissions", (claims.permissions ?? []).join(","));
     let upstream;
+    const sent = Date.now();
     try {
       upstream = await fetch(env.ORIGIN + url.pathname + url.search, {
         method: request.method,
@@ -126,7 +129,11 @@ export default {
     for (const [k, v] of upstream.headers) if (!HOP.has(k)) out.append(k, v);
     out.set("x-request-id", requestId);
     out.set("x-trace-id", traceId);
-    out.append("server-timing", `edge;dur=${Date.now() - started}`);
+    out.set("traceparent", `00-${traceId}-${hex(8)}-01`);
+    // The origin reads the user from X-User-*, so its own Vary cannot name the credentials the answer depends on.
+    out.append("vary", "Authorization, Cookie");
+    out.append("server-timing", `origin;dur=${Date.now() - sent}`);
+    out.append("server-timing", `edge;dur=${Date.now() - started};desc="gateway"`);
     return new Response(upstream.body, { status: upstream.status, headers: out });
   },
 };
