@@ -7,7 +7,7 @@
 import { createServer } from "node:http";
 import assert from "node:assert/strict";
 import sharp from "sharp";
-import { alternate, ensureWrk, pairedRatios, pinWorkers, report, serveEdgekit, serveScript, warm } from "./lib.mjs";
+import { alternate, answerShape, ensureWrk, pairedRatios, pinWorkers, report, serveEdgekit, serveScript, warm } from "./lib.mjs";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
@@ -43,6 +43,7 @@ try {
     assert.equal(hit.headers.get("x-cache"), "HIT");
     assert.deepEqual(Buffer.from(await hit.arrayBuffer()), variant, "both Workers serve the same bytes");
   }
+  assert.deepEqual(await answerShape(new URL(PATH, js.url), ACCEPT), await answerShape(new URL(PATH, rust.url), ACCEPT), "the reference answers a hit with edgekit's status and headers");
   warm(`${rust.url}${PATH.slice(1)}`, ACCEPT);
   warm(`${js.url}${PATH.slice(1)}`, ACCEPT);
   const rows = report(

@@ -1,6 +1,8 @@
 // Plain-JavaScript reference for edgekit's cache-hit path of GET /images/...: the same URL parsing into a canonical
 // transform (size segment or query), the same Accept negotiation, the same Cache API key shape and the same
-// x-cache / Vary / x-request-id headers. On a miss it fetches the variant bytes from VARIANT_ORIGIN (the bench serves
+// x-cache / Vary / x-request-id / X-Content-Type-Options headers, a strong ETag (the first 16 bytes of the variant's
+// SHA-256, stored with it) and If-None-Match answered 304. bench/images.mjs checks that both answer a hit with the
+// same header names. On a miss it fetches the variant bytes from VARIANT_ORIGIN (the bench serves
 // exactly the bytes edgekit produced there) and caches them, so both Workers answer hits with identical bodies.
 const ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const SIZE = /^(\d{1,5})(?:x(\d{1,5}))?$/;
@@ -46,14 +48,21 @@ export default {
         } else {
           const upstream = await fetch(`${env.VARIANT_ORIGIN}/${source}`);
           const bytes = await upstream.arrayBuffer();
+          const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)).subarray(0, 16);
           const headers = {
             "content-type": upstream.headers.get("content-type"),
             "cache-control": "public, max-age=31536000, immutable",
+            etag: `"${Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")}"`,
+            "x-content-type-options": "nosniff",
           };
           await cache.put(key, new Response(bytes, { headers }));
           response = new Response(bytes, { headers: { ...headers, "x-cache": "MISS" } });
         }
         response.headers.set("vary", "Accept");
+        const tags = request.headers.get("if-none-match");
+        if (tags !== null && tags.split(",").some((tag) => tag.trim() === response.headers.get("etag"))) {
+          response = new Response(null, { status: 304, headers: response.headers });
+        }
       }
     } else {
       response = Response.json({ error: { code: "not_found", message: `no route serves ${url.pathname}` } }, { status: 404 });
