@@ -11,8 +11,8 @@ use super::plan::is_token;
 use super::skips::Skips;
 
 /// The flags document. Its experiment is read on its own: one that does not read (a variant without `headline`, a
-/// `name` that is not a string) is none — no visitor is assigned, as for a variant name that is no token — and the
-/// features are kept; refusing the whole document for it took every feature off every page.
+/// `name` that is not a string or no token) is none — no visitor is assigned — and the features are kept; refusing
+/// the whole document for it took every feature off every page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
     pub experiment: Option<Experiment>,
@@ -100,8 +100,22 @@ fn yes() -> bool {
 /// One arm of the experiment: its name (sent in `x-variant`) and the offers headline it shows.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Variant {
+    #[serde(deserialize_with = "variant_name")]
     pub name: String,
     pub headline: String,
+}
+
+/// A variant's name, which goes into the `x-variant` header: `[a-z0-9_-]{1,64}`. Another is refused when the flags
+/// are read, so the experiment is skipped and logged (`content_kv_experiment_skipped`) — kept, [`assign`] refused it
+/// on every page and the experiment was off for everyone without a word. The error does not quote the name.
+fn variant_name<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    if !is_token(&name) {
+        return Err(serde::de::Error::custom(
+            "a variant name must match [a-z0-9_-]{1,64}",
+        ));
+    }
+    Ok(name)
 }
 
 /// The variant `subject` (a user id or visitor id) sees, or `None` when there is no usable experiment (absent,
@@ -253,6 +267,36 @@ mod tests {
         ] {
             let f: Flags = serde_json::from_value(doc).expect("flags");
             assert_eq!((f.experiment, f.experiment_skipped.count), (None, 0));
+        }
+    }
+
+    /// A variant name that cannot go into `x-variant` (`Bold`, `arm a`) leaves no visitor assigned: the experiment
+    /// was kept and [`assign`] then refused it on every page, so a running experiment was off for everyone with no
+    /// log line saying so. It is an experiment that does not read, named in the page's skipped line.
+    #[test]
+    fn an_experiment_whose_variant_name_is_no_token_is_skipped_and_named() {
+        for name in ["Bold", "arm a", "", "b\r\nx-injected: 1"] {
+            let f: Flags = serde_json::from_value(serde_json::json!({
+                "experiment": {"name": "offers", "variants": [
+                    {"name": "control", "headline": "Today's offers"},
+                    {"name": name, "headline": "Deals"}
+                ]},
+                "features": {"shipping_banner": true}
+            }))
+            .expect("flags");
+            assert_eq!(f.experiment, None, "{name:?}");
+            assert_eq!(assign(&f, "u"), None, "{name:?}");
+            assert!(f.enabled("shipping_banner"), "{name:?}: features kept");
+            let (member, why) = f
+                .experiment_skipped
+                .first
+                .expect("skipped, for the log line");
+            assert_eq!(member, "experiment", "{name:?}");
+            assert!(why.contains("[a-z0-9_-]{1,64}"), "{name:?}: {why}");
+            assert!(
+                !why.contains("Bold") && !why.contains("arm a"),
+                "the value is not quoted: {why}"
+            );
         }
     }
 
