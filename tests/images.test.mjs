@@ -850,6 +850,12 @@ test("variants are cached: the second request is a HIT, and ?w=&h= shares the en
   for (const fit of ["contain", "cover", "crop", "pad"]) {
     assert.equal((await get(worker, `/images/photos/cache.jpg?fit=${fit}`)).headers.get("x-cache"), "HIT", `no side: ${fit}`);
   }
+  // A dpr multiplies the sides and does nothing else: w=130&dpr=2 is w=260's image, and with no side it changes
+  // nothing (each spelling was an entry, a source fetch and a transform of its own).
+  for (const spelt of ["?w=130&dpr=2", "?w=65&dpr=4", "?dpr=2", "?dpr=3.17&fit=pad"]) {
+    const same = await get(worker, `/images/photos/cache.jpg${spelt}`);
+    assert.equal(same.headers.get("x-cache"), "HIT", spelt);
+  }
   assert.equal(origin.requests.length, 5, "three variants, three more source fetches");
 });
 
@@ -1077,7 +1083,7 @@ test("cf-image mode: the source fetch carries the documented cf.image object; a 
     assert.deepEqual(seen, [
       {
         url: "/photos/land.jpg",
-        image: { width: 300, height: 200, fit: "cover", quality: 70, dpr: 1.5, format: "webp" },
+        image: { width: 450, height: 300, fit: "cover", quality: 70, format: "webp" },
       },
     ]);
     seen.length = 0;

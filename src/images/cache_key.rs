@@ -1,5 +1,5 @@
 //! The Cache API key of a variant: the settings it was made under (`ImagesConfig::variant_scope`), the source path,
-//! the canonical transform (its fit as the resizer is given it: `Transform::effective_fit`) and the negotiated format, as a URL on a reserved host. Equivalent request URLs (`?w=300&h=200` and `/300x200/`, `?w=300&fit=cover` and `?w=300&fit=contain`) therefore share one entry, and the
+//! the canonical transform of the image made (`Transform::made`: its fit as the resizer is given it, its sides in device pixels) and the negotiated format, as a URL on a reserved host. Equivalent request URLs (`?w=300&h=200` and `/300x200/`, `?w=300&fit=cover` and `?w=300&fit=contain`, `?w=300&dpr=2` and `?w=600`) therefore share one entry, and the
 //! `Accept` header only matters through the format it negotiated (so the entry itself never needs `Vary`).
 
 use super::negotiate::Negotiated;
@@ -61,6 +61,57 @@ mod tests {
             cache_key("s", &a, Negotiated::Webp),
             cache_key("t", &a, Negotiated::Webp),
             "settings the variant depends on separate keys"
+        );
+    }
+
+    /// A `dpr` is a multiplier of the sides and nothing else (Cloudflare's `cf.image.dpr`; binding mode multiplies
+    /// it in itself): `w=320&dpr=2` is the image `w=640` is, and a `dpr` with no side changes nothing. Each spelling
+    /// was an entry, a source fetch and a transform of its own — two of every srcset size allowed by
+    /// `IMAGES_ALLOWED_WIDTHS = [320, 640]`, and 301 of the full-size image (`?dpr=1.01` … `?dpr=4`) without it.
+    #[test]
+    fn a_dpr_shares_the_key_of_the_device_pixels_it_makes() {
+        let limits = Limits {
+            max_side: 4096,
+            allowed_widths: vec![],
+            allowed_heights: vec![],
+            allowed_qualities: vec![],
+            source_prefixes: vec![],
+            default_quality: 85,
+        };
+        let key = |rest: &str, query: &str| {
+            let request = parse(rest, Some(query), &limits).expect(query);
+            cache_key("s", &request, Negotiated::Webp)
+        };
+        for (by_dpr, device, why) in [
+            (("p.jpg", "w=320&dpr=2"), ("p.jpg", "w=640"), "width"),
+            (("p.jpg", "h=100&dpr=1.5"), ("p.jpg", "h=150"), "height"),
+            (
+                ("300x200/p.jpg", "dpr=2"),
+                ("600x400/p.jpg", ""),
+                "size segment",
+            ),
+            (
+                ("p.jpg", "w=333&dpr=1.5&fit=cover"),
+                ("p.jpg", "w=500&fit=contain"),
+                "rounded, one side",
+            ),
+            (
+                ("p.jpg", "dpr=2"),
+                ("p.jpg", ""),
+                "no side: dpr changes nothing",
+            ),
+            (
+                ("p.jpg", "dpr=3.17&fit=pad"),
+                ("p.jpg", ""),
+                "no side, any fit",
+            ),
+        ] {
+            assert_eq!(key(by_dpr.0, by_dpr.1), key(device.0, device.1), "{why}");
+        }
+        assert_ne!(
+            key("p.jpg", "w=320&dpr=2"),
+            key("p.jpg", "w=320"),
+            "other pixels"
         );
     }
 

@@ -114,6 +114,31 @@ mod tests {
         }
     }
 
+    /// Binding mode sizes a variant from the transform asked for; its cache key names `Transform::made` (device
+    /// pixels, the effective fit): both must give one size, or a key would hold two images.
+    #[test]
+    fn the_transform_a_cache_key_names_gives_the_size_asked_for() {
+        for fit in Fit::ALL {
+            for dpr in [100, 133, 150, 200, 317, 400] {
+                for (w, h) in [
+                    (Some(333), None),
+                    (None, Some(97)),
+                    (None, None),
+                    (Some(251), Some(77)),
+                ] {
+                    let asked = Transform::sized(w, h, fit, dpr);
+                    for (sw, sh) in [(800, 600), (90, 4000), (5000, 12)] {
+                        assert_eq!(
+                            output_size(&asked, sw, sh),
+                            output_size(&asked.made(), sw, sh),
+                            "{asked:?} of {sw}x{sh}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     fn t(width: Option<u32>, height: Option<u32>, fit: Fit, dpr_hundredths: u32) -> Transform {
         Transform::sized(width, height, fit, dpr_hundredths)
     }

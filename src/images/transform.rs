@@ -114,14 +114,22 @@ impl Transform {
         }
     }
 
-    /// The variant this transform makes, for its cache key: [`Transform::canonical`] with the
-    /// [`Transform::effective_fit`].
-    pub fn variant(&self) -> String {
+    /// The image this transform makes, as the resizer is asked for it: its sides in device pixels at `dpr` 1 (a
+    /// `dpr` multiplies the sides and does nothing else; with no side it changes nothing) and the
+    /// [`Transform::effective_fit`]. `w=320&dpr=2` is `w=640`'s image, so it is `w=640`'s cache entry too.
+    pub fn made(&self) -> Transform {
         Transform {
+            width: self.width.map(|w| self.device(w)),
+            height: self.height.map(|h| self.device(h)),
             fit: self.effective_fit(),
+            dpr_hundredths: 100,
             ..*self
         }
-        .canonical()
+    }
+
+    /// The variant this transform makes, for its cache key: [`Transform::canonical`] of [`Transform::made`].
+    pub fn variant(&self) -> String {
+        self.made().canonical()
     }
 
     /// A side in device pixels (`css * dpr`, rounded).
