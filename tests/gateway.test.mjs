@@ -10,7 +10,7 @@ import WebSocket from "ws";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
-import { ROOT, age, chunkedBody, onOneConnection, startWorker, until, untilWaiting } from "./support/worker.mjs";
+import { ROOT, age, chunkedBody, onOneConnection, standInKv, startWorker, until, untilWaiting } from "./support/worker.mjs";
 import { b64url, json64, jwksOf, makeKeys, signWith, token } from "./support/gateway-tokens.mjs";
 import { DEMO_USERS, hashPassword, seed } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
@@ -246,30 +246,8 @@ async function keepingOthers(doc) {
   return { ...doc, keys: [...doc.keys, ...current.keys.filter((k) => !named.has(k.kid))] };
 }
 
-/**
- * A Worker with `vars` whose CONFIG_KV is a stand-in (a wrapped binding in place of Miniflare's KV) answering `get`
- * with the function `get` (JS source) and nothing else: a KV that is slow, or stuck, which Miniflare's own cannot be.
- */
-function overStandInKv(vars, get) {
-  const { kvNamespaces } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
-  const script = `export default function () {
-    return {
-      get: ${get},
-      getWithMetadata: async () => ({ value: null, metadata: null }),
-      put: async () => {},
-      list: async () => ({ keys: [], list_complete: true }),
-      delete: async () => {},
-    };
-  }`;
-  return startWorker({
-    vars,
-    workerOptions: {
-      kvNamespaces: Object.fromEntries(Object.entries(kvNamespaces).filter(([name]) => name !== "CONFIG_KV")),
-      wrappedBindings: { CONFIG_KV: { scriptName: "stand-in-kv" } },
-    },
-    extraWorkers: [{ name: "stand-in-kv", modules: true, script }],
-  });
-}
+/** A Worker with `vars` whose CONFIG_KV is a stand-in (`standInKv`) answering `get` with the function `get` (JS source). */
+const overStandInKv = (vars, get) => startWorker({ vars, ...standInKv("CONFIG_KV", { get }) });
 
 const describeOf = (response) => /error_description="([^"]*)"/.exec(response.headers.get("www-authenticate") ?? "")?.[1];
 

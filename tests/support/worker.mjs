@@ -153,6 +153,32 @@ export async function startWorker({ vars = {}, stateDir, workerOptions = {}, ext
 }
 
 /**
+ * startWorker options putting a stand-in in place of the KV namespace `binding` (a wrapped binding, not Miniflare's
+ * KV): `get` and `put` are the JS source of its methods (by default an empty namespace that takes every write), the
+ * others answer as an empty namespace — a KV that is slow, or stuck, which Miniflare's own cannot be.
+ */
+export function standInKv(binding, { get = "async () => null", put = "async () => {}" } = {}) {
+  const { kvNamespaces } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const name = `stand-in-${binding.toLowerCase().replaceAll("_", "-")}`;
+  const script = `export default function () {
+    return {
+      get: ${get},
+      put: ${put},
+      getWithMetadata: async () => ({ value: null, metadata: null }),
+      list: async () => ({ keys: [], list_complete: true }),
+      delete: async () => {},
+    };
+  }`;
+  return {
+    workerOptions: {
+      kvNamespaces: Object.fromEntries(Object.entries(kvNamespaces).filter(([name]) => name !== binding)),
+      wrappedBindings: { [binding]: { scriptName: name } },
+    },
+    extraWorkers: [{ name, modules: true, script }],
+  };
+}
+
+/**
  * Runs `request()` (a request that changes nothing) once more when the connection it went out on closed before an
  * answer ("other side closed", or a reset): see `fetch` above. Miniflare's own connection to workerd, which carries
  * `getDurableObjectNamespace` stubs' fetches, meets the same on a loaded machine. Any other failure, and any second
