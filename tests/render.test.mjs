@@ -8,7 +8,7 @@ import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { DEMO_USERS, seed, seedContent } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
 import { delay, startOrigin } from "./support/origin.mjs";
-import { startWorker, until, untilWaiting } from "./support/worker.mjs";
+import { standInKv, startWorker, until, untilWaiting } from "./support/worker.mjs";
 
 const FRAGMENTS = ["header", "nav", "hero", "feed", "footer"];
 const VISITOR = "0123456789abcdef0123456789abcdef";
@@ -358,6 +358,30 @@ test("a fragment the origin says is for one fetch alone (private, no-store, Vary
     assert.ok(b.includes("hero for fetch 2"), `${what}: the second page asked for its own`);
     assert.equal(await kv.get("fragment:hero"), null, `${what}: not written back`);
   }
+});
+
+test("a fragment's fetch stays claimed while KV takes its answer: a page arriving past the fetch's own bound waits for it rather than asking the origin again", async (t) => {
+  // The claim lapsed at the fetch's bound (RENDER_ORIGIN_TIMEOUT_MS + 1 s) while the write-back after it may take
+  // 5 s more: with KV slow to take the answer, the next page found no claim and no KV value, and asked the origin
+  // again. A stand-in CONTENT_KV holds every write until the test lets it go.
+  const kvSide = await startOrigin();
+  t.after(() => kvSide.stop());
+  const held = [];
+  kvSide.handle((req, body, res) => held.push(res));
+  const put = `async (key) => { await (await fetch(${JSON.stringify(kvSide.url)} + "/put/" + encodeURIComponent(key))).text(); }`;
+  const w = await startWorker({ vars: { RENDER_ORIGIN: origin.url, RENDER_ORIGIN_TIMEOUT_MS: 100 }, ...standInKv("CONTENT_KV", { put }) });
+  t.after(async () => {
+    for (const res of held.splice(0)) res.end();
+    await w.stop();
+  });
+  const page = async () => (await w.mf.dispatchFetch(new URL("/", w.url), { headers: withVisitor() })).text();
+  assert.ok((await page()).includes("hero from origin"));
+  await until(() => held.length === FRAGMENTS.length, { what: "every fragment's write-back waiting on KV" });
+  assert.equal(origin.requests.length, FRAGMENTS.length);
+  // The deadline under test passing (100 ms + 1 s after the claims), not a stand-in for an event.
+  await delay(1_300);
+  assert.ok((await page()).includes("hero from origin"), "the second page is given the first fetch's answers");
+  assert.equal(origin.requests.length, FRAGMENTS.length, "and asks the origin nothing while they are being written back");
 });
 
 test("a fragment over its budget gets its fallback, and the origin's late answer is still written back", async () => {

@@ -568,7 +568,8 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
         return Ok(Html::trusted(markup, TrustedSource::Fragment));
     }
     // Held until the answer is written back to KV, so a page arriving in between waits rather than asks again —
-    // but no longer than the fetch may take (its `timeout_ms` bounds headers and body) and a second: the lead runs
+    // but no longer than the fetch may take (its `timeout_ms` bounds headers and body) and a second, then than the
+    // write-back may (`WRITE_BACK_LIMIT_MS`) and a second: the lead runs
     // in `waitUntil`, which the runtime may cancel without dropping it, and a claim that never lapsed would hold
     // every later page of this isolate to its fragment's fallback.
     let lead = Lead::claim_at(
@@ -598,7 +599,13 @@ async fn fetch_fragment(f: &Fragment) -> Result<Html, String> {
             Err(reason) => (Err(reason.clone()), None, Err(reason)),
         };
         let markup = fetched.as_ref().ok().cloned();
-        lead.publish(shared);
+        // The claim now lasts through the write-back (bounded below): lapsing at the fetch's own bound, it let a page
+        // arriving while KV was slow to take the answer ask the origin again.
+        lead.publish_at(
+            shared,
+            respond::now_ms(),
+            coalesce::hold_ms(WRITE_BACK_LIMIT_MS),
+        );
         // The page may have stopped waiting (budget spent); the write-back happens regardless.
         let _ = answer.send(fetched);
         let (Some(markup), Some(write_back)) = (markup, write_back) else {
