@@ -41,11 +41,13 @@ pub fn refusal(version: Option<&str>, key: Option<&str>) -> Option<ApiError> {
 }
 
 /// Whether the subprotocol a server chose (its `Sec-WebSocket-Protocol`, `chosen`) may answer a client that offered
-/// `offered` (its own field, a comma-separated list): none, or exactly one of the values offered, compared as
-/// written (RFC 6455 §4.1: a client fails a connection whose server chose any other, or one when none was offered).
+/// `offered` (its own field, a comma-separated list): exactly one of the values offered, compared as written, and
+/// none only when none was offered. RFC 6455 §4.1 has a client fail a connection whose server chose any other, or
+/// one when none was offered; a browser (WHATWG WebSockets, "establish a WebSocket connection") and the `ws` package
+/// also fail one whose server chose none of those offered.
 pub fn protocol_offered(offered: Option<&str>, chosen: Option<&str>) -> bool {
     match chosen {
-        None => true,
+        None => offered.is_none_or(|list| list.split(',').all(|p| p.trim().is_empty())),
         Some(chosen) => {
             let chosen = chosen.trim();
             offered.is_some_and(|list| list.split(',').any(|p| p.trim() == chosen))
@@ -122,10 +124,14 @@ mod tests {
     }
 
     #[test]
-    fn a_server_may_choose_no_subprotocol_or_one_the_client_offered_and_no_other() {
+    fn a_server_must_choose_one_the_client_offered_and_none_when_it_offered_none() {
         let cases = [
             (None, None, true),
-            (Some("chat.v1, chat.v0"), None, true),
+            (Some(""), None, true),
+            (Some(" , "), None, true),
+            // A browser (WHATWG WebSockets: "establish a WebSocket connection") and the `ws` package fail a connection
+            // whose server chose none of the protocols offered.
+            (Some("chat.v1, chat.v0"), None, false),
             (Some("chat.v1, chat.v0"), Some("chat.v0"), true),
             (Some("chat.v1,chat.v0"), Some(" chat.v1 "), true),
             (None, Some("chat.v1"), false),

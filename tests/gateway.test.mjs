@@ -5800,13 +5800,15 @@ describe("WebSocket routes", () => {
     await ended;
   });
 
-  test("an origin that picks a subprotocol the client did not offer is a 502, its socket closed, not a 101 the client must fail", async () => {
+  test("an origin that picks a subprotocol the client did not offer, or none of those offered, is a 502, its socket closed, not a 101 the client must fail", async () => {
     const user = bearer(token(keys, "ed1", { sub: "ws-user-7" }));
-    for (const protocols of [["chat.v1"], []]) {
+    // A browser (WHATWG WebSockets) and `ws` fail a connection whose server chose none of the protocols offered
+    // ("Server sent no subprotocol"), as one whose server chose another.
+    for (const [path, protocols] of [["/unoffered", ["chat.v1"]], ["/unoffered", []], ["/unchosen", ["chat.v1", "chat.v0"]]]) {
       // Only this path's closes: an earlier test's socket may report its own close meanwhile.
-      const rogueCloses = () => wsOrigin.closes.filter((c) => c.path.startsWith("/unoffered"));
+      const rogueCloses = () => wsOrigin.closes.filter((c) => c.path.startsWith(path));
       const closes = rogueCloses().length;
-      const rogue = await openSocket("/gw/ws/unoffered", { headers: user, protocols });
+      const rogue = await openSocket(`/gw/ws${path}`, { headers: user, protocols });
       assert.equal(rogue.status, 502, `offered ${JSON.stringify(protocols)}: ${rogue.status ?? rogue.body}`);
       assert.equal(JSON.parse(rogue.body).error.code, "bad_gateway");
       await until(() => rogueCloses().length > closes, { what: "the origin's socket to be closed" });

@@ -609,12 +609,14 @@ async fn open_websocket(
     // The origin's fields for the client (its chosen `Sec-WebSocket-Protocol`, cookies it sets), but those of its own
     // leg of the handshake, which the runtime writes anew for the client's.
     let mut pairs = header_list::read(&worker::Headers(response.headers()));
-    // A subprotocol the client did not offer would make it fail the connection (RFC 6455 §4.1) after a 101: the
-    // origin's socket is closed as its protocol error, and the client told so in an answer it can read.
+    // A subprotocol the client did not offer, or none of those it offered, would make it fail the connection (RFC
+    // 6455 §4.1; WHATWG WebSockets) after a 101: the origin's socket is closed as its protocol error, and the client
+    // told so in an answer it can read.
+    let offered = header_list::get(incoming, "sec-websocket-protocol");
     let chosen = header_list::get(&pairs, "sec-websocket-protocol");
-    if !websocket::protocol_offered(header_list::get(incoming, "sec-websocket-protocol"), chosen) {
+    if !websocket::protocol_offered(offered, chosen) {
         let detail =
-            format!("the origin chose the subprotocol {chosen:?}, which the client did not offer");
+            format!("the origin chose the subprotocol {chosen:?}; the client offered {offered:?}");
         let socket = worker::WebSocket::from(socket);
         let closed = socket
             .accept()
@@ -629,7 +631,7 @@ async fn open_websocket(
         return Err(ApiError::new(
             502,
             "bad_gateway",
-            "the origin answered the WebSocket handshake with a subprotocol the client did not offer",
+            "the origin's WebSocket handshake did not choose one of the subprotocols the client offered",
         )
         .with_internal(detail));
     }

@@ -75,7 +75,8 @@ export const delay = (ms) => new Promise((r) => setTimeout(r, ms));
  * accepts the first protocol offered, echoes every message back as `echo:<message>`, answers the message `bye` by
  * closing with 4001 "origin bye", and records each close its client sends (`closes`: code, reason, the handshake's path). A handshake for
  * a path starting `/refuse` is answered 403 with a JSON body and no upgrade; one for `/hang` is never answered; one for
- * `/unoffered` is accepted with the subprotocol `unoffered.v9`, whatever the client offered (an origin at fault).
+ * `/unoffered` is accepted with the subprotocol `unoffered.v9`, whatever the client offered, and one for `/unchosen` with
+ * none (origins at fault).
  * Returns { url, handshakes, closes, stop() }.
  */
 export async function startWebSocketOrigin() {
@@ -84,7 +85,10 @@ export async function startWebSocketOrigin() {
   const closes = [];
   const held = new Set();
   const server = createServer((req, res) => res.writeHead(426, { upgrade: "websocket" }).end());
-  const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => [...offered][0] ?? false });
+  const wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (offered, req) => (req.url.startsWith("/unchosen") ? false : [...offered][0] ?? false),
+  });
   wss.on("headers", (headers, req) => {
     if (!req.url.startsWith("/unoffered")) return;
     const kept = headers.filter((h) => !/^sec-websocket-protocol:/i.test(h));
