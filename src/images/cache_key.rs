@@ -30,14 +30,7 @@ mod tests {
 
     #[test]
     fn equivalent_urls_share_a_key_and_formats_do_not() {
-        let limits = Limits {
-            max_side: 4096,
-            allowed_widths: vec![],
-            allowed_heights: vec![],
-            allowed_qualities: vec![],
-            source_prefixes: vec![],
-            default_quality: 85,
-        };
+        let limits = Limits::open(4096);
         let a = parse("300x200/p.jpg", None, &limits).expect("path form");
         let b = parse("p.jpg", Some("h=200&w=300"), &limits).expect("query form");
         let signed = parse("p.jpg", Some("h=200&w=300&exp=9&sig=ab"), &limits).expect("signed");
@@ -70,14 +63,7 @@ mod tests {
     /// `IMAGES_ALLOWED_WIDTHS = [320, 640]`, and 301 of the full-size image (`?dpr=1.01` … `?dpr=4`) without it.
     #[test]
     fn a_dpr_shares_the_key_of_the_device_pixels_it_makes() {
-        let limits = Limits {
-            max_side: 4096,
-            allowed_widths: vec![],
-            allowed_heights: vec![],
-            allowed_qualities: vec![],
-            source_prefixes: vec![],
-            default_quality: 85,
-        };
+        let limits = Limits::open(4096);
         let key = |rest: &str, query: &str| {
             let request = parse(rest, Some(query), &limits).expect(query);
             cache_key("s", &request, Negotiated::Webp)

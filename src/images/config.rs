@@ -31,6 +31,21 @@ pub struct Limits {
     pub default_quality: u8,
 }
 
+#[cfg(test)]
+impl Limits {
+    /// Limits with no lists: any width, height, quality and source within `max_side` (the tests' common case).
+    pub fn open(max_side: u32) -> Self {
+        Self {
+            max_side,
+            allowed_widths: vec![],
+            allowed_heights: vec![],
+            allowed_qualities: vec![],
+            source_prefixes: vec![],
+            default_quality: 85,
+        }
+    }
+}
+
 /// The shortest `IMAGES_SIGNING_SECRET`, in bytes: HMAC-SHA256's output length (RFC 2104 §3).
 pub const MIN_SIGNING_SECRET_BYTES: usize = 32;
 

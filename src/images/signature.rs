@@ -71,14 +71,7 @@ mod tests {
     const SECRET: &str = "a-test-secret-of-at-least-32-chars!!";
 
     fn request(rest: &str, query: &str) -> ImageRequest {
-        let limits = Limits {
-            max_side: 4096,
-            allowed_widths: vec![],
-            allowed_heights: vec![],
-            allowed_qualities: vec![],
-            source_prefixes: vec![],
-            default_quality: 85,
-        };
+        let limits = Limits::open(4096);
         parse(rest, Some(query), &limits).expect("parses")
     }
 

@@ -470,14 +470,7 @@ mod tests {
     use super::*;
 
     fn limits() -> Limits {
-        Limits {
-            max_side: 2000,
-            allowed_widths: vec![],
-            allowed_heights: vec![],
-            allowed_qualities: vec![],
-            source_prefixes: vec![],
-            default_quality: 85,
-        }
+        Limits::open(2000)
     }
 
     fn ok(rest: &str, query: Option<&str>) -> ImageRequest {
