@@ -1041,6 +1041,11 @@ mod tests {
 
     use super::*;
 
+    /// The keys a JWKS document of `keys` keeps, and why it skipped the others.
+    fn parsed(keys: Value) -> (Jwks, Vec<String>) {
+        Jwks::parse(&json!({ "keys": keys }).to_string()).expect("document parses")
+    }
+
     const NOW: i64 = 1_800_000_000;
     const K: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY";
 
@@ -1677,26 +1682,22 @@ mod tests {
 
     #[test]
     fn keys_allow_only_their_algorithm_and_bad_keys_are_skipped_with_a_reason() {
-        let (keys, skipped) = Jwks::parse(
-            &json!({"keys": [
-                {"kty": "oct", "kid": "h1", "k": K, "alg": "HS256"},
-                {"kty": "oct", "kid": "bad-alg", "k": K, "alg": "RS256"},
-                {"kty": "oct", "kid": "enc", "k": K, "use": "enc"},
-                {"kty": "oct", "kid": "sign-only", "k": K, "key_ops": ["sign"]},
-                {"kty": "oct", "kid": "ops-not-a-list", "k": K, "key_ops": "verify"},
-                {"kty": "oct", "kid": "h2", "k": K, "key_ops": ["sign", "verify"]},
-                {"kty": "XYZ", "kid": "weird"},
-                {"kty": "OKP", "kid": "short", "crv": "Ed25519", "x": "AAAA"},
-                {"kty": "oct", "kid": "empty", "k": ""},
-                {"kty": "oct", "kid": "six-bytes", "k": "c2VjcmV0"},
-                // Members of the wrong type are broken keys, not absent members.
-                {"kty": "oct", "kid": "use-list", "k": K, "use": ["enc"]},
-                {"kty": "oct", "kid": 7, "k": K},
-                {"kty": "oct", "kid": "alg-number", "k": K, "alg": 5},
-            ]})
-            .to_string(),
-        )
-        .expect("document parses");
+        let (keys, skipped) = parsed(json!([
+            {"kty": "oct", "kid": "h1", "k": K, "alg": "HS256"},
+            {"kty": "oct", "kid": "bad-alg", "k": K, "alg": "RS256"},
+            {"kty": "oct", "kid": "enc", "k": K, "use": "enc"},
+            {"kty": "oct", "kid": "sign-only", "k": K, "key_ops": ["sign"]},
+            {"kty": "oct", "kid": "ops-not-a-list", "k": K, "key_ops": "verify"},
+            {"kty": "oct", "kid": "h2", "k": K, "key_ops": ["sign", "verify"]},
+            {"kty": "XYZ", "kid": "weird"},
+            {"kty": "OKP", "kid": "short", "crv": "Ed25519", "x": "AAAA"},
+            {"kty": "oct", "kid": "empty", "k": ""},
+            {"kty": "oct", "kid": "six-bytes", "k": "c2VjcmV0"},
+            // Members of the wrong type are broken keys, not absent members.
+            {"kty": "oct", "kid": "use-list", "k": K, "use": ["enc"]},
+            {"kty": "oct", "kid": 7, "k": K},
+            {"kty": "oct", "kid": "alg-number", "k": K, "alg": 5},
+        ]));
         assert_eq!(keys.len(), 2, "only the good keys are kept");
         assert_eq!(skipped.len(), 11, "{skipped:?}");
         for (i, member) in [(8, "use"), (9, "kid"), (10, "alg")] {
@@ -1826,15 +1827,11 @@ mod tests {
     fn keys_sharing_a_kid_are_picked_by_algorithm_and_same_algorithm_duplicates_are_skipped() {
         let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([9; 32]));
         let public = ed_public(&pair, "h1");
-        let (keys, skipped) = Jwks::parse(
-            &json!({"keys": [
-                public,
-                {"kty": "oct", "kid": "h1", "k": K},
-                {"kty": "oct", "kid": "h1", "k": "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE"},
-            ]})
-            .to_string(),
-        )
-        .expect("document parses");
+        let (keys, skipped) = parsed(json!([
+            public,
+            {"kty": "oct", "kid": "h1", "k": K},
+            {"kty": "oct", "kid": "h1", "k": "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE"},
+        ]));
         assert_eq!(keys.len(), 2);
         assert_eq!(
             skipped,
@@ -1953,15 +1950,11 @@ mod tests {
             x[0] = 1;
             x
         });
-        let (keys, skipped) = Jwks::parse(
-            &json!({"keys": [
-                {"kty": "OKP", "crv": "Ed25519", "kid": "weak", "x": identity},
-                {"kty": "RSA", "kid": "short", "n": RSA_1024_N, "e": "AQAB"},
-                {"kty": "RSA", "kid": "ok", "n": RSA_2048_N, "e": "AQAB"},
-            ]})
-            .to_string(),
-        )
-        .expect("document parses");
+        let (keys, skipped) = parsed(json!([
+            {"kty": "OKP", "crv": "Ed25519", "kid": "weak", "x": identity},
+            {"kty": "RSA", "kid": "short", "n": RSA_1024_N, "e": "AQAB"},
+            {"kty": "RSA", "kid": "ok", "n": RSA_2048_N, "e": "AQAB"},
+        ]));
         assert_eq!(keys.len(), 1, "{skipped:?}");
         assert_eq!(
             skipped,
@@ -2084,15 +2077,11 @@ mod tests {
     #[test]
     fn an_rsa_key_too_large_or_malformed_is_skipped_saying_why() {
         let huge = base64url(&[0xff; 1024]);
-        let (keys, skipped) = Jwks::parse(
-            &json!({"keys": [
-                {"kty": "RSA", "kid": "huge", "n": huge, "e": "AQAB"},
-                {"kty": "RSA", "kid": "even-e", "n": RSA_2048_N, "e": "AQAA"},
-                {"kty": "RSA", "kid": "ok", "n": RSA_2048_N, "e": "AQAB"},
-            ]})
-            .to_string(),
-        )
-        .expect("document parses");
+        let (keys, skipped) = parsed(json!([
+            {"kty": "RSA", "kid": "huge", "n": huge, "e": "AQAB"},
+            {"kty": "RSA", "kid": "even-e", "n": RSA_2048_N, "e": "AQAA"},
+            {"kty": "RSA", "kid": "ok", "n": RSA_2048_N, "e": "AQAB"},
+        ]));
         assert_eq!(keys.len(), 1, "{skipped:?}");
         assert_eq!(
             skipped,
@@ -2108,16 +2097,12 @@ mod tests {
     /// every such key said "invalid value: string, expected base64url-encoded data", naming no member.
     #[test]
     fn a_key_member_in_padded_or_standard_base64_is_named_in_its_reason() {
-        let (keys, skipped) = Jwks::parse(
-            &json!({"keys": [
-                {"kty": "RSA", "kid": "padded", "n": format!("{RSA_2048_N}=="), "e": "AQAB"},
-                {"kty": "EC", "kid": "standard", "crv": "P-256", "x": format!("/{}", &P256_X[1..]), "y": P256_Y},
-                {"kty": "oct", "kid": "h", "k": format!("{K}+")},
-                {"kty": "RSA", "kid": "ok", "n": RSA_2048_N, "e": "AQAB"},
-            ]})
-            .to_string(),
-        )
-        .expect("document parses");
+        let (keys, skipped) = parsed(json!([
+            {"kty": "RSA", "kid": "padded", "n": format!("{RSA_2048_N}=="), "e": "AQAB"},
+            {"kty": "EC", "kid": "standard", "crv": "P-256", "x": format!("/{}", &P256_X[1..]), "y": P256_Y},
+            {"kty": "oct", "kid": "h", "k": format!("{K}+")},
+            {"kty": "RSA", "kid": "ok", "n": RSA_2048_N, "e": "AQAB"},
+        ]));
         assert_eq!(keys.len(), 1, "{skipped:?}");
         assert_eq!(
             skipped,
@@ -2136,14 +2121,10 @@ mod tests {
     /// reads as a token's failure, not the key's.
     #[test]
     fn an_ec_key_off_its_curve_is_skipped_saying_so() {
-        let (keys, skipped) = Jwks::parse(
-            &json!({"keys": [
-                {"kty": "EC", "kid": "off", "crv": "P-256", "x": P256_X, "y": P256_X},
-                {"kty": "EC", "kid": "on", "crv": "P-256", "x": P256_X, "y": P256_Y},
-            ]})
-            .to_string(),
-        )
-        .expect("document parses");
+        let (keys, skipped) = parsed(json!([
+            {"kty": "EC", "kid": "off", "crv": "P-256", "x": P256_X, "y": P256_X},
+            {"kty": "EC", "kid": "on", "crv": "P-256", "x": P256_X, "y": P256_Y},
+        ]));
         assert_eq!(keys.len(), 1, "{skipped:?}");
         assert_eq!(skipped, ["key 0: EC key (x, y) is not a point on P-256"]);
     }
@@ -2154,18 +2135,14 @@ mod tests {
     /// operator to look for a wrong `kty`. A supported algorithm on the wrong key type is still said to be that.
     #[test]
     fn a_key_for_an_algorithm_not_verified_here_is_skipped_as_unsupported() {
-        let (keys, skipped) = Jwks::parse(
-            &json!({"keys": [
-                {"kty": "RSA", "kid": "ps", "alg": "PS256", "n": RSA_2048_N, "e": "AQAB"},
-                {"kty": "RSA", "kid": "rs512", "alg": "RS512", "n": RSA_2048_N, "e": "AQAB"},
-                {"kty": "RSA", "kid": "oaep", "alg": "RSA-OAEP", "n": RSA_2048_N, "e": "AQAB"},
-                {"kty": "oct", "kid": "hs512", "alg": "HS512", "k": K},
-                {"kty": "EC", "kid": "es", "alg": "ES256", "crv": "P-256", "x": P256_X, "y": P256_Y},
-                {"kty": "EC", "kid": "rs-on-ec", "alg": "RS256", "crv": "P-256", "x": P256_X, "y": P256_Y},
-            ]})
-            .to_string(),
-        )
-        .expect("document parses");
+        let (keys, skipped) = parsed(json!([
+            {"kty": "RSA", "kid": "ps", "alg": "PS256", "n": RSA_2048_N, "e": "AQAB"},
+            {"kty": "RSA", "kid": "rs512", "alg": "RS512", "n": RSA_2048_N, "e": "AQAB"},
+            {"kty": "RSA", "kid": "oaep", "alg": "RSA-OAEP", "n": RSA_2048_N, "e": "AQAB"},
+            {"kty": "oct", "kid": "hs512", "alg": "HS512", "k": K},
+            {"kty": "EC", "kid": "es", "alg": "ES256", "crv": "P-256", "x": P256_X, "y": P256_Y},
+            {"kty": "EC", "kid": "rs-on-ec", "alg": "RS256", "crv": "P-256", "x": P256_X, "y": P256_Y},
+        ]));
         assert_eq!(keys.len(), 1, "{skipped:?}");
         let unsupported = |i: usize, alg: &str| {
             format!(
@@ -2191,21 +2168,17 @@ mod tests {
         let (_, _, pair) = ed(json!({}));
         let mut ed_private = ed_public(&pair, "e1");
         ed_private["d"] = json!(base64url(&pair.sk.seed()[..]));
-        let (keys, skipped) = Jwks::parse(
-            &json!({"keys": [
-                ed_private,
-                {"kty": "EC", "crv": "P-256", "kid": "ec", "x": P256_X, "y": P256_Y, "d": P256_X},
-                {"kty": "RSA", "kid": "rsa-d", "n": RSA_2048_N, "e": "AQAB", "d": "AQAB"},
-                // RSA's other private members alone are the private key too (its CRT form).
-                {"kty": "RSA", "kid": "rsa-p", "n": RSA_2048_N, "e": "AQAB", "p": "AQAB", "q": "AQAB"},
-                // The public halves are kept, and so is a symmetric key, whose `k` is its whole point.
-                {"kty": "RSA", "kid": "rsa", "n": RSA_2048_N, "e": "AQAB"},
-                {"kty": "EC", "crv": "P-256", "kid": "ec-public", "x": P256_X, "y": P256_Y},
-                {"kty": "oct", "kid": "h1", "k": K},
-            ]})
-            .to_string(),
-        )
-        .expect("document parses");
+        let (keys, skipped) = parsed(json!([
+            ed_private,
+            {"kty": "EC", "crv": "P-256", "kid": "ec", "x": P256_X, "y": P256_Y, "d": P256_X},
+            {"kty": "RSA", "kid": "rsa-d", "n": RSA_2048_N, "e": "AQAB", "d": "AQAB"},
+            // RSA's other private members alone are the private key too (its CRT form).
+            {"kty": "RSA", "kid": "rsa-p", "n": RSA_2048_N, "e": "AQAB", "p": "AQAB", "q": "AQAB"},
+            // The public halves are kept, and so is a symmetric key, whose `k` is its whole point.
+            {"kty": "RSA", "kid": "rsa", "n": RSA_2048_N, "e": "AQAB"},
+            {"kty": "EC", "crv": "P-256", "kid": "ec-public", "x": P256_X, "y": P256_Y},
+            {"kty": "oct", "kid": "h1", "k": K},
+        ]));
         let exposed = |i: usize, name: &str| {
             format!(
                 "key {i}: private key member {name} present: the key is exposed by the key set, publish its \
@@ -2237,17 +2210,13 @@ mod tests {
         // An HMAC secret pasted in standard base64 (`+`, `/`, padding) instead of base64url: the key is skipped, and
         // its reason goes into a log line. serde's refusal quotes the string it refused — the secret itself.
         let secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA+/==";
-        let (keys, skipped) = Jwks::parse(
-            &json!({"keys": [
-                {"kty": "oct", "kid": "h1", "k": secret},
-                // Neither alphabet: serde's refusal, its string left out.
-                {"kty": "oct", "kid": "h2", "k": format!("{}!\"", &secret[..40])},
-                // Names stay: the operator is told which key types there are.
-                {"kty": "XYZ", "kid": "x"},
-            ]})
-            .to_string(),
-        )
-        .expect("document parses");
+        let (keys, skipped) = parsed(json!([
+            {"kty": "oct", "kid": "h1", "k": secret},
+            // Neither alphabet: serde's refusal, its string left out.
+            {"kty": "oct", "kid": "h2", "k": format!("{}!\"", &secret[..40])},
+            // Names stay: the operator is told which key types there are.
+            {"kty": "XYZ", "kid": "x"},
+        ]));
         assert!(keys.is_empty());
         assert_eq!(
             skipped,
