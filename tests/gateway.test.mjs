@@ -3916,6 +3916,14 @@ describe("edge cache", () => {
     });
     assert.equal(mixed.status, 400);
     assert.match((await mixed.json()).error.message, /tag 2 is not a valid cache tag/);
+    // A field the purge does not know is refused, not ignored: `{"tags": […], "dry_run": true}` purged for real.
+    const dryRun = await worker.fetch("/admin/gateway/purge", {
+      method: "POST",
+      headers: { "content-type": "application/json", ...adminToken },
+      body: JSON.stringify({ tags: ["purge-me"], dry_run: true }),
+    });
+    assert.equal(dryRun.status, 400);
+    assert.match((await dryRun.json()).error.message, /unknown field/);
     const still = await worker.fetch(path);
     assert.equal(still.headers.get("x-cache"), "HIT", "a refused purge purged nothing");
     await still.arrayBuffer();

@@ -3409,7 +3409,10 @@ async fn purge_admitted(call: &Call) -> ApiResult<Verified> {
     Ok(user)
 }
 
+/// A purge's body. A field it does not know is refused (400), not ignored: `{"tags": […], "dry_run": true}` purged
+/// for real.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PurgeRequest {
     tags: Vec<String>,
 }
