@@ -215,7 +215,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// serde_json's message without any echo of input values: its position suffix is cut, and quoted (`"…"`) or
-/// backticked values are left out — except a missing field's name, which comes from our schema, not the input.
+/// backticked values are left out — except a missing field's name and the fields an unknown one is not, which come
+/// from our schema, not the input.
 /// (`invalid type: string "hunter2", expected a map` → `invalid type: string, expected a map`.)
 pub fn strip_input(e: &serde_json::Error) -> String {
     without_quoted(e, &['"', '`'])
@@ -238,6 +239,17 @@ fn without_quoted(e: &serde_json::Error, quotes: &[char]) -> String {
     };
     if message.starts_with("missing field") {
         return message.to_owned();
+    }
+    // An unknown field's name is the input's; the fields expected after it are our schema's, and say what to send
+    // (left out, the message read "unknown field, expected"). The last `, expected` is serde's own: a name holding
+    // the words comes before it.
+    if let Some(rest) = message
+        .strip_prefix("unknown field `")
+        .filter(|_| quotes.contains(&'`'))
+    {
+        if let Some(at) = rest.rfind("`, expected ") {
+            return format!("unknown field{}", &rest[at + 1..]);
+        }
     }
     // Outside quotes, characters are kept; inside, dropped up to the closing quote, skipping backslash escapes
     // (serde_json quotes strings in their debug form, `\"` inside). An unclosed quote drops the rest.
@@ -480,5 +492,34 @@ mod tests {
             "{}",
             missing.message()
         );
+    }
+
+    /// A field the body may not have is named by the fields it may (our schema's), never by its own name (the
+    /// input's): the message read "unknown field, expected", saying nothing of what to send.
+    #[test]
+    fn an_unknown_field_is_answered_with_the_fields_expected_and_not_echoed() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Tags {
+            tags: Vec<String>,
+        }
+        for body in [
+            br#"{"tags":[],"dry_run":true}"#.as_slice(),
+            br#"{"hunter2, expected `x`":1}"#.as_slice(),
+            br#"{"a`, expected `secret":1}"#.as_slice(),
+        ] {
+            let message = parse_json::<Tags>(body)
+                .expect_err("refused")
+                .message()
+                .to_owned();
+            assert!(
+                message.ends_with("unknown field, expected `tags`"),
+                "{message}"
+            );
+            for echoed in ["dry_run", "hunter2", "secret"] {
+                assert!(!message.contains(echoed), "{message}");
+            }
+        }
     }
 }

@@ -3923,7 +3923,7 @@ describe("edge cache", () => {
       body: JSON.stringify({ tags: ["purge-me"], dry_run: true }),
     });
     assert.equal(dryRun.status, 400);
-    assert.match((await dryRun.json()).error.message, /unknown field/);
+    assert.match((await dryRun.json()).error.message, /unknown field, expected `tags`$/);
     const still = await worker.fetch(path);
     assert.equal(still.headers.get("x-cache"), "HIT", "a refused purge purged nothing");
     await still.arrayBuffer();
