@@ -441,8 +441,8 @@ impl Route {
     /// had that redirect mapped back to `/api`, a loop. An upstream without a path is asked its root, `/`.
     pub fn upstream_url(&self, path: &str, query: Option<&str>) -> String {
         let rest = self.appended_path(path);
-        let after_scheme = self.upstream.find("://").map_or(0, |at| at + 3);
-        let has_base_path = self.upstream[after_scheme..].contains('/');
+        // The base path, as the route's redirect map read it once from the upstream.
+        let has_base_path = !self.location.upstream_path.is_empty();
         let rest = if rest.starts_with('/') || (rest.is_empty() && has_base_path) {
             rest.to_owned()
         } else {
