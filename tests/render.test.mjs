@@ -508,6 +508,27 @@ test("a malformed preferences document is logged by where and why, never by what
   }
 });
 
+test("a preference of another type is left out alone: the others still apply, and the page says which", async () => {
+  await kv.put(`prefs:visitor:${VISITOR}`, JSON.stringify({ display_name: "Ann Example", locale: 5 }));
+  try {
+    const id = "prefs-field-skipped";
+    const response = await get("/", { headers: withVisitor(VISITOR, { "x-request-id": id }) });
+    assert.equal(response.status, 200);
+    assert.notEqual(response.headers.get("x-locale-source"), "preferences", "the bad locale is not used");
+    assert.match(await response.text(), /Ann Example/, "the display name still shows");
+    const line = await until(
+      () => worker.jsonLogs().find((l) => l.msg === "content_kv_preferences_skipped" && l.request_id === id),
+      { what: "the skipped field logged" },
+    );
+    assert.deepEqual(
+      { key: line.key, skipped: line.skipped, field: line.field, detail: line.detail },
+      { key: "prefs:visitor:*", skipped: 1, field: "locale", detail: "invalid type: integer, expected a string" },
+    );
+  } finally {
+    await kv.delete(`prefs:visitor:${VISITOR}`);
+  }
+});
+
 test("the country picks the currency and prices (and the locale when nothing else does)", async () => {
   const cases = [
     { country: "DE", currency: "EUR", price: "11,00\u00a0€", locale: "de" },

@@ -292,6 +292,14 @@ pub async fn page(call: Call) -> ApiResult<Response> {
                 .experiment_skipped
                 .line(keys::FLAGS, "member", &call.request_id),
         ),
+        (
+            "content_kv_preferences_skipped",
+            prefs_key.as_deref().and_then(|key| {
+                prefs
+                    .skipped
+                    .line(keys::logged(key), "field", &call.request_id)
+            }),
+        ),
     ];
     for (event, line) in skips {
         if let Some(line) = line {

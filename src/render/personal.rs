@@ -5,17 +5,38 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::skips::Skips;
+
 /// Locales the templates have messages for (see `templates::messages`).
 pub const SUPPORTED_LOCALES: &[&str] = &["en", "de", "fr", "ja"];
 
 /// A visitor's stored preferences (`prefs:user:{id}` / `prefs:visitor:{id}` in `CONTENT_KV`). Every field is
-/// optional and untrusted: it is shown escaped.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// optional and untrusted: it is shown escaped. Each is read on its own: one of another type (`"locale": 5`) is
+/// left out and counted in `skipped`, not the whole document with it (a document that is not an object still is).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Preferences {
-    #[serde(default)]
     pub locale: Option<String>,
-    #[serde(default)]
     pub display_name: Option<String>,
+    /// The fields left out, the first named.
+    pub skipped: Skips<&'static str>,
+}
+
+impl<'de> Deserialize<'de> for Preferences {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut raw = serde_json::Map::deserialize(deserializer)?;
+        let mut skipped = Skips::default();
+        let mut text = |name: &'static str| {
+            Option::<String>::deserialize(raw.remove(name).unwrap_or_default())
+                .map_err(|e| skipped.note(|| name, &e))
+                .ok()
+                .flatten()
+        };
+        Ok(Self {
+            locale: text("locale"),
+            display_name: text("display_name"),
+            skipped,
+        })
+    }
 }
 
 /// Country → currency and default locale (`geo` in `CONTENT_KV`). Read with its codes upper-cased (country keys,
@@ -447,7 +468,7 @@ mod tests {
     fn preferences_win_then_accept_language_then_country_then_default() {
         let prefs_de = Preferences {
             locale: Some("de".into()),
-            display_name: None,
+            ..Preferences::default()
         };
         let none = Preferences::default();
         let cases = [
@@ -635,6 +656,37 @@ mod tests {
         ))
         .expect_err("one currency priced twice");
         assert!(crate::body::strip_input(&e).contains("USD"), "{e}");
+    }
+
+    /// A field of another type (`"locale": 5`) dropped the whole document, the visitor's display name with it: each
+    /// field is read on its own, the bad one left out and named for the page's log line.
+    #[test]
+    fn a_preference_of_another_type_is_left_out_alone() {
+        let prefs: Preferences =
+            serde_json::from_str(r#"{"locale": 5, "display_name": "Ann", "theme": "dark"}"#)
+                .expect("read");
+        assert_eq!(prefs.display_name.as_deref(), Some("Ann"));
+        assert_eq!(prefs.locale, None);
+        assert_eq!(
+            prefs.skipped.line("prefs:user:*", "field", "r1"),
+            Some(
+                serde_json::json!({"key": "prefs:user:*", "skipped": 1, "field": "locale",
+                "detail": "invalid type: integer, expected a string", "request_id": "r1"})
+            )
+        );
+        let prefs: Preferences =
+            serde_json::from_str(r#"{"locale": "de", "display_name": {"first": "Ann"}}"#)
+                .expect("read");
+        assert_eq!(prefs.locale.as_deref(), Some("de"));
+        assert_eq!(prefs.display_name, None);
+        assert_eq!(prefs.skipped.count, 1);
+        let prefs: Preferences = serde_json::from_str(r#"{"locale": null, "display_name": "Ann"}"#)
+            .expect("null is absent");
+        assert_eq!(prefs.skipped.count, 0);
+        assert!(
+            serde_json::from_str::<Preferences>("[1]").is_err(),
+            "not an object: malformed as a whole"
+        );
     }
 
     /// One product the page cannot price took every offer with it: it is left out, saying where and why.
