@@ -405,8 +405,10 @@ pub fn origin_url(key: &str, value: &str) -> Result<String, ConfigError> {
         .or_else(|| value.strip_prefix("http://"));
     let ok = rest.is_some_and(|r| {
         let host = r.split('/').next().unwrap_or("");
+        // Credentials are an `@` in the authority; one in the path (`/@scope/pkg`) is a path character.
         !host.is_empty()
-            && !r.contains(['?', '#', '@', '\\'])
+            && !host.contains('@')
+            && !r.contains(['?', '#', '\\'])
             && !r.chars().any(|c| c.is_whitespace() || c.is_control())
     }) && parses_as_base(value);
     if ok {
@@ -764,6 +766,31 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// Credentials are refused in an origin's authority only: an `@` in its path (a CDN's npm scope,
+    /// `https://unpkg.com/@scope/pkg`) is a path character, and refusing it refused a working origin.
+    #[test]
+    fn an_origin_refuses_credentials_but_not_an_at_sign_in_its_path() {
+        for ok in [
+            "https://unpkg.com/@scope/pkg",
+            "https://cdn.example/a@2x/",
+            "http://127.0.0.1:8788/@",
+        ] {
+            assert_eq!(
+                origin_url("K", ok).as_deref(),
+                Ok(ok.trim_end_matches('/')),
+                "{ok}"
+            );
+        }
+        for refused in [
+            "https://u@cdn.example",
+            "https://u:p@cdn.example/a",
+            "https://@cdn.example",
+            "https://cdn.example@evil.example/a@b",
+        ] {
+            assert!(origin_url("K", refused).is_err(), "{refused}");
+        }
+    }
 
     /// `pairs` over the least a valid configuration needs: the rate-limit policies the login and the room tickets
     /// name.
