@@ -31,7 +31,7 @@ pub const DEFAULT_CSP: &str =
 pub const NONCE_PLACEHOLDER: &str = "{nonce}";
 
 /// `RENDER_CSP`: the policy (`off` for none), checked to be a header value (visible ASCII and spaces) naming at least
-/// one directive, whose only braces are `{nonce}` placeholders.
+/// one directive, each known and named once, whose only braces are `{nonce}` placeholders.
 fn parse_csp(value: &str) -> Result<Option<String>, ConfigError> {
     let bad = |problem: &str| ConfigError::new("RENDER_CSP", problem);
     if value == "off" {
@@ -53,8 +53,63 @@ fn parse_csp(value: &str) -> Result<Option<String>, ConfigError> {
     if value.replace(NONCE_PLACEHOLDER, "").contains(['{', '}']) {
         return Err(bad("may hold braces only as {nonce}"));
     }
+    // A browser skips a directive it does not know and every repeat of one it read (CSP3 §2.2.1, names ASCII
+    // case-insensitive): a typo or a second `script-src` would go out weaker than written, said only in a console.
+    let mut named: Vec<String> = Vec::new();
+    for directive in value.split(';') {
+        let Some(name) = directive.split_ascii_whitespace().next() else {
+            continue;
+        };
+        let name = name.to_ascii_lowercase();
+        if !CSP_DIRECTIVES.contains(&name.as_str()) {
+            return Err(bad(&format!("names an unknown directive `{name}`")));
+        }
+        if named.contains(&name) {
+            return Err(bad(&format!(
+                "names `{name}` twice (browsers read only the first)"
+            )));
+        }
+        named.push(name);
+    }
     Ok(Some(value.to_owned()))
 }
+
+/// The directives browsers read: CSP Level 3's, and those of the specifications that add to it (Mixed Content,
+/// Upgrade Insecure Requests, Trusted Types, Fenced Frames), with the deprecated ones some browsers still honour.
+const CSP_DIRECTIVES: &[&str] = &[
+    "base-uri",
+    "block-all-mixed-content",
+    "child-src",
+    "connect-src",
+    "default-src",
+    "fenced-frame-src",
+    "font-src",
+    "form-action",
+    "frame-ancestors",
+    "frame-src",
+    "img-src",
+    "manifest-src",
+    "media-src",
+    "navigate-to",
+    "object-src",
+    "plugin-types",
+    "prefetch-src",
+    "report-to",
+    "report-uri",
+    "require-sri-for",
+    "require-trusted-types-for",
+    "sandbox",
+    "script-src",
+    "script-src-attr",
+    "script-src-elem",
+    "style-src",
+    "style-src-attr",
+    "style-src-elem",
+    "trusted-types",
+    "upgrade-insecure-requests",
+    "webrtc",
+    "worker-src",
+];
 
 /// How a page is sent: streamed (default) or rendered whole before sending (`?render=whole`, the benchmark's
 /// non-streaming baseline of the same code).
@@ -468,6 +523,29 @@ mod tests {
         ] {
             let error = csp(bad).expect_err(bad);
             assert_eq!(error.key, "RENDER_CSP", "{bad}");
+        }
+    }
+
+    /// A browser ignores a directive it does not know (`scrpt-src`) and every repeat of one it has read: a typo or a
+    /// second `script-src` went out as a policy weaker than written, with a console warning no operator sees.
+    #[test]
+    fn a_page_policy_naming_an_unknown_or_repeated_directive_is_refused() {
+        let csp = |value: &str| parse(&[("RENDER_CSP", json!(value))]).map(|c| c.csp);
+        let fine =
+            "Default-Src 'self'; script-src-elem 'nonce-{nonce}'; upgrade-insecure-requests; \
+                    report-to csp; trusted-types default; require-trusted-types-for 'script';";
+        assert_eq!(csp(fine), Ok(Some(fine.to_owned())));
+        for (bad, says) in [
+            (
+                "scrpt-src 'self'; object-src 'none'",
+                "unknown directive `scrpt-src`",
+            ),
+            ("script-src 'self'; SCRIPT-SRC 'none'", "`script-src` twice"),
+            ("object-src 'none'; 'self'", "unknown directive `'self'`"),
+        ] {
+            let error = csp(bad).expect_err(bad);
+            assert_eq!(error.key, "RENDER_CSP", "{bad}");
+            assert!(error.problem.contains(says), "{bad}: {error}");
         }
     }
 
