@@ -1645,6 +1645,38 @@ test("a session revoked elsewhere: strict routes refuse at once, cached checks o
   await expectError(await get("/auth/session", second), 401, "session_invalid", "entry and D1 past expires_at");
 });
 
+test("SESSION_CACHE_SECS lowered: an entry written under the longer setting is not trusted past the new bound", async (t) => {
+  // An operator lowers the cache's trust window (say after an incident, to tighten the revocation bound): entries
+  // the Worker wrote under the old setting carry its longer `fresh_until`, and must not outlive the new bound.
+  const vars = { AUTH_SIGNING_KEY: JSON.stringify(KEY), RATE_LIMIT_POLICIES: GENEROUS };
+  const before = await startWorker({ vars: { ...vars, SESSION_CACHE_SECS: 3600 } });
+  const stateDir = before.stateDir;
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  let token;
+  try {
+    await seed({ CONFIG_KV: await before.mf.getKVNamespace("CONFIG_KV"), DB: await before.mf.getD1Database("DB"), AUTH_SIGNING_KEY: JSON.stringify(KEY) });
+    const signIn = await before.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
+    assert.equal(signIn.status, 200);
+    token = cookieOf(signIn);
+    await signIn.arrayBuffer();
+  } finally {
+    await before.stop({ keepState: true });
+  }
+  const after = await startWorker({ vars, stateDir }); // SESSION_CACHE_SECS back to its default, 60
+  t.after(() => after.stop());
+  const wkv = await after.mf.getKVNamespace("CONFIG_KV");
+  const wdb = await after.mf.getD1Database("DB");
+  const key = `session:${sessionId(token)}`;
+  const entry = JSON.parse(await wkv.get(key));
+  assert.ok(entry.fresh_until > Date.now() + 3_000_000, "the login's entry was written under the hour-long setting");
+  // Revoked in D1 alone (another location's logout, an operator), more than the new bound before this check: the
+  // entry is backdated by 61 s, as if written and revoked then — still fresh under the old setting, not the new.
+  const ago = 61_000;
+  await wkv.put(key, JSON.stringify({ ...entry, fresh_until: entry.fresh_until - ago }), { expirationTtl: 3600 });
+  await wdb.prepare("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1").bind(sessionId(token), Date.now() - ago).run();
+  await expectError(await after.fetch("/auth/session", withCookie(token)), 401, "session_invalid", "cached check past today's bound");
+});
+
 test("concurrent refreshes of one session leave exactly one valid token", async () => {
   const { token } = await loggedIn(BOB);
   const responses = await Promise.all(Array.from({ length: 8 }, () => post("/auth/refresh", token)));

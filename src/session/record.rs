@@ -158,11 +158,16 @@ pub enum CacheDecision {
     AskD1,
 }
 
-pub fn decide_cached(entry: Option<&str>, now_ms: u64) -> CacheDecision {
+/// What a check at `now_ms` makes of the cache entry `entry`, trusting none longer than `cache_ms`
+/// (`SESSION_CACHE_SECS`) from now: one fresh beyond that was written under a longer setting, since lowered, and
+/// trusted to its own `fresh_until` it admitted a session revoked since for up to the old setting's window instead of
+/// today's bound (a lowered trust window, say after an incident, did not tighten revocation until every entry
+/// written before had run out). D1 then decides, and a fill writes the entry anew under today's setting.
+pub fn decide_cached(entry: Option<&str>, now_ms: u64, cache_ms: u64) -> CacheDecision {
     let Some(entry) = entry.and_then(|e| serde_json::from_str::<CacheEntry>(e).ok()) else {
         return CacheDecision::AskD1;
     };
-    if now_ms >= entry.fresh_until {
+    if now_ms >= entry.fresh_until || entry.fresh_until > now_ms.saturating_add(cache_ms) {
         return CacheDecision::AskD1;
     }
     if let Some(revoked_at) = entry.record.revoked_at {
@@ -192,18 +197,21 @@ mod tests {
     fn a_revocation_entry_is_refused_and_recognised() {
         let entry = serde_json::to_string(&CacheEntry::revoked(1_000, 60)).expect("serialises");
         assert!(matches!(
-            decide_cached(Some(&entry), 1_500),
+            decide_cached(Some(&entry), 1_500, 60_000),
             CacheDecision::Refuse { revoked_at: 1_000 }
         ));
         assert!(
-            matches!(decide_cached(Some(&entry), 61_000), CacheDecision::AskD1),
+            matches!(
+                decide_cached(Some(&entry), 61_000, 60_000),
+                CacheDecision::AskD1
+            ),
             "D1 decides once stale"
         );
         assert!(CacheEntry::is_revoked(Some(&entry)));
         // Found revoked long ago: fresh from its writing, saying when the session ended.
         let late = serde_json::to_string(&CacheEntry::revoked_since(10, 1_000, 60)).expect("json");
         assert!(matches!(
-            decide_cached(Some(&late), 1_500),
+            decide_cached(Some(&late), 1_500, 60_000),
             CacheDecision::Refuse { revoked_at: 10 }
         ));
         let active = serde_json::to_string(&CacheEntry::new(record(10_000, None), 1_000, 60))
@@ -279,7 +287,7 @@ mod tests {
             r.permissions = held.iter().map(|p| (*p).to_owned()).collect();
             let entry = serde_json::to_string(&CacheEntry::new(r, 0, 60)).expect("json");
             assert_eq!(
-                decide_cached(Some(&entry), 10),
+                decide_cached(Some(&entry), 10, 60_000),
                 CacheDecision::AskD1,
                 "{held:?}"
             );
@@ -287,7 +295,10 @@ mod tests {
         let mut r = record(1_000_000, None);
         r.permissions = vec!["read".into(), "users:write".into()];
         let entry = serde_json::to_string(&CacheEntry::new(r.clone(), 0, 60)).expect("json");
-        assert_eq!(decide_cached(Some(&entry), 10), CacheDecision::Accept(r));
+        assert_eq!(
+            decide_cached(Some(&entry), 10, 60_000),
+            CacheDecision::Accept(r)
+        );
     }
 
     #[test]
@@ -329,8 +340,40 @@ mod tests {
             ),
         ];
         for (entry, now, expected, case) in cases {
-            assert_eq!(decide_cached(entry.as_deref(), now), expected, "{case}");
+            assert_eq!(
+                decide_cached(entry.as_deref(), now, 60_000),
+                expected,
+                "{case}"
+            );
         }
+    }
+
+    #[test]
+    fn an_entry_written_under_a_longer_cache_setting_is_not_trusted_past_today_s_bound() {
+        // Written at 0 by a Worker trusting entries an hour; read under SESSION_CACHE_SECS = 60.
+        let hour =
+            |r: SessionRecord| serde_json::to_string(&CacheEntry::new(r, 0, 3_600)).expect("json");
+        let active = hour(record(10_000_000, None));
+        assert_eq!(
+            decide_cached(Some(&active), 61_000, 60_000),
+            CacheDecision::AskD1,
+            "an active entry: D1 decides, and the fill writes it under today's setting"
+        );
+        assert_eq!(
+            decide_cached(Some(&hour(record(10_000_000, Some(5)))), 61_000, 60_000),
+            CacheDecision::AskD1,
+            "a revocation entry too: D1 holds the revocation"
+        );
+        assert_eq!(
+            decide_cached(Some(&active), 61_000, 3_600_000),
+            CacheDecision::Accept(record(10_000_000, None)),
+            "under the setting it was written with, trusted to its fresh_until"
+        );
+        assert_eq!(
+            decide_cached(Some(&active), 3_540_000, 60_000),
+            CacheDecision::Accept(record(10_000_000, None)),
+            "within today's bound of its fresh_until"
+        );
     }
 
     #[test]

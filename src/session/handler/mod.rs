@@ -241,7 +241,11 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
     let max_ms = config.max_secs * 1000;
     let mut revoked_in_cache = None;
     if !strict && config.cache_secs > 0 {
-        match decide_cached(store.cached(&id).await.as_deref(), now) {
+        match decide_cached(
+            store.cached(&id).await.as_deref(),
+            now,
+            config.cache_secs * 1000,
+        ) {
             CacheDecision::Accept(record) if record.past_limit(now, max_ms) => {
                 return Ok(Checked::Refused(PAST_LIMIT))
             }
