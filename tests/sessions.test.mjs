@@ -2002,6 +2002,35 @@ test("a session older than a lowered SESSION_MAX_SECS is refused at once, and a 
   assert.deepEqual(sessions.map((s) => s.current), [true], "only the session a check accepts");
 });
 
+test("a session idle longer than a lowered SESSION_IDLE_SECS is refused at once: its expiry stored under the longer setting does not keep it, nor a touch revive it", async (t) => {
+  const { w, wdb, wkv, token } = await bobUnderAnHour(t); // SESSION_IDLE_SECS = 600
+  // Last seen 20 minutes ago under a 30-minute idle window: its stored expiry is 10 minutes ahead.
+  const key = `session:${sessionId(token)}`;
+  const now = Date.now();
+  await wdb.prepare("UPDATE sessions SET created_at = ?2, last_seen_at = ?2, expires_at = ?3 WHERE id = ?1").bind(sessionId(token), now - 1_200_000, now + 600_000).run();
+  await wkv.delete(key);
+  const check = (path, init) => w.fetch(path, withCookie(token, init));
+  await expectError(await check("/auth/sessions"), 401, "session_invalid", "strict check");
+  const refreshed = await check("/auth/refresh", { method: "POST" });
+  await expectError(refreshed, 401, "session_invalid", "refresh");
+  await expectError(await check("/auth/session"), 401, "session_invalid", "cached check, from D1");
+  // A fresh cache entry written before the setting was lowered says the same.
+  const entry = { user_id: BOB.id, email: BOB.email, permissions: [], created_at: now - 1_200_000, expires_at: now + 600_000, last_seen_at: now - 1_200_000, revoked_at: null, fresh_until: now + 60_000 };
+  await wkv.put(key, JSON.stringify(entry));
+  await expectError(await check("/auth/session"), 401, "session_invalid", "cached check, from a fresh entry");
+  const row = await wdb.prepare("SELECT expires_at FROM sessions WHERE id = ?1").bind(sessionId(token)).first();
+  assert.equal(row?.expires_at ?? null, row ? now + 600_000 : null, "no touch moved its expiry on");
+  // The user's list shows the new session alone.
+  const again = await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
+  assert.equal(again.status, 200);
+  const fresh = cookieOf(again);
+  await again.arrayBuffer();
+  const listed = await w.fetch("/auth/sessions", withCookie(fresh));
+  assert.equal(listed.status, 200);
+  const { sessions } = await listed.json();
+  assert.deepEqual(sessions.map((s) => s.current), [true], "only the session a check accepts");
+});
+
 test("a refresh within SESSION_ROTATE_MIN_SECS of a session under a lowered SESSION_MAX_SECS gets a token ending at that limit", async (t) => {
   const { w, wdb, wkv, token } = await bobUnderAnHour(t, { AUTH_ACCESS_TTL_SECS: 900 });
   // Made 59 minutes ago under a longer limit, and rotated just now: its stored idle expiry (10 minutes ahead) passes

@@ -32,10 +32,15 @@ pub enum Status {
 }
 
 impl SessionRecord {
-    pub fn status(&self, now_ms: u64) -> Status {
+    /// Revoked, expired — at its stored expiry, or idle `idle_ms` (`SESSION_IDLE_SECS`) since it was last seen —
+    /// or active. Every write of the stored expiry puts it at most `idle_ms` after last-seen, so the idle rule
+    /// changes nothing while the setting stands; after the setting is lowered, an older session still holds the
+    /// expiry written under the longer one, and without the rule it passed checks (each touching it, under the
+    /// new window, back to life) until that expiry, however long it had been idle.
+    pub fn status(&self, now_ms: u64, idle_ms: u64) -> Status {
         if self.revoked_at.is_some() {
             Status::Revoked
-        } else if now_ms >= self.expires_at {
+        } else if now_ms >= self.ends_idle(idle_ms) {
             Status::Expired
         } else {
             Status::Active
@@ -49,10 +54,18 @@ impl SessionRecord {
         now_ms >= self.created_at.saturating_add(max_ms)
     }
 
-    /// When the session ends at the latest: its stored expiry, or its absolute limit (`created_at + max_ms`) when a
-    /// lowered `SESSION_MAX_SECS` put that first (see [`Self::past_limit`]).
-    pub fn ends_at(&self, max_ms: u64) -> u64 {
-        self.expires_at.min(self.created_at.saturating_add(max_ms))
+    /// When the session ends at the latest: its stored expiry, or its idle or absolute limit (`last_seen_at +
+    /// idle_ms`, `created_at + max_ms`) when a lowered `SESSION_IDLE_SECS` or `SESSION_MAX_SECS` put that first (see
+    /// [`Self::status`], [`Self::past_limit`]).
+    pub fn ends_at(&self, idle_ms: u64, max_ms: u64) -> u64 {
+        self.ends_idle(idle_ms)
+            .min(self.created_at.saturating_add(max_ms))
+    }
+
+    /// Its stored expiry, or its idle limit under a lowered `SESSION_IDLE_SECS` (see [`Self::status`]).
+    fn ends_idle(&self, idle_ms: u64) -> u64 {
+        self.expires_at
+            .min(self.last_seen_at.saturating_add(idle_ms))
     }
 
     /// Last-seen (and with it the sliding expiry) is written at most once per `touch_ms`.
@@ -163,7 +176,12 @@ pub enum CacheDecision {
 /// trusted to its own `fresh_until` it admitted a session revoked since for up to the old setting's window instead of
 /// today's bound (a lowered trust window, say after an incident, did not tighten revocation until every entry
 /// written before had run out). D1 then decides, and a fill writes the entry anew under today's setting.
-pub fn decide_cached(entry: Option<&str>, now_ms: u64, cache_ms: u64) -> CacheDecision {
+pub fn decide_cached(
+    entry: Option<&str>,
+    now_ms: u64,
+    cache_ms: u64,
+    idle_ms: u64,
+) -> CacheDecision {
     let Some(entry) = entry.and_then(|e| serde_json::from_str::<CacheEntry>(e).ok()) else {
         return CacheDecision::AskD1;
     };
@@ -183,7 +201,7 @@ pub fn decide_cached(entry: Option<&str>, now_ms: u64, cache_ms: u64) -> CacheDe
     {
         return CacheDecision::AskD1;
     }
-    match entry.record.status(now_ms) {
+    match entry.record.status(now_ms, idle_ms) {
         Status::Active => CacheDecision::Accept(entry.record),
         Status::Revoked | Status::Expired => CacheDecision::AskD1,
     }
@@ -193,16 +211,19 @@ pub fn decide_cached(entry: Option<&str>, now_ms: u64, cache_ms: u64) -> CacheDe
 mod tests {
     use super::*;
 
+    /// An idle window longer than any record here: the idle rule stays out of the way.
+    const DAY: u64 = 86_400_000;
+
     #[test]
     fn a_revocation_entry_is_refused_and_recognised() {
         let entry = serde_json::to_string(&CacheEntry::revoked(1_000, 60)).expect("serialises");
         assert!(matches!(
-            decide_cached(Some(&entry), 1_500, 60_000),
+            decide_cached(Some(&entry), 1_500, 60_000, DAY),
             CacheDecision::Refuse { revoked_at: 1_000 }
         ));
         assert!(
             matches!(
-                decide_cached(Some(&entry), 61_000, 60_000),
+                decide_cached(Some(&entry), 61_000, 60_000, DAY),
                 CacheDecision::AskD1
             ),
             "D1 decides once stale"
@@ -211,7 +232,7 @@ mod tests {
         // Found revoked long ago: fresh from its writing, saying when the session ended.
         let late = serde_json::to_string(&CacheEntry::revoked_since(10, 1_000, 60)).expect("json");
         assert!(matches!(
-            decide_cached(Some(&late), 1_500, 60_000),
+            decide_cached(Some(&late), 1_500, 60_000, DAY),
             CacheDecision::Refuse { revoked_at: 10 }
         ));
         let active = serde_json::to_string(&CacheEntry::new(record(10_000, None), 1_000, 60))
@@ -242,8 +263,27 @@ mod tests {
             (record(1000, None), 999, Status::Active),
         ];
         for (r, now, expected) in cases {
-            assert_eq!(r.status(now), expected, "{r:?} at {now}");
+            assert_eq!(r.status(now, DAY), expected, "{r:?} at {now}");
         }
+    }
+
+    #[test]
+    fn a_session_idle_past_a_lowered_idle_window_is_expired_whatever_its_stored_expiry() {
+        // Last seen at 100, its expiry (10 s) stored under a longer idle window; the window is now 5 s.
+        let r = record(10_000, None);
+        assert_eq!(r.status(5_099, 5_000), Status::Active, "within the window");
+        assert_eq!(r.status(5_100, 5_000), Status::Expired, "idle past it");
+        assert_eq!(
+            r.status(5_100, 60_000),
+            Status::Active,
+            "a longer window leaves the stored expiry in charge"
+        );
+        let entry = serde_json::to_string(&CacheEntry::new(r, 5_000, 60)).expect("json");
+        assert_eq!(
+            decide_cached(Some(&entry), 5_100, 60_000, 5_000),
+            CacheDecision::AskD1,
+            "a cached entry says expired: D1 decides (a touch elsewhere may have moved last-seen on)"
+        );
     }
 
     #[test]
@@ -261,8 +301,21 @@ mod tests {
             "at it, whatever the stored expiry says"
         );
         assert!(!r.past_limit(9_999, 60_000));
-        assert_eq!(r.ends_at(5_000), 5_000, "the lowered limit comes first");
-        assert_eq!(r.ends_at(60_000), 10_000, "the stored expiry comes first");
+        assert_eq!(
+            r.ends_at(DAY, 5_000),
+            5_000,
+            "the lowered limit comes first"
+        );
+        assert_eq!(
+            r.ends_at(DAY, 60_000),
+            10_000,
+            "the stored expiry comes first"
+        );
+        assert_eq!(
+            r.ends_at(5_000, 60_000),
+            5_100,
+            "a lowered idle window comes first"
+        );
     }
 
     #[test]
@@ -287,7 +340,7 @@ mod tests {
             r.permissions = held.iter().map(|p| (*p).to_owned()).collect();
             let entry = serde_json::to_string(&CacheEntry::new(r, 0, 60)).expect("json");
             assert_eq!(
-                decide_cached(Some(&entry), 10, 60_000),
+                decide_cached(Some(&entry), 10, 60_000, DAY),
                 CacheDecision::AskD1,
                 "{held:?}"
             );
@@ -296,7 +349,7 @@ mod tests {
         r.permissions = vec!["read".into(), "users:write".into()];
         let entry = serde_json::to_string(&CacheEntry::new(r.clone(), 0, 60)).expect("json");
         assert_eq!(
-            decide_cached(Some(&entry), 10, 60_000),
+            decide_cached(Some(&entry), 10, 60_000, DAY),
             CacheDecision::Accept(r)
         );
     }
@@ -341,7 +394,7 @@ mod tests {
         ];
         for (entry, now, expected, case) in cases {
             assert_eq!(
-                decide_cached(entry.as_deref(), now, 60_000),
+                decide_cached(entry.as_deref(), now, 60_000, DAY),
                 expected,
                 "{case}"
             );
@@ -355,22 +408,27 @@ mod tests {
             |r: SessionRecord| serde_json::to_string(&CacheEntry::new(r, 0, 3_600)).expect("json");
         let active = hour(record(10_000_000, None));
         assert_eq!(
-            decide_cached(Some(&active), 61_000, 60_000),
+            decide_cached(Some(&active), 61_000, 60_000, DAY),
             CacheDecision::AskD1,
             "an active entry: D1 decides, and the fill writes it under today's setting"
         );
         assert_eq!(
-            decide_cached(Some(&hour(record(10_000_000, Some(5)))), 61_000, 60_000),
+            decide_cached(
+                Some(&hour(record(10_000_000, Some(5)))),
+                61_000,
+                60_000,
+                DAY
+            ),
             CacheDecision::AskD1,
             "a revocation entry too: D1 holds the revocation"
         );
         assert_eq!(
-            decide_cached(Some(&active), 61_000, 3_600_000),
+            decide_cached(Some(&active), 61_000, 3_600_000, DAY),
             CacheDecision::Accept(record(10_000_000, None)),
             "under the setting it was written with, trusted to its fresh_until"
         );
         assert_eq!(
-            decide_cached(Some(&active), 3_540_000, 60_000),
+            decide_cached(Some(&active), 3_540_000, 60_000, DAY),
             CacheDecision::Accept(record(10_000_000, None)),
             "within today's bound of its fresh_until"
         );

@@ -245,6 +245,7 @@ async fn check(call: &Call, store: &Store, strict: bool) -> ApiResult<Checked> {
             store.cached(&id).await.as_deref(),
             now,
             config.cache_secs * 1000,
+            config.idle_secs * 1000,
         ) {
             CacheDecision::Accept(record) if record.past_limit(now, max_ms) => {
                 return Ok(Checked::Refused(PAST_LIMIT))
@@ -332,7 +333,7 @@ async fn check_at_d1(
     let Some(record) = store.session(&id).await? else {
         return refused(call, store, &id, now, "unknown session", None).await;
     };
-    match record.status(now) {
+    match record.status(now, config.idle_secs * 1000) {
         Status::Revoked if ended_moments_ago(call, record.revoked_at, now) => {
             return Ok(Checked::Unconfirmed(SESSION_REVOKED))
         }
@@ -551,7 +552,7 @@ fn issued(
     // ending within the second gets no token (a refresh checks before it rotates).
     // A session older than a lowered SESSION_MAX_SECS may still hold an expiry written under the longer one: a refresh
     // within SESSION_ROTATE_MIN_SECS, which does not rewrite it, must not sign a token past the limit.
-    let ends_at = record.ends_at(config.max_secs * 1000);
+    let ends_at = record.ends_at(config.idle_secs * 1000, config.max_secs * 1000);
     let exp_secs = jwt::expiry_secs(now, config.access_ttl_secs, ends_at)
         .ok_or_else(|| ended_at_issue(&config.cookie_name))?;
     let ttl_secs = exp_secs.saturating_sub(now / 1000);
@@ -963,7 +964,7 @@ async fn rotate(call: Call) -> ApiResult<Response> {
         // arrived first): the browser would then hold the retired token, and its next use past
         // SESSION_REUSE_GRACE_SECS would revoke the user's own session as a reused one.
         if let Some(current) = store.session(&old_id).await? {
-            if current.status(now) == Status::Active {
+            if current.status(now, config.idle_secs * 1000) == Status::Active {
                 return Ok(finish(issued(&call, None, &current, now)?, &store));
             }
         }
@@ -1111,7 +1112,7 @@ pub async fn session(call: Call) -> ApiResult<Response> {
     let (_, record) = check(&call, &store, false)
         .await?
         .into_user(&config.cookie_name)?;
-    let ends_at = record.ends_at(config.max_secs * 1000);
+    let ends_at = record.ends_at(config.idle_secs * 1000, config.max_secs * 1000);
     let body = json!({ "user": user_view(&record), "session": { "expires_at": ends_at } });
     Ok(finish(json(200, &body)?, &store))
 }
@@ -1176,9 +1177,10 @@ async fn list_sessions(call: Call) -> ApiResult<Response> {
     let (id, record) = check(&call, &store, true)
         .await?
         .into_user(&call.isolate.config.session.cookie_name)?;
-    let max_ms = call.isolate.config.session.max_secs * 1000;
+    let config = &call.isolate.config.session;
+    let (idle_ms, max_ms) = (config.idle_secs * 1000, config.max_secs * 1000);
     let (list, truncated) = store
-        .active_sessions(&record.user_id, &id, now_ms(), max_ms)
+        .active_sessions(&record.user_id, &id, now_ms(), idle_ms, max_ms)
         .await?;
     let items: Vec<_> = list
         .iter()

@@ -598,9 +598,10 @@ impl Store {
         ids_of(Some(&result))
     }
 
-    /// The user's sessions a check would accept: not revoked, not expired, and not past `created_at + max_ms`
-    /// (`SESSION_MAX_SECS`; after the setting is lowered, an older session still holds the expiry written under the
-    /// longer one, and checks refuse it: listed, it showed as active a session no request could use). At most
+    /// The user's sessions a check would accept: not revoked, not expired, and not past `created_at + max_ms` or
+    /// `last_seen_at + idle_ms` (`SESSION_MAX_SECS`, `SESSION_IDLE_SECS`; after a setting is lowered, an older session
+    /// still holds the expiry written under the longer one, and checks refuse it: listed, it showed as active a
+    /// session no request could use). At most
     /// [`MAX_LISTED_SESSIONS`]: the caller's own (`current_id`) first, then the newest — ordered by creation alone,
     /// an account with that many newer sessions listed the caller's nowhere, and no entry said `current`. With
     /// whether there were more (one row past the bound is read to tell): a cut list read as the whole one showed a
@@ -610,15 +611,16 @@ impl Store {
         user_id: &str,
         current_id: &str,
         now_ms: u64,
+        idle_ms: u64,
         max_ms: u64,
     ) -> ApiResult<(Vec<SessionSummary>, bool)> {
         let mut listed = self
             .db()
             .prepare(
-                // The expiry shown is capped at the absolute limit, which a lowered SESSION_MAX_SECS may put first.
-                "SELECT id, created_at, last_seen_at, MIN(expires_at, created_at + ?6) AS expires_at, user_agent, ip \
-                 FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 AND created_at > ?3 \
-                 ORDER BY id = ?4 DESC, created_at DESC LIMIT ?5",
+                // The expiry shown is capped at the idle and absolute limits, which lowered settings may put first.
+                "SELECT id, created_at, last_seen_at, MIN(expires_at, created_at + ?6, last_seen_at + ?8) AS expires_at, \
+                 user_agent, ip FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 \
+                 AND created_at > ?3 AND last_seen_at > ?7 ORDER BY id = ?4 DESC, created_at DESC LIMIT ?5",
             )
             .bind(&[
                 JsValue::from_str(user_id),
@@ -627,6 +629,8 @@ impl Store {
                 JsValue::from_str(current_id),
                 JsValue::from_f64(f64::from(MAX_LISTED_SESSIONS + 1)),
                 num(max_ms),
+                num(now_ms.saturating_sub(idle_ms)),
+                num(idle_ms),
             ])
             .or_internal("binding the session list")?
             .all()
