@@ -166,9 +166,9 @@ test("with REQUEST_LOG_PERCENT=0 successes are not logged but errors still are",
  * the isolate panic. Returns the Worker, the held request's answer and the panicking request's, and the log lines
  * of the panic and of each request id in `ids` once all are written.
  */
-async function panicBesideHeldRequest(t, panicPath, ids) {
+async function panicBesideHeldRequest(t, panicPath, ids, { vars = {}, headers = {} } = {}) {
   const origin = await startOrigin();
-  const w = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "held", path: "/held", upstream: origin.url }] } });
+  const w = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "held", path: "/held", upstream: origin.url }], ...vars } });
   let release;
   const held = new Promise((resolve) => (release = resolve));
   t.after(async () => {
@@ -181,9 +181,9 @@ async function panicBesideHeldRequest(t, panicPath, ids) {
     res.writeHead(200, { "content-type": "application/json" });
     res.end("{}");
   });
-  const waiting = w.fetch("/held", { headers: { "x-request-id": "in-flight-at-panic" } });
+  const waiting = w.fetch("/held", { headers: { ...headers, "x-request-id": "in-flight-at-panic" } });
   await until(() => origin.requests.length === 1, { what: "the held request at the origin" });
-  const panicked = await w.fetch(panicPath, { headers: { "x-request-id": "panicking" } });
+  const panicked = await w.fetch(panicPath, { headers: { ...headers, "x-request-id": "panicking" } });
   const inFlight = await waiting;
   release();
   const lines = await until(
@@ -242,6 +242,27 @@ test("a panic in a waitUntil task, no request's handler, answers every request i
   assert.deepEqual(await panicked.json(), { panic: "wait_until" });
   await assertAnsweredBodiless(inFlight, lines[0]);
   await assertServedAfterPanic(w);
+});
+
+test("a panic's answers carry the CORS headers and the trace any error answer to those requests would", async (t) => {
+  // A page of a trusted origin reads an app route's errors and a gateway route's own (SESSION_TRUSTED_ORIGINS,
+  // GATEWAY_CORS_ORIGINS): without the CORS headers on the panic's 500, its browser reports a network error instead,
+  // the status and x-request-id hidden from the page. A gateway answer also names the trace it is part of.
+  const page = "https://app.example";
+  const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const { panicked, inFlight } = await panicBesideHeldRequest(t, "/__debug/panic", ["panicking", "in-flight-at-panic"], {
+    vars: { SESSION_TRUSTED_ORIGINS: [page], GATEWAY_CORS_ORIGINS: [page] },
+    headers: { origin: page, traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+  });
+  for (const [what, response] of [["the app route that panicked", panicked], ["the gateway request in flight", inFlight]]) {
+    assert.equal(response.status, 500, what);
+    assert.equal(response.headers.get("access-control-allow-origin"), page, what);
+    assert.equal(response.headers.get("access-control-allow-credentials"), "true", what);
+    assert.match(response.headers.get("access-control-expose-headers") ?? "", /X-Request-Id/, what);
+    assert.equal(response.headers.get("vary"), "Origin", what);
+    await response.arrayBuffer();
+  }
+  assert.equal(inFlight.headers.get("x-trace-id"), traceId, "the gateway request's trace");
 });
 
 test("a panic while an answer's body is produced: the client gets the headers and what was sent, then the body ends at once", async (t) => {

@@ -31,6 +31,12 @@ pub async fn dispatch(mut call: Call) -> ApiResult<Response> {
         let sent = call.req.headers().get("origin").ok().flatten();
         crate::cors::listed(trusted, sent.as_deref()).map(str::to_owned)
     };
+    // What the errors below are given, noted for a panic's answer too.
+    match &origin {
+        Some(origin) => super::note_error_headers(&crate::cors::credentialed(origin)),
+        None if !trusted_empty => super::note_error_headers(&[("vary", "Origin".to_owned())]),
+        None => {}
+    }
     let answer = match found {
         Err(allowed) => {
             let asked = call

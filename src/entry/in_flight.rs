@@ -26,6 +26,8 @@ use crate::error::ApiError;
 struct Pending {
     answer: js_sys::Function,
     request: Rc<super::Arrived>,
+    /// Headers every error answer to it carries, as noted so far ([`note_error_headers`]).
+    headers: Vec<(&'static str, String)>,
 }
 
 thread_local! {
@@ -53,7 +55,15 @@ where
             let key = pending.0;
             pending.0 = key.wrapping_add(1);
             let answer = resolve;
-            pending.1.insert(key, Pending { answer, request });
+            let headers = Vec::new();
+            pending.1.insert(
+                key,
+                Pending {
+                    answer,
+                    request,
+                    headers,
+                },
+            );
             key
         });
         wasm_bindgen_futures::spawn_local(async move {
@@ -79,6 +89,26 @@ where
     })
 }
 
+/// Notes headers that every error answer to the request being served carries (the CORS headers that let its page
+/// read the answer, the trace it is part of), for the 500 a panic answers it with: without them a trusted page's
+/// browser hid that answer, status and `x-request-id` included, as a network error. Called by the code that decides
+/// them, while the request's handler runs; elsewhere (a `waitUntil` task) it notes nothing.
+pub fn note_error_headers(headers: &[(&'static str, String)]) {
+    let Some(key) = POLLING.get() else {
+        return;
+    };
+    PENDING.with(|cell| {
+        if let Some(pending) = cell
+            .try_borrow_mut()
+            .ok()
+            .as_mut()
+            .and_then(|pending| pending.1.get_mut(&key))
+        {
+            pending.headers.extend_from_slice(headers);
+        }
+    });
+}
+
 /// Answers every request in flight with a 500 `internal_error` (with its JSON body the one whose handler panicked) and
 /// writes its request log line: called by the panic hook, whose instance stops after it. A request whose answer
 /// already went out (a streamed body) is not in flight.
@@ -90,8 +120,17 @@ pub fn answer_all() {
             .map(|mut pending| std::mem::take(&mut pending.1))
             .unwrap_or_default()
     });
-    for (key, Pending { answer, request }) in pending {
-        let error = ApiError::internal("the isolate panicked while serving this request");
+    for (
+        key,
+        Pending {
+            answer,
+            request,
+            headers,
+        },
+    ) in pending
+    {
+        let error = ApiError::internal("the isolate panicked while serving this request")
+            .with_headers(headers);
         let response = if Some(key) == panicked {
             super::respond::error_response(&error)
         } else {

@@ -24,6 +24,7 @@ use crate::observability::log::{clipped, panic_line, sampled, RequestLog, MAX_EC
 use crate::observability::request_id;
 use crate::observability::trace::OriginTrace;
 
+pub use in_flight::note_error_headers;
 pub use isolate::Isolate;
 
 /// Everything a handler gets: the request, the runtime handles, the isolate's config and the route's parameters.

@@ -76,6 +76,14 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
         respond::trace_random(),
         isolate.config.gateway.trace_sample_percent,
     );
+    // What every error answer below says (`readable`, `traced_error`), a panic's included.
+    let origin = header_list::get(&incoming, "origin");
+    let mut said = isolate.config.gateway.cors.headers(origin);
+    said.extend([
+        ("x-trace-id", trace.trace_id.clone()),
+        ("traceparent", trace.header()),
+    ]);
+    crate::entry::note_error_headers(&said);
     let routes = &isolate.config.gateway.routes;
     let mut matched = routes.resolve(&method, &path);
     let mut preflight = None;
