@@ -369,6 +369,22 @@ test("an invalid configuration value fails every request with a 500 naming the k
   }
 });
 
+test("an invalid configuration's 500 reaches a client still uploading: the body is read first, the connection kept", async (t) => {
+  // Answered while the upload was still arriving, workerd reset the connection (or closed it after the answer) as
+  // for any refusal before the body is read: the client saw ECONNRESET instead of the 500 naming the key.
+  const bad = await startWorker({ vars: { MAX_BODY_BYTES: "lots" } });
+  t.after(() => bad.stop());
+  const size = 8 * 1024 * 1024;
+  const next = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (const [what, parts] of [
+    ["a login", [`POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`, Buffer.alloc(size)]],
+    ["a chunked upload to a gateway path", ["PUT /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", ...chunkedBody(size)]],
+  ]) {
+    const { statuses, ended } = await onOneConnection(bad.url, [...parts, next], { answers: 2, what: `${what}: two answers` });
+    assert.deepEqual(statuses, [500, 500], `${what}: the answers on one connection (it ended: ${ended})`);
+  }
+});
+
 test("a configuration error's request log lines say which key broke which rule, as the answer does", async (t) => {
   // Workers Logs show the lines, not the bodies: `config_invalid` alone on every line left an operator to call the
   // Worker to learn what to fix.

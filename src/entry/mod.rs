@@ -168,7 +168,13 @@ async fn handle(
             };
             dispatch::dispatch(call).await
         }
-        Err(error) => Err(error),
+        Err(error) => {
+            // Read before answering, as any refusal before its body is read: answered while an upload was still
+            // coming, the client saw its connection reset instead of the 500 naming the key.
+            let mut req = req;
+            body::drain(&mut req).await;
+            Err(error)
+        }
     };
     let (response, error): (Response, Option<ApiError>) = match outcome {
         Ok(response) => (response, None),
