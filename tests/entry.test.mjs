@@ -198,7 +198,7 @@ async function panicBesideHeldRequest(t, panicPath, ids, { vars = {}, headers = 
     { what: () => JSON.stringify(w.jsonLogs()) },
   );
   assert.match(lines[0].panic, /deliberate panic/);
-  return { w, panicked, inFlight, lines: lines.slice(1) };
+  return { w, panicked, inFlight, panic: lines[0], lines: lines.slice(1) };
 }
 
 /** The bodiless 500 the panic hook gives a request other than the panicking one, and its request line. */
@@ -223,7 +223,7 @@ test("a panic answers 500 to every request the isolate was serving, JSON to the 
   // panic = "abort" stops the Wasm instance: the panicking request and one waiting on its origin were left to the
   // runtime's hung-request detection, a plain-text 500 without x-request-id or a log line (src/entry/in_flight.rs).
   // workerd reads no body made in another request's context, so the one in flight gets the status and headers alone.
-  const { w, panicked, inFlight, lines } = await panicBesideHeldRequest(t, "/__debug/panic", ["panicking", "in-flight-at-panic"]);
+  const { w, panicked, inFlight, panic, lines } = await panicBesideHeldRequest(t, "/__debug/panic", ["panicking", "in-flight-at-panic"]);
   assert.equal(panicked.status, 500);
   assert.equal(panicked.headers.get("x-request-id"), "panicking");
   assert.equal(panicked.headers.get("x-content-type-options"), "nosniff");
@@ -231,13 +231,20 @@ test("a panic answers 500 to every request the isolate was serving, JSON to the 
   assert.equal(panicked.headers.get("content-type"), "application/json");
   assert.deepEqual(await panicked.json(), { error: { code: "internal_error", message: "the edge could not complete this request" } });
   assert.deepEqual([lines[0].path, lines[0].status, lines[0].level, lines[0].error_code], ["/__debug/panic", 500, "error", "internal_error"]);
+  // The logs tell which request's handler panicked (the input to reproduce it with) from the others it took down:
+  // the panic line names it, and each request line says which it was. (The message here names it only because this
+  // route puts the id in it.)
+  assert.equal(panic.request_id, "panicking", "the panic line names the request whose handler panicked");
+  assert.match(lines[0].detail, /panicked in this request's handler/);
+  assert.match(lines[1].detail, /the isolate panicked while serving this request/);
   await assertAnsweredBodiless(inFlight, lines[1]);
   await assertServedAfterPanic(w);
 });
 
 test("a panic in a waitUntil task, no request's handler, answers every request in flight 500 without a body", async (t) => {
   // The request that left the task was answered before it ran; the one held at its origin was in flight.
-  const { w, panicked, inFlight, lines } = await panicBesideHeldRequest(t, "/__debug/panic?in=wait_until", ["in-flight-at-panic"]);
+  const { w, panicked, inFlight, panic, lines } = await panicBesideHeldRequest(t, "/__debug/panic?in=wait_until", ["in-flight-at-panic"]);
+  assert.equal(panic.request_id, undefined, "no request's handler panicked");
   assert.equal(panicked.status, 202);
   assert.deepEqual(await panicked.json(), { panic: "wait_until" });
   await assertAnsweredBodiless(inFlight, lines[0]);

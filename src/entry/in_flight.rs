@@ -109,6 +109,16 @@ pub fn note_error_headers(headers: &[(&'static str, String)]) {
     });
 }
 
+/// The id of the request whose handler was being polled when the isolate panicked, if any (not while the panic
+/// interrupted [`serve`] itself): the panic line names it, as the input that reproduces the panic.
+pub fn panicking_request_id() -> Option<String> {
+    let key = POLLING.get()?;
+    PENDING.with(|cell| {
+        let pending = cell.try_borrow().ok()?;
+        pending.1.get(&key).map(|p| p.request.request_id.clone())
+    })
+}
+
 /// Answers every request in flight with a 500 `internal_error` (with its JSON body the one whose handler panicked) and
 /// writes its request log line: called by the panic hook, whose instance stops after it. A request whose answer
 /// already went out (a streamed body) is not in flight.
@@ -129,8 +139,13 @@ pub fn answer_all() {
         },
     ) in pending
     {
-        let error = ApiError::internal("the isolate panicked while serving this request")
-            .with_headers(headers);
+        // Each line says which request's handler panicked, and which were taken down with it.
+        let detail = if Some(key) == panicked {
+            "the isolate panicked in this request's handler"
+        } else {
+            "the isolate panicked while serving this request"
+        };
+        let error = ApiError::internal(detail).with_headers(headers);
         let response = if Some(key) == panicked {
             super::respond::error_response(&error)
         } else {

@@ -84,9 +84,15 @@ fn start() {
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()));
         let service = log::service();
+        let request_id = in_flight::panicking_request_id();
         worker::console_error!(
             "{}",
-            panic_line(service.as_deref(), &message, location.as_deref())
+            panic_line(
+                service.as_deref(),
+                &message,
+                location.as_deref(),
+                request_id.as_deref()
+            )
         );
         // The instance stops after this hook: the requests it was serving are answered now.
         in_flight::answer_all();

@@ -121,13 +121,19 @@ pub fn sampled(status: u16, percent: u64, roll: u32) -> bool {
     status >= 400 || u64::from(roll % 100) < percent
 }
 
-/// The line a panic writes before the isolate's Wasm instance is reset.
-pub fn panic_line(service: Option<&str>, message: &str, location: Option<&str>) -> String {
+/// The line a panic writes before the isolate's Wasm instance is reset, with the `request_id` of the request whose
+/// handler panicked, if one did (not a `waitUntil` task or a streamed body): the input that reproduces it.
+pub fn panic_line(
+    service: Option<&str>,
+    message: &str,
+    location: Option<&str>,
+    request_id: Option<&str>,
+) -> String {
     service_event_line(
         service,
         Level::Error,
         "panic",
-        serde_json::json!({"panic": message, "location": location}),
+        serde_json::json!({"panic": message, "location": location, "request_id": request_id}),
     )
 }
 
@@ -267,13 +273,24 @@ mod tests {
         ))
         .expect("json");
         assert_eq!(unknown, serde_json::json!({"level": "info", "msg": "z"}));
-        let panic: serde_json::Value =
-            serde_json::from_str(&panic_line(Some("edge-a"), "boom", Some("src/x.rs:1")))
-                .expect("json");
+        let panic: serde_json::Value = serde_json::from_str(&panic_line(
+            Some("edge-a"),
+            "boom",
+            Some("src/x.rs:1"),
+            None,
+        ))
+        .expect("json");
         assert_eq!(
             panic,
             serde_json::json!({"level": "error", "msg": "panic", "service": "edge-a",
                 "panic": "boom", "location": "src/x.rs:1"})
+        );
+        let in_handler: serde_json::Value =
+            serde_json::from_str(&panic_line(None, "boom", None, Some("req-1"))).expect("json");
+        assert_eq!(
+            in_handler,
+            serde_json::json!({"level": "error", "msg": "panic", "panic": "boom", "request_id": "req-1"}),
+            "the request whose handler panicked"
         );
     }
 
