@@ -4410,6 +4410,35 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a refresh answered for anyone but not stored (too large, a 403, a redirect) takes the stale copy down: the old 200 is not served on", async () => {
+    const answers = {
+      "too large": (res) => res.writeHead(200, { "content-type": "text/plain" }).end(Buffer.alloc(CACHE_MAX_BODY_BYTES + 1, 97)),
+      403: (res) => res.writeHead(403, { "content-type": "text/plain" }).end("forbidden now"),
+      302: (res) => res.writeHead(302, { location: "/elsewhere", "content-type": "text/plain" }).end("moved"),
+    };
+    for (const [label, answer] of Object.entries(answers)) {
+      const path = await staleCopy(`unstored-refresh-${label.replace(" ", "-")}`);
+      let asked = 0;
+      origin.handle((req, body, res) => {
+        asked += 1;
+        answer(res);
+      });
+      // Past its TTL the copy is served STALE once; its refresh gets the origin's new answer, which is not stored.
+      const stale = await worker.fetch(path, { redirect: "manual" });
+      assert.equal(`${stale.headers.get("x-cache")} ${await stale.text()}`, "STALE copy 1", label);
+      await untilNoRefresh();
+      assert.equal(asked, 1, `${label}: the refresh asked the origin`);
+      // Within the hour of stale-while-revalidate, the next request is the origin's answer, not the old 200. Before,
+      // the stale copy was served for the whole window, each request's refresh asking the origin for nothing.
+      const next = await worker.fetch(path, { redirect: "manual" });
+      const text = await next.text();
+      assert.notEqual(text, "copy 1", `${label}: the stale copy is not served on`);
+      assert.equal(next.headers.get("x-cache"), "MISS", label);
+      assert.equal(next.status, label === "too large" ? 200 : Number(label), label);
+    }
+    origin.reset();
+  });
+
   test("with negative_ttl 0, a 404 the origin answers past the TTL takes the copy down: a later 5xx does not serve it", async () => {
     const path = await cachedThenGone("/gw/sie-no-negative");
     await until(async () => {

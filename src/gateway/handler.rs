@@ -2309,11 +2309,17 @@ fn purged_here(f: &Fetched) -> bool {
     })
 }
 
-/// Whether `f` says the key's stored copy is gone without standing in its place: an answer meant for anyone that
-/// the policy keeps for no time (`negative_ttl` 0, a 404 or a redirect). Stored, it used to replace the copy; not
-/// stored, the copy stays and a stale window would serve the old answer on.
+/// Whether `f` says the key's stored copy is gone without standing in its place: the origin's answer for anyone
+/// (not an error or a 429, which stale-if-error and the refresh holds are for, nor an answer made for one visitor,
+/// which passes the key) that is not stored — one the policy keeps for no time (`negative_ttl` 0, a 404 or a
+/// redirect), one too large or slow to hold, or a status no copy is kept of (a 403, a 302). Stored, it would replace
+/// the copy; not stored, the copy stayed, and a stale window served the old answer on — for the whole window, each
+/// request's refresh asking the origin again for an answer it threw away (RFC 9111 §4.3.3: a full answer to a
+/// revalidation is what the request gets; the stored one no longer suits).
 fn takes_down(f: &Fetched, policy: &CachePolicy) -> bool {
-    f.storable && !policy.stores(f.status)
+    !origin_pushback(f.status)
+        && f.fill_answer != FillAnswer::Personal
+        && !(f.storable && policy.stores(f.status))
 }
 
 /// Deletes the stored copy of `spec.key` an answer [`takes_down`] (logged when that fails).
