@@ -2779,6 +2779,32 @@ describe("edge cache", () => {
     }
   });
 
+  test("a revalidation of an answer too large to store is answered 304 when its validator matches, not the whole body again", async () => {
+    origin.reset();
+    const big = Buffer.alloc(CACHE_MAX_BODY_BYTES * 2, "b");
+    origin.handle((req, body, res) => {
+      res.writeHead(200, { "content-type": "application/octet-stream", etag: '"big-1"', "last-modified": "Mon, 01 Jan 2024 00:00:00 GMT" });
+      res.end(big);
+    });
+    // The fill carries no requester's conditionals (its answer could be every requester's): a browser revalidating
+    // its copy of a large download got all of it again, where the origin, asked straight, would have said 304.
+    const cases = [
+      [{ "if-none-match": 'W/"big-1"' }, 304],
+      [{ "if-modified-since": "Tue, 02 Jan 2024 00:00:00 GMT" }, 304],
+      [{ "if-none-match": '"big-0"' }, 200],
+    ];
+    for (const [method, [headers, status]] of [["GET", cases[0]], ["HEAD", cases[0]], ["GET", cases[1]], ["GET", cases[2]]]) {
+      const r = await worker.fetch(`/gw/cached/large?revalidated=${Date.now()}`, { method, headers });
+      const got = Buffer.from(await r.arrayBuffer());
+      const what = `${method} ${JSON.stringify(headers)}`;
+      assert.equal(r.status, status, what);
+      assert.equal(r.headers.get("x-cache"), "MISS", what);
+      assert.equal(r.headers.get("etag"), '"big-1"', what);
+      assert.equal(got.length, status === 304 || method === "HEAD" ? 0 : big.length, what);
+    }
+    origin.reset();
+  });
+
   test("20 concurrent identical misses make exactly 1 origin request", async () => {
     origin.reset();
     // The origin answers once the other 19 requests wait on this fill (the Worker's debug count): the requests

@@ -2892,28 +2892,42 @@ fn fetched_answer(f: &Fetched, policy: &CachePolicy, served: Served, asked: &Ask
             header_list::build(&representation_headers(&f.headers))
         };
         let _ = headers.set("x-cache", served.label());
+        // The fill carried none of the requester's conditionals (its answer could have been every requester's), so
+        // they are evaluated here, against the origin's validators (RFC 9110 §13.2.2): else a revalidation of an
+        // answer too large to store was sent the whole body again, where the origin, asked straight, said 304.
+        let status = if not_modified(
+            f.status,
+            &f.headers,
+            asked.if_none_match.as_deref(),
+            asked.if_modified_since.as_deref(),
+            None,
+        ) {
+            304
+        } else {
+            f.status
+        };
         // A GET's body the runtime may code has another length than this one (RFC 9110 §8.6), as in
         // `client_response`; a 204 or 304 says none (`length_withheld`).
         if asked.head
             && asked.may_code
             && header_list::get(&f.headers, "content-encoding").is_none()
-            || length_withheld(f.status)
+            || length_withheld(status)
         {
             let _ = headers.delete("content-length");
         }
         let streamed =
-            matches!(f.body, FetchedBody::Streamed(_)) && !asked.head && !null_body(f.status);
+            matches!(f.body, FetchedBody::Streamed(_)) && !asked.head && !null_body(status);
         if streamed && flushed_uncompressed(&f.headers) {
             let _ = headers.set("content-encoding", "identity");
         }
-        let body = if asked.head {
+        let body = if asked.head || null_body(status) {
             f.body.discard();
             ResponseBody::Empty
         } else {
             f.body.for_response()
         };
         return Response::builder()
-            .with_status(f.status)
+            .with_status(status)
             .with_headers(headers)
             .body(body);
     }
