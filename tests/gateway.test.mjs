@@ -2779,6 +2779,41 @@ describe("edge cache", () => {
     }
   });
 
+  test("an answer too large to hold passes its key: the next requests go to the origin at once, not through another's fill", async () => {
+    origin.reset();
+    const big = Buffer.alloc(CACHE_MAX_BODY_BYTES * 2, "c");
+    let n = 0;
+    let release;
+    const held = new Promise((r) => (release = r));
+    // Chunked (no Content-Length): found too large only once a fill has read past the cap.
+    origin.handle(async (req, body, res) => {
+      n += 1;
+      if (n === 2) await held;
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      for (let i = 0; i < big.length; i += 16 * 1024) res.write(big.subarray(i, i + 16 * 1024));
+      res.end();
+    });
+    const path = `/gw/cached/large?passed=${Date.now()}`;
+    const first = await worker.fetch(path);
+    assert.equal(first.headers.get("x-cache"), "MISS");
+    assert.equal((await first.arrayBuffer()).byteLength, big.length);
+    // The second request's origin request is held; a third made meanwhile goes to the origin itself. Before, it waited
+    // on the second's fill (reading the cap into memory first), found the answer not shareable, and only then asked:
+    // every request for the key queued behind another's, each fill holding up to the cap in the isolate's memory.
+    const second = worker.fetch(path);
+    await until(() => n === 2, { what: "the second request at the origin" });
+    const third = worker.fetch(path);
+    await until(() => n === 3, { what: "the third request at the origin while the second's is held" });
+    release();
+    for (const r of [await second, await third]) {
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get("x-cache"), "MISS");
+      assert.equal((await r.arrayBuffer()).byteLength, big.length);
+    }
+    assert.equal(n, 3, "one origin request each");
+    origin.reset();
+  });
+
   test("a revalidation of an answer too large to store is answered 304 when its validator matches, not the whole body again", async () => {
     origin.reset();
     const big = Buffer.alloc(CACHE_MAX_BODY_BYTES * 2, "b");
@@ -2793,8 +2828,10 @@ describe("edge cache", () => {
       [{ "if-modified-since": "Tue, 02 Jan 2024 00:00:00 GMT" }, 304],
       [{ "if-none-match": '"big-0"' }, 200],
     ];
-    for (const [method, [headers, status]] of [["GET", cases[0]], ["HEAD", cases[0]], ["GET", cases[1]], ["GET", cases[2]]]) {
-      const r = await worker.fetch(`/gw/cached/large?revalidated=${Date.now()}`, { method, headers });
+    // Each on a key of its own: one too large to hold passes its key, and the next request is the origin's alone.
+    const asked = [["GET", cases[0]], ["HEAD", cases[0]], ["GET", cases[1]], ["GET", cases[2]]];
+    for (const [i, [method, [headers, status]]] of asked.entries()) {
+      const r = await worker.fetch(`/gw/cached/large?revalidated=${Date.now()}-${i}`, { method, headers });
       const got = Buffer.from(await r.arrayBuffer());
       const what = `${method} ${JSON.stringify(headers)}`;
       assert.equal(r.status, status, what);

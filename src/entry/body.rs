@@ -327,9 +327,10 @@ pub async fn after_first_bytes(
 pub enum Prefix {
     /// The whole body, within the cap and the time budget.
     Whole(Vec<u8>),
-    /// More than the cap, or not all of it within the budget: the whole body as a stream — what was read, then
-    /// the rest as it arrives.
+    /// More than the cap: the whole body as a stream — what was read, then the rest as it arrives.
     Over(web_sys::ReadableStream),
+    /// Not all of it within the budget (within the cap so far): the whole body as a stream, as [`Self::Over`].
+    Late(web_sys::ReadableStream),
 }
 
 /// A body read whole when it fits in `max_bytes` and arrives within `budget_ms`; otherwise handed back as a stream
@@ -350,7 +351,7 @@ pub async fn read_or_pass(
         let chunk = match select(chunks.next(), &mut budget).await {
             Either::Left((Some(chunk), _)) => chunk.map_err(|e| js_message(&e))?,
             Either::Left((None, _)) => return Ok(Prefix::Whole(bytes)),
-            Either::Right(_) => return Ok(Prefix::Over(pass_on(bytes, None, chunks))),
+            Either::Right(_) => return Ok(Prefix::Late(pass_on(bytes, None, chunks))),
         };
         let array = as_bytes(&chunk);
         if bytes.len() as u64 + u64::from(array.length()) > max_bytes {

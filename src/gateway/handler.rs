@@ -2419,7 +2419,13 @@ async fn coalesced_fetch(
                 // An answer meant for the lead alone: a request asks the origin for its own. A background refresh
                 // (no `ctx`) wants no answer, and has the origin's word on the key already (the lead passed it, or
                 // holds its refreshes off): asked again, every refresh that joined this one made an origin request.
-                Some(Ok(fetched)) if !shareable(&fetched) && ctx.is_some() => break,
+                Some(Ok(fetched)) if !shareable(&fetched) && ctx.is_some() => {
+                    // One too large to hold passed the key: asked as the request's own, not through another fill.
+                    if passing(&id, respond::now_ms()) {
+                        return (Err(Failure::Passed), Served::Led, None);
+                    }
+                    break;
+                }
                 // Asked of the origin before a purge this isolate made or read, or before a write to its URL (a
                 // request that arrived after either joined it, or came while it is being stored): superseded, as the
                 // stored copy is. This request asks again — through another waiter's fill, when one already took the
@@ -2647,6 +2653,11 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         PASSES.with(|p| p.borrow_mut().hold(KeyId::of(&spec.key), now, PASS_MS));
     }
     let mut rejoined = false;
+    // Larger than a fill may hold (declared, or found while reading; not one merely slow, which the next fill may
+    // hold): never stored or shared, so the key is passed to the origin as a personal answer's is — else every
+    // request for it waited on another's fill, which read up to the cap into the isolate's memory, before asking
+    // the origin itself.
+    let mut too_large = false;
     let body = match response.body() {
         // Never stored, nor (but for an origin error) shared: streamed on at once — an event stream, a personal
         // answer or a redirect is not held back for the fill's body budget.
@@ -2655,6 +2666,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         }
         // Declared larger than a fill may hold: not read at all.
         ResponseBody::Stream(stream) if declared.is_some_and(|l| l > spec.max_body_bytes) => {
+            too_large = true;
             FetchedBody::Streamed(RefCell::new(Some(stream.clone())))
         }
         ResponseBody::Stream(stream) => {
@@ -2665,8 +2677,13 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
                 .map_err(|e| Failure::Unreachable(format!("reading the origin body: {e}")))?
             {
                 Prefix::Whole(bytes) => FetchedBody::held(&bytes)?,
+                // The part read and the rest, joined in a stream of its own: its length is unknown.
                 Prefix::Over(stream) => {
-                    // The part read and the rest, joined in a stream of its own: its length is unknown.
+                    rejoined = true;
+                    too_large = true;
+                    FetchedBody::Streamed(RefCell::new(Some(stream)))
+                }
+                Prefix::Late(stream) => {
                     rejoined = true;
                     FetchedBody::Streamed(RefCell::new(Some(stream)))
                 }
@@ -2675,6 +2692,10 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         ResponseBody::Body(bytes) => FetchedBody::held(bytes)?,
         ResponseBody::Empty => FetchedBody::held(&[])?,
     };
+    if too_large && for_anyone {
+        let now = respond::now_ms();
+        PASSES.with(|p| p.borrow_mut().hold(KeyId::of(&spec.key), now, PASS_MS));
+    }
     // Too large to hold: this request's alone, like an answer meant for one requester.
     let storable = for_anyone && matches!(body, FetchedBody::Held(_));
     // A body held whole has a length known here, whatever the origin said: chunked, or coded and decoded as it was
