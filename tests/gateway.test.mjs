@@ -4502,6 +4502,25 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a refresh whose body is only slower than the fill's budget leaves the stale copy in service", async () => {
+    const path = await staleCopy("slow-refresh");
+    let asked = 0;
+    origin.handle(async (req, body, res) => {
+      asked += 1;
+      await streamsFor900ms(req, body, res);
+    });
+    const stale = await worker.fetch(path);
+    assert.equal(`${stale.headers.get("x-cache")} ${await stale.text()}`, "STALE copy 1");
+    await untilNoRefresh();
+    assert.equal(asked, 1, "the refresh asked the origin");
+    // Its body came past GATEWAY_CACHE_FILL_BODY_MS (600 ms here) and was not held: the origin is slow, the copy not
+    // wrong. Taken down, every request would wait on that slow origin instead.
+    const next = await worker.fetch(path);
+    assert.equal(`${next.headers.get("x-cache")} ${await next.text()}`, "STALE copy 1");
+    await untilNoRefresh();
+    origin.reset();
+  });
+
   test("with negative_ttl 0, a 404 the origin answers past the TTL takes the copy down: a later 5xx does not serve it", async () => {
     const path = await cachedThenGone("/gw/sie-no-negative");
     await until(async () => {

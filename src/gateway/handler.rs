@@ -2126,6 +2126,9 @@ struct Fetched {
     requested_at: u64,
     /// How long the origin took to send the answer's headers.
     origin_ms: u64,
+    /// Its body, meant for anyone and within the cap, came slower than the fill's budget (`Prefix::Late`): not held
+    /// this time, though the next fill may hold it.
+    slow: bool,
 }
 
 /// A fetched answer's body.
@@ -2312,14 +2315,18 @@ fn purged_here(f: &Fetched) -> bool {
 /// Whether `f` says the key's stored copy is gone without standing in its place: the origin's answer for anyone
 /// (not an error or a 429, which stale-if-error and the refresh holds are for, nor an answer made for one visitor,
 /// which passes the key) that is not stored — one the policy keeps for no time (`negative_ttl` 0, a 404 or a
-/// redirect), one too large or slow to hold, or a status no copy is kept of (a 403, a 302). Stored, it would replace
+/// redirect), one too large to hold, or a status no copy is kept of (a 403, a 302). Stored, it would replace
 /// the copy; not stored, the copy stayed, and a stale window served the old answer on — for the whole window, each
 /// request's refresh asking the origin again for an answer it threw away (RFC 9111 §4.3.3: a full answer to a
-/// revalidation is what the request gets; the stored one no longer suits).
+/// revalidation is what the request gets; the stored one no longer suits). A body merely slower than the fill's
+/// budget leaves the copy: it says the origin is slow, not that the copy is wrong, and without it every request
+/// would wait on that slow origin until a fill held its answer.
 fn takes_down(f: &Fetched, policy: &CachePolicy) -> bool {
-    !origin_pushback(f.status)
-        && f.fill_answer != FillAnswer::Personal
-        && !(f.storable && policy.stores(f.status))
+    let leaves = origin_pushback(f.status)
+        || f.slow
+        || f.fill_answer == FillAnswer::Personal
+        || f.storable && policy.stores(f.status);
+    !leaves
 }
 
 /// Deletes the stored copy of `spec.key` an answer [`takes_down`] (logged when that fails).
@@ -2658,6 +2665,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
     // request for it waited on another's fill, which read up to the cap into the isolate's memory, before asking
     // the origin itself.
     let mut too_large = false;
+    let mut slow = false;
     let body = match response.body() {
         // Never stored, nor (but for an origin error) shared: streamed on at once — an event stream, a personal
         // answer or a redirect is not held back for the fill's body budget.
@@ -2685,6 +2693,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
                 }
                 Prefix::Late(stream) => {
                     rejoined = true;
+                    slow = true;
                     FetchedBody::Streamed(RefCell::new(Some(stream)))
                 }
             }
@@ -2744,6 +2753,7 @@ async fn fetch(spec: &Spec, policy: &CachePolicy) -> Outcome {
         client: spec.client,
         requested_at,
         origin_ms,
+        slow,
     });
     Ok(fetched)
 }
