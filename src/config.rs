@@ -742,9 +742,10 @@ impl Config {
             }
         }
         // Rooms judge a ticket's and a socket's session by D1 alone, which holds the expiry a session was given under
-        // the limit of its time: told the absolute limit now, they end what a lowered one ended.
+        // the limits of its time: told the absolute and idle limits now, they end what a lowered one ended.
         let mut rooms = crate::rooms::RoomsConfig::parse(vars)?;
         rooms.settings.session_max_ms = session.max_secs * 1000;
+        rooms.settings.session_idle_ms = session.idle_secs * 1000;
         Ok(Self {
             core,
             auth,

@@ -68,6 +68,7 @@ impl RoomsConfig {
                 )?,
                 // Set from the session settings by `Config::parse` (see there).
                 session_max_ms: 0,
+                session_idle_ms: 0,
             },
             ticket_ttl_ms: vars.u64_in("ROOMS_TICKET_TTL_SECONDS", 60, 5, 3600)? * 1000,
             ticket_policy: vars.string_or("ROOMS_TICKET_POLICY", "rooms-ticket")?,

@@ -828,7 +828,7 @@ impl Room {
     /// The family of session `session` (or of the session a refresh rotated it into) when one of it is live.
     async fn live_family(&self, session: &str) -> Result<Option<String>> {
         let now = Date::now().as_millis();
-        let begun_after = self.settings()?.sessions_begun_after(now);
+        let settings = self.settings()?;
         let row = self
             .env
             .d1(SESSIONS_BINDING)?
@@ -836,7 +836,8 @@ impl Room {
             .bind(&[
                 JsValue::from_str(session),
                 JsValue::from_f64(now as f64),
-                JsValue::from_f64(begun_after),
+                JsValue::from_f64(settings.sessions_begun_after(now)),
+                JsValue::from_f64(settings.sessions_seen_after(now)),
             ])?
             .first::<FamilyRow>(None)
             .await?;
@@ -861,7 +862,7 @@ impl Room {
         let asked = async {
             let list = serde_json::to_string(&families)?;
             let now = Date::now().as_millis();
-            let begun_after = self.settings()?.sessions_begun_after(now);
+            let settings = self.settings()?;
             let rows = self
                 .env
                 .d1(SESSIONS_BINDING)?
@@ -869,7 +870,8 @@ impl Room {
                 .bind(&[
                     JsValue::from_str(&list),
                     JsValue::from_f64(now as f64),
-                    JsValue::from_f64(begun_after),
+                    JsValue::from_f64(settings.sessions_begun_after(now)),
+                    JsValue::from_f64(settings.sessions_seen_after(now)),
                 ])?
                 .all()
                 .await?

@@ -92,6 +92,11 @@ pub struct RoomSettings {
     /// refuses it at its next check). 0 (settings stored before it): no limit but D1's expiry.
     #[serde(default)]
     pub session_max_ms: u64,
+    /// The sessions' idle limit (`SESSION_IDLE_SECS`): a session last seen longer ago than this has ended for the
+    /// room too, though D1's expiry for it is later (the limit was lowered since it was last written, and the Worker
+    /// refuses it at its next check). 0 (settings stored before it): no limit but D1's expiry.
+    #[serde(default)]
+    pub session_idle_ms: u64,
 }
 
 impl RoomSettings {
@@ -101,6 +106,15 @@ impl RoomSettings {
         match self.session_max_ms {
             0 => -1.0,
             max => now_ms as f64 - max as f64,
+        }
+    }
+
+    /// The `last_seen_at` a session must be past to be live at `now_ms` ([`FAMILY_OF_LIVE_SESSION`]'s and
+    /// [`LIVE_FAMILIES`]' `?4`): -1 (any) without a limit.
+    pub fn sessions_seen_after(&self, now_ms: u64) -> f64 {
+        match self.session_idle_ms {
+            0 => -1.0,
+            idle => now_ms as f64 - idle as f64,
         }
     }
 
@@ -163,18 +177,18 @@ pub struct TicketGrant {
 pub const SESSIONS_BINDING: &str = "DB";
 
 /// The family (a session's first id, kept across rotations: `src/session`) of session id `?1`, current or retired
-/// by a refresh since, when it still has a live session (not revoked, not expired at `?2`, begun after `?3`:
-/// [`RoomSettings::sessions_begun_after`]): the session a ticket was minted under, followed through the refreshes
-/// since; no row when it ended.
+/// by a refresh since, when it still has a live session (not revoked, not expired at `?2`, begun after `?3`, last
+/// seen after `?4`: [`RoomSettings::sessions_begun_after`], [`RoomSettings::sessions_seen_after`]): the session a
+/// ticket was minted under, followed through the refreshes since; no row when it ended.
 pub const FAMILY_OF_LIVE_SESSION: &str =
     "SELECT family FROM sessions WHERE revoked_at IS NULL AND expires_at > ?2 AND created_at > ?3 \
-     AND family IN (SELECT COALESCE(family, id) FROM sessions WHERE id = ?1 \
+     AND last_seen_at > ?4 AND family IN (SELECT COALESCE(family, id) FROM sessions WHERE id = ?1 \
      UNION ALL SELECT family FROM retired_session_ids WHERE id = ?1) LIMIT 1";
 
 /// Which of `?1`, a JSON array of session families, still have a live session (not revoked, not expired at `?2`,
-/// begun after `?3`): a socket whose family is not among them is closed.
+/// begun after `?3`, last seen after `?4`): a socket whose family is not among them is closed.
 pub const LIVE_FAMILIES: &str = "SELECT DISTINCT family FROM sessions WHERE revoked_at IS NULL \
-     AND expires_at > ?2 AND created_at > ?3 AND family IN (SELECT value FROM json_each(?1))";
+     AND expires_at > ?2 AND created_at > ?3 AND last_seen_at > ?4 AND family IN (SELECT value FROM json_each(?1))";
 
 /// Whether a socket of session family `family` (`None`: a ticket of no session) is closed for its session's end,
 /// once [`LIVE_FAMILIES`] was asked about the families `asked` and answered `live`: only a family asked about and
@@ -306,6 +320,19 @@ mod tests {
             )
             .expect("settings")
         }
+    }
+
+    /// Settings stored before the idle limit read as none; with it, a session last seen longer ago has ended.
+    #[test]
+    fn the_idle_limit_bounds_last_seen_and_settings_without_it_bound_nothing() {
+        let old = settings_with_limit(0);
+        assert_eq!(old.session_idle_ms, 0, "absent from stored settings");
+        assert_eq!(old.sessions_seen_after(10_000), -1.0);
+        let idle = RoomSettings {
+            session_idle_ms: 3_000,
+            ..old
+        };
+        assert_eq!(idle.sessions_seen_after(10_000), 7_000.0);
     }
 
     #[test]
