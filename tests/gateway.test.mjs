@@ -3379,6 +3379,37 @@ describe("edge cache", () => {
     origin.reset();
   });
 
+  test("a Range request asks the origin for a range of the uncoded body, which reaches a client that accepts no gzip whole", async () => {
+    // An origin that codes by Accept-Encoding and serves ranges of the coded bytes (Go's ServeContent of a
+    // precompressed file, an object store keeping gzip objects): told the runtime's own `br, gzip`, it sent a gzip
+    // fragment, which no decoder reads — the runtime, decoding it for a client that accepts no gzip, sent an empty
+    // 206 whose Content-Range promised ten bytes.
+    const { gzipSync } = await import("node:zlib");
+    const text = Buffer.from("0123456789".repeat(100));
+    origin.reset();
+    origin.handle((req, body, res) => {
+      const coded = /gzip/.test(req.headers["accept-encoding"] ?? "");
+      const whole = coded ? gzipSync(text) : text;
+      const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? "");
+      const headers = { "content-type": "text/plain", "accept-ranges": "bytes", ...(coded ? { "content-encoding": "gzip" } : {}) };
+      if (!m) return res.writeHead(200, headers).end(whole);
+      res.writeHead(206, { ...headers, "content-range": `bytes ${m[1]}-${m[2]}/${whole.length}` });
+      res.end(whole.subarray(+m[1], +m[2] + 1));
+    });
+    for (const path of ["/gw/open/book.txt", `/gw/static/book.txt?range=${Date.now()}`]) {
+      const part = await rawRequest(path, { headers: { range: "bytes=5-14", "accept-encoding": "identity" } });
+      assert.equal(part.status, 206, path);
+      assert.equal(part.body, "5678901234", `${path}: the ten bytes the Content-Range names`);
+      assert.equal(part.headers.get("content-range"), "bytes 5-14/1000", path);
+      assert.equal(origin.requests.at(-1).headers["accept-encoding"], "identity", `${path}: the origin is asked for the uncoded body's range`);
+    }
+    // Requests without a Range are asked as before: the origin may code them, and the client gets them whole.
+    const whole = await rawRequest("/gw/open/book.txt", { headers: { "accept-encoding": "identity" } });
+    assert.equal(origin.requests.at(-1).headers["accept-encoding"], "br, gzip");
+    assert.equal(whole.body, text.toString());
+    origin.reset();
+  });
+
   test("Range requests reach the origin; conditional requests are answered 304 from the edge cache", async () => {
     origin.reset();
     const clip = Buffer.alloc(1000, "v");

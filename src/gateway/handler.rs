@@ -28,8 +28,8 @@ use super::cache::{
 use super::headers::{
     cache_fill_headers, clear_site_data_for_client, connection_tokens, email_header,
     forward_on_preflight, forward_request_header, forward_response_header, forwarded_for,
-    head_keeps_origin_length, length_withheld, max_forwards, per_exchange, runtime_may_code,
-    sets_cookie_named, tailors_answer, without_cookies, LocationMap, SHARED_FILL,
+    head_keeps_origin_length, length_withheld, max_forwards, per_exchange, ranges_uncoded,
+    runtime_may_code, sets_cookie_named, tailors_answer, without_cookies, LocationMap, SHARED_FILL,
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
@@ -1737,6 +1737,7 @@ fn origin_headers(
             out.push(("x-user-email".into(), email_header(email)));
         }
     }
+    ranges_uncoded(&mut out);
     out
 }
 

@@ -385,6 +385,25 @@ pub fn forward_response_header(name: &str, connection_listed: &[String]) -> bool
         || connection_listed.contains(&name) && !end_to_end(name.as_bytes()))
 }
 
+/// The `Accept-Encoding` a `Range` request goes to the origin with. A range is of the representation the origin picks
+/// by that field, and the one the Worker has is the runtime's own `br, gzip` whatever the client sent (browsers ask
+/// for media ranges in `identity`): an origin serving ranges of coded bytes (Go's `ServeContent` of a precompressed
+/// file, an object store's gzip object) sent a gzip fragment, which the runtime, decoding it for a client that
+/// accepts no gzip, cannot read — that client got a 206 with no body under a `Content-Range` naming ten bytes.
+pub const RANGE_ACCEPT_ENCODING: &str = "identity";
+
+/// `headers` (as forwarded to the origin) asking for the uncoded representation ([`RANGE_ACCEPT_ENCODING`]) when
+/// they ask for a range of it; left alone otherwise.
+pub fn ranges_uncoded(headers: &mut Vec<(String, String)>) {
+    if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("range")) {
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case("accept-encoding"));
+        headers.push((
+            "accept-encoding".to_owned(),
+            RANGE_ACCEPT_ENCODING.to_owned(),
+        ));
+    }
+}
+
 /// The request headers a fill for a shared policy carries: its answer goes to every requester of the key, and the
 /// key holds none of theirs, so only what shapes no one's answer — the representation asked for, the client software,
 /// and the forwarding and trace headers — reaches the origin. Anything else a requester sent
@@ -2390,6 +2409,36 @@ mod tests {
         for name in ["cookie", "authorization", "x-api-key", "content-type"] {
             assert!(!forward_on_preflight(name), "{name}");
         }
+    }
+
+    #[test]
+    fn a_range_request_asks_for_the_uncoded_representation() {
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let mut ranged = pairs(&[("accept-encoding", "br, gzip"), ("range", "bytes=5-14")]);
+        ranges_uncoded(&mut ranged);
+        assert_eq!(
+            ranged,
+            pairs(&[("range", "bytes=5-14"), ("accept-encoding", "identity")]),
+            "a range is asked of the uncoded body"
+        );
+        let mut bare = pairs(&[("Range", "bytes=0-")]);
+        ranges_uncoded(&mut bare);
+        assert_eq!(
+            bare,
+            pairs(&[("Range", "bytes=0-"), ("accept-encoding", "identity")]),
+            "also when the runtime sent no Accept-Encoding"
+        );
+        let mut whole = pairs(&[("accept-encoding", "br, gzip")]);
+        ranges_uncoded(&mut whole);
+        assert_eq!(
+            whole,
+            pairs(&[("accept-encoding", "br, gzip")]),
+            "a request for the whole body may be answered coded"
+        );
     }
 
     #[test]
