@@ -238,14 +238,18 @@ export async function alongside(title, cases, { rounds = 11, seconds = 3, connec
  * Loads each case in turn, `rounds` times over, so that machine load drifting during the run falls on every case
  * alike — every other round in reverse order (a, b, …, …, b, a, …): in a fixed order the same case always ran
  * first, right after the previous case's run left its Worker closing connections and collecting garbage on the
- * shared core. Returns per case its median run (by req/s), with every run kept in `runs`.
+ * shared core. A case is { url, headers?, script? (a wrk Lua file), pid? }. Returns per case its median run (by
+ * req/s), with every run kept in `runs`.
  */
 export async function alternate(cases, { rounds = 3, seconds = 5 } = {}) {
   const runs = cases.map(() => []);
   for (let r = 0; r < rounds; r++) {
     const order = [...cases.keys()];
     if (r % 2 === 1) order.reverse();
-    for (const i of order) runs[i].push(await loadAsync(cases[i].url, { seconds, headers: cases[i].headers, pid: cases[i].pid }));
+    for (const i of order) {
+      const { url, headers, script, pid } = cases[i];
+      runs[i].push(await loadAsync(url, { seconds, headers, script, pid }));
+    }
   }
   return cases.map((c, i) => {
     const sorted = [...runs[i]].sort((a, b) => a.rps - b.rps);
