@@ -1,6 +1,11 @@
 // Rooms fan-out: real y-websocket clients in one room on 127.0.0.1, against the Rust Room object and the plain-JS
 // relay Durable Object (bench/reference/relay.mjs, hibernation API), measured the same way in this one run: both
-// rooms joined side by side, then measured in alternating batches so drifting machine load falls on both alike.
+// rooms joined side by side, then measured in alternating batches (every other one in reverse order) so drifting
+// machine load falls on both alike, after checking that every side answers a join as the room does (status, header
+// names, permessage-deflate negotiated), with the rooms' workerd processes pinned to core 1 and the clients to core 0.
+// Every receiver is a client in this one node process, which reads the N copies of an update one after another: the
+// last receiver's time includes the client side's handling of the copies before it, the same on every side, which
+// draws the room / relay ratios toward 1 as N grows (a floor shared by both, not a cost of either).
 //  - fan-out latency: one sender inserts into the Y.Text; the time until each of N receivers observes the insert,
 //    p50/p99 over every (update, receiver) pair, sequential updates, N = 10, 50, 100;
 //  - sustained updates/s: the sender sends a burst of updates; updates/s until the last receiver has them all.
@@ -15,7 +20,8 @@ process.setMaxListeners(0);
 import * as Y from "yjs";
 import { WebsocketProvider } from "y-websocket";
 import { Awareness } from "y-protocols/awareness";
-import { ratio, serveEdgekit, serveScript } from "./lib.mjs";
+import assert from "node:assert/strict";
+import { pinWorkers, ratio, serveEdgekit, serveScript } from "./lib.mjs";
 
 const UPDATES = Number(process.env.BENCH_UPDATES ?? 200);
 const BATCH = 20;
@@ -37,6 +43,28 @@ async function until(predicate, ms = 20000, what = "condition") {
 async function ticket(base, room) {
   const r = await fetch(new URL(`/__debug/rooms/${room}/ticket?user=bench`, base), { method: "POST" });
   return (await r.json()).ticket;
+}
+
+/**
+ * The status, header names and negotiated extensions of a join's handshake: every side must answer as the room does
+ * (permessage-deflate on one side only would change every message's work at both ends). `x-request-id` is left out:
+ * edgekit stamps it on every answer, once per join, not per update.
+ */
+async function handshake(base) {
+  const room = `bench-shape-${Date.now()}`;
+  const ws = new WebSocket(base.href.replace(/^http/, "ws") + `rooms/${room}/ws?ticket=${await ticket(base, room)}`);
+  let answer;
+  ws.on("upgrade", (response) => (answer = response));
+  await new Promise((resolve, reject) => {
+    ws.on("open", resolve);
+    ws.on("error", reject);
+  });
+  const shape = { status: answer.statusCode, headers: Object.keys(answer.headers).filter((n) => n !== "x-request-id").sort(), extensions: ws.extensions };
+  await new Promise((resolve) => {
+    ws.on("close", resolve);
+    ws.close();
+  });
+  return shape;
 }
 
 /** Unexpected socket closes by side and code, reported when a wait fails. */
@@ -187,7 +215,10 @@ async function measure(n, presence, targets, interleave) {
     const lat = sides.map(() => []);
     const batches = Math.max(1, Math.ceil(UPDATES / BATCH));
     for (let b = 0; b < batches; b++) {
-      for (const [i, side] of sides.entries()) lat[i].push(...(await latencies(side, BATCH)));
+      // Every other batch in reverse order, as lib.mjs alternate does: no side always follows the same other.
+      const order = [...sides.keys()];
+      if (b % 2 === 1) order.reverse();
+      for (const i of order) lat[i].push(...(await latencies(sides[i], BATCH)));
     }
     const ups = [];
     for (const side of sides) ups.push(await burst(side));
@@ -247,9 +278,14 @@ const rounds = [
   },
 ];
 const fmt = (x) => (Number.isFinite(x) ? x.toFixed(2) : "—");
+// The rooms' workerd processes on core 1, the clients (this process) on core 0, as bench/gateway.mjs pins.
+const pinned = pinWorkers([rooms, relay, appending]);
 try {
+  const roomShape = await handshake(new URL(rooms.url));
+  assert.equal(roomShape.status, 101, "the room accepts the join");
+  for (const side of [relay, appending]) assert.deepEqual(await handshake(new URL(side.url)), roomShape, `${side.url} answers a join as the room does`);
   for (const { presence, interleave, title, targets } of rounds) {
-    console.log(`\nRooms fan-out, ${title}: y-websocket clients on 127.0.0.1, ${UPDATES} sequential updates per size, burst of ${BURST}`);
+    console.log(`\nRooms fan-out, ${title}: y-websocket clients on 127.0.0.1, ${UPDATES} sequential updates per size, burst of ${BURST}${pinned ? ", rooms pinned to core 1, clients to core 0" : ""}`);
     const names = targets.map((t) => t.name);
     const others = names.slice(1);
     console.log(
