@@ -1,11 +1,15 @@
 // GET / (edge-side rendering): the streamed page against the same page rendered whole before sending
 // (`?render=whole`), with one slow fragment (the feed's origin answers after SLOW_MS; the other fragments come from
-// KV). Both modes are measured in this one run, interleaved, on workerd through the Miniflare API, against a real
-// local origin. Prints time to first byte (first body chunk) and time to last byte, median and p90, and the ratios.
+// KV). Both modes are measured in this one run, interleaved (every other round in reverse order, as lib.mjs alternate
+// does), on workerd through the Miniflare API, against a real local origin, after checking that both answer with the
+// same status and header names (a streamed page is sent uncompressed, a whole one compressed as the client asks: the
+// values of Content-Encoding differ). Prints time to first byte (first body chunk) and time to last byte, median and
+// p90, and the ratios.
+import assert from "node:assert/strict";
 import { seedContent } from "../scripts/seed.mjs";
 import { delay, startOrigin } from "../tests/support/origin.mjs";
 import { until } from "../tests/support/worker.mjs";
-import { ratio, serveEdgekit } from "./lib.mjs";
+import { answerShape, ratio, serveEdgekit } from "./lib.mjs";
 
 const SLOW_MS = Number(process.env.BENCH_SLOW_MS ?? 300);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
@@ -48,10 +52,11 @@ const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Mat
 try {
   await measure("/"); // warm-up: wasm instantiated, isolate config parsed
   await measure("/?render=whole");
+  assert.deepEqual(await answerShape(new URL("/?render=whole", worker.url), VISITOR), await answerShape(new URL("/", worker.url), VISITOR), "both modes answer alike");
   const runs = { stream: [], whole: [] };
   for (let i = 0; i < ROUNDS; i++) {
-    runs.stream.push(await measure("/"));
-    runs.whole.push(await measure("/?render=whole"));
+    const order = i % 2 === 0 ? ["stream", "whole"] : ["whole", "stream"];
+    for (const mode of order) runs[mode].push(await measure(mode === "stream" ? "/" : "/?render=whole"));
   }
   console.log(`\nGET / with one ${SLOW_MS} ms fragment (feed from the origin, others from KV), ${ROUNDS} rounds each, interleaved, 127.0.0.1`);
   console.log("| mode | TTFB p50 ms | TTFB p90 ms | TTLB p50 ms | TTLB p90 ms | bytes |");
