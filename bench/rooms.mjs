@@ -40,8 +40,14 @@ async function until(predicate, ms = 20000, what = "condition") {
   }
 }
 
+/**
+ * A ticket for a user of its own: a room admits a few sockets per member (MAX_SOCKETS_PER_USER), so clients that
+ * all joined as one user were refused 429 past that many, and the room side never settled beyond it.
+ */
+let users = 0;
 async function ticket(base, room) {
-  const r = await fetch(new URL(`/__debug/rooms/${room}/ticket?user=bench`, base), { method: "POST" });
+  const r = await fetch(new URL(`/__debug/rooms/${room}/ticket?user=bench-${++users}`, base), { method: "POST" });
+  if (r.status !== 201) throw new Error(`${base.host}: ticket refused ${r.status} ${await r.text()}`);
   return (await r.json()).ticket;
 }
 
