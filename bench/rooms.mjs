@@ -127,12 +127,13 @@ async function join(base, n, presence) {
     await until(() => side.receivers.every((r) => r.text.length >= 1), 30000, "settled");
     // Clients without presence receive nothing while another side joins or is measured (and the sender never gets
     // its own inserts back), and y-websocket drops a socket after 30 s of silence, reconnecting with a used ticket:
-    // every 10 s the sender and one receiver each insert, so that every client hears from someone.
+    // every 10 s the sender and one receiver each insert, so that every client hears from someone — while any side
+    // is measured, not until the next batch, or their 2×N deliveries would land inside the measured update's.
     side.keepalive = setInterval(() => {
-      if (side.busy) return;
-      side.sender.alive.insert(0, "k");
-      side.receivers[0].alive.insert(0, "k");
+      side.due = true;
+      if (measuring === 0) keepAlive(side);
     }, 10000);
+    live.add(side);
     return side;
   } catch (e) {
     leave(side); // also on failure, so a room that never settles does not keep node alive
@@ -140,7 +141,30 @@ async function join(base, n, presence) {
   }
 }
 
+/** The sides joined and not left, and how many are being measured (their keep-alive inserts wait meanwhile). */
+const live = new Set();
+let measuring = 0;
+
+/** Sends `side`'s keep-alive inserts; returns the `alive` length every client of the side has once they arrive. */
+function keepAlive(side) {
+  side.due = false;
+  const target = side.sender.alive.length + 2;
+  side.sender.alive.insert(0, "k");
+  side.receivers[0].alive.insert(0, "k");
+  return target;
+}
+
+/** Between measurements: sends the keep-alive inserts that fell due meanwhile and waits until they are delivered. */
+async function keepAlivesDue() {
+  for (const side of live) {
+    if (!side.due) continue;
+    const target = keepAlive(side);
+    await until(() => [side.sender, ...side.receivers].every((c) => c.alive.length >= target), 20000, "keep-alive delivered");
+  }
+}
+
 function leave(side) {
+  live.delete(side);
   clearInterval(side.keepalive);
   for (const c of [side.sender, ...side.receivers]) {
     c.provider.destroy();
@@ -150,7 +174,16 @@ function leave(side) {
 
 /** Sequential single-character inserts; per insert, the time until each receiver observes it (event-driven). */
 async function latencies(side, count) {
-  side.busy = true;
+  await keepAlivesDue();
+  measuring++;
+  try {
+    return await timed(side, count);
+  } finally {
+    measuring--;
+  }
+}
+
+async function timed(side, count) {
   const out = [];
   for (let u = 0; u < count; u++) {
     const target = side.sender.text.length + 1;
@@ -186,13 +219,21 @@ async function latencies(side, count) {
     }
     for (const t of seen) out.push(t - sent);
   }
-  side.busy = false;
   return out;
 }
 
 /** Updates/s while the sender sends BURST inserts at once, until the last receiver has them all. */
 async function burst(side) {
-  side.busy = true;
+  await keepAlivesDue();
+  measuring++;
+  try {
+    return await timedBurst(side);
+  } finally {
+    measuring--;
+  }
+}
+
+async function timedBurst(side) {
   const startLen = side.sender.text.length;
   const started = performance.now();
   for (let u = 0; u < BURST; u++) side.sender.text.insert(side.sender.text.length, "y");
