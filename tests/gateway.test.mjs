@@ -5715,6 +5715,23 @@ describe("WAF", () => {
     origin.reset();
   });
 
+  test("an attack split over a multipart form's fields of one name is read joined, as ASP.NET joins them", async () => {
+    origin.reset();
+    const field = (name, value) => `--XyZ\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+    const post = (body) => worker.fetch("/gw/open/items", { method: "POST", headers: { "content-type": "multipart/form-data; boundary=XyZ" }, body });
+    const r = await post(`${field("id", "1 union/*")}${field("id", "*/select password from users")}--XyZ--\r\n`);
+    assert.equal(r.status, 403, await r.clone().text());
+    assert.equal(r.headers.get("x-waf-rule"), "sqli-union");
+    await r.arrayBuffer();
+    const benign = `${field("tag", "union")}${field("tag", "select")}--XyZ--\r\n`;
+    const ok = await post(benign);
+    assert.equal(ok.status, 200, await ok.clone().text());
+    await ok.arrayBuffer();
+    assert.equal(origin.requests.length, 1, "only the benign form reached the origin");
+    assert.equal(origin.requests[0].body.toString(), benign);
+    origin.reset();
+  });
+
   test("a refused upload is read before its answer (WAF, no token), and the connection stays open for the next request", async () => {
     // The WAF reads a body's first bytes from one branch of a tee and the rest waits in the other: that branch is
     // drained before the 403, as the entry drains before a 404 (read 1 MiB, workerd closed the connection after).

@@ -6047,13 +6047,19 @@ fn repeated_values(text: &str) -> Vec<String> {
     if !text.contains('&') {
         return Vec::new();
     }
-    let mut values: Vec<Vec<(Option<u64>, &str)>> = Vec::new();
-    let mut index = std::collections::HashMap::new();
-    for pair in text.split('&') {
+    joined_repeats(text.split('&').map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let mut key = decode(key, true)
-            .unwrap_or_else(|| key.to_owned())
-            .to_lowercase();
+        (decode(key, true).unwrap_or_else(|| key.to_owned()), value)
+    }))
+}
+
+/// The values of each key `pairs` (decoded keys, values) repeats, joined as [`repeated_values`] joins them: keys
+/// compared case-insensitively and without a last `[]` or `[n]`, values with indices also in their indices' order.
+fn joined_repeats<V: AsRef<str>>(pairs: impl Iterator<Item = (String, V)>) -> Vec<String> {
+    let mut values: Vec<Vec<(Option<u64>, V)>> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for (key, value) in pairs {
+        let mut key = key.to_lowercase();
         let position = array_index(&key).map(|(base, position)| {
             key.truncate(base);
             position
@@ -6066,10 +6072,10 @@ fn repeated_values(text: &str) -> Vec<String> {
     }
     let mut joined = Vec::new();
     for mut values in values.into_iter().filter(|values| values.len() > 1) {
-        let join = |values: &[(Option<u64>, &str)]| {
+        let join = |values: &[(Option<u64>, V)]| {
             values
                 .iter()
-                .map(|&(_, value)| value)
+                .map(|(_, value)| value.as_ref())
                 .collect::<Vec<_>>()
                 .join(",")
         };
@@ -6200,20 +6206,33 @@ pub fn inspect_body(config: &WafConfig, content_type: Option<&str>, body: &[u8])
             }
             return screen_content(config, "text/plain", body);
         };
-        return parts.into_iter().find_map(|part| {
-            // A file's content by its type; a field's whole, whatever type it claims. An untyped file (Python's
-            // requests sends one) is a field to formidable: it is read as binary only when it starts like a binary
-            // format.
-            let content_type = match (part.file, part.content_type) {
-                (true, Some(t)) => t.to_ascii_lowercase(),
-                (true, None) if binary_signature(part.content) => {
-                    "application/octet-stream".to_owned()
-                }
-                _ => String::new(),
-            };
-            screen(config, part.headers, false, "body")
-                .or_else(|| screen_content(config, &content_type, part.content))
-        });
+        return parts
+            .iter()
+            .find_map(|part| {
+                // A file's content by its type; a field's whole, whatever type it claims. An untyped file (Python's
+                // requests sends one) is a field to formidable: it is read as binary only when it starts like a binary
+                // format.
+                let content_type = match (part.file, part.content_type) {
+                    (true, Some(t)) => t.to_ascii_lowercase(),
+                    (true, None) if binary_signature(part.content) => {
+                        "application/octet-stream".to_owned()
+                    }
+                    _ => String::new(),
+                };
+                screen(config, part.headers, false, "body")
+                    .or_else(|| screen_content(config, &content_type, part.content))
+            })
+            // The fields (not the files) a name repeats, joined as ASP.NET's `Request.Form` and qs (multer) join
+            // them, as a query's or form's are: `1 union/*` and `*/select …` in two fields named `id`.
+            .or_else(|| {
+                let fields = parts
+                    .iter()
+                    .filter(|part| !part.file)
+                    .map(|part| (part.name.to_owned(), lenient_utf8(part.content)));
+                joined_repeats(fields)
+                    .iter()
+                    .find_map(|joined| screen_content(config, "", joined.as_bytes()))
+            });
     }
     screen_content(config, &media_type, body)
 }
@@ -6349,6 +6368,8 @@ fn screen_text(config: &WafConfig, media_type: &str, text: &str) -> Option<Hit> 
 /// One part of a multipart form in the canonical shape ([`canonical_parts`]).
 struct Canonical<'a> {
     headers: &'a str,
+    /// The `name` parameter's value.
+    name: &'a str,
     /// It names a filename.
     file: bool,
     content_type: Option<&'a str>,
@@ -6465,7 +6486,7 @@ fn canonical_part(part: &[u8], cut: bool) -> Option<Canonical<'_>> {
         return None;
     }
     let rest = disposition?.strip_prefix("form-data; name=")?;
-    let (_, rest) = parameter_value(rest)?;
+    let (field, rest) = parameter_value(rest)?;
     let file = match rest.strip_prefix("; filename=") {
         Some(after) => {
             let (name, rest) = parameter_value(after)?;
@@ -6519,6 +6540,7 @@ fn canonical_part(part: &[u8], cut: bool) -> Option<Canonical<'_>> {
     };
     Some(Canonical {
         headers,
+        name: field,
         file,
         content_type,
         content,
@@ -9433,6 +9455,67 @@ mod tests {
             repeated_values("a=1&b=2&A=3&c&c"),
             vec!["1,3".to_owned(), ",".to_owned()]
         );
+    }
+
+    /// A multipart form's fields are a form's to ASP.NET (`Request.Form["id"]` joins a repeated name's values with
+    /// `,`) and to multer (qs's `id[0]`, `id[1]` are one array): read joined as a query's or form's are, or an
+    /// attack split over two fields (`1 union/*` and `*/select …`) passed, each half harmless alone. Files are not
+    /// form values and are not joined.
+    #[test]
+    fn a_name_a_multipart_form_repeats_is_read_as_its_values_joined() {
+        let c = config();
+        let form = |parts: &[(&str, &str)]| {
+            let mut body = String::new();
+            for (disposition, value) in parts {
+                body.push_str(&format!(
+                    "--XyZ\r\nContent-Disposition: form-data; {disposition}\r\n\r\n{value}\r\n"
+                ));
+            }
+            body.push_str("--XyZ--\r\n");
+            body
+        };
+        let read = |parts: &[(&str, &str)]| {
+            inspect_body(
+                &c,
+                Some("multipart/form-data; boundary=XyZ"),
+                form(parts).as_bytes(),
+            )
+            .map(|h| h.rule)
+        };
+        for (label, parts) in [
+            (
+                "a repeated name",
+                [
+                    ("name=\"id\"", "1 union/*"),
+                    ("name=\"ID\"", "*/select user,password from users"),
+                ],
+            ),
+            (
+                "qs's array indices, out of order",
+                [
+                    ("name=\"id[1]\"", "*/select user,password from users"),
+                    ("name=\"id[0]\"", "1 union/*"),
+                ],
+            ),
+        ] {
+            assert_eq!(read(&parts), Some("sqli-union"), "{label}");
+        }
+        for parts in [
+            [("name=\"tag\"", "union"), ("name=\"tag\"", "select")],
+            [
+                ("name=\"a\"", "1 union/*"),
+                ("name=\"b\"", "*/select user,password from users"),
+            ],
+            [
+                ("name=\"f\"; filename=\"a.txt\"", "1 union/*"),
+                (
+                    "name=\"f\"; filename=\"b.txt\"",
+                    "*/select user,password from users",
+                ),
+            ],
+        ] {
+            assert_eq!(read(&parts), None, "{parts:?}");
+        }
     }
 
     #[test]
