@@ -78,6 +78,12 @@ impl Default for WafConfig {
 }
 
 impl WafConfig {
+    /// Whether no content rule reads anything: mode `off`, or no rule families (the size rules may still apply).
+    /// Nothing is then refused for being unreadable to the rules either (a charset, a coding, a part's encoding).
+    fn reads_nothing(&self) -> bool {
+        self.mode == WafMode::Off || self.rules.is_empty()
+    }
+
     pub fn validate(self) -> Result<Self, String> {
         if self.max_header_bytes < 1024 {
             return Err("max_header_bytes must be at least 1024".to_owned());
@@ -6132,7 +6138,7 @@ pub fn inspect_sizes(
 /// text whatever the type says (`express.json({ type: '*/*' })`, PHP's `json_decode(file_get_contents(
 /// 'php://input'))`). A body in `gzip` or `deflate` is read inflated instead ([`inspect_coded_body`]).
 pub fn inspect_coding(config: &WafConfig, content_encoding: Option<&str>) -> Option<Hit> {
-    if config.mode == WafMode::Off {
+    if config.reads_nothing() {
         return None;
     }
     (super::inflate::coding(content_encoding) == super::inflate::Coded::Unreadable)
@@ -6163,7 +6169,7 @@ pub fn inspect_coded_body(
     coded: &[u8],
     whole: bool,
 ) -> Option<Hit> {
-    if config.mode == WafMode::Off || (whole && coded.is_empty()) {
+    if config.reads_nothing() || (whole && coded.is_empty()) {
         return None;
     }
     let readings = super::inflate::readings(coding, coded, whole, config.inspect_body_bytes);
@@ -6180,7 +6186,7 @@ pub fn inspect_coded_body(
 /// Checks (a prefix of) a body: form fields decoded, JSON keys and string values, each part of a multipart form,
 /// any other text as it is ([`screen_content`]).
 pub fn inspect_body(config: &WafConfig, content_type: Option<&str>, body: &[u8]) -> Option<Hit> {
-    if config.mode == WafMode::Off || body.is_empty() {
+    if config.reads_nothing() || body.is_empty() {
         return None;
     }
     let content_type = content_type.unwrap_or("");
@@ -6896,6 +6902,49 @@ mod tests {
             inspect_coding(&off, Some("br")),
             None,
             "the WAF off reads nothing"
+        );
+    }
+
+    /// `rules: []` keeps the size rules and reads nothing: the refusals of what the rules cannot read (a charset,
+    /// a coding, a multipart form's transfer encoding) protect rules there are none of — `validate` itself tells
+    /// to "drop rules to switch inspection off" — so a `br` upload or a UTF-16 form passes, as in mode `off`.
+    #[test]
+    fn a_waf_without_rules_refuses_no_body_it_cannot_read() {
+        let none = WafConfig {
+            rules: Vec::new(),
+            ..WafConfig::default()
+        };
+        assert_eq!(inspect_coding(&none, Some("br")), None, "br");
+        assert_eq!(
+            inspect_body(&none, Some("text/plain; charset=utf-16"), b"hello"),
+            None,
+            "charset"
+        );
+        assert_eq!(
+            inspect_body(
+                &none,
+                Some("multipart/form-data; boundary=B"),
+                b"--B\r\nContent-Disposition: form-data; name=a\r\nContent-Transfer-Encoding: base64\r\n\r\nJw==\r\n--B--\r\n"
+            ),
+            None,
+            "transfer encoding"
+        );
+        let corrupt = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage";
+        assert_eq!(
+            inspect_coded_body(
+                &none,
+                None,
+                super::super::inflate::Coding::Gzip,
+                corrupt,
+                true
+            ),
+            None,
+            "corrupt gzip"
+        );
+        assert_eq!(
+            inspect_sizes(&none, 0, Some(none.max_body_bytes + 1)).map(|h| h.rule),
+            Some("size-body"),
+            "the size rules stay"
         );
     }
 
