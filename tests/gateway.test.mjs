@@ -5715,6 +5715,19 @@ describe("WAF", () => {
     origin.reset();
   });
 
+  test("a path's + is read as a space too, as a form decoder handed the path reads it", async () => {
+    origin.reset();
+    const r = await worker.fetch("/gw/open/search/1+union+select+password+from+users");
+    assert.equal(r.status, 403);
+    assert.equal(r.headers.get("x-waf-rule"), "sqli-union");
+    await r.arrayBuffer();
+    const ok = await worker.fetch("/gw/open/wiki/C++/rock+roll");
+    assert.equal(ok.status, 200, await ok.clone().text());
+    await ok.arrayBuffer();
+    assert.equal(origin.requests.length, 1, "only the benign path reached the origin");
+    origin.reset();
+  });
+
   test("an attack split over a multipart form's fields of one name is read joined, as ASP.NET joins them", async () => {
     origin.reset();
     const field = (name, value) => `--XyZ\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;

@@ -5983,12 +5983,22 @@ fn without_dropped_numbers(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Checks a request line: the raw path (decoded here) and raw query (decoded with `+` as space).
+/// Checks a request line: the raw path (decoded here, and again with `+` as space, as origins that decode a path
+/// with a form decoder — Java's `URLDecoder`, PHP's `urldecode`, Python's `unquote_plus` — read it) and raw query
+/// (decoded with `+` as space).
 pub fn inspect_url(config: &WafConfig, raw_path: &str, raw_query: Option<&str>) -> Option<Hit> {
     if config.mode == WafMode::Off {
         return None;
     }
-    screen(config, raw_path, false, "path").or_else(|| {
+    // A `+` escaped (`%2B`) is one after a decoding too, for an origin that decodes the path again with a form
+    // decoder (a servlet's decoded path handed to `URLDecoder`).
+    let path = screen(config, raw_path, false, "path").or_else(|| {
+        raw_path
+            .contains(['+', '%'])
+            .then(|| screen(config, raw_path, true, "path"))
+            .flatten()
+    });
+    path.or_else(|| {
         raw_query.and_then(|q| {
             q.split('&')
                 .find_map(|pair| screen(config, pair, true, "query"))
@@ -9463,6 +9473,45 @@ mod tests {
             ("if-none-match", "\"x' or '1'='1\""),
         ] {
             assert_eq!(read(name, value), None, "{name}: {value}");
+        }
+    }
+
+    /// A path is read as written and again with `+` a space: origins decode a path (or a segment of it) with the
+    /// form decoders their platforms ship — Java's `URLDecoder.decode(request.getRequestURI(), …)`, PHP's
+    /// `urldecode()` in a hand-written router, Python's `unquote_plus` — as ModSecurity's `urlDecodeUni` reads
+    /// `REQUEST_FILENAME`: `/search/1+union+select+…` is `1 union select …` to them. Paths with a literal `+` pass.
+    #[test]
+    fn a_path_is_also_read_with_plus_as_a_space() {
+        let c = config();
+        for (path, rule) in [
+            (
+                "/api/search/1+union+select+password+from+users",
+                "sqli-union",
+            ),
+            ("/api/user/%27+or+%271%27%3D%271", "sqli-tautology"),
+            (
+                "/api/user/1+union%2Bselect+password+from+users",
+                "sqli-union",
+            ),
+            (
+                "/api/search/1%2Bunion%2Bselect%2Bpassword%2Bfrom%2Busers",
+                "sqli-union",
+            ),
+        ] {
+            assert_eq!(
+                inspect_url(&c, path, None).map(|h| h.rule),
+                Some(rule),
+                "{path}"
+            );
+        }
+        for path in [
+            "/wiki/C++",
+            "/tags/rock+roll/2024",
+            "/maps/place/New+York+City",
+            "/search/Please+select+a+seat+from+the+list",
+            "/files/a+b%2Bc.txt",
+        ] {
+            assert_eq!(inspect_url(&c, path, None), None, "{path}");
         }
     }
 
