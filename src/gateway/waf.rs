@@ -6441,7 +6441,28 @@ fn canonical_parts<'a>(content_type: &str, body: &'a [u8]) -> Option<Vec<Canonic
             Some(_) => return None,
             None => body.len(),
         };
-        parts.push(canonical_part(&body[start..end], next.is_none())?);
+        let part = &body[start..end];
+        if next.is_none() && memchr::memmem::find(part, b"\r\n\r\n").is_none() {
+            // A prefix cut inside the last part's headers (or a body that ends there): no content follows them for
+            // any parser, and their text is read as a part's headers are.
+            let headers = match std::str::from_utf8(part) {
+                Ok(text) => text,
+                // Cut inside a character (a UTF-8 filename): read up to it.
+                Err(e) if e.error_len().is_none() => {
+                    std::str::from_utf8(&part[..e.valid_up_to()]).ok()?
+                }
+                Err(_) => return None,
+            };
+            parts.push(Canonical {
+                headers,
+                name: "",
+                file: false,
+                content_type: None,
+                content: &[],
+            });
+            return Some(parts);
+        }
+        parts.push(canonical_part(part, next.is_none())?);
         let Some(next) = next else {
             return Some(parts); // a prefix cut inside the last part
         };
@@ -6449,7 +6470,8 @@ fn canonical_parts<'a>(content_type: &str, body: &'a [u8]) -> Option<Vec<Canonic
         if after.starts_with(b"--") {
             return matches!(&after[2..], b"" | b"\r\n" | b"\r").then_some(parts);
         }
-        if !(after.starts_with(b"\r\n") || after.is_empty() || after == b"\r") {
+        // Nothing, a CR or a `-` after it: a prefix cut inside the delimiter's line end or closing `--`.
+        if !(after.starts_with(b"\r\n") || matches!(after, b"" | b"\r" | b"-")) {
             return None;
         }
         if after.len() < 2 {
@@ -7381,6 +7403,47 @@ mod tests {
         assert_eq!(
             inspect_url(&only_sqli, "/api", Some("u=java%09script:x")),
             None
+        );
+    }
+
+    /// The inspection cap falls anywhere in an upload, also inside a later part's headers: the form read up to
+    /// there is still a form, the cut headers no content follows (read as text), not a body of another shape read
+    /// whole as text — where every PNG before them is refused for its NUL bytes (a photo upload of more than 64 KiB
+    /// with a second file or field was refused by where the cap fell).
+    #[test]
+    fn a_multipart_prefix_cut_inside_a_parts_headers_is_still_read_part_by_part() {
+        let c = config();
+        let form = |body: &[u8]| {
+            inspect_body(&c, Some("multipart/form-data; boundary=XyZ"), body).map(|h| h.rule)
+        };
+        let file = b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\r\n";
+        let next = b"--XyZ\r\nContent-Disposition: form-data; name=\"g\"; filename=\"b.png\"\r\nContent-Type: image/png\r\n\r\n";
+        for cut in 1..next.len() - 4 {
+            let body = [&file[..], &next[..cut]].concat();
+            assert_eq!(
+                form(&body),
+                None,
+                "cut after {:?}",
+                String::from_utf8_lossy(&next[..cut])
+            );
+        }
+        let whole = [&file[..], &next[..], b"\x89PNG\0\0\r\n--XyZ--\r\n"].concat();
+        for cut in 1..=whole.len() {
+            assert_eq!(form(&whole[..cut]), None, "cut at {cut} of {}", whole.len());
+        }
+        let utf8 =
+            "--XyZ\r\nContent-Disposition: form-data; name=\"g\"; filename=\"фото.png\"".as_bytes();
+        let inside = utf8.len() - "ото.png\"".len() - 1;
+        assert_eq!(
+            form(&[&file[..], &utf8[..inside]].concat()),
+            None,
+            "cut inside a filename's character"
+        );
+        let attack = b"--XyZ\r\nContent-Disposition: form-data; name=\"<script>prompt(1)</script>";
+        assert_eq!(
+            form(&[&file[..], &attack[..]].concat()),
+            Some("xss-script"),
+            "the cut headers are read"
         );
     }
 
