@@ -5763,6 +5763,22 @@ describe("WAF", () => {
     origin.reset();
   });
 
+  test("an attack split over a JSON array's strings is read joined, as JavaScript makes a string of the array", async () => {
+    origin.reset();
+    const post = (body) => worker.fetch("/gw/open/items", { method: "POST", headers: { "content-type": "application/json" }, body });
+    const r = await post(JSON.stringify({ id: ["1 union/*", "*/select password from users"] }));
+    assert.equal(r.status, 403, await r.clone().text());
+    assert.equal(r.headers.get("x-waf-rule"), "sqli-union");
+    await r.arrayBuffer();
+    const benign = JSON.stringify({ tags: ["union", "select", "from"], names: ["O'Brien", "D'Angelo"] });
+    const ok = await post(benign);
+    assert.equal(ok.status, 200, await ok.clone().text());
+    await ok.arrayBuffer();
+    assert.equal(origin.requests.length, 1, "only the benign body reached the origin");
+    assert.equal(origin.requests[0].body.toString(), benign);
+    origin.reset();
+  });
+
   test("a refused upload is read before its answer (WAF, no token), and the connection stays open for the next request", async () => {
     // The WAF reads a body's first bytes from one branch of a tee and the rest waits in the other: that branch is
     // drained before the 403, as the entry drains before a 404 (read 1 MiB, workerd closed the connection after).

@@ -6349,7 +6349,7 @@ fn screen_text(config: &WafConfig, media_type: &str, text: &str) -> Option<Hit> 
         .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n'])
         .starts_with(['{', '[']);
     if declared_json || looks_json {
-        let (strings, between, keys) = json_strings(text);
+        let (strings, between, keys, arrays) = json_strings(text);
         // A key that is a MongoDB query operator (`{"user":{"$ne":null}}`): a driver given the parsed body runs it.
         let operator = config.rules.contains(&RuleSet::Sqli)
             && keys.iter().any(|&(k, string_value)| {
@@ -6372,6 +6372,7 @@ fn screen_text(config: &WafConfig, media_type: &str, text: &str) -> Option<Hit> 
                     .iter()
                     .map(String::as_str)
                     .chain([between.as_str()])
+                    .chain(arrays.iter().map(String::as_str))
                     .find_map(|s| screen(config, s, false, "body"))
             });
         if declared_json || hit.is_some() {
@@ -6798,13 +6799,26 @@ fn accepted_charset(value: &str) -> bool {
 /// the body, every string it could read is here, also for duplicate keys (a first-wins parser reads the first),
 /// nesting past a parser's depth limit, a prefix cut at the inspection cap, or text a strict parser refuses (whose
 /// bare words are in what lies between the strings). Third, the indices of the strings that are keys (a `:` follows
-/// them after blanks), each with its value's when that is a string.
+/// them after blanks), each with its value's when that is a string. Fourth, each run of two or more strings that
+/// are array elements side by side (values only a `,` separates), joined with `,` as JavaScript joins an array it
+/// makes a string of.
 #[allow(clippy::type_complexity)]
-fn json_strings(text: &str) -> (Vec<String>, String, Vec<(usize, Option<usize>)>) {
+fn json_strings(
+    text: &str,
+) -> (
+    Vec<String>,
+    String,
+    Vec<(usize, Option<usize>)>,
+    Vec<String>,
+) {
     let bytes = text.as_bytes();
-    let mut strings = Vec::new();
+    let mut strings: Vec<String> = Vec::new();
     let mut keys = Vec::new();
     let mut between = Vec::with_capacity(bytes.len() / 4);
+    let mut arrays = Vec::new();
+    // The strings of the current run of elements, and where in `between` the last of them ended.
+    let mut run: Vec<usize> = Vec::new();
+    let mut run_end: Option<usize> = None;
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] != b'"' {
@@ -6812,6 +6826,13 @@ fn json_strings(text: &str) -> (Vec<String>, String, Vec<(usize, Option<usize>)>
             i += 1;
             continue;
         }
+        // Only a `,` (and blanks) since the last element's string: this one follows it in the same array.
+        let after_element = run_end.is_some_and(|end| {
+            between[end..]
+                .iter()
+                .filter(|b| !b" \t\r\n".contains(b))
+                .eq([b','].iter())
+        });
         between.push(b' ');
         i += 1;
         let mut s: Vec<u8> = Vec::new();
@@ -6827,18 +6848,37 @@ fn json_strings(text: &str) -> (Vec<String>, String, Vec<(usize, Option<usize>)>
             s.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
         }
         i += 1;
-        if let Some(value) = skip(bytes.get(i..).unwrap_or_default(), b" \t\r\n").strip_prefix(b":")
-        {
+        let key = skip(bytes.get(i..).unwrap_or_default(), b" \t\r\n").strip_prefix(b":");
+        if let Some(value) = key {
             let string = skip(value, b" \t\r\n").first() == Some(&b'"');
             keys.push((strings.len(), string.then_some(strings.len() + 1)));
         }
+        if key.is_some() || !after_element {
+            joined_run(&strings, &mut run, &mut arrays);
+        }
+        run_end = key.is_none().then_some(between.len());
+        if key.is_none() {
+            run.push(strings.len());
+        }
         strings.push(String::from_utf8_lossy(&s).into_owned());
     }
+    joined_run(&strings, &mut run, &mut arrays);
     (
         strings,
         String::from_utf8_lossy(&between).into_owned(),
         keys,
+        arrays,
     )
+}
+
+/// The strings of a run of array elements ([`json_strings`]) joined with `,` into `arrays` when there are two or
+/// more; the run emptied.
+fn joined_run(strings: &[String], run: &mut Vec<usize>, arrays: &mut Vec<String>) {
+    if run.len() > 1 {
+        let elements: Vec<&str> = run.iter().map(|&k| strings[k].as_str()).collect();
+        arrays.push(elements.join(","));
+    }
+    run.clear();
 }
 
 /// `text` with its JSON escapes decoded wherever they stand, as [`json_strings`] decodes a string's.
@@ -8269,6 +8309,38 @@ mod tests {
             json_strings(r#"{"k\"ey":"\ud83d\ude00\n","x":[1,"\u00e9"]}"#).0,
             ["k\"ey", "\u{1f600}\n", "x", "é"]
         );
+    }
+
+    /// A JSON array of strings is one value to an origin that builds a string of it — JavaScript's template string
+    /// and `String(…)` join it with `,`, as they join qs's `id[0]=…&id[1]=…`, which the query and form readings
+    /// join — so its strings are also read joined: `["1 union/*", "*/select …"]` is `1 union/*,*/select …`.
+    #[test]
+    fn a_json_array_of_strings_is_also_read_joined() {
+        let c = config();
+        for body in [
+            r#"{"id":["1 union/*","*/select password from users"]}"#,
+            r#"{"id": [ "1 union/*" ,
+                "*/select password from users" ]}"#,
+            r#"[["x"], ["1 union/*", "*/select password from users"]]"#,
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("application/json"), body.as_bytes()).map(|h| h.rule),
+                Some("sqli-union"),
+                "{body}"
+            );
+        }
+        for body in [
+            r#"{"tags":["union","select","from"]}"#,
+            r#"{"names":["O'Brien","D'Angelo","O'Neil"]}"#,
+            r#"{"a":"1 union/*","b":"*/select password from users"}"#,
+            r#"{"a":["1 union/*"],"b":["*/select password from users"]}"#,
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("application/json"), body.as_bytes()),
+                None,
+                "{body}"
+            );
+        }
     }
 
     #[test]
