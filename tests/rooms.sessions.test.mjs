@@ -632,76 +632,55 @@ test("sockets the directory alarm closes for an ended session are reported to th
   }
 });
 
-test("a session past a lowered SESSION_MAX_SECS has ended for rooms too: its unused ticket is refused 401 session_ended and its socket closed, though D1's expiry is later", async () => {
-  // Lowered, SESSION_MAX_SECS ends older sessions at their next check (the Worker compares their start with it), but
-  // their row keeps the later expiry it was given under the old limit: the room, which read only that expiry, let
-  // such a session's tickets join and kept its sockets open until the idle expiry (up to SESSION_IDLE_SECS).
-  const KEY = generateSigningJwk("rooms-max-lowered-key");
+/**
+ * Signs alice in under `limits` ([vars]), joins `room` with one ticket and keeps another, then has `column` of her
+ * session's row (`created_at` or `last_seen_at`) say two hours ago while D1's expiry stays an hour ahead: a lowered
+ * limit ended it. The Worker, the room's join and its socket check must all hold it ended.
+ */
+async function endedByALoweredLimit(room, limits, column, ip) {
+  const KEY = generateSigningJwk(`${room}-key`);
   const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
-  const w = await startWorker({
-    vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY), ROOMS_DIRECTORY_REPORT_SECONDS: 1, SESSION_MAX_SECS: 3600, SESSION_IDLE_SECS: 3600 },
-  });
+  const w = await startWorker({ vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY), ROOMS_DIRECTORY_REPORT_SECONDS: 1, ...limits } });
   const raw = [];
   try {
     const db = await w.mf.getD1Database("DB");
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
     const token = await loginToken(w, ALICE);
-    const issue = () => sessionTicket(w, "max-lowered", cookieOf(token));
+    const issue = () => sessionTicket(w, room, cookieOf(token));
     const [joined, unused] = [await issue(), await issue()];
-    const mine = await deafSocket(w, "max-lowered", null, joined);
+    const mine = await deafSocket(w, room, null, joined);
     raw.push(mine);
-    // The session began two hours ago, under a limit above the one configured now; D1 expires it in an hour.
     const aged = await db
-      .prepare("UPDATE sessions SET created_at = ?1, expires_at = ?2 WHERE id = ?3")
+      .prepare(`UPDATE sessions SET ${column} = ?1, expires_at = ?2 WHERE id = ?3`)
       .bind(Date.now() - 2 * 3600_000, Date.now() + 3600_000, createHash("sha256").update(token).digest("hex"))
       .run();
     assert.equal(aged.meta.changes, 1, "the session's row");
     const checked = await w.fetch("/auth/sessions", { headers: { cookie: cookieOf(token) } });
     assert.equal(checked.status, 401, "the Worker holds the session ended");
     await checked.arrayBuffer();
-    assert.equal(await joinAnswer(w, "max-lowered", unused, "203.0.113.41"), "401 session_ended", "its ticket no longer joins");
+    assert.equal(await joinAnswer(w, room, unused, ip), "401 session_ended", "its ticket no longer joins");
     await until(() => closeCode(mine.data) !== undefined, { ms: 8000, what: "the ended session's socket closed" });
     assert.equal(closeCode(mine.data), 1008);
   } finally {
     raw.forEach((s) => s.sock.destroy());
     await w.stop();
   }
+}
+
+test("a session past a lowered SESSION_MAX_SECS has ended for rooms too: its unused ticket is refused 401 session_ended and its socket closed, though D1's expiry is later", async () => {
+  // Lowered, SESSION_MAX_SECS ends older sessions at their next check (the Worker compares their start with it), but
+  // their row keeps the later expiry it was given under the old limit: the room, which read only that expiry, let
+  // such a session's tickets join and kept its sockets open until the idle expiry (up to SESSION_IDLE_SECS).
+  // Begun two hours ago, under a limit above the one configured now.
+  await endedByALoweredLimit("max-lowered", { SESSION_MAX_SECS: 3600, SESSION_IDLE_SECS: 3600 }, "created_at", "203.0.113.41");
 });
 
 test("a session idle past a lowered SESSION_IDLE_SECS has ended for rooms too: its unused ticket is refused 401 session_ended and its socket closed, though D1's expiry is later", async () => {
   // Lowered, SESSION_IDLE_SECS ends sessions idle longer than it at their next check (the Worker compares their
   // last-seen time with it), but their row keeps the later expiry written under the old window: the room, which read
   // only that expiry, let such a session's tickets join and kept its sockets open until then.
-  const KEY = generateSigningJwk("rooms-idle-lowered-key");
-  const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
-  const w = await startWorker({
-    vars: { ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY), ROOMS_DIRECTORY_REPORT_SECONDS: 1, SESSION_MAX_SECS: 86_400, SESSION_IDLE_SECS: 3600 },
-  });
-  const raw = [];
-  try {
-    const db = await w.mf.getD1Database("DB");
-    await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
-    const token = await loginToken(w, ALICE);
-    const issue = () => sessionTicket(w, "idle-lowered", cookieOf(token));
-    const [joined, unused] = [await issue(), await issue()];
-    const mine = await deafSocket(w, "idle-lowered", null, joined);
-    raw.push(mine);
-    // Last seen two hours ago, under an idle window above the one configured now; D1 expires it in an hour.
-    const aged = await db
-      .prepare("UPDATE sessions SET last_seen_at = ?1, expires_at = ?2 WHERE id = ?3")
-      .bind(Date.now() - 2 * 3600_000, Date.now() + 3600_000, createHash("sha256").update(token).digest("hex"))
-      .run();
-    assert.equal(aged.meta.changes, 1, "the session's row");
-    const checked = await w.fetch("/auth/sessions", { headers: { cookie: cookieOf(token) } });
-    assert.equal(checked.status, 401, "the Worker holds the session ended");
-    await checked.arrayBuffer();
-    assert.equal(await joinAnswer(w, "idle-lowered", unused, "203.0.113.45"), "401 session_ended", "its ticket no longer joins");
-    await until(() => closeCode(mine.data) !== undefined, { ms: 8000, what: "the ended session's socket closed" });
-    assert.equal(closeCode(mine.data), 1008);
-  } finally {
-    raw.forEach((s) => s.sock.destroy());
-    await w.stop();
-  }
+  // Last seen two hours ago, under an idle window above the one configured now.
+  await endedByALoweredLimit("idle-lowered", { SESSION_MAX_SECS: 86_400, SESSION_IDLE_SECS: 3600 }, "last_seen_at", "203.0.113.45");
 });
 
 test("a ticket the room found ended only by a lowered SESSION_MAX_SECS joins once the limit is raised again: the mark is kept with the limit it was made under", async () => {

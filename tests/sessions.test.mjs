@@ -1974,6 +1974,18 @@ async function bobUnderAnHour(t, extra = {}) {
   return { w, wdb, wkv, token };
 }
 
+/** Signs bob in again under `w` and asserts his session list holds that new session alone. */
+async function onlyANewSessionListed(w) {
+  const again = await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
+  assert.equal(again.status, 200);
+  const fresh = cookieOf(again);
+  await again.arrayBuffer();
+  const listed = await w.fetch("/auth/sessions", withCookie(fresh));
+  assert.equal(listed.status, 200);
+  const { sessions } = await listed.json();
+  assert.deepEqual(sessions.map((s) => s.current), [true], "only the session a check accepts");
+}
+
 test("a session older than a lowered SESSION_MAX_SECS is refused at once, and a refresh does not rotate it into an ended one", async (t) => {
   const { w, wdb, wkv, token } = await bobUnderAnHour(t);
   // Made two hours ago under a longer limit: its stored idle expiry (10 minutes ahead) was within that one.
@@ -1992,14 +2004,7 @@ test("a session older than a lowered SESSION_MAX_SECS is refused at once, and a 
   await wkv.put(key, JSON.stringify(entry));
   await expectError(await check("/auth/session"), 401, "session_invalid", "cached check, from a fresh entry");
   // The user's list of sessions shows the new one alone: the old one is refused by every check.
-  const again = await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
-  assert.equal(again.status, 200);
-  const fresh = cookieOf(again);
-  await again.arrayBuffer();
-  const listed = await w.fetch("/auth/sessions", withCookie(fresh));
-  assert.equal(listed.status, 200);
-  const { sessions } = await listed.json();
-  assert.deepEqual(sessions.map((s) => s.current), [true], "only the session a check accepts");
+  await onlyANewSessionListed(w);
 });
 
 test("a session idle longer than a lowered SESSION_IDLE_SECS is refused at once: its expiry stored under the longer setting does not keep it, nor a touch revive it", async (t) => {
@@ -2021,14 +2026,7 @@ test("a session idle longer than a lowered SESSION_IDLE_SECS is refused at once:
   const row = await wdb.prepare("SELECT expires_at FROM sessions WHERE id = ?1").bind(sessionId(token)).first();
   assert.equal(row?.expires_at ?? null, row ? now + 600_000 : null, "no touch moved its expiry on");
   // The user's list shows the new session alone.
-  const again = await w.fetch("/auth/login", json({ email: BOB.email, password: BOB.password }));
-  assert.equal(again.status, 200);
-  const fresh = cookieOf(again);
-  await again.arrayBuffer();
-  const listed = await w.fetch("/auth/sessions", withCookie(fresh));
-  assert.equal(listed.status, 200);
-  const { sessions } = await listed.json();
-  assert.deepEqual(sessions.map((s) => s.current), [true], "only the session a check accepts");
+  await onlyANewSessionListed(w);
 });
 
 test("a refresh within SESSION_ROTATE_MIN_SECS of a session under a lowered SESSION_MAX_SECS gets a token ending at that limit", async (t) => {
