@@ -924,6 +924,29 @@ describe("rooms whose message buckets refill slowly", () => {
   });
 });
 
+describe("rooms at the lowest ROOMS_UPDATE_BURST the Worker takes", () => {
+  let w;
+  before(async () => {
+    w = await startWorker({ vars: { ...VARS, ROOMS_UPDATE_BURST: 3, ROOMS_UPDATES_PER_SECOND: 1 } });
+  });
+  after(async () => {
+    await w?.stop();
+  });
+
+  test("a y-websocket client's join (its sync step 1, its presence, its sync step 2 with an offline edit) fits the burst: the edit is taken and the client stays", async () => {
+    const room = "low-burst";
+    const closes = [];
+    const writer = await client(w, room, { user: "writer", name: "writer", offline: "written offline", closes });
+    const reader = await client(w, room, { user: "reader" });
+    await until(() => reader.text.toString() === "written offline", {
+      what: "the writer's offline edit reached a newcomer",
+      ms: SLOW_ROOM_MS,
+    });
+    assert.deepEqual(closes, [], "the writer was never closed");
+    destroyAll(writer, reader);
+  });
+});
+
 test("every update another client saw survives a restart with persistence", async () => {
   const stateDir = mkdtempSync(join(tmpdir(), "edgekit-rooms-"));
   cpSync(migratedTemplate(), stateDir, { recursive: true });

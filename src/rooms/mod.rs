@@ -41,7 +41,10 @@ impl RoomsConfig {
             settings: RoomSettings {
                 max_message_bytes: u32_in("ROOMS_MAX_MESSAGE_BYTES", 256 * 1024, 64, 1024 * 1024)?,
                 updates_per_second: u32_in("ROOMS_UPDATES_PER_SECOND", 60, 1, 10_000)?,
-                update_burst: u32_in("ROOMS_UPDATE_BURST", 200, 1, 100_000)?,
+                // At least a join's own messages, which spend tokens at once (a y-websocket client's sync step 1,
+                // its presence once it names a user, its sync step 2): a burst of 1 or 2 closed every such client
+                // 1008 as it joined, and it never synced however long it retried.
+                update_burst: u32_in("ROOMS_UPDATE_BURST", 200, 3, 100_000)?,
                 max_members: u32_in("ROOMS_MAX_MEMBERS", 250, 1, 10_000)?,
                 compaction: CompactionPolicy {
                     max_entries: vars.u64_in("ROOMS_COMPACT_AFTER_UPDATES", 500, 1, 1_000_000)?,
@@ -163,6 +166,8 @@ mod tests {
         let cases: &[(&str, Value)] = &[
             ("ROOMS_MAX_MESSAGE_BYTES", json!(10)),
             ("ROOMS_MAX_MEMBERS", json!(0)),
+            // Below a join's own messages: no y-websocket client showing presence could join.
+            ("ROOMS_UPDATE_BURST", json!(2)),
             ("ROOMS_DIRECTORY_SHARDS", json!("many")),
             ("ROOMS_LIST_MEMORY_MS", json!(60_001)),
             ("ROOMS_TICKET_TTL_SECONDS", json!(1)),

@@ -63,8 +63,10 @@ export async function ticket(w, room, user = "tester") {
 }
 
 /** A y-websocket client in `room`, synced with the server. */
-export async function client(w, room, { user = "tester", name } = {}) {
+export async function client(w, room, { user = "tester", name, offline, closes } = {}) {
   const doc = new Y.Doc();
+  // Text the client holds before it connects (an edit made offline): its sync step 2 carries it to the room.
+  if (offline) doc.getText("text").insert(0, offline);
   const provider = new WebsocketProvider(w.url.href.replace(/^http/, "ws") + `rooms/${room}`, "ws", doc, {
     WebSocketPolyfill: WebSocket,
     params: { ticket: await ticket(w, room, user) },
@@ -74,6 +76,8 @@ export async function client(w, room, { user = "tester", name } = {}) {
   provider.on("connection-close", () => {
     ticket(w, room, user).then((t) => (provider.params.ticket = t), () => {});
   });
+  // Every close the client meets, from its first connection on.
+  if (closes) provider.on("connection-close", (event) => closes.push(event?.code));
   const made = { doc, provider, text: doc.getText("text") };
   live.add(made);
   if (name) provider.awareness.setLocalStateField("user", { name });
