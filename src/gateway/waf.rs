@@ -6800,8 +6800,9 @@ fn accepted_charset(value: &str) -> bool {
 /// nesting past a parser's depth limit, a prefix cut at the inspection cap, or text a strict parser refuses (whose
 /// bare words are in what lies between the strings). Third, the indices of the strings that are keys (a `:` follows
 /// them after blanks), each with its value's when that is a string. Fourth, each run of two or more strings that
-/// are array elements side by side (values only a `,` separates), joined with `,` as JavaScript joins an array it
-/// makes a string of.
+/// are array elements side by side, joined as JavaScript makes a string of the array: with `,`, and with the
+/// numbers, `true`/`false` and `null`s (an empty element) between them, a nested array's brackets dropped
+/// ([`element_separator`]).
 #[allow(clippy::type_complexity)]
 fn json_strings(
     text: &str,
@@ -6816,8 +6817,9 @@ fn json_strings(
     let mut keys = Vec::new();
     let mut between = Vec::with_capacity(bytes.len() / 4);
     let mut arrays = Vec::new();
-    // The strings of the current run of elements, and where in `between` the last of them ended.
-    let mut run: Vec<usize> = Vec::new();
+    // The strings of the current run of elements, each with the separator read before it (none before the first),
+    // and where in `between` the last of them ended.
+    let mut run: Vec<(usize, String)> = Vec::new();
     let mut run_end: Option<usize> = None;
     let mut i = 0;
     while i < bytes.len() {
@@ -6826,13 +6828,8 @@ fn json_strings(
             i += 1;
             continue;
         }
-        // Only a `,` (and blanks) since the last element's string: this one follows it in the same array.
-        let after_element = run_end.is_some_and(|end| {
-            between[end..]
-                .iter()
-                .filter(|b| !b" \t\r\n".contains(b))
-                .eq([b','].iter())
-        });
+        // Only elements' separators since the last element's string: this one follows it in the same array.
+        let separator = run_end.and_then(|end| element_separator(&between[end..]));
         between.push(b' ');
         i += 1;
         let mut s: Vec<u8> = Vec::new();
@@ -6853,12 +6850,12 @@ fn json_strings(
             let string = skip(value, b" \t\r\n").first() == Some(&b'"');
             keys.push((strings.len(), string.then_some(strings.len() + 1)));
         }
-        if key.is_some() || !after_element {
+        if key.is_some() || separator.is_none() {
             joined_run(&strings, &mut run, &mut arrays);
         }
         run_end = key.is_none().then_some(between.len());
         if key.is_none() {
-            run.push(strings.len());
+            run.push((strings.len(), separator.unwrap_or_default()));
         }
         strings.push(String::from_utf8_lossy(&s).into_owned());
     }
@@ -6871,12 +6868,46 @@ fn json_strings(
     )
 }
 
-/// The strings of a run of array elements ([`json_strings`]) joined with `,` into `arrays` when there are two or
-/// more; the run emptied.
-fn joined_run(strings: &[String], run: &mut Vec<usize>, arrays: &mut Vec<String>) {
+/// The text JavaScript puts between two string elements of an array (or of arrays nested in it) when it makes a
+/// string of it, if `between` — the JSON text between them — holds only elements' separators: `,`s (at least one),
+/// the brackets of nested arrays (dropped), numbers, `true`/`false`, and `null`s (empty elements). `String(["a", 0,
+/// null, ["b"]])` is `a,0,,b`. Anything else (a `:`, a brace) ends the run.
+fn element_separator(between: &[u8]) -> Option<String> {
+    let text: String = std::str::from_utf8(between)
+        .ok()?
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\t' | '\r' | '\n' | '[' | ']'))
+        .collect();
+    if !text.contains(',') {
+        return None;
+    }
+    let elements: Option<Vec<&str>> = text
+        .split(',')
+        .map(|element| match element {
+            "" | "null" => Some(""),
+            "true" | "false" => Some(element),
+            number
+                if number
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) =>
+            {
+                Some(number)
+            }
+            _ => None,
+        })
+        .collect();
+    Some(elements?.join(","))
+}
+
+/// The strings of a run of array elements ([`json_strings`]) joined with their separators into `arrays` when there
+/// are two or more; the run emptied.
+fn joined_run(strings: &[String], run: &mut Vec<(usize, String)>, arrays: &mut Vec<String>) {
     if run.len() > 1 {
-        let elements: Vec<&str> = run.iter().map(|&k| strings[k].as_str()).collect();
-        arrays.push(elements.join(","));
+        let joined = run
+            .iter()
+            .map(|(k, separator)| format!("{separator}{}", strings[*k]))
+            .collect::<String>();
+        arrays.push(joined);
     }
     run.clear();
 }
@@ -8334,6 +8365,38 @@ mod tests {
             r#"{"names":["O'Brien","D'Angelo","O'Neil"]}"#,
             r#"{"a":"1 union/*","b":"*/select password from users"}"#,
             r#"{"a":["1 union/*"],"b":["*/select password from users"]}"#,
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("application/json"), body.as_bytes()),
+                None,
+                "{body}"
+            );
+        }
+    }
+
+    /// JavaScript makes a string of the whole array, its numbers, `true`/`false` and nested arrays included
+    /// (`String(["1 union/*", 0, "*/select …"])` is `1 union/*,0,*/select …`, `String([["a"], ["b"]])` is `a,b`, a
+    /// `null` an empty element): a run of strings broken by any of those was read string by string, and an attack
+    /// split around a number — still SQL — passed.
+    #[test]
+    fn a_json_array_is_read_joined_across_its_numbers_literals_and_nested_arrays() {
+        let c = config();
+        for body in [
+            r#"{"id":["1 union/*",0,"*/select password from users"]}"#,
+            r#"{"id":["1 union/*", null, true, "*/select password from users"]}"#,
+            r#"{"id":[["1 union/*"],["*/select password from users"]]}"#,
+            r#"{"id":["1 union/*",[-1.5e3],"*/select password from users"]}"#,
+        ] {
+            assert_eq!(
+                inspect_body(&c, Some("application/json"), body.as_bytes()).map(|h| h.rule),
+                Some("sqli-union"),
+                "{body}"
+            );
+        }
+        for body in [
+            r#"{"a":["1 union/*"],"n":0,"b":["*/select password from users"]}"#,
+            r#"[{"a":"1 union/*"},{"a":"*/select password from users"}]"#,
+            r#"{"tags":["union",1,"select",2,"from"]}"#,
         ] {
             assert_eq!(
                 inspect_body(&c, Some("application/json"), body.as_bytes()),
