@@ -119,9 +119,23 @@ impl RoomSettings {
     }
 
     /// What a ticket stores (`room_tickets.session_ended`) once a join under these settings found its session ended:
-    /// the absolute limit it was judged by, in ms ([`NO_LIMIT_MARK`] without one, or for one as long). 0 is "not
+    /// the limits it was judged by — with the idle limit, both ([`BOTH_LIMITS_MARK`]); without it (settings of a
+    /// Worker before it), the absolute limit in ms ([`NO_LIMIT_MARK`] without one, or for one as long). 0 is "not
     /// found ended".
     pub fn ended_mark(&self) -> i64 {
+        match (self.session_max_ms, self.session_idle_ms) {
+            (0, _) => NO_LIMIT_MARK,
+            (_, 0) => self.absolute_mark(),
+            (max, idle) => {
+                BOTH_LIMITS_MARK
+                    | mark_secs(max, MAX_MARK_BITS) << IDLE_MARK_BITS
+                    | mark_secs(idle, IDLE_MARK_BITS)
+            }
+        }
+    }
+
+    /// The mark of the absolute limit alone, as made before rooms were told the idle one.
+    fn absolute_mark(&self) -> i64 {
         match self.session_max_ms {
             0 => NO_LIMIT_MARK,
             max => i64::try_from(max).map_or(NO_LIMIT_MARK, |max| max.min(NO_LIMIT_MARK)),
@@ -129,13 +143,37 @@ impl RoomSettings {
     }
 
     /// Whether a ticket's `session_ended` mark still holds under these settings: its session was found ended under
-    /// a limit no shorter than this one. A revocation or an expiry is final, but an end by `SESSION_MAX_SECS` alone
-    /// is undone when the limit is raised again (the Worker accepts that session once more): such a mark, made
-    /// under the lower limit, is then set aside and the join asks D1 again. (A mark of 1, written before the limit
-    /// was kept, is set aside by every limit, which is at least a minute.)
+    /// limits no shorter than these. A revocation or an expiry is final, but an end by a lowered `SESSION_MAX_SECS`
+    /// or `SESSION_IDLE_SECS` alone is undone when the limit is raised again (the Worker accepts that session once
+    /// more): such a mark, made under the lower limit, is then set aside and the join asks D1 again. (A mark of 1,
+    /// written before the limit was kept, is set aside by every limit, which is at least a minute.)
     pub fn honours_ended_mark(&self, mark: i64) -> bool {
-        mark != 0 && self.ended_mark() <= mark
+        if !(BOTH_LIMITS_MARK..NO_LIMIT_MARK).contains(&mark) {
+            return mark != 0 && self.absolute_mark() <= mark;
+        }
+        let both = mark - BOTH_LIMITS_MARK;
+        let (max, idle) = (both >> IDLE_MARK_BITS, both & ((1 << IDLE_MARK_BITS) - 1));
+        // A limit not set now (0) is none, longer than any a mark names.
+        self.session_max_ms != 0
+            && self.session_idle_ms != 0
+            && mark_secs(self.session_max_ms, MAX_MARK_BITS) <= max
+            && mark_secs(self.session_idle_ms, IDLE_MARK_BITS) <= idle
     }
+}
+
+/// The bit a mark of both session limits carries ([`RoomSettings::ended_mark`]): above every mark of the absolute
+/// limit alone (ms, at most a year: under 2^35) and, with the limits' seconds below it (the absolute one's shifted
+/// past the idle one's), below [`NO_LIMIT_MARK`].
+const BOTH_LIMITS_MARK: i64 = 1 << 50;
+
+/// Bits of a mark for the absolute limit's seconds (`SESSION_MAX_SECS` is at most 365 days, under 2^25) and for the
+/// idle limit's (`SESSION_IDLE_SECS`, at most 90 days, under 2^24).
+const MAX_MARK_BITS: u32 = 25;
+const IDLE_MARK_BITS: u32 = 24;
+
+/// A limit in ms as the whole seconds a mark holds, at most what `bits` hold.
+fn mark_secs(ms: u64, bits: u32) -> i64 {
+    i64::try_from(ms / 1000).map_or((1 << bits) - 1, |secs| secs.min((1 << bits) - 1))
 }
 
 /// The ended mark of "no session limit" (and the most any mark is): 2^53 - 1, the largest integer a JavaScript
@@ -333,6 +371,60 @@ mod tests {
             ..old
         };
         assert_eq!(idle.sessions_seen_after(10_000), 7_000.0);
+    }
+
+    /// A session ended by a lowered `SESSION_IDLE_SECS` alone is live again once the window is raised (the Worker
+    /// accepts it: D1's expiry, written under the longer window, is later), as one ended by a lowered
+    /// `SESSION_MAX_SECS` is: its tickets' mark, made under the shorter window, must not outlast it.
+    #[test]
+    fn an_ended_mark_made_under_a_lowered_idle_window_is_set_aside_once_it_is_raised() {
+        let with = |max_ms: u64, idle_ms: u64| RoomSettings {
+            session_idle_ms: idle_ms,
+            ..settings_with_limit(max_ms)
+        };
+        let (hour, day) = (3_600_000, 86_400_000);
+        let lowered = with(30 * day, hour);
+        let raised = with(30 * day, 7 * day);
+        assert!(
+            lowered.honours_ended_mark(lowered.ended_mark()),
+            "the same limits"
+        );
+        assert!(
+            !raised.honours_ended_mark(lowered.ended_mark()),
+            "a raised idle window may have made it live again"
+        );
+        assert!(
+            lowered.honours_ended_mark(raised.ended_mark()),
+            "ended under a longer window: ended under this one"
+        );
+        assert!(
+            !with(60 * day, hour).honours_ended_mark(lowered.ended_mark()),
+            "a raised absolute limit too"
+        );
+        let before = settings_with_limit(30 * day).ended_mark();
+        assert!(
+            lowered.honours_ended_mark(before),
+            "a mark made before rooms knew the idle window: by the absolute limit alone, as then"
+        );
+        assert!(!with(60 * day, hour).honours_ended_mark(before));
+        assert!(
+            raised.honours_ended_mark(with(0, 0).ended_mark()),
+            "ended without a limit: revoked or expired"
+        );
+        assert!(
+            !with(0, 0).honours_ended_mark(lowered.ended_mark()),
+            "the limits since dropped"
+        );
+        assert!(
+            !lowered.honours_ended_mark(1),
+            "a mark written before the limit was kept"
+        );
+        let widest = with(365 * day, 90 * day).ended_mark();
+        assert!(
+            (1..NO_LIMIT_MARK).contains(&widest),
+            "a JavaScript number, below the mark of no limit"
+        );
+        assert!(with(365 * day, 90 * day).honours_ended_mark(widest));
     }
 
     #[test]
