@@ -683,41 +683,59 @@ test("a session idle past a lowered SESSION_IDLE_SECS has ended for rooms too: i
   await endedByALoweredLimit("idle-lowered", { SESSION_MAX_SECS: 86_400, SESSION_IDLE_SECS: 3600 }, "last_seen_at", "203.0.113.45");
 });
 
-test("a ticket the room found ended only by a lowered SESSION_MAX_SECS joins once the limit is raised again: the mark is kept with the limit it was made under", async () => {
-  // A revocation or an expiry is final, but an end by the absolute limit alone is undone when the limit is raised
-  // again (a lowering rolled back): the Worker accepts the session once more. The room marked the session's tickets
-  // ended for good and refused them 401 from its storage, though D1 and the Worker both held the session live.
-  const KEY = generateSigningJwk("rooms-max-raised-key");
+/**
+ * Has a join find alice's session ended by a lowered limit alone — `column` of its row (`created_at` or
+ * `last_seen_at`) two hours ago, D1's expiry an hour ahead, under `lowered` ([vars]) — then restarts the Worker with
+ * `raised`, under which the Worker holds the session live again: the session's other ticket, marked ended by that
+ * join, must join.
+ */
+async function joinsOnceRaised(room, column, lowered, raised, ips) {
+  const KEY = generateSigningJwk(`${room}-key`);
   const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
   const stateDir = mkdtempSync(join(tmpdir(), "edgekit-rooms-"));
   cpSync(migratedTemplate(), stateDir, { recursive: true });
-  const vars = (maxSecs) => ({ ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY), SESSION_MAX_SECS: maxSecs, SESSION_IDLE_SECS: 3600, ROOMS_TICKET_TTL_SECONDS: 3600 });
-  let w = await startWorker({ vars: vars(3600), stateDir });
+  const vars = (limits) => ({ ...VARS, AUTH_SIGNING_KEY: JSON.stringify(KEY), ROOMS_TICKET_TTL_SECONDS: 3600, ...limits });
+  let w = await startWorker({ vars: vars(lowered), stateDir });
   try {
     const db = await w.mf.getD1Database("DB");
     await seed({ CONFIG_KV: await w.mf.getKVNamespace("CONFIG_KV"), DB: db, AUTH_SIGNING_KEY: JSON.stringify(KEY) });
     const token = await loginToken(w, ALICE);
-    const issue = () => sessionTicket(w, "max-raised", cookieOf(token));
+    const issue = () => sessionTicket(w, room, cookieOf(token));
     const [first, second] = [await issue(), await issue()];
-    // Begun two hours ago, past the one-hour limit; D1 expires it in an hour.
     const aged = await db
-      .prepare("UPDATE sessions SET created_at = ?1, expires_at = ?2 WHERE id = ?3")
+      .prepare(`UPDATE sessions SET ${column} = ?1, expires_at = ?2 WHERE id = ?3`)
       .bind(Date.now() - 2 * 3600_000, Date.now() + 3600_000, createHash("sha256").update(token).digest("hex"))
       .run();
     assert.equal(aged.meta.changes, 1, "the session's row");
-    const join = (ticketValue, ip) => joinAnswer(w, "max-raised", ticketValue, ip);
-    assert.equal(await join(first, "203.0.113.51"), "401 session_ended", "past the limit: ended (and its other ticket marked)");
+    const joinWith = (ticketValue, ip) => joinAnswer(w, room, ticketValue, ip);
+    assert.equal(await joinWith(first, ips[0]), "401 session_ended", "past the limit: ended (and its other ticket marked)");
     await w.stop();
-    // The limit raised again to three hours: the session, two hours old, is live for the Worker and D1 alike.
-    w = await startWorker({ vars: vars(3 * 3600), stateDir });
+    w = await startWorker({ vars: vars(raised), stateDir });
     const checked = await w.fetch("/auth/sessions", { headers: { cookie: cookieOf(token) } });
     assert.equal(checked.status, 200, "the Worker holds the session live again");
     await checked.arrayBuffer();
-    assert.equal(await join(second, "203.0.113.52"), "101 ", "its ticket, marked under the lower limit, joins");
+    assert.equal(await joinWith(second, ips[1]), "101 ", "its ticket, marked under the lower limit, joins");
   } finally {
     await w.stop();
     rmSync(stateDir, { recursive: true, force: true });
   }
+}
+
+test("a ticket the room found ended only by a lowered SESSION_MAX_SECS joins once the limit is raised again: the mark is kept with the limit it was made under", async () => {
+  // A revocation or an expiry is final, but an end by the absolute limit alone is undone when the limit is raised
+  // again (a lowering rolled back): the Worker accepts the session once more. The room marked the session's tickets
+  // ended for good and refused them 401 from its storage, though D1 and the Worker both held the session live.
+  // Begun two hours ago, past the one-hour limit; raised to three hours, the session is live again.
+  const idle = { SESSION_IDLE_SECS: 3600 };
+  await joinsOnceRaised("max-raised", "created_at", { ...idle, SESSION_MAX_SECS: 3600 }, { ...idle, SESSION_MAX_SECS: 3 * 3600 }, ["203.0.113.51", "203.0.113.52"]);
+});
+
+test("a ticket the room found ended only by a lowered SESSION_IDLE_SECS joins once the window is raised again: the mark is kept with the window it was made under", async () => {
+  // As for the absolute limit: an end by the idle window alone is undone when the window is raised again. The mark
+  // named the absolute limit alone, which had not changed, and the session's tickets stayed refused 401.
+  // Last seen two hours ago, past the one-hour window; raised to three hours, the session is live again.
+  const max = { SESSION_MAX_SECS: 86_400 };
+  await joinsOnceRaised("idle-raised", "last_seen_at", { ...max, SESSION_IDLE_SECS: 3600 }, { ...max, SESSION_IDLE_SECS: 3 * 3600 }, ["203.0.113.53", "203.0.113.54"]);
 });
 
 test("a ticket of a session a join found ended under settings without a session limit is refused 401 session_ended again, not failed: the mark it keeps is a number the room's SQLite gives back", async () => {
