@@ -5766,11 +5766,14 @@ describe("WAF", () => {
   test("an attack split over a JSON array's strings is read joined, as JavaScript makes a string of the array", async () => {
     origin.reset();
     const post = (body) => worker.fetch("/gw/open/items", { method: "POST", headers: { "content-type": "application/json" }, body });
-    const r = await post(JSON.stringify({ id: ["1 union/*", "*/select password from users"] }));
-    assert.equal(r.status, 403, await r.clone().text());
-    assert.equal(r.headers.get("x-waf-rule"), "sqli-union");
-    await r.arrayBuffer();
-    const benign = JSON.stringify({ tags: ["union", "select", "from"], names: ["O'Brien", "D'Angelo"] });
+    // Numbers and nested arrays too: String(["1 union/*", 0, "*/select …"]) is "1 union/*,0,*/select …".
+    for (const id of [["1 union/*", "*/select password from users"], ["1 union/*", 0, "*/select password from users"], [["1 union/*"], ["*/select password from users"]]]) {
+      const r = await post(JSON.stringify({ id }));
+      assert.equal(r.status, 403, await r.clone().text());
+      assert.equal(r.headers.get("x-waf-rule"), "sqli-union", JSON.stringify(id));
+      await r.arrayBuffer();
+    }
+    const benign = JSON.stringify({ tags: ["union", 1, "select", 2, "from"], names: ["O'Brien", "D'Angelo"] });
     const ok = await post(benign);
     assert.equal(ok.status, 200, await ok.clone().text());
     await ok.arrayBuffer();
