@@ -7,9 +7,10 @@ use serde::Deserialize;
 
 use crate::error::ApiError;
 
-/// Longest accepted email (RFC 5321 path limit, in bytes) and password (in characters, as the OpenAPI document's
-/// `maxLength` counts them: counted in bytes, a password of 600 `é` that the published schema admits was refused;
-/// PBKDF2 cost does not depend on the length).
+/// Longest accepted email (RFC 5321's path limit, 254) and password, both in characters as sent, as the OpenAPI
+/// document's `maxLength` counts them: counted in bytes, a password of 600 `é` that the published schema admits was
+/// refused, as was an email of 200 `é` (and one padded with spaces past the schema's limit was let in, its length
+/// read after trimming). PBKDF2 cost does not depend on the length.
 pub const MAX_EMAIL: usize = 254;
 pub const MAX_PASSWORD: usize = 1024;
 
@@ -72,11 +73,11 @@ pub fn normalise_email(
     raw: &str,
     normalise: impl Fn(&str, Form) -> String,
 ) -> Result<String, ApiError> {
-    let email = normalise(&raw.trim().to_lowercase(), Form::Nfc);
     let invalid = || ApiError::bad_request("invalid_email", "email must look like name@domain");
-    if email.len() > MAX_EMAIL {
+    if raw.chars().nth(MAX_EMAIL).is_some() {
         return Err(invalid());
     }
+    let email = normalise(&raw.trim().to_lowercase(), Form::Nfc);
     let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
     let well_formed = !local.is_empty()
         && domain.len() >= 3
@@ -260,6 +261,24 @@ mod tests {
         let error = Credentials::parse(body("a@example.com", &format!("{accented}x")), as_is)
             .expect_err("1,025 characters");
         assert_eq!(error.code(), "invalid_password");
+    }
+
+    /// The email's limit counts characters as sent, as the published schema's `maxLength` does: counted in bytes
+    /// after trimming, an address of 200 `é` that the schema admits was refused, and one padded with spaces to 260
+    /// characters that the schema refuses was let in.
+    #[test]
+    fn the_email_limit_counts_characters_as_sent_as_the_published_schema_does() {
+        let accented = format!("{}@example.com", "\u{e9}".repeat(MAX_EMAIL - 12)); // 254 characters, 496 bytes
+        assert_eq!(accented.chars().count(), MAX_EMAIL);
+        let c = Credentials::parse(body(&accented, "pw"), as_is).expect("254 characters");
+        assert_eq!(c.email, accented);
+        let longer = format!("\u{e9}{accented}");
+        let error = Credentials::parse(body(&longer, "pw"), as_is).expect_err("255 characters");
+        assert_eq!(error.code(), "invalid_email");
+        let padded = format!("{}{}@example.com", " ".repeat(10), "a".repeat(240));
+        let error =
+            Credentials::parse(body(&padded, "pw"), as_is).expect_err("262 characters as sent");
+        assert_eq!(error.code(), "invalid_email");
     }
 
     /// PBKDF2's HMAC zero-fills a key shorter than SHA-256's 64-byte block (RFC 2104 §2), so `pw` and `pw\0\0`
