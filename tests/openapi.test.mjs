@@ -172,6 +172,28 @@ test("the served document is the file, and a valid OpenAPI 3.x document", async 
   assert.equal(result.valid, true, JSON.stringify(result.errors ?? result, null, 1));
 });
 
+test("the document has a strong ETag, and a client holding it is answered 304 as the document says", async () => {
+  // Served `public, max-age=300` without a validator, every client and CDN fetched the whole document again each
+  // time its copy went stale, and an `If-None-Match: *` (which names any current representation) was answered 200.
+  const first = await worker.fetch("/openapi.json");
+  await first.arrayBuffer();
+  const etag = first.headers.get("etag");
+  assert.match(etag ?? "", /^"[0-9a-f]{32}"$/, "a strong ETag");
+  const again = await worker.fetch("/openapi.json");
+  await again.arrayBuffer();
+  assert.equal(again.headers.get("etag"), etag, "the same document, the same tag");
+  for (const condition of [etag, `W/${etag}`, `"other", ${etag}`, "*"]) {
+    const response = await worker.fetch("/openapi.json", { headers: { "if-none-match": condition } });
+    const problems = response.status === 304 ? await departures("GET", "/openapi.json", response) : [`status ${response.status}`];
+    assert.deepEqual(problems, [], `If-None-Match: ${condition}`);
+    assert.equal(response.headers.get("etag"), etag, `If-None-Match: ${condition}`);
+    assert.equal(response.headers.get("cache-control"), "public, max-age=300", `If-None-Match: ${condition}`);
+  }
+  const other = await worker.fetch("/openapi.json", { headers: { "if-none-match": '"0123"' } });
+  assert.equal(other.status, 200, "another tag gets the document");
+  assert.deepEqual(await other.json(), DOCUMENT);
+});
+
 test("every answer has a documented status, body and the headers it carries declared", async () => {
   const found = [];
   for (const [label, method, path, template, init, status] of CASES) {

@@ -144,7 +144,7 @@ async fn app_route(mut call: Call, id: RouteId) -> ApiResult<Response> {
     match id {
         RouteId::Health => health::handler::health(&call),
         RouteId::Ready => health::handler::ready(&call).await,
-        RouteId::OpenApi => openapi::handler::document(),
+        RouteId::OpenApi => openapi::handler::document(&call),
         RouteId::AuthLogin => session::handler::login(call).await,
         RouteId::AuthLogout => session::handler::logout(call).await,
         RouteId::AuthRefresh => session::handler::refresh(call).await,

@@ -7,6 +7,22 @@ pub mod handler;
 /// The document, embedded at build time.
 pub const DOCUMENT: &str = include_str!("openapi.json");
 
+/// The document's strong entity tag (the first 128 bits of the SHA-256 of its bytes, as an image variant's,
+/// `images::validator`), computed once per isolate: the same in every isolate of a build, and a new one when the
+/// document changes. It is served `public, max-age=300`; without a validator, every client and CDN whose copy went
+/// stale fetched the whole document again.
+pub fn etag() -> &'static str {
+    use sha2::{Digest, Sha256};
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| crate::images::validator::etag(&Sha256::digest(DOCUMENT.as_bytes())))
+}
+
+/// Whether a `GET`/`HEAD` of the document with this `If-None-Match` is answered 304: it names [`etag`] (weak
+/// comparison) or is `*`, which any current representation matches (RFC 9110 §13.1.2).
+pub fn not_modified(if_none_match: Option<&str>) -> bool {
+    if_none_match.is_some_and(|condition| crate::conditional::none_match(condition, etag()))
+}
+
 /// Every `(METHOD, path)` the document describes, paths in OpenAPI `{param}` form.
 pub fn documented_operations(document: &str) -> Result<Vec<(String, String)>, serde_json::Error> {
     let value: serde_json::Value = serde_json::from_str(document)?;
@@ -68,6 +84,21 @@ mod tests {
         assert!(value["components"]["schemas"]["Error"].is_object());
         assert!(value["components"]["securitySchemes"]["bearer"].is_object());
         assert!(value["components"]["securitySchemes"]["session"].is_object());
+    }
+
+    #[test]
+    fn the_document_is_answered_304_to_a_client_holding_its_tag_or_asking_for_any() {
+        let tag = etag();
+        assert_eq!(tag.len(), 34, "a quoted 128-bit hex tag: {tag}");
+        assert!(tag.starts_with('"') && tag.ends_with('"'), "strong: {tag}");
+        let weak = format!("W/{tag}");
+        let listed = format!("\"other\", {tag}");
+        for condition in [tag, weak.as_str(), listed.as_str(), "*", " * "] {
+            assert!(not_modified(Some(condition)), "{condition}");
+        }
+        for condition in [None, Some(""), Some("\"other\""), Some("W/\"other\"")] {
+            assert!(!not_modified(condition), "{condition:?}");
+        }
     }
 
     #[test]
