@@ -2,13 +2,15 @@
 // OpenAPI 3.x (@readme/openapi-parser), and every answer to a table of inputs — successes and each kind of
 // refusal — has a status the document lists for its operation, a body matching the documented schema, and declares
 // every header the README promises that it carries (rate-limit fields, Retry-After, WWW-Authenticate, Cache-Control,
-// ETag, Set-Cookie). schemathesis (tests/fuzz) checks what the document declares is there; this checks the converse.
+// ETag, Set-Cookie, Vary). schemathesis (tests/fuzz) checks what the document declares is there; this checks the converse.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { validate } from "@readme/openapi-parser";
 import { Ajv2020 } from "ajv/dist/2020.js";
+import sharp from "sharp";
+import { startOrigin } from "./support/origin.mjs";
 import { ROOT, startWorker } from "./support/worker.mjs";
 import { seed, DEMO_USERS } from "../scripts/seed.mjs";
 import { generateSigningJwk } from "../scripts/dev-key.mjs";
@@ -17,14 +19,24 @@ const KEY = JSON.stringify(generateSigningJwk("contract-key"));
 const ALICE = DEMO_USERS.find((u) => u.email === "alice@example.com");
 const DOCUMENT = JSON.parse(readFileSync(join(ROOT, "src/openapi/openapi.json"), "utf8"));
 /** Headers the README promises on some answers: each one an answer carries must be declared for its status. */
-const PROMISED = ["ratelimit", "ratelimit-policy", "retry-after", "www-authenticate", "allow", "cache-control", "etag", "set-cookie"];
+const PROMISED = ["ratelimit", "ratelimit-policy", "retry-after", "www-authenticate", "allow", "cache-control", "etag", "set-cookie", "vary"];
 
 let worker;
+let origin;
 let session;
 let access;
 before(async () => {
+  // The image origin: one JPEG, and 404 for any other path.
+  const photo = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 80, b: 40 } } }).jpeg().toBuffer();
+  origin = await startOrigin();
+  origin.handle((req, body, res) => {
+    if (req.url.split("?")[0] !== "/photos/a.jpg") return res.writeHead(404).end();
+    res.writeHead(200, { "content-type": "image/jpeg" });
+    res.end(photo);
+  });
   worker = await startWorker({
     vars: {
+      IMAGES_ORIGIN: origin.url,
       DEBUG_ROUTES: false,
       AUTH_SIGNING_KEY: KEY,
       GATEWAY_ADMIN_PERMISSION: "admin",
@@ -47,7 +59,10 @@ before(async () => {
   access = (await login.json()).access_token;
   session = /__Host-edgekit_session=([^;]*)/.exec(login.headers.get("set-cookie"))[1];
 });
-after(() => worker?.stop());
+after(async () => {
+  await worker?.stop();
+  await origin?.stop();
+});
 
 function jsonPost(body, headers = {}) {
   return { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) };
@@ -156,7 +171,9 @@ const CASES = [
   ["home, bad render mode", "GET", "/?render=bad", "/", {}, 400],
   ["home, If-None-Match: *", "GET", "/", "/", { headers: { "if-none-match": "*" } }, 304],
   ["unknown page", "GET", "/p/no-such-page", "/p/{page}", {}, 404],
-  ["image, no origin configured", "GET", "/images/a.jpg", "/images/{path}", {}, 404],
+  ["image", "GET", "/images/32/photos/a.jpg", "/images/{path}", {}, 200],
+  ["image, format negotiated", "GET", "/images/photos/a.jpg?w=32&format=auto", "/images/{path}", { headers: { accept: "image/webp" } }, 200],
+  ["image, no such source", "GET", "/images/32/photos/none.jpg", "/images/{path}", {}, 404],
   ["purge", "POST", "/admin/gateway/purge", "/admin/gateway/purge", () => bearer(jsonPost({ tags: ["contract"] })), 200],
   ["purge, no token", "POST", "/admin/gateway/purge", "/admin/gateway/purge", () => jsonPost({ tags: ["contract"] }), 401],
   ["purge, bad token", "POST", "/admin/gateway/purge", "/admin/gateway/purge", () => jsonPost({ tags: ["contract"] }, { authorization: "Bearer not.a.token" }), 401],
