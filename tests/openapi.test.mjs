@@ -221,6 +221,38 @@ test("every answer has a documented status, body and the headers it carries decl
   assert.deepEqual(found, []);
 });
 
+test("a fail-closed limiter's 503 declares the Retry-After and RateLimit fields it carries", async (t) => {
+  // `failure = "closed"` is a valid setting: with the limiter unreachable, a login, a refresh, a logout and the
+  // session lists answer 503 rate_limit_unavailable with `Retry-After: 1` (and a login the RateLimit fields of the
+  // login-ip policy that counted it before the email's failed), which their 503s must declare.
+  const closed = await startWorker({
+    vars: {
+      AUTH_SIGNING_KEY: KEY,
+      RATE_LIMIT_POLICIES: {
+        "login-ip": { limit: 10_000, window: 60, key: "ip" },
+        "login-email": { limit: 10, window: 60, key: "user", binding: "NO_SUCH_LIMITER", failure: "closed" },
+        "session-ip": { limit: 10_000, window: 60, key: "ip", binding: "NO_SUCH_LIMITER", failure: "closed" },
+      },
+    },
+  });
+  t.after(() => closed.stop());
+  const cookie = { cookie: `__Host-edgekit_session=${"A".repeat(43)}` };
+  const cases = [
+    ["login", "POST", "/auth/login", () => jsonPost({ email: ALICE.email, password: ALICE.password })],
+    ["refresh", "POST", "/auth/refresh", () => ({ method: "POST", headers: cookie })],
+    ["logout", "POST", "/auth/logout", () => ({ method: "POST", headers: cookie })],
+    ["sessions", "GET", "/auth/sessions", () => ({ headers: cookie })],
+    ["end all", "DELETE", "/auth/sessions", () => ({ method: "DELETE", headers: cookie })],
+  ];
+  const found = [];
+  for (const [label, method, path, init] of cases) {
+    const response = await closed.fetch(path, { method, ...init() });
+    const problems = response.status === 503 ? await departures(method, path, response) : [`status ${response.status}, not 503: ${await response.text()}`];
+    found.push(...problems.map((p) => `${label} (${method} ${path} → ${response.status}): ${p}`));
+  }
+  assert.deepEqual(found, []);
+});
+
 test("the document declares no header through a reference with siblings it would ignore", () => {
   // OpenAPI 3.1 §4.8.23: a Reference Object's other members (bar summary and description) are ignored, so a
   // `"required": true` beside a `$ref` promises nothing to a generated client.
