@@ -170,6 +170,8 @@ const CASES = [
   ["home", "GET", "/", "/", {}, 200],
   ["home, bad render mode", "GET", "/?render=bad", "/", {}, 400],
   ["home, If-None-Match: *", "GET", "/", "/", { headers: { "if-none-match": "*" } }, 304],
+  ["home, If-None-Match: * with a dead session cookie", "GET", "/", "/", { headers: { "if-none-match": "*", cookie: `__Host-edgekit_session=${"A".repeat(43)}` } }, 304],
+  ["home with a dead session cookie", "GET", "/", "/", { headers: { cookie: `__Host-edgekit_session=${"A".repeat(43)}` } }, 200],
   ["unknown page", "GET", "/p/no-such-page", "/p/{page}", {}, 404],
   ["image", "GET", "/images/32/photos/a.jpg", "/images/{path}", {}, 200],
   ["image, format negotiated", "GET", "/images/photos/a.jpg?w=32&format=auto", "/images/{path}", { headers: { accept: "image/webp" } }, 200],
