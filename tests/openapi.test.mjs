@@ -213,6 +213,14 @@ test("the document has a strong ETag, and a client holding it is answered 304 as
   assert.deepEqual(await other.json(), DOCUMENT);
 });
 
+test("the document's first server is the deployment that serves it", async () => {
+  // A client generated from, or a UI loaded with, the /openapi.json a deployment serves sends its requests to the
+  // first server: it named only `http://127.0.0.1:8787` (npm start), so they went to the user's own machine.
+  const at = new URL("/openapi.json", worker.url);
+  const served = await (await worker.fetch("/openapi.json")).json();
+  assert.equal(new URL(served.servers[0].url, at).origin, at.origin, JSON.stringify(served.servers));
+});
+
 test("every answer has a documented status, body and the headers it carries declared", async () => {
   const found = [];
   for (const [label, method, path, template, init, status] of CASES) {
