@@ -213,6 +213,22 @@ test("the document has a strong ETag, and a client holding it is answered 304 as
   assert.deepEqual(await other.json(), DOCUMENT);
 });
 
+test("an If-Match naming another document is answered 412, as the document says", async () => {
+  // RFC 9110 §13.1.1: an origin server MUST NOT perform the method when If-Match is false; it sent the document.
+  const etag = (await worker.fetch("/openapi.json", { method: "HEAD" })).headers.get("etag");
+  const refused = await worker.fetch("/openapi.json", { headers: { "if-match": '"an-older-document"' } });
+  const problems = refused.status === 412 ? await departures("GET", "/openapi.json", refused) : [`status ${refused.status}`];
+  assert.deepEqual(problems, []);
+  for (const condition of [etag, "*", `"other", ${etag}`]) {
+    const served = await worker.fetch("/openapi.json", { headers: { "if-match": condition } });
+    assert.equal(served.status, 200, `If-Match: ${condition}`);
+    await served.arrayBuffer();
+  }
+  const weak = await worker.fetch("/openapi.json", { headers: { "if-match": `W/${etag}` } });
+  assert.equal(weak.status, 412, "If-Match compares strongly");
+  await weak.arrayBuffer();
+});
+
 test("the document's first server is the deployment that serves it", async () => {
   // A client generated from, or a UI loaded with, the /openapi.json a deployment serves sends its requests to the
   // first server: it named only `http://127.0.0.1:8787` (npm start), so they went to the user's own machine.

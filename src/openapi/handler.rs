@@ -1,19 +1,27 @@
 //! Serves the embedded OpenAPI document at `GET /openapi.json`, with its strong `ETag`: a client or CDN holding the
-//! document revalidates it (`If-None-Match`, answered 304) rather than fetching it whole again.
+//! document revalidates it (`If-None-Match`, answered 304) rather than fetching it whole again; an `If-Match` naming
+//! another document is answered 412.
 
 use worker::Response;
 
 use super::DOCUMENT;
 use crate::entry::respond::with_header;
 use crate::entry::Call;
-use crate::error::{ApiResult, OrInternal};
+use crate::error::{ApiError, ApiResult, OrInternal};
 
 /// How long a client or CDN may use its copy before revalidating it.
 const CACHE_CONTROL: &str = "public, max-age=300";
 
 pub fn document(call: &Call) -> ApiResult<Response> {
-    let condition = call.req.headers().get("if-none-match").ok().flatten();
-    let response = if super::not_modified(condition.as_deref()) {
+    let header = |name: &str| call.req.headers().get(name).ok().flatten();
+    if super::precondition_failed(header("if-match").as_deref()) {
+        return Err(ApiError::new(
+            412,
+            "precondition_failed",
+            "If-Match names no current representation of this document",
+        ));
+    }
+    let response = if super::not_modified(header("if-none-match").as_deref()) {
         // No body, and the headers a cache updates its copy with (RFC 9110 §15.4.5).
         Response::empty()
             .or_internal("building the OpenAPI 304")?

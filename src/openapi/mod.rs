@@ -17,6 +17,13 @@ pub fn etag() -> &'static str {
     TAG.get_or_init(|| crate::images::validator::etag(&Sha256::digest(DOCUMENT.as_bytes())))
 }
 
+/// Whether an `If-Match` (when sent) fails for the document, to be answered 412: it names neither [`etag`] (strong
+/// comparison) nor `*` (RFC 9110 §13.1.1: the origin then MUST NOT perform the method). Evaluated before
+/// `If-None-Match` (§13.2.2).
+pub fn precondition_failed(if_match: Option<&str>) -> bool {
+    if_match.is_some_and(|condition| !crate::conditional::strong_match(condition, etag()))
+}
+
 /// Whether a `GET`/`HEAD` of the document with this `If-None-Match` is answered 304: it names [`etag`] (weak
 /// comparison) or is `*`, which any current representation matches (RFC 9110 §13.1.2).
 pub fn not_modified(if_none_match: Option<&str>) -> bool {
@@ -98,6 +105,19 @@ mod tests {
         }
         for condition in [None, Some(""), Some("\"other\""), Some("W/\"other\"")] {
             assert!(!not_modified(condition), "{condition:?}");
+        }
+    }
+
+    #[test]
+    fn an_if_match_naming_another_or_a_weak_tag_fails() {
+        let tag = etag();
+        let listed = format!("\"other\", {tag}");
+        for condition in [None, Some(tag), Some("*"), Some(listed.as_str())] {
+            assert!(!precondition_failed(condition), "{condition:?}");
+        }
+        let weak = format!("W/{tag}");
+        for condition in ["\"other\"", weak.as_str(), ""] {
+            assert!(precondition_failed(Some(condition)), "{condition}");
         }
     }
 
