@@ -43,14 +43,15 @@ pub enum RouteId {
 impl RouteId {
     /// Whether every answer of this route says `Cache-Control: no-store`: a probe or a count describes this isolate
     /// and its bindings now (`/health/ready` 503 one second, 200 the next; a rate-limit check spends the caller's
-    /// quota and answers their standing), so a browser or CDN that kept one would answer for a Worker it never
-    /// asked. Without a `Cache-Control`, a 200 is heuristically cacheable (RFC 9111 §4.2.2), and a CDN rule that
+    /// quota and answers their standing; `/rooms` counts who is in each room now), so a browser or CDN that kept
+    /// one would answer for a Worker it never asked. Without a `Cache-Control`, a 200 is heuristically cacheable (RFC 9111 §4.2.2), and a CDN rule that
     /// caches everything keeps it.
     pub fn stored_nowhere(self) -> bool {
         matches!(
             self,
             RouteId::Health
                 | RouteId::Ready
+                | RouteId::Rooms
                 | RouteId::RateLimitCheck
                 | RouteId::RateLimitBaseline
                 | RouteId::DebugCoalesce
@@ -270,6 +271,7 @@ mod tests {
                 "/ratelimit/{policy}/check",
                 "/__debug/ratelimit/{policy}/unlimited",
                 "/__debug/coalesce",
+                "/rooms",
             ]
         );
     }
