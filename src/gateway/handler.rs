@@ -1217,16 +1217,14 @@ async fn read_jwks(call: &Call) -> ApiResult<Option<String>> {
         .env
         .kv(bindings::CONFIG_KV)
         .or_internal("opening CONFIG_KV")?;
-    let read = std::pin::pin!(kv.get(bindings::JWKS_KEY).text());
-    let limit = std::pin::pin!(Delay::from(Duration::from_millis(REFRESH_STALE_MS)));
-    match futures_util::future::select(read, limit).await {
-        futures_util::future::Either::Left((text, _)) => {
-            text.or_internal("reading the JWKS from KV")
-        }
-        futures_util::future::Either::Right(_) => Err(ApiError::internal(format!(
-            "KV did not answer the JWKS read in {REFRESH_STALE_MS} ms"
-        ))),
-    }
+    crate::entry::within_ms(kv.get(bindings::JWKS_KEY).text(), REFRESH_STALE_MS)
+        .await
+        .ok_or_else(|| {
+            ApiError::internal(format!(
+                "KV did not answer the JWKS read in {REFRESH_STALE_MS} ms"
+            ))
+        })?
+        .or_internal("reading the JWKS from KV")
 }
 
 // ---- request body -----------------------------------------------------------------------------------------------
