@@ -76,12 +76,17 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
         respond::trace_random(),
         isolate.config.gateway.trace_sample_percent,
     );
-    // What every error answer below says (`readable`, `traced_error`), a panic's included.
-    let origin = header_list::get(&incoming, "origin");
-    let mut said = isolate.config.gateway.cors.headers(origin);
+    // What every error answer below says (`answered_error`), a panic's included: the CORS headers that let the page
+    // that sent it read it (`GATEWAY_CORS_ORIGINS`, `cors`) and the trace. Built once: a success says the same trace.
+    let traceparent = trace.header();
+    let mut said = isolate
+        .config
+        .gateway
+        .cors
+        .headers(header_list::get(&incoming, "origin"));
     said.extend([
         ("x-trace-id", trace.trace_id.clone()),
-        ("traceparent", trace.header()),
+        ("traceparent", traceparent.clone()),
     ]);
     crate::entry::note_error_headers(&said);
     let routes = &isolate.config.gateway.routes;
@@ -112,8 +117,7 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
             };
             // Read before answering, as after a refusal below: a large upload answered mid-way saw a reset.
             crate::entry::body::drain(&mut call.req).await;
-            let error = readable(error, &call, header_list::get(&incoming, "origin"));
-            return Err(traced_error(error, &trace, &call));
+            return Err(answered_error(error, said, &call));
         }
     };
     let outcome = match &preflight {
@@ -125,9 +129,8 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
         crate::entry::body::drain(&mut call.req).await;
     }
     match outcome {
-        Ok(response) => Ok(traced(response, &trace, &call)),
+        Ok(response) => Ok(traced(response, &trace.trace_id, &traceparent, &call)),
         Err(error) => {
-            let error = readable(error, &call, header_list::get(&incoming, "origin"));
             if let Some(detail) = error.internal_detail() {
                 log::warn(
                     "gateway",
@@ -135,26 +138,25 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
                         "detail": detail, "request_id": call.request_id}),
                 );
             }
-            Err(traced_error(error, &trace, &call))
+            Err(answered_error(error, said, &call))
         }
     }
 }
 
 /// A refusal or failure of the gateway's own, left an error so the entry answers it and the request's log line
-/// names its code (turned into a response here, every 401, 403, 429 and 502 was logged without one), with the
-/// trace headers of any gateway answer.
-fn traced_error(error: ApiError, trace: &TraceContext, call: &Call) -> ApiError {
+/// names its code (turned into a response here, every 401, 403, 429 and 502 was logged without one), with `said`
+/// (the CORS and trace headers of any gateway answer, [`serve`]) and the edge's `Server-Timing` entry.
+fn answered_error(error: ApiError, said: Vec<(&'static str, String)>, call: &Call) -> ApiError {
     error
-        .with_header("x-trace-id", trace.trace_id.as_str())
-        .with_header("traceparent", trace.header())
+        .with_headers(said)
         .with_header("server-timing", edge_timing(edge_ms(call)))
 }
 
 /// A gateway answer with the trace it is part of (`x-trace-id`, `traceparent`) and the edge's `Server-Timing` entry,
 /// appended: the origin's own `origin;dur=…` entry stays beside it.
-fn traced(response: Response, trace: &TraceContext, call: &Call) -> Response {
-    let response = respond::with_header(response, "x-trace-id", &trace.trace_id);
-    let response = respond::with_header(response, "traceparent", &trace.header());
+fn traced(response: Response, trace_id: &str, traceparent: &str, call: &Call) -> Response {
+    let response = respond::with_header(response, "x-trace-id", trace_id);
+    let response = respond::with_header(response, "traceparent", traceparent);
     respond::with_appended_header(response, "server-timing", &edge_timing(edge_ms(call)))
 }
 
@@ -166,11 +168,6 @@ fn edge_ms(call: &Call) -> u64 {
 /// The edge's `Server-Timing` entry.
 fn edge_timing(edge_ms: u64) -> String {
     format!("edge;dur={edge_ms};desc=\"gateway\"")
-}
-
-/// `error` with the CORS headers that let the page that sent it read it (`GATEWAY_CORS_ORIGINS`, `cors`).
-fn readable(error: ApiError, call: &Call, origin: Option<&str>) -> ApiError {
-    error.with_headers(call.isolate.config.gateway.cors.headers(origin))
 }
 
 async fn proxy_route(
