@@ -127,6 +127,12 @@ impl ApiError {
         Self::new(413, "payload_too_large", message)
     }
 
+    /// 412: an `If-Match` that names no current representation of what was asked (RFC 9110 §13.1.1); the message
+    /// says what it was checked against.
+    pub fn precondition_failed(message: impl Into<String>) -> Self {
+        Self::new(412, "precondition_failed", message)
+    }
+
     /// 415: a body in a content type the route does not take.
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
         Self::new(415, "unsupported_media_type", message)

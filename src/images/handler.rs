@@ -301,9 +301,7 @@ fn preconditions(
             None => crate::conditional::any(if_match),
         };
         if !matched {
-            return Err(ApiError::new(
-                412,
-                "precondition_failed",
+            return Err(ApiError::precondition_failed(
                 "If-Match names no current representation of this variant",
             ));
         }

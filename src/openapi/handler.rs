@@ -15,9 +15,7 @@ const CACHE_CONTROL: &str = "public, max-age=300";
 pub fn document(call: &Call) -> ApiResult<Response> {
     let header = |name: &str| call.req.headers().get(name).ok().flatten();
     if super::precondition_failed(header("if-match").as_deref()) {
-        return Err(ApiError::new(
-            412,
-            "precondition_failed",
+        return Err(ApiError::precondition_failed(
             "If-Match names no current representation of this document",
         ));
     }

@@ -51,9 +51,7 @@ fn preconditions(req: &Request) -> ApiResult<Option<Response>> {
     let header = |name: &str| req.headers().get(name).ok().flatten();
     if let Some(if_match) = header("if-match") {
         if !crate::conditional::any(&if_match) {
-            return Err(ApiError::new(
-                412,
-                "precondition_failed",
+            return Err(ApiError::precondition_failed(
                 "If-Match names no current representation of this page (a page has no entity tag)",
             ));
         }
