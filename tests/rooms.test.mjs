@@ -1841,6 +1841,37 @@ test("a room's object panics on its debug path only when its request carries the
   // through /__debug/panic?in=room: so the 404s here are the flag's, not a path the object does not know.
 });
 
+test("GET /rooms lists the shards that answer when one never does, marked incomplete, instead of a 503 for all", { timeout: 30_000 }, async (t) => {
+  // One shard stuck (an overloaded object, a storage stall) held the whole listing to its 5 s budget and answered
+  // 503 `directory_unavailable`, though the README says a failing shard's rooms are left out and the answer marked
+  // `incomplete`: every shard's ask now has a budget of its own, inside the listing's. A stand-in directory class
+  // (the binding pointed at it) answers shard 0 and never answers shard 1.
+  const DIRECTORY = `export class Directory {
+    constructor(ctx, env) { this.ctx = ctx; this.env = env; }
+    async fetch() {
+      if (this.ctx.id.equals(this.env.DIRECTORY.idFromName("room-directory:1"))) {
+        await new Promise((resolve) => setTimeout(resolve, 600_000));
+      }
+      const now = Date.now();
+      return Response.json([{ room: "answered", members: 2, updated_ms: now, expires_ms: now + 600_000 }]);
+    }
+  }
+  export default { fetch() { return new Response("directory"); } };`;
+  const { durableObjects } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  const w = await startWorker({
+    vars: { ...VARS, ROOMS_DIRECTORY_SHARDS: 2, ROOMS_LIST_MEMORY_MS: 0 },
+    workerOptions: { durableObjects: { ...durableObjects, ROOM_DIRECTORY: { className: "Directory", scriptName: "directory" } } },
+    extraWorkers: [{ name: "directory", modules: true, script: DIRECTORY, durableObjects: { DIRECTORY: "Directory" } }],
+  });
+  t.after(() => w.stop());
+  const response = await w.fetch("/rooms", { headers: { "x-request-id": "stuck-shard" } });
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), { rooms: [{ room: "answered", members: 2 }], incomplete: true });
+  const line = await until(() => w.jsonLogs().find((l) => l.msg === "room_directory_shard_failed"), { what: "the shard's log line" });
+  assert.deepEqual([line.shard, line.request_id], [1, "stuck-shard"]);
+  assert.match(line.detail, /no answer in \d+ ms/);
+});
+
 test("a panic in a room-directory shard: the request waiting on it is answered 500 and logged, and the shard's next listing is served from what it stored", async (t) => {
   // The directory had no debug panic: nothing showed that a panic in it is answered, logged and recovered from.
   const w = await startWorker({ vars: { ...VARS, ROOMS_DIRECTORY_SHARDS: 1 } });

@@ -245,7 +245,8 @@ async fn state(call: &Call, name: &str) -> ApiResult<Response> {
 /// `GET /rooms`: the `ROOMS_LIST_MAX_ROOMS` largest active rooms with member counts (`truncated` when more are
 /// active), merged from every directory shard, asked at once. A room whose
 /// last report is older than `STALE_AFTER_REPORTS` of its report intervals is left out (and deleted by its shard).
-/// A shard that fails leaves its rooms out and marks the listing `incomplete`; when none answers, 503. The route is
+/// A shard that fails, or does not answer within `SHARD_BUDGET_MS`, leaves its rooms out and marks the listing
+/// `incomplete`; when none answers, 503. The route is
 /// public and fans out to every shard, so an isolate lists at most once per `ROOMS_LIST_MEMORY_MS` and concurrent
 /// requests share one listing.
 pub async fn list(call: &Call) -> ApiResult<Response> {
@@ -281,6 +282,11 @@ pub async fn list(call: &Call) -> ApiResult<Response> {
 
 /// How long asking the shards for one listing may take before it answers 503.
 const LIST_BUDGET_MS: u64 = 5_000;
+
+/// How long one shard may take to answer before its rooms are left out (the listing marked `incomplete`): inside
+/// [`LIST_BUDGET_MS`], so one stuck shard (an overloaded object, a storage stall) costs its own rooms, not the
+/// whole listing a 503.
+const SHARD_BUDGET_MS: u64 = 4_000;
 
 /// A listing's body, or `None` when no shard answered.
 type Listing = Option<Rc<serde_json::Value>>;
@@ -323,7 +329,7 @@ async fn ask_shards(call: &Call) -> Listing {
     );
     let asks = (0..settings.directory_shards).map(|shard| {
         let (namespace, url) = (&namespace, &url);
-        async move {
+        let ask = async move {
             let stub = namespace
                 .get_by_name(&directory::object_name(shard))
                 .map_err(|e| e.to_string())?;
@@ -335,6 +341,11 @@ async fn ask_shards(call: &Call) -> Listing {
                 .json::<Vec<Listed>>()
                 .await
                 .map_err(|e| e.to_string())
+        };
+        async move {
+            crate::entry::within_ms(ask, SHARD_BUDGET_MS)
+                .await
+                .unwrap_or_else(|| Err(format!("no answer in {SHARD_BUDGET_MS} ms")))
         }
     });
     let mut listings = Vec::new();
