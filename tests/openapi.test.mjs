@@ -153,6 +153,12 @@ const CASES = [
   ["refresh, none", "POST", "/auth/refresh", "/auth/refresh", { method: "POST" }, 401],
   ["refresh, unknown cookie", "POST", "/auth/refresh", "/auth/refresh", { method: "POST", headers: { cookie: `__Host-edgekit_session=${"A".repeat(43)}` } }, 401],
   ["logout, none", "POST", "/auth/logout", "/auth/logout", { method: "POST" }, 204],
+  // SESSION_IP_POLICY (`session-ip`, keyed `ip`) limits these routes per address: a CF-Connecting-IP that is no
+  // address (never on Cloudflare; any client under Miniflare or `wrangler dev`) is refused 400 client_ip_unknown.
+  ["logout, no client address", "POST", "/auth/logout", "/auth/logout", () => withSession({ method: "POST", headers: { "cf-connecting-ip": "not-an-address" } }), 400],
+  ["refresh, no client address", "POST", "/auth/refresh", "/auth/refresh", () => withSession({ method: "POST", headers: { "cf-connecting-ip": "not-an-address" } }), 400],
+  ["sessions, no client address", "GET", "/auth/sessions", "/auth/sessions", () => withSession({ headers: { "cf-connecting-ip": "not-an-address" } }), 400],
+  ["end all, no client address", "DELETE", "/auth/sessions", "/auth/sessions", () => withSession({ method: "DELETE", headers: { "cf-connecting-ip": "not-an-address" } }), 400],
   ["logout from another site", "POST", "/auth/logout", "/auth/logout", () => withSession({ method: "POST", headers: { "sec-fetch-site": "cross-site", origin: "https://evil.example" } }), 403],
   ["rate-limit check", "GET", "/ratelimit/public/check", "/ratelimit/{policy}/check", {}, 200],
   ["rate-limit check, unknown policy", "GET", "/ratelimit/nope/check", "/ratelimit/{policy}/check", {}, 404],
