@@ -306,13 +306,22 @@ test("a limiter object that let a request wait its whole timeout_ms is not asked
     const takes = async (object) => Number(await (await ns.get(ns.idFromName(object)).fetch("https://limiter/takes")).text());
     for (const [policy, status] of [["silent_open", 200], ["silent_closed", 503]]) {
       const statuses = [];
+      const retryAfter = [];
       for (const client of ["first", "second", "third"]) {
         const r = await w.fetch(`/ratelimit/${policy}/check`, { headers: { "x-api-key": `client-${client}` } });
         statuses.push(r.status);
+        retryAfter.push(r.headers.get("retry-after"));
         await r.arrayBuffer();
       }
       assert.deepEqual(statuses, [status, status, status], `${policy}: the failure mode decides each`);
       assert.equal(await takes(`${policy}:0`), 1, `${policy}: only the first request waited on the silent object`);
+      if (status === 503) {
+        // The isolate asks the object again only once its silence (SILENT_FOR_MS, 10 s) is over: each 503 until then
+        // says so, rather than `Retry-After: 1` to a client whose retry meets the same 503 at once.
+        for (const [i, seconds] of retryAfter.entries()) {
+          assert.ok(Number(seconds) > 1 && Number(seconds) <= 10, `${policy}, request ${i + 1}: Retry-After ${seconds}`);
+        }
+      }
     }
     const lines = await until(() => {
       const found = w.jsonLogs().filter((l) => l.msg === "rate limiter unreachable; failing open" && l.policy === "silent_open");

@@ -205,13 +205,24 @@ async fn decide(
                     standing: None,
                 })
             }
-            FailureMode::Closed => Err(ApiError::new(
-                503,
-                "rate_limit_unavailable",
-                "the rate limiter cannot be reached; try again shortly",
-            )
-            .with_header("retry-after", "1")
-            .with_internal(format!("policy {} object {object}: {detail}", policy.name))),
+            FailureMode::Closed => {
+                // An object this isolate now skips (it let this request or an earlier one wait out `timeout_ms`) is
+                // not asked before its mark ends: every request until then gets this 503 at once, so a client told
+                // to come back in 1 s came back up to ten times for the same answer. The mark's end is when to.
+                let now_ms = respond::now_ms();
+                let silent_key = plan::silent_key(policy, &object);
+                let retry_s = with_memory(|m| m.silent_until(&silent_key, now_ms))
+                    .map_or(1, |until_ms| {
+                        super::headers::seconds(until_ms - now_ms).max(1)
+                    });
+                Err(ApiError::new(
+                    503,
+                    "rate_limit_unavailable",
+                    "the rate limiter cannot be reached; try again shortly",
+                )
+                .with_header("retry-after", retry_s.to_string())
+                .with_internal(format!("policy {} object {object}: {detail}", policy.name)))
+            }
         },
     };
     (decided, late)

@@ -116,6 +116,15 @@ impl IsolateMemory {
             .is_some_and(|mark| mark.until_ms > now_ms)
     }
 
+    /// Until when `object` is skipped, if it is at `now_ms` ([`IsolateMemory::silent`]): the moment this isolate next
+    /// asks it (a probe), which a refusal for its silence tells the client to wait for (`Retry-After`).
+    pub fn silent_until(&self, object: &str, now_ms: u64) -> Option<u64> {
+        self.silent
+            .get(object)
+            .map(|mark| mark.until_ms)
+            .filter(|&until_ms| until_ms > now_ms)
+    }
+
     /// Whether any object is skipped at `now_ms`: the cheap test before asking about each.
     pub fn any_silent(&self, now_ms: u64) -> bool {
         self.silent.values().any(|mark| mark.until_ms > now_ms)
