@@ -801,6 +801,27 @@ test("signed URLs: a valid signature is served in any URL form; missing, wrong a
   assert.equal(origin.requests.length, 0, "refused signatures never fetch");
 });
 
+test("a HIT answers as its MISS did: not with the stored copy's Date, Age or CF-Cache-Status", async () => {
+  // A HIT's Cache-Control is counted from this answer (a signed URL's max-age is the seconds left until exp now), but
+  // it went out with the Cache API's Date — the time the variant was stored — and Age: a browser or shared cache
+  // counts a response's age from its Date (RFC 9111 §4.2.3), so a variant stored a day ago and asked for with an
+  // hour-long signature arrived a day old with an hour to live, stale at once, and was asked for again on every use.
+  const exp = Math.floor(Date.now() / 1000) + 600;
+  const path = `/images/177/photos/land.jpg?exp=${exp}&sig=${sign("w=177&h=-&fit=scale-down&q=85&dpr=1&format=auto", "photos/land.jpg", exp)}`;
+  const miss = await get(signed, path);
+  assert.equal(miss.headers.get("x-cache"), "MISS", String(miss.body));
+  const hit = await get(signed, path);
+  assert.equal(hit.headers.get("x-cache"), "HIT");
+  const names = (answer) => [...answer.headers.keys()].filter((name) => name !== "x-cache").sort();
+  assert.deepEqual(names(hit), names(miss), "the same headers as the MISS");
+  for (const name of ["date", "age", "cf-cache-status"]) assert.equal(hit.headers.get(name), null, name);
+  for (const method of ["GET", "HEAD"]) {
+    const again = await signed.fetch(path, { method });
+    await again.arrayBuffer();
+    assert.equal(again.headers.get("date"), null, `${method}: the stored copy's Date`);
+  }
+});
+
 test("a signed URL's exp is a number however zero-padded, and one of more than 12 digits is refused as too late, not as no time", async () => {
   // The signature covers exp as a number: a padded spelling of a signed time was told it "must be a Unix time in
   // seconds", which it is.

@@ -115,7 +115,7 @@ pub async fn serve(call: &Call) -> ApiResult<Response> {
         )
         .await;
         let detail = match read {
-            Some(Ok(hit)) => return hit,
+            Some(Ok(hit)) => return hit.map(as_answered),
             Some(Err(e)) => e.to_string(),
             None => format!(
                 "no answer in {} ms (the source timeout)",
@@ -378,6 +378,17 @@ fn blob_response(variant: &Variant, cache_control: &str, etag: Option<&str>) -> 
     Response::builder()
         .with_headers(headers)
         .body(ResponseBody::Stream(variant.body.stream()))
+}
+
+/// A stored variant as this request's answer, as its MISS was: without what the Cache API says of its copy — `Date`
+/// (when it was stored), `Age`, `CF-Cache-Status` (`x-cache` says HIT). The answer's `Cache-Control` is this
+/// request's (a signed URL's `max-age` is the seconds left until `exp` now), but a browser or shared cache counts a
+/// response's age from its `Date` (RFC 9111 §4.2.3): a variant stored a day ago, asked for with an hour-long
+/// signature, came a day old with an hour to live — stale on arrival, and asked for again on every use.
+fn as_answered(stored: Response) -> Response {
+    ["date", "age", "cf-cache-status"]
+        .into_iter()
+        .fold(stored, crate::entry::respond::without_header)
 }
 
 fn finish(response: Response, cache: &str, vary: bool, cache_control: &str) -> Response {
