@@ -310,6 +310,8 @@ before(async () => {
   fixtures["/photos/spinner-moz.apng"] = { type: "image/vnd.mozilla.apng", body: await translucent(200, 200).png().toBuffer() };
   // The same bytes at another path: its variants are other cache entries holding the same bytes.
   fixtures["/photos/twin.jpg"] = fixtures["/photos/land.jpg"];
+  // A high-density asset's name, as iOS and most design tools export them.
+  fixtures["/photos/logo@2x.png"] = { type: "image/png", body: await translucent(200, 200).png().toBuffer() };
   origin = await startOrigin();
   streamed = {};
   origin.handle((req, body, res, record) => {
@@ -690,7 +692,6 @@ test("traversal and SSRF attempts are refused before any origin request", async 
     ["/images/http://evil.com/x.jpg", 400],
     ["/images/300/https:%2F%2Fevil.com%2Fx.jpg", 400],
     ["/images/300/127.0.0.1:9/x.jpg", 400],
-    ["/images/photos/x.jpg@evil.com", 400],
     ["/images/photos/x%00.jpg", 400],
     ["/images/300/.env", 400],
     ["/images/private/secret.jpg", 403],
@@ -704,6 +705,22 @@ test("traversal and SSRF attempts are refused before any origin request", async 
     assert.equal(JSON.parse(response.body).error.code.length > 0, true, `${path}: JSON error`);
   }
   assert.deepEqual(origin.requests, [], `no attempt reached the origin:\n  ${seen.join("\n  ")}`);
+});
+
+test("a source named like a high-density asset (logo@2x.png) is served; its `@` names a path on the origin, never a host", async () => {
+  // `@` was refused as if it could be userinfo, so `/images/100/photos/logo@2x.png` answered 400 for one of the
+  // most common asset names; after `{IMAGES_ORIGIN}/` it can only be a path character.
+  origin.requests.length = 0;
+  for (const path of ["/images/100/photos/logo@2x.png", "/images/100/photos/logo%402x.png"]) {
+    const response = await get(worker, path);
+    assert.equal(response.status, 200, `${path}: ${response.body}`);
+    const image = await decoded(response.body);
+    assert.deepEqual([image.width, image.height], [100, 100], path);
+  }
+  assert.deepEqual(origin.requests.map((r) => r.path), ["/photos/logo@2x.png"], "one fetch, the second a HIT of the same source");
+  const other = await rawGet(worker.url, "/images/photos/x.jpg@evil.com");
+  assert.equal(other.status, 404, "a path on our origin, which has no such image");
+  assert.deepEqual(origin.requests.map((r) => r.path).slice(1), ["/photos/x.jpg@evil.com"], "asked of the configured origin");
 });
 
 test("invalid, zero, over-limit and unknown parameters answer 400 naming the parameter", async () => {

@@ -1,7 +1,8 @@
 //! The source path of an image request, normalised and checked before anything is fetched: it is percent-decoded
-//! exactly once and must then be a plain relative path of `[A-Za-z0-9._~-]` segments, so traversal (`..`,
+//! exactly once and must then be a plain relative path of `[A-Za-z0-9._~@-]` segments, so traversal (`..`,
 //! `%2e%2e`, `%252e%252e`), backslashes, absolute or scheme-relative URLs and other hosts cannot be expressed and
-//! the origin URL is always `{origin}/{path}` (no SSRF).
+//! the origin URL is always `{origin}/{path}` (no SSRF). `@` is allowed for the `logo@2x.png` names of high-density
+//! assets: after `{origin}/` it can only be a path character (the authority ends at the first `/`), never userinfo.
 
 use percent_encoding::percent_decode_str;
 
@@ -10,7 +11,7 @@ use crate::error::ApiError;
 /// Longest source path accepted, in bytes.
 pub const MAX_PATH_LEN: usize = 1024;
 
-/// A checked source path: relative, no empty/dot segments, only unreserved characters.
+/// A checked source path: relative, no empty/dot segments, only unreserved characters and `@`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcePath(String);
 
@@ -54,7 +55,7 @@ pub fn normalise(raw: &str) -> Result<SourcePath, ApiError> {
     }
     if let Some(c) = decoded
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-' | '/')))
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-' | '@' | '/')))
     {
         return Err(invalid(&format!("character {c:?} is not allowed")));
     }
@@ -127,6 +128,8 @@ mod tests {
             ("a-b~c.jpeg", "a-b~c.jpeg"),
             ("photos%2Fcat.jpg", "photos/cat.jpg"),
             ("%70hoto.jpg", "photo.jpg"),
+            ("icons/logo@2x.png", "icons/logo@2x.png"),
+            ("icons/logo%402x.png", "icons/logo@2x.png"),
         ];
         for (raw, expected) in cases {
             let path = normalise(raw).unwrap_or_else(|e| panic!("{raw} refused: {e}"));
@@ -154,7 +157,6 @@ mod tests {
             ("//evil.com/x.jpg", "scheme-relative"),
             ("http://evil.com/x.jpg", "absolute URL"),
             ("http:%2F%2Fevil.com%2Fx.jpg", "encoded absolute URL"),
-            ("evil.com@127.0.0.1/x.jpg", "userinfo"),
             ("photo.jpg?x=1", "query"),
             ("photo.jpg#f", "fragment"),
             ("pho to.jpg", "space"),
@@ -185,5 +187,24 @@ mod tests {
             path.url_under("http://127.0.0.1:9000"),
             "http://127.0.0.1:9000/photos/cat.jpg"
         );
+    }
+
+    #[test]
+    fn an_at_sign_is_a_path_character_under_the_origin_never_userinfo() {
+        // Once refused as "userinfo", which it cannot be after `{origin}/`: the URL parser the runtime fetches with
+        // (WHATWG's, as the `url` crate) ends the authority at the first `/`, so the host stays the origin's.
+        for raw in [
+            "evil.com@127.0.0.1/x.jpg",
+            "%40evil.com/x.jpg",
+            "a/b@c:80/x.jpg",
+        ] {
+            let Ok(path) = normalise(raw) else {
+                assert!(raw.contains(':'), "{raw} refused for its `@`");
+                continue;
+            };
+            let url = url::Url::parse(&path.url_under("https://img.example")).expect("a URL");
+            assert_eq!(url.host_str(), Some("img.example"), "{raw}");
+            assert_eq!((url.username(), url.password()), ("", None), "{raw}");
+        }
     }
 }
