@@ -178,6 +178,35 @@ describe("rooms", () => {
     joined.close();
   });
 
+  test("a join that offers subprotocols is refused before the ticket is spent: the room chooses none, which the client would fail after a 101", async () => {
+    // RFC 6455 §4.1, a browser (WHATWG WebSockets) and `ws` ("Server sent no subprotocol") fail a connection whose
+    // server chose none of the protocols offered: the room speaks none, so such a join could never open.
+    const base = w.url.href.replace(/^http/, "ws") + "rooms/subprotocol/ws";
+    const t = await ticket(w, "subprotocol");
+    const offered = await new Promise((resolve) => {
+      const ws = new WebSocket(`${base}?ticket=${t}`, ["y-protocols", "chat"]);
+      ws.once("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (c) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode, body }));
+      });
+      ws.once("open", () => resolve({ status: 101 }));
+      ws.once("error", (e) => resolve({ error: e.message }));
+    });
+    assert.equal(offered.status, 400, JSON.stringify(offered));
+    assert.equal(JSON.parse(offered.body).error.code, "subprotocol_unsupported");
+    // An empty offer is none (as the runtime reads it): such a handshake joins, with the same ticket, not spent above.
+    const answer = await rawAnswer(w, `/rooms/subprotocol/ws?ticket=${t}`, {
+      upgrade: "websocket",
+      connection: "Upgrade",
+      "sec-websocket-version": "13",
+      "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+      "sec-websocket-protocol": " , ",
+    });
+    assert.equal(answer.status, 101, answer.body);
+    assert.equal(answer.headers["sec-websocket-protocol"], undefined, "the room chooses none");
+  });
+
   test("one member holds at most 16 sockets in a room; others still join", async () => {
     const sockets = [];
     for (let i = 0; i < 16; i++) sockets.push(await rawSocket(w, "per-user", "crowd"));

@@ -149,6 +149,15 @@ pub async fn join(call: &Call) -> ApiResult<Response> {
     if let Some(refusal) = websocket::refusal(version.as_deref(), key.as_deref()) {
         return Err(refusal);
     }
+    // The room speaks no subprotocol and its 101 names none, which a client that offered some fails after the 101
+    // (RFC 6455 §4.1; WHATWG WebSockets; `ws`: "Server sent no subprotocol") — its single-use ticket spent, and the
+    // room counting a member that never opened. Refused here instead, the ticket kept.
+    if !websocket::protocol_offered(header("sec-websocket-protocol").as_deref(), None) {
+        return Err(ApiError::bad_request(
+            "subprotocol_unsupported",
+            "this endpoint speaks no WebSocket subprotocol: open the socket without one (Sec-WebSocket-Protocol)",
+        ));
+    }
     // Anyone may send a join, and the room's object (which every member's messages wait on) reads its tickets for
     // it: a ticket the room refuses counts against the address's budget for unknown credentials, and an address
     // over it is refused here, without asking the room.
