@@ -161,6 +161,9 @@ describe("rooms", () => {
       [{ upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": key, "sec-websocket-version": "8" }, 426, "websocket_version"],
       [{ upgrade: "websocket", connection: "Upgrade", "sec-websocket-version": "13" }, 400, "bad_handshake"],
       [{ upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "x", "sec-websocket-version": "13" }, 400, "bad_handshake"],
+      // WebSocket offered beside another protocol: a handshake the runtime cannot answer with a socket (as on a
+      // gateway route), not a request to be told to upgrade to the WebSocket it asked for.
+      [{ upgrade: "websocket, h2c", connection: "Upgrade", "sec-websocket-key": key, "sec-websocket-version": "13" }, 501, "upgrade_unsupported"],
     ];
     for (const [headers, status, code] of cases) {
       const answer = await rawAnswer(w, `/rooms/handshake/ws?ticket=${t}`, headers);

@@ -136,13 +136,25 @@ pub async fn join(call: &Call) -> ApiResult<Response> {
     // before the room sees its ticket).
     let name = room_name(call)?;
     let upgrade = call.req.headers().get("upgrade").ok().flatten();
-    if websocket::upgrade(upgrade.as_deref()) != Upgrade::WebSocket {
-        return Err(ApiError::new(
-            426,
-            "upgrade_required",
-            "this endpoint speaks WebSocket only",
-        )
-        .with_header("upgrade", "websocket"));
+    match websocket::upgrade(upgrade.as_deref()) {
+        Upgrade::WebSocket => {}
+        // WebSocket asked for beside other protocols (`websocket, h2c`): the runtime answers no socket to it. Refused
+        // as a gateway route refuses it, not told to upgrade to the WebSocket it asked for.
+        Upgrade::Listed => {
+            return Err(ApiError::new(
+                501,
+                "upgrade_unsupported",
+                "a WebSocket handshake's Upgrade field must name websocket alone",
+            ))
+        }
+        Upgrade::None => {
+            return Err(ApiError::new(
+                426,
+                "upgrade_required",
+                "this endpoint speaks WebSocket only",
+            )
+            .with_header("upgrade", "websocket"))
+        }
     }
     let header = |name| call.req.headers().get(name).ok().flatten();
     let (version, key) = (header("sec-websocket-version"), header("sec-websocket-key"));
