@@ -195,8 +195,9 @@ async fn proxy_route(
                 route.name
             ))
         } else if method != "GET" {
-            // Not reached under workerd, which answers a HEAD, POST… handshake 500 itself before the Worker runs
-            // (README; probed with POST, HEAD and DELETE on a `websocket` route): kept for a runtime that passes one on.
+            // Not reached under Miniflare, whose hop in front of the Worker opens every handshake as a GET (the
+            // origin is asked, and the client gets workerd's 500 "WebSocket must be initiated with a GET request";
+            // README): kept for a runtime that tells the Worker the method.
             Some(format!("a WebSocket handshake is a GET, not a {method}"))
         } else if upgrade == Upgrade::Listed {
             Some("a WebSocket handshake's Upgrade field must name websocket alone".to_owned())
