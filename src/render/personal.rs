@@ -289,10 +289,23 @@ pub fn from_accept_language(header: &str) -> Option<&'static str> {
 }
 
 /// Whether an `Accept-Language` header refuses `locale` outright: an item naming it (its language range is the
-/// locale itself, in any case) with `q=0` (RFC 9110 §12.5.4: "not acceptable"). `de-AT;q=0` refuses only Austrian
-/// German, not `de`.
+/// locale itself, in any case) with `q=0` (RFC 9110 §12.5.4: "not acceptable"), or, when no item names it, a `*`
+/// with `q=0` — `*` "matches every tag not matched by any other range" (§12.5.4), so `es, *;q=0` is Spanish only.
+/// `de-AT;q=0` refuses only Austrian German, not `de`.
 fn refuses(header: &str, locale: &str) -> bool {
-    language_items(header).any(|(tag, q)| q == Some(0) && tag.eq_ignore_ascii_case(locale))
+    let mut named = false;
+    let mut wildcard_refuses = false;
+    for (tag, q) in language_items(header) {
+        if tag.eq_ignore_ascii_case(locale) {
+            if q == Some(0) {
+                return true;
+            }
+            named = true;
+        } else if tag == "*" && q == Some(0) {
+            wildcard_refuses = true;
+        }
+    }
+    wildcard_refuses && !named
 }
 
 /// The locale for this visitor and what decided it. The country's locale is passed over when the visitor's
@@ -504,6 +517,39 @@ mod tests {
             (
                 &none,
                 Some("de;q=0.1, es"),
+                "DE",
+                ("de", LocaleSource::AcceptLanguage),
+            ),
+            // `*` stands for every language no other item names (RFC 9110 §12.5.4): `*;q=0` refuses the country's
+            // locale unless an item names it — only Spanish, from Germany, is not German.
+            (
+                &none,
+                Some("es, *;q=0"),
+                "DE",
+                ("en", LocaleSource::Default),
+            ),
+            (
+                &none,
+                Some("*;Q=0.000"),
+                "DE",
+                ("en", LocaleSource::Default),
+            ),
+            (
+                &none,
+                Some("es, *;q=0.5"),
+                "DE",
+                ("de", LocaleSource::Country),
+            ),
+            // Named by an item of its own (even one without a valid qvalue), `*` does not speak for it.
+            (
+                &none,
+                Some("es, de;q=x, *;q=0"),
+                "DE",
+                ("de", LocaleSource::Country),
+            ),
+            (
+                &none,
+                Some("es, de-AT, *;q=0"),
                 "DE",
                 ("de", LocaleSource::AcceptLanguage),
             ),
