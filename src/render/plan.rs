@@ -71,7 +71,44 @@ fn parse_csp(value: &str) -> Result<Option<String>, ConfigError> {
         }
         named.push(name);
     }
+    if let Some(directive) = blocks_inline_style(value) {
+        return Err(bad(&format!(
+            "its `{directive}` lets no inline style through, so browsers would block the page's inline critical \
+             CSS: add '{NONCE_PLACEHOLDER_SOURCE}' (or 'unsafe-inline' without a nonce or hash)"
+        )));
+    }
     Ok(Some(value.to_owned()))
+}
+
+/// The source expression that lets through the element carrying the response's nonce.
+const NONCE_PLACEHOLDER_SOURCE: &str = "nonce-{nonce}";
+
+/// The directive of `policy` that rules the shell's inline `<style nonce>` (CSP3: `style-src-elem`, else `style-src`,
+/// else `default-src`) when it can let no inline style through: it names neither the response's nonce, nor a hash
+/// (which the operator may have taken of the critical CSS), nor `'unsafe-inline'` without a nonce or hash beside it
+/// (either turns it off). `None` when the policy lets the critical CSS through, or names no such directive.
+fn blocks_inline_style(policy: &str) -> Option<String> {
+    let directives: Vec<(String, Vec<String>)> = policy
+        .split(';')
+        .filter_map(|directive| {
+            let mut words = directive.split_ascii_whitespace();
+            let name = words.next()?.to_ascii_lowercase();
+            Some((name, words.map(str::to_ascii_lowercase).collect()))
+        })
+        .collect();
+    let (name, sources) = ["style-src-elem", "style-src", "default-src"]
+        .iter()
+        .find_map(|rule| directives.iter().find(|(name, _)| name == rule))?;
+    let ours = format!("'{NONCE_PLACEHOLDER_SOURCE}'");
+    let nonce = sources.iter().any(|s| s.starts_with("'nonce-"));
+    let hash = sources.iter().any(|s| {
+        ["'sha256-", "'sha384-", "'sha512-"]
+            .iter()
+            .any(|p| s.starts_with(p))
+    });
+    let inline = sources.iter().any(|s| s == "'unsafe-inline'") && !nonce && !hash;
+    let passes = sources.contains(&ours) || hash || inline;
+    (!passes).then(|| name.clone())
 }
 
 /// The directives browsers read: CSP Level 3's, and those of the specifications that add to it (Mixed Content,
@@ -532,8 +569,9 @@ mod tests {
     fn a_page_policy_naming_an_unknown_or_repeated_directive_is_refused() {
         let csp = |value: &str| parse(&[("RENDER_CSP", json!(value))]).map(|c| c.csp);
         let fine =
-            "Default-Src 'self'; script-src-elem 'nonce-{nonce}'; upgrade-insecure-requests; \
-                    report-to csp; trusted-types default; require-trusted-types-for 'script';";
+            "Default-Src 'self'; script-src-elem 'nonce-{nonce}'; style-src-elem 'nonce-{nonce}'; \
+                    upgrade-insecure-requests; report-to csp; trusted-types default; \
+                    require-trusted-types-for 'script';";
         assert_eq!(csp(fine), Ok(Some(fine.to_owned())));
         for (bad, says) in [
             (
@@ -546,6 +584,43 @@ mod tests {
             let error = csp(bad).expect_err(bad);
             assert_eq!(error.key, "RENDER_CSP", "{bad}");
             assert!(error.problem.contains(says), "{bad}: {error}");
+        }
+    }
+
+    /// The shell's critical CSS is an inline `<style nonce>`: a policy whose style rule (`style-src-elem`, else
+    /// `style-src`, else `default-src`) can let no inline style through — neither the response's `'nonce-{nonce}'`, nor
+    /// `'unsafe-inline'` (without a nonce or hash, which turn it off), nor a hash — blocked the page's own styles in
+    /// every browser, said only in a console. `default-src 'self'`, a common first policy, was taken.
+    #[test]
+    fn a_page_policy_that_blocks_the_inline_critical_css_is_refused() {
+        let csp = |value: &str| parse(&[("RENDER_CSP", json!(value))]).map(|c| c.csp);
+        for fine in [
+            "script-src 'self'",
+            "default-src 'self'; style-src 'self' 'nonce-{nonce}'",
+            "default-src 'self' 'NONCE-{nonce}'",
+            "style-src 'self' 'unsafe-inline'",
+            "default-src 'none'; style-src-elem 'unsafe-inline'",
+            "style-src 'sha256-AAAA'",
+            "style-src 'none'; style-src-elem 'nonce-{nonce}'",
+        ] {
+            assert_eq!(csp(fine), Ok(Some(fine.to_owned())), "{fine}");
+        }
+        for (bad, names) in [
+            ("default-src 'self'", "default-src"),
+            ("script-src 'self'; style-src 'self'", "style-src"),
+            (
+                "style-src 'nonce-{nonce}'; style-src-elem 'self'",
+                "style-src-elem",
+            ),
+            ("style-src 'unsafe-inline' 'nonce-fixed'", "style-src"),
+            ("default-src 'none'", "default-src"),
+        ] {
+            let error = csp(bad).expect_err(bad);
+            assert_eq!(error.key, "RENDER_CSP", "{bad}");
+            assert!(
+                error.problem.contains(names) && error.problem.contains("critical CSS"),
+                "{bad}: {error}"
+            );
         }
     }
 
