@@ -234,8 +234,7 @@ impl RouteTable {
                 ));
             }
             if routes.iter().any(|r: &Route| {
-                same_pattern(&r.segments, &route.segments, Letters::Exact)
-                    && overlap(&r.methods, &route.methods)
+                same_pattern(&r.segments, &route.segments, Letters::Exact) && overlap(r, &route)
             }) {
                 return Err(format!(
                     "{label}: path {} with these methods is already served by an earlier route",
@@ -477,8 +476,10 @@ fn origin_reading(path: &str) -> (Vec<String>, bool) {
     (segments, climbed)
 }
 
-fn overlap(a: &[String], b: &[String]) -> bool {
-    a.iter().any(|m| b.contains(m))
+/// Whether two routes serve a method in common, HEAD counted wherever GET is ([`Route::accepts`]): a HEAD route
+/// beside a GET route of its path was served or never reached by the order they were listed in.
+fn overlap(a: &Route, b: &Route) -> bool {
+    a.allowed().any(|m| b.accepts(m))
 }
 
 fn specificity(route: &Route) -> (usize, Vec<u8>) {
@@ -771,6 +772,34 @@ mod tests {
 
     fn table(routes: serde_json::Value) -> RouteTable {
         RouteTable::parse(&routes, &CachePolicies::default(), None).expect("valid table")
+    }
+
+    /// HEAD is served wherever GET is, so a HEAD route on a GET route's path overlaps it: it was taken, and which of
+    /// the two served HEAD depended on their order in the list — listed after the GET route, the HEAD route (its
+    /// auth, its upstream) was never reached, without a word at start.
+    #[test]
+    fn a_head_route_on_a_get_routes_path_overlaps_it_in_either_order() {
+        let get = json!({"name": "get", "path": "/x", "methods": ["GET"], "upstream": "http://a", "auth": "jwt"});
+        let head =
+            json!({"name": "head", "path": "/x", "methods": ["HEAD"], "upstream": "http://b"});
+        for (routes, label) in [
+            (json!([get, head]), "route 1 (\"head\")"),
+            (json!([head, get]), "route 1 (\"get\")"),
+        ] {
+            let error = RouteTable::parse(&routes, &CachePolicies::default(), None)
+                .expect_err("HEAD is GET's too");
+            assert!(
+                error.starts_with(&format!(
+                    "{label}: path /x with these methods is already served"
+                )),
+                "{error}"
+            );
+        }
+        // Split otherwise, the methods of one path may be served by several routes.
+        table(json!([
+            {"name": "read", "path": "/x", "methods": ["GET"], "upstream": "http://a"},
+            {"name": "write", "path": "/x", "methods": ["POST", "PUT"], "upstream": "http://b", "auth": "jwt"},
+        ]));
     }
 
     #[test]
