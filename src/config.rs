@@ -439,6 +439,34 @@ pub fn parses_as_base(value: &str) -> bool {
     !dot_segment && url::Url::parse(value).is_ok_and(|url| url.port() != Some(0))
 }
 
+/// The length of the access token the login signs with `key` for a user of the longest email it takes (ASCII), an
+/// id of a UUID's length and no permissions: what `GATEWAY_JWT_MAX_BYTES` must hold at least.
+fn shortest_access_token(
+    key: &crate::session::config::SigningJwk,
+    auth: &AuthConfig,
+) -> Result<usize, ConfigError> {
+    let user = crate::session::SessionUser {
+        user_id: "u".repeat(36),
+        email: format!(
+            "{}@example.com",
+            "e".repeat(crate::session::credentials::MAX_EMAIL - "@example.com".len())
+        ),
+        permissions: Vec::new(),
+    };
+    // Dates of the same width as today's (ten digits of seconds until 2286).
+    let now_ms = 1_700_000_000_000;
+    crate::session::jwt::issue(
+        key,
+        &auth.jwt_issuer,
+        &auth.jwt_audience,
+        &user,
+        now_ms,
+        now_ms / 1000 + 3600,
+    )
+    .map(|token| token.len())
+    .map_err(|problem| ConfigError::new("AUTH_SIGNING_KEY", problem))
+}
+
 /// Deployment environment, from `ENVIRONMENT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
@@ -667,6 +695,22 @@ impl Config {
             leeway_secs: gateway.jwt_leeway_secs as i64,
             max_token_bytes: gateway.jwt_max_bytes as usize,
         };
+        // The login signs its access tokens for this gateway (its `iss` and `aud`), which refuses a longer token than
+        // `GATEWAY_JWT_MAX_BYTES` unread: below what the login issues, every `jwt` route refused every such token.
+        if let Some(key) = &session.signing_key {
+            let least = shortest_access_token(key, &auth)?;
+            if least > jwt_policy.max_token_bytes {
+                return Err(ConfigError::new(
+                    "GATEWAY_JWT_MAX_BYTES",
+                    format!(
+                        "must hold the access tokens the login signs with AUTH_SIGNING_KEY, which the gateway would \
+                         refuse unread: with this JWT_ISSUER, JWT_AUDIENCE and key id, one for a user of a \
+                         {}-character email and no permissions is {least} bytes (each permission adds to it)",
+                        crate::session::credentials::MAX_EMAIL
+                    ),
+                ));
+            }
+        }
         let core = CoreConfig::parse(vars)?;
         // A gateway route below an app route that takes every path under it (`/images/{*path}`) is never reached:
         // the app's routes are resolved first (`entry::dispatch`), and answer every method, a 405 included.
@@ -1325,6 +1369,44 @@ mod tests {
             Config::parse(&source(&[])).is_ok(),
             "unset is fine outside production"
         );
+    }
+
+    /// The gateway refuses a token longer than `GATEWAY_JWT_MAX_BYTES` before reading it, and the login signs its
+    /// access tokens for that gateway (`iss`/`aud` are the ones it checks): set below what a login issues (256 is in
+    /// range; seed's alice got a 355-byte token), every `auth = "jwt"` route answered 401 `token exceeds 256 bytes`
+    /// to every token the Worker's own login handed out, while the configuration parsed.
+    #[test]
+    fn the_gateway_takes_the_access_tokens_the_login_issues() {
+        let jwk = crate::session::jwt::tests::test_jwk("k1").to_string();
+        let user = crate::session::SessionUser {
+            user_id: "user-alice".to_owned(),
+            email: "alice@example.com".to_owned(),
+            permissions: vec!["read".to_owned(), "write".to_owned(), "admin".to_owned()],
+        };
+        let issued = |config: &Config| {
+            let key = config.session.signing_key.as_ref().expect("a key");
+            let now = 1_700_000_000_000;
+            crate::session::jwt::issue(key, "edgekit", "edgekit-api", &user, now, now / 1000 + 300)
+                .expect("signed")
+        };
+        let config = Config::parse(&source(&[("AUTH_SIGNING_KEY", json!(jwk))])).expect("defaults");
+        let token = issued(&config);
+        assert!(
+            token.len() <= config.jwt_policy.max_token_bytes,
+            "the default holds it"
+        );
+        let error = Config::parse(&source(&[
+            ("AUTH_SIGNING_KEY", json!(jwk)),
+            ("GATEWAY_JWT_MAX_BYTES", json!(256)),
+        ]))
+        .expect_err(&format!(
+            "a {}-byte token the gateway would refuse",
+            token.len()
+        ));
+        assert_eq!(error.key, "GATEWAY_JWT_MAX_BYTES", "{error}");
+        assert!(error.problem.contains("AUTH_SIGNING_KEY"), "{error}");
+        // Without a signing key the Worker issues none: the gateway's tokens are another issuer's, of its own size.
+        Config::parse(&source(&[("GATEWAY_JWT_MAX_BYTES", json!(256))])).expect("no login tokens");
     }
 
     #[test]

@@ -7,6 +7,7 @@ import { deflateSync, gzipSync } from "node:zlib";
 import assert from "node:assert/strict";
 import { chunkedBody, onOneConnection, startWorker, until } from "./support/worker.mjs";
 import { startOrigin } from "./support/origin.mjs";
+import { generateSigningJwk } from "../scripts/dev-key.mjs";
 
 let worker;
 before(async () => {
@@ -351,6 +352,12 @@ test("an invalid configuration value fails every request with a 500 naming the k
       vars: { ENVIRONMENT: "production", DEBUG_ROUTES: false, RENDER_ORIGIN: "https://fragments.example" },
       key: "AUTH_SIGNING_KEY",
       says: "wrangler secret put AUTH_SIGNING_KEY",
+    },
+    // Shorter than the tokens the login signs: the gateway refused every one of them unread (401 on `jwt` routes).
+    {
+      vars: { AUTH_SIGNING_KEY: JSON.stringify(generateSigningJwk("k1")), GATEWAY_JWT_MAX_BYTES: 256 },
+      key: "GATEWAY_JWT_MAX_BYTES",
+      says: "must hold the access tokens the login signs",
     },
     // A wrangler.toml array where a table belongs: serde read it by position, and the WAF served switched off.
     { vars: { GATEWAY_WAF: ["off"] }, key: "GATEWAY_WAF", says: "must be a table of named fields, not a list" },
