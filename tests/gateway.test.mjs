@@ -776,6 +776,30 @@ describe("route table and proxy", () => {
     assert.equal(lastRequest().headers["max-forwards"], "0");
   });
 
+  test("a route whose upstream leads back to the Worker is refused 508 after a few rounds, not sent round without end (CDN-Loop)", async (t) => {
+    // An upstream naming the Worker's own host (or an origin proxying to it): each pass was forwarded again, spending
+    // the route's limits, and the passes went on after the client's 504. Here an origin that proxies every request
+    // back to the Worker, as such a host would, headers and all.
+    const relay = await startOrigin();
+    t.after(() => relay.stop());
+    const w = await startWorker({ vars: { GATEWAY_ROUTES: [{ name: "round", path: "/round", upstream: relay.url, timeout_ms: 5000 }] } });
+    t.after(() => w.stop());
+    relay.handle(async (req, body, res) => {
+      const headers = Object.fromEntries(Object.entries(req.headers).filter(([name]) => !["host", "connection"].includes(name)));
+      const back = await fetch(new URL(req.url, w.url), { headers });
+      res.writeHead(back.status, { "content-type": back.headers.get("content-type") ?? "text/plain" });
+      res.end(Buffer.from(await back.arrayBuffer()));
+    });
+    const response = await w.fetch("/round/x", { headers: { "cdn-loop": "cloudflare" } });
+    assert.equal(response.status, 508);
+    assert.equal((await response.json()).error.code, "loop_detected");
+    assert.deepEqual(
+      relay.requests.map((r) => r.headers["cdn-loop"]),
+      ["cloudflare, edgekit", "cloudflare, edgekit, edgekit", "cloudflare, edgekit, edgekit, edgekit", "cloudflare, edgekit, edgekit, edgekit, edgekit"],
+      "each pass appends the gateway's entry to the list it came with, and the fifth is refused",
+    );
+  });
+
   test("a Max-Forwards: 0 OPTIONS lists every method its path is served with, when routes split them, as a 405 does", async (t) => {
     const w = await startWorker({
       vars: {

@@ -26,10 +26,11 @@ use super::cache::{
     PURGE_MARK_TTL_SECS, PURGE_RETRY_MS,
 };
 use super::headers::{
-    cache_fill_headers, clear_site_data_for_client, connection_tokens, email_header,
-    forward_on_preflight, forward_request_header, forward_response_header, forwarded_for,
-    head_keeps_origin_length, length_withheld, max_forwards, per_exchange, ranges_uncoded,
-    runtime_may_code, sets_cookie_named, tailors_answer, without_cookies, LocationMap, SHARED_FILL,
+    cache_fill_headers, cdn_loop_for_origin, clear_site_data_for_client, connection_tokens,
+    email_header, forward_on_preflight, forward_request_header, forward_response_header,
+    forwarded_for, head_keeps_origin_length, length_withheld, max_forwards, own_cdn_loops,
+    per_exchange, ranges_uncoded, runtime_may_code, sets_cookie_named, tailors_answer,
+    without_cookies, LocationMap, CDN_LOOP_ID, MAX_CDN_LOOPS, SHARED_FILL,
 };
 use super::inflate;
 use super::jwt::{self, Jwks, JwtPolicy, Verified, VerifiedOnce};
@@ -89,6 +90,20 @@ pub async fn serve(mut call: Call) -> ApiResult<Response> {
         ("traceparent", traceparent.clone()),
     ]);
     crate::entry::note_error_headers(&said);
+    // A request that has come round through edgekit gateways this often is in a loop (an upstream leading back to
+    // the Worker): refused before any route's work, which each pass would do again.
+    if own_cdn_loops(header_list::get(&incoming, "cdn-loop")) >= MAX_CDN_LOOPS {
+        let error = ApiError::new(
+            508,
+            "loop_detected",
+            "the request came back through this gateway too often: a route's upstream leads back to it",
+        )
+        .with_internal(format!(
+            "CDN-Loop lists {CDN_LOOP_ID} {MAX_CDN_LOOPS} times or more"
+        ));
+        crate::entry::body::drain(&mut call.req).await;
+        return Err(answered_error(error, said, &call));
+    }
     let routes = &isolate.config.gateway.routes;
     let mut matched = routes.resolve(&method, &path);
     let mut preflight = None;
@@ -1704,6 +1719,11 @@ fn origin_headers(
     if let Some(xff) = forwarded_for(came_with, client) {
         out.push(("x-forwarded-for".into(), xff));
     }
+    // RFC 8586: the list the request came with and this gateway's own entry, so a route whose upstream leads back
+    // here is refused after a few rounds (see `serve`) instead of going round without end.
+    let came_with = header_list::get(incoming, "cdn-loop");
+    out.retain(|(k, _)| !k.eq_ignore_ascii_case("cdn-loop"));
+    out.push(("cdn-loop".into(), cdn_loop_for_origin(came_with)));
     out.push(("x-forwarded-proto".into(), url.scheme.to_owned()));
     if !url.authority.is_empty() {
         out.push(("x-forwarded-host".into(), url.authority.to_owned()));

@@ -422,6 +422,7 @@ pub const SHARED_FILL: &[&str] = &[
     "x-request-id",
     "traceparent",
     "tracestate",
+    "cdn-loop",
 ];
 
 /// Request headers a browser sends that shape no answer an origin makes (fetch metadata, client hints, reload and
@@ -537,6 +538,7 @@ pub fn forward_on_preflight(name: &str) -> bool {
             | "x-request-id"
             | "traceparent"
             | "tracestate"
+            | "cdn-loop"
     ) || name.starts_with("x-forwarded-")
 }
 
@@ -1066,6 +1068,37 @@ pub fn connection_tokens(value: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// The gateway's own entry in `CDN-Loop` (RFC 8586 §2: a pseudonym), written on every request it forwards.
+pub const CDN_LOOP_ID: &str = "edgekit";
+
+/// How many times a request may pass through edgekit gateways before it is refused 508: an upstream that leads back to
+/// the Worker (its own host, or an origin proxying to it) otherwise sent each request round without end, every pass
+/// spending the route's rate limits and an origin connection, and the passes went on after the client was answered
+/// 504. A few passes stay allowed, for a route deliberately served through another edgekit gateway (or its own).
+pub const MAX_CDN_LOOPS: usize = 4;
+
+/// How many entries of a `CDN-Loop` value (a list of `cdn-id *( ";" parameter )`) are [`CDN_LOOP_ID`].
+pub fn own_cdn_loops(value: Option<&str>) -> usize {
+    value.map_or(0, |value| {
+        value
+            .split(',')
+            .filter(|entry| {
+                let id = entry.split(';').next().unwrap_or("").trim();
+                id.eq_ignore_ascii_case(CDN_LOOP_ID)
+            })
+            .count()
+    })
+}
+
+/// The `CDN-Loop` the origin is sent: the list the request came with, with [`CDN_LOOP_ID`] appended (RFC 8586 §2: an
+/// intermediary appends its own entry and keeps the others).
+pub fn cdn_loop_for_origin(came_with: Option<&str>) -> String {
+    match came_with.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(list) => format!("{list}, {CDN_LOOP_ID}"),
+        None => CDN_LOOP_ID.to_owned(),
+    }
+}
+
 /// `X-Forwarded-For` for the origin: the client address (`ClientAddress::named`) appended to any list a trusted hop
 /// already made — unless that hop already put it last, as Cloudflare's edge does for the Worker. The last entry is
 /// compared as an address, not as text: `2001:DB8::7` or `::ffff:203.0.113.7` there is the client `2001:db8::7` or
@@ -1117,6 +1150,27 @@ pub fn email_header(email: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cdn_loop_counts_the_gateways_own_entries_and_appends_one() {
+        assert_eq!(own_cdn_loops(None), 0);
+        assert_eq!(own_cdn_loops(Some("cloudflare")), 0);
+        assert_eq!(
+            own_cdn_loops(Some("cloudflare; loops=2, edgekit, EdgeKit ;x=1,edgekit-x")),
+            2
+        );
+        assert_eq!(cdn_loop_for_origin(None), "edgekit");
+        assert_eq!(cdn_loop_for_origin(Some("  ")), "edgekit");
+        assert_eq!(
+            cdn_loop_for_origin(Some("cloudflare")),
+            "cloudflare, edgekit"
+        );
+        let mut list = None::<String>;
+        for passes in 1..=MAX_CDN_LOOPS {
+            list = Some(cdn_loop_for_origin(list.as_deref()));
+            assert_eq!(own_cdn_loops(list.as_deref()), passes);
+        }
+    }
 
     #[test]
     fn clear_site_data_never_clears_cookies() {
