@@ -3,7 +3,7 @@
 // match the route by prefix, screen the decoded path and query against SQL-injection/XSS/traversal patterns, verify
 // the bearer JWT (kid → key from the JWKS in CONFIG_KV, cached in the isolate for 60 s; alg pinned per key; exp, nbf,
 // iss, aud; with TOKEN_CACHE="on", a token whose signature verified is remembered until the JWKS is re-read, as
-// edgekit's GATEWAY_JWT_CACHE_ENTRIES does, and only its claims are checked again), strip hop-by-hop and client-sent X-User-* headers, add X-Forwarded-*, x-request-id, a W3C traceparent
+// edgekit's GATEWAY_JWT_CACHE_ENTRIES does, and only its claims are checked again), strip hop-by-hop and client-sent X-User-* headers, add X-Forwarded-*, x-request-id, CDN-Loop, a W3C traceparent
 // and identity headers, proxy with a timeout and stream the answer back with the trace ids, Server-Timing (origin and
 // edge) and `Vary: Authorization, Cookie`, as edgekit answers a signed-in route. Errors are JSON. bench/gateway.mjs
 // checks that the origin is sent, and the client gets back, the same header names from both gateways.
@@ -93,6 +93,10 @@ export default {
   async fetch(request, env) {
     const started = Date.now();
     const url = new URL(request.url);
+    // RFC 8586 loop detection, as edgekit's gateway does: refused once this gateway's entry is listed 4 times.
+    const loop = request.headers.get("cdn-loop");
+    const passes = (loop ?? "").split(",").filter((e) => e.split(";")[0].trim().toLowerCase() === "edgekit").length;
+    if (passes >= 4) return error(508, "loop_detected", "the request came back through this gateway too often");
     if (!url.pathname.startsWith(ROUTE_PREFIX)) return error(404, "not_found", `no route serves ${url.pathname}`);
     const screened = decodeTwice(url.pathname) + "\n" + decodeTwice(url.search);
     if (WAF.some((rule) => rule.test(screened))) return error(403, "waf_blocked", "the request was blocked");
@@ -111,6 +115,7 @@ export default {
     headers.set("x-forwarded-host", url.host);
     headers.set("x-request-id", requestId);
     headers.set("traceparent", `00-${traceId}-${hex(8)}-01`);
+    headers.set("cdn-loop", loop ? `${loop}, edgekit` : "edgekit");
     headers.set("x-user-id", claims.sub);
     headers.set("x-user-permissions", (claims.permissions ?? []).join(","));
     let upstream;
