@@ -1008,6 +1008,43 @@ test("every update another client saw survives a restart with persistence", asyn
   }
 });
 
+test("a room that grew past a ROOMS_MAX_DOCUMENT_BYTES lowered since can still be emptied: deleting is taken, not closed 1009", async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), "edgekit-rooms-"));
+  cpSync(migratedTemplate(), stateDir, { recursive: true });
+  const room = "lowered-limit";
+  let w = await startWorker({ vars: { ...VARS, ROOMS_MAX_DOCUMENT_BYTES: 256 * 1024 }, stateDir });
+  try {
+    const writer = await client(w, room, { user: "writer" });
+    const chunk = "x".repeat(2500);
+    for (let n = 0; n < 40; n++) writer.text.insert(writer.text.length, chunk);
+    const reader = await client(w, room, { user: "reader" });
+    await until(() => reader.text.length === 100_000, { what: "the room stored 100 KB", ms: SLOW_ROOM_MS });
+    destroyAll(writer, reader);
+    await w.stop();
+    // The operator lowers the limit below what the room holds.
+    w = await startWorker({ vars: VARS, stateDir });
+    const closes = [];
+    const member = await client(w, room, { user: "member", closes });
+    assert.equal(member.text.length, 100_000, "the room loads whole under the lower limit");
+    member.text.delete(0, member.text.length);
+    const newcomer = await client(w, room, { user: "newcomer" });
+    await until(() => newcomer.text.length === 0, { what: () => `the deletion was taken (closes: ${closes})` });
+    assert.deepEqual(closes, [], "the member who deleted was not closed");
+    destroyAll(member, newcomer);
+    await w.stop();
+    w = await startWorker({ vars: VARS, stateDir });
+    const after = await client(w, room, { user: "after" });
+    assert.equal(after.text.toString(), "", "emptied in storage too");
+    after.text.insert(0, "fits again");
+    const other = await client(w, room, { user: "other" });
+    await until(() => other.text.toString() === "fits again", { what: "an edit is taken again" });
+    destroyAll(after, other);
+  } finally {
+    await w.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
 test("a join the room cannot load its document for is answered 500 with the ticket unspent: the same ticket joins once the document loads; a state read is told the room's own 500", async () => {
   const stateDir = mkdtempSync(join(tmpdir(), "edgekit-rooms-"));
   cpSync(migratedTemplate(), stateDir, { recursive: true });

@@ -249,6 +249,7 @@ pub fn accept(
     // What folding the log may add past its bytes, once this update is stored: its allowance for splits on top of
     // the log's, or what measuring the folded document found.
     let mut splits = None;
+    let mut fold_now = false;
     if loaded.stored_bytes_with(weight(&applied, bytes)) > limit {
         // Over by its weight: undone (memory rebuilt from storage), and once more after a compaction when the log
         // holds anything, since deleted content shrinks in a snapshot.
@@ -265,6 +266,16 @@ pub fn accept(
         if loaded.stored_bytes_with(weight(&applied, bytes)) > limit {
             match measured_splits(loaded, &applied, bytes, limit) {
                 Some(measured) => splits = Some(measured),
+                // A room past even the margin — its limit was lowered after it grew — refused every deletion too,
+                // and could never be emptied: one that makes the folded room smaller than the stored one is taken,
+                // and folded at once.
+                None if only_deletes
+                    && folded_bytes(&loaded.doc.snapshot())
+                        < loaded.snapshot_bytes.saturating_add(loaded.stats.bytes) =>
+                {
+                    splits = Some(0);
+                    fold_now = true;
+                }
                 None => {
                     *loaded = load(store, now)?;
                     return Err(full());
@@ -316,7 +327,7 @@ pub fn accept(
     // Stored: from here on a failure must not lose the relay (the other members would miss a stored update until
     // they reconnected, and its sender, closed, would resend what the room holds).
     let mut not_compacted = None;
-    let compacted = policy.due(loaded.stats)
+    let compacted = (policy.due(loaded.stats) || fold_now)
         && match compact(loaded, store) {
             Ok(()) => true,
             Err(AcceptError::Store(e)) => {
@@ -2328,6 +2339,69 @@ mod tests {
         assert!(
             accept_update(&mut loaded, &mut store, policy, LIMIT, &u).is_ok(),
             "after a compaction drops the deleted text, new text fits again"
+        );
+    }
+
+    #[test]
+    fn a_room_over_a_lowered_limit_can_still_be_emptied() {
+        // A room filled under one ROOMS_MAX_DOCUMENT_BYTES, then read under a lower one (the operator lowered it):
+        // deleting what it holds must be taken, or the room refuses every update for good.
+        let (doc, text, mut store, mut loaded) = writer_and_room();
+        let policy = CompactionPolicy {
+            max_entries: 1_000,
+            max_bytes: 1 << 20,
+        };
+        let chunk = "y".repeat(1024);
+        for _ in 0..32 {
+            let u = edit_of(&doc, &|txn| {
+                let len = text.len(txn);
+                text.insert(txn, len, &chunk);
+            });
+            accept_update(&mut loaded, &mut store, policy, 1 << 20, &u).expect("fits 1 MiB");
+        }
+        const LOWERED: u64 = 8 * 1024;
+        assert!(
+            store.bytes() > LOWERED,
+            "the room is past the lowered limit"
+        );
+        // Reloaded under the lowered limit, as a new instance with the new settings would.
+        let mut loaded = load(&mut store, 0).expect("loads");
+        // Half of it first (a member deleting a part at a time): taken, the room smaller though still past it.
+        let before = store.bytes();
+        let u = edit_of(&doc, &|txn| text.remove_range(txn, 0, 16 * 1024));
+        assert_eq!(
+            accept_update(&mut loaded, &mut store, policy, LOWERED, &u),
+            Ok(Accepted::Stored { compacted: true }),
+            "deleting half of it is taken"
+        );
+        assert!(
+            store.bytes() < before,
+            "and shrinks the room: {} -> {}",
+            before,
+            store.bytes()
+        );
+        let u = edit_of(&doc, &|txn| {
+            let len = text.len(txn);
+            text.remove_range(txn, 0, len);
+        });
+        assert_eq!(
+            accept_update(&mut loaded, &mut store, policy, LOWERED, &u),
+            Ok(Accepted::Stored { compacted: true }),
+            "deleting everything empties the room"
+        );
+        assert!(
+            store.bytes() <= LOWERED,
+            "and brings it within the limit: {}",
+            store.bytes()
+        );
+        assert_eq!(
+            content(&load(&mut store, 0).expect("rebuilds").doc),
+            serde_json::json!({})
+        );
+        let u = edit_of(&doc, &|txn| text.insert(txn, 0, "again"));
+        assert!(
+            accept_update(&mut loaded, &mut store, policy, LOWERED, &u).is_ok(),
+            "and it takes edits again"
         );
     }
 
