@@ -343,6 +343,30 @@ describe("rooms", () => {
     destroyAll(reader);
   });
 
+  test("in a room at ROOMS_MAX_DOCUMENT_BYTES, an edit replacing more than it inserts (typing over a selection) is taken, not closed 1009", async () => {
+    const room = "full-replace";
+    const writerCloses = [];
+    const writer = await client(w, room, { user: "writer", closes: writerCloses });
+    const chunk = "w".repeat(2500);
+    for (let n = 0; n < 30; n++) writer.text.insert(writer.text.length, chunk);
+    await until(() => writerCloses.includes(1009), { what: "the room filled up" });
+    destroyAll(writer);
+    const closes = [];
+    const member = await client(w, room, { user: "member", closes });
+    const held = member.text.length;
+    assert.ok(held > 0 && held < 75_000, `the room holds what fit: ${held}`);
+    member.doc.transact(() => {
+      member.text.delete(0, 5000);
+      member.text.insert(0, "r".repeat(2500));
+    });
+    const newcomer = await client(w, room, { user: "newcomer" });
+    await until(() => newcomer.text.length === held - 2500 && newcomer.text.toString().startsWith("r"), {
+      what: () => `the replacement was taken (closes: ${closes}, newcomer holds ${newcomer.text.length})`,
+    });
+    assert.deepEqual(closes, [], "its sender stays");
+    destroyAll(member, newcomer);
+  });
+
   test("inserts that split items count towards ROOMS_MAX_DOCUMENT_BYTES: a room filled with them can still be emptied", async () => {
     const room = "size-splits";
     const writer = await rawSocket(w, room, "splitter");

@@ -222,8 +222,11 @@ pub fn accept(
     // SPLIT_BYTES). Insertions are refused before they are applied when the bytes of their structs the room has
     // neither integrated nor waiting would pass the limit (after a compaction first: deleted content shrinks in a
     // snapshot) — copies, such as a reconnect's echo of what waits, weigh nothing; updates that only delete may go a
-    // margin past it, so a full room can still be emptied.
+    // margin past it, so a full room can still be emptied; one that also deletes is weighed once applied.
     let only_deletes = update.only_deletes();
+    // An update that also deletes (typing or pasting over a selection) may free more than it inserts: it is weighed
+    // once applied, by what the room folds to with it.
+    let also_deletes = update.shape().delete_ranges > 0;
     let limit = if only_deletes {
         max_document_bytes.saturating_add(max_document_bytes / DELETE_MARGIN)
     } else {
@@ -237,7 +240,10 @@ pub fn accept(
     if loaded.stored_bytes_with(news) > max_document_bytes && loaded.stats.entries > 0 {
         compact(loaded, store)?;
     }
-    if !only_deletes && loaded.stored_bytes_with(news) > max_document_bytes {
+    if !only_deletes
+        && loaded.stored_bytes_with(news) > max_document_bytes
+        && (!also_deletes || news > max_document_bytes)
+    {
         return Err(full());
     }
     let mut applied = apply_or_reload(loaded, store, prepared, now)?;
@@ -265,18 +271,25 @@ pub fn accept(
         // refusing, the document is folded as it now is and the update taken if that and the stored room fit.
         if loaded.stored_bytes_with(weight(&applied, bytes)) > limit {
             match measured_splits(loaded, &applied, bytes, limit) {
-                Some(measured) => splits = Some(measured),
-                // A room past even the margin — its limit was lowered after it grew — refused every deletion too,
-                // and could never be emptied: one that makes the folded room smaller than the stored one is taken,
-                // and folded at once.
-                None if only_deletes
-                    && folded_bytes(&loaded.doc.snapshot())
-                        < loaded.snapshot_bytes.saturating_add(loaded.stats.bytes) =>
+                Ok(measured) => splits = Some(measured),
+                // Taken and folded at once when the room folds with it within the limit, or — an update that only
+                // deletes — smaller than the room stored now: a room past even the margin (its limit was lowered
+                // after it grew) refused every deletion and could never be emptied, and an edit replacing more than
+                // it inserts was refused in a full room, its sender closed 1009 on every reconnect (its sync step 2
+                // repeats it).
+                Err(folded)
+                    if applied.deleted_ranges > 0
+                        && (folded <= max_document_bytes
+                            || (only_deletes
+                                && folded
+                                    < loaded
+                                        .snapshot_bytes
+                                        .saturating_add(loaded.stats.bytes))) =>
                 {
                     splits = Some(0);
                     fold_now = true;
                 }
-                None => {
+                Err(_) => {
                     *loaded = load(store, now)?;
                     return Err(full());
                 }
@@ -378,16 +391,25 @@ fn weight(applied: &Applied, bytes: &[u8]) -> u64 {
 }
 
 /// With `applied` in the document: what folding it into a snapshot adds past the stored room and the update's stored
-/// bytes, when the folded document and the stored room are both within `limit` (`None` otherwise). Encodes the
-/// whole document: only for an update the allowance for splits alone would refuse.
-fn measured_splits(loaded: &Loaded, applied: &Applied, bytes: &[u8], limit: u64) -> Option<u64> {
+/// bytes, when the folded document and the stored room are both within `limit` (else `Err` with the folded bytes).
+/// Encodes the whole document: only for an update the allowance for splits alone would refuse.
+fn measured_splits(
+    loaded: &Loaded,
+    applied: &Applied,
+    bytes: &[u8],
+    limit: u64,
+) -> Result<u64, u64> {
     let stored = applied.to_log(bytes).iter().map(|p| p.len()).sum::<usize>() as u64;
     // The measure replaces the allowance counted so far, so the room is weighed without it.
     let with_it = loaded
         .stored_bytes_with(stored)
         .saturating_sub(loaded.splits);
     let folded = folded_bytes(&loaded.doc.snapshot());
-    (folded <= limit && with_it <= limit).then(|| folded.saturating_sub(with_it))
+    if folded <= limit && with_it <= limit {
+        Ok(folded.saturating_sub(with_it))
+    } else {
+        Err(folded)
+    }
 }
 
 /// Bytes a compaction stores for `snapshot`: the document, and what stays pending or waiting beside it.
@@ -2339,6 +2361,59 @@ mod tests {
         assert!(
             accept_update(&mut loaded, &mut store, policy, LIMIT, &u).is_ok(),
             "after a compaction drops the deleted text, new text fits again"
+        );
+    }
+
+    #[test]
+    fn an_edit_that_replaces_more_than_it_inserts_is_taken_in_a_full_room() {
+        // Typing over a selection (or pasting over it) is one transaction: a deletion and an insertion. In a room at
+        // its limit it frees more than it adds, so it fits; refused, its sender's every reconnect repeated it (its
+        // sync step 2) and was closed 1009 again.
+        let (doc, text, mut store, mut loaded) = writer_and_room();
+        let policy = CompactionPolicy {
+            max_entries: 1_000,
+            max_bytes: 1 << 20,
+        };
+        const LIMIT: u64 = 8 * 1024;
+        let chunk = "y".repeat(1024);
+        loop {
+            let u = edit_of(&doc, &|txn| {
+                let len = text.len(txn);
+                text.insert(txn, len, &chunk);
+            });
+            if accept_update(&mut loaded, &mut store, policy, LIMIT, &u).is_err() {
+                break;
+            }
+        }
+        // The writer's copy holds the refused chunk: start over from the room's document.
+        let doc = Doc::with_client_id(10);
+        let text = doc.get_or_insert_text("text");
+        let full = StateVector::default().encode_v1_helper();
+        let update =
+            yrs::Update::decode_v1(&loaded.doc.diff(&full).expect("diff")[0]).expect("decodes");
+        doc.transact_mut().apply_update(update).expect("applies");
+        let before = text.get_string(&doc.transact());
+        let u = edit_of(&doc, &|txn| {
+            text.remove_range(txn, 0, 3 * 1024);
+            text.insert(txn, 0, &"z".repeat(1024));
+        });
+        assert!(
+            matches!(
+                accept_update(&mut loaded, &mut store, policy, LIMIT, &u),
+                Ok(Accepted::Stored { .. })
+            ),
+            "a replacement freeing more than it adds is taken"
+        );
+        assert!(
+            store.bytes() <= LIMIT,
+            "the room stays within its limit: {}",
+            store.bytes()
+        );
+        let rebuilt = load(&mut store, 0).expect("rebuilds");
+        assert_eq!(
+            rebuilt.doc.to_json()["text"].as_str().map(str::len),
+            Some(before.len() - 2 * 1024),
+            "stored as taken"
         );
     }
 
