@@ -46,7 +46,9 @@ function routes() {
     { name: "slow", path: "/gw/slow", upstream: up, timeout_ms: 300 },
     { name: "slow-retried", path: "/gw/retried", methods: ["GET", "PUT"], upstream: up, timeout_ms: 300, retries: 1 },
     { name: "upload", path: "/gw/upload", methods: ["PUT"], upstream: up, timeout_ms: 1000 },
-    { name: "nowhere", path: "/gw/nowhere", upstream: "http://127.0.0.1:9", timeout_ms: 2000 },
+    { name: "nowhere", path: "/gw/nowhere", methods: ["GET", "PUT"], upstream: "http://127.0.0.1:9", timeout_ms: 2000 },
+    // The same unreachable origin, its bodies unread by the WAF (streamed as they come).
+    { name: "nowhere-raw", path: "/gw/nowhere/raw", methods: ["PUT"], upstream: "http://127.0.0.1:9", timeout_ms: 2000, waf_body: "off" },
     { name: "secure", path: "/gw/secure", methods: ["GET", "POST"], upstream: up, auth: "jwt" },
     { name: "admin", path: "/gw/secure/admin", upstream: up, auth: "jwt", permissions: ["admin"] },
     { name: "cached", path: "/gw/cached", upstream: up, cache: "api-public" },
@@ -5822,6 +5824,25 @@ describe("WAF", () => {
       assert.deepEqual(statuses, [status, 200], `${what}: the answers on one connection (it ended: ${ended})`);
     }
     assert.equal(origin.requests.length, 0, "neither reached the origin");
+  });
+
+  test("an upload the origin could not be sent is read before the 502, and the connection stays open for the next request", async () => {
+    // A body over the inspection cap, a chunked one, or any on a route whose bodies the WAF does not read streams to
+    // the origin as it comes. When the origin could not be reached, the rest of it was left unread: workerd closed
+    // the connection after the 502 — or reset it first, and the client never saw the 502 (ECONNRESET).
+    const size = 3 * 1024 * 1024; // over the inspection cap, under max_body_bytes
+    const next = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    const chunked = Buffer.concat([Buffer.from(`${size.toString(16)}\r\n`), Buffer.alloc(size, "b"), Buffer.from("\r\n0\r\n\r\n")]);
+    for (const [what, path, framing, body] of [
+      ["sized", "/gw/nowhere/upload", `Content-Length: ${size}`, Buffer.alloc(size, "b")],
+      ["chunked", "/gw/nowhere/upload", "Transfer-Encoding: chunked", chunked],
+      ["sized, unread by the WAF", "/gw/nowhere/raw", `Content-Length: ${size}`, Buffer.alloc(size, "b")],
+      ["chunked, unread by the WAF", "/gw/nowhere/raw", "Transfer-Encoding: chunked", chunked],
+    ]) {
+      const head = `PUT ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n${framing}\r\n\r\n`;
+      const { statuses, ended } = await onOneConnection(worker.url, [head, body, next], { answers: 2, what: `${what}: two answers` });
+      assert.deepEqual(statuses, [502, 200], `${what}: the answers on one connection (it ended: ${ended})`);
+    }
   });
 
   test("max_body_bytes holds for chunked uploads (no Content-Length): under it intact, past it cut off with 403", async () => {

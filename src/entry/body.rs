@@ -129,6 +129,31 @@ async fn drain_within(stream: web_sys::ReadableStream, stall_ms: Option<u64>) {
     }
 }
 
+/// [`drain_stream`] through a default reader that already holds the stream and may have a read pending (it cannot be
+/// released then: workerd throws), so it is read on: within the same budget and ceiling, then cancelled unless done.
+pub async fn drain_reader(reader: web_sys::ReadableStreamDefaultReader) {
+    use futures_util::future::{select, Either};
+    let mut read = 0u64;
+    let mut budget = Delay::from(Duration::from_millis(DRAIN_BUDGET_MS));
+    while read <= DRAIN_CEILING {
+        let next = JsFuture::from(reader.read());
+        let Either::Left((Ok(result), _)) = select(next, &mut budget).await else {
+            break; // the budget lapsed, or the sender went away
+        };
+        if js_sys::Reflect::get(&result, &JsValue::from_str("done")).is_ok_and(|d| d.is_truthy()) {
+            return;
+        }
+        read += js_sys::Reflect::get(&result, &JsValue::from_str("value"))
+            .and_then(|chunk| js_sys::Reflect::get(&chunk, &JsValue::from_str("byteLength")))
+            .ok()
+            .and_then(|n| n.as_f64())
+            .map_or(0, |n| n as u64);
+    }
+    let ignore = worker::wasm_bindgen::closure::Closure::once(|_: JsValue| {});
+    let _ = reader.cancel().catch(&ignore);
+    ignore.forget();
+}
+
 /// The body as `T`: 415 for a body in a content coding (with `Accept-Encoding: identity`) or a content type other
 /// than UTF-8 JSON, 413 over `max_bytes`, 400 for JSON that does not parse.
 pub async fn read_json<T: DeserializeOwned>(req: &mut Request, max_bytes: u64) -> ApiResult<T> {

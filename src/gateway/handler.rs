@@ -579,7 +579,13 @@ async fn forward(
             method == "HEAD",
             head_may_code,
         )),
-        Err(failure) => Err(failure.into_error()),
+        Err(failure) => {
+            // A client that stalled its own upload has nothing more to read.
+            if !matches!(failure, Failure::ClientStalled(_)) {
+                body.drain_unsent().await;
+            }
+            Err(failure.into_error())
+        }
     }
 }
 
@@ -1246,8 +1252,8 @@ enum OutBody {
     None,
     Bytes(Vec<u8>),
     /// A body streamed to the origin, its progress noted; unsized, with the controller that aborts the origin
-    /// request when the client's body breaks off.
-    Stream(JsValue, Sending, Option<web_sys::AbortController>),
+    /// request when the client's body breaks off; and the reader of the client's body ([`Held`]).
+    Stream(JsValue, Sending, Option<web_sys::AbortController>, Held),
     /// An unsized (chunked) body, counted on its way to the origin.
     Capped(CappedBody),
 }
@@ -1356,8 +1362,9 @@ fn streamed(stream: web_sys::ReadableStream, length: Option<u64>) -> ApiResult<O
         ),
     };
     let cut = abort.clone();
+    let held = Held::new(&stream);
     let chunks = futures_util::StreamExt::inspect(
-        wasm_streams::ReadableStream::from_raw(stream.unchecked_into()).into_stream(),
+        held_chunks(held.clone()),
         move |chunk: &Result<JsValue, JsValue>| {
             if let (Err(_), Some(cut)) = (chunk, &cut) {
                 cut.abort();
@@ -1369,7 +1376,7 @@ fn streamed(stream: web_sys::ReadableStream, length: Option<u64>) -> ApiResult<O
             .into_raw()
             .unchecked_into();
     let Some(length) = length else {
-        return Ok(OutBody::Stream(noted.into(), sending, abort));
+        return Ok(OutBody::Stream(noted.into(), sending, abort, held));
     };
     let fixed = match u32::try_from(length) {
         Ok(n) => worker::worker_sys::FixedLengthStream::new(n),
@@ -1379,7 +1386,12 @@ fn streamed(stream: web_sys::ReadableStream, length: Option<u64>) -> ApiResult<O
     let transform: &web_sys::TransformStream = fixed.as_ref();
     // The pipe's own outcome is the fetch's: a body that breaks off fails the origin request.
     let _ = noted.pipe_to(&transform.writable());
-    Ok(OutBody::Stream(transform.readable().into(), sending, None))
+    Ok(OutBody::Stream(
+        transform.readable().into(),
+        sending,
+        None,
+        held,
+    ))
 }
 
 /// A chunked body on its way to the origin, counted against the WAF's `max_body_bytes`.
@@ -1395,6 +1407,8 @@ struct CappedBody {
     /// `max_body_bytes` for the whole upload.
     abort: web_sys::AbortController,
     sending: Sending,
+    /// The reader of `source` ([`Held`]).
+    held: Held,
 }
 
 impl OutBody {
@@ -1413,7 +1427,9 @@ impl OutBody {
     /// The progress of a streamed body, which its origin request's timeout counts from.
     fn sending(&self) -> Option<&Sending> {
         match self {
-            Self::Stream(_, sending, _) | Self::Capped(CappedBody { sending, .. }) => Some(sending),
+            Self::Stream(_, sending, ..) | Self::Capped(CappedBody { sending, .. }) => {
+                Some(sending)
+            }
             _ => None,
         }
     }
@@ -1430,11 +1446,25 @@ impl OutBody {
         }
     }
 
+    /// The rest of a streamed body the origin request failed before sending, read and discarded through its reader
+    /// (`entry::body::drain_reader`) so the gateway's 502 or 504 reaches the client and its connection stays open:
+    /// left unread, workerd closed the connection after the answer, or reset it first and the client never saw it.
+    async fn drain_unsent(&self) {
+        let held = match self {
+            Self::Stream(.., held) | Self::Capped(CappedBody { held, .. }) => held,
+            _ => return,
+        };
+        let reader = held.0.borrow_mut().0.take();
+        if let Some(reader) = reader {
+            crate::entry::body::drain_reader(reader).await;
+        }
+    }
+
     /// The signal that cuts the origin request off, besides its timeout.
     fn abort_signal(&self) -> Option<web_sys::AbortSignal> {
         match self {
             Self::Capped(c) => Some(c.abort.signal()),
-            Self::Stream(_, _, abort) => abort.as_ref().map(web_sys::AbortController::signal),
+            Self::Stream(_, _, abort, _) => abort.as_ref().map(web_sys::AbortController::signal),
             _ => None,
         }
     }
@@ -1461,13 +1491,14 @@ fn capped(
         Rc::<str>::from(request_id),
     );
     let sending = Sending::new();
-    let reader = HeldReader(Some(stream.get_reader().unchecked_into()));
+    let held = Held::new(&stream);
+    let reader = held.clone();
     let (flag, cut) = (over.clone(), abort.clone());
     let chunks = futures_util::stream::unfold(Some((reader, 0u64)), move |state| {
         let (flag, cut, request_id) = (flag.clone(), cut.clone(), request_id.clone());
         async move {
-            let (mut reader, seen) = state?;
-            let read = reader.0.as_ref()?.read();
+            let (reader, seen) = state?;
+            let read = reader.0.borrow().0.as_ref()?.read();
             let result = match JsFuture::from(read).await {
                 Ok(result) => result,
                 // A failing stream alone would end the origin's chunked request as if complete (measured): abort it.
@@ -1493,7 +1524,7 @@ fn capped(
                     log_waf_hit(&SIZE_BODY, mode, &request_id);
                 }
                 if mode == WafMode::Block {
-                    reader.release();
+                    reader.0.borrow_mut().release();
                     cut.abort();
                     return Some((
                         Err(JsValue::from_str("the body is larger than max_body_bytes")),
@@ -1512,6 +1543,7 @@ fn capped(
         over,
         abort,
         sending,
+        held,
     }))
 }
 
@@ -1536,6 +1568,40 @@ impl Drop for HeldReader {
             ignore.forget();
         }
     }
+}
+
+/// The reader of a client's body on its way to the origin, shared between the stream the origin request reads and
+/// the [`OutBody`]: when the origin request ends before the body does, the runtime drops that stream, and the body
+/// is cancelled with the last holder ([`HeldReader`]'s drop) — unless the gateway takes the reader first to read the
+/// rest and discard it ([`OutBody::drain_unsent`]). A reader with a read pending cannot be released (workerd throws),
+/// so the rest is read through this one.
+#[derive(Clone)]
+struct Held(Rc<RefCell<HeldReader>>);
+
+impl Held {
+    fn new(stream: &web_sys::ReadableStream) -> Self {
+        Self(Rc::new(RefCell::new(HeldReader(Some(
+            stream.get_reader().unchecked_into(),
+        )))))
+    }
+}
+
+/// The chunks of a [`Held`] body as they arrive; a read error passes through as an error, ending the stream.
+fn held_chunks(held: Held) -> impl futures_util::Stream<Item = Result<JsValue, JsValue>> {
+    futures_util::stream::unfold(Some(held), |state| async move {
+        let held = state?;
+        let read = held.0.borrow().0.as_ref()?.read();
+        let result = match JsFuture::from(read).await {
+            Ok(result) => result,
+            Err(e) => return Some((Err(e), None)),
+        };
+        if js_sys::Reflect::get(&result, &JsValue::from_str("done")).is_ok_and(|d| d.is_truthy()) {
+            return None;
+        }
+        let chunk = js_sys::Reflect::get(&result, &JsValue::from_str("value"))
+            .unwrap_or(JsValue::UNDEFINED);
+        Some((Ok(chunk), Some(held)))
+    })
 }
 
 /// The body to forward. Up to the WAF's inspection cap it is read and checked; a longer (or unsized) body is teed:
