@@ -2490,6 +2490,38 @@ describe("JWT", () => {
       return r.status === 200;
     }, { what: "the rotated key to be accepted" });
   });
+
+  test("a key removed from the JWKS stops admitting the tokens the isolate remembered as verified by it, a TTL later", async (t) => {
+    // The isolate remembers tokens whose signature verified (GATEWAY_JWT_CACHE_ENTRIES): a revocation by writing
+    // KV must reach them too, not only tokens seen for the first time. The TTL is long, seen lapsing through the
+    // debug route.
+    const TTL_MS = 60_000;
+    const own = await startWorker({
+      vars: { GATEWAY_ROUTES: [{ name: "secure", path: "/gw/secure", upstream: origin.url, auth: "jwt" }], GATEWAY_JWKS_TTL_SECONDS: TTL_MS / 1000 },
+    });
+    t.after(() => own.stop());
+    const ownKv = await own.mf.getKVNamespace("CONFIG_KV");
+    const age = async (ms) => assert.equal((await own.fetch(`/__debug/jwks/age?ms=${ms}`, { method: "POST" })).status, 200);
+    const fresh = makeKeys("rm-");
+    const asked = async (t) => {
+      const r = await own.fetch("/gw/secure", { headers: bearer(t) });
+      await r.arrayBuffer();
+      return r.status === 200 ? 200 : `${r.status} ${describeOf(r)}`;
+    };
+    await ownKv.put("jwks", JSON.stringify(jwksOf(fresh)));
+    const tokens = ["rm-ed1", "rm-rsa1", "rm-ec1", "rm-hs1"].map((kid) => [kid, token(fresh, kid)]);
+    for (const [kid, t] of tokens) for (let i = 0; i < 2; i++) assert.equal(await asked(t), 200, `${kid} ${i}`);
+    // Every key but the Ed25519 one is removed, and the document re-read.
+    const { keys } = jwksOf(fresh);
+    await ownKv.put("jwks", JSON.stringify({ keys: keys.filter((k) => k.kid === "rm-ed1") }));
+    await age(TTL_MS);
+    for (const [kid, t] of tokens) {
+      for (let i = 0; i < 2; i++) assert.equal(await asked(t), kid === "rm-ed1" ? 200 : "401 unknown key id", `${kid} ${i}`);
+    }
+    // Re-read unchanged, the set (and what it remembers) stays; the removed keys' tokens stay refused.
+    await age(TTL_MS);
+    for (const [kid, t] of tokens) assert.equal(await asked(t), kid === "rm-ed1" ? 200 : "401 unknown key id", kid);
+  });
 });
 
 describe("edge cache", () => {
