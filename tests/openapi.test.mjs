@@ -39,6 +39,9 @@ before(async () => {
       IMAGES_ORIGIN: origin.url,
       DEBUG_ROUTES: false,
       AUTH_SIGNING_KEY: KEY,
+      // A documented setting that adds a header to every app answer (`Vary: Origin`, trusted or not, as a browser's
+      // or a CDN's copy may later be served to a trusted page): the document must declare it too.
+      SESSION_TRUSTED_ORIGINS: ["https://app.example"],
       GATEWAY_ADMIN_PERMISSION: "admin",
       RATE_LIMIT_POLICIES: {
         "login-ip": { limit: 10_000, window: 60, key: "ip" },
