@@ -2571,6 +2571,30 @@ describe("edge cache", () => {
     }
   });
 
+  test("a 202 (still being made) is not stored: once the origin answers 200, the next request sees it", async () => {
+    // RFC 9110 §15.3.3: a 202 says how a request is getting on, not what the resource is. Stored, an export or a
+    // variant answered 202 while it was being made stayed 202 for the policy's TTL (a year, `immutable`, on
+    // static-immutable) after it was ready.
+    origin.reset();
+    let ready = false;
+    origin.handle((req, body, res) => {
+      if (!ready) return res.writeHead(202, { "content-type": "application/json", "retry-after": "1" }).end('{"state":"pending"}');
+      res.writeHead(200, { "content-type": "application/json" }).end('{"state":"done"}');
+    });
+    for (const path of [`/gw/cached?job=${Date.now()}`, `/gw/static?job=${Date.now()}`]) {
+      ready = false;
+      const pending = await worker.fetch(path);
+      assert.equal(pending.status, 202, path);
+      assert.equal(pending.headers.get("x-cache"), "MISS", path);
+      assert.doesNotMatch(pending.headers.get("cache-control") ?? "", /immutable|public/, `${path}: not told the policy's lifetime`);
+      await pending.arrayBuffer();
+      ready = true;
+      const done = await worker.fetch(path);
+      assert.equal(done.status, 200, `${path}: the finished answer, not a stored 202`);
+      assert.deepEqual(await done.json(), { state: "done" });
+    }
+  });
+
   test("a stored answer without a body (204) is a HIT again, with its status, headers and no body", async () => {
     origin.reset();
     origin.handle((req, body, res) => {

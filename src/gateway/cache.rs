@@ -719,7 +719,7 @@ fn encode(s: &str) -> String {
 }
 
 /// Whether an origin answer may be stored in the edge cache and handed to other requests for the same key: a
-/// cacheable status (2xx but 206, 301, 308, 404, 410), no `Set-Cookie` or `Clear-Site-Data`, no `Cache-Control: no-store`, no `private`
+/// cacheable status (2xx but 201, 202 and 206, 301, 308, 404, 410), no `Set-Cookie` or `Clear-Site-Data`, no `Cache-Control: no-store`, no `private`
 /// unless the policy keys entries per user, no `Vary` beyond `Accept-Encoding` and `Origin` (the key includes no
 /// other request header; `Origin` is in it) — and `Authorization` on a per-user policy, whose key holds the digest of
 /// the `Authorization` its fill carries ([`cache_key`]), so a copy is served only to requests sending the same one
@@ -742,8 +742,11 @@ pub fn storable(status: u16, headers: &[(String, String)], per_user: bool) -> bo
         })
 }
 
+/// 2xx but 201 and 202 — an answer about the request (a resource it made; how its processing is getting on, RFC 9110
+/// §15.3.2–3), not the target's representation: a 202 stored while an export was being made was served for the
+/// policy's TTL after it was ready — and 206 (a part) —, 301, 308, 404, 410.
 fn storable_status(status: u16) -> bool {
-    matches!(status, 200..=205 | 207..=299 | 301 | 308 | 404 | 410)
+    matches!(status, 200 | 203..=205 | 207..=299 | 301 | 308 | 404 | 410)
 }
 
 /// Whether a `Cache-Control`-style list names the directive `name` (any case, with or without a value; one named
@@ -1562,6 +1565,19 @@ mod tests {
         }
         for status in [206, 302, 304, 400, 401, 403, 500, 502, 503] {
             assert!(!storable(status, &plain, false), "{status}");
+        }
+        // A 202 is the state of a request still being processed (RFC 9110 §15.3.3: "intentionally noncommittal"),
+        // a 201 the outcome of one that made a resource (§15.3.2): neither is the target's representation. Stored,
+        // an export or a variant answered 202 while it was being made was served as 202 for the policy's TTL once
+        // it was ready — a year, told `immutable`, on `static-immutable`.
+        for status in [201, 202] {
+            assert!(!storable(status, &plain, false), "{status}");
+            assert!(!storable(status, &plain, true), "{status} per user");
+            assert_eq!(
+                shared_fill_answer(status, &plain, &[]),
+                FillAnswer::StatusOnly,
+                "{status}"
+            );
         }
         let refused: &[&[(&str, &str)]] = &[
             &[("set-cookie", "sid=a")],
