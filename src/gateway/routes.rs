@@ -198,10 +198,14 @@ impl RouteTable {
             let route = validate(raw, index, policies, rate_limit_policies)
                 .map_err(|e| format!("{label}: {e}"))?;
             // A route's name keys its cache entries and names its purge tag (`route:<name>`): unique, and of
-            // characters a tag may hold.
-            if routes.iter().any(|r: &Route| r.name == route.name) {
+            // characters a tag may hold. Unique in any case: tags are (`cache::tag_key`), and `shop` and `Shop`
+            // carried one tag, so a purge of either route took down the other's entries too.
+            if routes
+                .iter()
+                .any(|r: &Route| r.name.eq_ignore_ascii_case(&route.name))
+            {
                 return Err(format!(
-                    "{label}: the name {:?} is already used",
+                    "{label}: the name {:?} is already used (in any case: its purge tag route:<name> is one in any case)",
                     route.name
                 ));
             }
@@ -1343,6 +1347,12 @@ mod tests {
             (
                 json!([{"path": "/a", "upstream": "http://a"}, {"name": "route-0", "path": "/b", "upstream": "http://b"}]),
                 "the name \"route-0\" is already used",
+            ),
+            // In another case too: the purge tag `route:<name>` is one in any case (tags are case-insensitive, as
+            // Cloudflare's are), so a purge of `route:shop` took down route `Shop`'s entries as well.
+            (
+                json!([{"name": "shop", "path": "/a", "upstream": "http://a"}, {"name": "Shop", "path": "/b", "upstream": "http://b"}]),
+                "route 1 (\"Shop\"): the name \"Shop\" is already used",
             ),
             (
                 json!([{"name": "a;b", "path": "/a", "upstream": "http://a"}]),
