@@ -1122,10 +1122,16 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
             Lookup::Use(keys) => return Ok(keys),
             Lookup::Read(read) => break read,
             // A read failed less than `GATEWAY_JWKS_HOLD_MS` ago, with no set to lend: that failure, not another read.
-            Lookup::Held { detail } => {
-                return Err(ApiError::internal(format!(
-                    "{detail} (read again after GATEWAY_JWKS_HOLD_MS)"
-                )))
+            Lookup::Held {
+                detail,
+                kind,
+                left_ms,
+            } => {
+                let detail = format!("{detail} (read again after GATEWAY_JWKS_HOLD_MS)");
+                return Err(match kind {
+                    ReadFailure::Store => jwks_unavailable(detail, left_ms),
+                    ReadFailure::Document => ApiError::internal(detail),
+                });
             }
             Lookup::Await { read, wait_ms } => {
                 match coalesce::in_progress(&JWKS_READS, JWKS_READ) {
@@ -1179,6 +1185,7 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
                     );
                     Ok(keys)
                 }
+                None if kind == ReadFailure::Store => Err(jwks_unavailable(detail, hold_ms)),
                 None => Err(error),
             }
         }
@@ -1186,6 +1193,20 @@ async fn jwks(call: &Call) -> ApiResult<Rc<Jwks>> {
     };
     read.lead.publish(outcome.clone());
     outcome
+}
+
+/// 503 `jwks_unavailable`: KV erred or did not answer the JWKS read, and no key set may be lent. A store outage
+/// passes, and clients retry a 503 (as D1's and a fail-closed limiter's are answered), where a 500 said the Worker
+/// was broken; `Retry-After` is the hold left before the isolate reads again (whole seconds, at least 1). A missing
+/// or broken document stays a 500: the deployment's fault, which no retry mends.
+fn jwks_unavailable(detail: String, left_ms: u64) -> ApiError {
+    ApiError::new(
+        503,
+        "jwks_unavailable",
+        "the keys tokens are verified with cannot be read right now; try again shortly",
+    )
+    .with_header("retry-after", left_ms.div_ceil(1000).max(1).to_string())
+    .with_internal(detail)
 }
 
 /// Read `read` of the JWKS (started at `now`), kept by the key set's memory; or why not, and whether that says

@@ -41,9 +41,13 @@ pub enum Lookup<K> {
     /// [`REFRESH_STALE_MS`] from that read's start (counted from the waiter's own arrival, a request arriving late in
     /// a stalled read waited up to twice that before reading itself), then look up again if none came.
     Await { read: u64, wait_ms: u64 },
-    /// A read failed less than the hold ago and no kept set may be lent: answer that failure (`detail`) without
-    /// reading again.
-    Held { detail: String },
+    /// A read failed less than the hold ago and no kept set may be lent: answer that failure (`detail`, of `kind`)
+    /// without reading again, for `left_ms` more.
+    Held {
+        detail: String,
+        kind: ReadFailure,
+        left_ms: u64,
+    },
 }
 
 /// Why a read found no key set: what it says of the document an older read, ending after it, found.
@@ -60,6 +64,8 @@ pub enum ReadFailure {
 struct Failed {
     until_ms: u64,
     detail: String,
+    /// Whether it said anything of the document, or KV erred (answered 503 while it holds: a store outage passes).
+    kind: ReadFailure,
     read: u64,
 }
 
@@ -123,6 +129,8 @@ impl<K> KeySetMemory<K> {
                 Some(keys) => Lookup::Use(keys),
                 None => Lookup::Held {
                     detail: failed.detail.clone(),
+                    kind: failed.kind,
+                    left_ms: failed.until_ms - now_ms,
                 },
             };
         }
@@ -220,6 +228,7 @@ impl<K> KeySetMemory<K> {
         self.failed = Some(Failed {
             until_ms: now_ms.saturating_add(hold_ms),
             detail,
+            kind,
             read,
         });
     }
@@ -274,7 +283,7 @@ mod tests {
 
     fn held(memory: &mut KeySetMemory<String>, now: u64) -> String {
         match memory.lookup(now, TTL) {
-            Lookup::Held { detail } => detail,
+            Lookup::Held { detail, .. } => detail,
             other => panic!("expected the failure held, got {other:?}"),
         }
     }
@@ -615,7 +624,7 @@ mod tests {
             "JWKS: stalled".into(),
         );
         match memory.lookup(REFRESH_STALE_MS + HOLD - 1, TTL) {
-            Lookup::Held { detail } => {
+            Lookup::Held { detail, .. } => {
                 assert_eq!(detail, "JWKS: broken", "the newest read's failure")
             }
             other => panic!("within the hold: {other:?}"),
@@ -640,8 +649,19 @@ mod tests {
         let second = read(&mut memory, HOLD);
         memory.failed(second, HOLD, HOLD, ReadFailure::Document, "second".into());
         match memory.lookup(2 * HOLD - 1, TTL) {
-            Lookup::Held { detail } => assert_eq!(detail, "second"),
+            Lookup::Held { detail, .. } => assert_eq!(detail, "second"),
             other => panic!("within the second hold: {other:?}"),
+        }
+        // A hold says what failed and how much of it is left: a store's failure is answered as an outage (503,
+        // `Retry-After` the hold left), a document's as the deployment's (500).
+        let mut memory = KeySetMemory::<String>::default();
+        let store = read(&mut memory, 0);
+        memory.failed(store, 0, HOLD, ReadFailure::Store, "KV erred".into());
+        match memory.lookup(HOLD - 250, TTL) {
+            Lookup::Held { kind, left_ms, .. } => {
+                assert_eq!((kind, left_ms), (ReadFailure::Store, 250))
+            }
+            other => panic!("within the hold: {other:?}"),
         }
     }
 
@@ -656,7 +676,7 @@ mod tests {
         assert_eq!(*keys, "parsed old", "its own request uses what it read");
         // Before, the older document was kept for a whole TTL and the newer read's hold lifted.
         match memory.lookup(REFRESH_STALE_MS + 1, TTL) {
-            Lookup::Held { detail } => {
+            Lookup::Held { detail, .. } => {
                 assert_eq!(detail, "JWKS: broken", "the newest read's outcome")
             }
             other => panic!("within the hold: {other:?}"),
