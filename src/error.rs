@@ -113,13 +113,31 @@ impl ApiError {
     /// does not serve: that method is the one refused, and OPTIONS, served here as this preflight, joins `allowed`
     /// (RFC 9110 §15.5.6) — unless OPTIONS is what the preflight asks about: then the OPTIONS request it would clear
     /// is the one not served, and `Allow` does not claim it.
+    /// `Access-Control-Request-Method` is a header, any text a page's script or a client puts there, not a method
+    /// the runtime parsed: it is named only when it is one (a token of at most 32 characters, RFC 9110 §9.1), so a
+    /// message never echoes other client input.
     pub fn preflight_refused(asked: &str, allowed: &[&str]) -> Self {
         let asked = asked.trim();
         let mut allowed = allowed.to_vec();
         if asked != "OPTIONS" && !allowed.contains(&"OPTIONS") {
             allowed.push("OPTIONS");
         }
-        Self::method_not_allowed(asked, &allowed)
+        let is_method = (1..=32).contains(&asked.len())
+            && asked
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if is_method {
+            return Self::method_not_allowed(asked, &allowed);
+        }
+        Self::new(
+            405,
+            "method_not_allowed",
+            format!(
+                "the preflight's Access-Control-Request-Method is no method name; allowed: {}",
+                allowed.join(", ")
+            ),
+        )
+        .with_header("allow", allowed.join(", "))
     }
 
     /// 413: a body or header over its configured cap; the message says which cap.
@@ -524,6 +542,23 @@ mod tests {
             .contains("method OPTIONS is not allowed here; allowed: GET, HEAD\""));
         let padded = ApiError::preflight_refused(" OPTIONS ", &["POST"]);
         assert_eq!(allow(&padded).as_deref(), Some("POST"));
+        // What is no method name is not echoed (it was, up to 1 KiB of it): the header is any text a client sends.
+        for asked in [
+            "<script>alert(1)</script>",
+            "GET POST",
+            &"X".repeat(33),
+            "\u{e9}t\u{e9}",
+        ] {
+            let refused = ApiError::preflight_refused(asked, &["GET"]);
+            assert_eq!(refused.status(), 405);
+            assert_eq!(allow(&refused).as_deref(), Some("GET, OPTIONS"), "{asked}");
+            assert!(
+                !refused.body().contains(asked),
+                "{asked}: {}",
+                refused.body()
+            );
+            assert!(refused.body().contains("no method name"), "{asked}");
+        }
     }
 
     #[test]
