@@ -15,10 +15,19 @@ use crate::error::ApiError;
 /// The only protocol version RFC 6455 defines.
 pub const VERSION: &str = "13";
 
-/// Why a request that asks to upgrade to WebSocket is no opening handshake, given its `Sec-WebSocket-Version` and
-/// `Sec-WebSocket-Key`: another version is answered 426 naming the one understood (§4.2.2), a key that is missing
-/// or not the base64 of 16 bytes 400 (§4.2.1).
-pub fn refusal(version: Option<&str>, key: Option<&str>) -> Option<ApiError> {
+/// Why a request that asks to upgrade to WebSocket is no opening handshake, given how its `Upgrade` reads, its
+/// `Sec-WebSocket-Version` and `Sec-WebSocket-Key`: `websocket` beside other protocols ([`Upgrade::Listed`]) is
+/// answered 501 (the runtime answers no socket to it: telling the client to upgrade to what it asked for would not
+/// help), another version 426 naming the one understood (§4.2.2), a key that is missing or not the base64 of 16
+/// bytes 400 (§4.2.1).
+pub fn refusal(upgrade: Upgrade, version: Option<&str>, key: Option<&str>) -> Option<ApiError> {
+    if upgrade == Upgrade::Listed {
+        return Some(ApiError::new(
+            501,
+            "upgrade_unsupported",
+            "a WebSocket handshake's Upgrade field must name websocket alone",
+        ));
+    }
     if version.map(str::trim) != Some(VERSION) {
         return Some(
             ApiError::new(
@@ -93,14 +102,22 @@ mod tests {
 
     #[test]
     fn a_version_13_handshake_with_a_16_byte_key_passes() {
-        assert!(refusal(Some("13"), Some(KEY)).is_none());
-        assert!(refusal(Some(" 13 "), Some(KEY)).is_none());
+        assert!(refusal(Upgrade::WebSocket, Some("13"), Some(KEY)).is_none());
+        assert!(refusal(Upgrade::WebSocket, Some(" 13 "), Some(KEY)).is_none());
+    }
+
+    #[test]
+    fn websocket_beside_other_protocols_is_refused_501_before_its_version_and_key() {
+        let error = refusal(Upgrade::Listed, Some("13"), Some(KEY)).expect("refused");
+        assert_eq!((error.status(), error.code()), (501, "upgrade_unsupported"));
+        let error = refusal(Upgrade::Listed, None, None).expect("refused");
+        assert_eq!(error.status(), 501, "the Upgrade field is read first");
     }
 
     #[test]
     fn another_or_no_version_is_told_the_one_understood() {
         for version in [None, Some("8"), Some("13, 8"), Some("")] {
-            let error = refusal(version, Some(KEY)).expect("refused");
+            let error = refusal(Upgrade::WebSocket, version, Some(KEY)).expect("refused");
             assert_eq!(error.status(), 426, "{version:?}");
             assert!(error
                 .headers()
@@ -118,7 +135,7 @@ mod tests {
             Some("dGhlIHNhbXBsZSBub25j"),
             Some("!!!!"),
         ] {
-            let error = refusal(Some("13"), key).expect("refused");
+            let error = refusal(Upgrade::WebSocket, Some("13"), key).expect("refused");
             assert_eq!(error.status(), 400, "{key:?}");
         }
     }

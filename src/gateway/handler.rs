@@ -214,8 +214,6 @@ async fn proxy_route(
             // origin is asked, and the client gets workerd's 500 "WebSocket must be initiated with a GET request";
             // README): kept for a runtime that tells the Worker the method.
             Some(format!("a WebSocket handshake is a GET, not a {method}"))
-        } else if upgrade == Upgrade::Listed {
-            Some("a WebSocket handshake's Upgrade field must name websocket alone".to_owned())
         } else {
             None
         };
@@ -223,6 +221,7 @@ async fn proxy_route(
             return Err(ApiError::new(501, "upgrade_unsupported", message));
         }
         if let Some(refused) = websocket::refusal(
+            upgrade,
             header_list::get(incoming, "sec-websocket-version"),
             header_list::get(incoming, "sec-websocket-key"),
         ) {

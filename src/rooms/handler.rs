@@ -135,30 +135,19 @@ pub async fn join(call: &Call) -> ApiResult<Response> {
     // Reached by a GET only: the route is GET-only in the table (a HEAD is no handshake, and is refused there
     // before the room sees its ticket).
     let name = room_name(call)?;
-    let upgrade = call.req.headers().get("upgrade").ok().flatten();
-    match websocket::upgrade(upgrade.as_deref()) {
-        Upgrade::WebSocket => {}
-        // WebSocket asked for beside other protocols (`websocket, h2c`): the runtime answers no socket to it. Refused
-        // as a gateway route refuses it, not told to upgrade to the WebSocket it asked for.
-        Upgrade::Listed => {
-            return Err(ApiError::new(
-                501,
-                "upgrade_unsupported",
-                "a WebSocket handshake's Upgrade field must name websocket alone",
-            ))
-        }
-        Upgrade::None => {
-            return Err(ApiError::new(
-                426,
-                "upgrade_required",
-                "this endpoint speaks WebSocket only",
-            )
-            .with_header("upgrade", "websocket"))
-        }
-    }
     let header = |name| call.req.headers().get(name).ok().flatten();
+    let upgrade = websocket::upgrade(header("upgrade").as_deref());
+    if upgrade == Upgrade::None {
+        return Err(ApiError::new(
+            426,
+            "upgrade_required",
+            "this endpoint speaks WebSocket only",
+        )
+        .with_header("upgrade", "websocket"));
+    }
+    // WebSocket asked for beside other protocols (`websocket, h2c`) is refused as a gateway route refuses it.
     let (version, key) = (header("sec-websocket-version"), header("sec-websocket-key"));
-    if let Some(refusal) = websocket::refusal(version.as_deref(), key.as_deref()) {
+    if let Some(refusal) = websocket::refusal(upgrade, version.as_deref(), key.as_deref()) {
         return Err(refusal);
     }
     // The room speaks no subprotocol and its 101 names none, which a client that offered some fails after the 101
