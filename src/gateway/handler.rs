@@ -1807,9 +1807,10 @@ fn origin_headers(
     }
     // RFC 8586: the list the request came with and this gateway's own entry, so a route whose upstream leads back
     // here is refused after a few rounds (see `serve`) instead of going round without end.
-    let came_with = header_list::get(incoming, "cdn-loop");
-    out.retain(|(k, _)| !k.eq_ignore_ascii_case("cdn-loop"));
-    out.push(("cdn-loop".into(), cdn_loop_for_origin(came_with)));
+    out.push((
+        "cdn-loop".into(),
+        cdn_loop_for_origin(header_list::get(incoming, "cdn-loop")),
+    ));
     out.push(("x-forwarded-proto".into(), url.scheme.to_owned()));
     if !url.authority.is_empty() {
         out.push(("x-forwarded-host".into(), url.authority.to_owned()));

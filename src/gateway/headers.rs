@@ -221,9 +221,10 @@ fn end_to_end(name: &[u8]) -> bool {
 }
 
 /// Names the gateway sets itself from what it verified: a client's own would be taken for them. The forwarding
-/// headers (`Forwarded`; `X-Forwarded-*` in [`GATEWAY_SET_PREFIXES`]), the request's id (checked, then set) and
-/// `traceparent` (re-set from the trace context; `tracestate` passes on with it).
-const GATEWAY_SET: &[&str] = &["forwarded", "x-request-id", "traceparent"];
+/// headers (`Forwarded`; `X-Forwarded-*` in [`GATEWAY_SET_PREFIXES`]), the request's id (checked, then set),
+/// `traceparent` (re-set from the trace context; `tracestate` passes on with it) and `CDN-Loop` (the list it came
+/// with, the gateway's own entry appended: [`cdn_loop_for_origin`]).
+const GATEWAY_SET: &[&str] = &["forwarded", "x-request-id", "traceparent", "cdn-loop"];
 
 /// Name prefixes of [`GATEWAY_SET`] headers: `X-User-*` (the verified identity), `X-Forwarded-*` and `Cf-*` (the
 /// edge's own, Cloudflare Access's `Cf-Access-*` among them).
