@@ -1512,28 +1512,21 @@ fn capped(
     );
     let sending = Sending::new();
     let held = Held::new(&stream);
-    let reader = held.clone();
     let (flag, cut) = (over.clone(), abort.clone());
-    let chunks = futures_util::stream::unfold(Some((reader, 0u64)), move |state| {
+    // The body's chunks as `held_chunks` reads them, counted against `max_body_bytes`.
+    let start = (Box::pin(held_chunks(held.clone())), held.clone(), 0u64);
+    let chunks = futures_util::stream::unfold(Some(start), move |state| {
         let (flag, cut, request_id) = (flag.clone(), cut.clone(), request_id.clone());
         async move {
-            let (reader, seen) = state?;
-            let read = reader.0.borrow().0.as_ref()?.read();
-            let result = match JsFuture::from(read).await {
-                Ok(result) => result,
+            let (mut body, reader, seen) = state?;
+            let chunk = match futures_util::StreamExt::next(&mut body).await? {
+                Ok(chunk) => chunk,
                 // A failing stream alone would end the origin's chunked request as if complete (measured): abort it.
                 Err(e) => {
                     cut.abort();
                     return Some((Err(e), None));
                 }
             };
-            if js_sys::Reflect::get(&result, &JsValue::from_str("done"))
-                .is_ok_and(|d| d.is_truthy())
-            {
-                return None;
-            }
-            let chunk = js_sys::Reflect::get(&result, &JsValue::from_str("value"))
-                .unwrap_or(JsValue::UNDEFINED);
             let bytes = js_sys::Reflect::get(&chunk, &JsValue::from_str("byteLength"))
                 .ok()
                 .and_then(|n| n.as_f64())
@@ -1552,7 +1545,7 @@ fn capped(
                     ));
                 }
             }
-            Some((Ok(chunk), Some((reader, seen))))
+            Some((Ok(chunk), Some((body, reader, seen))))
         }
     });
     Ok(OutBody::Capped(CappedBody {
