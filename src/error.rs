@@ -98,15 +98,18 @@ impl ApiError {
 
     /// 405 with the `Allow` header listing the methods the path does accept.
     pub fn method_not_allowed(method: &str, allowed: &[&str]) -> Self {
+        Self::not_allowed(&format!("method {method} is not allowed here"), allowed)
+    }
+
+    /// The 405 saying `refused`, with `allowed` in its message and `Allow`.
+    fn not_allowed(refused: &str, allowed: &[&str]) -> Self {
+        let allowed = allowed.join(", ");
         Self::new(
             405,
             "method_not_allowed",
-            format!(
-                "method {method} is not allowed here; allowed: {}",
-                allowed.join(", ")
-            ),
+            format!("{refused}; allowed: {allowed}"),
         )
-        .with_header("allow", allowed.join(", "))
+        .with_header("allow", allowed)
     }
 
     /// 405 for a CORS preflight asking about a method (`asked`, from `Access-Control-Request-Method`) the target
@@ -129,15 +132,10 @@ impl ApiError {
         if is_method {
             return Self::method_not_allowed(asked, &allowed);
         }
-        Self::new(
-            405,
-            "method_not_allowed",
-            format!(
-                "the preflight's Access-Control-Request-Method is no method name; allowed: {}",
-                allowed.join(", ")
-            ),
+        Self::not_allowed(
+            "the preflight's Access-Control-Request-Method is no method name",
+            &allowed,
         )
-        .with_header("allow", allowed.join(", "))
     }
 
     /// 413: a body or header over its configured cap; the message says which cap.
